@@ -1,0 +1,1 @@
+"""vinom test suite (trial)."""

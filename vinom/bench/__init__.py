@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m vinom.bench <scenario>`."""

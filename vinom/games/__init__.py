@@ -1,0 +1,1 @@
+"""Games: the pluggable rules that rooms run."""

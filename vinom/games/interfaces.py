@@ -1,0 +1,125 @@
+"""The game seam: what a pluggable game provides to rooms, the matchmaker and bots.
+
+A game is a set of pure functions over immutable state (attrs `@frozen`,
+changed with `evolve`). Rooms own the lifecycle (connect deadline, countdown,
+play, time limit, finished), the state version counter and the randomness;
+games own the rules. Games are discovered as Twisted plugins providing `IGame`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import field, frozen
+from zope.interface import Attribute, Interface
+
+
+@frozen
+class Seat:
+    """A player's place in a game: `index` is 0-based in match order."""
+
+    player_id: str
+    name: str
+    index: int
+
+
+@frozen
+class GameEvent:
+    """Something that happened, sent on the reliable channel.
+
+    `to` limits the recipients to those player ids; None means everyone.
+    """
+
+    name: str
+    data: Mapping[str, Any] = field(factory=dict)
+    to: tuple[str, ...] | None = None
+
+
+@frozen
+class Outcome:
+    """The new state after an action or tick, and the events it produced."""
+
+    state: Any
+    events: tuple[GameEvent, ...] = ()
+
+
+class IllegalAction(Exception):
+    """An action that is stale or against the rules; it changes nothing.
+
+    `code` is stable and machine-readable (for example `stale`, `not_your_turn`,
+    `illegal_move`, `bad_action`); `message` is for humans.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class IBot(Interface):
+    """A player that makes legal moves from its own view of the game."""
+
+    def choose_action(view: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The next action to send, or None to wait for the state to change."""
+
+
+class IGame(Interface):
+    """A game definition. Every method is a pure function of its arguments."""
+
+    name: str = Attribute("Registry name, lower case, e.g. 'maze'.")
+    description: str = Attribute("One line for `vinom games`.")
+    version: str = Attribute("Rules version, e.g. '1'.")
+    min_players: int = Attribute("Fewest players a match can start with.")
+    max_players: int = Attribute("Most players a room can seat.")
+    match_size: int = Attribute("Players the matchmaker puts in one match.")
+    tick_rate: float = Attribute("Ticks per second (1 to 60), or 0 for no tick.")
+    time_limit: float = Attribute("Seconds of play before the game ends.")
+    countdown: float = Attribute("Seconds between all players connected and play.")
+
+    def create(seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
+        """The initial state for these seats."""
+
+    def check_join(state: Any, seat: Seat) -> str | None:
+        """None to accept the seat joining, else the reason it is rejected."""
+
+    def join(state: Any, seat: Seat) -> Outcome:
+        """A seated player connected for the first time."""
+
+    def leave(state: Any, seat: Seat) -> Outcome:
+        """A player left for good (or their reconnection window lapsed)."""
+
+    def reconnect(state: Any, seat: Seat) -> Outcome:
+        """A player came back within the reconnection window."""
+
+    def apply_action(
+        state: Any, seat: Seat, action: Mapping[str, Any], rng: random.Random
+    ) -> Outcome:
+        """Apply one action of `seat`'s player, or raise `IllegalAction`.
+
+        The acting seat comes from the authenticated session, never from the
+        action. Where the game uses per-player versions the action carries its
+        basis (the maze: the position the move is made from).
+        """
+
+    def tick(state: Any, dt: float, rng: random.Random) -> Outcome:
+        """Advance by `dt` seconds; called at `tick_rate` while playing."""
+
+    def time_up(state: Any) -> Outcome:
+        """The time limit passed: end the game."""
+
+    def view(state: Any, player_id: str | None) -> Mapping[str, Any]:
+        """What this player may see (hidden information removed); None: a spectator.
+
+        Only msgpack-encodable values (dict, list, str, int, float, bool, None).
+        """
+
+    def is_finished(state: Any) -> bool:
+        """True once the game has a result."""
+
+    def result(state: Any) -> Mapping[str, Any]:
+        """The result: at least `winners` (list of player ids) and `reason`."""
+
+    def make_bot(player_id: str, rng: random.Random) -> IBot:
+        """A bot that plays legal moves for this player."""

@@ -1,0 +1,1 @@
+"""Game hosting: ports, game hosts (inline or child process) and their lifecycle."""

@@ -1,0 +1,1 @@
+"""The TLS lobby: hello, queue, match_found."""

@@ -1,0 +1,1 @@
+"""Matchmaking: queued players in, matches out."""

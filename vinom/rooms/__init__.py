@@ -1,0 +1,1 @@
+"""Rooms and the session manager: matches played on a game host."""

@@ -1,0 +1,1 @@
+"""Session stores: players, secrets and match placements (in memory, Redis)."""
