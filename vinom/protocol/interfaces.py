@@ -10,6 +10,7 @@ from zope.interface import Interface
 
 from vinom.hosting.interfaces import HostAddress
 from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.events import SessionClosed, SessionConnected
 
 
 class Admission(enum.Enum):
@@ -34,3 +35,26 @@ class ITokenIssuer(Interface):
 
     def issue(match: Match, player: Ticket, address: HostAddress, now: float) -> Mapping[str, Any]:
         """The JSON-safe public part of a connect token for `player` in `match`."""
+
+
+class ISessionSink(Interface):
+    """Receives what the game host's sessions do; the session manager implements it."""
+
+    def session_connected(event: SessionConnected) -> None:
+        """A player completed the handshake."""
+
+    def message_received(session_id: int, channel: int, data: bytes) -> None:
+        """One whole message arrived on a channel (0 unreliable, 1 reliable)."""
+
+    def session_closed(event: SessionClosed) -> None:
+        """A session ended (timeout, disconnect by the peer, or closed by us)."""
+
+
+class ISessionSender(Interface):
+    """Sends to sessions; the game host's DatagramProtocol adapter implements it."""
+
+    def send_message(session_id: int, channel: int, data: bytes) -> None:
+        """Queue one message for the session and transmit it promptly."""
+
+    def close_session(session_id: int) -> None:
+        """Disconnect the session (redundant `disconnect` packets), then forget it."""
