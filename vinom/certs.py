@@ -1,0 +1,102 @@
+"""The self-signed development certificate the lobby uses when none is configured.
+
+On first start the server makes an ECDSA P-256 certificate for `localhost`
+(and 127.0.0.1 / ::1) in its data directory and reuses it afterwards, so a
+client can trust it once (`--trust data/dev-cert.pem`). ECDSA rather than RSA
+because signing is what a TLS server does per handshake, and P-256 signs an
+order of magnitude faster than RSA-2048.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from attrs import frozen
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+CERT_FILE = "dev-cert.pem"
+KEY_FILE = "dev-key.pem"
+# Renew a dev certificate this long before it expires, so a running server never
+# starts with one that lapses mid-session.
+RENEW_BEFORE = datetime.timedelta(days=7)
+VALIDITY = datetime.timedelta(days=365)
+
+
+@frozen
+class CertificatePaths:
+    """Where a certificate and its private key live, and whether we just made them."""
+
+    certificate: Path
+    private_key: Path
+    created: bool
+
+
+def ensure_dev_certificate(
+    data_dir: str | os.PathLike[str], *, now: datetime.datetime | None = None
+) -> CertificatePaths:
+    """Return the dev certificate in `data_dir`, creating (or renewing) it if needed."""
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path = directory / CERT_FILE
+    key_path = directory / KEY_FILE
+    moment = now or datetime.datetime.now(datetime.UTC)
+    if cert_path.exists() and key_path.exists() and _still_valid(cert_path, moment):
+        return CertificatePaths(cert_path, key_path, created=False)
+    cert_pem, key_pem = make_self_signed("localhost", now=moment)
+    _write_private(key_path, key_pem)
+    cert_path.write_bytes(cert_pem)
+    return CertificatePaths(cert_path, key_path, created=True)
+
+
+def make_self_signed(
+    hostname: str, *, now: datetime.datetime | None = None
+) -> tuple[bytes, bytes]:
+    """A self-signed certificate for `hostname` (plus loopback IPs), and its key, as PEM."""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    alt_names: list[x509.GeneralName] = [
+        x509.DNSName(hostname),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - datetime.timedelta(minutes=5))
+        .not_valid_after(moment + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert_pem, key_pem
+
+
+def _still_valid(cert_path: Path, moment: datetime.datetime) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except ValueError:
+        return False
+    return cert.not_valid_after_utc - RENEW_BEFORE > moment
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    # Create with 0600 from the start: the key must never be world-readable, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
