@@ -1,0 +1,160 @@
+"""Tests for vinom.tap: option parsing and validation before anything listens."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.python import usage
+from twisted.trial.unittest import TestCase
+
+from vinom.tap import Options, lobby_description, parse_port_range, read_token_key
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class PortRangeTests(TestCase):
+    def test_range(self) -> None:
+        self.assertEqual(parse_port_range("7400-7499"), (7400, 7499))
+
+    def test_single_port(self) -> None:
+        self.assertEqual(parse_port_range("9000"), (9000, 9000))
+
+    def test_unparsable(self) -> None:
+        for text in ("", "abc", "7400-", "-7499", "7400-74x9", "1-2-3"):
+            with self.subTest(text=text):
+                e = self.assertRaises(usage.UsageError, parse_port_range, text)
+                self.assertIn("--udp-ports", str(e))
+
+    def test_inverted(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse_port_range, "7499-7400")
+        self.assertIn("inverted", str(e))
+
+    def test_out_of_bounds(self) -> None:
+        for text in ("0-10", "65000-65536", "70000"):
+            with self.subTest(text=text):
+                self.assertRaises(usage.UsageError, parse_port_range, text)
+
+
+class OptionsTests(TestCase):
+    def test_defaults(self) -> None:
+        options = parse()
+        self.assertEqual(options["lobby"], "ssl:7350")
+        self.assertEqual(options["udp-port-range"], (7400, 7499))
+        self.assertEqual(options["max-games"], 100)
+        self.assertEqual(options["log-format"], "text")
+        self.assertIsNone(options["token-key"])
+        self.assertEqual(options["max-connections-per-ip"], 32)
+        self.assertEqual(options["frame-rate"], 20.0)
+        self.assertEqual(options["frame-burst"], 40)
+        self.assertEqual(options["max-protocol-errors"], 10)
+
+    def test_help_documents_every_option(self) -> None:
+        text = str(Options())
+        for name in (
+            "--lobby",
+            "--certificate",
+            "--private-key",
+            "--udp-ports",
+            "--max-games",
+            "--data-dir",
+            "--log-format",
+            "--token-key-file",
+            "--public-host",
+            "--udp-interface",
+        ):
+            self.assertIn(name, text)
+
+    def test_max_games_bounds(self) -> None:
+        self.assertEqual(parse("--udp-ports", "9000-9009", "--max-games", "10")["max-games"], 10)
+        e = self.assertRaises(usage.UsageError, parse, "--udp-ports", "9000-9009", "-g", "11")
+        self.assertIn("larger than the UDP port range", str(e))
+        for bad in ("0", "-3", "many"):
+            with self.subTest(bad=bad):
+                self.assertRaises(usage.UsageError, parse, "--max-games", bad)
+
+    def test_default_max_games_is_pool_size(self) -> None:
+        self.assertEqual(parse("--udp-ports", "9000-9003")["max-games"], 4)
+
+    def test_inverted_port_range(self) -> None:
+        self.assertRaises(usage.UsageError, parse, "--udp-ports", "9010-9000")
+
+    def test_missing_certificate_file(self) -> None:
+        key = self.mktemp()
+        with open(key, "w") as f:
+            f.write("x")
+        e = self.assertRaises(
+            usage.UsageError, parse, "--certificate", "/nonexistent/cert.pem", "--private-key", key
+        )
+        self.assertIn("no such file", str(e))
+
+    def test_certificate_without_key(self) -> None:
+        cert = self.mktemp()
+        with open(cert, "w") as f:
+            f.write("x")
+        e = self.assertRaises(usage.UsageError, parse, "--certificate", cert)
+        self.assertIn("go together", str(e))
+
+    def test_log_format(self) -> None:
+        self.assertEqual(parse("--log-format", "json")["log-format"], "json")
+        self.assertRaises(usage.UsageError, parse, "--log-format", "xml")
+
+    def test_rate_limits_must_be_positive(self) -> None:
+        for args in (
+            ("--frame-rate", "0"),
+            ("--frame-rate", "fast"),
+            ("--frame-burst", "0"),
+            ("--max-connections-per-ip", "-1"),
+            ("--max-protocol-errors", "x"),
+        ):
+            with self.subTest(args=args):
+                self.assertRaises(usage.UsageError, parse, *args)
+
+    def test_lobby_endpoint_checked(self) -> None:
+        self.assertEqual(parse("--lobby", "tcp:7350")["lobby"], "tcp:7350")
+        for bad in ("ssl:", "ssl:notaport", "nonsense:1234", "tcp:port=abc", "  "):
+            with self.subTest(bad=bad):
+                self.assertRaises(usage.UsageError, parse, "--lobby", bad)
+
+    def test_lobby_ssl_key_files_checked(self) -> None:
+        e = self.assertRaises(
+            usage.UsageError, parse, "--lobby", "ssl:7350:privateKey=/nonexistent.pem"
+        )
+        self.assertIn("no such file", str(e))
+
+    def test_lobby_description_fills_certificate(self) -> None:
+        options = parse()
+        self.assertEqual(
+            lobby_description(options, "/d/c:ert.pem", "/d/key.pem"),
+            "ssl:7350:privateKey=/d/key.pem:certKey=/d/c\\:ert.pem",
+        )
+        tcp = parse("--lobby", "tcp:7350")
+        self.assertEqual(lobby_description(tcp, "c", "k"), "tcp:7350")
+
+
+class TokenKeyTests(TestCase):
+    def write(self, data: bytes) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_raw_hex_and_base64(self) -> None:
+        key = os.urandom(32)
+        self.assertEqual(read_token_key(self.write(key)), key)
+        self.assertEqual(read_token_key(self.write(key.hex().encode() + b"\n")), key)
+        import base64
+
+        self.assertEqual(read_token_key(self.write(base64.b64encode(key))), key)
+
+    def test_wrong_length(self) -> None:
+        self.assertRaises(usage.UsageError, read_token_key, self.write(b"short"))
+        hex_of_20 = os.urandom(20).hex().encode()
+        self.assertRaises(usage.UsageError, read_token_key, self.write(hex_of_20))
+
+    def test_missing_file(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse, "--token-key-file", "/nonexistent/key")
+        self.assertIn("--token-key-file", str(e))

@@ -1,0 +1,40 @@
+"""Log output formats for the server: twistd's text lines, or JSON lines for collectors.
+
+twistd starts logging after `makeService`, looking first for an `ILogObserver`
+component on the application; `LogFormatService` puts one there when JSON is
+asked for, so `twistd vinom --log-format json` needs no `--logger` incantation.
+JSON lines go to standard output, where container platforms collect them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from twisted.application import service
+from twisted.logger import ILogObserver, jsonFileLogObserver
+
+LOG_FORMATS = ("text", "json")
+
+
+def json_lines_observer(stream: IO[str] | None = None) -> ILogObserver:
+    """An observer writing one JSON object per event and line (record separator off)."""
+    return jsonFileLogObserver(stream or sys.stdout, recordSeparator="")
+
+
+class LogFormatService(service.MultiService):
+    """The root service; when attached to an application it installs the chosen log format."""
+
+    def __init__(self, log_format: str = "text", stream: IO[str] | None = None) -> None:
+        super().__init__()
+        if log_format not in LOG_FORMATS:
+            raise ValueError(f"log format must be one of {LOG_FORMATS}, not {log_format!r}")
+        self.log_format = log_format
+        self._stream = stream
+
+    def setServiceParent(self, parent: service.IServiceCollection) -> None:
+        super().setServiceParent(parent)
+        if self.log_format == "json":
+            setter = getattr(parent, "setComponent", None)
+            if setter is not None:
+                setter(ILogObserver, json_lines_observer(self._stream))

@@ -1,0 +1,213 @@
+"""`twistd vinom`: command-line options and the service tree of a whole vinom server.
+
+`makeService(options)` returns a `MultiService` of small services: the TLS
+lobby (a strports service), the matchmaker, the port allocator and the game
+hosting service. As in `twisted.names.tap`, TCP and UDP live side by side
+under one root service. A reactor can be injected for tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+from typing import Any
+
+from twisted.python import usage
+
+from vinom.logs import LOG_FORMATS
+
+DEFAULT_LOBBY = "ssl:7350"
+DEFAULT_UDP_PORTS = "7400-7499"
+TOKEN_KEY_BYTES = 32
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """'7400-7499' -> (7400, 7499); a single port 'N' is the range N-N."""
+    first, sep, last = text.strip().partition("-")
+    try:
+        low = int(first)
+        high = int(last) if sep else low
+    except ValueError:
+        raise usage.UsageError(
+            f"--udp-ports must look like 7400-7499 (first-last), not {text!r}"
+        ) from None
+    if not (1 <= low <= 65535 and 1 <= high <= 65535):
+        raise usage.UsageError(f"--udp-ports: ports must be within 1-65535, not {text!r}")
+    if low > high:
+        raise usage.UsageError(f"--udp-ports: the range {text!r} is inverted (first > last)")
+    return low, high
+
+
+def read_token_key(path: str) -> bytes:
+    """The shared connect-token key: 32 bytes, stored raw, as hex or as base64."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise usage.UsageError(f"--token-key-file {path!r}: {e.strerror}") from None
+    if len(raw) == TOKEN_KEY_BYTES:
+        return raw
+    text = raw.strip()
+    for decode in (binascii.unhexlify, base64.b64decode):
+        try:
+            key = decode(text)
+        except (binascii.Error, ValueError):
+            continue
+        if len(key) == TOKEN_KEY_BYTES:
+            return key
+    raise usage.UsageError(
+        f"--token-key-file {path!r} must hold {TOKEN_KEY_BYTES} bytes (raw, hex or base64)"
+    )
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise usage.UsageError(f"--{name} must be at least 1, not {number}")
+    return number
+
+
+def _positive_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
+    if not number > 0:
+        raise usage.UsageError(f"--{name} must be greater than 0, not {value!r}")
+    return number
+
+
+class Options(usage.Options):
+    """Options of `twistd vinom`; every value is checked before anything listens."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Runs a vinom game server: a TLS lobby where players say hello and queue, "
+        "a matchmaker, and game hosts on a bounded range of UDP ports. With no "
+        "certificate given, a self-signed certificate for localhost is made in the "
+        "data directory on first start and reused afterwards."
+    )
+
+    optParameters = [
+        [
+            "lobby",
+            "l",
+            DEFAULT_LOBBY,
+            "Lobby endpoint, a strports description. 'ssl:PORT' uses --certificate/"
+            "--private-key, or the dev certificate when they are not given.",
+        ],
+        ["certificate", "c", None, "TLS certificate (PEM) for the lobby."],
+        ["private-key", "k", None, "Private key (PEM) of --certificate."],
+        ["udp-ports", "u", DEFAULT_UDP_PORTS, "UDP port range for game hosts, first-last."],
+        ["udp-interface", None, "", "Address game hosts bind to ('' = all interfaces)."],
+        [
+            "public-host",
+            None,
+            "127.0.0.1",
+            "Address of the game hosts as clients should reach them (sent in match_found).",
+        ],
+        ["max-games", "g", None, "Most games running at once (default: the number of UDP ports)."],
+        ["data-dir", "d", "vinom-data", "Directory for the dev certificate and other state."],
+        ["log-format", None, "text", "Log format: 'text' (twistd's) or 'json' (JSON lines)."],
+        [
+            "token-key-file",
+            None,
+            None,
+            "Connect-token key shared by lobby and game hosts (32 bytes: raw, hex or base64). "
+            "Default: a fresh random key each start (fine when one process runs both).",
+        ],
+        ["max-connections-per-ip", None, "32", "Concurrent lobby connections per client IP."],
+        ["frame-rate", None, "20", "Lobby frames per second per connection (token bucket)."],
+        ["frame-burst", None, "40", "Lobby frame burst per connection (token bucket size)."],
+        ["max-protocol-errors", None, "10", "Protocol errors before a lobby connection closes."],
+    ]
+
+    compData = usage.Completions(
+        optActions={
+            "certificate": usage.CompleteFiles("*.pem"),
+            "private-key": usage.CompleteFiles("*.pem"),
+            "data-dir": usage.CompleteDirs(),
+            "log-format": usage.CompleteList(list(LOG_FORMATS)),
+        }
+    )
+
+    def postOptions(self) -> None:
+        low, high = parse_port_range(self["udp-ports"])
+        self["udp-port-range"] = (low, high)
+        pool = high - low + 1
+        if self["max-games"] is None:
+            self["max-games"] = pool
+        else:
+            self["max-games"] = _positive_int("max-games", self["max-games"])
+            if self["max-games"] > pool:
+                raise usage.UsageError(
+                    f"--max-games {self['max-games']} is larger than the UDP port range "
+                    f"{low}-{high} ({pool} ports): every game needs a port of its own"
+                )
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(
+                f"--log-format must be one of {', '.join(LOG_FORMATS)}, not {self['log-format']!r}"
+            )
+        cert, key = self["certificate"], self["private-key"]
+        if (cert is None) != (key is None):
+            raise usage.UsageError("--certificate and --private-key go together: give both")
+        for name in ("certificate", "private-key"):
+            path = self[name]
+            if path is not None and not os.path.isfile(path):
+                raise usage.UsageError(f"--{name} {path!r}: no such file")
+        if self["token-key-file"] is not None:
+            self["token-key"] = read_token_key(self["token-key-file"])
+        else:
+            self["token-key"] = None
+        for name in ("max-connections-per-ip", "frame-burst", "max-protocol-errors"):
+            self[name] = _positive_int(name, self[name])
+        self["frame-rate"] = _positive_float("frame-rate", self["frame-rate"])
+        self["lobby"] = self["lobby"].strip()
+        if not self["lobby"]:
+            raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
+        _check_endpoint(self["lobby"])
+
+
+def _check_endpoint(description: str) -> None:
+    """Check a server endpoint description without listening.
+
+    TLS descriptions are checked by hand because Twisted's parser loads the
+    certificate files, and the dev certificate is only made when the service starts.
+    """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.testing import MemoryReactor
+
+    kind, _, rest = description.partition(":")
+    if kind.lower() == "ssl":
+        fields = rest.split(":") if rest else []
+        positional = [f for f in fields if "=" not in f]
+        named = dict(f.split("=", 1) for f in fields if "=" in f)
+        port = named.get("port", positional[0] if positional else None)
+        if port is None or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise usage.UsageError(f"--lobby {description!r}: ssl needs a port, e.g. ssl:7350")
+        for name in ("privateKey", "certKey"):
+            path = named.get(name)
+            if path is not None and not os.path.isfile(path):
+                raise usage.UsageError(f"--lobby {description!r}: {name} {path!r}: no such file")
+        return
+    try:
+        serverFromString(MemoryReactor(), description)
+    except (ValueError, TypeError, KeyError) as e:
+        raise usage.UsageError(f"--lobby {description!r} is not a valid endpoint: {e}") from None
+
+
+def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
+    """The lobby's strports description, with the certificate filled in for bare 'ssl:PORT'."""
+    description: str = options["lobby"]
+    if description.lower().startswith("ssl:") and "privateKey=" not in description:
+        description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
+    return description
+
+
+def _escape(path: str) -> str:
+    # strports uses ':' as its separator and '\\' as its escape.
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
