@@ -1,0 +1,121 @@
+"""Options every scenario shares, and the measured run of one server and its load processes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.python import usage
+
+from vinom.bench.harness import Harness, Progress, Worker, cpu_plan
+
+
+class ScenarioOptions(usage.Options):
+    """Options common to every scenario; each scenario adds its own."""
+
+    optFlags = [
+        ["no-pin", None, "Do not pin the server and the load to separate cores."],
+        ["quiet", "q", "No progress bar."],
+        ["json", None, "Print only the JSON line (no table)."],
+    ]
+    optParameters = [
+        ["timeout", None, None, "Hard limit in seconds for the whole run (default: scenario's)."],
+    ]
+
+    # Seconds added to the scenario's own duration to make its default hard limit.
+    slack = 60.0
+
+    def planned_seconds(self) -> float:
+        """How long the scenario should take; the default hard limit adds `slack`."""
+        return float(self.get("warmup", 0) or 0) + float(self.get("duration", 0) or 0)
+
+    def hard_limit(self) -> float:
+        if self["timeout"] is not None:
+            return float(self["timeout"])
+        return self.planned_seconds() + self.slack
+
+    @property
+    def pin(self) -> bool:
+        return not self["no-pin"]
+
+    @property
+    def show_table(self) -> bool:
+        return not self["json"]
+
+
+def positive_int(options: usage.Options, name: str) -> int:
+    try:
+        value = int(options[name])
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a whole number") from None
+    if value < 1:
+        raise usage.UsageError(f"--{name} must be at least 1")
+    return value
+
+
+def non_negative_float(options: usage.Options, name: str) -> float:
+    try:
+        value = float(options[name])
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a number") from None
+    if value < 0:
+        raise usage.UsageError(f"--{name} must not be negative")
+    return value
+
+
+class MeasuredRun:
+    """The CPU each side used during the load's measured window.
+
+    The load processes announce `measuring` and `window_end`; the server's
+    CPU is sampled by the parent at those two moments (psutil), each load
+    process reports its own CPU for the window in its `result`.
+    """
+
+    def __init__(self, harness: Harness, server: Worker, loads: Sequence[Worker]) -> None:
+        self.harness = harness
+        self.server = server
+        self.loads = list(loads)
+        self.server_cpu_s = 0.0
+        self.results: list[dict[str, Any]] = []
+        self.server_marks: list[dict[str, Any]] = []
+
+    def run(self, mark_server: bool = False) -> list[dict[str, Any]]:
+        """Wait through the window; returns every load's `result` message."""
+        for load in self.loads:
+            self.harness.wait_for(load, "measuring")
+        start = self.server.cpu_seconds()
+        if mark_server:
+            self.server.send({"type": "mark"})
+            self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))
+        for load in self.loads:
+            self.harness.wait_for(load, "window_end")
+        end = self.server.cpu_seconds()
+        if mark_server:
+            self.server.send({"type": "mark"})
+            self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))
+        self.server_cpu_s = end - start
+        self.results = [self.harness.wait_for(load, "result") for load in self.loads]
+        return self.results
+
+    @property
+    def load_cpu_s(self) -> float:
+        return sum(float(r.get("load_cpu_s", 0.0)) for r in self.results)
+
+    @property
+    def window_s(self) -> float:
+        windows = [float(r.get("window_s", 0.0)) for r in self.results]
+        return max(windows) if windows else 0.0
+
+
+def progress_for(options: ScenarioOptions, label: str, total_s: float) -> Progress:
+    return Progress(label, total_s, enabled=None if not options["quiet"] else False)
+
+
+__all__ = [
+    "MeasuredRun",
+    "ScenarioOptions",
+    "cpu_plan",
+    "non_negative_float",
+    "positive_int",
+    "progress_for",
+]

@@ -1,0 +1,160 @@
+"""Load worker of the udp-echo scenario: keeps a window of datagrams in flight and times them.
+
+Every datagram carries its send time (8 bytes, `perf_counter_ns`) padded to
+the payload size; when the echo comes back the round trip is recorded and
+the next datagram leaves at once, so exactly `window` messages are in
+flight (split across `clients` sockets). A window lost on the network is
+refilled after half a second of silence and counted in `refills`.
+
+`--mode bare` sends raw datagrams. `--mode vinom` runs one sans-I/O
+`ClientConnection` per socket: each completes vinom's handshake with a token
+sealed here with the shared key, and the payloads travel as messages on the
+unreliable channel, encrypted and sequence-numbered, exactly as a game
+client's would.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+from twisted.python import usage
+
+from vinom.bench.loadgen import DONE, Latencies, Timeline
+from vinom.bench.worker import emit, run_guarded
+
+STAMP = struct.Struct("<q")
+SILENCE_REFILL_S = 0.5
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["mode", None, "bare", "bare or vinom"],
+        ["host", None, "127.0.0.1", "server address"],
+        ["port", None, None, "server UDP port"],
+        ["key", None, None, "vinom mode: the connect-token key, hex"],
+        ["size", None, "100", "payload bytes"],
+        ["window", None, "32", "messages in flight in total"],
+        ["clients", None, "4", "sockets (vinom: sessions) sharing the window"],
+        ["warmup", None, "1", "seconds before measuring"],
+        ["duration", None, "5", "seconds measured"],
+        ["channel", None, "0", "vinom mode: channel of the echoed messages"],
+    ]
+
+
+def split_window(window: int, clients: int) -> list[int]:
+    """`window` messages spread as evenly as possible over `clients` (each at least 1)."""
+    base, extra = divmod(max(window, clients), clients)
+    return [base + (1 if i < extra else 0) for i in range(clients)]
+
+
+def run_bare(options: Options) -> dict[str, Any]:
+    address = (options["host"], int(options["port"]))
+    size = max(int(options["size"]), STAMP.size)
+    clients = int(options["clients"])
+    shares = split_window(int(options["window"]), clients)
+    sockets = []
+    for _ in range(clients):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(address)
+        sock.setblocking(False)
+        sockets.append(sock)
+
+    latencies = Latencies()
+    state = {"count": 0, "refills": 0}
+    def on_measure() -> None:
+        latencies.clear()
+        state.update(count=0, refills=0)
+
+    timeline = Timeline(
+        float(options["warmup"]),
+        float(options["duration"]),
+        on_measure=on_measure,
+        progress=lambda: {"count": state["count"]},
+    )
+    selector = selectors.DefaultSelector()
+    for index, sock in enumerate(sockets):
+        selector.register(sock, selectors.EVENT_READ, index)
+    selector.register(sys.stdin, selectors.EVENT_READ, -1)
+
+    buffer = bytearray(size)
+    pack_into = STAMP.pack_into
+    unpack_from = STAMP.unpack_from
+    clock_ns = time.perf_counter_ns
+    record = latencies.record
+    last_heard = [time.perf_counter()] * clients
+
+    timeline.start()
+    for index, sock in enumerate(sockets):
+        for _ in range(shares[index]):
+            pack_into(buffer, 0, clock_ns())
+            sock.send(buffer)
+    count = 0
+    measuring = timeline.measuring
+    while True:
+        for key, _ in selector.select(0.05):
+            index = key.data
+            if index < 0:
+                return {"aborted": True}
+            sock = sockets[index]
+            for _ in range(64):
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    break
+                except ConnectionRefusedError:
+                    continue
+                now_ns = clock_ns()
+                if measuring:
+                    record((now_ns - unpack_from(data)[0]) // 1000)
+                    count += 1
+                pack_into(buffer, 0, now_ns)
+                sock.send(buffer)
+            last_heard[index] = time.perf_counter()
+        now = time.perf_counter()
+        state["count"] = count
+        before = timeline.phase
+        phase = timeline.check(now)
+        if phase != before:
+            count = state["count"]
+            measuring = timeline.measuring
+            if phase == DONE:
+                break
+        for index, heard in enumerate(last_heard):
+            if now - heard > SILENCE_REFILL_S:
+                state["refills"] += 1
+                last_heard[index] = now
+                for _ in range(shares[index]):
+                    pack_into(buffer, 0, clock_ns())
+                    sockets[index].send(buffer)
+    for sock in sockets:
+        sock.close()
+    return {
+        "count": count,
+        "window_s": timeline.window_s,
+        "load_cpu_s": timeline.load_cpu_s,
+        "refills": state["refills"],
+        "histogram": latencies.encoded(),
+    }
+
+
+def main() -> None:
+    options = Options()
+    options.parseOptions(sys.argv[1:])
+    if options["mode"] == "bare":
+        result = run_bare(options)
+    elif options["mode"] == "vinom":
+        from vinom.bench.session_load import run_echo
+
+        result = run_echo(options)
+    else:
+        raise usage.UsageError(f"unknown mode {options['mode']!r}")
+    emit("result", **result)
+
+
+if __name__ == "__main__":
+    run_guarded(main)

@@ -1,0 +1,170 @@
+"""The udp-echo scenario: Twisted's bare UDP echo against vinom's encrypted session echo.
+
+Both halves run the same work: `clients` sockets on 127.0.0.1 keep
+`window` datagrams of `size` payload bytes in flight against a server
+process that echoes each one; the rate is echoes received per second
+during the measured window. Half (a) is a plain `DatagramProtocol`; half
+(b) is vinom's handshake-authenticated, AEAD-encrypted session protocol
+(`ServerEndpoint` behind `GameHostProtocol`, payloads as messages on the
+unreliable channel). `ratio` = vinom / bare is the share of raw Twisted UDP
+throughput that vinom keeps.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from twisted.python import usage
+
+from vinom.bench.common import (
+    MeasuredRun,
+    ScenarioOptions,
+    cpu_plan,
+    non_negative_float,
+    positive_int,
+    progress_for,
+)
+from vinom.bench.harness import (
+    BenchError,
+    Harness,
+    bottleneck,
+    merge_histograms,
+    percentile_ms,
+    report,
+)
+
+
+class Options(ScenarioOptions):
+    synopsis = "[options]"
+    longdesc = __doc__
+    optParameters = [
+        ["size", None, "100", "Payload bytes per datagram."],
+        ["window", None, "32", "Messages in flight in total."],
+        ["clients", None, "4", "Client sockets (vinom: sessions) sharing the window."],
+        ["warmup", None, "1", "Seconds of warm-up per half."],
+        ["duration", None, "5", "Seconds measured per half."],
+        ["only", None, None, "Run only one half: 'bare' or 'vinom'."],
+    ]
+
+    def postOptions(self) -> None:
+        for name in ("size", "window", "clients"):
+            self[name] = positive_int(self, name)
+        for name in ("warmup", "duration"):
+            self[name] = non_negative_float(self, name)
+        if self["only"] not in (None, "bare", "vinom"):
+            raise usage.UsageError("--only must be 'bare' or 'vinom'")
+
+    def planned_seconds(self) -> float:
+        halves = 1 if self["only"] else 2
+        return halves * (self["warmup"] + self["duration"])
+
+
+def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[str, Any]:
+    """One half (bare or vinom): start its server and load, measure, stop both."""
+    server_cpu, load_cpus = cpu_plan(1, options.pin)
+    server_args = ["--mode", mode]
+    if mode == "vinom":
+        server_args += ["--key", key.hex()]
+    server = harness.spawn(f"{mode}-server", "vinom.bench.echo_server", server_args, server_cpu)
+    ready = harness.wait_for(server, "ready", 30)
+    load_args = [
+        "--mode", mode,
+        "--port", str(ready["port"]),
+        "--size", str(options["size"]),
+        "--window", str(options["window"]),
+        "--clients", str(options["clients"]),
+        "--warmup", str(options["warmup"]),
+        "--duration", str(options["duration"]),
+    ]  # fmt: skip
+    if mode == "vinom":
+        load_args += ["--key", key.hex()]
+    load = harness.spawn(f"{mode}-load", "vinom.bench.echo_load", load_args, load_cpus[0])
+    measured = MeasuredRun(harness, server, [load])
+    (result,) = measured.run()
+    server.stop()
+    load.stop()
+    window = float(result["window_s"]) or 1e-9
+    histogram = merge_histograms([result["histogram"]])
+    return {
+        "per_s": result["count"] / window,
+        "count": result["count"],
+        "window_s": window,
+        "server_cpu_s": measured.server_cpu_s,
+        "load_cpu_s": measured.load_cpu_s,
+        "refills": result.get("refills", 0),
+        "p50_ms": percentile_ms(histogram, 50),
+        "p99_ms": percentile_ms(histogram, 99),
+        "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, window),
+    }
+
+
+def run(options: Options) -> int:
+    modes = [options["only"]] if options["only"] else ["bare", "vinom"]
+    key = os.urandom(32)
+    halves: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    progress = progress_for(options, "udp-echo", options.planned_seconds())
+    done_before = [0.0]
+
+    def on_progress(worker: Any, message: dict[str, Any]) -> None:
+        progress.update(
+            f"{worker.name}: {message.get('count', 0):,} echoes",
+            done_before[0] + float(message.get("elapsed", 0.0)),
+        )
+
+    with Harness(options.hard_limit(), on_progress) as harness:
+        for mode in modes:
+            try:
+                halves[mode] = run_half(options, mode, harness, key)
+            except BenchError as e:
+                failures[mode] = str(e).splitlines()[0] if str(e) else repr(e)
+                failures[mode + "_detail"] = str(e)
+            done_before[0] += options["warmup"] + options["duration"]
+    progress.finish()
+
+    bare = halves.get("bare", {})
+    vinom = halves.get("vinom", {})
+    result: dict[str, Any] = {
+        "scenario": "udp-echo",
+        "size": options["size"],
+        "window": options["window"],
+        "clients": options["clients"],
+        "bare_per_s": round(bare["per_s"], 1) if bare else None,
+        "vinom_per_s": round(vinom["per_s"], 1) if vinom else None,
+        "ratio": round(vinom["per_s"] / bare["per_s"], 3) if bare and vinom else None,
+        "server_cpu_s": round(sum(h["server_cpu_s"] for h in halves.values()), 3),
+        "load_cpu_s": round(sum(h["load_cpu_s"] for h in halves.values()), 3),
+    }
+    rows: list[tuple[str, Any]] = []
+    for mode, half in halves.items():
+        result[f"{mode}_server_cpu_s"] = round(half["server_cpu_s"], 3)
+        result[f"{mode}_load_cpu_s"] = round(half["load_cpu_s"], 3)
+        result[f"{mode}_p50_ms"] = half["p50_ms"]
+        result[f"{mode}_p99_ms"] = half["p99_ms"]
+        result[f"{mode}_bottleneck"] = half["bottleneck"]
+        rows += [
+            (f"{mode}: echoes/s", half["per_s"]),
+            (f"{mode}: rtt p50 / p99 ms", f"{half['p50_ms']} / {half['p99_ms']}"),
+            (
+                f"{mode}: server / load CPU s",
+                f"{half['server_cpu_s']:.2f} / {half['load_cpu_s']:.2f}"
+                f" in {half['window_s']:.1f} s (limit: {half['bottleneck']})",
+            ),
+        ]
+    if result["ratio"] is not None:
+        rows.append(("ratio vinom/bare", result["ratio"]))
+    for mode in modes:
+        if mode in failures:
+            result[f"{mode}_error"] = failures[mode]
+            rows.append((f"{mode}: FAILED", failures[mode]))
+    title = (
+        f"udp-echo: {options['size']} B payload, window {options['window']}, "
+        f"{options['clients']} sockets, {options['duration']:g} s measured"
+    )
+    report(title, rows, result, table=options.show_table)
+    for mode in modes:
+        if mode in failures:
+            sys.stderr.write(f"\n{mode} half failed:\n{failures[mode + '_detail']}\n")
+    return 1 if failures else 0

@@ -1,0 +1,117 @@
+"""The child side of a benchmark: JSON lines to the parent, commands from it, exit on EOF.
+
+Workers are real processes started by `vinom.bench.harness.Harness`. They
+report with `emit` (one JSON object per line on standard output) and stop
+when their standard input closes, which also happens when the parent dies.
+Twisted workers read commands through `Control` (a `StandardIO` line
+protocol); plain-socket load generators poll standard input in their own
+selector loop with `stdin_closed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.interfaces import IReactorCore
+from twisted.internet.stdio import StandardIO
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+Handler = Callable[[dict[str, Any]], Mapping[str, Any] | None]
+
+
+def global_reactor() -> Any:
+    """The process's reactor; workers are entry points, so they may import it."""
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def emit(kind: str, **fields: Any) -> None:
+    """Send one message to the parent (for workers not using `Control`)."""
+    sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def cpu_seconds() -> float:
+    """User plus system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (from /proc, falling back to psutil)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def stdin_closed() -> bool:
+    """True once the parent closed our standard input (non-blocking check)."""
+    import select
+
+    readable, _, _ = select.select([sys.stdin.fileno()], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return os.read(sys.stdin.fileno(), 4096) == b""
+    except OSError:
+        return True
+
+
+def run_guarded(main: Callable[[], None]) -> None:
+    """Run a worker's main; any exception becomes an `error` message and exit code 1."""
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException:
+        emit("error", message=traceback.format_exc())
+        sys.exit(1)
+
+
+class Control(LineReceiver):
+    """Commands from the parent on stdin, replies on stdout; EOF stops the reactor."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1 << 20
+
+    def __init__(self, reactor: IReactorCore, handlers: Mapping[str, Handler]) -> None:
+        self.reactor = reactor
+        self.handlers = dict(handlers)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        assert self.transport is not None
+        self.transport.write(json.dumps({"type": kind, **fields}).encode() + b"\n")
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            command = json.loads(line)
+            handler = self.handlers[command["type"]]
+            reply = handler(command)
+        except Exception:
+            self.emit("error", message=traceback.format_exc())
+            return
+        if reply is not None:
+            self.emit(command["type"], **reply)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+
+def start_control(reactor: Any, handlers: Mapping[str, Handler]) -> Control:
+    """Attach a `Control` protocol to this process's standard input and output."""
+    control = Control(reactor, handlers)
+    StandardIO(control, reactor=reactor)
+    return control
