@@ -1,0 +1,227 @@
+"""Tests for vinom.rooms.messages: the application message schema on the UDP channels."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import msgpack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from vinom.games.interfaces import Seat
+from vinom.rooms.messages import (
+    MAX_CLIENT_MESSAGE,
+    ClientMessage,
+    ClientMessageKind,
+    Phase,
+    decode_client_message,
+    decode_server_message,
+    encode_action,
+    encode_error,
+    encode_event,
+    encode_leave,
+    encode_phase,
+    encode_presence,
+    encode_state,
+    encode_state_for,
+    encode_state_header,
+    encode_sync,
+    encode_welcome,
+)
+
+# Values msgpack can carry, nested a little.
+msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=8,
+)
+# The machine is shared: do not fail a property on slow generation or timing.
+relaxed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class ClientMessageTests(SynchronousTestCase):
+    def test_action_round_trip(self) -> None:
+        data = encode_action({"move": "N", "from": [1, 2]}, 7)
+        self.assertEqual(
+            decode_client_message(data),
+            ClientMessage(ClientMessageKind.ACTION, {"move": "N", "from": [1, 2]}, 7),
+        )
+
+    def test_action_without_id(self) -> None:
+        data = msgpack.packb({"t": "action", "a": {"seq": 1}})
+        message = decode_client_message(data)
+        assert message is not None
+        self.assertEqual(message.kind, ClientMessageKind.ACTION)
+        self.assertIsNone(message.action_id)
+
+    def test_sync_and_leave(self) -> None:
+        sync = decode_client_message(encode_sync())
+        leave = decode_client_message(encode_leave())
+        assert sync is not None and leave is not None
+        self.assertEqual(sync.kind, ClientMessageKind.SYNC)
+        self.assertEqual(leave.kind, ClientMessageKind.LEAVE)
+
+    def test_unknown_keys_are_ignored(self) -> None:
+        data = msgpack.packb({"t": "action", "a": {}, "i": 1, "future": [1, 2]})
+        message = decode_client_message(data)
+        assert message is not None
+        self.assertEqual(message.action_id, 1)
+
+    def assertDropped(self, data: bytes, reason: str) -> None:
+        drops: Counter[str] = Counter()
+        self.assertIsNone(decode_client_message(data, drops))
+        self.assertEqual(drops, Counter({reason: 1}))
+
+    def test_garbage_is_dropped_by_reason(self) -> None:
+        self.assertDropped(b"", "not_msgpack")
+        self.assertDropped(b"\xc1", "not_msgpack")  # a reserved msgpack byte
+        self.assertDropped(msgpack.packb({"t": "sync"}) + b"\x00", "not_msgpack")
+        self.assertDropped(b"\x91" * 2000, "not_msgpack")  # nested too deep
+        self.assertDropped(msgpack.packb({1: 2}), "not_msgpack")  # int map key
+        self.assertDropped(b"\xa2\xff\xfe", "not_msgpack")  # invalid UTF-8
+        self.assertDropped(msgpack.packb([1, 2]), "not_a_map")
+        self.assertDropped(msgpack.packb("action"), "not_a_map")
+        self.assertDropped(msgpack.packb({"t": "hello"}), "unknown_type")
+        self.assertDropped(msgpack.packb({"t": ["action"]}), "unknown_type")
+        self.assertDropped(msgpack.packb({"a": {}}), "unknown_type")
+        self.assertDropped(msgpack.packb({"t": "action"}), "bad_action")
+        self.assertDropped(msgpack.packb({"t": "action", "a": [1]}), "bad_action")
+        self.assertDropped(msgpack.packb({"t": "action", "a": {}, "i": "1"}), "bad_action")
+        self.assertDropped(msgpack.packb({"t": "action", "a": {}, "i": 1.0}), "bad_action")
+        self.assertDropped(msgpack.packb({"t": "action", "a": {}, "i": True}), "bad_action")
+
+    def test_too_large(self) -> None:
+        data = encode_action({"pad": "x" * MAX_CLIENT_MESSAGE})
+        self.assertDropped(data, "too_large")
+
+    def test_largest_accepted(self) -> None:
+        base = len(encode_action({"pad": ""}))
+        # A str of 32..255 bytes has a 2-byte header, so adjust for it.
+        data = encode_action({"pad": "x" * (MAX_CLIENT_MESSAGE - base - 2)})
+        self.assertEqual(len(data), MAX_CLIENT_MESSAGE)
+        self.assertIsNotNone(decode_client_message(data))
+
+    @settings(relaxed, max_examples=500)
+    @given(st.binary(max_size=300))
+    def test_random_bytes_never_raise(self, data: bytes) -> None:
+        drops: Counter[str] = Counter()
+        message = decode_client_message(data, drops)
+        # Either a well-formed message or one counted drop.
+        self.assertEqual(sum(drops.values()), 0 if message is not None else 1)
+
+    @settings(relaxed, max_examples=300)
+    @given(st.dictionaries(st.sampled_from(["t", "a", "i", "x"]), msgpack_values, max_size=4))
+    def test_random_maps_never_raise(self, obj: dict[str, Any]) -> None:
+        message = decode_client_message(msgpack.packb(obj))
+        if message is not None:
+            self.assertIn(obj["t"], ("action", "sync", "leave"))
+            if message.kind is ClientMessageKind.ACTION:
+                self.assertIs(type(message.action), dict)
+                self.assertIn(type(message.action_id), (int, type(None)))
+
+
+class ServerMessageTests(SynchronousTestCase):
+    def test_state_parts_equal_whole(self) -> None:
+        view = {"seqs": [1, 2], "mine": "x"}
+        header = encode_state_header(5, Phase.PLAYING, 12.5)
+        whole = encode_state_for(header, view, 3)
+        self.assertEqual(whole, encode_state(5, Phase.PLAYING, 12.5, view, 3))
+        self.assertEqual(
+            msgpack.unpackb(whole),
+            {"t": "state", "v": 5, "p": "playing", "r": 12.5, "s": view, "i": 3},
+        )
+
+    def test_state_round_trip_with_nils(self) -> None:
+        message = decode_server_message(encode_state(0, Phase.WAITING, None, {}))
+        self.assertEqual(
+            message, {"t": "state", "v": 0, "p": "waiting", "r": None, "s": {}, "i": None}
+        )
+
+    def test_state_size_for_a_small_view(self) -> None:
+        # The play benchmark's state (two counters and a version) stays near 50 bytes.
+        data = encode_state(123456, Phase.PLAYING, 9.75, {"a": 1000, "b": 1001}, 1000)
+        self.assertLessEqual(len(data), 56)
+
+    def test_welcome(self) -> None:
+        seats = [Seat("p-a", "Ann", 0), Seat("p-b", "Bob", 1)]
+        message = decode_server_message(encode_welcome("m-1", "maze", 1, seats, False))
+        self.assertEqual(
+            message,
+            {
+                "t": "welcome",
+                "match": "m-1",
+                "game": "maze",
+                "seat": 1,
+                "players": [
+                    {"id": "p-a", "name": "Ann", "seat": 0},
+                    {"id": "p-b", "name": "Bob", "seat": 1},
+                ],
+                "reconnected": False,
+            },
+        )
+
+    def test_phase(self) -> None:
+        self.assertEqual(
+            decode_server_message(encode_phase(Phase.COUNTDOWN, 3, 5.0)),
+            {"t": "phase", "p": "countdown", "v": 3, "r": 5.0},
+        )
+        finished = decode_server_message(
+            encode_phase(Phase.FINISHED, 9, None, result={"winners": ["p-a"], "reason": "won"})
+        )
+        assert finished is not None
+        self.assertEqual(finished["result"], {"winners": ["p-a"], "reason": "won"})
+        self.assertNotIn("reason", finished)
+        aborted = decode_server_message(
+            encode_phase(Phase.ABORTED, 2, None, reason="players_missing")
+        )
+        assert aborted is not None
+        self.assertEqual(aborted["reason"], "players_missing")
+        self.assertNotIn("result", aborted)
+
+    def test_event_error_presence(self) -> None:
+        self.assertEqual(
+            decode_server_message(encode_event(4, "collected", {"value": 5})),
+            {"t": "event", "v": 4, "e": "collected", "d": {"value": 5}},
+        )
+        self.assertEqual(
+            decode_server_message(encode_error("stale", "moved already", 17)),
+            {"t": "error", "code": "stale", "message": "moved already", "i": 17},
+        )
+        self.assertEqual(
+            decode_server_message(encode_presence("p-b", "disconnected")),
+            {"t": "presence", "id": "p-b", "status": "disconnected"},
+        )
+
+    def test_client_decoder_rejects_wrong_shapes(self) -> None:
+        bad: list[Any] = [
+            {"t": "state", "v": "1", "p": "playing", "r": None, "s": {}, "i": None},
+            {"t": "state", "v": True, "p": "playing", "r": None, "s": {}, "i": None},
+            {"t": "state", "v": 1, "p": "playing", "r": None, "s": [], "i": None},
+            {"t": "state", "v": 1, "p": "playing", "s": {}, "i": None, "r": "soon"},
+            {"t": "welcome", "match": "m", "game": "g", "seat": 0, "players": [],
+             "reconnected": 1},
+            {"t": "error", "code": "x"},
+            {"t": "mystery"},
+            {"t": {}},
+            [1, 2],
+        ]
+        for obj in bad:
+            self.assertIsNone(decode_server_message(msgpack.packb(obj)), obj)
+        self.assertIsNone(decode_server_message(b"\xc1"))
+
+    @settings(relaxed, max_examples=300)
+    @given(st.binary(max_size=200))
+    def test_client_decoder_never_raises(self, data: bytes) -> None:
+        message = decode_server_message(data)
+        if message is not None:
+            self.assertIn(
+                message["t"], ("state", "welcome", "phase", "event", "error", "presence")
+            )

@@ -1,0 +1,306 @@
+"""The application messages rooms and clients exchange inside UDP session payloads.
+
+Every message is one msgpack map (msgpack: a mature C extension, compact, and
+libraries exist for Godot, Unity and C). Strings are UTF-8 `str`, binary is
+`bin`; the key ``"t"`` names the message type. Unknown keys are ignored by both
+sides (so later versions can add keys), unknown types are dropped.
+
+Channels (see `vinom.protocol.events`): 0 = unreliable (state snapshots; the
+latest version wins), 1 = reliable and ordered (everything else).
+
+Client -> server (always on channel 1; anything else is dropped and counted):
+
+============  =====================================================================
+message       keys
+============  =====================================================================
+``action``    ``{"t": "action", "a": {...}, "i": id}``: ``a`` is the game action, a
+              map whose keys and meaning the game defines (the maze:
+              ``{"move": "N", "from": [x, y]}``); ``i`` is an optional integer the
+              client chooses (echoed in a rejection ``error`` and, once applied, in
+              the sender's ``state``). The acting player is always the session's.
+``sync``      ``{"t": "sync"}``: send me the current state on the reliable channel.
+``leave``     ``{"t": "leave"}``: I leave for good (no reconnection window); the
+              game's leave hook runs and the server closes the session.
+============  =====================================================================
+
+A client message longer than `MAX_CLIENT_MESSAGE` bytes, one that is not a
+single msgpack map, or one with a wrong key type is dropped silently and
+counted; the server never answers garbage.
+
+Server -> client:
+
+==========  ==  ===========================================================================
+message     ch  keys
+==========  ==  ===========================================================================
+``state``   0   ``{"t": "state", "v": version, "p": phase, "r": remaining, "s": view,
+                "i": last applied action id}``: ``v`` is the room's state version (it
+                grows by one per applied change; drop any state whose ``v`` is not newer
+                than the one you hold); ``p`` the phase; ``r`` the seconds left in the
+                phase (connect deadline, countdown or time limit; nil when none);
+                ``s`` the game's view of the state for this player (hidden
+                information removed); ``i`` the id of this player's last applied
+                action (nil before the first). Sent on every change and periodically
+                (every `RoomConfig.state_interval` seconds). Also sent on channel 1 after
+                ``welcome``, on ``sync`` and as the final state of a finished room.
+``welcome`` 1   ``{"t": "welcome", "match": id, "game": name, "seat": index,
+                "players": [{"id", "name", "seat"}...], "reconnected": bool}``: the
+                first message of every session, followed by a ``state``.
+``phase``   1   ``{"t": "phase", "p": phase, "v": version, "r": remaining}``, plus
+                ``"result": {"winners": [...], "reason": ..., ...}`` when ``p`` is
+                ``finished`` and ``"reason": str`` when ``p`` is ``aborted``
+                (``players_missing``, ``player_left``, ``abandoned``, ``shutdown``).
+``event``   1   ``{"t": "event", "v": version, "e": name, "d": {...}}``: a game event,
+                only to the players it is meant for; ``v`` is the version it belongs to.
+``error``   1   ``{"t": "error", "code": str, "message": str, "i": action id}``: an
+                action was rejected and changed nothing; only to its sender. Codes
+                come from the game (``stale``, ``not_your_turn``, ``illegal_move``,
+                ``bad_action``...) or the room (``not_playing``, ``internal_error``).
+``presence`` 1  ``{"t": "presence", "id": player id, "status": s}``: another player
+                ``connected``, ``disconnected`` (seat kept for the reconnection
+                window) or ``left`` (for good).
+==========  ==  ===========================================================================
+
+Phases, in order: ``waiting`` (for every player to connect, until the connect
+deadline), ``countdown`` (the game's countdown, skipped when 0), ``playing``
+(until the game's time limit or the game finishes), then ``finished`` (with a
+result) or ``aborted`` (with a reason).
+
+Encoding a state is on the hot path (once per recipient per change), so the
+envelope common to all recipients is packed once (`encode_state_header`) and
+only the view and action id are packed per recipient (`encode_state_for`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any, NamedTuple
+
+import msgpack
+
+from vinom.games.interfaces import Seat
+
+# Client messages beyond this many bytes are dropped: actions are small.
+MAX_CLIENT_MESSAGE = 2048
+
+
+class Phase(enum.StrEnum):
+    """A room's phase; the value is what travels in ``p``."""
+
+    WAITING = "waiting"
+    COUNTDOWN = "countdown"
+    PLAYING = "playing"
+    FINISHED = "finished"
+    ABORTED = "aborted"
+
+
+class ClientMessageKind(enum.Enum):
+    ACTION = "action"
+    SYNC = "sync"
+    LEAVE = "leave"
+
+
+class ClientMessage(NamedTuple):
+    """A decoded client message (a plain tuple: decoded once per message)."""
+
+    kind: ClientMessageKind
+    action: Mapping[str, Any] | None = None
+    action_id: int | None = None
+
+
+_SYNC = ClientMessage(ClientMessageKind.SYNC)
+_LEAVE = ClientMessage(ClientMessageKind.LEAVE)
+
+# One packer for the whole process: reusing it avoids building one per message
+# (the reactor is single-threaded, and the packer resets itself on error).
+_packer = msgpack.Packer()
+_pack = _packer.pack
+_unpackb = msgpack.unpackb
+
+
+def _count(drops: MutableMapping[str, int] | None, reason: str) -> None:
+    if drops is not None:
+        drops[reason] = drops.get(reason, 0) + 1
+
+
+def decode_client_message(
+    data: bytes, drops: MutableMapping[str, int] | None = None
+) -> ClientMessage | None:
+    """The message in `data`, or None (counted in `drops` by reason) if it is garbage.
+
+    Never raises. Drop reasons: ``too_large``, ``not_msgpack``, ``not_a_map``,
+    ``unknown_type``, ``bad_action``.
+    """
+    if len(data) > MAX_CLIENT_MESSAGE:
+        _count(drops, "too_large")
+        return None
+    try:
+        obj = _unpackb(data)
+    except Exception:
+        # msgpack raises several exception types for bad input (ExtraData,
+        # StackError, ValueError for invalid UTF-8 or int map keys...).
+        _count(drops, "not_msgpack")
+        return None
+    if type(obj) is not dict:
+        _count(drops, "not_a_map")
+        return None
+    kind = obj.get("t")
+    if kind == "action":
+        action = obj.get("a")
+        action_id = obj.get("i")
+        if type(action) is not dict or not (action_id is None or type(action_id) is int):
+            _count(drops, "bad_action")
+            return None
+        return ClientMessage(ClientMessageKind.ACTION, action, action_id)
+    if kind == "sync":
+        return _SYNC
+    if kind == "leave":
+        return _LEAVE
+    _count(drops, "unknown_type")
+    return None
+
+
+def encode_action(action: Mapping[str, Any], action_id: int | None = None) -> bytes:
+    """Client side: an ``action`` message."""
+    return _pack({"t": "action", "a": action, "i": action_id})
+
+
+def encode_sync() -> bytes:
+    """Client side: a ``sync`` request."""
+    return _pack({"t": "sync"})
+
+
+def encode_leave() -> bytes:
+    """Client side: a ``leave`` message."""
+    return _pack({"t": "leave"})
+
+
+# The fixed parts of a state message: a map of 6 entries, then "t": "state".
+_STATE_PREFIX = b"\x86" + _pack("t") + _pack("state")
+_KEY_V = _pack("v")
+_KEY_P = _pack("p")
+_KEY_R = _pack("r")
+_KEY_S = _pack("s")
+_KEY_I = _pack("i")
+
+
+def encode_state_header(version: int, phase: str, remaining: float | None) -> bytes:
+    """The part of a ``state`` message shared by every recipient of one snapshot."""
+    return b"".join(
+        (_STATE_PREFIX, _KEY_V, _pack(version), _KEY_P, _pack(phase), _KEY_R, _pack(remaining))
+    )
+
+
+def encode_state_for(header: bytes, view: Mapping[str, Any], action_id: int | None) -> bytes:
+    """A whole ``state`` message: `header` plus this recipient's view and action id.
+
+    Raises TypeError if the view holds something msgpack cannot encode.
+    """
+    return b"".join((header, _KEY_S, _pack(view), _KEY_I, _pack(action_id)))
+
+
+def encode_state(
+    version: int,
+    phase: str,
+    remaining: float | None,
+    view: Mapping[str, Any],
+    action_id: int | None = None,
+) -> bytes:
+    """A ``state`` message for one recipient."""
+    return encode_state_for(encode_state_header(version, phase, remaining), view, action_id)
+
+
+def encode_welcome(
+    match_id: str, game: str, seat: int, seats: Sequence[Seat], reconnected: bool
+) -> bytes:
+    """The ``welcome`` message opening a session."""
+    return _pack(
+        {
+            "t": "welcome",
+            "match": match_id,
+            "game": game,
+            "seat": seat,
+            "players": [{"id": s.player_id, "name": s.name, "seat": s.index} for s in seats],
+            "reconnected": reconnected,
+        }
+    )
+
+
+def encode_phase(
+    phase: str,
+    version: int,
+    remaining: float | None,
+    result: Mapping[str, Any] | None = None,
+    reason: str | None = None,
+) -> bytes:
+    """A ``phase`` message; `result` for ``finished``, `reason` for ``aborted``."""
+    message: dict[str, Any] = {"t": "phase", "p": phase, "v": version, "r": remaining}
+    if result is not None:
+        message["result"] = result
+    if reason is not None:
+        message["reason"] = reason
+    return _pack(message)
+
+
+def encode_event(version: int, name: str, data: Mapping[str, Any]) -> bytes:
+    """An ``event`` message."""
+    return _pack({"t": "event", "v": version, "e": name, "d": data})
+
+
+def encode_error(code: str, message: str, action_id: int | None) -> bytes:
+    """An ``error`` message answering a rejected action."""
+    return _pack({"t": "error", "code": code, "message": message, "i": action_id})
+
+
+def encode_presence(player_id: str, status: str) -> bytes:
+    """A ``presence`` message: `status` is ``connected``, ``disconnected`` or ``left``."""
+    return _pack({"t": "presence", "id": player_id, "status": status})
+
+
+# Client side: which keys each server message must carry, and their types.
+_INT = (int,)
+_STR = (str,)
+_OPT_FLOAT = (int, float, type(None))
+_OPT_INT = (int, type(None))
+_SERVER_SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
+    "state": (("v", _INT), ("p", _STR), ("r", _OPT_FLOAT), ("s", (dict,)), ("i", _OPT_INT)),
+    "welcome": (
+        ("match", _STR),
+        ("game", _STR),
+        ("seat", _INT),
+        ("players", (list,)),
+        ("reconnected", (bool,)),
+    ),
+    "phase": (("p", _STR), ("v", _INT), ("r", _OPT_FLOAT)),
+    "event": (("v", _INT), ("e", _STR), ("d", (dict,))),
+    "error": (("code", _STR), ("message", _STR), ("i", _OPT_INT)),
+    "presence": (("id", _STR), ("status", _STR)),
+}
+
+
+def decode_server_message(data: bytes) -> dict[str, Any] | None:
+    """Client side: the server message in `data` as a dict, or None if it is not one.
+
+    The dict has been checked to carry every key of its type with the right
+    value type. Never raises; unknown message types give None.
+    """
+    try:
+        obj = _unpackb(data)
+    except Exception:
+        return None
+    if type(obj) is not dict:
+        return None
+    kind = obj.get("t")
+    if type(kind) is not str:
+        return None
+    schema = _SERVER_SCHEMA.get(kind)
+    if schema is None:
+        return None
+    for key, types in schema:
+        value = obj.get(key)
+        if not isinstance(value, types):
+            return None
+        # bool is an int subclass: only accept it where a bool is expected.
+        if type(value) is bool and bool not in types:
+            return None
+    return obj
