@@ -1,0 +1,142 @@
+"""Helpers shared by the built-in games: action parsing, seat checks and results.
+
+Actions arrive from the network as msgpack maps, so anything may be in them.
+These helpers turn every malformed action into `IllegalAction("bad_action")`
+and never let a `TypeError`, `KeyError` or `IndexError` escape a game.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from vinom.games.interfaces import IllegalAction, Seat
+
+#: Codes a built-in game raises `IllegalAction` with; see docs/games.md.
+BAD_ACTION = "bad_action"
+STALE = "stale"
+NOT_YOUR_TURN = "not_your_turn"
+ILLEGAL_MOVE = "illegal_move"
+FINISHED = "finished"
+NOT_SEATED = "not_seated"
+NOT_JOINED = "not_joined"
+
+ERROR_CODES = frozenset(
+    {BAD_ACTION, STALE, NOT_YOUR_TURN, ILLEGAL_MOVE, FINISHED, NOT_SEATED, NOT_JOINED}
+)
+
+
+def bad_action(message: str) -> IllegalAction:
+    """The error for an action that is not well formed."""
+    return IllegalAction(BAD_ACTION, message)
+
+
+def as_mapping(action: object) -> Mapping[str, Any]:
+    """`action` itself if it is a map, else raise `bad_action`."""
+    if not isinstance(action, Mapping):
+        raise bad_action("an action must be a map")
+    return action
+
+
+def pick_verb(action: object, verbs: Collection[str]) -> str:
+    """The one verb of `verbs` that is a key of `action`.
+
+    Keys that are not verbs are ignored (clients may add their own fields), but
+    an action must name exactly one verb so that its meaning is never a guess.
+    """
+    mapping = as_mapping(action)
+    found = [verb for verb in verbs if verb in mapping]
+    if len(found) != 1:
+        raise bad_action("an action needs exactly one of: " + ", ".join(sorted(verbs)))
+    return found[0]
+
+
+def is_int(value: object) -> bool:
+    """True for a real int (bools are ints in Python but never a number here)."""
+    return type(value) is int
+
+
+def int_in(value: object, low: int, high: int, what: str) -> int:
+    """`value` as an int in [low, high], else raise `bad_action`."""
+    if not is_int(value) or not low <= value <= high:  # type: ignore[operator]
+        raise bad_action(f"{what} must be an integer from {low} to {high}")
+    return value  # type: ignore[return-value]
+
+
+def flag(action: Mapping[str, Any], key: str) -> bool:
+    """The boolean under `key`; anything but a bool is `bad_action`."""
+    value = action.get(key)
+    if type(value) is not bool:
+        raise bad_action(f"{key!r} must be true or false")
+    return value
+
+
+def require_true(action: Mapping[str, Any], key: str) -> None:
+    """A verb that takes no argument is sent as `{key: true}`."""
+    if action.get(key) is not True:
+        raise bad_action(f"send {{{key!r}: true}}")
+
+
+def seat_index(players: Sequence[str], seat: Seat) -> int:
+    """The index of `seat` in `players`, checked against the player id."""
+    index = seat.index
+    if not (is_int(index) and 0 <= index < len(players) and players[index] == seat.player_id):
+        raise IllegalAction(NOT_SEATED, f"{seat.player_id!r} has no seat in this game")
+    return index
+
+
+def check_seats(seats: Sequence[Seat], low: int, high: int, game: str) -> tuple[str, ...]:
+    """The player ids in seat order; `ValueError` unless there are low..high seats."""
+    if not low <= len(seats) <= high:
+        raise ValueError(f"{game} needs {low} to {high} players, got {len(seats)}")
+    for expected, seat in enumerate(seats):
+        if seat.index != expected:
+            raise ValueError(f"seat {seat.player_id!r} has index {seat.index}, not {expected}")
+    players = tuple(seat.player_id for seat in seats)
+    if len(set(players)) != len(players):
+        raise ValueError("a player cannot hold two seats")
+    return players
+
+
+def option_int(options: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """An integer option in [low, high]; `ValueError` for anything else."""
+    value = options.get(key, default)
+    if not is_int(value) or not low <= value <= high:
+        raise ValueError(f"option {key!r} must be an integer from {low} to {high}")
+    return int(value)
+
+
+def check_join(
+    players: Sequence[str], left: Sequence[bool], finished: bool, seat: Seat
+) -> str | None:
+    """The usual join check: seated, not gone for good, game not over."""
+    if seat.player_id not in players:
+        return "not seated in this game"
+    if finished:
+        return "the game is over"
+    if left[players.index(seat.player_id)]:
+        return "this player left the game"
+    return None
+
+
+def best_of(players: Sequence[str], left: Sequence[bool], scores: Sequence[int]) -> tuple[str, ...]:
+    """Players still in the game with the highest score (all of them on a tie)."""
+    present = [i for i in range(len(players)) if not left[i]]
+    if not present:
+        return ()
+    top = max(scores[i] for i in present)
+    return tuple(players[i] for i in present if scores[i] == top)
+
+
+def replace_at(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
+    """A copy of `values` with one element replaced."""
+    return (*values[:index], value, *values[index + 1 :])
+
+
+def next_seat(count: int, current: int, out: Sequence[bool]) -> int:
+    """The next seat after `current` (cyclic) that is not out; `current` if none."""
+    for step in range(1, count + 1):
+        candidate = (current + step) % count
+        if not out[candidate]:
+            return candidate
+    return current
