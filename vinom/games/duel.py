@@ -1,0 +1,161 @@
+"""Duel: the two-player test game of the `play` benchmark.
+
+Each player has a counter, starting at 0. A move `{"seq": n}` is accepted only
+if `n` is the mover's counter plus one; anything else is `stale`. Like the
+maze, every player has a version of their own (the counter), so the two
+players never block each other. The view is both counters keyed by player id,
+about 46 bytes of msgpack with 18-character ids.
+
+The game ends when a player leaves (the other wins), when a counter reaches
+the `target` option (0, the default, means never) or on the time limit (the
+higher counter wins). Everything here is on the benchmark's hot path, so it
+avoids `attrs.evolve` and does as little work per move as possible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import frozen
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from vinom.games import common
+from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
+
+
+@frozen
+class DuelState:
+    """Both counters and the number of moves applied; immutable."""
+
+    players: tuple[str, str]
+    seqs: tuple[int, int]
+    moves: int = 0
+    target: int = 0
+    left: tuple[bool, bool] = (False, False)
+    finished: bool = False
+    reason: str = ""
+    winners: tuple[str, ...] = ()
+
+
+@implementer(IBot)
+class DuelBot:
+    """Always sends the next counter value."""
+
+    def __init__(self, player_id: str, rng: random.Random) -> None:
+        self.player_id = player_id
+
+    def choose_action(self, view: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        seq = view["seq"].get(self.player_id)
+        if seq is None or view.get("finished"):
+            return None
+        return {"seq": seq + 1}
+
+
+@implementer(IPlugin, IGame)
+class DuelGame:
+    """A counter race for two, used to measure the server's cost per move."""
+
+    name = "duel"
+    description = "Test game: each player counts up; the benchmark's cheapest possible game"
+    version = "1"
+    min_players = 2
+    max_players = 2
+    match_size = 2
+    tick_rate = 0.0
+
+    def __init__(self, time_limit: float = 3600.0, countdown: float = 0.0) -> None:
+        self.time_limit = time_limit
+        self.countdown = countdown
+
+    def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
+        players = common.check_seats(seats, self.min_players, self.max_players, self.name)
+        target = common.option_int(options, "target", 0, 0, 2**62)
+        return DuelState(players=(players[0], players[1]), seqs=(0, 0), target=target)
+
+    def check_join(self, state: DuelState, seat: Seat) -> str | None:
+        return common.check_join(state.players, state.left, state.finished, seat)
+
+    def join(self, state: DuelState, seat: Seat) -> Outcome:
+        return Outcome(state)
+
+    def reconnect(self, state: DuelState, seat: Seat) -> Outcome:
+        return Outcome(state)
+
+    def leave(self, state: DuelState, seat: Seat) -> Outcome:
+        if state.finished or seat.player_id not in state.players:
+            return Outcome(state)
+        index = state.players.index(seat.player_id)
+        left = (True, state.left[1]) if index == 0 else (state.left[0], True)
+        winners = tuple(p for p, gone in zip(state.players, left, strict=True) if not gone)
+        return Outcome(
+            DuelState(
+                state.players, state.seqs, state.moves, state.target, left,
+                True, "opponent_left", winners,
+            )
+        )  # fmt: skip
+
+    def apply_action(
+        self, state: DuelState, seat: Seat, action: Mapping[str, Any], rng: random.Random
+    ) -> Outcome:
+        if state.finished:
+            raise IllegalAction(common.FINISHED, "the game is over")
+        players = state.players
+        index = seat.index
+        if not (index == 0 or index == 1) or players[index] != seat.player_id:
+            raise IllegalAction(common.NOT_SEATED, f"{seat.player_id!r} has no seat in this game")
+        try:
+            seq = action["seq"]
+        except (KeyError, TypeError, IndexError):
+            raise common.bad_action("send {'seq': n}") from None
+        if type(seq) is not int:
+            raise common.bad_action("'seq' must be an integer")
+        seqs = state.seqs
+        if seq != seqs[index] + 1:
+            raise IllegalAction(common.STALE, f"expected seq {seqs[index] + 1}")
+        seqs = (seq, seqs[1]) if index == 0 else (seqs[0], seq)
+        target = state.target
+        if target and seq >= target:
+            return Outcome(
+                DuelState(
+                    players, seqs, state.moves + 1, target, state.left,
+                    True, "target", (seat.player_id,),
+                )
+            )  # fmt: skip
+        return Outcome(DuelState(players, seqs, state.moves + 1, target, state.left))
+
+    def tick(self, state: DuelState, dt: float, rng: random.Random) -> Outcome:
+        return Outcome(state)
+
+    def time_up(self, state: DuelState) -> Outcome:
+        if state.finished:
+            return Outcome(state)
+        winners = common.best_of(state.players, state.left, state.seqs)
+        return Outcome(
+            DuelState(
+                state.players, state.seqs, state.moves, state.target, state.left,
+                True, "time_up", winners,
+            )
+        )  # fmt: skip
+
+    def view(self, state: DuelState, player_id: str | None) -> Mapping[str, Any]:
+        players, seqs = state.players, state.seqs
+        if state.finished:
+            return {"seq": {players[0]: seqs[0], players[1]: seqs[1]}, "finished": True}
+        return {"seq": {players[0]: seqs[0], players[1]: seqs[1]}}
+
+    def is_finished(self, state: DuelState) -> bool:
+        return state.finished
+
+    def result(self, state: DuelState) -> Mapping[str, Any]:
+        return {
+            "winners": list(state.winners),
+            "reason": state.reason if state.finished else "playing",
+            "seqs": dict(zip(state.players, state.seqs, strict=True)),
+            "moves": state.moves,
+        }
+
+    def make_bot(self, player_id: str, rng: random.Random) -> IBot:
+        return DuelBot(player_id, rng)
