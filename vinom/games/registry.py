@@ -1,0 +1,166 @@
+"""The game registry: the games this installation can host, by name.
+
+Games are Twisted plugins: any module in a `twisted/plugins/` directory on the
+Python path may hold objects providing both `IPlugin` and `IGame`, so a
+third-party package adds a game by shipping such a module, without touching
+vinom (see docs/games.md). `GameRegistry.from_plugins()` collects them;
+`GameRegistry(games)` takes an explicit list, for tests and embedding.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.plugin import getPlugins
+from zope.interface.exceptions import Invalid
+from zope.interface.verify import verifyObject
+
+from vinom.games.interfaces import IGame
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_log = Logger()
+
+
+class UnknownGame(KeyError):
+    """No game of that name is installed."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = tuple(known)
+
+    def __str__(self) -> str:
+        known = ", ".join(self.known) or "none"
+        return f"no game named {self.name!r} is installed (installed: {known})"
+
+
+def check_game(game: object) -> None:
+    """Raise `ValueError` unless `game` is a usable `IGame` provider."""
+    try:
+        verifyObject(IGame, game)
+    except Invalid as error:
+        raise ValueError(f"{game!r} does not provide IGame: {error}") from error
+    assert IGame.providedBy(game)
+    name = game.name
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"game name {name!r} must be lower case: letters, digits, '-', '_'")
+    low, high, size = game.min_players, game.max_players, game.match_size
+    if not (isinstance(low, int) and isinstance(high, int) and isinstance(size, int)):
+        raise ValueError(f"game {name!r}: player counts must be integers")
+    if not 1 <= low <= size <= high:
+        raise ValueError(
+            f"game {name!r}: need 1 <= min_players ({low}) <= match_size ({size}) "
+            f"<= max_players ({high})"
+        )
+    if game.tick_rate and not 1 <= game.tick_rate <= 60:
+        raise ValueError(f"game {name!r}: tick_rate must be 0 or from 1 to 60")
+    if not game.time_limit > 0 or game.countdown < 0:
+        raise ValueError(f"game {name!r}: time_limit must be positive, countdown not negative")
+
+
+class GameRegistry:
+    """Games by name. Read-only once built."""
+
+    def __init__(self, games: Iterable[IGame]) -> None:
+        self._games: dict[str, IGame] = {}
+        for game in games:
+            check_game(game)
+            if game.name in self._games:
+                raise ValueError(f"two games are named {game.name!r}")
+            self._games[game.name] = game
+
+    @classmethod
+    def from_plugins(cls, package: types.ModuleType | None = None) -> GameRegistry:
+        """Every installed game: `IGame` plugins found in `package` (`twisted.plugins`).
+
+        A plugin module on the path twice (a source tree and an installed copy)
+        yields the same game twice; the first of a name is kept. A plugin that
+        is not a usable game is logged and skipped so that one broken package
+        does not take every other game down with it.
+        """
+        if package is None:
+            import twisted.plugins as package
+        games: dict[str, IGame] = {}
+        for game in getPlugins(IGame, package):
+            try:
+                check_game(game)
+            except ValueError as error:
+                _log.warn("Skipping game plugin {game!r}: {error}", game=game, error=str(error))
+                continue
+            games.setdefault(game.name, game)
+        return cls(games.values())
+
+    def get(self, name: str) -> IGame:
+        """The game called `name`; `UnknownGame` (a `KeyError`) if none is."""
+        try:
+            return self._games[name]
+        except (KeyError, TypeError):
+            raise UnknownGame(str(name), self.names()) from None
+
+    def names(self) -> list[str]:
+        """Installed game names, sorted."""
+        return sorted(self._games)
+
+    def match_sizes(self) -> dict[str, int]:
+        """Players per match for each game, for the matchmaker."""
+        return {name: self._games[name].match_size for name in self.names()}
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per game for `vinom games` (msgpack/JSON-safe)."""
+        rows = []
+        for name in self.names():
+            game = self._games[name]
+            rows.append(
+                {
+                    "name": name,
+                    "description": game.description,
+                    "version": game.version,
+                    "players": [game.min_players, game.max_players],
+                    "match_size": game.match_size,
+                    "tick_rate": game.tick_rate,
+                    "time_limit": game.time_limit,
+                    "countdown": game.countdown,
+                    "module": type(game).__module__,
+                }
+            )
+        return rows
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._games
+
+    def __iter__(self) -> Iterator[IGame]:
+        return iter([self._games[name] for name in self.names()])
+
+    def __len__(self) -> int:
+        return len(self._games)
+
+    def as_mapping(self) -> Mapping[str, IGame]:
+        """A read-only view of the games by name."""
+        return types.MappingProxyType(self._games)
+
+
+def format_games(registry: GameRegistry) -> str:
+    """The table `vinom games` prints."""
+    rows = [("NAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION")]
+    for row in registry.describe():
+        low, high = row["players"]
+        rows.append(
+            (
+                row["name"],
+                f"{low}" if low == high else f"{low}-{high}",
+                str(row["match_size"]),
+                f"{row['time_limit']:g}s",
+                row["description"],
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(r[:4], widths, strict=True))
+        + "  "
+        + r[4]
+        for r in rows
+    )
