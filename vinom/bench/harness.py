@@ -309,7 +309,10 @@ class Harness:
             message = worker.messages.popleft()
             mtype = message.get("type")
             if mtype == "error":
-                raise BenchError(f"{worker.name} failed: {message.get('message')}")
+                raise BenchError(
+                    f"{worker.name} failed: {message.get('message')}\n"
+                    f"{message.get('traceback', '')}"
+                )
             if mtype == "progress":
                 if self.on_progress is not None:
                     self.on_progress(worker, message)
@@ -323,6 +326,18 @@ class Harness:
             return None
         return None
 
+    def stop(self, worker: Worker) -> None:
+        """Stop one worker now and forget it."""
+        self._forget(worker)
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.stop()
+
+    def _forget(self, worker: Worker) -> None:
+        for key in list(self._selector.get_map().values()):
+            if key.data is worker:
+                self._selector.unregister(key.fileobj)
+
     def close(self) -> None:
         """Stop every worker (idempotent)."""
         workers, self.workers = self.workers, []
@@ -331,6 +346,7 @@ class Harness:
                 with contextlib.suppress(OSError):
                     worker.popen.stdin.close()
         for worker in workers:
+            self._forget(worker)
             worker.stop()
         self._selector.close()
 

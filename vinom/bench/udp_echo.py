@@ -68,23 +68,27 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
     if mode == "vinom":
         server_args += ["--key", key.hex()]
     server = harness.spawn(f"{mode}-server", "vinom.bench.echo_server", server_args, server_cpu)
-    ready = harness.wait_for(server, "ready", 30)
-    load_args = [
-        "--mode", mode,
-        "--port", str(ready["port"]),
-        "--size", str(options["size"]),
-        "--window", str(options["window"]),
-        "--clients", str(options["clients"]),
-        "--warmup", str(options["warmup"]),
-        "--duration", str(options["duration"]),
-    ]  # fmt: skip
-    if mode == "vinom":
-        load_args += ["--key", key.hex()]
-    load = harness.spawn(f"{mode}-load", "vinom.bench.echo_load", load_args, load_cpus[0])
-    measured = MeasuredRun(harness, server, [load])
-    (result,) = measured.run()
-    server.stop()
-    load.stop()
+    load = None
+    try:
+        ready = harness.wait_for(server, "ready", 30)
+        load_args = [
+            "--mode", mode,
+            "--port", str(ready["port"]),
+            "--size", str(options["size"]),
+            "--window", str(options["window"]),
+            "--clients", str(options["clients"]),
+            "--warmup", str(options["warmup"]),
+            "--duration", str(options["duration"]),
+        ]  # fmt: skip
+        if mode == "vinom":
+            load_args += ["--key", key.hex()]
+        load = harness.spawn(f"{mode}-load", "vinom.bench.echo_load", load_args, load_cpus[0])
+        measured = MeasuredRun(harness, server, [load])
+        (result,) = measured.run()
+    finally:
+        if load is not None:
+            harness.stop(load)
+        harness.stop(server)
     window = float(result["window_s"]) or 1e-9
     histogram = merge_histograms([result["histogram"]])
     return {

@@ -75,8 +75,8 @@ def run_guarded(main: Callable[[], None]) -> None:
         main()
     except SystemExit:
         raise
-    except BaseException:
-        emit("error", message=traceback.format_exc())
+    except BaseException as e:
+        emit("error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         sys.exit(1)
 
 
@@ -99,8 +99,10 @@ class Control(LineReceiver):
             command = json.loads(line)
             handler = self.handlers[command["type"]]
             reply = handler(command)
-        except Exception:
-            self.emit("error", message=traceback.format_exc())
+        except Exception as e:
+            self.emit(
+                "error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
+            )
             return
         if reply is not None:
             self.emit(command["type"], **reply)
