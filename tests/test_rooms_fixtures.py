@@ -1,0 +1,198 @@
+"""Shared fixtures for the room and session manager tests (this module holds no tests).
+
+`SeqGame` is a tiny game defined here so these tests do not depend on the
+built-in games: each player sends ``{"seq": n}`` with n one more than their
+last (a per-player version, like the maze's position), and a few other
+actions exercise events, hidden information, results and game bugs.
+`RecordingSender` is a session sender that records what the room sends, each
+message decoded with the client-side decoder (so every message is also checked
+against the schema).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import evolve, frozen
+from zope.interface import implementer
+
+from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
+from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.events import SessionClosed
+from vinom.protocol.interfaces import ISessionSender, ISessionSink
+from vinom.rooms.messages import decode_server_message
+
+
+@frozen
+class SeqState:
+    players: tuple[str, ...]
+    seqs: tuple[int, ...]
+    secrets: tuple[str, ...]
+    hooks: tuple[tuple[str, str], ...] = ()
+    ticks: int = 0
+    elapsed: float = 0.0
+    winner: str | None = None
+    reason: str | None = None
+
+
+@implementer(IGame)
+class SeqGame:
+    """Players count up their own sequence numbers; see the module docstring."""
+
+    description = "count up, one step at a time"
+    version = "1"
+    min_players = 2
+    max_players = 4
+    match_size = 2
+
+    def __init__(
+        self,
+        countdown: float = 0.0,
+        time_limit: float = 60.0,
+        tick_rate: float = 0.0,
+        finish_on_leave: bool = False,
+        tick_changes: bool = True,
+        join_rejects: str | None = None,
+    ) -> None:
+        self.name = "seq"
+        self.countdown = countdown
+        self.time_limit = time_limit
+        self.tick_rate = tick_rate
+        self.finish_on_leave = finish_on_leave
+        self.tick_changes = tick_changes
+        self.join_rejects = join_rejects
+
+    def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random
+               ) -> SeqState:
+        return SeqState(
+            players=tuple(s.player_id for s in seats),
+            seqs=tuple(0 for _ in seats),
+            secrets=tuple(f"secret-{s.player_id}" for s in seats),
+        )
+
+    def check_join(self, state: SeqState, seat: Seat) -> str | None:
+        return self.join_rejects
+
+    def _hook(self, state: SeqState, name: str, seat: Seat) -> Outcome:
+        return Outcome(
+            evolve(state, hooks=(*state.hooks, (name, seat.player_id))),
+            (GameEvent(name, {"player": seat.player_id}),),
+        )
+
+    def join(self, state: SeqState, seat: Seat) -> Outcome:
+        return self._hook(state, "join", seat)
+
+    def reconnect(self, state: SeqState, seat: Seat) -> Outcome:
+        return self._hook(state, "reconnect", seat)
+
+    def leave(self, state: SeqState, seat: Seat) -> Outcome:
+        outcome = self._hook(state, "leave", seat)
+        if self.finish_on_leave:
+            others = [p for p in state.players if p != seat.player_id]
+            return evolve(outcome, state=evolve(outcome.state, winner=others[0], reason="left"))
+        return outcome
+
+    def apply_action(
+        self, state: SeqState, seat: Seat, action: Mapping[str, Any], rng: random.Random
+    ) -> Outcome:
+        if "boom" in action:
+            raise RuntimeError("a bug in the game")
+        if "whisper" in action:
+            # An event for the acting player only, and one for everyone.
+            return Outcome(
+                state,
+                (
+                    GameEvent("whisper", {"text": action["whisper"]}, to=(seat.player_id,)),
+                    GameEvent("shout", {"from": seat.player_id}),
+                ),
+            )
+        if action.get("win") is True:
+            return Outcome(evolve(state, winner=seat.player_id, reason="won"))
+        seq = action.get("seq")
+        if type(seq) is not int:
+            raise IllegalAction("bad_action", "seq must be an integer")
+        index = seat.index
+        if seq != state.seqs[index] + 1:
+            raise IllegalAction("stale", f"expected seq {state.seqs[index] + 1}")
+        seqs = list(state.seqs)
+        seqs[index] = seq
+        return Outcome(evolve(state, seqs=tuple(seqs)))
+
+    def tick(self, state: SeqState, dt: float, rng: random.Random) -> Outcome:
+        if not self.tick_changes:
+            return Outcome(state)
+        return Outcome(evolve(state, ticks=state.ticks + 1, elapsed=state.elapsed + dt))
+
+    def time_up(self, state: SeqState) -> Outcome:
+        best = max(range(len(state.players)), key=lambda i: state.seqs[i])
+        return Outcome(
+            evolve(state, winner=state.players[best], reason="time"), (GameEvent("time_up"),)
+        )
+
+    def view(self, state: SeqState, player_id: str | None) -> Mapping[str, Any]:
+        mine = None
+        if player_id in state.players:
+            mine = state.secrets[state.players.index(player_id)]
+        return {"seqs": list(state.seqs), "ticks": state.ticks, "mine": mine}
+
+    def is_finished(self, state: SeqState) -> bool:
+        return state.winner is not None
+
+    def result(self, state: SeqState) -> Mapping[str, Any]:
+        return {"winners": [state.winner] if state.winner else [], "reason": state.reason}
+
+    def make_bot(self, player_id: str, rng: random.Random) -> IBot:
+        raise NotImplementedError
+
+
+@implementer(ISessionSender)
+class RecordingSender:
+    """Records sends as (session id, channel, decoded message) and closed sessions.
+
+    With `sink` set, closing a session reports it closed to the sink at once,
+    as the UDP adapter may.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, dict[str, Any]]] = []
+        self.closed: list[int] = []
+        self.sink: ISessionSink | None = None
+
+    def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+        message = decode_server_message(data)
+        assert message is not None, f"the server sent an invalid message: {data!r}"
+        self.sent.append((session_id, channel, message))
+
+    def close_session(self, session_id: int) -> None:
+        self.closed.append(session_id)
+        if self.sink is not None:
+            self.sink.session_closed(SessionClosed(session_id, "closed"))
+
+    def to(self, session_id: int, kind: str | None = None, channel: int | None = None
+           ) -> list[dict[str, Any]]:
+        """Messages sent to one session, optionally of one type and channel."""
+        return [
+            m
+            for s, c, m in self.sent
+            if s == session_id
+            and (kind is None or m["t"] == kind)
+            and (channel is None or c == channel)
+        ]
+
+    def clear(self) -> None:
+        del self.sent[:]
+
+
+def make_match(match_id: str = "m-1", players: Sequence[str] = ("p-a", "p-b"),
+               game: str = "seq") -> Match:
+    return Match(
+        match_id=match_id,
+        game=game,
+        players=tuple(
+            Ticket(player_id=p, name=p.upper(), game=game, rating=None, queued_at=0.0)
+            for p in players
+        ),
+        formed_at=0.0,
+    )
