@@ -1,0 +1,86 @@
+"""The stable, machine-readable error codes of the lobby protocol.
+
+Every `error` frame carries one of these codes, a human `message` and the
+request `id` (null when the request had none or could not be parsed). Clients
+switch on the code, never on the message. docs/lobby.md lists them all.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Frame-level errors: the bytes on the wire were not a valid request.
+MALFORMED_JSON: Final = "malformed_json"
+NOT_AN_OBJECT: Final = "not_an_object"
+UNKNOWN_TYPE: Final = "unknown_type"
+MISSING_FIELD: Final = "missing_field"
+INVALID_FIELD: Final = "invalid_field"
+FRAME_TOO_LARGE: Final = "frame_too_large"
+
+# Request errors: a well-formed request that cannot be served in this state.
+HELLO_REQUIRED: Final = "hello_required"
+ALREADY_HELLO: Final = "already_hello"
+UNKNOWN_GAME: Final = "unknown_game"
+ALREADY_QUEUED: Final = "already_queued"
+NOT_QUEUED: Final = "not_queued"
+BAD_SECRET: Final = "bad_secret"
+NO_ACTIVE_MATCH: Final = "no_active_match"
+
+# Limits and server conditions.
+SERVER_DRAINING: Final = "server_draining"
+RATE_LIMITED: Final = "rate_limited"
+TOO_MANY_CONNECTIONS: Final = "too_many_connections"
+TOO_MANY_ERRORS: Final = "too_many_errors"
+SESSION_REPLACED: Final = "session_replaced"
+MATCH_FAILED: Final = "match_failed"
+INTERNAL_ERROR: Final = "internal_error"
+
+ALL_CODES: Final = frozenset(
+    {
+        MALFORMED_JSON,
+        NOT_AN_OBJECT,
+        UNKNOWN_TYPE,
+        MISSING_FIELD,
+        INVALID_FIELD,
+        FRAME_TOO_LARGE,
+        HELLO_REQUIRED,
+        ALREADY_HELLO,
+        UNKNOWN_GAME,
+        ALREADY_QUEUED,
+        NOT_QUEUED,
+        BAD_SECRET,
+        NO_ACTIVE_MATCH,
+        SERVER_DRAINING,
+        RATE_LIMITED,
+        TOO_MANY_CONNECTIONS,
+        TOO_MANY_ERRORS,
+        SESSION_REPLACED,
+        MATCH_FAILED,
+        INTERNAL_ERROR,
+    }
+)
+
+# Errors that do not count towards closing a connection: they follow from the
+# server's state or from a race the client could not see (a cancel that
+# crossed a match being formed), not from a misbehaving client.
+NOT_COUNTED: Final = frozenset(
+    {
+        ALREADY_QUEUED,
+        NOT_QUEUED,
+        SERVER_DRAINING,
+        MATCH_FAILED,
+        INTERNAL_ERROR,
+        SESSION_REPLACED,
+        TOO_MANY_CONNECTIONS,
+        TOO_MANY_ERRORS,
+    }
+)
+
+
+class LobbyError(Exception):
+    """A request failed with a stable `code`; the lobby answers it with an `error` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
