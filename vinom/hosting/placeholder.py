@@ -1,0 +1,115 @@
+"""A placeholder game host: a real UDP port that drops every datagram.
+
+Until the inline game host that plays real games is wired in, this lets the
+lobby, the allocator and the hosting service run end to end: each host
+really listens on its UDP port (so ports are truly taken and freed), counts
+and drops what arrives, and becomes idle only when told `end_match`, which
+is how tests (and operators poking at a dev server) finish a game.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IListeningPort, IReactorUDP
+from twisted.internet.protocol import DatagramProtocol
+from zope.interface import implementer
+
+from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
+from vinom.matchmaking.interfaces import Match
+
+# Read whole datagrams of any size a client might send, so each counts as one drop.
+MAX_DATAGRAM = 65535
+
+
+class DroppingProtocol(DatagramProtocol):
+    """Counts datagrams and drops them: no reply, ever."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def datagramReceived(self, datagram: bytes, addr: object) -> None:
+        self.dropped += 1
+
+
+@implementer(IGameHost)
+class PlaceholderGameHost:
+    """One listening UDP port; idle once every added match has been ended."""
+
+    def __init__(self, address: HostAddress, protocol: DroppingProtocol) -> None:
+        self.address = address
+        self.protocol = protocol
+        self.listening_port: IListeningPort | None = None
+        self.matches: dict[str, Match] = {}
+        self.stopped = False
+        self._idle_waiters: list[Deferred[None]] = []
+
+    def add_match(self, match: Match) -> Deferred[None]:
+        if self.stopped:
+            raise RuntimeError("the game host has stopped")
+        self.matches[match.match_id] = match
+        return succeed(None)
+
+    def end_match(self, match_id: str) -> bool:
+        """End a match as if its game finished; True if it was running here."""
+        if self.matches.pop(match_id, None) is None:
+            return False
+        if not self.matches:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+        return True
+
+    def when_idle(self) -> Deferred[None]:
+        if not self.matches:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
+
+    def stop(self) -> Deferred[None]:
+        if self.stopped:
+            return succeed(None)
+        self.stopped = True
+        self.matches.clear()
+        port, self.listening_port = self.listening_port, None
+        d: Deferred[None] = succeed(None)
+        if port is not None:
+            result = port.stopListening()
+            if isinstance(result, Deferred):
+                d = result.addCallback(lambda _: None)
+        return d
+
+
+@implementer(IGameHostFactory)
+class PlaceholderGameHostFactory:
+    """Starts `PlaceholderGameHost`s on `interface`; clients reach them at `public_host`."""
+
+    def __init__(self, reactor: IReactorUDP, interface: str, public_host: str) -> None:
+        self._reactor = reactor
+        self._interface = interface
+        self._public_host = public_host
+        self.hosts: dict[int, PlaceholderGameHost] = {}
+
+    def start_host(self, port: int) -> Deferred[IGameHost]:
+        protocol = DroppingProtocol()
+        host = PlaceholderGameHost(HostAddress(self._public_host, port), protocol)
+        try:
+            host.listening_port = self._reactor.listenUDP(
+                port, protocol, interface=self._interface, maxPacketSize=MAX_DATAGRAM
+            )
+        except Exception:
+            # CannotListenError (someone else holds the port) becomes a failed Deferred.
+            return fail()
+        self.hosts[port] = host
+        return succeed(host)
+
+    def end_match(self, match_id: str) -> bool:
+        """End `match_id` on whichever host runs it; True if one did."""
+        return any(host.end_match(match_id) for host in list(self.hosts.values()))
+
+    def host_running(self, match_id: str) -> PlaceholderGameHost | None:
+        """The live host that runs `match_id`, if any."""
+        for host in self.hosts.values():
+            if match_id in host.matches and not host.stopped:
+                return host
+        return None

@@ -1,0 +1,168 @@
+"""The game hosting service: gives each match a port and a game host, and takes them back.
+
+For a match it acquires a port from the `PortAllocator` (waiting, first come
+first served, when all are taken), starts an `IGameHost` on it through an
+`IGameHostFactory`, adds the match, and when the host reports idle it stops
+the host and releases the port, which wakes the oldest waiting match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attrs import frozen
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
+from vinom.hosting.ports import PortAllocator
+from vinom.matchmaking.interfaces import Match
+
+WaitingCallback = Callable[[int], object]
+EndedCallback = Callable[[], object]
+
+
+class HostingStopped(Exception):
+    """The hosting service is stopping; no new match is hosted."""
+
+
+@frozen
+class _Running:
+    host: IGameHost
+    port: int
+    on_ended: EndedCallback | None
+
+
+class GameHostingService(Service):
+    """Runs one game host per match on a port from the allocator."""
+
+    log = Logger()
+
+    def __init__(self, allocator: PortAllocator, host_factory: IGameHostFactory) -> None:
+        self.allocator = allocator
+        self.host_factory = host_factory
+        self._running: dict[str, _Running] = {}
+        self._waiting: set[Deferred[int]] = set()
+        self._stopping = False
+
+    @property
+    def running_games(self) -> int:
+        """Matches with a game host right now."""
+        return len(self._running)
+
+    def host_of(self, match_id: str) -> IGameHost | None:
+        """The game host running `match_id`, if any."""
+        running = self._running.get(match_id)
+        return None if running is None else running.host
+
+    def host_match(
+        self,
+        match: Match,
+        on_waiting: WaitingCallback | None = None,
+        on_ended: EndedCallback | None = None,
+    ) -> Deferred[HostAddress]:
+        """Host `match`; fires with the address its players connect to.
+
+        `on_waiting(position)` is called if no port is free, with the 1-based
+        position among the matches waiting for one. `on_ended()` is called
+        once the match's host has stopped and its port is back in the pool.
+        Cancelling the Deferred while it waits for a port withdraws the match.
+        """
+        if self._stopping:
+            return fail(HostingStopped("the game hosting service is stopping"))
+        acquired = self.allocator.acquire()
+        if not acquired.called:
+            self._waiting.add(acquired)
+
+            def forget(result: object) -> object:
+                self._waiting.discard(acquired)
+                return result
+
+            acquired.addBoth(forget)
+            if on_waiting is not None:
+                try:
+                    on_waiting(self.allocator.waiting)
+                except Exception:
+                    self.log.failure(
+                        "on_waiting callback failed for {match_id}", match_id=match.match_id
+                    )
+        return Deferred.fromCoroutine(self._host(match, acquired, on_ended))
+
+    async def _host(
+        self, match: Match, acquired: Deferred[int], on_ended: EndedCallback | None
+    ) -> HostAddress:
+        port = await acquired
+        try:
+            host = await self.host_factory.start_host(port)
+        except BaseException:
+            self.allocator.release(port)
+            raise
+        try:
+            if self._stopping:
+                raise HostingStopped("the game hosting service is stopping")
+            await host.add_match(match)
+        except BaseException:
+            await self._stop_quietly(host, match.match_id)
+            self.allocator.release(port)
+            raise
+        self._running[match.match_id] = _Running(host, port, on_ended)
+        self.log.info(
+            "match {match_id} ({game}) hosted on port {port}",
+            match_id=match.match_id,
+            game=match.game,
+            port=port,
+        )
+        host.when_idle().addBoth(self._idle, match.match_id)
+        return host.address
+
+    def _idle(self, result: object, match_id: str) -> Deferred[None] | None:
+        if isinstance(result, Failure):
+            self.log.failure("game host of {match_id} failed", result, match_id=match_id)
+        return self._retire(match_id)
+
+    def _retire(self, match_id: str) -> Deferred[None] | None:
+        running = self._running.pop(match_id, None)
+        if running is None:
+            # Retired already (by stopService); when_idle may still fire afterwards.
+            return None
+        d = self._stop_quietly(running.host, match_id)
+
+        def release(_: object) -> None:
+            self.allocator.release(running.port)
+            self.log.info(
+                "match {match_id} ended; port {port} released", match_id=match_id, port=running.port
+            )
+            if running.on_ended is not None:
+                try:
+                    running.on_ended()
+                except Exception:
+                    self.log.failure("on_ended callback failed for {match_id}", match_id=match_id)
+
+        d.addCallback(release)
+        return d
+
+    def _stop_quietly(self, host: IGameHost, match_id: str) -> Deferred[None]:
+        d: Deferred[None] = maybeDeferred(host.stop)
+
+        def logged(failure: Failure) -> None:
+            self.log.failure(
+                "stopping the game host of {match_id} failed", failure, match_id=match_id
+            )
+
+        d.addErrback(logged)
+        return d
+
+    def stopService(self) -> Deferred[object]:
+        """Withdraw waiting matches and stop every game host, releasing its port."""
+        super().stopService()
+        self._stopping = True
+        for waiter in list(self._waiting):
+            waiter.cancel()
+        stopping = [d for d in map(self._retire, list(self._running)) if d is not None]
+        return DeferredList(stopping).addCallback(lambda _: None)
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
