@@ -1,0 +1,820 @@
+"""Reliable and unreliable message channels inside encrypted payload packets (sans-I/O).
+
+One `Reliability` per session per side sits between the application (snapshots on
+channel 0, actions and events on channel 1) and the packet layer, which encrypts each
+body this module builds into one `payload` packet and hands every decrypted body back.
+Nothing here touches a socket, a reactor or a clock: every call takes `now` (seconds).
+
+Design (Gaffer On Games' "reliable ordered messages", reliable.io, with RFC 6298
+timers); docs/protocol-reliability.md is the byte-exact specification:
+
+- Every body begins with a 16-bit packet sequence, the latest packet sequence received
+  from the peer (`ack`) and a 32-bit bitfield of the 32 sequences before it. Acks are
+  per packet; the sender remembers which reliable messages each packet carried.
+- Reliable messages carry a 16-bit message id. A message too large for one body is
+  split into fragments that each take their own consecutive id, so resends, acks and
+  the receive window all work per fragment, and reassembly happens in order.
+- Unreliable messages carry a 16-bit snapshot sequence; the receiver never delivers one
+  that is not newer than the last one it delivered. Large snapshots are fragmented too
+  (all fragments share the sequence) and reassembled one at a time, newest wins.
+- Resends are timed from the measured round-trip time (smoothed RTT plus four times
+  its variance, clamped), with exponential back-off per message.
+
+Internally every sequence and id is an unbounded Python int; only the wire carries the
+low 16 bits, which are mapped back to the nearest full value on receipt. Every buffer a
+peer can fill is bounded (see the constants below and the bounds section of the spec).
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections import deque
+from typing import Any
+
+# --- wire layout (little-endian, like the rest of vinom's packets) ------------------
+
+BODY_HEADER = struct.Struct("<HHI")  # packet sequence, ack, ack bits
+MESSAGE_HEADER = struct.Struct("<HH")  # info (channel, fragment flag, length), id
+FRAGMENT_MESSAGE_HEADER = struct.Struct("<HHBB")  # ... plus fragment index, last index
+BODY_HEADER_SIZE = BODY_HEADER.size  # 8
+MESSAGE_HEADER_SIZE = MESSAGE_HEADER.size  # 4
+FRAGMENT_HEADER_SIZE = FRAGMENT_MESSAGE_HEADER.size  # 6
+
+CHANNEL_SHIFT = 14  # info bits 15..14: channel (0 unreliable, 1 reliable, 2-3 reserved)
+FRAGMENT_FLAG = 0x2000  # info bit 13: a fragment header (index, last index) follows
+LENGTH_MASK = 0x1FFF  # info bits 12..0: length of the message data in this body
+RELIABLE_INFO = 1 << CHANNEL_SHIFT
+
+UNRELIABLE_CHANNEL = 0
+RELIABLE_CHANNEL = 1
+
+# --- bounds and timers --------------------------------------------------------------
+
+#: Packets an ack covers before the newest one it names (the ack bitfield's width).
+ACK_BITS = 32
+#: Reliable ids a sender may have outstanding, and the receiver's reorder window.
+RECEIVE_WINDOW = 256
+#: Fragments of one message (the fragment header stores the last index in one byte).
+MAX_FRAGMENTS = 256
+#: Fragments of one unreliable message: snapshots are meant to be small.
+MAX_UNRELIABLE_FRAGMENTS = 16
+#: Messages in one body. With STALE_PACKETS this keeps 16-bit ids unambiguous.
+MAX_MESSAGES_PER_BODY = 64
+#: Bodies older than this many packets behind the newest one received are ignored.
+STALE_PACKETS = 256
+#: Sent-packet records kept while waiting for their acks.
+MAX_SENT_RECORDS = 256
+#: Bodies one build_bodies call returns; the rest goes out PACING_S later.
+MAX_BODIES_PER_BUILD = 64
+PACING_S = 0.001
+#: Message-bearing bodies received before an ack is owed even for unreliable traffic,
+#: so that every packet shows up in at least one ack while it is inside the bitfield.
+ACK_EVERY_BODIES = 16
+#: Unsent unreliable messages kept (oldest dropped first).
+MAX_UNRELIABLE_QUEUE = 64
+
+DEFAULT_ACK_DELAY_S = 0.010
+INITIAL_RTO_S = 0.2
+MIN_RTO_S = 0.02
+MAX_RTO_S = 1.0
+#: A partly received fragmented snapshot is dropped after this long.
+UNRELIABLE_PARTIAL_TIMEOUT_S = 1.0
+#: Weight of one packet's fate in the smoothed loss fraction.
+LOSS_ALPHA = 1.0 / 32.0
+
+DEFAULT_MAX_RELIABLE_MESSAGE = 256 * 1024
+DEFAULT_MAX_UNRELIABLE_MESSAGE = 16 * 1024
+DEFAULT_MAX_PENDING_BYTES = 1024 * 1024
+
+MIN_BODY = 32
+MAX_BODY = LENGTH_MASK + 1  # 8192
+
+_INF = float("inf")
+_MASK16 = 0xFFFF
+_MASK32 = 0xFFFFFFFF
+_unpack_body_header = BODY_HEADER.unpack_from
+_pack_body_header = BODY_HEADER.pack
+_unpack_message_header = MESSAGE_HEADER.unpack_from
+_pack_message_header = MESSAGE_HEADER.pack
+_pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
+_heappush = heapq.heappush
+_heappop = heapq.heappop
+
+
+class ReliabilityError(Exception):
+    """Base class of what `send_reliable` and `send_unreliable` refuse."""
+
+
+class MessageTooLarge(ReliabilityError, ValueError):
+    """The message exceeds the channel's size limit."""
+
+
+class SendQueueFull(ReliabilityError):
+    """Too many reliable bytes are waiting for acks: the peer is not keeping up.
+
+    The session cannot keep its exactly-once promise any more; close it.
+    """
+
+
+class Reliability:
+    """Both channels of one session, one side. Not thread-safe; cheap when idle."""
+
+    __slots__ = (
+        "_ack_due",
+        "_ack_every_count",
+        "_buffered_bytes",
+        "_fragment_data",
+        "_last_now",
+        "_max_body",
+        "_next_id",
+        "_next_send_id",
+        "_next_seq",
+        "_oldest_unacked",
+        "_pending",
+        "_reassembly",
+        "_reassembly_bytes",
+        "_reassembly_last",
+        "_recv_any",
+        "_recv_bits",
+        "_recv_buffer",
+        "_recv_latest",
+        "_recv_next",
+        "_reliable_seqs",
+        "_resume_at",
+        "_sent",
+        "_single_data",
+        "_timers",
+        "_unacked",
+        "_unrel_delivered",
+        "_unrel_next",
+        "_unrel_partial",
+        "_unrel_partial_bytes",
+        "_unrel_partial_have",
+        "_unrel_partial_id",
+        "_unrel_partial_since",
+        "_unrel_queue",
+        "ack_delay_s",
+        "acked_packets",
+        "duplicates_dropped",
+        "loss",
+        "lost_packets",
+        "malformed_bodies",
+        "max_pending_bytes",
+        "max_reliable_message",
+        "max_unreliable_message",
+        "out_of_window",
+        "protocol_errors",
+        "received_bodies",
+        "resent_messages",
+        "rto_s",
+        "rtt_s",
+        "rtt_samples",
+        "rttvar",
+        "sent_bodies",
+        "stale_bodies",
+        "unreliable_dropped",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_body: int,
+        now: float,
+        max_reliable_message: int = DEFAULT_MAX_RELIABLE_MESSAGE,
+        max_unreliable_message: int = DEFAULT_MAX_UNRELIABLE_MESSAGE,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        ack_delay_s: float = DEFAULT_ACK_DELAY_S,
+    ) -> None:
+        if not MIN_BODY <= max_body <= MAX_BODY:
+            raise ValueError(f"max_body must be in [{MIN_BODY}, {MAX_BODY}], not {max_body}")
+        self._max_body = max_body
+        # Data of an unfragmented message that fills an otherwise empty body, and of
+        # one fragment of a fragmented one.
+        self._single_data = max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE
+        self._fragment_data = max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE
+        self.max_reliable_message = min(max_reliable_message, MAX_FRAGMENTS * self._fragment_data)
+        self.max_unreliable_message = min(
+            max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self._fragment_data
+        )
+        self.max_pending_bytes = max_pending_bytes
+        self.ack_delay_s = ack_delay_s
+        self._last_now = now
+        self._resume_at = now
+
+        # Sending: packets.
+        self._next_seq = 0
+        self._sent: dict[int, tuple[float, tuple[int, ...]]] = {}
+        # Sequences of sent packets that carried reliable messages, oldest first
+        # (lazily trimmed to those still in _sent): new messages wait while the
+        # next packet would push the oldest out of the peer's 32-bit ack bitfield.
+        self._reliable_seqs: deque[int] = deque()
+        # Sending: reliable messages. Ids below _next_send_id have been sent; the
+        # pending deque holds the encoded messages from _next_send_id on.
+        self._next_id = 0
+        self._next_send_id = 0
+        self._oldest_unacked = 0
+        self._pending: deque[bytes] = deque()
+        self._unacked: dict[int, tuple[bytes, int]] = {}  # id -> (encoded, times sent)
+        self._timers: list[tuple[float, int]] = []  # heap of (resend due, id)
+        self._buffered_bytes = 0
+        # Sending: unreliable messages (encoded, sent once at the next build).
+        self._unrel_next = 0
+        self._unrel_queue: deque[bytes] = deque()
+
+        # Receiving: packets.
+        self._recv_any = False
+        self._recv_latest = -1
+        self._recv_bits = 0
+        self._ack_due = _INF
+        self._ack_every_count = 0
+        # Receiving: reliable. Out-of-order messages wait in _recv_buffer as
+        # (fragment index or -1, last index, data); fragments of the message being
+        # delivered collect in _reassembly.
+        self._recv_next = 0
+        self._recv_buffer: dict[int, tuple[int, int, bytes]] = {}
+        self._reassembly: list[bytes] | None = None
+        self._reassembly_last = 0
+        self._reassembly_bytes = 0
+        # Receiving: unreliable.
+        self._unrel_delivered = -1  # 16-bit sequence of the last delivered, -1: none
+        self._unrel_partial: list[bytes | None] | None = None
+        self._unrel_partial_id = -1
+        self._unrel_partial_have = 0
+        self._unrel_partial_bytes = 0
+        self._unrel_partial_since = 0.0
+
+        # Statistics.
+        self.rtt_s = 0.0
+        self.rttvar = 0.0
+        self.rtt_samples = 0
+        self.rto_s = INITIAL_RTO_S
+        self.loss = 0.0
+        self.acked_packets = 0
+        self.lost_packets = 0
+        self.sent_bodies = 0
+        self.received_bodies = 0
+        self.resent_messages = 0
+        self.duplicates_dropped = 0
+        self.stale_bodies = 0
+        self.out_of_window = 0
+        self.malformed_bodies = 0
+        self.protocol_errors = 0
+        self.unreliable_dropped = 0
+
+    # --- sending ---------------------------------------------------------------------
+
+    def send_reliable(self, data: bytes) -> None:
+        """Queue `data` for channel 1: delivered exactly once, in order.
+
+        Raises `MessageTooLarge` above `max_reliable_message` and `SendQueueFull` when
+        queued plus unacknowledged bytes would exceed `max_pending_bytes`.
+        """
+        size = len(data)
+        if size > self.max_reliable_message:
+            raise MessageTooLarge(f"{size} bytes > {self.max_reliable_message} (reliable)")
+        if self._buffered_bytes + size > self.max_pending_bytes:
+            raise SendQueueFull(f"{self._buffered_bytes} bytes waiting for acks")
+        message_id = self._next_id
+        if size <= self._single_data:
+            encoded = _pack_message_header(RELIABLE_INFO | size, message_id & _MASK16) + data
+            self._pending.append(encoded)
+            self._next_id = message_id + 1
+            self._buffered_bytes += len(encoded)
+            return
+        chunk = self._fragment_data
+        last = (size - 1) // chunk
+        info = RELIABLE_INFO | FRAGMENT_FLAG
+        for index in range(last + 1):
+            piece = data[index * chunk : (index + 1) * chunk]
+            encoded = (
+                _pack_fragment_header(info | len(piece), message_id & _MASK16, index, last)
+                + piece
+            )
+            self._pending.append(encoded)
+            self._buffered_bytes += len(encoded)
+            message_id += 1
+        self._next_id = message_id
+
+    def send_unreliable(self, data: bytes) -> None:
+        """Queue `data` for channel 0: sent once at the next build, never resent.
+
+        The receiver delivers it only if it is newer than every channel-0 message it
+        has delivered. Messages above one body are fragmented, up to
+        `max_unreliable_message` (else `MessageTooLarge`); all fragments go out in the
+        same build_bodies call.
+        """
+        size = len(data)
+        if size > self.max_unreliable_message:
+            raise MessageTooLarge(f"{size} bytes > {self.max_unreliable_message} (unreliable)")
+        sequence = self._unrel_next & _MASK16
+        self._unrel_next += 1
+        queue = self._unrel_queue
+        if size <= self._single_data:
+            queue.append(_pack_message_header(size, sequence) + data)
+        else:
+            chunk = self._fragment_data
+            last = (size - 1) // chunk
+            for index in range(last + 1):
+                piece = data[index * chunk : (index + 1) * chunk]
+                queue.append(
+                    _pack_fragment_header(FRAGMENT_FLAG | len(piece), sequence, index, last)
+                    + piece
+                )
+        while len(queue) > MAX_UNRELIABLE_QUEUE:
+            queue.popleft()
+            self.unreliable_dropped += 1
+
+    def build_bodies(self, now: float) -> list[bytes]:
+        """The bodies to send now: resends first, then snapshots, then new messages.
+
+        Adds an ack-only body when an ack is owed and nothing else is going out.
+        Returns [] when nothing is due.
+        """
+        self._last_now = now
+        max_body = self._max_body
+        out: list[bytes] = []
+        parts: list[bytes] = [b""]  # [0] becomes the body header
+        ids: list[int] = []
+        size = BODY_HEADER_SIZE
+        capped = False
+        unacked = self._unacked
+
+        timers = self._timers
+        if timers and timers[0][0] <= now:
+            rto = self.rto_s
+            while timers and timers[0][0] <= now:
+                message_id = timers[0][1]
+                entry = unacked.get(message_id)
+                if entry is None:  # acked since it was scheduled
+                    _heappop(timers)
+                    continue
+                encoded, times = entry
+                if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
+                    if len(out) + 1 >= MAX_BODIES_PER_BUILD:
+                        capped = True
+                        break
+                    out.append(self._seal(parts, ids, now))
+                    parts = [b""]
+                    ids = []
+                    size = BODY_HEADER_SIZE
+                _heappop(timers)
+                parts.append(encoded)
+                ids.append(message_id)
+                size += len(encoded)
+                unacked[message_id] = (encoded, times + 1)
+                backoff = rto * (1 << min(times, 6))
+                _heappush(timers, (now + (backoff if backoff < MAX_RTO_S else MAX_RTO_S),
+                                   message_id))
+                self.resent_messages += 1
+
+        queue = self._unrel_queue
+        while queue and not capped:
+            encoded = queue[0]
+            if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
+                if len(out) + 1 >= MAX_BODIES_PER_BUILD:
+                    capped = True
+                    break
+                out.append(self._seal(parts, ids, now))
+                parts = [b""]
+                ids = []
+                size = BODY_HEADER_SIZE
+            queue.popleft()
+            parts.append(encoded)
+            size += len(encoded)
+
+        pending = self._pending
+        if pending and not capped:
+            limit = self._oldest_unacked + RECEIVE_WINDOW
+            message_id = self._next_send_id
+            due = now + self.rto_s
+            reliable_seqs = self._reliable_seqs
+            sent = self._sent
+            while reliable_seqs and reliable_seqs[0] not in sent:
+                reliable_seqs.popleft()
+            while pending and message_id < limit:
+                encoded = pending[0]
+                if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
+                    if len(out) + 1 >= MAX_BODIES_PER_BUILD:
+                        capped = True
+                        break
+                    out.append(self._seal(parts, ids, now))
+                    parts = [b""]
+                    ids = []
+                    size = BODY_HEADER_SIZE
+                if not ids and reliable_seqs and self._next_seq > reliable_seqs[0] + ACK_BITS:
+                    break  # wait for acks rather than outrun the peer's ack bitfield
+                pending.popleft()
+                parts.append(encoded)
+                ids.append(message_id)
+                size += len(encoded)
+                unacked[message_id] = (encoded, 1)
+                _heappush(timers, (due, message_id))
+                message_id += 1
+            self._next_send_id = message_id
+
+        if len(parts) > 1 or (not out and self._ack_due <= now):
+            out.append(self._seal(parts, ids, now))
+        self._resume_at = now + PACING_S if capped else now
+        return out
+
+    def _seal(self, parts: list[bytes], ids: list[int], now: float) -> bytes:
+        """Finish one body: header with the current acks, and remember what it carried."""
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        parts[0] = _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
+        sent = self._sent
+        if ids:
+            sent[seq] = (now, tuple(ids))
+            self._reliable_seqs.append(seq)
+        else:
+            sent[seq] = (now, ())
+        if len(sent) > MAX_SENT_RECORDS:
+            # The peer is not acking: forget the oldest record (its messages still
+            # resend on their timers and are acked through later packets).
+            del sent[next(iter(sent))]
+        self._ack_due = _INF
+        self._ack_every_count = 0
+        self.sent_bodies += 1
+        return b"".join(parts)
+
+    # --- receiving -------------------------------------------------------------------
+
+    def receive_body(self, body: bytes, now: float) -> list[tuple[int, bytes]] | None:
+        """Process one decrypted body; return the messages it completes, in order.
+
+        Returns None, changing nothing, if the body is malformed. Never raises.
+        """
+        self._last_now = now
+        total = len(body)
+        if total < BODY_HEADER_SIZE:
+            self.malformed_bodies += 1
+            return None
+        seq16, ack16, ack_bits = _unpack_body_header(body, 0)
+
+        # Parse and validate everything before changing any state.
+        messages: list[tuple[int, int, int, int, int, int]] = []
+        offset = BODY_HEADER_SIZE
+        max_fragments = MAX_FRAGMENTS
+        try:
+            while offset < total:
+                info, message_id = _unpack_message_header(body, offset)
+                channel = info >> CHANNEL_SHIFT
+                length = info & LENGTH_MASK
+                if info & FRAGMENT_FLAG:
+                    index = body[offset + 4]
+                    last = body[offset + 5]
+                    offset += FRAGMENT_HEADER_SIZE
+                    if (
+                        last == 0
+                        or index > last
+                        or length == 0
+                        or (channel == UNRELIABLE_CHANNEL and last >= MAX_UNRELIABLE_FRAGMENTS)
+                        or last >= max_fragments
+                    ):
+                        raise ValueError
+                else:
+                    index = -1
+                    last = 0
+                    offset += MESSAGE_HEADER_SIZE
+                if channel > RELIABLE_CHANNEL:
+                    raise ValueError
+                end = offset + length
+                if end > total:
+                    raise ValueError
+                messages.append((channel, message_id, index, last, offset, end))
+                offset = end
+        except (struct.error, IndexError, ValueError):
+            self.malformed_bodies += 1
+            return None
+        if len(messages) > MAX_MESSAGES_PER_BODY:
+            self.malformed_bodies += 1
+            return None
+
+        # Packet sequence: map the 16 bits to the nearest full sequence.
+        latest = self._recv_latest
+        delta = (seq16 - latest) & _MASK16
+        if delta >= 0x8000:
+            delta -= 0x10000
+        if delta > 0 or not self._recv_any:
+            if not self._recv_any:
+                self._recv_any = True
+                self._recv_bits = 0
+                self._recv_latest = seq16
+            elif delta <= ACK_BITS:
+                self._recv_bits = (((self._recv_bits << 1) | 1) << (delta - 1)) & _MASK32
+                self._recv_latest = latest + delta
+            else:
+                self._recv_bits = 0
+                self._recv_latest = latest + delta
+        elif delta == 0:
+            self.duplicates_dropped += 1
+            return []
+        elif delta >= -ACK_BITS:
+            bit = 1 << (-delta - 1)
+            if self._recv_bits & bit:
+                self.duplicates_dropped += 1
+                return []
+            self._recv_bits |= bit
+        elif delta < -STALE_PACKETS:
+            self.stale_bodies += 1
+            return []
+        self.received_bodies += 1
+
+        self._process_acks(ack16, ack_bits, now)
+
+        out: list[tuple[int, bytes]] = []
+        if not messages:
+            return out
+        self._ack_every_count += 1
+        if self._ack_every_count >= ACK_EVERY_BODIES:
+            self._ack_due = now
+        reliable_seen = False
+        for channel, message_id, index, last, start, end in messages:
+            if channel:
+                reliable_seen = True
+                expected = self._recv_next
+                distance = (message_id - expected) & _MASK16
+                if distance == 0:
+                    if index < 0 and self._reassembly is None:
+                        out.append((1, body[start:end]))
+                    else:
+                        self._deliver_fragment(index, last, body[start:end], out)
+                    expected += 1
+                    buffer = self._recv_buffer
+                    if buffer:
+                        while expected in buffer:
+                            index, last, data = buffer.pop(expected)
+                            if index < 0 and self._reassembly is None:
+                                out.append((1, data))
+                            else:
+                                self._deliver_fragment(index, last, data, out)
+                            expected += 1
+                    self._recv_next = expected
+                elif distance < RECEIVE_WINDOW:
+                    full_id = expected + distance
+                    if full_id in self._recv_buffer:
+                        self.duplicates_dropped += 1
+                    else:
+                        self._recv_buffer[full_id] = (index, last, body[start:end])
+                elif distance >= 0x8000:
+                    self.duplicates_dropped += 1
+                else:
+                    self.out_of_window += 1
+            else:
+                self._receive_unreliable(message_id, index, last, body, start, end, now, out)
+        if reliable_seen:
+            due = now + self.ack_delay_s
+            if due < self._ack_due:
+                self._ack_due = due
+        return out
+
+    def _process_acks(self, ack16: int, ack_bits: int, now: float) -> None:
+        """Mark the packets the peer acknowledges, sample the RTT, write off the lost."""
+        sent = self._sent
+        if not sent:
+            return
+        newest_sent = self._next_seq - 1
+        distance = (newest_sent - ack16) & _MASK16
+        if distance >= 0x8000:
+            return  # an ack for a packet we have not sent yet: ignore it
+        ack = newest_sent - distance
+        # Records are in sequence order and hold only unresolved packets, so this
+        # visits at most the 33 the ack covers plus those it writes off.
+        acked: list[int] | None = None
+        lost: list[int] | None = None
+        low = ack - ACK_BITS
+        for seq in sent:
+            if seq >= ack:
+                if seq == ack:
+                    if acked is None:
+                        acked = [seq]
+                    else:
+                        acked.append(seq)
+                break
+            if seq < low:
+                if lost is None:
+                    lost = [seq]
+                else:
+                    lost.append(seq)
+            elif (ack_bits >> (ack - 1 - seq)) & 1:
+                if acked is None:
+                    acked = [seq]
+                else:
+                    acked.append(seq)
+        if acked is not None:
+            unacked = self._unacked
+            loss = self.loss
+            for seq in acked:
+                sent_at, ids = sent.pop(seq)
+                loss -= loss * LOSS_ALPHA
+                if ids:
+                    for message_id in ids:
+                        entry = unacked.pop(message_id, None)
+                        if entry is not None:
+                            self._buffered_bytes -= len(entry[0])
+                    if seq == ack:
+                        # Only packets that carried reliable messages are acked
+                        # promptly (within the ack delay), so only they give honest
+                        # RTT samples.
+                        self._sample_rtt(now - sent_at)
+            self.loss = loss
+            self.acked_packets += len(acked)
+            oldest = self._oldest_unacked
+            limit = self._next_send_id
+            while oldest < limit and oldest not in unacked:
+                oldest += 1
+            self._oldest_unacked = oldest
+        if lost is not None:
+            loss = self.loss
+            for seq in lost:
+                del sent[seq]
+                loss += (1.0 - loss) * LOSS_ALPHA
+            self.loss = loss
+            self.lost_packets += len(lost)
+
+    def _sample_rtt(self, sample: float) -> None:
+        # RFC 6298, section 2; the ack delay is part of what the peer may add.
+        if self.rtt_samples:
+            self.rttvar += (abs(self.rtt_s - sample) - self.rttvar) * 0.25
+            self.rtt_s += (sample - self.rtt_s) * 0.125
+        else:
+            self.rtt_s = sample
+            self.rttvar = sample * 0.5
+        self.rtt_samples += 1
+        rto = self.rtt_s + 4.0 * self.rttvar + self.ack_delay_s
+        self.rto_s = MIN_RTO_S if rto < MIN_RTO_S else MAX_RTO_S if rto > MAX_RTO_S else rto
+
+    def _deliver_fragment(
+        self, index: int, last: int, data: bytes, out: list[tuple[int, bytes]]
+    ) -> None:
+        """In-order delivery when a reliable fragment or a reassembly is involved."""
+        parts = self._reassembly
+        if index <= 0:
+            if parts is not None:
+                # A new message began before the last one was complete.
+                self.protocol_errors += 1
+                self._reassembly = None
+            if index < 0:
+                out.append((1, data))
+            else:
+                self._reassembly = [data]
+                self._reassembly_last = last
+                self._reassembly_bytes = len(data)
+            return
+        if parts is None or last != self._reassembly_last or index != len(parts):
+            self.protocol_errors += 1
+            self._reassembly = None
+            return
+        size = self._reassembly_bytes + len(data)
+        if size > self.max_reliable_message:
+            self.protocol_errors += 1
+            self._reassembly = None
+            return
+        parts.append(data)
+        self._reassembly_bytes = size
+        if index == last:
+            self._reassembly = None
+            out.append((1, b"".join(parts)))
+
+    def _receive_unreliable(
+        self,
+        sequence: int,
+        index: int,
+        last: int,
+        body: bytes,
+        start: int,
+        end: int,
+        now: float,
+        out: list[tuple[int, bytes]],
+    ) -> None:
+        delivered = self._unrel_delivered
+        if delivered >= 0 and not 0 < ((sequence - delivered) & _MASK16) < 0x8000:
+            self.duplicates_dropped += 1  # not newer than what the app already has
+            return
+        if index < 0:
+            out.append((0, body[start:end]))
+            self._unrel_delivered = sequence
+            return
+        partial = self._unrel_partial
+        partial_id = self._unrel_partial_id
+        if partial is None or partial_id != sequence:
+            if partial is not None and 0 < ((partial_id - sequence) & _MASK16) < 0x8000:
+                self.duplicates_dropped += 1  # older than the snapshot being assembled
+                return
+            partial = [None] * (last + 1)
+            self._unrel_partial = partial
+            self._unrel_partial_id = sequence
+            self._unrel_partial_have = 0
+            self._unrel_partial_bytes = 0
+            self._unrel_partial_since = now
+        elif len(partial) != last + 1:
+            self.protocol_errors += 1
+            return
+        if partial[index] is not None:
+            self.duplicates_dropped += 1
+            return
+        size = self._unrel_partial_bytes + (end - start)
+        if size > self.max_unreliable_message:
+            self.protocol_errors += 1
+            self._unrel_partial = None
+            self._unrel_partial_id = -1
+            return
+        partial[index] = body[start:end]
+        self._unrel_partial_bytes = size
+        self._unrel_partial_have += 1
+        if self._unrel_partial_have == last + 1:
+            out.append((0, b"".join(partial)))  # type: ignore[arg-type]
+            self._unrel_delivered = sequence
+            self._unrel_partial = None
+            self._unrel_partial_id = -1
+
+    # --- timers ----------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """When build_bodies next has something to send, or None if nothing is waiting.
+
+        A time at or before the last `now` seen means "as soon as possible" (for
+        example after an ack opened the send window). Call handle_timer(t) and then
+        build_bodies(t) at that time.
+        """
+        when = self._ack_due
+        timers = self._timers
+        unacked = self._unacked
+        while timers and timers[0][1] not in unacked:
+            _heappop(timers)
+        if timers and timers[0][0] < when:
+            when = timers[0][0]
+        if self._unrel_queue or self._can_send_new():
+            resume = self._resume_at if self._resume_at > self._last_now else self._last_now
+            if resume < when:
+                when = resume
+        if self._unrel_partial is not None:
+            expiry = self._unrel_partial_since + UNRELIABLE_PARTIAL_TIMEOUT_S
+            if expiry < when:
+                when = expiry
+        return None if when == _INF else when
+
+    def _can_send_new(self) -> bool:
+        """Whether a pending reliable message may go out (both windows open)."""
+        if not self._pending or self._next_send_id >= self._oldest_unacked + RECEIVE_WINDOW:
+            return False
+        reliable_seqs = self._reliable_seqs
+        sent = self._sent
+        while reliable_seqs and reliable_seqs[0] not in sent:
+            reliable_seqs.popleft()
+        return not reliable_seqs or self._next_seq <= reliable_seqs[0] + ACK_BITS
+
+    def handle_timer(self, now: float) -> None:
+        """Housekeeping at a timer: expire stale partial snapshots, compact the timers."""
+        self._last_now = now
+        if (
+            self._unrel_partial is not None
+            and now >= self._unrel_partial_since + UNRELIABLE_PARTIAL_TIMEOUT_S
+        ):
+            self._unrel_partial = None
+            self._unrel_partial_id = -1
+            self.unreliable_dropped += 1
+        timers = self._timers
+        if len(timers) > 2 * len(self._unacked) + 64:
+            unacked = self._unacked
+            self._timers = [entry for entry in timers if entry[1] in unacked]
+            heapq.heapify(self._timers)
+
+    # --- introspection ---------------------------------------------------------------
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Reliable bytes queued or waiting for acks (bounded by max_pending_bytes)."""
+        return self._buffered_bytes
+
+    @property
+    def receive_buffered_bytes(self) -> int:
+        """Bytes the peer has made us hold: out-of-order messages and reassemblies."""
+        held = sum(len(entry[2]) for entry in self._recv_buffer.values())
+        if self._reassembly is not None:
+            held += self._reassembly_bytes
+        if self._unrel_partial is not None:
+            held += self._unrel_partial_bytes
+        return held
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the statistics, for logs and benchmarks."""
+        return {
+            "rtt_s": self.rtt_s,
+            "rttvar": self.rttvar,
+            "rto_s": self.rto_s,
+            "loss": self.loss,
+            "sent_bodies": self.sent_bodies,
+            "received_bodies": self.received_bodies,
+            "acked_packets": self.acked_packets,
+            "lost_packets": self.lost_packets,
+            "resent_messages": self.resent_messages,
+            "duplicates_dropped": self.duplicates_dropped,
+            "stale_bodies": self.stale_bodies,
+            "out_of_window": self.out_of_window,
+            "malformed_bodies": self.malformed_bodies,
+            "protocol_errors": self.protocol_errors,
+            "unreliable_dropped": self.unreliable_dropped,
+            "buffered_bytes": self._buffered_bytes,
+        }
