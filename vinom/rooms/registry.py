@@ -32,9 +32,9 @@ class RoomRegistry:
 
     clock: IReactorTime
     linger: float = 3.0
-    _rooms: dict[str, Room] = field(init=False, factory=dict)
-    _removals: dict[str, IDelayedCall] = field(init=False, factory=dict)
-    _listeners: list[RoomListener] = field(init=False, factory=list)
+    _rooms: dict[str, Room] = field(init=False, factory=dict, repr=False)
+    _removals: dict[str, IDelayedCall] = field(init=False, factory=dict, repr=False)
+    _listeners: list[RoomListener] = field(init=False, factory=list, repr=False)
 
     def create(
         self,

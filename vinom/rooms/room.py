@@ -71,7 +71,7 @@ class _Member:
     last_action_id: int | None = None
 
 
-@define(eq=False)
+@define(eq=False, repr=False)
 class Room:
     """One match: seats from the `Match`, the game's immutable state and its version.
 
@@ -115,6 +115,12 @@ class Room:
         self._order = tuple(_Member(seat) for seat in self.seats)
         self._members = {m.seat.player_id: m for m in self._order}
         self.state = self.game.create(self.seats, self.config.options, self.rng)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Room {self.match.match_id} {self.game.name} {self.phase} v{self.version}"
+            f" sessions={self.session_ids()}>"
+        )
 
     # -- queries ------------------------------------------------------------
 
