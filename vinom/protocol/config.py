@@ -1,0 +1,117 @@
+"""Configuration values of the UDP session protocol (attrs frozen; change with `evolve`).
+
+`ProtocolConfig` is shared by the lobby (which issues tokens) and every game
+host (which opens them): same version, application id and token key.
+`HostConfig` is one game host's; `ClientConfig` a client's.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+
+from attrs import field, frozen, validators
+
+from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.wire import KEY_SIZE, MAX_HOSTS, PROTOCOL_VERSION
+
+# Application ids must survive a JSON round trip in every client language, so
+# they stay within the integers a double holds exactly.
+MAX_APPLICATION_ID = 2**53 - 1
+DEFAULT_APPLICATION_ID = 0x76696E6F6D  # "vinom"
+
+
+def generate_token_key() -> bytes:
+    """A fresh random token key (the all-in-one server makes one at start)."""
+    return os.urandom(KEY_SIZE)
+
+
+def parse_token_key(text: str) -> bytes:
+    """A token key from its configuration form: 64 hex digits."""
+    try:
+        key = binascii.unhexlify(text.strip())
+    except (binascii.Error, ValueError):
+        raise ValueError("the token key must be 64 hex digits") from None
+    if len(key) != KEY_SIZE:
+        raise ValueError("the token key must be 64 hex digits")
+    return key
+
+
+def format_token_key(key: bytes) -> str:
+    """The configuration form of a token key (64 hex digits)."""
+    return binascii.hexlify(key).decode("ascii")
+
+
+def _check_key(instance: object, attribute: object, value: bytes) -> None:
+    if not isinstance(value, bytes) or len(value) != KEY_SIZE:
+        raise ValueError(f"token_key must be {KEY_SIZE} bytes")
+
+
+def _positive(instance: object, attribute: object, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{getattr(attribute, 'name', 'value')} must be positive")
+
+
+@frozen
+class ProtocolConfig:
+    """What the lobby and its game hosts must agree on."""
+
+    token_key: bytes = field(validator=_check_key, repr=False)
+    application_id: int = field(
+        default=DEFAULT_APPLICATION_ID,
+        validator=[validators.instance_of(int), validators.ge(0),
+                   validators.le(MAX_APPLICATION_ID)],
+    )
+    protocol_version: int = field(default=PROTOCOL_VERSION, validator=validators.in_([1]))
+
+
+@frozen
+class HostConfig:
+    """One game host's endpoint."""
+
+    protocol: ProtocolConfig
+    # The address(es) clients are told to use for this host; a token must name
+    # one of them.
+    addresses: tuple[HostAddress, ...] = field(
+        converter=tuple, validator=validators.min_len(1)
+    )
+    # Send a keepalive when nothing else was sent to a session for this long.
+    keepalive_interval: float = field(default=1.0, validator=_positive)
+    # The cookie key is replaced this often; a cookie lives one to two periods.
+    cookie_rotation: float = field(default=10.0, validator=_positive)
+    # Copies of `disconnect` sent when a session is closed.
+    disconnect_redundancy: int = field(default=10, validator=validators.ge(1))
+    # Upper bound on live sessions (each needs a valid token, so this guards
+    # against a leaked token key, not against strangers).
+    max_sessions: int = field(default=65536, validator=validators.ge(1))
+
+    @addresses.validator
+    def _check_addresses(self, attribute: object, value: tuple[HostAddress, ...]) -> None:
+        if len(value) > MAX_HOSTS:
+            raise ValueError(f"at most {MAX_HOSTS} host addresses")
+        for a in value:
+            if not isinstance(a, HostAddress):
+                raise TypeError("addresses must be HostAddress values")
+
+
+@frozen
+class ClientConfig:
+    """A client connection's timers."""
+
+    # Handshake packets are resent at this interval (10 Hz) until answered.
+    handshake_interval: float = field(default=0.1, validator=_positive)
+    # Give up on one host address after this long without a welcome.
+    attempt_timeout: float = field(default=5.0, validator=_positive)
+    keepalive_interval: float = field(default=1.0, validator=_positive)
+    disconnect_redundancy: int = field(default=10, validator=validators.ge(1))
+
+
+@frozen
+class IssuerConfig:
+    """How the lobby issues connect tokens."""
+
+    protocol: ProtocolConfig
+    # Seconds from issue until the token no longer opens a session.
+    token_lifetime: float = field(default=60.0, validator=_positive)
+    # A session ends after this long without a valid packet.
+    session_timeout: float = field(default=5.0, validator=_positive)
