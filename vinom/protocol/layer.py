@@ -1,0 +1,41 @@
+"""The seam between the packet layer (this package's endpoints) and the reliability layer.
+
+The endpoints encrypt, number and authenticate packets; what travels inside a
+`payload` packet is one body of the reliability layer (channels, acks, resends,
+fragments: vinom/protocol/reliability.py, docs/protocol-reliability.md). The
+endpoints know that layer only through this structural type, and make one per
+session with a factory taking `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from vinom.protocol.wire import MAX_BODY
+
+
+class ReliabilityLayer(Protocol):
+    """One session's reliability state, on one side (see the module docstring)."""
+
+    def send_reliable(self, data: bytes) -> None: ...
+
+    def send_unreliable(self, data: bytes) -> None: ...
+
+    def build_bodies(self, now: float) -> list[bytes]: ...
+
+    def receive_body(self, body: bytes, now: float) -> list[tuple[int, bytes]] | None: ...
+
+    def next_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+
+ReliabilityFactory = Callable[[float], ReliabilityLayer]
+
+
+def default_reliability(now: float) -> ReliabilityLayer:
+    """vinom's reliability layer for one session, sized to one payload packet."""
+    from vinom.protocol.reliability import Reliability
+
+    return Reliability(max_body=MAX_BODY, now=now)

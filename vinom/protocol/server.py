@@ -1,0 +1,555 @@
+"""The game host's side of the UDP session protocol, sans-I/O: `ServerEndpoint`.
+
+One endpoint serves one UDP port and any number of peers. Feed it datagrams
+with `receive_datagram(data, addr, now)`; collect what to transmit with
+`datagrams_to_send()`, what happened with `next_event()`, and drive its timers
+with `get_timer()` / `handle_timer(now)`. It never does I/O, never raises on
+bad input (bad packets are dropped and counted in `drops`) and never answers a
+stranger with more bytes than the stranger sent.
+
+Until a client echoes a valid cookie, the endpoint keeps nothing about it: the
+cookie carries the session's keys and identity, sealed under a host-local key.
+Wire format: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+from vinom.protocol.config import HostConfig
+from vinom.protocol.cookies import MAX_COOKIE, MIN_COOKIE, CookieContents, CookieJar
+from vinom.protocol.crypto import Aead, InvalidTag, new_aead
+from vinom.protocol.events import (
+    RELIABLE,
+    UNRELIABLE,
+    MessageReceived,
+    SessionClosed,
+    SessionConnected,
+)
+from vinom.protocol.interfaces import Admission, IAdmission
+from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, default_reliability
+from vinom.protocol.replay import WINDOW_SIZE, ReplayWindow
+from vinom.protocol.tokens import PrivateToken
+from vinom.protocol.wire import (
+    CHALLENGE,
+    DENIED,
+    DISCONNECT,
+    DROP_ALREADY_CONNECTED,
+    DROP_COOKIE_INVALID,
+    DROP_DECRYPT_FAILED,
+    DROP_HOST_FULL,
+    DROP_MALFORMED_BODY,
+    DROP_NO_SESSION,
+    DROP_NOT_ADMITTED,
+    DROP_REPLAYED,
+    DROP_REQUEST_PADDING,
+    DROP_REQUEST_SIZE,
+    DROP_RESPONSE_INVALID,
+    DROP_TOKEN_EXPIRED,
+    DROP_TOKEN_INVALID,
+    DROP_TOKEN_MALFORMED,
+    DROP_TOKEN_REUSED,
+    DROP_TOO_SHORT,
+    DROP_UNKNOWN_TYPE,
+    DROP_WRONG_APPLICATION,
+    DROP_WRONG_DIRECTION,
+    DROP_WRONG_HOST,
+    DROP_WRONG_VERSION,
+    HEADER,
+    HEADER_SIZE,
+    KEEPALIVE,
+    MIN_SEALED_PACKET,
+    NONCE,
+    NONCE_DOMAIN_SESSION,
+    NONCE_DOMAIN_STATELESS,
+    PADDING_START,
+    PAYLOAD,
+    REQUEST,
+    REQUEST_PREFIX,
+    REQUEST_PREFIX_SIZE,
+    REQUEST_SIZE,
+    RESPONSE,
+    SEQUENCE,
+    TAG_SIZE,
+    WELCOME,
+    WELCOME_BODY,
+    address_bytes,
+)
+
+Address = Any  # what the transport hands us: (host, port) or an IPv6 4-tuple
+Event = SessionConnected | SessionClosed | MessageReceived
+
+_INF = float("inf")
+_MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
+_MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
+_ZERO_PADDING = bytes(REQUEST_SIZE - PADDING_START)
+# Timers never fire sooner than this after they are set, so a layer that keeps
+# asking for "now" cannot spin the event loop.
+_MIN_TIMER_DELAY = 0.001
+
+
+class _Session:
+    """One authenticated peer (mutable, one per session: not per packet)."""
+
+    __slots__ = (
+        "address", "closed", "dirty", "id", "last_recv", "last_sent", "match_id",
+        "player_id", "reliability", "rx", "timeout", "token_nonce", "tx", "tx_seq",
+        "user_data", "wake", "window",
+    )
+
+    def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
+                 cookie: CookieContents, reliability: ReliabilityLayer, tx_seq: int,
+                 now: float) -> None:
+        self.id = session_id
+        self.address = address
+        self.player_id = player_id
+        self.match_id = match_id
+        self.user_data = cookie.user_data
+        self.token_nonce = cookie.token_nonce
+        self.rx: Aead = new_aead(cookie.client_to_server_key)
+        self.tx: Aead = new_aead(cookie.server_to_client_key)
+        self.tx_seq = tx_seq
+        self.window = ReplayWindow()
+        self.reliability = reliability
+        self.timeout = cookie.timeout_ms / 1000.0
+        self.last_recv = now
+        self.last_sent = now
+        self.wake = _INF
+        self.dirty = False
+        self.closed = False
+
+
+class ServerEndpoint:
+    """Serves one game host port: handshakes, sessions, timers (see module docstring).
+
+    `admission` decides whether a token's player may connect. `wall_clock`
+    gives unix time for token expiry (timers use the `now` arguments instead).
+    `random_bytes` seeds keys and counters; inject it only for test vectors.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        admission: IAdmission,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        reliability_factory: ReliabilityFactory = default_reliability,
+    ) -> None:
+        self.config = config
+        self._admission = admission
+        self._wall_clock = wall_clock
+        self._random_bytes = random_bytes
+        self._reliability_factory = reliability_factory
+        protocol = config.protocol
+        self._version = protocol.protocol_version
+        self._application_id = protocol.application_id
+        self._token_aead = new_aead(protocol.token_key)
+        self._addresses = frozenset((a.host, a.port) for a in config.addresses)
+        self._keepalive = config.keepalive_interval
+        self._cookies = CookieJar(config.cookie_rotation, random_bytes)
+        # Host-wide sequence of stateless replies (challenge, denied) and cookies;
+        # a random start keeps nonces unique across restarts of the host.
+        self._stateless_seq = _random_u48(random_bytes)
+        self._next_session_id = 1
+        self._sessions: dict[int, _Session] = {}
+        self._by_address: dict[Address, _Session] = {}
+        self._by_player: dict[str, _Session] = {}
+        # Token nonce -> (address, expiry): a token opens one session, once.
+        self._used_tokens: dict[bytes, tuple[Address, int]] = {}
+        self._used_expiry: list[tuple[int, bytes]] = []
+        self._timers: list[tuple[float, int]] = []
+        self._dirty: list[_Session] = []
+        self._out: list[tuple[bytes, Address]] = []
+        self._events: deque[Event] = deque()
+        self._now = 0.0
+        self.drops: Counter[str] = Counter()
+        self.datagrams_received = 0
+        self.datagrams_sent = 0
+        # Traffic before a session is authenticated: replies must never exceed
+        # what strangers sent (anti-amplification), so both sides are counted.
+        self.unauthenticated_bytes_received = 0
+        self.unauthenticated_bytes_sent = 0
+        self.challenges_sent = 0
+        self.denials_sent = 0
+        self.welcomes_sent = 0
+
+    # -- public API -------------------------------------------------------
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def session_ids(self) -> list[int]:
+        return list(self._sessions)
+
+    def session_address(self, session_id: int) -> Address | None:
+        s = self._sessions.get(session_id)
+        return None if s is None else s.address
+
+    def reliability(self, session_id: int) -> ReliabilityLayer | None:
+        """The session's reliability layer (RTT, loss and resend statistics)."""
+        s = self._sessions.get(session_id)
+        return None if s is None else s.reliability
+
+    def next_event(self) -> Event | None:
+        events = self._events
+        return events.popleft() if events else None
+
+    def send_message(self, session_id: int, channel: int, data: bytes) -> bool:
+        """Queue `data` for the session on `channel`; False if there is no such session."""
+        s = self._sessions.get(session_id)
+        if s is None:
+            return False
+        if channel == UNRELIABLE:
+            s.reliability.send_unreliable(data)
+        elif channel == RELIABLE:
+            s.reliability.send_reliable(data)
+        else:
+            raise ValueError(f"no channel {channel}")
+        if not s.dirty:
+            s.dirty = True
+            self._dirty.append(s)
+        return True
+
+    def close_session(self, session_id: int) -> None:
+        """End a session: `disconnect` sent redundantly, then a SessionClosed('closed')."""
+        s = self._sessions.get(session_id)
+        if s is not None:
+            self._remove(s, "closed")
+
+    def datagrams_to_send(self, now: float | None = None) -> list[tuple[bytes, Address]]:
+        """Everything due for transmission now, as (datagram, address) pairs."""
+        if now is None:
+            now = self._now
+        else:
+            self._now = now
+        if self._dirty:
+            dirty = self._dirty
+            self._dirty = []
+            for s in dirty:
+                s.dirty = False
+                if not s.closed:
+                    self._flush_session(s, now)
+        out = self._out
+        self._out = []
+        self.datagrams_sent += len(out)
+        return out
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` must next be called, or None if nothing is pending."""
+        heap = self._timers
+        sessions = self._sessions
+        while heap:
+            when, sid = heap[0]
+            s = sessions.get(sid)
+            if s is not None and s.wake == when:
+                return when
+            heapq.heappop(heap)
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Timeouts, keepalives and the reliability layers' resends due at `now`."""
+        self._now = now
+        heap = self._timers
+        sessions = self._sessions
+        while heap and heap[0][0] <= now:
+            when, sid = heapq.heappop(heap)
+            s = sessions.get(sid)
+            if s is None or s.wake != when:
+                continue
+            s.wake = _INF
+            if now - s.last_recv >= s.timeout:
+                self._remove(s, "timeout")
+                continue
+            due = s.reliability.next_timer()
+            if due is not None and due <= now:
+                s.reliability.handle_timer(now)
+            self._flush_session(s, now)
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Take one datagram from `addr`; never raises on what is in it."""
+        self._now = now
+        self.datagrams_received += 1
+        size = len(data)
+        if size < 1:
+            self._drop(DROP_TOO_SHORT, size)
+            return
+        kind = data[0]
+        if kind >= PAYLOAD:
+            # The hot path: one dict lookup, one replay check, one AEAD open.
+            s = self._by_address.get(addr)
+            if s is None or kind > DISCONNECT:
+                self._drop(DROP_NO_SESSION if kind <= DISCONNECT else DROP_UNKNOWN_TYPE, size)
+                return
+            if size < MIN_SEALED_PACKET:
+                self._drop(DROP_TOO_SHORT, size)
+                return
+            seq = SEQUENCE.unpack_from(data, 1)[0]
+            window = s.window
+            offset = window.latest - seq
+            if offset >= 0 and (offset >= WINDOW_SIZE or (window.bits >> offset) & 1):
+                self._drop(DROP_REPLAYED, size)
+                return
+            try:
+                plain = s.rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[HEADER_SIZE:],
+                                     data[:HEADER_SIZE])
+            except InvalidTag:
+                self._drop(DROP_DECRYPT_FAILED, size)
+                return
+            window.mark(seq)
+            s.last_recv = now
+            if kind == PAYLOAD:
+                messages = s.reliability.receive_body(plain, now)
+                if messages is None:
+                    self.drops[DROP_MALFORMED_BODY] += 1
+                    return
+                if messages:
+                    sid = s.id
+                    append = self._events.append
+                    for channel, message in messages:
+                        append(MessageReceived(sid, channel, message))
+                if not s.dirty:
+                    s.dirty = True
+                    self._dirty.append(s)
+            elif kind == DISCONNECT:
+                self._remove(s, "disconnect")
+            return
+        self.unauthenticated_bytes_received += size
+        if kind == REQUEST:
+            self._on_request(data, addr, now)
+        elif kind == RESPONSE:
+            self._on_response(data, addr, now)
+        elif kind <= DENIED:
+            self.drops[DROP_WRONG_DIRECTION] += 1
+        else:  # pragma: no cover - every byte value is handled above
+            self.drops[DROP_UNKNOWN_TYPE] += 1
+
+    # -- handshake --------------------------------------------------------
+
+    def _on_request(self, data: bytes, addr: Address, now: float) -> None:
+        if len(data) != REQUEST_SIZE:
+            self.drops[DROP_REQUEST_SIZE] += 1
+            return
+        _, version, application_id, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
+        if version != self._version:
+            self.drops[DROP_WRONG_VERSION] += 1
+            return
+        if application_id != self._application_id:
+            self.drops[DROP_WRONG_APPLICATION] += 1
+            return
+        if expires_at <= self._wall_clock():
+            self.drops[DROP_TOKEN_EXPIRED] += 1
+            return
+        if data[PADDING_START:] != _ZERO_PADDING:
+            self.drops[DROP_REQUEST_PADDING] += 1
+            return
+        try:
+            plain = self._token_aead.decrypt(
+                token_nonce, data[REQUEST_PREFIX_SIZE:PADDING_START], data[1:21]
+            )
+        except InvalidTag:
+            self.drops[DROP_TOKEN_INVALID] += 1
+            return
+        token = PrivateToken.unpack(plain)
+        if token is None:
+            self.drops[DROP_TOKEN_MALFORMED] += 1
+            return
+        addresses = self._addresses
+        if not any((h.host, h.port) in addresses for h in token.hosts):
+            self.drops[DROP_WRONG_HOST] += 1
+            return
+        if token.player_id in self._by_player:
+            self.drops[DROP_ALREADY_CONNECTED] += 1
+            return
+        if token_nonce in self._used_tokens:
+            # One token, one session: a second session would reuse its keys.
+            self.drops[DROP_TOKEN_REUSED] += 1
+            return
+        verdict = self._admission.admit(token.player_id, token.match_id)
+        if verdict is not Admission.ACCEPT and verdict is not Admission.FULL:
+            self.drops[DROP_NOT_ADMITTED] += 1
+            return
+        if len(self._sessions) >= self.config.max_sessions:
+            self.drops[DROP_HOST_FULL] += 1
+            return
+        s2c = new_aead(token.server_to_client_key)
+        seq = self._stateless_seq
+        self._stateless_seq = seq + 1
+        if verdict is Admission.FULL:
+            self._send_denied(s2c, addr)
+            return
+        cookie = self._cookies.seal(
+            CookieContents(expires_at, token_nonce, token.timeout_ms,
+                           token.client_to_server_key, token.server_to_client_key,
+                           token.player_id.encode("ascii"), token.match_id.encode("ascii"),
+                           token.user_data),
+            seq, address_bytes(addr), now,
+        )
+        header = HEADER.pack(CHALLENGE, seq)
+        packet = header + s2c.encrypt(NONCE.pack(NONCE_DOMAIN_STATELESS, seq), cookie, header)
+        self._send_unauthenticated(packet, addr)
+        self.challenges_sent += 1
+
+    def _send_denied(self, s2c: Aead, addr: Address) -> None:
+        seq = self._stateless_seq
+        self._stateless_seq = seq + 1
+        header = HEADER.pack(DENIED, seq)
+        packet = header + s2c.encrypt(NONCE.pack(NONCE_DOMAIN_STATELESS, seq), b"", header)
+        self._send_unauthenticated(packet, addr)
+        self.denials_sent += 1
+
+    def _send_unauthenticated(self, packet: bytes, addr: Address) -> None:
+        self.unauthenticated_bytes_sent += len(packet)
+        self._out.append((packet, addr))
+
+    def _on_response(self, data: bytes, addr: Address, now: float) -> None:
+        size = len(data)
+        if not _MIN_RESPONSE <= size <= _MAX_RESPONSE:
+            self.drops[DROP_COOKIE_INVALID] += 1
+            return
+        cookie = self._cookies.open(data[HEADER_SIZE:-TAG_SIZE], address_bytes(addr), now)
+        if cookie is None:
+            self.drops[DROP_COOKIE_INVALID] += 1
+            return
+        seq = SEQUENCE.unpack_from(data, 1)[0]
+        existing = self._by_address.get(addr)
+        if existing is not None and existing.token_nonce == cookie.token_nonce:
+            rx = existing.rx
+        else:
+            rx = new_aead(cookie.client_to_server_key)
+        try:
+            rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[-TAG_SIZE:], data[:-TAG_SIZE])
+        except InvalidTag:
+            self.drops[DROP_RESPONSE_INVALID] += 1
+            return
+        if existing is not None:
+            if existing.token_nonce == cookie.token_nonce:
+                # Our welcome was lost: say it again (smaller than the response).
+                self._send_welcome(existing, now)
+            else:
+                self.drops[DROP_ALREADY_CONNECTED] += 1
+            return
+        if cookie.token_expires_at <= self._wall_clock():
+            self.drops[DROP_TOKEN_EXPIRED] += 1
+            return
+        player_id = cookie.player_id.decode("ascii")
+        match_id = cookie.match_id.decode("ascii")
+        if player_id in self._by_player:
+            self.drops[DROP_ALREADY_CONNECTED] += 1
+            return
+        if cookie.token_nonce in self._used_tokens:
+            self.drops[DROP_TOKEN_REUSED] += 1
+            return
+        verdict = self._admission.admit(player_id, match_id)
+        if verdict is Admission.FULL:
+            self._send_denied(new_aead(cookie.server_to_client_key), addr)
+            return
+        if verdict is not Admission.ACCEPT:
+            self.drops[DROP_NOT_ADMITTED] += 1
+            return
+        if len(self._sessions) >= self.config.max_sessions:
+            self.drops[DROP_HOST_FULL] += 1
+            return
+        self._create_session(cookie, player_id, match_id, seq, addr, now)
+
+    def _create_session(self, cookie: CookieContents, player_id: str, match_id: str,
+                        response_seq: int, addr: Address, now: float) -> None:
+        self._forget_expired_tokens()
+        sid = self._next_session_id
+        self._next_session_id = sid + 1
+        s = _Session(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
+                     _random_u48(self._random_bytes), now)
+        s.window.mark(response_seq)
+        self._sessions[sid] = s
+        self._by_address[addr] = s
+        self._by_player[player_id] = s
+        self._used_tokens[cookie.token_nonce] = (addr, cookie.token_expires_at)
+        heapq.heappush(self._used_expiry, (cookie.token_expires_at, cookie.token_nonce))
+        self._events.append(
+            SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
+        )
+        self._send_welcome(s, now)
+        self._schedule(s, now)
+
+    def _send_welcome(self, s: _Session, now: float) -> None:
+        seq = s.tx_seq
+        s.tx_seq = seq + 1
+        header = HEADER.pack(WELCOME, seq)
+        packet = header + s.tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
+                                       WELCOME_BODY.pack(s.id, now), header)
+        s.last_sent = now
+        self._send_unauthenticated(packet, s.address)
+        self.welcomes_sent += 1
+
+    def _forget_expired_tokens(self) -> None:
+        wall = self._wall_clock()
+        heap = self._used_expiry
+        used = self._used_tokens
+        while heap and heap[0][0] <= wall:
+            _, nonce = heapq.heappop(heap)
+            used.pop(nonce, None)
+
+    # -- sessions ---------------------------------------------------------
+
+    def _seal(self, s: _Session, kind: int, plain: bytes) -> None:
+        seq = s.tx_seq
+        s.tx_seq = seq + 1
+        header = HEADER.pack(kind, seq)
+        self._out.append(
+            (header + s.tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
+             s.address)
+        )
+
+    def _flush_session(self, s: _Session, now: float) -> None:
+        bodies = s.reliability.build_bodies(now)
+        if bodies:
+            for body in bodies:
+                self._seal(s, PAYLOAD, body)
+            s.last_sent = now
+        elif now - s.last_sent >= self._keepalive:
+            self._seal(s, KEEPALIVE, b"")
+            s.last_sent = now
+        self._schedule(s, now)
+
+    def _schedule(self, s: _Session, now: float) -> None:
+        when = s.last_sent + self._keepalive
+        deadline = s.last_recv + s.timeout
+        if deadline < when:
+            when = deadline
+        due = s.reliability.next_timer()
+        if due is not None and due < when:
+            when = due
+        if when < now + _MIN_TIMER_DELAY:
+            when = now + _MIN_TIMER_DELAY
+        if when < s.wake:
+            s.wake = when
+            heapq.heappush(self._timers, (when, s.id))
+
+    def _remove(self, s: _Session, reason: str) -> None:
+        if s.closed:
+            return
+        if reason != "disconnect":
+            # The peer may still be listening; tell it, more than once in case of loss.
+            for _ in range(self.config.disconnect_redundancy):
+                self._seal(s, DISCONNECT, b"")
+        s.closed = True
+        del self._sessions[s.id]
+        if self._by_address.get(s.address) is s:
+            del self._by_address[s.address]
+        if self._by_player.get(s.player_id) is s:
+            del self._by_player[s.player_id]
+        self._events.append(SessionClosed(s.id, reason))
+
+    def _drop(self, reason: str, size: int) -> None:
+        self.drops[reason] += 1
+        self.unauthenticated_bytes_received += size
+
+
+def _random_u48(random_bytes: Callable[[int], bytes]) -> int:
+    return int.from_bytes(random_bytes(6), "little")
