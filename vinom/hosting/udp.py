@@ -1,0 +1,169 @@
+"""The game host's UDP port: a thin Twisted adapter over the sans-I/O `ServerEndpoint`.
+
+`GameHostProtocol` feeds every datagram to the endpoint, hands the endpoint's
+events to an `ISessionSink` (the session manager), transmits what the endpoint
+wants sent, and drives the endpoint's timer with one `callLater` from the
+injected clock. It provides `ISessionSender` to the session manager. Nothing
+raises out of `datagramReceived`: bad packets are the endpoint's counted drops,
+and a failure in the sink or the endpoint is logged and counted in `errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IReactorUDP
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.interfaces import ISessionSender, ISessionSink
+from vinom.protocol.server import ServerEndpoint
+
+_log = Logger()
+# Log only the first few failures of a kind; they are counted either way, and a
+# hostile peer must not be able to fill the log.
+_MAX_LOGGED = 10
+
+
+@implementer(ISessionSender)
+class GameHostProtocol(DatagramProtocol):
+    """Serves one game host port (see module docstring)."""
+
+    def __init__(self, endpoint: ServerEndpoint, sink: ISessionSink, clock: IReactorTime) -> None:
+        self.endpoint = endpoint
+        self._sink = sink
+        self._clock = clock
+        self._timer: IDelayedCall | None = None
+        self._timer_at = 0.0
+        self._dispatching = False
+        self._running = False
+        # Exceptions caught (endpoint or sink bugs) and datagrams the OS refused.
+        self.errors = 0
+        self.send_errors = 0
+
+    # -- Twisted ----------------------------------------------------------
+
+    def startProtocol(self) -> None:
+        self._running = True
+        self._flush(self._clock.seconds())
+
+    def stopProtocol(self) -> None:
+        self._running = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        now = self._clock.seconds()
+        try:
+            self.endpoint.receive_datagram(data, addr, now)
+        except Exception:
+            self._error("endpoint failed on a datagram")
+        self._dispatch()
+        self._flush(now)
+
+    # -- ISessionSender ---------------------------------------------------
+
+    def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+        """Queue a message; it goes out now, or with the reply being built if we are
+        inside the sink's handling of a datagram (so acks and replies share packets)."""
+        self.endpoint.send_message(session_id, channel, data)
+        if not self._dispatching:
+            self._flush(self._clock.seconds())
+
+    def close_session(self, session_id: int) -> None:
+        self.endpoint.close_session(session_id)
+        self._dispatch()
+        if not self._dispatching:
+            self._flush(self._clock.seconds())
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self._dispatching:
+            return  # the outer loop picks the new events up
+        self._dispatching = True
+        endpoint = self.endpoint
+        sink = self._sink
+        try:
+            while True:
+                event = endpoint.next_event()
+                if event is None:
+                    break
+                try:
+                    if type(event) is MessageReceived:
+                        sink.message_received(event.session_id, event.channel, event.data)
+                    elif isinstance(event, SessionConnected):
+                        sink.session_connected(event)
+                    elif isinstance(event, SessionClosed):
+                        sink.session_closed(event)
+                except Exception:
+                    self._error("session sink failed")
+        finally:
+            self._dispatching = False
+
+    def _flush(self, now: float) -> None:
+        try:
+            out = self.endpoint.datagrams_to_send(now)
+        except Exception:
+            self._error("endpoint failed building datagrams")
+            out = []
+        transport = self.transport
+        if out and transport is not None:
+            write = transport.write
+            for datagram, addr in out:
+                try:
+                    write(datagram, addr)
+                except Exception:
+                    # ENOBUFS, EPERM, unreachable networks: UDP may lose it anyway.
+                    self.send_errors += 1
+        if self._running:
+            self._reschedule(now)
+
+    def _reschedule(self, now: float) -> None:
+        try:
+            when = self.endpoint.get_timer()
+        except Exception:
+            self._error("endpoint failed computing its timer")
+            return
+        if when is None:
+            return
+        timer = self._timer
+        if timer is not None and timer.active():
+            # An early wake-up is harmless (the endpoint re-checks); a late one is not.
+            if self._timer_at <= when:
+                return
+            timer.cancel()
+        self._timer_at = when
+        self._timer = self._clock.callLater(max(0.0, when - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        try:
+            self.endpoint.handle_timer(now)
+        except Exception:
+            self._error("endpoint failed handling its timer")
+        self._dispatch()
+        self._flush(now)
+
+    def _error(self, what: str) -> None:
+        self.errors += 1
+        if self.errors <= _MAX_LOGGED:
+            _log.failure("game host: {what} (error {n})", what=what, n=self.errors)
+
+
+def listen_game_host(
+    reactor: IReactorUDP,
+    port: int,
+    endpoint: ServerEndpoint,
+    sink: ISessionSink,
+    clock: IReactorTime,
+    interface: str = "",
+) -> tuple[GameHostProtocol, IListeningPort]:
+    """Serve `endpoint` on UDP `port` (0: any free port); returns the protocol and port."""
+    protocol = GameHostProtocol(endpoint, sink, clock)
+    listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=2048)
+    return protocol, listening
