@@ -1,0 +1,172 @@
+"""The built-in games played to a result through the session manager, rooms and bots.
+
+No sockets: a sender keeps each session's latest state, and each player's bot
+chooses its next action from that view (as a real client would), sending it
+through `SessionManager.message_received`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from tests.test_rooms_fixtures import make_match
+from vinom.games.dice import DiceGame
+from vinom.games.duel import DuelGame
+from vinom.games.interfaces import IBot, IGame
+from vinom.games.maze import MazeGame
+from vinom.games.owedrahn import OweDrahnGame
+from vinom.games.registry import GameRegistry
+from vinom.games.tictactoe import TicTacToeGame
+from vinom.protocol.events import RELIABLE, SessionConnected
+from vinom.protocol.interfaces import ISessionSender
+from vinom.rooms.messages import Phase, decode_server_message, encode_action
+from vinom.rooms.room import Room, RoomConfig
+from vinom.rooms.session_manager import SessionManager
+
+
+@implementer(ISessionSender)
+class ViewKeeper:
+    """Keeps, per session, the newest state (dropping any not newer) and the errors."""
+
+    def __init__(self) -> None:
+        self.views: dict[int, tuple[int, Mapping[str, Any]]] = {}
+        self.errors: list[tuple[int, dict[str, Any]]] = []
+        self.closed: list[int] = []
+        self.phases: dict[int, list[str]] = {}
+
+    def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+        message = decode_server_message(data)
+        assert message is not None, data
+        kind = message["t"]
+        if kind == "state":
+            held = self.views.get(session_id)
+            if held is None or message["v"] > held[0]:
+                self.views[session_id] = (message["v"], message["s"])
+        elif kind == "error":
+            assert channel == RELIABLE
+            self.errors.append((session_id, message))
+        elif kind == "phase":
+            self.phases.setdefault(session_id, []).append(message["p"])
+
+    def close_session(self, session_id: int) -> None:
+        self.closed.append(session_id)
+
+
+class BuiltInGamesTests(SynchronousTestCase):
+    def play(
+        self, game: IGame, players: int = 2, options: Mapping[str, Any] | None = None,
+        seed: int = 7,
+    ) -> tuple[Room, ViewKeeper, SessionManager]:
+        clock = Clock()
+        keeper = ViewKeeper()
+        manager = SessionManager(
+            games=GameRegistry([game]).get, clock=clock, sender=keeper
+        )
+        ids = [f"p-{n:016x}" for n in range(players)]
+        room = manager.add_match(
+            make_match("m-1", ids, game.name),
+            RoomConfig(options=options or {}),
+            random.Random(seed),
+        )
+        rng = random.Random(seed)
+        bots: dict[int, IBot] = {}
+        for session_id, player_id in enumerate(ids, start=1):
+            manager.session_connected(
+                SessionConnected(session_id, player_id, "m-1", ("127.0.0.1", 1000 + session_id))
+            )
+            bots[session_id] = game.make_bot(player_id, rng)
+        action_id = 0
+        for _ in range(20000):
+            if room.ended:
+                break
+            acted = False
+            if room.phase is Phase.PLAYING:
+                for session_id, bot in bots.items():
+                    action = bot.choose_action(keeper.views[session_id][1])
+                    if action is not None:
+                        action_id += 1
+                        manager.message_received(
+                            session_id, RELIABLE, encode_action(action, action_id)
+                        )
+                        acted = True
+            if not acted:
+                clock.advance(1.0)
+        self.assertTrue(room.ended, f"{game.name} did not end")
+        self.assertEqual(room.phase, Phase.FINISHED)
+        self.assertEqual(room.game_errors, 0)
+        assert room.result is not None
+        self.assertIn("winners", room.result)
+        for session_id in bots:
+            self.assertEqual(keeper.phases[session_id][-1], "finished")
+            # Every player's newest state is the final one.
+            self.assertEqual(keeper.views[session_id][0], room.version)
+        # Bots play legal moves: nothing they sent was rejected as illegal.
+        self.assertEqual(
+            [e for _, e in keeper.errors if e["code"] not in ("stale", "not_your_turn")], []
+        )
+        self.assertEqual(manager.counters["internal_errors"], 0)
+        clock.advance(10)
+        self.assertEqual(len(manager.registry), 0)
+        self.assertEqual(sorted(keeper.closed), sorted(bots))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        return room, keeper, manager
+
+    def test_maze(self) -> None:
+        room, _, manager = self.play(MazeGame(), players=2)
+        self.assertGreater(manager.counters["actions_applied"], 10)
+        self.assertIn(room.result and room.result["reason"], ("all_collected", "time_up"))
+
+    def test_maze_four_players(self) -> None:
+        self.play(MazeGame(), players=4)
+
+    def test_tictactoe(self) -> None:
+        self.play(TicTacToeGame())
+
+    def test_dice(self) -> None:
+        self.play(DiceGame())
+
+    def test_owedrahn(self) -> None:
+        self.play(OweDrahnGame(), players=3)
+
+    def test_duel_to_a_target(self) -> None:
+        room, _, manager = self.play(DuelGame(), options={"target": 50})
+        self.assertEqual(room.result and room.result["reason"], "target")
+        self.assertGreaterEqual(manager.counters["actions_applied"], 50)
+
+
+class MazeConcurrencyTests(SynchronousTestCase):
+    def test_simultaneous_moves_both_apply_and_a_replayed_move_is_stale(self) -> None:
+        from vinom.games.maze import DIRECTIONS
+
+        clock = Clock()
+        keeper = ViewKeeper()
+        manager = SessionManager(games=GameRegistry([MazeGame()]).get, clock=clock, sender=keeper)
+        room = manager.add_match(make_match("m-1", ["p-a", "p-b"], "maze"))
+        for session_id, player_id in ((1, "p-a"), (2, "p-b")):
+            manager.session_connected(SessionConnected(session_id, player_id, "m-1", ("h", 1)))
+        clock.advance(MazeGame().countdown)
+        self.assertEqual(room.phase, Phase.PLAYING)
+        version, view = keeper.views[1]
+        moves = {}
+        for session_id, player in zip((1, 2), view["players"], strict=True):
+            x, y = player["pos"]
+            cell = view["cells"][y * view["width"] + x]
+            direction = next(d for d, (bit, *_rest) in DIRECTIONS.items() if not cell & bit)
+            moves[session_id] = {"move": direction, "from": [x, y]}
+        # Both moves are made from the same room version.
+        manager.message_received(1, RELIABLE, encode_action(moves[1], 1))
+        manager.message_received(2, RELIABLE, encode_action(moves[2], 1))
+        self.assertEqual(manager.counters["actions_applied"], 2)
+        self.assertEqual(room.version, version + 2)
+        self.assertEqual(keeper.errors, [])
+        # The same move again (a retransmission, or a client behind): stale, to its sender.
+        manager.message_received(1, RELIABLE, encode_action(moves[1], 2))
+        [(session_id, error)] = keeper.errors
+        self.assertEqual((session_id, error["code"], error["i"]), (1, "stale", 2))
+        self.assertEqual(room.version, version + 2)
