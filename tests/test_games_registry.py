@@ -1,0 +1,182 @@
+"""The game registry: explicit lists, Twisted plugin discovery, third-party games."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+import twisted.plugins
+import vinom
+from vinom.games.dice import DiceGame
+from vinom.games.duel import DuelGame
+from vinom.games.interfaces import IGame
+from vinom.games.maze import MazeGame
+from vinom.games.registry import GameRegistry, UnknownGame, check_game, format_games
+
+BUILT_IN = ["dice", "duel", "maze", "owedrahn", "tictactoe"]
+REPO = Path(vinom.__file__).resolve().parent.parent
+
+THIRD_PARTY_PLUGIN = '''
+"""A game shipped by someone else's package."""
+
+from vinom.games.duel import DuelGame
+
+
+class CountUp(DuelGame):
+    """Duel under another name."""
+
+    name = "{name}"
+    description = "Count up, third-party edition"
+
+
+{name} = CountUp()
+'''
+
+
+def write_plugin(root: Path, module: str, source: str) -> None:
+    """Write `root/twisted/plugins/<module>.py` (no __init__.py, as Twisted wants)."""
+    plugins = root / "twisted" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+class RegistryTests(TestCase):
+    """A registry built from an explicit list."""
+
+    def test_lookup(self) -> None:
+        maze, dice = MazeGame(), DiceGame()
+        registry = GameRegistry([maze, dice])
+        self.assertIs(registry.get("maze"), maze)
+        self.assertEqual(registry.names(), ["dice", "maze"])
+        self.assertEqual(registry.match_sizes(), {"dice": 2, "maze": 2})
+        self.assertIn("dice", registry)
+        self.assertNotIn("chess", registry)
+        self.assertEqual(len(registry), 2)
+        self.assertEqual([game.name for game in registry], ["dice", "maze"])
+        self.assertEqual(set(registry.as_mapping()), {"dice", "maze"})
+
+    def test_unknown_game(self) -> None:
+        registry = GameRegistry([MazeGame()])
+        with self.assertRaises(KeyError) as caught:
+            registry.get("chess")
+        self.assertIsInstance(caught.exception, UnknownGame)
+        self.assertEqual(
+            str(caught.exception), "no game named 'chess' is installed (installed: maze)"
+        )
+        self.assertRaises(UnknownGame, registry.get, ["not", "a", "name"])
+
+    def test_duplicate_names_rejected(self) -> None:
+        self.assertRaises(ValueError, GameRegistry, [MazeGame(), MazeGame()])
+
+    def test_invalid_games_rejected(self) -> None:
+        class Named(DuelGame):
+            name = "Duel Two"
+
+        class Crowded(DuelGame):
+            name = "crowded"
+            match_size = 3
+
+        class Frantic(DuelGame):
+            name = "frantic"
+            tick_rate = 120.0
+
+        for game in (object(), Named(), Crowded(), Frantic(), DuelGame(time_limit=0)):
+            self.assertRaises(ValueError, check_game, game)
+            self.assertRaises(ValueError, GameRegistry, [game])
+
+    def test_describe(self) -> None:
+        registry = GameRegistry([MazeGame(), DuelGame()])
+        rows = registry.describe()
+        self.assertEqual([row["name"] for row in rows], ["duel", "maze"])
+        self.assertEqual(rows[1]["players"], [2, 4])
+        self.assertEqual(rows[1]["match_size"], 2)
+        self.assertEqual(rows[1]["time_limit"], 300.0)
+        self.assertEqual(rows[1]["module"], "vinom.games.maze")
+        table = format_games(registry).splitlines()
+        self.assertEqual(table[0].split(), ["NAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION"])
+        self.assertEqual(table[2].split()[:4], ["maze", "2-4", "2", "300s"])
+
+
+class PluginTests(TestCase):
+    """Games found as Twisted plugins."""
+
+    def test_built_in_games(self) -> None:
+        registry = GameRegistry.from_plugins()
+        for name in BUILT_IN:
+            self.assertIn(name, registry)
+            self.assertTrue(IGame.providedBy(registry.get(name)))
+        self.assertEqual(
+            {name: registry.match_sizes()[name] for name in BUILT_IN}, dict.fromkeys(BUILT_IN, 2)
+        )
+
+    def test_no_init_in_plugin_directory(self) -> None:
+        self.assertFalse((REPO / "twisted" / "plugins" / "__init__.py").exists())
+        self.assertTrue((REPO / "twisted" / "plugins" / "vinom_games.py").exists())
+
+    def add_plugin_dirs(self, *roots: Path) -> None:
+        """Put extra `twisted/plugins` directories on the plugin path for this test."""
+        path = list(twisted.plugins.__path__)
+        path.extend(str(root / "twisted" / "plugins") for root in roots)
+        self.patch(twisted.plugins, "__path__", path)
+        self.patch(sys, "path", [*sys.path, *(str(root) for root in roots)])
+
+        def forget() -> None:
+            for name in list(sys.modules):
+                if name.startswith("twisted.plugins.acme_"):
+                    del sys.modules[name]
+
+        self.addCleanup(forget)
+
+    def test_third_party_plugin(self) -> None:
+        root = Path(self.mktemp())
+        write_plugin(root, "acme_countup", THIRD_PARTY_PLUGIN.format(name="countup"))
+        self.add_plugin_dirs(root)
+        registry = GameRegistry.from_plugins()
+        self.assertIn("countup", registry)
+        self.assertEqual(registry.get("countup").description, "Count up, third-party edition")
+        for name in BUILT_IN:
+            self.assertIn(name, registry)
+
+    def test_same_game_twice_kept_once(self) -> None:
+        # The same game on the path twice (a source tree and an installed copy).
+        first, second = Path(self.mktemp()), Path(self.mktemp())
+        write_plugin(first, "acme_twice_a", THIRD_PARTY_PLUGIN.format(name="twice"))
+        write_plugin(second, "acme_twice_b", THIRD_PARTY_PLUGIN.format(name="twice"))
+        self.add_plugin_dirs(first, second)
+        registry = GameRegistry.from_plugins()
+        self.assertEqual(registry.names().count("twice"), 1)
+
+    def test_unusable_plugin_skipped(self) -> None:
+        root = Path(self.mktemp())
+        broken = THIRD_PARTY_PLUGIN.format(name="broken") + "\nbroken.match_size = 9\n"
+        write_plugin(root, "acme_broken", broken)
+        write_plugin(root, "acme_fine", THIRD_PARTY_PLUGIN.format(name="fine"))
+        self.add_plugin_dirs(root)
+        registry = GameRegistry.from_plugins()
+        self.assertNotIn("broken", registry)
+        self.assertIn("fine", registry)
+        self.assertIn("maze", registry)
+
+    def test_discovered_in_a_fresh_process(self) -> None:
+        # No patching: a directory on PYTHONPATH with twisted/plugins/<x>.py
+        # is all a third-party package needs.
+        root = Path(self.mktemp()).resolve()
+        write_plugin(root, "acme_fresh", THIRD_PARTY_PLUGIN.format(name="fresh"))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(REPO)]))
+        script = (
+            "from vinom.games.registry import GameRegistry;"
+            "print(' '.join(GameRegistry.from_plugins().names()))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        names = done.stdout.split()
+        self.assertIn("fresh", names)
+        for name in BUILT_IN:
+            self.assertIn(name, names)
