@@ -11,6 +11,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -170,3 +172,63 @@ class MazeConcurrencyTests(SynchronousTestCase):
         [(session_id, error)] = keeper.errors
         self.assertEqual((session_id, error["code"], error["i"]), (1, "stale", 2))
         self.assertEqual(room.version, version + 2)
+
+
+# Actions a hostile or buggy client might send: the right keys with wrong values.
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=True),
+    st.text(max_size=4),
+    st.sampled_from(["N", "E", "S", "W", "roll", "bank"]),
+    st.lists(st.integers(-3, 12), max_size=7),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_keys = st.sampled_from(
+    ["move", "from", "cell", "rematch", "seq", "roll", "select", "bank", "reset", "target", "x"]
+)
+
+
+class HostileActionTests(SynchronousTestCase):
+    """Random actions through every built-in game: each is applied or answered with an
+    error, never a failure inside the game, and the room plays on."""
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        game_index=st.integers(0, 4),
+        actions=st.lists(
+            st.tuples(st.integers(1, 3), st.dictionaries(_keys, _values, max_size=3)),
+            min_size=1,
+            max_size=15,
+        ),
+    )
+    def test_random_actions(
+        self, game_index: int, actions: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        game = (MazeGame(countdown=0), TicTacToeGame(), DiceGame(), OweDrahnGame(), DuelGame())[
+            game_index
+        ]
+        clock = Clock()
+        keeper = ViewKeeper()
+        manager = SessionManager(games=GameRegistry([game]).get, clock=clock, sender=keeper)
+        players = 3 if game.name == "owedrahn" else 2
+        ids = [f"p-{n}" for n in range(players)]
+        room = manager.add_match(make_match("m-1", ids, game.name), rng=random.Random(3))
+        for session_id, player_id in enumerate(ids, start=1):
+            manager.session_connected(SessionConnected(session_id, player_id, "m-1", ("h", 1)))
+        clock.advance(game.countdown)
+        self.assertEqual(room.phase, Phase.PLAYING)
+        for number, (session_id, action) in enumerate(actions):
+            if session_id > players:
+                continue
+            version = room.version
+            errors = len(keeper.errors)
+            manager.message_received(session_id, RELIABLE, encode_action(action, number))
+            if room.version == version:
+                # Rejected: one error, to the sender, naming the action.
+                self.assertEqual(len(keeper.errors), errors + 1)
+                self.assertEqual(keeper.errors[-1][0], session_id)
+                self.assertEqual(keeper.errors[-1][1]["i"], number)
+        self.assertEqual(room.game_errors, 0, [e for _, e in keeper.errors])
+        self.assertEqual(manager.counters["internal_errors"], 0)
