@@ -438,8 +438,9 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(list(self.registry), [room])
         # Created rooms are started: the connect deadline runs.
         self.assertEqual(room.remaining(), 30.0)
-        self.assertRaises(RoomExists, self.registry.create, make_match("m-1"), SeqGame(),
-                          self.sender)
+        self.assertRaises(
+            RoomExists, self.registry.create, make_match("m-1"), SeqGame(), self.sender
+        )
 
     def test_ended_room_is_removed_by_its_own_timer(self) -> None:
         room = self.registry.create(

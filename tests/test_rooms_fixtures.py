@@ -64,8 +64,9 @@ class SeqGame:
         self.tick_changes = tick_changes
         self.join_rejects = join_rejects
 
-    def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random
-               ) -> SeqState:
+    def create(
+        self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random
+    ) -> SeqState:
         return SeqState(
             players=tuple(s.player_id for s in seats),
             seqs=tuple(0 for _ in seats),
@@ -170,8 +171,9 @@ class RecordingSender:
         if self.sink is not None:
             self.sink.session_closed(SessionClosed(session_id, "closed"))
 
-    def to(self, session_id: int, kind: str | None = None, channel: int | None = None
-           ) -> list[dict[str, Any]]:
+    def to(
+        self, session_id: int, kind: str | None = None, channel: int | None = None
+    ) -> list[dict[str, Any]]:
         """Messages sent to one session, optionally of one type and channel."""
         return [
             m
@@ -185,8 +187,9 @@ class RecordingSender:
         del self.sent[:]
 
 
-def make_match(match_id: str = "m-1", players: Sequence[str] = ("p-a", "p-b"),
-               game: str = "seq") -> Match:
+def make_match(
+    match_id: str = "m-1", players: Sequence[str] = ("p-a", "p-b"), game: str = "seq"
+) -> Match:
     return Match(
         match_id=match_id,
         game=game,

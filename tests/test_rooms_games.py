@@ -62,14 +62,15 @@ class ViewKeeper:
 
 class BuiltInGamesTests(SynchronousTestCase):
     def play(
-        self, game: IGame, players: int = 2, options: Mapping[str, Any] | None = None,
+        self,
+        game: IGame,
+        players: int = 2,
+        options: Mapping[str, Any] | None = None,
         seed: int = 7,
     ) -> tuple[Room, ViewKeeper, SessionManager]:
         clock = Clock()
         keeper = ViewKeeper()
-        manager = SessionManager(
-            games=GameRegistry([game]).get, clock=clock, sender=keeper
-        )
+        manager = SessionManager(games=GameRegistry([game]).get, clock=clock, sender=keeper)
         ids = [f"p-{n:016x}" for n in range(players)]
         room = manager.add_match(
             make_match("m-1", ids, game.name),
@@ -183,7 +184,7 @@ _values = st.one_of(
     st.text(max_size=4),
     st.sampled_from(["N", "E", "S", "W", "roll", "bank"]),
     st.lists(st.integers(-3, 12), max_size=7),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(-(2**63), 2**63 - 1), max_size=2),
 )
 _keys = st.sampled_from(
     ["move", "from", "cell", "rematch", "seq", "roll", "select", "bank", "reset", "target", "x"]

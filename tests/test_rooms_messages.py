@@ -39,8 +39,9 @@ msgpack_values = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=20)
     | st.binary(max_size=20),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=8,
 )
 # The machine is shared: do not fail a property on slow generation or timing.
@@ -206,8 +207,7 @@ class ServerMessageTests(SynchronousTestCase):
             {"t": "state", "v": True, "p": "playing", "r": None, "s": {}, "i": None},
             {"t": "state", "v": 1, "p": "playing", "r": None, "s": [], "i": None},
             {"t": "state", "v": 1, "p": "playing", "s": {}, "i": None, "r": "soon"},
-            {"t": "welcome", "match": "m", "game": "g", "seat": 0, "players": [],
-             "reconnected": 1},
+            {"t": "welcome", "match": "m", "game": "g", "seat": 0, "players": [], "reconnected": 1},
             {"t": "error", "code": "x"},
             {"t": "mystery"},
             {"t": {}},
@@ -222,6 +222,4 @@ class ServerMessageTests(SynchronousTestCase):
     def test_client_decoder_never_raises(self, data: bytes) -> None:
         message = decode_server_message(data)
         if message is not None:
-            self.assertIn(
-                message["t"], ("state", "welcome", "phase", "event", "error", "presence")
-            )
+            self.assertIn(message["t"], ("state", "welcome", "phase", "event", "error", "presence"))

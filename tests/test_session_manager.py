@@ -217,8 +217,12 @@ class RoutingTests(ManagerTestCase):
     def test_two_rooms_are_separate(self) -> None:
         first = self.manager.add_match(make_match("m-1"))
         second = self.manager.add_match(make_match("m-2", players=("p-c", "p-d")))
-        for session, player, match in ((1, A, "m-1"), (2, B, "m-1"), (3, "p-c", "m-2"),
-                                       (4, "p-d", "m-2")):
+        for session, player, match in (
+            (1, A, "m-1"),
+            (2, B, "m-1"),
+            (3, "p-c", "m-2"),
+            (4, "p-d", "m-2"),
+        ):
             self.connect(session, player, match)
         self.sender.clear()
         self.act(3, {"seq": 1})
@@ -315,9 +319,7 @@ class IdleTests(ManagerTestCase):
 
 
 class GarbageTests(ManagerTestCase):
-    @settings(
-        max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         messages=st.lists(
             st.tuples(

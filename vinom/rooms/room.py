@@ -325,9 +325,7 @@ class Room:
         if self.ended:
             return
         self._send_others(member, encode_presence(player_id, "disconnected"))
-        member.grace = self.clock.callLater(
-            self.config.reconnect_grace, self._grace_lapsed, member
-        )
+        member.grace = self.clock.callLater(self.config.reconnect_grace, self._grace_lapsed, member)
 
     def player_left(self, player_id: str) -> None:
         """The player left for good (a `leave` message): no reconnection window."""
@@ -470,9 +468,7 @@ class Room:
             if session_id is not None and (to is None or member.seat.player_id in to):
                 send(session_id, RELIABLE, data)
 
-    def _send_error(
-        self, member: _Member, code: str, message: str, action_id: int | None
-    ) -> None:
+    def _send_error(self, member: _Member, code: str, message: str, action_id: int | None) -> None:
         if member.session_id is not None:
             self.sender.send_message(
                 member.session_id, RELIABLE, encode_error(code, message, action_id)

@@ -53,8 +53,7 @@ class SessionManager:
     sender: ISessionSender | None = None
     config: RoomConfig = field(factory=RoomConfig)
     registry: RoomRegistry = field(
-        repr=False,
-        default=Factory(lambda self: RoomRegistry(self.clock), takes_self=True)
+        repr=False, default=Factory(lambda self: RoomRegistry(self.clock), takes_self=True)
     )
     # Dropped client messages by reason (see `decode_client_message`, plus
     # `unknown_session` and `wrong_channel`).
