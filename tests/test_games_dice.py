@@ -18,7 +18,7 @@ from vinom.games.interfaces import IllegalAction
 class ScoringTests(TestCase):
     """Every row of the table, combinations, doubling, runs and farkles."""
 
-    def assertScores(self, table: list[tuple[list[int], int | None]]) -> None:
+    def assertScores(self, table: Sequence[tuple[Sequence[int], int | None]]) -> None:
         for roll, points in table:
             self.assertEqual(dice.score(roll), points, roll)
             # Order never matters.
@@ -208,6 +208,7 @@ class TurnTests(TestCase):
         self.illegal(self.state, 1, {"roll": True}, "not_your_turn")
         self.illegal(self.state, 0, {"bank": True}, "illegal_move")
         self.illegal(self.state, 0, {"select": [0]}, "illegal_move")
+        bad: object
         for bad in ({}, {"roll": False}, {"roll": 1}, {"roll": True, "bank": True}, [], "roll"):
             self.illegal(self.state, 0, bad, "bad_action")
 

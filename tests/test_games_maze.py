@@ -101,7 +101,8 @@ class CreateTests(TestCase):
             self.assertEqual(state.remaining, 48 - count)
 
     def test_fives_likelier_near_the_centre(self) -> None:
-        inner, outer = Counter(), Counter()
+        inner: Counter[int] = Counter()
+        outer: Counter[int] = Counter()
         for seed in range(30):
             state = MazeGame().create(seats(2), {"width": 20, "height": 20}, random.Random(seed))
             for index, cell in enumerate(state.cells):

@@ -113,8 +113,9 @@ class OweDrahnTests(TestCase):
     def test_bad_actions(self) -> None:
         for bad in ({}, {"roll": False}, {"roll": "yes"}, {"roll": True, "give_up_life": True}):
             self.illegal(self.state, 0, bad, "bad_action")
-        for bad in (None, [], "roll", 7):
-            self.illegal(self.state, 0, bad, "bad_action")
+        not_a_map: object
+        for not_a_map in (None, [], "roll", 7):
+            self.illegal(self.state, 0, not_a_map, "bad_action")
 
     def test_leave(self) -> None:
         state = self.game.leave(self.state, self.seats[0]).state
