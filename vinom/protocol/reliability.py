@@ -206,8 +206,9 @@ class Reliability:
         self._next_seq = 0
         self._sent: dict[int, tuple[float, tuple[int, ...]]] = {}
         # Sequences of sent packets that carried reliable messages, oldest first
-        # (lazily trimmed to those still in _sent): new messages wait while the
-        # next packet would push the oldest out of the peer's 32-bit ack bitfield.
+        # (lazily trimmed to those still unresolved with a message still unacked):
+        # new messages wait while the next packet would push the oldest out of the
+        # peer's ack bitfield. Resends are never held back, so this cannot stall.
         self._reliable_seqs: deque[int] = deque()
         # Sending: reliable messages. Ids below _next_send_id have been sent; the
         # pending deque holds the encoded messages from _next_send_id on.
@@ -388,10 +389,7 @@ class Reliability:
             limit = self._oldest_unacked + RECEIVE_WINDOW
             message_id = self._next_send_id
             due = now + self.rto_s
-            reliable_seqs = self._reliable_seqs
-            sent = self._sent
-            while reliable_seqs and reliable_seqs[0] not in sent:
-                reliable_seqs.popleft()
+            reliable_seqs = self._trim_reliable_seqs()
             while pending and message_id < limit:
                 encoded = pending[0]
                 if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
@@ -759,11 +757,22 @@ class Reliability:
         """Whether a pending reliable message may go out (both windows open)."""
         if not self._pending or self._next_send_id >= self._oldest_unacked + RECEIVE_WINDOW:
             return False
+        reliable_seqs = self._trim_reliable_seqs()
+        return not reliable_seqs or self._next_seq <= reliable_seqs[0] + ACK_BITS
+
+    def _trim_reliable_seqs(self) -> deque[int]:
+        """Drop packets whose fate no longer matters: resolved, or all messages acked."""
         reliable_seqs = self._reliable_seqs
         sent = self._sent
-        while reliable_seqs and reliable_seqs[0] not in sent:
+        unacked = self._unacked
+        while reliable_seqs:
+            record = sent.get(reliable_seqs[0])
+            if record is not None:
+                for message_id in record[1]:
+                    if message_id in unacked:
+                        return reliable_seqs
             reliable_seqs.popleft()
-        return not reliable_seqs or self._next_seq <= reliable_seqs[0] + ACK_BITS
+        return reliable_seqs
 
     def handle_timer(self, now: float) -> None:
         """Housekeeping at a timer: expire stale partial snapshots, compact the timers."""
