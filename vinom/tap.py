@@ -14,9 +14,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+from twisted.application import service, strports
+from twisted.logger import Logger
 from twisted.python import usage
 
-from vinom.logs import LOG_FORMATS
+from vinom.certs import ensure_dev_certificate
+from vinom.games.registry import GameRegistry
+from vinom.hosting.inline import InlineGameHostFactory
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService
+from vinom.lobby.config import LobbyConfig
+from vinom.lobby.server import LobbyFactory
+from vinom.logs import LOG_FORMATS, LogFormatService
+from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
+from vinom.protocol.tokens import TokenIssuer
+from vinom.store.memory import MemorySessionStore
+
+_log = Logger()
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_UDP_PORTS = "7400-7499"
@@ -211,3 +226,87 @@ def lobby_description(options: usage.Options, certificate: str, private_key: str
 def _escape(path: str) -> str:
     # strports uses ':' as its separator and '\\' as its escape.
     return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def makeService(options: usage.Options, reactor: Any = None) -> service.MultiService:
+    """The whole server: lobby listener, lobby, game hosting (port allocator, inline hosts).
+
+    `reactor` (IReactorTCP, IReactorUDP, IReactorTime) defaults to the global
+    reactor; tests pass their own.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+
+    root = LogFormatService(options["log-format"])
+    root.setName("vinom")
+    certificate, private_key = _certificate(options)
+
+    games = GameRegistry.from_plugins()
+    match_sizes = games.match_sizes()
+    protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
+    issuer = TokenIssuer(IssuerConfig(protocol=protocol_config))
+
+    low, _high = options["udp-port-range"]
+    # The ring holds one port per concurrent game: --max-games bounds the games.
+    allocator = PortAllocator(range(low, low + options["max-games"]))
+    host_factory = InlineGameHostFactory(
+        reactor=reactor,
+        games=games.get,
+        protocol_config=protocol_config,
+        public_host=options["public-host"],
+        interface=options["udp-interface"],
+    )
+    hosting = GameHostingService(allocator, host_factory)
+    hosting.setName("hosting")
+    hosting.setServiceParent(root)
+
+    lobby = LobbyFactory(
+        config=LobbyConfig(
+            max_connections_per_ip=options["max-connections-per-ip"],
+            frame_rate=options["frame-rate"],
+            frame_burst=options["frame-burst"],
+            max_protocol_errors=options["max-protocol-errors"],
+        ),
+        games=match_sizes,
+        matchmaker=FifoMatchmaker(match_sizes, reactor),
+        hosting=hosting,
+        token_issuer=issuer,
+        store=MemorySessionStore(),
+        clock=reactor,
+    )
+    lobby.setName("lobby")
+    lobby.setServiceParent(root)
+
+    # Added last so it stops first: no new lobby connections while the rest drains.
+    listener = strports.service(
+        lobby_description(options, certificate, private_key), lobby, reactor=reactor
+    )
+    listener.setName("lobby-listener")
+    listener.setServiceParent(root)
+
+    _log.info(
+        "vinom: lobby on {lobby}, {games} game(s) at once on UDP {low}-{top} "
+        "(clients told {public}), games: {names}",
+        lobby=options["lobby"],
+        games=options["max-games"],
+        low=low,
+        top=low + options["max-games"] - 1,
+        public=options["public-host"],
+        names=", ".join(games.names()),
+    )
+    return root
+
+
+def _certificate(options: usage.Options) -> tuple[str, str]:
+    if options["certificate"] is not None:
+        return options["certificate"], options["private-key"]
+    paths = ensure_dev_certificate(options["data-dir"])
+    _log.info(
+        "vinom: {what} the self-signed dev certificate {cert}; clients trust it with "
+        "--trust {cert}",
+        what="made" if paths.created else "using",
+        cert=str(paths.certificate.resolve()),
+    )
+    return str(paths.certificate), str(paths.private_key)

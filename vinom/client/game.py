@@ -1,0 +1,161 @@
+"""The game client: one player's session in a running match, over the UDP session protocol.
+
+Typical use::
+
+    session = await connect_game(reactor, match_found)   # a MatchFound from the lobby
+    session.on_state = lambda s: draw(s["s"])           # newest state only
+    session.send_action({"move": "N", "from": [0, 0]})
+    result = await session.finished                      # the final `phase` message
+
+States arrive on the unreliable channel and may be lost, duplicated or
+reordered: the session keeps only a state whose version is newer than the one
+it holds and drops the rest (`stale_states`). Events, errors and phase changes
+arrive on the reliable channel, in order. The message schema is in
+`vinom.rooms.messages` and docs/client.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from itertools import count
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorUDP
+
+from vinom.client.lobby import MatchFound
+from vinom.client.udp import GameClientProtocol, connect_game_client
+from vinom.protocol.events import RELIABLE
+from vinom.rooms.messages import (
+    decode_server_message,
+    encode_action,
+    encode_leave,
+    encode_sync,
+)
+
+MessageHandler = Callable[[dict[str, Any]], object]
+ENDED_PHASES = ("finished", "aborted")
+
+
+class GameSession:
+    """A connected player's view of a match (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.protocol: GameClientProtocol | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.state: dict[str, Any] | None = None
+        self.version = -1
+        self.phase = "waiting"
+        self.result: dict[str, Any] | None = None
+        self.finished: Deferred[dict[str, Any]] = Deferred()
+        self.on_state: MessageHandler | None = None
+        self.on_event: MessageHandler | None = None
+        self.on_error: MessageHandler | None = None
+        self.on_phase: MessageHandler | None = None
+        self.on_presence: MessageHandler | None = None
+        self.stale_states = 0
+        self.undecodable = 0
+        self._action_ids = count(1)
+
+    @property
+    def player_id(self) -> str | None:
+        return self.protocol.session.player_id if self.protocol and self.protocol.session else None
+
+    @property
+    def seat(self) -> int | None:
+        return None if self.welcome is None else int(self.welcome["seat"])
+
+    @property
+    def view(self) -> Mapping[str, Any] | None:
+        """The game's view of the newest state (what the game shows this player)."""
+        return None if self.state is None else self.state["s"]
+
+    # -- sending ----------------------------------------------------------
+
+    def send_action(self, action: Mapping[str, Any]) -> int:
+        """Send a game action on the reliable channel; returns its id (echoed in replies)."""
+        action_id = next(self._action_ids)
+        self._send(encode_action(action, action_id))
+        return action_id
+
+    def sync(self) -> None:
+        """Ask for the current state on the reliable channel."""
+        self._send(encode_sync())
+
+    def leave(self) -> Deferred[None]:
+        """Leave the match for good and close the session."""
+        self._send(encode_leave())
+        return self.disconnect()
+
+    def disconnect(self) -> Deferred[None]:
+        """Close the UDP session (the seat is kept for the reconnection window)."""
+        if self.protocol is None:
+            return Deferred.fromCoroutine(_nothing())
+        return self.protocol.disconnect()
+
+    def _send(self, data: bytes) -> None:
+        if self.protocol is None:
+            raise ValueError("not connected")
+        self.protocol.send(RELIABLE, data)
+
+    # -- receiving --------------------------------------------------------
+
+    def message_received(self, channel: int, data: bytes) -> None:
+        message = decode_server_message(data)
+        if message is None:
+            self.undecodable += 1
+            return
+        kind = message["t"]
+        if kind == "state":
+            if message["v"] <= self.version:
+                self.stale_states += 1
+                return
+            self.version = message["v"]
+            self.state = message
+            self.phase = message["p"]
+            _call(self.on_state, message)
+        elif kind == "welcome":
+            self.welcome = message
+        elif kind == "phase":
+            self.phase = message["p"]
+            _call(self.on_phase, message)
+            if self.phase in ENDED_PHASES and not self.finished.called:
+                self.result = message.get("result")
+                self.finished.callback(message)
+        elif kind == "event":
+            _call(self.on_event, message)
+        elif kind == "error":
+            _call(self.on_error, message)
+        elif kind == "presence":
+            _call(self.on_presence, message)
+
+
+def _call(handler: MessageHandler | None, message: dict[str, Any]) -> None:
+    if handler is not None:
+        handler(message)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def connect_game(
+    reactor: IReactorUDP,
+    found: MatchFound | Mapping[str, Any],
+    *,
+    session: GameSession | None = None,
+) -> Deferred[GameSession]:
+    """Connect to the game host of a `match_found` (or the token mapping inside it).
+
+    To resume after a reconnection, pass the old `session`: its callbacks,
+    newest version and `finished` Deferred carry over to the new UDP session.
+    """
+    token = found.token if isinstance(found, MatchFound) else found
+    game = session or GameSession()
+
+    def connected(protocol: GameClientProtocol) -> GameSession:
+        game.protocol = protocol
+        return game
+
+    d = connect_game_client(reactor, token, on_message=game.message_received)
+    return d.addCallback(connected)

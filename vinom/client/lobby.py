@@ -1,0 +1,257 @@
+"""The lobby client: TLS to the lobby, hello, queue, reconnect, and the `match_found` it ends with.
+
+Typical use (a game UI or a bot)::
+
+    lobby = await connect_lobby(reactor, "localhost", 7350, trust="vinom-data/dev-cert.pem")
+    welcome = await lobby.hello("ada")
+    found = await lobby.queue("maze", on_queued=lambda q: print(q.position, q.status))
+    # the server closes the TCP connection after match_found; play over UDP:
+    session = await connect_game(reactor, found)          # vinom.client.game
+
+Every request waits for the reply with its `id`; an `error` reply fails the
+Deferred with `LobbyError(code, message)` (codes in docs/lobby.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from itertools import count
+from typing import Any, cast
+
+from attrs import frozen
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python.failure import Failure
+
+
+class LobbyError(Exception):
+    """The lobby answered a request with an `error` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@frozen
+class Welcome:
+    """The answer to `hello`: keep `secret` to reconnect to a running match."""
+
+    player_id: str
+    name: str
+    secret: str
+
+
+@frozen
+class Queued:
+    """A `queued` frame: position in the game's queue, `searching` or `waiting_for_server`."""
+
+    game: str
+    position: int | None
+    status: str
+
+
+@frozen
+class MatchFound:
+    """Where and with what to connect over UDP; `token` goes to `vinom.client.game`."""
+
+    game: str
+    game_id: str
+    host: str
+    port: int
+    token: Mapping[str, Any]
+    expires_at: float | None
+
+    @classmethod
+    def from_frame(cls, frame: Mapping[str, Any]) -> MatchFound:
+        return cls(
+            game=str(frame.get("game", "")),
+            game_id=str(frame["game_id"]),
+            host=str(frame["host"]),
+            port=int(frame["port"]),
+            token=frame["token"],
+            expires_at=frame.get("expires_at"),
+        )
+
+
+QueuedCallback = Callable[[Queued], object]
+_CONNECTION_DONE = Failure(ConnectionDone())
+
+
+class LobbyClientProtocol(LineOnlyReceiver):
+    """Newline-delimited JSON to and from the lobby; replies are matched by `id`."""
+
+    delimiter = b"\n"
+    # Server frames are small, but a match_found carries a token: leave room.
+    MAX_LENGTH = 64 * 1024
+
+    def __init__(self) -> None:
+        self._ids = count(1)
+        self._waiting: dict[int, Deferred[dict[str, Any]]] = {}
+        self._match: Deferred[MatchFound] | None = None
+        self._on_queued: QueuedCallback | None = None
+        self.closed: Deferred[None] = Deferred()
+        self.frames_received = 0
+
+    # -- requests ---------------------------------------------------------
+
+    def request(self, frame: Mapping[str, Any]) -> Deferred[dict[str, Any]]:
+        """Send a frame with a fresh `id`; fires with the reply frame that echoes it."""
+        if self.transport is None or self.closed.called:
+            return fail(ConnectionDone("the lobby connection is closed"))
+        request_id = next(self._ids)
+        d: Deferred[dict[str, Any]] = Deferred()
+        self._waiting[request_id] = d
+        self.sendLine(json.dumps({**frame, "id": request_id}).encode())
+        return d
+
+    def expect_match(self, on_queued: QueuedCallback | None) -> Deferred[MatchFound]:
+        """A Deferred for the next `match_found` (queue or reconnect)."""
+        self._on_queued = on_queued
+        self._match = Deferred()
+        return self._match
+
+    # -- Twisted ----------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(frame, dict):
+            return
+        self.frames_received += 1
+        kind = frame.get("type")
+        request_id = frame.get("id")
+        if kind == "match_found":
+            self._resolve_match(frame)
+        elif kind == "queued" and self._on_queued is not None:
+            self._on_queued(
+                Queued(str(frame.get("game", "")), frame.get("position"), str(frame["status"]))
+            )
+        waiter = self._waiting.pop(request_id, None) if isinstance(request_id, int) else None
+        if waiter is not None:
+            if kind == "error":
+                waiter.errback(LobbyError(str(frame.get("code")), str(frame.get("message"))))
+            else:
+                waiter.callback(frame)
+        elif kind == "error" and self._match is not None and not self._match.called:
+            # An error with no request of ours (e.g. server draining, connection cap).
+            match, self._match = self._match, None
+            match.errback(LobbyError(str(frame.get("code")), str(frame.get("message"))))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for d in waiting.values():
+            d.errback(reason)
+        if self._match is not None and not self._match.called:
+            self._match.errback(reason)
+        if not self.closed.called:
+            self.closed.callback(None)
+
+    def _resolve_match(self, frame: dict[str, Any]) -> None:
+        if self._match is None or self._match.called:
+            return
+        match, self._match = self._match, None
+        try:
+            found = MatchFound.from_frame(frame)
+        except (KeyError, TypeError, ValueError) as e:
+            match.errback(LobbyError("bad_match_found", str(e)))
+        else:
+            match.callback(found)
+
+
+class LobbyClient:
+    """A player's connection to the lobby."""
+
+    def __init__(self, protocol: LobbyClientProtocol) -> None:
+        self.protocol = protocol
+        self.welcome: Welcome | None = None
+
+    def hello(self, name: str) -> Deferred[Welcome]:
+        def welcomed(frame: dict[str, Any]) -> Welcome:
+            self.welcome = Welcome(
+                str(frame["player_id"]), str(frame["name"]), str(frame["secret"])
+            )
+            return self.welcome
+
+        return self.protocol.request({"type": "hello", "name": name}).addCallback(welcomed)
+
+    def queue(
+        self, game: str, rating: float | None = None, *, on_queued: QueuedCallback | None = None
+    ) -> Deferred[MatchFound]:
+        """Queue for `game`; fires with `match_found` (the server then closes the connection)."""
+        match = self.protocol.expect_match(on_queued)
+        frame: dict[str, Any] = {"type": "queue", "game": game}
+        if rating is not None:
+            frame["rating"] = rating
+        request = self.protocol.request(frame)
+        request.addErrback(_fail_match, match)
+        return match
+
+    def cancel(self) -> Deferred[dict[str, Any]]:
+        return self.protocol.request({"type": "cancel"})
+
+    def ping(self) -> Deferred[dict[str, Any]]:
+        return self.protocol.request({"type": "ping"})
+
+    def reconnect(self, player_id: str, secret: str) -> Deferred[MatchFound]:
+        """Ask for a fresh connect token for the seat this player holds in a running match."""
+        match = self.protocol.expect_match(None)
+        request = self.protocol.request(
+            {"type": "reconnect", "player_id": player_id, "secret": secret}
+        )
+        request.addErrback(_fail_match, match)
+        return match
+
+    def close(self) -> Deferred[None]:
+        if self.protocol.transport is not None:
+            self.protocol.transport.loseConnection()
+        return self.protocol.closed
+
+
+def _fail_match(failure: Failure, match: Deferred[MatchFound]) -> None:
+    if not match.called:
+        match.errback(failure)
+
+
+def client_tls_options(trust: str | None, hostname: str = "localhost") -> Any:
+    """TLS options that verify the lobby's certificate (service_identity checks `hostname`).
+
+    `trust` is a PEM file to trust (the dev certificate); None uses the platform's CAs.
+    """
+    if trust is None:
+        return optionsForClientTLS(hostname, trustRoot=platformTrust())
+    with open(trust, "rb") as f:
+        root = Certificate.loadPEM(f.read())
+    return optionsForClientTLS(hostname, trustRoot=root)
+
+
+def connect_lobby(
+    reactor: IReactorTCP,
+    host: str,
+    port: int,
+    *,
+    trust: str | None = None,
+    hostname: str | None = None,
+    timeout: float = 10.0,
+) -> Deferred[LobbyClient]:
+    """Open a verified TLS connection to a lobby at host:port."""
+    tls = client_tls_options(trust, hostname or _default_hostname(host))
+    endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(reactor, host, port, timeout=timeout))
+    d = connectProtocol(endpoint, LobbyClientProtocol())
+    return cast("Deferred[LobbyClient]", d.addCallback(LobbyClient))
+
+
+def _default_hostname(host: str) -> str:
+    # The dev certificate names localhost; a loopback address means the same server.
+    return "localhost" if host in ("127.0.0.1", "::1") else host
