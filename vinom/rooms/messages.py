@@ -29,41 +29,60 @@ counted; the server never answers garbage.
 
 Server -> client:
 
-==========  ==  ===========================================================================
-message     ch  keys
-==========  ==  ===========================================================================
-``state``   0   ``{"t": "state", "v": version, "p": phase, "r": remaining, "s": view,
-                "i": last applied action id}``: ``v`` is the room's state version (it
-                grows by one per applied change; drop any state whose ``v`` is not newer
-                than the one you hold); ``p`` the phase; ``r`` the seconds left in the
-                phase (connect deadline, countdown or time limit; nil when none);
-                ``s`` the game's view of the state for this player (hidden
-                information removed); ``i`` the id of this player's last applied
-                action (nil before the first). Sent on every change and periodically
-                (every `RoomConfig.state_interval` seconds). Also sent on channel 1 after
-                ``welcome``, on ``sync`` and as the final state of a finished room.
-``welcome`` 1   ``{"t": "welcome", "match": id, "game": name, "seat": index,
-                "players": [{"id", "name", "seat"}...], "reconnected": bool}``: the
-                first message of every session, followed by a ``state``.
-``phase``   1   ``{"t": "phase", "p": phase, "v": version, "r": remaining}``, plus
-                ``"result": {"winners": [...], "reason": ..., ...}`` when ``p`` is
-                ``finished`` and ``"reason": str`` when ``p`` is ``aborted``
-                (``players_missing``, ``player_left``, ``abandoned``, ``shutdown``).
-``event``   1   ``{"t": "event", "v": version, "e": name, "d": {...}}``: a game event,
-                only to the players it is meant for; ``v`` is the version it belongs to.
-``error``   1   ``{"t": "error", "code": str, "message": str, "i": action id}``: an
-                action was rejected and changed nothing; only to its sender. Codes
-                come from the game (``stale``, ``not_your_turn``, ``illegal_move``,
-                ``bad_action``...) or the room (``not_playing``, ``internal_error``).
-``presence`` 1  ``{"t": "presence", "id": player id, "status": s}``: another player
-                ``connected``, ``disconnected`` (seat kept for the reconnection
-                window) or ``left`` (for good).
-==========  ==  ===========================================================================
+============  ==  =========================================================================
+message       ch  keys
+============  ==  =========================================================================
+``state``     0   ``{"t": "state", "v": version, "p": phase, "r": remaining, "s": view,
+                  "i": last applied action id}``: ``v`` is the room's state version;
+                  ``p`` the phase; ``r`` the seconds left in the phase (connect
+                  deadline, countdown or time limit; nil when none); ``s`` the game's
+                  view of the state for this player (hidden information removed);
+                  ``i`` the id of this player's last applied action (nil before the
+                  first). Sent on every change and periodically (every
+                  `RoomConfig.state_interval` seconds, default 1). Also sent on
+                  channel 1 after ``welcome``, on ``sync`` and as the final state of
+                  an ended room.
+``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "seat": index,
+                  "players": [{"id", "name", "seat"}...], "reconnected": bool}``: the
+                  first message of every session, followed by a ``state``.
+``phase``     1   ``{"t": "phase", "p": phase, "v": version, "r": remaining}``, plus
+                  ``"result": {"winners": [...], "reason": ..., ...}`` (the game's
+                  result) when ``p`` is ``finished`` and ``"reason": str`` when ``p``
+                  is ``aborted``: ``players_missing`` (not everyone connected by the
+                  deadline), ``player_left`` (someone left before the start),
+                  ``abandoned`` (everyone left), ``shutdown`` or ``closed`` (the
+                  server removed the room).
+``event``     1   ``{"t": "event", "v": version, "e": name, "d": {...}}``: a game event,
+                  only to the players it is meant for; ``v`` is the version it
+                  belongs to.
+``error``     1   ``{"t": "error", "code": str, "message": str, "i": action id}``: an
+                  action was rejected and changed nothing; only to its sender. Codes
+                  come from the game (``stale``, ``not_your_turn``, ``illegal_move``,
+                  ``bad_action``...) or the room (``not_playing``: not in the
+                  ``playing`` phase; ``internal_error``: the game failed on it).
+``presence``  1   ``{"t": "presence", "id": player id, "status": s}``: another player
+                  ``connected``, ``disconnected`` (their seat is kept for the
+                  reconnection window) or ``left`` (for good).
+============  ==  =========================================================================
+
+Versions: the version grows by exactly one for every applied action, every
+phase change, and every game hook (join, leave, reconnect, tick, time up)
+that produced a new state; a rejected action changes nothing. A client keeps
+the newest state and drops any whose ``v`` is not greater than the one it
+holds (snapshots on channel 0 may arrive late, twice or never).
 
 Phases, in order: ``waiting`` (for every player to connect, until the connect
-deadline), ``countdown`` (the game's countdown, skipped when 0), ``playing``
-(until the game's time limit or the game finishes), then ``finished`` (with a
-result) or ``aborted`` (with a reason).
+deadline, default 30 s), ``countdown`` (the game's countdown, skipped when 0),
+``playing`` (until the game's time limit or the game finishes), then
+``finished`` (with a result) or ``aborted`` (with a reason). An ended room
+keeps its sessions a few seconds (so these last messages arrive), then the
+server closes them.
+
+Reconnection: when a session ends without a ``leave`` (a timeout, or the
+client's ``disconnect``), the seat is kept for the reconnection window
+(default 30 s). A new session for the same player (a fresh connect token from
+the lobby) gets ``welcome`` with ``"reconnected": true`` and the current
+state; after the window the player has left for good.
 
 Encoding a state is on the hot path (once per recipient per change), so the
 envelope common to all recipients is packed once (`encode_state_header`) and
