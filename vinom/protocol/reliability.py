@@ -445,7 +445,9 @@ class Reliability:
         """
         self._last_now = now
         total = len(body)
-        if total < BODY_HEADER_SIZE:
+        # Both sides use the same max_body (it follows from the datagram limit); a
+        # longer body is malformed, which also caps what one body can make us hold.
+        if total < BODY_HEADER_SIZE or total > self._max_body:
             self.malformed_bodies += 1
             return None
         seq16, ack16, ack_bits = _unpack_body_header(body, 0)
@@ -623,6 +625,8 @@ class Reliability:
             while oldest < limit and oldest not in unacked:
                 oldest += 1
             self._oldest_unacked = oldest
+            if len(self._timers) > 2 * len(unacked) + 64:
+                self._compact_timers()
         if lost is not None:
             loss = self.loss
             for seq in lost:
@@ -784,11 +788,14 @@ class Reliability:
             self._unrel_partial = None
             self._unrel_partial_id = -1
             self.unreliable_dropped += 1
-        timers = self._timers
-        if len(timers) > 2 * len(self._unacked) + 64:
-            unacked = self._unacked
-            self._timers = [entry for entry in timers if entry[1] in unacked]
-            heapq.heapify(self._timers)
+        if len(self._timers) > 2 * len(self._unacked) + 64:
+            self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        """Drop the resend timers of acked messages (they are otherwise skipped lazily)."""
+        unacked = self._unacked
+        self._timers = [entry for entry in self._timers if entry[1] in unacked]
+        heapq.heapify(self._timers)
 
     # --- introspection ---------------------------------------------------------------
 
