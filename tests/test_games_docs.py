@@ -12,8 +12,9 @@ from twisted.trial.unittest import TestCase
 
 import vinom
 
-REPO = Path(vinom.__file__).resolve().parent.parent
-DOC = REPO / "docs" / "games.md"
+# Where `vinom` is imported from (the checkout, or site-packages under tox).
+PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
+DOC = Path(__file__).resolve().parent.parent / "docs" / "games.md"
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
@@ -33,7 +34,7 @@ class TutorialTests(TestCase):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(block, encoding="utf-8")
                 self.files[first[2:]] = path
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(self.root), str(REPO)]))
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(self.root), str(PACKAGE_ROOT)]))
 
     def run_python(self, script: str) -> str:
         done = subprocess.run(

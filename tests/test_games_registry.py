@@ -19,7 +19,9 @@ from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry, UnknownGame, check_game, format_games
 
 BUILT_IN = ["dice", "duel", "maze", "owedrahn", "tictactoe"]
-REPO = Path(vinom.__file__).resolve().parent.parent
+# Where `vinom` is imported from (the checkout, or site-packages under tox).
+PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 THIRD_PARTY_PLUGIN = '''
 """A game shipped by someone else's package."""
@@ -115,8 +117,8 @@ class PluginTests(TestCase):
         )
 
     def test_no_init_in_plugin_directory(self) -> None:
-        self.assertFalse((REPO / "twisted" / "plugins" / "__init__.py").exists())
-        self.assertTrue((REPO / "twisted" / "plugins" / "vinom_games.py").exists())
+        self.assertFalse((CHECKOUT / "twisted" / "plugins" / "__init__.py").exists())
+        self.assertTrue((CHECKOUT / "twisted" / "plugins" / "vinom_games.py").exists())
 
     def add_plugin_dirs(self, *roots: Path) -> None:
         """Put extra `twisted/plugins` directories on the plugin path for this test."""
@@ -167,7 +169,7 @@ class PluginTests(TestCase):
         # is all a third-party package needs.
         root = Path(self.mktemp()).resolve()
         write_plugin(root, "acme_fresh", THIRD_PARTY_PLUGIN.format(name="fresh"))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(REPO)]))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(PACKAGE_ROOT)]))
         script = (
             "from vinom.games.registry import GameRegistry;"
             "print(' '.join(GameRegistry.from_plugins().names()))"
