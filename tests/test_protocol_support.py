@@ -59,6 +59,7 @@ class Net:
         jitter: float = 0.0,
         host_config: dict[str, Any] | None = None,
         protocol: ProtocolConfig | None = None,
+        session_timeout: float = 5.0,
     ) -> None:
         self.now = 1000.0
         self.wall = WALL
@@ -69,7 +70,7 @@ class Net:
         self.jitter = jitter
         self.protocol = protocol or ProtocolConfig(token_key=TOKEN_KEY,
                                                    application_id=APPLICATION_ID)
-        self.issuer = TokenIssuer(IssuerConfig(self.protocol))
+        self.issuer = TokenIssuer(IssuerConfig(self.protocol, session_timeout=session_timeout))
         self.admission = admission or FakeAdmission()
         self.server = ServerEndpoint(
             HostConfig(self.protocol, (HOST,), **(host_config or {})),

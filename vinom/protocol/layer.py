@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from vinom.protocol.reliability import Reliability
 from vinom.protocol.wire import MAX_BODY
 
 
@@ -36,6 +37,4 @@ ReliabilityFactory = Callable[[float], ReliabilityLayer]
 
 def default_reliability(now: float) -> ReliabilityLayer:
     """vinom's reliability layer for one session, sized to one payload packet."""
-    from vinom.protocol.reliability import Reliability
-
     return Reliability(max_body=MAX_BODY, now=now)

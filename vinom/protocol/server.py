@@ -33,6 +33,7 @@ from vinom.protocol.events import (
 )
 from vinom.protocol.interfaces import Admission, IAdmission
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, default_reliability
+from vinom.protocol.reliability import SendQueueFull
 from vinom.protocol.replay import WINDOW_SIZE, ReplayWindow
 from vinom.protocol.tokens import PrivateToken
 from vinom.protocol.wire import (
@@ -202,16 +203,27 @@ class ServerEndpoint:
         return events.popleft() if events else None
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> bool:
-        """Queue `data` for the session on `channel`; False if there is no such session."""
+        """Queue `data` for the session on `channel`; False if there is no such session.
+
+        ValueError for an unknown channel or a message over the channel's size
+        limit. A session whose peer has left too many reliable bytes unacked is
+        closed (SessionClosed reason `overflow`) and False returned.
+        """
         s = self._sessions.get(session_id)
         if s is None:
             return False
-        if channel == UNRELIABLE:
-            s.reliability.send_unreliable(data)
-        elif channel == RELIABLE:
-            s.reliability.send_reliable(data)
-        else:
-            raise ValueError(f"no channel {channel}")
+        try:
+            if channel == UNRELIABLE:
+                s.reliability.send_unreliable(data)
+            elif channel == RELIABLE:
+                s.reliability.send_reliable(data)
+            else:
+                raise ValueError(f"no channel {channel}")
+        except SendQueueFull:
+            # The peer stopped acking while we kept sending: it can no longer get
+            # every reliable message, so the session is over.
+            self._remove(s, "overflow")
+            return False
         if not s.dirty:
             s.dirty = True
             self._dirty.append(s)

@@ -1,0 +1,239 @@
+"""Sessions after the handshake: messages, keepalives, timeouts, disconnects, lossy networks."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
+from vinom.protocol.client import CLOSED, CONNECTED
+from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
+from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD, SEQUENCE
+
+
+def connected(**kw: object) -> tuple[Net, int]:
+    net = Net(**kw)  # type: ignore[arg-type]
+    net.connect()
+    net.run(0.1)
+    event = net.connected()
+    assert event is not None, "the handshake did not complete"
+    return net, event.session_id
+
+
+def count(net: Net, src: tuple[str, int], kind: int, since: float = 0.0) -> int:
+    return sum(1 for t, s, _, d in net.wire if s == src and d[0] == kind and t >= since)
+
+
+class MessageTests(SynchronousTestCase):
+    def test_both_ways_on_both_channels(self) -> None:
+        net, sid = connected()
+        client = net.clients[CLIENT_ADDR]
+        client.send_message(RELIABLE, b"move north")
+        client.send_message(UNRELIABLE, b"hint")
+        self.assertTrue(net.server.send_message(sid, UNRELIABLE, b"state v1"))
+        self.assertTrue(net.server.send_message(sid, RELIABLE, b"event"))
+        net.run(0.1)
+        self.assertEqual(sorted((m.session_id, m.channel, m.data) for m in net.messages(None)),
+                         [(sid, 0, b"hint"), (sid, 1, b"move north")])
+        at_client = net.messages(CLIENT_ADDR)
+        self.assertEqual(sorted((m.session_id, m.channel, m.data) for m in at_client),
+                         [(sid, 0, b"state v1"), (sid, 1, b"event")])
+
+    def test_large_messages_fragment_within_1200_byte_datagrams(self) -> None:
+        net, sid = connected()
+        big = bytes(range(256)) * 100
+        net.server.send_message(sid, RELIABLE, big)
+        net.clients[CLIENT_ADDR].send_message(RELIABLE, big[::-1])
+        net.run(0.5)
+        self.assertEqual([m.data for m in net.messages(CLIENT_ADDR)], [big])
+        self.assertEqual([m.data for m in net.messages(None)], [big[::-1]])
+        self.assertLessEqual(max(len(d) for _, _, _, d in net.wire), 1200)
+
+    def test_messages_queued_before_the_welcome_are_sent_after_it(self) -> None:
+        net = Net()
+        client = net.connect()
+        client.send_message(RELIABLE, b"early")
+        net.run(0.2)
+        self.assertEqual([m.data for m in net.messages(None)], [b"early"])
+
+    def test_sequence_numbers_count_up_per_packet(self) -> None:
+        net, sid = connected()
+        for i in range(5):
+            net.server.send_message(sid, UNRELIABLE, b"s%d" % i)
+            net.run(0.05)
+        seqs = [SEQUENCE.unpack_from(d, 1)[0] for _, s, _, d in net.wire
+                if s == SERVER_ADDR and d[0] in (PAYLOAD, KEEPALIVE)]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
+
+    def test_bad_sends(self) -> None:
+        net, sid = connected()
+        self.assertFalse(net.server.send_message(sid + 1, RELIABLE, b"x"))
+        self.assertRaises(ValueError, net.server.send_message, sid, 2, b"x")
+        self.assertRaises(ValueError, net.clients[CLIENT_ADDR].send_message, 7, b"x")
+
+    def test_overflowing_session_is_closed(self) -> None:
+        net, sid = connected()
+        net.loss = 1.0  # the client stops acking
+        chunk = b"x" * 60_000
+        while net.server.send_message(sid, RELIABLE, chunk):
+            pass
+        net.drain_events()
+        self.assertEqual([(e.session_id, e.reason) for e in net.closed(None)], [(sid, "overflow")])
+        self.assertEqual(net.server.session_count, 0)
+
+
+class LivenessTests(SynchronousTestCase):
+    def test_keepalives_when_idle(self) -> None:
+        net, _ = connected()
+        start = net.now
+        net.run(5.5)
+        self.assertIn(count(net, CLIENT_ADDR, KEEPALIVE, start), (5, 6))
+        self.assertIn(count(net, SERVER_ADDR, KEEPALIVE, start), (5, 6))
+        self.assertEqual(net.closed(None), [])
+        self.assertEqual(net.clients[CLIENT_ADDR].state, CONNECTED)
+
+    def test_no_keepalives_while_talking(self) -> None:
+        net, sid = connected()
+        start = net.now
+        for i in range(30):
+            net.clients[CLIENT_ADDR].send_message(RELIABLE, b"%d" % i)
+            net.server.send_message(sid, UNRELIABLE, b"%d" % i)
+            net.run(0.2)
+        self.assertEqual(count(net, CLIENT_ADDR, KEEPALIVE, start), 0)
+        self.assertEqual(count(net, SERVER_ADDR, KEEPALIVE, start), 0)
+
+    def test_host_times_out_a_silent_client(self) -> None:
+        net, sid = connected()
+        gone_at = net.now
+        del net.clients[CLIENT_ADDR]
+        net.run(4.9)
+        self.assertEqual(net.closed(None), [])
+        net.run(0.2)
+        self.assertEqual([(e.session_id, e.reason) for e in net.closed(None)], [(sid, "timeout")])
+        self.assertEqual(net.server.session_count, 0)
+        self.assertEqual(net.server.get_timer(), None)
+        self.assertEqual(count(net, SERVER_ADDR, DISCONNECT, gone_at), 10)
+
+    def test_client_times_out_a_silent_host(self) -> None:
+        net, sid = connected()
+        net.loss = 1.0
+        net.run(5.1)
+        closed = net.closed(CLIENT_ADDR)
+        self.assertEqual([(e.session_id, e.reason) for e in closed], [(sid, "timeout")])
+        self.assertEqual(net.clients[CLIENT_ADDR].state, CLOSED)
+        self.assertEqual(net.clients[CLIENT_ADDR].get_timer(), None)
+
+    def test_session_timeout_comes_from_the_token(self) -> None:
+        net = Net(session_timeout=2.0)
+        net.connect()
+        net.run(0.1)
+        del net.clients[CLIENT_ADDR]
+        net.run(2.1)
+        self.assertEqual([e.reason for e in net.closed(None)], ["timeout"])
+
+
+class DisconnectTests(SynchronousTestCase):
+    def test_client_disconnect_is_redundant_and_frees_the_session(self) -> None:
+        net, sid = connected()
+        client = net.clients[CLIENT_ADDR]
+        client.disconnect()
+        net.run(0.1)
+        self.assertEqual(count(net, CLIENT_ADDR, DISCONNECT), 10)
+        self.assertEqual([(e.session_id, e.reason) for e in net.closed(None)],
+                         [(sid, "disconnect")])
+        self.assertEqual([(e.session_id, e.reason) for e in net.closed(CLIENT_ADDR)],
+                         [(sid, "closed")])
+        self.assertEqual(net.server.session_count, 0)
+        self.assertEqual((net.server._by_address, net.server._by_player), ({}, {}))
+        self.assertRaises(ValueError, client.send_message, RELIABLE, b"late")
+
+    def test_disconnect_survives_heavy_loss(self) -> None:
+        for seed in range(10):
+            net, _sid = connected(seed=seed)
+            net.loss = 0.5
+            net.clients[CLIENT_ADDR].disconnect()
+            net.run(0.1)
+            self.assertEqual([e.reason for e in net.closed(None)], ["disconnect"], seed)
+
+    def test_host_closes_a_session(self) -> None:
+        net, sid = connected()
+        net.server.close_session(sid)
+        net.server.close_session(sid)  # twice is harmless
+        net.run(0.1)
+        self.assertEqual([(e.session_id, e.reason) for e in net.closed(None)], [(sid, "closed")])
+        self.assertEqual([e.reason for e in net.closed(CLIENT_ADDR)], ["disconnect"])
+        self.assertEqual(count(net, SERVER_ADDR, DISCONNECT), 10)
+        # Whatever the client still sends is dropped without a reply.
+        before = len(net.sent_by(SERVER_ADDR))
+        header = struct.pack("<BQ", PAYLOAD, 99)
+        net.server.receive_datagram(header + bytes(40), CLIENT_ADDR, net.now)
+        self.assertEqual(net.server.drops["no_session"], 1)
+        net.run(0.1)
+        self.assertEqual(len(net.sent_by(SERVER_ADDR)), before)
+
+    def test_cancel_a_handshake(self) -> None:
+        net = Net()
+        client = net.connect()
+        client.disconnect()
+        net.run(0.5)
+        failed = net.failed()
+        assert failed is not None
+        self.assertEqual(failed.reason, "cancelled")
+        self.assertLessEqual(len(net.sent_by(CLIENT_ADDR)), 1)
+
+    def test_two_clients_one_host(self) -> None:
+        net = Net()
+        net.connect(net.token("p-1"), CLIENT_ADDR)
+        net.connect(net.token("p-2"), OTHER_ADDR)
+        net.run(0.1)
+        ids = {e.player_id: e.session_id for e in net.events_of(type(net.connected()))
+               if e.address != SERVER_ADDR}
+        self.assertEqual(set(ids), {"p-1", "p-2"})
+        net.server.send_message(ids["p-2"], RELIABLE, b"to two")
+        net.run(0.1)
+        self.assertEqual([m.data for m in net.messages(OTHER_ADDR)], [b"to two"])
+        self.assertEqual(net.messages(CLIENT_ADDR), [])
+        net.clients[OTHER_ADDR].disconnect()
+        net.run(0.1)
+        self.assertEqual(net.server.session_ids(), [ids["p-1"]])
+
+
+class LossyNetworkTests(SynchronousTestCase):
+    @settings(max_examples=25, deadline=None)
+    @given(
+        seed=st.integers(0, 2**32 - 1),
+        loss=st.floats(0.0, 0.3),
+        duplicate=st.floats(0.0, 0.3),
+        jitter=st.floats(0.0, 0.08),
+    )
+    def test_reliable_exactly_once_in_order_snapshots_never_backwards(
+        self, seed: int, loss: float, duplicate: float, jitter: float
+    ) -> None:
+        # A long session timeout and a long run: with resends backed off to one a
+        # second, 30 s make an undelivered message astronomically unlikely.
+        net = Net(seed=seed, loss=loss, duplicate=duplicate, jitter=jitter, latency=0.02,
+                  session_timeout=60.0)
+        client = net.connect()
+        net.run(3.0)
+        event = net.connected()
+        assert event is not None
+        sid = event.session_id
+        for i in range(60):
+            client.send_message(RELIABLE, b"c%d" % i)
+            net.server.send_message(sid, RELIABLE, b"s%d" % i)
+            net.server.send_message(sid, UNRELIABLE, struct.pack("<I", i))
+            client.send_message(UNRELIABLE, struct.pack("<I", i))
+            net.run(0.01)
+        net.run(30.0)
+        self.assertEqual([m.data for m in net.messages(None) if m.channel == RELIABLE],
+                         [b"c%d" % i for i in range(60)])
+        self.assertEqual([m.data for m in net.messages(CLIENT_ADDR) if m.channel == RELIABLE],
+                         [b"s%d" % i for i in range(60)])
+        for side in (None, CLIENT_ADDR):
+            snaps = [struct.unpack("<I", m.data)[0] for m in net.messages(side)
+                     if m.channel == UNRELIABLE]
+            self.assertEqual(snaps, sorted(set(snaps)))
+        self.assertEqual(net.events_of(SessionClosed), [])
