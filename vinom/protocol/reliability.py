@@ -27,7 +27,6 @@ peer can fill is bounded (see the constants below and the bounds section of the 
 
 from __future__ import annotations
 
-import heapq
 import struct
 from collections import deque
 from typing import Any
@@ -98,8 +97,6 @@ _pack_body_header = BODY_HEADER.pack
 _unpack_message_header = MESSAGE_HEADER.unpack_from
 _pack_message_header = MESSAGE_HEADER.pack
 _pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
-_heappush = heapq.heappush
-_heappop = heapq.heappop
 
 
 class ReliabilityError(Exception):
@@ -126,6 +123,8 @@ class Reliability:
         "_buffered_bytes",
         "_fragment_data",
         "_last_now",
+        "_loss_base",
+        "_loss_mark",
         "_max_body",
         "_next_id",
         "_next_send_id",
@@ -141,10 +140,10 @@ class Reliability:
         "_recv_latest",
         "_recv_next",
         "_reliable_seqs",
+        "_resend_due",
         "_resume_at",
         "_sent",
         "_single_data",
-        "_timers",
         "_unacked",
         "_unrel_delivered",
         "_unrel_next",
@@ -157,7 +156,6 @@ class Reliability:
         "ack_delay_s",
         "acked_packets",
         "duplicates_dropped",
-        "loss",
         "lost_packets",
         "malformed_bodies",
         "max_pending_bytes",
@@ -171,7 +169,6 @@ class Reliability:
         "rtt_s",
         "rtt_samples",
         "rttvar",
-        "sent_bodies",
         "stale_bodies",
         "unreliable_dropped",
     )
@@ -216,8 +213,10 @@ class Reliability:
         self._next_send_id = 0
         self._oldest_unacked = 0
         self._pending: deque[bytes] = deque()
-        self._unacked: dict[int, tuple[bytes, int]] = {}  # id -> (encoded, times sent)
-        self._timers: list[tuple[float, int]] = []  # heap of (resend due, id)
+        # id -> (encoded, times sent, resend due), in id order. _resend_due is at most
+        # the earliest due time (exact after each scan, possibly early after acks).
+        self._unacked: dict[int, tuple[bytes, int, float]] = {}
+        self._resend_due = _INF
         self._buffered_bytes = 0
         # Sending: unreliable messages (encoded, sent once at the next build).
         self._unrel_next = 0
@@ -250,10 +249,11 @@ class Reliability:
         self.rttvar = 0.0
         self.rtt_samples = 0
         self.rto_s = INITIAL_RTO_S
-        self.loss = 0.0
+        # Smoothed loss: _loss_base as of the _loss_mark-th ack; later acks decay it.
+        self._loss_base = 0.0
+        self._loss_mark = 0
         self.acked_packets = 0
         self.lost_packets = 0
-        self.sent_bodies = 0
         self.received_bodies = 0
         self.resent_messages = 0
         self.duplicates_dropped = 0
@@ -333,6 +333,14 @@ class Reliability:
         Returns [] when nothing is due.
         """
         self._last_now = now
+        if (
+            not self._unrel_queue
+            and not self._pending
+            and self._ack_due > now
+            and self._resend_due > now
+        ):
+            self._resume_at = now
+            return []
         max_body = self._max_body
         out: list[bytes] = []
         parts: list[bytes] = [b""]  # [0] becomes the body header
@@ -341,33 +349,34 @@ class Reliability:
         capped = False
         unacked = self._unacked
 
-        timers = self._timers
-        if timers and timers[0][0] <= now:
+        if self._resend_due <= now:
+            # Oldest first: in-order delivery waits for the oldest missing message.
             rto = self.rto_s
-            while timers and timers[0][0] <= now:
-                message_id = timers[0][1]
-                entry = unacked.get(message_id)
-                if entry is None:  # acked since it was scheduled
-                    _heappop(timers)
+            earliest = _INF
+            for message_id, (encoded, times, due) in unacked.items():
+                if due > now:
+                    if due < earliest:
+                        earliest = due
                     continue
-                encoded, times = entry
                 if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
                     if len(out) + 1 >= MAX_BODIES_PER_BUILD:
                         capped = True
+                        earliest = due  # the rest waits for the next call
                         break
                     out.append(self._seal(parts, ids, now))
                     parts = [b""]
                     ids = []
                     size = BODY_HEADER_SIZE
-                _heappop(timers)
                 parts.append(encoded)
                 ids.append(message_id)
                 size += len(encoded)
-                unacked[message_id] = (encoded, times + 1)
-                backoff = rto * (1 << min(times, 6))
-                _heappush(timers, (now + (backoff if backoff < MAX_RTO_S else MAX_RTO_S),
-                                   message_id))
+                backoff = rto * (1 << (times if times < 6 else 6))
+                due = now + (backoff if backoff < MAX_RTO_S else MAX_RTO_S)
+                unacked[message_id] = (encoded, times + 1, due)  # same key: safe mid-loop
+                if due < earliest:
+                    earliest = due
                 self.resent_messages += 1
+            self._resend_due = earliest
 
         queue = self._unrel_queue
         while queue and not capped:
@@ -406,10 +415,12 @@ class Reliability:
                 parts.append(encoded)
                 ids.append(message_id)
                 size += len(encoded)
-                unacked[message_id] = (encoded, 1)
-                _heappush(timers, (due, message_id))
+                unacked[message_id] = (encoded, 1, due)
                 message_id += 1
-            self._next_send_id = message_id
+            if message_id != self._next_send_id:
+                self._next_send_id = message_id
+                if due < self._resend_due:
+                    self._resend_due = due
 
         if len(parts) > 1 or (not out and self._ack_due <= now):
             out.append(self._seal(parts, ids, now))
@@ -433,7 +444,6 @@ class Reliability:
             del sent[next(iter(sent))]
         self._ack_due = _INF
         self._ack_every_count = 0
-        self.sent_bodies += 1
         return b"".join(parts)
 
     # --- receiving -------------------------------------------------------------------
@@ -477,7 +487,7 @@ class Reliability:
                     index = -1
                     last = 0
                     offset += MESSAGE_HEADER_SIZE
-                if channel > RELIABLE_CHANNEL:
+                if info >= 0x8000:  # channels 2 and 3 are reserved
                     raise ValueError
                 end = offset + length
                 if end > total:
@@ -521,7 +531,22 @@ class Reliability:
             return []
         self.received_bodies += 1
 
-        self._process_acks(ack16, ack_bits, now)
+        sent = self._sent
+        if sent:
+            newest_sent = self._next_seq - 1
+            distance = (newest_sent - ack16) & _MASK16
+            if distance < 0x8000:  # else: an ack for a packet we have not sent yet
+                ack = newest_sent - distance
+                first = next(iter(sent))
+                if first == ack:
+                    # The common case, inline: the peer acks our oldest open packet.
+                    record = sent.pop(ack)
+                    if record[1]:
+                        self._acked(record, now, True)
+                    else:
+                        self.acked_packets += 1
+                elif first < ack:
+                    self._process_acks(ack, ack_bits, now)
 
         out: list[tuple[int, bytes]] = []
         if not messages:
@@ -561,79 +586,82 @@ class Reliability:
                     self.duplicates_dropped += 1
                 else:
                     self.out_of_window += 1
+            elif index < 0:
+                delivered = self._unrel_delivered
+                if delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
+                    out.append((0, body[start:end]))
+                    self._unrel_delivered = message_id
+                else:
+                    self.duplicates_dropped += 1  # not newer than what the app has
             else:
-                self._receive_unreliable(message_id, index, last, body, start, end, now, out)
+                self._receive_unreliable_fragment(
+                    message_id, index, last, body[start:end], now, out
+                )
         if reliable_seen:
             due = now + self.ack_delay_s
             if due < self._ack_due:
                 self._ack_due = due
         return out
 
-    def _process_acks(self, ack16: int, ack_bits: int, now: float) -> None:
-        """Mark the packets the peer acknowledges, sample the RTT, write off the lost."""
+    def _process_acks(self, ack: int, ack_bits: int, now: float) -> None:
+        """Mark the packets an ack covers, sample the RTT, write off the lost.
+
+        `ack` is the full sequence the peer names; the oldest open record is older.
+        """
         sent = self._sent
-        if not sent:
-            return
-        newest_sent = self._next_seq - 1
-        distance = (newest_sent - ack16) & _MASK16
-        if distance >= 0x8000:
-            return  # an ack for a packet we have not sent yet: ignore it
-        ack = newest_sent - distance
         # Records are in sequence order and hold only unresolved packets, so this
         # visits at most the 33 the ack covers plus those it writes off.
-        acked: list[int] | None = None
-        lost: list[int] | None = None
+        resolved: list[tuple[int, bool]] = []
         low = ack - ACK_BITS
         for seq in sent:
             if seq >= ack:
                 if seq == ack:
-                    if acked is None:
-                        acked = [seq]
-                    else:
-                        acked.append(seq)
+                    resolved.append((seq, True))
                 break
             if seq < low:
-                if lost is None:
-                    lost = [seq]
-                else:
-                    lost.append(seq)
+                resolved.append((seq, False))
             elif (ack_bits >> (ack - 1 - seq)) & 1:
-                if acked is None:
-                    acked = [seq]
-                else:
-                    acked.append(seq)
-        if acked is not None:
-            unacked = self._unacked
+                resolved.append((seq, True))
+        lost = 0
+        for seq, acked in resolved:
+            record = sent.pop(seq)
+            if acked:
+                self._acked(record, now, seq == ack)
+            else:
+                lost += 1
+        if lost:
+            # Fold the acks since the last loss into the smoothed fraction first.
             loss = self.loss
-            for seq in acked:
-                sent_at, ids = sent.pop(seq)
-                loss -= loss * LOSS_ALPHA
-                if ids:
-                    for message_id in ids:
-                        entry = unacked.pop(message_id, None)
-                        if entry is not None:
-                            self._buffered_bytes -= len(entry[0])
-                    if seq == ack:
-                        # Only packets that carried reliable messages are acked
-                        # promptly (within the ack delay), so only they give honest
-                        # RTT samples.
-                        self._sample_rtt(now - sent_at)
-            self.loss = loss
-            self.acked_packets += len(acked)
-            oldest = self._oldest_unacked
-            limit = self._next_send_id
-            while oldest < limit and oldest not in unacked:
-                oldest += 1
-            self._oldest_unacked = oldest
-            if len(self._timers) > 2 * len(unacked) + 64:
-                self._compact_timers()
-        if lost is not None:
-            loss = self.loss
-            for seq in lost:
-                del sent[seq]
+            self._loss_mark = self.acked_packets
+            for _ in range(lost):
                 loss += (1.0 - loss) * LOSS_ALPHA
-            self.loss = loss
-            self.lost_packets += len(lost)
+            self._loss_base = loss
+            self.lost_packets += lost
+
+    def _acked(self, record: tuple[float, tuple[int, ...]], now: float, newest: bool) -> None:
+        """One packet acknowledged: its messages are delivered; maybe an RTT sample."""
+        self.acked_packets += 1
+        ids = record[1]
+        if not ids:
+            return
+        unacked = self._unacked
+        freed = 0
+        for message_id in ids:
+            entry = unacked.pop(message_id, None)
+            if entry is not None:
+                freed += len(entry[0])
+        self._buffered_bytes -= freed
+        if newest:
+            # Only the newest acked packet, and only if it carried reliable messages
+            # (acked within the ack delay, unlike the rest), gives an honest sample.
+            self._sample_rtt(now - record[0])
+        oldest = self._oldest_unacked
+        limit = self._next_send_id
+        while oldest < limit and oldest not in unacked:
+            oldest += 1
+        self._oldest_unacked = oldest
+        if not unacked:
+            self._resend_due = _INF
 
     def _sample_rtt(self, sample: float) -> None:
         # RFC 6298, section 2; the ack delay is part of what the peer may add.
@@ -679,24 +707,18 @@ class Reliability:
             self._reassembly = None
             out.append((1, b"".join(parts)))
 
-    def _receive_unreliable(
+    def _receive_unreliable_fragment(
         self,
         sequence: int,
         index: int,
         last: int,
-        body: bytes,
-        start: int,
-        end: int,
+        data: bytes,
         now: float,
         out: list[tuple[int, bytes]],
     ) -> None:
         delivered = self._unrel_delivered
         if delivered >= 0 and not 0 < ((sequence - delivered) & _MASK16) < 0x8000:
             self.duplicates_dropped += 1  # not newer than what the app already has
-            return
-        if index < 0:
-            out.append((0, body[start:end]))
-            self._unrel_delivered = sequence
             return
         partial = self._unrel_partial
         partial_id = self._unrel_partial_id
@@ -716,13 +738,13 @@ class Reliability:
         if partial[index] is not None:
             self.duplicates_dropped += 1
             return
-        size = self._unrel_partial_bytes + (end - start)
+        size = self._unrel_partial_bytes + len(data)
         if size > self.max_unreliable_message:
             self.protocol_errors += 1
             self._unrel_partial = None
             self._unrel_partial_id = -1
             return
-        partial[index] = body[start:end]
+        partial[index] = data
         self._unrel_partial_bytes = size
         self._unrel_partial_have += 1
         if self._unrel_partial_have == last + 1:
@@ -741,12 +763,8 @@ class Reliability:
         build_bodies(t) at that time.
         """
         when = self._ack_due
-        timers = self._timers
-        unacked = self._unacked
-        while timers and timers[0][1] not in unacked:
-            _heappop(timers)
-        if timers and timers[0][0] < when:
-            when = timers[0][0]
+        if self._resend_due < when:
+            when = self._resend_due
         if self._unrel_queue or self._can_send_new():
             resume = self._resume_at if self._resume_at > self._last_now else self._last_now
             if resume < when:
@@ -779,7 +797,7 @@ class Reliability:
         return reliable_seqs
 
     def handle_timer(self, now: float) -> None:
-        """Housekeeping at a timer: expire stale partial snapshots, compact the timers."""
+        """Housekeeping at a timer: expire a partial snapshot that stopped arriving."""
         self._last_now = now
         if (
             self._unrel_partial is not None
@@ -788,16 +806,18 @@ class Reliability:
             self._unrel_partial = None
             self._unrel_partial_id = -1
             self.unreliable_dropped += 1
-        if len(self._timers) > 2 * len(self._unacked) + 64:
-            self._compact_timers()
-
-    def _compact_timers(self) -> None:
-        """Drop the resend timers of acked messages (they are otherwise skipped lazily)."""
-        unacked = self._unacked
-        self._timers = [entry for entry in self._timers if entry[1] in unacked]
-        heapq.heapify(self._timers)
 
     # --- introspection ---------------------------------------------------------------
+
+    @property
+    def loss(self) -> float:
+        """Smoothed fraction of packets written off as lost (weight 1/32 per packet)."""
+        return self._loss_base * (1.0 - LOSS_ALPHA) ** (self.acked_packets - self._loss_mark)
+
+    @property
+    def sent_bodies(self) -> int:
+        """Bodies built so far (every body has its own packet sequence)."""
+        return self._next_seq
 
     @property
     def buffered_bytes(self) -> int:
