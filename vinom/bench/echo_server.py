@@ -53,7 +53,7 @@ def main() -> None:
         port = reactor.listenUDP(int(options["port"]), echo, interface=options["interface"])
 
         def counters_now() -> dict[str, Any]:
-            return {"datagrams": echo.count}
+            return {"datagrams_received": echo.count, "datagrams_sent": echo.count}
 
     elif options["mode"] == "vinom":
         from vinom.bench.sessions_server import start_echo_host

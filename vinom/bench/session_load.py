@@ -1,13 +1,350 @@
-"""Load side of the session scenarios: lean vinom clients over plain sockets.
+"""Load side of the session scenarios: many lean vinom clients in one plain-socket loop.
 
-Waits for the UDP helper's sans-I/O `ClientConnection`.
+A `Driver` runs vinom's sans-I/O `ClientConnection` (the very code game
+clients use) for each of its clients over a connected, non-blocking UDP
+socket of its own, in one `selectors` loop with one timer heap: no reactor,
+no Deferreds, no per-client objects beyond the connection and a slot. This
+keeps the load generator's cost per message close to the protocol's own
+cost, so that the server, not the load, is what a scenario measures.
+Scenarios subclass it and react in `on_connected`, `on_message` and
+`on_closed`.
+
+Tokens are sealed here with the key the bench shares with the server
+process, as the lobby would seal them; the server admits their players.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import resource
+import selectors
+import socket
+import struct
+import sys
+import time
+from collections import Counter
 from typing import Any
+
+from vinom.bench.loadgen import DONE, Latencies, Timeline
+from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.client import ClientConnection
+from vinom.protocol.config import ClientConfig, IssuerConfig, ProtocolConfig
+from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.tokens import PublicToken, TokenIssuer
+
+STAMP = struct.Struct("<q")
+INF = float("inf")
+MAX_READS_PER_WAKE = 64
+MAX_DATAGRAM = 2048
+
+
+class Aborted(Exception):
+    """The parent closed our standard input: stop at once."""
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Allow `wanted` open files if the hard limit permits (one socket per client)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def make_issuer(key: bytes, session_timeout: float = 5.0) -> TokenIssuer:
+    """Seals tokens the way the lobby does, with the bench's shared key."""
+    return TokenIssuer(
+        IssuerConfig(
+            protocol=ProtocolConfig(token_key=key),
+            token_lifetime=3600.0,
+            session_timeout=session_timeout,
+        )
+    )
+
+
+class Client:
+    """One client: its socket, its connection, and a slot for the scenario's state."""
+
+    __slots__ = ("conn", "data", "index", "sock", "started", "wake")
+
+    def __init__(self, index: int, sock: socket.socket, conn: ClientConnection) -> None:
+        self.index = index
+        self.sock = sock
+        self.conn = conn
+        self.wake = INF
+        self.started = 0.0
+        self.data: Any = None
+
+
+class Driver:
+    """Runs many `ClientConnection`s, one socket each, in one selector loop."""
+
+    def __init__(self, server: tuple[str, int], config: ClientConfig | None = None) -> None:
+        self.server = server
+        self.config = config or ClientConfig()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sys.stdin, selectors.EVENT_READ, None)
+        self.clients: dict[int, Client] = {}
+        self._heap: list[tuple[float, int]] = []
+        self._next_index = 0
+        self.send_errors = 0
+        self.events: Counter[str] = Counter()
+
+    # -- clients ------------------------------------------------------------
+
+    def add(self, token: PublicToken, now: float) -> Client:
+        """Start a client presenting `token`; its handshake begins at once."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect(self.server)
+        conn = ClientConnection(token, now, config=self.config, addresses=[self.server])
+        index = self._next_index
+        self._next_index += 1
+        client = Client(index, sock, conn)
+        client.started = now
+        self.clients[index] = client
+        self.selector.register(sock, selectors.EVENT_READ, client)
+        conn.handle_timer(now)
+        self.flush(client, now)
+        return client
+
+    def remove(self, client: Client) -> None:
+        """Forget a client and close its socket (send anything it still has first)."""
+        self.flush(client, time.perf_counter())
+        self.clients.pop(client.index, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(client.sock)
+        client.sock.close()
+        client.wake = INF
+
+    def flush(self, client: Client, now: float) -> None:
+        """Transmit what the connection has queued and re-arm its timer."""
+        conn = client.conn
+        out = conn.datagrams_to_send(now)
+        if out:
+            send = client.sock.send
+            for datagram, _ in out:
+                try:
+                    send(datagram)
+                except OSError:
+                    self.send_errors += 1
+        when = conn.get_timer()
+        if when is not None and when < client.wake:
+            client.wake = when
+            heapq.heappush(self._heap, (when, client.index))
+
+    # -- scenario hooks -----------------------------------------------------
+
+    def on_connected(self, client: Client, now: float) -> None:
+        """The handshake completed."""
+
+    def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
+        """A whole message arrived."""
+
+    def on_closed(self, client: Client, reason: str, now: float) -> None:
+        """The session ended, or the handshake failed (`reason` from the event)."""
+
+    # -- the loop -----------------------------------------------------------
+
+    def _readable(self, client: Client, now: float) -> None:
+        conn = client.conn
+        sock = client.sock
+        receive = conn.receive_datagram
+        server = self.server
+        for _ in range(MAX_READS_PER_WAKE):
+            try:
+                data = sock.recv(MAX_DATAGRAM)
+            except BlockingIOError:
+                break
+            except OSError:
+                # ICMP port unreachable on a connected socket; keep reading.
+                continue
+            receive(data, server, now)
+        self._dispatch(client, now)
+        self.flush(client, now)
+
+    def _dispatch(self, client: Client, now: float) -> None:
+        conn = client.conn
+        next_event = conn.next_event
+        while True:
+            event = next_event()
+            if event is None:
+                return
+            if type(event) is MessageReceived:
+                self.on_message(client, event.channel, event.data, now)
+            elif isinstance(event, SessionConnected):
+                self.events["connected"] += 1
+                self.on_connected(client, now)
+            elif isinstance(event, SessionClosed):
+                self.events["closed_" + event.reason] += 1
+                self.on_closed(client, event.reason, now)
+            elif isinstance(event, ConnectFailed):
+                self.events["failed_" + event.reason] += 1
+                self.on_closed(client, event.reason, now)
+
+    def _timers(self, now: float) -> None:
+        heap = self._heap
+        clients = self.clients
+        while heap and heap[0][0] <= now:
+            when, index = heapq.heappop(heap)
+            client = clients.get(index)
+            if client is None or client.wake != when:
+                continue
+            client.wake = INF
+            client.conn.handle_timer(now)
+            self._dispatch(client, now)
+            if client.index in clients:
+                self.flush(client, now)
+
+    def step(self, max_wait: float = 0.05) -> float:
+        """Wait for datagrams or the next timer (at most `max_wait` s), handle them;
+        returns `now` (perf_counter seconds)."""
+        heap = self._heap
+        wait = max_wait
+        if heap:
+            wait = min(max_wait, max(0.0, heap[0][0] - time.perf_counter()))
+        ready = self.selector.select(wait)
+        now = time.perf_counter()
+        for key, _ in ready:
+            client = key.data
+            if client is None:
+                raise Aborted()
+            self._readable(client, now)
+        self._timers(now)
+        return now
+
+    def run_until(self, done: Any, limit: float) -> float:
+        """Step until `done()` is true; RuntimeError after `limit` seconds."""
+        deadline = time.perf_counter() + limit
+        while True:
+            now = self.step()
+            if done():
+                return now
+            if now > deadline:
+                raise RuntimeError(f"gave up after {limit:g} s ({dict(self.events)})")
+
+    def close(self) -> None:
+        for client in list(self.clients.values()):
+            self.remove(client)
+
+
+def host_of(options: Any) -> tuple[str, int]:
+    return (options["host"], int(options["port"]))
+
+
+# -- udp-echo (vinom half) ----------------------------------------------------
+
+
+class EchoDriver(Driver):
+    """Keeps `share` stamped messages in flight per client; records each round trip."""
+
+    def __init__(self, server: tuple[str, int], size: int, channel: int) -> None:
+        super().__init__(server)
+        self.padding = bytes(max(0, size - STAMP.size))
+        self.channel = channel
+        self.latencies = Latencies()
+        self.measuring = False
+        self.count = 0
+        self.connected = 0
+        self.failed = 0
+
+    def on_connected(self, client: Client, now: float) -> None:
+        self.connected += 1
+
+    def on_closed(self, client: Client, reason: str, now: float) -> None:
+        self.failed += 1
+
+    def _readable(self, client: Client, now: float) -> None:
+        # One message per datagram, exactly as in the bare half: answer every
+        # datagram on its own instead of letting the reliability layer pack
+        # the replies to a burst into one packet (which would flatter vinom).
+        conn = client.conn
+        sock = client.sock
+        server = self.server
+        for _ in range(MAX_READS_PER_WAKE):
+            try:
+                data = sock.recv(MAX_DATAGRAM)
+            except BlockingIOError:
+                break
+            except OSError:
+                continue
+            conn.receive_datagram(data, server, now)
+            self._dispatch(client, now)
+            self.flush(client, now)
+
+    def send_one(self, client: Client) -> None:
+        client.conn.send_message(self.channel, STAMP.pack(time.perf_counter_ns()) + self.padding)
+
+    def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
+        sent_ns = STAMP.unpack_from(data)[0]
+        now_ns = time.perf_counter_ns()
+        if self.measuring:
+            self.latencies.record((now_ns - sent_ns) // 1000)
+            self.count += 1
+        client.data = now
+        client.conn.send_message(self.channel, STAMP.pack(now_ns) + self.padding)
 
 
 def run_echo(options: Any) -> dict[str, Any]:
-    """The vinom half of udp-echo; not runnable until vinom.protocol's client exists."""
-    raise NotImplementedError("vinom.protocol ClientConnection has not landed yet")
+    """The vinom half of udp-echo (options as in `vinom.bench.echo_load.Options`)."""
+    from vinom.bench.echo_load import SILENCE_REFILL_S, split_window
+
+    server = host_of(options)
+    clients = int(options["clients"])
+    shares = split_window(int(options["window"]), clients)
+    driver = EchoDriver(server, int(options["size"]), int(options["channel"]))
+    issuer = make_issuer(bytes.fromhex(options["key"]))
+    hosts = (HostAddress(*server),)
+    now = time.perf_counter()
+    members = []
+    for i in range(clients):
+        token = issuer.issue_token(
+            player_id=f"echo-{i:04d}", match_id="bench-echo", hosts=hosts, now=time.time()
+        )
+        members.append(driver.add(token, now))
+    driver.run_until(lambda: driver.connected + driver.failed >= clients, 15.0)
+    if driver.failed:
+        raise RuntimeError(f"{driver.failed} of {clients} echo clients failed to connect")
+
+    refills = [0]
+
+    def on_measure() -> None:
+        driver.measuring = True
+        driver.latencies.clear()
+        driver.count = 0
+        refills[0] = 0
+
+    timeline = Timeline(
+        float(options["warmup"]),
+        float(options["duration"]),
+        on_measure=on_measure,
+        progress=lambda: {"count": driver.count},
+    )
+    timeline.start()
+    now = time.perf_counter()
+    for client, share in zip(members, shares, strict=True):
+        client.data = now
+        for _ in range(share):
+            driver.send_one(client)
+            driver.flush(client, now)
+    while True:
+        now = driver.step()
+        if timeline.check(now) == DONE:
+            break
+        for client, share in zip(members, shares, strict=True):
+            if now - client.data > SILENCE_REFILL_S:
+                refills[0] += 1
+                client.data = now
+                for _ in range(share):
+                    driver.send_one(client)
+                    driver.flush(client, now)
+    count = driver.count
+    driver.close()
+    return {
+        "count": count,
+        "window_s": timeline.window_s,
+        "load_cpu_s": timeline.load_cpu_s,
+        "refills": refills[0],
+        "histogram": driver.latencies.encoded(),
+        "send_errors": driver.send_errors,
+    }

@@ -84,12 +84,14 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
             load_args += ["--key", key.hex()]
         load = harness.spawn(f"{mode}-load", "vinom.bench.echo_load", load_args, load_cpus[0])
         measured = MeasuredRun(harness, server, [load])
-        (result,) = measured.run()
+        (result,) = measured.run(mark_server=True)
     finally:
         if load is not None:
             harness.stop(load)
         harness.stop(server)
     window = float(result["window_s"]) or 1e-9
+    first, last = (m["counters"] for m in measured.server_marks)
+    received = last["datagrams_received"] - first["datagrams_received"]
     histogram = merge_histograms([result["histogram"]])
     return {
         "per_s": result["count"] / window,
@@ -98,6 +100,7 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
         "server_cpu_s": measured.server_cpu_s,
         "load_cpu_s": measured.load_cpu_s,
         "refills": result.get("refills", 0),
+        "server_datagrams_in_per_echo": round(received / max(result["count"], 1), 3),
         "p50_ms": percentile_ms(histogram, 50),
         "p99_ms": percentile_ms(histogram, 99),
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, window),
@@ -148,9 +151,15 @@ def run(options: Options) -> int:
         result[f"{mode}_p50_ms"] = half["p50_ms"]
         result[f"{mode}_p99_ms"] = half["p99_ms"]
         result[f"{mode}_bottleneck"] = half["bottleneck"]
+        result[f"{mode}_datagrams_per_echo"] = half["server_datagrams_in_per_echo"]
+        result[f"{mode}_server_us_per_echo"] = round(
+            half["server_cpu_s"] * 1e6 / max(half["count"], 1), 2
+        )
         rows += [
             (f"{mode}: echoes/s", half["per_s"]),
             (f"{mode}: rtt p50 / p99 ms", f"{half['p50_ms']} / {half['p99_ms']}"),
+            (f"{mode}: server CPU us / echo", result[f"{mode}_server_us_per_echo"]),
+            (f"{mode}: server datagrams in / echo", half["server_datagrams_in_per_echo"]),
             (
                 f"{mode}: server / load CPU s",
                 f"{half['server_cpu_s']:.2f} / {half['load_cpu_s']:.2f}"

@@ -1,0 +1,110 @@
+"""Smoke runs of every benchmark scenario at tiny sizes, through the real harness.
+
+Each test starts `python -m vinom.bench <scenario>` as a real child process,
+which itself starts real server and load processes on 127.0.0.1; the test
+checks the JSON line has its keys and sane values. These runs keep the
+harness from rotting; they measure nothing (figures at these sizes mean
+little) and every one finishes in a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from twisted.trial import unittest
+
+from vinom.bench.echo_load import split_window
+from vinom.bench.harness import (
+    bottleneck,
+    cpu_plan,
+    decode_histogram,
+    merge_histograms,
+    percentile_ms,
+)
+from vinom.bench.loadgen import Latencies
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_bench(*args: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], str]:
+    """Run the bench as a child process; (exit code, its JSON line, its stderr)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "vinom.bench", *args, "--quiet"],
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    lines = done.stdout.decode().strip().splitlines()
+    result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return done.returncode, result, done.stderr.decode()
+
+
+class HarnessPieceTests(unittest.TestCase):
+    """The small pure pieces the scenarios rely on."""
+
+    def test_window_split(self) -> None:
+        self.assertEqual(split_window(32, 4), [8, 8, 8, 8])
+        self.assertEqual(split_window(10, 4), [3, 3, 2, 2])
+        # Every socket keeps at least one message in flight.
+        self.assertEqual(split_window(2, 4), [1, 1, 1, 1])
+
+    def test_cpu_plan_unpinned(self) -> None:
+        self.assertEqual(cpu_plan(3, pin=False), (None, [None, None, None]))
+
+    def test_cpu_plan_keeps_server_core_to_itself(self) -> None:
+        server, loads = cpu_plan(3, pin=True)
+        if server is None:
+            self.assertEqual(loads, [None, None, None])
+        else:
+            self.assertNotIn(server, loads)
+            self.assertEqual(len(loads), 3)
+
+    def test_latencies_round_trip_and_merge(self) -> None:
+        first, second = Latencies(), Latencies()
+        for value in (100, 100, 200, 5000):
+            first.record(value)
+        second.record(0)  # clamped to the histogram's lowest value
+        self.assertEqual(decode_histogram(first.encoded()).get_total_count(), 4)
+        merged = merge_histograms([first.encoded(), second.encoded()])
+        self.assertEqual(merged.get_total_count(), 5)
+        self.assertAlmostEqual(percentile_ms(merged, 100), 5.0, places=1)
+        self.assertEqual(percentile_ms(merge_histograms([]), 99), 0.0)
+
+    def test_bottleneck(self) -> None:
+        self.assertEqual(bottleneck(9.8, 5.0, 10.0), "server")
+        self.assertEqual(bottleneck(5.0, 9.8, 10.0), "load")
+        self.assertEqual(bottleneck(5.0, 5.0, 10.0), "neither (latency-bound)")
+
+
+class ScenarioSmokeTests(unittest.TestCase):
+    """Each scenario end to end at a tiny size."""
+
+    def assertRate(self, result: dict[str, Any], key: str) -> None:
+        self.assertIsInstance(result.get(key), float, f"{key} in {result}")
+        self.assertGreater(result[key], 0, key)
+
+    def test_udp_echo(self) -> None:
+        code, result, stderr = run_bench(
+            "udp-echo", "--warmup", "0.2", "--duration", "0.5", "--window", "8", "--clients", "2"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "udp-echo")
+        self.assertRate(result, "bare_per_s")
+        self.assertRate(result, "vinom_per_s")
+        self.assertGreater(result["ratio"], 0)
+        self.assertGreater(result["server_cpu_s"], 0)
+        self.assertGreater(result["load_cpu_s"], 0)
+
+    def test_usage_error(self) -> None:
+        code, result, stderr = run_bench("udp-echo", "--window", "0")
+        self.assertEqual(code, 2)
+        self.assertIn("--window", stderr)
+        self.assertEqual(result, {})
