@@ -18,6 +18,7 @@ given. `client.closed` fires with the reason when the session ends (`timeout`,
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -65,8 +66,10 @@ class GameClientProtocol(DatagramProtocol):
         config: ClientConfig | None = None,
         on_message: MessageCallback | None = None,
         reliability_factory: ReliabilityFactory = default_reliability,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        self._wall_clock = wall_clock
         self._token = token
         self._addresses = addresses
         self._config = config
@@ -80,6 +83,7 @@ class GameClientProtocol(DatagramProtocol):
         self._timer: IDelayedCall | None = None
         self._timer_at = 0.0
         self._stopping: Deferred[None] | None = None
+        self._stop_call: IDelayedCall | None = None
         self._dispatching = False
         self.errors = 0
         self.send_errors = 0
@@ -107,7 +111,7 @@ class GameClientProtocol(DatagramProtocol):
     def startProtocol(self) -> None:
         self.connection = ClientConnection(
             self._token, self._clock.seconds(), config=self._config, addresses=self._addresses,
-            reliability_factory=self._reliability_factory,
+            reliability_factory=self._reliability_factory, wall_clock=self._wall_clock,
         )
         self._flush()
 
@@ -212,9 +216,14 @@ class GameClientProtocol(DatagramProtocol):
 
     def _stop_soon(self) -> None:
         # Not from inside the handler chain: let the final packets be written first.
-        self._clock.callLater(0, self._stop)
+        if self._stopping is None and self._stop_call is None:
+            self._stop_call = self._clock.callLater(0, self._stop)
 
     def _stop(self) -> Deferred[None]:
+        if self._stop_call is not None:
+            if self._stop_call.active():
+                self._stop_call.cancel()
+            self._stop_call = None
         if self._stopping is None:
             port = cast(IListeningPort | None, self.transport)
             if port is None:

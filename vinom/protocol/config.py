@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import os
+from collections.abc import Iterable
 
 from attrs import field, frozen, validators
 
@@ -65,6 +66,10 @@ class ProtocolConfig:
     protocol_version: int = field(default=PROTOCOL_VERSION, validator=validators.in_([1]))
 
 
+def _to_addresses(value: Iterable[HostAddress]) -> tuple[HostAddress, ...]:
+    return tuple(value)
+
+
 @frozen
 class HostConfig:
     """One game host's endpoint."""
@@ -73,7 +78,7 @@ class HostConfig:
     # The address(es) clients are told to use for this host; a token must name
     # one of them.
     addresses: tuple[HostAddress, ...] = field(
-        converter=tuple, validator=validators.min_len(1)
+        converter=_to_addresses, validator=validators.min_len(1)
     )
     # Send a keepalive when nothing else was sent to a session for this long.
     keepalive_interval: float = field(default=1.0, validator=_positive)

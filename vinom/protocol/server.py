@@ -21,6 +21,9 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from attrs import evolve
+
+from vinom.hosting.interfaces import HostAddress
 from vinom.protocol.config import HostConfig
 from vinom.protocol.cookies import MAX_COOKIE, MIN_COOKIE, CookieContents, CookieJar
 from vinom.protocol.crypto import Aead, InvalidTag, new_aead
@@ -181,6 +184,11 @@ class ServerEndpoint:
         self.welcomes_sent = 0
 
     # -- public API -------------------------------------------------------
+
+    def set_addresses(self, addresses: tuple[HostAddress, ...]) -> None:
+        """Change the addresses tokens must name (e.g. once a port-0 socket is bound)."""
+        self.config = evolve(self.config, addresses=addresses)
+        self._addresses = frozenset((a.host, a.port) for a in self.config.addresses)
 
     @property
     def session_count(self) -> int:

@@ -1,0 +1,138 @@
+"""Real UDP sockets on 127.0.0.1: handshake, 10,000 reliable messages, disconnect, cleanup."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from tests.test_protocol_support import FakeAdmission
+from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_game_client
+from vinom.hosting.interfaces import HostAddress
+from vinom.hosting.udp import GameHostProtocol, listen_game_host
+from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.config import (
+    ClientConfig,
+    HostConfig,
+    IssuerConfig,
+    ProtocolConfig,
+    generate_token_key,
+)
+from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
+from vinom.protocol.interfaces import Admission, ISessionSink
+from vinom.protocol.server import ServerEndpoint
+from vinom.protocol.tokens import TokenIssuer
+
+MESSAGES = 10_000
+
+
+@implementer(ISessionSink)
+class EchoSink:
+    """Echoes every reliable message back on the reliable channel."""
+
+    def __init__(self) -> None:
+        self.sender: GameHostProtocol | None = None
+        self.connected: list[SessionConnected] = []
+        self.received = 0
+        self.closed: Deferred[SessionClosed] = Deferred()
+
+    def session_connected(self, event: SessionConnected) -> None:
+        self.connected.append(event)
+
+    def message_received(self, session_id: int, channel: int, data: bytes) -> None:
+        self.received += 1
+        assert self.sender is not None
+        self.sender.send_message(session_id, channel, data)
+
+    def session_closed(self, event: SessionClosed) -> None:
+        self.closed.callback(event)
+
+
+class RealUDPTests(TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.protocol = ProtocolConfig(token_key=generate_token_key())
+        self.admission = FakeAdmission()
+        # Addresses are set once the port-0 socket is bound.
+        self.endpoint = ServerEndpoint(
+            HostConfig(self.protocol, (HostAddress("127.0.0.1", 1),)), self.admission
+        )
+        self.sink = EchoSink()
+        self.host, self.port = listen_game_host(reactor, 0, self.endpoint, self.sink, reactor,
+                                                interface="127.0.0.1")
+        self.sink.sender = self.host
+        self.addCleanup(self.port.stopListening)
+        self.address = HostAddress("127.0.0.1", self.port.getHost().port)
+        self.endpoint.set_addresses((self.address,))
+        self.issuer = TokenIssuer(IssuerConfig(self.protocol))
+
+    def token(self, player_id: str = "p-1") -> dict[str, Any]:
+        return dict(self.issuer.issue(*self.match_for(player_id), self.address, time.time()))
+
+    def match_for(self, player_id: str) -> tuple[Match, Ticket]:
+        ticket = Ticket(player_id, "Ada", "maze", 1500.0, 0.0)
+        return Match("m-1", "maze", (ticket,), 0.0), ticket
+
+    @inlineCallbacks
+    def test_handshake_ten_thousand_messages_disconnect(self) -> Any:
+        received: list[bytes] = []
+        all_back: Deferred[None] = Deferred()
+
+        def on_message(channel: int, data: bytes) -> None:
+            self.assertEqual(channel, RELIABLE)
+            received.append(data)
+            if len(received) == MESSAGES:
+                all_back.callback(None)
+
+        client: GameClientProtocol = yield connect_game_client(reactor, self.token(),
+                                                               on_message=on_message)
+        self.addCleanup(client.disconnect)
+        self.assertEqual(len(self.sink.connected), 1)
+        self.assertEqual(self.sink.connected[0].player_id, "p-1")
+        self.assertEqual(self.endpoint.session_count, 1)
+
+        for i in range(MESSAGES):
+            client.send(RELIABLE, b"message %d" % i)
+        yield all_back
+        self.assertEqual(received, [b"message %d" % i for i in range(MESSAGES)])
+        self.assertEqual(self.sink.received, MESSAGES)
+
+        yield client.disconnect()
+        closed = yield self.sink.closed
+        self.assertEqual(closed.reason, "disconnect")
+        self.assertEqual(self.endpoint.session_count, 0)
+        self.assertEqual(self.host.errors, 0)
+
+    @inlineCallbacks
+    def test_refused_player_times_out(self) -> Any:
+        self.admission.verdict = Admission.REFUSE
+        d = connect_game_client(reactor, self.token(), config=ClientConfig(attempt_timeout=0.3))
+        failure = yield self.assertFailure(d, ConnectFailedError)
+        self.assertEqual(failure.reason, "timeout")
+        self.assertEqual(self.endpoint.session_count, 0)
+        self.assertGreaterEqual(self.endpoint.drops["not_admitted"], 2)
+
+    @inlineCallbacks
+    def test_full_room_is_denied(self) -> Any:
+        self.admission.verdict = Admission.FULL
+        failure = yield self.assertFailure(connect_game_client(reactor, self.token()),
+                                           ConnectFailedError)
+        self.assertEqual(failure.reason, "denied")
+
+    @inlineCallbacks
+    def test_host_closes_the_session(self) -> Any:
+        client: GameClientProtocol = yield connect_game_client(reactor, self.token())
+        self.addCleanup(client.disconnect)
+        self.host.close_session(self.sink.connected[0].session_id)
+        reason = yield client.closed
+        self.assertEqual(reason, "disconnect")
+        closed = yield self.sink.closed
+        self.assertEqual(closed.reason, "closed")
+
+    def test_malformed_token(self) -> None:
+        self.failureResultOf(connect_game_client(reactor, {"version": 1}), ValueError)
