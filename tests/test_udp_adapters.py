@@ -140,7 +140,7 @@ class AdapterTests(SynchronousTestCase):
         self.assertEqual(self.received, [(UNRELIABLE, b"state")])
 
     def test_replies_from_the_sink_share_the_ack_packet(self) -> None:
-        client, sid = self.connected_client()
+        client, _sid = self.connected_client()
         self.sink.echo = True
         before = len(self.host_transport.written)
         client.send(RELIABLE, b"move")
@@ -150,7 +150,7 @@ class AdapterTests(SynchronousTestCase):
         self.assertEqual(self.received, [(RELIABLE, b"echo move")])
 
     def test_timers_drive_keepalives_and_timeouts(self) -> None:
-        client, sid = self.connected_client()
+        _client, sid = self.connected_client()
         self.clock.advance(1.0)
         self.assertEqual(self.host_transport.written[-1][0][0], 6)  # a keepalive
         # The client goes silent: its transport loses everything from now on.
@@ -234,7 +234,7 @@ class AdapterTests(SynchronousTestCase):
         self.assertEqual(sum(self.endpoint.drops.values()), 4)
 
     def test_send_errors_are_counted(self) -> None:
-        client, sid = self.connected_client()
+        _client, sid = self.connected_client()
         self.wire.fail_writes = True
         self.host.send_message(sid, RELIABLE, b"x")
         self.assertEqual(self.host.send_errors, 1)
