@@ -28,7 +28,6 @@ peer can fill is bounded (see the constants below and the bounds section of the 
 from __future__ import annotations
 
 import struct
-from collections import deque
 from typing import Any
 
 # --- wire layout (little-endian, like the rest of vinom's packets) ------------------
@@ -206,13 +205,13 @@ class Reliability:
         # (lazily trimmed to those still unresolved with a message still unacked):
         # new messages wait while the next packet would push the oldest out of the
         # peer's ack bitfield. Resends are never held back, so this cannot stall.
-        self._reliable_seqs: deque[int] = deque()
+        self._reliable_seqs: list[int] = []
         # Sending: reliable messages. Ids below _next_send_id have been sent; the
-        # pending deque holds the encoded messages from _next_send_id on.
+        # pending list holds the encoded messages from _next_send_id on.
         self._next_id = 0
         self._next_send_id = 0
         self._oldest_unacked = 0
-        self._pending: deque[bytes] = deque()
+        self._pending: list[bytes] = []
         # id -> (encoded, times sent, resend due), in id order. _resend_due is at most
         # the earliest due time (exact after each scan, possibly early after acks).
         self._unacked: dict[int, tuple[bytes, int, float]] = {}
@@ -220,7 +219,7 @@ class Reliability:
         self._buffered_bytes = 0
         # Sending: unreliable messages (encoded, sent once at the next build).
         self._unrel_next = 0
-        self._unrel_queue: deque[bytes] = deque()
+        self._unrel_queue: list[bytes] = []
 
         # Receiving: packets.
         self._recv_any = False
@@ -322,9 +321,10 @@ class Reliability:
                     _pack_fragment_header(FRAGMENT_FLAG | len(piece), sequence, index, last)
                     + piece
                 )
-        while len(queue) > MAX_UNRELIABLE_QUEUE:
-            queue.popleft()
-            self.unreliable_dropped += 1
+        excess = len(queue) - MAX_UNRELIABLE_QUEUE
+        if excess > 0:
+            del queue[:excess]
+            self.unreliable_dropped += excess
 
     def build_bodies(self, now: float) -> list[bytes]:
         """The bodies to send now: resends first, then snapshots, then new messages.
@@ -378,20 +378,27 @@ class Reliability:
                 self.resent_messages += 1
             self._resend_due = earliest
 
+        # Lists, not deques, for the queues: an empty deque costs half a kilobyte,
+        # and a session is idle most of the time.
         queue = self._unrel_queue
-        while queue and not capped:
-            encoded = queue[0]
-            if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
-                if len(out) + 1 >= MAX_BODIES_PER_BUILD:
-                    capped = True
-                    break
-                out.append(self._seal(parts, ids, now))
-                parts = [b""]
-                ids = []
-                size = BODY_HEADER_SIZE
-            queue.popleft()
-            parts.append(encoded)
-            size += len(encoded)
+        if queue and not capped:
+            taken = 0
+            for encoded in queue:
+                if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
+                    if len(out) + 1 >= MAX_BODIES_PER_BUILD:
+                        capped = True
+                        break
+                    out.append(self._seal(parts, ids, now))
+                    parts = [b""]
+                    ids = []
+                    size = BODY_HEADER_SIZE
+                parts.append(encoded)
+                size += len(encoded)
+                taken += 1
+            if taken == len(queue):
+                queue.clear()
+            else:
+                del queue[:taken]
 
         pending = self._pending
         if pending and not capped:
@@ -399,8 +406,9 @@ class Reliability:
             message_id = self._next_send_id
             due = now + self.rto_s
             reliable_seqs = self._trim_reliable_seqs()
-            while pending and message_id < limit:
-                encoded = pending[0]
+            for encoded in pending:
+                if message_id >= limit:
+                    break
                 if size + len(encoded) > max_body or len(parts) > MAX_MESSAGES_PER_BODY:
                     if len(out) + 1 >= MAX_BODIES_PER_BUILD:
                         capped = True
@@ -411,13 +419,17 @@ class Reliability:
                     size = BODY_HEADER_SIZE
                 if not ids and reliable_seqs and self._next_seq > reliable_seqs[0] + ACK_BITS:
                     break  # wait for acks rather than outrun the peer's ack bitfield
-                pending.popleft()
                 parts.append(encoded)
                 ids.append(message_id)
                 size += len(encoded)
                 unacked[message_id] = (encoded, 1, due)
                 message_id += 1
-            if message_id != self._next_send_id:
+            taken = message_id - self._next_send_id
+            if taken:
+                if taken == len(pending):
+                    pending.clear()
+                else:
+                    del pending[:taken]
                 self._next_send_id = message_id
                 if due < self._resend_due:
                     self._resend_due = due
@@ -782,18 +794,19 @@ class Reliability:
         reliable_seqs = self._trim_reliable_seqs()
         return not reliable_seqs or self._next_seq <= reliable_seqs[0] + ACK_BITS
 
-    def _trim_reliable_seqs(self) -> deque[int]:
+    def _trim_reliable_seqs(self) -> list[int]:
         """Drop packets whose fate no longer matters: resolved, or all messages acked."""
         reliable_seqs = self._reliable_seqs
         sent = self._sent
         unacked = self._unacked
-        while reliable_seqs:
-            record = sent.get(reliable_seqs[0])
-            if record is not None:
-                for message_id in record[1]:
-                    if message_id in unacked:
-                        return reliable_seqs
-            reliable_seqs.popleft()
+        done = 0
+        for seq in reliable_seqs:
+            record = sent.get(seq)
+            if record is not None and any(i in unacked for i in record[1]):
+                break
+            done += 1
+        if done:
+            del reliable_seqs[:done]
         return reliable_seqs
 
     def handle_timer(self, now: float) -> None:
@@ -839,6 +852,7 @@ class Reliability:
         return {
             "rtt_s": self.rtt_s,
             "rttvar": self.rttvar,
+            "rtt_samples": self.rtt_samples,
             "rto_s": self.rto_s,
             "loss": self.loss,
             "sent_bodies": self.sent_bodies,
