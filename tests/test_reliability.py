@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 from twisted.trial.unittest import TestCase
@@ -548,3 +549,77 @@ class LimitTests(TestCase):
             side.send_unreliable(b"s")
             side.build_bodies(n * 0.01)
         self.assertEqual(len(side._sent), MAX_SENT_RECORDS)
+
+
+def documented_vectors() -> dict[str, list[bytes]]:
+    """The test vectors block of the reliability spec: a description, then hex lines."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("protocol-reliability.md", "protocol.md"):
+        path = os.path.join(root, "docs", name)
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        marker = text.find("first body, max_body 1175:")
+        if marker < 0:
+            continue
+        block = text[marker : text.index("```", marker)]
+        vectors: dict[str, list[bytes]] = {}
+        for paragraph in block.strip().split("\n\n"):
+            title, *lines = paragraph.strip().splitlines()
+            vectors[title] = [bytes.fromhex(line) for line in lines]
+        return vectors
+    raise AssertionError("the reliability test vectors are not in docs/")
+
+
+class DocumentedVectorTests(TestCase):
+    """docs/ gives these bytes; the code must produce and accept exactly them."""
+
+    def setUp(self) -> None:
+        self.vectors = documented_vectors()
+        self.assertEqual(len(self.vectors), 5)
+
+    def vector(self, prefix: str) -> list[bytes]:
+        [bodies] = [v for title, v in self.vectors.items() if title.startswith(prefix)]
+        return bodies
+
+    def test_first_body(self) -> None:
+        side = endpoint(max_body=1175)
+        side.send_reliable(b"hello")
+        side.send_unreliable(b"snap")
+        [expected] = self.vector("first body")
+        self.assertEqual(side.build_bodies(0.0), [expected])
+        self.assertEqual(endpoint(max_body=1175).receive_body(expected, 0.0),
+                         [(0, b"snap"), (1, b"hello")])
+
+    def test_acks(self) -> None:
+        side = endpoint(max_body=1175)
+        for seq in (0, 1, 3):
+            side.receive_body(body(seq, 0xFFFF, 0, reliable(seq, b"x")), 0.0)
+        side.send_unreliable(b"")
+        self.assertEqual(side.build_bodies(0.0), self.vector("after receiving packets"))
+
+    def test_ack_only(self) -> None:
+        side = endpoint(max_body=1175)
+        side.receive_body(body(0, 0xFFFF, 0, reliable(0, b"x")), 1.0)
+        [expected] = self.vector("ack-only body")
+        self.assertEqual(side.build_bodies(1.0 + DEFAULT_ACK_DELAY_S), [expected])
+        self.assertEqual(endpoint().receive_body(expected, 0.0), [])
+
+    def test_reliable_fragments(self) -> None:
+        side = endpoint(max_body=32)
+        side.send_reliable(bytes(range(40)))
+        expected = self.vector("max_body 32: send_reliable")
+        self.assertEqual(side.build_bodies(0.0), expected)
+        receiver = endpoint(max_body=32)
+        got = [receiver.receive_body(item, 0.0) for item in expected]
+        self.assertEqual(got, [[], [], [(1, bytes(range(40)))]])
+
+    def test_unreliable_fragments(self) -> None:
+        side = endpoint(max_body=32)
+        side.send_unreliable(bytes(range(21)))
+        expected = self.vector("max_body 32: send_unreliable")
+        self.assertEqual(side.build_bodies(0.0), expected)
+        receiver = endpoint(max_body=32)
+        got = [receiver.receive_body(item, 0.0) for item in reversed(expected)]
+        self.assertEqual(got, [[], [(0, bytes(range(21)))]])
