@@ -404,6 +404,17 @@ class MatchFoundTests(LobbyHarness):
         second.send({"type": "queue", "game": "tictactoe"})
         self.assertEqual(second.frames()[-1]["port"], 7401)
 
+    def test_stopping_the_hosting_service_fails_waiting_matches_quietly(self) -> None:
+        players = [self.queued_player(name) for name in "ABCDEF"]
+        self.successResultOf(self.hosting.stopService())
+        for client in players[4:]:
+            frames = client.frames()
+            self.assertEqual(frames[0]["status"], "waiting_for_server")
+            self.assert_error(frames[-1], errors.MATCH_FAILED)
+        # A withdrawn match is not an error in the log.
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.factory.waiting_matches, 0)
+
     def test_a_player_who_leaves_while_waiting_for_a_server_keeps_the_seat(self) -> None:
         players = [self.queued_player(name) for name in "ABCDEF"]
         leaver = players[4]

@@ -24,14 +24,14 @@ from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.hosting.interfaces import HostAddress
-from vinom.hosting.service import GameHostingService
+from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     Cancel,
@@ -627,7 +627,13 @@ class LobbyFactory(ServerFactory, Service):
         return frame
 
     def _placement_failed(self, failure: Failure, match: Match) -> None:
-        self.log.failure("no game host for match {match_id}", failure, match_id=match.match_id)
+        if failure.check(CancelledError, HostingStopped):
+            # Shutting down: the waiting match was withdrawn, not broken.
+            self.log.info(
+                "match {match_id} withdrawn: the server is stopping", match_id=match.match_id
+            )
+        else:
+            self.log.failure("no game host for match {match_id}", failure, match_id=match.match_id)
         self._waiting.pop(match.match_id, None)
         for player_id in match.player_ids:
             if self._pending.get(player_id) is match:
