@@ -108,3 +108,15 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn("--window", stderr)
         self.assertEqual(result, {})
+
+    def test_handshake(self) -> None:
+        code, result, stderr = run_bench(
+            "handshake", "--warmup", "0.2", "--duration", "0.5", "--slots", "4"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "handshake")
+        self.assertRate(result, "handshakes_per_s")
+        self.assertEqual(result["failures"], 0)
+        self.assertGreater(result["server_cpu_s"], 0)
+        self.assertGreater(result["load_cpu_s"], 0)
+        self.assertGreater(result["p99_ms"], 0)

@@ -18,6 +18,7 @@ from twisted.python import usage
 # Scenario name -> module holding its `Options` and `run(options) -> exit code`.
 SCENARIOS = {
     "udp-echo": "vinom.bench.udp_echo",
+    "handshake": "vinom.bench.handshake",
 }
 
 

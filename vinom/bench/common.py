@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from twisted.python import usage
 
+from vinom.bench import profile
 from vinom.bench.harness import Harness, Progress, Worker, cpu_plan
 
 
@@ -20,6 +23,13 @@ class ScenarioOptions(usage.Options):
     ]
     optParameters = [
         ["timeout", None, None, "Hard limit in seconds for the whole run (default: scenario's)."],
+        [
+            "profile",
+            None,
+            None,
+            "Directory: sample the server with py-spy during the measured window, "
+            "save the raw profile there and print the hottest functions.",
+        ],
     ]
 
     # Seconds added to the scenario's own duration to make its default hard limit.
@@ -71,8 +81,20 @@ class MeasuredRun:
     process reports its own CPU for the window in its `result`.
     """
 
-    def __init__(self, harness: Harness, server: Worker, loads: Sequence[Worker]) -> None:
+    def __init__(
+        self,
+        harness: Harness,
+        server: Worker,
+        loads: Sequence[Worker],
+        profile_dir: str | None = None,
+        profile_name: str = "server",
+        window_s: float = 10.0,
+    ) -> None:
         self.harness = harness
+        self.profile_dir = profile_dir
+        self.profile_name = profile_name
+        self.expected_window_s = window_s
+        self.hotspots: list[profile.Hotspot] = []
         self.server = server
         self.loads = list(loads)
         self.server_cpu_s = 0.0
@@ -84,12 +106,23 @@ class MeasuredRun:
         for load in self.loads:
             self.harness.wait_for(load, "measuring")
         start = self.server.cpu_seconds()
+        profiler = None
+        if self.profile_dir is not None:
+            os.makedirs(self.profile_dir, exist_ok=True)
+            path = os.path.join(self.profile_dir, f"{self.profile_name}.txt")
+            profiler = profile.start(self.server.pid, path, self.expected_window_s)
         if mark_server:
             self.server.send({"type": "mark"})
             self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))
         for load in self.loads:
             self.harness.wait_for(load, "window_end")
         end = self.server.cpu_seconds()
+        if profiler is not None:
+            profile.stop(profiler)
+            self.hotspots = profile.summarize(path)
+            profile.write_summary(
+                self.hotspots, sys.stderr, f"server profile ({self.profile_name}): {path}"
+            )
         if mark_server:
             self.server.send({"type": "mark"})
             self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))

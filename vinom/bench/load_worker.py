@@ -1,0 +1,29 @@
+"""Load worker of the session scenarios: `python -m vinom.bench.load_worker <kind> <json>`.
+
+The parent passes the scenario's settings as one JSON object; the worker runs
+the matching load function and sends its figures back as a `result` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+from vinom.bench.worker import emit, run_guarded
+
+# Kind -> "module:function" taking the settings dict and returning the result dict.
+KINDS = {
+    "handshake": "vinom.bench.session_load:run_handshake",
+}
+
+
+def main() -> None:
+    kind, settings = sys.argv[1], json.loads(sys.argv[2])
+    module_name, _, function = KINDS[kind].partition(":")
+    result = getattr(importlib.import_module(module_name), function)(settings)
+    emit("result", **result)
+
+
+if __name__ == "__main__":
+    run_guarded(main)
