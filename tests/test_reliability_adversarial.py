@@ -299,6 +299,23 @@ class HostilePeerTests(TestCase):
         self.assertLessEqual(len(side._sent), 256)
         self.assertLessEqual(len(side._unacked), RECEIVE_WINDOW)
 
+    def test_peer_that_keeps_the_session_alive_but_never_acks(self) -> None:
+        """Resends go on for as long as the session lives; their bookkeeping must not grow."""
+        side = fresh()
+        for n in range(20):  # all sent at once: nothing waits, only resends happen
+            side.send_reliable(bytes([n]) * 150)
+        now = 0.0
+        for _ in range(3000):
+            when = side.next_timer()
+            assert when is not None
+            now = max(now, when)
+            side.handle_timer(now)
+            self.assertLessEqual(len(side.build_bodies(now)), 64)
+            self.assertLessEqual(len(side._sent), 256)
+            self.assertLessEqual(len(side._reliable_seqs), 2 * 256 + 1)
+        self.assertGreater(now, 2000.0)  # back-off capped at 1 s: a long run
+        self.assertGreater(side.resent_messages, 50_000)
+
     def test_peer_that_acks_everything_at_once(self) -> None:
         """Forged acks (all bits set) may make us drop messages, never grow state."""
         side = fresh()

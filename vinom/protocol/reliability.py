@@ -85,8 +85,8 @@ DEFAULT_MAX_RELIABLE_MESSAGE = 256 * 1024
 DEFAULT_MAX_UNRELIABLE_MESSAGE = 16 * 1024
 DEFAULT_MAX_PENDING_BYTES = 1024 * 1024
 
-MIN_BODY = 32
-MAX_BODY = LENGTH_MASK + 1  # 8192
+BODY_LIMIT_MIN = 32  # the range max_body may take
+BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 
 _INF = float("inf")
 _MASK16 = 0xFFFF
@@ -182,8 +182,10 @@ class Reliability:
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         ack_delay_s: float = DEFAULT_ACK_DELAY_S,
     ) -> None:
-        if not MIN_BODY <= max_body <= MAX_BODY:
-            raise ValueError(f"max_body must be in [{MIN_BODY}, {MAX_BODY}], not {max_body}")
+        if not BODY_LIMIT_MIN <= max_body <= BODY_LIMIT_MAX:
+            raise ValueError(
+                f"max_body must be in [{BODY_LIMIT_MIN}, {BODY_LIMIT_MAX}], not {max_body}"
+            )
         self._max_body = max_body
         # Data of an unfragmented message that fills an otherwise empty body, and of
         # one fragment of a fragmented one.
@@ -448,6 +450,9 @@ class Reliability:
         if ids:
             sent[seq] = (now, tuple(ids))
             self._reliable_seqs.append(seq)
+            if len(self._reliable_seqs) > 2 * MAX_SENT_RECORDS:
+                # Only trimmed when new messages wait; resends alone must not grow it.
+                self._trim_reliable_seqs()
         else:
             sent[seq] = (now, ())
         if len(sent) > MAX_SENT_RECORDS:
