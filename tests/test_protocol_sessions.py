@@ -237,3 +237,49 @@ class LossyNetworkTests(SynchronousTestCase):
                      if m.channel == UNRELIABLE]
             self.assertEqual(snaps, sorted(set(snaps)))
         self.assertEqual(net.events_of(SessionClosed), [])
+
+
+class CipherMemoryTests(SynchronousTestCase):
+    def test_only_recently_busy_sessions_keep_cipher_objects(self) -> None:
+        net = Net(host_config={"cipher_sessions": 2})
+        addrs = [(f"192.0.2.{i}", 5000 + i) for i in range(5)]
+        for i, addr in enumerate(addrs):
+            net.connect(net.token(f"p-{i}"), addr)
+        net.run(0.1)
+        sessions = net.server._sessions
+        self.assertEqual(len(sessions), 5)
+        self.assertLessEqual(sum(1 for s in sessions.values() if s.rx is not None), 2)
+        # Every session still works both ways, keepalives included.
+        for rounds in range(3):
+            for i, addr in enumerate(addrs):
+                net.clients[addr].send_message(RELIABLE, b"%d-%d" % (i, rounds))
+            net.run(0.05)
+        for e in net.events_of(type(net.connected(addrs[0]))):
+            if e.address != SERVER_ADDR:
+                net.server.send_message(e.session_id, RELIABLE, b"back")
+        net.run(3.0)
+        self.assertEqual(sorted(m.data for m in net.messages(None)),
+                         sorted(b"%d-%d" % (i, r) for i in range(5) for r in range(3)))
+        for addr in addrs:
+            self.assertEqual([m.data for m in net.messages(addr)], [b"back"])
+        self.assertEqual(net.closed(None), [])
+        self.assertLessEqual(sum(1 for s in sessions.values() if s.rx is not None), 2)
+
+    def test_a_busy_session_keeps_its_cipher_objects(self) -> None:
+        net = Net(host_config={"cipher_sessions": 2})
+        addrs = [(f"192.0.2.{i}", 5000 + i) for i in range(5)]
+        for i, addr in enumerate(addrs):
+            # Staggered, so that the idle sessions' keepalives come one at a time.
+            net.connect(net.token(f"p-{i}"), addr)
+            net.run(0.15)
+        # Traffic between the idle sessions' keepalives keeps the ciphers in place.
+        busy = next(s for s in net.server._sessions.values() if s.address == addrs[0])
+        net.clients[addrs[0]].send_message(RELIABLE, b"busy")
+        net.run(0.05)
+        for _ in range(60):
+            net.clients[addrs[0]].send_message(RELIABLE, b"busy")
+            net.run(0.05)
+            self.assertIsNotNone(busy.rx)
+        idle = [s for s in net.server._sessions.values() if s is not busy]
+        self.assertLessEqual(sum(1 for s in idle if s.rx is not None), 1)
+        self.assertEqual(net.closed(None), [])

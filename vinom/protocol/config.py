@@ -89,6 +89,9 @@ class HostConfig:
     # Upper bound on live sessions (each needs a valid token, so this guards
     # against a leaked token key, not against strangers).
     max_sessions: int = field(default=65536, validator=validators.ge(1))
+    # How many sessions keep their cipher objects (~5 KB a session); the least
+    # recently busy of the others make theirs again per packet (~2 us).
+    cipher_sessions: int = field(default=2048, validator=validators.ge(1))
 
     @addresses.validator
     def _check_addresses(self, attribute: object, value: tuple[HostAddress, ...]) -> None:

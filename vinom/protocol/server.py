@@ -101,9 +101,9 @@ class _Session:
     """One authenticated peer (mutable, one per session: not per packet)."""
 
     __slots__ = (
-        "address", "closed", "dirty", "id", "last_recv", "last_sent", "match_id",
-        "player_id", "reliability", "rx", "timeout", "token_nonce", "tx", "tx_seq",
-        "user_data", "wake", "window",
+        "address", "busy", "closed", "dirty", "id", "last_recv", "last_sent", "match_id",
+        "player_id", "reliability", "rx", "rx_key", "timeout", "token_nonce", "tx", "tx_key",
+        "tx_seq", "user_data", "wake", "window",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -115,8 +115,13 @@ class _Session:
         self.match_id = match_id
         self.user_data = cookie.user_data
         self.token_nonce = cookie.token_nonce
-        self.rx: Aead = new_aead(cookie.client_to_server_key)
-        self.tx: Aead = new_aead(cookie.server_to_client_key)
+        self.rx_key = cookie.client_to_server_key
+        self.tx_key = cookie.server_to_client_key
+        # Cipher objects (about 2.5 KB each): made once per key, kept while the
+        # session is among the endpoint's recently busy ones (see _arm).
+        self.rx: Aead | None = None
+        self.tx: Aead | None = None
+        self.busy = True
         self.tx_seq = tx_seq
         self.window = ReplayWindow()
         self.reliability = reliability
@@ -156,6 +161,9 @@ class ServerEndpoint:
         self._token_aead = new_aead(protocol.token_key)
         self._addresses = frozenset((a.host, a.port) for a in config.addresses)
         self._keepalive = config.keepalive_interval
+        # Sessions holding cipher objects, oldest first (see _arm).
+        self._armed: deque[int] = deque()
+        self._max_armed = config.cipher_sessions
         self._cookies = CookieJar(config.cookie_rotation, random_bytes)
         # Host-wide sequence of stateless replies (challenge, denied) and cookies;
         # a random start keeps nonces unique across restarts of the host.
@@ -316,15 +324,19 @@ class ServerEndpoint:
             if offset >= 0 and (offset >= WINDOW_SIZE or (window.bits >> offset) & 1):
                 self._drop(DROP_REPLAYED, size)
                 return
+            rx = s.rx
+            if rx is None:
+                rx = self._arm(s)[0]
             try:
-                plain = s.rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[HEADER_SIZE:],
-                                     data[:HEADER_SIZE])
+                plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[HEADER_SIZE:],
+                                   data[:HEADER_SIZE])
             except InvalidTag:
                 self._drop(DROP_DECRYPT_FAILED, size)
                 return
             window.mark(seq)
             s.last_recv = now
             if kind == PAYLOAD:
+                s.busy = True
                 messages = s.reliability.receive_body(plain, now)
                 if messages is None:
                     self.drops[DROP_MALFORMED_BODY] += 1
@@ -399,11 +411,11 @@ class ServerEndpoint:
             self.drops[DROP_HOST_FULL] += 1
             return
         s2c = new_aead(token.server_to_client_key)
-        seq = self._stateless_seq
-        self._stateless_seq = seq + 1
         if verdict is Admission.FULL:
             self._send_denied(s2c, addr)
             return
+        seq = self._stateless_seq
+        self._stateless_seq = seq + 1
         cookie = self._cookies.seal(
             CookieContents(expires_at, token_nonce, token.timeout_ms,
                            token.client_to_server_key, token.server_to_client_key,
@@ -440,7 +452,7 @@ class ServerEndpoint:
         seq = SEQUENCE.unpack_from(data, 1)[0]
         existing = self._by_address.get(addr)
         if existing is not None and existing.token_nonce == cookie.token_nonce:
-            rx = existing.rx
+            rx = existing.rx or self._arm(existing)[0]
         else:
             rx = new_aead(cookie.client_to_server_key)
         try:
@@ -501,7 +513,10 @@ class ServerEndpoint:
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(WELCOME, seq)
-        packet = header + s.tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
+        tx = s.tx
+        if tx is None:
+            tx = self._arm(s)[1]
+        packet = header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                        WELCOME_BODY.pack(s.id, now), header)
         s.last_sent = now
         self._send_unauthenticated(packet, s.address)
@@ -521,10 +536,43 @@ class ServerEndpoint:
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(kind, seq)
+        tx = s.tx
+        if tx is None:
+            tx = self._arm(s)[1]
         self._out.append(
-            (header + s.tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
+            (header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
              s.address)
         )
+
+    def _arm(self, s: _Session) -> tuple[Aead, Aead]:
+        """Make the session's cipher objects; returns (receiving, sending).
+
+        At most `cipher_sessions` sessions hold theirs (~5 KB a session). Beyond
+        that, the least recently busy session gives them up (second-chance
+        order: one with payload traffic since it was last looked at goes round
+        again) and makes them again on its next packet, about 2 us. Active
+        sessions keep theirs; thousands of idle ones cost no cipher memory.
+        """
+        rx = s.rx = new_aead(s.rx_key)
+        tx = s.tx = new_aead(s.tx_key)
+        # Busy only once payload flows: a keepalive alone earns no second chance.
+        s.busy = False
+        armed = self._armed
+        armed.append(s.id)
+        limit = self._max_armed
+        if len(armed) > limit:
+            sessions = self._sessions
+            while len(armed) > limit:
+                sid = armed.popleft()
+                other = sessions.get(sid)
+                if other is None or other.rx is None:
+                    continue  # closed since, or already disarmed
+                if other.busy:
+                    other.busy = False
+                    armed.append(sid)
+                else:
+                    other.rx = other.tx = None
+        return rx, tx
 
     def _flush_session(self, s: _Session, now: float) -> None:
         bodies = s.reliability.build_bodies(now)
@@ -532,6 +580,7 @@ class ServerEndpoint:
             for body in bodies:
                 self._seal(s, PAYLOAD, body)
             s.last_sent = now
+            s.busy = True
         elif now - s.last_sent >= self._keepalive:
             self._seal(s, KEEPALIVE, b"")
             s.last_sent = now
@@ -559,6 +608,7 @@ class ServerEndpoint:
             for _ in range(self.config.disconnect_redundancy):
                 self._seal(s, DISCONNECT, b"")
         s.closed = True
+        s.rx = s.tx = None
         del self._sessions[s.id]
         if self._by_address.get(s.address) is s:
             del self._by_address[s.address]
