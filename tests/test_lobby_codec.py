@@ -61,6 +61,7 @@ class ParseFrameTests(SynchronousTestCase):
         self.assertEqual(code_of(b"{nope"), errors.MALFORMED_JSON)
         self.assertEqual(code_of(b"\xff\xfe"), errors.MALFORMED_JSON)
         self.assertEqual(code_of(b'{"type":"ping","x":NaN}'), errors.MALFORMED_JSON)
+        self.assertEqual(code_of(b'{"type":"ping","id":0,"x":-Infinity}'), errors.MALFORMED_JSON)
         self.assertEqual(code_of(b"[" * 3000), errors.MALFORMED_JSON)
         self.assertEqual(code_of(b'{"type":"ping"} trailing'), errors.MALFORMED_JSON)
 
