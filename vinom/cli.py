@@ -1,0 +1,559 @@
+"""The `vinom` console script: play a game in the terminal, run bots, list the installed games.
+
+    vinom games                           the games this installation knows
+    vinom play maze                       a curses client (vinom.client.tui)
+    vinom bots --game maze --count 10     bots that queue, play and report
+
+`play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
+HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
+trust (default: ./vinom-data/dev-cert.pem when it exists, which is where a
+server started in the same directory keeps its dev certificate; otherwise the
+platform's certificate authorities). The global reactor is imported only in
+`main`; the command bodies take a reactor so tests can run them in-process.
+"""
+
+from __future__ import annotations
+
+import getopt
+import importlib
+import importlib.util
+import json
+import os
+import random
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from vinom import __version__
+from vinom.client.bots import BotReport, LobbyAddress, play_bot
+from vinom.client.lobby import LobbyError, connect_lobby
+from vinom.games.interfaces import IGame
+from vinom.games.registry import GameRegistry, UnknownGame, format_games
+
+DEFAULT_LOBBY = "localhost:7350"
+DEFAULT_PORT = 7350
+DEFAULT_TRUST = os.path.join("vinom-data", "dev-cert.pem")
+# More bots than this and `vinom bots` prints only the summary, not a line per bot.
+BOT_LINES_UP_TO = 50
+# `vinom load` runs this module's `main(argv) -> int` (the load generator of vinom.bench).
+LOAD_MODULE = "vinom.bench.load"
+
+
+class CommandError(Exception):
+    """A failure worth one clear line to the user (and exit status 1), not a traceback."""
+
+
+def parse_lobby(text: str) -> tuple[str, int]:
+    """'HOST:PORT', 'HOST' (port 7350) or '[IPv6]:PORT' -> (host, port)."""
+    text = text.strip()
+    if not text:
+        raise usage.UsageError("--lobby must be HOST:PORT, e.g. localhost:7350")
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise usage.UsageError(f"--lobby {text!r}: write an IPv6 address as [ADDRESS]:PORT")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:
+        raise usage.UsageError(f"--lobby {text!r}: write an IPv6 address as [ADDRESS]:PORT")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise usage.UsageError(f"--lobby {text!r} names no host")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise usage.UsageError(f"--lobby {text!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+class CommandOptions(usage.Options):
+    """Every vinom (sub)command: `--version` is vinom's, options may follow arguments."""
+
+    def opt_version(self) -> None:
+        """Print the version and exit."""
+        print(f"vinom {__version__}")
+        sys.exit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        # Twisted's parser stops at the first argument ('play maze --lobby X' would
+        # leave --lobby unparsed); move every option in front of the arguments first.
+        argv = list(sys.argv[1:] if options is None else options)
+        if not getattr(self, "subCommands", None):
+            try:
+                opts, args = getopt.gnu_getopt(argv, self.shortOpt, self.longOpt)
+            except getopt.error as e:
+                raise usage.UsageError(str(e)) from None
+            argv = [part for opt, value in opts for part in self._option_parts(opt, value)]
+            argv += ["--", *args]
+        super().parseOptions(argv)
+
+    def _option_parts(self, opt: str, value: str) -> list[str]:
+        if opt.startswith("--"):
+            return [f"{opt}={value}"] if f"{opt[2:]}=" in self.longOpt else [opt]
+        return [opt, value] if f"{opt[1:]}:" in self.shortOpt else [opt]
+
+
+class ClientOptions(CommandOptions):
+    """Options shared by the commands that talk to a lobby."""
+
+    optParameters = [
+        ["lobby", "l", DEFAULT_LOBBY, "The lobby to connect to, HOST:PORT."],
+        [
+            "trust",
+            "t",
+            None,
+            f"Certificate (PEM) to trust for the lobby's TLS; default {DEFAULT_TRUST} "
+            "when it exists, else the platform's certificate authorities.",
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        host, port = parse_lobby(self["lobby"])
+        trust = self["trust"]
+        if trust is None:
+            trust = DEFAULT_TRUST if os.path.isfile(DEFAULT_TRUST) else None
+        elif not os.path.isfile(trust):
+            raise usage.UsageError(f"--trust {trust!r}: no such file")
+        self["address"] = LobbyAddress(host, port, trust)
+
+
+def _default_player_name() -> str:
+    try:
+        import getpass
+
+        name = getpass.getuser().strip()
+    except Exception:  # no user database entry, no environment: any name will do
+        name = ""
+    return name[:32] or "player"
+
+
+class PlayOptions(ClientOptions):
+    synopsis = "<game> [options]"
+    longdesc = (
+        "Play a game in this terminal against other players or bots. The maze moves "
+        "with the arrow keys or h/j/k/l, tic-tac-toe places a mark with Enter or 1-9; "
+        "any game: b lets the built-in bot choose your next move, : types an action "
+        "as JSON, q leaves. See docs/client.md."
+    )
+    optParameters = [
+        ["name", "n", None, "Your name in the lobby (default: your login name)."],
+        ["log", None, None, "Write the client's log to this file (nothing is logged otherwise)."],
+    ]
+
+    def parseArgs(self, game: str | None = None) -> None:
+        if game is None:
+            raise usage.UsageError(
+                "name the game to play, e.g. 'vinom play maze' (see 'vinom games')"
+            )
+        self["game"] = game
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        if self["name"] is None:
+            self["name"] = _default_player_name()
+        elif not self["name"].strip():
+            raise usage.UsageError("--name must not be empty")
+
+
+def _number(name: str, value: Any, kind: type[int] | type[float], low: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise usage.UsageError(f"--{name} must be {what}, not {value!r}") from None
+    if number < low:
+        raise usage.UsageError(f"--{name} must be at least {low:g}, not {value}")
+    return number
+
+
+class BotsOptions(ClientOptions):
+    synopsis = "--game <game> [--count N] [options]"
+    longdesc = (
+        "Run N bots at once: each says hello, queues for the game, plays its match "
+        "over UDP with the game's built-in bot, and reports; a summary follows."
+    )
+    optParameters = [
+        ["game", "g", None, "The game to queue for (required; see 'vinom games')."],
+        ["count", "c", "2", "How many bots."],
+        ["name", "n", "bot", "Name prefix: the bots are called PREFIX0, PREFIX1, ..."],
+        ["seed", "s", None, "Seed for the bots' choices (default: a random seed)."],
+        ["think", None, "0", "Seconds each bot waits before each action."],
+        ["timeout", None, "0", "Give up on bots still playing after this many seconds (0: never)."],
+    ]
+    optFlags = [
+        ["json", None, "Print one JSON object (the summary and every bot) instead of text."],
+        ["quiet", None, "Print only the summary, not a line per bot."],
+    ]
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        if self["game"] is None:
+            raise usage.UsageError("--game is required, e.g. 'vinom bots --game maze'")
+        self["count"] = _number("count", self["count"], int, 1)
+        self["think"] = _number("think", self["think"], float, 0)
+        self["timeout"] = _number("timeout", self["timeout"], float, 0)
+        if self["seed"] is not None:
+            self["seed"] = _number("seed", self["seed"], int, -sys.maxsize)
+
+
+class GamesOptions(CommandOptions):
+    synopsis = "[--json]"
+    longdesc = "List the games this installation can host and play (Twisted plugins)."
+    optFlags = [["json", None, "One JSON object per line, one per game."]]
+
+
+class LoadOptions(usage.Options):
+    """`vinom load` hands its arguments to the load generator (vinom.bench.load) untouched."""
+
+    synopsis = "[options]  (see 'vinom load --help')"
+    longdesc = "Drive a running server with many bots and report (see docs/performance.md)."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["argv"] = []
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        # The load generator parses its own options, --help included.
+        self["argv"] = list(options or [])
+
+
+class Options(CommandOptions):
+    longdesc = (
+        "The vinom client. 'vinom <command> --help' describes each command. The lobby "
+        f"defaults to {DEFAULT_LOBBY}; --trust defaults to {DEFAULT_TRUST} if it exists."
+    )
+    subCommands = [
+        ["play", None, PlayOptions, "Play a game in this terminal (curses)."],
+        ["bots", None, BotsOptions, "Run bots that queue, play and report."],
+        ["games", None, GamesOptions, "List the installed games."],
+    ]
+
+    def __init__(self, load_available: bool | None = None) -> None:
+        super().__init__()
+        if load_available is None:
+            load_available = _has_load_module()
+        if load_available:
+            self.subCommands = [
+                *self.subCommands,
+                ["load", None, LoadOptions, "Load-test a running server with many bots."],
+            ]
+
+    def getSynopsis(self) -> str:
+        # Subcommands add their own "<command> [options]" after this.
+        return "Usage: vinom" if self.subCommand else "Usage: vinom <command> [options]"
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            commands: list[Any] = list(self.subCommands)
+            names = ", ".join(str(command[0]) for command in commands)
+            raise usage.UsageError(f"name a command: {names} (see vinom --help)")
+
+
+def _has_load_module() -> bool:
+    try:
+        return importlib.util.find_spec(LOAD_MODULE) is not None
+    except ImportError:
+        return False
+
+
+def _load_main() -> Any:
+    """The load generator's `main(argv) -> int`, if this installation has one."""
+    try:
+        if importlib.util.find_spec(LOAD_MODULE) is None:
+            return None
+    except ImportError:
+        return None
+    return getattr(importlib.import_module(LOAD_MODULE), "main", None)
+
+
+def find_game(name: str, registry: GameRegistry | None = None) -> IGame:
+    """The installed game `name`, or a CommandError listing the games there are."""
+    registry = registry or GameRegistry.from_plugins()
+    try:
+        return registry.get(name)
+    except UnknownGame as e:
+        raise CommandError(f"{e}; 'vinom games' lists them") from None
+
+
+def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> str:
+    """One line saying what went wrong talking to the server."""
+    error = failure.value if isinstance(failure, Failure) else failure
+    where = f"{lobby.host}:{lobby.port}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"cannot reach the lobby at {where}: connection refused (is the server running?)"
+    if isinstance(error, TCPTimedOutError | TimeoutError):
+        return f"cannot reach the lobby at {where}: timed out"
+    if isinstance(error, DNSLookupError):
+        return f"cannot reach the lobby at {where}: no such host"
+    if isinstance(error, ConnectError):
+        return f"cannot reach the lobby at {where}: {error}"
+    if isinstance(error, LobbyError):
+        return f"the lobby at {where} refused: {error.code}: {error.message}"
+    text = str(error)
+    if "certificate" in text.lower() or type(error).__name__ == "Error":
+        hint = f" (trusting {lobby.trust})" if lobby.trust else " (no --trust given)"
+        return f"TLS with the lobby at {where} failed{hint}: {text}"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+async def check_lobby(reactor: Any, lobby: LobbyAddress) -> None:
+    """Connect once and ping (so TLS is verified) and hang up; a CommandError if that fails."""
+    try:
+        client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+    except Exception as e:
+        raise CommandError(describe_failure(e, lobby)) from None
+    try:
+        await client.ping()
+    except Exception as e:
+        raise CommandError(describe_failure(e, lobby)) from None
+    finally:
+        await client.close()
+
+
+# -- vinom games ------------------------------------------------------------
+
+
+def games_command(options: GamesOptions, out: TextIO, registry: GameRegistry | None = None) -> int:
+    registry = registry or GameRegistry.from_plugins()
+    if options["json"]:
+        for row in registry.describe():
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+    elif len(registry):
+        out.write(format_games(registry) + "\n")
+    else:
+        out.write("no games are installed\n")
+    return 0
+
+
+# -- vinom bots -------------------------------------------------------------
+
+
+def bot_line(report: BotReport) -> str:
+    """One line per finished bot."""
+    parts = [report.name, report.player_id or "-", report.match_id or "-", report.outcome]
+    if report.outcome == "finished":
+        winners = (report.result or {}).get("winners")
+        parts.append("won" if report.won else "lost" if winners else "no winner")
+    parts.append(f"actions {report.actions_sent}")
+    if report.actions_rejected:
+        parts.append(f"rejected {report.actions_rejected}")
+    if report.error and report.outcome != "finished":
+        parts.append(f"({report.error})")
+    return "  ".join(parts)
+
+
+def summarize(game: str, reports: Sequence[BotReport], wall_s: float) -> dict[str, Any]:
+    outcomes: dict[str, int] = {"finished": 0, "aborted": 0, "error": 0, "timeout": 0}
+    for report in reports:
+        outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
+    errors = sorted({r.error for r in reports if r.outcome in ("error", "timeout") and r.error})
+    return {
+        "game": game,
+        "bots": len(reports),
+        "matches": len({r.match_id for r in reports if r.match_id}),
+        **outcomes,
+        "wins": sum(1 for r in reports if r.won),
+        "actions_sent": sum(r.actions_sent for r in reports),
+        "actions_rejected": sum(r.actions_rejected for r in reports),
+        "wall_s": round(wall_s, 3),
+        "errors": errors[:10],
+    }
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['game']}: {_plural(summary['bots'], 'bot')} in "
+        f"{_plural(summary['matches'], 'match', 'matches')}, {summary['wall_s']:.2f} s",
+        "  "
+        + "  ".join(
+            f"{key} {summary[key]}" for key in ("finished", "aborted", "error", "timeout")
+        ),
+        f"  wins {summary['wins']}  actions sent {summary['actions_sent']}, "
+        f"rejected {summary['actions_rejected']}",
+    ]
+    lines += [f"  error: {text}" for text in summary["errors"]]
+    return "\n".join(lines)
+
+
+async def bots_command(
+    reactor: Any, options: BotsOptions, out: TextIO, registry: GameRegistry | None = None
+) -> int:
+    """Run the bots, print a line per bot as it ends, then the summary; 1 if any failed."""
+    game = find_game(options["game"], registry)
+    lobby: LobbyAddress = options["address"]
+    count: int = options["count"]
+    master = random.Random(options["seed"])
+    started = reactor.seconds()
+    lines = not options["json"] and not options["quiet"] and count <= BOT_LINES_UP_TO
+    if not options["json"] and count % game.match_size:
+        out.write(
+            f"note: {game.name} matches {game.match_size} players; "
+            f"{_plural(count % game.match_size, 'bot')} will wait for other players "
+            "to fill a match\n"
+        )
+    await check_lobby(reactor, lobby)
+    names = [f"{options['name']}{i}" for i in range(count)]
+    running: list[Deferred[BotReport]] = []
+    for name in names:
+        d = Deferred.fromCoroutine(
+            play_bot(
+                reactor, lobby, game, name,
+                rng=random.Random(master.random()), think_time=options["think"],
+            )
+        )
+        if lines:
+            d.addCallback(_print_line, out)
+        running.append(d)
+    timer = None
+    if options["timeout"] > 0:
+        timer = reactor.callLater(options["timeout"], _cancel_all, running)
+    results = await DeferredList(running, consumeErrors=True)
+    if timer is not None and timer.active():
+        timer.cancel()
+    reports = [
+        _report(name, ok, value, options["timeout"])
+        for name, (ok, value) in zip(names, results, strict=True)
+    ]
+    summary = summarize(game.name, reports, reactor.seconds() - started)
+    if options["json"]:
+        summary["reports"] = [_report_json(r) for r in reports]
+        out.write(json.dumps(summary) + "\n")
+    else:
+        out.write(format_summary(summary) + "\n")
+    failed = summary["error"] + summary["timeout"]
+    if not options["json"] and failed == count and summary["errors"]:
+        # Nothing played at all: say why once, in words, rather than N times.
+        first = next(r for r in reports if r.outcome in ("error", "timeout"))
+        out.write(f"no bot could play: {first.error}\n")
+    return 1 if failed else 0
+
+
+def _print_line(report: BotReport, out: TextIO) -> BotReport:
+    out.write(bot_line(report) + "\n")
+    return report
+
+
+def _cancel_all(running: Sequence[Deferred[BotReport]]) -> None:
+    for d in running:
+        if not d.called:
+            d.cancel()
+
+
+def _report(name: str, ok: bool, value: Any, timeout: float) -> BotReport:
+    if ok:
+        report: BotReport = value
+        if report.error and "CancelledError" in report.error:
+            return BotReport(
+                report.name, report.player_id, report.match_id, "timeout",
+                error=f"still waiting after {timeout:g} s",
+            )
+        return report
+    failure: Failure = value
+    if failure.check(CancelledError):
+        return BotReport(name, None, None, "timeout", error=f"still playing after {timeout:g} s")
+    error = failure.value
+    return BotReport(name, None, None, "error", error=f"{type(error).__name__}: {error}")
+
+
+def _report_json(report: BotReport) -> dict[str, Any]:
+    return {
+        "name": report.name,
+        "player_id": report.player_id,
+        "match_id": report.match_id,
+        "outcome": report.outcome,
+        "won": report.won,
+        "actions_sent": report.actions_sent,
+        "actions_rejected": report.actions_rejected,
+        "error": report.error,
+    }
+
+
+# -- main ---------------------------------------------------------------------
+
+
+def run_with_reactor(reactor: Any, command: Any) -> int:
+    """Run `command(reactor) -> Deferred[int]` on the reactor and return its exit status."""
+    status: list[int] = []
+
+    def done(result: object) -> None:
+        if isinstance(result, Failure):
+            if result.check(CommandError):
+                sys.stderr.write(f"vinom: {result.value}\n")
+            else:
+                sys.stderr.write(f"vinom: {result.getErrorMessage()}\n")
+                result.printTraceback(file=sys.stderr)
+            status.append(1)
+        else:
+            status.append(int(result))  # type: ignore[call-overload]
+        if reactor.running:
+            reactor.stop()
+
+    def start() -> None:
+        Deferred.fromCoroutine(command(reactor)).addBoth(done)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return status[0] if status else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: returns the exit status (2 for a usage error)."""
+    options = Options()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as e:
+        sub = options.subOptions if options.subCommand else options
+        sys.stderr.write(f"{sub}\nvinom: {e}\n")
+        return 2
+    sub = options.subOptions
+    try:
+        if options.subCommand == "games":
+            return games_command(sub, sys.stdout)
+        if options.subCommand == "load":
+            load_main = _load_main()
+            if load_main is None:
+                raise CommandError(f"{LOAD_MODULE} has no main(argv): no load generator here")
+            return int(load_main(sub["argv"]))
+        if options.subCommand == "play":
+            game = find_game(sub["game"])
+        elif options.subCommand == "bots":
+            find_game(sub["game"])
+    except CommandError as e:
+        sys.stderr.write(f"vinom: {e}\n")
+        return 1
+
+    from twisted.internet import reactor
+
+    if options.subCommand == "play":
+        from vinom.client.tui import run_play
+
+        return run_play(reactor, sub["address"], game, sub["name"], log_file=sub["log"])
+
+    async def bots(reactor: Any) -> int:
+        try:
+            return await bots_command(reactor, sub, sys.stdout)
+        except KeyboardInterrupt:
+            return 130
+
+    return run_with_reactor(reactor, bots)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

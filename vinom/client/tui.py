@@ -1,0 +1,1083 @@
+"""The terminal client behind `vinom play`: a curses UI driven by the Twisted reactor.
+
+The reactor owns the process: keys are read when stdin is readable (a reader
+on file descriptor 0 calling a non-blocking `getch`) and on a 4 Hz tick (which
+also catches terminal resizes and keeps the clock on screen moving), so
+nothing ever blocks the network. Drawing goes through a `Canvas`, a plain
+grid of characters and styles that tests can read; `CursesScreen` copies it to
+the terminal. The terminal is restored on every way out (q, the end of the
+match, Ctrl-C, SIGTERM, an exception).
+
+Per game there is a `GameUI` that draws the game's view and turns keys into
+actions: the maze (arrow keys or h/j/k/l; each move names the position it is
+made from, predicted locally so that quick key presses are not rejected as
+stale), tic-tac-toe (a cursor and Enter, or 1-9) and a generic text view for
+every other game. In every game `b` lets the game's built-in bot choose your
+next action, `B` lets it play for you until pressed again, `:` sends an action
+typed as JSON and `q` leaves the match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import curses
+import json
+import random
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from attrs import define, field, frozen
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.task import LoopingCall
+from twisted.logger import FileLogObserver, Logger, globalLogBeginner, textFileLogObserver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from vinom.client.bots import LobbyAddress
+from vinom.client.game import GameSession, connect_game
+from vinom.client.lobby import LobbyClient, Queued, Welcome, connect_lobby
+from vinom.games.interfaces import IBot, IGame
+from vinom.games.maze import DIRECTIONS, cell_reward
+
+_log = Logger()
+
+# -- drawing ----------------------------------------------------------------
+
+# Styles of canvas cells; CursesScreen maps them to colours and attributes.
+NORMAL, BOLD, DIM, REVERSE, ME, OTHER, REWARD, BIG_REWARD, WALL, ERROR, GOOD = range(11)
+
+KEY_ENTER = (10, 13, curses.KEY_ENTER)
+KEY_BACKSPACE = (8, 127, curses.KEY_BACKSPACE)
+KEY_ESCAPE = 27
+KEY_REDRAW = 12  # Ctrl-L
+TICK_SECONDS = 0.25
+# How long a quitting client waits for its `leave` to go out before it exits anyway.
+QUIT_GRACE = 2.0
+RECONNECT_ATTEMPTS = 10
+RECONNECT_DELAY = 2.0
+
+
+class Canvas:
+    """A grid of characters and styles the size of the screen; writes are clipped."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height = max(0, height)
+        self.width = max(0, width)
+        self._chars = [[" "] * self.width for _ in range(self.height)]
+        self._styles = [[NORMAL] * self.width for _ in range(self.height)]
+
+    def put(self, y: int, x: int, text: str, style: int = NORMAL) -> None:
+        """Write `text` at row `y`, column `x`; whatever falls off the canvas is dropped."""
+        if not 0 <= y < self.height:
+            return
+        chars, styles = self._chars[y], self._styles[y]
+        for i, char in enumerate(text):
+            column = x + i
+            if column >= self.width:
+                break
+            if column >= 0:
+                chars[column] = char if char.isprintable() else "?"
+                styles[column] = style
+
+    def fill(self, y: int, style: int) -> None:
+        """Give a whole row one style (a header bar)."""
+        if 0 <= y < self.height:
+            self._styles[y] = [style] * self.width
+
+    def char(self, y: int, x: int) -> str:
+        if 0 <= y < self.height and 0 <= x < self.width:
+            return self._chars[y][x]
+        return " "
+
+    def style(self, y: int, x: int) -> int:
+        return self._styles[y][x]
+
+    def blit(self, other: Canvas, y: int, x: int, src_y: int = 0, src_x: int = 0) -> None:
+        """Copy `other` (from its row src_y, column src_x) onto this canvas at (y, x)."""
+        for row in range(max(0, src_y), other.height):
+            for column in range(max(0, src_x), other.width):
+                ty, tx = y + row - src_y, x + column - src_x
+                if 0 <= ty < self.height and 0 <= tx < self.width:
+                    self._chars[ty][tx] = other._chars[row][column]
+                    self._styles[ty][tx] = other._styles[row][column]
+
+    def lines(self) -> list[str]:
+        return ["".join(row).rstrip() for row in self._chars]
+
+    def text(self) -> str:
+        return "\n".join(self.lines()).rstrip("\n")
+
+    def runs(self, y: int) -> Iterator[tuple[int, str, int]]:
+        """Row `y` as (column, text, style) runs of one style each."""
+        chars, styles = self._chars[y], self._styles[y]
+        start = 0
+        for x in range(1, self.width + 1):
+            if x == self.width or styles[x] != styles[start]:
+                yield start, "".join(chars[start:x]), styles[start]
+                start = x
+
+
+@frozen
+class Area:
+    """The rows and columns of the canvas a game UI may draw in."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+@frozen
+class PlayerContext:
+    """Who is playing: this client's player id and everyone's names by id."""
+
+    player_id: str | None
+    names: Mapping[str, str]
+
+    def name(self, player_id: object) -> str:
+        if player_id == self.player_id:
+            return "you"
+        return self.names.get(str(player_id), str(player_id))
+
+
+# What a game UI makes of a key: an action to send, a notice for the user, or nothing.
+KeyResult = Mapping[str, Any] | str | None
+
+
+class GameUI(Protocol):
+    """Draws one game's view and turns keys into its actions."""
+
+    help: str
+
+    def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
+        ...
+
+    def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
+        ...
+
+    def sent(self, action: Mapping[str, Any]) -> None:
+        """An action (from a key, the bot or the prompt) went out."""
+
+    def settled(self) -> None:
+        """Every action sent has been applied or rejected."""
+
+    def rejected(self, error: Mapping[str, Any]) -> None:
+        """The server rejected an action."""
+
+
+def ui_for(game: str) -> GameUI:
+    """The game UI for a game name; a generic text view for games without their own."""
+    if game == "maze":
+        return MazeUI()
+    if game == "tictactoe":
+        return TicTacToeUI()
+    return GenericUI()
+
+
+def _me(view: Mapping[str, Any], player_id: str | None) -> Mapping[str, Any] | None:
+    players = view.get("players")
+    if not isinstance(players, list):
+        return None
+    return next((p for p in players if isinstance(p, dict) and p.get("id") == player_id), None)
+
+
+# -- maze ---------------------------------------------------------------------
+
+MAZE_KEYS: dict[int, str] = {
+    curses.KEY_UP: "N",
+    ord("k"): "N",
+    curses.KEY_DOWN: "S",
+    ord("j"): "S",
+    curses.KEY_LEFT: "W",
+    ord("h"): "W",
+    curses.KEY_RIGHT: "E",
+    ord("l"): "E",
+}
+# A cell is 4 columns by 2 rows of the drawing: a post and a wall, then its inside.
+CELL_W, CELL_H = 4, 2
+
+
+class MazeUI:
+    """The maze: walls, rewards (`.` is 1, `$` is 5), you (`@`) and others (their seat)."""
+
+    help = "arrows/hjkl move  b bot move  B autopilot  : action  q quit"
+
+    def __init__(self) -> None:
+        # Where our own moves will have taken us once the server applies them.
+        self.predicted: tuple[int, int] | None = None
+
+    def position(self, view: Mapping[str, Any], ctx: PlayerContext) -> tuple[int, int] | None:
+        """Our position: the predicted one while moves are in flight, else the server's."""
+        if self.predicted is not None:
+            return self.predicted
+        me = _me(view, ctx.player_id)
+        if me is None:
+            return None
+        x, y = me["pos"]
+        return int(x), int(y)
+
+    def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
+        direction = MAZE_KEYS.get(key)
+        if direction is None:
+            return None
+        position = self.position(view, ctx)
+        if position is None:
+            return "you are not in this maze"
+        x, y = position
+        bit = DIRECTIONS[direction][0]
+        if view["cells"][y * view["width"] + x] & bit:
+            return "a wall is in the way"
+        return {"move": direction, "from": [x, y]}
+
+    def sent(self, action: Mapping[str, Any]) -> None:
+        direction, basis = action.get("move"), action.get("from")
+        if direction in DIRECTIONS and isinstance(basis, list | tuple) and len(basis) == 2:
+            _, dx, dy, _ = DIRECTIONS[direction]
+            self.predicted = (int(basis[0]) + dx, int(basis[1]) + dy)
+
+    def settled(self) -> None:
+        self.predicted = None
+
+    def rejected(self, error: Mapping[str, Any]) -> None:
+        self.predicted = None
+
+    def render(self, view: Mapping[str, Any], ctx: PlayerContext) -> Canvas:
+        """The whole maze, one character per drawing cell."""
+        width, height, cells = view["width"], view["height"], view["cells"]
+        maze = Canvas(height * CELL_H + 1, width * CELL_W + 1)
+        for index, cell in enumerate(cells):
+            x, y = index % width, index // width
+            top, left = y * CELL_H, x * CELL_W
+            if cell & DIRECTIONS["N"][0]:
+                maze.put(top, left + 1, "---", WALL)
+            if cell & DIRECTIONS["S"][0]:
+                maze.put(top + CELL_H, left + 1, "---", WALL)
+            if cell & DIRECTIONS["W"][0]:
+                maze.put(top + 1, left, "|", WALL)
+            if cell & DIRECTIONS["E"][0]:
+                maze.put(top + 1, left + CELL_W, "|", WALL)
+            reward = cell_reward(cell)
+            if reward:
+                maze.put(top + 1, left + 2, "$" if reward > 1 else ".",
+                         BIG_REWARD if reward > 1 else REWARD)
+        # Posts only where a wall meets them, so open areas stay open.
+        for py in range(0, maze.height, CELL_H):
+            for px in range(0, maze.width, CELL_W):
+                if (maze.char(py, px - 1) == "-" or maze.char(py, px + 1) == "-"
+                        or maze.char(py - 1, px) == "|" or maze.char(py + 1, px) == "|"):
+                    maze.put(py, px, "+", WALL)
+        for seat, player in enumerate(view["players"]):
+            if player.get("left") or player.get("id") == ctx.player_id:
+                continue
+            px, py = player["pos"]
+            maze.put(py * CELL_H + 1, px * CELL_W + 2, str(seat + 1), OTHER)
+        mine = self.position(view, ctx)
+        if mine is not None:
+            maze.put(mine[1] * CELL_H + 1, mine[0] * CELL_W + 2, "@", ME)
+        return maze
+
+    def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
+        scores = []
+        for seat, player in enumerate(view["players"]):
+            mark = "@" if player.get("id") == ctx.player_id else str(seat + 1)
+            gone = " (left)" if player.get("left") else ""
+            scores.append((f"{mark} {ctx.name(player['id'])} {player['score']}{gone}",
+                           ME if mark == "@" else OTHER))
+        x = area.left
+        for text, style in scores:
+            canvas.put(area.top, x, text, style)
+            x += len(text) + 3
+        canvas.put(area.top, x, f"rewards left {view.get('remaining', '?')}", DIM)
+        maze = self.render(view, ctx)
+        top, height = area.top + 2, area.height - 2
+        if height <= 0:
+            return
+        # Centre the maze; when it does not fit, scroll it so that we stay in sight.
+        mine = self.position(view, ctx) or (0, 0)
+        dest_y, src_y = _viewport(maze.height, height, mine[1] * CELL_H + 1)
+        dest_x, src_x = _viewport(maze.width, area.width, mine[0] * CELL_W + 2)
+        clipped = Canvas(min(height, maze.height - src_y), min(area.width, maze.width - src_x))
+        clipped.blit(maze, 0, 0, src_y, src_x)
+        canvas.blit(clipped, top + dest_y, area.left + dest_x)
+
+
+def _viewport(size: int, room: int, focus: int) -> tuple[int, int]:
+    """(offset on screen, first row/column of the drawing) showing `focus` in `room`."""
+    if size <= room:
+        return (room - size) // 2, 0
+    return 0, min(max(0, focus - room // 2), size - room)
+
+
+# -- tic-tac-toe --------------------------------------------------------------
+
+CURSOR_KEYS: dict[int, tuple[int, int]] = {
+    curses.KEY_UP: (0, -1),
+    ord("k"): (0, -1),
+    curses.KEY_DOWN: (0, 1),
+    ord("j"): (0, 1),
+    curses.KEY_LEFT: (-1, 0),
+    ord("h"): (-1, 0),
+    curses.KEY_RIGHT: (1, 0),
+    ord("l"): (1, 0),
+}
+
+
+class TicTacToeUI:
+    """A 3x3 board with a cursor; 1-9 name the cells in reading order."""
+
+    help = "arrows/hjkl cursor  Enter/space or 1-9 mark  y/n rematch  b bot  q quit"
+
+    def __init__(self) -> None:
+        self.cursor = 4
+
+    def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
+        if key in CURSOR_KEYS:
+            dx, dy = CURSOR_KEYS[key]
+            x, y = self.cursor % 3, self.cursor // 3
+            self.cursor = min(2, max(0, y + dy)) * 3 + min(2, max(0, x + dx))
+            return None
+        if key in (ord("y"), ord("n")):
+            if not view.get("round_over"):
+                return "the round is still being played"
+            return {"rematch": key == ord("y")}
+        if ord("1") <= key <= ord("9"):
+            cell = key - ord("1")
+            self.cursor = cell
+        elif key in (*KEY_ENTER, ord(" ")):
+            cell = self.cursor
+        else:
+            return None
+        if view.get("round_over"):
+            return "the round is over: y asks for a rematch, n ends the match"
+        if view.get("turn") != ctx.player_id:
+            return "it is not your turn"
+        if view["board"][cell]:
+            return f"cell {cell + 1} is taken"
+        return {"cell": cell}
+
+    def sent(self, action: Mapping[str, Any]) -> None:
+        pass
+
+    def settled(self) -> None:
+        pass
+
+    def rejected(self, error: Mapping[str, Any]) -> None:
+        pass
+
+    def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
+        me = _me(view, ctx.player_id)
+        mark = me["mark"] if me else "?"
+        others = [p for p in view["players"] if p is not me]
+        line = set(view.get("line") or ())
+        top, left = area.top + 1, area.left + 2
+        for row in range(3):
+            for column in range(3):
+                cell = row * 3 + column
+                text = f" {view['board'][cell] or ' '} "
+                style = NORMAL
+                if cell in line:
+                    style = GOOD
+                if cell == self.cursor:
+                    style = REVERSE
+                canvas.put(top + row * 2, left + column * 4, text, style)
+                if column < 2:
+                    canvas.put(top + row * 2, left + column * 4 + 3, "|")
+            if row < 2:
+                canvas.put(top + row * 2 + 1, left, "---+---+---")
+        info = left + 16
+        canvas.put(top, info, f"you play {mark or '?'}", ME)
+        for other in others:
+            canvas.put(top + 1, info, f"{ctx.name(other['id'])} plays {other['mark'] or '?'}",
+                       OTHER)
+        wins = "  ".join(f"{ctx.name(p['id'])} {p['wins']}" for p in view["players"])
+        canvas.put(top + 2, info, f"round {view['round']}  wins: {wins}  draws {view['draws']}")
+        canvas.put(top + 4, info, *self._turn_line(view, ctx, me))
+
+    def _turn_line(
+        self, view: Mapping[str, Any], ctx: PlayerContext, me: Mapping[str, Any] | None
+    ) -> tuple[str, int]:
+        if view.get("finished"):
+            return "the match is over", BOLD
+        if view.get("round_over"):
+            winner = view.get("round_winner")
+            said = "a draw" if winner is None else (
+                "you won the round" if winner == ctx.player_id
+                else f"{ctx.name(winner)} won the round")
+            if me is not None and me.get("rematch"):
+                return f"{said}; waiting for the rematch answer", BOLD
+            asked = any(p.get("rematch") for p in view["players"] if p is not me)
+            offer = "rematch offered: " if asked else ""
+            return f"{said}; {offer}y = rematch, n = end the match", GOOD
+        if view.get("turn") == ctx.player_id:
+            return "your turn", GOOD
+        return f"waiting for {ctx.name(view.get('turn'))}", DIM
+
+
+# -- any other game -----------------------------------------------------------
+
+
+def format_view(view: Mapping[str, Any], ctx: PlayerContext) -> list[str]:
+    """A game's view as text lines: `key: value`, lists of maps one item per line."""
+    lines = []
+    for key, value in view.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{key}:")
+            for item in value:
+                lines.append("  " + "  ".join(
+                    f"{k}={_value_text(k, v, ctx)}" for k, v in item.items()))
+        else:
+            lines.append(f"{key}: {_value_text(key, value, ctx)}")
+    return lines
+
+
+def _value_text(key: str, value: Any, ctx: PlayerContext) -> str:
+    if isinstance(value, str) and (value in ctx.names or value == ctx.player_id):
+        return ctx.name(value)
+    return json.dumps(value, separators=(",", ":"), default=repr)
+
+
+class GenericUI:
+    """Every game without a UI of its own: its view as text, actions by bot or as JSON."""
+
+    help = "b bot move  B autopilot  : type an action (JSON)  q quit"
+
+    def __init__(self) -> None:
+        self.events: deque[str] = deque(maxlen=5)
+
+    def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
+        return None
+
+    def sent(self, action: Mapping[str, Any]) -> None:
+        pass
+
+    def settled(self) -> None:
+        pass
+
+    def rejected(self, error: Mapping[str, Any]) -> None:
+        pass
+
+    def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
+        lines = format_view(view, ctx)
+        room = area.height - (len(self.events) + 1 if self.events else 0)
+        for i, line in enumerate(lines[: max(0, room)]):
+            canvas.put(area.top + i, area.left, line)
+        if self.events:
+            top = area.top + area.height - len(self.events)
+            canvas.put(top - 1, area.left, "events:", DIM)
+            for i, event in enumerate(self.events):
+                canvas.put(top + i, area.left + 2, event, DIM)
+
+
+# -- the application ----------------------------------------------------------
+
+
+class Screen(Protocol):
+    """Where the app draws and what it asks about the terminal (CursesScreen, or a fake)."""
+
+    def size(self) -> tuple[int, int]: ...
+
+    def show(self, canvas: Canvas) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+def format_time(seconds: float) -> str:
+    whole = int(seconds + 0.999)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+@define(eq=False)
+class TerminalApp:
+    """One player's trip: lobby, queue, match over UDP, result; drawn on a `Screen`.
+
+    `start()` fires with the exit status when the user is done (q after the
+    match, q to leave it, or an error before it started). `handle_key` takes
+    curses key codes; `tick` runs every TICK_SECONDS.
+    """
+
+    reactor: Any
+    lobby: LobbyAddress
+    game: IGame
+    name: str
+    screen: Screen
+    rng: random.Random = field(factory=random.Random)
+    ui: GameUI = field(init=False)
+    status: str = "starting"
+    notice: str = ""
+    notice_style: int = NORMAL
+    error: str | None = None
+    exit_code: int = 0
+    welcome: Welcome | None = None
+    session: GameSession | None = None
+    lobby_client: LobbyClient | None = None
+    ended: dict[str, Any] | None = None
+    prompt: str | None = None
+    autopilot: bool = False
+    outstanding: set[int] = field(factory=set)
+    remaining: float | None = None
+    remaining_at: float = 0.0
+    quitting: bool = False
+    done: Deferred[int] = field(factory=Deferred)
+    _bot: IBot | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.ui = ui_for(self.game.name)
+
+    # -- the flow -------------------------------------------------------------
+
+    def start(self) -> Deferred[int]:
+        Deferred.fromCoroutine(self._run()).addErrback(self._failed)
+        self.redraw()
+        return self.done
+
+    async def _run(self) -> None:
+        where = f"{self.lobby.host}:{self.lobby.port}"
+        self.set_status(f"connecting to the lobby at {where}")
+        client = await connect_lobby(self.reactor, self.lobby.host, self.lobby.port,
+                                     trust=self.lobby.trust)
+        self.lobby_client = client
+        if self.quitting:
+            await client.close()
+            return
+        self.welcome = await client.hello(self.name)
+        self.set_status(f"queued for {self.game.name}")
+        found = await client.queue(self.game.name, on_queued=self._queued)
+        self.lobby_client = None
+        self.set_status(f"match {found.game_id}: connecting to {found.host}:{found.port}")
+        session = GameSession()
+        session.on_state = self._on_state
+        session.on_phase = self._on_phase
+        session.on_event = self._on_event
+        session.on_error = self._on_error
+        session.on_presence = self._on_presence
+        session.finished.addCallback(self._on_finished)
+        await connect_game(self.reactor, found, session=session)
+        self.session = session
+        self._watch(session)
+        if self.quitting:
+            self._leave()
+            return
+        self.set_status(f"match {found.game_id}")
+
+    def _queued(self, queued: Queued) -> None:
+        if queued.status == "waiting_for_server":
+            text = "match found, waiting for a free game server"
+        elif queued.position is not None:
+            text = f"queued for {self.game.name} (position {queued.position}), searching"
+        else:
+            text = f"queued for {self.game.name}, searching"
+        self.set_status(text)
+
+    def _failed(self, failure: Failure) -> None:
+        if self.quitting:
+            self._finish(self.exit_code)
+            return
+        from vinom.cli import describe_failure
+
+        self.error = describe_failure(failure, self.lobby)
+        _log.failure("vinom play failed", failure)
+        self._finish(1)
+
+    def _watch(self, session: GameSession) -> None:
+        protocol = session.protocol
+        if protocol is not None:
+            protocol.closed.addCallback(self._session_closed, session)
+
+    def _session_closed(self, reason: str, session: GameSession) -> None:
+        if self.quitting or self.ended is not None or session.finished.called:
+            return
+        self.set_notice(f"connection lost ({reason}); reconnecting", ERROR)
+        Deferred.fromCoroutine(self._reconnect(session))
+
+    async def _reconnect(self, session: GameSession) -> None:
+        """Ask the lobby for a fresh token for our seat and resume the same session."""
+        assert self.welcome is not None
+        last: Exception | None = None
+        for attempt in range(RECONNECT_ATTEMPTS):
+            if self.quitting:
+                return
+            try:
+                client = await connect_lobby(self.reactor, self.lobby.host, self.lobby.port,
+                                             trust=self.lobby.trust)
+                found = await client.reconnect(self.welcome.player_id, self.welcome.secret)
+                self.outstanding.clear()
+                self.ui.settled()
+                await connect_game(self.reactor, found, session=session)
+            except Exception as e:  # the lobby or host may be back in a moment
+                last = e
+                self.set_notice(f"reconnecting (attempt {attempt + 2}): {e}", ERROR)
+                await _sleep(self.reactor, RECONNECT_DELAY)
+                continue
+            self._watch(session)
+            self.set_notice("reconnected", GOOD)
+            return
+        self.error = f"could not reconnect: {last}"
+        self.exit_code = 1
+        self.set_notice(self.error + " (q quits)", ERROR)
+
+    # -- messages from the game host --------------------------------------------
+
+    def _on_state(self, message: dict[str, Any]) -> None:
+        self._set_remaining(message.get("r"))
+        applied = message.get("i") or 0
+        if self.outstanding:
+            self.outstanding = {i for i in self.outstanding if i > applied}
+            if not self.outstanding:
+                self.ui.settled()
+        self._autoplay()
+        self.redraw()
+
+    def _on_phase(self, message: dict[str, Any]) -> None:
+        self._set_remaining(message.get("r"))
+        phase = message["p"]
+        if phase == "playing":
+            self.set_notice("go!", GOOD)
+        elif phase == "countdown":
+            self.set_notice("get ready", BOLD)
+        self._autoplay()
+        self.redraw()
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        text = f"{message['e']}: " + ", ".join(
+            f"{k}={_value_text(k, v, self.context())}" for k, v in message["d"].items())
+        if isinstance(self.ui, GenericUI):
+            self.ui.events.append(text)
+        else:
+            self.set_notice(text)
+        self.redraw()
+
+    def _on_error(self, message: dict[str, Any]) -> None:
+        self.outstanding.discard(message.get("i") or -1)
+        self.ui.rejected(message)
+        if not self.outstanding:
+            self.ui.settled()
+        self.set_notice(f"{message['code']}: {message['message']}", ERROR)
+        self._autoplay()
+        self.redraw()
+
+    def _on_presence(self, message: dict[str, Any]) -> None:
+        self.set_notice(f"{self.context().name(message['id'])} {message['status']}")
+        self.redraw()
+
+    def _on_finished(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.ended = message
+        self.autopilot = False
+        self.set_notice(self.result_text(message) + "  (q quits)", BOLD)
+        return message
+
+    def _set_remaining(self, remaining: object) -> None:
+        self.remaining = float(remaining) if isinstance(remaining, int | float) else None
+        self.remaining_at = self.reactor.seconds()
+
+    # -- what the user does -------------------------------------------------------
+
+    def handle_key(self, key: int) -> None:
+        if key == curses.KEY_RESIZE or key == KEY_REDRAW:
+            self.screen.clear()
+        elif self.prompt is not None:
+            self._prompt_key(key)
+        elif key in (ord("q"), ord("Q")):
+            self.quit()
+        elif self.session is None or self.ended is not None:
+            pass
+        elif key == ord("b"):
+            self.bot_move()
+        elif key == ord("B"):
+            self.autopilot = not self.autopilot
+            self.set_notice("autopilot on: the bot plays (B stops it)" if self.autopilot
+                            else "autopilot off")
+            self._autoplay()
+        elif key == ord(":"):
+            self.prompt = ""
+        elif self.session.view is not None:
+            result = self.ui.key(key, self.session.view, self.context())
+            if isinstance(result, str):
+                self.set_notice(result, ERROR)
+            elif result is not None:
+                self.send(result)
+        self.redraw()
+
+    def _prompt_key(self, key: int) -> None:
+        assert self.prompt is not None
+        if key == KEY_ESCAPE:
+            self.prompt = None
+        elif key in KEY_BACKSPACE:
+            self.prompt = self.prompt[:-1]
+        elif key in KEY_ENTER:
+            text, self.prompt = self.prompt, None
+            try:
+                action = json.loads(text)
+            except ValueError as e:
+                self.set_notice(f"not JSON: {e}", ERROR)
+                return
+            if not isinstance(action, dict):
+                self.set_notice('an action is a JSON object, e.g. {"roll": true}', ERROR)
+                return
+            self.send(action)
+        elif 32 <= key < 127:
+            self.prompt += chr(key)
+
+    def send(self, action: Mapping[str, Any]) -> int | None:
+        """Send an action if the match is being played; None (with a notice) if not."""
+        session = self.session
+        if session is None or session.protocol is None or self.ended is not None:
+            return None
+        if session.phase != "playing":
+            self.set_notice(f"not yet: the match is {session.phase}", ERROR)
+            return None
+        action_id = session.send_action(action)
+        self.outstanding.add(action_id)
+        self.ui.sent(action)
+        return action_id
+
+    def bot_move(self) -> None:
+        """Let the game's bot choose our next action from the newest view."""
+        session = self.session
+        if session is None or session.view is None or self.welcome is None:
+            return
+        if self.outstanding:
+            self.set_notice("waiting for your last action to be applied")
+            return
+        if self._bot is None:
+            self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
+        action = self._bot.choose_action(session.view)
+        if action is None:
+            self.set_notice("the bot has no move to make now")
+        else:
+            self.send(action)
+
+    def _autoplay(self) -> None:
+        session = self.session
+        if (self.autopilot and not self.outstanding and session is not None
+                and session.phase == "playing" and self.ended is None):
+            self.bot_move()
+
+    def quit(self) -> None:
+        """Leave the match (or the queue) and finish; a second q does not wait."""
+        if self.quitting:
+            self._finish(self.exit_code)
+            return
+        self.quitting = True
+        self.set_notice("leaving")
+        self._leave().addBoth(lambda _: self._finish(self.exit_code))
+
+    def _leave(self) -> Deferred[None]:
+        session, client = self.session, self.lobby_client
+        if session is not None and session.protocol is not None:
+            d = session.leave() if self.ended is None else session.disconnect()
+        elif client is not None:
+            d = client.close()
+        else:
+            d = succeed(None)
+        d.addTimeout(QUIT_GRACE, self.reactor)
+        return d
+
+    def shutdown(self) -> Deferred[None]:
+        """Before the reactor stops (q, Ctrl-C, SIGTERM): leave if we have not yet."""
+        if self.quitting:
+            return succeed(None)
+        self.quitting = True
+        if not self.done.called:
+            self.exit_code = self.exit_code or 130
+        return self._leave().addErrback(lambda _: None)
+
+    def _finish(self, code: int) -> None:
+        if not self.done.called:
+            self.exit_code = code
+            self.done.callback(code)
+
+    # -- drawing -------------------------------------------------------------------
+
+    def context(self) -> PlayerContext:
+        names: dict[str, str] = {}
+        if self.session is not None and self.session.welcome is not None:
+            for player in self.session.welcome["players"]:
+                names[str(player.get("id"))] = str(player.get("name"))
+        player_id = self.welcome.player_id if self.welcome else None
+        return PlayerContext(player_id, names)
+
+    def set_status(self, text: str) -> None:
+        self.status = text
+        self.redraw()
+
+    def set_notice(self, text: str, style: int = NORMAL) -> None:
+        self.notice, self.notice_style = text, style
+
+    def remaining_now(self) -> float | None:
+        if self.remaining is None:
+            return None
+        return max(0.0, self.remaining - (self.reactor.seconds() - self.remaining_at))
+
+    def phase_text(self) -> str:
+        session = self.session
+        if session is None:
+            return ""
+        if self.ended is not None:
+            return self.ended["p"]
+        left = self.remaining_now()
+        phase = session.phase
+        if left is None:
+            return phase
+        if phase == "waiting":
+            return f"waiting for players {format_time(left)}"
+        if phase == "countdown":
+            return f"starts in {format_time(left)}"
+        if phase == "playing":
+            return f"{format_time(left)} left"
+        return phase
+
+    def result_text(self, message: Mapping[str, Any]) -> str:
+        if message["p"] == "aborted":
+            return f"the match was aborted ({message.get('reason', 'no reason given')})"
+        result = message.get("result") or {}
+        winners = list(result.get("winners") or ())
+        reason = result.get("reason", "")
+        ctx = self.context()
+        if not winners:
+            outcome = "a draw, no winner"
+        elif ctx.player_id in winners:
+            outcome = "you won!" if len(winners) == 1 else "you tied for the win"
+        else:
+            outcome = "winner: " + ", ".join(ctx.name(w) for w in winners)
+        return f"game over: {outcome}" + (f" ({reason})" if reason else "")
+
+    def redraw(self) -> None:
+        height, width = self.screen.size()
+        canvas = Canvas(height, width)
+        self.draw(canvas)
+        self.screen.show(canvas)
+
+    def draw(self, canvas: Canvas) -> None:
+        height, width = canvas.height, canvas.width
+        canvas.fill(0, REVERSE)
+        header = f" vinom {self.game.name}"
+        if self.welcome is not None:
+            header += f"  {self.welcome.name}"
+        if self.session is not None and self.session.seat is not None:
+            header += f" (seat {self.session.seat + 1})"
+        canvas.put(0, 0, header, REVERSE)
+        phase = self.phase_text()
+        if phase:
+            canvas.put(0, max(len(header) + 2, width - len(phase) - 1), phase, REVERSE)
+        view = self.session.view if self.session is not None else None
+        if view is None:
+            canvas.put(2, 2, self.status, BOLD)
+            canvas.put(3, 2, "q cancels", DIM)
+        else:
+            try:
+                self.ui.draw(canvas, Area(2, 1, max(0, height - 4), max(0, width - 2)), view,
+                             self.context())
+            except Exception:  # a view we do not understand must not take the UI down
+                _log.failure("drawing the view failed")
+                for i, line in enumerate(format_view(view, self.context())):
+                    canvas.put(2 + i, 1, line)
+        canvas.put(height - 2, 1, self.notice, self.notice_style)
+        if self.prompt is not None:
+            canvas.put(height - 1, 0, f"action> {self.prompt}_", BOLD)
+        elif self.session is not None and self.ended is None:
+            help_line = self.ui.help + ("  [autopilot]" if self.autopilot else "")
+            canvas.put(height - 1, 1, help_line, DIM)
+        else:
+            canvas.put(height - 1, 1, "q quit", DIM)
+
+    def tick(self) -> None:
+        self.redraw()
+
+
+def _sleep(clock: Any, seconds: float) -> Deferred[None]:
+    d: Deferred[None] = Deferred()
+    clock.callLater(seconds, d.callback, None)
+    return d
+
+
+# -- curses -------------------------------------------------------------------
+
+
+class CursesScreen:
+    """A `Screen` on a curses window; reads keys without blocking."""
+
+    def __init__(self, window: Any) -> None:
+        self.window = window
+        self.attributes = _attributes()
+
+    def size(self) -> tuple[int, int]:
+        height, width = self.window.getmaxyx()
+        return int(height), int(width)
+
+    def show(self, canvas: Canvas) -> None:
+        window = self.window
+        window.erase()
+        for y in range(canvas.height):
+            for x, text, style in canvas.runs(y):
+                # The bottom-right cell cannot be written without scrolling: skip it.
+                if y == canvas.height - 1 and x + len(text) >= canvas.width:
+                    text = text[: max(0, canvas.width - 1 - x)]
+                if not text:
+                    continue
+                with contextlib.suppress(curses.error, UnicodeEncodeError):
+                    window.addstr(y, x, text, self.attributes.get(style, 0))
+        window.refresh()
+
+    def clear(self) -> None:
+        self.window.clear()
+
+    def read_keys(self) -> list[int]:
+        keys: list[int] = []
+        while True:
+            key = self.window.getch()
+            if key == -1:
+                return keys
+            keys.append(key)
+
+
+def _attributes() -> dict[int, int]:
+    attributes = {
+        NORMAL: curses.A_NORMAL,
+        BOLD: curses.A_BOLD,
+        DIM: curses.A_DIM,
+        REVERSE: curses.A_REVERSE,
+        ME: curses.A_BOLD,
+        OTHER: curses.A_BOLD,
+        REWARD: curses.A_NORMAL,
+        BIG_REWARD: curses.A_BOLD,
+        WALL: curses.A_NORMAL,
+        ERROR: curses.A_BOLD,
+        GOOD: curses.A_BOLD,
+    }
+    if not curses.has_colors():
+        return attributes
+    try:
+        curses.start_color()
+        curses.use_default_colors()
+        background = -1
+    except curses.error:
+        background = curses.COLOR_BLACK
+    colours = {
+        ME: (curses.COLOR_YELLOW, curses.A_BOLD),
+        OTHER: (curses.COLOR_CYAN, curses.A_BOLD),
+        REWARD: (curses.COLOR_GREEN, curses.A_NORMAL),
+        BIG_REWARD: (curses.COLOR_MAGENTA, curses.A_BOLD),
+        WALL: (curses.COLOR_BLUE, curses.A_NORMAL),
+        ERROR: (curses.COLOR_RED, curses.A_BOLD),
+        GOOD: (curses.COLOR_GREEN, curses.A_BOLD),
+    }
+    for pair, (style, (colour, extra)) in enumerate(colours.items(), start=1):
+        try:
+            curses.init_pair(pair, colour, background)
+        except curses.error:
+            continue
+        attributes[style] = curses.color_pair(pair) | extra
+    return attributes
+
+
+@implementer(IReadDescriptor)
+class KeyReader:
+    """Calls `on_keys` when the terminal (stdin) has input; ends on hang-up."""
+
+    # A readable stdin that yields no key this many times in a row has hung up.
+    HANGUP_AFTER = 50
+
+    def __init__(self, read_keys: Callable[[], Sequence[int]], on_key: Callable[[int], object],
+                 on_hangup: Callable[[], object], fd: int = 0) -> None:
+        self.read_keys = read_keys
+        self.on_key = on_key
+        self.on_hangup = on_hangup
+        self.fd = fd
+        self.empty_reads = 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> Failure | None:
+        keys = self.read_keys()
+        if not keys:
+            self.empty_reads += 1
+            if self.empty_reads >= self.HANGUP_AFTER:
+                return Failure(ConnectionDone("the terminal hung up"))
+            return None
+        self.empty_reads = 0
+        for key in keys:
+            self.on_key(key)
+        return None
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.on_hangup()
+
+    def logPrefix(self) -> str:
+        return "vinom-keys"
+
+
+def run_play(
+    reactor: Any,
+    lobby: LobbyAddress,
+    game: IGame,
+    name: str,
+    *,
+    log_file: str | None = None,
+) -> int:
+    """`vinom play`: run the terminal client on `reactor` until the user is done."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        sys.stderr.write("vinom: 'vinom play' needs a terminal (try 'vinom bots' for scripts)\n")
+        return 1
+    log = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+    observers: list[FileLogObserver] = [textFileLogObserver(log)] if log is not None else []
+    # Logged events and warnings must not be printed over the screen.
+    globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)
+    window = curses.initscr()
+    app: TerminalApp | None = None
+    try:
+        curses.noecho()
+        curses.cbreak()
+        window.keypad(True)
+        window.nodelay(True)
+        with contextlib.suppress(curses.error):
+            curses.curs_set(0)
+        curses.set_escdelay(25)
+        screen = CursesScreen(window)
+        app = TerminalApp(reactor, lobby, game, name, screen)
+
+        def tick() -> None:
+            # Polling here too catches KEY_RESIZE, which curses queues without input.
+            for key in screen.read_keys():
+                app.handle_key(key)
+            app.tick()
+
+        reader = KeyReader(screen.read_keys, app.handle_key, app.quit)
+        ticker = LoopingCall(tick)
+        ticker.clock = reactor
+
+        def begin() -> None:
+            reactor.addReader(reader)
+            ticker.start(TICK_SECONDS)
+            app.start().addBoth(stop)
+
+        def stop(result: object) -> None:
+            if ticker.running:
+                ticker.stop()
+            reactor.removeReader(reader)
+            if reactor.running:
+                reactor.stop()
+
+        reactor.callWhenRunning(begin)
+        reactor.addSystemEventTrigger("before", "shutdown", app.shutdown)
+        reactor.run()
+    finally:
+        window.keypad(False)
+        curses.nocbreak()
+        curses.echo()
+        curses.endwin()
+        if log is not None:
+            log.close()
+    if app is None:
+        return 1
+    if app.error:
+        sys.stderr.write(f"vinom: {app.error}\n")
+    elif app.ended is not None:
+        sys.stdout.write(app.result_text(app.ended) + "\n")
+    elif app.session is not None:
+        sys.stdout.write("you left the match\n")
+    return app.exit_code
