@@ -51,6 +51,10 @@ class OptionsTests(TestCase):
         self.assertEqual(options["frame-rate"], 20.0)
         self.assertEqual(options["frame-burst"], 40)
         self.assertEqual(options["max-protocol-errors"], 10)
+        self.assertEqual(options["session-timeout"], 5.0)
+        self.assertEqual(options["reconnect-grace"], 30.0)
+        self.assertEqual(options["connect-deadline"], 30.0)
+        self.assertEqual(options["token-lifetime"], 60.0)
 
     def test_help_documents_every_option(self) -> None:
         text = str(Options())
@@ -109,6 +113,10 @@ class OptionsTests(TestCase):
             ("--frame-burst", "0"),
             ("--max-connections-per-ip", "-1"),
             ("--max-protocol-errors", "x"),
+            ("--session-timeout", "0"),
+            ("--reconnect-grace", "-1"),
+            ("--connect-deadline", "soon"),
+            ("--token-lifetime", "0"),
         ):
             with self.subTest(args=args):
                 self.assertRaises(usage.UsageError, parse, *args)

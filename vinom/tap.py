@@ -29,6 +29,7 @@ from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import TokenIssuer
+from vinom.rooms.room import RoomConfig
 from vinom.store.memory import MemorySessionStore
 
 _log = Logger()
@@ -139,6 +140,25 @@ class Options(usage.Options):
         ["frame-rate", None, "20", "Lobby frames per second per connection (token bucket)."],
         ["frame-burst", None, "40", "Lobby frame burst per connection (token bucket size)."],
         ["max-protocol-errors", None, "10", "Protocol errors before a lobby connection closes."],
+        [
+            "session-timeout",
+            None,
+            "5",
+            "Seconds without a valid packet after which a UDP session ends.",
+        ],
+        [
+            "reconnect-grace",
+            None,
+            "30",
+            "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
+        ],
+        [
+            "connect-deadline",
+            None,
+            "30",
+            "Seconds every player of a new match has to connect before the match is aborted.",
+        ],
+        ["token-lifetime", None, "60", "Seconds a connect token stays valid after it is issued."],
     ]
 
     compData = usage.Completions(
@@ -180,7 +200,14 @@ class Options(usage.Options):
             self["token-key"] = None
         for name in ("max-connections-per-ip", "frame-burst", "max-protocol-errors"):
             self[name] = _positive_int(name, self[name])
-        self["frame-rate"] = _positive_float("frame-rate", self["frame-rate"])
+        for name in (
+            "frame-rate",
+            "session-timeout",
+            "reconnect-grace",
+            "connect-deadline",
+            "token-lifetime",
+        ):
+            self[name] = _positive_float(name, self[name])
         self["lobby"] = self["lobby"].strip()
         if not self["lobby"]:
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
@@ -246,7 +273,13 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     games = GameRegistry.from_plugins()
     match_sizes = games.match_sizes()
     protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
-    issuer = TokenIssuer(IssuerConfig(protocol=protocol_config))
+    issuer = TokenIssuer(
+        IssuerConfig(
+            protocol=protocol_config,
+            token_lifetime=options["token-lifetime"],
+            session_timeout=options["session-timeout"],
+        )
+    )
 
     low, _high = options["udp-port-range"]
     # The ring holds one port per concurrent game: --max-games bounds the games.
@@ -257,6 +290,10 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         protocol_config=protocol_config,
         public_host=options["public-host"],
         interface=options["udp-interface"],
+        room_config=RoomConfig(
+            connect_deadline=options["connect-deadline"],
+            reconnect_grace=options["reconnect-grace"],
+        ),
     )
     hosting = GameHostingService(allocator, host_factory)
     hosting.setName("hosting")

@@ -65,6 +65,11 @@ class BotDriver:
         self.session.on_state = self._on_state
         self.session.on_error = self._on_error
         self.session.on_phase = lambda message: self._maybe_act()
+        self.session.on_welcome = self._on_welcome
+
+    def _on_welcome(self, message: dict[str, Any]) -> None:
+        # After a reconnection the action in flight may have been lost with the old session.
+        self.in_flight = None
 
     def _on_state(self, state: dict[str, Any]) -> None:
         if self.in_flight is not None and (state.get("i") or 0) >= self.in_flight:

@@ -53,6 +53,7 @@ class GameSession:
         self.on_error: MessageHandler | None = None
         self.on_phase: MessageHandler | None = None
         self.on_presence: MessageHandler | None = None
+        self.on_welcome: MessageHandler | None = None
         self.stale_states = 0
         self.undecodable = 0
         self._action_ids = count(1)
@@ -115,7 +116,11 @@ class GameSession:
             self.phase = message["p"]
             _call(self.on_state, message)
         elif kind == "welcome":
+            # A new session (first or after a reconnection): the state that follows
+            # is the current one even if its version equals the one we hold.
             self.welcome = message
+            self.version = -1
+            _call(self.on_welcome, message)
         elif kind == "phase":
             self.phase = message["p"]
             _call(self.on_phase, message)

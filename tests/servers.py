@@ -1,0 +1,78 @@
+"""Test helper: a whole vinom server (makeService) in the test process, on free loopback ports."""
+
+from __future__ import annotations
+
+import random
+import socket
+from typing import Any, cast
+
+from attrs import frozen
+from twisted.application.service import IService, MultiService
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from vinom.client.bots import LobbyAddress
+from vinom.hosting.service import GameHostingService
+from vinom.tap import Options, makeService
+
+
+def free_udp_range(count: int, attempts: int = 200) -> int:
+    """The first of `count` consecutive UDP ports on 127.0.0.1 that are free right now."""
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(20000, 60000 - count)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        return base
+    raise RuntimeError("no free UDP port range")
+
+
+@frozen
+class RunningServer:
+    root: MultiService
+    lobby: LobbyAddress
+    hosting: GameHostingService
+    data_dir: str
+
+    def service(self, name: str) -> Any:
+        return self.root.getServiceNamed(name)
+
+
+async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningServer:
+    """Start makeService on the real reactor (TLS lobby on a free port); stopped at cleanup."""
+    data_dir = case.mktemp()
+    base = free_udp_range(ports)
+    options = Options()
+    options.parseOptions(
+        [
+            "--lobby", "ssl:0:interface=127.0.0.1",
+            "--udp-ports", f"{base}-{base + ports - 1}",
+            "--udp-interface", "127.0.0.1",
+            "--data-dir", data_dir,
+            *args,
+        ]
+    )
+    root = makeService(options, reactor)
+    root.startService()
+    case.addCleanup(lambda: Deferred.fromCoroutine(_stop(root)))
+    listener = root.getServiceNamed("lobby-listener")
+    port = await listener._waitingForPort
+    cert = f"{data_dir}/dev-cert.pem"
+    hosting = cast(GameHostingService, root.getServiceNamed("hosting"))
+    return RunningServer(
+        root, LobbyAddress("127.0.0.1", port.getHost().port, cert), hosting, data_dir
+    )
+
+
+async def _stop(root: IService) -> None:
+    await root.stopService()
