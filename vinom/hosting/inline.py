@@ -81,7 +81,7 @@ class InlineGameHostFactory:
         address = HostAddress(self.public_host, port)
         sessions = SessionManager(games=self.games, clock=self.reactor, config=self.room_config)
         endpoint = ServerEndpoint(
-            HostConfig(protocol=self.protocol_config, addresses=(address,)),  # type: ignore[arg-type]
+            HostConfig(protocol=self.protocol_config, addresses=(address,)),
             sessions,
         )
         protocol = GameHostProtocol(endpoint, sessions, self.reactor)
