@@ -488,16 +488,17 @@ class ServerEndpoint:
         if len(self._sessions) >= self.config.max_sessions:
             self.drops[DROP_HOST_FULL] += 1
             return
-        self._create_session(cookie, player_id, match_id, seq, addr, now)
+        self._create_session(cookie, player_id, match_id, seq, addr, now, rx)
 
     def _create_session(self, cookie: CookieContents, player_id: str, match_id: str,
-                        response_seq: int, addr: Address, now: float) -> None:
+                        response_seq: int, addr: Address, now: float, rx: Aead) -> None:
         self._forget_expired_tokens()
         sid = self._next_session_id
         self._next_session_id = sid + 1
         s = _Session(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
                      _random_u48(self._random_bytes), now)
         s.window.mark(response_seq)
+        self._arm(s, rx)
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
@@ -544,7 +545,7 @@ class ServerEndpoint:
              s.address)
         )
 
-    def _arm(self, s: _Session) -> tuple[Aead, Aead]:
+    def _arm(self, s: _Session, rx: Aead | None = None) -> tuple[Aead, Aead]:
         """Make the session's cipher objects; returns (receiving, sending).
 
         At most `cipher_sessions` sessions hold theirs (~5 KB a session). Beyond
@@ -553,7 +554,7 @@ class ServerEndpoint:
         again) and makes them again on its next packet, about 2 us. Active
         sessions keep theirs; thousands of idle ones cost no cipher memory.
         """
-        rx = s.rx = new_aead(s.rx_key)
+        rx = s.rx = rx or new_aead(s.rx_key)
         tx = s.tx = new_aead(s.tx_key)
         # Busy only once payload flows: a keepalive alone earns no second chance.
         s.busy = False

@@ -7,9 +7,9 @@ this module is its executable twin, so keep the two in step.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
-from typing import Final
+from typing import Any, Final
 
 PROTOCOL_VERSION: Final = 1
 
@@ -126,24 +126,26 @@ def stateless_nonce(sequence: int) -> bytes:
     return NONCE.pack(NONCE_DOMAIN_STATELESS, sequence)
 
 
-def address_bytes(addr: tuple[object, ...]) -> bytes:
+def address_bytes(addr: tuple[Any, ...]) -> bytes:
     """A peer address as bytes, to bind a cookie to the address it was sent to.
 
     Only the host reads this (the cookie is opaque to clients); it is the
     16-byte IPv6 form (IPv4 mapped) followed by the u16 port, so both socket
     families bind the same way.
     """
-    host, port = addr[0], addr[1]
+    host, port = str(addr[0]), int(addr[1]) & 0xFFFF
     try:
-        ip = ipaddress.ip_address(str(host))
-    except ValueError:
-        packed = str(host).encode("utf-8", "surrogateescape")
-    else:
-        if isinstance(ip, ipaddress.IPv4Address):
-            packed = b"\0" * 10 + b"\xff\xff" + ip.packed
-        else:
-            packed = ip.packed
-    return packed + struct.pack("<H", int(port) & 0xFFFF)  # type: ignore[call-overload]
+        packed = _V4_MAPPED + socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        except OSError:
+            packed = host.encode("utf-8", "surrogateescape")
+    return packed + _PORT.pack(port)
+
+
+_V4_MAPPED: Final = b"\0" * 10 + b"\xff\xff"
+_PORT: Final = struct.Struct("<H")
 
 
 def check_id(value: str, what: str) -> bytes:
