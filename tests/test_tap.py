@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 
+from twisted.application.service import Application, MultiService
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import ILogObserver
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
-from vinom.tap import Options, lobby_description, parse_port_range, read_token_key
+from vinom.certs import ensure_dev_certificate
+from vinom.logs import LogFormatService
+from vinom.tap import (
+    Options,
+    lobby_description,
+    makeService,
+    parse_port_range,
+    read_token_key,
+)
 
 
 def parse(*argv: str) -> Options:
@@ -166,3 +179,67 @@ class TokenKeyTests(TestCase):
     def test_missing_file(self) -> None:
         e = self.assertRaises(usage.UsageError, parse, "--token-key-file", "/nonexistent/key")
         self.assertIn("--token-key-file", str(e))
+
+
+class MakeServiceTests(TestCase):
+    def make(self, *argv: str) -> tuple[object, MemoryReactor]:
+        reactor = MemoryReactor()
+        options = parse("--data-dir", self.mktemp(), *argv)
+        return makeService(options, reactor), reactor
+
+    def test_service_tree(self) -> None:
+        root, _ = self.make()
+        assert isinstance(root, MultiService)
+        self.assertEqual(
+            [s.name for s in root], ["hosting", "lobby", "lobby-listener"]
+        )
+
+    def test_listens_with_tls_on_the_injected_reactor(self) -> None:
+        root, reactor = self.make("--lobby", "ssl:7399:interface=127.0.0.1")
+        assert isinstance(root, MultiService)
+        root.startService()
+        self.addCleanup(root.stopService)
+        self.assertEqual(len(reactor.sslServers), 1)
+        port, _factory, _context, _backlog, interface = reactor.sslServers[0]
+        self.assertEqual((port, interface), (7399, "127.0.0.1"))
+        # No UDP port is held before a match needs one.
+        hosting = root.getServiceNamed("hosting")
+        self.assertEqual(hosting.running_games, 0)
+        self.assertEqual(hosting.allocator.available, 100)
+
+    def test_dev_certificate_made_once_then_reused(self) -> None:
+        data_dir = self.mktemp()
+        makeService(parse("--data-dir", data_dir), MemoryReactor())
+        cert = os.path.join(data_dir, "dev-cert.pem")
+        with open(cert, "rb") as f:
+            first = f.read()
+        makeService(parse("--data-dir", data_dir), MemoryReactor())
+        with open(cert, "rb") as f:
+            self.assertEqual(f.read(), first)
+
+    def test_given_certificate_is_used(self) -> None:
+        paths = ensure_dev_certificate(self.mktemp())
+        root, reactor = self.make(
+            "--certificate", str(paths.certificate), "--private-key", str(paths.private_key)
+        )
+        assert isinstance(root, MultiService)
+        root.startService()
+        self.addCleanup(root.stopService)
+        self.assertEqual(len(reactor.sslServers), 1)
+
+    def test_json_log_format_installs_an_observer(self) -> None:
+        stream = io.StringIO()
+        service = LogFormatService("json", stream)
+        application = Application("vinom")
+        service.setServiceParent(application)
+        observer = application.getComponent(ILogObserver)
+        self.assertIsNotNone(observer)
+        observer({"log_format": "hello {who}", "who": "world", "log_time": 0.0})
+        line = stream.getvalue()
+        self.assertTrue(line.endswith("\n"))
+        self.assertEqual(json.loads(line)["who"], "world")
+
+    def test_text_log_format_leaves_twistd_default(self) -> None:
+        application = Application("vinom")
+        LogFormatService("text").setServiceParent(application)
+        self.assertIsNone(application.getComponent(ILogObserver, None))
