@@ -180,7 +180,12 @@ class GameClientProtocol(DatagramProtocol):
         if connection is None:
             return
         now = self._clock.seconds()
-        out = connection.datagrams_to_send(now)
+        try:
+            out = connection.datagrams_to_send(now)
+            when = connection.get_timer()
+        except Exception:
+            self._error("connection failed building datagrams")
+            return
         transport = self.transport
         if out and transport is not None:
             for datagram, addr in out:
@@ -188,7 +193,6 @@ class GameClientProtocol(DatagramProtocol):
                     transport.write(datagram, addr)
                 except Exception:
                     self.send_errors += 1
-        when = connection.get_timer()
         timer = self._timer
         if when is None or self._stopping is not None:
             if timer is not None and timer.active():
