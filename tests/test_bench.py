@@ -120,3 +120,18 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_s"], 0)
         self.assertGreater(result["load_cpu_s"], 0)
         self.assertGreater(result["p99_ms"], 0)
+
+    def test_play(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--rooms", "3", "--warmup", "0.3", "--duration", "0.7"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "play")
+        self.assertEqual(result["players"], 6)
+        self.assertRate(result, "moves_per_s")
+        # Every applied move reaches both players of its room.
+        self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
+        self.assertEqual(result["errors"], 0)
+        self.assertGreater(result["server_cpu_us_per_move"], 0)
+        self.assertGreater(result["p99_ms"], 0)
+        self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])

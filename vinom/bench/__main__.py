@@ -19,6 +19,7 @@ from twisted.python import usage
 SCENARIOS = {
     "udp-echo": "vinom.bench.udp_echo",
     "handshake": "vinom.bench.handshake",
+    "play": "vinom.bench.play",
 }
 
 

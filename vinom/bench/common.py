@@ -10,7 +10,7 @@ from typing import Any
 from twisted.python import usage
 
 from vinom.bench import profile
-from vinom.bench.harness import Harness, Progress, Worker, cpu_plan
+from vinom.bench.harness import Harness, Progress, Worker, cpu_plan, report
 
 
 class ScenarioOptions(usage.Options):
@@ -140,6 +140,20 @@ class MeasuredRun:
         return max(windows) if windows else 0.0
 
 
+def report_failure(scenario: str, error: BaseException, options: ScenarioOptions) -> int:
+    """Print a failed run (table, JSON line with `error`, details on stderr); exit code 1."""
+    text = str(error) or repr(error)
+    first_line = text.splitlines()[0]
+    report(
+        f"{scenario}: FAILED",
+        [("error", first_line)],
+        {"scenario": scenario, "error": first_line},
+        table=options.show_table,
+    )
+    sys.stderr.write(f"{text}\n")
+    return 1
+
+
 def progress_for(options: ScenarioOptions, label: str, total_s: float) -> Progress:
     return Progress(label, total_s, enabled=None if not options["quiet"] else False)
 
@@ -151,4 +165,5 @@ __all__ = [
     "non_negative_float",
     "positive_int",
     "progress_for",
+    "report_failure",
 ]

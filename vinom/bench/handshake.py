@@ -23,6 +23,7 @@ from vinom.bench.common import (
     non_negative_float,
     positive_int,
     progress_for,
+    report_failure,
 )
 from vinom.bench.harness import (
     BenchError,
@@ -82,10 +83,7 @@ def run(options: Options) -> int:
             (result,) = measured.run(mark_server=True)
     except BenchError as e:
         progress.finish()
-        report("handshake: FAILED", [("error", str(e).splitlines()[0])],
-               {"scenario": "handshake", "error": str(e).splitlines()[0]},
-               table=options.show_table)
-        return 1
+        return report_failure("handshake", e, options)
     progress.finish()
     window = float(result["window_s"]) or 1e-9
     histogram = merge_histograms([result["histogram"]])

@@ -15,6 +15,7 @@ from vinom.bench.worker import emit, run_guarded
 # Kind -> "module:function" taking the settings dict and returning the result dict.
 KINDS = {
     "handshake": "vinom.bench.session_load:run_handshake",
+    "play": "vinom.bench.room_load:run_play",
 }
 
 
