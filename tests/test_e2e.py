@@ -89,7 +89,7 @@ class Reconnection(TestCase):
     timeout = 60
 
     async def test_socket_closed_mid_game_reconnects_and_finishes(self) -> None:
-        server = await start_server(self, "--session-timeout", "2.5", ports=2)
+        server = await start_server(self, "--session-timeout", "1", ports=2)
         game = GAMES.get("tictactoe")
         other = Deferred.fromCoroutine(
             play_bot(reactor, server.lobby, game, "steady", rng=random.Random(1))

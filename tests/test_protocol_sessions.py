@@ -134,6 +134,19 @@ class LivenessTests(SynchronousTestCase):
         net.run(2.1)
         self.assertEqual([e.reason for e in net.closed(None)], ["timeout"])
 
+    def test_idle_session_with_a_short_timeout_stays_up(self) -> None:
+        # Keepalives come at least three times per timeout on both sides, even
+        # when the timeout is shorter than the configured keepalive interval.
+        net = Net(session_timeout=1.0)
+        net.connect()
+        net.run(0.1)
+        start = net.now
+        net.run(10.0)
+        self.assertEqual(net.closed(None), [])
+        self.assertEqual(net.closed(CLIENT_ADDR), [])
+        self.assertGreaterEqual(count(net, CLIENT_ADDR, KEEPALIVE, start), 27)
+        self.assertGreaterEqual(count(net, SERVER_ADDR, KEEPALIVE, start), 27)
+
 
 class DisconnectTests(SynchronousTestCase):
     def test_client_disconnect_is_redundant_and_frees_the_session(self) -> None:

@@ -115,7 +115,9 @@ class ClientConnection:
         self._request = token.request_packet()
         self._response: bytes | None = None
         self._timeout = token.timeout_ms / 1000.0
-        self._keepalive = self.config.keepalive_interval
+        # Heard at least three times per timeout, so a lost keepalive or two never
+        # ends the session, whatever timeout the token sets.
+        self._keepalive = min(self.config.keepalive_interval, self._timeout / 3)
         self._attempt_deadline = now + self.config.attempt_timeout
         self._next_handshake = now
         self._last_recv = now

@@ -95,13 +95,17 @@ _ZERO_PADDING = bytes(REQUEST_SIZE - PADDING_START)
 # Timers never fire sooner than this after they are set, so a layer that keeps
 # asking for "now" cannot spin the event loop.
 _MIN_TIMER_DELAY = 0.001
+# A peer hears from us at least this many times per session timeout, so one or
+# two lost keepalives never end a session (whatever timeout the token sets).
+KEEPALIVES_PER_TIMEOUT = 3
 
 
 class _Session:
     """One authenticated peer (mutable, one per session: not per packet)."""
 
     __slots__ = (
-        "address", "busy", "closed", "dirty", "id", "last_recv", "last_sent", "match_id",
+        "address", "busy", "closed", "dirty", "id", "keepalive", "last_recv", "last_sent",
+        "match_id",
         "player_id", "reliability", "rx", "rx_key", "timeout", "token_nonce", "tx", "tx_key",
         "tx_seq", "user_data", "wake", "window",
     )
@@ -126,6 +130,8 @@ class _Session:
         self.window = ReplayWindow()
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0
+        # Set by the endpoint: its keepalive interval, shortened for a short timeout.
+        self.keepalive = self.timeout / KEEPALIVES_PER_TIMEOUT
         self.last_recv = now
         self.last_sent = now
         self.wake = _INF
@@ -497,6 +503,7 @@ class ServerEndpoint:
         self._next_session_id = sid + 1
         s = _Session(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
                      _random_u48(self._random_bytes), now)
+        s.keepalive = min(self._keepalive, s.keepalive)
         s.window.mark(response_seq)
         self._arm(s, rx)
         self._sessions[sid] = s
@@ -582,13 +589,13 @@ class ServerEndpoint:
                 self._seal(s, PAYLOAD, body)
             s.last_sent = now
             s.busy = True
-        elif now - s.last_sent >= self._keepalive:
+        elif now - s.last_sent >= s.keepalive:
             self._seal(s, KEEPALIVE, b"")
             s.last_sent = now
         self._schedule(s, now)
 
     def _schedule(self, s: _Session, now: float) -> None:
-        when = s.last_sent + self._keepalive
+        when = s.last_sent + s.keepalive
         deadline = s.last_recv + s.timeout
         if deadline < when:
             when = deadline
