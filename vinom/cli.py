@@ -21,7 +21,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
@@ -399,7 +399,6 @@ async def bots_command(
     game = find_game(options["game"], registry)
     lobby: LobbyAddress = options["address"]
     count: int = options["count"]
-    master = random.Random(options["seed"])
     started = reactor.seconds()
     lines = not options["json"] and not options["quiet"] and count <= BOT_LINES_UP_TO
     if not options["json"] and count % game.match_size:
@@ -409,28 +408,16 @@ async def bots_command(
             "to fill a match\n"
         )
     await check_lobby(reactor, lobby)
-    names = [f"{options['name']}{i}" for i in range(count)]
-    running: list[Deferred[BotReport]] = []
-    for name in names:
-        d = Deferred.fromCoroutine(
-            play_bot(
-                reactor, lobby, game, name,
-                rng=random.Random(master.random()), think_time=options["think"],
-            )
-        )
-        if lines:
-            d.addCallback(_print_line, out)
-        running.append(d)
-    timer = None
-    if options["timeout"] > 0:
-        timer = reactor.callLater(options["timeout"], _cancel_all, running)
-    results = await DeferredList(running, consumeErrors=True)
-    if timer is not None and timer.active():
-        timer.cancel()
-    reports = [
-        _report(name, ok, value, options["timeout"])
-        for name, (ok, value) in zip(names, results, strict=True)
-    ]
+    reports = await run_bot_fleet(
+        reactor,
+        lobby,
+        game,
+        [f"{options['name']}{i}" for i in range(count)],
+        seed=options["seed"],
+        think_time=options["think"],
+        timeout=options["timeout"],
+        on_report=(lambda report: out.write(bot_line(report) + "\n")) if lines else None,
+    )
     summary = summarize(game.name, reports, reactor.seconds() - started)
     if options["json"]:
         summary["reports"] = [_report_json(r) for r in reports]
@@ -445,8 +432,44 @@ async def bots_command(
     return 1 if failed else 0
 
 
-def _print_line(report: BotReport, out: TextIO) -> BotReport:
-    out.write(bot_line(report) + "\n")
+async def run_bot_fleet(
+    reactor: Any,
+    lobby: LobbyAddress,
+    game: IGame,
+    names: Sequence[str],
+    *,
+    seed: int | None = None,
+    think_time: float = 0.0,
+    timeout: float = 0.0,
+    on_report: Callable[[BotReport], object] | None = None,
+) -> list[BotReport]:
+    """One `play_bot` per name, all at once; after `timeout` (if > 0) the rest are cancelled.
+
+    Reports come back in the order of `names`; a cancelled bot's outcome is `timeout`.
+    """
+    master = random.Random(seed)
+    running: list[Deferred[BotReport]] = []
+    for name in names:
+        d = Deferred.fromCoroutine(
+            play_bot(
+                reactor, lobby, game, name,
+                rng=random.Random(master.random()), think_time=think_time,
+            )
+        )
+        d.addCallback(_report_ok, timeout)
+        if on_report is not None:
+            d.addCallback(_tell, on_report)
+        running.append(d)
+    timer = reactor.callLater(timeout, _cancel_all, running) if timeout > 0 else None
+    results = await DeferredList(running, consumeErrors=True)
+    if timer is not None and timer.active():
+        timer.cancel()
+    return [_report(name, ok, value, timeout) for name, (ok, value) in zip(names, results,
+                                                                          strict=True)]
+
+
+def _tell(report: BotReport, on_report: Callable[[BotReport], object]) -> BotReport:
+    on_report(report)
     return report
 
 
@@ -456,14 +479,19 @@ def _cancel_all(running: Sequence[Deferred[BotReport]]) -> None:
             d.cancel()
 
 
+def _report_ok(report: BotReport, timeout: float) -> BotReport:
+    # play_bot reports a cancellation before its match as an error: call it what it is.
+    if report.outcome == "error" and report.error and "CancelledError" in report.error:
+        return BotReport(
+            report.name, report.player_id, report.match_id, "timeout",
+            error=f"no match within {timeout:g} s",
+        )
+    return report
+
+
 def _report(name: str, ok: bool, value: Any, timeout: float) -> BotReport:
     if ok:
         report: BotReport = value
-        if report.error and "CancelledError" in report.error:
-            return BotReport(
-                report.name, report.player_id, report.match_id, "timeout",
-                error=f"still waiting after {timeout:g} s",
-            )
         return report
     failure: Failure = value
     if failure.check(CancelledError):

@@ -667,6 +667,7 @@ class TerminalApp:
         self.ended = message
         self.autopilot = False
         self.set_notice(self.result_text(message) + "  (q quits)", BOLD)
+        self.redraw()
         return message
 
     def _set_remaining(self, remaining: object) -> None:
