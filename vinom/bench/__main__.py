@@ -20,6 +20,7 @@ SCENARIOS = {
     "udp-echo": "vinom.bench.udp_echo",
     "handshake": "vinom.bench.handshake",
     "play": "vinom.bench.play",
+    "sessions": "vinom.bench.sessions",
 }
 
 

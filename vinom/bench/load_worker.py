@@ -16,6 +16,7 @@ from vinom.bench.worker import emit, run_guarded
 KINDS = {
     "handshake": "vinom.bench.session_load:run_handshake",
     "play": "vinom.bench.room_load:run_play",
+    "sessions": "vinom.bench.room_load:run_sessions",
 }
 
 

@@ -23,6 +23,7 @@ import msgpack
 from vinom.bench.loadgen import DONE, Latencies, Timeline
 from vinom.bench.server_worker import match_id, player_id
 from vinom.bench.session_load import Client, Driver, host_of, make_issuer, raise_fd_limit
+from vinom.bench.worker import emit
 from vinom.hosting.interfaces import HostAddress
 from vinom.protocol.events import RELIABLE
 from vinom.rooms.messages import encode_action
@@ -60,6 +61,7 @@ class RoomDriver(Driver):
         raise_fd_limit(2 * len(self.rooms) + 64)
         wanted = [(room, seat) for room in self.rooms for seat in (0, 1)]
         deadline = time.perf_counter() + limit
+        next_progress = 0.0
         started = 0
         while self.connected + self.failed < len(wanted):
             now = time.perf_counter()
@@ -73,6 +75,9 @@ class RoomDriver(Driver):
                 client.data = Player(player_id(room, seat))
                 started += 1
             self.step(0.01)
+            if now >= next_progress:
+                next_progress = now + 0.5
+                emit("progress", phase="connect", count=self.connected, elapsed=0.0)
             if now > deadline:
                 raise RuntimeError(
                     f"only {self.connected} of {len(wanted)} players connected in {limit:g} s"
@@ -151,6 +156,50 @@ def run_play(settings: dict[str, Any]) -> dict[str, Any]:
         "window_s": timeline.window_s,
         "load_cpu_s": timeline.load_cpu_s,
         "histogram": driver.latencies.encoded(),
+        "send_errors": driver.send_errors,
+    }
+    driver.close()
+    return result
+
+
+class IdleDriver(RoomDriver):
+    """Players that connect and then only keep their sessions alive."""
+
+    def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
+        self.messages += 1
+
+
+def run_sessions(settings: dict[str, Any]) -> dict[str, Any]:
+    driver = IdleDriver(settings)
+    started = time.perf_counter()
+    driver.connect_all(float(settings.get("connect_limit", 120.0)))
+    connect_s = time.perf_counter() - started
+    connect_failures = driver.failed
+
+    def on_measure() -> None:
+        driver.messages = 0
+        driver.errors = 0
+        driver.error_codes.clear()
+
+    timeline = Timeline(
+        float(settings["warmup"]),
+        float(settings["duration"]),
+        on_measure=on_measure,
+        progress=lambda: {"count": driver.connected - driver.failed},
+    )
+    timeline.start()
+    while timeline.check(driver.step(0.1)) != DONE:
+        pass
+    result = {
+        "sessions": driver.connected - driver.failed,
+        "connect_s": connect_s,
+        "failed_to_connect": connect_failures,
+        "events": dict(driver.events),
+        "messages": driver.messages,
+        "errors": driver.errors,
+        "error_codes": dict(driver.error_codes),
+        "window_s": timeline.window_s,
+        "load_cpu_s": timeline.load_cpu_s,
         "send_errors": driver.send_errors,
     }
     driver.close()
