@@ -1,15 +1,18 @@
 """Packaging for vinom, a Twisted framework for real-time multiplayer game servers."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="vinom",
     version="0.1.0",
     description="A Twisted framework for real-time multiplayer game servers",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["vinom", "vinom.*"]) + ["twisted.plugins"],
+    # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
+    packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
     package_data={"vinom": ["py.typed"]},
     install_requires=[
         # The reactor, protocols, twistd and the plugin system; the tls extra
