@@ -94,7 +94,7 @@ class ConstructionTests(TestCase):
 
 
 class LayoutTests(TestCase):
-    """The exact bytes of docs/protocol-reliability.md's test vectors."""
+    """The exact bytes of the reliability test vectors in docs/protocol.md."""
 
     def test_first_body_with_one_message_per_channel(self) -> None:
         side = endpoint()
@@ -554,7 +554,7 @@ class LimitTests(TestCase):
 def documented_vectors() -> dict[str, list[bytes]]:
     """The test vectors block of the reliability spec: a description, then hex lines."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for name in ("protocol-reliability.md", "protocol.md"):
+    for name in ("protocol.md",):
         path = os.path.join(root, "docs", name)
         if not os.path.exists(path):
             continue

@@ -2,7 +2,7 @@
 
 The endpoints encrypt, number and authenticate packets; what travels inside a
 `payload` packet is one body of the reliability layer (channels, acks, resends,
-fragments: vinom/protocol/reliability.py, docs/protocol-reliability.md). The
+fragments: vinom/protocol/reliability.py, docs/protocol.md section 13). The
 endpoints know that layer only through this structural type, and make one per
 session with a factory taking `now`.
 """

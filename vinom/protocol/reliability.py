@@ -6,7 +6,7 @@ body this module builds into one `payload` packet and hands every decrypted body
 Nothing here touches a socket, a reactor or a clock: every call takes `now` (seconds).
 
 Design (Gaffer On Games' "reliable ordered messages", reliable.io, with RFC 6298
-timers); docs/protocol-reliability.md is the byte-exact specification:
+timers); docs/protocol.md section 13 is the byte-exact specification:
 
 - Every body begins with a 16-bit packet sequence, the latest packet sequence received
   from the peer (`ack`) and a 32-bit bitfield of the 32 sequences before it. Acks are
