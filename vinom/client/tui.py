@@ -931,8 +931,30 @@ class CursesScreen:
         while True:
             key = self.window.getch()
             if key == -1:
-                return keys
+                return decode_arrows(keys)
             keys.append(key)
+
+
+# Arrow keys as terminals send them outside keypad mode (ESC [ A) or inside it
+# (ESC O A); curses decodes only the form terminfo names, and a stray "ESC [ B"
+# must not turn into the keys ESC, '[' and 'B' (autopilot).
+_ARROWS = {ord("A"): curses.KEY_UP, ord("B"): curses.KEY_DOWN, ord("C"): curses.KEY_RIGHT,
+           ord("D"): curses.KEY_LEFT}
+
+
+def decode_arrows(keys: Sequence[int]) -> list[int]:
+    """Replace undecoded arrow-key escape sequences in `keys` with curses key codes."""
+    decoded: list[int] = []
+    i = 0
+    while i < len(keys):
+        if (keys[i] == KEY_ESCAPE and i + 2 < len(keys) and keys[i + 1] in (ord("["), ord("O"))
+                and keys[i + 2] in _ARROWS):
+            decoded.append(_ARROWS[keys[i + 2]])
+            i += 3
+        else:
+            decoded.append(keys[i])
+            i += 1
+    return decoded
 
 
 def _attributes() -> dict[int, int]:
