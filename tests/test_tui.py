@@ -661,3 +661,42 @@ def _tail(output: bytes) -> str:
     text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b" ", output[-2000:])
     return text.decode("utf-8", "replace")
 
+
+
+class InProcessAppTests(TestCase):
+    """The whole app (lobby, queue, UDP match) in this process against a real server."""
+
+    timeout = 60
+
+    async def test_queue_play_lose_the_socket_reconnect_and_finish(self) -> None:
+        server = await start_server(self, "--session-timeout", "1", ports=2)
+        game = GameRegistry.from_plugins().get("tictactoe")
+        screen = FakeScreen()
+        app = tui.TerminalApp(reactor, server.lobby, game, "ada", screen, reconnect_delay=0.3)
+        done = app.start()
+        await wait_for(lambda: "queued for tictactoe" in screen.text(), "the queue")
+        bot = Deferred.fromCoroutine(play_bot(
+            reactor, server.lobby, game, "bob", rng=random.Random(1), think_time=0.05))
+        await wait_for(lambda: app.session is not None and app.session.phase == "playing",
+                       "the match")
+        session = app.session
+        assert session is not None and session.protocol is not None
+        self.assertIn("you play", screen.text())
+        first = session.protocol
+
+        # The socket goes away without a word to the host: the app comes back by itself.
+        assert first.transport is not None
+        await first.transport.stopListening()
+        await wait_for(lambda: session.protocol is not first and session.welcome is not None
+                       and session.welcome["reconnected"], "the reconnection")
+        self.assertEqual(app.notice, "reconnected")
+
+        # The bot plays for us to the end of the match.
+        app.handle_key(ord("B"))
+        final = await session.finished
+        self.assertEqual(final["p"], "finished")
+        self.assertIn("game over", screen.text())
+        report = await bot
+        self.assertEqual(report.outcome, "finished")
+        app.handle_key(ord("q"))
+        self.assertEqual(await done, 0)

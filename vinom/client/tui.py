@@ -39,7 +39,7 @@ from zope.interface import implementer
 
 from vinom.client.bots import LobbyAddress
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import LobbyClient, Queued, Welcome, connect_lobby
+from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
 from vinom.games.interfaces import IBot, IGame
 from vinom.games.maze import DIRECTIONS, cell_reward
 
@@ -59,6 +59,8 @@ TICK_SECONDS = 0.25
 QUIT_GRACE = 2.0
 RECONNECT_ATTEMPTS = 10
 RECONNECT_DELAY = 2.0
+# Lobby answers to `reconnect` that no retry will change.
+FINAL_RECONNECT_ERRORS = ("bad_secret", "no_active_match")
 
 
 class Canvas:
@@ -521,6 +523,7 @@ class TerminalApp:
     remaining: float | None = None
     remaining_at: float = 0.0
     quitting: bool = False
+    reconnect_delay: float = RECONNECT_DELAY
     done: Deferred[int] = field(factory=Deferred)
     _bot: IBot | None = None
 
@@ -607,17 +610,25 @@ class TerminalApp:
                 self.outstanding.clear()
                 self.ui.settled()
                 await connect_game(self.reactor, found, session=session)
+            except LobbyError as e:
+                if e.code in FINAL_RECONNECT_ERRORS:
+                    last = e
+                    break
+                last = e
             except Exception as e:  # the lobby or host may be back in a moment
                 last = e
-                self.set_notice(f"reconnecting (attempt {attempt + 2}): {e}", ERROR)
-                await _sleep(self.reactor, RECONNECT_DELAY)
-                continue
-            self._watch(session)
-            self.set_notice("reconnected", GOOD)
-            return
+            else:
+                self._watch(session)
+                self.set_notice("reconnected", GOOD)
+                self.redraw()
+                return
+            self.set_notice(f"reconnecting (attempt {attempt + 2}): {last}", ERROR)
+            self.redraw()
+            await _sleep(self.reactor, self.reconnect_delay)
         self.error = f"could not reconnect: {last}"
         self.exit_code = 1
         self.set_notice(self.error + " (q quits)", ERROR)
+        self.redraw()
 
     # -- messages from the game host --------------------------------------------
 
@@ -769,7 +780,10 @@ class TerminalApp:
     def _leave(self) -> Deferred[None]:
         session, client = self.session, self.lobby_client
         if session is not None and session.protocol is not None:
-            d = session.leave() if self.ended is None else session.disconnect()
+            try:
+                d = session.leave() if self.ended is None else session.disconnect()
+            except Exception:  # a session that already ended cannot send its goodbye
+                d = succeed(None)
         elif client is not None:
             d = client.close()
         else:
