@@ -24,7 +24,7 @@ from attrs import evolve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
@@ -686,7 +686,7 @@ class InProcessAppTests(TestCase):
 
         # The socket goes away without a word to the host: the app comes back by itself.
         assert first.transport is not None
-        await first.transport.stopListening()
+        await maybeDeferred(first.transport.stopListening)
         await wait_for(lambda: session.protocol is not first and session.welcome is not None
                        and session.welcome["reconnected"], "the reconnection")
         self.assertEqual(app.notice, "reconnected")
