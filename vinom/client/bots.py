@@ -17,7 +17,7 @@ from attrs import define, field, frozen
 from twisted.internet.defer import Deferred, DeferredList
 
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import connect_lobby
+from vinom.client.lobby import LobbyClient, connect_lobby
 from vinom.games.interfaces import IBot, IGame
 
 
@@ -122,6 +122,7 @@ async def play_bot(
     """One bot: hello, queue for `game`, connect over UDP, play to the end, disconnect."""
     player_id: str | None = None
     match_id: str | None = None
+    client: LobbyClient | None = None
     try:
         client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
         welcome = await client.hello(name)
@@ -131,6 +132,11 @@ async def play_bot(
         session = await connect_game(reactor, found)
     except Exception as e:  # a bot reports what went wrong; it does not crash its runner
         return BotReport(name, player_id, match_id, "error", error=f"{type(e).__name__}: {e}")
+    finally:
+        # The lobby closes the connection after match_found; on any other way out
+        # (an error, a cancelled bot) close it ourselves.
+        if client is not None and not client.protocol.closed.called:
+            client.close()
     driver = BotDriver(session, game.make_bot(welcome.player_id, rng or random.Random()),
                        think_time, reactor)
     driver.attach()

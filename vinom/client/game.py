@@ -116,10 +116,12 @@ class GameSession:
             self.phase = message["p"]
             _call(self.on_state, message)
         elif kind == "welcome":
-            # A new session (first or after a reconnection): the state that follows
-            # is the current one even if its version equals the one we hold.
             self.welcome = message
-            self.version = -1
+            if message["reconnected"]:
+                # A new session after a reconnection: the state that follows is the
+                # current one even if its version equals the one we hold. (On a first
+                # session an unreliable state may overtake the welcome: keep it.)
+                self.version = -1
             _call(self.on_welcome, message)
         elif kind == "phase":
             self.phase = message["p"]
