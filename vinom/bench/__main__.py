@@ -21,6 +21,7 @@ SCENARIOS = {
     "handshake": "vinom.bench.handshake",
     "play": "vinom.bench.play",
     "sessions": "vinom.bench.sessions",
+    "match": "vinom.bench.match",
 }
 
 

@@ -18,6 +18,7 @@ class ScenarioOptions(usage.Options):
 
     optFlags = [
         ["no-pin", None, "Do not pin the server and the load to separate cores."],
+        ["profile-load", None, "With --profile: sample the (first) load process, not the server."],
         ["quiet", "q", "No progress bar."],
         ["json", None, "Print only the JSON line (no table)."],
     ]
@@ -86,13 +87,15 @@ class MeasuredRun:
         harness: Harness,
         server: Worker,
         loads: Sequence[Worker],
-        profile_dir: str | None = None,
+        options: ScenarioOptions,
         profile_name: str = "server",
         window_s: float = 10.0,
     ) -> None:
         self.harness = harness
-        self.profile_dir = profile_dir
-        self.profile_name = profile_name
+        self.profile_dir: str | None = options["profile"]
+        profile_load = bool(options["profile-load"])
+        self.profile_target = loads[0] if profile_load and loads else server
+        self.profile_name = profile_name + ("-load" if profile_load else "")
         self.expected_window_s = window_s
         self.hotspots: list[profile.Hotspot] = []
         self.server = server
@@ -110,7 +113,7 @@ class MeasuredRun:
         if self.profile_dir is not None:
             os.makedirs(self.profile_dir, exist_ok=True)
             path = os.path.join(self.profile_dir, f"{self.profile_name}.txt")
-            profiler = profile.start(self.server.pid, path, self.expected_window_s)
+            profiler = profile.start(self.profile_target.pid, path, self.expected_window_s)
         if mark_server:
             self.server.send({"type": "mark"})
             self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))
@@ -121,7 +124,7 @@ class MeasuredRun:
             profile.stop(profiler)
             self.hotspots = profile.summarize(path)
             profile.write_summary(
-                self.hotspots, sys.stderr, f"server profile ({self.profile_name}): {path}"
+                self.hotspots, sys.stderr, f"profile ({self.profile_name}): {path}"
             )
         if mark_server:
             self.server.send({"type": "mark"})

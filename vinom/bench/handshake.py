@@ -78,7 +78,7 @@ def run(options: Options) -> int:
                 load_cpus[0],
             )
             measured = MeasuredRun(
-                harness, server, [load], options["profile"], "handshake", options["duration"]
+                harness, server, [load], options, "handshake", options["duration"]
             )
             (result,) = measured.run(mark_server=True)
     except BenchError as e:

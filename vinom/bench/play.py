@@ -112,7 +112,7 @@ def run(options: Options) -> int:
                     )
                 )
             measured = MeasuredRun(
-                harness, server, loads, options["profile"], "play", options["duration"]
+                harness, server, loads, options, "play", options["duration"]
             )
             results = measured.run(mark_server=True)
     except BenchError as e:

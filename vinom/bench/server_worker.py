@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import sys
 import time
 from typing import Any
@@ -91,11 +93,124 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any],
     return ready, counters
 
 
+def free_tcp_port(interface: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((interface, 0))
+        return int(probe.getsockname()[1])
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the OS picks client ports from (Linux; a common default elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_udp_range(interface: str, size: int, attempts: int = 200) -> tuple[int, int]:
+    """`size` consecutive UDP ports, all free now and outside the ephemeral range.
+
+    Outside it because every client socket of the load (and of anything else on
+    the machine) takes an ephemeral port, and a game host must be able to bind
+    its port whenever the allocator hands it out.
+    """
+    rng = random.Random()
+    low_ephemeral, high_ephemeral = ephemeral_ports()
+    candidates = [(1024, low_ephemeral - size), (high_ephemeral + 1, 65535 - size)]
+    candidates = [(a, b) for a, b in candidates if b > a]
+    if not candidates:
+        raise RuntimeError(f"no room for {size} UDP ports outside the ephemeral range")
+    for _ in range(attempts):
+        first, last = rng.choice(candidates)
+        low = rng.randrange(max(first, 10000) if last > 10000 else first, last)
+        probes: list[socket.socket] = []
+        try:
+            for port in range(low, low + size):
+                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                probes.append(probe)
+                probe.bind((interface, port))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return low, low + size - 1
+    raise RuntimeError(f"no {size} consecutive free UDP ports found")
+
+
+def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The whole vinom server of `twistd vinom` (makeService), on free loopback ports."""
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from vinom import tap
+
+    # Warnings and errors to our stderr (kept by the harness), nothing else: the
+    # log buffer must not grow with the run (soak measures memory).
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(sys.stderr),
+                [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)],
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    interface = "127.0.0.1"
+    lobby_port = free_tcp_port(interface)
+    low, high = free_udp_range(interface, int(settings.get("udp_ports", 256)))
+    options = tap.Options()
+    options.parseOptions(
+        [
+            "--lobby", f"ssl:{lobby_port}:interface={interface}",
+            "--udp-ports", f"{low}-{high}",
+            "--udp-interface", interface,
+            "--public-host", interface,
+            "--data-dir", settings["data_dir"],
+            # One address for every bench client: lift the per-IP abuse limits.
+            "--max-connections-per-ip", "1000000",
+            "--frame-rate", "1000",
+            "--frame-burst", "1000",
+            *settings.get("extra_args", []),
+        ]
+    )  # fmt: skip
+    root = tap.makeService(options, reactor)
+    rss_empty = rss_bytes()
+    root.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    from vinom.certs import CERT_FILE
+
+    trust = os.path.join(settings["data_dir"], CERT_FILE)
+    hosting = root.getServiceNamed("hosting")
+
+    def counters() -> dict[str, Any]:
+        return _hosting_counters(hosting)
+
+    ready = {"lobby_port": lobby_port, "trust": trust, "udp_ports": [low, high],
+             "rss_empty": rss_empty}
+    return ready, counters
+
+
+def _hosting_counters(hosting: Any) -> dict[str, Any]:
+    """Games the hosting service is running now."""
+    running = getattr(hosting, "running_games", None)
+    return {"running_games": running if isinstance(running, int) else -1}
+
+
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
     reactor = global_reactor()
     if kind == "rooms":
         ready, counters = start_rooms(reactor, settings)
+    elif kind == "server":
+        ready, counters = start_server(reactor, settings)
     else:
         raise ValueError(f"unknown server kind {kind!r}")
 

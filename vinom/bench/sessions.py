@@ -107,7 +107,7 @@ def run(options: Options) -> int:
                     )
                 )
             measured = MeasuredRun(
-                harness, server, loads, options["profile"], "sessions", options["duration"]
+                harness, server, loads, options, "sessions", options["duration"]
             )
             results = measured.run(mark_server=True)
     except BenchError as e:

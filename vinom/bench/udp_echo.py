@@ -84,7 +84,7 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
             load_args += ["--key", key.hex()]
         load = harness.spawn(f"{mode}-load", "vinom.bench.echo_load", load_args, load_cpus[0])
         measured = MeasuredRun(
-            harness, server, [load], options["profile"], f"udp-echo-{mode}", options["duration"]
+            harness, server, [load], options, f"udp-echo-{mode}", options["duration"]
         )
         (result,) = measured.run(mark_server=True)
     finally:
