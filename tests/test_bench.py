@@ -135,3 +135,94 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreater(result["p99_ms"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
+
+    def test_sessions(self) -> None:
+        code, result, stderr = run_bench(
+            "sessions", "--sessions", "20", "--warmup", "0.2", "--duration", "1"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "sessions")
+        self.assertEqual(result["sessions"], 20)
+        self.assertEqual(result["errors"], 0)
+        self.assertEqual(result["failed_to_connect"], 0)
+        # Twenty idle sessions cost too little CPU to measure in a second.
+        self.assertGreaterEqual(result["server_cpu_pct"], 0)
+        self.assertLess(result["server_cpu_pct"], 100)
+        # Keepalives flow both ways while the sessions are idle.
+        self.assertGreater(result["server_datagrams_per_s"], 0)
+        self.assertGreater(result["rss_bytes_per_session"], 0)
+
+    def test_match(self) -> None:
+        code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10")
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "match")
+        self.assertEqual(result["clients"], 20)
+        self.assertEqual(result["errors"], 0)
+        self.assertRate(result, "clients_per_s")
+        self.assertGreater(result["wall_s"], 0)
+        self.assertGreater(result["p99_ms"], 0)
+        self.assertGreater(result["server_cpu_ms_per_client"], 0)
+
+    def test_soak(self) -> None:
+        code, result, stderr = run_bench(
+            "soak", "--bots", "4", "--warmup", "0.5", "--duration", "3", "--think", "0",
+            "--seed", "1",
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "soak")
+        self.assertEqual(result["errors"], 0)
+        self.assertGreaterEqual(result["games"], 0)
+        self.assertGreater(result["moves"], 0)
+        self.assertGreater(result["rss_start_bytes"], 0)
+        self.assertGreater(result["rss_end_bytes"], 0)
+
+
+class LoadCommandTests(unittest.TestCase):
+    """`vinom load` (vinom.bench.load.main) against a real server in a child process."""
+
+    def test_bots_play_and_summary(self) -> None:
+        data_dir = self.mktemp()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "vinom.bench.server_worker", "server",
+             json.dumps({"data_dir": data_dir, "udp_ports": 16})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env, cwd=ROOT,
+        )  # fmt: skip
+
+        def stop_server() -> None:
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.close()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            server.stdout.close()
+
+        self.addCleanup(stop_server)
+        assert server.stdout is not None
+        ready = json.loads(server.stdout.readline())
+        self.assertEqual(ready["type"], "ready")
+        done = subprocess.run(
+            [sys.executable, "-m", "vinom.bench.load",
+             "--lobby", f"127.0.0.1:{ready['lobby_port']}", "--trust", ready["trust"],
+             "--game", "maze", "--bots", "4", "--duration", "5", "--think", "0",
+             "--json", "--quiet"],
+            capture_output=True, timeout=60, env=env, cwd=ROOT, check=False,
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stderr.decode())
+        summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        self.assertEqual(summary["bots"], 4)
+        self.assertEqual(summary["errors"], 0)
+        self.assertGreaterEqual(summary["matches_started"], 2)
+        self.assertGreater(summary["moves"], 0)
+        self.assertGreater(summary["move_p99_ms"], 0)
+
+    def test_usage_error(self) -> None:
+        from vinom.bench import load
+
+        self.assertEqual(load.main(["--lobby", "nonsense"]), 2)
+        self.assertEqual(load.parse_lobby("example.org:7350"), ("example.org", 7350))
+        self.assertEqual(load.parse_lobby("[::1]:7350"), ("::1", 7350))

@@ -22,6 +22,7 @@ SCENARIOS = {
     "play": "vinom.bench.play",
     "sessions": "vinom.bench.sessions",
     "match": "vinom.bench.match",
+    "soak": "vinom.bench.soak",
 }
 
 

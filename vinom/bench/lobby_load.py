@@ -175,6 +175,7 @@ class Fleet:
         self.finished_games: set[str] = set()
         self.errors: Counter[str] = Counter()
         self.active: set[GameSession] = set()
+        self.lobbies: set[LobbyClient] = set()
         self.in_lobby = 0
 
     # -- figures --------------------------------------------------------------
@@ -242,6 +243,9 @@ class Fleet:
     def stop_now(self) -> None:
         """End the run: bots stop after their current step; sessions leave."""
         self.stop_at = 0.0
+        # Bots waiting in a queue would wait for a partner forever: hang up.
+        for lobby in list(self.lobbies):
+            lobby.close()
         for session in list(self.active):
             if not session.finished.called:
                 session.finished.callback({"p": "stopped"})
@@ -260,10 +264,12 @@ class Fleet:
         self.in_lobby += 1
         try:
             lobby = await connect_lobby(self.reactor, self.lobby)
+            self.lobbies.add(lobby)
             try:
                 welcome = await lobby.hello(name)
                 found = await lobby.queue(self.game.name)
             finally:
+                self.lobbies.discard(lobby)
                 lobby.close()
         finally:
             self.in_lobby -= 1
