@@ -104,7 +104,7 @@ class MeasuredRun:
         self.results: list[dict[str, Any]] = []
         self.server_marks: list[dict[str, Any]] = []
 
-    def run(self, mark_server: bool = False) -> list[dict[str, Any]]:
+    def run(self, mark_server: bool = False, census: bool = False) -> list[dict[str, Any]]:
         """Wait through the window; returns every load's `result` message."""
         for load in self.loads:
             self.harness.wait_for(load, "measuring")
@@ -115,8 +115,8 @@ class MeasuredRun:
             path = os.path.join(self.profile_dir, f"{self.profile_name}.txt")
             profiler = profile.start(self.profile_target.pid, path, self.expected_window_s)
         if mark_server:
-            self.server.send({"type": "mark"})
-            self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))
+            self.server.send({"type": "mark", "census": census})
+            self.server_marks.append(self.harness.wait_for(self.server, "mark", 60))
         for load in self.loads:
             self.harness.wait_for(load, "window_end")
         end = self.server.cpu_seconds()
@@ -127,8 +127,8 @@ class MeasuredRun:
                 self.hotspots, sys.stderr, f"profile ({self.profile_name}): {path}"
             )
         if mark_server:
-            self.server.send({"type": "mark"})
-            self.server_marks.append(self.harness.wait_for(self.server, "mark", 10))
+            self.server.send({"type": "mark", "census": census})
+            self.server_marks.append(self.harness.wait_for(self.server, "mark", 60))
         self.server_cpu_s = end - start
         self.results = [self.harness.wait_for(load, "result") for load in self.loads]
         return self.results

@@ -16,12 +16,14 @@ all, and reports the lobby port and dev certificate.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
 import socket
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from vinom.bench.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
@@ -189,9 +191,20 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
 
     trust = os.path.join(settings["data_dir"], CERT_FILE)
     hosting = root.getServiceNamed("hosting")
+    lobby = root.getServiceNamed("lobby")
 
     def counters() -> dict[str, Any]:
-        return _hosting_counters(hosting)
+        out = _hosting_counters(hosting)
+        store = getattr(lobby, "store", None)
+        for name in ("player_count", "placement_count"):
+            value = getattr(store, name, None)
+            if isinstance(value, int):
+                out[f"store_{name}"] = value
+        for name in ("_connections", "_pending", "_waiting"):
+            value = getattr(lobby, name, None)
+            if value is not None and hasattr(value, "__len__"):
+                out[f"lobby{name}"] = len(value)
+        return out
 
     ready = {"lobby_port": lobby_port, "trust": trust, "udp_ports": [low, high],
              "rss_empty": rss_empty}
@@ -202,6 +215,16 @@ def _hosting_counters(hosting: Any) -> dict[str, Any]:
     """Games the hosting service is running now."""
     running = getattr(hosting, "running_games", None)
     return {"running_games": running if isinstance(running, int) else -1}
+
+
+def census(top: int = 40) -> dict[str, int]:
+    """Live objects by type (the most numerous `top`): where memory growth comes from."""
+    gc.collect()
+    counts: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        kind = type(obj)
+        counts[f"{kind.__module__}.{kind.__qualname__}"] += 1
+    return dict(counts.most_common(top))
 
 
 def main() -> None:
@@ -215,7 +238,10 @@ def main() -> None:
         raise ValueError(f"unknown server kind {kind!r}")
 
     def mark(command: dict[str, Any]) -> dict[str, Any]:
-        return {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": counters()}
+        reply = {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": counters()}
+        if command.get("census"):
+            reply["census"] = census()
+        return reply
 
     control = start_control(reactor, {"mark": mark})
     control.emit("ready", pid=os.getpid(), **ready)

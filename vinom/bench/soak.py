@@ -35,6 +35,10 @@ from vinom.bench.harness import BenchError, Harness, merge_histograms, percentil
 class Options(ScenarioOptions):
     synopsis = "[options]"
     longdesc = __doc__
+    optFlags = [
+        ["census", None, "Count the server's live objects by type at both ends of the window "
+                         "and report the types that grew (slow: a full heap walk)."],
+    ]
     optParameters = [
         ["bots", "b", "1000", "Bots playing at once."],
         ["game", "g", "maze", "Game the bots play."],
@@ -98,7 +102,7 @@ def run(options: Options) -> int:
                 load_cpus[0],
             )
             measured = MeasuredRun(harness, server, [load], options, "soak", options["duration"])
-            (result,) = measured.run(mark_server=True)
+            (result,) = measured.run(mark_server=True, census=options["census"])
     except BenchError as e:
         progress.finish()
         return report_failure("soak", e, options)
@@ -132,6 +136,12 @@ def run(options: Options) -> int:
         "load_cpu_s": round(measured.load_cpu_s, 3),
         "datagrams_dropped": int(result["dropped_in"]) + int(result["dropped_out"]),
     }
+    summary["server_counters_start"] = start["counters"]
+    summary["server_counters_end"] = end["counters"]
+    if options["census"]:
+        before, after = start.get("census", {}), end.get("census", {})
+        growth = {k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)}
+        summary["census_growth"] = dict(sorted(growth.items(), key=lambda kv: -kv[1])[:15])
     errors_by_kind = {k: n for k, n in kinds.items() if not k.startswith("rejected_")}
     if errors_by_kind:
         summary["error_kinds"] = errors_by_kind
