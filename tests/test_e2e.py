@@ -38,9 +38,10 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> No
 class BotsPlayEveryGame(TestCase):
     timeout = 90
 
-    async def play(self, game_name: str) -> None:
-        server = await start_server(self, ports=4)
+    async def play(self, game_name: str, players: int | None = None) -> None:
         game = GAMES.get(game_name)
+        players = players or game.match_size
+        server = await start_server(self, "--match-size", f"{game_name}={players}", ports=4)
         registries: list[RoomRegistry] = []
 
         def capture(session: GameSession) -> None:
@@ -54,7 +55,7 @@ class BotsPlayEveryGame(TestCase):
                 play_bot(reactor, server.lobby, game, f"{game_name}{i}",
                          rng=random.Random(i), on_session=capture)
             )
-            for i in range(game.match_size)
+            for i in range(players)
         ]
         reports: list[BotReport] = await gatherResults(bots)
         for report in reports:
@@ -69,11 +70,14 @@ class BotsPlayEveryGame(TestCase):
         # The port returns to the allocator and the room is removed.
         await wait_until(lambda: server.hosting.running_games == 0)
         self.assertEqual(server.hosting.allocator.available, 4)
-        self.assertEqual(len(registries), game.match_size)
+        self.assertEqual(len(registries), players)
         self.assertEqual(len(registries[0]), 0)
 
     async def test_maze(self) -> None:
         await self.play("maze")
+
+    async def test_maze_with_four_players(self) -> None:
+        await self.play("maze", 4)
 
     async def test_tictactoe(self) -> None:
         await self.play("tictactoe")

@@ -71,19 +71,16 @@ class OptionsTests(TestCase):
 
     def test_help_documents_every_option(self) -> None:
         text = str(Options())
-        for name in (
-            "--lobby",
-            "--certificate",
-            "--private-key",
-            "--udp-ports",
-            "--max-games",
-            "--data-dir",
-            "--log-format",
-            "--token-key-file",
-            "--public-host",
-            "--udp-interface",
-        ):
-            self.assertIn(name, text)
+        names = [p[0] for p in Options.optParameters] + ["match-size"]
+        self.assertGreaterEqual(len(names), 19)
+        for name in names:
+            self.assertIn(f"--{name}=", text)
+        # ... and docs/operations.md documents them too.
+        docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "operations.md")
+        with open(docs, encoding="utf-8") as f:
+            operations = f.read()
+        for name in names:
+            self.assertIn(f"--{name}", operations)
 
     def test_max_games_bounds(self) -> None:
         self.assertEqual(parse("--udp-ports", "9000-9009", "--max-games", "10")["max-games"], 10)
@@ -130,9 +127,56 @@ class OptionsTests(TestCase):
             ("--reconnect-grace", "-1"),
             ("--connect-deadline", "soon"),
             ("--token-lifetime", "0"),
+            ("--frame-rate", "inf"),
+            ("--session-timeout", "nan"),
+            ("--session-timeout", "5000000"),
         ):
             with self.subTest(args=args):
                 self.assertRaises(usage.UsageError, parse, *args)
+
+    def test_public_host_must_fit_a_token(self) -> None:
+        self.assertEqual(parse("--public-host", " game.example.com ")["public-host"],
+                         "game.example.com")
+        for bad in ("", "jeu.exemple.fr\u00e9", "x" * 256):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--public-host", bad)
+                self.assertIn("--public-host", str(e))
+
+    def test_udp_interface_must_be_an_address(self) -> None:
+        self.assertEqual(parse("--udp-interface", "::1")["udp-interface"], "::1")
+        self.assertRaises(usage.UsageError, parse, "--udp-interface", "eth0")
+
+    def test_certificate_must_be_pem_and_match_its_key(self) -> None:
+        one = ensure_dev_certificate(self.mktemp())
+        two = ensure_dev_certificate(self.mktemp())
+        options = parse(
+            "--certificate", str(one.certificate), "--private-key", str(one.private_key)
+        )
+        self.assertEqual(options["certificate"], str(one.certificate))
+        e = self.assertRaises(
+            usage.UsageError, parse,
+            "--certificate", str(one.certificate), "--private-key", str(two.private_key),
+        )
+        self.assertIn("matching key", str(e))
+        junk = self.mktemp()
+        with open(junk, "w") as f:
+            f.write("not a certificate")
+        self.assertRaises(
+            usage.UsageError, parse, "--certificate", junk, "--private-key", str(one.private_key)
+        )
+
+    def test_match_size(self) -> None:
+        self.assertEqual(parse("--match-size", "maze=4")["match-sizes"], {"maze": 4})
+        for bad, why in (
+            ("maze", "must look like"),
+            ("=3", "must look like"),
+            ("maze=x", "whole number"),
+            ("maze=5", "2 to 4 players"),
+            ("chess=2", "no game"),
+        ):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--match-size", bad)
+                self.assertIn(why, str(e))
 
     def test_lobby_endpoint_checked(self) -> None:
         self.assertEqual(parse("--lobby", "tcp:7350")["lobby"], "tcp:7350")
@@ -206,6 +250,13 @@ class MakeServiceTests(TestCase):
         hosting = root.getServiceNamed("hosting")
         self.assertEqual(hosting.running_games, 0)
         self.assertEqual(hosting.allocator.available, 100)
+
+    def test_match_size_reaches_the_lobby(self) -> None:
+        root, _ = self.make("--match-size", "maze=4")
+        assert isinstance(root, MultiService)
+        lobby = root.getServiceNamed("lobby")
+        self.assertEqual(lobby.games["maze"], 4)
+        self.assertEqual(lobby.games["tictactoe"], 2)
 
     def test_dev_certificate_made_once_then_reused(self) -> None:
         data_dir = self.mktemp()

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from twisted.application import service, strports
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.python import usage
 
 from vinom.certs import ensure_dev_certificate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
+from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
@@ -28,7 +32,7 @@ from vinom.lobby.server import LobbyFactory
 from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
-from vinom.protocol.tokens import TokenIssuer
+from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig
 from vinom.store.memory import MemorySessionStore
 
@@ -92,8 +96,8 @@ def _positive_float(name: str, value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
-    if not number > 0:
-        raise usage.UsageError(f"--{name} must be greater than 0, not {value!r}")
+    if not (number > 0 and math.isfinite(number)):
+        raise usage.UsageError(f"--{name} must be a number greater than 0, not {value!r}")
     return number
 
 
@@ -107,6 +111,17 @@ class Options(usage.Options):
         "certificate given, a self-signed certificate for localhost is made in the "
         "data directory on first start and reused afterwards."
     )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["match-size"] = []
+
+    def opt_match_size(self, value: str) -> None:
+        """Players per match for one game, GAME=N (repeatable); default: the game's own."""
+        game, sep, size = value.partition("=")
+        if not sep or not game.strip():
+            raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
+        self["match-size"].append((game.strip(), _positive_int("match-size", size)))
 
     optParameters = [
         [
@@ -208,10 +223,51 @@ class Options(usage.Options):
             "token-lifetime",
         ):
             self[name] = _positive_float(name, self[name])
+        if self["session-timeout"] * 1000 > MAX_TIMEOUT_MS:
+            raise usage.UsageError(
+                f"--session-timeout must be at most {MAX_TIMEOUT_MS // 1000} seconds"
+            )
+        self["public-host"] = _check_public_host(self["public-host"])
+        if self["udp-interface"] and not (
+            isIPAddress(self["udp-interface"]) or isIPv6Address(self["udp-interface"])
+        ):
+            raise usage.UsageError(
+                f"--udp-interface must be an IP address to bind to, not {self['udp-interface']!r}"
+            )
+        if cert is not None and key is not None:
+            _check_certificate(cert, key)
+        self["match-sizes"] = dict(self["match-size"])
+        if self["match-sizes"]:
+            _match_sizes(GameRegistry.from_plugins(), self["match-sizes"])
         self["lobby"] = self["lobby"].strip()
         if not self["lobby"]:
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
         _check_endpoint(self["lobby"])
+
+
+def _check_public_host(host: str) -> str:
+    """The address put into connect tokens: an IP address or an ASCII (IDNA) host name."""
+    host = host.strip()
+    try:
+        encode_host(HostAddress(host, 1))
+    except ValueError as e:
+        raise usage.UsageError(f"--public-host {host!r}: {e}") from None
+    return host
+
+
+def _check_certificate(certificate: str, private_key: str) -> None:
+    """The certificate and key must be PEM and belong together: say so before listening."""
+    try:
+        with open(certificate, "rb") as f:
+            cert_pem = f.read()
+        with open(private_key, "rb") as f:
+            key_pem = f.read()
+        PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem).options()
+    except Exception as e:  # OpenSSL raises its own error types for every kind of bad PEM
+        raise usage.UsageError(
+            f"--certificate {certificate!r} / --private-key {private_key!r}: not a usable "
+            f"PEM certificate and matching key ({type(e).__name__})"
+        ) from None
 
 
 def _check_endpoint(description: str) -> None:
@@ -271,7 +327,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     certificate, private_key = _certificate(options)
 
     games = GameRegistry.from_plugins()
-    match_sizes = games.match_sizes()
+    match_sizes = {**games.match_sizes(), **_match_sizes(games, options["match-sizes"])}
     protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
     issuer = TokenIssuer(
         IssuerConfig(
@@ -334,6 +390,23 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         names=", ".join(games.names()),
     )
     return root
+
+
+def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
+    """--match-size overrides, each within its game's player range."""
+    for name, size in sizes.items():
+        if name not in games:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: no game {name!r} (installed: "
+                f"{', '.join(games.names())})"
+            )
+        game = games.get(name)
+        if not game.min_players <= size <= game.max_players:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: {name} takes {game.min_players} to "
+                f"{game.max_players} players"
+            )
+    return sizes
 
 
 def _certificate(options: usage.Options) -> tuple[str, str]:

@@ -79,7 +79,7 @@ class PrivateToken:
             raise ValueError(f"a token names 1..{MAX_HOSTS} hosts")
         out.append(len(self.hosts))
         for h in self.hosts:
-            raw = _host_bytes(h)
+            raw = encode_host(h)
             out.append(len(raw))
             out += raw
             out += _U16.pack(h.port)
@@ -137,7 +137,8 @@ class PrivateToken:
         return cls(ids[0], ids[1], tuple(hosts), created, timeout_ms, c2s, s2c, bytes(user_data))
 
 
-def _host_bytes(h: HostAddress) -> bytes:
+def encode_host(h: HostAddress) -> bytes:
+    """A host address as a token carries it (ASCII, 1 to 255 bytes); ValueError if it cannot."""
     try:
         raw = h.host.encode("ascii")
     except UnicodeEncodeError:
@@ -234,7 +235,7 @@ class PublicToken:
                 if not isinstance(h, Mapping):
                     raise ValueError("each host is an object with host and port")
                 addr = HostAddress(_str(h["host"], "host"), _int(h["port"], "port", 1, 65535))
-                _host_bytes(addr)
+                encode_host(addr)
                 hosts.append(addr)
             nonce = _unb64(obj["nonce"], "nonce", NONCE_SIZE)
             sealed = _unb64(obj["token"], "token", SEALED_TOKEN_SIZE)
