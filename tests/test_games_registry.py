@@ -87,7 +87,14 @@ class RegistryTests(TestCase):
             name = "frantic"
             tick_rate = 120.0
 
-        for game in (object(), Named(), Crowded(), Frantic(), DuelGame(time_limit=0)):
+        class Sloppy(DuelGame):
+            name = "sloppy"
+            tick_rate = "fast"
+
+        for game in (
+            object(), Named(), Crowded(), Frantic(), Sloppy(), DuelGame(time_limit=0),
+            DuelGame(countdown=None), DuelGame(time_limit=True),
+        ):
             self.assertRaises(ValueError, check_game, game)
             self.assertRaises(ValueError, GameRegistry, [game])
 

@@ -56,6 +56,10 @@ def check_game(game: object) -> None:
             f"game {name!r}: need 1 <= min_players ({low}) <= match_size ({size}) "
             f"<= max_players ({high})"
         )
+    for attribute in ("tick_rate", "time_limit", "countdown"):
+        value = getattr(game, attribute)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"game {name!r}: {attribute} must be a number, not {value!r}")
     if game.tick_rate and not 1 <= game.tick_rate <= 60:
         raise ValueError(f"game {name!r}: tick_rate must be 0 or from 1 to 60")
     if not game.time_limit > 0 or game.countdown < 0:
