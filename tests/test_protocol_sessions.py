@@ -296,3 +296,31 @@ class CipherMemoryTests(SynchronousTestCase):
         idle = [s for s in net.server._sessions.values() if s is not busy]
         self.assertLessEqual(sum(1 for s in idle if s.rx is not None), 1)
         self.assertEqual(net.closed(None), [])
+
+    def test_forged_packets_build_no_kept_cipher_and_evict_no_one(self) -> None:
+        net = Net(host_config={"cipher_sessions": 2})
+        addrs = [(f"192.0.2.{i}", 5000 + i) for i in range(5)]
+        for i, addr in enumerate(addrs):
+            net.connect(net.token(f"p-{i}"), addr)
+        net.run(0.1)
+        server = net.server
+        sessions = list(server._sessions.values())
+        ciphers = {s.id: (s.rx, s.tx) for s in sessions}
+        disarmed = [s for s in sessions if s.rx is None and s.tx is None]
+        self.assertGreaterEqual(len(disarmed), 3)
+        victim = disarmed[0]
+        junk = bytes([PAYLOAD]) + SEQUENCE.pack(victim.window.latest + 1) + bytes(40)
+        for kind in (PAYLOAD, KEEPALIVE, DISCONNECT):
+            server.receive_datagram(bytes([kind]) + junk[1:], victim.address, net.now)
+        self.assertEqual(server.drops["decrypt_failed"], 3)
+        self.assertEqual({s.id: (s.rx, s.tx) for s in sessions}, ciphers)
+        self.assertEqual(server.session_count, 5)
+        # A genuine keepalive arms the receiving cipher only: nothing is sent back.
+        client = net.clients[victim.address]
+        client._seal(KEEPALIVE, b"")
+        (keepalive, _), = client.datagrams_to_send(net.now)
+        server.receive_datagram(keepalive, victim.address, net.now)
+        self.assertIsNotNone(victim.rx)
+        self.assertIsNone(victim.tx)
+        self.assertEqual(server.datagrams_to_send(net.now), [])
+        self.assertLessEqual(sum(1 for s in sessions if s.rx or s.tx), 2)

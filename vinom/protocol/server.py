@@ -122,7 +122,7 @@ class _Session:
         self.rx_key = cookie.client_to_server_key
         self.tx_key = cookie.server_to_client_key
         # Cipher objects (about 2.5 KB each): made once per key, kept while the
-        # session is among the endpoint's recently busy ones (see _arm).
+        # session is among the endpoint's recently busy ones (see _enlist).
         self.rx: Aead | None = None
         self.tx: Aead | None = None
         self.busy = True
@@ -167,7 +167,7 @@ class ServerEndpoint:
         self._token_aead = new_aead(protocol.token_key)
         self._addresses = frozenset((a.host, a.port) for a in config.addresses)
         self._keepalive = config.keepalive_interval
-        # Sessions holding cipher objects, oldest first (see _arm).
+        # Sessions holding cipher objects, oldest first (see _enlist).
         self._armed: deque[int] = deque()
         self._max_armed = config.cipher_sessions
         self._cookies = CookieJar(config.cookie_rotation, random_bytes)
@@ -332,13 +332,23 @@ class ServerEndpoint:
                 return
             rx = s.rx
             if rx is None:
-                rx = self._arm(s)[0]
-            try:
-                plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[HEADER_SIZE:],
-                                   data[:HEADER_SIZE])
-            except InvalidTag:
-                self._drop(DROP_DECRYPT_FAILED, size)
-                return
+                # A throwaway cipher until the tag verifies: a forged packet from a
+                # session's address must not evict another session's ciphers.
+                rx = new_aead(s.rx_key)
+                try:
+                    plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
+                                       data[HEADER_SIZE:], data[:HEADER_SIZE])
+                except InvalidTag:
+                    self._drop(DROP_DECRYPT_FAILED, size)
+                    return
+                self._keep_rx(s, rx)
+            else:
+                try:
+                    plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
+                                       data[HEADER_SIZE:], data[:HEADER_SIZE])
+                except InvalidTag:
+                    self._drop(DROP_DECRYPT_FAILED, size)
+                    return
             window.mark(seq)
             s.last_recv = now
             if kind == PAYLOAD:
@@ -458,7 +468,8 @@ class ServerEndpoint:
         seq = SEQUENCE.unpack_from(data, 1)[0]
         existing = self._by_address.get(addr)
         if existing is not None and existing.token_nonce == cookie.token_nonce:
-            rx = existing.rx or self._arm(existing)[0]
+            # Not kept: a resent response only earns the welcome again.
+            rx = existing.rx or new_aead(existing.rx_key)
         else:
             rx = new_aead(cookie.client_to_server_key)
         try:
@@ -505,8 +516,8 @@ class ServerEndpoint:
                      _random_u48(self._random_bytes), now)
         s.keepalive = min(self._keepalive, s.keepalive)
         s.window.mark(response_seq)
-        self._arm(s, rx)
         self._sessions[sid] = s
+        self._keep_rx(s, rx)
         self._by_address[addr] = s
         self._by_player[player_id] = s
         self._used_tokens[cookie.token_nonce] = (addr, cookie.token_expires_at)
@@ -523,7 +534,7 @@ class ServerEndpoint:
         header = HEADER.pack(WELCOME, seq)
         tx = s.tx
         if tx is None:
-            tx = self._arm(s)[1]
+            tx = self._make_tx(s)
         packet = header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                        WELCOME_BODY.pack(s.id, now), header)
         s.last_sent = now
@@ -546,23 +557,40 @@ class ServerEndpoint:
         header = HEADER.pack(kind, seq)
         tx = s.tx
         if tx is None:
-            tx = self._arm(s)[1]
+            tx = self._make_tx(s)
         self._out.append(
             (header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
              s.address)
         )
 
-    def _arm(self, s: _Session, rx: Aead | None = None) -> tuple[Aead, Aead]:
-        """Make the session's cipher objects; returns (receiving, sending).
+    def _keep_rx(self, s: _Session, rx: Aead) -> None:
+        """Keep an authenticated peer's receiving cipher (the tag verified with it)."""
+        listed = s.tx is not None
+        s.rx = rx
+        if not listed:
+            self._enlist(s)
+
+    def _make_tx(self, s: _Session) -> Aead:
+        """Build and keep the session's sending cipher (something is being sent)."""
+        tx = new_aead(s.tx_key)
+        listed = s.rx is not None
+        s.tx = tx
+        if not listed:
+            self._enlist(s)
+        return tx
+
+    def _enlist(self, s: _Session) -> None:
+        """`s` is about to hold cipher objects: list it, evicting others beyond the limit.
 
         At most `cipher_sessions` sessions hold theirs (~5 KB a session). Beyond
         that, the least recently busy session gives them up (second-chance
         order: one with payload traffic since it was last looked at goes round
         again) and makes them again on its next packet, about 2 us. Active
-        sessions keep theirs; thousands of idle ones cost no cipher memory.
+        sessions keep theirs; thousands of idle ones cost no cipher memory. Only
+        called once a packet from the peer authenticated or a packet to it is
+        being sealed, so strangers cannot evict anyone. Each cipher is built when
+        first needed: receiving a keepalive builds no sending cipher.
         """
-        rx = s.rx = rx or new_aead(s.rx_key)
-        tx = s.tx = new_aead(s.tx_key)
         # Busy only once payload flows: a keepalive alone earns no second chance.
         s.busy = False
         armed = self._armed
@@ -573,14 +601,13 @@ class ServerEndpoint:
             while len(armed) > limit:
                 sid = armed.popleft()
                 other = sessions.get(sid)
-                if other is None or other.rx is None:
+                if other is None or (other.rx is None and other.tx is None):
                     continue  # closed since, or already disarmed
                 if other.busy:
                     other.busy = False
                     armed.append(sid)
                 else:
                     other.rx = other.tx = None
-        return rx, tx
 
     def _flush_session(self, s: _Session, now: float) -> None:
         bodies = s.reliability.build_bodies(now)
