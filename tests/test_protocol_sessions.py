@@ -11,7 +11,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
 from vinom.protocol.client import CLOSED, CONNECTED
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
+from vinom.protocol.reliability import Reliability
 from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD, SEQUENCE
+from vinom.rooms.messages import MAX_CLIENT_MESSAGE
 
 
 def connected(**kw: object) -> tuple[Net, int]:
@@ -43,7 +45,7 @@ class MessageTests(SynchronousTestCase):
                          [(sid, 0, b"state v1"), (sid, 1, b"event")])
 
     def test_large_messages_fragment_within_1200_byte_datagrams(self) -> None:
-        net, sid = connected()
+        net, sid = connected(host_config={"max_receive_message": 256 * 1024})
         big = bytes(range(256)) * 100
         net.server.send_message(sid, RELIABLE, big)
         net.clients[CLIENT_ADDR].send_message(RELIABLE, big[::-1])
@@ -51,6 +53,28 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual([m.data for m in net.messages(CLIENT_ADDR)], [big])
         self.assertEqual([m.data for m in net.messages(None)], [big[::-1]])
         self.assertLessEqual(max(len(d) for _, _, _, d in net.wire), 1200)
+
+    def test_host_accepts_only_what_its_application_does(self) -> None:
+        net, sid = connected()
+        self.assertEqual(net.server.config.max_receive_message, MAX_CLIENT_MESSAGE)
+        client = net.clients[CLIENT_ADDR]
+        client.send_message(RELIABLE, b"a" * MAX_CLIENT_MESSAGE)
+        client.send_message(RELIABLE, b"b" * (MAX_CLIENT_MESSAGE + 1))
+        client.send_message(RELIABLE, b"c" * 256 * 1024)
+        client.send_message(UNRELIABLE, b"d" * (MAX_CLIENT_MESSAGE + 1))
+        client.send_message(RELIABLE, b"small")
+        big = bytes(range(256)) * 1024
+        net.server.send_message(sid, RELIABLE, big)  # the host still sends large ones
+        net.run(1.0)
+        self.assertEqual([m.data for m in net.messages(None)],
+                         [b"a" * MAX_CLIENT_MESSAGE, b"small"])
+        self.assertEqual([m.data for m in net.messages(CLIENT_ADDR)], [big])
+        layer = net.server.reliability(sid)
+        assert isinstance(layer, Reliability)
+        self.assertEqual(layer.oversized_dropped, 3)
+        self.assertEqual(layer.receive_buffered_bytes, 0)
+        self.assertEqual(client.reliability.buffered_bytes, 0)  # all acked, nothing resent
+        self.assertEqual(net.closed(None), [])
 
     def test_messages_queued_before_the_welcome_are_sent_after_it(self) -> None:
         net = Net()

@@ -551,6 +551,87 @@ class LimitTests(TestCase):
         self.assertEqual(len(side._sent), MAX_SENT_RECORDS)
 
 
+class ReceiveLimitTests(TestCase):
+    """A side may accept less than it may send (a game host: small actions in, big states out)."""
+
+    def test_oversized_messages_are_consumed_not_held(self) -> None:
+        sender, host = endpoint(), endpoint(max_receive_message=2048)
+        sender.send_reliable(b"a" * 2048)  # two fragments, at the limit
+        sender.send_reliable(b"b" * 5000)  # five fragments, over it
+        sender.send_reliable(b"c" * 1100)  # one body, under it
+        sender.send_reliable(b"d" * 1100)
+        got: list[tuple[int, bytes]] = []
+        held = 0
+        for item in sender.build_bodies(0.0):
+            result = host.receive_body(item, 0.0)
+            assert result is not None
+            got.extend(result)
+            held = max(held, host.receive_buffered_bytes)
+        self.assertEqual(got, [(1, b"a" * 2048), (1, b"c" * 1100), (1, b"d" * 1100)])
+        self.assertEqual(host.oversized_dropped, 1)
+        self.assertEqual(host.protocol_errors, 0)
+        self.assertLessEqual(held, 2048)
+        # Every fragment was acked: nothing is resent for the dropped message.
+        deliver(host, sender, 0.02)
+        self.assertEqual(sender.buffered_bytes, 0)
+        self.assertEqual(host.receive_buffered_bytes, 0)
+
+    def test_a_single_body_message_over_the_limit(self) -> None:
+        host = endpoint(max_receive_message=100)
+        self.assertEqual(host.receive_body(body(0, 0xFFFF, 0, reliable(0, bytes(101)),
+                                                unreliable(0, bytes(101)),
+                                                reliable(1, b"ok")), 0.0),
+                         [(1, b"ok")])
+        self.assertEqual(host.oversized_dropped, 2)
+
+    def test_oversized_snapshot_is_skipped(self) -> None:
+        sender, host = endpoint(max_body=64), endpoint(max_body=64, max_receive_message=100)
+        sender.send_unreliable(bytes(300))
+        sender.send_unreliable(bytes(80))
+        got = deliver(sender, host, 0.0)
+        self.assertEqual(got, [(0, bytes(80))])
+        self.assertEqual(host.oversized_dropped, 1)
+        self.assertEqual(host.receive_buffered_bytes, 0)
+
+    def test_the_limit_is_on_receiving_only(self) -> None:
+        host, client = endpoint(max_receive_message=2048), endpoint()
+        host.send_reliable(bytes(range(256)) * 400)  # 100 KiB
+        got: list[tuple[int, bytes]] = []
+        now = 0.0
+        while not got and now < 5.0:
+            got += deliver(host, client, now)
+            deliver(client, host, now + 0.01)
+            now += 0.02
+        self.assertEqual(got, [(1, bytes(range(256)) * 400)])
+
+    def test_out_of_order_bytes_are_bounded_and_nothing_is_lost(self) -> None:
+        sender, host = endpoint(), endpoint(max_receive_buffer=8000)
+        messages = [bytes([n]) * 1000 for n in range(40)]
+        for data in messages:
+            sender.send_reliable(data)
+        bodies = sender.build_bodies(0.0)
+        got: list[tuple[int, bytes]] = []
+        for item in bodies[1:]:  # the first body is lost
+            result = host.receive_body(item, 0.0)
+            assert result is not None
+            got.extend(result)
+            self.assertLessEqual(host.receive_buffered_bytes, 8000 + len(item))
+        self.assertEqual(got, [])
+        self.assertGreater(host.refused_bodies, 0)
+        # The refused bodies were not acked: the sender resends them, all arrive once.
+        now = 0.0
+        while len(got) < len(messages) and now < 30.0:
+            now += 0.01
+            deliver(host, sender, now)
+            got += deliver(sender, host, now)
+        self.assertEqual(got, [(1, data) for data in messages])
+        self.assertEqual(host.receive_buffered_bytes, 0)
+
+    def test_limits_must_be_positive(self) -> None:
+        self.assertRaises(ValueError, endpoint, max_receive_message=0)
+        self.assertRaises(ValueError, endpoint, max_receive_buffer=0)
+
+
 def documented_vectors() -> dict[str, list[bytes]]:
     """The test vectors block of the reliability spec: a description, then hex lines."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

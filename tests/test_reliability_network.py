@@ -32,11 +32,14 @@ class Network:
         duplicate: float = 0.0,
         delay: float = 0.02,
         jitter: float = 0.0,
+        max_receive_buffer: int | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
-        self.endpoints = (Reliability(max_body=max_body, now=0.0),
-                          Reliability(max_body=max_body, now=0.0))
+        self.endpoints = (
+            Reliability(max_body=max_body, now=0.0, max_receive_buffer=max_receive_buffer),
+            Reliability(max_body=max_body, now=0.0, max_receive_buffer=max_receive_buffer),
+        )
         self.loss = loss
         self.duplicate = duplicate
         self.delay = delay
@@ -240,6 +243,34 @@ class PropertyTests(TestCase):
             self.assertEqual(net.endpoints[side].protocol_errors, 0)
             self.assertEqual(net.endpoints[side].buffered_bytes, 0)
             self.assertEqual(net.endpoints[side].receive_buffered_bytes, 0)
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        seed=st.integers(0, 2**32),
+        loss=st.floats(0.0, 0.5),
+        jitter=st.floats(0.0, 0.2),
+        max_receive_buffer=st.integers(1, 3000),
+        sizes=st.lists(st.integers(0, 600), min_size=1, max_size=60),
+    )
+    def test_a_small_receive_buffer_loses_nothing(
+        self, seed: int, loss: float, jitter: float, max_receive_buffer: int, sizes: list[int]
+    ) -> None:
+        """Bodies refused for the out-of-order buffer's sake are resent, never lost."""
+        net = Network(seed, max_body=200, loss=loss, jitter=jitter,
+                      max_receive_buffer=max_receive_buffer)
+        sent = [numbered(n, size) for n, size in enumerate(sizes)]
+        for n, data in enumerate(sent):
+            net.schedule_send(n * 0.002, 0, 1, data)
+        peak = 0
+        while net.now < 3.0 and net._next_time() is not None:
+            net.run(net.now + 0.01)
+            peak = max(peak, net.endpoints[1].receive_buffered_bytes)
+        net.settle()
+        self.assertEqual(net.reliable(1), sent)
+        # The buffer, one body over it at most, and one message in reassembly.
+        self.assertLessEqual(peak, max_receive_buffer + 200 + max(sizes))
+        self.assertEqual(net.endpoints[1].receive_buffered_bytes, 0)
+        self.assertEqual(net.endpoints[0].buffered_bytes, 0)
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(

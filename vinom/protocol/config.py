@@ -20,6 +20,12 @@ from vinom.protocol.wire import KEY_SIZE, MAX_HOSTS, PROTOCOL_VERSION
 # they stay within the integers a double holds exactly.
 MAX_APPLICATION_ID = 2**53 - 1
 DEFAULT_APPLICATION_ID = 0x76696E6F6D  # "vinom"
+# The largest message a game host accepts from a client: the rooms' limit
+# (vinom.rooms.messages.MAX_CLIENT_MESSAGE; a test keeps the two equal).
+DEFAULT_MAX_RECEIVE_MESSAGE = 2048
+# Out-of-order client bytes a game host session holds before it refuses bodies
+# (the client resends them): 16 of the largest client messages.
+DEFAULT_MAX_RECEIVE_BUFFER = 16 * DEFAULT_MAX_RECEIVE_MESSAGE
 
 
 def generate_token_key() -> bytes:
@@ -92,6 +98,15 @@ class HostConfig:
     # How many sessions keep their cipher objects (~5 KB a session); the least
     # recently busy of the others make theirs again per packet (~2 us).
     cipher_sessions: int = field(default=2048, validator=validators.ge(1))
+    # The largest message (either channel) a client may send: a larger one is
+    # consumed and dropped by the reliability layer, never held whole. The host
+    # itself may still send large reliable messages (256 KiB).
+    max_receive_message: int = field(default=DEFAULT_MAX_RECEIVE_MESSAGE,
+                                     validator=validators.ge(1))
+    # Out-of-order client bytes one session holds; bodies that would add more
+    # are not acked, so the client resends them once the gap is filled.
+    max_receive_buffer: int = field(default=DEFAULT_MAX_RECEIVE_BUFFER,
+                                    validator=validators.ge(1))
 
     @addresses.validator
     def _check_addresses(self, attribute: object, value: tuple[HostAddress, ...]) -> None:

@@ -38,3 +38,12 @@ ReliabilityFactory = Callable[[float], ReliabilityLayer]
 def default_reliability(now: float) -> ReliabilityLayer:
     """vinom's reliability layer for one session, sized to one payload packet."""
     return Reliability(max_body=MAX_BODY, now=now)
+
+
+def host_reliability(
+    max_receive_message: int, max_receive_buffer: int, now: float
+) -> ReliabilityLayer:
+    """A game host session's reliability layer: it sends large messages (states) but
+    accepts only what its application does, and holds little out of order."""
+    return Reliability(max_body=MAX_BODY, now=now, max_receive_message=max_receive_message,
+                       max_receive_buffer=max_receive_buffer)

@@ -132,12 +132,18 @@ class Reliability:
         "_pending",
         "_reassembly",
         "_reassembly_bytes",
+        "_reassembly_dropping",
         "_reassembly_last",
+        "_reassembly_next",
         "_recv_any",
         "_recv_bits",
         "_recv_buffer",
+        "_recv_buffer_bytes",
+        "_recv_buffer_limit",
         "_recv_latest",
         "_recv_next",
+        "_recv_reliable_limit",
+        "_recv_unreliable_limit",
         "_reliable_seqs",
         "_resend_due",
         "_resume_at",
@@ -161,8 +167,10 @@ class Reliability:
         "max_reliable_message",
         "max_unreliable_message",
         "out_of_window",
+        "oversized_dropped",
         "protocol_errors",
         "received_bodies",
+        "refused_bodies",
         "resent_messages",
         "rto_s",
         "rtt_s",
@@ -181,6 +189,8 @@ class Reliability:
         max_unreliable_message: int = DEFAULT_MAX_UNRELIABLE_MESSAGE,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         ack_delay_s: float = DEFAULT_ACK_DELAY_S,
+        max_receive_message: int | None = None,
+        max_receive_buffer: int | None = None,
     ) -> None:
         if not BODY_LIMIT_MIN <= max_body <= BODY_LIMIT_MAX:
             raise ValueError(
@@ -197,6 +207,21 @@ class Reliability:
         )
         self.max_pending_bytes = max_pending_bytes
         self.ack_delay_s = ack_delay_s
+        # What the peer may send us may be less than what we may send it (a game
+        # host sends large states but accepts only small actions): larger messages
+        # are consumed and dropped (`oversized_dropped`), never held whole.
+        if max_receive_message is not None and max_receive_message < 1:
+            raise ValueError("max_receive_message must be positive")
+        if max_receive_buffer is not None and max_receive_buffer < 1:
+            raise ValueError("max_receive_buffer must be positive")
+        self._recv_reliable_limit = self.max_reliable_message
+        self._recv_unreliable_limit = self.max_unreliable_message
+        if max_receive_message is not None:
+            self._recv_reliable_limit = min(self._recv_reliable_limit, max_receive_message)
+            self._recv_unreliable_limit = min(self._recv_unreliable_limit, max_receive_message)
+        # Bytes of out-of-order reliable messages we hold before refusing bodies
+        # that would add more (None: the receive window alone bounds them).
+        self._recv_buffer_limit = max_receive_buffer
         self._last_now = now
         self._resume_at = now
 
@@ -234,9 +259,14 @@ class Reliability:
         # delivered collect in _reassembly.
         self._recv_next = 0
         self._recv_buffer: dict[int, tuple[int, int, bytes]] = {}
+        self._recv_buffer_bytes = 0
         self._reassembly: list[bytes] | None = None
         self._reassembly_last = 0
+        self._reassembly_next = 0
         self._reassembly_bytes = 0
+        # The message being reassembled is over the receive limit: its remaining
+        # fragments are consumed without keeping their data.
+        self._reassembly_dropping = False
         # Receiving: unreliable.
         self._unrel_delivered = -1  # 16-bit sequence of the last delivered, -1: none
         self._unrel_partial: list[bytes | None] | None = None
@@ -260,6 +290,8 @@ class Reliability:
         self.duplicates_dropped = 0
         self.stale_bodies = 0
         self.out_of_window = 0
+        self.oversized_dropped = 0
+        self.refused_bodies = 0
         self.malformed_bodies = 0
         self.protocol_errors = 0
         self.unreliable_dropped = 0
@@ -518,6 +550,16 @@ class Reliability:
             self.malformed_bodies += 1
             return None
 
+        if (
+            self._recv_buffer_limit is not None
+            and self._recv_buffer_bytes + total > self._recv_buffer_limit
+            and self._would_overfill(messages)
+        ):
+            # Not recorded, so not acked: the peer resends what it carried later,
+            # once the gap before it is filled and the buffer drained.
+            self.refused_bodies += 1
+            return []
+
         # Packet sequence: map the 16 bits to the nearest full sequence.
         latest = self._recv_latest
         delta = (seq16 - latest) & _MASK16
@@ -578,7 +620,11 @@ class Reliability:
                 expected = self._recv_next
                 distance = (message_id - expected) & _MASK16
                 if distance == 0:
-                    if index < 0 and self._reassembly is None:
+                    if (
+                        index < 0
+                        and self._reassembly is None
+                        and end - start <= self._recv_reliable_limit
+                    ):
                         out.append((1, body[start:end]))
                     else:
                         self._deliver_fragment(index, last, body[start:end], out)
@@ -587,7 +633,12 @@ class Reliability:
                     if buffer:
                         while expected in buffer:
                             index, last, data = buffer.pop(expected)
-                            if index < 0 and self._reassembly is None:
+                            self._recv_buffer_bytes -= len(data)
+                            if (
+                                index < 0
+                                and self._reassembly is None
+                                and len(data) <= self._recv_reliable_limit
+                            ):
                                 out.append((1, data))
                             else:
                                 self._deliver_fragment(index, last, data, out)
@@ -599,13 +650,16 @@ class Reliability:
                         self.duplicates_dropped += 1
                     else:
                         self._recv_buffer[full_id] = (index, last, body[start:end])
+                        self._recv_buffer_bytes += end - start
                 elif distance >= 0x8000:
                     self.duplicates_dropped += 1
                 else:
                     self.out_of_window += 1
             elif index < 0:
                 delivered = self._unrel_delivered
-                if delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
+                if end - start > self._recv_unreliable_limit:
+                    self.oversized_dropped += 1
+                elif delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
                     out.append((0, body[start:end]))
                     self._unrel_delivered = message_id
                 else:
@@ -692,37 +746,75 @@ class Reliability:
         rto = self.rtt_s + 4.0 * self.rttvar + self.ack_delay_s
         self.rto_s = MIN_RTO_S if rto < MIN_RTO_S else MAX_RTO_S if rto > MAX_RTO_S else rto
 
+    def _would_overfill(self, messages: list[tuple[int, int, int, int, int, int]]) -> bool:
+        """Whether a body would push the out-of-order buffer past its limit.
+
+        A body that carries the next expected reliable id is always taken: it
+        advances delivery, so refusing it could stall the channel.
+        """
+        expected = self._recv_next
+        buffer = self._recv_buffer
+        added = 0
+        for channel, message_id, _index, _last, start, end in messages:
+            if channel:
+                distance = (message_id - expected) & _MASK16
+                if distance == 0:
+                    return False
+                if distance < RECEIVE_WINDOW and expected + distance not in buffer:
+                    added += end - start
+        limit = self._recv_buffer_limit
+        return added > 0 and limit is not None and self._recv_buffer_bytes + added > limit
+
     def _deliver_fragment(
         self, index: int, last: int, data: bytes, out: list[tuple[int, bytes]]
     ) -> None:
-        """In-order delivery when a reliable fragment or a reassembly is involved."""
-        parts = self._reassembly
+        """In-order delivery when a fragment, a reassembly or an oversized message is involved."""
+        limit = self._recv_reliable_limit
         if index <= 0:
-            if parts is not None:
+            if self._reassembly is not None:
                 # A new message began before the last one was complete.
                 self.protocol_errors += 1
                 self._reassembly = None
             if index < 0:
-                out.append((1, data))
+                if len(data) > limit:
+                    self.oversized_dropped += 1
+                else:
+                    out.append((1, data))
+                return
+            self._reassembly_last = last
+            self._reassembly_next = 1
+            if len(data) > limit:
+                self.oversized_dropped += 1
+                self._reassembly = []
+                self._reassembly_bytes = 0
+                self._reassembly_dropping = True
             else:
                 self._reassembly = [data]
-                self._reassembly_last = last
                 self._reassembly_bytes = len(data)
+                self._reassembly_dropping = False
             return
-        if parts is None or last != self._reassembly_last or index != len(parts):
+        parts = self._reassembly
+        if parts is None or last != self._reassembly_last or index != self._reassembly_next:
             self.protocol_errors += 1
             self._reassembly = None
             return
-        size = self._reassembly_bytes + len(data)
-        if size > self.max_reliable_message:
-            self.protocol_errors += 1
-            self._reassembly = None
-            return
-        parts.append(data)
-        self._reassembly_bytes = size
+        self._reassembly_next = index + 1
+        if not self._reassembly_dropping:
+            size = self._reassembly_bytes + len(data)
+            if size > limit:
+                # Too large for us (not necessarily a broken peer: our limit may be
+                # below its): consume the rest of it without keeping anything.
+                self.oversized_dropped += 1
+                parts = self._reassembly = []
+                self._reassembly_bytes = 0
+                self._reassembly_dropping = True
+            else:
+                parts.append(data)
+                self._reassembly_bytes = size
         if index == last:
             self._reassembly = None
-            out.append((1, b"".join(parts)))
+            if not self._reassembly_dropping:
+                out.append((1, b"".join(parts)))
 
     def _receive_unreliable_fragment(
         self,
@@ -756,8 +848,13 @@ class Reliability:
             self.duplicates_dropped += 1
             return
         size = self._unrel_partial_bytes + len(data)
-        if size > self.max_unreliable_message:
-            self.protocol_errors += 1
+        if size > self._recv_unreliable_limit:
+            if size > self.max_unreliable_message:
+                self.protocol_errors += 1
+            else:
+                # Too large for us: skip this snapshot's other fragments too.
+                self.oversized_dropped += 1
+                self._unrel_delivered = sequence
             self._unrel_partial = None
             self._unrel_partial_id = -1
             return
@@ -845,7 +942,7 @@ class Reliability:
     @property
     def receive_buffered_bytes(self) -> int:
         """Bytes the peer has made us hold: out-of-order messages and reassemblies."""
-        held = sum(len(entry[2]) for entry in self._recv_buffer.values())
+        held = self._recv_buffer_bytes
         if self._reassembly is not None:
             held += self._reassembly_bytes
         if self._unrel_partial is not None:
@@ -868,6 +965,8 @@ class Reliability:
             "duplicates_dropped": self.duplicates_dropped,
             "stale_bodies": self.stale_bodies,
             "out_of_window": self.out_of_window,
+            "oversized_dropped": self.oversized_dropped,
+            "refused_bodies": self.refused_bodies,
             "malformed_bodies": self.malformed_bodies,
             "protocol_errors": self.protocol_errors,
             "unreliable_dropped": self.unreliable_dropped,

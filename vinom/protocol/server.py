@@ -19,6 +19,7 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from attrs import evolve
@@ -35,7 +36,7 @@ from vinom.protocol.events import (
     SessionConnected,
 )
 from vinom.protocol.interfaces import Admission, IAdmission
-from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, default_reliability
+from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
 from vinom.protocol.reliability import SendQueueFull
 from vinom.protocol.replay import WINDOW_SIZE, ReplayWindow
 from vinom.protocol.tokens import PrivateToken
@@ -145,6 +146,8 @@ class ServerEndpoint:
     `admission` decides whether a token's player may connect. `wall_clock`
     gives unix time for token expiry (timers use the `now` arguments instead).
     `random_bytes` seeds keys and counters; inject it only for test vectors.
+    `reliability_factory` makes each session's reliability layer (default: one
+    with the config's receive limits).
     """
 
     def __init__(
@@ -154,13 +157,15 @@ class ServerEndpoint:
         *,
         wall_clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
-        reliability_factory: ReliabilityFactory = default_reliability,
+        reliability_factory: ReliabilityFactory | None = None,
     ) -> None:
         self.config = config
         self._admission = admission
         self._wall_clock = wall_clock
         self._random_bytes = random_bytes
-        self._reliability_factory = reliability_factory
+        self._reliability_factory = reliability_factory or partial(
+            host_reliability, config.max_receive_message, config.max_receive_buffer
+        )
         protocol = config.protocol
         self._version = protocol.protocol_version
         self._application_id = protocol.application_id
