@@ -20,7 +20,7 @@ from tests.test_protocol_support import (
 from vinom.hosting.interfaces import HostAddress
 from vinom.protocol.client import CONNECTED, FAILED, ClientConnection
 from vinom.protocol.config import ClientConfig, IssuerConfig, ProtocolConfig
-from vinom.protocol.events import SessionConnected
+from vinom.protocol.events import RELIABLE, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import PublicToken, TokenIssuer, decode_user_data, encode_user_data
@@ -304,6 +304,36 @@ class TokenCheckTests(SynchronousTestCase):
         net.run(0.35)
         self.assertNotEqual(second.state, CONNECTED)
         self.assertGreaterEqual(net.server.drops["already_connected"], 3)
+
+    def test_reconnect_outlasts_the_old_session(self) -> None:
+        """A client that lost its socket comes back with a fresh token at once: the host
+        refuses the player until the old session times out, and the new attempt lasts
+        long enough to get in then (default config: token timeout + 1 s)."""
+        net = Net()
+        old = net.connect(net.token())
+        net.run(0.5)
+        self.assertEqual(old.state, CONNECTED)
+        old.send_message(RELIABLE, b"last words")  # the host hears from it right now
+        net.run(0.001)
+        lost_at = net.now
+        del net.clients[CLIENT_ADDR]  # the socket is gone; nothing reaches it any more
+        fresh = net.connect(net.token(), addr=OTHER_ADDR)
+        self.assertEqual(fresh._attempt_deadline - lost_at, 6.0)
+        net.run(4.9)
+        self.assertEqual(fresh.state, "requesting")
+        self.assertGreater(net.server.drops["already_connected"], 40)
+        net.run(1.0)
+        self.assertEqual(fresh.state, CONNECTED)
+        self.assertEqual([e.reason for e in net.closed(None)], ["timeout"])
+        self.assertIsNone(net.failed(OTHER_ADDR))
+        self.assertEqual(net.server.session_count, 1)
+
+    def test_attempt_timeout_follows_the_token(self) -> None:
+        self.assertEqual(ClientConfig().attempt_timeout_for(5.0), 6.0)
+        self.assertEqual(ClientConfig().attempt_timeout_for(1.0), 5.0)
+        self.assertEqual(ClientConfig().attempt_timeout_for(30.0), 31.0)
+        self.assertEqual(ClientConfig(attempt_timeout=2.0).attempt_timeout_for(30.0), 2.0)
+        self.assertRaises(ValueError, ClientConfig, attempt_timeout=0)
 
     def test_host_session_limit(self) -> None:
         net = Net(host_config={"max_sessions": 1})

@@ -118,7 +118,8 @@ class ClientConnection:
         # Heard at least three times per timeout, so a lost keepalive or two never
         # ends the session, whatever timeout the token sets.
         self._keepalive = min(self.config.keepalive_interval, self._timeout / 3)
-        self._attempt_deadline = now + self.config.attempt_timeout
+        self._attempt_timeout = self.config.attempt_timeout_for(self._timeout)
+        self._attempt_deadline = now + self._attempt_timeout
         self._next_handshake = now
         self._last_recv = now
         self._last_sent = now
@@ -354,7 +355,7 @@ class ClientConnection:
         self.state = REQUESTING
         self._response = None
         self._challenge_seq = -1
-        self._attempt_deadline = now + self.config.attempt_timeout
+        self._attempt_deadline = now + self._attempt_timeout
         self._handshake(now)
 
     def _fail(self, reason: str) -> None:

@@ -117,16 +117,32 @@ class HostConfig:
                 raise TypeError("addresses must be HostAddress values")
 
 
+DEFAULT_ATTEMPT_TIMEOUT = 5.0
+ATTEMPT_MARGIN = 1.0
+
+
 @frozen
 class ClientConfig:
     """A client connection's timers."""
 
     # Handshake packets are resent at this interval (10 Hz) until answered.
     handshake_interval: float = field(default=0.1, validator=_positive)
-    # Give up on one host address after this long without a welcome.
-    attempt_timeout: float = field(default=5.0, validator=_positive)
+    # Give up on one host address after this long without a welcome. None (the
+    # default): the token's session timeout plus ATTEMPT_MARGIN, at least
+    # DEFAULT_ATTEMPT_TIMEOUT, so that a client reconnecting after losing its
+    # socket outlasts its old session on the host (which refuses the player,
+    # silently, until that session times out).
+    attempt_timeout: float | None = field(
+        default=None, validator=validators.optional(_positive)
+    )
     keepalive_interval: float = field(default=1.0, validator=_positive)
     disconnect_redundancy: int = field(default=10, validator=validators.ge(1))
+
+    def attempt_timeout_for(self, session_timeout: float) -> float:
+        """How long one host address is tried, for a token with this session timeout."""
+        if self.attempt_timeout is not None:
+            return self.attempt_timeout
+        return max(DEFAULT_ATTEMPT_TIMEOUT, session_timeout + ATTEMPT_MARGIN)
 
 
 @frozen
