@@ -7,15 +7,13 @@ import socket
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorUDP
-from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
 from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
-from vinom.hosting.placeholder import PlaceholderGameHost, PlaceholderGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.matchmaking.interfaces import Match, Ticket
@@ -24,44 +22,6 @@ from vinom.matchmaking.interfaces import Match, Ticket
 def make_match(match_id: str, *players: str) -> Match:
     tickets = tuple(Ticket(p, p, "tictactoe", None, 0.0) for p in players)
     return Match(match_id, "tictactoe", tickets, 0.0)
-
-
-@implementer(IListeningPort)
-class FakeUDPPort:
-    def __init__(self, reactor: FakeUDPReactor, port: int) -> None:
-        self.reactor = reactor
-        self.port = port
-
-    def startListening(self) -> None:
-        pass
-
-    def stopListening(self) -> Deferred[None]:
-        self.reactor.listening.pop(self.port, None)
-        return succeed(None)
-
-    def getHost(self) -> object:
-        return None
-
-
-@implementer(IReactorUDP)
-class FakeUDPReactor:
-    """Records UDP listens; a port someone else holds raises CannotListenError."""
-
-    def __init__(self) -> None:
-        self.listening: dict[int, tuple[DatagramProtocol, str]] = {}
-        self.taken: set[int] = set()
-
-    def listenUDP(
-        self,
-        port: int,
-        protocol: DatagramProtocol,
-        interface: str = "",
-        maxPacketSize: int = 8192,  # noqa: N803 (IReactorUDP names it so)
-    ) -> IListeningPort:
-        if port in self.taken or port in self.listening:
-            raise CannotListenError(interface, port, OSError("address in use"))
-        self.listening[port] = (protocol, interface)
-        return FakeUDPPort(self, port)
 
 
 class HostingServiceTests(SynchronousTestCase):

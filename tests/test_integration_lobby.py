@@ -23,13 +23,12 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from vinom.certs import ensure_dev_certificate, make_self_signed
-from vinom.hosting.placeholder import PlaceholderGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.lobby.tokens_placeholder import PlaceholderTokenIssuer
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.store.memory import MemorySessionStore
 

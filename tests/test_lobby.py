@@ -16,16 +16,14 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from tests.test_hosting_service import FakeUDPReactor
+from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from vinom.hosting.interfaces import HostAddress
-from vinom.hosting.placeholder import PlaceholderGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby import errors
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
-from vinom.lobby.tokens_placeholder import PlaceholderTokenIssuer
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.interfaces import ITokenIssuer

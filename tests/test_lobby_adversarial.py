@@ -21,14 +21,12 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_hosting_service import FakeUDPReactor
-from vinom.hosting.placeholder import PlaceholderGameHostFactory
+from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby import errors
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.lobby.tokens_placeholder import PlaceholderTokenIssuer
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.store.memory import MemorySessionStore
 

@@ -1,21 +1,61 @@
-"""A placeholder game host: a real UDP port that drops every datagram.
+"""Test doubles for the lobby and hosting tests: stand-ins with real behaviour, no game.
 
-Until the inline game host that plays real games is wired in, this lets the
-lobby, the allocator and the hosting service run end to end: each host
-really listens on its UDP port (so ports are truly taken and freed), counts
-and drops what arrives, and becomes idle only when told `end_match`, which
-is how tests (and operators poking at a dev server) finish a game.
+- `PlaceholderTokenIssuer`: an `ITokenIssuer` whose tokens are plain JSON
+  (match, player, seat, expiry and a fresh nonce), NOT sealed or secure. It
+  lets lobby tests read what a token was issued for; the server itself uses
+  `vinom.protocol.tokens.TokenIssuer`.
+- `PlaceholderGameHostFactory` / `PlaceholderGameHost`: an `IGameHost` that
+  really listens on its UDP port (so ports are truly taken and freed), counts
+  and drops what arrives, and becomes idle only when a test calls
+  `end_match`; the server itself uses `vinom.hosting.inline`.
+- `FakeUDPReactor`: records `listenUDP` calls; a port in `taken` (or already
+  listened on) raises `CannotListenError`.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from zope.interface import implementer
 
 from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
-from vinom.matchmaking.interfaces import Match
+from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.interfaces import ITokenIssuer
+
+DEFAULT_LIFETIME = 30.0
+
+
+@implementer(ITokenIssuer)
+class PlaceholderTokenIssuer:
+    """Issues unsealed placeholder tokens valid for `lifetime` seconds (see the module doc)."""
+
+    def __init__(self, lifetime: float = DEFAULT_LIFETIME) -> None:
+        if lifetime <= 0:
+            raise ValueError("a token lifetime must be positive")
+        self.lifetime = lifetime
+
+    def issue(
+        self, match: Match, player: Ticket, address: HostAddress, now: float
+    ) -> Mapping[str, Any]:
+        seat = match.player_ids.index(player.player_id)
+        return {
+            "kind": "placeholder",
+            "match_id": match.match_id,
+            "player_id": player.player_id,
+            "seat": seat,
+            "host": address.host,
+            "port": address.port,
+            # Fresh per issue, so a reconnecting player's token differs from the first one.
+            "nonce": secrets.token_hex(16),
+            "expires_at": now + self.lifetime,
+        }
+
 
 # Read whole datagrams of any size a client might send, so each counts as one drop.
 MAX_DATAGRAM = 65535
@@ -113,3 +153,41 @@ class PlaceholderGameHostFactory:
             if match_id in host.matches and not host.stopped:
                 return host
         return None
+
+
+@implementer(IListeningPort)
+class FakeUDPPort:
+    def __init__(self, reactor: FakeUDPReactor, port: int) -> None:
+        self.reactor = reactor
+        self.port = port
+
+    def startListening(self) -> None:
+        pass
+
+    def stopListening(self) -> Deferred[None]:
+        self.reactor.listening.pop(self.port, None)
+        return succeed(None)
+
+    def getHost(self) -> object:
+        return None
+
+
+@implementer(IReactorUDP)
+class FakeUDPReactor:
+    """Records UDP listens; a port someone else holds raises CannotListenError."""
+
+    def __init__(self) -> None:
+        self.listening: dict[int, tuple[DatagramProtocol, str]] = {}
+        self.taken: set[int] = set()
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,  # noqa: N803 (IReactorUDP names it so)
+    ) -> IListeningPort:
+        if port in self.taken or port in self.listening:
+            raise CannotListenError(interface, port, OSError("address in use"))
+        self.listening[port] = (protocol, interface)
+        return FakeUDPPort(self, port)
