@@ -227,6 +227,31 @@ def census(top: int = 40) -> dict[str, int]:
     return dict(counts.most_common(top))
 
 
+def allocation_growth(top: int = 15) -> dict[str, int]:
+    """Bytes still allocated, by source line, since the previous call (tracemalloc).
+
+    The first call starts tracing and returns {}; tracing slows the process
+    down, which is why only `--census` runs ask for it.
+    """
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(1)
+        return {}
+    stats = tracemalloc.take_snapshot().statistics("lineno")
+    out: dict[str, int] = {}
+    for stat in stats[:top]:
+        frame = stat.traceback[0]
+        name = frame.filename
+        for marker in ("/vinom/", "/twisted/", "/site-packages/", "/python3."):
+            at = name.rfind(marker)
+            if at >= 0:
+                name = name[at + 1 :]
+                break
+        out[f"{name}:{frame.lineno}"] = stat.size
+    return out
+
+
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
     reactor = global_reactor()
@@ -241,6 +266,7 @@ def main() -> None:
         reply = {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": counters()}
         if command.get("census"):
             reply["census"] = census()
+            reply["allocations"] = allocation_growth()
         return reply
 
     control = start_control(reactor, {"mark": mark})

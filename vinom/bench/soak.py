@@ -37,7 +37,8 @@ class Options(ScenarioOptions):
     longdesc = __doc__
     optFlags = [
         ["census", None, "Count the server's live objects by type at both ends of the window "
-                         "and report the types that grew (slow: a full heap walk)."],
+                         "and trace its allocations in between (tracemalloc); report what grew. "
+                         "Slows the server down: for finding leaks, not for figures."],
     ]
     optParameters = [
         ["bots", "b", "1000", "Bots playing at once."],
@@ -142,6 +143,7 @@ def run(options: Options) -> int:
         before, after = start.get("census", {}), end.get("census", {})
         growth = {k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)}
         summary["census_growth"] = dict(sorted(growth.items(), key=lambda kv: -kv[1])[:15])
+        summary["allocations_growth"] = end.get("allocations", {})
     errors_by_kind = {k: n for k, n in kinds.items() if not k.startswith("rejected_")}
     if errors_by_kind:
         summary["error_kinds"] = errors_by_kind
