@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from vinom.lobby import errors
+from vinom.lobby import codec, errors
+from vinom.lobby.addresses import client_key
 from vinom.lobby.codec import (
     Cancel,
     FrameDecoder,
@@ -22,10 +23,11 @@ from vinom.lobby.codec import (
     encode_frame,
     error_frame,
     parse_frame,
+    request_id_of,
 )
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
-from vinom.lobby.ratelimit import TokenBucket
+from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter, TokenBucket
 
 
 def code_of(line: bytes) -> str:
@@ -164,6 +166,78 @@ class FrameDecoderTests(SynchronousTestCase):
         self.assertLessEqual(decoder.buffered, 80)
 
 
+class LazyDecodingTests(SynchronousTestCase):
+    """`push` only buffers; `next_line` splits one line at a time and parses nothing."""
+
+    def test_lines_come_one_at_a_time_and_the_rest_waits_as_bytes(self) -> None:
+        decoder = FrameDecoder()
+        decoder.push(b'{"type":"ping"}\r\n  \n\n{"type":"cancel"}\n{"type":')
+        self.assertEqual(decoder.buffered, 47)
+        self.assertEqual(decoder.next_line(), b'{"type":"ping"}')
+        self.assertEqual(decoder.buffered, 30)
+        self.assertEqual(decoder.next_line(), b"")
+        self.assertEqual(decoder.next_line(), b"")
+        self.assertEqual(decoder.next_line(), b'{"type":"cancel"}')
+        self.assertIsNone(decoder.next_line())
+        self.assertEqual(decoder.buffered, 8)
+        decoder.push(b'"ping"}\n')
+        self.assertEqual(decoder.next_line(), b'{"type":"ping"}')
+        self.assertIsNone(decoder.next_line())
+        self.assertEqual(decoder.buffered, 0)
+
+    def test_splitting_parses_nothing(self) -> None:
+        def no_parsing(line: bytes) -> object:
+            raise AssertionError("next_line must not parse")
+
+        self.patch(codec, "parse_frame", no_parsing)
+        decoder = FrameDecoder()
+        decoder.push(b"1\n" * 1000)
+        self.assertEqual(decoder.next_line(), b"1")
+        self.assertEqual(decoder.buffered, 2 * 999)
+
+    def test_too_large_lines_come_as_one_error_each(self) -> None:
+        decoder = FrameDecoder(max_frame_bytes=64)
+        decoder.push(b"a" * 65 + b"\n" + b"b" * 10 + b"\n" + b"c" * 200)
+        first = decoder.next_line()
+        assert isinstance(first, FrameError)
+        self.assertEqual(first.code, errors.FRAME_TOO_LARGE)
+        self.assertEqual(decoder.next_line(), b"b" * 10)
+        tail = decoder.next_line()
+        assert isinstance(tail, FrameError)
+        self.assertEqual(tail.code, errors.FRAME_TOO_LARGE)
+        # The rest of the oversized frame is dropped as it arrives, up to its newline.
+        decoder.push(b"c" * 10_000)
+        self.assertEqual(decoder.buffered, 0)
+        self.assertIsNone(decoder.next_line())
+        decoder.push(b'cc\n{"type":"ping"}\n')
+        self.assertEqual(decoder.next_line(), b'{"type":"ping"}')
+
+    def test_clear_drops_everything(self) -> None:
+        decoder = FrameDecoder()
+        decoder.push(b"1\n2\n3")
+        decoder.clear()
+        self.assertEqual(decoder.buffered, 0)
+        self.assertIsNone(decoder.next_line())
+
+    def test_one_json_decoder_for_the_module(self) -> None:
+        class NoNewDecoders(json.JSONDecoder):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                raise AssertionError("a JSONDecoder was built per frame")
+
+        self.patch(json, "JSONDecoder", NoNewDecoders)
+        self.assertEqual(parse_frame(b'{"type":"ping","id":3}'), Ping(3))
+        self.assertEqual(code_of(b'{"type":"ping","x":NaN}'), errors.MALFORMED_JSON)
+
+    def test_request_id_of(self) -> None:
+        self.assertEqual(request_id_of(b'{"type":"hello","id":7}'), 7)
+        self.assertEqual(request_id_of(b'{"id":"x"}'), "x")
+        self.assertIsNone(request_id_of(b'{"id":[1]}'))
+        self.assertIsNone(request_id_of(b'{"id":true}'))
+        self.assertIsNone(request_id_of(b"[1]"))
+        self.assertIsNone(request_id_of(b"\xff{"))
+        self.assertIsNone(request_id_of(b"[" * 5000))
+
+
 class EncodeTests(SynchronousTestCase):
     def test_compact_ascii_with_newline(self) -> None:
         self.assertEqual(encode_frame({"type": "pong", "id": 1}), b'{"type":"pong","id":1}\n')
@@ -206,6 +280,68 @@ class TokenBucketTests(SynchronousTestCase):
         self.assertRaises(ValueError, TokenBucket, 1, 0, Clock())
 
 
+class KeyedTokenBucketsTests(SynchronousTestCase):
+    def test_one_bucket_per_key(self) -> None:
+        clock = Clock()
+        buckets = KeyedTokenBuckets(rate=1.0, burst=2, clock=clock)
+        self.assertEqual([buckets.allow("a") for _ in range(3)], [True, True, False])
+        self.assertTrue(buckets.allow("b"))
+        clock.advance(1)
+        self.assertEqual([buckets.allow("a") for _ in range(2)], [True, False])
+
+    def test_full_buckets_are_forgotten(self) -> None:
+        clock = Clock()
+        buckets = KeyedTokenBuckets(rate=1.0, burst=1, clock=clock)
+        for n in range(KeyedTokenBuckets.MIN_SWEEP):
+            buckets.allow(f"k{n}")
+        self.assertEqual(len(buckets), KeyedTokenBuckets.MIN_SWEEP)
+        clock.advance(1)
+        # Every old bucket is full again: the next new key sweeps them all away.
+        self.assertTrue(buckets.allow("new"))
+        self.assertEqual(len(buckets), 1)
+        # A bucket still being refilled survives a sweep, with its debt.
+        for n in range(KeyedTokenBuckets.MIN_SWEEP):
+            buckets.allow(f"j{n}")
+        self.assertFalse(buckets.allow("j0"))
+
+    def test_invalid_parameters(self) -> None:
+        self.assertRaises(ValueError, KeyedTokenBuckets, 0, 1, Clock())
+
+
+class LogLimiterTests(SynchronousTestCase):
+    def test_burst_then_rate_and_a_count_of_what_was_held_back(self) -> None:
+        clock = Clock()
+        limiter = LogLimiter(rate=1.0, burst=3, clock=clock)
+        self.assertEqual([limiter.allow() for _ in range(10)], [True] * 3 + [False] * 7)
+        self.assertEqual(limiter.suppressed, 7)
+        clock.advance(1)
+        self.assertTrue(limiter.allow())
+        self.assertEqual(limiter.take_suppressed(), 7)
+        self.assertEqual(limiter.take_suppressed(), 0)
+
+
+class ClientKeyTests(SynchronousTestCase):
+    def test_ipv4_addresses_are_their_own_key(self) -> None:
+        self.assertEqual(client_key("192.0.2.1"), "192.0.2.1")
+        self.assertNotEqual(client_key("192.0.2.1"), client_key("192.0.2.2"))
+
+    def test_ipv6_addresses_count_by_64(self) -> None:
+        self.assertEqual(client_key("2001:db8:1:2::1"), "2001:db8:1:2::/64")
+        self.assertEqual(
+            client_key("2001:db8:1:2:ffff:ffff:ffff:ffff"), client_key("2001:0db8:1:2::7")
+        )
+        self.assertNotEqual(client_key("2001:db8:1:2::1"), client_key("2001:db8:1:3::1"))
+        self.assertEqual(client_key("fe80::1%eth0"), "fe80::/64")
+        self.assertEqual(client_key("::1"), "::/64")
+
+    def test_ipv4_mapped_addresses_count_as_ipv4(self) -> None:
+        self.assertEqual(client_key("::ffff:192.0.2.1"), "192.0.2.1")
+
+    def test_anything_else_is_its_own_key(self) -> None:
+        self.assertEqual(client_key("UNIXAddress('/tmp/s')"), "UNIXAddress('/tmp/s')")
+        self.assertEqual(client_key("not:an:address"), "not:an:address")
+
+
 class ConfigAndIdentityTests(SynchronousTestCase):
     def test_defaults_are_the_documented_limits(self) -> None:
         config = LobbyConfig()
@@ -216,14 +352,29 @@ class ConfigAndIdentityTests(SynchronousTestCase):
                 config.frame_rate,
                 config.frame_burst,
                 config.max_protocol_errors,
+                config.max_connections,
+                config.max_pending_per_ip,
+                config.queue_rate,
+                config.queue_burst,
+                config.hello_timeout,
+                config.idle_timeout,
+                config.close_timeout,
+                config.start_window,
             ),
-            (4096, 32, 20.0, 40, 10),
+            (4096, 32, 20.0, 40, 10, 10000, 32, 1.0, 32, 10.0, 60.0, 10.0, 30.0),
         )
 
     def test_invalid_config_is_refused(self) -> None:
         self.assertRaises(ValueError, LobbyConfig, frame_rate=0)
         self.assertRaises(ValueError, LobbyConfig, max_connections_per_ip=0)
         self.assertRaises(ValueError, LobbyConfig, max_protocol_errors=0)
+        self.assertRaises(ValueError, LobbyConfig, max_connections=0)
+        self.assertRaises(ValueError, LobbyConfig, max_pending_per_ip=0)
+        self.assertRaises(ValueError, LobbyConfig, queue_rate=0)
+        self.assertRaises(ValueError, LobbyConfig, queue_burst=0)
+        self.assertRaises(ValueError, LobbyConfig, hello_timeout=0)
+        self.assertRaises(ValueError, LobbyConfig, idle_timeout=-1)
+        self.assertRaises(ValueError, LobbyConfig, start_window=0)
 
     def test_player_ids_and_secrets(self) -> None:
         self.assertRegex(new_player_id(), r"^p-[0-9a-f]{16}$")

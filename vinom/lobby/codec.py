@@ -6,10 +6,12 @@ ignored and blank lines are skipped, so a person can type frames into
 `openssl s_client`. Every frame has a string `type`; a client may add an `id`
 (a string of at most 64 characters or an integer) that the reply echoes.
 
-`FrameDecoder.feed` never raises: anything that is not a valid request comes
-out as a `FrameError` carrying a code from `vinom.lobby.errors`. A frame that
-grows past the limit yields one `frame_too_large`, and the decoder discards
-bytes up to the next newline and carries on with the frame after it.
+`FrameDecoder` splits lazily: `push` buffers bytes and `next_line` hands out
+one line at a time, so the lobby applies its limits before parsing each frame.
+`parse_frame` never raises: anything that is not a valid request comes out as
+a `FrameError` carrying a code from `vinom.lobby.errors`. A frame that grows
+past the limit yields one `frame_too_large`, and the decoder discards bytes up
+to the next newline and carries on with the frame after it.
 """
 
 from __future__ import annotations
@@ -92,48 +94,97 @@ Decoded = Request | FrameError
 
 
 class FrameDecoder:
-    """Splits a byte stream into frames and parses each one."""
+    """Splits a byte stream into frames, one at a time.
+
+    `push` only buffers; `next_line` hands out the next complete line. The
+    lobby takes lines one by one and checks its limits (closing, rate limit,
+    a request still being served) before parsing each, so one read full of
+    tiny frames costs no more parsing than the limits allow, and lines not
+    yet served wait as raw bytes, not as parsed objects.
+    """
 
     def __init__(self, max_frame_bytes: int = 4096) -> None:
         self._max = max_frame_bytes
         self._buffer = bytearray()
+        # Bytes before _start are consumed; no newline lies in [_start, _scanned).
+        self._start = 0
+        self._scanned = 0
         # True after an oversized frame was reported, until its newline arrives.
         self._discarding = False
 
     @property
     def buffered(self) -> int:
-        """Bytes held while waiting for the end of a frame (never more than the limit)."""
-        return len(self._buffer)
+        """Bytes received and not yet handed out (complete lines and a partial one)."""
+        return len(self._buffer) - self._start
 
-    def feed(self, data: bytes) -> list[Decoded]:
-        """Take more bytes; return every request or error completed by them, in order."""
+    def push(self, data: bytes) -> None:
+        """Take more bytes; nothing is split or parsed yet."""
+        if self._discarding and self._start == len(self._buffer):
+            # Inside an oversized frame with nothing else waiting: keep nothing before its end.
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self._discarding = False
+            self.clear()
+            data = data[end + 1 :]
         self._buffer += data
-        results: list[Decoded] = []
+
+    def next_line(self) -> bytes | FrameError | None:
+        """The next frame's bytes, or None when no complete frame is buffered.
+
+        The line comes without its newline and without a carriage return before
+        it; a blank (whitespace-only) line comes as b"". A frame longer than the
+        limit comes as one `frame_too_large` `FrameError`, and its bytes are
+        discarded up to the next newline.
+        """
         buffer = self._buffer
-        start = 0
         while True:
-            end = buffer.find(b"\n", start)
+            start = self._start
+            end = buffer.find(b"\n", max(start, self._scanned))
             if end < 0:
                 break
+            self._start = end + 1
             if self._discarding:
                 self._discarding = False
-            elif end - start > self._max:
-                results.append(_too_large(self._max))
-            else:
-                line = bytes(buffer[start:end])
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if line.strip():
-                    results.append(parse_frame(line))
-            start = end + 1
-        del buffer[:start]
+                continue
+            if end - start > self._max:
+                return _too_large(self._max)
+            line = bytes(buffer[start:end])
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            return line if line.strip() else b""
+        # No complete line left: what remains is one partial frame.
         if self._discarding:
-            buffer.clear()
-        elif len(buffer) > self._max:
+            self.clear()
+        elif len(buffer) - self._start > self._max:
             # No newline within the limit: report once, then drop the rest of this frame.
-            results.append(_too_large(self._max))
             self._discarding = True
-            buffer.clear()
+            self.clear()
+            return _too_large(self._max)
+        else:
+            del buffer[: self._start]
+            self._start = 0
+            self._scanned = len(buffer)
+        return None
+
+    def clear(self) -> None:
+        """Drop everything buffered (the connection is closing, or a frame is discarded)."""
+        self._buffer.clear()
+        self._start = 0
+        self._scanned = 0
+
+    def feed(self, data: bytes) -> list[Decoded]:
+        """Push `data` and parse every frame completed by it, in order; blank lines are skipped.
+
+        For tools and tests; the lobby takes lines one at a time with `next_line`.
+        """
+        self.push(data)
+        results: list[Decoded] = []
+        while (line := self.next_line()) is not None:
+            if isinstance(line, FrameError):
+                results.append(line)
+            elif line:
+                results.append(parse_frame(line))
         return results
 
 
@@ -145,14 +196,34 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every frame: json.loads with keyword arguments builds a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _load(line: bytes) -> Any:
+    """The JSON value of a frame; ValueError (or RecursionError) if it is not strict JSON."""
+    return _JSON.decode(line.decode("utf-8"))
+
+
+def request_id_of(line: bytes) -> RequestId:
+    """The valid `id` of a frame, or None: to answer a frame that will not be served."""
+    try:
+        obj = _load(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(obj, dict):
+        raw_id = obj.get("id")
+        if _valid_id(raw_id):
+            return raw_id
+    return None
+
+
 def parse_frame(line: bytes) -> Decoded:
     """Parse one frame (without its newline) into a request or a `FrameError`."""
     try:
-        text = line.decode("utf-8")
+        obj = _load(line)
     except UnicodeDecodeError:
         return FrameError(errors.MALFORMED_JSON, "a frame must be UTF-8 encoded JSON")
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         # RecursionError: a few thousand nested brackets fit in one frame.
         return FrameError(errors.MALFORMED_JSON, "the frame is not valid JSON")

@@ -1,7 +1,9 @@
 """Limits of the TLS lobby, as one immutable value.
 
 The defaults are the ones issue 2 names and docs/lobby.md documents;
-`twistd vinom` exposes each as an option.
+`twistd vinom` exposes each as an option (`close_timeout` excepted). Limits
+"per address" count an IPv4 address, or an IPv6 /64 (what one subscriber
+usually gets), as one client.
 """
 
 from __future__ import annotations
@@ -23,3 +25,19 @@ class LobbyConfig:
     frame_burst: int = field(default=40, validator=[instance_of(int), ge(1)])
     # Protocol errors a connection may make before it is closed with a final error.
     max_protocol_errors: int = field(default=10, validator=[instance_of(int), ge(1)])
+    # Concurrent lobby connections in all.
+    max_connections: int = field(default=10000, validator=[instance_of(int), ge(1)])
+    # Players from one address that are queued or in a match not yet under way.
+    max_pending_per_ip: int = field(default=32, validator=[instance_of(int), ge(1)])
+    # Token bucket per address for `queue` requests: sustained per second and burst size.
+    queue_rate: float = field(default=1.0, converter=float, validator=gt(0.0))
+    queue_burst: int = field(default=32, validator=[instance_of(int), ge(1)])
+    # Seconds a new connection has for the TLS handshake and its first frame.
+    hello_timeout: float = field(default=10.0, converter=float, validator=gt(0.0))
+    # Seconds a connection that is not queued (nor matched) may stay silent.
+    idle_timeout: float = field(default=60.0, converter=float, validator=gt(0.0))
+    # Seconds a closing connection has to finish closing (TLS close_notify) before it is aborted.
+    close_timeout: float = field(default=10.0, converter=float, validator=gt(0.0))
+    # Seconds after placement until a match counts as under way (the game host's
+    # connect deadline: by then every player has connected or the match was aborted).
+    start_window: float = field(default=30.0, converter=float, validator=gt(0.0))

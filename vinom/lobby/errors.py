@@ -31,6 +31,7 @@ SERVER_DRAINING: Final = "server_draining"
 RATE_LIMITED: Final = "rate_limited"
 TOO_MANY_CONNECTIONS: Final = "too_many_connections"
 TOO_MANY_ERRORS: Final = "too_many_errors"
+TIMEOUT: Final = "timeout"
 SESSION_REPLACED: Final = "session_replaced"
 MATCH_FAILED: Final = "match_failed"
 INTERNAL_ERROR: Final = "internal_error"
@@ -54,6 +55,7 @@ ALL_CODES: Final = frozenset(
         RATE_LIMITED,
         TOO_MANY_CONNECTIONS,
         TOO_MANY_ERRORS,
+        TIMEOUT,
         SESSION_REPLACED,
         MATCH_FAILED,
         INTERNAL_ERROR,
@@ -73,14 +75,22 @@ NOT_COUNTED: Final = frozenset(
         SESSION_REPLACED,
         TOO_MANY_CONNECTIONS,
         TOO_MANY_ERRORS,
+        TIMEOUT,
     }
 )
 
 
 class LobbyError(Exception):
-    """A request failed with a stable `code`; the lobby answers it with an `error` frame."""
+    """A request failed with a stable `code`; the lobby answers it with an `error` frame.
 
-    def __init__(self, code: str, message: str) -> None:
+    `counted` overrides whether the error adds to the connection's protocol
+    error count (by default: unless the code is in `NOT_COUNTED`). A `queue`
+    refused by a limit on the client's whole address is `rate_limited` but not
+    counted: another player behind the same address may have caused it.
+    """
+
+    def __init__(self, code: str, message: str, *, counted: bool | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.counted = counted
