@@ -168,7 +168,7 @@ class FakeUDPPort:
         self.reactor.listening.pop(self.port, None)
         return succeed(None)
 
-    def getHost(self) -> object:
+    def getHost(self) -> Any:
         return None
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -20,7 +20,8 @@ from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, Placeholde
 from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
-from vinom.lobby import errors
+from vinom.lobby import errors, server
+from vinom.lobby.codec import parse_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
@@ -82,7 +83,7 @@ class LobbyHarness(SynchronousTestCase):
     """A lobby with in-memory parts, a Clock, and placeholder hosts on a fake UDP reactor."""
 
     config = LobbyConfig()
-    ports = (7400, 7401)
+    ports: tuple[int, ...] = (7400, 7401)
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -117,7 +118,11 @@ class LobbyHarness(SynchronousTestCase):
     def connect(self, host: str = "192.0.2.1", factory: LobbyFactory | None = None) -> Client:
         factory = factory or self.factory
         self._peer_port += 1
-        peer = IPv4Address("TCP", host, self._peer_port)
+        peer: IPv4Address | IPv6Address
+        if ":" in host:
+            peer = IPv6Address("TCP", host, self._peer_port)
+        else:
+            peer = IPv4Address("TCP", host, self._peer_port)
         protocol = factory.buildProtocol(peer)
         transport = StringTransport(peerAddress=peer)
         protocol.makeConnection(transport)
@@ -681,14 +686,44 @@ class AsynchronousStoreTests(LobbyHarness):
 
     def test_reading_pauses_while_a_backlog_waits(self) -> None:
         store = SlowStore()
-        client = self.connect(factory=self.make_factory(store=store))
-        client.send(b'{"type":"hello","name":"A"}\n' + b'{"type":"ping"}\n' * 39)
+        config = LobbyConfig(frame_burst=1000)
+        client = self.connect(factory=self.make_factory(store=store, config=config))
+        ping = b'{"type":"ping"}\n'
+        # Up to a frame's worth of bytes may wait behind the request being served.
+        client.send(b'{"type":"hello","name":"A"}\n' + ping * (4096 // len(ping)))
         self.assertEqual(client.transport.producerState, "producing")
-        client.send(b'{"type":"ping"}\n' * 5)
+        client.send(ping)
         self.assertEqual(client.transport.producerState, "paused")
         store.release_all()
         self.assertEqual(client.transport.producerState, "producing")
-        self.assertEqual(len(client.frames()), 45)
+        frames = client.frames()
+        self.assertEqual(
+            [f["type"] for f in frames], ["welcome"] + ["pong"] * (4096 // len(ping) + 1)
+        )
+
+    def test_frames_waiting_behind_a_request_are_neither_split_nor_parsed(self) -> None:
+        parsed: list[bytes] = []
+
+        def counting(line: bytes) -> Any:
+            parsed.append(line)
+            return parse_frame(line)
+
+        self.patch(server, "parse_frame", counting)
+        store = SlowStore()
+        client = self.connect(factory=self.make_factory(store=store))
+        client.send(b'{"type":"hello","name":"A"}\n' + b"1\n" * 16383)
+        self.assertEqual(len(parsed), 1)
+        self.assertEqual(client.protocol._decoder.buffered, 2 * 16383)
+        self.assertEqual(client.transport.producerState, "paused")
+        self.assertEqual(client.protocol.protocol_errors, 0)
+        store.release_all()
+        # Served in order: the welcome, then ten errors close the connection.
+        frames = client.frames()
+        self.assertEqual(frames[0]["type"], "welcome")
+        self.assertEqual(frames[-1]["code"], errors.TOO_MANY_ERRORS)
+        self.assertTrue(client.closed)
+        self.assertEqual(len(parsed), 11)
+        self.assertEqual(client.protocol._decoder.buffered, 0)
 
     def test_a_player_who_leaves_during_hello_is_not_kept(self) -> None:
         store = SlowStore()

@@ -59,7 +59,8 @@ class KeyedTokenBuckets:
     MIN_SWEEP = 1024
 
     def __init__(self, rate: float, burst: int, clock: IReactorTime) -> None:
-        TokenBucket(rate, burst, clock)  # the same argument checks
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1, not {rate}/{burst}")
         self._rate = rate
         self._burst = burst
         self._clock = clock
@@ -91,13 +92,19 @@ class LogLimiter:
     lines held back since the last one logged, to mention in the next.
     """
 
-    __slots__ = ("_bucket", "suppressed")
+    __slots__ = ("_bucket", "_burst", "_clock", "_rate", "suppressed")
 
     def __init__(self, rate: float, burst: int, clock: IReactorTime) -> None:
-        self._bucket = TokenBucket(rate, burst, clock)
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        # Made on first use: the clock may not tell time until the reactor runs.
+        self._bucket: TokenBucket | None = None
         self.suppressed = 0
 
     def allow(self) -> bool:
+        if self._bucket is None:
+            self._bucket = TokenBucket(self._rate, self._burst, self._clock)
         if self._bucket.allow():
             return True
         self.suppressed += 1

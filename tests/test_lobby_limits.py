@@ -1,0 +1,417 @@
+"""Tests for the lobby's abuse limits: timeouts, connection caps, per-address queue limits,
+withdrawal of abandoned matches, the parsing budget of a read, and log rate limiting.
+
+They use the `LobbyHarness` of tests.test_lobby (StringTransport, Clock, placeholder hosts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.testing import StringTransport
+from twisted.logger import ILogObserver, Logger
+
+from tests.test_lobby import Client, LobbyHarness
+from vinom.lobby import errors, server
+from vinom.lobby.codec import parse_frame, request_id_of
+from vinom.lobby.config import LobbyConfig
+from vinom.lobby.server import REFUSAL_LOG_BURST, PlayerState
+from vinom.matchmaking.interfaces import Match, Ticket
+
+
+class WithdrawalTests(LobbyHarness):
+    """A match whose players all left while it waited for a port is withdrawn."""
+
+    def fill_the_ports(self) -> None:
+        for client in [self.queued_player(name) for name in "ABCD"]:
+            client.drop()
+        self.assertEqual(self.allocator.available, 0)
+
+    def test_a_match_whose_players_all_left_while_waiting_is_withdrawn(self) -> None:
+        self.fill_the_ports()
+        first, second = self.queued_player("E"), self.queued_player("F")
+        player_ids = [first.protocol.player_id or "", second.protocol.player_id or ""]
+        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (1, 1))
+        first.drop()
+        # Someone of the match is still here: it keeps its place.
+        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (1, 1))
+        second.drop()
+        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (0, 0))
+        self.assertEqual(self.factory.matches_withdrawn, 1)
+        for player_id in player_ids:
+            self.assertIsNone(self.successResultOf(self.store.get_player(player_id)))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        # The next pair is first in line, and gets the next free port.
+        third, fourth = self.queued_player("G"), self.queued_player("H")
+        self.assertEqual(fourth.frames()[-1], _waiting(position=1))
+        self.hosts.end_match(self.matches[0].match_id)
+        found = third.frames()[-1]
+        self.assertEqual(
+            (found["type"], found["game_id"]), ("match_found", self.matches[3].match_id)
+        )
+        # A player of the withdrawn match has nothing to reconnect to.
+        reply = self.connect().request(
+            {"type": "reconnect", "player_id": player_ids[0], "secret": "whatever"}
+        )
+        self.assert_error(reply, errors.BAD_SECRET)
+
+    def test_a_match_formed_with_none_of_its_players_here_is_withdrawn_at_once(self) -> None:
+        # An asynchronous matchmaker may form a match whose players have just left.
+        self.fill_the_ports()
+        tickets = tuple(Ticket(p, p, "tictactoe", None, 0.0) for p in ("p-gone1", "p-gone2"))
+        self.factory._match_formed(Match("m-ghost", "tictactoe", tickets, 0.0))
+        self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (0, 0))
+        self.assertEqual(self.factory.matches_withdrawn, 1)
+
+    def test_a_match_being_placed_is_not_withdrawn(self) -> None:
+        first, second = self.queued_player("A"), self.queued_player("B")
+        first.drop()
+        second.drop()
+        self.assertEqual(self.factory.matches_withdrawn, 0)
+        self.assertEqual(self.hosting.running_games, 1)
+
+
+class PendingPerAddressTests(LobbyHarness):
+    config = LobbyConfig(max_pending_per_ip=4)
+    ports = (7400, 7401, 7402)
+
+    def test_an_address_has_at_most_so_many_players_queued_or_starting(self) -> None:
+        for name in "ABCD":
+            self.queued_player(name)
+        self.assertEqual(self.hosting.running_games, 2)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 4)
+        late = self.connect()
+        late.hello("E")
+        reply = late.request({"type": "queue", "game": "tictactoe", "id": 1})
+        self.assert_error(reply, errors.RATE_LIMITED, 1)
+        # Not the player's fault (others share the address): not counted, still connected.
+        self.assertEqual(late.protocol.protocol_errors, 0)
+        self.assertIs(late.protocol.state, PlayerState.IDLE)
+        self.assertEqual(self.matchmaker.queue_length("tictactoe"), 0)
+        # Other addresses are not affected.
+        other = self.connect("192.0.2.2")
+        other.hello("F")
+        self.assertEqual(other.request({"type": "queue", "game": "maze"})["type"], "queued")
+        # Once the placed matches are under way (their connect window is over) it may queue.
+        self.clock.advance(29)
+        self.assert_error(late.request({"type": "queue", "game": "tictactoe"}), errors.RATE_LIMITED)
+        self.clock.advance(1)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+        self.assertEqual(late.request({"type": "queue", "game": "tictactoe"})["type"], "queued")
+
+    def test_a_match_that_ends_no_longer_counts(self) -> None:
+        self.queued_player("A")
+        self.queued_player("B")
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 2)
+        self.hosts.end_match(self.matches[0].match_id)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+
+    def test_cancelling_or_leaving_the_queue_no_longer_counts(self) -> None:
+        client = self.queued_player("A", "maze")
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 1)
+        client.request({"type": "cancel"})
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+        client.request({"type": "queue", "game": "maze"})
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 1)
+        client.drop()
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+
+    def test_a_withdrawn_match_no_longer_counts(self) -> None:
+        for n in range(6):
+            other = self.connect(f"198.51.100.{n}")
+            other.hello()
+            other.send({"type": "queue", "game": "tictactoe"})
+        self.assertEqual(self.allocator.available, 0)
+        first, second = self.queued_player("E"), self.queued_player("F")
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 2)
+        first.drop()
+        second.drop()
+        self.assertEqual(self.factory.matches_withdrawn, 1)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+
+    def test_an_ipv6_64_is_one_address(self) -> None:
+        for n in range(4):
+            client = self.connect(f"2001:db8:7:7::{n + 1}")
+            client.hello()
+            client.send({"type": "queue", "game": "maze"})
+        late = self.connect("2001:db8:7:7:ffff::1")
+        late.hello()
+        self.assert_error(late.request({"type": "queue", "game": "maze"}), errors.RATE_LIMITED)
+        self.assertEqual(self.factory.pending_from("2001:db8:7:7::99"), 4)
+
+
+class QueueRateTests(LobbyHarness):
+    config = LobbyConfig(queue_rate=1.0, queue_burst=2)
+
+    def test_queue_requests_of_an_address_are_rate_limited(self) -> None:
+        client = self.connect()
+        client.hello()
+        for _ in range(2):
+            self.assertEqual(client.request({"type": "queue", "game": "maze"})["type"], "queued")
+            client.request({"type": "cancel"})
+        reply = client.request({"type": "queue", "game": "maze", "id": "q"})
+        self.assert_error(reply, errors.RATE_LIMITED, "q")
+        self.assertEqual(client.protocol.protocol_errors, 0)
+        # A new connection from the same address shares the bucket; another address does not.
+        again = self.connect()
+        again.hello()
+        self.assert_error(again.request({"type": "queue", "game": "maze"}), errors.RATE_LIMITED)
+        other = self.connect("192.0.2.2")
+        other.hello()
+        self.assertEqual(other.request({"type": "queue", "game": "maze"})["type"], "queued")
+        self.clock.advance(1)
+        self.assertEqual(client.request({"type": "queue", "game": "maze"})["type"], "queued")
+
+    def test_refused_requests_do_not_take_tokens(self) -> None:
+        client = self.connect()
+        client.hello()
+        for _ in range(5):
+            self.assert_error(
+                client.request({"type": "queue", "game": "chess"}), errors.UNKNOWN_GAME
+            )
+        self.assertEqual(client.request({"type": "queue", "game": "maze"})["type"], "queued")
+
+
+class KeepAliveTransport(StringTransport):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.keepalive: list[bool] = []
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        self.keepalive.append(enabled)
+
+
+class TimeoutTests(LobbyHarness):
+    def timers_of(self, client: Client) -> list[IDelayedCall]:
+        protocol = client.protocol
+        return [
+            call
+            for call in self.clock.getDelayedCalls()
+            if getattr(call.func, "__self__", None) is protocol  # type: ignore[attr-defined]
+        ]
+
+    def test_a_connection_that_sends_nothing_is_dropped_after_the_hello_timeout(self) -> None:
+        client = self.connect()
+        self.clock.advance(9.9)
+        self.assertFalse(client.closed)
+        self.clock.advance(0.1)
+        # Aborted without a word: it may not even have finished its TLS handshake.
+        self.assertTrue(client.transport.disconnected)
+        self.assertEqual(client.frames(), [])
+        client.drop()
+        self.assertEqual(self.factory.connection_count, 0)
+
+    def test_a_first_frame_that_never_ends_is_answered_timeout(self) -> None:
+        client = self.connect()
+        client.send(b'{"type":"hel')
+        self.clock.advance(10)
+        [frame] = client.frames()
+        self.assert_error(frame, errors.TIMEOUT)
+        self.assertTrue(client.closed)
+        self.assertFalse(client.transport.disconnected)
+
+    def test_an_idle_connection_is_closed_and_a_ping_keeps_it(self) -> None:
+        client = self.connect()
+        client.hello()
+        self.clock.advance(59)
+        self.assertEqual(client.request({"type": "ping"})["type"], "pong")
+        self.clock.advance(59)
+        self.assertFalse(client.closed)
+        self.clock.advance(1)
+        [frame] = client.frames()
+        self.assert_error(frame, errors.TIMEOUT)
+        self.assertIn("60", frame["message"])
+        self.assertTrue(client.closed)
+        client.drop()
+        self.assertEqual(self.store.player_count, 0)
+
+    def test_blank_lines_do_not_keep_a_connection(self) -> None:
+        client = self.connect()
+        client.hello()
+        for _ in range(6):
+            self.clock.advance(10)
+            client.send(b"\n")
+        self.assertTrue(client.closed)
+        self.assert_error(client.frames()[-1], errors.TIMEOUT)
+
+    def test_a_queued_player_is_kept_however_long_the_wait(self) -> None:
+        client = self.queued_player("A", "maze")
+        self.clock.advance(24 * 3600)
+        self.assertFalse(client.closed)
+        self.assertEqual(self.timers_of(client), [])
+        # Back out of the queue, the idle timeout applies again.
+        client.request({"type": "cancel"})
+        self.clock.advance(60)
+        self.assertTrue(client.closed)
+
+    def test_a_player_whose_match_waits_for_a_server_is_kept(self) -> None:
+        players = [self.queued_player(name) for name in "ABCDEF"]
+        self.clock.advance(3600)
+        for client in players[4:]:
+            self.assertFalse(client.closed)
+            self.assertIs(client.protocol.state, PlayerState.MATCHED)
+
+    def test_a_close_that_does_not_complete_is_aborted(self) -> None:
+        client = self.connect()
+        client.send(b"x\n" * 10)
+        self.assertTrue(client.closed)
+        self.assertFalse(client.transport.disconnected)
+        self.clock.advance(9.9)
+        self.assertFalse(client.transport.disconnected)
+        self.clock.advance(0.1)
+        self.assertTrue(client.transport.disconnected)
+
+    def test_a_refused_connection_is_aborted_if_its_close_does_not_complete(self) -> None:
+        factory = self.make_factory(config=LobbyConfig(max_connections_per_ip=1))
+        self.connect(factory=factory)
+        refused = self.connect(factory=factory)
+        self.assertTrue(refused.closed)
+        self.clock.advance(10)
+        self.assertTrue(refused.transport.disconnected)
+
+    def test_a_lost_connection_leaves_no_timer(self) -> None:
+        clients = [self.connect(), self.connect(), self.queued_player("A", "maze")]
+        clients[1].hello("B")
+        clients.append(self.connect())
+        clients[-1].send(b"x\n" * 10)
+        for client in clients:
+            client.drop()
+            self.assertEqual(self.timers_of(client), [])
+
+    def test_tcp_keepalive_is_turned_on(self) -> None:
+        protocol = self.factory.buildProtocol(None)
+        transport = KeepAliveTransport()
+        protocol.makeConnection(transport)
+        self.assertEqual(transport.keepalive, [True])
+
+
+class ConnectionCapTests(LobbyHarness):
+    def test_overall_cap(self) -> None:
+        factory = self.make_factory(config=LobbyConfig(max_connections=3))
+        clients = [self.connect(f"192.0.2.{n}", factory) for n in range(1, 5)]
+        self.assertEqual([c.closed for c in clients], [False, False, False, True])
+        [frame] = clients[3].frames()
+        self.assert_error(frame, errors.TOO_MANY_CONNECTIONS)
+        clients[3].drop()
+        self.assertEqual(factory.connection_count, 3)
+        clients[0].drop()
+        self.assertFalse(self.connect("192.0.2.9", factory).closed)
+        self.assertEqual(factory.connection_count, 3)
+
+    def test_ipv6_addresses_of_one_64_share_the_per_address_cap(self) -> None:
+        factory = self.make_factory(config=LobbyConfig(max_connections_per_ip=2))
+        self.assertFalse(self.connect("2001:db8:1:2::1", factory).closed)
+        self.assertFalse(self.connect("2001:db8:1:2::2", factory).closed)
+        refused = self.connect("2001:db8:1:2:ffff:ffff:ffff:ffff", factory)
+        self.assertTrue(refused.closed)
+        self.assert_error(refused.frames()[0], errors.TOO_MANY_CONNECTIONS)
+        refused.drop()
+        self.assertFalse(self.connect("2001:db8:1:3::1", factory).closed)
+        self.assertEqual(factory.connections_from("2001:db8:1:2::abcd"), 2)
+        self.assertEqual(factory.connections_from("2001:db8:1:3::1"), 1)
+
+    def test_refusals_are_logged_at_a_limited_rate(self) -> None:
+        factory = self.make_factory(config=LobbyConfig(max_connections_per_ip=1))
+        events: list[dict[str, Any]] = []
+        factory.log = Logger(observer=cast(ILogObserver, events.append))
+
+        def refusals() -> list[dict[str, Any]]:
+            return [e for e in events if e["log_format"].startswith("refused")]
+
+        self.connect(factory=factory)
+        for _ in range(100):
+            self.connect(factory=factory)
+        self.assertEqual(len(refusals()), REFUSAL_LOG_BURST)
+        self.clock.advance(1)
+        self.connect(factory=factory)
+        last = refusals()[-1]
+        self.assertEqual(len(refusals()), REFUSAL_LOG_BURST + 1)
+        self.assertEqual(last["suppressed"], 100 - REFUSAL_LOG_BURST)
+        self.assertEqual(last["peer"], "192.0.2.1")
+
+
+class FrameBudgetTests(LobbyHarness):
+    """One read full of tiny frames costs no more parsing than the limits allow."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.parsed = 0
+        self.ids_read = 0
+
+        def counting_parse(line: bytes) -> Any:
+            self.parsed += 1
+            return parse_frame(line)
+
+        def counting_id(line: bytes) -> Any:
+            self.ids_read += 1
+            return request_id_of(line)
+
+        self.patch(server, "parse_frame", counting_parse)
+        self.patch(server, "request_id_of", counting_id)
+
+    def test_a_read_of_bad_frames_is_parsed_only_up_to_the_error_limit(self) -> None:
+        client = self.connect()
+        client.send(b"1\n" * 16384)
+        self.assertEqual(self.parsed, 10)
+        self.assertTrue(client.closed)
+        self.assertEqual(len(client.frames()), 11)
+        self.assertEqual(client.protocol._decoder.buffered, 0)
+
+    def test_a_read_of_pings_is_parsed_only_up_to_the_burst(self) -> None:
+        client = self.connect()
+        client.send(b'{"type":"ping","id":1}\n' * 2048)
+        frames = client.frames()
+        self.assertEqual([f["type"] for f in frames[:40]], ["pong"] * 40)
+        # Rate-limited frames are read for their id only: at most the error limit of them.
+        self.assertEqual(
+            [(f.get("code"), f["id"]) for f in frames[40:50]], [("rate_limited", 1)] * 10
+        )
+        self.assertEqual(frames[50]["code"], errors.TOO_MANY_ERRORS)
+        self.assertEqual((self.parsed, self.ids_read), (40, 10))
+        self.assertTrue(client.closed)
+
+    def test_blank_lines_count_against_the_frame_rate_limit(self) -> None:
+        client = self.connect()
+        client.send(b"\n" * 40 + b"  \r\n" * 5)
+        frames = client.frames()
+        self.assertEqual(len(frames), 5)
+        for frame in frames:
+            self.assert_error(frame, errors.RATE_LIMITED)
+        self.assertEqual(self.parsed + self.ids_read, 0)
+        client.send(b"\n" * 10_000)
+        self.assertTrue(client.closed)
+        self.assert_error(client.frames()[-1], errors.TOO_MANY_ERRORS)
+
+    def test_nothing_is_parsed_after_the_connection_closes(self) -> None:
+        client = self.connect()
+        client.send(b"x\n" * 10 + b'{"type":"ping"}\n' * 100)
+        self.assertEqual(self.parsed, 10)
+        client.send(b'{"type":"ping"}\n' * 100)
+        self.assertEqual(self.parsed, 10)
+
+
+class ReconnectTimingTests(LobbyHarness):
+    def test_an_unknown_player_id_is_compared_with_a_dummy_hash(self) -> None:
+        compared: list[str] = []
+        real = server.secret_matches
+
+        def recording(secret: str, secret_hash: str) -> bool:
+            compared.append(secret_hash)
+            return real(secret, secret_hash)
+
+        self.patch(server, "secret_matches", recording)
+        reply = self.connect().request(
+            {"type": "reconnect", "player_id": "p-0000000000000000", "secret": "s"}
+        )
+        self.assert_error(reply, errors.BAD_SECRET)
+        self.assertEqual(compared, [server._UNKNOWN_PLAYER_HASH])
+
+
+def _waiting(position: int) -> dict[str, Any]:
+    return {
+        "type": "queued",
+        "game": "tictactoe",
+        "position": position,
+        "status": "waiting_for_server",
+    }
