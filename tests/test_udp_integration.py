@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from typing import Any
 
@@ -107,6 +109,44 @@ class RealUDPTests(TestCase):
         self.assertEqual(closed.reason, "disconnect")
         self.assertEqual(self.endpoint.session_count, 0)
         self.assertEqual(self.host.errors, 0)
+
+    @inlineCallbacks
+    def test_host_writes_to_its_socket_directly_and_counts_refusals(self) -> Any:
+        written: list[bytes] = []
+        self.patch(self.port, "write", lambda data, addr=None: written.append(data))
+        client: GameClientProtocol = yield connect_game_client(reactor, self.token())
+        self.addCleanup(client.disconnect)
+        self.assertEqual(written, [])  # the handshake went out through sendto
+        sid = self.sink.connected[0].session_id
+
+        class Refusing:
+            def __init__(self, error: int) -> None:
+                self.error = error
+
+            def sendto(self, data: bytes, addr: object) -> int:
+                raise OSError(self.error, os.strerror(self.error))
+
+        real = self.host._socket
+        for number, error in enumerate(
+            (errno.EWOULDBLOCK, errno.ENOBUFS, errno.ECONNREFUSED, errno.EMSGSIZE), 1
+        ):
+            self.host._socket = Refusing(error)  # type: ignore[assignment]
+            self.host.send_message(sid, RELIABLE, b"lost %d" % number)
+            self.assertEqual(self.host.send_errors, number)
+        self.host._socket = real
+        self.assertEqual(self.host.errors, 0)
+        # The reliable messages are resent once the socket takes datagrams again.
+        received: list[bytes] = []
+        done: Deferred[None] = Deferred()
+
+        def on_message(channel: int, data: bytes) -> None:
+            received.append(data)
+            if len(received) == 4:
+                done.callback(None)
+
+        client._on_message = on_message
+        yield done
+        self.assertEqual(received, [b"lost %d" % n for n in range(1, 5)])
 
     @inlineCallbacks
     def test_refused_player_times_out(self) -> Any:
