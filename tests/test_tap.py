@@ -68,6 +68,12 @@ class OptionsTests(TestCase):
         self.assertEqual(options["reconnect-grace"], 30.0)
         self.assertEqual(options["connect-deadline"], 30.0)
         self.assertEqual(options["token-lifetime"], 60.0)
+        self.assertEqual(options["max-connections"], 10000)
+        self.assertEqual(options["max-pending-per-ip"], 32)
+        self.assertEqual(options["queue-rate"], 1.0)
+        self.assertEqual(options["queue-burst"], 32)
+        self.assertEqual(options["lobby-hello-timeout"], 10.0)
+        self.assertEqual(options["lobby-idle-timeout"], 60.0)
 
     def test_help_documents_every_option(self) -> None:
         text = str(Options())
@@ -130,6 +136,12 @@ class OptionsTests(TestCase):
             ("--frame-rate", "inf"),
             ("--session-timeout", "nan"),
             ("--session-timeout", "5000000"),
+            ("--max-connections", "0"),
+            ("--max-pending-per-ip", "none"),
+            ("--queue-rate", "0"),
+            ("--queue-burst", "-2"),
+            ("--lobby-hello-timeout", "0"),
+            ("--lobby-idle-timeout", "inf"),
         ):
             with self.subTest(args=args):
                 self.assertRaises(usage.UsageError, parse, *args)
@@ -257,6 +269,31 @@ class MakeServiceTests(TestCase):
         lobby = root.getServiceNamed("lobby")
         self.assertEqual(lobby.games["maze"], 4)
         self.assertEqual(lobby.games["tictactoe"], 2)
+
+    def test_lobby_limits_reach_the_lobby(self) -> None:
+        root, _ = self.make(
+            "--max-connections", "500",
+            "--max-pending-per-ip", "7",
+            "--queue-rate", "2.5",
+            "--queue-burst", "9",
+            "--lobby-hello-timeout", "4",
+            "--lobby-idle-timeout", "90",
+            "--connect-deadline", "12",
+        )  # fmt: skip
+        assert isinstance(root, MultiService)
+        config = root.getServiceNamed("lobby").config
+        self.assertEqual(
+            (
+                config.max_connections,
+                config.max_pending_per_ip,
+                config.queue_rate,
+                config.queue_burst,
+                config.hello_timeout,
+                config.idle_timeout,
+                config.start_window,
+            ),
+            (500, 7, 2.5, 9, 4.0, 90.0, 12.0),
+        )
 
     def test_dev_certificate_made_once_then_reused(self) -> None:
         data_dir = self.mktemp()

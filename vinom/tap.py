@@ -155,6 +155,28 @@ class Options(usage.Options):
         ["frame-rate", None, "20", "Lobby frames per second per connection (token bucket)."],
         ["frame-burst", None, "40", "Lobby frame burst per connection (token bucket size)."],
         ["max-protocol-errors", None, "10", "Protocol errors before a lobby connection closes."],
+        ["max-connections", None, "10000", "Concurrent lobby connections in all."],
+        [
+            "max-pending-per-ip",
+            None,
+            "32",
+            "Players from one client IP (IPv6: one /64) queued or in a match not yet under way "
+            "(placed less than --connect-deadline ago).",
+        ],
+        ["queue-rate", None, "1", "Lobby queue requests per second per client IP (token bucket)."],
+        ["queue-burst", None, "32", "Lobby queue request burst per client IP (token bucket size)."],
+        [
+            "lobby-hello-timeout",
+            None,
+            "10",
+            "Seconds a new lobby connection has for the TLS handshake and its first frame.",
+        ],
+        [
+            "lobby-idle-timeout",
+            None,
+            "60",
+            "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
+        ],
         [
             "session-timeout",
             None,
@@ -213,10 +235,20 @@ class Options(usage.Options):
             self["token-key"] = read_token_key(self["token-key-file"])
         else:
             self["token-key"] = None
-        for name in ("max-connections-per-ip", "frame-burst", "max-protocol-errors"):
+        for name in (
+            "max-connections-per-ip",
+            "frame-burst",
+            "max-protocol-errors",
+            "max-connections",
+            "max-pending-per-ip",
+            "queue-burst",
+        ):
             self[name] = _positive_int(name, self[name])
         for name in (
             "frame-rate",
+            "queue-rate",
+            "lobby-hello-timeout",
+            "lobby-idle-timeout",
             "session-timeout",
             "reconnect-grace",
             "connect-deadline",
@@ -361,6 +393,14 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             frame_rate=options["frame-rate"],
             frame_burst=options["frame-burst"],
             max_protocol_errors=options["max-protocol-errors"],
+            max_connections=options["max-connections"],
+            max_pending_per_ip=options["max-pending-per-ip"],
+            queue_rate=options["queue-rate"],
+            queue_burst=options["queue-burst"],
+            hello_timeout=options["lobby-hello-timeout"],
+            idle_timeout=options["lobby-idle-timeout"],
+            # A match counts against its players' addresses until its connect deadline.
+            start_window=options["connect-deadline"],
         ),
         games=match_sizes,
         matchmaker=FifoMatchmaker(match_sizes, reactor),
