@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from hypothesis import given, settings
@@ -386,3 +387,12 @@ class ConfigAndIdentityTests(SynchronousTestCase):
         self.assertTrue(secret_matches(secret, digest))
         self.assertFalse(secret_matches(secret + "x", digest))
         self.assertFalse(secret_matches("\ud800", digest))
+
+
+class DocsTests(SynchronousTestCase):
+    def test_docs_list_every_error_code(self) -> None:
+        docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "lobby.md")
+        with open(docs, encoding="utf-8") as f:
+            text = f.read()
+        for code in sorted(errors.ALL_CODES):
+            self.assertIn(f"| `{code}` |", text)
