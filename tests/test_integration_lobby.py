@@ -1,7 +1,11 @@
-"""Integration: the real lobby over real TLS on 127.0.0.1, placeholder game hosts on real UDP ports.
+"""Integration: the real lobby over real TLS on 127.0.0.1, with game hosts on real UDP ports.
 
-Clients verify the server's self-signed certificate (made by `vinom.certs`)
-with `optionsForClientTLS` and service_identity, exactly as a game client
+`TLSLobbyIntegrationTests` assembles the lobby by hand with placeholder game
+hosts (tests/doubles.py), so a test can end a game when it likes;
+`RealServiceIntegrationTests` runs the whole server of `twistd vinom`
+(`vinom.tap.makeService`: real token issuer, inline game hosts). Clients
+verify the server's self-signed certificate (made by `vinom.certs`) with
+`optionsForClientTLS` and service_identity, exactly as a game client
 trusting a dev server would.
 """
 
@@ -24,12 +28,15 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.servers import start_server
 from vinom.certs import ensure_dev_certificate, make_self_signed
+from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.protocol.tokens import PublicToken
 from vinom.store.memory import MemorySessionStore
 
 Frame = dict[str, Any]
@@ -141,16 +148,8 @@ class TLSLobbyIntegrationTests(TestCase):
         endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", self.lobby_port, options)
         player = ScriptedPlayer(name, "tictactoe")
         await connectProtocol(endpoint, player)
-        self.addCleanup(self._abort, player)
+        self.addCleanup(_abort, player)
         return player
-
-    def _abort(self, player: ScriptedPlayer) -> Deferred[BaseException] | None:
-        # Only if a failed test left the connection open: trial must see a clean reactor.
-        if player.closed.called:
-            return None
-        assert player.transport is not None
-        player.transport.abortConnection()  # type: ignore[attr-defined]
-        return player.closed
 
     async def test_ten_players_make_five_matches_on_five_ports(self) -> None:
         udp_ports = free_udp_ports(5)
@@ -225,3 +224,71 @@ class TLSLobbyIntegrationTests(TestCase):
         reason = await player.closed
         self.assertNotIsInstance(reason, ConnectionDone)
         self.assertEqual(player.frames, [])
+
+
+class RealServiceIntegrationTests(TestCase):
+    """The whole server of `twistd vinom`, in this process on the real reactor."""
+
+    timeout = 60
+
+    async def connect_player(self, port: int, trust: bytes, name: str) -> ScriptedPlayer:
+        options = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(trust))
+        endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", port, options)
+        player = ScriptedPlayer(name, "tictactoe")
+        await connectProtocol(endpoint, player)
+        self.addCleanup(_abort, player)
+        return player
+
+    async def test_ten_players_make_five_matches_on_five_ports(self) -> None:
+        server = await start_server(self, ports=5)
+        assert server.lobby.trust is not None
+        with open(server.lobby.trust, "rb") as f:
+            trust = f.read()
+        pool = set(range(server.hosting.allocator.size))
+        players = [
+            await self.connect_player(server.lobby.port, trust, f"player{n}") for n in range(10)
+        ]
+        reasons = await gatherResults([p.closed for p in players])
+        by_match: dict[str, list[tuple[Frame, Frame]]] = {}
+        for player, reason in zip(players, reasons, strict=True):
+            self.assertIsInstance(reason, ConnectionDone)
+            types = [f["type"] for f in player.frames]
+            self.assertEqual(types, ["welcome", "queued", "match_found"], player.frames)
+            welcome, found = player.of_type("welcome")[0], player.of_type("match_found")[0]
+            by_match.setdefault(found["game_id"], []).append((welcome, found))
+        self.assertEqual(len(by_match), 5)
+        ports = set()
+        for match_id, pair in by_match.items():
+            self.assertEqual(sorted(found["seat"] for _, found in pair), [0, 1])
+            [port] = {found["port"] for _, found in pair}
+            ports.add(port)
+            for welcome, found in pair:
+                self.assertEqual(found["host"], "127.0.0.1")
+                # The connect token is the UDP protocol's own, for this player and match.
+                token = PublicToken.from_json(found["token"])
+                self.assertEqual(token.player_id, welcome["player_id"])
+                self.assertEqual(token.match_id, match_id)
+                self.assertEqual(token.hosts, (HostAddress("127.0.0.1", port),))
+                self.assertEqual(token.expires_at, found["expires_at"])
+                self.assertEqual(len(token.client_to_server_key), 32)
+        self.assertEqual(len(ports), 5)
+        low = min(ports)
+        self.assertEqual({p - low for p in ports}, pool)
+        for port in ports:
+            self.assertTrue(udp_port_is_taken(port), port)
+        self.assertEqual(server.hosting.running_games, 5)
+        lobby = server.service("lobby")
+        for _ in range(500):
+            if lobby.connection_count == 0:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(lobby.connection_count, 0)
+
+
+def _abort(player: ScriptedPlayer) -> Deferred[BaseException] | None:
+    # Only if a failed test left the connection open: trial must see a clean reactor.
+    if player.closed.called:
+        return None
+    assert player.transport is not None
+    player.transport.abortConnection()  # type: ignore[attr-defined]
+    return player.closed
