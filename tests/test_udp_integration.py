@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from zope.interface import implementer
 from tests.test_protocol_support import FakeAdmission
 from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_game_client
 from vinom.hosting.interfaces import HostAddress
-from vinom.hosting.udp import GameHostProtocol, listen_game_host
+from vinom.hosting.udp import SOCKET_BUFFER, GameHostProtocol, listen_game_host
 from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.config import (
     ClientConfig,
@@ -147,6 +148,15 @@ class RealUDPTests(TestCase):
         client._on_message = on_message
         yield done
         self.assertEqual(received, [b"lost %d" % n for n in range(1, 5)])
+
+    def test_host_socket_buffers_are_raised(self) -> None:
+        sock = self.host._socket
+        assert sock is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fresh:
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                fresh.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, option),
+                                 fresh.getsockopt(socket.SOL_SOCKET, option))
 
     @inlineCallbacks
     def test_refused_player_times_out(self) -> Any:
