@@ -18,9 +18,15 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import SSL4ClientEndpoint, SSL4ServerEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
+    SSL4ServerEndpoint,
+    TCP4ClientEndpoint,
+    connectProtocol,
+)
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineOnlyReceiver
@@ -283,6 +289,37 @@ class RealServiceIntegrationTests(TestCase):
                 break
             await deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(lobby.connection_count, 0)
+
+    async def test_a_tcp_connection_that_never_starts_tls_is_dropped(self) -> None:
+        server = await start_server(self, "--lobby-hello-timeout", "0.2", ports=1)
+        silent = SilentClient()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.lobby.port), silent)
+        self.addCleanup(silent.abort)
+        lobby = server.service("lobby")
+        self.assertEqual(lobby.connection_count, 1)
+        await silent.lost
+        for _ in range(100):
+            if lobby.connection_count == 0:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(lobby.connection_count, 0)
+
+
+class SilentClient(Protocol):
+    """Connects over plain TCP and says nothing: not even a TLS ClientHello."""
+
+    def __init__(self) -> None:
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure = ConnectionDone()) -> None:  # noqa: B008
+        self.lost.callback(None)
+
+    def abort(self) -> Deferred[None] | None:
+        if self.lost.called:
+            return None
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+        return self.lost
 
 
 def _abort(player: ScriptedPlayer) -> Deferred[BaseException] | None:
