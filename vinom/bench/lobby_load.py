@@ -251,7 +251,7 @@ class Fleet:
                 session.finished.callback({"p": "stopped"})
 
     async def _bot(self, name: str, rng: random.Random) -> None:
-        while self.reactor.seconds() < self.stop_at:
+        while not self.stopping():
             try:
                 await self._one_match(name, rng)
             except Exception as e:  # one bot's failure must not stop the fleet
@@ -259,14 +259,23 @@ class Fleet:
                 # Back off a little so a server in trouble is not hammered.
                 await deferLater(self.reactor, 0.5 + rng.random(), lambda: None)
 
+    def stopping(self) -> bool:
+        return self.reactor.seconds() >= self.stop_at
+
     async def _one_match(self, name: str, rng: random.Random) -> None:
         await self.lobby_slots.acquire()
         self.in_lobby += 1
         try:
+            if self.stopping():
+                return
             lobby = await connect_lobby(self.reactor, self.lobby)
             self.lobbies.add(lobby)
             try:
                 welcome = await lobby.hello(name)
+                # A bot queueing after the others stopped would wait for a partner
+                # forever (stop_now hangs up only the lobbies it can see).
+                if self.stopping():
+                    return
                 found = await lobby.queue(self.game.name)
             finally:
                 self.lobbies.discard(lobby)
@@ -274,7 +283,7 @@ class Fleet:
         finally:
             self.in_lobby -= 1
             self.lobby_slots.release()
-        if self.reactor.seconds() >= self.stop_at:
+        if self.stopping():
             return
         session = await connect_game(self.reactor, found)
         if self.counting:
@@ -291,6 +300,8 @@ class Fleet:
             timeout = self.reactor.callLater(
                 self.match_timeout, _finish, session, {"p": "timeout"}
             )
+            if self.stopping():  # connected after stop_now looked at the sessions
+                _finish(session, {"p": "stopped"})
             final = await session.finished
             if timeout.active():
                 timeout.cancel()

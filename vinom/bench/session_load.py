@@ -185,19 +185,16 @@ class Driver:
     # -- the loop -----------------------------------------------------------
 
     def _readable(self, client: Client, now: float) -> None:
-        conn = client.conn
-        sock = client.sock
-        receive = conn.receive_datagram
-        server = self.server
-        for _ in range(MAX_READS_PER_WAKE):
-            try:
-                data = sock.recv(MAX_DATAGRAM)
-            except BlockingIOError:
-                break
-            except OSError:
-                # ICMP port unreachable on a connected socket; keep reading.
-                continue
-            receive(data, server, now)
+        # One datagram per wake-up: epoll is level-triggered and reports the
+        # socket again if more is queued, and a client rarely has more than one
+        # datagram waiting; reading until EAGAIN would cost a second system call
+        # and an exception for almost every datagram.
+        try:
+            data = client.sock.recv(MAX_DATAGRAM)
+        except OSError:
+            # EAGAIN (a spurious wake-up) or ICMP port unreachable.
+            return
+        client.conn.receive_datagram(data, self.server, now)
         self._dispatch(client, now)
         self.flush(client, now)
 
