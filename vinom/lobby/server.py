@@ -429,7 +429,9 @@ class LobbyFactory(ServerFactory, Service):
 
     def pending_from(self, host: str) -> int:
         """Players from one client address (IPv6: its /64) queued or in a match not under way."""
-        key = client_key(host)
+        return self._pending_of(client_key(host))
+
+    def _pending_of(self, key: str) -> int:
         players = self._pending_by_client.get(key)
         if not players:
             return 0
@@ -562,7 +564,7 @@ class LobbyFactory(ServerFactory, Service):
         """Raise `rate_limited` (not counted) if the connection's address may not queue now."""
         client = connection.client
         limit = self.config.max_pending_per_ip
-        if self.pending_from(client) >= limit:
+        if self._pending_of(client) >= limit:
             self._log_refusal("a queue request", connection.peer_host, f"{limit} players pending")
             raise LobbyError(
                 errors.RATE_LIMITED,
