@@ -1,18 +1,21 @@
 """The TLS lobby: `LobbyProtocol`, a thin adapter per connection, and `LobbyFactory`.
 
-`LobbyProtocol` turns bytes into requests with the sans-I/O `FrameDecoder`,
-applies the per-connection frame rate limit, answers bad frames with `error`
-frames, closes a connection after too many protocol errors, and serves one
-request at a time in arrival order, so replies keep the order of requests.
+`LobbyProtocol` takes lines one at a time from the sans-I/O `FrameDecoder`,
+applies the per-connection frame rate limit before parsing each, answers bad
+frames with `error` frames, closes a connection after too many protocol
+errors or too long a silence, and serves one request at a time in arrival
+order, so replies keep the order of requests.
 
 `LobbyFactory` is also a `Service`. It holds the lobby's shared state: the
-connection count per client IP, the connection of each player, the matches
-formed but not yet delivered, and the `draining` flag (set by
-`stopService`). It serves the requests (hello, queue, cancel, ping,
-reconnect) and listens to the matchmaker: for each match it asks the hosting
-service for a game host (telling the players `waiting_for_server` while no
-port is free), records the placement in the session store, issues each
-player a connect token and sends `match_found`, then closes the connection.
+connection counts (in all and per client address), the connection of each
+player, the players pending per address, the matches formed but not yet
+delivered, and the `draining` flag (set by `stopService`). It serves the
+requests (hello, queue, cancel, ping, reconnect) and listens to the
+matchmaker: for each match it asks the hosting service for a game host
+(telling the players `waiting_for_server` while no port is free, and
+withdrawing the match if all its players leave meanwhile), records the
+placement in the session store, issues each player a connect token and
+sends `match_found`, then closes the connection.
 """
 
 from __future__ import annotations
