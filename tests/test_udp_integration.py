@@ -18,6 +18,7 @@ from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_gam
 from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.udp import SOCKET_BUFFER, GameHostProtocol, listen_game_host
 from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import (
     ClientConfig,
     HostConfig,
@@ -25,7 +26,7 @@ from vinom.protocol.config import (
     ProtocolConfig,
     generate_token_key,
 )
-from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
+from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission, ISessionSink
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import TokenIssuer
@@ -148,6 +149,48 @@ class RealUDPTests(TestCase):
         client._on_message = on_message
         yield done
         self.assertEqual(received, [b"lost %d" % n for n in range(1, 5)])
+
+    def test_replies_to_a_batch_of_datagrams_share_packets(self) -> None:
+        """Datagrams already queued are handled together; what one session is owed
+        for all of them leaves in one packet."""
+        server = ("127.0.0.1", self.address.port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        token = self.issuer.issue_token(player_id="p-1", match_id="m-1",
+                                        hosts=(self.address,), now=time.time())
+        conn = ClientConnection(token, time.time(), addresses=[server])
+
+        def exchange() -> int:
+            """Client datagrams to the host, one read by the host, replies back."""
+            for datagram, _ in conn.datagrams_to_send(time.time()):
+                sock.sendto(datagram, server)
+            self.port.doRead()  # type: ignore[attr-defined]
+            replies = 0
+            while True:
+                try:
+                    datagram = sock.recv(2048)
+                except BlockingIOError:
+                    return replies
+                replies += 1
+                conn.receive_datagram(datagram, server, time.time())
+
+        for _ in range(3):
+            exchange()
+        self.assertTrue(conn.is_connected)
+        for n in range(5):
+            conn.send_message(RELIABLE, b"message %d" % n)
+            for datagram, _ in conn.datagrams_to_send(time.time()):  # one datagram each
+                sock.sendto(datagram, server)
+        self.assertEqual(exchange(), 1)  # five echoes and the ack in one packet
+        echoes = []
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, MessageReceived):
+                echoes.append(event.data)
+        self.assertEqual(echoes, [b"message %d" % n for n in range(5)])
+        self.assertEqual(self.sink.received, 5)
+        self.host.close_session(self.sink.connected[0].session_id)
 
     def test_host_socket_buffers_are_raised(self) -> None:
         sock = self.host._socket
