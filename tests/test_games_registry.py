@@ -9,12 +9,13 @@ import textwrap
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
+from zope.interface import directlyProvides
 
 import twisted.plugins
 import vinom
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
-from vinom.games.interfaces import IGame
+from vinom.games.interfaces import DEFAULT_ACTION_RATE, IGame, action_rate_of, shared_view_of
 from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry, UnknownGame, check_game, format_games
 
@@ -92,11 +93,56 @@ class RegistryTests(TestCase):
             tick_rate = "fast"
 
         for game in (
-            object(), Named(), Crowded(), Frantic(), Sloppy(), DuelGame(time_limit=0),
-            DuelGame(countdown=None), DuelGame(time_limit=True),
+            object(),
+            Named(),
+            Crowded(),
+            Frantic(),
+            Sloppy(),
+            DuelGame(time_limit=0),
+            DuelGame(countdown=None),
+            DuelGame(time_limit=True),
         ):
             self.assertRaises(ValueError, check_game, game)
             self.assertRaises(ValueError, GameRegistry, [game])
+
+    def test_optional_attributes_checked_when_present(self) -> None:
+        bad_rates = (-1.0, float("inf"), float("nan"), True, "10", None)
+        for rate in bad_rates:
+            self.assertRaises(ValueError, check_game, DuelGame(action_rate=rate))  # type: ignore[arg-type]
+
+        class Coy(DuelGame):
+            name = "coy"
+            shared_view = "yes"
+
+        self.assertRaises(ValueError, check_game, Coy())
+        check_game(DuelGame(action_rate=2.5))
+
+    def test_games_without_the_optional_attributes_still_work(self) -> None:
+        class Plain:
+            """A third-party game class written before the optional attributes existed."""
+
+        game = DuelGame()
+        # Copy the game's IGame surface onto an object lacking the optional attributes.
+        plain = Plain()
+        for attribute in IGame.names():
+            setattr(plain, attribute, getattr(game, attribute))
+        directlyProvides(plain, IGame)
+        self.assertFalse(hasattr(plain, "action_rate") or hasattr(plain, "shared_view"))
+        check_game(plain)
+        self.assertEqual(
+            (action_rate_of(plain), shared_view_of(plain)), (DEFAULT_ACTION_RATE, False)
+        )
+        [row] = GameRegistry([plain]).describe()  # type: ignore[list-item]
+        self.assertEqual((row["action_rate"], row["shared_view"]), (DEFAULT_ACTION_RATE, False))
+
+    def test_built_in_action_rates(self) -> None:
+        rates = {row["name"]: row["action_rate"] for row in GameRegistry.from_plugins().describe()}
+        # The maze's rate is a rule of the game; duel (the benchmark) is unlimited.
+        self.assertEqual(
+            {name: rates[name] for name in BUILT_IN},
+            {"dice": 20.0, "duel": 0.0, "maze": 10.0, "owedrahn": 20.0, "tictactoe": 20.0},
+        )
+        self.assertEqual(MazeGame(action_rate=3.0).action_rate, 3.0)
 
     def test_describe(self) -> None:
         registry = GameRegistry([MazeGame(), DuelGame()])

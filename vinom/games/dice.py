@@ -183,9 +183,20 @@ class DiceGame:
     match_size = 2
     tick_rate = 0.0
 
-    def __init__(self, time_limit: float = 1800.0, countdown: float = 0.0) -> None:
+    # Actions per second per player (turn-based: only a guard against floods).
+    action_rate = 20.0
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
+
+    def __init__(
+        self,
+        time_limit: float = 1800.0,
+        countdown: float = 0.0,
+        action_rate: float = 20.0,
+    ) -> None:
         self.time_limit = time_limit
         self.countdown = countdown
+        self.action_rate = action_rate
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)

@@ -58,6 +58,23 @@ class IllegalAction(Exception):
         self.message = message
 
 
+#: Actions per second per player for a game that declares no `action_rate`:
+#: plenty for turn-based play and bots, while a flood costs the host little.
+DEFAULT_ACTION_RATE = 20.0
+#: The burst a player may send at once, in seconds of their game's action rate.
+ACTION_BURST = 2.0
+
+
+def action_rate_of(game: object) -> float:
+    """The game's `action_rate` (actions per second per player; 0: unlimited)."""
+    return float(getattr(game, "action_rate", DEFAULT_ACTION_RATE))
+
+
+def shared_view_of(game: object) -> bool:
+    """The game's `shared_view`: True if every player gets the same view."""
+    return getattr(game, "shared_view", False) is True
+
+
 class IBot(Interface):
     """A player that makes legal moves from its own view of the game."""
 
@@ -66,7 +83,18 @@ class IBot(Interface):
 
 
 class IGame(Interface):
-    """A game definition. Every method is a pure function of its arguments."""
+    """A game definition. Every method is a pure function of its arguments.
+
+    Optional attributes (read with `getattr`, so a game without them still
+    works; `action_rate_of` and `shared_view_of` give the defaults):
+
+    - `action_rate` (float): actions per second per player the room applies;
+      a player may spend a burst of `ACTION_BURST` seconds' worth at once.
+      0 means unlimited. Default `DEFAULT_ACTION_RATE`.
+    - `shared_view` (bool): True if `view(state, player_id)` is the same for
+      every player (no hidden information), so the room builds and encodes
+      it once per change instead of once per player. Default False.
+    """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")
     description: str = Attribute("One line for `vinom games`.")

@@ -224,9 +224,20 @@ class MazeGame:
     match_size = 2
     tick_rate = 0.0
 
-    def __init__(self, time_limit: float = 300.0, countdown: float = 3.0) -> None:
+    # Actions per second per player (a rule of the game: nobody outruns a fast human).
+    action_rate = 10.0
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
+
+    def __init__(
+        self,
+        time_limit: float = 300.0,
+        countdown: float = 3.0,
+        action_rate: float = 10.0,
+    ) -> None:
         self.time_limit = time_limit
         self.countdown = countdown
+        self.action_rate = action_rate
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)

@@ -9,6 +9,7 @@ vinom (see docs/games.md). `GameRegistry.from_plugins()` collects them;
 
 from __future__ import annotations
 
+import math
 import re
 import types
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,7 +20,7 @@ from twisted.plugin import getPlugins
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
-from vinom.games.interfaces import IGame
+from vinom.games.interfaces import IGame, action_rate_of, shared_view_of
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
@@ -64,6 +65,14 @@ def check_game(game: object) -> None:
         raise ValueError(f"game {name!r}: tick_rate must be 0 or from 1 to 60")
     if not game.time_limit > 0 or game.countdown < 0:
         raise ValueError(f"game {name!r}: time_limit must be positive, countdown not negative")
+    # Optional attributes (see `IGame`): checked only when the game has them.
+    rate = getattr(game, "action_rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < math.inf:
+        raise ValueError(
+            f"game {name!r}: action_rate must be 0 (unlimited) or actions per second, not {rate!r}"
+        )
+    if not isinstance(getattr(game, "shared_view", False), bool):
+        raise ValueError(f"game {name!r}: shared_view must be true or false")
 
 
 class GameRegistry:
@@ -128,6 +137,8 @@ class GameRegistry:
                     "tick_rate": game.tick_rate,
                     "time_limit": game.time_limit,
                     "countdown": game.countdown,
+                    "action_rate": action_rate_of(game),
+                    "shared_view": shared_view_of(game),
                     "module": type(game).__module__,
                 }
             )
