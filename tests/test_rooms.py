@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_rooms_fixtures import RecordingSender, SeqGame, make_match
+from tests.test_rooms_fixtures import RecordingSender, SeqGame, SeqState, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import Phase
@@ -17,6 +18,20 @@ from vinom.rooms.room import Room, RoomConfig
 
 A, B = "p-a", "p-b"
 SA, SB = 101, 102
+
+
+class SharedSeqGame(SeqGame):
+    """SeqGame without secrets: the same view for everyone, and it says so."""
+
+    shared_view = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view_calls: list[str | None] = []
+
+    def view(self, state: SeqState, player_id: str | None) -> Mapping[str, Any]:
+        self.view_calls.append(player_id)
+        return {"seqs": list(state.seqs), "ticks": state.ticks}
 
 
 class RoomTestCase(SynchronousTestCase):
@@ -69,7 +84,53 @@ class AdmissionTests(RoomTestCase):
     def test_game_rejects_join(self) -> None:
         room = self.make_room(SeqGame(join_rejects="banned"))
         self.assertEqual(room.admission(A), Admission.FULL)
+        # The game's reason is kept for the host's log and counters.
+        self.assertEqual(room.check_admission(A), (Admission.FULL, "banned"))
         self.assertFalse(room.player_connected(A, SA))
+
+    def test_reasons_only_for_the_games_refusals(self) -> None:
+        room = self.make_room()
+        self.assertEqual(room.check_admission(A), (Admission.ACCEPT, None))
+        self.assertEqual(room.check_admission("p-stranger"), (Admission.REFUSE, None))
+        room.abort("test")
+        self.assertEqual(room.check_admission(A), (Admission.FULL, None))
+
+    def test_check_join_that_raises_refuses_with_a_reason(self) -> None:
+        game = SeqGame()
+        room = self.make_room(game)
+
+        def broken(state: SeqState, seat: object) -> str | None:
+            raise RuntimeError("a bug in check_join")
+
+        game.check_join = broken  # type: ignore[method-assign]
+        self.assertEqual(room.check_admission(A), (Admission.FULL, "check_join failed"))
+        self.assertEqual(room.game_errors, 1)
+        self.flushLoggedErrors(RuntimeError)
+
+
+class GameCheckTests(RoomTestCase):
+    """A game handed straight to a room is checked like a plugin before it runs."""
+
+    def test_tick_rate_out_of_range(self) -> None:
+        for rate in (120.0, 0.5, -1.0, float("nan"), float("inf")):
+            self.assertRaises(ValueError, self.make_room, SeqGame(tick_rate=rate))
+        for rate in (0.0, 1.0, 60.0):
+            self.assertEqual(self.make_room(SeqGame(tick_rate=rate)).game.tick_rate, rate)
+
+    def test_bad_action_rate(self) -> None:
+        for rate in (-1.0, float("inf"), float("nan")):
+            self.assertRaises(ValueError, self.make_room, SeqGame(action_rate=rate))
+        game = SeqGame()
+        game.action_rate = True  # type: ignore[attr-defined]
+        self.assertRaises(ValueError, self.make_room, game)
+
+    def test_not_a_game(self) -> None:
+        self.assertRaises(ValueError, self.make_room, object())
+
+    def test_action_rate_from_the_game_or_the_default(self) -> None:
+        self.assertEqual(self.make_room(SeqGame(action_rate=4.0)).action_rate, 4.0)
+        self.assertEqual(self.make_room(SeqGame(action_rate=0.0)).action_rate, 0.0)
+        self.assertEqual(self.make_room(SeqGame()).action_rate, 20.0)
 
     def test_ended_room_is_full_for_its_players(self) -> None:
         room = self.playing_room()
@@ -230,6 +291,31 @@ class ActionTests(RoomTestCase):
         # Each player's state carries their own last applied action id.
         self.assertEqual((to_a["i"], to_b["i"]), (41, None))
         self.assertEqual([c for _, c, _ in self.sender.sent], [UNRELIABLE, UNRELIABLE])
+
+    def test_a_shared_view_is_built_once_per_change(self) -> None:
+        game = SharedSeqGame()
+        room = self.playing_room(game)
+        del game.view_calls[:]
+        room.handle_action(A, {"seq": 1}, 41)
+        self.assertEqual(len(game.view_calls), 1)
+        [to_a] = self.sender.to(SA, "state", UNRELIABLE)
+        [to_b] = self.sender.to(SB, "state", UNRELIABLE)
+        self.assertEqual(to_a["s"], {"seqs": [1, 0], "ticks": 0})
+        self.assertEqual(to_b["s"], to_a["s"])
+        self.assertEqual((to_a["v"], to_b["v"]), (room.version, room.version))
+        # Only the action id differs: each player's own.
+        self.assertEqual((to_a["i"], to_b["i"]), (41, None))
+        room.handle_action(B, {"seq": 1}, 7)
+        self.assertEqual([m["i"] for m in self.sender.to(SB, "state", UNRELIABLE)], [None, 7])
+        self.assertEqual([m["i"] for m in self.sender.to(SA, "state", UNRELIABLE)], [41, 41])
+
+    def test_views_are_per_player_unless_shared(self) -> None:
+        game = SharedSeqGame()
+        game.shared_view = False
+        room = self.playing_room(game)
+        del game.view_calls[:]
+        room.handle_action(A, {"seq": 1}, 41)
+        self.assertEqual(sorted(game.view_calls), [A, B])
 
     def test_simultaneous_moves_of_two_players_both_apply(self) -> None:
         room = self.playing_room()

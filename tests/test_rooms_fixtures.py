@@ -55,8 +55,12 @@ class SeqGame:
         finish_on_leave: bool = False,
         tick_changes: bool = True,
         join_rejects: str | None = None,
+        action_rate: float | None = None,
     ) -> None:
         self.name = "seq"
+        # Without `action_rate` the game has no such attribute: the default applies.
+        if action_rate is not None:
+            self.action_rate = action_rate
         self.countdown = countdown
         self.time_limit = time_limit
         self.tick_rate = tick_rate

@@ -2,7 +2,9 @@
 
 No sockets: a sender keeps each session's latest state, and each player's bot
 chooses its next action from that view (as a real client would), sending it
-through `SessionManager.message_received`.
+through `SessionManager.message_received`. Like vinom's own clients, a bot has
+one action in flight: it acts again once a state or an error has answered it
+(and the room's action rate paces it as the clock advances).
 """
 
 from __future__ import annotations
@@ -34,13 +36,22 @@ from vinom.rooms.session_manager import SessionManager
 
 @implementer(ISessionSender)
 class ViewKeeper:
-    """Keeps, per session, the newest state (dropping any not newer) and the errors."""
+    """Keeps, per session, the newest state (dropping any not newer) and the errors,
+    and which action ids have been answered."""
 
     def __init__(self) -> None:
         self.views: dict[int, tuple[int, Mapping[str, Any]]] = {}
         self.errors: list[tuple[int, dict[str, Any]]] = []
         self.closed: list[int] = []
         self.phases: dict[int, list[str]] = {}
+        self.applied: dict[int, int] = {}
+        self.refused: set[tuple[int, int]] = set()
+
+    def answered(self, session_id: int, action_id: int) -> bool:
+        """True once the action was applied (a state shows it) or refused (an error)."""
+        return (
+            self.applied.get(session_id, 0) >= action_id or (session_id, action_id) in self.refused
+        )
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> None:
         message = decode_server_message(data)
@@ -50,9 +61,13 @@ class ViewKeeper:
             held = self.views.get(session_id)
             if held is None or message["v"] > held[0]:
                 self.views[session_id] = (message["v"], message["s"])
+            if message["i"] is not None:
+                self.applied[session_id] = max(self.applied.get(session_id, 0), message["i"])
         elif kind == "error":
             assert channel == RELIABLE
             self.errors.append((session_id, message))
+            if message["i"] is not None:
+                self.refused.add((session_id, message["i"]))
         elif kind == "phase":
             self.phases.setdefault(session_id, []).append(message["p"])
 
@@ -85,21 +100,26 @@ class BuiltInGamesTests(SynchronousTestCase):
             )
             bots[session_id] = game.make_bot(player_id, rng)
         action_id = 0
-        for _ in range(20000):
+        in_flight: dict[int, int] = {}
+        for _ in range(40000):
             if room.ended:
                 break
             acted = False
             if room.phase is Phase.PLAYING:
                 for session_id, bot in bots.items():
+                    waiting = in_flight.get(session_id)
+                    if waiting is not None and not keeper.answered(session_id, waiting):
+                        continue
                     action = bot.choose_action(keeper.views[session_id][1])
                     if action is not None:
                         action_id += 1
+                        in_flight[session_id] = action_id
                         manager.message_received(
                             session_id, RELIABLE, encode_action(action, action_id)
                         )
                         acted = True
             if not acted:
-                clock.advance(1.0)
+                clock.advance(0.05)
         self.assertTrue(room.ended, f"{game.name} did not end")
         self.assertEqual(room.phase, Phase.FINISHED)
         self.assertEqual(room.game_errors, 0)
@@ -109,9 +129,15 @@ class BuiltInGamesTests(SynchronousTestCase):
             self.assertEqual(keeper.phases[session_id][-1], "finished")
             # Every player's newest state is the final one.
             self.assertEqual(keeper.views[session_id][0], room.version)
-        # Bots play legal moves: nothing they sent was rejected as illegal.
+        # Bots play legal moves: nothing they sent was rejected as illegal. (An
+        # action the rate limit held may land after the end: `not_playing`.)
         self.assertEqual(
-            [e for _, e in keeper.errors if e["code"] not in ("stale", "not_your_turn")], []
+            [
+                e
+                for _, e in keeper.errors
+                if e["code"] not in ("stale", "not_your_turn", "not_playing")
+            ],
+            [],
         )
         self.assertEqual(manager.counters["internal_errors"], 0)
         clock.advance(10)

@@ -25,10 +25,12 @@ from vinom.rooms.messages import (
     encode_phase,
     encode_presence,
     encode_state,
+    encode_state_body,
     encode_state_for,
     encode_state_header,
     encode_sync,
     encode_welcome,
+    state_with_action_id,
 )
 
 # Values msgpack can carry, nested a little.
@@ -138,6 +140,21 @@ class ServerMessageTests(SynchronousTestCase):
         self.assertEqual(
             msgpack.unpackb(whole),
             {"t": "state", "v": 5, "p": "playing", "r": 12.5, "s": view, "i": 3},
+        )
+
+    def test_a_shared_body_finished_per_recipient(self) -> None:
+        view = {"seq": {"p-a": 3, "p-b": 9}}
+        for phase in Phase:
+            header = encode_state_header(2**40, phase, None)
+            body = encode_state_body(header, view)
+            for action_id in (None, 0, 7, 2**31, -1):
+                self.assertEqual(
+                    state_with_action_id(body, action_id),
+                    encode_state(2**40, phase, None, view, action_id),
+                )
+        # A phase given as its plain string packs the same as the enum.
+        self.assertEqual(
+            encode_state_header(1, "playing", 0.5), encode_state_header(1, Phase.PLAYING, 0.5)
         )
 
     def test_state_round_trip_with_nils(self) -> None:

@@ -18,7 +18,12 @@ message       keys
               ``{"move": "N", "from": [x, y]}``); ``i`` is an optional integer the
               client chooses (echoed in a rejection ``error`` and, once applied, in
               the sender's ``state``). The acting player is always the session's.
+              Limited per player to the game's ``action_rate`` (burst: two
+              seconds' worth); early actions wait, in order (up to 8), for
+              their turn; beyond that they are dropped and the sender gets an
+              ``error`` ``rate_limited`` at most once a second.
 ``sync``      ``{"t": "sync"}``: send me the current state on the reliable channel.
+              At most 2 per second (burst 4); more are dropped silently.
 ``leave``     ``{"t": "leave"}``: I leave for good (no reconnection window); the
               game's leave hook runs and the server closes the session.
 ============  =====================================================================
@@ -59,7 +64,9 @@ message       ch  keys
                   action was rejected and changed nothing; only to its sender. Codes
                   come from the game (``stale``, ``not_your_turn``, ``illegal_move``,
                   ``bad_action``...) or the room (``not_playing``: not in the
-                  ``playing`` phase; ``internal_error``: the game failed on it).
+                  ``playing`` phase; ``internal_error``: the game failed on it;
+                  ``rate_limited``: dropped for the action rate, see docs/games.md;
+                  not sent for every dropped action).
 ``presence``  1   ``{"t": "presence", "id": player id, "status": s}``: another player
                   ``connected``, ``disconnected`` (their seat is kept for the
                   reconnection window) or ``left`` (for good).
@@ -86,7 +93,10 @@ state; after the window the player has left for good.
 
 Encoding a state is on the hot path (once per recipient per change), so the
 envelope common to all recipients is packed once (`encode_state_header`) and
-only the view and action id are packed per recipient (`encode_state_for`).
+only the view and action id are packed per recipient (`encode_state_for`);
+when the game's view is the same for everyone (`shared_view`) the view too is
+packed once (`encode_state_body`) and only the action id per recipient
+(`state_with_action_id`).
 """
 
 from __future__ import annotations
@@ -201,13 +211,33 @@ _KEY_P = _pack("p")
 _KEY_R = _pack("r")
 _KEY_S = _pack("s")
 _KEY_I = _pack("i")
+_NIL = _pack(None)
+_STATE_PREFIX_V = _STATE_PREFIX + _KEY_V
+# "p": phase, packed once per phase (the phase is a str enum: packed as its value).
+_PHASE_PACKED: dict[str, bytes] = {phase.value: _KEY_P + _pack(phase.value) for phase in Phase}
 
 
 def encode_state_header(version: int, phase: str, remaining: float | None) -> bytes:
     """The part of a ``state`` message shared by every recipient of one snapshot."""
-    return b"".join(
-        (_STATE_PREFIX, _KEY_V, _pack(version), _KEY_P, _pack(phase), _KEY_R, _pack(remaining))
-    )
+    packed_phase = _PHASE_PACKED.get(phase)
+    if packed_phase is None:
+        packed_phase = _KEY_P + _pack(str(phase))
+    return b"".join((_STATE_PREFIX_V, _pack(version), packed_phase, _KEY_R, _pack(remaining)))
+
+
+def encode_state_body(header: bytes, view: Mapping[str, Any]) -> bytes:
+    """A ``state`` message but for its action id: `header` plus a view.
+
+    For a view shared by several recipients, packed once; finish each
+    recipient's copy with `state_with_action_id`. Raises TypeError if the view
+    holds something msgpack cannot encode.
+    """
+    return b"".join((header, _KEY_S, _pack(view), _KEY_I))
+
+
+def state_with_action_id(body: bytes, action_id: int | None) -> bytes:
+    """The whole ``state`` message: a body from `encode_state_body` and an action id."""
+    return body + (_NIL if action_id is None else _pack(action_id))
 
 
 def encode_state_for(header: bytes, view: Mapping[str, Any], action_id: int | None) -> bytes:

@@ -15,7 +15,9 @@ that returned a new state object. A rejected action changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +26,16 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from vinom.games.interfaces import GameEvent, IGame, IllegalAction, Outcome, Seat
+from vinom.games.interfaces import (
+    GameEvent,
+    IGame,
+    IllegalAction,
+    Outcome,
+    Seat,
+    action_rate_of,
+    shared_view_of,
+)
+from vinom.games.registry import check_game
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission, ISessionSender
@@ -35,14 +46,29 @@ from vinom.rooms.messages import (
     encode_phase,
     encode_presence,
     encode_state,
+    encode_state_body,
     encode_state_for,
     encode_state_header,
     encode_welcome,
+    state_with_action_id,
 )
 
 log = Logger()
 
-_ACTIVE = (Phase.WAITING, Phase.COUNTDOWN, Phase.PLAYING)
+_PLAYING = Phase.PLAYING
+
+# Games that passed `check_game` (by id, while they live): checking costs about
+# 0.1 ms, and a game object serves many rooms.
+_checked_games: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def _check_game_once(game: IGame) -> None:
+    if _checked_games.get(id(game)) is game:
+        return
+    check_game(game)
+    # A game that cannot be weakly referenced is checked for every room.
+    with contextlib.suppress(TypeError):
+        _checked_games[id(game)] = game
 
 
 @frozen
@@ -106,8 +132,17 @@ class Room:
     _tick_loop: LoopingCall | None = field(init=False, default=None)
     _last_tick: float = field(init=False, default=0.0)
     _game_errors: int = field(init=False, default=0)
+    # Read from the game once: actions per second per player (0: unlimited),
+    # and whether every player gets the same view.
+    action_rate: float = field(init=False, default=0.0)
+    _shared_view: bool = field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
+        # Games from the registry were checked as plugins; one passed directly
+        # (to a SessionManager or here) is checked now, before it runs.
+        _check_game_once(self.game)
+        self.action_rate = action_rate_of(self.game)
+        self._shared_view = shared_view_of(self.game)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
@@ -144,6 +179,10 @@ class Room:
         """The sessions currently attached to seats."""
         return [m.session_id for m in self._order if m.session_id is not None]
 
+    def seat_of(self, player_id: str) -> Seat | None:
+        member = self._members.get(player_id)
+        return None if member is None else member.seat
+
     def session_of(self, player_id: str) -> int | None:
         member = self._members.get(player_id)
         return None if member is None else member.session_id
@@ -159,23 +198,32 @@ class Room:
 
     def admission(self, player_id: str) -> Admission:
         """May this player connect now? (A seat that is free or held for them.)"""
+        return self.check_admission(player_id)[0]
+
+    def check_admission(self, player_id: str) -> tuple[Admission, str | None]:
+        """`admission`, with the reason when the game's `check_join` refused the seat.
+
+        The reason is the game's text (or "check_join failed" when the game
+        raised); it is for the host's log and counters, not for the client,
+        which only learns that it was denied.
+        """
         member = self._members.get(player_id)
         if member is None:
-            return Admission.REFUSE
+            return Admission.REFUSE, None
         if member.left or self.ended:
-            return Admission.FULL
+            return Admission.FULL, None
         if member.session_id is not None:
             # Already connected: a second session for one seat is refused.
-            return Admission.REFUSE
+            return Admission.REFUSE, None
         if not member.joined:
             try:
                 reason = self.game.check_join(self.state, member.seat)
             except Exception:
                 self._game_error("check_join")
-                return Admission.FULL
+                return Admission.FULL, "check_join failed"
             if reason is not None:
-                return Admission.FULL
-        return Admission.ACCEPT
+                return Admission.FULL, str(reason)
+        return Admission.ACCEPT, None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -371,11 +419,12 @@ class Room:
         answered with an `error` to its sender only.
         """
         member = self._members[player_id]
-        if self.phase is not Phase.PLAYING:
+        if self.phase is not _PLAYING:
             self._send_error(member, "not_playing", f"the game is {self.phase}", action_id)
             return False
+        game = self.game
         try:
-            outcome = self.game.apply_action(self.state, member.seat, action, self.rng)
+            outcome = game.apply_action(self.state, member.seat, action, self.rng)
         except IllegalAction as e:
             self._send_error(member, e.code, e.message, action_id)
             return False
@@ -386,16 +435,25 @@ class Room:
             self._send_error(member, "internal_error", "the game failed on this action", action_id)
             return False
         member.last_action_id = action_id
-        self.state = outcome.state
+        self.state = state = outcome.state
         self.version += 1
-        if outcome.events:
-            for event in outcome.events:
+        events = outcome.events
+        if events:
+            for event in events:
                 self._send_event(event)
-        if self.game.is_finished(self.state):
+        if game.is_finished(state):
             self._finish()
         else:
             self._broadcast_state()
         return True
+
+    def send_error(
+        self, player_id: str, code: str, message: str, action_id: int | None = None
+    ) -> None:
+        """Send an ``error`` to this player's session, if connected (see `handle_action`)."""
+        member = self._members.get(player_id)
+        if member is not None:
+            self._send_error(member, code, message, action_id)
 
     def send_state(self, player_id: str) -> None:
         """Send the current state to this player on the reliable channel (`sync`)."""
@@ -422,21 +480,44 @@ class Room:
             self._broadcast_state()
 
     def _broadcast_state(self) -> None:
-        view = self.game.view
-        state = self.state
         send = self.sender.send_message
+        ends = self._phase_ends
+        remaining = None
+        if ends is not None:
+            remaining = ends - self.clock.seconds()
+            if remaining < 0.0:
+                remaining = 0.0
         try:
-            header = encode_state_header(self.version, self.phase, self.remaining())
-            for member in self._order:
-                session_id = member.session_id
-                if session_id is not None:
-                    send(
-                        session_id,
-                        UNRELIABLE,
-                        encode_state_for(
-                            header, view(state, member.seat.player_id), member.last_action_id
-                        ),
-                    )
+            header = encode_state_header(self.version, self.phase, remaining)
+            if self._shared_view:
+                # One view and one encoding for everyone; only the action id
+                # differs between recipients.
+                body = None
+                for member in self._order:
+                    session_id = member.session_id
+                    if session_id is not None:
+                        if body is None:
+                            view = self.game.view(self.state, member.seat.player_id)
+                            body = encode_state_body(header, view)
+                        send(
+                            session_id,
+                            UNRELIABLE,
+                            state_with_action_id(body, member.last_action_id),
+                        )
+            else:
+                view_for = self.game.view
+                state = self.state
+                for member in self._order:
+                    session_id = member.session_id
+                    if session_id is not None:
+                        send(
+                            session_id,
+                            UNRELIABLE,
+                            encode_state_for(
+                                header, view_for(state, member.seat.player_id),
+                                member.last_action_id,
+                            ),
+                        )  # fmt: skip
         except Exception:
             self._game_error("view")
 

@@ -7,27 +7,42 @@ list: players, seats, rooms), maps each authenticated session to its player
 and room, and hands decoded messages to the room. The acting player is always
 the session's player; nothing in a payload can name another.
 
-Per message the work is two dict lookups, one msgpack decode and the room's
+Per message the work is a dict lookup, one msgpack decode and the room's
 call; malformed messages are dropped silently and counted in `drops` by
 reason (the UDP rule: never a reply to garbage).
+
+Rate limits (docs/games.md, "Action rate"): each player has a token bucket
+for actions at their game's `action_rate` (a burst of `ACTION_BURST` seconds'
+worth; none when the rate is 0) and one for `sync` at `sync_rate`. The
+buckets belong to the player, not the session, so reconnecting refills
+nothing. An action that finds no token is held (in order, at most
+`max_held_actions` per session) and applied as soon as the bucket allows, so
+a client with one action in flight is slowed down, never stalled; an action
+beyond that is dropped (``drops["rate_limited"]``) and its sender hears an
+``error`` with code ``rate_limited`` at most once per `notice_interval`
+seconds. A `sync` without a token is dropped silently
+(``drops["sync_rate_limited"]``).
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from attrs import Factory, define, field
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vinom.games.interfaces import IGame
+from vinom.games.interfaces import ACTION_BURST, IGame
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission, IAdmission, ISessionSender, ISessionSink
+from vinom.rooms.limits import TokenBucket
 from vinom.rooms.messages import ClientMessageKind, decode_client_message
 from vinom.rooms.registry import RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
@@ -36,6 +51,41 @@ log = Logger()
 
 _ACTION = ClientMessageKind.ACTION
 _SYNC = ClientMessageKind.SYNC
+RATE_LIMITED = "rate_limited"
+
+
+@define(eq=False)
+class _PlayerLimits:
+    """A player's buckets; they outlive the player's sessions, not the room."""
+
+    actions: TokenBucket | None
+    syncs: TokenBucket
+    # When the player was last told that an action was dropped.
+    noticed_at: float = -math.inf
+
+
+class _Session:
+    """An authenticated session: whose it is, its room, and its held actions."""
+
+    __slots__ = ("actions", "held", "limits", "player_id", "room", "session_id", "timer")
+
+    def __init__(self, session_id: int, player_id: str, room: Room, limits: _PlayerLimits):
+        self.session_id = session_id
+        self.player_id = player_id
+        self.room = room
+        self.limits = limits
+        # The action bucket, or None when actions are unlimited (the hot path).
+        self.actions = limits.actions
+        # Actions waiting for a token, oldest first, and the timer that applies them.
+        self.held: deque[tuple[Mapping[str, Any], int | None]] | None = None
+        self.timer: IDelayedCall | None = None
+
+    def drop_held(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+        self.held = None
 
 
 @implementer(IAdmission, ISessionSink)
@@ -55,14 +105,27 @@ class SessionManager:
     registry: RoomRegistry = field(
         repr=False, default=Factory(lambda self: RoomRegistry(self.clock), takes_self=True)
     )
+    # `sync` requests per second per player (a burst of ACTION_BURST seconds' worth).
+    sync_rate: float = 2.0
+    # Actions of one session waiting for a token; more are dropped.
+    max_held_actions: int = 8
+    # Seconds between two `rate_limited` errors to one player.
+    notice_interval: float = 1.0
+    # Seconds between two log lines about refused joins (the rest are counted).
+    log_interval: float = 10.0
     # Dropped client messages by reason (see `decode_client_message`, plus
-    # `unknown_session` and `wrong_channel`).
+    # `unknown_session`, `wrong_channel`, `rate_limited` and `sync_rate_limited`).
     drops: Counter[str] = field(init=False, factory=Counter)
-    # Other counts: actions_applied, actions_rejected, sessions_opened,
-    # sessions_refused, sessions_closed, internal_errors.
+    # Other counts: actions_applied, actions_rejected, actions_delayed,
+    # sessions_opened, sessions_refused, sessions_closed, joins_refused
+    # (the game's check_join said no), internal_errors.
     counters: Counter[str] = field(init=False, factory=Counter)
-    _sessions: dict[int, tuple[str, Room]] = field(init=False, factory=dict, repr=False)
+    _sessions: dict[int, _Session] = field(init=False, factory=dict, repr=False)
+    # Rate limits by (match id, player id), for the life of the room.
+    _limits: dict[tuple[str, str], _PlayerLimits] = field(init=False, factory=dict, repr=False)
     _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
+    _refusals_logged_at: float = field(init=False, default=-math.inf, repr=False)
+    _refusals_unlogged: int = field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.registry.add_removal_listener(self._room_removed)
@@ -108,7 +171,7 @@ class SessionManager:
     def session_player(self, session_id: int) -> tuple[str, str] | None:
         """(player id, match id) of a session, or None."""
         entry = self._sessions.get(session_id)
-        return None if entry is None else (entry[0], entry[1].match_id)
+        return None if entry is None else (entry.player_id, entry.room.match_id)
 
     # -- IAdmission ---------------------------------------------------------
 
@@ -116,7 +179,10 @@ class SessionManager:
         room = self.registry.get(match_id)
         if room is None:
             return Admission.REFUSE
-        return room.admission(player_id)
+        admission, reason = room.check_admission(player_id)
+        if reason is not None:
+            self._join_refused(room, player_id, reason)
+        return admission
 
     # -- ISessionSink -------------------------------------------------------
 
@@ -127,9 +193,12 @@ class SessionManager:
                 # The adapter reused an id we still hold: the old one is gone.
                 self._forget(session_id)
             room = self.registry.get(event.match_id)
-            if room is not None:
-                self._sessions[session_id] = (event.player_id, room)
-                if room.player_connected(event.player_id, session_id):
+            player_id = event.player_id
+            if room is not None and room.seat_of(player_id) is not None:
+                self._sessions[session_id] = _Session(
+                    session_id, player_id, room, self._limits_of(room, player_id)
+                )
+                if room.player_connected(player_id, session_id):
                     self.counters["sessions_opened"] += 1
                     return
                 del self._sessions[session_id]
@@ -151,20 +220,28 @@ class SessionManager:
         message = decode_client_message(data, self.drops)
         if message is None:
             return
-        player_id, room = entry
         try:
             kind = message.kind
             if kind is _ACTION:
-                assert message.action is not None
-                if room.handle_action(player_id, message.action, message.action_id):
-                    self.counters["actions_applied"] += 1
+                action = message.action
+                assert action is not None
+                if entry.actions is None:
+                    if entry.room.handle_action(entry.player_id, action, message.action_id):
+                        self.counters["actions_applied"] += 1
+                    else:
+                        self.counters["actions_rejected"] += 1
                 else:
-                    self.counters["actions_rejected"] += 1
+                    self._limited_action(entry, action, message.action_id)
             elif kind is _SYNC:
-                room.send_state(player_id)
+                if entry.limits.syncs.take(self.clock.seconds()):
+                    entry.room.send_state(entry.player_id)
+                else:
+                    self.drops["sync_rate_limited"] += 1
             else:
-                self._sessions.pop(session_id, None)
-                room.player_left(player_id)
+                room = entry.room
+                del self._sessions[session_id]
+                entry.drop_held()
+                room.player_left(entry.player_id)
                 self._close(session_id)
                 self._remove_if_vacated(room)
         except Exception:
@@ -176,15 +253,107 @@ class SessionManager:
         except Exception:
             self._internal_error("session_closed")
 
+    # -- rate limits --------------------------------------------------------
+
+    def _limits_of(self, room: Room, player_id: str) -> _PlayerLimits:
+        key = (room.match_id, player_id)
+        limits = self._limits.get(key)
+        if limits is None:
+            now = self.clock.seconds()
+            rate = room.action_rate
+            actions = None
+            if rate > 0:
+                actions = TokenBucket(rate, max(1.0, rate * ACTION_BURST), now)
+            syncs = TokenBucket(self.sync_rate, max(1.0, self.sync_rate * ACTION_BURST), now)
+            limits = self._limits[key] = _PlayerLimits(actions, syncs)
+        return limits
+
+    def _limited_action(
+        self, entry: _Session, action: Mapping[str, Any], action_id: int | None
+    ) -> None:
+        now = self.clock.seconds()
+        bucket = entry.actions
+        assert bucket is not None
+        held = entry.held
+        if not held and bucket.take(now):
+            self._apply(entry, action, action_id)
+            return
+        if held is None:
+            held = entry.held = deque()
+        if len(held) < self.max_held_actions:
+            # Held, in order behind any earlier one, until a token comes.
+            held.append((action, action_id))
+            self.counters["actions_delayed"] += 1
+            if entry.timer is None:
+                entry.timer = self.clock.callLater(bucket.wait(now), self._release, entry)
+            return
+        self.drops[RATE_LIMITED] += 1
+        limits = entry.limits
+        if now - limits.noticed_at >= self.notice_interval:
+            limits.noticed_at = now
+            entry.room.send_error(
+                entry.player_id, RATE_LIMITED, "too many actions: this one was dropped", action_id
+            )
+
+    def _release(self, entry: _Session) -> None:
+        """Apply the held actions the bucket now allows; wait again for the rest."""
+        entry.timer = None
+        if self._sessions.get(entry.session_id) is not entry or not entry.held:
+            entry.held = None
+            return
+        held = entry.held
+        bucket = entry.actions
+        assert bucket is not None
+        now = self.clock.seconds()
+        try:
+            while held and bucket.take(now):
+                action, action_id = held.popleft()
+                self._apply(entry, action, action_id)
+                if self._sessions.get(entry.session_id) is not entry:
+                    return  # the action ended the session (the room ended and was removed)
+        except Exception:
+            self._internal_error("held action")
+        if held:
+            entry.timer = self.clock.callLater(bucket.wait(now), self._release, entry)
+        else:
+            entry.held = None
+
+    def _apply(self, entry: _Session, action: Mapping[str, Any], action_id: int | None) -> None:
+        if entry.room.handle_action(entry.player_id, action, action_id):
+            self.counters["actions_applied"] += 1
+        else:
+            self.counters["actions_rejected"] += 1
+
     # -- internals ----------------------------------------------------------
+
+    def _join_refused(self, room: Room, player_id: str, reason: str) -> None:
+        # A player with a valid token can retry the handshake at will: log at
+        # most one line per interval, count every refusal.
+        self.counters["joins_refused"] += 1
+        now = self.clock.seconds()
+        if now - self._refusals_logged_at < self.log_interval:
+            self._refusals_unlogged += 1
+            return
+        self._refusals_logged_at = now
+        unlogged, self._refusals_unlogged = self._refusals_unlogged, 0
+        log.info(
+            "Game {game} refused player {player_id} in room {match_id}: {reason}"
+            " ({unlogged} more refusals since the last such message)",
+            game=room.game.name,
+            player_id=player_id,
+            match_id=room.match_id,
+            reason=reason,
+            unlogged=unlogged,
+        )
 
     def _forget(self, session_id: int) -> None:
         entry = self._sessions.pop(session_id, None)
         if entry is None:
             return
+        entry.drop_held()
         self.counters["sessions_closed"] += 1
-        player_id, room = entry
-        room.player_disconnected(player_id, session_id)
+        room = entry.room
+        room.player_disconnected(entry.player_id, session_id)
         self._remove_if_vacated(room)
 
     def _remove_if_vacated(self, room: Room) -> None:
@@ -196,9 +365,12 @@ class SessionManager:
     def _room_removed(self, room: Room) -> None:
         for session_id in room.session_ids():
             entry = self._sessions.get(session_id)
-            if entry is not None and entry[1] is room:
+            if entry is not None and entry.room is room:
                 del self._sessions[session_id]
+                entry.drop_held()
                 self._close(session_id)
+        for seat in room.seats:
+            self._limits.pop((room.match_id, seat.player_id), None)
         if len(self.registry) == 0 and self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:

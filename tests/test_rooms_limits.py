@@ -1,0 +1,65 @@
+"""Tests for vinom.rooms.limits: the token bucket behind the per-player rate limits."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from vinom.rooms.limits import TokenBucket
+
+
+class TokenBucketTests(SynchronousTestCase):
+    def test_starts_full_then_refills_at_its_rate(self) -> None:
+        bucket = TokenBucket(rate=10.0, burst=3.0, now=100.0)
+        self.assertEqual([bucket.take(100.0) for _ in range(4)], [True, True, True, False])
+        self.assertAlmostEqual(bucket.wait(100.0), 0.1)
+        self.assertFalse(bucket.take(100.05))
+        self.assertAlmostEqual(bucket.wait(100.05), 0.05)
+        self.assertTrue(bucket.take(100.1))
+        self.assertFalse(bucket.take(100.1))
+
+    def test_a_timer_set_for_wait_finds_the_token(self) -> None:
+        # Rounding must not leave the token a hair short when the timer fires.
+        bucket = TokenBucket(rate=3.0, burst=1.0, now=0.7)
+        self.assertTrue(bucket.take(0.7))
+        now = 0.7
+        for _ in range(50):
+            now += bucket.wait(now)
+            self.assertTrue(bucket.take(now))
+
+    def test_never_holds_more_than_its_burst(self) -> None:
+        bucket = TokenBucket(rate=10.0, burst=2.0, now=0.0)
+        self.assertEqual([bucket.take(3600.0) for _ in range(3)], [True, True, False])
+        self.assertEqual(bucket.wait(7200.0), 0.0)
+
+    def test_a_clock_stepping_back_gives_nothing(self) -> None:
+        bucket = TokenBucket(rate=1.0, burst=1.0, now=10.0)
+        self.assertTrue(bucket.take(10.0))
+        self.assertFalse(bucket.take(5.0))
+        self.assertFalse(bucket.take(10.5))
+        self.assertTrue(bucket.take(11.0))
+
+    def test_invalid(self) -> None:
+        for rate, burst in ((0.0, 1.0), (-1.0, 1.0), (1.0, 0.5), (float("inf"), 1.0),
+                            (float("nan"), 1.0), (1.0, float("nan"))):  # fmt: skip
+            self.assertRaises(ValueError, TokenBucket, rate, burst)
+
+    @given(
+        rate=st.floats(0.5, 100.0),
+        burst=st.floats(1.0, 50.0),
+        steps=st.lists(st.floats(0.0, 0.5), max_size=200),
+    )
+    def test_never_more_than_burst_plus_rate_times_elapsed(
+        self, rate: float, burst: float, steps: list[float]
+    ) -> None:
+        bucket = TokenBucket(rate, burst, 0.0)
+        now = 0.0
+        taken = 0
+        for step in steps:
+            now += step
+            while bucket.take(now):
+                taken += 1
+            # Taking until refused leaves less than one token.
+            self.assertGreater(bucket.wait(now), 0.0)
+        self.assertLessEqual(taken, int(burst + rate * now + 1e-6))

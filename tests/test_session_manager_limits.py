@@ -1,0 +1,295 @@
+"""The session manager's per-player rate limits and its record of refused joins.
+
+The security review found that a maze client could send a whole tour of the
+maze (198 moves in about six datagrams) and win before the other player moved,
+each move costing the host a state for every other player, and that `sync`
+floods cost a full reliable state each. These tests pin the limits down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_rooms_fixtures import RecordingSender, SeqGame, make_match
+from vinom.games.duel import DuelGame
+from vinom.games.maze import DIRECTIONS, MazeGame, MazeState
+from vinom.games.registry import GameRegistry
+from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
+from vinom.protocol.interfaces import Admission
+from vinom.rooms.messages import Phase, encode_action, encode_sync
+from vinom.rooms.registry import RoomRegistry
+from vinom.rooms.room import Room
+from vinom.rooms.session_manager import SessionManager
+
+A, B = "p-a", "p-b"
+SA, SB = 11, 12
+
+
+def tour(state: MazeState, start: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
+    """A depth-first walk through the whole maze from `start`: (direction, from) moves."""
+    width = state.width
+    seen = {start}
+    moves: list[tuple[str, tuple[int, int]]] = []
+    back = {"N": "S", "S": "N", "E": "W", "W": "E"}
+
+    def go(x: int, y: int) -> None:
+        for direction, (bit, dx, dy, _) in DIRECTIONS.items():
+            if state.cells[y * width + x] & bit or (x + dx, y + dy) in seen:
+                continue
+            seen.add((x + dx, y + dy))
+            moves.append((direction, (x, y)))
+            go(x + dx, y + dy)
+            moves.append((back[direction], (x + dx, y + dy)))
+
+    go(*start)
+    return moves
+
+
+class LimitsTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000.0)
+        self.sender = RecordingSender()
+        self.games: dict[str, Any] = {
+            "seq": SeqGame(action_rate=10.0),
+            "maze": MazeGame(),
+            "duel": DuelGame(),
+        }
+        self.manager = SessionManager(
+            games=self.games.__getitem__,
+            clock=self.clock,
+            registry=RoomRegistry(self.clock, linger=2.0),
+        )
+        self.manager.sender = self.sender
+        self.sender.sink = self.manager
+
+    def connect(self, session_id: int, player_id: str, match_id: str = "m-1") -> None:
+        self.manager.session_connected(
+            SessionConnected(session_id, player_id, match_id, ("127.0.0.1", 40000 + session_id))
+        )
+
+    def act(self, session_id: int, action: dict[str, Any], action_id: int | None = None) -> None:
+        self.manager.message_received(session_id, RELIABLE, encode_action(action, action_id))
+
+    def playing(self, game: str = "seq") -> Room:
+        room = self.manager.add_match(make_match("m-1", game=game))
+        self.connect(SA, A)
+        self.connect(SB, B)
+        self.clock.advance(room.game.countdown)
+        self.assertEqual(room.phase, Phase.PLAYING)
+        self.sender.clear()
+        return room
+
+    def errors(self, session_id: int) -> list[tuple[str, int | None]]:
+        return [(m["code"], m["i"]) for m in self.sender.to(session_id, "error")]
+
+    def releases(self) -> int:
+        """Timers pending to apply held actions."""
+        return sum(1 for call in self.clock.getDelayedCalls() if call.func == self.manager._release)
+
+
+class MazeSpeedHackTests(LimitsTestCase):
+    def test_a_whole_tour_at_once_does_not_win_the_game(self) -> None:
+        room = self.playing("maze")
+        state = room.state
+        moves = tour(state, state.positions[0])
+        self.assertGreater(len(moves), 100)
+        for number, (direction, (x, y)) in enumerate(moves):
+            self.act(SA, {"move": direction, "from": [x, y]}, number)
+        # A burst of two seconds' worth (20 moves at 10/s) is applied, 8 more wait.
+        counters, drops = self.manager.counters, self.manager.drops
+        self.assertEqual(counters["actions_applied"], 20)
+        self.assertEqual(counters["actions_delayed"], 8)
+        self.assertEqual(drops["rate_limited"], len(moves) - 28)
+        self.assertEqual(room.phase, Phase.PLAYING)
+        # The sender hears of it once, about the first action dropped.
+        self.assertEqual(self.errors(SA), [("rate_limited", 28)])
+        # The other player got one state per applied move, no more.
+        self.assertEqual(len(self.sender.to(SB, "state")), 20)
+        self.assertEqual(self.errors(SB), [])
+
+        # The held moves go in order at the game's rate.
+        self.clock.advance(0.1)
+        self.assertEqual(counters["actions_applied"], 21)
+        self.clock.advance(0.7)
+        self.assertEqual(counters["actions_applied"], 28)
+        self.assertEqual(room.state.positions[0], moves[28][1])
+        self.assertEqual(counters["actions_rejected"], 0)
+        self.assertEqual(self.releases(), 0)
+
+        # The other player was never limited by the first one's flood.
+        x, y = room.state.positions[1]
+        cell = room.state.cells[y * room.state.width + x]
+        direction = next(d for d, (bit, *_rest) in DIRECTIONS.items() if not cell & bit)
+        self.act(SB, {"move": direction, "from": [x, y]}, 1)
+        self.assertEqual(counters["actions_applied"], 29)
+
+    def test_a_notice_at_most_once_per_interval(self) -> None:
+        self.playing()
+        for n in range(1, 41):
+            self.act(SA, {"seq": n}, n)
+        # 20 applied, 8 held: the 29th is the first dropped.
+        self.assertEqual(self.errors(SA), [("rate_limited", 29)])
+        # Half a second later 5 held actions went, and 5 more places are free.
+        self.clock.advance(0.5)
+        self.assertEqual(self.manager.counters["actions_applied"], 25)
+        for n in range(100, 120):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(self.manager.drops["rate_limited"], 12 + 15)
+        self.assertEqual(self.errors(SA), [("rate_limited", 29)])
+        # A second after the first notice, the next drop is told again.
+        self.clock.advance(0.5)
+        for n in range(200, 220):
+            self.act(SA, {"seq": n}, n)
+        limited = [e for e in self.errors(SA) if e[0] == "rate_limited"]
+        self.assertEqual(limited, [("rate_limited", 29), ("rate_limited", 205)])
+
+
+class PacingTests(LimitsTestCase):
+    def test_one_action_in_flight_is_slowed_never_stalled(self) -> None:
+        # Like vinom's bots: the next action as soon as the last one shows in a state.
+        room = self.playing()
+        sent = 0
+        for _ in range(100):
+            applied = [m["i"] for m in self.sender.to(SA, "state") if m["i"] is not None]
+            if sent == 0 or (applied and applied[-1] == sent):
+                sent += 1
+                self.act(SA, {"seq": sent}, sent)
+            else:
+                self.clock.advance(0.01)
+        self.assertEqual(self.errors(SA), [])
+        self.assertEqual(self.manager.drops["rate_limited"], 0)
+        # 20 at once, then 10 per second over the 0.8 s or so of waiting.
+        self.assertEqual(room.state.seqs[0], self.manager.counters["actions_applied"])
+        self.assertGreaterEqual(room.state.seqs[0], 26)
+        self.assertLessEqual(room.state.seqs[0], 30)
+
+    def test_held_actions_keep_their_order_and_ids(self) -> None:
+        room = self.playing()
+        for n in range(1, 25):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(room.state.seqs[0], 20)
+        self.clock.advance(0.4)
+        self.assertEqual(room.state.seqs[0], 24)
+        self.assertEqual(self.sender.to(SA, "state")[-1]["i"], 24)
+        self.assertEqual(self.errors(SA), [])
+
+    def test_held_actions_go_with_their_session(self) -> None:
+        self.playing()
+        for n in range(1, 25):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(self.releases(), 1)
+        self.manager.session_closed(SessionClosed(SA, "timeout"))
+        self.assertEqual(self.releases(), 0)
+        self.clock.advance(1.0)
+        self.assertEqual(self.manager.counters["actions_applied"], 20)
+
+    def test_reconnecting_does_not_refill_the_bucket(self) -> None:
+        room = self.playing()
+        for n in range(1, 21):
+            self.act(SA, {"seq": n}, n)
+        self.manager.session_closed(SessionClosed(SA, "timeout"))
+        self.connect(21, A)
+        self.assertEqual(room.session_of(A), 21)
+        self.act(21, {"seq": 21}, 21)
+        self.assertEqual(self.manager.counters["actions_applied"], 20)
+        self.assertEqual(self.manager.counters["actions_delayed"], 1)
+        self.clock.advance(0.1)
+        self.assertEqual(room.state.seqs[0], 21)
+
+    def test_the_room_going_away_drops_the_players_limits(self) -> None:
+        self.playing()
+        for n in range(1, 25):
+            self.act(SA, {"seq": n}, n)
+        self.manager.registry.remove("m-1")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # A new match with the same ids starts with full buckets.
+        self.playing()
+        for n in range(1, 21):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(self.manager.drops["rate_limited"], 0)
+
+
+class UnlimitedTests(LimitsTestCase):
+    def test_an_action_rate_of_zero_is_unlimited(self) -> None:
+        room = self.playing("duel")
+        for n in range(1, 1001):
+            self.act(SA, {"seq": n})
+        self.assertEqual(room.state.seqs, (1000, 0))
+        self.assertEqual(self.manager.counters["actions_delayed"], 0)
+        self.assertEqual(self.manager.drops["rate_limited"], 0)
+
+    def test_a_game_without_an_action_rate_gets_the_default(self) -> None:
+        self.games["seq"] = SeqGame()
+        room = self.playing()
+        for n in range(1, 101):
+            self.act(SA, {"seq": n}, n)
+        # 20 per second, a burst of 40; 8 held.
+        self.assertEqual(room.state.seqs[0], 40)
+        self.assertEqual(self.manager.drops["rate_limited"], 52)
+
+
+class SyncLimitTests(LimitsTestCase):
+    def test_sync_floods_are_dropped(self) -> None:
+        self.playing()
+        for _ in range(10):
+            self.manager.message_received(SA, RELIABLE, encode_sync())
+        # 2 per second, a burst of 4: six dropped, silently.
+        self.assertEqual(len(self.sender.to(SA, "state", RELIABLE)), 4)
+        self.assertEqual(self.manager.drops["sync_rate_limited"], 6)
+        self.assertEqual(self.sender.to(SA, "error"), [])
+        self.clock.advance(0.5)
+        self.manager.message_received(SA, RELIABLE, encode_sync())
+        self.manager.message_received(SA, RELIABLE, encode_sync())
+        self.assertEqual(len(self.sender.to(SA, "state", RELIABLE)), 5)
+        # Another player's syncs are their own.
+        self.manager.message_received(SB, RELIABLE, encode_sync())
+        self.assertEqual(len(self.sender.to(SB, "state", RELIABLE)), 1)
+
+
+class RefusedJoinTests(LimitsTestCase):
+    def test_the_games_reason_is_counted_and_logged(self) -> None:
+        self.games["seq"] = SeqGame(join_rejects="the table is closed")
+        self.manager.add_match(make_match("m-1"))
+        with capturedLogs() as events:
+            self.assertEqual(self.manager.admit(A, "m-1"), Admission.FULL)
+        self.assertEqual(self.manager.counters["joins_refused"], 1)
+        [event] = events
+        self.assertIn("the table is closed", event["log_format"].format(**event))
+        self.assertEqual((event["player_id"], event["match_id"]), (A, "m-1"))
+
+    def test_the_log_is_rate_limited_the_count_is_not(self) -> None:
+        self.games["seq"] = SeqGame(join_rejects="no")
+        self.manager.add_match(make_match("m-1"))
+        with capturedLogs() as events:
+            for _ in range(50):
+                self.manager.admit(A, "m-1")
+            self.clock.advance(self.manager.log_interval)
+            self.manager.admit(B, "m-1")
+        self.assertEqual(self.manager.counters["joins_refused"], 51)
+        self.assertEqual([e["unlogged"] for e in events], [0, 49])
+
+    def test_other_refusals_are_not_the_games(self) -> None:
+        self.manager.add_match(make_match("m-1"))
+        self.assertEqual(self.manager.admit("p-stranger", "m-1"), Admission.REFUSE)
+        self.assertEqual(self.manager.admit(A, "m-other"), Admission.REFUSE)
+        self.assertEqual(self.manager.counters["joins_refused"], 0)
+
+
+class GameCheckTests(LimitsTestCase):
+    def test_a_game_with_a_bad_tick_rate_is_not_hosted(self) -> None:
+        self.games["seq"] = SeqGame(tick_rate=120.0)
+        self.assertRaises(ValueError, self.manager.add_match, make_match("m-1"))
+        self.assertEqual(len(self.manager.registry), 0)
+        self.assertEqual(self.manager.admit(A, "m-1"), Admission.REFUSE)
+
+    def test_registry_games_pass(self) -> None:
+        registry = GameRegistry.from_plugins()
+        for name in registry.names():
+            self.games[name] = registry.get(name)
+        self.manager.add_match(make_match("m-1", game="tictactoe"))
+        self.assertEqual(self.manager.room("m-1").action_rate, 20.0)  # type: ignore[union-attr]

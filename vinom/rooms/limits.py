@@ -1,0 +1,56 @@
+"""Token buckets: how fast one player's messages are taken in.
+
+Sans-I/O: a bucket is told the time (`now`, seconds) and answers; the session
+manager owns one per player and message kind (see docs/games.md, "Action
+rate"). A bucket holds at most `burst` tokens, starts full, and gains `rate`
+tokens per second; a message that finds a whole token takes it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from attrs import define, field
+
+# A token counts as whole within rounding error, so that a timer set for
+# `wait()` seconds finds it there.
+_WHOLE = 1.0 - 1e-9
+
+
+@define
+class TokenBucket:
+    """`rate` tokens per second (> 0) up to `burst` (>= 1); full at time `now`."""
+
+    rate: float
+    burst: float
+    # When `tokens` was last brought up to date.
+    now: float = 0.0
+    tokens: float = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not (0 < self.rate < math.inf and 1 <= self.burst < math.inf):
+            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1: {self!r}")
+        self.tokens = self.burst
+
+    def _refill(self, now: float) -> float:
+        # A clock that steps back refills nothing (and takes nothing away).
+        elapsed = now - self.now
+        if elapsed > 0:
+            self.now = now
+            tokens = self.tokens + elapsed * self.rate
+            self.tokens = tokens = tokens if tokens < self.burst else self.burst
+            return tokens
+        return self.tokens
+
+    def take(self, now: float) -> bool:
+        """Take one token if a whole one is there at `now`; False (nothing taken) if not."""
+        tokens = self._refill(now)
+        if tokens >= _WHOLE:
+            self.tokens = tokens - 1.0 if tokens > 1.0 else 0.0
+            return True
+        return False
+
+    def wait(self, now: float) -> float:
+        """Seconds from `now` until a whole token is there (0 if one is now)."""
+        tokens = self._refill(now)
+        return 0.0 if tokens >= _WHOLE else (1.0 - tokens) / self.rate
