@@ -178,6 +178,9 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
             "--data-dir", settings["data_dir"],
             # One address for every bench client: lift the per-IP abuse limits.
             "--max-connections-per-ip", "1000000",
+            "--max-pending-per-ip", "1000000",
+            "--queue-rate", "1000000",
+            "--queue-burst", "1000000",
             "--frame-rate", "1000",
             "--frame-burst", "1000",
             *settings.get("extra_args", []),
