@@ -339,12 +339,45 @@ class CipherMemoryTests(SynchronousTestCase):
         self.assertEqual(server.drops["decrypt_failed"], 3)
         self.assertEqual({s.id: (s.rx, s.tx) for s in sessions}, ciphers)
         self.assertEqual(server.session_count, 5)
-        # A genuine keepalive arms the receiving cipher only: nothing is sent back.
+        # A genuine keepalive keeps no cipher either (the session is idle)...
         client = net.clients[victim.address]
         client._seal(KEEPALIVE, b"")
         (keepalive, _), = client.datagrams_to_send(net.now)
         server.receive_datagram(keepalive, victim.address, net.now)
+        self.assertEqual(server.drops["decrypt_failed"], 3)
+        self.assertEqual({s.id: (s.rx, s.tx) for s in sessions}, ciphers)
+        self.assertEqual(server.datagrams_to_send(net.now), [])
+        # ... a genuine payload keeps the receiving one.
+        client.send_message(UNRELIABLE, b"hello")
+        (payload, _), = client.datagrams_to_send(net.now)
+        server.receive_datagram(payload, victim.address, net.now)
         self.assertIsNotNone(victim.rx)
         self.assertIsNone(victim.tx)
-        self.assertEqual(server.datagrams_to_send(net.now), [])
         self.assertLessEqual(sum(1 for s in sessions if s.rx or s.tx), 2)
+
+    def test_idle_sessions_hold_no_cipher_objects(self) -> None:
+        net = Net()
+        addrs = [(f"192.0.2.{i}", 5000 + i) for i in range(3)]
+        for i, addr in enumerate(addrs):
+            net.connect(net.token(f"p-{i}"), addr)
+        net.run(0.1)
+        for addr in addrs:
+            net.clients[addr].send_message(RELIABLE, b"hello")
+        net.run(0.05)
+        sessions = list(net.server._sessions.values())
+        self.assertTrue(all(s.rx is not None and s.tx is not None for s in sessions))
+        # Keepalives only, both ways: the ciphers go after a keepalive interval or two.
+        net.run(3.0)
+        self.assertGreater(count(net, SERVER_ADDR, KEEPALIVE), 6)
+        self.assertEqual([(s.rx, s.tx) for s in sessions], [(None, None)] * 3)
+        self.assertEqual(net.closed(None), [])
+        # Traffic resumes as before; only the session carrying it keeps ciphers.
+        net.clients[addrs[0]].send_message(RELIABLE, b"again")
+        net.run(0.05)
+        self.assertEqual([m.data for m in net.messages(None)], [b"hello"] * 3 + [b"again"])
+        busy = next(s for s in sessions if s.address == addrs[0])
+        self.assertIsNotNone(busy.rx)
+        self.assertEqual([(s.rx, s.tx) for s in sessions if s is not busy], [(None, None)] * 2)
+        net.server.send_message(busy.id, RELIABLE, b"back")
+        net.run(0.05)
+        self.assertEqual([m.data for m in net.messages(addrs[0])], [b"back"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tracemalloc
 
 from twisted.trial.unittest import TestCase
 
@@ -630,6 +631,45 @@ class ReceiveLimitTests(TestCase):
     def test_limits_must_be_positive(self) -> None:
         self.assertRaises(ValueError, endpoint, max_receive_message=0)
         self.assertRaises(ValueError, endpoint, max_receive_buffer=0)
+
+
+class CompactTests(TestCase):
+    def test_compact_gives_back_grown_tables_and_changes_nothing(self) -> None:
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        a, b = endpoint(), endpoint()
+        for n in range(200):
+            a.send_reliable(b"%d" % n)
+        got = deliver(a, b, 0.0)
+        deliver(b, a, 0.02)  # everything acked: a's tables are empty but grown
+        self.assertEqual(a.buffered_bytes, 0)
+        before = tracemalloc.get_traced_memory()[0]
+        a.compact()
+        b.compact()
+        self.assertLess(tracemalloc.get_traced_memory()[0], before - 1000)
+        for n in range(200, 210):
+            a.send_reliable(b"%d" % n)
+        got += deliver(a, b, 0.1)
+        deliver(b, a, 0.12)
+        self.assertEqual(got, [(1, b"%d" % n) for n in range(210)])
+        self.assertEqual(a.buffered_bytes, 0)
+        self.assertEqual(a.stats()["resent_messages"], 0)
+
+    def test_compact_keeps_unfinished_state(self) -> None:
+        a, b = endpoint(), endpoint()
+        for n in range(5):
+            a.send_reliable(b"%d" % n)
+        (first,) = a.build_bodies(0.0)
+        a.send_reliable(b"x")
+        (second,) = a.build_bodies(0.0)
+        # Nothing acked yet on a; b holds an out-of-order message.
+        self.assertEqual(b.receive_body(second, 0.0), [])
+        a.compact()
+        b.compact()
+        self.assertEqual(b.receive_body(first, 0.0),
+                         [(1, b"%d" % n) for n in range(5)] + [(1, b"x")])
+        deliver(b, a, 0.02)
+        self.assertEqual(a.buffered_bytes, 0)
 
 
 def documented_vectors() -> dict[str, list[bytes]]:

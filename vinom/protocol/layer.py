@@ -31,6 +31,8 @@ class ReliabilityLayer(Protocol):
 
     def handle_timer(self, now: float) -> None: ...
 
+    def compact(self) -> None: ...
+
 
 ReliabilityFactory = Callable[[float], ReliabilityLayer]
 

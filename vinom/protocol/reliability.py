@@ -89,6 +89,7 @@ BODY_LIMIT_MIN = 32  # the range max_body may take
 BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 
 _INF = float("inf")
+_SHARED_INTS: dict[int, int] = {}
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
 _unpack_body_header = BODY_HEADER.unpack_from
@@ -96,6 +97,11 @@ _pack_body_header = BODY_HEADER.pack
 _unpack_message_header = MESSAGE_HEADER.unpack_from
 _pack_message_header = MESSAGE_HEADER.pack
 _pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
+
+
+def _shared(value: int) -> int:
+    """One int object per value, whoever computed it (see Reliability.__init__)."""
+    return _SHARED_INTS.setdefault(value, value)
 
 
 class ReliabilityError(Exception):
@@ -196,14 +202,18 @@ class Reliability:
             raise ValueError(
                 f"max_body must be in [{BODY_LIMIT_MIN}, {BODY_LIMIT_MAX}], not {max_body}"
             )
-        self._max_body = max_body
+        # Sizes are shared int objects (_shared): thousands of sessions hold the
+        # same few values, and a large int costs 28 bytes per copy.
+        self._max_body = _shared(max_body)
         # Data of an unfragmented message that fills an otherwise empty body, and of
         # one fragment of a fragmented one.
-        self._single_data = max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE
-        self._fragment_data = max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE
-        self.max_reliable_message = min(max_reliable_message, MAX_FRAGMENTS * self._fragment_data)
-        self.max_unreliable_message = min(
-            max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self._fragment_data
+        self._single_data = _shared(max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE)
+        self._fragment_data = _shared(max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE)
+        self.max_reliable_message = _shared(
+            min(max_reliable_message, MAX_FRAGMENTS * self._fragment_data)
+        )
+        self.max_unreliable_message = _shared(
+            min(max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self._fragment_data)
         )
         self.max_pending_bytes = max_pending_bytes
         self.ack_delay_s = ack_delay_s
@@ -217,8 +227,12 @@ class Reliability:
         self._recv_reliable_limit = self.max_reliable_message
         self._recv_unreliable_limit = self.max_unreliable_message
         if max_receive_message is not None:
-            self._recv_reliable_limit = min(self._recv_reliable_limit, max_receive_message)
-            self._recv_unreliable_limit = min(self._recv_unreliable_limit, max_receive_message)
+            self._recv_reliable_limit = _shared(
+                min(self._recv_reliable_limit, max_receive_message)
+            )
+            self._recv_unreliable_limit = _shared(
+                min(self._recv_unreliable_limit, max_receive_message)
+            )
         # Bytes of out-of-order reliable messages we hold before refusing bodies
         # that would add more (None: the receive window alone bounds them).
         self._recv_buffer_limit = max_receive_buffer
@@ -910,6 +924,19 @@ class Reliability:
         if done:
             del reliable_seqs[:done]
         return reliable_seqs
+
+    def compact(self) -> None:
+        """Give back what emptied dicts still hold (they never shrink by themselves).
+
+        For the packet layer to call when a session goes idle: a dict that once held
+        a burst of records keeps its grown table, a few hundred bytes per session.
+        """
+        if not self._unacked:
+            self._unacked = {}
+        if not self._recv_buffer:
+            self._recv_buffer = {}
+        self._sent = dict(self._sent)
+        self._trim_reliable_seqs()
 
     def handle_timer(self, now: float) -> None:
         """Housekeeping at a timer: expire a partial snapshot that stopped arriving."""

@@ -106,7 +106,7 @@ class _Session:
 
     __slots__ = (
         "address", "busy", "closed", "dirty", "id", "keepalive", "last_recv", "last_sent",
-        "match_id",
+        "listed", "match_id",
         "player_id", "reliability", "rx", "rx_key", "timeout", "token_nonce", "tx", "tx_key",
         "tx_seq", "user_data", "wake", "window",
     )
@@ -123,10 +123,12 @@ class _Session:
         self.rx_key = cookie.client_to_server_key
         self.tx_key = cookie.server_to_client_key
         # Cipher objects (about 2.5 KB each): made once per key, kept while the
-        # session is among the endpoint's recently busy ones (see _enlist).
+        # session carries payloads and is among the endpoint's recently busy ones
+        # (see _enlist). `busy`: payload traffic since the timer last looked.
         self.rx: Aead | None = None
         self.tx: Aead | None = None
         self.busy = True
+        self.listed = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
         self.window = ReplayWindow()
         self.reliability = reliability
@@ -306,6 +308,13 @@ class ServerEndpoint:
             if now - s.last_recv >= s.timeout:
                 self._remove(s, "timeout")
                 continue
+            if s.busy:
+                s.busy = False
+            elif s.rx is not None or s.tx is not None:
+                # No payload since the timer last looked (a keepalive interval at
+                # most): idle sessions hold no cipher objects, nor grown tables.
+                s.rx = s.tx = None
+                s.reliability.compact()
             due = s.reliability.next_timer()
             if due is not None and due <= now:
                 s.reliability.handle_timer(now)
@@ -337,8 +346,9 @@ class ServerEndpoint:
                 return
             rx = s.rx
             if rx is None:
-                # A throwaway cipher until the tag verifies: a forged packet from a
-                # session's address must not evict another session's ciphers.
+                # A throwaway cipher, kept only if the tag verifies and the packet is
+                # a payload: a forged packet must not evict another session's
+                # ciphers, and keepalives alone must not make an idle session keep any.
                 rx = new_aead(s.rx_key)
                 try:
                     plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
@@ -346,7 +356,9 @@ class ServerEndpoint:
                 except InvalidTag:
                     self._drop(DROP_DECRYPT_FAILED, size)
                     return
-                self._keep_rx(s, rx)
+                if kind == PAYLOAD:
+                    s.busy = True  # first, so that keeping it does not evict it
+                    self._keep_rx(s, rx)
             else:
                 try:
                     plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
@@ -556,13 +568,15 @@ class ServerEndpoint:
 
     # -- sessions ---------------------------------------------------------
 
-    def _seal(self, s: _Session, kind: int, plain: bytes) -> None:
+    def _seal(self, s: _Session, kind: int, plain: bytes, tx: Aead | None = None) -> None:
+        """Seal one session packet; `tx`: the cipher to use when the session keeps none."""
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(kind, seq)
-        tx = s.tx
         if tx is None:
-            tx = self._make_tx(s)
+            tx = s.tx
+            if tx is None:
+                tx = self._make_tx(s) if kind == PAYLOAD else new_aead(s.tx_key)
         self._out.append(
             (header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
              s.address)
@@ -587,17 +601,20 @@ class ServerEndpoint:
     def _enlist(self, s: _Session) -> None:
         """`s` is about to hold cipher objects: list it, evicting others beyond the limit.
 
-        At most `cipher_sessions` sessions hold theirs (~5 KB a session). Beyond
-        that, the least recently busy session gives them up (second-chance
-        order: one with payload traffic since it was last looked at goes round
-        again) and makes them again on its next packet, about 2 us. Active
-        sessions keep theirs; thousands of idle ones cost no cipher memory. Only
-        called once a packet from the peer authenticated or a packet to it is
-        being sealed, so strangers cannot evict anyone. Each cipher is built when
-        first needed: receiving a keepalive builds no sending cipher.
+        Only sessions carrying payloads keep ciphers (~5 KB a session): keepalives
+        and disconnects use throwaway ones, and a session with no payload between
+        two wake-ups of its timer (a keepalive interval at most) gives its ciphers
+        up, so thousands of idle sessions hold none. At most `cipher_sessions`
+        sessions hold theirs; beyond that, the least recently busy one gives them
+        up (second-chance order: one with payload traffic since it was last looked
+        at goes round again) and makes them again on its next packet, about 2 us.
+        Only called once a payload from the peer authenticated or a payload to it
+        is being sealed, so strangers cannot evict anyone. Each cipher is built
+        when first needed.
         """
-        # Busy only once payload flows: a keepalive alone earns no second chance.
-        s.busy = False
+        if s.listed:
+            return  # still queued since it last held ciphers; it keeps its place
+        s.listed = True
         armed = self._armed
         armed.append(s.id)
         limit = self._max_armed
@@ -606,10 +623,14 @@ class ServerEndpoint:
             while len(armed) > limit:
                 sid = armed.popleft()
                 other = sessions.get(sid)
-                if other is None or (other.rx is None and other.tx is None):
-                    continue  # closed since, or already disarmed
+                if other is None:
+                    continue  # closed since
+                other.listed = False
+                if other.rx is None and other.tx is None:
+                    continue  # gave them up since (idle)
                 if other.busy:
                     other.busy = False
+                    other.listed = True
                     armed.append(sid)
                 else:
                     other.rx = other.tx = None
@@ -617,10 +638,10 @@ class ServerEndpoint:
     def _flush_session(self, s: _Session, now: float) -> None:
         bodies = s.reliability.build_bodies(now)
         if bodies:
+            s.busy = True
             for body in bodies:
                 self._seal(s, PAYLOAD, body)
             s.last_sent = now
-            s.busy = True
         elif now - s.last_sent >= s.keepalive:
             self._seal(s, KEEPALIVE, b"")
             s.last_sent = now
@@ -645,8 +666,9 @@ class ServerEndpoint:
             return
         if reason != "disconnect":
             # The peer may still be listening; tell it, more than once in case of loss.
+            tx = s.tx or new_aead(s.tx_key)
             for _ in range(self.config.disconnect_redundancy):
-                self._seal(s, DISCONNECT, b"")
+                self._seal(s, DISCONNECT, b"", tx)
         s.closed = True
         s.rx = s.tx = None
         del self._sessions[s.id]
