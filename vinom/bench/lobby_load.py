@@ -177,6 +177,7 @@ class Fleet:
         self.active: set[GameSession] = set()
         self.lobbies: set[LobbyClient] = set()
         self.in_lobby = 0
+        self.stopped_bots = 0
 
     # -- figures --------------------------------------------------------------
 
@@ -230,6 +231,7 @@ class Fleet:
         remaining = [len(bots)]
 
         def one_done(_: object) -> None:
+            self.stopped_bots += 1
             remaining[0] -= 1
             if remaining[0] == 0:
                 done.callback(None)
@@ -289,6 +291,13 @@ class Fleet:
         if self.counting:
             self.matches_started += 1
         self.active.add(session)
+        # A session can end without a final phase (timed out, closed by the
+        # host): `finished` would never fire, and the bot would act on a closed
+        # connection.
+        assert session.protocol is not None
+        session.protocol.closed.addCallback(
+            lambda reason: _finish(session, {"p": "closed", "reason": reason})
+        )
         try:
             driver = BotDriver(
                 session, self.game.make_bot(welcome.player_id, rng), self.think_time, self.reactor
@@ -317,9 +326,11 @@ class Fleet:
                 self.count_error(f"aborted_{final.get('reason')}")
             elif phase == "timeout":
                 self.count_error("match_timeout")
+            elif phase == "closed" and not self.stopping():
+                self.count_error(f"session_closed_{final.get('reason')}")
             # Out of the session's message handler first (see match_client).
             await deferLater(self.reactor, 0, lambda: None)
-            if phase in ENDED_PHASES:
+            if phase in ENDED_PHASES or phase == "closed":
                 await session.disconnect()
             else:
                 await session.leave()

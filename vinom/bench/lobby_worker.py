@@ -27,6 +27,9 @@ from vinom.bench.lobby_load import Fleet, error_kind, install_client_loss, match
 from vinom.bench.worker import Control, cpu_seconds, global_reactor, run_guarded, start_control
 from vinom.client.bots import LobbyAddress
 
+# Seconds the bots get to stop after the window before the result is sent anyway.
+STOP_GRACE_S = 15.0
+
 
 def _lobby(settings: dict[str, Any]) -> LobbyAddress:
     return LobbyAddress(settings["host"], int(settings["port"]), settings.get("trust"))
@@ -117,13 +120,24 @@ async def run_fleet(reactor: Any, control: Control, settings: dict[str, Any]) ->
     reactor.callLater(warmup, begin_window)
     reactor.callLater(warmup + duration, end_window)
     # Bots keep playing until the window ends; then whatever is in progress stops.
-    await fleet.run(reactor.seconds() + warmup + duration)
+    # The figures are final at the window's end: do not wait long for stragglers.
+    running = fleet.run(reactor.seconds() + warmup + duration)
+    stopped: Deferred[None] = Deferred()
+
+    def release(_: object = None) -> None:
+        if not stopped.called:
+            stopped.callback(None)
+
+    running.addBoth(release)
+    reactor.callLater(warmup + duration + STOP_GRACE_S, release)
+    await stopped
     ticker.stop()
     if "end" not in marks:
         raise RuntimeError("every bot stopped before the measured window ended")
     snapshot = fleet.snapshot()
     return {
         **snapshot,
+        "still_running": fleet.bots - fleet.stopped_bots,
         "error_kinds": dict(fleet.errors),
         "window_s": marks["end"] - marks["start"],
         "load_cpu_s": marks["cpu_end"] - marks["cpu_start"],

@@ -32,6 +32,9 @@ from vinom.bench.common import (
 from vinom.bench.harness import BenchError, Harness, merge_histograms, percentile_ms, report
 
 
+RSS_SAMPLE_S = 10.0
+
+
 class Options(ScenarioOptions):
     synopsis = "[options]"
     longdesc = __doc__
@@ -68,7 +71,14 @@ class Options(ScenarioOptions):
 def run(options: Options) -> int:
     progress = progress_for(options, "soak", options.planned_seconds())
 
+    rss_trace: list[float] = []
+    servers: list[Any] = []
+
     def on_progress(worker: Any, message: dict[str, Any]) -> None:
+        # The server's memory every 10 s over the whole run: does it level off?
+        elapsed = float(message.get("elapsed", 0.0))
+        if servers and elapsed >= RSS_SAMPLE_S * len(rss_trace):
+            rss_trace.append(round(servers[0].rss_bytes() / 1e6, 1))
         progress.update(
             f"{message.get('games', 0):,} games, {message.get('playing', 0):,} playing, "
             f"{message.get('errors', 0)} errors",
@@ -84,6 +94,7 @@ def run(options: Options) -> int:
                 ["server", json.dumps({"data_dir": data_dir, "udp_ports": options["udp-ports"]})],
                 server_cpu,
             )
+            servers.append(server)
             ready = harness.wait_for(server, "ready", 60)
             settings = {
                 "host": "127.0.0.1",
@@ -136,6 +147,8 @@ def run(options: Options) -> int:
         "server_cpu_s": round(measured.server_cpu_s, 3),
         "load_cpu_s": round(measured.load_cpu_s, 3),
         "datagrams_dropped": int(result["dropped_in"]) + int(result["dropped_out"]),
+        "bots_not_stopped": int(result.get("still_running", 0)),
+        "rss_mb_every_10s": rss_trace,
     }
     summary["server_counters_start"] = start["counters"]
     summary["server_counters_end"] = end["counters"]
