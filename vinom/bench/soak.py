@@ -31,7 +31,6 @@ from vinom.bench.common import (
 )
 from vinom.bench.harness import BenchError, Harness, merge_histograms, percentile_ms, report
 
-
 RSS_SAMPLE_S = 10.0
 
 
