@@ -28,7 +28,8 @@ peer can fill is bounded (see the constants below and the bounds section of the 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 # --- wire layout (little-endian, like the rest of vinom's packets) ------------------
 
@@ -90,6 +91,12 @@ BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 
 _INF = float("inf")
 _SHARED_INTS: dict[int, int] = {}
+# Stand-ins for a session's empty queues and tables until it uses them (and again
+# once compact() found them empty): immutable, so a write that forgot to make its
+# own container fails loudly instead of sharing state between sessions. An empty
+# list or dict costs 56-64 bytes, times six, times every idle session.
+_NO_LIST = cast(list[Any], ())
+_NO_DICT = cast(dict[Any, Any], MappingProxyType({}))
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
 _unpack_body_header = BODY_HEADER.unpack_from
@@ -241,26 +248,26 @@ class Reliability:
 
         # Sending: packets.
         self._next_seq = 0
-        self._sent: dict[int, tuple[float, tuple[int, ...]]] = {}
+        self._sent: dict[int, tuple[float, tuple[int, ...]]] = _NO_DICT
         # Sequences of sent packets that carried reliable messages, oldest first
         # (lazily trimmed to those still unresolved with a message still unacked):
         # new messages wait while the next packet would push the oldest out of the
         # peer's ack bitfield. Resends are never held back, so this cannot stall.
-        self._reliable_seqs: list[int] = []
+        self._reliable_seqs: list[int] = _NO_LIST
         # Sending: reliable messages. Ids below _next_send_id have been sent; the
         # pending list holds the encoded messages from _next_send_id on.
         self._next_id = 0
         self._next_send_id = 0
         self._oldest_unacked = 0
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] = _NO_LIST
         # id -> (encoded, times sent, resend due), in id order. _resend_due is at most
         # the earliest due time (exact after each scan, possibly early after acks).
-        self._unacked: dict[int, tuple[bytes, int, float]] = {}
+        self._unacked: dict[int, tuple[bytes, int, float]] = _NO_DICT
         self._resend_due = _INF
         self._buffered_bytes = 0
         # Sending: unreliable messages (encoded, sent once at the next build).
         self._unrel_next = 0
-        self._unrel_queue: list[bytes] = []
+        self._unrel_queue: list[bytes] = _NO_LIST
 
         # Receiving: packets.
         self._recv_any = False
@@ -272,7 +279,7 @@ class Reliability:
         # (fragment index or -1, last index, data); fragments of the message being
         # delivered collect in _reassembly.
         self._recv_next = 0
-        self._recv_buffer: dict[int, tuple[int, int, bytes]] = {}
+        self._recv_buffer: dict[int, tuple[int, int, bytes]] = _NO_DICT
         self._recv_buffer_bytes = 0
         self._reassembly: list[bytes] | None = None
         self._reassembly_last = 0
@@ -324,9 +331,12 @@ class Reliability:
         if self._buffered_bytes + size > self.max_pending_bytes:
             raise SendQueueFull(f"{self._buffered_bytes} bytes waiting for acks")
         message_id = self._next_id
+        pending = self._pending
+        if pending is _NO_LIST:
+            pending = self._pending = []
         if size <= self._single_data:
             encoded = _pack_message_header(RELIABLE_INFO | size, message_id & _MASK16) + data
-            self._pending.append(encoded)
+            pending.append(encoded)
             self._next_id = message_id + 1
             self._buffered_bytes += len(encoded)
             return
@@ -339,7 +349,7 @@ class Reliability:
                 _pack_fragment_header(info | len(piece), message_id & _MASK16, index, last)
                 + piece
             )
-            self._pending.append(encoded)
+            pending.append(encoded)
             self._buffered_bytes += len(encoded)
             message_id += 1
         self._next_id = message_id
@@ -358,6 +368,8 @@ class Reliability:
         sequence = self._unrel_next & _MASK16
         self._unrel_next += 1
         queue = self._unrel_queue
+        if queue is _NO_LIST:
+            queue = self._unrel_queue = []
         if size <= self._single_data:
             queue.append(_pack_message_header(size, sequence) + data)
         else:
@@ -450,6 +462,11 @@ class Reliability:
 
         pending = self._pending
         if pending and not capped:
+            if unacked is _NO_DICT:
+                unacked = self._unacked = {}
+            if self._reliable_seqs is _NO_LIST:
+                # The window check below reads it while _seal appends to it.
+                self._reliable_seqs = []
             limit = self._oldest_unacked + RECEIVE_WINDOW
             message_id = self._next_send_id
             due = now + self.rto_s
@@ -493,10 +510,15 @@ class Reliability:
         self._next_seq = seq + 1
         parts[0] = _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
         sent = self._sent
+        if sent is _NO_DICT:
+            sent = self._sent = {}
         if ids:
             sent[seq] = (now, tuple(ids))
-            self._reliable_seqs.append(seq)
-            if len(self._reliable_seqs) > 2 * MAX_SENT_RECORDS:
+            reliable_seqs = self._reliable_seqs
+            if reliable_seqs is _NO_LIST:
+                reliable_seqs = self._reliable_seqs = []
+            reliable_seqs.append(seq)
+            if len(reliable_seqs) > 2 * MAX_SENT_RECORDS:
                 # Only trimmed when new messages wait; resends alone must not grow it.
                 self._trim_reliable_seqs()
         else:
@@ -660,10 +682,13 @@ class Reliability:
                     self._recv_next = expected
                 elif distance < RECEIVE_WINDOW:
                     full_id = expected + distance
-                    if full_id in self._recv_buffer:
+                    buffer = self._recv_buffer
+                    if full_id in buffer:
                         self.duplicates_dropped += 1
                     else:
-                        self._recv_buffer[full_id] = (index, last, body[start:end])
+                        if buffer is _NO_DICT:
+                            buffer = self._recv_buffer = {}
+                        buffer[full_id] = (index, last, body[start:end])
                         self._recv_buffer_bytes += end - start
                 elif distance >= 0x8000:
                     self.duplicates_dropped += 1
@@ -731,10 +756,11 @@ class Reliability:
             return
         unacked = self._unacked
         freed = 0
-        for message_id in ids:
-            entry = unacked.pop(message_id, None)
-            if entry is not None:
-                freed += len(entry[0])
+        if unacked:
+            for message_id in ids:
+                entry = unacked.pop(message_id, None)
+                if entry is not None:
+                    freed += len(entry[0])
         self._buffered_bytes -= freed
         if newest:
             # Only the newest acked packet, and only if it carried reliable messages
@@ -926,17 +952,27 @@ class Reliability:
         return reliable_seqs
 
     def compact(self) -> None:
-        """Give back what emptied dicts still hold (they never shrink by themselves).
+        """Give back what an idle session need not hold.
 
-        For the packet layer to call when a session goes idle: a dict that once held
-        a burst of records keeps its grown table, a few hundred bytes per session.
+        For the packet layer to call when a session has gone idle (no bodies either
+        way for a while): a dict that once held a burst of records keeps its grown
+        table (dicts never shrink by themselves), and the records of our last
+        bodies without reliable messages wait for acks an idle peer does not send.
+        Those records are forgotten: neither acked nor counted lost, they only fed
+        the statistics. Records of bodies with reliable messages are kept.
         """
         if not self._unacked:
-            self._unacked = {}
+            self._unacked = _NO_DICT
         if not self._recv_buffer:
-            self._recv_buffer = {}
-        self._sent = dict(self._sent)
-        self._trim_reliable_seqs()
+            self._recv_buffer = _NO_DICT
+        sent = {seq: record for seq, record in self._sent.items() if record[1]}
+        self._sent = sent or _NO_DICT
+        if not self._trim_reliable_seqs():
+            self._reliable_seqs = _NO_LIST
+        if not self._pending:
+            self._pending = _NO_LIST
+        if not self._unrel_queue:
+            self._unrel_queue = _NO_LIST
 
     def handle_timer(self, now: float) -> None:
         """Housekeeping at a timer: expire a partial snapshot that stopped arriving."""

@@ -38,7 +38,7 @@ from vinom.protocol.events import (
 from vinom.protocol.interfaces import Admission, IAdmission
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
 from vinom.protocol.reliability import SendQueueFull
-from vinom.protocol.replay import WINDOW_SIZE, ReplayWindow
+from vinom.protocol.replay import WINDOW_SIZE
 from vinom.protocol.tokens import PrivateToken
 from vinom.protocol.wire import (
     CHALLENGE,
@@ -90,6 +90,7 @@ Address = Any  # what the transport hands us: (host, port) or an IPv6 4-tuple
 Event = SessionConnected | SessionClosed | MessageReceived
 
 _INF = float("inf")
+_WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
 _MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
 _ZERO_PADDING = bytes(REQUEST_SIZE - PADDING_START)
@@ -108,7 +109,7 @@ class _Session:
         "address", "busy", "closed", "dirty", "id", "keepalive", "last_recv", "last_sent",
         "listed", "match_id",
         "player_id", "reliability", "rx", "rx_key", "timeout", "token_nonce", "tx", "tx_key",
-        "tx_seq", "user_data", "wake", "window",
+        "tx_seq", "wake", "window_bits", "window_latest",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -118,19 +119,22 @@ class _Session:
         self.address = address
         self.player_id = player_id
         self.match_id = match_id
-        self.user_data = cookie.user_data
         self.token_nonce = cookie.token_nonce
         self.rx_key = cookie.client_to_server_key
         self.tx_key = cookie.server_to_client_key
         # Cipher objects (about 2.5 KB each): made once per key, kept while the
         # session carries payloads and is among the endpoint's recently busy ones
-        # (see _enlist). `busy`: payload traffic since the timer last looked.
+        # (see _enlist). `busy`: payload traffic since the timer last looked
+        # (True), none since (False), none for two looks: the session is idle and
+        # gave up what it could (None).
         self.rx: Aead | None = None
         self.tx: Aead | None = None
-        self.busy = True
+        self.busy: bool | None = True
         self.listed = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
-        self.window = ReplayWindow()
+        # The replay window (vinom.protocol.replay's, inlined: no object per session).
+        self.window_latest = -1
+        self.window_bits = 0
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0
         # Set by the endpoint: its keepalive interval, shortened for a short timeout.
@@ -185,8 +189,9 @@ class ServerEndpoint:
         self._sessions: dict[int, _Session] = {}
         self._by_address: dict[Address, _Session] = {}
         self._by_player: dict[str, _Session] = {}
-        # Token nonce -> (address, expiry): a token opens one session, once.
-        self._used_tokens: dict[bytes, tuple[Address, int]] = {}
+        # Nonces of tokens that opened a session (until they expire): a token
+        # opens one session, once.
+        self._used_tokens: set[bytes] = set()
         self._used_expiry: list[tuple[int, bytes]] = []
         self._timers: list[tuple[float, int]] = []
         self._dirty: list[_Session] = []
@@ -308,11 +313,13 @@ class ServerEndpoint:
             if now - s.last_recv >= s.timeout:
                 self._remove(s, "timeout")
                 continue
-            if s.busy:
+            busy = s.busy
+            if busy:
                 s.busy = False
-            elif s.rx is not None or s.tx is not None:
+            elif busy is False:
                 # No payload since the timer last looked (a keepalive interval at
                 # most): idle sessions hold no cipher objects, nor grown tables.
+                s.busy = None
                 s.rx = s.tx = None
                 s.reliability.compact()
             due = s.reliability.next_timer()
@@ -339,9 +346,8 @@ class ServerEndpoint:
                 self._drop(DROP_TOO_SHORT, size)
                 return
             seq = SEQUENCE.unpack_from(data, 1)[0]
-            window = s.window
-            offset = window.latest - seq
-            if offset >= 0 and (offset >= WINDOW_SIZE or (window.bits >> offset) & 1):
+            offset = s.window_latest - seq
+            if offset >= 0 and (offset >= WINDOW_SIZE or (s.window_bits >> offset) & 1):
                 self._drop(DROP_REPLAYED, size)
                 return
             rx = s.rx
@@ -366,7 +372,14 @@ class ServerEndpoint:
                 except InvalidTag:
                     self._drop(DROP_DECRYPT_FAILED, size)
                     return
-            window.mark(seq)
+            # Accepted: mark it (as ReplayWindow.mark).
+            if offset < 0:
+                s.window_bits = (
+                    ((s.window_bits << -offset) | 1) & _WINDOW_MASK if -offset < WINDOW_SIZE else 1
+                )
+                s.window_latest = seq
+            else:
+                s.window_bits |= 1 << offset
             s.last_recv = now
             if kind == PAYLOAD:
                 s.busy = True
@@ -532,12 +545,13 @@ class ServerEndpoint:
         s = _Session(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
                      _random_u48(self._random_bytes), now)
         s.keepalive = min(self._keepalive, s.keepalive)
-        s.window.mark(response_seq)
+        s.window_latest = response_seq
+        s.window_bits = 1
         self._sessions[sid] = s
         self._keep_rx(s, rx)
         self._by_address[addr] = s
         self._by_player[player_id] = s
-        self._used_tokens[cookie.token_nonce] = (addr, cookie.token_expires_at)
+        self._used_tokens.add(cookie.token_nonce)
         heapq.heappush(self._used_expiry, (cookie.token_expires_at, cookie.token_nonce))
         self._events.append(
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
@@ -564,7 +578,7 @@ class ServerEndpoint:
         used = self._used_tokens
         while heap and heap[0][0] <= wall:
             _, nonce = heapq.heappop(heap)
-            used.pop(nonce, None)
+            used.discard(nonce)
 
     # -- sessions ---------------------------------------------------------
 
