@@ -25,7 +25,6 @@ from vinom.rooms.messages import (
     encode_phase,
     encode_presence,
     encode_state,
-    encode_state_body,
     encode_state_for,
     encode_state_header,
     encode_sync,
@@ -142,19 +141,27 @@ class ServerMessageTests(SynchronousTestCase):
             {"t": "state", "v": 5, "p": "playing", "r": 12.5, "s": view, "i": 3},
         )
 
-    def test_a_shared_body_finished_per_recipient(self) -> None:
+    def test_one_state_for_many_action_ids(self) -> None:
         view = {"seq": {"p-a": 3, "p-b": 9}}
+        ids = (None, 0, 7, 200, 2**31, -1, -(2**40))
         for phase in Phase:
-            header = encode_state_header(2**40, phase, None)
-            body = encode_state_body(header, view)
-            for action_id in (None, 0, 7, 2**31, -1):
+            for first in ids:
+                message = encode_state(2**40, phase, 0.25, view, first)
                 self.assertEqual(
-                    state_with_action_id(body, action_id),
-                    encode_state(2**40, phase, None, view, action_id),
+                    message,
+                    encode_state_for(encode_state_header(2**40, phase, 0.25), view, first),
                 )
+                for other in ids:
+                    self.assertEqual(
+                        state_with_action_id(message, first, other),
+                        encode_state(2**40, phase, 0.25, view, other),
+                    )
         # A phase given as its plain string packs the same as the enum.
         self.assertEqual(
             encode_state_header(1, "playing", 0.5), encode_state_header(1, Phase.PLAYING, 0.5)
+        )
+        self.assertEqual(
+            encode_state(1, "playing", 0.5, {}), encode_state(1, Phase.PLAYING, 0.5, {})
         )
 
     def test_state_round_trip_with_nils(self) -> None:

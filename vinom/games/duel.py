@@ -8,8 +8,10 @@ about 46 bytes of msgpack with 18-character ids.
 
 The game ends when a player leaves (the other wins), when a counter reaches
 the `target` option (0, the default, means never) or on the time limit (the
-higher counter wins). Everything here is on the benchmark's hot path, so it
-avoids `attrs.evolve` and does as little work per move as possible.
+higher counter wins). Everything here is on the benchmark's hot path, so a
+move avoids `attrs.evolve` and does as little work per move as possible: what a
+move changes (the counters) is kept apart from what it does not (`DuelMatch`),
+so a move makes a state of three fields rather than eight.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -27,17 +29,48 @@ from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
 
 
 @frozen
-class DuelState:
-    """Both counters and the number of moves applied; immutable."""
+class DuelMatch:
+    """The part of a duel that moves do not change; immutable."""
 
     players: tuple[str, str]
-    seqs: tuple[int, int]
-    moves: int = 0
     target: int = 0
     left: tuple[bool, bool] = (False, False)
     finished: bool = False
     reason: str = ""
     winners: tuple[str, ...] = ()
+
+
+@frozen
+class DuelState:
+    """Both counters, the number of moves applied and the match; immutable."""
+
+    match: DuelMatch
+    seqs: tuple[int, int]
+    moves: int = 0
+
+    @property
+    def players(self) -> tuple[str, str]:
+        return self.match.players
+
+    @property
+    def target(self) -> int:
+        return self.match.target
+
+    @property
+    def left(self) -> tuple[bool, bool]:
+        return self.match.left
+
+    @property
+    def finished(self) -> bool:
+        return self.match.finished
+
+    @property
+    def reason(self) -> str:
+        return self.match.reason
+
+    @property
+    def winners(self) -> tuple[str, ...]:
+        return self.match.winners
 
 
 @implementer(IBot)
@@ -84,7 +117,7 @@ class DuelGame:
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)
         target = common.option_int(options, "target", 0, 0, 2**62)
-        return DuelState(players=(players[0], players[1]), seqs=(0, 0), target=target)
+        return DuelState(DuelMatch((players[0], players[1]), target), (0, 0))
 
     def check_join(self, state: DuelState, seat: Seat) -> str | None:
         return common.check_join(state.players, state.left, state.finished, seat)
@@ -101,19 +134,28 @@ class DuelGame:
         index = state.players.index(seat.player_id)
         left = (True, state.left[1]) if index == 0 else (state.left[0], True)
         winners = tuple(p for p, gone in zip(state.players, left, strict=True) if not gone)
-        return Outcome(
-            DuelState(
-                state.players, state.seqs, state.moves, state.target, left,
-                True, "opponent_left", winners,
-            )
-        )  # fmt: skip
+        return Outcome(self._end(state, "opponent_left", winners, left))
+
+    @staticmethod
+    def _end(
+        state: DuelState, reason: str, winners: tuple[str, ...], left: tuple[bool, bool] | None
+    ) -> DuelState:
+        match = evolve(
+            state.match,
+            finished=True,
+            reason=reason,
+            winners=winners,
+            left=state.match.left if left is None else left,
+        )
+        return DuelState(match, state.seqs, state.moves)
 
     def apply_action(
         self, state: DuelState, seat: Seat, action: Mapping[str, Any], rng: random.Random
     ) -> Outcome:
-        if state.finished:
+        match = state.match
+        if match.finished:
             raise IllegalAction(common.FINISHED, "the game is over")
-        players = state.players
+        players = match.players
         index = seat.index
         if not (index == 0 or index == 1) or players[index] != seat.player_id:
             raise IllegalAction(common.NOT_SEATED, f"{seat.player_id!r} has no seat in this game")
@@ -127,15 +169,11 @@ class DuelGame:
         if seq != seqs[index] + 1:
             raise IllegalAction(common.STALE, f"expected seq {seqs[index] + 1}")
         seqs = (seq, seqs[1]) if index == 0 else (seqs[0], seq)
-        target = state.target
+        moved = DuelState(match, seqs, state.moves + 1)
+        target = match.target
         if target and seq >= target:
-            return Outcome(
-                DuelState(
-                    players, seqs, state.moves + 1, target, state.left,
-                    True, "target", (seat.player_id,),
-                )
-            )  # fmt: skip
-        return Outcome(DuelState(players, seqs, state.moves + 1, target, state.left))
+            moved = self._end(moved, "target", (seat.player_id,), None)
+        return Outcome(moved)
 
     def tick(self, state: DuelState, dt: float, rng: random.Random) -> Outcome:
         return Outcome(state)
@@ -144,21 +182,17 @@ class DuelGame:
         if state.finished:
             return Outcome(state)
         winners = common.best_of(state.players, state.left, state.seqs)
-        return Outcome(
-            DuelState(
-                state.players, state.seqs, state.moves, state.target, state.left,
-                True, "time_up", winners,
-            )
-        )  # fmt: skip
+        return Outcome(self._end(state, "time_up", winners, None))
 
     def view(self, state: DuelState, player_id: str | None) -> Mapping[str, Any]:
-        players, seqs = state.players, state.seqs
-        if state.finished:
+        match, seqs = state.match, state.seqs
+        players = match.players
+        if match.finished:
             return {"seq": {players[0]: seqs[0], players[1]: seqs[1]}, "finished": True}
         return {"seq": {players[0]: seqs[0], players[1]: seqs[1]}}
 
     def is_finished(self, state: DuelState) -> bool:
-        return state.finished
+        return state.match.finished
 
     def result(self, state: DuelState) -> Mapping[str, Any]:
         return {

@@ -91,12 +91,12 @@ client's ``disconnect``), the seat is kept for the reconnection window
 the lobby) gets ``welcome`` with ``"reconnected": true`` and the current
 state; after the window the player has left for good.
 
-Encoding a state is on the hot path (once per recipient per change), so the
-envelope common to all recipients is packed once (`encode_state_header`) and
-only the view and action id are packed per recipient (`encode_state_for`);
-when the game's view is the same for everyone (`shared_view`) the view too is
-packed once (`encode_state_body`) and only the action id per recipient
-(`state_with_action_id`).
+Encoding a state is on the hot path (once per recipient per change): the
+room packs each ``state`` with one msgpack call (`encode_state`), and when
+the game's view is the same for everyone (`shared_view`) only once per
+change, swapping in a different action id per recipient
+(`state_with_action_id`). `encode_state_header` and `encode_state_for`
+pack the envelope once and the view per recipient, for other senders.
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ class ClientMessage(NamedTuple):
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
 _LEAVE = ClientMessage(ClientMessageKind.LEAVE)
+_ACTION = ClientMessageKind.ACTION
+# Builds a ClientMessage without the Python-level __new__ of a NamedTuple.
+_new_tuple = tuple.__new__
 
 # One packer for the whole process: reusing it avoids building one per message
 # (the reactor is single-threaded, and the packer resets itself on error).
@@ -180,7 +183,7 @@ def decode_client_message(
         if type(action) is not dict or not (action_id is None or type(action_id) is int):
             _count(drops, "bad_action")
             return None
-        return ClientMessage(ClientMessageKind.ACTION, action, action_id)
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id))
     if kind == "sync":
         return _SYNC
     if kind == "leave":
@@ -211,7 +214,6 @@ _KEY_P = _pack("p")
 _KEY_R = _pack("r")
 _KEY_S = _pack("s")
 _KEY_I = _pack("i")
-_NIL = _pack(None)
 _STATE_PREFIX_V = _STATE_PREFIX + _KEY_V
 # "p": phase, packed once per phase (the phase is a str enum: packed as its value).
 _PHASE_PACKED: dict[str, bytes] = {phase.value: _KEY_P + _pack(phase.value) for phase in Phase}
@@ -223,21 +225,6 @@ def encode_state_header(version: int, phase: str, remaining: float | None) -> by
     if packed_phase is None:
         packed_phase = _KEY_P + _pack(str(phase))
     return b"".join((_STATE_PREFIX_V, _pack(version), packed_phase, _KEY_R, _pack(remaining)))
-
-
-def encode_state_body(header: bytes, view: Mapping[str, Any]) -> bytes:
-    """A ``state`` message but for its action id: `header` plus a view.
-
-    For a view shared by several recipients, packed once; finish each
-    recipient's copy with `state_with_action_id`. Raises TypeError if the view
-    holds something msgpack cannot encode.
-    """
-    return b"".join((header, _KEY_S, _pack(view), _KEY_I))
-
-
-def state_with_action_id(body: bytes, action_id: int | None) -> bytes:
-    """The whole ``state`` message: a body from `encode_state_body` and an action id."""
-    return body + (_NIL if action_id is None else _pack(action_id))
 
 
 def encode_state_for(header: bytes, view: Mapping[str, Any], action_id: int | None) -> bytes:
@@ -255,8 +242,24 @@ def encode_state(
     view: Mapping[str, Any],
     action_id: int | None = None,
 ) -> bytes:
-    """A ``state`` message for one recipient."""
-    return encode_state_for(encode_state_header(version, phase, remaining), view, action_id)
+    """A ``state`` message for one recipient (one msgpack call: the cheapest way).
+
+    Raises TypeError if the view holds something msgpack cannot encode.
+    """
+    return _pack(
+        {"t": "state", "v": version, "p": phase, "r": remaining, "s": view, "i": action_id}
+    )
+
+
+def state_with_action_id(message: bytes, action_id: int | None, other: int | None) -> bytes:
+    """`message` (from `encode_state` with `action_id`) for a recipient whose id is `other`.
+
+    The action id is the message's last value, so everything before it (the
+    view included) is reused as packed.
+    """
+    if other == action_id and type(other) is type(action_id):
+        return message
+    return message[: len(message) - len(_pack(action_id))] + _pack(other)
 
 
 def encode_welcome(

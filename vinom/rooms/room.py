@@ -46,9 +46,6 @@ from vinom.rooms.messages import (
     encode_phase,
     encode_presence,
     encode_state,
-    encode_state_body,
-    encode_state_for,
-    encode_state_header,
     encode_welcome,
     state_with_action_id,
 )
@@ -487,37 +484,42 @@ class Room:
             remaining = ends - self.clock.seconds()
             if remaining < 0.0:
                 remaining = 0.0
+        version, phase, state = self.version, self.phase, self.state
         try:
-            header = encode_state_header(self.version, self.phase, remaining)
             if self._shared_view:
-                # One view and one encoding for everyone; only the action id
-                # differs between recipients.
-                body = None
+                # One view and one encoding for everyone; only a recipient
+                # whose last action id differs gets a copy with theirs.
+                data = b""
+                first_id = None
                 for member in self._order:
                     session_id = member.session_id
-                    if session_id is not None:
-                        if body is None:
-                            view = self.game.view(self.state, member.seat.player_id)
-                            body = encode_state_body(header, view)
+                    if session_id is None:
+                        continue
+                    action_id = member.last_action_id
+                    if not data:
+                        first_id = action_id
+                        view = self.game.view(state, member.seat.player_id)
+                        data = encode_state(version, phase, remaining, view, action_id)
+                        send(session_id, UNRELIABLE, data)
+                    elif action_id is first_id:
+                        send(session_id, UNRELIABLE, data)
+                    else:
                         send(
                             session_id,
                             UNRELIABLE,
-                            state_with_action_id(body, member.last_action_id),
+                            state_with_action_id(data, first_id, action_id),
                         )
             else:
                 view_for = self.game.view
-                state = self.state
                 for member in self._order:
                     session_id = member.session_id
                     if session_id is not None:
+                        view = view_for(state, member.seat.player_id)
                         send(
                             session_id,
                             UNRELIABLE,
-                            encode_state_for(
-                                header, view_for(state, member.seat.player_id),
-                                member.last_action_id,
-                            ),
-                        )  # fmt: skip
+                            encode_state(version, phase, remaining, view, member.last_action_id),
+                        )
         except Exception:
             self._game_error("view")
 

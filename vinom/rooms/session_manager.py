@@ -221,17 +221,16 @@ class SessionManager:
         if message is None:
             return
         try:
-            kind = message.kind
+            kind, action, action_id = message
             if kind is _ACTION:
-                action = message.action
                 assert action is not None
                 if entry.actions is None:
-                    if entry.room.handle_action(entry.player_id, action, message.action_id):
+                    if entry.room.handle_action(entry.player_id, action, action_id):
                         self.counters["actions_applied"] += 1
                     else:
                         self.counters["actions_rejected"] += 1
                 else:
-                    self._limited_action(entry, action, message.action_id)
+                    self._limited_action(entry, action, action_id)
             elif kind is _SYNC:
                 if entry.limits.syncs.take(self.clock.seconds()):
                     entry.room.send_state(entry.player_id)
