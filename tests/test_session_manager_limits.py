@@ -188,6 +188,18 @@ class PacingTests(LimitsTestCase):
         self.clock.advance(1.0)
         self.assertEqual(self.manager.counters["actions_applied"], 20)
 
+    def test_actions_held_when_the_match_ends_are_dropped_without_errors(self) -> None:
+        room = self.playing()
+        for n in range(1, 25):
+            self.act(SA, {"seq": n}, n)
+        self.act(SB, {"win": True}, 1)
+        self.assertEqual(room.phase, Phase.FINISHED)
+        self.clock.advance(0.5)
+        self.assertEqual(self.manager.drops["held_at_end"], 4)
+        self.assertEqual(self.errors(SA), [])
+        self.assertEqual(self.manager.counters["actions_applied"], 21)
+        self.assertEqual(self.releases(), 0)
+
     def test_reconnecting_does_not_refill_the_bucket(self) -> None:
         room = self.playing()
         for n in range(1, 21):

@@ -20,7 +20,9 @@ nothing. An action that finds no token is held (in order, at most
 a client with one action in flight is slowed down, never stalled; an action
 beyond that is dropped (``drops["rate_limited"]``) and its sender hears an
 ``error`` with code ``rate_limited`` at most once per `notice_interval`
-seconds. A `sync` without a token is dropped silently
+seconds. Actions still held when the room ends are dropped
+(``drops["held_at_end"]``) without an error: the players have the final
+phase. A `sync` without a token is dropped silently
 (``drops["sync_rate_limited"]``).
 """
 
@@ -114,7 +116,8 @@ class SessionManager:
     # Seconds between two log lines about refused joins (the rest are counted).
     log_interval: float = 10.0
     # Dropped client messages by reason (see `decode_client_message`, plus
-    # `unknown_session`, `wrong_channel`, `rate_limited` and `sync_rate_limited`).
+    # `unknown_session`, `wrong_channel`, `rate_limited`, `held_at_end` and
+    # `sync_rate_limited`).
     drops: Counter[str] = field(init=False, factory=Counter)
     # Other counts: actions_applied, actions_rejected, actions_delayed,
     # sessions_opened, sessions_refused, sessions_closed, joins_refused
@@ -301,6 +304,12 @@ class SessionManager:
             entry.held = None
             return
         held = entry.held
+        if entry.room.ended:
+            # The match ended while they waited: the players have the final
+            # phase and state, and an error per held action would tell nothing.
+            self.drops["held_at_end"] += len(held)
+            entry.held = None
+            return
         bucket = entry.actions
         assert bucket is not None
         now = self.clock.seconds()
