@@ -262,6 +262,16 @@ class SyncLimitTests(LimitsTestCase):
         self.manager.message_received(SB, RELIABLE, encode_sync())
         self.assertEqual(len(self.sender.to(SB, "state", RELIABLE)), 1)
 
+    def test_sync_limit_in_an_unlimited_game_outlives_the_session(self) -> None:
+        room = self.playing("duel")
+        for _ in range(5):
+            self.manager.message_received(SA, RELIABLE, encode_sync())
+        self.manager.session_closed(SessionClosed(SA, "timeout"))
+        self.connect(21, A)
+        self.assertEqual(room.session_of(A), 21)
+        self.manager.message_received(21, RELIABLE, encode_sync())
+        self.assertEqual(self.manager.drops["sync_rate_limited"], 2)
+
 
 class RefusedJoinTests(LimitsTestCase):
     def test_the_games_reason_is_counted_and_logged(self) -> None:

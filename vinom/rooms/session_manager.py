@@ -71,13 +71,17 @@ class _Session:
 
     __slots__ = ("actions", "held", "limits", "player_id", "room", "session_id", "timer")
 
-    def __init__(self, session_id: int, player_id: str, room: Room, limits: _PlayerLimits):
+    def __init__(
+        self, session_id: int, player_id: str, room: Room, limits: _PlayerLimits | None
+    ) -> None:
         self.session_id = session_id
         self.player_id = player_id
         self.room = room
+        # None until needed when the game's actions are unlimited (an idle
+        # session of such a game costs no buckets).
         self.limits = limits
         # The action bucket, or None when actions are unlimited (the hot path).
-        self.actions = limits.actions
+        self.actions = None if limits is None else limits.actions
         # Actions waiting for a token, oldest first, and the timer that applies them.
         self.held: deque[tuple[Mapping[str, Any], int | None]] | None = None
         self.timer: IDelayedCall | None = None
@@ -199,7 +203,10 @@ class SessionManager:
             player_id = event.player_id
             if room is not None and room.seat_of(player_id) is not None:
                 self._sessions[session_id] = _Session(
-                    session_id, player_id, room, self._limits_of(room, player_id)
+                    session_id,
+                    player_id,
+                    room,
+                    self._limits_of(room, player_id, create=room.action_rate > 0),
                 )
                 if room.player_connected(player_id, session_id):
                     self.counters["sessions_opened"] += 1
@@ -235,7 +242,11 @@ class SessionManager:
                 else:
                     self._limited_action(entry, action, action_id)
             elif kind is _SYNC:
-                if entry.limits.syncs.take(self.clock.seconds()):
+                limits = entry.limits
+                if limits is None:
+                    limits = entry.limits = self._limits_of(entry.room, entry.player_id)
+                assert limits is not None
+                if limits.syncs.take(self.clock.seconds()):
                     entry.room.send_state(entry.player_id)
                 else:
                     self.drops["sync_rate_limited"] += 1
@@ -257,10 +268,10 @@ class SessionManager:
 
     # -- rate limits --------------------------------------------------------
 
-    def _limits_of(self, room: Room, player_id: str) -> _PlayerLimits:
+    def _limits_of(self, room: Room, player_id: str, create: bool = True) -> _PlayerLimits | None:
         key = (room.match_id, player_id)
         limits = self._limits.get(key)
-        if limits is None:
+        if limits is None and create:
             now = self.clock.seconds()
             rate = room.action_rate
             actions = None
@@ -291,6 +302,7 @@ class SessionManager:
             return
         self.drops[RATE_LIMITED] += 1
         limits = entry.limits
+        assert limits is not None
         if now - limits.noticed_at >= self.notice_interval:
             limits.noticed_at = now
             entry.room.send_error(
