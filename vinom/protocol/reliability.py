@@ -401,6 +401,35 @@ class Reliability:
         ):
             self._resume_at = now
             return []
+        if self._resend_due > now:
+            # The common cases, without the general loop below: one snapshot (a
+            # host's state), or one reliable message (a client's action), alone.
+            queue = self._unrel_queue
+            pending = self._pending
+            if not pending:
+                if len(queue) == 1:
+                    encoded = queue[0]
+                    if BODY_HEADER_SIZE + len(encoded) <= self._max_body:
+                        queue.clear()
+                        self._resume_at = now
+                        return [self._seal_single(encoded, (), now)]
+            elif not queue and len(pending) == 1:
+                message_id = self._next_send_id
+                if message_id < self._oldest_unacked + RECEIVE_WINDOW:
+                    reliable_seqs = self._trim_reliable_seqs()
+                    if not reliable_seqs or self._next_seq <= reliable_seqs[0] + ACK_BITS:
+                        encoded = pending[0]
+                        pending.clear()
+                        unacked = self._unacked
+                        if unacked is _NO_DICT:
+                            unacked = self._unacked = {}
+                        due = now + self.rto_s
+                        unacked[message_id] = (encoded, 1, due)
+                        self._next_send_id = message_id + 1
+                        if due < self._resend_due:
+                            self._resend_due = due
+                        self._resume_at = now
+                        return [self._seal_single(encoded, (message_id,), now)]
         max_body = self._max_body
         out: list[bytes] = []
         parts: list[bytes] = [b""]  # [0] becomes the body header
@@ -503,6 +532,30 @@ class Reliability:
             out.append(self._seal(parts, ids, now))
         self._resume_at = now + PACING_S if capped else now
         return out
+
+    def _seal_single(self, encoded: bytes, ids: tuple[int, ...], now: float) -> bytes:
+        """_seal for a body of one message (the fast paths of build_bodies)."""
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        sent = self._sent
+        if sent is _NO_DICT:
+            sent = self._sent = {}
+        sent[seq] = (now, ids)
+        if ids:
+            reliable_seqs = self._reliable_seqs
+            if reliable_seqs is _NO_LIST:
+                reliable_seqs = self._reliable_seqs = []
+            reliable_seqs.append(seq)
+            if len(reliable_seqs) > 2 * MAX_SENT_RECORDS:
+                self._trim_reliable_seqs()
+        if len(sent) > MAX_SENT_RECORDS:
+            del sent[next(iter(sent))]
+        self._ack_due = _INF
+        self._ack_every_count = 0
+        return (
+            _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
+            + encoded
+        )
 
     def _seal(self, parts: list[bytes], ids: list[int], now: float) -> bytes:
         """Finish one body: header with the current acks, and remember what it carried."""
