@@ -161,7 +161,7 @@ class GameHostProtocol(DatagramProtocol):
                     break
                 try:
                     if type(event) is MessageReceived:
-                        sink.message_received(event.session_id, event.channel, event.data)
+                        sink.message_received(*event)  # (session_id, channel, data)
                     elif isinstance(event, SessionConnected):
                         sink.session_connected(event)
                     elif isinstance(event, SessionClosed):

@@ -70,6 +70,8 @@ CLOSED = "closed"  # was connected, session over
 FAILED = "failed"  # never connected
 
 _MIN_TIMER_DELAY = 0.001
+_new_tuple = tuple.__new__
+_WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 
 
 class ClientConnection:
@@ -242,7 +244,14 @@ class ClientConnection:
             except InvalidTag:
                 self.drops[DROP_DECRYPT_FAILED] += 1
                 return
-            window.mark(seq)
+            # Accepted: mark it (ReplayWindow.mark, inlined on this path).
+            if offset < 0:
+                window.bits = (
+                    ((window.bits << -offset) | 1) & _WINDOW_MASK if -offset < WINDOW_SIZE else 1
+                )
+                window.latest = seq
+            else:
+                window.bits |= 1 << offset
             self._last_recv = now
             if kind == PAYLOAD:
                 messages = self.reliability.receive_body(plain, now)
@@ -250,8 +259,10 @@ class ClientConnection:
                     self.drops[DROP_MALFORMED_BODY] += 1
                     return
                 sid = self.session_id or 0
+                append = self._events.append
                 for channel, message in messages:
-                    self._events.append(MessageReceived(sid, channel, message))
+                    # MessageReceived(...) without the Python-level __new__ frame.
+                    append(_new_tuple(MessageReceived, (sid, channel, message)))
                 self._dirty = True
             elif kind == DISCONNECT:
                 self._close("disconnect")

@@ -90,6 +90,7 @@ Address = Any  # what the transport hands us: (host, port) or an IPv6 4-tuple
 Event = SessionConnected | SessionClosed | MessageReceived
 
 _INF = float("inf")
+_new_tuple = tuple.__new__
 _WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
 _MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
@@ -391,7 +392,8 @@ class ServerEndpoint:
                     sid = s.id
                     append = self._events.append
                     for channel, message in messages:
-                        append(MessageReceived(sid, channel, message))
+                        # MessageReceived(...) without the Python-level __new__ frame.
+                        append(_new_tuple(MessageReceived, (sid, channel, message)))
                 if not s.dirty:
                     s.dirty = True
                     self._dirty.append(s)
