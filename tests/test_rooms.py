@@ -528,6 +528,15 @@ class RegistryTests(SynchronousTestCase):
             RoomExists, self.registry.create, make_match("m-1"), SeqGame(), self.sender
         )
 
+    def test_rooms_share_the_registrys_generator_unless_given_one(self) -> None:
+        first = self.registry.create(make_match("m-1"), SeqGame(), self.sender)
+        second = self.registry.create(make_match("m-2"), SeqGame(), self.sender)
+        seeded = random.Random(5)
+        third = self.registry.create(make_match("m-3"), SeqGame(), self.sender, rng=seeded)
+        self.assertIs(first.rng, self.registry.rng)
+        self.assertIs(second.rng, self.registry.rng)
+        self.assertIs(third.rng, seeded)
+
     def test_ended_room_is_removed_by_its_own_timer(self) -> None:
         room = self.registry.create(
             make_match("m-1"), SeqGame(), self.sender, RoomConfig(connect_deadline=5)

@@ -32,6 +32,9 @@ class RoomRegistry:
 
     clock: IReactorTime
     linger: float = 3.0
+    # The generator of every room created without one of its own: a
+    # Mersenne Twister holds 2.5 KB of state, too much to keep per room.
+    rng: random.Random = field(factory=random.Random, repr=False)
     _rooms: dict[str, Room] = field(init=False, factory=dict, repr=False)
     _removals: dict[str, IDelayedCall] = field(init=False, factory=dict, repr=False)
     _listeners: list[RoomListener] = field(init=False, factory=list, repr=False)
@@ -44,7 +47,11 @@ class RoomRegistry:
         config: RoomConfig | None = None,
         rng: random.Random | None = None,
     ) -> Room:
-        """A started room for `match`; raises `RoomExists` if its id is taken."""
+        """A started room for `match`; raises `RoomExists` if its id is taken.
+
+        Without `rng` the room uses the registry's generator (shared by such
+        rooms); pass a seeded one to replay a room exactly.
+        """
         if match.match_id in self._rooms:
             raise RoomExists(match.match_id)
         room = Room(
@@ -53,7 +60,7 @@ class RoomRegistry:
             sender=sender,
             clock=self.clock,
             config=config if config is not None else RoomConfig(),
-            rng=rng if rng is not None else random.Random(),
+            rng=rng if rng is not None else self.rng,
             on_end=self._room_ended,
         )
         self._rooms[match.match_id] = room

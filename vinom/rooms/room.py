@@ -125,7 +125,9 @@ class Room:
     _order: tuple[_Member, ...] = field(init=False, default=())
     _phase_ends: float | None = field(init=False, default=None)
     _phase_call: IDelayedCall | None = field(init=False, default=None)
-    _state_loop: LoopingCall | None = field(init=False, default=None)
+    # The periodic state: one delayed call rescheduled each time (a
+    # LoopingCall costs a Deferred and more memory in every room).
+    _state_call: IDelayedCall | None = field(init=False, default=None)
     _tick_loop: LoopingCall | None = field(init=False, default=None)
     _last_tick: float = field(init=False, default=0.0)
     _game_errors: int = field(init=False, default=0)
@@ -231,7 +233,9 @@ class Room:
             self.config.connect_deadline, self._connect_deadline_passed
         )
         if self.config.state_interval > 0:
-            self._state_loop = self._loop(self._broadcast_state, self.config.state_interval)
+            self._state_call = self.clock.callLater(
+                self.config.state_interval, self._periodic_state
+            )
 
     def abort(self, reason: str) -> None:
         """End the room without a result, telling the connected players why."""
@@ -594,6 +598,10 @@ class Room:
     def _set_phase_end(self, duration: float | None) -> None:
         self._phase_ends = None if duration is None else self.clock.seconds() + duration
 
+    def _periodic_state(self) -> None:
+        self._state_call = self.clock.callLater(self.config.state_interval, self._periodic_state)
+        self._broadcast_state()
+
     def _loop(self, function: Callable[[], None], interval: float) -> LoopingCall:
         loop = LoopingCall(function)
         loop.clock = self.clock
@@ -610,10 +618,13 @@ class Room:
 
     def _cancel_timers(self) -> None:
         self._cancel_phase_call()
-        for loop in (self._state_loop, self._tick_loop):
-            if loop is not None and loop.running:
-                loop.stop()
-        self._state_loop = self._tick_loop = None
+        if self._state_call is not None:
+            if self._state_call.active():
+                self._state_call.cancel()
+            self._state_call = None
+        if self._tick_loop is not None and self._tick_loop.running:
+            self._tick_loop.stop()
+        self._tick_loop = None
         for member in self._order:
             if member.grace is not None:
                 member.grace.cancel()
