@@ -45,7 +45,8 @@ class Options(ScenarioOptions):
     optParameters = [
         ["bots", "b", "1000", "Bots playing at once."],
         ["game", "g", "maze", "Game the bots play."],
-        ["warmup", None, "30", "Seconds before the window (games get going)."],
+        ["warmup", None, "180", "Seconds before the window: every bot in a game and the "
+                                "server's heap at its working size (see docs/performance.md)."],
         ["duration", None, "300", "Seconds measured."],
         ["loss", None, "0.05", "Probability that the network drops a client's datagram."],
         ["think", None, "0.2", "Seconds a bot waits before each action."],
