@@ -51,6 +51,8 @@ class Options(ScenarioOptions):
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
         ["state-interval", None, "1.0", "Rooms' periodic state interval (the server default)."],
+        ["host-batch", None, None, "Tuning: datagrams the game host handles before it sends "
+                                   "the replies (default: the host's own)."],
     ]
 
     def postOptions(self) -> None:
@@ -90,6 +92,7 @@ def run(options: Options) -> int:
                     "key": key.hex(),
                     "rooms": options["rooms"],
                     "state_interval": options["state-interval"],
+                    "host_batch": options["host-batch"],
                 })],
                 server_cpu,
             )  # fmt: skip

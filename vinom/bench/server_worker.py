@@ -75,6 +75,9 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any],
         host.add_match(Match(match_id(room), DUEL, players, now))
     manager = host.sessions
     endpoint = host.protocol.endpoint
+    if settings.get("host_batch"):
+        # Tuning experiments only: datagrams the host handles before it replies.
+        host.protocol._batch = int(settings["host_batch"])
 
     def counters() -> dict[str, Any]:
         return {
