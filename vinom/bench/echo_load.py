@@ -39,7 +39,7 @@ class Options(usage.Options):
         ["key", None, None, "vinom mode: the connect-token key, hex"],
         ["size", None, "100", "payload bytes"],
         ["window", None, "32", "messages in flight in total"],
-        ["clients", None, "4", "sockets (vinom: sessions) sharing the window"],
+        ["clients", None, "32", "sockets (vinom: sessions) sharing the window"],
         ["warmup", None, "1", "seconds before measuring"],
         ["duration", None, "5", "seconds measured"],
         ["channel", None, "0", "vinom mode: channel of the echoed messages"],

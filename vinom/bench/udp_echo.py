@@ -7,7 +7,10 @@ during the measured window. Half (a) is a plain `DatagramProtocol`; half
 (b) is vinom's handshake-authenticated, AEAD-encrypted session protocol
 (`ServerEndpoint` behind `GameHostProtocol`, payloads as messages on the
 unreliable channel). `ratio` = vinom / bare is the share of raw Twisted UDP
-throughput that vinom keeps.
+throughput that vinom keeps. By default every socket has one message in
+flight, so every datagram carries one message both ways; with more per
+socket vinom's host packs the replies it owes a session into one datagram
+(see `*_datagrams_per_echo`), which measures batching, not protocol cost.
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ class Options(ScenarioOptions):
     optParameters = [
         ["size", None, "100", "Payload bytes per datagram."],
         ["window", None, "32", "Messages in flight in total."],
-        ["clients", None, "4", "Client sockets (vinom: sessions) sharing the window."],
+        [
+            "clients",
+            None,
+            "32",
+            "Client sockets (vinom: sessions) sharing the window. The default, one message "
+            "in flight per socket, lets neither side pack several messages into a datagram.",
+        ],
         ["warmup", None, "1", "Seconds of warm-up per half."],
         ["duration", None, "5", "Seconds measured per half."],
         ["only", None, None, "Run only one half: 'bare' or 'vinom'."],
