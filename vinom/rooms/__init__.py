@@ -3,7 +3,9 @@
 - `vinom.rooms.messages`: the application messages on the UDP channels.
 - `vinom.rooms.room`: `Room`, one match's lifecycle around the game's state.
 - `vinom.rooms.registry`: `RoomRegistry`, a game host's rooms by match id.
-- `vinom.rooms.session_manager`: `SessionManager`, admission and routing.
+- `vinom.rooms.session_manager`: `SessionManager`, admission, routing and
+  per-player rate limits.
+- `vinom.rooms.limits`: `TokenBucket`, behind those rate limits.
 """
 
 from vinom.rooms.registry import RoomExists, RoomRegistry

@@ -252,7 +252,7 @@ class SessionManager:
                     self.drops["sync_rate_limited"] += 1
             else:
                 room = entry.room
-                del self._sessions[session_id]
+                self._sessions.pop(session_id, None)
                 entry.drop_held()
                 room.player_left(entry.player_id)
                 self._close(session_id)
