@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 from hypothesis import given, settings
@@ -118,6 +119,40 @@ class LivenessTests(SynchronousTestCase):
         self.assertIn(count(net, SERVER_ADDR, KEEPALIVE, start), (5, 6))
         self.assertEqual(net.closed(None), [])
         self.assertEqual(net.clients[CLIENT_ADDR].state, CONNECTED)
+
+    def test_idle_sessions_share_wake_ups(self) -> None:
+        """Keepalives and timeouts fall on a 1/32 s grid: many sessions, few wake-ups;
+        a keepalive is never late and a timeout never early."""
+        net = Net()
+        addrs = [(f"192.0.2.{i}", 5000 + i) for i in range(40)]
+        for i, addr in enumerate(addrs):
+            net.connect(net.token(f"p-{i}"), addr)
+            net.run(0.004)  # staggered: without the grid, 40 different wake-up times
+        net.run(1.0)
+        start = net.now
+        wake_ups: set[float] = set()
+        for _ in range(300):
+            net.run(0.01)
+            when = net.server.get_timer()
+            if when is not None:
+                wake_ups.add(when)
+        sent = [(t, dst) for t, src, dst, d in net.wire if src == SERVER_ADDR and t >= start]
+        self.assertGreaterEqual(len(sent), 40 * 3)  # every session heard from the host
+        self.assertLessEqual(len({t for t, _ in sent}), 3 * 32 // 5)  # in a few slots
+        self.assertLessEqual(len(wake_ups), 3 * 32 // 5)
+        for addr in addrs:
+            times = [t for t, dst in sent if dst == addr]
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            self.assertTrue(gaps and max(gaps) <= 1.0 + 1e-9, gaps)  # never late
+        self.assertEqual(net.closed(None), [])
+        # Timeouts: never early, at most one slot late.
+        silent = addrs[0]
+        last_heard = max(t for t, src, _, _ in net.wire if src == silent) + net.latency
+        del net.clients[silent]
+        net.run(last_heard + 5.0 - net.now - 1e-6)
+        self.assertEqual(net.closed(None), [])
+        net.run(1.0 / 32 + 1e-6)
+        self.assertEqual([e.reason for e in net.closed(None)], ["timeout"])
 
     def test_no_keepalives_while_talking(self) -> None:
         net, sid = connected()

@@ -98,6 +98,9 @@ _ZERO_PADDING = bytes(REQUEST_SIZE - PADDING_START)
 # Timers never fire sooner than this after they are set, so a layer that keeps
 # asking for "now" cannot spin the event loop.
 _MIN_TIMER_DELAY = 0.001
+# Keepalive and timeout wake-ups fall on this grid (see _schedule); a power of two,
+# so that its multiples are exact even on unix-time clocks.
+_TIMER_GRID = 1.0 / 32
 # A peer hears from us at least this many times per session timeout, so one or
 # two lost keepalives never end a session (whatever timeout the token sets).
 KEEPALIVES_PER_TIMEOUT = 3
@@ -107,7 +110,8 @@ class _Session:
     """One authenticated peer (mutable, one per session: not per packet)."""
 
     __slots__ = (
-        "address", "busy", "closed", "dirty", "id", "keepalive", "last_recv", "last_sent",
+        "address", "busy", "closed", "dirty", "grid", "id", "keepalive", "last_recv",
+        "last_sent",
         "listed", "match_id",
         "player_id", "reliability", "rx", "rx_key", "timeout", "token_nonce", "tx", "tx_key",
         "tx_seq", "wake", "window_bits", "window_latest",
@@ -138,8 +142,10 @@ class _Session:
         self.window_bits = 0
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0
-        # Set by the endpoint: its keepalive interval, shortened for a short timeout.
+        # Set by the endpoint: its keepalive interval, shortened for a short timeout,
+        # and the timer grid (0: exact timers, for intervals too short to round).
         self.keepalive = self.timeout / KEEPALIVES_PER_TIMEOUT
+        self.grid = 0.0
         self.last_recv = now
         self.last_sent = now
         self.wake = _INF
@@ -547,6 +553,8 @@ class ServerEndpoint:
         s = _Session(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
                      _random_u48(self._random_bytes), now)
         s.keepalive = min(self._keepalive, s.keepalive)
+        if s.keepalive >= 8 * _TIMER_GRID:
+            s.grid = _TIMER_GRID
         s.window_latest = response_seq
         s.window_bits = 1
         self._sessions[sid] = s
@@ -658,14 +666,24 @@ class ServerEndpoint:
             for body in bodies:
                 self._seal(s, PAYLOAD, body)
             s.last_sent = now
-        elif now - s.last_sent >= s.keepalive:
+        elif now - s.last_sent >= s.keepalive - s.grid:
             self._seal(s, KEEPALIVE, b"")
             s.last_sent = now
         self._schedule(s, now)
 
     def _schedule(self, s: _Session, now: float) -> None:
-        when = s.last_sent + s.keepalive
-        deadline = s.last_recv + s.timeout
+        grid = s.grid
+        if grid:
+            # On a shared grid, one wake-up of the host serves every session due in
+            # that slot, not one wake-up per session (ten thousand idle sessions: ~30
+            # wake-ups a second instead of ~10,000). Keepalives go up to one slot
+            # early (never late), timeouts up to one slot late (never early); the
+            # reliability layer's timers below stay exact.
+            when = ((s.last_sent + s.keepalive - grid) // grid + 1.0) * grid
+            deadline = ((s.last_recv + s.timeout) // grid + 1.0) * grid
+        else:
+            when = s.last_sent + s.keepalive
+            deadline = s.last_recv + s.timeout
         if deadline < when:
             when = deadline
         due = s.reliability.next_timer()
