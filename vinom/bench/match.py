@@ -47,11 +47,15 @@ class Options(ScenarioOptions):
         ["clients", "c", "1000", "Clients (an even number: the game seats two)."],
         ["in-flight", None, "200", "Clients in progress at once."],
         ["udp-ports", None, "256", "Size of the server's UDP port pool (concurrent games)."],
+        ["backlog", None, None, "The lobby's listen backlog (default: the server's own, "
+                                "Twisted's 50)."],
     ]
 
     def postOptions(self) -> None:
         for name in ("clients", "in-flight", "udp-ports"):
             self[name] = positive_int(self, name)
+        if self["backlog"] is not None:
+            self["backlog"] = positive_int(self, "backlog")
         if self["clients"] % 2:
             raise usage.UsageError("--clients must be even (two players per match)")
 
@@ -75,7 +79,11 @@ def run(options: Options) -> int:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
                 "server", "vinom.bench.server_worker",
-                ["server", json.dumps({"data_dir": data_dir, "udp_ports": options["udp-ports"]})],
+                ["server", json.dumps({
+                    "data_dir": data_dir,
+                    "udp_ports": options["udp-ports"],
+                    "lobby_extra": f":backlog={options['backlog']}" if options["backlog"] else "",
+                })],
                 server_cpu,
             )
             ready = harness.wait_for(server, "ready", 60)

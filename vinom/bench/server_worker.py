@@ -174,7 +174,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
     options = tap.Options()
     options.parseOptions(
         [
-            "--lobby", f"ssl:{lobby_port}:interface={interface}",
+            "--lobby", f"ssl:{lobby_port}:interface={interface}{settings.get('lobby_extra', '')}",
             "--udp-ports", f"{low}-{high}",
             "--udp-interface", interface,
             "--public-host", interface,
