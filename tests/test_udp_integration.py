@@ -192,6 +192,45 @@ class RealUDPTests(TestCase):
         self.assertEqual(self.sink.received, 5)
         self.host.close_session(self.sink.connected[0].session_id)
 
+    def test_the_port_reads_in_batches_with_one_empty_read(self) -> None:
+        """Five queued datagrams: five reads and one that finds nothing, not two."""
+        real = self.host._socket
+        assert real is not None
+
+        class Counting:
+            def __init__(self) -> None:
+                self.reads = 0
+                self.fail: int | None = None
+
+            def recvfrom(self, size: int) -> tuple[bytes, Any]:
+                self.reads += 1
+                if self.fail is not None:
+                    raise OSError(self.fail, os.strerror(self.fail))
+                assert real is not None
+                return real.recvfrom(size)
+
+            def sendto(self, data: bytes, addr: Any) -> int:
+                assert real is not None
+                return real.sendto(data, addr)
+
+        counting = Counting()
+        self.host._socket = counting  # type: ignore[assignment]
+        self.addCleanup(setattr, self.host, "_socket", real)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(5):
+                sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
+            self.port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(counting.reads, 6)
+        self.assertEqual(self.endpoint.datagrams_received, 5)
+        self.assertEqual(self.endpoint.drops["no_session"], 5)
+        # A failed read is counted and ends the read; nothing raises.
+        counting.fail = errno.EBADF
+        self.port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(self.host.read_errors, 1)
+        counting.fail = errno.EAGAIN
+        self.port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(self.host.read_errors, 1)
+
     def test_host_socket_buffers_are_raised(self) -> None:
         sock = self.host._socket
         assert sock is not None

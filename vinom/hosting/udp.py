@@ -19,7 +19,10 @@ When a datagram arrives, the datagrams already waiting behind it (up to
 host owes one session within that batch (say two states, after both players
 of a room moved) goes out in one packet, and the sends (a system call each,
 the largest single cost of the host per move) are fewer. Nothing waits for
-more datagrams to arrive: only those already queued are batched.
+more datagrams to arrive: only those already queued are batched. On Twisted's
+`udp.Port` the adapter does the reading itself (it replaces the port's
+`doRead`): Port.doRead would ask the socket once more after every drained
+batch, a failed system call per wake-up.
 
 The socket's receive and send buffers are raised to 4 MiB (as netcode.io does;
 the kernel caps them at net.core.rmem_max / wmem_max): the default buffer holds
@@ -34,6 +37,7 @@ import contextlib
 import socket
 from typing import Any
 
+from twisted.internet import udp
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -53,6 +57,10 @@ BATCH = 64
 # What the host reads per datagram (as listen_game_host's maxPacketSize): larger
 # than any valid packet, so an oversized one is read whole and dropped.
 _MAX_READ = 2048
+# Read errors that end a read quietly, as in Port.doRead (its own lists, which
+# differ on Windows): "nothing (more) to read now", and an earlier send's ICMP
+# refusal, which an unconnected socket may report on a read.
+_READ_DONE = frozenset(udp._sockErrReadIgnore) | frozenset(udp._sockErrReadRefuse)
 
 
 @implementer(ISessionSender)
@@ -74,9 +82,12 @@ class GameHostProtocol(DatagramProtocol):
         self._running = False
         # The listening socket, written to directly (see the module docstring).
         self._socket: socket.socket | None = None
-        # Exceptions caught (endpoint or sink bugs) and datagrams the OS refused.
+        self._read_limit = 256 * 1024
+        # Exceptions caught (endpoint or sink bugs), datagrams the OS refused, and
+        # reads that failed other than for want of data (the read then stops).
         self.errors = 0
         self.send_errors = 0
+        self.read_errors = 0
 
     # -- Twisted ----------------------------------------------------------
 
@@ -87,6 +98,11 @@ class GameHostProtocol(DatagramProtocol):
         if self._socket is not None:
             self._ipv6 = self._socket.family == socket.AF_INET6
             self._read_size = int(getattr(self.transport, "maxPacketSize", _MAX_READ))
+            if isinstance(self.transport, udp.Port):
+                # Read in batches ourselves (see _do_read); the reactor calls the
+                # port's doRead, which this instance attribute replaces.
+                self._read_limit = int(self.transport.maxThroughput)
+                self.transport.doRead = self._do_read
         if self._socket is not None and self._socket_buffer > 0:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):  # else: the system's default
@@ -101,6 +117,47 @@ class GameHostProtocol(DatagramProtocol):
         self._timer = None
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self._handle_batch(data, addr)
+
+    # -- reading ----------------------------------------------------------
+
+    def _do_read(self) -> None:
+        """The listening port's doRead (installed by startProtocol): Port.doRead's
+        loop, in batches, stopping at the first empty read.
+
+        Port.doRead would ask the socket once more after every batch drained it,
+        a failed system call per wake-up (about 1.5 us) that an idle host pays
+        for nearly every datagram. Errors are never raised (Port.doRead raises
+        unknown ones, which closes the port): they end the read, and unexpected
+        ones are counted in `read_errors`.
+        """
+        sock = self._socket
+        if sock is None:
+            return
+        size = self._read_size
+        ipv6 = self._ipv6
+        limit = self._read_limit
+        read = 0
+        while read < limit:
+            try:
+                data, addr = sock.recvfrom(size)
+            except OSError as e:
+                if e.errno not in _READ_DONE:
+                    self.read_errors += 1
+                return
+            if ipv6:
+                addr = addr[:2]
+            read += len(data)
+            more, drained = self._handle_batch(data, addr)
+            read += more
+            if drained:
+                return
+
+    def _handle_batch(self, data: bytes, addr: Any) -> tuple[int, bool]:
+        """Handle `data` and the datagrams queued behind it (up to `batch`), then send.
+
+        Returns the bytes read besides `data` and whether the socket was drained.
+        """
         clock = self._clock
         now = clock.seconds()
         receive = self.endpoint.receive_datagram
@@ -109,20 +166,25 @@ class GameHostProtocol(DatagramProtocol):
         except Exception:
             self._error("endpoint failed on a datagram")
         self._dispatch()
+        read = 0
+        drained = False
         sock = self._socket
         if sock is not None and self._batch > 1:
-            # The rest of the batch, straight from the socket as Port.doRead would
-            # read it; Port.doRead carries on once it is drained (or full).
+            # The rest of the batch, straight from the socket.
             recvfrom = sock.recvfrom
             size = self._read_size
             ipv6 = self._ipv6
             for _ in range(self._batch - 1):
                 try:
                     data, addr = recvfrom(size)
-                except OSError:
-                    break  # nothing more waiting (or an error Port.doRead ignores too)
+                except OSError as e:
+                    drained = True  # nothing more waiting
+                    if e.errno not in _READ_DONE:
+                        self.read_errors += 1
+                    break
                 if ipv6:
                     addr = addr[:2]
+                read += len(data)
                 now = clock.seconds()
                 try:
                     receive(data, addr, now)
@@ -130,6 +192,7 @@ class GameHostProtocol(DatagramProtocol):
                     self._error("endpoint failed on a datagram")
                 self._dispatch()
         self._flush(now)
+        return read, drained
 
     # -- ISessionSender ---------------------------------------------------
 
