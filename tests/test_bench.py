@@ -181,7 +181,7 @@ class LoadCommandTests(unittest.TestCase):
     """`vinom load` (vinom.bench.load.main) against a real server in a child process."""
 
     def test_bots_play_and_summary(self) -> None:
-        data_dir = self.mktemp()
+        data_dir = os.path.abspath(self.mktemp())
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
         server = subprocess.Popen(
