@@ -206,10 +206,12 @@ class OptionsTests(TestCase):
         options = parse()
         self.assertEqual(
             lobby_description(options, "/d/c:ert.pem", "/d/key.pem"),
-            "ssl:7350:privateKey=/d/key.pem:certKey=/d/c\\:ert.pem",
+            "ssl:7350:privateKey=/d/key.pem:certKey=/d/c\\:ert.pem:backlog=1024",
         )
         tcp = parse("--lobby", "tcp:7350")
-        self.assertEqual(lobby_description(tcp, "c", "k"), "tcp:7350")
+        self.assertEqual(lobby_description(tcp, "c", "k"), "tcp:7350:backlog=1024")
+        mine = parse("--lobby", "tcp:7350:backlog=5")
+        self.assertEqual(lobby_description(mine, "c", "k"), "tcp:7350:backlog=5")
 
 
 class TokenKeyTests(TestCase):
@@ -256,8 +258,8 @@ class MakeServiceTests(TestCase):
         root.startService()
         self.addCleanup(root.stopService)
         self.assertEqual(len(reactor.sslServers), 1)
-        port, _factory, _context, _backlog, interface = reactor.sslServers[0]
-        self.assertEqual((port, interface), (7399, "127.0.0.1"))
+        port, _factory, _context, backlog, interface = reactor.sslServers[0]
+        self.assertEqual((port, backlog, interface), (7399, 1024, "127.0.0.1"))
         # No UDP port is held before a match needs one.
         hosting = root.getServiceNamed("hosting")
         self.assertEqual(hosting.running_games, 0)

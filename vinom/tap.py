@@ -330,11 +330,20 @@ def _check_endpoint(description: str) -> None:
         raise usage.UsageError(f"--lobby {description!r} is not a valid endpoint: {e}") from None
 
 
+# Twisted's listen backlog is 50: when hundreds of players connect at once the
+# kernel drops SYNs and they retry a second later. Linux caps it at somaxconn.
+DEFAULT_BACKLOG = 1024
+
+
 def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
-    """The lobby's strports description, with the certificate filled in for bare 'ssl:PORT'."""
+    """The lobby's strports description: the certificate filled in for bare 'ssl:PORT',
+    and a listen backlog of `DEFAULT_BACKLOG` for ssl/tcp unless one is given."""
     description: str = options["lobby"]
-    if description.lower().startswith("ssl:") and "privateKey=" not in description:
+    kind = description.partition(":")[0].lower()
+    if kind == "ssl" and "privateKey=" not in description:
         description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
+    if kind in ("ssl", "tcp", "tcp6") and "backlog=" not in description:
+        description += f":backlog={DEFAULT_BACKLOG}"
     return description
 
 

@@ -14,7 +14,9 @@ Deferred with `LobbyError(code, message)` (codes in docs/lobby.md).
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Callable, Mapping
 from itertools import count
 from typing import Any, cast
@@ -228,7 +230,16 @@ def client_tls_options(trust: str | None, hostname: str = "localhost") -> Any:
     """TLS options that verify the lobby's certificate (service_identity checks `hostname`).
 
     `trust` is a PEM file to trust (the dev certificate); None uses the platform's CAs.
+    Options are made once per (trust file and its modification time, host name)
+    and shared: building an SSL context per connection costs more than a
+    client's whole lobby conversation.
     """
+    stamp = os.stat(trust).st_mtime_ns if trust is not None else None
+    return _tls_options(trust, stamp, hostname)
+
+
+@functools.lru_cache(maxsize=64)
+def _tls_options(trust: str | None, stamp: int | None, hostname: str) -> Any:
     if trust is None:
         return optionsForClientTLS(hostname, trustRoot=platformTrust())
     with open(trust, "rb") as f:
