@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.servers import start_server
@@ -13,6 +14,7 @@ from vinom.client.bots import play_bot
 from vinom.client.game import GameSession
 from vinom.games.interfaces import Seat
 from vinom.games.registry import GameRegistry
+from vinom.hosting.inline import InlineGameHost
 from vinom.lobby.server import LobbyFactory
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import encode_error, encode_phase, encode_state, encode_welcome
@@ -99,3 +101,32 @@ class _Renamed:
 
     def __getattr__(self, attribute: str) -> object:
         return getattr(self._game, attribute)
+
+
+class SessionClosedTests(TestCase):
+    timeout = 30
+
+    async def test_bots_end_when_the_host_closes_their_sessions_without_a_result(self) -> None:
+        server = await start_server(self, ports=1)
+        game = GameRegistry.from_plugins().get("tictactoe")
+        sessions: list[GameSession] = []
+        bots = [
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"b{i}", rng=random.Random(i),
+                         think_time=0.5, on_session=sessions.append)
+            )
+            for i in range(2)
+        ]
+        await wait_until(lambda: len(sessions) == 2 and all(s.welcome for s in sessions))
+        host = server.hosting.host_of(sessions[0].welcome["match"])  # type: ignore[index]
+        assert isinstance(host, InlineGameHost)
+        for session in sessions:
+            assert session.protocol is not None and session.protocol.session is not None
+            host.protocol.close_session(session.protocol.session.session_id)
+        reports = await gatherResults(bots)
+        for report, session in zip(reports, sessions, strict=True):
+            self.assertEqual(report.outcome, "error")
+            self.assertEqual(report.error, "session closed: disconnect")
+            self.assertFalse(session.finished.called)
+            self.assertFalse(session.connected)
+            self.assertEqual(session.close_reason, "disconnect")

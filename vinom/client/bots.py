@@ -95,7 +95,7 @@ class BotDriver:
     def _act_now(self) -> None:
         self._pending_call = None
         view = self.session.view
-        if self.session.phase != "playing" or view is None or self.session.protocol is None:
+        if self.session.phase != "playing" or view is None or not self.session.connected:
             return
         action = self.bot.choose_action(view)
         if action is None:
@@ -142,7 +142,14 @@ async def play_bot(
     driver.attach()
     if on_session is not None:
         on_session(session)
-    final = await session.finished
+    # The match ends with a final phase; a session that closes first (the host
+    # timed it out, or shut down) ends the bot's game too.
+    ended: Deferred[dict[str, Any]] = Deferred()
+    session.finished.addCallback(_fire, ended)
+    session.on_closed = lambda closed: _fire(
+        {"p": "error", "reason": f"session closed: {closed['reason']}"}, ended
+    )
+    final = await ended
     driver.cancel()
     await session.disconnect()
     return BotReport(
@@ -155,6 +162,12 @@ async def play_bot(
         actions_rejected=driver.actions_rejected,
         error=final.get("reason"),
     )
+
+
+def _fire(value: dict[str, Any], d: Deferred[dict[str, Any]]) -> dict[str, Any]:
+    if not d.called:
+        d.callback(value)
+    return value
 
 
 def run_bots(

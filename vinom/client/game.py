@@ -54,6 +54,9 @@ class GameSession:
         self.on_phase: MessageHandler | None = None
         self.on_presence: MessageHandler | None = None
         self.on_welcome: MessageHandler | None = None
+        # Called with {"reason": ...} when the UDP session ends (see session_closed).
+        self.on_closed: MessageHandler | None = None
+        self.close_reason: str | None = None
         self.stale_states = 0
         self.undecodable = 0
         self._action_ids = count(1)
@@ -98,6 +101,19 @@ class GameSession:
         if self.protocol is None:
             raise ValueError("not connected")
         self.protocol.send(RELIABLE, data)
+
+    @property
+    def connected(self) -> bool:
+        """True while the UDP session is up (False before it, and after it closed)."""
+        return self.protocol is not None and not self.protocol.closed.called
+
+    def session_closed(self, reason: str, protocol: GameClientProtocol) -> str:
+        """The UDP session ended. `finished` stays pending unless the match ended:
+        after a lost session the player may reconnect through the lobby."""
+        if protocol is self.protocol:
+            self.close_reason = reason
+            _call(self.on_closed, {"reason": reason})
+        return reason
 
     # -- receiving --------------------------------------------------------
 
@@ -162,6 +178,7 @@ def connect_game(
 
     def connected(protocol: GameClientProtocol) -> GameSession:
         game.protocol = protocol
+        protocol.closed.addCallback(game.session_closed, protocol)
         return game
 
     d = connect_game_client(reactor, token, on_message=game.message_received)
