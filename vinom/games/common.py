@@ -1,4 +1,4 @@
-"""Helpers shared by the built-in games: action parsing, seat checks and results.
+"""What the built-in games share: action parsing, seat checks, results and a base class.
 
 Actions arrive from the network as msgpack maps, so anything may be in them.
 These helpers turn every malformed action into `IllegalAction("bad_action")`
@@ -7,10 +7,14 @@ and never let a `TypeError`, `KeyError` or `IndexError` escape a game.
 
 from __future__ import annotations
 
+import enum
+import random
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from vinom.games.interfaces import IllegalAction, Seat
+from attrs import evolve
+
+from vinom.games.interfaces import IllegalAction, Outcome, Seat
 
 #: Codes a built-in game raises `IllegalAction` with; see docs/games.md.
 BAD_ACTION = "bad_action"
@@ -140,3 +144,116 @@ def next_seat(count: int, current: int, out: Sequence[bool]) -> int:
         if not out[candidate]:
             return candidate
     return current
+
+
+def leaving(players: Sequence[str], left: Sequence[bool], finished: bool, seat: Seat) -> int | None:
+    """The seat index of a player leaving a game still on; None when leaving changes nothing.
+
+    Nothing changes once the game is over, for a player who has no seat, or for
+    a player who has already left.
+    """
+    if finished or seat.player_id not in players:
+        return None
+    index = players.index(seat.player_id)
+    return None if left[index] else index
+
+
+class _Default(enum.Enum):
+    """The type of `DEFAULT` (an enum, so that type checkers can tell it from a float)."""
+
+    DEFAULT = "default"
+
+
+#: A constructor argument left out: keep the game's default (the class attribute).
+DEFAULT = _Default.DEFAULT
+
+
+class BuiltinGame:
+    """What the built-in games share; each game subclasses it and adds its rules.
+
+    The class attributes are the game's defaults. The constructor takes
+    `time_limit`, `countdown` and `action_rate` (for embedding and tests); an
+    argument left out keeps the game's default. Any value given is kept as it
+    is, so that the registry can reject a bad one.
+
+    The default hooks fit a game whose state is an attrs class with `players`,
+    `left`, `finished`, `reason`, `winners` and one score per seat (`_scores`):
+    a player may join until they leave or the game ends, joining and
+    reconnecting change nothing, there is no tick, and on the time limit the
+    best score among the players still present wins.
+    """
+
+    name = ""
+    description = ""
+    version = "1"
+    min_players = 2
+    max_players = 2
+    match_size = 2
+    tick_rate = 0.0
+    time_limit = 600.0
+    countdown = 0.0
+    # Actions per second per player (turn-based: only a guard against floods).
+    action_rate = 20.0
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
+    #: The key of the per-player scores in `result`.
+    score_key = "scores"
+
+    def __init__(
+        self,
+        time_limit: float | _Default = DEFAULT,
+        countdown: float | _Default = DEFAULT,
+        action_rate: float | _Default = DEFAULT,
+    ) -> None:
+        cls = type(self)
+        self.time_limit = cls.time_limit if time_limit is DEFAULT else time_limit
+        self.countdown = cls.countdown if countdown is DEFAULT else countdown
+        self.action_rate = cls.action_rate if action_rate is DEFAULT else action_rate
+
+    def check_join(self, state: Any, seat: Seat) -> str | None:
+        return check_join(state.players, state.left, state.finished, seat)
+
+    def join(self, state: Any, seat: Seat) -> Outcome:
+        return Outcome(state)
+
+    def reconnect(self, state: Any, seat: Seat) -> Outcome:
+        return Outcome(state)
+
+    def tick(self, state: Any, dt: float, rng: random.Random) -> Outcome:
+        return Outcome(state)
+
+    def time_up(self, state: Any) -> Outcome:
+        if state.finished:
+            return Outcome(state)
+        return Outcome(self._end(state, "time_up"))
+
+    def _end(self, state: Any, reason: str) -> Any:
+        """`state`, finished for `reason`: the best score among players still present wins."""
+        winners = best_of(state.players, state.left, self._scores(state))
+        return evolve(state, finished=True, reason=reason, winners=winners)
+
+    @staticmethod
+    def _last_standing(state: Any, out: Sequence[bool], reason: str) -> Any | None:
+        """`state` finished when at most one player is not `out`, else None.
+
+        The one player left wins (for `reason`); with none left the game is
+        `abandoned`.
+        """
+        alive = tuple(p for p, gone in zip(state.players, out, strict=True) if not gone)
+        if len(alive) > 1:
+            return None
+        return evolve(state, finished=True, reason=reason if alive else "abandoned", winners=alive)
+
+    def _scores(self, state: Any) -> Sequence[int]:
+        """One score per seat: what `_end` ranks and `result` reports."""
+        return state.scores
+
+    def is_finished(self, state: Any) -> bool:
+        return state.finished
+
+    def result(self, state: Any) -> Mapping[str, Any]:
+        return {
+            "winners": list(state.winners),
+            "reason": state.reason if state.finished else "playing",
+            self.score_key: dict(zip(state.players, self._scores(state), strict=True)),
+        }

@@ -172,31 +172,13 @@ class DiceBot:
 
 
 @implementer(IPlugin, IGame)
-class DiceGame:
+class DiceGame(common.BuiltinGame):
     """The Farkle-like dice game."""
 
     name = "dice"
     description = "Farkle-like dice: roll, set aside scoring dice, bank; first to 10,000"
-    version = "1"
-    min_players = 2
     max_players = 4
-    match_size = 2
-    tick_rate = 0.0
-
-    # Actions per second per player (turn-based: only a guard against floods).
-    action_rate = 20.0
-    # Nothing is hidden: every player gets the same view, built once per change.
-    shared_view = True
-
-    def __init__(
-        self,
-        time_limit: float = 1800.0,
-        countdown: float = 0.0,
-        action_rate: float = 20.0,
-    ) -> None:
-        self.time_limit = time_limit
-        self.countdown = countdown
-        self.action_rate = action_rate
+    time_limit = 1800.0
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)
@@ -209,26 +191,14 @@ class DiceGame:
             turn=rng.randrange(len(players)),
         )
 
-    def check_join(self, state: DiceState, seat: Seat) -> str | None:
-        return common.check_join(state.players, state.left, state.finished, seat)
-
-    def join(self, state: DiceState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
-    def reconnect(self, state: DiceState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
     def leave(self, state: DiceState, seat: Seat) -> Outcome:
-        if state.finished or seat.player_id not in state.players:
-            return Outcome(state)
-        index = state.players.index(seat.player_id)
-        if state.left[index]:
+        index = common.leaving(state.players, state.left, state.finished, seat)
+        if index is None:
             return Outcome(state)
         state = evolve(state, left=common.replace_at(state.left, index, True))
-        present = [p for p, gone in zip(state.players, state.left, strict=True) if not gone]
-        if len(present) <= 1:
-            reason = "opponents_left" if present else "abandoned"
-            return Outcome(evolve(state, finished=True, reason=reason, winners=tuple(present)))
+        ended = self._last_standing(state, state.left, "opponents_left")
+        if ended is not None:
+            return Outcome(ended)
         if state.turn == index:
             state = self._pass_turn(state)
         return Outcome(state)
@@ -321,15 +291,6 @@ class DiceGame:
             turn_points=0,
         )
 
-    def tick(self, state: DiceState, dt: float, rng: random.Random) -> Outcome:
-        return Outcome(state)
-
-    def time_up(self, state: DiceState) -> Outcome:
-        if state.finished:
-            return Outcome(state)
-        winners = common.best_of(state.players, state.left, state.scores)
-        return Outcome(evolve(state, finished=True, reason="time_up", winners=winners))
-
     def view(self, state: DiceState, player_id: str | None) -> Mapping[str, Any]:
         # Dice have no hidden information: every player sees the same view.
         return {
@@ -346,16 +307,6 @@ class DiceGame:
             "farkled": list(state.farkled),
             "target": state.target,
             "finished": state.finished,
-        }
-
-    def is_finished(self, state: DiceState) -> bool:
-        return state.finished
-
-    def result(self, state: DiceState) -> Mapping[str, Any]:
-        return {
-            "winners": list(state.winners),
-            "reason": state.reason if state.finished else "playing",
-            "scores": dict(zip(state.players, state.scores, strict=True)),
         }
 
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:

@@ -88,56 +88,31 @@ class DuelBot:
 
 
 @implementer(IPlugin, IGame)
-class DuelGame:
+class DuelGame(common.BuiltinGame):
     """A counter race for two, used to measure the server's cost per move."""
 
     name = "duel"
     description = "Test game: each player counts up; the benchmark's cheapest possible game"
-    version = "1"
-    min_players = 2
-    max_players = 2
-    match_size = 2
-    tick_rate = 0.0
-
+    time_limit = 3600.0
     # Actions per second per player (unlimited: the play benchmark sends a move per round trip).
     action_rate = 0.0
-    # Nothing is hidden: every player gets the same view, built once per change.
-    shared_view = True
-
-    def __init__(
-        self,
-        time_limit: float = 3600.0,
-        countdown: float = 0.0,
-        action_rate: float = 0.0,
-    ) -> None:
-        self.time_limit = time_limit
-        self.countdown = countdown
-        self.action_rate = action_rate
+    score_key = "seqs"
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)
         target = common.option_int(options, "target", 0, 0, 2**62)
         return DuelState(DuelMatch((players[0], players[1]), target), (0, 0))
 
-    def check_join(self, state: DuelState, seat: Seat) -> str | None:
-        return common.check_join(state.players, state.left, state.finished, seat)
-
-    def join(self, state: DuelState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
-    def reconnect(self, state: DuelState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
     def leave(self, state: DuelState, seat: Seat) -> Outcome:
-        if state.finished or seat.player_id not in state.players:
+        index = common.leaving(state.players, state.left, state.finished, seat)
+        if index is None:
             return Outcome(state)
-        index = state.players.index(seat.player_id)
         left = (True, state.left[1]) if index == 0 else (state.left[0], True)
         winners = tuple(p for p, gone in zip(state.players, left, strict=True) if not gone)
-        return Outcome(self._end(state, "opponent_left", winners, left))
+        return Outcome(self._close(state, "opponent_left", winners, left))
 
     @staticmethod
-    def _end(
+    def _close(
         state: DuelState, reason: str, winners: tuple[str, ...], left: tuple[bool, bool] | None
     ) -> DuelState:
         match = evolve(
@@ -172,17 +147,15 @@ class DuelGame:
         moved = DuelState(match, seqs, state.moves + 1)
         target = match.target
         if target and seq >= target:
-            moved = self._end(moved, "target", (seat.player_id,), None)
+            moved = self._close(moved, "target", (seat.player_id,), None)
         return Outcome(moved)
 
-    def tick(self, state: DuelState, dt: float, rng: random.Random) -> Outcome:
-        return Outcome(state)
-
-    def time_up(self, state: DuelState) -> Outcome:
-        if state.finished:
-            return Outcome(state)
+    def _end(self, state: DuelState, reason: str) -> DuelState:
         winners = common.best_of(state.players, state.left, state.seqs)
-        return Outcome(self._end(state, "time_up", winners, None))
+        return self._close(state, reason, winners, None)
+
+    def _scores(self, state: DuelState) -> Sequence[int]:
+        return state.seqs
 
     def view(self, state: DuelState, player_id: str | None) -> Mapping[str, Any]:
         match, seqs = state.match, state.seqs
@@ -192,15 +165,11 @@ class DuelGame:
         return {"seq": {players[0]: seqs[0], players[1]: seqs[1]}}
 
     def is_finished(self, state: DuelState) -> bool:
+        # On the hot path: one attribute less than the `finished` property.
         return state.match.finished
 
     def result(self, state: DuelState) -> Mapping[str, Any]:
-        return {
-            "winners": list(state.winners),
-            "reason": state.reason if state.finished else "playing",
-            "seqs": dict(zip(state.players, state.seqs, strict=True)),
-            "moves": state.moves,
-        }
+        return {**super().result(state), "moves": state.moves}
 
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:
         return DuelBot(player_id, rng)

@@ -213,31 +213,16 @@ class MazeBot:
 
 
 @implementer(IPlugin, IGame)
-class MazeGame:
+class MazeGame(common.BuiltinGame):
     """Collect the rewards of a Wilson maze; highest score wins."""
 
     name = "maze"
     description = "Collect rewards in a random maze; 2-4 players, highest score wins"
-    version = "1"
-    min_players = 2
     max_players = 4
-    match_size = 2
-    tick_rate = 0.0
-
+    time_limit = 300.0
+    countdown = 3.0
     # Actions per second per player (a rule of the game: nobody outruns a fast human).
     action_rate = 10.0
-    # Nothing is hidden: every player gets the same view, built once per change.
-    shared_view = True
-
-    def __init__(
-        self,
-        time_limit: float = 300.0,
-        countdown: float = 3.0,
-        action_rate: float = 10.0,
-    ) -> None:
-        self.time_limit = time_limit
-        self.countdown = countdown
-        self.action_rate = action_rate
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)
@@ -257,30 +242,14 @@ class MazeGame:
             remaining=sum(1 for r in rewards if r),
         )
 
-    def check_join(self, state: MazeState, seat: Seat) -> str | None:
-        return common.check_join(state.players, state.left, state.finished, seat)
-
-    def join(self, state: MazeState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
-    def reconnect(self, state: MazeState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
     def leave(self, state: MazeState, seat: Seat) -> Outcome:
         # Leaving forfeits: the score stays visible but cannot win.
-        if state.finished or seat.player_id not in state.players:
+        index = common.leaving(state.players, state.left, state.finished, seat)
+        if index is None:
             return Outcome(state)
-        index = state.players.index(seat.player_id)
-        if state.left[index]:
-            return Outcome(state)
-        left = common.replace_at(state.left, index, True)
-        state = evolve(state, left=left)
-        present = [p for p, gone in zip(state.players, left, strict=True) if not gone]
-        if len(present) == 1:
-            state = evolve(state, finished=True, reason="opponents_left", winners=tuple(present))
-        elif not present:
-            state = evolve(state, finished=True, reason="abandoned", winners=())
-        return Outcome(state)
+        state = evolve(state, left=common.replace_at(state.left, index, True))
+        ended = self._last_standing(state, state.left, "opponents_left")
+        return Outcome(state if ended is None else ended)
 
     def apply_action(
         self, state: MazeState, seat: Seat, action: Mapping[str, Any], rng: random.Random
@@ -328,18 +297,6 @@ class MazeGame:
             state = self._end(state, "all_collected")
         return Outcome(state)
 
-    def tick(self, state: MazeState, dt: float, rng: random.Random) -> Outcome:
-        return Outcome(state)
-
-    def time_up(self, state: MazeState) -> Outcome:
-        if state.finished:
-            return Outcome(state)
-        return Outcome(self._end(state, "time_up"))
-
-    def _end(self, state: MazeState, reason: str) -> MazeState:
-        winners = common.best_of(state.players, state.left, state.scores)
-        return evolve(state, finished=True, reason=reason, winners=winners)
-
     def view(self, state: MazeState, player_id: str | None) -> Mapping[str, Any]:
         # Nothing is hidden in the maze, so every player sees the same view.
         return {
@@ -354,16 +311,6 @@ class MazeGame:
             ],
             "remaining": state.remaining,
             "finished": state.finished,
-        }
-
-    def is_finished(self, state: MazeState) -> bool:
-        return state.finished
-
-    def result(self, state: MazeState) -> Mapping[str, Any]:
-        return {
-            "winners": list(state.winners),
-            "reason": state.reason if state.finished else "playing",
-            "scores": dict(zip(state.players, state.scores, strict=True)),
         }
 
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:

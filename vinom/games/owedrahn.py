@@ -72,31 +72,14 @@ class OweDrahnBot:
 
 
 @implementer(IPlugin, IGame)
-class OweDrahnGame:
+class OweDrahnGame(common.BuiltinGame):
     """Owe Drahn, the running-total dice game."""
 
     name = "owedrahn"
     description = "Owe Drahn: roll a shared total past 15 and lose a life; last alive wins"
-    version = "1"
-    min_players = 2
     max_players = 4
-    match_size = 2
-    tick_rate = 0.0
-
-    # Actions per second per player (turn-based: only a guard against floods).
-    action_rate = 20.0
-    # Nothing is hidden: every player gets the same view, built once per change.
-    shared_view = True
-
-    def __init__(
-        self,
-        time_limit: float = 900.0,
-        countdown: float = 0.0,
-        action_rate: float = 20.0,
-    ) -> None:
-        self.time_limit = time_limit
-        self.countdown = countdown
-        self.action_rate = action_rate
+    time_limit = 900.0
+    score_key = "lives"
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)
@@ -108,23 +91,12 @@ class OweDrahnGame:
             turn=rng.randrange(len(players)),
         )
 
-    def check_join(self, state: OweDrahnState, seat: Seat) -> str | None:
-        return common.check_join(state.players, state.left, state.finished, seat)
-
-    def join(self, state: OweDrahnState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
-    def reconnect(self, state: OweDrahnState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
     def leave(self, state: OweDrahnState, seat: Seat) -> Outcome:
-        if state.finished or seat.player_id not in state.players:
-            return Outcome(state)
-        index = state.players.index(seat.player_id)
-        if state.left[index]:
+        index = common.leaving(state.players, state.left, state.finished, seat)
+        if index is None:
             return Outcome(state)
         state = evolve(state, left=common.replace_at(state.left, index, True))
-        ended = self._maybe_end(state, "opponents_left")
+        ended = self._last_standing(state, state.out(), "opponents_left")
         if ended is not None:
             return Outcome(ended)
         if state.turn == index:
@@ -172,7 +144,7 @@ class OweDrahnGame:
             lives = state.lives[index] - 1
             state = evolve(state, lives=common.replace_at(state.lives, index, lives), total=0)
             events.append(GameEvent("life_lost", {"player": player, "lives": lives}))
-            ended = self._maybe_end(state, "last_alive")
+            ended = self._last_standing(state, state.out(), "last_alive")
             if ended is not None:
                 return Outcome(ended, tuple(events))
         else:
@@ -196,23 +168,13 @@ class OweDrahnGame:
         )
         return Outcome(state, (event,))
 
-    @staticmethod
-    def _maybe_end(state: OweDrahnState, reason: str) -> OweDrahnState | None:
-        alive = [p for p, out in zip(state.players, state.out(), strict=True) if not out]
-        if len(alive) > 1:
-            return None
-        if not alive:
-            reason = "abandoned"
-        return evolve(state, finished=True, reason=reason, winners=tuple(alive))
-
-    def tick(self, state: OweDrahnState, dt: float, rng: random.Random) -> Outcome:
-        return Outcome(state)
-
-    def time_up(self, state: OweDrahnState) -> Outcome:
-        if state.finished:
-            return Outcome(state)
+    def _end(self, state: OweDrahnState, reason: str) -> OweDrahnState:
+        # Players with no lives left are out, even if they are still connected.
         winners = common.best_of(state.players, state.out(), state.lives)
-        return Outcome(evolve(state, finished=True, reason="time_up", winners=winners))
+        return evolve(state, finished=True, reason=reason, winners=winners)
+
+    def _scores(self, state: OweDrahnState) -> Sequence[int]:
+        return state.lives
 
     def view(self, state: OweDrahnState, player_id: str | None) -> Mapping[str, Any]:
         # Nothing is hidden: every player sees the same view.
@@ -228,16 +190,6 @@ class OweDrahnGame:
             if state.last_roll
             else None,
             "finished": state.finished,
-        }
-
-    def is_finished(self, state: OweDrahnState) -> bool:
-        return state.finished
-
-    def result(self, state: OweDrahnState) -> Mapping[str, Any]:
-        return {
-            "winners": list(state.winners),
-            "reason": state.reason if state.finished else "playing",
-            "lives": dict(zip(state.players, state.lives, strict=True)),
         }
 
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:

@@ -106,31 +106,13 @@ class TicTacToeBot:
 
 
 @implementer(IPlugin, IGame)
-class TicTacToeGame:
+class TicTacToeGame(common.BuiltinGame):
     """Noughts and crosses for two players, with rematches."""
 
     name = "tictactoe"
     description = "Tic-tac-toe for two; rematch when both ask"
-    version = "1"
-    min_players = 2
-    max_players = 2
-    match_size = 2
-    tick_rate = 0.0
-
-    # Actions per second per player (turn-based: only a guard against floods).
-    action_rate = 20.0
-    # Nothing is hidden: every player gets the same view, built once per change.
-    shared_view = True
-
-    def __init__(
-        self,
-        time_limit: float = 600.0,
-        countdown: float = 0.0,
-        action_rate: float = 20.0,
-    ) -> None:
-        self.time_limit = time_limit
-        self.countdown = countdown
-        self.action_rate = action_rate
+    time_limit = 600.0
+    score_key = "wins"
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:
         players = common.check_seats(seats, self.min_players, self.max_players, self.name)
@@ -142,9 +124,6 @@ class TicTacToeGame:
             left=(False, False),
         )
 
-    def check_join(self, state: TicTacToeState, seat: Seat) -> str | None:
-        return common.check_join(state.players, state.left, state.finished, seat)
-
     def join(self, state: TicTacToeState, seat: Seat) -> Outcome:
         # Marks go by the order of joining: the first to connect plays X.
         if seat.player_id not in state.players:
@@ -155,13 +134,10 @@ class TicTacToeGame:
         mark = NOUGHT if CROSS in state.marks else CROSS
         return Outcome(evolve(state, marks=common.replace_at(state.marks, index, mark)))
 
-    def reconnect(self, state: TicTacToeState, seat: Seat) -> Outcome:
-        return Outcome(state)
-
     def leave(self, state: TicTacToeState, seat: Seat) -> Outcome:
-        if state.finished or seat.player_id not in state.players:
+        index = common.leaving(state.players, state.left, state.finished, seat)
+        if index is None:
             return Outcome(state)
-        index = state.players.index(seat.player_id)
         left = common.replace_at(state.left, index, True)
         winners = tuple(p for p, gone in zip(state.players, left, strict=True) if not gone)
         return Outcome(
@@ -236,14 +212,6 @@ class TicTacToeGame:
         winners = () if a == b else (state.players[0] if a > b else state.players[1],)
         return evolve(state, finished=True, reason=reason, winners=winners)
 
-    def tick(self, state: TicTacToeState, dt: float, rng: random.Random) -> Outcome:
-        return Outcome(state)
-
-    def time_up(self, state: TicTacToeState) -> Outcome:
-        if state.finished:
-            return Outcome(state)
-        return Outcome(self._end(state, "time_up"))
-
     def view(self, state: TicTacToeState, player_id: str | None) -> Mapping[str, Any]:
         # Nothing is hidden, so every player sees the same view.
         by_mark = dict(zip(state.marks, state.players, strict=True))
@@ -264,14 +232,12 @@ class TicTacToeGame:
             "finished": state.finished,
         }
 
-    def is_finished(self, state: TicTacToeState) -> bool:
-        return state.finished
+    def _scores(self, state: TicTacToeState) -> Sequence[int]:
+        return state.wins
 
     def result(self, state: TicTacToeState) -> Mapping[str, Any]:
         return {
-            "winners": list(state.winners),
-            "reason": state.reason if state.finished else "playing",
-            "wins": dict(zip(state.players, state.wins, strict=True)),
+            **super().result(state),
             "draws": state.draws,
             "rounds": state.round if state.round_over else state.round - 1,
         }
