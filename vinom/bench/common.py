@@ -10,7 +10,7 @@ from typing import Any
 from twisted.python import usage
 
 from vinom.bench import profile
-from vinom.bench.harness import Harness, Progress, Worker, cpu_plan, report
+from vinom.bench.harness import Harness, Progress, Worker, cpu_plan, percentile_ms, report
 
 
 class ScenarioOptions(usage.Options):
@@ -74,6 +74,31 @@ def non_negative_float(options: usage.Options, name: str) -> float:
     return value
 
 
+def non_negative_floats(options: usage.Options, *names: str) -> None:
+    """Check and convert each of the `names` options with `non_negative_float`."""
+    for name in names:
+        options[name] = non_negative_float(options, name)
+
+
+def latency_ms(histogram: Any) -> dict[str, float]:
+    """The `p50_ms` and `p99_ms` figures of a merged latency histogram."""
+    return {"p50_ms": percentile_ms(histogram, 50), "p99_ms": percentile_ms(histogram, 99)}
+
+
+def cpu_row(
+    server_cpu_s: float,
+    load_cpu_s: float,
+    window_s: float,
+    limit: str | None = None,
+    label: str = "server / load CPU s",
+) -> tuple[str, str]:
+    """The table row with both sides' CPU seconds in the window (and the limiting side)."""
+    text = f"{server_cpu_s:.2f} / {load_cpu_s:.2f} in {window_s:.1f} s"
+    if limit is not None:
+        text += f" (limit: {limit})"
+    return (label, text)
+
+
 class MeasuredRun:
     """The CPU each side used during the load's measured window.
 
@@ -133,6 +158,13 @@ class MeasuredRun:
         self.results = [self.harness.wait_for(load, "result") for load in self.loads]
         return self.results
 
+    def cpu_figures(self) -> dict[str, float]:
+        """`server_cpu_s` and `load_cpu_s` for the JSON summary."""
+        return {
+            "server_cpu_s": round(self.server_cpu_s, 3),
+            "load_cpu_s": round(self.load_cpu_s, 3),
+        }
+
     @property
     def load_cpu_s(self) -> float:
         return sum(float(r.get("load_cpu_s", 0.0)) for r in self.results)
@@ -165,7 +197,10 @@ __all__ = [
     "MeasuredRun",
     "ScenarioOptions",
     "cpu_plan",
+    "cpu_row",
+    "latency_ms",
     "non_negative_float",
+    "non_negative_floats",
     "positive_int",
     "progress_for",
     "report_failure",

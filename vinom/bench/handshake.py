@@ -20,7 +20,9 @@ from vinom.bench.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
-    non_negative_float,
+    cpu_row,
+    latency_ms,
+    non_negative_floats,
     positive_int,
     progress_for,
     report_failure,
@@ -30,7 +32,6 @@ from vinom.bench.harness import (
     Harness,
     bottleneck,
     merge_histograms,
-    percentile_ms,
     report,
 )
 
@@ -46,8 +47,7 @@ class Options(ScenarioOptions):
 
     def postOptions(self) -> None:
         self["slots"] = positive_int(self, "slots")
-        for name in ("warmup", "duration"):
-            self[name] = non_negative_float(self, name)
+        non_negative_floats(self, "warmup", "duration")
 
 
 def run(options: Options) -> int:
@@ -95,10 +95,8 @@ def run(options: Options) -> int:
         "handshakes_per_s": round(result["count"] / window, 1),
         "handshakes": result["count"],
         "failures": result["failures"],
-        "p50_ms": percentile_ms(histogram, 50),
-        "p99_ms": percentile_ms(histogram, 99),
-        "server_cpu_s": round(measured.server_cpu_s, 3),
-        "load_cpu_s": round(measured.load_cpu_s, 3),
+        **latency_ms(histogram),
+        **measured.cpu_figures(),
         "server_us_per_handshake": round(measured.server_cpu_s * 1e6 / max(welcomes, 1), 1),
         "server_drops": last["drops"],
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, window),
@@ -108,11 +106,7 @@ def run(options: Options) -> int:
         ("latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
         ("server CPU us / handshake", summary["server_us_per_handshake"]),
         ("failed handshakes", summary["failures"]),
-        (
-            "server / load CPU s",
-            f"{measured.server_cpu_s:.2f} / {measured.load_cpu_s:.2f} in {window:.1f} s "
-            f"(limit: {summary['bottleneck']})",
-        ),
+        cpu_row(measured.server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]
     report(
         f"handshake: {options['slots']} in flight, {options['duration']:g} s measured",

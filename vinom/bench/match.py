@@ -26,6 +26,8 @@ from vinom.bench.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
+    cpu_row,
+    latency_ms,
     positive_int,
     progress_for,
     report_failure,
@@ -35,7 +37,6 @@ from vinom.bench.harness import (
     Harness,
     bottleneck,
     merge_histograms,
-    percentile_ms,
     report,
 )
 
@@ -118,11 +119,9 @@ def run(options: Options) -> int:
         "in_flight": options["in-flight"],
         "wall_s": round(wall, 3),
         "clients_per_s": round(int(result["completed"]) / wall, 1),
-        "p50_ms": percentile_ms(histogram, 50),
-        "p99_ms": percentile_ms(histogram, 99),
+        **latency_ms(histogram),
         "errors": int(result["errors"]),
-        "server_cpu_s": round(measured.server_cpu_s, 3),
-        "load_cpu_s": round(measured.load_cpu_s, 3),
+        **measured.cpu_figures(),
         "server_cpu_ms_per_client": round(measured.server_cpu_s * 1e3 / max(clients, 1), 3),
         "load_cpu_ms_per_client": round(measured.load_cpu_s * 1e3 / max(clients, 1), 3),
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, wall),
@@ -136,11 +135,7 @@ def run(options: Options) -> int:
         ("server CPU ms / client", summary["server_cpu_ms_per_client"]),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
         ("errors", summary["errors"]),
-        (
-            "server / load CPU s",
-            f"{measured.server_cpu_s:.2f} / {measured.load_cpu_s:.2f} in {wall:.1f} s "
-            f"(limit: {summary['bottleneck']})",
-        ),
+        cpu_row(measured.server_cpu_s, measured.load_cpu_s, wall, summary["bottleneck"]),
     ]
     report(
         f"match: {clients:,} clients, {options['in-flight']} in flight",

@@ -27,7 +27,9 @@ from vinom.bench.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
-    non_negative_float,
+    cpu_row,
+    latency_ms,
+    non_negative_floats,
     positive_int,
     progress_for,
     report_failure,
@@ -37,7 +39,6 @@ from vinom.bench.harness import (
     Harness,
     bottleneck,
     merge_histograms,
-    percentile_ms,
     report,
 )
 
@@ -60,8 +61,7 @@ class Options(ScenarioOptions):
         self["loads"] = positive_int(self, "loads")
         if self["loads"] > self["rooms"]:
             raise usage.UsageError("--loads cannot exceed --rooms")
-        for name in ("warmup", "duration", "state-interval"):
-            self[name] = non_negative_float(self, name)
+        non_negative_floats(self, "warmup", "duration", "state-interval")
 
 
 def slices(total: int, parts: int) -> list[tuple[int, int]]:
@@ -140,11 +140,9 @@ def run(options: Options) -> int:
         "loads": options["loads"],
         "moves_per_s": round(applied / window, 1),
         "msgs_delivered_per_s": round(sum(int(r["messages"]) for r in results) / window, 1),
-        "p50_ms": percentile_ms(histogram, 50),
-        "p99_ms": percentile_ms(histogram, 99),
+        **latency_ms(histogram),
         "errors": errors,
-        "server_cpu_s": round(measured.server_cpu_s, 3),
-        "load_cpu_s": round(measured.load_cpu_s, 3),
+        **measured.cpu_figures(),
         "server_cpu_us_per_move": round(measured.server_cpu_s * 1e6 / max(applied, 1), 2),
         "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(applied, 1), 2),
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, window, load_cores),
@@ -158,11 +156,7 @@ def run(options: Options) -> int:
         ("server CPU us / move", summary["server_cpu_us_per_move"]),
         ("load CPU us / move", summary["load_cpu_us_per_move"]),
         ("errors", errors),
-        (
-            "server / load CPU s",
-            f"{measured.server_cpu_s:.2f} / {measured.load_cpu_s:.2f} in {window:.1f} s "
-            f"(limit: {summary['bottleneck']})",
-        ),
+        cpu_row(measured.server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]
     report(
         f"play: {options['rooms']} duel rooms x 2 players, {options['loads']} load process(es), "

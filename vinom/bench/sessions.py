@@ -26,7 +26,8 @@ from vinom.bench.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
-    non_negative_float,
+    cpu_row,
+    non_negative_floats,
     positive_int,
     progress_for,
     report_failure,
@@ -52,8 +53,7 @@ class Options(ScenarioOptions):
         self["loads"] = positive_int(self, "loads")
         if self["loads"] > self["sessions"] // 2:
             raise usage.UsageError("--loads cannot exceed the number of rooms")
-        for name in ("warmup", "duration"):
-            self[name] = non_negative_float(self, name)
+        non_negative_floats(self, "warmup", "duration")
 
     def planned_seconds(self) -> float:
         # Connecting takes a while too: allow for 1,000 handshakes a second.
@@ -135,8 +135,7 @@ def run(options: Options) -> int:
             1,
         ),
         "errors": errors,
-        "server_cpu_s": round(measured.server_cpu_s, 3),
-        "load_cpu_s": round(measured.load_cpu_s, 3),
+        **measured.cpu_figures(),
         "connect_s": round(max(float(r["connect_s"]) for r in results), 2),
         "failed_to_connect": sum(int(r["failed_to_connect"]) for r in results),
         "client_events": _sum_counts(r["events"] for r in results),
@@ -152,8 +151,7 @@ def run(options: Options) -> int:
         ("time to connect all s", summary["connect_s"]),
         ("failed to connect", summary["failed_to_connect"]),
         ("errors", errors),
-        ("server / load CPU s",
-         f"{measured.server_cpu_s:.2f} / {measured.load_cpu_s:.2f} in {window:.1f} s"),
+        cpu_row(measured.server_cpu_s, measured.load_cpu_s, window),
     ]
     report(
         f"sessions: {options['sessions']:,} idle sessions, {options['duration']:g} s measured",

@@ -24,7 +24,8 @@ from vinom.bench.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
-    non_negative_float,
+    cpu_row,
+    non_negative_floats,
     positive_int,
     progress_for,
     report_failure,
@@ -58,8 +59,7 @@ class Options(ScenarioOptions):
     def postOptions(self) -> None:
         for name in ("bots", "lobby-slots"):
             self[name] = positive_int(self, name)
-        for name in ("warmup", "duration", "loss", "think"):
-            self[name] = non_negative_float(self, name)
+        non_negative_floats(self, "warmup", "duration", "loss", "think")
         if self["loss"] >= 1:
             from twisted.python import usage
 
@@ -144,8 +144,7 @@ def run(options: Options) -> int:
         "rss_start_bytes": rss_start,
         "rss_end_bytes": rss_end,
         "rss_growth_pct": round(100.0 * (rss_end - rss_start) / max(rss_start, 1), 2),
-        "server_cpu_s": round(measured.server_cpu_s, 3),
-        "load_cpu_s": round(measured.load_cpu_s, 3),
+        **measured.cpu_figures(),
         "datagrams_dropped": int(result["dropped_in"]) + int(result["dropped_out"]),
         "bots_not_stopped": int(result.get("still_running", 0)),
         "rss_mb_every_10s": rss_trace,
@@ -170,8 +169,7 @@ def run(options: Options) -> int:
         ("server RSS start / end MB", f"{rss_start / 1e6:.1f} / {rss_end / 1e6:.1f} "
                                       f"({summary['rss_growth_pct']:+.1f}%)"),
         ("datagrams dropped by the simulated network", summary["datagrams_dropped"]),
-        ("server / load CPU s",
-         f"{measured.server_cpu_s:.2f} / {measured.load_cpu_s:.2f} in {window:.1f} s"),
+        cpu_row(measured.server_cpu_s, measured.load_cpu_s, window),
     ]
     report(
         f"soak: {options['bots']:,} {options['game']} bots, {options['loss']:.0%} loss, "

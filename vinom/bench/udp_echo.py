@@ -25,7 +25,9 @@ from vinom.bench.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
-    non_negative_float,
+    cpu_row,
+    latency_ms,
+    non_negative_floats,
     positive_int,
     progress_for,
 )
@@ -34,7 +36,6 @@ from vinom.bench.harness import (
     Harness,
     bottleneck,
     merge_histograms,
-    percentile_ms,
     report,
 )
 
@@ -60,8 +61,7 @@ class Options(ScenarioOptions):
     def postOptions(self) -> None:
         for name in ("size", "window", "clients"):
             self[name] = positive_int(self, name)
-        for name in ("warmup", "duration"):
-            self[name] = non_negative_float(self, name)
+        non_negative_floats(self, "warmup", "duration")
         if self["only"] not in (None, "bare", "vinom"):
             raise usage.UsageError("--only must be 'bare' or 'vinom'")
 
@@ -112,8 +112,7 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
         "load_cpu_s": measured.load_cpu_s,
         "refills": result.get("refills", 0),
         "server_datagrams_in_per_echo": round(received / max(result["count"], 1), 3),
-        "p50_ms": percentile_ms(histogram, 50),
-        "p99_ms": percentile_ms(histogram, 99),
+        **latency_ms(histogram),
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, window),
     }
 
@@ -171,10 +170,12 @@ def run(options: Options) -> int:
             (f"{mode}: rtt p50 / p99 ms", f"{half['p50_ms']} / {half['p99_ms']}"),
             (f"{mode}: server CPU us / echo", result[f"{mode}_server_us_per_echo"]),
             (f"{mode}: server datagrams in / echo", half["server_datagrams_in_per_echo"]),
-            (
+            cpu_row(
+                half["server_cpu_s"],
+                half["load_cpu_s"],
+                half["window_s"],
+                half["bottleneck"],
                 f"{mode}: server / load CPU s",
-                f"{half['server_cpu_s']:.2f} / {half['load_cpu_s']:.2f}"
-                f" in {half['window_s']:.1f} s (limit: {half['bottleneck']})",
             ),
         ]
     if result["ratio"] is not None:
