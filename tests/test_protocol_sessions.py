@@ -208,6 +208,16 @@ class LivenessTests(SynchronousTestCase):
 
 
 class DisconnectTests(SynchronousTestCase):
+    def test_a_message_queued_just_before_disconnect_is_sent_first(self) -> None:
+        net, sid = connected()
+        client = net.clients[CLIENT_ADDR]
+        client.send_message(RELIABLE, b"leave")
+        client.disconnect()
+        net.run(0.5)
+        self.assertIn(b"leave", [m.data for m in net.messages(None)])
+        self.assertEqual([(e.session_id, e.reason) for e in net.closed(None)],
+                         [(sid, "disconnect")])
+
     def test_client_disconnect_is_redundant_and_frees_the_session(self) -> None:
         net, sid = connected()
         client = net.clients[CLIENT_ADDR]

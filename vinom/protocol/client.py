@@ -162,6 +162,9 @@ class ClientConnection:
     def disconnect(self) -> None:
         """End the session: `disconnect` sent redundantly; abandon a handshake in progress."""
         if self.state == CONNECTED:
+            if self._dirty:
+                # Messages queued just before (a game's "leave") go out first, once.
+                self._flush(self._now)
             for _ in range(self.config.disconnect_redundancy):
                 self._seal(DISCONNECT, b"")
             self._close("closed")
