@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -205,3 +206,47 @@ __all__ = [
     "progress_for",
     "report_failure",
 ]
+
+
+def slices(total: int, parts: int) -> list[tuple[int, int]]:
+    """[first, last) ranges splitting `total` rooms into `parts` nearly equal slices."""
+    base, extra = divmod(total, parts)
+    out = []
+    first = 0
+    for i in range(parts):
+        last = first + base + (1 if i < extra else 0)
+        out.append((first, last))
+        first = last
+    return out
+
+
+def spawn_room_loads(
+    harness: Harness,
+    scenario: str,
+    port: int,
+    key: bytes,
+    rooms: int,
+    options: ScenarioOptions,
+    load_cpus: Sequence[int | None],
+    **extra: Any,
+) -> list[Worker]:
+    """One load worker per slice of the bench rooms, each with the rooms' shared key."""
+    loads = []
+    for index, (first, last) in enumerate(slices(rooms, options["loads"])):
+        settings = {
+            "host": "127.0.0.1",
+            "port": port,
+            "key": key.hex(),
+            "first_room": first,
+            "last_room": last,
+            "warmup": options["warmup"],
+            "duration": options["duration"],
+            **extra,
+        }
+        loads.append(
+            harness.spawn(
+                f"load{index}", "vinom.bench.load_worker",
+                [scenario, json.dumps(settings)], load_cpus[index],
+            )
+        )
+    return loads

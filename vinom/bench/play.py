@@ -33,6 +33,7 @@ from vinom.bench.common import (
     positive_int,
     progress_for,
     report_failure,
+    spawn_room_loads,
 )
 from vinom.bench.harness import (
     BenchError,
@@ -64,17 +65,6 @@ class Options(ScenarioOptions):
         non_negative_floats(self, "warmup", "duration", "state-interval")
 
 
-def slices(total: int, parts: int) -> list[tuple[int, int]]:
-    """[first, last) ranges splitting `total` rooms into `parts` nearly equal slices."""
-    base, extra = divmod(total, parts)
-    out = []
-    first = 0
-    for i in range(parts):
-        last = first + base + (1 if i < extra else 0)
-        out.append((first, last))
-        first = last
-    return out
-
 
 def run(options: Options) -> int:
     key = os.urandom(32)
@@ -97,23 +87,9 @@ def run(options: Options) -> int:
                 server_cpu,
             )  # fmt: skip
             ready = harness.wait_for(server, "ready", 60)
-            loads = []
-            for index, (first, last) in enumerate(slices(options["rooms"], options["loads"])):
-                settings = {
-                    "host": "127.0.0.1",
-                    "port": ready["port"],
-                    "key": key.hex(),
-                    "first_room": first,
-                    "last_room": last,
-                    "warmup": options["warmup"],
-                    "duration": options["duration"],
-                }
-                loads.append(
-                    harness.spawn(
-                        f"load{index}", "vinom.bench.load_worker",
-                        ["play", json.dumps(settings)], load_cpus[index],
-                    )
-                )
+            loads = spawn_room_loads(
+                harness, "play", ready["port"], key, options["rooms"], options, load_cpus
+            )
             measured = MeasuredRun(
                 harness, server, loads, options, "play", options["duration"]
             )

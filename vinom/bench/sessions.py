@@ -31,9 +31,9 @@ from vinom.bench.common import (
     positive_int,
     progress_for,
     report_failure,
+    spawn_room_loads,
 )
 from vinom.bench.harness import BenchError, Harness, report
-from vinom.bench.play import slices
 
 
 class Options(ScenarioOptions):
@@ -88,24 +88,10 @@ def run(options: Options) -> int:
                 server_cpu,
             )
             ready = harness.wait_for(server, "ready", 60)
-            loads = []
-            for index, (first, last) in enumerate(slices(rooms, options["loads"])):
-                settings = {
-                    "host": "127.0.0.1",
-                    "port": ready["port"],
-                    "key": key.hex(),
-                    "first_room": first,
-                    "last_room": last,
-                    "warmup": options["warmup"],
-                    "duration": options["duration"],
-                    "connect_limit": options.planned_seconds() + 30,
-                }
-                loads.append(
-                    harness.spawn(
-                        f"load{index}", "vinom.bench.load_worker",
-                        ["sessions", json.dumps(settings)], load_cpus[index],
-                    )
-                )
+            loads = spawn_room_loads(
+                harness, "sessions", ready["port"], key, rooms, options, load_cpus,
+                connect_limit=options.planned_seconds() + 30,
+            )
             measured = MeasuredRun(
                 harness, server, loads, options, "sessions", options["duration"]
             )
