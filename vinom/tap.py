@@ -368,7 +368,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     certificate, private_key = _certificate(options)
 
     games = GameRegistry.from_plugins()
-    match_sizes = {**games.match_sizes(), **_match_sizes(games, options["match-sizes"])}
+    # --match-size values were checked against the installed games in postOptions.
+    match_sizes = {**games.match_sizes(), **options["match-sizes"]}
     protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
     issuer = TokenIssuer(
         IssuerConfig(
