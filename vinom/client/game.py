@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from itertools import count
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorUDP
 
 from vinom.client.lobby import MatchFound
@@ -94,7 +94,7 @@ class GameSession:
     def disconnect(self) -> Deferred[None]:
         """Close the UDP session (the seat is kept for the reconnection window)."""
         if self.protocol is None:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         return self.protocol.disconnect()
 
     def _send(self, data: bytes) -> None:
@@ -156,10 +156,6 @@ class GameSession:
 def _call(handler: MessageHandler | None, message: dict[str, Any]) -> None:
     if handler is not None:
         handler(message)
-
-
-async def _nothing() -> None:
-    return None
 
 
 def connect_game(
