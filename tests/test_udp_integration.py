@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 import time
 from typing import Any
 
@@ -193,9 +194,13 @@ class RealUDPTests(TestCase):
         self.host.close_session(self.sink.connected[0].session_id)
 
     def test_the_port_reads_in_batches_with_one_empty_read(self) -> None:
-        """Five queued datagrams: five reads and one that finds nothing, not two."""
+        """Without recvmmsg: five queued datagrams, five reads and one that finds
+        nothing, not two."""
         real = self.host._socket
         assert real is not None
+        reader = self.host._reader
+        self.host._reader = None
+        self.addCleanup(setattr, self.host, "_reader", reader)
 
         class Counting:
             def __init__(self) -> None:
@@ -228,6 +233,39 @@ class RealUDPTests(TestCase):
         self.port.doRead()  # type: ignore[attr-defined]
         self.assertEqual(self.host.read_errors, 1)
         counting.fail = errno.EAGAIN
+        self.port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(self.host.read_errors, 1)
+
+    def test_the_port_reads_a_batch_with_one_recvmmsg(self) -> None:
+        """On Linux (IPv4): five queued datagrams are one read call, and the short
+        batch says the socket is drained, so no read fails."""
+        reader = self.host._reader
+        if not sys.platform.startswith("linux"):
+            self.assertIsNone(reader)
+            return
+        assert reader is not None
+        calls = []
+        real_read = reader.read
+
+        def counting_read(fd: int) -> list[tuple[bytes, Any]]:
+            batch = real_read(fd)
+            calls.append(len(batch))
+            return batch
+
+        reader.read = counting_read  # type: ignore[method-assign]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(5):
+                sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
+            self.port.doRead()  # type: ignore[attr-defined]
+        self.assertEqual(calls, [5])
+        self.assertEqual(self.endpoint.datagrams_received, 5)
+        self.assertEqual(self.endpoint.drops["no_session"], 5)
+        self.assertEqual(self.host.read_errors, 0)
+
+        def failing_read(fd: int) -> list[tuple[bytes, Any]]:
+            raise OSError(errno.EBADF, "bad")
+
+        reader.read = failing_read  # type: ignore[method-assign]
         self.port.doRead()  # type: ignore[attr-defined]
         self.assertEqual(self.host.read_errors, 1)
 
