@@ -99,6 +99,7 @@ _NO_LIST = cast(list[Any], ())
 _NO_DICT = cast(dict[Any, Any], MappingProxyType({}))
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
+_SINGLE_MESSAGE_BODY = BODY_HEADER_SIZE + MESSAGE_HEADER_SIZE
 _unpack_body_header = BODY_HEADER.unpack_from
 _pack_body_header = BODY_HEADER.pack
 _unpack_message_header = MESSAGE_HEADER.unpack_from
@@ -604,6 +605,17 @@ class Reliability:
         messages: list[tuple[int, int, int, int, int, int]] = []
         offset = BODY_HEADER_SIZE
         max_fragments = MAX_FRAGMENTS
+        if total >= _SINGLE_MESSAGE_BODY:
+            # The common case first: one whole message on channel 0 or 1 (an action,
+            # a state), which the loop below would find after more checks.
+            info, message_id = _unpack_message_header(body, offset)
+            if info < 0x8000 and not info & FRAGMENT_FLAG and (
+                (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
+            ):
+                messages.append(
+                    (info >> CHANNEL_SHIFT, message_id, -1, 0, _SINGLE_MESSAGE_BODY, total)
+                )
+                offset = total
         try:
             while offset < total:
                 info, message_id = _unpack_message_header(body, offset)

@@ -672,6 +672,12 @@ class ServerEndpoint:
         self._schedule(s, now)
 
     def _schedule(self, s: _Session, now: float) -> None:
+        due = s.reliability.next_timer()
+        if s.wake != _INF and (due is None or due >= s.wake):
+            # The wake-up already set comes first: the keepalive and timeout times
+            # below only move later (last_sent and last_recv only grow), so only
+            # the reliability layer can want an earlier one.
+            return
         grid = s.grid
         if grid:
             # On a shared grid, one wake-up of the host serves every session due in
@@ -686,7 +692,6 @@ class ServerEndpoint:
             deadline = s.last_recv + s.timeout
         if deadline < when:
             when = deadline
-        due = s.reliability.next_timer()
         if due is not None and due < when:
             when = due
         if when < now + _MIN_TIMER_DELAY:
