@@ -85,6 +85,13 @@ class Poller:
                 assert self._selector is not None
                 self._selector.unregister(fd)
 
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        else:
+            assert self._selector is not None
+            self._selector.close()
+
     def poll(self, timeout: float) -> list[int]:
         if self._epoll is not None:
             return [fd for fd, _ in self._epoll.poll(timeout, 1024)]
@@ -273,15 +280,10 @@ def host_of(options: Any) -> tuple[str, int]:
 
 
 class EchoDriver(Driver):
-    """Keeps `share` stamped messages in flight per client; records each round trip."""
+    """Connects the echo clients; `run_echo` then carries their sessions on lean."""
 
-    def __init__(self, server: tuple[str, int], size: int, channel: int) -> None:
+    def __init__(self, server: tuple[str, int]) -> None:
         super().__init__(server)
-        self.padding = bytes(max(0, size - STAMP.size))
-        self.channel = channel
-        self.latencies = Latencies()
-        self.measuring = False
-        self.count = 0
         self.connected = 0
         self.failed = 0
 
@@ -291,45 +293,25 @@ class EchoDriver(Driver):
     def on_closed(self, client: Client, reason: str, now: float) -> None:
         self.failed += 1
 
-    def _readable(self, client: Client, now: float) -> None:
-        # One message per datagram, exactly as in the bare half: answer every
-        # datagram on its own instead of letting the reliability layer pack
-        # the replies to a burst into one packet (which would flatter vinom).
-        conn = client.conn
-        sock = client.sock
-        server = self.server
-        for _ in range(MAX_READS_PER_WAKE):
-            try:
-                data = sock.recv(MAX_DATAGRAM)
-            except BlockingIOError:
-                break
-            except OSError:
-                continue
-            conn.receive_datagram(data, server, now)
-            self._dispatch(client, now)
-            self.flush(client, now)
-
-    def send_one(self, client: Client) -> None:
-        client.conn.send_message(self.channel, STAMP.pack(time.perf_counter_ns()) + self.padding)
-
-    def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
-        sent_ns = STAMP.unpack_from(data)[0]
-        now_ns = time.perf_counter_ns()
-        if self.measuring:
-            self.latencies.record((now_ns - sent_ns) // 1000)
-            self.count += 1
-        client.data = now
-        client.conn.send_message(self.channel, STAMP.pack(now_ns) + self.padding)
-
 
 def run_echo(options: Any) -> dict[str, Any]:
-    """The vinom half of udp-echo (options as in `vinom.bench.echo_load.Options`)."""
+    """The vinom half of udp-echo (options as in `vinom.bench.echo_load.Options`).
+
+    The handshakes go through `ClientConnection`; the echoes through
+    `LeanEchoSession` (see vinom.bench.lean_echo: the same datagrams for less
+    CPU, so that the host, not this process, is what the scenario measures).
+    Like the bare half: one message per datagram, every datagram answered on
+    its own, up to 64 read per socket per wake-up.
+    """
     from vinom.bench.echo_load import SILENCE_REFILL_S, split_window
+    from vinom.bench.lean_echo import LeanEchoSession
 
     server = host_of(options)
     clients = int(options["clients"])
     shares = split_window(int(options["window"]), clients)
-    driver = EchoDriver(server, int(options["size"]), int(options["channel"]))
+    if int(options["channel"]) != 0:
+        raise ValueError("the lean echo client carries channel 0 only")
+    driver = EchoDriver(server)
     issuer = make_issuer(bytes.fromhex(options["key"]))
     hosts = (HostAddress(*server),)
     now = time.perf_counter()
@@ -342,48 +324,114 @@ def run_echo(options: Any) -> dict[str, Any]:
     driver.run_until(lambda: driver.connected + driver.failed >= clients, 15.0)
     if driver.failed:
         raise RuntimeError(f"{driver.failed} of {clients} echo clients failed to connect")
-
-    refills = [0]
+    sessions = [LeanEchoSession(client.conn) for client in members]
+    sockets = [client.sock for client in members]
+    padding = bytes(max(0, int(options["size"]) - STAMP.size))
+    latencies = Latencies()
+    state = {"count": 0, "refills": 0, "send_errors": 0}
 
     def on_measure() -> None:
-        driver.measuring = True
-        driver.latencies.clear()
-        driver.count = 0
-        refills[0] = 0
+        latencies.clear()
+        state.update(count=0, refills=0)
 
     timeline = Timeline(
         float(options["warmup"]),
         float(options["duration"]),
         on_measure=on_measure,
-        progress=lambda: {"count": driver.count},
+        progress=lambda: {"count": state["count"]},
     )
+    poller = Poller()
+    by_fd = {sock.fileno(): index for index, sock in enumerate(sockets)}
+    for fd in by_fd:
+        poller.register(fd)
+    poller.register(sys.stdin.fileno())
+    poll = poller.poll
+    pack = STAMP.pack
+    unpack_from = STAMP.unpack_from
+    clock_ns = time.perf_counter_ns
+    record = latencies.record
+    last_heard = [time.perf_counter()] * clients
+
+    def send_share(index: int) -> None:
+        session = sessions[index]
+        for _ in range(shares[index]):
+            for datagram in session.seal([pack(clock_ns()) + padding]):
+                try:
+                    sockets[index].send(datagram)
+                except OSError:
+                    state["send_errors"] += 1
+
     timeline.start()
-    now = time.perf_counter()
-    for client, share in zip(members, shares, strict=True):
-        client.data = now
-        for _ in range(share):
-            driver.send_one(client)
-            driver.flush(client, now)
-    while True:
-        now = driver.step()
-        if timeline.check(now) == DONE:
-            break
-        for client, share in zip(members, shares, strict=True):
-            if now - client.data > SILENCE_REFILL_S:
-                refills[0] += 1
-                client.data = now
-                for _ in range(share):
-                    driver.send_one(client)
-                    driver.flush(client, now)
-    count = driver.count
-    driver.close()
+    for index in range(clients):
+        send_share(index)
+    count = 0
+    measuring = timeline.measuring
+    try:
+        while True:
+            for fd in poll(0.05):
+                index = by_fd.get(fd, -1)
+                if index < 0:
+                    raise Aborted()
+                sock = sockets[index]
+                session = sessions[index]
+                receive = session.receive
+                seal = session.seal
+                for _ in range(MAX_READS_PER_WAKE):
+                    try:
+                        data = sock.recv(MAX_DATAGRAM)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        continue
+                    messages = receive(data)
+                    if not messages:
+                        if session.ack_owed:
+                            for datagram in seal(messages):
+                                sock.send(datagram)
+                        continue
+                    now_ns = clock_ns()
+                    replies = []
+                    for message in messages:
+                        if measuring:
+                            record((now_ns - unpack_from(message)[0]) // 1000)
+                            count += 1
+                        replies.append(pack(now_ns) + padding)
+                    # The replies to one datagram share one, as ClientConnection's would.
+                    for datagram in seal(replies):
+                        try:
+                            sock.send(datagram)
+                        except OSError:
+                            state["send_errors"] += 1
+                last_heard[index] = time.perf_counter()
+            now = time.perf_counter()
+            state["count"] = count
+            before = timeline.phase
+            phase = timeline.check(now)
+            if phase != before:
+                count = state["count"]
+                measuring = timeline.measuring
+                if phase == DONE:
+                    break
+            for index, heard in enumerate(last_heard):
+                if now - heard > SILENCE_REFILL_S:
+                    state["refills"] += 1
+                    last_heard[index] = now
+                    send_share(index)
+    finally:
+        poller.close()
+    closed = sum(1 for session in sessions if session.closed)
+    unexpected = sum(session.unexpected for session in sessions)
+    if closed or unexpected:
+        raise RuntimeError(f"{closed} echo sessions closed, {unexpected} unexpected bodies")
+    for client in members:
+        client.sock.close()
     return {
         "count": count,
         "window_s": timeline.window_s,
         "load_cpu_s": timeline.load_cpu_s,
-        "refills": refills[0],
-        "histogram": driver.latencies.encoded(),
-        "send_errors": driver.send_errors,
+        "refills": state["refills"],
+        "histogram": latencies.encoded(),
+        "send_errors": state["send_errors"],
     }
 
 

@@ -1,0 +1,173 @@
+"""The udp-echo load's lean client sends exactly what ClientConnection would.
+
+Two twin `ClientConnection`s (same token, same first sequence) complete the
+handshake with a real `ServerEndpoint`; one twin then becomes a
+`LeanEchoSession`. Every datagram the host sends goes to both; each answers
+every message it delivers; the datagrams they produce must be the same bytes,
+and the host must accept them all.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_protocol_support import CLIENT_ADDR, HOST, SERVER_ADDR, WALL, FakeAdmission
+from vinom.bench.lean_echo import LeanEchoSession
+from vinom.protocol.client import ClientConnection
+from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
+from vinom.protocol.events import RELIABLE, UNRELIABLE, MessageReceived
+from vinom.protocol.server import ServerEndpoint
+from vinom.protocol.tokens import TokenIssuer
+from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD
+
+KEY = bytes(range(32))
+
+
+def fixed(n: int) -> bytes:
+    return bytes(range(7, 7 + n))
+
+
+class Twins:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        protocol = ProtocolConfig(token_key=KEY)
+        self.server = ServerEndpoint(
+            HostConfig(protocol, (HOST,)), FakeAdmission(), wall_clock=lambda: WALL
+        )
+        token = TokenIssuer(IssuerConfig(protocol)).issue_token(
+            player_id="p-1", match_id="m-1", hosts=(HOST,), now=WALL
+        )
+        self.real = ClientConnection(token, self.now, addresses=[SERVER_ADDR],
+                                     wall_clock=lambda: WALL, random_bytes=fixed)
+        twin = ClientConnection(token, self.now, addresses=[SERVER_ADDR],
+                                wall_clock=lambda: WALL, random_bytes=fixed)
+        for _ in range(3):  # request, response: the handshake
+            out = self.real.datagrams_to_send(self.now)
+            self.assertSame(out, twin.datagrams_to_send(self.now))
+            for datagram, _ in out:
+                self.server.receive_datagram(datagram, CLIENT_ADDR, self.now)
+            for datagram, _ in self.server.datagrams_to_send(self.now):
+                self.real.receive_datagram(datagram, SERVER_ADDR, self.now)
+                twin.receive_datagram(datagram, SERVER_ADDR, self.now)
+        assert self.real.is_connected and twin.is_connected
+        while self.real.next_event() is not None:
+            pass
+        self.lean = LeanEchoSession(twin)
+        self.session_id = self.server.session_ids()[0]
+        self.echoed = 0
+
+    @staticmethod
+    def assertSame(a: object, b: object) -> None:
+        assert a == b, (a, b)
+
+    def host_sends(self, messages: list[bytes]) -> list[bytes]:
+        for message in messages:
+            self.server.send_message(self.session_id, UNRELIABLE, message)
+        return [d for d, _ in self.server.datagrams_to_send(self.now)]
+
+    def both_receive(self, datagram: bytes) -> list[bytes]:
+        """Both twins take `datagram` and answer what it delivers; returns what the real
+        one sent, after checking the lean one sent the same."""
+        self.real.receive_datagram(datagram, SERVER_ADDR, self.now)
+        replies = []
+        while (event := self.real.next_event()) is not None:
+            if isinstance(event, MessageReceived):
+                replies.append(b"re:" + event.data)
+                self.real.send_message(UNRELIABLE, b"re:" + event.data)
+        sent = [d for d, _ in self.real.datagrams_to_send(self.now)]
+        delivered = self.lean.receive(datagram)
+        self.assertSame([b"re:" + m for m in delivered], replies)
+        lean_sent = self.lean.seal([b"re:" + m for m in delivered])
+        self.assertSame(lean_sent, sent)
+        self.echoed += len(replies)
+        return sent
+
+    def to_host(self, datagrams: list[bytes]) -> None:
+        for datagram in datagrams:
+            self.server.receive_datagram(datagram, CLIENT_ADDR, self.now)
+        while self.server.next_event() is not None:
+            pass
+
+
+class LeanEchoTests(SynchronousTestCase):
+    def test_one_message_each_way(self) -> None:
+        twins = Twins()
+        for n in range(300):
+            twins.now += 0.001
+            (datagram,) = twins.host_sends([b"state %d" % n])
+            twins.to_host(twins.both_receive(datagram))
+        self.assertEqual(twins.echoed, 300)
+        self.assertEqual(dict(twins.server.drops), {})
+        reliability = twins.server.reliability(twins.session_id)
+        assert reliability is not None
+        self.assertEqual(reliability.lost_packets, 0)
+        self.assertGreaterEqual(reliability.acked_packets, 299)
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.tuples(st.integers(1, 80), st.integers(1, 300),
+                              st.sampled_from(["deliver", "duplicate", "drop", "reverse"])),
+                    min_size=1, max_size=25))
+    def test_same_datagrams_whatever_the_host_sends(
+        self, rounds: list[tuple[int, int, str]]
+    ) -> None:
+        """Batches of snapshots (several per body, several bodies), duplicates, losses
+        and reordering: the lean session answers with the same bytes."""
+        twins = Twins()
+        for count, size, fate in rounds:
+            twins.now += 0.002
+            datagrams = twins.host_sends([bytes([n % 256]) * size for n in range(count)])
+            if fate == "drop":
+                datagrams = datagrams[1:]
+            elif fate == "duplicate":
+                datagrams = datagrams + datagrams[:1]
+            elif fate == "reverse":
+                datagrams = datagrams[::-1]
+            for datagram in datagrams:
+                twins.to_host(twins.both_receive(datagram))
+        self.assertEqual(dict(twins.server.drops), {})
+        self.assertFalse(twins.lean.closed)
+
+    def test_keepalives_are_taken_and_disconnect_closes(self) -> None:
+        twins = Twins()
+        twins.now += 1.5
+        twins.server.handle_timer(twins.now)
+        out = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
+        self.assertEqual([d[0] for d in out], [KEEPALIVE])
+        self.assertEqual(twins.both_receive(out[0]), [])
+        self.assertEqual(twins.lean.receive(out[0]), [])  # a replay now
+        twins.server.close_session(twins.session_id)
+        out = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
+        self.assertEqual(out[0][0], DISCONNECT)
+        self.assertEqual(twins.lean.receive(out[0]), [])
+        self.assertTrue(twins.lean.closed)
+
+    def test_anything_else_ends_the_lean_session(self) -> None:
+        """A reliable message is not this exchange: counted, and the session ends."""
+        twins = Twins()
+        twins.server.send_message(twins.session_id, RELIABLE, b"not an echo")
+        (datagram,) = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
+        self.assertEqual(datagram[0], PAYLOAD)
+        self.assertEqual(twins.lean.receive(datagram), [])
+        self.assertEqual(twins.lean.unexpected, 1)
+        self.assertTrue(twins.lean.closed)
+
+    def test_garbage_and_forgeries_deliver_nothing(self) -> None:
+        twins = Twins()
+        (datagram,) = twins.host_sends([b"state"])
+        forged = bytearray(datagram)
+        forged[-1] ^= 1
+        for bad in (b"", b"\x05", bytes(forged), b"\x09" + datagram[1:], datagram[:20]):
+            self.assertEqual(twins.lean.receive(bytes(bad)), [])
+        self.assertEqual(twins.lean.receive(datagram), [b"state"])
+        self.assertFalse(twins.lean.closed)
+
+    def test_only_a_connected_connection_can_be_taken_over(self) -> None:
+        protocol = ProtocolConfig(token_key=KEY)
+        token = TokenIssuer(IssuerConfig(protocol)).issue_token(
+            player_id="p-1", match_id="m-1", hosts=(HOST,), now=WALL
+        )
+        conn = ClientConnection(token, 0.0, addresses=[SERVER_ADDR], wall_clock=lambda: WALL)
+        with self.assertRaises(ValueError):
+            LeanEchoSession(conn)
