@@ -13,6 +13,7 @@ from tests.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Ne
 from vinom.protocol.client import CLOSED, CONNECTED
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
 from vinom.protocol.reliability import Reliability
+from vinom.protocol.server import WARM_PAYLOADS
 from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD, SEQUENCE
 from vinom.rooms.messages import MAX_CLIENT_MESSAGE
 
@@ -356,8 +357,10 @@ class CipherMemoryTests(SynchronousTestCase):
             net.run(0.15)
         # Traffic between the idle sessions' keepalives keeps the ciphers in place.
         busy = next(s for s in net.server._sessions.values() if s.address == addrs[0])
-        net.clients[addrs[0]].send_message(RELIABLE, b"busy")
-        net.run(0.05)
+        for _ in range(30):  # until the timer has seen it busy: warm
+            net.clients[addrs[0]].send_message(RELIABLE, b"busy")
+            net.run(0.05)
+        self.assertTrue(busy.warm)
         for _ in range(60):
             net.clients[addrs[0]].send_message(RELIABLE, b"busy")
             net.run(0.05)
@@ -392,8 +395,17 @@ class CipherMemoryTests(SynchronousTestCase):
         self.assertEqual(server.drops["decrypt_failed"], 3)
         self.assertEqual({s.id: (s.rx, s.tx) for s in sessions}, ciphers)
         self.assertEqual(server.datagrams_to_send(net.now), [])
-        # ... a genuine payload keeps the receiving one.
-        client.send_message(UNRELIABLE, b"hello")
+        # ... nor genuine payloads, until the session has carried enough to be warm ...
+        sent = 0
+        while not victim.warm:
+            client.send_message(UNRELIABLE, b"hello %d" % sent)
+            (payload, _), = client.datagrams_to_send(net.now)
+            server.receive_datagram(payload, victim.address, net.now)
+            self.assertEqual((victim.rx, victim.tx), (None, None))
+            sent += 1
+        self.assertLessEqual(sent, WARM_PAYLOADS)
+        # ... then a payload keeps the receiving one.
+        client.send_message(UNRELIABLE, b"again")
         (payload, _), = client.datagrams_to_send(net.now)
         server.receive_datagram(payload, victim.address, net.now)
         self.assertIsNotNone(victim.rx)
@@ -410,16 +422,27 @@ class CipherMemoryTests(SynchronousTestCase):
             net.clients[addr].send_message(RELIABLE, b"hello")
         net.run(0.05)
         sessions = list(net.server._sessions.values())
+        # A first exchange keeps no cipher objects: the session may go quiet after it.
+        self.assertEqual([(s.rx, s.tx) for s in sessions], [(None, None)] * 3)
+        # Traffic the timer sees, and then more: now they are kept.
+        for n in range(30):
+            for addr in addrs:
+                net.clients[addr].send_message(UNRELIABLE, b"tick %d" % n)
+            net.run(0.05)
+        self.assertTrue(all(s.warm for s in sessions))
         self.assertTrue(all(s.rx is not None and s.tx is not None for s in sessions))
         # Keepalives only, both ways: the ciphers go after a keepalive interval or two.
         net.run(3.0)
         self.assertGreater(count(net, SERVER_ADDR, KEEPALIVE), 6)
         self.assertEqual([(s.rx, s.tx) for s in sessions], [(None, None)] * 3)
         self.assertEqual(net.closed(None), [])
-        # Traffic resumes as before; only the session carrying it keeps ciphers.
-        net.clients[addrs[0]].send_message(RELIABLE, b"again")
-        net.run(0.05)
-        self.assertEqual([m.data for m in net.messages(None)], [b"hello"] * 3 + [b"again"])
+        # Traffic resumes as before; only the session carrying it keeps ciphers, once
+        # the timer has seen it busy again.
+        for _ in range(30):
+            net.clients[addrs[0]].send_message(RELIABLE, b"again")
+            net.run(0.05)
+        received = [m.data for m in net.messages(None) if not m.data.startswith(b"tick")]
+        self.assertEqual(received, [b"hello"] * 3 + [b"again"] * 30)
         busy = next(s for s in sessions if s.address == addrs[0])
         self.assertIsNotNone(busy.rx)
         self.assertEqual([(s.rx, s.tx) for s in sessions if s is not busy], [(None, None)] * 2)

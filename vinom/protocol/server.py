@@ -104,6 +104,9 @@ _TIMER_GRID = 1.0 / 32
 # A peer hears from us at least this many times per session timeout, so one or
 # two lost keepalives never end a session (whatever timeout the token sets).
 KEEPALIVES_PER_TIMEOUT = 3
+# Payload packets (both ways) since a session was last idle that make it warm:
+# worth keeping cipher objects for (see _Session).
+WARM_PAYLOADS = 8
 
 
 class _Session:
@@ -111,10 +114,10 @@ class _Session:
 
     __slots__ = (
         "address", "busy", "closed", "dirty", "grid", "id", "keepalive", "last_recv",
-        "last_sent",
-        "listed", "match_id",
-        "player_id", "reliability", "rx", "rx_key", "timeout", "token_nonce", "tx", "tx_key",
-        "tx_seq", "wake", "window_bits", "window_latest",
+        "last_sent", "listed", "match_id", "payloads", "player_id", "reliability", "rx",
+        "rx_key",
+        "timeout", "token_nonce", "tx", "tx_key", "tx_seq", "wake", "window_bits",
+        "window_latest",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -131,10 +134,14 @@ class _Session:
         # session carries payloads and is among the endpoint's recently busy ones
         # (see _enlist). `busy`: payload traffic since the timer last looked
         # (True), none since (False), none for two looks: the session is idle and
-        # gave up what it could (None).
+        # gave up what it could (None). `payloads`: payload packets (both ways)
+        # since the session was last idle; only a warm session (WARM_PAYLOADS of
+        # them) keeps cipher objects, so sessions that exchange a first state and
+        # go quiet (a crowd connecting at once, say) never hold any.
         self.rx: Aead | None = None
         self.tx: Aead | None = None
         self.busy: bool | None = True
+        self.payloads = 0
         self.listed = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
         # The replay window (vinom.protocol.replay's, inlined: no object per session).
@@ -151,6 +158,11 @@ class _Session:
         self.wake = _INF
         self.dirty = False
         self.closed = False
+
+    @property
+    def warm(self) -> bool:
+        """Carried enough payloads since it was last idle to keep cipher objects."""
+        return self.payloads >= WARM_PAYLOADS
 
 
 class ServerEndpoint:
@@ -327,6 +339,7 @@ class ServerEndpoint:
                 # No payload since the timer last looked (a keepalive interval at
                 # most): idle sessions hold no cipher objects, nor grown tables.
                 s.busy = None
+                s.payloads = 0
                 s.rx = s.tx = None
                 s.reliability.compact()
             due = s.reliability.next_timer()
@@ -371,7 +384,8 @@ class ServerEndpoint:
                     return
                 if kind == PAYLOAD:
                     s.busy = True  # first, so that keeping it does not evict it
-                    self._keep_rx(s, rx)
+                    if s.payloads >= WARM_PAYLOADS:
+                        self._keep_rx(s, rx)
             else:
                 try:
                     plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
@@ -390,6 +404,7 @@ class ServerEndpoint:
             s.last_recv = now
             if kind == PAYLOAD:
                 s.busy = True
+                s.payloads += 1
                 messages = s.reliability.receive_body(plain, now)
                 if messages is None:
                     self.drops[DROP_MALFORMED_BODY] += 1
@@ -543,10 +558,10 @@ class ServerEndpoint:
         if len(self._sessions) >= self.config.max_sessions:
             self.drops[DROP_HOST_FULL] += 1
             return
-        self._create_session(cookie, player_id, match_id, seq, addr, now, rx)
+        self._create_session(cookie, player_id, match_id, seq, addr, now)
 
     def _create_session(self, cookie: CookieContents, player_id: str, match_id: str,
-                        response_seq: int, addr: Address, now: float, rx: Aead) -> None:
+                        response_seq: int, addr: Address, now: float) -> None:
         self._forget_expired_tokens()
         sid = self._next_session_id
         self._next_session_id = sid + 1
@@ -558,7 +573,6 @@ class ServerEndpoint:
         s.window_latest = response_seq
         s.window_bits = 1
         self._sessions[sid] = s
-        self._keep_rx(s, rx)
         self._by_address[addr] = s
         self._by_player[player_id] = s
         self._used_tokens.add(cookie.token_nonce)
@@ -573,9 +587,7 @@ class ServerEndpoint:
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(WELCOME, seq)
-        tx = s.tx
-        if tx is None:
-            tx = self._make_tx(s)
+        tx = s.tx or new_aead(s.tx_key)
         packet = header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                        WELCOME_BODY.pack(s.id, now), header)
         s.last_sent = now
@@ -600,7 +612,10 @@ class ServerEndpoint:
         if tx is None:
             tx = s.tx
             if tx is None:
-                tx = self._make_tx(s) if kind == PAYLOAD else new_aead(s.tx_key)
+                if kind == PAYLOAD and s.payloads >= WARM_PAYLOADS:
+                    tx = self._make_tx(s)
+                else:
+                    tx = new_aead(s.tx_key)
         self._out.append(
             (header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
              s.address)
@@ -663,8 +678,12 @@ class ServerEndpoint:
         bodies = s.reliability.build_bodies(now)
         if bodies:
             s.busy = True
+            s.payloads += len(bodies)
+            tx = s.tx
+            if tx is None and len(bodies) > 1 and s.payloads < WARM_PAYLOADS:
+                tx = new_aead(s.tx_key)  # one throwaway cipher for all of them
             for body in bodies:
-                self._seal(s, PAYLOAD, body)
+                self._seal(s, PAYLOAD, body, tx)
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
             self._seal(s, KEEPALIVE, b"")
