@@ -131,7 +131,7 @@ class LeanEchoTests(SynchronousTestCase):
 
     def test_keepalives_are_taken_and_disconnect_closes(self) -> None:
         twins = Twins()
-        twins.now += 1.5
+        twins.now += 2.0
         twins.server.handle_timer(twins.now)
         out = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
         self.assertEqual([d[0] for d in out], [KEEPALIVE])

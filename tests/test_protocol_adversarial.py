@@ -168,7 +168,7 @@ class DamagedPacketTests(SynchronousTestCase):
         for data, _ in hs.server.datagrams_to_send(hs.now):
             hs.client.receive_datagram(data, SERVER_ADDR, hs.now)
         self.assertEqual(drain(hs.client) + drain(hs.server), [])
-        hs.now += 1.5
+        hs.now += 2.0  # past the keepalive interval (timeout / 3)
         hs.client.handle_timer(hs.now)
         keepalive = hs.client_sends()
         self.assertEqual(keepalive[0], KEEPALIVE)

@@ -112,12 +112,12 @@ def run(feed: dict[str, bytes] | None = None) -> tuple[dict[str, bytes], list[An
     host.send_message(sid, 0, b"state")
     payload = step("payload_server", one(host.datagrams_to_send(NOW)))
     player.receive_datagram(payload, SERVER_ADDR, NOW)
-    player.handle_timer(NOW + 1.0)
-    keepalive = step("keepalive", one(player.datagrams_to_send(NOW + 1.0)))
-    host.receive_datagram(keepalive, CLIENT_ADDR, NOW + 1.0)
+    player.handle_timer(NOW + 2.0)
+    keepalive = step("keepalive", one(player.datagrams_to_send(NOW + 2.0)))
+    host.receive_datagram(keepalive, CLIENT_ADDR, NOW + 2.0)
     player.disconnect()
-    disconnects = [d for d, _ in player.datagrams_to_send(NOW + 1.0)]
-    host.receive_datagram(step("disconnect", disconnects[0]), CLIENT_ADDR, NOW + 1.0)
+    disconnects = [d for d, _ in player.datagrams_to_send(NOW + 2.0)]
+    host.receive_datagram(step("disconnect", disconnects[0]), CLIENT_ADDR, NOW + 2.0)
     host_events += [e for e in iter(host.next_event, None)]
     client_events = [e for e in iter(player.next_event, None)]
 

@@ -151,7 +151,7 @@ class AdapterTests(SynchronousTestCase):
 
     def test_timers_drive_keepalives_and_timeouts(self) -> None:
         _client, sid = self.connected_client()
-        self.clock.advance(1.0)
+        self.clock.advance(2.0)  # past the keepalive interval (timeout / 3)
         self.assertEqual(self.host_transport.written[-1][0][0], 6)  # a keepalive
         # The client goes silent: its transport loses everything from now on.
         for _ in range(60):

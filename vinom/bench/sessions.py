@@ -2,7 +2,7 @@
 
 N players (N/2 duel rooms of two, every room playing) complete the
 handshake and then send nothing: only keepalives flow, in both directions,
-once a second per session when idle (the protocol's default keepalive
+every 5/3 s per session when idle (the protocol's default keepalive
 interval). Rooms send state only on change here (`state_interval` 0), so
 that the traffic is keepalives only. After a warm-up the server's CPU is
 measured over the window, as a percentage of one core, and its resident

@@ -86,8 +86,9 @@ class HostConfig:
     addresses: tuple[HostAddress, ...] = field(
         converter=_to_addresses, validator=validators.min_len(1)
     )
-    # Send a keepalive when nothing else was sent to a session for this long.
-    keepalive_interval: float = field(default=1.0, validator=_positive)
+    # Send a keepalive when nothing else was sent to a session for this long, or
+    # for a third of the session timeout if that is shorter (5/3 s by default).
+    keepalive_interval: float = field(default=2.0, validator=_positive)
     # The cookie key is replaced this often; a cookie lives one to two periods.
     cookie_rotation: float = field(default=10.0, validator=_positive)
     # Copies of `disconnect` sent when a session is closed.
@@ -135,7 +136,7 @@ class ClientConfig:
     attempt_timeout: float | None = field(
         default=None, validator=validators.optional(_positive)
     )
-    keepalive_interval: float = field(default=1.0, validator=_positive)
+    keepalive_interval: float = field(default=2.0, validator=_positive)
     disconnect_redundancy: int = field(default=10, validator=validators.ge(1))
 
     def attempt_timeout_for(self, session_timeout: float) -> float:
