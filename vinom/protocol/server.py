@@ -335,6 +335,12 @@ class ServerEndpoint:
             busy = s.busy
             if busy:
                 s.busy = False
+                if s.reliability.next_timer() is None:
+                    # Nothing in flight: give back what the last burst grew now,
+                    # not an idle round later, so that a crowd that connects,
+                    # takes its first state and waits never holds it all at once
+                    # (resident memory keeps its peak).
+                    s.reliability.compact()
             elif busy is False:
                 # No payload since the timer last looked (a keepalive interval at
                 # most): idle sessions hold no cipher objects, nor grown tables.
