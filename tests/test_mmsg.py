@@ -83,6 +83,19 @@ class BatchReaderTests(SynchronousTestCase):
             reader.read(fd)
         self.assertEqual(caught.exception.errno, errno.EBADF)
 
+    def test_one_reader_per_shape_serves_every_socket(self) -> None:
+        reader = self.reader()
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(other.close)
+        other.bind(("127.0.0.1", 0))
+        self.assertIs(batch_reader(other, 8, 64), reader)
+        self.assertIsNot(batch_reader(other, 16, 64), reader)
+        self.senders[0].sendto(b"to the first", self.address)
+        self.senders[0].sendto(b"to the other", other.getsockname())
+        sender = self.senders[0].getsockname()
+        self.assertEqual(reader.read(other.fileno()), [(b"to the other", sender)])
+        self.assertEqual(reader.read(self.server.fileno()), [(b"to the first", sender)])
+
     def test_not_for_ipv6_sockets(self) -> None:
         """IPv6 peers keep recvfrom (scope ids): no reader for an IPv6 socket."""
         try:
