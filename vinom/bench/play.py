@@ -118,6 +118,8 @@ def run(options: Options) -> int:
         "msgs_delivered_per_s": round(sum(int(r["messages"]) for r in results) / window, 1),
         **latency_ms(histogram),
         "errors": errors,
+        # Moves sent again after RESEND_S without a state showing them (lost datagrams).
+        "resends": sum(int(r.get("resends", 0)) for r in results),
         **measured.cpu_figures(),
         "server_cpu_us_per_move": round(measured.server_cpu_s * 1e6 / max(applied, 1), 2),
         "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(applied, 1), 2),

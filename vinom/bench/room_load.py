@@ -8,38 +8,59 @@ on the unreliable one.
 
 play: a player sends `{"seq": n}` as soon as it sees a state in which its
 own counter is n - 1 (so exactly one move in flight per player), and times
-each move from sending it to the first state that includes it.
+each move from sending it to the first state that includes it. Once every
+player has connected, each session is carried on by a `LeanSession`
+(vinom.bench.lean_client: the datagrams `ClientConnection` would send, for a
+fraction of its CPU), so that the host, not the load, is the limit; a move
+not seen applied within `RESEND_S` is sent again, as the reliability layer
+would resend it.
 
 sessions: players connect and then stay idle; only keepalives flow.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 import msgpack
 
+from vinom.bench.lean_client import LeanSession
 from vinom.bench.loadgen import DONE, Latencies, Timeline
 from vinom.bench.server_worker import match_id, player_id
-from vinom.bench.session_load import Client, Driver, host_of, make_issuer, raise_fd_limit
+from vinom.bench.session_load import (
+    MAX_DATAGRAM,
+    Aborted,
+    Client,
+    Driver,
+    Poller,
+    host_of,
+    make_issuer,
+    raise_fd_limit,
+)
 from vinom.bench.worker import emit
 from vinom.hosting.interfaces import HostAddress
-from vinom.protocol.events import RELIABLE
 from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb
+# A move not seen applied this long after it was sent goes again (on loopback
+# only a datagram the kernel dropped for want of buffer space delays one).
+RESEND_S = 0.25
 
 
 class Player:
-    """What one duel player knows: its id, its last move and when it left."""
+    """What one duel player knows: its id, its last move and when it left, and
+    the latest state it saw before its session went lean."""
 
-    __slots__ = ("me", "sent", "sent_at")
+    __slots__ = ("me", "playing", "seen", "sent", "sent_at")
 
     def __init__(self, me: str) -> None:
         self.me = me
         self.sent = 0  # the last seq sent; confirmed once a state shows it
         self.sent_at = 0.0
+        self.playing = False
+        self.seen = 0  # own counter in the latest state seen
 
 
 class RoomDriver(Driver):
@@ -93,72 +114,173 @@ class RoomDriver(Driver):
 
 
 class PlayDriver(RoomDriver):
-    """Duel players with one move in flight each."""
+    """Connects the duel players and notes the states they see meanwhile; `run_play`
+    then plays with one move in flight each, over lean sessions."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__(settings)
+    def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
+        try:
+            message = _unpackb(data)
+            if message["t"] == "state":
+                player: Player = client.data
+                player.playing = message["p"] == "playing"
+                player.seen = message["s"]["seq"][player.me]
+        except Exception:
+            self.errors += 1
+
+
+class LeanPlay:
+    """The measured part of play: every player's moves over its `LeanSession`."""
+
+    def __init__(self, driver: PlayDriver) -> None:
+        self.clients = list(driver.clients.values())
+        self.sessions = [LeanSession(client.conn) for client in self.clients]
         self.latencies = Latencies()
         self.measuring = False
         self.moves = 0
+        self.messages = 0
+        self.errors = 0
+        self.resends = 0
+        self.send_errors = 0
+        self.error_codes: dict[str, int] = {}
 
-    def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
-        self.messages += 1
+    def send(self, index: int, datagram: bytes) -> None:
         try:
-            message = _unpackb(data)
-            kind = message["t"]
-        except Exception:
-            self.errors += 1
-            return
-        if kind == "state":
-            if message["p"] != "playing":
-                return
+            self.clients[index].sock.send(datagram)
+        except OSError:
+            self.send_errors += 1
+
+    def move(self, index: int, player: Player, now: float) -> None:
+        player.sent += 1
+        player.sent_at = now
+        self.send(index, self.sessions[index].send_reliable(encode_action({"seq": player.sent})))
+
+    def start(self, now: float) -> None:
+        """Players whose room is already playing make their first move."""
+        for index, client in enumerate(self.clients):
             player: Player = client.data
-            mine = message["s"]["seq"][player.me]
-            if mine >= player.sent:
-                if player.sent and self.measuring:
-                    self.moves += 1
-                    self.latencies.record(int((now - player.sent_at) * 1e6))
-                player.sent = mine + 1
-                player.sent_at = now
-                client.conn.send_message(RELIABLE, encode_action({"seq": player.sent}))
-        elif kind == "error":
-            self.errors += 1
-            code = str(message.get("code"))
-            self.error_codes[code] = self.error_codes.get(code, 0) + 1
+            if player.playing:
+                player.sent = player.seen
+                self.move(index, player, now)
+
+    def readable(self, index: int, now: float) -> None:
+        # One datagram per wake-up, as in session_load.Driver: epoll reports the
+        # socket again if more is queued.
+        try:
+            data = self.clients[index].sock.recv(MAX_DATAGRAM)
+        except OSError:
+            return
+        session = self.sessions[index]
+        player: Player = self.clients[index].data
+        moved = False
+        for raw in session.receive(data):
+            self.messages += 1
+            try:
+                message = _unpackb(raw)
+                kind = message["t"]
+            except Exception:
+                self.errors += 1
+                continue
+            if kind == "state":
+                player.playing = message["p"] == "playing"
+                if not player.playing:
+                    continue
+                mine = message["s"]["seq"][player.me]
+                if mine >= player.sent and not moved:
+                    if player.sent and self.measuring:
+                        self.moves += 1
+                        self.latencies.record(int((now - player.sent_at) * 1e6))
+                    player.sent = mine
+                    self.move(index, player, now)
+                    moved = True
+            elif kind == "error":
+                self.errors += 1
+                code = str(message.get("code"))
+                self.error_codes[code] = self.error_codes.get(code, 0) + 1
+        if not moved and session.ack_owed:
+            for datagram in session.seal([]):
+                self.send(index, datagram)
+
+    def resend_late(self, now: float) -> None:
+        for index, client in enumerate(self.clients):
+            player: Player = client.data
+            if player.playing and player.sent and now - player.sent_at > RESEND_S:
+                player.sent_at = now  # its latency is lost anyway: measure from here
+                self.resends += 1
+                self.send(index, self.sessions[index].resend())
+
+    def closed(self) -> int:
+        return sum(1 for session in self.sessions if session.closed)
 
 
 def run_play(settings: dict[str, Any]) -> dict[str, Any]:
     driver = PlayDriver(settings)
     driver.connect_all(float(settings.get("connect_limit", 30.0)))
+    if driver.failed:
+        raise RuntimeError(f"{driver.failed} players failed to connect")
+    # Anything the connections still owe (acks of the rooms' first messages) goes out
+    # with the first lean bodies.
+    play = LeanPlay(driver)
 
     def on_measure() -> None:
-        driver.measuring = True
-        driver.latencies.clear()
-        driver.moves = 0
-        driver.messages = 0
-        driver.errors = 0
-        driver.error_codes.clear()
+        play.measuring = True
+        play.latencies.clear()
+        play.moves = 0
+        play.messages = 0
+        play.errors = 0
+        play.resends = 0
+        play.error_codes.clear()
 
     timeline = Timeline(
         float(settings["warmup"]),
         float(settings["duration"]),
         on_measure=on_measure,
-        progress=lambda: {"count": driver.moves},
+        progress=lambda: {"count": play.moves},
     )
+    poller = Poller()
+    by_fd = {client.sock.fileno(): index for index, client in enumerate(play.clients)}
+    for fd in by_fd:
+        poller.register(fd)
+    poller.register(sys.stdin.fileno())
+    poll = poller.poll
+    readable = play.readable
+    clock = time.perf_counter
     timeline.start()
-    while timeline.check(driver.step()) != DONE:
-        pass
+    now = clock()
+    play.start(now)
+    next_check = now + RESEND_S / 2
+    try:
+        while True:
+            ready = poll(0.05)
+            now = clock()
+            for fd in ready:
+                index = by_fd.get(fd, -1)
+                if index < 0:
+                    raise Aborted()
+                readable(index, now)
+            if now >= next_check:
+                next_check = now + RESEND_S / 2
+                play.resend_late(now)
+                if timeline.check(now) == DONE:
+                    break
+    finally:
+        poller.close()
+    closed = play.closed()
+    if closed:
+        play.errors += closed
+        play.error_codes["session_closed"] = closed
     result = {
-        "moves": driver.moves,
-        "messages": driver.messages,
-        "errors": driver.errors,
-        "error_codes": dict(driver.error_codes),
+        "moves": play.moves,
+        "messages": play.messages,
+        "errors": play.errors,
+        "error_codes": dict(play.error_codes),
+        "resends": play.resends,
         "window_s": timeline.window_s,
         "load_cpu_s": timeline.load_cpu_s,
-        "histogram": driver.latencies.encoded(),
-        "send_errors": driver.send_errors,
+        "histogram": play.latencies.encoded(),
+        "send_errors": driver.send_errors + play.send_errors,
     }
-    driver.close()
+    for client in play.clients:
+        client.sock.close()
     return result
 
 

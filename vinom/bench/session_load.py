@@ -298,13 +298,13 @@ def run_echo(options: Any) -> dict[str, Any]:
     """The vinom half of udp-echo (options as in `vinom.bench.echo_load.Options`).
 
     The handshakes go through `ClientConnection`; the echoes through
-    `LeanEchoSession` (see vinom.bench.lean_echo: the same datagrams for less
+    `LeanSession` (see vinom.bench.lean_client: the same datagrams for less
     CPU, so that the host, not this process, is what the scenario measures).
     Like the bare half: one message per datagram, every datagram answered on
     its own, up to 64 read per socket per wake-up.
     """
     from vinom.bench.echo_load import SILENCE_REFILL_S, split_window
-    from vinom.bench.lean_echo import LeanEchoSession
+    from vinom.bench.lean_client import LeanSession
 
     server = host_of(options)
     clients = int(options["clients"])
@@ -324,7 +324,7 @@ def run_echo(options: Any) -> dict[str, Any]:
     driver.run_until(lambda: driver.connected + driver.failed >= clients, 15.0)
     if driver.failed:
         raise RuntimeError(f"{driver.failed} of {clients} echo clients failed to connect")
-    sessions = [LeanEchoSession(client.conn) for client in members]
+    sessions = [LeanSession(client.conn) for client in members]
     sockets = [client.sock for client in members]
     padding = bytes(max(0, int(options["size"]) - STAMP.size))
     latencies = Latencies()

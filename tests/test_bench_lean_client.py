@@ -1,10 +1,11 @@
-"""The udp-echo load's lean client sends exactly what ClientConnection would.
+"""The udp-echo and play loads' lean client sends exactly what ClientConnection would.
 
 Two twin `ClientConnection`s (same token, same first sequence) complete the
 handshake with a real `ServerEndpoint`; one twin then becomes a
-`LeanEchoSession`. Every datagram the host sends goes to both; each answers
-every message it delivers; the datagrams they produce must be the same bytes,
-and the host must accept them all.
+`LeanSession`. Every datagram the host sends goes to both; each answers every
+message it delivers (echo: on channel 0; play: one reliable message); the
+datagrams they produce must be the same bytes, and the host must accept them
+all.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_protocol_support import CLIENT_ADDR, HOST, SERVER_ADDR, WALL, FakeAdmission
-from vinom.bench.lean_echo import LeanEchoSession
+from vinom.bench.lean_client import LeanSession
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import RELIABLE, UNRELIABLE, MessageReceived
@@ -54,7 +55,7 @@ class Twins:
         assert self.real.is_connected and twin.is_connected
         while self.real.next_event() is not None:
             pass
-        self.lean = LeanEchoSession(twin)
+        self.lean = LeanSession(twin)
         self.session_id = self.server.session_ids()[0]
         self.echoed = 0
 
@@ -67,19 +68,27 @@ class Twins:
             self.server.send_message(self.session_id, UNRELIABLE, message)
         return [d for d, _ in self.server.datagrams_to_send(self.now)]
 
-    def both_receive(self, datagram: bytes) -> list[bytes]:
-        """Both twins take `datagram` and answer what it delivers; returns what the real
+    def both_receive(self, datagram: bytes, reliable: bool = False) -> list[bytes]:
+        """Both twins take `datagram` and answer what it delivers (`reliable`: with one
+        reliable message for the lot, as a play client moves); returns what the real
         one sent, after checking the lean one sent the same."""
         self.real.receive_datagram(datagram, SERVER_ADDR, self.now)
         replies = []
         while (event := self.real.next_event()) is not None:
             if isinstance(event, MessageReceived):
                 replies.append(b"re:" + event.data)
-                self.real.send_message(UNRELIABLE, b"re:" + event.data)
+        if reliable and replies:
+            self.real.send_message(RELIABLE, b"move after " + replies[-1])
+        else:
+            for reply in replies:
+                self.real.send_message(UNRELIABLE, reply)
         sent = [d for d, _ in self.real.datagrams_to_send(self.now)]
         delivered = self.lean.receive(datagram)
         self.assertSame([b"re:" + m for m in delivered], replies)
-        lean_sent = self.lean.seal([b"re:" + m for m in delivered])
+        if reliable and delivered:
+            lean_sent = [self.lean.send_reliable(b"move after re:" + delivered[-1])]
+        else:
+            lean_sent = self.lean.seal([b"re:" + m for m in delivered])
         self.assertSame(lean_sent, sent)
         self.echoed += len(replies)
         return sent
@@ -91,7 +100,7 @@ class Twins:
             pass
 
 
-class LeanEchoTests(SynchronousTestCase):
+class LeanSessionTests(SynchronousTestCase):
     def test_one_message_each_way(self) -> None:
         twins = Twins()
         for n in range(300):
@@ -143,11 +152,47 @@ class LeanEchoTests(SynchronousTestCase):
         self.assertEqual(twins.lean.receive(out[0]), [])
         self.assertTrue(twins.lean.closed)
 
-    def test_anything_else_ends_the_lean_session(self) -> None:
-        """A reliable message is not this exchange: counted, and the session ends."""
+    def test_play_moves_on_the_reliable_channel(self) -> None:
+        """States in (sometimes two a datagram, sometimes a reliable one from the host),
+        one reliable move out per datagram that delivers any: the same bytes."""
         twins = Twins()
-        twins.server.send_message(twins.session_id, RELIABLE, b"not an echo")
-        (datagram,) = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
+        for n in range(200):
+            twins.now += 0.001
+            if n % 7 == 3:
+                twins.server.send_message(twins.session_id, RELIABLE, b"event %d" % n)
+            states = [b"state %d" % n] + ([b"other %d" % n] if n % 3 == 0 else [])
+            for datagram in twins.host_sends(states):
+                twins.to_host(twins.both_receive(datagram, reliable=True))
+        self.assertEqual(dict(twins.server.drops), {})
+        self.assertFalse(twins.lean.closed)
+        reliability = twins.server.reliability(twins.session_id)
+        assert reliability is not None
+        self.assertEqual(reliability.duplicates_dropped, 0)
+
+    def test_reliable_messages_in_order_and_a_resend(self) -> None:
+        twins = Twins()
+        twins.server.send_message(twins.session_id, RELIABLE, b"first")
+        twins.server.send_message(twins.session_id, RELIABLE, b"x" * 1160)  # next packet
+        first, second = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
+        self.assertEqual(twins.lean.receive(second), [])  # held until "first" arrives
+        self.assertEqual(twins.lean.receive(first), [b"first", b"x" * 1160])
+        self.assertTrue(twins.lean.ack_owed)
+        datagram = twins.lean.send_reliable(b"move")
+        self.assertFalse(twins.lean.ack_owed)
+        again = twins.lean.resend()
+        self.assertNotEqual(again, datagram)  # a new packet sequence
+        for d in (datagram, again):
+            twins.server.receive_datagram(d, CLIENT_ADDR, twins.now)
+        messages = [e.data for e in iter(twins.server.next_event, None)
+                    if isinstance(e, MessageReceived)]
+        self.assertEqual(messages, [b"move"])  # the resend is a duplicate to the host
+        self.assertEqual(dict(twins.server.drops), {})
+
+    def test_a_fragmented_message_ends_the_lean_session(self) -> None:
+        """Neither bench host sends one: counted, and the session ends."""
+        twins = Twins()
+        twins.server.send_message(twins.session_id, RELIABLE, b"y" * 3000)
+        datagram = next(d for d, _ in twins.server.datagrams_to_send(twins.now))
         self.assertEqual(datagram[0], PAYLOAD)
         self.assertEqual(twins.lean.receive(datagram), [])
         self.assertEqual(twins.lean.unexpected, 1)
@@ -170,4 +215,30 @@ class LeanEchoTests(SynchronousTestCase):
         )
         conn = ClientConnection(token, 0.0, addresses=[SERVER_ADDR], wall_clock=lambda: WALL)
         with self.assertRaises(ValueError):
-            LeanEchoSession(conn)
+            LeanSession(conn)
+
+
+class LatePlayMoves(SynchronousTestCase):
+    def test_a_move_not_seen_applied_goes_again_while_the_room_plays(self) -> None:
+        from vinom.bench.room_load import RESEND_S, LeanPlay, Player
+
+        sent: list[tuple[int, bytes]] = []
+
+        class Session:
+            def resend(self) -> bytes:
+                return b"again"
+
+        play = LeanPlay.__new__(LeanPlay)
+        players = [Player("p-0"), Player("p-1"), Player("p-2")]
+        play.clients = [type("C", (), {"data": p})() for p in players]  # type: ignore[misc]
+        play.sessions = [Session(), Session(), Session()]  # type: ignore[list-item]
+        play.resends = 0
+        play.send = lambda index, datagram: sent.append((index, datagram))  # type: ignore[method-assign]
+        for player in players:
+            player.sent, player.sent_at, player.playing = 3, 10.0, True
+        players[1].playing = False  # its room ended: nothing to resend
+        players[2].sent_at = 10.0 + RESEND_S  # recent
+        play.resend_late(10.0 + RESEND_S + 0.01)
+        self.assertEqual(sent, [(0, b"again")])
+        self.assertEqual(play.resends, 1)
+        self.assertEqual(players[0].sent_at, 10.0 + RESEND_S + 0.01)

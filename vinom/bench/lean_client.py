@@ -1,26 +1,27 @@
-"""A lean client for the data phase of the udp-echo load: one message per datagram, each way.
+"""A lean client for the data phase of the udp-echo and play loads.
 
-The udp-echo scenario measures the host. Its load process must therefore cost
-less per echo than the host, or the figure is the load's limit (the issue says
+Those scenarios measure the host. Their load process must therefore cost less
+per message than the host, or the figure is the load's limit (the issue says
 to make the load cheaper rather than report that). `ClientConnection`, which
 game clients use, is general: events, timers, a reliability layer with
 resends, fragments, statistics. Here, once `ClientConnection` has completed
-the handshake, `LeanEchoSession` takes its session over and does only what
-this one exchange needs, with the same bytes on the wire:
+the handshake, `LeanSession` takes its session over and does only what these
+exchanges need, with the same bytes on the wire:
 
 - receive: the packet header, the replay window, AES-256-GCM open, the body
   header (recorded for our acks exactly as `Reliability.receive_body` records
-  it) and one unfragmented channel-0 message, delivered if newer than the
-  last (latest wins);
-- send: a body with our packet sequence, the newest packet received and the
-  32-bit ack bitfield, one channel-0 message with the next snapshot sequence,
-  sealed under the next packet sequence.
+  it) and whole messages: channel 0 delivered if newer than the last (latest
+  wins), channel 1 in order (early ones held until the gap is filled);
+- send: bodies with our packet sequence, the newest packet received and the
+  32-bit ack bitfield, and channel-0 messages (`seal`: as `build_bodies` packs
+  a queue of snapshots) or one channel-1 message (`send_reliable`, with the
+  next message id; `resend` sends it again under a new packet sequence).
 
 What `Reliability` would do besides (remember what each packet carried, take
-the peer's acks, sample the RTT, count losses) never changes a byte it sends
-in this exchange, so it is left out; a test checks that both produce the same
-datagrams. Anything else (a reliable or fragmented message, a disconnect)
-ends the lean session as `unexpected`: the echo host never sends one.
+the peer's acks, sample the RTT, count losses, time resends) never changes a
+byte it sends in these exchanges, so it is left out; a test checks that both
+produce the same datagrams. A fragmented message ends the lean session as
+`unexpected`: neither bench host sends one.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ from vinom.protocol.reliability import (
     ACK_EVERY_BODIES,
     BODY_HEADER,
     BODY_HEADER_SIZE,
+    CHANNEL_SHIFT,
+    FRAGMENT_FLAG,
     MAX_MESSAGES_PER_BODY,
     MAX_UNRELIABLE_QUEUE,
     MESSAGE_HEADER,
     MESSAGE_HEADER_SIZE,
+    RECEIVE_WINDOW,
+    RELIABLE_INFO,
     STALE_PACKETS,
     Reliability,
 )
@@ -64,12 +69,13 @@ _SINGLE = _BODY_AND_MESSAGE.size  # 12
 _NOTHING: list[bytes] = []  # never appended to
 
 
-class LeanEchoSession:
+class LeanSession:
     """The session of a connected `ClientConnection`, carried on by hand (module docstring)."""
 
     __slots__ = (
-        "acks_owed", "body_seq", "closed", "delivered", "recv_any", "recv_bits", "recv_latest",
-        "rx", "tx", "tx_seq", "unexpected", "unrel_next", "window_bits", "window_latest",
+        "acks_owed", "body_seq", "closed", "delivered", "last_reliable", "next_id", "recv_any",
+        "recv_bits", "recv_buffer", "recv_latest", "recv_next", "reliable_owed", "rx", "tx",
+        "tx_seq", "unexpected", "unrel_next", "window_bits", "window_latest",
     )  # fmt: skip
 
     def __init__(self, conn: ClientConnection) -> None:
@@ -80,6 +86,10 @@ class LeanEchoSession:
             raise ValueError("the connection does not use vinom's Reliability layer")
         if reliability._unrel_queue or reliability._pending or reliability._unacked:
             raise ValueError("the connection still has messages to send")
+        if reliability._reassembly is not None or any(
+            index >= 0 for index, _, _ in reliability._recv_buffer.values()
+        ):
+            raise ValueError("the connection is reassembling a fragmented message")
         self.rx = conn._rx
         self.tx = conn._tx
         self.tx_seq = conn._tx_seq
@@ -91,6 +101,12 @@ class LeanEchoSession:
         self.recv_bits = reliability._recv_bits
         self.unrel_next = reliability._unrel_next
         self.delivered = reliability._unrel_delivered
+        self.next_id = reliability._next_id
+        self.last_reliable = b""  # the encoded message send_reliable sent last
+        self.recv_next = reliability._recv_next
+        self.recv_buffer = {i: data for i, (_, _, data) in reliability._recv_buffer.items()}
+        # A channel-1 message arrived since our last body: an ack is owed.
+        self.reliable_owed = reliability._ack_due != float("inf")
         # Bodies with messages since our last one: at ACK_EVERY_BODIES an ack is owed
         # even with nothing to answer (older snapshots arriving late deliver nothing).
         self.acks_owed = reliability._ack_every_count
@@ -99,11 +115,14 @@ class LeanEchoSession:
 
     @property
     def ack_owed(self) -> bool:
-        """An ack-only body is due (`seal([])` makes it)."""
-        return self.acks_owed >= ACK_EVERY_BODIES
+        """An ack-only body is due (`seal([])` makes it): sixteen bodies with messages
+        since our last body, or a reliable message (which `Reliability` acks after
+        its ack delay, 10 ms: send it when nothing else is going)."""
+        return self.acks_owed >= ACK_EVERY_BODIES or self.reliable_owed
 
     def receive(self, data: bytes) -> list[bytes]:
-        """The messages a datagram from the host delivers (none if it is dropped)."""
+        """The messages a datagram from the host delivers, both channels, in order
+        (none if it is dropped)."""
         if len(data) < MIN_SEALED_PACKET:
             return _NOTHING
         kind = data[0]
@@ -136,13 +155,13 @@ class LeanEchoSession:
             self.closed = True
             return _NOTHING
         seq16, _ack, _ack_bits, info, message_id = _BODY_AND_MESSAGE.unpack_from(plain)
-        found: list[tuple[int, int, int]] | None
+        found: list[tuple[int, int, int, int]] | None
         if info <= _LENGTH_MASK and _SINGLE + info == total:
-            found = [(message_id, _SINGLE, total)]  # the common case: one message
+            found = [(0, message_id, _SINGLE, total)]  # the common case: one state
         else:
             found = self._parse(plain)
             if found is None:
-                # Not whole channel-0 messages: not this exchange.
+                # Not whole messages of channels 0 and 1: not these exchanges.
                 self.unexpected += 1
                 self.closed = True
                 return _NOTHING
@@ -171,8 +190,12 @@ class LeanEchoSession:
         elif delta < -STALE_PACKETS:
             return _NOTHING
         self.acks_owed += 1
-        out = []
-        for message_id, start, end in found:
+        out: list[bytes] = []
+        for channel, message_id, start, end in found:
+            if channel:
+                self.reliable_owed = True
+                self._receive_reliable(message_id, plain[start:end], out)
+                continue
             delivered = self.delivered
             if delivered >= 0 and not 0 < ((message_id - delivered) & _MASK16) < 0x8000:
                 continue  # not newer than the last one delivered
@@ -180,9 +203,25 @@ class LeanEchoSession:
             out.append(plain[start:end])
         return out
 
+    def _receive_reliable(self, message_id: int, data: bytes, out: list[bytes]) -> None:
+        expected = self.recv_next
+        distance = (message_id - expected) & _MASK16
+        if distance == 0:
+            out.append(data)
+            expected += 1
+            buffer = self.recv_buffer
+            while expected in buffer:
+                out.append(buffer.pop(expected))
+                expected += 1
+            self.recv_next = expected
+        elif distance < RECEIVE_WINDOW:
+            self.recv_buffer.setdefault(expected + distance, data)
+        # else: a duplicate (or beyond the window, which a correct host never sends)
+
     @staticmethod
-    def _parse(plain: bytes) -> list[tuple[int, int, int]] | None:
-        """(id, start, end) of each message of a body of whole channel-0 messages."""
+    def _parse(plain: bytes) -> list[tuple[int, int, int, int]] | None:
+        """(channel, id, start, end) of each message of a body of whole messages on
+        channels 0 and 1."""
         found = []
         offset = BODY_HEADER_SIZE
         total = len(plain)
@@ -191,10 +230,12 @@ class LeanEchoSession:
                 return None
             info, message_id = MESSAGE_HEADER.unpack_from(plain, offset)
             offset += MESSAGE_HEADER_SIZE
-            end = offset + info
-            if info > _LENGTH_MASK or end > total:
+            channel = info >> CHANNEL_SHIFT
+            length = info & _LENGTH_MASK
+            end = offset + length
+            if channel > 1 or info & FRAGMENT_FLAG or end > total:
                 return None
-            found.append((message_id, offset, end))
+            found.append((channel, message_id, offset, end))
             offset = end
         return found if 0 < len(found) <= MAX_MESSAGES_PER_BODY else None
 
@@ -237,6 +278,18 @@ class LeanEchoSession:
             out.append(self._seal_parts(parts))
         return out
 
+    def send_reliable(self, data: bytes) -> bytes:
+        """The datagram carrying `data` on channel 1, alone in its body (at most 1163
+        bytes), as `build_bodies` sends a single reliable message."""
+        encoded = MESSAGE_HEADER.pack(RELIABLE_INFO | len(data), self.next_id & _MASK16) + data
+        self.next_id += 1
+        self.last_reliable = encoded
+        return self._seal_parts([encoded])
+
+    def resend(self) -> bytes:
+        """The last reliable message again, in a new packet (its resend)."""
+        return self._seal_parts([self.last_reliable])
+
     def _seal_parts(self, parts: list[bytes]) -> bytes:
         header = BODY_HEADER.pack(self.body_seq & _MASK16, self.recv_latest & _MASK16,
                                   self.recv_bits)
@@ -245,6 +298,7 @@ class LeanEchoSession:
     def _seal_body(self, body: bytes) -> bytes:
         self.body_seq += 1
         self.acks_owed = 0
+        self.reliable_owed = False
         seq = self.tx_seq
         self.tx_seq = seq + 1
         header = _HEADER.pack(PAYLOAD, seq)
