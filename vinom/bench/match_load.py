@@ -1,0 +1,566 @@
+"""The match scenario's load: lean clients, from a TLS lobby connection to a full room.
+
+`run_match` drives `clients` clients, at most `in_flight` at once, in one
+plain poll loop: no reactor, no Deferreds, no Twisted TLS transport. Each
+client does what `vinom.bench.lobby_load.match_client` (the vinom client
+library) does, in the same conversation with the server:
+
+1. a non-blocking TCP connection to the lobby and a full TLS handshake
+   through pyOpenSSL on the socket itself, with the context the client
+   library builds (`CertificateOptions` trusting the given certificate):
+   the same library, so the same protocol version, ciphers and key-exchange
+   groups, and the server's handshake costs what a real player's costs.
+   (The standard library's `ssl` would not do: its OpenSSL may lack the
+   post-quantum hybrid group pyOpenSSL's offers, and the server's key
+   exchange would get cheaper.) The server's certificate is verified
+   against the trusted one and its name checked with service_identity, as
+   `optionsForClientTLS` does; no session is ever resumed (every client is
+   a new player with a full handshake);
+2. `hello`, then, after `welcome`, `queue` for the game, then `queued` and
+   `match_found` (newline-delimited JSON, docs/lobby.md); then TLS
+   `close_notify` and close, as `LobbyClient.close` does;
+3. the vinom UDP handshake with the game host of the token, through the
+   sans-I/O `ClientConnection` (the code of every game client) over a
+   connected non-blocking UDP socket, until the first state or phase of the
+   full room (`countdown` or `playing`): that moment, from the start of
+   step 1, is the client's latency;
+4. `leave` on the reliable channel (its own datagram), then the
+   redundant `disconnect` packets, so the room ends and its port returns to
+   the pool.
+
+Any failure (refused or dropped connection, TLS or certificate error, an
+`error` frame, a failed UDP handshake, a match that ends before it is full,
+no full room within `timeout` seconds) counts as an error, by kind.
+
+The Twisted path (`match_client`) stays for comparison (`--client twisted`).
+Without zope.interface's per-connection `directlyProvides`, memory BIOs,
+Deferred chains and the reactor's UDP ports, this one leaves the load
+process little beyond the client's own TLS handshake (about half its CPU)
+and protocol work, so that the server, not the load, is what the scenario
+measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import json
+import os
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from OpenSSL import SSL
+from service_identity import VerificationError
+from service_identity.pyopenssl import verify_hostname, verify_ip_address
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.ssl import Certificate, CertificateOptions, platformTrust
+
+from vinom.bench.loadgen import Latencies
+from vinom.bench.lobby_load import FULL_ROOM_PHASES
+from vinom.client.game import ENDED_PHASES
+from vinom.protocol.client import ClientConnection
+from vinom.protocol.events import (
+    RELIABLE,
+    ConnectFailed,
+    MessageReceived,
+    SessionClosed,
+)
+from vinom.protocol.tokens import PublicToken
+from vinom.rooms.messages import decode_server_message, encode_leave
+
+INF = float("inf")
+MAX_DATAGRAM = 2048
+# A lobby frame is small, but match_found carries a token (as LobbyClientProtocol).
+MAX_LINE = 64 * 1024
+
+# Client phases.
+CONNECTING = 0
+TLS = 1
+LOBBY = 2
+GAME = 3
+DONE = 4
+PHASE_NAMES = ("connect", "tls", "lobby", "game", "done")
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+
+
+class Aborted(Exception):
+    """The parent closed our standard input: stop at once."""
+
+
+class ClientFailed(Exception):
+    """One client failed; `kind` is what the error counts go by."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def tls_context(trust: str | None) -> SSL.Context:
+    """The OpenSSL context `vinom.client.lobby.client_tls_options` would use.
+
+    `optionsForClientTLS` builds the same `CertificateOptions` (trusting
+    `trust`, or the platform's CAs); its per-connection peer verification is
+    set here once on the context (`VERIFY_PEER | VERIFY_FAIL_IF_NO_PEER_CERT`)
+    and the host name is checked after the handshake (`check_peer`).
+    """
+    if trust is None:
+        options = CertificateOptions(trustRoot=platformTrust())
+    else:
+        with open(trust, "rb") as f:
+            options = CertificateOptions(trustRoot=Certificate.loadPEM(f.read()))
+    context = options.getContext()
+    context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
+    return context
+
+
+def default_hostname(host: str) -> str:
+    """The name to check in the lobby's certificate (the dev certificate names localhost)."""
+    return "localhost" if host in ("127.0.0.1", "::1") else host
+
+
+class MatchClient:
+    """One client's progress: its sockets, its TLS and UDP connections, its buffers."""
+
+    __slots__ = (
+        "conn", "deadline", "in_buffer", "index", "mask", "name", "out_buffer", "phase",
+        "server", "sock", "started", "tls", "udp", "wake",
+    )
+
+    def __init__(self, index: int, name: str, started: float, deadline: float) -> None:
+        self.index = index
+        self.name = name
+        self.started = started
+        self.deadline = deadline
+        self.phase = CONNECTING
+        self.sock: socket.socket | None = None
+        self.tls: SSL.Connection | None = None
+        self.mask = 0
+        self.in_buffer = b""
+        self.out_buffer = b""
+        self.udp: socket.socket | None = None
+        self.conn: ClientConnection | None = None
+        self.server: tuple[str, int] = ("", 0)
+        self.wake = INF
+
+
+class MatchLoad:
+    """Runs match clients in one selector loop (see the module docstring)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        trust: str | None,
+        *,
+        game: str = "duel",
+        hostname: str | None = None,
+        timeout: float = 60.0,
+        watch_stdin: bool = False,
+    ) -> None:
+        self.address = (host, port)
+        self.hostname = hostname or default_hostname(host)
+        self.hostname_is_ip = isIPAddress(self.hostname) or isIPv6Address(self.hostname)
+        self.server_name = None if self.hostname_is_ip else self.hostname.encode("idna")
+        self.context = tls_context(trust)
+        self.game = game
+        self.timeout = timeout
+        self.selector = selectors.DefaultSelector()
+        self.stdin: int | None = None
+        if watch_stdin:
+            import sys
+
+            self.stdin = sys.stdin.fileno()
+            self.selector.register(self.stdin, _READ, None)
+        self.active: dict[int, MatchClient] = {}
+        self.heap: list[tuple[float, int]] = []
+        self.latencies = Latencies()
+        self.errors: dict[str, int] = {}
+        self.completed = 0
+        self.send_errors = 0
+        # (protocol version, cipher, key-exchange group) of the first handshake.
+        self.negotiated: tuple[str, str | None, str | None] | None = None
+
+    # -- one client -----------------------------------------------------------
+
+    def start(self, index: int, name: str) -> None:
+        """Start client `index`: its TCP connection, then TLS (the clock starts now)."""
+        now = time.perf_counter()
+        client = MatchClient(index, name, now, now + self.timeout)
+        self.active[index] = client
+        sock = socket.socket(socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET)
+        sock.setblocking(False)
+        client.sock = sock
+        try:
+            code = sock.connect_ex(self.address)
+            if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                raise ClientFailed(f"connect_{errno.errorcode.get(code, code)}")
+            tls = SSL.Connection(self.context, sock)
+            if self.server_name is not None:
+                tls.set_tlsext_host_name(self.server_name)
+            tls.set_connect_state()
+            client.tls = tls
+        except ClientFailed as e:
+            self.fail(client, e.kind)
+            return
+        # Writable once connected; the handshake's first flight goes out then.
+        self._want(client, sock, _WRITE)
+
+    def fail(self, client: MatchClient, kind: str) -> None:
+        if client.phase == DONE:
+            return
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        self._finish(client)
+
+    def _finish(self, client: MatchClient) -> None:
+        client.phase = DONE
+        self.active.pop(client.index, None)
+        self._close_lobby(client, notify=False)
+        if client.udp is not None:
+            self._forget(client.udp)
+            client.udp.close()
+            client.udp = None
+        client.conn = None
+        client.wake = INF
+
+    def _want(self, client: MatchClient, sock: socket.socket, mask: int) -> None:
+        if client.mask == mask:
+            return
+        if client.mask:
+            self.selector.modify(sock, mask, client)
+        else:
+            self.selector.register(sock, mask, client)
+        client.mask = mask
+
+    def _forget(self, sock: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
+
+    def _close_lobby(self, client: MatchClient, notify: bool) -> None:
+        sock, tls = client.sock, client.tls
+        client.sock = client.tls = None
+        if sock is None:
+            return
+        if client.mask:
+            self._forget(sock)
+            client.mask = 0
+        if notify and tls is not None:
+            # close_notify, as LobbyClient.close (loseConnection) sends it.
+            with contextlib.suppress(SSL.Error):
+                tls.shutdown()
+        sock.close()
+
+    # -- lobby ----------------------------------------------------------------
+
+    def _lobby_event(self, client: MatchClient) -> None:
+        tls = client.tls
+        assert tls is not None and client.sock is not None
+        try:
+            if client.phase == CONNECTING:
+                code = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise ClientFailed(f"connect_{errno.errorcode.get(code, code)}")
+                client.phase = TLS
+            if client.phase == TLS:
+                try:
+                    tls.do_handshake()
+                except SSL.WantReadError:
+                    self._want(client, client.sock, _READ)
+                    return
+                except SSL.WantWriteError:
+                    self._want(client, client.sock, _WRITE)
+                    return
+                self._check_peer(tls)
+                if self.negotiated is None:
+                    self.negotiated = (
+                        tls.get_protocol_version_name(), tls.get_cipher_name(),
+                        tls.get_group_name(),
+                    )
+                client.phase = LOBBY
+                self._send(client, {"type": "hello", "name": client.name, "id": 1})
+            elif client.out_buffer:
+                self._send_buffered(client)
+            if client.phase == LOBBY:
+                self._read_lines(client)
+        except ClientFailed as e:
+            self.fail(client, e.kind)
+        except SSL.Error as e:
+            self.fail(client, f"tls_{type(e).__name__}")
+        except OSError as e:
+            self.fail(client, f"lobby_{type(e).__name__}")
+
+    def _check_peer(self, tls: SSL.Connection) -> None:
+        try:
+            if self.hostname_is_ip:
+                verify_ip_address(tls, self.hostname)
+            else:
+                verify_hostname(tls, self.hostname)
+        except VerificationError:
+            raise ClientFailed("tls_hostname_mismatch") from None
+
+    def _send(self, client: MatchClient, frame: dict[str, Any]) -> None:
+        client.out_buffer += json.dumps(frame).encode() + b"\n"
+        self._send_buffered(client)
+
+    def _send_buffered(self, client: MatchClient) -> None:
+        tls = client.tls
+        assert tls is not None and client.sock is not None
+        try:
+            while client.out_buffer:
+                sent = tls.send(client.out_buffer)
+                client.out_buffer = client.out_buffer[sent:]
+        except SSL.WantWriteError:
+            self._want(client, client.sock, _READ | _WRITE)
+            return
+        except SSL.WantReadError:
+            pass
+        self._want(client, client.sock, _READ)
+
+    def _read_lines(self, client: MatchClient) -> None:
+        tls = client.tls
+        assert tls is not None
+        closed = False
+        while True:
+            try:
+                data = tls.recv(65536)
+            except SSL.WantReadError:
+                break
+            except SSL.WantWriteError:
+                break
+            except (SSL.ZeroReturnError, SSL.SysCallError):
+                closed = True
+                break
+            if not data:
+                closed = True
+                break
+            client.in_buffer += data
+        buffer = client.in_buffer
+        while client.phase == LOBBY:
+            end = buffer.find(b"\n")
+            if end < 0:
+                if len(buffer) > MAX_LINE:
+                    raise ClientFailed("lobby_line_too_long")
+                break
+            line, buffer = buffer[:end], buffer[end + 1:]
+            client.in_buffer = buffer
+            self._frame(client, line)
+        if client.phase == LOBBY and closed:
+            raise ClientFailed("lobby_closed")
+
+    def _frame(self, client: MatchClient, line: bytes) -> None:
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(frame, dict):
+            return
+        kind = frame.get("type")
+        if kind == "error":
+            raise ClientFailed(f"lobby_{frame.get('code')}")
+        if kind == "welcome" and frame.get("id") == 1:
+            self._send(client, {"type": "queue", "game": self.game, "id": 2})
+        elif kind == "match_found":
+            self._close_lobby(client, notify=True)
+            self._start_game(client, frame)
+
+    # -- game -----------------------------------------------------------------
+
+    def _start_game(self, client: MatchClient, frame: dict[str, Any]) -> None:
+        try:
+            token = PublicToken.from_json(frame["token"])
+        except (KeyError, TypeError, ValueError):
+            raise ClientFailed("lobby_bad_match_found") from None
+        host = token.hosts[0]
+        if not (isIPAddress(host.host) or isIPv6Address(host.host)):
+            raise ClientFailed("game_host_not_an_address")
+        client.phase = GAME
+        server = (host.host, host.port)
+        udp = socket.socket(socket.AF_INET6 if ":" in host.host else socket.AF_INET,
+                            socket.SOCK_DGRAM)
+        udp.setblocking(False)
+        udp.connect(server)
+        client.udp = udp
+        client.server = server
+        now = time.perf_counter()
+        client.conn = ClientConnection(token, now, addresses=[server])
+        self.selector.register(udp, _READ, client)
+        client.conn.handle_timer(now)
+        self._flush(client, now)
+
+    def _flush(self, client: MatchClient, now: float) -> None:
+        conn, udp = client.conn, client.udp
+        assert conn is not None and udp is not None
+        for datagram, _ in conn.datagrams_to_send(now):
+            try:
+                udp.send(datagram)
+            except OSError:
+                # As a lost datagram: the protocol resends, or times out (an error).
+                self.send_errors += 1
+        when = conn.get_timer()
+        if when is not None and when < client.wake:
+            client.wake = when
+            heapq.heappush(self.heap, (when, client.index))
+
+    def _game_event(self, client: MatchClient, now: float) -> None:
+        udp, conn = client.udp, client.conn
+        assert udp is not None and conn is not None
+        try:
+            data = udp.recv(MAX_DATAGRAM)
+        except OSError:
+            return  # EAGAIN, or ICMP port unreachable (the handshake resends)
+        conn.receive_datagram(data, client.server, now)
+        self._dispatch(client, now)
+
+    def _dispatch(self, client: MatchClient, now: float) -> None:
+        conn = client.conn
+        assert conn is not None
+        full = False
+        failure = None
+        while True:
+            event = conn.next_event()
+            if event is None:
+                break
+            if type(event) is MessageReceived:
+                message = decode_server_message(event.data)
+                if message is None or full or failure:
+                    continue
+                phase = message.get("p")
+                if message["t"] in ("state", "phase"):
+                    if phase in FULL_ROOM_PHASES:
+                        full = True
+                    elif phase in ENDED_PHASES:
+                        failure = "game_ended_before_full"
+            elif isinstance(event, ConnectFailed):
+                failure = failure or f"game_connect_{event.reason}"
+            elif isinstance(event, SessionClosed):
+                failure = failure or f"game_closed_{event.reason}"
+        if full:
+            self.latencies.record(int((now - client.started) * 1e6))
+            self.completed += 1
+            # Out of the event loop (a connection closed while its events are
+            # read would drop the queued leave): leave, then the disconnects.
+            conn.send_message(RELIABLE, encode_leave())
+            self._flush(client, now)
+            conn.disconnect()
+            self._flush(client, now)
+            self._finish(client)
+        elif failure is not None:
+            self._flush(client, now)
+            self.fail(client, failure)
+        else:
+            self._flush(client, now)
+
+    def _timers(self, now: float) -> None:
+        heap = self.heap
+        active = self.active
+        while heap and heap[0][0] <= now:
+            when, index = heapq.heappop(heap)
+            client = active.get(index)
+            if client is None or client.wake != when or client.conn is None:
+                continue
+            client.wake = INF
+            client.conn.handle_timer(now)
+            self._dispatch(client, now)
+
+    def _expire(self, now: float) -> None:
+        for client in [c for c in self.active.values() if c.deadline <= now]:
+            self.fail(client, f"timeout_{PHASE_NAMES[client.phase]}")
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(
+        self,
+        clients: int,
+        in_flight: int,
+        name: Callable[[int], str] = lambda i: f"m{i}",
+        progress: Callable[[int], None] | None = None,
+        progress_every: float = 0.5,
+    ) -> None:
+        """Run `clients` clients, `in_flight` at a time, until each completed or failed."""
+        started = 0
+        select = self.selector.select
+        next_check = time.perf_counter() + progress_every
+        while True:
+            while started < clients and len(self.active) < in_flight:
+                self.start(started, name(started))
+                started += 1
+            if started >= clients and not self.active:
+                return
+            now = time.perf_counter()
+            wait = next_check - now
+            if self.heap:
+                wait = min(wait, self.heap[0][0] - now)
+            for key, _ in select(max(0.0, wait)):
+                client = key.data
+                if client is None:
+                    if not os.read(key.fd, 4096):
+                        raise Aborted()
+                    continue
+                if client.phase == DONE:
+                    continue
+                if client.phase == GAME:
+                    if key.fileobj is client.udp:
+                        self._game_event(client, time.perf_counter())
+                else:
+                    self._lobby_event(client)
+            now = time.perf_counter()
+            self._timers(now)
+            if now >= next_check:
+                next_check = now + progress_every
+                self._expire(now)
+                if progress is not None:
+                    progress(self.completed + sum(self.errors.values()))
+
+    def close(self) -> None:
+        for client in list(self.active.values()):
+            self._finish(client)
+        self.selector.close()
+
+
+def run_match(settings: dict[str, Any]) -> dict[str, Any]:
+    """The load of the match scenario (settings as `vinom.bench.match` passes them)."""
+    from vinom.bench.session_load import raise_fd_limit
+    from vinom.bench.worker import cpu_seconds, emit
+
+    clients = int(settings["clients"])
+    in_flight = int(settings["in_flight"])
+    # A TCP and a UDP socket per client in flight, and a margin.
+    raise_fd_limit(2 * in_flight + 64)
+    load = MatchLoad(
+        settings["host"], int(settings["port"]), settings.get("trust"),
+        game=settings.get("game", "duel"),
+        timeout=float(settings.get("client_timeout", 60.0)),
+        watch_stdin=True,
+    )
+    emit("measuring")
+    started = time.perf_counter()
+    cpu_start = cpu_seconds()
+    try:
+        load.run(
+            clients, in_flight,
+            progress=lambda done: emit(
+                "progress", count=done, elapsed=time.perf_counter() - started
+            ),
+        )
+    finally:
+        load.close()
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_start
+    emit("window_end", elapsed=wall)
+    errors = sum(load.errors.values())
+    return {
+        "clients": clients,
+        "tls": " ".join(str(part) for part in load.negotiated or ()),
+        "completed": load.completed,
+        "errors": errors,
+        "error_kinds": load.errors,
+        "window_s": wall,
+        "load_cpu_s": cpu,
+        "histogram": load.latencies.encoded(),
+        "send_errors": load.send_errors,
+    }
