@@ -162,6 +162,18 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["wall_s"], 0)
         self.assertGreater(result["p99_ms"], 0)
         self.assertGreater(result["server_cpu_ms_per_client"], 0)
+        self.assertEqual(result["client"], "lean")
+        self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+
+    def test_match_with_the_client_library(self) -> None:
+        code, result, stderr = run_bench(
+            "match", "--clients", "4", "--in-flight", "4", "--client", "twisted"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["client"], "twisted")
+        self.assertEqual(result["clients"], 4)
+        self.assertEqual(result["errors"], 0)
+        self.assertGreater(result["p99_ms"], 0)
 
     def test_soak(self) -> None:
         code, result, stderr = run_bench(

@@ -1,14 +1,19 @@
 """Load worker of the lobby scenarios: `python -m vinom.bench.lobby_worker <kind> <json>`.
 
 `match`: C clients, at most `in_flight` at once, each from a TLS lobby
-connection to the first state of its full room (`lobby_load.match_client`).
-The whole run is the measured window.
+connection to the first state of its full room, through the lean clients of
+`vinom.bench.match_load` in a plain poll loop (no reactor). `match-twisted`:
+the same through the vinom client library on the reactor
+(`lobby_load.match_client`), for comparison. The whole run is the measured
+window.
 
 `fleet` (soak): bots playing games back to back (`lobby_load.Fleet`), with
 client-side loss; after `warmup` seconds the counters restart and the
 window lasts `duration` seconds.
 
-Both run on the reactor and talk to the parent through `worker.Control`.
+`match-twisted` and `fleet` run on the reactor and talk to the parent through
+`worker.Control`; `match` writes to standard output and watches standard input
+itself.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from twisted.internet.task import LoopingCall
 
 from vinom.bench.loadgen import Latencies
 from vinom.bench.lobby_load import Fleet, error_kind, install_client_loss, match_client
-from vinom.bench.worker import Control, cpu_seconds, global_reactor, run_guarded, start_control
+from vinom.bench.worker import (
+    Control,
+    cpu_seconds,
+    emit,
+    global_reactor,
+    run_guarded,
+    start_control,
+)
 from vinom.client.bots import LobbyAddress
 
 # Seconds the bots get to stop after the window before the result is sent anyway.
@@ -147,11 +159,16 @@ async def run_fleet(reactor: Any, control: Control, settings: dict[str, Any]) ->
     }
 
 
-KINDS = {"match": run_match, "fleet": run_fleet}
+KINDS = {"match-twisted": run_match, "fleet": run_fleet}
 
 
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
+    if kind == "match":
+        from vinom.bench.match_load import run_match as run_lean_match
+
+        emit("result", **run_lean_match(settings))
+        return
     reactor = global_reactor()
     control = start_control(reactor, {})
     outcome: dict[str, Any] = {}

@@ -11,6 +11,14 @@ server of `twistd vinom` (`vinom.tap.makeService`: lobby, FIFO matchmaker,
 port allocator, inline game hosts) with the per-IP abuse limits lifted
 (every bench client comes from 127.0.0.1). The window is the whole run:
 `wall_s` from the first client's start to the last client's end.
+
+The load's clients are lean by default (`vinom.bench.match_load`: one
+plain poll loop, pyOpenSSL on the sockets, the sans-I/O UDP client): the
+same conversation with the server as the vinom client library's (TLS
+handshake, frames, datagrams), for less of the load's CPU; `tls` in the
+JSON names the protocol, cipher and key exchange they negotiated.
+`--client twisted` runs the client library itself on the reactor
+(`vinom.bench.lobby_load.match_client`), for comparison.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from vinom.bench.harness import (
     report,
 )
 
+# --client -> the load worker's kind.
+CLIENT_KINDS = {"lean": "match", "twisted": "match-twisted"}
+
 
 class Options(ScenarioOptions):
     synopsis = "[options]"
@@ -50,6 +61,8 @@ class Options(ScenarioOptions):
         ["udp-ports", None, "256", "Size of the server's UDP port pool (concurrent games)."],
         ["backlog", None, None, "The lobby's listen backlog (default: the server's own, "
                                 "Twisted's 50)."],
+        ["client", None, "lean", "The load's clients: 'lean' (plain poll loop) or 'twisted' "
+                                 "(the vinom client library on the reactor)."],
     ]
 
     def postOptions(self) -> None:
@@ -57,6 +70,8 @@ class Options(ScenarioOptions):
             self[name] = positive_int(self, name)
         if self["backlog"] is not None:
             self["backlog"] = positive_int(self, "backlog")
+        if self["client"] not in CLIENT_KINDS:
+            raise usage.UsageError(f"--client must be one of {', '.join(CLIENT_KINDS)}")
         if self["clients"] % 2:
             raise usage.UsageError("--clients must be even (two players per match)")
 
@@ -97,7 +112,8 @@ def run(options: Options) -> int:
                 "game": "duel",
             }
             load = harness.spawn(
-                "load", "vinom.bench.lobby_worker", ["match", json.dumps(settings)],
+                "load", "vinom.bench.lobby_worker",
+                [CLIENT_KINDS[options["client"]], json.dumps(settings)],
                 load_cpus[0],
             )
             measured = MeasuredRun(
@@ -117,6 +133,7 @@ def run(options: Options) -> int:
         "scenario": "match",
         "clients": clients,
         "in_flight": options["in-flight"],
+        "client": options["client"],
         "wall_s": round(wall, 3),
         "clients_per_s": round(int(result["completed"]) / wall, 1),
         **latency_ms(histogram),
@@ -126,6 +143,8 @@ def run(options: Options) -> int:
         "load_cpu_ms_per_client": round(measured.load_cpu_s * 1e3 / max(clients, 1), 3),
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, wall),
     }
+    if result.get("tls"):
+        summary["tls"] = result["tls"]
     if result["error_kinds"]:
         summary["error_kinds"] = result["error_kinds"]
     rows: list[tuple[str, Any]] = [
