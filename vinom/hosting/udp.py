@@ -171,9 +171,6 @@ class GameHostProtocol(DatagramProtocol):
         limit = self._read_limit
         full = reader.count
         read = 0
-        clock = self._clock
-        receive = self.endpoint.receive_datagram
-        dispatch = self._dispatch
         while read < limit:
             try:
                 datagrams = reader.read(fd)
@@ -183,16 +180,7 @@ class GameHostProtocol(DatagramProtocol):
                 return
             if not datagrams:
                 return
-            now = 0.0
-            for data, addr in datagrams:
-                read += len(data)
-                now = clock.seconds()
-                try:
-                    receive(data, addr, now)
-                except Exception:
-                    self._error("endpoint failed on a datagram")
-                dispatch()
-            self._flush(now)
+            read += self._handle_datagrams(datagrams)
             if len(datagrams) < full or self._reader is None:
                 return  # drained (or the port stopped meanwhile)
 
@@ -201,14 +189,7 @@ class GameHostProtocol(DatagramProtocol):
 
         Returns the bytes read besides `data` and whether the socket was drained.
         """
-        clock = self._clock
-        now = clock.seconds()
-        receive = self.endpoint.receive_datagram
-        try:
-            receive(data, addr, now)
-        except Exception:
-            self._error("endpoint failed on a datagram")
-        self._dispatch()
+        batch = [(data, addr)]
         read = 0
         drained = False
         sock = self._socket
@@ -228,14 +209,28 @@ class GameHostProtocol(DatagramProtocol):
                 if ipv6:
                     addr = addr[:2]
                 read += len(data)
-                now = clock.seconds()
-                try:
-                    receive(data, addr, now)
-                except Exception:
-                    self._error("endpoint failed on a datagram")
-                self._dispatch()
-        self._flush(now)
+                batch.append((data, addr))
+        self._handle_datagrams(batch)
         return read, drained
+
+    def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
+        """Feed a batch to the endpoint, each datagram's events to the sink, then send
+        what is owed for all of them; returns the bytes handled."""
+        clock = self._clock
+        receive = self.endpoint.receive_datagram
+        dispatch = self._dispatch
+        read = 0
+        now = 0.0
+        for data, addr in datagrams:
+            read += len(data)
+            now = clock.seconds()
+            try:
+                receive(data, addr, now)
+            except Exception:
+                self._error("endpoint failed on a datagram")
+            dispatch()
+        self._flush(now)
+        return read
 
     # -- ISessionSender ---------------------------------------------------
 
