@@ -20,6 +20,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.python import usage
@@ -52,6 +53,61 @@ def split_window(window: int, clients: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(clients)]
 
 
+class EchoWindow:
+    """What both halves' load loops share, once per poll: the measuring window, the
+    count of echoes in it, and refills of sockets silent for SILENCE_REFILL_S.
+
+    The loops keep their running count and `measuring` flag in locals (the
+    per-datagram path) and hand them to `tick`, which gives back the values to
+    go on with.
+    """
+
+    def __init__(self, options: Any, clients: int, refill: Callable[[int], None]) -> None:
+        self.latencies = Latencies()
+        self.count = 0
+        self.refills = 0
+        self.measuring = False
+        self.done = False
+        self.last_heard = [time.perf_counter()] * clients
+        self._refill = refill
+        self.timeline = Timeline(
+            float(options["warmup"]),
+            float(options["duration"]),
+            on_measure=self._on_measure,
+            progress=lambda: {"count": self.count},
+        )
+
+    def _on_measure(self) -> None:
+        self.latencies.clear()
+        self.count = 0
+        self.refills = 0
+        self.measuring = True
+
+    def heard(self, index: int) -> None:
+        self.last_heard[index] = time.perf_counter()
+
+    def tick(self, now: float, count: int) -> tuple[int, bool]:
+        """The loop's count in; (count, measuring) to go on with out; `done` once the
+        window is over."""
+        self.count = count
+        self.done = self.timeline.check(now) == DONE
+        for index, heard in enumerate(self.last_heard):
+            if now - heard > SILENCE_REFILL_S:
+                self.refills += 1
+                self.last_heard[index] = now
+                self._refill(index)
+        return self.count, self.measuring
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "window_s": self.timeline.window_s,
+            "load_cpu_s": self.timeline.load_cpu_s,
+            "refills": self.refills,
+            "histogram": self.latencies.encoded(),
+        }
+
+
 def run_bare(options: Options) -> dict[str, Any]:
     address = (options["host"], int(options["port"]))
     size = max(int(options["size"]), STAMP.size)
@@ -63,39 +119,29 @@ def run_bare(options: Options) -> dict[str, Any]:
         sock.connect(address)
         sock.setblocking(False)
         sockets.append(sock)
-
-    latencies = Latencies()
-    state = {"count": 0, "refills": 0}
-    def on_measure() -> None:
-        latencies.clear()
-        state.update(count=0, refills=0)
-
-    timeline = Timeline(
-        float(options["warmup"]),
-        float(options["duration"]),
-        on_measure=on_measure,
-        progress=lambda: {"count": state["count"]},
-    )
-    selector = selectors.DefaultSelector()
-    for index, sock in enumerate(sockets):
-        selector.register(sock, selectors.EVENT_READ, index)
-    selector.register(sys.stdin, selectors.EVENT_READ, -1)
-
     buffer = bytearray(size)
     pack_into = STAMP.pack_into
     unpack_from = STAMP.unpack_from
     clock_ns = time.perf_counter_ns
-    record = latencies.record
-    last_heard = [time.perf_counter()] * clients
 
-    timeline.start()
-    for index, sock in enumerate(sockets):
+    def send_share(index: int) -> None:
         for _ in range(shares[index]):
             pack_into(buffer, 0, clock_ns())
-            sock.send(buffer)
+            sockets[index].send(buffer)
+
+    window = EchoWindow(options, clients, send_share)
+    selector = selectors.DefaultSelector()
+    for index, sock in enumerate(sockets):
+        selector.register(sock, selectors.EVENT_READ, index)
+    selector.register(sys.stdin, selectors.EVENT_READ, -1)
+    record = window.latencies.record
+
+    window.timeline.start()
+    for index in range(clients):
+        send_share(index)
     count = 0
-    measuring = timeline.measuring
-    while True:
+    measuring = False
+    while not window.done:
         for key, _ in selector.select(0.05):
             index = key.data
             if index < 0:
@@ -114,32 +160,11 @@ def run_bare(options: Options) -> dict[str, Any]:
                     count += 1
                 pack_into(buffer, 0, now_ns)
                 sock.send(buffer)
-            last_heard[index] = time.perf_counter()
-        now = time.perf_counter()
-        state["count"] = count
-        before = timeline.phase
-        phase = timeline.check(now)
-        if phase != before:
-            count = state["count"]
-            measuring = timeline.measuring
-            if phase == DONE:
-                break
-        for index, heard in enumerate(last_heard):
-            if now - heard > SILENCE_REFILL_S:
-                state["refills"] += 1
-                last_heard[index] = now
-                for _ in range(shares[index]):
-                    pack_into(buffer, 0, clock_ns())
-                    sockets[index].send(buffer)
+            window.heard(index)
+        count, measuring = window.tick(time.perf_counter(), count)
     for sock in sockets:
         sock.close()
-    return {
-        "count": count,
-        "window_s": timeline.window_s,
-        "load_cpu_s": timeline.load_cpu_s,
-        "refills": state["refills"],
-        "histogram": latencies.encoded(),
-    }
+    return window.result()
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ sessions: players connect and then stay idle; only keepalives flow.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -34,9 +33,9 @@ from vinom.bench.session_load import (
     Aborted,
     Client,
     Driver,
-    Poller,
     host_of,
     make_issuer,
+    poll_sockets,
     raise_fd_limit,
 )
 from vinom.bench.worker import emit
@@ -236,11 +235,7 @@ def run_play(settings: dict[str, Any]) -> dict[str, Any]:
         on_measure=on_measure,
         progress=lambda: {"count": play.moves},
     )
-    poller = Poller()
-    by_fd = {client.sock.fileno(): index for index, client in enumerate(play.clients)}
-    for fd in by_fd:
-        poller.register(fd)
-    poller.register(sys.stdin.fileno())
+    poller, by_fd = poll_sockets([client.sock for client in play.clients])
     poll = poller.poll
     readable = play.readable
     clock = time.perf_counter

@@ -303,7 +303,7 @@ def run_echo(options: Any) -> dict[str, Any]:
     Like the bare half: one message per datagram, every datagram answered on
     its own, up to 64 read per socket per wake-up.
     """
-    from vinom.bench.echo_load import SILENCE_REFILL_S, split_window
+    from vinom.bench.echo_load import EchoWindow, split_window
     from vinom.bench.lean_client import LeanSession
 
     server = host_of(options)
@@ -327,47 +327,33 @@ def run_echo(options: Any) -> dict[str, Any]:
     sessions = [LeanSession(client.conn) for client in members]
     sockets = [client.sock for client in members]
     padding = bytes(max(0, int(options["size"]) - STAMP.size))
-    latencies = Latencies()
-    state = {"count": 0, "refills": 0, "send_errors": 0}
-
-    def on_measure() -> None:
-        latencies.clear()
-        state.update(count=0, refills=0)
-
-    timeline = Timeline(
-        float(options["warmup"]),
-        float(options["duration"]),
-        on_measure=on_measure,
-        progress=lambda: {"count": state["count"]},
-    )
-    poller = Poller()
-    by_fd = {sock.fileno(): index for index, sock in enumerate(sockets)}
-    for fd in by_fd:
-        poller.register(fd)
-    poller.register(sys.stdin.fileno())
-    poll = poller.poll
     pack = STAMP.pack
     unpack_from = STAMP.unpack_from
     clock_ns = time.perf_counter_ns
-    record = latencies.record
-    last_heard = [time.perf_counter()] * clients
+    send_errors = [0]
+
+    def send(sock: socket.socket, datagrams: list[bytes]) -> None:
+        for datagram in datagrams:
+            try:
+                sock.send(datagram)
+            except OSError:
+                send_errors[0] += 1
 
     def send_share(index: int) -> None:
-        session = sessions[index]
         for _ in range(shares[index]):
-            for datagram in session.seal([pack(clock_ns()) + padding]):
-                try:
-                    sockets[index].send(datagram)
-                except OSError:
-                    state["send_errors"] += 1
+            send(sockets[index], sessions[index].seal([pack(clock_ns()) + padding]))
 
-    timeline.start()
+    window = EchoWindow(options, clients, send_share)
+    poller, by_fd = poll_sockets(sockets)
+    poll = poller.poll
+    record = window.latencies.record
+    window.timeline.start()
     for index in range(clients):
         send_share(index)
     count = 0
-    measuring = timeline.measuring
+    measuring = False
     try:
-        while True:
+        while not window.done:
             for fd in poll(0.05):
                 index = by_fd.get(fd, -1)
                 if index < 0:
@@ -386,8 +372,7 @@ def run_echo(options: Any) -> dict[str, Any]:
                     messages = receive(data)
                     if not messages:
                         if session.ack_owed:
-                            for datagram in seal(messages):
-                                sock.send(datagram)
+                            send(sock, seal(messages))
                         continue
                     now_ns = clock_ns()
                     replies = []
@@ -397,26 +382,9 @@ def run_echo(options: Any) -> dict[str, Any]:
                             count += 1
                         replies.append(pack(now_ns) + padding)
                     # The replies to one datagram share one, as ClientConnection's would.
-                    for datagram in seal(replies):
-                        try:
-                            sock.send(datagram)
-                        except OSError:
-                            state["send_errors"] += 1
-                last_heard[index] = time.perf_counter()
-            now = time.perf_counter()
-            state["count"] = count
-            before = timeline.phase
-            phase = timeline.check(now)
-            if phase != before:
-                count = state["count"]
-                measuring = timeline.measuring
-                if phase == DONE:
-                    break
-            for index, heard in enumerate(last_heard):
-                if now - heard > SILENCE_REFILL_S:
-                    state["refills"] += 1
-                    last_heard[index] = now
-                    send_share(index)
+                    send(sock, seal(replies))
+                window.heard(index)
+            count, measuring = window.tick(time.perf_counter(), count)
     finally:
         poller.close()
     closed = sum(1 for session in sessions if session.closed)
@@ -425,14 +393,18 @@ def run_echo(options: Any) -> dict[str, Any]:
         raise RuntimeError(f"{closed} echo sessions closed, {unexpected} unexpected bodies")
     for client in members:
         client.sock.close()
-    return {
-        "count": count,
-        "window_s": timeline.window_s,
-        "load_cpu_s": timeline.load_cpu_s,
-        "refills": state["refills"],
-        "histogram": latencies.encoded(),
-        "send_errors": state["send_errors"],
-    }
+    return {**window.result(), "send_errors": send_errors[0]}
+
+
+def poll_sockets(sockets: list[socket.socket]) -> tuple[Poller, dict[int, int]]:
+    """A poller over `sockets` and standard input (readable: the parent is gone), and
+    each socket's index by file descriptor (standard input has none)."""
+    poller = Poller()
+    by_fd = {sock.fileno(): index for index, sock in enumerate(sockets)}
+    for fd in by_fd:
+        poller.register(fd)
+    poller.register(sys.stdin.fileno())
+    return poller, by_fd
 
 
 # -- handshake ----------------------------------------------------------------
