@@ -15,7 +15,6 @@ client's would.
 
 from __future__ import annotations
 
-import selectors
 import socket
 import struct
 import sys
@@ -77,6 +76,12 @@ class EchoWindow:
             progress=lambda: {"count": self.count},
         )
 
+    def start(self) -> None:
+        """Start the timeline and send every socket its share of the window."""
+        self.timeline.start()
+        for index in range(len(self.last_heard)):
+            self._refill(index)
+
     def _on_measure(self) -> None:
         self.latencies.clear()
         self.count = 0
@@ -129,21 +134,18 @@ def run_bare(options: Options) -> dict[str, Any]:
             pack_into(buffer, 0, clock_ns())
             sockets[index].send(buffer)
 
-    window = EchoWindow(options, clients, send_share)
-    selector = selectors.DefaultSelector()
-    for index, sock in enumerate(sockets):
-        selector.register(sock, selectors.EVENT_READ, index)
-    selector.register(sys.stdin, selectors.EVENT_READ, -1)
-    record = window.latencies.record
+    from vinom.bench.session_load import poll_sockets
 
-    window.timeline.start()
-    for index in range(clients):
-        send_share(index)
+    window = EchoWindow(options, clients, send_share)
+    poller, by_fd = poll_sockets(sockets)
+    poll = poller.poll
+    record = window.latencies.record
+    window.start()
     count = 0
     measuring = False
     while not window.done:
-        for key, _ in selector.select(0.05):
-            index = key.data
+        for fd in poll(0.05):
+            index = by_fd.get(fd, -1)
             if index < 0:
                 return {"aborted": True}
             sock = sockets[index]
@@ -162,6 +164,7 @@ def run_bare(options: Options) -> dict[str, Any]:
                 sock.send(buffer)
             window.heard(index)
         count, measuring = window.tick(time.perf_counter(), count)
+    poller.close()
     for sock in sockets:
         sock.close()
     return window.result()

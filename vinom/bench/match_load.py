@@ -62,6 +62,7 @@ from twisted.internet.ssl import Certificate, CertificateOptions, platformTrust
 from vinom.bench.loadgen import Latencies
 from vinom.bench.lobby_load import FULL_ROOM_PHASES
 from vinom.client.game import ENDED_PHASES
+from vinom.client.lobby import decode_frame
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.events import (
     RELIABLE,
@@ -353,11 +354,8 @@ class MatchLoad:
             raise ClientFailed("lobby_closed")
 
     def _frame(self, client: MatchClient, line: bytes) -> None:
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            return
-        if not isinstance(frame, dict):
+        frame = decode_frame(line)
+        if frame is None:
             return
         kind = frame.get("type")
         if kind == "error":

@@ -347,9 +347,7 @@ def run_echo(options: Any) -> dict[str, Any]:
     poller, by_fd = poll_sockets(sockets)
     poll = poller.poll
     record = window.latencies.record
-    window.timeline.start()
-    for index in range(clients):
-        send_share(index)
+    window.start()
     count = 0
     measuring = False
     try:

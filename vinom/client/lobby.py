@@ -85,6 +85,16 @@ QueuedCallback = Callable[[Queued], object]
 _CONNECTION_DONE = Failure(ConnectionDone())
 
 
+def decode_frame(line: bytes) -> dict[str, Any] | None:
+    """One lobby frame (a JSON object on one line), or None for anything else (a
+    client ignores what it cannot read; the server is the one that reports errors)."""
+    try:
+        frame = json.loads(line)
+    except ValueError:
+        return None
+    return frame if isinstance(frame, dict) else None
+
+
 class LobbyClientProtocol(LineOnlyReceiver):
     """Newline-delimited JSON to and from the lobby; replies are matched by `id`."""
 
@@ -121,11 +131,8 @@ class LobbyClientProtocol(LineOnlyReceiver):
     # -- Twisted ----------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            return
-        if not isinstance(frame, dict):
+        frame = decode_frame(line)
+        if frame is None:
             return
         self.frames_received += 1
         kind = frame.get("type")
