@@ -8,6 +8,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from vinom.hosting import mmsg
 from vinom.hosting.mmsg import BatchReader, batch_reader
 
 LINUX = sys.platform.startswith("linux")
@@ -95,6 +96,20 @@ class BatchReaderTests(SynchronousTestCase):
         sender = self.senders[0].getsockname()
         self.assertEqual(reader.read(other.fileno()), [(b"to the other", sender)])
         self.assertEqual(reader.read(self.server.fileno()), [(b"to the first", sender)])
+
+    def test_remembered_senders_are_bounded(self) -> None:
+        """Sender addresses are remembered, up to MAX_SENDERS; beyond, it starts over
+        and still names every sender right."""
+        self.reader()  # recvmmsg is here
+        reader = BatchReader(8, 64)  # a fresh one: its own memory of senders
+        self.patch(mmsg, "MAX_SENDERS", 2)
+        for _ in range(2):
+            for n, sender in enumerate(self.senders):
+                sender.sendto(b"%d" % n, self.address)
+            got = reader.read(self.server.fileno())
+            self.assertEqual(got, [(b"%d" % n, s.getsockname())
+                                   for n, s in enumerate(self.senders)])
+            self.assertLessEqual(len(reader._senders), 2)
 
     def test_not_for_ipv6_sockets(self) -> None:
         """IPv6 peers keep recvfrom (scope ids): no reader for an IPv6 socket."""

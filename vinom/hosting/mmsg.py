@@ -35,6 +35,8 @@ from typing import Any
 # blocking; Twisted's ports are not, but say it anyway).
 _MSG_DONTWAIT = 0x40
 _SOCKADDR_IN = 16
+# Sender addresses a reader remembers (about 150 bytes each) before it starts over.
+MAX_SENDERS = 16384
 
 
 class _IoVec(ctypes.Structure):
@@ -107,6 +109,14 @@ class BatchReader:
         self._headers_address = ctypes.addressof(self._headers)
         self._data_view = memoryview(self._data).cast("B")
         self._names_view = memoryview(self._names).cast("B")
+        # Each msg_len read through a view of the headers as 32-bit words: indexing
+        # the ctypes array would build a structure object per datagram.
+        self._lengths = memoryview(self._headers).cast("B").cast("I")
+        self._length_stride = ctypes.sizeof(_MMsgHdr) // 4
+        self._length_first = _MMsgHdr.msg_len.offset // 4
+        # Senders by their raw port and address: a game host hears from the same
+        # few hundred peers over and over. Bounded, against spoofed floods.
+        self._senders: dict[bytes, tuple[str, int]] = {}
 
     def read(self, fd: int) -> list[tuple[bytes, tuple[str, int]]]:
         """The datagrams waiting on `fd` with their senders; [] if none.
@@ -122,19 +132,30 @@ class BatchReader:
             if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                 return []
             raise OSError(code, "recvmmsg: " + errno.errorcode.get(code, str(code)))
-        headers = self._headers
         data = self._data_view
         names = self._names_view
+        lengths = self._lengths
+        stride = self._length_stride
+        first = self._length_first
+        senders = self._senders
         size = self.size
-        inet_ntoa = socket.inet_ntoa
         out = []
         for i in range(n):
             start = i * size
             name = i * _SOCKADDR_IN
-            port = (names[name + 2] << 8) | names[name + 3]  # network byte order
-            host = inet_ntoa(names[name + 4 : name + 8])
-            out.append((data[start : start + headers[i].msg_len].tobytes(), (host, port)))
+            raw = names[name + 2 : name + 8].tobytes()  # port and IPv4 address
+            sender = senders.get(raw)
+            if sender is None:
+                sender = self._sender(raw)
+            out.append((data[start : start + lengths[first + i * stride]].tobytes(), sender))
         return out
+
+    def _sender(self, raw: bytes) -> tuple[str, int]:
+        senders = self._senders
+        if len(senders) >= MAX_SENDERS:
+            senders.clear()
+        sender = senders[raw] = (socket.inet_ntoa(raw[2:]), (raw[0] << 8) | raw[1])
+        return sender
 
 
 _shared: dict[tuple[int, int], BatchReader] = {}
