@@ -984,7 +984,7 @@ class Reliability:
         when = self._ack_due
         if self._resend_due < when:
             when = self._resend_due
-        if self._unrel_queue or self._can_send_new():
+        if self._unrel_queue or (self._pending and self._can_send_new()):
             resume = self._resume_at if self._resume_at > self._last_now else self._last_now
             if resume < when:
                 when = resume
