@@ -606,9 +606,25 @@ class Reliability:
         offset = BODY_HEADER_SIZE
         max_fragments = MAX_FRAGMENTS
         if total >= _SINGLE_MESSAGE_BODY:
-            # The common case first: one whole message on channel 0 or 1 (an action,
-            # a state), which the loop below would find after more checks.
+            # The common cases first: one whole message on channel 0 or 1 (a state, an
+            # action), which the loop below would find after more checks.
             info, message_id = _unpack_message_header(body, offset)
+            if info < FRAGMENT_FLAG and info + _SINGLE_MESSAGE_BODY == total:
+                # One snapshot (channel 0, not a fragment: the info is its length).
+                if not self._record_body(seq16, ack16, ack_bits, now):
+                    return []
+                self._ack_every_count += 1
+                if self._ack_every_count >= ACK_EVERY_BODIES:
+                    self._ack_due = now
+                if info > self._recv_unreliable_limit:
+                    self.oversized_dropped += 1
+                    return []
+                delivered = self._unrel_delivered
+                if delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
+                    self._unrel_delivered = message_id
+                    return [(0, body[_SINGLE_MESSAGE_BODY:])]
+                self.duplicates_dropped += 1  # not newer than what the app has
+                return []
             if info < 0x8000 and not info & FRAGMENT_FLAG and (
                 (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
             ):
@@ -661,52 +677,8 @@ class Reliability:
             self.refused_bodies += 1
             return []
 
-        # Packet sequence: map the 16 bits to the nearest full sequence.
-        latest = self._recv_latest
-        delta = (seq16 - latest) & _MASK16
-        if delta >= 0x8000:
-            delta -= 0x10000
-        if delta > 0 or not self._recv_any:
-            if not self._recv_any:
-                self._recv_any = True
-                self._recv_bits = 0
-                self._recv_latest = seq16
-            elif delta <= ACK_BITS:
-                self._recv_bits = (((self._recv_bits << 1) | 1) << (delta - 1)) & _MASK32
-                self._recv_latest = latest + delta
-            else:
-                self._recv_bits = 0
-                self._recv_latest = latest + delta
-        elif delta == 0:
-            self.duplicates_dropped += 1
+        if not self._record_body(seq16, ack16, ack_bits, now):
             return []
-        elif delta >= -ACK_BITS:
-            bit = 1 << (-delta - 1)
-            if self._recv_bits & bit:
-                self.duplicates_dropped += 1
-                return []
-            self._recv_bits |= bit
-        elif delta < -STALE_PACKETS:
-            self.stale_bodies += 1
-            return []
-        self.received_bodies += 1
-
-        sent = self._sent
-        if sent:
-            newest_sent = self._next_seq - 1
-            distance = (newest_sent - ack16) & _MASK16
-            if distance < 0x8000:  # else: an ack for a packet we have not sent yet
-                ack = newest_sent - distance
-                first = next(iter(sent))
-                if first == ack:
-                    # The common case, inline: the peer acks our oldest open packet.
-                    record = sent.pop(ack)
-                    if record[1]:
-                        self._acked(record, now, True)
-                    else:
-                        self.acked_packets += 1
-                elif first < ack:
-                    self._process_acks(ack, ack_bits, now)
 
         out: list[tuple[int, bytes]] = []
         if not messages:
@@ -777,6 +749,57 @@ class Reliability:
             if due < self._ack_due:
                 self._ack_due = due
         return out
+
+    def _record_body(self, seq16: int, ack16: int, ack_bits: int, now: float) -> bool:
+        """Record an accepted body's packet sequence for our acks and take the acks it
+        carries; False (counted) for a duplicate or a stale one, changing nothing."""
+        # Packet sequence: map the 16 bits to the nearest full sequence.
+        latest = self._recv_latest
+        delta = (seq16 - latest) & _MASK16
+        if delta >= 0x8000:
+            delta -= 0x10000
+        if delta > 0 or not self._recv_any:
+            if not self._recv_any:
+                self._recv_any = True
+                self._recv_bits = 0
+                self._recv_latest = seq16
+            elif delta <= ACK_BITS:
+                self._recv_bits = (((self._recv_bits << 1) | 1) << (delta - 1)) & _MASK32
+                self._recv_latest = latest + delta
+            else:
+                self._recv_bits = 0
+                self._recv_latest = latest + delta
+        elif delta == 0:
+            self.duplicates_dropped += 1
+            return False
+        elif delta >= -ACK_BITS:
+            bit = 1 << (-delta - 1)
+            if self._recv_bits & bit:
+                self.duplicates_dropped += 1
+                return False
+            self._recv_bits |= bit
+        elif delta < -STALE_PACKETS:
+            self.stale_bodies += 1
+            return False
+        self.received_bodies += 1
+
+        sent = self._sent
+        if sent:
+            newest_sent = self._next_seq - 1
+            distance = (newest_sent - ack16) & _MASK16
+            if distance < 0x8000:  # else: an ack for a packet we have not sent yet
+                ack = newest_sent - distance
+                first = next(iter(sent))
+                if first == ack:
+                    # The common case, inline: the peer acks our oldest open packet.
+                    record = sent.pop(ack)
+                    if record[1]:
+                        self._acked(record, now, True)
+                    else:
+                        self.acked_packets += 1
+                elif first < ack:
+                    self._process_acks(ack, ack_bits, now)
+        return True
 
     def _process_acks(self, ack: int, ack_bits: int, now: float) -> None:
         """Mark the packets an ack covers, sample the RTT, write off the lost.
