@@ -253,13 +253,11 @@ class GameHostProtocol(DatagramProtocol):
         if self._dispatching:
             return  # the outer loop picks the new events up
         self._dispatching = True
-        endpoint = self.endpoint
+        events = self.endpoint.events
         sink = self._sink
         try:
-            while True:
-                event = endpoint.next_event()
-                if event is None:
-                    break
+            while events:
+                event = events.popleft()
                 try:
                     if type(event) is MessageReceived:
                         sink.message_received(*event)  # (session_id, channel, data)

@@ -215,7 +215,9 @@ class ServerEndpoint:
         self._timers: list[tuple[float, int]] = []
         self._dirty: list[_Session] = []
         self._out: list[tuple[bytes, Address]] = []
-        self._events: deque[Event] = deque()
+        # What happened, oldest first: next_event() pops it; an adapter draining
+        # many may pop this deque itself (one call fewer per event).
+        self.events: deque[Event] = deque()
         self._now = 0.0
         self.drops: Counter[str] = Counter()
         self.datagrams_received = 0
@@ -252,7 +254,7 @@ class ServerEndpoint:
         return None if s is None else s.reliability
 
     def next_event(self) -> Event | None:
-        events = self._events
+        events = self.events
         return events.popleft() if events else None
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> bool:
@@ -417,7 +419,7 @@ class ServerEndpoint:
                     return
                 if messages:
                     sid = s.id
-                    append = self._events.append
+                    append = self.events.append
                     for channel, message in messages:
                         # MessageReceived(...) without the Python-level __new__ frame.
                         append(_new_tuple(MessageReceived, (sid, channel, message)))
@@ -583,7 +585,7 @@ class ServerEndpoint:
         self._by_player[player_id] = s
         self._used_tokens.add(cookie.token_nonce)
         heapq.heappush(self._used_expiry, (cookie.token_expires_at, cookie.token_nonce))
-        self._events.append(
+        self.events.append(
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
         )
         self._send_welcome(s, now)
@@ -747,7 +749,7 @@ class ServerEndpoint:
             del self._by_address[s.address]
         if self._by_player.get(s.player_id) is s:
             del self._by_player[s.player_id]
-        self._events.append(SessionClosed(s.id, reason))
+        self.events.append(SessionClosed(s.id, reason))
 
     def _drop(self, reason: str, size: int) -> None:
         self.drops[reason] += 1
