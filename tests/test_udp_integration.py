@@ -252,7 +252,8 @@ class RealUDPTests(TestCase):
             calls.append(len(batch))
             return batch
 
-        reader.read = counting_read  # type: ignore[method-assign]
+        # The reader is shared by every IPv4 host of the process: patched, so restored.
+        self.patch(reader, "read", counting_read)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for n in range(5):
                 sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
@@ -265,9 +266,31 @@ class RealUDPTests(TestCase):
         def failing_read(fd: int) -> list[tuple[bytes, Any]]:
             raise OSError(errno.EBADF, "bad")
 
-        reader.read = failing_read  # type: ignore[method-assign]
+        self.patch(reader, "read", failing_read)
         self.port.doRead()  # type: ignore[attr-defined]
         self.assertEqual(self.host.read_errors, 1)
+
+    def test_a_full_batch_is_followed_by_another_read(self) -> None:
+        """Ten datagrams, batches of four: all ten handled in one doRead (a full batch
+        means more may wait); the read limit ends a wake-up early, the rest waits."""
+        if self.host._reader is None:
+            self.assertFalse(sys.platform.startswith("linux"))
+            return
+        from vinom.hosting.mmsg import BatchReader
+
+        self.patch(self.host, "_reader", BatchReader(4, 2048))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(10):
+                sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
+            self.port.doRead()  # type: ignore[attr-defined]
+            self.assertEqual(self.endpoint.datagrams_received, 10)
+            self.patch(self.host, "_read_limit", 100)  # bytes: about two datagrams
+            for n in range(10):
+                sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
+            self.port.doRead()  # type: ignore[attr-defined]
+            self.assertEqual(self.endpoint.datagrams_received, 14)  # one batch, then stop
+            self.port.doRead()  # type: ignore[attr-defined]
+            self.assertEqual(self.endpoint.datagrams_received, 18)
 
     def test_host_socket_buffers_are_raised(self) -> None:
         sock = self.host._socket
