@@ -188,6 +188,45 @@ class LeanSessionTests(SynchronousTestCase):
         self.assertEqual(messages, [b"move"])  # the resend is a duplicate to the host
         self.assertEqual(dict(twins.server.drops), {})
 
+    def test_the_ack_owed_for_a_reliable_message(self) -> None:
+        """ClientConnection sends it 10 ms later if nothing else goes; the lean client
+        sends the same body when asked (at once)."""
+        twins = Twins()
+        twins.server.send_message(twins.session_id, RELIABLE, b"event")
+        (datagram,) = twins.host_sends([])
+        twins.real.receive_datagram(datagram, SERVER_ADDR, twins.now)
+        self.assertEqual([d for d, _ in twins.real.datagrams_to_send(twins.now)], [])
+        twins.now += 0.011
+        twins.real.handle_timer(twins.now)
+        owed = [d for d, _ in twins.real.datagrams_to_send(twins.now)]
+        self.assertEqual(len(owed), 1)
+        self.assertEqual(twins.lean.receive(datagram), [b"event"])
+        self.assertTrue(twins.lean.ack_owed)
+        self.assertEqual(twins.lean.seal([]), owed)
+        self.assertFalse(twins.lean.ack_owed)
+        self.assertEqual(twins.lean.seal([]), [])
+
+    def test_an_ack_only_body_from_the_host(self) -> None:
+        """The host acks a resent move with an ack-only body: recorded for our acks,
+        nothing delivered, the session goes on, and the next datagrams still match."""
+        twins = Twins()
+        (state,) = twins.host_sends([b"state 1"])
+        twins.to_host(twins.both_receive(state, reliable=True))
+        # The move again, as a resend: a duplicate to the host, which owes an ack.
+        twins.server.receive_datagram(twins.lean.resend(), CLIENT_ADDR, twins.now)
+        twins.real.reliability._next_seq += 1  # the real twin sent that packet too
+        twins.real._tx_seq += 1
+        twins.now += 0.011
+        twins.server.handle_timer(twins.now)
+        (ack_only,) = [d for d, _ in twins.server.datagrams_to_send(twins.now)]
+        self.assertEqual(twins.both_receive(ack_only, reliable=True), [])
+        self.assertFalse(twins.lean.closed)
+        self.assertEqual(twins.lean.unexpected, 0)
+        for n in range(2, 5):
+            (state,) = twins.host_sends([b"state %d" % n])
+            twins.to_host(twins.both_receive(state, reliable=True))
+        self.assertEqual(dict(twins.server.drops), {})
+
     def test_a_fragmented_message_ends_the_lean_session(self) -> None:
         """Neither bench host sends one: counted, and the session ends."""
         twins = Twins()

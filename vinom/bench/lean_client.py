@@ -19,9 +19,12 @@ exchanges need, with the same bytes on the wire:
 
 What `Reliability` would do besides (remember what each packet carried, take
 the peer's acks, sample the RTT, count losses, time resends) never changes a
-byte it sends in these exchanges, so it is left out; a test checks that both
-produce the same datagrams. A fragmented message ends the lean session as
-`unexpected`: neither bench host sends one.
+byte it sends in these exchanges, so it is left out; tests check that both
+produce the same datagrams. One timing differs: the ack `Reliability` owes
+for a reliable message goes out 10 ms later if nothing else does; the lean
+loads send that same body at once when they have nothing else to send. A
+fragmented message ends the lean session as `unexpected`: neither bench host
+sends one.
 """
 
 from __future__ import annotations
@@ -116,8 +119,10 @@ class LeanSession:
     @property
     def ack_owed(self) -> bool:
         """An ack-only body is due (`seal([])` makes it): sixteen bodies with messages
-        since our last body, or a reliable message (which `Reliability` acks after
-        its ack delay, 10 ms: send it when nothing else is going)."""
+        since our last body, or a reliable message since it. `Reliability` sends
+        the latter 10 ms after the message if nothing else went meanwhile; the
+        lean loads send it at once when they have nothing else to send, which
+        gives the host the same body a little earlier."""
         return self.acks_owed >= ACK_EVERY_BODIES or self.reliable_owed
 
     def receive(self, data: bytes) -> list[bytes]:
@@ -150,6 +155,11 @@ class LeanSession:
                 self.closed = True
             return _NOTHING
         total = len(plain)
+        if total == BODY_HEADER_SIZE:
+            # Ack-only (the host's ack of a resent move, say): recorded for our acks,
+            # nothing to deliver, and it owes no ack in return.
+            self._record(BODY_HEADER.unpack_from(plain)[0])
+            return _NOTHING
         if total < _SINGLE:
             self.unexpected += 1
             self.closed = True
@@ -165,7 +175,25 @@ class LeanSession:
                 self.unexpected += 1
                 self.closed = True
                 return _NOTHING
-        # The body's sequence, recorded for our acks (as Reliability.receive_body).
+        if not self._record(seq16):
+            return _NOTHING
+        self.acks_owed += 1
+        out: list[bytes] = []
+        for channel, message_id, start, end in found:
+            if channel:
+                self.reliable_owed = True
+                self._receive_reliable(message_id, plain[start:end], out)
+                continue
+            delivered = self.delivered
+            if delivered >= 0 and not 0 < ((message_id - delivered) & _MASK16) < 0x8000:
+                continue  # not newer than the last one delivered
+            self.delivered = message_id
+            out.append(plain[start:end])
+        return out
+
+    def _record(self, seq16: int) -> bool:
+        """The body's sequence, recorded for our acks (as Reliability._record_body);
+        False for a duplicate or a stale one."""
         latest = self.recv_latest
         delta = (seq16 - latest) & _MASK16
         if delta >= 0x8000:
@@ -181,27 +209,15 @@ class LeanSession:
                 self.recv_bits = 0
             self.recv_latest = latest + delta
         elif delta == 0:
-            return _NOTHING
+            return False
         elif delta >= -ACK_BITS:
             bit = 1 << (-delta - 1)
             if self.recv_bits & bit:
-                return _NOTHING
+                return False
             self.recv_bits |= bit
         elif delta < -STALE_PACKETS:
-            return _NOTHING
-        self.acks_owed += 1
-        out: list[bytes] = []
-        for channel, message_id, start, end in found:
-            if channel:
-                self.reliable_owed = True
-                self._receive_reliable(message_id, plain[start:end], out)
-                continue
-            delivered = self.delivered
-            if delivered >= 0 and not 0 < ((message_id - delivered) & _MASK16) < 0x8000:
-                continue  # not newer than the last one delivered
-            self.delivered = message_id
-            out.append(plain[start:end])
-        return out
+            return False
+        return True
 
     def _receive_reliable(self, message_id: int, data: bytes, out: list[bytes]) -> None:
         expected = self.recv_next
@@ -242,9 +258,9 @@ class LeanSession:
     def seal(self, messages: list[bytes]) -> list[bytes]:
         """The datagrams carrying `messages` on channel 0, packed as `build_bodies` packs
         a queue of snapshots (the newest 64 kept; none above 1163 bytes); with no
-        messages, the ack-only body owed, if one is."""
+        messages, the ack-only body owed, if one is (`ack_owed`)."""
         if not messages:
-            if self.acks_owed < ACK_EVERY_BODIES:
+            if not self.ack_owed:
                 return []
             return [self._seal_body(BODY_HEADER.pack(
                 self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits
