@@ -414,6 +414,37 @@ class CipherMemoryTests(SynchronousTestCase):
         self.assertIsNone(victim.tx)
         self.assertLessEqual(sum(1 for s in sessions if s.rx or s.tx), 2)
 
+    def test_quiet_sessions_give_back_grown_tables_before_they_are_idle(self) -> None:
+        """At the first timer look with nothing in flight, a session that had traffic
+        gives back the tables its burst grew (records kept), an idle round early."""
+        net, sid = connected()
+        for n in range(40):
+            net.server.send_message(sid, RELIABLE, b"burst %d" % n)
+        net.run(0.1)  # delivered and acked
+        s = net.server._sessions[sid]
+        self.assertIsInstance(s.reliability._unacked, dict)  # empty, grown
+        self.assertEqual(len(s.reliability._unacked), 0)
+        net.run(s.wake - net.now + 0.001)  # the next look
+        self.assertIs(s.busy, False)  # quiet, not idle yet
+        self.assertNotIsInstance(s.reliability._unacked, dict)  # the shared empty one
+        self.assertEqual(net.closed(None), [])
+
+    def test_a_session_is_warm_again_only_after_traffic_since_it_was_idle(self) -> None:
+        net, sid = connected()
+        client = net.clients[CLIENT_ADDR]
+        for n in range(30):
+            client.send_message(RELIABLE, b"tick %d" % n)
+            net.run(0.05)
+        s = net.server._sessions[sid]
+        self.assertTrue(s.warm)
+        net.run(4.0)  # idle: ciphers and the warmth go
+        self.assertIsNone(s.busy)
+        self.assertEqual((s.payloads, s.warm, s.rx, s.tx), (0, False, None, None))
+        client.send_message(RELIABLE, b"one more")
+        net.run(0.05)
+        self.assertEqual((s.rx, s.tx), (None, None))  # one payload: not warm yet
+        self.assertEqual(net.messages(None)[-1].data, b"one more")
+
     def test_idle_sessions_hold_no_cipher_objects(self) -> None:
         net = Net()
         addrs = [(f"192.0.2.{i}", 5000 + i) for i in range(3)]

@@ -672,6 +672,38 @@ class CompactTests(TestCase):
         self.assertEqual(a.buffered_bytes, 0)
 
 
+class SingleSnapshotTests(TestCase):
+    def test_an_oversized_snapshot_alone_in_its_body_is_dropped_and_counted(self) -> None:
+        a, b = endpoint(), endpoint(max_receive_message=10)
+        a.send_unreliable(b"x" * 11)
+        (body,) = a.build_bodies(0.0)
+        self.assertEqual(b.receive_body(body, 0.0), [])
+        self.assertEqual(b.stats()["oversized_dropped"], 1)
+        a.send_unreliable(b"x" * 10)  # at the limit: delivered
+        (body,) = a.build_bodies(0.0)
+        self.assertEqual(b.receive_body(body, 0.0), [(0, b"x" * 10)])
+        self.assertEqual(b.stats()["received_bodies"], 2)
+
+
+class CompactKeepingRecordsTests(TestCase):
+    def test_unacked_snapshot_records_are_kept_or_forgotten(self) -> None:
+        """A quiet (not idle) session keeps the records of snapshots its peer will
+        still ack; an idle one forgets them. Either way nothing else changes."""
+        for forget in (False, True):
+            a, b = endpoint(), endpoint()
+            for n in range(3):
+                a.send_unreliable(b"state %d" % n)
+                (body,) = a.build_bodies(0.0)
+                self.assertEqual(b.receive_body(body, 0.0), [(0, b"state %d" % n)])
+            a.compact(forget_records=forget)
+            acked = a.stats()["acked_packets"]
+            deliver(b, a, 0.01)  # b's body acks all three
+            b.send_unreliable(b"reply")
+            deliver(b, a, 0.02)
+            self.assertEqual(a.stats()["acked_packets"] - acked, 0 if forget else 3)
+            self.assertEqual(a.stats()["lost_packets"], 0)
+
+
 def documented_vectors() -> dict[str, list[bytes]]:
     """The test vectors block of the reliability spec: a description, then hex lines."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1039,7 +1039,7 @@ class Reliability:
             del reliable_seqs[:done]
         return reliable_seqs
 
-    def compact(self) -> None:
+    def compact(self, forget_records: bool = True) -> None:
         """Give back what an idle session need not hold.
 
         For the packet layer to call when a session has gone idle (no bodies either
@@ -1048,12 +1048,18 @@ class Reliability:
         bodies without reliable messages wait for acks an idle peer does not send.
         Those records are forgotten: neither acked nor counted lost, they only fed
         the statistics. Records of bodies with reliable messages are kept.
+        `forget_records=False` keeps every record (tables are still rebuilt to
+        their size): for a session that is quiet now but not idle, whose peer
+        will still ack them.
         """
         if not self._unacked:
             self._unacked = _NO_DICT
         if not self._recv_buffer:
             self._recv_buffer = _NO_DICT
-        sent = {seq: record for seq, record in self._sent.items() if record[1]}
+        if forget_records:
+            sent = {seq: record for seq, record in self._sent.items() if record[1]}
+        else:
+            sent = dict(self._sent)
         self._sent = sent or _NO_DICT
         if not self._trim_reliable_seqs():
             self._reliable_seqs = _NO_LIST

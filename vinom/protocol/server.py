@@ -341,8 +341,9 @@ class ServerEndpoint:
                     # Nothing in flight: give back what the last burst grew now,
                     # not an idle round later, so that a crowd that connects,
                     # takes its first state and waits never holds it all at once
-                    # (resident memory keeps its peak).
-                    s.reliability.compact()
+                    # (resident memory keeps its peak). The peer may still ack
+                    # our last bodies: their records stay, for the statistics.
+                    s.reliability.compact(forget_records=False)
             elif busy is False:
                 # No payload since the timer last looked (a keepalive interval at
                 # most): idle sessions hold no cipher objects, nor grown tables.
