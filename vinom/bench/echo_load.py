@@ -142,7 +142,7 @@ def run_bare(options: Options) -> dict[str, Any]:
     record = window.latencies.record
     window.start()
     count = 0
-    measuring = False
+    measuring = window.measuring
     while not window.done:
         for fd in poll(0.05):
             index = by_fd.get(fd, -1)

@@ -323,15 +323,20 @@ class MatchLoad:
         self._want(client, client.sock, _READ)
 
     def _read_lines(self, client: MatchClient) -> None:
-        tls = client.tls
-        assert tls is not None
+        tls, sock = client.tls, client.sock
+        assert tls is not None and sock is not None
         closed = False
         while True:
             try:
                 data = tls.recv(65536)
             except SSL.WantReadError:
+                if not client.out_buffer:
+                    self._want(client, sock, _READ)  # after a WantWrite below
                 break
             except SSL.WantWriteError:
+                # TLS must write before it can read on (a key update, say): retry
+                # the read once the socket takes data.
+                self._want(client, sock, _READ | _WRITE)
                 break
             except (SSL.ZeroReturnError, SSL.SysCallError):
                 closed = True

@@ -349,7 +349,7 @@ def run_echo(options: Any) -> dict[str, Any]:
     record = window.latencies.record
     window.start()
     count = 0
-    measuring = False
+    measuring = window.measuring
     try:
         while not window.done:
             for fd in poll(0.05):
