@@ -35,6 +35,7 @@ from typing import Any
 # blocking; Twisted's ports are not, but say it anyway).
 _MSG_DONTWAIT = 0x40
 _SOCKADDR_IN = 16
+_NAME_WORDS = _SOCKADDR_IN // 8
 # Sender addresses a reader remembers (about 150 bytes each) before it starts over.
 MAX_SENDERS = 16384
 
@@ -108,7 +109,9 @@ class BatchReader:
             header.msg_iovlen = 1
         self._headers_address = ctypes.addressof(self._headers)
         self._data_view = memoryview(self._data).cast("B")
-        self._names_view = memoryview(self._names).cast("B")
+        # The first 8 bytes of each sockaddr_in (family, port, address) as one
+        # integer: the key senders are remembered by, without a slice per datagram.
+        self._name_words = memoryview(self._names).cast("B").cast("Q")
         # Each msg_len read through a view of the headers as 32-bit words: indexing
         # the ctypes array would build a structure object per datagram.
         self._lengths = memoryview(self._headers).cast("B").cast("I")
@@ -116,7 +119,7 @@ class BatchReader:
         self._length_first = _MMsgHdr.msg_len.offset // 4
         # Senders by their raw port and address: a game host hears from the same
         # few hundred peers over and over. Bounded, against spoofed floods.
-        self._senders: dict[bytes, tuple[str, int]] = {}
+        self._senders: dict[int, tuple[str, int]] = {}
 
     def read(self, fd: int) -> list[tuple[bytes, tuple[str, int]]]:
         """The datagrams waiting on `fd` with their senders; [] if none.
@@ -133,7 +136,7 @@ class BatchReader:
                 return []
             raise OSError(code, "recvmmsg: " + errno.errorcode.get(code, str(code)))
         data = self._data_view
-        names = self._names_view
+        names = self._name_words
         lengths = self._lengths
         stride = self._length_stride
         first = self._length_first
@@ -142,19 +145,19 @@ class BatchReader:
         out = []
         for i in range(n):
             start = i * size
-            name = i * _SOCKADDR_IN
-            raw = names[name + 2 : name + 8].tobytes()  # port and IPv4 address
-            sender = senders.get(raw)
+            key = names[i * _NAME_WORDS]
+            sender = senders.get(key)
             if sender is None:
-                sender = self._sender(raw)
+                sender = self._sender(key)
             out.append((data[start : start + lengths[first + i * stride]].tobytes(), sender))
         return out
 
-    def _sender(self, raw: bytes) -> tuple[str, int]:
+    def _sender(self, key: int) -> tuple[str, int]:
         senders = self._senders
         if len(senders) >= MAX_SENDERS:
             senders.clear()
-        sender = senders[raw] = (socket.inet_ntoa(raw[2:]), (raw[0] << 8) | raw[1])
+        raw = key.to_bytes(8, sys.byteorder)  # family, port (big-endian), address
+        sender = senders[key] = (socket.inet_ntoa(raw[4:]), (raw[2] << 8) | raw[3])
         return sender
 
 
