@@ -40,6 +40,7 @@ from vinom.protocol.config import ClientConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
 from vinom.protocol.tokens import PublicToken
+from vinom.wakeup import WakeUp
 
 _log = Logger()
 
@@ -80,8 +81,7 @@ class GameClientProtocol(DatagramProtocol):
         self.connected: Deferred[GameClientProtocol] = Deferred()
         self.closed: Deferred[str] = Deferred()
         self.messages: deque[tuple[int, bytes]] = deque()
-        self._timer: IDelayedCall | None = None
-        self._timer_at = 0.0
+        self._wake_up = WakeUp(clock, self._on_timer)
         self._stopping: Deferred[None] | None = None
         self._stop_call: IDelayedCall | None = None
         self._dispatching = False
@@ -116,9 +116,7 @@ class GameClientProtocol(DatagramProtocol):
         self._flush()
 
     def stopProtocol(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._wake_up.cancel()
         if not self.connected.called:
             self.connected.errback(ConnectFailedError("cancelled"))
         if not self.closed.called:
@@ -193,21 +191,12 @@ class GameClientProtocol(DatagramProtocol):
                     transport.write(datagram, addr)
                 except Exception:
                     self.send_errors += 1
-        timer = self._timer
         if when is None or self._stopping is not None:
-            if timer is not None and timer.active():
-                timer.cancel()
-            self._timer = None
-            return
-        if timer is not None and timer.active():
-            if self._timer_at <= when:
-                return
-            timer.cancel()
-        self._timer_at = when
-        self._timer = self._clock.callLater(max(0.0, when - now), self._on_timer)
+            self._wake_up.cancel()
+        else:
+            self._wake_up.at(when, now)
 
     def _on_timer(self) -> None:
-        self._timer = None
         connection = self.connection
         if connection is None:
             return

@@ -41,7 +41,7 @@ import socket
 from typing import Any
 
 from twisted.internet import udp
-from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime, IReactorUDP
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -50,6 +50,7 @@ from vinom.hosting.mmsg import BatchReader, batch_reader
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import ISessionSender, ISessionSink
 from vinom.protocol.server import ServerEndpoint
+from vinom.wakeup import WakeUp
 
 _log = Logger()
 # Log only the first few failures of a kind; they are counted either way, and a
@@ -83,8 +84,7 @@ class GameHostProtocol(DatagramProtocol):
         self._ipv6 = False
         self._sink = sink
         self._clock = clock
-        self._timer: IDelayedCall | None = None
-        self._timer_at = 0.0
+        self._wake_up = WakeUp(clock, self._on_timer)
         self._dispatching = False
         self._running = False
         # The listening socket, written to directly (see the module docstring).
@@ -122,9 +122,7 @@ class GameHostProtocol(DatagramProtocol):
         self._running = False
         self._socket = None
         self._reader = None
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._wake_up.cancel()
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self._handle_batch(data, addr)
@@ -303,19 +301,10 @@ class GameHostProtocol(DatagramProtocol):
         except Exception:
             self._error("endpoint failed computing its timer")
             return
-        if when is None:
-            return
-        timer = self._timer
-        if timer is not None and timer.active():
-            # An early wake-up is harmless (the endpoint re-checks); a late one is not.
-            if self._timer_at <= when:
-                return
-            timer.cancel()
-        self._timer_at = when
-        self._timer = self._clock.callLater(max(0.0, when - now), self._on_timer)
+        if when is not None:
+            self._wake_up.at(when, now)
 
     def _on_timer(self) -> None:
-        self._timer = None
         now = self._clock.seconds()
         try:
             self.endpoint.handle_timer(now)
