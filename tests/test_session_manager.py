@@ -24,10 +24,19 @@ SA, SB = 11, 12
 
 
 class ManagerTestCase(SynchronousTestCase):
+    """A session manager on a Clock with a RecordingSender; subclasses may start the
+    clock later and bring other games."""
+
+    start_at = 0.0
+
+    def make_games(self) -> dict[str, Any]:
+        return {"seq": SeqGame(), "seq-countdown": SeqGame(countdown=3)}
+
     def setUp(self) -> None:
         self.clock = Clock()
+        self.clock.advance(self.start_at)
         self.sender = RecordingSender()
-        self.games = {"seq": SeqGame(), "seq-countdown": SeqGame(countdown=3)}
+        self.games = self.make_games()
         self.manager = SessionManager(
             games=self.games.__getitem__,
             clock=self.clock,

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_rooms_fixtures import RecordingSender, SeqGame, make_match
+from tests.test_rooms_fixtures import SeqGame, make_match
+from tests.test_session_manager import ManagerTestCase
 from vinom.games.duel import DuelGame
 from vinom.games.maze import DIRECTIONS, MazeGame, MazeState
 from vinom.games.registry import GameRegistry
-from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
+from vinom.protocol.events import RELIABLE, SessionClosed
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import Phase, encode_action, encode_sync
-from vinom.rooms.registry import RoomRegistry
+from vinom.rooms.messages import Phase, encode_sync
 from vinom.rooms.room import Room
-from vinom.rooms.session_manager import SessionManager
 
 A, B = "p-a", "p-b"
 SA, SB = 11, 12
@@ -49,31 +46,11 @@ def tour(state: MazeState, start: tuple[int, int]) -> list[tuple[str, tuple[int,
     return moves
 
 
-class LimitsTestCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(1000.0)
-        self.sender = RecordingSender()
-        self.games: dict[str, Any] = {
-            "seq": SeqGame(action_rate=10.0),
-            "maze": MazeGame(),
-            "duel": DuelGame(),
-        }
-        self.manager = SessionManager(
-            games=self.games.__getitem__,
-            clock=self.clock,
-            registry=RoomRegistry(self.clock, linger=2.0),
-        )
-        self.manager.sender = self.sender
-        self.sender.sink = self.manager
+class LimitsTestCase(ManagerTestCase):
+    start_at = 1000.0
 
-    def connect(self, session_id: int, player_id: str, match_id: str = "m-1") -> None:
-        self.manager.session_connected(
-            SessionConnected(session_id, player_id, match_id, ("127.0.0.1", 40000 + session_id))
-        )
-
-    def act(self, session_id: int, action: dict[str, Any], action_id: int | None = None) -> None:
-        self.manager.message_received(session_id, RELIABLE, encode_action(action, action_id))
+    def make_games(self) -> dict[str, Any]:
+        return {"seq": SeqGame(action_rate=10.0), "maze": MazeGame(), "duel": DuelGame()}
 
     def playing(self, game: str = "seq") -> Room:
         room = self.manager.add_match(make_match("m-1", game=game))
