@@ -379,29 +379,22 @@ class ServerEndpoint:
             if offset >= 0 and (offset >= WINDOW_SIZE or (s.window_bits >> offset) & 1):
                 self._drop(DROP_REPLAYED, size)
                 return
-            rx = s.rx
-            if rx is None:
-                # A throwaway cipher, kept only if the tag verifies and the packet is
-                # a payload: a forged packet must not evict another session's
-                # ciphers, and keepalives alone must not make an idle session keep any.
-                rx = new_aead(s.rx_key)
-                try:
-                    plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
-                                       data[HEADER_SIZE:], data[:HEADER_SIZE])
-                except InvalidTag:
-                    self._drop(DROP_DECRYPT_FAILED, size)
-                    return
-                if kind == PAYLOAD:
-                    s.busy = True  # first, so that keeping it does not evict it
-                    if s.payloads >= WARM_PAYLOADS:
-                        self._keep_rx(s, rx)
-            else:
-                try:
-                    plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
-                                       data[HEADER_SIZE:], data[:HEADER_SIZE])
-                except InvalidTag:
-                    self._drop(DROP_DECRYPT_FAILED, size)
-                    return
+            kept = s.rx
+            # Without a kept cipher, a throwaway one, kept only if the tag verifies
+            # and the packet is a payload of a warm session: a forged packet must not
+            # evict another session's ciphers, and keepalives alone must not make an
+            # idle session keep any.
+            rx = kept if kept is not None else new_aead(s.rx_key)
+            try:
+                plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
+                                   data[HEADER_SIZE:], data[:HEADER_SIZE])
+            except InvalidTag:
+                self._drop(DROP_DECRYPT_FAILED, size)
+                return
+            if kept is None and kind == PAYLOAD:
+                s.busy = True  # first, so that keeping it does not evict it
+                if s.payloads >= WARM_PAYLOADS:
+                    self._keep_rx(s, rx)
             # Accepted: mark it (as ReplayWindow.mark).
             if offset < 0:
                 s.window_bits = (
