@@ -690,14 +690,7 @@ class ServerEndpoint:
         elif now - s.last_sent >= s.keepalive - s.grid:
             self._seal(s, KEEPALIVE, b"")
             s.last_sent = now
-        wake = s.wake
-        if wake == _INF:
-            self._schedule(s, now)
-        else:
-            due = s.reliability.next_timer()
-            if due is not None and due < wake:
-                self._schedule(s, now)
-            # else: the wake-up already set comes first (see _schedule)
+        self._schedule(s, now)
 
     def _schedule(self, s: _Session, now: float) -> None:
         due = s.reliability.next_timer()
