@@ -125,7 +125,10 @@ class GameHostProtocol(DatagramProtocol):
         self._wake_up.cancel()
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        self._handle_batch(data, addr)
+        batch = [(data, addr)]
+        if self._socket is not None:
+            self._read_more(self._socket, batch)
+        self._handle_datagrams(batch)
 
     # -- reading ----------------------------------------------------------
 
@@ -145,24 +148,33 @@ class GameHostProtocol(DatagramProtocol):
         if self._reader is not None:
             self._read_batches(self._reader, sock.fileno())
             return
-        size = self._read_size
-        ipv6 = self._ipv6
         limit = self._read_limit
         read = 0
         while read < limit:
+            batch: list[tuple[bytes, Any]] = []
+            drained = self._read_more(sock, batch)
+            if batch:
+                read += self._handle_datagrams(batch)
+            if drained:
+                return
+
+    def _read_more(self, sock: socket.socket, batch: list[tuple[bytes, Any]]) -> bool:
+        """Append what `recvfrom` finds waiting to `batch`, up to `batch` datagrams in
+        all; whether the socket was drained (or failed: counted if unexpected)."""
+        recvfrom = sock.recvfrom
+        size = self._read_size
+        ipv6 = self._ipv6
+        for _ in range(self._batch - len(batch)):
             try:
-                data, addr = sock.recvfrom(size)
+                data, addr = recvfrom(size)
             except OSError as e:
                 if e.errno not in _READ_DONE:
                     self.read_errors += 1
-                return
+                return True
             if ipv6:
                 addr = addr[:2]
-            read += len(data)
-            more, drained = self._handle_batch(data, addr)
-            read += more
-            if drained:
-                return
+            batch.append((data, addr))
+        return False
 
     def _read_batches(self, reader: BatchReader, fd: int) -> None:
         """_do_read with recvmmsg: a batch per call; a short one means drained."""
@@ -181,35 +193,6 @@ class GameHostProtocol(DatagramProtocol):
             read += self._handle_datagrams(datagrams)
             if len(datagrams) < full or self._reader is None:
                 return  # drained (or the port stopped meanwhile)
-
-    def _handle_batch(self, data: bytes, addr: Any) -> tuple[int, bool]:
-        """Handle `data` and the datagrams queued behind it (up to `batch`), then send.
-
-        Returns the bytes read besides `data` and whether the socket was drained.
-        """
-        batch = [(data, addr)]
-        read = 0
-        drained = False
-        sock = self._socket
-        if sock is not None and self._batch > 1:
-            # The rest of the batch, straight from the socket.
-            recvfrom = sock.recvfrom
-            size = self._read_size
-            ipv6 = self._ipv6
-            for _ in range(self._batch - 1):
-                try:
-                    data, addr = recvfrom(size)
-                except OSError as e:
-                    drained = True  # nothing more waiting
-                    if e.errno not in _READ_DONE:
-                        self.read_errors += 1
-                    break
-                if ipv6:
-                    addr = addr[:2]
-                read += len(data)
-                batch.append((data, addr))
-        self._handle_datagrams(batch)
-        return read, drained
 
     def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
         """Feed a batch to the endpoint, each datagram's events to the sink, then send
