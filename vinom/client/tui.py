@@ -151,7 +151,8 @@ KeyResult = Mapping[str, Any] | str | None
 
 
 class GameUI(Protocol):
-    """Draws one game's view and turns keys into its actions."""
+    """Draws one game's view and turns keys into its actions. A UI that needs none of
+    `sent`, `settled` and `rejected` subclasses it for their do-nothing defaults."""
 
     help: str
 
@@ -163,12 +164,15 @@ class GameUI(Protocol):
 
     def sent(self, action: Mapping[str, Any]) -> None:
         """An action (from a key, the bot or the prompt) went out."""
+        return None
 
     def settled(self) -> None:
         """Every action sent has been applied or rejected."""
+        return None
 
     def rejected(self, error: Mapping[str, Any]) -> None:
         """The server rejected an action."""
+        return None
 
 
 def ui_for(game: str) -> GameUI:
@@ -328,7 +332,7 @@ CURSOR_KEYS: dict[int, tuple[int, int]] = {
 }
 
 
-class TicTacToeUI:
+class TicTacToeUI(GameUI):
     """A 3x3 board with a cursor; 1-9 name the cells in reading order."""
 
     help = "arrows/hjkl cursor  Enter/space or 1-9 mark  y/n rematch  b bot  q quit"
@@ -360,15 +364,6 @@ class TicTacToeUI:
         if view["board"][cell]:
             return f"cell {cell + 1} is taken"
         return {"cell": cell}
-
-    def sent(self, action: Mapping[str, Any]) -> None:
-        pass
-
-    def settled(self) -> None:
-        pass
-
-    def rejected(self, error: Mapping[str, Any]) -> None:
-        pass
 
     def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
         me = _me(view, ctx.player_id)
@@ -442,7 +437,7 @@ def _value_text(key: str, value: Any, ctx: PlayerContext) -> str:
     return json.dumps(value, separators=(",", ":"), default=repr)
 
 
-class GenericUI:
+class GenericUI(GameUI):
     """Every game without a UI of its own: its view as text, actions by bot or as JSON."""
 
     help = "b bot move  B autopilot  : type an action (JSON)  q quit"
@@ -452,15 +447,6 @@ class GenericUI:
 
     def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
         return None
-
-    def sent(self, action: Mapping[str, Any]) -> None:
-        pass
-
-    def settled(self) -> None:
-        pass
-
-    def rejected(self, error: Mapping[str, Any]) -> None:
-        pass
 
     def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
         lines = format_view(view, ctx)
