@@ -241,11 +241,8 @@ class ClientConnection:
             if offset >= 0 and (offset >= WINDOW_SIZE or (window.bits >> offset) & 1):
                 self.drops[DROP_REPLAYED] += 1
                 return
-            try:
-                plain = self._rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
-                                         data[HEADER_SIZE:], data[:HEADER_SIZE])
-            except InvalidTag:
-                self.drops[DROP_DECRYPT_FAILED] += 1
+            plain = self._open(NONCE_DOMAIN_SESSION, seq, data)
+            if plain is None:
                 return
             # Accepted: mark it (ReplayWindow.mark, inlined on this path).
             if offset < 0:
@@ -299,14 +296,19 @@ class ClientConnection:
         if seq <= self._challenge_seq:
             self.drops[DROP_REPLAYED] += 1
             return None
+        plain = self._open(NONCE_DOMAIN_STATELESS, seq, data)
+        if plain is not None:
+            self._challenge_seq = seq
+        return plain
+
+    def _open(self, domain: int, seq: int, data: bytes) -> bytes | None:
+        """A packet from the host opened (its header authenticated), or None: counted."""
         try:
-            plain = self._rx.decrypt(NONCE.pack(NONCE_DOMAIN_STATELESS, seq),
-                                     data[HEADER_SIZE:], data[:HEADER_SIZE])
+            return self._rx.decrypt(NONCE.pack(domain, seq), data[HEADER_SIZE:],
+                                    data[:HEADER_SIZE])
         except InvalidTag:
             self.drops[DROP_DECRYPT_FAILED] += 1
             return None
-        self._challenge_seq = seq
-        return plain
 
     def _on_challenge(self, data: bytes) -> None:
         if self.state not in (REQUESTING, RESPONDING):
@@ -340,11 +342,8 @@ class ClientConnection:
             self.drops[DROP_UNEXPECTED] += 1
             return
         seq = SEQUENCE.unpack_from(data, 1)[0]
-        try:
-            plain = self._rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
-                                     data[HEADER_SIZE:], data[:HEADER_SIZE])
-        except InvalidTag:
-            self.drops[DROP_DECRYPT_FAILED] += 1
+        plain = self._open(NONCE_DOMAIN_SESSION, seq, data)
+        if plain is None:
             return
         if len(plain) != WELCOME_BODY.size:
             self.drops[DROP_MALFORMED_BODY] += 1
