@@ -36,7 +36,6 @@ from vinom.protocol.tokens import PublicToken, TokenIssuer
 
 STAMP = struct.Struct("<q")
 INF = float("inf")
-MAX_READS_PER_WAKE = 64
 MAX_DATAGRAM = 2048
 
 
@@ -301,7 +300,8 @@ def run_echo(options: Any) -> dict[str, Any]:
     `LeanSession` (see vinom.bench.lean_client: the same datagrams for less
     CPU, so that the host, not this process, is what the scenario measures).
     Like the bare half: one message per datagram, every datagram answered on
-    its own, up to 64 read per socket per wake-up.
+    its own, and a socket read at most as many times per wake-up as it has
+    messages in flight (see echo_load.run_bare).
     """
     from vinom.bench.echo_load import EchoWindow, split_window
     from vinom.bench.lean_client import LeanSession
@@ -360,7 +360,7 @@ def run_echo(options: Any) -> dict[str, Any]:
                 session = sessions[index]
                 receive = session.receive
                 seal = session.seal
-                for _ in range(MAX_READS_PER_WAKE):
+                for _ in range(shares[index]):  # as in echo_load.run_bare
                     try:
                         data = sock.recv(MAX_DATAGRAM)
                     except BlockingIOError:
