@@ -108,15 +108,16 @@ class BatchReader:
             header.msg_iov = ctypes.pointer(iov)
             header.msg_iovlen = 1
         self._headers_address = ctypes.addressof(self._headers)
-        self._data_view = memoryview(self._data).cast("B")
         # The first 8 bytes of each sockaddr_in (family, port, address) as one
         # integer: the key senders are remembered by, without a slice per datagram.
         self._name_words = memoryview(self._names).cast("B").cast("Q")
         # Each msg_len read through a view of the headers as 32-bit words: indexing
         # the ctypes array would build a structure object per datagram.
         self._lengths = memoryview(self._headers).cast("B").cast("I")
-        self._length_stride = ctypes.sizeof(_MMsgHdr) // 4
-        self._length_first = _MMsgHdr.msg_len.offset // 4
+        stride = ctypes.sizeof(_MMsgHdr) // 4
+        first = _MMsgHdr.msg_len.offset // 4
+        # Per slot: where its data starts, its sender's key word, its length word.
+        self._slots = [(i * size, i * _NAME_WORDS, first + i * stride) for i in range(count)]
         # Senders by their raw port and address: a game host hears from the same
         # few hundred peers over and over. Bounded, against spoofed floods.
         self._senders: dict[int, tuple[str, int]] = {}
@@ -135,21 +136,19 @@ class BatchReader:
             if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                 return []
             raise OSError(code, "recvmmsg: " + errno.errorcode.get(code, str(code)))
-        data = self._data_view
+        # A c_char array: a slice of it is bytes, copied once (typeshed says a list).
+        data: Any = self._data
         names = self._name_words
         lengths = self._lengths
-        stride = self._length_stride
-        first = self._length_first
         senders = self._senders
-        size = self.size
-        out = []
-        for i in range(n):
-            start = i * size
-            key = names[i * _NAME_WORDS]
+        out: list[tuple[bytes, tuple[str, int]]] = []
+        append = out.append
+        for start, name, length in self._slots[:n]:
+            key = names[name]
             sender = senders.get(key)
             if sender is None:
                 sender = self._sender(key)
-            out.append((data[start : start + lengths[first + i * stride]].tobytes(), sender))
+            append((data[start : start + lengths[length]], sender))
         return out
 
     def _sender(self, key: int) -> tuple[str, int]:
