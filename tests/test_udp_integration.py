@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -151,9 +152,10 @@ class RealUDPTests(TestCase):
         yield done
         self.assertEqual(received, [b"lost %d" % n for n in range(1, 5)])
 
-    def test_replies_to_a_batch_of_datagrams_share_packets(self) -> None:
-        """Datagrams already queued are handled together; what one session is owed
-        for all of them leaves in one packet."""
+    def raw_session(self) -> tuple[ClientConnection, Callable[[], int], Callable[[], None]]:
+        """A sans-I/O client on a plain socket, connected: the connection, `exchange`
+        (its datagrams to the host, one read by the host, replies back: how many)
+        and `send` (its datagrams to the host, nothing read yet)."""
         server = ("127.0.0.1", self.address.port)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(sock.close)
@@ -163,10 +165,12 @@ class RealUDPTests(TestCase):
                                         hosts=(self.address,), now=time.time())
         conn = ClientConnection(token, time.time(), addresses=[server])
 
-        def exchange() -> int:
-            """Client datagrams to the host, one read by the host, replies back."""
+        def send() -> None:
             for datagram, _ in conn.datagrams_to_send(time.time()):
                 sock.sendto(datagram, server)
+
+        def exchange() -> int:
+            send()
             self.port.doRead()  # type: ignore[attr-defined]
             replies = 0
             while True:
@@ -180,10 +184,16 @@ class RealUDPTests(TestCase):
         for _ in range(3):
             exchange()
         self.assertTrue(conn.is_connected)
+        self.addCleanup(self.host.close_session, self.sink.connected[0].session_id)
+        return conn, exchange, send
+
+    def test_replies_to_a_batch_of_datagrams_share_packets(self) -> None:
+        """Datagrams already queued are handled together; what one session is owed
+        for all of them leaves in one packet."""
+        conn, exchange, send = self.raw_session()
         for n in range(5):
             conn.send_message(RELIABLE, b"message %d" % n)
-            for datagram, _ in conn.datagrams_to_send(time.time()):  # one datagram each
-                sock.sendto(datagram, server)
+            send()  # one datagram each
         self.assertEqual(exchange(), 1)  # five echoes and the ack in one packet
         echoes = []
         while (event := conn.next_event()) is not None:
@@ -191,7 +201,44 @@ class RealUDPTests(TestCase):
                 echoes.append(event.data)
         self.assertEqual(echoes, [b"message %d" % n for n in range(5)])
         self.assertEqual(self.sink.received, 5)
-        self.host.close_session(self.sink.connected[0].session_id)
+
+    def test_a_batch_is_timed_once_and_survives_a_sink_failure(self) -> None:
+        """Every datagram of a batch is handled at the time the batch was read (each
+        had arrived by then); the sink hears each one's messages before the next
+        datagram is handled, and one failure of the sink spares the rest."""
+        conn, exchange, send = self.raw_session()
+        times: list[float] = []
+        receive = self.endpoint.receive_datagram
+
+        def timed_receive(data: bytes, addr: Any, now: float) -> None:
+            times.append(now)
+            receive(data, addr, now)
+
+        self.patch(self.endpoint, "receive_datagram", timed_receive)
+        heard: list[tuple[int, bytes]] = []
+        echo = self.sink.message_received
+
+        def failing_sink(session_id: int, channel: int, data: bytes) -> None:
+            heard.append((len(times), data))
+            if data == b"boom":
+                raise RuntimeError("sink bug")
+            echo(session_id, channel, data)
+
+        self.patch(self.sink, "message_received", failing_sink)
+        for data in (b"first", b"boom", b"last"):
+            conn.send_message(RELIABLE, data)
+            send()  # one datagram each
+        self.assertEqual(exchange(), 1)
+        self.assertEqual(len(times), 3)
+        self.assertEqual(len(set(times)), 1)
+        self.assertEqual(heard, [(1, b"first"), (2, b"boom"), (3, b"last")])
+        self.assertEqual(self.host.errors, 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        echoes = []
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, MessageReceived):
+                echoes.append(event.data)
+        self.assertEqual(echoes, [b"first", b"last"])
 
     def test_the_port_reads_in_batches_with_one_empty_read(self) -> None:
         """Without recvmmsg: five queued datagrams, five reads and one that finds

@@ -49,7 +49,7 @@ from zope.interface import implementer
 from vinom.hosting.mmsg import BatchReader, batch_reader
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import ISessionSender, ISessionSink
-from vinom.protocol.server import ServerEndpoint
+from vinom.protocol.server import Event, ServerEndpoint
 from vinom.wakeup import WakeUp
 
 _log = Logger()
@@ -196,20 +196,38 @@ class GameHostProtocol(DatagramProtocol):
 
     def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
         """Feed a batch to the endpoint, each datagram's events to the sink, then send
-        what is owed for all of them; returns the bytes handled."""
-        clock = self._clock
+        what is owed for all of them; returns the bytes handled.
+
+        The batch is timed once, as it was read: every datagram in it had arrived
+        by then. Events go to the sink after each datagram, in order, as
+        `_dispatch` would hand them (inline: one call fewer per datagram).
+        """
         receive = self.endpoint.receive_datagram
-        dispatch = self._dispatch
+        events = self.endpoint.events
+        popleft = events.popleft
+        message_received = self._sink.message_received
+        deliver = self._deliver
         read = 0
-        now = 0.0
-        for data, addr in datagrams:
-            read += len(data)
-            now = clock.seconds()
-            try:
-                receive(data, addr, now)
-            except Exception:
-                self._error("endpoint failed on a datagram")
-            dispatch()
+        now = self._clock.seconds()
+        self._dispatching = True
+        try:
+            for data, addr in datagrams:
+                read += len(data)
+                try:
+                    receive(data, addr, now)
+                except Exception:
+                    self._error("endpoint failed on a datagram")
+                while events:
+                    event = popleft()
+                    try:
+                        if type(event) is MessageReceived:
+                            message_received(*event)  # (session_id, channel, data)
+                        else:
+                            deliver(event)
+                    except Exception:
+                        self._error("session sink failed")
+        finally:
+            self._dispatching = False
         self._flush(now)
         return read
 
@@ -235,21 +253,28 @@ class GameHostProtocol(DatagramProtocol):
             return  # the outer loop picks the new events up
         self._dispatching = True
         events = self.endpoint.events
-        sink = self._sink
+        message_received = self._sink.message_received
         try:
             while events:
                 event = events.popleft()
                 try:
                     if type(event) is MessageReceived:
-                        sink.message_received(*event)  # (session_id, channel, data)
-                    elif isinstance(event, SessionConnected):
-                        sink.session_connected(event)
-                    elif isinstance(event, SessionClosed):
-                        sink.session_closed(event)
+                        message_received(*event)  # (session_id, channel, data)
+                    else:
+                        self._deliver(event)
                 except Exception:
                     self._error("session sink failed")
         finally:
             self._dispatching = False
+
+    def _deliver(self, event: Event) -> None:
+        """Hand the sink an event other than a message (those the loops hand it inline)."""
+        if isinstance(event, SessionConnected):
+            self._sink.session_connected(event)
+        elif isinstance(event, SessionClosed):
+            self._sink.session_closed(event)
+        elif isinstance(event, MessageReceived):
+            self._sink.message_received(*event)
 
     def _flush(self, now: float) -> None:
         try:
