@@ -91,6 +91,8 @@ Event = SessionConnected | SessionClosed | MessageReceived
 
 _INF = float("inf")
 _new_tuple = tuple.__new__
+_pack_header = HEADER.pack
+_pack_nonce = NONCE.pack
 _WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
 _MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
@@ -583,7 +585,7 @@ class ServerEndpoint:
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
         )
         self._send_welcome(s, now)
-        self._schedule(s, now)
+        self._schedule(s, now, s.reliability.next_timer())
 
     def _send_welcome(self, s: _Session, now: float) -> None:
         seq = s.tx_seq
@@ -682,23 +684,33 @@ class ServerEndpoint:
             s.busy = True
             s.payloads += len(bodies)
             tx = s.tx
-            if tx is None and len(bodies) > 1 and s.payloads < WARM_PAYLOADS:
-                tx = new_aead(s.tx_key)  # one throwaway cipher for all of them
+            if tx is None:
+                # Kept once the session is warm, else one throwaway for all of them.
+                tx = self._make_tx(s) if s.payloads >= WARM_PAYLOADS else new_aead(s.tx_key)
+            # _seal's work, once per body without a call each (the host's hot path).
+            seq = s.tx_seq
+            append = self._out.append
+            address = s.address
             for body in bodies:
-                self._seal(s, PAYLOAD, body, tx)
+                header = _pack_header(PAYLOAD, seq)
+                append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), body, header),
+                        address))
+                seq += 1
+            s.tx_seq = seq
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
             self._seal(s, KEEPALIVE, b"")
             s.last_sent = now
-        self._schedule(s, now)
-
-    def _schedule(self, s: _Session, now: float) -> None:
         due = s.reliability.next_timer()
-        if s.wake != _INF and (due is None or due >= s.wake):
-            # The wake-up already set comes first: the keepalive and timeout times
-            # below only move later (last_sent and last_recv only grow), so only
-            # the reliability layer can want an earlier one.
-            return
+        # Else the wake-up already set comes first: the keepalive and timeout times
+        # only move later (last_sent and last_recv only grow), so only the
+        # reliability layer can want an earlier one.
+        if s.wake == _INF or (due is not None and due < s.wake):
+            self._schedule(s, now, due)
+
+    def _schedule(self, s: _Session, now: float, due: float | None) -> None:
+        """Set the session's wake-up: keepalive, timeout or `due` (its reliability
+        layer's timer), whichever comes first."""
         grid = s.grid
         if grid:
             # On a shared grid, one wake-up of the host serves every session due in
