@@ -103,6 +103,8 @@ _SINGLE_MESSAGE_BODY = BODY_HEADER_SIZE + MESSAGE_HEADER_SIZE
 _unpack_body_header = BODY_HEADER.unpack_from
 _pack_body_header = BODY_HEADER.pack
 _unpack_message_header = MESSAGE_HEADER.unpack_from
+# A body header and the first message header at once (the single-message cases).
+_unpack_single_message_body = struct.Struct("<HHIHH").unpack_from
 _pack_message_header = MESSAGE_HEADER.pack
 _pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
 
@@ -599,16 +601,13 @@ class Reliability:
         if total < BODY_HEADER_SIZE or total > self._max_body:
             self.malformed_bodies += 1
             return None
-        seq16, ack16, ack_bits = _unpack_body_header(body, 0)
-
         # Parse and validate everything before changing any state.
-        messages: list[tuple[int, int, int, int, int, int]] = []
+        messages: list[tuple[int, int, int, int, int, int]]
         offset = BODY_HEADER_SIZE
-        max_fragments = MAX_FRAGMENTS
         if total >= _SINGLE_MESSAGE_BODY:
             # The common cases first: one whole message on channel 0 or 1 (a state, an
             # action), which the loop below would find after more checks.
-            info, message_id = _unpack_message_header(body, offset)
+            seq16, ack16, ack_bits, info, message_id = _unpack_single_message_body(body)
             if info < FRAGMENT_FLAG and info + _SINGLE_MESSAGE_BODY == total:
                 # One snapshot (channel 0, not a fragment: the info is its length).
                 if not self._record_body(seq16, ack16, ack_bits, now):
@@ -628,10 +627,16 @@ class Reliability:
             if info < 0x8000 and not info & FRAGMENT_FLAG and (
                 (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
             ):
-                messages.append(
+                messages = [
                     (info >> CHANNEL_SHIFT, message_id, -1, 0, _SINGLE_MESSAGE_BODY, total)
-                )
+                ]
                 offset = total
+            else:
+                messages = []
+        else:
+            seq16, ack16, ack_bits = _unpack_body_header(body, 0)
+            messages = []
+        max_fragments = MAX_FRAGMENTS
         try:
             while offset < total:
                 info, message_id = _unpack_message_header(body, offset)
