@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
+from zope.interface import Invalid, implementer
 from zope.interface.verify import verifyObject
 
 from tests.test_protocol_support import (
@@ -216,6 +216,39 @@ class AdapterTests(SynchronousTestCase):
         self.assertEqual(self.host.errors, 1)
         self.assertEqual(self.sink.messages, [(sid, RELIABLE, b"after")])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_a_datagram_fed_from_inside_the_sink_waits_for_the_delivering_loop(self) -> None:
+        """The sink feeding the host a datagram (a nested read) is not handed that
+        datagram's events inside its own call, and the batch in progress keeps
+        holding its replies until it ends."""
+        client, _sid = self.connected_client()
+        depth = [0]
+        heard: list[tuple[bytes, int, bool]] = []
+
+        def reentrant(session_id: int, channel: int, data: bytes) -> None:
+            depth[0] += 1
+            heard.append((data, depth[0], self.host._dispatching))
+            if data == b"outer":
+                nested, source, _ = self.wire.queue.pop(0)
+                self.host.datagramReceived(nested, source)
+                heard.append((b"back", depth[0], self.host._dispatching))
+            depth[0] -= 1
+
+        self.patch(self.sink, "message_received", reentrant)
+        client.send(RELIABLE, b"outer")
+        client.send(RELIABLE, b"inner")
+        self.assertEqual(len(self.wire.queue), 2)  # one datagram each
+        data, source, _ = self.wire.queue.pop(0)
+        self.host.datagramReceived(data, source)
+        self.assertEqual(heard, [(b"outer", 1, True), (b"back", 1, True), (b"inner", 1, True)])
+        self.assertFalse(self.host._dispatching)
+
+    def test_a_sink_missing_a_method_is_refused_when_the_host_is_made(self) -> None:
+        class HalfSink:
+            def session_connected(self, event: SessionConnected) -> None:
+                pass
+
+        self.assertRaises(Invalid, GameHostProtocol, self.endpoint, HalfSink(), self.clock)
 
     def test_endpoint_failures_are_counted_not_raised(self) -> None:
         def broken(*args: object) -> None:

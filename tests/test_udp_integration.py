@@ -205,7 +205,8 @@ class RealUDPTests(TestCase):
     def test_a_batch_is_timed_once_and_survives_a_sink_failure(self) -> None:
         """Every datagram of a batch is handled at the time the batch was read (each
         had arrived by then); the sink hears each one's messages before the next
-        datagram is handled, and one failure of the sink spares the rest."""
+        datagram is handled, and a failure of the sink spares every other message,
+        of its own datagram too."""
         conn, exchange, send = self.raw_session()
         times: list[float] = []
         receive = self.endpoint.receive_datagram
@@ -225,20 +226,48 @@ class RealUDPTests(TestCase):
             echo(session_id, channel, data)
 
         self.patch(self.sink, "message_received", failing_sink)
-        for data in (b"first", b"boom", b"last"):
-            conn.send_message(RELIABLE, data)
+        for datagram in ([b"first"], [b"boom", b"spared"], [b"last"]):
+            for data in datagram:
+                conn.send_message(RELIABLE, data)
             send()  # one datagram each
         self.assertEqual(exchange(), 1)
         self.assertEqual(len(times), 3)
         self.assertEqual(len(set(times)), 1)
-        self.assertEqual(heard, [(1, b"first"), (2, b"boom"), (3, b"last")])
+        self.assertEqual(heard, [(1, b"first"), (2, b"boom"), (2, b"spared"), (3, b"last")])
         self.assertEqual(self.host.errors, 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         echoes = []
         while (event := conn.next_event()) is not None:
             if isinstance(event, MessageReceived):
                 echoes.append(event.data)
-        self.assertEqual(echoes, [b"first", b"last"])
+        self.assertEqual(echoes, [b"first", b"spared", b"last"])
+
+    def test_a_session_the_sink_closes_is_closed_within_the_batch(self) -> None:
+        """close_session from inside the sink, on the batch's last datagram: the sink
+        hears session_closed before the read ends, and the disconnects go out."""
+        conn, exchange, send = self.raw_session()
+        echo = self.sink.message_received
+
+        def closing_sink(session_id: int, channel: int, data: bytes) -> None:
+            if data == b"bye":
+                self.host.close_session(session_id)
+            else:
+                echo(session_id, channel, data)
+
+        self.patch(self.sink, "message_received", closing_sink)
+        conn.send_message(RELIABLE, b"hello")
+        send()
+        conn.send_message(RELIABLE, b"bye")
+        self.assertGreaterEqual(exchange(), 1)
+        closed = self.successResultOf(self.sink.closed)
+        self.assertEqual(closed.reason, "closed")
+        self.assertEqual(self.endpoint.session_count, 0)
+        self.assertFalse(conn.is_connected)
+        ends = []
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, SessionClosed):
+                ends.append(event.reason)
+        self.assertEqual(ends, ["disconnect"])  # the host's disconnect reached it
 
     def test_the_port_reads_in_batches_with_one_empty_read(self) -> None:
         """Without recvmmsg: five queued datagrams, five reads and one that finds

@@ -46,6 +46,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUD
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from vinom.hosting.mmsg import BatchReader, batch_reader
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
@@ -83,6 +84,9 @@ class GameHostProtocol(DatagramProtocol):
         self._reader: BatchReader | None = None
         self._read_size = _MAX_READ
         self._ipv6 = False
+        # Checked here, so that a sink missing a method fails now rather than
+        # inside the reactor's read of a datagram.
+        verifyObject(ISessionSink, sink, tentative=True)
         self._sink = sink
         self._clock = clock
         self._wake_up = WakeUp(clock, self._on_timer)
@@ -201,7 +205,8 @@ class GameHostProtocol(DatagramProtocol):
 
         The batch is timed once, as it was read: every datagram in it had arrived
         by then. Events go to the sink after each datagram, in order, as
-        `_dispatch` would hand them (inline: one call fewer per datagram).
+        `_dispatch` would hand them (inline: one call fewer per datagram); when
+        called from inside the sink, the loop already delivering picks them up.
         """
         receive = self.endpoint.receive_datagram
         events = self.endpoint.events
@@ -210,6 +215,7 @@ class GameHostProtocol(DatagramProtocol):
         deliver = self._deliver
         read = 0
         now = self._clock.seconds()
+        outer = self._dispatching
         self._dispatching = True
         try:
             for data, addr in datagrams:
@@ -218,7 +224,7 @@ class GameHostProtocol(DatagramProtocol):
                     receive(data, addr, now)
                 except Exception:
                     self._error("endpoint failed on a datagram")
-                while events:
+                while events and not outer:
                     event = popleft()
                     try:
                         if type(event) is MessageReceived:
@@ -228,8 +234,9 @@ class GameHostProtocol(DatagramProtocol):
                     except Exception:
                         self._error("session sink failed")
         finally:
-            self._dispatching = False
-        self._flush(now)
+            self._dispatching = outer
+        # Replies are stamped when they leave, not when the batch was read.
+        self._flush(self._clock.seconds())
         return read
 
     # -- ISessionSender ---------------------------------------------------
