@@ -688,7 +688,9 @@ class ServerEndpoint:
                 # Kept once the session is warm, else one throwaway for all of them.
                 tx = self._make_tx(s) if s.payloads >= WARM_PAYLOADS else new_aead(s.tx_key)
             # _seal's work, once per body without a call each (the host's hot path).
+            # The sequences are taken first, so that none is ever sealed twice.
             seq = s.tx_seq
+            s.tx_seq = seq + len(bodies)
             append = self._out.append
             address = s.address
             for body in bodies:
@@ -696,7 +698,6 @@ class ServerEndpoint:
                 append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), body, header),
                         address))
                 seq += 1
-            s.tx_seq = seq
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
             self._seal(s, KEEPALIVE, b"")
