@@ -20,10 +20,11 @@ host owes one session within that batch (say two states, after both players
 of a room moved) goes out in one packet, and the sends (a system call each,
 the largest single cost of the host per move) are fewer. Nothing waits for
 more datagrams to arrive: only those already queued are batched. A batch is
-timed once, as it was read, and the sink hears each datagram's events before
-the next datagram is handled. On Twisted's `udp.Port` the adapter does the
-reading itself (it replaces the port's `doRead`): Port.doRead would ask the
-socket once more after every drained batch, a failed system call per wake-up.
+timed once, as it was read (its replies when they leave), and the sink hears
+each datagram's events before the next datagram is handled. On Twisted's
+`udp.Port` the adapter does the reading itself (it replaces the port's
+`doRead`): Port.doRead would ask the socket once more after every drained
+batch, a failed system call per wake-up.
 On Linux, an IPv4 port reads each batch with one `recvmmsg` call
 (vinom.hosting.mmsg), which also tells when the socket is drained, so no read
 fails; elsewhere one `recvfrom` per datagram.
