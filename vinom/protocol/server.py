@@ -18,7 +18,7 @@ import heapq
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -93,6 +93,7 @@ _INF = float("inf")
 _new_tuple = tuple.__new__
 _pack_header = HEADER.pack
 _pack_nonce = NONCE.pack
+_EMPTY_PLAIN = (b"",)  # a keepalive's one empty plaintext
 _WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
 _MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
@@ -608,22 +609,21 @@ class ServerEndpoint:
 
     # -- sessions ---------------------------------------------------------
 
-    def _seal(self, s: _Session, kind: int, plain: bytes, tx: Aead | None = None) -> None:
-        """Seal one session packet; `tx`: the cipher to use when the session keeps none."""
+    def _seal_packets(self, s: _Session, kind: int, plains: Sequence[bytes], tx: Aead) -> None:
+        """Seal one session packet of `kind` per plaintext, in order, with `tx`.
+
+        The sequences are taken first, so that none is ever sealed twice; one call
+        for all of a flush's bodies (the host's hot path), not one per body.
+        """
         seq = s.tx_seq
-        s.tx_seq = seq + 1
-        header = HEADER.pack(kind, seq)
-        if tx is None:
-            tx = s.tx
-            if tx is None:
-                if kind == PAYLOAD and s.payloads >= WARM_PAYLOADS:
-                    tx = self._make_tx(s)
-                else:
-                    tx = new_aead(s.tx_key)
-        self._out.append(
-            (header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), plain, header),
-             s.address)
-        )
+        s.tx_seq = seq + len(plains)
+        append = self._out.append
+        address = s.address
+        for plain in plains:
+            header = _pack_header(kind, seq)
+            append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, header),
+                    address))
+            seq += 1
 
     def _keep_rx(self, s: _Session, rx: Aead) -> None:
         """Keep an authenticated peer's receiving cipher (the tag verified with it)."""
@@ -687,20 +687,11 @@ class ServerEndpoint:
             if tx is None:
                 # Kept once the session is warm, else one throwaway for all of them.
                 tx = self._make_tx(s) if s.payloads >= WARM_PAYLOADS else new_aead(s.tx_key)
-            # _seal's work, once per body without a call each (the host's hot path).
-            # The sequences are taken first, so that none is ever sealed twice.
-            seq = s.tx_seq
-            s.tx_seq = seq + len(bodies)
-            append = self._out.append
-            address = s.address
-            for body in bodies:
-                header = _pack_header(PAYLOAD, seq)
-                append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), body, header),
-                        address))
-                seq += 1
+            self._seal_packets(s, PAYLOAD, bodies, tx)
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
-            self._seal(s, KEEPALIVE, b"")
+            # Keepalives alone never make a session keep a cipher.
+            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or new_aead(s.tx_key))
             s.last_sent = now
         due = s.reliability.next_timer()
         # Else the wake-up already set comes first: the keepalive and timeout times
@@ -740,8 +731,7 @@ class ServerEndpoint:
         if reason != "disconnect":
             # The peer may still be listening; tell it, more than once in case of loss.
             tx = s.tx or new_aead(s.tx_key)
-            for _ in range(self.config.disconnect_redundancy):
-                self._seal(s, DISCONNECT, b"", tx)
+            self._seal_packets(s, DISCONNECT, [b""] * self.config.disconnect_redundancy, tx)
         s.closed = True
         s.rx = s.tx = None
         del self._sessions[s.id]
