@@ -24,10 +24,10 @@ timed once, as it was read (its replies when they leave), and the sink hears
 each datagram's events before the next datagram is handled. On Twisted's
 `udp.Port` the adapter does the reading itself (it replaces the port's
 `doRead`): Port.doRead would ask the socket once more after every drained
-batch, a failed system call per wake-up.
-On Linux, an IPv4 port reads each batch with one `recvmmsg` call
-(vinom.hosting.mmsg), which also tells when the socket is drained, so no read
-fails; elsewhere one `recvfrom` per datagram.
+batch, a failed system call per wake-up. On Linux, an IPv4 port reads each
+batch with one `recvmmsg` call (vinom.hosting.mmsg), which also tells when
+the socket is drained, so no read fails; elsewhere one `recvfrom` per
+datagram.
 
 The socket's receive and send buffers are raised to 4 MiB (as netcode.io does;
 the kernel caps them at net.core.rmem_max / wmem_max): the default buffer holds
