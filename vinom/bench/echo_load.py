@@ -20,12 +20,15 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.python import usage
 
 from vinom.bench.loadgen import DONE, Latencies, Timeline
 from vinom.bench.worker import emit, run_guarded
+
+if TYPE_CHECKING:
+    from vinom.bench.session_load import Poller
 
 STAMP = struct.Struct("<q")
 SILENCE_REFILL_S = 0.5
@@ -53,8 +56,9 @@ def split_window(window: int, clients: int) -> list[int]:
 
 
 class EchoWindow:
-    """What both halves' load loops share, once per poll: the measuring window, the
-    count of echoes in it, and refills of sockets silent for SILENCE_REFILL_S.
+    """What both halves' load loops share: the poller over their sockets and, once per
+    poll, the measuring window, the count of echoes in it, and refills of sockets
+    silent for SILENCE_REFILL_S.
 
     The loops keep their running count and `measuring` flag in locals (the
     per-datagram path) and hand them to `tick`, which gives back the values to
@@ -69,6 +73,7 @@ class EchoWindow:
         self.done = False
         self.last_heard = [time.perf_counter()] * clients
         self._refill = refill
+        self._poller: Poller | None = None
         self.timeline = Timeline(
             float(options["warmup"]),
             float(options["duration"]),
@@ -76,11 +81,23 @@ class EchoWindow:
             progress=lambda: {"count": self.count},
         )
 
-    def start(self) -> None:
-        """Start the timeline and send every socket its share of the window."""
+    def start(self, sockets: list[socket.socket]) -> tuple[Callable[[float], list[int]],
+                                                        dict[int, int]]:
+        """Start the timeline, send every socket its share of the window and poll the
+        sockets (and standard input): the poll function and each socket's index by
+        file descriptor. `close` closes the poller."""
+        from vinom.bench.session_load import poll_sockets
+
+        self._poller, by_fd = poll_sockets(sockets)
         self.timeline.start()
         for index in range(len(self.last_heard)):
             self._refill(index)
+        return self._poller.poll, by_fd
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
     def _on_measure(self) -> None:
         self.latencies.clear()
@@ -134,41 +151,39 @@ def run_bare(options: Options) -> dict[str, Any]:
             pack_into(buffer, 0, clock_ns())
             sockets[index].send(buffer)
 
-    from vinom.bench.session_load import poll_sockets
-
     window = EchoWindow(options, clients, send_share)
-    poller, by_fd = poll_sockets(sockets)
-    poll = poller.poll
+    poll, by_fd = window.start(sockets)
     record = window.latencies.record
-    window.start()
     count = 0
     measuring = window.measuring
-    while not window.done:
-        for fd in poll(0.05):
-            index = by_fd.get(fd, -1)
-            if index < 0:
-                return {"aborted": True}
-            sock = sockets[index]
-            # At most as many reads as the socket has echoes in flight: one, by
-            # default. Reading on to EAGAIN would cost a failed system call and an
-            # exception per echo (the load then limited the bare half); epoll is
-            # level-triggered and reports the socket again if more is queued.
-            for _ in range(shares[index]):
-                try:
-                    data = sock.recv(65536)
-                except BlockingIOError:
-                    break
-                except ConnectionRefusedError:
-                    continue
-                now_ns = clock_ns()
-                if measuring:
-                    record((now_ns - unpack_from(data)[0]) // 1000)
-                    count += 1
-                pack_into(buffer, 0, now_ns)
-                sock.send(buffer)
-            window.heard(index)
-        count, measuring = window.tick(time.perf_counter(), count)
-    poller.close()
+    try:
+        while not window.done:
+            for fd in poll(0.05):
+                index = by_fd.get(fd, -1)
+                if index < 0:
+                    return {"aborted": True}
+                sock = sockets[index]
+                # At most as many reads as the socket has echoes in flight: one, by
+                # default. Reading on to EAGAIN would cost a failed system call and an
+                # exception per echo (the load then limited the bare half); epoll is
+                # level-triggered and reports the socket again if more is queued.
+                for _ in range(shares[index]):
+                    try:
+                        data = sock.recv(65536)
+                    except BlockingIOError:
+                        break
+                    except ConnectionRefusedError:
+                        continue
+                    now_ns = clock_ns()
+                    if measuring:
+                        record((now_ns - unpack_from(data)[0]) // 1000)
+                        count += 1
+                    pack_into(buffer, 0, now_ns)
+                    sock.send(buffer)
+                window.heard(index)
+            count, measuring = window.tick(time.perf_counter(), count)
+    finally:
+        window.close()
     for sock in sockets:
         sock.close()
     return window.result()

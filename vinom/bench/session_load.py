@@ -344,10 +344,8 @@ def run_echo(options: Any) -> dict[str, Any]:
             send(sockets[index], sessions[index].seal([pack(clock_ns()) + padding]))
 
     window = EchoWindow(options, clients, send_share)
-    poller, by_fd = poll_sockets(sockets)
-    poll = poller.poll
+    poll, by_fd = window.start(sockets)
     record = window.latencies.record
-    window.start()
     count = 0
     measuring = window.measuring
     try:
@@ -384,7 +382,7 @@ def run_echo(options: Any) -> dict[str, Any]:
                 window.heard(index)
             count, measuring = window.tick(time.perf_counter(), count)
     finally:
-        poller.close()
+        window.close()
     closed = sum(1 for session in sessions if session.closed)
     unexpected = sum(session.unexpected for session in sessions)
     if closed or unexpected:
