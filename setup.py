@@ -2,7 +2,17 @@
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+
+# AES-GCM with the key schedule kept (see vinom/protocol/_aesgcm.c): built where
+# a C compiler and OpenSSL's headers are found; without them the build goes on
+# and vinom.protocol.crypto uses cryptography's AESGCM instead.
+aesgcm = Extension(
+    "vinom.protocol._aesgcm",
+    sources=["vinom/protocol/_aesgcm.c"],
+    libraries=["crypto"],
+    optional=True,
+)
 
 setup(
     name="vinom",
@@ -13,7 +23,8 @@ setup(
     python_requires=">=3.11",
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
-    package_data={"vinom": ["py.typed"]},
+    package_data={"vinom": ["py.typed"], "vinom.protocol": ["_aesgcm.pyi"]},
+    ext_modules=[aesgcm],
     install_requires=[
         # The reactor, protocols, twistd and the plugin system; the tls extra
         # pulls in pyOpenSSL, service-identity and idna for the TLS lobby.
