@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
 from vinom.protocol.client import CLOSED, CONNECTED
+from vinom.protocol.empty import EMPTY_DICT
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
 from vinom.protocol.reliability import Reliability
 from vinom.protocol.server import WARM_PAYLOADS
@@ -422,11 +423,11 @@ class CipherMemoryTests(SynchronousTestCase):
             net.server.send_message(sid, RELIABLE, b"burst %d" % n)
         net.run(0.1)  # delivered and acked
         s = net.server._sessions[sid]
-        self.assertIsInstance(s.reliability._unacked, dict)  # empty, grown
+        self.assertIsNot(s.reliability._unacked, EMPTY_DICT)  # empty, grown
         self.assertEqual(len(s.reliability._unacked), 0)
         net.run(s.wake - net.now + 0.001)  # the next look
         self.assertIs(s.busy, False)  # quiet, not idle yet
-        self.assertNotIsInstance(s.reliability._unacked, dict)  # the shared empty one
+        self.assertIs(s.reliability._unacked, EMPTY_DICT)  # the shared empty one
         self.assertEqual(net.closed(None), [])
 
     def test_a_session_is_warm_again_only_after_traffic_since_it_was_idle(self) -> None:

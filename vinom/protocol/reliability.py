@@ -28,8 +28,9 @@ peer can fill is bounded (see the constants below and the bounds section of the 
 from __future__ import annotations
 
 import struct
-from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
+
+from vinom.protocol.empty import EMPTY_DICT, EMPTY_LIST
 
 # --- wire layout (little-endian, like the rest of vinom's packets) ------------------
 
@@ -92,11 +93,9 @@ BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 _INF = float("inf")
 _SHARED_INTS: dict[int, int] = {}
 # Stand-ins for a session's empty queues and tables until it uses them (and again
-# once compact() found them empty): immutable, so a write that forgot to make its
-# own container fails loudly instead of sharing state between sessions. An empty
-# list or dict costs 56-64 bytes, times six, times every idle session.
-_NO_LIST = cast(list[Any], ())
-_NO_DICT = cast(dict[Any, Any], MappingProxyType({}))
+# once compact() found them empty): see vinom.protocol.empty.
+_NO_LIST = EMPTY_LIST
+_NO_DICT = EMPTY_DICT
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
 _SINGLE_MESSAGE_BODY = BODY_HEADER_SIZE + MESSAGE_HEADER_SIZE
