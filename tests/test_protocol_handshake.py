@@ -111,23 +111,24 @@ class HandshakeTests(SynchronousTestCase):
     def test_lost_welcome_is_resent_and_one_session_made(self) -> None:
         net = Net()
         client = net.connect()
-        original = net.server._send_welcome
-        lost = []
+        put = net._put
+        lost: list[bytes] = []
 
-        def lose_first(s: object, now: float) -> None:
-            if not lost:
-                lost.append(now)
-                original(s, now)  # type: ignore[arg-type]
-                net.server._out.pop()
+        def lose_first_welcome(data: bytes, src: tuple[str, int], dst: tuple[str, int]) -> None:
+            if src == SERVER_ADDR and data[0] == WELCOME and not lost:
+                lost.append(data)
+                net.wire.append((net.now, src, dst, data))  # sent, never delivered
                 return
-            original(s, now)  # type: ignore[arg-type]
+            put(data, src, dst)
 
-        net.server._send_welcome = lose_first  # type: ignore[method-assign]
+        net._put = lose_first_welcome  # type: ignore[method-assign]
         net.run(0.5)
+        self.assertEqual(len(lost), 1)
         self.assertEqual(client.state, CONNECTED)
         self.assertEqual(net.server.session_count, 1)
         self.assertEqual(len(net.events_of(SessionConnected)), 1)
         self.assertGreaterEqual(kinds(net.sent_by(CLIENT_ADDR)).count(RESPONSE), 2)
+        self.assertGreaterEqual(kinds(net.sent_by(SERVER_ADDR)).count(WELCOME), 2)
 
     def test_lost_challenge_and_lossy_handshake(self) -> None:
         for seed in range(20):
