@@ -404,8 +404,14 @@ def report(
     out: IO[str] | None = None,
     table: bool = True,
 ) -> None:
-    """Print a human table and then the result as one JSON line (always the last line)."""
+    """Print a human table and then the result as one JSON line (always the last line).
+
+    Both say which build of vinom ran (`build`, see `build_info`).
+    """
     out = out or sys.stdout
+    build = build_info()
+    result = {**result, "build": build}
+    rows = [*rows, ("build", f"{build['code']}, AEAD {build['aead']}")]
     if table:
         width = max((len(name) for name, _ in rows), default=0)
         out.write(f"{title}\n{'-' * len(title)}\n")
@@ -413,6 +419,17 @@ def report(
             out.write(f"{name:<{width}}  {_human(value)}\n")
     out.write(json.dumps(dict(result), sort_keys=True) + "\n")
     out.flush()
+
+
+def build_info() -> dict[str, str]:
+    """Which vinom this is: the host's packet path compiled (mypyc) or not, and the AEAD.
+
+    The server and load processes import the same installation as this one.
+    """
+    from vinom.protocol import crypto, server
+
+    compiled = not (server.__file__ or "").endswith(".py")
+    return {"code": "compiled" if compiled else "pure", "aead": crypto.AEAD_IMPLEMENTATION}
 
 
 def _human(value: Any) -> str:
