@@ -1,8 +1,10 @@
 """Packaging for vinom, a Twisted framework for real-time multiplayer game servers."""
 
+import os
 from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 # AES-GCM with the key schedule kept (see vinom/protocol/_aesgcm.c): built where
 # a C compiler and OpenSSL's headers are found; without them the build goes on
@@ -13,6 +15,52 @@ aesgcm = Extension(
     libraries=["crypto"],
     optional=True,
 )
+
+# The game host's per-packet path, compiled to C with mypyc from these very
+# sources (docs/performance.md: about a sixth of the host's CPU per packet).
+COMPILED = [
+    "vinom/protocol/replay.py",
+    "vinom/protocol/reliability.py",
+    "vinom/protocol/layer.py",
+    "vinom/protocol/server.py",
+    "vinom/hosting/udp.py",
+]
+
+
+class BuildExt(build_ext):
+    """build_ext that adds the mypyc-compiled modules, all or none.
+
+    Not for development installs (`pip install -e .`, `build_ext --inplace`): a
+    compiled module in the checkout would shadow every later edit of its source.
+    Not with VINOM_NO_EXTENSIONS=1 in the environment (a pure-Python build). Where
+    they do not build (no compiler), none is kept and vinom runs its sources.
+    """
+
+    def finalize_options(self) -> None:
+        self.compiled_names: set[str] = set()
+        development = self.inplace or getattr(self, "editable_mode", False)
+        if os.environ.get("VINOM_NO_EXTENSIONS"):
+            self.distribution.ext_modules = []
+        elif not development:
+            from mypyc.build import mypycify
+
+            compiled = mypycify(COMPILED, opt_level="3", group_name="vinom")
+            for extension in compiled:
+                extension.optional = True
+            self.compiled_names = {extension.name for extension in compiled}
+            ours = [e for e in self.distribution.ext_modules or [] if e.name == aesgcm.name]
+            self.distribution.ext_modules = [*ours, *compiled]
+        super().finalize_options()
+
+    def build_extensions(self) -> None:
+        super().build_extensions()
+        built = {
+            name for name in self.compiled_names if os.path.exists(self.get_ext_fullpath(name))
+        }
+        if built and built != self.compiled_names:
+            self.warn("some mypyc modules did not build; keeping none of them")
+            for name in built:
+                os.remove(self.get_ext_fullpath(name))
 
 setup(
     name="vinom",
@@ -25,6 +73,7 @@ setup(
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
     package_data={"vinom": ["py.typed"], "vinom.protocol": ["_aesgcm.pyi"]},
     ext_modules=[aesgcm],
+    cmdclass={"build_ext": BuildExt},
     install_requires=[
         # The reactor, protocols, twistd and the plugin system; the tls extra
         # pulls in pyOpenSSL, service-identity and idna for the TLS lobby.
