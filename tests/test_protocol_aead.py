@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from vinom.protocol import crypto
+from vinom.build import build_info
+from vinom.protocol import crypto, server
 from vinom.protocol.crypto import AEAD_IMPLEMENTATION, Aead, InvalidTag, new_aead
 
 try:
@@ -62,6 +63,16 @@ class ChoiceTests(SynchronousTestCase):
         else:
             self.assertEqual(AEAD_IMPLEMENTATION, "vinom._aesgcm")
             self.assertIsInstance(new_aead(bytes(32)), AesGcm)
+
+    def test_the_build_is_the_one_this_run_asks_for(self) -> None:
+        """tox's tests env must run the compiled build, tests-pure the sources."""
+        info = build_info()
+        if os.environ.get("VINOM_REQUIRE_EXTENSIONS") == "1":
+            self.assertEqual(info, {"code": "compiled", "aead": "vinom._aesgcm"})
+        elif os.environ.get("VINOM_NO_EXTENSIONS"):
+            self.assertEqual(info["aead"], "cryptography")
+        self.assertIn(info["code"], ("compiled", "pure"))
+        self.assertEqual(info["code"] == "compiled", not server.__file__.endswith(".py"))
 
     def test_no_extensions_in_the_environment_means_aesgcm(self) -> None:
         out = run_python(

@@ -21,6 +21,7 @@ from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
@@ -429,15 +430,18 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     listener.setName("lobby-listener")
     listener.setServiceParent(root)
 
+    build = build_info()
     _log.info(
         "vinom: lobby on {lobby}, {games} game(s) at once on UDP {low}-{top} "
-        "(clients told {public}), games: {names}",
+        "(clients told {public}), games: {names}; packet path {code}, AEAD {aead}",
         lobby=options["lobby"],
         games=options["max-games"],
         low=low,
         top=low + options["max-games"] - 1,
         public=options["public-host"],
         names=", ".join(games.names()),
+        code=build["code"],
+        aead=build["aead"],
     )
     return root
 

@@ -31,6 +31,8 @@ from typing import IO, Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
+from vinom.build import build_info
+
 # Latencies are recorded in microseconds, from 1 us to 60 s, 3 significant digits.
 HISTOGRAM_LOWEST_US = 1
 HISTOGRAM_HIGHEST_US = 60_000_000
@@ -419,17 +421,6 @@ def report(
             out.write(f"{name:<{width}}  {_human(value)}\n")
     out.write(json.dumps(dict(result), sort_keys=True) + "\n")
     out.flush()
-
-
-def build_info() -> dict[str, str]:
-    """Which vinom this is: the host's packet path compiled (mypyc) or not, and the AEAD.
-
-    The server and load processes import the same installation as this one.
-    """
-    from vinom.protocol import crypto, server
-
-    compiled = not (server.__file__ or "").endswith(".py")
-    return {"code": "compiled" if compiled else "pure", "aead": crypto.AEAD_IMPLEMENTATION}
 
 
 def _human(value: Any) -> str:
