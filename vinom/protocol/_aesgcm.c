@@ -159,25 +159,40 @@ release_args(Input *nonce, Input *data, Input *ad)
     input_release(ad);
 }
 
+/* Parse one packet's arguments and start it: the nonce, then the associated data.
+ * On failure the arguments are released and an exception is set. */
+static EVP_CIPHER_CTX *
+begin_packet(AesGcmObject *self, int encrypting, PyObject *const *args, Py_ssize_t nargs,
+             Input *nonce, Input *data, Input *ad)
+{
+    int n;
+    if (parse_args(args, nargs, nonce, data, ad) < 0) {
+        return NULL;
+    }
+    EVP_CIPHER_CTX *ctx = keyed_context(self, encrypting);
+    if (ctx != NULL
+        && (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce->data, encrypting) != 1
+            || (ad->size > 0
+                && EVP_CipherUpdate(ctx, NULL, &n, ad->data, (int)ad->size) != 1))) {
+        openssl_error("start a packet");
+        ctx = NULL;
+    }
+    if (ctx == NULL) {
+        release_args(nonce, data, ad);
+    }
+    return ctx;
+}
+
 static PyObject *
 AesGcm_encrypt(AesGcmObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Input nonce, data, ad;
     int n;
-    if (parse_args(args, nargs, &nonce, &data, &ad) < 0) {
+    EVP_CIPHER_CTX *ctx = begin_packet(self, 1, args, nargs, &nonce, &data, &ad);
+    if (ctx == NULL) {
         return NULL;
     }
-    PyObject *result = NULL;
-    EVP_CIPHER_CTX *ctx = keyed_context(self, 1);
-    if (ctx == NULL) {
-        goto done;
-    }
-    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce.data) != 1
-        || (ad.size > 0 && EVP_EncryptUpdate(ctx, NULL, &n, ad.data, (int)ad.size) != 1)) {
-        openssl_error("start sealing");
-        goto done;
-    }
-    result = PyBytes_FromStringAndSize(NULL, data.size + TAG_SIZE);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, data.size + TAG_SIZE);
     if (result == NULL) {
         goto done;
     }
@@ -205,7 +220,8 @@ AesGcm_decrypt(AesGcmObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Input nonce, data, ad;
     int n;
-    if (parse_args(args, nargs, &nonce, &data, &ad) < 0) {
+    EVP_CIPHER_CTX *ctx = begin_packet(self, 0, args, nargs, &nonce, &data, &ad);
+    if (ctx == NULL) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -213,16 +229,7 @@ AesGcm_decrypt(AesGcmObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetNone(invalid_tag);
         goto done;
     }
-    EVP_CIPHER_CTX *ctx = keyed_context(self, 0);
-    if (ctx == NULL) {
-        goto done;
-    }
     Py_ssize_t size = data.size - TAG_SIZE;
-    if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce.data) != 1
-        || (ad.size > 0 && EVP_DecryptUpdate(ctx, NULL, &n, ad.data, (int)ad.size) != 1)) {
-        openssl_error("start opening");
-        goto done;
-    }
     result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
         goto done;
