@@ -159,16 +159,13 @@ release_args(Input *nonce, Input *data, Input *ad)
     input_release(ad);
 }
 
-/* Parse one packet's arguments and start it: the nonce, then the associated data.
- * On failure the arguments are released and an exception is set. */
+/* Start one packet on the direction's keyed context: the nonce, then the
+ * associated data. Called once the output is allocated, so that from here to
+ * the tag nothing calls back into Python, which could use this very object. */
 static EVP_CIPHER_CTX *
-begin_packet(AesGcmObject *self, int encrypting, PyObject *const *args, Py_ssize_t nargs,
-             Input *nonce, Input *data, Input *ad)
+begin_packet(AesGcmObject *self, int encrypting, const Input *nonce, const Input *ad)
 {
     int n;
-    if (parse_args(args, nargs, nonce, data, ad) < 0) {
-        return NULL;
-    }
     EVP_CIPHER_CTX *ctx = keyed_context(self, encrypting);
     if (ctx != NULL
         && (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce->data, encrypting) != 1
@@ -176,9 +173,6 @@ begin_packet(AesGcmObject *self, int encrypting, PyObject *const *args, Py_ssize
                 && EVP_CipherUpdate(ctx, NULL, &n, ad->data, (int)ad->size) != 1))) {
         openssl_error("start a packet");
         ctx = NULL;
-    }
-    if (ctx == NULL) {
-        release_args(nonce, data, ad);
     }
     return ctx;
 }
@@ -188,12 +182,16 @@ AesGcm_encrypt(AesGcmObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Input nonce, data, ad;
     int n;
-    EVP_CIPHER_CTX *ctx = begin_packet(self, 1, args, nargs, &nonce, &data, &ad);
-    if (ctx == NULL) {
+    if (parse_args(args, nargs, &nonce, &data, &ad) < 0) {
         return NULL;
     }
     PyObject *result = PyBytes_FromStringAndSize(NULL, data.size + TAG_SIZE);
     if (result == NULL) {
+        goto done;
+    }
+    EVP_CIPHER_CTX *ctx = begin_packet(self, 1, &nonce, &ad);
+    if (ctx == NULL) {
+        Py_CLEAR(result);
         goto done;
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
@@ -220,8 +218,7 @@ AesGcm_decrypt(AesGcmObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Input nonce, data, ad;
     int n;
-    EVP_CIPHER_CTX *ctx = begin_packet(self, 0, args, nargs, &nonce, &data, &ad);
-    if (ctx == NULL) {
+    if (parse_args(args, nargs, &nonce, &data, &ad) < 0) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -232,6 +229,11 @@ AesGcm_decrypt(AesGcmObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t size = data.size - TAG_SIZE;
     result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
+        goto done;
+    }
+    EVP_CIPHER_CTX *ctx = begin_packet(self, 0, &nonce, &ad);
+    if (ctx == NULL) {
+        Py_CLEAR(result);
         goto done;
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
