@@ -17,7 +17,7 @@ aesgcm = Extension(
 )
 
 # The game host's per-packet path, compiled to C with mypyc from these very
-# sources (docs/performance.md: about a sixth of the host's CPU per packet).
+# sources (docs/performance.md, "What changed in the fourth round").
 COMPILED = [
     "vinom/protocol/replay.py",
     "vinom/protocol/reliability.py",
@@ -33,24 +33,31 @@ class BuildExt(build_ext):
     Not for development installs (`pip install -e .`, `build_ext --inplace`): a
     compiled module in the checkout would shadow every later edit of its source.
     Not with VINOM_NO_EXTENSIONS=1 in the environment (a pure-Python build). Where
-    they do not build (no compiler), none is kept and vinom runs its sources.
+    they do not build (no compiler, or no mypy in a build without isolation),
+    none is kept and vinom runs its sources.
     """
 
     def finalize_options(self) -> None:
         self.compiled_names: set[str] = set()
-        development = self.inplace or getattr(self, "editable_mode", False)
         if os.environ.get("VINOM_NO_EXTENSIONS"):
             self.distribution.ext_modules = []
-        elif not development:
-            from mypyc.build import mypycify
-
-            compiled = mypycify(COMPILED, opt_level="3", group_name="vinom")
-            for extension in compiled:
-                extension.optional = True
+        elif not (self.inplace or getattr(self, "editable_mode", False)):
+            compiled = self._mypyc_extensions()
             self.compiled_names = {extension.name for extension in compiled}
             ours = [e for e in self.distribution.ext_modules or [] if e.name == aesgcm.name]
             self.distribution.ext_modules = [*ours, *compiled]
         super().finalize_options()
+
+    def _mypyc_extensions(self) -> list[Extension]:
+        try:
+            from mypyc.build import mypycify
+        except ImportError:
+            self.warn("mypyc is not installed: the packet path stays pure Python")
+            return []
+        compiled = mypycify(COMPILED, opt_level="3", group_name="vinom")
+        for extension in compiled:
+            extension.optional = True
+        return compiled
 
     def build_extensions(self) -> None:
         super().build_extensions()
