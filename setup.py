@@ -27,25 +27,35 @@ COMPILED = [
 ]
 
 
+# Module names of the compiled build: mypyc makes one per source and a shared library.
+COMPILED_NAMES = [path[: -len(".py")].replace("/", ".") for path in COMPILED] + ["vinom__mypyc"]
+
+
 class BuildExt(build_ext):
     """build_ext that adds the mypyc-compiled modules, all or none.
 
     Not for development installs (`pip install -e .`, `build_ext --inplace`): a
     compiled module in the checkout would shadow every later edit of its source.
     Not with VINOM_NO_EXTENSIONS=1 in the environment (a pure-Python build). Where
-    they do not build (no compiler, or no mypy in a build without isolation),
-    none is kept and vinom runs its sources.
+    they do not build (no compiler, no mypy in a build without isolation, a type
+    error), none is kept and vinom runs its sources. Compiled files left by an
+    earlier build (in build/ or in the checkout) are removed first, so that a
+    failed or pure build cannot ship them.
     """
 
     def finalize_options(self) -> None:
+        # Decided afresh on every pass: pip finalizes this command more than once
+        # for one editable install (first for the sdist's file list).
         self.compiled_names: set[str] = set()
+        self.built_names: set[str] = set()
         if os.environ.get("VINOM_NO_EXTENSIONS"):
             self.distribution.ext_modules = []
-        elif not (self.inplace or getattr(self, "editable_mode", False)):
+        elif self.inplace or getattr(self, "editable_mode", False):
+            self.distribution.ext_modules = [aesgcm]
+        else:
             compiled = self._mypyc_extensions()
             self.compiled_names = {extension.name for extension in compiled}
-            ours = [e for e in self.distribution.ext_modules or [] if e.name == aesgcm.name]
-            self.distribution.ext_modules = [*ours, *compiled]
+            self.distribution.ext_modules = [aesgcm, *compiled]
         super().finalize_options()
 
     def _mypyc_extensions(self) -> list[Extension]:
@@ -54,20 +64,39 @@ class BuildExt(build_ext):
         except ImportError:
             self.warn("mypyc is not installed: the packet path stays pure Python")
             return []
-        compiled = mypycify(COMPILED, opt_level="3", group_name="vinom")
+        try:
+            compiled = mypycify(COMPILED, opt_level="3", group_name="vinom")
+        except (Exception, SystemExit) as failure:  # mypy exits on a type error
+            self.warn(f"mypyc could not compile the packet path ({failure!r}): pure Python")
+            return []
         for extension in compiled:
             extension.optional = True
         return compiled
 
+    def _stale_outputs(self) -> list[str]:
+        names = [*COMPILED_NAMES, aesgcm.name]
+        files = [self.get_ext_filename(name) for name in names]
+        return [os.path.join(self.build_lib, f) for f in files] + files[: len(COMPILED_NAMES)]
+
+    def run(self) -> None:
+        for path in self._stale_outputs():
+            if os.path.exists(path):
+                os.remove(path)
+        super().run()
+
+    def build_extension(self, ext: Extension) -> None:
+        super().build_extension(ext)
+        self.built_names.add(ext.name)  # not reached when it failed
+
     def build_extensions(self) -> None:
         super().build_extensions()
-        built = {
-            name for name in self.compiled_names if os.path.exists(self.get_ext_fullpath(name))
-        }
-        if built and built != self.compiled_names:
+        if self.compiled_names and self.built_names & self.compiled_names != self.compiled_names:
             self.warn("some mypyc modules did not build; keeping none of them")
-            for name in built:
-                os.remove(self.get_ext_fullpath(name))
+            for name in self.compiled_names:
+                path = self.get_ext_fullpath(name)
+                if os.path.exists(path):
+                    os.remove(path)
+
 
 setup(
     name="vinom",

@@ -2,9 +2,10 @@
 
 `vinom.protocol._aesgcm.AesGcm` must be a drop-in for `AESGCM`: the same bytes
 out, the same plaintext back, `InvalidTag` for anything forged, the same errors
-for bad arguments. tox sets `VINOM_REQUIRE_EXTENSIONS=1`, so that a build that
-quietly lost the extension fails here instead of running (and benchmarking) the
-fallback unnoticed.
+for bad arguments. tox says which build each of its runs must be using
+(`VINOM_EXPECT_BUILD`: `compiled` on the installed wheel, `pure` on the
+sources), so that a build that quietly lost its compiled parts, or a run that
+imported the wrong copy of vinom, fails here instead of going unnoticed.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def skip_in_the_pure_run() -> None:
 
 class ChoiceTests(SynchronousTestCase):
     def test_the_extension_is_in_use_where_it_was_built(self) -> None:
-        if os.environ.get("VINOM_REQUIRE_EXTENSIONS") == "1":
+        if os.environ.get("VINOM_EXPECT_BUILD") == "compiled":
             self.assertIsNotNone(AesGcm, "vinom.protocol._aesgcm was not built")
         if AesGcm is None or os.environ.get("VINOM_NO_EXTENSIONS"):
             self.assertEqual(AEAD_IMPLEMENTATION, "cryptography")
@@ -67,10 +68,11 @@ class ChoiceTests(SynchronousTestCase):
     def test_the_build_is_the_one_this_run_asks_for(self) -> None:
         """tox's tests env must run the compiled build, tests-pure the sources."""
         info = build_info()
-        if os.environ.get("VINOM_REQUIRE_EXTENSIONS") == "1":
+        expected = os.environ.get("VINOM_EXPECT_BUILD")
+        if expected == "compiled":
             self.assertEqual(info, {"code": "compiled", "aead": "vinom._aesgcm"})
-        elif os.environ.get("VINOM_NO_EXTENSIONS"):
-            self.assertEqual(info["aead"], "cryptography")
+        elif expected == "pure":
+            self.assertEqual(info, {"code": "pure", "aead": "cryptography"})
         self.assertIn(info["code"], ("compiled", "pure"))
         self.assertEqual(info["code"] == "compiled", not server.__file__.endswith(".py"))
 
@@ -112,6 +114,20 @@ class ChoiceTests(SynchronousTestCase):
                 return data[:-16]
 
         self.assertFalse(crypto._agrees_with_aesgcm(AcceptsForgeries))
+
+        class RefusesEmptyBodies(AcceptsForgeries):
+            def decrypt(self, nonce: bytes, data: bytes, ad: bytes | None) -> bytes:
+                if len(data) <= 16:
+                    raise InvalidTag()
+                return self._inner.decrypt(nonce, data, ad)
+
+        class Fails(AcceptsForgeries):
+            def encrypt(self, nonce: bytes, data: bytes, ad: bytes | None) -> bytes:
+                raise RuntimeError("OpenSSL failed")
+
+        # A cipher that raises where AESGCM would not is told apart, not let through.
+        self.assertFalse(crypto._agrees_with_aesgcm(RefusesEmptyBodies))
+        self.assertFalse(crypto._agrees_with_aesgcm(Fails))
 
     def test_a_disagreeing_extension_is_set_aside_with_a_warning(self) -> None:
         skip_in_the_pure_run()
@@ -188,6 +204,21 @@ class ExtensionTests(SynchronousTestCase):
             self.assertEqual(ours.decrypt(bytes(12), wrap(expected), wrap(b"header")), b"payload")
         self.assertEqual(self.ours(bytearray(key)).encrypt(bytes(12), b"payload", b"header"),
                          expected)
+
+    def test_every_call_lets_go_of_its_arguments(self) -> None:
+        """A bytearray can be resized after every kind of call: no buffer is kept."""
+        ours = self.ours(bytes(32))
+        nonce, data, ad = bytearray(12), bytearray(b"payload"), bytearray(b"header")
+        sealed = bytearray(ours.encrypt(nonce, data, ad))
+        self.assertEqual(ours.decrypt(nonce, sealed, ad), b"payload")
+        self.assertRaises(InvalidTag, ours.decrypt, nonce, sealed + b"x", ad)
+        self.assertRaises(InvalidTag, ours.decrypt, nonce, bytearray(3), ad)
+        self.assertRaises(ValueError, ours.encrypt, bytearray(11), data, ad)
+        self.assertRaises(TypeError, ours.encrypt, nonce, data, 5)  # type: ignore[arg-type]
+        self.assertRaises(TypeError, ours.encrypt, nonce, "text", ad)  # type: ignore[arg-type]
+        for buffer in (nonce, data, ad, sealed):
+            buffer.append(0)  # BufferError if an export were left open
+            del buffer[-1]
 
     def test_bad_arguments_raise_as_aesgcm_does(self) -> None:
         for size in (0, 15, 31, 33, 64):
