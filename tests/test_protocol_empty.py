@@ -53,6 +53,9 @@ class EmptyContainerTests(SynchronousTestCase):
             self.assertRaises(TypeError, write, EMPTY_LIST)
         for dwrite in dict_writes():
             self.assertRaises(TypeError, dwrite, EMPTY_DICT)
+        self.assertRaises(TypeError, EMPTY_LIST.__init__, [1])
+        self.assertRaises(TypeError, EMPTY_DICT.__init__, {1: 2})
+        self.assertRaises(TypeError, EMPTY_DICT.__init__, one=1)
         self.assertEqual((EMPTY_LIST, EMPTY_DICT), ([], {}))
 
     def test_they_read_as_a_list_and_a_dict(self) -> None:

@@ -25,6 +25,10 @@ class EmptyList(list[Any]):
     """An empty list that cannot be written to."""
 
     __slots__ = ()
+
+    def __init__(self, *contents: object) -> None:
+        if contents:
+            _refuse()
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
 
@@ -36,6 +40,10 @@ class EmptyDict(dict[Any, Any]):
     """An empty dict that cannot be written to."""
 
     __slots__ = ()
+
+    def __init__(self, *contents: object, **keywords: object) -> None:
+        if contents or keywords:
+            _refuse()
     pop = popitem = clear = update = setdefault = _refuse
     __setitem__ = __delitem__ = __ior__ = _refuse
 
