@@ -56,7 +56,7 @@ from zope.interface.verify import verifyObject
 from vinom.hosting.mmsg import BatchReader, batch_reader
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import ISessionSender, ISessionSink
-from vinom.protocol.server import Event, ServerEndpoint
+from vinom.protocol.server import ServerEndpoint
 from vinom.wakeup import WakeUp
 
 _log = Logger()
@@ -209,15 +209,13 @@ class GameHostProtocol(DatagramProtocol):
         what is owed for all of them; returns the bytes handled.
 
         The batch is timed once, as it was read: every datagram in it had arrived
-        by then. Events go to the sink after each datagram, in order, as
-        `_dispatch` would hand them (inline: one call fewer per datagram); when
-        called from inside the sink, the loop already delivering picks them up.
+        by then. Each datagram's events go to the sink before the next datagram is
+        handled; when called from inside the sink, the loop already delivering
+        picks them up.
         """
         receive = self.endpoint.receive_datagram
         events = self.endpoint.events
-        popleft = events.popleft
-        message_received = self._sink.message_received
-        deliver = self._deliver
+        drain = self._drain_events
         read = 0
         now = self._clock.seconds()
         outer = self._dispatching
@@ -229,15 +227,8 @@ class GameHostProtocol(DatagramProtocol):
                     receive(data, addr, now)
                 except Exception:
                     self._error("endpoint failed on a datagram")
-                while events and not outer:
-                    event = popleft()
-                    try:
-                        if type(event) is MessageReceived:
-                            message_received(*event)  # (session_id, channel, data)
-                        else:
-                            deliver(event)
-                    except Exception:
-                        self._error("session sink failed")
+                if events and not outer:
+                    drain()
         finally:
             self._dispatching = outer
         # Replies are stamped when they leave, not when the batch was read.
@@ -265,29 +256,31 @@ class GameHostProtocol(DatagramProtocol):
         if self._dispatching:
             return  # the outer loop picks the new events up
         self._dispatching = True
-        events = self.endpoint.events
-        message_received = self._sink.message_received
         try:
-            while events:
-                event = events.popleft()
-                try:
-                    if type(event) is MessageReceived:
-                        message_received(*event)  # (session_id, channel, data)
-                    else:
-                        self._deliver(event)
-                except Exception:
-                    self._error("session sink failed")
+            self._drain_events()
         finally:
             self._dispatching = False
 
-    def _deliver(self, event: Event) -> None:
-        """Hand the sink an event other than a message (those the loops hand it inline)."""
-        if isinstance(event, SessionConnected):
-            self._sink.session_connected(event)
-        elif isinstance(event, SessionClosed):
-            self._sink.session_closed(event)
-        elif isinstance(event, MessageReceived):
-            self._sink.message_received(*event)
+    def _drain_events(self) -> None:
+        """Hand the sink every event waiting, in order; a sink failure spares the rest.
+
+        Called with `_dispatching` set, so that events the sink causes meanwhile
+        (a reply, a closed session, a datagram fed from inside it) are picked up
+        by this loop, not by a nested one.
+        """
+        events = self.endpoint.events
+        sink = self._sink
+        while events:
+            event = events.popleft()
+            try:
+                if isinstance(event, MessageReceived):
+                    sink.message_received(*event)  # (session_id, channel, data)
+                elif isinstance(event, SessionConnected):
+                    sink.session_connected(event)
+                elif isinstance(event, SessionClosed):
+                    sink.session_closed(event)
+            except Exception:
+                self._error("session sink failed")
 
     def _flush(self, now: float) -> None:
         try:
