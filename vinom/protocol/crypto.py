@@ -12,12 +12,11 @@ Where the optional extension `vinom.protocol._aesgcm` was built (a C compiler
 and OpenSSL's headers at install time), `new_aead` returns its `AesGcm`, which
 reuses one keyed OpenSSL context per direction: about half of what
 cryptography's `AESGCM` spends per packet, which copies its keyed context into
-a fresh one for every call. Both give
-the same bytes and raise the same `InvalidTag` (the tests hold them to each
-other); the extension is checked against `AESGCM` once at import and left
-aside, with a warning, if it disagrees. `VINOM_NO_EXTENSIONS=1` in the
-environment makes vinom use `AESGCM` alone. `AEAD_IMPLEMENTATION` says which
-one runs.
+a fresh one for every call. Both give the same bytes and raise the same
+`InvalidTag` (the tests hold them to each other); the extension is checked
+against `AESGCM` once at import and left aside, with a warning, if it
+disagrees. `VINOM_NO_EXTENSIONS=1` in the environment makes vinom use `AESGCM`
+alone. `AEAD_IMPLEMENTATION` says which one runs.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class EmptyList(list[Any]):
     def __init__(self, *contents: object) -> None:
         if contents:
             _refuse()
+
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
 
@@ -44,6 +45,7 @@ class EmptyDict(dict[Any, Any]):
     def __init__(self, *contents: object, **keywords: object) -> None:
         if contents or keywords:
             _refuse()
+
     pop = popitem = clear = update = setdefault = _refuse
     __setitem__ = __delitem__ = __ior__ = _refuse
 
