@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.servers import free_udp_range
+from vinom.build import build_info
 from vinom.client.lobby import connect_lobby
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +79,10 @@ class TwistdTests(TestCase):
             waited += 0.1
         cert = os.path.join(data_dir, "dev-cert.pem")
         self.assertIn(cert.encode(), process.output)  # its path is logged for clients
+        build = build_info()  # the server imports the same vinom as this test
+        self.assertIn(
+            f"packet path {build['code']}, AEAD {build['aead']}".encode(), process.output
+        )
 
         lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
         welcome = await lobby.hello("ada")
