@@ -43,7 +43,7 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.protocol.tokens import PublicToken
-from vinom.store.memory import MemorySessionStore
+from vinom.store.memory import MemoryPlayerStore
 
 Frame = dict[str, Any]
 WAITING = "waiting_for_server"
@@ -137,7 +137,7 @@ class TLSLobbyIntegrationTests(TestCase):
             matchmaker=FifoMatchmaker({"tictactoe": 2}, reactor),
             hosting=self.hosting,
             token_issuer=PlaceholderTokenIssuer(),
-            store=MemorySessionStore(),
+            store=MemoryPlayerStore(),
             clock=reactor,
         )
         self.lobby.startService()

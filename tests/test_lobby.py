@@ -29,7 +29,7 @@ from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import PlayerRecord
-from vinom.store.memory import MemorySessionStore
+from vinom.store.memory import MemoryPlayerStore
 
 GAMES = {"tictactoe": 2, "maze": 3}
 
@@ -88,7 +88,7 @@ class LobbyHarness(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        self.store = MemorySessionStore()
+        self.store = MemoryPlayerStore()
         self.matchmaker = FifoMatchmaker(GAMES, self.clock)
         self.udp = FakeUDPReactor()
         self.hosts = PlaceholderGameHostFactory(self.udp, "0.0.0.0", "198.51.100.9")
@@ -654,7 +654,7 @@ class DrainingTests(LobbyHarness):
         self.assertEqual(late.request({"type": "queue", "game": "tictactoe"})["type"], "queued")
 
 
-class SlowStore(MemorySessionStore):
+class SlowStore(MemoryPlayerStore):
     """A store whose answers wait until the test releases them."""
 
     def __init__(self) -> None:
@@ -735,7 +735,7 @@ class AsynchronousStoreTests(LobbyHarness):
         self.assertEqual(client.frames(), [])
 
 
-class BrokenStore(MemorySessionStore):
+class BrokenStore(MemoryPlayerStore):
     def save_player(self, record: PlayerRecord) -> Deferred[None]:
         raise OSError("disk on fire")
 

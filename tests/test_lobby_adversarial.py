@@ -28,7 +28,7 @@ from vinom.lobby import errors
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.store.memory import MemorySessionStore
+from vinom.store.memory import MemoryPlayerStore
 
 SERVER_TYPES = {"welcome", "queued", "cancelled", "match_found", "error", "pong"}
 GAMES = {"tictactoe": 2, "maze": 3}
@@ -46,7 +46,7 @@ def make_lobby(config: LobbyConfig) -> tuple[LobbyFactory, FifoMatchmaker, Clock
         matchmaker=matchmaker,
         hosting=hosting,
         token_issuer=PlaceholderTokenIssuer(),
-        store=MemorySessionStore(),
+        store=MemoryPlayerStore(),
         clock=clock,
     )
     return factory, matchmaker, clock

@@ -7,8 +7,8 @@ from zope.interface.verify import verifyObject
 
 from vinom.hosting.interfaces import HostAddress
 from vinom.matchmaking.interfaces import Match, Ticket
-from vinom.store.interfaces import ISessionStore, MatchPlacement, PlayerRecord
-from vinom.store.memory import MemorySessionStore
+from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
+from vinom.store.memory import MemoryPlayerStore
 
 
 def placement(match_id: str, *players: str, port: int = 7400) -> MatchPlacement:
@@ -18,12 +18,12 @@ def placement(match_id: str, *players: str, port: int = 7400) -> MatchPlacement:
     )
 
 
-class MemorySessionStoreTests(SynchronousTestCase):
+class MemoryPlayerStoreTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.store = MemorySessionStore()
+        self.store = MemoryPlayerStore()
 
     def test_provides_the_interface(self) -> None:
-        self.assertTrue(verifyObject(ISessionStore, self.store))
+        self.assertTrue(verifyObject(IPlayerStore, self.store))
 
     def test_players_are_saved_found_and_removed(self) -> None:
         record = PlayerRecord("p-1", "Ann", "ab" * 32, 5.0)

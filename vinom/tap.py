@@ -35,7 +35,7 @@ from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig
-from vinom.store.memory import MemorySessionStore
+from vinom.store.memory import MemoryPlayerStore
 
 _log = Logger()
 
@@ -417,7 +417,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         matchmaker=FifoMatchmaker(match_sizes, reactor),
         hosting=hosting,
         token_issuer=issuer,
-        store=MemorySessionStore(),
+        store=MemoryPlayerStore(),
         clock=reactor,
     )
     lobby.setName("lobby")

@@ -1,1 +1,1 @@
-"""Session stores: players, secrets and match placements (in memory, Redis)."""
+"""Player stores: players, secrets and match placements (in memory, Redis)."""

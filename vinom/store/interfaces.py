@@ -1,4 +1,4 @@
-"""The session store seam: player records and match placements.
+"""The player store seam: player records and match placements.
 
 The lobby keeps here what must outlive one TCP connection: who a player is
 (with only a hash of their reconnection secret) and where each running match
@@ -63,7 +63,7 @@ class MatchPlacement:
         return None
 
 
-class ISessionStore(Interface):
+class IPlayerStore(Interface):
     """Players and match placements; every method returns a Deferred."""
 
     def save_player(record: PlayerRecord) -> Deferred[None]:

@@ -1,4 +1,4 @@
-"""The in-memory session store: the default for a single server process.
+"""The in-memory player store: the default for a single server process.
 
 Deferreds fire before the method returns; callers must not rely on that,
 because the Redis store behind the same interface answers later.
@@ -10,12 +10,12 @@ from attrs import define, field
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from vinom.store.interfaces import ISessionStore, MatchPlacement, PlayerRecord
+from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
 
-@implementer(ISessionStore)
+@implementer(IPlayerStore)
 @define
-class MemorySessionStore:
+class MemoryPlayerStore:
     """Players and placements in dictionaries."""
 
     _players: dict[str, PlayerRecord] = field(factory=dict, init=False)

@@ -1,0 +1,166 @@
+"""The lobby's admission limits: who may connect, and who may queue now.
+
+`Admission` counts lobby connections (in all and per client address) and
+the players of each address who are pending (queued, waiting for a game
+server, or in a match placed less than `start_window` seconds ago), keeps
+the per-address token buckets of `queue` requests, and logs its refusals at
+a limited rate. It knows nothing of frames or matches: the connection asks
+it at connect time, the request handlers before a `queue`, and match
+placement tells it when a player stops counting.
+"""
+
+from __future__ import annotations
+
+import math
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from vinom.lobby import errors
+from vinom.lobby.addresses import client_key
+from vinom.lobby.config import LobbyConfig
+from vinom.lobby.errors import LobbyError
+from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter
+
+# Refusals (connections over a cap, queue requests over a limit) logged at most
+# this many at once and this many per second after that.
+REFUSAL_LOG_BURST = 10
+REFUSAL_LOG_RATE = 1.0
+
+
+class Admission:
+    """Connection caps and per-address queue limits of one lobby."""
+
+    log = Logger()
+
+    def __init__(self, config: LobbyConfig, clock: IReactorTime) -> None:
+        self._config = config
+        self._clock = clock
+        # Admitted connections per client key (an IPv4 address or an IPv6 /64), and in all.
+        self._per_client: dict[str, int] = {}
+        self._total = 0
+        # Players counted against their address's pending limit: the client key of
+        # each, and per key each player with the time their match counts as under
+        # way (infinity while queued or waiting for a port).
+        self._pending_client: dict[str, str] = {}
+        self._pending_by_client: dict[str, dict[str, float]] = {}
+        self._queue_buckets = KeyedTokenBuckets(config.queue_rate, config.queue_burst, clock)
+        self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, clock)
+
+    # Queries.
+
+    @property
+    def connection_count(self) -> int:
+        """Admitted lobby connections."""
+        return self._total
+
+    def connections_from(self, host: str) -> int:
+        """Admitted connections from one client address (an IPv6 address: from its /64)."""
+        return self._per_client.get(client_key(host), 0)
+
+    def pending_from(self, host: str) -> int:
+        """Players from one client address (IPv6: its /64) queued or in a match not under way."""
+        return self._pending_of(client_key(host))
+
+    # Connections.
+
+    def admit_connection(self, client: str, peer_host: str) -> str | None:
+        """Count a new connection from `client`; the reason it is refused, if it is."""
+        if self._total >= self._config.max_connections:
+            self._log_refusal("a lobby connection", peer_host, f"{self._total} connections in all")
+            return "the lobby is full; try again later"
+        count = self._per_client.get(client, 0)
+        if count >= self._config.max_connections_per_ip:
+            self._log_refusal(
+                "a lobby connection", peer_host, f"{count} open from {client} already"
+            )
+            return f"at most {self._config.max_connections_per_ip} lobby connections per address"
+        self._per_client[client] = count + 1
+        self._total += 1
+        return None
+
+    def release_connection(self, client: str) -> None:
+        """An admitted connection from `client` is gone."""
+        self._total -= 1
+        remaining = self._per_client.get(client, 0) - 1
+        if remaining > 0:
+            self._per_client[client] = remaining
+        else:
+            self._per_client.pop(client, None)
+
+    # Players pending per address: queued, or in a match not yet under way.
+
+    def check_queue(self, client: str, peer_host: str) -> None:
+        """Raise `rate_limited` (not counted) if `client`'s address may not queue now."""
+        limit = self._config.max_pending_per_ip
+        if self._pending_of(client) >= limit:
+            self._log_refusal("a queue request", peer_host, f"{limit} players pending")
+            raise LobbyError(
+                errors.RATE_LIMITED,
+                f"{limit} players from this address are queued or starting a match; "
+                "queue again once one has started",
+                counted=False,
+            )
+        if not self._queue_buckets.allow(client):
+            self._log_refusal("a queue request", peer_host, "queue rate")
+            raise LobbyError(
+                errors.RATE_LIMITED,
+                f"more than {self._config.queue_rate:g} queue requests per second from this "
+                "address; try again shortly",
+                counted=False,
+            )
+
+    def count_pending(self, player_id: str, client: str) -> None:
+        """The player queued: they count against `client` until their match is under way."""
+        self._pending_client[player_id] = client
+        self._pending_by_client.setdefault(client, {})[player_id] = math.inf
+
+    def under_way_soon(self, player_ids: tuple[str, ...]) -> None:
+        """Their match is placed: they stop counting once its connect window is over."""
+        until = self._clock.seconds() + self._config.start_window
+        for player_id in player_ids:
+            client = self._pending_client.get(player_id)
+            if client is not None:
+                self._pending_by_client[client][player_id] = until
+
+    def uncount_pending(self, player_id: str) -> None:
+        """The player left the queue, or their match failed or ended."""
+        client = self._pending_client.pop(player_id, None)
+        if client is None:
+            return
+        players = self._pending_by_client.get(client)
+        if players is not None:
+            players.pop(player_id, None)
+            if not players:
+                del self._pending_by_client[client]
+
+    def _pending_of(self, key: str) -> int:
+        players = self._pending_by_client.get(key)
+        if not players:
+            return 0
+        now = self._clock.seconds()
+        for player_id, until in list(players.items()):
+            if until <= now:
+                del players[player_id]
+                self._pending_client.pop(player_id, None)
+        if not players:
+            del self._pending_by_client[key]
+        return len(players)
+
+    def _log_refusal(self, what: str, peer: str, reason: str) -> None:
+        # Refusals come in floods when someone attacks: log a few, count the rest.
+        if not self._refusal_log.allow():
+            return
+        suppressed = self._refusal_log.take_suppressed()
+        if suppressed:
+            self.log.info(
+                "refused {what} from {peer}: {reason} ({suppressed} more refusals not logged)",
+                what=what,
+                peer=peer,
+                reason=reason,
+                suppressed=suppressed,
+            )
+        else:
+            self.log.info(
+                "refused {what} from {peer}: {reason}", what=what, peer=peer, reason=reason
+            )

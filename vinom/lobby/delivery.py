@@ -1,0 +1,44 @@
+"""Token delivery: the `match_found` frame that carries a player's connect token.
+
+The one place the lobby asks its `ITokenIssuer` for a token, both when a
+match is placed and when a player `reconnect`s to a running match.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define
+from twisted.internet.interfaces import IReactorTime
+
+from vinom.hosting.interfaces import HostAddress
+from vinom.lobby.codec import encode_frame
+from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.interfaces import ITokenIssuer
+
+
+@define
+class TokenDelivery:
+    """Issues connect tokens and wraps each in a `match_found` frame."""
+
+    issuer: ITokenIssuer
+    clock: IReactorTime
+
+    def match_found_frame(
+        self, match: Match, ticket: Ticket, address: HostAddress
+    ) -> dict[str, Any]:
+        """The `match_found` frame of `ticket`'s player; raises if no token can be issued."""
+        token = dict(self.issuer.issue(match, ticket, address, self.clock.seconds()))
+        expires_at = token.get("expires_at")
+        frame: dict[str, Any] = {
+            "type": "match_found",
+            "game": match.game,
+            "game_id": match.match_id,
+            "host": address.host,
+            "port": address.port,
+            "seat": match.player_ids.index(ticket.player_id),
+            "token": token,
+            "expires_at": expires_at if isinstance(expires_at, int | float) else None,
+        }
+        encode_frame(frame)  # a token that is not JSON-safe fails here, not mid-write
+        return frame

@@ -1,0 +1,224 @@
+"""Match placement: from a formed match to `match_found` on each player's connection.
+
+`MatchPlacer` listens to the matchmaker. For each match it asks the hosting
+service for a game host, telling the players `waiting_for_server` while no
+port is free and withdrawing the match if all its players leave meanwhile;
+then it records the placement in the player store and delivers each
+connected player's `match_found` (through `TokenDelivery`), which closes the
+connection. A player who is not connected then can still `reconnect` for a
+token while the match runs. When the match ends its placement and its gone
+players are forgotten.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, TypeVar
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from vinom.hosting.interfaces import HostAddress
+from vinom.hosting.service import GameHostingService, HostingStopped
+from vinom.lobby import errors
+from vinom.lobby.admission import Admission
+from vinom.lobby.codec import error_frame
+from vinom.lobby.connection import LobbyConnection, PlayerState
+from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.players import Players, log_failure
+from vinom.matchmaking.interfaces import Match
+from vinom.store.interfaces import IPlayerStore, MatchPlacement
+
+Frame = dict[str, Any]
+_T = TypeVar("_T")
+
+
+class MatchPlacer:
+    """Places formed matches on game hosts and delivers their tokens."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        hosting: GameHostingService,
+        store: IPlayerStore,
+        players: Players,
+        admission: Admission,
+        delivery: TokenDelivery,
+        clock: IReactorTime,
+    ) -> None:
+        self._hosting = hosting
+        self._store = store
+        self._players = players
+        self._admission = admission
+        self._delivery = delivery
+        self._clock = clock
+        # Players of matches formed but not yet placed on a game host.
+        self._pending: dict[str, Match] = {}
+        # Matches waiting for a free port, in the allocator's (FIFO) order.
+        self._waiting: dict[str, Match] = {}
+        # The hosting service's Deferred of each match not yet placed (to withdraw it).
+        self._placing: dict[str, Deferred[HostAddress]] = {}
+        self._withdrawn: set[str] = set()
+        self.matches_withdrawn = 0
+
+    @property
+    def waiting_matches(self) -> int:
+        """Matches formed and waiting for a free game port."""
+        return len(self._waiting)
+
+    def pending_match(self, player_id: str) -> Match | None:
+        """The player's match, if it is formed but not yet placed."""
+        return self._pending.get(player_id)
+
+    def waiting_frame(self, match: Match) -> Frame:
+        """The `queued` frame (status `waiting_for_server`) of a match not yet placed."""
+        position = 1
+        for match_id in self._waiting:
+            if match_id == match.match_id:
+                break
+            position += 1
+        return _waiting_frame(match, position)
+
+    def match_formed(self, match: Match) -> None:
+        """The matchmaker's listener."""
+        self.log.info(
+            "match {match_id} formed for {game}: {players}",
+            match_id=match.match_id,
+            game=match.game,
+            players=list(match.player_ids),
+        )
+        for player_id in match.player_ids:
+            self._pending[player_id] = match
+            connection = self._players.connection_of(player_id)
+            if connection is not None:
+                connection.matched(match.game)
+        d = self._hosting.host_match(
+            match,
+            on_waiting=partial(self._match_waiting, match),
+            on_ended=partial(self._match_ended, match),
+        )
+        if not d.called:
+            self._placing[match.match_id] = d
+            d.addBoth(self._placing_over, match.match_id)
+        d.addCallback(self._place, match)
+        d.addErrback(self._placement_failed, match)
+        # Formed with none of its players connected here (they left as it formed).
+        self.withdraw_if_abandoned(match)
+
+    def withdraw_if_abandoned(self, match: Match) -> None:
+        """Withdraw a match waiting for a port once none of its players is connected.
+
+        Nobody would connect to its game host: placing it would only hold a port
+        for the connect deadline, ahead of real players.
+        """
+        if match.match_id not in self._waiting:
+            return  # placed, or being placed: it proceeds
+        if any(self._players.is_connected(player_id) for player_id in match.player_ids):
+            return
+        placing = self._placing.get(match.match_id)
+        if placing is None:
+            return
+        self._withdrawn.add(match.match_id)
+        placing.cancel()
+
+    def _placing_over(self, result: _T, match_id: str) -> _T:
+        self._placing.pop(match_id, None)
+        return result
+
+    def _match_waiting(self, match: Match, position: int) -> None:
+        self._waiting[match.match_id] = match
+        frame = _waiting_frame(match, position)
+        for connection in self._connections_in(match):
+            connection.push(dict(frame))
+
+    def _connections_in(self, match: Match) -> list[LobbyConnection]:
+        found = []
+        for player_id in match.player_ids:
+            connection = self._players.connection_of(player_id)
+            if connection is not None and connection.state is PlayerState.MATCHED:
+                found.append(connection)
+        return found
+
+    def _place(self, address: HostAddress, match: Match) -> Deferred[None]:
+        self._waiting.pop(match.match_id, None)
+        self._admission.under_way_soon(match.player_ids)
+        placement = MatchPlacement(match, address, self._clock.seconds())
+        return self._store.save_placement(placement).addCallback(
+            lambda _: self._deliver(placement)
+        )
+
+    def _deliver(self, placement: MatchPlacement) -> None:
+        match = placement.match
+        for ticket in match.players:
+            if self._pending.get(ticket.player_id) is match:
+                del self._pending[ticket.player_id]
+            connection = self._players.connection_of(ticket.player_id)
+            if connection is None or connection.state is not PlayerState.MATCHED:
+                # Gone: the player can still `reconnect` for a token while the match runs.
+                continue
+            try:
+                frame = self._delivery.match_found_frame(match, ticket, placement.address)
+            except Exception:
+                self.log.failure(
+                    "issuing a connect token for {player_id} failed", player_id=ticket.player_id
+                )
+                connection.push(
+                    error_frame(errors.INTERNAL_ERROR, "no connect token could be issued"),
+                    final=True,
+                )
+                continue
+            connection.push(frame, final=True)
+
+    def _placement_failed(self, failure: Failure, match: Match) -> None:
+        if match.match_id in self._withdrawn and failure.check(CancelledError):
+            self.matches_withdrawn += 1
+            self.log.info(
+                "match {match_id} withdrawn: its players left while it waited for a game server",
+                match_id=match.match_id,
+            )
+        elif failure.check(CancelledError, HostingStopped):
+            # Shutting down: the waiting match was withdrawn, not broken.
+            self.log.info(
+                "match {match_id} withdrawn: the server is stopping", match_id=match.match_id
+            )
+        else:
+            self.log.failure("no game host for match {match_id}", failure, match_id=match.match_id)
+        self._waiting.pop(match.match_id, None)
+        self._withdrawn.discard(match.match_id)
+        for player_id in match.player_ids:
+            self._admission.uncount_pending(player_id)
+            if self._pending.get(player_id) is match:
+                del self._pending[player_id]
+            connection = self._players.connection_of(player_id)
+            if connection is None:
+                self._players.forget(player_id)
+            elif connection.state is PlayerState.MATCHED:
+                connection.match_failed()
+                connection.push(
+                    error_frame(
+                        errors.MATCH_FAILED,
+                        "no game server could host the match; queue again",
+                    )
+                )
+
+    def _match_ended(self, match: Match) -> None:
+        self.log.info("match {match_id} ended", match_id=match.match_id)
+        d = self._store.remove_placement(match.match_id)
+        d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
+        for player_id in match.player_ids:
+            self._admission.uncount_pending(player_id)
+            if not self._players.is_connected(player_id):
+                self._players.forget(player_id)
+
+
+def _waiting_frame(match: Match, position: int) -> Frame:
+    return {
+        "type": "queued",
+        "game": match.game,
+        "position": position,
+        "status": "waiting_for_server",
+    }

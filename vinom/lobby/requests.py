@@ -1,0 +1,261 @@
+"""The lobby's request handlers: hello, queue, cancel, ping and reconnect.
+
+`RequestHandlers.serve` answers one parsed request of one connection (a
+`LobbyError` it raises, or fails a Deferred with, becomes an `error` frame
+on that connection), moving the connection's player through its states.
+`player_left` cleans up after a connection that is gone: a queued player's
+ticket is cancelled, an idle player is forgotten, and a matched player keeps
+their seat unless their match is abandoned while it waits for a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from vinom.lobby import errors
+from vinom.lobby.admission import Admission
+from vinom.lobby.codec import (
+    Cancel,
+    Hello,
+    Ping,
+    Queue,
+    Reconnect,
+    Request,
+    error_frame,
+    quote_for_message,
+)
+from vinom.lobby.connection import LobbyConnection, PlayerState
+from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.errors import LobbyError
+from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
+from vinom.lobby.placement import MatchPlacer
+from vinom.lobby.players import Players, log_failure
+from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
+from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
+
+# What an unknown player's `reconnect` secret is compared with (see _reconnect).
+UNKNOWN_PLAYER_HASH = hash_secret(new_secret())
+
+
+class RequestHandlers:
+    """Serves the requests of every connection of one lobby."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        games: Mapping[str, int],
+        matchmaker: IMatchmaker,
+        store: IPlayerStore,
+        players: Players,
+        admission: Admission,
+        placer: MatchPlacer,
+        delivery: TokenDelivery,
+        clock: IReactorTime,
+    ) -> None:
+        self.games = dict(games)
+        self._matchmaker = matchmaker
+        self._store = store
+        self._players = players
+        self._admission = admission
+        self._placer = placer
+        self._delivery = delivery
+        self._clock = clock
+        # Set while the server shuts down: `queue` is refused with `server_draining`.
+        self.draining = False
+
+    def serve(self, connection: LobbyConnection, request: Request) -> Deferred[None] | None:
+        """Serve one request; a `LobbyError` (raised or as a failure) becomes an error frame."""
+        if isinstance(request, Ping):
+            connection.reply(request, {"type": "pong", "time": self._clock.seconds()})
+            return None
+        if isinstance(request, Hello):
+            return self._hello(connection, request)
+        if isinstance(request, Queue):
+            return self._queue(connection, request)
+        if isinstance(request, Cancel):
+            return self._cancel(connection, request)
+        if isinstance(request, Reconnect):
+            return self._reconnect(connection, request)
+        raise AssertionError(f"unhandled request {request!r}")
+
+    def player_left(self, connection: LobbyConnection) -> None:
+        """The connection is gone: clean up after its player, if it still owned one."""
+        player_id = connection.player_id
+        if player_id is None or not self._players.unbind(connection):
+            return
+        if connection.state is PlayerState.QUEUED:
+            self._cancel_ticket_of_gone(player_id)
+        elif connection.state is PlayerState.IDLE:
+            self._players.forget(player_id)
+        elif connection.state is PlayerState.MATCHED:
+            # The record stays so the player can `reconnect` to their match, unless
+            # the match still waits for a port and nobody of it is left to play.
+            match = self._placer.pending_match(player_id)
+            if match is not None:
+                self._placer.withdraw_if_abandoned(match)
+
+    def _cancel_ticket_of_gone(self, player_id: str) -> None:
+        d = self._matchmaker.cancel(player_id)
+
+        def cancelled(removed: bool) -> None:
+            # Not removed: the ticket was matched meanwhile; keep the record for reconnect.
+            if removed:
+                self._admission.uncount_pending(player_id)
+                self._players.forget(player_id)
+
+        d.addCallback(cancelled)
+        d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}", player_id)
+
+    def _hello(self, connection: LobbyConnection, request: Hello) -> Deferred[None]:
+        if connection.state is not PlayerState.NEW:
+            raise LobbyError(errors.ALREADY_HELLO, "this connection has said hello already")
+        player_id = new_player_id()
+        secret = new_secret()
+        record = PlayerRecord(player_id, request.name, hash_secret(secret), self._clock.seconds())
+
+        def saved(_: None) -> None:
+            if connection.closing:
+                self._players.forget(player_id)
+                return
+            connection.welcomed(player_id, request.name)
+            self._players.bind(player_id, connection)
+            connection.reply(
+                request,
+                {
+                    "type": "welcome",
+                    "player_id": player_id,
+                    "name": request.name,
+                    "secret": secret,
+                    "games": dict(self.games),
+                },
+            )
+
+        return self._store.save_player(record).addCallback(saved)
+
+    def _queue(self, connection: LobbyConnection, request: Queue) -> Deferred[None]:
+        player_id = connection.player_id
+        if connection.state is PlayerState.NEW or player_id is None:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello before queueing")
+        if connection.state is PlayerState.QUEUED:
+            raise LobbyError(errors.ALREADY_QUEUED, f"already queued for {connection.game}")
+        if connection.state is PlayerState.MATCHED:
+            raise LobbyError(errors.ALREADY_QUEUED, "already in a match")
+        if self.draining:
+            raise LobbyError(
+                errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
+            )
+        if request.game not in self.games:
+            raise LobbyError(
+                errors.UNKNOWN_GAME, f"no game called {quote_for_message(request.game)}"
+            )
+        self._admission.check_queue(connection.client, connection.peer_host)
+        self._admission.count_pending(player_id, connection.client)
+        ticket = Ticket(
+            player_id, connection.name, request.game, request.rating, self._clock.seconds()
+        )
+        # QUEUED before enqueue: a matchmaker may form the match inside enqueue().
+        connection.queued(request.game)
+
+        def queued(position: int) -> None:
+            if connection.closing:
+                # The connection dropped while the ticket was being queued.
+                if connection.state is PlayerState.QUEUED:
+                    self._cancel_ticket_of_gone(player_id)
+                return
+            connection.reply(
+                request,
+                {
+                    "type": "queued",
+                    "game": request.game,
+                    "position": position,
+                    "status": "searching",
+                },
+            )
+
+        def refused(failure: Failure) -> Failure:
+            self._admission.uncount_pending(player_id)
+            if connection.state is PlayerState.QUEUED:
+                connection.unqueued()
+            if failure.check(AlreadyQueued):
+                raise LobbyError(errors.ALREADY_QUEUED, "already queued")
+            return failure
+
+        return self._matchmaker.enqueue(ticket).addCallbacks(queued, refused)
+
+    def _cancel(self, connection: LobbyConnection, request: Cancel) -> Deferred[None]:
+        player_id = connection.player_id
+        if connection.state is PlayerState.NEW or player_id is None:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        if connection.state is PlayerState.MATCHED:
+            raise LobbyError(errors.NOT_QUEUED, "the match has been formed; it cannot be cancelled")
+        if connection.state is not PlayerState.QUEUED:
+            raise LobbyError(errors.NOT_QUEUED, "not in a queue")
+
+        def cancelled(removed: bool) -> None:
+            if not removed:
+                raise LobbyError(
+                    errors.NOT_QUEUED, "not in a queue (the match may just have formed)"
+                )
+            self._admission.uncount_pending(player_id)
+            game = connection.game
+            connection.unqueued()
+            connection.reply(request, {"type": "cancelled", "game": game})
+
+        return self._matchmaker.cancel(player_id).addCallback(cancelled)
+
+    def _reconnect(self, connection: LobbyConnection, request: Reconnect) -> Deferred[None]:
+        if connection.state is not PlayerState.NEW:
+            raise LobbyError(
+                errors.ALREADY_HELLO, "reconnect must be the first request of a connection"
+            )
+        player_id = request.player_id
+
+        def verified(record: PlayerRecord | None) -> Deferred[None] | None:
+            # One code for an unknown player and a wrong secret: ids are not an oracle. An
+            # unknown player's secret is hashed and compared too, to take the same time.
+            expected = UNKNOWN_PLAYER_HASH if record is None else record.secret_hash
+            if not secret_matches(request.secret, expected) or record is None:
+                raise LobbyError(errors.BAD_SECRET, "unknown player or wrong secret")
+            if connection.closing:
+                return None
+            pending = self._placer.pending_match(player_id)
+            if pending is not None:
+                self._take_over(connection, record, pending, request)
+                return None
+            return self._store.placement_for_player(player_id).addCallback(placed)
+
+        def placed(placement: MatchPlacement | None) -> None:
+            ticket = None if placement is None else placement.ticket_of(player_id)
+            if placement is None or ticket is None:
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "the player has no running match")
+            frame = self._delivery.match_found_frame(placement.match, ticket, placement.address)
+            self.log.info(
+                "player {player_id} reconnected to match {match_id}",
+                player_id=player_id,
+                match_id=placement.match_id,
+            )
+            connection.reply(request, frame, final=True)
+
+        return self._store.get_player(player_id).addCallback(verified)
+
+    def _take_over(
+        self, connection: LobbyConnection, record: PlayerRecord, match: Match, request: Reconnect
+    ) -> None:
+        """A player whose match still waits for a game host comes back on a new connection."""
+        connection.took_over(record.player_id, record.name, match.game)
+        previous = self._players.bind(record.player_id, connection)
+        if previous is not None:
+            previous.push(
+                error_frame(
+                    errors.SESSION_REPLACED, "the player reconnected on another connection"
+                ),
+                final=True,
+            )
+        connection.reply(request, self._placer.waiting_frame(match))
