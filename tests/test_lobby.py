@@ -20,8 +20,8 @@ from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, Placeholde
 from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
-from vinom.lobby import errors, server
-from vinom.lobby.codec import parse_frame
+from vinom.lobby import connection, errors
+from vinom.lobby.codec import FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
@@ -41,6 +41,8 @@ class Client:
         self.protocol = protocol
         self.transport = transport
         self.lost = False
+        # The player id the server welcomed this connection's player with, if any.
+        self.player_id: str | None = None
         # Frames a helper read but the test has not looked at yet.
         self.unread: list[dict[str, Any]] = []
 
@@ -76,6 +78,7 @@ class Client:
     def hello(self, name: str = "Ann") -> dict[str, Any]:
         welcome = self.request({"type": "hello", "name": name})
         assert welcome["type"] == "welcome", welcome
+        self.player_id = welcome["player_id"]
         return welcome
 
 
@@ -137,6 +140,15 @@ class LobbyHarness(SynchronousTestCase):
         client.unread = frames[1:]
         return client
 
+    def assert_uncounted(self, client: Client) -> None:
+        """The client's protocol error count is still zero: one error short of the limit
+        the connection stays open."""
+        limit = self.config.max_protocol_errors
+        client.send(b"x\n" * (limit - 1))
+        frames = client.frames()
+        self.assertEqual([f["code"] for f in frames], [errors.MALFORMED_JSON] * (limit - 1))
+        self.assertFalse(client.closed)
+
     def assert_error(self, frame: Mapping[str, Any], code: str, request_id: Any = None) -> None:
         self.assertEqual(frame["type"], "error", frame)
         self.assertEqual(frame["code"], code, frame)
@@ -158,7 +170,7 @@ class HelloTests(LobbyHarness):
         self.assertEqual(record.name, "Ann")
         self.assertEqual(record.secret_hash, hash_secret(welcome["secret"]))
         self.assertNotIn(welcome["secret"], repr(record))
-        self.assertIs(self.factory.connection_of(welcome["player_id"]), client.protocol)
+        self.assertIs(self.factory.state_of(welcome["player_id"]), PlayerState.IDLE)
         self.assertFalse(client.closed)
 
     def test_every_hello_gets_a_new_identity(self) -> None:
@@ -251,7 +263,7 @@ class QueueTests(LobbyHarness):
         second = self.connect()
         second.hello("B")
         self.assertEqual(second.request({"type": "queue", "game": "maze"})["position"], 2)
-        self.assertIs(first.protocol.state, PlayerState.QUEUED)
+        self.assertIs(self.factory.state_of(first.player_id or ""), PlayerState.QUEUED)
 
     def test_rating_is_passed_to_the_ticket(self) -> None:
         client = self.connect()
@@ -270,7 +282,7 @@ class QueueTests(LobbyHarness):
         self.assert_error(
             client.request({"type": "queue", "game": "chess", "id": 1}), errors.UNKNOWN_GAME, 1
         )
-        self.assertIs(client.protocol.state, PlayerState.IDLE)
+        self.assertIs(self.factory.state_of(client.player_id or ""), PlayerState.IDLE)
 
     def test_already_queued(self) -> None:
         client = self.queued_player("A", "maze")
@@ -298,12 +310,12 @@ class QueueTests(LobbyHarness):
 
     def test_disconnecting_cancels_the_ticket_and_forgets_the_player(self) -> None:
         client = self.queued_player("A", "maze")
-        player_id = client.protocol.player_id
+        player_id = client.player_id
         assert player_id is not None
         client.drop()
         self.assertEqual(self.matchmaker.queue_length("maze"), 0)
         self.assertIsNone(self.successResultOf(self.store.get_player(player_id)))
-        self.assertIsNone(self.factory.connection_of(player_id))
+        self.assertIsNone(self.factory.state_of(player_id))
         # The next players are matched without the one who left.
         b, c, d = (self.queued_player(n, "maze") for n in "BCD")
         self.assertEqual(len(self.matches), 1)
@@ -336,7 +348,7 @@ class MatchFoundTests(LobbyHarness):
             self.assertEqual(found["game_id"], match.match_id)
             self.assertEqual((found["host"], found["port"]), ("198.51.100.9", 7400))
             self.assertEqual(found["seat"], seat)
-            self.assertEqual(found["token"]["player_id"], client.protocol.player_id)
+            self.assertEqual(found["token"]["player_id"], client.player_id)
             self.assertEqual(found["token"]["match_id"], match.match_id)
             self.assertEqual(found["expires_at"], self.clock.seconds() + 30.0)
             self.assertTrue(client.closed)
@@ -400,7 +412,7 @@ class MatchFoundTests(LobbyHarness):
             [frame] = client.frames()
             self.assert_error(frame, errors.MATCH_FAILED)
             self.assertFalse(client.closed)
-            self.assertIs(client.protocol.state, PlayerState.IDLE)
+            self.assertIs(self.factory.state_of(client.player_id or ""), PlayerState.IDLE)
         self.assertEqual(len(self.flushLoggedErrors()), 1)
         # They can queue again; the next match gets the other port.
         first.request({"type": "queue", "game": "tictactoe"})
@@ -421,7 +433,7 @@ class MatchFoundTests(LobbyHarness):
     def test_a_player_who_leaves_while_waiting_for_a_server_keeps_the_seat(self) -> None:
         players = [self.queued_player(name) for name in "ABCDEF"]
         leaver = players[4]
-        leaver_id = leaver.protocol.player_id or ""
+        leaver_id = leaver.player_id or ""
         self.assertEqual(leaver.frames()[-1]["status"], "waiting_for_server")
         leaver.drop()
         self.hosts.end_match(self.matches[0].match_id)
@@ -544,7 +556,8 @@ class ReconnectTests(LobbyHarness):
         self.assert_error(replaced, errors.SESSION_REPLACED)
         self.assertTrue(old.closed)
         old.drop()
-        self.assertIs(self.factory.connection_of(welcome["player_id"]), new.protocol)
+        # The old connection's end does not take the player from the new one.
+        self.assertIs(self.factory.state_of(welcome["player_id"]), PlayerState.MATCHED)
         self.hosts.end_match(self.matches[0].match_id)
         self.assertEqual(new.frames()[-1]["type"], "match_found")
 
@@ -570,7 +583,10 @@ class LimitTests(LobbyHarness):
         client.send(b'{"type":"ping"}\n' * 40 + b'{"type":"hello","name":"A","id":7}\n')
         last = client.frames()[-1]
         self.assert_error(last, errors.RATE_LIMITED, 7)
-        self.assertIs(client.protocol.state, PlayerState.NEW)
+        self.assertEqual(self.factory.connection_count, 1)
+        # The hello was not served: once tokens are back, a hello is welcomed.
+        self.clock.advance(1)
+        self.assertEqual(client.hello()["name"], "Ann")
 
     def test_per_ip_cap(self) -> None:
         factory = self.make_factory(config=LobbyConfig(max_connections_per_ip=2))
@@ -621,17 +637,11 @@ class LimitTests(LobbyHarness):
         attacker.send(b"\x00\xff{{{\n" * 20 + b"z" * 10_000)
         self.assertTrue(attacker.closed)
         attacker.drop()
-        self.assertEqual(
-            self.successResultOf(self.matchmaker.position(first.protocol.player_id or "")), 1
-        )
-        self.assertEqual(
-            self.successResultOf(self.matchmaker.position(second.protocol.player_id or "")), 2
-        )
+        self.assertEqual(self.successResultOf(self.matchmaker.position(first.player_id or "")), 1)
+        self.assertEqual(self.successResultOf(self.matchmaker.position(second.player_id or "")), 2)
         self.queued_player("C", "maze")
         [match] = self.matches
-        self.assertEqual(
-            match.player_ids[:2], (first.protocol.player_id, second.protocol.player_id)
-        )
+        self.assertEqual(match.player_ids[:2], (first.player_id, second.player_id))
 
 
 class DrainingTests(LobbyHarness):
@@ -644,9 +654,7 @@ class DrainingTests(LobbyHarness):
         self.assert_error(
             late.request({"type": "queue", "game": "tictactoe", "id": 1}), errors.SERVER_DRAINING, 1
         )
-        self.assertEqual(
-            self.successResultOf(self.matchmaker.position(first.protocol.player_id or "")), 1
-        )
+        self.assertEqual(self.successResultOf(self.matchmaker.position(first.player_id or "")), 1)
         # Pings and cancels still work while draining.
         self.assertEqual(late.request({"type": "ping"})["type"], "pong")
         self.assertEqual(first.request({"type": "cancel"})["type"], "cancelled")
@@ -708,22 +716,41 @@ class AsynchronousStoreTests(LobbyHarness):
             parsed.append(line)
             return parse_frame(line)
 
-        self.patch(server, "parse_frame", counting)
+        decoders: list[FrameDecoder] = []
+        lines_split: list[object] = []
+
+        class Recording(FrameDecoder):
+            def __init__(self, max_frame_bytes: int) -> None:
+                super().__init__(max_frame_bytes)
+                decoders.append(self)
+
+            def next_line(self) -> Any:
+                line = super().next_line()
+                if line is not None:
+                    lines_split.append(line)
+                return line
+
+        self.patch(connection, "parse_frame", counting)
+        self.patch(connection, "FrameDecoder", Recording)
         store = SlowStore()
         client = self.connect(factory=self.make_factory(store=store))
         client.send(b'{"type":"hello","name":"A"}\n' + b"1\n" * 16383)
-        self.assertEqual(len(parsed), 1)
-        self.assertEqual(client.protocol._decoder.buffered, 2 * 16383)
+        [decoder] = decoders
+        self.assertEqual((len(parsed), len(lines_split)), (1, 1))
+        self.assertEqual(decoder.buffered, 2 * 16383)
         self.assertEqual(client.transport.producerState, "paused")
-        self.assertEqual(client.protocol.protocol_errors, 0)
+        # Nothing answered (so nothing counted) while the hello waits.
+        self.assertEqual(client.frames(), [])
         store.release_all()
         # Served in order: the welcome, then ten errors close the connection.
         frames = client.frames()
         self.assertEqual(frames[0]["type"], "welcome")
+        self.assertEqual([f["code"] for f in frames[1:-1]], [errors.NOT_AN_OBJECT] * 10)
         self.assertEqual(frames[-1]["code"], errors.TOO_MANY_ERRORS)
         self.assertTrue(client.closed)
-        self.assertEqual(len(parsed), 11)
-        self.assertEqual(client.protocol._decoder.buffered, 0)
+        self.assertEqual((len(parsed), len(lines_split)), (11, 11))
+        # What was left unsplit is dropped with the connection, not kept.
+        self.assertEqual(decoder.buffered, 0)
 
     def test_a_player_who_leaves_during_hello_is_not_kept(self) -> None:
         store = SlowStore()

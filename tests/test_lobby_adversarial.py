@@ -1,10 +1,11 @@
 """Adversarial, property-based tests: whatever a client sends, the lobby stays well-formed.
 
 Arbitrary bytes, arbitrary JSON and arbitrary request-shaped objects are fed
-to a `LobbyProtocol` in arbitrary chunks. The protocol must never raise, every
-byte it writes must be complete newline-terminated JSON objects of a known
-frame type, every error frame must carry a known code, a message and an id,
-and the lobby's shared state must stay consistent (counts, queues).
+to a `LobbyProtocol` (and so its `LobbyConnection`) in arbitrary chunks. The
+protocol must never raise, every byte it writes must be complete
+newline-terminated JSON objects of a known frame type, every error frame must
+carry a known code, a message and an id, and the lobby's shared state must
+stay consistent (counts, queues).
 """
 
 from __future__ import annotations
@@ -178,11 +179,13 @@ class OtherPlayersAreUnaffectedTests(SynchronousTestCase):
         for n in range(2):
             peer = IPv4Address("TCP", "198.51.100.1", 6000 + n)
             protocol = factory.buildProtocol(peer)
-            protocol.makeConnection(StringTransport(peerAddress=peer))
+            transport = StringTransport(peerAddress=peer)
+            protocol.makeConnection(transport)
             protocol.dataReceived(
                 b'{"type":"hello","name":"P%d"}\n{"type":"queue","game":"maze"}\n' % n
             )
-            queued.append(protocol.player_id)
+            welcome = json.loads(transport.value().splitlines()[0])
+            queued.append(welcome["player_id"])
         peer = IPv4Address("TCP", "203.0.113.66", 6666)
         attacker = factory.buildProtocol(peer)
         attacker.makeConnection(StringTransport(peerAddress=peer))

@@ -6,18 +6,19 @@ They use the `LobbyHarness` of tests.test_lobby (StringTransport, Clock, placeho
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.testing import StringTransport
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import globalLogPublisher
 
 from tests.test_lobby import Client, LobbyHarness
-from vinom.lobby import errors, server
-from vinom.lobby.codec import parse_frame, request_id_of
+from vinom.lobby import connection, errors, requests
+from vinom.lobby.admission import REFUSAL_LOG_BURST
+from vinom.lobby.codec import FrameDecoder, parse_frame, request_id_of
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.server import REFUSAL_LOG_BURST, PlayerState
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.lobby.connection import PlayerState
+from vinom.matchmaking.interfaces import Ticket
 
 
 class WithdrawalTests(LobbyHarness):
@@ -31,7 +32,7 @@ class WithdrawalTests(LobbyHarness):
     def test_a_match_whose_players_all_left_while_waiting_is_withdrawn(self) -> None:
         self.fill_the_ports()
         first, second = self.queued_player("E"), self.queued_player("F")
-        player_ids = [first.protocol.player_id or "", second.protocol.player_id or ""]
+        player_ids = [first.player_id or "", second.player_id or ""]
         self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (1, 1))
         first.drop()
         # Someone of the match is still here: it keeps its place.
@@ -59,8 +60,9 @@ class WithdrawalTests(LobbyHarness):
     def test_a_match_formed_with_none_of_its_players_here_is_withdrawn_at_once(self) -> None:
         # An asynchronous matchmaker may form a match whose players have just left.
         self.fill_the_ports()
-        tickets = tuple(Ticket(p, p, "tictactoe", None, 0.0) for p in ("p-gone1", "p-gone2"))
-        self.factory._match_formed(Match("m-ghost", "tictactoe", tickets, 0.0))
+        for player_id in ("p-gone1", "p-gone2"):
+            self.matchmaker.enqueue(Ticket(player_id, player_id, "tictactoe", None, 0.0))
+        self.assertEqual(self.matches[-1].player_ids, ("p-gone1", "p-gone2"))
         self.assertEqual((self.factory.waiting_matches, self.allocator.waiting), (0, 0))
         self.assertEqual(self.factory.matches_withdrawn, 1)
 
@@ -86,8 +88,8 @@ class PendingPerAddressTests(LobbyHarness):
         reply = late.request({"type": "queue", "game": "tictactoe", "id": 1})
         self.assert_error(reply, errors.RATE_LIMITED, 1)
         # Not the player's fault (others share the address): not counted, still connected.
-        self.assertEqual(late.protocol.protocol_errors, 0)
-        self.assertIs(late.protocol.state, PlayerState.IDLE)
+        self.assert_uncounted(late)
+        self.assertIs(self.factory.state_of(late.player_id or ""), PlayerState.IDLE)
         self.assertEqual(self.matchmaker.queue_length("tictactoe"), 0)
         # Other addresses are not affected.
         other = self.connect("192.0.2.2")
@@ -152,7 +154,7 @@ class QueueRateTests(LobbyHarness):
             client.request({"type": "cancel"})
         reply = client.request({"type": "queue", "game": "maze", "id": "q"})
         self.assert_error(reply, errors.RATE_LIMITED, "q")
-        self.assertEqual(client.protocol.protocol_errors, 0)
+        self.assert_uncounted(client)
         # A new connection from the same address shares the bucket; another address does not.
         again = self.connect()
         again.hello()
@@ -250,7 +252,7 @@ class TimeoutTests(LobbyHarness):
         self.clock.advance(3600)
         for client in players[4:]:
             self.assertFalse(client.closed)
-            self.assertIs(client.protocol.state, PlayerState.MATCHED)
+            self.assertIs(self.factory.state_of(client.player_id or ""), PlayerState.MATCHED)
 
     def test_a_close_that_does_not_complete_is_aborted(self) -> None:
         client = self.connect()
@@ -314,10 +316,11 @@ class ConnectionCapTests(LobbyHarness):
     def test_refusals_are_logged_at_a_limited_rate(self) -> None:
         factory = self.make_factory(config=LobbyConfig(max_connections_per_ip=1))
         events: list[dict[str, Any]] = []
-        factory.log = Logger(observer=cast(ILogObserver, events.append))
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
 
         def refusals() -> list[dict[str, Any]]:
-            return [e for e in events if e["log_format"].startswith("refused")]
+            return [e for e in events if (e.get("log_format") or "").startswith("refused")]
 
         self.connect(factory=factory)
         for _ in range(100):
@@ -347,8 +350,17 @@ class FrameBudgetTests(LobbyHarness):
             self.ids_read += 1
             return request_id_of(line)
 
-        self.patch(server, "parse_frame", counting_parse)
-        self.patch(server, "request_id_of", counting_id)
+        self.decoders: list[FrameDecoder] = []
+        decoders = self.decoders
+
+        class Recording(FrameDecoder):
+            def __init__(self, max_frame_bytes: int) -> None:
+                super().__init__(max_frame_bytes)
+                decoders.append(self)
+
+        self.patch(connection, "parse_frame", counting_parse)
+        self.patch(connection, "request_id_of", counting_id)
+        self.patch(connection, "FrameDecoder", Recording)
 
     def test_a_read_of_bad_frames_is_parsed_only_up_to_the_error_limit(self) -> None:
         client = self.connect()
@@ -356,7 +368,9 @@ class FrameBudgetTests(LobbyHarness):
         self.assertEqual(self.parsed, 10)
         self.assertTrue(client.closed)
         self.assertEqual(len(client.frames()), 11)
-        self.assertEqual(client.protocol._decoder.buffered, 0)
+        # The rest of the read is dropped with the connection, not kept.
+        [decoder] = self.decoders
+        self.assertEqual(decoder.buffered, 0)
 
     def test_a_read_of_pings_is_parsed_only_up_to_the_burst(self) -> None:
         client = self.connect()
@@ -394,18 +408,18 @@ class FrameBudgetTests(LobbyHarness):
 class ReconnectTimingTests(LobbyHarness):
     def test_an_unknown_player_id_is_compared_with_a_dummy_hash(self) -> None:
         compared: list[str] = []
-        real = server.secret_matches
+        real = requests.secret_matches
 
         def recording(secret: str, secret_hash: str) -> bool:
             compared.append(secret_hash)
             return real(secret, secret_hash)
 
-        self.patch(server, "secret_matches", recording)
+        self.patch(requests, "secret_matches", recording)
         reply = self.connect().request(
             {"type": "reconnect", "player_id": "p-0000000000000000", "secret": "s"}
         )
         self.assert_error(reply, errors.BAD_SECRET)
-        self.assertEqual(compared, [server._UNKNOWN_PLAYER_HASH])
+        self.assertEqual(compared, [requests.UNKNOWN_PLAYER_HASH])
 
 
 def _waiting(position: int) -> dict[str, Any]:

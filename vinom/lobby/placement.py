@@ -147,9 +147,7 @@ class MatchPlacer:
         self._waiting.pop(match.match_id, None)
         self._admission.under_way_soon(match.player_ids)
         placement = MatchPlacement(match, address, self._clock.seconds())
-        return self._store.save_placement(placement).addCallback(
-            lambda _: self._deliver(placement)
-        )
+        return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
 
     def _deliver(self, placement: MatchPlacement) -> None:
         match = placement.match
