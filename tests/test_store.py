@@ -1,4 +1,4 @@
-"""Tests for the in-memory session store."""
+"""Tests for the in-memory player store."""
 
 from __future__ import annotations
 
