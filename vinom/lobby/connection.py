@@ -15,7 +15,13 @@ re-arms the timeout that state calls for.
 The design follows magic-wormhole-transit-relay's `server_state.py`: a
 machine per connection that talks to its transport only through an
 interface, so it runs under a `StringTransport`, a real TLS socket or,
-later, another transport unchanged.
+later, another transport unchanged. It schedules nothing itself: it says
+which timeout applies (`ILobbyWire.set_timeout`) and the wire calls
+`timer_expired`. It reads the time only for its frame rate limit, from the
+injected clock the rest of the lobby uses too: a request served later (by
+a store or matchmaker that answers asynchronously) releases the frames
+behind it, and those are rate-limited at the time they are taken, not at
+the time the last bytes arrived.
 """
 
 from __future__ import annotations
