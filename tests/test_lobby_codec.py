@@ -28,7 +28,7 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
-from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter, TokenBucket
+from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter
 
 
 def code_of(line: bytes) -> str:
@@ -253,32 +253,6 @@ class EncodeTests(SynchronousTestCase):
     def test_lone_surrogate_id_still_encodes(self) -> None:
         frame = json.loads(encode_frame(error_frame(errors.UNKNOWN_TYPE, "m", "\ud800")))
         self.assertEqual(frame["id"], "\ud800")
-
-
-class TokenBucketTests(SynchronousTestCase):
-    def test_burst_then_rate(self) -> None:
-        clock = Clock()
-        bucket = TokenBucket(rate=20.0, burst=40, clock=clock)
-        self.assertEqual(sum(bucket.allow() for _ in range(50)), 40)
-        clock.advance(0.5)
-        self.assertEqual(sum(bucket.allow() for _ in range(50)), 10)
-        clock.advance(100)
-        self.assertEqual(bucket.tokens, 40)
-
-    def test_a_clock_stepping_back_does_not_drain_or_fill(self) -> None:
-        clock = Clock()
-        clock.advance(100)
-        bucket = TokenBucket(rate=1.0, burst=2, clock=clock)
-        bucket.allow()
-        bucket.allow()
-        clock.rightNow = 50.0
-        self.assertFalse(bucket.allow())
-        clock.rightNow = 51.0
-        self.assertTrue(bucket.allow())
-
-    def test_invalid_parameters(self) -> None:
-        self.assertRaises(ValueError, TokenBucket, 0, 1, Clock())
-        self.assertRaises(ValueError, TokenBucket, 1, 0, Clock())
 
 
 class KeyedTokenBucketsTests(SynchronousTestCase):

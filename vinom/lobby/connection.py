@@ -48,7 +48,7 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.errors import LobbyError
-from vinom.lobby.ratelimit import TokenBucket
+from vinom.ratelimit import TokenBucket
 
 Frame = dict[str, Any]
 
@@ -138,7 +138,8 @@ class LobbyConnection:
         self._framed = False
         self._timeout: float | None = None
         self._decoder = FrameDecoder(config.max_frame_bytes)
-        self._bucket = TokenBucket(config.frame_rate, config.frame_burst, clock)
+        self._clock = clock
+        self._bucket = TokenBucket(config.frame_rate, config.frame_burst, clock.seconds())
         # Frames the server pushes while a request is being served wait here, so
         # they follow that request's reply (queued before match_found).
         self._held: list[tuple[Frame, bool]] = []
@@ -365,13 +366,13 @@ class LobbyConnection:
         """Apply the limits to one line, then parse and serve it."""
         if isinstance(line, bytes) and not line:
             # A blank line is skipped, but it is still a frame for the rate limit.
-            if not self._bucket.allow():
+            if not self._bucket.take(self._clock.seconds()):
                 self._rate_limited(None)
             return
         self._framed = True
         if self._state is PlayerState.NEW or self._state is PlayerState.IDLE:
             self._arm(self._config.idle_timeout)
-        if not self._bucket.allow():
+        if not self._bucket.take(self._clock.seconds()):
             # Parsed only to echo its id. Every rate_limited error counts towards
             # closing the connection, so this costs at most max_protocol_errors parses.
             request_id = None if isinstance(line, FrameError) else request_id_of(line)

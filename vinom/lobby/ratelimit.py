@@ -1,7 +1,6 @@
-"""Token buckets: the lobby's frame and queue rate limits, and its log limiter.
+"""The lobby's keyed rate limits (per address) and its log limiter, over `TokenBucket`.
 
-The bucket holds up to `burst` tokens and refills at `rate` tokens per second;
-each frame takes one. The clock is injected so tests drive time with
+Both read the injected clock, so tests drive time with
 `twisted.internet.task.Clock`.
 """
 
@@ -9,41 +8,7 @@ from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
 
-
-class TokenBucket:
-    """Allows `rate` events per second on average and `burst` at once."""
-
-    __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")
-
-    def __init__(self, rate: float, burst: int, clock: IReactorTime) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1, not {rate}/{burst}")
-        self._rate = float(rate)
-        self._burst = float(burst)
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock.seconds()
-
-    @property
-    def tokens(self) -> float:
-        """Tokens available now (refilled up to this moment)."""
-        self._refill()
-        return self._tokens
-
-    def allow(self, cost: float = 1.0) -> bool:
-        """Take `cost` tokens if there are enough; False (taking none) otherwise."""
-        self._refill()
-        if self._tokens >= cost:
-            self._tokens -= cost
-            return True
-        return False
-
-    def _refill(self) -> None:
-        now = self._clock.seconds()
-        # A clock that steps backwards (wall-clock adjustment) must not drain the bucket.
-        elapsed = max(0.0, now - self._last)
-        self._last = now
-        self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+from vinom.ratelimit import TokenBucket
 
 
 class KeyedTokenBuckets:
@@ -70,18 +35,18 @@ class KeyedTokenBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def allow(self, key: str, cost: float = 1.0) -> bool:
-        """Take `cost` tokens from `key`'s bucket if it has enough."""
+    def allow(self, key: str) -> bool:
+        """Take a token from `key`'s bucket if it has one."""
+        now = self._clock.seconds()
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
-                self._sweep()
-            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
-        return bucket.allow(cost)
+                self._sweep(now)
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, now)
+        return bucket.take(now)
 
-    def _sweep(self) -> None:
-        full = float(self._burst)
-        self._buckets = {k: b for k, b in self._buckets.items() if b.tokens < full}
+    def _sweep(self, now: float) -> None:
+        self._buckets = {k: b for k, b in self._buckets.items() if not b.is_full(now)}
         self._sweep_at = max(self.MIN_SWEEP, 2 * len(self._buckets))
 
 
@@ -104,8 +69,8 @@ class LogLimiter:
 
     def allow(self) -> bool:
         if self._bucket is None:
-            self._bucket = TokenBucket(self._rate, self._burst, self._clock)
-        if self._bucket.allow():
+            self._bucket = TokenBucket(self._rate, self._burst, self._clock.seconds())
+        if self._bucket.take(self._clock.seconds()):
             return True
         self.suppressed += 1
         return False

@@ -5,7 +5,7 @@
 - `vinom.rooms.registry`: `RoomRegistry`, a game host's rooms by match id.
 - `vinom.rooms.session_manager`: `SessionManager`, admission, routing and
   per-player rate limits.
-- `vinom.rooms.limits`: `TokenBucket`, behind those rate limits.
+- `vinom.ratelimit`: `TokenBucket`, behind those rate limits.
 """
 
 from vinom.rooms.registry import RoomExists, RoomRegistry

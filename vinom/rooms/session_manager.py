@@ -44,7 +44,7 @@ from vinom.games.interfaces import ACTION_BURST, IGame
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission, IAdmission, ISessionSender, ISessionSink
-from vinom.rooms.limits import TokenBucket
+from vinom.ratelimit import TokenBucket
 from vinom.rooms.messages import ClientMessageKind, decode_client_message
 from vinom.rooms.registry import RoomRegistry
 from vinom.rooms.room import Room, RoomConfig

@@ -1,9 +1,11 @@
-"""Token buckets: how fast one player's messages are taken in.
+"""Token buckets: the one rate limiter behind every limit in vinom.
 
-Sans-I/O: a bucket is told the time (`now`, seconds) and answers; the session
-manager owns one per player and message kind (see docs/games.md, "Action
-rate"). A bucket holds at most `burst` tokens, starts full, and gains `rate`
-tokens per second; a message that finds a whole token takes it.
+Sans-I/O: a bucket is told the time (`now`, seconds) and answers. The lobby
+owns one per connection (frames) and per address (`queue` requests, see
+vinom/lobby/ratelimit.py), the seat router one per player and message kind
+(docs/games.md, "Action rate"). A bucket holds at most `burst` tokens, starts
+full, and gains `rate` tokens per second; a request that finds a whole token
+takes it.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ class TokenBucket:
         self.tokens = self.burst
 
     def _refill(self, now: float) -> float:
-        # A clock that steps back refills nothing (and takes nothing away).
         elapsed = now - self.now
+        self.now = now
         if elapsed > 0:
-            self.now = now
             tokens = self.tokens + elapsed * self.rate
             self.tokens = tokens = tokens if tokens < self.burst else self.burst
             return tokens
+        # A clock that steps back (the reactor's is the wall clock) refills
+        # nothing and takes nothing away; refilling resumes from the new time,
+        # so that a clock set back an hour does not stall the bucket for an hour.
         return self.tokens
 
     def take(self, now: float) -> bool:
@@ -54,3 +58,7 @@ class TokenBucket:
         """Seconds from `now` until a whole token is there (0 if one is now)."""
         tokens = self._refill(now)
         return 0.0 if tokens >= _WHOLE else (1.0 - tokens) / self.rate
+
+    def is_full(self, now: float) -> bool:
+        """True when the bucket holds `burst` tokens at `now` (it is then as good as new)."""
+        return self._refill(now) >= self.burst

@@ -1,4 +1,4 @@
-"""Tests for vinom.rooms.limits: the token bucket behind the per-player rate limits."""
+"""Tests for vinom.ratelimit: the token bucket behind every rate limit."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from vinom.rooms.limits import TokenBucket
+from vinom.ratelimit import TokenBucket
 
 
 class TokenBucketTests(SynchronousTestCase):
@@ -33,12 +33,19 @@ class TokenBucketTests(SynchronousTestCase):
         self.assertEqual([bucket.take(3600.0) for _ in range(3)], [True, True, False])
         self.assertEqual(bucket.wait(7200.0), 0.0)
 
-    def test_a_clock_stepping_back_gives_nothing(self) -> None:
+    def test_a_clock_stepping_back_gives_nothing_and_refills_from_there(self) -> None:
         bucket = TokenBucket(rate=1.0, burst=1.0, now=10.0)
         self.assertTrue(bucket.take(10.0))
         self.assertFalse(bucket.take(5.0))
-        self.assertFalse(bucket.take(10.5))
-        self.assertTrue(bucket.take(11.0))
+        self.assertFalse(bucket.take(5.5))
+        self.assertTrue(bucket.take(6.0))
+
+    def test_is_full_once_refilled_to_its_burst(self) -> None:
+        bucket = TokenBucket(rate=2.0, burst=2.0, now=0.0)
+        self.assertTrue(bucket.is_full(0.0))
+        bucket.take(0.0)
+        self.assertFalse(bucket.is_full(0.25))
+        self.assertTrue(bucket.is_full(0.5))
 
     def test_invalid(self) -> None:
         for rate, burst in ((0.0, 1.0), (-1.0, 1.0), (1.0, 0.5), (float("inf"), 1.0),
