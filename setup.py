@@ -3,21 +3,12 @@
 import os
 from pathlib import Path
 
-from setuptools import Extension, find_packages, setup
+from setuptools import Distribution, Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
-# AES-GCM with the key schedule kept (see vinom/protocol/_aesgcm.c): built where
-# a C compiler and OpenSSL's headers are found; without them the build goes on
-# and vinom.protocol.crypto uses cryptography's AESGCM instead.
-aesgcm = Extension(
-    "vinom.protocol._aesgcm",
-    sources=["vinom/protocol/_aesgcm.c"],
-    libraries=["crypto"],
-    optional=True,
-)
-
 # The game host's per-packet path, compiled to C with mypyc from these very
-# sources (docs/performance.md, "What changed in the fourth round").
+# sources where it can be (docs/architecture.md, "Choices"): the same code,
+# checked by the same tests (tox runs the suite on both builds).
 COMPILED = [
     "vinom/protocol/replay.py",
     "vinom/protocol/reliability.py",
@@ -32,70 +23,52 @@ COMPILED_NAMES = [path[: -len(".py")].replace("/", ".") for path in COMPILED] + 
 
 
 class BuildExt(build_ext):
-    """build_ext that adds the mypyc-compiled modules, all or none.
+    """build_ext that adds the mypyc-compiled modules, all or none, or else stays pure Python.
 
-    Not for development installs (`pip install -e .`, `build_ext --inplace`): a
-    compiled module in the checkout would shadow every later edit of its source.
-    Not with VINOM_NO_EXTENSIONS=1 in the environment (a pure-Python build). Where
-    they do not build (no compiler, no mypy in a build without isolation, a type
-    error), none is kept and vinom runs its sources. Compiled files left by an
-    earlier build (in build/ or in the checkout) are removed first, so that a
-    failed or pure build cannot ship them.
+    Nothing is compiled for editable or in-place installs (a compiled module in
+    the checkout would shadow every later edit of its source) or with
+    VINOM_NO_EXTENSIONS=1. No mypyc, a type error or a compiler failure leaves
+    the pure-Python package, with a warning: it is the same code, slower.
     """
 
     def finalize_options(self) -> None:
-        # Decided afresh on every pass: pip finalizes this command more than once
-        # for one editable install (first for the sdist's file list).
-        self.compiled_names: set[str] = set()
-        self.built_names: set[str] = set()
-        if os.environ.get("VINOM_NO_EXTENSIONS"):
-            self.distribution.ext_modules = []
-        elif self.inplace or getattr(self, "editable_mode", False):
-            self.distribution.ext_modules = [aesgcm]
-        else:
-            compiled = self._mypyc_extensions()
-            self.compiled_names = {extension.name for extension in compiled}
-            self.distribution.ext_modules = [aesgcm, *compiled]
+        # Decided afresh on every pass: pip finalizes this command more than
+        # once for one editable install.
+        pure = os.environ.get("VINOM_NO_EXTENSIONS") or self.inplace
+        pure = pure or getattr(self, "editable_mode", False)
+        self.distribution.ext_modules = [] if pure else self._mypyc_extensions()
         super().finalize_options()
 
     def _mypyc_extensions(self) -> list[Extension]:
         try:
             from mypyc.build import mypycify
-        except ImportError:
-            self.warn("mypyc is not installed: the packet path stays pure Python")
-            return []
-        try:
-            compiled = mypycify(COMPILED, opt_level="3", group_name="vinom")
+
+            return list(mypycify(COMPILED, opt_level="3", group_name="vinom"))
         except (Exception, SystemExit) as failure:  # mypy exits on a type error
-            self.warn(f"mypyc could not compile the packet path ({failure!r}): pure Python")
+            self.warn(f"mypyc did not compile the packet path ({failure!r}): pure Python")
             return []
-        for extension in compiled:
-            extension.optional = True
-        return compiled
 
-    def _stale_outputs(self) -> list[str]:
-        names = [*COMPILED_NAMES, aesgcm.name]
-        files = [self.get_ext_filename(name) for name in names]
-        return [os.path.join(self.build_lib, f) for f in files] + files[: len(COMPILED_NAMES)]
-
-    def run(self) -> None:
-        for path in self._stale_outputs():
+    def _remove_compiled(self) -> None:
+        for name in COMPILED_NAMES:
+            path = os.path.join(self.build_lib, self.get_ext_filename(name))
             if os.path.exists(path):
                 os.remove(path)
-        super().run()
 
-    def build_extension(self, ext: Extension) -> None:
-        super().build_extension(ext)
-        self.built_names.add(ext.name)  # not reached when it failed
+    def run(self) -> None:
+        # An earlier build's compiled modules must not ship with this one.
+        self._remove_compiled()
+        try:
+            super().run()
+        except Exception as failure:  # the C compiler failed on mypyc's output
+            self.warn(f"the compiled packet path did not build ({failure!r}): pure Python")
+            self._remove_compiled()
 
-    def build_extensions(self) -> None:
-        super().build_extensions()
-        if self.compiled_names and self.built_names & self.compiled_names != self.compiled_names:
-            self.warn("some mypyc modules did not build; keeping none of them")
-            for name in self.compiled_names:
-                path = self.get_ext_fullpath(name)
-                if os.path.exists(path):
-                    os.remove(path)
+
+class Platform(Distribution):
+    """A distribution with extension modules, so that build_ext runs and decides."""
+
+    def has_ext_modules(self) -> bool:
+        return True
 
 
 setup(
@@ -107,9 +80,9 @@ setup(
     python_requires=">=3.11",
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
-    package_data={"vinom": ["py.typed"], "vinom.protocol": ["_aesgcm.pyi"]},
-    ext_modules=[aesgcm],
+    package_data={"vinom": ["py.typed"]},
     cmdclass={"build_ext": BuildExt},
+    distclass=Platform,
     install_requires=[
         # The reactor, protocols, twistd and the plugin system; the tls extra
         # pulls in pyOpenSSL, service-identity and idna for the TLS lobby.
@@ -121,11 +94,11 @@ setup(
         "attrs>=23.2",
         # Plugin seams (games, stores, matchmakers, game hosts).
         "zope.interface>=6.0",
-        # AEAD for connect tokens and session packets; X.509 for the dev certificate.
+        # AEAD (AESGCM) for connect tokens and session packets; X.509 for the dev certificate.
         "cryptography>=42",
         # Compact binary encoding of message bodies on the UDP channels.
         "msgpack>=1.0",
-        # Redis session store and distributed matchmaking behind the same interfaces.
+        # Redis player store and distributed matchmaking behind the same interfaces.
         "txredisapi>=1.4.10",
         # Benchmarks: latency histograms and CPU/RSS figures of server and load processes.
         "hdrhistogram>=0.10",

@@ -1,16 +1,16 @@
-"""Which build of vinom is running: its packet path compiled (mypyc) or pure Python, and its AEAD.
+"""Which build of vinom is running: its packet path compiled (mypyc) or pure Python.
 
-`pip install .` compiles the game host's per-packet modules and an AES-GCM
-extension where it can (docs/operations.md, "Building"); a checkout on
-`sys.path` (tests, `python -m` from the checkout) runs the sources instead.
-The server logs this at start and every benchmark result carries it.
+`pip install .` compiles the game host's per-packet modules where it can
+(docs/operations.md, "Building"); a checkout on `sys.path` (tests, `python -m`
+from the checkout) runs the sources instead. The server logs this at start and
+every benchmark result carries it.
 """
 
 from __future__ import annotations
 
 
 def build_info() -> dict[str, str]:
-    """`code`: "compiled" or "pure"; `aead`: "vinom._aesgcm" or "cryptography"."""
+    """`code`: "compiled" or "pure"; `aead`: the AEAD's implementation ("cryptography")."""
     from vinom.protocol import crypto, server
 
     compiled = not (server.__file__ or "").endswith(".py")
