@@ -18,10 +18,6 @@ COMPILED = [
 ]
 
 
-# Module names of the compiled build: mypyc makes one per source and a shared library.
-COMPILED_NAMES = [path[: -len(".py")].replace("/", ".") for path in COMPILED] + ["vinom__mypyc"]
-
-
 class BuildExt(build_ext):
     """build_ext that adds the mypyc-compiled modules, all or none, or else stays pure Python.
 
@@ -49,10 +45,11 @@ class BuildExt(build_ext):
             return []
 
     def _remove_compiled(self) -> None:
-        for name in COMPILED_NAMES:
-            path = os.path.join(self.build_lib, self.get_ext_filename(name))
-            if os.path.exists(path):
-                os.remove(path)
+        # vinom has no extension modules but these, so every one found is stale.
+        for found in Path(self.build_lib).glob("vinom*/**/*.so"):
+            found.unlink()
+        for found in Path(self.build_lib).glob("vinom__mypyc*"):
+            found.unlink()
 
     def run(self) -> None:
         # An earlier build's compiled modules must not ship with this one.

@@ -24,8 +24,9 @@ from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory
+from vinom.matchmaking.interfaces import Match
+from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 
 DEFAULT_LIFETIME = 30.0
@@ -41,14 +42,21 @@ class PlaceholderTokenIssuer:
         self.lifetime = lifetime
 
     def issue(
-        self, match: Match, player: Ticket, address: HostAddress, now: float
+        self,
+        player_id: str,
+        match_id: str,
+        address: HostAddress,
+        now: float,
+        *,
+        name: str = "",
+        team: int = 0,
+        rating: float | None = None,
     ) -> Mapping[str, Any]:
-        seat = match.player_ids.index(player.player_id)
         return {
             "kind": "placeholder",
-            "match_id": match.match_id,
-            "player_id": player.player_id,
-            "seat": seat,
+            "match_id": match_id,
+            "player_id": player_id,
+            "seat": team,
             "host": address.host,
             "port": address.port,
             # Fresh per issue, so a reconnecting player's token differs from the first one.

@@ -13,10 +13,11 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
-from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 
 
 def make_match(match_id: str, *players: str) -> Match:

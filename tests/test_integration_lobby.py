@@ -36,12 +36,12 @@ from twisted.trial.unittest import TestCase
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.servers import start_server
 from vinom.certs import ensure_dev_certificate, make_self_signed
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.protocol.address import HostAddress
 from vinom.protocol.tokens import PublicToken
 from vinom.store.memory import MemoryPlayerStore
 

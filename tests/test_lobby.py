@@ -17,7 +17,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby import connection, errors
@@ -26,7 +25,8 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.matchmaking.interfaces import Match
+from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
@@ -779,11 +779,16 @@ class InternalErrorTests(LobbyHarness):
     def test_a_failing_token_issuer_fails_only_that_delivery(self) -> None:
         class Broken(PlaceholderTokenIssuer):
             def issue(
-                self, match: Match, player: Ticket, address: HostAddress, now: float
+                self,
+                player_id: str,
+                match_id: str,
+                address: HostAddress,
+                now: float,
+                **user_data: Any,
             ) -> Mapping[str, Any]:
-                if player.name == "B":
+                if user_data["name"] == "B":
                     raise RuntimeError("no key")
-                return super().issue(match, player, address, now)
+                return super().issue(player_id, match_id, address, now, **user_data)
 
         factory = self.make_factory(token_issuer=Broken())
         first = self.connect(factory=factory)
@@ -801,16 +806,14 @@ class PlaceholderTokenIssuerTests(SynchronousTestCase):
     def test_issues_a_fresh_json_safe_token(self) -> None:
         issuer = PlaceholderTokenIssuer(lifetime=15.0)
         self.assertTrue(verifyObject(ITokenIssuer, issuer))
-        tickets = (Ticket("p-a", "A", "maze", None, 0.0), Ticket("p-b", "B", "maze", None, 0.0))
-        match = Match("m-1", "maze", tickets, 0.0)
         address = HostAddress("127.0.0.1", 7400)
-        token = issuer.issue(match, tickets[1], address, 100.0)
+        token = issuer.issue("p-b", "m-1", address, 100.0, name="B", team=1)
         self.assertEqual(token["seat"], 1)
         self.assertEqual(token["expires_at"], 115.0)
         self.assertEqual(token["kind"], "placeholder")
         json.dumps(token)
         self.assertNotEqual(
-            token["nonce"], issuer.issue(match, tickets[1], address, 100.0)["nonce"]
+            token["nonce"], issuer.issue("p-b", "m-1", address, 100.0, team=1)["nonce"]
         )
         self.assertTrue(re.fullmatch(r"[0-9a-f]{32}", token["nonce"]))
         self.assertIn("placeholder", (PlaceholderTokenIssuer.__doc__ or "").lower())

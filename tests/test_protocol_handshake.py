@@ -17,7 +17,7 @@ from tests.test_protocol_support import (
     FakeAdmission,
     Net,
 )
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import CONNECTED, FAILED, ClientConnection
 from vinom.protocol.config import ClientConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import RELIABLE, SessionConnected

@@ -14,7 +14,7 @@ from typing import Any
 
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig, HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected

@@ -11,8 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from tests.test_protocol_support import APPLICATION_ID, HOST, TOKEN_KEY, WALL
-from vinom.hosting.interfaces import HostAddress
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 from vinom.protocol.config import (
     ClientConfig,
     HostConfig,
@@ -160,11 +159,8 @@ class TokenIssuerTests(SynchronousTestCase):
     def test_issue_for_a_match(self) -> None:
         iss = issuer()
         verifyObject(ITokenIssuer, iss)
-        players = (Ticket("p-a", "Ada", "maze", 1500.0, 0.0),
-                   Ticket("p-b", "Bob", "maze", None, 0.0))
-        match = Match("m-1", "maze", players, 0.0)
         address = HostAddress("127.0.0.1", 40001)
-        obj = iss.issue(match, players[1], address, WALL)
+        obj = iss.issue("p-b", "m-1", address, WALL, name="Bob", team=1)
         public = PublicToken.from_json(obj)
         self.assertEqual((public.player_id, public.match_id), ("p-b", "m-1"))
         self.assertEqual(public.hosts, (address,))

@@ -15,7 +15,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_protocol_support import FakeAdmission
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import CONNECTED, ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead

@@ -18,8 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_rooms_fixtures import make_match
 from vinom.games.duel import DuelGame
 from vinom.games.registry import GameRegistry
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.udp import GameHostProtocol
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from vinom.hosting.interfaces import HostAddress
 from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 

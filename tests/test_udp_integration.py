@@ -17,9 +17,8 @@ from zope.interface import implementer
 
 from tests.test_protocol_support import FakeAdmission
 from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_game_client
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.udp import SOCKET_BUFFER, GameHostProtocol, listen_game_host
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import (
     ClientConfig,
@@ -78,11 +77,11 @@ class RealUDPTests(TestCase):
         self.issuer = TokenIssuer(IssuerConfig(self.protocol))
 
     def token(self, player_id: str = "p-1") -> dict[str, Any]:
-        return dict(self.issuer.issue(*self.match_for(player_id), self.address, time.time()))
+        return dict(
+            self.issuer.issue(player_id, "m-1", self.address, time.time(), name="Ada",
+                              rating=1500.0)
+        )
 
-    def match_for(self, player_id: str) -> tuple[Match, Ticket]:
-        ticket = Ticket(player_id, "Ada", "maze", 1500.0, 0.0)
-        return Match("m-1", "maze", (ticket,), 0.0), ticket
 
     @inlineCallbacks
     def test_handshake_ten_thousand_messages_disconnect(self) -> Any:

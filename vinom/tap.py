@@ -25,13 +25,13 @@ from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig

@@ -39,7 +39,7 @@ from vinom.bench.session_load import (
     raise_fd_limit,
 )
 from vinom.bench.worker import emit
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb

@@ -28,7 +28,7 @@ from collections import Counter
 from typing import Any
 
 from vinom.bench.loadgen import DONE, Latencies, Timeline
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected

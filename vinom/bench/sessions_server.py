@@ -14,8 +14,8 @@ from typing import Any
 
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.udp import GameHostProtocol
+from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
 from vinom.protocol.events import SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission, IAdmission, ISessionSender, ISessionSink

@@ -19,9 +19,10 @@ from twisted.internet.interfaces import IListeningPort
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory
 from vinom.hosting.udp import GameHostProtocol
 from vinom.matchmaking.interfaces import Match
+from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
 from vinom.protocol.server import ServerEndpoint
 from vinom.rooms.room import RoomConfig

@@ -7,19 +7,11 @@ process; both sit behind these interfaces.
 
 from __future__ import annotations
 
-from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from vinom.matchmaking.interfaces import Match
-
-
-@frozen
-class HostAddress:
-    """Where clients send their UDP packets."""
-
-    host: str
-    port: int
+from vinom.protocol.address import HostAddress
 
 
 class IGameHost(Interface):

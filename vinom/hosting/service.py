@@ -16,9 +16,10 @@ from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.hosting.interfaces import HostAddress, IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.matchmaking.interfaces import Match
+from vinom.protocol.address import HostAddress
 
 WaitingCallback = Callable[[int], object]
 EndedCallback = Callable[[], object]

@@ -11,9 +11,9 @@ from typing import Any
 from attrs import define
 from twisted.internet.interfaces import IReactorTime
 
-from vinom.hosting.interfaces import HostAddress
 from vinom.lobby.codec import encode_frame
 from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 
 
@@ -28,7 +28,18 @@ class TokenDelivery:
         self, match: Match, ticket: Ticket, address: HostAddress
     ) -> dict[str, Any]:
         """The `match_found` frame of `ticket`'s player; raises if no token can be issued."""
-        token = dict(self.issuer.issue(match, ticket, address, self.clock.seconds()))
+        seat = match.player_ids.index(ticket.player_id)
+        token = dict(
+            self.issuer.issue(
+                ticket.player_id,
+                match.match_id,
+                address,
+                self.clock.seconds(),
+                name=ticket.name,
+                team=seat,
+                rating=ticket.rating,
+            )
+        )
         expires_at = token.get("expires_at")
         frame: dict[str, Any] = {
             "type": "match_found",
@@ -36,7 +47,7 @@ class TokenDelivery:
             "game_id": match.match_id,
             "host": address.host,
             "port": address.port,
-            "seat": match.player_ids.index(ticket.player_id),
+            "seat": seat,
             "token": token,
             "expires_at": expires_at if isinstance(expires_at, int | float) else None,
         }

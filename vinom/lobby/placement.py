@@ -20,7 +20,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.hosting.interfaces import HostAddress
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
@@ -29,6 +28,7 @@ from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.players import Players, log_failure
 from vinom.matchmaking.interfaces import Match
+from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement
 
 Frame = dict[str, Any]

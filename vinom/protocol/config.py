@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from attrs import field, frozen, validators
 
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.protocol.wire import KEY_SIZE, MAX_HOSTS, PROTOCOL_VERSION
 
 # Application ids must survive a JSON round trip in every client language, so

@@ -8,8 +8,7 @@ from typing import Any
 
 from zope.interface import Interface
 
-from vinom.hosting.interfaces import HostAddress
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 from vinom.protocol.events import SessionClosed, SessionConnected
 
 
@@ -33,8 +32,21 @@ class IAdmission(Interface):
 class ITokenIssuer(Interface):
     """Issues the connect token a matched player receives in `match_found`."""
 
-    def issue(match: Match, player: Ticket, address: HostAddress, now: float) -> Mapping[str, Any]:
-        """The JSON-safe public part of a connect token for `player` in `match`."""
+    def issue(
+        player_id: str,
+        match_id: str,
+        address: HostAddress,
+        now: float,
+        *,
+        name: str = "",
+        team: int = 0,
+        rating: float | None = None,
+    ) -> Mapping[str, Any]:
+        """The JSON-safe public part of a connect token for a player of a match.
+
+        `name`, `team` (the seat, in games without teams) and `rating` reach
+        the game host in the token's user data.
+        """
 
 
 class ISessionSink(Interface):

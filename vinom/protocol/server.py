@@ -28,7 +28,7 @@ from typing import Any
 
 from attrs import evolve
 
-from vinom.hosting.interfaces import HostAddress
+from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig
 from vinom.protocol.cookies import MAX_COOKIE, MIN_COOKIE, CookieContents, CookieJar
 from vinom.protocol.crypto import Aead, InvalidTag, new_aead

@@ -21,8 +21,7 @@ import msgpack
 from attrs import define, frozen
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import HostAddress
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 from vinom.protocol.config import MAX_APPLICATION_ID, IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import Aead, InvalidTag, new_aead
 from vinom.protocol.interfaces import ITokenIssuer
@@ -320,16 +319,15 @@ class TokenIssuer:
     random_bytes: Callable[[int], bytes] = os.urandom
     _aead: Aead | None = None
 
-    def issue(self, match: Match, player: Ticket, address: HostAddress,
-              now: float) -> Mapping[str, Any]:
-        """The public token (JSON-safe) for `player` of `match` on the host at `address`.
+    def issue(self, player_id: str, match_id: str, address: HostAddress, now: float, *,
+              name: str = "", team: int = 0, rating: float | None = None) -> Mapping[str, Any]:
+        """The public token (JSON-safe) for a player of a match on the host at `address`.
 
-        `now` is wall-clock unix seconds (reactor.seconds() in production).
+        `now` is wall-clock unix seconds (reactor.seconds() in production);
+        `name`, `team` and `rating` go to the host in the token's user data.
         """
-        team = next((i for i, t in enumerate(match.players)
-                     if t.player_id == player.player_id), 0)
-        user_data = encode_user_data(player.name, team, player.rating)
-        return self.issue_token(player_id=player.player_id, match_id=match.match_id,
+        user_data = encode_user_data(name, team, rating)
+        return self.issue_token(player_id=player_id, match_id=match_id,
                                 hosts=(address,), now=now, user_data=user_data).to_json()
 
     def issue_token(self, *, player_id: str, match_id: str, hosts: tuple[HostAddress, ...],

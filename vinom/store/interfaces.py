@@ -13,8 +13,8 @@ from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from vinom.hosting.interfaces import HostAddress
 from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
 
 
 @frozen
