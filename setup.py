@@ -97,9 +97,6 @@ setup(
         "msgpack>=1.0",
         # Redis player store and distributed matchmaking behind the same interfaces.
         "txredisapi>=1.4.10",
-        # Benchmarks: latency histograms and CPU/RSS figures of server and load processes.
-        "hdrhistogram>=0.10",
-        "psutil>=5.9",
     ],
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[

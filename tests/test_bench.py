@@ -1,6 +1,6 @@
 """Smoke runs of every benchmark scenario at tiny sizes, through the real harness.
 
-Each test starts `python -m vinom.bench <scenario>` as a real child process,
+Each test starts `python -m benchmarks <scenario>` as a real child process,
 which itself starts real server and load processes on 127.0.0.1; the test
 checks the JSON line has its keys and sane values. These runs keep the
 harness from rotting; they measure nothing (figures at these sizes mean
@@ -17,25 +17,34 @@ from typing import Any
 
 from twisted.trial import unittest
 
-from vinom.bench.echo_load import split_window
-from vinom.bench.harness import (
+import vinom
+from benchmarks.echo_load import split_window
+from benchmarks.harness import (
     bottleneck,
     cpu_plan,
     decode_histogram,
     merge_histograms,
     percentile_ms,
 )
-from vinom.bench.loadgen import Latencies
+from benchmarks.loadgen import Latencies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_bench(*args: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], str]:
-    """Run the bench as a child process; (exit code, its JSON line, its stderr)."""
+def bench_env() -> dict[str, str]:
+    """The environment of a benchmark child process: it measures the vinom these tests import."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+    if os.path.realpath(vinom.__file__).startswith(os.path.realpath(ROOT) + os.sep):
+        env["VINOM_BENCH_SOURCES"] = "1"  # the sources, as here (tox's tests-pure)
+    return env
+
+
+def run_bench(*args: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], str]:
+    """Run the bench as a child process; (exit code, its JSON line, its stderr)."""
+    env = bench_env()
     done = subprocess.run(
-        [sys.executable, "-m", "vinom.bench", *args, "--quiet"],
+        [sys.executable, "-m", "benchmarks", *args, "--quiet"],
         capture_output=True,
         timeout=timeout,
         env=env,
@@ -195,14 +204,13 @@ class ScenarioSmokeTests(unittest.TestCase):
 
 
 class LoadCommandTests(unittest.TestCase):
-    """`vinom load` (vinom.bench.load.main) against a real server in a child process."""
+    """`python -m benchmarks.load` (the load generator) against a real server in a child process."""
 
     def test_bots_play_and_summary(self) -> None:
         data_dir = os.path.abspath(self.mktemp())
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        env = bench_env()
         server = subprocess.Popen(
-            [sys.executable, "-m", "vinom.bench.server_worker", "server",
+            [sys.executable, "-m", "benchmarks.server_worker", "server",
              json.dumps({"data_dir": data_dir, "udp_ports": 16})],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, cwd=ROOT,
@@ -223,7 +231,7 @@ class LoadCommandTests(unittest.TestCase):
         ready = json.loads(server.stdout.readline())
         self.assertEqual(ready["type"], "ready")
         done = subprocess.run(
-            [sys.executable, "-m", "vinom.bench.load",
+            [sys.executable, "-m", "benchmarks.load",
              "--lobby", f"127.0.0.1:{ready['lobby_port']}", "--trust", ready["trust"],
              "--game", "maze", "--bots", "4", "--duration", "5", "--think", "0",
              "--json", "--quiet"],
@@ -238,7 +246,7 @@ class LoadCommandTests(unittest.TestCase):
         self.assertGreater(summary["move_p99_ms"], 0)
 
     def test_usage_error(self) -> None:
-        from vinom.bench import load
+        from benchmarks import load
 
         self.assertEqual(load.main(["--lobby", "nonsense"]), 2)
         self.assertEqual(load.parse_lobby("example.org:7350"), ("example.org", 7350))

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from benchmarks.lean_client import LeanSession
 from tests.test_protocol_support import CLIENT_ADDR, HOST, SERVER_ADDR, WALL, FakeAdmission
-from vinom.bench.lean_client import LeanSession
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import RELIABLE, UNRELIABLE, MessageReceived
@@ -259,7 +259,7 @@ class LeanSessionTests(SynchronousTestCase):
 
 class LatePlayMoves(SynchronousTestCase):
     def test_a_move_not_seen_applied_goes_again_while_the_room_plays(self) -> None:
-        from vinom.bench.room_load import RESEND_S, LeanPlay, Player
+        from benchmarks.room_load import RESEND_S, LeanPlay, Player
 
         sent: list[tuple[int, bytes]] = []
 

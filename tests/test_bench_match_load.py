@@ -1,4 +1,4 @@
-"""The match scenario's lean clients (vinom.bench.match_load) against a real server.
+"""The match scenario's lean clients (benchmarks.match_load) against a real server.
 
 A whole server (makeService, TLS lobby, inline game hosts) runs on the test's
 reactor; the lean clients' poll loop runs in a thread beside it, over real
@@ -19,11 +19,11 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from benchmarks.harness import decode_histogram
+from benchmarks.lobby_load import connect_lobby
+from benchmarks.match_load import MatchLoad
 from tests.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
-from vinom.bench.harness import decode_histogram
-from vinom.bench.lobby_load import connect_lobby
-from vinom.bench.match_load import MatchLoad
 from vinom.certs import make_self_signed
 
 

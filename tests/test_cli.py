@@ -12,7 +12,6 @@ import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -79,7 +78,7 @@ class OptionTests(SynchronousTestCase):
         self.assertIn("name a command: play, bots, games", err)
 
     def test_options_after_the_game(self) -> None:
-        options = cli.Options(load_available=False)
+        options = cli.Options()
         options.parseOptions(["play", "maze", "--lobby", "example.com:7001", "--name", "ada"])
         play = options.subOptions
         self.assertEqual(play["game"], "maze")
@@ -129,17 +128,6 @@ class OptionTests(SynchronousTestCase):
     def test_empty_name_is_refused(self) -> None:
         options = cli.PlayOptions()
         self.assertRaises(usage.UsageError, options.parseOptions, ["maze", "--name", " "])
-
-    def test_load_command_only_when_the_load_generator_exists(self) -> None:
-        def commands(options: cli.Options) -> list[str]:
-            entries: list[Any] = list(options.subCommands)
-            return [str(entry[0]) for entry in entries]
-
-        self.assertNotIn("load", commands(cli.Options(load_available=False)))
-        self.assertIn("load", commands(cli.Options(load_available=True)))
-        options = cli.Options(load_available=True)
-        options.parseOptions(["load", "--bots", "5", "--whatever"])
-        self.assertEqual(options.subOptions["argv"], ["--bots", "5", "--whatever"])
 
 
 class GamesCommandTests(TestCase):

@@ -1,6 +1,6 @@
 """A micro-benchmark of the reliability layer, and a smoke test that keeps it working.
 
-`bench_reliability()` is meant for `python -m vinom.bench` (or `python -m
+`bench_reliability()` is meant for `python -m benchmarks` (or `python -m
 tests.test_reliability_bench`); the test only runs it at a tiny size. Figures are CPU
 time of the calling thread (the split between build and receive is wall time from
 perf_counter, less the cost of reading the clock), so other processes matter less.
@@ -8,7 +8,7 @@ perf_counter, less the cost of reading the clock), so other processes matter les
 Scenarios:
 - pingpong: a client sends one 40-byte action (reliable) per body; the server
   answers each with one 50-byte snapshot (unreliable) that carries the ack, as in
-  `vinom.bench play`. Reported per body: the sender's send_* plus build_bodies, the
+  `benchmarks play`. Reported per body: the sender's send_* plus build_bodies, the
   receiver's receive_body (ack processing and RTT sampling included).
 - bulk: one 256 KiB reliable message, fragmented and reassembled, acked as it goes.
 """

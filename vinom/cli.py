@@ -15,8 +15,6 @@ platform's certificate authorities). The global reactor is imported only in
 from __future__ import annotations
 
 import getopt
-import importlib
-import importlib.util
 import json
 import os
 import random
@@ -40,8 +38,6 @@ DEFAULT_PORT = 7350
 DEFAULT_TRUST = os.path.join("vinom-data", "dev-cert.pem")
 # More bots than this and `vinom bots` prints only the summary, not a line per bot.
 BOT_LINES_UP_TO = 50
-# `vinom load` runs this module's `main(argv) -> int` (the load generator of vinom.bench).
-LOAD_MODULE = "vinom.bench.load"
 
 
 class CommandError(Exception):
@@ -209,21 +205,6 @@ class GamesOptions(CommandOptions):
     optFlags = [["json", None, "One JSON object per line, one per game."]]
 
 
-class LoadOptions(usage.Options):
-    """`vinom load` hands its arguments to the load generator (vinom.bench.load) untouched."""
-
-    synopsis = "[options]  (see 'vinom load --help')"
-    longdesc = "Drive a running server with many bots and report (see docs/performance.md)."
-
-    def __init__(self) -> None:
-        super().__init__()
-        self["argv"] = []
-
-    def parseOptions(self, options: Sequence[str] | None = None) -> None:
-        # The load generator parses its own options, --help included.
-        self["argv"] = list(options or [])
-
-
 class Options(CommandOptions):
     longdesc = (
         "The vinom client. 'vinom <command> --help' describes each command. The lobby "
@@ -235,16 +216,6 @@ class Options(CommandOptions):
         ["games", None, GamesOptions, "List the installed games."],
     ]
 
-    def __init__(self, load_available: bool | None = None) -> None:
-        super().__init__()
-        if load_available is None:
-            load_available = _has_load_module()
-        if load_available:
-            self.subCommands = [
-                *self.subCommands,
-                ["load", None, LoadOptions, "Load-test a running server with many bots."],
-            ]
-
     def getSynopsis(self) -> str:
         # Subcommands add their own "<command> [options]" after this.
         return "Usage: vinom" if self.subCommand else "Usage: vinom <command> [options]"
@@ -254,23 +225,6 @@ class Options(CommandOptions):
             commands: list[Any] = list(self.subCommands)
             names = ", ".join(str(command[0]) for command in commands)
             raise usage.UsageError(f"name a command: {names} (see vinom --help)")
-
-
-def _has_load_module() -> bool:
-    try:
-        return importlib.util.find_spec(LOAD_MODULE) is not None
-    except ImportError:
-        return False
-
-
-def _load_main() -> Any:
-    """The load generator's `main(argv) -> int`, if this installation has one."""
-    try:
-        if importlib.util.find_spec(LOAD_MODULE) is None:
-            return None
-    except ImportError:
-        return None
-    return getattr(importlib.import_module(LOAD_MODULE), "main", None)
 
 
 def find_game(name: str, registry: GameRegistry | None = None) -> IGame:
@@ -527,11 +481,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if options.subCommand == "games":
             return games_command(sub, sys.stdout)
-        if options.subCommand == "load":
-            load_main = _load_main()
-            if load_main is None:
-                raise CommandError(f"{LOAD_MODULE} has no main(argv): no load generator here")
-            return int(load_main(sub["argv"]))
         if options.subCommand == "play":
             game = find_game(sub["game"])
         elif options.subCommand == "bots":

@@ -2,7 +2,7 @@
 
 Each player is a `ClientConnection` in a `session_load.Driver` with the
 connect token of one seat of the bench's duel rooms (see
-`vinom.bench.server_worker`). Messages are the rooms' msgpack schema
+`benchmarks.server_worker`). Messages are the rooms' msgpack schema
 (vinom/rooms/messages.py): actions go on the reliable channel, states come
 on the unreliable one.
 
@@ -10,7 +10,7 @@ play: a player sends `{"seq": n}` as soon as it sees a state in which its
 own counter is n - 1 (so exactly one move in flight per player), and times
 each move from sending it to the first state that includes it. Once every
 player has connected, each session is carried on by a `LeanSession`
-(vinom.bench.lean_client: the datagrams `ClientConnection` would send, for a
+(benchmarks.lean_client: the datagrams `ClientConnection` would send, for a
 fraction of its CPU), so that the host, not the load, is the limit; a move
 not seen applied within `RESEND_S` is sent again, as the reliability layer
 would resend it.
@@ -25,10 +25,10 @@ from typing import Any
 
 import msgpack
 
-from vinom.bench.lean_client import LeanSession
-from vinom.bench.loadgen import DONE, Latencies, Timeline
-from vinom.bench.server_worker import match_id, player_id
-from vinom.bench.session_load import (
+from benchmarks.lean_client import LeanSession
+from benchmarks.loadgen import DONE, Latencies, Timeline
+from benchmarks.server_worker import match_id, player_id
+from benchmarks.session_load import (
     MAX_DATAGRAM,
     Aborted,
     Client,
@@ -38,7 +38,7 @@ from vinom.bench.session_load import (
     poll_sockets,
     raise_fd_limit,
 )
-from vinom.bench.worker import emit
+from benchmarks.worker import emit
 from vinom.protocol.address import HostAddress
 from vinom.rooms.messages import encode_action
 

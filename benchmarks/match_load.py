@@ -2,7 +2,7 @@
 
 `run_match` drives `clients` clients, at most `in_flight` at once, in one
 plain poll loop: no reactor, no Deferreds, no Twisted TLS transport. Each
-client does what `vinom.bench.lobby_load.match_client` (the vinom client
+client does what `benchmarks.lobby_load.match_client` (the vinom client
 library) does, in the same conversation with the server:
 
 1. a non-blocking TCP connection to the lobby and a full TLS handshake
@@ -59,8 +59,8 @@ from service_identity.pyopenssl import verify_hostname, verify_ip_address
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.ssl import Certificate, CertificateOptions, platformTrust
 
-from vinom.bench.loadgen import Latencies
-from vinom.bench.lobby_load import FULL_ROOM_PHASES
+from benchmarks.loadgen import Latencies
+from benchmarks.lobby_load import FULL_ROOM_PHASES
 from vinom.client.game import ENDED_PHASES
 from vinom.client.lobby import decode_frame
 from vinom.protocol.client import ClientConnection
@@ -526,9 +526,9 @@ class MatchLoad:
 
 
 def run_match(settings: dict[str, Any]) -> dict[str, Any]:
-    """The load of the match scenario (settings as `vinom.bench.match` passes them)."""
-    from vinom.bench.session_load import raise_fd_limit
-    from vinom.bench.worker import cpu_seconds, emit
+    """The load of the match scenario (settings as `benchmarks.match` passes them)."""
+    from benchmarks.session_load import raise_fd_limit
+    from benchmarks.worker import cpu_seconds, emit
 
     clients = int(settings["clients"])
     in_flight = int(settings["in_flight"])

@@ -10,8 +10,8 @@ from typing import Any
 
 from twisted.python import usage
 
-from vinom.bench import profile
-from vinom.bench.harness import Harness, Progress, Worker, cpu_plan, percentile_ms, report
+from benchmarks import profile
+from benchmarks.harness import Harness, Progress, Worker, cpu_plan, percentile_ms, report
 
 
 class ScenarioOptions(usage.Options):
@@ -245,7 +245,7 @@ def spawn_room_loads(
         }
         loads.append(
             harness.spawn(
-                f"load{index}", "vinom.bench.load_worker",
+                f"load{index}", "benchmarks.load_worker",
                 [scenario, json.dumps(settings)], load_cpus[index],
             )
         )

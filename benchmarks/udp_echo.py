@@ -27,7 +27,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from vinom.bench.common import (
+from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
@@ -37,7 +37,7 @@ from vinom.bench.common import (
     positive_int,
     progress_for,
 )
-from vinom.bench.harness import (
+from benchmarks.harness import (
     BenchError,
     Harness,
     bottleneck,
@@ -83,7 +83,7 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
     server_args = ["--mode", mode]
     if mode == "vinom":
         server_args += ["--key", key.hex()]
-    server = harness.spawn(f"{mode}-server", "vinom.bench.echo_server", server_args, server_cpu)
+    server = harness.spawn(f"{mode}-server", "benchmarks.echo_server", server_args, server_cpu)
     load = None
     try:
         ready = harness.wait_for(server, "ready", 30)
@@ -98,7 +98,7 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
         ]  # fmt: skip
         if mode == "vinom":
             load_args += ["--key", key.hex()]
-        load = harness.spawn(f"{mode}-load", "vinom.bench.echo_load", load_args, load_cpus[0])
+        load = harness.spawn(f"{mode}-load", "benchmarks.echo_load", load_args, load_cpus[0])
         measured = MeasuredRun(
             harness, server, [load], options, f"udp-echo-{mode}", options["duration"]
         )

@@ -1,6 +1,6 @@
-"""`vinom load`: drive any running vinom server with bots, with live progress and a summary.
+"""`python -m benchmarks.load`: drive a running vinom server with bots; progress and summary.
 
-    vinom load --game maze --bots 1000 --duration 60 --lobby HOST:PORT --trust CERT
+    python -m benchmarks.load --game maze --bots 1000 --duration 60 --lobby HOST:PORT --trust CERT
 
 The bots play through the lobby exactly as players would (TLS, hello,
 queue, the UDP session, the game's own bot choosing moves), games back to
@@ -13,7 +13,7 @@ A server's per-IP limit on lobby connections applies to all the bots
 together (they come from one address): keep `--lobby-slots` at or below the
 server's `--max-connections-per-ip` (32 by default).
 
-Entry points: `main(argv)` (what `vinom load` calls) and `run(options)`.
+Entry points: `main(argv)` and `run(options)`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python import usage
 
-from vinom.bench.harness import decode_histogram, percentile_ms
-from vinom.bench.lobby_load import Fleet, install_client_loss
+from benchmarks.harness import decode_histogram, percentile_ms
+from benchmarks.lobby_load import Fleet, install_client_loss
 from vinom.client.bots import LobbyAddress
 
 
@@ -137,7 +137,7 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
         ("errors", f"{summary['errors']:,}"
          + (f" {summary['error_kinds']}" if summary["error_kinds"] else "")),
     ]
-    title = f"vinom load: {summary['bots']:,} {summary['game']} bots, {summary['elapsed_s']:g} s"
+    title = f"load: {summary['bots']:,} {summary['game']} bots, {summary['elapsed_s']:g} s"
     out.write(f"{title}\n{'-' * len(title)}\n")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -156,7 +156,7 @@ def run(options: Options, reactor: Any = None) -> int:
     try:
         game = GameRegistry.from_plugins().get(options["game"])
     except UnknownGame as e:
-        sys.stderr.write(f"vinom load: {e}\n")
+        sys.stderr.write(f"load: {e}\n")
         return 2
     rng = random.Random(options["seed"])
     install_client_loss(options["loss"], rng)
@@ -205,12 +205,12 @@ def run(options: Options, reactor: Any = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`vinom load ARGS`: parse `argv` (without the command names) and run."""
+    """`python -m benchmarks.load ARGS`: parse `argv` (without the command names) and run."""
     options = Options()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as e:
-        sys.stderr.write(f"{options}\nvinom load: {e}\n")
+        sys.stderr.write(f"{options}\nload: {e}\n")
         return 2
     return run(options)
 

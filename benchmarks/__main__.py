@@ -1,4 +1,4 @@
-"""`python -m vinom.bench <scenario> [options]`: run one benchmark scenario.
+"""`python -m benchmarks <scenario> [options]`: run one benchmark scenario.
 
 Every scenario starts its server and its load generator as separate
 processes on 127.0.0.1 (pinned to separate cores when there are two),
@@ -17,12 +17,12 @@ from twisted.python import usage
 
 # Scenario name -> module holding its `Options` and `run(options) -> exit code`.
 SCENARIOS = {
-    "udp-echo": "vinom.bench.udp_echo",
-    "handshake": "vinom.bench.handshake",
-    "play": "vinom.bench.play",
-    "sessions": "vinom.bench.sessions",
-    "match": "vinom.bench.match",
-    "soak": "vinom.bench.soak",
+    "udp-echo": "benchmarks.udp_echo",
+    "handshake": "benchmarks.handshake",
+    "play": "benchmarks.play",
+    "sessions": "benchmarks.sessions",
+    "match": "benchmarks.match",
+    "soak": "benchmarks.soak",
 }
 
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vinom.bench.harness import encode_histogram, new_histogram
-from vinom.bench.worker import cpu_seconds, emit
+from benchmarks.harness import encode_histogram, new_histogram
+from benchmarks.worker import cpu_seconds, emit
 
 WARMUP = 0
 MEASURING = 1

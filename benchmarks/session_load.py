@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from vinom.bench.loadgen import DONE, Latencies, Timeline
+from benchmarks.loadgen import DONE, Latencies, Timeline
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig, IssuerConfig, ProtocolConfig
@@ -294,17 +294,17 @@ class EchoDriver(Driver):
 
 
 def run_echo(options: Any) -> dict[str, Any]:
-    """The vinom half of udp-echo (options as in `vinom.bench.echo_load.Options`).
+    """The vinom half of udp-echo (options as in `benchmarks.echo_load.Options`).
 
     The handshakes go through `ClientConnection`; the echoes through
-    `LeanSession` (see vinom.bench.lean_client: the same datagrams for less
+    `LeanSession` (see benchmarks.lean_client: the same datagrams for less
     CPU, so that the host, not this process, is what the scenario measures).
     Like the bare half: one message per datagram, every datagram answered on
     its own, and a socket read at most as many times per wake-up as it has
     messages in flight (see echo_load.run_bare).
     """
-    from vinom.bench.echo_load import EchoWindow, split_window
-    from vinom.bench.lean_client import LeanSession
+    from benchmarks.echo_load import EchoWindow, split_window
+    from benchmarks.lean_client import LeanSession
 
     server = host_of(options)
     clients = int(options["clients"])

@@ -12,13 +12,13 @@ port allocator, inline game hosts) with the per-IP abuse limits lifted
 (every bench client comes from 127.0.0.1). The window is the whole run:
 `wall_s` from the first client's start to the last client's end.
 
-The load's clients are lean by default (`vinom.bench.match_load`: one
+The load's clients are lean by default (`benchmarks.match_load`: one
 plain poll loop, pyOpenSSL on the sockets, the sans-I/O UDP client): the
 same conversation with the server as the vinom client library's (TLS
 handshake, frames, datagrams), for less of the load's CPU; `tls` in the
 JSON names the protocol, cipher and key exchange they negotiated.
 `--client twisted` runs the client library itself on the reactor
-(`vinom.bench.lobby_load.match_client`), for comparison.
+(`benchmarks.lobby_load.match_client`), for comparison.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from vinom.bench.common import (
+from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
@@ -40,7 +40,7 @@ from vinom.bench.common import (
     progress_for,
     report_failure,
 )
-from vinom.bench.harness import (
+from benchmarks.harness import (
     BenchError,
     Harness,
     bottleneck,
@@ -94,7 +94,7 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server", "vinom.bench.server_worker",
+                "server", "benchmarks.server_worker",
                 ["server", json.dumps({
                     "data_dir": data_dir,
                     "udp_ports": options["udp-ports"],
@@ -112,7 +112,7 @@ def run(options: Options) -> int:
                 "game": "duel",
             }
             load = harness.spawn(
-                "load", "vinom.bench.lobby_worker",
+                "load", "benchmarks.lobby_worker",
                 [CLIENT_KINDS[options["client"]], json.dumps(settings)],
                 load_cpus[0],
             )

@@ -1,7 +1,7 @@
 """The parent side of a benchmark: worker processes, CPU pinning, progress and the report.
 
 A scenario runs its server and its load generator as real child processes
-(`python -m vinom.bench.<worker>`), pinned to different cores when the
+(`python -m benchmarks.<worker>`), pinned to different cores when the
 machine has at least two. Parent and workers talk in JSON lines: a worker
 writes one object per line on its standard output (`{"type": "ready", ...}`,
 `{"type": "progress", ...}`, `{"type": "result", ...}`) and reads commands
@@ -213,11 +213,15 @@ class Harness:
         self.workers: list[Worker] = []
         self._selector = selectors.DefaultSelector()
         self._env = dict(os.environ if env is None else env)
-        # Workers must import this very vinom, wherever the parent found it.
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+        # Workers find this package where the parent did; they import the same
+        # vinom as the parent (see benchmarks/__init__.py).
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, self._env.get("PYTHONPATH", "")) if p
         )
+        vinom = sys.modules.get("vinom")
+        if vinom is not None and vinom.__file__ and _is_under(vinom.__file__, package_root):
+            self._env["VINOM_BENCH_SOURCES"] = "1"
         self._previous_sigterm: Any = None
 
     def __enter__(self) -> Harness:
@@ -446,3 +450,8 @@ def bottleneck(
     if load_busy >= 0.9:
         return "load"
     return "neither (latency-bound)"
+
+
+def _is_under(path: str, directory: str) -> bool:
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return os.path.commonpath([path, directory]) == directory

@@ -3,7 +3,7 @@
 Everything here uses `vinom.client` exactly as a game would: TLS to the
 lobby (`connect_lobby`, `hello`, `queue`), then the UDP session
 (`connect_game`) and the game's `IBot` driven by `vinom.client.bots.BotDriver`.
-It runs in one process on one reactor; `vinom load` and the bench's match
+It runs in one process on one reactor; `python -m benchmarks.load` and the bench's match
 and soak scenarios share it.
 
 - `Fleet` keeps `bots` bots playing games back to back until a deadline,
@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.task import deferLater
 
-from vinom.bench.loadgen import Latencies
+from benchmarks.loadgen import Latencies
 from vinom.client.bots import BotDriver, LobbyAddress
 from vinom.client.game import ENDED_PHASES, GameSession, connect_game
 from vinom.client.lobby import (

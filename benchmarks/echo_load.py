@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.python import usage
 
-from vinom.bench.loadgen import DONE, Latencies, Timeline
-from vinom.bench.worker import emit, run_guarded
+from benchmarks.loadgen import DONE, Latencies, Timeline
+from benchmarks.worker import emit, run_guarded
 
 if TYPE_CHECKING:
-    from vinom.bench.session_load import Poller
+    from benchmarks.session_load import Poller
 
 STAMP = struct.Struct("<q")
 SILENCE_REFILL_S = 0.5
@@ -86,7 +86,7 @@ class EchoWindow:
         """Start the timeline, send every socket its share of the window and poll the
         sockets (and standard input): the poll function and each socket's index by
         file descriptor. `close` closes the poller."""
-        from vinom.bench.session_load import poll_sockets
+        from benchmarks.session_load import poll_sockets
 
         self._poller, by_fd = poll_sockets(sockets)
         self.timeline.start()
@@ -195,7 +195,7 @@ def main() -> None:
     if options["mode"] == "bare":
         result = run_bare(options)
     elif options["mode"] == "vinom":
-        from vinom.bench.session_load import run_echo
+        from benchmarks.session_load import run_echo
 
         result = run_echo(options)
     else:

@@ -1,4 +1,4 @@
-"""Server worker of the room scenarios: `python -m vinom.bench.server_worker <kind> <json>`.
+"""Server worker of the room scenarios: `python -m benchmarks.server_worker <kind> <json>`.
 
 `rooms` (used by play and sessions) builds one real inline game host from
 the pieces, without a lobby: `InlineGameHostFactory` starts a
@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from vinom.bench.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
+from benchmarks.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
 
 DUEL = "duel"
 
@@ -42,7 +42,7 @@ def match_id(room: int) -> str:
 
 def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The inline host with its matches; returns (ready fields, counters function)."""
-    from vinom.bench.sessions_server import free_udp_port
+    from benchmarks.sessions_server import free_udp_port
     from vinom.games.duel import DuelGame
     from vinom.games.registry import GameRegistry
     from vinom.hosting.inline import InlineGameHostFactory

@@ -1,8 +1,8 @@
-"""Load worker of the lobby scenarios: `python -m vinom.bench.lobby_worker <kind> <json>`.
+"""Load worker of the lobby scenarios: `python -m benchmarks.lobby_worker <kind> <json>`.
 
 `match`: C clients, at most `in_flight` at once, each from a TLS lobby
 connection to the first state of its full room, through the lean clients of
-`vinom.bench.match_load` in a plain poll loop (no reactor). `match-twisted`:
+`benchmarks.match_load` in a plain poll loop (no reactor). `match-twisted`:
 the same through the vinom client library on the reactor
 (`lobby_load.match_client`), for comparison. The whole run is the measured
 window.
@@ -27,9 +27,9 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore
 from twisted.internet.task import LoopingCall
 
-from vinom.bench.loadgen import Latencies
-from vinom.bench.lobby_load import Fleet, error_kind, install_client_loss, match_client
-from vinom.bench.worker import (
+from benchmarks.loadgen import Latencies
+from benchmarks.lobby_load import Fleet, error_kind, install_client_loss, match_client
+from benchmarks.worker import (
     Control,
     cpu_seconds,
     emit,
@@ -165,7 +165,7 @@ KINDS = {"match-twisted": run_match, "fleet": run_fleet}
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
     if kind == "match":
-        from vinom.bench.match_load import run_match as run_lean_match
+        from benchmarks.match_load import run_match as run_lean_match
 
         emit("result", **run_lean_match(settings))
         return

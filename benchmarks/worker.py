@@ -1,6 +1,6 @@
 """The child side of a benchmark: JSON lines to the parent, commands from it, exit on EOF.
 
-Workers are real processes started by `vinom.bench.harness.Harness`. They
+Workers are real processes started by `benchmarks.harness.Harness`. They
 report with `emit` (one JSON object per line on standard output) and stop
 when their standard input closes, which also happens when the parent dies.
 Twisted workers read commands through `Control` (a `StandardIO` line

@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from vinom.bench.common import (
+from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
@@ -35,7 +35,7 @@ from vinom.bench.common import (
     report_failure,
     spawn_room_loads,
 )
-from vinom.bench.harness import (
+from benchmarks.harness import (
     BenchError,
     Harness,
     bottleneck,
@@ -77,7 +77,7 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server", "vinom.bench.server_worker",
+                "server", "benchmarks.server_worker",
                 ["rooms", json.dumps({
                     "key": key.hex(),
                     "rooms": options["rooms"],

@@ -1,6 +1,6 @@
 """Server worker of the udp-echo scenario: a bare Twisted echo, or vinom's session echo.
 
-`python -m vinom.bench.echo_server --mode bare` serves a plain
+`python -m benchmarks.echo_server --mode bare` serves a plain
 `DatagramProtocol` that writes every datagram back to its sender: the
 baseline of what Twisted's UDP costs on this machine. `--mode vinom` serves
 the same echo through vinom's secure session protocol: a `ServerEndpoint`
@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import usage
 
-from vinom.bench.worker import cpu_seconds, global_reactor, run_guarded, start_control
+from benchmarks.worker import cpu_seconds, global_reactor, run_guarded, start_control
 
 
 class BareEcho(DatagramProtocol):
@@ -56,7 +56,7 @@ def main() -> None:
             return {"datagrams_received": echo.count, "datagrams_sent": echo.count}
 
     elif options["mode"] == "vinom":
-        from vinom.bench.sessions_server import start_echo_host
+        from benchmarks.sessions_server import start_echo_host
 
         host = start_echo_host(
             reactor, bytes.fromhex(options["key"]), options["interface"], int(options["port"])

@@ -1,4 +1,4 @@
-"""Load worker of the session scenarios: `python -m vinom.bench.load_worker <kind> <json>`.
+"""Load worker of the session scenarios: `python -m benchmarks.load_worker <kind> <json>`.
 
 The parent passes the scenario's settings as one JSON object; the worker runs
 the matching load function and sends its figures back as a `result` line.
@@ -10,13 +10,13 @@ import importlib
 import json
 import sys
 
-from vinom.bench.worker import emit, run_guarded
+from benchmarks.worker import emit, run_guarded
 
 # Kind -> "module:function" taking the settings dict and returning the result dict.
 KINDS = {
-    "handshake": "vinom.bench.session_load:run_handshake",
-    "play": "vinom.bench.room_load:run_play",
-    "sessions": "vinom.bench.room_load:run_sessions",
+    "handshake": "benchmarks.session_load:run_handshake",
+    "play": "benchmarks.room_load:run_play",
+    "sessions": "benchmarks.room_load:run_sessions",
 }
 
 

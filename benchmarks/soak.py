@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from vinom.bench.common import (
+from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
@@ -30,7 +30,7 @@ from vinom.bench.common import (
     progress_for,
     report_failure,
 )
-from vinom.bench.harness import BenchError, Harness, merge_histograms, percentile_ms, report
+from benchmarks.harness import BenchError, Harness, merge_histograms, percentile_ms, report
 
 RSS_SAMPLE_S = 10.0
 
@@ -90,7 +90,7 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server", "vinom.bench.server_worker",
+                "server", "benchmarks.server_worker",
                 ["server", json.dumps({"data_dir": data_dir, "udp_ports": options["udp-ports"]})],
                 server_cpu,
             )
@@ -110,7 +110,7 @@ def run(options: Options) -> int:
                 "seed": options["seed"],
             }
             load = harness.spawn(
-                "load", "vinom.bench.lobby_worker", ["fleet", json.dumps(settings)],
+                "load", "benchmarks.lobby_worker", ["fleet", json.dumps(settings)],
                 load_cpus[0],
             )
             measured = MeasuredRun(harness, server, [load], options, "soak", options["duration"])

@@ -16,7 +16,7 @@ import json
 import os
 from typing import Any
 
-from vinom.bench.common import (
+from benchmarks.common import (
     MeasuredRun,
     ScenarioOptions,
     cpu_plan,
@@ -27,7 +27,7 @@ from vinom.bench.common import (
     progress_for,
     report_failure,
 )
-from vinom.bench.harness import (
+from benchmarks.harness import (
     BenchError,
     Harness,
     bottleneck,
@@ -61,7 +61,7 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server", "vinom.bench.echo_server", ["--mode", "vinom", "--key", key.hex()],
+                "server", "benchmarks.echo_server", ["--mode", "vinom", "--key", key.hex()],
                 server_cpu,
             )
             ready = harness.wait_for(server, "ready", 30)
@@ -74,7 +74,7 @@ def run(options: Options) -> int:
                 "duration": options["duration"],
             }
             load = harness.spawn(
-                "load", "vinom.bench.load_worker", ["handshake", json.dumps(settings)],
+                "load", "benchmarks.load_worker", ["handshake", json.dumps(settings)],
                 load_cpus[0],
             )
             measured = MeasuredRun(

@@ -1,1 +1,0 @@
-"""Benchmarks: `python -m vinom.bench <scenario>`."""
