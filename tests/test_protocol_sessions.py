@@ -384,7 +384,7 @@ class CipherMemoryTests(SynchronousTestCase):
         disarmed = [s for s in sessions if s.rx is None and s.tx is None]
         self.assertGreaterEqual(len(disarmed), 3)
         victim = disarmed[0]
-        junk = bytes([PAYLOAD]) + SEQUENCE.pack(victim.window_latest + 1) + bytes(40)
+        junk = bytes([PAYLOAD]) + SEQUENCE.pack(victim.window.latest + 1) + bytes(40)
         for kind in (PAYLOAD, KEEPALIVE, DISCONNECT):
             server.receive_datagram(bytes([kind]) + junk[1:], victim.address, net.now)
         self.assertEqual(server.drops["decrypt_failed"], 3)

@@ -29,7 +29,7 @@ from vinom.protocol.events import (
     SessionConnected,
 )
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
-from vinom.protocol.replay import WINDOW_SIZE, ReplayWindow
+from vinom.protocol.replay import ReplayWindow
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import (
     CHALLENGE,
@@ -71,7 +71,6 @@ FAILED = "failed"  # never connected
 
 _MIN_TIMER_DELAY = 0.001
 _new_tuple = tuple.__new__
-_WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 
 
 class ClientConnection:
@@ -236,22 +235,13 @@ class ClientConnection:
                 self.drops[DROP_UNEXPECTED] += 1
                 return
             seq = SEQUENCE.unpack_from(data, 1)[0]
-            window = self._window
-            offset = window.latest - seq
-            if offset >= 0 and (offset >= WINDOW_SIZE or (window.bits >> offset) & 1):
+            if self._window.is_replay(seq):
                 self.drops[DROP_REPLAYED] += 1
                 return
             plain = self._open(NONCE_DOMAIN_SESSION, seq, data)
             if plain is None:
                 return
-            # Accepted: mark it (ReplayWindow.mark, inlined on this path).
-            if offset < 0:
-                window.bits = (
-                    ((window.bits << -offset) | 1) & _WINDOW_MASK if -offset < WINDOW_SIZE else 1
-                )
-                window.latest = seq
-            else:
-                window.bits |= 1 << offset
+            self._window.mark(seq)  # only now: a forged packet must not move the window
             self._last_recv = now
             if kind == PAYLOAD:
                 messages = self.reliability.receive_body(plain, now)

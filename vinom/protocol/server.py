@@ -42,7 +42,7 @@ from vinom.protocol.events import (
 from vinom.protocol.interfaces import Admission, IAdmission
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
 from vinom.protocol.reliability import SendQueueFull
-from vinom.protocol.replay import WINDOW_SIZE
+from vinom.protocol.replay import ReplayWindow
 from vinom.protocol.tokens import PrivateToken
 from vinom.protocol.wire import (
     CHALLENGE,
@@ -98,7 +98,6 @@ _new_tuple = tuple.__new__
 _pack_header = HEADER.pack
 _pack_nonce = NONCE.pack
 _EMPTY_PLAIN = (b"",)  # a keepalive's one empty plaintext
-_WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
 _MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
 _ZERO_PADDING = bytes(REQUEST_SIZE - PADDING_START)
@@ -123,8 +122,7 @@ class _Session:
         "address", "busy", "closed", "dirty", "grid", "id", "keepalive", "last_recv",
         "last_sent", "listed", "match_id", "payloads", "player_id", "reliability", "rx",
         "rx_key",
-        "timeout", "token_nonce", "tx", "tx_key", "tx_seq", "wake", "window_bits",
-        "window_latest",
+        "timeout", "token_nonce", "tx", "tx_key", "tx_seq", "wake", "window",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -151,9 +149,7 @@ class _Session:
         self.payloads = 0
         self.listed = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
-        # The replay window (vinom.protocol.replay's, inlined: no object per session).
-        self.window_latest = -1
-        self.window_bits = 0
+        self.window = ReplayWindow()
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0
         # Set by the endpoint: its keepalive interval, shortened for a short timeout,
@@ -382,8 +378,7 @@ class ServerEndpoint:
                 self._drop(DROP_TOO_SHORT, size)
                 return
             seq = SEQUENCE.unpack_from(data, 1)[0]
-            offset = s.window_latest - seq
-            if offset >= 0 and (offset >= WINDOW_SIZE or (s.window_bits >> offset) & 1):
+            if s.window.is_replay(seq):
                 self._drop(DROP_REPLAYED, size)
                 return
             kept = s.rx
@@ -402,14 +397,7 @@ class ServerEndpoint:
                 s.busy = True  # first, so that keeping it does not evict it
                 if s.payloads >= WARM_PAYLOADS:
                     self._keep_rx(s, rx)
-            # Accepted: mark it (as ReplayWindow.mark).
-            if offset < 0:
-                s.window_bits = (
-                    ((s.window_bits << -offset) | 1) & _WINDOW_MASK if -offset < WINDOW_SIZE else 1
-                )
-                s.window_latest = seq
-            else:
-                s.window_bits |= 1 << offset
+            s.window.mark(seq)  # only now: a forged packet must not move the window
             s.last_recv = now
             if kind == PAYLOAD:
                 s.busy = True
@@ -579,8 +567,7 @@ class ServerEndpoint:
         s.keepalive = min(self._keepalive, s.keepalive)
         if s.keepalive >= 8 * _TIMER_GRID:
             s.grid = _TIMER_GRID
-        s.window_latest = response_seq
-        s.window_bits = 1
+        s.window.mark(response_seq)
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
