@@ -14,7 +14,7 @@ from vinom.protocol.client import CLOSED, CONNECTED
 from vinom.protocol.empty import EMPTY_DICT
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
 from vinom.protocol.reliability import Reliability
-from vinom.protocol.server import WARM_PAYLOADS
+from vinom.protocol.server import IDLE, QUIET, WARM_PAYLOADS
 from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD, SEQUENCE
 from vinom.rooms.messages import MAX_CLIENT_MESSAGE
 
@@ -426,7 +426,7 @@ class CipherMemoryTests(SynchronousTestCase):
         self.assertIsNot(s.reliability._unacked, EMPTY_DICT)  # empty, grown
         self.assertEqual(len(s.reliability._unacked), 0)
         net.run(s.wake - net.now + 0.001)  # the next look
-        self.assertIs(s.busy, False)  # quiet, not idle yet
+        self.assertEqual(s.activity, QUIET)  # not idle yet
         self.assertIs(s.reliability._unacked, EMPTY_DICT)  # the shared empty one
         self.assertEqual(net.closed(None), [])
 
@@ -439,7 +439,7 @@ class CipherMemoryTests(SynchronousTestCase):
         s = net.server._sessions[sid]
         self.assertTrue(s.warm)
         net.run(4.0)  # idle: ciphers and the warmth go
-        self.assertIsNone(s.busy)
+        self.assertEqual(s.activity, IDLE)
         self.assertEqual((s.payloads, s.warm, s.rx, s.tx), (0, False, None, None))
         client.send_message(RELIABLE, b"one more")
         net.run(0.05)

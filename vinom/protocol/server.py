@@ -24,7 +24,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from attrs import evolve
 
@@ -110,19 +110,42 @@ _TIMER_GRID = 1.0 / 32
 # A peer hears from us at least this many times per session timeout, so one or
 # two lost keepalives never end a session (whatever timeout the token sets).
 KEEPALIVES_PER_TIMEOUT = 3
-# Payload packets (both ways) since a session was last idle that make it warm:
+# Payload packets (both ways) since a session was last idle after which it is
 # worth keeping cipher objects for (see _Session).
 WARM_PAYLOADS = 8
+# A session's activity, as the timer last saw it (see _Session.activity).
+ACTIVE: Final = 2  # payload traffic since the timer last looked
+QUIET: Final = 1  # none since the last look
+IDLE: Final = 0  # none for two looks: it gave up its ciphers and grown tables
 
 
 class _Session:
     """One authenticated peer (mutable, one per session: not per packet)."""
 
     __slots__ = (
-        "address", "busy", "closed", "dirty", "grid", "id", "keepalive", "last_recv",
-        "last_sent", "listed", "match_id", "payloads", "player_id", "reliability", "rx",
+        "activity",
+        "address",
+        "closed",
+        "dirty",
+        "grid",
+        "id",
+        "in_cipher_queue",
+        "keepalive",
+        "last_recv",
+        "last_sent",
+        "match_id",
+        "payloads",
+        "player_id",
+        "reliability",
+        "rx",
         "rx_key",
-        "timeout", "token_nonce", "tx", "tx_key", "tx_seq", "wake", "window",
+        "timeout",
+        "token_nonce",
+        "tx",
+        "tx_key",
+        "tx_seq",
+        "wake",
+        "window",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -136,18 +159,17 @@ class _Session:
         self.rx_key = cookie.client_to_server_key
         self.tx_key = cookie.server_to_client_key
         # Cipher objects (about 2.5 KB each): made once per key, kept while the
-        # session carries payloads and is among the endpoint's recently busy ones
-        # (see _enlist). `busy`: payload traffic since the timer last looked
-        # (True), none since (False), none for two looks: the session is idle and
-        # gave up what it could (None). `payloads`: payload packets (both ways)
-        # since the session was last idle; only a warm session (WARM_PAYLOADS of
-        # them) keeps cipher objects, so sessions that exchange a first state and
-        # go quiet (a crowd connecting at once, say) never hold any.
+        # session carries payloads and is among the endpoint's recently active
+        # ones (see _enlist). `activity`: ACTIVE, QUIET or IDLE (above).
+        # `payloads`: payload packets (both ways) since the session was last
+        # idle; only a warm session (WARM_PAYLOADS of them) keeps cipher objects,
+        # so sessions that exchange a first state and go quiet (a crowd
+        # connecting at once, say) never hold any.
         self.rx: Aead | None = None
         self.tx: Aead | None = None
-        self.busy: bool | None = True
+        self.activity = ACTIVE
         self.payloads = 0
-        self.listed = False  # in the endpoint's queue of cipher holders
+        self.in_cipher_queue = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
         self.window = ReplayWindow()
         self.reliability = reliability
@@ -201,8 +223,9 @@ class ServerEndpoint:
         self._addresses = frozenset((a.host, a.port) for a in config.addresses)
         self._keepalive = config.keepalive_interval
         # Sessions holding cipher objects, oldest first (see _enlist).
-        self._armed: deque[int] = deque()
-        self._max_armed = config.cipher_sessions
+        # Sessions that may hold cipher objects, oldest first (see _enlist).
+        self._cipher_queue: deque[int] = deque()
+        self._max_cipher_sessions = config.cipher_sessions
         self._cookies = CookieJar(config.cookie_rotation, random_bytes)
         # Host-wide sequence of stateless replies (challenge, denied) and cookies;
         # a random start keeps nonces unique across restarts of the host.
@@ -337,9 +360,9 @@ class ServerEndpoint:
             if now - s.last_recv >= s.timeout:
                 self._remove(s, "timeout")
                 continue
-            busy = s.busy
-            if busy:
-                s.busy = False
+            activity = s.activity
+            if activity == ACTIVE:
+                s.activity = QUIET
                 if s.reliability.next_timer() is None:
                     # Nothing in flight: give back what the last burst grew now,
                     # not an idle round later, so that a crowd that connects,
@@ -347,10 +370,10 @@ class ServerEndpoint:
                     # (resident memory keeps its peak). The peer may still ack
                     # our last bodies: their records stay, for the statistics.
                     s.reliability.compact(forget_records=False)
-            elif busy is False:
+            elif activity == QUIET:
                 # No payload since the timer last looked (a keepalive interval at
                 # most): idle sessions hold no cipher objects, nor grown tables.
-                s.busy = None
+                s.activity = IDLE
                 s.payloads = 0
                 s.rx = s.tx = None
                 s.reliability.compact()
@@ -394,13 +417,13 @@ class ServerEndpoint:
                 self._drop(DROP_DECRYPT_FAILED, size)
                 return
             if kept is None and kind == PAYLOAD:
-                s.busy = True  # first, so that keeping it does not evict it
+                s.activity = ACTIVE  # first, so that keeping it does not evict it
                 if s.payloads >= WARM_PAYLOADS:
                     self._keep_rx(s, rx)
             s.window.mark(seq)  # only now: a forged packet must not move the window
             s.last_recv = now
             if kind == PAYLOAD:
-                s.busy = True
+                s.activity = ACTIVE
                 s.payloads += 1
                 messages = s.reliability.receive_body(plain, now)
                 if messages is None:
@@ -618,17 +641,17 @@ class ServerEndpoint:
 
     def _keep_rx(self, s: _Session, rx: Aead) -> None:
         """Keep an authenticated peer's receiving cipher (the tag verified with it)."""
-        listed = s.tx is not None
+        queued = s.tx is not None
         s.rx = rx
-        if not listed:
+        if not queued:
             self._enlist(s)
 
     def _make_tx(self, s: _Session) -> Aead:
         """Build and keep the session's sending cipher (something is being sent)."""
         tx = new_aead(s.tx_key)
-        listed = s.rx is not None
+        queued = s.rx is not None
         s.tx = tx
-        if not listed:
+        if not queued:
             self._enlist(s)
         return tx
 
@@ -639,40 +662,40 @@ class ServerEndpoint:
         and disconnects use throwaway ones, and a session with no payload between
         two wake-ups of its timer (a keepalive interval at most) gives its ciphers
         up, so thousands of idle sessions hold none. At most `cipher_sessions`
-        sessions hold theirs; beyond that, the least recently busy one gives them
+        sessions hold theirs; beyond that, the least recently active one gives them
         up (second-chance order: one with payload traffic since it was last looked
         at goes round again) and makes them again on its next packet, about 2 us.
         Only called once a payload from the peer authenticated or a payload to it
         is being sealed, so strangers cannot evict anyone. Each cipher is built
         when first needed.
         """
-        if s.listed:
+        if s.in_cipher_queue:
             return  # still queued since it last held ciphers; it keeps its place
-        s.listed = True
-        armed = self._armed
-        armed.append(s.id)
-        limit = self._max_armed
-        if len(armed) > limit:
+        s.in_cipher_queue = True
+        queue = self._cipher_queue
+        queue.append(s.id)
+        limit = self._max_cipher_sessions
+        if len(queue) > limit:
             sessions = self._sessions
-            while len(armed) > limit:
-                sid = armed.popleft()
+            while len(queue) > limit:
+                sid = queue.popleft()
                 other = sessions.get(sid)
                 if other is None:
                     continue  # closed since
-                other.listed = False
+                other.in_cipher_queue = False
                 if other.rx is None and other.tx is None:
                     continue  # gave them up since (idle)
-                if other.busy:
-                    other.busy = False
-                    other.listed = True
-                    armed.append(sid)
+                if other.activity == ACTIVE:
+                    other.activity = QUIET
+                    other.in_cipher_queue = True
+                    queue.append(sid)
                 else:
                     other.rx = other.tx = None
 
     def _flush_session(self, s: _Session, now: float) -> None:
         bodies = s.reliability.build_bodies(now)
         if bodies:
-            s.busy = True
+            s.activity = ACTIVE
             s.payloads += len(bodies)
             tx = s.tx
             if tx is None:
