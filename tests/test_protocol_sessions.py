@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
 from vinom.protocol.client import CLOSED, CONNECTED
-from vinom.protocol.empty import EMPTY_DICT
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
 from vinom.protocol.reliability import Reliability
 from vinom.protocol.server import IDLE, QUIET, WARM_PAYLOADS
@@ -419,15 +419,21 @@ class CipherMemoryTests(SynchronousTestCase):
         """At the first timer look with nothing in flight, a session that had traffic
         gives back the tables its burst grew (records kept), an idle round early."""
         net, sid = connected()
-        for n in range(40):
-            net.server.send_message(sid, RELIABLE, b"burst %d" % n)
-        net.run(0.1)  # delivered and acked
-        s = net.server._sessions[sid]
-        self.assertIsNot(s.reliability._unacked, EMPTY_DICT)  # empty, grown
-        self.assertEqual(len(s.reliability._unacked), 0)
-        net.run(s.wake - net.now + 0.001)  # the next look
-        self.assertEqual(s.activity, QUIET)  # not idle yet
-        self.assertIs(s.reliability._unacked, EMPTY_DICT)  # the shared empty one
+        tracemalloc.start()  # it sees only what is freed of what it saw allocated
+        try:
+            for n in range(40):
+                net.server.send_message(sid, RELIABLE, b"burst %d" % n)
+            net.run(0.1)  # delivered and acked
+            s = net.server._sessions[sid]
+            self.assertIsNone(s.reliability.next_timer())  # all acked: nothing in flight
+            before = tracemalloc.get_traced_memory()[0]
+            net.run(s.wake - net.now + 0.001)  # the next look
+            freed = before - tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(s.activity, QUIET)  # quiet, not idle yet
+        # The tables the burst of 40 grew went back (at least one dict's table).
+        self.assertGreater(freed, 1000)
         self.assertEqual(net.closed(None), [])
 
     def test_a_session_is_warm_again_only_after_traffic_since_it_was_idle(self) -> None:

@@ -34,8 +34,6 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from vinom.protocol.empty import EMPTY_DICT, EMPTY_LIST
-
 # --- wire layout (little-endian, like the rest of vinom's packets) ------------------
 
 BODY_HEADER = struct.Struct("<HHI")  # packet sequence, ack, ack bits
@@ -96,10 +94,12 @@ BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 
 _INF = float("inf")
 _SHARED_INTS: dict[int, int] = {}
-# Stand-ins for a session's empty queues and tables until it uses them (and again
-# once compact() found them empty): see vinom.protocol.empty.
-_NO_LIST = EMPTY_LIST
-_NO_DICT = EMPTY_DICT
+# Shared stand-ins for a session's empty queues and tables until it uses them (and
+# again once compact() found them empty): an empty list or dict still costs 56-64
+# bytes, six per session, times every idle session. Never written to: every write
+# first checks for them by identity and gives the session its own.
+_NO_LIST: list[Any] = []
+_NO_DICT: dict[Any, Any] = {}
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
 _SINGLE_MESSAGE_BODY = BODY_HEADER_SIZE + MESSAGE_HEADER_SIZE
