@@ -608,25 +608,9 @@ class Reliability:
         messages: list[tuple[int, int, int, int, int, int]]
         offset = BODY_HEADER_SIZE
         if total >= _SINGLE_MESSAGE_BODY:
-            # The common cases first: one whole message on channel 0 or 1 (a state, an
-            # action), which the loop below would find after more checks.
+            # The common case first: one whole message on channel 0 or 1 (a state, an
+            # action) fills the body; one unpack parses it, the loop is skipped.
             seq16, ack16, ack_bits, info, message_id = _unpack_single_message_body(body)
-            if info < FRAGMENT_FLAG and info + _SINGLE_MESSAGE_BODY == total:
-                # One snapshot (channel 0, not a fragment: the info is its length).
-                if not self._record_body(seq16, ack16, ack_bits, now):
-                    return []
-                self._ack_every_count += 1
-                if self._ack_every_count >= ACK_EVERY_BODIES:
-                    self._ack_due = now
-                if info > self._recv_unreliable_limit:
-                    self.oversized_dropped += 1
-                    return []
-                delivered = self._unrel_delivered
-                if delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
-                    self._unrel_delivered = message_id
-                    return [(0, body[_SINGLE_MESSAGE_BODY:])]
-                self.duplicates_dropped += 1  # not newer than what the app has
-                return []
             if info < 0x8000 and not info & FRAGMENT_FLAG and (
                 (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
             ):
