@@ -549,7 +549,7 @@ class LimitTests(TestCase):
         for n in range(3 * MAX_SENT_RECORDS):
             side.send_unreliable(b"s")
             side.build_bodies(n * 0.01)
-        self.assertEqual(len(side._sent), MAX_SENT_RECORDS)
+        self.assertEqual(side.stats()["sent_records"], MAX_SENT_RECORDS)
 
 
 class ReceiveLimitTests(TestCase):

@@ -227,7 +227,7 @@ class HostilePeerTests(TestCase):
             result = side.receive_body(hostile_body(seq, ack, bits, messages), now)
             self.assertIsNotNone(result)
             assert_result(result)
-            self.assertLess(len(side._recv_buffer), RECEIVE_WINDOW)
+            self.assertLess(side.stats()["out_of_order_messages"], RECEIVE_WINDOW)
             self.assertLessEqual(side.receive_buffered_bytes, hostile_bound(side))
             for body in side.build_bodies(now):
                 self.assertLessEqual(len(body), MAX_BODY)
@@ -296,8 +296,8 @@ class HostilePeerTests(TestCase):
             side.handle_timer(now)
         self.assertLessEqual(side.buffered_bytes, 50_000)
         self.assertLess(sent, 2000)
-        self.assertLessEqual(len(side._sent), 256)
-        self.assertLessEqual(len(side._unacked), RECEIVE_WINDOW)
+        self.assertLessEqual(side.stats()["sent_records"], 256)
+        self.assertLessEqual(side.stats()["unacked_messages"], RECEIVE_WINDOW)
 
     def test_peer_that_keeps_the_session_alive_but_never_acks(self) -> None:
         """Resends go on for as long as the session lives; their bookkeeping must not grow."""
@@ -311,8 +311,8 @@ class HostilePeerTests(TestCase):
             now = max(now, when)
             side.handle_timer(now)
             self.assertLessEqual(len(side.build_bodies(now)), 64)
-            self.assertLessEqual(len(side._sent), 256)
-            self.assertLessEqual(len(side._reliable_seqs), 2 * 256 + 1)
+            self.assertLessEqual(side.stats()["sent_records"], 256)
+            self.assertLessEqual(side.stats()["reliable_records"], 2 * 256 + 1)
         self.assertGreater(now, 2000.0)  # back-off capped at 1 s: a long run
         self.assertGreater(side.resent_messages, 50_000)
 
@@ -327,5 +327,5 @@ class HostilePeerTests(TestCase):
                 seq = BODY_HEADER.unpack_from(body)[0]
                 side.receive_body(BODY_HEADER.pack(n & 0xFFFF, seq, 0xFFFFFFFF), now)
         self.assertEqual(side.buffered_bytes, 0)
-        self.assertEqual(len(side._unacked), 0)
+        self.assertEqual(side.stats()["unacked_messages"], 0)
         self.assertIsNone(side.next_timer())

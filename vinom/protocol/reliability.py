@@ -1099,7 +1099,7 @@ class Reliability:
         return held
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot of the statistics, for logs and benchmarks."""
+        """A snapshot of the statistics and of what the layer holds, for logs and benchmarks."""
         return {
             "rtt_s": self.rtt_s,
             "rttvar": self.rttvar,
@@ -1120,4 +1120,9 @@ class Reliability:
             "protocol_errors": self.protocol_errors,
             "unreliable_dropped": self.unreliable_dropped,
             "buffered_bytes": self._buffered_bytes,
+            # What the layer holds now (each bounded, whatever the peer sends).
+            "sent_records": len(self._sent),
+            "reliable_records": len(self._reliable_seqs),
+            "unacked_messages": len(self._unacked),
+            "out_of_order_messages": len(self._recv_buffer),
         }
