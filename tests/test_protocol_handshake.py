@@ -37,9 +37,7 @@ from vinom.protocol.wire import (
 
 def state_size(server: ServerEndpoint) -> int:
     """Everything the endpoint keeps per peer."""
-    return (len(server._sessions) + len(server._by_address) + len(server._by_player)
-            + len(server._used_tokens) + len(server._used_expiry) + len(server._timers)
-            + len(server._dirty))
+    return server.held_entries()
 
 
 def kinds(datagrams: list[bytes]) -> list[int]:

@@ -270,6 +270,14 @@ class ServerEndpoint:
     def session_ids(self) -> list[int]:
         return list(self._sessions)
 
+    def held_entries(self) -> int:
+        """Entries the endpoint keeps for peers: sessions and their indexes, spent
+        token nonces, timers. Strangers' datagrams must never grow it (for
+        monitoring, and the adversarial tests)."""
+        return (len(self._sessions) + len(self._by_address) + len(self._by_player)
+                + len(self._used_tokens) + len(self._used_expiry) + len(self._timers)
+                + len(self._dirty))
+
     def session_address(self, session_id: int) -> Address | None:
         s = self._sessions.get(session_id)
         return None if s is None else s.address
