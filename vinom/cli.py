@@ -25,19 +25,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
-from twisted.internet.error import (
-    ConnectError,
-    ConnectionRefusedError,
-    DNSLookupError,
-    TCPTimedOutError,
-    TimeoutError,
-)
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from vinom import __version__
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
-from vinom.client.lobby import LobbyError, connect_lobby
+from vinom.client.errors import describe_failure
+from vinom.client.lobby import connect_lobby
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, UnknownGame, format_games
 
@@ -286,27 +280,6 @@ def find_game(name: str, registry: GameRegistry | None = None) -> IGame:
         return registry.get(name)
     except UnknownGame as e:
         raise CommandError(f"{e}; 'vinom games' lists them") from None
-
-
-def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> str:
-    """One line saying what went wrong talking to the server."""
-    error = failure.value if isinstance(failure, Failure) else failure
-    where = f"{lobby.host}:{lobby.port}"
-    if isinstance(error, ConnectionRefusedError):
-        return f"cannot reach the lobby at {where}: connection refused (is the server running?)"
-    if isinstance(error, TCPTimedOutError | TimeoutError):
-        return f"cannot reach the lobby at {where}: timed out"
-    if isinstance(error, DNSLookupError):
-        return f"cannot reach the lobby at {where}: no such host"
-    if isinstance(error, ConnectError):
-        return f"cannot reach the lobby at {where}: {error}"
-    if isinstance(error, LobbyError):
-        return f"the lobby at {where} refused: {error.code}: {error.message}"
-    text = str(error)
-    if "certificate" in text.lower() or type(error).__name__ == "Error":
-        hint = f" (trusting {lobby.trust})" if lobby.trust else " (no --trust given)"
-        return f"TLS with the lobby at {where} failed{hint}: {text}"
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 async def check_lobby(reactor: Any, lobby: LobbyAddress) -> None:

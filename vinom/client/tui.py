@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.client.bots import LobbyAddress
+from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
 from vinom.games.interfaces import IBot, IGame
@@ -565,8 +566,6 @@ class TerminalApp:
         if self.quitting:
             self._finish(self.exit_code)
             return
-        from vinom.cli import describe_failure
-
         self.error = describe_failure(failure, self.lobby)
         _log.failure("vinom play failed", failure)
         self._finish(1)

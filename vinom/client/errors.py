@@ -1,0 +1,40 @@
+"""Plain-language descriptions of what went wrong talking to a vinom server.
+
+Shared by the command line (`vinom.cli`) and the terminal client
+(`vinom.client.tui`), so that neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
+from twisted.python.failure import Failure
+
+from vinom.client.bots import LobbyAddress
+from vinom.client.lobby import LobbyError
+
+
+def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> str:
+    """One line saying what went wrong talking to the server."""
+    error = failure.value if isinstance(failure, Failure) else failure
+    where = f"{lobby.host}:{lobby.port}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"cannot reach the lobby at {where}: connection refused (is the server running?)"
+    if isinstance(error, TCPTimedOutError | TimeoutError):
+        return f"cannot reach the lobby at {where}: timed out"
+    if isinstance(error, DNSLookupError):
+        return f"cannot reach the lobby at {where}: no such host"
+    if isinstance(error, ConnectError):
+        return f"cannot reach the lobby at {where}: {error}"
+    if isinstance(error, LobbyError):
+        return f"the lobby at {where} refused: {error.code}: {error.message}"
+    text = str(error)
+    if "certificate" in text.lower() or type(error).__name__ == "Error":
+        hint = f" (trusting {lobby.trust})" if lobby.trust else " (no --trust given)"
+        return f"TLS with the lobby at {where} failed{hint}: {text}"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
