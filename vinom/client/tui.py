@@ -176,11 +176,22 @@ class GameUI(Protocol):
         return None
 
 
-def ui_for(game: str) -> GameUI:
-    """The game UI for a game name; a generic text view for games without their own."""
-    if game == "maze":
+def ui_for(game: IGame | str) -> GameUI:
+    """The terminal view of a game: its own, else the generic text view.
+
+    A game names its own view with a `terminal_view()` hook returning a
+    `GameUI` (see docs/games.md); `vinom.games.Game` returns None there, which
+    means the generic view. Given only a name, the built-in games' views apply.
+    """
+    hook = getattr(game, "terminal_view", None)
+    if callable(hook):
+        view = hook()
+        if view is not None:
+            return view
+    name = game if isinstance(game, str) else getattr(game, "name", "")
+    if name == "maze":
         return MazeUI()
-    if game == "tictactoe":
+    if name == "tictactoe":
         return TicTacToeUI()
     return GenericUI()
 
@@ -515,7 +526,7 @@ class TerminalApp:
     _bot: IBot | None = None
 
     def __attrs_post_init__(self) -> None:
-        self.ui = ui_for(self.game.name)
+        self.ui = ui_for(self.game)
 
     # -- the flow -------------------------------------------------------------
 
