@@ -32,6 +32,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games import common
+from vinom.games.base import Game
 from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
 
 NORTH, EAST, SOUTH, WEST = 1, 2, 4, 8
@@ -213,7 +214,7 @@ class MazeBot:
 
 
 @implementer(IPlugin, IGame)
-class MazeGame(common.BuiltinGame):
+class MazeGame(Game[MazeState]):
     """Collect the rewards of a Wilson maze; highest score wins."""
 
     name = "maze"
