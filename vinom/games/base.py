@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games.common import BAD_ACTION, BuiltinGame, as_mapping
@@ -27,9 +28,11 @@ HANDLER_PREFIX = "on_"
 Handler = Callable[[Any, Seat, Mapping[str, Any], random.Random], Outcome]
 
 
-@implementer(IGame)
+@implementer(IPlugin, IGame)
 class Game(BuiltinGame, Generic[S]):
-    """Base class of a game over states of type `S`; implements `IGame`.
+    """Base class of a game over states of type `S`; provides `IGame` and `IPlugin`.
+
+    An instance in a `twisted/plugins/` module is all a plugin needs.
 
     Subclasses must provide `create` and `view`. The default `apply_action`
     dispatches an action map to the `on_<verb>` method of its one verb key and
