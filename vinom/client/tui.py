@@ -751,7 +751,12 @@ class TerminalApp:
             self.set_notice("waiting for your last action to be applied")
             return
         if self._bot is None:
-            self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
+            try:
+                self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
+            except NotImplementedError:  # bots are optional for a `vinom.games.Game`
+                self.autopilot = False
+                self.set_notice(f"{self.game.name} has no bot")
+                return
         action = self._bot.choose_action(session.view)
         if action is None:
             self.set_notice("the bot has no move to make now")
