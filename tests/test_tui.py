@@ -95,6 +95,11 @@ class FakeUDP:
         return succeed(None)
 
 
+def my_player(view: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """This player's entry in a view's `players` list."""
+    return next((p for p in view["players"] if p["id"] == ME), None)
+
+
 class Match:
     """A terminal app in a match whose server side is the real game's rules."""
 
@@ -112,14 +117,8 @@ class Match:
                                    self.screen, rng=random.Random(seed))
         self.app.welcome = Welcome(ME, "ada", "secret")
         self.udp = FakeUDP()
-        session = GameSession()
+        session = self.app.new_session()
         session.protocol = self.udp  # type: ignore[assignment]
-        session.on_state = self.app._on_state
-        session.on_phase = self.app._on_phase
-        session.on_event = self.app._on_event
-        session.on_error = self.app._on_error
-        session.on_presence = self.app._on_presence
-        session.finished.addCallback(self.app._on_finished)
         self.session = session
         self.app.session = session
         session.message_received(1, encode_welcome("m-1", game.name, 0, SEATS, False))
@@ -264,7 +263,7 @@ class MazeAppTests(SynchronousTestCase):
         self.assertEqual(match.actions(), [{"t": "action", "a": {"move": first, "from": [0, 0]},
                                             "i": 1}])
         match.serve()
-        me = tui._me(match.view, ME)
+        me = my_player(match.view)
         assert me is not None
         self.assertNotEqual(me["pos"], [0, 0])
         x, y = me["pos"]
@@ -283,7 +282,7 @@ class MazeAppTests(SynchronousTestCase):
         self.assertEqual(len(match.actions()), 4)
         match.serve()
         self.assertEqual(match.app.notice, "go!")  # nothing was rejected
-        me = tui._me(match.view, ME)
+        me = my_player(match.view)
         assert me is not None
         self.assertEqual(me["pos"], list(_follow((0, 0), path)))
         self.assertIsNone(match.app.ui.predicted)  # type: ignore[attr-defined]

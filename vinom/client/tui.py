@@ -549,13 +549,7 @@ class TerminalApp:
         found = await client.queue(self.game.name, on_queued=self._queued)
         self.lobby_client = None
         self.set_status(f"match {found.game_id}: connecting to {found.host}:{found.port}")
-        session = GameSession()
-        session.on_state = self._on_state
-        session.on_phase = self._on_phase
-        session.on_event = self._on_event
-        session.on_error = self._on_error
-        session.on_presence = self._on_presence
-        session.finished.addCallback(self._on_finished)
+        session = self.new_session()
         await connect_game(self.reactor, found, session=session)
         self.session = session
         self._watch(session)
@@ -563,6 +557,17 @@ class TerminalApp:
             self._leave()
             return
         self.set_status(f"match {found.game_id}")
+
+    def new_session(self) -> GameSession:
+        """A game session whose messages this app shows (not connected yet)."""
+        session = GameSession()
+        session.on_state = self._on_state
+        session.on_phase = self._on_phase
+        session.on_event = self._on_event
+        session.on_error = self._on_error
+        session.on_presence = self._on_presence
+        session.finished.addCallback(self._on_finished)
+        return session
 
     def _queued(self, queued: Queued) -> None:
         if queued.status == "waiting_for_server":
