@@ -33,7 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
 from tests.servers import start_server
-from vinom.client import tui
+from vinom.client import game_views, tui
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.game import GameSession
 from vinom.client.lobby import Welcome
@@ -211,10 +211,10 @@ class MazeDrawingTests(SynchronousTestCase):
         game = MazeGame()
         state = game.create(SEATS, {"width": width, "height": height}, random.Random(seed))
         view = game.view(state, ME)
-        drawing = tui.MazeUI().render(view, tui.PlayerContext(ME, {THEM: "bob"}))
+        drawing = game_views.MazeUI().render(view, tui.PlayerContext(ME, {THEM: "bob"}))
         for index, cell in enumerate(view["cells"]):
             x, y = index % width, index // width
-            top, left = y * tui.CELL_H, x * tui.CELL_W
+            top, left = y * game_views.CELL_H, x * game_views.CELL_W
             self.assertEqual(drawing.char(top, left + 2) == "-", bool(cell & 1), (x, y, "N"))
             self.assertEqual(drawing.char(top + 1, left + 4) == "|", bool(cell & 2), (x, y, "E"))
             self.assertEqual(drawing.char(top + 2, left + 2) == "-", bool(cell & 4), (x, y, "S"))

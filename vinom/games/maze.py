@@ -314,5 +314,11 @@ class MazeGame(Game[MazeState]):
             "finished": state.finished,
         }
 
+    def terminal_view(self) -> Any:
+        # Imported here: only the terminal client asks, and servers never load curses.
+        from vinom.client.game_views import MazeUI
+
+        return MazeUI()
+
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:
         return MazeBot(player_id, rng)

@@ -243,5 +243,11 @@ class TicTacToeGame(Game[TicTacToeState]):
             "rounds": state.round if state.round_over else state.round - 1,
         }
 
+    def terminal_view(self) -> Any:
+        # Imported here: only the terminal client asks, and servers never load curses.
+        from vinom.client.game_views import TicTacToeUI
+
+        return TicTacToeUI()
+
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:
         return TicTacToeBot(player_id, rng)
