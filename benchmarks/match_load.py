@@ -401,7 +401,11 @@ class MatchLoad:
         for datagram, _ in conn.datagrams_to_send(now):
             try:
                 udp.send(datagram)
-            except OSError:
+            except OSError as e:
+                if e.errno == errno.ECONNREFUSED and not conn.is_connected:
+                    # Our redundant disconnects after leaving, refused once the
+                    # room ended and its port closed: expected, not an error.
+                    continue
                 # As a lost datagram: the protocol resends, or times out (an error).
                 self.send_errors += 1
         when = conn.get_timer()

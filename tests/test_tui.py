@@ -33,7 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
 from tests.servers import start_server
-from vinom.client import tui
+from vinom.client import game_views, tui
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.game import GameSession
 from vinom.client.lobby import Welcome
@@ -95,6 +95,11 @@ class FakeUDP:
         return succeed(None)
 
 
+def my_player(view: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """This player's entry in a view's `players` list."""
+    return next((p for p in view["players"] if p["id"] == ME), None)
+
+
 class Match:
     """A terminal app in a match whose server side is the real game's rules."""
 
@@ -112,14 +117,8 @@ class Match:
                                    self.screen, rng=random.Random(seed))
         self.app.welcome = Welcome(ME, "ada", "secret")
         self.udp = FakeUDP()
-        session = GameSession()
+        session = self.app.new_session()
         session.protocol = self.udp  # type: ignore[assignment]
-        session.on_state = self.app._on_state
-        session.on_phase = self.app._on_phase
-        session.on_event = self.app._on_event
-        session.on_error = self.app._on_error
-        session.on_presence = self.app._on_presence
-        session.finished.addCallback(self.app._on_finished)
         self.session = session
         self.app.session = session
         session.message_received(1, encode_welcome("m-1", game.name, 0, SEATS, False))
@@ -212,10 +211,10 @@ class MazeDrawingTests(SynchronousTestCase):
         game = MazeGame()
         state = game.create(SEATS, {"width": width, "height": height}, random.Random(seed))
         view = game.view(state, ME)
-        drawing = tui.MazeUI().render(view, tui.PlayerContext(ME, {THEM: "bob"}))
+        drawing = game_views.MazeUI().render(view, tui.PlayerContext(ME, {THEM: "bob"}))
         for index, cell in enumerate(view["cells"]):
             x, y = index % width, index // width
-            top, left = y * tui.CELL_H, x * tui.CELL_W
+            top, left = y * game_views.CELL_H, x * game_views.CELL_W
             self.assertEqual(drawing.char(top, left + 2) == "-", bool(cell & 1), (x, y, "N"))
             self.assertEqual(drawing.char(top + 1, left + 4) == "|", bool(cell & 2), (x, y, "E"))
             self.assertEqual(drawing.char(top + 2, left + 2) == "-", bool(cell & 4), (x, y, "S"))
@@ -264,7 +263,7 @@ class MazeAppTests(SynchronousTestCase):
         self.assertEqual(match.actions(), [{"t": "action", "a": {"move": first, "from": [0, 0]},
                                             "i": 1}])
         match.serve()
-        me = tui._me(match.view, ME)
+        me = my_player(match.view)
         assert me is not None
         self.assertNotEqual(me["pos"], [0, 0])
         x, y = me["pos"]
@@ -283,7 +282,7 @@ class MazeAppTests(SynchronousTestCase):
         self.assertEqual(len(match.actions()), 4)
         match.serve()
         self.assertEqual(match.app.notice, "go!")  # nothing was rejected
-        me = tui._me(match.view, ME)
+        me = my_player(match.view)
         assert me is not None
         self.assertEqual(me["pos"], list(_follow((0, 0), path)))
         self.assertIsNone(match.app.ui.predicted)  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 
 from vinom import __version__
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
-from vinom.client.failures import describe_failure
+from vinom.client.errors import describe_failure
 from vinom.client.lobby import connect_lobby
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, UnknownGame, format_games

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import curses
+import importlib
 import json
 import random
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from attrs import define, field, frozen
 from twisted.internet.defer import Deferred, succeed
@@ -38,11 +39,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.client.bots import LobbyAddress
-from vinom.client.failures import describe_failure
+from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
 from vinom.games.interfaces import IBot, IGame
-from vinom.games.maze import DIRECTIONS, cell_reward
 
 _log = Logger()
 
@@ -176,243 +176,30 @@ class GameUI(Protocol):
         return None
 
 
-def ui_for(game: str) -> GameUI:
-    """The game UI for a game name; a generic text view for games without their own."""
-    if game == "maze":
-        return MazeUI()
-    if game == "tictactoe":
-        return TicTacToeUI()
+def ui_for(game: IGame) -> GameUI:
+    """The terminal view of a game: its own, else the generic text view.
+
+    A game names its own view in its `terminal_view` attribute as
+    "module:attribute", a `GameUI` class or factory (see docs/games.md); None
+    (the `vinom.games.Game` default) means the generic view, and so does a
+    name that cannot be loaded (logged).
+    """
+    name = getattr(game, "terminal_view", None)
+    if isinstance(name, str):
+        module, _, attribute = name.partition(":")
+        try:
+            return cast(GameUI, getattr(importlib.import_module(module), attribute)())
+        except Exception:
+            _log.failure("cannot load the terminal view {name} of {game}", name=name,
+                         game=game.name)
     return GenericUI()
 
 
-def _me(view: Mapping[str, Any], player_id: str | None) -> Mapping[str, Any] | None:
+def me_in(view: Mapping[str, Any], player_id: str | None) -> Mapping[str, Any] | None:
     players = view.get("players")
     if not isinstance(players, list):
         return None
     return next((p for p in players if isinstance(p, dict) and p.get("id") == player_id), None)
-
-
-# -- maze ---------------------------------------------------------------------
-
-MAZE_KEYS: dict[int, str] = {
-    curses.KEY_UP: "N",
-    ord("k"): "N",
-    curses.KEY_DOWN: "S",
-    ord("j"): "S",
-    curses.KEY_LEFT: "W",
-    ord("h"): "W",
-    curses.KEY_RIGHT: "E",
-    ord("l"): "E",
-}
-# A cell is 4 columns by 2 rows of the drawing: a post and a wall, then its inside.
-CELL_W, CELL_H = 4, 2
-
-
-class MazeUI:
-    """The maze: walls, rewards (`.` is 1, `$` is 5), you (`@`) and others (their seat)."""
-
-    help = "arrows/hjkl move  b bot move  B autopilot  : action  q quit"
-
-    def __init__(self) -> None:
-        # Where our own moves will have taken us once the server applies them.
-        self.predicted: tuple[int, int] | None = None
-
-    def position(self, view: Mapping[str, Any], ctx: PlayerContext) -> tuple[int, int] | None:
-        """Our position: the predicted one while moves are in flight, else the server's."""
-        if self.predicted is not None:
-            return self.predicted
-        me = _me(view, ctx.player_id)
-        if me is None:
-            return None
-        x, y = me["pos"]
-        return int(x), int(y)
-
-    def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
-        direction = MAZE_KEYS.get(key)
-        if direction is None:
-            return None
-        position = self.position(view, ctx)
-        if position is None:
-            return "you are not in this maze"
-        x, y = position
-        bit = DIRECTIONS[direction][0]
-        if view["cells"][y * view["width"] + x] & bit:
-            return "a wall is in the way"
-        return {"move": direction, "from": [x, y]}
-
-    def sent(self, action: Mapping[str, Any]) -> None:
-        direction, basis = action.get("move"), action.get("from")
-        if direction in DIRECTIONS and isinstance(basis, list | tuple) and len(basis) == 2:
-            _, dx, dy, _ = DIRECTIONS[direction]
-            self.predicted = (int(basis[0]) + dx, int(basis[1]) + dy)
-
-    def settled(self) -> None:
-        self.predicted = None
-
-    def rejected(self, error: Mapping[str, Any]) -> None:
-        self.predicted = None
-
-    def render(self, view: Mapping[str, Any], ctx: PlayerContext) -> Canvas:
-        """The whole maze, one character per drawing cell."""
-        width, height, cells = view["width"], view["height"], view["cells"]
-        maze = Canvas(height * CELL_H + 1, width * CELL_W + 1)
-        for index, cell in enumerate(cells):
-            x, y = index % width, index // width
-            top, left = y * CELL_H, x * CELL_W
-            if cell & DIRECTIONS["N"][0]:
-                maze.put(top, left + 1, "---", WALL)
-            if cell & DIRECTIONS["S"][0]:
-                maze.put(top + CELL_H, left + 1, "---", WALL)
-            if cell & DIRECTIONS["W"][0]:
-                maze.put(top + 1, left, "|", WALL)
-            if cell & DIRECTIONS["E"][0]:
-                maze.put(top + 1, left + CELL_W, "|", WALL)
-            reward = cell_reward(cell)
-            if reward:
-                maze.put(top + 1, left + 2, "$" if reward > 1 else ".",
-                         BIG_REWARD if reward > 1 else REWARD)
-        # Posts only where a wall meets them, so open areas stay open.
-        for py in range(0, maze.height, CELL_H):
-            for px in range(0, maze.width, CELL_W):
-                if (maze.char(py, px - 1) == "-" or maze.char(py, px + 1) == "-"
-                        or maze.char(py - 1, px) == "|" or maze.char(py + 1, px) == "|"):
-                    maze.put(py, px, "+", WALL)
-        for seat, player in enumerate(view["players"]):
-            if player.get("left") or player.get("id") == ctx.player_id:
-                continue
-            px, py = player["pos"]
-            maze.put(py * CELL_H + 1, px * CELL_W + 2, str(seat + 1), OTHER)
-        mine = self.position(view, ctx)
-        if mine is not None:
-            maze.put(mine[1] * CELL_H + 1, mine[0] * CELL_W + 2, "@", ME)
-        return maze
-
-    def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
-        scores = []
-        for seat, player in enumerate(view["players"]):
-            mark = "@" if player.get("id") == ctx.player_id else str(seat + 1)
-            gone = " (left)" if player.get("left") else ""
-            scores.append((f"{mark} {ctx.name(player['id'])} {player['score']}{gone}",
-                           ME if mark == "@" else OTHER))
-        x = area.left
-        for text, style in scores:
-            canvas.put(area.top, x, text, style)
-            x += len(text) + 3
-        canvas.put(area.top, x, f"rewards left {view.get('remaining', '?')}", DIM)
-        maze = self.render(view, ctx)
-        top, height = area.top + 2, area.height - 2
-        if height <= 0:
-            return
-        # Centre the maze; when it does not fit, scroll it so that we stay in sight.
-        mine = self.position(view, ctx) or (0, 0)
-        dest_y, src_y = _viewport(maze.height, height, mine[1] * CELL_H + 1)
-        dest_x, src_x = _viewport(maze.width, area.width, mine[0] * CELL_W + 2)
-        clipped = Canvas(min(height, maze.height - src_y), min(area.width, maze.width - src_x))
-        clipped.blit(maze, 0, 0, src_y, src_x)
-        canvas.blit(clipped, top + dest_y, area.left + dest_x)
-
-
-def _viewport(size: int, room: int, focus: int) -> tuple[int, int]:
-    """(offset on screen, first row/column of the drawing) showing `focus` in `room`."""
-    if size <= room:
-        return (room - size) // 2, 0
-    return 0, min(max(0, focus - room // 2), size - room)
-
-
-# -- tic-tac-toe --------------------------------------------------------------
-
-CURSOR_KEYS: dict[int, tuple[int, int]] = {
-    curses.KEY_UP: (0, -1),
-    ord("k"): (0, -1),
-    curses.KEY_DOWN: (0, 1),
-    ord("j"): (0, 1),
-    curses.KEY_LEFT: (-1, 0),
-    ord("h"): (-1, 0),
-    curses.KEY_RIGHT: (1, 0),
-    ord("l"): (1, 0),
-}
-
-
-class TicTacToeUI(GameUI):
-    """A 3x3 board with a cursor; 1-9 name the cells in reading order."""
-
-    help = "arrows/hjkl cursor  Enter/space or 1-9 mark  y/n rematch  b bot  q quit"
-
-    def __init__(self) -> None:
-        self.cursor = 4
-
-    def key(self, key: int, view: Mapping[str, Any], ctx: PlayerContext) -> KeyResult:
-        if key in CURSOR_KEYS:
-            dx, dy = CURSOR_KEYS[key]
-            x, y = self.cursor % 3, self.cursor // 3
-            self.cursor = min(2, max(0, y + dy)) * 3 + min(2, max(0, x + dx))
-            return None
-        if key in (ord("y"), ord("n")):
-            if not view.get("round_over"):
-                return "the round is still being played"
-            return {"rematch": key == ord("y")}
-        if ord("1") <= key <= ord("9"):
-            cell = key - ord("1")
-            self.cursor = cell
-        elif key in (*KEY_ENTER, ord(" ")):
-            cell = self.cursor
-        else:
-            return None
-        if view.get("round_over"):
-            return "the round is over: y asks for a rematch, n ends the match"
-        if view.get("turn") != ctx.player_id:
-            return "it is not your turn"
-        if view["board"][cell]:
-            return f"cell {cell + 1} is taken"
-        return {"cell": cell}
-
-    def draw(self, canvas: Canvas, area: Area, view: Mapping[str, Any], ctx: PlayerContext) -> None:
-        me = _me(view, ctx.player_id)
-        mark = me["mark"] if me else "?"
-        others = [p for p in view["players"] if p is not me]
-        line = set(view.get("line") or ())
-        top, left = area.top + 1, area.left + 2
-        for row in range(3):
-            for column in range(3):
-                cell = row * 3 + column
-                text = f" {view['board'][cell] or ' '} "
-                style = NORMAL
-                if cell in line:
-                    style = GOOD
-                if cell == self.cursor:
-                    style = REVERSE
-                canvas.put(top + row * 2, left + column * 4, text, style)
-                if column < 2:
-                    canvas.put(top + row * 2, left + column * 4 + 3, "|")
-            if row < 2:
-                canvas.put(top + row * 2 + 1, left, "---+---+---")
-        info = left + 16
-        canvas.put(top, info, f"you play {mark or '?'}", ME)
-        for other in others:
-            canvas.put(top + 1, info, f"{ctx.name(other['id'])} plays {other['mark'] or '?'}",
-                       OTHER)
-        wins = "  ".join(f"{ctx.name(p['id'])} {p['wins']}" for p in view["players"])
-        canvas.put(top + 2, info, f"round {view['round']}  wins: {wins}  draws {view['draws']}")
-        canvas.put(top + 4, info, *self._turn_line(view, ctx, me))
-
-    def _turn_line(
-        self, view: Mapping[str, Any], ctx: PlayerContext, me: Mapping[str, Any] | None
-    ) -> tuple[str, int]:
-        if view.get("finished"):
-            return "the match is over", BOLD
-        if view.get("round_over"):
-            winner = view.get("round_winner")
-            said = "a draw" if winner is None else (
-                "you won the round" if winner == ctx.player_id
-                else f"{ctx.name(winner)} won the round")
-            if me is not None and me.get("rematch"):
-                return f"{said}; waiting for the rematch answer", BOLD
-            asked = any(p.get("rematch") for p in view["players"] if p is not me)
-            offer = "rematch offered: " if asked else ""
-            return f"{said}; {offer}y = rematch, n = end the match", GOOD
-        if view.get("turn") == ctx.player_id:
-            return "your turn", GOOD
-        return f"waiting for {ctx.name(view.get('turn'))}", DIM
 
 
 # -- any other game -----------------------------------------------------------
@@ -515,7 +302,7 @@ class TerminalApp:
     _bot: IBot | None = None
 
     def __attrs_post_init__(self) -> None:
-        self.ui = ui_for(self.game.name)
+        self.ui = ui_for(self.game)
 
     # -- the flow -------------------------------------------------------------
 
@@ -538,13 +325,7 @@ class TerminalApp:
         found = await client.queue(self.game.name, on_queued=self._queued)
         self.lobby_client = None
         self.set_status(f"match {found.game_id}: connecting to {found.host}:{found.port}")
-        session = GameSession()
-        session.on_state = self._on_state
-        session.on_phase = self._on_phase
-        session.on_event = self._on_event
-        session.on_error = self._on_error
-        session.on_presence = self._on_presence
-        session.finished.addCallback(self._on_finished)
+        session = self.new_session()
         await connect_game(self.reactor, found, session=session)
         self.session = session
         self._watch(session)
@@ -552,6 +333,17 @@ class TerminalApp:
             self._leave()
             return
         self.set_status(f"match {found.game_id}")
+
+    def new_session(self) -> GameSession:
+        """A game session whose messages this app shows (not connected yet)."""
+        session = GameSession()
+        session.on_state = self._on_state
+        session.on_phase = self._on_phase
+        session.on_event = self._on_event
+        session.on_error = self._on_error
+        session.on_presence = self._on_presence
+        session.finished.addCallback(self._on_finished)
+        return session
 
     def _queued(self, queued: Queued) -> None:
         if queued.status == "waiting_for_server":
@@ -740,7 +532,12 @@ class TerminalApp:
             self.set_notice("waiting for your last action to be applied")
             return
         if self._bot is None:
-            self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
+            try:
+                self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
+            except NotImplementedError:  # bots are optional for a `vinom.games.Game`
+                self.autopilot = False
+                self.set_notice(f"{self.game.name} has no bot")
+                return
         action = self._bot.choose_action(session.view)
         if action is None:
             self.set_notice("the bot has no move to make now")

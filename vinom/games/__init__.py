@@ -1,1 +1,12 @@
-"""Games: the pluggable rules that rooms run."""
+"""Games: the pluggable rules that rooms run.
+
+Write a game by subclassing `Game` (see docs/games.md)::
+
+    from vinom.games import Game, GameEvent, IllegalAction, Outcome, Seat, option_int
+"""
+
+from vinom.games.base import Game
+from vinom.games.common import option_int
+from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
+
+__all__ = ["Game", "GameEvent", "IBot", "IGame", "IllegalAction", "Outcome", "Seat", "option_int"]

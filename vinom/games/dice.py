@@ -30,6 +30,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games import common
+from vinom.games.base import Game
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
 
 DICE = 6
@@ -172,7 +173,7 @@ class DiceBot:
 
 
 @implementer(IPlugin, IGame)
-class DiceGame(common.BuiltinGame):
+class DiceGame(Game[DiceState]):
     """The Farkle-like dice game."""
 
     name = "dice"

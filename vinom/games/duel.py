@@ -25,6 +25,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games import common
+from vinom.games.base import Game
 from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
 
 
@@ -88,7 +89,7 @@ class DuelBot:
 
 
 @implementer(IPlugin, IGame)
-class DuelGame(common.BuiltinGame):
+class DuelGame(Game[DuelState]):
     """A counter race for two, used to measure the server's cost per move."""
 
     name = "duel"

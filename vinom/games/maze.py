@@ -32,6 +32,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games import common
+from vinom.games.base import Game
 from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
 
 NORTH, EAST, SOUTH, WEST = 1, 2, 4, 8
@@ -213,11 +214,12 @@ class MazeBot:
 
 
 @implementer(IPlugin, IGame)
-class MazeGame(common.BuiltinGame):
+class MazeGame(Game[MazeState]):
     """Collect the rewards of a Wilson maze; highest score wins."""
 
     name = "maze"
     description = "Collect rewards in a random maze; 2-4 players, highest score wins"
+    terminal_view = "vinom.client.game_views:MazeUI"
     max_players = 4
     time_limit = 300.0
     countdown = 3.0

@@ -19,6 +19,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games import common
+from vinom.games.base import Game
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
 
 LIVES = 6
@@ -72,7 +73,7 @@ class OweDrahnBot:
 
 
 @implementer(IPlugin, IGame)
-class OweDrahnGame(common.BuiltinGame):
+class OweDrahnGame(Game[OweDrahnState]):
     """Owe Drahn, the running-total dice game."""
 
     name = "owedrahn"

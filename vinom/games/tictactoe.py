@@ -21,6 +21,7 @@ from twisted.plugin import IPlugin
 from zope.interface import implementer
 
 from vinom.games import common
+from vinom.games.base import Game
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
 
 CROSS, NOUGHT = "X", "O"
@@ -106,11 +107,12 @@ class TicTacToeBot:
 
 
 @implementer(IPlugin, IGame)
-class TicTacToeGame(common.BuiltinGame):
+class TicTacToeGame(Game[TicTacToeState]):
     """Noughts and crosses for two players, with rematches."""
 
     name = "tictactoe"
     description = "Tic-tac-toe for two; rematch when both ask"
+    terminal_view = "vinom.client.game_views:TicTacToeUI"
     time_limit = 600.0
     score_key = "wins"
 

@@ -1,4 +1,8 @@
-"""What went wrong talking to a lobby, said in one line for a person."""
+"""Plain-language descriptions of what went wrong talking to a vinom server.
+
+Shared by the command line (`vinom.cli`) and the terminal client
+(`vinom.client.tui`), so that neither has to import the other.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from twisted.internet.error import (
     ConnectionRefusedError,
     DNSLookupError,
     TCPTimedOutError,
+    TimeoutError,
 )
 from twisted.python.failure import Failure
 

@@ -1,0 +1,82 @@
+"""`Game`: the documented base class for writing a vinom game.
+
+A game subclass sets its class attributes (`name`, `min_players`, ...), writes
+`create` and `view`, and handles actions either by overriding `apply_action` or
+by defining one `on_<verb>(state, seat, action, rng)` method per verb, in the
+spirit of Colyseus's `onMessage("move", handler)`. Every other `IGame` hook has
+a default (see `BuiltinGame`, whose behaviour `Game` keeps); `make_bot` is
+optional. The state type is a parameter: `class TicTacToe(Game[TicTacToeState])`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from twisted.plugin import IPlugin
+from zope.interface import implementer
+
+from vinom.games.common import BAD_ACTION, BuiltinGame, as_mapping
+from vinom.games.interfaces import IBot, IGame, IllegalAction, Outcome, Seat
+
+S = TypeVar("S")
+
+#: The prefix of a per-verb action handler: `on_move` handles `{"move": ...}`.
+HANDLER_PREFIX = "on_"
+
+Handler = Callable[[Any, Seat, Mapping[str, Any], random.Random], Outcome]
+
+
+@implementer(IPlugin, IGame)
+class Game(BuiltinGame, Generic[S]):
+    """Base class of a game over states of type `S`; provides `IGame` and `IPlugin`.
+
+    An instance in a `twisted/plugins/` module is all a plugin needs.
+
+    Subclasses must provide `create` and `view`. The default `apply_action`
+    dispatches an action map to the `on_<verb>` method of its one verb key and
+    raises `IllegalAction("bad_action")` for an action naming no known verb or
+    more than one.
+    """
+
+    def create(self, seats: Any, options: Mapping[str, Any], rng: random.Random) -> S:
+        raise NotImplementedError(f"{type(self).__name__} must define create")
+
+    def view(self, state: S, player_id: str | None) -> Mapping[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must define view")
+
+    def leave(self, state: S, seat: Seat) -> Outcome:
+        """A player left for good; by default nothing changes."""
+        return Outcome(state)
+
+    @classmethod
+    def verbs(cls) -> frozenset[str]:
+        """The verbs this game has `on_<verb>` handlers for."""
+        return frozenset(
+            attr[len(HANDLER_PREFIX) :]
+            for attr in dir(cls)
+            if attr.startswith(HANDLER_PREFIX) and callable(getattr(cls, attr))
+        )
+
+    def apply_action(
+        self, state: S, seat: Seat, action: Mapping[str, Any], rng: random.Random
+    ) -> Outcome:
+        mapping = as_mapping(action)
+        verbs = self.verbs()
+        found = [verb for verb in mapping if isinstance(verb, str) and verb in verbs]
+        if len(found) != 1:
+            known = ", ".join(sorted(verbs)) or "(none)"
+            raise IllegalAction(BAD_ACTION, "an action needs exactly one of: " + known)
+        handler: Handler = getattr(self, HANDLER_PREFIX + found[0])
+        return handler(state, seat, mapping, rng)
+
+    def make_bot(self, player_id: str, rng: random.Random) -> IBot:
+        """A bot for this game; games without one leave this out."""
+        raise NotImplementedError(f"{self.name or type(self).__name__} has no bot")
+
+    # The terminal client's view of this game, named as "module:attribute" (a
+    # `vinom.client.tui.GameUI` class or factory), or None for the client's
+    # generic text view. A name, not an import: a game module never imports
+    # the client, and servers never load curses.
+    terminal_view: str | None = None
