@@ -4,15 +4,17 @@
 built-in games: each player sends ``{"seq": n}`` with n one more than their
 last (a per-player version, like the maze's position), and a few other
 actions exercise events, hidden information, results and game bugs.
-`RecordingSender` is a session sender that records what the room sends, each
+`RecordingOutbox` is an outbox that records what the room sends, each
 message decoded with the client-side decoder (so every message is also checked
-against the schema).
+against the schema). `Timeline` is the time of a test: `now`, and the timer
+queue whose due deadlines it runs as time advances, as a game host core does.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from attrs import evolve, frozen
@@ -20,9 +22,8 @@ from zope.interface import implementer
 
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
 from vinom.matchmaking.interfaces import Match, Ticket
-from vinom.protocol.events import SessionClosed
-from vinom.protocol.interfaces import ISessionSender, ISessionSink
 from vinom.rooms.messages import decode_server_message
+from vinom.rooms.timers import TimerQueue
 
 
 @frozen
@@ -152,18 +153,37 @@ class SeqGame:
         raise NotImplementedError
 
 
-@implementer(ISessionSender)
-class RecordingSender:
+class Timeline:
+    """A test's time: `now`, and the `timers` whose deadlines run as it advances."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.timers = TimerQueue()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.timers.run_due(self.now)
+
+    def pump(self, steps: list[float]) -> None:
+        for seconds in steps:
+            self.advance(seconds)
+
+    def next_timer(self) -> float | None:
+        """When the next deadline is due (None: nothing is pending)."""
+        return self.timers.next_time()
+
+
+class RecordingOutbox:
     """Records sends as (session id, channel, decoded message) and closed sessions.
 
-    With `sink` set, closing a session reports it closed to the sink at once,
-    as the UDP adapter may.
+    With `on_close` set, closing a session calls it with the session id, as
+    the endpoint reports the session closed.
     """
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, dict[str, Any]]] = []
         self.closed: list[int] = []
-        self.sink: ISessionSink | None = None
+        self.on_close: Callable[[int], object] | None = None
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> None:
         message = decode_server_message(data)
@@ -172,8 +192,8 @@ class RecordingSender:
 
     def close_session(self, session_id: int) -> None:
         self.closed.append(session_id)
-        if self.sink is not None:
-            self.sink.session_closed(SessionClosed(session_id, "closed"))
+        if self.on_close is not None:
+            self.on_close(session_id)
 
     def to(
         self, session_id: int, kind: str | None = None, channel: int | None = None

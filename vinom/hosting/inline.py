@@ -1,9 +1,10 @@
-"""The inline game host: a UDP port in the server process, serving rooms through a session manager.
+"""The inline game host: a UDP port in the server process, serving a game host core.
 
-One `InlineGameHost` is one listening UDP port: a `GameHostProtocol` over a
-sans-I/O `ServerEndpoint`, whose sessions a `SessionManager` maps to rooms.
-The hosting service adds matches to it and stops it (returning the port to
-the allocator) once `when_idle` fires. A child-process host will implement the
+One `InlineGameHost` is one listening UDP port: the `GameHostProtocol`
+adapter over a `GameHostCore` (sessions, seats and rooms, sans-I/O). The
+hosting service adds matches to it and stops it (returning the port to the
+allocator) once `when_idle` fires: the core's `HostIdle` event, turned into
+Deferreds here. A child-process host will run the same core and implement the
 same `IGameHost` interface.
 """
 
@@ -15,18 +16,17 @@ from typing import Any
 from attrs import define, field
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IReactorTime
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
+from vinom.hosting.core import GameHostCore, HostIdle
 from vinom.hosting.interfaces import IGameHost, IGameHostFactory
 from vinom.hosting.udp import GameHostProtocol
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
-from vinom.protocol.server import ServerEndpoint
 from vinom.rooms.room import RoomConfig
-from vinom.rooms.session_manager import SessionManager
 
 # A game host's sessions send at most 1200-byte datagrams; receive a bit more so
 # an oversized datagram is read whole (and dropped) instead of being truncated.
@@ -39,26 +39,43 @@ class InlineGameHost:
     """A UDP port in this process hosting the rooms of the matches added to it."""
 
     address: HostAddress
-    sessions: SessionManager
+    core: GameHostCore
     protocol: GameHostProtocol
     listening: IListeningPort = field(repr=False)
+    clock: IReactorTime = field(repr=False)
+    _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
     _stopped: Deferred[None] | None = field(default=None, init=False, repr=False)
 
+    def __attrs_post_init__(self) -> None:
+        self.protocol.on_event = self._event_received
+
     def add_match(self, match: Match) -> Deferred[None]:
-        self.sessions.add_match(match)
+        self.core.add_match(match, self.clock.seconds())
+        self.protocol.transmit()  # the core's timer may be due sooner now
         return succeed(None)
 
     def when_idle(self) -> Deferred[None]:
-        return self.sessions.when_idle()
+        if self.core.room_count == 0:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
 
     def stop(self) -> Deferred[None]:
         if self._stopped is None:
             # Rooms still running are aborted (their players are told, their sessions
             # closed with redundant disconnects) before the port closes.
-            self.sessions.shutdown("shutdown")
+            self.core.shutdown("shutdown", self.clock.seconds())
+            self.protocol.transmit()
             result = self.listening.stopListening()
             self._stopped = result if isinstance(result, Deferred) else succeed(None)
         return self._stopped
+
+    def _event_received(self, event: object) -> None:
+        if isinstance(event, HostIdle) and self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
 
 @implementer(IGameHostFactory)
@@ -80,18 +97,17 @@ class InlineGameHostFactory:
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
         address = HostAddress(self.public_host, port)
-        sessions = SessionManager(games=self.games, clock=self.reactor, config=self.room_config)
-        endpoint = ServerEndpoint(
+        core = GameHostCore(
             HostConfig(protocol=self.protocol_config, addresses=(address,)),
-            sessions,
+            self.games,
+            self.room_config,
         )
-        protocol = GameHostProtocol(endpoint, sessions, self.reactor)
-        sessions.sender = protocol
+        protocol = GameHostProtocol(core, self.reactor)
         try:
             listening = self.reactor.listenUDP(
                 port, protocol, interface=self.interface, maxPacketSize=MAX_DATAGRAM
             )
         except CannotListenError as e:
             return fail(e)
-        host: IGameHost = InlineGameHost(address, sessions, protocol, listening)
+        host: IGameHost = InlineGameHost(address, core, protocol, listening, self.reactor)
         return succeed(host)

@@ -1,11 +1,16 @@
-"""The game host seam.
+"""The game host seams.
 
-A game host is one UDP port, served by a `DatagramProtocol`, hosting the rooms
-of one or more matches. It runs inline in the server process or in a child
-process; both sit behind these interfaces.
+A game host is one UDP port hosting the rooms of one or more matches. It runs
+inline in the server process or in a child process; both sit behind
+`IGameHost` and `IGameHostFactory`. Inside, a sans-I/O core driven only by
+`now` (`IDatagramCore`: vinom.hosting.core) does the work, and a thin
+transport adapter (vinom.hosting.udp for a UDP socket under Twisted) feeds it
+datagrams and the time, transmits what it returns and keeps one timer for it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
@@ -34,3 +39,27 @@ class IGameHostFactory(Interface):
 
     def start_host(port: int) -> Deferred[IGameHost]:
         """Start a host listening on `port`."""
+
+
+class IDatagramCore(Interface):
+    """A sans-I/O host of one datagram port, as a transport adapter drives it.
+
+    After feeding datagrams or a timer, the adapter transmits
+    `datagrams_to_send`, hands each of `next_event` to the layer above and
+    re-arms its one timer for `get_timer`. None of these calls out.
+    """
+
+    def receive_datagram(data: bytes, addr: Any, now: float) -> None:
+        """Take one datagram from `addr` that arrived by `now`; never raises on bad input."""
+
+    def datagrams_to_send(now: float) -> list[tuple[bytes, Any]]:
+        """The (datagram, address) pairs to transmit now."""
+
+    def get_timer() -> float | None:
+        """When `handle_timer` must next be called, or None."""
+
+    def handle_timer(now: float) -> None:
+        """Do what is due by `now`."""
+
+    def next_event() -> object | None:
+        """The next event for the layer above the adapter (oldest first), or None."""

@@ -1,11 +1,14 @@
-"""The game host's UDP port: a thin Twisted adapter over the sans-I/O `ServerEndpoint`.
+"""The game host's UDP port: a thin Twisted adapter over a sans-I/O `IDatagramCore`.
 
-`GameHostProtocol` feeds every datagram to the endpoint, hands the endpoint's
-events to an `ISessionSink` (the session manager), transmits what the endpoint
-wants sent, and drives the endpoint's timer with one `callLater` from the
-injected clock. It provides `ISessionSender` to the session manager. Nothing
-raises out of `datagramReceived`: bad packets are the endpoint's counted drops,
-and a failure in the sink or the endpoint is logged and counted in `errors`.
+`GameHostProtocol` does what aioquic's asyncio protocol does for a QUIC
+connection: it feeds every datagram to the core with the time, transmits
+what the core then has to send, hands the core's events to `on_event` (the
+hosting layer), and keeps one reactor timer (a `WakeUp`) at the core's
+`get_timer()`, calling its `handle_timer` when it fires. It knows nothing of
+sessions or rooms (vinom.hosting.core has them). Nothing raises out of
+`datagramReceived`: bad packets are the core's counted drops, and a failure
+in the core is logged and counted in `errors`. After calling the core
+directly (adding a match, shutting it down), its owner calls `transmit()`.
 
 Datagrams go out through the listening port's socket directly (`sendto`) when
 the transport has one (Twisted's `udp.Port` does): `Port.write` validates the
@@ -20,8 +23,7 @@ host owes one session within that batch (say two states, after both players
 of a room moved) goes out in one packet, and the sends (a system call each,
 the largest single cost of the host per move) are fewer. Nothing waits for
 more datagrams to arrive: only those already queued are batched. A batch is
-timed once, as it was read (its replies when they leave), and the sink hears
-each datagram's events before the next datagram is handled. On Twisted's
+timed once, as it was read (its replies when they leave). On Twisted's
 `udp.Port` the adapter does the reading itself (it replaces the port's
 `doRead`): Port.doRead would ask the socket once more after every drained
 batch, a failed system call per wake-up. On Linux, an IPv4 port reads each
@@ -44,19 +46,17 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import udp
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from vinom.hosting.interfaces import IDatagramCore
 from vinom.hosting.mmsg import BatchReader, batch_reader
-from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
-from vinom.protocol.interfaces import ISessionSender, ISessionSink
-from vinom.protocol.server import ServerEndpoint
 from vinom.wakeup import WakeUp
 
 _log = Logger()
@@ -75,32 +75,35 @@ _MAX_READ = 2048
 _READ_DONE = frozenset(udp._sockErrReadIgnore) | frozenset(udp._sockErrReadRefuse)
 
 
-@implementer(ISessionSender)
 class GameHostProtocol(DatagramProtocol):
-    """Serves one game host port (see module docstring)."""
+    """Serves one game host port for `core` (see module docstring).
 
-    def __init__(self, endpoint: ServerEndpoint, sink: ISessionSink, clock: IReactorTime,
+    `on_event(event)` receives each of the core's events, after the datagrams
+    owed at that moment were sent; it may call the core and then `transmit()`.
+    """
+
+    def __init__(self, core: IDatagramCore, clock: IReactorTime,
+                 on_event: Callable[[object], object] | None = None,
                  socket_buffer: int = SOCKET_BUFFER, batch: int = BATCH,
                  recvmmsg: bool = True) -> None:
-        self.endpoint = endpoint
+        # Checked here, so that a core missing a method fails now rather than
+        # inside the reactor's read of a datagram.
+        verifyObject(IDatagramCore, core, tentative=True)
+        self.core = core
+        self.on_event = on_event
         self._socket_buffer = socket_buffer
         self._batch = max(1, batch)
         self._use_recvmmsg = recvmmsg
         self._reader: BatchReader | None = None
         self._read_size = _MAX_READ
         self._ipv6 = False
-        # Checked here, so that a sink missing a method fails now rather than
-        # inside the reactor's read of a datagram.
-        verifyObject(ISessionSink, sink, tentative=True)
-        self._sink = sink
         self._clock = clock
         self._wake_up = WakeUp(clock, self._on_timer)
-        self._dispatching = False
         self._running = False
         # The listening socket, written to directly (see the module docstring).
         self._socket: socket.socket | None = None
         self._read_limit = 256 * 1024
-        # Exceptions caught (endpoint or sink bugs), datagrams the OS refused, and
+        # Exceptions caught (core or on_event bugs), datagrams the OS refused, and
         # reads that failed other than for want of data (the read then stops).
         self.errors = 0
         self.send_errors = 0
@@ -126,7 +129,7 @@ class GameHostProtocol(DatagramProtocol):
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):  # else: the system's default
                     self._socket.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer)
-        self._flush(self._clock.seconds())
+        self.transmit()
 
     def stopProtocol(self) -> None:
         self._running = False
@@ -205,88 +208,32 @@ class GameHostProtocol(DatagramProtocol):
                 return  # drained (or the port stopped meanwhile)
 
     def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
-        """Feed a batch to the endpoint, each datagram's events to the sink, then send
-        what is owed for all of them; returns the bytes handled.
-
-        The batch is timed once, as it was read: every datagram in it had arrived
-        by then. Each datagram's events go to the sink before the next datagram is
-        handled; when called from inside the sink, the loop already delivering
-        picks them up.
-        """
-        receive = self.endpoint.receive_datagram
-        events = self.endpoint.events
-        drain = self._drain_events
+        """Feed a batch to the core, then transmit what is owed for all of it; returns
+        the bytes handled. The batch is timed once, as it was read: every datagram
+        in it had arrived by then."""
+        receive = self.core.receive_datagram
         read = 0
         now = self._clock.seconds()
-        outer = self._dispatching
-        self._dispatching = True
-        try:
-            for data, addr in datagrams:
-                read += len(data)
-                try:
-                    receive(data, addr, now)
-                except Exception:
-                    self._error("endpoint failed on a datagram")
-                if events and not outer:
-                    drain()
-        finally:
-            self._dispatching = outer
-        # Replies are stamped when they leave, not when the batch was read.
-        self._flush(self._clock.seconds())
+        for data, addr in datagrams:
+            read += len(data)
+            try:
+                receive(data, addr, now)
+            except Exception:
+                self._error("the core failed on a datagram")
+        self.transmit()
         return read
 
-    # -- ISessionSender ---------------------------------------------------
+    # -- the core's output ------------------------------------------------
 
-    def send_message(self, session_id: int, channel: int, data: bytes) -> None:
-        """Queue a message; it goes out now, or with the reply being built if we are
-        inside the sink's handling of a datagram (so acks and replies share packets)."""
-        self.endpoint.send_message(session_id, channel, data)
-        if not self._dispatching:
-            self._flush(self._clock.seconds())
-
-    def close_session(self, session_id: int) -> None:
-        self.endpoint.close_session(session_id)
-        self._dispatch()
-        if not self._dispatching:
-            self._flush(self._clock.seconds())
-
-    # -- plumbing ---------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        if self._dispatching:
-            return  # the outer loop picks the new events up
-        self._dispatching = True
+    def transmit(self) -> None:
+        """Send what the core owes now, hand its events to `on_event`, re-arm the timer."""
+        # Replies are stamped when they leave, not when their batch was read.
+        now = self._clock.seconds()
+        core = self.core
         try:
-            self._drain_events()
-        finally:
-            self._dispatching = False
-
-    def _drain_events(self) -> None:
-        """Hand the sink every event waiting, in order; a sink failure spares the rest.
-
-        Called with `_dispatching` set, so that events the sink causes meanwhile
-        (a reply, a closed session, a datagram fed from inside it) are picked up
-        by this loop, not by a nested one.
-        """
-        events = self.endpoint.events
-        sink = self._sink
-        while events:
-            event = events.popleft()
-            try:
-                if isinstance(event, MessageReceived):
-                    sink.message_received(*event)  # (session_id, channel, data)
-                elif isinstance(event, SessionConnected):
-                    sink.session_connected(event)
-                elif isinstance(event, SessionClosed):
-                    sink.session_closed(event)
-            except Exception:
-                self._error("session sink failed")
-
-    def _flush(self, now: float) -> None:
-        try:
-            out = self.endpoint.datagrams_to_send(now)
+            out = core.datagrams_to_send(now)
         except Exception:
-            self._error("endpoint failed building datagrams")
+            self._error("the core failed building datagrams")
             out = []
         if out:
             sock = self._socket
@@ -306,26 +253,29 @@ class GameHostProtocol(DatagramProtocol):
                         write(datagram, addr)
                     except Exception:
                         self.send_errors += 1
+        event = core.next_event()
+        while event is not None:
+            if self.on_event is not None:
+                try:
+                    self.on_event(event)
+                except Exception:
+                    self._error("the host's event handler failed")
+            event = core.next_event()
         if self._running:
-            self._reschedule(now)
-
-    def _reschedule(self, now: float) -> None:
-        try:
-            when = self.endpoint.get_timer()
-        except Exception:
-            self._error("endpoint failed computing its timer")
-            return
-        if when is not None:
-            self._wake_up.at(when, now)
+            try:
+                when = core.get_timer()
+            except Exception:
+                self._error("the core failed computing its timer")
+                return
+            if when is not None:
+                self._wake_up.at(when, now)
 
     def _on_timer(self) -> None:
-        now = self._clock.seconds()
         try:
-            self.endpoint.handle_timer(now)
+            self.core.handle_timer(self._clock.seconds())
         except Exception:
-            self._error("endpoint failed handling its timer")
-        self._dispatch()
-        self._flush(now)
+            self._error("the core failed handling its timer")
+        self.transmit()
 
     def _error(self, what: str) -> None:
         self.errors += 1
@@ -336,12 +286,11 @@ class GameHostProtocol(DatagramProtocol):
 def listen_game_host(
     reactor: IReactorUDP,
     port: int,
-    endpoint: ServerEndpoint,
-    sink: ISessionSink,
+    core: IDatagramCore,
     clock: IReactorTime,
     interface: str = "",
 ) -> tuple[GameHostProtocol, IListeningPort]:
-    """Serve `endpoint` on UDP `port` (0: any free port); returns the protocol and port."""
-    protocol = GameHostProtocol(endpoint, sink, clock)
+    """Serve `core` on UDP `port` (0: any free port); returns the protocol and port."""
+    protocol = GameHostProtocol(core, clock)
     listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=2048)
     return protocol, listening

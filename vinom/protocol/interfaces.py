@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from zope.interface import Interface
 
 from vinom.protocol.address import HostAddress
-from vinom.protocol.events import SessionClosed, SessionConnected
 
 
 class Admission(enum.Enum):
@@ -22,11 +21,10 @@ class Admission(enum.Enum):
     REFUSE = "refuse"
 
 
-class IAdmission(Interface):
-    """Decides whether a token's player may connect; the session manager implements it."""
-
-    def admit(player_id: str, match_id: str) -> Admission:
-        """Synchronous: the handshake may not wait."""
+# Decides whether a token's player may connect: (player id, match id, now).
+# Synchronous, since the handshake may not wait; the game host core supplies it
+# to its endpoint.
+Admit = Callable[[str, str, float], Admission]
 
 
 class ITokenIssuer(Interface):
@@ -47,26 +45,3 @@ class ITokenIssuer(Interface):
         `name`, `team` (the seat, in games without teams) and `rating` reach
         the game host in the token's user data.
         """
-
-
-class ISessionSink(Interface):
-    """Receives what the game host's sessions do; the session manager implements it."""
-
-    def session_connected(event: SessionConnected) -> None:
-        """A player completed the handshake."""
-
-    def message_received(session_id: int, channel: int, data: bytes) -> None:
-        """One whole message arrived on a channel (0 unreliable, 1 reliable)."""
-
-    def session_closed(event: SessionClosed) -> None:
-        """A session ended (timeout, disconnect by the peer, or closed by us)."""
-
-
-class ISessionSender(Interface):
-    """Sends to sessions; the game host's DatagramProtocol adapter implements it."""
-
-    def send_message(session_id: int, channel: int, data: bytes) -> None:
-        """Queue one message for the session and transmit it promptly."""
-
-    def close_session(session_id: int) -> None:
-        """Disconnect the session (redundant `disconnect` packets), then forget it."""

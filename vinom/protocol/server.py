@@ -39,7 +39,7 @@ from vinom.protocol.events import (
     SessionClosed,
     SessionConnected,
 )
-from vinom.protocol.interfaces import Admission, IAdmission
+from vinom.protocol.interfaces import Admission, Admit
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
 from vinom.protocol.reliability import SendQueueFull
 from vinom.protocol.replay import ReplayWindow
@@ -193,7 +193,8 @@ class _Session:
 class ServerEndpoint:
     """Serves one game host port: handshakes, sessions, timers (see module docstring).
 
-    `admission` decides whether a token's player may connect. `wall_clock`
+    `admit(player_id, match_id, now)` decides, synchronously, whether a
+    token's player may connect (the endpoint's owner supplies it). `wall_clock`
     gives unix time for token expiry (timers use the `now` arguments instead).
     `random_bytes` seeds keys and counters; inject it only for test vectors.
     `reliability_factory` makes each session's reliability layer (default: one
@@ -203,14 +204,14 @@ class ServerEndpoint:
     def __init__(
         self,
         config: HostConfig,
-        admission: IAdmission,
+        admit: Admit,
         *,
         wall_clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
         reliability_factory: ReliabilityFactory | None = None,
     ) -> None:
         self.config = config
-        self._admission = admission
+        self._admit = admit
         self._wall_clock = wall_clock
         self._random_bytes = random_bytes
         self._reliability_factory = reliability_factory or partial(
@@ -500,7 +501,7 @@ class ServerEndpoint:
             # One token, one session: a second session would reuse its keys.
             self.drops[DROP_TOKEN_REUSED] += 1
             return
-        verdict = self._admission.admit(token.player_id, token.match_id)
+        verdict = self._admit(token.player_id, token.match_id, now)
         if verdict is not Admission.ACCEPT and verdict is not Admission.FULL:
             self.drops[DROP_NOT_ADMITTED] += 1
             return
@@ -576,7 +577,7 @@ class ServerEndpoint:
         if cookie.token_nonce in self._used_tokens:
             self.drops[DROP_TOKEN_REUSED] += 1
             return
-        verdict = self._admission.admit(player_id, match_id)
+        verdict = self._admit(player_id, match_id, now)
         if verdict is Admission.FULL:
             self._send_denied(new_aead(cookie.server_to_client_key), addr)
             return

@@ -1,15 +1,19 @@
-"""Rooms and the session manager: matches played on a game host.
+"""Rooms and the seat router: matches played on a game host, sans-I/O.
 
 - `vinom.rooms.messages`: the application messages on the UDP channels.
 - `vinom.rooms.room`: `Room`, one match's lifecycle around the game's state.
 - `vinom.rooms.registry`: `RoomRegistry`, a game host's rooms by match id.
-- `vinom.rooms.session_manager`: `SessionManager`, admission, routing and
-  per-player rate limits.
-- `vinom.ratelimit`: `TokenBucket`, behind those rate limits.
+- `vinom.rooms.router`: `SeatRouter`, admission, binding sessions to seats
+  and per-player rate limits.
+- `vinom.rooms.timers`: `TimerQueue`, every deadline of the rooms and the
+  router in one heap.
+- `vinom.rooms.outbox`: `Outbox`, where rooms queue what they send.
+- `vinom.ratelimit`: `TokenBucket`, behind the rate limits.
 """
 
 from vinom.rooms.registry import RoomExists, RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
-from vinom.rooms.session_manager import SessionManager
+from vinom.rooms.router import SeatRouter
+from vinom.rooms.timers import TimerQueue
 
-__all__ = ["Room", "RoomConfig", "RoomExists", "RoomRegistry", "SessionManager"]
+__all__ = ["Room", "RoomConfig", "RoomExists", "RoomRegistry", "SeatRouter", "TimerQueue"]

@@ -1,23 +1,28 @@
 """The rooms of one game host, by match id.
 
 An ended (finished or aborted) room stays a short while (`linger`) so its
-final messages are delivered on the reliable channel, then a timer of its own
-removes it; there is no periodic scan over all rooms. Removal listeners (the
-session manager) close the room's sessions and notice when no room is left.
+final messages are delivered on the reliable channel, then goes; there is no
+periodic scan over all rooms. Rooms end in time order and all linger equally
+long, so the lingering rooms wait in one queue, oldest first, and the registry
+keeps a single deadline for them in the host's `TimerQueue`. End and removal
+listeners (the seat router, the game host core) hear of each room as it ends
+and once it is gone.
 """
 
 from __future__ import annotations
 
+import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from attrs import define, field
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from vinom.games.interfaces import IGame
 from vinom.matchmaking.interfaces import Match
-from vinom.protocol.interfaces import ISessionSender
+from vinom.rooms.outbox import Outbox
 from vinom.rooms.room import Room, RoomConfig
+from vinom.rooms.timers import TimerQueue
 
 RoomListener = Callable[[Room], object]
 
@@ -28,26 +33,35 @@ class RoomExists(Exception):
 
 @define
 class RoomRegistry:
-    """Create, look up and remove rooms; ended rooms go after `linger` seconds."""
+    """Create, look up and remove rooms; ended rooms go `linger` seconds after they end.
 
-    clock: IReactorTime
+    `timers` is the host's timer queue, shared by every room created here.
+    """
+
+    timers: TimerQueue
     linger: float = 3.0
     # The generator of every room created without one of its own: a
     # Mersenne Twister holds 2.5 KB of state, too much to keep per room.
     rng: random.Random = field(factory=random.Random, repr=False)
+    # When the oldest lingering room goes (inf: none lingers); see TimerQueue.
+    wake: float = field(init=False, default=math.inf, repr=False)
     _rooms: dict[str, Room] = field(init=False, factory=dict, repr=False)
-    _removals: dict[str, IDelayedCall] = field(init=False, factory=dict, repr=False)
+    # Ended rooms, by the time they go; a room removed early stays here until
+    # it reaches the head, ignored.
+    _lingering: deque[tuple[float, Room]] = field(init=False, factory=deque, repr=False)
+    _end_listeners: list[RoomListener] = field(init=False, factory=list, repr=False)
     _listeners: list[RoomListener] = field(init=False, factory=list, repr=False)
 
     def create(
         self,
         match: Match,
         game: IGame,
-        sender: ISessionSender,
+        outbox: Outbox,
+        now: float,
         config: RoomConfig | None = None,
         rng: random.Random | None = None,
     ) -> Room:
-        """A started room for `match`; raises `RoomExists` if its id is taken.
+        """A room for `match`, started at `now`; raises `RoomExists` if its id is taken.
 
         Without `rng` the room uses the registry's generator (shared by such
         rooms); pass a seeded one to replay a room exactly.
@@ -57,14 +71,14 @@ class RoomRegistry:
         room = Room(
             match=match,
             game=game,
-            sender=sender,
-            clock=self.clock,
+            outbox=outbox,
+            timers=self.timers,
             config=config if config is not None else RoomConfig(),
             rng=rng if rng is not None else self.rng,
             on_end=self._room_ended,
         )
         self._rooms[match.match_id] = room
-        room.start()
+        room.start(now)
         return room
 
     def get(self, match_id: str) -> Room | None:
@@ -79,30 +93,53 @@ class RoomRegistry:
     def __iter__(self) -> Iterator[Room]:
         return iter(list(self._rooms.values()))
 
+    def add_end_listener(self, listener: RoomListener) -> None:
+        """Call `listener(room)` when a room finishes or is aborted, from now on."""
+        self._end_listeners.append(listener)
+
     def add_removal_listener(self, listener: RoomListener) -> None:
         """Call `listener(room)` after every room removed from now on."""
         self._listeners.append(listener)
 
-    def remove(self, match_id: str) -> Room | None:
+    def remove(self, match_id: str, now: float) -> Room | None:
         """Remove the room now (aborting it if it still runs); None if there is none."""
         room = self._rooms.pop(match_id, None)
         if room is None:
             return None
-        removal = self._removals.pop(match_id, None)
-        if removal is not None and removal.active():
-            removal.cancel()
-        room.close()
+        room.close(now)
+        self._rewake()
         for listener in list(self._listeners):
             listener(room)
         return room
 
-    def _room_ended(self, room: Room) -> None:
-        match_id = room.match_id
-        if self._rooms.get(match_id) is room and match_id not in self._removals:
-            self._removals[match_id] = self.clock.callLater(
-                self.linger, self._linger_over, match_id
-            )
+    def next_timer(self) -> float | None:
+        """When the oldest lingering room goes, or None."""
+        return None if self.wake == math.inf else self.wake
 
-    def _linger_over(self, match_id: str) -> None:
-        self._removals.pop(match_id, None)
-        self.remove(match_id)
+    def handle_timer(self, now: float) -> None:
+        """Remove the rooms whose linger is over by `now`."""
+        lingering = self._lingering
+        while lingering and lingering[0][0] <= now:
+            _, room = lingering.popleft()
+            if self._rooms.get(room.match_id) is room:
+                self.remove(room.match_id, now)
+        self._rewake()
+
+    def _room_ended(self, room: Room) -> None:
+        assert room.ended_at is not None
+        self._lingering.append((room.ended_at + self.linger, room))
+        if len(self._lingering) == 1:
+            self._rewake()
+        for listener in list(self._end_listeners):
+            listener(room)
+
+    def _rewake(self) -> None:
+        lingering = self._lingering
+        rooms = self._rooms
+        while lingering and rooms.get(lingering[0][1].match_id) is not lingering[0][1]:
+            lingering.popleft()  # removed early
+        wake = lingering[0][0] if lingering else math.inf
+        if wake != self.wake:
+            self.wake = wake
+            if wake != math.inf:
+                self.timers.schedule(wake, self)

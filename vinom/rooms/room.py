@@ -3,10 +3,14 @@
 The game's state is immutable; the room is the mutable service around it. It
 owns the match lifecycle (connect deadline, countdown, play until the time
 limit or a result, finished or aborted), the state version, the seats and
-their sessions, the reconnection window, and all timers (from an injected
-`IReactorTime`, every one cancelled when the room ends). It sends straight to
-its players' sessions through an `ISessionSender`; the session manager tells
-it which session belongs to which seat.
+their sessions, the reconnection window, and its deadlines. It is sans-I/O:
+it reads no clock (every call takes `now`), runs no timer of its own and
+calls nothing outside the game host. Its deadlines (connect deadline,
+countdown, ticks, time limit, periodic state, reconnection windows) are kept
+as times, the earliest in `wake`, which it hands to the host's `TimerQueue`;
+the host calls `handle_timer(now)` when that time comes. What it sends goes
+to an `Outbox` (in a game host, the endpoint's per-session queues). The seat
+router tells it which session belongs to which seat.
 
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
@@ -16,14 +20,13 @@ that returned a new state object. A rejected action changes nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field, frozen
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from vinom.games.interfaces import (
@@ -38,7 +41,7 @@ from vinom.games.interfaces import (
 from vinom.games.registry import check_game
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.protocol.interfaces import Admission, ISessionSender
+from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import (
     Phase,
     encode_error,
@@ -49,10 +52,13 @@ from vinom.rooms.messages import (
     encode_welcome,
     state_with_action_id,
 )
+from vinom.rooms.outbox import Outbox
+from vinom.rooms.timers import TimerQueue
 
 log = Logger()
 
 _PLAYING = Phase.PLAYING
+_INF = math.inf
 
 # Games that passed `check_game` (by id, while they live): checking costs about
 # 0.1 ms, and a game object serves many rooms.
@@ -90,7 +96,8 @@ class _Member:
     session_id: int | None = None
     joined: bool = False
     left: bool = False
-    grace: IDelayedCall | None = None
+    # When the reconnection window of a disconnected player closes.
+    grace_ends: float | None = None
     last_action_id: int | None = None
 
 
@@ -98,17 +105,18 @@ class _Member:
 class Room:
     """One match: seats from the `Match`, the game's immutable state and its version.
 
-    Call `start` once; then the session manager reports connections
+    Call `start(now)` once; then the seat router reports connections
     (`player_connected`, `player_disconnected`, `player_left`) and actions
-    (`handle_action`). `on_end(room)` is called once when the room finishes or
-    is aborted; the room keeps its sessions until its owner removes it, so the
-    final messages can still be delivered.
+    (`handle_action`), and the host calls `handle_timer(now)` when `timers`
+    says the room's `wake` has come. `on_end(room)` is called once when the
+    room finishes or is aborted (at `ended_at`); the room keeps its sessions
+    until its owner removes it, so the final messages can still be delivered.
     """
 
     match: Match
     game: IGame
-    sender: ISessionSender
-    clock: IReactorTime
+    outbox: Outbox
+    timers: TimerQueue
     config: RoomConfig = field(factory=RoomConfig)
     rng: random.Random = field(factory=random.Random)
     on_end: Callable[[Room], object] | None = None
@@ -120,15 +128,19 @@ class Room:
     # The game's result once finished; the reason once aborted.
     result: Mapping[str, Any] | None = field(init=False, default=None)
     abort_reason: str | None = field(init=False, default=None)
+    # When the room finished or was aborted.
+    ended_at: float | None = field(init=False, default=None)
+    # The earliest of the deadlines below (inf: none); see `TimerQueue`.
+    wake: float = field(init=False, default=_INF)
 
     _members: dict[str, _Member] = field(init=False, factory=dict)
     _order: tuple[_Member, ...] = field(init=False, default=())
+    # The end of the current phase (connect deadline, countdown, time limit):
+    # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
-    _phase_call: IDelayedCall | None = field(init=False, default=None)
-    # The periodic state: one delayed call rescheduled each time (a
-    # LoopingCall costs a Deferred and more memory in every room).
-    _state_call: IDelayedCall | None = field(init=False, default=None)
-    _tick_loop: LoopingCall | None = field(init=False, default=None)
+    _state_due: float = field(init=False, default=_INF)
+    _tick_due: float = field(init=False, default=_INF)
+    _tick_start: float = field(init=False, default=0.0)
     _last_tick: float = field(init=False, default=0.0)
     _game_errors: int = field(init=False, default=0)
     # Read from the game once: actions per second per player (0: unlimited),
@@ -167,12 +179,17 @@ class Room:
         """True once finished or aborted."""
         return self.phase is Phase.FINISHED or self.phase is Phase.ABORTED
 
-    def remaining(self) -> float | None:
-        """Seconds left in the current phase, or None if it has no end."""
+    def remaining(self, now: float) -> float | None:
+        """Seconds left in the current phase at `now`, or None if it has no end."""
         ends = self._phase_ends
         if ends is None:
             return None
-        return max(0.0, ends - self.clock.seconds())
+        return max(0.0, ends - now)
+
+    def next_timer(self) -> float | None:
+        """When the room next needs `handle_timer`, or None (an ended room: never)."""
+        wake = self.wake
+        return None if wake == _INF else wake
 
     def session_ids(self) -> list[int]:
         """The sessions currently attached to seats."""
@@ -189,7 +206,7 @@ class Room:
     def in_grace(self, player_id: str) -> bool:
         """True while the player's seat is held for their reconnection."""
         member = self._members.get(player_id)
-        return member is not None and member.grace is not None
+        return member is not None and member.grace_ends is not None
 
     def has_left(self, player_id: str) -> bool:
         member = self._members.get(player_id)
@@ -226,65 +243,95 @@ class Room:
 
     # -- lifecycle ----------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the room: the connect deadline and the periodic state start now."""
-        self._set_phase_end(self.config.connect_deadline)
-        self._phase_call = self.clock.callLater(
-            self.config.connect_deadline, self._connect_deadline_passed
-        )
+    def start(self, now: float) -> None:
+        """Open the room: the connect deadline and the periodic state start at `now`."""
+        self._phase_ends = now + self.config.connect_deadline
         if self.config.state_interval > 0:
-            self._state_call = self.clock.callLater(
-                self.config.state_interval, self._periodic_state
-            )
+            self._state_due = now + self.config.state_interval
+        self._rewake()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, now: float) -> None:
         """End the room without a result, telling the connected players why."""
         if not self.ended:
             self.abort_reason = reason
-            self._end(Phase.ABORTED)
+            self._end(Phase.ABORTED, now)
 
-    def _connect_deadline_passed(self) -> None:
-        self._phase_call = None
-        if self.phase is Phase.WAITING:
-            self.abort("players_missing")
+    def handle_timer(self, now: float) -> None:
+        """Do what is due by `now` (earliest first), then hand `timers` the next deadline."""
+        while not self.ended:
+            # Ties go to the phase first: a time limit ends the match before
+            # the tick or the grace lapse due at the same moment.
+            ends = self._phase_ends
+            due = _INF if ends is None else ends
+            which = 0
+            if self._tick_due < due:
+                due, which = self._tick_due, 1
+            if self._state_due < due:
+                due, which = self._state_due, 2
+            lapsed = None
+            for member in self._order:
+                grace_ends = member.grace_ends
+                if grace_ends is not None and grace_ends < due:
+                    due, which, lapsed = grace_ends, 3, member
+            if due > now:
+                break
+            if which == 0:
+                self._phase_deadline(now)
+                if self._phase_ends == ends:
+                    self._phase_ends = None  # never the same deadline twice
+            elif which == 1:
+                self._tick(now)
+            elif which == 2:
+                self._state_due = now + self.config.state_interval
+                self._broadcast_state(now)
+            else:
+                assert lapsed is not None
+                lapsed.grace_ends = None
+                self._leave(lapsed, now)
+        self._rewake()
 
-    def _maybe_start(self) -> None:
+    def _phase_deadline(self, now: float) -> None:
+        phase = self.phase
+        if phase is Phase.WAITING:
+            self.abort("players_missing", now)
+        elif phase is Phase.COUNTDOWN:
+            self._start_play(now)
+        elif phase is _PLAYING:
+            outcome = self._hook("time_up", self.game.time_up, self.state)
+            if outcome is not None:
+                self._apply(outcome)
+            self._finish(now)
+
+    def _maybe_start(self, now: float) -> None:
         if self.phase is not Phase.WAITING:
             return
         for member in self._order:
             if member.session_id is None:
                 return
-        self._cancel_phase_call()
         countdown = self.game.countdown
         if countdown and countdown > 0:
-            self._enter(Phase.COUNTDOWN, countdown)
-            self._phase_call = self.clock.callLater(countdown, self._start_play)
-            self._broadcast_state()
+            self._enter(Phase.COUNTDOWN, countdown, now)
+            self._broadcast_state(now)
         else:
-            self._start_play()
+            self._start_play(now)
+        self._rewake()
 
-    def _start_play(self) -> None:
-        self._phase_call = None
+    def _start_play(self, now: float) -> None:
         limit = self.game.time_limit
         has_limit = bool(limit and limit > 0)
-        self._enter(Phase.PLAYING, limit if has_limit else None)
-        if has_limit:
-            self._phase_call = self.clock.callLater(limit, self._time_up)
+        self._enter(Phase.PLAYING, limit if has_limit else None, now)
         rate = self.game.tick_rate
         if rate and rate > 0:
-            self._last_tick = self.clock.seconds()
-            self._tick_loop = self._loop(self._tick, 1.0 / rate)
-        self._broadcast_state()
+            self._last_tick = self._tick_start = now
+            self._tick_due = now + 1.0 / rate
+        self._broadcast_state(now)
 
-    def _time_up(self) -> None:
-        self._phase_call = None
-        outcome = self._hook("time_up", self.game.time_up, self.state)
-        if outcome is not None:
-            self._apply(outcome)
-        self._finish()
-
-    def _tick(self) -> None:
-        now = self.clock.seconds()
+    def _tick(self, now: float) -> None:
+        interval = 1.0 / self.game.tick_rate
+        # The next tick stays on the grid of the first (missed ones are
+        # skipped), as a LoopingCall schedules it.
+        until_next = interval - ((now - self._tick_start) % interval)
+        self._tick_due = now + (until_next if now + until_next != now else interval)
         dt = now - self._last_tick
         self._last_tick = now
         try:
@@ -293,56 +340,59 @@ class Room:
             self._game_error("tick")
             return
         if self._apply(outcome):
-            self._after_change()
+            self._after_change(now)
 
-    def _finish(self) -> None:
+    def _finish(self, now: float) -> None:
         try:
             self.result = dict(self.game.result(self.state))
         except Exception:
             self._game_error("result")
             self.result = {"winners": [], "reason": "error"}
-        self._end(Phase.FINISHED)
+        self._end(Phase.FINISHED, now)
 
-    def _enter(self, phase: Phase, duration: float | None) -> None:
+    def _enter(self, phase: Phase, duration: float | None, now: float) -> None:
         self.phase = phase
         self.version += 1
-        self._set_phase_end(duration)
-        self._send_all(encode_phase(phase, self.version, self.remaining()))
+        self._phase_ends = None if duration is None else now + duration
+        self._send_all(encode_phase(phase, self.version, self.remaining(now)))
 
-    def _end(self, phase: Phase) -> None:
+    def _end(self, phase: Phase, now: float) -> None:
         self.phase = phase
         self.version += 1
+        self.ended_at = now
         self._phase_ends = None
-        self._cancel_timers()
+        self._state_due = self._tick_due = _INF
+        for member in self._order:
+            member.grace_ends = None
+        self._rewake()
         self._send_all(
             encode_phase(phase, self.version, None, result=self.result, reason=self.abort_reason)
         )
         # The final state goes on the reliable channel so that it is not lost.
         for member in self._order:
             if member.session_id is not None:
-                self._send_state_reliably(member)
+                self._send_state_reliably(member, now)
         if self.on_end is not None:
             self.on_end(self)
 
-    def close(self) -> None:
-        """Stop every timer (the owner removes the room); ends it as aborted if still running."""
-        self.abort("closed")
-        self._cancel_timers()
+    def close(self, now: float) -> None:
+        """The owner removes the room: it ends as aborted if still running."""
+        self.abort("closed", now)
 
     # -- sessions -----------------------------------------------------------
 
-    def player_connected(self, player_id: str, session_id: int) -> bool:
+    def player_connected(self, player_id: str, session_id: int, now: float) -> bool:
         """A session for this player was established; False if the seat cannot take it."""
         if self.admission(player_id) is not Admission.ACCEPT:
             return False
         member = self._members[player_id]
         member.session_id = session_id
         reconnected = member.joined
-        if member.grace is not None:
-            member.grace.cancel()
-            member.grace = None
+        if member.grace_ends is not None:
+            member.grace_ends = None
+            self._rewake()
         # The welcome is the session's first message: before any event.
-        self.sender.send_message(
+        self.outbox.send_message(
             session_id,
             RELIABLE,
             encode_welcome(
@@ -355,17 +405,17 @@ class Room:
         else:
             outcome = self._hook("join", self.game.join, self.state, member.seat)
         changed = outcome is not None and self._apply(outcome)
-        self._send_state_reliably(member)
+        self._send_state_reliably(member, now)
         self._send_others(member, encode_presence(player_id, "connected"))
         if self.phase is Phase.WAITING:
-            self._maybe_start()
+            self._maybe_start(now)
             if changed and self.phase is Phase.WAITING:
-                self._broadcast_state()
+                self._broadcast_state(now)
         elif changed:
-            self._after_change()
+            self._after_change(now)
         return True
 
-    def player_disconnected(self, player_id: str, session_id: int) -> None:
+    def player_disconnected(self, player_id: str, session_id: int, now: float) -> None:
         """The player's session closed: hold the seat for the reconnection window."""
         member = self._members.get(player_id)
         if member is None or member.session_id != session_id:
@@ -374,45 +424,41 @@ class Room:
         if self.ended:
             return
         self._send_others(member, encode_presence(player_id, "disconnected"))
-        member.grace = self.clock.callLater(self.config.reconnect_grace, self._grace_lapsed, member)
+        member.grace_ends = now + self.config.reconnect_grace
+        self._rewake()
 
-    def player_left(self, player_id: str) -> None:
+    def player_left(self, player_id: str, now: float) -> None:
         """The player left for good (a `leave` message): no reconnection window."""
         member = self._members.get(player_id)
         if member is None or member.left:
             return
         member.session_id = None
         if not self.ended:
-            self._leave(member)
+            self._leave(member, now)
 
-    def _grace_lapsed(self, member: _Member) -> None:
-        member.grace = None
-        if not self.ended and member.session_id is None:
-            self._leave(member)
-
-    def _leave(self, member: _Member) -> None:
+    def _leave(self, member: _Member, now: float) -> None:
         member.left = True
-        if member.grace is not None:
-            member.grace.cancel()
-            member.grace = None
+        if member.grace_ends is not None:
+            member.grace_ends = None
+            self._rewake()
         outcome = self._hook("leave", self.game.leave, self.state, member.seat)
         changed = outcome is not None and self._apply(outcome)
         self._send_others(member, encode_presence(member.seat.player_id, "left"))
         if self.ended:
             return
         if self.phase is Phase.WAITING:
-            self.abort("player_left")
+            self.abort("player_left", now)
         elif self.game.is_finished(self.state):
-            self._finish()
-        elif not any(m.session_id is not None or m.grace is not None for m in self._order):
-            self.abort("abandoned")
+            self._finish(now)
+        elif not any(m.session_id is not None or m.grace_ends is not None for m in self._order):
+            self.abort("abandoned", now)
         elif changed:
-            self._broadcast_state()
+            self._broadcast_state(now)
 
     # -- actions ------------------------------------------------------------
 
     def handle_action(
-        self, player_id: str, action: Mapping[str, Any], action_id: int | None
+        self, player_id: str, action: Mapping[str, Any], action_id: int | None, now: float
     ) -> bool:
         """Apply one action of this seated player; True if applied.
 
@@ -443,9 +489,9 @@ class Room:
             for event in events:
                 self._send_event(event)
         if game.is_finished(state):
-            self._finish()
+            self._finish(now)
         else:
-            self._broadcast_state()
+            self._broadcast_state(now)
         return True
 
     def send_error(
@@ -456,11 +502,11 @@ class Room:
         if member is not None:
             self._send_error(member, code, message, action_id)
 
-    def send_state(self, player_id: str) -> None:
+    def send_state(self, player_id: str, now: float) -> None:
         """Send the current state to this player on the reliable channel (`sync`)."""
         member = self._members.get(player_id)
         if member is not None and member.session_id is not None:
-            self._send_state_reliably(member)
+            self._send_state_reliably(member, now)
 
     # -- internals ----------------------------------------------------------
 
@@ -474,18 +520,18 @@ class Room:
             self._send_event(event)
         return changed
 
-    def _after_change(self) -> None:
+    def _after_change(self, now: float) -> None:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
-            self._finish()
+            self._finish(now)
         else:
-            self._broadcast_state()
+            self._broadcast_state(now)
 
-    def _broadcast_state(self) -> None:
-        send = self.sender.send_message
+    def _broadcast_state(self, now: float) -> None:
+        send = self.outbox.send_message
         ends = self._phase_ends
         remaining = None
         if ends is not None:
-            remaining = ends - self.clock.seconds()
+            remaining = ends - now
             if remaining < 0.0:
                 remaining = 0.0
         version, phase, state = self.version, self.phase, self.state
@@ -527,20 +573,20 @@ class Room:
         except Exception:
             self._game_error("view")
 
-    def _send_state_reliably(self, member: _Member) -> None:
+    def _send_state_reliably(self, member: _Member, now: float) -> None:
         assert member.session_id is not None
         try:
             data = encode_state(
                 self.version,
                 self.phase,
-                self.remaining(),
+                self.remaining(now),
                 self.game.view(self.state, member.seat.player_id),
                 member.last_action_id,
             )
         except Exception:
             self._game_error("view")
             return
-        self.sender.send_message(member.session_id, RELIABLE, data)
+        self.outbox.send_message(member.session_id, RELIABLE, data)
 
     def _send_event(self, event: GameEvent) -> None:
         try:
@@ -549,7 +595,7 @@ class Room:
             self._game_error("event")
             return
         to = event.to
-        send = self.sender.send_message
+        send = self.outbox.send_message
         for member in self._order:
             session_id = member.session_id
             if session_id is not None and (to is None or member.seat.player_id in to):
@@ -557,19 +603,19 @@ class Room:
 
     def _send_error(self, member: _Member, code: str, message: str, action_id: int | None) -> None:
         if member.session_id is not None:
-            self.sender.send_message(
+            self.outbox.send_message(
                 member.session_id, RELIABLE, encode_error(code, message, action_id)
             )
 
     def _send_all(self, data: bytes) -> None:
         for member in self._order:
             if member.session_id is not None:
-                self.sender.send_message(member.session_id, RELIABLE, data)
+                self.outbox.send_message(member.session_id, RELIABLE, data)
 
     def _send_others(self, sender: _Member, data: bytes) -> None:
         for member in self._order:
             if member is not sender and member.session_id is not None:
-                self.sender.send_message(member.session_id, RELIABLE, data)
+                self.outbox.send_message(member.session_id, RELIABLE, data)
 
     def _hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
         try:
@@ -595,37 +641,19 @@ class Room:
         """How many times the game's code raised (other than `IllegalAction`)."""
         return self._game_errors
 
-    def _set_phase_end(self, duration: float | None) -> None:
-        self._phase_ends = None if duration is None else self.clock.seconds() + duration
-
-    def _periodic_state(self) -> None:
-        self._state_call = self.clock.callLater(self.config.state_interval, self._periodic_state)
-        self._broadcast_state()
-
-    def _loop(self, function: Callable[[], None], interval: float) -> LoopingCall:
-        loop = LoopingCall(function)
-        loop.clock = self.clock
-        loop.start(interval, now=False).addErrback(
-            lambda failure: log.failure("Room loop failed", failure)
-        )
-        return loop
-
-    def _cancel_phase_call(self) -> None:
-        if self._phase_call is not None:
-            if self._phase_call.active():
-                self._phase_call.cancel()
-            self._phase_call = None
-
-    def _cancel_timers(self) -> None:
-        self._cancel_phase_call()
-        if self._state_call is not None:
-            if self._state_call.active():
-                self._state_call.cancel()
-            self._state_call = None
-        if self._tick_loop is not None and self._tick_loop.running:
-            self._tick_loop.stop()
-        self._tick_loop = None
+    def _rewake(self) -> None:
+        """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""
+        ends = self._phase_ends
+        wake = _INF if ends is None else ends
+        if self._tick_due < wake:
+            wake = self._tick_due
+        if self._state_due < wake:
+            wake = self._state_due
         for member in self._order:
-            if member.grace is not None:
-                member.grace.cancel()
-                member.grace = None
+            grace_ends = member.grace_ends
+            if grace_ends is not None and grace_ends < wake:
+                wake = grace_ends
+        if wake != self.wake:
+            self.wake = wake
+            if wake != _INF:
+                self.timers.schedule(wake, self)

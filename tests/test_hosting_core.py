@@ -1,10 +1,10 @@
-"""The session manager behind the real session protocol, in memory.
+"""The game host core, driven by datagrams and `now` alone: whole matches in a unit test.
 
-The game host's real `GameHostProtocol` over a real `ServerEndpoint`, with the
-session manager as its admission and sink, and real `ClientConnection`s with
-real connect tokens; datagrams are moved between them by hand and time comes
-from a `Clock`. This checks the seams (admission during the handshake, session
-events, both channels, closing sessions) without sockets.
+A real `GameHostCore` (endpoint, seat router, rooms) and real sans-I/O
+`ClientConnection`s with real connect tokens; the test moves datagrams
+between them by hand and says what time it is. No reactor, no clock, no
+socket: what the players see (welcome, states, phases, results, presence,
+closed sessions) is all the core's doing.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_rooms_fixtures import make_match
 from vinom.games.duel import DuelGame
 from vinom.games.registry import GameRegistry
-from vinom.hosting.udp import GameHostProtocol
+from vinom.games.tictactoe import TicTacToeGame
+from vinom.hosting.core import GameHostCore, HostIdle, MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
@@ -29,24 +29,12 @@ from vinom.protocol.events import (
     SessionClosed,
     SessionConnected,
 )
-from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.messages import Phase, decode_server_message, encode_action
 from vinom.rooms.room import RoomConfig
-from vinom.rooms.session_manager import SessionManager
 
 HOST = HostAddress("127.0.0.1", 40000)
 WALL_START = 1_700_000_000.0
-
-
-class CaptureTransport:
-    """Stands in for the UDP port: keeps what the host writes."""
-
-    def __init__(self) -> None:
-        self.written: list[tuple[bytes, Any]] = []
-
-    def write(self, data: bytes, addr: Any) -> None:
-        self.written.append((data, addr))
 
 
 class Player:
@@ -79,37 +67,31 @@ class Player:
         return [m for m in self.messages if m["t"] == kind]
 
 
-class SeamTests(SynchronousTestCase):
+class CoreTestCase(SynchronousTestCase):
+    """A core with the duel and tictactoe games; the players and the time are the test's."""
+
     def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(100)
+        self.now = 100.0
         protocol = ProtocolConfig(token_key=os.urandom(32))
         self.issuer = TokenIssuer(IssuerConfig(protocol))
-        self.manager = SessionManager(
-            games=GameRegistry([DuelGame()]).get,
-            clock=self.clock,
-            config=RoomConfig(options={"target": 20}),
+        self.core = GameHostCore(
+            HostConfig(protocol, (HOST,)),
+            GameRegistry([DuelGame(), TicTacToeGame()]).get,
+            RoomConfig(options={"target": 20}),
+            wall_clock=self.wall,
         )
-        self.endpoint = ServerEndpoint(
-            HostConfig(protocol, (HOST,)), self.manager, wall_clock=self.wall
-        )
-        self.host = GameHostProtocol(self.endpoint, self.manager, self.clock)
-        self.transport = CaptureTransport()
-        self.host.transport = self.transport  # type: ignore[assignment]
-        self.host.startProtocol()
-        self.addCleanup(self.host.stopProtocol)
-        self.manager.sender = self.host
         self.players: list[Player] = []
         self.next_port = 50000
+        self.events: list[object] = []
 
     def wall(self) -> float:
-        return WALL_START + self.clock.seconds()
+        return WALL_START + self.now
 
     def join(self, player_id: str, match_id: str = "m-1") -> Player:
         token = self.issuer.issue_token(
             player_id=player_id, match_id=match_id, hosts=(HOST,), now=self.wall()
         )
-        connection = ClientConnection(token, self.clock.seconds(), wall_clock=self.wall)
+        connection = ClientConnection(token, self.now, wall_clock=self.wall)
         self.next_port += 1
         player = Player(connection, ("127.0.0.1", self.next_port))
         self.players.append(player)
@@ -118,41 +100,49 @@ class SeamTests(SynchronousTestCase):
 
     def pump(self) -> None:
         """Move datagrams both ways until none are left."""
+        core = self.core
         for _ in range(100):
             moved = False
-            now = self.clock.seconds()
+            now = self.now
             for player in self.players:
                 for data, _addr in player.connection.datagrams_to_send(now):
                     moved = True
                     if not player.silent:
-                        self.host.datagramReceived(data, player.address)
-            written, self.transport.written = self.transport.written, []
-            for data, addr in written:
+                        core.receive_datagram(data, player.address, now)
+            for data, addr in core.datagrams_to_send(now):
                 moved = True
                 for player in self.players:
                     if player.address == addr and not player.silent:
                         player.connection.receive_datagram(data, (HOST.host, HOST.port), now)
             for player in self.players:
                 player.take_events()
+            while (event := core.next_event()) is not None:
+                self.events.append(event)
             if not moved:
                 return
         self.fail("datagrams kept flowing")
 
     def run_for(self, seconds: float, step: float = 0.05) -> None:
-        end = self.clock.seconds() + seconds
-        while self.clock.seconds() < end:
-            self.clock.advance(step)
-            now = self.clock.seconds()
+        """Let time pass in steps, calling every timer that falls due, as an adapter does."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now += step
+            now = self.now
+            timer = self.core.get_timer()
+            if timer is not None and timer <= now:
+                self.core.handle_timer(now)
             for player in self.players:
                 timer = player.connection.get_timer()
                 if timer is not None and timer <= now:
                     player.connection.handle_timer(now)
             self.pump()
 
+
+class DuelTests(CoreTestCase):
     def play_until_finished(self, players: list[Player]) -> None:
         action_id = 0
         for _ in range(500):
-            room = self.manager.room("m-1")
+            room = self.core.room("m-1")
             if room is None or room.ended:
                 return
             for player in players:
@@ -164,7 +154,7 @@ class SeamTests(SynchronousTestCase):
         self.fail("the game did not finish")
 
     def test_a_whole_match(self) -> None:
-        room = self.manager.add_match(make_match("m-1", ("p-a", "p-b"), "duel"))
+        room = self.core.add_match(make_match("m-1", ("p-a", "p-b"), "duel"), self.now)
         a, b = self.join("p-a"), self.join("p-b")
         self.assertTrue(a.connected and b.connected)
         self.assertEqual(room.phase, Phase.PLAYING)
@@ -181,28 +171,30 @@ class SeamTests(SynchronousTestCase):
         # Only a move still in flight when the game ended can have been rejected.
         errors = a.of_type("error") + b.of_type("error")
         self.assertEqual({e["code"] for e in errors} - {"not_playing"}, set())
-        self.assertEqual(self.manager.counters["actions_rejected"], len(errors))
-        self.assertEqual(self.manager.drops, {})
+        self.assertEqual(self.core.router.counters["actions_rejected"], len(errors))
+        self.assertEqual(self.core.router.drops, {})
+        self.assertEqual(
+            self.events, [MatchEnded("m-1", "finished", room.result, None)], "the room lingers"
+        )
         # The room lingers, then goes; its sessions are closed and the host is idle.
-        idle: list[None] = []
-        self.manager.when_idle().addCallback(idle.append)
         self.run_for(3.5)
-        self.assertIsNone(self.manager.room("m-1"))
-        self.assertEqual(idle, [None])
+        self.assertIsNone(self.core.room("m-1"))
+        self.assertEqual(self.events[1:], [HostIdle()])
         self.assertEqual((a.closed, b.closed), ("disconnect", "disconnect"))
-        self.assertEqual(self.endpoint.session_count, 0)
+        self.assertEqual(self.core.session_count, 0)
+        self.assertIsNone(self.core.get_timer())
 
     def test_strangers_are_refused_in_the_handshake(self) -> None:
-        self.manager.add_match(make_match("m-1", ("p-a", "p-b"), "duel"))
+        self.core.add_match(make_match("m-1", ("p-a", "p-b"), "duel"), self.now)
         stranger = self.join("p-z")
         wrong_match = self.join("p-a", "m-2")
         self.run_for(0.5)
         self.assertFalse(stranger.connected or wrong_match.connected)
-        self.assertEqual(self.endpoint.session_count, 0)
-        self.assertEqual(self.manager.counters["sessions_opened"], 0)
+        self.assertEqual(self.core.session_count, 0)
+        self.assertEqual(self.core.router.counters["sessions_opened"], 0)
 
     def test_reconnect_after_a_timeout(self) -> None:
-        room = self.manager.add_match(make_match("m-1", ("p-a", "p-b"), "duel"))
+        room = self.core.add_match(make_match("m-1", ("p-a", "p-b"), "duel"), self.now)
         a, b = self.join("p-a"), self.join("p-b")
         a.connection.send_message(RELIABLE, encode_action({"seq": 1}, 1))
         self.run_for(0.2)
@@ -226,3 +218,70 @@ class SeamTests(SynchronousTestCase):
         self.players.remove(a)
         self.play_until_finished([again, b])
         self.assertEqual(room.phase, Phase.FINISHED)
+
+    def test_shutdown_ends_the_rooms_and_closes_their_sessions(self) -> None:
+        self.core.add_match(make_match("m-1", ("p-a", "p-b"), "duel"), self.now)
+        a, b = self.join("p-a"), self.join("p-b")
+        self.core.shutdown("maintenance", self.now)
+        self.pump()
+        self.assertEqual((a.closed, b.closed), ("disconnect", "disconnect"))
+        self.assertEqual(
+            self.events, [MatchEnded("m-1", "aborted", None, "maintenance"), HostIdle()]
+        )
+        self.assertEqual(self.core.room_count, 0)
+
+
+class TicTacToeMatchTests(CoreTestCase):
+    """The issue's test: a whole tictactoe match, datagrams and `now` only."""
+
+    def test_a_whole_tictactoe_match(self) -> None:
+        self.core.add_match(make_match("m-t", ("p-x", "p-o"), "tictactoe"), self.now)
+        x = self.join("p-x", "m-t")  # the first to join plays X
+        o = self.join("p-o", "m-t")
+        for player, seat in ((x, 0), (o, 1)):
+            self.assertTrue(player.connected)
+            [welcome] = player.of_type("welcome")
+            self.assertEqual((welcome["match"], welcome["game"], welcome["seat"]),
+                             ("m-t", "tictactoe", seat))
+            self.assertEqual(player.of_type("phase")[-1]["p"], "playing")
+        # Each fills a row of its own when its turn comes; whoever starts wins.
+        rows = {"p-x": [0, 1, 2], "p-o": [3, 4, 5]}
+        action_id = 0
+        for _ in range(10):
+            assert x.view is not None
+            turn = x.view["turn"]
+            if turn is None:
+                break
+            mover = x if turn == "p-x" else o
+            action_id += 1
+            cell = rows[turn].pop(0)
+            mover.connection.send_message(RELIABLE, encode_action({"cell": cell}, action_id))
+            self.run_for(0.05)
+        assert x.view is not None and o.view is not None
+        self.assertTrue(x.view["round_over"])
+        self.assertEqual(o.view, x.view, "both see the same board")
+        self.assertEqual(len([c for c in x.view["board"] if c]), 5)
+        winner = x.view["round_winner"]
+        self.assertIn(winner, ("p-x", "p-o"))
+        # The loser declines a rematch: the match is over.
+        loser = o if winner == "p-x" else x
+        loser.connection.send_message(RELIABLE, encode_action({"rematch": False}, 99))
+        self.run_for(0.1)
+        for player in (x, o):
+            phase = player.of_type("phase")[-1]
+            self.assertEqual(phase["p"], "finished")
+            self.assertEqual(phase["result"]["winners"], [winner])
+            self.assertEqual(phase["result"]["reason"], "completed")
+            final = player.of_type("state")[-1]
+            self.assertEqual((final["p"], final["s"]["finished"]), ("finished", True))
+            self.assertEqual(player.of_type("error"), [])
+        [ended] = self.events
+        assert isinstance(ended, MatchEnded)
+        self.assertEqual((ended.match_id, ended.phase, ended.reason), ("m-t", "finished", None))
+        self.assertEqual(ended.result and ended.result["winners"], [winner])
+        # After the linger the room goes, the sessions are closed, nothing is left.
+        self.run_for(3.5)
+        self.assertEqual(self.events[1:], [HostIdle()])
+        self.assertEqual((x.closed, o.closed), ("disconnect", "disconnect"))
+        self.assertEqual((self.core.room_count, self.core.session_count), (0, 0))
+        self.assertIsNone(self.core.get_timer())

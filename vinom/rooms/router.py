@@ -1,11 +1,14 @@
-"""The session manager: which sessions belong to which seats of which rooms.
+"""The seat router: which authenticated sessions sit in which seats of which rooms.
 
-It is the game host's `IAdmission` (the handshake asks it whether a connect
-token's player may connect) and its `ISessionSink` (the UDP adapter reports
-sessions and messages to it). It knows every match hosted here (the session
-list: players, seats, rooms), maps each authenticated session to its player
-and room, and hands decoded messages to the room. The acting player is always
-the session's player; nothing in a payload can name another.
+The game host core asks it whether a connect token's player may connect
+(`admit`, during the handshake) and hands it the endpoint's session events
+(`session_connected`, `message_received`, `session_closed`), each with `now`.
+It knows every match hosted here (players, seats, rooms), binds each
+authenticated session to its player's seat, and hands decoded messages to
+the room. The acting player is always the session's player; nothing in a
+payload can name another. Like the rooms it is sans-I/O: what it sends or
+closes goes to an outbox (the endpoint), its deadlines to the host's
+`TimerQueue`.
 
 Per message the work is a dict lookup, one msgpack decode and the room's
 call; malformed messages are dropped silently and counted in `drops` by
@@ -35,25 +38,25 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import Factory, define, field
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from vinom.games.interfaces import ACTION_BURST, IGame
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
-from vinom.protocol.interfaces import Admission, IAdmission, ISessionSender, ISessionSink
+from vinom.protocol.interfaces import Admission
 from vinom.ratelimit import TokenBucket
 from vinom.rooms.messages import ClientMessageKind, decode_client_message
+from vinom.rooms.outbox import SessionOutbox
 from vinom.rooms.registry import RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
+from vinom.rooms.timers import TimerQueue
 
 log = Logger()
 
 _ACTION = ClientMessageKind.ACTION
 _SYNC = ClientMessageKind.SYNC
 RATE_LIMITED = "rate_limited"
+_INF = math.inf
 
 
 @define(eq=False)
@@ -66,14 +69,26 @@ class _PlayerLimits:
     noticed_at: float = -math.inf
 
 
-class _Session:
-    """An authenticated session: whose it is, its room, and its held actions."""
+class _SeatBinding:
+    """An authenticated session bound to its player's seat: the room, and held actions.
 
-    __slots__ = ("actions", "held", "limits", "player_id", "room", "session_id", "timer")
+    While actions are held, `wake` is when the next may be applied (see
+    `TimerQueue`); the router's `_release` applies them.
+    """
+
+    __slots__ = (
+        "actions", "held", "limits", "player_id", "room", "router", "session_id", "wake",
+    )  # fmt: skip
 
     def __init__(
-        self, session_id: int, player_id: str, room: Room, limits: _PlayerLimits | None
+        self,
+        router: SeatRouter,
+        session_id: int,
+        player_id: str,
+        room: Room,
+        limits: _PlayerLimits | None,
     ) -> None:
+        self.router = router
         self.session_id = session_id
         self.player_id = player_id
         self.room = room
@@ -82,34 +97,33 @@ class _Session:
         self.limits = limits
         # The action bucket, or None when actions are unlimited (the hot path).
         self.actions = None if limits is None else limits.actions
-        # Actions waiting for a token, oldest first, and the timer that applies them.
+        # Actions waiting for a token, oldest first, and when the next may go.
         self.held: deque[tuple[Mapping[str, Any], int | None]] | None = None
-        self.timer: IDelayedCall | None = None
+        self.wake = _INF
+
+    def handle_timer(self, now: float) -> None:
+        self.router._release(self, now)
 
     def drop_held(self) -> None:
-        if self.timer is not None:
-            if self.timer.active():
-                self.timer.cancel()
-            self.timer = None
+        self.wake = _INF  # its entry in the timer queue is stale now
         self.held = None
 
 
-@implementer(IAdmission, ISessionSink)
 @define
-class SessionManager:
-    """Admits a match's players, routes their sessions to rooms, and tracks idleness.
+class SeatRouter:
+    """Admits a match's players, binds their sessions to seats and rate-limits their actions.
 
     `games` maps a game name to its `IGame` (for example a game registry's
-    lookup). `sender` (the UDP adapter) may be set after construction, since
-    the adapter and the manager refer to each other, but before `add_match`.
+    lookup); `outbox` queues messages for sessions and closes them (the
+    endpoint); `timers` is the host's timer queue, shared with the rooms.
     """
 
     games: Callable[[str], IGame]
-    clock: IReactorTime
-    sender: ISessionSender | None = None
+    outbox: SessionOutbox
+    timers: TimerQueue
     config: RoomConfig = field(factory=RoomConfig)
     registry: RoomRegistry = field(
-        repr=False, default=Factory(lambda self: RoomRegistry(self.clock), takes_self=True)
+        repr=False, default=Factory(lambda self: RoomRegistry(self.timers), takes_self=True)
     )
     # `sync` requests per second per player (a burst of ACTION_BURST seconds' worth).
     sync_rate: float = 2.0
@@ -127,10 +141,9 @@ class SessionManager:
     # sessions_opened, sessions_refused, sessions_closed, joins_refused
     # (the game's check_join said no), internal_errors.
     counters: Counter[str] = field(init=False, factory=Counter)
-    _sessions: dict[int, _Session] = field(init=False, factory=dict, repr=False)
+    _bindings: dict[int, _SeatBinding] = field(init=False, factory=dict, repr=False)
     # Rate limits by (match id, player id), for the life of the room.
     _limits: dict[tuple[str, str], _PlayerLimits] = field(init=False, factory=dict, repr=False)
-    _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
     _refusals_logged_at: float = field(init=False, default=-math.inf, repr=False)
     _refusals_unlogged: int = field(init=False, default=0, repr=False)
 
@@ -140,87 +153,82 @@ class SessionManager:
     # -- matches ------------------------------------------------------------
 
     def add_match(
-        self, match: Match, config: RoomConfig | None = None, rng: random.Random | None = None
+        self,
+        match: Match,
+        now: float,
+        config: RoomConfig | None = None,
+        rng: random.Random | None = None,
     ) -> Room:
-        """Host `match`: its players may connect from now on, until its room is removed.
+        """Host `match` from `now`: its players may connect until its room is removed.
 
         Raises KeyError from `games` for an unknown game and `RoomExists` for a
         match id hosted already.
         """
-        if self.sender is None:
-            raise RuntimeError("SessionManager.sender must be set before add_match")
         game = self.games(match.game)
         return self.registry.create(
-            match, game, self.sender, config if config is not None else self.config, rng
+            match, game, self.outbox, now, config if config is not None else self.config, rng
         )
 
     def room(self, match_id: str) -> Room | None:
         return self.registry.get(match_id)
 
-    def when_idle(self) -> Deferred[None]:
-        """Fires when no room is left (at once if there is none now)."""
-        if len(self.registry) == 0:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._idle_waiters.append(waiter)
-        return waiter
-
-    def shutdown(self, reason: str = "shutdown") -> None:
+    def shutdown(self, reason: str, now: float) -> None:
         """Abort every room, telling its players `reason`, and remove it now."""
         for room in self.registry:
-            room.abort(reason)
-            self.registry.remove(room.match_id)
+            room.abort(reason, now)
+            self.registry.remove(room.match_id, now)
 
     @property
     def session_count(self) -> int:
-        return len(self._sessions)
+        """Sessions bound to seats."""
+        return len(self._bindings)
 
     def session_player(self, session_id: int) -> tuple[str, str] | None:
         """(player id, match id) of a session, or None."""
-        entry = self._sessions.get(session_id)
+        entry = self._bindings.get(session_id)
         return None if entry is None else (entry.player_id, entry.room.match_id)
 
-    # -- IAdmission ---------------------------------------------------------
+    # -- the endpoint's admission check and events ---------------------------
 
-    def admit(self, player_id: str, match_id: str) -> Admission:
+    def admit(self, player_id: str, match_id: str, now: float) -> Admission:
+        """May this token's player connect now? (Synchronous: the handshake may not wait.)"""
         room = self.registry.get(match_id)
         if room is None:
             return Admission.REFUSE
         admission, reason = room.check_admission(player_id)
         if reason is not None:
-            self._join_refused(room, player_id, reason)
+            self._join_refused(room, player_id, reason, now)
         return admission
 
-    # -- ISessionSink -------------------------------------------------------
-
-    def session_connected(self, event: SessionConnected) -> None:
+    def session_connected(self, event: SessionConnected, now: float) -> None:
         session_id = event.session_id
         try:
-            if session_id in self._sessions:
-                # The adapter reused an id we still hold: the old one is gone.
-                self._forget(session_id)
+            if session_id in self._bindings:
+                # The endpoint reused an id we still hold: the old one is gone.
+                self._forget(session_id, now)
             room = self.registry.get(event.match_id)
             player_id = event.player_id
             if room is not None and room.seat_of(player_id) is not None:
-                self._sessions[session_id] = _Session(
+                self._bindings[session_id] = _SeatBinding(
+                    self,
                     session_id,
                     player_id,
                     room,
-                    self._limits_of(room, player_id, create=room.action_rate > 0),
+                    self._limits_of(room, player_id, now, create=room.action_rate > 0),
                 )
-                if room.player_connected(player_id, session_id):
+                if room.player_connected(player_id, session_id, now):
                     self.counters["sessions_opened"] += 1
                     return
-                del self._sessions[session_id]
+                del self._bindings[session_id]
             # Admitted during the handshake but no longer admissible (the room
             # ended or the seat was taken meanwhile).
             self.counters["sessions_refused"] += 1
-            self._close(session_id)
+            self.outbox.close_session(session_id)
         except Exception:
             self._internal_error("session_connected")
 
-    def message_received(self, session_id: int, channel: int, data: bytes) -> None:
-        entry = self._sessions.get(session_id)
+    def message_received(self, session_id: int, channel: int, data: bytes, now: float) -> None:
+        entry = self._bindings.get(session_id)
         if entry is None:
             self.drops["unknown_session"] += 1
             return
@@ -235,44 +243,45 @@ class SessionManager:
             if kind is _ACTION:
                 assert action is not None
                 if entry.actions is None:
-                    if entry.room.handle_action(entry.player_id, action, action_id):
+                    if entry.room.handle_action(entry.player_id, action, action_id, now):
                         self.counters["actions_applied"] += 1
                     else:
                         self.counters["actions_rejected"] += 1
                 else:
-                    self._limited_action(entry, action, action_id)
+                    self._limited_action(entry, action, action_id, now)
             elif kind is _SYNC:
                 limits = entry.limits
                 if limits is None:
-                    limits = entry.limits = self._limits_of(entry.room, entry.player_id)
+                    limits = entry.limits = self._limits_of(entry.room, entry.player_id, now)
                 assert limits is not None
-                if limits.syncs.take(self.clock.seconds()):
-                    entry.room.send_state(entry.player_id)
+                if limits.syncs.take(now):
+                    entry.room.send_state(entry.player_id, now)
                 else:
                     self.drops["sync_rate_limited"] += 1
             else:
                 room = entry.room
-                self._sessions.pop(session_id, None)
+                self._bindings.pop(session_id, None)
                 entry.drop_held()
-                room.player_left(entry.player_id)
-                self._close(session_id)
-                self._remove_if_vacated(room)
+                room.player_left(entry.player_id, now)
+                self.outbox.close_session(session_id)
+                self._remove_if_vacated(room, now)
         except Exception:
             self._internal_error("message_received")
 
-    def session_closed(self, event: SessionClosed) -> None:
+    def session_closed(self, event: SessionClosed, now: float) -> None:
         try:
-            self._forget(event.session_id)
+            self._forget(event.session_id, now)
         except Exception:
             self._internal_error("session_closed")
 
     # -- rate limits --------------------------------------------------------
 
-    def _limits_of(self, room: Room, player_id: str, create: bool = True) -> _PlayerLimits | None:
+    def _limits_of(
+        self, room: Room, player_id: str, now: float, create: bool = True
+    ) -> _PlayerLimits | None:
         key = (room.match_id, player_id)
         limits = self._limits.get(key)
         if limits is None and create:
-            now = self.clock.seconds()
             rate = room.action_rate
             actions = None
             if rate > 0:
@@ -282,14 +291,13 @@ class SessionManager:
         return limits
 
     def _limited_action(
-        self, entry: _Session, action: Mapping[str, Any], action_id: int | None
+        self, entry: _SeatBinding, action: Mapping[str, Any], action_id: int | None, now: float
     ) -> None:
-        now = self.clock.seconds()
         bucket = entry.actions
         assert bucket is not None
         held = entry.held
         if not held and bucket.take(now):
-            self._apply(entry, action, action_id)
+            self._apply(entry, action, action_id, now)
             return
         if held is None:
             held = entry.held = deque()
@@ -297,8 +305,9 @@ class SessionManager:
             # Held, in order behind any earlier one, until a token comes.
             held.append((action, action_id))
             self.counters["actions_delayed"] += 1
-            if entry.timer is None:
-                entry.timer = self.clock.callLater(bucket.wait(now), self._release, entry)
+            if entry.wake == _INF:
+                entry.wake = now + bucket.wait(now)
+                self.timers.schedule(entry.wake, entry)
             return
         self.drops[RATE_LIMITED] += 1
         limits = entry.limits
@@ -309,10 +318,10 @@ class SessionManager:
                 entry.player_id, RATE_LIMITED, "too many actions: this one was dropped", action_id
             )
 
-    def _release(self, entry: _Session) -> None:
-        """Apply the held actions the bucket now allows; wait again for the rest."""
-        entry.timer = None
-        if self._sessions.get(entry.session_id) is not entry or not entry.held:
+    def _release(self, entry: _SeatBinding, now: float) -> None:
+        """Apply the held actions the bucket allows at `now`; wait again for the rest."""
+        entry.wake = _INF
+        if self._bindings.get(entry.session_id) is not entry or not entry.held:
             entry.held = None
             return
         held = entry.held
@@ -324,33 +333,34 @@ class SessionManager:
             return
         bucket = entry.actions
         assert bucket is not None
-        now = self.clock.seconds()
         try:
             while held and bucket.take(now):
                 action, action_id = held.popleft()
-                self._apply(entry, action, action_id)
-                if self._sessions.get(entry.session_id) is not entry:
+                self._apply(entry, action, action_id, now)
+                if self._bindings.get(entry.session_id) is not entry:
                     return  # the action ended the session (the room ended and was removed)
         except Exception:
             self._internal_error("held action")
         if held:
-            entry.timer = self.clock.callLater(bucket.wait(now), self._release, entry)
+            entry.wake = now + bucket.wait(now)
+            self.timers.schedule(entry.wake, entry)
         else:
             entry.held = None
 
-    def _apply(self, entry: _Session, action: Mapping[str, Any], action_id: int | None) -> None:
-        if entry.room.handle_action(entry.player_id, action, action_id):
+    def _apply(
+        self, entry: _SeatBinding, action: Mapping[str, Any], action_id: int | None, now: float
+    ) -> None:
+        if entry.room.handle_action(entry.player_id, action, action_id, now):
             self.counters["actions_applied"] += 1
         else:
             self.counters["actions_rejected"] += 1
 
     # -- internals ----------------------------------------------------------
 
-    def _join_refused(self, room: Room, player_id: str, reason: str) -> None:
+    def _join_refused(self, room: Room, player_id: str, reason: str, now: float) -> None:
         # A player with a valid token can retry the handshake at will: log at
         # most one line per interval, count every refusal.
         self.counters["joins_refused"] += 1
-        now = self.clock.seconds()
         if now - self._refusals_logged_at < self.log_interval:
             self._refusals_unlogged += 1
             return
@@ -366,40 +376,32 @@ class SessionManager:
             unlogged=unlogged,
         )
 
-    def _forget(self, session_id: int) -> None:
-        entry = self._sessions.pop(session_id, None)
+    def _forget(self, session_id: int, now: float) -> None:
+        entry = self._bindings.pop(session_id, None)
         if entry is None:
             return
         entry.drop_held()
         self.counters["sessions_closed"] += 1
         room = entry.room
-        room.player_disconnected(entry.player_id, session_id)
-        self._remove_if_vacated(room)
+        room.player_disconnected(entry.player_id, session_id, now)
+        self._remove_if_vacated(room, now)
 
-    def _remove_if_vacated(self, room: Room) -> None:
+    def _remove_if_vacated(self, room: Room, now: float) -> None:
         # An ended room lingers only for its players' sakes: once they have
         # all gone there is nothing left to deliver.
         if room.ended and not room.session_ids() and self.registry.get(room.match_id) is room:
-            self.registry.remove(room.match_id)
+            self.registry.remove(room.match_id, now)
 
     def _room_removed(self, room: Room) -> None:
         for session_id in room.session_ids():
-            entry = self._sessions.get(session_id)
+            entry = self._bindings.get(session_id)
             if entry is not None and entry.room is room:
-                del self._sessions[session_id]
+                del self._bindings[session_id]
                 entry.drop_held()
-                self._close(session_id)
+                self.outbox.close_session(session_id)
         for seat in room.seats:
             self._limits.pop((room.match_id, seat.player_id), None)
-        if len(self.registry) == 0 and self._idle_waiters:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-
-    def _close(self, session_id: int) -> None:
-        if self.sender is not None:
-            self.sender.close_session(session_id)
 
     def _internal_error(self, where: str) -> None:
         self.counters["internal_errors"] += 1
-        log.failure("Session manager failed in {where}", where=where)
+        log.failure("Seat router failed in {where}", where=where)

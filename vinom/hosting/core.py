@@ -1,0 +1,226 @@
+"""The sans-I/O game host: one port's sessions, seats and rooms, driven only by `now`.
+
+`GameHostCore` owns the `ServerEndpoint` (handshakes, sessions, AEAD,
+reliability), the `SeatRouter` (which session sits in which seat of which
+room; action rate limits), the rooms and one `TimerQueue` holding every
+deadline of the rooms and the router. It does no I/O, reads no clock and
+calls nothing outside itself; a transport adapter drives it
+(`IDatagramCore`):
+
+    core.receive_datagram(data, addr, now)   # a datagram arrived
+    core.datagrams_to_send(now)              # what to transmit now
+    core.get_timer()                         # when handle_timer is next due
+    core.handle_timer(now)                   # that time has come
+    core.next_event()                        # MatchEnded, HostIdle
+
+and the hosting layer adds matches and ends them (`add_match(match, now)`,
+`shutdown(reason, now)`), transmitting afterwards as well.
+
+Inside, a datagram goes to the endpoint; the endpoint's events (a session
+connected, a message, a session closed) go to the router at once, in order,
+each datagram's before the next datagram is read; the router hands messages
+to rooms, and rooms queue what they send straight on the endpoint's sessions
+(the endpoint is their `Outbox`). Replies thus share the packets that carry
+the acks, and nothing leaves until the adapter asks for `datagrams_to_send`.
+The endpoint's handshake asks the router whether a token's player may connect
+through the `admit` callable the core gives it. The same core runs under the
+Twisted UDP adapter (vinom.hosting.udp), in a test feeding it datagrams, and
+can run in a worker process or behind another transport unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from vinom.games.interfaces import IGame
+from vinom.hosting.interfaces import IDatagramCore
+from vinom.matchmaking.interfaces import Match
+from vinom.protocol.config import HostConfig
+from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.interfaces import Admission
+from vinom.protocol.server import Address, ServerEndpoint
+from vinom.rooms.room import Room, RoomConfig
+from vinom.rooms.router import SeatRouter
+from vinom.rooms.timers import TimerQueue
+
+_log = Logger()
+# Failures logged with a traceback; the rest are only counted, so that a
+# hostile peer cannot fill the log.
+_MAX_LOGGED = 10
+
+
+@frozen
+class MatchEnded:
+    """A match hosted here ended: `phase` "finished" with the game's `result`,
+    or "aborted" with its `reason`. Its room lingers a little longer."""
+
+    match_id: str
+    phase: str
+    result: Mapping[str, Any] | None
+    reason: str | None
+
+
+@frozen
+class HostIdle:
+    """No room is left: every match added so far has ended and its room is gone."""
+
+
+HostEvent = MatchEnded | HostIdle
+
+
+@implementer(IDatagramCore)
+class GameHostCore:
+    """The game host of one port, driven by `now` (see the module docstring).
+
+    `config` is the endpoint's (the addresses tokens must name, limits);
+    `games` looks a game up by name (a `GameRegistry.get`); `room_config` is
+    every room's unless `add_match` is given another. `wall_clock` (unix time,
+    for token expiry) and `random_bytes` go to the endpoint.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        games: Callable[[str], IGame],
+        room_config: RoomConfig | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.timers = TimerQueue()
+        self.endpoint = ServerEndpoint(
+            config, self._admit, wall_clock=wall_clock, random_bytes=random_bytes
+        )
+        self.router = SeatRouter(
+            games=games,
+            outbox=self.endpoint,
+            timers=self.timers,
+            config=room_config if room_config is not None else RoomConfig(),
+        )
+        registry = self.router.registry
+        registry.add_end_listener(self._match_ended)
+        registry.add_removal_listener(self._room_removed)
+        # The endpoint's events (never replaced), handed to the router as they come.
+        self._endpoint_events = self.endpoint.events
+        self._events: deque[HostEvent] = deque()
+        # Exceptions the router or the endpoint raised (logged, the first few).
+        self.errors = 0
+
+    # -- IDatagramCore --------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        self.endpoint.receive_datagram(data, addr, now)
+        if self._endpoint_events:
+            self._dispatch(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        return self.endpoint.datagrams_to_send(now)
+
+    def get_timer(self) -> float | None:
+        ours = self.timers.next_time()
+        theirs = self.endpoint.get_timer()
+        if ours is None:
+            return theirs
+        return ours if theirs is None or ours < theirs else theirs
+
+    def handle_timer(self, now: float) -> None:
+        self.timers.run_due(now)
+        if self._endpoint_events:
+            self._dispatch(now)
+        self.endpoint.handle_timer(now)
+        if self._endpoint_events:
+            self._dispatch(now)
+
+    def next_event(self) -> HostEvent | None:
+        events = self._events
+        return events.popleft() if events else None
+
+    # -- the hosting layer's calls --------------------------------------------
+
+    def add_match(
+        self,
+        match: Match,
+        now: float,
+        config: RoomConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> Room:
+        """Host `match` from `now`: its players may connect until its room is removed.
+
+        Raises KeyError for an unknown game and `RoomExists` for a match id
+        hosted already.
+        """
+        return self.router.add_match(match, now, config, rng)
+
+    def shutdown(self, reason: str, now: float) -> None:
+        """End every room now, telling its players `reason`, and close their sessions."""
+        self.router.shutdown(reason, now)
+        self._dispatch(now)
+
+    def close_session(self, session_id: int, now: float) -> None:
+        """Disconnect one session (its peer is told); its seat is held as after a timeout."""
+        self.endpoint.close_session(session_id)
+        self._dispatch(now)
+
+    # -- queries ----------------------------------------------------------------
+
+    @property
+    def room_count(self) -> int:
+        return len(self.router.registry)
+
+    def room(self, match_id: str) -> Room | None:
+        """The room of a match hosted here, for inspection."""
+        return self.router.room(match_id)
+
+    def rooms(self) -> list[Room]:
+        return list(self.router.registry)
+
+    @property
+    def session_count(self) -> int:
+        """Sessions of the endpoint (authenticated peers)."""
+        return self.endpoint.session_count
+
+    # -- internals ---------------------------------------------------------------
+
+    def _admit(self, player_id: str, match_id: str, now: float) -> Admission:
+        return self.router.admit(player_id, match_id, now)
+
+    def _dispatch(self, now: float) -> None:
+        """Hand the router every endpoint event waiting, in order, including those it
+        causes meanwhile (a session it closes); a failure costs that event only."""
+        events = self._endpoint_events
+        router = self.router
+        while events:
+            event = events.popleft()
+            try:
+                if isinstance(event, MessageReceived):
+                    session_id, channel, data = event
+                    router.message_received(session_id, channel, data, now)
+                elif isinstance(event, SessionConnected):
+                    router.session_connected(event, now)
+                elif isinstance(event, SessionClosed):
+                    router.session_closed(event, now)
+            except Exception:
+                self._error("the seat router failed")
+
+    def _match_ended(self, room: Room) -> None:
+        self._events.append(
+            MatchEnded(room.match_id, room.phase.value, room.result, room.abort_reason)
+        )
+
+    def _room_removed(self, room: Room) -> None:
+        if len(self.router.registry) == 0:
+            self._events.append(HostIdle())
+
+    def _error(self, what: str) -> None:
+        self.errors += 1
+        if self.errors <= _MAX_LOGGED:
+            _log.failure("game host core: {what} (error {n})", what=what, n=self.errors)
