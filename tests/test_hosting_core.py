@@ -241,8 +241,9 @@ class TicTacToeMatchTests(CoreTestCase):
         for player, seat in ((x, 0), (o, 1)):
             self.assertTrue(player.connected)
             [welcome] = player.of_type("welcome")
-            self.assertEqual((welcome["match"], welcome["game"], welcome["seat"]),
-                             ("m-t", "tictactoe", seat))
+            self.assertEqual(
+                (welcome["match"], welcome["game"], welcome["seat"]), ("m-t", "tictactoe", seat)
+            )
             self.assertEqual(player.of_type("phase")[-1]["p"], "playing")
         # Each fills a row of its own when its turn comes; whoever starts wins.
         rows = {"p-x": [0, 1, 2], "p-o": [3, 4, 5]}

@@ -1,10 +1,10 @@
-"""The built-in games played to a result through the session manager, rooms and bots.
+"""The built-in games played to a result through the seat router, rooms and bots.
 
-No sockets: a sender keeps each session's latest state, and each player's bot
+No sockets: an outbox keeps each session's latest state, and each player's bot
 chooses its next action from that view (as a real client would), sending it
-through `SessionManager.message_received`. Like vinom's own clients, a bot has
+through `SeatRouter.message_received`. Like vinom's own clients, a bot has
 one action in flight: it acts again once a state or an error has answered it
-(and the room's action rate paces it as the clock advances).
+(and the room's action rate paces it as time advances).
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
-from tests.test_rooms_fixtures import make_match
+from tests.test_rooms_fixtures import Timeline, make_match
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
 from vinom.games.interfaces import IBot, IGame
@@ -28,13 +26,15 @@ from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.protocol.events import RELIABLE, SessionConnected
-from vinom.protocol.interfaces import ISessionSender
 from vinom.rooms.messages import Phase, decode_server_message, encode_action
 from vinom.rooms.room import Room, RoomConfig
-from vinom.rooms.session_manager import SessionManager
+from vinom.rooms.router import SeatRouter
 
 
-@implementer(ISessionSender)
+def make_router(game: IGame, keeper: ViewKeeper, time: Timeline) -> SeatRouter:
+    return SeatRouter(games=GameRegistry([game]).get, outbox=keeper, timers=time.timers)
+
+
 class ViewKeeper:
     """Keeps, per session, the newest state (dropping any not newer) and the errors,
     and which action ids have been answered."""
@@ -82,21 +82,23 @@ class BuiltInGamesTests(SynchronousTestCase):
         players: int = 2,
         options: Mapping[str, Any] | None = None,
         seed: int = 7,
-    ) -> tuple[Room, ViewKeeper, SessionManager]:
-        clock = Clock()
+    ) -> tuple[Room, ViewKeeper, SeatRouter]:
+        time = Timeline()
         keeper = ViewKeeper()
-        manager = SessionManager(games=GameRegistry([game]).get, clock=clock, sender=keeper)
+        router = make_router(game, keeper, time)
         ids = [f"p-{n:016x}" for n in range(players)]
-        room = manager.add_match(
+        room = router.add_match(
             make_match("m-1", ids, game.name),
+            time.now,
             RoomConfig(options=options or {}),
             random.Random(seed),
         )
         rng = random.Random(seed)
         bots: dict[int, IBot] = {}
         for session_id, player_id in enumerate(ids, start=1):
-            manager.session_connected(
-                SessionConnected(session_id, player_id, "m-1", ("127.0.0.1", 1000 + session_id))
+            router.session_connected(
+                SessionConnected(session_id, player_id, "m-1", ("127.0.0.1", 1000 + session_id)),
+                time.now,
             )
             bots[session_id] = game.make_bot(player_id, rng)
         action_id = 0
@@ -114,12 +116,12 @@ class BuiltInGamesTests(SynchronousTestCase):
                     if action is not None:
                         action_id += 1
                         in_flight[session_id] = action_id
-                        manager.message_received(
-                            session_id, RELIABLE, encode_action(action, action_id)
+                        router.message_received(
+                            session_id, RELIABLE, encode_action(action, action_id), time.now
                         )
                         acted = True
             if not acted:
-                clock.advance(0.05)
+                time.advance(0.05)
         self.assertTrue(room.ended, f"{game.name} did not end")
         self.assertEqual(room.phase, Phase.FINISHED)
         self.assertEqual(room.game_errors, 0)
@@ -133,16 +135,16 @@ class BuiltInGamesTests(SynchronousTestCase):
         self.assertEqual(
             [e for _, e in keeper.errors if e["code"] not in ("stale", "not_your_turn")], []
         )
-        self.assertEqual(manager.counters["internal_errors"], 0)
-        clock.advance(10)
-        self.assertEqual(len(manager.registry), 0)
+        self.assertEqual(router.counters["internal_errors"], 0)
+        time.advance(10)
+        self.assertEqual(len(router.registry), 0)
         self.assertEqual(sorted(keeper.closed), sorted(bots))
-        self.assertEqual(clock.getDelayedCalls(), [])
-        return room, keeper, manager
+        self.assertIsNone(time.next_timer())
+        return room, keeper, router
 
     def test_maze(self) -> None:
-        room, _, manager = self.play(MazeGame(), players=2)
-        self.assertGreater(manager.counters["actions_applied"], 10)
+        room, _, router = self.play(MazeGame(), players=2)
+        self.assertGreater(router.counters["actions_applied"], 10)
         self.assertIn(room.result and room.result["reason"], ("all_collected", "time_up"))
 
     def test_maze_four_players(self) -> None:
@@ -158,22 +160,24 @@ class BuiltInGamesTests(SynchronousTestCase):
         self.play(OweDrahnGame(), players=3)
 
     def test_duel_to_a_target(self) -> None:
-        room, _, manager = self.play(DuelGame(), options={"target": 50})
+        room, _, router = self.play(DuelGame(), options={"target": 50})
         self.assertEqual(room.result and room.result["reason"], "target")
-        self.assertGreaterEqual(manager.counters["actions_applied"], 50)
+        self.assertGreaterEqual(router.counters["actions_applied"], 50)
 
 
 class MazeConcurrencyTests(SynchronousTestCase):
     def test_simultaneous_moves_both_apply_and_a_replayed_move_is_stale(self) -> None:
         from vinom.games.maze import DIRECTIONS
 
-        clock = Clock()
+        time = Timeline()
         keeper = ViewKeeper()
-        manager = SessionManager(games=GameRegistry([MazeGame()]).get, clock=clock, sender=keeper)
-        room = manager.add_match(make_match("m-1", ["p-a", "p-b"], "maze"))
+        router = make_router(MazeGame(), keeper, time)
+        room = router.add_match(make_match("m-1", ["p-a", "p-b"], "maze"), time.now)
         for session_id, player_id in ((1, "p-a"), (2, "p-b")):
-            manager.session_connected(SessionConnected(session_id, player_id, "m-1", ("h", 1)))
-        clock.advance(MazeGame().countdown)
+            router.session_connected(
+                SessionConnected(session_id, player_id, "m-1", ("h", 1)), time.now
+            )
+        time.advance(MazeGame().countdown)
         self.assertEqual(room.phase, Phase.PLAYING)
         version, view = keeper.views[1]
         moves = {}
@@ -183,13 +187,13 @@ class MazeConcurrencyTests(SynchronousTestCase):
             direction = next(d for d, (bit, *_rest) in DIRECTIONS.items() if not cell & bit)
             moves[session_id] = {"move": direction, "from": [x, y]}
         # Both moves are made from the same room version.
-        manager.message_received(1, RELIABLE, encode_action(moves[1], 1))
-        manager.message_received(2, RELIABLE, encode_action(moves[2], 1))
-        self.assertEqual(manager.counters["actions_applied"], 2)
+        router.message_received(1, RELIABLE, encode_action(moves[1], 1), time.now)
+        router.message_received(2, RELIABLE, encode_action(moves[2], 1), time.now)
+        self.assertEqual(router.counters["actions_applied"], 2)
         self.assertEqual(room.version, version + 2)
         self.assertEqual(keeper.errors, [])
         # The same move again (a retransmission, or a client behind): stale, to its sender.
-        manager.message_received(1, RELIABLE, encode_action(moves[1], 2))
+        router.message_received(1, RELIABLE, encode_action(moves[1], 2), time.now)
         [(session_id, error)] = keeper.errors
         self.assertEqual((session_id, error["code"], error["i"]), (1, "stale", 2))
         self.assertEqual(room.version, version + 2)
@@ -230,26 +234,28 @@ class HostileActionTests(SynchronousTestCase):
         game = (MazeGame(countdown=0), TicTacToeGame(), DiceGame(), OweDrahnGame(), DuelGame())[
             game_index
         ]
-        clock = Clock()
+        time = Timeline()
         keeper = ViewKeeper()
-        manager = SessionManager(games=GameRegistry([game]).get, clock=clock, sender=keeper)
+        router = make_router(game, keeper, time)
         players = 3 if game.name == "owedrahn" else 2
         ids = [f"p-{n}" for n in range(players)]
-        room = manager.add_match(make_match("m-1", ids, game.name), rng=random.Random(3))
+        room = router.add_match(make_match("m-1", ids, game.name), time.now, rng=random.Random(3))
         for session_id, player_id in enumerate(ids, start=1):
-            manager.session_connected(SessionConnected(session_id, player_id, "m-1", ("h", 1)))
-        clock.advance(game.countdown)
+            router.session_connected(
+                SessionConnected(session_id, player_id, "m-1", ("h", 1)), time.now
+            )
+        time.advance(game.countdown)
         self.assertEqual(room.phase, Phase.PLAYING)
         for number, (session_id, action) in enumerate(actions):
             if session_id > players:
                 continue
             version = room.version
             errors = len(keeper.errors)
-            manager.message_received(session_id, RELIABLE, encode_action(action, number))
+            router.message_received(session_id, RELIABLE, encode_action(action, number), time.now)
             if room.version == version:
                 # Rejected: one error, to the sender, naming the action.
                 self.assertEqual(len(keeper.errors), errors + 1)
                 self.assertEqual(keeper.errors[-1][0], session_id)
                 self.assertEqual(keeper.errors[-1][1]["i"], number)
         self.assertEqual(room.game_errors, 0, [e for _, e in keeper.errors])
-        self.assertEqual(manager.counters["internal_errors"], 0)
+        self.assertEqual(router.counters["internal_errors"], 0)

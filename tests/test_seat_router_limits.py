@@ -1,4 +1,4 @@
-"""The session manager's per-player rate limits and its record of refused joins.
+"""The seat router's per-player rate limits and its record of refused joins.
 
 The security review found that a maze client could send a whole tour of the
 maze (198 moves in about six datagrams) and win before the other player moved,
@@ -8,12 +8,13 @@ floods cost a full reliable state each. These tests pin the limits down.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from twisted.logger import capturedLogs
 
 from tests.test_rooms_fixtures import SeqGame, make_match
-from tests.test_session_manager import ManagerTestCase
+from tests.test_seat_router import RouterTestCase
 from vinom.games.duel import DuelGame
 from vinom.games.maze import DIRECTIONS, MazeGame, MazeState
 from vinom.games.registry import GameRegistry
@@ -46,17 +47,17 @@ def tour(state: MazeState, start: tuple[int, int]) -> list[tuple[str, tuple[int,
     return moves
 
 
-class LimitsTestCase(ManagerTestCase):
+class LimitsTestCase(RouterTestCase):
     start_at = 1000.0
 
     def make_games(self) -> dict[str, Any]:
         return {"seq": SeqGame(action_rate=10.0), "maze": MazeGame(), "duel": DuelGame()}
 
     def playing(self, game: str = "seq") -> Room:
-        room = self.manager.add_match(make_match("m-1", game=game))
+        room = self.router.add_match(make_match("m-1", game=game), self.time.now)
         self.connect(SA, A)
         self.connect(SB, B)
-        self.clock.advance(room.game.countdown)
+        self.time.advance(room.game.countdown)
         self.assertEqual(room.phase, Phase.PLAYING)
         self.sender.clear()
         return room
@@ -64,9 +65,15 @@ class LimitsTestCase(ManagerTestCase):
     def errors(self, session_id: int) -> list[tuple[str, int | None]]:
         return [(m["code"], m["i"]) for m in self.sender.to(session_id, "error")]
 
-    def releases(self) -> int:
-        """Timers pending to apply held actions."""
-        return sum(1 for call in self.clock.getDelayedCalls() if call.func == self.manager._release)
+    def release_pending(self) -> bool:
+        """Whether held actions wait for a token: a deadline sooner than the room's own
+        and its lingering's."""
+        room = self.router.room("m-1")
+        own = [room.next_timer() if room is not None else None, self.router.registry.next_timer()]
+        pending = self.time.next_timer()
+        return pending is not None and pending < min(
+            (t for t in own if t is not None), default=math.inf
+        )
 
 
 class MazeSpeedHackTests(LimitsTestCase):
@@ -78,7 +85,7 @@ class MazeSpeedHackTests(LimitsTestCase):
         for number, (direction, (x, y)) in enumerate(moves):
             self.act(SA, {"move": direction, "from": [x, y]}, number)
         # A burst of two seconds' worth (20 moves at 10/s) is applied, 8 more wait.
-        counters, drops = self.manager.counters, self.manager.drops
+        counters, drops = self.router.counters, self.router.drops
         self.assertEqual(counters["actions_applied"], 20)
         self.assertEqual(counters["actions_delayed"], 8)
         self.assertEqual(drops["rate_limited"], len(moves) - 28)
@@ -90,13 +97,13 @@ class MazeSpeedHackTests(LimitsTestCase):
         self.assertEqual(self.errors(SB), [])
 
         # The held moves go in order at the game's rate.
-        self.clock.advance(0.1)
+        self.time.advance(0.1)
         self.assertEqual(counters["actions_applied"], 21)
-        self.clock.advance(0.7)
+        self.time.advance(0.7)
         self.assertEqual(counters["actions_applied"], 28)
         self.assertEqual(room.state.positions[0], moves[28][1])
         self.assertEqual(counters["actions_rejected"], 0)
-        self.assertEqual(self.releases(), 0)
+        self.assertFalse(self.release_pending())
 
         # The other player was never limited by the first one's flood.
         x, y = room.state.positions[1]
@@ -112,14 +119,14 @@ class MazeSpeedHackTests(LimitsTestCase):
         # 20 applied, 8 held: the 29th is the first dropped.
         self.assertEqual(self.errors(SA), [("rate_limited", 29)])
         # Half a second later 5 held actions went, and 5 more places are free.
-        self.clock.advance(0.5)
-        self.assertEqual(self.manager.counters["actions_applied"], 25)
+        self.time.advance(0.5)
+        self.assertEqual(self.router.counters["actions_applied"], 25)
         for n in range(100, 120):
             self.act(SA, {"seq": n}, n)
-        self.assertEqual(self.manager.drops["rate_limited"], 12 + 15)
+        self.assertEqual(self.router.drops["rate_limited"], 12 + 15)
         self.assertEqual(self.errors(SA), [("rate_limited", 29)])
         # A second after the first notice, the next drop is told again.
-        self.clock.advance(0.5)
+        self.time.advance(0.5)
         for n in range(200, 220):
             self.act(SA, {"seq": n}, n)
         limited = [e for e in self.errors(SA) if e[0] == "rate_limited"]
@@ -137,11 +144,11 @@ class PacingTests(LimitsTestCase):
                 sent += 1
                 self.act(SA, {"seq": sent}, sent)
             else:
-                self.clock.advance(0.01)
+                self.time.advance(0.01)
         self.assertEqual(self.errors(SA), [])
-        self.assertEqual(self.manager.drops["rate_limited"], 0)
+        self.assertEqual(self.router.drops["rate_limited"], 0)
         # 20 at once, then 10 per second over the 0.8 s or so of waiting.
-        self.assertEqual(room.state.seqs[0], self.manager.counters["actions_applied"])
+        self.assertEqual(room.state.seqs[0], self.router.counters["actions_applied"])
         self.assertGreaterEqual(room.state.seqs[0], 26)
         self.assertLessEqual(room.state.seqs[0], 30)
 
@@ -150,7 +157,7 @@ class PacingTests(LimitsTestCase):
         for n in range(1, 25):
             self.act(SA, {"seq": n}, n)
         self.assertEqual(room.state.seqs[0], 20)
-        self.clock.advance(0.4)
+        self.time.advance(0.4)
         self.assertEqual(room.state.seqs[0], 24)
         self.assertEqual(self.sender.to(SA, "state")[-1]["i"], 24)
         self.assertEqual(self.errors(SA), [])
@@ -159,11 +166,11 @@ class PacingTests(LimitsTestCase):
         self.playing()
         for n in range(1, 25):
             self.act(SA, {"seq": n}, n)
-        self.assertEqual(self.releases(), 1)
-        self.manager.session_closed(SessionClosed(SA, "timeout"))
-        self.assertEqual(self.releases(), 0)
-        self.clock.advance(1.0)
-        self.assertEqual(self.manager.counters["actions_applied"], 20)
+        self.assertTrue(self.release_pending())
+        self.router.session_closed(SessionClosed(SA, "timeout"), self.time.now)
+        self.assertFalse(self.release_pending())
+        self.time.advance(1.0)
+        self.assertEqual(self.router.counters["actions_applied"], 20)
 
     def test_actions_held_when_the_match_ends_are_dropped_without_errors(self) -> None:
         room = self.playing()
@@ -171,36 +178,36 @@ class PacingTests(LimitsTestCase):
             self.act(SA, {"seq": n}, n)
         self.act(SB, {"win": True}, 1)
         self.assertEqual(room.phase, Phase.FINISHED)
-        self.clock.advance(0.5)
-        self.assertEqual(self.manager.drops["held_at_end"], 4)
+        self.time.advance(0.5)
+        self.assertEqual(self.router.drops["held_at_end"], 4)
         self.assertEqual(self.errors(SA), [])
-        self.assertEqual(self.manager.counters["actions_applied"], 21)
-        self.assertEqual(self.releases(), 0)
+        self.assertEqual(self.router.counters["actions_applied"], 21)
+        self.assertFalse(self.release_pending())
 
     def test_reconnecting_does_not_refill_the_bucket(self) -> None:
         room = self.playing()
         for n in range(1, 21):
             self.act(SA, {"seq": n}, n)
-        self.manager.session_closed(SessionClosed(SA, "timeout"))
+        self.router.session_closed(SessionClosed(SA, "timeout"), self.time.now)
         self.connect(21, A)
         self.assertEqual(room.session_of(A), 21)
         self.act(21, {"seq": 21}, 21)
-        self.assertEqual(self.manager.counters["actions_applied"], 20)
-        self.assertEqual(self.manager.counters["actions_delayed"], 1)
-        self.clock.advance(0.1)
+        self.assertEqual(self.router.counters["actions_applied"], 20)
+        self.assertEqual(self.router.counters["actions_delayed"], 1)
+        self.time.advance(0.1)
         self.assertEqual(room.state.seqs[0], 21)
 
     def test_the_room_going_away_drops_the_players_limits(self) -> None:
         self.playing()
         for n in range(1, 25):
             self.act(SA, {"seq": n}, n)
-        self.manager.registry.remove("m-1")
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.router.registry.remove("m-1", self.time.now)
+        self.assertIsNone(self.time.next_timer())
         # A new match with the same ids starts with full buckets.
         self.playing()
         for n in range(1, 21):
             self.act(SA, {"seq": n}, n)
-        self.assertEqual(self.manager.drops["rate_limited"], 0)
+        self.assertEqual(self.router.drops["rate_limited"], 0)
 
 
 class UnlimitedTests(LimitsTestCase):
@@ -209,8 +216,8 @@ class UnlimitedTests(LimitsTestCase):
         for n in range(1, 1001):
             self.act(SA, {"seq": n})
         self.assertEqual(room.state.seqs, (1000, 0))
-        self.assertEqual(self.manager.counters["actions_delayed"], 0)
-        self.assertEqual(self.manager.drops["rate_limited"], 0)
+        self.assertEqual(self.router.counters["actions_delayed"], 0)
+        self.assertEqual(self.router.drops["rate_limited"], 0)
 
     def test_a_game_without_an_action_rate_gets_the_default(self) -> None:
         self.games["seq"] = SeqGame()
@@ -219,76 +226,76 @@ class UnlimitedTests(LimitsTestCase):
             self.act(SA, {"seq": n}, n)
         # 20 per second, a burst of 40; 8 held.
         self.assertEqual(room.state.seqs[0], 40)
-        self.assertEqual(self.manager.drops["rate_limited"], 52)
+        self.assertEqual(self.router.drops["rate_limited"], 52)
 
 
 class SyncLimitTests(LimitsTestCase):
     def test_sync_floods_are_dropped(self) -> None:
         self.playing()
         for _ in range(10):
-            self.manager.message_received(SA, RELIABLE, encode_sync())
+            self.router.message_received(SA, RELIABLE, encode_sync(), self.time.now)
         # 2 per second, a burst of 4: six dropped, silently.
         self.assertEqual(len(self.sender.to(SA, "state", RELIABLE)), 4)
-        self.assertEqual(self.manager.drops["sync_rate_limited"], 6)
+        self.assertEqual(self.router.drops["sync_rate_limited"], 6)
         self.assertEqual(self.sender.to(SA, "error"), [])
-        self.clock.advance(0.5)
-        self.manager.message_received(SA, RELIABLE, encode_sync())
-        self.manager.message_received(SA, RELIABLE, encode_sync())
+        self.time.advance(0.5)
+        self.router.message_received(SA, RELIABLE, encode_sync(), self.time.now)
+        self.router.message_received(SA, RELIABLE, encode_sync(), self.time.now)
         self.assertEqual(len(self.sender.to(SA, "state", RELIABLE)), 5)
         # Another player's syncs are their own.
-        self.manager.message_received(SB, RELIABLE, encode_sync())
+        self.router.message_received(SB, RELIABLE, encode_sync(), self.time.now)
         self.assertEqual(len(self.sender.to(SB, "state", RELIABLE)), 1)
 
     def test_sync_limit_in_an_unlimited_game_outlives_the_session(self) -> None:
         room = self.playing("duel")
         for _ in range(5):
-            self.manager.message_received(SA, RELIABLE, encode_sync())
-        self.manager.session_closed(SessionClosed(SA, "timeout"))
+            self.router.message_received(SA, RELIABLE, encode_sync(), self.time.now)
+        self.router.session_closed(SessionClosed(SA, "timeout"), self.time.now)
         self.connect(21, A)
         self.assertEqual(room.session_of(A), 21)
-        self.manager.message_received(21, RELIABLE, encode_sync())
-        self.assertEqual(self.manager.drops["sync_rate_limited"], 2)
+        self.router.message_received(21, RELIABLE, encode_sync(), self.time.now)
+        self.assertEqual(self.router.drops["sync_rate_limited"], 2)
 
 
 class RefusedJoinTests(LimitsTestCase):
     def test_the_games_reason_is_counted_and_logged(self) -> None:
         self.games["seq"] = SeqGame(join_rejects="the table is closed")
-        self.manager.add_match(make_match("m-1"))
+        self.router.add_match(make_match("m-1"), self.time.now)
         with capturedLogs() as events:
-            self.assertEqual(self.manager.admit(A, "m-1"), Admission.FULL)
-        self.assertEqual(self.manager.counters["joins_refused"], 1)
+            self.assertEqual(self.router.admit(A, "m-1", self.time.now), Admission.FULL)
+        self.assertEqual(self.router.counters["joins_refused"], 1)
         [event] = events
         self.assertIn("the table is closed", event["log_format"].format(**event))
         self.assertEqual((event["player_id"], event["match_id"]), (A, "m-1"))
 
     def test_the_log_is_rate_limited_the_count_is_not(self) -> None:
         self.games["seq"] = SeqGame(join_rejects="no")
-        self.manager.add_match(make_match("m-1"))
+        self.router.add_match(make_match("m-1"), self.time.now)
         with capturedLogs() as events:
             for _ in range(50):
-                self.manager.admit(A, "m-1")
-            self.clock.advance(self.manager.log_interval)
-            self.manager.admit(B, "m-1")
-        self.assertEqual(self.manager.counters["joins_refused"], 51)
+                self.router.admit(A, "m-1", self.time.now)
+            self.time.advance(self.router.log_interval)
+            self.router.admit(B, "m-1", self.time.now)
+        self.assertEqual(self.router.counters["joins_refused"], 51)
         self.assertEqual([e["unlogged"] for e in events], [0, 49])
 
     def test_other_refusals_are_not_the_games(self) -> None:
-        self.manager.add_match(make_match("m-1"))
-        self.assertEqual(self.manager.admit("p-stranger", "m-1"), Admission.REFUSE)
-        self.assertEqual(self.manager.admit(A, "m-other"), Admission.REFUSE)
-        self.assertEqual(self.manager.counters["joins_refused"], 0)
+        self.router.add_match(make_match("m-1"), self.time.now)
+        self.assertEqual(self.router.admit("p-stranger", "m-1", self.time.now), Admission.REFUSE)
+        self.assertEqual(self.router.admit(A, "m-other", self.time.now), Admission.REFUSE)
+        self.assertEqual(self.router.counters["joins_refused"], 0)
 
 
 class GameCheckTests(LimitsTestCase):
     def test_a_game_with_a_bad_tick_rate_is_not_hosted(self) -> None:
         self.games["seq"] = SeqGame(tick_rate=120.0)
-        self.assertRaises(ValueError, self.manager.add_match, make_match("m-1"))
-        self.assertEqual(len(self.manager.registry), 0)
-        self.assertEqual(self.manager.admit(A, "m-1"), Admission.REFUSE)
+        self.assertRaises(ValueError, self.router.add_match, make_match("m-1"), self.time.now)
+        self.assertEqual(len(self.router.registry), 0)
+        self.assertEqual(self.router.admit(A, "m-1", self.time.now), Admission.REFUSE)
 
     def test_registry_games_pass(self) -> None:
         registry = GameRegistry.from_plugins()
         for name in registry.names():
             self.games[name] = registry.get(name)
-        self.manager.add_match(make_match("m-1", game="tictactoe"))
-        self.assertEqual(self.manager.room("m-1").action_rate, 20.0)  # type: ignore[union-attr]
+        self.router.add_match(make_match("m-1", game="tictactoe"), self.time.now)
+        self.assertEqual(self.router.room("m-1").action_rate, 20.0)  # type: ignore[union-attr]
