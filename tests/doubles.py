@@ -10,11 +10,15 @@
   `end_match`; the server itself uses `vinom.hosting.inline`.
 - `FakeUDPReactor`: records `listenUDP` calls; a port in `taken` (or already
   listened on) raises `CannotListenError`.
+- `EchoCore`: an `IDatagramCore` around a real `ServerEndpoint` that echoes
+  its sessions' messages and records what happened, for the UDP adapter's
+  tests (the game host's own core is `vinom.hosting.core.GameHostCore`).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,10 +28,12 @@ from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IDatagramCore, IGameHost, IGameHostFactory
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
+from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import ITokenIssuer
+from vinom.protocol.server import ServerEndpoint
 
 DEFAULT_LIFETIME = 30.0
 
@@ -199,3 +205,64 @@ class FakeUDPReactor:
             raise CannotListenError(interface, port, OSError("address in use"))
         self.listening[port] = (protocol, interface)
         return FakeUDPPort(self, port)
+
+
+@implementer(IDatagramCore)
+class EchoCore:
+    """A datagram core: a real endpoint whose messages come back to their session.
+
+    Each message is echoed on its channel with `prefix` (unless `echo` is
+    off) and recorded as (session id, channel, data, the time it was handled).
+    `explode_on` is a message that makes the core raise (a bug in a core);
+    `close_on` one that makes it close the sender's session. Connected
+    sessions are also the core's events for the layer above.
+    """
+
+    def __init__(self, endpoint: ServerEndpoint, prefix: bytes = b"") -> None:
+        self.endpoint = endpoint
+        self.prefix = prefix
+        self.echo = True
+        self.explode_on: bytes | None = None
+        self.close_on: bytes | None = None
+        self.connected: list[SessionConnected] = []
+        self.closed: list[SessionClosed] = []
+        self.messages: list[tuple[int, int, bytes, float]] = []
+        self.events: deque[object] = deque()
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        self.endpoint.receive_datagram(data, addr, now)
+        self._take_events(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        return self.endpoint.datagrams_to_send(now)
+
+    def get_timer(self) -> float | None:
+        return self.endpoint.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.endpoint.handle_timer(now)
+        self._take_events(now)
+
+    def next_event(self) -> object | None:
+        return self.events.popleft() if self.events else None
+
+    def close_session(self, session_id: int, now: float) -> None:
+        self.endpoint.close_session(session_id)
+        self._take_events(now)
+
+    def _take_events(self, now: float) -> None:
+        while (event := self.endpoint.next_event()) is not None:
+            if isinstance(event, MessageReceived):
+                session_id, channel, data = event
+                if data == self.explode_on:
+                    raise RuntimeError("a bug in the core")
+                self.messages.append((session_id, channel, data, now))
+                if data == self.close_on:
+                    self.endpoint.close_session(session_id)
+                elif self.echo:
+                    self.endpoint.send_message(session_id, channel, self.prefix + data)
+            elif isinstance(event, SessionConnected):
+                self.connected.append(event)
+                self.events.append(event)
+            elif isinstance(event, SessionClosed):
+                self.closed.append(event)

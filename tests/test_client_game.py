@@ -122,7 +122,8 @@ class SessionClosedTests(TestCase):
         assert isinstance(host, InlineGameHost)
         for session in sessions:
             assert session.protocol is not None and session.protocol.session is not None
-            host.protocol.close_session(session.protocol.session.session_id)
+            host.core.close_session(session.protocol.session.session_id, reactor.seconds())
+            host.protocol.transmit()
         reports = await gatherResults(bots)
         for report, session in zip(reports, sessions, strict=True):
             self.assertEqual(report.outcome, "error")

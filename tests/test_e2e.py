@@ -20,8 +20,8 @@ from vinom.client.bots import BotDriver, BotReport, play_bot
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
+from vinom.hosting.core import GameHostCore
 from vinom.hosting.inline import InlineGameHost
-from vinom.rooms.registry import RoomRegistry
 
 GAMES = GameRegistry.from_plugins()
 
@@ -42,13 +42,13 @@ class BotsPlayEveryGame(TestCase):
         game = GAMES.get(game_name)
         players = players or game.match_size
         server = await start_server(self, "--match-size", f"{game_name}={players}", ports=4)
-        registries: list[RoomRegistry] = []
+        cores: list[GameHostCore] = []
 
         def capture(session: GameSession) -> None:
             match_id = session.protocol.session.match_id if session.protocol else ""
             host = server.hosting.host_of(match_id)
             assert isinstance(host, InlineGameHost)
-            registries.append(host.sessions.registry)
+            cores.append(host.core)
 
         bots = [
             Deferred.fromCoroutine(
@@ -71,8 +71,8 @@ class BotsPlayEveryGame(TestCase):
         # after the match leaves running_games) and the room is removed.
         await wait_until(lambda: server.hosting.running_games == 0)
         await wait_until(lambda: server.hosting.allocator.available == 4)
-        self.assertEqual(len(registries), players)
-        self.assertEqual(len(registries[0]), 0)
+        self.assertEqual(len(cores), players)
+        self.assertEqual(cores[0].room_count, 0)
 
     async def test_maze(self) -> None:
         await self.play("maze")
@@ -119,7 +119,7 @@ class Reconnection(TestCase):
         await session.protocol.transport.stopListening()
         host = server.hosting.host_of(found.game_id)
         assert isinstance(host, InlineGameHost)
-        room = host.sessions.room(found.game_id)
+        room = host.core.room(found.game_id)
         assert room is not None
         await wait_until(lambda: room.in_grace(welcome.player_id))
         self.assertFalse(session.finished.called)

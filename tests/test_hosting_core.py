@@ -247,14 +247,12 @@ class TicTacToeMatchTests(CoreTestCase):
             self.assertEqual(player.of_type("phase")[-1]["p"], "playing")
         # Each fills a row of its own when its turn comes; whoever starts wins.
         rows = {"p-x": [0, 1, 2], "p-o": [3, 4, 5]}
-        action_id = 0
-        for _ in range(10):
+        for action_id in range(1, 11):
             assert x.view is not None
             turn = x.view["turn"]
             if turn is None:
                 break
             mover = x if turn == "p-x" else o
-            action_id += 1
             cell = rows[turn].pop(0)
             mover.connection.send_message(RELIABLE, encode_action({"cell": cell}, action_id))
             self.run_for(0.05)

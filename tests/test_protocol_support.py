@@ -12,13 +12,11 @@ import heapq
 import random
 from typing import Any
 
-from zope.interface import implementer
-
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig, HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected
-from vinom.protocol.interfaces import Admission, IAdmission
+from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import PublicToken, TokenIssuer
 
@@ -31,16 +29,16 @@ CLIENT_ADDR = ("192.0.2.7", 50001)
 OTHER_ADDR = ("198.51.100.9", 50002)
 
 
-@implementer(IAdmission)
 class FakeAdmission:
-    """Accepts everyone unless told otherwise; records what it was asked."""
+    """An endpoint's `admit`: accepts everyone unless told otherwise; records what it
+    was asked."""
 
     def __init__(self, verdict: Admission = Admission.ACCEPT) -> None:
         self.verdict = verdict
         self.per_player: dict[str, Admission] = {}
         self.calls: list[tuple[str, str]] = []
 
-    def admit(self, player_id: str, match_id: str) -> Admission:
+    def __call__(self, player_id: str, match_id: str, now: float) -> Admission:
         self.calls.append((player_id, match_id))
         return self.per_player.get(player_id, self.verdict)
 

@@ -13,8 +13,7 @@ queue whose due deadlines it runs as time advances, as a game host core does.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import evolve, frozen

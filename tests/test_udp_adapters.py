@@ -7,9 +7,9 @@ from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import Invalid, implementer
-from zope.interface.verify import verifyObject
+from zope.interface import Invalid
 
+from tests.doubles import EchoCore
 from tests.test_protocol_support import (
     APPLICATION_ID,
     CLIENT_ADDR,
@@ -22,8 +22,8 @@ from tests.test_protocol_support import (
 from vinom.client.udp import ConnectFailedError, GameClientProtocol
 from vinom.hosting.udp import GameHostProtocol
 from vinom.protocol.config import ClientConfig, HostConfig, IssuerConfig, ProtocolConfig
-from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
-from vinom.protocol.interfaces import Admission, ISessionSender, ISessionSink
+from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionConnected
+from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import TokenIssuer
 
@@ -56,30 +56,6 @@ class FakeTransport:
         self.stopped = True
 
 
-@implementer(ISessionSink)
-class RecordingSink:
-    def __init__(self) -> None:
-        self.sender: GameHostProtocol | None = None
-        self.connected: list[SessionConnected] = []
-        self.closed: list[SessionClosed] = []
-        self.messages: list[tuple[int, int, bytes]] = []
-        self.echo = False
-        self.explode_on: bytes | None = None
-
-    def session_connected(self, event: SessionConnected) -> None:
-        self.connected.append(event)
-
-    def message_received(self, session_id: int, channel: int, data: bytes) -> None:
-        if data == self.explode_on:
-            raise RuntimeError("sink bug")
-        self.messages.append((session_id, channel, data))
-        if self.echo and self.sender is not None:
-            self.sender.send_message(session_id, channel, b"echo " + data)
-
-    def session_closed(self, event: SessionClosed) -> None:
-        self.closed.append(event)
-
-
 class AdapterTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
@@ -88,9 +64,10 @@ class AdapterTests(SynchronousTestCase):
         self.admission = FakeAdmission()
         self.endpoint = ServerEndpoint(HostConfig(protocol, (HOST,)), self.admission,
                                        wall_clock=lambda: WALL)
-        self.sink = RecordingSink()
-        self.host = GameHostProtocol(self.endpoint, self.sink, self.clock)
-        self.sink.sender = self.host
+        self.core = EchoCore(self.endpoint, prefix=b"echo ")
+        self.core.echo = False
+        self.host_events: list[object] = []
+        self.host = GameHostProtocol(self.core, self.clock, on_event=self.host_events.append)
         self.wire = Wire()
         self.host_transport = self.wire.transport(SERVER_ADDR)
         self.host.makeConnection(self.host_transport)  # type: ignore[arg-type]
@@ -120,11 +97,8 @@ class AdapterTests(SynchronousTestCase):
         self.deliver(client)
         self.deliver(client)
         self.assertTrue(client.connected.called)
-        self.assertEqual(len(self.sink.connected), 1)
-        return client, self.sink.connected[0].session_id
-
-    def test_host_provides_the_sender_interface(self) -> None:
-        verifyObject(ISessionSender, self.host)
+        self.assertEqual(len(self.core.connected), 1)
+        return client, self.core.connected[0].session_id
 
     def test_handshake_and_messages_through_the_adapters(self) -> None:
         client, sid = self.connected_client()
@@ -135,14 +109,19 @@ class AdapterTests(SynchronousTestCase):
         self.assertEqual(client.session.session_id, sid)
         client.send(RELIABLE, b"hello")
         self.deliver(client)
-        self.assertEqual(self.sink.messages, [(sid, RELIABLE, b"hello")])
-        self.host.send_message(sid, UNRELIABLE, b"state")
+        self.assertEqual(self.core.messages, [(sid, RELIABLE, b"hello", 1000.0)])
+        self.endpoint.send_message(sid, UNRELIABLE, b"state")
+        self.host.transmit()
         self.deliver(client)
         self.assertEqual(self.received, [(UNRELIABLE, b"state")])
 
-    def test_replies_from_the_sink_share_the_ack_packet(self) -> None:
+    def test_the_cores_events_reach_the_layer_above(self) -> None:
+        _client, sid = self.connected_client()
+        self.assertEqual([e.session_id for e in self.host_events], [sid])  # type: ignore[attr-defined]
+
+    def test_replies_from_the_core_share_the_ack_packet(self) -> None:
         client, _sid = self.connected_client()
-        self.sink.echo = True
+        self.core.echo = True
         before = len(self.host_transport.written)
         client.send(RELIABLE, b"move")
         self.deliver(client)
@@ -158,7 +137,7 @@ class AdapterTests(SynchronousTestCase):
         for _ in range(60):
             self.clock.advance(0.1)
             self.wire.queue.clear()
-        self.assertEqual([(e.session_id, e.reason) for e in self.sink.closed], [(sid, "timeout")])
+        self.assertEqual([(e.session_id, e.reason) for e in self.core.closed], [(sid, "timeout")])
         self.assertEqual(self.endpoint.session_count, 0)
 
     def test_client_times_out_and_releases_its_port(self) -> None:
@@ -197,59 +176,62 @@ class AdapterTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), None)
         self.assertTrue(client.transport.stopped)  # type: ignore[union-attr]
         self.deliver(client)
-        self.assertEqual([(e.session_id, e.reason) for e in self.sink.closed],
+        self.assertEqual([(e.session_id, e.reason) for e in self.core.closed],
                          [(sid, "disconnect")])
         self.assertEqual(self.successResultOf(client.closed), "closed")
 
     def test_host_closes_a_session(self) -> None:
         client, sid = self.connected_client()
-        self.host.close_session(sid)
-        self.assertEqual([(e.session_id, e.reason) for e in self.sink.closed], [(sid, "closed")])
+        self.core.close_session(sid, self.clock.seconds())
+        self.host.transmit()
+        self.assertEqual([(e.session_id, e.reason) for e in self.core.closed], [(sid, "closed")])
         self.deliver(client)
         self.assertEqual(self.successResultOf(client.closed), "disconnect")
 
-    def test_sink_failures_are_counted_not_raised(self) -> None:
-        client, sid = self.connected_client()
-        self.sink.explode_on = b"boom"
+    def test_the_layer_above_may_call_the_core_and_transmit_from_an_event(self) -> None:
+        """No re-entrancy guard is needed: the handler closes the new session and
+        transmits; the disconnects go out and the outer transmit finds nothing left."""
+
+        def close_at_once(event: object) -> None:
+            assert isinstance(event, SessionConnected)
+            self.core.close_session(event.session_id, self.clock.seconds())
+            self.host.transmit()
+
+        self.host.on_event = close_at_once
+        client = self.start_client()
+        self.deliver(client)
+        self.deliver(client)
+        self.assertEqual([e.reason for e in self.core.closed], ["closed"])
+        self.assertEqual(self.successResultOf(client.closed), "disconnect")
+        self.assertEqual(self.host.errors, 0)
+
+    def test_core_failures_are_counted_not_raised(self) -> None:
+        client, _sid = self.connected_client()
+        self.core.explode_on = b"boom"
         client.send(RELIABLE, b"boom")
-        client.send(RELIABLE, b"after")
         self.deliver(client)
         self.assertEqual(self.host.errors, 1)
-        self.assertEqual(self.sink.messages, [(sid, RELIABLE, b"after")])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        # The adapter goes on: the next datagram is handled.
+        client.send(RELIABLE, b"after")
+        self.deliver(client)
+        self.assertEqual([m[2] for m in self.core.messages], [b"after"])
+
+    def test_event_handler_failures_are_counted_not_raised(self) -> None:
+        def broken(event: object) -> None:
+            raise RuntimeError("a bug above the adapter")
+
+        self.host.on_event = broken
+        self.connected_client()
+        self.assertEqual(self.host.errors, 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
-    def test_a_datagram_fed_from_inside_the_sink_waits_for_the_delivering_loop(self) -> None:
-        """The sink feeding the host a datagram (a nested read) is not handed that
-        datagram's events inside its own call, and the batch in progress keeps
-        holding its replies until it ends."""
-        client, _sid = self.connected_client()
-        depth = [0]
-        heard: list[tuple[bytes, int, bool]] = []
-
-        def reentrant(session_id: int, channel: int, data: bytes) -> None:
-            depth[0] += 1
-            heard.append((data, depth[0], self.host._dispatching))
-            if data == b"outer":
-                nested, source, _ = self.wire.queue.pop(0)
-                self.host.datagramReceived(nested, source)
-                heard.append((b"back", depth[0], self.host._dispatching))
-            depth[0] -= 1
-
-        self.patch(self.sink, "message_received", reentrant)
-        client.send(RELIABLE, b"outer")
-        client.send(RELIABLE, b"inner")
-        self.assertEqual(len(self.wire.queue), 2)  # one datagram each
-        data, source, _ = self.wire.queue.pop(0)
-        self.host.datagramReceived(data, source)
-        self.assertEqual(heard, [(b"outer", 1, True), (b"back", 1, True), (b"inner", 1, True)])
-        self.assertFalse(self.host._dispatching)
-
-    def test_a_sink_missing_a_method_is_refused_when_the_host_is_made(self) -> None:
-        class HalfSink:
-            def session_connected(self, event: SessionConnected) -> None:
+    def test_a_core_missing_a_method_is_refused_when_the_host_is_made(self) -> None:
+        class HalfCore:
+            def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
                 pass
 
-        self.assertRaises(Invalid, GameHostProtocol, self.endpoint, HalfSink(), self.clock)
+        self.assertRaises(Invalid, GameHostProtocol, HalfCore(), self.clock)
 
     def test_endpoint_failures_are_counted_not_raised(self) -> None:
         class Broken(Counter[str]):
@@ -273,7 +255,8 @@ class AdapterTests(SynchronousTestCase):
     def test_send_errors_are_counted(self) -> None:
         _client, sid = self.connected_client()
         self.wire.fail_writes = True
-        self.host.send_message(sid, RELIABLE, b"x")
+        self.endpoint.send_message(sid, RELIABLE, b"x")
+        self.host.transmit()
         self.assertEqual(self.host.send_errors, 1)
 
     def test_stopping_cancels_the_timer(self) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
+from tests.doubles import EchoCore
 from tests.test_protocol_support import FakeAdmission
 from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_game_client
-from vinom.hosting.udp import SOCKET_BUFFER, GameHostProtocol, listen_game_host
+from vinom.hosting.udp import SOCKET_BUFFER, listen_game_host
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import (
@@ -27,34 +27,26 @@ from vinom.protocol.config import (
     ProtocolConfig,
     generate_token_key,
 )
-from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, SessionConnected
-from vinom.protocol.interfaces import Admission, ISessionSink
+from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed
+from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import TokenIssuer
 
 MESSAGES = 10_000
 
 
-@implementer(ISessionSink)
-class EchoSink:
-    """Echoes every reliable message back on the reliable channel."""
+class WatchedEchoCore(EchoCore):
+    """An `EchoCore` whose first closed session fires `closed_session`."""
 
-    def __init__(self) -> None:
-        self.sender: GameHostProtocol | None = None
-        self.connected: list[SessionConnected] = []
-        self.received = 0
-        self.closed: Deferred[SessionClosed] = Deferred()
+    def __init__(self, endpoint: ServerEndpoint) -> None:
+        super().__init__(endpoint)
+        self.closed_session: Deferred[SessionClosed] = Deferred()
 
-    def session_connected(self, event: SessionConnected) -> None:
-        self.connected.append(event)
-
-    def message_received(self, session_id: int, channel: int, data: bytes) -> None:
-        self.received += 1
-        assert self.sender is not None
-        self.sender.send_message(session_id, channel, data)
-
-    def session_closed(self, event: SessionClosed) -> None:
-        self.closed.callback(event)
+    def _take_events(self, now: float) -> None:
+        closed = len(self.closed)
+        super()._take_events(now)
+        if len(self.closed) > closed and not self.closed_session.called:
+            self.closed_session.callback(self.closed[closed])
 
 
 class RealUDPTests(TestCase):
@@ -67,10 +59,9 @@ class RealUDPTests(TestCase):
         self.endpoint = ServerEndpoint(
             HostConfig(self.protocol, (HostAddress("127.0.0.1", 1),)), self.admission
         )
-        self.sink = EchoSink()
-        self.host, self.port = listen_game_host(reactor, 0, self.endpoint, self.sink, reactor,
+        self.core = WatchedEchoCore(self.endpoint)
+        self.host, self.port = listen_game_host(reactor, 0, self.core, reactor,
                                                 interface="127.0.0.1")
-        self.sink.sender = self.host
         self.addCleanup(self.port.stopListening)
         self.address = HostAddress("127.0.0.1", self.port.getHost().port)
         self.endpoint.set_addresses((self.address,))
@@ -97,18 +88,18 @@ class RealUDPTests(TestCase):
         client: GameClientProtocol = yield connect_game_client(reactor, self.token(),
                                                                on_message=on_message)
         self.addCleanup(client.disconnect)
-        self.assertEqual(len(self.sink.connected), 1)
-        self.assertEqual(self.sink.connected[0].player_id, "p-1")
+        self.assertEqual(len(self.core.connected), 1)
+        self.assertEqual(self.core.connected[0].player_id, "p-1")
         self.assertEqual(self.endpoint.session_count, 1)
 
         for i in range(MESSAGES):
             client.send(RELIABLE, b"message %d" % i)
         yield all_back
         self.assertEqual(received, [b"message %d" % i for i in range(MESSAGES)])
-        self.assertEqual(self.sink.received, MESSAGES)
+        self.assertEqual(len(self.core.messages), MESSAGES)
 
         yield client.disconnect()
-        closed = yield self.sink.closed
+        closed = yield self.core.closed_session
         self.assertEqual(closed.reason, "disconnect")
         self.assertEqual(self.endpoint.session_count, 0)
         self.assertEqual(self.host.errors, 0)
@@ -120,7 +111,7 @@ class RealUDPTests(TestCase):
         client: GameClientProtocol = yield connect_game_client(reactor, self.token())
         self.addCleanup(client.disconnect)
         self.assertEqual(written, [])  # the handshake went out through sendto
-        sid = self.sink.connected[0].session_id
+        sid = self.core.connected[0].session_id
 
         class Refusing:
             def __init__(self, error: int) -> None:
@@ -134,7 +125,8 @@ class RealUDPTests(TestCase):
             (errno.EWOULDBLOCK, errno.ENOBUFS, errno.ECONNREFUSED, errno.EMSGSIZE), 1
         ):
             self.host._socket = Refusing(error)  # type: ignore[assignment]
-            self.host.send_message(sid, RELIABLE, b"lost %d" % number)
+            self.endpoint.send_message(sid, RELIABLE, b"lost %d" % number)
+            self.host.transmit()
             self.assertEqual(self.host.send_errors, number)
         self.host._socket = real
         self.assertEqual(self.host.errors, 0)
@@ -183,8 +175,13 @@ class RealUDPTests(TestCase):
         for _ in range(3):
             exchange()
         self.assertTrue(conn.is_connected)
-        sid = self.sink.connected[0].session_id
-        self.addCleanup(lambda: self.host.close_session(sid))
+        sid = self.core.connected[0].session_id
+
+        def close() -> None:
+            self.core.close_session(sid, time.time())
+            self.host.transmit()
+
+        self.addCleanup(close)
         return conn, exchange, send
 
     def test_replies_to_a_batch_of_datagrams_share_packets(self) -> None:
@@ -200,63 +197,38 @@ class RealUDPTests(TestCase):
             if isinstance(event, MessageReceived):
                 echoes.append(event.data)
         self.assertEqual(echoes, [b"message %d" % n for n in range(5)])
-        self.assertEqual(self.sink.received, 5)
+        self.assertEqual(len(self.core.messages), 5)
 
-    def test_a_batch_is_timed_once_and_survives_a_sink_failure(self) -> None:
-        """Every datagram of a batch is handled at the time the batch was read (each
-        had arrived by then); the sink hears each one's messages before the next
-        datagram is handled, and a failure of the sink spares every other message,
-        of its own datagram too."""
+    def test_a_batch_is_timed_once_and_survives_a_core_failure(self) -> None:
+        """Every datagram of a batch is handed to the core with the time the batch was
+        read (each had arrived by then); a failure of the core on one datagram
+        spares the others."""
         conn, exchange, send = self.raw_session()
-        session = self.endpoint._sessions[self.sink.connected[0].session_id]
-        handled = self.endpoint.datagrams_received
-        times: set[float] = set()
-        heard: list[tuple[int, bytes]] = []
-        echo = self.sink.message_received
-
-        def failing_sink(session_id: int, channel: int, data: bytes) -> None:
-            # Datagrams handled so far, and the time the endpoint handled this one at.
-            heard.append((self.endpoint.datagrams_received - handled, data))
-            times.add(session.last_recv)
-            if data == b"boom":
-                raise RuntimeError("sink bug")
-            echo(session_id, channel, data)
-
-        self.patch(self.sink, "message_received", failing_sink)
-        for datagram in ([b"first"], [b"boom", b"spared"], [b"last"]):
-            for data in datagram:
-                conn.send_message(RELIABLE, data)
+        self.core.explode_on = b"boom"
+        for data in (b"first", b"boom", b"last"):
+            conn.send_message(RELIABLE, data)
             send()  # one datagram each
         self.assertEqual(exchange(), 1)
-        self.assertEqual(self.endpoint.datagrams_received - handled, 3)
-        self.assertEqual(len(times), 1)
-        self.assertEqual(heard, [(1, b"first"), (2, b"boom"), (2, b"spared"), (3, b"last")])
+        self.assertEqual([m[2] for m in self.core.messages], [b"first", b"last"])
+        self.assertEqual(len({m[3] for m in self.core.messages}), 1)
         self.assertEqual(self.host.errors, 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         echoes = []
         while (event := conn.next_event()) is not None:
             if isinstance(event, MessageReceived):
                 echoes.append(event.data)
-        self.assertEqual(echoes, [b"first", b"spared", b"last"])
+        self.assertEqual(echoes, [b"first", b"last"])
 
-    def test_a_session_the_sink_closes_is_closed_within_the_batch(self) -> None:
-        """close_session from inside the sink, on the batch's last datagram: the sink
-        hears session_closed before the read ends, and the disconnects go out."""
+    def test_a_session_the_core_closes_is_closed_within_the_batch(self) -> None:
+        """The core closing a session on the batch's last datagram: the disconnects go
+        out with the batch's replies."""
         conn, exchange, send = self.raw_session()
-        echo = self.sink.message_received
-
-        def closing_sink(session_id: int, channel: int, data: bytes) -> None:
-            if data == b"bye":
-                self.host.close_session(session_id)
-            else:
-                echo(session_id, channel, data)
-
-        self.patch(self.sink, "message_received", closing_sink)
+        self.core.close_on = b"bye"
         conn.send_message(RELIABLE, b"hello")
         send()
         conn.send_message(RELIABLE, b"bye")
         self.assertGreaterEqual(exchange(), 1)
-        closed = self.successResultOf(self.sink.closed)
+        closed = self.successResultOf(self.core.closed_session)
         self.assertEqual(closed.reason, "closed")
         self.assertEqual(self.endpoint.session_count, 0)
         self.assertFalse(conn.is_connected)
@@ -394,10 +366,11 @@ class RealUDPTests(TestCase):
     def test_host_closes_the_session(self) -> Any:
         client: GameClientProtocol = yield connect_game_client(reactor, self.token())
         self.addCleanup(client.disconnect)
-        self.host.close_session(self.sink.connected[0].session_id)
+        self.core.close_session(self.core.connected[0].session_id, time.time())
+        self.host.transmit()
         reason = yield client.closed
         self.assertEqual(reason, "disconnect")
-        closed = yield self.sink.closed
+        closed = yield self.core.closed_session
         self.assertEqual(closed.reason, "closed")
 
     def test_malformed_token(self) -> None:
