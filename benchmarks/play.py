@@ -5,12 +5,12 @@ only if n is the sender's previous seq + 1, and then broadcasts a state of
 about 50 bytes (both counters and the version) to both players on the
 unreliable channel. A player sends its next move as soon as it sees a
 state that includes its last one. After a warm-up the window is measured:
-`moves_per_s` counts the moves the server applied (its session manager's
+`moves_per_s` counts the moves the server applied (its seat router's
 counter), `msgs_delivered_per_s` the messages the players received, and
 the latency of a move runs from sending it to the first state showing it.
 
-The server is one real inline game host (ServerEndpoint, GameHostProtocol,
-SessionManager, rooms, the duel game) built directly from the pieces with
+The server is one real inline game host (GameHostProtocol over a
+GameHostCore: endpoint, seat router, rooms, the duel game) built directly from the pieces with
 all R matches added, without a lobby; the load process seals the players'
 connect tokens with the key it shares with the server.
 """
@@ -53,8 +53,6 @@ class Options(ScenarioOptions):
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
         ["state-interval", None, "1.0", "Rooms' periodic state interval (the server default)."],
-        ["host-batch", None, None, "Tuning: datagrams the game host handles before it sends "
-                                   "the replies (default: the host's own)."],
     ]
 
     def postOptions(self) -> None:
@@ -82,7 +80,6 @@ def run(options: Options) -> int:
                     "key": key.hex(),
                     "rooms": options["rooms"],
                     "state_interval": options["state-interval"],
-                    "host_batch": options["host-batch"],
                 })],
                 server_cpu,
             )  # fmt: skip

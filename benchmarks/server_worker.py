@@ -2,7 +2,7 @@
 
 `rooms` (used by play and sessions) builds one real inline game host from
 the pieces, without a lobby: `InlineGameHostFactory` starts a
-`GameHostProtocol` over a `ServerEndpoint` with a `SessionManager` on one
+`GameHostProtocol` over a `GameHostCore` (endpoint, seat router, rooms) on one
 UDP port, and the worker adds `rooms` two-player matches of the `duel` game
 to it, with player ids every bench process derives the same way
 (`player_id(room, seat)`). The load process seals the connect tokens for
@@ -73,11 +73,8 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any],
             Ticket(player_id(room, seat), f"bot{room}.{seat}", DUEL, None, now) for seat in (0, 1)
         )
         host.add_match(Match(match_id(room), DUEL, players, now))
-    manager = host.sessions
-    endpoint = host.protocol.endpoint
-    if settings.get("host_batch"):
-        # Tuning experiments only: datagrams the host handles before it replies.
-        host.protocol._batch = int(settings["host_batch"])
+    manager = host.core.router
+    endpoint = host.core.endpoint
 
     def counters() -> dict[str, Any]:
         return {
@@ -91,7 +88,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any],
             "datagrams_sent": endpoint.datagrams_sent,
             "drops": dict(endpoint.drops),
             "manager_drops": dict(manager.drops),
-            "host_errors": host.protocol.errors,
+            "host_errors": host.protocol.errors + host.core.errors,
         }
 
     ready = {"port": host.address.port, "rss_empty": rss_empty, "rss_rooms": rss_bytes()}

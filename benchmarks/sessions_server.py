@@ -1,8 +1,8 @@
 """Server side of the session scenarios: vinom game hosts built directly from the pieces.
 
 The udp-echo and handshake scenarios serve a `ServerEndpoint` behind the
-real `GameHostProtocol` adapter, with a sink that echoes every message
-back on its channel and an admission that lets in any holder of a valid
+real `GameHostProtocol` adapter, in a core that echoes every message
+back on its channel and admits any holder of a valid
 token (the tokens are sealed by the bench's load process with the key it
 shares with this process). Nothing here goes through the lobby.
 """
@@ -14,11 +14,12 @@ from typing import Any
 
 from zope.interface import implementer
 
+from vinom.hosting.interfaces import IDatagramCore
 from vinom.hosting.udp import GameHostProtocol
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
-from vinom.protocol.events import SessionClosed, SessionConnected
-from vinom.protocol.interfaces import Admission, IAdmission, ISessionSender, ISessionSink
+from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 
 # Read a little more than the protocol's largest datagram, as the inline host does.
@@ -32,34 +33,53 @@ def free_udp_port(interface: str) -> int:
         return int(probe.getsockname()[1])
 
 
-@implementer(IAdmission)
-class AdmitAll:
+def admit_all(player_id: str, match_id: str, now: float) -> Admission:
     """Every player with a valid token may connect: the bench issues the tokens."""
-
-    def admit(self, player_id: str, match_id: str) -> Admission:
-        return Admission.ACCEPT
+    return Admission.ACCEPT
 
 
-@implementer(ISessionSink)
-class EchoSink:
-    """Sends every message back to its session on the channel it arrived on."""
+@implementer(IDatagramCore)
+class EchoCore:
+    """A session endpoint that sends every message back on the channel it arrived on.
 
-    def __init__(self) -> None:
-        self.sender: ISessionSender | None = None
+    The same shape as `GameHostCore`, with an echo in place of the seat router.
+    """
+
+    def __init__(self, config: HostConfig) -> None:
+        self.endpoint = ServerEndpoint(config, admit_all)
         self.messages = 0
         self.connected = 0
         self.closed = 0
 
-    def session_connected(self, event: SessionConnected) -> None:
-        self.connected += 1
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        self.endpoint.receive_datagram(data, addr, now)
+        self._echo()
 
-    def message_received(self, session_id: int, channel: int, data: bytes) -> None:
-        self.messages += 1
-        assert self.sender is not None
-        self.sender.send_message(session_id, channel, data)
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        return self.endpoint.datagrams_to_send(now)
 
-    def session_closed(self, event: SessionClosed) -> None:
-        self.closed += 1
+    def get_timer(self) -> float | None:
+        return self.endpoint.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.endpoint.handle_timer(now)
+        self._echo()
+
+    def next_event(self) -> object | None:
+        return None
+
+    def _echo(self) -> None:
+        endpoint = self.endpoint
+        event = endpoint.next_event()
+        while event is not None:
+            if isinstance(event, MessageReceived):
+                self.messages += 1
+                endpoint.send_message(event.session_id, event.channel, event.data)
+            elif isinstance(event, SessionConnected):
+                self.connected += 1
+            elif isinstance(event, SessionClosed):
+                self.closed += 1
+            event = endpoint.next_event()
 
 
 class EchoHost:
@@ -72,10 +92,9 @@ class EchoHost:
             protocol=ProtocolConfig(token_key=key),
             addresses=(HostAddress(interface, port),),
         )
-        self.endpoint = ServerEndpoint(config, AdmitAll())
-        self.sink = EchoSink()
-        self.protocol = GameHostProtocol(self.endpoint, self.sink, reactor)
-        self.sink.sender = self.protocol
+        self.core = EchoCore(config)
+        self.endpoint = self.core.endpoint
+        self.protocol = GameHostProtocol(self.core, reactor)
         self.port = reactor.listenUDP(
             port, self.protocol, interface=interface, maxPacketSize=MAX_DATAGRAM
         )
@@ -83,9 +102,9 @@ class EchoHost:
     def counters(self) -> dict[str, Any]:
         endpoint = self.endpoint
         return {
-            "messages": self.sink.messages,
-            "connected": self.sink.connected,
-            "closed": self.sink.closed,
+            "messages": self.core.messages,
+            "connected": self.core.connected,
+            "closed": self.core.closed,
             "sessions": endpoint.session_count,
             "datagrams_received": endpoint.datagrams_received,
             "datagrams_sent": endpoint.datagrams_sent,
