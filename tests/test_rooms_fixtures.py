@@ -1,4 +1,4 @@
-"""Shared fixtures for the room and session manager tests (this module holds no tests).
+"""Shared fixtures for the room and seat router tests (this module holds no tests).
 
 `SeqGame` is a tiny game defined here so these tests do not depend on the
 built-in games: each player sends ``{"seq": n}`` with n one more than their

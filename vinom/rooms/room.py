@@ -150,7 +150,7 @@ class Room:
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
-        # (to a SessionManager or here) is checked now, before it runs.
+        # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
         self.action_rate = action_rate_of(self.game)
         self._shared_view = shared_view_of(self.game)
