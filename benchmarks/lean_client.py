@@ -5,10 +5,11 @@ per message than the host, or the figure is the load's limit (the issue says
 to make the load cheaper rather than report that). `ClientConnection`, which
 game clients use, is general: events, timers, a reliability layer with
 resends, fragments, statistics. Here, once `ClientConnection` has completed
-the handshake, `LeanSession` takes its session over and does only what these
-exchanges need, with the same bytes on the wire:
+the handshake, `LeanSession` takes its session over through the public
+`ClientConnection.hand_over()` (vinom.protocol.handover) and does only what
+these exchanges need, with the same bytes on the wire:
 
-- receive: the packet header, the replay window, AES-256-GCM open, the body
+- receive: the packet header, the session's `ReplayWindow`, AES-256-GCM open, the body
   header (recorded for our acks exactly as `Reliability.receive_body` records
   it) and whole messages: channel 0 delivered if newer than the last (latest
   wins), channel 1 in order (early ones held until the gap is filled);
@@ -47,9 +48,7 @@ from vinom.protocol.reliability import (
     RECEIVE_WINDOW,
     RELIABLE_INFO,
     STALE_PACKETS,
-    Reliability,
 )
-from vinom.protocol.replay import WINDOW_SIZE
 from vinom.protocol.wire import (
     DISCONNECT,
     HEADER_SIZE,
@@ -66,7 +65,6 @@ _NONCE = struct.Struct("<IQ")
 _BODY_AND_MESSAGE = struct.Struct("<HHIHH")  # body header, then one message header
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
-_WINDOW_MASK = (1 << WINDOW_SIZE) - 1
 _LENGTH_MASK = 0x1FFF
 _SINGLE = _BODY_AND_MESSAGE.size  # 12
 _NOTHING: list[bytes] = []  # never appended to
@@ -78,41 +76,32 @@ class LeanSession:
     __slots__ = (
         "acks_owed", "body_seq", "closed", "delivered", "last_reliable", "next_id", "recv_any",
         "recv_bits", "recv_buffer", "recv_latest", "recv_next", "reliable_owed", "rx", "tx",
-        "tx_seq", "unexpected", "unrel_next", "window_bits", "window_latest",
+        "tx_seq", "unexpected", "unrel_next", "window",
     )  # fmt: skip
 
     def __init__(self, conn: ClientConnection) -> None:
-        if not conn.is_connected:
-            raise ValueError("the connection has not completed its handshake")
-        reliability = conn.reliability
-        if not isinstance(reliability, Reliability):
-            raise ValueError("the connection does not use vinom's Reliability layer")
-        if reliability._unrel_queue or reliability._pending or reliability._unacked:
-            raise ValueError("the connection still has messages to send")
-        if reliability._reassembly is not None or any(
-            index >= 0 for index, _, _ in reliability._recv_buffer.values()
-        ):
-            raise ValueError("the connection is reassembling a fragmented message")
-        self.rx = conn._rx
-        self.tx = conn._tx
-        self.tx_seq = conn._tx_seq
-        self.window_latest = conn._window.latest
-        self.window_bits = conn._window.bits
-        self.body_seq = reliability._next_seq
-        self.recv_any = reliability._recv_any
-        self.recv_latest = reliability._recv_latest
-        self.recv_bits = reliability._recv_bits
-        self.unrel_next = reliability._unrel_next
-        self.delivered = reliability._unrel_delivered
-        self.next_id = reliability._next_id
+        # Raises ValueError unless the connection is connected and at rest.
+        handover = conn.hand_over()
+        layer = handover.reliability
+        self.rx = handover.receive_aead
+        self.tx = handover.send_aead
+        self.tx_seq = handover.next_packet_sequence
+        self.window = handover.replay_window
+        self.body_seq = layer.next_body_sequence
+        self.recv_any = layer.received_any
+        self.recv_latest = layer.latest_received
+        self.recv_bits = layer.received_bits
+        self.unrel_next = layer.next_unreliable_id
+        self.delivered = layer.last_unreliable_delivered
+        self.next_id = layer.next_reliable_id
         self.last_reliable = b""  # the encoded message send_reliable sent last
-        self.recv_next = reliability._recv_next
-        self.recv_buffer = {i: data for i, (_, _, data) in reliability._recv_buffer.items()}
+        self.recv_next = layer.next_reliable_expected
+        self.recv_buffer = dict(layer.held_reliable)
         # A channel-1 message arrived since our last body: an ack is owed.
-        self.reliable_owed = reliability._ack_due != float("inf")
+        self.reliable_owed = layer.reliable_ack_owed
         # Bodies with messages since our last one: at ACK_EVERY_BODIES an ack is owed
         # even with nothing to answer (older snapshots arriving late deliver nothing).
-        self.acks_owed = reliability._ack_every_count
+        self.acks_owed = layer.bodies_since_ack
         self.closed = False
         self.unexpected = 0
 
@@ -134,8 +123,8 @@ class LeanSession:
         if kind != PAYLOAD and kind != KEEPALIVE and kind != DISCONNECT:
             return _NOTHING
         seq = _SEQUENCE.unpack_from(data, 1)[0]
-        offset = self.window_latest - seq
-        if offset >= 0 and (offset >= WINDOW_SIZE or (self.window_bits >> offset) & 1):
+        window = self.window
+        if window.is_replay(seq):
             return _NOTHING
         try:
             plain = self.rx.decrypt(
@@ -143,13 +132,7 @@ class LeanSession:
             )
         except InvalidTag:
             return _NOTHING
-        if offset < 0:
-            self.window_bits = (
-                ((self.window_bits << -offset) | 1) & _WINDOW_MASK if -offset < WINDOW_SIZE else 1
-            )
-            self.window_latest = seq
-        else:
-            self.window_bits |= 1 << offset
+        window.mark(seq)
         if kind != PAYLOAD:
             if kind == DISCONNECT:
                 self.closed = True

@@ -15,7 +15,7 @@ from vinom.protocol.client import CLOSED, CONNECTED
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
 from vinom.protocol.reliability import Reliability
 from vinom.protocol.server import IDLE, QUIET, WARM_PAYLOADS
-from vinom.protocol.wire import DISCONNECT, KEEPALIVE, PAYLOAD, SEQUENCE
+from vinom.protocol.wire import DISCONNECT, KEEPALIVE, NONCE_DOMAIN_SESSION, PAYLOAD, SEQUENCE
 from vinom.rooms.messages import MAX_CLIENT_MESSAGE
 
 
@@ -489,3 +489,47 @@ class CipherMemoryTests(SynchronousTestCase):
         net.server.send_message(busy.id, RELIABLE, b"back")
         net.run(0.05)
         self.assertEqual([m.data for m in net.messages(addrs[0])], [b"back"])
+
+
+class HandOverTests(SynchronousTestCase):
+    """`ClientConnection.hand_over()`: a connected session given to another driver."""
+
+    def test_the_new_driver_can_speak_for_the_session(self) -> None:
+        net, sid = connected()
+        client = net.clients[CLIENT_ADDR]
+        net.server.send_message(sid, RELIABLE, b"event")
+        net.run(0.1)
+        handover = client.hand_over()
+        seen = list(net.wire)
+        self.assertEqual(client.state, CLOSED)
+        self.assertEqual(client.datagrams_to_send(net.now), [])
+        self.assertIsNone(client.get_timer())
+        layer = handover.reliability
+        self.assertEqual(layer.next_reliable_expected, 1, "the host's event was delivered")
+        # A reliable message sealed from the handover alone is one the host accepts.
+        body = struct.pack(
+            "<HHIHH", layer.next_body_sequence, layer.latest_received & 0xFFFF,
+            layer.received_bits, (RELIABLE << 14) | 4, layer.next_reliable_id,
+        ) + b"move"
+        seq = handover.next_packet_sequence
+        header = struct.pack("<BQ", PAYLOAD, seq)
+        nonce = struct.pack("<IQ", NONCE_DOMAIN_SESSION, seq)
+        sealed = header + handover.send_aead.encrypt(nonce, body, header)
+        net.server.receive_datagram(sealed, CLIENT_ADDR, net.now)
+        net.run(0.05)
+        self.assertEqual([(m.channel, m.data) for m in net.messages(None)], [(RELIABLE, b"move")])
+        # Its replay window is the session's: what the host sent before is a replay now.
+        last = [d for _, s, _, d in seen if s == SERVER_ADDR and d[0] == PAYLOAD][-1]
+        self.assertTrue(handover.replay_window.is_replay(SEQUENCE.unpack_from(last, 1)[0]))
+
+    def test_only_a_connected_session_at_rest(self) -> None:
+        net = Net()
+        net.connect()
+        client = net.clients[CLIENT_ADDR]
+        with self.assertRaises(ValueError):
+            client.hand_over()  # still in its handshake
+        net.run(0.1)
+        client.send_message(RELIABLE, b"not yet acked")
+        with self.assertRaises(ValueError):
+            client.hand_over()
+        self.assertEqual(client.state, CONNECTED, "a refused hand-over changes nothing")

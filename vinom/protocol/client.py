@@ -28,7 +28,9 @@ from vinom.protocol.events import (
     SessionClosed,
     SessionConnected,
 )
+from vinom.protocol.handover import SessionHandover
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
+from vinom.protocol.reliability import Reliability
 from vinom.protocol.replay import ReplayWindow
 from vinom.protocol.tokens import PublicToken
 from vinom.protocol.wire import (
@@ -169,6 +171,32 @@ class ClientConnection:
             self._close("closed")
         elif self.state in (REQUESTING, RESPONDING):
             self._fail("cancelled")
+
+    def hand_over(self) -> SessionHandover:
+        """Give this connected session to another driver (vinom.protocol.handover).
+
+        For load generators that speak a subset of the protocol more cheaply.
+        Raises ValueError unless connected, with vinom's `Reliability` layer at
+        rest. The connection is closed afterwards without telling the host and
+        sends nothing more.
+        """
+        reliability = self.reliability
+        if self.state != CONNECTED:
+            raise ValueError("the connection has not completed its handshake")
+        if not isinstance(reliability, Reliability):
+            raise ValueError("the connection does not use vinom's Reliability layer")
+        handover = SessionHandover(
+            send_aead=self._tx,
+            receive_aead=self._rx,
+            next_packet_sequence=self._tx_seq,
+            replay_window=self._window,
+            reliability=reliability.hand_over(),
+        )
+        self.state = CLOSED
+        self._window = ReplayWindow()
+        self._out = []
+        self._dirty = False
+        return handover
 
     def datagrams_to_send(self, now: float | None = None) -> list[tuple[bytes, Address]]:
         if now is None:

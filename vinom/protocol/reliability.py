@@ -34,6 +34,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from vinom.protocol.handover import ReliabilityHandover
+
 # --- wire layout (little-endian, like the rest of vinom's packets) ------------------
 
 BODY_HEADER = struct.Struct("<HHI")  # packet sequence, ack, ack bits
@@ -1097,6 +1099,32 @@ class Reliability:
         if self._unrel_partial is not None:
             held += self._unrel_partial_bytes
         return held
+
+    def hand_over(self) -> ReliabilityHandover:
+        """What another driver of this session needs to carry on (vinom.protocol.handover).
+
+        Raises ValueError unless the layer is at rest: nothing queued or unacked,
+        no fragmented message half received. The layer must not be used afterwards.
+        """
+        if self._unrel_queue or self._pending or self._unacked:
+            raise ValueError("the session still has messages to send")
+        if self._reassembly is not None or any(
+            index >= 0 for index, _, _ in self._recv_buffer.values()
+        ):
+            raise ValueError("the session is receiving a fragmented message")
+        return ReliabilityHandover(
+            next_body_sequence=self._next_seq,
+            next_unreliable_id=self._unrel_next,
+            next_reliable_id=self._next_id,
+            received_any=self._recv_any,
+            latest_received=self._recv_latest,
+            received_bits=self._recv_bits,
+            last_unreliable_delivered=self._unrel_delivered,
+            next_reliable_expected=self._recv_next,
+            held_reliable={i: data for i, (_, _, data) in self._recv_buffer.items()},
+            reliable_ack_owed=self._ack_due != _INF,
+            bodies_since_ack=self._ack_every_count,
+        )
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the statistics and of what the layer holds, for logs and benchmarks."""
