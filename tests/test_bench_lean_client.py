@@ -213,9 +213,15 @@ class LeanSessionTests(SynchronousTestCase):
         (state,) = twins.host_sends([b"state 1"])
         twins.to_host(twins.both_receive(state, reliable=True))
         # The move again, as a resend: a duplicate to the host, which owes an ack.
-        twins.server.receive_datagram(twins.lean.resend(), CLIENT_ADDR, twins.now)
-        twins.real.reliability._next_seq += 1  # the real twin sent that packet too
-        twins.real._tx_seq += 1
+        resent: list[tuple[bytes, object]] = []
+        while not resent:  # the real twin resends it when its timer says so
+            due = twins.real.get_timer()
+            assert due is not None
+            twins.now = max(twins.now, due)
+            twins.real.handle_timer(twins.now)
+            resent = twins.real.datagrams_to_send(twins.now)
+        self.assertEqual([d for d, _ in resent], [twins.lean.resend()])
+        twins.server.receive_datagram(resent[0][0], CLIENT_ADDR, twins.now)
         twins.now += 0.011
         twins.server.handle_timer(twins.now)
         (ack_only,) = [d for d, _ in twins.server.datagrams_to_send(twins.now)]

@@ -172,12 +172,12 @@ class DamagedPacketTests(SynchronousTestCase):
         hs.client.handle_timer(hs.now)
         keepalive = hs.client_sends()
         self.assertEqual(keepalive[0], KEEPALIVE)
-        session = hs.server._sessions[sid]
-        last = session.last_recv
+        info = hs.server.session_info
+        last = info(sid).last_received  # type: ignore[union-attr]
         self.assert_server_unmoved(hs, damaged(keepalive))
-        self.assertEqual(session.last_recv, last)
+        self.assertEqual(info(sid).last_received, last)  # type: ignore[union-attr]
         hs.server.receive_datagram(keepalive, CLIENT_ADDR, hs.now)
-        self.assertEqual(session.last_recv, hs.now)
+        self.assertEqual(info(sid).last_received, hs.now)  # type: ignore[union-attr]
         hs.server.handle_timer(hs.now)
         keepalive = hs.server_sends()
         self.assertEqual(keepalive[0], KEEPALIVE)

@@ -12,9 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
 from vinom.protocol.client import CLOSED, CONNECTED
-from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed
+from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionInfo
 from vinom.protocol.reliability import Reliability
-from vinom.protocol.server import IDLE, QUIET, WARM_PAYLOADS
+from vinom.protocol.server import WARM_PAYLOADS, ServerEndpoint
 from vinom.protocol.wire import DISCONNECT, KEEPALIVE, NONCE_DOMAIN_SESSION, PAYLOAD, SEQUENCE
 from vinom.rooms.messages import MAX_CLIENT_MESSAGE
 
@@ -26,6 +26,21 @@ def connected(**kw: object) -> tuple[Net, int]:
     event = net.connected()
     assert event is not None, "the handshake did not complete"
     return net, event.session_id
+
+
+def infos(server: ServerEndpoint) -> list[SessionInfo]:
+    found = [server.session_info(sid) for sid in server.session_ids()]
+    return [i for i in found if i is not None]
+
+
+def info(server: ServerEndpoint, session_id: int) -> SessionInfo:
+    found = server.session_info(session_id)
+    assert found is not None, "no such session"
+    return found
+
+
+def receive_ciphers(server: ServerEndpoint) -> int:
+    return sum(1 for i in infos(server) if i.receive_cipher)
 
 
 def count(net: Net, src: tuple[str, int], kind: int, since: float = 0.0) -> int:
@@ -233,7 +248,8 @@ class DisconnectTests(SynchronousTestCase):
         self.assertEqual([(e.session_id, e.reason) for e in net.closed(CLIENT_ADDR)],
                          [(sid, "closed")])
         self.assertEqual(net.server.session_count, 0)
-        self.assertEqual((net.server._by_address, net.server._by_player), ({}, {}))
+        self.assertIsNone(net.server.session_info(sid))
+        self.assertEqual(net.server.held_entries(), 2, "only the spent token (nonce, expiry)")
         self.assertRaises(ValueError, client.send_message, RELIABLE, b"late")
 
     def test_disconnect_survives_heavy_loss(self) -> None:
@@ -332,9 +348,9 @@ class CipherMemoryTests(SynchronousTestCase):
         for i, addr in enumerate(addrs):
             net.connect(net.token(f"p-{i}"), addr)
         net.run(0.1)
-        sessions = net.server._sessions
-        self.assertEqual(len(sessions), 5)
-        self.assertLessEqual(sum(1 for s in sessions.values() if s.rx is not None), 2)
+        server = net.server
+        self.assertEqual(server.session_count, 5)
+        self.assertLessEqual(receive_ciphers(server), 2)
         # Every session still works both ways, keepalives included.
         for rounds in range(3):
             for i, addr in enumerate(addrs):
@@ -349,7 +365,7 @@ class CipherMemoryTests(SynchronousTestCase):
         for addr in addrs:
             self.assertEqual([m.data for m in net.messages(addr)], [b"back"])
         self.assertEqual(net.closed(None), [])
-        self.assertLessEqual(sum(1 for s in sessions.values() if s.rx is not None), 2)
+        self.assertLessEqual(receive_ciphers(server), 2)
 
     def test_a_busy_session_keeps_its_cipher_objects(self) -> None:
         net = Net(host_config={"cipher_sessions": 2})
@@ -359,17 +375,18 @@ class CipherMemoryTests(SynchronousTestCase):
             net.connect(net.token(f"p-{i}"), addr)
             net.run(0.15)
         # Traffic between the idle sessions' keepalives keeps the ciphers in place.
-        busy = next(s for s in net.server._sessions.values() if s.address == addrs[0])
+        server = net.server
+        busy = next(i for i in infos(server) if i.address == addrs[0]).session_id
         for _ in range(30):  # until the timer has seen it busy: warm
             net.clients[addrs[0]].send_message(RELIABLE, b"busy")
             net.run(0.05)
-        self.assertTrue(busy.warm)
+        self.assertTrue(info(server, busy).warm)
         for _ in range(60):
             net.clients[addrs[0]].send_message(RELIABLE, b"busy")
             net.run(0.05)
-            self.assertIsNotNone(busy.rx)
-        idle = [s for s in net.server._sessions.values() if s is not busy]
-        self.assertLessEqual(sum(1 for s in idle if s.rx is not None), 1)
+            self.assertTrue(info(server, busy).receive_cipher)
+        idle = [i for i in infos(server) if i.session_id != busy]
+        self.assertLessEqual(sum(1 for i in idle if i.receive_cipher), 1)
         self.assertEqual(net.closed(None), [])
 
     def test_forged_packets_build_no_kept_cipher_and_evict_no_one(self) -> None:
@@ -379,41 +396,51 @@ class CipherMemoryTests(SynchronousTestCase):
             net.connect(net.token(f"p-{i}"), addr)
         net.run(0.1)
         server = net.server
-        sessions = list(server._sessions.values())
-        ciphers = {s.id: (s.rx, s.tx) for s in sessions}
-        disarmed = [s for s in sessions if s.rx is None and s.tx is None]
+        ciphers = {i.session_id: (i.receive_cipher, i.send_cipher) for i in infos(server)}
+        disarmed = [i for i in infos(server) if not (i.receive_cipher or i.send_cipher)]
         self.assertGreaterEqual(len(disarmed), 3)
         victim = disarmed[0]
-        junk = bytes([PAYLOAD]) + SEQUENCE.pack(victim.window.latest + 1) + bytes(40)
+        junk = bytes([PAYLOAD]) + SEQUENCE.pack(victim.latest_sequence + 1) + bytes(40)
         for kind in (PAYLOAD, KEEPALIVE, DISCONNECT):
             server.receive_datagram(bytes([kind]) + junk[1:], victim.address, net.now)
         self.assertEqual(server.drops["decrypt_failed"], 3)
-        self.assertEqual({s.id: (s.rx, s.tx) for s in sessions}, ciphers)
+        self.assertEqual({i.session_id: (i.receive_cipher, i.send_cipher)
+                          for i in infos(server)}, ciphers)
         self.assertEqual(server.session_count, 5)
         # A genuine keepalive keeps no cipher either (the session is idle)...
         client = net.clients[victim.address]
-        client._seal(KEEPALIVE, b"")
-        (keepalive, _), = client.datagrams_to_send(net.now)
+        sent_now: list[tuple[bytes, object]] = []
+        while not sent_now:  # its timer, until its next keepalive
+            due = client.get_timer()
+            assert due is not None
+            net.now = max(net.now, due)
+            client.handle_timer(net.now)
+            sent_now = client.datagrams_to_send(net.now)
+        (keepalive, _), = sent_now
+        self.assertEqual(keepalive[0], KEEPALIVE)
         server.receive_datagram(keepalive, victim.address, net.now)
         self.assertEqual(server.drops["decrypt_failed"], 3)
-        self.assertEqual({s.id: (s.rx, s.tx) for s in sessions}, ciphers)
+        self.assertEqual({i.session_id: (i.receive_cipher, i.send_cipher)
+                          for i in infos(server)}, ciphers)
         self.assertEqual(server.datagrams_to_send(net.now), [])
         # ... nor genuine payloads, until the session has carried enough to be warm ...
         sent = 0
-        while not victim.warm:
+        while not info(server, victim.session_id).warm:
             client.send_message(UNRELIABLE, b"hello %d" % sent)
             (payload, _), = client.datagrams_to_send(net.now)
             server.receive_datagram(payload, victim.address, net.now)
-            self.assertEqual((victim.rx, victim.tx), (None, None))
+            now = info(server, victim.session_id)
+            self.assertEqual((now.receive_cipher, now.send_cipher), (False, False))
             sent += 1
         self.assertLessEqual(sent, WARM_PAYLOADS)
         # ... then a payload keeps the receiving one.
         client.send_message(UNRELIABLE, b"again")
         (payload, _), = client.datagrams_to_send(net.now)
         server.receive_datagram(payload, victim.address, net.now)
-        self.assertIsNotNone(victim.rx)
-        self.assertIsNone(victim.tx)
-        self.assertLessEqual(sum(1 for s in sessions if s.rx or s.tx), 2)
+        now = info(server, victim.session_id)
+        self.assertEqual((now.receive_cipher, now.send_cipher), (True, False))
+        self.assertLessEqual(sum(1 for i in infos(server) if i.receive_cipher or i.send_cipher),
+                             2)
 
     def test_quiet_sessions_give_back_grown_tables_before_they_are_idle(self) -> None:
         """At the first timer look with nothing in flight, a session that had traffic
@@ -424,14 +451,15 @@ class CipherMemoryTests(SynchronousTestCase):
             for n in range(40):
                 net.server.send_message(sid, RELIABLE, b"burst %d" % n)
             net.run(0.1)  # delivered and acked
-            s = net.server._sessions[sid]
-            self.assertIsNone(s.reliability.next_timer())  # all acked: nothing in flight
+            layer = net.server.reliability(sid)
+            assert layer is not None
+            self.assertIsNone(layer.next_timer())  # all acked: nothing in flight
             before = tracemalloc.get_traced_memory()[0]
-            net.run(s.wake - net.now + 0.001)  # the next look
+            net.run(info(net.server, sid).next_look - net.now + 0.001)  # the next look
             freed = before - tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()
-        self.assertEqual(s.activity, QUIET)  # quiet, not idle yet
+        self.assertEqual(info(net.server, sid).activity, "quiet")  # not idle yet
         # The tables the burst of 40 grew went back (at least one dict's table).
         self.assertGreater(freed, 1000)
         self.assertEqual(net.closed(None), [])
@@ -442,14 +470,15 @@ class CipherMemoryTests(SynchronousTestCase):
         for n in range(30):
             client.send_message(RELIABLE, b"tick %d" % n)
             net.run(0.05)
-        s = net.server._sessions[sid]
-        self.assertTrue(s.warm)
+        self.assertTrue(info(net.server, sid).warm)
         net.run(4.0)  # idle: ciphers and the warmth go
-        self.assertEqual(s.activity, IDLE)
-        self.assertEqual((s.payloads, s.warm, s.rx, s.tx), (0, False, None, None))
+        now = info(net.server, sid)
+        self.assertEqual((now.activity, now.warm, now.receive_cipher, now.send_cipher),
+                         ("idle", False, False, False))
         client.send_message(RELIABLE, b"one more")
         net.run(0.05)
-        self.assertEqual((s.rx, s.tx), (None, None))  # one payload: not warm yet
+        now = info(net.server, sid)
+        self.assertEqual((now.receive_cipher, now.send_cipher), (False, False))  # not warm yet
         self.assertEqual(net.messages(None)[-1].data, b"one more")
 
     def test_idle_sessions_hold_no_cipher_objects(self) -> None:
@@ -461,20 +490,24 @@ class CipherMemoryTests(SynchronousTestCase):
         for addr in addrs:
             net.clients[addr].send_message(RELIABLE, b"hello")
         net.run(0.05)
-        sessions = list(net.server._sessions.values())
+        server = net.server
+
+        def ciphers() -> list[tuple[bool, bool]]:
+            return [(i.receive_cipher, i.send_cipher) for i in infos(server)]
+
         # A first exchange keeps no cipher objects: the session may go quiet after it.
-        self.assertEqual([(s.rx, s.tx) for s in sessions], [(None, None)] * 3)
+        self.assertEqual(ciphers(), [(False, False)] * 3)
         # Traffic the timer sees, and then more: now they are kept.
         for n in range(30):
             for addr in addrs:
                 net.clients[addr].send_message(UNRELIABLE, b"tick %d" % n)
             net.run(0.05)
-        self.assertTrue(all(s.warm for s in sessions))
-        self.assertTrue(all(s.rx is not None and s.tx is not None for s in sessions))
+        self.assertTrue(all(i.warm for i in infos(server)))
+        self.assertEqual(ciphers(), [(True, True)] * 3)
         # Keepalives only, both ways: the ciphers go after a keepalive interval or two.
         net.run(4.0)
         self.assertGreaterEqual(count(net, SERVER_ADDR, KEEPALIVE), 2 * len(addrs))
-        self.assertEqual([(s.rx, s.tx) for s in sessions], [(None, None)] * 3)
+        self.assertEqual(ciphers(), [(False, False)] * 3)
         self.assertEqual(net.closed(None), [])
         # Traffic resumes as before; only the session carrying it keeps ciphers, once
         # the timer has seen it busy again.
@@ -483,10 +516,11 @@ class CipherMemoryTests(SynchronousTestCase):
             net.run(0.05)
         received = [m.data for m in net.messages(None) if not m.data.startswith(b"tick")]
         self.assertEqual(received, [b"hello"] * 3 + [b"again"] * 30)
-        busy = next(s for s in sessions if s.address == addrs[0])
-        self.assertIsNotNone(busy.rx)
-        self.assertEqual([(s.rx, s.tx) for s in sessions if s is not busy], [(None, None)] * 2)
-        net.server.send_message(busy.id, RELIABLE, b"back")
+        busy = next(i for i in infos(server) if i.address == addrs[0])
+        self.assertTrue(busy.receive_cipher)
+        self.assertEqual([(i.receive_cipher, i.send_cipher) for i in infos(server)
+                          if i.session_id != busy.session_id], [(False, False)] * 2)
+        server.send_message(busy.session_id, RELIABLE, b"back")
         net.run(0.05)
         self.assertEqual([m.data for m in net.messages(addrs[0])], [b"back"])
 

@@ -338,7 +338,7 @@ class RealUDPTests(TestCase):
             self.assertEqual(self.endpoint.datagrams_received, 18)
 
     def test_host_socket_buffers_are_raised(self) -> None:
-        sock = self.host._socket
+        sock = self.port.socket  # type: ignore[attr-defined]
         assert sock is not None
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fresh:
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):

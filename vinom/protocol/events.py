@@ -1,4 +1,5 @@
-"""Events a server endpoint or client connection hands to the layer above.
+"""Events a server endpoint or client connection hands to the layer above, and
+`SessionInfo`, what the endpoint tells about one session when asked.
 
 Connection events are rare and are attrs values. `MessageReceived` happens per
 message on the hot path, so it is a NamedTuple (a plain tuple, cheap to make).
@@ -47,3 +48,30 @@ class MessageReceived(NamedTuple):
     session_id: int
     channel: int
     data: bytes
+
+
+@frozen
+class SessionInfo:
+    """One server session as the endpoint sees it (`ServerEndpoint.session_info`).
+
+    `activity` is "active" (payloads since the endpoint's timer last looked),
+    "quiet" (none since) or "idle" (none for two looks: it gave back its
+    cipher objects and grown tables). `warm`: it has carried enough payloads
+    since it was last idle to keep cipher objects; `receive_cipher` and
+    `send_cipher` say whether it holds them now (a bounded number of sessions
+    do: `HostConfig.cipher_sessions`). `last_received` is when its last
+    authentic packet arrived, `next_look` when the endpoint's timer next looks
+    at it, `latest_sequence` the newest packet sequence it accepted.
+    """
+
+    session_id: int
+    player_id: str
+    match_id: str
+    address: tuple[str, int]
+    activity: str
+    warm: bool
+    receive_cipher: bool
+    send_cipher: bool
+    last_received: float
+    next_look: float
+    latest_sequence: int

@@ -38,6 +38,7 @@ from vinom.protocol.events import (
     MessageReceived,
     SessionClosed,
     SessionConnected,
+    SessionInfo,
 )
 from vinom.protocol.interfaces import Admission, Admit
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
@@ -117,6 +118,7 @@ WARM_PAYLOADS = 8
 ACTIVE: Final = 2  # payload traffic since the timer last looked
 QUIET: Final = 1  # none since the last look
 IDLE: Final = 0  # none for two looks: it gave up its ciphers and grown tables
+_ACTIVITY_NAMES: Final = {ACTIVE: "active", QUIET: "quiet", IDLE: "idle"}
 
 
 class _Session:
@@ -282,6 +284,18 @@ class ServerEndpoint:
     def session_address(self, session_id: int) -> Address | None:
         s = self._sessions.get(session_id)
         return None if s is None else s.address
+
+    def session_info(self, session_id: int) -> SessionInfo | None:
+        """What the endpoint knows of one session now (for monitoring and tests)."""
+        s = self._sessions.get(session_id)
+        if s is None:
+            return None
+        return SessionInfo(
+            session_id=s.id, player_id=s.player_id, match_id=s.match_id,
+            address=(s.address[0], s.address[1]), activity=_ACTIVITY_NAMES[s.activity],
+            warm=s.warm, receive_cipher=s.rx is not None, send_cipher=s.tx is not None,
+            last_received=s.last_recv, next_look=s.wake, latest_sequence=s.window.latest,
+        )
 
     def reliability(self, session_id: int) -> ReliabilityLayer | None:
         """The session's reliability layer (RTT, loss and resend statistics)."""
