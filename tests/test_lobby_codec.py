@@ -55,6 +55,15 @@ class ParseFrameTests(SynchronousTestCase):
     def test_unknown_fields_are_ignored(self) -> None:
         self.assertEqual(parse_frame(b'{"type":"ping","extra":[1,2]}'), Ping(None))
 
+    def test_names_are_kept_in_nfc(self) -> None:
+        decomposed = "Zoe\u0301"  # e + combining acute
+        frame = json.dumps({"type": "hello", "name": decomposed}).encode()
+        self.assertEqual(parse_frame(frame), Hello(None, "Zo\u00e9"))
+        # Visible names with spaces inside, in any script, are kept as they are.
+        for name in ("Ann Lee", "\u5f20\u3000\u4e09", "\u0645\u0631\u064a\u0645"):
+            frame = json.dumps({"type": "hello", "name": name}).encode()
+            self.assertEqual(parse_frame(frame), Hello(None, name))
+
     def test_name_is_trimmed(self) -> None:
         self.assertEqual(
             parse_frame('{"type":"hello","name":"  Zoë "}'.encode()), Hello(None, "Zoë")
@@ -104,6 +113,12 @@ class ParseFrameTests(SynchronousTestCase):
             b'{"type":"hello","name":"a\\u0000b"}',
             b'{"type":"hello","name":"a\\nb"}',
             b'{"type":"hello","name":"\\ud800"}',
+            '{"type":"hello","name":"\u3164"}'.encode(),  # a Hangul filler: shows nothing
+            '{"type":"hello","name":" \u3164\u2800\u200b "}'.encode(),
+            '{"type":"hello","name":"Ann\u2028Bob"}'.encode(),  # line separator
+            '{"type":"hello","name":"Ann\u2029"}'.encode(),  # paragraph separator
+            '{"type":"hello","name":"\u202eevil"}'.encode(),  # right-to-left override
+            '{"type":"hello","name":"a\u2066b"}'.encode(),  # left-to-right isolate
             b'{"type":"queue","game":5}',
             b'{"type":"queue","game":""}',
             b'{"type":"queue","game":"maze","rating":"high"}',

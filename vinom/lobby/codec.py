@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import frozen
 
 from vinom.lobby import errors
+from vinom.lobby.names import MAX_NAME_LENGTH, normalize_name
 
 RequestId = str | int | None
 
 MAX_ID_LENGTH = 64
-MAX_NAME_LENGTH = 32
 MAX_GAME_LENGTH = 64
 MAX_PLAYER_ID_LENGTH = 64
 MAX_SECRET_LENGTH = 128
@@ -288,15 +287,12 @@ def _string(obj: Mapping[str, Any], name: str, max_length: int) -> str:
 
 
 def _parse_hello(obj: Mapping[str, Any], request_id: RequestId) -> Request:
-    name = _string(obj, "name", MAX_NAME_LENGTH * 4).strip()
-    if (
-        not name
-        or len(name) > MAX_NAME_LENGTH
-        or any(unicodedata.category(c).startswith("C") for c in name)
-    ):
+    name = normalize_name(_string(obj, "name", MAX_NAME_LENGTH * 4))
+    if name is None:
         raise _FieldError(
             errors.INVALID_FIELD,
-            f"'name' must be 1 to {MAX_NAME_LENGTH} printable characters",
+            f"'name' must be 1 to {MAX_NAME_LENGTH} visible characters on one line"
+            " (docs/lobby.md, Names)",
         )
     return Hello(request_id, name)
 
