@@ -150,6 +150,19 @@ class FrameDecoderTests(SynchronousTestCase):
         [result] = decoder.feed(frame + b"\n")
         self.assertEqual(result.code, errors.FRAME_TOO_LARGE)  # type: ignore[union-attr]
 
+    def test_a_carriage_return_does_not_count_against_the_limit(self) -> None:
+        frame = b'{"type":"ping","pad":"' + b"x" * (4096 - 24) + b'"}'
+        self.assertEqual(len(frame), 4096)
+        self.assertEqual(FrameDecoder().feed(frame + b"\r\n"), [Ping(None)])
+        # Also when the carriage return and the newline arrive apart.
+        decoder = FrameDecoder()
+        self.assertEqual(decoder.feed(frame + b"\r"), [])
+        self.assertEqual(decoder.feed(b"\n"), [Ping(None)])
+        # One byte more is too large, with or without the carriage return.
+        for ending in (b"\n", b"\r\n"):
+            [result] = FrameDecoder().feed(frame + b" " + ending)
+            self.assertEqual(result.code, errors.FRAME_TOO_LARGE)  # type: ignore[union-attr]
+
     def test_too_large_is_reported_once_and_the_next_frame_decodes(self) -> None:
         decoder = FrameDecoder(max_frame_bytes=4096)
         results = decoder.feed(b"x" * 5000)

@@ -146,17 +146,18 @@ class FrameDecoder:
             if self._discarding:
                 self._discarding = False
                 continue
+            if end > start and buffer[end - 1] == 13:  # a carriage return before the newline
+                end -= 1
             if end - start > self._max:
                 return _too_large(self._max)
             line = bytes(buffer[start:end])
-            if line.endswith(b"\r"):
-                line = line[:-1]
             return line if line.strip() else b""
         # No complete line left: what remains is one partial frame.
         if self._discarding:
             self.clear()
-        elif len(buffer) - self._start > self._max:
-            # No newline within the limit: report once, then drop the rest of this frame.
+        elif len(buffer) - self._start > self._max + 1:
+            # No newline within the limit (and a carriage return, which does not count
+            # against it): report once, then drop the rest of this frame.
             self._discarding = True
             self.clear()
             return _too_large(self._max)
