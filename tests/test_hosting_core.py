@@ -284,3 +284,28 @@ class TicTacToeMatchTests(CoreTestCase):
         self.assertEqual((x.closed, o.closed), ("disconnect", "disconnect"))
         self.assertEqual((self.core.room_count, self.core.session_count), (0, 0))
         self.assertIsNone(self.core.get_timer())
+
+
+class FirstMessagesTests(CoreTestCase):
+    """docs/protocol.md §14: the welcome is a session's first message, and the first
+    state after it is current, also for the player whose arrival starts the match."""
+
+    def assert_welcome_then_current_state(self, player: Player, phase: str) -> None:
+        kinds = [m["t"] for m in player.messages]
+        self.assertEqual(kinds[0], "welcome", kinds)
+        first_state = player.of_type("state")[0]
+        latest = max(m["v"] for m in player.messages if "v" in m)
+        self.assertEqual((first_state["v"], first_state["p"]), (latest, phase), player.messages)
+
+    def test_the_player_who_completes_the_match(self) -> None:
+        for game in ("tictactoe", "duel"):
+            with self.subTest(game=game):
+                a, b = f"{game}-a", f"{game}-b"
+                self.core.add_match(make_match(f"m-{game}", (a, b), game), self.now)
+                first = self.join(a, f"m-{game}")
+                self.assert_welcome_then_current_state(first, "waiting")
+                second = self.join(b, f"m-{game}")  # play starts as it arrives
+                self.assert_welcome_then_current_state(second, "playing")
+                versions = [m["v"] for m in second.of_type("state")]
+                self.assertEqual(versions, sorted(versions), "no state goes backwards")
+                self.players.clear()

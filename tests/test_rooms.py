@@ -175,10 +175,14 @@ class LifecycleTests(RoomTestCase):
         self.assertEqual(room.version, 3)
         phase = self.sender.to(SA, "phase")
         self.assertEqual(phase, [{"t": "phase", "p": "playing", "v": 3, "r": 60.0}])
-        # Both players see the state of the started room on the unreliable channel.
-        for session in (SA, SB):
-            latest = self.sender.to(session, "state", UNRELIABLE)[-1]
-            self.assertEqual((latest["v"], latest["p"]), (3, "playing"))
+        # A, already there, sees the state of the started room on the unreliable
+        # channel; B, whose arrival started it, gets it reliably right after its
+        # welcome, and no unreliable state (a body carries those first).
+        latest = self.sender.to(SA, "state", UNRELIABLE)[-1]
+        self.assertEqual((latest["v"], latest["p"]), (3, "playing"))
+        self.assertEqual(self.sender.to(SB, "state", UNRELIABLE), [])
+        first = self.sender.to(SB, "state", RELIABLE)[0]
+        self.assertEqual((first["v"], first["p"]), (3, "playing"))
         # A presence message told A that B connected.
         self.assertEqual(
             self.sender.to(SA, "presence"), [{"t": "presence", "id": B, "status": "connected"}]

@@ -143,6 +143,10 @@ class Room:
     _tick_start: float = field(init=False, default=0.0)
     _last_tick: float = field(init=False, default=0.0)
     _game_errors: int = field(init=False, default=0)
+    # The member whose session is being set up: left out of unreliable state
+    # broadcasts until its welcome and its first state (both reliable) are queued,
+    # since a body carries its unreliable messages before its reliable ones.
+    _joining: _Member | None = field(init=False, default=None)
     # Read from the game once: actions per second per player (0: unlimited),
     # and whether every player gets the same view.
     action_rate: float = field(init=False, default=0.0)
@@ -400,19 +404,26 @@ class Room:
             ),
         )
         member.joined = True
-        if reconnected:
-            outcome = self._hook("reconnect", self.game.reconnect, self.state, member.seat)
-        else:
-            outcome = self._hook("join", self.game.join, self.state, member.seat)
-        changed = outcome is not None and self._apply(outcome)
-        self._send_state_reliably(member, now)
-        self._send_others(member, encode_presence(player_id, "connected"))
-        if self.phase is Phase.WAITING:
-            self._maybe_start(now)
-            if changed and self.phase is Phase.WAITING:
-                self._broadcast_state(now)
-        elif changed:
-            self._after_change(now)
+        self._joining = member
+        try:
+            if reconnected:
+                outcome = self._hook("reconnect", self.game.reconnect, self.state, member.seat)
+            else:
+                outcome = self._hook("join", self.game.join, self.state, member.seat)
+            changed = outcome is not None and self._apply(outcome)
+            self._send_others(member, encode_presence(player_id, "connected"))
+            if self.phase is Phase.WAITING:
+                self._maybe_start(now)
+                if changed and self.phase is Phase.WAITING:
+                    self._broadcast_state(now)
+            elif changed:
+                self._after_change(now)
+        finally:
+            self._joining = None
+        # Its first state, after the welcome and whatever the join changed, is current
+        # (an ended room sent every member its final state reliably already).
+        if not self.ended:
+            self._send_state_reliably(member, now)
         return True
 
     def player_disconnected(self, player_id: str, session_id: int, now: float) -> None:
@@ -535,6 +546,7 @@ class Room:
             if remaining < 0.0:
                 remaining = 0.0
         version, phase, state = self.version, self.phase, self.state
+        joining = self._joining
         try:
             if self._shared_view:
                 # One view and one encoding for everyone; only a recipient
@@ -543,7 +555,7 @@ class Room:
                 first_id = None
                 for member in self._order:
                     session_id = member.session_id
-                    if session_id is None:
+                    if session_id is None or member is joining:
                         continue
                     action_id = member.last_action_id
                     if not data:
@@ -563,7 +575,7 @@ class Room:
                 view_for = self.game.view
                 for member in self._order:
                     session_id = member.session_id
-                    if session_id is not None:
+                    if session_id is not None and member is not joining:
                         view = view_for(state, member.seat.player_id)
                         send(
                             session_id,
