@@ -176,6 +176,8 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
             "--udp-interface", interface,
             "--public-host", interface,
             "--data-dir", settings["data_dir"],
+            # The bench game is offered only when asked for.
+            "--games", settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
             # One address for every bench client: lift the per-IP abuse limits.
             "--max-connections-per-ip", "1000000",
             "--max-pending-per-ip", "1000000",

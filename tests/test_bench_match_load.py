@@ -40,7 +40,7 @@ class LeanMatchClients(TestCase):
     timeout = 60
 
     async def server(self) -> RunningServer:
-        return await start_server(self, ports=4)
+        return await start_server(self, "--games", "duel", ports=4)
 
     async def test_clients_reach_full_rooms_and_leave(self) -> None:
         server = await self.server()

@@ -137,12 +137,20 @@ class RegistryTests(TestCase):
 
     def test_built_in_action_rates(self) -> None:
         rates = {row["name"]: row["action_rate"] for row in GameRegistry.from_plugins().describe()}
-        # The maze's rate is a rule of the game; duel (the benchmark) is unlimited.
+        # The maze's rate is a rule of the game; duel (the benchmark) is high but finite.
         self.assertEqual(
             {name: rates[name] for name in BUILT_IN},
-            {"dice": 20.0, "duel": 0.0, "maze": 10.0, "owedrahn": 20.0, "tictactoe": 20.0},
+            {"dice": 20.0, "duel": 1000.0, "maze": 10.0, "owedrahn": 20.0, "tictactoe": 20.0},
         )
+        self.assertTrue(all(rate > 0 for rate in rates.values()), "no built-in game is unlimited")
         self.assertEqual(MazeGame(action_rate=3.0).action_rate, 3.0)
+
+    def test_offered(self) -> None:
+        registry = GameRegistry.from_plugins()
+        self.assertNotIn("duel", registry.offered())
+        self.assertEqual(registry.offered().names(), [n for n in BUILT_IN if n != "duel"])
+        self.assertEqual(registry.offered(["duel", "maze", "duel"]).names(), ["duel", "maze"])
+        self.assertRaises(UnknownGame, registry.offered, ["chess"])
 
     def test_describe(self) -> None:
         registry = GameRegistry([MazeGame(), DuelGame()])

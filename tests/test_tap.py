@@ -190,6 +190,18 @@ class OptionsTests(TestCase):
                 e = self.assertRaises(usage.UsageError, parse, "--match-size", bad)
                 self.assertIn(why, str(e))
 
+    def test_games(self) -> None:
+        offered = parse()["game-registry"].names()
+        self.assertEqual(offered, ["dice", "maze", "owedrahn", "tictactoe"])
+        self.assertEqual(parse("--games", "duel, maze")["game-registry"].names(), ["duel", "maze"])
+        for bad, why in (("chess", "no game 'chess'"), (",", "at least one game")):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--games", bad)
+                self.assertIn(why, str(e))
+        # --match-size applies to the games offered.
+        e = self.assertRaises(usage.UsageError, parse, "--games", "maze", "--match-size", "dice=2")
+        self.assertIn("no game 'dice'", str(e))
+
     def test_lobby_endpoint_checked(self) -> None:
         self.assertEqual(parse("--lobby", "tcp:7350")["lobby"], "tcp:7350")
         for bad in ("ssl:", "ssl:notaport", "nonsense:1234", "tcp:port=abc", "  "):
@@ -271,6 +283,14 @@ class MakeServiceTests(TestCase):
         lobby = root.getServiceNamed("lobby")
         self.assertEqual(lobby.games["maze"], 4)
         self.assertEqual(lobby.games["tictactoe"], 2)
+
+    def test_benchmark_games_are_offered_only_when_named(self) -> None:
+        root, _ = self.make()
+        assert isinstance(root, MultiService)
+        self.assertNotIn("duel", root.getServiceNamed("lobby").games)
+        root, _ = self.make("--games", "duel")
+        assert isinstance(root, MultiService)
+        self.assertEqual(dict(root.getServiceNamed("lobby").games), {"duel": 2})
 
     def test_lobby_limits_reach_the_lobby(self) -> None:
         root, _ = self.make(

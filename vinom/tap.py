@@ -23,7 +23,7 @@ from twisted.python import usage
 
 from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
-from vinom.games.registry import GameRegistry
+from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
@@ -125,6 +125,14 @@ class Options(usage.Options):
         self["match-size"].append((game.strip(), _positive_int("match-size", size)))
 
     optParameters = [
+        [
+            "games",
+            None,
+            None,
+            "Comma-separated games to offer (default: every installed game offered by "
+            "default, which leaves out test and benchmark games such as duel; "
+            "`vinom games` lists them).",
+        ],
         [
             "lobby",
             "l",
@@ -269,9 +277,10 @@ class Options(usage.Options):
             )
         if cert is not None and key is not None:
             _check_certificate(cert, key)
+        self["game-registry"] = _offered_games(self["games"])
         self["match-sizes"] = dict(self["match-size"])
         if self["match-sizes"]:
-            _match_sizes(GameRegistry.from_plugins(), self["match-sizes"])
+            _match_sizes(self["game-registry"], self["match-sizes"])
         self["lobby"] = self["lobby"].strip()
         if not self["lobby"]:
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
@@ -368,8 +377,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     root.setName("vinom")
     certificate, private_key = _certificate(options)
 
-    games = GameRegistry.from_plugins()
-    # --match-size values were checked against the installed games in postOptions.
+    games: GameRegistry = options["game-registry"]
+    # --match-size values were checked against the offered games in postOptions.
     match_sizes = {**games.match_sizes(), **options["match-sizes"]}
     protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
     issuer = TokenIssuer(
@@ -446,12 +455,32 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     return root
 
 
+def _offered_games(names: str | None) -> GameRegistry:
+    """The games --games names (all offered by default if None), from the installed plugins."""
+    installed = GameRegistry.from_plugins()
+    if names is None:
+        offered = installed.offered()
+    else:
+        wanted = [name.strip() for name in names.split(",") if name.strip()]
+        if not wanted:
+            raise usage.UsageError("--games needs at least one game name")
+        try:
+            offered = installed.offered(wanted)
+        except UnknownGame as error:
+            raise usage.UsageError(
+                f"--games: no game {error.args[0]!r} (installed: {', '.join(installed.names())})"
+            ) from None
+    if not len(offered):
+        raise usage.UsageError("no game to offer: install a game plugin or name one in --games")
+    return offered
+
+
 def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
     """--match-size overrides, each within its game's player range."""
     for name, size in sizes.items():
         if name not in games:
             raise usage.UsageError(
-                f"--match-size {name}={size}: no game {name!r} (installed: "
+                f"--match-size {name}={size}: no game {name!r} (offered: "
                 f"{', '.join(games.names())})"
             )
         game = games.get(name)

@@ -65,6 +65,11 @@ DEFAULT_ACTION_RATE = 20.0
 ACTION_BURST = 2.0
 
 
+def offered_by_default(game: object) -> bool:
+    """Whether a server offers the game when `--games` does not say which games."""
+    return bool(getattr(game, "offered_by_default", True))
+
+
 def action_rate_of(game: object) -> float:
     """The game's `action_rate` (actions per second per player; 0: unlimited)."""
     return float(getattr(game, "action_rate", DEFAULT_ACTION_RATE))
@@ -94,6 +99,8 @@ class IGame(Interface):
     - `shared_view` (bool): True if `view(state, player_id)` is the same for
       every player (no hidden information), so the room builds and encodes
       it once per change instead of once per player. Default False.
+    - `offered_by_default` (bool): False for a game a server offers only when
+      `--games` names it (a test or benchmark game). Default True.
     """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")

@@ -20,7 +20,7 @@ from twisted.plugin import getPlugins
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
-from vinom.games.interfaces import IGame, action_rate_of, shared_view_of
+from vinom.games.interfaces import IGame, action_rate_of, offered_by_default, shared_view_of
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
@@ -107,6 +107,13 @@ class GameRegistry:
             games.setdefault(game.name, game)
         return cls(games.values())
 
+    def offered(self, names: Iterable[str] | None = None) -> GameRegistry:
+        """The games a server offers: those `names` (UnknownGame for a name not
+        installed), or with None every game that is offered by default."""
+        if names is None:
+            return GameRegistry(g for g in self._games.values() if offered_by_default(g))
+        return GameRegistry(self.get(name) for name in dict.fromkeys(names))
+
     def get(self, name: str) -> IGame:
         """The game called `name`; `UnknownGame` (a `KeyError`) if none is."""
         try:
@@ -139,6 +146,7 @@ class GameRegistry:
                     "countdown": game.countdown,
                     "action_rate": action_rate_of(game),
                     "shared_view": shared_view_of(game),
+                    "offered_by_default": offered_by_default(game),
                     "module": type(game).__module__,
                 }
             )
