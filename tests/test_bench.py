@@ -164,7 +164,10 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertLess(result["server_cpu_pct"], 100)
         # Keepalives flow both ways while the sessions are idle.
         self.assertGreater(result["server_datagrams_per_s"], 0)
-        self.assertGreater(result["rss_bytes_per_session"], 0)
+        # Twenty sessions may fit in memory the process already holds: the figure
+        # is reported, but only thousands of sessions make it meaningful.
+        self.assertIsInstance(result["rss_bytes_per_session"], int)
+        self.assertGreater(result["rss_end_bytes"], result["rss_bytes_per_session"])
 
     def test_match(self) -> None:
         code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10")
