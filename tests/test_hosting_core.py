@@ -309,3 +309,21 @@ class FirstMessagesTests(CoreTestCase):
                 versions = [m["v"] for m in second.of_type("state")]
                 self.assertEqual(versions, sorted(versions), "no state goes backwards")
                 self.players.clear()
+
+
+class LateConnectionTests(CoreTestCase):
+    def test_a_match_aborted_for_players_missing_denies_a_late_player(self) -> None:
+        """docs/protocol.md §5.7: `denied` when the match will not seat the player,
+        which includes a match that has ended; the client fails at once."""
+        self.core.add_match(make_match("m-late", ("p-on-time", "p-late"), "tictactoe"), self.now)
+        on_time = self.join("p-on-time", "m-late")
+        self.run_for(31.0)  # past the connect deadline (30 s)
+        self.assertEqual(on_time.of_type("phase")[-1]["reason"], "players_missing")
+        late = self.join("p-late", "m-late")
+        self.run_for(0.2)
+        self.assertEqual((late.connected, late.closed), (False, "denied"))
+        docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "protocol.md")
+        with open(docs, encoding="utf-8") as f:
+            text = f.read()
+        denied = text[text.index("### 5.7 denied"):text.index("### 5.8")]
+        self.assertIn("players_missing", denied)
