@@ -181,6 +181,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
             # One address for every bench client: lift the per-IP abuse limits.
             "--max-connections-per-ip", "1000000",
             "--max-pending-per-ip", "1000000",
+            "--max-matches-per-ip", "1000000",
             "--queue-rate", "1000000",
             "--queue-burst", "1000000",
             "--frame-rate", "1000",

@@ -362,9 +362,11 @@ class ConfigAndIdentityTests(SynchronousTestCase):
                 config.hello_timeout,
                 config.idle_timeout,
                 config.close_timeout,
-                config.start_window,
+                config.max_matches_per_ip,
+                config.ping_interval,
+                config.ping_timeout,
             ),
-            (4096, 32, 20.0, 40, 10, 10000, 32, 1.0, 32, 10.0, 60.0, 10.0, 30.0),
+            (4096, 32, 20.0, 40, 10, 10000, 32, 1.0, 32, 10.0, 60.0, 10.0, 16, 5.0, 5.0),
         )
 
     def test_invalid_config_is_refused(self) -> None:
@@ -377,7 +379,9 @@ class ConfigAndIdentityTests(SynchronousTestCase):
         self.assertRaises(ValueError, LobbyConfig, queue_burst=0)
         self.assertRaises(ValueError, LobbyConfig, hello_timeout=0)
         self.assertRaises(ValueError, LobbyConfig, idle_timeout=-1)
-        self.assertRaises(ValueError, LobbyConfig, start_window=0)
+        self.assertRaises(ValueError, LobbyConfig, max_matches_per_ip=0)
+        self.assertRaises(ValueError, LobbyConfig, ping_interval=0)
+        self.assertRaises(ValueError, LobbyConfig, ping_timeout=0)
 
     def test_player_ids_and_secrets(self) -> None:
         self.assertRegex(new_player_id(), r"^p-[0-9a-f]{16}$")

@@ -153,14 +153,38 @@ class ConnectionTests(SynchronousTestCase):
         self.connection.data_received(b'{"type":"hello","name":"A"}\n')
         self.assertEqual(self.wire.timeout, CONFIG.idle_timeout)
         self.connection.queued("maze")
-        self.assertEqual((self.wire.timeout, self.connection.game), (None, "maze"))
+        self.assertEqual((self.wire.timeout, self.connection.game), (CONFIG.ping_interval, "maze"))
         self.connection.unqueued()
         self.assertEqual((self.wire.timeout, self.connection.game), (CONFIG.idle_timeout, None))
         self.connection.queued("maze")
         self.connection.matched("maze")
-        self.assertEqual((self.wire.timeout, self.connection.state), (None, PlayerState.MATCHED))
+        self.assertEqual(
+            (self.wire.timeout, self.connection.state), (CONFIG.ping_interval, PlayerState.MATCHED)
+        )
         self.connection.match_failed()
         self.assertEqual((self.wire.timeout, self.connection.state), (60.0, PlayerState.IDLE))
+
+    def test_a_silent_queued_player_is_pinged_then_closed(self) -> None:
+        self.connection.connection_made()
+        self.connection.data_received(b'{"type":"hello","name":"A"}\n')
+        self.connection.queued("maze")
+        self.wire.frames()
+        # Quiet for ping_interval: the lobby pings; any bytes back count as an answer.
+        self.connection.timer_expired()
+        self.assertEqual(self.wire.frames(), [{"type": "ping"}])
+        self.assertEqual(self.wire.timeout, CONFIG.ping_timeout)
+        self.connection.data_received(b'{"type":"ping"}\n')
+        self.assertEqual(self.wire.frames(), [{"type": "pong"}])
+        self.assertEqual(self.wire.timeout, CONFIG.ping_interval)
+        self.assertFalse(self.wire.closed)
+        # Pinged again and silent: closed with `timeout`; the lobby withdraws the ticket.
+        self.connection.timer_expired()
+        self.assertEqual(self.wire.frames(), [{"type": "ping"}])
+        self.connection.timer_expired()
+        [frame] = self.wire.frames()
+        self.assertEqual(frame["code"], errors.TIMEOUT)
+        self.assertIn("no answer to ping", frame["message"])
+        self.assertTrue(self.wire.closed)
 
     def test_a_transition_from_the_wrong_state_is_a_bug(self) -> None:
         self.connection.connection_made()

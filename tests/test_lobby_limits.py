@@ -20,6 +20,21 @@ from vinom.lobby.connection import PlayerState
 from vinom.matchmaking.interfaces import Ticket
 
 
+def keep_alive(clients: list[Any], case: LobbyHarness, seconds: float) -> int:
+    """Let `seconds` pass, each client answering the lobby's liveness pings; the pings."""
+    pings = 0
+    for _ in range(int(seconds)):
+        case.clock.advance(1)
+        for client in clients:
+            for frame in client.frames():
+                if frame == {"type": "ping"}:
+                    pings += 1
+                    client.send({"type": "ping"})
+    for client in clients:
+        client.frames()  # the pongs of the last answers
+    return pings // max(1, len(clients))
+
+
 class WithdrawalTests(LobbyHarness):
     """A match whose players all left while it waited for a port is withdrawn."""
 
@@ -73,6 +88,37 @@ class WithdrawalTests(LobbyHarness):
         self.assertEqual(self.hosting.running_games, 1)
 
 
+class MatchesPerAddressTests(LobbyHarness):
+    config = LobbyConfig(max_matches_per_ip=2)
+    ports = (7400, 7401, 7402)
+
+    def test_an_address_holds_at_most_so_many_matches(self) -> None:
+        factory = self.factory
+        home = []
+        for name in "ABC":
+            client = self.connect()
+            client.hello(name)
+            home.append(client)
+        a, b, c = home
+        # Each queued player may make a match of its own: two queued use up two matches.
+        # (The lobby's games here: tictactoe for two, maze for three.)
+        self.assertEqual(a.request({"type": "queue", "game": "maze"})["type"], "queued")
+        self.assertEqual(b.request({"type": "queue", "game": "tictactoe"})["type"], "queued")
+        self.assert_error(c.request({"type": "queue", "game": "maze"}), errors.RATE_LIMITED)
+        self.assert_uncounted(c)
+        # Players from elsewhere join them: two matches hold two ports for this address.
+        for n, game in enumerate(("maze", "maze", "tictactoe")):
+            other = self.connect(f"198.51.100.{n}")
+            other.hello()
+            other.send({"type": "queue", "game": game})
+        self.assertEqual(factory.matches_from("192.0.2.1"), 2)
+        self.assert_error(c.request({"type": "queue", "game": "maze"}), errors.RATE_LIMITED)
+        # One ends: the address may queue again.
+        self.hosts.end_match(self.matches[-2].match_id)
+        self.assertEqual(factory.matches_from("192.0.2.1"), 1)
+        self.assertEqual(c.request({"type": "queue", "game": "maze"})["type"], "queued")
+
+
 class PendingPerAddressTests(LobbyHarness):
     config = LobbyConfig(max_pending_per_ip=4)
     ports = (7400, 7401, 7402)
@@ -94,11 +140,14 @@ class PendingPerAddressTests(LobbyHarness):
         other = self.connect("192.0.2.2")
         other.hello("F")
         self.assertEqual(other.request({"type": "queue", "game": "maze"})["type"], "queued")
-        # Once the placed matches are under way (their connect window is over) it may queue.
-        self.clock.advance(29)
-        self.assert_error(late.request({"type": "queue", "game": "tictactoe"}), errors.RATE_LIMITED)
-        self.clock.advance(1)
-        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+        # A match counts until it ends, long past its connect deadline (30 s).
+        for _ in range(3):
+            self.clock.advance(40)
+            self.assert_error(
+                late.request({"type": "queue", "game": "tictactoe"}), errors.RATE_LIMITED
+            )
+        self.hosts.end_match(self.matches[0].match_id)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 2)
         self.assertEqual(late.request({"type": "queue", "game": "tictactoe"})["type"], "queued")
 
     def test_a_match_that_ends_no_longer_counts(self) -> None:
@@ -230,18 +279,34 @@ class TimeoutTests(LobbyHarness):
 
     def test_a_queued_player_is_kept_however_long_the_wait(self) -> None:
         client = self.queued_player("A", "maze")
-        self.clock.advance(24 * 3600)
+        client.frames()
+        # The lobby pings it whenever it has been quiet for 5 s; it answers.
+        pings = keep_alive([client], self, 3600)
         self.assertFalse(client.closed)
-        # No timer at all waits for a queued player (nor for anyone else here).
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(pings, 3600 // 5)
         # Back out of the queue, the idle timeout applies again.
         client.request({"type": "cancel"})
         self.clock.advance(60)
         self.assertTrue(client.closed)
 
+    def test_a_dead_queued_player_is_found_within_ten_seconds(self) -> None:
+        dead = self.queued_player("A", "maze")
+        dead.frames()
+        self.clock.advance(5)
+        self.assertEqual(dead.frames(), [{"type": "ping"}])
+        self.clock.advance(4.9)
+        self.assertFalse(dead.closed)
+        self.clock.advance(0.1)
+        [frame] = dead.frames()
+        self.assertEqual(frame["code"], errors.TIMEOUT)
+        self.assertTrue(dead.closed)
+        dead.drop()
+        # Its ticket is gone: the next two players are matched with each other.
+        self.assertEqual(self.matchmaker.queue_length("maze"), 0)
+
     def test_a_player_whose_match_waits_for_a_server_is_kept(self) -> None:
         players = [self.queued_player(name) for name in "ABCDEF"]
-        self.clock.advance(3600)
+        keep_alive(players[4:], self, 3600)
         for client in players[4:]:
             self.assertFalse(client.closed)
             self.assertIs(self.factory.state_of(client.player_id or ""), PlayerState.MATCHED)

@@ -300,7 +300,9 @@ class MakeServiceTests(TestCase):
             "--queue-burst", "9",
             "--lobby-hello-timeout", "4",
             "--lobby-idle-timeout", "90",
-            "--connect-deadline", "12",
+            "--max-matches-per-ip", "3",
+            "--lobby-ping-interval", "2",
+            "--lobby-ping-timeout", "1.5",
         )  # fmt: skip
         assert isinstance(root, MultiService)
         config = root.getServiceNamed("lobby").config
@@ -312,9 +314,11 @@ class MakeServiceTests(TestCase):
                 config.queue_burst,
                 config.hello_timeout,
                 config.idle_timeout,
-                config.start_window,
+                config.max_matches_per_ip,
+                config.ping_interval,
+                config.ping_timeout,
             ),
-            (500, 7, 2.5, 9, 4.0, 90.0, 12.0),
+            (500, 7, 2.5, 9, 4.0, 90.0, 3, 2.0, 1.5),
         )
 
     def test_dev_certificate_made_once_then_reused(self) -> None:

@@ -169,8 +169,14 @@ class Options(usage.Options):
             "max-pending-per-ip",
             None,
             "32",
-            "Players from one client IP (IPv6: one /64) queued or in a match not yet under way "
-            "(placed less than --connect-deadline ago).",
+            "Players from one client IP (IPv6: one /64) queued or in a match that has not ended.",
+        ],
+        [
+            "max-matches-per-ip",
+            None,
+            "16",
+            "Matches not ended with players from one client IP (IPv6: one /64), counting its "
+            "queued players as the matches they may make: the game ports one address can hold.",
         ],
         ["queue-rate", None, "1", "Lobby queue requests per second per client IP (token bucket)."],
         ["queue-burst", None, "32", "Lobby queue request burst per client IP (token bucket size)."],
@@ -185,6 +191,19 @@ class Options(usage.Options):
             None,
             "60",
             "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
+        ],
+        [
+            "lobby-ping-interval",
+            None,
+            "5",
+            "Seconds a queued player's connection may be silent before the lobby pings it.",
+        ],
+        [
+            "lobby-ping-timeout",
+            None,
+            "5",
+            "Seconds a pinged queued player has to answer before its connection is closed "
+            "and its ticket withdrawn.",
         ],
         [
             "session-timeout",
@@ -250,6 +269,7 @@ class Options(usage.Options):
             "max-protocol-errors",
             "max-connections",
             "max-pending-per-ip",
+            "max-matches-per-ip",
             "queue-burst",
         ):
             self[name] = _positive_int(name, self[name])
@@ -258,6 +278,8 @@ class Options(usage.Options):
             "queue-rate",
             "lobby-hello-timeout",
             "lobby-idle-timeout",
+            "lobby-ping-interval",
+            "lobby-ping-timeout",
             "session-timeout",
             "reconnect-grace",
             "connect-deadline",
@@ -419,8 +441,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             queue_burst=options["queue-burst"],
             hello_timeout=options["lobby-hello-timeout"],
             idle_timeout=options["lobby-idle-timeout"],
-            # A match counts against its players' addresses until its connect deadline.
-            start_window=options["connect-deadline"],
+            ping_interval=options["lobby-ping-interval"],
+            ping_timeout=options["lobby-ping-timeout"],
+            max_matches_per_ip=options["max-matches-per-ip"],
         ),
         games=match_sizes,
         matchmaker=FifoMatchmaker(match_sizes, reactor),

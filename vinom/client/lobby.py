@@ -137,7 +137,10 @@ class LobbyClientProtocol(LineOnlyReceiver):
         self.frames_received += 1
         kind = frame.get("type")
         request_id = frame.get("id")
-        if kind == "match_found":
+        if kind == "ping" and request_id is None:
+            # The lobby checks that a waiting player is alive: any frame answers.
+            self.sendLine(b'{"type":"ping"}')
+        elif kind == "match_found":
             self._resolve_match(frame)
         elif kind == "queued" and self._on_queued is not None:
             self._on_queued(

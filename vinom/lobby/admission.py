@@ -2,16 +2,21 @@
 
 `Admission` counts lobby connections (in all and per client address) and
 the players of each address who are pending (queued, waiting for a game
-server, or in a match placed less than `start_window` seconds ago), keeps
-the per-address token buckets of `queue` requests, and logs its refusals at
-a limited rate. It knows nothing of frames or matches: the connection asks
-it at connect time, the request handlers before a `queue`, and match
-placement tells it when a player stops counting.
+server, or in a match that has not ended), with the matches each address
+has players in; keeps the per-address token buckets of `queue` requests;
+and logs its refusals at a limited rate. It knows nothing of frames: the
+connection asks it at connect time, the request handlers before a `queue`,
+and match placement tells it when a match forms and when it ends.
+
+Why both caps: every match holds a game port until it ends, so what one
+address may hold must be counted until then. An address may queue only
+while its matches plus its queued players are fewer than
+`max_matches_per_ip`: each queued player can make at most one more match,
+so the matches an address has players in never exceed the cap, however its
+players are matched.
 """
 
 from __future__ import annotations
-
-import math
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -39,11 +44,10 @@ class Admission:
         # Admitted connections per client key (an IPv4 address or an IPv6 /64), and in all.
         self._per_client: dict[str, int] = {}
         self._total = 0
-        # Players counted against their address's pending limit: the client key of
-        # each, and per key each player with the time their match counts as under
-        # way (infinity while queued or waiting for a port).
+        # Players counted against their address until their match ends: the client
+        # key of each, and per key each player with their match id (None: queued).
         self._pending_client: dict[str, str] = {}
-        self._pending_by_client: dict[str, dict[str, float]] = {}
+        self._pending_by_client: dict[str, dict[str, str | None]] = {}
         self._queue_buckets = KeyedTokenBuckets(config.queue_rate, config.queue_burst, clock)
         self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, clock)
 
@@ -59,8 +63,12 @@ class Admission:
         return self._per_client.get(client_key(host), 0)
 
     def pending_from(self, host: str) -> int:
-        """Players from one client address (IPv6: its /64) queued or in a match not under way."""
-        return self._pending_of(client_key(host))
+        """Players from one client address (IPv6: its /64) queued or in a match not ended."""
+        return len(self._pending_by_client.get(client_key(host), ()))
+
+    def matches_from(self, host: str) -> int:
+        """Matches not ended that players from one client address (IPv6: its /64) are in."""
+        return self._matches_of(client_key(host))
 
     # Connections.
 
@@ -88,17 +96,28 @@ class Admission:
         else:
             self._per_client.pop(client, None)
 
-    # Players pending per address: queued, or in a match not yet under way.
+    # Players pending per address: queued, or in a match that has not ended.
 
     def check_queue(self, client: str, peer_host: str) -> None:
         """Raise `rate_limited` (not counted) if `client`'s address may not queue now."""
+        players = self._pending_by_client.get(client, {})
         limit = self._config.max_pending_per_ip
-        if self._pending_of(client) >= limit:
+        if len(players) >= limit:
             self._log_refusal("a queue request", peer_host, f"{limit} players pending")
             raise LobbyError(
                 errors.RATE_LIMITED,
-                f"{limit} players from this address are queued or starting a match; "
-                "queue again once one has started",
+                f"{limit} players from this address are queued or in a match; "
+                "queue again once a match has ended",
+                counted=False,
+            )
+        match_limit = self._config.max_matches_per_ip
+        queued = sum(1 for match_id in players.values() if match_id is None)
+        if self._matches_of(client) + queued >= match_limit:
+            self._log_refusal("a queue request", peer_host, f"{match_limit} matches")
+            raise LobbyError(
+                errors.RATE_LIMITED,
+                f"players from this address are in or queued for {match_limit} matches; "
+                "queue again once one has ended",
                 counted=False,
             )
         if not self._queue_buckets.allow(client):
@@ -111,17 +130,22 @@ class Admission:
             )
 
     def count_pending(self, player_id: str, client: str) -> None:
-        """The player queued: they count against `client` until their match is under way."""
+        """The player queued: they count against `client` until their match ends."""
         self._pending_client[player_id] = client
-        self._pending_by_client.setdefault(client, {})[player_id] = math.inf
+        self._pending_by_client.setdefault(client, {})[player_id] = None
 
-    def under_way_soon(self, player_ids: tuple[str, ...]) -> None:
-        """Their match is placed: they stop counting once its connect window is over."""
-        until = self._clock.seconds() + self._config.start_window
+    def match_formed(self, match_id: str, player_ids: tuple[str, ...]) -> None:
+        """These players are in a match now: it counts against their addresses until it ends."""
         for player_id in player_ids:
             client = self._pending_client.get(player_id)
             if client is not None:
-                self._pending_by_client[client][player_id] = until
+                self._pending_by_client[client][player_id] = match_id
+
+    def requeued(self, player_id: str) -> None:
+        """The player is queued again (their match failed): in no match, still counted."""
+        client = self._pending_client.get(player_id)
+        if client is not None:
+            self._pending_by_client[client][player_id] = None
 
     def uncount_pending(self, player_id: str) -> None:
         """The player left the queue, or their match failed or ended."""
@@ -134,18 +158,11 @@ class Admission:
             if not players:
                 del self._pending_by_client[client]
 
-    def _pending_of(self, key: str) -> int:
+    def _matches_of(self, key: str) -> int:
         players = self._pending_by_client.get(key)
         if not players:
             return 0
-        now = self._clock.seconds()
-        for player_id, until in list(players.items()):
-            if until <= now:
-                del players[player_id]
-                self._pending_client.pop(player_id, None)
-        if not players:
-            del self._pending_by_client[key]
-        return len(players)
+        return len({match_id for match_id in players.values() if match_id is not None})
 
     def _log_refusal(self, what: str, peer: str, reason: str) -> None:
         # Refusals come in floods when someone attacks: log a few, count the rest.

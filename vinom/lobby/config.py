@@ -27,8 +27,11 @@ class LobbyConfig:
     max_protocol_errors: int = field(default=10, validator=[instance_of(int), ge(1)])
     # Concurrent lobby connections in all.
     max_connections: int = field(default=10000, validator=[instance_of(int), ge(1)])
-    # Players from one address that are queued or in a match not yet under way.
+    # Players from one address that are queued or in a match that has not ended.
     max_pending_per_ip: int = field(default=32, validator=[instance_of(int), ge(1)])
+    # Matches not ended with players from one address, counting its queued players
+    # as the matches they may make: the game ports one address can hold.
+    max_matches_per_ip: int = field(default=16, validator=[instance_of(int), ge(1)])
     # Token bucket per address for `queue` requests: sustained per second and burst size.
     queue_rate: float = field(default=1.0, converter=float, validator=gt(0.0))
     queue_burst: int = field(default=32, validator=[instance_of(int), ge(1)])
@@ -38,6 +41,9 @@ class LobbyConfig:
     idle_timeout: float = field(default=60.0, converter=float, validator=gt(0.0))
     # Seconds a closing connection has to finish closing (TLS close_notify) before it is aborted.
     close_timeout: float = field(default=10.0, converter=float, validator=gt(0.0))
-    # Seconds after placement until a match counts as under way (the game host's
-    # connect deadline: by then every player has connected or the match was aborted).
-    start_window: float = field(default=30.0, converter=float, validator=gt(0.0))
+    # A queued or matched connection silent for `ping_interval` seconds is sent a
+    # `ping`; if no byte comes back within `ping_timeout` seconds it is dead: closed,
+    # its ticket withdrawn, so no honest player is matched with it.
+    ping_interval: float = field(default=5.0, converter=float, validator=gt(0.0))
+    ping_timeout: float = field(default=5.0, converter=float, validator=gt(0.0))
+

@@ -103,9 +103,11 @@ class LobbyConnection:
     Timeouts: a new connection has `hello_timeout` seconds for the TLS
     handshake and its first frame; a connection that is not queued (nor
     matched) is closed after `idle_timeout` seconds without a frame (a `ping`
-    keeps it); a queued or matched player is kept however long the wait; and
-    a connection that is closing is aborted if the close does not complete
-    within `close_timeout` seconds.
+    keeps it); a queued or matched player is kept however long the wait, but
+    one silent for `ping_interval` seconds is sent a `ping` and closed if
+    nothing comes back within `ping_timeout` seconds (a dead peer must not
+    be matched); and a connection that is closing is aborted if the close
+    does not complete within `close_timeout` seconds.
     """
 
     log = Logger()
@@ -137,6 +139,8 @@ class LobbyConnection:
         self._heard = False
         self._framed = False
         self._timeout: float | None = None
+        # A liveness `ping` was sent and nothing has come back since.
+        self._pinged = False
         self._decoder = FrameDecoder(config.max_frame_bytes)
         self._clock = clock
         self._bucket = TokenBucket(config.frame_rate, config.frame_burst, clock.seconds())
@@ -221,7 +225,8 @@ class LobbyConnection:
         if self._closing:
             return
         if state is PlayerState.QUEUED or state is PlayerState.MATCHED:
-            self._arm(None)
+            self._pinged = False
+            self._arm(self._config.ping_interval)
         elif self._framed:
             self._arm(self._config.idle_timeout)
 
@@ -249,6 +254,10 @@ class LobbyConnection:
         if self._closing:
             return
         self._heard = True
+        if self._state is PlayerState.QUEUED or self._state is PlayerState.MATCHED:
+            # Alive: the next liveness ping is due after another quiet interval.
+            self._pinged = False
+            self._arm(self._config.ping_interval)
         self._decoder.push(data)
         self._process()
 
@@ -260,6 +269,18 @@ class LobbyConnection:
             self._closing = True
             self._decoder.clear()
             self._wire.abort()
+            return
+        if self._state is PlayerState.QUEUED or self._state is PlayerState.MATCHED:
+            if not self._pinged:
+                self._pinged = True
+                self.send({"type": "ping"})
+                self._arm(self._config.ping_timeout)
+                return
+            self.send_error(
+                errors.TIMEOUT,
+                f"no answer to ping within {self._timeout:g} seconds; closing the connection",
+            )
+            self.close()
             return
         self.send_error(
             errors.TIMEOUT,

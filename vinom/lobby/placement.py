@@ -91,6 +91,7 @@ class MatchPlacer:
             game=match.game,
             players=list(match.player_ids),
         )
+        self._admission.match_formed(match.match_id, match.player_ids)
         for player_id in match.player_ids:
             self._pending[player_id] = match
             connection = self._players.connection_of(player_id)
@@ -145,7 +146,6 @@ class MatchPlacer:
 
     def _place(self, address: HostAddress, match: Match) -> Deferred[None]:
         self._waiting.pop(match.match_id, None)
-        self._admission.under_way_soon(match.player_ids)
         placement = MatchPlacement(match, address, self._clock.seconds())
         return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
 

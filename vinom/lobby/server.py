@@ -215,8 +215,12 @@ class LobbyFactory(ServerFactory, Service):
         return self.admission.connections_from(host)
 
     def pending_from(self, host: str) -> int:
-        """Players from one client address (IPv6: its /64) queued or in a match not under way."""
+        """Players from one client address (IPv6: its /64) queued or in a match not ended."""
         return self.admission.pending_from(host)
+
+    def matches_from(self, host: str) -> int:
+        """Matches not ended that players from `host`'s address are in."""
+        return self.admission.matches_from(host)
 
     def connection_of(self, player_id: str) -> LobbyConnection | None:
         """The connection of a player, if they are connected."""
