@@ -10,12 +10,14 @@ closed sessions) is all the core's doing.
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_rooms_fixtures import make_match
 from vinom.games.duel import DuelGame
+from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore, HostIdle, MatchEnded
@@ -68,7 +70,7 @@ class Player:
 
 
 class CoreTestCase(SynchronousTestCase):
-    """A core with the duel and tictactoe games; the players and the time are the test's."""
+    """A core with the duel, tictactoe and maze games; the players and the time are the test's."""
 
     def setUp(self) -> None:
         self.now = 100.0
@@ -76,7 +78,7 @@ class CoreTestCase(SynchronousTestCase):
         self.issuer = TokenIssuer(IssuerConfig(protocol))
         self.core = GameHostCore(
             HostConfig(protocol, (HOST,)),
-            GameRegistry([DuelGame(), TicTacToeGame()]).get,
+            GameRegistry([DuelGame(), TicTacToeGame(), MazeGame()]).get,
             RoomConfig(options={"target": 20}),
             wall_clock=self.wall,
         )
@@ -327,3 +329,68 @@ class LateConnectionTests(CoreTestCase):
             text = f.read()
         denied = text[text.index("### 5.7 denied"):text.index("### 5.8")]
         self.assertIn("players_missing", denied)
+
+
+class IdlePlayerTests(CoreTestCase):
+    """A player whose move is awaited and who sends no action for the game's
+    idle_timeout (60 s in tictactoe) forfeits; only the awaited player counts."""
+
+    def start(self) -> tuple[Player, Player]:
+        self.core.add_match(make_match("m-idle", ("p-x", "p-o"), "tictactoe"), self.now)
+        x, o = self.join("p-x", "m-idle"), self.join("p-o", "m-idle")
+        assert x.view is not None
+        return (x, o) if x.view["turn"] == "p-x" else (o, x)
+
+    def move(self, player: Player, cell: int, action_id: int) -> None:
+        player.connection.send_message(RELIABLE, encode_action({"cell": cell}, action_id))
+        self.run_for(0.05)
+
+    def test_turns_taken_in_time_are_never_idle(self) -> None:
+        first, second = self.start()
+        # Each waits 50 s before every move: 100 s of silence each, but never 60
+        # while the other was to move... and the game goes on.
+        for n, (player, cell) in enumerate(((first, 0), (second, 3), (first, 1), (second, 4))):
+            self.run_for(50.0, step=1.0)
+            self.move(player, cell, n + 1)
+        self.assertEqual(first.of_type("phase")[-1]["p"], "playing")
+        self.assertEqual([m for m in first.messages if m.get("status") == "idle"], [])
+
+    def test_the_awaited_player_forfeits_after_the_idle_timeout(self) -> None:
+        first, second = self.start()
+        self.move(first, 0, 1)
+        self.run_for(59.0, step=1.0)
+        self.assertEqual(second.of_type("phase")[-1]["p"], "playing")
+        self.run_for(1.5, step=0.5)
+        for player in (first, second):
+            self.assertIn({"t": "presence", "id": self.id_of(second), "status": "idle"},
+                          player.messages)
+            phase = player.of_type("phase")[-1]
+            self.assertEqual((phase["p"], phase["result"]["reason"]), ("finished", "idle"))
+            self.assertEqual(phase["result"]["winners"], [self.id_of(first)])
+        [ended] = [e for e in self.events if isinstance(e, MatchEnded)]
+        self.assertEqual(ended.phase, "finished")
+
+    def test_an_idle_player_of_a_game_that_goes_on_is_out(self) -> None:
+        self.core.add_match(make_match("m-maze", ("p-1", "p-2", "p-3"), "maze"), self.now)
+        players = [self.join(p, "m-maze") for p in ("p-1", "p-2", "p-3")]
+        self.run_for(3.5)  # the countdown
+        # Two keep moving (as the game's bots would); the third sends nothing.
+        bots = [MazeGame().make_bot(p, random.Random(1)) for p in ("p-1", "p-2")]
+        for n in range(13):
+            for player, bot in zip(players, bots, strict=False):
+                assert player.view is not None
+                action = bot.choose_action(player.view)
+                if action is not None:
+                    player.connection.send_message(RELIABLE, encode_action(action, n + 1))
+            self.run_for(5.0, step=0.5)
+        idle = {"t": "presence", "id": "p-3", "status": "idle"}
+        self.assertIn(idle, players[0].messages)
+        self.assertNotIn({"t": "presence", "id": "p-1", "status": "idle"}, players[0].messages)
+        self.assertEqual(players[0].of_type("phase")[-1]["p"], "playing")
+        players[2].connection.send_message(RELIABLE, encode_action({"move": "up"}, 99))
+        self.run_for(0.1)
+        self.assertEqual(players[2].of_type("error")[-1]["code"], "not_seated")
+
+    def id_of(self, player: Player) -> str:
+        [welcome] = player.of_type("welcome")
+        return str(welcome["players"][welcome["seat"]]["id"])

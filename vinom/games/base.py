@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from attrs import evolve
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
@@ -49,6 +50,19 @@ class Game(BuiltinGame, Generic[S]):
     def leave(self, state: S, seat: Seat) -> Outcome:
         """A player left for good; by default nothing changes."""
         return Outcome(state)
+
+    def idle(self, state: S, seat: Seat) -> Outcome:
+        """A counted player sent no action for `idle_timeout` seconds: by default they
+        forfeit, as if they had left, and a match that ends for it ends as "idle"."""
+        outcome = self.leave(state, seat)
+        after: Any = outcome.state
+        if (
+            self.is_finished(after)
+            and not self.is_finished(state)
+            and getattr(after, "reason", None) == "opponent_left"
+        ):
+            after = evolve(after, reason="idle")
+        return Outcome(after, outcome.events)
 
     @classmethod
     def verbs(cls) -> frozenset[str]:

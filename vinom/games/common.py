@@ -194,6 +194,9 @@ class BuiltinGame:
     countdown = 0.0
     # Actions per second per player (turn-based: only a guard against floods).
     action_rate = 20.0
+    # Seconds a player whose move is awaited may go without acting before they
+    # forfeit (`idle`): a seat nobody plays must not hold a game port.
+    idle_timeout = 120.0
     # Nothing is hidden: every player gets the same view, built once per change.
     shared_view = True
     #: The key of the per-player scores in `result`.
@@ -221,6 +224,14 @@ class BuiltinGame:
 
     def tick(self, state: Any, dt: float, rng: random.Random) -> Outcome:
         return Outcome(state)
+
+    def idle_players(self, state: Any) -> Sequence[str]:
+        """The players whose silence counts now: by default everyone still playing;
+        a turn-based game names only the player whose move it awaits."""
+        if state.finished:
+            return ()
+        return tuple(p for p, gone in zip(state.players, state.left, strict=True) if not gone)
+
 
     def time_up(self, state: Any) -> Outcome:
         if state.finished:

@@ -192,6 +192,12 @@ class DiceGame(Game[DiceState]):
             turn=rng.randrange(len(players)),
         )
 
+    idle_timeout = 60.0
+
+    def idle_players(self, state: DiceState) -> Sequence[str]:
+        # Only the player whose turn it is.
+        return () if state.finished else (state.players[state.turn],)
+
     def leave(self, state: DiceState, seat: Seat) -> Outcome:
         index = common.leaving(state.players, state.left, state.finished, seat)
         if index is None:

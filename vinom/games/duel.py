@@ -100,6 +100,8 @@ class DuelGame(Game[DuelState]):
     action_rate = 1000.0
     # A benchmark game: a server offers it only when --games names it.
     offered_by_default = False
+    # Its players move without pause; no idle rule.
+    idle_timeout = 0.0
     score_key = "seqs"
 
     def create(self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random) -> Any:

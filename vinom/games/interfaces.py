@@ -70,6 +70,11 @@ def offered_by_default(game: object) -> bool:
     return bool(getattr(game, "offered_by_default", True))
 
 
+def idle_timeout_of(game: object) -> float:
+    """The game's `idle_timeout` in seconds; 0 (the default) for no idle rule."""
+    return float(getattr(game, "idle_timeout", 0.0))
+
+
 def action_rate_of(game: object) -> float:
     """The game's `action_rate` (actions per second per player; 0: unlimited)."""
     return float(getattr(game, "action_rate", DEFAULT_ACTION_RATE))
@@ -101,6 +106,11 @@ class IGame(Interface):
       it once per change instead of once per player. Default False.
     - `offered_by_default` (bool): False for a game a server offers only when
       `--games` names it (a test or benchmark game). Default True.
+    - `idle_timeout` (float) with the hooks `idle_players(state)` and
+      `idle(state, seat) -> Outcome`: a player named by `idle_players` who
+      sends no action for `idle_timeout` seconds is handed to `idle` (the
+      `Game` base class forfeits them) and counts as gone. Default 0: no
+      idle rule (`idle_timeout_of`).
     """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")

@@ -244,6 +244,9 @@ class MazeGame(Game[MazeState]):
             remaining=sum(1 for r in rewards if r),
         )
 
+    # Real time: every player still in the maze is expected to move.
+    idle_timeout = 60.0
+
     def leave(self, state: MazeState, seat: Seat) -> Outcome:
         # Leaving forfeits: the score stays visible but cannot win.
         index = common.leaving(state.players, state.left, state.finished, seat)

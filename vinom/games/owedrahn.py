@@ -92,6 +92,12 @@ class OweDrahnGame(Game[OweDrahnState]):
             turn=rng.randrange(len(players)),
         )
 
+    idle_timeout = 60.0
+
+    def idle_players(self, state: OweDrahnState) -> Sequence[str]:
+        # Only the player whose turn it is.
+        return () if state.finished else (state.players[state.turn],)
+
     def leave(self, state: OweDrahnState, seat: Seat) -> Outcome:
         index = common.leaving(state.players, state.left, state.finished, seat)
         if index is None:

@@ -136,6 +136,8 @@ class TicTacToeGame(Game[TicTacToeState]):
         mark = NOUGHT if CROSS in state.marks else CROSS
         return Outcome(evolve(state, marks=common.replace_at(state.marks, index, mark)))
 
+    idle_timeout = 60.0
+
     def leave(self, state: TicTacToeState, seat: Seat) -> Outcome:
         index = common.leaving(state.players, state.left, state.finished, seat)
         if index is None:
@@ -145,6 +147,16 @@ class TicTacToeGame(Game[TicTacToeState]):
         return Outcome(
             evolve(state, left=left, finished=True, reason="opponent_left", winners=winners)
         )
+
+    def idle_players(self, state: TicTacToeState) -> Sequence[str]:
+        # The player to move; after a round, whoever has not answered the rematch.
+        if state.finished or EMPTY in state.marks:
+            return ()
+        if state.round_over:
+            return tuple(p for p, again in zip(state.players, state.rematch, strict=True)
+                         if not again)
+        return tuple(p for p, mark in zip(state.players, state.marks, strict=True)
+                     if mark == state.turn)
 
     def apply_action(
         self, state: TicTacToeState, seat: Seat, action: Mapping[str, Any], rng: random.Random

@@ -36,6 +36,7 @@ from vinom.games.interfaces import (
     Outcome,
     Seat,
     action_rate_of,
+    idle_timeout_of,
     shared_view_of,
 )
 from vinom.games.registry import check_game
@@ -99,6 +100,9 @@ class _Member:
     # When the reconnection window of a disconnected player closes.
     grace_ends: float | None = None
     last_action_id: int | None = None
+    # Since when the player's silence counts (their last action, or when the game
+    # began to await them), for the game's idle rule.
+    idle_since: float = 0.0
 
 
 @define(eq=False, repr=False)
@@ -147,6 +151,11 @@ class Room:
     # broadcasts until its welcome and its first state (both reliable) are queued,
     # since a body carries its unreliable messages before its reliable ones.
     _joining: _Member | None = field(init=False, default=None)
+    # The game's idle rule: its timeout (0: none), the players it counts now, and
+    # when the first of them times out.
+    _idle_timeout: float = field(init=False, default=0.0)
+    _idle_counted: frozenset[str] = field(init=False, default=frozenset())
+    _idle_due: float = field(init=False, default=_INF)
     # Read from the game once: actions per second per player (0: unlimited),
     # and whether every player gets the same view.
     action_rate: float = field(init=False, default=0.0)
@@ -158,6 +167,7 @@ class Room:
         _check_game_once(self.game)
         self.action_rate = action_rate_of(self.game)
         self._shared_view = shared_view_of(self.game)
+        self._idle_timeout = idle_timeout_of(self.game)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
@@ -277,6 +287,8 @@ class Room:
                 grace_ends = member.grace_ends
                 if grace_ends is not None and grace_ends < due:
                     due, which, lapsed = grace_ends, 3, member
+            if self._idle_due < due:
+                due, which = self._idle_due, 4
             if due > now:
                 break
             if which == 0:
@@ -288,10 +300,12 @@ class Room:
             elif which == 2:
                 self._state_due = now + self.config.state_interval
                 self._broadcast_state(now)
-            else:
+            elif which == 3:
                 assert lapsed is not None
                 lapsed.grace_ends = None
                 self._leave(lapsed, now)
+            else:
+                self._idle_expired(now)
         self._rewake()
 
     def _phase_deadline(self, now: float) -> None:
@@ -328,6 +342,7 @@ class Room:
         if rate and rate > 0:
             self._last_tick = self._tick_start = now
             self._tick_due = now + 1.0 / rate
+        self._track_idle(None, now)
         self._broadcast_state(now)
 
     def _tick(self, now: float) -> None:
@@ -365,7 +380,7 @@ class Room:
         self.version += 1
         self.ended_at = now
         self._phase_ends = None
-        self._state_due = self._tick_due = _INF
+        self._state_due = self._tick_due = self._idle_due = _INF
         for member in self._order:
             member.grace_ends = None
         self._rewake()
@@ -447,14 +462,21 @@ class Room:
         if not self.ended:
             self._leave(member, now)
 
-    def _leave(self, member: _Member, now: float) -> None:
+    def _leave(self, member: _Member, now: float, idle: bool = False) -> None:
         member.left = True
         if member.grace_ends is not None:
             member.grace_ends = None
             self._rewake()
-        outcome = self._hook("leave", self.game.leave, self.state, member.seat)
+        player_id = member.seat.player_id
+        if idle:
+            # Everyone hears it, the idle player included: they are out of the game.
+            self._send_all(encode_presence(player_id, "idle"))
+            outcome = self._hook("idle", self.game.idle, self.state, member.seat)  # type: ignore[attr-defined]
+        else:
+            outcome = self._hook("leave", self.game.leave, self.state, member.seat)
         changed = outcome is not None and self._apply(outcome)
-        self._send_others(member, encode_presence(member.seat.player_id, "left"))
+        if not idle:
+            self._send_others(member, encode_presence(player_id, "left"))
         if self.ended:
             return
         if self.phase is Phase.WAITING:
@@ -480,6 +502,9 @@ class Room:
         if self.phase is not _PLAYING:
             self._send_error(member, "not_playing", f"the game is {self.phase}", action_id)
             return False
+        if member.left:
+            self._send_error(member, "not_seated", "you are out of this game", action_id)
+            return False
         game = self.game
         try:
             outcome = game.apply_action(self.state, member.seat, action, self.rng)
@@ -502,6 +527,8 @@ class Room:
         if game.is_finished(state):
             self._finish(now)
         else:
+            if self._idle_timeout:
+                self._track_idle(member, now)
             self._broadcast_state(now)
         return True
 
@@ -535,7 +562,53 @@ class Room:
         if self.phase is not Phase.WAITING and self.game.is_finished(self.state):
             self._finish(now)
         else:
+            if self._idle_timeout and self.phase is _PLAYING:
+                self._track_idle(None, now)
             self._broadcast_state(now)
+
+    # -- the game's idle rule ---------------------------------------------------
+
+    def _track_idle(self, actor: _Member | None, now: float) -> None:
+        """After a change: `actor` just acted; players the game newly awaits start
+        counting now. Sets when the first counted player times out."""
+        timeout = self._idle_timeout
+        if not timeout or self.phase is not _PLAYING:
+            return
+        if actor is not None:
+            actor.idle_since = now
+        try:
+            counted = frozenset(self.game.idle_players(self.state))  # type: ignore[attr-defined]
+        except Exception:
+            self._game_error("idle_players")
+            counted = frozenset()
+        before = self._idle_counted
+        due = _INF
+        for member in self._order:
+            player_id = member.seat.player_id
+            if player_id not in counted or member.left:
+                continue
+            if player_id not in before:
+                member.idle_since = now
+            if member.idle_since + timeout < due:
+                due = member.idle_since + timeout
+        self._idle_counted = counted
+        self._idle_due = due
+        if due < self.wake:
+            self._rewake()
+
+    def _idle_expired(self, now: float) -> None:
+        timeout = self._idle_timeout
+        for member in self._order:
+            if self.ended:
+                return
+            if (
+                member.seat.player_id in self._idle_counted
+                and not member.left
+                and member.idle_since + timeout <= now
+            ):
+                self._leave(member, now, idle=True)
+        if not self.ended:
+            self._track_idle(None, now)
 
     def _broadcast_state(self, now: float) -> None:
         send = self.outbox.send_message
@@ -665,6 +738,8 @@ class Room:
             grace_ends = member.grace_ends
             if grace_ends is not None and grace_ends < wake:
                 wake = grace_ends
+        if self._idle_due < wake:
+            wake = self._idle_due
         if wake != self.wake:
             self.wake = wake
             if wake != _INF:
