@@ -28,7 +28,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IDatagramCore, IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IDatagramCore, IGameHost, IGameHostFactory, MatchEnded
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
@@ -96,6 +96,7 @@ class PlaceholderGameHost:
         self.matches: dict[str, Match] = {}
         self.stopped = False
         self._idle_waiters: list[Deferred[None]] = []
+        self._outcomes: dict[str, MatchEnded] = {}
 
     def add_match(self, match: Match) -> Deferred[None]:
         if self.stopped:
@@ -103,10 +104,14 @@ class PlaceholderGameHost:
         self.matches[match.match_id] = match
         return succeed(None)
 
-    def end_match(self, match_id: str) -> bool:
-        """End a match as if its game finished; True if it was running here."""
-        if self.matches.pop(match_id, None) is None:
+    def end_match(self, match_id: str, outcome: MatchEnded | None = None) -> bool:
+        """End a match as if its game finished (or as `outcome` says); True if it ran here."""
+        match = self.matches.pop(match_id, None)
+        if match is None:
             return False
+        self._outcomes[match_id] = outcome or MatchEnded(
+            match_id, "finished", {"winners": [], "reason": "completed"}, None, match.player_ids
+        )
         if not self.matches:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
@@ -119,6 +124,9 @@ class PlaceholderGameHost:
         waiter: Deferred[None] = Deferred()
         self._idle_waiters.append(waiter)
         return waiter
+
+    def outcome(self, match_id: str) -> MatchEnded | None:
+        return self._outcomes.get(match_id)
 
     def stop(self) -> Deferred[None]:
         if self.stopped:
@@ -157,9 +165,9 @@ class PlaceholderGameHostFactory:
         self.hosts[port] = host
         return succeed(host)
 
-    def end_match(self, match_id: str) -> bool:
+    def end_match(self, match_id: str, outcome: MatchEnded | None = None) -> bool:
         """End `match_id` on whichever host runs it; True if one did."""
-        return any(host.end_match(match_id) for host in list(self.hosts.values()))
+        return any(host.end_match(match_id, outcome) for host in list(self.hosts.values()))
 
     def host_running(self, match_id: str) -> PlaceholderGameHost | None:
         """The live host that runs `match_id`, if any."""

@@ -7,12 +7,19 @@ verification, connect tokens, the UDP session protocol).
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.servers import start_server
@@ -22,7 +29,9 @@ from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.hosting.core import GameHostCore
 from vinom.hosting.inline import InlineGameHost
+from vinom.protocol.tokens import PublicToken
 
+SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 GAMES = GameRegistry.from_plugins()
 
 
@@ -144,3 +153,111 @@ class Reconnection(TestCase):
         self.assertEqual(theirs.result, final["result"])
         await session.disconnect()
         await wait_until(lambda: server.hosting.running_games == 0)
+
+
+class GhostTickets(TestCase):
+    """#12: a queued player who never connects must not cost an honest one their game."""
+
+    timeout = 60
+
+    async def test_players_missing_puts_the_connected_player_back_at_the_head(self) -> None:
+        server = await start_server(self, "--connect-deadline", "1", ports=2)
+        lobby_address = ("127.0.0.1", server.lobby.port)
+        trust = server.lobby.trust
+        honest = await connect_lobby(reactor, *lobby_address, trust=trust)
+        welcome = await honest.hello("honest")
+        ghost = await connect_lobby(reactor, *lobby_address, trust=trust)
+        await ghost.hello("ghost")
+        found_d = honest.queue("tictactoe")
+        await ghost.queue("tictactoe")  # matched; the ghost never connects over UDP
+        found = await found_d
+        session = await connect_game(reactor, found)
+        final = await session.finished
+        self.assertEqual((final["p"], final["reason"]), ("aborted", "players_missing"))
+        await session.disconnect()
+        # Back to the lobby: the place kept at the head of the queue, then a match with
+        # the next player who queues.
+        back = await connect_lobby(reactor, *lobby_address, trust=trust)
+        queued: list[Any] = []
+        refound_d = back.reconnect(welcome.player_id, welcome.secret, on_queued=queued.append)
+        await wait_until(lambda: bool(queued))
+        self.assertEqual((queued[0].status, queued[0].position), ("searching", 1))
+        nxt = await connect_lobby(reactor, *lobby_address, trust=trust)
+        await nxt.hello("next")
+        their_found = await nxt.queue("tictactoe")
+        refound = await refound_d
+        self.assertEqual(refound.game_id, their_found.game_id)
+        self.assertNotEqual(refound.game_id, found.game_id)
+        session = await connect_game(reactor, refound)
+        await wait_until(lambda: session.welcome is not None)
+        assert session.welcome is not None
+        self.assertEqual(session.welcome["seat"], 0, "the requeued player was first in line")
+        await session.disconnect()
+
+    async def test_a_stopped_queued_client_is_found_and_never_matched(self) -> None:
+        """A real client process queues, then is stopped (SIGSTOP: its socket stays
+        open, it answers nothing). The lobby finds it within ping interval + timeout,
+        and the honest players who queue next are matched with each other."""
+        server = await start_server(
+            self, "--lobby-ping-interval", "0.5", "--lobby-ping-timeout", "0.5", ports=2
+        )
+        ghost = _QueuedClient()
+        script = (
+            "import sys\n"
+            "from twisted.internet import reactor\n"
+            "from vinom.client.lobby import connect_lobby\n"
+            "async def main():\n"
+            f"    lobby = await connect_lobby(reactor, '127.0.0.1', {server.lobby.port},"
+            f" trust={server.lobby.trust!r})\n"
+            "    await lobby.hello('ghost')\n"
+            "    lobby.queue('tictactoe', on_queued=lambda q: print('queued', flush=True))\n"
+            "from twisted.internet.defer import Deferred\n"
+            "reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()))\n"
+            "reactor.run()\n"
+        )
+        env = {**os.environ, "PYTHONPATH": SOURCE_ROOT}
+        process = reactor.spawnProcess(ghost, sys.executable, [sys.executable, "-c", script], env)
+        self.addCleanup(ghost.kill)
+        await ghost.queued
+        lobby = server.service("lobby")
+        self.assertEqual(lobby.connection_count, 1)
+        os.kill(process.pid, signal.SIGSTOP)
+        stopped_at = reactor.seconds()
+        await wait_until(lambda: lobby.connection_count == 0, timeout=5.0)
+        found_in = reactor.seconds() - stopped_at
+        self.assertLess(found_in, 1.5)
+        pair = [await connect_lobby(reactor, "127.0.0.1", server.lobby.port,
+                                    trust=server.lobby.trust) for _ in range(2)]
+        welcomes = [await client.hello(f"honest{n}") for n, client in enumerate(pair)]
+        found = await gatherResults([client.queue("tictactoe") for client in pair])
+        self.assertEqual(found[0].game_id, found[1].game_id)
+        tokens = {PublicToken.from_json(f.token).player_id for f in found}
+        self.assertEqual(tokens, {w.player_id for w in welcomes})
+
+
+class _QueuedClient(ProcessProtocol):
+    def __init__(self) -> None:
+        self.queued: Deferred[None] = Deferred()
+        self.ended: Deferred[None] = Deferred()
+        self.output = b""
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+        if b"queued" in self.output and not self.queued.called:
+            self.queued.callback(None)
+
+    def errReceived(self, data: bytes) -> None:
+        self.output += data
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.queued.called:
+            self.queued.errback(RuntimeError(self.output.decode(errors="replace")))
+        self.ended.callback(None)
+
+    def kill(self) -> Deferred[None]:
+        if not self.ended.called and self.transport is not None:
+            pid = self.transport.pid
+            if pid is not None:
+                os.kill(pid, signal.SIGCONT)
+            self.transport.signalProcess("KILL")
+        return self.ended

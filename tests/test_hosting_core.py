@@ -176,7 +176,9 @@ class DuelTests(CoreTestCase):
         self.assertEqual(self.core.router.counters["actions_rejected"], len(errors))
         self.assertEqual(self.core.router.drops, {})
         self.assertEqual(
-            self.events, [MatchEnded("m-1", "finished", room.result, None)], "the room lingers"
+            self.events,
+            [MatchEnded("m-1", "finished", room.result, None, ("p-a", "p-b"))],
+            "the room lingers",
         )
         # The room lingers, then goes; its sessions are closed and the host is idle.
         self.run_for(3.5)
@@ -228,7 +230,8 @@ class DuelTests(CoreTestCase):
         self.pump()
         self.assertEqual((a.closed, b.closed), ("disconnect", "disconnect"))
         self.assertEqual(
-            self.events, [MatchEnded("m-1", "aborted", None, "maintenance"), HostIdle()]
+            self.events,
+            [MatchEnded("m-1", "aborted", None, "maintenance", ("p-a", "p-b")), HostIdle()],
         )
         self.assertEqual(self.core.room_count, 0)
 

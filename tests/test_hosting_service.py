@@ -13,7 +13,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory, MatchEnded
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.matchmaking.interfaces import Match, Ticket
@@ -49,10 +49,11 @@ class HostingServiceTests(SynchronousTestCase):
         self.assertEqual(self.service.running_games, 1)
 
     def test_when_the_match_ends_the_host_stops_and_the_port_returns(self) -> None:
-        ended: list[str] = []
-        self.service.host_match(make_match("m-1", "a", "b"), on_ended=lambda: ended.append("m-1"))
-        self.assertTrue(self.factory.end_match("m-1"))
-        self.assertEqual(ended, ["m-1"])
+        ended: list[MatchEnded | None] = []
+        self.service.host_match(make_match("m-1", "a", "b"), on_ended=ended.append)
+        outcome = MatchEnded("m-1", "aborted", None, "players_missing", ("a",))
+        self.assertTrue(self.factory.end_match("m-1", outcome))
+        self.assertEqual(ended, [outcome], "the host's outcome reaches the caller")
         self.assertNotIn(7400, self.reactor.listening)
         self.assertEqual(self.allocator.available, 2)
         self.assertEqual(self.service.running_games, 0)
@@ -97,15 +98,15 @@ class HostingServiceTests(SynchronousTestCase):
         self.assertIsNone(self.service.host_of("m-3"))
 
     def test_stopping_stops_hosts_and_withdraws_waiting_matches(self) -> None:
-        ended: list[str] = []
-        self.service.host_match(make_match("m-1", "a"), on_ended=lambda: ended.append("m-1"))
+        ended: list[MatchEnded | None] = []
+        self.service.host_match(make_match("m-1", "a"), on_ended=ended.append)
         self.service.host_match(make_match("m-2", "b"))
         waiting = self.service.host_match(make_match("m-3", "c"))
         self.successResultOf(self.service.stopService())
         self.failureResultOf(waiting, CancelledError)
         self.assertEqual(self.reactor.listening, {})
         self.assertEqual(self.allocator.available, 2)
-        self.assertEqual(ended, ["m-1"])
+        self.assertEqual(ended, [None], "stopped before it ended: no outcome")
         self.failureResultOf(self.service.host_match(make_match("m-4", "d")), HostingStopped)
         # A match ending after the stop changes nothing (and does not release twice).
         self.assertFalse(self.factory.end_match("m-1"))

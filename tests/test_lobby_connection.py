@@ -177,14 +177,15 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(self.wire.frames(), [{"type": "pong"}])
         self.assertEqual(self.wire.timeout, CONFIG.ping_interval)
         self.assertFalse(self.wire.closed)
-        # Pinged again and silent: closed with `timeout`; the lobby withdraws the ticket.
+        # Pinged again and silent: dropped at once with `timeout` (a close would wait
+        # for the dead peer's TLS close_notify); the lobby withdraws the ticket.
         self.connection.timer_expired()
         self.assertEqual(self.wire.frames(), [{"type": "ping"}])
         self.connection.timer_expired()
         [frame] = self.wire.frames()
         self.assertEqual(frame["code"], errors.TIMEOUT)
         self.assertIn("no answer to ping", frame["message"])
-        self.assertTrue(self.wire.closed)
+        self.assertTrue(self.wire.aborted)
 
     def test_a_transition_from_the_wrong_state_is_a_bug(self) -> None:
         self.connection.connection_made()

@@ -299,7 +299,7 @@ class TimeoutTests(LobbyHarness):
         self.clock.advance(0.1)
         [frame] = dead.frames()
         self.assertEqual(frame["code"], errors.TIMEOUT)
-        self.assertTrue(dead.closed)
+        self.assertTrue(dead.transport.disconnected, "dropped, not closed gracefully")
         dead.drop()
         # Its ticket is gone: the next two players are matched with each other.
         self.assertEqual(self.matchmaker.queue_length("maze"), 0)

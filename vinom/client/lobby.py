@@ -56,6 +56,8 @@ class Queued:
     game: str
     position: int | None
     status: str
+    # Back at the head of the queue after a match aborted for players_missing.
+    requeued: bool = False
 
 
 @frozen
@@ -144,7 +146,12 @@ class LobbyClientProtocol(LineOnlyReceiver):
             self._resolve_match(frame)
         elif kind == "queued" and self._on_queued is not None:
             self._on_queued(
-                Queued(str(frame.get("game", "")), frame.get("position"), str(frame["status"]))
+                Queued(
+                    str(frame.get("game", "")),
+                    frame.get("position"),
+                    str(frame["status"]),
+                    frame.get("requeued") is True,
+                )
             )
         waiter = self._waiting.pop(request_id, None) if isinstance(request_id, int) else None
         if waiter is not None:
@@ -216,9 +223,13 @@ class LobbyClient:
     def ping(self) -> Deferred[dict[str, Any]]:
         return self.protocol.request({"type": "ping"})
 
-    def reconnect(self, player_id: str, secret: str) -> Deferred[MatchFound]:
-        """Ask for a fresh connect token for the seat this player holds in a running match."""
-        match = self.protocol.expect_match(None)
+    def reconnect(
+        self, player_id: str, secret: str, *, on_queued: QueuedCallback | None = None
+    ) -> Deferred[MatchFound]:
+        """Fires with `match_found`: a fresh connect token for the seat this player holds
+        in a running match, or the next match after a place kept at the head of a queue
+        (a match aborted for players_missing; `on_queued` sees `Queued(requeued=True)`)."""
+        match = self.protocol.expect_match(on_queued)
         request = self.protocol.request(
             {"type": "reconnect", "player_id": player_id, "secret": secret}
         )

@@ -34,15 +34,13 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
-from attrs import frozen
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.interfaces import IDatagramCore
+from vinom.hosting.interfaces import HostIdle, IDatagramCore, MatchEnded
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.config import HostConfig
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
@@ -56,22 +54,6 @@ _log = Logger()
 # Failures logged with a traceback; the rest are only counted, so that a
 # hostile peer cannot fill the log.
 _MAX_LOGGED = 10
-
-
-@frozen
-class MatchEnded:
-    """A match hosted here ended: `phase` "finished" with the game's `result`,
-    or "aborted" with its `reason`. Its room lingers a little longer."""
-
-    match_id: str
-    phase: str
-    result: Mapping[str, Any] | None
-    reason: str | None
-
-
-@frozen
-class HostIdle:
-    """No room is left: every match added so far has ended and its room is gone."""
 
 
 HostEvent = MatchEnded | HostIdle
@@ -213,7 +195,10 @@ class GameHostCore:
 
     def _match_ended(self, room: Room) -> None:
         self._events.append(
-            MatchEnded(room.match_id, room.phase.value, room.result, room.abort_reason)
+            MatchEnded(
+                room.match_id, room.phase.value, room.result, room.abort_reason,
+                room.joined_players(),
+            )
         )
 
     def _room_removed(self, room: Room) -> None:

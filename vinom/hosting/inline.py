@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.core import GameHostCore, HostIdle
+from vinom.hosting.core import GameHostCore, HostIdle, MatchEnded
 from vinom.hosting.interfaces import IGameHost, IGameHostFactory
 from vinom.hosting.udp import GameHostProtocol
 from vinom.matchmaking.interfaces import Match
@@ -45,6 +45,7 @@ class InlineGameHost:
     clock: IReactorTime = field(repr=False)
     _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
     _stopped: Deferred[None] | None = field(default=None, init=False, repr=False)
+    _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.protocol.on_event = self._event_received
@@ -71,8 +72,13 @@ class InlineGameHost:
             self._stopped = result if isinstance(result, Deferred) else succeed(None)
         return self._stopped
 
+    def outcome(self, match_id: str) -> MatchEnded | None:
+        return self._outcomes.get(match_id)
+
     def _event_received(self, event: object) -> None:
-        if isinstance(event, HostIdle) and self._idle_waiters:
+        if isinstance(event, MatchEnded):
+            self._outcomes[event.match_id] = event
+        elif isinstance(event, HostIdle) and self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 waiter.callback(None)

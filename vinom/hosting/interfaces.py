@@ -10,13 +10,33 @@ datagrams and the time, transmits what it returns and keeps one timer for it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
+
+
+@frozen
+class MatchEnded:
+    """A match hosted here ended: `phase` "finished" with the game's `result`,
+    or "aborted" with its `reason`. Its room lingers a little longer."""
+
+    match_id: str
+    phase: str
+    result: Mapping[str, Any] | None
+    reason: str | None
+    # The players who had connected to the match (joined their seats), in seat order.
+    joined: tuple[str, ...] = ()
+
+
+@frozen
+class HostIdle:
+    """No room is left: every match added so far has ended and its room is gone."""
 
 
 class IGameHost(Interface):
@@ -29,6 +49,9 @@ class IGameHost(Interface):
 
     def when_idle() -> Deferred[None]:
         """Fires once every match added so far has ended and its room is gone."""
+
+    def outcome(match_id: str) -> MatchEnded | None:
+        """How a match hosted here ended (None if it has not, or the host lost it)."""
 
     def stop() -> Deferred[None]:
         """Stop serving the port (ending any rooms left)."""

@@ -16,13 +16,14 @@ from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory, MatchEnded
 from vinom.hosting.ports import PortAllocator
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
 
 WaitingCallback = Callable[[int], object]
-EndedCallback = Callable[[], object]
+# Called with how the match ended (None if its host could not say: it failed).
+EndedCallback = Callable[[MatchEnded | None], object]
 
 
 class HostingStopped(Exception):
@@ -67,7 +68,7 @@ class GameHostingService(Service):
         """Host `match`; fires with the address its players connect to.
 
         `on_waiting(position)` is called if no port is free, with the 1-based
-        position among the matches waiting for one. `on_ended()` is called
+        position among the matches waiting for one. `on_ended(outcome)` is called
         once the match's host has stopped and its port is back in the pool.
         Cancelling the Deferred while it waits for a port withdraws the match.
         """
@@ -137,7 +138,7 @@ class GameHostingService(Service):
             )
             if running.on_ended is not None:
                 try:
-                    running.on_ended()
+                    running.on_ended(running.host.outcome(match_id))
                 except Exception:
                     self.log.failure("on_ended callback failed for {match_id}", match_id=match_id)
 

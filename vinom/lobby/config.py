@@ -46,4 +46,8 @@ class LobbyConfig:
     # its ticket withdrawn, so no honest player is matched with it.
     ping_interval: float = field(default=5.0, converter=float, validator=gt(0.0))
     ping_timeout: float = field(default=5.0, converter=float, validator=gt(0.0))
+    # Seconds a player whose match was aborted for players_missing (while they were
+    # connected to it) keeps a place at the head of their queue, to claim with
+    # `reconnect` (vinom.lobby.requeue).
+    requeue_window: float = field(default=30.0, converter=float, validator=gt(0.0))
 

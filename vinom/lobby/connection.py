@@ -215,6 +215,13 @@ class LobbyConnection:
         self._name = name
         self._enter(PlayerState.MATCHED, game)
 
+    def requeued(self, player_id: str, name: str, game: str) -> None:
+        """NEW -> QUEUED: a player came back for the place kept for them in a queue."""
+        self._expect(PlayerState.NEW)
+        self._player_id = player_id
+        self._name = name
+        self._enter(PlayerState.QUEUED, game)
+
     def _expect(self, state: PlayerState) -> None:
         if self._state is not state:
             raise AssertionError(f"a {self._state.name} connection cannot leave {state.name}")
@@ -276,11 +283,16 @@ class LobbyConnection:
                 self.send({"type": "ping"})
                 self._arm(self._config.ping_timeout)
                 return
+            # Dead, or as good as dead: drop it now (a close would wait for a TLS
+            # close_notify it will not send), so its ticket is withdrawn at once.
             self.send_error(
                 errors.TIMEOUT,
                 f"no answer to ping within {self._timeout:g} seconds; closing the connection",
             )
-            self.close()
+            self._closing = True
+            self._decoder.clear()
+            self._arm(None)
+            self._wire.abort()
             return
         self.send_error(
             errors.TIMEOUT,

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.hosting.interfaces import MatchEnded
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
@@ -27,6 +28,7 @@ from vinom.lobby.codec import error_frame
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.players import Players, log_failure
+from vinom.lobby.requeue import Requeues
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement
@@ -49,8 +51,10 @@ class MatchPlacer:
         admission: Admission,
         delivery: TokenDelivery,
         clock: IReactorTime,
+        requeues: Requeues,
     ) -> None:
         self._hosting = hosting
+        self._requeues = requeues
         self._store = store
         self._players = players
         self._admission = admission
@@ -203,11 +207,26 @@ class MatchPlacer:
                     )
                 )
 
-    def _match_ended(self, match: Match) -> None:
+    def _match_ended(self, match: Match, outcome: MatchEnded | None) -> None:
         self.log.info("match {match_id} ended", match_id=match.match_id)
         d = self._store.remove_placement(match.match_id)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
-        for player_id in match.player_ids:
+        # Aborted because others never came: those who did keep a place at the head
+        # of the queue (vinom.lobby.requeue).
+        requeued: tuple[str, ...] = ()
+        if outcome is not None and outcome.reason == "players_missing":
+            requeued = outcome.joined
+        for ticket in match.players:
+            player_id = ticket.player_id
+            if player_id in requeued:
+                self._requeues.keep(ticket)
+                self._admission.requeued(player_id)
+                self.log.info(
+                    "player {player_id} keeps a place at the head of the {game} queue",
+                    player_id=player_id,
+                    game=match.game,
+                )
+                continue
             self._admission.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 self._players.forget(player_id)

@@ -35,6 +35,7 @@ from vinom.lobby.errors import LobbyError
 from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
+from vinom.lobby.requeue import Requeues
 from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
@@ -58,8 +59,10 @@ class RequestHandlers:
         placer: MatchPlacer,
         delivery: TokenDelivery,
         clock: IReactorTime,
+        requeues: Requeues,
     ) -> None:
         self.games = dict(games)
+        self._requeues = requeues
         self._matchmaker = matchmaker
         self._store = store
         self._players = players
@@ -229,6 +232,9 @@ class RequestHandlers:
             if pending is not None:
                 self._take_over(connection, record, pending, request)
                 return None
+            kept = self._requeues.claim(player_id)
+            if kept is not None:
+                return self._claim_place(connection, record, kept, request)
             return self._store.placement_for_player(player_id).addCallback(placed)
 
         def placed(placement: MatchPlacement | None) -> None:
@@ -244,6 +250,53 @@ class RequestHandlers:
             connection.reply(request, frame, final=True)
 
         return self._store.get_player(player_id).addCallback(verified)
+
+    def _claim_place(
+        self, connection: LobbyConnection, record: PlayerRecord, ticket: Ticket, request: Reconnect
+    ) -> Deferred[None]:
+        """A player whose match was aborted for players_missing takes the place kept
+        for them at the head of its queue (vinom.lobby.requeue)."""
+        player_id = record.player_id
+        if self.draining:
+            self._admission.uncount_pending(player_id)
+            self._players.forget(player_id)
+            raise LobbyError(
+                errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
+            )
+        connection.requeued(player_id, record.name, ticket.game)
+        previous = self._players.bind(player_id, connection)
+        if previous is not None:
+            previous.push(
+                error_frame(
+                    errors.SESSION_REPLACED, "the player reconnected on another connection"
+                ),
+                final=True,
+            )
+
+        def queued(position: int) -> None:
+            self.log.info(
+                "player {player_id} is back at the head of the {game} queue",
+                player_id=player_id,
+                game=ticket.game,
+            )
+            connection.reply(
+                request,
+                {
+                    "type": "queued",
+                    "game": ticket.game,
+                    "position": position,
+                    "status": "searching",
+                    "requeued": True,
+                },
+            )
+
+        def refused(failure: Failure) -> Failure:
+            self._admission.uncount_pending(player_id)
+            if connection.state is PlayerState.QUEUED:
+                connection.unqueued()
+            return failure
+
+        return self._matchmaker.requeue(ticket).addCallbacks(queued, refused)
 
     def _take_over(
         self, connection: LobbyConnection, record: PlayerRecord, match: Match, request: Reconnect

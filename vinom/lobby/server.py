@@ -38,6 +38,7 @@ from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
 from vinom.lobby.requests import RequestHandlers
+from vinom.lobby.requeue import Requeues
 from vinom.matchmaking.interfaces import IMatchmaker
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import IPlayerStore
@@ -140,6 +141,7 @@ class LobbyFactory(ServerFactory, Service):
         self.admission = Admission(config, clock)
         self._players = Players(store)
         delivery = TokenDelivery(token_issuer, clock)
+        self.requeues = Requeues(config.requeue_window, clock, self._requeue_lapsed)
         self.placer = MatchPlacer(
             hosting=hosting,
             store=store,
@@ -147,6 +149,7 @@ class LobbyFactory(ServerFactory, Service):
             admission=self.admission,
             delivery=delivery,
             clock=clock,
+            requeues=self.requeues,
         )
         self.requests = RequestHandlers(
             games=games,
@@ -157,8 +160,15 @@ class LobbyFactory(ServerFactory, Service):
             placer=self.placer,
             delivery=delivery,
             clock=clock,
+            requeues=self.requeues,
         )
         matchmaker.add_listener(self.placer.match_formed)
+
+    def _requeue_lapsed(self, player_id: str) -> None:
+        # The player did not come back for their kept place.
+        self.admission.uncount_pending(player_id)
+        if not self._players.is_connected(player_id):
+            self._players.forget(player_id)
 
     def buildProtocol(self, addr: IAddress | None) -> LobbyProtocol:
         return LobbyProtocol(self)
@@ -196,6 +206,8 @@ class LobbyFactory(ServerFactory, Service):
         """Drain: new queue requests get `server_draining`; queued players keep their place."""
         super().stopService()
         self.requests.draining = True
+        for player_id in self.requeues.clear():
+            self._requeue_lapsed(player_id)
         self.log.info("lobby draining: new queue requests are refused")
 
     # What operators and tests look at.

@@ -76,6 +76,21 @@ class FifoMatchmaker:
         self._form_matches(ticket.game)
         return succeed(position)
 
+    def requeue(self, ticket: Ticket) -> Deferred[int]:
+        queue = self._queues.get(ticket.game)
+        if queue is None:
+            return fail(UnknownGame(ticket.game))
+        if ticket.player_id in self._game_of:
+            return fail(AlreadyQueued(ticket.player_id))
+        # dicts keep insertion order: rebuild the queue with this ticket first.
+        rest = dict(queue)
+        queue.clear()
+        queue[ticket.player_id] = ticket
+        queue.update(rest)
+        self._game_of[ticket.player_id] = ticket.game
+        self._form_matches(ticket.game)
+        return succeed(1)
+
     def cancel(self, player_id: str) -> Deferred[bool]:
         game = self._game_of.pop(player_id, None)
         if game is None:

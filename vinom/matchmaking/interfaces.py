@@ -51,6 +51,10 @@ class IMatchmaker(Interface):
         Fails with `AlreadyQueued` if the player is queued already.
         """
 
+    def requeue(ticket: Ticket) -> Deferred[int]:
+        """Queue a ticket at the head of its game's queue (its match failed through no
+        fault of its player); fires with its position, as `enqueue`."""
+
     def cancel(player_id: str) -> Deferred[bool]:
         """Remove a player's ticket; fires True if it was queued."""
 

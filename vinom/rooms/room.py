@@ -222,6 +222,10 @@ class Room:
         member = self._members.get(player_id)
         return member is not None and member.grace_ends is not None
 
+    def joined_players(self) -> tuple[str, ...]:
+        """The players who connected to their seats at least once, in seat order."""
+        return tuple(m.seat.player_id for m in self._order if m.joined)
+
     def has_left(self, player_id: str) -> bool:
         member = self._members.get(player_id)
         return member is not None and member.left
