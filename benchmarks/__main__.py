@@ -23,6 +23,7 @@ SCENARIOS = {
     "sessions": "benchmarks.sessions",
     "match": "benchmarks.match",
     "soak": "benchmarks.soak",
+    "lobby-idle": "benchmarks.lobby_idle",
 }
 
 

@@ -206,15 +206,48 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
             value = getattr(store, name, None)
             if isinstance(value, int):
                 out[f"store_{name}"] = value
-        for name in ("_connections", "_pending", "_waiting"):
-            value = getattr(lobby, name, None)
-            if value is not None and hasattr(value, "__len__"):
-                out[f"lobby{name}"] = len(value)
+        out["lobby_connections"] = lobby.connection_count
+        out["lobby_waiting_matches"] = lobby.waiting_matches
         return out
 
     ready = {"lobby_port": lobby_port, "trust": trust, "udp_ports": [low, high],
              "rss_empty": rss_empty}
     return ready, counters
+
+
+def start_bare_tls(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A bare Twisted TLS server with the same kind of certificate as the lobby, answering
+    every line with one line: the floor under the lobby's cost per connection."""
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.basic import LineOnlyReceiver
+
+    from vinom.certs import ensure_dev_certificate
+
+    paths = ensure_dev_certificate(settings["data_dir"])
+    held = [0]
+
+    class Answer(LineOnlyReceiver):
+        delimiter = b"\n"
+
+        def connectionMade(self) -> None:
+            held[0] += 1
+
+        def connectionLost(self, reason: object = None) -> None:
+            held[0] -= 1
+
+        def lineReceived(self, line: bytes) -> None:
+            self.sendLine(b'{"type":"welcome"}')
+
+    port = free_tcp_port("127.0.0.1")
+    endpoint = serverFromString(
+        reactor,
+        f"ssl:{port}:interface=127.0.0.1:backlog=1024:privateKey={paths.private_key}"
+        f":certKey={paths.certificate}",
+    )
+    endpoint.listen(Factory.forProtocol(Answer))
+    ready = {"lobby_port": port, "trust": str(paths.certificate), "rss_empty": rss_bytes()}
+    return ready, lambda: {"lobby_connections": held[0]}
 
 
 def _hosting_counters(hosting: Any) -> dict[str, Any]:
@@ -265,6 +298,8 @@ def main() -> None:
         ready, counters = start_rooms(reactor, settings)
     elif kind == "server":
         ready, counters = start_server(reactor, settings)
+    elif kind == "bare-tls":
+        ready, counters = start_bare_tls(reactor, settings)
     else:
         raise ValueError(f"unknown server kind {kind!r}")
 

@@ -182,6 +182,18 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(result["client"], "lean")
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
 
+    def test_lobby_idle(self) -> None:
+        code, result, stderr = run_bench("lobby-idle", "--connections", "30")
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "lobby-idle")
+        # Every connection held at once, by the vinom lobby and by the bare TLS server.
+        self.assertEqual((result["held"], result["server_connections"]), (30, 30))
+        self.assertEqual((result["bare_held"], result["bare_server_connections"]), (30, 30))
+        self.assertEqual(result["errors"], 0)
+        for name in ("rss_bytes_per_connection", "rss_retained_per_connection"):
+            self.assertIsInstance(result[name], int)
+            self.assertIsInstance(result[f"bare_{name}"], int)
+
     def test_match_with_the_client_library(self) -> None:
         code, result, stderr = run_bench(
             "match", "--clients", "4", "--in-flight", "4", "--client", "twisted"
