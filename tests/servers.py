@@ -59,6 +59,8 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             "--udp-ports", f"{base}-{base + ports - 1}",
             "--udp-interface", "127.0.0.1",
             "--data-dir", data_dir,
+            # Stopped at cleanup: no drain wait (tests/test_twistd.py drains for real).
+            "--drain-timeout", "0",
             *args,
         ]
     )

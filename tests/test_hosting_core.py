@@ -229,6 +229,11 @@ class DuelTests(CoreTestCase):
         self.core.shutdown("maintenance", self.now)
         self.pump()
         self.assertEqual((a.closed, b.closed), ("disconnect", "disconnect"))
+        # Told before their sessions closed: the final phase and state arrive first.
+        for player in (a, b):
+            phase = player.of_type("phase")[-1]
+            self.assertEqual((phase["p"], phase["reason"]), ("aborted", "maintenance"))
+            self.assertEqual(player.of_type("state")[-1]["p"], "aborted")
         self.assertEqual(
             self.events,
             [MatchEnded("m-1", "aborted", None, "maintenance", ("p-a", "p-b")), HostIdle()],

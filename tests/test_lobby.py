@@ -645,7 +645,7 @@ class LimitTests(LobbyHarness):
 
 
 class DrainingTests(LobbyHarness):
-    def test_draining_refuses_new_queue_requests_but_keeps_queued_players(self) -> None:
+    def test_draining_refuses_new_queue_requests_and_tells_queued_players(self) -> None:
         first = self.queued_player("A")
         late = self.connect()
         late.hello("B")
@@ -654,10 +654,13 @@ class DrainingTests(LobbyHarness):
         self.assert_error(
             late.request({"type": "queue", "game": "tictactoe", "id": 1}), errors.SERVER_DRAINING, 1
         )
-        self.assertEqual(self.successResultOf(self.matchmaker.position(first.player_id or "")), 1)
-        # Pings and cancels still work while draining.
+        # The queued player is told, its ticket withdrawn, its connection closed.
+        [told] = first.frames()
+        self.assertEqual(told["code"], errors.SERVER_DRAINING)
+        self.assertTrue(first.closed)
+        self.assertIsNone(self.successResultOf(self.matchmaker.position(first.player_id or "")))
+        # Pings still work while draining.
         self.assertEqual(late.request({"type": "ping"})["type"], "pong")
-        self.assertEqual(first.request({"type": "cancel"})["type"], "cancelled")
         self.factory.startService()
         self.assertEqual(late.request({"type": "queue", "game": "tictactoe"})["type"], "queued")
 

@@ -9,9 +9,11 @@ JSON lines go to standard output, where container platforms collect them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import IO
 
 from twisted.application import service
+from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, jsonFileLogObserver
 
 LOG_FORMATS = ("text", "json")
@@ -23,14 +25,25 @@ def json_lines_observer(stream: IO[str] | None = None) -> ILogObserver:
 
 
 class LogFormatService(service.MultiService):
-    """The root service; when attached to an application it installs the chosen log format."""
+    """The root service; when attached to an application it installs the chosen log format.
+
+    `before_stop`, if set, runs when the service stops, before its children
+    stop, and they stop once the Deferred it returns fires (the server's drain).
+    """
 
     def __init__(self, log_format: str = "text", stream: IO[str] | None = None) -> None:
         super().__init__()
+        self.before_stop: Callable[[], Deferred[None]] | None = None
         if log_format not in LOG_FORMATS:
             raise ValueError(f"log format must be one of {LOG_FORMATS}, not {log_format!r}")
         self.log_format = log_format
         self._stream = stream
+
+    def stopService(self) -> Deferred[object]:
+        if self.before_stop is None:
+            return super().stopService()
+        d = self.before_stop()
+        return d.addCallback(lambda _: service.MultiService.stopService(self))
 
     def setServiceParent(self, parent: service.IServiceCollection) -> None:
         super().setServiceParent(parent)

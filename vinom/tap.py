@@ -23,6 +23,7 @@ from twisted.python import usage
 
 from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
+from vinom.drain import Drain
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
@@ -99,6 +100,16 @@ def _positive_float(name: str, value: Any) -> float:
         raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
     if not (number > 0 and math.isfinite(number)):
         raise usage.UsageError(f"--{name} must be a number greater than 0, not {value!r}")
+    return number
+
+
+def _non_negative_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
+    if not (number >= 0 and math.isfinite(number)):
+        raise usage.UsageError(f"--{name} must be a number of at least 0, not {value!r}")
     return number
 
 
@@ -224,6 +235,13 @@ class Options(usage.Options):
             "Seconds every player of a new match has to connect before the match is aborted.",
         ],
         ["token-lifetime", None, "60", "Seconds a connect token stays valid after it is issued."],
+        [
+            "drain-timeout",
+            None,
+            "600",
+            "Seconds running matches may play on after SIGTERM before they are aborted "
+            "(a second SIGTERM stops at once).",
+        ],
     ]
 
     compData = usage.Completions(
@@ -286,6 +304,7 @@ class Options(usage.Options):
             "token-lifetime",
         ):
             self[name] = _positive_float(name, self[name])
+        self["drain-timeout"] = _non_negative_float("drain-timeout", self["drain-timeout"])
         if self["session-timeout"] * 1000 > MAX_TIMEOUT_MS:
             raise usage.UsageError(
                 f"--session-timeout must be at most {MAX_TIMEOUT_MS // 1000} seconds"
@@ -388,8 +407,10 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     """The whole server: lobby listener, lobby, game hosting (port allocator, inline hosts).
 
     `reactor` (IReactorTCP, IReactorUDP, IReactorTime) defaults to the global
-    reactor; tests pass their own.
+    reactor; tests pass their own. With the default (twistd), SIGTERM and SIGINT
+    drain the server before it stops (vinom.drain); a second one stops it at once.
     """
+    handle_signals = reactor is None
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -461,6 +482,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     )
     listener.setName("lobby-listener")
     listener.setServiceParent(root)
+
+    drain = Drain(lobby, hosting, reactor, options["drain-timeout"])
+    root.before_stop = drain.run
+    if handle_signals:
+        reactor.callWhenRunning(drain.install_signal_handlers)
 
     build = build_info()
     _log.info(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from attrs import frozen
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -48,11 +48,35 @@ class GameHostingService(Service):
         self._running: dict[str, _Running] = {}
         self._waiting: set[Deferred[int]] = set()
         self._stopping = False
+        # Matches from host_match until their port is back (or they failed), and
+        # who waits for there to be none (a drain).
+        self._matches: set[str] = set()
+        self._all_ended: list[Deferred[None]] = []
 
     @property
     def running_games(self) -> int:
         """Matches with a game host right now."""
         return len(self._running)
+
+    @property
+    def matches(self) -> int:
+        """Matches placed or waiting for a port whose port is not back yet."""
+        return len(self._matches)
+
+    def when_all_ended(self) -> Deferred[None]:
+        """Fires once no match is running or waiting for a port (at once if none is)."""
+        if not self._matches:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._all_ended.append(d)
+        return d
+
+    def _match_gone(self, match_id: str) -> None:
+        self._matches.discard(match_id)
+        if not self._matches and self._all_ended:
+            waiters, self._all_ended = self._all_ended, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def host_of(self, match_id: str) -> IGameHost | None:
         """The game host running `match_id`, if any."""
@@ -90,7 +114,14 @@ class GameHostingService(Service):
                     self.log.failure(
                         "on_waiting callback failed for {match_id}", match_id=match.match_id
                     )
-        return Deferred.fromCoroutine(self._host(match, acquired, on_ended))
+        self._matches.add(match.match_id)
+        hosted = Deferred.fromCoroutine(self._host(match, acquired, on_ended))
+
+        def failed(failure: Failure) -> Failure:
+            self._match_gone(match.match_id)
+            return failure
+
+        return hosted.addErrback(failed)
 
     async def _host(
         self, match: Match, acquired: Deferred[int], on_ended: EndedCallback | None
@@ -141,6 +172,7 @@ class GameHostingService(Service):
                     running.on_ended(running.host.outcome(match_id))
                 except Exception:
                     self.log.failure("on_ended callback failed for {match_id}", match_id=match_id)
+            self._match_gone(match_id)
 
         d.addCallback(release)
         return d

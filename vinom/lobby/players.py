@@ -26,6 +26,10 @@ class Players:
     def connection_of(self, player_id: str) -> LobbyConnection | None:
         return self._connections.get(player_id)
 
+    def connections(self) -> list[LobbyConnection]:
+        """Every connection that holds a player."""
+        return list(self._connections.values())
+
     def is_connected(self, player_id: str) -> bool:
         return player_id in self._connections
 

@@ -104,6 +104,21 @@ class RequestHandlers:
             if match is not None:
                 self._placer.withdraw_if_abandoned(match)
 
+    def withdraw_ticket(self, connection: LobbyConnection) -> None:
+        """Take a queued player's ticket out of its queue (the server is draining)."""
+        player_id = connection.player_id
+        if connection.state is not PlayerState.QUEUED or player_id is None:
+            return
+        connection.unqueued()
+        d = self._matchmaker.cancel(player_id)
+
+        def cancelled(removed: bool) -> None:
+            if removed:
+                self._admission.uncount_pending(player_id)
+
+        d.addCallback(cancelled)
+        d.addErrback(log_failure, self.log, "withdrawing the ticket of {player_id}", player_id)
+
     def _cancel_ticket_of_gone(self, player_id: str) -> None:
         d = self._matchmaker.cancel(player_id)
 

@@ -29,9 +29,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.hosting.service import GameHostingService
+from vinom.lobby import errors
 from vinom.lobby.addresses import client_key
 from vinom.lobby.admission import Admission
-from vinom.lobby.codec import Request
+from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
@@ -202,13 +203,37 @@ class LobbyFactory(ServerFactory, Service):
         super().startService()
         self.requests.draining = False
 
-    def stopService(self) -> None:
-        """Drain: new queue requests get `server_draining`; queued players keep their place."""
-        super().stopService()
+    def drain(self) -> None:
+        """Take no new players: `queue` gets `server_draining`, queued players are told so
+        (their tickets withdrawn, their connections closed) and kept places lapse.
+        Matches already formed go on; `ping`, `cancel` and `reconnect` keep working."""
+        if self.requests.draining:
+            return
         self.requests.draining = True
         for player_id in self.requeues.clear():
             self._requeue_lapsed(player_id)
-        self.log.info("lobby draining: new queue requests are refused")
+        told = 0
+        for connection in self._players.connections():
+            if connection.state is PlayerState.QUEUED:
+                told += 1
+                self.requests.withdraw_ticket(connection)
+                connection.push(
+                    error_frame(
+                        errors.SERVER_DRAINING,
+                        "the server is shutting down; your ticket was withdrawn: queue again "
+                        "on another server or later",
+                    ),
+                    final=True,
+                )
+        self.log.info(
+            "lobby draining: new queue requests are refused; {told} queued player(s) told",
+            told=told,
+        )
+
+    def stopService(self) -> None:
+        """Drain (if not begun already) as the service stops."""
+        super().stopService()
+        self.drain()
 
     # What operators and tests look at.
 

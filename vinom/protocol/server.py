@@ -768,6 +768,12 @@ class ServerEndpoint:
         if reason != "disconnect":
             # The peer may still be listening; tell it, more than once in case of loss.
             tx = s.tx or new_aead(s.tx_key)
+            if reason == "closed" and s.dirty:
+                # What the session was given last (a room's final phase, say) goes out
+                # once, before the disconnects: nothing is sent after they are.
+                bodies = s.reliability.build_bodies(self._now)
+                if bodies:
+                    self._seal_packets(s, PAYLOAD, bodies, tx)
             self._seal_packets(s, DISCONNECT, [b""] * self.config.disconnect_redundancy, tx)
         s.closed = True
         s.rx = s.tx = None

@@ -1,0 +1,117 @@
+"""Graceful drain: on SIGTERM the server takes no new players and lets running matches end.
+
+`Drain.run` is what the server's root service does before its children (the
+game hosting service, the lobby and its listener) stop; twistd stops it on
+SIGTERM or SIGINT. It drains: the lobby refuses `queue` with `server_draining`, tells its
+queued players so and closes their connections, and keeps serving `ping`,
+`cancel` and `reconnect` (the listener stays open, so a player whose
+session dropped can still come back for their running match). Running
+matches, and formed matches waiting for a port, play to their end for up to
+`timeout` seconds. Then the services stop as before: the listener closes and
+the matches still running are aborted with reason `shutdown`, their players
+told.
+
+A second SIGTERM (or a SIGINT) during the drain ends the wait at once.
+`install_signal_handlers` (for `twistd`, once the reactor runs) puts the
+drain's own SIGTERM and SIGINT handlers in place of the reactor's, so that a
+signal starts the drain and the process exits 0 when it is done (twistd
+would otherwise end itself with the signal it received).
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from vinom.hosting.service import GameHostingService
+from vinom.lobby.server import LobbyFactory
+
+
+class Drain:
+    """Drains the lobby and the game hosts (module docstring)."""
+
+    log = Logger()
+
+    def __init__(
+        self, lobby: LobbyFactory, hosting: GameHostingService, reactor: Any, timeout: float
+    ) -> None:
+        self.lobby = lobby
+        self.hosting = hosting
+        self.timeout = timeout
+        self._reactor = reactor
+        self._waiting: Deferred[None] | None = None
+        self._deadline: IDelayedCall | None = None
+        self.draining = False
+
+    def skip_wait(self) -> None:
+        """End the drain's wait now: matches still running are aborted (`shutdown`)."""
+        if self._waiting is not None:
+            self.log.info("drain: the wait is cut short")
+        self._finish()
+
+    def run(self) -> Deferred[None]:
+        """Drain; fires when every match has ended, the timeout passed, or the wait was cut."""
+        self.draining = True
+        self.lobby.drain()
+        matches = self.hosting.matches
+        if not matches:
+            return succeed(None)
+        self.log.info(
+            "drain: waiting up to {timeout:g} s for {matches} match(es) to end",
+            timeout=self.timeout,
+            matches=matches,
+        )
+        waiting: Deferred[None] = Deferred()
+        self._waiting = waiting
+        self.hosting.when_all_ended().addCallback(lambda _: self._ended())
+        self._deadline = self._reactor.callLater(self.timeout, self._timed_out)
+        return waiting
+
+    def _ended(self) -> None:
+        self.log.info("drain: every match has ended")
+        self._finish()
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        self.log.info(
+            "drain: {matches} match(es) still running after {timeout:g} s are aborted",
+            matches=self.hosting.matches,
+            timeout=self.timeout,
+        )
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.called:
+            waiting.callback(None)
+
+    # -- signals ------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT start the drain (a second one cuts it short); call it once the
+        reactor runs, after the reactor installed its own."""
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._signalled)
+
+    def _signalled(self, number: int, frame: object) -> None:
+        # A Python signal handler runs between two bytecodes of the reactor thread:
+        # hand the work to the reactor.
+        self._reactor.callFromThread(self._on_signal, number)
+
+    def _on_signal(self, number: int) -> None:
+        if self.draining:
+            self.skip_wait()
+            return
+        self.log.info(
+            "signal {name}: draining, then stopping (send it again to stop at once)",
+            name=signal.Signals(number).name,
+        )
+        self._reactor.stop()
+
