@@ -95,6 +95,8 @@ setup(
         "cryptography>=42",
         # Compact binary encoding of message bodies on the UDP channels.
         "msgpack>=1.0",
+        # The operations endpoint's /metrics, in the Prometheus text format.
+        "prometheus_client>=0.17",
         # Redis player store and distributed matchmaking behind the same interfaces.
         "txredisapi>=1.4.10",
     ],

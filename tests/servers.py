@@ -61,6 +61,7 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             "--data-dir", data_dir,
             # Stopped at cleanup: no drain wait (tests/test_twistd.py drains for real).
             "--drain-timeout", "0",
+            "--ops-port", "none",
             *args,
         ]
     )

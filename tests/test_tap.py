@@ -261,7 +261,7 @@ class MakeServiceTests(TestCase):
         root, _ = self.make()
         assert isinstance(root, MultiService)
         self.assertEqual(
-            [s.name for s in root], ["hosting", "lobby", "lobby-listener"]
+            [s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops"]
         )
 
     def test_listens_with_tls_on_the_injected_reactor(self) -> None:

@@ -70,6 +70,7 @@ class TwistdTests(TestCase):
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
                 "--udp-ports", f"{udp}-{udp + 1}",
                 "--data-dir", data_dir,
+                "--ops-port", "tcp:0:interface=127.0.0.1",
             ],
             env=env,
             path=data_dir if os.path.isdir(data_dir) else None,
@@ -114,7 +115,8 @@ class TwistdTests(TestCase):
             [
                 sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
-                "--udp-ports", f"{udp}-{udp + 1}", "--data-dir", data_dir, *extra,
+                "--udp-ports", f"{udp}-{udp + 1}", "--data-dir", data_dir,
+                "--ops-port", "tcp:0:interface=127.0.0.1", *extra,
             ],
             env=env, path=data_dir,
         )  # fmt: skip

@@ -32,6 +32,7 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.ops import ServerCollector, ops_site
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
@@ -41,6 +42,7 @@ from vinom.store.memory import MemoryPlayerStore
 _log = Logger()
 
 DEFAULT_LOBBY = "ssl:7350"
+DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
 DEFAULT_UDP_PORTS = "7400-7499"
 TOKEN_KEY_BYTES = 32
 
@@ -236,6 +238,13 @@ class Options(usage.Options):
         ],
         ["token-lifetime", None, "60", "Seconds a connect token stays valid after it is issued."],
         [
+            "ops-port",
+            None,
+            DEFAULT_OPS,
+            "Operations endpoint (/health, /ready, /metrics), a strports description, or "
+            "'none'. Loopback by default: it is for the operator, not for players.",
+        ],
+        [
             "drain-timeout",
             None,
             "600",
@@ -305,6 +314,20 @@ class Options(usage.Options):
         ):
             self[name] = _positive_float(name, self[name])
         self["drain-timeout"] = _non_negative_float("drain-timeout", self["drain-timeout"])
+        ops = self["ops-port"].strip()
+        if ops.lower() == "none":
+            self["ops-port"] = None
+        else:
+            from twisted.internet.endpoints import serverFromString
+            from twisted.internet.testing import MemoryReactor
+
+            try:
+                serverFromString(MemoryReactor(), ops)
+            except (ValueError, KeyError, TypeError) as e:
+                raise usage.UsageError(
+                    f"--ops-port must be a strports description such as tcp:7390 or 'none': {e}"
+                ) from None
+            self["ops-port"] = ops
         if self["session-timeout"] * 1000 > MAX_TIMEOUT_MS:
             raise usage.UsageError(
                 f"--session-timeout must be at most {MAX_TIMEOUT_MS // 1000} seconds"
@@ -448,6 +471,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     )
     hosting = GameHostingService(allocator, host_factory)
     hosting.setName("hosting")
+    matchmaker = FifoMatchmaker(match_sizes, reactor)
     hosting.setServiceParent(root)
 
     lobby = LobbyFactory(
@@ -467,7 +491,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             max_matches_per_ip=options["max-matches-per-ip"],
         ),
         games=match_sizes,
-        matchmaker=FifoMatchmaker(match_sizes, reactor),
+        matchmaker=matchmaker,
         hosting=hosting,
         token_issuer=issuer,
         store=MemoryPlayerStore(),
@@ -487,6 +511,12 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     root.before_stop = drain.run
     if handle_signals:
         reactor.callWhenRunning(drain.install_signal_handlers)
+
+    if options["ops-port"] is not None:
+        site, _registry = ops_site(ServerCollector(lobby, matchmaker, hosting, host_factory, drain))
+        ops = strports.service(options["ops-port"], site, reactor=reactor)
+        ops.setName("ops")
+        ops.setServiceParent(root)
 
     build = build_info()
     _log.info(

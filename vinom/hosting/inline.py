@@ -10,6 +10,7 @@ same `IGameHost` interface.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,8 @@ class InlineGameHost:
     protocol: GameHostProtocol
     listening: IListeningPort = field(repr=False)
     clock: IReactorTime = field(repr=False)
+    # Called with the host's final counters when it stops (its factory's totals).
+    on_stopped: Callable[[InlineGameHost], object] | None = field(default=None, repr=False)
     _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
     _stopped: Deferred[None] | None = field(default=None, init=False, repr=False)
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
@@ -68,9 +71,27 @@ class InlineGameHost:
             # closed with redundant disconnects) before the port closes.
             self.core.shutdown("shutdown", self.clock.seconds())
             self.protocol.transmit()
+            if self.on_stopped is not None:
+                self.on_stopped(self)
             result = self.listening.stopListening()
             self._stopped = result if isinstance(result, Deferred) else succeed(None)
         return self._stopped
+
+    def counters(self) -> Counter[str]:
+        """What this host has done so far: datagrams, handshakes, sessions, drops by reason."""
+        endpoint = self.core.endpoint
+        counts: Counter[str] = Counter(
+            datagrams_received=endpoint.datagrams_received,
+            datagrams_sent=endpoint.datagrams_sent,
+            welcomes_sent=endpoint.welcomes_sent,
+            send_errors=self.protocol.send_errors,
+            errors=self.protocol.errors + self.core.errors,
+        )
+        for reason, n in endpoint.drops.items():
+            counts[f"drop:{reason}"] += n
+        for reason, n in self.core.router.drops.items():
+            counts[f"message_drop:{reason}"] += n
+        return counts
 
     def outcome(self, match_id: str) -> MatchEnded | None:
         return self._outcomes.get(match_id)
@@ -100,6 +121,25 @@ class InlineGameHostFactory:
     public_host: str
     interface: str = ""
     room_config: RoomConfig = field(factory=RoomConfig)
+    # The hosts listening now, and the counters of those that have stopped.
+    live: set[InlineGameHost] = field(init=False, factory=set)
+    retired: Counter[str] = field(init=False, factory=Counter)
+
+    def totals(self) -> Counter[str]:
+        """Counters of every host this factory started, stopped or not."""
+        total = Counter(self.retired)
+        for host in self.live:
+            total.update(host.counters())
+        return total
+
+    def session_count(self) -> int:
+        """Sessions on the hosts listening now."""
+        return sum(host.core.session_count for host in self.live)
+
+    def _stopped(self, host: InlineGameHost) -> None:
+        if host in self.live:
+            self.live.discard(host)
+            self.retired.update(host.counters())
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
         address = HostAddress(self.public_host, port)
@@ -115,5 +155,6 @@ class InlineGameHostFactory:
             )
         except CannotListenError as e:
             return fail(e)
-        host: IGameHost = InlineGameHost(address, core, protocol, listening, self.reactor)
+        host = InlineGameHost(address, core, protocol, listening, self.reactor, self._stopped)
+        self.live.add(host)
         return succeed(host)

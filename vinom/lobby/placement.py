@@ -12,6 +12,7 @@ players are forgotten.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 from typing import Any, TypeVar
 
@@ -68,6 +69,9 @@ class MatchPlacer:
         self._placing: dict[str, Deferred[HostAddress]] = {}
         self._withdrawn: set[str] = set()
         self.matches_withdrawn = 0
+        # For the operations endpoint: matches formed, and ended by how.
+        self.matches_formed = 0
+        self.matches_ended: Counter[tuple[str, str]] = Counter()
 
     @property
     def waiting_matches(self) -> int:
@@ -89,6 +93,7 @@ class MatchPlacer:
 
     def match_formed(self, match: Match) -> None:
         """The matchmaker's listener."""
+        self.matches_formed += 1
         self.log.info(
             "match {match_id} formed for {game}: {players}",
             match_id=match.match_id,
@@ -209,6 +214,10 @@ class MatchPlacer:
 
     def _match_ended(self, match: Match, outcome: MatchEnded | None) -> None:
         self.log.info("match {match_id} ended", match_id=match.match_id)
+        if outcome is None:
+            self.matches_ended["aborted", "host_failed"] += 1
+        else:
+            self.matches_ended[outcome.phase, outcome.reason or ""] += 1
         d = self._store.remove_placement(match.match_id)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
         # Aborted because others never came: those who did keep a place at the head

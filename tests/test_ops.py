@@ -1,0 +1,64 @@
+"""The operations endpoint (vinom.ops) of a whole server on real sockets: /health,
+/ready and /metrics, read over HTTP while bots play a match and while it drains."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+
+from tests.servers import RunningServer, start_server
+from vinom.client.bots import play_bot
+from vinom.games.registry import GameRegistry
+
+
+class OpsEndpointTests(TestCase):
+    timeout = 60
+
+    async def get(self, server: RunningServer, path: str) -> tuple[int, bytes]:
+        listening = await server.service("ops")._waitingForPort
+        port = listening.getHost().port
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{port}{path}".encode()
+        )
+        return response.code, await readBody(response)
+
+    def metric(self, text: bytes, name: str) -> float:
+        found = re.search(rf"^{re.escape(name)} (\S+)$", text.decode(), re.MULTILINE)
+        assert found is not None, f"{name} not in\n{text.decode()}"
+        return float(found.group(1))
+
+    async def test_health_ready_and_metrics_through_a_match_and_a_drain(self) -> None:
+        server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1", ports=2)
+        self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
+        self.assertEqual(await self.get(server, "/ready"), (200, b"ready\n"))
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        self.assertEqual(self.metric(text, "vinom_free_ports"), 2)
+        self.assertEqual(self.metric(text, 'vinom_queue_depth{game="tictactoe"}'), 0)
+        self.assertGreater(self.metric(text, "process_cpu_seconds_total"), 0)
+
+        game = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
+        self.assertEqual(self.metric(text, "vinom_handshakes_completed_total"), 2)
+        self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="in"}'), 10)
+        self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="out"}'), 10)
+
+        # Draining: no longer ready, still healthy.
+        server.root.before_stop()  # what SIGTERM starts (vinom.drain)
+        self.assertEqual(await self.get(server, "/ready"), (503, b"draining\n"))
+        self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(self.metric(text, "vinom_draining"), 1)
