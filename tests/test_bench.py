@@ -43,8 +43,10 @@ def bench_env() -> dict[str, str]:
 def run_bench(*args: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], str]:
     """Run the bench as a child process; (exit code, its JSON line, its stderr)."""
     env = bench_env()
+    # The bench's own hard limit comes first, so that a stall is reported by the
+    # harness (which wait, and the workers' stderr) rather than cut off here.
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *args, "--quiet"],
+        [sys.executable, "-m", "benchmarks", *args, "--quiet", "--timeout", str(timeout - 10)],
         capture_output=True,
         timeout=timeout,
         env=env,
