@@ -55,35 +55,7 @@ class TwistdTests(TestCase):
     timeout = 60
 
     async def test_serves_tls_hello_and_stops_on_sigterm(self) -> None:
-        data_dir = os.path.abspath(self.mktemp())
-        port = free_tcp_port()
-        udp = free_udp_range(2)
-        process = Collect()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
-        transport = reactor.spawnProcess(
-            process,
-            sys.executable,
-            [
-                sys.executable, "-c", RUN_TWISTD,
-                "-n", "--pidfile=", "vinom",
-                "--lobby", f"ssl:{port}:interface=127.0.0.1",
-                "--udp-ports", f"{udp}-{udp + 1}",
-                "--data-dir", data_dir,
-                "--ops-port", "tcp:0:interface=127.0.0.1",
-            ],
-            env=env,
-            path=data_dir if os.path.isdir(data_dir) else None,
-        )
-        self.addCleanup(self._kill, transport, process)
-
-        waited = 0.0
-        while b"starting on" not in process.output:
-            self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
-            self.assertLess(waited, 30, process.output.decode(errors="replace"))
-            await deferLater(reactor, 0.1, lambda: None)
-            waited += 0.1
-        cert = os.path.join(data_dir, "dev-cert.pem")
+        transport, process, port, cert = await self.start_twistd()
         self.assertIn(cert.encode(), process.output)  # its path is logged for clients
         build = build_info()  # the server imports the same vinom as this test
         self.assertIn(
