@@ -45,7 +45,11 @@ class Drain:
         self._reactor = reactor
         self._waiting: Deferred[None] | None = None
         self._deadline: IDelayedCall | None = None
-        self.draining = False
+
+    @property
+    def draining(self) -> bool:
+        """Whether the drain has begun (the lobby takes no new players)."""
+        return self.lobby.draining
 
     def skip_wait(self) -> None:
         """End the drain's wait now: matches still running are aborted (`shutdown`)."""
@@ -55,7 +59,6 @@ class Drain:
 
     def run(self) -> Deferred[None]:
         """Drain; fires when every match has ended, the timeout passed, or the wait was cut."""
-        self.draining = True
         self.lobby.drain()
         matches = self.hosting.matches
         if not matches:

@@ -110,23 +110,22 @@ class RequestHandlers:
         if connection.state is not PlayerState.QUEUED or player_id is None:
             return
         connection.unqueued()
-        d = self._matchmaker.cancel(player_id)
-
-        def cancelled(removed: bool) -> None:
-            if removed:
-                self._admission.uncount_pending(player_id)
-
-        d.addCallback(cancelled)
-        d.addErrback(log_failure, self.log, "withdrawing the ticket of {player_id}", player_id)
+        self._cancel_ticket(player_id, forget=False)
 
     def _cancel_ticket_of_gone(self, player_id: str) -> None:
+        self._cancel_ticket(player_id, forget=True)
+
+    def _cancel_ticket(self, player_id: str, *, forget: bool) -> None:
+        """Cancel the player's ticket in the background; once it is out of its queue the
+        player stops counting against their address (and, with `forget`, is forgotten)."""
         d = self._matchmaker.cancel(player_id)
 
         def cancelled(removed: bool) -> None:
             # Not removed: the ticket was matched meanwhile; keep the record for reconnect.
             if removed:
                 self._admission.uncount_pending(player_id)
-                self._players.forget(player_id)
+                if forget:
+                    self._players.forget(player_id)
 
         d.addCallback(cancelled)
         d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}", player_id)
@@ -279,14 +278,7 @@ class RequestHandlers:
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
             )
         connection.requeued(player_id, record.name, ticket.game)
-        previous = self._players.bind(player_id, connection)
-        if previous is not None:
-            previous.push(
-                error_frame(
-                    errors.SESSION_REPLACED, "the player reconnected on another connection"
-                ),
-                final=True,
-            )
+        self._bind_replacing(player_id, connection)
 
         def queued(position: int) -> None:
             self.log.info(
@@ -318,7 +310,13 @@ class RequestHandlers:
     ) -> None:
         """A player whose match still waits for a game host comes back on a new connection."""
         connection.took_over(record.player_id, record.name, match.game)
-        previous = self._players.bind(record.player_id, connection)
+        self._bind_replacing(record.player_id, connection)
+        connection.reply(request, self._placer.waiting_frame(match))
+
+    def _bind_replacing(self, player_id: str, connection: LobbyConnection) -> None:
+        """The player is on `connection` now; a previous connection of theirs is told
+        `session_replaced` and closed."""
+        previous = self._players.bind(player_id, connection)
         if previous is not None:
             previous.push(
                 error_frame(
@@ -326,4 +324,3 @@ class RequestHandlers:
                 ),
                 final=True,
             )
-        connection.reply(request, self._placer.waiting_frame(match))
