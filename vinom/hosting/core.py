@@ -162,9 +162,6 @@ class GameHostCore:
         """The room of a match hosted here, for inspection."""
         return self.router.room(match_id)
 
-    def rooms(self) -> list[Room]:
-        return list(self.router.registry)
-
     @property
     def session_count(self) -> int:
         """Sessions of the endpoint (authenticated peers)."""

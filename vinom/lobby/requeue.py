@@ -33,12 +33,6 @@ class Requeues:
         self._on_lapsed = on_lapsed
         self._held: dict[str, tuple[Ticket, IDelayedCall]] = {}
 
-    def __len__(self) -> int:
-        return len(self._held)
-
-    def __contains__(self, player_id: object) -> bool:
-        return player_id in self._held
-
     def keep(self, ticket: Ticket) -> None:
         """Keep `ticket`'s place for its player to claim."""
         self.release(ticket.player_id)
