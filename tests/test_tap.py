@@ -190,6 +190,19 @@ class OptionsTests(TestCase):
                 e = self.assertRaises(usage.UsageError, parse, "--match-size", bad)
                 self.assertIn(why, str(e))
 
+    def test_ops_port_and_drain_timeout(self) -> None:
+        self.assertEqual(parse()["ops-port"], "tcp:7390:interface=127.0.0.1")
+        self.assertIsNone(parse("--ops-port", "none")["ops-port"])
+        self.assertEqual(parse("--drain-timeout", "0")["drain-timeout"], 0.0)
+        for argv, why in (
+            (("--ops-port", "nonsense:1"), "--ops-port must be a strports description"),
+            (("--drain-timeout", "-1"), "--drain-timeout must be a number of at least 0"),
+            (("--drain-timeout", "soon"), "--drain-timeout must be a number"),
+        ):
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(why, str(e))
+
     def test_games(self) -> None:
         offered = parse()["game-registry"].names()
         self.assertEqual(offered, ["dice", "maze", "owedrahn", "tictactoe"])
