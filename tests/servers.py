@@ -62,6 +62,8 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             # Stopped at cleanup: no drain wait (tests/test_twistd.py drains for real).
             "--drain-timeout", "0",
             "--ops-port", "none",
+            # In this process unless the test asks for worker processes.
+            *(() if {"--host-workers", "--game-host"} & set(args) else ("--host-workers", "0")),
             *args,
         ]
     )

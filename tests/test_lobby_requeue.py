@@ -64,7 +64,7 @@ class RequeueTests(LobbyHarness):
         self.assertEqual(
             frames[0],
             {"type": "queued", "game": "tictactoe", "position": 1, "status": "searching",
-             "requeued": True},
+             "requeued": True, "reason": "players_missing"},
         )  # fmt: skip
         self.assertEqual(len(self.matches), 2)
         self.assertEqual(

@@ -53,6 +53,24 @@ class PortRangeTests(TestCase):
 
 
 class OptionsTests(TestCase):
+    def test_hosting_options(self) -> None:
+        options = parse()
+        self.assertEqual(options["game-host"], "workers")
+        self.assertEqual(options["host-workers"], max(1, (os.cpu_count() or 1) - 1))
+        self.assertEqual(options["process-pool"], 2)
+        self.assertEqual(options["heartbeat-timeout"], 3.0)
+        self.assertEqual(parse("--host-workers", "0")["host-workers"], 0)
+        for argv, name in (
+            (("--host-workers", "-1"), "--host-workers"),
+            (("--host-workers", "two"), "--host-workers"),
+            (("--game-host", "thread"), "--game-host"),
+            (("--process-pool", "-2"), "--process-pool"),
+            (("--heartbeat-timeout", "0"), "--heartbeat-timeout"),
+        ):
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(name, str(e))
+
     def test_defaults(self) -> None:
         options = parse()
         self.assertEqual(options["lobby"], "ssl:7350")
@@ -266,8 +284,11 @@ class TokenKeyTests(TestCase):
 
 class MakeServiceTests(TestCase):
     def make(self, *argv: str) -> tuple[object, MemoryReactor]:
+        """makeService on a MemoryReactor (which starts no process: inline hosts unless asked)."""
         reactor = MemoryReactor()
-        options = parse("--data-dir", self.mktemp(), *argv)
+        hosting = () if "--host-workers" in argv or "--game-host" in argv else (
+            "--host-workers", "0")
+        options = parse("--data-dir", self.mktemp(), *hosting, *argv)
         return makeService(options, reactor), reactor
 
     def test_service_tree(self) -> None:
@@ -276,6 +297,17 @@ class MakeServiceTests(TestCase):
         self.assertEqual(
             [s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops"]
         )
+
+    def test_game_host_processes_stop_after_the_hosting_service(self) -> None:
+        # MultiService stops its children last first: the processes outlive the
+        # hosting service's last StopHost.
+        for argv in (("--host-workers", "2"), ("--game-host", "process")):
+            root, _ = self.make(*argv)
+            assert isinstance(root, MultiService)
+            self.assertEqual(
+                [s.name for s in root],
+                ["game-host-processes", "hosting", "lobby", "lobby-listener", "ops"],
+            )
 
     def test_listens_with_tls_on_the_injected_reactor(self) -> None:
         root, reactor = self.make("--lobby", "ssl:7399:interface=127.0.0.1")

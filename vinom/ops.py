@@ -20,17 +20,25 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from vinom.drain import Drain
-from vinom.hosting.inline import InlineGameHostFactory
+from vinom.hosting.interfaces import Histogram, IHostingStatistics
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 
+# Upper bounds (seconds) of the session round-trip time histogram's buckets.
+RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -42,7 +50,7 @@ class ServerCollector(Collector):
         lobby: LobbyFactory,
         matchmaker: FifoMatchmaker,
         hosting: GameHostingService,
-        hosts: InlineGameHostFactory,
+        hosts: IHostingStatistics,
         drain: Drain,
     ) -> None:
         self.lobby = lobby
@@ -117,6 +125,62 @@ class ServerCollector(Collector):
             "vinom_handshakes_completed", "UDP handshakes the game hosts completed (welcomes).",
             value=totals["welcomes_sent"],
         )
+        rtt = Histogram(RTT_BUCKETS)
+        for seconds in self.hosts.round_trip_times():
+            rtt.observe(seconds)
+        yield GaugeHistogramMetricFamily(
+            "vinom_session_rtt_seconds",
+            "Smoothed round-trip time of the UDP sessions now.",
+            buckets=rtt.cumulative(), gsum_value=rtt.total,
+        )
+        yield from self._workers()
+
+    def _workers(self) -> Iterator[Metric]:
+        workers = self.hosts.workers()
+        live = GaugeMetricFamily(
+            "vinom_worker_up", "1 while a game-host worker process answers, else 0.",
+            labels=["worker"],
+        )
+        hosted = GaugeMetricFamily(
+            "vinom_worker_running_matches", "Matches each game-host worker process runs now.",
+            labels=["worker"],
+        )
+        sessions = GaugeMetricFamily(
+            "vinom_worker_sessions", "UDP sessions on each game-host worker process now.",
+            labels=["worker"],
+        )
+        cpu = CounterMetricFamily(
+            "vinom_worker_cpu_seconds", "CPU seconds (user and system) of each game-host worker.",
+            labels=["worker"],
+        )
+        restarts = CounterMetricFamily(
+            "vinom_worker_restarts",
+            "Game-host worker processes replaced after they exited, were killed or hung.",
+            labels=["worker"],
+        )
+        for worker in workers:
+            label = [str(worker.index)]
+            live.add_metric(label, 1 if worker.live else 0)
+            hosted.add_metric(label, worker.hosts)
+            sessions.add_metric(label, worker.sessions)
+            cpu.add_metric(label, worker.cpu_seconds)
+            restarts.add_metric(label, worker.restarts)
+        yield from (live, hosted, sessions, cpu, restarts)
+        spawn = self.hosts.spawn_latency()
+        if spawn is not None:
+            yield HistogramMetricFamily(
+                "vinom_host_spawn_seconds",
+                "Seconds from starting a game-host process (or asking the pool for a "
+                "child) to its being ready.",
+                buckets=spawn.cumulative(), sum_value=spawn.total,
+            )
+
+    def serving(self) -> str | None:
+        """Why the process cannot host matches now (no game-host worker answers), or None."""
+        workers = self.hosts.workers()
+        if workers and not any(w.live for w in workers):
+            return "no game-host worker answers"
+        return None
 
 
 class _Text(Resource):
@@ -144,11 +208,17 @@ def ops_site(
         ProcessCollector(registry=registry)
 
     def health() -> tuple[int, bytes, str]:
+        trouble = collector.serving()
+        if trouble is not None:
+            return 503, f"{trouble}\n".encode(), "text/plain"
         return 200, b"ok\n", "text/plain"
 
     def ready() -> tuple[int, bytes, str]:
         if collector.drain.draining:
             return 503, b"draining\n", "text/plain"
+        trouble = collector.serving()
+        if trouble is not None:
+            return 503, f"{trouble}\n".encode(), "text/plain"
         return 200, b"ready\n", "text/plain"
 
     def metrics() -> tuple[int, bytes, str]:

@@ -28,6 +28,7 @@ from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
+from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.logs import LOG_FORMATS, LogFormatService
@@ -92,6 +93,16 @@ def _positive_int(name: str, value: Any) -> int:
         raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
     if number < 1:
         raise usage.UsageError(f"--{name} must be at least 1, not {number}")
+    return number
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise usage.UsageError(f"--{name} must be at least 0, not {number}")
     return number
 
 
@@ -245,6 +256,33 @@ class Options(usage.Options):
             "'none'. Loopback by default: it is for the operator, not for players.",
         ],
         [
+            "game-host",
+            None,
+            "workers",
+            "Where matches run: 'workers' (--host-workers long-lived worker processes; 0 "
+            "keeps them in this process) or 'process' (a child process per match).",
+        ],
+        [
+            "host-workers",
+            None,
+            None,
+            "Game-host worker processes (default: one per CPU core beyond the first, at "
+            "least 1; 0 hosts the games in this process).",
+        ],
+        [
+            "process-pool",
+            None,
+            "2",
+            "With --game-host process: children started ahead, ready for the next matches.",
+        ],
+        [
+            "heartbeat-timeout",
+            None,
+            "3",
+            "Seconds a game-host process may leave its heartbeats (sent every second) "
+            "unanswered before it is killed and counted as crashed.",
+        ],
+        [
             "drain-timeout",
             None,
             "600",
@@ -314,6 +352,16 @@ class Options(usage.Options):
         ):
             self[name] = _positive_float(name, self[name])
         self["drain-timeout"] = _non_negative_float("drain-timeout", self["drain-timeout"])
+        self["heartbeat-timeout"] = _positive_float("heartbeat-timeout", self["heartbeat-timeout"])
+        if self["game-host"] not in ("workers", "process"):
+            raise usage.UsageError(
+                f"--game-host must be 'workers' or 'process', not {self['game-host']!r}"
+            )
+        if self["host-workers"] is None:
+            self["host-workers"] = max(1, (os.cpu_count() or 1) - 1)
+        else:
+            self["host-workers"] = _non_negative_int("host-workers", self["host-workers"])
+        self["process-pool"] = _non_negative_int("process-pool", self["process-pool"])
         ops = self["ops-port"].strip()
         if ops.lower() == "none":
             self["ops-port"] = None
@@ -458,17 +506,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     low, _high = options["udp-port-range"]
     # The ring holds one port per concurrent game: --max-games bounds the games.
     allocator = PortAllocator(range(low, low + options["max-games"]))
-    host_factory = InlineGameHostFactory(
-        reactor=reactor,
-        games=games.get,
-        protocol_config=protocol_config,
-        public_host=options["public-host"],
-        interface=options["udp-interface"],
-        room_config=RoomConfig(
-            connect_deadline=options["connect-deadline"],
-            reconnect_grace=options["reconnect-grace"],
-        ),
-    )
+    host_factory = _host_factory(options, reactor, protocol_config, games)
+    if isinstance(host_factory, service.Service):
+        # Before the hosting service, so that it stops after it: hosts stop first.
+        host_factory.setName("game-host-processes")
+        host_factory.setServiceParent(root)
     hosting = GameHostingService(allocator, host_factory)
     hosting.setName("hosting")
     matchmaker = FifoMatchmaker(match_sizes, reactor)
@@ -532,6 +574,36 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         aead=build["aead"],
     )
     return root
+
+
+def _host_factory(
+    options: usage.Options, reactor: Any, protocol_config: ProtocolConfig, games: GameRegistry
+) -> InlineGameHostFactory | WorkerPool | ProcessPerMatch:
+    """The game hosts --game-host and --host-workers ask for."""
+    room_config = RoomConfig(
+        connect_deadline=options["connect-deadline"],
+        reconnect_grace=options["reconnect-grace"],
+    )
+    if options["game-host"] == "workers" and options["host-workers"] == 0:
+        return InlineGameHostFactory(
+            reactor=reactor,
+            games=games.get,
+            protocol_config=protocol_config,
+            public_host=options["public-host"],
+            interface=options["udp-interface"],
+            room_config=room_config,
+        )
+    settings = WorkerSettings(
+        protocol=protocol_config,
+        public_host=options["public-host"],
+        interface=options["udp-interface"],
+        games=tuple(games.names()),
+        room_config=room_config,
+        heartbeat_timeout=options["heartbeat-timeout"],
+    )
+    if options["game-host"] == "process":
+        return ProcessPerMatch(settings, options["process-pool"], reactor)
+    return WorkerPool(settings, options["host-workers"], reactor)
 
 
 def _offered_games(names: str | None) -> GameRegistry:

@@ -56,8 +56,10 @@ class Queued:
     game: str
     position: int | None
     status: str
-    # Back at the head of the queue after a match aborted for players_missing.
+    # Back at the head of the queue after a match aborted for `reason`
+    # (players_missing, or host_crashed: its game-host process failed).
     requeued: bool = False
+    reason: str | None = None
 
 
 @frozen
@@ -151,6 +153,7 @@ class LobbyClientProtocol(LineOnlyReceiver):
                     frame.get("position"),
                     str(frame["status"]),
                     frame.get("requeued") is True,
+                    frame.get("reason") if isinstance(frame.get("reason"), str) else None,
                 )
             )
         waiter = self._waiting.pop(request_id, None) if isinstance(request_id, int) else None

@@ -22,11 +22,18 @@ from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
 from vinom.hosting.core import GameHostCore, HostIdle, MatchEnded
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory
+from vinom.hosting.interfaces import (
+    Histogram,
+    IGameHost,
+    IGameHostFactory,
+    IHostingStatistics,
+    WorkerStatus,
+)
 from vinom.hosting.udp import GameHostProtocol
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
+from vinom.protocol.reliability import Reliability
 from vinom.rooms.room import RoomConfig
 
 # A game host's sessions send at most 1200-byte datagrams; receive a bit more so
@@ -46,6 +53,8 @@ class InlineGameHost:
     clock: IReactorTime = field(repr=False)
     # Called with the host's final counters when it stops (its factory's totals).
     on_stopped: Callable[[InlineGameHost], object] | None = field(default=None, repr=False)
+    # Called with each match's outcome as it ends (a worker reports it to the lobby).
+    on_match_ended: Callable[[MatchEnded], object] | None = field(default=None, repr=False)
     _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
     _stopped: Deferred[None] | None = field(default=None, init=False, repr=False)
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
@@ -96,16 +105,29 @@ class InlineGameHost:
     def outcome(self, match_id: str) -> MatchEnded | None:
         return self._outcomes.get(match_id)
 
+    def round_trip_times(self) -> list[float]:
+        """The smoothed round-trip time of each session that has measured one."""
+        endpoint = self.core.endpoint
+        times = []
+        for session_id in endpoint.session_ids():
+            layer = endpoint.reliability(session_id)
+            # vinom's own layer measures it (a replacement layer may not).
+            if isinstance(layer, Reliability) and layer.rtt_samples:
+                times.append(layer.rtt_s)
+        return times
+
     def _event_received(self, event: object) -> None:
         if isinstance(event, MatchEnded):
             self._outcomes[event.match_id] = event
+            if self.on_match_ended is not None:
+                self.on_match_ended(event)
         elif isinstance(event, HostIdle) and self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
 
 
-@implementer(IGameHostFactory)
+@implementer(IGameHostFactory, IHostingStatistics)
 @define
 class InlineGameHostFactory:
     """Starts `InlineGameHost`s on the ports the allocator hands out.
@@ -135,6 +157,17 @@ class InlineGameHostFactory:
     def session_count(self) -> int:
         """Sessions on the hosts listening now."""
         return sum(host.core.session_count for host in self.live)
+
+    def round_trip_times(self) -> list[float]:
+        """The smoothed round-trip time of every session that has measured one."""
+        return [rtt for host in self.live for rtt in host.round_trip_times()]
+
+    def workers(self) -> list[WorkerStatus]:
+        """No worker processes: these hosts run in this process."""
+        return []
+
+    def spawn_latency(self) -> Histogram | None:
+        return None
 
     def _stopped(self, host: InlineGameHost) -> None:
         if host in self.live:

@@ -10,10 +10,12 @@ datagrams and the time, transmits what it returns and keeps one timer for it.
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import define, field, frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
@@ -86,3 +88,73 @@ class IDatagramCore(Interface):
 
     def next_event() -> object | None:
         """The next event for the layer above the adapter (oldest first), or None."""
+
+
+@frozen
+class WorkerStatus:
+    """One game-host worker process as its supervisor sees it (for /metrics and /health).
+
+    `live`: it answered its configuration and its last heartbeat in time;
+    `hosts` and `sessions` are from that heartbeat, as is `cpu_seconds` (the
+    worker's user plus system CPU time). `restarts`: how many times this
+    worker slot's process was replaced after it exited, was killed or hung.
+    """
+
+    index: int
+    pid: int | None
+    live: bool
+    hosts: int
+    sessions: int
+    cpu_seconds: float
+    restarts: int
+
+
+# Upper bounds (seconds) of the spawn-latency histogram's buckets.
+SPAWN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@define
+class Histogram:
+    """Counts of observed values below each bound, as Prometheus histograms keep them."""
+
+    bounds: tuple[float, ...] = SPAWN_BUCKETS
+    counts: list[int] = field(init=False)
+    total: float = field(init=False, default=0.0)
+    count: int = field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(upper bound, observations at or below it) for each bucket, "+Inf" last."""
+        running = 0
+        buckets = []
+        for bound, n in zip((*map(repr, self.bounds), "+Inf"), self.counts, strict=True):
+            running += n
+            buckets.append((bound, running))
+        return buckets
+
+
+class IHostingStatistics(Interface):
+    """What a game host factory can say about the hosts it runs (read by /metrics)."""
+
+    def totals() -> Counter[str]:
+        """Counters of every host started so far: datagrams_received, datagrams_sent,
+        welcomes_sent, send_errors, errors, drop:<reason>, message_drop:<reason>."""
+
+    def session_count() -> int:
+        """UDP sessions on the hosts now."""
+
+    def round_trip_times() -> list[float]:
+        """The smoothed round-trip time of each session now, in seconds."""
+
+    def workers() -> list[WorkerStatus]:
+        """The worker processes hosting the games (empty when they run in this process)."""
+
+    def spawn_latency() -> Histogram | None:
+        """Seconds from asking for a host process to its being ready (None: no processes)."""

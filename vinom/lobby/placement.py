@@ -222,13 +222,17 @@ class MatchPlacer:
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
         # Aborted because others never came: those who did keep a place at the head
         # of the queue (vinom.lobby.requeue).
+        # Aborted because its game-host process crashed: all of its players keep one.
         requeued: tuple[str, ...] = ()
-        if outcome is not None and outcome.reason == "players_missing":
+        reason = "" if outcome is None else outcome.reason or ""
+        if outcome is not None and reason == "players_missing":
             requeued = outcome.joined
+        elif reason == "host_crashed":
+            requeued = match.player_ids
         for ticket in match.players:
             player_id = ticket.player_id
             if player_id in requeued:
-                self._requeues.keep(ticket)
+                self._requeues.keep(ticket, reason)
                 self._admission.requeued(player_id)
                 self.log.info(
                     "player {player_id} keeps a place at the head of the {game} queue",

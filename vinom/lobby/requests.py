@@ -35,7 +35,7 @@ from vinom.lobby.errors import LobbyError
 from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
-from vinom.lobby.requeue import Requeues
+from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
@@ -266,11 +266,13 @@ class RequestHandlers:
         return self._store.get_player(player_id).addCallback(verified)
 
     def _claim_place(
-        self, connection: LobbyConnection, record: PlayerRecord, ticket: Ticket, request: Reconnect
+        self, connection: LobbyConnection, record: PlayerRecord, kept: KeptPlace,
+        request: Reconnect,
     ) -> Deferred[None]:
-        """A player whose match was aborted for players_missing takes the place kept
-        for them at the head of its queue (vinom.lobby.requeue)."""
+        """A player whose match was aborted for players_missing or host_crashed takes
+        the place kept for them at the head of its queue (vinom.lobby.requeue)."""
         player_id = record.player_id
+        ticket = kept.ticket
         if self.draining:
             self._admission.uncount_pending(player_id)
             self._players.forget(player_id)
@@ -294,6 +296,7 @@ class RequestHandlers:
                     "position": position,
                     "status": "searching",
                     "requeued": True,
+                    "reason": kept.reason,
                 },
             )
 

@@ -1,0 +1,154 @@
+"""The AMP commands between the lobby process and its game-host worker processes.
+
+A worker (vinom.hosting.worker) is a child process started with
+`reactor.spawnProcess`; the two talk `twisted.protocols.amp` over the child's
+pipes 3 (lobby to worker) and 4 (worker to lobby), so the worker's stdout and
+stderr stay free for its log. The lobby sends `Configure` first (the token key
+travels here, never on a command line or in the environment), then `StartHost`,
+`AddMatch` and `StopHost` for each match it places on the worker, and a
+`Heartbeat` every second, whose answer carries the worker's load and counters.
+The worker tells the lobby `MatchEnded` as each match ends and `HostIdle` when
+a host's last room is gone.
+
+Values that are JSON (the match, results, counters) travel as one `Unicode`
+argument each: they are small, and AMP's 64 KiB value limit is far above them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.protocols import amp
+
+from vinom.hosting.interfaces import MatchEnded as MatchEndedEvent
+from vinom.matchmaking.interfaces import Match, Ticket
+
+# The pipes of the AMP connection, as the child sees them.
+WORKER_READS_FD = 3
+WORKER_WRITES_FD = 4
+
+
+class JSON(amp.Unicode):
+    """An AMP argument holding any JSON value."""
+
+    def toString(self, inObject: Any) -> bytes:  # noqa: N803 - AMP's argument name
+        return super().toString(json.dumps(inObject, separators=(",", ":"), sort_keys=True))
+
+    def fromString(self, inString: bytes) -> Any:  # noqa: N803 - AMP's argument name
+        return json.loads(super().fromString(inString))
+
+
+class HostFailed(Exception):
+    """The worker could not start a host or add a match (the message says why)."""
+
+
+class Configure(amp.Command):
+    """Lobby to worker, first: what every host of this worker needs."""
+
+    arguments = [
+        (b"token_key", amp.String()),
+        (b"application_id", amp.Integer()),
+        (b"public_host", amp.Unicode()),
+        (b"interface", amp.Unicode()),
+        (b"games", amp.ListOf(amp.Unicode())),
+        (b"room_config", JSON()),
+        (b"one_shot", amp.Boolean()),
+    ]
+    response = [(b"pid", amp.Integer())]
+    errors = {HostFailed: b"HOST_FAILED"}
+
+
+class StartHost(amp.Command):
+    """Lobby to worker: listen on this UDP port."""
+
+    arguments = [(b"port", amp.Integer())]
+    errors = {HostFailed: b"HOST_FAILED"}
+
+
+class AddMatch(amp.Command):
+    """Lobby to worker: admit the match's players on the host at `port` and create its room."""
+
+    arguments = [(b"port", amp.Integer()), (b"match", JSON())]
+    errors = {HostFailed: b"HOST_FAILED"}
+
+
+class StopHost(amp.Command):
+    """Lobby to worker: stop the host at `port` (aborting what runs there with `shutdown`)."""
+
+    arguments = [(b"port", amp.Integer())]
+
+
+class Heartbeat(amp.Command):
+    """Lobby to worker, every second: are you there, and how loaded are you?
+
+    `counters`: the totals of every host the worker ran (datagrams, handshakes,
+    drops by reason); `round_trip_times`: the smoothed RTT of each session now.
+    """
+
+    arguments = []
+    response = [
+        (b"hosts", amp.Integer()),
+        (b"sessions", amp.Integer()),
+        (b"cpu_seconds", amp.Float()),
+        (b"counters", JSON()),
+        (b"round_trip_times", amp.ListOf(amp.Float())),
+    ]
+
+
+class MatchEnded(amp.Command):
+    """Worker to lobby: a match ended (its room lingers a moment longer)."""
+
+    arguments = [(b"port", amp.Integer()), (b"outcome", JSON())]
+    requiresAnswer = False
+
+
+class HostIdle(amp.Command):
+    """Worker to lobby: the host at `port` has no room left."""
+
+    arguments = [(b"port", amp.Integer())]
+    requiresAnswer = False
+
+
+def match_to_json(match: Match) -> dict[str, Any]:
+    return {
+        "match_id": match.match_id,
+        "game": match.game,
+        "formed_at": match.formed_at,
+        "players": [
+            [t.player_id, t.name, t.game, t.rating, t.queued_at] for t in match.players
+        ],
+    }
+
+
+def match_from_json(data: Mapping[str, Any]) -> Match:
+    return Match(
+        match_id=str(data["match_id"]),
+        game=str(data["game"]),
+        players=tuple(
+            Ticket(str(p), str(n), str(g), None if r is None else float(r), float(q))
+            for p, n, g, r, q in data["players"]
+        ),
+        formed_at=float(data["formed_at"]),
+    )
+
+
+def outcome_to_json(event: MatchEndedEvent) -> dict[str, Any]:
+    return {
+        "match_id": event.match_id,
+        "phase": event.phase,
+        "result": None if event.result is None else dict(event.result),
+        "reason": event.reason,
+        "joined": list(event.joined),
+    }
+
+
+def outcome_from_json(data: Mapping[str, Any]) -> MatchEndedEvent:
+    return MatchEndedEvent(
+        match_id=str(data["match_id"]),
+        phase=str(data["phase"]),
+        result=data["result"],
+        reason=data["reason"],
+        joined=tuple(str(p) for p in data["joined"]),
+    )

@@ -1,0 +1,716 @@
+"""Game hosts in child processes: supervised workers, or a child per match.
+
+Both factories here are `IGameHostFactory`s for the hosting service, so the
+lobby, the port allocator and the hosting service work as with inline hosts:
+
+- `WorkerPool` (`--host-workers N`) keeps N long-lived worker processes
+  (vinom.hosting.worker) and starts each match's host on the live worker with
+  the fewest hosts. A worker that exits, is killed, or misses its heartbeats
+  (a stopped process counts) is killed and replaced after a back-off.
+- `ProcessPerMatch` (`--game-host process`) gives each match a child of its
+  own, taken from a small pool of pre-started children so that a match does
+  not wait for a Python process to start; the child exits when its host stops.
+
+Either way a host whose process is gone fires `when_idle` with its matches
+recorded as aborted (reason `host_crashed`, or `shutdown` while the server
+stops), so the hosting service returns its port to the allocator and the
+lobby tells the players when they ask (`reconnect`).
+
+Each child is configured over AMP on its pipes (vinom.hosting.commands): the
+token key never appears on its command line or in its environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+import vinom
+from vinom.hosting import commands
+from vinom.hosting.interfaces import (
+    Histogram,
+    IGameHost,
+    IGameHostFactory,
+    IHostingStatistics,
+    MatchEnded,
+    WorkerStatus,
+)
+from vinom.matchmaking.interfaces import Match
+from vinom.protocol.address import HostAddress
+from vinom.protocol.config import ProtocolConfig
+from vinom.rooms.room import RoomConfig
+
+# The child imports the very copy of vinom its lobby runs (installed or a checkout).
+_VINOM_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(vinom.__file__)))
+_WORKER_MAIN = (
+    f"import sys; sys.path.insert(0, {_VINOM_ROOT!r}); "
+    "from vinom.hosting.worker import main; main()"
+)
+
+
+class WorkerGone(Exception):
+    """The worker process hosting this has exited or was killed."""
+
+
+@frozen
+class WorkerSettings:
+    """How to start and watch game-host child processes."""
+
+    protocol: ProtocolConfig = field(repr=False)
+    public_host: str
+    interface: str
+    games: tuple[str, ...]
+    room_config: RoomConfig
+    executable: str = sys.executable
+    # A child that has not answered a heartbeat for `heartbeat_timeout` seconds
+    # (they are sent every `heartbeat_interval`) is killed and counts as crashed.
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 3.0
+    # A child that is not configured this long after it was started is killed.
+    ready_timeout: float = 20.0
+
+
+@implementer(IAddress)
+@frozen
+class WorkerAddress:
+    """The far end of a worker's AMP pipes."""
+
+    pid: int | None
+
+
+class _PipeTransport:
+    """The transport AMP writes to: the child's pipe 3 (the child answers on pipe 4)."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.disconnecting = False
+
+    def write(self, data: bytes) -> None:
+        if not self.disconnecting:  # after a close, the child is on its way out
+            self.process.writeToChild(commands.WORKER_READS_FD, data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        if not self.disconnecting:
+            self.disconnecting = True
+            self.process.closeChildFD(commands.WORKER_READS_FD)
+
+    def getPeer(self) -> WorkerAddress:
+        return WorkerAddress(self.process.pid)
+
+    def getHost(self) -> WorkerAddress:
+        return WorkerAddress(os.getpid())
+
+
+class _LobbySide(amp.AMP):
+    """The lobby's end of a worker's AMP connection: hears of ended matches and idle hosts."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        super().__init__()
+        self.worker = worker
+
+    @commands.MatchEnded.responder
+    def match_ended(self, port: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        self.worker.host_match_ended(port, commands.outcome_from_json(outcome))
+        return {}
+
+    @commands.HostIdle.responder
+    def host_idle(self, port: int) -> dict[str, Any]:
+        self.worker.host_idle(port)
+        return {}
+
+    def makeConnection(self, transport: Any) -> None:
+        # amp.AMP.makeConnection logs every connection; a worker's is logged by its supervisor.
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+
+
+@implementer(IGameHost)
+class WorkerGameHost:
+    """A game host in a worker process, as the hosting service sees it."""
+
+    def __init__(self, worker: WorkerProcess, port: int, address: HostAddress) -> None:
+        self.worker = worker
+        self.port = port
+        self.address = address
+        self.matches: list[str] = []
+        self._outcomes: dict[str, MatchEnded] = {}
+        self._idle = False
+        self._idle_waiters: list[Deferred[None]] = []
+        self._stopped: Deferred[None] | None = None
+
+    def add_match(self, match: Match) -> Deferred[None]:
+        self.matches.append(match.match_id)
+        self._idle = False
+        d = self.worker.call(
+            commands.AddMatch, port=self.port, match=commands.match_to_json(match)
+        )
+        return d.addCallback(lambda _: None)
+
+    def when_idle(self) -> Deferred[None]:
+        if self._idle:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle_waiters.append(waiter)
+        return waiter
+
+    def outcome(self, match_id: str) -> MatchEnded | None:
+        return self._outcomes.get(match_id)
+
+    def stop(self) -> Deferred[None]:
+        if self._stopped is None:
+            if self.worker.ended:
+                self._stopped = succeed(None)
+            else:
+                stopping = self.worker.call(commands.StopHost, port=self.port)
+                # A worker that dies while stopping the host has stopped it too.
+                self._stopped = stopping.addCallbacks(lambda _: None, lambda _: None)
+            self._stopped.addCallback(lambda _: self.worker.host_stopped(self))
+        return self._stopped
+
+    def match_ended(self, event: MatchEnded) -> None:
+        self._outcomes[event.match_id] = event
+
+    def idle(self) -> None:
+        self._idle = True
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def lost(self, reason: str) -> None:
+        """The worker is gone: what had not ended here was aborted."""
+        for match_id in self.matches:
+            if match_id not in self._outcomes:
+                self._outcomes[match_id] = MatchEnded(match_id, "aborted", None, reason)
+        self.idle()
+
+
+class WorkerProcess(ProcessProtocol):
+    """One game-host child process: its pipes, its AMP connection, its heartbeat.
+
+    `when_ready()` fires once the child has answered its configuration (or
+    fails if it ends first); `ended` is set once the process is gone, and
+    `on_ended` called with this worker.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        name: str,
+        settings: WorkerSettings,
+        reactor: Any,
+        *,
+        one_shot: bool,
+        on_ended: Callable[[WorkerProcess], object],
+        on_live: Callable[[WorkerProcess], object] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.reactor = reactor
+        self.one_shot = one_shot
+        self.on_ended = on_ended
+        self.on_live = on_live
+        self.amp = _LobbySide(self)
+        self._ready_waiters: list[Deferred[WorkerProcess]] = []
+        self.live = False
+        self.ended = False
+        self.stopping = False
+        self.pid: int | None = None
+        self.started_at = reactor.seconds()
+        self.ready_after: float | None = None
+        self.hosts: dict[int, WorkerGameHost] = {}
+        self.last_answer = self.started_at
+        self.load: dict[str, Any] = {}
+        self._heartbeat: LoopingCall | None = None
+        self._lines: dict[int, bytes] = {1: b"", 2: b""}
+
+    def spawn(self) -> WorkerProcess:
+        self.reactor.spawnProcess(
+            self,
+            self.settings.executable,
+            [self.settings.executable, "-c", _WORKER_MAIN],
+            env=dict(os.environ),
+            childFDs={
+                0: "w",
+                1: "r",
+                2: "r",
+                commands.WORKER_READS_FD: "w",
+                commands.WORKER_WRITES_FD: "r",
+            },
+        )
+        return self
+
+    # Lifecycle
+
+    def connectionMade(self) -> None:
+        self.pid = self.transport.pid  # type: ignore[union-attr]
+        self.transport.closeStdin()  # type: ignore[union-attr]
+        self.amp.makeConnection(_PipeTransport(self.transport))
+        s = self.settings
+        configured = self.amp.callRemote(
+            commands.Configure,
+            token_key=s.protocol.token_key,
+            application_id=s.protocol.application_id,
+            public_host=s.public_host,
+            interface=s.interface,
+            games=list(s.games),
+            room_config={
+                "connect_deadline": s.room_config.connect_deadline,
+                "reconnect_grace": s.room_config.reconnect_grace,
+            },
+            one_shot=self.one_shot,
+        )
+        configured.addCallbacks(self._configured, self._not_configured)
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = self.reactor
+        self._heartbeat.start(s.heartbeat_interval, now=False)
+
+    def _configured(self, _: object) -> None:
+        if self.ended:
+            return
+        self.live = True
+        now = self.reactor.seconds()
+        self.last_answer = now
+        self.ready_after = now - self.started_at
+        self.log.info(
+            "game-host worker {name} (pid {pid}) ready in {ms:.0f} ms",
+            name=self.name, pid=self.pid, ms=self.ready_after * 1000,
+        )
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for waiter in waiters:
+            waiter.callback(self)
+        if self.on_live is not None:
+            self.on_live(self)
+
+    def _not_configured(self, failure: Failure) -> None:
+        if not self.ended:
+            self.log.failure("game-host worker {name} refused its configuration", failure,
+                             name=self.name)
+            self.kill()
+
+    def _beat(self) -> None:
+        now = self.reactor.seconds()
+        limit = self.settings.heartbeat_timeout if self.live else self.settings.ready_timeout
+        if now - self.last_answer > limit:
+            self.log.warn(
+                "game-host worker {name} (pid {pid}) has not answered for {seconds:.1f} s: "
+                "killing it",
+                name=self.name, pid=self.pid, seconds=now - self.last_answer,
+            )
+            self.kill()
+            return
+        if self.live and not self.stopping:
+            self.amp.callRemote(commands.Heartbeat).addCallbacks(self._answered, lambda _: None)
+
+    def _answered(self, load: dict[str, Any]) -> None:
+        self.last_answer = self.reactor.seconds()
+        self.load = load
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:  # noqa: N803
+        if childFD == commands.WORKER_WRITES_FD:
+            self.amp.dataReceived(data)
+            return
+        # The worker's own log lines (stderr) and anything a game printed (stdout).
+        lines = (self._lines.get(childFD, b"") + data).split(b"\n")
+        self._lines[childFD] = lines.pop()[-4096:]
+        for line in lines:
+            if line.strip():
+                self.log.info(
+                    "[worker {name}] {line}", name=self.name,
+                    line=line.decode("utf-8", "replace").rstrip(),
+                )
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended = True
+        self.live = False
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        self.amp.connectionLost(reason)
+        if self.stopping and reason.check(ProcessDone):
+            self.log.info("game-host worker {name} (pid {pid}) exited", name=self.name,
+                          pid=self.pid)
+        else:
+            self.log.warn(
+                "game-host worker {name} (pid {pid}) ended: {why} ({hosts} host(s) lost)",
+                name=self.name, pid=self.pid, why=reason.value, hosts=len(self.hosts),
+            )
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for waiter in waiters:
+            waiter.errback(WorkerGone(f"worker {self.name} ended before it was ready"))
+        hosts, self.hosts = self.hosts, {}
+        why = "shutdown" if self.stopping else "host_crashed"
+        for host in hosts.values():
+            host.lost(why)
+        self.on_ended(self)
+
+    # What the supervisors and hosts ask of it
+
+    def when_ready(self) -> Deferred[WorkerProcess]:
+        """Fires with this worker once it is configured (at once if it is)."""
+        if self.live:
+            return succeed(self)
+        if self.ended:
+            return fail(WorkerGone(f"worker {self.name} is gone"))
+        waiter: Deferred[WorkerProcess] = Deferred()
+        self._ready_waiters.append(waiter)
+        return waiter
+
+    def call(self, command: type[amp.Command], **arguments: Any) -> Deferred[Any]:
+        if self.ended:
+            return fail(WorkerGone(f"worker {self.name} is gone"))
+        return self.amp.callRemote(command, **arguments)
+
+    def start_host(self, port: int) -> Deferred[IGameHost]:
+        host = WorkerGameHost(self, port, HostAddress(self.settings.public_host, port))
+        self.hosts[port] = host
+
+        def failed(failure: Failure) -> Failure:
+            if self.hosts.get(port) is host:
+                del self.hosts[port]
+            return failure
+
+        return self.call(commands.StartHost, port=port).addCallbacks(lambda _: host, failed)
+
+    def host_match_ended(self, port: int, event: MatchEnded) -> None:
+        host = self.hosts.get(port)
+        if host is not None:
+            host.match_ended(event)
+
+    def host_idle(self, port: int) -> None:
+        host = self.hosts.get(port)
+        if host is not None:
+            host.idle()
+
+    def host_stopped(self, host: WorkerGameHost) -> None:
+        if self.hosts.get(host.port) is host:
+            del self.hosts[host.port]
+        if self.one_shot and not self.ended:
+            # Its one host is done: take its last counters, then let it exit.
+            final = self.amp.callRemote(commands.Heartbeat)
+            final.addCallbacks(self._answered, lambda _: None)
+            final.addBoth(lambda _: self.close())
+
+    def close(self) -> Deferred[None]:
+        """Close the worker's pipe (it aborts what it hosts and exits); kill it if it lingers."""
+        if self.ended:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        self.stopping = True
+        previous = self.on_ended
+        killer = self.reactor.callLater(5.0, self.kill)
+
+        def ended(worker: WorkerProcess) -> None:
+            if killer.active():
+                killer.cancel()
+            previous(worker)
+            done.callback(None)
+
+        self.on_ended = ended
+        self.amp.transport.loseConnection()  # type: ignore[union-attr]
+        return done
+
+    def kill(self) -> None:
+        if not self.ended:
+            with contextlib.suppress(OSError, ProcessExitedAlready):
+                self.transport.signalProcess("KILL")  # type: ignore[union-attr]
+
+    @property
+    def cpu_seconds(self) -> float:
+        return float(self.load.get("cpu_seconds", 0.0))
+
+    def counters(self) -> Counter[str]:
+        return Counter({k: int(v) for k, v in self.load.get("counters", {}).items()})
+
+    def status(self, index: int, restarts: int) -> WorkerStatus:
+        return WorkerStatus(
+            index=index,
+            pid=self.pid,
+            live=self.live,
+            hosts=len(self.hosts),
+            sessions=int(self.load.get("sessions", 0)),
+            cpu_seconds=self.cpu_seconds,
+            restarts=restarts,
+        )
+
+
+@attrs.define(eq=False)
+class _Slot:
+    index: int
+    worker: WorkerProcess | None = None
+    restarts: int = 0
+    # Restarts in a row of workers that died young: the back-off grows with them.
+    failures: int = 0
+    restart_call: IDelayedCall | None = None
+    # The CPU seconds of the slot's earlier processes.
+    cpu_before: float = 0.0
+
+
+@implementer(IGameHostFactory, IHostingStatistics)
+class WorkerPool(Service):
+    """N supervised game-host worker processes; each match goes to the least-loaded one.
+
+    A worker that ends unasked is replaced after a back-off of
+    `restart_delay * 2**k` seconds (at most `max_restart_delay`), k counting
+    the workers in a row of that slot that lived less than `stable_after`.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        count: int,
+        reactor: Any,
+        *,
+        restart_delay: float = 0.5,
+        max_restart_delay: float = 30.0,
+        stable_after: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.count = count
+        self.reactor = reactor
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.stable_after = stable_after
+        self.slots = [_Slot(i) for i in range(count)]
+        self.retired: Counter[str] = Counter()
+        self.spawn_histogram = Histogram()
+        self._live_waiters: list[Deferred[WorkerProcess]] = []
+        self._stopping = False
+
+    # Service
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        for slot in self.slots:
+            if slot.worker is None:
+                self._spawn(slot)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._stopping = True
+        closing = []
+        for slot in self.slots:
+            if slot.restart_call is not None and slot.restart_call.active():
+                slot.restart_call.cancel()
+            if slot.worker is not None:
+                closing.append(slot.worker.close())
+        waiters, self._live_waiters = self._live_waiters, []
+        for waiter in waiters:
+            waiter.errback(WorkerGone("the worker pool is stopping"))
+        return DeferredList(closing).addCallback(lambda _: None)
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.restart_call = None
+        worker = WorkerProcess(
+            str(slot.index), self.settings, self.reactor, one_shot=False,
+            on_ended=lambda w: self._ended(slot, w), on_live=self._live,
+        )
+        slot.worker = worker
+        worker.spawn()
+
+    def _live(self, worker: WorkerProcess) -> None:
+        if worker.ready_after is not None:
+            self.spawn_histogram.observe(worker.ready_after)
+        waiters, self._live_waiters = self._live_waiters, []
+        for waiter in waiters:
+            waiter.callback(worker)
+
+    def _ended(self, slot: _Slot, worker: WorkerProcess) -> None:
+        if slot.worker is not worker:
+            return
+        self.retired.update(worker.counters())
+        slot.cpu_before += worker.cpu_seconds
+        slot.worker = None
+        if self._stopping or worker.stopping:
+            return
+        lived = self.reactor.seconds() - worker.started_at
+        slot.failures = 0 if lived >= self.stable_after else slot.failures + 1
+        delay = min(self.restart_delay * 2 ** max(slot.failures - 1, 0), self.max_restart_delay)
+        slot.restarts += 1
+        self.log.info("restarting game-host worker {name} in {delay:.1f} s",
+                      name=worker.name, delay=delay)
+        slot.restart_call = self.reactor.callLater(delay, self._spawn, slot)
+
+    # IGameHostFactory
+
+    def start_host(self, port: int) -> Deferred[IGameHost]:
+        if self._stopping:
+            return fail(WorkerGone("the worker pool is stopping"))
+        live = [s.worker for s in self.slots if s.worker is not None and s.worker.live]
+        if live:
+            worker = min(live, key=lambda w: (len(w.hosts), int(w.load.get("sessions", 0))))
+            return worker.start_host(port)
+        # Every worker is starting or restarting: wait for the first one to be ready.
+        waiter: Deferred[WorkerProcess] = Deferred()
+        self._live_waiters.append(waiter)
+        waiter.addTimeout(self.settings.ready_timeout, self.reactor)
+        return waiter.addCallback(lambda w: w.start_host(port))
+
+    # IHostingStatistics
+
+    def _workers(self) -> list[WorkerProcess]:
+        return [s.worker for s in self.slots if s.worker is not None]
+
+    def totals(self) -> Counter[str]:
+        total = Counter(self.retired)
+        for worker in self._workers():
+            total.update(worker.counters())
+        return total
+
+    def session_count(self) -> int:
+        return sum(int(w.load.get("sessions", 0)) for w in self._workers() if w.live)
+
+    def round_trip_times(self) -> list[float]:
+        return [float(t) for w in self._workers() if w.live
+                for t in w.load.get("round_trip_times", ())]
+
+    def workers(self) -> list[WorkerStatus]:
+        statuses = []
+        for slot in self.slots:
+            worker = slot.worker
+            if worker is None:
+                statuses.append(WorkerStatus(slot.index, None, False, 0, 0, slot.cpu_before,
+                                             slot.restarts))
+            else:
+                status = worker.status(slot.index, slot.restarts)
+                statuses.append(attrs.evolve(status,
+                                             cpu_seconds=status.cpu_seconds + slot.cpu_before))
+        return statuses
+
+    def spawn_latency(self) -> Histogram:
+        return self.spawn_histogram
+
+
+@implementer(IGameHostFactory, IHostingStatistics)
+class ProcessPerMatch(Service):
+    """A child process for each match's host, from a pool of `pool_size` pre-started ones.
+
+    The spawn latency it records is the time from `start_host` (the match has
+    its port) to the child listening on that port: a few milliseconds when a
+    pre-started child was waiting, a Python start-up when none was.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings: WorkerSettings, pool_size: int, reactor: Any) -> None:
+        self.settings = settings
+        self.pool_size = pool_size
+        self.reactor = reactor
+        self.retired: Counter[str] = Counter()
+        self.spawn_histogram = Histogram()
+        self.cpu_before = 0.0
+        self._idle: deque[WorkerProcess] = deque()
+        self._starting: set[WorkerProcess] = set()
+        self._hosting: set[WorkerProcess] = set()
+        self._stopping = False
+        self._serial = 0
+
+    def startService(self) -> None:
+        super().startService()
+        self._stopping = False
+        self._refill()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._stopping = True
+        everyone = [*self._idle, *self._starting, *self._hosting]
+        return DeferredList([w.close() for w in everyone]).addCallback(lambda _: None)
+
+    def _new_child(self) -> WorkerProcess:
+        self._serial += 1
+        child = WorkerProcess(f"match-{self._serial}", self.settings, self.reactor,
+                              one_shot=True, on_ended=self._ended)
+        self._starting.add(child)
+        child.spawn()
+        child.when_ready().addCallbacks(self._ready, lambda _: None)
+        return child
+
+    def _ready(self, child: WorkerProcess) -> None:
+        self._starting.discard(child)
+        if not child.ended and child not in self._hosting:
+            self._idle.append(child)
+
+    def _refill(self) -> None:
+        while not self._stopping and len(self._idle) + len(self._starting) < self.pool_size:
+            self._new_child()
+
+    def _ended(self, child: WorkerProcess) -> None:
+        self.retired.update(child.counters())
+        self.cpu_before += child.cpu_seconds
+        self._starting.discard(child)
+        self._hosting.discard(child)
+        if child in self._idle:
+            self._idle.remove(child)
+        self._refill()
+
+    def start_host(self, port: int) -> Deferred[IGameHost]:
+        if self._stopping:
+            return fail(WorkerGone("the process pool is stopping"))
+        placed_at = self.reactor.seconds()
+        while self._idle and self._idle[0].ended:
+            self._idle.popleft()
+        if self._idle:
+            child = self._idle.popleft()
+        else:
+            child = self._new_child()
+            self._starting.discard(child)
+        self._hosting.add(child)
+        self._refill()
+
+        def started(host: IGameHost) -> IGameHost:
+            self.spawn_histogram.observe(self.reactor.seconds() - placed_at)
+            return host
+
+        def failed(failure: Failure) -> Failure:
+            child.close()
+            return failure
+
+        ready = child.when_ready()
+        ready.addCallback(lambda c: c.start_host(port))
+        return ready.addCallbacks(started, failed)
+
+    def _children(self) -> list[WorkerProcess]:
+        return [*self._idle, *self._starting, *self._hosting]
+
+    def totals(self) -> Counter[str]:
+        total = Counter(self.retired)
+        for child in self._children():
+            total.update(child.counters())
+        return total
+
+    def session_count(self) -> int:
+        return sum(int(c.load.get("sessions", 0)) for c in self._hosting if c.live)
+
+    def round_trip_times(self) -> list[float]:
+        return [float(t) for c in self._hosting if c.live
+                for t in c.load.get("round_trip_times", ())]
+
+    def workers(self) -> list[WorkerStatus]:
+        return [c.status(i, 0) for i, c in enumerate(sorted(self._hosting, key=lambda c: c.name))]
+
+    def spawn_latency(self) -> Histogram:
+        return self.spawn_histogram

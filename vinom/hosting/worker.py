@@ -1,0 +1,188 @@
+"""A game-host worker process: the game host core on UDP ports, driven by the lobby over AMP.
+
+The lobby process starts it (vinom.hosting.supervisor) with
+`reactor.spawnProcess` and speaks AMP (vinom.hosting.commands) over the
+child's pipes 3 and 4. The worker runs `InlineGameHost`s, the same game host
+core and UDP adapter the all-in-one server runs in its own process, on the
+ports the lobby names. It imports what hosting needs and nothing of the lobby,
+the matchmaker or TLS.
+
+A worker runs until its pipe closes: when the lobby closes it, or when the
+lobby process dies, the worker aborts what it still hosts (its players are
+told, with reason `shutdown`) and exits. It ignores SIGINT and SIGTERM, which a
+terminal or a service manager sends to the whole process group: the lobby
+decides when its workers stop (a drain lets their matches finish first).
+A one-shot worker (`--game-host process`, a child per match) hosts one port
+and the lobby closes its pipe once that host has stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from vinom.games.registry import GameRegistry, UnknownGame
+from vinom.hosting import commands
+from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
+from vinom.hosting.interfaces import MatchEnded
+from vinom.protocol.config import ProtocolConfig
+from vinom.rooms.room import RoomConfig
+
+
+class WorkerProtocol(amp.AMP):
+    """The worker's side of the AMP connection: runs hosts as the lobby asks.
+
+    `reactor` provides IReactorUDP and IReactorTime; `on_lost` is called once
+    the connection to the lobby is gone (the worker then exits).
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, on_lost: Any = None) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.on_lost = on_lost
+        self.factory: InlineGameHostFactory | None = None
+        self.hosts: dict[int, InlineGameHost] = {}
+        self.connected = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.connected = True
+
+    @commands.Configure.responder
+    def configure(
+        self,
+        token_key: bytes,
+        application_id: int,
+        public_host: str,
+        interface: str,
+        games: list[str],
+        room_config: dict[str, Any],
+        one_shot: bool,
+    ) -> dict[str, Any]:
+        try:
+            registry = GameRegistry.from_plugins().offered(games)
+        except UnknownGame as e:
+            raise commands.HostFailed(f"this worker has no game {e.args[0]!r}") from None
+        self.factory = InlineGameHostFactory(
+            reactor=self.reactor,
+            games=registry.get,
+            protocol_config=ProtocolConfig(token_key=token_key, application_id=application_id),
+            public_host=public_host,
+            interface=interface,
+            room_config=RoomConfig(
+                connect_deadline=float(room_config["connect_deadline"]),
+                reconnect_grace=float(room_config["reconnect_grace"]),
+            ),
+        )
+        return {"pid": os.getpid()}
+
+    @commands.StartHost.responder
+    def start_host(self, port: int) -> Deferred[dict[str, Any]]:
+        if self.factory is None:
+            raise commands.HostFailed("the worker is not configured")
+        if port in self.hosts:
+            raise commands.HostFailed(f"port {port} is hosted here already")
+
+        def started(host: Any) -> dict[str, Any]:
+            assert isinstance(host, InlineGameHost)
+            host.on_match_ended = lambda event: self._match_ended(port, event)
+            self.hosts[port] = host
+            return {}
+
+        def failed(failure: Failure) -> dict[str, Any]:
+            failure.trap(CannotListenError)
+            raise commands.HostFailed(f"cannot listen on UDP port {port}: {failure.value}")
+
+        return self.factory.start_host(port).addCallbacks(started, failed)
+
+    @commands.AddMatch.responder
+    def add_match(self, port: int, match: dict[str, Any]) -> Deferred[dict[str, Any]]:
+        host = self.hosts.get(port)
+        if host is None:
+            raise commands.HostFailed(f"no host on port {port}")
+        try:
+            added = host.add_match(commands.match_from_json(match))
+        except (KeyError, ValueError, TypeError) as e:
+            raise commands.HostFailed(f"cannot add the match: {e!r}") from None
+        host.when_idle().addCallback(lambda _: self._idle(port, host))
+        return added.addCallback(lambda _: {})
+
+    @commands.StopHost.responder
+    def stop_host(self, port: int) -> Deferred[dict[str, Any]] | dict[str, Any]:
+        host = self.hosts.pop(port, None)
+        if host is None:
+            return {}
+        return host.stop().addCallback(lambda _: {})
+
+    @commands.Heartbeat.responder
+    def heartbeat(self) -> dict[str, Any]:
+        times = os.times()
+        factory = self.factory
+        return {
+            "hosts": len(self.hosts),
+            "sessions": 0 if factory is None else factory.session_count(),
+            "cpu_seconds": times.user + times.system,
+            "counters": {} if factory is None else dict(factory.totals()),
+            "round_trip_times": [] if factory is None else factory.round_trip_times(),
+        }
+
+    def _match_ended(self, port: int, event: MatchEnded) -> None:
+        if not self.connected:
+            return  # the lobby is gone; it records what it lost on its own
+        self.callRemote(
+            commands.MatchEnded, port=port, outcome=commands.outcome_to_json(event)
+        )
+
+    def _idle(self, port: int, host: InlineGameHost) -> None:
+        if self.connected and self.hosts.get(port) is host:
+            self.callRemote(commands.HostIdle, port=port)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.connected = False
+        super().connectionLost(reason)
+        hosts, self.hosts = self.hosts, {}
+        for host in hosts.values():
+            host.stop()
+        if self.on_lost is not None:
+            self.on_lost()
+
+
+def main() -> None:
+    """Run a worker on pipes 3 and 4 until they close (the supervisor's command line)."""
+    from twisted.internet import reactor
+    from twisted.internet.stdio import StandardIO
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    # The lobby decides when its workers stop (module docstring).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    globalLogBeginner.beginLoggingTo(
+        [textFileLogObserver(sys.stderr)], redirectStandardIO=False
+    )
+
+    def lost() -> None:
+        # Give the hosts' last datagrams (disconnects) a moment to leave.
+        reactor.callLater(0.05, reactor.stop)
+
+    protocol = WorkerProtocol(reactor, lost)
+    StandardIO(  # type: ignore[call-arg]  # the POSIX StandardIO takes the pipes
+        protocol,
+        stdin=commands.WORKER_READS_FD,
+        stdout=commands.WORKER_WRITES_FD,
+        reactor=reactor,
+    )
+    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
+
+
+if __name__ == "__main__":
+    main()
