@@ -324,6 +324,13 @@ class WorkerProcess(ProcessProtocol):
         if self.live and not self.stopping:
             self.amp.callRemote(commands.Heartbeat).addCallbacks(self._answered, lambda _: None)
 
+    def refresh(self) -> Deferred[None]:
+        """Ask for a heartbeat now: fires once the load and counters are current."""
+        if not self.live or self.stopping:
+            return succeed(None)
+        d = self.amp.callRemote(commands.Heartbeat)
+        return d.addCallbacks(self._answered, lambda _: None)
+
     def _answered(self, load: dict[str, Any]) -> None:
         self.last_answer = self.reactor.seconds()
         self.load = load
@@ -571,6 +578,10 @@ class WorkerPool(Service):
         return waiter.addCallback(lambda w: w.start_host(port))
 
     # IHostingStatistics
+
+    def refresh(self) -> Deferred[None]:
+        """Heartbeat every worker now (the figures below are up to a second old otherwise)."""
+        return DeferredList([w.refresh() for w in self._workers()]).addCallback(lambda _: None)
 
     def _workers(self) -> list[WorkerProcess]:
         return [s.worker for s in self.slots if s.worker is not None]
