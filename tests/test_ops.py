@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 import re
 
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from tests.servers import RunningServer, start_server
+from tests.test_e2e import wait_until
 from vinom.client.bots import play_bot
 from vinom.games.registry import GameRegistry
 
@@ -62,3 +64,42 @@ class OpsEndpointTests(TestCase):
         self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
         code, text = await self.get(server, "/metrics")
         self.assertEqual(self.metric(text, "vinom_draining"), 1)
+
+    async def test_worker_figures_reach_the_lobby_process(self) -> None:
+        server = await start_server(
+            self, "--ops-port", "tcp:0:interface=127.0.0.1", "--host-workers", "2", ports=2
+        )
+        pool = server.service("game-host-processes")
+        await wait_until(lambda: all(w.live for w in pool.workers()), 30)
+        self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
+        self.assertEqual(await self.get(server, "/ready"), (200, b"ready\n"))
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+        up = {s.labels["worker"]: s.value for s in families["vinom_worker_up"].samples}
+        self.assertEqual(up, {"0": 1.0, "1": 1.0})
+        spawned = [s for s in families["vinom_host_spawn_seconds"].samples
+                   if s.name == "vinom_host_spawn_seconds_count"]
+        self.assertEqual(spawned[0].value, 2)
+
+        game = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        # The workers' counters arrive with their heartbeats (every second).
+        await pool.refresh()
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+        self.assertEqual(self.metric(text, "vinom_handshakes_completed_total"), 2)
+        self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="in"}'), 10)
+        cpu = [s.value for s in families["vinom_worker_cpu_seconds"].samples]
+        self.assertEqual(len(cpu), 2)
+        self.assertGreater(sum(cpu), 0)
+        restarts = [s.value for s in families["vinom_worker_restarts"].samples]
+        self.assertEqual(restarts, [0, 0])
+        self.assertIn("vinom_session_rtt_seconds", families)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import sys
 from typing import Any
@@ -154,6 +155,58 @@ class TwistdTests(TestCase):
             await session.disconnect()
         self.assertEqual(await process.ended, (0, None), process.output.decode())
         self.assertIn(b"the wait is cut short", process.output)
+
+    async def test_drain_through_workers_ends_what_outlasts_the_timeout(self) -> None:
+        transport, process, port, cert = await self.start_twistd(
+            "--host-workers", "2", "--drain-timeout", "2"
+        )
+        await self.output_has(process, b"game-host worker 1 (pid")
+        worker_pids = [int(p) for p in re.findall(rb"game-host worker \d \(pid (\d+)\) ready",
+                                                  process.output)]
+        self.assertEqual(len(worker_pids), 2)
+        players = await self.two_players(port, cert, think_time=60.0)
+        # A player waiting in the queue when SIGTERM comes.
+        waiting = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        await waiting.hello("waiting")
+        queued = waiting.queue("maze")
+        await deferLater(reactor, 0.2, lambda: None)
+        transport.signalProcess("TERM")
+        with self.assertRaises(LobbyError) as caught:
+            await queued
+        self.assertEqual(caught.exception.code, "server_draining")
+        # The match outlasts --drain-timeout: it is aborted with `shutdown`, and said so.
+        for session, driver in players:
+            final = await session.finished
+            driver.cancel()
+            self.assertEqual((final["p"], final["reason"]), ("aborted", "shutdown"))
+            await session.disconnect()
+        self.assertEqual(await process.ended, (0, None), process.output.decode())
+        # The workers leave with their lobby.
+        for pid in worker_pids:
+            await self.gone(pid)
+
+    async def test_workers_do_not_outlive_a_killed_lobby(self) -> None:
+        transport, process, _port, _cert = await self.start_twistd("--host-workers", "2")
+        await self.output_has(process, b"game-host worker 1 (pid")
+        worker_pids = [int(p) for p in re.findall(rb"game-host worker \d \(pid (\d+)\) ready",
+                                                  process.output)]
+        self.assertEqual(len(worker_pids), 2)
+        transport.signalProcess("KILL")
+        await process.ended
+        # Their pipe to the lobby closed: each worker stops what it hosts and exits.
+        for pid in worker_pids:
+            await self.gone(pid)
+
+    async def gone(self, pid: int, limit: float = 10.0) -> None:
+        waited = 0.0
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            self.assertLess(waited, limit, f"worker {pid} outlived its lobby")
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
 
     def _kill(
         self, transport: object, process: Collect
