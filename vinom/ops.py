@@ -2,15 +2,17 @@
 
 `--ops-port` (a strports description, loopback by default) serves:
 
-- `/health`: 200 `ok` while the process runs its reactor (a supervisor's
-  liveness probe);
+- `/health`: 200 `ok` while the process runs its reactor and its game hosts
+  answer (with worker processes: at least one is live), else 503 with the
+  reason (a supervisor's liveness probe);
 - `/ready`: 200 `ready` while the server accepts matches (not draining, a
-  game port free or a match able to wait for one), else 503 with the reason
-  (a load balancer's readiness probe);
+  game host able to take one), else 503 with the reason (a load balancer's
+  readiness probe);
 - `/metrics`: the Prometheus text format, from prometheus_client. The figures
   are read from the lobby, the matchmaker and the game hosts when scraped
-  (`ServerCollector`), so nothing on the hot path counts for it; the
-  process's own CPU and memory come from prometheus_client's process
+  (`ServerCollector`), so nothing on the hot path counts for it. Worker
+  processes' figures arrive with their heartbeats and are summed here; the
+  lobby process's own CPU and memory come from prometheus_client's process
   collector.
 """
 
