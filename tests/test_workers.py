@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.utils import getProcessOutput
 from twisted.trial.unittest import TestCase
 
 from tests.servers import RunningServer, start_server
-from tests.test_e2e import wait_until
+from tests.test_e2e import SOURCE_ROOT, wait_until
 from vinom.client.bots import BotDriver, BotReport, play_bot
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import Queued, connect_lobby
@@ -183,6 +185,34 @@ class WorkerPools(TestCase):
         self.assertNotEqual(replacement.pid, worker.pid)
         reports = await play_matches(server, "tictactoe", 1)
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+
+
+WORKER_IMPORTS = """
+import sys
+from twisted.internet import reactor
+from vinom.hosting.worker import WorkerProtocol
+WorkerProtocol(reactor).configure(
+    token_key=bytes(32), application_id=0, public_host="127.0.0.1", interface="127.0.0.1",
+    games=["tictactoe", "maze"], room_config={"connect_deadline": 1, "reconnect_grace": 1},
+    one_shot=False,
+)
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+class WorkerProgram(TestCase):
+    async def test_a_worker_imports_what_hosting_needs_and_not_the_lobby(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([SOURCE_ROOT, *sys.path]))
+        output = await getProcessOutput(sys.executable, ["-c", WORKER_IMPORTS], env=env)
+        modules = set(output.decode().split())
+        self.assertIn("vinom.hosting.core", modules)
+        self.assertIn("vinom.games.tictactoe", modules)
+        for unwanted in ("vinom.lobby", "vinom.tap", "vinom.store", "vinom.client",
+                         "vinom.ops", "vinom.matchmaking.fifo", "prometheus_client",
+                         "twisted.web"):
+            self.assertFalse(
+                [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted
+            )
 
 
 class ChildPerMatch(TestCase):
