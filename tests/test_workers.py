@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutput
 from twisted.trial.unittest import TestCase
 
@@ -26,7 +27,15 @@ from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import Queued, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.hosting.interfaces import IHostingStatistics
-from vinom.hosting.supervisor import WorkerGameHost
+from vinom.hosting.supervisor import (
+    ProcessPerMatch,
+    WorkerGameHost,
+    WorkerGone,
+    WorkerPool,
+    WorkerSettings,
+)
+from vinom.protocol.config import ProtocolConfig
+from vinom.rooms.room import RoomConfig
 
 GAMES = GameRegistry.from_plugins()
 
@@ -241,3 +250,37 @@ class ChildPerMatch(TestCase):
         await wait_until(lambda: server.hosting.allocator.available == 2)
         placer = server.service("lobby").placer
         self.assertEqual(placer.matches_ended["finished", ""], 5)
+
+
+class BrokenChildren(TestCase):
+    """A game-host program that cannot start (a broken install) is retried with back-off."""
+
+    timeout = 30
+
+    def settings(self) -> WorkerSettings:
+        return WorkerSettings(
+            protocol=ProtocolConfig(token_key=bytes(32)), public_host="127.0.0.1",
+            interface="127.0.0.1", games=("tictactoe",), room_config=RoomConfig(),
+            executable="/bin/false",
+        )
+
+    async def test_workers_that_die_at_once_are_restarted_ever_more_slowly(self) -> None:
+        pool = WorkerPool(self.settings(), 1, reactor, restart_delay=0.1)
+        pool.startService()
+        self.addCleanup(pool.stopService)
+        await deferLater(reactor, 1.6, lambda: None)
+        # Restarts after 0.1, 0.2, 0.4, 0.8 and 1.6 s: at most five in 1.6 s, not hundreds.
+        (status,) = pool.workers()
+        self.assertGreaterEqual(status.restarts, 3)
+        self.assertLessEqual(status.restarts, 5)
+        self.assertFalse(status.live)
+
+    async def test_a_pool_of_children_that_die_at_once_backs_off(self) -> None:
+        pool = ProcessPerMatch(self.settings(), 2, reactor, restart_delay=0.1)
+        pool.startService()
+        self.addCleanup(pool.stopService)
+        await deferLater(reactor, 1.6, lambda: None)
+        self.assertGreaterEqual(pool.children_started, 4)
+        self.assertLessEqual(pool.children_started, 8)
+        with self.assertRaises(WorkerGone):
+            await pool.start_host(1)

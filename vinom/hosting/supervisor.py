@@ -527,7 +527,8 @@ class WorkerPool(Service):
                 closing.append(slot.worker.close())
         waiters, self._live_waiters = self._live_waiters, []
         for waiter in waiters:
-            waiter.errback(WorkerGone("the worker pool is stopping"))
+            if not waiter.called:
+                waiter.errback(WorkerGone("the worker pool is stopping"))
         return DeferredList(closing).addCallback(lambda _: None)
 
     def _spawn(self, slot: _Slot) -> None:
@@ -544,7 +545,8 @@ class WorkerPool(Service):
             self.spawn_histogram.observe(worker.ready_after)
         waiters, self._live_waiters = self._live_waiters, []
         for waiter in waiters:
-            waiter.callback(worker)
+            if not waiter.called:  # one that timed out has failed its match already
+                waiter.callback(worker)
 
     def _ended(self, slot: _Slot, worker: WorkerProcess) -> None:
         if slot.worker is not worker:
@@ -627,10 +629,24 @@ class ProcessPerMatch(Service):
 
     log = Logger()
 
-    def __init__(self, settings: WorkerSettings, pool_size: int, reactor: Any) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        pool_size: int,
+        reactor: Any,
+        *,
+        restart_delay: float = 0.5,
+        max_restart_delay: float = 30.0,
+    ) -> None:
         self.settings = settings
         self.pool_size = pool_size
         self.reactor = reactor
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        # Children in a row that died before they were ready (a broken install, a
+        # game that fails to import): the pool waits longer before the next one.
+        self._failures = 0
+        self._refill_call: IDelayedCall | None = None
         self.retired: Counter[str] = Counter()
         self.spawn_histogram = Histogram()
         self.cpu_before = 0.0
@@ -648,8 +664,15 @@ class ProcessPerMatch(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         self._stopping = True
+        if self._refill_call is not None and self._refill_call.active():
+            self._refill_call.cancel()
         everyone = [*self._idle, *self._starting, *self._hosting]
         return DeferredList([w.close() for w in everyone]).addCallback(lambda _: None)
+
+    @property
+    def children_started(self) -> int:
+        """Child processes started so far."""
+        return self._serial
 
     def _new_child(self) -> WorkerProcess:
         self._serial += 1
@@ -661,11 +684,15 @@ class ProcessPerMatch(Service):
         return child
 
     def _ready(self, child: WorkerProcess) -> None:
+        self._failures = 0
         self._starting.discard(child)
         if not child.ended and child not in self._hosting:
             self._idle.append(child)
 
     def _refill(self) -> None:
+        if self._refill_call is not None and self._refill_call.active():
+            return
+        self._refill_call = None
         while not self._stopping and len(self._idle) + len(self._starting) < self.pool_size:
             self._new_child()
 
@@ -676,6 +703,16 @@ class ProcessPerMatch(Service):
         self._hosting.discard(child)
         if child in self._idle:
             self._idle.remove(child)
+        if self._stopping:
+            return
+        if child.ready_after is None and not child.stopping:
+            self._failures += 1
+            delay = min(self.restart_delay * 2 ** (self._failures - 1), self.max_restart_delay)
+            self.log.warn("a game-host child died before it was ready; next one in {delay:.1f} s",
+                          delay=delay)
+            if self._refill_call is None or not self._refill_call.active():
+                self._refill_call = self.reactor.callLater(delay, self._refill)
+            return
         self._refill()
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
