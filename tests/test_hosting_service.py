@@ -13,7 +13,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory, MatchEnded
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting, MatchEnded
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.matchmaking.interfaces import Match, Ticket
@@ -37,6 +37,8 @@ class HostingServiceTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IGameHostFactory, self.factory))
         host = self.successResultOf(self.factory.start_host(7499))
         self.assertTrue(verifyObject(IGameHost, host))
+        self.assertTrue(verifyObject(IMatchHosting, self.service))
+        self.assertEqual(self.service.free_ports, 2)
 
     def test_a_match_gets_a_listening_host_on_a_port_of_the_pool(self) -> None:
         address = self.successResultOf(self.service.host_match(make_match("m-1", "a", "b")))

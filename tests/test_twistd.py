@@ -160,10 +160,7 @@ class TwistdTests(TestCase):
         transport, process, port, cert = await self.start_twistd(
             "--host-workers", "2", "--drain-timeout", "2"
         )
-        await self.output_has(process, b"game-host worker 1 (pid")
-        worker_pids = [int(p) for p in re.findall(rb"game-host worker \d \(pid (\d+)\) ready",
-                                                  process.output)]
-        self.assertEqual(len(worker_pids), 2)
+        worker_pids = await self.ready_workers(process, 2)
         players = await self.two_players(port, cert, think_time=60.0)
         # A player waiting in the queue when SIGTERM comes.
         waiting = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
@@ -187,15 +184,23 @@ class TwistdTests(TestCase):
 
     async def test_workers_do_not_outlive_a_killed_lobby(self) -> None:
         transport, process, _port, _cert = await self.start_twistd("--host-workers", "2")
-        await self.output_has(process, b"game-host worker 1 (pid")
-        worker_pids = [int(p) for p in re.findall(rb"game-host worker \d \(pid (\d+)\) ready",
-                                                  process.output)]
-        self.assertEqual(len(worker_pids), 2)
+        worker_pids = await self.ready_workers(process, 2)
         transport.signalProcess("KILL")
         await process.ended
         # Their pipe to the lobby closed: each worker stops what it hosts and exits.
         for pid in worker_pids:
             await self.gone(pid)
+
+    async def ready_workers(self, process: Collect, count: int) -> list[int]:
+        """The pids of the game-host workers, once `count` have said they are ready."""
+        waited = 0.0
+        while True:
+            pids = re.findall(rb"game-host worker \d+ \(pid (\d+)\) ready", process.output)
+            if len(pids) >= count:
+                return [int(pid) for pid in pids]
+            self.assertLess(waited, 30, process.output.decode(errors="replace"))
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
 
     async def gone(self, pid: int, limit: float = 10.0) -> None:
         waited = 0.0

@@ -27,7 +27,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from vinom.hosting.service import GameHostingService
+from vinom.hosting.interfaces import IMatchHosting
 from vinom.lobby.server import LobbyFactory
 
 
@@ -37,7 +37,7 @@ class Drain:
     log = Logger()
 
     def __init__(
-        self, lobby: LobbyFactory, hosting: GameHostingService, reactor: Any, timeout: float
+        self, lobby: LobbyFactory, hosting: IMatchHosting, reactor: Any, timeout: float
     ) -> None:
         self.lobby = lobby
         self.hosting = hosting

@@ -34,8 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from vinom.drain import Drain
-from vinom.hosting.interfaces import Histogram, IHostingStatistics
-from vinom.hosting.service import GameHostingService
+from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 
@@ -51,7 +50,7 @@ class ServerCollector(Collector):
         self,
         lobby: LobbyFactory,
         matchmaker: FifoMatchmaker,
-        hosting: GameHostingService,
+        hosting: IMatchHosting,
         hosts: IHostingStatistics,
         drain: Drain,
     ) -> None:
@@ -90,7 +89,7 @@ class ServerCollector(Collector):
             value=self.lobby.waiting_matches,
         )
         yield GaugeMetricFamily(
-            "vinom_free_ports", "Game ports free now.", value=self.hosting.allocator.available
+            "vinom_free_ports", "Game ports free now.", value=self.hosting.free_ports
         )
         yield GaugeMetricFamily(
             "vinom_sessions", "UDP sessions on the game hosts now.",

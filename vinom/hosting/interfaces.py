@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field, frozen
@@ -57,6 +57,35 @@ class IGameHost(Interface):
 
     def stop() -> Deferred[None]:
         """Stop serving the port (ending any rooms left)."""
+
+
+class HostingStopped(Exception):
+    """The hosting is stopping; no new match is hosted."""
+
+
+class IMatchHosting(Interface):
+    """Where the lobby places formed matches: the game ports of this process's hosts
+    (`vinom.hosting.service.GameHostingService`), or, later, hosts elsewhere."""
+
+    matches: int = Attribute("Matches placed or waiting for a port whose port is not back yet.")
+    running_games: int = Attribute("Matches with a game host right now.")
+    free_ports: int = Attribute("Game ports free now.")
+
+    def host_match(
+        match: Match,
+        on_waiting: Callable[[int], object] | None = None,
+        on_ended: Callable[[MatchEnded | None], object] | None = None,
+    ) -> Deferred[HostAddress]:
+        """Host `match`; fires with the address its players connect to.
+
+        `on_waiting(position)` is called if it must wait for a port;
+        `on_ended(outcome)` once it has ended and its port is free again (None:
+        its host could not say how). Cancelling the Deferred while it waits
+        withdraws the match.
+        """
+
+    def when_all_ended() -> Deferred[None]:
+        """Fires once no match is running or waiting for a port (at once if none is)."""
 
 
 class IGameHostFactory(Interface):

@@ -15,8 +15,15 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory, MatchEnded
+from vinom.hosting.interfaces import (
+    HostingStopped,
+    IGameHost,
+    IGameHostFactory,
+    IMatchHosting,
+    MatchEnded,
+)
 from vinom.hosting.ports import PortAllocator
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
@@ -26,10 +33,6 @@ WaitingCallback = Callable[[int], object]
 EndedCallback = Callable[[MatchEnded | None], object]
 
 
-class HostingStopped(Exception):
-    """The hosting service is stopping; no new match is hosted."""
-
-
 @frozen
 class _Running:
     host: IGameHost
@@ -37,6 +40,7 @@ class _Running:
     on_ended: EndedCallback | None
 
 
+@implementer(IMatchHosting)
 class GameHostingService(Service):
     """Runs one game host per match on a port from the allocator."""
 
@@ -57,6 +61,11 @@ class GameHostingService(Service):
     def running_games(self) -> int:
         """Matches with a game host right now."""
         return len(self._running)
+
+    @property
+    def free_ports(self) -> int:
+        """Game ports free now."""
+        return self.allocator.available
 
     @property
     def matches(self) -> int:

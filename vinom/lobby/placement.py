@@ -21,8 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.hosting.interfaces import MatchEnded
-from vinom.hosting.service import GameHostingService, HostingStopped
+from vinom.hosting.interfaces import HostingStopped, IMatchHosting, MatchEnded
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import error_frame
@@ -46,7 +45,7 @@ class MatchPlacer:
     def __init__(
         self,
         *,
-        hosting: GameHostingService,
+        hosting: IMatchHosting,
         store: IPlayerStore,
         players: Players,
         admission: Admission,

@@ -28,7 +28,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.service import GameHostingService
+from vinom.hosting.interfaces import IMatchHosting
 from vinom.lobby import errors
 from vinom.lobby.addresses import client_key
 from vinom.lobby.admission import Admission
@@ -132,7 +132,7 @@ class LobbyFactory(ServerFactory, Service):
         config: LobbyConfig,
         games: Mapping[str, int],
         matchmaker: IMatchmaker,
-        hosting: GameHostingService,
+        hosting: IMatchHosting,
         token_issuer: ITokenIssuer,
         store: IPlayerStore,
         clock: IReactorTime,
