@@ -23,6 +23,9 @@ class Ticket:
     game: str
     rating: float | None
     queued_at: float
+    # A seat the game's own bot plays on the game host (a room owner's `add_bot`):
+    # nobody connects to it.
+    bot: bool = False
 
 
 @frozen

@@ -31,6 +31,7 @@ from twisted.logger import Logger
 
 from vinom.games.interfaces import (
     GameEvent,
+    IBot,
     IGame,
     IllegalAction,
     Outcome,
@@ -87,6 +88,8 @@ class RoomConfig:
     state_interval: float = 1.0
     # Passed to the game's `create`.
     options: Mapping[str, Any] = field(factory=dict)
+    # Seconds a bot seat waits after a change before it acts (as a person would).
+    bot_think_time: float = 0.5
 
 
 @define(eq=False)
@@ -103,6 +106,9 @@ class _Member:
     # Since when the player's silence counts (their last action, or when the game
     # began to await them), for the game's idle rule.
     idle_since: float = 0.0
+    # The game's bot playing this seat (a bot ticket), and when it next acts.
+    bot: IBot | None = None
+    bot_due: float = _INF
 
 
 @define(eq=False, repr=False)
@@ -160,6 +166,8 @@ class Room:
     # and whether every player gets the same view.
     action_rate: float = field(init=False, default=0.0)
     _shared_view: bool = field(init=False, default=False)
+    # The seats the game's bot plays, if any.
+    _bots: tuple[_Member, ...] = field(init=False, default=())
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
@@ -175,6 +183,12 @@ class Room:
         self._order = tuple(_Member(seat) for seat in self.seats)
         self._members = {m.seat.player_id: m for m in self._order}
         self.state = self.game.create(self.seats, self.config.options, self.rng)
+        for member, ticket in zip(self._order, self.match.players, strict=True):
+            if ticket.bot:
+                member.bot = self.game.make_bot(
+                    ticket.player_id, random.Random(self.rng.getrandbits(64))
+                )
+        self._bots = tuple(m for m in self._order if m.bot is not None)
 
     def __repr__(self) -> str:
         return (
@@ -242,7 +256,7 @@ class Room:
         which only learns that it was denied.
         """
         member = self._members.get(player_id)
-        if member is None:
+        if member is None or member.bot is not None:
             return Admission.REFUSE, None
         if member.left or self.ended:
             return Admission.FULL, None
@@ -266,6 +280,13 @@ class Room:
         self._phase_ends = now + self.config.connect_deadline
         if self.config.state_interval > 0:
             self._state_due = now + self.config.state_interval
+        # Bots sit down at once; the match starts when the people have come.
+        for member in self._bots:
+            outcome = self._hook("join", self.game.join, self.state, member.seat)
+            if outcome is not None:
+                self._apply(outcome)
+        if self._bots:
+            self._maybe_start(now)  # every seat a bot's
         self._rewake()
 
     def abort(self, reason: str, now: float) -> None:
@@ -293,6 +314,10 @@ class Room:
                     due, which, lapsed = grace_ends, 3, member
             if self._idle_due < due:
                 due, which = self._idle_due, 4
+            bot = None
+            for member in self._bots:
+                if member.bot_due < due:
+                    due, which, bot = member.bot_due, 5, member
             if due > now:
                 break
             if which == 0:
@@ -308,8 +333,11 @@ class Room:
                 assert lapsed is not None
                 lapsed.grace_ends = None
                 self._leave(lapsed, now)
-            else:
+            elif which == 4:
                 self._idle_expired(now)
+            else:
+                assert bot is not None
+                self._bot_acts(bot, now)
         self._rewake()
 
     def _phase_deadline(self, now: float) -> None:
@@ -328,7 +356,7 @@ class Room:
         if self.phase is not Phase.WAITING:
             return
         for member in self._order:
-            if member.session_id is None:
+            if member.session_id is None and member.bot is None:
                 return
         countdown = self.game.countdown
         if countdown and countdown > 0:
@@ -387,6 +415,7 @@ class Room:
         self._state_due = self._tick_due = self._idle_due = _INF
         for member in self._order:
             member.grace_ends = None
+            member.bot_due = _INF
         self._rewake()
         self._send_all(
             encode_phase(phase, self.version, None, result=self.result, reason=self.abort_reason)
@@ -615,6 +644,8 @@ class Room:
             self._track_idle(None, now)
 
     def _broadcast_state(self, now: float) -> None:
+        if self._bots and self.phase is _PLAYING:
+            self._wake_bots(now)
         send = self.outbox.send_message
         ends = self._phase_ends
         remaining = None
@@ -661,6 +692,31 @@ class Room:
                         )
         except Exception:
             self._game_error("view")
+
+    # -- bot seats ------------------------------------------------------------
+
+    def _wake_bots(self, now: float) -> None:
+        """The state changed: each bot still in the game looks at it after its think time."""
+        due = now + self.config.bot_think_time
+        for member in self._bots:
+            if not member.left and member.bot_due == _INF:
+                member.bot_due = due
+                if due < self.wake:
+                    self._rewake()
+
+    def _bot_acts(self, member: _Member, now: float) -> None:
+        member.bot_due = _INF
+        if member.left or self.phase is not _PLAYING:
+            return
+        assert member.bot is not None
+        try:
+            action = member.bot.choose_action(self.game.view(self.state, member.seat.player_id))
+        except Exception:
+            self._game_error("bot")
+            return
+        if action is not None and not self.handle_action(member.seat.player_id, action, None, now):
+            # Refused (the game moved on, or a bot bug): it looks again after a while.
+            member.bot_due = now + max(self.config.bot_think_time, 0.1)
 
     def _send_state_reliably(self, member: _Member, now: float) -> None:
         assert member.session_id is not None
@@ -744,6 +800,9 @@ class Room:
                 wake = grace_ends
         if self._idle_due < wake:
             wake = self._idle_due
+        for member in self._bots:
+            if member.bot_due < wake:
+                wake = member.bot_due
         if wake != self.wake:
             self.wake = wake
             if wake != _INF:
