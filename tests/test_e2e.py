@@ -261,3 +261,41 @@ class _QueuedClient(ProcessProtocol):
                 os.kill(pid, signal.SIGCONT)
             self.transport.signalProcess("KILL")
         return self.ended
+
+
+class RoomsWithBots(TestCase):
+    """A person opens a room, the game's bot takes the other seat on the game host, and
+    they play to a result over real TLS and UDP: in this process and in a worker."""
+
+    timeout = 90
+
+    async def play_against_a_bot(self, *args: str) -> None:
+        server = await start_server(self, *args, ports=2)
+        game = GAMES.get("tictactoe")
+        lobby = await connect_lobby(reactor, "127.0.0.1", server.lobby.port,
+                                    trust=server.lobby.trust)
+        welcome = await lobby.hello("Ann")
+        room = await lobby.create_room("tictactoe")
+        self.assertEqual((room["taken"], room["seats"]), (1, 2))
+        room = await lobby.add_bot()
+        self.assertEqual([p["bot"] for p in room["players"]], [False, True])
+        found = await lobby.room_match()
+        session = await connect_game(reactor, found)
+        driver = BotDriver(session, game.make_bot(welcome.player_id, random.Random(5)),
+                           clock=reactor)
+        driver.attach()
+        final = await session.finished
+        driver.cancel()
+        self.assertEqual(final["p"], "finished")
+        self.assertGreater(driver.actions_sent, 0)
+        # Both seats played: the bot's moves came from the game host.
+        assert session.welcome is not None
+        self.assertEqual([p["name"] for p in session.welcome["players"]], ["Ann", "Bot"])
+        await session.disconnect()
+        await wait_until(lambda: server.hosting.running_games == 0)
+
+    async def test_in_this_process(self) -> None:
+        await self.play_against_a_bot()
+
+    async def test_in_a_worker_process(self) -> None:
+        await self.play_against_a_bot("--host-workers", "1")

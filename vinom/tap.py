@@ -538,6 +538,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         token_issuer=issuer,
         store=MemoryPlayerStore(),
         clock=reactor,
+        player_ranges={g.name: (g.min_players, g.max_players) for g in games},
     )
     lobby.setName("lobby")
     lobby.setServiceParent(root)

@@ -22,7 +22,7 @@ from itertools import count
 from typing import Any, cast
 
 from attrs import frozen
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTCP
@@ -86,6 +86,8 @@ class MatchFound:
 
 
 QueuedCallback = Callable[[Queued], object]
+# Called with the room (the `room` field of a `room_update` frame) as it changes.
+RoomCallback = Callable[[dict[str, Any]], object]
 _CONNECTION_DONE = Failure(ConnectionDone())
 
 
@@ -110,7 +112,9 @@ class LobbyClientProtocol(LineOnlyReceiver):
         self._ids = count(1)
         self._waiting: dict[int, Deferred[dict[str, Any]]] = {}
         self._match: Deferred[MatchFound] | None = None
+        self._unclaimed: MatchFound | None = None
         self._on_queued: QueuedCallback | None = None
+        self.on_room_update: RoomCallback | None = None
         self.closed: Deferred[None] = Deferred()
         self.frames_received = 0
 
@@ -127,8 +131,14 @@ class LobbyClientProtocol(LineOnlyReceiver):
         return d
 
     def expect_match(self, on_queued: QueuedCallback | None) -> Deferred[MatchFound]:
-        """A Deferred for the next `match_found` (queue or reconnect)."""
+        """A Deferred for the next `match_found` (queue, reconnect or a room), or the one
+        that came while nobody was waiting for it (a room that filled)."""
         self._on_queued = on_queued
+        found, self._unclaimed = self._unclaimed, None
+        if found is not None:
+            return succeed(found)
+        if self.closed.called:
+            return fail(ConnectionDone("the lobby connection is closed"))
         self._match = Deferred()
         return self._match
 
@@ -146,6 +156,10 @@ class LobbyClientProtocol(LineOnlyReceiver):
             self.sendLine(b'{"type":"ping"}')
         elif kind == "match_found":
             self._resolve_match(frame)
+        elif kind == "room_update" and self.on_room_update is not None:
+            room = frame.get("room")
+            if isinstance(room, dict):
+                self.on_room_update(room)
         elif kind == "queued" and self._on_queued is not None:
             self._on_queued(
                 Queued(
@@ -181,15 +195,18 @@ class LobbyClientProtocol(LineOnlyReceiver):
             self.closed.callback(None)
 
     def _resolve_match(self, frame: dict[str, Any]) -> None:
-        if self._match is None or self._match.called:
-            return
-        match, self._match = self._match, None
         try:
             found = MatchFound.from_frame(frame)
         except (KeyError, TypeError, ValueError) as e:
-            match.errback(LobbyError("bad_match_found", str(e)))
-        else:
-            match.callback(found)
+            if self._match is not None and not self._match.called:
+                match, self._match = self._match, None
+                match.errback(LobbyError("bad_match_found", str(e)))
+            return
+        if self._match is None or self._match.called:
+            self._unclaimed = found
+            return
+        match, self._match = self._match, None
+        match.callback(found)
 
 
 class LobbyClient:
@@ -238,6 +255,50 @@ class LobbyClient:
         )
         request.addErrback(_fail_match, match)
         return match
+
+    # Open rooms (docs/lobby.md, "Rooms"). Each of create_room, join_room and
+    # add_bot fires with the room as it is then; once its seats are taken,
+    # `match_found` fires the Deferred of `room_match()`.
+
+    def room_list(self, game: str | None = None) -> Deferred[list[dict[str, Any]]]:
+        """The public rooms waiting for players (of `game`, if given)."""
+        frame: dict[str, Any] = {"type": "get_room_list"}
+        if game is not None:
+            frame["game"] = game
+        return self.protocol.request(frame).addCallback(lambda reply: list(reply["rooms"]))
+
+    def create_room(
+        self, game: str, *, private: bool = False, size: int | None = None
+    ) -> Deferred[dict[str, Any]]:
+        frame: dict[str, Any] = {"type": "create_room", "game": game, "private": private}
+        if size is not None:
+            frame["size"] = size
+        return self._room_request(frame)
+
+    def join_room(
+        self, *, room_id: str | None = None, code: str | None = None
+    ) -> Deferred[dict[str, Any]]:
+        frame: dict[str, Any] = {"type": "join_room"}
+        if room_id is not None:
+            frame["room_id"] = room_id
+        if code is not None:
+            frame["code"] = code
+        return self._room_request(frame)
+
+    def add_bot(self) -> Deferred[dict[str, Any]]:
+        """The room's owner fills its next seat with the game's bot."""
+        return self._room_request({"type": "add_bot"})
+
+    def leave_room(self) -> Deferred[dict[str, Any]]:
+        return self.protocol.request({"type": "leave_room"})
+
+    def room_match(self) -> Deferred[MatchFound]:
+        """Fires with `match_found` once the room this player sits in is full (at once
+        if it has come already)."""
+        return self.protocol.expect_match(None)
+
+    def _room_request(self, frame: dict[str, Any]) -> Deferred[dict[str, Any]]:
+        return self.protocol.request(frame).addCallback(lambda reply: dict(reply["room"]))
 
     def close(self) -> Deferred[None]:
         if self.protocol.transport is not None:

@@ -35,6 +35,8 @@ MAX_SECRET_LENGTH = 128
 # Integer ids stay within what every JSON implementation represents exactly.
 MAX_INT_ID = 2**53 - 1
 MAX_RATING = 1e9
+MAX_ROOM_ID_LENGTH = 32
+MAX_ROOM_SIZE = 64
 
 
 @frozen
@@ -77,7 +79,51 @@ class Reconnect:
     secret: str
 
 
-Request = Hello | Queue | Cancel | Ping | Reconnect
+@frozen
+class GetRoomList:
+    """`get_room_list`: the public open rooms waiting for players (of `game`, if given)."""
+
+    request_id: RequestId
+    game: str | None
+
+
+@frozen
+class CreateRoom:
+    """`create_room`: open a room of `game`, public or `private` (found by its code)."""
+
+    request_id: RequestId
+    game: str
+    private: bool
+    size: int | None
+
+
+@frozen
+class JoinRoom:
+    """`join_room`: take a seat in an open room, by its `room_id` or its join `code`."""
+
+    request_id: RequestId
+    room_id: str | None
+    code: str | None
+
+
+@frozen
+class LeaveRoom:
+    """`leave_room`: give up the seat in the open room."""
+
+    request_id: RequestId
+
+
+@frozen
+class AddBot:
+    """`add_bot`: the room's owner fills its next seat with the game's bot."""
+
+    request_id: RequestId
+
+
+Request = (
+    Hello | Queue | Cancel | Ping | Reconnect | GetRoomList | CreateRoom | JoinRoom | LeaveRoom
+    | AddBot
+)
 
 
 @frozen
@@ -327,12 +373,53 @@ def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     return Reconnect(request_id, player_id, secret)
 
 
+def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    game = _string(obj, "game", MAX_GAME_LENGTH) if obj.get("game") is not None else None
+    return GetRoomList(request_id, game)
+
+
+def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    game = _string(obj, "game", MAX_GAME_LENGTH)
+    private = obj.get("private", False)
+    if not isinstance(private, bool):
+        raise _FieldError(errors.INVALID_FIELD, "'private' must be true or false")
+    size = obj.get("size")
+    if size is not None and (
+        isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_ROOM_SIZE
+    ):
+        raise _FieldError(
+            errors.INVALID_FIELD, f"'size' must be a whole number from 1 to {MAX_ROOM_SIZE}"
+        )
+    return CreateRoom(request_id, game, private, size)
+
+
+def _parse_join_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    room_id = _string(obj, "room_id", MAX_ROOM_ID_LENGTH) if "room_id" in obj else None
+    code = _string(obj, "code", MAX_ROOM_ID_LENGTH) if "code" in obj else None
+    if (room_id is None) == (code is None):
+        raise _FieldError(errors.MISSING_FIELD, "'join_room' needs a 'room_id' or a 'code'")
+    return JoinRoom(request_id, room_id, code)
+
+
+def _parse_leave_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return LeaveRoom(request_id)
+
+
+def _parse_add_bot(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return AddBot(request_id)
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "hello": _parse_hello,
     "queue": _parse_queue,
     "cancel": _parse_cancel,
     "ping": _parse_ping,
     "reconnect": _parse_reconnect,
+    "get_room_list": _parse_get_room_list,
+    "create_room": _parse_create_room,
+    "join_room": _parse_join_room,
+    "leave_room": _parse_leave_room,
+    "add_bot": _parse_add_bot,
 }
 
 REQUEST_TYPES = frozenset(_PARSERS)

@@ -1,7 +1,7 @@
 """One lobby connection as a state machine that does no I/O.
 
 `LobbyConnection` is everything a lobby connection is besides its socket:
-its player's state (`PlayerState`: NEW, IDLE, QUEUED, MATCHED), the line
+its player's state (`PlayerState`: NEW, IDLE, QUEUED, IN_ROOM, MATCHED), the line
 framing (the sans-I/O `FrameDecoder`), the per-connection frame rate limit,
 the protocol error count, the order of replies, which timeout applies now,
 and how it closes. Bytes and timer expiries come in as method calls; frames,
@@ -59,7 +59,12 @@ class PlayerState(enum.Enum):
     NEW = "new"  # no hello yet
     IDLE = "idle"  # said hello, not queued
     QUEUED = "queued"  # has a ticket in a matchmaker queue
+    IN_ROOM = "in_room"  # has a seat in an open room waiting for its players
     MATCHED = "matched"  # in a formed match; match_found pending or sent
+
+
+# States in which the player waits for a match and must answer liveness pings.
+_WAITING = frozenset({PlayerState.QUEUED, PlayerState.IN_ROOM, PlayerState.MATCHED})
 
 
 class ILobbyWire(Interface):
@@ -167,7 +172,7 @@ class LobbyConnection:
 
     @property
     def game(self) -> str | None:
-        """The game queued for or matched in (QUEUED and MATCHED only)."""
+        """The game queued for, gathered for in a room, or matched in."""
         return self._game
 
     @property
@@ -191,6 +196,16 @@ class LobbyConnection:
     def unqueued(self) -> None:
         """QUEUED -> IDLE: the ticket was cancelled or refused."""
         self._expect(PlayerState.QUEUED)
+        self._enter(PlayerState.IDLE, None)
+
+    def entered_room(self, game: str) -> None:
+        """IDLE -> IN_ROOM: the player took a seat in an open room."""
+        self._expect(PlayerState.IDLE)
+        self._enter(PlayerState.IN_ROOM, game)
+
+    def left_room(self) -> None:
+        """IN_ROOM -> IDLE: the player left the room, or it closed."""
+        self._expect(PlayerState.IN_ROOM)
         self._enter(PlayerState.IDLE, None)
 
     def matched(self, game: str) -> None:
@@ -231,7 +246,7 @@ class LobbyConnection:
         self._game = game
         if self._closing:
             return
-        if state is PlayerState.QUEUED or state is PlayerState.MATCHED:
+        if state in _WAITING:
             self._pinged = False
             self._arm(self._config.ping_interval)
         elif self._framed:
@@ -261,7 +276,7 @@ class LobbyConnection:
         if self._closing:
             return
         self._heard = True
-        if self._state is PlayerState.QUEUED or self._state is PlayerState.MATCHED:
+        if self._state in _WAITING:
             # Alive: the next liveness ping is due after another quiet interval.
             self._pinged = False
             self._arm(self._config.ping_interval)
@@ -277,7 +292,7 @@ class LobbyConnection:
             self._decoder.clear()
             self._wire.abort()
             return
-        if self._state is PlayerState.QUEUED or self._state is PlayerState.MATCHED:
+        if self._state in _WAITING:
             if not self._pinged:
                 self._pinged = True
                 self.send({"type": "ping"})

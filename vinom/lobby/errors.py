@@ -25,6 +25,11 @@ ALREADY_QUEUED: Final = "already_queued"
 NOT_QUEUED: Final = "not_queued"
 BAD_SECRET: Final = "bad_secret"
 NO_ACTIVE_MATCH: Final = "no_active_match"
+UNKNOWN_ROOM: Final = "unknown_room"
+ROOM_FULL: Final = "room_full"
+ALREADY_IN_ROOM: Final = "already_in_room"
+NOT_IN_ROOM: Final = "not_in_room"
+NOT_ROOM_OWNER: Final = "not_room_owner"
 
 # Limits and server conditions.
 SERVER_DRAINING: Final = "server_draining"
@@ -51,6 +56,11 @@ ALL_CODES: Final = frozenset(
         NOT_QUEUED,
         BAD_SECRET,
         NO_ACTIVE_MATCH,
+        UNKNOWN_ROOM,
+        ROOM_FULL,
+        ALREADY_IN_ROOM,
+        NOT_IN_ROOM,
+        NOT_ROOM_OWNER,
         SERVER_DRAINING,
         RATE_LIMITED,
         TOO_MANY_CONNECTIONS,
@@ -69,6 +79,11 @@ NOT_COUNTED: Final = frozenset(
     {
         ALREADY_QUEUED,
         NOT_QUEUED,
+        # A room may fill, start or close between the list a client saw and its request.
+        UNKNOWN_ROOM,
+        ROOM_FULL,
+        ALREADY_IN_ROOM,
+        NOT_IN_ROOM,
         SERVER_DRAINING,
         MATCH_FAILED,
         INTERNAL_ERROR,

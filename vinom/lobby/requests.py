@@ -1,4 +1,4 @@
-"""The lobby's request handlers: hello, queue, cancel, ping and reconnect.
+"""The lobby's request handlers: hello, queue, cancel, ping, reconnect and the room requests.
 
 `RequestHandlers.serve` answers one parsed request of one connection (a
 `LobbyError` it raises, or fails a Deferred with, becomes an `error` frame
@@ -20,8 +20,13 @@ from twisted.python.failure import Failure
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import (
+    AddBot,
     Cancel,
+    CreateRoom,
+    GetRoomList,
     Hello,
+    JoinRoom,
+    LeaveRoom,
     Ping,
     Queue,
     Reconnect,
@@ -36,6 +41,7 @@ from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import KeptPlace, Requeues
+from vinom.lobby.room_requests import RoomRequests
 from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
@@ -60,6 +66,7 @@ class RequestHandlers:
         delivery: TokenDelivery,
         clock: IReactorTime,
         requeues: Requeues,
+        player_ranges: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.games = dict(games)
         self._requeues = requeues
@@ -72,6 +79,15 @@ class RequestHandlers:
         self._clock = clock
         # Set while the server shuts down: `queue` is refused with `server_draining`.
         self.draining = False
+        self.rooms = RoomRequests(
+            games=games,
+            player_ranges=player_ranges or {},
+            players=players,
+            admission=admission,
+            clock=clock,
+            match_formed=placer.match_formed,
+            draining=lambda: self.draining,
+        )
 
     def serve(self, connection: LobbyConnection, request: Request) -> Deferred[None] | None:
         """Serve one request; a `LobbyError` (raised or as a failure) becomes an error frame."""
@@ -86,7 +102,19 @@ class RequestHandlers:
             return self._cancel(connection, request)
         if isinstance(request, Reconnect):
             return self._reconnect(connection, request)
-        raise AssertionError(f"unhandled request {request!r}")
+        if isinstance(request, GetRoomList):
+            self.rooms.room_list(connection, request)
+        elif isinstance(request, CreateRoom):
+            self.rooms.create(connection, request)
+        elif isinstance(request, JoinRoom):
+            self.rooms.join(connection, request)
+        elif isinstance(request, LeaveRoom):
+            self.rooms.leave(connection, request)
+        elif isinstance(request, AddBot):
+            self.rooms.add_bot(connection, request)
+        else:
+            raise AssertionError(f"unhandled request {request!r}")
+        return None
 
     def player_left(self, connection: LobbyConnection) -> None:
         """The connection is gone: clean up after its player, if it still owned one."""
@@ -96,6 +124,9 @@ class RequestHandlers:
         if connection.state is PlayerState.QUEUED:
             self._cancel_ticket_of_gone(player_id)
         elif connection.state is PlayerState.IDLE:
+            self._players.forget(player_id)
+        elif connection.state is PlayerState.IN_ROOM:
+            self.rooms.player_gone(player_id)
             self._players.forget(player_id)
         elif connection.state is PlayerState.MATCHED:
             # The record stays so the player can `reconnect` to their match, unless
@@ -162,6 +193,8 @@ class RequestHandlers:
             raise LobbyError(errors.HELLO_REQUIRED, "say hello before queueing")
         if connection.state is PlayerState.QUEUED:
             raise LobbyError(errors.ALREADY_QUEUED, f"already queued for {connection.game}")
+        if connection.state is PlayerState.IN_ROOM:
+            raise LobbyError(errors.ALREADY_IN_ROOM, "in an open room; leave it to queue")
         if connection.state is PlayerState.MATCHED:
             raise LobbyError(errors.ALREADY_QUEUED, "already in a match")
         if self.draining:

@@ -136,6 +136,7 @@ class LobbyFactory(ServerFactory, Service):
         token_issuer: ITokenIssuer,
         store: IPlayerStore,
         clock: IReactorTime,
+        player_ranges: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -162,6 +163,7 @@ class LobbyFactory(ServerFactory, Service):
             delivery=delivery,
             clock=clock,
             requeues=self.requeues,
+            player_ranges=player_ranges,
         )
         matchmaker.add_listener(self.placer.match_formed)
 
@@ -225,8 +227,16 @@ class LobbyFactory(ServerFactory, Service):
                     ),
                     final=True,
                 )
+        told += self.requests.rooms.close_all(
+            error_frame(
+                errors.SERVER_DRAINING,
+                "the server is shutting down; your room was closed: play on another server "
+                "or later",
+            )
+        )
         self.log.info(
-            "lobby draining: new queue requests are refused; {told} queued player(s) told",
+            "lobby draining: new queue requests are refused; {told} queued player(s) and room "
+            "member(s) told",
             told=told,
         )
 
