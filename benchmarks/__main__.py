@@ -24,6 +24,8 @@ SCENARIOS = {
     "match": "benchmarks.match",
     "soak": "benchmarks.soak",
     "lobby-idle": "benchmarks.lobby_idle",
+    "spawn": "benchmarks.spawn",
+    "drain": "benchmarks.drain",
 }
 
 

@@ -65,6 +65,16 @@ def positive_int(options: usage.Options, name: str) -> int:
     return value
 
 
+def non_negative_int(options: usage.Options, name: str) -> int:
+    try:
+        value = int(options[name])
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a whole number") from None
+    if value < 0:
+        raise usage.UsageError(f"--{name} must not be negative")
+    return value
+
+
 def non_negative_float(options: usage.Options, name: str) -> float:
     try:
         value = float(options[name])
@@ -202,6 +212,7 @@ __all__ = [
     "latency_ms",
     "non_negative_float",
     "non_negative_floats",
+    "non_negative_int",
     "positive_int",
     "progress_for",
     "report_failure",

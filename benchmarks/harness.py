@@ -241,10 +241,15 @@ class Harness:
 
     def spawn(self, name: str, module: str, args: Sequence[str], cpu: int | None) -> Worker:
         """Start `python -m module args...`, pinned to `cpu` when given."""
+        return self.spawn_command(name, [sys.executable, "-m", module, *args], cpu)
+
+    def spawn_command(self, name: str, argv: Sequence[str], cpu: int | None) -> Worker:
+        """Start any command (`argv`) as a worker, pinned to `cpu` when given; one that
+        does not speak JSON lines (twistd) only ever sends `output` messages."""
         # Closed by Worker.stop; kept open until then to show the tail on failure.
         stderr = tempfile.TemporaryFile(prefix=f"vinom-bench-{name}-")  # noqa: SIM115
         popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            list(argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,

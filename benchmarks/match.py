@@ -19,6 +19,13 @@ handshake, frames, datagrams), for less of the load's CPU; `tls` in the
 JSON names the protocol, cipher and key exchange they negotiated.
 `--client twisted` runs the client library itself on the reactor
 (`benchmarks.lobby_load.match_client`), for comparison.
+
+`--host-workers N` (N > 0) hosts the games in N game-host worker processes,
+as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
+server process); the run starts once every worker is live. The workers
+inherit the server process's core, and `server_cpu_s` counts the lobby
+process only; `worker_cpu_s` is the workers' CPU over the window (from
+their heartbeats).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from benchmarks.common import (
     cpu_plan,
     cpu_row,
     latency_ms,
+    non_negative_int,
     positive_int,
     progress_for,
     report_failure,
@@ -63,6 +71,8 @@ class Options(ScenarioOptions):
                                 "Twisted's 50)."],
         ["client", None, "lean", "The load's clients: 'lean' (plain poll loop) or 'twisted' "
                                  "(the vinom client library on the reactor)."],
+        ["host-workers", None, "0", "Game-host worker processes (0: games in the server "
+                                    "process)."],
     ]
 
     def postOptions(self) -> None:
@@ -70,6 +80,7 @@ class Options(ScenarioOptions):
             self[name] = positive_int(self, name)
         if self["backlog"] is not None:
             self["backlog"] = positive_int(self, "backlog")
+        self["host-workers"] = non_negative_int(self, "host-workers")
         if self["client"] not in CLIENT_KINDS:
             raise usage.UsageError(f"--client must be one of {', '.join(CLIENT_KINDS)}")
         if self["clients"] % 2:
@@ -99,6 +110,7 @@ def run(options: Options) -> int:
                     "data_dir": data_dir,
                     "udp_ports": options["udp-ports"],
                     "lobby_extra": f":backlog={options['backlog']}" if options["backlog"] else "",
+                    "extra_args": ["--host-workers", str(options["host-workers"])],
                 })],
                 server_cpu,
             )
@@ -119,7 +131,7 @@ def run(options: Options) -> int:
             measured = MeasuredRun(
                 harness, server, [load], options, "match", options.planned_seconds()
             )
-            (result,) = measured.run()
+            (result,) = measured.run(mark_server=options["host-workers"] > 0)
     except BenchError as e:
         progress.finish()
         return report_failure("match", e, options)
@@ -134,6 +146,7 @@ def run(options: Options) -> int:
         "clients": clients,
         "in_flight": options["in-flight"],
         "client": options["client"],
+        "host_workers": options["host-workers"],
         "wall_s": round(wall, 3),
         "clients_per_s": round(int(result["completed"]) / wall, 1),
         **latency_ms(histogram),
@@ -143,6 +156,13 @@ def run(options: Options) -> int:
         "load_cpu_ms_per_client": round(measured.load_cpu_s * 1e3 / max(clients, 1), 3),
         "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, wall),
     }
+    if measured.server_marks:
+        before, after = (m["counters"]["workers"] for m in measured.server_marks)
+        worker_cpu_s = sum(float(w["cpu_seconds"]) for w in after) - sum(
+            float(w["cpu_seconds"]) for w in before
+        )
+        summary["worker_cpu_s"] = round(worker_cpu_s, 3)
+        summary["worker_cpu_ms_per_client"] = round(worker_cpu_s * 1e3 / max(clients, 1), 3)
     if result.get("tls"):
         summary["tls"] = result["tls"]
     if result["error_kinds"]:
@@ -152,12 +172,15 @@ def run(options: Options) -> int:
         ("wall time s", summary["wall_s"]),
         ("latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
         ("server CPU ms / client", summary["server_cpu_ms_per_client"]),
+        *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
+          if "worker_cpu_ms_per_client" in summary else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
         ("errors", summary["errors"]),
         cpu_row(measured.server_cpu_s, measured.load_cpu_s, wall, summary["bottleneck"]),
     ]
     report(
-        f"match: {clients:,} clients, {options['in-flight']} in flight",
+        f"match: {clients:,} clients, {options['in-flight']} in flight"
+        + (f", {options['host-workers']} game-host worker(s)" if options["host-workers"] else ""),
         rows, summary, table=options.show_table,
     )
     return 0 if summary["errors"] == 0 else 1

@@ -13,6 +13,20 @@ The server is one real inline game host (GameHostProtocol over a
 GameHostCore: endpoint, seat router, rooms, the duel game) built directly from the pieces with
 all R matches added, without a lobby; the load process seals the players'
 connect tokens with the key it shares with the server.
+
+`--host-workers N` (N > 0) hosts the rooms in N game-host worker processes
+instead, as `twistd vinom --host-workers N` does (`WorkerPool`): one host on
+each worker, room r on host r % N, the players of each room sent to its
+host's port. The server process is then only the lobby side (the pool's
+supervisor: heartbeats), and the figures per worker are its CPU seconds in
+the window (from its heartbeats, refreshed at both ends of the window)
+divided by the moves its rooms made (counted by the players: each player's
+moves sent in the window, as the workers do not count moves). The workers
+inherit the server process's core: on two cores the load keeps the other.
+`server_cpu_us_per_move` is then every server process's CPU (lobby and
+workers) per move, `worker_cpu_us_per_move` the workers' CPU per move and
+`lobby_cpu_share` the lobby process's part of the server's CPU; with N = 0
+`server_cpu_us_per_move` is the in-process figure to compare them with.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from benchmarks.common import (
     cpu_row,
     latency_ms,
     non_negative_floats,
+    non_negative_int,
     positive_int,
     progress_for,
     report_failure,
@@ -43,6 +58,8 @@ from benchmarks.harness import (
     report,
 )
 
+# What game-host workers' rooms use (module docstring).
+
 
 class Options(ScenarioOptions):
     synopsis = "[options]"
@@ -53,6 +70,8 @@ class Options(ScenarioOptions):
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
         ["state-interval", None, "1.0", "Rooms' periodic state interval (the server default)."],
+        ["host-workers", None, "0", "Game-host worker processes hosting the rooms (0: the rooms "
+                                    "are in the server process)."],
     ]
 
     def postOptions(self) -> None:
@@ -61,7 +80,9 @@ class Options(ScenarioOptions):
         if self["loads"] > self["rooms"]:
             raise usage.UsageError("--loads cannot exceed --rooms")
         non_negative_floats(self, "warmup", "duration", "state-interval")
-
+        self["host-workers"] = non_negative_int(self, "host-workers")
+        if self["host-workers"] > self["rooms"]:
+            raise usage.UsageError("--host-workers cannot exceed --rooms")
 
 
 def run(options: Options) -> int:
@@ -80,12 +101,14 @@ def run(options: Options) -> int:
                     "key": key.hex(),
                     "rooms": options["rooms"],
                     "state_interval": options["state-interval"],
+                    "host_workers": options["host-workers"],
                 })],
                 server_cpu,
             )  # fmt: skip
             ready = harness.wait_for(server, "ready", 60)
             loads = spawn_room_loads(
-                harness, "play", ready["port"], key, options["rooms"], options, load_cpus
+                harness, "play", ready["port"], key, options["rooms"], options, load_cpus,
+                ports=ready["ports"],
             )
             measured = MeasuredRun(
                 harness, server, loads, options, "play", options["duration"]
@@ -97,45 +120,108 @@ def run(options: Options) -> int:
     progress.finish()
     window = measured.window_s or 1e-9
     before, after = (m["counters"] for m in measured.server_marks)
-    applied = after["actions_applied"] - before["actions_applied"]
-    rejected = after["actions_rejected"] - before["actions_rejected"]
     histogram = merge_histograms(r["histogram"] for r in results)
-    errors = sum(int(r["errors"]) for r in results) + rejected
+    errors = sum(int(r["errors"]) for r in results)
     error_codes: dict[str, int] = {}
     for r in results:
         for code, n in r["error_codes"].items():
             error_codes[code] = error_codes.get(code, 0) + int(n)
     load_cores = len({c for c in load_cpus}) if load_cpus[0] is not None else 1
+    moves_by_host = [sum(hosts) for hosts in zip(*(r["moves_by_host"] for r in results),
+                                                 strict=True)]
     summary: dict[str, Any] = {
         "scenario": "play",
         "rooms": options["rooms"],
         "players": 2 * options["rooms"],
         "loads": options["loads"],
-        "moves_per_s": round(applied / window, 1),
+        "host_workers": options["host-workers"],
+    }
+    rows: list[tuple[str, Any]] = []
+    if options["host-workers"]:
+        moves, server_cpu_s, figures, worker_rows, worker_errors = worker_figures(
+            before, after, moves_by_host, measured.server_cpu_s
+        )
+        errors += worker_errors
+    else:
+        moves = after["actions_applied"] - before["actions_applied"]
+        errors += after["actions_rejected"] - before["actions_rejected"]
+        server_cpu_s = measured.server_cpu_s
+        figures, worker_rows = {}, []
+    summary.update({
+        "moves_per_s": round(moves / window, 1),
         "msgs_delivered_per_s": round(sum(int(r["messages"]) for r in results) / window, 1),
         **latency_ms(histogram),
         "errors": errors,
         # Moves sent again after RESEND_S without a state showing them (lost datagrams).
         "resends": sum(int(r.get("resends", 0)) for r in results),
         **measured.cpu_figures(),
-        "server_cpu_us_per_move": round(measured.server_cpu_s * 1e6 / max(applied, 1), 2),
-        "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(applied, 1), 2),
-        "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, window, load_cores),
-    }
+        "server_cpu_s": round(server_cpu_s, 3),
+        "server_cpu_us_per_move": round(server_cpu_s * 1e6 / max(moves, 1), 2),
+        "load_cpu_us_per_move": round(measured.load_cpu_s * 1e6 / max(moves, 1), 2),
+        **figures,
+        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
+    })  # fmt: skip
     if error_codes:
         summary["error_codes"] = error_codes
-    rows: list[tuple[str, Any]] = [
+    rows += [
         ("moves applied / s", summary["moves_per_s"]),
         ("messages delivered / s", summary["msgs_delivered_per_s"]),
         ("move latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
         ("server CPU us / move", summary["server_cpu_us_per_move"]),
+        *worker_rows,
         ("load CPU us / move", summary["load_cpu_us_per_move"]),
         ("errors", errors),
-        cpu_row(measured.server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
+        cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]
+    where = (f"{options['host-workers']} game-host worker(s)" if options["host-workers"]
+             else "in the server process")
     report(
-        f"play: {options['rooms']} duel rooms x 2 players, {options['loads']} load process(es), "
-        f"{options['duration']:g} s measured",
+        f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
+        f"process(es), {options['duration']:g} s measured",
         rows, summary, table=options.show_table,
     )
     return 0 if errors == 0 else 1
+
+
+def worker_figures(
+    before: dict[str, Any], after: dict[str, Any], moves_by_host: list[int], lobby_cpu_s: float
+) -> tuple[int, float, dict[str, Any], list[tuple[str, Any]], int]:
+    """With --host-workers: (moves, server CPU s, JSON figures, table rows, errors).
+
+    `before` and `after` are the server's marks at both ends of the window; each
+    worker's CPU seconds there are from a heartbeat it answered for that mark.
+    """
+    start = {w["index"]: w for w in before["workers"]}
+    workers: list[dict[str, Any]] = []
+    for w in after["workers"]:
+        first = start[w["index"]]
+        if w["restarts"] != first["restarts"] or w["pid"] != first["pid"]:
+            raise BenchError(f"game-host worker {w['index']} was restarted during the window")
+        host = w["host_index"]
+        moves = moves_by_host[host] if host is not None else 0
+        cpu_s = float(w["cpu_seconds"]) - float(first["cpu_seconds"])
+        workers.append({
+            "index": w["index"], "pid": w["pid"], "moves": moves, "cpu_s": round(cpu_s, 3),
+            "cpu_us_per_move": round(cpu_s * 1e6 / max(moves, 1), 2),
+        })  # fmt: skip
+    moves = sum(moves_by_host)
+    worker_cpu_s = sum(w["cpu_s"] for w in workers)
+    server_cpu_s = lobby_cpu_s + worker_cpu_s
+    per_move = [w["cpu_us_per_move"] for w in workers]
+    errors = int(after["totals"].get("errors", 0)) - int(before["totals"].get("errors", 0))
+    figures = {
+        "workers": workers,
+        "worker_cpu_s": round(worker_cpu_s, 3),
+        # Every worker's CPU over every move (the per-worker figures are in `workers`).
+        "worker_cpu_us_per_move": round(worker_cpu_s * 1e6 / max(moves, 1), 2),
+        "lobby_cpu_s": round(lobby_cpu_s, 3),
+        "lobby_cpu_us_per_move": round(lobby_cpu_s * 1e6 / max(moves, 1), 2),
+        "lobby_cpu_share": round(lobby_cpu_s / server_cpu_s, 4) if server_cpu_s else 0.0,
+    }
+    rows: list[tuple[str, Any]] = [
+        ("  worker CPU us / move", f"{figures['worker_cpu_us_per_move']} (each: "
+         + ", ".join(f"{x:g}" for x in per_move) + ")"),
+        ("  lobby CPU us / move (share)", f"{figures['lobby_cpu_us_per_move']} "
+         f"({figures['lobby_cpu_share'] * 100:.1f}% of the server's CPU)"),
+    ]
+    return moves, server_cpu_s, figures, rows, errors

@@ -16,6 +16,9 @@ not seen applied within `RESEND_S` is sent again, as the reliability layer
 would resend it.
 
 sessions: players connect and then stay idle; only keepalives flow.
+
+The rooms may be spread over several game hosts (`play --host-workers N`):
+`ports` lists them, and room r's players connect to `ports[r % len(ports)]`.
 """
 
 from __future__ import annotations
@@ -52,10 +55,12 @@ class Player:
     """What one duel player knows: its id, its last move and when it left, and
     the latest state it saw before its session went lean."""
 
-    __slots__ = ("me", "playing", "seen", "sent", "sent_at")
+    __slots__ = ("host", "me", "playing", "seen", "sent", "sent_at", "sent_before")
 
-    def __init__(self, me: str) -> None:
+    def __init__(self, me: str, host: int = 0) -> None:
         self.me = me
+        self.host = host  # the index of its room's game host
+        self.sent_before = 0  # `sent` when the window began
         self.sent = 0  # the last seq sent; confirmed once a state shows it
         self.sent_at = 0.0
         self.playing = False
@@ -68,7 +73,9 @@ class RoomDriver(Driver):
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(host_of(settings))
         self.issuer = make_issuer(bytes.fromhex(settings["key"]))
-        self.hosts = (HostAddress(*self.server),)
+        ports = [int(port) for port in settings.get("ports") or [settings["port"]]]
+        # Room r is on host r % len(ports).
+        self.servers = [(self.server[0], port) for port in ports]
         self.rooms = range(int(settings["first_room"]), int(settings["last_room"]))
         self.connected = 0
         self.failed = 0
@@ -87,12 +94,13 @@ class RoomDriver(Driver):
             now = time.perf_counter()
             while started < len(wanted) and started - self.connected - self.failed < in_flight:
                 room, seat = wanted[started]
+                server = self.servers[room % len(self.servers)]
                 token = self.issuer.issue_token(
-                    player_id=player_id(room, seat), match_id=match_id(room), hosts=self.hosts,
-                    now=time.time(),
+                    player_id=player_id(room, seat), match_id=match_id(room),
+                    hosts=(HostAddress(*server),), now=time.time(),
                 )
-                client = self.add(token, now)
-                client.data = Player(player_id(room, seat))
+                client = self.add(token, now, server)
+                client.data = Player(player_id(room, seat), room % len(self.servers))
                 started += 1
             self.step(0.01)
             if now >= next_progress:
@@ -210,6 +218,20 @@ class LeanPlay:
     def closed(self) -> int:
         return sum(1 for session in self.sessions if session.closed)
 
+    def mark_window(self) -> None:
+        for client in self.clients:
+            player: Player = client.data
+            player.sent_before = player.sent
+
+    def moves_by_host(self, hosts: int) -> list[int]:
+        """Moves each game host applied in the window, as the players saw them: each
+        player's moves sent since the window began (its last one may still be in flight)."""
+        moves = [0] * hosts
+        for client in self.clients:
+            player: Player = client.data
+            moves[player.host] += player.sent - player.sent_before
+        return moves
+
 
 def run_play(settings: dict[str, Any]) -> dict[str, Any]:
     driver = PlayDriver(settings)
@@ -221,6 +243,7 @@ def run_play(settings: dict[str, Any]) -> dict[str, Any]:
     play = LeanPlay(driver)
 
     def on_measure() -> None:
+        play.mark_window()
         play.measuring = True
         play.latencies.clear()
         play.moves = 0
@@ -272,6 +295,7 @@ def run_play(settings: dict[str, Any]) -> dict[str, Any]:
         "window_s": timeline.window_s,
         "load_cpu_s": timeline.load_cpu_s,
         "histogram": play.latencies.encoded(),
+        "moves_by_host": play.moves_by_host(len(driver.servers)),
         "send_errors": driver.send_errors + play.send_errors,
     }
     for client in play.clients:

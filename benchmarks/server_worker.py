@@ -8,10 +8,22 @@ to it, with player ids every bench process derives the same way
 (`player_id(room, seat)`). The load process seals the connect tokens for
 those players with the key passed to both processes, exactly as the lobby
 would. The worker answers `mark` commands with its counters, CPU and RSS.
+With `host_workers` N > 0 the rooms run in N game-host worker processes
+instead (`vinom.hosting.supervisor.WorkerPool`, as `--host-workers N` runs
+them): once every worker is live the worker starts one host per worker (the
+pool's least-loaded placement puts one on each) and adds room r to host
+r % N; `ports` in its ready message lists the hosts' ports in that order. A
+`mark` then first has every worker heartbeat (`WorkerPool.refresh`), and
+reports each worker's CPU seconds and counters as well as the pool's totals.
 
 `server` (used by match and soak) runs the whole vinom server of
 `twistd vinom`: `vinom.tap.makeService` with the given options, lobby and
-all, and reports the lobby port and dev certificate.
+all, and reports the lobby port and dev certificate. Games are hosted in
+the server process (`--host-workers 0`, the bench's figures from before
+game-host workers) unless `extra_args` say otherwise; with workers or a
+child per match (`--game-host process`) it is ready only once every worker,
+or every pre-started child, is, and `mark` reports the workers and, for
+`--game-host process`, every spawn latency observed (`spawn_samples`).
 """
 
 from __future__ import annotations
@@ -24,7 +36,12 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, maybeDeferred
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from benchmarks.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
 
@@ -40,13 +57,32 @@ def match_id(room: int) -> str:
     return f"m-{room:06d}"
 
 
-def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The inline host with its matches; returns (ready fields, counters function)."""
+# A server kind's ready fields and the function giving its counters for `mark` (a
+# mapping, or a Deferred firing with one); `start_*` returns them now or later.
+Ready = tuple[dict[str, Any], Callable[[], Any]]
+Started = Ready | Deferred[Ready]
+
+# Seconds the game-host workers (or pre-started children) get to be ready.
+WORKERS_READY_S = 60.0
+
+
+def _room_players(room: int, now: float) -> tuple[Any, ...]:
+    from vinom.matchmaking.interfaces import Ticket
+
+    return tuple(
+        Ticket(player_id(room, seat), f"bot{room}.{seat}", DUEL, None, now) for seat in (0, 1)
+    )
+
+
+def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
+    """The inline host with its matches (or, with `host_workers`, the worker hosts)."""
+    if int(settings.get("host_workers", 0)) > 0:
+        return ensureDeferred(start_worker_rooms(reactor, settings))
     from benchmarks.sessions_server import free_udp_port
     from vinom.games.duel import DuelGame
     from vinom.games.registry import GameRegistry
     from vinom.hosting.inline import InlineGameHostFactory
-    from vinom.matchmaking.interfaces import Match, Ticket
+    from vinom.matchmaking.interfaces import Match
     from vinom.protocol.config import ProtocolConfig
     from vinom.rooms.room import RoomConfig
 
@@ -69,10 +105,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any],
     rss_empty = rss_bytes()
     now = time.time()
     for room in range(int(settings["rooms"])):
-        players = tuple(
-            Ticket(player_id(room, seat), f"bot{room}.{seat}", DUEL, None, now) for seat in (0, 1)
-        )
-        host.add_match(Match(match_id(room), DUEL, players, now))
+        host.add_match(Match(match_id(room), DUEL, _room_players(room, now), now))
     manager = host.core.router
     endpoint = host.core.endpoint
 
@@ -91,8 +124,88 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any],
             "host_errors": host.protocol.errors + host.core.errors,
         }
 
-    ready = {"port": host.address.port, "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
+    ready = {"port": host.address.port, "ports": [host.address.port],
+             "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
     return ready, counters
+
+
+async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
+    """`start_rooms` over N game-host worker processes: one host on each, rooms spread."""
+    from benchmarks.sessions_server import free_udp_port
+    from vinom.hosting.supervisor import WorkerGameHost, WorkerPool, WorkerSettings
+    from vinom.matchmaking.interfaces import Match
+    from vinom.protocol.config import ProtocolConfig
+    from vinom.rooms.room import RoomConfig
+
+    interface = settings.get("interface", "127.0.0.1")
+    count = int(settings["host_workers"])
+    pool = WorkerPool(
+        WorkerSettings(
+            protocol=ProtocolConfig(token_key=bytes.fromhex(settings["key"])),
+            public_host=interface,
+            interface=interface,
+            games=(DUEL,),
+            room_config=RoomConfig(
+                connect_deadline=float(settings.get("connect_deadline", 60.0)),
+                state_interval=float(settings.get("state_interval", 1.0)),
+            ),
+        ),
+        count,
+        reactor,
+    )
+    pool.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", pool.stopService)
+    rss_empty = rss_bytes()
+    await workers_live(reactor, pool)
+    hosts: list[WorkerGameHost] = []
+    for _ in range(count):
+        # One at a time: the least-loaded live worker is one without a host yet.
+        host = await pool.start_host(free_udp_port(interface))
+        assert isinstance(host, WorkerGameHost)
+        hosts.append(host)
+    pids = [host.worker.pid for host in hosts]
+    if len(set(pids)) != count:
+        raise RuntimeError(f"{count} hosts landed on workers {pids}, not one on each")
+    now = time.time()
+    await gatherResults([
+        hosts[room % count].add_match(Match(match_id(room), DUEL, _room_players(room, now), now))
+        for room in range(int(settings["rooms"]))
+    ])  # fmt: skip
+    ready = {"port": hosts[0].port, "ports": [host.port for host in hosts], "pids": pids,
+             "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
+    return ready, pool_counters(pool, {pid: i for i, pid in enumerate(pids)})
+
+
+async def workers_live(reactor: Any, pool: Any) -> None:
+    """Wait until every worker of a `WorkerPool` is live."""
+    deadline = reactor.seconds() + WORKERS_READY_S
+    while not all(status.live for status in pool.workers()):
+        if reactor.seconds() > deadline:
+            raise RuntimeError(f"game-host workers not live after {WORKERS_READY_S:g} s: "
+                               f"{pool.workers()}")
+        await deferLater(reactor, 0.05, lambda: None)
+
+
+def pool_counters(pool: Any, host_of_pid: dict[int | None, int] | None = None) -> Callable[
+    [], Deferred[dict[str, Any]]
+]:
+    """Counters of a `WorkerPool` for `mark`: every worker heartbeats first."""
+
+    def current(_: object) -> dict[str, Any]:
+        workers = []
+        for status in pool.workers():
+            entry = {
+                "index": status.index, "pid": status.pid, "live": status.live,
+                "hosts": status.hosts, "sessions": status.sessions,
+                "cpu_seconds": status.cpu_seconds, "restarts": status.restarts,
+                "counters": dict(status.counters),
+            }
+            if host_of_pid is not None:
+                entry["host_index"] = host_of_pid.get(status.pid)
+            workers.append(entry)
+        return {"workers": workers, "totals": dict(pool.totals())}
+
+    return lambda: pool.refresh().addCallback(current)
 
 
 def free_tcp_port(interface: str) -> int:
@@ -142,7 +255,38 @@ def free_udp_range(interface: str, size: int, attempts: int = 200) -> tuple[int,
     raise RuntimeError(f"no {size} consecutive free UDP ports found")
 
 
-def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def server_args(
+    lobby_port: int, udp_ports: tuple[int, int], data_dir: str, games: str, lobby_extra: str = ""
+) -> list[str]:
+    """`twistd vinom` options of a bench server on loopback (before the scenario's own).
+
+    Games run in the server process (`--host-workers 0`) unless later options
+    say otherwise.
+    """
+    interface = "127.0.0.1"
+    low, high = udp_ports
+    return [
+        "--lobby", f"ssl:{lobby_port}:interface={interface}{lobby_extra}",
+        "--udp-ports", f"{low}-{high}",
+        "--udp-interface", interface,
+        "--public-host", interface,
+        "--data-dir", data_dir,
+        "--games", games,
+        "--host-workers", "0",
+        # Several bench servers may run at once: no fixed operations port.
+        "--ops-port", "none",
+        # One address for every bench client: lift the per-IP abuse limits.
+        "--max-connections-per-ip", "1000000",
+        "--max-pending-per-ip", "1000000",
+        "--max-matches-per-ip", "1000000",
+        "--queue-rate", "1000000",
+        "--queue-burst", "1000000",
+        "--frame-rate", "1000",
+        "--frame-burst", "1000",
+    ]  # fmt: skip
+
+
+def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     """The whole vinom server of `twistd vinom` (makeService), on free loopback ports."""
     from twisted.logger import (
         FilteringLogObserver,
@@ -168,30 +312,16 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
     interface = "127.0.0.1"
     lobby_port = free_tcp_port(interface)
     low, high = free_udp_range(interface, int(settings.get("udp_ports", 256)))
+    args = server_args(
+        lobby_port, (low, high), settings["data_dir"],
+        # The bench game is offered only when asked for.
+        settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
+        settings.get("lobby_extra", ""),
+    )
     options = tap.Options()
-    options.parseOptions(
-        [
-            "--lobby", f"ssl:{lobby_port}:interface={interface}{settings.get('lobby_extra', '')}",
-            "--udp-ports", f"{low}-{high}",
-            "--udp-interface", interface,
-            "--public-host", interface,
-            "--data-dir", settings["data_dir"],
-            # The bench game is offered only when asked for.
-            "--games", settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
-            # Several bench servers may run at once: no fixed operations port.
-            "--ops-port", "none",
-            # One address for every bench client: lift the per-IP abuse limits.
-            "--max-connections-per-ip", "1000000",
-            "--max-pending-per-ip", "1000000",
-            "--max-matches-per-ip", "1000000",
-            "--queue-rate", "1000000",
-            "--queue-burst", "1000000",
-            "--frame-rate", "1000",
-            "--frame-burst", "1000",
-            *settings.get("extra_args", []),
-        ]
-    )  # fmt: skip
+    options.parseOptions([*args, *settings.get("extra_args", [])])
     root = tap.makeService(options, reactor)
+    processes = _host_processes(root)
     rss_empty = rss_bytes()
     root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
@@ -201,7 +331,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
     hosting = root.getServiceNamed("hosting")
     lobby = root.getServiceNamed("lobby")
 
-    def counters() -> dict[str, Any]:
+    def server_counters() -> dict[str, Any]:
         out = _hosting_counters(hosting)
         store = getattr(lobby, "store", None)
         for name in ("player_count", "placement_count"):
@@ -214,10 +344,57 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
 
     ready = {"lobby_port": lobby_port, "trust": trust, "udp_ports": [low, high],
              "rss_empty": rss_empty}
-    return ready, counters
+    if processes is None:
+        return ready, server_counters
+    return ensureDeferred(_processes_ready(reactor, processes, ready, server_counters))
 
 
-def start_bare_tls(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def _host_processes(root: Any) -> Any:
+    """The server's game-host processes (a WorkerPool or a ProcessPerMatch), or None."""
+
+    try:
+        processes = root.getServiceNamed("game-host-processes")
+    except KeyError:
+        return None
+    return processes
+
+
+async def _processes_ready(
+    reactor: Any, processes: Any, ready: dict[str, Any], server_counters: Callable[[], Any]
+) -> Ready:
+    """Wait until every worker, or every pre-started child, is ready; add their counters."""
+    from vinom.hosting.supervisor import ProcessPerMatch
+
+    if isinstance(processes, ProcessPerMatch):
+        deadline = reactor.seconds() + WORKERS_READY_S
+        # Measured from a full pool, as on a server that ran a while.
+        while processes.children_ready < processes.pool_size:
+            if reactor.seconds() > deadline:
+                raise RuntimeError(
+                    f"{processes.pool_size} pre-started children not ready after "
+                    f"{WORKERS_READY_S:g} s"
+                )
+            await deferLater(reactor, 0.05, lambda: None)
+
+        def counters() -> dict[str, Any]:
+            histogram = processes.spawn_latency()
+            return {
+                **server_counters(),
+                "spawn_samples": list(histogram.recent),
+                "spawn_count": histogram.count,
+            }
+
+        return ready, counters
+    await workers_live(reactor, processes)
+    workers = pool_counters(processes)
+
+    def with_workers() -> Deferred[dict[str, Any]]:
+        return workers().addCallback(lambda figures: {**server_counters(), **figures})
+
+    return {**ready, "pids": [s.pid for s in processes.workers()]}, with_workers
+
+
+def start_bare_tls(reactor: Any, settings: dict[str, Any]) -> Started:
     """A bare Twisted TLS server with the same kind of certificate as the lobby, answering
     every line with one line: the floor under the lobby's cost per connection."""
     from twisted.internet.endpoints import serverFromString
@@ -296,24 +473,40 @@ def allocation_growth(top: int = 15) -> dict[str, int]:
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
     reactor = global_reactor()
-    if kind == "rooms":
-        ready, counters = start_rooms(reactor, settings)
-    elif kind == "server":
-        ready, counters = start_server(reactor, settings)
-    elif kind == "bare-tls":
-        ready, counters = start_bare_tls(reactor, settings)
-    else:
+    starters = {"rooms": start_rooms, "server": start_server, "bare-tls": start_bare_tls}
+    if kind not in starters:
         raise ValueError(f"unknown server kind {kind!r}")
+    started = starters[kind](reactor, settings)
+    counters: list[Callable[[], Any]] = []
 
-    def mark(command: dict[str, Any]) -> dict[str, Any]:
-        reply = {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": counters()}
-        if command.get("census"):
-            reply["census"] = census()
-            reply["allocations"] = allocation_growth()
-        return reply
+    def mark(command: dict[str, Any]) -> Deferred[dict[str, Any]]:
+        def reply(figures: dict[str, Any]) -> dict[str, Any]:
+            answer = {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": figures}
+            if command.get("census"):
+                answer["census"] = census()
+                answer["allocations"] = allocation_growth()
+            return answer
+
+        return maybeDeferred(counters[0]).addCallback(reply)
 
     control = start_control(reactor, {"mark": mark})
-    control.emit("ready", pid=os.getpid(), **ready)
+
+    def ready(pair: Ready) -> None:
+        fields, counters_now = pair
+        counters.append(counters_now)
+        control.emit("ready", pid=os.getpid(), **fields)
+
+    def failed(failure: Failure) -> None:
+        control.emit(
+            "error", message=f"{type(failure.value).__name__}: {failure.value}",
+            traceback=failure.getTraceback(),
+        )
+        reactor.callLater(0.1, reactor.stop)
+
+    if isinstance(started, Deferred):
+        started.addCallbacks(ready, failed)
+    else:
+        ready(started)
     reactor.run()
 
 

@@ -101,12 +101,15 @@ class Poller:
 class Client:
     """One client: its socket, its connection, and a slot for the scenario's state."""
 
-    __slots__ = ("conn", "data", "index", "sock", "started", "wake")
+    __slots__ = ("conn", "data", "index", "server", "sock", "started", "wake")
 
-    def __init__(self, index: int, sock: socket.socket, conn: ClientConnection) -> None:
+    def __init__(
+        self, index: int, sock: socket.socket, conn: ClientConnection, server: tuple[str, int]
+    ) -> None:
         self.index = index
         self.sock = sock
         self.conn = conn
+        self.server = server
         self.wake = INF
         self.started = 0.0
         self.data: Any = None
@@ -132,15 +135,17 @@ class Driver:
 
     # -- clients ------------------------------------------------------------
 
-    def add(self, token: PublicToken, now: float) -> Client:
-        """Start a client presenting `token`; its handshake begins at once."""
+    def add(self, token: PublicToken, now: float, server: tuple[str, int] | None = None) -> Client:
+        """Start a client presenting `token` to `server` (default: the driver's); its
+        handshake begins at once."""
+        server = self.server if server is None else server
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        sock.connect(self.server)
-        conn = ClientConnection(token, now, config=self.config, addresses=[self.server])
+        sock.connect(server)
+        conn = ClientConnection(token, now, config=self.config, addresses=[server])
         index = self._next_index
         self._next_index += 1
-        client = Client(index, sock, conn)
+        client = Client(index, sock, conn, server)
         client.started = now
         self.clients[index] = client
         fd = sock.fileno()
@@ -200,7 +205,7 @@ class Driver:
         except OSError:
             # EAGAIN (a spurious wake-up) or ICMP port unreachable.
             return
-        client.conn.receive_datagram(data, self.server, now)
+        client.conn.receive_datagram(data, client.server, now)
         self._dispatch(client, now)
         self.flush(client, now)
 

@@ -18,12 +18,14 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
 from twisted.internet.stdio import StandardIO
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-Handler = Callable[[dict[str, Any]], Mapping[str, Any] | None]
+# A handler answers at once (a mapping), later (a Deferred firing with one), or not at all.
+Handler = Callable[[dict[str, Any]], Mapping[str, Any] | Deferred[Any] | None]
 
 
 def global_reactor() -> Any:
@@ -104,8 +106,18 @@ class Control(LineReceiver):
                 "error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
             )
             return
-        if reply is not None:
+        if isinstance(reply, Deferred):
+            reply.addCallbacks(
+                lambda answer: self.emit(command["type"], **answer), self._failed
+            )
+        elif reply is not None:
             self.emit(command["type"], **reply)
+
+    def _failed(self, failure: Failure) -> None:
+        self.emit(
+            "error", message=f"{type(failure.value).__name__}: {failure.value}",
+            traceback=failure.getTraceback(),
+        )
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self.reactor.running:

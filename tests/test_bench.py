@@ -152,6 +152,31 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["p99_ms"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_play_with_host_workers(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--rooms", "4", "--host-workers", "2", "--warmup", "0.3", "--duration", "0.7"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["host_workers"], 2)
+        self.assertEqual(result["errors"], 0)
+        self.assertRate(result, "moves_per_s")
+        # One host on each worker, and each worker's rooms moved.
+        workers = result["workers"]
+        self.assertEqual(len(workers), 2)
+        self.assertEqual(len({w["pid"] for w in workers}), 2)
+        for worker in workers:
+            self.assertGreater(worker["moves"], 0, worker)
+            self.assertGreaterEqual(worker["cpu_us_per_move"], 0)
+        self.assertGreaterEqual(result["lobby_cpu_share"], 0)
+        self.assertLessEqual(result["lobby_cpu_share"], 1)
+        self.assertIn("worker_cpu_us_per_move", result)
+
+    def test_play_host_workers_usage_error(self) -> None:
+        code, result, stderr = run_bench("play", "--rooms", "2", "--host-workers", "3")
+        self.assertEqual(code, 2)
+        self.assertIn("--host-workers", stderr)
+        self.assertEqual(result, {})
+
     def test_sessions(self) -> None:
         code, result, stderr = run_bench(
             "sessions", "--sessions", "20", "--warmup", "0.2", "--duration", "2"
@@ -183,6 +208,43 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_ms_per_client"], 0)
         self.assertEqual(result["client"], "lean")
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+
+    def test_match_with_host_workers(self) -> None:
+        code, result, stderr = run_bench(
+            "match", "--clients", "10", "--in-flight", "10", "--host-workers", "1"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["host_workers"], 1)
+        self.assertEqual(result["clients"], 10)
+        self.assertEqual(result["errors"], 0)
+        self.assertRate(result, "clients_per_s")
+        self.assertGreaterEqual(result["worker_cpu_s"], 0)
+
+    def test_spawn(self) -> None:
+        for pool in ("1", "0"):
+            code, result, stderr = run_bench(
+                "spawn", "--matches", "3", "--pool", pool, "--interval", "0.3", "--think", "0"
+            )
+            self.assertEqual(code, 0, stderr)
+            self.assertEqual(result["scenario"], "spawn")
+            self.assertEqual(result["pool"], int(pool))
+            # One child, and one spawn latency, per match; every match played out.
+            self.assertEqual((result["spawns"], result["finished"]), (3, 3))
+            self.assertEqual(result["errors"], 0)
+            self.assertGreater(result["p50_ms"], 0)
+            self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
+
+    def test_drain(self) -> None:
+        code, result, stderr = run_bench(
+            "drain", "--matches", "2", "--think", "0.4", "--host-workers", "1"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "drain")
+        # SIGTERM came while both matches ran; both played to their end.
+        self.assertEqual((result["matches"], result["running"]), (2, 2))
+        self.assertEqual((result["finished"], result["aborted"], result["lost"]), (2, 0, 0))
+        self.assertEqual(result["exit_code"], 0)
+        self.assertGreater(result["drain_s"], 0)
 
     def test_lobby_idle(self) -> None:
         code, result, stderr = run_bench("lobby-idle", "--connections", "30")

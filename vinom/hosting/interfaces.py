@@ -11,7 +11,7 @@ datagrams and the time, transmits what it returns and keeps one timer for it.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -125,8 +125,10 @@ class WorkerStatus:
 
     `live`: it answered its configuration and its last heartbeat in time;
     `hosts` and `sessions` are from that heartbeat, as is `cpu_seconds` (the
-    worker's user plus system CPU time). `restarts`: how many times this
-    worker slot's process was replaced after it exited, was killed or hung.
+    worker's user plus system CPU time), as are its `counters` (datagrams,
+    handshakes, drops: `IHostingStatistics.totals` of this process alone).
+    `restarts`: how many times this worker slot's process was replaced after
+    it exited, was killed or hung.
     """
 
     index: int
@@ -136,6 +138,7 @@ class WorkerStatus:
     sessions: int
     cpu_seconds: float
     restarts: int
+    counters: Mapping[str, int] = field(factory=dict)
 
 
 # Upper bounds (seconds) of the spawn-latency histogram's buckets.
@@ -144,20 +147,25 @@ SPAWN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 @define
 class Histogram:
-    """Counts of observed values below each bound, as Prometheus histograms keep them."""
+    """Counts of observed values below each bound, as Prometheus histograms keep them,
+    and the `recent` values themselves (the last `keep`), for percentiles."""
 
     bounds: tuple[float, ...] = SPAWN_BUCKETS
+    keep: int = 1024
     counts: list[int] = field(init=False)
     total: float = field(init=False, default=0.0)
     count: int = field(init=False, default=0)
+    recent: deque[float] = field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.counts = [0] * (len(self.bounds) + 1)
+        self.recent = deque(maxlen=self.keep)
 
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
         self.count += 1
+        self.recent.append(value)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """(upper bound, observations at or below it) for each bucket, "+Inf" last."""

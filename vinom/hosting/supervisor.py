@@ -279,6 +279,7 @@ class WorkerProcess(ProcessProtocol):
             room_config={
                 "connect_deadline": s.room_config.connect_deadline,
                 "reconnect_grace": s.room_config.reconnect_grace,
+                "state_interval": s.room_config.state_interval,
             },
             one_shot=self.one_shot,
         )
@@ -459,6 +460,7 @@ class WorkerProcess(ProcessProtocol):
             sessions=int(self.load.get("sessions", 0)),
             cpu_seconds=self.cpu_seconds,
             restarts=restarts,
+            counters=self.counters(),
         )
 
 
@@ -668,6 +670,11 @@ class ProcessPerMatch(Service):
             self._refill_call.cancel()
         everyone = [*self._idle, *self._starting, *self._hosting]
         return DeferredList([w.close() for w in everyone]).addCallback(lambda _: None)
+
+    @property
+    def children_ready(self) -> int:
+        """Pre-started children ready for the next matches."""
+        return len(self._idle)
 
     @property
     def children_started(self) -> int:

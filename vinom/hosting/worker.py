@@ -82,6 +82,7 @@ class WorkerProtocol(amp.AMP):
             room_config=RoomConfig(
                 connect_deadline=float(room_config["connect_deadline"]),
                 reconnect_grace=float(room_config["reconnect_grace"]),
+                state_interval=float(room_config.get("state_interval", 1.0)),
             ),
         )
         return {"pid": os.getpid()}
