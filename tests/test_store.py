@@ -197,14 +197,14 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         self.assertIsNone(await store.get_player("a"))
 
     async def test_saving_a_player_refreshes_the_record_ttl(self) -> None:
-        store = RedisPlayerStore(await redis_client(self, self.redis), player_ttl=0.6)
+        store = RedisPlayerStore(await redis_client(self, self.redis), player_ttl=1.0)
         record = PlayerRecord("a", "A", "ab" * 32, 5.0)
         await store.save_player(record)
-        await sleep(0.4)
+        await sleep(0.6)
         await store.save_player(record)
-        await sleep(0.4)
+        await sleep(0.6)
         self.assertEqual(await store.get_player("a"), record)
-        await sleep(0.5)
+        await sleep(0.7)
         self.assertIsNone(await store.get_player("a"))
 
     async def test_placements_expire_after_their_ttl(self) -> None:
