@@ -100,6 +100,12 @@ class HostRegistryContract:
         await self.pass_time(ttl * 0.9)
         self.assertEqual(await self.registry.live_hosts(), [host("quiet", free=6)])
 
+    async def test_ids_that_look_like_numbers_stay_strings(self: Any) -> None:
+        record = HostRecord("42", "10.0.0.1", (7400, 7400), 1, 1, 2.0)
+        await self.registry.register(record, 30)
+        self.assertEqual(await self.registry.live_hosts(), [record])
+        self.assertEqual(await self.registry.get("42"), record)
+
     def test_a_ttl_must_be_positive(self: Any) -> None:
         for ttl in (0, -1.0):
             self.assertRaises(ValueError, self.registry.register, host("h-1"), ttl)

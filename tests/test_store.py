@@ -117,6 +117,15 @@ class PlayerStoreContract:
         self.assertEqual(await self.store.placement_for_player("a"), placement("m-2", "a", "b"))
 
 
+    async def test_ids_that_look_like_numbers_stay_strings(self: Any) -> None:
+        # txredisapi by default turns replies that read as numbers into numbers.
+        placed = placement("42", "7", "1.50")
+        await self.store.save_placement(placed)
+        self.assertEqual(await self.store.placement_for_player("7"), placed)
+        await self.store.remove_placement("42")
+        self.assertIsNone(await self.store.placement_for_player("1.50"))
+
+
 class MemoryPlayerStoreTests(PlayerStoreContract, TestCase):
     async def make_store(self) -> IPlayerStore:
         return MemoryPlayerStore()

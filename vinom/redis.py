@@ -95,7 +95,8 @@ def connect(settings: RedisSettings) -> Any:
 
     It is usable at once: calls wait for a connection. Lost connections are
     reestablished with txredisapi's backoff (at most 10 s apart), so Redis may
-    start after vinom and may restart under it.
+    start after vinom and may restart under it. Replies are the strings stored
+    (txredisapi's number conversion is off); integer replies stay integers.
     """
     import txredisapi
 
@@ -108,6 +109,8 @@ def connect(settings: RedisSettings) -> Any:
         password=settings.password,
         connectTimeout=settings.timeout,
         replyTimeout=settings.timeout,
+        # Strings stay strings: an id such as "42" must not come back as a number.
+        convertNumbers=False,
     )
 
 
