@@ -1,0 +1,158 @@
+"""Connecting to Redis: settings from a `redis://` URL, a txredisapi pool, bounded calls.
+
+The Redis player store and host registry (and whatever else vinom keeps in
+Redis) share one `RedisClient` per process: a txredisapi connection pool
+that reconnects by itself, the key prefix every vinom key starts with, and
+`bounded()`, which gives every call a deadline and turns a Redis that is down
+or silent into one clear error, `RedisUnavailable`.
+
+txredisapi takes no reactor: it imports the global one and times its
+connections and replies with it. So this module imports txredisapi only when
+it connects (importing it installs the default reactor, which must not
+happen while `twistd --reactor` is still choosing one), and the deadlines
+vinom adds run on the clock the caller passes in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from attrs import define, field, frozen, validators
+from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+DEFAULT_PORT = 6379
+DEFAULT_PREFIX = "vinom:"
+
+
+class RedisUnavailable(Exception):
+    """Redis did not answer in time, or the connection to it is down."""
+
+
+@frozen
+class RedisSettings:
+    """Where Redis is and how vinom talks to it.
+
+    `timeout` bounds connecting, each reply and each whole call (waiting for a
+    free connection included), in seconds.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = field(default=DEFAULT_PORT, validator=validators.and_(
+        validators.ge(1), validators.le(65535)))  # fmt: skip
+    db: int = field(default=0, validator=validators.ge(0))
+    # Kept out of repr so that logging the settings never logs the password.
+    password: str | None = field(default=None, repr=False)
+    pool_size: int = field(default=4, validator=validators.ge(1))
+    timeout: float = field(default=2.0, validator=validators.gt(0))
+    key_prefix: str = DEFAULT_PREFIX
+
+    @property
+    def url(self) -> str:
+        """The settings as a URL, without the password."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"redis://{host}:{self.port}/{self.db}"
+
+
+def parse_redis_url(url: str) -> RedisSettings:
+    """`redis://[:password@]host[:port][/db]` -> RedisSettings (port 6379 and db 0 by default).
+
+    Raises ValueError saying what is wrong with the URL.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as error:
+        raise ValueError(f"bad Redis URL {url!r}: {error}") from None
+    if parts.scheme != "redis":
+        raise ValueError(f"a Redis URL starts with redis://, not {parts.scheme or url!r}")
+    if not parts.hostname:
+        raise ValueError(f"the Redis URL {url!r} names no host")
+    if parts.username:
+        raise ValueError(
+            "the Redis URL names a user, which vinom does not support: use redis://:password@host"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"the Redis URL {url!r} takes no query or fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None:
+        port = DEFAULT_PORT
+    if not 1 <= port <= 65535:
+        raise ValueError(f"the Redis port must be a number from 1 to 65535, in {url!r}")
+    path = parts.path.strip("/")
+    if path and not (path.isdigit() and path.isascii()):
+        raise ValueError(f"the Redis database must be a number like /0, not /{path}")
+    password = None if parts.password is None else unquote(parts.password)
+    return RedisSettings(parts.hostname, port, int(path or 0), password)
+
+
+def connect(settings: RedisSettings) -> Any:
+    """A lazy txredisapi connection pool for `settings` (a txredisapi ConnectionHandler).
+
+    It is usable at once: calls wait for a connection. Lost connections are
+    reestablished with txredisapi's backoff (at most 10 s apart), so Redis may
+    start after vinom and may restart under it. Replies are the strings stored
+    (txredisapi's number conversion is off); integer replies stay integers.
+    """
+    import txredisapi
+
+    return txredisapi.lazyConnectionPool(
+        host=settings.host,
+        port=settings.port,
+        dbid=settings.db,
+        poolsize=settings.pool_size,
+        reconnect=True,
+        password=settings.password,
+        connectTimeout=settings.timeout,
+        replyTimeout=settings.timeout,
+        # Strings stay strings: an id such as "42" must not come back as a number.
+        convertNumbers=False,
+    )
+
+
+@define
+class RedisClient:
+    """One process's connection pool to Redis, its key prefix and its call deadline."""
+
+    handler: Any  # a txredisapi ConnectionHandler
+    clock: IReactorTime
+    settings: RedisSettings
+
+    @classmethod
+    def open(cls, settings: RedisSettings, clock: IReactorTime) -> RedisClient:
+        return cls(connect(settings), clock, settings)
+
+    def key(self, *parts: str) -> str:
+        """The prefixed key `<prefix><part>:<part>...`."""
+        return self.settings.key_prefix + ":".join(parts)
+
+    def bounded(self, call: Deferred[Any]) -> Deferred[Any]:
+        """`call` (a txredisapi call), failing with RedisUnavailable if Redis is down or
+        has not answered within the timeout."""
+        timeout = self.settings.timeout
+
+        def unavailable(failure: Failure) -> Failure:
+            import txredisapi
+
+            # A caller's own cancel() stays a CancelledError.
+            if failure.check(TimeoutError):
+                raise RedisUnavailable(
+                    f"Redis at {self.settings.url} did not answer within {timeout:g} s"
+                )
+            if failure.check(txredisapi.ConnectionError):
+                raise RedisUnavailable(
+                    f"Redis at {self.settings.url} is unreachable: {failure.getErrorMessage()}"
+                )
+            return failure
+
+        call.addTimeout(timeout, self.clock)
+        return call.addErrback(unavailable)
+
+    def disconnect(self) -> Deferred[None]:
+        """Close the pool's connections and stop reconnecting."""
+        d: Deferred[None] = self.handler.disconnect()
+        return d

@@ -1,0 +1,238 @@
+"""The Redis player store: players and placements shared by every lobby process.
+
+What one lobby saves, every lobby on the same Redis reads, so a player can
+reconnect through any of them. The keys, their contents and their lifetimes
+are listed in docs/scaling.md, "Redis keys"; in short (with the default
+prefix `vinom:`):
+
+- `vinom:player:<player_id>`: the player record (JSON), expiring `player_ttl`
+  after it is saved, and never before the player's current match's placement;
+- `vinom:match:<match_id>`: the placement (JSON), expiring after `placement_ttl`;
+- `vinom:player-match:<player_id>`: the id of the player's current match,
+  with the placement's lifetime.
+
+The TTLs are a safety net for records a crashed lobby can no longer remove;
+a lobby that runs removes them itself. Every call fails with
+`vinom.redis.RedisUnavailable` if Redis is down or silent past its timeout.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from attrs import define, field, validators
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
+from vinom.redis import RedisClient
+from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
+
+DEFAULT_PLAYER_TTL = 12 * 3600.0
+DEFAULT_PLACEMENT_TTL = 24 * 3600.0
+
+# KEYS: the record, the player's current-match pointer. ARGV: the record, its TTL (ms).
+# A player record outlives its player's current placement (reconnecting needs both).
+_SAVE_PLAYER = """
+local ttl = tonumber(ARGV[2])
+local placed = redis.call('PTTL', KEYS[2])
+if placed > ttl then ttl = placed end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+return 1
+"""
+
+# KEYS: the placement, then n current-match pointers, then the n player records.
+# ARGV: the placement, the match id, the placement TTL (ms).
+_SAVE_PLACEMENT = """
+local n = (#KEYS - 1) / 2
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+for i = 2, n + 1 do
+  redis.call('SET', KEYS[i], ARGV[2], 'PX', ttl)
+  local left = redis.call('PTTL', KEYS[i + n])
+  if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[i + n], ttl) end
+end
+return 1
+"""
+
+# KEYS as for _SAVE_PLACEMENT. ARGV: the match id, the player TTL (ms).
+# A pointer is cleared only if it still names this match: its player may be in a
+# newer one by now. A player whose match ended gets a fresh player TTL.
+_REMOVE_PLACEMENT = """
+local n = (#KEYS - 1) / 2
+for i = 2, n + 1 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    if redis.call('PTTL', KEYS[i + n]) >= 0 then
+      redis.call('PEXPIRE', KEYS[i + n], ARGV[2])
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+def milliseconds(seconds: float) -> int:
+    """A TTL for Redis's PX: whole milliseconds, at least one."""
+    return max(1, round(seconds * 1000))
+
+
+@implementer(IPlayerStore)
+@define
+class RedisPlayerStore:
+    """Players and placements in Redis, behind `IPlayerStore`; TTLs in seconds."""
+
+    redis: RedisClient
+    player_ttl: float = field(default=DEFAULT_PLAYER_TTL, validator=validators.gt(0))
+    placement_ttl: float = field(default=DEFAULT_PLACEMENT_TTL, validator=validators.gt(0))
+
+    @property
+    def _player_ttl_ms(self) -> int:
+        return milliseconds(self.player_ttl)
+
+    @property
+    def _placement_ttl_ms(self) -> int:
+        return milliseconds(self.placement_ttl)
+
+    def _player_key(self, player_id: str) -> str:
+        return self.redis.key("player", player_id)
+
+    def _match_key(self, match_id: str) -> str:
+        return self.redis.key("match", match_id)
+
+    def _pointer_key(self, player_id: str) -> str:
+        return self.redis.key("player-match", player_id)
+
+    def _placement_keys(self, placement: MatchPlacement) -> list[str]:
+        players = placement.player_ids
+        return [
+            self._match_key(placement.match_id),
+            *(self._pointer_key(p) for p in players),
+            *(self._player_key(p) for p in players),
+        ]
+
+    def save_player(self, record: PlayerRecord) -> Deferred[None]:
+        keys = [self._player_key(record.player_id), self._pointer_key(record.player_id)]
+        args = [encode_player(record), self._player_ttl_ms]
+        d = self.redis.bounded(self.redis.handler.eval(_SAVE_PLAYER, keys, args))
+        return d.addCallback(lambda _: None)
+
+    def get_player(self, player_id: str) -> Deferred[PlayerRecord | None]:
+        key = self._player_key(player_id)
+        d = self.redis.bounded(self.redis.handler.get(key))
+        return d.addCallback(lambda text: None if text is None else decode_player(text, key))
+
+    def remove_player(self, player_id: str) -> Deferred[None]:
+        d = self.redis.bounded(self.redis.handler.delete(self._player_key(player_id)))
+        return d.addCallback(lambda _: None)
+
+    def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
+        args = [encode_placement(placement), placement.match_id, self._placement_ttl_ms]
+        call = self.redis.handler.eval(_SAVE_PLACEMENT, self._placement_keys(placement), args)
+        return self.redis.bounded(call).addCallback(lambda _: None)
+
+    def get_placement(self, match_id: str) -> Deferred[MatchPlacement | None]:
+        key = self._match_key(match_id)
+        d = self.redis.bounded(self.redis.handler.get(key))
+        return d.addCallback(lambda text: None if text is None else decode_placement(text, key))
+
+    def placement_for_player(self, player_id: str) -> Deferred[MatchPlacement | None]:
+        def found(match_id: str | None) -> Deferred[MatchPlacement | None] | None:
+            # A pointer whose placement is gone (removed, expired) leads to nothing.
+            return None if match_id is None else self.get_placement(match_id)
+
+        d = self.redis.bounded(self.redis.handler.get(self._pointer_key(player_id)))
+        return d.addCallback(found)
+
+    def remove_placement(self, match_id: str) -> Deferred[None]:
+        def found(placement: MatchPlacement | None) -> Deferred[None] | None:
+            if placement is None:
+                return None
+            args = [match_id, self._player_ttl_ms]
+            keys = self._placement_keys(placement)
+            call = self.redis.handler.eval(_REMOVE_PLACEMENT, keys, args)
+            return self.redis.bounded(call).addCallback(lambda _: None)
+
+        return self.get_placement(match_id).addCallback(found)
+
+
+def encode_player(record: PlayerRecord) -> str:
+    return json.dumps(
+        {
+            "player_id": record.player_id,
+            "name": record.name,
+            "secret_hash": record.secret_hash,
+            "created_at": record.created_at,
+        }
+    )
+
+
+def decode_player(text: str, key: str) -> PlayerRecord:
+    try:
+        data = json.loads(text)
+        return PlayerRecord(
+            str(data["player_id"]),
+            str(data["name"]),
+            str(data["secret_hash"]),
+            float(data["created_at"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"unreadable player record at Redis key {key!r}: {error!r}") from None
+
+
+def _encode_ticket(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "player_id": ticket.player_id,
+        "name": ticket.name,
+        "game": ticket.game,
+        "rating": ticket.rating,
+        "queued_at": ticket.queued_at,
+    }
+
+
+def _decode_ticket(data: dict[str, Any]) -> Ticket:
+    rating = data["rating"]
+    return Ticket(
+        str(data["player_id"]),
+        str(data["name"]),
+        str(data["game"]),
+        None if rating is None else float(rating),
+        float(data["queued_at"]),
+    )
+
+
+def encode_placement(placement: MatchPlacement) -> str:
+    match = placement.match
+    return json.dumps(
+        {
+            "match": {
+                "match_id": match.match_id,
+                "game": match.game,
+                "players": [_encode_ticket(t) for t in match.players],
+                "formed_at": match.formed_at,
+            },
+            "address": {"host": placement.address.host, "port": placement.address.port},
+            "placed_at": placement.placed_at,
+        }
+    )
+
+
+def decode_placement(text: str, key: str) -> MatchPlacement:
+    try:
+        data = json.loads(text)
+        match = data["match"]
+        return MatchPlacement(
+            Match(
+                str(match["match_id"]),
+                str(match["game"]),
+                tuple(_decode_ticket(t) for t in match["players"]),
+                float(match["formed_at"]),
+            ),
+            HostAddress(str(data["address"]["host"]), int(data["address"]["port"])),
+            float(data["placed_at"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"unreadable placement at Redis key {key!r}: {error!r}") from None
