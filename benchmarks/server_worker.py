@@ -178,8 +178,9 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> tuple[dict[str, Any]
             "--data-dir", settings["data_dir"],
             # The bench game is offered only when asked for.
             "--games", settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
-            # Several bench servers may run at once: no fixed operations port.
+            # Several bench servers may run at once: no fixed operations or web port.
             "--ops-port", "none",
+            "--websocket", "none",
             # One address for every bench client: lift the per-IP abuse limits.
             "--max-connections-per-ip", "1000000",
             "--max-pending-per-ip", "1000000",

@@ -89,7 +89,8 @@ class TwistdTests(TestCase):
                 sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
                 "--udp-ports", f"{udp}-{udp + 1}", "--data-dir", data_dir,
-                "--ops-port", "tcp:0:interface=127.0.0.1", *extra,
+                "--ops-port", "tcp:0:interface=127.0.0.1",
+                *(() if "--websocket" in extra else ("--websocket", "none")), *extra,
             ],
             env=env, path=data_dir,
         )  # fmt: skip

@@ -37,6 +37,7 @@ from vinom.drain import Drain
 from vinom.hosting.interfaces import Histogram, IHostingStatistics
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.server import LobbyFactory
+from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 
 # Upper bounds (seconds) of the session round-trip time histogram's buckets.
@@ -54,8 +55,10 @@ class ServerCollector(Collector):
         hosting: GameHostingService,
         hosts: IHostingStatistics,
         drain: Drain,
+        websocket: WebSocketLobbyFactory | None = None,
     ) -> None:
         self.lobby = lobby
+        self.websocket = websocket
         self.matchmaker = matchmaker
         self.hosting = hosting
         self.hosts = hosts
@@ -65,6 +68,12 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "vinom_lobby_connections", "Open lobby connections.", value=self.lobby.connection_count
         )
+        if self.websocket is not None:
+            yield CounterMetricFamily(
+                "vinom_websocket_origins_refused",
+                "WebSocket lobby handshakes refused (403) for their Origin.",
+                value=self.websocket.origins_refused,
+            )
         queues = GaugeMetricFamily(
             "vinom_queue_depth", "Tickets waiting in each game's queue.", labels=["game"]
         )
