@@ -18,7 +18,9 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ClientEndpoint
+from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 Frame = dict[str, Any]
@@ -67,6 +69,13 @@ class WebSocketPlayer(WebSocketClientProtocol):  # type: ignore[misc]
             self.opened.errback(HandshakeRefused(reason))
         if not self.closed.called:
             self.closed.callback(closed)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # autobahn leaves this timer running after a drop; trial wants a clean reactor.
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
 
     def send(self, frame: Frame) -> None:
         self.sendMessage(json.dumps(frame).encode(), isBinary=False)

@@ -188,6 +188,11 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
+        # autobahn leaves its close-handshake timer running when the peer drops the
+        # connection mid-close; it would only find the connection closed.
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
         if self.connection is not None:
             self.connection.connection_lost()
         self.setTimeout(None)
@@ -252,6 +257,8 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
             # Fail with a close frame (1009 for a message too big), not a bare drop.
             "failByDrop": False,
             "openHandshakeTimeout": lobby.config.hello_timeout,
+            # A plain GET of /lobby is answered 426 Upgrade Required, not a status page.
+            "webStatus": False,
             # The lobby pings its queued players itself.
             "autoPingInterval": 0,
             # The Origin is checked in onConnect, where a refusal can be a 403 and counted.
