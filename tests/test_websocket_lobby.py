@@ -80,10 +80,14 @@ class WebSocketLobbyTests(TestCase):
         self.server = await start_server(self, *WEB, *ORIGINS, *args, ports=ports)
         return self.server
 
-    async def player(self, origin: str | None = None) -> WebSocketPlayer:
+    async def player(
+        self, origin: str | None = None, headers: dict[str, str] | None = None
+    ) -> WebSocketPlayer:
         port = self.server.websocket_port
         assert port is not None and self.server.lobby.trust is not None
-        return await connect_websocket(self, port, self.server.lobby.trust, origin=origin)
+        return await connect_websocket(
+            self, port, self.server.lobby.trust, origin=origin, headers=headers
+        )
 
     async def welcomed(self, name: str) -> tuple[WebSocketPlayer, dict[str, Any]]:
         player = await self.player()
@@ -274,6 +278,26 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual([error_code(f) for f in third.frames], [errors.TOO_MANY_CONNECTIONS])
         self.assertEqual((closed.was_clean, closed.code), (True, 1000))
         await tcp.close()
+
+    async def test_behind_a_trusted_proxy_the_forwarded_address_counts(self) -> None:
+        await self.start("--websocket-proxies", "1", "--max-connections-per-ip", "1")
+        lobby = self.server.service("lobby")
+        first = await self.player(headers={"X-Forwarded-For": "198.51.100.7"})
+        await first.request({"type": "ping", "id": 1})
+        second = await self.player(headers={"X-Forwarded-For": "203.0.113.9"})
+        await second.request({"type": "ping", "id": 1})
+        self.assertEqual(
+            (lobby.connections_from("198.51.100.7"), lobby.connections_from("203.0.113.9")),
+            (1, 1),
+        )
+        # What the client wrote before the proxy's entry is not believed.
+        spoofed = await self.player(headers={"X-Forwarded-For": "192.0.2.1, 198.51.100.7"})
+        await spoofed.closed
+        self.assertEqual([error_code(f) for f in spoofed.frames], [errors.TOO_MANY_CONNECTIONS])
+        # A request that did not come through the proxy counts as its own peer.
+        direct = await self.player()
+        await direct.request({"type": "ping", "id": 1})
+        self.assertEqual(lobby.connections_from("127.0.0.1"), 1)
 
     async def test_a_silent_websocket_is_dropped_after_the_hello_timeout(self) -> None:
         await self.start("--lobby-hello-timeout", "0.3")

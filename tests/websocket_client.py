@@ -103,13 +103,19 @@ class WebSocketPlayer(WebSocketClientProtocol):  # type: ignore[misc]
 
 
 async def connect_websocket(
-    case: TestCase, port: int, trust: str, *, origin: str | None = None, path: str = "/lobby"
+    case: TestCase,
+    port: int,
+    trust: str,
+    *,
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
+    path: str = "/lobby",
 ) -> WebSocketPlayer:
     """A WebSocket lobby client of the server on 127.0.0.1:`port`; dropped at cleanup."""
     with open(trust, "rb") as f:
         authority = Certificate.loadPEM(f.read())
     factory = WebSocketClientFactory(f"wss://localhost:{port}{path}", origin=origin,
-                                     reactor=reactor)  # fmt: skip
+                                     headers=headers, reactor=reactor)  # fmt: skip
     factory.protocol = WebSocketPlayer
     endpoint = SSL4ClientEndpoint(
         reactor, "127.0.0.1", port, optionsForClientTLS("localhost", trustRoot=authority)

@@ -183,6 +183,13 @@ class Options(usage.Options):
             "for any (default: https:// and localhost, 127.0.0.1 and --public-host, on the "
             "--websocket port). Clients that send no Origin (not browsers) are always let in.",
         ],
+        [
+            "websocket-proxies",
+            None,
+            "0",
+            "Reverse proxies in front of the web server that add the client's address to "
+            "X-Forwarded-For; the lobby's per-address limits then count that address.",
+        ],
         ["certificate", "c", None, "TLS certificate (PEM) for the lobby."],
         ["private-key", "k", None, "Private key (PEM) of --certificate."],
         ["udp-ports", "u", DEFAULT_UDP_PORTS, "UDP port range for game hosts, first-last."],
@@ -381,6 +388,9 @@ class Options(usage.Options):
         else:
             self["host-workers"] = _non_negative_int("host-workers", self["host-workers"])
         self["process-pool"] = _non_negative_int("process-pool", self["process-pool"])
+        self["websocket-proxies"] = _non_negative_int(
+            "websocket-proxies", self["websocket-proxies"]
+        )
         ops = self["ops-port"].strip()
         if ops.lower() == "none":
             self["ops-port"] = None
@@ -626,7 +636,10 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     websocket_lobby = None
     if options["websocket"] is not None:
         websocket_lobby = WebSocketLobbyFactory(
-            lobby, options["websocket-origin-policy"], reactor=reactor
+            lobby,
+            options["websocket-origin-policy"],
+            reactor=reactor,
+            trusted_proxies=options["websocket-proxies"],
         )
         public_site = web_site(websocket_lobby, timeout=options["lobby-hello-timeout"])
         web = strports.service(

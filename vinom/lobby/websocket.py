@@ -23,7 +23,7 @@ and closing handshake timeouts) run on txaio's loop, the global reactor.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -158,6 +158,7 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
         peer_host = getattr(peer, "host", None)
         if not isinstance(peer_host, str):
             peer_host = str(peer)
+        peer_host = self._owner.client_address(peer_host, request.headers)
         origin = request.headers.get("origin")
         if origin is not None and not self._owner.origin_policy.allows(origin):
             self._owner.origin_refused(origin, peer_host)
@@ -241,11 +242,17 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
     noisy = False
 
     def __init__(
-        self, lobby: LobbyFactory, origin_policy: OriginPolicy, *, reactor: IReactorTime
+        self,
+        lobby: LobbyFactory,
+        origin_policy: OriginPolicy,
+        *,
+        reactor: IReactorTime,
+        trusted_proxies: int = 0,
     ) -> None:
         super().__init__(server="vinom", reactor=reactor)
         self.lobby = lobby
         self.origin_policy = origin_policy
+        self.trusted_proxies = trusted_proxies
         self.origins_refused = 0
         self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, lobby.clock)
         limit = lobby.config.max_frame_bytes
@@ -271,6 +278,26 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
         protocol = WebSocketLobbyProtocol(self)
         protocol.factory = self
         return protocol
+
+    def client_address(self, peer_host: str, headers: Mapping[str, str]) -> str:
+        """The address a connection counts as: its peer's, or, behind `trusted_proxies`
+        reverse proxies, the one the outermost of them saw (from X-Forwarded-For).
+
+        Each proxy appends the address it received the request from, so the
+        N-th address from the end is the one the first trusted proxy saw;
+        those before it are the client's to invent. Without enough entries (a
+        request that did not come through the proxies) the peer's own counts.
+        """
+        if not self.trusted_proxies:
+            return peer_host
+        forwarded = [a.strip() for a in headers.get("x-forwarded-for", "").split(",")]
+        if len(forwarded) < self.trusted_proxies:
+            return peer_host
+        claimed = forwarded[-self.trusted_proxies]
+        try:
+            return str(ipaddress.ip_address(claimed))
+        except ValueError:
+            return peer_host
 
     def origin_refused(self, origin: str, peer_host: str) -> None:
         """Count a handshake refused for its Origin; log it unless refusals come in a flood."""
