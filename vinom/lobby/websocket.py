@@ -207,10 +207,12 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
     def write(self, data: bytes) -> None:
         # One frame per call; the newline that ends it on TCP is the message's end here.
         frame = data[:-1] if data.endswith(b"\n") else data
-        if self._open:
-            self.sendMessage(frame, isBinary=False)
-        else:
+        if not self._open:
             self._before_open.append(frame)
+        elif self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendMessage(frame, isBinary=False)
+        # Else the peer has begun to close (autobahn would raise): the frame is lost
+        # with the connection, as bytes written to a closing TCP socket are.
 
     def close(self) -> None:
         if self._open:
