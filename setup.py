@@ -95,6 +95,8 @@ setup(
         "cryptography>=42",
         # Compact binary encoding of message bodies on the UDP channels.
         "msgpack>=1.0",
+        # The lobby over WebSocket for browsers (twisted.web + autobahn's Twisted protocols).
+        "autobahn>=24.4",
         # The operations endpoint's /metrics, in the Prometheus text format.
         "prometheus_client>=0.17",
         # Redis player store and distributed matchmaking behind the same interfaces.

@@ -273,8 +273,9 @@ def server_args(
         "--data-dir", data_dir,
         "--games", games,
         "--host-workers", "0",
-        # Several bench servers may run at once: no fixed operations port.
+        # Several bench servers may run at once: no fixed operations or web port.
         "--ops-port", "none",
+        "--websocket", "none",
         # One address for every bench client: lift the per-IP abuse limits.
         "--max-connections-per-ip", "1000000",
         "--max-pending-per-ip", "1000000",

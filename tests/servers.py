@@ -43,6 +43,8 @@ class RunningServer:
     lobby: LobbyAddress
     hosting: GameHostingService
     data_dir: str
+    # The port of the web server (the WebSocket lobby), when the test asked for --websocket.
+    websocket_port: int | None = None
 
     def service(self, name: str) -> Any:
         return self.root.getServiceNamed(name)
@@ -64,6 +66,8 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
             "--ops-port", "none",
             # In this process unless the test asks for worker processes.
             *(() if {"--host-workers", "--game-host"} & set(args) else ("--host-workers", "0")),
+            # No web server unless the test asks for one (the default port is fixed).
+            *(() if "--websocket" in args else ("--websocket", "none")),
             *args,
         ]
     )
@@ -74,8 +78,13 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
     port = await listener._waitingForPort
     cert = f"{data_dir}/dev-cert.pem"
     hosting = cast(GameHostingService, root.getServiceNamed("hosting"))
+    websocket_port = None
+    if "--websocket" in args:
+        web = await root.getServiceNamed("web")._waitingForPort
+        websocket_port = web.getHost().port
     return RunningServer(
-        root, LobbyAddress("127.0.0.1", port.getHost().port, cert), hosting, data_dir
+        root, LobbyAddress("127.0.0.1", port.getHost().port, cert), hosting, data_dir,
+        websocket_port,
     )
 
 

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from vinom.lobby import errors
-from vinom.lobby.codec import Hello, Ping, Request
+from vinom.lobby.codec import FrameError, Hello, Ping, Request
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import (
     ILobbyServer,
@@ -260,3 +260,72 @@ class ConnectionTests(SynchronousTestCase):
             [errors.MALFORMED_JSON, errors.TOO_MANY_ERRORS],
         )
         self.assertTrue(self.wire.closed)
+
+
+class MessageFramedConnectionTests(SynchronousTestCase):
+    """`messages=True` (the WebSocket lobby): one frame per message, through the same limits."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.wire = RecordingWire()
+        self.server = ScriptedServer()
+        self.connection = LobbyConnection(
+            self.wire, self.server, CONFIG, self.clock,
+            peer_host="192.0.2.1", client="192.0.2.1", messages=True,
+        )  # fmt: skip
+        self.connection.connection_made()
+
+    def test_each_message_is_one_frame_without_a_newline(self) -> None:
+        self.connection.data_received(b'{"type":"ping","id":1}')
+        self.connection.data_received(b'{"type":"hello","name":"A"}')
+        self.assertEqual(self.wire.frames(), [{"type": "pong", "id": 1}, {"type": "welcome"}])
+        self.assertIs(self.connection.state, PlayerState.IDLE)
+
+    def test_a_newline_in_a_message_is_malformed_and_counted(self) -> None:
+        for message in (b'{"type":"ping"}\n', b'{"type":"ping"}\n{"type":"ping"}', b"{}\r"):
+            self.connection.data_received(message)
+        frames = self.wire.frames()
+        self.assertEqual([f["code"] for f in frames[:3]], [errors.MALFORMED_JSON] * 3)
+        self.assertIn("newline", frames[0]["message"])
+        self.assertEqual(frames[3]["code"], errors.TOO_MANY_ERRORS)
+        self.assertTrue(self.wire.closed)
+        self.assertEqual(self.server.served, [])
+
+    def test_a_refused_message_is_answered_in_turn(self) -> None:
+        # A binary message behind a request still being served waits for its reply.
+        self.connection.data_received(b'{"type":"hello","name":"slow","id":1}')
+        self.connection.message_refused(FrameError(errors.MALFORMED_JSON, "binary"))
+        self.connection.data_received(b'{"type":"ping","id":2}')
+        self.assertEqual(self.wire.frames(), [])
+        self.connection.welcomed("p-1", "slow")
+        self.connection.reply(self.server.served[0], {"type": "welcome"})
+        self.server.waiting[0].callback(None)
+        self.assertEqual(
+            [(f["type"], f.get("code"), f.get("id")) for f in self.wire.frames()],
+            [("welcome", None, 1), ("error", errors.MALFORMED_JSON, None), ("pong", None, 2)],
+        )
+
+    def test_an_oversized_message_is_answered_and_the_next_one_served(self) -> None:
+        self.connection.data_received(b'{"type":"ping","pad":"' + b"x" * 64 + b'"}')
+        self.connection.data_received(b"   ")
+        self.connection.data_received(b'{"type":"ping","id":3}')
+        frames = self.wire.frames()
+        self.assertEqual(frames[0]["code"], errors.FRAME_TOO_LARGE)
+        self.assertEqual(frames[1:], [{"type": "pong", "id": 3}])
+
+    def test_messages_waiting_behind_a_request_stop_reading_past_a_frame(self) -> None:
+        self.connection.data_received(b'{"type":"hello","name":"slow"}')
+        for _ in range(3):
+            self.connection.data_received(b'{"type":"ping","pad":"' + b"x" * 30 + b'"}')
+        self.assertTrue(self.wire.paused)
+        self.server.waiting[0].callback(None)
+        self.assertFalse(self.wire.paused)
+        self.assertEqual(len(self.wire.frames()), 3)
+
+    def test_only_a_message_framed_connection_refuses_messages(self) -> None:
+        stream = LobbyConnection(
+            self.wire, self.server, CONFIG, self.clock, peer_host="192.0.2.1", client="192.0.2.1"
+        )
+        self.assertRaises(
+            TypeError, stream.message_refused, FrameError(errors.MALFORMED_JSON, "binary")
+        )

@@ -7,10 +7,12 @@ import json
 import os
 
 from twisted.application.service import Application, MultiService
+from twisted.internet.ssl import Certificate
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import ILogObserver
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
+from twisted.web.server import Site
 
 from vinom.certs import ensure_dev_certificate
 from vinom.logs import LogFormatService
@@ -20,6 +22,7 @@ from vinom.tap import (
     makeService,
     parse_port_range,
     read_token_key,
+    web_description,
 )
 
 
@@ -221,6 +224,40 @@ class OptionsTests(TestCase):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
                 self.assertIn(why, str(e))
 
+    def test_websocket_options(self) -> None:
+        options = parse()
+        self.assertEqual(options["websocket"], "ssl:7380")
+        policy = options["websocket-origin-policy"]
+        self.assertEqual(
+            policy.origins, ("https://localhost:7380", "https://127.0.0.1:7380")
+        )
+        public = parse("--public-host", "games.example", "--websocket", "8443")
+        self.assertEqual(public["websocket"], "ssl:8443")
+        self.assertEqual(
+            public["websocket-origin-policy"].origins,
+            ("https://localhost:8443", "https://127.0.0.1:8443", "https://games.example:8443"),
+        )
+        behind_proxy = parse("--websocket", "tcp:7380:interface=127.0.0.1",
+                             "--websocket-origins", "https://games.example, https://b.example")
+        self.assertEqual(behind_proxy["websocket"], "tcp:7380:interface=127.0.0.1")
+        self.assertTrue(behind_proxy["websocket-origin-policy"].allows("https://b.example"))
+        self.assertFalse(behind_proxy["websocket-origin-policy"].allows("https://c.example"))
+        self.assertTrue(parse("--websocket-origins", "*")["websocket-origin-policy"].allows("null"))
+        self.assertIsNone(parse("--websocket", "none")["websocket"])
+        self.assertEqual(parse()["websocket-proxies"], 0)
+        self.assertEqual(parse("--websocket-proxies", "2")["websocket-proxies"], 2)
+        for argv, why in (
+            (("--websocket", "ssl:"), "--websocket 'ssl:': ssl needs a port"),
+            (("--websocket", "nonsense:1"), "--websocket 'nonsense:1' is not a valid endpoint"),
+            (("--websocket", " "), "--websocket must be a port"),
+            (("--websocket-origins", "games.example"), "--websocket-origins"),
+            (("--websocket-origins", "https://games.example/play"), "--websocket-origins"),
+            (("--websocket-proxies", "-1"), "--websocket-proxies must be at least 0"),
+        ):
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(why, str(e))
+
     def test_games(self) -> None:
         offered = parse()["game-registry"].names()
         self.assertEqual(offered, ["dice", "maze", "owedrahn", "tictactoe"])
@@ -255,6 +292,16 @@ class OptionsTests(TestCase):
         self.assertEqual(lobby_description(tcp, "c", "k"), "tcp:7350:backlog=1024")
         mine = parse("--lobby", "tcp:7350:backlog=5")
         self.assertEqual(lobby_description(mine, "c", "k"), "tcp:7350:backlog=5")
+
+    def test_web_description_fills_certificate(self) -> None:
+        self.assertEqual(
+            web_description(parse(), "/d/cert.pem", "/d/key.pem"),
+            "ssl:7380:privateKey=/d/key.pem:certKey=/d/cert.pem:backlog=1024",
+        )
+        proxied = parse("--websocket", "tcp:7380:interface=127.0.0.1")
+        self.assertEqual(
+            web_description(proxied, "c", "k"), "tcp:7380:interface=127.0.0.1:backlog=1024"
+        )
 
 
 class TokenKeyTests(TestCase):
@@ -295,8 +342,11 @@ class MakeServiceTests(TestCase):
         root, _ = self.make()
         assert isinstance(root, MultiService)
         self.assertEqual(
-            [s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops"]
+            [s.name for s in root], ["hosting", "lobby", "lobby-listener", "web", "ops"]
         )
+        root, _ = self.make("--websocket", "none")
+        assert isinstance(root, MultiService)
+        self.assertEqual([s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops"])
 
     def test_game_host_processes_stop_after_the_hosting_service(self) -> None:
         # MultiService stops its children last first: the processes outlive the
@@ -306,17 +356,21 @@ class MakeServiceTests(TestCase):
             assert isinstance(root, MultiService)
             self.assertEqual(
                 [s.name for s in root],
-                ["game-host-processes", "hosting", "lobby", "lobby-listener", "ops"],
+                ["game-host-processes", "hosting", "lobby", "lobby-listener", "web", "ops"],
             )
 
     def test_listens_with_tls_on_the_injected_reactor(self) -> None:
-        root, reactor = self.make("--lobby", "ssl:7399:interface=127.0.0.1")
+        root, reactor = self.make("--lobby", "ssl:7399:interface=127.0.0.1", "--websocket", "7398")
         assert isinstance(root, MultiService)
         root.startService()
         self.addCleanup(root.stopService)
-        self.assertEqual(len(reactor.sslServers), 1)
+        self.assertEqual(len(reactor.sslServers), 2)
         port, _factory, _context, backlog, interface = reactor.sslServers[0]
         self.assertEqual((port, backlog, interface), (7399, 1024, "127.0.0.1"))
+        # The web server: TLS on every interface (like the default lobby), a twisted.web site.
+        port, factory, _context, backlog, interface = reactor.sslServers[1]
+        self.assertEqual((port, backlog, interface), (7398, 1024, ""))
+        self.assertIsInstance(factory, Site)
         # No UDP port is held before a match needs one.
         hosting = root.getServiceNamed("hosting")
         self.assertEqual(hosting.running_games, 0)
@@ -384,7 +438,12 @@ class MakeServiceTests(TestCase):
         assert isinstance(root, MultiService)
         root.startService()
         self.addCleanup(root.stopService)
-        self.assertEqual(len(reactor.sslServers), 1)
+        given = Certificate.loadPEM(paths.certificate.read_bytes())
+        # The TLS lobby and the web server both present it.
+        self.assertEqual(len(reactor.sslServers), 2)
+        for _port, _factory, context, _backlog, _interface in reactor.sslServers:
+            served = Certificate(context.certificate)
+            self.assertEqual(served.digest(), given.digest())
 
     def test_json_log_format_installs_an_observer(self) -> None:
         stream = io.StringIO()

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.servers import free_udp_range
+from tests.websocket_client import connect_websocket
 from vinom.build import build_info
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
@@ -56,7 +57,10 @@ class TwistdTests(TestCase):
     timeout = 60
 
     async def test_serves_tls_hello_and_stops_on_sigterm(self) -> None:
-        transport, process, port, cert = await self.start_twistd()
+        web = free_tcp_port()
+        transport, process, port, cert = await self.start_twistd(
+            "--websocket", f"ssl:{web}:interface=127.0.0.1"
+        )
         self.assertIn(cert.encode(), process.output)  # its path is logged for clients
         build = build_info()  # the server imports the same vinom as this test
         self.assertIn(
@@ -67,6 +71,10 @@ class TwistdTests(TestCase):
         welcome = await lobby.hello("ada")
         self.assertTrue(welcome.player_id.startswith("p-"))
         await lobby.close()
+        # The same lobby over WebSocket, with the same certificate.
+        browser = await connect_websocket(self, web, cert)
+        web_welcome = await browser.request({"type": "hello", "name": "bo", "id": 1})
+        self.assertEqual(web_welcome["type"], "welcome")
 
         transport.signalProcess("TERM")
         code, signal = await process.ended
@@ -89,7 +97,8 @@ class TwistdTests(TestCase):
                 sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
                 "--udp-ports", f"{udp}-{udp + 1}", "--data-dir", data_dir,
-                "--ops-port", "tcp:0:interface=127.0.0.1", *extra,
+                "--ops-port", "tcp:0:interface=127.0.0.1",
+                *(() if "--websocket" in extra else ("--websocket", "none")), *extra,
             ],
             env=env, path=data_dir,
         )  # fmt: skip
@@ -192,15 +201,16 @@ class TwistdTests(TestCase):
             await self.gone(pid)
 
     async def ready_workers(self, process: Collect, count: int) -> list[int]:
-        """The pids of the game-host workers, once `count` have said they are ready."""
-        waited = 0.0
-        while True:
-            pids = re.findall(rb"game-host worker \d+ \(pid (\d+)\) ready", process.output)
+        """The pids of the first `count` game-host workers, once each has said it is ready
+        (in any order: worker 1 may be ready before worker 0)."""
+        ready = rb"game-host worker \d \(pid (\d+)\) ready"
+        for _ in range(600):
+            pids = [int(p) for p in re.findall(ready, process.output)]
             if len(pids) >= count:
-                return [int(pid) for pid in pids]
-            self.assertLess(waited, 30, process.output.decode(errors="replace"))
+                return pids[:count]
+            self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
             await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+        self.fail(process.output.decode(errors="replace"))
 
     async def gone(self, pid: int, limit: float = 10.0) -> None:
         waited = 0.0

@@ -36,6 +36,7 @@ from twisted.web.server import Request, Site
 from vinom.drain import Drain
 from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting
 from vinom.lobby.server import LobbyFactory
+from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 
 # Upper bounds (seconds) of the session round-trip time histogram's buckets.
@@ -53,8 +54,10 @@ class ServerCollector(Collector):
         hosting: IMatchHosting,
         hosts: IHostingStatistics,
         drain: Drain,
+        websocket: WebSocketLobbyFactory | None = None,
     ) -> None:
         self.lobby = lobby
+        self.websocket = websocket
         self.matchmaker = matchmaker
         self.hosting = hosting
         self.hosts = hosts
@@ -64,6 +67,12 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "vinom_lobby_connections", "Open lobby connections.", value=self.lobby.connection_count
         )
+        if self.websocket is not None:
+            yield CounterMetricFamily(
+                "vinom_websocket_origins_refused",
+                "WebSocket lobby handshakes refused (403) for their Origin.",
+                value=self.websocket.origins_refused,
+            )
         queues = GaugeMetricFamily(
             "vinom_queue_depth", "Tickets waiting in each game's queue.", labels=["game"]
         )

@@ -1,9 +1,10 @@
 """`twistd vinom`: command-line options and the service tree of a whole vinom server.
 
 `makeService(options)` returns a `MultiService` of small services: the TLS
-lobby (a strports service), the matchmaker, the port allocator and the game
-hosting service. As in `twisted.names.tap`, TCP and UDP live side by side
-under one root service. A reactor can be injected for tests.
+lobby (a strports service), the matchmaker, the port allocator, the game
+hosting service and the public web server (the lobby over WebSocket). As
+in `twisted.names.tap`, TCP and UDP live side by side under one root service.
+A reactor can be injected for tests.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from vinom.hosting.service import GameHostingService
 from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
+from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
 from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.ops import ServerCollector, ops_site
@@ -39,11 +41,13 @@ from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_k
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig
 from vinom.store.memory import MemoryPlayerStore
+from vinom.web import web_site
 
 _log = Logger()
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
+DEFAULT_WEBSOCKET = "7380"
 DEFAULT_UDP_PORTS = "7400-7499"
 TOKEN_KEY_BYTES = 32
 
@@ -163,6 +167,28 @@ class Options(usage.Options):
             DEFAULT_LOBBY,
             "Lobby endpoint, a strports description. 'ssl:PORT' uses --certificate/"
             "--private-key, or the dev certificate when they are not given.",
+        ],
+        [
+            "websocket",
+            None,
+            DEFAULT_WEBSOCKET,
+            "The public web server (the lobby over WebSocket at /lobby): a port (TLS with the "
+            "lobby's certificate), a strports description, or 'none'.",
+        ],
+        [
+            "websocket-origins",
+            None,
+            None,
+            "Comma-separated origins of the web pages that may open the WebSocket lobby, or '*' "
+            "for any (default: https:// and localhost, 127.0.0.1 and --public-host, on the "
+            "--websocket port). Clients that send no Origin (not browsers) are always let in.",
+        ],
+        [
+            "websocket-proxies",
+            None,
+            "0",
+            "Reverse proxies in front of the web server that add the client's address to "
+            "X-Forwarded-For; the lobby's per-address limits then count that address.",
         ],
         ["certificate", "c", None, "TLS certificate (PEM) for the lobby."],
         ["private-key", "k", None, "Private key (PEM) of --certificate."],
@@ -362,6 +388,9 @@ class Options(usage.Options):
         else:
             self["host-workers"] = _non_negative_int("host-workers", self["host-workers"])
         self["process-pool"] = _non_negative_int("process-pool", self["process-pool"])
+        self["websocket-proxies"] = _non_negative_int(
+            "websocket-proxies", self["websocket-proxies"]
+        )
         ops = self["ops-port"].strip()
         if ops.lower() == "none":
             self["ops-port"] = None
@@ -397,6 +426,30 @@ class Options(usage.Options):
         if not self["lobby"]:
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
         _check_endpoint(self["lobby"])
+        self._check_websocket()
+
+    def _check_websocket(self) -> None:
+        web = self["websocket"].strip()
+        if web.lower() == "none":
+            self["websocket"] = None
+            self["websocket-origin-policy"] = None
+            return
+        if web.isdigit():
+            web = f"ssl:{web}"
+        if not web:
+            raise usage.UsageError("--websocket must be a port, a strports description or 'none'")
+        _check_endpoint(web, "websocket")
+        self["websocket"] = web
+        if self["websocket-origins"] is None:
+            port = _endpoint_port(web)
+            hosts = ("localhost", "127.0.0.1", self["public-host"])
+            origins = page_origins(hosts, port) if port else ()
+        else:
+            origins = tuple(self["websocket-origins"].split(","))
+        try:
+            self["websocket-origin-policy"] = OriginPolicy.from_list(origins)
+        except ValueError as e:
+            raise usage.UsageError(f"--websocket-origins: {e}") from None
 
 
 def _check_public_host(host: str) -> str:
@@ -424,7 +477,19 @@ def _check_certificate(certificate: str, private_key: str) -> None:
         ) from None
 
 
-def _check_endpoint(description: str) -> None:
+def _endpoint_port(description: str) -> int | None:
+    """The port a strports description listens on (None if it names none, e.g. unix:)."""
+    kind, _, rest = description.partition(":")
+    if kind.lower() not in ("ssl", "tcp", "tcp6"):
+        return None
+    fields = rest.split(":") if rest else []
+    named = dict(f.split("=", 1) for f in fields if "=" in f)
+    positional = [f for f in fields if "=" not in f]
+    port = named.get("port", positional[0] if positional else None)
+    return int(port) if port is not None and port.isdigit() else None
+
+
+def _check_endpoint(description: str, option: str = "lobby") -> None:
     """Check a server endpoint description without listening.
 
     TLS descriptions are checked by hand because Twisted's parser loads the
@@ -440,16 +505,22 @@ def _check_endpoint(description: str) -> None:
         named = dict(f.split("=", 1) for f in fields if "=" in f)
         port = named.get("port", positional[0] if positional else None)
         if port is None or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise usage.UsageError(f"--lobby {description!r}: ssl needs a port, e.g. ssl:7350")
+            raise usage.UsageError(
+                f"--{option} {description!r}: ssl needs a port, e.g. ssl:7350"
+            )
         for name in ("privateKey", "certKey"):
             path = named.get(name)
             if path is not None and not os.path.isfile(path):
-                raise usage.UsageError(f"--lobby {description!r}: {name} {path!r}: no such file")
+                raise usage.UsageError(
+                    f"--{option} {description!r}: {name} {path!r}: no such file"
+                )
         return
     try:
         serverFromString(MemoryReactor(), description)
     except (ValueError, TypeError, KeyError) as e:
-        raise usage.UsageError(f"--lobby {description!r} is not a valid endpoint: {e}") from None
+        raise usage.UsageError(
+            f"--{option} {description!r} is not a valid endpoint: {e}"
+        ) from None
 
 
 # Twisted's listen backlog is 50: when hundreds of players connect at once the
@@ -460,7 +531,15 @@ DEFAULT_BACKLOG = 1024
 def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
     """The lobby's strports description: the certificate filled in for bare 'ssl:PORT',
     and a listen backlog of `DEFAULT_BACKLOG` for ssl/tcp unless one is given."""
-    description: str = options["lobby"]
+    return _with_certificate(options["lobby"], certificate, private_key)
+
+
+def web_description(options: usage.Options, certificate: str, private_key: str) -> str:
+    """The web server's strports description (--websocket), completed as `lobby_description`."""
+    return _with_certificate(options["websocket"], certificate, private_key)
+
+
+def _with_certificate(description: str, certificate: str, private_key: str) -> str:
     kind = description.partition(":")[0].lower()
     if kind == "ssl" and "privateKey=" not in description:
         description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
@@ -555,17 +634,35 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     if handle_signals:
         reactor.callWhenRunning(drain.install_signal_handlers)
 
+    websocket_lobby = None
+    if options["websocket"] is not None:
+        websocket_lobby = WebSocketLobbyFactory(
+            lobby,
+            options["websocket-origin-policy"],
+            reactor=reactor,
+            trusted_proxies=options["websocket-proxies"],
+        )
+        public_site = web_site(websocket_lobby, timeout=options["lobby-hello-timeout"])
+        web = strports.service(
+            web_description(options, certificate, private_key), public_site, reactor=reactor
+        )
+        web.setName("web")
+        web.setServiceParent(root)
+
     if options["ops-port"] is not None:
-        site, _registry = ops_site(ServerCollector(lobby, matchmaker, hosting, host_factory, drain))
+        site, _registry = ops_site(
+            ServerCollector(lobby, matchmaker, hosting, host_factory, drain, websocket_lobby)
+        )
         ops = strports.service(options["ops-port"], site, reactor=reactor)
         ops.setName("ops")
         ops.setServiceParent(root)
 
     build = build_info()
     _log.info(
-        "vinom: lobby on {lobby}, {games} game(s) at once on UDP {low}-{top} "
+        "vinom: lobby on {lobby} (WebSocket: {web}), {games} game(s) at once on UDP {low}-{top} "
         "(clients told {public}), games: {names}; packet path {code}, AEAD {aead}",
         lobby=options["lobby"],
+        web=options["websocket"] or "none",
         games=options["max-games"],
         low=low,
         top=low + options["max-games"] - 1,

@@ -12,12 +12,16 @@ one line at a time, so the lobby applies its limits before parsing each frame.
 a `FrameError` carrying a code from `vinom.lobby.errors`. A frame that grows
 past the limit yields one `frame_too_large`, and the decoder discards bytes up
 to the next newline and carries on with the frame after it.
+
+`MessageDecoder` is the same for a transport that frames messages itself
+(WebSocket text messages): each message is one frame, with no newline.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -232,6 +236,65 @@ class FrameDecoder:
             elif line:
                 results.append(parse_frame(line))
         return results
+
+
+class MessageDecoder:
+    """Frames that arrive whole, one per message (a WebSocket text message).
+
+    The same interface as `FrameDecoder`, for a transport that frames messages
+    itself: `push` takes one whole message, which is one frame without a
+    newline. A message with a newline (or carriage return) in it is refused
+    with `malformed_json`, so a frame means the same on every transport (one
+    line of the TCP lobby); one over the size limit with `frame_too_large`;
+    a blank one comes out as b"", like a blank line. `refuse` queues an error
+    for a message the transport itself could not take (a binary message), in
+    its place among the others.
+    """
+
+    def __init__(self, max_frame_bytes: int = 4096) -> None:
+        self._max = max_frame_bytes
+        self._waiting: deque[bytes | FrameError] = deque()
+        self._buffered = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of the messages received and not yet handed out."""
+        return self._buffered
+
+    def push(self, message: bytes) -> None:
+        """Take one whole message."""
+        if len(message) > self._max:
+            self._waiting.append(_too_large(self._max))
+        elif b"\n" in message or b"\r" in message:
+            self._waiting.append(
+                FrameError(
+                    errors.MALFORMED_JSON,
+                    "a message must hold one frame on one line (no newline in it)",
+                )
+            )
+        elif not message.strip():
+            self._waiting.append(b"")
+        else:
+            self._waiting.append(message)
+            self._buffered += len(message)
+
+    def refuse(self, error: FrameError) -> None:
+        """A message the transport could not take: `error` is its answer, in turn."""
+        self._waiting.append(error)
+
+    def next_line(self) -> bytes | FrameError | None:
+        """The next message's frame (b"" if blank) or its error; None if none waits."""
+        if not self._waiting:
+            return None
+        item = self._waiting.popleft()
+        if isinstance(item, bytes):
+            self._buffered -= len(item)
+        return item
+
+    def clear(self) -> None:
+        """Drop every message waiting (the connection is closing)."""
+        self._waiting.clear()
+        self._buffered = 0
 
 
 def _too_large(limit: int) -> FrameError:

@@ -15,7 +15,10 @@ re-arms the timeout that state calls for.
 The design follows magic-wormhole-transit-relay's `server_state.py`: a
 machine per connection that talks to its transport only through an
 interface, so it runs under a `StringTransport`, a real TLS socket or,
-later, another transport unchanged. It schedules nothing itself: it says
+a WebSocket (websocket.py) unchanged. A connection is either a byte stream
+(TCP: newline-delimited frames, `FrameDecoder`) or message-framed
+(`messages=True`, WebSocket: one frame per message, `MessageDecoder`); both
+go through the same limits, in the same order. It schedules nothing itself: it says
 which timeout applies (`ILobbyWire.set_timeout`) and the wire calls
 `timer_expired`. It reads the time only for its frame rate limit, from the
 injected clock the rest of the lobby uses too: a request served later (by
@@ -39,6 +42,7 @@ from vinom.lobby import errors
 from vinom.lobby.codec import (
     FrameDecoder,
     FrameError,
+    MessageDecoder,
     Request,
     RequestId,
     encode_frame,
@@ -71,7 +75,7 @@ class ILobbyWire(Interface):
     """What a `LobbyConnection` asks of its transport."""
 
     def write(data: bytes) -> None:
-        """Send bytes (whole encoded frames)."""
+        """Send one whole encoded frame (its JSON and the newline that ends it)."""
 
     def close() -> None:
         """Close after the bytes written so far (TLS close_notify included)."""
@@ -126,6 +130,7 @@ class LobbyConnection:
         *,
         peer_host: str,
         client: str,
+        messages: bool = False,
     ) -> None:
         self._wire = wire
         self._server = server
@@ -146,7 +151,12 @@ class LobbyConnection:
         self._timeout: float | None = None
         # A liveness `ping` was sent and nothing has come back since.
         self._pinged = False
-        self._decoder = FrameDecoder(config.max_frame_bytes)
+        # A byte stream is split into lines; a message-framed transport hands over frames.
+        self._decoder: FrameDecoder | MessageDecoder = (
+            MessageDecoder(config.max_frame_bytes)
+            if messages
+            else FrameDecoder(config.max_frame_bytes)
+        )
         self._clock = clock
         self._bucket = TokenBucket(config.frame_rate, config.frame_burst, clock.seconds())
         # Frames the server pushes while a request is being served wait here, so
@@ -273,15 +283,33 @@ class LobbyConnection:
         return True
 
     def data_received(self, data: bytes) -> None:
+        """Bytes of the stream; on a message-framed connection, one whole message."""
         if self._closing:
             return
+        self._heard_from_peer()
+        self._decoder.push(data)
+        self._process()
+
+    def message_refused(self, error: FrameError) -> None:
+        """A message the transport could not take (a binary WebSocket message), in turn.
+
+        Answered with `error` when its turn comes, and limited and counted like
+        any frame. Only for message-framed connections.
+        """
+        if not isinstance(self._decoder, MessageDecoder):
+            raise TypeError("message_refused is for message-framed connections")
+        if self._closing:
+            return
+        self._heard_from_peer()
+        self._decoder.refuse(error)
+        self._process()
+
+    def _heard_from_peer(self) -> None:
         self._heard = True
         if self._state in _WAITING:
             # Alive: the next liveness ping is due after another quiet interval.
             self._pinged = False
             self._arm(self._config.ping_interval)
-        self._decoder.push(data)
-        self._process()
 
     def timer_expired(self) -> None:
         if self._closing or not self._heard:

@@ -176,10 +176,21 @@ class LobbyFactory(ServerFactory, Service):
     def buildProtocol(self, addr: IAddress | None) -> LobbyProtocol:
         return LobbyProtocol(self)
 
-    def new_connection(self, wire: ILobbyWire, peer_host: str) -> LobbyConnection:
-        """The state machine of a new connection from `peer_host`, talking through `wire`."""
+    def new_connection(
+        self, wire: ILobbyWire, peer_host: str, *, messages: bool = False
+    ) -> LobbyConnection:
+        """The state machine of a new connection from `peer_host`, talking through `wire`.
+
+        `messages`: the transport frames messages itself (a WebSocket), one frame each.
+        """
         return LobbyConnection(
-            wire, self, self.config, self.clock, peer_host=peer_host, client=client_key(peer_host)
+            wire,
+            self,
+            self.config,
+            self.clock,
+            peer_host=peer_host,
+            client=client_key(peer_host),
+            messages=messages,
         )
 
     # ILobbyServer

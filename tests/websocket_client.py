@@ -1,0 +1,134 @@
+"""Test helper: an autobahn WebSocket client of the lobby, over TLS trusting the dev certificate.
+
+`connect_websocket` opens `wss://localhost:PORT/lobby` (TLS verified with
+`optionsForClientTLS` against the server's certificate, as a browser
+trusting the dev certificate would) and returns a `WebSocketPlayer` once
+the opening handshake is done, or raises `HandshakeRefused` with autobahn's
+reason (it names the HTTP status) when the server refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from attrs import frozen
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import SSL4ClientEndpoint
+from twisted.internet.protocol import connectionDone
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+Frame = dict[str, Any]
+
+
+@frozen
+class Closed:
+    """How the WebSocket ended: autobahn's onClose arguments."""
+
+    was_clean: bool
+    code: int | None
+    reason: str | None
+
+
+class HandshakeRefused(Exception):
+    """The server answered the opening handshake with an HTTP error."""
+
+
+class WebSocketPlayer(WebSocketClientProtocol):  # type: ignore[misc]
+    """Records every text message as a frame; sends frames as text messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[Frame] = []
+        self.opened: Deferred[None] = Deferred()
+        self.closed: Deferred[Closed] = Deferred()
+        self._waiters: list[tuple[Callable[[Frame], bool], Deferred[Frame]]] = []
+
+    def onOpen(self) -> None:
+        self.opened.callback(None)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803
+        assert not isBinary, payload
+        frame = json.loads(payload)
+        assert isinstance(frame, dict), payload
+        self.frames.append(frame)
+        for waiter in list(self._waiters):
+            predicate, d = waiter
+            if predicate(frame):
+                self._waiters.remove(waiter)
+                d.callback(frame)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N803
+        closed = Closed(wasClean, code, reason)
+        if not self.opened.called:
+            self.opened.errback(HandshakeRefused(reason))
+        if not self.closed.called:
+            self.closed.callback(closed)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # autobahn leaves this timer running after a drop; trial wants a clean reactor.
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
+
+    def send(self, frame: Frame) -> None:
+        self.sendMessage(json.dumps(frame).encode(), isBinary=False)
+
+    def when(self, predicate: Callable[[Frame], bool]) -> Deferred[Frame]:
+        """Fires with the first frame (already received or later) matching `predicate`."""
+        for frame in self.frames:
+            if predicate(frame):
+                d: Deferred[Frame] = Deferred()
+                d.callback(frame)
+                return d
+        d = Deferred()
+        self._waiters.append((predicate, d))
+        return d
+
+    def of_type(self, kind: str) -> list[Frame]:
+        return [f for f in self.frames if f["type"] == kind]
+
+    async def request(self, frame: Frame) -> Frame:
+        """Send a frame with an `id` and wait for the frame that echoes it."""
+        request_id = frame["id"]
+        reply = self.when(lambda f: f.get("id") == request_id)
+        self.send(frame)
+        return await reply
+
+
+async def connect_websocket(
+    case: TestCase,
+    port: int,
+    trust: str,
+    *,
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
+    path: str = "/lobby",
+) -> WebSocketPlayer:
+    """A WebSocket lobby client of the server on 127.0.0.1:`port`; dropped at cleanup."""
+    with open(trust, "rb") as f:
+        authority = Certificate.loadPEM(f.read())
+    factory = WebSocketClientFactory(f"wss://localhost:{port}{path}", origin=origin,
+                                     headers=headers, reactor=reactor)  # fmt: skip
+    factory.protocol = WebSocketPlayer
+    endpoint = SSL4ClientEndpoint(
+        reactor, "127.0.0.1", port, optionsForClientTLS("localhost", trustRoot=authority)
+    )
+    player: WebSocketPlayer = await endpoint.connect(factory)
+    case.addCleanup(_drop, player)
+    await player.opened
+    return player
+
+
+def _drop(player: WebSocketPlayer) -> Deferred[Closed] | None:
+    # Only if a test left the connection open: trial must see a clean reactor.
+    if player.closed.called:
+        return None
+    player.dropConnection(abort=True)
+    return player.closed

@@ -1,0 +1,316 @@
+"""The lobby over WebSocket, for browsers: a thin autobahn adapter around `LobbyConnection`.
+
+Browsers cannot open raw TLS lines, so the lobby is also served at
+`wss://HOST:7380/lobby` (docs/web.md). Each WebSocket text message is one
+lobby frame (one JSON object, no newline) and each frame the lobby writes
+goes out as one text message; everything else (the player's state, the
+frame rate limit, the error count, timeouts, admission caps, draining) is
+the same `LobbyConnection` and `LobbyFactory` the TLS lobby uses.
+
+`WebSocketLobbyProtocol` is the `ILobbyWire` of one connection, as
+`LobbyProtocol` is for TCP. `WebSocketLobbyFactory` builds them, holds the
+Origin policy (`OriginPolicy`: a handshake from a page of another origin
+is refused with HTTP 403, counted and logged at a limited rate; one with no
+Origin, from a program rather than a browser, is let in) and sets
+autobahn's own limits from the lobby's: messages and frames of at most
+`max_frame_bytes` (a bigger one fails the connection with close code 1009),
+no compression, the hello timeout for the opening handshake.
+
+The lobby's timers run on the injected clock; autobahn's own (the opening
+and closing handshake timeouts) run on txaio's loop, the global reactor.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from attrs import frozen
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+from txaio.tx import make_logger
+from zope.interface import implementer
+
+from vinom.lobby import errors
+from vinom.lobby.codec import FrameError
+from vinom.lobby.connection import ILobbyWire, LobbyConnection
+from vinom.lobby.ratelimit import LogLimiter
+from vinom.lobby.server import LobbyFactory
+
+__all__ = [
+    "OriginPolicy",
+    "WebSocketLobbyFactory",
+    "WebSocketLobbyProtocol",
+    "page_origins",
+    "parse_origin",
+]
+
+# Origin refusals logged at most this many at once and this many per second after that.
+REFUSAL_LOG_BURST = 10
+REFUSAL_LOG_RATE = 1.0
+# Close code of a normal close (RFC 6455, 7.4.1): the lobby said its last frame.
+CLOSE_NORMAL = 1000
+
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def parse_origin(text: str) -> Origin:
+    """An Origin header or option value as (scheme, host, port); ValueError if it is not one.
+
+    Case and default ports do not matter: `HTTPS://Example.com` is
+    `https://example.com:443`. An origin has no path, query or user.
+    """
+    parts = urlsplit(text.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"an origin is http:// or https:// and a host, not {text!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"an origin is only a scheme, a host and a port, not {text!r}")
+    host = parts.hostname
+    if not host:
+        raise ValueError(f"no host in the origin {text!r}")
+    port = parts.port  # raises ValueError for a port out of range
+    return scheme, host.lower(), _DEFAULT_PORTS[scheme] if port is None else port
+
+
+def page_origins(hosts: Iterable[str], port: int) -> tuple[str, ...]:
+    """The origins of pages served over https by this server on `port`, under each host name."""
+    origins = []
+    for host in hosts:
+        try:
+            shown = f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+        except ValueError:
+            shown = host
+        origin = f"https://{shown}" if port == 443 else f"https://{shown}:{port}"
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+@frozen
+class OriginPolicy:
+    """Which web pages may open the WebSocket lobby: `*` (any), or a list of origins."""
+
+    origins: tuple[str, ...]
+
+    @classmethod
+    def from_list(cls, origins: Iterable[str]) -> OriginPolicy:
+        """Checked origins (ValueError for one that is not an origin), or `*` for any."""
+        kept = tuple(origin.strip() for origin in origins if origin.strip())
+        for origin in kept:
+            if origin != "*":
+                parse_origin(origin)
+        return cls(kept)
+
+    def allows(self, origin: str) -> bool:
+        """Whether a page of `origin` (the header's value) may connect."""
+        if "*" in self.origins:
+            return True
+        try:
+            wanted = parse_origin(origin)
+        except ValueError:
+            # Also "null": a sandboxed page, a file:// page, a redirect across origins.
+            return False
+        return any(parse_origin(allowed) == wanted for allowed in self.origins)
+
+
+@implementer(ILobbyWire)
+class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ignore[misc]
+    """One WebSocket lobby connection: text messages to its `LobbyConnection`, frames back.
+
+    The `LobbyConnection` is made when the opening handshake arrives (after
+    the Origin check), so the lobby's admission and hello timeout start
+    there; frames it writes before the handshake completes (a refusal,
+    `too_many_connections`) wait for it, then go out first.
+    """
+
+    # autobahn logs every refused handshake and failed connection at info and warn:
+    # a flood's worth of lines an attacker chooses. The lobby logs its own refusals
+    # at a limited rate; from autobahn only errors (TLS failures) get through.
+    log = make_logger(level="error")
+
+    def __init__(self, owner: WebSocketLobbyFactory) -> None:
+        super().__init__()
+        # The factory, typed (autobahn reads `factory`, which buildProtocol sets too).
+        self._owner = owner
+        self.connection: LobbyConnection | None = None
+        self._open = False
+        self._before_open: list[bytes] = []
+        self._close_when_open = False
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """TimeoutMixin's timer, on the lobby's (injected) clock."""
+        return self._owner.lobby.clock.callLater(period, func)
+
+    # autobahn
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        assert self.transport is not None
+        peer = self.transport.getPeer()
+        peer_host = getattr(peer, "host", None)
+        if not isinstance(peer_host, str):
+            peer_host = str(peer)
+        peer_host = self._owner.client_address(peer_host, request.headers)
+        origin = request.headers.get("origin")
+        if origin is not None and not self._owner.origin_policy.allows(origin):
+            self._owner.origin_refused(origin, peer_host)
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+        self.connection = self._owner.lobby.new_connection(self, peer_host, messages=True)
+        self.connection.connection_made()
+
+    def onOpen(self) -> None:
+        self._open = True
+        held, self._before_open = self._before_open, []
+        for frame in held:
+            self.sendMessage(frame, isBinary=False)
+        if self._close_when_open:
+            self.sendClose(CLOSE_NORMAL)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn's name)
+        if self.connection is None:
+            return
+        if isBinary:
+            self.connection.message_refused(
+                FrameError(
+                    errors.MALFORMED_JSON,
+                    "a frame must be a text message (UTF-8 JSON), not a binary one",
+                )
+            )
+        else:
+            self.connection.data_received(payload)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # autobahn leaves its close-handshake timer running when the peer drops the
+        # connection mid-close; it would only find the connection closed.
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
+        if self.connection is not None:
+            self.connection.connection_lost()
+        self.setTimeout(None)
+
+    def timeoutConnection(self) -> None:
+        if self.connection is not None:
+            self.connection.timer_expired()
+
+    # ILobbyWire
+
+    def write(self, data: bytes) -> None:
+        # One frame per call; the newline that ends it on TCP is the message's end here.
+        frame = data[:-1] if data.endswith(b"\n") else data
+        if not self._open:
+            self._before_open.append(frame)
+        elif self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendMessage(frame, isBinary=False)
+        # Else the peer has begun to close (autobahn would raise): the frame is lost
+        # with the connection, as bytes written to a closing TCP socket are.
+
+    def close(self) -> None:
+        if self._open:
+            self.sendClose(CLOSE_NORMAL)
+        else:
+            self._close_when_open = True
+
+    def abort(self) -> None:
+        self.dropConnection(abort=True)
+
+    def pause_reading(self) -> None:
+        pause = getattr(self.transport, "pauseProducing", None)
+        if pause is not None:
+            pause()
+
+    def resume_reading(self) -> None:
+        resume = getattr(self.transport, "resumeProducing", None)
+        if resume is not None:
+            resume()
+
+    def set_timeout(self, seconds: float | None) -> None:
+        self.setTimeout(seconds)
+
+
+class WebSocketLobbyFactory(WebSocketServerFactory):
+    """Builds the WebSocket lobby's protocols for one `LobbyFactory`; holds the Origin policy."""
+
+    log = Logger()
+    noisy = False
+
+    def __init__(
+        self,
+        lobby: LobbyFactory,
+        origin_policy: OriginPolicy,
+        *,
+        reactor: IReactorTime,
+        trusted_proxies: int = 0,
+    ) -> None:
+        super().__init__(server="vinom", reactor=reactor)
+        self.lobby = lobby
+        self.origin_policy = origin_policy
+        self.trusted_proxies = trusted_proxies
+        self.origins_refused = 0
+        self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, lobby.clock)
+        limit = lobby.config.max_frame_bytes
+        options: dict[str, Any] = {
+            "maxMessagePayloadSize": limit,
+            "maxFramePayloadSize": limit,
+            # Invalid UTF-8 is the lobby's to answer (malformed_json), as on TCP.
+            "utf8validateIncoming": False,
+            # Fail with a close frame (1009 for a message too big), not a bare drop.
+            "failByDrop": False,
+            "openHandshakeTimeout": lobby.config.hello_timeout,
+            # A plain GET of /lobby is answered 426 Upgrade Required, not a status page.
+            "webStatus": False,
+            # The lobby pings its queued players itself.
+            "autoPingInterval": 0,
+            # The Origin is checked in onConnect, where a refusal can be a 403 and counted.
+            "allowedOrigins": ["*"],
+            "allowNullOrigin": True,
+        }
+        self.setProtocolOptions(**options)
+
+    def buildProtocol(self, addr: IAddress | None) -> WebSocketLobbyProtocol:
+        protocol = WebSocketLobbyProtocol(self)
+        protocol.factory = self
+        return protocol
+
+    def client_address(self, peer_host: str, headers: Mapping[str, str]) -> str:
+        """The address a connection counts as: its peer's, or, behind `trusted_proxies`
+        reverse proxies, the one the outermost of them saw (from X-Forwarded-For).
+
+        Each proxy appends the address it received the request from, so the
+        N-th address from the end is the one the first trusted proxy saw;
+        those before it are the client's to invent. Without enough entries (a
+        request that did not come through the proxies) the peer's own counts.
+        """
+        if not self.trusted_proxies:
+            return peer_host
+        forwarded = [a.strip() for a in headers.get("x-forwarded-for", "").split(",")]
+        if len(forwarded) < self.trusted_proxies:
+            return peer_host
+        claimed = forwarded[-self.trusted_proxies]
+        try:
+            return str(ipaddress.ip_address(claimed))
+        except ValueError:
+            return peer_host
+
+    def origin_refused(self, origin: str, peer_host: str) -> None:
+        """Count a handshake refused for its Origin; log it unless refusals come in a flood."""
+        self.origins_refused += 1
+        if not self._refusal_log.allow():
+            return
+        suppressed = self._refusal_log.take_suppressed()
+        self.log.info(
+            "refused a WebSocket lobby connection from {peer}: origin {origin} not allowed"
+            + (" ({suppressed} more refusals not logged)" if suppressed else ""),
+            peer=peer_host,
+            origin=origin[:100],
+            suppressed=suppressed,
+        )
