@@ -3,9 +3,10 @@
 -- Every change to the queues happens here, so each is one atomic step in
 -- Redis: a ticket is picked and removed by the same call that forms its
 -- match, and no other call runs in between. docs/matchmaking.md lists the
--- keys. ARGV: op, prefix, lobby id of the caller, now, then op's arguments.
+-- keys. ARGV: op, prefix, lobby id of the caller, now, the match log's
+-- length, then op's arguments.
 
-local op, prefix, me, now_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local op, prefix, me, now_text, log_length = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = tonumber(now_text)
 
 local function ticket_key(player) return prefix .. ':t:' .. player end
@@ -65,8 +66,12 @@ local function form(qkey, game_json, group, match_id, matched_ms)
     redis.call('PEXPIRE', tk, matched_ms)
     datas[i] = t.data
   end
-  local message = '{"match_id":"' .. match_id .. '","game":' .. game_json .. ',"formed_at":'
+  local body = '"match_id":"' .. match_id .. '","game":' .. game_json .. ',"formed_at":'
     .. now_text .. ',"players":[' .. table.concat(datas, ',') .. ']}'
+  -- The log lets a lobby whose subscriber was cut off hear what it missed.
+  local log_id = redis.call('XADD', prefix .. ':match-log', 'MAXLEN', '~', log_length, '*',
+                            'match', '{' .. body)
+  local message = '{"log_id":"' .. log_id .. '",' .. body
   redis.call('PUBLISH', prefix .. ':matches', message)
   return message
 end
@@ -152,8 +157,8 @@ end
 if op == 'enqueue' then
   -- player, head ('1' at the head of the queue), rating ('' for none),
   -- queued_at, ticket JSON, then the pass arguments.
-  local player, head, rating, queued_at, data = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-  local game, queue = ARGV[10], ARGV[11]
+  local player, head, rating, queued_at, data = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local game, queue = ARGV[11], ARGV[12]
   local tk = ticket_key(player)
   local old = redis.call('HMGET', tk, 'state', 'owner', 'game', 'queue')
   if old[1] == 'queued' then
@@ -170,20 +175,20 @@ if op == 'enqueue' then
              'rating', rating, 'queued_at', queued_at, 'data', data)
   redis.call('ZADD', qkey, score, player)
   local position = redis.call('ZRANK', qkey, player) + 1
-  local matches, more = pass(10)
+  local matches, more = pass(11)
   return result('"position":' .. position .. ',"score":' .. score .. ',', matches, more)
 elseif op == 'pass' then
-  local matches, more = pass(5)
+  local matches, more = pass(6)
   return result('', matches, more)
 elseif op == 'cancel' then
-  local player = ARGV[5]
+  local player = ARGV[6]
   local t = redis.call('HMGET', ticket_key(player), 'state', 'game', 'queue')
   if t[1] ~= 'queued' then return 0 end
   redis.call('ZREM', queue_key(t[2], t[3]), player)
   redis.call('DEL', ticket_key(player))
   return 1
 elseif op == 'position' then
-  local player = ARGV[5]
+  local player = ARGV[6]
   local t = redis.call('HMGET', ticket_key(player), 'state', 'game', 'queue')
   if t[1] ~= 'queued' then return 0 end
   local rank = redis.call('ZRANK', queue_key(t[2], t[3]), player)
@@ -193,14 +198,14 @@ elseif op == 'heartbeat' then
   -- ttl_ms; answers 0 if the lobby's key had lapsed (or Redis lost its data).
   local key = lobby_key(me)
   local existed = redis.call('EXISTS', key)
-  redis.call('SET', key, '1', 'PX', ARGV[5])
+  redis.call('SET', key, '1', 'PX', ARGV[6])
   return existed
 elseif op == 'restore' then
   -- Groups of seven: player, game, queue, rating, queued_at, ticket JSON,
   -- score. A ticket Redis still knows (queued, or matched a moment ago) is
   -- left alone.
   local restored = 0
-  for i = 5, #ARGV, 7 do
+  for i = 6, #ARGV, 7 do
     local player = ARGV[i]
     local tk = ticket_key(player)
     if redis.call('EXISTS', tk) == 0 then
@@ -214,7 +219,7 @@ elseif op == 'restore' then
   return restored
 elseif op == 'release' then
   -- The lobby stops: its queued tickets and its key go.
-  for i = 5, #ARGV do
+  for i = 6, #ARGV do
     local player = ARGV[i]
     local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'game', 'queue')
     if t[1] == 'queued' and t[2] == me then

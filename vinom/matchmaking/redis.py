@@ -57,8 +57,8 @@ from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow
 SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
 
 # Matches a lobby remembers having announced, to announce each once although
-# it hears its own matches twice (the script's answer and the channel).
-_REMEMBERED_MATCHES = 100_000
+# it may hear one in the script's answer, on the channel and in the log.
+_REMEMBERED_MATCHES = 50_000
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -83,6 +83,8 @@ class RedisMatchmakerSettings:
     ranked_scan_limit: int = field(default=500, validator=_positive)
     # How long a matched ticket is remembered, so it is never put back.
     matched_memory: float = field(default=120.0, validator=_positive)
+    # Matches kept in the log a reconnecting lobby reads what it missed from.
+    match_log_length: int = field(default=10_000, validator=_positive)
 
 
 DEFAULT_SETTINGS = RedisMatchmakerSettings()
@@ -194,6 +196,7 @@ class RedisMatchmaker:
         # The tickets of this lobby's players: player id -> (ticket, its score).
         self._owned: dict[str, tuple[Ticket, float]] = {}
         self._announced: OrderedDict[str, None] = OrderedDict()
+        self._last_logged: tuple[tuple[int, ...], str] | None = None
         self._channel = f"{settings.prefix}:matches"
         self._subscriber = ClientService(
             subscriber_endpoint,
@@ -330,6 +333,8 @@ class RedisMatchmaker:
     def _formed(self, game: str, queue: str, answer: Mapping[str, Any]) -> bool:
         """Announce the matches of a script's answer; whether another pass is due."""
         for message in answer.get("matches", ()):
+            # Not _logged: the channel's place in the log only moves with what
+            # the channel (or the catch-up) delivered, so a catch-up misses nothing.
             self._announce(_match_from_json(message))
         more = bool(answer.get("more"))
         if more and (game, queue) not in self._passes:
@@ -345,17 +350,60 @@ class RedisMatchmaker:
     def _heard(self, message: object) -> None:
         try:
             text = message.decode() if isinstance(message, bytes) else str(message)
-            match = _match_from_json(json.loads(text))
+            data = json.loads(text)
+            match = _match_from_json(data)
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a match on {channel}: {message!r}", channel=self._channel,
                           message=message)
             return
+        self._logged(data.get("log_id"))
         self._announce(match)
+
+    def _logged(self, log_id: object) -> None:
+        """Remember the newest match-log entry heard (stream ids: 'ms-seq')."""
+        if not isinstance(log_id, str):
+            return
+        try:
+            key = tuple(int(part) for part in log_id.split("-"))
+        except ValueError:
+            return
+        if self._last_logged is None or key > self._last_logged[0]:
+            self._last_logged = (key, log_id)
+
+    def _subscribe(self, protocol: Any) -> Deferred[None]:
+        """Each new connection (after a Redis restart too): subscribe, then catch up."""
+
+        async def subscribe() -> None:
+            await protocol.whenConnected()
+            await protocol.subscribe(self._channel)
+            log = f"{self._settings.prefix}:match-log"
+            if self._last_logged is None:
+                # The first connection: matches from now on.
+                newest = await self._deadline(
+                    maybeDeferred(self._redis.execute_command, "XREVRANGE", log, "+", "-",
+                                  "COUNT", "1"), "reading the match log")  # fmt: skip
+                if newest:
+                    self._logged(str(newest[0][0]))
+                else:
+                    self._last_logged = ((0, 0), "0-0")
+                return
+            # Reconnected: what was published while the channel was cut off
+            # (and Redis kept) is in the log; heard twice is announced once.
+            after = "(" + self._last_logged[1]
+            missed = await self._deadline(
+                maybeDeferred(self._redis.execute_command, "XRANGE", log, after, "+"),
+                "reading the match log",
+            )
+            for entry_id, fields in missed or ():
+                values = dict(zip(fields[::2], fields[1::2], strict=False))
+                self._heard(json.dumps({"log_id": str(entry_id), **json.loads(values["match"])}))
+
+        return Deferred.fromCoroutine(subscribe())
 
     def _announce(self, match: Match) -> None:
         if match.match_id in self._announced:
-            # Heard twice: in the answer of our own call, and on the channel.
-            del self._announced[match.match_id]
+            # Heard again: in the answer of our own call, on the channel, in
+            # the log after a reconnection.
             return
         self._announced[match.match_id] = None
         while len(self._announced) > _REMEMBERED_MATCHES:
@@ -369,40 +417,37 @@ class RedisMatchmaker:
                 # One failing listener must not keep the match from the others.
                 self.log.failure("match listener failed for {match_id}", match_id=match.match_id)
 
-    def _subscribe(self, protocol: Any) -> Deferred[object]:
-        # Every new connection (after a Redis restart too) subscribes again.
-        return protocol.whenConnected().addCallback(lambda p: p.subscribe(self._channel))
-
     # -- heartbeat
 
     def _heartbeat(self) -> Deferred[None]:
         ttl_ms = str(int(self._settings.ticket_ttl * 1000))
+        # A heartbeat sent while Redis was down goes out when it is back and
+        # may be the one that finds the key gone: its late answer counts too.
+        return self._script("heartbeat", ttl_ms, late=self._beaten).addCallback(self._beaten)
 
-        def beaten(existed: object) -> Deferred[None] | None:
-            if existed == 0 and self._owned:
-                # Our key had lapsed (we stalled, or Redis lost its data): other
-                # lobbies may have dropped our tickets. Put back those Redis has
-                # forgotten, in their places.
-                arguments: list[str] = []
-                for ticket, score in self._owned.values():
-                    arguments += [
-                        ticket.player_id,
-                        ticket.game,
-                        ticket.queue,
-                        "" if ticket.rating is None else repr(float(ticket.rating)),
-                        repr(float(ticket.queued_at)),
-                        _ticket_json(ticket),
-                        repr(score),
-                    ]
-                d = self._script("restore", *arguments)
-                d.addCallback(self._restored)
-                return d
+    def _beaten(self, existed: object) -> Deferred[None] | None:
+        if existed != 0 or not self._owned:
             return None
-
-        return self._script("heartbeat", ttl_ms).addCallback(beaten)
+        # Our key had lapsed (we stalled, or Redis lost its data): other lobbies
+        # may have dropped our tickets. Put back those Redis has forgotten, in
+        # their places.
+        arguments: list[str] = []
+        for ticket, score in self._owned.values():
+            arguments += [
+                ticket.player_id,
+                ticket.game,
+                ticket.queue,
+                "" if ticket.rating is None else repr(float(ticket.rating)),
+                repr(float(ticket.queued_at)),
+                _ticket_json(ticket),
+                repr(score),
+            ]
+        d = self._script("restore", *arguments)
+        d.addCallback(self._restored)
+        return d
 
     def _restored(self, count: object) -> None:
-        if count:
+        if count:  # (logged: an operator wants to know their lobby lapsed)
             self.log.info("put {count} lapsed tickets back in their queues", count=count)
 
     def _tick(self) -> Deferred[None]:
@@ -434,7 +479,13 @@ class RedisMatchmaker:
         failed with the timeout (txredisapi keeps a call made while Redis is
         down until it is back).
         """
-        header = [op, self._settings.prefix, self.lobby_id, repr(float(self._clock.seconds()))]
+        header = [
+            op,
+            self._settings.prefix,
+            self.lobby_id,
+            repr(float(self._clock.seconds())),
+            str(self._settings.match_log_length),
+        ]
         d = maybeDeferred(self._redis.eval, SCRIPT, [], [*header, *arguments])
         return self._deadline(d, op, late)
 
@@ -465,7 +516,7 @@ class RedisMatchmaker:
                 else:
                     result.callback(value)
             elif late is not None and not isinstance(value, Failure):
-                late(value)
+                maybeDeferred(late, value).addErrback(self._warn, f"{doing} (late answer)")
 
         d.addBoth(answered)
         return result
