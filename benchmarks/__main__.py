@@ -24,6 +24,7 @@ SCENARIOS = {
     "match": "benchmarks.match",
     "soak": "benchmarks.soak",
     "lobby-idle": "benchmarks.lobby_idle",
+    "matchmaker": "benchmarks.matchmaker",
 }
 
 

@@ -22,6 +22,7 @@ cases.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections import OrderedDict
@@ -55,6 +56,7 @@ from vinom.matchmaking.memory import new_match_id
 from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow
 
 SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
+SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
 # Matches a lobby remembers having announced, to announce each once although
 # it may hear one in the script's answer, on the channel and in the log.
@@ -208,6 +210,11 @@ class RedisMatchmaker:
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
         self._passes: set[tuple[str, str]] = set()
+        self._pass_template = {
+            (game, queue): self._make_pass_template(game, queue)
+            for game in match_sizes
+            for queue in QUEUES
+        }
 
     # -- lifecycle
 
@@ -302,8 +309,12 @@ class RedisMatchmaker:
         return d.addCallback(json.loads).addCallback(stored)
 
     def _pass_arguments(self, game: str, queue: str, matches: int) -> list[str]:
+        before, after = self._pass_template[game, queue]
+        return [*before, " ".join(self._new_id() for _ in range(matches)), *after]
+
+    def _make_pass_template(self, game: str, queue: str) -> tuple[list[str], list[str]]:
         window = self._windows[game]
-        return [
+        before = [
             game,
             queue,
             json.dumps(game),
@@ -311,10 +322,12 @@ class RedisMatchmaker:
             repr(float(window.base)),
             repr(float(window.growth)),
             "" if window.max is None else repr(float(window.max)),
-            " ".join(self._new_id() for _ in range(matches)),
+        ]
+        after = [
             str(self._settings.ranked_scan_limit),
             str(int(self._settings.matched_memory * 1000)),
         ]
+        return before, after
 
     def _run_pass(self, game: str, queue: str) -> Deferred[None]:
         """Form every match one queue allows now (passes that fill up run again)."""
@@ -350,6 +363,13 @@ class RedisMatchmaker:
     def _heard(self, message: object) -> None:
         try:
             text = message.decode() if isinstance(message, bytes) else str(message)
+            # The script writes the match id first: a match this lobby formed
+            # (and announced from the script's answer) needs no parsing.
+            start = text.find('"match_id":"') + len('"match_id":"')
+            if text[start : text.find('"', start)] in self._announced:
+                data = json.loads(text[: text.find(',"match_id"')] + "}")
+                self._logged(data.get("log_id"))
+                return
             data = json.loads(text)
             match = _match_from_json(data)
         except (ValueError, KeyError, TypeError):
@@ -486,7 +506,15 @@ class RedisMatchmaker:
             repr(float(self._clock.seconds())),
             str(self._settings.match_log_length),
         ]
-        d = maybeDeferred(self._redis.eval, SCRIPT, [], [*header, *arguments])
+        args = [*header, *arguments]
+
+        def load(failure: Failure) -> Deferred[Any]:
+            # A Redis that has not seen the script yet (or restarted): EVAL
+            # runs it and keeps it for the EVALSHAs after.
+            failure.trap(txredisapi.ScriptDoesNotExist)
+            return maybeDeferred(self._redis.eval, SCRIPT, [], args)
+
+        d = maybeDeferred(self._redis.evalsha, SCRIPT_SHA1, [], args).addErrback(load)
         return self._deadline(d, op, late)
 
     def _deadline(
