@@ -472,3 +472,46 @@ class FifoMatchmakerPropertyTests(SynchronousTestCase):
         for player in {p for m in matches for p in m.player_ids}:
             in_matches = sum(player in m.player_ids for m in matches)
             self.assertLessEqual(in_matches, accepted[player])
+
+
+class RankedWindowPropertyTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.one_of(st.none(), st.integers(0, 3000).map(float)),
+                st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+                st.sampled_from(["duel", "trio"]),
+            ),
+            max_size=40,
+        )
+    )
+    def test_ranked_matches_are_always_within_every_window(
+        self, arrivals: list[tuple[float | None, float, str]]
+    ) -> None:
+        windows = {"duel": RatingWindow(base=50, growth=25, max=None),
+                   "trio": RatingWindow(base=20, growth=40, max=300)}
+        clock = Clock()
+        matchmaker = MemoryMatchmaker({"duel": 2, "trio": 3}, clock, windows=windows)
+        matches: list[Match] = []
+        matchmaker.add_listener(matches.append)
+        for index, (rating, wait, game) in enumerate(arrivals):
+            clock.advance(wait)
+            matchmaker.enqueue(Ticket(f"p{index}", "p", game, rating, clock.seconds(), "ranked"))
+        for _ in range(20):
+            clock.advance(1.0)
+        for match in matches:
+            window = windows[match.game]
+            for a in match.players:
+                for b in match.players:
+                    if a is b or a.rating is None or b.rating is None:
+                        continue
+                    difference = abs(a.rating - b.rating)
+                    self.assertLessEqual(difference, window.width(match.formed_at - a.queued_at))
+        # Nobody matched twice; everyone else is still queued.
+        matched = [p for m in matches for p in m.player_ids]
+        self.assertEqual(len(matched), len(set(matched)))
+        self.assertEqual(
+            matchmaker.queue_length("duel") + matchmaker.queue_length("trio"),
+            len(arrivals) - len(matched),
+        )
