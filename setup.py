@@ -77,7 +77,8 @@ setup(
     python_requires=">=3.11",
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
-    package_data={"vinom": ["py.typed"]},
+    # The Redis matchmaker reads its Lua script from the package.
+    package_data={"vinom": ["py.typed"], "vinom.matchmaking": ["*.lua"]},
     cmdclass={"build_ext": BuildExt},
     distclass=Platform,
     install_requires=[

@@ -26,6 +26,7 @@ SCENARIOS = {
     "lobby-idle": "benchmarks.lobby_idle",
     "spawn": "benchmarks.spawn",
     "drain": "benchmarks.drain",
+    "matchmaker": "benchmarks.matchmaker",
 }
 
 

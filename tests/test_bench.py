@@ -258,6 +258,18 @@ class ScenarioSmokeTests(unittest.TestCase):
             self.assertIsInstance(result[name], int)
             self.assertIsInstance(result[f"bare_{name}"], int)
 
+    def test_matchmaker_with_redis(self) -> None:
+        code, result, stderr = run_bench(
+            "matchmaker", "--redis", "--lobbies", "2", "--tickets", "400", "--in-flight", "20"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["scenario"], "matchmaker")
+        self.assertEqual((result["store"], result["lobbies"]), ("redis", 2))
+        self.assertEqual((result["tickets"], result["matches"]), (400, 200))
+        self.assertEqual((result["double_matches"], result["missing"]), (0, 0))
+        self.assertTrue(result["every_lobby_heard_every_match"])
+        self.assertRate(result, "tickets_per_s")
+
     def test_match_with_the_client_library(self) -> None:
         code, result, stderr = run_bench(
             "match", "--clients", "4", "--in-flight", "4", "--client", "twisted"

@@ -1,128 +1,386 @@
-"""Tests for the in-memory FIFO matchmaker."""
+"""The IMatchmaker contract, run against the in-memory and the Redis matchmaker.
+
+`MatchmakerContract` is one suite; `MemoryMatchmakerTests` runs it on
+`MemoryMatchmaker`, `RedisMatchmakerTests` on `RedisMatchmaker` with a real
+redis-server (tests/redis_server.py). Both are driven by a `Clock`, so rating
+windows widen exactly as far as a test says. The FIFO property test at the end
+checks the in-memory `normal` queues against a plain reference model;
+tests/test_matchmaking_redis.py has what only Redis has (races, lobbies that
+die, restarts).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import txredisapi
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from vinom.matchmaking.fifo import FifoMatchmaker, UnknownGame, new_match_id
-from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
+from tests.redis_server import start_redis
+from vinom.matchmaking.fifo import FifoMatchmaker, new_match_id
+from vinom.matchmaking.interfaces import (
+    AlreadyQueued,
+    IMatchmaker,
+    Match,
+    Ticket,
+    UnknownGame,
+    UnknownQueue,
+)
+from vinom.matchmaking.memory import MemoryMatchmaker
+from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.matchmaking.windows import RatingWindow
+
+SIZES = {"tictactoe": 2, "maze": 3}
+WINDOWS = {"tictactoe": RatingWindow(base=100, growth=20, max=None),
+           "maze": RatingWindow(base=50, growth=10, max=200)}
 
 
-def ticket(player_id: str, game: str = "tictactoe", at: float = 0.0) -> Ticket:
-    return Ticket(player_id, player_id.upper(), game, None, at)
+def ticket(
+    player_id: str,
+    game: str = "tictactoe",
+    at: float = 0.0,
+    rating: float | None = None,
+    queue: str = "normal",
+) -> Ticket:
+    return Ticket(player_id, player_id.upper(), game, rating, at, queue)
 
 
-class FifoMatchmakerTests(SynchronousTestCase):
-    def setUp(self) -> None:
+def ranked(
+    player_id: str, rating: float | None, game: str = "tictactoe", at: float = 0.0
+) -> Ticket:
+    return ticket(player_id, game, at, rating, "ranked")
+
+
+class MatchmakerContract:
+    """What every IMatchmaker does. Subclasses say how to make one (`make`)
+    and how to wait until what a timer started has finished (`settle`)."""
+
+    clock: Clock
+    matchmaker: Any
+    matches: list[Match]
+
+    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+        raise NotImplementedError
+
+    async def settle(self) -> None:
+        """Wait until the work the clock started (matching passes) is done."""
+
+    async def setUp(self) -> None:  # type: ignore[override]
         self.clock = Clock()
-        self.matchmaker = FifoMatchmaker({"tictactoe": 2, "maze": 3}, self.clock)
-        self.matches: list[Match] = []
+        self.matchmaker = await self.make(SIZES, WINDOWS)
+        self.matches = []
         self.matchmaker.add_listener(self.matches.append)
 
-    def enqueue(self, t: Ticket) -> int:
-        return self.successResultOf(self.matchmaker.enqueue(t))
+    async def enqueue(self, t: Ticket) -> int:
+        return int(await self.matchmaker.enqueue(t))
 
-    def test_provides_the_interface(self) -> None:
-        self.assertTrue(verifyObject(IMatchmaker, self.matchmaker))
+    async def position(self, player_id: str) -> int | None:
+        result: int | None = await self.matchmaker.position(player_id)
+        return result
 
-    def test_positions_count_from_one(self) -> None:
-        self.assertEqual(self.enqueue(ticket("a", "maze")), 1)
-        self.assertEqual(self.enqueue(ticket("b", "maze")), 2)
-        self.assertEqual(self.successResultOf(self.matchmaker.position("b")), 2)
-        self.assertIsNone(self.successResultOf(self.matchmaker.position("zz")))
+    async def advance(self, seconds: float) -> None:
+        """Let time pass, one second at a time (the re-evaluation timer's period)."""
+        for _ in range(int(seconds)):
+            self.clock.advance(1.0)
+            await self.settle()
 
-    def test_match_forms_when_the_queue_reaches_the_game_size(self) -> None:
+    def assert_matched(self, *groups: tuple[str, ...]) -> None:
+        self.assertEqual([m.player_ids for m in self.matches], list(groups))  # type: ignore[attr-defined]
+
+    async def test_provides_the_interface(self) -> None:
+        self.assertTrue(verifyObject(IMatchmaker, self.matchmaker))  # type: ignore[attr-defined]
+
+    async def test_positions_count_from_one(self) -> None:
+        self.assertEqual(await self.enqueue(ticket("a", "maze")), 1)
+        self.assertEqual(await self.enqueue(ticket("b", "maze")), 2)
+        self.assertEqual(await self.position("b"), 2)
+        self.assertIsNone(await self.position("zz"))
+
+    async def test_match_forms_when_the_queue_reaches_the_game_size(self) -> None:
         self.clock.advance(12.5)
-        self.enqueue(ticket("a"))
+        await self.enqueue(ticket("a"))
         self.assertEqual(self.matches, [])
-        self.assertEqual(self.enqueue(ticket("b")), 2)
+        self.assertEqual(await self.enqueue(ticket("b")), 2)
+        await self.settle()
         [match] = self.matches
         self.assertEqual(match.game, "tictactoe")
         self.assertEqual(match.player_ids, ("a", "b"))
         self.assertEqual(match.formed_at, 12.5)
         self.assertRegex(match.match_id, r"^m-[0-9a-f]{16}$")
-        self.assertEqual(self.matchmaker.queue_length("tictactoe"), 0)
-        self.assertIsNone(self.successResultOf(self.matchmaker.position("a")))
+        self.assertIsNone(await self.position("a"))
 
-    def test_fifo_order_within_a_game(self) -> None:
+    async def test_fifo_order_within_a_game(self) -> None:
         for player in "abcdef":
-            self.enqueue(ticket(player, "maze"))
-        self.assertEqual([m.player_ids for m in self.matches], [("a", "b", "c"), ("d", "e", "f")])
+            await self.enqueue(ticket(player, "maze"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c"), ("d", "e", "f"))
 
-    def test_games_have_separate_queues(self) -> None:
-        self.enqueue(ticket("a", "maze"))
-        self.enqueue(ticket("b", "tictactoe"))
-        self.enqueue(ticket("c", "maze"))
+    async def test_games_have_separate_queues(self) -> None:
+        await self.enqueue(ticket("a", "maze"))
+        await self.enqueue(ticket("b", "tictactoe"))
+        await self.enqueue(ticket("c", "maze"))
         self.assertEqual(self.matches, [])
-        self.enqueue(ticket("d", "tictactoe"))
-        self.assertEqual([m.player_ids for m in self.matches], [("b", "d")])
+        await self.enqueue(ticket("d", "tictactoe"))
+        await self.settle()
+        self.assert_matched(("b", "d"))
 
-    def test_cancel_removes_the_ticket(self) -> None:
-        self.enqueue(ticket("a"))
-        self.assertTrue(self.successResultOf(self.matchmaker.cancel("a")))
-        self.assertFalse(self.successResultOf(self.matchmaker.cancel("a")))
-        self.enqueue(ticket("b"))
+    async def test_normal_and_ranked_are_separate_queues(self) -> None:
+        await self.enqueue(ticket("a"))
+        await self.enqueue(ranked("b", 1500))
+        await self.advance(3)
         self.assertEqual(self.matches, [])
-        self.enqueue(ticket("c"))
-        self.assertEqual([m.player_ids for m in self.matches], [("b", "c")])
+        self.assertEqual(await self.position("b"), 1)
+        await self.enqueue(ticket("c"))
+        await self.enqueue(ranked("d", 1510))
+        await self.settle()
+        self.assert_matched(("a", "c"), ("b", "d"))
 
-    def test_cancel_moves_later_players_up(self) -> None:
-        self.enqueue(ticket("a", "maze"))
-        self.enqueue(ticket("b", "maze"))
-        self.successResultOf(self.matchmaker.cancel("a"))
-        self.assertEqual(self.successResultOf(self.matchmaker.position("b")), 1)
-        self.assertEqual(self.enqueue(ticket("c", "maze")), 2)
+    async def test_cancel_removes_the_ticket(self) -> None:
+        await self.enqueue(ticket("a"))
+        self.assertTrue(await self.matchmaker.cancel("a"))
+        self.assertFalse(await self.matchmaker.cancel("a"))
+        await self.enqueue(ticket("b"))
+        self.assertEqual(self.matches, [])
+        await self.enqueue(ticket("c"))
+        await self.settle()
+        self.assert_matched(("b", "c"))
 
-    def test_a_player_is_never_in_two_queues(self) -> None:
-        self.enqueue(ticket("a", "maze"))
-        self.failureResultOf(self.matchmaker.enqueue(ticket("a", "tictactoe")), AlreadyQueued)
-        self.failureResultOf(self.matchmaker.enqueue(ticket("a", "maze")), AlreadyQueued)
-        self.assertEqual(self.matchmaker.queue_length("tictactoe"), 0)
-        self.assertEqual(self.matchmaker.queue_length("maze"), 1)
+    async def test_cancel_moves_later_players_up(self) -> None:
+        await self.enqueue(ticket("a", "maze"))
+        await self.enqueue(ticket("b", "maze"))
+        await self.matchmaker.cancel("a")
+        self.assertEqual(await self.position("b"), 1)
+        self.assertEqual(await self.enqueue(ticket("c", "maze")), 2)
 
-    def test_cancel_after_the_match_formed_is_false(self) -> None:
-        self.enqueue(ticket("a"))
-        self.enqueue(ticket("b"))
-        self.assertFalse(self.successResultOf(self.matchmaker.cancel("a")))
+    async def test_a_player_is_never_in_two_queues(self) -> None:
+        await self.enqueue(ticket("a", "maze"))
+        for again in (ticket("a", "tictactoe"), ticket("a", "maze"), ranked("a", 1000)):
+            with self.assertRaises(AlreadyQueued):  # type: ignore[attr-defined]
+                await self.matchmaker.enqueue(again)
+        with self.assertRaises(AlreadyQueued):  # type: ignore[attr-defined]
+            await self.matchmaker.requeue(ticket("a", "tictactoe"))
+        await self.enqueue(ticket("b", "tictactoe"))
+        await self.settle()
+        self.assertEqual(self.matches, [])
+        self.assertEqual(await self.position("a"), 1)
+
+    async def test_cancel_after_the_match_formed_is_false(self) -> None:
+        await self.enqueue(ticket("a"))
+        await self.enqueue(ticket("b"))
+        await self.settle()
+        self.assertFalse(await self.matchmaker.cancel("a"))
         self.assertEqual(len(self.matches), 1)
 
-    def test_unknown_game_is_refused(self) -> None:
-        self.failureResultOf(self.matchmaker.enqueue(ticket("a", "chess")), UnknownGame)
-        self.assertIsNone(self.successResultOf(self.matchmaker.position("a")))
+    async def test_a_matched_player_may_queue_again(self) -> None:
+        await self.enqueue(ticket("a"))
+        await self.enqueue(ticket("b"))
+        self.assertEqual(await self.enqueue(ticket("a")), 1)
+        self.assertEqual(await self.position("a"), 1)
+        await self.enqueue(ticket("c"))
+        await self.settle()
+        self.assert_matched(("a", "b"), ("a", "c"))
 
-    def test_a_failing_listener_does_not_stop_the_others(self) -> None:
+    async def test_unknown_game_and_queue_are_refused(self) -> None:
+        with self.assertRaises(UnknownGame):  # type: ignore[attr-defined]
+            await self.matchmaker.enqueue(ticket("a", "chess"))
+        with self.assertRaises(UnknownQueue):  # type: ignore[attr-defined]
+            await self.matchmaker.enqueue(ticket("a", queue="casual"))
+        self.assertIsNone(await self.position("a"))
+
+    async def test_requeue_puts_the_ticket_at_the_head(self) -> None:
+        await self.enqueue(ticket("a", "maze"))
+        self.assertEqual(await self.matchmaker.requeue(ticket("c", "maze")), 1)
+        self.assertEqual(await self.position("c"), 1)
+        self.assertEqual(await self.position("a"), 2)
+        self.assertEqual(await self.enqueue(ticket("d", "maze")), 3)
+        await self.settle()
+        self.assert_matched(("c", "a", "d"))
+
+    async def test_ranked_requeue_puts_the_ticket_at_the_head(self) -> None:
+        await self.enqueue(ranked("a", 1000, "maze"))
+        self.assertEqual(await self.matchmaker.requeue(ranked("b", 3000, "maze")), 1)
+        self.assertEqual(await self.position("a"), 2)
+
+    async def test_a_failing_listener_does_not_stop_the_others(self) -> None:
         def broken(match: Match) -> None:
             raise RuntimeError("boom")
 
-        matchmaker = FifoMatchmaker({"tictactoe": 2}, self.clock)
+        matchmaker = await self.make({"tictactoe": 2}, {})
         heard: list[Match] = []
         matchmaker.add_listener(broken)
         matchmaker.add_listener(heard.append)
-        matchmaker.enqueue(ticket("a"))
-        matchmaker.enqueue(ticket("b"))
+        await matchmaker.enqueue(ticket("a"))
+        await matchmaker.enqueue(ticket("b"))
+        await self.settle()
         self.assertEqual(len(heard), 1)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # type: ignore[attr-defined]
 
-    def test_ticket_carries_its_seat_order_and_values(self) -> None:
-        first = Ticket("a", "Ann", "tictactoe", 1500.0, 3.0)
+    async def test_ticket_carries_its_seat_order_and_values(self) -> None:
+        first = Ticket("a", "Ann", "tictactoe", 1500.25, 3.125)
         second = Ticket("b", "Bob", "tictactoe", None, 4.0)
-        self.enqueue(first)
-        self.enqueue(second)
+        await self.enqueue(first)
+        await self.enqueue(second)
+        await self.settle()
         self.assertEqual(self.matches[0].players, (first, second))
+        third = ranked("c", 1234.5678901234567, at=1e-7)
+        fourth = ranked("d", 1234.5, at=0.1)
+        await self.enqueue(third)
+        await self.enqueue(fourth)
+        await self.settle()
+        self.assertEqual(self.matches[1].players, (third, fourth))
+
+    # -- rating windows
+
+    async def test_ranked_tickets_within_the_window_match_at_once(self) -> None:
+        await self.enqueue(ranked("a", 1500))
+        await self.enqueue(ranked("b", 1600))  # exactly the base window of 100
+        await self.settle()
+        self.assert_matched(("a", "b"))
+
+    async def test_the_window_widens_with_waiting_time(self) -> None:
+        # tictactoe: 100 + 20 per second. 1500 and 1700 are 200 apart: both
+        # tickets must have waited 5 s.
+        await self.enqueue(ranked("a", 1500, at=0.0))
+        self.clock.advance(2.0)
+        await self.enqueue(ranked("b", 1700, at=2.0))
+        await self.advance(4)  # now 6: a's window 220, b's 180
+        self.assertEqual(self.matches, [])
+        await self.advance(1)  # now 7: b's window 200
+        self.assert_matched(("a", "b"))
+        self.assertEqual(self.matches[0].formed_at, 7.0)
+
+    async def test_the_window_stops_at_its_max(self) -> None:
+        # maze: 50 + 10 per second, at most 200: a and b, 201 apart, never
+        # match; nor do a and c. Three that fit each other wait for d and e.
+        await self.enqueue(ranked("a", 1000, "maze"))
+        await self.enqueue(ranked("b", 1201, "maze"))
+        await self.enqueue(ranked("c", 1400, "maze"))
+        await self.advance(60)
+        self.assertEqual(self.matches, [])
+        await self.enqueue(ranked("d", 1100, "maze", at=60.0))
+        await self.enqueue(ranked("e", 1150, "maze", at=60.0))
+        await self.settle()
+        self.assertEqual(self.matches, [])  # d's and e's windows are 50
+        await self.advance(15)  # 200 now
+        # a is the oldest: its match is a and the first two that fit everyone.
+        self.assert_matched(("a", "d", "e"))
+        self.assertEqual(await self.position("b"), 1)
+        self.assertEqual(await self.position("c"), 2)
+
+    async def test_the_oldest_ticket_is_matched_first(self) -> None:
+        await self.enqueue(ranked("a", 1000, at=0.0))
+        await self.enqueue(ranked("b", 1090, at=0.0))
+        await self.settle()
+        self.assert_matched(("a", "b"))
+        self.clock.advance(10.0)
+        await self.enqueue(ranked("c", 2000, at=0.0))  # window 300 now
+        await self.enqueue(ranked("d", 2250, at=10.0))  # window 100: no match with c
+        await self.enqueue(ranked("e", 2050, at=10.0))
+        await self.settle()
+        # c is the oldest; e fits c; d waits.
+        self.assert_matched(("a", "b"), ("c", "e"))
+        self.assertEqual(await self.position("d"), 1)
+
+    async def test_younger_tickets_match_when_the_oldest_fits_none(self) -> None:
+        await self.enqueue(ranked("a", 3000))
+        await self.enqueue(ranked("b", 1000))
+        await self.enqueue(ranked("c", 1050))
+        await self.settle()
+        self.assert_matched(("b", "c"))
+        self.assertEqual(await self.position("a"), 1)
+
+    async def test_tickets_without_a_rating_match_anyone(self) -> None:
+        await self.enqueue(ranked("a", 1000))
+        await self.enqueue(ranked("b", 5000))
+        await self.enqueue(ranked("c", None))
+        await self.settle()
+        self.assert_matched(("a", "c"))
+
+    async def test_every_pair_of_a_match_is_within_both_windows(self) -> None:
+        # maze needs three: a and c are 100 apart, outside the base window of 50.
+        await self.enqueue(ranked("a", 1000, "maze"))
+        await self.enqueue(ranked("b", 1050, "maze"))
+        await self.enqueue(ranked("c", 1100, "maze"))
+        await self.advance(4)  # windows 90
+        self.assertEqual(self.matches, [])
+        await self.advance(1)  # windows 100
+        self.assert_matched(("a", "b", "c"))
+
+    async def test_the_normal_queue_ignores_ratings(self) -> None:
+        await self.enqueue(ticket("a", rating=0.0))
+        await self.enqueue(ticket("b", rating=10_000.0))
+        await self.settle()
+        self.assert_matched(("a", "b"))
+
+
+class MemoryMatchmakerTests(MatchmakerContract, TestCase):
+    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+        matchmaker = MemoryMatchmaker(sizes, self.clock, windows=windows)
+        self.addCleanup(matchmaker.stop)
+        return matchmaker
+
+    def test_fifo_matchmaker_is_its_old_name(self) -> None:
+        self.assertIs(FifoMatchmaker, MemoryMatchmaker)
+
+    def test_queue_length_counts_one_queue_or_all(self) -> None:
+        self.matchmaker.enqueue(ticket("a"))
+        self.matchmaker.enqueue(ranked("b", 1000))
+        self.assertEqual(self.matchmaker.queue_length("tictactoe"), 2)
+        self.assertEqual(self.matchmaker.queue_length("tictactoe", "ranked"), 1)
+        self.assertEqual(self.matchmaker.queue_length("chess"), 0)
+
+    def test_an_idle_matchmaker_leaves_nothing_on_its_clock(self) -> None:
+        self.matchmaker.enqueue(ticket("a"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.matchmaker.enqueue(ranked("b", 1000))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.matchmaker.enqueue(ranked("c", 1000))
+        self.clock.advance(1.0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_match_sizes_must_be_positive(self) -> None:
-        self.assertRaises(ValueError, FifoMatchmaker, {"x": 0}, self.clock)
+        self.assertRaises(ValueError, MemoryMatchmaker, {"x": 0}, self.clock)
+
+    def test_windows_are_not_negative(self) -> None:
+        self.assertRaises(ValueError, RatingWindow, base=-1)
+        self.assertRaises(ValueError, RatingWindow, growth=-1)
+        self.assertEqual(RatingWindow().width(2.0), 140.0)
+        self.assertEqual(RatingWindow(max=120.0).width(2.0), 120.0)
 
     def test_match_ids_are_distinct(self) -> None:
         ids = {new_match_id() for _ in range(200)}
         self.assertEqual(len(ids), 200)
         self.assertTrue(all(re.fullmatch(r"m-[0-9a-f]{16}", i) for i in ids))
+
+
+class RedisMatchmakerTests(MatchmakerContract, TestCase):
+    async def setUp(self) -> None:  # type: ignore[override]
+        self.redis = await start_redis(self)
+        await super().setUp()
+
+    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+        # One connection: commands answer in the order they were sent, so a
+        # call made after the clock started a pass answers after that pass.
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", self.redis.port, poolsize=1,
+                                             reconnect=True)
+        self.addCleanup(pool.disconnect)
+        matchmaker = RedisMatchmaker(
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), sizes, self.clock,
+            windows=windows, settings=RedisMatchmakerSettings(ticket_ttl=3600.0),
+        )
+        await matchmaker.start()
+        self.addCleanup(matchmaker.stop)
+        return matchmaker
+
+    async def settle(self) -> None:
+        await self.matchmaker.position("nobody")
 
 
 class _Model:
@@ -214,3 +472,46 @@ class FifoMatchmakerPropertyTests(SynchronousTestCase):
         for player in {p for m in matches for p in m.player_ids}:
             in_matches = sum(player in m.player_ids for m in matches)
             self.assertLessEqual(in_matches, accepted[player])
+
+
+class RankedWindowPropertyTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.one_of(st.none(), st.integers(0, 3000).map(float)),
+                st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+                st.sampled_from(["duel", "trio"]),
+            ),
+            max_size=40,
+        )
+    )
+    def test_ranked_matches_are_always_within_every_window(
+        self, arrivals: list[tuple[float | None, float, str]]
+    ) -> None:
+        windows = {"duel": RatingWindow(base=50, growth=25, max=None),
+                   "trio": RatingWindow(base=20, growth=40, max=300)}
+        clock = Clock()
+        matchmaker = MemoryMatchmaker({"duel": 2, "trio": 3}, clock, windows=windows)
+        matches: list[Match] = []
+        matchmaker.add_listener(matches.append)
+        for index, (rating, wait, game) in enumerate(arrivals):
+            clock.advance(wait)
+            matchmaker.enqueue(Ticket(f"p{index}", "p", game, rating, clock.seconds(), "ranked"))
+        for _ in range(20):
+            clock.advance(1.0)
+        for match in matches:
+            window = windows[match.game]
+            for a in match.players:
+                for b in match.players:
+                    if a is b or a.rating is None or b.rating is None:
+                        continue
+                    difference = abs(a.rating - b.rating)
+                    self.assertLessEqual(difference, window.width(match.formed_at - a.queued_at))
+        # Nobody matched twice; everyone else is still queued.
+        matched = [p for m in matches for p in m.player_ids]
+        self.assertEqual(len(matched), len(set(matched)))
+        self.assertEqual(
+            matchmaker.queue_length("duel") + matchmaker.queue_length("trio"),
+            len(arrivals) - len(matched),
+        )

@@ -117,7 +117,8 @@ def match_to_json(match: Match) -> dict[str, Any]:
         "game": match.game,
         "formed_at": match.formed_at,
         "players": [
-            [t.player_id, t.name, t.game, t.rating, t.queued_at, t.bot] for t in match.players
+            [t.player_id, t.name, t.game, t.rating, t.queued_at, t.queue, t.bot]
+            for t in match.players
         ],
     }
 
@@ -127,8 +128,12 @@ def match_from_json(data: Mapping[str, Any]) -> Match:
         match_id=str(data["match_id"]),
         game=str(data["game"]),
         players=tuple(
-            Ticket(str(p), str(n), str(g), None if r is None else float(r), float(q), bool(b))
-            for p, n, g, r, q, b in data["players"]
+            Ticket(
+                player_id=str(p), name=str(n), game=str(g),
+                rating=None if r is None else float(r), queued_at=float(q),
+                queue=str(queue), bot=bool(bot),
+            )
+            for p, n, g, r, q, queue, bot in data["players"]
         ),
         formed_at=float(data["formed_at"]),
     )

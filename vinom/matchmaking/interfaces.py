@@ -1,8 +1,9 @@
 """The values that travel through matchmaking and the matchmaker seam.
 
-A `Ticket` is one player waiting for one game; a `Match` is the players the
-matchmaker put together. Matchmakers return Deferreds from day one because a
-Redis implementation sits behind the same interface as the in-memory one.
+A `Ticket` is one player waiting for one game in one of its queues; a `Match`
+is the players the matchmaker put together. Matchmakers return Deferreds
+because the Redis implementation sits behind the same interface as the
+in-memory one. docs/matchmaking.md describes the queues.
 """
 
 from __future__ import annotations
@@ -13,16 +14,30 @@ from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
+NORMAL_QUEUE = "normal"
+"""First come, first matched; ratings are ignored."""
+
+RANKED_QUEUE = "ranked"
+"""Matched within rating windows that widen with waiting time (vinom.matchmaking.windows)."""
+
+QUEUES = (NORMAL_QUEUE, RANKED_QUEUE)
+
 
 @frozen
 class Ticket:
-    """One player waiting in a game's queue."""
+    """One player waiting in one of a game's queues.
+
+    `queued_at` is when the player first asked (a requeued ticket keeps it, so
+    its rating window keeps the width it had grown to); `queue` is `"normal"`
+    or `"ranked"`.
+    """
 
     player_id: str
     name: str
     game: str
     rating: float | None
     queued_at: float
+    queue: str = NORMAL_QUEUE
     # A seat the game's own bot plays on the game host (a room owner's `add_bot`):
     # nobody connects to it.
     bot: bool = False
@@ -51,7 +66,9 @@ class IMatchmaker(Interface):
     def enqueue(ticket: Ticket) -> Deferred[int]:
         """Queue a ticket; fires with its 1-based position in its game's queue.
 
-        Fails with `AlreadyQueued` if the player is queued already.
+        Fails with `AlreadyQueued` if the player is queued already, with
+        `UnknownGame` or `UnknownQueue` if the ticket names no queue this
+        matchmaker keeps.
         """
 
     def requeue(ticket: Ticket) -> Deferred[int]:
@@ -70,3 +87,15 @@ class IMatchmaker(Interface):
 
 class AlreadyQueued(Exception):
     """The player already has a ticket in some queue."""
+
+
+class UnknownGame(ValueError):
+    """A ticket named a game this matchmaker has no queue for."""
+
+
+class UnknownQueue(ValueError):
+    """A ticket named a queue other than "normal" and "ranked"."""
+
+
+class MatchmakerUnavailable(Exception):
+    """The matchmaker's store did not answer in time (Redis down or unreachable)."""

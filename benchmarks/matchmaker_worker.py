@@ -1,0 +1,99 @@
+"""One lobby's matchmaker for the matchmaker scenario (a benchmark worker process).
+
+`python -m benchmarks.matchmaker_worker <settings JSON>`: makes a
+`RedisMatchmaker` (or, without a Redis port, a `MemoryMatchmaker`), says
+`ready`, and on `go` queues its tickets with `in_flight` calls outstanding.
+It says `done` once its listener has heard `expected_matches` matches (every
+instance hears every match), with the player ids of each match it heard.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from benchmarks.worker import cpu_seconds, global_reactor, run_guarded, start_control
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    reactor = global_reactor()
+    from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+
+    from vinom.matchmaking.interfaces import Match, Ticket
+    from vinom.matchmaking.memory import MemoryMatchmaker
+
+    game = "duel"
+    sizes = {game: int(settings["size"])}
+    matchmaker: Any
+    if settings.get("redis_port"):
+        import txredisapi
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        from vinom.matchmaking.redis import RedisMatchmaker
+
+        port = int(settings["redis_port"])
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=4, reconnect=True,
+                                             replyTimeout=30)
+        matchmaker = RedisMatchmaker(
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), sizes, reactor
+        )
+    else:
+        matchmaker = MemoryMatchmaker(sizes, reactor)
+    heard: list[tuple[str, ...]] = []
+    expected = int(settings["expected_matches"])
+    state: dict[str, Any] = {}
+
+    def listener(match: Match) -> None:
+        heard.append(match.player_ids)
+        if len(heard) == expected and "started" in state:
+            finish()
+
+    matchmaker.add_listener(listener)
+
+    def finish() -> None:
+        control.emit(
+            "done",
+            seconds=time.monotonic() - state["started"],
+            cpu_s=cpu_seconds() - state["cpu"],
+            matches=heard,
+            enqueued=state.get("enqueued", 0),
+        )
+
+    def go(command: dict[str, Any]) -> None:
+        state["started"] = time.monotonic()
+        state["cpu"] = cpu_seconds()
+        limit = DeferredSemaphore(int(settings["in_flight"]))
+        tickets = [
+            Ticket(player_id, player_id, game, None, reactor.seconds())
+            for player_id in (f"{settings['prefix']}{n}" for n in range(int(settings["count"])))
+        ]
+
+        def counted(_: object) -> None:
+            state["enqueued"] = state.get("enqueued", 0) + 1
+
+        d = gatherResults(
+            [limit.run(matchmaker.enqueue, t).addCallback(counted) for t in tickets]
+        )
+        d.addErrback(lambda f: control.emit("error", message=f.getErrorMessage()))
+        if len(heard) >= expected:
+            finish()
+
+    def started(_: object) -> None:
+        control.emit("ready")
+
+    control = start_control(reactor, {"go": go})
+    start = getattr(matchmaker, "start", None)
+    ready: Deferred[Any] = start() if start else Deferred.fromCoroutine(_nothing())
+    ready.addCallbacks(started, lambda f: control.emit("error", message=f.getErrorMessage()))
+    reactor.run()
+
+
+async def _nothing() -> None:
+    return None
+
+
+if __name__ == "__main__":
+    run_guarded(main)

@@ -1,0 +1,304 @@
+"""What only the Redis matchmaker has: lobbies racing, lobbies dying, Redis restarting.
+
+Every test runs real redis-server (tests/redis_server.py) and several
+`RedisMatchmaker`s, each with connections of its own as separate lobby
+processes would have; the lobby that dies is a real child process, killed.
+The contract both matchmakers keep is in tests/test_matchmaking.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import txredisapi
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from tests.redis_server import RedisServer, free_tcp_port, start_redis
+from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
+from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.matchmaking.windows import RatingWindow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await deferLater(reactor, 0.02, lambda: None)
+
+
+class Lobby:
+    """One lobby's matchmaker, its own connections, and every match its listener heard."""
+
+    def __init__(self, matchmaker: RedisMatchmaker) -> None:
+        self.matchmaker = matchmaker
+        self.heard: list[Match] = []
+        matchmaker.add_listener(self.heard.append)
+
+
+async def start_lobby(
+    case: TestCase,
+    port: int,
+    sizes: dict[str, int],
+    settings: RedisMatchmakerSettings,
+    poolsize: int = 2,
+    windows: dict[str, RatingWindow] | None = None,
+) -> Lobby:
+    pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=poolsize, reconnect=True,
+                                         replyTimeout=settings.call_timeout)
+    case.addCleanup(pool.disconnect)
+    matchmaker = RedisMatchmaker(
+        pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), sizes, reactor,
+        settings=settings, windows=windows,
+    )  # fmt: skip
+    await matchmaker.start()
+    case.addCleanup(matchmaker.stop)
+    return Lobby(matchmaker)
+
+
+def ticket(player_id: str, game: str = "tictactoe", rating: float | None = None,
+           queue: str = "normal") -> Ticket:
+    return Ticket(player_id, player_id, game, rating, time.time(), queue)
+
+
+class _Child(ProcessProtocol):
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(None)
+
+
+class RaceTests(TestCase):
+    async def test_no_ticket_is_matched_twice_by_racing_lobbies(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=0.05)
+        lobbies = [
+            await start_lobby(self, redis.port, {"tictactoe": 2, "maze": 3}, settings)
+            for _ in range(4)
+        ]
+        count = 10_002  # 5,001 duels and 5,001 mazes
+        tickets = [
+            ticket(f"p{i}", "tictactoe" if i % 2 else "maze") for i in range(count)
+        ]
+        started = time.monotonic()
+
+        async def feed(lobby: Lobby, mine: list[Ticket]) -> None:
+            # Many calls in flight per lobby, as a busy lobby has.
+            for start in range(0, len(mine), 200):
+                await gatherResults([lobby.matchmaker.enqueue(t) for t in mine[start:start + 200]])
+
+        await gatherResults(
+            [Deferred.fromCoroutine(feed(lobby, tickets[i::4])) for i, lobby in enumerate(lobbies)]
+        )
+        duels, mazes = count // 2, count // 2
+        expected_matches = duels // 2 + mazes // 3
+        await wait_until(
+            lambda: all(len(lobby.heard) >= expected_matches for lobby in lobbies),
+            30, "every lobby to hear every match",
+        )
+        elapsed = time.monotonic() - started
+        for lobby in lobbies:
+            # Every lobby heard every match once.
+            self.assertEqual(len(lobby.heard), expected_matches)
+            self.assertEqual(
+                {m.match_id for m in lobby.heard}, {m.match_id for m in lobbies[0].heard}
+            )
+        matched = Counter(p for m in lobbies[0].heard for p in m.player_ids)
+        self.assertEqual(max(matched.values()), 1, "a ticket was matched twice")
+        for match in lobbies[0].heard:
+            self.assertEqual(len(match.players), {"tictactoe": 2, "maze": 3}[match.game])
+            self.assertTrue(all(t.game == match.game for t in match.players))
+        # Every ticket but the remainder of each game (one duel) was matched.
+        unmatched = {t.player_id for t in tickets} - set(matched)
+        self.assertEqual(len(unmatched), duels % 2 + mazes % 3)
+        for player_id in unmatched:
+            self.assertIsNotNone(await lobbies[0].matchmaker.position(player_id))
+        self.assertLess(elapsed, 60)
+
+
+class DeadLobbyTests(TestCase):
+    async def spawn_lobby(self, redis: RedisServer, config: dict[str, Any]) -> tuple[_Child, str]:
+        child = _Child()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        transport = reactor.spawnProcess(
+            child, sys.executable,
+            [sys.executable, "-m", "tests.matchmaker_lobby", str(redis.port), json.dumps(config)],
+            env=env, path=ROOT,
+        )  # fmt: skip
+
+        def kill() -> None:
+            if not child.ended.called:
+                transport.signalProcess("KILL")
+
+        self.addCleanup(lambda: (kill(), child.ended)[1])
+        await wait_until(lambda: b"ready" in child.output or child.ended.called, 30,
+                         "the child lobby")
+        line = child.output.decode().strip().splitlines()[-1]
+        self.assertTrue(line.startswith("ready "), child.output.decode())
+        child.kill = kill  # type: ignore[attr-defined]
+        return child, line.split()[1]
+
+    async def test_the_tickets_of_a_dead_lobby_lapse_and_nobody_is_matched_with_them(
+        self,
+    ) -> None:
+        redis = await start_redis(self)
+        ttl = 1.0
+        window = {"base": 100.0, "growth": 0.0, "max": None}
+        settings = {"ticket_ttl": ttl, "tick_every": 0.1}
+        # The dying lobby queues ranked tickets far apart (none fits another)
+        # and one normal ticket.
+        ghosts = [
+            {"player_id": f"ghost{i}", "name": "g", "game": "tictactoe",
+             "rating": 1000.0 * i, "queued_at": time.time(), "queue": "ranked"}
+            for i in range(10)
+        ] + [{"player_id": "ghost-normal", "name": "g", "game": "tictactoe", "rating": None,
+              "queued_at": time.time(), "queue": "normal"}]  # fmt: skip
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
+                    "windows": {"tictactoe": window}, "tickets": ghosts},
+        )  # fmt: skip
+        lobby = await start_lobby(
+            self, redis.port, {"tictactoe": 2},
+            RedisMatchmakerSettings(ticket_ttl=ttl, tick_every=0.1),
+            windows={"tictactoe": RatingWindow(**window)},
+        )  # fmt: skip
+        self.assertIsNotNone(await lobby.matchmaker.position("ghost0"))
+        killed = time.monotonic()
+        child.kill()  # type: ignore[attr-defined]
+        await child.ended
+
+        # Its tickets lapse within the TTL (and the next pass of a living lobby).
+        positions: dict[str, int | None] = {}
+
+        async def gone() -> bool:
+            for g in ghosts:
+                positions[g["player_id"]] = await lobby.matchmaker.position(g["player_id"])
+            return not any(positions.values())
+
+        while not await gone():
+            self.assertLess(time.monotonic() - killed, ttl + 1.0, positions)
+            await deferLater(reactor, 0.05, lambda: None)
+
+        # The living lobby's players are matched, each with the other living
+        # player near them, never with a ghost of the same rating.
+        for i in range(10):
+            await lobby.matchmaker.enqueue(ticket(f"b{i}", rating=1000.0 * i + 10, queue="ranked"))
+            await lobby.matchmaker.enqueue(ticket(f"c{i}", rating=1000.0 * i - 10, queue="ranked"))
+        await lobby.matchmaker.enqueue(ticket("n1"))
+        await lobby.matchmaker.enqueue(ticket("n2"))
+        await wait_until(lambda: len(lobby.heard) == 11, 5, "11 matches")
+        self.assertEqual(
+            sorted(m.player_ids for m in lobby.heard),
+            sorted([(f"b{i}", f"c{i}") for i in range(10)] + [("n1", "n2")]),
+        )
+
+    async def test_a_lobby_that_is_gone_cannot_hold_a_player_in_the_queue(self) -> None:
+        # A player whose lobby died comes back through another and queues again.
+        redis = await start_redis(self)
+        settings = {"ticket_ttl": 0.5, "tick_every": 0.1}
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
+                    "tickets": [{"player_id": "p", "name": "P", "game": "tictactoe",
+                                 "rating": None, "queued_at": 0.0}]},
+        )  # fmt: skip
+        lobby = await start_lobby(
+            self, redis.port, {"tictactoe": 2},
+            RedisMatchmakerSettings(ticket_ttl=0.5, tick_every=60.0),
+        )
+        with self.assertRaises(Exception) as refused:
+            await lobby.matchmaker.enqueue(ticket("p"))
+        self.assertEqual(type(refused.exception).__name__, "AlreadyQueued")
+        child.kill()  # type: ignore[attr-defined]
+        await child.ended
+        await deferLater(reactor, 0.7, lambda: None)
+        self.assertEqual(await lobby.matchmaker.enqueue(ticket("p")), 1)
+        await lobby.matchmaker.enqueue(ticket("q"))
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("p", "q"))
+
+
+class RedisRestartTests(TestCase):
+    async def test_lobbies_carry_on_after_a_restart_and_calls_fail_while_it_is_down(
+        self,
+    ) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(ticket_ttl=5.0, tick_every=0.1, call_timeout=1.0)
+        sizes = {"tictactoe": 2, "maze": 2}
+        first = await start_lobby(self, redis.port, sizes, settings)
+        second = await start_lobby(self, redis.port, sizes, settings)
+        await first.matchmaker.enqueue(ticket("waiting"))
+        await second.matchmaker.enqueue(ticket("leaving", "maze"))
+
+        await redis.stop()
+        for call in (
+            lambda: first.matchmaker.enqueue(ticket("lost")),
+            lambda: second.matchmaker.position("waiting"),
+            lambda: second.matchmaker.cancel("leaving"),
+        ):
+            started = time.monotonic()
+            with self.assertRaises(MatchmakerUnavailable):
+                await call()
+            self.assertLess(time.monotonic() - started, 3.0)
+
+        await redis.start()
+        # Redis came back empty. The first lobby's heartbeat finds its key gone
+        # and puts its waiting player back; the enqueue that failed while Redis
+        # was down (and was sent when it came back) is taken out again; the
+        # player whose cancel failed is not put back.
+        async def back() -> bool:
+            try:
+                return await first.matchmaker.position("waiting") == 1
+            except MatchmakerUnavailable:
+                return False
+
+        deadline = time.monotonic() + 15
+        while not await back():
+            self.assertLess(time.monotonic(), deadline, "the ticket was not put back")
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertIsNone(await first.matchmaker.position("lost"))
+        self.assertIsNone(await first.matchmaker.position("leaving"))
+
+        await second.matchmaker.enqueue(ticket("newcomer"))
+        await second.matchmaker.enqueue(ticket("x"))
+        await first.matchmaker.enqueue(ticket("y"))
+        for lobby in (first, second):
+            await wait_until(lambda lobby=lobby: len(lobby.heard) == 2, 10, "both matches")  # type: ignore[misc]
+            self.assertEqual(
+                sorted(m.player_ids for m in lobby.heard), [("waiting", "newcomer"), ("x", "y")]
+            )
+
+    async def test_start_fails_clearly_without_redis(self) -> None:
+        port = free_tcp_port()
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=1, reconnect=True)
+        self.addCleanup(pool.disconnect)
+        matchmaker = RedisMatchmaker(
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), {"tictactoe": 2}, reactor,
+            settings=RedisMatchmakerSettings(call_timeout=0.3),
+        )
+        started = time.monotonic()
+        with self.assertRaises(MatchmakerUnavailable):
+            await matchmaker.start()
+        self.assertLess(time.monotonic() - started, 2.0)
+        await matchmaker.stop()

@@ -1,0 +1,233 @@
+-- The Redis matchmaker's one script (vinom/matchmaking/redis.py loads it).
+--
+-- Every change to the queues happens here, so each is one atomic step in
+-- Redis: a ticket is picked and removed by the same call that forms its
+-- match, and no other call runs in between. docs/matchmaking.md lists the
+-- keys. ARGV: op, prefix, lobby id of the caller, now, the match log's
+-- length, then op's arguments.
+
+local op, prefix, me, now_text, log_length = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now = tonumber(now_text)
+
+local function ticket_key(player) return prefix .. ':t:' .. player end
+local function queue_key(game, queue) return prefix .. ':q:' .. game .. ':' .. queue end
+local function lobby_key(lobby) return prefix .. ':lobby:' .. lobby end
+
+-- Is the lobby that owns a ticket alive (its key not lapsed)? The caller is.
+local alive_cache = {}
+local function alive(owner)
+  if owner == me then return true end
+  local known = alive_cache[owner]
+  if known == nil then
+    known = redis.call('EXISTS', lobby_key(owner)) == 1
+    alive_cache[owner] = known
+  end
+  return known
+end
+
+-- A queue member's ticket, or nil after removing it if its lobby is gone.
+local function live(qkey, player)
+  local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'rating', 'queued_at', 'data')
+  if t[1] ~= 'queued' then
+    redis.call('ZREM', qkey, player)
+    return nil
+  end
+  if not alive(t[2]) then
+    redis.call('ZREM', qkey, player)
+    redis.call('DEL', ticket_key(player))
+    return nil
+  end
+  return {player = player, rating = tonumber(t[3]), queued_at = tonumber(t[4]), data = t[5]}
+end
+
+-- The rating window rule of vinom/matchmaking/windows.py, computed the same way.
+local function width(w, t)
+  local waited = now - t.queued_at
+  if waited < 0 then waited = 0 end
+  local x = w.base + w.growth * waited
+  if w.max ~= nil and x > w.max then x = w.max end
+  return x
+end
+
+local function fits(w, a, b)
+  if a.rating == nil or b.rating == nil then return true end
+  local d = math.abs(a.rating - b.rating)
+  return d <= width(w, a) and d <= width(w, b)
+end
+
+-- Take the tickets out of their queue, keep them as "matched" for a while
+-- (so a lobby restoring its tickets skips them) and announce the match.
+local function form(qkey, game_json, group, match_id, matched_ms)
+  local datas = {}
+  for i, t in ipairs(group) do
+    local tk = ticket_key(t.player)
+    redis.call('ZREM', qkey, t.player)
+    redis.call('HSET', tk, 'state', 'matched')
+    redis.call('PEXPIRE', tk, matched_ms)
+    datas[i] = t.data
+  end
+  local body = '"match_id":"' .. match_id .. '","game":' .. game_json .. ',"formed_at":'
+    .. now_text .. ',"players":[' .. table.concat(datas, ',') .. ']}'
+  -- The log lets a lobby whose subscriber was cut off hear what it missed.
+  local log_id = redis.call('XADD', prefix .. ':match-log', 'MAXLEN', '~', log_length, '*',
+                            'match', '{' .. body)
+  local message = '{"log_id":"' .. log_id .. '",' .. body
+  redis.call('PUBLISH', prefix .. ':matches', message)
+  return message
+end
+
+-- Form matches in one queue. Arguments from `first`: game, queue, game as
+-- JSON, match size, window base, growth, max ('' for none), match ids
+-- (space separated: at most one match per id), ranked scan limit, matched_ms.
+local function pass(first)
+  local game, queue, game_json = ARGV[first], ARGV[first + 1], ARGV[first + 2]
+  local size = tonumber(ARGV[first + 3])
+  local w = {base = tonumber(ARGV[first + 4]), growth = tonumber(ARGV[first + 5]),
+             max = tonumber(ARGV[first + 6])}
+  local ids = {}
+  for id in string.gmatch(ARGV[first + 7], '%S+') do ids[#ids + 1] = id end
+  local scan_limit = tonumber(ARGV[first + 8])
+  local matched_ms = tonumber(ARGV[first + 9])
+  local qkey = queue_key(game, queue)
+  local matches = {}
+  if queue == 'normal' then
+    -- Oldest first. The live tickets of an unfinished group stay at the head
+    -- (everything before them is matched or removed), so each read starts
+    -- after them.
+    local group = {}
+    local chunk = size * #ids
+    if chunk < 16 then chunk = 16 end
+    while #matches < #ids do
+      local members = redis.call('ZRANGE', qkey, #group, #group + chunk - 1)
+      if #members == 0 then break end
+      for _, player in ipairs(members) do
+        local t = live(qkey, player)
+        if t then
+          group[#group + 1] = t
+          if #group == size then
+            matches[#matches + 1] = form(qkey, game_json, group, ids[#matches + 1], matched_ms)
+            group = {}
+            if #matches == #ids then break end
+          end
+        end
+      end
+    end
+  else
+    local members = redis.call('ZRANGE', qkey, 0, scan_limit - 1)
+    local tickets = {}
+    for _, player in ipairs(members) do
+      local t = live(qkey, player)
+      if t then tickets[#tickets + 1] = t end
+    end
+    local taken = {}
+    for a = 1, #tickets do
+      if #matches == #ids then break end
+      if not taken[a] then
+        local group = {a}
+        for b = a + 1, #tickets do
+          if #group == size then break end
+          if not taken[b] then
+            local ok = true
+            for _, m in ipairs(group) do
+              if not fits(w, tickets[m], tickets[b]) then ok = false break end
+            end
+            if ok then group[#group + 1] = b end
+          end
+        end
+        if #group == size then
+          local players = {}
+          for i, m in ipairs(group) do
+            taken[m] = true
+            players[i] = tickets[m]
+          end
+          matches[#matches + 1] = form(qkey, game_json, players, ids[#matches + 1], matched_ms)
+        end
+      end
+    end
+  end
+  -- "more": every id was used, so another pass may form more matches.
+  return matches, #matches == #ids
+end
+
+local function result(fields, matches, more)
+  return '{' .. fields .. '"matches":[' .. table.concat(matches, ',') .. '],"more":'
+    .. tostring(more) .. '}'
+end
+
+if op == 'enqueue' then
+  -- player, head ('1' at the head of the queue), rating ('' for none),
+  -- queued_at, ticket JSON, then the pass arguments.
+  local player, head, rating, queued_at, data = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local game, queue = ARGV[11], ARGV[12]
+  local tk = ticket_key(player)
+  local old = redis.call('HMGET', tk, 'state', 'owner', 'game', 'queue')
+  if old[1] == 'queued' then
+    if alive(old[2]) then return '{"error":"already_queued"}' end
+    -- A ticket of a lobby that died: the player came back through another.
+    redis.call('ZREM', queue_key(old[3], old[4]), player)
+  end
+  local seq = redis.call('INCR', prefix .. ':seq')
+  local score = seq
+  if head == '1' then score = -seq end
+  local qkey = queue_key(game, queue)
+  redis.call('DEL', tk)
+  redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', game, 'queue', queue,
+             'rating', rating, 'queued_at', queued_at, 'data', data)
+  redis.call('ZADD', qkey, score, player)
+  local position = redis.call('ZRANK', qkey, player) + 1
+  local matches, more = pass(11)
+  return result('"position":' .. position .. ',"score":' .. score .. ',', matches, more)
+elseif op == 'pass' then
+  local matches, more = pass(6)
+  return result('', matches, more)
+elseif op == 'cancel' then
+  local player = ARGV[6]
+  local t = redis.call('HMGET', ticket_key(player), 'state', 'game', 'queue')
+  if t[1] ~= 'queued' then return 0 end
+  redis.call('ZREM', queue_key(t[2], t[3]), player)
+  redis.call('DEL', ticket_key(player))
+  return 1
+elseif op == 'position' then
+  local player = ARGV[6]
+  local t = redis.call('HMGET', ticket_key(player), 'state', 'game', 'queue')
+  if t[1] ~= 'queued' then return 0 end
+  local rank = redis.call('ZRANK', queue_key(t[2], t[3]), player)
+  if not rank then return 0 end
+  return rank + 1
+elseif op == 'heartbeat' then
+  -- ttl_ms; answers 0 if the lobby's key had lapsed (or Redis lost its data).
+  local key = lobby_key(me)
+  local existed = redis.call('EXISTS', key)
+  redis.call('SET', key, '1', 'PX', ARGV[6])
+  return existed
+elseif op == 'restore' then
+  -- Groups of seven: player, game, queue, rating, queued_at, ticket JSON,
+  -- score. A ticket Redis still knows (queued, or matched a moment ago) is
+  -- left alone.
+  local restored = 0
+  for i = 6, #ARGV, 7 do
+    local player = ARGV[i]
+    local tk = ticket_key(player)
+    if redis.call('EXISTS', tk) == 0 then
+      redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', ARGV[i + 1],
+                 'queue', ARGV[i + 2], 'rating', ARGV[i + 3], 'queued_at', ARGV[i + 4],
+                 'data', ARGV[i + 5])
+      redis.call('ZADD', queue_key(ARGV[i + 1], ARGV[i + 2]), tonumber(ARGV[i + 6]), player)
+      restored = restored + 1
+    end
+  end
+  return restored
+elseif op == 'release' then
+  -- The lobby stops: its queued tickets and its key go.
+  for i = 6, #ARGV do
+    local player = ARGV[i]
+    local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'game', 'queue')
+    if t[1] == 'queued' and t[2] == me then
+      redis.call('ZREM', queue_key(t[3], t[4]), player)
+      redis.call('DEL', ticket_key(player))
+    end
+  end
+  redis.call('DEL', lobby_key(me))
+  return 0
+end
+return redis.error_reply('unknown matchmaker operation ' .. tostring(op))

@@ -1,0 +1,550 @@
+"""The Redis matchmaker: queues shared by every lobby process, matches formed atomically.
+
+Each lobby process runs one `RedisMatchmaker` on the same Redis. Tickets live
+in Redis, one sorted set per game and queue (`normal` or `ranked`) ordered by
+arrival, the ticket itself in a hash. Every change to the queues is one call
+of one Lua script (matchmaker.lua beside this module), which Redis runs
+atomically: the call that picks a match's tickets removes them, so however
+many lobbies race, no ticket is matched twice. Each match is published on a
+channel; every instance hears it and calls its listeners, so the lobby that
+holds a player's connection can tell them.
+
+A lobby owns the tickets of its players and keeps them alive with a
+heartbeat (a key with a TTL, refreshed every `tick_every` seconds). A lobby
+that dies stops refreshing; once its key has lapsed the script drops its
+tickets wherever it meets them and never matches them. A lobby whose key has
+lapsed while it lived (it stalled, or Redis restarted and lost its data)
+puts its players' tickets back in their place. No call waits longer than
+`call_timeout`: with Redis down the Deferreds fail with
+`MatchmakerUnavailable`. docs/matchmaking.md has the keys and the failure
+cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+import txredisapi
+from attrs import field, frozen
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from vinom.matchmaking.interfaces import (
+    QUEUES,
+    AlreadyQueued,
+    IMatchmaker,
+    Match,
+    MatchListener,
+    MatchmakerUnavailable,
+    Ticket,
+    UnknownGame,
+    UnknownQueue,
+)
+from vinom.matchmaking.memory import new_match_id
+from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow
+
+SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
+SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
+
+# Matches a lobby remembers having announced, to announce each once although
+# it may hear one in the script's answer, on the channel and in the log.
+_REMEMBERED_MATCHES = 50_000
+
+
+def _positive(instance: object, attribute: Any, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
+@frozen
+class RedisMatchmakerSettings:
+    """How a `RedisMatchmaker` uses Redis; the defaults suit a production lobby."""
+
+    prefix: str = "vinom:mm"
+    # A lobby's tickets lapse this long after its last heartbeat.
+    ticket_ttl: float = field(default=15.0, validator=_positive)
+    # Heartbeat, and a matching pass over every queue, this often.
+    tick_every: float = field(default=1.0, validator=_positive)
+    # No call waits longer for Redis.
+    call_timeout: float = field(default=5.0, validator=_positive)
+    # Matches one pass may form; a pass that forms as many runs again at once.
+    matches_per_pass: int = field(default=64, validator=_positive)
+    # The oldest tickets of a ranked queue one pass considers.
+    ranked_scan_limit: int = field(default=500, validator=_positive)
+    # How long a matched ticket is remembered, so it is never put back.
+    matched_memory: float = field(default=120.0, validator=_positive)
+    # Matches kept in the log a reconnecting lobby reads what it missed from.
+    match_log_length: int = field(default=10_000, validator=_positive)
+
+
+DEFAULT_SETTINGS = RedisMatchmakerSettings()
+
+
+def _ticket_json(ticket: Ticket) -> str:
+    return json.dumps(
+        {
+            "player_id": ticket.player_id,
+            "name": ticket.name,
+            "game": ticket.game,
+            "rating": ticket.rating,
+            "queued_at": ticket.queued_at,
+            "queue": ticket.queue,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _match_from_json(data: Mapping[str, Any]) -> Match:
+    return Match(
+        match_id=str(data["match_id"]),
+        game=str(data["game"]),
+        players=tuple(
+            Ticket(
+                player_id=str(p["player_id"]),
+                name=str(p["name"]),
+                game=str(p["game"]),
+                rating=None if p["rating"] is None else float(p["rating"]),
+                queued_at=float(p["queued_at"]),
+                queue=str(p["queue"]),
+            )
+            for p in data["players"]
+        ),
+        formed_at=float(data["formed_at"]),
+    )
+
+
+class _MatchSubscriber(txredisapi.SubscriberProtocol):
+    """The connection that hears the matches channel."""
+
+    matchmaker: RedisMatchmaker
+
+    def messageReceived(self, pattern: object, channel: object, message: object) -> None:
+        self.matchmaker._heard(message)
+
+
+class _SubscriberFactory(Factory):
+    """Builds the subscriber; txredisapi's protocol calls the last two on a refused AUTH."""
+
+    isLazy = True
+
+    def __init__(self, matchmaker: RedisMatchmaker, password: str | None) -> None:
+        self.matchmaker = matchmaker
+        self.password = password
+
+    def buildProtocol(self, addr: object) -> _MatchSubscriber:
+        protocol = _MatchSubscriber(password=self.password)
+        protocol.factory = self
+        protocol.matchmaker = self.matchmaker
+        return protocol
+
+    def stopTrying(self) -> None:
+        pass
+
+    def connectionError(self, why: str) -> None:
+        self.matchmaker.log.error("match channel: {why}", why=why)
+
+
+@implementer(IMatchmaker)
+class RedisMatchmaker:
+    """One lobby's view of the shared queues.
+
+    `redis` is a txredisapi connection handler (a pool is best: calls share
+    it); `subscriber_endpoint` reaches the same Redis for the matches
+    channel, which needs a connection of its own. `match_sizes` and
+    `windows` are as for `MemoryMatchmaker`, and must be the same in every
+    lobby. `clock` gives `now` and runs the heartbeat. Call `start()` before
+    use and `stop()` at shutdown.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        redis: Any,
+        subscriber_endpoint: IStreamClientEndpoint,
+        match_sizes: Mapping[str, int],
+        clock: IReactorTime,
+        *,
+        lobby_id: str | None = None,
+        settings: RedisMatchmakerSettings = DEFAULT_SETTINGS,
+        windows: Mapping[str, RatingWindow] | None = None,
+        default_window: RatingWindow = DEFAULT_WINDOW,
+        new_id: Callable[[], str] = new_match_id,
+        password: str | None = None,
+    ) -> None:
+        for game, size in match_sizes.items():
+            if size < 1:
+                raise ValueError(f"game {game!r} has match size {size}; it must be at least 1")
+        self.lobby_id = lobby_id or "l-" + secrets.token_hex(8)
+        self._redis = redis
+        self._sizes = dict(match_sizes)
+        self._clock = clock
+        self._settings = settings
+        self._windows = {game: (windows or {}).get(game, default_window) for game in match_sizes}
+        self._new_id = new_id
+        self._listeners: list[MatchListener] = []
+        # The tickets of this lobby's players: player id -> (ticket, its score).
+        self._owned: dict[str, tuple[Ticket, float]] = {}
+        self._announced: OrderedDict[str, None] = OrderedDict()
+        self._last_logged: tuple[tuple[int, ...], str] | None = None
+        self._channel = f"{settings.prefix}:matches"
+        self._subscriber = ClientService(
+            subscriber_endpoint,
+            _SubscriberFactory(self, password),
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=2.0),
+            clock=clock,
+            prepareConnection=self._subscribe,
+        )
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = clock
+        self._passes: set[tuple[str, str]] = set()
+        self._pass_template = {
+            (game, queue): self._make_pass_template(game, queue)
+            for game in match_sizes
+            for queue in QUEUES
+        }
+
+    # -- lifecycle
+
+    def start(self) -> Deferred[None]:
+        """Heartbeat once, subscribe to the matches channel, start the timer."""
+
+        async def start() -> None:
+            await self._heartbeat()
+            self._subscriber.startService()
+            await self._deadline(self._subscriber.whenConnected(), "subscribing to matches")
+            self._ticker.start(self._settings.tick_every, now=False)
+
+        return Deferred.fromCoroutine(start())
+
+    def stop(self) -> Deferred[None]:
+        """Stop the timer and the subscriber; take this lobby's queued tickets out of Redis."""
+        if self._ticker.running:
+            self._ticker.stop()
+        players = list(self._owned)
+        self._owned.clear()
+
+        async def stop() -> None:
+            try:
+                await self._script("release", *players)
+            except Exception as e:
+                # Its tickets lapse with its key, as if it had died.
+                self.log.warn("could not release tickets: {error}", error=e)
+            await self._subscriber.stopService()
+
+        return Deferred.fromCoroutine(stop())
+
+    # -- IMatchmaker
+
+    def enqueue(self, ticket: Ticket) -> Deferred[int]:
+        return self._add(ticket, at_head=False)
+
+    def requeue(self, ticket: Ticket) -> Deferred[int]:
+        return self._add(ticket, at_head=True)
+
+    def cancel(self, player_id: str) -> Deferred[bool]:
+        self._owned.pop(player_id, None)
+        return self._script("cancel", player_id).addCallback(lambda removed: removed == 1)
+
+    def position(self, player_id: str) -> Deferred[int | None]:
+        return self._script("position", player_id).addCallback(
+            lambda rank: int(rank) if rank else None
+        )
+
+    def add_listener(self, listener: MatchListener) -> None:
+        self._listeners.append(listener)
+
+    # -- queues
+
+    def window(self, game: str) -> RatingWindow:
+        """The rating window of `game`'s ranked queue."""
+        return self._windows[game]
+
+    def _add(self, ticket: Ticket, *, at_head: bool) -> Deferred[int]:
+        if ticket.game not in self._sizes:
+            return fail(UnknownGame(ticket.game))
+        if ticket.queue not in QUEUES:
+            return fail(UnknownQueue(ticket.queue))
+        if ticket.player_id in self._owned:
+            return fail(AlreadyQueued(ticket.player_id))
+        rating = "" if ticket.rating is None else repr(float(ticket.rating))
+        ticket_json = _ticket_json(ticket)
+
+        def stored(answer: dict[str, Any]) -> int:
+            if answer.get("error") == "already_queued":
+                raise AlreadyQueued(ticket.player_id)
+            self._owned[ticket.player_id] = (ticket, float(answer["score"]))
+            self._formed(ticket.game, ticket.queue, answer)
+            return int(answer["position"])
+
+        def late(answer: Any) -> None:
+            # The caller was told it failed: take the ticket out again (unless
+            # its match formed in the same step: that match is announced).
+            if isinstance(answer, dict) and "score" in answer:
+                self._formed(ticket.game, ticket.queue, answer)
+                self._script("cancel", ticket.player_id).addErrback(lambda _: None)
+
+        d = self._script(
+            "enqueue",
+            ticket.player_id,
+            "1" if at_head else "0",
+            rating,
+            repr(float(ticket.queued_at)),
+            ticket_json,
+            *self._pass_arguments(ticket.game, ticket.queue, matches=2),
+            late=lambda reply: late(json.loads(reply)),
+        )
+        return d.addCallback(json.loads).addCallback(stored)
+
+    def _pass_arguments(self, game: str, queue: str, matches: int) -> list[str]:
+        before, after = self._pass_template[game, queue]
+        return [*before, " ".join(self._new_id() for _ in range(matches)), *after]
+
+    def _make_pass_template(self, game: str, queue: str) -> tuple[list[str], list[str]]:
+        window = self._windows[game]
+        before = [
+            game,
+            queue,
+            json.dumps(game),
+            str(self._sizes[game]),
+            repr(float(window.base)),
+            repr(float(window.growth)),
+            "" if window.max is None else repr(float(window.max)),
+        ]
+        after = [
+            str(self._settings.ranked_scan_limit),
+            str(int(self._settings.matched_memory * 1000)),
+        ]
+        return before, after
+
+    def _run_pass(self, game: str, queue: str) -> Deferred[None]:
+        """Form every match one queue allows now (passes that fill up run again)."""
+
+        async def run() -> None:
+            while True:
+                reply = await self._script(
+                    "pass",
+                    *self._pass_arguments(game, queue, self._settings.matches_per_pass),
+                )
+                if not self._formed(game, queue, json.loads(reply)):
+                    return
+
+        return Deferred.fromCoroutine(run())
+
+    def _formed(self, game: str, queue: str, answer: Mapping[str, Any]) -> bool:
+        """Announce the matches of a script's answer; whether another pass is due."""
+        for message in answer.get("matches", ()):
+            # Not _logged: the channel's place in the log only moves with what
+            # the channel (or the catch-up) delivered, so a catch-up misses nothing.
+            self._announce(_match_from_json(message))
+        more = bool(answer.get("more"))
+        if more and (game, queue) not in self._passes:
+            # Outside the caller's Deferred: the caller has its answer already.
+            self._passes.add((game, queue))
+            d = self._run_pass(game, queue)
+            d.addErrback(self._warn, "matching pass")
+            d.addBoth(lambda _: self._passes.discard((game, queue)))
+        return more
+
+    # -- announcing matches
+
+    def _heard(self, message: object) -> None:
+        try:
+            text = message.decode() if isinstance(message, bytes) else str(message)
+            # The script writes the match id first: a match this lobby formed
+            # (and announced from the script's answer) needs no parsing.
+            start = text.find('"match_id":"') + len('"match_id":"')
+            if text[start : text.find('"', start)] in self._announced:
+                data = json.loads(text[: text.find(',"match_id"')] + "}")
+                self._logged(data.get("log_id"))
+                return
+            data = json.loads(text)
+            match = _match_from_json(data)
+        except (ValueError, KeyError, TypeError):
+            self.log.warn("not a match on {channel}: {message!r}", channel=self._channel,
+                          message=message)
+            return
+        self._logged(data.get("log_id"))
+        self._announce(match)
+
+    def _logged(self, log_id: object) -> None:
+        """Remember the newest match-log entry heard (stream ids: 'ms-seq')."""
+        if not isinstance(log_id, str):
+            return
+        try:
+            key = tuple(int(part) for part in log_id.split("-"))
+        except ValueError:
+            return
+        if self._last_logged is None or key > self._last_logged[0]:
+            self._last_logged = (key, log_id)
+
+    def _subscribe(self, protocol: Any) -> Deferred[None]:
+        """Each new connection (after a Redis restart too): subscribe, then catch up."""
+
+        async def subscribe() -> None:
+            await protocol.whenConnected()
+            await protocol.subscribe(self._channel)
+            log = f"{self._settings.prefix}:match-log"
+            if self._last_logged is None:
+                # The first connection: matches from now on.
+                newest = await self._deadline(
+                    maybeDeferred(self._redis.execute_command, "XREVRANGE", log, "+", "-",
+                                  "COUNT", "1"), "reading the match log")  # fmt: skip
+                if newest:
+                    self._logged(str(newest[0][0]))
+                else:
+                    self._last_logged = ((0, 0), "0-0")
+                return
+            # Reconnected: what was published while the channel was cut off
+            # (and Redis kept) is in the log; heard twice is announced once.
+            after = "(" + self._last_logged[1]
+            missed = await self._deadline(
+                maybeDeferred(self._redis.execute_command, "XRANGE", log, after, "+"),
+                "reading the match log",
+            )
+            for entry_id, fields in missed or ():
+                values = dict(zip(fields[::2], fields[1::2], strict=False))
+                self._heard(json.dumps({"log_id": str(entry_id), **json.loads(values["match"])}))
+
+        return Deferred.fromCoroutine(subscribe())
+
+    def _announce(self, match: Match) -> None:
+        if match.match_id in self._announced:
+            # Heard again: in the answer of our own call, on the channel, in
+            # the log after a reconnection.
+            return
+        self._announced[match.match_id] = None
+        while len(self._announced) > _REMEMBERED_MATCHES:
+            self._announced.popitem(last=False)
+        for player_id in match.player_ids:
+            self._owned.pop(player_id, None)
+        for listener in list(self._listeners):
+            try:
+                listener(match)
+            except Exception:
+                # One failing listener must not keep the match from the others.
+                self.log.failure("match listener failed for {match_id}", match_id=match.match_id)
+
+    # -- heartbeat
+
+    def _heartbeat(self) -> Deferred[None]:
+        ttl_ms = str(int(self._settings.ticket_ttl * 1000))
+        # A heartbeat sent while Redis was down goes out when it is back and
+        # may be the one that finds the key gone: its late answer counts too.
+        return self._script("heartbeat", ttl_ms, late=self._beaten).addCallback(self._beaten)
+
+    def _beaten(self, existed: object) -> Deferred[None] | None:
+        if existed != 0 or not self._owned:
+            return None
+        # Our key had lapsed (we stalled, or Redis lost its data): other lobbies
+        # may have dropped our tickets. Put back those Redis has forgotten, in
+        # their places.
+        arguments: list[str] = []
+        for ticket, score in self._owned.values():
+            arguments += [
+                ticket.player_id,
+                ticket.game,
+                ticket.queue,
+                "" if ticket.rating is None else repr(float(ticket.rating)),
+                repr(float(ticket.queued_at)),
+                _ticket_json(ticket),
+                repr(score),
+            ]
+        d = self._script("restore", *arguments)
+        d.addCallback(self._restored)
+        return d
+
+    def _restored(self, count: object) -> None:
+        if count:  # (logged: an operator wants to know their lobby lapsed)
+            self.log.info("put {count} lapsed tickets back in their queues", count=count)
+
+    def _tick(self) -> Deferred[None]:
+        # Ranked windows widen with time; a normal queue may hold tickets put
+        # back or left by a dead lobby. All calls leave at once.
+        calls = [self._heartbeat()]
+        calls += [
+            self._run_pass(game, queue)
+            for game in self._sizes
+            for queue in QUEUES
+            if (game, queue) not in self._passes
+        ]
+        # The timer keeps running whatever fails: the next tick tries again.
+        return gatherResults(calls, consumeErrors=True).addCallbacks(
+            lambda _: None, lambda failure: self._warn(failure.value.subFailure, "tick")
+        )
+
+    def _warn(self, failure: Failure, doing: str) -> None:
+        self.log.warn("{doing} failed: {error}", doing=doing, error=failure.value)
+
+    # -- calls
+
+    def _script(
+        self, op: str, *arguments: str, late: Callable[[Any], object] | None = None
+    ) -> Deferred[Any]:
+        """One call of the script, failing with `MatchmakerUnavailable` after `call_timeout`.
+
+        `late` gets the answer of a call that succeeds after its Deferred
+        failed with the timeout (txredisapi keeps a call made while Redis is
+        down until it is back).
+        """
+        header = [
+            op,
+            self._settings.prefix,
+            self.lobby_id,
+            repr(float(self._clock.seconds())),
+            str(self._settings.match_log_length),
+        ]
+        args = [*header, *arguments]
+
+        def load(failure: Failure) -> Deferred[Any]:
+            # A Redis that has not seen the script yet (or restarted): EVAL
+            # runs it and keeps it for the EVALSHAs after.
+            failure.trap(txredisapi.ScriptDoesNotExist)
+            return maybeDeferred(self._redis.eval, SCRIPT, [], args)
+
+        d = maybeDeferred(self._redis.evalsha, SCRIPT_SHA1, [], args).addErrback(load)
+        return self._deadline(d, op, late)
+
+    def _deadline(
+        self, d: Deferred[Any], doing: str, late: Callable[[Any], object] | None = None
+    ) -> Deferred[Any]:
+        # Not d.addTimeout: cancelling a txredisapi call that waits for a
+        # connection breaks its pool, so the call is left to finish.
+        result: Deferred[Any] = Deferred()
+        timeout = self._settings.call_timeout
+
+        def expire() -> None:
+            result.errback(
+                MatchmakerUnavailable(f"{doing}: Redis did not answer within {timeout} s")
+            )
+
+        timer = self._clock.callLater(timeout, expire)
+
+        def answered(value: object) -> None:
+            if timer.active():
+                timer.cancel()
+            if not result.called:
+                if isinstance(value, Failure):
+                    if value.check(txredisapi.ConnectionError):
+                        result.errback(MatchmakerUnavailable(f"{doing}: {value.value}"))
+                    else:
+                        result.errback(value)
+                else:
+                    result.callback(value)
+            elif late is not None and not isinstance(value, Failure):
+                maybeDeferred(late, value).addErrback(self._warn, f"{doing} (late answer)")
+
+        d.addBoth(answered)
+        return result
