@@ -126,7 +126,8 @@ class BotSeatTests(SynchronousTestCase):
 
 class MatchOverThePipeTests(SynchronousTestCase):
     def test_a_bot_seat_survives_the_trip_to_a_worker(self) -> None:
-        from vinom.hosting.commands import JSON, match_from_json, match_to_json
+        from vinom.hosting.commands import JSON
+        from vinom.matchmaking.interfaces import match_from_json, match_to_json
 
         match = match_of(GAMES.get("tictactoe"), [("p-person", False), ("bot-1", True)])
         wire = JSON()

@@ -23,7 +23,6 @@ from typing import Any
 from twisted.protocols import amp
 
 from vinom.hosting.interfaces import MatchEnded as MatchEndedEvent
-from vinom.matchmaking.interfaces import Match, Ticket
 
 # The pipes of the AMP connection, as the child sees them.
 WORKER_READS_FD = 3
@@ -109,34 +108,6 @@ class HostIdle(amp.Command):
 
     arguments = [(b"port", amp.Integer())]
     requiresAnswer = False
-
-
-def match_to_json(match: Match) -> dict[str, Any]:
-    return {
-        "match_id": match.match_id,
-        "game": match.game,
-        "formed_at": match.formed_at,
-        "players": [
-            [t.player_id, t.name, t.game, t.rating, t.queued_at, t.queue, t.bot]
-            for t in match.players
-        ],
-    }
-
-
-def match_from_json(data: Mapping[str, Any]) -> Match:
-    return Match(
-        match_id=str(data["match_id"]),
-        game=str(data["game"]),
-        players=tuple(
-            Ticket(
-                player_id=str(p), name=str(n), game=str(g),
-                rating=None if r is None else float(r), queued_at=float(q),
-                queue=str(queue), bot=bool(bot),
-            )
-            for p, n, g, r, q, queue, bot in data["players"]
-        ),
-        formed_at=float(data["formed_at"]),
-    )
 
 
 def outcome_to_json(event: MatchEndedEvent) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from vinom.hosting.interfaces import (
     MatchEnded,
     WorkerStatus,
 )
-from vinom.matchmaking.interfaces import Match
+from vinom.matchmaking.interfaces import Match, match_to_json
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
@@ -164,7 +164,7 @@ class WorkerGameHost:
         self.matches.append(match.match_id)
         self._idle = False
         d = self.worker.call(
-            commands.AddMatch, port=self.port, match=commands.match_to_json(match)
+            commands.AddMatch, port=self.port, match=match_to_json(match)
         )
         return d.addCallback(lambda _: None)
 

@@ -33,6 +33,7 @@ from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting import commands
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.interfaces import MatchEnded
+from vinom.matchmaking.interfaces import match_from_json
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
 
@@ -112,7 +113,7 @@ class WorkerProtocol(amp.AMP):
         if host is None:
             raise commands.HostFailed(f"no host on port {port}")
         try:
-            added = host.add_match(commands.match_from_json(match))
+            added = host.add_match(match_from_json(match))
         except (KeyError, ValueError, TypeError) as e:
             raise commands.HostFailed(f"cannot add the match: {e!r}") from None
         host.when_idle().addCallback(lambda _: self._idle(port, host))

@@ -8,7 +8,8 @@ in-memory one. docs/matchmaking.md describes the queues.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from attrs import frozen
 from twisted.internet.defer import Deferred
@@ -55,6 +56,53 @@ class Match:
     @property
     def player_ids(self) -> tuple[str, ...]:
         return tuple(t.player_id for t in self.players)
+
+
+def ticket_to_json(ticket: Ticket) -> dict[str, Any]:
+    """A ticket as a JSON object (in Redis, and on the pipe to game-host workers)."""
+    return {
+        "player_id": ticket.player_id,
+        "name": ticket.name,
+        "game": ticket.game,
+        "rating": ticket.rating,
+        "queued_at": ticket.queued_at,
+        "queue": ticket.queue,
+        "bot": ticket.bot,
+    }
+
+
+def ticket_from_json(data: Mapping[str, Any]) -> Ticket:
+    """The ticket `ticket_to_json` gave (KeyError, TypeError or ValueError if it is not one)."""
+    rating = data["rating"]
+    return Ticket(
+        player_id=str(data["player_id"]),
+        name=str(data["name"]),
+        game=str(data["game"]),
+        rating=None if rating is None else float(rating),
+        queued_at=float(data["queued_at"]),
+        queue=str(data.get("queue", NORMAL_QUEUE)),
+        bot=bool(data.get("bot", False)),
+    )
+
+
+def match_to_json(match: Match) -> dict[str, Any]:
+    """A match as a JSON object."""
+    return {
+        "match_id": match.match_id,
+        "game": match.game,
+        "players": [ticket_to_json(t) for t in match.players],
+        "formed_at": match.formed_at,
+    }
+
+
+def match_from_json(data: Mapping[str, Any]) -> Match:
+    """The match `match_to_json` gave (KeyError, TypeError or ValueError if it is not one)."""
+    return Match(
+        match_id=str(data["match_id"]),
+        game=str(data["game"]),
+        players=tuple(ticket_from_json(t) for t in data["players"]),
+        formed_at=float(data["formed_at"]),
+    )
 
 
 MatchListener = Callable[[Match], object]

@@ -51,6 +51,8 @@ from vinom.matchmaking.interfaces import (
     Ticket,
     UnknownGame,
     UnknownQueue,
+    match_from_json,
+    ticket_to_json,
 )
 from vinom.matchmaking.memory import new_match_id
 from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow
@@ -93,36 +95,7 @@ DEFAULT_SETTINGS = RedisMatchmakerSettings()
 
 
 def _ticket_json(ticket: Ticket) -> str:
-    return json.dumps(
-        {
-            "player_id": ticket.player_id,
-            "name": ticket.name,
-            "game": ticket.game,
-            "rating": ticket.rating,
-            "queued_at": ticket.queued_at,
-            "queue": ticket.queue,
-        },
-        separators=(",", ":"),
-    )
-
-
-def _match_from_json(data: Mapping[str, Any]) -> Match:
-    return Match(
-        match_id=str(data["match_id"]),
-        game=str(data["game"]),
-        players=tuple(
-            Ticket(
-                player_id=str(p["player_id"]),
-                name=str(p["name"]),
-                game=str(p["game"]),
-                rating=None if p["rating"] is None else float(p["rating"]),
-                queued_at=float(p["queued_at"]),
-                queue=str(p["queue"]),
-            )
-            for p in data["players"]
-        ),
-        formed_at=float(data["formed_at"]),
-    )
+    return json.dumps(ticket_to_json(ticket), separators=(",", ":"))
 
 
 class _MatchSubscriber(txredisapi.SubscriberProtocol):
@@ -348,7 +321,7 @@ class RedisMatchmaker:
         for message in answer.get("matches", ()):
             # Not _logged: the channel's place in the log only moves with what
             # the channel (or the catch-up) delivered, so a catch-up misses nothing.
-            self._announce(_match_from_json(message))
+            self._announce(match_from_json(message))
         more = bool(answer.get("more"))
         if more and (game, queue) not in self._passes:
             # Outside the caller's Deferred: the caller has its answer already.
@@ -371,7 +344,7 @@ class RedisMatchmaker:
                 self._logged(data.get("log_id"))
                 return
             data = json.loads(text)
-            match = _match_from_json(data)
+            match = match_from_json(data)
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a match on {channel}: {message!r}", channel=self._channel,
                           message=message)

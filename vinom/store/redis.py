@@ -19,13 +19,12 @@ a lobby that runs removes them itself. Every call fails with
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from attrs import define, field, validators
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from vinom.matchmaking.interfaces import NORMAL_QUEUE, Match, Ticket
+from vinom.matchmaking.interfaces import match_from_json, match_to_json
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
@@ -183,41 +182,11 @@ def decode_player(text: str, key: str) -> PlayerRecord:
         raise ValueError(f"unreadable player record at Redis key {key!r}: {error!r}") from None
 
 
-def _encode_ticket(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "player_id": ticket.player_id,
-        "name": ticket.name,
-        "game": ticket.game,
-        "rating": ticket.rating,
-        "queued_at": ticket.queued_at,
-        "queue": ticket.queue,
-        "bot": ticket.bot,
-    }
-
-
-def _decode_ticket(data: dict[str, Any]) -> Ticket:
-    rating = data["rating"]
-    return Ticket(
-        player_id=str(data["player_id"]),
-        name=str(data["name"]),
-        game=str(data["game"]),
-        rating=None if rating is None else float(rating),
-        queued_at=float(data["queued_at"]),
-        queue=str(data.get("queue", NORMAL_QUEUE)),
-        bot=bool(data.get("bot", False)),
-    )
-
-
 def encode_placement(placement: MatchPlacement) -> str:
     match = placement.match
     return json.dumps(
         {
-            "match": {
-                "match_id": match.match_id,
-                "game": match.game,
-                "players": [_encode_ticket(t) for t in match.players],
-                "formed_at": match.formed_at,
-            },
+            "match": match_to_json(match),
             "address": {"host": placement.address.host, "port": placement.address.port},
             "placed_at": placement.placed_at,
         }
@@ -229,12 +198,7 @@ def decode_placement(text: str, key: str) -> MatchPlacement:
         data = json.loads(text)
         match = data["match"]
         return MatchPlacement(
-            Match(
-                str(match["match_id"]),
-                str(match["game"]),
-                tuple(_decode_ticket(t) for t in match["players"]),
-                float(match["formed_at"]),
-            ),
+            match_from_json(match),
             HostAddress(str(data["address"]["host"]), int(data["address"]["port"])),
             float(data["placed_at"]),
         )
