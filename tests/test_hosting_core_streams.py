@@ -13,7 +13,7 @@ from typing import Any
 from tests.test_hosting_core import HOST, CoreTestCase
 from tests.test_rooms_fixtures import make_match
 from vinom.hosting.core import HostIdle, MatchEnded
-from vinom.hosting.streams import StreamOpened, StreamRefused
+from vinom.hosting.interfaces import StreamOpened, StreamRefused, StreamsReady
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import decode_server_message, encode_action, encode_leave
@@ -68,6 +68,8 @@ class StreamCoreTestCase(CoreTestCase):
 
     def pump(self) -> None:
         super().pump()
+        # The core announces stream output once, after its other events.
+        self.events = [e for e in self.events if not isinstance(e, StreamsReady)]
         messages, closed = self.core.streams_to_send()
         for session_id, channel, data in messages:
             if session_id in self.streams:
@@ -172,6 +174,18 @@ class StreamMatchTests(StreamCoreTestCase):
         self.assertEqual(again.view["seq"]["p-a"], 1)
         self.assertIn({"t": "presence", "id": "p-a", "status": "connected"}, b.messages)
         self.assertFalse(room.in_grace("p-a"))
+
+    def test_stream_output_is_announced_once_until_taken(self) -> None:
+        self.core.add_match(make_match("m-1", ("p-a", "p-b"), "duel"), self.now)
+        opened = self.core.open_stream(self.request("p-a"), self.now)
+        assert isinstance(opened, StreamOpened)
+        self.assertEqual(self.core.next_event(), StreamsReady())
+        self.assertIsNone(self.core.next_event(), "once")
+        messages, closed = self.core.streams_to_send()
+        self.assertEqual(decode_server_message(messages[0][2])["t"], "welcome")  # type: ignore[index]
+        self.assertEqual(closed, [])
+        self.assertIsNone(self.core.next_event(), "nothing new")
+        self.assertEqual(self.core.streams_to_send(), ([], []))
 
     def test_a_new_stream_of_the_same_player_replaces_the_old(self) -> None:
         room = self.core.add_match(make_match("m-1", ("p-a", "p-b"), "duel"), self.now)

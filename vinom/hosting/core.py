@@ -40,14 +40,16 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.interfaces import HostIdle, IDatagramCore, MatchEnded
-from vinom.hosting.streams import (
+from vinom.hosting.interfaces import (
+    HostIdle,
+    IDatagramCore,
+    MatchEnded,
     StreamMessage,
     StreamOpened,
-    StreamOutbox,
-    StreamQueue,
     StreamRefused,
+    StreamsReady,
 )
+from vinom.hosting.streams import StreamOutbox, StreamQueue
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.config import HostConfig
 from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, SessionConnected
@@ -64,7 +66,8 @@ _log = Logger()
 _MAX_LOGGED = 10
 
 
-HostEvent = MatchEnded | HostIdle
+HostEvent = MatchEnded | HostIdle | StreamsReady
+_STREAMS_READY = StreamsReady()
 
 
 @implementer(IDatagramCore)
@@ -112,6 +115,8 @@ class GameHostCore:
         # Stream refusals and dropped stream messages, by reason.
         self.stream_drops: Counter[str] = Counter()
         self.streams_opened = 0
+        # StreamsReady was returned and streams_to_send not called since.
+        self._streams_announced = False
 
     # -- IDatagramCore --------------------------------------------------------
 
@@ -140,7 +145,12 @@ class GameHostCore:
 
     def next_event(self) -> HostEvent | None:
         events = self._events
-        return events.popleft() if events else None
+        if events:
+            return events.popleft()
+        if (self._streams.dirty or self._closed_streams) and not self._streams_announced:
+            self._streams_announced = True
+            return _STREAMS_READY
+        return None
 
     # -- the hosting layer's calls --------------------------------------------
 
@@ -237,6 +247,7 @@ class GameHostCore:
     def streams_to_send(self) -> tuple[list[StreamMessage], list[int]]:
         """What the streams owe their peers now, (session id, channel, message) in
         order, and then the streams the core closed (after their last messages)."""
+        self._streams_announced = False
         messages = self._streams.take_messages()
         closed, self._closed_streams = self._closed_streams, []
         return messages, closed

@@ -24,32 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from attrs import frozen
-
+from vinom.hosting.interfaces import StreamMessage
 from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.server import ServerEndpoint
-
-# (session id, channel, message): what the core hands a stream adapter.
-StreamMessage = tuple[int, int, bytes]
-
-
-@frozen
-class StreamOpened:
-    """A stream session is open for `player_id` in `match_id` (its welcome is queued)."""
-
-    session_id: int
-    player_id: str
-    match_id: str
-
-
-@frozen
-class StreamRefused:
-    """The stream's token opens no session here; `reason` is a drop reason
-    (docs/protocol.md's handshake drops: `token_expired`, `token_invalid`,
-    `wrong_host`, `token_reused`, `already_connected`, `not_admitted`,
-    `match_full`, `host_full`, ...)."""
-
-    reason: str
 
 
 class StreamQueue:
