@@ -11,7 +11,15 @@ calls nothing outside itself; a transport adapter drives it
     core.datagrams_to_send(now)              # what to transmit now
     core.get_timer()                         # when handle_timer is next due
     core.handle_timer(now)                   # that time has come
-    core.next_event()                        # MatchEnded, HostIdle
+    core.next_event()                        # MatchEnded, HostIdle, StreamsReady
+
+and, for players on a reliable stream (a WebSocket, vinom.web_game), stream
+sessions beside the endpoint's (vinom.hosting.streams):
+
+    core.open_stream(request, now)           # StreamOpened | StreamRefused
+    core.stream_received(session_id, data, now)
+    core.stream_closed(session_id, now)
+    core.streams_to_send()                   # (messages, closed streams)
 
 and the hosting layer adds matches and ends them (`add_match(match, now)`,
 `shutdown(reason, now)`), transmitting afterwards as well.
