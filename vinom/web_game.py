@@ -22,6 +22,7 @@ policy, the one the WebSocket lobby applies. Every refusal is counted in
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -241,7 +242,7 @@ class GameSocketFactory(WebSocketServerFactory):
     """Builds `/game` sockets: the token's host found through `hosts`, the limits of `config`.
 
     `protocol` is the token key's configuration (the lobby's); `wall_clock`
-    gives unix time for token expiry (the reactor's `seconds` by default).
+    gives unix time for token expiry (as the game hosts' endpoints read it).
     """
 
     noisy = False
@@ -262,7 +263,7 @@ class GameSocketFactory(WebSocketServerFactory):
         self.origin_policy = origin_policy
         self.clock = reactor
         self.config = config if config is not None else GameSocketConfig()
-        self._wall_clock = wall_clock if wall_clock is not None else reactor.seconds
+        self._wall_clock = wall_clock if wall_clock is not None else time.time
         self._aead = new_aead(protocol.token_key)
         # Sockets refused or closed by a limit, by reason (token drop reasons,
         # `not_hosted`, `origin`, `token_timeout`, `too_fast`, `text_message`, ...).

@@ -233,7 +233,7 @@ class WorkerGameHost:
             self._inbound_call = self.worker.reactor.callLater(0, self._send_inbound)
 
     def close_stream(self, session_id: int) -> None:
-        if self._peers.pop(session_id, None) is not None:
+        if self._peers.pop(session_id, None) is not None and not self.worker.ended:
             self._send_inbound()
             self.worker.call(commands.CloseStream, port=self.port, session_id=session_id)
 
