@@ -7,7 +7,8 @@
 - `PlaceholderGameHostFactory` / `PlaceholderGameHost`: an `IGameHost` that
   really listens on its UDP port (so ports are truly taken and freed), counts
   and drops what arrives, and becomes idle only when a test calls
-  `end_match`; the server itself uses `vinom.hosting.inline`.
+  `end_match`; it refuses every stream session (`not_admitted`: it seats
+  nobody); the server itself uses `vinom.hosting.inline`.
 - `FakeUDPReactor`: records `listenUDP` calls; a port in `taken` (or already
   listened on) raises `CannotListenError`.
 - `EchoCore`: an `IDatagramCore` around a real `ServerEndpoint` that echoes
@@ -28,7 +29,15 @@ from twisted.internet.interfaces import IListeningPort, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IDatagramCore, IGameHost, IGameHostFactory, MatchEnded
+from vinom.hosting.interfaces import (
+    IDatagramCore,
+    IGameHost,
+    IGameHostFactory,
+    IStreamPeer,
+    MatchEnded,
+    StreamOpened,
+    StreamRefused,
+)
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
@@ -97,6 +106,7 @@ class PlaceholderGameHost:
         self.stopped = False
         self._idle_waiters: list[Deferred[None]] = []
         self._outcomes: dict[str, MatchEnded] = {}
+        self.dropped_stream_messages = 0
 
     def add_match(self, match: Match) -> Deferred[None]:
         if self.stopped:
@@ -127,6 +137,17 @@ class PlaceholderGameHost:
 
     def outcome(self, match_id: str) -> MatchEnded | None:
         return self._outcomes.get(match_id)
+
+    def open_stream(
+        self, token: bytes, peer: IStreamPeer
+    ) -> Deferred[StreamOpened | StreamRefused]:
+        return succeed(StreamRefused("not_admitted"))
+
+    def stream_messages(self, messages: list[tuple[int, bytes]]) -> None:
+        self.dropped_stream_messages += len(messages)
+
+    def close_stream(self, session_id: int) -> None:
+        pass
 
     def stop(self) -> Deferred[None]:
         if self.stopped:

@@ -1,16 +1,21 @@
-"""Test helper: an autobahn WebSocket client of the lobby, over TLS trusting the dev certificate.
+"""Test helper: autobahn WebSocket clients of the lobby and of the game session (`/game`),
+over TLS trusting the dev certificate.
 
 `connect_websocket` opens `wss://localhost:PORT/lobby` (TLS verified with
 `optionsForClientTLS` against the server's certificate, as a browser
 trusting the dev certificate would) and returns a `WebSocketPlayer` once
 the opening handshake is done, or raises `HandshakeRefused` with autobahn's
 reason (it names the HTTP status) when the server refuses it.
+`connect_game_socket` opens `/game` and sends a connect token; its
+`GameSocketPlayer.session` is the game client's `GameSession`, fed the
+socket's binary messages (msgpack room messages), so a `BotDriver` plays it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from attrs import frozen
@@ -22,6 +27,10 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+
+from vinom.client.game import GameSession
+from vinom.protocol.events import RELIABLE
+from vinom.protocol.tokens import PublicToken
 
 Frame = dict[str, Any]
 
@@ -126,9 +135,103 @@ async def connect_websocket(
     return player
 
 
-def _drop(player: WebSocketPlayer) -> Deferred[Closed] | None:
+def _drop(player: WebSocketPlayer | GameSocketPlayer) -> Deferred[Closed] | None:
     # Only if a test left the connection open: trial must see a clean reactor.
     if player.closed.called:
         return None
     player.dropConnection(abort=True)
     return player.closed
+
+
+class _SocketLink:
+    """What a `GameSession` sends through, here a `/game` WebSocket instead of UDP."""
+
+    def __init__(self, player: GameSocketPlayer, player_id: str) -> None:
+        self.player = player
+        self.session = SimpleNamespace(player_id=player_id)
+        self.closed: Deferred[str] = Deferred()
+
+    def send(self, channel: int, data: bytes) -> None:
+        self.player.sendMessage(data, isBinary=True)
+
+    def disconnect(self) -> Deferred[None]:
+        if self.player.state == WebSocketClientProtocol.STATE_OPEN:
+            self.player.sendClose(1000)
+        done: Deferred[None] = Deferred()
+        self.closed.addBoth(lambda result: (done.callback(None), result)[1])
+        return done
+
+
+class GameSocketPlayer(WebSocketClientProtocol):  # type: ignore[misc]
+    """A player on `/game`: sends its token first, then feeds every binary message to a
+    `vinom.client.game.GameSession` (so that `BotDriver` plays it as a UDP session)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: Deferred[None] = Deferred()
+        self.closed: Deferred[Closed] = Deferred()
+        self.session = GameSession()
+        self.text_messages: list[bytes] = []
+
+    def attach(self, token: PublicToken, first: bytes | None = None) -> None:
+        """Link the session to this socket and send the token (or `first` instead)."""
+        link = _SocketLink(self, token.player_id)
+        self.session.protocol = link  # type: ignore[assignment]
+        def socket_closed(closed: Closed) -> Closed:
+            link.closed.callback(str(closed.code))
+            return closed
+
+        self.closed.addCallback(socket_closed)
+        link.closed.addCallback(self.session.session_closed, link)
+        self.sendMessage(token.request_packet() if first is None else first, isBinary=True)
+
+    def onOpen(self) -> None:
+        self.opened.callback(None)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803
+        if isBinary:
+            self.session.message_received(RELIABLE, payload)
+        else:
+            self.text_messages.append(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N803
+        closed = Closed(wasClean, code, reason)
+        if not self.opened.called:
+            self.opened.errback(HandshakeRefused(reason))
+        if not self.closed.called:
+            self.closed.callback(closed)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
+
+
+async def connect_game_socket(
+    case: TestCase,
+    port: int,
+    trust: str,
+    token: PublicToken | None,
+    *,
+    origin: str | None = None,
+    first: bytes | None = None,
+) -> GameSocketPlayer:
+    """A player on `wss://localhost:PORT/game` that has sent its token (or `first`, or
+    nothing when both are None); dropped at cleanup."""
+    with open(trust, "rb") as f:
+        authority = Certificate.loadPEM(f.read())
+    factory = WebSocketClientFactory(f"wss://localhost:{port}/game", origin=origin,
+                                     reactor=reactor)  # fmt: skip
+    factory.protocol = GameSocketPlayer
+    endpoint = SSL4ClientEndpoint(
+        reactor, "127.0.0.1", port, optionsForClientTLS("localhost", trustRoot=authority)
+    )
+    player: GameSocketPlayer = await endpoint.connect(factory)
+    case.addCleanup(_drop, player)
+    await player.opened
+    if token is not None:
+        player.attach(token, first)
+    elif first is not None:
+        player.sendMessage(first, isBinary=True)
+    return player

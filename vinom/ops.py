@@ -38,6 +38,7 @@ from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHostin
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.web_game import GameSocketFactory
 
 # Upper bounds (seconds) of the session round-trip time histogram's buckets.
 RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -55,8 +56,10 @@ class ServerCollector(Collector):
         hosts: IHostingStatistics,
         drain: Drain,
         websocket: WebSocketLobbyFactory | None = None,
+        game_sockets: GameSocketFactory | None = None,
     ) -> None:
         self.lobby = lobby
+        self.game_sockets = game_sockets
         self.websocket = websocket
         self.matchmaker = matchmaker
         self.hosting = hosting
@@ -73,6 +76,20 @@ class ServerCollector(Collector):
                 "WebSocket lobby handshakes refused (403) for their Origin.",
                 value=self.websocket.origins_refused,
             )
+        if self.game_sockets is not None:
+            yield CounterMetricFamily(
+                "vinom_game_sockets_opened",
+                "WebSocket game sessions (/game) opened on a game host.",
+                value=self.game_sockets.streams_opened,
+            )
+            refused = CounterMetricFamily(
+                "vinom_game_sockets_refused",
+                "WebSocket game sockets (/game) refused or closed by a limit, by reason.",
+                labels=["reason"],
+            )
+            for reason, count in sorted(self.game_sockets.refusals.items()):
+                refused.add_metric([reason], count)
+            yield refused
         queues = GaugeMetricFamily(
             "vinom_queue_depth", "Tickets waiting in each game's queue.", labels=["game"]
         )

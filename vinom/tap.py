@@ -42,6 +42,7 @@ from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig
 from vinom.store.memory import MemoryPlayerStore
 from vinom.web import web_site
+from vinom.web_game import GameSocketConfig, GameSocketFactory
 
 _log = Logger()
 
@@ -635,6 +636,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         reactor.callWhenRunning(drain.install_signal_handlers)
 
     websocket_lobby = None
+    game_sockets = None
     if options["websocket"] is not None:
         websocket_lobby = WebSocketLobbyFactory(
             lobby,
@@ -642,7 +644,17 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             reactor=reactor,
             trusted_proxies=options["websocket-proxies"],
         )
-        public_site = web_site(websocket_lobby, timeout=options["lobby-hello-timeout"])
+        game_sockets = GameSocketFactory(
+            hosting,
+            protocol_config,
+            options["websocket-origin-policy"],
+            reactor=reactor,
+            # The token is a game socket's hello: the lobby's hello timeout applies.
+            config=GameSocketConfig(token_timeout=options["lobby-hello-timeout"]),
+        )
+        public_site = web_site(
+            websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
+        )
         web = strports.service(
             web_description(options, certificate, private_key), public_site, reactor=reactor
         )
@@ -651,7 +663,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
     if options["ops-port"] is not None:
         site, _registry = ops_site(
-            ServerCollector(lobby, matchmaker, hosting, host_factory, drain, websocket_lobby)
+            ServerCollector(
+                lobby, matchmaker, hosting, host_factory, drain, websocket_lobby, game_sockets
+            )
         )
         ops = strports.service(options["ops-port"], site, reactor=reactor)
         ops.setName("ops")

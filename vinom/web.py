@@ -3,11 +3,12 @@
 | path | what |
 |---|---|
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md) |
+| `/game` | the game session over WebSocket (`vinom.web_game`, docs/web.md) |
 | `/` | a short page saying the web client is coming (the web client will be served here) |
 | anything else | 404 |
 
 The site is built for more to come under it (the web client's static
-files at `/`, the game session over WebSocket, a dashboard): each is a
+files at `/`, a dashboard): each is a
 child resource of the root. Idle HTTP connections (before a WebSocket
 upgrade, or between requests) close after `timeout` seconds.
 """
@@ -19,6 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from vinom.lobby.websocket import WebSocketLobbyFactory
+from vinom.web_game import GameSocketFactory
 
 COMING_SOON = b"""<!DOCTYPE html>
 <html lang="en">
@@ -26,7 +28,8 @@ COMING_SOON = b"""<!DOCTYPE html>
 <body>
 <h1>vinom</h1>
 <p>The web client is coming. Browsers and other WebSocket clients can already
-talk to the lobby at <code>wss://this-host/lobby</code> (docs/web.md).</p>
+talk to the lobby at <code>wss://this-host/lobby</code> and play at
+<code>wss://this-host/game</code> (docs/web.md).</p>
 </body>
 </html>
 """
@@ -45,11 +48,16 @@ class _Page(Resource):
         return self._body
 
 
-def web_site(lobby: WebSocketLobbyFactory, *, timeout: float) -> Site:
-    """The public site: the WebSocket lobby at `/lobby`, a placeholder page at `/`."""
+def web_site(
+    lobby: WebSocketLobbyFactory, game: GameSocketFactory | None = None, *, timeout: float
+) -> Site:
+    """The public site: the WebSocket lobby at `/lobby`, the game session over
+    WebSocket at `/game`, a placeholder page at `/`."""
     root = Resource()
     root.putChild(b"", _Page(COMING_SOON))
     root.putChild(b"lobby", WebSocketResource(lobby))
+    if game is not None:
+        root.putChild(b"game", WebSocketResource(game))
     site = Site(root, timeout=timeout)
     site.noisy = False
     return site

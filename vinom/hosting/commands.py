@@ -10,6 +10,14 @@ travels here, never on a command line or in the environment), then `StartHost`,
 The worker tells the lobby `MatchEnded` as each match ends and `HostIdle` when
 a host's last room is gone.
 
+Players on WebSocket (docs/web.md) play on a worker's hosts through the lobby
+process, which holds their sockets: `OpenStream` opens a stream session with
+the player's token, `StreamMessages` carries what players sent and
+`CloseStream` says a socket went; the worker answers with `StreamOutput`,
+what a host owes its stream sessions. Messages travel in batches (everything
+gathered in one turn of the reactor, per host, in one command) because a
+command costs far more than the bytes it carries.
+
 Values that are JSON (the match, results, counters) travel as one `Unicode`
 argument each: they are small, and AMP's 64 KiB value limit is far above them.
 """
@@ -20,6 +28,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import msgpack
 from twisted.protocols import amp
 
 from vinom.hosting.interfaces import MatchEnded as MatchEndedEvent
@@ -37,6 +46,29 @@ class JSON(amp.Unicode):
 
     def fromString(self, inString: bytes) -> Any:  # noqa: N803 - AMP's argument name
         return json.loads(super().fromString(inString))
+
+
+class MessageBatch(amp.Argument):
+    """An AMP argument holding a list of tuples of ints and bytes (stream messages),
+    msgpack-encoded and spread over as many values as it needs: one AMP value holds
+    at most 64 KiB, a batch (or a reliable room message) may be larger."""
+
+    def toBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+        value = self.retrieve(objects, name.decode("ascii"), proto)
+        data = msgpack.packb([list(item) for item in value], use_bin_type=True)
+        size = amp.MAX_VALUE_LENGTH
+        strings[name] = data[:size]
+        for n, start in enumerate(range(size, len(data), size), 1):
+            strings[name + b"." + str(n).encode("ascii")] = data[start:start + size]
+
+    def fromBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+        parts = [strings.pop(name)]
+        n = 1
+        while (part := strings.pop(name + b"." + str(n).encode("ascii"), None)) is not None:
+            parts.append(part)
+            n += 1
+        items = msgpack.unpackb(b"".join(parts), raw=False, use_list=True)
+        objects[name.decode("ascii")] = [tuple(item) for item in items]
 
 
 class HostFailed(Exception):
@@ -107,6 +139,47 @@ class HostIdle(amp.Command):
     """Worker to lobby: the host at `port` has no room left."""
 
     arguments = [(b"port", amp.Integer())]
+    requiresAnswer = False
+
+
+class OpenStream(amp.Command):
+    """Lobby to worker: open a stream session on the host at `port` with a connect
+    token (the `request` packet's bytes). `refused` is "" when it opened, else why not."""
+
+    arguments = [(b"port", amp.Integer()), (b"token", amp.String())]
+    response = [
+        (b"session_id", amp.Integer()),
+        (b"player_id", amp.Unicode()),
+        (b"match_id", amp.Unicode()),
+        (b"refused", amp.Unicode()),
+    ]
+    errors = {HostFailed: b"HOST_FAILED"}
+
+
+class StreamMessages(amp.Command):
+    """Lobby to worker: messages from stream peers of the host at `port`, in order:
+    a list of (session id, message)."""
+
+    arguments = [(b"port", amp.Integer()), (b"messages", MessageBatch())]
+    requiresAnswer = False
+
+
+class CloseStream(amp.Command):
+    """Lobby to worker: the socket of a stream session went (its seat enters its grace)."""
+
+    arguments = [(b"port", amp.Integer()), (b"session_id", amp.Integer())]
+    requiresAnswer = False
+
+
+class StreamOutput(amp.Command):
+    """Worker to lobby: what the host at `port` owes its stream sessions, (session id,
+    channel, message) in order, then the sessions it closed (after their messages)."""
+
+    arguments = [
+        (b"port", amp.Integer()),
+        (b"messages", MessageBatch()),
+        (b"closed", amp.ListOf(amp.Integer())),
+    ]
     requiresAnswer = False
 
 

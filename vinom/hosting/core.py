@@ -11,7 +11,15 @@ calls nothing outside itself; a transport adapter drives it
     core.datagrams_to_send(now)              # what to transmit now
     core.get_timer()                         # when handle_timer is next due
     core.handle_timer(now)                   # that time has come
-    core.next_event()                        # MatchEnded, HostIdle
+    core.next_event()                        # MatchEnded, HostIdle, StreamsReady
+
+and, for players on a reliable stream (a WebSocket, vinom.web_game), stream
+sessions beside the endpoint's (vinom.hosting.streams):
+
+    core.open_stream(request, now)           # StreamOpened | StreamRefused
+    core.stream_received(session_id, data, now)
+    core.stream_closed(session_id, now)
+    core.streams_to_send()                   # (messages, closed streams)
 
 and the hosting layer adds matches and ends them (`add_match(match, now)`,
 `shutdown(reason, now)`), transmitting afterwards as well.
@@ -33,19 +41,29 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.interfaces import HostIdle, IDatagramCore, MatchEnded
+from vinom.hosting.interfaces import (
+    HostIdle,
+    IDatagramCore,
+    MatchEnded,
+    StreamMessage,
+    StreamOpened,
+    StreamRefused,
+    StreamsReady,
+)
+from vinom.hosting.streams import StreamOutbox, StreamQueue
 from vinom.matchmaking.interfaces import Match
 from vinom.protocol.config import HostConfig
-from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import Address, ServerEndpoint
+from vinom.protocol.wire import DROP_HOST_FULL, DROP_NOT_ADMITTED
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import SeatRouter
 from vinom.rooms.timers import TimerQueue
@@ -56,7 +74,8 @@ _log = Logger()
 _MAX_LOGGED = 10
 
 
-HostEvent = MatchEnded | HostIdle
+HostEvent = MatchEnded | HostIdle | StreamsReady
+_STREAMS_READY = StreamsReady()
 
 
 @implementer(IDatagramCore)
@@ -82,9 +101,10 @@ class GameHostCore:
         self.endpoint = ServerEndpoint(
             config, self._admit, wall_clock=wall_clock, random_bytes=random_bytes
         )
+        self._streams = StreamOutbox(self.endpoint, self._close_stream)
         self.router = SeatRouter(
             games=games,
-            outbox=self.endpoint,
+            outbox=self._streams,
             timers=self.timers,
             config=room_config if room_config is not None else RoomConfig(),
         )
@@ -96,6 +116,15 @@ class GameHostCore:
         self._events: deque[HostEvent] = deque()
         # Exceptions the router or the endpoint raised (logged, the first few).
         self.errors = 0
+        self._max_stream_message = config.max_receive_message
+        self._next_stream_id = -1
+        # Streams the core closed since the adapter last asked (streams_to_send).
+        self._closed_streams: list[int] = []
+        # Stream refusals and dropped stream messages, by reason.
+        self.stream_drops: Counter[str] = Counter()
+        self.streams_opened = 0
+        # StreamsReady was returned and streams_to_send not called since.
+        self._streams_announced = False
 
     # -- IDatagramCore --------------------------------------------------------
 
@@ -124,7 +153,12 @@ class GameHostCore:
 
     def next_event(self) -> HostEvent | None:
         events = self._events
-        return events.popleft() if events else None
+        if events:
+            return events.popleft()
+        if (self._streams.dirty or self._closed_streams) and not self._streams_announced:
+            self._streams_announced = True
+            return _STREAMS_READY
+        return None
 
     # -- the hosting layer's calls --------------------------------------------
 
@@ -151,6 +185,97 @@ class GameHostCore:
         """Disconnect one session (its peer is told); its seat is held as after a timeout."""
         self.endpoint.close_session(session_id)
         self._dispatch(now)
+
+    # -- stream sessions (a WebSocket: vinom.hosting.websocket) ----------------
+
+    def open_stream(self, token: bytes, now: float) -> StreamOpened | StreamRefused:
+        """Open a stream session with a `request` packet (the connect token as a UDP
+        client presents it, docs/web.md): the same checks as a UDP handshake (key,
+        expiry, this host's address, one session per token and per player), then
+        the seat router's admission. A stream of the same player that is open
+        already is closed first: a browser that reconnects replaces its old socket,
+        which may not have noticed yet that it is dead."""
+        endpoint = self.endpoint
+        checked = endpoint.check_request(token)
+        if isinstance(checked, str):
+            return self._refuse_stream(checked)
+        player_id, match_id = checked.player_id, checked.match_id
+        streams = self._streams.streams
+        for old in list(streams.values()):
+            if old.player_id == player_id and old.match_id == match_id:
+                self._close_stream(old.session_id)
+        self._dispatch(now)
+        verdict = self.router.admit(player_id, match_id, now)
+        if verdict is Admission.FULL:
+            return self._refuse_stream("match_full")
+        if verdict is not Admission.ACCEPT:
+            return self._refuse_stream(DROP_NOT_ADMITTED)
+        if endpoint.session_count + len(streams) >= endpoint.config.max_sessions:
+            return self._refuse_stream(DROP_HOST_FULL)
+        endpoint.spend_request(token)
+        session_id = self._next_stream_id
+        self._next_stream_id = session_id - 1
+        streams[session_id] = StreamQueue(session_id, player_id, match_id)
+        self._endpoint_events.append(
+            SessionConnected(session_id, player_id, match_id, ("stream", 0), checked.user_data)
+        )
+        self._dispatch(now)
+        if session_id not in streams:
+            # The router refused the seat after all (the room ended meanwhile).
+            return self._refuse_stream(DROP_NOT_ADMITTED)
+        self.streams_opened += 1
+        return StreamOpened(session_id, player_id, match_id)
+
+    def stream_received(self, session_id: int, data: bytes, now: float) -> None:
+        """One message from a stream's peer: a room message, msgpack, as a UDP client
+        sends on its reliable channel. Never raises on what is in it."""
+        if session_id not in self._streams.streams:
+            self.stream_drops["no_session"] += 1
+            return
+        if len(data) > self._max_stream_message:
+            self.stream_drops["too_large"] += 1
+            return
+        try:
+            self.router.message_received(session_id, RELIABLE, data, now)
+        except Exception:
+            self._error("the seat router failed")
+        if self._endpoint_events:
+            self._dispatch(now)
+
+    def stream_closed(self, session_id: int, now: float) -> None:
+        """The stream's peer is gone (its socket closed): its seat is held for the
+        reconnection grace, as after a UDP session's timeout."""
+        stream = self._streams.streams.pop(session_id, None)
+        if stream is None:
+            return
+        stream.closed = True
+        self._endpoint_events.append(SessionClosed(session_id, "disconnect"))
+        self._dispatch(now)
+
+    def streams_to_send(self) -> tuple[list[StreamMessage], list[int]]:
+        """What the streams owe their peers now, (session id, channel, message) in
+        order, and then the streams the core closed (after their last messages)."""
+        self._streams_announced = False
+        messages = self._streams.take_messages()
+        closed, self._closed_streams = self._closed_streams, []
+        return messages, closed
+
+    @property
+    def stream_count(self) -> int:
+        """Stream sessions open now."""
+        return len(self._streams.streams)
+
+    def _close_stream(self, session_id: int) -> None:
+        stream = self._streams.streams.pop(session_id, None)
+        if stream is None:
+            return
+        stream.closed = True
+        self._closed_streams.append(session_id)
+        self._endpoint_events.append(SessionClosed(session_id, "closed"))
+
+    def _refuse_stream(self, reason: str) -> StreamRefused:
+        self.stream_drops[reason] += 1
+        return StreamRefused(reason)
 
     # -- queries ----------------------------------------------------------------
 

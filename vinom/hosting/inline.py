@@ -27,6 +27,10 @@ from vinom.hosting.interfaces import (
     IGameHost,
     IGameHostFactory,
     IHostingStatistics,
+    IStreamPeer,
+    StreamOpened,
+    StreamRefused,
+    StreamsReady,
     WorkerStatus,
 )
 from vinom.hosting.udp import GameHostProtocol
@@ -58,6 +62,8 @@ class InlineGameHost:
     _idle_waiters: list[Deferred[None]] = field(init=False, factory=list, repr=False)
     _stopped: Deferred[None] | None = field(default=None, init=False, repr=False)
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
+    # The peers of the stream sessions open now, by session id.
+    _peers: dict[int, IStreamPeer] = field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.protocol.on_event = self._event_received
@@ -86,6 +92,48 @@ class InlineGameHost:
             self._stopped = result if isinstance(result, Deferred) else succeed(None)
         return self._stopped
 
+    # -- stream sessions (IGameHost) ---------------------------------------------
+
+    def open_stream(
+        self, token: bytes, peer: IStreamPeer
+    ) -> Deferred[StreamOpened | StreamRefused]:
+        opened = self.core.open_stream(token, self.clock.seconds())
+        if isinstance(opened, StreamOpened):
+            self._peers[opened.session_id] = peer
+        self.protocol.transmit()  # the welcome (and the close of a replaced stream)
+        return succeed(opened)
+
+    def stream_messages(self, messages: list[tuple[int, bytes]]) -> None:
+        now = self.clock.seconds()
+        received = self.core.stream_received
+        for session_id, data in messages:
+            received(session_id, data, now)
+        self.protocol.transmit()
+
+    def close_stream(self, session_id: int) -> None:
+        if self._peers.pop(session_id, None) is not None:
+            self.core.stream_closed(session_id, self.clock.seconds())
+            self.protocol.transmit()
+
+    def _deliver_streams(self) -> None:
+        messages, closed = self.core.streams_to_send()
+        peers = self._peers
+        if messages:
+            batches: dict[int, list[tuple[int, bytes]]] = {}
+            for session_id, channel, data in messages:
+                batch = batches.get(session_id)
+                if batch is None:
+                    batch = batches[session_id] = []
+                batch.append((channel, data))
+            for session_id, batch in batches.items():
+                peer = peers.get(session_id)
+                if peer is not None:
+                    peer.stream_output(batch)
+        for session_id in closed:
+            peer = peers.pop(session_id, None)
+            if peer is not None:
+                peer.stream_ended()
+
     def counters(self) -> Counter[str]:
         """What this host has done so far: datagrams, handshakes, sessions, drops by reason."""
         endpoint = self.core.endpoint
@@ -95,7 +143,10 @@ class InlineGameHost:
             welcomes_sent=endpoint.welcomes_sent,
             send_errors=self.protocol.send_errors,
             errors=self.protocol.errors + self.core.errors,
+            streams_opened=self.core.streams_opened,
         )
+        for reason, n in self.core.stream_drops.items():
+            counts[f"stream_drop:{reason}"] += n
         for reason, n in endpoint.drops.items():
             counts[f"drop:{reason}"] += n
         for reason, n in self.core.router.drops.items():
@@ -117,7 +168,9 @@ class InlineGameHost:
         return times
 
     def _event_received(self, event: object) -> None:
-        if isinstance(event, MatchEnded):
+        if isinstance(event, StreamsReady):
+            self._deliver_streams()
+        elif isinstance(event, MatchEnded):
             self._outcomes[event.match_id] = event
             if self.on_match_ended is not None:
                 self.on_match_ended(event)
@@ -155,8 +208,8 @@ class InlineGameHostFactory:
         return total
 
     def session_count(self) -> int:
-        """Sessions on the hosts listening now."""
-        return sum(host.core.session_count for host in self.live)
+        """Sessions on the hosts listening now (UDP and stream)."""
+        return sum(host.core.session_count + host.core.stream_count for host in self.live)
 
     def round_trip_times(self) -> list[float]:
         """The smoothed round-trip time of every session that has measured one."""

@@ -41,8 +41,54 @@ class HostIdle:
     """No room is left: every match added so far has ended and its room is gone."""
 
 
+@frozen
+class StreamsReady:
+    """A core has messages (or closes) for stream sessions: `streams_to_send()` has them.
+    Announced once until they are taken, after the core's other events."""
+
+
+# (session id, channel, message): what a core owes a stream session's peer.
+StreamMessage = tuple[int, int, bytes]
+
+
+@frozen
+class StreamOpened:
+    """A stream session is open for `player_id` in `match_id` (its welcome is queued)."""
+
+    session_id: int
+    player_id: str
+    match_id: str
+
+
+@frozen
+class StreamRefused:
+    """The stream's token opens no session here; `reason` is a drop reason
+    (docs/protocol.md's handshake drops: `token_expired`, `token_invalid`,
+    `wrong_host`, `token_reused`, `already_connected`, `not_admitted`,
+    `match_full`, `host_full`, ...)."""
+
+    reason: str
+
+
+class IStreamPeer(Interface):
+    """The far end of a stream session as a game host sees it: a player's WebSocket."""
+
+    def stream_output(messages: list[tuple[int, bytes]]) -> None:
+        """Deliver these (channel, message) pairs to the player, in order."""
+
+    def stream_ended() -> None:
+        """The host closed the session (after its last messages): close the socket."""
+
+
 class IGameHost(Interface):
-    """One UDP port hosting the rooms of one or more matches."""
+    """One UDP port hosting the rooms of one or more matches.
+
+    Players who cannot send UDP (browsers) play in the same rooms over a
+    reliable stream the web server holds (docs/web.md): the host opens a
+    stream session with the connect token (as a UDP `request` packet carries
+    it), takes the player's messages and hands what it owes the player to
+    the stream's `IStreamPeer`.
+    """
 
     address: HostAddress = Attribute("The address clients connect to.")
 
@@ -57,6 +103,17 @@ class IGameHost(Interface):
 
     def stop() -> Deferred[None]:
         """Stop serving the port (ending any rooms left)."""
+
+    def open_stream(token: bytes, peer: IStreamPeer) -> Deferred[StreamOpened | StreamRefused]:
+        """Open a stream session with a `request` packet's bytes; once opened, what the
+        host owes it goes to `peer` (its welcome first)."""
+
+    def stream_messages(messages: list[tuple[int, bytes]]) -> None:
+        """Messages from stream peers, (session id, message) in arrival order."""
+
+    def close_stream(session_id: int) -> None:
+        """The stream's socket went: the player's seat is held for the reconnection grace.
+        The peer is not told (it is gone)."""
 
 
 class HostingStopped(Exception):

@@ -49,7 +49,10 @@ from vinom.hosting.interfaces import (
     IGameHost,
     IGameHostFactory,
     IHostingStatistics,
+    IStreamPeer,
     MatchEnded,
+    StreamOpened,
+    StreamRefused,
     WorkerStatus,
 )
 from vinom.matchmaking.interfaces import Match, match_to_json
@@ -138,6 +141,15 @@ class _LobbySide(amp.AMP):
         self.worker.host_idle(port)
         return {}
 
+    @commands.StreamOutput.responder
+    def stream_output(
+        self, port: int, messages: list[tuple[int, int, bytes]], closed: list[int]
+    ) -> dict[str, Any]:
+        host = self.worker.hosts.get(port)
+        if host is not None:
+            host.deliver_streams(messages, closed)
+        return {}
+
     def makeConnection(self, transport: Any) -> None:
         # amp.AMP.makeConnection logs every connection; a worker's is logged by its supervisor.
         amp.BinaryBoxProtocol.makeConnection(self, transport)
@@ -159,6 +171,11 @@ class WorkerGameHost:
         self._idle = False
         self._idle_waiters: list[Deferred[None]] = []
         self._stopped: Deferred[None] | None = None
+        # Stream sessions open on the worker's host, and players' messages for it
+        # gathered in this turn of the reactor (sent as one StreamMessages).
+        self._peers: dict[int, IStreamPeer] = {}
+        self._inbound: list[tuple[int, bytes]] = []
+        self._inbound_call: IDelayedCall | None = None
 
     def add_match(self, match: Match) -> Deferred[None]:
         self.matches.append(match.match_id)
@@ -186,11 +203,79 @@ class WorkerGameHost:
                 stopping = self.worker.call(commands.StopHost, port=self.port)
                 # A worker that dies while stopping the host has stopped it too.
                 self._stopped = stopping.addCallbacks(lambda _: None, lambda _: None)
+            self._stopped.addCallback(lambda _: self._end_streams())
             self._stopped.addCallback(lambda _: self.worker.host_stopped(self))
         return self._stopped
 
     def match_ended(self, event: MatchEnded) -> None:
         self._outcomes[event.match_id] = event
+
+    # Stream sessions: the sockets are here, the host in the worker.
+
+    def open_stream(
+        self, token: bytes, peer: IStreamPeer
+    ) -> Deferred[StreamOpened | StreamRefused]:
+        self._send_inbound()  # what came before, first
+
+        def answered(answer: dict[str, Any]) -> StreamOpened | StreamRefused:
+            if answer["refused"]:
+                return StreamRefused(answer["refused"])
+            session_id = answer["session_id"]
+            self._peers[session_id] = peer
+            return StreamOpened(session_id, answer["player_id"], answer["match_id"])
+
+        d = self.worker.call(commands.OpenStream, port=self.port, token=token)
+        return d.addCallback(answered)
+
+    def stream_messages(self, messages: list[tuple[int, bytes]]) -> None:
+        self._inbound.extend(messages)
+        if self._inbound_call is None and not self.worker.ended:
+            self._inbound_call = self.worker.reactor.callLater(0, self._send_inbound)
+
+    def close_stream(self, session_id: int) -> None:
+        if self._peers.pop(session_id, None) is not None and not self.worker.ended:
+            self._send_inbound()
+            self.worker.call(commands.CloseStream, port=self.port, session_id=session_id)
+
+    def _send_inbound(self) -> None:
+        if self._inbound_call is not None:
+            if self._inbound_call.active():
+                self._inbound_call.cancel()
+            self._inbound_call = None
+        messages, self._inbound = self._inbound, []
+        if messages and not self.worker.ended:
+            self.worker.call(commands.StreamMessages, port=self.port, messages=messages)
+
+    def deliver_streams(self, messages: list[tuple[int, int, bytes]], closed: list[int]) -> None:
+        """What the worker's host owes its stream sessions (a `StreamOutput`)."""
+        peers = self._peers
+        batch: list[tuple[int, bytes]] = []
+        batch_of = 0
+        for session_id, channel, data in messages:
+            if session_id != batch_of and batch:
+                self._output(batch_of, batch)
+                batch = []
+            batch_of = session_id
+            batch.append((channel, data))
+        if batch:
+            self._output(batch_of, batch)
+        for session_id in closed:
+            peer = peers.pop(session_id, None)
+            if peer is not None:
+                peer.stream_ended()
+
+    def _output(self, session_id: int, batch: list[tuple[int, bytes]]) -> None:
+        peer = self._peers.get(session_id)
+        if peer is not None:
+            try:
+                peer.stream_output(batch)
+            except Exception:
+                self.worker.log.failure("a stream peer failed")
+
+    def _end_streams(self) -> None:
+        peers, self._peers = self._peers, {}
+        for peer in peers.values():
+            peer.stream_ended()
 
     def idle(self) -> None:
         self._idle = True
@@ -200,6 +285,7 @@ class WorkerGameHost:
 
     def lost(self, reason: str) -> None:
         """The worker is gone: what had not ended here was aborted."""
+        self._end_streams()
         for match_id in self.matches:
             if match_id not in self._outcomes:
                 self._outcomes[match_id] = MatchEnded(match_id, "aborted", None, reason)

@@ -25,17 +25,73 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting import commands
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
-from vinom.hosting.interfaces import MatchEnded
+from vinom.hosting.interfaces import IStreamPeer, MatchEnded, StreamOpened
 from vinom.matchmaking.interfaces import match_from_json
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
+
+
+@implementer(IStreamPeer)
+class _RelayedStream:
+    """A stream session of a host here, whose socket the lobby process holds."""
+
+    def __init__(self, relay: _StreamRelay) -> None:
+        self.relay = relay
+        # Set once the host has opened it (before the relay's next flush).
+        self.session_id = 0
+
+    def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
+        self.relay.output(self, messages)
+
+    def stream_ended(self) -> None:
+        self.relay.ended(self)
+
+
+class _StreamRelay:
+    """What one host owes its stream sessions, sent to the lobby as one `StreamOutput`
+    per turn of the reactor (a later call, so that an `OpenStream` answer is written
+    before the opened stream's first messages)."""
+
+    def __init__(self, amp_protocol: WorkerProtocol, port: int) -> None:
+        self.amp = amp_protocol
+        self.port = port
+        self._messages: list[tuple[_RelayedStream, int, bytes]] = []
+        self._closed: list[_RelayedStream] = []
+        self._flush_call: IDelayedCall | None = None
+
+    def output(self, stream: _RelayedStream, messages: list[tuple[int, bytes]]) -> None:
+        self._messages.extend((stream, channel, data) for channel, data in messages)
+        self._schedule()
+
+    def ended(self, stream: _RelayedStream) -> None:
+        self._closed.append(stream)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._flush_call is None:
+            self._flush_call = self.amp.reactor.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        self._flush_call = None
+        messages, self._messages = self._messages, []
+        closed, self._closed = self._closed, []
+        if not self.amp.connected or not (messages or closed):
+            return
+        self.amp.callRemote(
+            commands.StreamOutput,
+            port=self.port,
+            messages=[(s.session_id, channel, data) for s, channel, data in messages],
+            closed=[s.session_id for s in closed],
+        )
 
 
 class WorkerProtocol(amp.AMP):
@@ -53,6 +109,7 @@ class WorkerProtocol(amp.AMP):
         self.on_lost = on_lost
         self.factory: InlineGameHostFactory | None = None
         self.hosts: dict[int, InlineGameHost] = {}
+        self.relays: dict[int, _StreamRelay] = {}
         self.connected = False
 
     def connectionMade(self) -> None:
@@ -124,7 +181,45 @@ class WorkerProtocol(amp.AMP):
         host = self.hosts.pop(port, None)
         if host is None:
             return {}
-        return host.stop().addCallback(lambda _: {})
+        relay = self.relays.pop(port, None)
+        stopped = host.stop()
+        if relay is not None:
+            relay.flush()  # the streams' last messages and closes, before the answer
+        return stopped.addCallback(lambda _: {})
+
+    @commands.OpenStream.responder
+    def open_stream(self, port: int, token: bytes) -> Deferred[dict[str, Any]]:
+        host = self.hosts.get(port)
+        if host is None:
+            raise commands.HostFailed(f"no host on port {port}")
+        relay = self.relays.get(port)
+        if relay is None:
+            relay = self.relays[port] = _StreamRelay(self, port)
+        stream = _RelayedStream(relay)
+
+        def answer(opened: object) -> dict[str, Any]:
+            if isinstance(opened, StreamOpened):
+                stream.session_id = opened.session_id
+                return {"session_id": opened.session_id, "player_id": opened.player_id,
+                        "match_id": opened.match_id, "refused": ""}
+            return {"session_id": 0, "player_id": "", "match_id": "",
+                    "refused": str(getattr(opened, "reason", "refused"))}
+
+        return host.open_stream(token, stream).addCallback(answer)
+
+    @commands.StreamMessages.responder
+    def stream_messages(self, port: int, messages: list[tuple[int, bytes]]) -> dict[str, Any]:
+        host = self.hosts.get(port)
+        if host is not None:
+            host.stream_messages(messages)
+        return {}
+
+    @commands.CloseStream.responder
+    def close_stream(self, port: int, session_id: int) -> dict[str, Any]:
+        host = self.hosts.get(port)
+        if host is not None:
+            host.close_stream(session_id)
+        return {}
 
     @commands.Heartbeat.responder
     def heartbeat(self) -> dict[str, Any]:

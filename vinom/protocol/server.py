@@ -476,45 +476,61 @@ class ServerEndpoint:
 
     # -- handshake --------------------------------------------------------
 
-    def _on_request(self, data: bytes, addr: Address, now: float) -> None:
-        if len(data) != REQUEST_SIZE:
-            self.drops[DROP_REQUEST_SIZE] += 1
-            return
+    def check_request(self, data: bytes) -> PrivateToken | str:
+        """The token of a `request` packet, or the drop reason why it opens nothing here.
+
+        The checks of a UDP handshake's first step (size, version, application,
+        expiry, padding, seal, host address, a player connected already, a token
+        spent already), without admission. A game host core also uses it for a
+        request presented over a reliable stream (a WebSocket), then
+        `spend_request` once it opened a session with it.
+        """
+        if len(data) != REQUEST_SIZE or data[0] != REQUEST:
+            return DROP_REQUEST_SIZE
         _, version, application_id, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
         if version != self._version:
-            self.drops[DROP_WRONG_VERSION] += 1
-            return
+            return DROP_WRONG_VERSION
         if application_id != self._application_id:
-            self.drops[DROP_WRONG_APPLICATION] += 1
-            return
+            return DROP_WRONG_APPLICATION
         if expires_at <= self._wall_clock():
-            self.drops[DROP_TOKEN_EXPIRED] += 1
-            return
+            return DROP_TOKEN_EXPIRED
         if data[PADDING_START:] != _ZERO_PADDING:
-            self.drops[DROP_REQUEST_PADDING] += 1
-            return
+            return DROP_REQUEST_PADDING
         try:
             plain = self._token_aead.decrypt(
                 token_nonce, data[REQUEST_PREFIX_SIZE:PADDING_START], data[1:21]
             )
         except InvalidTag:
-            self.drops[DROP_TOKEN_INVALID] += 1
-            return
+            return DROP_TOKEN_INVALID
         token = PrivateToken.unpack(plain)
         if token is None:
-            self.drops[DROP_TOKEN_MALFORMED] += 1
-            return
+            return DROP_TOKEN_MALFORMED
         addresses = self._addresses
         if not any((h.host, h.port) in addresses for h in token.hosts):
-            self.drops[DROP_WRONG_HOST] += 1
-            return
+            return DROP_WRONG_HOST
         if token.player_id in self._by_player:
-            self.drops[DROP_ALREADY_CONNECTED] += 1
-            return
+            return DROP_ALREADY_CONNECTED
         if token_nonce in self._used_tokens:
             # One token, one session: a second session would reuse its keys.
-            self.drops[DROP_TOKEN_REUSED] += 1
+            return DROP_TOKEN_REUSED
+        return token
+
+    def spend_request(self, data: bytes) -> None:
+        """Mark the token of a checked `request` spent (until it expires): it opened a
+        session elsewhere (a stream), so it opens none here, nor another stream."""
+        _, _, _, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
+        self._forget_expired_tokens()
+        if token_nonce not in self._used_tokens:
+            self._used_tokens.add(token_nonce)
+            heapq.heappush(self._used_expiry, (expires_at, token_nonce))
+
+    def _on_request(self, data: bytes, addr: Address, now: float) -> None:
+        checked = self.check_request(data)
+        if isinstance(checked, str):
+            self.drops[checked] += 1
             return
+        token = checked
+        _, _, _, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
         verdict = self._admit(token.player_id, token.match_id, now)
         if verdict is not Admission.ACCEPT and verdict is not Admission.FULL:
             self.drops[DROP_NOT_ADMITTED] += 1

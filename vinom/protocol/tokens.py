@@ -38,6 +38,7 @@ from vinom.protocol.wire import (
     REQUEST,
     REQUEST_PADDING,
     REQUEST_PREFIX,
+    REQUEST_SIZE,
     SEALED_TOKEN_SIZE,
     TOKEN_AD,
     check_id,
@@ -177,6 +178,35 @@ def open_private_token(aead: Aead, nonce: bytes, sealed: bytes, ad: bytes) -> Pr
     except InvalidTag:
         return None
     return PrivateToken.unpack(plain)
+
+
+def peek_request_token(
+    data: bytes, protocol: ProtocolConfig, wall_now: float, aead: Aead | None = None
+) -> PrivateToken | str:
+    """The token a `request` packet presents, or why it presents none (a drop reason:
+    `request_size`, `wrong_version`, `wrong_application`, `token_expired`,
+    `token_invalid`, `token_malformed`).
+
+    For a process that shares the token key but is not the host, to learn which
+    match a token is for (the web server, finding the host of a WebSocket
+    player's match); the host checks the token again, and fully, itself.
+    """
+    if len(data) != REQUEST_SIZE or data[0] != REQUEST:
+        return "request_size"
+    _, version, application_id, expires_at, nonce = REQUEST_PREFIX.unpack_from(data)
+    if version != protocol.protocol_version:
+        return "wrong_version"
+    if application_id != protocol.application_id:
+        return "wrong_application"
+    if expires_at <= wall_now:
+        return "token_expired"
+    sealed = data[REQUEST_PREFIX.size:REQUEST_PREFIX.size + SEALED_TOKEN_SIZE]
+    try:
+        plain = (aead or new_aead(protocol.token_key)).decrypt(nonce, sealed, data[1:21])
+    except InvalidTag:
+        return "token_invalid"
+    token = PrivateToken.unpack(plain)
+    return "token_malformed" if token is None else token
 
 
 @frozen
@@ -357,6 +387,7 @@ __all__ = [
     "decode_user_data",
     "encode_user_data",
     "open_private_token",
+    "peek_request_token",
     "seal_private_token",
     "token_associated_data",
 ]

@@ -1,0 +1,244 @@
+"""The game session over WebSocket (`/game`, vinom.web_game), against a whole server.
+
+A whole server (makeService) with its web server on a free loopback port;
+players get `match_found` from the lobby (over WebSocket or TCP), then one
+plays over `wss://localhost:PORT/game` (tests/websocket_client.py) and the
+other over UDP (vinom.client.game), in the same room, with game hosts in this
+process and in a worker process.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from attrs import evolve
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+
+from tests.servers import RunningServer, start_server
+from tests.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
+from tests.websocket_client import (
+    GameSocketPlayer,
+    HandshakeRefused,
+    WebSocketPlayer,
+    connect_game_socket,
+    connect_websocket,
+)
+from vinom.client.bots import BotDriver
+from vinom.client.game import GameSession, connect_game
+from vinom.client.lobby import MatchFound, connect_lobby
+from vinom.games.registry import GameRegistry
+from vinom.protocol.tokens import PublicToken
+from vinom.web_game import (
+    CLOSE_NORMAL,
+    CLOSE_TEXT_MESSAGE,
+    CLOSE_TOKEN_REFUSED,
+    CLOSE_TOKEN_TIMEOUT,
+    CLOSE_TOO_FAST,
+)
+
+OPS = ("--ops-port", "tcp:0:interface=127.0.0.1")
+
+
+class GameSocketTestCase(TestCase):
+    timeout = 60
+    # Extra server options (a worker process in the subclass).
+    hosting: tuple[str, ...] = ()
+
+    async def start(self, *args: str, ports: int = 2) -> RunningServer:
+        self.server = await start_server(self, *WEB, *ORIGINS, *OPS, *self.hosting, *args,
+                                         ports=ports)  # fmt: skip
+        return self.server
+
+    async def web_player(self) -> tuple[WebSocketPlayer, dict[str, Any]]:
+        port, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port is not None and trust is not None
+        player = await connect_websocket(self, port, trust)
+        welcome = await player.request({"type": "hello", "name": "web", "id": "h"})
+        return player, welcome
+
+    async def match(self) -> tuple[PublicToken, MatchFound, Any, dict[str, Any]]:
+        """A tictactoe match of a WebSocket-lobby player (its token) and a TCP one."""
+        web, welcome = await self.web_player()
+        await web.request({"type": "queue", "game": "tictactoe", "id": 1})
+        tcp = await connect_lobby(
+            reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
+        )
+        await tcp.hello("udp")
+        found = await tcp.queue("tictactoe")
+        frame = await web.when(is_type("match_found"))
+        return PublicToken.from_json(frame["token"]), found, web, welcome
+
+    async def game_socket(
+        self, token: PublicToken | None, *, origin: str | None = None, first: bytes | None = None
+    ) -> GameSocketPlayer:
+        port, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port is not None and trust is not None
+        return await connect_game_socket(self, port, trust, token, origin=origin, first=first)
+
+    async def metrics(self) -> str:
+        ops = await self.server.service("ops")._waitingForPort
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{ops.getHost().port}/metrics".encode()
+        )
+        return (await readBody(response)).decode()
+
+    async def refusals(self) -> dict[str, float]:
+        text = await self.metrics()
+        return {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(
+                r'^vinom_game_sockets_refused_total\{reason="([^"]+)"\} (\S+)$', text, re.M
+            )
+        }
+
+    def bot(self, session: GameSession, player_id: str) -> BotDriver:
+        game = GameRegistry.from_plugins().get("tictactoe")
+        driver = BotDriver(session, game.make_bot(player_id, random.Random(player_id)),
+                           clock=reactor)  # fmt: skip
+        driver.attach()
+        return driver
+
+
+class WebSocketMatchTests(GameSocketTestCase):
+    async def test_a_tictactoe_match_one_player_on_websocket_one_on_udp(self) -> None:
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        # The bot listens before the token goes: the first states may come at once.
+        socket = await self.game_socket(None)
+        drivers = [self.bot(socket.session, welcome["player_id"])]
+        socket.attach(token)
+        udp = await connect_game(reactor, found)
+        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver, final in zip(drivers, finals, strict=True):
+            driver.cancel()
+            self.assertEqual(final["p"], "finished", final)
+            self.assertGreater(driver.actions_sent, 0)
+        self.assertEqual(finals[0]["result"], finals[1]["result"])
+        # The same messages reached both: a welcome naming both seats, states, events.
+        assert socket.session.welcome is not None and udp.welcome is not None
+        self.assertEqual(socket.session.welcome["players"], udp.welcome["players"])
+        assert socket.session.state is not None and udp.state is not None
+        self.assertEqual(socket.session.state["s"]["board"], udp.state["s"]["board"])
+        # The room lingers, then the host closes the stream: a normal close.
+        closed = await socket.closed
+        self.assertEqual(closed.code, CLOSE_NORMAL)
+        await udp.disconnect()
+        self.assertIn("vinom_game_sockets_opened_total 1.0", await self.metrics())
+
+    async def test_a_websocket_player_reconnects_after_closing_its_socket(self) -> None:
+        await self.start()
+        token, found, web, welcome = await self.match()
+        await web.closed  # the lobby closes after match_found
+        first = await self.game_socket(token)
+        await deferLater(reactor, 0.3, lambda: None)
+        assert first.session.welcome is not None
+        self.assertFalse(first.session.welcome["reconnected"])
+        udp = await connect_game(reactor, found)
+        presence: list[dict[str, Any]] = []
+        udp_bot = self.bot(udp, PublicToken.from_json(found.token).player_id)
+        udp.on_presence = presence.append
+        while udp.phase != "playing":
+            await deferLater(reactor, 0.05, lambda: None)
+        # The browser's socket goes; its seat is held for the reconnection grace.
+        first.sendClose(1000)
+        await first.closed
+        while {"t": "presence", "id": welcome["player_id"], "status": "disconnected"} \
+                not in presence:
+            await deferLater(reactor, 0.05, lambda: None)
+        # It asks the lobby for a fresh token and opens /game again.
+        port, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port is not None and trust is not None
+        lobby = await connect_websocket(self, port, trust)
+        refound = await lobby.request({"type": "reconnect", "player_id": welcome["player_id"],
+                                       "secret": welcome["secret"], "id": 1})  # fmt: skip
+        self.assertEqual(refound["type"], "match_found", refound)
+        again = await self.game_socket(None)
+        drivers = [self.bot(again.session, welcome["player_id"]), udp_bot]
+        again.attach(PublicToken.from_json(refound["token"]))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver in drivers:
+            driver.cancel()
+        assert again.session.welcome is not None
+        self.assertTrue(again.session.welcome["reconnected"])
+        self.assertEqual(finals[0]["result"], finals[1]["result"])
+        self.assertEqual(finals[0]["p"], "finished")
+        await udp.disconnect()
+
+
+class WorkerWebSocketMatchTests(WebSocketMatchTests):
+    """The same, with the game hosted in a worker process (streams over AMP)."""
+
+    hosting = ("--host-workers", "1")
+
+
+class GameSocketLimitTests(GameSocketTestCase):
+    async def test_bad_and_expired_tokens_are_refused_with_4001_and_counted(self) -> None:
+        await self.start()
+        token, _found, _web, _welcome = await self.match()
+        garbage = await self.game_socket(None, first=b"not a token")
+        closed = await garbage.closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "request_size"))
+        forged = bytearray(token.request_packet())
+        forged[200] ^= 1
+        closed = await (await self.game_socket(None, first=bytes(forged))).closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_invalid"))
+        expired = evolve(token, expires_at=1)
+        closed = await (await self.game_socket(None, first=expired.request_packet())).closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_expired"))
+        # The real token still opens the session; used twice, it is refused.
+        ok = await self.game_socket(token)
+        while ok.session.welcome is None:
+            await deferLater(reactor, 0.02, lambda: None)
+        ok.sendClose(1000)
+        await ok.closed
+        closed = await (await self.game_socket(token)).closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_reused"))
+        self.assertEqual(
+            await self.refusals(),
+            {"request_size": 1, "token_invalid": 1, "token_expired": 1, "token_reused": 1},
+        )
+
+    async def test_oversize_text_and_too_fast_messages_close_the_socket(self) -> None:
+        await self.start(ports=3)
+        token, _found, _web, _welcome = await self.match()
+        socket = await self.game_socket(token)
+        while socket.session.welcome is None:
+            await deferLater(reactor, 0.02, lambda: None)
+        socket.sendMessage(b"\x81" + b"x" * 4096, isBinary=True)
+        self.assertEqual((await socket.closed).code, 1009)
+        # A text message.
+        token2, _, _, _ = await self.match()
+        text = await self.game_socket(token2)
+        text.sendMessage(b'{"t": "a"}', isBinary=False)
+        self.assertEqual((await text.closed).code, CLOSE_TEXT_MESSAGE)
+        # Too many messages: the token, then a flood of syncs.
+        token3, _, _, _ = await self.match()
+        fast = await self.game_socket(token3)
+        for _ in range(100):
+            fast.sendMessage(b"\x81\xa1t\xa1s", isBinary=True)
+        closed = await fast.closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOO_FAST, "too many messages"))
+        refusals = await self.refusals()
+        self.assertEqual((refusals["text_message"], refusals["too_fast"]), (1, 1))
+
+    async def test_no_token_in_time(self) -> None:
+        await self.start("--lobby-hello-timeout", "0.5")
+        late = await self.game_socket(None)
+        closed = await late.closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_TIMEOUT, "no token in time"))
+
+    async def test_wrong_origin_is_refused_with_403(self) -> None:
+        await self.start()
+        with self.assertRaises(HandshakeRefused) as caught:
+            await self.game_socket(None, origin="https://evil.example")
+        self.assertIn("[403]", str(caught.exception))
+        allowed = await self.game_socket(None, origin=PAGE)
+        allowed.sendClose(1000)
+        await allowed.closed
+        self.assertEqual(await self.refusals(), {"origin": 1})

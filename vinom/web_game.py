@@ -1,0 +1,300 @@
+"""The game session over WebSocket, for browsers: a thin autobahn adapter at `/game`.
+
+A browser cannot send UDP, so after the lobby's `match_found` it opens
+`wss://HOST:7380/game` on the web server and plays there (docs/web.md, "The
+game session over WebSocket"). Its first binary message is its connect
+token as a UDP client presents it (the 1200-byte `request` packet,
+docs/protocol.md); every later binary message is one room message (msgpack,
+what a UDP client sends on its reliable channel), and every message the
+server sends is one room message too. The player sits in the same room as
+the UDP players: the game host opens a *stream session* for it
+(`IGameHost.open_stream`) beside its UDP sessions.
+
+`GameSocketProtocol` is one such socket: it learns the token's match (the
+web server holds the token key, as the lobby issuing the tokens does),
+finds the match's host through the hosting service (`host_of`), opens the
+stream there and relays messages both ways; it is the stream's
+`IStreamPeer`. `GameSocketFactory` builds them and holds the limits (a time
+for the token to come, the message size, a message rate) and the Origin
+policy, the one the WebSocket lobby applies. Every refusal is counted in
+`refusals` by reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from attrs import frozen
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from txaio.tx import make_logger
+from zope.interface import implementer
+
+from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
+from vinom.lobby.websocket import OriginPolicy
+from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
+from vinom.protocol.crypto import new_aead
+from vinom.protocol.tokens import peek_request_token
+from vinom.protocol.wire import REQUEST_SIZE
+from vinom.ratelimit import TokenBucket
+
+__all__ = [
+    "CLOSE_HOST_FAILED",
+    "CLOSE_NORMAL",
+    "CLOSE_TEXT_MESSAGE",
+    "CLOSE_TOKEN_REFUSED",
+    "CLOSE_TOKEN_TIMEOUT",
+    "CLOSE_TOO_FAST",
+    "GameSocketConfig",
+    "GameSocketFactory",
+    "GameSocketProtocol",
+]
+
+# Close codes (docs/web.md). 1000-1011 are RFC 6455's, 4000-4999 the application's.
+CLOSE_NORMAL = 1000  # the host ended the session (the match is over, or a new socket took it)
+CLOSE_TEXT_MESSAGE = 4003  # a text message: game messages are binary
+CLOSE_HOST_FAILED = 1011  # the match's host failed while opening the session
+CLOSE_TOKEN_REFUSED = 4001  # the token opens no session (the reason says why)
+CLOSE_TOKEN_TIMEOUT = 4002  # no token within the time allowed
+CLOSE_TOO_FAST = 4008  # messages faster than the rate limit
+
+
+class MatchHosts(Protocol):
+    """Where the match's host is found (the hosting service)."""
+
+    def host_of(self, match_id: str) -> IGameHost | None: ...
+
+
+@frozen
+class GameSocketConfig:
+    """The limits of one game socket."""
+
+    # Seconds from the opening handshake to the token message.
+    token_timeout: float = 10.0
+    # The largest message a player may send (the rooms' limit on UDP, 2 KiB; the
+    # token message is 1200 bytes). A larger one fails the socket with 1009.
+    max_message: int = DEFAULT_MAX_RECEIVE_MESSAGE
+    # Messages per second (a burst of `message_burst`), far above any game's action
+    # rate, which the seat router applies as on UDP: this one protects the server.
+    message_rate: float = 20.0
+    message_burst: float = 40.0
+    # WebSocket pings find a dead socket (its seat then enters the reconnection
+    # grace): one every `ping_interval` seconds, unanswered for `ping_timeout`.
+    ping_interval: float = 5.0
+    ping_timeout: float = 10.0
+
+
+_TOKEN, _OPENING, _OPEN, _CLOSED = range(4)
+
+
+@implementer(IStreamPeer)
+class GameSocketProtocol(WebSocketServerProtocol):
+    """One browser's game session: token first, then room messages both ways."""
+
+    # As in the WebSocket lobby: autobahn's own handshake and failure logs are a
+    # flood an attacker chooses; refusals are counted here instead.
+    log = make_logger(level="error")
+
+    def __init__(self, owner: GameSocketFactory) -> None:
+        super().__init__()
+        self._owner = owner
+        self._state = _TOKEN
+        self._host: IGameHost | None = None
+        self._session_id = 0
+        # Messages that came while the stream was opening, sent once it is open.
+        self._held: list[bytes] = []
+        self._bucket: TokenBucket | None = None
+        self._token_timer: IDelayedCall | None = None
+
+    # autobahn
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        origin = request.headers.get("origin")
+        if origin is not None and not self._owner.origin_policy.allows(origin):
+            self._owner.refused("origin")
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+
+    def onOpen(self) -> None:
+        owner = self._owner
+        config = owner.config
+        clock = owner.clock
+        self._bucket = TokenBucket(config.message_rate, config.message_burst, clock.seconds())
+        self._token_timer = clock.callLater(config.token_timeout, self._token_late)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn's name)
+        state = self._state
+        if state == _CLOSED:
+            return
+        bucket = self._bucket
+        if bucket is not None and not bucket.take(self._owner.clock.seconds()):
+            self._refuse(CLOSE_TOO_FAST, "too_fast", "too many messages")
+            return
+        if not isBinary:
+            self._refuse(CLOSE_TEXT_MESSAGE, "text_message", "game messages are binary (msgpack)")
+            return
+        if state == _OPEN:
+            assert self._host is not None
+            self._host.stream_messages([(self._session_id, payload)])
+        elif state == _OPENING:
+            self._held.append(payload)
+        else:
+            self._token_received(payload)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # autobahn leaves its close-handshake timer running after a drop (as in the lobby).
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
+        self._cancel_token_timer()
+        if self._state == _OPEN and self._host is not None:
+            self._host.close_stream(self._session_id)
+        self._state = _CLOSED
+        self._held = []
+
+    # IStreamPeer
+
+    def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
+        if self.state != WebSocketServerProtocol.STATE_OPEN:
+            return  # the peer has begun to close: what is left is lost with it
+        send = self.sendMessage
+        for _channel, data in messages:
+            send(data, isBinary=True)
+
+    def stream_ended(self) -> None:
+        self._state = _CLOSED
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendClose(CLOSE_NORMAL, "session closed")
+
+    # internals
+
+    def _token_received(self, payload: bytes) -> None:
+        self._cancel_token_timer()
+        found = self._owner.find_host(payload)
+        if isinstance(found, str):
+            self._refuse(CLOSE_TOKEN_REFUSED, found)
+            return
+        self._state = _OPENING
+        self._host = found
+        try:
+            opening = found.open_stream(payload, self)
+        except Exception:
+            self._owner.refused("host_failed")
+            self._fail_host()
+            return
+        opening.addCallbacks(self._opened, self._open_failed)
+
+    def _opened(self, opened: StreamOpened | StreamRefused) -> None:
+        host = self._host
+        assert host is not None
+        if isinstance(opened, StreamRefused):
+            self._refuse(CLOSE_TOKEN_REFUSED, opened.reason)
+            return
+        if self._state != _OPENING:
+            # The socket went, or broke a limit, while the stream opened.
+            host.close_stream(opened.session_id)
+            return
+        self._state = _OPEN
+        self._session_id = opened.session_id
+        self._owner.streams_opened += 1
+        held, self._held = self._held, []
+        if held:
+            host.stream_messages([(opened.session_id, data) for data in held])
+
+    def _open_failed(self, failure: Failure) -> None:
+        self._owner.refused("host_failed")
+        self._fail_host()
+
+    def _fail_host(self) -> None:
+        self._state = _CLOSED
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendClose(CLOSE_HOST_FAILED, "the game host failed")
+
+    def _token_late(self) -> None:
+        self._token_timer = None
+        if self._state == _TOKEN:
+            self._refuse(CLOSE_TOKEN_TIMEOUT, "token_timeout", "no token in time")
+
+    def _cancel_token_timer(self) -> None:
+        if self._token_timer is not None and self._token_timer.active():
+            self._token_timer.cancel()
+        self._token_timer = None
+
+    def _refuse(self, code: int, reason: str, text: str | None = None) -> None:
+        self._owner.refused(reason)
+        self._cancel_token_timer()
+        was_open = self._state == _OPEN
+        self._state = _CLOSED
+        self._held = []
+        if was_open and self._host is not None:
+            self._host.close_stream(self._session_id)
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendClose(code, text if text is not None else reason)
+
+
+class GameSocketFactory(WebSocketServerFactory):
+    """Builds `/game` sockets: the token's host found through `hosts`, the limits of `config`.
+
+    `protocol` is the token key's configuration (the lobby's); `wall_clock`
+    gives unix time for token expiry (as the game hosts' endpoints read it).
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        hosts: MatchHosts,
+        protocol: ProtocolConfig,
+        origin_policy: OriginPolicy,
+        *,
+        reactor: IReactorTime,
+        config: GameSocketConfig | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(server="vinom", reactor=reactor)
+        self.hosts = hosts
+        self.protocol_config = protocol
+        self.origin_policy = origin_policy
+        self.clock = reactor
+        self.config = config if config is not None else GameSocketConfig()
+        self._wall_clock = wall_clock if wall_clock is not None else time.time
+        self._aead = new_aead(protocol.token_key)
+        # Sockets refused or closed by a limit, by reason (token drop reasons,
+        # `not_hosted`, `origin`, `token_timeout`, `too_fast`, `text_message`, ...).
+        self.refusals: Counter[str] = Counter()
+        self.streams_opened = 0
+        limit = max(self.config.max_message, REQUEST_SIZE)
+        options: dict[str, Any] = {
+            "maxMessagePayloadSize": limit,
+            "maxFramePayloadSize": limit,
+            "failByDrop": False,
+            "openHandshakeTimeout": self.config.token_timeout,
+            "webStatus": False,
+            "autoPingInterval": self.config.ping_interval,
+            "autoPingTimeout": self.config.ping_timeout,
+            "allowedOrigins": ["*"],
+            "allowNullOrigin": True,
+        }
+        self.setProtocolOptions(**options)
+
+    def buildProtocol(self, addr: IAddress | None) -> GameSocketProtocol:
+        protocol = GameSocketProtocol(self)
+        protocol.factory = self
+        return protocol
+
+    def find_host(self, token: bytes) -> IGameHost | str:
+        """The host of the match the token is for, or why there is none (a reason)."""
+        peeked = peek_request_token(token, self.protocol_config, self._wall_clock(), self._aead)
+        if isinstance(peeked, str):
+            return peeked
+        host = self.hosts.host_of(peeked.match_id)
+        return "not_hosted" if host is None else host
+
+    def refused(self, reason: str) -> None:
+        self.refusals[reason] += 1
