@@ -77,7 +77,8 @@ setup(
     python_requires=">=3.11",
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
-    package_data={"vinom": ["py.typed"]},
+    # The operations dashboard (vinom/ops.py) serves these files as they are: no build step.
+    package_data={"vinom": ["py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js"]},
     cmdclass={"build_ext": BuildExt},
     distclass=Platform,
     install_requires=[
