@@ -50,7 +50,8 @@ def check_chromium() -> None:
         )
 
 
-def _start(profile: str, width: int, height: int) -> webdriver.Chrome:
+def start_chromium(profile: str, width: int, height: int) -> webdriver.Chrome:
+    """A headless Chromium (blocking: call it in a thread) with its profile in `profile`."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
@@ -102,7 +103,7 @@ async def open_browser(case: TestCase, *, width: int = 1280, height: int = 900) 
     # A fresh profile under the test's own temporary directory: no state between tests.
     profile = os.path.abspath(case.mktemp())
     os.makedirs(profile)
-    driver = await deferToThread(_start, profile, width, height)
+    driver = await deferToThread(start_chromium, profile, width, height)
     browser = Browser(driver)
     case.addCleanup(lambda: deferToThread(driver.quit))
     return browser

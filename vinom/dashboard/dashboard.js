@@ -76,7 +76,7 @@ function render(status) {
   text("rtt-median", milliseconds(status.rtt.median));
   text("rtt-detail", status.rtt.sessions === 0
     ? "no sessions"
-    : `median of ${status.rtt.sessions}; p90 ${milliseconds(status.rtt.p90)}, max ${milliseconds(status.rtt.max)}`);
+    : `median; p90 ${milliseconds(status.rtt.p90)}, max ${milliseconds(status.rtt.max)}`);
   text("datagrams-in", status.datagrams.in);
   text("datagrams-out", status.datagrams.out);
   text("rooms-started", status.rooms.started);
