@@ -101,6 +101,7 @@ class StatusTests(TestCase):
         self.assertEqual(match["game"], "tictactoe")
         self.assertEqual(sorted(p["name"] for p in match["players"]), ["ada", "bo"])
         self.assertTrue(match["host"].startswith("127.0.0.1:"))
+        self.assertAlmostEqual(match["running_for"], running["now"] - match["placed_at"])
         self.assertEqual(running["matches"]["running"], 1)
         self.assertEqual(running["free_ports"], 1)
         self.assertEqual(running["sessions"], 2)

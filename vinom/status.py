@@ -194,7 +194,7 @@ def _running(running: RunningMatch, now: float) -> dict[str, Any]:
         "players": _players(match),
         "host": f"{running.address.host}:{running.address.port}",
         "placed_at": running.placed_at,
-        "seconds": max(0.0, now - running.placed_at),
+        "running_for": max(0.0, now - running.placed_at),
     }
 
 

@@ -93,7 +93,7 @@ function render(status) {
 
   fill("running", status.running.map((m) => row(
     [cell(m.match_id, "id"), cell(m.game), cell(names(m.players)), cell(m.host, "id"),
-     cell(duration(m.seconds), "num")],
+     cell(duration(m.running_for), "num")],
     { matchId: m.match_id },
   )), "no match is running");
 
