@@ -93,8 +93,26 @@ class Browser:
             lambda driver: WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
         )
 
-    async def text_of(self, css: str) -> str:
-        return await self.run(lambda driver: driver.find_element("css selector", css).text)
+    async def text_of(self, css: str) -> str | None:
+        """The rendered text of the first element `css` selects now (None: there is none)."""
+        return await self.run(lambda driver: _read_text(driver, css))
+
+    async def wait_for_text(self, css: str, expected: str, timeout: float = 10.0) -> None:
+        """Wait until the first element `css` selects reads `expected`."""
+        await self.wait_until(lambda driver: _read_text(driver, css) == expected, timeout)
+
+
+# Read in one script call: a page that redraws every second may replace an
+# element between a find_element and a .text (a stale element reference).
+_TEXT_SCRIPT = """
+const found = document.querySelector(arguments[0]);
+return found === null ? null : found.innerText;
+"""
+
+
+def _read_text(driver: webdriver.Chrome, css: str) -> str | None:
+    text = driver.execute_script(_TEXT_SCRIPT, css)
+    return None if text is None else str(text)
 
 
 async def open_browser(case: TestCase, *, width: int = 1280, height: int = 900) -> Browser:

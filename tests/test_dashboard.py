@@ -9,7 +9,6 @@ import random
 import re
 from typing import Any
 
-from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
@@ -24,7 +23,7 @@ from vinom.games.registry import GameRegistry
 
 # Bots that wait this long before each move keep a tictactoe match running for
 # a few seconds: long enough to be seen running, short enough for a fast test.
-THINK = 0.25
+THINK = 0.4
 
 
 async def ops_port(server: RunningServer) -> int:
@@ -222,38 +221,43 @@ class DashboardInChromiumTests(TestCase):
         port = await ops_port(server)
         await browser.get(f"http://127.0.0.1:{port}/dashboard")
         waiting = '#queues tr[data-game="tictactoe"] td.waiting'
-        await browser.wait_until(lambda d: d.find_element(By.CSS_SELECTOR, waiting).text == "0")
+        await browser.wait_for_text(waiting, "0")
         self.assertEqual(await browser.text_of("#running tbody"), "no match is running")
         self.assertEqual(await browser.text_of("#free-ports"), "2")
-        self.assertFalse(
-            await browser.run(lambda d: d.find_element(By.ID, "draining").is_displayed())
-        )
+        self.assertFalse(await browser.run(lambda d: d.execute_script(
+            "return document.getElementById('draining').checkVisibility();"
+        )))
 
         ada = start_bot(server, "ada", 1)
-        await browser.wait_until(lambda d: d.find_element(By.CSS_SELECTOR, waiting).text == "1")
+        await browser.wait_for_text(waiting, "1")
         bo = start_bot(server, "bo", 2)
-        row = await browser.wait_until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#running tr[data-match-id]")
-        )
-        match_id = await browser.run(lambda d: row[0].get_attribute("data-match-id"))
-        self.assertIn("ada", await browser.run(lambda d: row[0].text))
-        self.assertIn("bo", await browser.run(lambda d: row[0].text))
+        match_id = await browser.wait_until(lambda d: d.execute_script(
+            "const row = document.querySelector('#running tr[data-match-id]');"
+            "return row && row.dataset.matchId;"
+        ))
+        running = await browser.text_of(f'#running tr[data-match-id="{match_id}"]')
+        assert running is not None
+        self.assertIn("ada", running)
+        self.assertIn("bo", running)
+        self.assertIn("tictactoe", running)
         self.assertEqual(await browser.text_of("#running-count"), "1")
         self.assertEqual(await browser.text_of(waiting), "0")
         self.assertEqual(await browser.text_of("#free-ports"), "1")
 
         self.assertEqual([(await ada).outcome, (await bo).outcome], ["finished", "finished"])
         ended = f'#recent tr[data-match-id="{match_id}"]'
-        await browser.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, ended))
-        self.assertIn("finished", await browser.text_of(ended))
-        await browser.wait_until(
-            lambda d: d.find_element(By.ID, "running-count").text == "0"
-        )
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.querySelector(arguments[0]) !== null;", ended
+        ))
+        self.assertIn("finished", await browser.text_of(ended) or "")
+        await browser.wait_for_text("#running-count", "0")
 
         server.root.before_stop()  # SIGTERM's drain: the banner says so
-        await browser.wait_until(lambda d: d.find_element(By.ID, "draining").is_displayed())
-        self.assertIn("Draining", await browser.text_of("#draining"))
-        live = await browser.run(
-            lambda d: d.find_element(By.ID, "connection").get_attribute("data-state")
-        )
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.getElementById('draining').checkVisibility();"
+        ))
+        self.assertIn("Draining", await browser.text_of("#draining") or "")
+        live = await browser.run(lambda d: d.execute_script(
+            "return document.getElementById('connection').dataset.state;"
+        ))
         self.assertEqual(live, "live")
