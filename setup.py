@@ -77,8 +77,12 @@ setup(
     python_requires=">=3.11",
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
-    # The Redis matchmaker reads its Lua script from the package.
-    package_data={"vinom": ["py.typed"], "vinom.matchmaking": ["*.lua"]},
+    # The Redis matchmaker reads its Lua script from the package; the operations
+    # dashboard (vinom/ops.py) serves its files as they are: no build step.
+    package_data={
+        "vinom": ["py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js"],
+        "vinom.matchmaking": ["*.lua"],
+    },
     cmdclass={"build_ext": BuildExt},
     distclass=Platform,
     install_requires=[

@@ -1,4 +1,4 @@
-"""The operations endpoint: `/health`, `/ready` and `/metrics` over twisted.web.
+"""The operations endpoint: `/health`, `/ready`, `/metrics`, `/status` and `/dashboard`.
 
 `--ops-port` (a strports description, loopback by default) serves:
 
@@ -10,16 +10,25 @@
   readiness probe);
 - `/metrics`: the Prometheus text format, from prometheus_client. The figures
   are read from the lobby, the matchmaker and the game hosts when scraped
-  (`ServerCollector`), so nothing on the hot path counts for it. Worker
+  (`ServerCollector` over `StatusReader`), so nothing on the hot path counts for it. Worker
   processes' figures arrive with their heartbeats and are summed here; the
   lobby process's own CPU and memory come from prometheus_client's process
-  collector.
+  collector;
+- `/status`: the same figures as one JSON document (vinom.status), with the
+  running and recently ended matches, for the dashboard;
+- `/dashboard/`: the live operations dashboard, a static page (HTML, CSS and a
+  JavaScript module shipped in vinom/dashboard/) that polls `/status` every
+  second.
+
+All of it is served by twisted.web; `StatusReader` (vinom.status) is the one
+place the figures are read from the services, for `/metrics` and `/status` alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -33,105 +42,91 @@ from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from vinom.drain import Drain
-from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting
-from vinom.lobby.server import LobbyFactory
-from vinom.lobby.websocket import WebSocketLobbyFactory
-from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.web_game import GameSocketFactory
+from vinom.status import ServerFigures, StatusReader, status_document
 
-# Upper bounds (seconds) of the session round-trip time histogram's buckets.
-RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The dashboard's page, script and style, shipped in the package (setup.py package_data).
+DASHBOARD_FILES = Path(__file__).with_name("dashboard")
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
 
 
 class ServerCollector(Collector):
-    """The server's figures, read when Prometheus scrapes (module docstring)."""
+    """The server's figures in the Prometheus format, read when scraped (module docstring)."""
 
-    def __init__(
-        self,
-        lobby: LobbyFactory,
-        matchmaker: FifoMatchmaker,
-        hosting: IMatchHosting,
-        hosts: IHostingStatistics,
-        drain: Drain,
-        websocket: WebSocketLobbyFactory | None = None,
-        game_sockets: GameSocketFactory | None = None,
-    ) -> None:
-        self.lobby = lobby
-        self.game_sockets = game_sockets
-        self.websocket = websocket
-        self.matchmaker = matchmaker
-        self.hosting = hosting
-        self.hosts = hosts
-        self.drain = drain
+    def __init__(self, status: StatusReader) -> None:
+        self.status = status
 
     def collect(self) -> Iterator[Metric]:
+        figures = self.status.read()
         yield GaugeMetricFamily(
-            "vinom_lobby_connections", "Open lobby connections.", value=self.lobby.connection_count
+            "vinom_lobby_connections", "Open lobby connections.",
+            value=figures.lobby_connections,
         )
-        if self.websocket is not None:
+        if figures.websocket_origins_refused is not None:
             yield CounterMetricFamily(
                 "vinom_websocket_origins_refused",
                 "WebSocket lobby handshakes refused (403) for their Origin.",
-                value=self.websocket.origins_refused,
+                value=figures.websocket_origins_refused,
             )
-        if self.game_sockets is not None:
+        if figures.game_sockets_opened is not None:
             yield CounterMetricFamily(
                 "vinom_game_sockets_opened",
                 "WebSocket game sessions (/game) opened on a game host.",
-                value=self.game_sockets.streams_opened,
+                value=figures.game_sockets_opened,
             )
             refused = CounterMetricFamily(
                 "vinom_game_sockets_refused",
                 "WebSocket game sockets (/game) refused or closed by a limit, by reason.",
                 labels=["reason"],
             )
-            for reason, count in sorted(self.game_sockets.refusals.items()):
+            for reason, count in sorted(figures.game_sockets_refused.items()):
                 refused.add_metric([reason], count)
             yield refused
         queues = GaugeMetricFamily(
             "vinom_queue_depth", "Tickets waiting in each game's queue.", labels=["game"]
         )
-        for game in sorted(self.lobby.games):
-            queues.add_metric([game], self.matchmaker.queue_length(game))
+        for game, waiting in figures.queues.items():
+            queues.add_metric([game], waiting)
         yield queues
-        placer = self.lobby.placer
         yield CounterMetricFamily(
-            "vinom_matches_formed", "Matches the matchmaker formed.", value=placer.matches_formed
+            "vinom_matches_formed", "Matches the matchmaker formed.",
+            value=figures.matches_formed,
         )
         ended = CounterMetricFamily(
             "vinom_matches_ended", "Matches ended, by phase and reason.", labels=["phase", "reason"]
         )
-        for (phase, reason), count in sorted(placer.matches_ended.items()):
+        for (phase, reason), count in sorted(figures.matches_ended.items()):
             ended.add_metric([phase, reason], count)
         yield ended
         yield GaugeMetricFamily(
             "vinom_running_matches", "Matches with a game host now.",
-            value=self.hosting.running_games,
+            value=figures.running_count,
         )
         yield GaugeMetricFamily(
             "vinom_waiting_matches", "Formed matches waiting for a free game port.",
-            value=self.lobby.waiting_matches,
+            value=figures.waiting_matches,
         )
         yield GaugeMetricFamily(
-            "vinom_free_ports", "Game ports free now.", value=self.hosting.free_ports
+            "vinom_free_ports", "Game ports free now.", value=figures.free_ports
         )
         yield GaugeMetricFamily(
-            "vinom_sessions", "UDP sessions on the game hosts now.",
-            value=self.hosts.session_count(),
+            "vinom_sessions", "UDP sessions on the game hosts now.", value=figures.sessions
         )
         yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
-            value=1 if self.drain.draining else 0,
+            value=1 if figures.draining else 0,
         )
-        totals = self.hosts.totals()
+        totals = figures.totals
         datagrams = CounterMetricFamily(
             "vinom_datagrams", "UDP datagrams the game hosts received and sent.",
             labels=["direction"],
         )
-        datagrams.add_metric(["in"], totals["datagrams_received"])
-        datagrams.add_metric(["out"], totals["datagrams_sent"])
+        datagrams.add_metric(["in"], totals.get("datagrams_received", 0))
+        datagrams.add_metric(["out"], totals.get("datagrams_sent", 0))
         yield datagrams
         dropped = CounterMetricFamily(
             "vinom_datagrams_dropped", "Datagrams the game hosts dropped, by reason.",
@@ -150,20 +145,17 @@ class ServerCollector(Collector):
         yield messages
         yield CounterMetricFamily(
             "vinom_handshakes_completed", "UDP handshakes the game hosts completed (welcomes).",
-            value=totals["welcomes_sent"],
+            value=totals.get("welcomes_sent", 0),
         )
-        rtt = Histogram(RTT_BUCKETS)
-        for seconds in self.hosts.round_trip_times():
-            rtt.observe(seconds)
+        rtt = figures.rtt
         yield GaugeHistogramMetricFamily(
             "vinom_session_rtt_seconds",
             "Smoothed round-trip time of the UDP sessions now.",
             buckets=rtt.cumulative(), gsum_value=rtt.total,
         )
-        yield from self._workers()
+        yield from self._workers(figures)
 
-    def _workers(self) -> Iterator[Metric]:
-        workers = self.hosts.workers()
+    def _workers(self, figures: ServerFigures) -> Iterator[Metric]:
         live = GaugeMetricFamily(
             "vinom_worker_up", "1 while a game-host worker process answers, else 0.",
             labels=["worker"],
@@ -185,7 +177,7 @@ class ServerCollector(Collector):
             "Game-host worker processes replaced after they exited, were killed or hung.",
             labels=["worker"],
         )
-        for worker in workers:
+        for worker in figures.workers:
             label = [str(worker.index)]
             live.add_metric(label, 1 if worker.live else 0)
             hosted.add_metric(label, worker.hosts)
@@ -193,7 +185,7 @@ class ServerCollector(Collector):
             cpu.add_metric(label, worker.cpu_seconds)
             restarts.add_metric(label, worker.restarts)
         yield from (live, hosted, sessions, cpu, restarts)
-        spawn = self.hosts.spawn_latency()
+        spawn = figures.spawn_latency
         if spawn is not None:
             yield HistogramMetricFamily(
                 "vinom_host_spawn_seconds",
@@ -202,18 +194,11 @@ class ServerCollector(Collector):
                 buckets=spawn.cumulative(), sum_value=spawn.total,
             )
 
-    def serving(self) -> str | None:
-        """Why the process cannot host matches now (no game-host worker answers), or None."""
-        workers = self.hosts.workers()
-        if workers and not any(w.live for w in workers):
-            return "no game-host worker answers"
-        return None
-
 
 class _Text(Resource):
     isLeaf = True
 
-    def __init__(self, answer: Any) -> None:
+    def __init__(self, answer: Callable[[], tuple[int, bytes, str]]) -> None:
         super().__init__()
         self._answer = answer
 
@@ -225,25 +210,61 @@ class _Text(Resource):
         return body
 
 
+class _Dashboard(Resource):
+    """`/dashboard`: the page and its files, read once from the package (vinom/dashboard/)."""
+
+    isLeaf = True
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self._files = {
+            path.name: (path.read_bytes(), ASSET_TYPES[path.suffix])
+            for path in sorted(directory.iterdir())
+            if path.suffix in ASSET_TYPES
+        }
+
+    def render_GET(self, request: Request) -> bytes:
+        if not request.postpath:
+            # Without the slash the page's relative links would miss /dashboard/.
+            request.redirect(request.path + b"/")
+            return b""
+        name = b"/".join(request.postpath).decode("utf-8", "replace") or "index.html"
+        found = self._files.get(name)
+        if found is None:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain")
+            return b"not found\n"
+        body, content_type = found
+        request.setHeader(b"content-type", content_type.encode())
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        # Nothing from elsewhere: the page, its script and its style are all here.
+        request.setHeader(
+            b"content-security-policy",
+            b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        return body
+
+
 def ops_site(
-    collector: ServerCollector, *, process_metrics: bool = True
+    status: StatusReader, *, process_metrics: bool = True
 ) -> tuple[Site, CollectorRegistry]:
     """The twisted.web site of the operations endpoint, and its metrics registry."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    registry.register(ServerCollector(status))
     if process_metrics:
         ProcessCollector(registry=registry)
 
     def health() -> tuple[int, bytes, str]:
-        trouble = collector.serving()
+        trouble = status.trouble()
         if trouble is not None:
             return 503, f"{trouble}\n".encode(), "text/plain"
         return 200, b"ok\n", "text/plain"
 
     def ready() -> tuple[int, bytes, str]:
-        if collector.drain.draining:
+        if status.drain.draining:
             return 503, b"draining\n", "text/plain"
-        trouble = collector.serving()
+        trouble = status.trouble()
         if trouble is not None:
             return 503, f"{trouble}\n".encode(), "text/plain"
         return 200, b"ready\n", "text/plain"
@@ -251,10 +272,16 @@ def ops_site(
     def metrics() -> tuple[int, bytes, str]:
         return 200, generate_latest(registry), CONTENT_TYPE
 
+    def status_json() -> tuple[int, bytes, str]:
+        document = status_document(status.read())
+        return 200, json.dumps(document, separators=(",", ":")).encode(), "application/json"
+
     root = Resource()
     root.putChild(b"health", _Text(health))
     root.putChild(b"ready", _Text(ready))
     root.putChild(b"metrics", _Text(metrics))
+    root.putChild(b"status", _Text(status_json))
+    root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES))
     site = Site(root)
     site.noisy = False
     return site, registry

@@ -35,11 +35,12 @@ from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
 from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.ops import ServerCollector, ops_site
+from vinom.ops import ops_site
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig
+from vinom.status import StatusReader
 from vinom.store.memory import MemoryPlayerStore
 from vinom.web import web_site
 from vinom.web_game import GameSocketConfig, GameSocketFactory
@@ -663,8 +664,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
     if options["ops-port"] is not None:
         site, _registry = ops_site(
-            ServerCollector(
-                lobby, matchmaker, hosting, host_factory, drain, websocket_lobby, game_sockets
+            StatusReader(
+                lobby, matchmaker, hosting, host_factory, drain, reactor, websocket_lobby,
+                game_sockets,
             )
         )
         ops = strports.service(options["ops-port"], site, reactor=reactor)

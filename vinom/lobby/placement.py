@@ -12,10 +12,12 @@ players are forgotten.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, TypeVar
 
+from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -35,6 +37,32 @@ from vinom.store.interfaces import IPlayerStore, MatchPlacement
 
 Frame = dict[str, Any]
 _T = TypeVar("_T")
+
+# How many ended matches `MatchPlacer.recent_matches` remembers.
+RECENT_MATCHES = 50
+
+
+@frozen
+class RunningMatch:
+    """A match placed on a game host and not ended: where, and since when."""
+
+    match: Match
+    address: HostAddress
+    placed_at: float
+
+
+@frozen
+class EndedMatch:
+    """A match that ended: `phase` `finished` or `aborted`, with the reason and the
+    winners' player ids (empty when aborted or drawn). `placed_at` is None for a
+    match that ended before it was placed (its game host failed to start)."""
+
+    match: Match
+    phase: str
+    reason: str
+    winners: tuple[str, ...]
+    placed_at: float | None
+    ended_at: float
 
 
 class MatchPlacer:
@@ -71,11 +99,23 @@ class MatchPlacer:
         # For the operations endpoint: matches formed, and ended by how.
         self.matches_formed = 0
         self.matches_ended: Counter[tuple[str, str]] = Counter()
+        self._running: dict[str, RunningMatch] = {}
+        self._recent: deque[EndedMatch] = deque(maxlen=RECENT_MATCHES)
 
     @property
     def waiting_matches(self) -> int:
         """Matches formed and waiting for a free game port."""
         return len(self._waiting)
+
+    @property
+    def running_matches(self) -> list[RunningMatch]:
+        """The matches placed on a game host and not ended, oldest first."""
+        return list(self._running.values())
+
+    @property
+    def recent_matches(self) -> list[EndedMatch]:
+        """The last `RECENT_MATCHES` matches that ended, newest first."""
+        return list(reversed(self._recent))
 
     def pending_match(self, player_id: str) -> Match | None:
         """The player's match, if it is formed but not yet placed."""
@@ -155,6 +195,7 @@ class MatchPlacer:
     def _place(self, address: HostAddress, match: Match) -> Deferred[None]:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
+        self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
         return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
 
     def _deliver(self, placement: MatchPlacement) -> None:
@@ -217,6 +258,17 @@ class MatchPlacer:
             self.matches_ended["aborted", "host_failed"] += 1
         else:
             self.matches_ended[outcome.phase, outcome.reason or ""] += 1
+        running = self._running.pop(match.match_id, None)
+        self._recent.append(
+            EndedMatch(
+                match,
+                phase="aborted" if outcome is None else outcome.phase,
+                reason="host_failed" if outcome is None else outcome.reason or "",
+                winners=() if outcome is None else _winners(outcome.result),
+                placed_at=None if running is None else running.placed_at,
+                ended_at=self._clock.seconds(),
+            )
+        )
         d = self._store.remove_placement(match.match_id)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
         # Aborted because others never came: those who did keep a place at the head
@@ -242,6 +294,14 @@ class MatchPlacer:
             self._admission.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 self._players.forget(player_id)
+
+
+def _winners(result: Mapping[str, Any] | None) -> tuple[str, ...]:
+    # Games report their winners' player ids under "winners" (vinom.games.common).
+    winners = (result or {}).get("winners", ())
+    if not isinstance(winners, list | tuple):
+        return ()
+    return tuple(str(w) for w in winners)
 
 
 def _waiting_frame(match: Match, position: int) -> Frame:

@@ -36,6 +36,7 @@ from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
 from vinom.lobby.requests import RequestHandlers
@@ -293,6 +294,16 @@ class LobbyFactory(ServerFactory, Service):
     def waiting_matches(self) -> int:
         """Matches formed and waiting for a free game port."""
         return self.placer.waiting_matches
+
+    @property
+    def open_rooms(self) -> list[OpenRoom]:
+        """The open rooms (public and private) waiting for their seats to fill, oldest first."""
+        return self.requests.rooms.rooms.rooms()
+
+    @property
+    def rooms_started(self) -> int:
+        """Matches that began as open rooms (their seats filled)."""
+        return self.requests.rooms.rooms_started
 
     @property
     def matches_withdrawn(self) -> int:

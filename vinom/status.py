@@ -1,0 +1,247 @@
+"""The server's figures, read in one place for the operations endpoint.
+
+`StatusReader.read()` takes one `ServerFigures` snapshot from the lobby, the
+matchmaker, the hosting service, the game hosts (or their worker processes)
+and the drain, when asked: nothing on the hot path counts for it. Both
+`/metrics` (vinom.ops.ServerCollector, the Prometheus format) and `/status`
+(`status_document`, the JSON the dashboard polls) are views of one snapshot,
+so the two never disagree about what a figure means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+from twisted.internet.interfaces import IReactorTime
+
+from vinom.drain import Drain
+from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting, WorkerStatus
+from vinom.lobby.open_rooms import OpenRoom
+from vinom.lobby.placement import EndedMatch, RunningMatch
+from vinom.lobby.server import LobbyFactory
+from vinom.lobby.websocket import WebSocketLobbyFactory
+from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.interfaces import Match
+from vinom.web_game import GameSocketFactory
+
+# Upper bounds (seconds) of the session round-trip time histogram's buckets.
+RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@frozen
+class ServerFigures:
+    """Everything the operations endpoint shows, as of `now` (the server clock, seconds)."""
+
+    now: float
+    draining: bool
+    # Why the process cannot host matches now (no game-host worker answers), or None.
+    trouble: str | None
+    lobby_connections: int
+    # WebSocket handshakes refused for their Origin; None without a web server.
+    websocket_origins_refused: int | None
+    # Game sessions over WebSocket (/game) opened, and refused by reason; None
+    # without a web server.
+    game_sockets_opened: int | None
+    game_sockets_refused: Mapping[str, int]
+    queues: Mapping[str, int]
+    match_sizes: Mapping[str, int]
+    matches_formed: int
+    matches_ended: Mapping[tuple[str, str], int]
+    running_count: int
+    waiting_matches: int
+    free_ports: int
+    sessions: int
+    # The game hosts' counters (IHostingStatistics.totals).
+    totals: Mapping[str, int]
+    round_trip_times: tuple[float, ...]
+    workers: tuple[WorkerStatus, ...]
+    spawn_latency: Histogram | None
+    running: tuple[RunningMatch, ...]
+    recent: tuple[EndedMatch, ...]
+    open_rooms: tuple[OpenRoom, ...]
+    rooms_started: int
+
+    @property
+    def rtt(self) -> Histogram:
+        """The sessions' round-trip times now, bucketed by `RTT_BUCKETS`."""
+        histogram = Histogram(RTT_BUCKETS)
+        for seconds in self.round_trip_times:
+            histogram.observe(seconds)
+        return histogram
+
+
+@frozen
+class StatusReader:
+    """Reads a `ServerFigures` from the running services (module docstring)."""
+
+    lobby: LobbyFactory
+    matchmaker: FifoMatchmaker
+    hosting: IMatchHosting
+    hosts: IHostingStatistics
+    drain: Drain
+    clock: IReactorTime
+    websocket: WebSocketLobbyFactory | None = None
+    game_sockets: GameSocketFactory | None = None
+
+    def trouble(self) -> str | None:
+        """Why the process cannot host matches now (no game-host worker answers), or None."""
+        workers = self.hosts.workers()
+        if workers and not any(w.live for w in workers):
+            return "no game-host worker answers"
+        return None
+
+    def read(self) -> ServerFigures:
+        placer = self.lobby.placer
+        games = self.lobby.games
+        return ServerFigures(
+            now=self.clock.seconds(),
+            draining=self.drain.draining,
+            trouble=self.trouble(),
+            lobby_connections=self.lobby.connection_count,
+            websocket_origins_refused=(
+                None if self.websocket is None else self.websocket.origins_refused
+            ),
+            game_sockets_opened=(
+                None if self.game_sockets is None else self.game_sockets.streams_opened
+            ),
+            game_sockets_refused=(
+                {} if self.game_sockets is None else dict(self.game_sockets.refusals)
+            ),
+            queues={game: self.matchmaker.queue_length(game) for game in sorted(games)},
+            match_sizes=dict(sorted(games.items())),
+            matches_formed=placer.matches_formed,
+            matches_ended=dict(placer.matches_ended),
+            running_count=self.hosting.running_games,
+            waiting_matches=self.lobby.waiting_matches,
+            free_ports=self.hosting.free_ports,
+            sessions=self.hosts.session_count(),
+            totals=dict(self.hosts.totals()),
+            round_trip_times=tuple(self.hosts.round_trip_times()),
+            workers=tuple(self.hosts.workers()),
+            spawn_latency=self.hosts.spawn_latency(),
+            running=tuple(placer.running_matches),
+            recent=tuple(placer.recent_matches),
+            open_rooms=tuple(self.lobby.open_rooms),
+            rooms_started=self.lobby.rooms_started,
+        )
+
+
+def status_document(figures: ServerFigures) -> dict[str, Any]:
+    """The `/status` JSON document of one snapshot (docs/operations.md, "Dashboard")."""
+    totals = figures.totals
+    rtt = figures.rtt
+    return {
+        "now": figures.now,
+        "draining": figures.draining,
+        "trouble": figures.trouble,
+        "lobby": {
+            "connections": figures.lobby_connections,
+            "websocket_origins_refused": figures.websocket_origins_refused,
+            "game_sockets_opened": figures.game_sockets_opened,
+            "game_sockets_refused": dict(figures.game_sockets_refused),
+        },
+        "queues": [
+            {"game": game, "waiting": waiting, "match_size": figures.match_sizes[game]}
+            for game, waiting in figures.queues.items()
+        ],
+        "matches": {
+            "formed": figures.matches_formed,
+            "running": figures.running_count,
+            "waiting_for_port": figures.waiting_matches,
+            "ended": [
+                {"phase": phase, "reason": reason, "count": count}
+                for (phase, reason), count in sorted(figures.matches_ended.items())
+            ],
+        },
+        "running": [_running(r, figures.now) for r in figures.running],
+        "recent": [_ended(e) for e in figures.recent],
+        "free_ports": figures.free_ports,
+        "sessions": figures.sessions,
+        "datagrams": {
+            "in": totals.get("datagrams_received", 0),
+            "out": totals.get("datagrams_sent", 0),
+        },
+        "handshakes_completed": totals.get("welcomes_sent", 0),
+        "drops": {
+            key[len("drop:"):]: count for key, count in sorted(totals.items())
+            if key.startswith("drop:")
+        },
+        "message_drops": {
+            key[len("message_drop:"):]: count for key, count in sorted(totals.items())
+            if key.startswith("message_drop:")
+        },
+        "rtt": {
+            "sessions": rtt.count,
+            "median": _percentile(figures.round_trip_times, 0.5),
+            "p90": _percentile(figures.round_trip_times, 0.9),
+            "max": max(figures.round_trip_times, default=None),
+            "buckets": [{"le": le, "count": n} for le, n in rtt.cumulative()],
+        },
+        "workers": [
+            {
+                "index": w.index,
+                "pid": w.pid,
+                "live": w.live,
+                "running_matches": w.hosts,
+                "sessions": w.sessions,
+                "cpu_seconds": w.cpu_seconds,
+                "restarts": w.restarts,
+            }
+            for w in figures.workers
+        ],
+        "rooms": {"open": _open_rooms(figures), "started": figures.rooms_started},
+    }
+
+
+def _players(match: Match) -> list[dict[str, Any]]:
+    return [{"id": t.player_id, "name": t.name, "bot": t.bot} for t in match.players]
+
+
+def _running(running: RunningMatch, now: float) -> dict[str, Any]:
+    match = running.match
+    return {
+        "match_id": match.match_id,
+        "game": match.game,
+        "players": _players(match),
+        "host": f"{running.address.host}:{running.address.port}",
+        "placed_at": running.placed_at,
+        "running_for": max(0.0, now - running.placed_at),
+    }
+
+
+def _ended(ended: EndedMatch) -> dict[str, Any]:
+    match = ended.match
+    names = {t.player_id: t.name for t in match.players}
+    return {
+        "match_id": match.match_id,
+        "game": match.game,
+        "players": _players(match),
+        "phase": ended.phase,
+        "reason": ended.reason,
+        "winners": [{"id": w, "name": names.get(w, w)} for w in ended.winners],
+        "placed_at": ended.placed_at,
+        "ended_at": ended.ended_at,
+    }
+
+
+def _open_rooms(figures: ServerFigures) -> list[dict[str, Any]]:
+    by_game: dict[str, dict[str, Any]] = {}
+    for room in figures.open_rooms:
+        entry = by_game.setdefault(
+            room.game, {"game": room.game, "public": 0, "private": 0, "seated": 0}
+        )
+        entry["private" if room.private else "public"] += 1
+        entry["seated"] += len(room.seats)
+    return [by_game[game] for game in sorted(by_game)]
+
+
+def _percentile(values: tuple[float, ...], fraction: float) -> float | None:
+    # Nearest rank: one of the sessions' own figures, never an interpolation.
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
+    return ordered[rank]
