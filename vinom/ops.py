@@ -114,7 +114,8 @@ class ServerCollector(Collector):
             "vinom_free_ports", "Game ports free now.", value=figures.free_ports
         )
         yield GaugeMetricFamily(
-            "vinom_sessions", "UDP sessions on the game hosts now.", value=figures.sessions
+            "vinom_sessions", "Game sessions (UDP and WebSocket) on the game hosts now.",
+            value=figures.sessions,
         )
         yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
