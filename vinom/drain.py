@@ -11,6 +11,12 @@ matches, and formed matches waiting for a port, play to their end for up to
 the matches still running are aborted with reason `shutdown`, their players
 told.
 
+In a game-host process (`--role host`) there is no lobby: the drain takes
+the host out of the host registry at once (`HostAgent.drain`), so lobbies
+place nothing more on it, and waits for its matches. A lobby whose matches
+run on game hosts elsewhere (`--role lobby`) waits for none: its players
+reconnect through another lobby.
+
 A second SIGTERM (or a SIGINT) during the drain ends the wait at once.
 `install_signal_handlers` (for `twistd`, once the reactor runs) puts the
 drain's own SIGTERM and SIGINT handlers in place of the reactor's, so that a
