@@ -461,3 +461,87 @@ class MakeServiceTests(TestCase):
         application = Application("vinom")
         LogFormatService("text").setServiceParent(application)
         self.assertIsNone(application.getComponent(ILogObserver, None))
+
+
+class RoleOptionsTests(TestCase):
+    """--role and --redis: checked in postOptions, before anything connects."""
+
+    def key_file(self) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(os.urandom(32))
+        return path
+
+    def test_default_is_all_without_redis(self) -> None:
+        options = parse()
+        self.assertEqual(options["role"], "all")
+        self.assertIsNone(options["redis-settings"])
+
+    def test_unknown_role(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse, "--role", "proxy")
+        self.assertIn("--role must be one of all, lobby, host", str(e))
+
+    def test_lobby_and_host_need_redis(self) -> None:
+        for role in ("lobby", "host"):
+            e = self.assertRaises(usage.UsageError, parse, "--role", role)
+            self.assertIn(f"--role {role} needs --redis", str(e))
+
+    def test_redis_needs_a_shared_token_key(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse, "--redis", "redis://127.0.0.1:6379/0")
+        self.assertIn("--redis needs --token-key-file", str(e))
+
+    def test_bad_redis_url(self) -> None:
+        key = self.key_file()
+        for url, words in (
+            ("http://127.0.0.1", "starts with redis://"),
+            ("redis://127.0.0.1:6379/x", "database must be a number"),
+            ("redis://user:pw@127.0.0.1", "names a user"),
+        ):
+            e = self.assertRaises(
+                usage.UsageError, parse, "--redis", url, "--token-key-file", key
+            )
+            self.assertIn("--redis:", str(e))
+            self.assertIn(words, str(e))
+
+    def test_redis_settings(self) -> None:
+        options = parse("--role", "host", "--redis", "redis://:s3cret@10.0.0.5:6380/2",
+                        "--token-key-file", self.key_file())  # fmt: skip
+        settings = options["redis-settings"]
+        self.assertEqual((settings.host, settings.port, settings.db), ("10.0.0.5", 6380, 2))
+        self.assertEqual(settings.password, "s3cret")
+
+
+class RoleServiceTests(TestCase):
+    """The service tree of each role (on a MemoryReactor: nothing listens; the Redis pool
+    is lazy and closed again)."""
+
+    def make(self, *argv: str) -> MultiService:
+        key = self.mktemp()
+        with open(key, "wb") as f:
+            f.write(os.urandom(32))
+        options = parse("--data-dir", self.mktemp(), "--host-workers", "0",
+                        "--redis", "redis://127.0.0.1:1/0", "--token-key-file", key, *argv)
+        root = makeService(options, MemoryReactor())
+        assert isinstance(root, MultiService)
+        self.addCleanup(root.getServiceNamed("redis").redis.disconnect)
+        return root
+
+    def test_lobby_role_has_no_game_hosting(self) -> None:
+        root = self.make("--role", "lobby")
+        self.assertEqual(
+            [s.name for s in root],
+            ["redis", "matchmaker", "placement", "placement-channel", "lobby",
+             "lobby-listener", "web"],
+        )  # fmt: skip
+
+    def test_host_role_has_no_lobby(self) -> None:
+        root = self.make("--role", "host")
+        self.assertEqual([s.name for s in root], ["redis", "hosting", "host-agent"])
+
+    def test_all_with_redis_runs_both(self) -> None:
+        root = self.make()
+        self.assertEqual(
+            [s.name for s in root],
+            ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
+             "lobby", "lobby-listener", "web"],
+        )  # fmt: skip

@@ -11,6 +11,12 @@ matches, and formed matches waiting for a port, play to their end for up to
 the matches still running are aborted with reason `shutdown`, their players
 told.
 
+In a game-host process (`--role host`) there is no lobby: the drain takes
+the host out of the host registry at once (`HostAgent.drain`), so lobbies
+place nothing more on it, and waits for its matches. A lobby whose matches
+run on game hosts elsewhere (`--role lobby`) waits for none: its players
+reconnect through another lobby.
+
 A second SIGTERM (or a SIGINT) during the drain ends the wait at once.
 `install_signal_handlers` (for `twistd`, once the reactor runs) puts the
 drain's own SIGTERM and SIGINT handlers in place of the reactor's, so that a
@@ -21,7 +27,7 @@ would otherwise end itself with the signal it received).
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
@@ -31,16 +37,33 @@ from vinom.hosting.interfaces import IMatchHosting
 from vinom.lobby.server import LobbyFactory
 
 
+class Drainable(Protocol):
+    """What else a drain tells to take no new work (a game host's `HostAgent`)."""
+
+    def drain(self) -> None: ...
+
+
 class Drain:
     """Drains the lobby and the game hosts (module docstring)."""
 
     log = Logger()
 
     def __init__(
-        self, lobby: LobbyFactory, hosting: IMatchHosting, reactor: Any, timeout: float
+        self,
+        lobby: LobbyFactory | None,
+        hosting: IMatchHosting | None,
+        reactor: Any,
+        timeout: float,
+        *,
+        host: Drainable | None = None,
     ) -> None:
+        """`lobby`: None in a game-host process; `hosting`: the matches to wait for (None
+        in a lobby whose matches run on game hosts elsewhere); `host`: a game-host
+        process's agent, which leaves the host registry as the drain begins."""
         self.lobby = lobby
         self.hosting = hosting
+        self.host = host
+        self._draining = False
         self.timeout = timeout
         self._reactor = reactor
         self._waiting: Deferred[None] | None = None
@@ -49,7 +72,7 @@ class Drain:
     @property
     def draining(self) -> bool:
         """Whether the drain has begun (the lobby takes no new players)."""
-        return self.lobby.draining
+        return self._draining or (self.lobby is not None and self.lobby.draining)
 
     def skip_wait(self) -> None:
         """End the drain's wait now: matches still running are aborted (`shutdown`)."""
@@ -59,7 +82,13 @@ class Drain:
 
     def run(self) -> Deferred[None]:
         """Drain; fires when every match has ended, the timeout passed, or the wait was cut."""
-        self.lobby.drain()
+        self._draining = True
+        if self.lobby is not None:
+            self.lobby.drain()
+        if self.host is not None:
+            self.host.drain()
+        if self.hosting is None:
+            return succeed(None)
         matches = self.hosting.matches
         if not matches:
             return succeed(None)
@@ -82,7 +111,7 @@ class Drain:
         self._deadline = None
         self.log.info(
             "drain: {matches} match(es) still running after {timeout:g} s are aborted",
-            matches=self.hosting.matches,
+            matches=0 if self.hosting is None else self.hosting.matches,
             timeout=self.timeout,
         )
         self._finish()

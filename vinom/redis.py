@@ -15,12 +15,15 @@ vinom adds run on the clock the caller passes in.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from attrs import define, field, frozen, validators
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 DEFAULT_PORT = 6379
@@ -156,3 +159,102 @@ class RedisClient:
         """Close the pool's connections and stop reconnecting."""
         d: Deferred[None] = self.handler.disconnect()
         return d
+
+
+def client_endpoint(settings: RedisSettings, reactor: Any) -> Any:
+    """A TCP client endpoint to the Redis of `settings` (for a pub/sub connection)."""
+    from twisted.internet.endpoints import HostnameEndpoint
+
+    return HostnameEndpoint(reactor, settings.host, settings.port, timeout=settings.timeout)
+
+
+class RedisSubscription:
+    """One pub/sub connection that hears `channel` and hands each message to `on_message`.
+
+    A subscribed connection can do nothing else, so it is not one of the
+    pool's. It reconnects by itself (0.1 s, backing off to 2 s) and subscribes
+    again each time; messages published while it was cut off are lost, so a
+    user must not depend on hearing every one (each vinom user has a key to
+    read or a timeout to fall back on). `start()` and `stop()` bound it.
+    """
+
+    def __init__(
+        self,
+        endpoint: Any,
+        channel: str,
+        on_message: Callable[[str], object],
+        clock: IReactorTime,
+        password: str | None = None,
+    ) -> None:
+        from twisted.application.internet import ClientService, backoffPolicy
+
+        self.channel = channel
+        self._on_message = on_message
+        self.password = password
+        self._service = ClientService(
+            endpoint,
+            _SubscriberFactory(self),
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=2.0),
+            clock=clock,
+            prepareConnection=self._subscribe,
+        )
+
+    def _subscribe(self, protocol: Any) -> Deferred[Any]:
+        async def subscribe() -> None:
+            await protocol.whenConnected()
+            await protocol.subscribe(self.channel)
+
+        return Deferred.fromCoroutine(subscribe())
+
+    def heard(self, message: object) -> None:
+        text = message.decode() if isinstance(message, bytes) else str(message)
+        self._on_message(text)
+
+    def start(self) -> None:
+        self._service.startService()
+
+    def when_subscribed(self) -> Deferred[Any]:
+        """Fires once the first connection is subscribed."""
+        d: Deferred[Any] = self._service.whenConnected()
+        return d
+
+    def stop(self) -> Deferred[None]:
+        d: Deferred[None] = self._service.stopService()
+        return d
+
+
+@functools.cache
+def _subscriber_protocol() -> type:
+    import txredisapi
+
+    class _Protocol(txredisapi.SubscriberProtocol):
+        subscription: RedisSubscription
+
+        def messageReceived(self, pattern: object, channel: object, message: object) -> None:
+            self.subscription.heard(message)
+
+    return _Protocol
+
+
+class _SubscriberFactory(Factory):
+    """Builds the subscriber; txredisapi's protocol calls the last two on a refused AUTH."""
+
+    isLazy = True
+
+    def __init__(self, subscription: RedisSubscription) -> None:
+        self.subscription = subscription
+
+    def buildProtocol(self, addr: object) -> Any:
+        protocol = _subscriber_protocol()(password=self.subscription.password)
+        protocol.factory = self
+        protocol.subscription = self.subscription
+        return protocol
+
+    def stopTrying(self) -> None:
+        pass
+
+    def connectionError(self, why: str) -> None:
+        from twisted.logger import Logger
+
+        Logger().error("Redis channel {channel}: {why}", channel=self.subscription.channel,
+                       why=why)  # fmt: skip

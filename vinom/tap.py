@@ -24,10 +24,13 @@ from twisted.python import usage
 
 from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
+from vinom.cluster import MatchmakerService, RedisClientService, SubscriptionService
 from vinom.drain import Drain
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
+from vinom.hosting.registry import RedisHostRegistry
+from vinom.hosting.remote import HostAgent, RemoteMatchHosting
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
 from vinom.lobby.config import LobbyConfig
@@ -39,9 +42,11 @@ from vinom.ops import ops_site
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
+from vinom.redis import RedisClient, RedisSubscription, client_endpoint, parse_redis_url
 from vinom.rooms.room import RoomConfig
 from vinom.status import StatusReader
 from vinom.store.memory import MemoryPlayerStore
+from vinom.store.redis import RedisPlayerStore
 from vinom.web import web_site
 from vinom.web_game import GameSocketConfig, GameSocketFactory
 
@@ -52,6 +57,7 @@ DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
 DEFAULT_WEBSOCKET = "7380"
 DEFAULT_UDP_PORTS = "7400-7499"
 TOKEN_KEY_BYTES = 32
+ROLES = ("all", "lobby", "host")
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -155,6 +161,22 @@ class Options(usage.Options):
         self["match-size"].append((game.strip(), _positive_int("match-size", size)))
 
     optParameters = [
+        [
+            "role",
+            None,
+            "all",
+            "What this process does: 'all' (lobby and game hosts in one process), 'lobby' "
+            "(serves players, forms matches, places them on game hosts found in Redis) or "
+            "'host' (runs the matches lobbies place on it). 'lobby' and 'host' need --redis.",
+        ],
+        [
+            "redis",
+            None,
+            None,
+            "Redis URL, redis://[:password@]host[:port][/db], shared by every lobby and game "
+            "host of one deployment (players, queues, live hosts, placements). Without it "
+            "everything stays in this process's memory. Needs --token-key-file.",
+        ],
         [
             "games",
             None,
@@ -356,6 +378,7 @@ class Options(usage.Options):
             self["token-key"] = read_token_key(self["token-key-file"])
         else:
             self["token-key"] = None
+        self._check_role()
         for name in (
             "max-connections-per-ip",
             "frame-burst",
@@ -429,6 +452,30 @@ class Options(usage.Options):
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
         _check_endpoint(self["lobby"])
         self._check_websocket()
+
+    def _check_role(self) -> None:
+        if self["role"] not in ROLES:
+            raise usage.UsageError(
+                f"--role must be one of {', '.join(ROLES)}, not {self['role']!r}"
+            )
+        if self["redis"] is None:
+            self["redis-settings"] = None
+            if self["role"] != "all":
+                raise usage.UsageError(
+                    f"--role {self['role']} needs --redis: lobbies and game hosts in separate "
+                    "processes find each other in Redis"
+                )
+            return
+        try:
+            self["redis-settings"] = parse_redis_url(self["redis"])
+        except ValueError as e:
+            raise usage.UsageError(f"--redis: {e}") from None
+        if self["token-key"] is None:
+            raise usage.UsageError(
+                "--redis needs --token-key-file: the lobbies and game hosts on one Redis must "
+                "share the connect-token key (a file of 32 random bytes the operator makes, "
+                "e.g. `head -c 32 /dev/urandom > vinom-token.key`)"
+            )
 
     def _check_websocket(self) -> None:
         web = self["websocket"].strip()
@@ -556,7 +603,14 @@ def _escape(path: str) -> str:
 
 
 def makeService(options: usage.Options, reactor: Any = None) -> service.MultiService:
-    """The whole server: lobby listener, lobby, game hosting (port allocator, inline hosts).
+    """The whole server, or the part `--role` asks for.
+
+    Role `all` (the default): lobby listener, lobby, game hosting (port
+    allocator, game hosts). Role `lobby`: the lobby alone, placing matches on
+    the game hosts registered in Redis; role `host`: game hosting alone,
+    registered in Redis and taking the matches lobbies place on it. With
+    `--redis` the player store, the matchmaker and the host registry are in
+    Redis (docs/scaling.md).
 
     `reactor` (IReactorTCP, IReactorUDP, IReactorTime) defaults to the global
     reactor; tests pass their own. With the default (twistd), SIGTERM and SIGINT
@@ -570,34 +624,206 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
     root = LogFormatService(options["log-format"])
     root.setName("vinom")
-    certificate, private_key = _certificate(options)
+    role: str = options.get("role", "all")
+    runs_lobby = role in ("all", "lobby")
+    runs_host = role in ("all", "host")
+    certificate, private_key = _certificate(options) if runs_lobby else ("", "")
 
     games: GameRegistry = options["game-registry"]
     # --match-size values were checked against the offered games in postOptions.
     match_sizes = {**games.match_sizes(), **options["match-sizes"]}
     protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
-    issuer = TokenIssuer(
-        IssuerConfig(
-            protocol=protocol_config,
-            token_lifetime=options["token-lifetime"],
-            session_timeout=options["session-timeout"],
-        )
-    )
+
+    redis = None
+    redis_settings = options.get("redis-settings")
+    if redis_settings is not None:
+        redis = RedisClient.open(redis_settings, reactor)
+        # First in, last out: the pool closes after everything that uses it stopped.
+        pool = RedisClientService(redis)
+        pool.setName("redis")
+        pool.setServiceParent(root)
 
     low, _high = options["udp-port-range"]
-    # The ring holds one port per concurrent game: --max-games bounds the games.
-    allocator = PortAllocator(range(low, low + options["max-games"]))
-    host_factory = _host_factory(options, reactor, protocol_config, games)
-    if isinstance(host_factory, service.Service):
-        # Before the hosting service, so that it stops after it: hosts stop first.
-        host_factory.setName("game-host-processes")
-        host_factory.setServiceParent(root)
-    hosting = GameHostingService(allocator, host_factory)
-    hosting.setName("hosting")
-    matchmaker = FifoMatchmaker(match_sizes, reactor)
-    hosting.setServiceParent(root)
+    hosting: GameHostingService | None = None
+    host_factory: Any = None
+    agent: HostAgent | None = None
+    if runs_host:
+        # The ring holds one port per concurrent game: --max-games bounds the games.
+        allocator = PortAllocator(range(low, low + options["max-games"]))
+        host_factory = _host_factory(options, reactor, protocol_config, games)
+        if isinstance(host_factory, service.Service):
+            # Before the hosting service, so that it stops after it: hosts stop first.
+            host_factory.setName("game-host-processes")
+            host_factory.setServiceParent(root)
+        hosting = GameHostingService(allocator, host_factory)
+        hosting.setName("hosting")
+        hosting.setServiceParent(root)
+        if redis is not None:
+            # After the hosting service: it leaves the registry before the games stop.
+            agent = HostAgent(
+                redis=redis,
+                registry=RedisHostRegistry(redis),
+                hosting=hosting,
+                public_host=options["public-host"],
+                ports=(low, low + options["max-games"] - 1),
+                clock=reactor,
+            )
+            agent.setName("host-agent")
+            agent.setServiceParent(root)
 
-    lobby = LobbyFactory(
+    lobby = None
+    matchmaker: Any = None
+    lobby_hosting: Any = hosting
+    websocket_lobby = None
+    game_sockets = None
+    if runs_lobby:
+        if redis is not None:
+            assert redis_settings is not None
+            # Imported here: txredisapi installs the default reactor when imported.
+            from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
+
+            store: Any = RedisPlayerStore(redis)
+            matchmaker = RedisMatchmaker(
+                redis.handler,
+                client_endpoint(redis_settings, reactor),
+                match_sizes,
+                reactor,
+                settings=RedisMatchmakerSettings(prefix=redis_settings.key_prefix + "mm"),
+                password=redis_settings.password,
+            )
+            mm_service = MatchmakerService(matchmaker, reactor)
+            mm_service.setName("matchmaker")
+            mm_service.setServiceParent(root)
+            remote = RemoteMatchHosting(
+                redis=redis,
+                registry=RedisHostRegistry(redis),
+                clock=reactor,
+                lobby_id=matchmaker.lobby_id,
+            )
+            remote.setName("placement")
+            remote.setServiceParent(root)
+            placements = SubscriptionService(
+                RedisSubscription(
+                    client_endpoint(redis_settings, reactor),
+                    remote.channel,
+                    remote.handle_message,
+                    reactor,
+                    redis_settings.password,
+                )
+            )
+            placements.setName("placement-channel")
+            placements.setServiceParent(root)
+            lobby_hosting = remote
+        else:
+            store = MemoryPlayerStore()
+            matchmaker = FifoMatchmaker(match_sizes, reactor)
+        issuer = TokenIssuer(
+            IssuerConfig(
+                protocol=protocol_config,
+                token_lifetime=options["token-lifetime"],
+                session_timeout=options["session-timeout"],
+            )
+        )
+        lobby = _lobby(options, match_sizes, games, matchmaker, lobby_hosting, issuer, store,
+                       reactor, shared_store=redis is not None)  # fmt: skip
+        lobby.setName("lobby")
+        lobby.setServiceParent(root)
+
+        # Added last so it stops first: no new lobby connections while the rest drains.
+        listener = strports.service(
+            lobby_description(options, certificate, private_key), lobby, reactor=reactor
+        )
+        listener.setName("lobby-listener")
+        listener.setServiceParent(root)
+
+    # A lobby whose matches run elsewhere waits for none of them: its players
+    # reconnect through another lobby.
+    drain = Drain(lobby, hosting, reactor, options["drain-timeout"], host=agent)
+    root.before_stop = drain.run
+    if handle_signals:
+        reactor.callWhenRunning(drain.install_signal_handlers)
+
+    if options["websocket"] is not None and lobby is not None:
+        websocket_lobby = WebSocketLobbyFactory(
+            lobby,
+            options["websocket-origin-policy"],
+            reactor=reactor,
+            trusted_proxies=options["websocket-proxies"],
+        )
+        if hosting is not None:
+            game_sockets = GameSocketFactory(
+                hosting,
+                protocol_config,
+                options["websocket-origin-policy"],
+                reactor=reactor,
+                # The token is a game socket's hello: the lobby's hello timeout applies.
+                config=GameSocketConfig(token_timeout=options["lobby-hello-timeout"]),
+            )
+        public_site = web_site(
+            websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
+        )
+        web = strports.service(
+            web_description(options, certificate, private_key), public_site, reactor=reactor
+        )
+        web.setName("web")
+        web.setServiceParent(root)
+
+    if options["ops-port"] is not None and redis is None and lobby is not None:
+        assert hosting is not None
+        site, _registry = ops_site(
+            StatusReader(
+                lobby, matchmaker, hosting, host_factory, drain, reactor, websocket_lobby,
+                game_sockets,
+            )
+        )
+        ops = strports.service(options["ops-port"], site, reactor=reactor)
+        ops.setName("ops")
+        ops.setServiceParent(root)
+    elif options["ops-port"] is not None:
+        _log.warn("vinom: no operations endpoint with --redis yet (--ops-port is ignored)")
+
+    build = build_info()
+    if lobby is not None:
+        _log.info(
+            "vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
+            lobby=options["lobby"],
+            web=options["websocket"] or "none",
+            names=", ".join(games.names()),
+        )
+    if runs_host:
+        _log.info(
+            "vinom: {games} game(s) at once on UDP {low}-{top} (clients told {public}); "
+            "packet path {code}, AEAD {aead}",
+            games=options["max-games"],
+            low=low,
+            top=low + options["max-games"] - 1,
+            public=options["public-host"],
+            code=build["code"],
+            aead=build["aead"],
+        )
+    if redis_settings is not None:
+        _log.info(
+            "vinom: role {role} on Redis {url}{host}",
+            role=role,
+            url=redis_settings.url,
+            host="" if agent is None else f", game host id {agent.host_id}",
+        )
+    return root
+
+
+def _lobby(
+    options: usage.Options,
+    match_sizes: dict[str, int],
+    games: GameRegistry,
+    matchmaker: Any,
+    hosting: Any,
+    issuer: TokenIssuer,
+    store: Any,
+    reactor: Any,
+    *,
+    shared_store: bool,
+) -> LobbyFactory:
+    return LobbyFactory(
         config=LobbyConfig(
             max_connections_per_ip=options["max-connections-per-ip"],
             frame_rate=options["frame-rate"],
@@ -617,77 +843,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         matchmaker=matchmaker,
         hosting=hosting,
         token_issuer=issuer,
-        store=MemoryPlayerStore(),
+        store=store,
         clock=reactor,
         player_ranges={g.name: (g.min_players, g.max_players) for g in games},
+        shared_store=shared_store,
     )
-    lobby.setName("lobby")
-    lobby.setServiceParent(root)
-
-    # Added last so it stops first: no new lobby connections while the rest drains.
-    listener = strports.service(
-        lobby_description(options, certificate, private_key), lobby, reactor=reactor
-    )
-    listener.setName("lobby-listener")
-    listener.setServiceParent(root)
-
-    drain = Drain(lobby, hosting, reactor, options["drain-timeout"])
-    root.before_stop = drain.run
-    if handle_signals:
-        reactor.callWhenRunning(drain.install_signal_handlers)
-
-    websocket_lobby = None
-    game_sockets = None
-    if options["websocket"] is not None:
-        websocket_lobby = WebSocketLobbyFactory(
-            lobby,
-            options["websocket-origin-policy"],
-            reactor=reactor,
-            trusted_proxies=options["websocket-proxies"],
-        )
-        game_sockets = GameSocketFactory(
-            hosting,
-            protocol_config,
-            options["websocket-origin-policy"],
-            reactor=reactor,
-            # The token is a game socket's hello: the lobby's hello timeout applies.
-            config=GameSocketConfig(token_timeout=options["lobby-hello-timeout"]),
-        )
-        public_site = web_site(
-            websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
-        )
-        web = strports.service(
-            web_description(options, certificate, private_key), public_site, reactor=reactor
-        )
-        web.setName("web")
-        web.setServiceParent(root)
-
-    if options["ops-port"] is not None:
-        site, _registry = ops_site(
-            StatusReader(
-                lobby, matchmaker, hosting, host_factory, drain, reactor, websocket_lobby,
-                game_sockets,
-            )
-        )
-        ops = strports.service(options["ops-port"], site, reactor=reactor)
-        ops.setName("ops")
-        ops.setServiceParent(root)
-
-    build = build_info()
-    _log.info(
-        "vinom: lobby on {lobby} (WebSocket: {web}), {games} game(s) at once on UDP {low}-{top} "
-        "(clients told {public}), games: {names}; packet path {code}, AEAD {aead}",
-        lobby=options["lobby"],
-        web=options["websocket"] or "none",
-        games=options["max-games"],
-        low=low,
-        top=low + options["max-games"] - 1,
-        public=options["public-host"],
-        names=", ".join(games.names()),
-        code=build["code"],
-        aead=build["aead"],
-    )
-    return root
 
 
 def _host_factory(

@@ -13,7 +13,7 @@ players are forgotten.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.hosting.interfaces import HostingStopped, IMatchHosting, MatchEnded
+from vinom.hosting.remote import NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import error_frame
@@ -31,12 +32,15 @@ from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import Requeues
-from vinom.matchmaking.interfaces import Match
+from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement
 
 Frame = dict[str, Any]
 _T = TypeVar("_T")
+
+# The `reason` of a `queued` frame putting a player back whose match found no game host.
+NO_HOST = "no_host"
 
 # How many ended matches `MatchPlacer.recent_matches` remembers.
 RECENT_MATCHES = 50
@@ -80,8 +84,18 @@ class MatchPlacer:
         delivery: TokenDelivery,
         clock: IReactorTime,
         requeues: Requeues,
+        requeue: Callable[[Ticket], Deferred[int]] | None = None,
+        shared_store: bool = False,
     ) -> None:
         self._hosting = hosting
+        # Puts a ticket back at the head of its queue (the matchmaker's `requeue`).
+        self._requeue = requeue
+        # The store is shared with other lobbies (Redis): a player not connected
+        # here may be another lobby's, whose record is not ours to remove.
+        self._shared_store = shared_store
+        # With a shared store: the players of each match not ended that were
+        # connected here when it formed (the players this lobby answers for).
+        self._ours: dict[str, frozenset[str]] = {}
         self._requeues = requeues
         self._store = store
         self._players = players
@@ -140,6 +154,10 @@ class MatchPlacer:
             players=list(match.player_ids),
         )
         self._admission.match_formed(match.match_id, match.player_ids)
+        if self._shared_store:
+            self._ours[match.match_id] = frozenset(
+                p for p in match.player_ids if self._players.is_connected(p)
+            )
         for player_id in match.player_ids:
             self._pending[player_id] = match
             connection = self._players.connection_of(player_id)
@@ -227,6 +245,12 @@ class MatchPlacer:
                 "match {match_id} withdrawn: its players left while it waited for a game server",
                 match_id=match.match_id,
             )
+        elif failure.check(NoHostAvailable):
+            self.log.warn(
+                "no game host took match {match_id}: {reason}",
+                match_id=match.match_id,
+                reason=failure.getErrorMessage(),
+            )
         elif failure.check(CancelledError, HostingStopped):
             # Shutting down: the waiting match was withdrawn, not broken.
             self.log.info(
@@ -236,13 +260,25 @@ class MatchPlacer:
             self.log.failure("no game host for match {match_id}", failure, match_id=match.match_id)
         self._waiting.pop(match.match_id, None)
         self._withdrawn.discard(match.match_id)
-        for player_id in match.player_ids:
-            self._admission.uncount_pending(player_id)
+        ours = self._ours.pop(match.match_id, None)
+        for ticket in match.players:
+            player_id = ticket.player_id
             if self._pending.get(player_id) is match:
                 del self._pending[player_id]
             connection = self._players.connection_of(player_id)
+            if (
+                failure.check(NoHostAvailable)
+                and self._requeue is not None
+                and connection is not None
+                and connection.state is PlayerState.MATCHED
+            ):
+                # No game host took it: the player goes back to the head of the queue.
+                self._requeue_connected(connection, ticket)
+                continue
+            self._admission.uncount_pending(player_id)
             if connection is None:
-                self._players.forget(player_id)
+                if ours is None or player_id in ours:
+                    self._players.forget(player_id)
             elif connection.state is PlayerState.MATCHED:
                 connection.match_failed()
                 connection.push(
@@ -251,6 +287,44 @@ class MatchPlacer:
                         "no game server could host the match; queue again",
                     )
                 )
+
+    def _requeue_connected(self, connection: LobbyConnection, ticket: Ticket) -> None:
+        """Put a connected player whose match found no game host back at the head of the
+        queue, told as players whose match was aborted are (`queued`, `requeued`)."""
+        assert self._requeue is not None
+        player_id = ticket.player_id
+        connection.match_failed()
+        connection.queued(ticket.game)
+        self._admission.requeued(player_id)
+
+        def queued(position: int) -> None:
+            self.log.info(
+                "player {player_id} is back at the head of the {game} queue (no game host)",
+                player_id=player_id,
+                game=ticket.game,
+            )
+            connection.push(
+                {
+                    "type": "queued",
+                    "game": ticket.game,
+                    "position": position,
+                    "status": "searching",
+                    "requeued": True,
+                    "reason": NO_HOST,
+                }
+            )
+
+        def refused(failure: Failure) -> None:
+            self.log.warn("requeueing {player_id} failed: {error}", player_id=player_id,
+                          error=failure.value)  # fmt: skip
+            self._admission.uncount_pending(player_id)
+            if connection.state is PlayerState.QUEUED:
+                connection.unqueued()
+            connection.push(
+                error_frame(errors.MATCH_FAILED, "no game server could host the match; queue again")
+            )
+
+        self._requeue(ticket).addCallbacks(queued, refused)
 
     def _match_ended(self, match: Match, outcome: MatchEnded | None) -> None:
         self.log.info("match {match_id} ended", match_id=match.match_id)
@@ -280,8 +354,14 @@ class MatchPlacer:
             requeued = outcome.joined
         elif reason == "host_crashed":
             requeued = match.player_ids
+        ours = self._ours.pop(match.match_id, None)
         for ticket in match.players:
             player_id = ticket.player_id
+            if ours is not None and player_id not in ours and not self._players.is_connected(
+                player_id
+            ):
+                # Another lobby's player: that lobby keeps their place or forgets them.
+                continue
             if player_id in requeued:
                 self._requeues.keep(ticket, reason)
                 self._admission.requeued(player_id)

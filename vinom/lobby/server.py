@@ -138,7 +138,10 @@ class LobbyFactory(ServerFactory, Service):
         store: IPlayerStore,
         clock: IReactorTime,
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
+        shared_store: bool = False,
     ) -> None:
+        """`shared_store`: other lobbies use the same player store (Redis), so a player
+        who is not connected here is not necessarily gone."""
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock)
@@ -153,6 +156,8 @@ class LobbyFactory(ServerFactory, Service):
             delivery=delivery,
             clock=clock,
             requeues=self.requeues,
+            requeue=matchmaker.requeue,
+            shared_store=shared_store,
         )
         self.requests = RequestHandlers(
             games=games,

@@ -1,0 +1,94 @@
+"""The lobby's side of remote placement, on a Clock: a match no game host took puts its
+connected players back at the head of the queue; a lobby sharing its store forgets only
+its own players; match outcomes cross the placement channel as they were."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from tests.test_lobby import LobbyHarness
+from vinom.hosting.interfaces import IMatchHosting, MatchEnded
+from vinom.hosting.remote import NoHostAvailable, outcome_from_json, outcome_to_json
+from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.protocol.address import HostAddress
+from vinom.store.interfaces import PlayerRecord
+
+
+@implementer(IMatchHosting)
+class ScriptedHosting:
+    """An IMatchHosting whose placements the test answers."""
+
+    matches = 0
+    running_games = 0
+    free_ports = 0
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[Match, Deferred[HostAddress]]] = []
+
+    def host_match(
+        self,
+        match: Match,
+        on_waiting: Callable[[int], object] | None = None,
+        on_ended: Callable[[MatchEnded | None], object] | None = None,
+    ) -> Deferred[HostAddress]:
+        d: Deferred[HostAddress] = Deferred()
+        self.asked.append((match, d))
+        return d
+
+    def when_all_ended(self) -> Deferred[None]:
+        return succeed(None)
+
+
+class NoHostTests(LobbyHarness):
+    def setUp(self) -> None:
+        super().setUp()
+        self.remote = ScriptedHosting()
+        self.factory = self.make_factory(hosting=self.remote, shared_store=True)
+        self.factory.startService()
+
+    def test_players_go_back_to_the_head_of_the_queue_and_are_told(self) -> None:
+        ada, bo = self.queued_player("ada"), self.queued_player("bo")
+        [(match, placing)] = self.remote.asked
+        placing.errback(NoHostAvailable("no live game host with free capacity"))
+        for client in (ada, bo):
+            [frame] = client.frames()
+            self.assertEqual(
+                frame,
+                {"type": "queued", "game": "tictactoe", "position": frame["position"],
+                 "status": "searching", "requeued": True, "reason": "no_host"},
+            )  # fmt: skip
+        # Back in the queue, they are matched again: and this time a host takes it.
+        self.assertEqual(len(self.remote.asked), 2)
+        again, placed = self.remote.asked[1]
+        self.assertEqual(set(again.player_ids), set(match.player_ids))
+        self.assertNotEqual(again.match_id, match.match_id)
+        placed.callback(HostAddress("203.0.113.7", 7400))
+        for client in (ada, bo):
+            [found] = client.frames()
+            self.assertEqual(found["type"], "match_found")
+            self.assertEqual((found["host"], found["port"]), ("203.0.113.7", 7400))
+
+    def test_a_shared_store_keeps_the_records_of_other_lobbies_players(self) -> None:
+        ada = self.queued_player("ada")
+        # A player this lobby does not hold (another lobby's), matched with ada.
+        other = PlayerRecord("p-other", "zed", "00" * 32, self.clock.seconds())
+        self.store.save_player(other)
+        self.matchmaker.enqueue(Ticket("p-other", "zed", "tictactoe", None, self.clock.seconds()))
+        [(_, placing)] = self.remote.asked
+        placing.errback(NoHostAvailable("none"))
+        self.assertEqual(ada.frames()[0]["reason"], "no_host")
+        self.assertEqual(self.successResultOf(self.store.get_player("p-other")), other)
+
+
+class OutcomeJsonTests(SynchronousTestCase):
+    def test_round_trip(self) -> None:
+        for outcome in (
+            None,
+            MatchEnded("m-1", "finished", {"winners": ["p-1"]}, None, ("p-1", "p-2")),
+            MatchEnded("m-2", "aborted", None, "players_missing", ("p-1",)),
+        ):
+            self.assertEqual(outcome_from_json(outcome_to_json(outcome)), outcome)

@@ -1,0 +1,95 @@
+"""The Redis side of `twistd vinom --redis`: services that start and stop the shared parts.
+
+`tap.makeService` builds, for a process with `--redis`, one `RedisClient`
+(the process's pool, shared by the player store, the matchmaker, the host
+registry and the placement channel) and wraps what needs starting and
+stopping in the services below, so the root service's order (started in
+the order added, stopped in reverse) brings them up before the lobby
+listens and takes them down after it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from vinom.redis import RedisClient, RedisSubscription
+
+if TYPE_CHECKING:  # txredisapi, which it imports, installs the default reactor
+    from vinom.matchmaking.redis import RedisMatchmaker
+
+# Seconds between tries to start the matchmaker while Redis does not answer.
+START_RETRY = 1.0
+
+
+class RedisClientService(Service):
+    """Closes the process's Redis pool when the server stops (after everything using it)."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self.redis = redis
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        d = self.redis.disconnect()
+        return d.addErrback(lambda _: None)
+
+
+class MatchmakerService(Service):
+    """Starts the Redis matchmaker (again every `START_RETRY` s while Redis does not answer)
+    and stops it, releasing this lobby's queued tickets."""
+
+    log = Logger()
+
+    def __init__(self, matchmaker: RedisMatchmaker, clock: IReactorTime) -> None:
+        self.matchmaker = matchmaker
+        self._clock = clock
+        self._retry: Any = None
+        self.started = False
+
+    def startService(self) -> None:
+        super().startService()
+        self._start()
+
+    def _start(self) -> None:
+        self._retry = None
+
+        def started(_: object) -> None:
+            self.started = True
+            self.log.info(
+                "matchmaker: lobby {lobby_id} on Redis", lobby_id=self.matchmaker.lobby_id
+            )
+
+        def failed(failure: Any) -> None:
+            self.log.warn("matchmaker: starting failed ({error}); trying again",
+                          error=failure.value)  # fmt: skip
+            if self.running:
+                self._retry = self._clock.callLater(START_RETRY, self._start)
+
+        self.matchmaker.start().addCallbacks(started, failed)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        if not self.started:
+            return succeed(None)
+        return self.matchmaker.stop()
+
+
+class SubscriptionService(Service):
+    """Runs a `RedisSubscription` while the server runs."""
+
+    def __init__(self, subscription: RedisSubscription) -> None:
+        self.subscription = subscription
+
+    def startService(self) -> None:
+        super().startService()
+        self.subscription.start()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.subscription.stop()

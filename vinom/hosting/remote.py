@@ -1,0 +1,659 @@
+"""Placing matches on game hosts in other processes, through Redis.
+
+With `--redis`, lobbies and game hosts are separate processes that share
+one Redis (docs/scaling.md). Two parts talk over it:
+
+- `HostAgent`, in each game-host process: registers the host in the
+  `IHostRegistry` with a TTL and renews it every TTL/3 (its heartbeat, with
+  its free capacity), takes the placement requests lobbies push to its list,
+  hosts each match on its own `GameHostingService` and says where on the
+  placements channel; when a match ends it says how.
+- `RemoteMatchHosting`, in each lobby process: the lobby's `IMatchHosting`.
+  Every lobby hears every match the Redis matchmaker forms and calls
+  `host_match` for it; one of them (the first to claim the match) places it
+  on the least loaded live host with free capacity, trying the next host if
+  one refuses or does not claim the request in time. Every lobby's
+  `host_match` fires with the address the host announces, so each delivers
+  `match_found` to the players whose connections it holds.
+
+Why Redis and not a direct connection (AMP) from lobby to host: lobbies and
+hosts already share Redis and nothing else, so a host needs no listening
+port of its own nor lobbies its address; a request waits in the host's list
+however briefly the host is away; and the outcome must reach every lobby,
+not only the one that placed the match, which pub/sub does in one step.
+
+The steps, each bounded in time (keys and TTLs in docs/scaling.md):
+
+1. A lobby claims the match (`SET placer:<match> NX`); the others only wait.
+2. It pushes `{match, attempt}` onto `place:<host>` and waits
+   `accept_timeout` for the host's answer.
+3. The host pops it and claims the attempt (`SET claim:<match>:<attempt> NX`);
+   a lobby that gave up on the host claims it first (`withdrawn`), so a
+   request is run by one host or by none.
+4. The host hosts the match, records the outcome (`SET outcome:<match> NX`)
+   and publishes `placed` with the address, or publishes `refused` (full,
+   draining, failed to start), and the lobby tries the next host.
+5. If no host took it within `place_timeout`, the lobby records and
+   publishes `failed`; `host_match` fails with `NoHostAvailable` in every
+   lobby. A lobby that heard nothing by `place_timeout` reads the outcome key.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from attrs import evolve, field, frozen
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from vinom.hosting.interfaces import IMatchHosting, MatchEnded
+from vinom.hosting.registry import HostRecord, IHostRegistry
+from vinom.hosting.service import GameHostingService
+from vinom.matchmaking.interfaces import Match, match_from_json, match_to_json
+from vinom.protocol.address import HostAddress
+from vinom.redis import RedisClient
+
+EndedCallback = Callable[[MatchEnded | None], object]
+
+
+class NoHostAvailable(Exception):
+    """No game host took the match in time (none live with free capacity, or all refused)."""
+
+
+def _positive(instance: object, attribute: Any, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+@frozen
+class PlacementSettings:
+    """Timings of the placement channel, in seconds; the same in every process."""
+
+    # A host has this long to claim a request before the lobby tries the next host.
+    accept_timeout: float = field(default=2.0, validator=_positive)
+    # Every lobby's bound on one match's placement, from when it heard the match.
+    place_timeout: float = field(default=20.0, validator=_positive)
+    # Hosts one match is offered to at most.
+    hosts_tried: int = field(default=3, validator=_positive)
+    # How often a lobby re-reads the live hosts.
+    refresh_every: float = field(default=1.0, validator=_positive)
+    # A host's registration lapses this long after its last heartbeat (sent every ttl/3).
+    host_ttl: float = field(default=6.0, validator=_positive)
+    # Lifetime of the claim, outcome and request-list keys.
+    key_ttl: float = field(default=120.0, validator=_positive)
+
+
+DEFAULT_PLACEMENT = PlacementSettings()
+
+# KEYS: a host's request list. ARGV: the request, the list's TTL (ms).
+_PUSH = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def outcome_to_json(outcome: MatchEnded | None) -> dict[str, Any] | None:
+    if outcome is None:
+        return None
+    return {
+        "match_id": outcome.match_id,
+        "phase": outcome.phase,
+        "result": None if outcome.result is None else dict(outcome.result),
+        "reason": outcome.reason,
+        "joined": list(outcome.joined),
+    }
+
+
+def outcome_from_json(data: Mapping[str, Any] | None) -> MatchEnded | None:
+    if data is None:
+        return None
+    return MatchEnded(
+        match_id=str(data["match_id"]),
+        phase=str(data["phase"]),
+        result=data.get("result"),
+        reason=None if data.get("reason") is None else str(data["reason"]),
+        joined=tuple(str(p) for p in data.get("joined", ())),
+    )
+
+
+@frozen
+class PlacementKeys:
+    """The Redis keys and channel of the placement channel under one prefix."""
+
+    prefix: str
+
+    @property
+    def channel(self) -> str:
+        return self.prefix + "placements"
+
+    def requests(self, host_id: str) -> str:
+        return f"{self.prefix}place:{host_id}"
+
+    def placer(self, match_id: str) -> str:
+        return f"{self.prefix}placer:{match_id}"
+
+    def claim(self, match_id: str, attempt: int) -> str:
+        return f"{self.prefix}claim:{match_id}:{attempt}"
+
+    def outcome(self, match_id: str) -> str:
+        return f"{self.prefix}outcome:{match_id}"
+
+
+def _address_json(address: HostAddress) -> dict[str, Any]:
+    return {"host": address.host, "port": address.port}
+
+
+def _address_from(data: Mapping[str, Any]) -> HostAddress:
+    return HostAddress(str(data["host"]), int(data["port"]))
+
+
+class HostAgent(Service):
+    """A game-host process's side of the placement channel (module docstring)."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        redis: RedisClient,
+        registry: IHostRegistry,
+        hosting: GameHostingService,
+        public_host: str,
+        ports: tuple[int, int],
+        clock: IReactorTime,
+        host_id: str | None = None,
+        settings: PlacementSettings = DEFAULT_PLACEMENT,
+    ) -> None:
+        self.host_id = host_id or "h-" + secrets.token_hex(6)
+        self._redis = redis
+        self._registry = registry
+        self._hosting = hosting
+        self._public_host = public_host
+        self._ports = ports
+        self._clock = clock
+        self._settings = settings
+        self._keys = PlacementKeys(redis.settings.key_prefix)
+        self._capacity = hosting.free_ports
+        self._heartbeat = LoopingCall(self.heartbeat)
+        self._heartbeat.clock = clock
+        self._serving = False
+        self._registered = False
+        self.draining = False
+        self.placed = 0
+        self.refused = 0
+
+    def record(self) -> HostRecord:
+        """This host as it announces itself now."""
+        capacity = max(self._capacity, self._hosting.free_ports)
+        return HostRecord(
+            host_id=self.host_id,
+            public_host=self._public_host,
+            ports=self._ports,
+            capacity=capacity,
+            free=0 if self.draining else min(self._hosting.free_ports, capacity),
+            updated_at=self._clock.seconds(),
+        )
+
+    def heartbeat(self) -> Deferred[None]:
+        """Register (again); a failure is logged and the next heartbeat tries again."""
+        if self.draining:
+            return succeed(None)
+
+        def registered(_: object) -> None:
+            if not self._registered:
+                self.log.info("game host {host_id} registered", host_id=self.host_id)
+            self._registered = True
+
+        def failed(failure: Failure) -> None:
+            if self._registered:
+                self.log.warn(
+                    "game host {host_id}: registering failed: {error}",
+                    host_id=self.host_id, error=failure.value,
+                )  # fmt: skip
+            self._registered = False
+
+        d = self._registry.register(self.record(), self._settings.host_ttl)
+        return d.addCallbacks(registered, failed)
+
+    def startService(self) -> None:
+        super().startService()
+        self._heartbeat.start(self._settings.host_ttl / 3, now=True)
+        self._serving = True
+        Deferred.fromCoroutine(self._serve()).addErrback(
+            lambda f: self.log.failure("placement requests: the loop ended", f)
+        )
+
+    def drain(self) -> None:
+        """Take no new matches: leave the registry, refuse requests still in the list."""
+        if self.draining:
+            return
+        self.draining = True
+        self.log.info("game host {host_id} draining: takes no new matches", host_id=self.host_id)
+        self._unregister()
+
+    def _unregister(self) -> Deferred[None]:
+        d = self._registry.unregister(self.host_id)
+        return d.addErrback(
+            lambda f: self.log.warn("unregistering failed: {error}", error=f.value)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._serving = False
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+        return self._unregister()
+
+    async def _serve(self) -> None:
+        key = self._keys.requests(self.host_id)
+        while self._serving:
+            try:
+                # Blocks one pool connection (not the reactor) for up to a second;
+                # txredisapi's reply timeout bounds it if Redis goes silent.
+                reply = await self._redis.handler.brpop(key, timeout=1)
+            except Exception as error:
+                if self._serving:
+                    self.log.warn("placement requests: {error}", error=error)
+                    await deferLater(self._clock, 0.5, lambda: None)
+                continue
+            if reply:
+                d = Deferred.fromCoroutine(self._take(reply[1]))
+                d.addErrback(lambda f: self.log.failure("a placement request failed", f))
+
+    async def _take(self, text: str | bytes) -> None:
+        try:
+            request = json.loads(text)
+            match = match_from_json(request["match"])
+            attempt = int(request["attempt"])
+        except (ValueError, KeyError, TypeError):
+            self.log.warn("not a placement request: {text!r}", text=text)
+            return
+        claimed = await self._redis.bounded(
+            self._redis.handler.set(
+                self._keys.claim(match.match_id, attempt), self.host_id,
+                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+            )
+        )  # fmt: skip
+        if not claimed:
+            return  # withdrawn by its lobby, which gave up waiting for us
+        if self.draining or not self._serving or self._hosting.free_ports < 1:
+            await self._refuse(match, attempt, "draining" if self.draining else "full")
+            return
+        try:
+            address = await self._hosting.host_match(
+                match, on_ended=partial(self._ended, match.match_id)
+            )
+        except Exception as error:
+            self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
+                          error=error)  # fmt: skip
+            await self._refuse(match, attempt, "failed")
+            return
+        placed = {
+            "event": "placed",
+            "match_id": match.match_id,
+            "host_id": self.host_id,
+            "address": _address_json(address),
+        }
+        recorded = await self._redis.bounded(
+            self._redis.handler.set(
+                self._keys.outcome(match.match_id), json.dumps(placed),
+                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+            )
+        )  # fmt: skip
+        if not recorded:
+            # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
+            self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
+            return
+        self.placed += 1
+        await self._publish(placed)
+        # Lobbies see the new free capacity at once, not at the next heartbeat.
+        self.heartbeat()
+
+    async def _refuse(self, match: Match, attempt: int, reason: str) -> None:
+        self.refused += 1
+        await self._publish(
+            {"event": "refused", "match_id": match.match_id, "attempt": attempt,
+             "host_id": self.host_id, "reason": reason}
+        )  # fmt: skip
+
+    def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+        message = {"event": "ended", "match_id": match_id, "outcome": outcome_to_json(outcome)}
+        d = Deferred.fromCoroutine(self._publish(message))
+        d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
+                                             match_id=match_id, error=f.value))  # fmt: skip
+        if not self.draining:
+            self.heartbeat()
+
+    async def _publish(self, message: Mapping[str, Any]) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        await self._redis.bounded(self._redis.handler.publish(self._keys.channel, text))
+
+
+class _Placing:
+    """A match this lobby heard of and waits to see placed."""
+
+    def __init__(self, match: Match, on_ended: EndedCallback | None, result: Deferred[HostAddress],
+                 timer: IDelayedCall) -> None:  # fmt: skip
+        self.match = match
+        self.on_ended = on_ended
+        self.result = result
+        self.timer = timer
+        # Refusals heard, by attempt (the placing lobby waits on them).
+        self.answers: dict[int, Deferred[dict[str, Any]]] = {}
+
+
+@implementer(IMatchHosting)
+class RemoteMatchHosting(Service):
+    """A lobby's `IMatchHosting` on the game hosts of the registry (module docstring).
+
+    `handle_message` takes the placements channel's messages (the caller
+    subscribes: `vinom.redis.RedisSubscription` on `channel`).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        redis: RedisClient,
+        registry: IHostRegistry,
+        clock: IReactorTime,
+        lobby_id: str | None = None,
+        settings: PlacementSettings = DEFAULT_PLACEMENT,
+    ) -> None:
+        self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        self._redis = redis
+        self._registry = registry
+        self._clock = clock
+        self._settings = settings
+        self._keys = PlacementKeys(redis.settings.key_prefix)
+        self._placing: dict[str, _Placing] = {}
+        # Placed and not ended: match id -> (host id, on_ended).
+        self._running: dict[str, tuple[str, EndedCallback | None]] = {}
+        self._hosts: list[HostRecord] = []
+        self._refresh = LoopingCall(self.refresh_hosts)
+        self._refresh.clock = clock
+        self._all_ended: list[Deferred[None]] = []
+        self.placed_here = 0
+        self.failed_here = 0
+
+    @property
+    def channel(self) -> str:
+        return self._keys.channel
+
+    # -- IMatchHosting
+
+    @property
+    def matches(self) -> int:
+        return len(self._placing) + len(self._running)
+
+    @property
+    def running_games(self) -> int:
+        return len(self._running)
+
+    @property
+    def free_ports(self) -> int:
+        return sum(record.free for record in self._hosts)
+
+    @property
+    def live_hosts(self) -> list[HostRecord]:
+        """The live hosts as last read, least loaded first."""
+        return list(self._hosts)
+
+    def when_all_ended(self) -> Deferred[None]:
+        if not self.matches:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._all_ended.append(d)
+        return d
+
+    def host_match(
+        self,
+        match: Match,
+        on_waiting: Callable[[int], object] | None = None,
+        on_ended: EndedCallback | None = None,
+    ) -> Deferred[HostAddress]:
+        match_id = match.match_id
+        result: Deferred[HostAddress] = Deferred()
+        timer = self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id)
+        self._placing[match_id] = _Placing(match, on_ended, result, timer)
+        d = Deferred.fromCoroutine(self._maybe_place(match))
+        d.addErrback(self._place_failed, match_id)
+        return result
+
+    # -- services
+
+    def startService(self) -> None:
+        super().startService()
+        self._refresh.start(self._settings.refresh_every, now=True)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._refresh.running:
+            self._refresh.stop()
+
+    def refresh_hosts(self) -> Deferred[None]:
+        def read(hosts: list[HostRecord]) -> None:
+            self._hosts = hosts
+
+        def failed(failure: Failure) -> None:
+            self.log.warn("reading the live game hosts failed: {error}", error=failure.value)
+
+        return self._registry.live_hosts().addCallbacks(read, failed)
+
+    # -- the channel
+
+    def handle_message(self, text: str) -> None:
+        """One message of the placements channel."""
+        try:
+            message = json.loads(text)
+            event = message["event"]
+            match_id = str(message["match_id"])
+            if event == "placed":
+                self._placed(match_id, str(message["host_id"]), _address_from(message["address"]))
+            elif event == "refused":
+                placing = self._placing.get(match_id)
+                waiter = None if placing is None else placing.answers.get(int(message["attempt"]))
+                if waiter is not None and not waiter.called:
+                    waiter.callback(message)
+            elif event == "failed":
+                self._failed(match_id, str(message.get("reason", "")))
+            elif event == "ended":
+                self._ended(match_id, outcome_from_json(message.get("outcome")))
+        except (ValueError, KeyError, TypeError):
+            self.log.warn("not a placement message: {text!r}", text=text)
+
+    def _placed(self, match_id: str, host_id: str, address: HostAddress) -> None:
+        placing = self._placing.pop(match_id, None)
+        if placing is None:
+            return
+        if placing.timer.active():
+            placing.timer.cancel()
+        for waiter in placing.answers.values():
+            if not waiter.called:
+                waiter.callback({"event": "placed"})
+        self._running[match_id] = (host_id, placing.on_ended)
+        placing.result.callback(address)
+
+    def _failed(self, match_id: str, reason: str) -> None:
+        placing = self._placing.pop(match_id, None)
+        if placing is None:
+            return
+        if placing.timer.active():
+            placing.timer.cancel()
+        for waiter in placing.answers.values():
+            if not waiter.called:
+                waiter.callback({"event": "failed"})
+        placing.result.errback(NoHostAvailable(reason or "no game host took the match"))
+        self._check_all_ended()
+
+    def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+        running = self._running.pop(match_id, None)
+        if running is None:
+            return
+        _, on_ended = running
+        if on_ended is not None:
+            try:
+                on_ended(outcome)
+            except Exception:
+                self.log.failure("on_ended failed for {match_id}", match_id=match_id)
+        self._check_all_ended()
+
+    def _check_all_ended(self) -> None:
+        if not self.matches and self._all_ended:
+            waiters, self._all_ended = self._all_ended, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def _timed_out(self, match_id: str) -> None:
+        """Nothing heard in time: the outcome key says what became of the match."""
+        if match_id not in self._placing:
+            return
+
+        def read(text: str | None) -> None:
+            message = None if text is None else json.loads(text)
+            if message is not None and message.get("event") == "placed":
+                self._placed(match_id, str(message["host_id"]), _address_from(message["address"]))
+            else:
+                self._failed(match_id, "no game host took the match in time")
+
+        def unreadable(failure: Failure) -> None:
+            self._failed(match_id, f"the placement could not be read: {failure.value}")
+
+        d = self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
+        d.addCallback(read).addErrback(unreadable)
+
+    # -- placing (the lobby that claimed the match)
+
+    async def _maybe_place(self, match: Match) -> None:
+        claimed = await self._redis.bounded(
+            self._redis.handler.set(
+                self._keys.placer(match.match_id), self.lobby_id,
+                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+            )
+        )  # fmt: skip
+        if not claimed:
+            return  # another lobby places it; the channel (or the timeout) tells us
+        started = self._clock.seconds()
+        # Leave the other lobbies time to hear the outcome before their own timeouts.
+        deadline = started + self._settings.place_timeout * 0.8
+        tried: set[str] = set()
+        for attempt in range(self._settings.hosts_tried):
+            if match.match_id not in self._placing:
+                return  # placed (heard on the channel)
+            host = await self._pick_host(tried)
+            if host is None or self._clock.seconds() >= deadline:
+                break
+            tried.add(host.host_id)
+            if await self._offer(match, host, attempt, deadline):
+                return
+        await self._give_up(match, "no game host took the match" if tried
+                            else "no live game host with free capacity")  # fmt: skip
+
+    async def _pick_host(self, tried: set[str]) -> HostRecord | None:
+        if not self._hosts:
+            await self.refresh_hosts()
+        candidates = [h for h in self._hosts if h.free > 0 and h.host_id not in tried]
+        if not candidates:
+            return None
+        best = candidates[0]  # least loaded first
+        # Count the match against the host until its next heartbeat says otherwise.
+        self._hosts = [evolve(h, free=h.free - 1) if h is best else h for h in self._hosts]
+        self._hosts.sort(key=lambda record: (-record.free, record.host_id))
+        return best
+
+    async def _offer(self, match: Match, host: HostRecord, attempt: int, deadline: float) -> bool:
+        """Offer the match to one host; whether it was placed (or failed for good)."""
+        placing = self._placing.get(match.match_id)
+        if placing is None:
+            return True
+        answer: Deferred[dict[str, Any]] = Deferred()
+        placing.answers[attempt] = answer
+        request = json.dumps({"match": match_to_json(match), "attempt": attempt,
+                              "lobby_id": self.lobby_id})  # fmt: skip
+        await self._redis.bounded(
+            self._redis.handler.eval(
+                _PUSH, [self._keys.requests(host.host_id)], [request, _ms(self._settings.key_ttl)]
+            )
+        )
+        wait = min(self._settings.accept_timeout, max(0.0, deadline - self._clock.seconds()))
+        heard = await self._within(answer, wait)
+        if heard is None:
+            # Not answered in time: take the request back unless the host has claimed it.
+            withdrawn = await self._redis.bounded(
+                self._redis.handler.set(
+                    self._keys.claim(match.match_id, attempt), "withdrawn:" + self.lobby_id,
+                    pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+                )
+            )  # fmt: skip
+            if withdrawn:
+                self.log.info("game host {host_id} did not take match {match_id} in time",
+                              host_id=host.host_id, match_id=match.match_id)  # fmt: skip
+                return False
+            # Claimed: the host is starting it; it answers before our deadline or not at
+            # all. Never offered to another host now (it could run twice): if its answer
+            # is not heard, the timeout of every lobby reads the outcome key.
+            heard = await self._within(answer, max(0.0, deadline - self._clock.seconds()))
+            if heard is None:
+                return True
+        if heard.get("event") == "refused":
+            return False
+        if heard.get("event") == "placed":
+            self.placed_here += 1
+        return True
+
+    def _within(self, answer: Deferred[dict[str, Any]], seconds: float
+                ) -> Deferred[dict[str, Any] | None]:  # fmt: skip
+        """`answer`'s message, or None after `seconds`."""
+        result: Deferred[dict[str, Any] | None] = Deferred()
+
+        def expired() -> None:
+            if not result.called:
+                result.callback(None)
+
+        timer = self._clock.callLater(seconds, expired)
+
+        def heard(message: dict[str, Any]) -> None:
+            if timer.active():
+                timer.cancel()
+            if not result.called:
+                result.callback(message)
+
+        answer.addCallback(heard)
+        return result
+
+    async def _give_up(self, match: Match, reason: str) -> None:
+        failed = {"event": "failed", "match_id": match.match_id, "reason": reason}
+        recorded = await self._redis.bounded(
+            self._redis.handler.set(
+                self._keys.outcome(match.match_id), json.dumps(failed),
+                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+            )
+        )  # fmt: skip
+        if not recorded:
+            return  # a host placed it at the last moment: its message says where
+        self.failed_here += 1
+        self.log.warn("match {match_id} not placed: {reason}", match_id=match.match_id,
+                      reason=reason)  # fmt: skip
+        await self._redis.bounded(
+            self._redis.handler.publish(self._keys.channel, json.dumps(failed))
+        )
+
+    def _place_failed(self, failure: Failure, match_id: str) -> None:
+        # Redis failed under the placing lobby: every lobby's timeout reads the outcome.
+        self.log.warn("placing {match_id} failed: {error}", match_id=match_id,
+                      error=failure.value)  # fmt: skip
