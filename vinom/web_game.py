@@ -38,7 +38,13 @@ from typing import Any, Protocol
 from attrs import frozen
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from txaio.tx import make_logger
@@ -173,7 +179,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
         # twisted.web's HTTP channel registered itself as the transport's producer
         # and keeps the slot after the upgrade; the socket takes it, so that a full
         # write buffer pauses this session's output (pauseProducing below).
-        transport = self.transport
+        transport = IConsumer(self.transport, None)
         if transport is not None:
             transport.unregisterProducer()
             transport.registerProducer(self, True)
@@ -231,7 +237,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
     def resumeProducing(self) -> None:
         self._paused = False
         if self._out:
-            self._send(self._out.take())
+            self._write_out(self._out.take())
         if self._end_when_sent and not self._paused and not self._out:
             self._end_when_sent = False
             if self.state == WebSocketServerProtocol.STATE_OPEN:
@@ -248,7 +254,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
         if self._paused or self._out:
             self._hold(messages, 0)
         else:
-            self._send(messages)
+            self._write_out(messages)
 
     def stream_ended(self) -> None:
         self._state = _CLOSED
@@ -259,7 +265,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
 
     # internals
 
-    def _send(self, messages: list[tuple[int, bytes]]) -> None:
+    def _write_out(self, messages: list[tuple[int, bytes]]) -> None:
         """Write messages until the transport pauses us; hold the rest."""
         send = self.sendMessage
         for i, (_channel, data) in enumerate(messages):
