@@ -27,6 +27,14 @@ inherit the server process's core: on two cores the load keeps the other.
 workers) per move, `worker_cpu_us_per_move` the workers' CPU per move and
 `lobby_cpu_share` the lobby process's part of the server's CPU; with N = 0
 `server_cpu_us_per_move` is the in-process figure to compare them with.
+
+`--transport websocket` seats the players on the game WebSocket instead of
+UDP (what a browser does): the server process also serves `/game`
+(vinom.web_game, over TLS as `twistd vinom` does) for its inline host, and
+each player opens `wss://127.0.0.1:PORT/game`, sends the same connect token
+and plays the same moves (benchmarks.websocket_load). The per-socket
+message rate limit is lifted (each player moves hundreds of times a
+second); everything else is the server's default path.
 """
 
 from __future__ import annotations
@@ -72,6 +80,8 @@ class Options(ScenarioOptions):
         ["state-interval", None, "1.0", "Rooms' periodic state interval (the server default)."],
         ["host-workers", None, "0", "Game-host worker processes hosting the rooms (0: the rooms "
                                     "are in the server process)."],
+        ["transport", None, "udp", "How the players connect: udp, or websocket (the game "
+                                   "WebSocket, /game over TLS)."],
     ]
 
     def postOptions(self) -> None:
@@ -83,6 +93,10 @@ class Options(ScenarioOptions):
         self["host-workers"] = non_negative_int(self, "host-workers")
         if self["host-workers"] > self["rooms"]:
             raise usage.UsageError("--host-workers cannot exceed --rooms")
+        if self["transport"] not in ("udp", "websocket"):
+            raise usage.UsageError("--transport is udp or websocket")
+        if self["transport"] == "websocket" and self["host-workers"]:
+            raise usage.UsageError("--transport websocket hosts the rooms in the server process")
 
 
 def run(options: Options) -> int:
@@ -93,6 +107,7 @@ def run(options: Options) -> int:
         progress.update(f"{message.get('count', 0):,} moves", message.get("elapsed"))
 
     server_cpu, load_cpus = cpu_plan(options["loads"], options.pin)
+    websocket = options["transport"] == "websocket"
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
@@ -102,13 +117,15 @@ def run(options: Options) -> int:
                     "rooms": options["rooms"],
                     "state_interval": options["state-interval"],
                     "host_workers": options["host-workers"],
+                    "websocket": websocket,
                 })],
                 server_cpu,
             )  # fmt: skip
             ready = harness.wait_for(server, "ready", 60)
             loads = spawn_room_loads(
-                harness, "play", ready["port"], key, options["rooms"], options, load_cpus,
-                ports=ready["ports"],
+                harness, "play-websocket" if websocket else "play", ready["port"], key,
+                options["rooms"], options, load_cpus,
+                ports=ready["ports"], websocket_port=ready.get("websocket_port"),
             )
             measured = MeasuredRun(
                 harness, server, loads, options, "play", options["duration"]
@@ -135,6 +152,7 @@ def run(options: Options) -> int:
         "players": 2 * options["rooms"],
         "loads": options["loads"],
         "host_workers": options["host-workers"],
+        "transport": options["transport"],
     }
     rows: list[tuple[str, Any]] = []
     if options["host-workers"]:
@@ -175,6 +193,8 @@ def run(options: Options) -> int:
     ]
     where = (f"{options['host-workers']} game-host worker(s)" if options["host-workers"]
              else "in the server process")
+    if websocket:
+        where += ", players on the game WebSocket"
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",

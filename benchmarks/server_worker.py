@@ -8,6 +8,8 @@ to it, with player ids every bench process derives the same way
 (`player_id(room, seat)`). The load process seals the connect tokens for
 those players with the key passed to both processes, exactly as the lobby
 would. The worker answers `mark` commands with its counters, CPU and RSS.
+With `websocket` it also serves the game WebSocket (`/game`, TLS) for the
+host's matches and reports its `websocket_port`.
 With `host_workers` N > 0 the rooms run in N game-host worker processes
 instead (`vinom.hosting.supervisor.WorkerPool`, as `--host-workers N` runs
 them): once every worker is live the worker starts one host per worker (the
@@ -126,7 +128,40 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
 
     ready = {"port": host.address.port, "ports": [host.address.port],
              "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
+    if settings.get("websocket"):
+        ready["websocket_port"] = listen_game_socket(reactor, host, factory.protocol_config,
+                                                     interface)  # fmt: skip
     return ready, counters
+
+
+def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str) -> int:
+    """`/game` (vinom.web_game) for `host`'s matches, over TLS as `twistd vinom` serves it
+    (a fresh self-signed certificate); its port."""
+    from autobahn.twisted.resource import WebSocketResource
+    from twisted.internet.ssl import PrivateCertificate
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    from vinom.certs import make_self_signed
+    from vinom.lobby.websocket import OriginPolicy
+    from vinom.web_game import GameSocketConfig, GameSocketFactory
+
+    class OneHost:
+        def host_of(self, match_id: str) -> Any:
+            return host
+
+    # The players move hundreds of times a second: the per-socket rate limit (which
+    # protects the server from a flood) is lifted, as the duel game has no action rate.
+    config = GameSocketConfig(message_rate=1e9, message_burst=1e9)
+    game = GameSocketFactory(OneHost(), protocol, OriginPolicy(("*",)), reactor=reactor,
+                             config=config)  # fmt: skip
+    root = Resource()
+    root.putChild(b"game", WebSocketResource(game))
+    site = Site(root)
+    site.noisy = False
+    cert, key = make_self_signed("localhost")
+    options = PrivateCertificate.loadPEM(cert + key).options()
+    return int(reactor.listenSSL(0, site, options, interface=interface).getHost().port)
 
 
 async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:

@@ -152,6 +152,30 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["p99_ms"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_play_over_websocket(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--rooms", "3", "--transport", "websocket", "--warmup", "0.3",
+            "--duration", "0.7",
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["scenario"], result["transport"]), ("play", "websocket"))
+        self.assertEqual(result["players"], 6)
+        self.assertRate(result, "moves_per_s")
+        # Every applied move reaches both players of its room, over their sockets.
+        self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
+        self.assertEqual(result["errors"], 0)
+        self.assertEqual(result["resends"], 0)
+        self.assertGreater(result["server_cpu_us_per_move"], 0)
+        self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
+
+    def test_play_websocket_with_host_workers_is_a_usage_error(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--rooms", "2", "--transport", "websocket", "--host-workers", "1"
+        )
+        self.assertEqual(code, 2)
+        self.assertIn("--transport", stderr)
+        self.assertEqual(result, {})
+
     def test_play_with_host_workers(self) -> None:
         code, result, stderr = run_bench(
             "play", "--rooms", "4", "--host-workers", "2", "--warmup", "0.3", "--duration", "0.7"

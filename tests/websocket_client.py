@@ -216,14 +216,16 @@ async def connect_game_socket(
     *,
     origin: str | None = None,
     first: bytes | None = None,
+    protocol: type[GameSocketPlayer] | None = None,
 ) -> GameSocketPlayer:
     """A player on `wss://localhost:PORT/game` that has sent its token (or `first`, or
-    nothing when both are None); dropped at cleanup."""
+    nothing when both are None); dropped at cleanup. `protocol` is the player's class
+    (a `GameSocketPlayer` by default)."""
     with open(trust, "rb") as f:
         authority = Certificate.loadPEM(f.read())
     factory = WebSocketClientFactory(f"wss://localhost:{port}/game", origin=origin,
                                      reactor=reactor)  # fmt: skip
-    factory.protocol = GameSocketPlayer
+    factory.protocol = GameSocketPlayer if protocol is None else protocol
     endpoint = SSL4ClientEndpoint(
         reactor, "127.0.0.1", port, optionsForClientTLS("localhost", trustRoot=authority)
     )

@@ -18,6 +18,14 @@ stream there and relays messages both ways; it is the stream's
 for the token to come, the message size, a message rate) and the Origin
 policy, the one the WebSocket lobby applies. Every refusal is counted in
 `refusals` by reason.
+
+A socket whose peer reads slowly holds its output back: the protocol is the
+transport's push producer (it takes the slot twisted.web's HTTP channel held
+before the upgrade), so when the transport's write buffer is full it is
+paused, and what the host hands over meanwhile waits in a `HeldOutput` (only
+the newest state; every reliable message, in order) until the transport
+resumes. A socket holding more than `GameSocketConfig.held_limit` bytes is
+dropped: its seat enters the reconnection grace.
 """
 
 from __future__ import annotations
@@ -30,7 +38,13 @@ from typing import Any, Protocol
 from attrs import frozen
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from txaio.tx import make_logger
@@ -40,6 +54,7 @@ from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, Strea
 from vinom.lobby.websocket import OriginPolicy
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
+from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import peek_request_token
 from vinom.protocol.wire import REQUEST_SIZE
 from vinom.ratelimit import TokenBucket
@@ -54,6 +69,7 @@ __all__ = [
     "GameSocketConfig",
     "GameSocketFactory",
     "GameSocketProtocol",
+    "HeldOutput",
 ]
 
 # Close codes (docs/web.md). 1000-1011 are RFC 6455's, 4000-4999 the application's.
@@ -88,12 +104,51 @@ class GameSocketConfig:
     # grace): one every `ping_interval` seconds, unanswered for `ping_timeout`.
     ping_interval: float = 5.0
     ping_timeout: float = 10.0
+    # Bytes of messages a socket may hold back while its transport cannot take
+    # more (a reader slower than the match); past it the socket is dropped.
+    held_limit: int = 256 * 1024
+
+
+class HeldOutput:
+    """Messages a paused socket holds back, oldest first: of the states (unreliable
+    messages) only the newest is kept; every reliable message is kept, in order."""
+
+    __slots__ = ("held_bytes", "messages", "state_at")
+
+    def __init__(self) -> None:
+        # A replaced state's slot holds None.
+        self.messages: list[tuple[int, bytes] | None] = []
+        self.state_at = -1
+        self.held_bytes = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.messages)
+
+    def hold(self, channel: int, data: bytes) -> None:
+        messages = self.messages
+        if channel == UNRELIABLE:
+            at = self.state_at
+            if at >= 0:
+                replaced = messages[at]
+                assert replaced is not None
+                self.held_bytes -= len(replaced[1])
+                messages[at] = None  # superseded before it left
+            self.state_at = len(messages)
+        messages.append((channel, data))
+        self.held_bytes += len(data)
+
+    def take(self) -> list[tuple[int, bytes]]:
+        """Everything held, in order, leaving nothing held."""
+        messages, self.messages = self.messages, []
+        self.state_at = -1
+        self.held_bytes = 0
+        return [m for m in messages if m is not None]
 
 
 _TOKEN, _OPENING, _OPEN, _CLOSED = range(4)
 
 
-@implementer(IStreamPeer)
+@implementer(IStreamPeer, IPushProducer)
 class GameSocketProtocol(WebSocketServerProtocol):
     """One browser's game session: token first, then room messages both ways."""
 
@@ -111,8 +166,23 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._held: list[bytes] = []
         self._bucket: TokenBucket | None = None
         self._token_timer: IDelayedCall | None = None
+        # The transport's write buffer is full (it paused us); output waits in `_out`.
+        self._paused = False
+        self._out = HeldOutput()
+        # The host ended the session while output was held: close once it is sent.
+        self._end_when_sent = False
 
     # autobahn
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # twisted.web's HTTP channel registered itself as the transport's producer
+        # and keeps the slot after the upgrade; the socket takes it, so that a full
+        # write buffer pauses this session's output (pauseProducing below).
+        transport = IConsumer(self.transport, None)
+        if transport is not None:
+            transport.unregisterProducer()
+            transport.registerProducer(self, True)
 
     def onConnect(self, request: ConnectionRequest) -> None:
         origin = request.headers.get("origin")
@@ -157,22 +227,72 @@ class GameSocketProtocol(WebSocketServerProtocol):
             self._host.close_stream(self._session_id)
         self._state = _CLOSED
         self._held = []
+        self._out = HeldOutput()
+
+    # IPushProducer: the transport's write buffer is full, or has room again.
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._out:
+            self._write_out(self._out.take())
+        if self._end_when_sent and not self._paused and not self._out:
+            self._end_when_sent = False
+            if self.state == WebSocketServerProtocol.STATE_OPEN:
+                self.sendClose(CLOSE_NORMAL, "session closed")
+
+    def stopProducing(self) -> None:
+        pass  # the connection is going: connectionLost follows
 
     # IStreamPeer
 
     def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
         if self.state != WebSocketServerProtocol.STATE_OPEN:
             return  # the peer has begun to close: what is left is lost with it
-        send = self.sendMessage
-        for _channel, data in messages:
-            send(data, isBinary=True)
+        if self._paused or self._out:
+            self._hold(messages, 0)
+        else:
+            self._write_out(messages)
 
     def stream_ended(self) -> None:
         self._state = _CLOSED
-        if self.state == WebSocketServerProtocol.STATE_OPEN:
+        if self._out:
+            self._end_when_sent = True  # after what is held
+        elif self.state == WebSocketServerProtocol.STATE_OPEN:
             self.sendClose(CLOSE_NORMAL, "session closed")
 
     # internals
+
+    def _write_out(self, messages: list[tuple[int, bytes]]) -> None:
+        """Write messages until the transport pauses us; hold the rest."""
+        send = self.sendMessage
+        for i, (_channel, data) in enumerate(messages):
+            send(data, isBinary=True)
+            if self._paused:  # this write filled the buffer
+                self._hold(messages, i + 1)
+                return
+
+    def _hold(self, messages: list[tuple[int, bytes]], start: int) -> None:
+        out = self._out
+        for i in range(start, len(messages)):
+            channel, data = messages[i]
+            out.hold(channel, data)
+        if out.held_bytes > self._owner.config.held_limit:
+            self._drop_slow_reader()
+
+    def _drop_slow_reader(self) -> None:
+        """The peer reads slower than the match runs: drop the socket (the seat's grace)."""
+        self._owner.refused("too_slow")
+        self._cancel_token_timer()
+        if self._state == _OPEN and self._host is not None:
+            self._host.close_stream(self._session_id)
+        self._state = _CLOSED
+        self._out = HeldOutput()
+        self._end_when_sent = False
+        # A close frame would wait behind the unread bytes: abort instead.
+        self.dropConnection(abort=True)
 
     def _token_received(self, payload: bytes) -> None:
         self._cancel_token_timer()
