@@ -34,7 +34,9 @@ UDP (what a browser does): the server process also serves `/game`
 each player opens `wss://127.0.0.1:PORT/game`, sends the same connect token
 and plays the same moves (benchmarks.websocket_load). The per-socket
 message rate limit is lifted (each player moves hundreds of times a
-second); everything else is the server's default path.
+second); everything else is the server's default path. `--transport ws` is
+the same over plain HTTP (`ws://`): vinom behind a reverse proxy that
+terminates TLS (docs/web.md), which shows what TLS costs the server.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ class Options(ScenarioOptions):
         ["state-interval", None, "1.0", "Rooms' periodic state interval (the server default)."],
         ["host-workers", None, "0", "Game-host worker processes hosting the rooms (0: the rooms "
                                     "are in the server process)."],
-        ["transport", None, "udp", "How the players connect: udp, or websocket (the game "
-                                   "WebSocket, /game over TLS)."],
+        ["transport", None, "udp", "How the players connect: udp, websocket (the game "
+                                   "WebSocket, /game over TLS), or ws (/game over plain HTTP, "
+                                   "as behind a TLS-terminating proxy)."],
     ]
 
     def postOptions(self) -> None:
@@ -93,9 +96,9 @@ class Options(ScenarioOptions):
         self["host-workers"] = non_negative_int(self, "host-workers")
         if self["host-workers"] > self["rooms"]:
             raise usage.UsageError("--host-workers cannot exceed --rooms")
-        if self["transport"] not in ("udp", "websocket"):
-            raise usage.UsageError("--transport is udp or websocket")
-        if self["transport"] == "websocket" and self["host-workers"]:
+        if self["transport"] not in ("udp", "websocket", "ws"):
+            raise usage.UsageError("--transport is udp, websocket or ws")
+        if self["transport"] != "udp" and self["host-workers"]:
             raise usage.UsageError("--transport websocket hosts the rooms in the server process")
 
 
@@ -107,7 +110,8 @@ def run(options: Options) -> int:
         progress.update(f"{message.get('count', 0):,} moves", message.get("elapsed"))
 
     server_cpu, load_cpus = cpu_plan(options["loads"], options.pin)
-    websocket = options["transport"] == "websocket"
+    websocket = options["transport"] != "udp"
+    tls = options["transport"] == "websocket"
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
@@ -118,6 +122,7 @@ def run(options: Options) -> int:
                     "state_interval": options["state-interval"],
                     "host_workers": options["host-workers"],
                     "websocket": websocket,
+                    "tls": tls,
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -125,7 +130,7 @@ def run(options: Options) -> int:
             loads = spawn_room_loads(
                 harness, "play-websocket" if websocket else "play", ready["port"], key,
                 options["rooms"], options, load_cpus,
-                ports=ready["ports"], websocket_port=ready.get("websocket_port"),
+                ports=ready["ports"], websocket_port=ready.get("websocket_port"), tls=tls,
             )
             measured = MeasuredRun(
                 harness, server, loads, options, "play", options["duration"]
@@ -194,7 +199,7 @@ def run(options: Options) -> int:
     where = (f"{options['host-workers']} game-host worker(s)" if options["host-workers"]
              else "in the server process")
     if websocket:
-        where += ", players on the game WebSocket"
+        where += ", players on the game WebSocket" + ("" if tls else " (plain, no TLS)")
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",

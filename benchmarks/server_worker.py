@@ -129,14 +129,15 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     ready = {"port": host.address.port, "ports": [host.address.port],
              "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
     if settings.get("websocket"):
-        ready["websocket_port"] = listen_game_socket(reactor, host, factory.protocol_config,
-                                                     interface)  # fmt: skip
+        ready["websocket_port"] = listen_game_socket(
+            reactor, host, factory.protocol_config, interface, settings.get("tls", True)
+        )
     return ready, counters
 
 
-def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str) -> int:
+def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, tls: bool) -> int:
     """`/game` (vinom.web_game) for `host`'s matches, over TLS as `twistd vinom` serves it
-    (a fresh self-signed certificate); its port."""
+    (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port."""
     from autobahn.twisted.resource import WebSocketResource
     from twisted.internet.ssl import PrivateCertificate
     from twisted.web.resource import Resource
@@ -159,6 +160,8 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str) -
     root.putChild(b"game", WebSocketResource(game))
     site = Site(root)
     site.noisy = False
+    if not tls:
+        return int(reactor.listenTCP(0, site, interface=interface).getHost().port)
     cert, key = make_self_signed("localhost")
     options = PrivateCertificate.loadPEM(cert + key).options()
     return int(reactor.listenSSL(0, site, options, interface=interface).getHost().port)

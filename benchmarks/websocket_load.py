@@ -1,7 +1,8 @@
 """Load side of `play --transport websocket`: the duel players on `/game` WebSockets.
 
 Each player opens `wss://HOST:PORT/game` on the bench server's game socket
-(vinom.web_game, TLS as `twistd vinom` serves it), sends its connect token
+(vinom.web_game, TLS as `twistd vinom` serves it; `ws://` with `tls` false,
+as behind a TLS-terminating proxy), sends its connect token
 (the 1200-byte `request` packet, sealed with the bench's shared key for its
 seat of the bench's duel rooms, as for UDP) and then plays exactly as
 `room_load.run_play`'s players do: `{"seq": n}` as soon as a state shows its
@@ -57,7 +58,7 @@ class SocketPlayer:
 
     __slots__ = ("buffer", "player", "sock")
 
-    def __init__(self, sock: ssl.SSLSocket, player: Player) -> None:
+    def __init__(self, sock: socket.socket, player: Player) -> None:
         self.sock = sock
         self.player = player
         self.buffer = b""
@@ -90,11 +91,14 @@ class SocketPlayer:
         return out
 
 
-def open_socket(server: tuple[str, int], context: ssl.SSLContext, token: bytes) -> ssl.SSLSocket:
-    """A `/game` WebSocket, opened (blocking) and sent `token`; then non-blocking."""
+def open_socket(
+    server: tuple[str, int], context: ssl.SSLContext | None, token: bytes
+) -> socket.socket:
+    """A `/game` WebSocket (over TLS unless `context` is None), opened (blocking) and
+    sent `token`; then non-blocking."""
     raw = socket.create_connection(server, timeout=30)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock = context.wrap_socket(raw, server_hostname="localhost")
+    sock = raw if context is None else context.wrap_socket(raw, server_hostname="localhost")
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (f"GET /game HTTP/1.1\r\nHost: localhost:{server[1]}\r\nUpgrade: websocket\r\n"
@@ -123,10 +127,12 @@ class WebSocketPlay:
         self.udp_host = HostAddress(str(settings["host"]), int(settings["port"]))
         self.issuer = make_issuer(bytes.fromhex(settings["key"]))
         self.rooms = range(int(settings["first_room"]), int(settings["last_room"]))
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        # The bench server's certificate is a fresh self-signed one.
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE
+        self.context: ssl.SSLContext | None = None
+        if settings.get("tls", True):
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # The bench server's certificate is a fresh self-signed one.
+            self.context.check_hostname = False
+            self.context.verify_mode = ssl.CERT_NONE
         self.players: list[SocketPlayer] = []
         self.latencies = Latencies()
         self.measuring = False

@@ -168,6 +168,16 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_play_over_plain_websocket(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--rooms", "2", "--transport", "ws", "--warmup", "0.3", "--duration", "0.7",
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["transport"], "ws")
+        self.assertRate(result, "moves_per_s")
+        self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
+        self.assertEqual(result["errors"], 0)
+
     def test_play_websocket_with_host_workers_is_a_usage_error(self) -> None:
         code, result, stderr = run_bench(
             "play", "--rooms", "2", "--transport", "websocket", "--host-workers", "1"
