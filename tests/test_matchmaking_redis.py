@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 from tests.redis_server import RedisServer, free_tcp_port, start_redis
 from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
-from vinom.matchmaking.windows import RatingWindow
+from vinom.matchmaking.windows import RatingWindow, fifo_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,6 +135,55 @@ class RaceTests(TestCase):
         for player_id in unmatched:
             self.assertIsNotNone(await lobbies[0].matchmaker.position(player_id))
         self.assertLess(elapsed, 60)
+
+    async def test_racing_lobbies_never_split_a_party_nor_match_it_twice(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=0.05)
+        lobbies = [await start_lobby(self, redis.port, {"maze": 4}, settings) for _ in range(4)]
+        # Parties of one to three, 2,000 players in all.
+        tickets: list[Ticket] = []
+        sizes = [1, 2, 3, 1, 1, 2]
+        number = 0
+        while number < 2000:
+            size = sizes[len(tickets) % len(sizes)]
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "maze", None, time.time(), party_id=ids[0])
+                            for p in ids[1:])  # fmt: skip
+            tickets.append(Ticket(ids[0], ids[0], "maze", None, time.time(), party_id=ids[0],
+                                  members=members))  # fmt: skip
+
+        async def feed(lobby: Lobby, mine: list[Ticket]) -> None:
+            for start in range(0, len(mine), 100):
+                await gatherResults([lobby.matchmaker.enqueue(t) for t in mine[start:start + 100]])
+
+        await gatherResults(
+            [Deferred.fromCoroutine(feed(lobby, tickets[i::4])) for i, lobby in enumerate(lobbies)]
+        )
+        # Let passes run until no more can form (every lobby has heard the same).
+        await deferLater(reactor, 0.5, lambda: None)
+        await wait_until(
+            lambda: len({len(lobby.heard) for lobby in lobbies}) == 1, 30, "every lobby to agree"
+        )
+        heard = lobbies[0].heard
+        matched = Counter(p for m in heard for p in m.player_ids)
+        self.assertEqual(max(matched.values()), 1, "a player was matched twice")
+        parties = {t.player_id: t.player_ids for t in tickets}
+        for match in heard:
+            self.assertEqual(len(match.players), 4)
+            ids = match.player_ids
+            index = 0
+            while index < len(ids):
+                # Each party sits together, whole, in its join order.
+                unit = parties[ids[index]]
+                self.assertEqual(ids[index:index + len(unit)], unit)
+                index += len(unit)
+        unmatched = [t for t in tickets if t.player_id not in matched]
+        for t in unmatched:
+            self.assertIsNotNone(await lobbies[0].matchmaker.position(t.player_id))
+        # What is left cannot fill a match (parties that cannot make four together).
+        self.assertEqual(sum(t.size for t in unmatched) + 4 * len(heard), 2000)
+        self.assertEqual(fifo_groups(unmatched, 4), [])
 
 
 class DeadLobbyTests(TestCase):
