@@ -179,8 +179,8 @@ class PartyIntegrationTests(TestCase):
                                                  reconnect=True)  # fmt: skip
             self.addCleanup(pool.disconnect)
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port)
-            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor,
-                                         settings=RedisMatchmakerSettings(tick_every=0.1))  # fmt: skip
+            settings = RedisMatchmakerSettings(tick_every=0.1)
+            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
             parties = RedisPartyStore(await redis_client(self, redis), endpoint, reactor,
