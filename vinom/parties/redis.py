@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from attrs import field, frozen
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
@@ -265,3 +266,21 @@ class RedisPartyStore:
         d.addErrback(lambda f: self.log.warn("refreshing parties failed: {error}", error=f.value))
         return d
 
+
+
+class PartyStoreService(Service):
+    """Runs a `RedisPartyStore` (its channel and its refresh) while the server runs."""
+
+    def __init__(self, store: RedisPartyStore) -> None:
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        # The subscription reconnects by itself while Redis is down.
+        self.store.start().addErrback(
+            lambda f: self.store.log.warn("party changes channel: {error}", error=f.value)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.store.stop()
