@@ -36,6 +36,7 @@ from tests.redis_server import start_redis
 from tests.test_integration_lobby import free_udp_ports
 from tests.test_store import redis_client
 from vinom.certs import ensure_dev_certificate
+from vinom.client.bots import LobbyAddress
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
@@ -60,6 +61,8 @@ class Player(LineOnlyReceiver):
         self.closed: Deferred[BaseException] = Deferred()
         self._waiters: list[tuple[Callable[[Frame], bool], Deferred[Frame]]] = []
         self._next_id = 0
+        # The id the lobby welcomed this player with.
+        self.player_id = ""
 
     def request(self, frame: Frame) -> Deferred[Frame]:
         """Send a frame with a fresh id; fires with the reply to it."""
@@ -137,7 +140,7 @@ class PartyIntegrationTests(TestCase):
         self.addCleanup(_abort, player)
         welcome = await player.request({"type": "hello", "name": name})
         self.assertEqual(welcome["type"], "welcome")
-        player.player_id = welcome["player_id"]  # type: ignore[attr-defined]
+        player.player_id = welcome["player_id"]
         return player
 
     async def play_party_and_two_solos(self, ann_port: int, bob_port: int, solo_port: int) -> None:
@@ -147,7 +150,7 @@ class PartyIntegrationTests(TestCase):
         joined = await bob.request({"type": "party_join", "code": party["code"]})
         self.assertEqual(joined["type"], "party")
         update = await ann.of_type("party_update")
-        self.assertEqual((update["event"], update["player_id"]), ("joined", bob.player_id))  # type: ignore[attr-defined]
+        self.assertEqual((update["event"], update["player_id"]), ("joined", bob.player_id))
         queued = await ann.request({"type": "queue", "game": "maze"})
         self.assertEqual((queued["type"], queued["party_id"]), ("queued", party["party_id"]))
         told = await bob.of_type("queued")
@@ -190,6 +193,22 @@ class PartyIntegrationTests(TestCase):
             ports.append(await self.start_lobby(matchmaker, parties))
         # Ann and one solo player on the first lobby, Bob and the other on the second.
         await self.play_party_and_two_solos(ports[0], ports[1], ports[0])
+
+
+async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Player:
+    """A `Player` connected to `lobby` (trusting its certificate file) and welcomed."""
+    with open(lobby.trust or "", "rb") as f:
+        trust = Certificate.loadPEM(f.read())
+    player = Player()
+    endpoint = SSL4ClientEndpoint(
+        reactor, lobby.host, lobby.port, optionsForClientTLS("localhost", trustRoot=trust)
+    )
+    await connectProtocol(endpoint, player)
+    case.addCleanup(_abort, player)
+    welcome = await player.request({"type": "hello", "name": name})
+    case.assertEqual(welcome["type"], "welcome")
+    player.player_id = welcome["player_id"]
+    return player
 
 
 def _abort(player: Player) -> Deferred[BaseException] | None:
