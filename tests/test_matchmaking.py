@@ -648,3 +648,85 @@ class RankedWindowPropertyTests(SynchronousTestCase):
             matchmaker.queue_length("duel") + matchmaker.queue_length("trio"),
             len(arrivals) - len(matched),
         )
+
+
+def _brute_force_match(sizes: list[int], seats: int) -> list[int] | None:
+    """The earliest (lexicographically, by queue index) set of tickets, including the
+    first, whose sizes sum to `seats`: the reference for the fill rule."""
+
+    def search(start: int, left: int) -> list[int] | None:
+        if left == 0:
+            return []
+        for index in range(start, len(sizes)):
+            if sizes[index] <= left:
+                rest = search(index + 1, left - sizes[index])
+                if rest is not None:
+                    return [index, *rest]
+        return None
+
+    if not sizes or sizes[0] > seats:
+        return None
+    rest = search(1, seats - sizes[0])
+    return None if rest is None else [0, *rest]
+
+
+class PartyFillPropertyTests(SynchronousTestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["enqueue", "enqueue", "cancel"]),
+                st.integers(1, 4),
+                st.integers(0, 9),
+            ),
+            max_size=60,
+        )
+    )
+    def test_parties_are_never_split_and_what_waits_cannot_fill_a_match(
+        self, operations: list[tuple[str, int, int]]
+    ) -> None:
+        seats = 4
+        matchmaker = MemoryMatchmaker({"maze": seats}, Clock())
+        matches: list[Match] = []
+        matchmaker.add_listener(matches.append)
+        waiting: list[Ticket] = []  # in queue order
+        number = 0
+        for kind, size, pick in operations:
+            if kind == "cancel":
+                if waiting:
+                    gone = waiting.pop(pick % len(waiting))
+                    self.assertTrue(self.successResultOf(matchmaker.cancel(gone.player_id)))
+                continue
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "maze", None, 0.0, party_id=ids[0]) for p in ids[1:])
+            waiting.append(
+                Ticket(ids[0], ids[0], "maze", None, 0.0, party_id=ids[0], members=members)
+            )
+            formed_before = len(matches)
+            self.successResultOf(matchmaker.enqueue(waiting[-1]))
+            new = matches[formed_before:]
+            # Before this enqueue nothing could fill a match: at most one forms now,
+            # the reference's choice: the earliest set with the oldest possible anchor.
+            self.assertLessEqual(len(new), 1)
+            expected = None
+            for anchor in range(len(waiting)):
+                found = _brute_force_match([q.size for q in waiting[anchor:]], seats)
+                if found is not None:
+                    expected = [waiting[anchor + i] for i in found]
+                    break
+            if expected is None:
+                self.assertEqual(new, [])
+                continue
+            [match] = new
+            self.assertEqual(match.player_ids, tuple(p for q in expected for p in q.player_ids))
+            for q in expected:
+                waiting.remove(q)
+            # Whatever waits cannot fill a match, from any anchor.
+            for anchor in range(len(waiting)):
+                self.assertIsNone(_brute_force_match([q.size for q in waiting[anchor:]], seats))
+            for q in waiting:
+                self.assertIsNotNone(self.successResultOf(matchmaker.position(q.player_id)))
+        self.assertEqual(matchmaker.queue_length("maze"), len(waiting))
+        seated = [p for m in matches for p in m.player_ids]
+        self.assertEqual(len(seated), len(set(seated)))

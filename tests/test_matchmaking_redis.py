@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 from collections import Counter
@@ -21,12 +22,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.redis_server import RedisServer, free_tcp_port, start_redis
 from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow, fifo_groups
 
@@ -351,3 +353,50 @@ class RedisRestartTests(TestCase):
             await matchmaker.start()
         self.assertLess(time.monotonic() - started, 2.0)
         await matchmaker.stop()
+
+
+class SameRuleTests(TestCase):
+    timeout = 120
+
+    async def test_redis_forms_the_matches_the_memory_matchmaker_forms(self) -> None:
+        # Random queues of solo players and parties, with cancels, through both
+        # matchmakers: the same matches, in the same seats (one rule, written twice).
+        redis = await start_redis(self)
+        rng = random.Random(14)
+        formed = 0
+        for run in range(30):
+            pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1,
+                                                 reconnect=True)  # fmt: skip
+            self.addCleanup(pool.disconnect)
+            clock = Clock()
+            sizes = {"maze": 4, "trio": 3}
+            settings = RedisMatchmakerSettings(prefix=f"run{run}", ticket_ttl=3600.0)
+            shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
+                                     sizes, clock, settings=settings)  # fmt: skip
+            await shared.start()
+            alone = MemoryMatchmaker(sizes, clock)
+            heard: dict[str, list[Match]] = {"redis": [], "memory": []}
+            shared.add_listener(heard["redis"].append)
+            alone.add_listener(heard["memory"].append)
+            queued: list[str] = []
+            for step in range(40):
+                if queued and rng.random() < 0.2:
+                    leader = queued.pop(rng.randrange(len(queued)))
+                    self.assertEqual(await shared.cancel(leader), await alone.cancel(leader))
+                    continue
+                game = rng.choice(["maze", "trio"])
+                size = rng.choice([1, 1, 1, 2, 3])
+                ids = [f"r{run}s{step}m{k}" for k in range(size)]
+                members = tuple(Ticket(p, p, game, None, 0.0, party_id=ids[0]) for p in ids[1:])
+                t = Ticket(ids[0], ids[0], game, None, 0.0, party_id=ids[0], members=members)
+                self.assertEqual(await shared.enqueue(t), await alone.enqueue(t))
+                queued.append(t.player_id)
+                matched = {p for m in heard["memory"] for p in m.player_ids}
+                queued = [q for q in queued if q not in matched]
+            await shared.position("nobody")  # every answer is in
+            self.assertEqual([m.player_ids for m in heard["redis"]],
+                             [m.player_ids for m in heard["memory"]], f"run {run}")  # fmt: skip
+            formed += len(heard["memory"])
+            await shared.stop()
+        # The runs formed matches enough to say something (about 5 per run).
+        self.assertGreater(formed, 60)
