@@ -7,7 +7,10 @@ on two lobbies sharing a real Redis (tests/redis_server.py): the Redis
 matchmaker and party store, `party_update` and `queued` reaching the member
 through the other lobby over pub/sub. (There each lobby places the match on
 its own placeholder hosts, so the friends' `match_found` name the same match
-but not the same port; a `--role lobby` server places it once, through Redis.)
+but not the same port; a `--role lobby` server places it once, through Redis:
+tests/test_scaling.py.) Across two lobbies too: a member who leaves through
+one lobby withdraws the ticket the other queued, and the lead passes to a
+member on another lobby when the leader disconnects.
 """
 
 from __future__ import annotations
@@ -80,10 +83,11 @@ class Player(LineOnlyReceiver):
                 self._waiters.remove(waiter)
                 d.callback(frame)
 
-    def when(self, predicate: Callable[[Frame], bool]) -> Deferred[Frame]:
-        """Fires with the first frame (already received or later) matching `predicate`."""
+    def when(self, predicate: Callable[[Frame], bool], after: int = 0) -> Deferred[Frame]:
+        """Fires with the first frame matching `predicate`, among those received from the
+        `after`th on (already received or later)."""
         d: Deferred[Frame] = Deferred()
-        for frame in self.frames:
+        for frame in self.frames[after:]:
             if predicate(frame):
                 d.callback(frame)
                 return d
@@ -193,6 +197,67 @@ class PartyIntegrationTests(TestCase):
             ports.append(await self.start_lobby(matchmaker, parties))
         # Ann and one solo player on the first lobby, Bob and the other on the second.
         await self.play_party_and_two_solos(ports[0], ports[1], ports[0])
+
+    async def start_redis_lobbies(self, count: int) -> list[int]:
+        """`count` lobbies sharing a real Redis (matchmaker and party store); their ports."""
+        redis = await start_redis(self)
+        ports = []
+        for _ in range(count):
+            pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
+                                                 reconnect=True)  # fmt: skip
+            self.addCleanup(pool.disconnect)
+            endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port)
+            settings = RedisMatchmakerSettings(tick_every=0.1)
+            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor, settings=settings)
+            await matchmaker.start()
+            self.addCleanup(matchmaker.stop)
+            parties = RedisPartyStore(await redis_client(self, redis), endpoint, reactor,
+                                      max_size=4)  # fmt: skip
+            await parties.start()
+            self.addCleanup(parties.stop)
+            ports.append(await self.start_lobby(matchmaker, parties))
+        return ports
+
+    async def test_across_lobbies_a_member_leaving_withdraws_the_ticket_and_the_lead_passes(
+        self,
+    ) -> None:
+        first, second = await self.start_redis_lobbies(2)
+        ann = await self.connect(first, "Ann")
+        bob = await self.connect(second, "Bob")
+        cat = await self.connect(second, "Cat")
+        code = (await ann.request({"type": "party_create"}))["party"]["code"]
+        await bob.request({"type": "party_join", "code": code})
+        await cat.request({"type": "party_join", "code": code})
+        await ann.when(lambda f: f.get("event") == "joined" and f["player_id"] == cat.player_id)
+        await ann.request({"type": "queue", "game": "maze"})
+        await cat.of_type("queued")
+        # Cat leaves through the second lobby: the ticket Ann's lobby queued is
+        # withdrawn, and Ann and Bob are told.
+        self.assertEqual((await cat.request({"type": "party_leave"}))["type"], "party_left")
+        for player in (ann, bob):
+            cancelled = await player.of_type("cancelled")
+            self.assertEqual(cancelled["reason"], "member_left")
+        # Ann's lobby let go of the ticket: she queues the two of them again.
+        mark = len(bob.frames)
+        again = await ann.request({"type": "queue", "game": "maze"})
+        self.assertEqual(again["type"], "queued")
+        await bob.when(lambda f: f["type"] == "queued", after=mark)
+        # Ann disconnects: Bob, on the other lobby, leads, and is no longer queued.
+        mark = len(bob.frames)
+        assert ann.transport is not None
+        ann.transport.loseConnection()
+        update = await bob.when(lambda f: f.get("event") == "left", after=mark)
+        self.assertEqual(update["player_id"], ann.player_id)
+        self.assertEqual(update["party"]["leader"], bob.player_id)
+        self.assertEqual([m["name"] for m in update["party"]["members"]], ["Bob"])
+        cancelled = await bob.when(lambda f: f["type"] == "cancelled", after=mark)
+        self.assertEqual(cancelled["reason"], "member_left")
+        self.assertEqual((await bob.request({"type": "queue", "game": "maze"}))["type"],
+                         "queued")  # fmt: skip
+        # The last member leaves (before the test's Redis goes): the party is gone.
+        self.assertEqual((await bob.request({"type": "party_leave"}))["type"], "party_left")
+        gone = await cat.request({"type": "party_join", "code": code})
+        self.assertEqual(gone["code"], "unknown_party")
 
 
 async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Player:
