@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.test_lobby import Client, LobbyHarness
+from tests.test_remote_placement import ScriptedHosting
+from vinom.hosting.remote import NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.open_rooms import CODE_ALPHABET, CODE_LENGTH
 from vinom.lobby.server import PlayerState
@@ -15,7 +17,9 @@ from vinom.matchmaking.interfaces import Match
 PARTY_GAMES = {"tictactoe": 2, "maze": 4}
 
 
-class PartyTests(LobbyHarness):
+class PartyHarness(LobbyHarness):
+    """A lobby whose maze seats four, and helpers to form parties."""
+
     ports = (7400, 7401, 7402)
 
     def setUp(self) -> None:
@@ -42,6 +46,8 @@ class PartyTests(LobbyHarness):
             client.frames()
         return party
 
+
+class PartyTests(PartyHarness):
     def test_party_create_gives_an_id_a_join_code_and_the_lead(self) -> None:
         ann = self.player("Ann")
         reply = ann.request({"type": "party_create", "id": 7})
@@ -229,3 +235,36 @@ class PartyTests(LobbyHarness):
                           errors.PARTY_QUEUED)  # fmt: skip
         # Party errors follow from what others did: none counts against the client.
         self.assert_uncounted(dan)
+
+
+class PartyNoHostTests(PartyHarness):
+    """A party whose match no game host takes is not split up by the requeue."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.remote = ScriptedHosting()
+        self.factory = self.make_factory(games=PARTY_GAMES, matchmaker=self.matchmaker,
+                                         hosting=self.remote, shared_store=True)  # fmt: skip
+        self.factory.startService()
+
+    def test_party_members_get_match_failed_and_the_solos_go_back_to_the_queue(self) -> None:
+        ann, bob = self.player("Ann"), self.player("Bob")
+        self.party_of(ann, bob)
+        ann.request({"type": "queue", "game": "maze"})
+        bob.frames()
+        solos = [self.queued_player("Sol", "maze"), self.queued_player("Sue", "maze")]
+        [(_, placing)] = self.remote.asked
+        placing.errback(NoHostAvailable("no live game host with free capacity"))
+        for solo in solos:
+            [frame] = solo.frames() + solo.unread
+            self.assertEqual((frame["type"], frame["reason"]), ("queued", "no_host"))
+        for member in (ann, bob):
+            [frame] = member.frames()
+            self.assertEqual((frame["type"], frame["code"]), ("error", errors.MATCH_FAILED))
+        # Still a party: the leader queues it again, whole, and it meets the solos
+        # (back at the head of the queue) at once.
+        self.assertEqual(ann.request({"type": "queue", "game": "maze"})["type"], "queued")
+        self.assertEqual(len(self.remote.asked), 2)
+        again, _ = self.remote.asked[1]
+        self.assertEqual(again.player_ids[2:], (ann.player_id, bob.player_id))
+        self.assertIs(self.factory.state_of(bob.player_id or ""), PlayerState.MATCHED)
