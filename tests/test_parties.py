@@ -243,6 +243,15 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         self.assertEqual(len(final.members), 4)
         self.assertEqual(set(final.player_ids[1:]), {p.player_ids[-1] for p in joined})
 
+    async def test_a_member_key_whose_party_is_gone_does_not_hold_the_player(self) -> None:
+        # As after Redis lost some keys: the party hash is gone, a member key is left.
+        party = await self.store.create(member("a"))
+        raw = await raw_connection(self, self.redis)
+        await raw.delete(f"vinom:party:{party.party_id}")
+        again = await self.store.create(member("a"))
+        self.assertNotEqual(again.party_id, party.party_id)
+        self.assertEqual(await self.store.party_of("a"), again)
+
     async def test_keys_have_ttls_and_a_dead_lobbys_member_leaves(self) -> None:
         settings = RedisPartySettings(party_ttl=1.0, refresh_every=0.2)
         alive = await self.make_store(settings=settings)

@@ -48,6 +48,16 @@ local function changed(p, event, player, position)
   return message
 end
 
+-- Is the player in a party? (A member key whose party is gone, as after
+-- Redis lost keys, does not count, and goes.)
+local function in_party(player)
+  local id = redis.call('GET', of_key(player))
+  if not id then return false end
+  if redis.call('EXISTS', party_key(id)) == 1 then return true end
+  redis.call('DEL', of_key(player))
+  return false
+end
+
 local function without(members, player)
   local kept = {}
   for _, m in ipairs(members) do
@@ -59,7 +69,7 @@ end
 if op == 'create' then
   -- party id, code, player, name
   local id, code, player, name = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-  if redis.call('EXISTS', of_key(player)) == 1 then return err('already_in_party') end
+  if in_party(player) then return err('already_in_party') end
   if redis.call('EXISTS', code_key(code)) == 1 then return err('code_taken') end
   redis.call('SET', of_key(player), id, 'PX', ttl)
   return changed({party_id = id, code = code, members = {{player, name}}, queued_for = ''},
@@ -70,7 +80,7 @@ elseif op == 'join' then
   local id = redis.call('GET', code_key(code))
   local p = id and load(id)
   if not p then return err('unknown_party') end
-  if redis.call('EXISTS', of_key(player)) == 1 then return err('already_in_party') end
+  if in_party(player) then return err('already_in_party') end
   if #p.members >= max then return err('party_full') end
   if p.queued_for ~= '' then return err('party_queued') end
   p.members[#p.members + 1] = {player, name}
@@ -112,24 +122,24 @@ elseif op == 'refresh' then
   local seen, messages = {}, {}
   for i = 4, #ARGV do
     local id = redis.call('GET', of_key(ARGV[i]))
-    if id then
+    local p = id and load(id)
+    if not p then
+      redis.call('DEL', of_key(ARGV[i]))
+    else
       redis.call('PEXPIRE', of_key(ARGV[i]), ttl)
       if not seen[id] then
         seen[id] = true
-        local p = load(id)
-        if p then
-          local lapsed = nil
-          for _, m in ipairs(p.members) do
-            if redis.call('GET', of_key(m[1])) ~= id then lapsed = m[1] break end
-          end
-          if lapsed then
-            p.members = without(p.members, lapsed)
-            p.queued_for = ''
-            messages[#messages + 1] = changed(p, 'left', lapsed)
-          else
-            redis.call('PEXPIRE', party_key(id), ttl)
-            redis.call('PEXPIRE', code_key(p.code), ttl)
-          end
+        local lapsed = nil
+        for _, m in ipairs(p.members) do
+          if redis.call('GET', of_key(m[1])) ~= id then lapsed = m[1] break end
+        end
+        if lapsed then
+          p.members = without(p.members, lapsed)
+          p.queued_for = ''
+          messages[#messages + 1] = changed(p, 'left', lapsed)
+        else
+          redis.call('PEXPIRE', party_key(id), ttl)
+          redis.call('PEXPIRE', code_key(p.code), ttl)
         end
       end
     end
