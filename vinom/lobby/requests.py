@@ -1,11 +1,14 @@
-"""The lobby's request handlers: hello, queue, cancel, ping, reconnect and the room requests.
+"""The lobby's request handlers: hello, queue, cancel, ping, reconnect, the room requests
+(room_requests.py) and the party requests (party_requests.py: a party member's queue
+and cancel go there too).
 
 `RequestHandlers.serve` answers one parsed request of one connection (a
 `LobbyError` it raises, or fails a Deferred with, becomes an `error` frame
 on that connection), moving the connection's player through its states.
 `player_left` cleans up after a connection that is gone: a queued player's
 ticket is cancelled, an idle player is forgotten, and a matched player keeps
-their seat unless their match is abandoned while it waits for a port.
+their seat unless their match is abandoned while it waits for a port; a
+party member leaves their party.
 """
 
 from __future__ import annotations
