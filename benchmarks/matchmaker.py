@@ -5,10 +5,11 @@ or one on PATH) and `--lobbies` worker processes, each a lobby's
 `RedisMatchmaker` with connections of its own. On a signal every worker
 queues its share of `--tickets` tickets for one two-player game, keeping
 `--in-flight` calls outstanding, and waits until its listener has heard
-every match (every instance hears every match). `tickets_per_s` is the
+every match (every instance hears every match). With `--party-size N` every
+ticket is a party of N players and a match seats two parties. `tickets_per_s` is the
 tickets matched over the time from the signal to the last worker hearing the
-last match; `double_matches` counts tickets that were in more than one match
-(it must be 0); `missing` counts tickets in none. Without `--redis` one
+last match; `double_matches` counts players who were in more than one match
+(it must be 0); `missing` counts players in none. Without `--redis` one
 process measures the in-memory matchmaker, for comparison. Only the
 matchmaker is measured: no lobby connections, no game hosts.
 """
@@ -37,10 +38,13 @@ class Options(ScenarioOptions):
         ["lobbies", None, "2", "Lobby processes racing for one queue (with --redis)."],
         ["tickets", "n", "20000", "Tickets queued in all."],
         ["in-flight", None, "256", "Calls outstanding per lobby."],
+        ["party-size", None, "1",
+         "Players per ticket: with 2 or more every ticket is a party of that many, and a "
+         "match seats two parties."],
     ]
 
     def postOptions(self) -> None:
-        for name in ("lobbies", "tickets", "in-flight"):
+        for name in ("lobbies", "tickets", "in-flight", "party-size"):
             self[name] = positive_int(self, name)
         if not self["redis"]:
             self["lobbies"] = 1
@@ -99,6 +103,7 @@ def _start_redis(directory: str, cpu: int | None) -> tuple[subprocess.Popen[byte
 
 def run(options: Options) -> int:
     lobbies, tickets, size = options["lobbies"], options["tickets"], 2
+    party = options["party-size"]
     progress = progress_for(options, "matchmaker", options.planned_seconds())
     directory = tempfile.mkdtemp(prefix="vinom-bench-matchmaker-")
     redis: subprocess.Popen[bytes] | None = None
@@ -111,7 +116,8 @@ def run(options: Options) -> int:
         with Harness(options.hard_limit(), lambda worker, message: None) as harness:
             workers = [
                 harness.spawn(f"lobby{i}", "benchmarks.matchmaker_worker", [json.dumps({
-                    "redis_port": port, "size": size, "in_flight": options["in-flight"],
+                    "redis_port": port, "size": size, "party_size": party,
+                    "in_flight": options["in-flight"],
                     "expected_matches": expected, "prefix": f"l{i}-",
                     "count": len(range(i, tickets, lobbies)),
                 })], load_cpus[i % len(load_cpus)])
@@ -136,6 +142,7 @@ def run(options: Options) -> int:
     progress.finish()
     in_matches = Counter(p for match in done[0]["matches"] for p in match)
     double = sum(1 for count in in_matches.values() if count > 1)
+    players = tickets * party
     heard_alike = all(sorted(map(tuple, d["matches"])) == sorted(map(tuple, done[0]["matches"]))
                       for d in done)  # fmt: skip
     summary: dict[str, Any] = {
@@ -143,10 +150,12 @@ def run(options: Options) -> int:
         "store": "redis" if options["redis"] else "memory",
         "lobbies": lobbies,
         "tickets": tickets,
+        "party_size": party,
         "matches": len(done[0]["matches"]),
-        "tickets_per_s": round(sum(in_matches.values()) / wall, 1),
+        "tickets_per_s": round(sum(in_matches.values()) / party / wall, 1),
+        "players_per_s": round(sum(in_matches.values()) / wall, 1),
         "double_matches": double,
-        "missing": tickets - len(in_matches),
+        "missing": players - len(in_matches),
         "every_lobby_heard_every_match": heard_alike,
         "wall_s": round(wall, 3),
         "lobby_cpu_s": round(sum(d["cpu_s"] for d in done), 3),
@@ -154,8 +163,9 @@ def run(options: Options) -> int:
     rows: list[tuple[str, Any]] = [
         ("matchmaker", f"{summary['store']}, {lobbies} lobby process(es)"),
         ("tickets matched / s", summary["tickets_per_s"]),
+        ("players matched / s (party size)", f"{summary['players_per_s']} ({party})"),
         ("tickets / matches", f"{tickets:,} / {summary['matches']:,}"),
-        ("tickets matched twice / never", f"{double} / {summary['missing']}"),
+        ("players matched twice / never", f"{double} / {summary['missing']}"),
         ("every lobby heard every match", heard_alike),
         ("wall s / lobbies' CPU s", f"{summary['wall_s']} / {summary['lobby_cpu_s']}"),
     ]

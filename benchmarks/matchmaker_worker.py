@@ -26,7 +26,9 @@ def main() -> None:
     from vinom.matchmaking.memory import MemoryMatchmaker
 
     game = "duel"
-    sizes = {game: int(settings["size"])}
+    party = int(settings.get("party_size", 1))
+    # A match seats two parties of `party` (two players without parties).
+    sizes = {game: int(settings["size"]) * party}
     matchmaker: Any
     if settings.get("redis_port"):
         import txredisapi
@@ -66,10 +68,16 @@ def main() -> None:
         state["started"] = time.monotonic()
         state["cpu"] = cpu_seconds()
         limit = DeferredSemaphore(int(settings["in_flight"]))
-        tickets = [
-            Ticket(player_id, player_id, game, None, reactor.seconds())
-            for player_id in (f"{settings['prefix']}{n}" for n in range(int(settings["count"])))
-        ]
+        now = reactor.seconds()
+        tickets = []
+        for n in range(int(settings["count"])):
+            leader = f"{settings['prefix']}{n}"
+            members = tuple(
+                Ticket(f"{leader}.{k}", leader, game, None, now, party_id=leader)
+                for k in range(1, party)
+            )
+            tickets.append(Ticket(leader, leader, game, None, now,
+                                  party_id=leader if members else None, members=members))
 
         def counted(_: object) -> None:
             state["enqueued"] = state.get("enqueued", 0) + 1

@@ -304,6 +304,17 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertTrue(result["every_lobby_heard_every_match"])
         self.assertRate(result, "tickets_per_s")
 
+    def test_matchmaker_with_redis_and_parties(self) -> None:
+        code, result, stderr = run_bench(
+            "matchmaker", "--redis", "--lobbies", "2", "--tickets", "400", "--in-flight", "20",
+            "--party-size", "2",
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["party_size"], result["matches"]), (2, 200))
+        self.assertEqual((result["double_matches"], result["missing"]), (0, 0))
+        self.assertTrue(result["every_lobby_heard_every_match"])
+        self.assertRate(result, "players_per_s")
+
     def test_match_with_the_client_library(self) -> None:
         code, result, stderr = run_bench(
             "match", "--clients", "4", "--in-flight", "4", "--client", "twisted"

@@ -29,6 +29,7 @@ from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
     Match,
+    PartyTooLarge,
     Ticket,
     UnknownGame,
     UnknownQueue,
@@ -37,9 +38,11 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 
-SIZES = {"tictactoe": 2, "maze": 3}
+# maze4: the maze set up for four, where parties of two meet solo players.
+SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4}
 WINDOWS = {"tictactoe": RatingWindow(base=100, growth=20, max=None),
-           "maze": RatingWindow(base=50, growth=10, max=200)}
+           "maze": RatingWindow(base=50, growth=10, max=200),
+           "maze4": RatingWindow(base=50, growth=10, max=200)}
 
 
 def ticket(
@@ -56,6 +59,18 @@ def ranked(
     player_id: str, rating: float | None, game: str = "tictactoe", at: float = 0.0
 ) -> Ticket:
     return ticket(player_id, game, at, rating, "ranked")
+
+
+def party(
+    leader: str, *others: str, game: str = "maze4", rating: float | None = None,
+    queue: str = "normal", at: float = 0.0,
+) -> Ticket:
+    """A party's ticket: the leader's, carrying the other members' tickets."""
+    members = tuple(
+        Ticket(p, p.upper(), game, rating, at, queue, party_id="P-" + leader) for p in others
+    )
+    return Ticket(leader, leader.upper(), game, rating, at, queue, party_id="P-" + leader,
+                  members=members)  # fmt: skip
 
 
 class MatchmakerContract:
@@ -319,6 +334,124 @@ class MatchmakerContract:
         await self.settle()
         self.assert_matched(("a", "b"))
 
+    # -- parties: one ticket, several seats, never split
+
+    async def test_a_party_of_two_is_matched_with_two_solo_players(self) -> None:
+        self.assertEqual(await self.enqueue(party("a", "b")), 1)
+        self.assertEqual(await self.enqueue(ticket("s1", "maze4")), 2)
+        self.assertEqual(self.matches, [])
+        await self.enqueue(ticket("s2", "maze4"))
+        await self.settle()
+        self.assert_matched(("a", "b", "s1", "s2"))
+        [match] = self.matches
+        # Every player has a ticket of their own; the party's say so.
+        self.assertEqual([t.party_id for t in match.players], ["P-a", "P-a", None, None])
+        self.assertEqual([t.members for t in match.players], [(), (), (), ()])
+        self.assertEqual(match.players[1], party("a", "b").members[0])
+        self.assertIsNone(await self.position("a"))
+
+    async def test_party_members_sit_together_after_the_players_before_them(self) -> None:
+        await self.enqueue(ticket("s1", "maze4"))
+        await self.enqueue(party("a", "b"))
+        await self.enqueue(ticket("s2", "maze4"))
+        await self.settle()
+        self.assert_matched(("s1", "a", "b", "s2"))
+
+    async def test_two_parties_fill_a_match(self) -> None:
+        await self.enqueue(party("a", "b"))
+        await self.enqueue(party("c", "d"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "d"))
+
+    async def test_a_party_larger_than_the_match_is_refused(self) -> None:
+        with self.assertRaises(PartyTooLarge):  # type: ignore[attr-defined]
+            await self.matchmaker.enqueue(party("a", "b", "c", game="tictactoe"))
+        self.assertIsNone(await self.position("a"))
+        await self.enqueue(ticket("x"))
+        await self.enqueue(ticket("y"))
+        await self.settle()
+        self.assert_matched(("x", "y"))
+
+    async def test_a_party_as_large_as_the_match_is_a_match_alone(self) -> None:
+        await self.enqueue(ticket("s1"))
+        await self.enqueue(party("a", "b", game="tictactoe"))
+        await self.settle()
+        self.assert_matched(("a", "b"))
+        self.assertEqual(await self.position("s1"), 1)
+
+    async def test_a_party_that_does_not_fit_waits_and_solos_fill_around_it(self) -> None:
+        # Four seats. Two parties of three never fit together: the second waits,
+        # keeping its place, while a solo player completes the first's match.
+        await self.enqueue(party("a", "b", "c"))
+        await self.enqueue(party("d", "e", "f"))
+        await self.settle()
+        self.assertEqual(self.matches, [])
+        self.assertEqual(await self.enqueue(ticket("s1", "maze4")), 3)
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "s1"))
+        self.assertEqual(await self.position("d"), 1)
+        # At the head now, that party takes the next solo player; the party of
+        # two queued after it waits.
+        await self.enqueue(party("g", "h"))
+        await self.enqueue(ticket("s2", "maze4"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "s1"), ("d", "e", "f", "s2"))
+        self.assertEqual(await self.position("g"), 1)
+
+    async def test_the_oldest_player_is_matched_with_a_party_that_fills_the_seats(self) -> None:
+        # Four seats: s1 and s2 cannot play with the party of three, s1 can:
+        # the earliest tickets that fill the match with the oldest are s1 and the party.
+        await self.enqueue(ticket("s1", "maze4"))
+        await self.enqueue(ticket("s2", "maze4"))
+        await self.enqueue(party("a", "b", "c"))
+        await self.settle()
+        self.assert_matched(("s1", "a", "b", "c"))
+        self.assertEqual(await self.position("s2"), 1)
+
+    async def test_a_party_is_never_split_across_matches(self) -> None:
+        # Three seats: s1, s2 and a party of two cannot all play; s1 and the
+        # party fill one match; s2 waits for two more.
+        await self.enqueue(ticket("s1", "maze"))
+        await self.enqueue(ticket("s2", "maze"))
+        await self.enqueue(party("a", "b", game="maze"))
+        await self.settle()
+        self.assert_matched(("s1", "a", "b"))
+        self.assertEqual(await self.position("s2"), 1)
+        await self.enqueue(party("c", "d", game="maze"))
+        await self.enqueue(party("e", "f", game="maze"))
+        await self.settle()
+        self.assert_matched(("s1", "a", "b"), ("s2", "c", "d"))
+        self.assertEqual(await self.position("e"), 1)
+
+    async def test_cancelling_the_leader_takes_the_whole_party_out(self) -> None:
+        await self.enqueue(party("a", "b"))
+        self.assertTrue(await self.matchmaker.cancel("a"))
+        await self.enqueue(ticket("s1", "maze4"))
+        await self.enqueue(ticket("s2", "maze4"))
+        await self.settle()
+        self.assertEqual(self.matches, [])
+        self.assertEqual(await self.position("s1"), 1)
+
+    async def test_a_requeued_party_goes_to_the_head_as_one(self) -> None:
+        await self.enqueue(ticket("s1", "maze4"))
+        self.assertEqual(await self.matchmaker.requeue(party("a", "b", "c")), 1)
+        await self.enqueue(ticket("s2", "maze4"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "s1"))
+        self.assertEqual(await self.position("s2"), 1)
+
+    async def test_a_ranked_party_is_rated_by_its_ticket(self) -> None:
+        # maze4 windows: 50 + 10 per second. The party is rated 1500 as one.
+        await self.enqueue(party("a", "b", rating=1500.0, queue="ranked"))
+        await self.enqueue(ranked("far", 1700, "maze4"))
+        await self.enqueue(ranked("s1", 1540, "maze4"))
+        await self.settle()
+        self.assertEqual(self.matches, [])
+        await self.enqueue(ranked("s2", 1510, "maze4"))
+        await self.settle()
+        self.assert_matched(("a", "b", "s1", "s2"))
+        self.assertEqual(await self.position("far"), 1)
+
 
 class MemoryMatchmakerTests(MatchmakerContract, TestCase):
     async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
@@ -515,3 +648,85 @@ class RankedWindowPropertyTests(SynchronousTestCase):
             matchmaker.queue_length("duel") + matchmaker.queue_length("trio"),
             len(arrivals) - len(matched),
         )
+
+
+def _brute_force_match(sizes: list[int], seats: int) -> list[int] | None:
+    """The earliest (lexicographically, by queue index) set of tickets, including the
+    first, whose sizes sum to `seats`: the reference for the fill rule."""
+
+    def search(start: int, left: int) -> list[int] | None:
+        if left == 0:
+            return []
+        for index in range(start, len(sizes)):
+            if sizes[index] <= left:
+                rest = search(index + 1, left - sizes[index])
+                if rest is not None:
+                    return [index, *rest]
+        return None
+
+    if not sizes or sizes[0] > seats:
+        return None
+    rest = search(1, seats - sizes[0])
+    return None if rest is None else [0, *rest]
+
+
+class PartyFillPropertyTests(SynchronousTestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["enqueue", "enqueue", "cancel"]),
+                st.integers(1, 4),
+                st.integers(0, 9),
+            ),
+            max_size=60,
+        )
+    )
+    def test_parties_are_never_split_and_what_waits_cannot_fill_a_match(
+        self, operations: list[tuple[str, int, int]]
+    ) -> None:
+        seats = 4
+        matchmaker = MemoryMatchmaker({"maze": seats}, Clock())
+        matches: list[Match] = []
+        matchmaker.add_listener(matches.append)
+        waiting: list[Ticket] = []  # in queue order
+        number = 0
+        for kind, size, pick in operations:
+            if kind == "cancel":
+                if waiting:
+                    gone = waiting.pop(pick % len(waiting))
+                    self.assertTrue(self.successResultOf(matchmaker.cancel(gone.player_id)))
+                continue
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "maze", None, 0.0, party_id=ids[0]) for p in ids[1:])
+            waiting.append(
+                Ticket(ids[0], ids[0], "maze", None, 0.0, party_id=ids[0], members=members)
+            )
+            formed_before = len(matches)
+            self.successResultOf(matchmaker.enqueue(waiting[-1]))
+            new = matches[formed_before:]
+            # Before this enqueue nothing could fill a match: at most one forms now,
+            # the reference's choice: the earliest set with the oldest possible anchor.
+            self.assertLessEqual(len(new), 1)
+            expected = None
+            for anchor in range(len(waiting)):
+                found = _brute_force_match([q.size for q in waiting[anchor:]], seats)
+                if found is not None:
+                    expected = [waiting[anchor + i] for i in found]
+                    break
+            if expected is None:
+                self.assertEqual(new, [])
+                continue
+            [match] = new
+            self.assertEqual(match.player_ids, tuple(p for q in expected for p in q.player_ids))
+            for q in expected:
+                waiting.remove(q)
+            # Whatever waits cannot fill a match, from any anchor.
+            for anchor in range(len(waiting)):
+                self.assertIsNone(_brute_force_match([q.size for q in waiting[anchor:]], seats))
+            for q in waiting:
+                self.assertIsNotNone(self.successResultOf(matchmaker.position(q.player_id)))
+        self.assertEqual(matchmaker.queue_length("maze"), len(waiting))
+        seated = [p for m in matches for p in m.player_ids]
+        self.assertEqual(len(seated), len(set(seated)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 from collections import Counter
@@ -21,14 +22,15 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.redis_server import RedisServer, free_tcp_port, start_redis
 from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
-from vinom.matchmaking.windows import RatingWindow
+from vinom.matchmaking.windows import RatingWindow, fifo_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,6 +137,55 @@ class RaceTests(TestCase):
         for player_id in unmatched:
             self.assertIsNotNone(await lobbies[0].matchmaker.position(player_id))
         self.assertLess(elapsed, 60)
+
+    async def test_racing_lobbies_never_split_a_party_nor_match_it_twice(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=0.05)
+        lobbies = [await start_lobby(self, redis.port, {"maze": 4}, settings) for _ in range(4)]
+        # Parties of one to three, 2,000 players in all.
+        tickets: list[Ticket] = []
+        sizes = [1, 2, 3, 1, 1, 2]
+        number = 0
+        while number < 2000:
+            size = sizes[len(tickets) % len(sizes)]
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "maze", None, time.time(), party_id=ids[0])
+                            for p in ids[1:])  # fmt: skip
+            tickets.append(Ticket(ids[0], ids[0], "maze", None, time.time(), party_id=ids[0],
+                                  members=members))  # fmt: skip
+
+        async def feed(lobby: Lobby, mine: list[Ticket]) -> None:
+            for start in range(0, len(mine), 100):
+                await gatherResults([lobby.matchmaker.enqueue(t) for t in mine[start:start + 100]])
+
+        await gatherResults(
+            [Deferred.fromCoroutine(feed(lobby, tickets[i::4])) for i, lobby in enumerate(lobbies)]
+        )
+        # Let passes run until no more can form (every lobby has heard the same).
+        await deferLater(reactor, 0.5, lambda: None)
+        await wait_until(
+            lambda: len({len(lobby.heard) for lobby in lobbies}) == 1, 30, "every lobby to agree"
+        )
+        heard = lobbies[0].heard
+        matched = Counter(p for m in heard for p in m.player_ids)
+        self.assertEqual(max(matched.values()), 1, "a player was matched twice")
+        parties = {t.player_id: t.player_ids for t in tickets}
+        for match in heard:
+            self.assertEqual(len(match.players), 4)
+            ids = match.player_ids
+            index = 0
+            while index < len(ids):
+                # Each party sits together, whole, in its join order.
+                unit = parties[ids[index]]
+                self.assertEqual(ids[index:index + len(unit)], unit)
+                index += len(unit)
+        unmatched = [t for t in tickets if t.player_id not in matched]
+        for t in unmatched:
+            self.assertIsNotNone(await lobbies[0].matchmaker.position(t.player_id))
+        # What is left cannot fill a match (parties that cannot make four together).
+        self.assertEqual(sum(t.size for t in unmatched) + 4 * len(heard), 2000)
+        self.assertEqual(fifo_groups(unmatched, 4), [])
 
 
 class DeadLobbyTests(TestCase):
@@ -302,3 +353,50 @@ class RedisRestartTests(TestCase):
             await matchmaker.start()
         self.assertLess(time.monotonic() - started, 2.0)
         await matchmaker.stop()
+
+
+class SameRuleTests(TestCase):
+    timeout = 120
+
+    async def test_redis_forms_the_matches_the_memory_matchmaker_forms(self) -> None:
+        # Random queues of solo players and parties, with cancels, through both
+        # matchmakers: the same matches, in the same seats (one rule, written twice).
+        redis = await start_redis(self)
+        rng = random.Random(14)
+        formed = 0
+        for run in range(30):
+            pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1,
+                                                 reconnect=True)  # fmt: skip
+            self.addCleanup(pool.disconnect)
+            clock = Clock()
+            sizes = {"maze": 4, "trio": 3}
+            settings = RedisMatchmakerSettings(prefix=f"run{run}", ticket_ttl=3600.0)
+            shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
+                                     sizes, clock, settings=settings)  # fmt: skip
+            await shared.start()
+            alone = MemoryMatchmaker(sizes, clock)
+            heard: dict[str, list[Match]] = {"redis": [], "memory": []}
+            shared.add_listener(heard["redis"].append)
+            alone.add_listener(heard["memory"].append)
+            queued: list[str] = []
+            for step in range(40):
+                if queued and rng.random() < 0.2:
+                    leader = queued.pop(rng.randrange(len(queued)))
+                    self.assertEqual(await shared.cancel(leader), await alone.cancel(leader))
+                    continue
+                game = rng.choice(["maze", "trio"])
+                size = rng.choice([1, 1, 1, 2, 3])
+                ids = [f"r{run}s{step}m{k}" for k in range(size)]
+                members = tuple(Ticket(p, p, game, None, 0.0, party_id=ids[0]) for p in ids[1:])
+                t = Ticket(ids[0], ids[0], game, None, 0.0, party_id=ids[0], members=members)
+                self.assertEqual(await shared.enqueue(t), await alone.enqueue(t))
+                queued.append(t.player_id)
+                matched = {p for m in heard["memory"] for p in m.player_ids}
+                queued = [q for q in queued if q not in matched]
+            await shared.position("nobody")  # every answer is in
+            self.assertEqual([m.player_ids for m in heard["redis"]],
+                             [m.player_ids for m in heard["memory"]], f"run {run}")  # fmt: skip
+            formed += len(heard["memory"])
+            await shared.stop()
+        # The runs formed matches enough to say something (about 5 per run).
+        self.assertGreater(formed, 60)

@@ -221,3 +221,35 @@ class ScalingTests(TestCase):
             self.assertIn(f"match {report.match_id} ", survivor.text)
         # The early ones were offered to the dead host first, and taken back.
         self.assertGreater(offered_before, 0)
+
+    async def test_a_party_split_across_two_lobbies_is_placed_once_with_two_solos(
+        self,
+    ) -> None:
+        # Parties in Redis: Ann leads on one lobby, Bob joins through the other;
+        # a solo player on each. The maze seats four here.
+        from tests.test_integration_parties import Player, connect_player
+
+        await self.start("host", "--match-size", "maze=4", ports=2)
+        lobbies = [self.lobby_address(await self.start("lobby", "--match-size", "maze=4"))
+                   for _ in "ab"]  # fmt: skip
+        ann = await connect_player(self, lobbies[0], "Ann")
+        bob = await connect_player(self, lobbies[1], "Bob")
+        party = (await ann.request({"type": "party_create"}))["party"]
+        self.assertEqual((await bob.request({"type": "party_join", "code": party["code"]}))
+                         ["party"]["leader"], ann.player_id)  # fmt: skip
+        update = await ann.of_type("party_update")
+        self.assertEqual(update["player_id"], bob.player_id)
+        queued = await ann.request({"type": "queue", "game": "maze"})
+        self.assertEqual(queued["party_id"], party["party_id"])
+        self.assertEqual((await bob.of_type("queued"))["party_id"], party["party_id"])
+        solos: list[Player] = []
+        for lobby, name in zip(lobbies, ("Sol", "Sue"), strict=True):
+            solo = await connect_player(self, lobby, name)
+            self.assertEqual((await solo.request({"type": "queue", "game": "maze"}))["type"],
+                             "queued")  # fmt: skip
+            solos.append(solo)
+        found = [await p.of_type("match_found") for p in (ann, bob, *solos)]
+        # One match, placed once: the same game host address for all four.
+        self.assertEqual(len({(f["game_id"], f["host"], f["port"]) for f in found}), 1)
+        self.assertEqual([f["seat"] for f in found[:2]], [0, 1])
+        self.assertEqual(sorted(f["seat"] for f in found), [0, 1, 2, 3])

@@ -530,7 +530,7 @@ class RoleServiceTests(TestCase):
         root = self.make("--role", "lobby")
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "matchmaker", "placement", "placement-channel", "lobby",
+            ["redis", "matchmaker", "placement", "placement-channel", "parties", "lobby",
              "lobby-listener", "web"],
         )  # fmt: skip
 
@@ -543,5 +543,5 @@ class RoleServiceTests(TestCase):
         self.assertEqual(
             [s.name for s in root],
             ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
-             "lobby", "lobby-listener", "web"],
+             "parties", "lobby", "lobby-listener", "web"],
         )  # fmt: skip

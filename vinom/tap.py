@@ -673,6 +673,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
     lobby = None
     matchmaker: Any = None
+    # Parties in Redis with --redis; otherwise the lobby keeps them in memory.
+    parties: Any = None
     lobby_hosting: Any = hosting
     websocket_lobby = None
     game_sockets = None
@@ -714,6 +716,19 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             placements.setName("placement-channel")
             placements.setServiceParent(root)
             lobby_hosting = remote
+            from vinom.parties.redis import PartyStoreService, RedisPartySettings, RedisPartyStore
+
+            parties = RedisPartyStore(
+                redis,
+                client_endpoint(redis_settings, reactor),
+                reactor,
+                max_size=max(match_sizes.values(), default=8),
+                settings=RedisPartySettings(prefix=redis_settings.key_prefix + "party"),
+                password=redis_settings.password,
+            )
+            party_service = PartyStoreService(parties)
+            party_service.setName("parties")
+            party_service.setServiceParent(root)
         else:
             store = MemoryPlayerStore()
             matchmaker = FifoMatchmaker(match_sizes, reactor)
@@ -725,7 +740,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             )
         )
         lobby = _lobby(options, match_sizes, games, matchmaker, lobby_hosting, issuer, store,
-                       reactor, shared_store=redis is not None)  # fmt: skip
+                       reactor, shared_store=redis is not None, parties=parties)  # fmt: skip
         lobby.setName("lobby")
         lobby.setServiceParent(root)
 
@@ -822,6 +837,7 @@ def _lobby(
     reactor: Any,
     *,
     shared_store: bool,
+    parties: Any = None,
 ) -> LobbyFactory:
     return LobbyFactory(
         config=LobbyConfig(
@@ -847,6 +863,7 @@ def _lobby(
         clock=reactor,
         player_ranges={g.name: (g.min_players, g.max_players) for g in games},
         shared_store=shared_store,
+        parties=parties,
     )
 
 

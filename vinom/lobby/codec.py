@@ -124,9 +124,31 @@ class AddBot:
     request_id: RequestId
 
 
+@frozen
+class PartyCreate:
+    """`party_create`: start a party, led by the player; answered with its join code."""
+
+    request_id: RequestId
+
+
+@frozen
+class PartyJoin:
+    """`party_join`: join a friend's party by its join `code`."""
+
+    request_id: RequestId
+    code: str
+
+
+@frozen
+class PartyLeave:
+    """`party_leave`: leave the party (a queued party's ticket is withdrawn)."""
+
+    request_id: RequestId
+
+
 Request = (
     Hello | Queue | Cancel | Ping | Reconnect | GetRoomList | CreateRoom | JoinRoom | LeaveRoom
-    | AddBot
+    | AddBot | PartyCreate | PartyJoin | PartyLeave
 )
 
 
@@ -472,6 +494,18 @@ def _parse_add_bot(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     return AddBot(request_id)
 
 
+def _parse_party_create(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return PartyCreate(request_id)
+
+
+def _parse_party_join(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return PartyJoin(request_id, _string(obj, "code", MAX_ROOM_ID_LENGTH))
+
+
+def _parse_party_leave(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return PartyLeave(request_id)
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "hello": _parse_hello,
     "queue": _parse_queue,
@@ -483,6 +517,9 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "join_room": _parse_join_room,
     "leave_room": _parse_leave_room,
     "add_bot": _parse_add_bot,
+    "party_create": _parse_party_create,
+    "party_join": _parse_party_join,
+    "party_leave": _parse_party_leave,
 }
 
 REQUEST_TYPES = frozenset(_PARSERS)

@@ -30,6 +30,14 @@ ROOM_FULL: Final = "room_full"
 ALREADY_IN_ROOM: Final = "already_in_room"
 NOT_IN_ROOM: Final = "not_in_room"
 NOT_ROOM_OWNER: Final = "not_room_owner"
+UNKNOWN_PARTY: Final = "unknown_party"
+ALREADY_IN_PARTY: Final = "already_in_party"
+PARTY_FULL: Final = "party_full"
+NOT_IN_PARTY: Final = "not_in_party"
+PARTY_QUEUED: Final = "party_queued"
+PARTY_CHANGED: Final = "party_changed"
+NOT_PARTY_LEADER: Final = "not_party_leader"
+PARTY_TOO_LARGE: Final = "party_too_large"
 
 # Limits and server conditions.
 SERVER_DRAINING: Final = "server_draining"
@@ -61,6 +69,14 @@ ALL_CODES: Final = frozenset(
         ALREADY_IN_ROOM,
         NOT_IN_ROOM,
         NOT_ROOM_OWNER,
+        UNKNOWN_PARTY,
+        ALREADY_IN_PARTY,
+        PARTY_FULL,
+        NOT_IN_PARTY,
+        PARTY_QUEUED,
+        PARTY_CHANGED,
+        NOT_PARTY_LEADER,
+        PARTY_TOO_LARGE,
         SERVER_DRAINING,
         RATE_LIMITED,
         TOO_MANY_CONNECTIONS,
@@ -84,6 +100,15 @@ NOT_COUNTED: Final = frozenset(
         ROOM_FULL,
         ALREADY_IN_ROOM,
         NOT_IN_ROOM,
+        # Other members change a party (join, leave, lead, queue) without the client seeing.
+        UNKNOWN_PARTY,
+        ALREADY_IN_PARTY,
+        PARTY_FULL,
+        NOT_IN_PARTY,
+        PARTY_QUEUED,
+        PARTY_CHANGED,
+        NOT_PARTY_LEADER,
+        PARTY_TOO_LARGE,
         SERVER_DRAINING,
         MATCH_FAILED,
         INTERNAL_ERROR,

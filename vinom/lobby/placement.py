@@ -271,6 +271,9 @@ class MatchPlacer:
                 and self._requeue is not None
                 and connection is not None
                 and connection.state is PlayerState.MATCHED
+                # A party's members are not put back one by one (that would split
+                # it): they get match_failed and their leader queues them again.
+                and ticket.party_id is None
             ):
                 # No game host took it: the player goes back to the head of the queue.
                 self._requeue_connected(connection, ticket)

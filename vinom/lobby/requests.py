@@ -1,11 +1,14 @@
-"""The lobby's request handlers: hello, queue, cancel, ping, reconnect and the room requests.
+"""The lobby's request handlers: hello, queue, cancel, ping, reconnect, the room requests
+(room_requests.py) and the party requests (party_requests.py: a party member's queue
+and cancel go there too).
 
 `RequestHandlers.serve` answers one parsed request of one connection (a
 `LobbyError` it raises, or fails a Deferred with, becomes an `error` frame
 on that connection), moving the connection's player through its states.
 `player_left` cleans up after a connection that is gone: a queued player's
 ticket is cancelled, an idle player is forgotten, and a matched player keeps
-their seat unless their match is abandoned while it waits for a port.
+their seat unless their match is abandoned while it waits for a port; a
+party member leaves their party.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from vinom.lobby.codec import (
     Hello,
     JoinRoom,
     LeaveRoom,
+    PartyCreate,
+    PartyJoin,
+    PartyLeave,
     Ping,
     Queue,
     Reconnect,
@@ -38,11 +44,14 @@ from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.errors import LobbyError
 from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
+from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
 from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
+from vinom.parties.interfaces import IPartyStore
+from vinom.parties.memory import MemoryPartyStore
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
 # What an unknown player's `reconnect` secret is compared with (see _reconnect).
@@ -67,6 +76,7 @@ class RequestHandlers:
         clock: IReactorTime,
         requeues: Requeues,
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
+        parties: IPartyStore | None = None,
     ) -> None:
         self.games = dict(games)
         self._requeues = requeues
@@ -88,6 +98,16 @@ class RequestHandlers:
             match_formed=placer.match_formed,
             draining=lambda: self.draining,
         )
+        # Parties of up to the largest match any game has (8 without games).
+        self.parties = PartyRequests(
+            games=games,
+            store=parties or MemoryPartyStore(max(games.values(), default=8)),
+            matchmaker=matchmaker,
+            players=players,
+            admission=admission,
+            clock=clock,
+            draining=lambda: self.draining,
+        )
 
     def serve(self, connection: LobbyConnection, request: Request) -> Deferred[None] | None:
         """Serve one request; a `LobbyError` (raised or as a failure) becomes an error frame."""
@@ -102,6 +122,12 @@ class RequestHandlers:
             return self._cancel(connection, request)
         if isinstance(request, Reconnect):
             return self._reconnect(connection, request)
+        if isinstance(request, PartyCreate):
+            return self.parties.create(connection, request)
+        if isinstance(request, PartyJoin):
+            return self.parties.join(connection, request)
+        if isinstance(request, PartyLeave):
+            return self.parties.leave(connection, request)
         if isinstance(request, GetRoomList):
             self.rooms.room_list(connection, request)
         elif isinstance(request, CreateRoom):
@@ -134,6 +160,8 @@ class RequestHandlers:
             match = self._placer.pending_match(player_id)
             if match is not None:
                 self._placer.withdraw_if_abandoned(match)
+        # A party member leaves their party (withdrawing its ticket if it was queued).
+        self.parties.player_left(connection)
 
     def withdraw_ticket(self, connection: LobbyConnection) -> None:
         """Take a queued player's ticket out of its queue (the server is draining)."""
@@ -205,6 +233,10 @@ class RequestHandlers:
             raise LobbyError(
                 errors.UNKNOWN_GAME, f"no game called {quote_for_message(request.game)}"
             )
+        party = self.parties.party_of(player_id)
+        if party is not None:
+            # A party queues as one ticket, its leader's.
+            return self.parties.queue(connection, request, party)
         self._admission.check_queue(connection.client, connection.peer_host)
         self._admission.count_pending(player_id, connection.client)
         ticket = Ticket(
@@ -247,6 +279,9 @@ class RequestHandlers:
             raise LobbyError(errors.NOT_QUEUED, "the match has been formed; it cannot be cancelled")
         if connection.state is not PlayerState.QUEUED:
             raise LobbyError(errors.NOT_QUEUED, "not in a queue")
+        party = self.parties.party_of(player_id)
+        if party is not None:
+            return self.parties.cancel(connection, request, party)
 
         def cancelled(removed: bool) -> None:
             if not removed:

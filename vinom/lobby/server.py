@@ -42,6 +42,7 @@ from vinom.lobby.players import Players
 from vinom.lobby.requests import RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.matchmaking.interfaces import IMatchmaker
+from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import IPlayerStore
 
@@ -139,9 +140,11 @@ class LobbyFactory(ServerFactory, Service):
         clock: IReactorTime,
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
         shared_store: bool = False,
+        parties: IPartyStore | None = None,
     ) -> None:
         """`shared_store`: other lobbies use the same player store (Redis), so a player
-        who is not connected here is not necessarily gone."""
+        who is not connected here is not necessarily gone. `parties`: where parties
+        are kept (in memory, for this lobby alone, by default)."""
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock)
@@ -170,8 +173,10 @@ class LobbyFactory(ServerFactory, Service):
             clock=clock,
             requeues=self.requeues,
             player_ranges=player_ranges,
+            parties=parties,
         )
         matchmaker.add_listener(self.placer.match_formed)
+        matchmaker.add_listener(self.requests.parties.match_formed)
 
     def _requeue_lapsed(self, player_id: str) -> None:
         # The player did not come back for their kept place.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
@@ -42,6 +42,31 @@ class Ticket:
     # A seat the game's own bot plays on the game host (a room owner's `add_bot`):
     # nobody connects to it.
     bot: bool = False
+    # A party's ticket is its leader's: `party_id` names the party and `members`
+    # holds the other members' own tickets, seated right after the leader. The
+    # matchmaker matches the party as one unit of `size` seats. In a formed
+    # match every player has a ticket of their own (no `members`), each with
+    # the party's `party_id`.
+    party_id: str | None = None
+    members: tuple[Ticket, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """The seats this ticket takes: 1, or its party's members."""
+        return 1 + len(self.members)
+
+    @property
+    def seats(self) -> tuple[Ticket, ...]:
+        """The tickets this one becomes in a match: its own (without `members`), then
+        each member's, in join order."""
+        if not self.members:
+            return (self,)
+        return (evolve(self, members=()), *self.members)
+
+    @property
+    def player_ids(self) -> tuple[str, ...]:
+        """The players this ticket queues: its own, then its party members'."""
+        return tuple(t.player_id for t in self.seats)
 
 
 @frozen
@@ -60,7 +85,7 @@ class Match:
 
 def ticket_to_json(ticket: Ticket) -> dict[str, Any]:
     """A ticket as a JSON object (in Redis, and on the pipe to game-host workers)."""
-    return {
+    data: dict[str, Any] = {
         "player_id": ticket.player_id,
         "name": ticket.name,
         "game": ticket.game,
@@ -69,6 +94,12 @@ def ticket_to_json(ticket: Ticket) -> dict[str, Any]:
         "queue": ticket.queue,
         "bot": ticket.bot,
     }
+    # Only a party's tickets carry these: a solo ticket's JSON is as it always was.
+    if ticket.party_id is not None:
+        data["party_id"] = ticket.party_id
+    if ticket.members:
+        data["members"] = [ticket_to_json(m) for m in ticket.members]
+    return data
 
 
 def ticket_from_json(data: Mapping[str, Any]) -> Ticket:
@@ -82,6 +113,8 @@ def ticket_from_json(data: Mapping[str, Any]) -> Ticket:
         queued_at=float(data["queued_at"]),
         queue=str(data.get("queue", NORMAL_QUEUE)),
         bot=bool(data.get("bot", False)),
+        party_id=None if data.get("party_id") is None else str(data["party_id"]),
+        members=tuple(ticket_from_json(m) for m in data.get("members", ())),
     )
 
 
@@ -114,6 +147,10 @@ class IMatchmaker(Interface):
     def enqueue(ticket: Ticket) -> Deferred[int]:
         """Queue a ticket; fires with its 1-based position in its game's queue.
 
+        A party's ticket (`ticket.size` > 1) is matched as one unit: all its
+        players in the same match, in adjacent seats, or none of them. Fails
+        with `PartyTooLarge` if it has more players than its game's match size.
+
         Fails with `AlreadyQueued` if the player is queued already, with
         `UnknownGame` or `UnknownQueue` if the ticket names no queue this
         matchmaker keeps.
@@ -135,6 +172,10 @@ class IMatchmaker(Interface):
 
 class AlreadyQueued(Exception):
     """The player already has a ticket in some queue."""
+
+
+class PartyTooLarge(ValueError):
+    """A party's ticket has more players than its game seats in one match."""
 
 
 class UnknownGame(ValueError):

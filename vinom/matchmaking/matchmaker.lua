@@ -27,7 +27,8 @@ end
 
 -- A queue member's ticket, or nil after removing it if its lobby is gone.
 local function live(qkey, player)
-  local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'rating', 'queued_at', 'data')
+  local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'rating', 'queued_at', 'data',
+                      'size')
   if t[1] ~= 'queued' then
     redis.call('ZREM', qkey, player)
     return nil
@@ -37,7 +38,9 @@ local function live(qkey, player)
     redis.call('DEL', ticket_key(player))
     return nil
   end
-  return {player = player, rating = tonumber(t[3]), queued_at = tonumber(t[4]), data = t[5]}
+  -- data: the JSON of the ticket's seats (a party's: one ticket per member), comma separated.
+  return {player = player, rating = tonumber(t[3]), queued_at = tonumber(t[4]), data = t[5],
+          size = tonumber(t[6]) or 1}
 end
 
 -- The rating window rule of vinom/matchmaking/windows.py, computed the same way.
@@ -76,6 +79,61 @@ local function form(qkey, game_json, group, match_id, matched_ms)
   return message
 end
 
+-- The groups to form from `pending` (live tickets in queue order), at most
+-- `most` of them: the rule of fill_groups in vinom/matchmaking/windows.py.
+-- The oldest ticket anchors a group and takes, in queue order, each later
+-- ticket that fits in the seats left (a party takes one seat per member and
+-- is never split), that fits every window (ranked), and after which the
+-- tickets behind it can still fill the seats left exactly. A group that
+-- fills every seat is a match; one that cannot leaves its tickets to
+-- younger anchors.
+local function groups(pending, size, ranked, w, most)
+  local taken, found = {}, {}
+  local every = bit.lshift(1, size + 1) - 1
+  for a = 1, #pending do
+    if #found == most then break end
+    if not taken[a] and pending[a].size <= size then
+      local free = {}
+      for b = a + 1, #pending do
+        if not taken[b] then free[#free + 1] = b end
+      end
+      -- fillable[k]: bit n set if some of the tickets free[k..] take n seats exactly.
+      local fillable = {}
+      fillable[#free + 1] = 1
+      for k = #free, 1, -1 do
+        local behind = fillable[k + 1]
+        fillable[k] = bit.bor(behind,
+                              bit.band(bit.lshift(behind, pending[free[k]].size), every))
+      end
+      local left = size - pending[a].size
+      if bit.band(bit.rshift(fillable[1], left), 1) == 1 then
+        local group = {a}
+        for k, b in ipairs(free) do
+          if left == 0 then break end
+          local c = pending[b]
+          if c.size <= left and bit.band(bit.rshift(fillable[k + 1], left - c.size), 1) == 1 then
+            local ok = true
+            if ranked then
+              for _, m in ipairs(group) do
+                if not fits(w, pending[m], c) then ok = false break end
+              end
+            end
+            if ok then
+              group[#group + 1] = b
+              left = left - c.size
+            end
+          end
+        end
+        if left == 0 then
+          for _, m in ipairs(group) do taken[m] = true end
+          found[#found + 1] = group
+        end
+      end
+    end
+  end
+  return found, taken
+end
+
 -- Form matches in one queue. Arguments from `first`: game, queue, game as
 -- JSON, match size, window base, growth, max ('' for none), match ids
 -- (space separated: at most one match per id), ranked scan limit, matched_ms.
@@ -89,61 +147,38 @@ local function pass(first)
   local scan_limit = tonumber(ARGV[first + 8])
   local matched_ms = tonumber(ARGV[first + 9])
   local qkey = queue_key(game, queue)
+  local ranked = queue == 'ranked'
   local matches = {}
-  if queue == 'normal' then
-    -- Oldest first. The live tickets of an unfinished group stay at the head
-    -- (everything before them is matched or removed), so each read starts
-    -- after them.
-    local group = {}
-    local chunk = size * #ids
-    if chunk < 16 then chunk = 16 end
-    while #matches < #ids do
-      local members = redis.call('ZRANGE', qkey, #group, #group + chunk - 1)
-      if #members == 0 then break end
-      for _, player in ipairs(members) do
-        local t = live(qkey, player)
-        if t then
-          group[#group + 1] = t
-          if #group == size then
-            matches[#matches + 1] = form(qkey, game_json, group, ids[#matches + 1], matched_ms)
-            group = {}
-            if #matches == #ids then break end
-          end
-        end
-      end
-    end
-  else
-    local members = redis.call('ZRANGE', qkey, 0, scan_limit - 1)
-    local tickets = {}
+  -- The live tickets read and not matched, in queue order. Everything before
+  -- the next read is matched (removed), dead (removed) or in here, so each
+  -- read starts at #pending. A normal queue is read a chunk at a time (solo
+  -- tickets fill their match from the head); a ranked queue's first
+  -- scan_limit tickets are read at once. Groups form from what has been read.
+  local pending = {}
+  local chunk = size * #ids
+  if chunk < 16 then chunk = 16 end
+  if ranked then chunk = scan_limit end
+  while #matches < #ids do
+    local members = redis.call('ZRANGE', qkey, #pending, #pending + chunk - 1)
+    if #members == 0 then break end
     for _, player in ipairs(members) do
       local t = live(qkey, player)
-      if t then tickets[#tickets + 1] = t end
+      if t then pending[#pending + 1] = t end
     end
-    local taken = {}
-    for a = 1, #tickets do
-      if #matches == #ids then break end
-      if not taken[a] then
-        local group = {a}
-        for b = a + 1, #tickets do
-          if #group == size then break end
-          if not taken[b] then
-            local ok = true
-            for _, m in ipairs(group) do
-              if not fits(w, tickets[m], tickets[b]) then ok = false break end
-            end
-            if ok then group[#group + 1] = b end
-          end
-        end
-        if #group == size then
-          local players = {}
-          for i, m in ipairs(group) do
-            taken[m] = true
-            players[i] = tickets[m]
-          end
-          matches[#matches + 1] = form(qkey, game_json, players, ids[#matches + 1], matched_ms)
-        end
-      end
+    local found, taken = groups(pending, size, ranked, w, #ids - #matches)
+    for _, group in ipairs(found) do
+      local players = {}
+      for i, m in ipairs(group) do players[i] = pending[m] end
+      matches[#matches + 1] = form(qkey, game_json, players, ids[#matches + 1], matched_ms)
     end
+    local kept = {}
+    for i, t in ipairs(pending) do
+      if not taken[i] then kept[#kept + 1] = t end
+    end
+    pending = kept
+    -- A ranked queue is looked at up to scan_limit deep; a normal one until
+    -- that many tickets wait unmatched (parties that fit nowhere yet).
+    if ranked or #pending >= scan_limit then break end
   end
   -- "more": every id was used, so another pass may form more matches.
   return matches, #matches == #ids
@@ -156,9 +191,10 @@ end
 
 if op == 'enqueue' then
   -- player, head ('1' at the head of the queue), rating ('' for none),
-  -- queued_at, ticket JSON, then the pass arguments.
+  -- queued_at, the JSON of the ticket's seats, its size, then the pass arguments.
   local player, head, rating, queued_at, data = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-  local game, queue = ARGV[11], ARGV[12]
+  local size = ARGV[11]
+  local game, queue = ARGV[12], ARGV[13]
   local tk = ticket_key(player)
   local old = redis.call('HMGET', tk, 'state', 'owner', 'game', 'queue')
   if old[1] == 'queued' then
@@ -172,10 +208,10 @@ if op == 'enqueue' then
   local qkey = queue_key(game, queue)
   redis.call('DEL', tk)
   redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', game, 'queue', queue,
-             'rating', rating, 'queued_at', queued_at, 'data', data)
+             'rating', rating, 'queued_at', queued_at, 'data', data, 'size', size)
   redis.call('ZADD', qkey, score, player)
   local position = redis.call('ZRANK', qkey, player) + 1
-  local matches, more = pass(11)
+  local matches, more = pass(12)
   return result('"position":' .. position .. ',"score":' .. score .. ',', matches, more)
 elseif op == 'pass' then
   local matches, more = pass(6)
@@ -201,17 +237,17 @@ elseif op == 'heartbeat' then
   redis.call('SET', key, '1', 'PX', ARGV[6])
   return existed
 elseif op == 'restore' then
-  -- Groups of seven: player, game, queue, rating, queued_at, ticket JSON,
-  -- score. A ticket Redis still knows (queued, or matched a moment ago) is
-  -- left alone.
+  -- Groups of eight: player, game, queue, rating, queued_at, seats JSON,
+  -- score, size. A ticket Redis still knows (queued, or matched a moment
+  -- ago) is left alone.
   local restored = 0
-  for i = 6, #ARGV, 7 do
+  for i = 6, #ARGV, 8 do
     local player = ARGV[i]
     local tk = ticket_key(player)
     if redis.call('EXISTS', tk) == 0 then
       redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', ARGV[i + 1],
                  'queue', ARGV[i + 2], 'rating', ARGV[i + 3], 'queued_at', ARGV[i + 4],
-                 'data', ARGV[i + 5])
+                 'data', ARGV[i + 5], 'size', ARGV[i + 7])
       redis.call('ZADD', queue_key(ARGV[i + 1], ARGV[i + 2]), tonumber(ARGV[i + 6]), player)
       restored = restored + 1
     end

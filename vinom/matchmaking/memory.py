@@ -1,8 +1,11 @@
 """The in-memory matchmaker: a `normal` (FIFO) and a `ranked` queue per game.
 
-In a `normal` queue a match forms as soon as the queue holds as many tickets
-as the game's match size; the oldest tickets are matched together, in queue
-order (which is seat order), and ratings are ignored. In a `ranked` queue the
+In a `normal` queue a match forms as soon as the queue holds tickets enough
+to fill the game's seats; the oldest tickets are matched together, in queue
+order (which is seat order), and ratings are ignored. A party's ticket takes
+one seat per member and is never split; one that does not fit in the seats
+left is passed over and keeps its place (vinom.matchmaking.windows.fill_groups).
+In a `ranked` queue the
 tickets of one match must be within each other's rating windows
 (vinom.matchmaking.windows); the windows widen while tickets wait, so ranked
 queues are looked at again on every enqueue and every `reevaluate_every`
@@ -30,11 +33,12 @@ from vinom.matchmaking.interfaces import (
     IMatchmaker,
     Match,
     MatchListener,
+    PartyTooLarge,
     Ticket,
     UnknownGame,
     UnknownQueue,
 )
-from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow, ranked_groups
+from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow, fifo_groups, ranked_groups
 
 
 def new_match_id() -> str:
@@ -102,6 +106,9 @@ class MemoryMatchmaker:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._queue_of:
             return fail(AlreadyQueued(ticket.player_id))
+        if ticket.size > self._sizes[ticket.game]:
+            return fail(PartyTooLarge(f"{ticket.size} players; {ticket.game} seats "
+                                      f"{self._sizes[ticket.game]}"))
         key = (ticket.game, ticket.queue)
         queue = self._queues[key]
         if at_head:
@@ -165,10 +172,7 @@ class MemoryMatchmaker:
         queue = self._queues[key]
         size = self._sizes[game]
         if kind == NORMAL_QUEUE:
-            groups: list[tuple[Ticket, ...]] = []
-            while len(queue) - len(groups) * size >= size:
-                start = len(groups) * size
-                groups.append(tuple(list(queue.values())[start : start + size]))
+            groups = fifo_groups(list(queue.values()), size)
         else:
             groups = ranked_groups(
                 list(queue.values()), size, self._windows[game], self._clock.seconds()
@@ -178,7 +182,8 @@ class MemoryMatchmaker:
                 del queue[ticket.player_id]
                 del self._queue_of[ticket.player_id]
         # Every match's tickets are out of their queue before any is announced.
-        for players in groups:
+        for tickets in groups:
+            players = tuple(seat for t in tickets for seat in t.seats)
             self._announce(Match(self._new_id(), game, players, self._clock.seconds()))
 
     def _announce(self, match: Match) -> None:

@@ -48,6 +48,7 @@ from vinom.matchmaking.interfaces import (
     Match,
     MatchListener,
     MatchmakerUnavailable,
+    PartyTooLarge,
     Ticket,
     UnknownGame,
     UnknownQueue,
@@ -83,7 +84,8 @@ class RedisMatchmakerSettings:
     call_timeout: float = field(default=5.0, validator=_positive)
     # Matches one pass may form; a pass that forms as many runs again at once.
     matches_per_pass: int = field(default=64, validator=_positive)
-    # The oldest tickets of a ranked queue one pass considers.
+    # The oldest tickets of a ranked queue one pass considers; in a normal queue,
+    # how many unmatched tickets (parties that fit no match yet) a pass reads past.
     ranked_scan_limit: int = field(default=500, validator=_positive)
     # How long a matched ticket is remembered, so it is never put back.
     matched_memory: float = field(default=120.0, validator=_positive)
@@ -94,8 +96,12 @@ class RedisMatchmakerSettings:
 DEFAULT_SETTINGS = RedisMatchmakerSettings()
 
 
-def _ticket_json(ticket: Ticket) -> str:
-    return json.dumps(ticket_to_json(ticket), separators=(",", ":"))
+def _seats_json(ticket: Ticket) -> str:
+    """The tickets `ticket` becomes in a match, as JSON objects separated by commas
+    (the script writes them into the match as they are)."""
+    return ",".join(
+        json.dumps(ticket_to_json(seat), separators=(",", ":")) for seat in ticket.seats
+    )
 
 
 class _MatchSubscriber(txredisapi.SubscriberProtocol):
@@ -252,8 +258,11 @@ class RedisMatchmaker:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._owned:
             return fail(AlreadyQueued(ticket.player_id))
+        if ticket.size > self._sizes[ticket.game]:
+            return fail(PartyTooLarge(f"{ticket.size} players; {ticket.game} seats "
+                                      f"{self._sizes[ticket.game]}"))
         rating = "" if ticket.rating is None else repr(float(ticket.rating))
-        ticket_json = _ticket_json(ticket)
+        seats_json = _seats_json(ticket)
 
         def stored(answer: dict[str, Any]) -> int:
             if answer.get("error") == "already_queued":
@@ -275,7 +284,8 @@ class RedisMatchmaker:
             "1" if at_head else "0",
             rating,
             repr(float(ticket.queued_at)),
-            ticket_json,
+            seats_json,
+            str(ticket.size),
             *self._pass_arguments(ticket.game, ticket.queue, matches=2),
             late=lambda reply: late(json.loads(reply)),
         )
@@ -432,8 +442,9 @@ class RedisMatchmaker:
                 ticket.queue,
                 "" if ticket.rating is None else repr(float(ticket.rating)),
                 repr(float(ticket.queued_at)),
-                _ticket_json(ticket),
+                _seats_json(ticket),
                 repr(score),
+                str(ticket.size),
             ]
         d = self._script("restore", *arguments)
         d.addCallback(self._restored)

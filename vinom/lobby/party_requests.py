@@ -1,0 +1,349 @@
+"""The lobby's party requests: party_create, party_join, party_leave, and a party's queue.
+
+A player who said hello and is idle may start a party (`party_create`,
+answered with its id and join code) or join a friend's with the code
+(`party_join`). The party's state is its `IPartyStore`'s (vinom.parties): in
+Redis, its members may be connected to different lobbies. Every change
+reaches every lobby as a `PartyChange`; each lobby tells the members it
+holds with `party_update` (the member whose request made the change gets the
+answer to it instead), and moves them in and out of the queue with the
+party.
+
+The leader's `queue` queues the whole party as one ticket (the leader's,
+carrying the others'), matched as one unit; the members are told `queued`. A
+member's `queue` or `cancel` is refused with `not_party_leader`. A member
+who leaves (or disconnects) while the party is queued withdraws its ticket:
+the others are told `cancelled`. When the leader leaves, the longest-standing
+member leads. docs/lobby.md, "Parties", describes the frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from vinom.lobby import errors
+from vinom.lobby.admission import Admission
+from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
+from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
+from vinom.lobby.errors import LobbyError
+from vinom.lobby.players import Players, log_failure
+from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, PartyTooLarge, Ticket
+from vinom.parties.interfaces import (
+    CREATED,
+    LEFT,
+    MATCHED,
+    QUEUED,
+    UNQUEUED,
+    IPartyStore,
+    Party,
+    PartyChange,
+    PartyError,
+    PartyMember,
+)
+
+# The `reason` of the `cancelled` frame members get when their party's ticket is withdrawn.
+LEADER_CANCELLED = "leader_cancelled"
+MEMBER_LEFT = "member_left"
+
+
+class PartyRequests:
+    """Serves the party requests of every connection of one lobby and tells its
+    connected members of every change to their parties."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        games: Mapping[str, int],
+        store: IPartyStore,
+        matchmaker: IMatchmaker,
+        players: Players,
+        admission: Admission,
+        clock: IReactorTime,
+        draining: Callable[[], bool],
+    ) -> None:
+        self.games = dict(games)
+        self.store = store
+        self._matchmaker = matchmaker
+        self._players = players
+        self._admission = admission
+        self._clock = clock
+        self._draining = draining
+        # The party of each player connected here, as the last change told it.
+        self._party_of: dict[str, Party] = {}
+        store.add_listener(self.party_changed)
+
+    def party_of(self, player_id: str) -> Party | None:
+        """The party of a player connected here, or None."""
+        return self._party_of.get(player_id)
+
+    # -- requests
+
+    def create(self, connection: LobbyConnection, request: PartyCreate) -> Deferred[None]:
+        player_id = self._may_join(connection)
+        member = PartyMember(player_id, connection.name)
+        d = self.store.create(member)
+        return d.addCallbacks(lambda party: self._entered(connection, request, party), _refused)
+
+    def join(self, connection: LobbyConnection, request: PartyJoin) -> Deferred[None]:
+        player_id = self._may_join(connection)
+        member = PartyMember(player_id, connection.name)
+        d = self.store.join(request.code, member)
+        return d.addCallbacks(lambda party: self._entered(connection, request, party), _refused)
+
+    def leave(self, connection: LobbyConnection, request: PartyLeave) -> Deferred[None]:
+        player_id = connection.player_id
+        if connection.state is PlayerState.NEW or player_id is None:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        party = self._party_of.get(player_id)
+        if party is None:
+            raise LobbyError(errors.NOT_IN_PARTY, "you are not in a party")
+
+        async def leave() -> None:
+            if connection.state is PlayerState.QUEUED:
+                # Out of the queue first: the ticket must not be matched with a
+                # player who has left.
+                if await self._matchmaker.cancel(party.leader):
+                    self._admission.uncount_pending(party.leader)
+                if connection.state is PlayerState.QUEUED:
+                    connection.unqueued()
+            try:
+                await self.store.leave(player_id)
+            except PartyError as e:
+                raise LobbyError(e.code, e.message) from None
+            finally:
+                self._party_of.pop(player_id, None)
+            connection.reply(request, {"type": "party_left", "party_id": party.party_id})
+
+        return Deferred.fromCoroutine(leave())
+
+    def queue(self, connection: LobbyConnection, request: Queue, party: Party) -> Deferred[None]:
+        """The leader queues the party (the caller checked the player may queue)."""
+        player_id = connection.player_id
+        assert player_id is not None
+        if party.leader != player_id:
+            raise LobbyError(
+                errors.NOT_PARTY_LEADER, "only the party's leader queues the party"
+            )
+        size = self.games[request.game]
+        if len(party.members) > size:
+            raise LobbyError(
+                errors.PARTY_TOO_LARGE,
+                f"the party has {len(party.members)} members; {request.game} seats {size}",
+            )
+        self._admission.check_queue(connection.client, connection.peer_host)
+        now = self._clock.seconds()
+        members = tuple(
+            Ticket(m.player_id, m.name, request.game, request.rating, now, party_id=party.party_id)
+            for m in party.members[1:]
+        )
+        ticket = Ticket(
+            player_id, connection.name, request.game, request.rating, now,
+            party_id=party.party_id, members=members,
+        )  # fmt: skip
+        self._admission.count_pending(player_id, connection.client)
+        # QUEUED before enqueue: a matchmaker may form the match inside enqueue().
+        connection.queued(request.game)
+
+        async def queue() -> None:
+            try:
+                position = await self._matchmaker.enqueue(ticket)
+            except AlreadyQueued:
+                self._unqueue(connection, player_id)
+                raise LobbyError(errors.ALREADY_QUEUED, "already queued") from None
+            except PartyTooLarge as e:
+                self._unqueue(connection, player_id)
+                raise LobbyError(errors.PARTY_TOO_LARGE, str(e)) from None
+            except BaseException:
+                self._unqueue(connection, player_id)
+                raise
+            if connection.state is PlayerState.QUEUED:
+                # Not matched inside enqueue: the members are told (and checked:
+                # a member who joined or left meanwhile is not on the ticket).
+                try:
+                    await self.store.set_queued(
+                        party.party_id, request.game, ticket.player_ids, position
+                    )
+                except PartyError as e:
+                    if await self._matchmaker.cancel(player_id):
+                        self._unqueue(connection, player_id)
+                    raise LobbyError(e.code, e.message) from None
+            if connection.closing:
+                return
+            connection.reply(
+                request,
+                {
+                    "type": "queued",
+                    "game": request.game,
+                    "position": position,
+                    "status": "searching",
+                    "party_id": party.party_id,
+                },
+            )
+
+        return Deferred.fromCoroutine(queue())
+
+    def cancel(self, connection: LobbyConnection, request: Cancel, party: Party) -> Deferred[None]:
+        """A queued party's member cancels (the caller checked the player is queued)."""
+        player_id = connection.player_id
+        assert player_id is not None
+        if party.leader != player_id:
+            raise LobbyError(
+                errors.NOT_PARTY_LEADER, "only the party's leader cancels the party's ticket"
+            )
+
+        async def cancel() -> None:
+            if not await self._matchmaker.cancel(player_id):
+                raise LobbyError(
+                    errors.NOT_QUEUED, "not in a queue (the match may just have formed)"
+                )
+            game = connection.game
+            self._unqueue(connection, player_id)
+            with contextlib.suppress(PartyError):  # gone: nobody is left to tell
+                await self.store.set_queued(party.party_id, None)
+            connection.reply(
+                request, {"type": "cancelled", "game": game, "party_id": party.party_id}
+            )
+
+        return Deferred.fromCoroutine(cancel())
+
+    # -- what happens to players and matches
+
+    def player_left(self, connection: LobbyConnection) -> None:
+        """A member's connection is gone: they leave their party. A member (not the
+        leader: the lobby cancels a leader's own ticket) who was queued with the
+        party withdraws its ticket first."""
+        player_id = connection.player_id
+        if player_id is None:
+            return
+        party = self._party_of.pop(player_id, None)
+        if party is None:
+            return
+
+        async def leave() -> None:
+            queued_member = connection.state is PlayerState.QUEUED and party.leader != player_id
+            if queued_member and await self._matchmaker.cancel(party.leader):
+                self._players.forget(player_id)
+            await self.store.leave(player_id)
+
+        d = Deferred.fromCoroutine(leave())
+        d.addErrback(log_failure, self.log, "taking {player_id} out of their party", player_id)
+
+    def match_formed(self, match: Match) -> None:
+        """A matchmaker listener: a party whose leader is connected here is no longer queued."""
+        leaders = {}
+        for ticket in match.players:
+            if ticket.party_id is not None and ticket.party_id not in leaders:
+                leaders[ticket.party_id] = ticket.player_id
+        for party_id, leader in leaders.items():
+            if self._players.is_connected(leader):
+                d = self.store.set_queued(party_id, None, matched=True)
+                d.addErrback(lambda f: f.trap(PartyError))
+                d.addErrback(log_failure, self.log, "clearing the party of {player_id}", leader)
+
+    def party_changed(self, change: PartyChange) -> None:
+        """The store's listener: tell the members connected here, and move them in and
+        out of the queue with their party."""
+        party = change.party
+        if change.event == LEFT:
+            self._party_of.pop(change.player_id, None)
+        for member in party.members:
+            connection = self._players.connection_of(member.player_id)
+            if connection is None:
+                continue
+            self._party_of[member.player_id] = party
+            if member.player_id != change.player_id and change.event not in (CREATED, MATCHED):
+                connection.push(
+                    {
+                        "type": "party_update",
+                        "event": change.event,
+                        "player_id": change.player_id,
+                        "party": party.describe(),
+                    }
+                )
+            self._follow_queue(connection, change)
+
+    def _follow_queue(self, connection: LobbyConnection, change: PartyChange) -> None:
+        party = change.party
+        player_id = connection.player_id
+        assert player_id is not None
+        if change.event == QUEUED and party.queued_for is not None:
+            if player_id == party.leader or connection.state is not PlayerState.IDLE:
+                return
+            connection.queued(party.queued_for)
+            frame: Frame = {
+                "type": "queued",
+                "game": party.queued_for,
+                "position": change.position,
+                "status": "searching",
+                "party_id": party.party_id,
+            }
+            connection.push(frame)
+        elif change.event in (UNQUEUED, LEFT) and connection.state is PlayerState.QUEUED:
+            if player_id == change.player_id:
+                return  # the member who cancelled or left has their answer
+            game = connection.game
+            if player_id == party.leader:
+                # The ticket is the leader's: this lobby owns it (and counted it).
+                d = self._matchmaker.cancel(player_id)
+                d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
+                             player_id)  # fmt: skip
+                self._admission.uncount_pending(player_id)
+            connection.unqueued()
+            connection.push(
+                {
+                    "type": "cancelled",
+                    "game": game,
+                    "party_id": party.party_id,
+                    "reason": LEADER_CANCELLED if change.event == UNQUEUED else MEMBER_LEFT,
+                }
+            )
+
+    # -- helpers
+
+    def _may_join(self, connection: LobbyConnection) -> str:
+        player_id = connection.player_id
+        if connection.state is PlayerState.NEW or player_id is None:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        if connection.state is PlayerState.IN_ROOM:
+            raise LobbyError(errors.ALREADY_IN_ROOM, "in an open room; leave it first")
+        if connection.state is not PlayerState.IDLE:
+            raise LobbyError(errors.ALREADY_QUEUED, "already queued or in a match")
+        if player_id in self._party_of:
+            raise LobbyError(errors.ALREADY_IN_PARTY, "you are in a party already; leave it first")
+        if self._draining():
+            raise LobbyError(
+                errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
+            )
+        return player_id
+
+    def _entered(self, connection: LobbyConnection, request: Any, party: Party) -> None:
+        player_id = connection.player_id
+        assert player_id is not None
+        if connection.closing or not self._players.is_connected(player_id):
+            # Gone while the store answered: out again.
+            d = self.store.leave(player_id)
+            d.addErrback(log_failure, self.log, "taking {player_id} out of their party", player_id)
+            return
+        self._party_of[player_id] = party
+        connection.reply(request, {"type": "party", "party": party.describe()})
+
+    def _unqueue(self, connection: LobbyConnection, player_id: str) -> None:
+        self._admission.uncount_pending(player_id)
+        if connection.state is PlayerState.QUEUED:
+            connection.unqueued()
+
+
+def _refused(failure: Failure) -> None:
+    failure.trap(PartyError)
+    error = failure.value
+    assert isinstance(error, PartyError)
+    raise LobbyError(error.code, error.message)

@@ -1,0 +1,1 @@
+"""Parties: friends who queue together (vinom.parties.interfaces has the seam)."""

@@ -1,0 +1,286 @@
+"""The Redis party store: parties shared by every lobby on one Redis.
+
+A party's members may be connected to different lobbies. Every change is one
+call of one Lua script (parties.lua beside this module), atomic in Redis, so
+racing joins cannot overfill a party nor lose a member. Each change is
+published on a channel that every lobby's store hears and hands to its
+listeners, so each lobby tells the members it holds (`party_update`); the
+caller's own lobby hears it from the script's answer at once (and ignores it
+on the channel). Keys expire `party_ttl` after they were last refreshed: a
+lobby refreshes the keys of the players it holds every `refresh_every`
+seconds, so the parties of a lobby that died lapse, and a member whose lobby
+died is taken out of their party (told as `left`) by the next refresh of a
+lobby holding another member. Messages published while a lobby's channel
+connection is down are lost to it (its members see the party as it is on
+their next request). docs/scaling.md lists the keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from importlib import resources
+from typing import Any
+
+from attrs import field, frozen
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from vinom.parties.interfaces import (
+    MATCHED,
+    UNQUEUED,
+    IPartyStore,
+    Party,
+    PartyChange,
+    PartyError,
+    PartyListener,
+    PartyMember,
+    change_from_json,
+    new_join_code,
+    new_party_id,
+    normal_code,
+    party_from_json,
+)
+from vinom.parties.memory import DEFAULT_MAX_SIZE
+from vinom.redis import RedisClient, RedisSubscription
+
+SCRIPT = resources.files("vinom.parties").joinpath("parties.lua").read_text("utf-8")
+
+# Changes a lobby remembers having told, to tell each once although it hears
+# it in the script's answer and on the channel.
+_REMEMBERED_CHANGES = 10_000
+
+_MESSAGES = {
+    "unknown_party": "no party with that join code",
+    "already_in_party": "you are in a party already; leave it first",
+    "party_full": "the party is full",
+    "party_queued": "the party is queued; join once it is not",
+    "not_in_party": "you are not in a party",
+    "party_changed": "the party's members changed; queue again",
+}
+
+
+def _positive(instance: object, attribute: Any, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
+@frozen
+class RedisPartySettings:
+    """How a `RedisPartyStore` uses Redis; `prefix` starts every key it writes."""
+
+    prefix: str = "vinom:party"
+    # A party's keys (and a member's) lapse this long after their last refresh.
+    party_ttl: float = field(default=60.0, validator=_positive)
+    refresh_every: float = field(default=15.0, validator=_positive)
+
+
+@implementer(IPartyStore)
+class RedisPartyStore:
+    """One lobby's view of the shared parties.
+
+    `redis` is the process's `RedisClient` (its calls are bounded by its
+    timeout: with Redis down they fail with `RedisUnavailable`);
+    `subscription_endpoint` reaches the same Redis for the changes channel.
+    Call `start()` before use and `stop()` at shutdown.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        subscription_endpoint: Any,
+        clock: IReactorTime,
+        *,
+        max_size: int = DEFAULT_MAX_SIZE,
+        settings: RedisPartySettings | None = None,
+        password: str | None = None,
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("a party's max_size must be at least 1")
+        self.max_size = max_size
+        self._redis = redis
+        self._clock = clock
+        self._settings = settings or RedisPartySettings()
+        self._listeners: list[PartyListener] = []
+        self._told: OrderedDict[int, None] = OrderedDict()
+        # The players whose party keys this lobby refreshes.
+        self._held: set[str] = set()
+        self._subscription = RedisSubscription(
+            subscription_endpoint,
+            f"{self._settings.prefix}:changes",
+            self._heard,
+            clock,
+            password,
+        )
+        self._stopped: Deferred[None] | None = None
+        self._refresher = LoopingCall(self._refresh)
+        self._refresher.clock = clock
+
+    # -- lifecycle
+
+    def start(self) -> Deferred[Any]:
+        """Subscribe to the changes channel and start refreshing; fires once subscribed."""
+        self._subscription.start()
+        self._refresher.start(self._settings.refresh_every, now=False)
+        # Fired from inside the connection's state machine: a caller that stops
+        # the store at once must do so after that has returned.
+        d = self._subscription.when_subscribed()
+        return d.addCallback(lambda _: deferLater(self._clock, 0, lambda: None))
+
+    def stop(self) -> Deferred[None]:
+        if self._refresher.running:
+            self._refresher.stop()
+        if self._stopped is None:
+            self._stopped = self._subscription.stop()
+        d: Deferred[None] = Deferred()
+
+        def stopped(result: object) -> object:
+            d.callback(None)
+            return result
+
+        self._stopped.addBoth(stopped)
+        return d
+
+    # -- IPartyStore
+
+    def create(self, leader: PartyMember) -> Deferred[Party]:
+        async def create() -> Party:
+            # A code another party holds is drawn again (rare: 31^6 codes).
+            while True:
+                answer = await self._call(
+                    "create", new_party_id(), new_join_code(), leader.player_id, leader.name
+                )
+                if answer.get("error") != "code_taken":
+                    break
+            party = self._answered(answer)
+            self._held.add(leader.player_id)
+            return party
+
+        return Deferred.fromCoroutine(create())
+
+    def join(self, code: str, member: PartyMember) -> Deferred[Party]:
+        def joined(answer: dict[str, Any]) -> Party:
+            party = self._answered(answer)
+            self._held.add(member.player_id)
+            return party
+
+        d = self._call(
+            "join", normal_code(code), member.player_id, member.name, str(self.max_size)
+        )
+        return d.addCallback(joined)
+
+    def leave(self, player_id: str) -> Deferred[Party]:
+        self._held.discard(player_id)
+        return self._call("leave", player_id).addCallback(self._answered)
+
+    def party_of(self, player_id: str) -> Deferred[Party | None]:
+        def found(answer: dict[str, Any]) -> Party | None:
+            party = answer.get("party")
+            return None if party is None else party_from_json(party)
+
+        return self._call("get", player_id).addCallback(found)
+
+    def set_queued(
+        self,
+        party_id: str,
+        game: str | None,
+        members: tuple[str, ...] = (),
+        position: int | None = None,
+        *,
+        matched: bool = False,
+    ) -> Deferred[Party]:
+        d = self._call(
+            "set_queued",
+            party_id,
+            game or "",
+            " ".join(members),
+            "" if position is None else str(position),
+            MATCHED if matched else UNQUEUED,
+        )
+        return d.addCallback(self._answered)
+
+    def add_listener(self, listener: PartyListener) -> None:
+        self._listeners.append(listener)
+
+    # -- calls and changes
+
+    def _call(self, op: str, *arguments: str) -> Deferred[Any]:
+        ttl = str(int(self._settings.party_ttl * 1000))
+        args = [op, self._settings.prefix, ttl, *arguments]
+        d = self._redis.bounded(self._redis.handler.eval(SCRIPT, [], args))
+        return d.addCallback(json.loads)
+
+    def _answered(self, answer: dict[str, Any]) -> Party:
+        """The party of a script's answer (told to the listeners first), or PartyError."""
+        error = answer.get("error")
+        if error is not None:
+            raise PartyError(str(error), _MESSAGES.get(str(error), str(error)))
+        if "seq" in answer:
+            return self._tell(answer).party
+        return party_from_json(answer["party"])
+
+    def _heard(self, message: str) -> None:
+        try:
+            data = json.loads(message)
+            if int(data["seq"]) in self._told:
+                return
+        except (ValueError, KeyError, TypeError):
+            self.log.warn("not a party change: {message!r}", message=message)
+            return
+        self._tell(data)
+
+    def _tell(self, data: dict[str, Any]) -> PartyChange:
+        change = change_from_json(data)
+        seq = int(data["seq"])
+        if seq in self._told:
+            return change
+        self._told[seq] = None
+        while len(self._told) > _REMEMBERED_CHANGES:
+            self._told.popitem(last=False)
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:
+                # One failing listener must not keep the change from the others.
+                self.log.failure("party listener failed for {party_id}",
+                                 party_id=change.party.party_id)  # fmt: skip
+        return change
+
+    def _refresh(self) -> Deferred[None]:
+        if not self._held:
+            return succeed(None)
+
+        def refreshed(messages: Any) -> None:
+            for data in messages:
+                self._tell(data)
+
+        d = self._call("refresh", *sorted(self._held))
+        d.addCallback(refreshed)
+        # The timer keeps running whatever fails: the next refresh tries again.
+        d.addErrback(lambda f: self.log.warn("refreshing parties failed: {error}", error=f.value))
+        return d
+
+
+
+class PartyStoreService(Service):
+    """Runs a `RedisPartyStore` (its channel and its refresh) while the server runs."""
+
+    def __init__(self, store: RedisPartyStore) -> None:
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        # The subscription reconnects by itself while Redis is down.
+        self.store.start().addErrback(
+            lambda f: self.store.log.warn("party changes channel: {error}", error=f.value)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.store.stop()
