@@ -77,11 +77,13 @@ setup(
     python_requires=">=3.11",
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
-    # The Redis matchmaker reads its Lua script from the package; the operations
-    # dashboard (vinom/ops.py) serves its files as they are: no build step.
+    # The Redis matchmaker and party store read their Lua scripts from the
+    # package; the operations dashboard (vinom/ops.py) serves its files as they
+    # are: no build step.
     package_data={
         "vinom": ["py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js"],
         "vinom.matchmaking": ["*.lua"],
+        "vinom.parties": ["*.lua"],
     },
     cmdclass={"build_ext": BuildExt},
     distclass=Platform,
