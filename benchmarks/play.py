@@ -37,6 +37,10 @@ message rate limit is lifted (each player moves hundreds of times a
 second); everything else is the server's default path. `--transport ws` is
 the same over plain HTTP (`ws://`): vinom behind a reverse proxy that
 terminates TLS (docs/web.md), which shows what TLS costs the server.
+`--bare` (with `websocket` or `ws`) serves `/game` with the bare autobahn
+server of benchmarks.bare_game_socket instead of vinom: the same sockets,
+TLS, framing and messages with none of vinom's work between them, the floor
+that Twisted's TLS and autobahn set under vinom's game socket.
 """
 
 from __future__ import annotations
@@ -87,6 +91,12 @@ class Options(ScenarioOptions):
                                    "as behind a TLS-terminating proxy)."],
     ]
 
+    optFlags = [
+        *ScenarioOptions.optFlags,
+        ["bare", None, "With --transport websocket or ws: a bare autobahn /game server "
+                       "(benchmarks.bare_game_socket), the floor under vinom's."],
+    ]
+
     def postOptions(self) -> None:
         self["rooms"] = positive_int(self, "rooms")
         self["loads"] = positive_int(self, "loads")
@@ -98,6 +108,8 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--host-workers cannot exceed --rooms")
         if self["transport"] not in ("udp", "websocket", "ws"):
             raise usage.UsageError("--transport is udp, websocket or ws")
+        if self["bare"] and self["transport"] == "udp":
+            raise usage.UsageError("--bare measures the game WebSocket: --transport websocket|ws")
         if self["transport"] != "udp" and self["host-workers"]:
             raise usage.UsageError("--transport websocket hosts the rooms in the server process")
 
@@ -158,6 +170,7 @@ def run(options: Options) -> int:
         "loads": options["loads"],
         "host_workers": options["host-workers"],
         "transport": options["transport"],
+        "server": "bare autobahn" if options["bare"] else "vinom",
     }
     rows: list[tuple[str, Any]] = []
     if options["host-workers"]:
@@ -200,6 +213,8 @@ def run(options: Options) -> int:
              else "in the server process")
     if websocket:
         where += ", players on the game WebSocket" + ("" if tls else " (plain, no TLS)")
+        if options["bare"]:
+            where += ", bare autobahn server"
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",

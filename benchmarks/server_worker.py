@@ -512,7 +512,10 @@ def allocation_growth(top: int = 15) -> dict[str, int]:
 def main() -> None:
     kind, settings = sys.argv[1], json.loads(sys.argv[2])
     reactor = global_reactor()
-    starters = {"rooms": start_rooms, "server": start_server, "bare-tls": start_bare_tls}
+    from benchmarks.bare_game_socket import start_bare_game_socket
+
+    starters = {"rooms": start_rooms, "server": start_server, "bare-tls": start_bare_tls,
+                "bare-game-socket": start_bare_game_socket}
     if kind not in starters:
         raise ValueError(f"unknown server kind {kind!r}")
     started = starters[kind](reactor, settings)

@@ -168,6 +168,23 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_us_per_move"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_play_on_the_bare_websocket_floor(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--rooms", "2", "--transport", "websocket", "--bare", "--warmup", "0.3",
+            "--duration", "0.7",
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["transport"], result["server"]), ("websocket", "bare autobahn"))
+        self.assertRate(result, "moves_per_s")
+        self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
+        self.assertEqual(result["errors"], 0)
+        self.assertGreater(result["server_cpu_us_per_move"], 0)
+
+    def test_bare_is_only_for_the_game_websocket(self) -> None:
+        code, _result, stderr = run_bench("play", "--bare")
+        self.assertNotEqual(code, 0)
+        self.assertIn("--bare", stderr)
+
     def test_play_over_plain_websocket(self) -> None:
         code, result, stderr = run_bench(
             "play", "--rooms", "2", "--transport", "ws", "--warmup", "0.3", "--duration", "0.7",
