@@ -188,6 +188,51 @@ class RaceTests(TestCase):
         self.assertEqual(fifo_groups(unmatched, 4), [])
 
 
+class BurstTests(TestCase):
+    """A busy lobby's tickets go to Redis in batches (one call per queue in flight)."""
+
+    async def test_a_burst_of_tickets_is_matched_in_queue_order_with_answers_for_each(
+        self
+    ) -> None:
+        redis = await start_redis(self)
+        # Batches of 16: 100 tickets make several calls while one is in flight.
+        settings = RedisMatchmakerSettings(enqueue_batch=16)
+        lobby = await start_lobby(self, redis.port, {"maze": 3}, settings)
+        tickets = [ticket(f"p{i:03d}", "maze") for i in range(100)]
+        again = ticket("p099", "maze")  # never matched: 100 tickets, matches of 3
+        results = await gatherResults(
+            [lobby.matchmaker.enqueue(t).addErrback(lambda f: f.value) for t in tickets]
+            + [lobby.matchmaker.enqueue(again).addErrback(lambda f: f.value)],
+        )
+        *positions, twice = results
+        # Every ticket got its own answer: its place in the queue when it went in,
+        # behind at most the two left over from the last match and its own batch.
+        self.assertTrue(all(isinstance(p, int) and 1 <= p <= 2 + 16 for p in positions),
+                        positions)
+        self.assertEqual(type(twice).__name__, "AlreadyQueued")
+        await wait_until(lambda: len(lobby.heard) >= 33, 10, "33 matches")
+        # Matches take the queue in order, each ticket once: p000-p002, p003-p005, ...
+        self.assertEqual(
+            [m.player_ids for m in lobby.heard],
+            [tuple(f"p{i:03d}" for i in range(n, n + 3)) for n in range(0, 99, 3)],
+        )
+        self.assertEqual(await lobby.matchmaker.position("p099"), 1)
+
+    async def test_every_ticket_of_a_burst_fails_clearly_when_redis_is_gone(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(enqueue_batch=4, call_timeout=1.0)
+        lobby = await start_lobby(self, redis.port, {"maze": 3}, settings)
+        await redis.stop()
+        started = time.monotonic()
+        failures = await gatherResults(
+            [lobby.matchmaker.enqueue(ticket(f"q{i}", "maze")).addCallbacks(
+                lambda _: None, lambda f: f.value) for i in range(10)],
+        )  # fmt: skip
+        self.assertTrue(all(isinstance(f, MatchmakerUnavailable) for f in failures), failures)
+        # Three calls of at most four tickets, one after another, each within its timeout.
+        self.assertLess(time.monotonic() - started, 3 * 1.0 + 2)
+
+
 class DeadLobbyTests(TestCase):
     async def spawn_lobby(self, redis: RedisServer, config: dict[str, Any]) -> tuple[_Child, str]:
         child = _Child()

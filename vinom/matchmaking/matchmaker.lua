@@ -190,29 +190,47 @@ local function result(fields, matches, more)
 end
 
 if op == 'enqueue' then
-  -- player, head ('1' at the head of the queue), rating ('' for none),
-  -- queued_at, the JSON of the ticket's seats, its size, then the pass arguments.
-  local player, head, rating, queued_at, data = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-  local size = ARGV[11]
-  local game, queue = ARGV[12], ARGV[13]
-  local tk = ticket_key(player)
-  local old = redis.call('HMGET', tk, 'state', 'owner', 'game', 'queue')
-  if old[1] == 'queued' then
-    if alive(old[2]) then return '{"error":"already_queued"}' end
-    -- A ticket of a lobby that died: the player came back through another.
-    redis.call('ZREM', queue_key(old[3], old[4]), player)
-  end
-  local seq = redis.call('INCR', prefix .. ':seq')
-  local score = seq
-  if head == '1' then score = -seq end
+  -- The number of tickets n, then for each: player, head ('1' at the head of
+  -- the queue), rating ('' for none), queued_at, the JSON of the ticket's
+  -- seats and its size; then the pass arguments (the tickets' game and queue
+  -- first: one call enqueues into one queue). One matching pass follows.
+  local count = tonumber(ARGV[6])
+  local first_pass = 7 + 6 * count
+  local game, queue = ARGV[first_pass], ARGV[first_pass + 1]
   local qkey = queue_key(game, queue)
-  redis.call('DEL', tk)
-  redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', game, 'queue', queue,
-             'rating', rating, 'queued_at', queued_at, 'data', data, 'size', size)
-  redis.call('ZADD', qkey, score, player)
-  local position = redis.call('ZRANK', qkey, player) + 1
-  local matches, more = pass(12)
-  return result('"position":' .. position .. ',"score":' .. score .. ',', matches, more)
+  local answers = {}
+  for k = 0, count - 1 do
+    local at = 7 + 6 * k
+    local player, head, rating, queued_at, data = ARGV[at], ARGV[at + 1], ARGV[at + 2],
+      ARGV[at + 3], ARGV[at + 4]
+    local size = ARGV[at + 5]
+    local tk = ticket_key(player)
+    local old = redis.call('HMGET', tk, 'state', 'owner', 'game', 'queue')
+    local refused = false
+    if old[1] == 'queued' then
+      if alive(old[2]) then
+        refused = true
+      else
+        -- A ticket of a lobby that died: the player came back through another.
+        redis.call('ZREM', queue_key(old[3], old[4]), player)
+      end
+    end
+    if refused then
+      answers[#answers + 1] = '{"error":"already_queued"}'
+    else
+      local seq = redis.call('INCR', prefix .. ':seq')
+      local score = seq
+      if head == '1' then score = -seq end
+      redis.call('DEL', tk)
+      redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', game, 'queue', queue,
+                 'rating', rating, 'queued_at', queued_at, 'data', data, 'size', size)
+      redis.call('ZADD', qkey, score, player)
+      local position = redis.call('ZRANK', qkey, player) + 1
+      answers[#answers + 1] = '{"position":' .. position .. ',"score":' .. score .. '}'
+    end
+  end
+  local matches, more = pass(first_pass)
+  return result('"tickets":[' .. table.concat(answers, ',') .. '],', matches, more)
 elseif op == 'pass' then
   local matches, more = pass(6)
   return result('', matches, more)

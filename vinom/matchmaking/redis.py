@@ -91,6 +91,9 @@ class RedisMatchmakerSettings:
     matched_memory: float = field(default=120.0, validator=_positive)
     # Matches kept in the log a reconnecting lobby reads what it missed from.
     match_log_length: int = field(default=10_000, validator=_positive)
+    # The most tickets one enqueue call carries (one script run: Redis runs
+    # nothing else meanwhile, so this bounds how long it waits on one call).
+    enqueue_batch: int = field(default=128, validator=_positive)
 
 
 DEFAULT_SETTINGS = RedisMatchmakerSettings()
@@ -189,6 +192,9 @@ class RedisMatchmaker:
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
         self._passes: set[tuple[str, str]] = set()
+        # Tickets waiting for their queue's enqueue call, and the queues with one in flight.
+        self._waiting: dict[tuple[str, str], list[tuple[Ticket, bool, Deferred[int]]]] = {}
+        self._sending: set[tuple[str, str]] = set()
         self._pass_template = {
             (game, queue): self._make_pass_template(game, queue)
             for game in match_sizes
@@ -261,35 +267,86 @@ class RedisMatchmaker:
         if ticket.size > self._sizes[ticket.game]:
             return fail(PartyTooLarge(f"{ticket.size} players; {ticket.game} seats "
                                       f"{self._sizes[ticket.game]}"))
-        rating = "" if ticket.rating is None else repr(float(ticket.rating))
-        seats_json = _seats_json(ticket)
+        waiting = Deferred[int]()
+        key = (ticket.game, ticket.queue)
+        self._waiting.setdefault(key, []).append((ticket, at_head, waiting))
+        if key not in self._sending:
+            self._send_enqueues(key)
+        return waiting
 
-        def stored(answer: dict[str, Any]) -> int:
-            if answer.get("error") == "already_queued":
-                raise AlreadyQueued(ticket.player_id)
-            self._owned[ticket.player_id] = (ticket, float(answer["score"]))
-            self._formed(ticket.game, ticket.queue, answer)
-            return int(answer["position"])
+    def _send_enqueues(self, key: tuple[str, str]) -> None:
+        """One script call for the tickets waiting to enter one queue.
 
-        def late(answer: Any) -> None:
-            # The caller was told it failed: take the ticket out again (unless
-            # its match formed in the same step: that match is announced).
-            if isinstance(answer, dict) and "score" in answer:
-                self._formed(ticket.game, ticket.queue, answer)
-                self._script("cancel", ticket.player_id).addErrback(lambda _: None)
+        At most one enqueue call per queue is in flight from a lobby: tickets
+        that come meanwhile wait and go together in the next call, so a busy
+        lobby makes one call, one reply and one matching pass per batch rather
+        than per ticket, and an idle one sends each ticket at once.
+        """
+        waiting = self._waiting.get(key)
+        if not waiting:
+            self._waiting.pop(key, None)
+            return
+        most = self._settings.enqueue_batch
+        batch, self._waiting[key] = waiting[:most], waiting[most:]
+        self._sending.add(key)
+        arguments = [str(len(batch))]
+        for ticket, at_head, _ in batch:
+            arguments += [
+                ticket.player_id,
+                "1" if at_head else "0",
+                "" if ticket.rating is None else repr(float(ticket.rating)),
+                repr(float(ticket.queued_at)),
+                _seats_json(ticket),
+                str(ticket.size),
+            ]
+        game, queue = key
+        # Enough match ids for every match the batch can make; a pass that uses
+        # them all runs again.
+        matches = len(batch) // self._sizes[game] + 2
+
+        def stored(reply: Any) -> None:
+            try:
+                answer = json.loads(reply)
+                answers = answer["tickets"]
+                if len(answers) != len(batch):
+                    raise ValueError(f"{len(answers)} answers for {len(batch)} tickets")
+            except (ValueError, KeyError, TypeError) as e:
+                failed(Failure(MatchmakerUnavailable(f"enqueue: unexpected answer ({e})")))
+                return
+            # Owned before the matches are announced: announcing forgets the
+            # players matched.
+            for (ticket, _, _), entry in zip(batch, answers, strict=True):
+                if "score" in entry:
+                    self._owned[ticket.player_id] = (ticket, float(entry["score"]))
+            self._formed(game, queue, answer)
+            for (ticket, _, waiter), entry in zip(batch, answers, strict=True):
+                if "score" in entry:
+                    waiter.callback(int(entry["position"]))
+                else:
+                    waiter.errback(AlreadyQueued(ticket.player_id))
+
+        def failed(failure: Failure) -> None:
+            for _, _, waiter in batch:
+                waiter.errback(failure)
+
+        def late(reply: Any) -> None:
+            # The callers were told it failed: take the tickets out again
+            # (unless their match formed in the same step: that match is announced).
+            answer = json.loads(reply)
+            self._formed(game, queue, answer)
+            for (ticket, _, _), entry in zip(batch, answer.get("tickets", ()), strict=False):
+                if "score" in entry:
+                    self._script("cancel", ticket.player_id).addErrback(lambda _: None)
+
+        def next_batch(_: object) -> None:
+            self._sending.discard(key)
+            self._send_enqueues(key)
 
         d = self._script(
-            "enqueue",
-            ticket.player_id,
-            "1" if at_head else "0",
-            rating,
-            repr(float(ticket.queued_at)),
-            seats_json,
-            str(ticket.size),
-            *self._pass_arguments(ticket.game, ticket.queue, matches=2),
-            late=lambda reply: late(json.loads(reply)),
+            "enqueue", *arguments, *self._pass_arguments(game, queue, matches), late=late
         )
-        return d.addCallback(json.loads).addCallback(stored)
+        d.addCallbacks(stored, failed).addErrback(self._warn, "enqueue")
+        d.addBoth(next_batch)
 
     def _pass_arguments(self, game: str, queue: str, matches: int) -> list[str]:
         before, after = self._pass_template[game, queue]
