@@ -18,6 +18,7 @@ from vinom.games.duel import DuelGame
 from vinom.games.interfaces import DEFAULT_ACTION_RATE, IGame, action_rate_of, shared_view_of
 from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry, UnknownGame, check_game, format_games
+from vinom.matchmaking.windows import RatingWindow
 
 BUILT_IN = ["dice", "duel", "maze", "owedrahn", "tictactoe"]
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -39,6 +40,13 @@ class CountUp(DuelGame):
 
 {name} = CountUp()
 '''
+
+
+class WindowedGame(DuelGame):
+    """A game that declares the rating window of its ranked queue."""
+
+    name = "windowed"
+    rating_window = RatingWindow(base=30, growth=3, max=300)
 
 
 def write_plugin(root: Path, module: str, source: str) -> None:
@@ -116,6 +124,33 @@ class RegistryTests(TestCase):
 
         self.assertRaises(ValueError, check_game, Coy())
         check_game(DuelGame(action_rate=2.5))
+
+    def test_a_rating_window_is_checked_and_read_without_importing_the_matchmaker(
+        self,
+    ) -> None:
+        registry = GameRegistry([WindowedGame(), MazeGame()])
+        self.assertEqual(registry.rating_windows(), {"windowed": (30.0, 3.0, 300.0)})
+        rows = {row["name"]: row["rating_window"] for row in registry.describe()}
+        self.assertEqual(rows, {"windowed": (30.0, 3.0, 300.0), "maze": None})
+
+        class Window:
+            """Not a RatingWindow: any object with the three values will do."""
+
+            def __init__(self, base: object, growth: object, max: object = None) -> None:
+                self.base, self.growth, self.max = base, growth, max
+
+        class Uncapped(DuelGame):
+            name = "uncapped"
+            rating_window = Window(10, 0.5)
+
+        self.assertEqual(GameRegistry([Uncapped()]).rating_windows(), {"uncapped": (10, 0.5, None)})
+        for bad in (Window(-1, 1), Window(1, float("inf")), Window("10", 1), Window(1, 1, True),
+                    Window(1, None), 100):  # fmt: skip
+            game = Uncapped()
+            game.rating_window = bad  # type: ignore[assignment]
+            with self.subTest(window=bad):
+                e = self.assertRaises(ValueError, check_game, game)
+                self.assertIn("rating_window", str(e))
 
     def test_games_without_the_optional_attributes_still_work(self) -> None:
         class Plain:

@@ -258,7 +258,8 @@ class QueueTests(LobbyHarness):
         reply = first.request({"type": "queue", "game": "maze", "id": "q"})
         self.assertEqual(
             reply,
-            {"type": "queued", "id": "q", "game": "maze", "position": 1, "status": "searching"},
+            {"type": "queued", "id": "q", "game": "maze", "queue": "normal", "position": 1,
+             "status": "searching"},
         )
         second = self.connect()
         second.hello("B")

@@ -45,6 +45,19 @@ class ParseFrameTests(SynchronousTestCase):
             Queue("q1", "maze", 1500.0),
         )
         self.assertEqual(parse_frame(b'{"type":"queue","game":"maze"}'), Queue(None, "maze", None))
+        self.assertEqual(
+            parse_frame(b'{"type":"queue","game":"maze","queue":"ranked","rating":-20.5}'),
+            Queue(None, "maze", -20.5, "ranked"),
+        )
+        # The codec checks the queue's shape; the lobby says whether it exists.
+        self.assertEqual(
+            parse_frame(b'{"type":"queue","game":"maze","queue":"casual"}'),
+            Queue(None, "maze", None, "casual"),
+        )
+        self.assertEqual(
+            parse_frame(b'{"type":"queue","game":"maze","queue":null}'),
+            Queue(None, "maze", None, "normal"),
+        )
         self.assertEqual(parse_frame(b'{"type":"cancel","id":7}'), Cancel(7))
         self.assertEqual(parse_frame(b'{"type":"ping"}'), Ping(None))
         self.assertEqual(
@@ -124,6 +137,9 @@ class ParseFrameTests(SynchronousTestCase):
             b'{"type":"queue","game":"maze","rating":"high"}',
             b'{"type":"queue","game":"maze","rating":true}',
             b'{"type":"queue","game":"maze","rating":1e300}',
+            b'{"type":"queue","game":"maze","rating":1000000000.5}',
+            b'{"type":"queue","game":"maze","queue":7}',
+            b'{"type":"queue","game":"maze","queue":""}',
             b'{"type":"reconnect","player_id":"","secret":"s"}',
             b'{"type":"reconnect","player_id":"p","secret":["s"]}',
         ):

@@ -81,7 +81,8 @@ class PartyTests(PartyHarness):
         queued = ann.request({"type": "queue", "game": "maze", "id": 1})
         self.assertEqual(
             queued,
-            {"type": "queued", "id": 1, "game": "maze", "position": 1, "status": "searching",
+            {"type": "queued", "id": 1, "game": "maze", "queue": "normal", "position": 1,
+             "status": "searching",
              "party_id": party["party_id"]},
         )  # fmt: skip
         frames = bob.frames()
@@ -90,8 +91,8 @@ class PartyTests(PartyHarness):
         self.assertEqual(frames[0]["party"]["queued_for"], "maze")
         self.assertEqual(
             frames[1],
-            {"type": "queued", "game": "maze", "position": 1, "status": "searching",
-             "party_id": party["party_id"]},
+            {"type": "queued", "game": "maze", "queue": "normal", "position": 1,
+             "status": "searching", "party_id": party["party_id"]},
         )  # fmt: skip
         self.assertIs(self.factory.state_of(bob.player_id or ""), PlayerState.QUEUED)
         solo1 = self.queued_player("Sol", "maze")

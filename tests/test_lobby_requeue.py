@@ -63,7 +63,8 @@ class RequeueTests(LobbyHarness):
         frames = back.frames()
         self.assertEqual(
             frames[0],
-            {"type": "queued", "game": "tictactoe", "position": 1, "status": "searching",
+            {"type": "queued", "game": "tictactoe", "queue": "normal", "position": 1,
+             "status": "searching",
              "requeued": True, "reason": "players_missing"},
         )  # fmt: skip
         self.assertEqual(len(self.matches), 2)

@@ -475,7 +475,12 @@ class MemoryMatchmakerTests(MatchmakerContract, TestCase):
         self.matchmaker.enqueue(ranked("b", 1000))
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.matchmaker.enqueue(ranked("c", 1000))
-        self.clock.advance(1.0)
+        # b and c are matched at once: no ranked ticket waits, nothing is scheduled.
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.matchmaker.enqueue(ranked("d", 1000))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        # Nor once the last ranked ticket is cancelled (a lobby that drained and stopped).
+        self.matchmaker.cancel("d")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_match_sizes_must_be_positive(self) -> None:

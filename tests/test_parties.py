@@ -117,6 +117,18 @@ class PartyStoreContract:
         self.assertEqual(self.changes[-1].event, "unqueued")
         await self.store.join(party.code, member("c"))
 
+    async def test_a_queued_party_records_its_queue(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        self.assertIsNone(party.queue)
+        queued = await self.store.set_queued(party.party_id, "maze", ("a",), 1, queue="ranked")
+        self.assertEqual((queued.queued_for, queued.queue), ("maze", "ranked"))
+        self.assertEqual(self.changes[-1].party.queue, "ranked")
+        self.assertEqual((await self.store.party_of("a")).describe()["queue"], "ranked")
+        unqueued = await self.store.set_queued(party.party_id, None)
+        self.assertIsNone(unqueued.queue)
+        queued = await self.store.set_queued(party.party_id, "maze", ("a",))
+        self.assertEqual(queued.queue, "normal")
+
     async def test_queueing_checks_the_members_on_the_ticket(self: Any) -> None:
         party = await self.store.create(member("a"))
         await self.store.join(party.code, member("b"))

@@ -58,7 +58,8 @@ class NoHostTests(LobbyHarness):
             [frame] = client.frames()
             self.assertEqual(
                 frame,
-                {"type": "queued", "game": "tictactoe", "position": frame["position"],
+                {"type": "queued", "game": "tictactoe", "queue": "normal",
+                 "position": frame["position"],
                  "status": "searching", "requeued": True, "reason": "no_host"},
             )  # fmt: skip
         # Back in the queue, they are matched again: and this time a host takes it.

@@ -14,13 +14,17 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
+from tests.test_games_registry import WindowedGame
 from vinom.certs import ensure_dev_certificate
+from vinom.games.registry import GameRegistry
 from vinom.logs import LogFormatService
+from vinom.matchmaking.windows import RatingWindow
 from vinom.tap import (
     Options,
     lobby_description,
     makeService,
     parse_port_range,
+    rating_windows,
     read_token_key,
     web_description,
 )
@@ -98,7 +102,7 @@ class OptionsTests(TestCase):
 
     def test_help_documents_every_option(self) -> None:
         text = str(Options())
-        names = [p[0] for p in Options.optParameters] + ["match-size"]
+        names = [p[0] for p in Options.optParameters] + ["match-size", "rating-window"]
         self.assertGreaterEqual(len(names), 19)
         for name in names:
             self.assertIn(f"--{name}=", text)
@@ -210,6 +214,42 @@ class OptionsTests(TestCase):
             with self.subTest(bad=bad):
                 e = self.assertRaises(usage.UsageError, parse, "--match-size", bad)
                 self.assertIn(why, str(e))
+
+    def test_rating_window(self) -> None:
+        self.assertEqual(parse()["rating-windows"], {})
+        options = parse("--rating-window", "maze=10,100", "--rating-window", "dice=50,5.5,400")
+        self.assertEqual(
+            options["rating-windows"],
+            {"maze": RatingWindow(10, 100, None), "dice": RatingWindow(50, 5.5, 400)},
+        )
+        # The last one for a game wins.
+        options = parse("--rating-window", "maze=10,100", "--rating-window", "maze=0,0")
+        self.assertEqual(options["rating-windows"], {"maze": RatingWindow(0, 0)})
+        for bad, why in (
+            ("maze", "must look like"),
+            ("=10,100", "must look like"),
+            ("maze=10", "must look like"),
+            ("maze=1,2,3,4", "must look like"),
+            ("maze=x,100", "must be a number"),
+            ("maze=-1,100", "at least 0"),
+            ("maze=10,inf", "at least 0"),
+            ("maze=10,nan", "at least 0"),
+            ("maze=100,10,50", "MAX (50) must be at least BASE (100)"),
+            ("chess=10,100", "no game 'chess'"),
+        ):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--rating-window", bad)
+                self.assertIn(why, str(e))
+
+    def test_a_games_own_rating_window_is_used_unless_overridden(self) -> None:
+        registry = GameRegistry([WindowedGame()])
+        self.assertEqual(
+            rating_windows(registry, {}), {"windowed": RatingWindow(30, 3, 300)}
+        )
+        self.assertEqual(
+            rating_windows(registry, {"windowed": RatingWindow(5, 1)}),
+            {"windowed": RatingWindow(5, 1)},
+        )
 
     def test_ops_port_and_drain_timeout(self) -> None:
         self.assertEqual(parse()["ops-port"], "tcp:7390:interface=127.0.0.1")

@@ -151,6 +151,24 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(PublicToken.from_json(web_found["token"]).player_id,
                          welcome["player_id"])  # fmt: skip
 
+    async def test_a_websocket_player_queues_ranked_and_meets_a_tcp_player(self) -> None:
+        await self.start("--rating-window", "tictactoe=10,100")
+        web, _ = await self.welcomed("web")
+        unknown = await web.request({"type": "queue", "game": "tictactoe", "queue": "x", "id": 1})
+        self.assertEqual(error_code(unknown), errors.UNKNOWN_QUEUE)
+        queued = await web.request(
+            {"type": "queue", "game": "tictactoe", "queue": "ranked", "rating": 1500, "id": 2}
+        )
+        self.assertEqual((queued["type"], queued["queue"]), ("queued", "ranked"))
+        tcp = await connect_lobby(
+            reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
+        )
+        await tcp.hello("tcp")
+        # 5 apart: within the 10-point window at once.
+        tcp_found = await tcp.queue("tictactoe", 1505, queue="ranked")
+        web_found = await web.when(is_type("match_found"))
+        self.assertEqual(web_found["game_id"], tcp_found.game_id)
+
     async def test_players_matched_over_websocket_play_a_whole_match_over_udp(self) -> None:
         await self.start()
         game = GameRegistry.from_plugins().get("tictactoe")

@@ -38,6 +38,7 @@ from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
 from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.windows import RatingWindow
 from vinom.ops import ops_site
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
@@ -152,6 +153,7 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["match-size"] = []
+        self["rating-window"] = []
 
     def opt_match_size(self, value: str) -> None:
         """Players per match for one game, GAME=N (repeatable); default: the game's own."""
@@ -159,6 +161,26 @@ class Options(usage.Options):
         if not sep or not game.strip():
             raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
         self["match-size"].append((game.strip(), _positive_int("match-size", size)))
+
+    def opt_rating_window(self, value: str) -> None:
+        """The rating window of one game's ranked queue, GAME=BASE,GROWTH[,MAX]
+        (repeatable): ratings BASE apart match at once, GROWTH more per second
+        waited, never more than MAX; default: the game's own, else 100,20."""
+        game, sep, numbers = value.partition("=")
+        parts = numbers.split(",")
+        if not sep or not game.strip() or len(parts) not in (2, 3):
+            raise usage.UsageError(
+                f"--rating-window must look like chess=50,10 or chess=50,10,400 "
+                f"(GAME=BASE,GROWTH[,MAX]), not {value!r}"
+            )
+        base, growth, *maximum = (_non_negative_float("rating-window", p) for p in parts)
+        if maximum and maximum[0] < base:
+            raise usage.UsageError(
+                f"--rating-window {value!r}: MAX ({maximum[0]:g}) must be at least BASE "
+                f"({base:g})"
+            )
+        window = RatingWindow(base, growth, maximum[0] if maximum else None)
+        self["rating-window"].append((game.strip(), window))
 
     optParameters = [
         [
@@ -447,6 +469,9 @@ class Options(usage.Options):
         self["match-sizes"] = dict(self["match-size"])
         if self["match-sizes"]:
             _match_sizes(self["game-registry"], self["match-sizes"])
+        self["rating-windows"] = rating_windows(
+            self["game-registry"], dict(self["rating-window"])
+        )
         self["lobby"] = self["lobby"].strip()
         if not self["lobby"]:
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
@@ -692,6 +717,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 reactor,
                 settings=RedisMatchmakerSettings(prefix=redis_settings.key_prefix + "mm"),
                 password=redis_settings.password,
+                windows=options["rating-windows"],
             )
             mm_service = MatchmakerService(matchmaker, reactor)
             mm_service.setName("matchmaker")
@@ -731,7 +757,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             party_service.setServiceParent(root)
         else:
             store = MemoryPlayerStore()
-            matchmaker = FifoMatchmaker(match_sizes, reactor)
+            matchmaker = FifoMatchmaker(match_sizes, reactor, windows=options["rating-windows"])
         issuer = TokenIssuer(
             IssuerConfig(
                 protocol=protocol_config,
@@ -932,6 +958,21 @@ def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
                 f"{game.max_players} players"
             )
     return sizes
+
+
+def rating_windows(
+    games: GameRegistry, overrides: dict[str, RatingWindow]
+) -> dict[str, RatingWindow]:
+    """Each offered game's ranked window: --rating-window, else the game's own
+    `rating_window`; games with neither get the matchmaker's default."""
+    for name in overrides:
+        if name not in games:
+            raise usage.UsageError(
+                f"--rating-window {name}=...: no game {name!r} (offered: "
+                f"{', '.join(games.names())})"
+            )
+    windows = {name: RatingWindow(*window) for name, window in games.rating_windows().items()}
+    return {**windows, **overrides}
 
 
 def _certificate(options: usage.Options) -> tuple[str, str]:

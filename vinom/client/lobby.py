@@ -60,6 +60,8 @@ class Queued:
     # (players_missing, or host_crashed: its game-host process failed).
     requeued: bool = False
     reason: str | None = None
+    # The queue ("normal" or "ranked"); None in a `waiting_for_server` frame.
+    queue: str | None = None
 
 
 @frozen
@@ -168,6 +170,7 @@ class LobbyClientProtocol(LineOnlyReceiver):
                     str(frame["status"]),
                     frame.get("requeued") is True,
                     frame.get("reason") if isinstance(frame.get("reason"), str) else None,
+                    frame.get("queue") if isinstance(frame.get("queue"), str) else None,
                 )
             )
         waiter = self._waiting.pop(request_id, None) if isinstance(request_id, int) else None
@@ -226,11 +229,21 @@ class LobbyClient:
         return self.protocol.request({"type": "hello", "name": name}).addCallback(welcomed)
 
     def queue(
-        self, game: str, rating: float | None = None, *, on_queued: QueuedCallback | None = None
+        self,
+        game: str,
+        rating: float | None = None,
+        *,
+        queue: str = "normal",
+        on_queued: QueuedCallback | None = None,
     ) -> Deferred[MatchFound]:
-        """Queue for `game`; fires with `match_found` (the server then closes the connection)."""
+        """Queue for `game` in `queue` ("normal" or "ranked"), claiming `rating` (the server
+        may use its own: docs/lobby.md); fires with `match_found` (the server then closes
+        the connection), or fails with `LobbyError` (e.g. `unknown_queue`, `invalid_field`
+        for a rating out of range, `rating_refused`)."""
         match = self.protocol.expect_match(on_queued)
         frame: dict[str, Any] = {"type": "queue", "game": game}
+        if queue != "normal":
+            frame["queue"] = queue
         if rating is not None:
             frame["rating"] = rating
         request = self.protocol.request(frame)

@@ -80,6 +80,24 @@ def action_rate_of(game: object) -> float:
     return float(getattr(game, "action_rate", DEFAULT_ACTION_RATE))
 
 
+def rating_window_of(game: object) -> tuple[float, float, float | None] | None:
+    """The game's `rating_window` as (base, growth, max), or None if it declares none.
+
+    Read by duck typing, so that the game layer need not import the
+    matchmaker's `RatingWindow` (any object with `base`, `growth` and `max`
+    will do); `check_game` checks the values.
+    """
+    window = getattr(game, "rating_window", None)
+    if window is None:
+        return None
+    maximum = window.max
+    return (
+        float(window.base),
+        float(window.growth),
+        None if maximum is None else float(maximum),
+    )
+
+
 def shared_view_of(game: object) -> bool:
     """The game's `shared_view`: True if every player gets the same view."""
     return getattr(game, "shared_view", False) is True
@@ -111,6 +129,11 @@ class IGame(Interface):
       sends no action for `idle_timeout` seconds is handed to `idle` (the
       `Game` base class forfeits them) and counts as gone. Default 0: no
       idle rule (`idle_timeout_of`).
+    - `rating_window` (`vinom.matchmaking.windows.RatingWindow`, or any
+      object with numbers `base` and `growth` and `max` a number or None):
+      how far apart the ratings of players matched in the game's ranked
+      queue may be, widening while they wait. Default None: the
+      matchmaker's default window (`rating_window_of`).
     """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")

@@ -20,7 +20,13 @@ from twisted.plugin import getPlugins
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
-from vinom.games.interfaces import IGame, action_rate_of, offered_by_default, shared_view_of
+from vinom.games.interfaces import (
+    IGame,
+    action_rate_of,
+    offered_by_default,
+    rating_window_of,
+    shared_view_of,
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
@@ -73,6 +79,25 @@ def check_game(game: object) -> None:
         )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
+    _check_rating_window(name, getattr(game, "rating_window", None))
+
+
+def _check_rating_window(name: str, window: object) -> None:
+    if window is None:
+        return
+    values = {part: getattr(window, part, "absent") for part in ("base", "growth", "max")}
+    for part, value in values.items():
+        if value is None and part == "max":
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < math.inf
+        ):
+            raise ValueError(
+                f"game {name!r}: rating_window needs base and growth (and max, or None) "
+                f"as numbers of at least 0, not {part}={value!r}"
+            )
 
 
 class GameRegistry:
@@ -129,6 +154,11 @@ class GameRegistry:
         """Players per match for each game, for the matchmaker."""
         return {name: self._games[name].match_size for name in self.names()}
 
+    def rating_windows(self) -> dict[str, tuple[float, float, float | None]]:
+        """(base, growth, max) of each game that declares a `rating_window`."""
+        windows = {name: rating_window_of(self._games[name]) for name in self.names()}
+        return {name: window for name, window in windows.items() if window is not None}
+
     def describe(self) -> list[dict[str, Any]]:
         """One row per game for `vinom games` (msgpack/JSON-safe)."""
         rows = []
@@ -146,6 +176,7 @@ class GameRegistry:
                     "countdown": game.countdown,
                     "action_rate": action_rate_of(game),
                     "shared_view": shared_view_of(game),
+                    "rating_window": rating_window_of(game),
                     "offered_by_default": offered_by_default(game),
                     "module": type(game).__module__,
                 }

@@ -38,7 +38,9 @@ MAX_PLAYER_ID_LENGTH = 64
 MAX_SECRET_LENGTH = 128
 # Integer ids stay within what every JSON implementation represents exactly.
 MAX_INT_ID = 2**53 - 1
+# A rating is a finite number within +-MAX_RATING (docs/lobby.md).
 MAX_RATING = 1e9
+MAX_QUEUE_LENGTH = 32
 MAX_ROOM_ID_LENGTH = 32
 MAX_ROOM_SIZE = 64
 
@@ -53,11 +55,12 @@ class Hello:
 
 @frozen
 class Queue:
-    """`queue`: put the player in the queue of `game`."""
+    """`queue`: put the player in `game`'s `queue` ("normal" or "ranked"), claiming `rating`."""
 
     request_id: RequestId
     game: str
     rating: float | None
+    queue: str = "normal"
 
 
 @frozen
@@ -439,9 +442,22 @@ def _parse_queue(obj: Mapping[str, Any], request_id: RequestId) -> Request:
             or not math.isfinite(rating)
             or abs(rating) > MAX_RATING
         ):
-            raise _FieldError(errors.INVALID_FIELD, "'rating' must be a finite number or null")
+            raise _FieldError(
+                errors.INVALID_FIELD,
+                f"'rating' must be a finite number from {-MAX_RATING:.0f} to {MAX_RATING:.0f},"
+                " or null",
+            )
         rating = float(rating)
-    return Queue(request_id, game, rating)
+    queue = obj.get("queue")
+    if queue is None:
+        queue = "normal"
+    elif not isinstance(queue, str) or not queue or len(queue) > MAX_QUEUE_LENGTH:
+        raise _FieldError(
+            errors.INVALID_FIELD,
+            f"'queue' must be a non-empty string of at most {MAX_QUEUE_LENGTH} characters"
+            " (\"normal\" or \"ranked\")",
+        )
+    return Queue(request_id, game, rating, queue)
 
 
 def _parse_cancel(obj: Mapping[str, Any], request_id: RequestId) -> Request:

@@ -21,6 +21,8 @@ FRAME_TOO_LARGE: Final = "frame_too_large"
 HELLO_REQUIRED: Final = "hello_required"
 ALREADY_HELLO: Final = "already_hello"
 UNKNOWN_GAME: Final = "unknown_game"
+UNKNOWN_QUEUE: Final = "unknown_queue"
+RATING_REFUSED: Final = "rating_refused"
 ALREADY_QUEUED: Final = "already_queued"
 NOT_QUEUED: Final = "not_queued"
 BAD_SECRET: Final = "bad_secret"
@@ -60,6 +62,8 @@ ALL_CODES: Final = frozenset(
         HELLO_REQUIRED,
         ALREADY_HELLO,
         UNKNOWN_GAME,
+        UNKNOWN_QUEUE,
+        RATING_REFUSED,
         ALREADY_QUEUED,
         NOT_QUEUED,
         BAD_SECRET,
@@ -109,6 +113,8 @@ NOT_COUNTED: Final = frozenset(
         PARTY_CHANGED,
         NOT_PARTY_LEADER,
         PARTY_TOO_LARGE,
+        # The server's rating source refused a ranked ticket: its policy, not a bad frame.
+        RATING_REFUSED,
         SERVER_DRAINING,
         MATCH_FAILED,
         INTERNAL_ERROR,

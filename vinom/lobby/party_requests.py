@@ -34,7 +34,16 @@ from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.errors import LobbyError
 from vinom.lobby.players import Players, log_failure
-from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, PartyTooLarge, Ticket
+from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of
+from vinom.matchmaking.interfaces import (
+    NORMAL_QUEUE,
+    RANKED_QUEUE,
+    AlreadyQueued,
+    IMatchmaker,
+    Match,
+    PartyTooLarge,
+    Ticket,
+)
 from vinom.parties.interfaces import (
     CREATED,
     LEFT,
@@ -69,8 +78,10 @@ class PartyRequests:
         admission: Admission,
         clock: IReactorTime,
         draining: Callable[[], bool],
+        ratings: IRatingSource | None = None,
     ) -> None:
         self.games = dict(games)
+        self._ratings = ratings or ClaimedRatings()
         self.store = store
         self._matchmaker = matchmaker
         self._players = players
@@ -140,20 +151,37 @@ class PartyRequests:
                 f"the party has {len(party.members)} members; {request.game} seats {size}",
             )
         self._admission.check_queue(connection.client, connection.peer_host)
-        now = self._clock.seconds()
-        members = tuple(
-            Ticket(m.player_id, m.name, request.game, request.rating, now, party_id=party.party_id)
-            for m in party.members[1:]
-        )
-        ticket = Ticket(
-            player_id, connection.name, request.game, request.rating, now,
-            party_id=party.party_id, members=members,
-        )  # fmt: skip
-        self._admission.count_pending(player_id, connection.client)
-        # QUEUED before enqueue: a matchmaker may form the match inside enqueue().
-        connection.queued(request.game)
 
         async def queue() -> None:
+            rating = request.rating
+            if request.queue == RANKED_QUEUE:
+                # Every member is rated (the leader's claim stands for each), and the
+                # party is matched at their mean: docs/matchmaking.md, "Parties".
+                ratings = [
+                    await rating_of(self._ratings, m.player_id, request.game, request.rating)
+                    for m in party.members
+                ]
+                rating = party_rating(ratings)
+                if connection.closing:
+                    return
+                if self._draining():
+                    raise LobbyError(
+                        errors.SERVER_DRAINING,
+                        "the server is shutting down and takes no new players",
+                    )
+            now = self._clock.seconds()
+            members = tuple(
+                Ticket(m.player_id, m.name, request.game, rating, now, request.queue,
+                       party_id=party.party_id)
+                for m in party.members[1:]
+            )  # fmt: skip
+            ticket = Ticket(
+                player_id, connection.name, request.game, rating, now, request.queue,
+                party_id=party.party_id, members=members,
+            )  # fmt: skip
+            self._admission.count_pending(player_id, connection.client)
+            # QUEUED before enqueue: a matchmaker may form the match inside enqueue().
+            connection.queued(request.game)
             try:
                 position = await self._matchmaker.enqueue(ticket)
             except AlreadyQueued:
@@ -170,8 +198,9 @@ class PartyRequests:
                 # a member who joined or left meanwhile is not on the ticket).
                 try:
                     await self.store.set_queued(
-                        party.party_id, request.game, ticket.player_ids, position
-                    )
+                        party.party_id, request.game, ticket.player_ids, position,
+                        queue=request.queue,
+                    )  # fmt: skip
                 except PartyError as e:
                     if await self._matchmaker.cancel(player_id):
                         self._unqueue(connection, player_id)
@@ -183,6 +212,7 @@ class PartyRequests:
                 {
                     "type": "queued",
                     "game": request.game,
+                    "queue": request.queue,
                     "position": position,
                     "status": "searching",
                     "party_id": party.party_id,
@@ -282,6 +312,7 @@ class PartyRequests:
             frame: Frame = {
                 "type": "queued",
                 "game": party.queued_for,
+                "queue": party.queue or NORMAL_QUEUE,
                 "position": change.position,
                 "status": "searching",
                 "party_id": party.party_id,

@@ -310,6 +310,7 @@ class MatchPlacer:
                 {
                     "type": "queued",
                     "game": ticket.game,
+                    "queue": ticket.queue,
                     "position": position,
                     "status": "searching",
                     "requeued": True,

@@ -47,9 +47,17 @@ from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
+from vinom.lobby.ratings import ClaimedRatings, IRatingSource, rating_of
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
-from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, Match, Ticket
+from vinom.matchmaking.interfaces import (
+    QUEUES,
+    RANKED_QUEUE,
+    AlreadyQueued,
+    IMatchmaker,
+    Match,
+    Ticket,
+)
 from vinom.parties.interfaces import IPartyStore
 from vinom.parties.memory import MemoryPartyStore
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
@@ -77,8 +85,10 @@ class RequestHandlers:
         requeues: Requeues,
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
         parties: IPartyStore | None = None,
+        rating_source: IRatingSource | None = None,
     ) -> None:
         self.games = dict(games)
+        self._ratings = rating_source or ClaimedRatings()
         self._requeues = requeues
         self._matchmaker = matchmaker
         self._store = store
@@ -107,6 +117,7 @@ class RequestHandlers:
             admission=admission,
             clock=clock,
             draining=lambda: self.draining,
+            ratings=self._ratings,
         )
 
     def serve(self, connection: LobbyConnection, request: Request) -> Deferred[None] | None:
@@ -215,7 +226,7 @@ class RequestHandlers:
 
         return self._store.save_player(record).addCallback(saved)
 
-    def _queue(self, connection: LobbyConnection, request: Queue) -> Deferred[None]:
+    def _queue(self, connection: LobbyConnection, request: Queue) -> Deferred[None] | None:
         player_id = connection.player_id
         if connection.state is PlayerState.NEW or player_id is None:
             raise LobbyError(errors.HELLO_REQUIRED, "say hello before queueing")
@@ -233,15 +244,38 @@ class RequestHandlers:
             raise LobbyError(
                 errors.UNKNOWN_GAME, f"no game called {quote_for_message(request.game)}"
             )
+        if request.queue not in QUEUES:
+            raise LobbyError(
+                errors.UNKNOWN_QUEUE,
+                f"no queue called {quote_for_message(request.queue)}: the queues are "
+                + " and ".join(f'"{q}"' for q in QUEUES),
+            )
         party = self.parties.party_of(player_id)
         if party is not None:
             # A party queues as one ticket, its leader's.
             return self.parties.queue(connection, request, party)
         self._admission.check_queue(connection.client, connection.peer_host)
+        if request.queue != RANKED_QUEUE:
+            # A normal queue ignores ratings: the claim is recorded as it is.
+            return self._enqueue(connection, request, player_id, request.rating)
+        d = rating_of(self._ratings, player_id, request.game, request.rating)
+        return d.addCallback(lambda rating: self._enqueue(connection, request, player_id, rating))
+
+    def _enqueue(
+        self, connection: LobbyConnection, request: Queue, player_id: str, rating: float | None
+    ) -> Deferred[None] | None:
+        if connection.closing:
+            # Gone while the rating source answered (and forgotten: it was idle).
+            return None
+        if self.draining:
+            raise LobbyError(
+                errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
+            )
         self._admission.count_pending(player_id, connection.client)
         ticket = Ticket(
-            player_id, connection.name, request.game, request.rating, self._clock.seconds()
-        )
+            player_id, connection.name, request.game, rating, self._clock.seconds(),
+            request.queue,
+        )  # fmt: skip
         # QUEUED before enqueue: a matchmaker may form the match inside enqueue().
         connection.queued(request.game)
 
@@ -256,6 +290,7 @@ class RequestHandlers:
                 {
                     "type": "queued",
                     "game": request.game,
+                    "queue": request.queue,
                     "position": position,
                     "status": "searching",
                 },
@@ -361,6 +396,7 @@ class RequestHandlers:
                 {
                     "type": "queued",
                     "game": ticket.game,
+                    "queue": ticket.queue,
                     "position": position,
                     "status": "searching",
                     "requeued": True,

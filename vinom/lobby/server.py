@@ -39,6 +39,7 @@ from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
+from vinom.lobby.ratings import IRatingSource
 from vinom.lobby.requests import RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.matchmaking.interfaces import IMatchmaker
@@ -141,10 +142,12 @@ class LobbyFactory(ServerFactory, Service):
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
         shared_store: bool = False,
         parties: IPartyStore | None = None,
+        rating_source: IRatingSource | None = None,
     ) -> None:
         """`shared_store`: other lobbies use the same player store (Redis), so a player
         who is not connected here is not necessarily gone. `parties`: where parties
-        are kept (in memory, for this lobby alone, by default)."""
+        are kept (in memory, for this lobby alone, by default). `rating_source`: the
+        rating of each ranked ticket (by default the client's claim: vinom.lobby.ratings)."""
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock)
@@ -174,6 +177,7 @@ class LobbyFactory(ServerFactory, Service):
             requeues=self.requeues,
             player_ranges=player_ranges,
             parties=parties,
+            rating_source=rating_source,
         )
         matchmaker.add_listener(self.placer.match_formed)
         matchmaker.add_listener(self.requests.parties.match_formed)

@@ -131,6 +131,7 @@ class MemoryMatchmaker:
         if key is None:
             return succeed(False)
         del self._queues[key][player_id]
+        self._arm_timer()
         return succeed(True)
 
     def position(self, player_id: str) -> Deferred[int | None]:
@@ -153,10 +154,14 @@ class MemoryMatchmaker:
 
     def _arm_timer(self) -> None:
         # The timer runs only while ranked tickets wait: an idle matchmaker
-        # leaves nothing scheduled on its clock.
+        # (its last ranked ticket matched or cancelled) leaves nothing
+        # scheduled on its clock.
+        waiting = any(self._queues[(game, RANKED_QUEUE)] for game in self._sizes)
         if self._timer is not None and self._timer.active():
+            if not waiting:
+                self.stop()
             return
-        if any(self._queues[(game, RANKED_QUEUE)] for game in self._sizes):
+        if waiting:
             self._timer = self._clock.callLater(self._reevaluate_every, self._reevaluate)
         else:
             self._timer = None

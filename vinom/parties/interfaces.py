@@ -64,12 +64,14 @@ class PartyMember:
 @frozen
 class Party:
     """A party: `members` in join order, the first is the leader (the longest-standing
-    member); `queued_for` is the game its ticket waits for, None when not queued."""
+    member); `queued_for` is the game its ticket waits for and `queue` the queue
+    ("normal" or "ranked"), both None when not queued."""
 
     party_id: str
     code: str
     members: tuple[PartyMember, ...]
     queued_for: str | None = None
+    queue: str | None = None
 
     @property
     def leader(self) -> str:
@@ -87,6 +89,7 @@ class Party:
             "leader": self.leader,
             "members": [{"player_id": m.player_id, "name": m.name} for m in self.members],
             "queued_for": self.queued_for,
+            "queue": self.queue,
         }
 
 
@@ -110,17 +113,21 @@ def party_to_json(party: Party) -> dict[str, Any]:
         "code": party.code,
         "members": [[m.player_id, m.name] for m in party.members],
         "queued_for": party.queued_for,
+        "queue": party.queue,
     }
 
 
 def party_from_json(data: Mapping[str, Any]) -> Party:
     """The party `party_to_json` gave (KeyError, TypeError or ValueError if it is not one)."""
     queued_for = data.get("queued_for")
+    queue = data.get("queue")
+    queued = queued_for not in (None, "")
     return Party(
         party_id=str(data["party_id"]),
         code=str(data["code"]),
         members=tuple(PartyMember(str(p), str(n)) for p, n in data["members"]),
-        queued_for=None if queued_for in (None, "") else str(queued_for),
+        queued_for=str(queued_for) if queued else None,
+        queue=(str(queue) if queue not in (None, "") else "normal") if queued else None,
     )
 
 
@@ -185,8 +192,9 @@ class IPartyStore(Interface):
         position: int | None = None,
         *,
         matched: bool = False,
+        queue: str = "normal",
     ) -> Deferred[Party]:
-        """Record that the party's ticket waits for `game` (None: it no longer waits),
+        """Record that the party's ticket waits for `game` in `queue` (None: it no longer waits),
         told as `queued` (with `position`), or as `unqueued` (`matched` if its match
         formed). With a game, `members` are the players on the ticket: if the party's
         members differ, nothing changes and it fails with `party_changed`. Fails with

@@ -95,7 +95,7 @@ class MemoryPartyStore:
             return fail(PartyError(NOT_IN_PARTY, "you are not in a party"))
         party = self._parties[party_id]
         members = tuple(m for m in party.members if m.player_id != player_id)
-        party = evolve(party, members=members, queued_for=None)
+        party = evolve(party, members=members, queued_for=None, queue=None)
         if not members:
             del self._parties[party_id]
             del self._by_code[party.code]
@@ -113,6 +113,7 @@ class MemoryPartyStore:
         position: int | None = None,
         *,
         matched: bool = False,
+        queue: str = "normal",
     ) -> Deferred[Party]:
         party = self._parties.get(party_id)
         if party is None:
@@ -121,7 +122,7 @@ class MemoryPartyStore:
             return fail(PartyError(PARTY_CHANGED, "the party's members changed; queue again"))
         if game == party.queued_for and game is None:
             return succeed(party)
-        party = evolve(party, queued_for=game)
+        party = evolve(party, queued_for=game, queue=None if game is None else queue)
         event = QUEUED if game is not None else MATCHED if matched else UNQUEUED
         return succeed(self._changed(party, event, party.leader, position))
 

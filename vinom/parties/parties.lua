@@ -15,18 +15,23 @@ local function of_key(player) return prefix .. ':of:' .. player end
 local function err(code) return '{"error":"' .. code .. '"}' end
 
 local function load(id)
-  local p = redis.call('HMGET', party_key(id), 'code', 'members', 'queued_for')
+  local p = redis.call('HMGET', party_key(id), 'code', 'members', 'queued_for', 'queue')
   if not p[1] then return nil end
-  return {party_id = id, code = p[1], members = cjson.decode(p[2]), queued_for = p[3] or ''}
+  return {party_id = id, code = p[1], members = cjson.decode(p[2]), queued_for = p[3] or '',
+          queue = p[4] or ''}
 end
 
 local function party_json(p)
-  local queued = 'null'
-  if p.queued_for ~= '' then queued = cjson.encode(p.queued_for) end
+  -- queued_for: the game the party's ticket waits for; queue: in which queue.
+  local queued, queue = 'null', 'null'
+  if p.queued_for ~= '' then
+    queued = cjson.encode(p.queued_for)
+    queue = cjson.encode(p.queue)
+  end
   local members = '[]'
   if #p.members > 0 then members = cjson.encode(p.members) end
   return '{"party_id":' .. cjson.encode(p.party_id) .. ',"code":' .. cjson.encode(p.code)
-    .. ',"members":' .. members .. ',"queued_for":' .. queued .. '}'
+    .. ',"members":' .. members .. ',"queued_for":' .. queued .. ',"queue":' .. queue .. '}'
 end
 
 -- Keep the party (or remove it once it has no members), tell everyone.
@@ -35,7 +40,7 @@ local function changed(p, event, player, position)
     redis.call('DEL', party_key(p.party_id), code_key(p.code))
   else
     redis.call('HSET', party_key(p.party_id), 'code', p.code, 'members', cjson.encode(p.members),
-               'queued_for', p.queued_for)
+               'queued_for', p.queued_for, 'queue', p.queue or '')
     redis.call('PEXPIRE', party_key(p.party_id), ttl)
     redis.call('SET', code_key(p.code), p.party_id, 'PX', ttl)
   end
@@ -102,8 +107,10 @@ elseif op == 'get' then
   return '{"party":' .. party_json(p) .. '}'
 elseif op == 'set_queued' then
   -- party id, game ('' for none), members (space separated; checked with a
-  -- game), position ('' for none), event for none ('unqueued' or 'matched').
+  -- game), position ('' for none), event for none ('unqueued' or 'matched'),
+  -- queue ('normal' or 'ranked'; '' for none).
   local id, game, members, position, event = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local queue = ARGV[9] or ''
   local p = load(id)
   if not p then return err('unknown_party') end
   if game ~= '' then
@@ -115,6 +122,7 @@ elseif op == 'set_queued' then
     return '{"party":' .. party_json(p) .. '}'
   end
   p.queued_for = game
+  p.queue = queue
   return changed(p, event, p.members[1][1], tonumber(position))
 elseif op == 'refresh' then
   -- Players this lobby holds: their keys and their parties' live on. A member

@@ -194,6 +194,7 @@ class RedisPartyStore:
         position: int | None = None,
         *,
         matched: bool = False,
+        queue: str = "normal",
     ) -> Deferred[Party]:
         d = self._call(
             "set_queued",
@@ -202,6 +203,7 @@ class RedisPartyStore:
             " ".join(members),
             "" if position is None else str(position),
             MATCHED if matched else UNQUEUED,
+            queue if game else "",
         )
         return d.addCallback(self._answered)
 

@@ -1,0 +1,122 @@
+"""Integration: ranked queueing over real TLS lobby sockets on 127.0.0.1.
+
+A whole server (makeService, tests/servers.py) runs with `--rating-window
+tictactoe=10,100`: ratings 10 apart match at once, and a window grows by 100
+points per second waited. Players use the client library
+(`LobbyClient.queue(..., queue="ranked")`). Two players 500 apart queue
+first: they must wait until both windows reach 500 (4.9 s after the second
+queued), while two players 5 apart, queued after them, are matched at once.
+With the default window (100 + 20/s) the far pair would wait 20 s, which the
+test does not allow, so it also shows the option reached the matchmaker.
+`..._on_redis` runs the same with `--redis` (a real Redis, tests/redis_server.py):
+the Redis matchmaker and its Lua script apply the window.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from tests.redis_server import start_redis
+from tests.servers import RunningServer, start_server
+from vinom.client.lobby import LobbyClient, LobbyError, MatchFound, Queued, connect_lobby
+
+WINDOW = ("--rating-window", "tictactoe=10,100")
+# The far pair's windows reach their difference this long after the second queued.
+FAR_WAIT = (500 - 10) / 100
+
+
+class RankedPlayer:
+    """One player on one lobby connection, queued ranked; remembers when it was told
+    `queued` and when `match_found` came (reactor seconds)."""
+
+    def __init__(self, client: LobbyClient) -> None:
+        self.client = client
+        self.queued: Deferred[Queued] = Deferred()
+        self.found: Deferred[MatchFound] | None = None
+        self.queued_at = 0.0
+        self.found_at: float | None = None
+
+    def queue(self, rating: float) -> Deferred[Queued]:
+        def queued(frame: Queued) -> None:
+            if not self.queued.called:
+                self.queued_at = reactor.seconds()
+                self.queued.callback(frame)
+
+        def found(match: MatchFound) -> MatchFound:
+            self.found_at = reactor.seconds()
+            return match
+
+        self.found = self.client.queue("tictactoe", rating, queue="ranked", on_queued=queued)
+        self.found.addCallback(found)
+        return self.queued
+
+
+class RankedIntegrationTests(TestCase):
+    timeout = 90
+
+    async def player(self, server: RunningServer, name: str) -> RankedPlayer:
+        client = await connect_lobby(
+            reactor, "127.0.0.1", server.lobby.port, trust=server.lobby.trust
+        )
+        self.addCleanup(client.close)
+        await client.hello(name)
+        return RankedPlayer(client)
+
+    async def far_apart_wait_and_close_ones_match_at_once(self, server: RunningServer) -> None:
+        low, high = await self.player(server, "Low"), await self.player(server, "High")
+        self.assertEqual((await low.queue(1500)).queue, "ranked")
+        self.assertEqual((await high.queue(2000)).queue, "ranked")
+        near, nearer = await self.player(server, "Near"), await self.player(server, "Nearer")
+        await near.queue(5000)
+        await nearer.queue(5005)
+        assert near.found is not None and nearer.found is not None
+        close = [await near.found, await nearer.found]
+        self.assertEqual(close[0].game_id, close[1].game_id)
+        # Matched while the far pair still waits for its windows.
+        assert low.found is not None and high.found is not None
+        self.assertFalse(low.found.called or high.found.called)
+
+        far = [await _within(low.found, 15.0), await _within(high.found, 15.0)]
+        self.assertEqual(far[0].game_id, far[1].game_id)
+        self.assertNotEqual(far[0].game_id, close[0].game_id)
+        assert high.found_at is not None
+        waited = high.found_at - high.queued_at
+        # Not before the windows allow it (less a margin for the time `queued` took to
+        # arrive), and well before the default window (20 s) would have.
+        self.assertGreater(waited, FAR_WAIT / 2)
+        self.assertLess(waited, 15.0)
+
+    async def test_far_apart_wait_and_close_ones_match_at_once(self) -> None:
+        server = await start_server(self, *WINDOW, ports=4)
+        await self.far_apart_wait_and_close_ones_match_at_once(server)
+
+    async def test_far_apart_wait_and_close_ones_match_at_once_on_redis(self) -> None:
+        redis = await start_redis(self)
+        key_file = os.path.abspath(self.mktemp())
+        with open(key_file, "wb") as f:
+            f.write(os.urandom(32))
+        server = await start_server(
+            self, *WINDOW, "--redis", redis.url, "--token-key-file", key_file, ports=4
+        )
+        await self.far_apart_wait_and_close_ones_match_at_once(server)
+
+    async def test_an_unknown_queue_and_a_bad_rating_are_refused(self) -> None:
+        server = await start_server(self, ports=1)
+        player = await self.player(server, "Ann")
+        for queue, rating, code in (("casual", 1500.0, "unknown_queue"),
+                                    ("ranked", 1e12, "invalid_field")):  # fmt: skip
+            with self.assertRaises(LobbyError) as caught:
+                await player.client.queue("tictactoe", rating, queue=queue)
+            self.assertEqual(caught.exception.code, code)
+        # The connection is still good: a ranked queue request is answered.
+        self.assertEqual((await player.queue(1500)).queue, "ranked")
+
+
+async def _within(d: Deferred[Any], seconds: float) -> Any:
+    """`d`'s result, or a failure if it takes longer than `seconds`."""
+    return await d.addTimeout(seconds, reactor)
