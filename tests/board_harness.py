@@ -138,7 +138,9 @@ def maze_state(seats: Sequence[Seat], width: int, height: int, seed: int) -> Maz
     return state
 
 
-def maze_midgame(seats: Sequence[Seat], width: int, height: int, seed: int, moves: int) -> MazeState:
+def maze_midgame(
+    seats: Sequence[Seat], width: int, height: int, seed: int, moves: int
+) -> MazeState:
     """A real maze game after `moves` rounds of the game's own bots moving every player."""
     game = MazeGame()
     state = maze_state(seats, width, height, seed)
