@@ -445,3 +445,23 @@ class OweDrahnBoardTests(BoardCase):
         # A rejection is shown to the player.
         await self.script("harness.error('not_your_turn', arguments[0])", f"it is {bo}'s turn")
         self.assertEqual(await self.script("return window.said"), [f"it is {bo}'s turn"])
+
+    async def test_the_end_names_the_winner_and_takes_the_actions_away(self) -> None:
+        state = owedrahn_midgame(self.seats)
+        # The real game played to its end: ada and bo on their last life go over.
+        state = evolve(state, lives=(1, 1, 2), total=15, turn=0)
+        state = self.apply(state, 0, {"roll": True}, [6])  # ada over 15: out
+        state = self.apply(state, 1, {"roll": True}, [6])
+        state = self.apply(state, 2, {"roll": True}, [5])
+        state = self.apply(state, 1, {"roll": True}, [5])  # bo over 15: out, cy wins
+        self.assertTrue(state.finished)
+        await self.open_board(self.seats, me=2)
+        await self.update(self.view(state, phase="finished"))
+        self.assertEqual(await self.browser.text_of(".vb-status"), "You win!")
+        tags = await self.script(
+            "return [...document.querySelectorAll('.vb-player')].map((c) =>"
+            "(c.querySelector('.vb-tag') || {}).textContent || '')"
+        )
+        self.assertEqual(tags, ["out", "out", "★ winner"])
+        self.assertFalse(await self.script("return document.querySelector('.vb-roll')"
+                                           ".checkVisibility()"))

@@ -338,7 +338,7 @@ export default {
         const swatch = html("span", { class: "vb-swatch" });
         swatch.style.background = COLOURS[seatOf(player.id, index) % COLOURS.length];
         let label = nameOf(player.id) + (player.id === game.me ? " (you)" : "");
-        if (view.finished && !player.left && player.score === best) label += " 🏆";
+        if (view.finished && !player.left && player.score === best) label += " ★";
         item.append(swatch, html("span", { class: "vb-name" }, label), html("span", { class: "vb-score" }, String(player.score)));
         legend.appendChild(item);
       });

@@ -71,6 +71,7 @@ const STYLE = `
 .vb-owedrahn .vb-risk.vb-hot { color: var(--danger); font-weight: 700; }
 .vb-owedrahn .vb-status { text-align: center; font-size: 1.25em; font-weight: 700; margin: 4px 0 12px; }
 .vb-owedrahn .vb-status.vb-mine { color: var(--gold); }
+.vb-owedrahn .vb-actions[hidden] { display: none; }
 .vb-owedrahn .vb-actions { display: flex; justify-content: center; gap: 12px; flex-wrap: wrap; }
 .vb-owedrahn button { font: inherit; font-weight: 700; border: 0; border-radius: 12px;
   padding: 12px 22px; cursor: pointer; color: #1b1b1b; background: #f4f1e8;
@@ -191,6 +192,7 @@ export default {
 
     function drawPlayers() {
       players.replaceChildren();
+      const best = Math.max(0, ...view.players.filter((p) => !isOut(p)).map((p) => p.lives));
       view.players.forEach((player, index) => {
         const card = html("div", { class: "vb-player", "data-player": player.id, "data-lives": player.lives });
         card.classList.toggle("vb-turn", !view.finished && view.turn === player.id);
@@ -202,7 +204,7 @@ export default {
         let tag = "";
         if (player.left) tag = "left";
         else if (player.lives <= 0) tag = "out";
-        else if (view.finished) tag = "winner 🏆";
+        else if (view.finished) tag = player.lives === best ? "★ winner" : "";
         else if (view.turn === player.id) tag = "to roll";
         who.append(dot, html("span", { class: "vb-name" }, nameOf(player.id) + (player.id === game.me ? " (you)" : "")));
         if (tag) who.append(html("span", { class: "vb-tag" }, tag));
@@ -283,6 +285,7 @@ export default {
       giveUp.disabled = !mine || me().lives < 2;
       giveUp.title = mine && me().lives < 2 ? "You cannot give up your last life" : "";
       if (giveUp.disabled) choose.hidden = true;
+      actions.hidden = Boolean(view.finished) || phase === "finished" || phase === "aborted";
     }
 
     function openChooser() {
