@@ -40,6 +40,7 @@ from vinom.games.owedrahn import OweDrahnGame, OweDrahnState
 ARROWS = {"N": Keys.ARROW_UP, "E": Keys.ARROW_RIGHT, "S": Keys.ARROW_DOWN, "W": Keys.ARROW_LEFT}
 WASD = {"N": "w", "E": "d", "S": "s", "W": "a"}
 VI = {"N": "k", "E": "l", "S": "j", "W": "h"}
+ARROWS_BY_NAME = {"N": "ArrowUp", "E": "ArrowRight", "S": "ArrowDown", "W": "ArrowLeft"}
 
 # DevTools' view of the listeners on `window`: a board's keyboard listener is
 # visible here, and must be gone after destroy().
@@ -321,6 +322,32 @@ class MazeBoardTests(BoardCase):
         acts = await self.wait_for_acts(2)
         self.assertEqual(len(acts), 2, acts)
         self.apply(state, me, acts[1]["a"])
+
+    async def test_a_held_key_moves_at_the_games_action_rate(self) -> None:
+        seats = table(2)
+        state = maze_state(seats, 10, 10, seed=11)
+        await self.open_board(seats, me=0)
+        await self.update(self.view(state))
+        first = path_from(state, (0, 0), 1)[0]
+        # Auto-repeat: five repeats within a few milliseconds are one move,
+        # and a repeat after the game's 100 ms per move is the next one.
+        await self.script(
+            "for (let k = 0; k < 5; k++) window.dispatchEvent(new KeyboardEvent('keydown',"
+            "{key: arguments[0], repeat: k > 0, bubbles: true}));",
+            ARROWS_BY_NAME[first],
+        )
+        acts = await self.wait_for_acts(1)
+        self.assertEqual([act["a"] for act in acts], [{"move": first, "from": [0, 0]}])
+        state = self.apply(state, seats[0], acts[0]["a"])
+        await self.update(self.view(state, last=1))
+        second = path_from(state, state.positions[0], 1)[0]
+        await self.script(
+            "setTimeout(() => window.dispatchEvent(new KeyboardEvent('keydown',"
+            "{key: arguments[0], repeat: true, bubbles: true})), 150);",
+            ARROWS_BY_NAME[second],
+        )
+        acts = await self.wait_for_acts(2)
+        self.apply(state, seats[0], acts[1]["a"])
 
 
 class OweDrahnBoardTests(BoardCase):

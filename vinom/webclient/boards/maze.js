@@ -24,6 +24,9 @@ const KEYS = {
 const COLOURS = ["#ff5d73", "#4d9dff", "#3ddc97", "#c084fc"];
 const CELL = 10; // SVG user units per cell
 const PENDING_TTL_MS = 2000; // a move unanswered this long no longer counts
+// A held key repeats about 30 times a second; the maze takes 10 moves a
+// second from a player (its action_rate), so held keys move at that pace.
+const REPEAT_MS = 110;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const STYLE_ID = "vinom-board-maze-style";
@@ -183,6 +186,7 @@ export default {
     const tokens = new Map(); // player id -> {group, ring}
     let pending = []; // predicted moves: {id, from: [x, y], to: [x, y], at}
     let destroyed = false;
+    let lastKeyMove = -Infinity;
 
     const seatOf = (id, index) => {
       const known = (game.players || []).find((p) => p.id === id);
@@ -246,6 +250,8 @@ export default {
       const dir = KEYS[event.key] || KEYS[event.key.toLowerCase?.()];
       if (!dir) return;
       event.preventDefault();
+      if (event.repeat && performance.now() - lastKeyMove < REPEAT_MS) return;
+      lastKeyMove = performance.now();
       move(dir);
     }
 
