@@ -55,6 +55,11 @@ def photograph_all(url_of: Any, output: Path) -> None:
     profile = tempfile.mkdtemp(prefix="vinom-chromium-")
     driver = start_chromium(profile, 1060, 900)
     try:
+        # Still pictures: no pulsing ring caught half-way (the boards honour the setting).
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]},
+        )
         output.mkdir(parents=True, exist_ok=True)
         for filename, board, info, state in shots():
             driver.get(url_of(board))

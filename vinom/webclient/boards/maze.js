@@ -80,6 +80,8 @@ const STYLE = `
 .vb-maze .vb-pad [data-dir="W"] { grid-column: 1; grid-row: 2; }
 .vb-maze .vb-pad [data-dir="S"] { grid-column: 2; grid-row: 2; }
 .vb-maze .vb-pad [data-dir="E"] { grid-column: 3; grid-row: 2; }
+@media (prefers-reduced-motion: reduce) { .vb-maze * { animation: none !important;
+  transition: none !important; } }
 `;
 
 function addStyle(doc) {

@@ -87,6 +87,8 @@ const STYLE = `
 .vb-owedrahn .vb-choose button { padding: 8px 16px; }
 .vb-owedrahn .vb-choose button.vb-cancel { background: transparent; color: var(--ink);
   box-shadow: inset 0 0 0 2px rgba(255,255,255,.4); }
+@media (prefers-reduced-motion: reduce) { .vb-owedrahn * { animation: none !important;
+  transition: none !important; } }
 `;
 
 function addStyle(doc) {
