@@ -81,7 +81,15 @@ setup(
     # package; the operations dashboard (vinom/ops.py) serves its files as they
     # are: no build step.
     package_data={
-        "vinom": ["py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js"],
+        "vinom": [
+            "py.typed",
+            "dashboard/*.html",
+            "dashboard/*.css",
+            "dashboard/*.js",
+            # The web client's boards (ES modules, served as they are).
+            "webclient/boards/maze.js",
+            "webclient/boards/owedrahn.js",
+        ],
         "vinom.matchmaking": ["*.lua"],
         "vinom.parties": ["*.lua"],
     },
