@@ -74,11 +74,17 @@ class GameSocketTestCase(TestCase):
         return PublicToken.from_json(frame["token"]), found, web, welcome
 
     async def game_socket(
-        self, token: PublicToken | None, *, origin: str | None = None, first: bytes | None = None
+        self,
+        token: PublicToken | None,
+        *,
+        origin: str | None = None,
+        first: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> GameSocketPlayer:
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
-        return await connect_game_socket(self, port, trust, token, origin=origin, first=first)
+        return await connect_game_socket(self, port, trust, token, origin=origin, first=first,
+                                         headers=headers)  # fmt: skip
 
     async def metrics(self) -> str:
         ops = await self.server.service("ops")._waitingForPort
@@ -242,3 +248,41 @@ class GameSocketLimitTests(GameSocketTestCase):
         allowed.sendClose(1000)
         await allowed.closed
         self.assertEqual(await self.refusals(), {"origin": 1})
+
+    async def test_open_sockets_per_address_are_capped_with_429(self) -> None:
+        # The lobby's per-address cap applies to game sockets too: sockets that send
+        # no token are held until the token timeout, so they must be counted.
+        await self.start("--max-connections-per-ip", "2")
+        first = await self.game_socket(None)
+        await self.game_socket(None)
+        with self.assertRaises(HandshakeRefused) as caught:
+            await self.game_socket(None)
+        self.assertIn("[429]", str(caught.exception))
+        self.assertIn("too many game sockets from this address", str(caught.exception))
+        first.sendClose(1000)
+        await first.closed
+        # Its place is free once the server has seen it go.
+        third, retries = await self.eventually_open()
+        self.assertEqual(third.state, GameSocketPlayer.STATE_OPEN)
+        self.assertEqual(await self.refusals(), {"too_many_sockets": 1 + retries})
+
+    async def test_behind_a_trusted_proxy_the_forwarded_address_is_capped(self) -> None:
+        await self.start("--max-connections-per-ip", "1", "--websocket-proxies", "1")
+        await self.game_socket(None, headers={"X-Forwarded-For": "203.0.113.7"})
+        # Another client behind the same proxy has its own share.
+        await self.game_socket(None, headers={"X-Forwarded-For": "203.0.113.8"})
+        with self.assertRaises(HandshakeRefused) as caught:
+            await self.game_socket(None, headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.7"})
+        self.assertIn("[429]", str(caught.exception))
+        self.assertEqual(await self.refusals(), {"too_many_sockets": 1})
+
+    async def eventually_open(self, limit: float = 10.0) -> tuple[GameSocketPlayer, int]:
+        """A socket, once the server has a place for it; and how many times it refused."""
+        refused = 0
+        while True:
+            try:
+                return await self.game_socket(None), refused
+            except HandshakeRefused:
+                refused += 1
+                self.assertLess(refused * 0.05, limit)
+                await deferLater(reactor, 0.05, lambda: None)

@@ -828,8 +828,14 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 protocol_config,
                 options["websocket-origin-policy"],
                 reactor=reactor,
-                # The token is a game socket's hello: the lobby's hello timeout applies.
-                config=GameSocketConfig(token_timeout=options["lobby-hello-timeout"]),
+                # The token is a game socket's hello: the lobby's hello timeout applies,
+                # and the lobby's connection caps to the sockets open at once.
+                config=GameSocketConfig(
+                    token_timeout=options["lobby-hello-timeout"],
+                    max_sockets_per_ip=options["max-connections-per-ip"],
+                    max_sockets=options["max-connections"],
+                ),
+                trusted_proxies=options["websocket-proxies"],
             )
         public_site = web_site(
             websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
