@@ -249,6 +249,42 @@ class GameSocketLimitTests(GameSocketTestCase):
         await allowed.closed
         self.assertEqual(await self.refusals(), {"origin": 1})
 
+    async def test_malformed_messages_after_the_token_are_dropped_and_counted(self) -> None:
+        # As on UDP: garbage from a player is dropped silently and counted by reason;
+        # the socket stays open and the match plays on to its end.
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        socket = await self.game_socket(None)
+        driver = self.bot(socket.session, welcome["player_id"])
+        socket.attach(token)
+        while socket.session.welcome is None:
+            await deferLater(reactor, 0.02, lambda: None)
+        for garbage in (b"\xc1", b"\x01", b"\x81\xa1t\xa4zzzz"):
+            socket.sendMessage(garbage, isBinary=True)
+        udp = await connect_game(reactor, found)
+        other = self.bot(udp, PublicToken.from_json(found.token).player_id)
+        finals = [await session.finished for session in (socket.session, udp)]
+        driver.cancel()
+        other.cancel()
+        self.assertEqual([final["p"] for final in finals], ["finished", "finished"])
+        self.assertEqual((await socket.closed).code, CLOSE_NORMAL)
+        await udp.disconnect()
+        drops = await self.message_drops()
+        self.assertEqual(
+            {reason: drops.get(reason) for reason in ("not_msgpack", "not_a_map", "unknown_type")},
+            {"not_msgpack": 1, "not_a_map": 1, "unknown_type": 1},
+        )
+        self.assertEqual(await self.refusals(), {})
+
+    async def message_drops(self) -> dict[str, float]:
+        text = await self.metrics()
+        return {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(
+                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
+            )
+        }
+
     async def test_open_sockets_per_address_are_capped_with_429(self) -> None:
         # The lobby's per-address cap applies to game sockets too: sockets that send
         # no token are held until the token timeout, so they must be counted.
