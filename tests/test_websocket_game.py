@@ -19,6 +19,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
+from tests.redis_server import free_tcp_port
 from tests.servers import RunningServer, start_server
 from tests.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
 from tests.websocket_client import (
@@ -181,6 +182,30 @@ class WorkerWebSocketMatchTests(WebSocketMatchTests):
     """The same, with the game hosted in a worker process (streams over AMP)."""
 
     hosting = ("--host-workers", "1")
+
+
+class GameUrlTests(GameSocketTestCase):
+    async def test_the_all_in_one_server_names_its_own_game_socket(self) -> None:
+        # No proxy, TLS on a known port: match_found says where browsers play,
+        # here on this very web server, and a reconnect's match_found says the same.
+        port = free_tcp_port()
+        await self.start("--websocket", f"ssl:{port}:interface=127.0.0.1")
+        _token, found, web, welcome = await self.match()
+        frame = web.of_type("match_found")[0]
+        self.assertEqual(frame["game_url"], f"wss://127.0.0.1:{port}/game")
+        again = await self.reconnected(welcome)
+        self.assertEqual(again["game_url"], frame["game_url"])
+        self.assertEqual(again["game_id"], found.game_id)
+
+    async def reconnected(self, welcome: dict[str, Any]) -> dict[str, Any]:
+        """The match_found a reconnect over a new WebSocket gets."""
+        port, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port is not None and trust is not None
+        player = await connect_websocket(self, port, trust)
+        frame = await player.request({"type": "reconnect", "player_id": welcome["player_id"],
+                                      "secret": welcome["secret"], "id": "r"})  # fmt: skip
+        self.assertEqual(frame["type"], "match_found", frame)
+        return frame
 
 
 class GameSocketLimitTests(GameSocketTestCase):
