@@ -2,8 +2,8 @@
 
 | path | what |
 |---|---|
-| `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md) |
-| `/game` | the game session over WebSocket (`vinom.web_game`, docs/web.md) |
+| `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`); not on a game host |
+| `/game` | the game session over WebSocket (`vinom.web_game`), where games are hosted |
 | `/` | a short page saying the web client is coming (the web client will be served here) |
 | anything else | 404 |
 
