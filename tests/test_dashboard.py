@@ -17,6 +17,7 @@ from twisted.web.client import Agent, readBody
 
 from tests.browser import open_browser
 from tests.servers import RunningServer, start_server
+from tests.websocket_client import connect_game_socket
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
@@ -224,6 +225,7 @@ class DashboardInChromiumTests(TestCase):
         await browser.wait_for_text(waiting, "0")
         self.assertEqual(await browser.text_of("#running tbody"), "no match is running")
         self.assertEqual(await browser.text_of("#free-ports"), "2")
+        self.assertEqual(await browser.text_of("#game-sockets-refused"), "no web server")
         self.assertFalse(await browser.run(lambda d: d.execute_script(
             "return document.getElementById('draining').checkVisibility();"
         )))
@@ -261,3 +263,25 @@ class DashboardInChromiumTests(TestCase):
             "return document.getElementById('connection').dataset.state;"
         ))
         self.assertEqual(live, "live")
+
+    async def test_the_page_shows_the_game_sockets_opened_and_refused(self) -> None:
+        server = await start_server(
+            self, "--ops-port", "tcp:0:interface=127.0.0.1",
+            "--websocket", "ssl:0:interface=127.0.0.1", ports=2,
+        )  # fmt: skip
+        browser = await open_browser(self)
+        port = await ops_port(server)
+        await browser.get(f"http://127.0.0.1:{port}/dashboard/")
+        await browser.wait_for_text("#game-sockets-refused", "0 refused")
+        self.assertEqual(await browser.text_of("#game-sockets-opened"), "0")
+        sessions_card = await browser.run(lambda d: d.execute_script(
+            "return document.getElementById('sessions').parentElement.textContent;"
+        ))
+        self.assertIn("UDP + WebSocket", sessions_card)
+        # A socket whose first message is no token: refused and counted.
+        assert server.websocket_port is not None and server.lobby.trust is not None
+        socket = await connect_game_socket(self, server.websocket_port, server.lobby.trust,
+                                           None, first=b"not a token")  # fmt: skip
+        await socket.closed
+        await browser.wait_for_text("#game-sockets-refused", "1 refused (request_size 1)")
+        self.assertEqual(await browser.text_of("#game-sockets-opened"), "0")

@@ -100,6 +100,14 @@ class HostRegistryContract:
         await self.pass_time(ttl * 0.9)
         self.assertEqual(await self.registry.live_hosts(), [host("quiet", free=6)])
 
+    async def test_the_game_url_is_kept(self: Any) -> None:
+        record = HostRecord("h-web", "games-1.example", (7400, 7401), 2, 2, 3.0,
+                            game_url="wss://games-1.example:7380/game")  # fmt: skip
+        await self.registry.register(record, 30)
+        found = await self.registry.get("h-web")
+        self.assertEqual(found, record)
+        self.assertEqual(found.game_url, "wss://games-1.example:7380/game")
+
     async def test_ids_that_look_like_numbers_stay_strings(self: Any) -> None:
         record = HostRecord("42", "10.0.0.1", (7400, 7400), 1, 1, 2.0)
         await self.registry.register(record, 30)

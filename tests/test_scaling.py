@@ -4,17 +4,21 @@ Two `--role lobby` processes and `--role host` processes share a redis-server
 started by the test (tests/redis_server.py) and one `--token-key-file`:
 players queued through either lobby are matched exactly once, placed on a
 live game host, and play to the end; a player reconnects through the other
-lobby; a game host killed with SIGKILL stops getting matches.
+lobby; a game host killed with SIGKILL stops getting matches; a browser's
+WebSocket player gets the game host's own `/game` URL in `match_found` and
+plays there.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
 import re
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -24,10 +28,13 @@ from twisted.trial.unittest import TestCase
 from tests.redis_server import RedisServer, free_tcp_port
 from tests.servers import free_udp_range
 from tests.test_twistd import ROOT, RUN_TWISTD, Collect
+from tests.test_websocket_lobby import is_type
+from tests.websocket_client import HandshakeRefused, connect_game_socket, connect_websocket
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
+from vinom.protocol.tokens import PublicToken
 from vinom.redis import RedisClient, parse_redis_url
 
 GAME = GameRegistry.from_plugins().get("tictactoe")
@@ -253,3 +260,44 @@ class ScalingTests(TestCase):
         self.assertEqual(len({(f["game_id"], f["host"], f["port"]) for f in found}), 1)
         self.assertEqual([f["seat"] for f in found[:2]], [0, 1])
         self.assertEqual(sorted(f["seat"] for f in found), [0, 1, 2, 3])
+
+    async def test_a_browser_plays_on_the_game_hosts_own_web_server(self) -> None:
+        # The host serves /game on its own web server, with its own certificate; the
+        # lobby's web server serves /lobby only.
+        host_web = free_tcp_port()
+        host = await self.start(
+            "host", "--websocket", f"ssl:{host_web}:interface=127.0.0.1", ports=2
+        )
+        lobby_web = free_tcp_port()
+        lobby = self.lobby_address(
+            await self.start("lobby", "--websocket", f"ssl:{lobby_web}:interface=127.0.0.1")
+        )
+        game_url = f"wss://127.0.0.1:{host_web}/game"
+        record = await self.redis_call("GET", f"vinom:host:{self.host_id(host)}")
+        self.assertEqual(json.loads(record)["game_url"], game_url)
+        web = await connect_websocket(self, lobby_web, lobby.trust)
+        welcome = await web.request({"type": "hello", "name": "web", "id": "h"})
+        await web.request({"type": "queue", "game": "tictactoe", "id": 1})
+        udp = Deferred.fromCoroutine(
+            play_bot(reactor, lobby, GAME, "udp", rng=random.Random(1))
+        )
+        found = await web.when(is_type("match_found"))
+        self.assertEqual(found["game_url"], game_url)
+        host_trust = os.path.join(host.data_dir, "dev-cert.pem")
+        with self.assertRaises(HandshakeRefused) as refused:
+            await connect_game_socket(self, lobby_web, lobby.trust, None)
+        self.assertIn("[404]", str(refused.exception))
+        socket = await connect_game_socket(self, urlsplit(game_url).port or 0, host_trust, None)
+        driver = BotDriver(socket.session, GAME.make_bot(welcome["player_id"], random.Random(2)),
+                           clock=reactor)  # fmt: skip
+        driver.attach()
+        socket.attach(PublicToken.from_json(found["token"]))
+        final = await socket.session.finished
+        driver.cancel()
+        self.assertEqual(final["p"], "finished", final)
+        self.assertGreater(driver.actions_sent, 0)
+        theirs = await udp
+        self.assertEqual((theirs.outcome, theirs.match_id), ("finished", found["game_id"]))
+        self.assertEqual(theirs.result, final["result"])
+        self.assertEqual((await socket.closed).code, 1000)
+        self.assertIn(f"match {found['game_id']} ", host.text)

@@ -117,6 +117,23 @@ class PlayerStoreContract:
         self.assertEqual(await self.store.placement_for_player("a"), placement("m-2", "a", "b"))
 
 
+    async def test_the_game_url_of_the_address_is_kept(self: Any) -> None:
+        # A player who reconnects is told where browsers play the match, too.
+        plain = placement("m-9", "a", "b")
+        placed = MatchPlacement(
+            plain.match,
+            HostAddress("127.0.0.1", 7400, game_url="wss://games-1.example:7380/game"),
+            plain.placed_at,
+        )
+        await self.store.save_placement(placed)
+        found = await self.store.placement_for_player("a")
+        assert found is not None
+        self.assertEqual(found.address.game_url, "wss://games-1.example:7380/game")
+        await self.store.save_placement(placement("m-10", "c", "d"))
+        other = await self.store.placement_for_player("c")
+        assert other is not None
+        self.assertIsNone(other.address.game_url)
+
     async def test_ids_that_look_like_numbers_stay_strings(self: Any) -> None:
         # txredisapi by default turns replies that read as numbers into numbers.
         placed = placement("42", "7", "1.50")

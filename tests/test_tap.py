@@ -551,6 +551,42 @@ class RoleOptionsTests(TestCase):
         self.assertEqual(settings.password, "s3cret")
 
 
+class GameUrlTests(TestCase):
+    """match_found's game_url: the /game of this process's web server as browsers reach it."""
+
+    def test_derived_from_the_public_host_and_the_tls_port(self) -> None:
+        self.assertEqual(parse()["game-url"], "wss://127.0.0.1:7380/game")
+        self.assertEqual(
+            parse("--public-host", "games.example.com", "--websocket", "ssl:8443")["game-url"],
+            "wss://games.example.com:8443/game",
+        )
+        self.assertEqual(parse("--public-host", "::1")["game-url"], "wss://[::1]:7380/game")
+
+    def test_unknown_without_tls_a_port_or_a_web_server(self) -> None:
+        for websocket in ("tcp:7380:interface=127.0.0.1", "ssl:0", "none"):
+            self.assertIsNone(parse("--websocket", websocket)["game-url"], websocket)
+
+    def test_the_public_web_url_wins(self) -> None:
+        for url, expected in (
+            ("wss://games.example.com", "wss://games.example.com/game"),
+            ("https://games.example.com/eu1/", "wss://games.example.com/eu1/game"),
+            ("ws://10.0.0.7:8080", "ws://10.0.0.7:8080/game"),
+        ):
+            options = parse("--websocket", "tcp:7380:interface=127.0.0.1",
+                            "--public-web-url", url)  # fmt: skip
+            self.assertEqual(options["game-url"], expected)
+
+    def test_bad_public_web_urls_are_refused(self) -> None:
+        for url in ("games.example.com", "ftp://games.example.com", "wss://", "wss://a:99999",
+                    "wss://a/?x=1"):  # fmt: skip
+            e = self.assertRaises(usage.UsageError, parse, "--public-web-url", url)
+            self.assertIn("--public-web-url", str(e))
+        e = self.assertRaises(
+            usage.UsageError, parse, "--websocket", "none", "--public-web-url", "wss://a"
+        )
+        self.assertIn("needs the web server", str(e))
+
+
 class RoleServiceTests(TestCase):
     """The service tree of each role (on a MemoryReactor: nothing listens; the Redis pool
     is lazy and closed again)."""
@@ -575,8 +611,15 @@ class RoleServiceTests(TestCase):
         )  # fmt: skip
 
     def test_host_role_has_no_lobby(self) -> None:
+        # Its web server serves /game only: browsers play its matches there.
         root = self.make("--role", "host")
-        self.assertEqual([s.name for s in root], ["redis", "hosting", "host-agent"])
+        self.assertEqual([s.name for s in root], ["redis", "hosting", "host-agent", "web"])
+        self.assertEqual(
+            root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
+        )
+        without = self.make("--role", "host", "--websocket", "none")
+        self.assertEqual([s.name for s in without], ["redis", "hosting", "host-agent"])
+        self.assertIsNone(without.getServiceNamed("hosting").game_url)
 
     def test_all_with_redis_runs_both(self) -> None:
         root = self.make()

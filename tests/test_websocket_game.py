@@ -19,6 +19,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
+from tests.redis_server import free_tcp_port
 from tests.servers import RunningServer, start_server
 from tests.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
 from tests.websocket_client import (
@@ -74,11 +75,17 @@ class GameSocketTestCase(TestCase):
         return PublicToken.from_json(frame["token"]), found, web, welcome
 
     async def game_socket(
-        self, token: PublicToken | None, *, origin: str | None = None, first: bytes | None = None
+        self,
+        token: PublicToken | None,
+        *,
+        origin: str | None = None,
+        first: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> GameSocketPlayer:
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
-        return await connect_game_socket(self, port, trust, token, origin=origin, first=first)
+        return await connect_game_socket(self, port, trust, token, origin=origin, first=first,
+                                         headers=headers)  # fmt: skip
 
     async def metrics(self) -> str:
         ops = await self.server.service("ops")._waitingForPort
@@ -177,6 +184,30 @@ class WorkerWebSocketMatchTests(WebSocketMatchTests):
     hosting = ("--host-workers", "1")
 
 
+class GameUrlTests(GameSocketTestCase):
+    async def test_the_all_in_one_server_names_its_own_game_socket(self) -> None:
+        # No proxy, TLS on a known port: match_found says where browsers play,
+        # here on this very web server, and a reconnect's match_found says the same.
+        port = free_tcp_port()
+        await self.start("--websocket", f"ssl:{port}:interface=127.0.0.1")
+        _token, found, web, welcome = await self.match()
+        frame = web.of_type("match_found")[0]
+        self.assertEqual(frame["game_url"], f"wss://127.0.0.1:{port}/game")
+        again = await self.reconnected(welcome)
+        self.assertEqual(again["game_url"], frame["game_url"])
+        self.assertEqual(again["game_id"], found.game_id)
+
+    async def reconnected(self, welcome: dict[str, Any]) -> dict[str, Any]:
+        """The match_found a reconnect over a new WebSocket gets."""
+        port, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port is not None and trust is not None
+        player = await connect_websocket(self, port, trust)
+        frame = await player.request({"type": "reconnect", "player_id": welcome["player_id"],
+                                      "secret": welcome["secret"], "id": "r"})  # fmt: skip
+        self.assertEqual(frame["type"], "match_found", frame)
+        return frame
+
+
 class GameSocketLimitTests(GameSocketTestCase):
     async def test_bad_and_expired_tokens_are_refused_with_4001_and_counted(self) -> None:
         await self.start()
@@ -242,3 +273,77 @@ class GameSocketLimitTests(GameSocketTestCase):
         allowed.sendClose(1000)
         await allowed.closed
         self.assertEqual(await self.refusals(), {"origin": 1})
+
+    async def test_malformed_messages_after_the_token_are_dropped_and_counted(self) -> None:
+        # As on UDP: garbage from a player is dropped silently and counted by reason;
+        # the socket stays open and the match plays on to its end.
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        socket = await self.game_socket(None)
+        driver = self.bot(socket.session, welcome["player_id"])
+        socket.attach(token)
+        while socket.session.welcome is None:
+            await deferLater(reactor, 0.02, lambda: None)
+        for garbage in (b"\xc1", b"\x01", b"\x81\xa1t\xa4zzzz"):
+            socket.sendMessage(garbage, isBinary=True)
+        udp = await connect_game(reactor, found)
+        other = self.bot(udp, PublicToken.from_json(found.token).player_id)
+        finals = [await session.finished for session in (socket.session, udp)]
+        driver.cancel()
+        other.cancel()
+        self.assertEqual([final["p"] for final in finals], ["finished", "finished"])
+        self.assertEqual((await socket.closed).code, CLOSE_NORMAL)
+        await udp.disconnect()
+        drops = await self.message_drops()
+        self.assertEqual(
+            {reason: drops.get(reason) for reason in ("not_msgpack", "not_a_map", "unknown_type")},
+            {"not_msgpack": 1, "not_a_map": 1, "unknown_type": 1},
+        )
+        self.assertEqual(await self.refusals(), {})
+
+    async def message_drops(self) -> dict[str, float]:
+        text = await self.metrics()
+        return {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(
+                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
+            )
+        }
+
+    async def test_open_sockets_per_address_are_capped_with_429(self) -> None:
+        # The lobby's per-address cap applies to game sockets too: sockets that send
+        # no token are held until the token timeout, so they must be counted.
+        await self.start("--max-connections-per-ip", "2")
+        first = await self.game_socket(None)
+        await self.game_socket(None)
+        with self.assertRaises(HandshakeRefused) as caught:
+            await self.game_socket(None)
+        self.assertIn("[429]", str(caught.exception))
+        self.assertIn("too many game sockets from this address", str(caught.exception))
+        first.sendClose(1000)
+        await first.closed
+        # Its place is free once the server has seen it go.
+        third, retries = await self.eventually_open()
+        self.assertEqual(third.state, GameSocketPlayer.STATE_OPEN)
+        self.assertEqual(await self.refusals(), {"too_many_sockets": 1 + retries})
+
+    async def test_behind_a_trusted_proxy_the_forwarded_address_is_capped(self) -> None:
+        await self.start("--max-connections-per-ip", "1", "--websocket-proxies", "1")
+        await self.game_socket(None, headers={"X-Forwarded-For": "203.0.113.7"})
+        # Another client behind the same proxy has its own share.
+        await self.game_socket(None, headers={"X-Forwarded-For": "203.0.113.8"})
+        with self.assertRaises(HandshakeRefused) as caught:
+            await self.game_socket(None, headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.7"})
+        self.assertIn("[429]", str(caught.exception))
+        self.assertEqual(await self.refusals(), {"too_many_sockets": 1})
+
+    async def eventually_open(self, limit: float = 10.0) -> tuple[GameSocketPlayer, int]:
+        """A socket, once the server has a place for it; and how many times it refused."""
+        refused = 0
+        while True:
+            try:
+                return await self.game_socket(None), refused
+            except HandshakeRefused:
+                refused += 1
+                self.assertLess(refused * 0.05, limit)
+                await deferLater(reactor, 0.05, lambda: None)

@@ -217,14 +217,15 @@ async def connect_game_socket(
     origin: str | None = None,
     first: bytes | None = None,
     protocol: type[GameSocketPlayer] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> GameSocketPlayer:
     """A player on `wss://localhost:PORT/game` that has sent its token (or `first`, or
     nothing when both are None); dropped at cleanup. `protocol` is the player's class
-    (a `GameSocketPlayer` by default)."""
+    (a `GameSocketPlayer` by default); `headers` go with the upgrade request."""
     with open(trust, "rb") as f:
         authority = Certificate.loadPEM(f.read())
     factory = WebSocketClientFactory(f"wss://localhost:{port}/game", origin=origin,
-                                     reactor=reactor)  # fmt: skip
+                                     headers=headers, reactor=reactor)  # fmt: skip
     factory.protocol = GameSocketPlayer if protocol is None else protocol
     endpoint = SSL4ClientEndpoint(
         reactor, "127.0.0.1", port, optionsForClientTLS("localhost", trustRoot=authority)

@@ -15,6 +15,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.application import service, strports
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -218,8 +219,17 @@ class Options(usage.Options):
             "websocket",
             None,
             DEFAULT_WEBSOCKET,
-            "The public web server (the lobby over WebSocket at /lobby): a port (TLS with the "
-            "lobby's certificate), a strports description, or 'none'.",
+            "The public web server (the lobby over WebSocket at /lobby, and the games this "
+            "process hosts at /game): a port (TLS with the server's certificate), a strports "
+            "description, or 'none'.",
+        ],
+        [
+            "public-web-url",
+            None,
+            None,
+            "The web server's URL as browsers reach it (wss://games.example.com, a path prefix "
+            "allowed), when a proxy sits in front; match_found's game_url is it plus /game. "
+            "Default: wss://PUBLIC-HOST:PORT with the --websocket port, when it listens with TLS.",
         ],
         [
             "websocket-origins",
@@ -477,6 +487,8 @@ class Options(usage.Options):
             raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
         _check_endpoint(self["lobby"])
         self._check_websocket()
+        self["game-url"] = _game_url(self["public-web-url"], self["websocket"],
+                                     self["public-host"])  # fmt: skip
 
     def _check_role(self) -> None:
         if self["role"] not in ROLES:
@@ -524,6 +536,43 @@ class Options(usage.Options):
             self["websocket-origin-policy"] = OriginPolicy.from_list(origins)
         except ValueError as e:
             raise usage.UsageError(f"--websocket-origins: {e}") from None
+
+
+def _game_url(public_web_url: str | None, websocket: str | None, public_host: str) -> str | None:
+    """The public URL of this process's `/game` WebSocket (match_found's `game_url`), or
+    None when there is none (`--websocket none`) or it cannot be known (plain HTTP or
+    port 0 without --public-web-url)."""
+    if public_web_url is not None:
+        if websocket is None:
+            raise usage.UsageError("--public-web-url needs the web server (--websocket)")
+        parts = urlsplit(public_web_url.strip())
+        scheme = _WEB_SCHEMES.get(parts.scheme.lower())
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+            scheme = None
+        if scheme is None or not parts.hostname or parts.query or parts.fragment:
+            raise usage.UsageError(
+                f"--public-web-url must look like wss://games.example.com[:port][/prefix], "
+                f"not {public_web_url!r}"
+            )
+        host = parts.hostname
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host if port is None else f"{host}:{port}"
+        return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game"
+    if websocket is None or websocket.partition(":")[0].lower() != "ssl":
+        return None
+    port = _endpoint_port(websocket)
+    if not port:
+        return None
+    host = f"[{public_host}]" if isIPv6Address(public_host) else public_host
+    return f"wss://{host}:{port}/game"
+
+
+# The schemes --public-web-url takes, and the WebSocket scheme each means.
+_WEB_SCHEMES = {"wss": "wss", "https": "wss", "ws": "ws", "http": "ws"}
 
 
 def _check_public_host(host: str) -> str:
@@ -652,7 +701,10 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     role: str = options.get("role", "all")
     runs_lobby = role in ("all", "lobby")
     runs_host = role in ("all", "host")
-    certificate, private_key = _certificate(options) if runs_lobby else ("", "")
+    # A game host's web server (/game) presents a certificate as the lobby does.
+    serves_web = options["websocket"] is not None
+    needs_certificate = runs_lobby or serves_web
+    certificate, private_key = _certificate(options) if needs_certificate else ("", "")
 
     games: GameRegistry = options["game-registry"]
     # --match-size values were checked against the offered games in postOptions.
@@ -680,7 +732,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             # Before the hosting service, so that it stops after it: hosts stop first.
             host_factory.setName("game-host-processes")
             host_factory.setServiceParent(root)
-        hosting = GameHostingService(allocator, host_factory)
+        hosting = GameHostingService(
+            allocator, host_factory, game_url=options.get("game-url") if serves_web else None
+        )
         hosting.setName("hosting")
         hosting.setServiceParent(root)
         if redis is not None:
@@ -784,21 +838,30 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     if handle_signals:
         reactor.callWhenRunning(drain.install_signal_handlers)
 
-    if options["websocket"] is not None and lobby is not None:
-        websocket_lobby = WebSocketLobbyFactory(
-            lobby,
-            options["websocket-origin-policy"],
-            reactor=reactor,
-            trusted_proxies=options["websocket-proxies"],
-        )
+    if serves_web:
+        # The lobby at /lobby where it runs, and /game where games are hosted: a
+        # browser plays on the web server of the process hosting its match.
+        if lobby is not None:
+            websocket_lobby = WebSocketLobbyFactory(
+                lobby,
+                options["websocket-origin-policy"],
+                reactor=reactor,
+                trusted_proxies=options["websocket-proxies"],
+            )
         if hosting is not None:
             game_sockets = GameSocketFactory(
                 hosting,
                 protocol_config,
                 options["websocket-origin-policy"],
                 reactor=reactor,
-                # The token is a game socket's hello: the lobby's hello timeout applies.
-                config=GameSocketConfig(token_timeout=options["lobby-hello-timeout"]),
+                # The token is a game socket's hello: the lobby's hello timeout applies,
+                # and the lobby's connection caps to the sockets open at once.
+                config=GameSocketConfig(
+                    token_timeout=options["lobby-hello-timeout"],
+                    max_sockets_per_ip=options["max-connections-per-ip"],
+                    max_sockets=options["max-connections"],
+                ),
+                trusted_proxies=options["websocket-proxies"],
             )
         public_site = web_site(
             websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
@@ -842,6 +905,12 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             code=build["code"],
             aead=build["aead"],
         )
+        if game_sockets is not None:
+            _log.info(
+                "vinom: browsers play on {web} at /game (match_found's game_url: {url})",
+                web=options["websocket"],
+                url=options.get("game-url") or "none",
+            )
     if redis_settings is not None:
         _log.info(
             "vinom: role {role} on Redis {url}{host}",

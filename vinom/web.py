@@ -2,8 +2,8 @@
 
 | path | what |
 |---|---|
-| `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md) |
-| `/game` | the game session over WebSocket (`vinom.web_game`, docs/web.md) |
+| `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`); not on a game host |
+| `/game` | the game session over WebSocket (`vinom.web_game`), where games are hosted |
 | `/` | a short page saying the web client is coming (the web client will be served here) |
 | anything else | 404 |
 
@@ -49,13 +49,17 @@ class _Page(Resource):
 
 
 def web_site(
-    lobby: WebSocketLobbyFactory, game: GameSocketFactory | None = None, *, timeout: float
+    lobby: WebSocketLobbyFactory | None,
+    game: GameSocketFactory | None = None,
+    *,
+    timeout: float,
 ) -> Site:
-    """The public site: the WebSocket lobby at `/lobby`, the game session over
-    WebSocket at `/game`, a placeholder page at `/`."""
+    """The public site: the WebSocket lobby at `/lobby` (None: a game host's site,
+    without it), the game session over WebSocket at `/game`, a placeholder page at `/`."""
     root = Resource()
     root.putChild(b"", _Page(COMING_SOON))
-    root.putChild(b"lobby", WebSocketResource(lobby))
+    if lobby is not None:
+        root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
         root.putChild(b"game", WebSocketResource(game))
     site = Site(root, timeout=timeout)

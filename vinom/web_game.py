@@ -15,9 +15,11 @@ web server holds the token key, as the lobby issuing the tokens does),
 finds the match's host through the hosting service (`host_of`), opens the
 stream there and relays messages both ways; it is the stream's
 `IStreamPeer`. `GameSocketFactory` builds them and holds the limits (a time
-for the token to come, the message size, a message rate) and the Origin
-policy, the one the WebSocket lobby applies. Every refusal is counted in
-`refusals` by reason.
+for the token to come, the message size, a message rate, the open sockets
+per client address and in all, counted as the WebSocket lobby counts
+connections: per IPv4 address or IPv6 /64, behind `trusted_proxies` the
+address from X-Forwarded-For) and the Origin policy, the one the WebSocket
+lobby applies. Every refusal is counted in `refusals` by reason.
 
 A socket whose peer reads slowly holds its output back: the protocol is the
 transport's push producer (it takes the slot twisted.web's HTTP channel held
@@ -51,7 +53,8 @@ from txaio.tx import make_logger
 from zope.interface import implementer
 
 from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
-from vinom.lobby.websocket import OriginPolicy
+from vinom.lobby.addresses import client_key
+from vinom.lobby.websocket import OriginPolicy, forwarded_client_address, peer_host_of
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import UNRELIABLE
@@ -80,6 +83,14 @@ CLOSE_TOKEN_REFUSED = 4001  # the token opens no session (the reason says why)
 CLOSE_TOKEN_TIMEOUT = 4002  # no token within the time allowed
 CLOSE_TOO_FAST = 4008  # messages faster than the rate limit
 
+# Upgrade requests refused for the socket caps (docs/web.md), with the reason counted.
+HTTP_TOO_MANY_REQUESTS = 429  # too_many_sockets: the client address has its share open
+HTTP_FULL = 503  # server_full: the web server has its share of game sockets open
+_REFUSAL_TEXT = {
+    "too_many_sockets": "too many game sockets from this address",
+    "server_full": "too many game sockets",
+}
+
 
 class MatchHosts(Protocol):
     """Where the match's host is found (the hosting service)."""
@@ -107,6 +118,11 @@ class GameSocketConfig:
     # Bytes of messages a socket may hold back while its transport cannot take
     # more (a reader slower than the match); past it the socket is dropped.
     held_limit: int = 256 * 1024
+    # Open game sockets (from the upgrade request until closed) per client address
+    # (an IPv4 address, an IPv6 /64), and in all: without a cap, sockets that never
+    # send a token could be held open until the token timeout without limit.
+    max_sockets_per_ip: int = 32
+    max_sockets: int = 10000
 
 
 class HeldOutput:
@@ -171,6 +187,8 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._out = HeldOutput()
         # The host ended the session while output was held: close once it is sent.
         self._end_when_sent = False
+        # The client key this socket is counted under, once admitted.
+        self._client: str | None = None
 
     # autobahn
 
@@ -185,10 +203,23 @@ class GameSocketProtocol(WebSocketServerProtocol):
             transport.registerProducer(self, True)
 
     def onConnect(self, request: ConnectionRequest) -> None:
+        owner = self._owner
         origin = request.headers.get("origin")
-        if origin is not None and not self._owner.origin_policy.allows(origin):
-            self._owner.refused("origin")
+        if origin is not None and not owner.origin_policy.allows(origin):
+            owner.refused("origin")
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+        assert self.transport is not None
+        client = client_key(
+            forwarded_client_address(
+                peer_host_of(self.transport), request.headers, owner.trusted_proxies
+            )
+        )
+        refusal = owner.admit(client)
+        if refusal is not None:
+            owner.refused(refusal)
+            status = HTTP_TOO_MANY_REQUESTS if refusal == "too_many_sockets" else HTTP_FULL
+            raise ConnectionDeny(status, _REFUSAL_TEXT[refusal])
+        self._client = client
 
     def onOpen(self) -> None:
         owner = self._owner
@@ -228,6 +259,9 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._state = _CLOSED
         self._held = []
         self._out = HeldOutput()
+        if self._client is not None:
+            self._owner.release(self._client)
+            self._client = None
 
     # IPushProducer: the transport's write buffer is full, or has room again.
 
@@ -376,9 +410,14 @@ class GameSocketFactory(WebSocketServerFactory):
         reactor: IReactorTime,
         config: GameSocketConfig | None = None,
         wall_clock: Callable[[], float] | None = None,
+        trusted_proxies: int = 0,
     ) -> None:
         super().__init__(server="vinom", reactor=reactor)
         self.hosts = hosts
+        self.trusted_proxies = trusted_proxies
+        # Open sockets per client key, and in all.
+        self._per_client: dict[str, int] = {}
+        self.open_sockets = 0
         self.protocol_config = protocol
         self.origin_policy = origin_policy
         self.clock = reactor
@@ -418,3 +457,23 @@ class GameSocketFactory(WebSocketServerFactory):
 
     def refused(self, reason: str) -> None:
         self.refusals[reason] += 1
+
+    def admit(self, client: str) -> str | None:
+        """Count a socket of `client` (a client key); the reason it is refused, if it is."""
+        if self.open_sockets >= self.config.max_sockets:
+            return "server_full"
+        count = self._per_client.get(client, 0)
+        if count >= self.config.max_sockets_per_ip:
+            return "too_many_sockets"
+        self._per_client[client] = count + 1
+        self.open_sockets += 1
+        return None
+
+    def release(self, client: str) -> None:
+        """An admitted socket of `client` is gone."""
+        self.open_sockets -= 1
+        remaining = self._per_client.get(client, 0) - 1
+        if remaining > 0:
+            self._per_client[client] = remaining
+        else:
+            self._per_client.pop(client, None)

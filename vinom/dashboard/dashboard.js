@@ -73,6 +73,16 @@ function render(status) {
   text("sessions", status.sessions);
   text("handshakes", status.handshakes_completed);
   text("matches-formed", status.matches.formed);
+  // Browsers' game sessions (/game); null without a web server.
+  const refusals = Object.entries(status.lobby.game_sockets_refused)
+    .sort(([a], [b]) => a.localeCompare(b));
+  const refused = refusals.reduce((sum, [, count]) => sum + count, 0);
+  text("game-sockets-opened", status.lobby.game_sockets_opened ?? "–");
+  text("game-sockets-refused", status.lobby.game_sockets_opened === null
+    ? "no web server"
+    : `${refused} refused` + (refused
+      ? ` (${refusals.map(([reason, count]) => `${reason} ${count}`).join(", ")})`
+      : ""));
   text("rtt-median", milliseconds(status.rtt.median));
   text("rtt-detail", status.rtt.sessions === 0
     ? "no sessions"

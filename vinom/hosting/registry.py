@@ -42,6 +42,8 @@ class HostRecord:
     `ports` is the (first, last) UDP port range it serves on `public_host`;
     `capacity` is how many matches it can run at once and `free` how many
     more it can take now; `updated_at` is when it said so (its own clock).
+    `game_url` is the `wss://` URL of its `/game` WebSocket, where browsers
+    play its matches (None: it serves none, or its URL is not known).
     """
 
     host_id: str = field(validator=validators.min_len(1))
@@ -50,6 +52,7 @@ class HostRecord:
     capacity: int = field(validator=validators.ge(0))
     free: int = field(validator=_free_within_capacity)
     updated_at: float
+    game_url: str | None = None
 
 
 def least_loaded_first(records: Iterable[HostRecord]) -> list[HostRecord]:
@@ -202,6 +205,7 @@ def encode_host(record: HostRecord) -> str:
             "capacity": record.capacity,
             "free": record.free,
             "updated_at": record.updated_at,
+            "game_url": record.game_url,
         }
     )
 
@@ -217,6 +221,7 @@ def decode_host(text: str) -> HostRecord:
             int(data["capacity"]),
             int(data["free"]),
             float(data["updated_at"]),
+            None if data.get("game_url") is None else str(data["game_url"]),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable host record in Redis: {error!r}") from None

@@ -154,11 +154,17 @@ class PlacementKeys:
 
 
 def _address_json(address: HostAddress) -> dict[str, Any]:
-    return {"host": address.host, "port": address.port}
+    data: dict[str, Any] = {"host": address.host, "port": address.port}
+    if address.game_url is not None:
+        data["game_url"] = address.game_url
+    return data
 
 
 def _address_from(data: Mapping[str, Any]) -> HostAddress:
-    return HostAddress(str(data["host"]), int(data["port"]))
+    game_url = data.get("game_url")
+    return HostAddress(
+        str(data["host"]), int(data["port"]), game_url=None if game_url is None else str(game_url)
+    )
 
 
 class HostAgent(Service):
@@ -206,6 +212,7 @@ class HostAgent(Service):
             capacity=capacity,
             free=0 if self.draining else min(self._hosting.free_ports, capacity),
             updated_at=self._clock.seconds(),
+            game_url=self._hosting.game_url,
         )
 
     def heartbeat(self) -> Deferred[None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -46,9 +46,18 @@ class GameHostingService(Service):
 
     log = Logger()
 
-    def __init__(self, allocator: PortAllocator, host_factory: IGameHostFactory) -> None:
+    def __init__(
+        self,
+        allocator: PortAllocator,
+        host_factory: IGameHostFactory,
+        *,
+        game_url: str | None = None,
+    ) -> None:
         self.allocator = allocator
         self.host_factory = host_factory
+        # The public URL of this process's `/game` WebSocket, put into the address of
+        # every match hosted here (None: browsers cannot play here, or it is unknown).
+        self.game_url = game_url
         self._running: dict[str, _Running] = {}
         self._waiting: set[Deferred[int]] = set()
         self._stopping = False
@@ -157,7 +166,9 @@ class GameHostingService(Service):
             port=port,
         )
         host.when_idle().addBoth(self._idle, match.match_id)
-        return host.address
+        if self.game_url is None:
+            return host.address
+        return evolve(host.address, game_url=self.game_url)
 
     def _idle(self, result: object, match_id: str) -> Deferred[None] | None:
         if isinstance(result, Failure):

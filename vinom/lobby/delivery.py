@@ -51,5 +51,8 @@ class TokenDelivery:
             "token": token,
             "expires_at": expires_at if isinstance(expires_at, int | float) else None,
         }
+        if address.game_url is not None:
+            # Where a browser plays this match: the /game of the process hosting it.
+            frame["game_url"] = address.game_url
         encode_frame(frame)  # a token that is not JSON-safe fails here, not mid-write
         return frame

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from attrs import frozen
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -48,8 +48,10 @@ __all__ = [
     "OriginPolicy",
     "WebSocketLobbyFactory",
     "WebSocketLobbyProtocol",
+    "forwarded_client_address",
     "page_origins",
     "parse_origin",
+    "peer_host_of",
 ]
 
 # Origin refusals logged at most this many at once and this many per second after that.
@@ -93,6 +95,37 @@ def page_origins(hosts: Iterable[str], port: int) -> tuple[str, ...]:
         if origin not in origins:
             origins.append(origin)
     return tuple(origins)
+
+
+def forwarded_client_address(
+    peer_host: str, headers: Mapping[str, str], trusted_proxies: int
+) -> str:
+    """The address a WebSocket connection counts as: its peer's, or, behind
+    `trusted_proxies` reverse proxies, the one the outermost of them saw (from
+    X-Forwarded-For).
+
+    Each proxy appends the address it received the request from, so the
+    N-th address from the end is the one the first trusted proxy saw;
+    those before it are the client's to invent. Without enough entries (a
+    request that did not come through the proxies) the peer's own counts.
+    """
+    if not trusted_proxies:
+        return peer_host
+    forwarded = [a.strip() for a in headers.get("x-forwarded-for", "").split(",")]
+    if len(forwarded) < trusted_proxies:
+        return peer_host
+    claimed = forwarded[-trusted_proxies]
+    try:
+        return str(ipaddress.ip_address(claimed))
+    except ValueError:
+        return peer_host
+
+
+def peer_host_of(transport: ITransport) -> str:
+    """The peer's host (an address) of a connection's transport, as a string."""
+    peer = transport.getPeer()
+    host = getattr(peer, "host", None)
+    return host if isinstance(host, str) else str(peer)
 
 
 @frozen
@@ -154,11 +187,7 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
 
     def onConnect(self, request: ConnectionRequest) -> None:
         assert self.transport is not None
-        peer = self.transport.getPeer()
-        peer_host = getattr(peer, "host", None)
-        if not isinstance(peer_host, str):
-            peer_host = str(peer)
-        peer_host = self._owner.client_address(peer_host, request.headers)
+        peer_host = self._owner.client_address(peer_host_of(self.transport), request.headers)
         origin = request.headers.get("origin")
         if origin is not None and not self._owner.origin_policy.allows(origin):
             self._owner.origin_refused(origin, peer_host)
@@ -282,24 +311,8 @@ class WebSocketLobbyFactory(WebSocketServerFactory):
         return protocol
 
     def client_address(self, peer_host: str, headers: Mapping[str, str]) -> str:
-        """The address a connection counts as: its peer's, or, behind `trusted_proxies`
-        reverse proxies, the one the outermost of them saw (from X-Forwarded-For).
-
-        Each proxy appends the address it received the request from, so the
-        N-th address from the end is the one the first trusted proxy saw;
-        those before it are the client's to invent. Without enough entries (a
-        request that did not come through the proxies) the peer's own counts.
-        """
-        if not self.trusted_proxies:
-            return peer_host
-        forwarded = [a.strip() for a in headers.get("x-forwarded-for", "").split(",")]
-        if len(forwarded) < self.trusted_proxies:
-            return peer_host
-        claimed = forwarded[-self.trusted_proxies]
-        try:
-            return str(ipaddress.ip_address(claimed))
-        except ValueError:
-            return peer_host
+        """The address a connection counts as (`forwarded_client_address`)."""
+        return forwarded_client_address(peer_host, headers, self.trusted_proxies)
 
     def origin_refused(self, origin: str, peer_host: str) -> None:
         """Count a handshake refused for its Origin; log it unless refusals come in a flood."""
