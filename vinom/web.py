@@ -48,20 +48,23 @@ CONTENT_SECURITY_POLICY = (
 class WebClientFiles(File):
     """The web client's directory: its files by the types above, no listings, nothing else."""
 
-    contentTypes = WEB_CLIENT_TYPES  # noqa: N815 (twisted's name)
-    childNotFound = NoResource("no such file")  # noqa: N815 (twisted's name)
+    contentTypes = WEB_CLIENT_TYPES
+    childNotFound = NoResource("no such file")
 
-    def directoryListing(self) -> IResource:  # noqa: N802 (twisted's name)
+    def directoryListing(self) -> IResource:
         return self.childNotFound
 
-    def getChild(self, path: bytes, request: Request) -> Any:  # noqa: N802 (twisted's name)
+    def getChild(self, path: bytes, request: Request) -> Any:
         child = super().getChild(path, request)
-        if isinstance(child, File) and not child.isdir():
-            if child.splitext()[1] not in WEB_CLIENT_TYPES:
-                return self.childNotFound
+        if (
+            isinstance(child, File)
+            and not child.isdir()
+            and child.splitext()[1] not in WEB_CLIENT_TYPES
+        ):
+            return self.childNotFound
         return child
 
-    def render_GET(self, request: Request) -> Any:  # noqa: N802 (twisted's name)
+    def render_GET(self, request: Request) -> Any:
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY)
         # Revalidated on every load: a new server version is picked up at once.

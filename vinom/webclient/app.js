@@ -459,6 +459,9 @@ function gameMessage(game, message) {
       game.players = message.players ?? [];
       game.seat = message.seat;
       game.version = -1; // the state after welcome is current whatever its version
+      $("screen-game").dataset.match = message.match;
+      $("screen-game").dataset.seat = String(message.seat);
+      $("screen-game").dataset.reconnected = String(Boolean(message.reconnected));
       for (const p of game.players) game.presence[p.id] ??= "connected";
       setConnection("online", "in game");
       say(game, message.reconnected ? "Reconnected: back in your match." : "");
