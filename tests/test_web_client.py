@@ -531,3 +531,53 @@ class WebClientInChromiumTests(TestCase):
             await click(browser, "[data-testid=dice-bank]:not(:disabled)")
         # Every action of mine changes the phase or passes the turn.
         await browser.wait_until(lambda d: d.execute_script(DICE_SIGNATURE) != before, WAIT)
+
+
+class GenericBoardTests(TestCase):
+    """A game with no board module gets the generic board: its view as JSON, actions as JSON."""
+
+    timeout = 120
+
+    async def test_a_game_without_a_board_is_played_with_json(self) -> None:
+        port = free_tcp_port()
+        await start_server(  # duel, the benchmark game, will never have a board
+            self, "--websocket", f"ssl:{port}:interface=127.0.0.1", "--games", "duel", ports=2
+        )
+        url = f"https://127.0.0.1:{port}/"
+        ann, bob = await open_browser(self), await open_browser(self)
+        for page, name in ((ann, "Ann"), (bob, "Bob")):
+            await page.get(url)
+            await wait_for_screen(page, "name")
+            await page.run(lambda d, n=name: d.find_element(By.ID, "name-input").send_keys(n))
+            await click(page, "#name-submit")
+            await wait_for_screen(page, "lobby")
+            await click(page, '[data-action="queue"][data-game="duel"]')
+        await wait_for_game(ann, "generic")
+        await wait_for_game(bob, "generic")
+        me = (await my_player_row(ann))["id"]
+
+        def view(driver: Any) -> Any:
+            text = driver.execute_script(
+                "return document.querySelector('[data-testid=generic-view]').textContent;"
+            )
+            return json.loads(text) if text else None
+
+        async def send(text: str) -> None:
+            def type_and_send(driver: Any) -> None:
+                field = driver.find_element(By.CSS_SELECTOR, "[data-testid=generic-action]")
+                field.clear()
+                field.send_keys(text)
+                driver.find_element(By.CSS_SELECTOR, ".generic-form button").click()
+
+            await ann.run(type_and_send)
+
+        await ann.wait_until(lambda d: (view(d) or {}).get("seq", {}).get(me) == 0, WAIT)
+        await send('{"seq": 1}')
+        await ann.wait_until(lambda d: view(d)["seq"][me] == 1, WAIT)
+        await bob.wait_until(lambda d: (view(d) or {}).get("seq", {}).get(me) == 1, WAIT)
+        await send('{"seq": 5}')  # not the next number: the game refuses it
+        await ann.wait_until(lambda d: "stale" in d.execute_script(
+            "return document.getElementById('game-status').textContent;"), WAIT)
+        await send("not json")
+        await ann.wait_for_text("#game-status", "That is not JSON.", WAIT)
+        self.assertEqual((await ann.run(view))["seq"][me], 1)
