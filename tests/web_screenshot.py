@@ -1,4 +1,4 @@
-"""Make docs/images/web-lobby.png and web-tictactoe.png: the web client in Chromium.
+"""Make docs/images/web-lobby.png, web-tictactoe.png and web-dice.png: the web client.
 
     python -m tests.web_screenshot [output-directory]
 
@@ -6,7 +6,9 @@ From a checkout (with selenium, chromium and chromium-driver installed, as
 scripts/test sets up). It starts a whole server in this process with its web
 server on a free loopback port, opens two headless Chromiums (tests/browser.py's
 settings), photographs the lobby with an open room, then has the two pages
-queue for tictactoe, play three moves and photographs the match.
+queue for tictactoe, play three moves and photographs the match; then one
+of them leaves, opens a dice room, adds the game's bot, rolls on its turn,
+picks a scoring die and photographs the dice board.
 """
 
 from __future__ import annotations
@@ -86,6 +88,24 @@ def play(ann: Any, bob: Any, url: str, output: Path) -> None:
     until(ann, "return document.querySelectorAll('.ttt-cell[data-mark=X], .ttt-cell[data-mark=O]')"
                ".length === 3;")
     shoot(ann, output / "web-tictactoe.png")
+
+    bob.find_element(By.ID, "game-leave").click()
+    until(bob, "return !document.getElementById('result-panel').hidden;")
+    bob.find_element(By.ID, "play-again").click()
+    until(bob, "return document.querySelector('#games li') !== null;")
+    bob.find_element(By.CSS_SELECTOR, '[data-action="create-room"][data-game="dice"]').click()
+    until(bob, "return document.body.dataset.screen === 'room';")
+    bob.find_element(By.ID, "room-add-bot").click()
+    until(bob, "return document.querySelector('[data-testid=dice-turn]') !== null;")
+    turn = "const t = document.querySelector('[data-testid=dice-turn]');"
+    until(bob, turn + "return t.dataset.mine === 'true' && t.dataset.phase === 'roll';")
+    bob.find_element(By.CSS_SELECTOR, "[data-testid=dice-roll]").click()
+    until(bob, turn + "return t.dataset.phase !== 'roll' || t.dataset.mine !== 'true';")
+    for die in bob.find_elements(By.CSS_SELECTOR, "[data-testid=dice-tray] button.die"):
+        if die.is_enabled() and die.get_attribute("data-face") in ("1", "5"):
+            die.click()
+            break
+    shoot(bob, output / "web-dice.png")
 
 
 async def photograph(reactor: Any, output: Path) -> None:
