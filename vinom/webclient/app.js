@@ -617,9 +617,10 @@ function gameClosed(game, event, byUs) {
     const retries = (game.retries ?? 0) + 1;
     setTimeout(() => {
       if (app.game !== game) return;
-      resume(match).then(() => {
+      run(async () => {
+        await resume(match);
         if (app.game !== null) app.game.retries = retries;
-      });
+      }, showName);
     }, 1000 * retries);
     return;
   }
