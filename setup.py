@@ -78,17 +78,12 @@ setup(
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
     # The Redis matchmaker and party store read their Lua scripts from the
-    # package; the operations dashboard (vinom/ops.py) serves its files as they
-    # are: no build step.
+    # package; the operations dashboard (vinom/ops.py) and the web client
+    # (vinom/web.py) serve their files as they are: no build step.
     package_data={
         "vinom": [
-            "py.typed",
-            "dashboard/*.html",
-            "dashboard/*.css",
-            "dashboard/*.js",
-            # The web client's boards (ES modules, served as they are).
-            "webclient/boards/maze.js",
-            "webclient/boards/owedrahn.js",
+            "py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js",
+            "webclient/*.html", "webclient/*.css", "webclient/*.js", "webclient/boards/*.js",
         ],
         "vinom.matchmaking": ["*.lua"],
         "vinom.parties": ["*.lua"],

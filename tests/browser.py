@@ -69,6 +69,8 @@ def start_chromium(profile: str, width: int, height: int) -> webdriver.Chrome:
     ):
         options.add_argument(argument)
     options.accept_insecure_certs = True  # the self-signed dev certificate (docstring)
+    # Keep the page's console, so a test can read it with driver.get_log("browser").
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 
 

@@ -343,7 +343,7 @@ class WebSocketLobbyTests(TestCase):
         refused = await late.request({"type": "queue", "game": "tictactoe", "id": 1})
         self.assertEqual(error_code(refused), errors.SERVER_DRAINING)
 
-    async def test_the_site_answers_a_page_at_the_root_and_404_elsewhere(self) -> None:
+    async def test_the_site_serves_the_web_client_at_the_root_and_404_elsewhere(self) -> None:
         await self.start()
         trust = self.server.lobby.trust
         assert trust is not None
@@ -354,7 +354,7 @@ class WebSocketLobbyTests(TestCase):
         response = await agent.request(b"GET", f"{base}/".encode())
         body = await readBody(response)
         self.assertEqual(response.code, 200)
-        self.assertIn(b"web client is coming", body)
+        self.assertIn(b'<script type="module" src="app.js"></script>', body)
         self.assertEqual(
             response.headers.getRawHeaders(b"content-type"), [b"text/html; charset=utf-8"]
         )

@@ -2,50 +2,74 @@
 
 | path | what |
 |---|---|
-| `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`); not on a game host |
-| `/game` | the game session over WebSocket (`vinom.web_game`), where games are hosted |
-| `/` | a short page saying the web client is coming (the web client will be served here) |
+| `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
+| `/game` | the game session over WebSocket (`vinom.web_game`, docs/web.md), where games are hosted |
+| `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | anything else | 404 |
 
-The site is built for more to come under it (the web client's static
-files at `/`, a dashboard): each is a
-child resource of the root. Idle HTTP connections (before a WebSocket
+The web client is static (HTML, CSS and JavaScript modules, no build step),
+served from the package directory as files; `/lobby` and `/game` are child
+resources of the same root. Idle HTTP connections (before a WebSocket
 upgrade, or between requests) close after `timeout` seconds.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, NoResource
 from twisted.web.server import Request, Site
+from twisted.web.static import File
 
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.web_game import GameSocketFactory
 
-COMING_SOON = b"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>vinom</title></head>
-<body>
-<h1>vinom</h1>
-<p>The web client is coming. Browsers and other WebSocket clients can already
-talk to the lobby at <code>wss://this-host/lobby</code> and play at
-<code>wss://this-host/game</code> (docs/web.md).</p>
-</body>
-</html>
-"""
+# The client's page, style, shell and board modules (setup.py package_data).
+WEB_CLIENT_FILES = Path(__file__).with_name("webclient")
+
+# The only files served, by extension, with the type a browser needs for each
+# (a module script must be JavaScript; nosniff forbids guessing).
+WEB_CLIENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+}
+
+# Everything the page loads is its own; its WebSockets may go to another host
+# when match_found names a game URL there.
+CONTENT_SECURITY_POLICY = (
+    b"default-src 'self'; connect-src 'self' wss:; img-src 'self' data:; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
-class _Page(Resource):
-    isLeaf = True
+class WebClientFiles(File):
+    """The web client's directory: its files by the types above, no listings, nothing else."""
 
-    def __init__(self, body: bytes) -> None:
-        super().__init__()
-        self._body = body
+    contentTypes = WEB_CLIENT_TYPES
+    childNotFound = NoResource("no such file")
 
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    def directoryListing(self) -> IResource:
+        return self.childNotFound
+
+    def getChild(self, path: bytes, request: Request) -> Any:
+        child = super().getChild(path, request)
+        if (
+            isinstance(child, File)
+            and not child.isdir()
+            and child.splitext()[1] not in WEB_CLIENT_TYPES
+        ):
+            return self.childNotFound
+        return child
+
+    def render_GET(self, request: Request) -> Any:
         request.setHeader(b"x-content-type-options", b"nosniff")
-        return self._body
+        request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY)
+        # Revalidated on every load: a new server version is picked up at once.
+        request.setHeader(b"cache-control", b"no-cache")
+        return super().render_GET(request)
 
 
 def web_site(
@@ -54,10 +78,9 @@ def web_site(
     *,
     timeout: float,
 ) -> Site:
-    """The public site: the WebSocket lobby at `/lobby` (None: a game host's site,
-    without it), the game session over WebSocket at `/game`, a placeholder page at `/`."""
-    root = Resource()
-    root.putChild(b"", _Page(COMING_SOON))
+    """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
+    game host's site, without it), the game session over WebSocket at `/game`."""
+    root = WebClientFiles(str(WEB_CLIENT_FILES))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:

@@ -1,0 +1,736 @@
+// The shell of the web client: name, lobby (queue, rooms, join codes), the
+// room, the match (players, phase, time, turn, the board, presence, the
+// result), and reconnection after a page reload (docs/web.md, "The web client").
+//
+// State that must outlive a reload lives in sessionStorage (one tab's worth):
+// the player's id and secret and the match they are in. On load, a stored
+// match is resumed with the lobby's `reconnect` and a fresh /game session.
+
+import { LobbyConnection, LobbyError, lobbyErrorText } from "./lobby.js";
+import { GameSocket, closeText, gameUrl } from "./game.js";
+import { fallbackBoard } from "./fallback.js";
+
+const $ = (id) => document.getElementById(id);
+const STORE_MATCH = "vinom.match";
+const STORE_NAME = "vinom.name";
+
+const PHASES = {
+  waiting: "Waiting for players",
+  countdown: "Starting",
+  playing: "Playing",
+  finished: "Finished",
+  aborted: "Aborted",
+};
+
+const END_REASONS = {
+  opponent_left: "your opponent left",
+  opponents_left: "everyone else left",
+  idle: "a player stopped playing",
+  completed: "the match is complete",
+  target: "the target score was reached",
+  time_limit: "time ran out",
+};
+
+const ABORT_REASONS = {
+  players_missing: "Not every player connected in time.",
+  player_left: "A player left.",
+  abandoned: "Everyone left the match.",
+  shutdown: "The server is shutting down.",
+  closed: "The match was closed.",
+};
+
+const app = {
+  lobby: null,
+  welcome: null, // the lobby's welcome: player_id, name, secret, games
+  games: {},
+  roomFilter: null,
+  room: null,
+  queued: null,
+  match: null, // {found, player_id, secret, name}
+  game: null, // the running game view: see startGame
+};
+
+// ---------- small helpers ----------
+
+function show(screen) {
+  for (const section of document.querySelectorAll("main > .screen")) {
+    section.hidden = section.id !== `screen-${screen}`;
+  }
+  document.body.dataset.screen = screen;
+}
+
+function notify(text, kind = "error") {
+  const box = $("notice");
+  $("notice-text").textContent = text;
+  box.dataset.kind = kind;
+  box.hidden = false;
+}
+
+function clearNotice() {
+  $("notice").hidden = true;
+}
+
+function setConnection(state, text) {
+  const badge = $("connection");
+  badge.dataset.state = state;
+  badge.textContent = text;
+}
+
+function element(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "className") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function lobbyUrl() {
+  const scheme = location.protocol === "http:" ? "ws:" : "wss:";
+  return `${scheme}//${location.host}/lobby`;
+}
+
+function storedMatch() {
+  try {
+    return JSON.parse(sessionStorage.getItem(STORE_MATCH) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+function storeMatch(match) {
+  if (match === null) sessionStorage.removeItem(STORE_MATCH);
+  else sessionStorage.setItem(STORE_MATCH, JSON.stringify(match));
+}
+
+function errorText(error) {
+  return error instanceof LobbyError ? error.message : String(error.message ?? error);
+}
+
+// ---------- the lobby connection ----------
+
+async function connectLobby() {
+  if (app.lobby !== null) app.lobby.close();
+  setConnection("connecting", "connecting…");
+  const lobby = new LobbyConnection(lobbyUrl(), {
+    onPush: (frame) => lobbyPush(lobby, frame),
+    onClose: (event, byUs) => lobbyClosed(lobby, event, byUs),
+  });
+  app.lobby = lobby;
+  await lobby.open();
+  setConnection("online", "online");
+  return lobby;
+}
+
+function lobbyClosed(lobby, event, byUs) {
+  if (lobby !== app.lobby) return;
+  app.lobby = null;
+  if (app.game === null) setConnection("offline", "offline");
+  // The lobby closes after match_found: expected, the game goes on at /game.
+  if (byUs || app.match !== null) return;
+  app.queued = null;
+  app.room = null;
+  notify("The lobby connection closed. Reload the page to come back.");
+  renderQueue();
+}
+
+function lobbyPush(lobby, frame) {
+  if (lobby !== app.lobby) return;
+  switch (frame.type) {
+    case "match_found":
+      matchFound(frame);
+      break;
+    case "room_update":
+      app.room = frame.room;
+      renderRoom();
+      break;
+    case "queued":
+      app.queued = frame;
+      renderQueue();
+      break;
+    case "cancelled":
+      app.queued = null;
+      renderQueue();
+      break;
+    case "error":
+      if (frame.code === "match_failed" || frame.code === "server_draining") {
+        app.queued = null;
+        app.room = null;
+        renderQueue();
+        if (app.game === null) show("lobby");
+      }
+      notify(lobbyErrorText(frame.code, frame.message));
+      break;
+    default:
+      break;
+  }
+}
+
+async function enterLobby(name) {
+  clearNotice();
+  const lobby = await connectLobby();
+  let welcome;
+  try {
+    welcome = await lobby.request({ type: "hello", name });
+  } catch (error) {
+    lobby.close();
+    throw error;
+  }
+  app.welcome = welcome;
+  app.games = welcome.games ?? {};
+  localStorage.setItem(STORE_NAME, welcome.name);
+  $("me").textContent = welcome.name;
+  app.queued = null;
+  app.room = null;
+  renderGames();
+  renderQueue();
+  show("lobby");
+  await refreshRooms();
+}
+
+// ---------- the lobby screen ----------
+
+function renderGames() {
+  const list = $("games");
+  list.replaceChildren();
+  for (const [game, size] of Object.entries(app.games)) {
+    list.append(element(
+      "li",
+      { className: "game", dataset: { game } },
+      element("div", {},
+        element("span", { className: "game-name" }, game),
+        element("span", { className: "muted small" }, ` · ${size} players`)),
+      element("div", { className: "game-actions" },
+        element("button", {
+          type: "button", className: "primary", dataset: { action: "queue", game },
+          onclick: () => run(() => queue(game)),
+        }, "Quick match"),
+        element("button", {
+          type: "button", dataset: { action: "create-room", game },
+          onclick: () => run(() => createRoom(game, false)),
+        }, "New room"),
+        element("button", {
+          type: "button", className: "ghost", dataset: { action: "create-private", game },
+          onclick: () => run(() => createRoom(game, true)),
+        }, "Private room")),
+    ));
+  }
+  const filter = $("room-filter");
+  filter.replaceChildren();
+  for (const game of [null, ...Object.keys(app.games)]) {
+    filter.append(element("button", {
+      type: "button",
+      role: "tab",
+      className: app.roomFilter === game ? "tab active" : "tab",
+      dataset: { game: game ?? "" },
+      onclick: () => {
+        app.roomFilter = game;
+        renderGames();
+        run(refreshRooms);
+      },
+    }, game ?? "all"));
+  }
+}
+
+function renderQueue() {
+  const panel = $("queue-panel");
+  const queued = app.queued;
+  panel.hidden = queued === null;
+  if (queued === null) return;
+  const waiting = queued.status === "waiting_for_server";
+  $("queue-text").textContent = waiting
+    ? `Match found for ${queued.game}: waiting for a free game server…`
+    : `Looking for a ${queued.game} match…`;
+  $("queue-detail").textContent = `Position ${queued.position} in the queue`;
+  panel.dataset.position = String(queued.position);
+  $("queue-cancel").hidden = waiting;
+}
+
+async function refreshRooms() {
+  if (app.lobby === null) return;
+  const frame = { type: "get_room_list" };
+  if (app.roomFilter !== null) frame.game = app.roomFilter;
+  const reply = await app.lobby.request(frame);
+  const list = $("room-list");
+  list.replaceChildren();
+  if (reply.rooms.length === 0) {
+    list.append(element("li", { className: "empty muted" }, "No open rooms. Start one!"));
+  }
+  for (const room of reply.rooms) {
+    list.append(element(
+      "li",
+      { className: "room", dataset: { roomId: room.room_id, game: room.game } },
+      element("div", {},
+        element("strong", {}, room.game),
+        element("div", { className: "muted small" }, `${room.owner}'s room · ${room.taken}/${room.seats} seated`)),
+      element("button", {
+        type: "button", className: "primary", dataset: { action: "join-room" },
+        onclick: () => run(() => joinRoom({ room_id: room.room_id })),
+      }, "Join"),
+    ));
+  }
+}
+
+async function queue(game) {
+  clearNotice();
+  app.queued = await app.lobby.request({ type: "queue", game });
+  renderQueue();
+}
+
+async function cancelQueue() {
+  await app.lobby.request({ type: "cancel" });
+  app.queued = null;
+  renderQueue();
+}
+
+async function createRoom(game, isPrivate) {
+  clearNotice();
+  const reply = await app.lobby.request({ type: "create_room", game, private: isPrivate });
+  app.room = reply.room;
+  renderRoom();
+}
+
+async function joinRoom(target) {
+  clearNotice();
+  const reply = await app.lobby.request({ type: "join_room", ...target });
+  // match_found may already have come (the last seat): then the game is shown.
+  if (app.match === null) {
+    app.room = reply.room;
+    renderRoom();
+  }
+}
+
+// ---------- the room screen ----------
+
+function renderRoom() {
+  const room = app.room;
+  if (room === null) return;
+  show("room");
+  $("room-game").textContent = room.game;
+  $("room-kind").textContent = room.private ? "private" : "public";
+  $("room-seats").textContent = `${room.taken} of ${room.seats} seats taken`;
+  $("room-code").textContent = room.code ?? "";
+  $("room-id").textContent = room.room_id;
+  const players = $("room-players");
+  players.replaceChildren();
+  for (let seat = 0; seat < room.seats; seat++) {
+    const player = room.players[seat];
+    players.append(player === undefined
+      ? element("li", { className: "seat free" }, "Free seat")
+      : element("li", { className: "seat", dataset: { bot: String(player.bot) } },
+        element("span", { className: "avatar" }, player.bot ? "🤖" : player.name.slice(0, 1).toUpperCase()),
+        element("span", {}, player.name),
+        player.owner ? element("span", { className: "pill" }, "owner") : null));
+  }
+  const me = app.welcome?.name;
+  const owner = room.players.find((p) => p.owner);
+  const isOwner = owner !== undefined && owner.name === me && room.owner === me;
+  $("room-add-bot").hidden = !isOwner || room.taken >= room.seats;
+}
+
+async function copyCode() {
+  const code = $("room-code").textContent;
+  try {
+    await navigator.clipboard.writeText(code);
+    notify(`Copied ${code}`, "info");
+  } catch {
+    // No clipboard (an insecure context, a denied permission): select it for Ctrl+C.
+    const range = document.createRange();
+    range.selectNodeContents($("room-code"));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+  }
+}
+
+// ---------- the match ----------
+
+function matchFound(found) {
+  app.queued = null;
+  app.room = null;
+  renderQueue();
+  app.match = {
+    found,
+    player_id: app.welcome.player_id,
+    secret: app.welcome.secret,
+    name: app.welcome.name,
+  };
+  storeMatch(app.match);
+  startGame(app.match, false);
+}
+
+function startGame(match, resumed) {
+  stopGame();
+  const found = match.found;
+  const game = {
+    name: found.game,
+    me: match.player_id,
+    seat: found.seat,
+    players: [],
+    presence: {},
+    phase: "waiting",
+    remaining: null,
+    remainingAt: 0,
+    version: -1,
+    latest: null,
+    board: null,
+    boardLoading: false,
+    ended: false,
+    result: null,
+    timer: setInterval(renderTimer, 250),
+    socket: null,
+    resumed,
+  };
+  app.game = game;
+  $("board").replaceChildren();
+  $("result-panel").hidden = true;
+  $("game-leave").hidden = false;
+  $("game-status").textContent = resumed ? "Reconnecting to your match…" : "Connecting to the game…";
+  $("game-title").textContent = found.game;
+  $("game-phase").textContent = "connecting";
+  $("game-turn").textContent = "–";
+  $("game-players").replaceChildren();
+  show("game");
+  setConnection("connecting", "joining the game…");
+  game.socket = new GameSocket(gameUrl(found, location), found.token, {
+    onMessage: (message) => gameMessage(game, message),
+    onClose: (event, byUs) => gameClosed(game, event, byUs),
+  });
+}
+
+function stopGame() {
+  const game = app.game;
+  if (game === null) return;
+  clearInterval(game.timer);
+  if (game.board !== null) {
+    try {
+      game.board.destroy();
+    } catch (error) {
+      console.error(error);
+    }
+  }
+  game.socket?.close();
+  app.game = null;
+}
+
+function say(game, text) {
+  if (game === app.game) $("game-status").textContent = text;
+}
+
+function playerName(game, id) {
+  if (id === game.me) return "You";
+  return game.players.find((p) => p.id === id)?.name ?? id;
+}
+
+async function loadBoard(game) {
+  game.boardLoading = true;
+  const api = {
+    seat: game.seat,
+    players: game.players,
+    me: game.me,
+    act: (action) => game.socket.act(action),
+    say: (text) => say(game, text),
+  };
+  let module = null;
+  if (/^[A-Za-z0-9_-]+$/.test(game.name)) {
+    try {
+      module = (await import(`./boards/${game.name}.js`)).default;
+    } catch (error) {
+      console.info(`no board for ${game.name}; using the generic one`, error);
+    }
+  }
+  if (game !== app.game) return;
+  const root = $("board");
+  root.replaceChildren();
+  const holder = element("div", { className: "board-holder", dataset: { board: module ? game.name : "generic" } });
+  root.append(holder);
+  game.board = (module ?? fallbackBoard).create(holder, api);
+  if (game.latest !== null) game.board.update(game.latest);
+}
+
+function gameMessage(game, message) {
+  if (game !== app.game) return;
+  switch (message.t) {
+    case "welcome":
+      game.players = message.players ?? [];
+      game.seat = message.seat;
+      game.version = -1; // the state after welcome is current whatever its version
+      $("screen-game").dataset.match = message.match;
+      $("screen-game").dataset.seat = String(message.seat);
+      $("screen-game").dataset.reconnected = String(Boolean(message.reconnected));
+      for (const p of game.players) game.presence[p.id] ??= "connected";
+      setConnection("online", "in game");
+      say(game, message.reconnected ? "Reconnected: back in your match." : "");
+      if (game.board === null && !game.boardLoading) loadBoard(game);
+      renderPlayers(game);
+      break;
+    case "state":
+      if (message.v <= game.version) return;
+      game.version = message.v;
+      game.latest = message;
+      setPhase(game, message.p, message.r);
+      renderTurn(game, message.s);
+      if (game.board !== null) game.board.update(message);
+      break;
+    case "phase":
+      setPhase(game, message.p, message.r);
+      if (message.p === "finished") finish(game, message.result ?? {});
+      if (message.p === "aborted") abort(game, message.reason);
+      break;
+    case "event":
+      game.board?.event?.(message.e, message.d ?? {});
+      break;
+    case "error":
+      say(game, message.message ?? message.code);
+      game.board?.error?.(message.code, message.message ?? "");
+      break;
+    case "presence":
+      game.presence[message.id] = message.status;
+      renderPlayers(game);
+      if (message.status !== "connected") {
+        say(game, `${playerName(game, message.id)} ${message.status === "left" ? "left the match" : "lost the connection"}.`);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function setPhase(game, phase, remaining) {
+  game.phase = phase;
+  game.remaining = remaining ?? null;
+  game.remainingAt = performance.now();
+  const label = $("game-phase");
+  label.textContent = PHASES[phase] ?? phase;
+  label.dataset.phase = phase;
+  renderTimer();
+}
+
+function renderTimer() {
+  const game = app.game;
+  if (game === null) return;
+  const timer = $("game-timer");
+  if (game.remaining === null || game.ended) {
+    timer.textContent = "–";
+    return;
+  }
+  const left = Math.max(0, game.remaining - (performance.now() - game.remainingAt) / 1000);
+  const whole = Math.ceil(left);
+  timer.textContent = `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function renderTurn(game, view) {
+  const turn = $("game-turn");
+  const id = view !== null && typeof view === "object" ? view.turn : undefined;
+  for (const row of document.querySelectorAll("#game-players li")) {
+    row.classList.toggle("active", !game.ended && row.dataset.playerId === id);
+  }
+  if (typeof id !== "string" || game.ended) {
+    turn.textContent = "–";
+    turn.dataset.mine = "false";
+    return;
+  }
+  turn.textContent = id === game.me ? "Your turn" : `${playerName(game, id)}`;
+  turn.dataset.mine = String(id === game.me);
+}
+
+function renderPlayers(game) {
+  const list = $("game-players");
+  list.replaceChildren();
+  for (const player of game.players) {
+    const presence = game.presence[player.id] ?? "connected";
+    list.append(element(
+      "li",
+      { dataset: { playerId: player.id, presence, seat: String(player.seat) } },
+      element("span", { className: "avatar" }, player.name.slice(0, 1).toUpperCase()),
+      element("span", { className: "player-name" }, player.id === game.me ? `${player.name} (you)` : player.name),
+      presence === "connected" ? null : element("span", { className: `pill ${presence}` }, presence),
+    ));
+  }
+  if (game.latest !== null) renderTurn(game, game.latest.s);
+}
+
+function endMatch(game) {
+  game.ended = true;
+  storeMatch(null);
+  app.match = null;
+  $("game-leave").hidden = true;
+  $("game-turn").textContent = "–";
+  $("result-panel").hidden = false;
+}
+
+function finish(game, result) {
+  const winners = Array.isArray(result.winners) ? result.winners : [];
+  let text;
+  let outcome;
+  if (winners.length === 0) {
+    text = "It's a draw.";
+    outcome = "draw";
+  } else if (winners.includes(game.me)) {
+    text = winners.length > 1 ? "You share the win!" : "You win!";
+    outcome = "win";
+  } else {
+    text = `You lose. ${winners.map((id) => playerName(game, id)).join(" and ")} won.`;
+    outcome = "lose";
+  }
+  endMatch(game);
+  $("result-text").textContent = text;
+  $("result-panel").dataset.outcome = outcome;
+  const reason = END_REASONS[result.reason] ?? result.reason ?? "";
+  const scores = result.scores && typeof result.scores === "object"
+    ? Object.entries(result.scores).map(([id, score]) => `${playerName(game, id)} ${score}`).join(" · ")
+    : "";
+  $("result-detail").textContent = [reason && reason[0].toUpperCase() + reason.slice(1), scores]
+    .filter(Boolean).join(". ");
+  setConnection("offline", "match over");
+}
+
+function abort(game, reason) {
+  endMatch(game);
+  $("result-text").textContent = "The match was called off.";
+  $("result-panel").dataset.outcome = "aborted";
+  $("result-detail").textContent = ABORT_REASONS[reason] ?? reason ?? "";
+  setConnection("offline", "match over");
+}
+
+function gameClosed(game, event, byUs) {
+  if (game !== app.game || byUs) return;
+  setConnection("offline", "offline");
+  if (game.ended) return;
+  if (event.code === 1000 && game.left) {
+    endMatch(game);
+    $("result-text").textContent = "You left the match.";
+    $("result-panel").dataset.outcome = "left";
+    $("result-detail").textContent = "";
+    return;
+  }
+  const text = closeText(event.code, event.reason);
+  // A dropped connection (not a refusal) is worth one more try through the lobby.
+  const retry = (event.code === 1006 || event.code === 1011) && (game.retries ?? 0) < 3;
+  if (retry && app.match !== null) {
+    say(game, `${text} Reconnecting…`);
+    const match = app.match;
+    const retries = (game.retries ?? 0) + 1;
+    setTimeout(() => {
+      if (app.game !== game) return;
+      run(async () => {
+        await resume(match);
+        if (app.game !== null) app.game.retries = retries;
+      }, showName);
+    }, 1000 * retries);
+    return;
+  }
+  endMatch(game);
+  $("result-text").textContent = "Disconnected from the match.";
+  $("result-panel").dataset.outcome = "closed";
+  $("result-detail").textContent = text;
+}
+
+function leaveMatch() {
+  const game = app.game;
+  if (game === null || game.ended) return;
+  game.left = true;
+  game.socket.leave();
+}
+
+async function playAgain() {
+  const name = app.welcome?.name ?? localStorage.getItem(STORE_NAME) ?? "";
+  stopGame();
+  storeMatch(null);
+  app.match = null;
+  await run(() => enterLobby(name), () => show("name"));
+}
+
+// ---------- reconnection after a reload ----------
+
+async function resume(match) {
+  app.match = match;
+  const lobby = await connectLobby();
+  app.welcome = { player_id: match.player_id, secret: match.secret, name: match.name, games: {} };
+  $("me").textContent = match.name;
+  let reply;
+  try {
+    reply = await lobby.request({ type: "reconnect", player_id: match.player_id, secret: match.secret });
+  } catch (error) {
+    app.match = null;
+    storeMatch(null);
+    lobby.close();
+    stopGame();
+    notify(errorText(error), "info");
+    showName();
+    return;
+  }
+  if (reply.type === "match_found") {
+    app.match = { ...match, found: reply };
+    storeMatch(app.match);
+    startGame(app.match, true);
+  } else if (reply.type === "queued") {
+    // Waiting for a game server, or requeued at the head of the queue: match_found follows.
+    app.queued = reply;
+    show("lobby");
+    renderQueue();
+  }
+}
+
+// ---------- wiring ----------
+
+async function run(action, onError = null) {
+  try {
+    await action();
+  } catch (error) {
+    console.warn(error);
+    notify(errorText(error));
+    if (onError !== null) onError(error);
+  }
+}
+
+function showName() {
+  $("name-input").value = localStorage.getItem(STORE_NAME) ?? "";
+  show("name");
+  $("name-input").focus();
+}
+
+function wire() {
+  $("notice-close").addEventListener("click", clearNotice);
+  $("name-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("name-input").value.trim();
+    if (name !== "") run(() => enterLobby(name));
+  });
+  $("queue-cancel").addEventListener("click", () => run(cancelQueue));
+  $("rooms-refresh").addEventListener("click", () => run(refreshRooms));
+  $("code-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = $("code-input").value.trim().toUpperCase();
+    if (code !== "") run(() => joinRoom({ code }));
+  });
+  $("room-copy").addEventListener("click", () => run(copyCode));
+  $("room-add-bot").addEventListener("click", () => run(async () => {
+    const reply = await app.lobby.request({ type: "add_bot" });
+    if (app.match === null) {
+      app.room = reply.room;
+      renderRoom();
+    }
+  }));
+  $("room-leave").addEventListener("click", () => run(async () => {
+    await app.lobby.request({ type: "leave_room" });
+    app.room = null;
+    show("lobby");
+    await refreshRooms();
+  }));
+  $("game-leave").addEventListener("click", leaveMatch);
+  $("play-again").addEventListener("click", playAgain);
+}
+
+wire();
+const match = storedMatch();
+if (match !== null && match.player_id && match.secret) {
+  show("game");
+  run(() => resume(match), showName);
+} else {
+  showName();
+}

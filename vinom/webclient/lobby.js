@@ -1,0 +1,146 @@
+// The lobby over WebSocket (docs/lobby.md, docs/web.md): one JSON frame per
+// text message. `request` sends a frame with a fresh `id` and resolves with
+// the reply carrying that id (or rejects with a LobbyError); frames the
+// server sends on its own (match_found, room_update, queued while waiting for
+// a server, an error with a null id) go to `onPush`.
+
+// What each lobby error code means for the player (docs/lobby.md, "Errors").
+export const LOBBY_ERRORS = {
+  malformed_json: "The client sent something the lobby could not read.",
+  not_an_object: "The client sent something the lobby could not read.",
+  unknown_type: "The lobby does not know that request.",
+  missing_field: "A request was missing a field.",
+  invalid_field: "That is not accepted here (a name must be 1 to 32 visible characters).",
+  frame_too_large: "That request was too large.",
+  hello_required: "Enter a name first.",
+  already_hello: "You already have a name on this connection.",
+  unknown_game: "This server does not run that game.",
+  bad_secret: "Your previous match is over or could not be found.",
+  no_active_match: "You have no match to go back to.",
+  rate_limited: "Slow down a little, then try again.",
+  already_queued: "You are already waiting for a match.",
+  not_queued: "You are not in a queue (the match may already have formed).",
+  server_draining: "The server is shutting down; try again in a moment.",
+  unknown_room: "No open room has that id or code.",
+  room_full: "That room is full.",
+  already_in_room: "Leave your room first.",
+  not_in_room: "You are not in a room.",
+  not_room_owner: "Only the room's owner can do that.",
+  unknown_party: "No party has that code.",
+  already_in_party: "You are already in a party.",
+  party_full: "That party is full.",
+  not_in_party: "You are not in a party.",
+  party_queued: "That party is already waiting for a match.",
+  party_changed: "The party changed while queueing; queue again.",
+  not_party_leader: "Only the party leader can queue or cancel.",
+  party_too_large: "The party is too large for that game.",
+  too_many_connections: "Too many connections from your address.",
+  too_many_errors: "The lobby closed the connection after too many bad requests.",
+  timeout: "The lobby connection timed out.",
+  session_replaced: "You opened this game in another tab or window.",
+  match_failed: "No game server could start the match; queue again.",
+  internal_error: "The server had a problem; try again.",
+};
+
+export function lobbyErrorText(code, message) {
+  return LOBBY_ERRORS[code] ?? message ?? `Lobby error: ${code}`;
+}
+
+export class LobbyError extends Error {
+  constructor(frame) {
+    super(lobbyErrorText(frame.code, frame.message));
+    this.code = frame.code;
+    this.frame = frame;
+  }
+}
+
+// The lobby answers pings only while it is told something; a frame every few
+// seconds keeps a queued or seated player alive (docs/lobby.md, "Limits").
+const KEEPALIVE_MS = 4000;
+
+export class LobbyConnection {
+  constructor(url, { onPush = () => {}, onClose = () => {} } = {}) {
+    this.url = url;
+    this.onPush = onPush;
+    this.onClose = onClose;
+    this.socket = null;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.keepalive = null;
+    this.closedByUs = false;
+  }
+
+  open() {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.url);
+      this.socket = socket;
+      let opened = false;
+      socket.onopen = () => {
+        opened = true;
+        this.keepalive = setInterval(() => this.send({ type: "ping" }), KEEPALIVE_MS);
+        resolve(this);
+      };
+      socket.onmessage = (event) => this.received(event.data);
+      socket.onclose = (event) => {
+        clearInterval(this.keepalive);
+        this.keepalive = null;
+        const error = new Error("the lobby connection closed");
+        error.code = "closed";
+        for (const { reject: fail } of this.pending.values()) fail(error);
+        this.pending.clear();
+        if (!opened) {
+          reject(new Error("could not reach the lobby"));
+          return;
+        }
+        this.onClose(event, this.closedByUs);
+      };
+    });
+  }
+
+  received(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const waiting = frame.id !== undefined && frame.id !== null
+      ? this.pending.get(frame.id)
+      : undefined;
+    if (waiting !== undefined) {
+      this.pending.delete(frame.id);
+      if (frame.type === "error") waiting.reject(new LobbyError(frame));
+      else waiting.resolve(frame);
+      return;
+    }
+    if (frame.type === "ping" || frame.type === "pong") {
+      if (frame.type === "ping") this.send({ type: "ping" });
+      return;
+    }
+    this.onPush(frame);
+  }
+
+  send(frame) {
+    if (this.socket !== null && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(frame));
+    }
+  }
+
+  request(frame) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.socket === null || this.socket.readyState !== WebSocket.OPEN) {
+        reject(new Error("not connected to the lobby"));
+        return;
+      }
+      this.pending.set(id, { resolve, reject });
+      this.send({ ...frame, id });
+    });
+  }
+
+  close() {
+    this.closedByUs = true;
+    clearInterval(this.keepalive);
+    if (this.socket !== null) this.socket.close(1000);
+  }
+}
