@@ -3,7 +3,7 @@
 | path | what |
 |---|---|
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
-| `/game` | the game session over WebSocket (`vinom.web_game`, docs/web.md), where games are hosted |
+| `/game` | the game session over WebSocket (`vinom.web_game`), where games are hosted |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | anything else | 404 |
 
