@@ -176,6 +176,9 @@ class RedisMatchmaker:
         self._listeners: list[MatchListener] = []
         # The tickets of this lobby's players: player id -> (ticket, its score).
         self._owned: dict[str, tuple[Ticket, float]] = {}
+        # Players whose enqueue awaits its answer -> whether a match of theirs was
+        # announced meanwhile (the channel may deliver it before the answer).
+        self._adding: dict[str, bool] = {}
         self._announced: OrderedDict[str, None] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
         self._channel = f"{settings.prefix}:matches"
@@ -265,9 +268,13 @@ class RedisMatchmaker:
         seats_json = _seats_json(ticket)
 
         def stored(answer: dict[str, Any]) -> int:
+            matched_meanwhile = self._adding.pop(ticket.player_id, False)
             if answer.get("error") == "already_queued":
                 raise AlreadyQueued(ticket.player_id)
-            self._owned[ticket.player_id] = (ticket, float(answer["score"]))
+            if not matched_meanwhile:
+                # Otherwise the ticket is gone already: owning it would keep the
+                # player from queueing again and put a matched ticket back later.
+                self._owned[ticket.player_id] = (ticket, float(answer["score"]))
             self._formed(ticket.game, ticket.queue, answer)
             return int(answer["position"])
 
@@ -278,6 +285,7 @@ class RedisMatchmaker:
                 self._formed(ticket.game, ticket.queue, answer)
                 self._script("cancel", ticket.player_id).addErrback(lambda _: None)
 
+        self._adding[ticket.player_id] = False
         d = self._script(
             "enqueue",
             ticket.player_id,
@@ -289,7 +297,11 @@ class RedisMatchmaker:
             *self._pass_arguments(ticket.game, ticket.queue, matches=2),
             late=lambda reply: late(json.loads(reply)),
         )
-        return d.addCallback(json.loads).addCallback(stored)
+        def unanswered(failure: Failure) -> Failure:
+            self._adding.pop(ticket.player_id, None)
+            return failure
+
+        return d.addCallbacks(json.loads, unanswered).addCallback(stored)
 
     def _pass_arguments(self, game: str, queue: str, matches: int) -> list[str]:
         before, after = self._pass_template[game, queue]
@@ -413,6 +425,8 @@ class RedisMatchmaker:
             self._announced.popitem(last=False)
         for player_id in match.player_ids:
             self._owned.pop(player_id, None)
+            if player_id in self._adding:
+                self._adding[player_id] = True
         for listener in list(self._listeners):
             try:
                 listener(match)
