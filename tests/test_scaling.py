@@ -16,6 +16,7 @@ import re
 import sys
 from typing import Any
 
+from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
@@ -117,7 +118,9 @@ class ClusterTestCase(TestCase):
         return found.group(1)
 
     async def redis_call(self, command: str, *args: Any) -> Any:
-        client = RedisClient.open(parse_redis_url(self.redis.url), reactor)
+        # One connection: a pool's others, still connecting when it disconnects,
+        # would log errors.
+        client = RedisClient.open(evolve(parse_redis_url(self.redis.url), pool_size=1), reactor)
         try:
             return await client.bounded(client.handler.execute_command(command, *args))
         finally:
