@@ -29,6 +29,7 @@ from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
+from vinom.hosting.remote import DEFAULT_PLACEMENT
 from vinom.redis import RedisClient, parse_redis_url
 
 GAME = GameRegistry.from_plugins().get("tictactoe")
@@ -218,6 +219,14 @@ class ScalingTests(ClusterTestCase):
         doomed.transport.signalProcess("KILL")
         await doomed.output.ended
         killed_at = reactor.seconds()
+
+        async def lapse() -> float:
+            # When the dead host's registration lapses, measured from the kill.
+            while await self.redis_call("EXISTS", f"vinom:host:{doomed_id}"):
+                await deferLater(reactor, 0.1, lambda: None)
+            return reactor.seconds() - killed_at
+
+        lapsed = Deferred.fromCoroutine(lapse())
         # Matches formed right away may be offered to the dead host first; it never
         # claims them, and the lobby offers them to the next host.
         early = await gatherResults(
@@ -229,7 +238,13 @@ class ScalingTests(ClusterTestCase):
         self.check_matched_once(early[0] + early[1], 4)
         # Within the heartbeat TTL (6 s) and a refresh (1 s) the host is gone from
         # the registry: no lobby offers it anything more.
-        ttl, refresh = 6.0, 1.0
+        ttl, refresh = DEFAULT_PLACEMENT.host_ttl, DEFAULT_PLACEMENT.refresh_every
+        # Its last heartbeat was at most ttl/3 before the kill; 1.5 s for polling
+        # on a loaded machine.
+        lapsed_after = await lapsed
+        print(f"\nthe killed host's registration lapsed {lapsed_after:.2f} s after the kill",
+              file=sys.stderr)  # fmt: skip
+        self.assertLessEqual(lapsed_after, ttl + 1.5)
         left = killed_at + ttl + refresh - reactor.seconds()
         if left > 0:
             await deferLater(reactor, left, lambda: None)
