@@ -25,11 +25,14 @@ from vinom.client.bots import BotDriver, play_bot, run_bots
 from vinom.client.game import connect_game
 from vinom.client.lobby import LobbyError, Queued, connect_lobby
 from vinom.matchmaking.redis import DEFAULT_SETTINGS as MATCHMAKER
+from vinom.redis import parse_redis_url
 
 # A lobby's tickets lapse this long after its last heartbeat, and the next
 # pass of a living lobby (every tick) drops them.
 TICKET_TTL = MATCHMAKER.ticket_ttl
 TICK = MATCHMAKER.tick_every
+# The bound on each call of the player store (2 s by default).
+REDIS_TIMEOUT = parse_redis_url("redis://127.0.0.1/0").timeout
 # What polling adds to a measured time on a loaded machine.
 SLACK = 1.5
 
@@ -163,6 +166,16 @@ class RedisRestartTests(ClusterTestCase):
         report(f"queue while Redis is down answered {refused.exception.code}", took)
         self.assertEqual(refused.exception.code, "unavailable")
         self.assertLessEqual(took, MATCHMAKER.call_timeout + SLACK)
+        # A newcomer's hello needs the player store: `unavailable` within its timeout.
+        newcomer_lobby = await connect_lobby(reactor, first.host, first.port, trust=first.trust)
+        self.addCleanup(newcomer_lobby.close)
+        started = time.monotonic()
+        with self.assertRaises(LobbyError) as refused:
+            await newcomer_lobby.hello("early")
+        took = time.monotonic() - started
+        report(f"hello while Redis is down answered {refused.exception.code}", took)
+        self.assertEqual(refused.exception.code, "unavailable")
+        self.assertLessEqual(took, REDIS_TIMEOUT + SLACK)
         started = time.monotonic()
         pong = await idle.ping()
         self.assertLess(time.monotonic() - started, 1.0 + SLACK)
