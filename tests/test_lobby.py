@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -25,9 +25,10 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.identity import hash_secret
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.matchmaking.interfaces import Match
+from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
+from vinom.redis import RedisUnavailable
 from vinom.store.interfaces import PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
@@ -766,6 +767,16 @@ class AsynchronousStoreTests(LobbyHarness):
         self.assertEqual(client.frames(), [])
 
 
+class AwayStore(MemoryPlayerStore):
+    def save_player(self, record: PlayerRecord) -> Deferred[None]:
+        return fail(RedisUnavailable("Redis at 127.0.0.1:6379 did not answer within 2 s"))
+
+
+class AwayMatchmaker(FifoMatchmaker):
+    def enqueue(self, ticket: Ticket) -> Deferred[int]:
+        return fail(MatchmakerUnavailable("enqueue: Redis did not answer within 5.0 s"))
+
+
 class BrokenStore(MemoryPlayerStore):
     def save_player(self, record: PlayerRecord) -> Deferred[None]:
         raise OSError("disk on fire")
@@ -779,6 +790,24 @@ class InternalErrorTests(LobbyHarness):
         )
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
         self.assertEqual(client.request({"type": "ping"})["type"], "pong")
+
+    def test_redis_away_answers_unavailable_and_logs_no_failure(self) -> None:
+        # The store or matchmaker timed out on Redis: the player is told to try
+        # again (`unavailable`), not that the server broke.
+        client = self.connect(factory=self.make_factory(store=AwayStore()))
+        self.assert_error(
+            client.request({"type": "hello", "name": "A", "id": 1}), errors.UNAVAILABLE, 1
+        )
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(client.request({"type": "ping"})["type"], "pong")
+        factory = self.make_factory(matchmaker=AwayMatchmaker({"tictactoe": 2}, self.clock))
+        queuer = self.connect(factory=factory)
+        queuer.hello("B")
+        self.assert_error(
+            queuer.request({"type": "queue", "game": "tictactoe", "id": 2}), errors.UNAVAILABLE, 2
+        )
+        # Not queued: the player may queue again.
+        self.assert_error(queuer.request({"type": "cancel", "id": 3}), errors.NOT_QUEUED, 3)
 
     def test_a_failing_token_issuer_fails_only_that_delivery(self) -> None:
         class Broken(PlaceholderTokenIssuer):

@@ -91,6 +91,32 @@ class _Child(ProcessProtocol):
         self.ended.callback(None)
 
 
+class _HeldEnqueues:
+    """A lobby's pool whose enqueue answers wait until `release()`: the match
+    channel (its own connection) then delivers before them, as it may under load."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.held: list[tuple[Deferred[Any], Any]] = []
+        self.holding = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def evalsha(self, sha: str, keys: list[str], args: list[str]) -> Deferred[Any]:
+        answer: Deferred[Any] = self._pool.evalsha(sha, keys, args)
+        if not (self.holding and args[0] == "enqueue"):
+            return answer
+        held: Deferred[Any] = Deferred()
+        answer.addBoth(lambda value: self.held.append((held, value)))
+        return held
+
+    def release(self) -> None:
+        self.holding = False
+        for held, value in self.held:
+            held.callback(value) if not isinstance(value, Failure) else held.errback(value)
+
+
 class RaceTests(TestCase):
     async def test_no_ticket_is_matched_twice_by_racing_lobbies(self) -> None:
         redis = await start_redis(self)
@@ -231,6 +257,38 @@ class BurstTests(TestCase):
         self.assertTrue(all(isinstance(f, MatchmakerUnavailable) for f in failures), failures)
         # Three calls of at most four tickets, one after another, each within its timeout.
         self.assertLess(time.monotonic() - started, 3 * 1.0 + 2)
+    async def test_a_ticket_matched_before_its_enqueue_answers_can_queue_again(self) -> None:
+        # Lobby A queues p; lobby B's enqueue of q matches p at once, and A hears
+        # the match on its channel before the answer to its enqueue. p's match
+        # then finds no game host and A puts p back: that must work (p is not
+        # still counted as queued), and p is matched once more, with r.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=60.0)
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
+                                             reconnect=True)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        held = _HeldEnqueues(pool)
+        matchmaker = RedisMatchmaker(
+            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), {"tictactoe": 2},
+            reactor, settings=settings,
+        )  # fmt: skip
+        await matchmaker.start()
+        self.addCleanup(matchmaker.stop)
+        first = Lobby(matchmaker)
+        second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        queued = first.matchmaker.enqueue(ticket("p"))
+        await wait_until(lambda: bool(held.held), 5, "the enqueue's answer")
+        await second.matchmaker.enqueue(ticket("q"))
+        await wait_until(lambda: len(first.heard) == 1, 5, "the match on the channel")
+        self.assertFalse(queued.called)
+        held.release()
+        self.assertEqual(await queued, 1)
+        self.assertEqual(await first.matchmaker.requeue(ticket("p")), 1)
+        await second.matchmaker.enqueue(ticket("r"))
+        await wait_until(lambda: len(first.heard) == 2, 5, "the second match")
+        self.assertEqual(first.heard[1].player_ids, ("p", "r"))
+        # Nothing of p is left to put back in the queue after a lapse.
+        self.assertIsNone(await first.matchmaker.position("p"))
 
 
 class DeadLobbyTests(TestCase):

@@ -52,7 +52,9 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.errors import LobbyError
+from vinom.matchmaking.interfaces import MatchmakerUnavailable
 from vinom.ratelimit import TokenBucket
+from vinom.redis import RedisUnavailable
 
 Frame = dict[str, Any]
 
@@ -475,6 +477,16 @@ class LobbyConnection:
             error = failure.value
             assert isinstance(error, LobbyError)
             self.send_error(error.code, error.message, request.request_id, counted=error.counted)
+            return
+        if failure.check(MatchmakerUnavailable, RedisUnavailable):
+            # Redis is away (restarting, unreachable): no bug here, and the
+            # player may try again; the pools reconnect by themselves.
+            self.log.warn("serving {request!r}: {error}", request=request, error=failure.value)
+            self.send_error(
+                errors.UNAVAILABLE,
+                "the server's shared state did not answer in time; try again shortly",
+                request.request_id,
+            )
             return
         self.log.failure(
             "serving {request!r} from {peer} failed", failure, request=request, peer=self.peer_host

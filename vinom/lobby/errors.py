@@ -49,6 +49,8 @@ TOO_MANY_ERRORS: Final = "too_many_errors"
 TIMEOUT: Final = "timeout"
 SESSION_REPLACED: Final = "session_replaced"
 MATCH_FAILED: Final = "match_failed"
+# The shared state (Redis, with --redis) did not answer in time: try again later.
+UNAVAILABLE: Final = "unavailable"
 INTERNAL_ERROR: Final = "internal_error"
 
 ALL_CODES: Final = frozenset(
@@ -88,6 +90,7 @@ ALL_CODES: Final = frozenset(
         TIMEOUT,
         SESSION_REPLACED,
         MATCH_FAILED,
+        UNAVAILABLE,
         INTERNAL_ERROR,
     }
 )
@@ -117,6 +120,7 @@ NOT_COUNTED: Final = frozenset(
         RATING_REFUSED,
         SERVER_DRAINING,
         MATCH_FAILED,
+        UNAVAILABLE,
         INTERNAL_ERROR,
         SESSION_REPLACED,
         TOO_MANY_CONNECTIONS,

@@ -179,6 +179,9 @@ class RedisMatchmaker:
         self._listeners: list[MatchListener] = []
         # The tickets of this lobby's players: player id -> (ticket, its score).
         self._owned: dict[str, tuple[Ticket, float]] = {}
+        # Players whose enqueue awaits its answer -> whether a match of theirs was
+        # announced meanwhile (the channel may deliver it before the answer).
+        self._adding: dict[str, bool] = {}
         self._announced: OrderedDict[str, None] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
         self._channel = f"{settings.prefix}:matches"
@@ -313,10 +316,14 @@ class RedisMatchmaker:
             except (ValueError, KeyError, TypeError) as e:
                 failed(Failure(MatchmakerUnavailable(f"enqueue: unexpected answer ({e})")))
                 return
-            # Owned before the matches are announced: announcing forgets the
-            # players matched.
+            # Owned before the matches of this answer are announced (announcing
+            # forgets the players matched), unless a match of the player was heard
+            # on the channel before this answer: the ticket is gone already, and
+            # owning it would keep the player from queueing again and put a
+            # matched ticket back after a lapse.
             for (ticket, _, _), entry in zip(batch, answers, strict=True):
-                if "score" in entry:
+                matched_meanwhile = self._adding.pop(ticket.player_id, False)
+                if "score" in entry and not matched_meanwhile:
                     self._owned[ticket.player_id] = (ticket, float(entry["score"]))
             self._formed(game, queue, answer)
             for (ticket, _, waiter), entry in zip(batch, answers, strict=True):
@@ -326,7 +333,8 @@ class RedisMatchmaker:
                     waiter.errback(AlreadyQueued(ticket.player_id))
 
         def failed(failure: Failure) -> None:
-            for _, _, waiter in batch:
+            for ticket, _, waiter in batch:
+                self._adding.pop(ticket.player_id, None)
                 waiter.errback(failure)
 
         def late(reply: Any) -> None:
@@ -342,6 +350,8 @@ class RedisMatchmaker:
             self._sending.discard(key)
             self._send_enqueues(key)
 
+        for ticket, _, _ in batch:
+            self._adding[ticket.player_id] = False
         d = self._script(
             "enqueue", *arguments, *self._pass_arguments(game, queue, matches), late=late
         )
@@ -470,6 +480,8 @@ class RedisMatchmaker:
             self._announced.popitem(last=False)
         for player_id in match.player_ids:
             self._owned.pop(player_id, None)
+            if player_id in self._adding:
+                self._adding[player_id] = True
         for listener in list(self._listeners):
             try:
                 listener(match)
