@@ -28,6 +28,9 @@ library) does, in the same conversation with the server:
    redundant `disconnect` packets, so the room ends and its port returns to
    the pool.
 
+With several lobbies (`more_ports`, lobbies on one Redis sharing one
+certificate) client i connects to lobby i % N.
+
 Any failure (refused or dropped connection, TLS or certificate error, an
 `error` frame, a failed UDP handshake, a match that ends before it is full,
 no full room within `timeout` seconds) counts as an error, by kind.

@@ -26,6 +26,10 @@ game-host workers) unless `extra_args` say otherwise; with workers or a
 child per match (`--game-host process`) it is ready only once every worker,
 or every pre-started child, is, and `mark` reports the workers and, for
 `--game-host process`, every spawn latency observed (`spawn_samples`).
+With `--role lobby` or `--role host` in `extra_args` (match --redis) it
+runs that part alone: a lobby is ready once its Redis matchmaker runs, it
+hears the placements channel and has seen a live game host; a host once
+its record is in the Redis registry (`host_id` in its ready message).
 """
 
 from __future__ import annotations
