@@ -31,8 +31,8 @@ from vinom.games.registry import GameRegistry
 from vinom.redis import RedisClient, parse_redis_url
 
 GAME = GameRegistry.from_plugins().get("tictactoe")
-# Players in the exactly-once test; the benchmark's figure is for many more
-# (`python -m benchmarks match --lobbies 2 --redis` is later work, see docs/scaling.md).
+# Players in the exactly-once test; `python -m benchmarks match --lobbies 2 --redis`
+# runs many more (docs/performance.md).
 PLAYERS = 40
 
 
