@@ -115,7 +115,9 @@ class MeasuredRun:
 
     The load processes announce `measuring` and `window_end`; the server's
     CPU is sampled by the parent at those two moments (psutil), each load
-    process reports its own CPU for the window in its `result`.
+    process reports its own CPU for the window in its `result`. A server
+    of several processes passes the rest as `more_servers`: `server_cpu_s`
+    is then their sum, and `server_cpu_by_process` each one's, by worker name.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class MeasuredRun:
         options: ScenarioOptions,
         profile_name: str = "server",
         window_s: float = 10.0,
+        more_servers: Sequence[Worker] = (),
     ) -> None:
         self.harness = harness
         self.profile_dir: str | None = options["profile"]
@@ -135,39 +138,56 @@ class MeasuredRun:
         self.expected_window_s = window_s
         self.hotspots: list[profile.Hotspot] = []
         self.server = server
+        self.servers = [server, *more_servers]
         self.loads = list(loads)
         self.server_cpu_s = 0.0
+        self.server_cpu_by_process: dict[str, float] = {}
         self.results: list[dict[str, Any]] = []
         self.server_marks: list[dict[str, Any]] = []
+        # Worker name -> its `mark` replies at both ends of the window.
+        self.marks: dict[str, list[dict[str, Any]]] = {}
 
-    def run(self, mark_server: bool = False, census: bool = False) -> list[dict[str, Any]]:
-        """Wait through the window; returns every load's `result` message."""
+    def run(
+        self, mark_server: bool = False, census: bool = False, mark: Sequence[Worker] = ()
+    ) -> list[dict[str, Any]]:
+        """Wait through the window; returns every load's `result` message.
+
+        `mark_server` marks the server at both ends of the window
+        (`server_marks`), `mark` any other workers (`marks`, by name).
+        """
+        marked = [*([self.server] if mark_server else []), *mark]
         for load in self.loads:
             self.harness.wait_for(load, "measuring")
-        start = self.server.cpu_seconds()
+        start = {worker.name: worker.cpu_seconds() for worker in self.servers}
         profiler = None
         if self.profile_dir is not None:
             os.makedirs(self.profile_dir, exist_ok=True)
             path = os.path.join(self.profile_dir, f"{self.profile_name}.txt")
             profiler = profile.start(self.profile_target.pid, path, self.expected_window_s)
-        if mark_server:
-            self.server.send({"type": "mark", "census": census})
-            self.server_marks.append(self.harness.wait_for(self.server, "mark", 60))
+        self._mark(marked, census)
         for load in self.loads:
             self.harness.wait_for(load, "window_end")
-        end = self.server.cpu_seconds()
+        end = {worker.name: worker.cpu_seconds() for worker in self.servers}
         if profiler is not None:
             profile.stop(profiler)
             self.hotspots = profile.summarize(path)
             profile.write_summary(
                 self.hotspots, sys.stderr, f"profile ({self.profile_name}): {path}"
             )
-        if mark_server:
-            self.server.send({"type": "mark", "census": census})
-            self.server_marks.append(self.harness.wait_for(self.server, "mark", 60))
-        self.server_cpu_s = end - start
+        self._mark(marked, census)
+        self.server_cpu_by_process = {name: end[name] - start[name] for name in start}
+        self.server_cpu_s = sum(self.server_cpu_by_process.values())
+        self.server_marks = self.marks.get(self.server.name, []) if mark_server else []
         self.results = [self.harness.wait_for(load, "result") for load in self.loads]
         return self.results
+
+    def _mark(self, workers: Sequence[Worker], census: bool) -> None:
+        for worker in workers:
+            worker.send({"type": "mark", "census": census})
+        for worker in workers:
+            self.marks.setdefault(worker.name, []).append(
+                self.harness.wait_for(worker, "mark", 60)
+            )
 
     def cpu_figures(self) -> dict[str, float]:
         """`server_cpu_s` and `load_cpu_s` for the JSON summary."""

@@ -96,8 +96,15 @@ def cpu_plan(loads: int, pin: bool) -> tuple[int | None, list[int | None]]:
 class Worker:
     """One child process speaking JSON lines."""
 
-    def __init__(self, name: str, popen: subprocess.Popen[bytes], stderr: IO[bytes]) -> None:
+    def __init__(
+        self,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        stderr: IO[bytes],
+        ignores_stdin: bool = False,
+    ) -> None:
         self.name = name
+        self.ignores_stdin = ignores_stdin
         self.popen = popen
         self.pid = popen.pid
         self._stderr = stderr
@@ -173,10 +180,16 @@ class Worker:
         return self.popen.poll() is None
 
     def stop(self, grace: float = 3.0) -> None:
-        """Close stdin (the polite signal), then SIGTERM, then SIGKILL."""
+        """Close stdin (the polite signal), then SIGTERM, then SIGKILL.
+
+        A worker that ignores its standard input gets SIGTERM at once.
+        """
         if self.popen.stdin is not None and not self.popen.stdin.closed:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
+        if self.ignores_stdin:
+            with contextlib.suppress(OSError):
+                self.popen.terminate()
         for step in (self.popen.terminate, self.popen.kill):
             try:
                 self.popen.wait(grace)
@@ -243,9 +256,16 @@ class Harness:
         """Start `python -m module args...`, pinned to `cpu` when given."""
         return self.spawn_command(name, [sys.executable, "-m", module, *args], cpu)
 
-    def spawn_command(self, name: str, argv: Sequence[str], cpu: int | None) -> Worker:
+    def spawn_command(
+        self, name: str, argv: Sequence[str], cpu: int | None, ignores_stdin: bool = False
+    ) -> Worker:
         """Start any command (`argv`) as a worker, pinned to `cpu` when given; one that
-        does not speak JSON lines (twistd) only ever sends `output` messages."""
+        does not speak JSON lines (twistd) only ever sends `output` messages.
+
+        A command that `ignores_stdin` (redis-server) would not notice the harness
+        going: on Linux the kernel kills it when the harness process exits (even
+        by SIGKILL), and `stop` sends it SIGTERM at once.
+        """
         # Closed by Worker.stop; kept open until then to show the tail on failure.
         stderr = tempfile.TemporaryFile(prefix=f"vinom-bench-{name}-")  # noqa: SIM115
         popen = subprocess.Popen(
@@ -255,8 +275,9 @@ class Harness:
             stderr=stderr,
             env=self._env,
             close_fds=True,
+            preexec_fn=_kill_with_parent if ignores_stdin and _HAS_PDEATHSIG else None,
         )
-        worker = Worker(name, popen, stderr)
+        worker = Worker(name, popen, stderr, ignores_stdin)
         self.workers.append(worker)
         assert popen.stdout is not None
         os.set_blocking(popen.stdout.fileno(), False)
@@ -350,8 +371,9 @@ class Harness:
                 self._selector.unregister(key.fileobj)
 
     def close(self) -> None:
-        """Stop every worker (idempotent)."""
-        workers, self.workers = self.workers, []
+        """Stop every worker (idempotent), the last started first: a worker may need
+        one started before it (a server its Redis) while it stops."""
+        workers, self.workers = self.workers[::-1], []
         for worker in workers:
             if worker.popen.stdin is not None and not worker.popen.stdin.closed:
                 with contextlib.suppress(OSError):
@@ -360,6 +382,18 @@ class Harness:
             self._forget(worker)
             worker.stop()
         self._selector.close()
+
+
+# prctl(PR_SET_PDEATHSIG) exists on Linux only.
+_HAS_PDEATHSIG = sys.platform.startswith("linux")
+_PR_SET_PDEATHSIG = 1
+
+
+def _kill_with_parent() -> None:
+    """In the child, before exec: SIGKILL it when the process that started it exits."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
 
 
 def _is_main_thread() -> bool:

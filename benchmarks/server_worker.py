@@ -26,6 +26,10 @@ game-host workers) unless `extra_args` say otherwise; with workers or a
 child per match (`--game-host process`) it is ready only once every worker,
 or every pre-started child, is, and `mark` reports the workers and, for
 `--game-host process`, every spawn latency observed (`spawn_samples`).
+With `--role lobby` or `--role host` in `extra_args` (match --redis) it
+runs that part alone: a lobby is ready once its Redis matchmaker runs, it
+hears the placements channel and has seen a live game host; a host once
+its record is in the Redis registry (`host_id` in its ready message).
 """
 
 from __future__ import annotations
@@ -358,7 +362,10 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
         settings.get("lobby_extra", ""),
     )
     options = tap.Options()
-    options.parseOptions([*args, *settings.get("extra_args", [])])
+    # A bench server stops when its harness is done or gone: running matches are
+    # aborted at once rather than played out (the harness may have been killed).
+    options.parseOptions([*args, "--drain-timeout", "0", *settings.get("extra_args", [])])
+    role = options["role"]
     root = tap.makeService(options, reactor)
     processes = _host_processes(root)
     rss_empty = rss_bytes()
@@ -366,26 +373,74 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     from vinom.certs import CERT_FILE
 
-    trust = os.path.join(settings["data_dir"], CERT_FILE)
-    hosting = root.getServiceNamed("hosting")
-    lobby = root.getServiceNamed("lobby")
+    trust = options["certificate"] or os.path.join(settings["data_dir"], CERT_FILE)
+    hosting = root.getServiceNamed("hosting") if role != "lobby" else None
+    lobby = root.getServiceNamed("lobby") if role != "host" else None
 
     def server_counters() -> dict[str, Any]:
-        out = _hosting_counters(hosting)
-        store = getattr(lobby, "store", None)
-        for name in ("player_count", "placement_count"):
-            value = getattr(store, name, None)
-            if isinstance(value, int):
-                out[f"store_{name}"] = value
-        out["lobby_connections"] = lobby.connection_count
-        out["lobby_waiting_matches"] = lobby.waiting_matches
+        out = _hosting_counters(hosting) if hosting is not None else {}
+        if lobby is not None:
+            store = getattr(lobby, "store", None)
+            for name in ("player_count", "placement_count"):
+                value = getattr(store, name, None)
+                if isinstance(value, int):
+                    out[f"store_{name}"] = value
+            out["lobby_connections"] = lobby.connection_count
+            out["lobby_waiting_matches"] = lobby.waiting_matches
         return out
 
-    ready = {"lobby_port": lobby_port, "trust": trust, "udp_ports": [low, high],
-             "rss_empty": rss_empty}
+    ready: dict[str, Any] = {"role": role, "rss_empty": rss_empty}
+    if lobby is not None:
+        ready.update(lobby_port=lobby_port, trust=trust)
+    if hosting is not None:
+        ready["udp_ports"] = [low, high]
+    if role == "lobby":
+        return ensureDeferred(_lobby_ready(reactor, root, ready, server_counters))
+    if role == "host":
+        return ensureDeferred(_host_ready(reactor, root, processes, ready, server_counters))
     if processes is None:
         return ready, server_counters
     return ensureDeferred(_processes_ready(reactor, processes, ready, server_counters))
+
+
+async def _lobby_ready(
+    reactor: Any, root: Any, ready: dict[str, Any], server_counters: Callable[[], Any]
+) -> Ready:
+    """A `--role lobby` server is ready once its Redis matchmaker runs, it hears the
+    placements channel and it has read a live game host from the registry."""
+    matchmaker = root.getServiceNamed("matchmaker")
+    placement = root.getServiceNamed("placement")
+    await root.getServiceNamed("placement-channel").subscription.when_subscribed()
+    deadline = reactor.seconds() + WORKERS_READY_S
+    while not (matchmaker.started and placement.live_hosts):
+        if reactor.seconds() > deadline:
+            raise RuntimeError(
+                f"lobby not ready after {WORKERS_READY_S:g} s (matchmaker started: "
+                f"{matchmaker.started}, live game hosts: {len(placement.live_hosts)})"
+            )
+        await deferLater(reactor, 0.05, lambda: None)
+    return ready, server_counters
+
+
+async def _host_ready(
+    reactor: Any, root: Any, processes: Any, ready: dict[str, Any],
+    server_counters: Callable[[], Any],
+) -> Ready:
+    """A `--role host` server is ready once its workers (if any) are live and its
+    record is in the Redis host registry, where lobbies look for game hosts."""
+    from vinom.hosting.registry import RedisHostRegistry
+
+    counters = server_counters
+    if processes is not None:
+        ready, counters = await _processes_ready(reactor, processes, ready, server_counters)
+    agent = root.getServiceNamed("host-agent")
+    registry = RedisHostRegistry(root.getServiceNamed("redis").redis)
+    deadline = reactor.seconds() + WORKERS_READY_S
+    while await registry.get(agent.host_id) is None:
+        if reactor.seconds() > deadline:
+            raise RuntimeError(f"game host not registered after {WORKERS_READY_S:g} s")
+        await deferLater(reactor, 0.05, lambda: None)
+    return {**ready, "host_id": agent.host_id}, counters
 
 
 def _host_processes(root: Any) -> Any:

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 # One lookup of the binary for the tests and the matchmaker benchmark.
-from benchmarks.matchmaker import redis_server_binary
+from benchmarks.redis_process import redis_server_binary
 
 
 def free_tcp_port() -> int:

@@ -13,13 +13,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
+import psutil
 from twisted.trial import unittest
 
 import vinom
 from benchmarks.echo_load import split_window
 from benchmarks.harness import (
+    Harness,
     bottleneck,
     cpu_plan,
     decode_histogram,
@@ -58,6 +61,14 @@ def run_bench(*args: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], s
     return done.returncode, result, done.stderr.decode()
 
 
+def _alive(process: psutil.Process) -> bool:
+    """Running, and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 class HarnessPieceTests(unittest.TestCase):
     """The small pure pieces the scenarios rely on."""
 
@@ -88,6 +99,43 @@ class HarnessPieceTests(unittest.TestCase):
         self.assertEqual(merged.get_total_count(), 5)
         self.assertAlmostEqual(percentile_ms(merged, 100), 5.0, places=1)
         self.assertEqual(percentile_ms(merge_histograms([]), 99), 0.0)
+
+    def test_a_worker_ignoring_stdin_dies_with_a_killed_harness(self) -> None:
+        # A harness process starts a command that never reads its standard input
+        # (as redis-server), then is killed with SIGKILL: the kernel kills the command.
+        script = (
+            "import sys, time\n"
+            "from benchmarks.harness import Harness\n"
+            "harness = Harness(60).__enter__()\n"
+            "worker = harness.spawn_command('sleeper', ['sleep', '300'], None,\n"
+            "                               ignores_stdin=True)\n"
+            "print(worker.pid, flush=True)\n"
+            "time.sleep(300)\n"
+        )
+        parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                  env=bench_env(), cwd=ROOT)  # fmt: skip
+        self.addCleanup(parent.wait)
+        self.addCleanup(parent.kill)
+        assert parent.stdout is not None
+        sleeper = psutil.Process(int(parent.stdout.readline()))
+        self.assertTrue(sleeper.is_running())
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _alive(sleeper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        dead = not _alive(sleeper)
+        if not dead:
+            sleeper.kill()
+        self.assertTrue(dead, "the command outlived its killed harness")
+
+    def test_close_stops_a_worker_ignoring_stdin_at_once(self) -> None:
+        with Harness(60) as harness:
+            worker = harness.spawn_command("sleeper", ["sleep", "300"], None, ignores_stdin=True)
+            started = time.monotonic()
+        self.assertIsNotNone(worker.popen.returncode)
+        # SIGTERM at once, not after the grace given to workers that read stdin (3 s).
+        self.assertLess(time.monotonic() - started, 2.5)
 
     def test_bottleneck(self) -> None:
         self.assertEqual(bottleneck(9.8, 5.0, 10.0), "server")
@@ -270,6 +318,39 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(result["errors"], 0)
         self.assertRate(result, "clients_per_s")
         self.assertGreaterEqual(result["worker_cpu_s"], 0)
+
+    def test_match_through_two_lobbies_on_redis(self) -> None:
+        code, result, stderr = run_bench(
+            "match", "--clients", "20", "--in-flight", "10", "--lobbies", "2", "--redis",
+            timeout=120,
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["scenario"], result["lobbies"], result["redis"]),
+                         ("match", 2, True))  # fmt: skip
+        self.assertEqual((result["clients"], result["errors"]), (20, 0))
+        # Every client reached its full room, through one lobby or the other.
+        self.assertEqual(sum(result["lobby_clients"]), 20)
+        self.assertEqual(len(result["lobby_clients"]), 2)
+        self.assertTrue(all(count > 0 for count in result["lobby_clients"]), result)
+        self.assertLessEqual(result["matches_across_lobbies"], 10)
+        self.assertRate(result, "clients_per_s")
+        # The CPU of each server process, and their sum.
+        by_process = result["server_cpu_by_process"]
+        self.assertEqual(set(by_process), {"lobby0", "lobby1", "host", "redis"})
+        self.assertAlmostEqual(sum(by_process.values()), result["server_cpu_s"], delta=0.01)
+        self.assertGreater(by_process["lobby0"] + by_process["lobby1"], 0)
+        self.assertGreater(result["server_cpu_ms_per_client"], 0)
+
+    def test_match_lobbies_usage_errors(self) -> None:
+        for args, says in [
+            (("--lobbies", "2"), "--lobbies more than 1 needs --redis"),
+            (("--lobbies", "0", "--redis"), "--lobbies must be at least 1"),
+            (("--redis", "--client", "twisted"), "--redis runs the lean clients only"),
+        ]:
+            code, result, stderr = run_bench("match", *args)
+            self.assertEqual(code, 2, stderr)
+            self.assertIn(says, stderr)
+            self.assertEqual(result, {})
 
     def test_spawn(self) -> None:
         for pool in ("1", "0"):

@@ -118,6 +118,22 @@ class LeanMatchClients(TestCase):
         await run_load(load, clients=2, in_flight=2)
         self.assertEqual(load.errors, {"connect_ECONNREFUSED": 2})
 
+    async def test_clients_spread_over_lobbies_in_turn(self) -> None:
+        server = await self.server()
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+        probe.close()  # the second "lobby": nothing listens there
+        load = MatchLoad(server.lobby.host, server.lobby.port, server.lobby.trust,
+                         more_lobbies=[("127.0.0.1", closed)])  # fmt: skip
+        await run_load(load, clients=4, in_flight=4)
+        # Clients 0 and 2 went to the real lobby and were matched together; 1 and 3
+        # to the other one, which refused them.
+        self.assertEqual(load.completed_by_lobby, [2, 0])
+        self.assertEqual(load.errors, {"connect_ECONNREFUSED": 2})
+        self.assertEqual(load.matches_across_lobbies, 0)
+        self.assertEqual([sorted(lobbies) for lobbies in load.match_lobbies.values()], [[0, 0]])
+
     async def test_silent_lobby_times_out(self) -> None:
         server = await self.server()
         # Accepts connections and never answers the TLS handshake.

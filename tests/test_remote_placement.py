@@ -1,20 +1,32 @@
 """The lobby's side of remote placement, on a Clock: a match no game host took puts its
 connected players back at the head of the queue; a lobby sharing its store forgets only
-its own players; match outcomes cross the placement channel as they were."""
+its own players; match outcomes cross the placement channel as they were; an outcome
+heard before the match itself (two channels, two connections) is not lost."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from tests.redis_server import start_redis
 from tests.test_lobby import LobbyHarness
 from vinom.hosting.interfaces import IMatchHosting, MatchEnded
-from vinom.hosting.remote import NoHostAvailable, outcome_from_json, outcome_to_json
+from vinom.hosting.registry import RedisHostRegistry
+from vinom.hosting.remote import (
+    NoHostAvailable,
+    RemoteMatchHosting,
+    outcome_from_json,
+    outcome_to_json,
+)
 from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.address import HostAddress
+from vinom.redis import RedisClient, parse_redis_url
 from vinom.store.interfaces import PlayerRecord
 
 
@@ -93,3 +105,45 @@ class OutcomeJsonTests(SynchronousTestCase):
             MatchEnded("m-2", "aborted", None, "players_missing", ("p-1",)),
         ):
             self.assertEqual(outcome_from_json(outcome_to_json(outcome)), outcome)
+
+
+class EarlyOutcomeTests(TestCase):
+    """On a real Redis, with no game host: the outcome decides, not a placement attempt."""
+
+    timeout = 30
+
+    async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient]:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=Clock(), lobby_id="l-test")  # fmt: skip
+        return hosting, redis
+
+    def match(self) -> Match:
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        return Match("m-early", "duel", players, 1.0)
+
+    async def test_placed_heard_before_the_match_gives_its_address(self) -> None:
+        hosting, redis = await self.lobby()
+        hosting.handle_message(json.dumps({
+            "event": "placed", "match_id": "m-early", "host_id": "h-1",
+            "address": {"host": "127.0.0.1", "port": 7400},
+        }))  # fmt: skip
+        ended: list[MatchEnded | None] = []
+        address = await hosting.host_match(self.match(), on_ended=ended.append)
+        self.assertEqual(address, HostAddress("127.0.0.1", 7400))
+        self.assertEqual(hosting.running_games, 1)
+        # This lobby did not try to place it (another one had).
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-early"))
+        hosting.handle_message(json.dumps({"event": "ended", "match_id": "m-early",
+                                           "outcome": None}))  # fmt: skip
+        self.assertEqual((ended, hosting.matches), ([None], 0))
+
+    async def test_failed_heard_before_the_match_fails_it(self) -> None:
+        hosting, _ = await self.lobby()
+        hosting.handle_message(json.dumps({"event": "failed", "match_id": "m-early",
+                                           "reason": "no game host took the match"}))
+        with self.assertRaises(NoHostAvailable):
+            await hosting.host_match(self.match())
+        self.assertEqual(hosting.matches, 0)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -93,6 +94,9 @@ class PlacementSettings:
 
 
 DEFAULT_PLACEMENT = PlacementSettings()
+
+# Outcomes (`placed`, `failed`) a lobby heard before the match itself, kept for it.
+_EARLY_OUTCOMES = 4096
 
 # KEYS: a host's request list. ARGV: the request, the list's TTL (ms).
 _PUSH = """
@@ -391,6 +395,9 @@ class RemoteMatchHosting(Service):
         self._placing: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
+        # The matches channel and the placements channel are two connections: a
+        # match's outcome may arrive before this lobby hears of the match itself.
+        self._early: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._hosts: list[HostRecord] = []
         self._refresh = LoopingCall(self.refresh_hosts)
         self._refresh.clock = clock
@@ -438,6 +445,11 @@ class RemoteMatchHosting(Service):
         result: Deferred[HostAddress] = Deferred()
         timer = self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id)
         self._placing[match_id] = _Placing(match, on_ended, result, timer)
+        early = self._early.pop(match_id, None)
+        if early is not None:
+            # Placed (or given up) already, by another lobby: nothing to place.
+            self._outcome(early)
+            return result
         d = Deferred.fromCoroutine(self._maybe_place(match))
         d.addErrback(self._place_failed, match_id)
         return result
@@ -470,19 +482,37 @@ class RemoteMatchHosting(Service):
             message = json.loads(text)
             event = message["event"]
             match_id = str(message["match_id"])
-            if event == "placed":
-                self._placed(match_id, str(message["host_id"]), _address_from(message["address"]))
+            if event in ("placed", "failed"):
+                if match_id in self._placing:
+                    self._outcome(message)
+                else:
+                    self._heard_early(match_id, message)
             elif event == "refused":
                 placing = self._placing.get(match_id)
                 waiter = None if placing is None else placing.answers.get(int(message["attempt"]))
                 if waiter is not None and not waiter.called:
                     waiter.callback(message)
-            elif event == "failed":
-                self._failed(match_id, str(message.get("reason", "")))
             elif event == "ended":
                 self._ended(match_id, outcome_from_json(message.get("outcome")))
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement message: {text!r}", text=text)
+
+    def _outcome(self, message: Mapping[str, Any]) -> None:
+        match_id = str(message["match_id"])
+        if message["event"] == "placed":
+            self._placed(match_id, str(message["host_id"]), _address_from(message["address"]))
+        else:
+            self._failed(match_id, str(message.get("reason", "")))
+
+    def _heard_early(self, match_id: str, message: dict[str, Any]) -> None:
+        """An outcome of a match this lobby is not placing: kept in case it hears the
+        match later (checked now, so that a malformed message is refused at once)."""
+        if message["event"] == "placed":
+            str(message["host_id"])
+            _address_from(message["address"])
+        self._early[match_id] = message
+        while len(self._early) > _EARLY_OUTCOMES:
+            self._early.popitem(last=False)
 
     def _placed(self, match_id: str, host_id: str, address: HostAddress) -> None:
         placing = self._placing.pop(match_id, None)
