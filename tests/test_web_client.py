@@ -506,6 +506,43 @@ class WebClientInChromiumTests(TestCase):
         await click(browser, "#game-leave")
         await browser.wait_for_text("#result-text", "You left the match.", WAIT)
 
+    async def test_a_browser_walks_the_maze_with_the_arrow_keys_against_a_bot(self) -> None:
+        _server, url = await start_web_server(self)
+        browser = await open_browser(self)
+        await enter(browser, url, "Ann")
+        await click(browser, '[data-action="create-room"][data-game="maze"]')
+        await wait_for_screen(browser, "room")
+        await click(browser, "#room-add-bot")
+        await wait_for_game(browser, "maze")
+        await browser.wait_for_text("#game-phase", "Playing", 60)
+        me = (await my_player_row(browser))["id"]
+        mine = f'.vb-token[data-player="{me}"]'
+
+        def where(driver: Any) -> tuple[str, str, str]:
+            token = driver.find_element(By.CSS_SELECTOR, mine)
+            score = driver.find_element(By.CSS_SELECTOR, f'li[data-player="{me}"]').text
+            return token.get_attribute("data-x"), token.get_attribute("data-y"), score
+
+        start = await browser.run(where)
+        # The board sends a key's move only through an open wall: some direction
+        # from the corner moves the token, and its first cell holds a reward.
+        keys = {"ArrowUp": "\ue013", "ArrowDown": "\ue015", "ArrowLeft": "\ue012",
+                "ArrowRight": "\ue014"}
+        moved = start
+        for key in keys.values():
+            await browser.run(
+                lambda d, key=key: d.find_element(By.TAG_NAME, "body").send_keys(key)
+            )
+            await pause(0.5)
+            moved = await browser.run(where)
+            if moved[:2] != start[:2]:
+                break
+        self.assertNotEqual(moved[:2], start[:2], "no arrow key moved the player")
+        # The move was the server's: the state that moved the token scored its cell.
+        await browser.wait_until(lambda d: where(d)[2] != start[2], WAIT)
+        await click(browser, "#game-leave")
+        await browser.wait_for_text("#result-text", "You left the match.", WAIT)
+
     async def dice_step(self, browser: Browser, seen: dict[str, Any]) -> None:
         """My move: roll, set aside the best-scoring dice, or bank; then wait for its state."""
         phase = seen["phase"]
