@@ -39,10 +39,13 @@ from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 
 # maze4: the maze set up for four, where parties of two meet solo players.
-SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4}
+# duo4: four players in two teams of two.
+SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4, "duo4": 4}
+TEAMS = {"duo4": 2}
 WINDOWS = {"tictactoe": RatingWindow(base=100, growth=20, max=None),
            "maze": RatingWindow(base=50, growth=10, max=200),
-           "maze4": RatingWindow(base=50, growth=10, max=200)}
+           "maze4": RatingWindow(base=50, growth=10, max=200),
+           "duo4": RatingWindow(base=50, growth=10, max=200)}
 
 
 def ticket(
@@ -81,7 +84,12 @@ class MatchmakerContract:
     matchmaker: Any
     matches: list[Match]
 
-    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+    async def make(
+        self,
+        sizes: dict[str, int],
+        windows: dict[str, RatingWindow],
+        teams: dict[str, int] | None = None,
+    ) -> Any:
         raise NotImplementedError
 
     async def settle(self) -> None:
@@ -89,7 +97,7 @@ class MatchmakerContract:
 
     async def setUp(self) -> None:  # type: ignore[override]
         self.clock = Clock()
-        self.matchmaker = await self.make(SIZES, WINDOWS)
+        self.matchmaker = await self.make(SIZES, WINDOWS, TEAMS)
         self.matches = []
         self.matchmaker.add_listener(self.matches.append)
 
@@ -453,9 +461,59 @@ class MatchmakerContract:
         self.assertEqual(await self.position("far"), 1)
 
 
+    # -- teams: a party sits in one team
+
+    async def test_a_party_of_two_is_one_team_against_two_solo_players(self) -> None:
+        await self.enqueue(party("a", "b", game="duo4"))
+        await self.enqueue(ticket("s1", "duo4"))
+        await self.enqueue(ticket("s2", "duo4"))
+        await self.settle()
+        # Seats 0-1 are team 0, seats 2-3 team 1.
+        self.assert_matched(("a", "b", "s1", "s2"))
+
+    async def test_a_party_queued_between_solo_players_still_sits_in_one_team(self) -> None:
+        # Without teams this is s1 a b s2 (the party in seats 1 and 2, which
+        # would be two teams); with teams the solo players make the first team.
+        await self.enqueue(ticket("s1", "duo4"))
+        await self.enqueue(party("a", "b", game="duo4"))
+        await self.enqueue(ticket("s2", "duo4"))
+        await self.settle()
+        self.assert_matched(("s1", "s2", "a", "b"))
+
+    async def test_two_parties_are_the_two_teams(self) -> None:
+        await self.enqueue(party("a", "b", game="duo4"))
+        await self.enqueue(party("c", "d", game="duo4"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "d"))
+
+    async def test_a_party_larger_than_a_team_is_refused(self) -> None:
+        with self.assertRaises(PartyTooLarge):  # type: ignore[attr-defined]
+            await self.matchmaker.enqueue(party("a", "b", "c", game="duo4"))
+        self.assertIsNone(await self.position("a"))
+        # The same party fits the four seats of a game without teams.
+        await self.enqueue(party("a", "b", "c", game="maze4"))
+        self.assertEqual(await self.position("a"), 1)
+
+    async def test_a_ranked_party_sits_in_one_team(self) -> None:
+        await self.enqueue(ranked("s1", 1500, "duo4"))
+        await self.enqueue(party("a", "b", game="duo4", rating=1510.0, queue="ranked"))
+        await self.enqueue(ranked("s2", 1490, "duo4"))
+        await self.settle()
+        self.assert_matched(("s1", "s2", "a", "b"))
+
+    async def test_team_sizes_must_divide_the_match_size(self) -> None:
+        with self.assertRaises(ValueError):  # type: ignore[attr-defined]
+            await self.make({"duo4": 4}, {}, {"duo4": 3})
+
+
 class MemoryMatchmakerTests(MatchmakerContract, TestCase):
-    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
-        matchmaker = MemoryMatchmaker(sizes, self.clock, windows=windows)
+    async def make(
+        self,
+        sizes: dict[str, int],
+        windows: dict[str, RatingWindow],
+        teams: dict[str, int] | None = None,
+    ) -> Any:
+        matchmaker = MemoryMatchmaker(sizes, self.clock, windows=windows, team_sizes=teams)
         self.addCleanup(matchmaker.stop)
         return matchmaker
 
@@ -503,7 +561,12 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
         self.redis = await start_redis(self)
         await super().setUp()
 
-    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+    async def make(
+        self,
+        sizes: dict[str, int],
+        windows: dict[str, RatingWindow],
+        teams: dict[str, int] | None = None,
+    ) -> Any:
         # One connection: commands answer in the order they were sent, so a
         # call made after the clock started a pass answers after that pass.
         pool = txredisapi.lazyConnectionPool("127.0.0.1", self.redis.port, poolsize=1,
@@ -512,6 +575,7 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
         matchmaker = RedisMatchmaker(
             pool, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), sizes, self.clock,
             windows=windows, settings=RedisMatchmakerSettings(ticket_ttl=3600.0),
+            team_sizes=teams,
         )
         await matchmaker.start()
         self.addCleanup(matchmaker.stop)

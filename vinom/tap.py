@@ -718,6 +718,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 settings=RedisMatchmakerSettings(prefix=redis_settings.key_prefix + "mm"),
                 password=redis_settings.password,
                 windows=options["rating-windows"],
+                team_sizes=games.team_sizes(),
             )
             mm_service = MatchmakerService(matchmaker, reactor)
             mm_service.setName("matchmaker")
@@ -757,7 +758,12 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             party_service.setServiceParent(root)
         else:
             store = MemoryPlayerStore()
-            matchmaker = FifoMatchmaker(match_sizes, reactor, windows=options["rating-windows"])
+            matchmaker = FifoMatchmaker(
+                match_sizes,
+                reactor,
+                windows=options["rating-windows"],
+                team_sizes=games.team_sizes(),
+            )
         issuer = TokenIssuer(
             IssuerConfig(
                 protocol=protocol_config,
@@ -890,6 +896,7 @@ def _lobby(
         player_ranges={g.name: (g.min_players, g.max_players) for g in games},
         shared_store=shared_store,
         parties=parties,
+        team_sizes=games.team_sizes(),
     )
 
 
@@ -956,6 +963,12 @@ def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
             raise usage.UsageError(
                 f"--match-size {name}={size}: {name} takes {game.min_players} to "
                 f"{game.max_players} players"
+            )
+        team_size = games.team_sizes().get(name)
+        if team_size is not None and size % team_size:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: {name} has teams of {team_size}; the match "
+                "size must be a multiple of it"
             )
     return sizes
 

@@ -79,6 +79,34 @@ local function form(qkey, game_json, group, match_id, matched_ms)
   return message
 end
 
+-- The team of each ticket of `group` (indexes into pending) in `teams` teams
+-- of `team_size` seats, no party split, or nil: team_places in
+-- vinom/matchmaking/windows.py, searched the same way (each ticket in order
+-- into the lowest team with room, backing up; teams with the same room left
+-- are tried once), so both matchmakers seat a match alike.
+local function team_places(pending, group, team_size, teams)
+  local room, places = {}, {}
+  for t = 1, teams do room[t] = team_size end
+  local function place(i)
+    if i > #group then return true end
+    local size = pending[group[i]].size
+    local tried = {}
+    for t = 1, teams do
+      if room[t] >= size and not tried[room[t]] then
+        tried[room[t]] = true
+        room[t] = room[t] - size
+        places[i] = t
+        if place(i + 1) then return true end
+        room[t] = room[t] + size
+        places[i] = nil
+      end
+    end
+    return false
+  end
+  if place(1) then return places end
+  return nil
+end
+
 -- The groups to form from `pending` (live tickets in queue order), at most
 -- `most` of them: the rule of fill_groups in vinom/matchmaking/windows.py.
 -- The oldest ticket anchors a group and takes, in queue order, each later
@@ -86,13 +114,17 @@ end
 -- is never split), that fits every window (ranked), and after which the
 -- tickets behind it can still fill the seats left exactly. A group that
 -- fills every seat is a match; one that cannot leaves its tickets to
--- younger anchors.
-local function groups(pending, size, ranked, w, most)
+-- younger anchors. With teams (team_size > 0) a ticket is also taken only if
+-- the group and it can be seated in teams without splitting a party, and a
+-- match's tickets are put in seat order: team by team, queue order within.
+local function groups(pending, size, ranked, w, most, team_size)
   local taken, found = {}, {}
   local every = bit.lshift(1, size + 1) - 1
+  local teams, biggest = 0, size
+  if team_size > 0 then teams, biggest = size / team_size, team_size end
   for a = 1, #pending do
     if #found == most then break end
-    if not taken[a] and pending[a].size <= size then
+    if not taken[a] and pending[a].size <= biggest then
       local free = {}
       for b = a + 1, #pending do
         if not taken[b] then free[#free + 1] = b end
@@ -118,6 +150,11 @@ local function groups(pending, size, ranked, w, most)
                 if not fits(w, pending[m], c) then ok = false break end
               end
             end
+            if ok and teams > 0 then
+              group[#group + 1] = b
+              ok = team_places(pending, group, team_size, teams) ~= nil
+              group[#group] = nil
+            end
             if ok then
               group[#group + 1] = b
               left = left - c.size
@@ -126,6 +163,15 @@ local function groups(pending, size, ranked, w, most)
         end
         if left == 0 then
           for _, m in ipairs(group) do taken[m] = true end
+          if teams > 0 then
+            local places, seated = team_places(pending, group, team_size, teams), {}
+            for t = 1, teams do
+              for i, m in ipairs(group) do
+                if places[i] == t then seated[#seated + 1] = m end
+              end
+            end
+            group = seated
+          end
           found[#found + 1] = group
         end
       end
@@ -136,7 +182,8 @@ end
 
 -- Form matches in one queue. Arguments from `first`: game, queue, game as
 -- JSON, match size, window base, growth, max ('' for none), match ids
--- (space separated: at most one match per id), ranked scan limit, matched_ms.
+-- (space separated: at most one match per id), ranked scan limit, matched_ms,
+-- team size (0: no teams).
 local function pass(first)
   local game, queue, game_json = ARGV[first], ARGV[first + 1], ARGV[first + 2]
   local size = tonumber(ARGV[first + 3])
@@ -146,6 +193,7 @@ local function pass(first)
   for id in string.gmatch(ARGV[first + 7], '%S+') do ids[#ids + 1] = id end
   local scan_limit = tonumber(ARGV[first + 8])
   local matched_ms = tonumber(ARGV[first + 9])
+  local team_size = tonumber(ARGV[first + 10]) or 0
   local qkey = queue_key(game, queue)
   local ranked = queue == 'ranked'
   local matches = {}
@@ -165,7 +213,7 @@ local function pass(first)
       local t = live(qkey, player)
       if t then pending[#pending + 1] = t end
     end
-    local found, taken = groups(pending, size, ranked, w, #ids - #matches)
+    local found, taken = groups(pending, size, ranked, w, #ids - #matches, team_size)
     for _, group in ipairs(found) do
       local players = {}
       for i, m in ipairs(group) do players[i] = pending[m] end

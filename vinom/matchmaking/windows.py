@@ -7,17 +7,20 @@ its players. A ticket without a rating fits any window. Groups form around
 the oldest ticket first: it takes, in queue order, every ticket that fits
 everyone taken so far (and the seats left: a party's ticket takes one seat
 per member), until the match is full; then the next oldest ticket left over
-does the same (`fill_groups`). The Redis matchmaker's Lua script implements the same
-rule (vinom/matchmaking/redis.py); docs/matchmaking.md has examples.
+does the same (`fill_groups`). In a game with teams a ticket is taken only
+if the tickets taken so far and it can be seated without splitting a party
+across teams (`team_places`), and the match's seats are then ordered team by
+team. The Redis matchmaker's Lua script implements the same rule
+(vinom/matchmaking/redis.py); docs/matchmaking.md has examples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from attrs import field, frozen
 
-from vinom.matchmaking.interfaces import Ticket
+from vinom.matchmaking.interfaces import PartyTooLarge, Ticket
 
 
 def _not_negative(instance: object, attribute: object, value: float | None) -> None:
@@ -49,8 +52,84 @@ def fits(a: Ticket, b: Ticket, window: RatingWindow, now: float) -> bool:
     )
 
 
+def check_team_sizes(
+    match_sizes: Mapping[str, int], team_sizes: Mapping[str, int] | None
+) -> dict[str, int]:
+    """`team_sizes` of the games in `match_sizes`; raise `ValueError` unless each divides
+    its game's match size."""
+    checked: dict[str, int] = {}
+    for game, team_size in (team_sizes or {}).items():
+        if game not in match_sizes:
+            continue
+        if team_size < 1 or match_sizes[game] % team_size:
+            raise ValueError(
+                f"game {game!r} has teams of {team_size}; its match size "
+                f"{match_sizes[game]} must be a multiple of it"
+            )
+        checked[game] = team_size
+    return checked
+
+
+def party_too_large(
+    ticket: Ticket, match_sizes: Mapping[str, int], team_sizes: Mapping[str, int]
+) -> PartyTooLarge | None:
+    """The error for a ticket with more players than its game's match (or team) seats."""
+    seats = match_sizes[ticket.game]
+    if ticket.size > seats:
+        return PartyTooLarge(f"{ticket.size} players; {ticket.game} seats {seats}")
+    team_size = team_sizes.get(ticket.game)
+    if team_size is not None and ticket.size > team_size:
+        return PartyTooLarge(
+            f"{ticket.size} players; {ticket.game} has teams of {team_size}"
+        )
+    return None
+
+
+def team_places(sizes: Sequence[int], team_size: int, teams: int) -> list[int] | None:
+    """The team of each ticket (by its number of players), or None if they cannot be seated.
+
+    `teams` teams of `team_size` seats; no ticket is split across teams. The
+    answer is the first found by trying each ticket, in order, in the lowest
+    team with room, backing up when a later ticket fits nowhere (teams with
+    the same room left are tried once: they are alike). matchmaker.lua
+    searches the same way, so both matchmakers seat a match alike.
+    """
+    room = [team_size] * teams
+    places: list[int] = []
+
+    def place(index: int) -> bool:
+        if index == len(sizes):
+            return True
+        size = sizes[index]
+        tried: set[int] = set()
+        for team in range(teams):
+            if room[team] >= size and room[team] not in tried:
+                tried.add(room[team])
+                room[team] -= size
+                places.append(team)
+                if place(index + 1):
+                    return True
+                room[team] += size
+                places.pop()
+        return False
+
+    return places if place(0) else None
+
+
+def seat_teams(group: Sequence[Ticket], team_size: int, teams: int) -> tuple[Ticket, ...]:
+    """`group` in seat order: team by team, each team's tickets in queue order."""
+    places = team_places([t.size for t in group], team_size, teams)
+    if places is None:
+        raise ValueError("the tickets cannot be seated in teams")
+    placed = list(zip(places, group, strict=True))
+    return tuple(t for team in range(teams) for p, t in placed if p == team)
+
+
 def fill_groups(
-    tickets: Sequence[Ticket], seats: int, may_join: Callable[[Sequence[Ticket], Ticket], bool]
+    tickets: Sequence[Ticket],
+    seats: int,
+    may_join: Callable[[Sequence[Ticket], Ticket], bool],
+    team_size: int | None = None,
 ) -> list[tuple[Ticket, ...]]:
     """The matches of `seats` seats to form from `tickets` (in queue order, oldest first).
 
@@ -64,12 +143,19 @@ def fill_groups(
     checked as tickets are taken). A group that cannot fill its seats leaves
     its tickets to the groups of younger anchors. Both queues of both
     matchmakers follow this rule (matchmaker.lua for Redis).
+
+    With a `team_size` (which divides `seats`), a ticket is also taken only
+    if the group and it can be seated in teams without splitting a party
+    (`team_places`), and each match comes back in seat order (`seat_teams`):
+    teams are seats [0, team_size), [team_size, 2 * team_size), ...
     """
+    teams = seats // team_size if team_size else 0
+    biggest = team_size or seats
     taken: set[int] = set()
     groups: list[tuple[Ticket, ...]] = []
     every = (1 << (seats + 1)) - 1
     for anchor_index, anchor in enumerate(tickets):
-        if anchor_index in taken or anchor.size > seats:
+        if anchor_index in taken or anchor.size > biggest:
             continue
         free = [i for i in range(anchor_index + 1, len(tickets)) if i not in taken]
         # fillable[k]: bit n is set if some of the tickets free[k:] take n seats exactly.
@@ -89,22 +175,38 @@ def fill_groups(
                 candidate.size <= left
                 and fillable[k + 1] >> (left - candidate.size) & 1
                 and may_join([tickets[member] for member in group], candidate)
+                and (
+                    team_size is None
+                    or team_places(
+                        [tickets[member].size for member in group] + [candidate.size],
+                        team_size,
+                        teams,
+                    )
+                    is not None
+                )
             ):
                 group.append(index)
                 left -= candidate.size
         if left == 0:
             taken.update(group)
-            groups.append(tuple(tickets[i] for i in group))
+            members = tuple(tickets[i] for i in group)
+            groups.append(members if team_size is None else seat_teams(members, team_size, teams))
     return groups
 
 
-def fifo_groups(tickets: Sequence[Ticket], seats: int) -> list[tuple[Ticket, ...]]:
+def fifo_groups(
+    tickets: Sequence[Ticket], seats: int, team_size: int | None = None
+) -> list[tuple[Ticket, ...]]:
     """The matches of a `normal` queue: `fill_groups` with ratings ignored."""
-    return fill_groups(tickets, seats, lambda group, candidate: True)
+    return fill_groups(tickets, seats, lambda group, candidate: True, team_size)
 
 
 def ranked_groups(
-    tickets: Sequence[Ticket], size: int, window: RatingWindow, now: float
+    tickets: Sequence[Ticket],
+    size: int,
+    window: RatingWindow,
+    now: float,
+    team_size: int | None = None,
 ) -> list[tuple[Ticket, ...]]:
     """The matches to form from `tickets` (in queue order, oldest first) at `now`.
 
@@ -115,6 +217,7 @@ def ranked_groups(
         tickets,
         size,
         lambda group, candidate: all(fits(member, candidate, window, now) for member in group),
+        team_size,
     )
 
 
