@@ -799,3 +799,71 @@ class PartyFillPropertyTests(SynchronousTestCase):
         self.assertEqual(matchmaker.queue_length("maze"), len(waiting))
         seated = [p for m in matches for p in m.player_ids]
         self.assertEqual(len(seated), len(set(seated)))
+
+
+class TeamFillPropertyTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.sampled_from([(4, 2), (6, 2), (6, 3), (8, 4)]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["enqueue", "enqueue", "cancel"]),
+                st.integers(1, 4),
+                st.integers(0, 9),
+            ),
+            max_size=60,
+        ),
+    )
+    def test_every_party_sits_in_one_team(
+        self, shape: tuple[int, int], operations: list[tuple[str, int, int]]
+    ) -> None:
+        seats, team_size = shape
+        matchmaker = MemoryMatchmaker({"duo": seats}, Clock(), team_sizes={"duo": team_size})
+        matches: list[Match] = []
+        matchmaker.add_listener(matches.append)
+        waiting: list[Ticket] = []  # in queue order
+        number = 0
+        for kind, size, pick in operations:
+            if kind == "cancel":
+                if waiting:
+                    gone = waiting.pop(pick % len(waiting))
+                    self.assertTrue(self.successResultOf(matchmaker.cancel(gone.player_id)))
+                continue
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "duo", None, 0.0, party_id=ids[0]) for p in ids[1:])
+            t = Ticket(ids[0], ids[0], "duo", None, 0.0, party_id=ids[0], members=members)
+            if size > team_size:
+                self.failureResultOf(matchmaker.enqueue(t), PartyTooLarge)
+                continue
+            waiting.append(t)
+            formed_before = len(matches)
+            self.successResultOf(matchmaker.enqueue(t))
+            for match in matches[formed_before:]:
+                self.assertEqual(len(match.players), seats)
+                # Seats [k * team_size, (k + 1) * team_size) are team k: a
+                # party's players all have the same team.
+                team_of = {p.player_id: i // team_size for i, p in enumerate(match.players)}
+                parties: dict[str, set[int]] = {}
+                for p in match.players:
+                    parties.setdefault(p.party_id or p.player_id, set()).add(team_of[p.player_id])
+                self.assertTrue(all(len(teams) == 1 for teams in parties.values()), match)
+                matched = set(match.player_ids)
+                if team_size == 2:
+                    # Parties of one and two can always be seated when their
+                    # seats add up, so the match is the reference's choice,
+                    # seated team by team.
+                    expected = None
+                    for anchor in range(len(waiting)):
+                        found = _brute_force_match([q.size for q in waiting[anchor:]], seats)
+                        if found is not None:
+                            expected = [waiting[anchor + i] for i in found]
+                            break
+                    assert expected is not None
+                    self.assertEqual(matched, {p for q in expected for p in q.player_ids})
+                waiting = [q for q in waiting if q.player_id not in matched]
+            for q in waiting:
+                self.assertIsNotNone(self.successResultOf(matchmaker.position(q.player_id)))
+        self.assertEqual(matchmaker.queue_length("duo"), len(waiting))
+        seated = [p for m in matches for p in m.player_ids]
+        self.assertEqual(len(seated), len(set(seated)))
