@@ -468,7 +468,7 @@ class Options(usage.Options):
         self["game-registry"] = _offered_games(self["games"])
         self["match-sizes"] = dict(self["match-size"])
         if self["match-sizes"]:
-            _match_sizes(self["game-registry"], self["match-sizes"])
+            match_size_overrides(self["game-registry"], self["match-sizes"])
         self["rating-windows"] = rating_windows(
             self["game-registry"], dict(self["rating-window"])
         )
@@ -950,7 +950,7 @@ def _offered_games(names: str | None) -> GameRegistry:
     return offered
 
 
-def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
+def match_size_overrides(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
     """--match-size overrides, each within its game's player range."""
     for name, size in sizes.items():
         if name not in games:
