@@ -11,11 +11,12 @@ die, restarts).
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import txredisapi
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -39,9 +40,9 @@ from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 
 # maze4: the maze set up for four, where parties of two meet solo players.
-# duo4: four players in two teams of two.
-SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4, "duo4": 4}
-TEAMS = {"duo4": 2}
+# duo4: four players in two teams of two; quads: eight in two teams of four.
+SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4, "duo4": 4, "quads": 8}
+TEAMS = {"duo4": 2, "quads": 4}
 WINDOWS = {"tictactoe": RatingWindow(base=100, growth=20, max=None),
            "maze": RatingWindow(base=50, growth=10, max=200),
            "maze4": RatingWindow(base=50, growth=10, max=200),
@@ -486,6 +487,23 @@ class MatchmakerContract:
         await self.settle()
         self.assert_matched(("a", "b", "c", "d"))
 
+    async def test_a_party_waits_if_the_teams_cannot_seat_it_with_those_before(
+        self,
+    ) -> None:
+        # Two teams of four. P3 and P2 fill five seats, but no ticket behind
+        # them completes both teams (P3' would need a team of its own); P3,
+        # P3' and two solo players do: P3 with s1, P3' with s2.
+        await self.enqueue(party("a", "b", "c", game="quads"))
+        await self.enqueue(party("d", "e", game="quads"))
+        await self.enqueue(party("f", "g", "h", game="quads"))
+        await self.enqueue(ticket("s1", "quads"))
+        await self.settle()
+        self.assertEqual(self.matches, [])
+        await self.enqueue(ticket("s2", "quads"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "s1", "f", "g", "h", "s2"))
+        self.assertEqual(await self.position("d"), 1)
+
     async def test_a_party_larger_than_a_team_is_refused(self) -> None:
         with self.assertRaises(PartyTooLarge):  # type: ignore[attr-defined]
             await self.matchmaker.enqueue(party("a", "b", "c", game="duo4"))
@@ -719,24 +737,39 @@ class RankedWindowPropertyTests(SynchronousTestCase):
         )
 
 
-def _brute_force_match(sizes: list[int], seats: int) -> list[int] | None:
+def _brute_force_match(
+    sizes: list[int], seats: int, team_size: int | None = None
+) -> list[int] | None:
     """The earliest (lexicographically, by queue index) set of tickets, including the
-    first, whose sizes sum to `seats`: the reference for the fill rule."""
+    first, whose sizes sum to `seats` (and, with teams, that can be seated with no
+    ticket split across teams): the reference for the fill rule."""
 
-    def search(start: int, left: int) -> list[int] | None:
+    def seatable(chosen: list[int]) -> bool:
+        if team_size is None:
+            return True
+        # Every assignment of tickets to teams, tried plainly.
+        teams = seats // team_size
+        for assignment in itertools.product(range(teams), repeat=len(chosen)):
+            load = [0] * teams
+            for index, team in zip(chosen, assignment, strict=True):
+                load[team] += sizes[index]
+            if all(seated == team_size for seated in load):
+                return True
+        return False
+
+    def search(start: int, left: int, chosen: list[int]) -> list[int] | None:
         if left == 0:
-            return []
+            return chosen if seatable(chosen) else None
         for index in range(start, len(sizes)):
             if sizes[index] <= left:
-                rest = search(index + 1, left - sizes[index])
-                if rest is not None:
-                    return [index, *rest]
+                found = search(index + 1, left - sizes[index], [*chosen, index])
+                if found is not None:
+                    return found
         return None
 
     if not sizes or sizes[0] > seats:
         return None
-    rest = search(1, seats - sizes[0])
-    return None if rest is None else [0, *rest]
+    return search(1, seats - sizes[0], [0])
 
 
 class PartyFillPropertyTests(SynchronousTestCase):
@@ -803,8 +836,11 @@ class PartyFillPropertyTests(SynchronousTestCase):
 
 class TeamFillPropertyTests(SynchronousTestCase):
     @settings(max_examples=150, deadline=None)
+    # Two teams of four: P3 P2 P3' s1 s2 is P3 s1 | P3' s2 (P3 and P2 fit the
+    # seats but no ticket behind them completes the teams).
+    @example((8, 4), [("enqueue", n, 0) for n in (3, 2, 3, 1, 1)])
     @given(
-        st.sampled_from([(4, 2), (6, 2), (6, 3), (8, 4)]),
+        st.sampled_from([(4, 2), (6, 2), (6, 3), (8, 4), (9, 3)]),
         st.lists(
             st.tuples(
                 st.sampled_from(["enqueue", "enqueue", "cancel"]),
@@ -848,20 +884,23 @@ class TeamFillPropertyTests(SynchronousTestCase):
                 for p in match.players:
                     parties.setdefault(p.party_id or p.player_id, set()).add(team_of[p.player_id])
                 self.assertTrue(all(len(teams) == 1 for teams in parties.values()), match)
+                # The reference's choice: the earliest seatable set with the
+                # oldest possible anchor (seated team by team).
+                expected = None
+                for anchor in range(len(waiting)):
+                    sizes = [q.size for q in waiting[anchor:]]
+                    found = _brute_force_match(sizes, seats, team_size)
+                    if found is not None:
+                        expected = [waiting[anchor + i] for i in found]
+                        break
+                assert expected is not None
                 matched = set(match.player_ids)
-                if team_size == 2:
-                    # Parties of one and two can always be seated when their
-                    # seats add up, so the match is the reference's choice,
-                    # seated team by team.
-                    expected = None
-                    for anchor in range(len(waiting)):
-                        found = _brute_force_match([q.size for q in waiting[anchor:]], seats)
-                        if found is not None:
-                            expected = [waiting[anchor + i] for i in found]
-                            break
-                    assert expected is not None
-                    self.assertEqual(matched, {p for q in expected for p in q.player_ids})
+                self.assertEqual(matched, {p for q in expected for p in q.player_ids})
                 waiting = [q for q in waiting if q.player_id not in matched]
+            # Whatever waits cannot fill a match, from any anchor.
+            for anchor in range(len(waiting)):
+                sizes = [q.size for q in waiting[anchor:]]
+                self.assertIsNone(_brute_force_match(sizes, seats, team_size))
             for q in waiting:
                 self.assertIsNotNone(self.successResultOf(matchmaker.position(q.player_id)))
         self.assertEqual(matchmaker.queue_length("duo"), len(waiting))

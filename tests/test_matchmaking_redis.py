@@ -409,15 +409,15 @@ class SameRuleTests(TestCase):
         redis = await start_redis(self)
         rng = random.Random(14)
         formed = 0
-        by_game = dict.fromkeys(["maze", "trio", "duo", "six"], 0)
+        by_game = dict.fromkeys(["maze", "trio", "duo", "six", "quads"], 0)
         for run in range(30):
             pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1,
                                                  reconnect=True)  # fmt: skip
             self.addCleanup(pool.disconnect)
             clock = Clock()
-            # duo and six: teams of two and of three, where a party sits in one team.
-            sizes = {"maze": 4, "trio": 3, "duo": 4, "six": 6}
-            teams = {"duo": 2, "six": 3}
+            # duo, six, quads: teams of two, three and four; a party sits in one team.
+            sizes = {"maze": 4, "trio": 3, "duo": 4, "six": 6, "quads": 8}
+            teams = {"duo": 2, "six": 3, "quads": 4}
             settings = RedisMatchmakerSettings(prefix=f"run{run}", ticket_ttl=3600.0)
             shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
                                      sizes, clock, settings=settings,
@@ -428,12 +428,12 @@ class SameRuleTests(TestCase):
             shared.add_listener(heard["redis"].append)
             alone.add_listener(heard["memory"].append)
             queued: list[str] = []
-            for step in range(60):
+            for step in range(80):
                 if queued and rng.random() < 0.2:
                     leader = queued.pop(rng.randrange(len(queued)))
                     self.assertEqual(await shared.cancel(leader), await alone.cancel(leader))
                     continue
-                game = rng.choice(["maze", "trio", "duo", "six"])
+                game = rng.choice(list(sizes))
                 size = rng.choice([1, 1, 1, 2, 3] if game != "duo" else [1, 1, 2])
                 ids = [f"r{run}s{step}m{k}" for k in range(size)]
                 members = tuple(Ticket(p, p, game, None, 0.0, party_id=ids[0]) for p in ids[1:])

@@ -114,17 +114,13 @@ end
 -- is never split), that fits every window (ranked), and after which the
 -- tickets behind it can still fill the seats left exactly. A group that
 -- fills every seat is a match; one that cannot leaves its tickets to
--- younger anchors. With teams (team_size > 0) a ticket is also taken only if
--- the group and it can be seated in teams without splitting a party, and a
--- match's tickets are put in seat order: team by team, queue order within.
-local function groups(pending, size, ranked, w, most, team_size)
+-- younger anchors.
+local function groups(pending, size, ranked, w, most)
   local taken, found = {}, {}
   local every = bit.lshift(1, size + 1) - 1
-  local teams, biggest = 0, size
-  if team_size > 0 then teams, biggest = size / team_size, team_size end
   for a = 1, #pending do
     if #found == most then break end
-    if not taken[a] and pending[a].size <= biggest then
+    if not taken[a] and pending[a].size <= size then
       local free = {}
       for b = a + 1, #pending do
         if not taken[b] then free[#free + 1] = b end
@@ -150,11 +146,6 @@ local function groups(pending, size, ranked, w, most, team_size)
                 if not fits(w, pending[m], c) then ok = false break end
               end
             end
-            if ok and teams > 0 then
-              group[#group + 1] = b
-              ok = team_places(pending, group, team_size, teams) ~= nil
-              group[#group] = nil
-            end
             if ok then
               group[#group + 1] = b
               left = left - c.size
@@ -163,16 +154,113 @@ local function groups(pending, size, ranked, w, most, team_size)
         end
         if left == 0 then
           for _, m in ipairs(group) do taken[m] = true end
-          if teams > 0 then
-            local places, seated = team_places(pending, group, team_size, teams), {}
-            for t = 1, teams do
-              for i, m in ipairs(group) do
-                if places[i] == t then seated[#seated + 1] = m end
+          found[#found + 1] = group
+        end
+      end
+    end
+  end
+  return found, taken
+end
+
+-- The seats left in each team, most first, as a string ("3,1"): a way to
+-- seat a group. The Lua side of Rooms in vinom/matchmaking/windows.py.
+local function rooms_key(rooms)
+  local copy = {}
+  for i, r in ipairs(rooms) do copy[i] = r end
+  table.sort(copy, function(x, y) return x > y end)
+  return table.concat(copy, ',')
+end
+
+-- Add to the set `into` the rooms after seating (delta -size) or unseating
+-- (delta +size) a ticket of size players in one team, each way it fits.
+local function shift(key, delta, team_size, into)
+  local rooms = {}
+  for r in string.gmatch(key, '%d+') do rooms[#rooms + 1] = tonumber(r) end
+  for i = 1, #rooms do
+    local before = rooms[i]
+    local r = before + delta
+    if r >= 0 and r <= team_size then
+      rooms[i] = r
+      into[rooms_key(rooms)] = true
+      rooms[i] = before
+    end
+  end
+end
+
+-- `groups` in teams: _fill_teams in vinom/matchmaking/windows.py. A group is
+-- the set of ways its tickets can be seated (rooms left per team); a ticket
+-- is taken if some way to seat it with the group leaves rooms that the
+-- tickets behind it can fill exactly, each in one team (and it fits every
+-- window, ranked). A match's tickets are put in seat order: team by team.
+local function team_groups(pending, teams, team_size, ranked, w, most)
+  local taken, found = {}, {}
+  local full, done = {}, {}
+  for t = 1, teams do
+    full[t] = team_size
+    done[t] = 0
+  end
+  local full_key, done_key = rooms_key(full), rooms_key(done)
+  for a = 1, #pending do
+    if #found == most then break end
+    if not taken[a] and pending[a].size <= team_size then
+      local free = {}
+      for b = a + 1, #pending do
+        if not taken[b] then free[#free + 1] = b end
+      end
+      -- fillable[k]: the rooms that some of the tickets free[k..] fill exactly.
+      local fillable = {}
+      fillable[#free + 1] = {[done_key] = true}
+      for k = #free, 1, -1 do
+        local set = {}
+        for key in pairs(fillable[k + 1]) do
+          set[key] = true
+          shift(key, pending[free[k]].size, team_size, set)
+        end
+        fillable[k] = set
+      end
+      local seated, ways, any = {}, {}, false
+      shift(full_key, -pending[a].size, team_size, seated)
+      for key in pairs(seated) do
+        if fillable[1][key] then
+          ways[key] = true
+          any = true
+        end
+      end
+      if any then
+        local group = {a}
+        for k, b in ipairs(free) do
+          if ways[done_key] then break end
+          local c = pending[b]
+          local after, ok = {}, false
+          for key in pairs(ways) do
+            local next_ways = {}
+            shift(key, -c.size, team_size, next_ways)
+            for n in pairs(next_ways) do
+              if fillable[k + 1][n] then
+                after[n] = true
+                ok = true
               end
             end
-            group = seated
           end
-          found[#found + 1] = group
+          if ok and ranked then
+            for _, m in ipairs(group) do
+              if not fits(w, pending[m], c) then ok = false break end
+            end
+          end
+          if ok then
+            group[#group + 1] = b
+            ways = after
+          end
+        end
+        if ways[done_key] then
+          for _, m in ipairs(group) do taken[m] = true end
+          local places, in_seats = team_places(pending, group, team_size, teams), {}
+          for t = 1, teams do
+            for i, m in ipairs(group) do
+              if places[i] == t then in_seats[#in_seats + 1] = m end
+            end
+          end
+          found[#found + 1] = in_seats
         end
       end
     end
@@ -213,7 +301,13 @@ local function pass(first)
       local t = live(qkey, player)
       if t then pending[#pending + 1] = t end
     end
-    local found, taken = groups(pending, size, ranked, w, #ids - #matches, team_size)
+    local found, taken
+    if team_size > 0 then
+      found, taken = team_groups(pending, size / team_size, team_size, ranked, w,
+                                 #ids - #matches)
+    else
+      found, taken = groups(pending, size, ranked, w, #ids - #matches)
+    end
     for _, group in ipairs(found) do
       local players = {}
       for i, m in ipairs(group) do players[i] = pending[m] end

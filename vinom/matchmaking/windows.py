@@ -144,18 +144,18 @@ def fill_groups(
     its tickets to the groups of younger anchors. Both queues of both
     matchmakers follow this rule (matchmaker.lua for Redis).
 
-    With a `team_size` (which divides `seats`), a ticket is also taken only
-    if the group and it can be seated in teams without splitting a party
-    (`team_places`), and each match comes back in seat order (`seat_teams`):
-    teams are seats [0, team_size), [team_size, 2 * team_size), ...
+    With a `team_size` (which divides `seats`) the seats are teams, seats
+    [0, team_size), [team_size, 2 * team_size), ..., and "fits" and "can
+    still fill" mean: with no party split across two teams (`_fill_teams`).
+    Each match then comes back in seat order (`seat_teams`).
     """
-    teams = seats // team_size if team_size else 0
-    biggest = team_size or seats
+    if team_size is not None:
+        return _fill_teams(tickets, seats // team_size, team_size, may_join)
     taken: set[int] = set()
     groups: list[tuple[Ticket, ...]] = []
     every = (1 << (seats + 1)) - 1
     for anchor_index, anchor in enumerate(tickets):
-        if anchor_index in taken or anchor.size > biggest:
+        if anchor_index in taken or anchor.size > seats:
             continue
         free = [i for i in range(anchor_index + 1, len(tickets)) if i not in taken]
         # fillable[k]: bit n is set if some of the tickets free[k:] take n seats exactly.
@@ -175,22 +175,83 @@ def fill_groups(
                 candidate.size <= left
                 and fillable[k + 1] >> (left - candidate.size) & 1
                 and may_join([tickets[member] for member in group], candidate)
-                and (
-                    team_size is None
-                    or team_places(
-                        [tickets[member].size for member in group] + [candidate.size],
-                        team_size,
-                        teams,
-                    )
-                    is not None
-                )
             ):
                 group.append(index)
                 left -= candidate.size
         if left == 0:
             taken.update(group)
-            members = tuple(tickets[i] for i in group)
-            groups.append(members if team_size is None else seat_teams(members, team_size, teams))
+            groups.append(tuple(tickets[i] for i in group))
+    return groups
+
+
+# The seats left in each team, most first: the state of a group being filled.
+Rooms = tuple[int, ...]
+
+
+def _seated(rooms: Rooms, size: int) -> set[Rooms]:
+    """The rooms after seating a ticket of `size` players in one team, each way it fits."""
+    return {
+        tuple(sorted((*rooms[:i], room - size, *rooms[i + 1 :]), reverse=True))
+        for i, room in enumerate(rooms)
+        if room >= size
+    }
+
+
+def _unseated(rooms: Rooms, size: int, team_size: int) -> set[Rooms]:
+    """The rooms from which seating a ticket of `size` players can give `rooms`."""
+    return {
+        tuple(sorted((*rooms[:i], room + size, *rooms[i + 1 :]), reverse=True))
+        for i, room in enumerate(rooms)
+        if room + size <= team_size
+    }
+
+
+def _fill_teams(
+    tickets: Sequence[Ticket],
+    teams: int,
+    team_size: int,
+    may_join: Callable[[Sequence[Ticket], Ticket], bool],
+) -> list[tuple[Ticket, ...]]:
+    """`fill_groups` in teams: the same rule, with seats counted team by team.
+
+    A group is the set of ways its tickets can be seated (as the rooms left
+    per team); a ticket is taken if some way to seat it with the group leaves
+    rooms that the tickets behind it can fill exactly, each in one team.
+    """
+    taken: set[int] = set()
+    groups: list[tuple[Ticket, ...]] = []
+    full: Rooms = (team_size,) * teams
+    done: Rooms = (0,) * teams
+    for anchor_index, anchor in enumerate(tickets):
+        if anchor_index in taken or anchor.size > team_size:
+            continue
+        free = [i for i in range(anchor_index + 1, len(tickets)) if i not in taken]
+        # fillable[k]: the rooms that some of the tickets free[k:] fill exactly.
+        fillable = [{done} for _ in range(len(free) + 1)]
+        for k in range(len(free) - 1, -1, -1):
+            size = tickets[free[k]].size
+            fillable[k] = fillable[k + 1] | {
+                rooms
+                for behind in fillable[k + 1]
+                for rooms in _unseated(behind, size, team_size)
+            }
+        ways = _seated(full, anchor.size) & fillable[0]
+        if not ways:
+            continue
+        group = [anchor_index]
+        for k, index in enumerate(free):
+            if done in ways:
+                break
+            candidate = tickets[index]
+            after = {
+                rooms for way in ways for rooms in _seated(way, candidate.size)
+            } & fillable[k + 1]
+            if after and may_join([tickets[member] for member in group], candidate):
+                group.append(index)
+                ways = after
+        if done in ways:
+            taken.update(group)
+            groups.append(seat_teams([tickets[i] for i in group], team_size, teams))
     return groups
 
 
