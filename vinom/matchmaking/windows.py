@@ -7,10 +7,9 @@ its players. A ticket without a rating fits any window. Groups form around
 the oldest ticket first: it takes, in queue order, every ticket that fits
 everyone taken so far (and the seats left: a party's ticket takes one seat
 per member), until the match is full; then the next oldest ticket left over
-does the same (`fill_groups`). In a game with teams a ticket is taken only
-if the tickets taken so far and it can be seated without splitting a party
-across teams (`team_places`), and the match's seats are then ordered team by
-team. The Redis matchmaker's Lua script implements the same rule
+does the same (`fill_groups`). In a game with teams seats are counted team
+by team, a party always within one team, and the match's seats are then
+ordered team by team (`seat_teams`). The Redis matchmaker's Lua script implements the same rule
 (vinom/matchmaking/redis.py); docs/matchmaking.md has examples.
 """
 
