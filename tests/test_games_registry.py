@@ -152,6 +152,24 @@ class RegistryTests(TestCase):
                 e = self.assertRaises(ValueError, check_game, game)
                 self.assertIn("rating_window", str(e))
 
+    def test_a_team_size_is_checked_against_the_match_size(self) -> None:
+        class Pairs(DuelGame):
+            name = "pairs"
+            max_players = 4
+            match_size = 4
+            team_size = 2
+
+        registry = GameRegistry([Pairs(), MazeGame()])
+        self.assertEqual(registry.team_sizes(), {"pairs": 2})
+        rows = {row["name"]: row["team_size"] for row in registry.describe()}
+        self.assertEqual(rows, {"pairs": 2, "maze": None})
+        for bad in (3, 8, 0, -2, True, 2.0, "2"):
+            game = Pairs()
+            game.team_size = bad  # type: ignore[assignment]
+            with self.subTest(team_size=bad):
+                e = self.assertRaises(ValueError, check_game, game)
+                self.assertIn("team_size", str(e))
+
     def test_games_without_the_optional_attributes_still_work(self) -> None:
         class Plain:
             """A third-party game class written before the optional attributes existed."""

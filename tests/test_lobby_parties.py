@@ -269,3 +269,43 @@ class PartyNoHostTests(PartyHarness):
         again, _ = self.remote.asked[1]
         self.assertEqual(again.player_ids[2:], (ann.player_id, bob.player_id))
         self.assertIs(self.factory.state_of(bob.player_id or ""), PlayerState.MATCHED)
+
+
+class TeamTests(PartyHarness):
+    """A game with teams: a party plays on one team, and every token says which."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        games = {"duo": 4}
+        self.matchmaker = FifoMatchmaker(games, self.clock, team_sizes={"duo": 2})
+        self.matches = []
+        self.matchmaker.add_listener(self.matches.append)
+        self.factory = self.make_factory(
+            games=games, matchmaker=self.matchmaker, team_sizes={"duo": 2}
+        )
+        self.factory.startService()
+
+    def test_a_party_queued_between_solo_players_is_one_team(self) -> None:
+        sol = self.queued_player("Sol", "duo")
+        ann, bob = self.player("Ann"), self.player("Bob")
+        self.party_of(ann, bob)
+        self.assertEqual(ann.request({"type": "queue", "game": "duo"})["type"], "queued")
+        sue = self.queued_player("Sue", "duo")
+        seats, teams = {}, {}
+        for name, client in (("Sol", sol), ("Ann", ann), ("Bob", bob), ("Sue", sue)):
+            [frame] = [f for f in client.frames() + client.unread if f["type"] == "match_found"]
+            seats[name] = frame["seat"]
+            # The placeholder token carries the team the issuer was given.
+            teams[name] = frame["token"]["seat"]
+        # Seats 0-1 are team 0 and seats 2-3 team 1: the party is not split.
+        self.assertEqual(seats, {"Sol": 0, "Sue": 1, "Ann": 2, "Bob": 3})
+        self.assertEqual(teams, {"Sol": 0, "Sue": 0, "Ann": 1, "Bob": 1})
+
+    def test_a_party_larger_than_a_team_is_refused(self) -> None:
+        ann, bob, cat = self.player("Ann"), self.player("Bob"), self.player("Cat")
+        self.party_of(ann, bob, cat)
+        reply = ann.request({"type": "queue", "game": "duo"})
+        self.assert_error(reply, errors.PARTY_TOO_LARGE)
+        self.assertIn("teams of 2", reply["message"])
+        self.assertEqual(self.matchmaker.queue_length("duo"), 0)
+        self.assertEqual(bob.frames(), [])

@@ -11,11 +11,12 @@ die, restarts).
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import txredisapi
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -39,10 +40,13 @@ from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 
 # maze4: the maze set up for four, where parties of two meet solo players.
-SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4}
+# duo4: four players in two teams of two; quads: eight in two teams of four.
+SIZES = {"tictactoe": 2, "maze": 3, "maze4": 4, "duo4": 4, "quads": 8}
+TEAMS = {"duo4": 2, "quads": 4}
 WINDOWS = {"tictactoe": RatingWindow(base=100, growth=20, max=None),
            "maze": RatingWindow(base=50, growth=10, max=200),
-           "maze4": RatingWindow(base=50, growth=10, max=200)}
+           "maze4": RatingWindow(base=50, growth=10, max=200),
+           "duo4": RatingWindow(base=50, growth=10, max=200)}
 
 
 def ticket(
@@ -81,7 +85,12 @@ class MatchmakerContract:
     matchmaker: Any
     matches: list[Match]
 
-    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+    async def make(
+        self,
+        sizes: dict[str, int],
+        windows: dict[str, RatingWindow],
+        teams: dict[str, int] | None = None,
+    ) -> Any:
         raise NotImplementedError
 
     async def settle(self) -> None:
@@ -89,7 +98,7 @@ class MatchmakerContract:
 
     async def setUp(self) -> None:  # type: ignore[override]
         self.clock = Clock()
-        self.matchmaker = await self.make(SIZES, WINDOWS)
+        self.matchmaker = await self.make(SIZES, WINDOWS, TEAMS)
         self.matches = []
         self.matchmaker.add_listener(self.matches.append)
 
@@ -453,9 +462,76 @@ class MatchmakerContract:
         self.assertEqual(await self.position("far"), 1)
 
 
+    # -- teams: a party sits in one team
+
+    async def test_a_party_of_two_is_one_team_against_two_solo_players(self) -> None:
+        await self.enqueue(party("a", "b", game="duo4"))
+        await self.enqueue(ticket("s1", "duo4"))
+        await self.enqueue(ticket("s2", "duo4"))
+        await self.settle()
+        # Seats 0-1 are team 0, seats 2-3 team 1.
+        self.assert_matched(("a", "b", "s1", "s2"))
+
+    async def test_a_party_queued_between_solo_players_still_sits_in_one_team(self) -> None:
+        # Without teams this is s1 a b s2 (the party in seats 1 and 2, which
+        # would be two teams); with teams the solo players make the first team.
+        await self.enqueue(ticket("s1", "duo4"))
+        await self.enqueue(party("a", "b", game="duo4"))
+        await self.enqueue(ticket("s2", "duo4"))
+        await self.settle()
+        self.assert_matched(("s1", "s2", "a", "b"))
+
+    async def test_two_parties_are_the_two_teams(self) -> None:
+        await self.enqueue(party("a", "b", game="duo4"))
+        await self.enqueue(party("c", "d", game="duo4"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "d"))
+
+    async def test_a_party_waits_if_the_teams_cannot_seat_it_with_those_before(
+        self,
+    ) -> None:
+        # Two teams of four. P3 and P2 fill five seats, but no ticket behind
+        # them completes both teams (P3' would need a team of its own); P3,
+        # P3' and two solo players do: P3 with s1, P3' with s2.
+        await self.enqueue(party("a", "b", "c", game="quads"))
+        await self.enqueue(party("d", "e", game="quads"))
+        await self.enqueue(party("f", "g", "h", game="quads"))
+        await self.enqueue(ticket("s1", "quads"))
+        await self.settle()
+        self.assertEqual(self.matches, [])
+        await self.enqueue(ticket("s2", "quads"))
+        await self.settle()
+        self.assert_matched(("a", "b", "c", "s1", "f", "g", "h", "s2"))
+        self.assertEqual(await self.position("d"), 1)
+
+    async def test_a_party_larger_than_a_team_is_refused(self) -> None:
+        with self.assertRaises(PartyTooLarge):  # type: ignore[attr-defined]
+            await self.matchmaker.enqueue(party("a", "b", "c", game="duo4"))
+        self.assertIsNone(await self.position("a"))
+        # The same party fits the four seats of a game without teams.
+        await self.enqueue(party("a", "b", "c", game="maze4"))
+        self.assertEqual(await self.position("a"), 1)
+
+    async def test_a_ranked_party_sits_in_one_team(self) -> None:
+        await self.enqueue(ranked("s1", 1500, "duo4"))
+        await self.enqueue(party("a", "b", game="duo4", rating=1510.0, queue="ranked"))
+        await self.enqueue(ranked("s2", 1490, "duo4"))
+        await self.settle()
+        self.assert_matched(("s1", "s2", "a", "b"))
+
+    async def test_team_sizes_must_divide_the_match_size(self) -> None:
+        with self.assertRaises(ValueError):  # type: ignore[attr-defined]
+            await self.make({"duo4": 4}, {}, {"duo4": 3})
+
+
 class MemoryMatchmakerTests(MatchmakerContract, TestCase):
-    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
-        matchmaker = MemoryMatchmaker(sizes, self.clock, windows=windows)
+    async def make(
+        self,
+        sizes: dict[str, int],
+        windows: dict[str, RatingWindow],
+        teams: dict[str, int] | None = None,
+    ) -> Any:
+        matchmaker = MemoryMatchmaker(sizes, self.clock, windows=windows, team_sizes=teams)
         self.addCleanup(matchmaker.stop)
         return matchmaker
 
@@ -503,7 +579,12 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
         self.redis = await start_redis(self)
         await super().setUp()
 
-    async def make(self, sizes: dict[str, int], windows: dict[str, RatingWindow]) -> Any:
+    async def make(
+        self,
+        sizes: dict[str, int],
+        windows: dict[str, RatingWindow],
+        teams: dict[str, int] | None = None,
+    ) -> Any:
         # One connection: commands answer in the order they were sent, so a
         # call made after the clock started a pass answers after that pass.
         pool = txredisapi.lazyConnectionPool("127.0.0.1", self.redis.port, poolsize=1,
@@ -512,6 +593,7 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
         matchmaker = RedisMatchmaker(
             pool, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), sizes, self.clock,
             windows=windows, settings=RedisMatchmakerSettings(ticket_ttl=3600.0),
+            team_sizes=teams,
         )
         await matchmaker.start()
         self.addCleanup(matchmaker.stop)
@@ -655,24 +737,39 @@ class RankedWindowPropertyTests(SynchronousTestCase):
         )
 
 
-def _brute_force_match(sizes: list[int], seats: int) -> list[int] | None:
+def _brute_force_match(
+    sizes: list[int], seats: int, team_size: int | None = None
+) -> list[int] | None:
     """The earliest (lexicographically, by queue index) set of tickets, including the
-    first, whose sizes sum to `seats`: the reference for the fill rule."""
+    first, whose sizes sum to `seats` (and, with teams, that can be seated with no
+    ticket split across teams): the reference for the fill rule."""
 
-    def search(start: int, left: int) -> list[int] | None:
+    def seatable(chosen: list[int]) -> bool:
+        if team_size is None:
+            return True
+        # Every assignment of tickets to teams, tried plainly.
+        teams = seats // team_size
+        for assignment in itertools.product(range(teams), repeat=len(chosen)):
+            load = [0] * teams
+            for index, team in zip(chosen, assignment, strict=True):
+                load[team] += sizes[index]
+            if all(seated == team_size for seated in load):
+                return True
+        return False
+
+    def search(start: int, left: int, chosen: list[int]) -> list[int] | None:
         if left == 0:
-            return []
+            return chosen if seatable(chosen) else None
         for index in range(start, len(sizes)):
             if sizes[index] <= left:
-                rest = search(index + 1, left - sizes[index])
-                if rest is not None:
-                    return [index, *rest]
+                found = search(index + 1, left - sizes[index], [*chosen, index])
+                if found is not None:
+                    return found
         return None
 
     if not sizes or sizes[0] > seats:
         return None
-    rest = search(1, seats - sizes[0])
-    return None if rest is None else [0, *rest]
+    return search(1, seats - sizes[0], [0])
 
 
 class PartyFillPropertyTests(SynchronousTestCase):
@@ -733,5 +830,79 @@ class PartyFillPropertyTests(SynchronousTestCase):
             for q in waiting:
                 self.assertIsNotNone(self.successResultOf(matchmaker.position(q.player_id)))
         self.assertEqual(matchmaker.queue_length("maze"), len(waiting))
+        seated = [p for m in matches for p in m.player_ids]
+        self.assertEqual(len(seated), len(set(seated)))
+
+
+class TeamFillPropertyTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    # Two teams of four: P3 P2 P3' s1 s2 is P3 s1 | P3' s2 (P3 and P2 fit the
+    # seats but no ticket behind them completes the teams).
+    @example((8, 4), [("enqueue", n, 0) for n in (3, 2, 3, 1, 1)])
+    @given(
+        st.sampled_from([(4, 2), (6, 2), (6, 3), (8, 4), (9, 3)]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["enqueue", "enqueue", "cancel"]),
+                st.integers(1, 4),
+                st.integers(0, 9),
+            ),
+            max_size=60,
+        ),
+    )
+    def test_every_party_sits_in_one_team(
+        self, shape: tuple[int, int], operations: list[tuple[str, int, int]]
+    ) -> None:
+        seats, team_size = shape
+        matchmaker = MemoryMatchmaker({"duo": seats}, Clock(), team_sizes={"duo": team_size})
+        matches: list[Match] = []
+        matchmaker.add_listener(matches.append)
+        waiting: list[Ticket] = []  # in queue order
+        number = 0
+        for kind, size, pick in operations:
+            if kind == "cancel":
+                if waiting:
+                    gone = waiting.pop(pick % len(waiting))
+                    self.assertTrue(self.successResultOf(matchmaker.cancel(gone.player_id)))
+                continue
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "duo", None, 0.0, party_id=ids[0]) for p in ids[1:])
+            t = Ticket(ids[0], ids[0], "duo", None, 0.0, party_id=ids[0], members=members)
+            if size > team_size:
+                self.failureResultOf(matchmaker.enqueue(t), PartyTooLarge)
+                continue
+            waiting.append(t)
+            formed_before = len(matches)
+            self.successResultOf(matchmaker.enqueue(t))
+            for match in matches[formed_before:]:
+                self.assertEqual(len(match.players), seats)
+                # Seats [k * team_size, (k + 1) * team_size) are team k: a
+                # party's players all have the same team.
+                team_of = {p.player_id: i // team_size for i, p in enumerate(match.players)}
+                parties: dict[str, set[int]] = {}
+                for p in match.players:
+                    parties.setdefault(p.party_id or p.player_id, set()).add(team_of[p.player_id])
+                self.assertTrue(all(len(teams) == 1 for teams in parties.values()), match)
+                # The reference's choice: the earliest seatable set with the
+                # oldest possible anchor (seated team by team).
+                expected = None
+                for anchor in range(len(waiting)):
+                    sizes = [q.size for q in waiting[anchor:]]
+                    found = _brute_force_match(sizes, seats, team_size)
+                    if found is not None:
+                        expected = [waiting[anchor + i] for i in found]
+                        break
+                assert expected is not None
+                matched = set(match.player_ids)
+                self.assertEqual(matched, {p for q in expected for p in q.player_ids})
+                waiting = [q for q in waiting if q.player_id not in matched]
+            # Whatever waits cannot fill a match, from any anchor.
+            for anchor in range(len(waiting)):
+                sizes = [q.size for q in waiting[anchor:]]
+                self.assertIsNone(_brute_force_match(sizes, seats, team_size))
+            for q in waiting:
+                self.assertIsNotNone(self.successResultOf(matchmaker.position(q.player_id)))
+        self.assertEqual(matchmaker.queue_length("duo"), len(waiting))
         seated = [p for m in matches for p in m.player_ids]
         self.assertEqual(len(seated), len(set(seated)))

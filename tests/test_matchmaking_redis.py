@@ -467,28 +467,32 @@ class SameRuleTests(TestCase):
         redis = await start_redis(self)
         rng = random.Random(14)
         formed = 0
+        by_game = dict.fromkeys(["maze", "trio", "duo", "six", "quads"], 0)
         for run in range(30):
             pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1,
                                                  reconnect=True)  # fmt: skip
             self.addCleanup(pool.disconnect)
             clock = Clock()
-            sizes = {"maze": 4, "trio": 3}
+            # duo, six, quads: teams of two, three and four; a party sits in one team.
+            sizes = {"maze": 4, "trio": 3, "duo": 4, "six": 6, "quads": 8}
+            teams = {"duo": 2, "six": 3, "quads": 4}
             settings = RedisMatchmakerSettings(prefix=f"run{run}", ticket_ttl=3600.0)
             shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
-                                     sizes, clock, settings=settings)  # fmt: skip
+                                     sizes, clock, settings=settings,
+                                     team_sizes=teams)  # fmt: skip
             await shared.start()
-            alone = MemoryMatchmaker(sizes, clock)
+            alone = MemoryMatchmaker(sizes, clock, team_sizes=teams)
             heard: dict[str, list[Match]] = {"redis": [], "memory": []}
             shared.add_listener(heard["redis"].append)
             alone.add_listener(heard["memory"].append)
             queued: list[str] = []
-            for step in range(40):
+            for step in range(80):
                 if queued and rng.random() < 0.2:
                     leader = queued.pop(rng.randrange(len(queued)))
                     self.assertEqual(await shared.cancel(leader), await alone.cancel(leader))
                     continue
-                game = rng.choice(["maze", "trio"])
-                size = rng.choice([1, 1, 1, 2, 3])
+                game = rng.choice(list(sizes))
+                size = rng.choice([1, 1, 1, 2, 3] if game != "duo" else [1, 1, 2])
                 ids = [f"r{run}s{step}m{k}" for k in range(size)]
                 members = tuple(Ticket(p, p, game, None, 0.0, party_id=ids[0]) for p in ids[1:])
                 t = Ticket(ids[0], ids[0], game, None, 0.0, party_id=ids[0], members=members)
@@ -500,6 +504,10 @@ class SameRuleTests(TestCase):
             self.assertEqual([m.player_ids for m in heard["redis"]],
                              [m.player_ids for m in heard["memory"]], f"run {run}")  # fmt: skip
             formed += len(heard["memory"])
+            for match in heard["memory"]:
+                by_game[match.game] += 1
             await shared.stop()
-        # The runs formed matches enough to say something (about 5 per run).
-        self.assertGreater(formed, 60)
+        # The runs formed matches enough to say something (about 13 per run),
+        # in every game, those with teams too.
+        self.assertGreater(formed, 200)
+        self.assertGreater(min(by_game.values()), 20, by_game)

@@ -16,6 +16,7 @@ from twisted.web.server import Site
 
 from tests.test_games_registry import WindowedGame
 from vinom.certs import ensure_dev_certificate
+from vinom.games.duel import DuelGame
 from vinom.games.registry import GameRegistry
 from vinom.logs import LogFormatService
 from vinom.matchmaking.windows import RatingWindow
@@ -23,6 +24,7 @@ from vinom.tap import (
     Options,
     lobby_description,
     makeService,
+    match_size_overrides,
     parse_port_range,
     rating_windows,
     read_token_key,
@@ -250,6 +252,18 @@ class OptionsTests(TestCase):
             rating_windows(registry, {"windowed": RatingWindow(5, 1)}),
             {"windowed": RatingWindow(5, 1)},
         )
+
+    def test_a_match_size_override_keeps_whole_teams(self) -> None:
+        class Pairs(DuelGame):
+            name = "pairs"
+            max_players = 6
+            match_size = 4
+            team_size = 2
+
+        registry = GameRegistry([Pairs()])
+        self.assertEqual(match_size_overrides(registry, {"pairs": 6}), {"pairs": 6})
+        e = self.assertRaises(usage.UsageError, match_size_overrides, registry, {"pairs": 5})
+        self.assertIn("teams of 2", str(e))
 
     def test_ops_port_and_drain_timeout(self) -> None:
         self.assertEqual(parse()["ops-port"], "tcp:7390:interface=127.0.0.1")

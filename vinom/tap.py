@@ -478,7 +478,7 @@ class Options(usage.Options):
         self["game-registry"] = _offered_games(self["games"])
         self["match-sizes"] = dict(self["match-size"])
         if self["match-sizes"]:
-            _match_sizes(self["game-registry"], self["match-sizes"])
+            match_size_overrides(self["game-registry"], self["match-sizes"])
         self["rating-windows"] = rating_windows(
             self["game-registry"], dict(self["rating-window"])
         )
@@ -772,6 +772,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 settings=RedisMatchmakerSettings(prefix=redis_settings.key_prefix + "mm"),
                 password=redis_settings.password,
                 windows=options["rating-windows"],
+                team_sizes=games.team_sizes(),
             )
             mm_service = MatchmakerService(matchmaker, reactor)
             mm_service.setName("matchmaker")
@@ -811,7 +812,12 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             party_service.setServiceParent(root)
         else:
             store = MemoryPlayerStore()
-            matchmaker = FifoMatchmaker(match_sizes, reactor, windows=options["rating-windows"])
+            matchmaker = FifoMatchmaker(
+                match_sizes,
+                reactor,
+                windows=options["rating-windows"],
+                team_sizes=games.team_sizes(),
+            )
         issuer = TokenIssuer(
             IssuerConfig(
                 protocol=protocol_config,
@@ -959,6 +965,7 @@ def _lobby(
         player_ranges={g.name: (g.min_players, g.max_players) for g in games},
         shared_store=shared_store,
         parties=parties,
+        team_sizes=games.team_sizes(),
     )
 
 
@@ -1012,7 +1019,7 @@ def _offered_games(names: str | None) -> GameRegistry:
     return offered
 
 
-def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
+def match_size_overrides(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
     """--match-size overrides, each within its game's player range."""
     for name, size in sizes.items():
         if name not in games:
@@ -1025,6 +1032,12 @@ def _match_sizes(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
             raise usage.UsageError(
                 f"--match-size {name}={size}: {name} takes {game.min_players} to "
                 f"{game.max_players} players"
+            )
+        team_size = games.team_sizes().get(name)
+        if team_size is not None and size % team_size:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: {name} has teams of {team_size}; the match "
+                "size must be a multiple of it"
             )
     return sizes
 

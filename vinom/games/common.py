@@ -199,6 +199,8 @@ class BuiltinGame:
     idle_timeout = 120.0
     # Nothing is hidden: every player gets the same view, built once per change.
     shared_view = True
+    # Players per team (None: no teams; a player's team is their seat).
+    team_size: int | None = None
     #: The key of the per-player scores in `result`.
     score_key = "scores"
 

@@ -98,6 +98,12 @@ def rating_window_of(game: object) -> tuple[float, float, float | None] | None:
     )
 
 
+def team_size_of(game: object) -> int | None:
+    """The game's `team_size`: players per team, or None for a game without teams."""
+    team_size = getattr(game, "team_size", None)
+    return None if team_size is None else int(team_size)
+
+
 def shared_view_of(game: object) -> bool:
     """The game's `shared_view`: True if every player gets the same view."""
     return getattr(game, "shared_view", False) is True
@@ -134,6 +140,12 @@ class IGame(Interface):
       how far apart the ratings of players matched in the game's ranked
       queue may be, widening while they wait. Default None: the
       matchmaker's default window (`rating_window_of`).
+    - `team_size` (int or None): players per team. The match size must be a
+      multiple of it; teams are seats [0, team_size), [team_size,
+      2 * team_size), ... The matchmaker seats every party within one team
+      (a party larger than a team is refused) and the lobby gives each
+      player `team` = seat // team_size. Default None: no teams, each
+      player's `team` is their seat (`team_size_of`).
     """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")

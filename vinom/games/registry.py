@@ -26,6 +26,7 @@ from vinom.games.interfaces import (
     offered_by_default,
     rating_window_of,
     shared_view_of,
+    team_size_of,
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -80,6 +81,17 @@ def check_game(game: object) -> None:
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
     _check_rating_window(name, getattr(game, "rating_window", None))
+    team_size = getattr(game, "team_size", None)
+    if team_size is not None and (
+        isinstance(team_size, bool)
+        or not isinstance(team_size, int)
+        or team_size < 1
+        or size % team_size
+    ):
+        raise ValueError(
+            f"game {name!r}: team_size must be None or a whole number of players that "
+            f"divides match_size ({size}), not {team_size!r}"
+        )
 
 
 def _check_rating_window(name: str, window: object) -> None:
@@ -159,6 +171,11 @@ class GameRegistry:
         windows = {name: rating_window_of(self._games[name]) for name in self.names()}
         return {name: window for name, window in windows.items() if window is not None}
 
+    def team_sizes(self) -> dict[str, int]:
+        """Players per team of each game that declares a `team_size`."""
+        sizes = {name: team_size_of(self._games[name]) for name in self.names()}
+        return {name: size for name, size in sizes.items() if size is not None}
+
     def describe(self) -> list[dict[str, Any]]:
         """One row per game for `vinom games` (msgpack/JSON-safe)."""
         rows = []
@@ -177,6 +194,7 @@ class GameRegistry:
                     "action_rate": action_rate_of(game),
                     "shared_view": shared_view_of(game),
                     "rating_window": rating_window_of(game),
+                    "team_size": team_size_of(game),
                     "offered_by_default": offered_by_default(game),
                     "module": type(game).__module__,
                 }

@@ -6,9 +6,10 @@ match is placed and when a player `reconnect`s to a running match.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from attrs import define
+from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
 from vinom.lobby.codec import encode_frame
@@ -19,16 +20,22 @@ from vinom.protocol.interfaces import ITokenIssuer
 
 @define
 class TokenDelivery:
-    """Issues connect tokens and wraps each in a `match_found` frame."""
+    """Issues connect tokens and wraps each in a `match_found` frame.
+
+    `team_sizes`: players per team of each game with teams; a player's
+    `team` is their seat // team size there, their seat elsewhere.
+    """
 
     issuer: ITokenIssuer
     clock: IReactorTime
+    team_sizes: Mapping[str, int] = field(factory=dict)
 
     def match_found_frame(
         self, match: Match, ticket: Ticket, address: HostAddress
     ) -> dict[str, Any]:
         """The `match_found` frame of `ticket`'s player; raises if no token can be issued."""
         seat = match.player_ids.index(ticket.player_id)
+        team_size = self.team_sizes.get(match.game)
         token = dict(
             self.issuer.issue(
                 ticket.player_id,
@@ -36,7 +43,7 @@ class TokenDelivery:
                 address,
                 self.clock.seconds(),
                 name=ticket.name,
-                team=seat,
+                team=seat if team_size is None else seat // team_size,
                 rating=ticket.rating,
             )
         )

@@ -143,16 +143,19 @@ class LobbyFactory(ServerFactory, Service):
         shared_store: bool = False,
         parties: IPartyStore | None = None,
         rating_source: IRatingSource | None = None,
+        team_sizes: Mapping[str, int] | None = None,
     ) -> None:
         """`shared_store`: other lobbies use the same player store (Redis), so a player
         who is not connected here is not necessarily gone. `parties`: where parties
         are kept (in memory, for this lobby alone, by default). `rating_source`: the
-        rating of each ranked ticket (by default the client's claim: vinom.lobby.ratings)."""
+        rating of each ranked ticket (by default the client's claim: vinom.lobby.ratings).
+        `team_sizes`: players per team of each game with teams (a player's token
+        `team` is seat // team size)."""
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock)
         self._players = Players(store)
-        delivery = TokenDelivery(token_issuer, clock)
+        delivery = TokenDelivery(token_issuer, clock, dict(team_sizes or {}))
         self.requeues = Requeues(config.requeue_window, clock, self._requeue_lapsed)
         self.placer = MatchPlacer(
             hosting=hosting,

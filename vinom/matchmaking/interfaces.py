@@ -148,8 +148,9 @@ class IMatchmaker(Interface):
         """Queue a ticket; fires with its 1-based position in its game's queue.
 
         A party's ticket (`ticket.size` > 1) is matched as one unit: all its
-        players in the same match, in adjacent seats, or none of them. Fails
-        with `PartyTooLarge` if it has more players than its game's match size.
+        players in the same match, in adjacent seats (in one team, in a game
+        with teams), or none of them. Fails with `PartyTooLarge` if it has
+        more players than its game's match size or team size.
 
         Fails with `AlreadyQueued` if the player is queued already, with
         `UnknownGame` or `UnknownQueue` if the ticket names no queue this
@@ -175,7 +176,7 @@ class AlreadyQueued(Exception):
 
 
 class PartyTooLarge(ValueError):
-    """A party's ticket has more players than its game seats in one match."""
+    """A party's ticket has more players than its game seats in one match (or one team)."""
 
 
 class UnknownGame(ValueError):

@@ -79,6 +79,34 @@ local function form(qkey, game_json, group, match_id, matched_ms)
   return message
 end
 
+-- The team of each ticket of `group` (indexes into pending) in `teams` teams
+-- of `team_size` seats, no party split, or nil: team_places in
+-- vinom/matchmaking/windows.py, searched the same way (each ticket in order
+-- into the lowest team with room, backing up; teams with the same room left
+-- are tried once), so both matchmakers seat a match alike.
+local function team_places(pending, group, team_size, teams)
+  local room, places = {}, {}
+  for t = 1, teams do room[t] = team_size end
+  local function place(i)
+    if i > #group then return true end
+    local size = pending[group[i]].size
+    local tried = {}
+    for t = 1, teams do
+      if room[t] >= size and not tried[room[t]] then
+        tried[room[t]] = true
+        room[t] = room[t] - size
+        places[i] = t
+        if place(i + 1) then return true end
+        room[t] = room[t] + size
+        places[i] = nil
+      end
+    end
+    return false
+  end
+  if place(1) then return places end
+  return nil
+end
+
 -- The groups to form from `pending` (live tickets in queue order), at most
 -- `most` of them: the rule of fill_groups in vinom/matchmaking/windows.py.
 -- The oldest ticket anchors a group and takes, in queue order, each later
@@ -134,9 +162,116 @@ local function groups(pending, size, ranked, w, most)
   return found, taken
 end
 
+-- The seats left in each team, most first, as a string ("3,1"): a way to
+-- seat a group. The Lua side of Rooms in vinom/matchmaking/windows.py.
+local function rooms_key(rooms)
+  local copy = {}
+  for i, r in ipairs(rooms) do copy[i] = r end
+  table.sort(copy, function(x, y) return x > y end)
+  return table.concat(copy, ',')
+end
+
+-- Add to the set `into` the rooms after seating (delta -size) or unseating
+-- (delta +size) a ticket of size players in one team, each way it fits.
+local function shift(key, delta, team_size, into)
+  local rooms = {}
+  for r in string.gmatch(key, '%d+') do rooms[#rooms + 1] = tonumber(r) end
+  for i = 1, #rooms do
+    local before = rooms[i]
+    local r = before + delta
+    if r >= 0 and r <= team_size then
+      rooms[i] = r
+      into[rooms_key(rooms)] = true
+      rooms[i] = before
+    end
+  end
+end
+
+-- `groups` in teams: _fill_teams in vinom/matchmaking/windows.py. A group is
+-- the set of ways its tickets can be seated (rooms left per team); a ticket
+-- is taken if some way to seat it with the group leaves rooms that the
+-- tickets behind it can fill exactly, each in one team (and it fits every
+-- window, ranked). A match's tickets are put in seat order: team by team.
+local function team_groups(pending, teams, team_size, ranked, w, most)
+  local taken, found = {}, {}
+  local full, done = {}, {}
+  for t = 1, teams do
+    full[t] = team_size
+    done[t] = 0
+  end
+  local full_key, done_key = rooms_key(full), rooms_key(done)
+  for a = 1, #pending do
+    if #found == most then break end
+    if not taken[a] and pending[a].size <= team_size then
+      local free = {}
+      for b = a + 1, #pending do
+        if not taken[b] then free[#free + 1] = b end
+      end
+      -- fillable[k]: the rooms that some of the tickets free[k..] fill exactly.
+      local fillable = {}
+      fillable[#free + 1] = {[done_key] = true}
+      for k = #free, 1, -1 do
+        local set = {}
+        for key in pairs(fillable[k + 1]) do
+          set[key] = true
+          shift(key, pending[free[k]].size, team_size, set)
+        end
+        fillable[k] = set
+      end
+      local seated, ways, any = {}, {}, false
+      shift(full_key, -pending[a].size, team_size, seated)
+      for key in pairs(seated) do
+        if fillable[1][key] then
+          ways[key] = true
+          any = true
+        end
+      end
+      if any then
+        local group = {a}
+        for k, b in ipairs(free) do
+          if ways[done_key] then break end
+          local c = pending[b]
+          local after, ok = {}, false
+          for key in pairs(ways) do
+            local next_ways = {}
+            shift(key, -c.size, team_size, next_ways)
+            for n in pairs(next_ways) do
+              if fillable[k + 1][n] then
+                after[n] = true
+                ok = true
+              end
+            end
+          end
+          if ok and ranked then
+            for _, m in ipairs(group) do
+              if not fits(w, pending[m], c) then ok = false break end
+            end
+          end
+          if ok then
+            group[#group + 1] = b
+            ways = after
+          end
+        end
+        if ways[done_key] then
+          for _, m in ipairs(group) do taken[m] = true end
+          local places, in_seats = team_places(pending, group, team_size, teams), {}
+          for t = 1, teams do
+            for i, m in ipairs(group) do
+              if places[i] == t then in_seats[#in_seats + 1] = m end
+            end
+          end
+          found[#found + 1] = in_seats
+        end
+      end
+    end
+  end
+  return found, taken
+end
+
 -- Form matches in one queue. Arguments from `first`: game, queue, game as
 -- JSON, match size, window base, growth, max ('' for none), match ids
--- (space separated: at most one match per id), ranked scan limit, matched_ms.
+-- (space separated: at most one match per id), ranked scan limit, matched_ms,
+-- team size (0: no teams).
 local function pass(first)
   local game, queue, game_json = ARGV[first], ARGV[first + 1], ARGV[first + 2]
   local size = tonumber(ARGV[first + 3])
@@ -146,6 +281,7 @@ local function pass(first)
   for id in string.gmatch(ARGV[first + 7], '%S+') do ids[#ids + 1] = id end
   local scan_limit = tonumber(ARGV[first + 8])
   local matched_ms = tonumber(ARGV[first + 9])
+  local team_size = tonumber(ARGV[first + 10]) or 0
   local qkey = queue_key(game, queue)
   local ranked = queue == 'ranked'
   local matches = {}
@@ -165,7 +301,13 @@ local function pass(first)
       local t = live(qkey, player)
       if t then pending[#pending + 1] = t end
     end
-    local found, taken = groups(pending, size, ranked, w, #ids - #matches)
+    local found, taken
+    if team_size > 0 then
+      found, taken = team_groups(pending, size / team_size, team_size, ranked, w,
+                                 #ids - #matches)
+    else
+      found, taken = groups(pending, size, ranked, w, #ids - #matches)
+    end
     for _, group in ipairs(found) do
       local players = {}
       for i, m in ipairs(group) do players[i] = pending[m] end

@@ -33,12 +33,18 @@ from vinom.matchmaking.interfaces import (
     IMatchmaker,
     Match,
     MatchListener,
-    PartyTooLarge,
     Ticket,
     UnknownGame,
     UnknownQueue,
 )
-from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow, fifo_groups, ranked_groups
+from vinom.matchmaking.windows import (
+    DEFAULT_WINDOW,
+    RatingWindow,
+    check_team_sizes,
+    fifo_groups,
+    party_too_large,
+    ranked_groups,
+)
 
 
 def new_match_id() -> str:
@@ -51,7 +57,8 @@ class MemoryMatchmaker:
     """Queues per game and queue kind; `match_sizes` maps a game name to its players per match.
 
     `windows` gives a game's `RatingWindow` for its ranked queue (the default
-    window otherwise).
+    window otherwise). `team_sizes` gives the team size of each game with
+    teams (it must divide the match size): a party is seated in one team.
     """
 
     log = Logger()
@@ -65,10 +72,12 @@ class MemoryMatchmaker:
         windows: Mapping[str, RatingWindow] | None = None,
         default_window: RatingWindow = DEFAULT_WINDOW,
         reevaluate_every: float = 1.0,
+        team_sizes: Mapping[str, int] | None = None,
     ) -> None:
         for game, size in match_sizes.items():
             if size < 1:
                 raise ValueError(f"game {game!r} has match size {size}; it must be at least 1")
+        self._team_sizes = check_team_sizes(match_sizes, team_sizes)
         if reevaluate_every <= 0:
             raise ValueError("reevaluate_every must be positive")
         self._sizes = dict(match_sizes)
@@ -106,9 +115,9 @@ class MemoryMatchmaker:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._queue_of:
             return fail(AlreadyQueued(ticket.player_id))
-        if ticket.size > self._sizes[ticket.game]:
-            return fail(PartyTooLarge(f"{ticket.size} players; {ticket.game} seats "
-                                      f"{self._sizes[ticket.game]}"))
+        too_large = party_too_large(ticket, self._sizes, self._team_sizes)
+        if too_large is not None:
+            return fail(too_large)
         key = (ticket.game, ticket.queue)
         queue = self._queues[key]
         if at_head:
@@ -177,10 +186,14 @@ class MemoryMatchmaker:
         queue = self._queues[key]
         size = self._sizes[game]
         if kind == NORMAL_QUEUE:
-            groups = fifo_groups(list(queue.values()), size)
+            groups = fifo_groups(list(queue.values()), size, self._team_sizes.get(game))
         else:
             groups = ranked_groups(
-                list(queue.values()), size, self._windows[game], self._clock.seconds()
+                list(queue.values()),
+                size,
+                self._windows[game],
+                self._clock.seconds(),
+                self._team_sizes.get(game),
             )
         for players in groups:
             for ticket in players:

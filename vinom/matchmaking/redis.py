@@ -48,7 +48,6 @@ from vinom.matchmaking.interfaces import (
     Match,
     MatchListener,
     MatchmakerUnavailable,
-    PartyTooLarge,
     Ticket,
     UnknownGame,
     UnknownQueue,
@@ -56,7 +55,12 @@ from vinom.matchmaking.interfaces import (
     ticket_to_json,
 )
 from vinom.matchmaking.memory import new_match_id
-from vinom.matchmaking.windows import DEFAULT_WINDOW, RatingWindow
+from vinom.matchmaking.windows import (
+    DEFAULT_WINDOW,
+    RatingWindow,
+    check_team_sizes,
+    party_too_large,
+)
 
 SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
 SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
@@ -144,9 +148,9 @@ class RedisMatchmaker:
 
     `redis` is a txredisapi connection handler (a pool is best: calls share
     it); `subscriber_endpoint` reaches the same Redis for the matches
-    channel, which needs a connection of its own. `match_sizes` and
-    `windows` are as for `MemoryMatchmaker`, and must be the same in every
-    lobby. `clock` gives `now` and runs the heartbeat. Call `start()` before
+    channel, which needs a connection of its own. `match_sizes`, `windows`
+    and `team_sizes` are as for `MemoryMatchmaker`, and must be the same in
+    every lobby. `clock` gives `now` and runs the heartbeat. Call `start()` before
     use and `stop()` at shutdown.
     """
 
@@ -165,10 +169,12 @@ class RedisMatchmaker:
         default_window: RatingWindow = DEFAULT_WINDOW,
         new_id: Callable[[], str] = new_match_id,
         password: str | None = None,
+        team_sizes: Mapping[str, int] | None = None,
     ) -> None:
         for game, size in match_sizes.items():
             if size < 1:
                 raise ValueError(f"game {game!r} has match size {size}; it must be at least 1")
+        self._team_sizes = check_team_sizes(match_sizes, team_sizes)
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(8)
         self._redis = redis
         self._sizes = dict(match_sizes)
@@ -267,9 +273,9 @@ class RedisMatchmaker:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._owned:
             return fail(AlreadyQueued(ticket.player_id))
-        if ticket.size > self._sizes[ticket.game]:
-            return fail(PartyTooLarge(f"{ticket.size} players; {ticket.game} seats "
-                                      f"{self._sizes[ticket.game]}"))
+        too_large = party_too_large(ticket, self._sizes, self._team_sizes)
+        if too_large is not None:
+            return fail(too_large)
         waiting = Deferred[int]()
         key = (ticket.game, ticket.queue)
         self._waiting.setdefault(key, []).append((ticket, at_head, waiting))
@@ -376,6 +382,7 @@ class RedisMatchmaker:
         after = [
             str(self._settings.ranked_scan_limit),
             str(int(self._settings.matched_memory * 1000)),
+            str(self._team_sizes.get(game, 0)),
         ]
         return before, after
 

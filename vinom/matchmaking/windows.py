@@ -7,17 +7,19 @@ its players. A ticket without a rating fits any window. Groups form around
 the oldest ticket first: it takes, in queue order, every ticket that fits
 everyone taken so far (and the seats left: a party's ticket takes one seat
 per member), until the match is full; then the next oldest ticket left over
-does the same (`fill_groups`). The Redis matchmaker's Lua script implements the same
-rule (vinom/matchmaking/redis.py); docs/matchmaking.md has examples.
+does the same (`fill_groups`). In a game with teams seats are counted team
+by team, a party always within one team, and the match's seats are then
+ordered team by team (`seat_teams`). The Redis matchmaker's Lua script implements the same rule
+(vinom/matchmaking/redis.py); docs/matchmaking.md has examples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from attrs import field, frozen
 
-from vinom.matchmaking.interfaces import Ticket
+from vinom.matchmaking.interfaces import PartyTooLarge, Ticket
 
 
 def _not_negative(instance: object, attribute: object, value: float | None) -> None:
@@ -49,8 +51,84 @@ def fits(a: Ticket, b: Ticket, window: RatingWindow, now: float) -> bool:
     )
 
 
+def check_team_sizes(
+    match_sizes: Mapping[str, int], team_sizes: Mapping[str, int] | None
+) -> dict[str, int]:
+    """`team_sizes` of the games in `match_sizes`; raise `ValueError` unless each divides
+    its game's match size."""
+    checked: dict[str, int] = {}
+    for game, team_size in (team_sizes or {}).items():
+        if game not in match_sizes:
+            continue
+        if team_size < 1 or match_sizes[game] % team_size:
+            raise ValueError(
+                f"game {game!r} has teams of {team_size}; its match size "
+                f"{match_sizes[game]} must be a multiple of it"
+            )
+        checked[game] = team_size
+    return checked
+
+
+def party_too_large(
+    ticket: Ticket, match_sizes: Mapping[str, int], team_sizes: Mapping[str, int]
+) -> PartyTooLarge | None:
+    """The error for a ticket with more players than its game's match (or team) seats."""
+    seats = match_sizes[ticket.game]
+    if ticket.size > seats:
+        return PartyTooLarge(f"{ticket.size} players; {ticket.game} seats {seats}")
+    team_size = team_sizes.get(ticket.game)
+    if team_size is not None and ticket.size > team_size:
+        return PartyTooLarge(
+            f"{ticket.size} players; {ticket.game} has teams of {team_size}"
+        )
+    return None
+
+
+def team_places(sizes: Sequence[int], team_size: int, teams: int) -> list[int] | None:
+    """The team of each ticket (by its number of players), or None if they cannot be seated.
+
+    `teams` teams of `team_size` seats; no ticket is split across teams. The
+    answer is the first found by trying each ticket, in order, in the lowest
+    team with room, backing up when a later ticket fits nowhere (teams with
+    the same room left are tried once: they are alike). matchmaker.lua
+    searches the same way, so both matchmakers seat a match alike.
+    """
+    room = [team_size] * teams
+    places: list[int] = []
+
+    def place(index: int) -> bool:
+        if index == len(sizes):
+            return True
+        size = sizes[index]
+        tried: set[int] = set()
+        for team in range(teams):
+            if room[team] >= size and room[team] not in tried:
+                tried.add(room[team])
+                room[team] -= size
+                places.append(team)
+                if place(index + 1):
+                    return True
+                room[team] += size
+                places.pop()
+        return False
+
+    return places if place(0) else None
+
+
+def seat_teams(group: Sequence[Ticket], team_size: int, teams: int) -> tuple[Ticket, ...]:
+    """`group` in seat order: team by team, each team's tickets in queue order."""
+    places = team_places([t.size for t in group], team_size, teams)
+    if places is None:
+        raise ValueError("the tickets cannot be seated in teams")
+    placed = list(zip(places, group, strict=True))
+    return tuple(t for team in range(teams) for p, t in placed if p == team)
+
+
 def fill_groups(
-    tickets: Sequence[Ticket], seats: int, may_join: Callable[[Sequence[Ticket], Ticket], bool]
+    tickets: Sequence[Ticket],
+    seats: int,
+    may_join: Callable[[Sequence[Ticket], Ticket], bool],
+    team_size: int | None = None,
 ) -> list[tuple[Ticket, ...]]:
     """The matches of `seats` seats to form from `tickets` (in queue order, oldest first).
 
@@ -64,7 +142,14 @@ def fill_groups(
     checked as tickets are taken). A group that cannot fill its seats leaves
     its tickets to the groups of younger anchors. Both queues of both
     matchmakers follow this rule (matchmaker.lua for Redis).
+
+    With a `team_size` (which divides `seats`) the seats are teams, seats
+    [0, team_size), [team_size, 2 * team_size), ..., and "fits" and "can
+    still fill" mean: with no party split across two teams (`_fill_teams`).
+    Each match then comes back in seat order (`seat_teams`).
     """
+    if team_size is not None:
+        return _fill_teams(tickets, seats // team_size, team_size, may_join)
     taken: set[int] = set()
     groups: list[tuple[Ticket, ...]] = []
     every = (1 << (seats + 1)) - 1
@@ -98,13 +183,90 @@ def fill_groups(
     return groups
 
 
-def fifo_groups(tickets: Sequence[Ticket], seats: int) -> list[tuple[Ticket, ...]]:
+# The seats left in each team, most first: the state of a group being filled.
+Rooms = tuple[int, ...]
+
+
+def _seated(rooms: Rooms, size: int) -> set[Rooms]:
+    """The rooms after seating a ticket of `size` players in one team, each way it fits."""
+    return {
+        tuple(sorted((*rooms[:i], room - size, *rooms[i + 1 :]), reverse=True))
+        for i, room in enumerate(rooms)
+        if room >= size
+    }
+
+
+def _unseated(rooms: Rooms, size: int, team_size: int) -> set[Rooms]:
+    """The rooms from which seating a ticket of `size` players can give `rooms`."""
+    return {
+        tuple(sorted((*rooms[:i], room + size, *rooms[i + 1 :]), reverse=True))
+        for i, room in enumerate(rooms)
+        if room + size <= team_size
+    }
+
+
+def _fill_teams(
+    tickets: Sequence[Ticket],
+    teams: int,
+    team_size: int,
+    may_join: Callable[[Sequence[Ticket], Ticket], bool],
+) -> list[tuple[Ticket, ...]]:
+    """`fill_groups` in teams: the same rule, with seats counted team by team.
+
+    A group is the set of ways its tickets can be seated (as the rooms left
+    per team); a ticket is taken if some way to seat it with the group leaves
+    rooms that the tickets behind it can fill exactly, each in one team.
+    """
+    taken: set[int] = set()
+    groups: list[tuple[Ticket, ...]] = []
+    full: Rooms = (team_size,) * teams
+    done: Rooms = (0,) * teams
+    for anchor_index, anchor in enumerate(tickets):
+        if anchor_index in taken or anchor.size > team_size:
+            continue
+        free = [i for i in range(anchor_index + 1, len(tickets)) if i not in taken]
+        # fillable[k]: the rooms that some of the tickets free[k:] fill exactly.
+        fillable = [{done} for _ in range(len(free) + 1)]
+        for k in range(len(free) - 1, -1, -1):
+            size = tickets[free[k]].size
+            fillable[k] = fillable[k + 1] | {
+                rooms
+                for behind in fillable[k + 1]
+                for rooms in _unseated(behind, size, team_size)
+            }
+        ways = _seated(full, anchor.size) & fillable[0]
+        if not ways:
+            continue
+        group = [anchor_index]
+        for k, index in enumerate(free):
+            if done in ways:
+                break
+            candidate = tickets[index]
+            after = {
+                rooms for way in ways for rooms in _seated(way, candidate.size)
+            } & fillable[k + 1]
+            if after and may_join([tickets[member] for member in group], candidate):
+                group.append(index)
+                ways = after
+        if done in ways:
+            taken.update(group)
+            groups.append(seat_teams([tickets[i] for i in group], team_size, teams))
+    return groups
+
+
+def fifo_groups(
+    tickets: Sequence[Ticket], seats: int, team_size: int | None = None
+) -> list[tuple[Ticket, ...]]:
     """The matches of a `normal` queue: `fill_groups` with ratings ignored."""
-    return fill_groups(tickets, seats, lambda group, candidate: True)
+    return fill_groups(tickets, seats, lambda group, candidate: True, team_size)
 
 
 def ranked_groups(
-    tickets: Sequence[Ticket], size: int, window: RatingWindow, now: float
+    tickets: Sequence[Ticket],
+    size: int,
+    window: RatingWindow,
+    now: float,
+    team_size: int | None = None,
 ) -> list[tuple[Ticket, ...]]:
     """The matches to form from `tickets` (in queue order, oldest first) at `now`.
 
@@ -115,6 +277,7 @@ def ranked_groups(
         tickets,
         size,
         lambda group, candidate: all(fits(member, candidate, window, now) for member in group),
+        team_size,
     )
 
 
