@@ -156,8 +156,10 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
             return host
 
     # The players move hundreds of times a second: the per-socket rate limit (which
-    # protects the server from a flood) is lifted, as the duel game has no action rate.
-    config = GameSocketConfig(message_rate=1e9, message_burst=1e9)
+    # protects the server from a flood) is lifted, as the duel game has no action rate;
+    # every player comes from 127.0.0.1, so the per-address cap is lifted too.
+    config = GameSocketConfig(message_rate=1e9, message_burst=1e9, max_sockets_per_ip=1 << 20,
+                              max_sockets=1 << 20)
     game = GameSocketFactory(OneHost(), protocol, OriginPolicy(("*",)), reactor=reactor,
                              config=config)  # fmt: skip
     root = Resource()
