@@ -14,6 +14,8 @@
 // falls back to the position in the latest view. A move into a wall is not
 // sent at all: the token bumps against it.
 
+import { addStyle, html, svg } from "./dom.js";
+
 const WALL = { N: 1, E: 2, S: 4, W: 8 };
 const STEP = { N: [0, -1], E: [1, 0], S: [0, 1], W: [-1, 0] };
 const KEYS = {
@@ -27,7 +29,6 @@ const PENDING_TTL_MS = 2000; // a move unanswered this long no longer counts
 // A held key repeats about 30 times a second; the maze takes 10 moves a
 // second from a player (its action_rate), so held keys move at that pace.
 const REPEAT_MS = 110;
-const SVG_NS = "http://www.w3.org/2000/svg";
 
 const STYLE_ID = "vinom-board-maze-style";
 const STYLE = `
@@ -84,27 +85,8 @@ const STYLE = `
   transition: none !important; } }
 `;
 
-function addStyle(doc) {
-  if (!doc.getElementById(STYLE_ID)) {
-    const style = doc.createElement("style");
-    style.id = STYLE_ID;
-    style.textContent = STYLE;
-    doc.head.appendChild(style);
-  }
-}
 
-function svg(name, attributes = {}) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-  return node;
-}
 
-function html(name, attributes = {}, text = "") {
-  const node = document.createElement(name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-  if (text) node.textContent = text;
-  return node;
-}
 
 // One path for every wall: each cell draws its north and west walls, the last
 // row and column their south and east ones (the two sides of a wall agree).
@@ -135,7 +117,7 @@ function star(cx, cy, outer, inner) {
 
 export default {
   create(element, game) {
-    addStyle(element.ownerDocument);
+    addStyle(element.ownerDocument, STYLE_ID, STYLE);
     const root = html("div", { class: "vb-maze" });
     const field = html("div", { class: "vb-field" });
     const grid = svg("svg", { class: "vb-grid", role: "img", "aria-label": "maze" });

@@ -8,6 +8,8 @@
 // two lives, {"give_up_life": true, "next": player id}: lose a life, the total
 // goes back to 0 and the chosen player (anyone still in, me included) rolls.
 
+import { addStyle, html, svg } from "./dom.js";
+
 const STYLE_ID = "vinom-board-owedrahn-style";
 const ZERO_FACE = 3;
 const PIPS = {
@@ -20,7 +22,6 @@ const PIPS = {
 };
 const COLOURS = ["#ff5d73", "#4d9dff", "#3ddc97", "#c084fc"];
 const HEART = "M12 21.3l-1.5-1.3C5.4 15.4 2 12.3 2 8.5 2 5.4 4.4 3 7.5 3c1.7 0 3.4.8 4.5 2.1C13.1 3.8 14.8 3 16.5 3 19.6 3 22 5.4 22 8.5c0 3.8-3.4 6.9-8.5 11.5L12 21.3z";
-const SVG_NS = "http://www.w3.org/2000/svg";
 
 const STYLE = `
 .vb-owedrahn { --felt: #0f5132; --felt-dark: #0a3d26; --ink: #f4f1e8; --muted: #b9d3c4;
@@ -91,27 +92,8 @@ const STYLE = `
   transition: none !important; } }
 `;
 
-function addStyle(doc) {
-  if (!doc.getElementById(STYLE_ID)) {
-    const style = doc.createElement("style");
-    style.id = STYLE_ID;
-    style.textContent = STYLE;
-    doc.head.appendChild(style);
-  }
-}
 
-function html(name, attributes = {}, text = "") {
-  const node = document.createElement(name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-  if (text) node.textContent = text;
-  return node;
-}
 
-function svg(name, attributes = {}) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-  return node;
-}
 
 function heart(full) {
   const icon = svg("svg", { viewBox: "0 0 24 24", class: full ? "vb-full" : "vb-lost" });
@@ -129,7 +111,7 @@ function fillColour(step, limit) {
 
 export default {
   create(element, game) {
-    addStyle(element.ownerDocument);
+    addStyle(element.ownerDocument, STYLE_ID, STYLE);
     const root = html("div", { class: "vb-owedrahn" });
     const rules = html("p", { class: "vb-rules" },
       "Roll to add to the total. A 3 counts as 0. Take it over 15 and you lose a life.");
