@@ -106,6 +106,18 @@ return 1
 """
 
 
+# KEYS: the match's outcome key. ARGV: the outcome (JSON), its TTL (ms), the channel.
+# Records the outcome unless one is recorded already (the first decides) and, if it
+# did, publishes it: one call.
+_DECIDE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -171,6 +183,18 @@ def _address_from(data: Mapping[str, Any]) -> HostAddress:
     )
 
 
+def _decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
+            outcome: Mapping[str, Any]) -> Deferred[bool]:  # fmt: skip
+    """Record a match's outcome (`placed` or `failed`) and publish it, unless an outcome
+    is recorded already; whether this one was."""
+    text = json.dumps(outcome, separators=(",", ":"))
+    call = redis.handler.eval(
+        _DECIDE, [keys.outcome(str(outcome["match_id"]))],
+        [text, _ms(settings.key_ttl), keys.channel],
+    )  # fmt: skip
+    return redis.bounded(call).addCallback(lambda recorded: recorded == 1)
+
+
 class HostAgent(Service):
     """A game-host process's side of the placement channel (module docstring)."""
 
@@ -202,6 +226,9 @@ class HostAgent(Service):
         self._heartbeat.clock = clock
         self._serving = False
         self._registered = False
+        # A capacity update in flight, and whether capacity changed since it left.
+        self._announcing = False
+        self._announce_again = False
         self.draining = False
         self.placed = 0
         self.refused = 0
@@ -319,20 +346,13 @@ class HostAgent(Service):
             "host_id": self.host_id,
             "address": _address_json(address),
         }
-        recorded = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.outcome(match.match_id), json.dumps(placed),
-                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
+        recorded = await _decide(self._redis, self._keys, self._settings, placed)
         if not recorded:
             # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return
         self.placed += 1
-        await self._publish(placed)
-        # Lobbies see the new free capacity at once, not at the next heartbeat.
-        self.heartbeat()
+        self._capacity_changed()
 
     async def _refuse(self, match: Match, attempt: int, reason: str) -> None:
         self.refused += 1
@@ -347,7 +367,23 @@ class HostAgent(Service):
         d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
         if not self.draining:
-            self.heartbeat()
+            self._capacity_changed()
+
+    def _capacity_changed(self) -> None:
+        """Register again so that lobbies see the new free capacity at once, not at the
+        next heartbeat; changes made while one such call is in flight go in one more."""
+        if self._announcing:
+            self._announce_again = True
+            return
+        self._announcing = True
+
+        def sent(_: object) -> None:
+            self._announcing = False
+            if self._announce_again:
+                self._announce_again = False
+                self._capacity_changed()
+
+        self.heartbeat().addBoth(sent)
 
     async def _publish(self, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"))
@@ -675,20 +711,12 @@ class RemoteMatchHosting(Service):
 
     async def _give_up(self, match: Match, reason: str) -> None:
         failed = {"event": "failed", "match_id": match.match_id, "reason": reason}
-        recorded = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.outcome(match.match_id), json.dumps(failed),
-                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
+        recorded = await _decide(self._redis, self._keys, self._settings, failed)
         if not recorded:
             return  # a host placed it at the last moment: its message says where
         self.failed_here += 1
         self.log.warn("match {match_id} not placed: {reason}", match_id=match.match_id,
                       reason=reason)  # fmt: skip
-        await self._redis.bounded(
-            self._redis.handler.publish(self._keys.channel, json.dumps(failed))
-        )
 
     def _place_failed(self, failure: Failure, match_id: str) -> None:
         # Redis failed under the placing lobby: every lobby's timeout reads the outcome.
