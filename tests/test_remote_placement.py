@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -147,3 +147,71 @@ class EarlyOutcomeTests(TestCase):
         with self.assertRaises(NoHostAvailable):
             await hosting.host_match(self.match())
         self.assertEqual(hosting.matches, 0)
+
+
+class FormerPlacesTests(TestCase):
+    """On a real Redis, with no game host: the lobby that formed a match places it; the
+    others claim it only if it is still not placed after `takeover_after`."""
+
+    timeout = 30
+
+    async def lobby(self, former: str) -> tuple[RemoteMatchHosting, RedisClient, Clock]:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        clock = Clock()
+        hosting = RemoteMatchHosting(
+            redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
+            formed_by=lambda match_id: former,
+        )
+        return hosting, redis, clock
+
+    def match(self) -> Match:
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        return Match("m-formed", "duel", players, 1.0)
+
+    async def outcome(self, redis: RedisClient) -> dict[str, object]:
+        # No live host: the placing lobby records `failed` at once.
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-formed"))
+        return dict(json.loads(await redis.handler.get("vinom:outcome:m-formed")))
+
+    async def test_the_lobby_that_formed_a_match_places_it_at_once(self) -> None:
+        hosting, redis, _ = await self.lobby("l-test")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_another_lobby_takes_a_match_over_only_once_its_former_is_late(self) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        # Nothing written for a while: a round trip to Redis, then the key is still unset.
+        await redis.handler.ping()
+        clock.advance(1.9)
+        await redis.handler.ping()
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+        clock.advance(0.1)  # takeover_after (2 s): the former has not placed it
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_a_match_placed_by_its_former_is_never_claimed_by_another(self) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        placed = hosting.host_match(self.match())
+        hosting.handle_message(json.dumps({
+            "event": "placed", "match_id": "m-formed", "host_id": "h-1",
+            "address": {"host": "127.0.0.1", "port": 7400},
+        }))  # fmt: skip
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        clock.advance(5.0)
+        await redis.handler.ping()
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+
+
+async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
+    """Poll `check` (a Redis read) until it answers something, for up to `seconds`."""
+    deadline = reactor.seconds() + seconds  # type: ignore[attr-defined]
+    while not await check():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError("not seen in time")
+        await deferLater(reactor, 0.02, lambda: None)

@@ -781,6 +781,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 registry=RedisHostRegistry(redis),
                 clock=reactor,
                 lobby_id=matchmaker.lobby_id,
+                formed_by=matchmaker.formed_by,
             )
             remote.setName("placement")
             remote.setServiceParent(root)
