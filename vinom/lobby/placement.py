@@ -347,8 +347,6 @@ class MatchPlacer:
                 ended_at=self._clock.seconds(),
             )
         )
-        d = self._store.remove_placement(match.match_id)
-        d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
         # Aborted because others never came: those who did keep a place at the head
         # of the queue (vinom.lobby.requeue).
         # Aborted because its game-host process crashed: all of its players keep one.
@@ -359,6 +357,8 @@ class MatchPlacer:
         elif reason == "host_crashed":
             requeued = match.player_ids
         ours = self._ours.pop(match.match_id, None)
+        # Players gone from this lobby: forgotten with the placement, in one store call.
+        forget: list[str] = []
         for ticket in match.players:
             player_id = ticket.player_id
             if ours is not None and player_id not in ours and not self._players.is_connected(
@@ -377,7 +377,9 @@ class MatchPlacer:
                 continue
             self._admission.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
-                self._players.forget(player_id)
+                forget.append(player_id)
+        d = self._store.remove_placement(match.match_id, forget=forget)
+        d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
 
 
 def _winners(result: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ a lobby that runs removes them itself. Every call fails with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from attrs import define, field, validators
 from twisted.internet.defer import Deferred
@@ -57,26 +58,28 @@ return 1
 """
 
 # KEYS: the placement. ARGV: the match id, the player TTL (ms), the prefix of the
-# current-match pointers, the prefix of the player records. One call: the players
-# are read from the placement itself.
+# current-match pointers, the prefix of the player records, then the ids of the
+# players to forget. One call: the players are read from the placement itself.
 # A pointer is cleared only if it still names this match: its player may be in a
 # newer one by now. A player whose match ended gets a fresh player TTL.
 _REMOVE_PLACEMENT = """
 local text = redis.call('GET', KEYS[1])
-if not text then return 0 end
-local placement = cjson.decode(text)
-for _, ticket in ipairs(placement['match']['players']) do
-  local player_id = ticket['player_id']
-  local pointer = ARGV[3] .. player_id
-  if redis.call('GET', pointer) == ARGV[1] then
-    redis.call('DEL', pointer)
-    local record = ARGV[4] .. player_id
-    if redis.call('PTTL', record) >= 0 then
-      redis.call('PEXPIRE', record, ARGV[2])
+if text then
+  local placement = cjson.decode(text)
+  for _, ticket in ipairs(placement['match']['players']) do
+    local player_id = ticket['player_id']
+    local pointer = ARGV[3] .. player_id
+    if redis.call('GET', pointer) == ARGV[1] then
+      redis.call('DEL', pointer)
+      local record = ARGV[4] .. player_id
+      if redis.call('PTTL', record) >= 0 then
+        redis.call('PEXPIRE', record, ARGV[2])
+      end
     end
   end
+  redis.call('DEL', KEYS[1])
 end
-redis.call('DEL', KEYS[1])
+for i = 5, #ARGV do redis.call('DEL', ARGV[4] .. ARGV[i]) end
 return 1
 """
 
@@ -153,12 +156,13 @@ class RedisPlayerStore:
         d = self.redis.bounded(self.redis.handler.get(self._pointer_key(player_id)))
         return d.addCallback(found)
 
-    def remove_placement(self, match_id: str) -> Deferred[None]:
+    def remove_placement(self, match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
         args = [
             match_id,
             self._player_ttl_ms,
             self._pointer_key(""),
             self._player_key(""),
+            *forget,
         ]
         call = self.redis.handler.eval(_REMOVE_PLACEMENT, [self._match_key(match_id)], args)
         return self.redis.bounded(call).addCallback(lambda _: None)
