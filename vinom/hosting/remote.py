@@ -242,9 +242,11 @@ class HostAgent(Service):
         self._heartbeat.clock = clock
         self._serving = False
         self._registered = False
-        # A capacity update in flight, and whether capacity changed since it left.
+        # A capacity update sent in the last refresh_every / 2, and whether capacity
+        # changed since.
         self._announcing = False
         self._announce_again = False
+        self._quiet: IDelayedCall | None = None
         self.draining = False
         self.placed = 0
         self.refused = 0
@@ -310,6 +312,10 @@ class HostAgent(Service):
         self._serving = False
         if self._heartbeat.running:
             self._heartbeat.stop()
+        if self._quiet is not None and self._quiet.active():
+            self._quiet.cancel()
+        self._quiet = None
+        self._announcing = self._announce_again = False
         return self._unregister()
 
     async def _serve(self) -> None:
@@ -386,20 +392,24 @@ class HostAgent(Service):
             self._capacity_changed()
 
     def _capacity_changed(self) -> None:
-        """Register again so that lobbies see the new free capacity at once, not at the
-        next heartbeat; changes made while one such call is in flight go in one more."""
+        """Register again so that lobbies see the new free capacity by their next read
+        of the registry, not at the next heartbeat. At most one such update per half
+        `refresh_every` (lobbies read every `refresh_every`): the changes made
+        meanwhile go in one more at its end."""
         if self._announcing:
             self._announce_again = True
             return
         self._announcing = True
 
-        def sent(_: object) -> None:
+        def quiet_over() -> None:
+            self._quiet = None
             self._announcing = False
             if self._announce_again:
                 self._announce_again = False
                 self._capacity_changed()
 
-        self.heartbeat().addBoth(sent)
+        self.heartbeat()
+        self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
 
     async def _publish(self, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"))
