@@ -13,6 +13,7 @@ import base64
 import binascii
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -755,6 +756,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     # Parties in Redis with --redis; otherwise the lobby keeps them in memory.
     parties: Any = None
     lobby_hosting: Any = hosting
+    formed_here: Callable[[str], bool] | None = None
     websocket_lobby = None
     game_sockets = None
     if runs_lobby:
@@ -783,6 +785,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 lobby_id=matchmaker.lobby_id,
                 formed_by=matchmaker.formed_by,
             )
+            formed_here = _formed_here(matchmaker)
             remote.setName("placement")
             remote.setServiceParent(root)
             placements = SubscriptionService(
@@ -821,7 +824,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             )
         )
         lobby = _lobby(options, match_sizes, games, matchmaker, lobby_hosting, issuer, store,
-                       reactor, shared_store=redis is not None, parties=parties)  # fmt: skip
+                       reactor, shared_store=redis is not None, parties=parties,
+                       formed_here=formed_here)  # fmt: skip
         lobby.setName("lobby")
         lobby.setServiceParent(root)
 
@@ -922,6 +926,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     return root
 
 
+def _formed_here(matchmaker: Any) -> Callable[[str], bool]:
+    """Whether a match was formed by this lobby's (Redis) matchmaker."""
+    return lambda match_id: bool(matchmaker.formed_by(match_id) == matchmaker.lobby_id)
+
+
 def _lobby(
     options: usage.Options,
     match_sizes: dict[str, int],
@@ -934,6 +943,7 @@ def _lobby(
     *,
     shared_store: bool,
     parties: Any = None,
+    formed_here: Callable[[str], bool] | None = None,
 ) -> LobbyFactory:
     return LobbyFactory(
         config=LobbyConfig(
@@ -960,6 +970,7 @@ def _lobby(
         player_ranges={g.name: (g.min_players, g.max_players) for g in games},
         shared_store=shared_store,
         parties=parties,
+        formed_here=formed_here,
     )
 
 
