@@ -28,6 +28,7 @@ from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, parse_redis_url
 from vinom.store.interfaces import PlayerRecord
+from vinom.store.memory import MemoryPlayerStore
 
 
 @implementer(IMatchHosting)
@@ -95,6 +96,47 @@ class NoHostTests(LobbyHarness):
         placing.errback(NoHostAvailable("none"))
         self.assertEqual(ada.frames()[0]["reason"], "no_host")
         self.assertEqual(self.successResultOf(self.store.get_player("p-other")), other)
+
+
+class SharedPlacementTests(LobbyHarness):
+    """With a shared store every lobby hears every placement; the record is saved by
+    the lobbies that answer for a player of the match and by the one that formed it."""
+
+    def start(self, formed_here: bool) -> ScriptedHosting:
+        remote = ScriptedHosting()
+        # The harness's own lobby hears the matches too: this one gets its own store.
+        self.shared = MemoryPlayerStore()
+        self.factory = self.make_factory(hosting=remote, shared_store=True, store=self.shared,
+                                         formed_here=lambda match_id: formed_here)  # fmt: skip
+        self.factory.startService()
+        return remote
+
+    def other_lobbys_match(self, remote: ScriptedHosting) -> Match:
+        # Two players this lobby does not hold (another lobby's), matched together.
+        for name in ("yan", "zed"):
+            self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        return match
+
+    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
+        match = self.other_lobbys_match(self.start(formed_here=False))
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+
+    def test_the_lobby_that_formed_the_match_saves_it(self) -> None:
+        match = self.other_lobbys_match(self.start(formed_here=True))
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
+
+    def test_a_lobby_with_a_player_of_the_match_saves_it(self) -> None:
+        remote = self.start(formed_here=False)
+        ada = self.queued_player("ada")
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        self.assertEqual(ada.frames()[-1]["type"], "match_found")
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.player_ids, match.player_ids)
 
 
 class OutcomeJsonTests(SynchronousTestCase):
