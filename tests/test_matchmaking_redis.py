@@ -214,6 +214,23 @@ class RaceTests(TestCase):
         self.assertEqual(fifo_groups(unmatched, 4), [])
 
 
+class FormedByTests(TestCase):
+    async def test_every_lobby_knows_which_lobby_formed_a_match(self) -> None:
+        # The lobby whose call formed a match places it (vinom.hosting.remote).
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=60.0)
+        first, second = [
+            await start_lobby(self, redis.port, {"tictactoe": 2}, settings) for _ in range(2)
+        ]
+        await first.matchmaker.enqueue(ticket("p"))
+        await second.matchmaker.enqueue(ticket("q"))  # forms the match
+        await wait_until(lambda: bool(first.heard and second.heard), 5, "the match")
+        match_id = first.heard[0].match_id
+        for lobby in (first, second):
+            self.assertEqual(lobby.matchmaker.formed_by(match_id), second.matchmaker.lobby_id)
+        self.assertIsNone(first.matchmaker.formed_by("m-unknown"))
+
+
 class BurstTests(TestCase):
     """A busy lobby's tickets go to Redis in batches (one call per queue in flight)."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -28,6 +28,7 @@ from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, parse_redis_url
 from vinom.store.interfaces import PlayerRecord
+from vinom.store.memory import MemoryPlayerStore
 
 
 @implementer(IMatchHosting)
@@ -97,6 +98,47 @@ class NoHostTests(LobbyHarness):
         self.assertEqual(self.successResultOf(self.store.get_player("p-other")), other)
 
 
+class SharedPlacementTests(LobbyHarness):
+    """With a shared store every lobby hears every placement; the record is saved by
+    the lobbies that answer for a player of the match and by the one that formed it."""
+
+    def start(self, formed_here: bool) -> ScriptedHosting:
+        remote = ScriptedHosting()
+        # The harness's own lobby hears the matches too: this one gets its own store.
+        self.shared = MemoryPlayerStore()
+        self.factory = self.make_factory(hosting=remote, shared_store=True, store=self.shared,
+                                         formed_here=lambda match_id: formed_here)  # fmt: skip
+        self.factory.startService()
+        return remote
+
+    def other_lobbys_match(self, remote: ScriptedHosting) -> Match:
+        # Two players this lobby does not hold (another lobby's), matched together.
+        for name in ("yan", "zed"):
+            self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        return match
+
+    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
+        match = self.other_lobbys_match(self.start(formed_here=False))
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+
+    def test_the_lobby_that_formed_the_match_saves_it(self) -> None:
+        match = self.other_lobbys_match(self.start(formed_here=True))
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
+
+    def test_a_lobby_with_a_player_of_the_match_saves_it(self) -> None:
+        remote = self.start(formed_here=False)
+        ada = self.queued_player("ada")
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        self.assertEqual(ada.frames()[-1]["type"], "match_found")
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.player_ids, match.player_ids)
+
+
 class OutcomeJsonTests(SynchronousTestCase):
     def test_round_trip(self) -> None:
         for outcome in (
@@ -147,3 +189,71 @@ class EarlyOutcomeTests(TestCase):
         with self.assertRaises(NoHostAvailable):
             await hosting.host_match(self.match())
         self.assertEqual(hosting.matches, 0)
+
+
+class FormerPlacesTests(TestCase):
+    """On a real Redis, with no game host: the lobby that formed a match places it; the
+    others claim it only if it is still not placed after `takeover_after`."""
+
+    timeout = 30
+
+    async def lobby(self, former: str) -> tuple[RemoteMatchHosting, RedisClient, Clock]:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        clock = Clock()
+        hosting = RemoteMatchHosting(
+            redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
+            formed_by=lambda match_id: former,
+        )
+        return hosting, redis, clock
+
+    def match(self) -> Match:
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        return Match("m-formed", "duel", players, 1.0)
+
+    async def outcome(self, redis: RedisClient) -> dict[str, object]:
+        # No live host: the placing lobby records `failed` at once.
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-formed"))
+        return dict(json.loads(await redis.handler.get("vinom:outcome:m-formed")))
+
+    async def test_the_lobby_that_formed_a_match_places_it_at_once(self) -> None:
+        hosting, redis, _ = await self.lobby("l-test")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_another_lobby_takes_a_match_over_only_once_its_former_is_late(self) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        # Nothing written for a while: a round trip to Redis, then the key is still unset.
+        await redis.handler.ping()
+        clock.advance(1.9)
+        await redis.handler.ping()
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+        clock.advance(0.1)  # takeover_after (2 s): the former has not placed it
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_a_match_placed_by_its_former_is_never_claimed_by_another(self) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        placed = hosting.host_match(self.match())
+        hosting.handle_message(json.dumps({
+            "event": "placed", "match_id": "m-formed", "host_id": "h-1",
+            "address": {"host": "127.0.0.1", "port": 7400},
+        }))  # fmt: skip
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        clock.advance(5.0)
+        await redis.handler.ping()
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+
+
+async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
+    """Poll `check` (a Redis read) until it answers something, for up to `seconds`."""
+    deadline = reactor.seconds() + seconds  # type: ignore[attr-defined]
+    while not await check():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError("not seen in time")
+        await deferLater(reactor, 0.02, lambda: None)

@@ -106,6 +106,19 @@ class PlayerStoreContract:
         # Removing an unknown placement is not an error.
         await self.store.remove_placement("m-9")
 
+    async def test_removing_a_placement_can_forget_players_in_the_same_step(self: Any) -> None:
+        for player_id in "abc":
+            await self.store.save_player(PlayerRecord(player_id, player_id, "ab" * 32, 5.0))
+        await self.store.save_placement(placement("m-1", "a", "b"))
+        await self.store.remove_placement("m-1", forget=["a"])
+        self.assertIsNone(await self.store.get_player("a"))
+        self.assertEqual((await self.store.get_player("b")).name, "b")
+        self.assertIsNone(await self.store.placement_for_player("b"))
+        # The placement already removed (by another lobby): the players still go.
+        await self.store.remove_placement("m-1", forget=["b", "c"])
+        self.assertIsNone(await self.store.get_player("b"))
+        self.assertIsNone(await self.store.get_player("c"))
+
     async def test_players_and_placements_are_independent(self: Any) -> None:
         record = PlayerRecord("a", "A", "ab" * 32, 5.0)
         await self.store.save_player(record)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -755,6 +756,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     # Parties in Redis with --redis; otherwise the lobby keeps them in memory.
     parties: Any = None
     lobby_hosting: Any = hosting
+    formed_here: Callable[[str], bool] | None = None
     websocket_lobby = None
     game_sockets = None
     if runs_lobby:
@@ -782,7 +784,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 registry=RedisHostRegistry(redis),
                 clock=reactor,
                 lobby_id=matchmaker.lobby_id,
+                formed_by=matchmaker.formed_by,
             )
+            formed_here = _formed_here(matchmaker)
             remote.setName("placement")
             remote.setServiceParent(root)
             placements = SubscriptionService(
@@ -826,7 +830,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             )
         )
         lobby = _lobby(options, match_sizes, games, matchmaker, lobby_hosting, issuer, store,
-                       reactor, shared_store=redis is not None, parties=parties)  # fmt: skip
+                       reactor, shared_store=redis is not None, parties=parties,
+                       formed_here=formed_here)  # fmt: skip
         lobby.setName("lobby")
         lobby.setServiceParent(root)
 
@@ -927,6 +932,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     return root
 
 
+def _formed_here(matchmaker: Any) -> Callable[[str], bool]:
+    """Whether a match was formed by this lobby's (Redis) matchmaker."""
+    return lambda match_id: bool(matchmaker.formed_by(match_id) == matchmaker.lobby_id)
+
+
 def _lobby(
     options: usage.Options,
     match_sizes: dict[str, int],
@@ -939,6 +949,7 @@ def _lobby(
     *,
     shared_store: bool,
     parties: Any = None,
+    formed_here: Callable[[str], bool] | None = None,
 ) -> LobbyFactory:
     return LobbyFactory(
         config=LobbyConfig(
@@ -966,6 +977,7 @@ def _lobby(
         shared_store=shared_store,
         parties=parties,
         team_sizes=games.team_sizes(),
+        formed_here=formed_here,
     )
 
 

@@ -10,11 +10,12 @@ one Redis (docs/scaling.md). Two parts talk over it:
   placements channel; when a match ends it says how.
 - `RemoteMatchHosting`, in each lobby process: the lobby's `IMatchHosting`.
   Every lobby hears every match the Redis matchmaker forms and calls
-  `host_match` for it; one of them (the first to claim the match) places it
-  on the least loaded live host with free capacity, trying the next host if
-  one refuses or does not claim the request in time. Every lobby's
-  `host_match` fires with the address the host announces, so each delivers
-  `match_found` to the players whose connections it holds.
+  `host_match` for it; one of them (the one that formed it, or another that
+  claims it once that one is late) places it on the least loaded live host
+  with free capacity, trying the next host if one refuses or does not claim
+  the request in time. Every lobby's `host_match` fires with the address the
+  host announces, so each delivers `match_found` to the players whose
+  connections it holds.
 
 Why Redis and not a direct connection (AMP) from lobby to host: lobbies and
 hosts already share Redis and nothing else, so a host needs no listening
@@ -24,7 +25,9 @@ not only the one that placed the match, which pub/sub does in one step.
 
 The steps, each bounded in time (keys and TTLs in docs/scaling.md):
 
-1. A lobby claims the match (`SET placer:<match> NX`); the others only wait.
+1. The lobby that formed the match claims it (`SET placer:<match> NX`, in one
+   call with its first request); the others wait, and try the same claim
+   only if they heard no outcome `takeover_after` after the match.
 2. It pushes `{match, attempt}` onto `place:<host>` and waits
    `accept_timeout` for the host's answer.
 3. The host pops it and claims the attempt (`SET claim:<match>:<attempt> NX`);
@@ -85,6 +88,9 @@ class PlacementSettings:
     place_timeout: float = field(default=20.0, validator=_positive)
     # Hosts one match is offered to at most.
     hosts_tried: int = field(default=3, validator=_positive)
+    # A match formed by another lobby is left to it this long; if it is not
+    # placed (or given up) by then, this lobby tries to claim it (its former died).
+    takeover_after: float = field(default=2.0, validator=_positive)
     # How often a lobby re-reads the live hosts.
     refresh_every: float = field(default=1.0, validator=_positive)
     # A host's registration lapses this long after its last heartbeat (sent every ttl/3).
@@ -103,6 +109,28 @@ _PUSH = """
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
+"""
+
+# KEYS: the match's placer key, a host's request list. ARGV: the request, the TTL
+# of both keys (ms), the lobby id. The first request of the lobby that claims the
+# match goes with the claim: one call. 0 if another lobby holds the claim.
+_CLAIM_AND_PUSH = """
+if not redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2], 'NX') then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+# KEYS: the match's outcome key. ARGV: the outcome (JSON), its TTL (ms), the channel.
+# Records the outcome unless one is recorded already (the first decides) and, if it
+# did, publishes it: one call.
+_DECIDE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  return 1
+end
+return 0
 """
 
 
@@ -171,6 +199,18 @@ def _address_from(data: Mapping[str, Any]) -> HostAddress:
     )
 
 
+def _decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
+            outcome: Mapping[str, Any]) -> Deferred[bool]:  # fmt: skip
+    """Record a match's outcome (`placed` or `failed`) and publish it, unless an outcome
+    is recorded already; whether this one was."""
+    text = json.dumps(outcome, separators=(",", ":"))
+    call = redis.handler.eval(
+        _DECIDE, [keys.outcome(str(outcome["match_id"]))],
+        [text, _ms(settings.key_ttl), keys.channel],
+    )  # fmt: skip
+    return redis.bounded(call).addCallback(lambda recorded: recorded == 1)
+
+
 class HostAgent(Service):
     """A game-host process's side of the placement channel (module docstring)."""
 
@@ -202,6 +242,11 @@ class HostAgent(Service):
         self._heartbeat.clock = clock
         self._serving = False
         self._registered = False
+        # A capacity update sent in the last refresh_every / 2, and whether capacity
+        # changed since.
+        self._announcing = False
+        self._announce_again = False
+        self._quiet: IDelayedCall | None = None
         self.draining = False
         self.placed = 0
         self.refused = 0
@@ -267,6 +312,10 @@ class HostAgent(Service):
         self._serving = False
         if self._heartbeat.running:
             self._heartbeat.stop()
+        if self._quiet is not None and self._quiet.active():
+            self._quiet.cancel()
+        self._quiet = None
+        self._announcing = self._announce_again = False
         return self._unregister()
 
     async def _serve(self) -> None:
@@ -319,20 +368,13 @@ class HostAgent(Service):
             "host_id": self.host_id,
             "address": _address_json(address),
         }
-        recorded = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.outcome(match.match_id), json.dumps(placed),
-                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
+        recorded = await _decide(self._redis, self._keys, self._settings, placed)
         if not recorded:
             # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return
         self.placed += 1
-        await self._publish(placed)
-        # Lobbies see the new free capacity at once, not at the next heartbeat.
-        self.heartbeat()
+        self._capacity_changed()
 
     async def _refuse(self, match: Match, attempt: int, reason: str) -> None:
         self.refused += 1
@@ -347,22 +389,51 @@ class HostAgent(Service):
         d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
         if not self.draining:
-            self.heartbeat()
+            self._capacity_changed()
+
+    def _capacity_changed(self) -> None:
+        """Register again so that lobbies see the new free capacity by their next read
+        of the registry, not at the next heartbeat. At most one such update per half
+        `refresh_every` (lobbies read every `refresh_every`): the changes made
+        meanwhile go in one more at its end."""
+        if self._announcing:
+            self._announce_again = True
+            return
+        self._announcing = True
+
+        def quiet_over() -> None:
+            self._quiet = None
+            self._announcing = False
+            if self._announce_again:
+                self._announce_again = False
+                self._capacity_changed()
+
+        self.heartbeat()
+        self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
 
     async def _publish(self, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"))
         await self._redis.bounded(self._redis.handler.publish(self._keys.channel, text))
 
 
+def _stop_timers(placing: _Placing) -> None:
+    for timer in (placing.timer, placing.takeover):
+        if timer is not None and timer.active():
+            timer.cancel()
+
+
 class _Placing:
     """A match this lobby heard of and waits to see placed."""
 
     def __init__(self, match: Match, on_ended: EndedCallback | None, result: Deferred[HostAddress],
-                 timer: IDelayedCall) -> None:  # fmt: skip
+                 timer: IDelayedCall, heard_at: float) -> None:  # fmt: skip
         self.match = match
         self.on_ended = on_ended
         self.result = result
         self.timer = timer
+        self.heard_at = heard_at
+        # Set while the match is left to the lobby that formed it.
+        self.takeover: IDelayedCall | None = None
         # Refusals heard, by attempt (the placing lobby waits on them).
         self.answers: dict[int, Deferred[dict[str, Any]]] = {}
 
@@ -385,8 +456,12 @@ class RemoteMatchHosting(Service):
         clock: IReactorTime,
         lobby_id: str | None = None,
         settings: PlacementSettings = DEFAULT_PLACEMENT,
+        formed_by: Callable[[str], str | None] | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        # The id of the lobby that formed a match, if known (the matchmaker's
+        # `formed_by`): that lobby places it, the others take over only if it does not.
+        self._formed_by = formed_by
         self._redis = redis
         self._registry = registry
         self._clock = clock
@@ -444,15 +519,35 @@ class RemoteMatchHosting(Service):
         match_id = match.match_id
         result: Deferred[HostAddress] = Deferred()
         timer = self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id)
-        self._placing[match_id] = _Placing(match, on_ended, result, timer)
+        placing = _Placing(match, on_ended, result, timer, self._clock.seconds())
+        self._placing[match_id] = placing
         early = self._early.pop(match_id, None)
         if early is not None:
             # Placed (or given up) already, by another lobby: nothing to place.
             self._outcome(early)
             return result
-        d = Deferred.fromCoroutine(self._maybe_place(match))
-        d.addErrback(self._place_failed, match_id)
+        former = None if self._formed_by is None else self._formed_by(match_id)
+        if former is not None and former != self.lobby_id:
+            # Formed by another lobby, which places it; unless it died meanwhile.
+            placing.takeover = self._clock.callLater(
+                self._settings.takeover_after, self._take_over, match
+            )
+            return result
+        self._start_placing(match)
         return result
+
+    def _start_placing(self, match: Match) -> None:
+        d = Deferred.fromCoroutine(self._maybe_place(match))
+        d.addErrback(self._place_failed, match.match_id)
+
+    def _take_over(self, match: Match) -> None:
+        placing = self._placing.get(match.match_id)
+        if placing is None:
+            return
+        placing.takeover = None
+        self.log.info("match {match_id}: not placed by the lobby that formed it yet; "
+                      "claiming it", match_id=match.match_id)  # fmt: skip
+        self._start_placing(match)
 
     # -- services
 
@@ -518,8 +613,7 @@ class RemoteMatchHosting(Service):
         placing = self._placing.pop(match_id, None)
         if placing is None:
             return
-        if placing.timer.active():
-            placing.timer.cancel()
+        _stop_timers(placing)
         for waiter in placing.answers.values():
             if not waiter.called:
                 waiter.callback({"event": "placed"})
@@ -530,8 +624,7 @@ class RemoteMatchHosting(Service):
         placing = self._placing.pop(match_id, None)
         if placing is None:
             return
-        if placing.timer.active():
-            placing.timer.cancel()
+        _stop_timers(placing)
         for waiter in placing.answers.values():
             if not waiter.called:
                 waiter.callback({"event": "failed"})
@@ -577,18 +670,13 @@ class RemoteMatchHosting(Service):
     # -- placing (the lobby that claimed the match)
 
     async def _maybe_place(self, match: Match) -> None:
-        claimed = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.placer(match.match_id), self.lobby_id,
-                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
-        if not claimed:
-            return  # another lobby places it; the channel (or the timeout) tells us
-        started = self._clock.seconds()
+        placing = self._placing.get(match.match_id)
+        if placing is None:
+            return
         # Leave the other lobbies time to hear the outcome before their own timeouts.
-        deadline = started + self._settings.place_timeout * 0.8
+        deadline = placing.heard_at + self._settings.place_timeout * 0.8
         tried: set[str] = set()
+        claimed = False
         for attempt in range(self._settings.hosts_tried):
             if match.match_id not in self._placing:
                 return  # placed (heard on the channel)
@@ -596,10 +684,24 @@ class RemoteMatchHosting(Service):
             if host is None or self._clock.seconds() >= deadline:
                 break
             tried.add(host.host_id)
-            if await self._offer(match, host, attempt, deadline):
+            offered = await self._offer(match, host, attempt, deadline, claim=not claimed)
+            if offered is None:
+                return  # another lobby places it; the channel (or the timeout) tells us
+            claimed = True
+            if offered:
                 return
+        if not claimed and not await self._claim(match):
+            return
         await self._give_up(match, "no game host took the match" if tried
                             else "no live game host with free capacity")  # fmt: skip
+
+    def _claim(self, match: Match) -> Deferred[bool]:
+        """`SET placer:<match> NX`: whether this lobby is the one that places the match."""
+        call = self._redis.handler.set(
+            self._keys.placer(match.match_id), self.lobby_id,
+            pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+        )  # fmt: skip
+        return self._redis.bounded(call).addCallback(bool)
 
     async def _pick_host(self, tried: set[str]) -> HostRecord | None:
         if not self._hosts:
@@ -613,8 +715,10 @@ class RemoteMatchHosting(Service):
         self._hosts.sort(key=lambda record: (-record.free, record.host_id))
         return best
 
-    async def _offer(self, match: Match, host: HostRecord, attempt: int, deadline: float) -> bool:
-        """Offer the match to one host; whether it was placed (or failed for good)."""
+    async def _offer(self, match: Match, host: HostRecord, attempt: int, deadline: float,
+                     *, claim: bool) -> bool | None:  # fmt: skip
+        """Offer the match to one host (with `claim`, claiming the match in the same call);
+        whether it was placed (or failed for good), None if another lobby holds the claim."""
         placing = self._placing.get(match.match_id)
         if placing is None:
             return True
@@ -622,11 +726,16 @@ class RemoteMatchHosting(Service):
         placing.answers[attempt] = answer
         request = json.dumps({"match": match_to_json(match), "attempt": attempt,
                               "lobby_id": self.lobby_id})  # fmt: skip
-        await self._redis.bounded(
-            self._redis.handler.eval(
-                _PUSH, [self._keys.requests(host.host_id)], [request, _ms(self._settings.key_ttl)]
-            )
-        )
+        requests = self._keys.requests(host.host_id)
+        ttl = _ms(self._settings.key_ttl)
+        if claim:
+            keys = [self._keys.placer(match.match_id), requests]
+            call = self._redis.handler.eval(_CLAIM_AND_PUSH, keys, [request, ttl, self.lobby_id])
+            if not await self._redis.bounded(call):
+                placing.answers.pop(attempt, None)
+                return None
+        else:
+            await self._redis.bounded(self._redis.handler.eval(_PUSH, [requests], [request, ttl]))
         wait = min(self._settings.accept_timeout, max(0.0, deadline - self._clock.seconds()))
         heard = await self._within(answer, wait)
         if heard is None:
@@ -675,20 +784,12 @@ class RemoteMatchHosting(Service):
 
     async def _give_up(self, match: Match, reason: str) -> None:
         failed = {"event": "failed", "match_id": match.match_id, "reason": reason}
-        recorded = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.outcome(match.match_id), json.dumps(failed),
-                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
+        recorded = await _decide(self._redis, self._keys, self._settings, failed)
         if not recorded:
             return  # a host placed it at the last moment: its message says where
         self.failed_here += 1
         self.log.warn("match {match_id} not placed: {reason}", match_id=match.match_id,
                       reason=reason)  # fmt: skip
-        await self._redis.bounded(
-            self._redis.handler.publish(self._keys.channel, json.dumps(failed))
-        )
 
     def _place_failed(self, failure: Failure, match_id: str) -> None:
         # Redis failed under the placing lobby: every lobby's timeout reads the outcome.

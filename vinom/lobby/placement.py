@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -86,6 +86,7 @@ class MatchPlacer:
         requeues: Requeues,
         requeue: Callable[[Ticket], Deferred[int]] | None = None,
         shared_store: bool = False,
+        formed_here: Callable[[str], bool] | None = None,
     ) -> None:
         self._hosting = hosting
         # Puts a ticket back at the head of its queue (the matchmaker's `requeue`).
@@ -93,6 +94,8 @@ class MatchPlacer:
         # The store is shared with other lobbies (Redis): a player not connected
         # here may be another lobby's, whose record is not ours to remove.
         self._shared_store = shared_store
+        # With a shared store: whether this lobby formed a match (and so places it).
+        self._formed_here = formed_here
         # With a shared store: the players of each match not ended that were
         # connected here when it formed (the players this lobby answers for).
         self._ours: dict[str, frozenset[str]] = {}
@@ -214,7 +217,21 @@ class MatchPlacer:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
+        if not self._saves_placement(match):
+            self._deliver(placement)
+            return succeed(None)
         return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
+
+    def _saves_placement(self, match: Match) -> bool:
+        """Whether this lobby records the placement. With a shared store every lobby
+        hears every placement; the same record is saved by each lobby that answers
+        for one of its players (before their `match_found`) and by the lobby that
+        formed it (for players connected nowhere then), not by every lobby."""
+        if not self._shared_store or self._formed_here is None:
+            return True
+        if self._ours.get(match.match_id) or self._formed_here(match.match_id):
+            return True
+        return any(self._players.is_connected(p) for p in match.player_ids)
 
     def _deliver(self, placement: MatchPlacement) -> None:
         match = placement.match
@@ -347,8 +364,6 @@ class MatchPlacer:
                 ended_at=self._clock.seconds(),
             )
         )
-        d = self._store.remove_placement(match.match_id)
-        d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
         # Aborted because others never came: those who did keep a place at the head
         # of the queue (vinom.lobby.requeue).
         # Aborted because its game-host process crashed: all of its players keep one.
@@ -359,6 +374,8 @@ class MatchPlacer:
         elif reason == "host_crashed":
             requeued = match.player_ids
         ours = self._ours.pop(match.match_id, None)
+        # Players gone from this lobby: forgotten with the placement, in one store call.
+        forget: list[str] = []
         for ticket in match.players:
             player_id = ticket.player_id
             if ours is not None and player_id not in ours and not self._players.is_connected(
@@ -377,7 +394,9 @@ class MatchPlacer:
                 continue
             self._admission.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
-                self._players.forget(player_id)
+                forget.append(player_id)
+        d = self._store.remove_placement(match.match_id, forget=forget)
+        d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
 
 
 def _winners(result: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -144,13 +144,15 @@ class LobbyFactory(ServerFactory, Service):
         parties: IPartyStore | None = None,
         rating_source: IRatingSource | None = None,
         team_sizes: Mapping[str, int] | None = None,
+        formed_here: Callable[[str], bool] | None = None,
     ) -> None:
         """`shared_store`: other lobbies use the same player store (Redis), so a player
-        who is not connected here is not necessarily gone. `parties`: where parties
-        are kept (in memory, for this lobby alone, by default). `rating_source`: the
-        rating of each ranked ticket (by default the client's claim: vinom.lobby.ratings).
-        `team_sizes`: players per team of each game with teams (a player's token
-        `team` is seat // team size)."""
+        who is not connected here is not necessarily gone. `formed_here`: with a shared
+        store, whether a match was formed by this lobby (its matchmaker's call).
+        `parties`: where parties are kept (in memory, for this lobby alone, by
+        default). `rating_source`: the rating of each ranked ticket (by default the
+        client's claim: vinom.lobby.ratings). `team_sizes`: players per team of each
+        game with teams (a player's token `team` is seat // team size)."""
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock)
@@ -167,6 +169,7 @@ class LobbyFactory(ServerFactory, Service):
             requeues=self.requeues,
             requeue=matchmaker.requeue,
             shared_store=shared_store,
+            formed_here=formed_here,
         )
         self.requests = RequestHandlers(
             games=games,

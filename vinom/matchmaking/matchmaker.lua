@@ -70,7 +70,8 @@ local function form(qkey, game_json, group, match_id, matched_ms)
     datas[i] = t.data
   end
   local body = '"match_id":"' .. match_id .. '","game":' .. game_json .. ',"formed_at":'
-    .. now_text .. ',"players":[' .. table.concat(datas, ',') .. ']}'
+    .. now_text .. ',"players":[' .. table.concat(datas, ',') .. '],"formed_by":'
+    .. cjson.encode(me) .. '}'
   -- The log lets a lobby whose subscriber was cut off hear what it missed.
   local log_id = redis.call('XADD', prefix .. ':match-log', 'MAXLEN', '~', log_length, '*',
                             'match', '{' .. body)

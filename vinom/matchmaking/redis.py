@@ -188,7 +188,8 @@ class RedisMatchmaker:
         # Players whose enqueue awaits its answer -> whether a match of theirs was
         # announced meanwhile (the channel may deliver it before the answer).
         self._adding: dict[str, bool] = {}
-        self._announced: OrderedDict[str, None] = OrderedDict()
+        # Matches announced -> the id of the lobby whose call formed each.
+        self._announced: OrderedDict[str, str | None] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
         self._channel = f"{settings.prefix}:matches"
         self._subscriber = ClientService(
@@ -405,7 +406,7 @@ class RedisMatchmaker:
         for message in answer.get("matches", ()):
             # Not _logged: the channel's place in the log only moves with what
             # the channel (or the catch-up) delivered, so a catch-up misses nothing.
-            self._announce(match_from_json(message))
+            self._announce(match_from_json(message), message.get("formed_by"))
         more = bool(answer.get("more"))
         if more and (game, queue) not in self._passes:
             # Outside the caller's Deferred: the caller has its answer already.
@@ -434,7 +435,12 @@ class RedisMatchmaker:
                           message=message)
             return
         self._logged(data.get("log_id"))
-        self._announce(match)
+        self._announce(match, data.get("formed_by"))
+
+    def formed_by(self, match_id: str) -> str | None:
+        """The `lobby_id` of the lobby whose call formed an announced match (its
+        enqueue or its matching pass), or None if not known."""
+        return self._announced.get(match_id)
 
     def _logged(self, log_id: object) -> None:
         """Remember the newest match-log entry heard (stream ids: 'ms-seq')."""
@@ -477,12 +483,12 @@ class RedisMatchmaker:
 
         return Deferred.fromCoroutine(subscribe())
 
-    def _announce(self, match: Match) -> None:
+    def _announce(self, match: Match, formed_by: object = None) -> None:
         if match.match_id in self._announced:
             # Heard again: in the answer of our own call, on the channel, in
             # the log after a reconnection.
             return
-        self._announced[match.match_id] = None
+        self._announced[match.match_id] = formed_by if isinstance(formed_by, str) else None
         while len(self._announced) > _REMEMBERED_MATCHES:
             self._announced.popitem(last=False)
         for player_id in match.player_ids:

@@ -9,6 +9,8 @@ store sits behind the same interface as the in-memory one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
@@ -84,5 +86,9 @@ class IPlayerStore(Interface):
     def placement_for_player(player_id: str) -> Deferred[MatchPlacement | None]:
         """The placement of the player's current match, or None."""
 
-    def remove_placement(match_id: str) -> Deferred[None]:
-        """Forget a match; its players no longer have it as their current match."""
+    def remove_placement(match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
+        """Forget a match; its players no longer have it as their current match.
+
+        The players in `forget` are forgotten too (as by `remove_player`), in the
+        same step, whether or not the placement is still there.
+        """

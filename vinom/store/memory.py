@@ -6,6 +6,8 @@ because the Redis store behind the same interface answers later.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from attrs import define, field
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -54,11 +56,13 @@ class MemoryPlayerStore:
         match_id = self._current.get(player_id)
         return succeed(None if match_id is None else self._placements.get(match_id))
 
-    def remove_placement(self, match_id: str) -> Deferred[None]:
+    def remove_placement(self, match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
         placement = self._placements.pop(match_id, None)
         if placement is not None:
             for player_id in placement.player_ids:
                 # A player may be in a newer match by now; only clear this one.
                 if self._current.get(player_id) == match_id:
                     del self._current[player_id]
+        for player_id in forget:
+            self.remove_player(player_id)
         return succeed(None)

@@ -19,6 +19,7 @@ a lobby that runs removes them itself. Every call fails with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from attrs import define, field, validators
 from twisted.internet.defer import Deferred
@@ -56,20 +57,29 @@ end
 return 1
 """
 
-# KEYS as for _SAVE_PLACEMENT. ARGV: the match id, the player TTL (ms).
+# KEYS: the placement. ARGV: the match id, the player TTL (ms), the prefix of the
+# current-match pointers, the prefix of the player records, then the ids of the
+# players to forget. One call: the players are read from the placement itself.
 # A pointer is cleared only if it still names this match: its player may be in a
 # newer one by now. A player whose match ended gets a fresh player TTL.
 _REMOVE_PLACEMENT = """
-local n = (#KEYS - 1) / 2
-for i = 2, n + 1 do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    if redis.call('PTTL', KEYS[i + n]) >= 0 then
-      redis.call('PEXPIRE', KEYS[i + n], ARGV[2])
+local text = redis.call('GET', KEYS[1])
+if text then
+  local placement = cjson.decode(text)
+  for _, ticket in ipairs(placement['match']['players']) do
+    local player_id = ticket['player_id']
+    local pointer = ARGV[3] .. player_id
+    if redis.call('GET', pointer) == ARGV[1] then
+      redis.call('DEL', pointer)
+      local record = ARGV[4] .. player_id
+      if redis.call('PTTL', record) >= 0 then
+        redis.call('PEXPIRE', record, ARGV[2])
+      end
     end
   end
+  redis.call('DEL', KEYS[1])
 end
-redis.call('DEL', KEYS[1])
+for i = 5, #ARGV do redis.call('DEL', ARGV[4] .. ARGV[i]) end
 return 1
 """
 
@@ -146,17 +156,16 @@ class RedisPlayerStore:
         d = self.redis.bounded(self.redis.handler.get(self._pointer_key(player_id)))
         return d.addCallback(found)
 
-    def remove_placement(self, match_id: str) -> Deferred[None]:
-        def found(placement: MatchPlacement | None) -> Deferred[None] | None:
-            if placement is None:
-                return None
-            args = [match_id, self._player_ttl_ms]
-            keys = self._placement_keys(placement)
-            call = self.redis.handler.eval(_REMOVE_PLACEMENT, keys, args)
-            return self.redis.bounded(call).addCallback(lambda _: None)
-
-        return self.get_placement(match_id).addCallback(found)
-
+    def remove_placement(self, match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
+        args = [
+            match_id,
+            self._player_ttl_ms,
+            self._pointer_key(""),
+            self._player_key(""),
+            *forget,
+        ]
+        call = self.redis.handler.eval(_REMOVE_PLACEMENT, [self._match_key(match_id)], args)
+        return self.redis.bounded(call).addCallback(lambda _: None)
 
 def encode_player(record: PlayerRecord) -> str:
     return json.dumps(
