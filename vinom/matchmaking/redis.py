@@ -22,6 +22,7 @@ cases.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -199,6 +200,9 @@ class RedisMatchmaker:
             clock=clock,
             prepareConnection=self._subscribe,
         )
+        # The subscription under way on a new subscriber connection, if any.
+        self._subscribing: Deferred[None] | None = None
+        self._subscribed_waiters: list[Deferred[None]] = []
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
         self._passes: set[tuple[str, str]] = set()
@@ -237,6 +241,14 @@ class RedisMatchmaker:
             except Exception as e:
                 # Its tickets lapse with its key, as if it had died.
                 self.log.warn("could not release tickets: {error}", error=e)
+            if self._subscribing is not None:
+                # Stopping the subscriber while it subscribes cancels the attempt
+                # but leaves its connection open, and ClientService fails when
+                # that connection closes later: let it finish (within call_timeout).
+                finished: Deferred[None] = Deferred()
+                self._subscribed_waiters.append(finished)
+                with contextlib.suppress(MatchmakerUnavailable):
+                    await self._deadline(finished, "subscribing to matches")
             await self._subscriber.stopService()
 
         return Deferred.fromCoroutine(stop())
@@ -481,7 +493,19 @@ class RedisMatchmaker:
                 values = dict(zip(fields[::2], fields[1::2], strict=False))
                 self._heard(json.dumps({"log_id": str(entry_id), **json.loads(values["match"])}))
 
-        return Deferred.fromCoroutine(subscribe())
+        subscribing = Deferred.fromCoroutine(subscribe())
+        self._subscribing = subscribing
+
+        def done(result: object) -> object:
+            if self._subscribing is subscribing:
+                self._subscribing = None
+            waiters, self._subscribed_waiters = self._subscribed_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return result
+
+        subscribing.addBoth(done)
+        return subscribing
 
     def _announce(self, match: Match, formed_by: object = None) -> None:
         if match.match_id in self._announced:
