@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.ssl import Certificate
@@ -526,10 +527,8 @@ class WebClientInChromiumTests(TestCase):
         start = await browser.run(where)
         # The board sends a key's move only through an open wall: some direction
         # from the corner moves the token, and its first cell holds a reward.
-        keys = {"ArrowUp": "\ue013", "ArrowDown": "\ue015", "ArrowLeft": "\ue012",
-                "ArrowRight": "\ue014"}
         moved = start
-        for key in keys.values():
+        for key in (Keys.ARROW_UP, Keys.ARROW_DOWN, Keys.ARROW_LEFT, Keys.ARROW_RIGHT):
             await browser.run(
                 lambda d, key=key: d.find_element(By.TAG_NAME, "body").send_keys(key)
             )
