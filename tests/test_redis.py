@@ -1,13 +1,26 @@
-"""Redis settings from URLs, and the bounded calls of a RedisClient against a real Redis."""
+"""Redis settings from URLs, the bounded calls of a RedisClient against a real Redis,
+and a RedisSubscription through restarts and cut-offs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import txredisapi
 from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.redis_server import start_redis
-from vinom.redis import RedisClient, RedisSettings, RedisUnavailable, parse_redis_url
+from vinom.redis import (
+    RedisClient,
+    RedisSettings,
+    RedisSubscription,
+    RedisUnavailable,
+    client_endpoint,
+    parse_redis_url,
+)
 
 
 class ParseRedisUrlTests(SynchronousTestCase):
@@ -92,3 +105,108 @@ class RedisClientTests(TestCase):
             client.bounded(client.handler.lpush("k", "x")), txredisapi.ResponseError
         )
         self.assertIn("WRONGTYPE", str(error))
+
+
+def _bulk(text: str) -> bytes:
+    data = text.encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class _ScriptedRedis(Protocol):
+    """A stand-in Redis for the pub/sub edge cases a real one will not produce on cue:
+    each connection is handled by the server's `on_subscribe` once SUBSCRIBE arrives."""
+
+    server: _ScriptedRedisFactory
+
+    def connectionMade(self) -> None:
+        self.server.connections.append(self)
+        self.received = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        if b"SUBSCRIBE" in self.received.upper():
+            self.received = b""
+            self.server.on_subscribe(self)
+
+    def answer_subscribe(self, channel: str) -> None:
+        self.transport.write(b"*3\r\n" + _bulk("subscribe") + _bulk(channel) + b":1\r\n")
+
+    def publish(self, channel: str, message: str) -> None:
+        self.transport.write(b"*3\r\n" + _bulk("message") + _bulk(channel) + _bulk(message))
+
+
+class _ScriptedRedisFactory(Factory):
+    protocol = _ScriptedRedis
+
+    def __init__(self, on_subscribe: Callable[[_ScriptedRedis], object]) -> None:
+        self.on_subscribe = on_subscribe
+        self.connections: list[_ScriptedRedis] = []
+
+    def buildProtocol(self, addr: object) -> _ScriptedRedis:
+        protocol = _ScriptedRedis()
+        protocol.server = self
+        return protocol
+
+
+class RedisSubscriptionTests(TestCase):
+    timeout = 30
+
+    def listen(
+        self, on_subscribe: Callable[[_ScriptedRedis], object]
+    ) -> tuple[_ScriptedRedisFactory, int]:
+        server = _ScriptedRedisFactory(on_subscribe)
+        port = reactor.listenTCP(0, server, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return server, port.getHost().port
+
+    def subscription(self, port: int, heard: list[str]) -> RedisSubscription:
+        settings = RedisSettings("127.0.0.1", port)
+        return RedisSubscription(client_endpoint(settings, reactor), "news", heard.append, reactor)
+
+    async def test_messages_are_heard_and_again_after_redis_restarts(self) -> None:
+        redis = await start_redis(self)
+        heard: list[str] = []
+        subscription = self.subscription(redis.port, heard)
+        subscription.start()
+        self.addCleanup(subscription.stop)
+        await subscription.when_subscribed()
+        client = RedisClient.open(RedisSettings("127.0.0.1", redis.port), reactor)
+        self.addCleanup(client.disconnect)
+        await client.bounded(client.handler.publish("news", "before"))
+        await redis.restart()
+        await subscription.when_subscribed()
+        await client.bounded(client.handler.publish("news", "after"))
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(heard, ["before", "after"])
+
+    async def test_stopped_while_its_subscribe_is_unanswered(self) -> None:
+        # Stopped before its SUBSCRIBE is answered, then cut off by the server:
+        # the stop completes, a caller still waiting is told, and nothing is logged.
+        asked: Deferred[_ScriptedRedis] = Deferred()
+        server, port = self.listen(asked.callback)
+        subscription = self.subscription(port, [])
+        subscription.start()
+        waiting = subscription.when_subscribed()
+        connection = await asked
+        await subscription.stop()
+        await self.assertFailure(waiting, CancelledError)
+        connection.transport.loseConnection()
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(len(server.connections), 1)
+
+    async def test_cut_off_while_subscribing_it_reconnects_and_subscribes(self) -> None:
+        def on_subscribe(connection: _ScriptedRedis) -> None:
+            if len(server.connections) == 1:
+                connection.transport.loseConnection()
+            else:
+                connection.answer_subscribe("news")
+                connection.publish("news", "hello")
+
+        heard: list[str] = []
+        server, port = self.listen(on_subscribe)
+        subscription = self.subscription(port, heard)
+        subscription.start()
+        self.addCleanup(subscription.stop)
+        await subscription.when_subscribed()
+        await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual((len(server.connections), heard), (2, ["hello"]))

@@ -16,14 +16,15 @@ vinom adds run on the clock the caller passes in.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from attrs import define, field, frozen, validators
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 DEFAULT_PORT = 6379
@@ -173,10 +174,21 @@ class RedisSubscription:
 
     A subscribed connection can do nothing else, so it is not one of the
     pool's. It reconnects by itself (0.1 s, backing off to 2 s) and subscribes
-    again each time; messages published while it was cut off are lost, so a
-    user must not depend on hearing every one (each vinom user has a key to
-    read or a timeout to fall back on). `start()` and `stop()` bound it.
+    again each time, then awaits `catch_up()` if given (a user that keeps a
+    log in Redis reads what it missed there); messages published while it was
+    cut off are otherwise lost, so a user must not depend on hearing every one
+    (each vinom user has a key to read or a timeout to fall back on).
+    `start()` and `stop()` bound it.
+
+    The subscribing is done by the connection itself once it is up, not by
+    `ClientService`'s `prepareConnection`: a connection lost or a service
+    stopped while that is under way puts `ClientService` (Twisted 26.10) in a
+    state with no way out, and it raises when the connection closes later. A
+    subscription that fails closes its connection, and `ClientService`
+    reconnects as after any other loss.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -185,26 +197,49 @@ class RedisSubscription:
         on_message: Callable[[str], object],
         clock: IReactorTime,
         password: str | None = None,
+        catch_up: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         from twisted.application.internet import ClientService, backoffPolicy
 
         self.channel = channel
         self._on_message = on_message
+        self._catch_up = catch_up
         self.password = password
+        self._subscribed = False
+        self._waiters: list[Deferred[None]] = []
         self._service = ClientService(
             endpoint,
             _SubscriberFactory(self),
             retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=2.0),
             clock=clock,
-            prepareConnection=self._subscribe,
         )
 
-    def _subscribe(self, protocol: Any) -> Deferred[Any]:
-        async def subscribe() -> None:
-            await protocol.whenConnected()
-            await protocol.subscribe(self.channel)
+    def connected(self, protocol: Any) -> None:
+        """Subscribe on a new connection whose AUTH (if any) has been accepted."""
 
-        return Deferred.fromCoroutine(subscribe())
+        async def subscribe() -> None:
+            await protocol.subscribe(self.channel)
+            if self._catch_up is not None:
+                await self._catch_up()
+
+        def subscribed(_: object) -> None:
+            if not protocol.connected:
+                return
+            self._subscribed = True
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+        def failed(failure: Failure) -> None:
+            if protocol.connected:
+                self.log.warn("Redis channel {channel}: could not subscribe: {error}",
+                              channel=self.channel, error=failure.getErrorMessage())  # fmt: skip
+                protocol.transport.loseConnection()
+
+        Deferred.fromCoroutine(subscribe()).addCallbacks(subscribed, failed)
+
+    def disconnected(self) -> None:
+        self._subscribed = False
 
     def heard(self, message: object) -> None:
         text = message.decode() if isinstance(message, bytes) else str(message)
@@ -213,12 +248,18 @@ class RedisSubscription:
     def start(self) -> None:
         self._service.startService()
 
-    def when_subscribed(self) -> Deferred[Any]:
-        """Fires once the first connection is subscribed."""
-        d: Deferred[Any] = self._service.whenConnected()
-        return d
+    def when_subscribed(self) -> Deferred[None]:
+        """Fires once a connection is subscribed (and caught up)."""
+        if self._subscribed:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
 
     def stop(self) -> Deferred[None]:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(CancelledError())
         d: Deferred[None] = self._service.stopService()
         return d
 
@@ -229,6 +270,20 @@ def _subscriber_protocol() -> type:
 
     class _Protocol(txredisapi.SubscriberProtocol):
         subscription: RedisSubscription
+
+        def connectionMade(self) -> Deferred[None]:
+            d: Deferred[None] = super().connectionMade()
+
+            def ready(_: object) -> None:
+                # txredisapi closes a connection whose AUTH was refused.
+                if self.connected and not self.transport.disconnecting:
+                    self.subscription.connected(self)
+
+            return d.addCallback(ready)
+
+        def connectionLost(self, why: object) -> None:
+            self.subscription.disconnected()
+            super().connectionLost(why)
 
         def messageReceived(self, pattern: object, channel: object, message: object) -> None:
             self.subscription.heard(message)
@@ -254,7 +309,6 @@ class _SubscriberFactory(Factory):
         pass
 
     def connectionError(self, why: str) -> None:
-        from twisted.logger import Logger
-
-        Logger().error("Redis channel {channel}: {why}", channel=self.subscription.channel,
-                       why=why)  # fmt: skip
+        RedisSubscription.log.error(
+            "Redis channel {channel}: {why}", channel=self.subscription.channel, why=why
+        )

@@ -22,7 +22,6 @@ cases.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
@@ -33,10 +32,8 @@ from typing import Any
 
 import txredisapi
 from attrs import field, frozen
-from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -62,6 +59,7 @@ from vinom.matchmaking.windows import (
     check_team_sizes,
     party_too_large,
 )
+from vinom.redis import RedisSubscription
 
 SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
 SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
@@ -110,37 +108,6 @@ def _seats_json(ticket: Ticket) -> str:
     return ",".join(
         json.dumps(ticket_to_json(seat), separators=(",", ":")) for seat in ticket.seats
     )
-
-
-class _MatchSubscriber(txredisapi.SubscriberProtocol):
-    """The connection that hears the matches channel."""
-
-    matchmaker: RedisMatchmaker
-
-    def messageReceived(self, pattern: object, channel: object, message: object) -> None:
-        self.matchmaker._heard(message)
-
-
-class _SubscriberFactory(Factory):
-    """Builds the subscriber; txredisapi's protocol calls the last two on a refused AUTH."""
-
-    isLazy = True
-
-    def __init__(self, matchmaker: RedisMatchmaker, password: str | None) -> None:
-        self.matchmaker = matchmaker
-        self.password = password
-
-    def buildProtocol(self, addr: object) -> _MatchSubscriber:
-        protocol = _MatchSubscriber(password=self.password)
-        protocol.factory = self
-        protocol.matchmaker = self.matchmaker
-        return protocol
-
-    def stopTrying(self) -> None:
-        pass
-
-    def connectionError(self, why: str) -> None:
-        self.matchmaker.log.error("match channel: {why}", why=why)
 
 
 @implementer(IMatchmaker)
@@ -193,16 +160,10 @@ class RedisMatchmaker:
         self._announced: OrderedDict[str, str | None] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
         self._channel = f"{settings.prefix}:matches"
-        self._subscriber = ClientService(
-            subscriber_endpoint,
-            _SubscriberFactory(self, password),
-            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=2.0),
-            clock=clock,
-            prepareConnection=self._subscribe,
-        )
-        # The subscription under way on a new subscriber connection, if any.
-        self._subscribing: Deferred[None] | None = None
-        self._subscribed_waiters: list[Deferred[None]] = []
+        self._subscription = RedisSubscription(
+            subscriber_endpoint, self._channel, self._heard, clock, password,
+            catch_up=self._catch_up,
+        )  # fmt: skip
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
         self._passes: set[tuple[str, str]] = set()
@@ -222,8 +183,8 @@ class RedisMatchmaker:
 
         async def start() -> None:
             await self._heartbeat()
-            self._subscriber.startService()
-            await self._deadline(self._subscriber.whenConnected(), "subscribing to matches")
+            self._subscription.start()
+            await self._deadline(self._subscription.when_subscribed(), "subscribing to matches")
             self._ticker.start(self._settings.tick_every, now=False)
 
         return Deferred.fromCoroutine(start())
@@ -241,15 +202,7 @@ class RedisMatchmaker:
             except Exception as e:
                 # Its tickets lapse with its key, as if it had died.
                 self.log.warn("could not release tickets: {error}", error=e)
-            if self._subscribing is not None:
-                # Stopping the subscriber while it subscribes cancels the attempt
-                # but leaves its connection open, and ClientService fails when
-                # that connection closes later: let it finish (within call_timeout).
-                finished: Deferred[None] = Deferred()
-                self._subscribed_waiters.append(finished)
-                with contextlib.suppress(MatchmakerUnavailable):
-                    await self._deadline(finished, "subscribing to matches")
-            await self._subscriber.stopService()
+            await self._subscription.stop()
 
         return Deferred.fromCoroutine(stop())
 
@@ -465,47 +418,29 @@ class RedisMatchmaker:
         if self._last_logged is None or key > self._last_logged[0]:
             self._last_logged = (key, log_id)
 
-    def _subscribe(self, protocol: Any) -> Deferred[None]:
-        """Each new connection (after a Redis restart too): subscribe, then catch up."""
-
-        async def subscribe() -> None:
-            await protocol.whenConnected()
-            await protocol.subscribe(self._channel)
-            log = f"{self._settings.prefix}:match-log"
-            if self._last_logged is None:
-                # The first connection: matches from now on.
-                newest = await self._deadline(
-                    maybeDeferred(self._redis.execute_command, "XREVRANGE", log, "+", "-",
-                                  "COUNT", "1"), "reading the match log")  # fmt: skip
-                if newest:
-                    self._logged(str(newest[0][0]))
-                else:
-                    self._last_logged = ((0, 0), "0-0")
-                return
-            # Reconnected: what was published while the channel was cut off
-            # (and Redis kept) is in the log; heard twice is announced once.
-            after = "(" + self._last_logged[1]
-            missed = await self._deadline(
-                maybeDeferred(self._redis.execute_command, "XRANGE", log, after, "+"),
-                "reading the match log",
-            )
-            for entry_id, fields in missed or ():
-                values = dict(zip(fields[::2], fields[1::2], strict=False))
-                self._heard(json.dumps({"log_id": str(entry_id), **json.loads(values["match"])}))
-
-        subscribing = Deferred.fromCoroutine(subscribe())
-        self._subscribing = subscribing
-
-        def done(result: object) -> object:
-            if self._subscribing is subscribing:
-                self._subscribing = None
-            waiters, self._subscribed_waiters = self._subscribed_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-            return result
-
-        subscribing.addBoth(done)
-        return subscribing
+    async def _catch_up(self) -> None:
+        """After each (re)subscription: note where the match log stands, or read what was missed."""
+        log = f"{self._settings.prefix}:match-log"
+        if self._last_logged is None:
+            # The first connection: matches from now on.
+            newest = await self._deadline(
+                maybeDeferred(self._redis.execute_command, "XREVRANGE", log, "+", "-",
+                              "COUNT", "1"), "reading the match log")  # fmt: skip
+            if newest:
+                self._logged(str(newest[0][0]))
+            else:
+                self._last_logged = ((0, 0), "0-0")
+            return
+        # Reconnected: what was published while the channel was cut off
+        # (and Redis kept) is in the log; heard twice is announced once.
+        after = "(" + self._last_logged[1]
+        missed = await self._deadline(
+            maybeDeferred(self._redis.execute_command, "XRANGE", log, after, "+"),
+            "reading the match log",
+        )
+        for entry_id, fields in missed or ():
+            values = dict(zip(fields[::2], fields[1::2], strict=False))
+            self._heard(json.dumps({"log_id": str(entry_id), **json.loads(values["match"])}))
 
     def _announce(self, match: Match, formed_by: object = None) -> None:
         if match.match_id in self._announced:
