@@ -23,7 +23,7 @@ from twisted.internet.task import deferLater, react
 from twisted.internet.threads import deferToThread
 
 from tests.browser import check_chromium, start_chromium
-from tests.servers import free_udp_range
+from tests.ports import free_udp_range
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry

@@ -22,12 +22,7 @@ from twisted.trial.unittest import TestCase
 
 # One lookup of the binary for the tests and the matchmaker benchmark.
 from benchmarks.redis_process import redis_server_binary
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.ports import free_tcp_port
 
 
 class _Redis(ProcessProtocol):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import socket
 from typing import Any, cast
 
 from attrs import frozen
@@ -12,29 +10,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
+from tests.ports import free_udp_range
 from vinom.client.bots import LobbyAddress
 from vinom.hosting.service import GameHostingService
 from vinom.tap import Options, makeService
-
-
-def free_udp_range(count: int, attempts: int = 200) -> int:
-    """The first of `count` consecutive UDP ports on 127.0.0.1 that are free right now."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(20000, 60000 - count)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-        return base
-    raise RuntimeError("no free UDP port range")
 
 
 @frozen

@@ -10,7 +10,6 @@ every way of failing counts as an error.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from twisted.trial.unittest import TestCase
 from benchmarks.harness import decode_histogram
 from benchmarks.lobby_load import connect_lobby
 from benchmarks.match_load import MatchLoad
+from tests.ports import free_tcp_port
 from tests.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
 from vinom.certs import make_self_signed
@@ -110,20 +110,14 @@ class LeanMatchClients(TestCase):
 
     async def test_refused_connection_fails(self) -> None:
         server = await self.server()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()  # nothing listens there now
+        port = free_tcp_port()  # nothing listens there
         load = MatchLoad("127.0.0.1", port, server.lobby.trust)
         await run_load(load, clients=2, in_flight=2)
         self.assertEqual(load.errors, {"connect_ECONNREFUSED": 2})
 
     async def test_clients_spread_over_lobbies_in_turn(self) -> None:
         server = await self.server()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
-        probe.close()  # the second "lobby": nothing listens there
+        closed = free_tcp_port()  # the second "lobby": nothing listens there
         load = MatchLoad(server.lobby.host, server.lobby.port, server.lobby.trust,
                          more_lobbies=[("127.0.0.1", closed)])  # fmt: skip
         await run_load(load, clients=4, in_flight=4)

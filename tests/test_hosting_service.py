@@ -13,6 +13,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
+from tests.ports import free_udp_port
 from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting, MatchEnded
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
@@ -136,11 +137,6 @@ class HostingServiceTests(SynchronousTestCase):
         self.assertEqual(service.allocator.available, 1)
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PlaceholderOnRealSocketsTests(TestCase):

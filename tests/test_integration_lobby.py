@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.ports import free_udp_ports
 from tests.servers import start_server
 from vinom.certs import ensure_dev_certificate, make_self_signed
 from vinom.hosting.ports import PortAllocator
@@ -98,16 +99,6 @@ class ScriptedPlayer(LineOnlyReceiver):
         return [f for f in self.frames if f["type"] == kind]
 
 
-def free_udp_ports(count: int) -> list[int]:
-    """Distinct free UDP ports on loopback (held at once, so they differ)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def udp_port_is_taken(port: int) -> bool:

@@ -35,8 +35,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.ports import free_udp_ports
 from tests.redis_server import start_redis
-from tests.test_integration_lobby import free_udp_ports
 from tests.test_store import redis_client
 from vinom.certs import ensure_dev_certificate
 from vinom.client.bots import LobbyAddress

@@ -26,7 +26,8 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests.redis_server import RedisServer, free_tcp_port, start_redis
+from tests.ports import free_tcp_port
+from tests.redis_server import RedisServer, start_redis
 from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings

@@ -26,8 +26,8 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.redis_server import RedisServer, free_tcp_port
-from tests.servers import free_udp_range
+from tests.ports import free_tcp_port, free_udp_range
+from tests.redis_server import RedisServer
 from tests.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.test_websocket_lobby import is_type
 from tests.websocket_client import HandshakeRefused, connect_game_socket, connect_websocket

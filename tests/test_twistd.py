@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import socket
 import sys
 from typing import Any
 
@@ -17,7 +16,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests.servers import free_udp_range
+from tests.ports import free_tcp_port, free_udp_range
 from tests.websocket_client import connect_websocket
 from vinom.build import build_info
 from vinom.client.bots import BotDriver
@@ -29,10 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Collect(ProcessProtocol):

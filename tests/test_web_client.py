@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +27,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
 from tests.browser import Browser, open_browser
+from tests.ports import free_tcp_port
 from tests.servers import RunningServer, start_server
 from vinom.client.bots import BotReport, play_bot
 from vinom.games.dice import best_selection
@@ -37,12 +37,6 @@ from vinom.games.registry import GameRegistry
 WAIT = 30.0
 
 
-def free_tcp_port() -> int:
-    """A loopback TCP port free right now: the web server's port must be known before it
-    starts, because the pages it allows to open its WebSockets are named by it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def start_web_server(case: TestCase, ports: int = 4) -> tuple[RunningServer, str]:

@@ -19,7 +19,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
-from tests.redis_server import free_tcp_port
+from tests.ports import free_tcp_port
 from tests.servers import RunningServer, start_server
 from tests.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
 from tests.websocket_client import (

@@ -26,7 +26,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from tests.servers import free_udp_range
+from tests.ports import free_udp_range
 from tests.test_rooms_fixtures import make_match
 from tests.websocket_client import GameSocketPlayer, connect_game_socket
 from vinom.certs import ensure_dev_certificate

@@ -25,8 +25,7 @@ from twisted.internet.task import react
 from twisted.internet.threads import deferToThread
 
 from tests.browser import check_chromium, start_chromium
-from tests.servers import free_udp_range
-from tests.test_web_client import free_tcp_port
+from tests.ports import free_tcp_port, free_udp_range
 from vinom.tap import Options, makeService
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "images"
