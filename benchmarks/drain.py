@@ -42,7 +42,8 @@ from benchmarks.common import (
     report_failure,
 )
 from benchmarks.harness import BenchError, Deadline, Harness, report
-from benchmarks.server_worker import free_tcp_port, free_udp_range, server_args
+from benchmarks.ports import free_tcp_port, free_udp_range
+from benchmarks.server_worker import server_args
 
 
 def twistd_main() -> str:

@@ -16,6 +16,7 @@ import socket
 import time
 
 from benchmarks.harness import BenchError, Harness, Worker
+from benchmarks.ports import free_tcp_port
 
 
 def redis_server_binary() -> str:
@@ -34,10 +35,6 @@ def redis_server_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def answers(port: int) -> bool:
@@ -54,7 +51,7 @@ def start_redis(
     harness: Harness, directory: str, cpu: int | None, limit: float = 10.0
 ) -> tuple[Worker, int]:
     """A fresh redis-server (worker `redis`) answering on a free port; (worker, port)."""
-    port = free_port()
+    port = free_tcp_port()
     worker = harness.spawn_command(
         "redis",
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",

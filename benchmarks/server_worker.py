@@ -37,8 +37,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import random
-import socket
 import sys
 import time
 from collections import Counter
@@ -49,6 +47,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, gatherResults, mayb
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from benchmarks.ports import free_tcp_port, free_udp_port, free_udp_range
 from benchmarks.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
 
 DUEL = "duel"
@@ -84,7 +83,6 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     """The inline host with its matches (or, with `host_workers`, the worker hosts)."""
     if int(settings.get("host_workers", 0)) > 0:
         return ensureDeferred(start_worker_rooms(reactor, settings))
-    from benchmarks.sessions_server import free_udp_port
     from vinom.games.duel import DuelGame
     from vinom.games.registry import GameRegistry
     from vinom.hosting.inline import InlineGameHostFactory
@@ -175,7 +173,6 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
 
 async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
     """`start_rooms` over N game-host worker processes: one host on each, rooms spread."""
-    from benchmarks.sessions_server import free_udp_port
     from vinom.hosting.supervisor import WorkerGameHost, WorkerPool, WorkerSettings
     from vinom.matchmaking.interfaces import Match
     from vinom.protocol.config import ProtocolConfig
@@ -252,51 +249,10 @@ def pool_counters(pool: Any, host_of_pid: dict[int | None, int] | None = None) -
     return lambda: pool.refresh().addCallback(current)
 
 
-def free_tcp_port(interface: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((interface, 0))
-        return int(probe.getsockname()[1])
 
 
-def ephemeral_ports() -> tuple[int, int]:
-    """The range the OS picks client ports from (Linux; a common default elsewhere)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low, high = (int(x) for x in f.read().split())
-            return low, high
-    except (OSError, ValueError):
-        return 32768, 60999
 
 
-def free_udp_range(interface: str, size: int, attempts: int = 200) -> tuple[int, int]:
-    """`size` consecutive UDP ports, all free now and outside the ephemeral range.
-
-    Outside it because every client socket of the load (and of anything else on
-    the machine) takes an ephemeral port, and a game host must be able to bind
-    its port whenever the allocator hands it out.
-    """
-    rng = random.Random()
-    low_ephemeral, high_ephemeral = ephemeral_ports()
-    candidates = [(1024, low_ephemeral - size), (high_ephemeral + 1, 65535 - size)]
-    candidates = [(a, b) for a, b in candidates if b > a]
-    if not candidates:
-        raise RuntimeError(f"no room for {size} UDP ports outside the ephemeral range")
-    for _ in range(attempts):
-        first, last = rng.choice(candidates)
-        low = rng.randrange(max(first, 10000) if last > 10000 else first, last)
-        probes: list[socket.socket] = []
-        try:
-            for port in range(low, low + size):
-                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                probes.append(probe)
-                probe.bind((interface, port))
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-        return low, low + size - 1
-    raise RuntimeError(f"no {size} consecutive free UDP ports found")
 
 
 def server_args(

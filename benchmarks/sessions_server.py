@@ -9,11 +9,11 @@ shares with this process). Nothing here goes through the lobby.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from zope.interface import implementer
 
+from benchmarks.ports import free_udp_port
 from vinom.hosting.interfaces import IDatagramCore
 from vinom.hosting.udp import GameHostProtocol
 from vinom.protocol.address import HostAddress
@@ -26,11 +26,6 @@ from vinom.protocol.server import ServerEndpoint
 MAX_DATAGRAM = 2048
 
 
-def free_udp_port(interface: str) -> int:
-    """A UDP port free right now on `interface` (the endpoint must name its port up front)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((interface, 0))
-        return int(probe.getsockname()[1])
 
 
 def admit_all(player_id: str, match_id: str, now: float) -> Admission:
