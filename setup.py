@@ -111,6 +111,9 @@ setup(
         "prometheus_client>=0.17",
         # Redis player store and distributed matchmaking behind the same interfaces.
         "txredisapi>=1.4.10",
+        # Redis's own reply parser in C: txredisapi uses it when it is installed, and
+        # its pure-Python parser was a fifth of a lobby's CPU on Redis (docs/performance.md).
+        "hiredis>=3.0",
     ],
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[
