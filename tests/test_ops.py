@@ -18,21 +18,27 @@ from vinom.client.bots import play_bot
 from vinom.games.registry import GameRegistry
 
 
+def metric_value(text: bytes, name: str) -> float:
+    """One sample of a `/metrics` page, by its name and labels as written there."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text.decode(), re.MULTILINE)
+    assert found is not None, f"{name} not in\n{text.decode()}"
+    return float(found.group(1))
+
+
+async def http_get(url: str) -> tuple[int, bytes]:
+    response = await Agent(reactor).request(b"GET", url.encode())
+    return response.code, await readBody(response)
+
+
 class OpsEndpointTests(TestCase):
     timeout = 60
 
     async def get(self, server: RunningServer, path: str) -> tuple[int, bytes]:
         listening = await server.service("ops")._waitingForPort
-        port = listening.getHost().port
-        response = await Agent(reactor).request(
-            b"GET", f"http://127.0.0.1:{port}{path}".encode()
-        )
-        return response.code, await readBody(response)
+        return await http_get(f"http://127.0.0.1:{listening.getHost().port}{path}")
 
     def metric(self, text: bytes, name: str) -> float:
-        found = re.search(rf"^{re.escape(name)} (\S+)$", text.decode(), re.MULTILINE)
-        assert found is not None, f"{name} not in\n{text.decode()}"
-        return float(found.group(1))
+        return metric_value(text, name)
 
     async def test_health_ready_and_metrics_through_a_match_and_a_drain(self) -> None:
         server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1", ports=2)

@@ -28,6 +28,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.ports import free_tcp_port, free_udp_range
 from tests.redis_server import RedisServer
+from tests.test_ops import http_get, metric_value
 from tests.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.test_websocket_lobby import is_type
 from tests.websocket_client import HandshakeRefused, connect_game_socket, connect_websocket
@@ -345,3 +346,55 @@ class ScalingTests(ClusterTestCase):
         self.assertEqual(theirs.result, final["result"])
         self.assertEqual((await socket.closed).code, 1000)
         self.assertIn(f"match {found['game_id']} ", host.text)
+
+
+class OperationsEndpointTests(ClusterTestCase):
+    async def test_a_lobby_and_a_host_each_serve_their_own_figures(self) -> None:
+        host_ops, lobby_ops = free_tcp_port(), free_tcp_port()
+        await self.start("host", "--ops-port", f"tcp:{host_ops}:interface=127.0.0.1", ports=2)
+        lobby = self.lobby_address(
+            await self.start("lobby", "--ops-port", f"tcp:{lobby_ops}:interface=127.0.0.1")
+        )
+
+        async def metrics(port: int) -> bytes:
+            code, text = await http_get(f"http://127.0.0.1:{port}/metrics")
+            self.assertEqual(code, 200)
+            return text
+
+        async def until(port: int, name: str, value: float) -> bytes:
+            for _ in range(100):
+                text = await metrics(port)
+                if metric_value(text, name) == value:
+                    return text
+                await deferLater(reactor, 0.05, lambda: None)
+            self.fail(f"{name} never {value}:\n{text.decode()}")
+
+        for port in (host_ops, lobby_ops):
+            self.assertEqual(await http_get(f"http://127.0.0.1:{port}/health"), (200, b"ok\n"))
+            self.assertEqual(await http_get(f"http://127.0.0.1:{port}/ready"), (200, b"ready\n"))
+        # The host's own ports; the lobby sees them in the registry.
+        self.assertEqual(metric_value(await metrics(host_ops), "vinom_free_ports"), 2)
+        await until(lobby_ops, "vinom_free_ports", 2)
+
+        # A queued player is in their lobby's figures, not the host's.
+        ann = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+        await ann.hello("Ann")
+        ann.queue("tictactoe").addErrback(lambda _: None)
+        text = await until(lobby_ops, 'vinom_queue_depth{game="tictactoe"}', 1)
+        self.assertEqual(metric_value(text, "vinom_lobby_connections"), 1)
+        self.assertEqual(metric_value(await metrics(host_ops), "vinom_lobby_connections"), 0)
+        await ann.close()
+        await until(lobby_ops, 'vinom_queue_depth{game="tictactoe"}', 0)
+
+        # A match: formed and placed by the lobby, played on the host.
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, lobby, GAME, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        text = await until(lobby_ops, "vinom_matches_formed_total", 1)
+        host_text = await until(host_ops, "vinom_handshakes_completed_total", 2)
+        self.assertGreater(metric_value(host_text, 'vinom_datagrams_total{direction="in"}'), 10)
+        self.assertEqual(metric_value(text, "vinom_handshakes_completed_total"), 0)

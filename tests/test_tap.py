@@ -621,18 +621,18 @@ class RoleServiceTests(TestCase):
         self.assertEqual(
             [s.name for s in root],
             ["redis", "matchmaker", "placement", "placement-channel", "parties", "lobby",
-             "lobby-listener", "web"],
+             "lobby-listener", "web", "ops"],
         )  # fmt: skip
 
     def test_host_role_has_no_lobby(self) -> None:
         # Its web server serves /game only: browsers play its matches there.
         root = self.make("--role", "host")
-        self.assertEqual([s.name for s in root], ["redis", "hosting", "host-agent", "web"])
+        self.assertEqual([s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops"])
         self.assertEqual(
             root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
         )
         without = self.make("--role", "host", "--websocket", "none")
-        self.assertEqual([s.name for s in without], ["redis", "hosting", "host-agent"])
+        self.assertEqual([s.name for s in without], ["redis", "hosting", "host-agent", "ops"])
         self.assertIsNone(without.getServiceNamed("hosting").game_url)
 
     def test_all_with_redis_runs_both(self) -> None:
@@ -640,5 +640,5 @@ class RoleServiceTests(TestCase):
         self.assertEqual(
             [s.name for s in root],
             ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
-             "parties", "lobby", "lobby-listener", "web"],
+             "parties", "lobby", "lobby-listener", "web", "ops"],
         )  # fmt: skip

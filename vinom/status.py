@@ -11,11 +11,13 @@ so the two never disagree about what a figure means.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import frozen
 from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
 
 from vinom.drain import Drain
 from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting, WorkerStatus
@@ -23,7 +25,6 @@ from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import EndedMatch, RunningMatch
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
-from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.interfaces import Match
 from vinom.web_game import GameSocketFactory
 
@@ -73,14 +74,26 @@ class ServerFigures:
         return histogram
 
 
+class QueueLengths(Protocol):
+    """What the operations endpoint reads of a matchmaker."""
+
+    def queue_length(self, game: str, queue: str | None = None) -> int: ...
+
+
 @frozen
 class StatusReader:
-    """Reads a `ServerFigures` from the running services (module docstring)."""
+    """Reads a `ServerFigures` from the running services (module docstring).
 
-    lobby: LobbyFactory
-    matchmaker: FifoMatchmaker
+    A process runs what its `--role` asks for: without a lobby (`--role host`)
+    `lobby` and `matchmaker` are None and their figures are zero; without game
+    hosts (`--role lobby`) `hosts` is None, and `hosting` is the lobby's view
+    of the game hosts in the registry.
+    """
+
+    lobby: LobbyFactory | None
+    matchmaker: QueueLengths | None
     hosting: IMatchHosting
-    hosts: IHostingStatistics
+    hosts: IHostingStatistics | None
     drain: Drain
     clock: IReactorTime
     websocket: WebSocketLobbyFactory | None = None
@@ -88,19 +101,22 @@ class StatusReader:
 
     def trouble(self) -> str | None:
         """Why the process cannot host matches now (no game-host worker answers), or None."""
-        workers = self.hosts.workers()
+        workers = [] if self.hosts is None else self.hosts.workers()
         if workers and not any(w.live for w in workers):
             return "no game-host worker answers"
         return None
 
     def read(self) -> ServerFigures:
-        placer = self.lobby.placer
-        games = self.lobby.games
+        lobby = self.lobby
+        hosts = _NO_HOSTS if self.hosts is None else self.hosts
+        games = {} if lobby is None else lobby.games
+        placer = None if lobby is None else lobby.placer
+        matchmaker = self.matchmaker
         return ServerFigures(
             now=self.clock.seconds(),
             draining=self.drain.draining,
             trouble=self.trouble(),
-            lobby_connections=self.lobby.connection_count,
+            lobby_connections=0 if lobby is None else lobby.connection_count,
             websocket_origins_refused=(
                 None if self.websocket is None else self.websocket.origins_refused
             ),
@@ -110,23 +126,49 @@ class StatusReader:
             game_sockets_refused=(
                 {} if self.game_sockets is None else dict(self.game_sockets.refusals)
             ),
-            queues={game: self.matchmaker.queue_length(game) for game in sorted(games)},
+            queues={
+                game: 0 if matchmaker is None else matchmaker.queue_length(game)
+                for game in sorted(games)
+            },
             match_sizes=dict(sorted(games.items())),
-            matches_formed=placer.matches_formed,
-            matches_ended=dict(placer.matches_ended),
+            matches_formed=0 if placer is None else placer.matches_formed,
+            matches_ended={} if placer is None else dict(placer.matches_ended),
             running_count=self.hosting.running_games,
-            waiting_matches=self.lobby.waiting_matches,
+            waiting_matches=0 if lobby is None else lobby.waiting_matches,
             free_ports=self.hosting.free_ports,
-            sessions=self.hosts.session_count(),
-            totals=dict(self.hosts.totals()),
-            round_trip_times=tuple(self.hosts.round_trip_times()),
-            workers=tuple(self.hosts.workers()),
-            spawn_latency=self.hosts.spawn_latency(),
-            running=tuple(placer.running_matches),
-            recent=tuple(placer.recent_matches),
-            open_rooms=tuple(self.lobby.open_rooms),
-            rooms_started=self.lobby.rooms_started,
+            sessions=hosts.session_count(),
+            totals=dict(hosts.totals()),
+            round_trip_times=tuple(hosts.round_trip_times()),
+            workers=tuple(hosts.workers()),
+            spawn_latency=hosts.spawn_latency(),
+            running=() if placer is None else tuple(placer.running_matches),
+            recent=() if placer is None else tuple(placer.recent_matches),
+            open_rooms=() if lobby is None else tuple(lobby.open_rooms),
+            rooms_started=0 if lobby is None else lobby.rooms_started,
         )
+
+
+@implementer(IHostingStatistics)
+class _NoHosts:
+    """The game-host figures of a process that runs no game hosts (`--role lobby`)."""
+
+    def totals(self) -> Counter[str]:
+        return Counter()
+
+    def session_count(self) -> int:
+        return 0
+
+    def round_trip_times(self) -> list[float]:
+        return []
+
+    def workers(self) -> list[WorkerStatus]:
+        return []
+
+    def spawn_latency(self) -> Histogram | None:
+        return None
+
+
+_NO_HOSTS: IHostingStatistics = _NoHosts()
 
 
 def status_document(figures: ServerFigures) -> dict[str, Any]:

@@ -883,19 +883,18 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         web.setName("web")
         web.setServiceParent(root)
 
-    if options["ops-port"] is not None and redis is None and lobby is not None:
-        assert hosting is not None
+    if options["ops-port"] is not None:
+        # The game hosts' figures where they run here; a lobby alone shows the
+        # registry's hosts as it sees them (docs/operations.md).
         site, _registry = ops_site(
             StatusReader(
-                lobby, matchmaker, hosting, host_factory, drain, reactor, websocket_lobby,
-                game_sockets,
+                lobby, matchmaker, hosting if hosting is not None else lobby_hosting,
+                host_factory, drain, reactor, websocket_lobby, game_sockets,
             )
-        )
+        )  # fmt: skip
         ops = strports.service(options["ops-port"], site, reactor=reactor)
         ops.setName("ops")
         ops.setServiceParent(root)
-    elif options["ops-port"] is not None:
-        _log.warn("vinom: no operations endpoint with --redis yet (--ops-port is ignored)")
 
     build = build_info()
     if lobby is not None:

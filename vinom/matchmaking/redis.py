@@ -206,6 +206,15 @@ class RedisMatchmaker:
 
         return Deferred.fromCoroutine(stop())
 
+    def queue_length(self, game: str, queue: str | None = None) -> int:
+        """Tickets of this lobby's players waiting for `game` (in one queue, or in all):
+        the queues are shared, and each lobby counts its own, so the figures of all
+        lobbies add up to the queue (the operations endpoint's `vinom_queue_depth`)."""
+        return sum(
+            1 for ticket, _ in self._owned.values()
+            if ticket.game == game and (queue is None or ticket.queue == queue)
+        )  # fmt: skip
+
     # -- IMatchmaker
 
     def enqueue(self, ticket: Ticket) -> Deferred[int]:
