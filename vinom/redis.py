@@ -104,10 +104,11 @@ def connect(settings: RedisSettings) -> Any:
     """
     import txredisapi
 
-    return txredisapi.lazyConnectionPool(
+    handler = txredisapi.lazyConnectionPool(
         host=settings.host,
         port=settings.port,
-        dbid=settings.db,
+        # Database 0 is where a connection starts: no SELECT for it.
+        dbid=settings.db or None,
         poolsize=settings.pool_size,
         reconnect=True,
         password=settings.password,
@@ -116,6 +117,14 @@ def connect(settings: RedisSettings) -> Any:
         # Strings stay strings: an id such as "42" must not come back as a number.
         convertNumbers=False,
     )
+    # A lazy pool still makes a Deferred of its first connection, which nobody
+    # else holds: one lost during its AUTH or SELECT fails it, and it would be
+    # reported as an unhandled error when collected. txredisapi logs that
+    # failure itself, and the pool reconnects.
+    first = getattr(handler, "_connected", None)
+    if isinstance(first, Deferred):
+        first.addErrback(lambda _: None)
+    return handler
 
 
 @define
