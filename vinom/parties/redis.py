@@ -26,7 +26,7 @@ from attrs import field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -128,10 +128,7 @@ class RedisPartyStore:
         """Subscribe to the changes channel and start refreshing; fires once subscribed."""
         self._subscription.start()
         self._refresher.start(self._settings.refresh_every, now=False)
-        # Fired from inside the connection's state machine: a caller that stops
-        # the store at once must do so after that has returned.
-        d = self._subscription.when_subscribed()
-        return d.addCallback(lambda _: deferLater(self._clock, 0, lambda: None))
+        return self._subscription.when_subscribed()
 
     def stop(self) -> Deferred[None]:
         if self._refresher.running:
