@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from attrs import frozen
+from attrs import field, frozen
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
@@ -74,6 +74,33 @@ class ServerFigures:
         return histogram
 
 
+@implementer(IHostingStatistics)
+class _NoHosts:
+    """The game-host figures of a process that runs no game hosts (`--role lobby`)."""
+
+    def totals(self) -> Counter[str]:
+        return Counter()
+
+    def session_count(self) -> int:
+        return 0
+
+    def round_trip_times(self) -> list[float]:
+        return []
+
+    def workers(self) -> list[WorkerStatus]:
+        return []
+
+    def spawn_latency(self) -> Histogram | None:
+        return None
+
+
+_NO_HOSTS: IHostingStatistics = _NoHosts()
+
+
+def _or_no_hosts(hosts: IHostingStatistics | None) -> IHostingStatistics:
+    return _NO_HOSTS if hosts is None else hosts
+
+
 class QueueLengths(Protocol):
     """What the operations endpoint reads of a matchmaker."""
 
@@ -86,14 +113,14 @@ class StatusReader:
 
     A process runs what its `--role` asks for: without a lobby (`--role host`)
     `lobby` and `matchmaker` are None and their figures are zero; without game
-    hosts (`--role lobby`) `hosts` is None, and `hosting` is the lobby's view
-    of the game hosts in the registry.
+    hosts (`--role lobby`) `hosts` may be None, read as hosts with no figures,
+    and `hosting` is the lobby's view of the game hosts in the registry.
     """
 
     lobby: LobbyFactory | None
     matchmaker: QueueLengths | None
     hosting: IMatchHosting
-    hosts: IHostingStatistics | None
+    hosts: IHostingStatistics = field(converter=_or_no_hosts)
     drain: Drain
     clock: IReactorTime
     websocket: WebSocketLobbyFactory | None = None
@@ -101,14 +128,14 @@ class StatusReader:
 
     def trouble(self) -> str | None:
         """Why the process cannot host matches now (no game-host worker answers), or None."""
-        workers = [] if self.hosts is None else self.hosts.workers()
+        workers = self.hosts.workers()
         if workers and not any(w.live for w in workers):
             return "no game-host worker answers"
         return None
 
     def read(self) -> ServerFigures:
         lobby = self.lobby
-        hosts = _NO_HOSTS if self.hosts is None else self.hosts
+        hosts = self.hosts
         games = {} if lobby is None else lobby.games
         placer = None if lobby is None else lobby.placer
         matchmaker = self.matchmaker
@@ -146,29 +173,6 @@ class StatusReader:
             open_rooms=() if lobby is None else tuple(lobby.open_rooms),
             rooms_started=0 if lobby is None else lobby.rooms_started,
         )
-
-
-@implementer(IHostingStatistics)
-class _NoHosts:
-    """The game-host figures of a process that runs no game hosts (`--role lobby`)."""
-
-    def totals(self) -> Counter[str]:
-        return Counter()
-
-    def session_count(self) -> int:
-        return 0
-
-    def round_trip_times(self) -> list[float]:
-        return []
-
-    def workers(self) -> list[WorkerStatus]:
-        return []
-
-    def spawn_latency(self) -> Histogram | None:
-        return None
-
-
-_NO_HOSTS: IHostingStatistics = _NoHosts()
 
 
 def status_document(figures: ServerFigures) -> dict[str, Any]:
