@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
@@ -24,6 +25,7 @@ from vinom.hosting.remote import (
     outcome_from_json,
     outcome_to_json,
 )
+from vinom.lobby.config import LobbyConfig
 from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, parse_redis_url
@@ -41,6 +43,7 @@ class ScriptedHosting:
 
     def __init__(self) -> None:
         self.asked: list[tuple[Match, Deferred[HostAddress]]] = []
+        self.on_ended: dict[str, Callable[[MatchEnded | None], object]] = {}
 
     def host_match(
         self,
@@ -50,7 +53,15 @@ class ScriptedHosting:
     ) -> Deferred[HostAddress]:
         d: Deferred[HostAddress] = Deferred()
         self.asked.append((match, d))
+        if on_ended is not None:
+            self.on_ended[match.match_id] = on_ended
         return d
+
+    def end(self, match: Match) -> None:
+        """The game host says the match finished."""
+        self.on_ended.pop(match.match_id)(
+            MatchEnded(match.match_id, "finished", {"winners": []}, None, match.player_ids)
+        )
 
     def when_all_ended(self) -> Deferred[None]:
         return succeed(None)
@@ -99,8 +110,9 @@ class NoHostTests(LobbyHarness):
 
 
 class SharedPlacementTests(LobbyHarness):
-    """With a shared store every lobby hears every placement; the record is saved by
-    the lobbies that answer for a player of the match and by the one that formed it."""
+    """With a shared store every lobby hears every match; it takes part (places it, saves
+    its record, tells its players) only if it answers for a player of the match or formed
+    it."""
 
     def start(self, formed_here: bool) -> ScriptedHosting:
         remote = ScriptedHosting()
@@ -119,8 +131,13 @@ class SharedPlacementTests(LobbyHarness):
         placing.callback(HostAddress("203.0.113.7", 7400))
         return match
 
-    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
-        match = self.other_lobbys_match(self.start(formed_here=False))
+    def test_another_lobbys_match_is_left_to_it(self) -> None:
+        remote = self.start(formed_here=False)
+        for name in ("yan", "zed"):
+            self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
+        [match] = self.matches
+        # Neither placed nor recorded here: its former and its players' lobbies do that.
+        self.assertEqual(remote.asked, [])
         self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
 
     def test_the_lobby_that_formed_the_match_saves_it(self) -> None:
@@ -137,6 +154,55 @@ class SharedPlacementTests(LobbyHarness):
         self.assertEqual(ada.frames()[-1]["type"], "match_found")
         saved = self.successResultOf(self.shared.get_placement(match.match_id))
         self.assertEqual(saved.player_ids, match.player_ids)
+
+
+class GonePlayerTests(LobbyHarness):
+    """A player who leaves as their ticket is matched (the cancel loses the race) is
+    still this lobby's: when the match formed elsewhere ends, their address stops
+    counting it and their record goes."""
+
+    config = LobbyConfig(max_pending_per_ip=1)
+
+    def test_the_match_of_a_player_gone_as_it_formed_is_answered_for(self) -> None:
+        remote = ScriptedHosting()
+        held = HeldCancels(self.matchmaker)
+        self.factory = self.make_factory(hosting=remote, shared_store=True, matchmaker=held,
+                                         formed_here=lambda match_id: False)  # fmt: skip
+        self.factory.startService()
+        ada = self.queued_player("ada")
+        player_id = ada.player_id
+        ada.drop()  # its ticket's cancel is under way...
+        # ...while another lobby's player is matched with it.
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        held.answer(False)  # too late: matched
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 1)
+        self.assertIsNotNone(self.successResultOf(self.store.get_player(player_id)))
+        remote.end(match)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+        self.assertIsNone(self.successResultOf(self.store.get_player(player_id)))
+        # The address may queue again.
+        self.assertEqual(self.queued_player("bo").frames(), [])
+
+
+class HeldCancels:
+    """A matchmaker whose cancels the test answers (a cancel racing a match)."""
+
+    def __init__(self, matchmaker: Any) -> None:
+        self._matchmaker = matchmaker
+        self._cancels: list[Deferred[bool]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._matchmaker, name)
+
+    def cancel(self, player_id: str) -> Deferred[bool]:
+        d: Deferred[bool] = Deferred()
+        self._cancels.append(d)
+        return d
+
+    def answer(self, removed: bool) -> None:
+        self._cancels.pop(0).callback(removed)
 
 
 class OutcomeJsonTests(SynchronousTestCase):

@@ -141,6 +141,10 @@ class Admission:
             if client is not None:
                 self._pending_by_client[client][player_id] = match_id
 
+    def is_pending(self, player_id: str) -> bool:
+        """Whether the player counts against their address here (queued or in a match)."""
+        return player_id in self._pending_client
+
     def requeued(self, player_id: str) -> None:
         """The player is queued again (their match failed): in no match, still counted."""
         client = self._pending_client.get(player_id)

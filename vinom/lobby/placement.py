@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -96,8 +96,8 @@ class MatchPlacer:
         self._shared_store = shared_store
         # With a shared store: whether this lobby formed a match (and so places it).
         self._formed_here = formed_here
-        # With a shared store: the players of each match not ended that were
-        # connected here when it formed (the players this lobby answers for).
+        # With a shared store: the players this lobby answers for of each match it
+        # takes part in and that has not ended (`_answers_for` when it formed).
         self._ours: dict[str, frozenset[str]] = {}
         self._requeues = requeues
         self._store = store
@@ -148,7 +148,18 @@ class MatchPlacer:
         return _waiting_frame(match, position)
 
     def match_formed(self, match: Match) -> None:
-        """The matchmaker's listener."""
+        """The matchmaker's listener.
+
+        With a shared store every lobby hears every match; a lobby takes part only
+        in those it formed (it places them) or answers for a player of: the others
+        are left to those lobbies, so that each lobby's work grows with its own
+        players, not with the whole deployment's.
+        """
+        if self._shared_store:
+            ours = frozenset(p for p in match.player_ids if self._answers_for(p))
+            if not ours and not self._formed(match):
+                return
+            self._ours[match.match_id] = ours
         self.matches_formed += 1
         self.log.info(
             "match {match_id} formed for {game}: {players}",
@@ -157,10 +168,6 @@ class MatchPlacer:
             players=list(match.player_ids),
         )
         self._admission.match_formed(match.match_id, match.player_ids)
-        if self._shared_store:
-            self._ours[match.match_id] = frozenset(
-                p for p in match.player_ids if self._players.is_connected(p)
-            )
         for player_id in match.player_ids:
             self._pending[player_id] = match
             connection = self._players.connection_of(player_id)
@@ -178,6 +185,17 @@ class MatchPlacer:
         d.addErrback(self._placement_failed, match)
         # Formed with none of its players connected here (they left as it formed).
         self.withdraw_if_abandoned(match)
+
+    def _answers_for(self, player_id: str) -> bool:
+        """Whether this lobby answers for a player: it holds their connection, or it
+        queued them and they left as their ticket was matched (their address still
+        counts the match here until it ends)."""
+        return self._players.is_connected(player_id) or self._admission.is_pending(player_id)
+
+    def _formed(self, match: Match) -> bool:
+        # Without the matchmaker's word, take part: placing twice is ruled out by the
+        # hosting's claim, missing a match is not.
+        return self._formed_here is None or self._formed_here(match.match_id)
 
     def withdraw_if_abandoned(self, match: Match) -> None:
         """Withdraw a match waiting for a port once none of its players is connected.
@@ -217,21 +235,7 @@ class MatchPlacer:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
-        if not self._saves_placement(match):
-            self._deliver(placement)
-            return succeed(None)
         return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
-
-    def _saves_placement(self, match: Match) -> bool:
-        """Whether this lobby records the placement. With a shared store every lobby
-        hears every placement; the same record is saved by each lobby that answers
-        for one of its players (before their `match_found`) and by the lobby that
-        formed it (for players connected nowhere then), not by every lobby."""
-        if not self._shared_store or self._formed_here is None:
-            return True
-        if self._ours.get(match.match_id) or self._formed_here(match.match_id):
-            return True
-        return any(self._players.is_connected(p) for p in match.player_ids)
 
     def _deliver(self, placement: MatchPlacement) -> None:
         match = placement.match
