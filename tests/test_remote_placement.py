@@ -6,6 +6,7 @@ heard before the match itself (two channels, two connections) is not lost."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,18 +16,22 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.redis_server import start_redis
 from tests.test_lobby import LobbyHarness
 from vinom.hosting.interfaces import IMatchHosting, MatchEnded
+from vinom.hosting.ports import PortAllocator
 from vinom.hosting.registry import RedisHostRegistry
 from vinom.hosting.remote import (
+    HostAgent,
     NoHostAvailable,
     RemoteMatchHosting,
     outcome_from_json,
     outcome_to_json,
 )
+from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.matchmaking.interfaces import Match, Ticket, match_to_json
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, parse_redis_url
 from vinom.store.interfaces import PlayerRecord
@@ -314,6 +319,45 @@ class FormerPlacesTests(TestCase):
         clock.advance(5.0)
         await redis.handler.ping()
         self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+
+
+class HostTakesRequestsTests(TestCase):
+    """On a real Redis: a game host takes every placement request waiting in its list in
+    one call, not one round trip each (a burst of matches is not left to time out)."""
+
+    timeout = 30
+
+    async def test_a_burst_of_requests_is_taken_in_one_pop(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        burst = 30
+        hosting = GameHostingService(
+            PortAllocator(range(7400, 7400 + burst)),
+            PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9"),
+        )
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7400 + burst - 1),
+                          clock=reactor, host_id="h-test")  # fmt: skip
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        for i in range(burst):
+            request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),
+                       "attempt": 0, "lobby_id": "l-test"}  # fmt: skip
+            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await redis.handler.execute_command("CONFIG", "RESETSTAT")
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        for i in range(burst):
+            await wait_until_async(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
+        stats = await redis.handler.execute_command("INFO", "commandstats")
+        pops = sum(int(calls) for calls in re.findall(r"cmdstat_b?rpop:calls=(\d+)", stats))
+        self.assertLessEqual(pops, 3)
+        outcomes = [json.loads(await redis.handler.get(f"vinom:outcome:m-{i}"))
+                    for i in range(burst)]  # fmt: skip
+        self.assertEqual({o["event"] for o in outcomes}, {"placed"})
+        self.assertEqual(len({o["address"]["port"] for o in outcomes}), burst)
 
 
 async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:

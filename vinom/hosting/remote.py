@@ -30,9 +30,10 @@ The steps, each bounded in time (keys and TTLs in docs/scaling.md):
    only if they heard no outcome `takeover_after` after the match.
 2. It pushes `{match, attempt}` onto `place:<host>` and waits
    `accept_timeout` for the host's answer.
-3. The host pops it and claims the attempt (`SET claim:<match>:<attempt> NX`);
-   a lobby that gave up on the host claims it first (`withdrawn`), so a
-   request is run by one host or by none.
+3. The host pops it, with every other request waiting, and claims the
+   attempt (`SET claim:<match>:<attempt> NX`); a lobby that gave up on the
+   host claims it first (`withdrawn`), so a request is run by one host or
+   by none.
 4. The host hosts the match, records the outcome (`SET outcome:<match> NX`)
    and publishes `placed` with the address, or publishes `refused` (full,
    draining, failed to start), and the lobby tries the next host.
@@ -100,6 +101,9 @@ class PlacementSettings:
 
 
 DEFAULT_PLACEMENT = PlacementSettings()
+
+# Placement requests a host takes from its list in one call at most (RPOP's count).
+_REQUESTS_PER_POP = 64
 
 # Outcomes (`placed`, `failed`) a lobby heard before the match itself, kept for it.
 _EARLY_OUTCOMES = 4096
@@ -322,16 +326,24 @@ class HostAgent(Service):
         key = self._keys.requests(self.host_id)
         while self._serving:
             try:
-                # Blocks one pool connection (not the reactor) for up to a second;
-                # txredisapi's reply timeout bounds it if Redis goes silent.
-                reply = await self._redis.handler.brpop(key, timeout=1)
+                # Every request waiting, oldest first, in one reply (a burst of matches
+                # is taken in one round trip, not one request per trip)...
+                requests = await self._redis.bounded(
+                    self._redis.handler.execute_command("RPOP", key, _REQUESTS_PER_POP)
+                )
+                if not requests:
+                    # ...and when none waits, the next one as soon as it comes. Blocks
+                    # one pool connection (not the reactor) for up to a second;
+                    # txredisapi's reply timeout bounds it if Redis goes silent.
+                    reply = await self._redis.handler.brpop(key, timeout=1)
+                    requests = [reply[1]] if reply else []
             except Exception as error:
                 if self._serving:
                     self.log.warn("placement requests: {error}", error=error)
                     await deferLater(self._clock, 0.5, lambda: None)
                 continue
-            if reply:
-                d = Deferred.fromCoroutine(self._take(reply[1]))
+            for text in requests:
+                d = Deferred.fromCoroutine(self._take(text))
                 d.addErrback(lambda f: self.log.failure("a placement request failed", f))
 
     async def _take(self, text: str | bytes) -> None:
@@ -396,6 +408,8 @@ class HostAgent(Service):
         of the registry, not at the next heartbeat. At most one such update per half
         `refresh_every` (lobbies read every `refresh_every`): the changes made
         meanwhile go in one more at its end."""
+        if not self._serving:
+            return  # stopped: unregistered, nothing to announce
         if self._announcing:
             self._announce_again = True
             return
