@@ -31,10 +31,11 @@ from vinom.hosting.remote import (
 )
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.identity import hash_secret
 from vinom.matchmaking.interfaces import Match, Ticket, match_to_json
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, parse_redis_url
-from vinom.store.interfaces import PlayerRecord
+from vinom.store.interfaces import MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
 
@@ -115,9 +116,9 @@ class NoHostTests(LobbyHarness):
 
 
 class SharedPlacementTests(LobbyHarness):
-    """With a shared store every lobby hears every match; it takes part (places it, saves
-    its record, tells its players) only if it answers for a player of the match or formed
-    it."""
+    """With a shared store every lobby hears every placement; the record is saved (and
+    removed at the match's end) by the lobbies that answer for a player of the match and
+    by the one that formed it."""
 
     def start(self, formed_here: bool) -> ScriptedHosting:
         remote = ScriptedHosting()
@@ -136,13 +137,36 @@ class SharedPlacementTests(LobbyHarness):
         placing.callback(HostAddress("203.0.113.7", 7400))
         return match
 
-    def test_another_lobbys_match_is_left_to_it(self) -> None:
+    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
         remote = self.start(formed_here=False)
+        match = self.other_lobbys_match(remote)
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+        # Their lobby saved it; when the match ends, their lobby removes it, not this one.
+        saved = MatchPlacement(match, HostAddress("203.0.113.7", 7400), 1.0)
+        self.successResultOf(self.shared.save_placement(saved))
+        remote.end(match)
+        self.assertEqual(self.successResultOf(self.shared.get_placement(match.match_id)), saved)
+
+    def test_a_player_reconnecting_here_while_their_match_waits_gets_it(self) -> None:
+        # Another lobby's player (that lobby died, say) reconnects through this one
+        # before their match is placed: this lobby followed the match, so it answers
+        # with the wait and then delivers the match.
+        remote = self.start(formed_here=False)
+        secret = "s" * 32
+        self.shared.save_player(PlayerRecord("p-yan", "yan", hash_secret(secret), 1.0))
         for name in ("yan", "zed"):
             self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
-        [match] = self.matches
-        # Neither placed nor recorded here: its former and its players' lobbies do that.
-        self.assertEqual(remote.asked, [])
+        [(match, placing)] = remote.asked
+        client = self.connect()
+        reply = client.request({"type": "reconnect", "player_id": "p-yan", "secret": secret})
+        self.assertEqual((reply["type"], reply["status"]), ("queued", "waiting_for_server"))
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        [found] = client.frames()
+        self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
+        # It answered for yan, so it removes the record at the end.
+        remote.end(match)
         self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
 
     def test_the_lobby_that_formed_the_match_saves_it(self) -> None:

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -96,9 +96,11 @@ class MatchPlacer:
         self._shared_store = shared_store
         # With a shared store: whether this lobby formed a match (and so places it).
         self._formed_here = formed_here
-        # With a shared store: the players this lobby answers for of each match it
-        # takes part in and that has not ended (`_answers_for` when it formed).
+        # With a shared store: the players this lobby answers for of each match not
+        # ended (`_answers_for` when it formed).
         self._ours: dict[str, frozenset[str]] = {}
+        # The running matches whose placement this lobby saved (and so removes).
+        self._recorded: set[str] = set()
         self._requeues = requeues
         self._store = store
         self._players = players
@@ -150,16 +152,15 @@ class MatchPlacer:
     def match_formed(self, match: Match) -> None:
         """The matchmaker's listener.
 
-        With a shared store every lobby hears every match; a lobby takes part only
-        in those it formed (it places them) or answers for a player of: the others
-        are left to those lobbies, so that each lobby's work grows with its own
-        players, not with the whole deployment's.
+        With a shared store every lobby hears every match and follows it, even one
+        it answers for no player of: a player may reconnect through it while the
+        match waits for a game host, and if the lobby that formed it dies, the
+        others place it.
         """
         if self._shared_store:
-            ours = frozenset(p for p in match.player_ids if self._answers_for(p))
-            if not ours and not self._formed(match):
-                return
-            self._ours[match.match_id] = ours
+            self._ours[match.match_id] = frozenset(
+                p for p in match.player_ids if self._answers_for(p)
+            )
         self.matches_formed += 1
         self.log.info(
             "match {match_id} formed for {game}: {players}",
@@ -193,8 +194,8 @@ class MatchPlacer:
         return self._players.is_connected(player_id) or self._admission.is_pending(player_id)
 
     def _formed(self, match: Match) -> bool:
-        # Without the matchmaker's word, take part: placing twice is ruled out by the
-        # hosting's claim, missing a match is not.
+        # Without the matchmaker's word, count it as this lobby's: saving a placement
+        # twice is harmless, leaving it unsaved is not.
         return self._formed_here is None or self._formed_here(match.match_id)
 
     def withdraw_if_abandoned(self, match: Match) -> None:
@@ -235,7 +236,20 @@ class MatchPlacer:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
+        if not self._saves_placement(match):
+            self._deliver(placement)
+            return succeed(None)
+        self._recorded.add(match.match_id)
         return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
+
+    def _saves_placement(self, match: Match) -> bool:
+        """Whether this lobby records the placement. With a shared store every lobby
+        hears every placement; the same record is saved by each lobby that answers
+        for one of its players (before their `match_found`) and by the lobby that
+        formed it (for players connected nowhere then), not by every lobby."""
+        if not self._shared_store or self._ours.get(match.match_id) or self._formed(match):
+            return True
+        return any(self._players.is_connected(p) for p in match.player_ids)
 
     def _deliver(self, placement: MatchPlacement) -> None:
         match = placement.match
@@ -399,6 +413,11 @@ class MatchPlacer:
             self._admission.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 forget.append(player_id)
+        recorded = match.match_id in self._recorded
+        self._recorded.discard(match.match_id)
+        if not (recorded or forget):
+            # Saved, and so removed, by the lobbies of its players and its former.
+            return
         d = self._store.remove_placement(match.match_id, forget=forget)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
 
