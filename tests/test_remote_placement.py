@@ -141,11 +141,16 @@ class SharedPlacementTests(LobbyHarness):
         remote = self.start(formed_here=False)
         match = self.other_lobbys_match(remote)
         self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
-        # Their lobby saved it; when the match ends, their lobby removes it, not this one.
+
+    def test_every_lobby_removes_the_record_at_the_end(self) -> None:
+        # The lobbies that saved it may be gone (their players' lobby died): this one,
+        # which did not save it, removes it all the same when the match ends.
+        remote = self.start(formed_here=False)
+        match = self.other_lobbys_match(remote)
         saved = MatchPlacement(match, HostAddress("203.0.113.7", 7400), 1.0)
         self.successResultOf(self.shared.save_placement(saved))
         remote.end(match)
-        self.assertEqual(self.successResultOf(self.shared.get_placement(match.match_id)), saved)
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
 
     def test_a_player_reconnecting_here_while_their_match_waits_gets_it(self) -> None:
         # Another lobby's player (that lobby died, say) reconnects through this one

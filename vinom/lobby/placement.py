@@ -99,8 +99,6 @@ class MatchPlacer:
         # With a shared store: the players this lobby answers for of each match not
         # ended (`_answers_for` when it formed).
         self._ours: dict[str, frozenset[str]] = {}
-        # The running matches whose placement this lobby saved (and so removes).
-        self._recorded: set[str] = set()
         self._requeues = requeues
         self._store = store
         self._players = players
@@ -239,7 +237,6 @@ class MatchPlacer:
         if not self._saves_placement(match):
             self._deliver(placement)
             return succeed(None)
-        self._recorded.add(match.match_id)
         return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
 
     def _saves_placement(self, match: Match) -> bool:
@@ -413,11 +410,8 @@ class MatchPlacer:
             self._admission.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 forget.append(player_id)
-        recorded = match.match_id in self._recorded
-        self._recorded.discard(match.match_id)
-        if not (recorded or forget):
-            # Saved, and so removed, by the lobbies of its players and its former.
-            return
+        # Every lobby removes it (the call is idempotent): the lobbies that saved it
+        # may be gone.
         d = self._store.remove_placement(match.match_id, forget=forget)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
 
