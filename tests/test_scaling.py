@@ -106,6 +106,10 @@ class ClusterTestCase(TestCase):
         if not process.output.ended.called:
             process.transport.signalProcess("KILL")
             await process.output.ended
+        # Kept in the test's directory under _trial_temp: what each process said, for
+        # reading after a failure (a CI run leaves no other trace of it).
+        with open(os.path.join(process.data_dir, "output.log"), "wb") as log:
+            log.write(process.output.output)
 
     async def output_has(self, process: Process, text: str, limit: float = 30.0) -> None:
         waited = 0.0

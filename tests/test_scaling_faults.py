@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 
 from tests.test_integration_parties import Player, connect_player
 from tests.test_scaling import GAME, ClusterTestCase, Process
-from vinom.client.bots import BotDriver, play_bot, run_bots
+from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
 from vinom.client.lobby import LobbyError, Queued, connect_lobby
 from vinom.matchmaking.redis import DEFAULT_SETTINGS as MATCHMAKER
@@ -46,6 +46,18 @@ def lobby_id(process: Process) -> str:
 def report(what: str, seconds: float) -> None:
     print(f"\n{what}: {seconds:.2f} s", file=sys.stderr)
 
+
+async def play_once_redis_is_back(lobby: LobbyAddress, name: str, *, seed: int,
+                                  within: float = 20.0) -> BotReport:  # fmt: skip
+    """A bot through `lobby`, started again while the lobby answers `unavailable`
+    (its Redis connections not back yet), for up to `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        played = await play_bot(reactor, lobby, GAME, name, rng=random.Random(seed))
+        unavailable = played.outcome == "error" and "unavailable" in (played.error or "")
+        if not unavailable or time.monotonic() > deadline:
+            return played
+        await deferLater(reactor, 0.2, lambda: None)
 
 class LobbyDeathTests(ClusterTestCase):
     timeout = 90
@@ -191,9 +203,10 @@ class RedisRestartTests(ClusterTestCase):
         report("the host registered again after", time.monotonic() - restarted)
         # The player queued before the restart is still queued (their lobby put the
         # ticket back) and is matched with a newcomer through the other lobby.
-        newcomer = Deferred.fromCoroutine(
-            play_bot(reactor, second, GAME, "newcomer", rng=random.Random(4))
-        )
+        # Each process's connections come back on their own back-off: the second lobby
+        # may still answer `unavailable` after the host is back, and then the newcomer
+        # tries again, as a player would.
+        newcomer = Deferred.fromCoroutine(play_once_redis_is_back(second, "newcomer", seed=4))
         found = await waiting_found
         report("the waiting player matched after the restart", time.monotonic() - restarted)
         session = await connect_game(reactor, found)
