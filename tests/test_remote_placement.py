@@ -116,9 +116,9 @@ class NoHostTests(LobbyHarness):
 
 
 class SharedPlacementTests(LobbyHarness):
-    """With a shared store every lobby hears every placement; the record is saved (and
-    removed at the match's end) by the lobbies that answer for a player of the match and
-    by the one that formed it."""
+    """With a shared store every lobby hears every placement; the record is saved by
+    the lobbies that answer for a player of the match and by the one that formed it, and
+    removed at the match's end by every lobby."""
 
     def start(self, formed_here: bool) -> ScriptedHosting:
         remote = ScriptedHosting()
@@ -138,8 +138,7 @@ class SharedPlacementTests(LobbyHarness):
         return match
 
     def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
-        remote = self.start(formed_here=False)
-        match = self.other_lobbys_match(remote)
+        match = self.other_lobbys_match(self.start(formed_here=False))
         self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
 
     def test_every_lobby_removes_the_record_at_the_end(self) -> None:

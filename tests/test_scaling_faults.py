@@ -59,6 +59,7 @@ async def play_once_redis_is_back(lobby: LobbyAddress, name: str, *, seed: int,
             return played
         await deferLater(reactor, 0.2, lambda: None)
 
+
 class LobbyDeathTests(ClusterTestCase):
     timeout = 90
 
