@@ -1,6 +1,13 @@
 """vinom test suite (trial)."""
 
+import os
+
 # Imported before any test module imports the benchmark harness, which then
 # measures this very vinom (the installed wheel or the sources, as the run
 # chose) instead of looking for an installed one (benchmarks/__init__.py).
 import vinom  # noqa: F401
+
+# Every room the tests run checks that a game saying `shared_view = True` shows
+# every seat the same view (docs/games.md, "Checking shared_view"); a game that
+# does not fails its test with a logged SharedViewMismatch.
+os.environ.setdefault("VINOM_CHECK_VIEWS", "1")

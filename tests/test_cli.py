@@ -135,11 +135,27 @@ class GamesCommandTests(TestCase):
         code, out, _ = run_main("games")
         self.assertEqual(code, 0)
         lines = out.splitlines()
-        self.assertEqual(lines[0].split()[:2], ["NAME", "PLAYERS"])
+        self.assertEqual(lines[0].split()[:3], ["NAME", "GAME", "PLAYERS"])
         names = [line.split()[0] for line in lines[1:]]
         for name in BUILT_IN:
             self.assertIn(name, names)
         self.assertIn("2-4", next(line for line in lines if line.startswith("maze")))
+
+    def test_names_people_read_and_games_not_offered(self) -> None:
+        """Each game shows its display name; duel, which a server offers only when
+        --games names it, is marked, and the mark is explained."""
+        code, out, _ = run_main("games")
+        self.assertEqual(code, 0)
+        lines = out.splitlines()
+        rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith("*")}
+        self.assertIn("Owe Drahn", rows["owedrahn"])
+        self.assertIn("Tic-tac-toe", rows["tictactoe"])
+        self.assertIn("duel*", rows)
+        for name in ("maze", "tictactoe", "dice", "owedrahn"):
+            self.assertIn(name, rows)  # offered by default: no mark
+        self.assertEqual(
+            lines[-1], "* not offered by a server unless named: twistd vinom --games NAME,..."
+        )
 
     def test_json(self) -> None:
         code, out, _ = run_main("games", "--json")

@@ -20,7 +20,7 @@ from tests.test_games_support import assert_plain, bot_states, play_bots, seats,
 from vinom.games.common import ERROR_CODES
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
-from vinom.games.interfaces import IGame, IllegalAction, Outcome
+from vinom.games.interfaces import IGame, IllegalAction, Outcome, Seat, shared_view_of
 from vinom.games.maze import MazeGame
 from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry
@@ -183,6 +183,25 @@ class PropertyTests(TestCase):
                 self.assertNotEqual(result["reason"], "time_up", name)
                 self.assertTrue(set(result["winners"]) <= {s.player_id for s in seats(count)})
                 self.assertGreater(moves, 0)
+
+    def test_a_shared_view_is_the_same_for_every_seat(self) -> None:
+        """A game that says `shared_view = True` is trusted to show every seat the
+        same view (the room sends one player's view to all): check it on every
+        state of bot games. (The test suite also runs every room with
+        VINOM_CHECK_VIEWS on; see tests/__init__.py.)"""
+        shared = [game for game in GAMES.values() if shared_view_of(game)]
+        self.assertEqual(sorted(g.name for g in shared), sorted(GAMES))  # none hides anything
+        for game in shared:
+            for seed, count in ((3, game.min_players), (4, game.max_players)):
+                table = seats(count)
+
+                def check(state: Any, game: IGame = game, table: list[Seat] = table) -> None:
+                    first = game.view(state, table[0].player_id)
+                    for seat in table[1:]:
+                        self.assertEqual(game.view(state, seat.player_id), first, game.name)
+
+                options = {"target": 50} if game.name == "duel" else {}
+                play_bots(game, count, seed, options, on_state=check)
 
     def test_views_without_a_player(self) -> None:
         for game in GAMES.values():

@@ -17,6 +17,7 @@ from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
 from vinom.games.interfaces import DEFAULT_ACTION_RATE, IGame, action_rate_of, shared_view_of
 from vinom.games.maze import MazeGame
+from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry, UnknownGame, check_game, format_games
 from vinom.matchmaking.windows import RatingWindow
 
@@ -213,9 +214,36 @@ class RegistryTests(TestCase):
         self.assertEqual(rows[1]["match_size"], 2)
         self.assertEqual(rows[1]["time_limit"], 300.0)
         self.assertEqual(rows[1]["module"], "vinom.games.maze")
+        self.assertEqual([row["display_name"] for row in rows], ["Duel", "Maze"])
         table = format_games(registry).splitlines()
-        self.assertEqual(table[0].split(), ["NAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION"])
-        self.assertEqual(table[2].split()[:4], ["maze", "2-4", "2", "300s"])
+        self.assertEqual(
+            table[0].split(), ["NAME", "GAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION"]
+        )
+        self.assertEqual(table[2].split()[:5], ["maze", "Maze", "2-4", "2", "300s"])
+        # duel is offered only when --games names it: marked, and the mark explained.
+        self.assertEqual(table[1].split()[:2], ["duel*", "Duel"])
+        self.assertIn("* not offered by a server unless named", table[-1])
+
+    def test_display_names(self) -> None:
+        """A game's display name is its own, or its registry name in words."""
+
+        class Plain(MazeGame):
+            name = "snakes_and-ladders"
+            display_name = None
+
+        registry = GameRegistry([OweDrahnGame(), Plain()])
+        shown = {row["name"]: row["display_name"] for row in registry.describe()}
+        self.assertEqual(
+            shown, {"owedrahn": "Owe Drahn", "snakes_and-ladders": "Snakes and ladders"}
+        )
+        table = format_games(registry)
+        self.assertNotIn("*", table)  # both offered by default: no mark, no footnote
+
+        class Blank(MazeGame):
+            name = "blank"
+            display_name = " "
+
+        self.assertRaises(ValueError, GameRegistry, [Blank()])
 
 
 class PluginTests(TestCase):

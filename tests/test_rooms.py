@@ -6,6 +6,7 @@ room's deadlines run when that time passes them.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import Phase
 from vinom.rooms.registry import RoomExists, RoomRegistry
-from vinom.rooms.room import Room, RoomConfig
+from vinom.rooms.room import Room, RoomConfig, SharedViewMismatch
 
 A, B = "p-a", "p-b"
 SA, SB = 101, 102
@@ -301,7 +302,8 @@ class ActionTests(RoomTestCase):
 
     def test_a_shared_view_is_built_once_per_change(self) -> None:
         game = SharedSeqGame()
-        room = self.playing_room(game)
+        # The optimisation itself, without the debug check the test suite turns on.
+        room = self.playing_room(game, check_views=False)
         del game.view_calls[:]
         room.handle_action(A, {"seq": 1}, 41, self.time.now)
         self.assertEqual(len(game.view_calls), 1)
@@ -315,6 +317,37 @@ class ActionTests(RoomTestCase):
         room.handle_action(B, {"seq": 1}, 7, self.time.now)
         self.assertEqual([m["i"] for m in self.sender.to(SB, "state", UNRELIABLE)], [None, 7])
         self.assertEqual([m["i"] for m in self.sender.to(SA, "state", UNRELIABLE)], [41, 41])
+
+    def test_the_view_check_catches_a_game_that_lies_about_sharing(self) -> None:
+        """With `check_views` (VINOM_CHECK_VIEWS), a game that says shared_view =
+        True but hides something is reported, and each player gets their own view."""
+
+        class Liar(SeqGame):
+            shared_view = True  # but the view below has a secret per player
+
+        room = self.playing_room(Liar(), check_views=True)
+        room.handle_action(A, {"seq": 1}, 41, self.time.now)
+        [error] = self.flushLoggedErrors(SharedViewMismatch)
+        self.assertIn("view(state, 'p-a') != view(state, 'p-b')", str(error.value))
+        [to_a] = self.sender.to(SA, "state", UNRELIABLE)
+        [to_b] = self.sender.to(SB, "state", UNRELIABLE)
+        self.assertEqual(to_a["s"]["mine"], "secret-p-a")
+        self.assertEqual(to_b["s"]["mine"], "secret-p-b")
+        # Reported once per room, not per change.
+        room.handle_action(B, {"seq": 1}, 7, self.time.now)
+        self.assertEqual(self.flushLoggedErrors(SharedViewMismatch), [])
+        self.assertEqual(self.sender.to(SB, "state", UNRELIABLE)[-1]["s"]["mine"], "secret-p-b")
+
+    def test_the_view_check_passes_an_honest_game_and_is_off_by_default(self) -> None:
+        game = SharedSeqGame()
+        room = self.playing_room(game, check_views=True)
+        del game.view_calls[:]
+        room.handle_action(A, {"seq": 1}, 41, self.time.now)
+        self.assertEqual(self.flushLoggedErrors(SharedViewMismatch), [])
+        self.assertEqual(sorted(map(str, game.view_calls)), [A, A, B])  # checked, then built once
+        for value, expected in (("1", True), ("on", True), ("", False), ("0", False)):
+            self.patch(os, "environ", {"VINOM_CHECK_VIEWS": value})
+            self.assertIs(RoomConfig().check_views, expected)
 
     def test_views_are_per_player_unless_shared(self) -> None:
         game = SharedSeqGame()

@@ -184,6 +184,9 @@ class BuiltinGame:
     """
 
     name = ""
+    # The name people read (`vinom games`, the terminal client, the room's
+    # welcome); None: the registry name in words, capitalised (`display_name_of`).
+    display_name: str | None = None
     description = ""
     version = "1"
     min_players = 2
@@ -197,8 +200,10 @@ class BuiltinGame:
     # Seconds a player whose move is awaited may go without acting before they
     # forfeit (`idle`): a seat nobody plays must not hold a game port.
     idle_timeout = 120.0
-    # Nothing is hidden: every player gets the same view, built once per change.
-    shared_view = True
+    # Each player gets a view of their own (hidden information stays hidden);
+    # a game whose view is the same for every player says `shared_view = True`
+    # so that the room builds it once per change.
+    shared_view = False
     # Players per team (None: no teams; a player's team is their seat).
     team_size: int | None = None
     #: The key of the per-player scores in `result`.

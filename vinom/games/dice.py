@@ -177,7 +177,10 @@ class DiceGame(Game[DiceState]):
     """The Farkle-like dice game."""
 
     name = "dice"
+    display_name = "Dice"
     description = "Farkle-like dice: roll, set aside scoring dice, bank; first to 10,000"
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
     max_players = 4
     time_limit = 1800.0
 

@@ -93,7 +93,10 @@ class DuelGame(Game[DuelState]):
     """A counter race for two, used to measure the server's cost per move."""
 
     name = "duel"
+    display_name = "Duel"
     description = "Test game: each player counts up; the benchmark's cheapest possible game"
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
     time_limit = 3600.0
     # Actions per second per player: far above what the play benchmark's players
     # send (a move per round trip, a few hundred a second), and still finite.

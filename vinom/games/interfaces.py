@@ -65,6 +65,22 @@ DEFAULT_ACTION_RATE = 20.0
 ACTION_BURST = 2.0
 
 
+def default_display_name(name: str) -> str:
+    """The display name of a game that declares none: its registry name in words,
+    capitalised ("dice" -> "Dice", "tic_tac-toe" -> "Tic tac toe")."""
+    words = name.replace("_", " ").replace("-", " ").split()
+    return " ".join(words).capitalize()
+
+
+def display_name_of(game: object) -> str:
+    """The name people read for the game (`display_name`, e.g. "Owe Drahn"); a
+    game that declares none gets one derived from its registry name."""
+    shown = getattr(game, "display_name", None)
+    if isinstance(shown, str) and shown.strip():
+        return shown
+    return default_display_name(str(getattr(game, "name", "")))
+
+
 def offered_by_default(game: object) -> bool:
     """Whether a server offers the game when `--games` does not say which games."""
     return bool(getattr(game, "offered_by_default", True))
@@ -128,6 +144,9 @@ class IGame(Interface):
     - `shared_view` (bool): True if `view(state, player_id)` is the same for
       every player (no hidden information), so the room builds and encodes
       it once per change instead of once per player. Default False.
+    - `display_name` (str): the name people read ("Owe Drahn"), shown by
+      `vinom games`, the terminal client and sent in the room's `welcome`.
+      Default: the registry name in words, capitalised (`display_name_of`).
     - `offered_by_default` (bool): False for a game a server offers only when
       `--games` names it (a test or benchmark game). Default True.
     - `idle_timeout` (float) with the hooks `idle_players(state)` and

@@ -218,7 +218,10 @@ class MazeGame(Game[MazeState]):
     """Collect the rewards of a Wilson maze; highest score wins."""
 
     name = "maze"
+    display_name = "Maze"
     description = "Collect rewards in a random maze; 2-4 players, highest score wins"
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
     terminal_view = "vinom.client.game_views:MazeUI"
     max_players = 4
     time_limit = 300.0

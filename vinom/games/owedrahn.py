@@ -77,7 +77,10 @@ class OweDrahnGame(Game[OweDrahnState]):
     """Owe Drahn, the running-total dice game."""
 
     name = "owedrahn"
+    display_name = "Owe Drahn"
     description = "Owe Drahn: roll a shared total past 15 and lose a life; last alive wins"
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
     max_players = 4
     time_limit = 900.0
     score_key = "lives"

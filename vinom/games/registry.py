@@ -23,6 +23,7 @@ from zope.interface.verify import verifyObject
 from vinom.games.interfaces import (
     IGame,
     action_rate_of,
+    display_name_of,
     offered_by_default,
     rating_window_of,
     shared_view_of,
@@ -80,6 +81,12 @@ def check_game(game: object) -> None:
         )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
+    shown = getattr(game, "display_name", None)
+    if shown is not None and not (isinstance(shown, str) and shown.strip() and len(shown) <= 64):
+        raise ValueError(
+            f"game {name!r}: display_name must be None or a name of 1 to 64 characters, "
+            f"not {shown!r}"
+        )
     _check_rating_window(name, getattr(game, "rating_window", None))
     team_size = getattr(game, "team_size", None)
     if team_size is not None and (
@@ -184,6 +191,7 @@ class GameRegistry:
             rows.append(
                 {
                     "name": name,
+                    "display_name": display_name_of(game),
                     "description": game.description,
                     "version": game.version,
                     "players": [game.min_players, game.max_players],
@@ -215,24 +223,44 @@ class GameRegistry:
         return types.MappingProxyType(self._games)
 
 
+#: What `vinom games` writes after a game a server offers only when `--games` names it.
+NOT_OFFERED_MARK = "*"
+
+
 def format_games(registry: GameRegistry) -> str:
-    """The table `vinom games` prints."""
-    rows = [("NAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION")]
+    """The table `vinom games` prints: a game's registry name (what `--game` and
+    `queue` take), its display name, and a mark on the games a server does not
+    offer unless `--games` names them, explained under the table."""
+    rows = [("NAME", "GAME", "PLAYERS", "MATCH", "TIME", "DESCRIPTION")]
+    marked = False
     for row in registry.describe():
         low, high = row["players"]
+        name = row["name"]
+        if not row["offered_by_default"]:
+            name += NOT_OFFERED_MARK
+            marked = True
         rows.append(
             (
-                row["name"],
+                name,
+                row["display_name"],
                 f"{low}" if low == high else f"{low}-{high}",
                 str(row["match_size"]),
                 f"{row['time_limit']:g}s",
                 row["description"],
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(r[:4], widths, strict=True))
+    columns = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(columns)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(r[:columns], widths, strict=True))
         + "  "
-        + r[4]
+        + r[columns]
         for r in rows
-    )
+    ]
+    if marked:
+        lines.append("")
+        lines.append(
+            f"{NOT_OFFERED_MARK} not offered by a server unless named: "
+            "twistd vinom --games NAME,..."
+        )
+    return "\n".join(lines)

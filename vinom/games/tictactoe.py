@@ -111,7 +111,10 @@ class TicTacToeGame(Game[TicTacToeState]):
     """Noughts and crosses for two players, with rematches."""
 
     name = "tictactoe"
+    display_name = "Tic-tac-toe"
     description = "Tic-tac-toe for two; rematch when both ask"
+    # Nothing is hidden: every player gets the same view, built once per change.
+    shared_view = True
     terminal_view = "vinom.client.game_views:TicTacToeUI"
     time_limit = 600.0
     score_key = "wins"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import weakref
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from typing import Any
 
 from attrs import define, field, frozen
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from vinom.games.interfaces import (
     GameEvent,
@@ -76,6 +78,24 @@ def _check_game_once(game: IGame) -> None:
         _checked_games[id(game)] = game
 
 
+#: The environment variable that turns on the check of games' `shared_view`
+#: (`RoomConfig.check_views`): "1", "true", "yes" or "on".
+CHECK_VIEWS_ENV = "VINOM_CHECK_VIEWS"
+
+
+def check_views_from_env() -> bool:
+    """Whether `VINOM_CHECK_VIEWS` asks rooms to check games' `shared_view`."""
+    return os.environ.get(CHECK_VIEWS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class SharedViewMismatch(Exception):
+    """A game says `shared_view = True`, yet `view(state, p)` differs between seats.
+
+    Found by the debug check (`RoomConfig.check_views`); the room logs it and
+    gives every player their own view from then on.
+    """
+
+
 @frozen
 class RoomConfig:
     """Timing of a room's lifecycle, in seconds."""
@@ -90,6 +110,10 @@ class RoomConfig:
     options: Mapping[str, Any] = field(factory=dict)
     # Seconds a bot seat waits after a change before it acts (as a person would).
     bot_think_time: float = 0.5
+    # Debug: for a game that says `shared_view = True`, build every seat's view
+    # on each change and compare them (a game that hides something must not
+    # say it shares its view). Default: the VINOM_CHECK_VIEWS environment variable.
+    check_views: bool = field(factory=check_views_from_env)
 
 
 @define(eq=False)
@@ -166,6 +190,7 @@ class Room:
     # and whether every player gets the same view.
     action_rate: float = field(init=False, default=0.0)
     _shared_view: bool = field(init=False, default=False)
+    _check_views: bool = field(init=False, default=False)
     # The seats the game's bot plays, if any.
     _bots: tuple[_Member, ...] = field(init=False, default=())
 
@@ -175,6 +200,7 @@ class Room:
         _check_game_once(self.game)
         self.action_rate = action_rate_of(self.game)
         self._shared_view = shared_view_of(self.game)
+        self._check_views = self._shared_view and self.config.check_views
         self._idle_timeout = idle_timeout_of(self.game)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
@@ -656,6 +682,8 @@ class Room:
         version, phase, state = self.version, self.phase, self.state
         joining = self._joining
         try:
+            if self._check_views:
+                self._check_shared_view(state, version)
             if self._shared_view:
                 # One view and one encoding for everyone; only a recipient
                 # whose last action id differs gets a copy with theirs.
@@ -692,6 +720,39 @@ class Room:
                         )
         except Exception:
             self._game_error("view")
+
+    def _check_shared_view(self, state: Any, version: int) -> None:
+        """The debug check of `shared_view`: every seat's view must be the same.
+
+        On the first difference the room logs a `SharedViewMismatch` naming the
+        game, two players and the version, and gives each player their own
+        view from then on, so that nothing hidden is shown to another player.
+        """
+        view_for = self.game.view
+        first = self._order[0].seat.player_id
+        expected = view_for(state, first)
+        for member in self._order[1:]:
+            player_id = member.seat.player_id
+            if view_for(state, player_id) != expected:
+                self._shared_view = self._check_views = False
+                log.failure(
+                    "Game {game} says shared_view = True, but view(state, player) differs "
+                    "between {first!r} and {other!r} (room {match_id}, version {version}); "
+                    "each player gets their own view in this room from now on. Fix the "
+                    "game's view, or leave shared_view out (it defaults to False).",
+                    Failure(
+                        SharedViewMismatch(
+                            f"game {self.game.name!r}: view(state, {first!r}) != "
+                            f"view(state, {player_id!r}) at version {version}"
+                        )
+                    ),
+                    game=self.game.name,
+                    first=first,
+                    other=player_id,
+                    match_id=self.match.match_id,
+                    version=version,
+                )
+                return
 
     # -- bot seats ------------------------------------------------------------
 
