@@ -84,6 +84,9 @@ setup(
         "vinom": [
             "py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js",
             "webclient/*.html", "webclient/*.css", "webclient/*.js", "webclient/boards/*.js",
+            # `vinom new-game`'s package template (vinom/scaffold.py).
+            "scaffold_template/*.tmpl", "scaffold_template/*/*.tmpl",
+            "scaffold_template/*/*/*.tmpl",
         ],
         "vinom.matchmaking": ["*.lua"],
         "vinom.parties": ["*.lua"],

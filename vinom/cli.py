@@ -3,6 +3,7 @@
     vinom games                           the games this installation knows
     vinom play maze                       a curses client (vinom.client.tui)
     vinom bots --game maze --count 10     bots that queue, play and report
+    vinom new-game mygame                 a new game package to start from (vinom.scaffold)
 
 `play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
 HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
@@ -20,6 +21,7 @@ import os
 import random
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
@@ -32,6 +34,7 @@ from vinom.client.errors import describe_failure
 from vinom.client.lobby import connect_lobby
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, UnknownGame, format_games
+from vinom.scaffold import ScaffoldError, check_available, game_names, write_game
 
 DEFAULT_LOBBY = "localhost:7350"
 DEFAULT_PORT = 7350
@@ -205,6 +208,23 @@ class GamesOptions(CommandOptions):
     optFlags = [["json", None, "One JSON object per line, one per game."]]
 
 
+class NewGameOptions(CommandOptions):
+    synopsis = "<name> [--directory DIR]"
+    longdesc = (
+        "Write a small installable game package to start from: the game (written with "
+        "vinom.games.Game), its bot, a test, its pyproject.toml and the Twisted plugin "
+        "module that registers it. See docs/getting-started.md."
+    )
+    optParameters = [
+        ["directory", "d", None, "Where to write it (default: ./NAME); it must not exist."],
+    ]
+
+    def parseArgs(self, name: str | None = None) -> None:
+        if name is None:
+            raise usage.UsageError("name the game, e.g. 'vinom new-game mygame'")
+        self["name"] = name
+
+
 class Options(CommandOptions):
     longdesc = (
         "The vinom client. 'vinom <command> --help' describes each command. The lobby "
@@ -214,6 +234,7 @@ class Options(CommandOptions):
         ["play", None, PlayOptions, "Play a game in this terminal (curses)."],
         ["bots", None, BotsOptions, "Run bots that queue, play and report."],
         ["games", None, GamesOptions, "List the installed games."],
+        ["new-game", None, NewGameOptions, "Write a new game package to start from."],
     ]
 
     def getSynopsis(self) -> str:
@@ -262,6 +283,42 @@ def games_command(options: GamesOptions, out: TextIO, registry: GameRegistry | N
         out.write(format_games(registry) + "\n")
     else:
         out.write("no games are installed\n")
+    return 0
+
+
+# -- vinom new-game ----------------------------------------------------------
+
+# Rebuilds Twisted's plugin cache (docs/games.md says why), the same command on every page.
+PLUGIN_CACHE_COMMAND = (
+    'python -c "from twisted.plugin import IPlugin, getPlugins; import twisted.plugins; '
+    'list(getPlugins(IPlugin, twisted.plugins))"'
+)
+
+
+def new_game_command(
+    options: NewGameOptions, out: TextIO, registry: GameRegistry | None = None
+) -> int:
+    """Write the game package; a CommandError for a name or directory it cannot use."""
+    try:
+        names = game_names(options["name"])
+        registry = registry or GameRegistry.from_plugins()
+        check_available(names, registry.names())
+        directory = options["directory"] or names.name
+        written = write_game(names, Path(directory))
+    except ScaffoldError as e:
+        raise CommandError(str(e)) from None
+    shown = directory if os.path.isabs(directory) else os.path.join(".", directory)
+    out.write(f"Wrote the game {names.name!r} ({names.display_name}) in {shown}/:\n")
+    out.write("".join(f"  {path.as_posix()}\n" for path in sorted(written)))
+    out.write(
+        "Next: install it, refresh Twisted's plugin cache, run its tests, restart the "
+        "server, and play:\n"
+        f"  pip install {shown}\n"
+        f"  {PLUGIN_CACHE_COMMAND}\n"
+        f"  (cd {shown} && python -m twisted.trial tests)\n"
+        "  twistd -n vinom\n"
+        f"  vinom bots --game {names.name} --count 2\n"
+    )
     return 0
 
 
@@ -481,6 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if options.subCommand == "games":
             return games_command(sub, sys.stdout)
+        if options.subCommand == "new-game":
+            return new_game_command(sub, sys.stdout)
         if options.subCommand == "play":
             game = find_game(sub["game"])
         elif options.subCommand == "bots":

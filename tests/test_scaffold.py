@@ -1,0 +1,147 @@
+"""`vinom new-game NAME`: the package it writes is taken by `pip install` as it is,
+passes its own tests, and is found by a real server through its Twisted plugin
+alone, where `vinom bots` plays it to the end; a name or directory it cannot
+use is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+import vinom
+from tests.fresh_venv import make_venv, start_twistd
+from vinom import cli
+
+# Where `vinom` is imported from (the checkout, or site-packages under tox).
+PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
+
+
+def run_main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+class NewGameCommandTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.work = Path(self.mktemp()).resolve()
+        self.work.mkdir()
+
+    def test_writes_a_package_in_a_directory_named_after_the_game(self) -> None:
+        # The command as a user types it, in a directory of their own.
+        done = subprocess.run(
+            [sys.executable, "-m", "vinom.cli", "new-game", "stone-pile"],
+            cwd=self.work, capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)),
+        )  # fmt: skip
+        self.assertEqual((done.returncode, done.stderr), (0, ""))
+        project = self.work / "stone-pile"
+        files = sorted(
+            path.relative_to(project).as_posix() for path in project.rglob("*") if path.is_file()
+        )
+        self.assertEqual(
+            files,
+            [
+                ".gitignore",
+                "README.md",
+                "pyproject.toml",
+                "stone_pile/__init__.py",
+                "stone_pile/game.py",
+                "tests/__init__.py",
+                "tests/test_game.py",
+                "twisted/plugins/stone_pile_plugin.py",
+            ],
+        )
+        # What to do next, with the real paths.
+        self.assertIn("pip install ./stone-pile\n", done.stdout)
+        self.assertIn("vinom bots --game stone-pile --count 2\n", done.stdout)
+        game = (project / "stone_pile" / "game.py").read_text(encoding="utf-8")
+        self.assertIn('name = "stone-pile"', game)
+        self.assertIn("class StonePileGame(Game[StonePileState]):", game)
+        self.assertIn("shared_view = True", game)  # said explicitly, whatever the default
+        self.assertNotIn("{{", "".join(p.read_text(encoding="utf-8") for p in project.rglob("*.*")))
+
+    def assert_refused(self, *argv: str, says: str) -> None:
+        before = sorted(self.work.iterdir())
+        code, out, err = run_main("new-game", *argv)
+        self.assertNotEqual(code, 0)
+        self.assertEqual(out, "")
+        self.assertEqual(len(err.splitlines()), 1, err)  # one line, no help page, no traceback
+        self.assertTrue(err.startswith("vinom: "), err)
+        self.assertIn(says, err)
+        self.assertEqual(sorted(self.work.iterdir()), before)  # nothing written
+
+    def test_a_name_that_cannot_name_a_game_is_one_line(self) -> None:
+        for name in ("Nim", "9lives", "my game", "n" * 33, "nim!", ""):
+            self.assert_refused(
+                name, "--directory", str(self.work / "x"), says="cannot name a game"
+            )
+
+    def test_a_name_that_would_clash_is_one_line(self) -> None:
+        where = ("--directory", str(self.work / "x"))
+        self.assert_refused("class", *where, says="cannot name a game package")
+        self.assert_refused("tests", *where, says="cannot name a game package")
+        self.assert_refused("json", *where, says="a Python module named 'json' exists already")
+        self.assert_refused("maze", *where, says="a game named 'maze' is installed already")
+
+    def test_an_existing_directory_is_one_line(self) -> None:
+        taken = self.work / "taken"
+        taken.mkdir()
+        self.assert_refused("nim", "--directory", str(taken), says=f"{taken} exists already")
+        self.assertEqual(list(taken.iterdir()), [])
+        missing = self.work / "no" / "such"
+        self.assert_refused("nim", "--directory", str(missing), says=f"cannot create {missing}")
+
+
+class NewGameInstalledTests(TestCase):
+    """The package in a fresh virtualenv, on a real `twistd -n vinom`."""
+
+    timeout = 120
+
+    async def test_installs_passes_its_tests_and_bots_play_it_on_a_server(self) -> None:
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        venv = make_venv(self, [str(PACKAGE_ROOT)])
+        written = venv.run([venv.python, "-m", "vinom.cli", "new-game", "stone-pile"], cwd=work)
+        self.assertIn("pip install ./stone-pile", written.stdout)
+        venv.pip_install(work / "stone-pile")
+        # Installed into the virtualenv, plugin module included.
+        self.assertTrue(venv.import_path("stone_pile").startswith(str(venv.root)))
+        plugin = venv.import_path("twisted.plugins.stone_pile_plugin")
+        self.assertTrue(plugin.startswith(str(venv.root)), plugin)
+        # Its own tests pass, with the virtualenv's Python.
+        tests = venv.run([venv.python, "-m", "twisted.trial", "tests"], cwd=work / "stone-pile")
+        self.assertIn("PASSED (successes=6)", tests.stdout)
+        # From any directory, vinom lists it (through the installed plugin).
+        listed = venv.run([venv.python, "-m", "vinom.cli", "games"], cwd=venv.root)
+        self.assertIn(["stone-pile"], [line.split()[:1] for line in listed.stdout.splitlines()])
+
+        # A server with its defaults offers every installed game: bots play it there.
+        server = await start_twistd(self, venv)
+        out, err, code = await getProcessOutputAndValue(
+            str(venv.python),
+            [
+                "-m", "vinom.cli", "bots", "--game", "stone-pile", "--count", "4", "--json",
+                "--timeout", "60", "--lobby", f"127.0.0.1:{server.lobby_port}",
+                "--trust", str(server.certificate),
+            ],
+            env=venv.env, path=str(work), reactor=reactor,
+        )  # fmt: skip
+        self.assertEqual(code, 0, (out + err).decode() + server.output())
+        summary = json.loads(out)
+        self.assertEqual(
+            {key: summary[key] for key in ("bots", "matches", "finished", "error", "timeout")},
+            {"bots": 4, "matches": 2, "finished": 4, "error": 0, "timeout": 0},
+        )
+        self.assertEqual(summary["wins"], 2)  # one winner a match: somebody took the last stone
+        self.assertEqual(summary["actions_rejected"], 0)
