@@ -86,6 +86,22 @@ class ServerCollector(Collector):
             for reason, count in sorted(figures.game_sockets_refused.items()):
                 refused.add_metric([reason], count)
             yield refused
+        lobby_errors = CounterMetricFamily(
+            "vinom_lobby_errors", "Error frames the lobby sent, by code.", labels=["code"]
+        )
+        for code, count in figures.lobby_errors.items():
+            lobby_errors.add_metric([code], count)
+        yield lobby_errors
+        yield GaugeMetricFamily(
+            "vinom_lobby_output_held_bytes",
+            "Bytes lobby connections hold back now for peers that do not read.",
+            value=figures.lobby_output_held,
+        )
+        yield CounterMetricFamily(
+            "vinom_lobby_slow_readers_dropped",
+            "Lobby connections dropped for holding more than --lobby-max-output bytes.",
+            value=figures.lobby_slow_readers_dropped,
+        )
         queues = GaugeMetricFamily(
             "vinom_queue_depth", "Tickets waiting in each game's queue.", labels=["game"]
         )

@@ -64,6 +64,12 @@ class ServerFigures:
     recent: tuple[EndedMatch, ...]
     open_rooms: tuple[OpenRoom, ...]
     rooms_started: int
+    # Error frames the lobby sent, by code (invalid_field, rate_limited, ...).
+    lobby_errors: Mapping[str, int] = field(factory=dict)
+    # Bytes lobby connections hold back now for peers that do not read, and the
+    # connections dropped for holding more than --lobby-max-output.
+    lobby_output_held: int = 0
+    lobby_slow_readers_dropped: int = 0
 
     @property
     def rtt(self) -> Histogram:
@@ -172,6 +178,9 @@ class StatusReader:
             recent=() if placer is None else tuple(placer.recent_matches),
             open_rooms=() if lobby is None else tuple(lobby.open_rooms),
             rooms_started=0 if lobby is None else lobby.rooms_started,
+            lobby_errors={} if lobby is None else dict(sorted(lobby.errors_sent.items())),
+            lobby_output_held=0 if lobby is None else lobby.output.held_bytes,
+            lobby_slow_readers_dropped=0 if lobby is None else lobby.output.dropped,
         )
 
 

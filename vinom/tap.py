@@ -313,6 +313,13 @@ class Options(usage.Options):
             "and its ticket withdrawn.",
         ],
         [
+            "lobby-max-output",
+            None,
+            "262144",
+            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
+            "peer does not read; past it the connection is dropped (at least 4096).",
+        ],
+        [
             "session-timeout",
             None,
             "5",
@@ -436,6 +443,11 @@ class Options(usage.Options):
         ):
             self[name] = _positive_float(name, self[name])
         self["drain-timeout"] = _non_negative_float("drain-timeout", self["drain-timeout"])
+        self["lobby-max-output"] = _positive_int("lobby-max-output", self["lobby-max-output"])
+        if self["lobby-max-output"] < 4096:
+            raise usage.UsageError(
+                f"--lobby-max-output must be at least 4096, not {self['lobby-max-output']}"
+            )
         self["heartbeat-timeout"] = _positive_float("heartbeat-timeout", self["heartbeat-timeout"])
         if self["game-host"] not in ("workers", "process"):
             raise usage.UsageError(
@@ -965,6 +977,7 @@ def _lobby(
             ping_interval=options["lobby-ping-interval"],
             ping_timeout=options["lobby-ping-timeout"],
             max_matches_per_ip=options["max-matches-per-ip"],
+            max_output_bytes=options["lobby-max-output"],
         ),
         games=match_sizes,
         matchmaker=matchmaker,

@@ -43,6 +43,8 @@ MAX_RATING = 1e9
 MAX_QUEUE_LENGTH = 32
 MAX_ROOM_ID_LENGTH = 32
 MAX_ROOM_SIZE = 64
+# `get_room_list` pages start at most this far into the list.
+MAX_ROOM_LIST_OFFSET = 1_000_000
 
 
 @frozen
@@ -88,10 +90,12 @@ class Reconnect:
 
 @frozen
 class GetRoomList:
-    """`get_room_list`: the public open rooms waiting for players (of `game`, if given)."""
+    """`get_room_list`: the public open rooms waiting for players (of `game`, if given),
+    a page of them from the `offset`th on."""
 
     request_id: RequestId
     game: str | None
+    offset: int = 0
 
 
 @frozen
@@ -390,7 +394,7 @@ def parse_frame(line: bytes) -> Decoded:
 
 def _valid_id(value: object) -> bool:
     if isinstance(value, str):
-        return len(value) <= MAX_ID_LENGTH
+        return len(value) <= MAX_ID_LENGTH and _is_unicode_text(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return -MAX_INT_ID <= value <= MAX_INT_ID
     return False
@@ -409,14 +413,32 @@ class _FieldError(Exception):
         self.message = message
 
 
+def _is_unicode_text(value: str) -> bool:
+    """Whether `value` is text UTF-8 can carry: JSON's `\\ud800` escapes give Python
+    strings with lone surrogates, which no store, log or peer can encode."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _string(obj: Mapping[str, Any], name: str, max_length: int) -> str:
     if name not in obj:
         raise _FieldError(errors.MISSING_FIELD, f"'{obj['type']}' needs a '{name}'")
     value = obj[name]
-    if not isinstance(value, str) or not value or len(value) > max_length:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > max_length
+        or not _is_unicode_text(value)
+    ):
         raise _FieldError(
             errors.INVALID_FIELD,
-            f"'{name}' must be a non-empty string of at most {max_length} characters",
+            f"'{name}' must be a non-empty string of at most {max_length} characters"
+            " (Unicode text: no lone surrogates)",
         )
     return value
 
@@ -436,11 +458,12 @@ def _parse_queue(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     game = _string(obj, "game", MAX_GAME_LENGTH)
     rating = obj.get("rating")
     if rating is not None:
+        # Bounds first: math.isfinite of a 400-digit integer raises OverflowError.
         if (
             isinstance(rating, bool)
             or not isinstance(rating, int | float)
+            or not -MAX_RATING <= rating <= MAX_RATING
             or not math.isfinite(rating)
-            or abs(rating) > MAX_RATING
         ):
             raise _FieldError(
                 errors.INVALID_FIELD,
@@ -451,7 +474,12 @@ def _parse_queue(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     queue = obj.get("queue")
     if queue is None:
         queue = "normal"
-    elif not isinstance(queue, str) or not queue or len(queue) > MAX_QUEUE_LENGTH:
+    elif (
+        not isinstance(queue, str)
+        or not queue
+        or len(queue) > MAX_QUEUE_LENGTH
+        or not _is_unicode_text(queue)
+    ):
         raise _FieldError(
             errors.INVALID_FIELD,
             f"'queue' must be a non-empty string of at most {MAX_QUEUE_LENGTH} characters"
@@ -476,7 +504,19 @@ def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
 
 def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     game = _string(obj, "game", MAX_GAME_LENGTH) if obj.get("game") is not None else None
-    return GetRoomList(request_id, game)
+    offset = obj.get("offset")
+    if offset is None:
+        offset = 0
+    elif (
+        isinstance(offset, bool)
+        or not isinstance(offset, int)
+        or not 0 <= offset <= MAX_ROOM_LIST_OFFSET
+    ):
+        raise _FieldError(
+            errors.INVALID_FIELD,
+            f"'offset' must be a whole number from 0 to {MAX_ROOM_LIST_OFFSET}, or null",
+        )
+    return GetRoomList(request_id, game, offset)
 
 
 def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:

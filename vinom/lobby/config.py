@@ -50,4 +50,7 @@ class LobbyConfig:
     # connected to it) keeps a place at the head of their queue, to claim with
     # `reconnect` (vinom.lobby.requeue).
     requeue_window: float = field(default=30.0, converter=float, validator=gt(0.0))
+    # Bytes of frames a connection may hold back while its peer does not read (its
+    # transport's buffer full); past it the connection is dropped (vinom.lobby.output).
+    max_output_bytes: int = field(default=256 * 1024, validator=[instance_of(int), ge(4096)])
 

@@ -30,6 +30,7 @@ the time the last bytes arrived.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -133,7 +134,9 @@ class LobbyConnection:
         peer_host: str,
         client: str,
         messages: bool = False,
+        error_counts: Counter[str] | None = None,
     ) -> None:
+        """`error_counts`: where the error frames sent are counted by code (the lobby's)."""
         self._wire = wire
         self._server = server
         self._config = config
@@ -167,6 +170,9 @@ class LobbyConnection:
         self._busy = False
         self._processing = False
         self._reading_paused = False
+        # The wire cannot send more now (its peer reads slower than it is answered).
+        self._output_paused = False
+        self._error_counts = error_counts
 
     # What the lobby reads.
 
@@ -394,6 +400,8 @@ class LobbyConnection:
         is one of `errors.NOT_COUNTED`).
         """
         self.send(error_frame(code, message, request_id))
+        if self._error_counts is not None:
+            self._error_counts[code] += 1
         if counted is None:
             counted = code not in errors.NOT_COUNTED
         if not counted or self._closing:
@@ -422,6 +430,18 @@ class LobbyConnection:
             self._wire.resume_reading()
         self._wire.close()
 
+    def output_paused(self) -> None:
+        """The wire's peer reads slower than it is answered: serve no request until
+        `output_resumed` (frames the server pushes meanwhile still go to the wire)."""
+        self._output_paused = True
+        self._flow_control()
+
+    def output_resumed(self) -> None:
+        """The wire can send again: serve the requests waiting."""
+        if self._output_paused:
+            self._output_paused = False
+            self._process()
+
     # Serving requests one at a time.
 
     def _process(self) -> None:
@@ -431,7 +451,7 @@ class LobbyConnection:
         try:
             # Lines are split and parsed one at a time, only while no request is being
             # served and the connection is open: the rest waits as raw bytes.
-            while not self._busy and not self._closing:
+            while not self._busy and not self._closing and not self._output_paused:
                 line = self._decoder.next_line()
                 if line is None:
                     break
@@ -510,7 +530,9 @@ class LobbyConnection:
         # request is served rather than buffer without bound.
         if self._closing:
             return
-        backlog = self._busy and self._decoder.buffered > self._config.max_frame_bytes
+        backlog = (
+            self._busy or self._output_paused
+        ) and self._decoder.buffered > self._config.max_frame_bytes
         if backlog and not self._reading_paused:
             self._reading_paused = True
             self._wire.pause_reading()

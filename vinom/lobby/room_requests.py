@@ -34,6 +34,9 @@ from vinom.lobby.players import Players
 from vinom.matchmaking.fifo import new_match_id
 from vinom.matchmaking.interfaces import Match, Ticket
 
+# Rooms in one `room_list` reply, at most (docs/lobby.md, Rooms).
+ROOM_LIST_PAGE = 50
+
 
 class RoomRequests:
     """Serves the open-room requests of every connection of one lobby."""
@@ -67,8 +70,18 @@ class RoomRequests:
         self._said_hello(connection)
         if request.game is not None:
             self._known(request.game)
-        rooms = [room.listing() for room in self.rooms.public(request.game)]
-        connection.reply(request, {"type": "room_list", "rooms": rooms})
+        listed = self.rooms.public(request.game)
+        # A page at a time: one reply stays small however many rooms are open.
+        page = listed[request.offset : request.offset + ROOM_LIST_PAGE]
+        connection.reply(
+            request,
+            {
+                "type": "room_list",
+                "rooms": [room.listing() for room in page],
+                "offset": request.offset,
+                "more": request.offset + len(page) < len(listed),
+            },
+        )
 
     def create(self, connection: LobbyConnection, request: CreateRoom) -> None:
         player_id = self._may_sit(connection)

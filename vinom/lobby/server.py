@@ -2,8 +2,11 @@
 
 `LobbyProtocol` is the `ILobbyWire` of one `LobbyConnection` (connection.py,
 which holds all of a connection's state and rules): it hands the connection
-the bytes it reads, writes what the connection sends, keeps its one timer
-(`TimeoutMixin`, on the factory's clock), and turns on TCP keepalive.
+the bytes it reads, writes what the connection sends through an `OutputGate`
+(output.py: the transport's push producer, so a peer that does not read
+stops being served, and is dropped once more than `max_output_bytes` wait
+for it), keeps its one timer (`TimeoutMixin`, on the factory's clock), and
+turns on TCP keepalive.
 
 `LobbyFactory` builds the protocols, is the `ILobbyServer` behind every
 connection, and is a `Service` whose stopping drains the lobby (new `queue`
@@ -17,11 +20,18 @@ and answers the questions operators and tests ask.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IReactorTime,
+    ITransport,
+)
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -37,6 +47,7 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.open_rooms import OpenRoom
+from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
 from vinom.lobby.ratings import IRatingSource
@@ -59,13 +70,20 @@ class LobbyProtocol(Protocol, TimeoutMixin):
     def __init__(self, factory: LobbyFactory) -> None:
         self.factory = factory
         self.connection: LobbyConnection | None = None
+        self._output: OutputGate | None = None
+        self._peer_host = ""
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """TimeoutMixin's timer, on the factory's (injected) clock."""
         return self.factory.clock.callLater(period, func)
 
     def connectionMade(self) -> None:
-        peer_host = _host_of(self.transport.getPeer())
+        peer_host = self._peer_host = _host_of(self.transport.getPeer())
+        self._output = self.factory.output_gate(
+            self.transport.write, lambda: self.connection, self._overflowed
+        )
+        # The transport (or the TLS wrapper over it) pauses the gate while its buffer is full.
+        IConsumer(self.transport).registerProducer(self._output, True)
         self.connection = self.factory.new_connection(self, peer_host)
         if not self.connection.connection_made():
             return
@@ -80,6 +98,8 @@ class LobbyProtocol(Protocol, TimeoutMixin):
             self.connection.data_received(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._output is not None:
+            self._output.discard()
         if self.connection is not None:
             self.connection.connection_lost()
 
@@ -90,12 +110,20 @@ class LobbyProtocol(Protocol, TimeoutMixin):
     # ILobbyWire
 
     def write(self, data: bytes) -> None:
-        self.transport.write(data)
+        if self._output is not None:
+            self._output.write(data)
 
     def close(self) -> None:
+        if self._output is not None:
+            # What is held goes out before the close (or the close times out), and a
+            # transport does not close while a producer is registered.
+            self._output.flush()
+            IConsumer(self.transport).unregisterProducer()
         self.transport.loseConnection()
 
     def abort(self) -> None:
+        if self._output is not None:
+            self._output.discard()
         abort = getattr(self.transport, "abortConnection", None)
         if abort is not None:
             abort()
@@ -115,6 +143,10 @@ class LobbyProtocol(Protocol, TimeoutMixin):
 
     def set_timeout(self, seconds: float | None) -> None:
         self.setTimeout(seconds)
+
+    def _overflowed(self, held: int) -> None:
+        self.factory.slow_reader_dropped(self._peer_host, held)
+        self.abort()
 
 
 def _host_of(address: IAddress) -> str:
@@ -156,6 +188,10 @@ class LobbyFactory(ServerFactory, Service):
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock)
+        # Error frames sent, by code; bytes held for peers that do not read, and
+        # the connections dropped for it (the operations endpoint shows both).
+        self.errors_sent: Counter[str] = Counter()
+        self.output = OutputTotals(clock)
         self._players = Players(store)
         delivery = TokenDelivery(token_issuer, clock, dict(team_sizes or {}))
         self.requeues = Requeues(config.requeue_window, clock, self._requeue_lapsed)
@@ -212,7 +248,41 @@ class LobbyFactory(ServerFactory, Service):
             peer_host=peer_host,
             client=client_key(peer_host),
             messages=messages,
+            error_counts=self.errors_sent,
         )
+
+    def output_gate(
+        self,
+        send: Callable[[bytes], None],
+        connection: Callable[[], LobbyConnection | None],
+        overflow: Callable[[int], None],
+    ) -> OutputGate:
+        """The `OutputGate` of a new connection's wire: frames to `send`; the
+        `connection` (once made) told when to stop serving; `overflow` past the limit."""
+
+        def paused() -> None:
+            made = connection()
+            if made is not None:
+                made.output_paused()
+
+        def resumed() -> None:
+            made = connection()
+            if made is not None:
+                made.output_resumed()
+
+        return OutputGate(
+            send,
+            limit=self.config.max_output_bytes,
+            totals=self.output,
+            paused=paused,
+            resumed=resumed,
+            overflow=overflow,
+        )
+
+    def slow_reader_dropped(self, peer_host: str, held: int) -> None:
+        """Count (and log, at a limited rate) a connection dropped because more than
+        `max_output_bytes` waited for its peer to read."""
+        self.output.slow_reader_dropped(peer_host, held, self.config.max_output_bytes)
 
     # ILobbyServer
 

@@ -16,6 +16,11 @@ autobahn's own limits from the lobby's: messages and frames of at most
 `max_frame_bytes` (a bigger one fails the connection with close code 1009),
 no compression, the hello timeout for the opening handshake.
 
+Each protocol writes through an `OutputGate` (vinom.lobby.output), as the
+TLS lobby does: it takes the transport's producer slot from twisted.web's
+HTTP channel, so a peer that does not read stops being served and is
+dropped once more than `max_output_bytes` wait for it.
+
 The lobby's timers run on the injected clock; autobahn's own (the opening
 and closing handshake timeouts) run on txaio's loop, the global reactor.
 """
@@ -30,7 +35,13 @@ from urllib.parse import urlsplit
 from attrs import frozen
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IDelayedCall,
+    IReactorTime,
+    ITransport,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -41,6 +52,7 @@ from zope.interface import implementer
 from vinom.lobby import errors
 from vinom.lobby.codec import FrameError
 from vinom.lobby.connection import ILobbyWire, LobbyConnection
+from vinom.lobby.output import OutputGate
 from vinom.lobby.ratelimit import LogLimiter
 from vinom.lobby.server import LobbyFactory
 
@@ -178,6 +190,8 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
         self._open = False
         self._before_open: list[bytes] = []
         self._close_when_open = False
+        self._output: OutputGate | None = None
+        self._peer_host = ""
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """TimeoutMixin's timer, on the lobby's (injected) clock."""
@@ -185,9 +199,22 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
 
     # autobahn
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._output = self._owner.lobby.output_gate(
+            self._send_text, lambda: self.connection, self._overflowed
+        )
+        # twisted.web's HTTP channel keeps the transport's producer slot after the
+        # upgrade; the gate takes it, so a full write buffer pauses this connection.
+        consumer = IConsumer(self.transport, None)
+        if consumer is not None:
+            consumer.unregisterProducer()
+            consumer.registerProducer(self._output, True)
+
     def onConnect(self, request: ConnectionRequest) -> None:
         assert self.transport is not None
         peer_host = self._owner.client_address(peer_host_of(self.transport), request.headers)
+        self._peer_host = peer_host
         origin = request.headers.get("origin")
         if origin is not None and not self._owner.origin_policy.allows(origin):
             self._owner.origin_refused(origin, peer_host)
@@ -199,9 +226,9 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
         self._open = True
         held, self._before_open = self._before_open, []
         for frame in held:
-            self.sendMessage(frame, isBinary=False)
+            self._write_open(frame)
         if self._close_when_open:
-            self.sendClose(CLOSE_NORMAL)
+            self.close()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn's name)
         if self.connection is None:
@@ -217,6 +244,8 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
             self.connection.data_received(payload)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._output is not None:
+            self._output.discard()
         super().connectionLost(reason)
         # autobahn leaves its close-handshake timer running when the peer drops the
         # connection mid-close; it would only find the connection closed.
@@ -238,19 +267,32 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
         frame = data[:-1] if data.endswith(b"\n") else data
         if not self._open:
             self._before_open.append(frame)
-        elif self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendMessage(frame, isBinary=False)
-        # Else the peer has begun to close (autobahn would raise): the frame is lost
-        # with the connection, as bytes written to a closing TCP socket are.
+        else:
+            self._write_open(frame)
 
     def close(self) -> None:
         if self._open:
-            self.sendClose(CLOSE_NORMAL)
+            if self._output is not None:
+                self._output.flush()  # what is held goes before the close frame
+            if self.state == WebSocketServerProtocol.STATE_OPEN:
+                self.sendClose(CLOSE_NORMAL)
         else:
             self._close_when_open = True
 
     def abort(self) -> None:
         self.dropConnection(abort=True)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        # A transport does not close while a producer is registered.
+        if self._output is not None:
+            if abort:
+                self._output.discard()
+            else:
+                self._output.flush()
+            consumer = IConsumer(self.transport, None)
+            if consumer is not None:
+                consumer.unregisterProducer()
+        super().dropConnection(abort)
 
     def pause_reading(self) -> None:
         pause = getattr(self.transport, "pauseProducing", None)
@@ -264,6 +306,22 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
 
     def set_timeout(self, seconds: float | None) -> None:
         self.setTimeout(seconds)
+
+    def _write_open(self, frame: bytes) -> None:
+        if self._output is not None:
+            self._output.write(frame)
+        else:
+            self._send_text(frame)
+
+    def _send_text(self, frame: bytes) -> None:
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendMessage(frame, isBinary=False)
+        # Else the peer has begun to close (autobahn would raise): the frame is lost
+        # with the connection, as bytes written to a closing TCP socket are.
+
+    def _overflowed(self, held: int) -> None:
+        self._owner.lobby.slow_reader_dropped(self._peer_host, held)
+        self.dropConnection(abort=True)
 
 
 class WebSocketLobbyFactory(WebSocketServerFactory):

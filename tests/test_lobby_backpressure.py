@@ -1,0 +1,194 @@
+"""Peers that ask and never read: the lobby bounds what waits for them, over real TLS.
+
+A TLS lobby on 127.0.0.1 (`LobbyFactory` behind a `TLSMemoryBIOFactory`)
+with 55 public rooms open, so a `room_list` reply is a few kilobytes. The
+server's side of each TCP connection has small buffers (a 4 KB kernel send
+buffer, an 8 KB transport buffer: a slow link), so its transport fills
+after a few replies instead of after megabytes of kernel buffers. Clients
+are real TLS clients (`Player` of tests.test_integration_parties); the slow
+one stops reading its socket (`pauseProducing` on its transport) and keeps
+sending `get_room_list`. What the tests look at is what a peer and an
+operator see: the frames each client gets, whether its connection is
+dropped, and the lobby's figures behind `/metrics`
+(`vinom_lobby_output_held_bytes`, `vinom_lobby_slow_readers_dropped`).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import ITransport
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
+from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.trial.unittest import TestCase
+
+from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.ports import free_udp_ports
+from tests.test_integration_parties import Player, _abort
+from vinom.certs import ensure_dev_certificate
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService
+from vinom.lobby.config import LobbyConfig
+from vinom.lobby.server import LobbyFactory
+from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.store.memory import MemoryPlayerStore
+
+LIMIT = 32 * 1024
+ROOMS = 55
+
+
+class _SlowLinkTLS(TLSMemoryBIOProtocol):
+    """The server's end of a connection with small buffers (as in
+    tests/test_websocket_game_backpressure.py)."""
+
+    def makeConnection(self, transport: ITransport) -> None:
+        transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        transport.bufferSize = 8192  # type: ignore[attr-defined]
+        super().makeConnection(transport)
+
+
+class SlowReaderTests(TestCase):
+    timeout = 60
+
+    async def asyncSetUp(self) -> None:
+        paths = ensure_dev_certificate(self.mktemp())
+        self.cert_pem = paths.certificate.read_bytes()
+        certificate = PrivateCertificate.loadPEM(self.cert_pem + paths.private_key.read_bytes())
+        hosting = GameHostingService(
+            PortAllocator(free_udp_ports(2)),
+            PlaceholderGameHostFactory(reactor, "127.0.0.1", "127.0.0.1"),
+        )
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        many = 10_000
+        self.lobby = LobbyFactory(
+            # Every client is on 127.0.0.1: the per-address limits out of the way.
+            config=LobbyConfig(
+                max_output_bytes=LIMIT,
+                max_connections_per_ip=200,
+                max_pending_per_ip=many,
+                max_matches_per_ip=many,
+                queue_rate=many,
+                queue_burst=many,
+                frame_rate=many,
+                frame_burst=many,
+            ),
+            games={"maze": 4},
+            player_ranges={"maze": (2, 4)},
+            matchmaker=FifoMatchmaker({"maze": 4}, reactor),
+            hosting=hosting,
+            token_issuer=PlaceholderTokenIssuer(),
+            store=MemoryPlayerStore(),
+            clock=reactor,
+        )
+        self.lobby.startService()
+        self.addCleanup(self.lobby.stopService)
+        tls = TLSMemoryBIOFactory(certificate.options(), False, self.lobby)
+        tls.protocol = _SlowLinkTLS
+        listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.port = listening.getHost().port
+        self.logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+        for i in range(ROOMS):
+            owner = await self.connect(f"Owner {i}")
+            room = await owner.request({"type": "create_room", "game": "maze"})
+            self.assertEqual(room["type"], "room", room)
+
+    def setUp(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self.asyncSetUp())
+
+    async def connect(self, name: str) -> Player:
+        options = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(self.cert_pem))
+        player = Player()
+        await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", self.port, options), player)
+        self.addCleanup(_abort, player)
+        welcome = await player.request({"type": "hello", "name": name})
+        self.assertEqual(welcome["type"], "welcome")
+        player.player_id = welcome["player_id"]
+        return player
+
+    async def until(self, condition: Any, what: str, deadline: float = 20.0) -> None:
+        end = reactor.seconds() + deadline
+        while not condition():
+            if reactor.seconds() > end:
+                self.fail(f"timed out waiting for {what}")
+            await deferLater(reactor, 0.01)
+
+    def flood(self, player: Player, count: int) -> None:
+        """`count` `get_room_list` requests in one write."""
+        assert player.transport is not None
+        player.transport.write(
+            b"".join(
+                json.dumps({"type": "get_room_list", "id": f"f{i}"}).encode() + b"\n"
+                for i in range(count)
+            )
+        )
+
+    async def test_room_list_comes_in_pages_of_50(self) -> None:
+        reader = await self.connect("Reader")
+        first = await reader.request({"type": "get_room_list"})
+        self.assertEqual((len(first["rooms"]), first["offset"], first["more"]), (50, 0, True))
+        rest = await reader.request({"type": "get_room_list", "offset": 50})
+        self.assertEqual(
+            (len(rest["rooms"]), rest["offset"], rest["more"]), (ROOMS - 50, 50, False)
+        )
+        listed = [room["room_id"] for room in first["rooms"] + rest["rooms"]]
+        self.assertEqual(len(set(listed)), ROOMS)
+        past = await reader.request({"type": "get_room_list", "offset": 500})
+        self.assertEqual((past["rooms"], past["more"]), ([], False))
+        bad = await reader.request({"type": "get_room_list", "offset": -1})
+        self.assertEqual(bad["code"], "invalid_field")
+
+    async def test_a_peer_that_does_not_read_is_held_bounded_then_dropped(self) -> None:
+        reader = await self.connect("Reader")
+        slow = await self.connect("Slow")
+        room = await slow.request({"type": "create_room", "game": "maze", "size": 4})
+        room_id = room["room"]["room_id"]
+        assert slow.transport is not None
+        slow.transport.pauseProducing()  # Slow reads nothing from now on
+        before = len(slow.frames)
+        self.flood(slow, 2000)
+        # The lobby answers until the slow link is full, then serves Slow no more:
+        # what waits for it stays bounded however long Slow keeps asking.
+        await deferLater(reactor, 1.0)
+        self.assertLessEqual(self.lobby.output.held_bytes, LIMIT)
+        self.flood(slow, 2000)
+        await deferLater(reactor, 0.5)
+        self.assertLessEqual(self.lobby.output.held_bytes, LIMIT)
+        self.assertEqual(self.lobby.output.dropped, 0)
+        # A reader asking as much meanwhile is answered in full, the whole time.
+        asked = len(reader.frames)
+        self.flood(reader, 2000)
+        await self.until(lambda: len(reader.frames) >= asked + 2000, "the reader's answers")
+        self.assertEqual(
+            {(f["type"], len(f["rooms"])) for f in reader.frames[asked:]}, {("room_list", 50)}
+        )
+        # What the lobby pushes on its own still comes: the reader joins and leaves
+        # Slow's room until more than the limit waits for Slow, which is dropped.
+        joins = 0
+        while self.lobby.output.dropped == 0:
+            joins += 1
+            self.assertLess(joins, 2000, "Slow was never dropped")
+            joined = await reader.request({"type": "join_room", "room_id": room_id})
+            self.assertEqual(joined["type"], "room", joined)
+            self.assertEqual((await reader.request({"type": "leave_room"}))["type"], "room_left")
+        self.assertLessEqual(self.lobby.output.held_bytes, LIMIT)
+        slow.transport.resumeProducing()
+        await slow.closed
+        # Slow got what the link held before it stopped: far fewer answers than asked.
+        self.assertLess(len(slow.frames) - before, 4000)
+        dropped = [e for e in self.logged if "waited for it to read" in str(e.get("log_format"))]
+        self.assertEqual(len(dropped), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        # The reader goes on as before.
+        self.assertEqual((await reader.request({"type": "ping"}))["type"], "pong")
+        self.assertEqual(self.lobby.output.held_bytes, 0)
