@@ -55,6 +55,13 @@ class GameSessionTests(SynchronousTestCase):
         self.session.message_received(UNRELIABLE, encode_state(7, "playing", 8.0, {"a": 1}))
         self.assertEqual(self.states, [7, 7])
 
+    def test_after_a_reconnection_an_older_state_is_still_dropped(self) -> None:
+        self.session.message_received(UNRELIABLE, encode_state(7, "playing", 9.0, {"a": 1}))
+        self.session.message_received(RELIABLE, welcome(True))
+        self.session.message_received(UNRELIABLE, encode_state(6, "playing", 9.5, {"a": 0}))
+        self.assertEqual(self.states, [7])
+        self.assertEqual(self.session.view, {"a": 1})
+
     def test_finished_fires_once_with_the_result(self) -> None:
         results: list[dict[str, object]] = []
         self.session.finished.addCallback(results.append)

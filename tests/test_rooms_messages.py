@@ -192,6 +192,11 @@ class ServerMessageTests(SynchronousTestCase):
                 "reconnected": False,
             },
         )
+        titled = decode_server_message(
+            encode_welcome("m-1", "owedrahn", 0, seats, False, "Owe Drahn")
+        )
+        assert titled is not None
+        self.assertEqual(titled["title"], "Owe Drahn")
 
     def test_phase(self) -> None:
         self.assertEqual(

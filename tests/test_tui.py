@@ -470,6 +470,24 @@ class GenericViewTests(SynchronousTestCase):
         self.assertEqual(lines, ["players:", "  id=you  score=5", "  id=bob  score=0",
                                  "turn: bob", "dice: [1,5]"])
 
+    def test_players_by_name_never_by_id(self) -> None:
+        """Ids anywhere in a view (map keys, lists, nested) read as names."""
+        ctx = tui.PlayerContext(ME, {ME: "ada", THEM: "bob"})
+        lines = tui.format_view({"seq": {ME: 3, THEM: 4}, "thrown": [THEM], "turn": None,
+                                 "last": {"player": THEM, "value": 2}}, ctx)
+        self.assertEqual(lines, ['seq: {"you":3,"bob":4}', 'thrown: ["bob"]', "turn: null",
+                                 'last: {"player":"bob","value":2}'])
+        self.assertNotIn(THEM, "\n".join(lines))
+        self.assertEqual((ctx.name(None), ctx.name("p-stranger")), ("nobody", "a player"))
+
+    def test_the_game_shows_by_its_display_name(self) -> None:
+        match = Match(GameRegistry.from_plugins().get("owedrahn"))
+        match.start()
+        header = match.screen.text().splitlines()[0]
+        self.assertIn("vinom Owe Drahn", header)
+        self.assertNotIn(ME, match.screen.text())
+        self.assertNotIn(THEM, match.screen.text())
+
     def test_typed_action(self) -> None:
         match = self.dice()
         self.assertIn("b bot move", match.screen.text())

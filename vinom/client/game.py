@@ -133,11 +133,11 @@ class GameSession:
             _call(self.on_state, message)
         elif kind == "welcome":
             self.welcome = message
-            if message["reconnected"]:
+            if message["reconnected"] and self.version >= 0:
                 # A new session after a reconnection: the state that follows is the
-                # current one even if its version equals the one we hold. (On a first
-                # session an unreliable state may overtake the welcome: keep it.)
-                self.version = -1
+                # current one even if its version equals the one we hold; an older
+                # one (the room's version never goes back) is still dropped.
+                self.version -= 1
             _call(self.on_welcome, message)
         elif kind == "phase":
             self.phase = message["p"]

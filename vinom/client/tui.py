@@ -42,7 +42,7 @@ from vinom.client.bots import LobbyAddress
 from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
-from vinom.games.interfaces import IBot, IGame
+from vinom.games.interfaces import IBot, IGame, display_name_of
 
 _log = Logger()
 
@@ -142,9 +142,15 @@ class PlayerContext:
     names: Mapping[str, str]
 
     def name(self, player_id: object) -> str:
+        """The name a person reads for a player id: "you", their name, never the id."""
         if player_id == self.player_id:
             return "you"
-        return self.names.get(str(player_id), str(player_id))
+        if player_id is None:
+            return "nobody"
+        return self.names.get(str(player_id), "a player")
+
+    def is_player(self, value: object) -> bool:
+        return isinstance(value, str) and (value in self.names or value == self.player_id)
 
 
 # What a game UI makes of a key: an action to send, a notice for the user, or nothing.
@@ -220,9 +226,23 @@ def format_view(view: Mapping[str, Any], ctx: PlayerContext) -> list[str]:
 
 
 def _value_text(key: str, value: Any, ctx: PlayerContext) -> str:
-    if isinstance(value, str) and (value in ctx.names or value == ctx.player_id):
+    if ctx.is_player(value):
         return ctx.name(value)
-    return json.dumps(value, separators=(",", ":"), default=repr)
+    return json.dumps(_with_names(value, ctx), separators=(",", ":"), default=repr)
+
+
+def _with_names(value: Any, ctx: PlayerContext) -> Any:
+    """`value` with every player id in it (map keys included) replaced by the player's
+    name: a person reads names, never ids."""
+    if ctx.is_player(value):
+        return ctx.name(value)
+    if isinstance(value, dict):
+        return {
+            (ctx.name(k) if ctx.is_player(k) else k): _with_names(v, ctx) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_with_names(v, ctx) for v in value]
+    return value
 
 
 class GenericUI(GameUI):
@@ -321,7 +341,7 @@ class TerminalApp:
             await client.close()
             return
         self.welcome = await client.hello(self.name)
-        self.set_status(f"queued for {self.game.name}")
+        self.set_status(f"queued for {display_name_of(self.game)}")
         found = await client.queue(self.game.name, on_queued=self._queued)
         self.lobby_client = None
         self.set_status(f"match {found.game_id}: connecting to {found.host}:{found.port}")
@@ -349,9 +369,10 @@ class TerminalApp:
         if queued.status == "waiting_for_server":
             text = "match found, waiting for a free game server"
         elif queued.position is not None:
-            text = f"queued for {self.game.name} (position {queued.position}), searching"
+            shown = display_name_of(self.game)
+            text = f"queued for {shown} (position {queued.position}), searching"
         else:
-            text = f"queued for {self.game.name}, searching"
+            text = f"queued for {display_name_of(self.game)}, searching"
         self.set_status(text)
 
     def _failed(self, failure: Failure) -> None:
@@ -536,7 +557,7 @@ class TerminalApp:
                 self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
             except NotImplementedError:  # bots are optional for a `vinom.games.Game`
                 self.autopilot = False
-                self.set_notice(f"{self.game.name} has no bot")
+                self.set_notice(f"{display_name_of(self.game)} has no bot")
                 return
         action = self._bot.choose_action(session.view)
         if action is None:
@@ -651,7 +672,7 @@ class TerminalApp:
     def draw(self, canvas: Canvas) -> None:
         height, width = canvas.height, canvas.width
         canvas.fill(0, REVERSE)
-        header = f" vinom {self.game.name}"
+        header = f" vinom {display_name_of(self.game)}"
         if self.welcome is not None:
             header += f"  {self.welcome.name}"
         if self.session is not None and self.session.seat is not None:

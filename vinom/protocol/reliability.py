@@ -362,6 +362,14 @@ class Reliability:
             message_id += 1
         self._next_id = message_id
 
+    def reliable_mark(self) -> int:
+        """The id the next reliable message gets: every one queued so far is below it."""
+        return self._next_id
+
+    def reliable_acked(self, mark: int) -> bool:
+        """True once every reliable message below `mark` has been acknowledged."""
+        return self._oldest_unacked >= mark
+
     def send_unreliable(self, data: bytes) -> None:
         """Queue `data` for channel 0: sent once at the next build, never resent.
 

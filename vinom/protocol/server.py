@@ -121,6 +121,11 @@ IDLE: Final = 0  # none for two looks: it gave up its ciphers and grown tables
 _ACTIVITY_NAMES: Final = {ACTIVE: "active", QUIET: "quiet", IDLE: "idle"}
 
 
+# `_Session.opening`: no unreliable message sent yet; the opening is over.
+_OPENING: Final = -1
+_OPEN: Final = -2
+
+
 class _Session:
     """One authenticated peer (mutable, one per session: not per packet)."""
 
@@ -136,6 +141,7 @@ class _Session:
         "last_recv",
         "last_sent",
         "match_id",
+        "opening",
         "payloads",
         "player_id",
         "reliability",
@@ -185,6 +191,10 @@ class _Session:
         self.wake = _INF
         self.dirty = False
         self.closed = False
+        # The session's opening (see `ServerEndpoint.send_message`): _OPENING
+        # until its first unreliable message, then the reliable mark the peer must
+        # acknowledge before unreliable messages go unreliably; _OPEN after that.
+        self.opening = _OPENING
 
     @property
     def warm(self) -> bool:
@@ -312,13 +322,28 @@ class ServerEndpoint:
         ValueError for an unknown channel or a message over the channel's size
         limit. A session whose peer has left too many reliable bytes unacked is
         closed (SessionClosed reason `overflow`) and False returned.
+
+        The opening of a session is delivered first: until the peer has
+        acknowledged every reliable message queued before the session's first
+        unreliable one (a game host's `welcome` and first state), unreliable
+        messages go on the reliable channel, in order behind them, and the
+        opening lasts until those are acknowledged too. So an unreliable
+        message never overtakes the opening, neither in one body (where
+        unreliable messages come first) nor past a lost packet, and never
+        arrives before an earlier one sent this way.
         """
         s = self._sessions.get(session_id)
         if s is None:
             return False
         try:
             if channel == UNRELIABLE:
-                s.reliability.send_unreliable(data)
+                if s.opening != _OPEN and self._opening(s):
+                    s.reliability.send_reliable(data)
+                    # The opening lasts until this one is acknowledged too, so that
+                    # no later unreliable message overtakes it.
+                    s.opening = s.reliability.reliable_mark()
+                else:
+                    s.reliability.send_unreliable(data)
             elif channel == RELIABLE:
                 s.reliability.send_reliable(data)
             else:
@@ -331,6 +356,17 @@ class ServerEndpoint:
         if not s.dirty:
             s.dirty = True
             self._dirty.append(s)
+        return True
+
+    @staticmethod
+    def _opening(s: _Session) -> bool:
+        """True while `s`'s opening is not acknowledged (see `send_message`)."""
+        reliability = s.reliability
+        if s.opening == _OPENING:
+            s.opening = reliability.reliable_mark()
+        if reliability.reliable_acked(s.opening):
+            s.opening = _OPEN
+            return False
         return True
 
     def close_session(self, session_id: int) -> None:

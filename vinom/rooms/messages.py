@@ -47,9 +47,12 @@ message       ch  keys
                   `RoomConfig.state_interval` seconds, default 1). Also sent on
                   channel 1 after ``welcome``, on ``sync`` and as the final state of
                   an ended room.
-``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "seat": index,
-                  "players": [{"id", "name", "seat"}...], "reconnected": bool}``: the
-                  first message of every session, followed by a ``state``.
+``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
+                  name, "seat": index, "players": [{"id", "name", "seat"}...],
+                  "reconnected": bool}``: the first message of every session,
+                  followed by a ``state`` (no state overtakes it: the endpoint sends
+                  a session's states reliably until its opening is acknowledged).
+                  ``title`` is the game's display name ("Owe Drahn"), for people.
 ``phase``     1   ``{"t": "phase", "p": phase, "v": version, "r": remaining}``, plus
                   ``"result": {"winners": [...], "reason": ..., ...}`` (the game's
                   result) when ``p`` is ``finished`` and ``"reason": str`` when ``p``
@@ -263,19 +266,25 @@ def state_with_action_id(message: bytes, action_id: int | None, other: int | Non
 
 
 def encode_welcome(
-    match_id: str, game: str, seat: int, seats: Sequence[Seat], reconnected: bool
+    match_id: str,
+    game: str,
+    seat: int,
+    seats: Sequence[Seat],
+    reconnected: bool,
+    title: str | None = None,
 ) -> bytes:
-    """The ``welcome`` message opening a session."""
-    return _pack(
-        {
-            "t": "welcome",
-            "match": match_id,
-            "game": game,
-            "seat": seat,
-            "players": [{"id": s.player_id, "name": s.name, "seat": s.index} for s in seats],
-            "reconnected": reconnected,
-        }
-    )
+    """The ``welcome`` message opening a session; `title` is the game's display name."""
+    message: dict[str, Any] = {
+        "t": "welcome",
+        "match": match_id,
+        "game": game,
+        "seat": seat,
+        "players": [{"id": s.player_id, "name": s.name, "seat": s.index} for s in seats],
+        "reconnected": reconnected,
+    }
+    if title is not None:
+        message["title"] = title
+    return _pack(message)
 
 
 def encode_phase(

@@ -39,6 +39,7 @@ from vinom.games.interfaces import (
     Outcome,
     Seat,
     action_rate_of,
+    display_name_of,
     idle_timeout_of,
     shared_view_of,
 )
@@ -191,6 +192,8 @@ class Room:
     action_rate: float = field(init=False, default=0.0)
     _shared_view: bool = field(init=False, default=False)
     _check_views: bool = field(init=False, default=False)
+    # The game's display name, sent in every welcome.
+    _title: str = field(init=False, default="")
     # The seats the game's bot plays, if any.
     _bots: tuple[_Member, ...] = field(init=False, default=())
 
@@ -201,6 +204,7 @@ class Room:
         self.action_rate = action_rate_of(self.game)
         self._shared_view = shared_view_of(self.game)
         self._check_views = self._shared_view and self.config.check_views
+        self._title = display_name_of(self.game)
         self._idle_timeout = idle_timeout_of(self.game)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
@@ -474,7 +478,12 @@ class Room:
             session_id,
             RELIABLE,
             encode_welcome(
-                self.match.match_id, self.game.name, member.seat.index, self.seats, reconnected
+                self.match.match_id,
+                self.game.name,
+                member.seat.index,
+                self.seats,
+                reconnected,
+                self._title,
             ),
         )
         member.joined = True

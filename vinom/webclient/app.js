@@ -458,7 +458,9 @@ function gameMessage(game, message) {
     case "welcome":
       game.players = message.players ?? [];
       game.seat = message.seat;
-      game.version = -1; // the state after welcome is current whatever its version
+      // Each /game session starts with version -1 (startGame); the room's version
+      // never goes back, so a welcome resets nothing: a state older than the one
+      // held is ignored (the "state" case).
       $("screen-game").dataset.match = message.match;
       $("screen-game").dataset.seat = String(message.seat);
       $("screen-game").dataset.reconnected = String(Boolean(message.reconnected));
