@@ -43,6 +43,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from vinom.status import ServerFigures, StatusReader, status_document
+from vinom.web import ReadOnlyRequest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The dashboard's page, script and style, shipped in the package (setup.py package_data).
@@ -300,5 +301,6 @@ def ops_site(
     root.putChild(b"status", _Text(status_json))
     root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES))
     site = Site(root)
+    site.requestFactory = ReadOnlyRequest
     site.noisy = False
     return site, registry

@@ -45,6 +45,22 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+class ReadOnlyRequest(Request):
+    """A request of a site that only serves (both of vinom's): a method other than GET
+    and HEAD (a WebSocket upgrade is a GET) is answered 405, where twisted.web would
+    answer one it does not know (PUT, FOO, ...) with a 5xx (501 Not Implemented)."""
+
+    def process(self) -> None:
+        if self.method in (b"GET", b"HEAD"):
+            super().process()
+            return
+        self.setResponseCode(405)
+        self.setHeader(b"allow", b"GET, HEAD")
+        self.setHeader(b"content-type", b"text/plain")
+        self.write(b"method not allowed\n")
+        self.finish()
+
+
 class WebClientFiles(File):
     """The web client's directory: its files by the types above, no listings, nothing else."""
 
@@ -55,6 +71,15 @@ class WebClientFiles(File):
         return self.childNotFound
 
     def getChild(self, path: bytes, request: Request) -> Any:
+        # Names no file of ours can have are a plain 404, before twisted.web's File
+        # logs a traceback for them (invalid UTF-8) or os.stat raises (a NUL byte):
+        # anyone could flood the log, or get a 500, with such paths.
+        if b"\0" in path or len(path) > 255:
+            return self.childNotFound
+        try:
+            path.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.childNotFound
         child = super().getChild(path, request)
         if (
             isinstance(child, File)
@@ -86,5 +111,6 @@ def web_site(
     if game is not None:
         root.putChild(b"game", WebSocketResource(game))
     site = Site(root, timeout=timeout)
+    site.requestFactory = ReadOnlyRequest
     site.noisy = False
     return site
