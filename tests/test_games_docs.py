@@ -74,3 +74,63 @@ class TutorialTests(TestCase):
         result = self.run_python(driver)
         self.assertIn("'winners': ['p-", result)
         self.assertIn("'reason': 'won'", result)
+
+    def test_leaving_ends_the_game_for_the_other_player(self) -> None:
+        out = self.run_python(
+            "import random\n"
+            "from vinom.games import Seat\n"
+            "from acme_nim.nim import NimGame\n"
+            "game = NimGame()\n"
+            "seats = [Seat('p-a', 'Ann', 0), Seat('p-b', 'Bob', 1)]\n"
+            "state = game.create(seats, {}, random.Random(1))\n"
+            "after = game.leave(state, seats[0]).state\n"
+            "print(game.is_finished(after), game.result(after)['winners'],"
+            " game.result(after)['reason'])\n"
+            "print(game.leave(after, seats[1]).state is after)\n"
+        )
+        self.assertEqual(out.splitlines(), ["True ['p-b'] opponent_left", "True"])
+
+    def test_one_plugin_cache_command_everywhere(self) -> None:
+        """Every page that tells how to refresh Twisted's plugin cache gives the same command."""
+        docs = Path(__file__).resolve().parent.parent
+        pages = [*sorted((docs / "docs").glob("*.md")), docs / "README.md"]
+        commands = {
+            line.strip()
+            for page in pages
+            for line in page.read_text(encoding="utf-8").splitlines()
+            if "getPlugins(" in line and line.strip().startswith("python")
+        }
+        refresh = "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+        self.assertEqual(commands, {f'python -c "{refresh}"'})
+
+
+class ReferenceTests(TestCase):
+    """docs/games.md's reference tables say what the code does."""
+
+    def test_action_rate_table_matches_the_games(self) -> None:
+        from vinom.games.interfaces import action_rate_of
+        from vinom.games.registry import GameRegistry
+
+        text = DOC.read_text(encoding="utf-8")
+        table = text[text.index("| game | `action_rate` |"):]
+        table = table[: table.index("\n\n")]
+        documented = {}
+        for row in table.splitlines()[2:]:
+            names, rate = (cell.strip() for cell in row.strip("|").split("|"))
+            for name in names.split(","):
+                documented[name.strip()] = float(rate.replace(",", ""))
+        registry = GameRegistry.from_plugins()
+        builtin = {"maze", "tictactoe", "dice", "owedrahn", "duel"}
+        self.assertEqual(set(documented), builtin)
+        for name, rate in documented.items():
+            self.assertEqual(action_rate_of(registry.get(name)), rate, name)
+        # The duel section gives the same value, not another one.
+        duel = text[text.index("### duel"):]
+        duel = duel[: duel.index("\n## ")]
+        self.assertIn("`action_rate` 1,000", duel)
+        self.assertNotIn("unlimited", duel)
+
+    def test_tutorial_comes_before_the_reference(self) -> None:
+        text = DOC.read_text(encoding="utf-8")
+        headings = [line for line in text.splitlines() if line.startswith("## ")]
+        self.assertEqual(headings[0], "## Tutorial: a game in your own package")
