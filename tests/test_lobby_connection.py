@@ -177,15 +177,23 @@ class ConnectionTests(SynchronousTestCase):
         self.assertEqual(self.wire.frames(), [{"type": "pong"}])
         self.assertEqual(self.wire.timeout, CONFIG.ping_interval)
         self.assertFalse(self.wire.closed)
-        # Pinged again and silent: dropped at once with `timeout` (a close would wait
-        # for the dead peer's TLS close_notify); the lobby withdraws the ticket.
+        # Pinged again and silent: told `timeout`, let go by the lobby at once (which
+        # withdraws the ticket) and closed; a close the dead peer never completes is
+        # aborted after the close timeout.
         self.connection.timer_expired()
         self.assertEqual(self.wire.frames(), [{"type": "ping"}])
         self.connection.timer_expired()
         [frame] = self.wire.frames()
         self.assertEqual(frame["code"], errors.TIMEOUT)
         self.assertIn("no answer to ping", frame["message"])
+        self.assertTrue(self.wire.closed)
+        self.assertFalse(self.wire.aborted)
+        self.assertEqual(self.wire.timeout, CONFIG.close_timeout)
+        self.assertEqual(self.server.left, [self.connection])
+        self.connection.timer_expired()
         self.assertTrue(self.wire.aborted)
+        self.connection.connection_lost()
+        self.assertEqual(self.server.left, [self.connection])
 
     def test_a_transition_from_the_wrong_state_is_a_bug(self) -> None:
         self.connection.connection_made()

@@ -36,6 +36,7 @@ from vinom.hosting.remote import HostAgent, RemoteMatchHosting
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.ratelimit import RedisAddressLimiter
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
 from vinom.logs import LOG_FORMATS, LogFormatService
@@ -841,9 +842,13 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 session_timeout=options["session-timeout"],
             )
         )
+        # With Redis, party_join attempts per address are counted there, by every lobby.
+        party_joins = None if redis is None else RedisAddressLimiter(
+            redis, "party-join", options["queue-rate"], options["queue-burst"]
+        )
         lobby = _lobby(options, match_sizes, games, matchmaker, lobby_hosting, issuer, store,
                        reactor, shared_store=redis is not None, parties=parties,
-                       formed_here=formed_here)  # fmt: skip
+                       formed_here=formed_here, party_joins=party_joins)  # fmt: skip
         lobby.setName("lobby")
         lobby.setServiceParent(root)
 
@@ -961,6 +966,7 @@ def _lobby(
     shared_store: bool,
     parties: Any = None,
     formed_here: Callable[[str], bool] | None = None,
+    party_joins: RedisAddressLimiter | None = None,
 ) -> LobbyFactory:
     return LobbyFactory(
         config=LobbyConfig(
@@ -990,6 +996,7 @@ def _lobby(
         parties=parties,
         team_sizes=games.team_sizes(),
         formed_here=formed_here,
+        party_join_limiter=party_joins,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from itertools import count
 from typing import Any, cast
 
-from attrs import frozen
+from attrs import field, frozen
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionDone
@@ -42,11 +42,12 @@ class LobbyError(Exception):
 
 @frozen
 class Welcome:
-    """The answer to `hello`: keep `secret` to reconnect to a running match."""
+    """The answer to `hello`: keep `secret` to reconnect to a running match (it is
+    left out of the repr, so logging a `Welcome` does not give the seat away)."""
 
     player_id: str
     name: str
-    secret: str
+    secret: str = field(repr=False)
 
 
 @frozen

@@ -3,8 +3,10 @@
 `Admission` counts lobby connections (in all and per client address) and
 the players of each address who are pending (queued, waiting for a game
 server, or in a match that has not ended), with the matches each address
-has players in; keeps the per-address token buckets of `queue` requests;
-and logs its refusals at a limited rate. It knows nothing of frames: the
+has players in; keeps the per-address token buckets of `queue` requests
+and the per-address limit of `party_join` attempts (shared by every lobby on
+one Redis when it is a `RedisAddressLimiter`); and logs its refusals at a
+limited rate. It knows nothing of frames: the
 connection asks it at connect time, the request handlers before a `queue`,
 and match placement tells it when a match forms and when it ends.
 
@@ -18,6 +20,7 @@ players are matched.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -25,7 +28,12 @@ from vinom.lobby import errors
 from vinom.lobby.addresses import client_key
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.errors import LobbyError
-from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter
+from vinom.lobby.ratelimit import (
+    IAddressLimiter,
+    KeyedTokenBuckets,
+    LogLimiter,
+    MemoryAddressLimiter,
+)
 
 # Refusals (connections over a cap, queue requests over a limit) logged at most
 # this many at once and this many per second after that.
@@ -38,7 +46,15 @@ class Admission:
 
     log = Logger()
 
-    def __init__(self, config: LobbyConfig, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        config: LobbyConfig,
+        clock: IReactorTime,
+        *,
+        party_joins: IAddressLimiter | None = None,
+    ) -> None:
+        """`party_joins`: the limit of `party_join` attempts per address (by default
+        `queue_rate` per second after a burst of `queue_burst`, in this process)."""
         self._config = config
         self._clock = clock
         # Admitted connections per client key (an IPv4 address or an IPv6 /64), and in all.
@@ -50,6 +66,9 @@ class Admission:
         self._pending_by_client: dict[str, dict[str, str | None]] = {}
         self._queue_buckets = KeyedTokenBuckets(config.queue_rate, config.queue_burst, clock)
         self._refusal_log = LogLimiter(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST, clock)
+        self._party_joins = party_joins or MemoryAddressLimiter(
+            config.queue_rate, config.queue_burst, clock
+        )
 
     # Queries.
 
@@ -128,6 +147,23 @@ class Admission:
                 "address; try again shortly",
                 counted=False,
             )
+
+    def check_party_join(self, client: str, peer_host: str) -> Deferred[None]:
+        """Count a `party_join` attempt of `client`; fails with `rate_limited` (not
+        counted) past the limit. Join codes are short: this is what makes guessing
+        one slow."""
+
+        def checked(allowed: bool) -> None:
+            if not allowed:
+                self._log_refusal("a party_join", peer_host, "party_join rate")
+                raise LobbyError(
+                    errors.RATE_LIMITED,
+                    f"more than {self._config.queue_rate:g} party_join requests per second "
+                    "from this address; try again shortly",
+                    counted=False,
+                )
+
+        return self._party_joins.allow(client).addCallback(checked)
 
     def count_pending(self, player_id: str, client: str) -> None:
         """The player queued: they count against `client` until their match ends."""

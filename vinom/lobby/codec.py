@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from vinom.lobby import errors
 from vinom.lobby.names import MAX_NAME_LENGTH, normalize_name
@@ -81,11 +81,14 @@ class Ping:
 
 @frozen
 class Reconnect:
-    """`reconnect`: a player of a running match asks for a fresh connect token."""
+    """`reconnect`: a player of a running match asks for a fresh connect token.
+
+    The secret is left out of the repr: requests are logged when serving them fails.
+    """
 
     request_id: RequestId
     player_id: str
-    secret: str
+    secret: str = field(repr=False)
 
 
 @frozen
@@ -537,8 +540,12 @@ def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request
 def _parse_join_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     room_id = _string(obj, "room_id", MAX_ROOM_ID_LENGTH) if "room_id" in obj else None
     code = _string(obj, "code", MAX_ROOM_ID_LENGTH) if "code" in obj else None
-    if (room_id is None) == (code is None):
+    if room_id is None and code is None:
         raise _FieldError(errors.MISSING_FIELD, "'join_room' needs a 'room_id' or a 'code'")
+    if room_id is not None and code is not None:
+        raise _FieldError(
+            errors.INVALID_FIELD, "'join_room' takes a 'room_id' or a 'code', not both"
+        )
     return JoinRoom(request_id, room_id, code)
 
 

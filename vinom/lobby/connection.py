@@ -106,7 +106,7 @@ class ILobbyServer(Interface):
         """Serve one request; a `LobbyError` (raised or as a failure) becomes an error frame."""
 
     def connection_lost(connection: LobbyConnection) -> None:
-        """An admitted connection is gone."""
+        """An admitted connection is gone, or dropped as dead while its close completes."""
 
 
 class LobbyConnection:
@@ -334,16 +334,16 @@ class LobbyConnection:
                 self.send({"type": "ping"})
                 self._arm(self._config.ping_timeout)
                 return
-            # Dead, or as good as dead: drop it now (a close would wait for a TLS
-            # close_notify it will not send), so its ticket is withdrawn at once.
+            # Dead, or as good as dead: it is told `timeout` (an abort would throw the
+            # frame away unsent) and the lobby lets go of its player at once, so its
+            # ticket is withdrawn now rather than when the close completes; a close the
+            # dead peer never completes is aborted after `close_timeout`.
             self.send_error(
                 errors.TIMEOUT,
                 f"no answer to ping within {self._timeout:g} seconds; closing the connection",
             )
-            self._closing = True
-            self._decoder.clear()
-            self._arm(None)
-            self._wire.abort()
+            self.close()
+            self._let_go()
             return
         self.send_error(
             errors.TIMEOUT,
@@ -356,6 +356,10 @@ class LobbyConnection:
         self._arm(None)
         self._decoder.clear()
         self._held.clear()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        # The lobby is told once that the connection (and its player) is gone.
         if self._admitted:
             self._admitted = False
             self._server.connection_lost(self)

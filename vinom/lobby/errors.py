@@ -34,9 +34,7 @@ NOT_IN_ROOM: Final = "not_in_room"
 NOT_ROOM_OWNER: Final = "not_room_owner"
 UNKNOWN_PARTY: Final = "unknown_party"
 ALREADY_IN_PARTY: Final = "already_in_party"
-PARTY_FULL: Final = "party_full"
 NOT_IN_PARTY: Final = "not_in_party"
-PARTY_QUEUED: Final = "party_queued"
 PARTY_CHANGED: Final = "party_changed"
 NOT_PARTY_LEADER: Final = "not_party_leader"
 PARTY_TOO_LARGE: Final = "party_too_large"
@@ -77,9 +75,7 @@ ALL_CODES: Final = frozenset(
         NOT_ROOM_OWNER,
         UNKNOWN_PARTY,
         ALREADY_IN_PARTY,
-        PARTY_FULL,
         NOT_IN_PARTY,
-        PARTY_QUEUED,
         PARTY_CHANGED,
         NOT_PARTY_LEADER,
         PARTY_TOO_LARGE,
@@ -110,9 +106,7 @@ NOT_COUNTED: Final = frozenset(
         # Other members change a party (join, leave, lead, queue) without the client seeing.
         UNKNOWN_PARTY,
         ALREADY_IN_PARTY,
-        PARTY_FULL,
         NOT_IN_PARTY,
-        PARTY_QUEUED,
         PARTY_CHANGED,
         NOT_PARTY_LEADER,
         PARTY_TOO_LARGE,

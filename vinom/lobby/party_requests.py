@@ -48,6 +48,8 @@ from vinom.parties.interfaces import (
     CREATED,
     LEFT,
     MATCHED,
+    PARTY_FULL,
+    PARTY_QUEUED,
     QUEUED,
     UNQUEUED,
     IPartyStore,
@@ -56,6 +58,11 @@ from vinom.parties.interfaces import (
     PartyError,
     PartyMember,
 )
+
+# What `party_join` answers for a code of no party, of a full party and of a queued one
+# alike: a guess must not tell a live code from a dead one.
+_NOT_JOINABLE = frozenset({errors.UNKNOWN_PARTY, PARTY_FULL, PARTY_QUEUED})
+NOT_JOINABLE_MESSAGE = "no party with that join code can be joined now (none, full or queued)"
 
 # The `reason` of the `cancelled` frame members get when their party's ticket is withdrawn.
 LEADER_CANCELLED = "leader_cancelled"
@@ -96,6 +103,15 @@ class PartyRequests:
         """The party of a player connected here, or None."""
         return self._party_of.get(player_id)
 
+    def check_leader(self, player_id: str, what: str) -> None:
+        """Raise `not_party_leader` if the player is in a party they do not lead (the
+        leader `what`: queues or cancels for the whole party)."""
+        party = self._party_of.get(player_id)
+        if party is not None and party.leader != player_id:
+            raise LobbyError(
+                errors.NOT_PARTY_LEADER, f"only the party's leader {what} for the party"
+            )
+
     # -- requests
 
     def create(self, connection: LobbyConnection, request: PartyCreate) -> Deferred[None]:
@@ -107,8 +123,22 @@ class PartyRequests:
     def join(self, connection: LobbyConnection, request: PartyJoin) -> Deferred[None]:
         player_id = self._may_join(connection)
         member = PartyMember(player_id, connection.name)
-        d = self.store.join(request.code, member)
-        return d.addCallbacks(lambda party: self._entered(connection, request, party), _refused)
+
+        async def join() -> None:
+            # Every attempt counts against the address (across lobbies with Redis), so
+            # codes cannot be tried fast; and a code that names a party that is full or
+            # queued is answered like one that names none, so a guess learns nothing
+            # until it is right and the party has room.
+            await self._admission.check_party_join(connection.client, connection.peer_host)
+            try:
+                party = await self.store.join(request.code, member)
+            except PartyError as e:
+                if e.code in _NOT_JOINABLE:
+                    raise LobbyError(errors.UNKNOWN_PARTY, NOT_JOINABLE_MESSAGE) from None
+                raise LobbyError(e.code, e.message) from None
+            self._entered(connection, request, party)
+
+        return Deferred.fromCoroutine(join())
 
     def leave(self, connection: LobbyConnection, request: PartyLeave) -> Deferred[None]:
         player_id = connection.player_id

@@ -43,7 +43,7 @@ from vinom.lobby.codec import (
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.errors import LobbyError
-from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
+from vinom.lobby.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
@@ -61,9 +61,6 @@ from vinom.matchmaking.interfaces import (
 from vinom.parties.interfaces import IPartyStore
 from vinom.parties.memory import MemoryPartyStore
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
-
-# What an unknown player's `reconnect` secret is compared with (see _reconnect).
-UNKNOWN_PLAYER_HASH = hash_secret(new_secret())
 
 
 class RequestHandlers:
@@ -107,6 +104,7 @@ class RequestHandlers:
             clock=clock,
             match_formed=placer.match_formed,
             draining=lambda: self.draining,
+            in_party=lambda player_id: self.parties.party_of(player_id) is not None,
         )
         # Parties of up to the largest match any game has (8 without games).
         self.parties = PartyRequests(
@@ -230,6 +228,9 @@ class RequestHandlers:
         player_id = connection.player_id
         if connection.state is PlayerState.NEW or player_id is None:
             raise LobbyError(errors.HELLO_REQUIRED, "say hello before queueing")
+        # Before the state: a member's state follows the party's ticket, which only its
+        # leader queues and cancels.
+        self.parties.check_leader(player_id, "queues")
         if connection.state is PlayerState.QUEUED:
             raise LobbyError(errors.ALREADY_QUEUED, f"already queued for {connection.game}")
         if connection.state is PlayerState.IN_ROOM:
@@ -310,6 +311,7 @@ class RequestHandlers:
         player_id = connection.player_id
         if connection.state is PlayerState.NEW or player_id is None:
             raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        self.parties.check_leader(player_id, "cancels")
         if connection.state is PlayerState.MATCHED:
             raise LobbyError(errors.NOT_QUEUED, "the match has been formed; it cannot be cancelled")
         if connection.state is not PlayerState.QUEUED:
@@ -340,8 +342,8 @@ class RequestHandlers:
         def verified(record: PlayerRecord | None) -> Deferred[None] | None:
             # One code for an unknown player and a wrong secret: ids are not an oracle. An
             # unknown player's secret is hashed and compared too, to take the same time.
-            expected = UNKNOWN_PLAYER_HASH if record is None else record.secret_hash
-            if not secret_matches(request.secret, expected) or record is None:
+            known = None if record is None else record.secret_hash
+            if not verify_secret(request.secret, known) or record is None:
                 raise LobbyError(errors.BAD_SECRET, "unknown player or wrong secret")
             if connection.closing:
                 return None

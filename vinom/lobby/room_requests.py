@@ -6,7 +6,9 @@ one (vinom.lobby.open_rooms). Members are told of every change with a
 handed to the match placer exactly as a match the matchmaker formed, and its
 people get `match_found`. Taking a seat counts against the player's address
 like queueing does (`--max-pending-per-ip`, `--max-matches-per-ip`, the
-queue rate). A room member who disconnects gives up the seat.
+queue rate). A room member who disconnects gives up the seat. A party's
+members do not take seats (`already_in_party`): a party plays together, queued
+by its leader.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RoomRequests:
         match_formed: Callable[[Match], object],
         draining: Callable[[], bool],
         rooms: OpenRooms | None = None,
+        in_party: Callable[[str], bool] = lambda player_id: False,
     ) -> None:
         self.games = dict(games)
         self.player_ranges = dict(player_ranges)
@@ -63,6 +66,7 @@ class RoomRequests:
         self._clock = clock
         self._match_formed = match_formed
         self._draining = draining
+        self._in_party = in_party
         # Matches that began as rooms (for the operations endpoint).
         self.rooms_started = 0
 
@@ -117,8 +121,8 @@ class RoomRequests:
         self._maybe_start(room)
 
     def leave(self, connection: LobbyConnection, request: LeaveRoom) -> None:
-        player_id = connection.player_id
-        if connection.state is not PlayerState.IN_ROOM or player_id is None:
+        player_id = self._said_hello(connection)
+        if connection.state is not PlayerState.IN_ROOM:
             raise LobbyError(errors.NOT_IN_ROOM, "you are not in an open room")
         room = self.rooms.room_of(player_id)
         self._gone(player_id)
@@ -126,8 +130,8 @@ class RoomRequests:
         connection.reply(request, {"type": "room_left", "room_id": room and room.room_id})
 
     def add_bot(self, connection: LobbyConnection, request: AddBot) -> None:
-        player_id = connection.player_id
-        if connection.state is not PlayerState.IN_ROOM or player_id is None:
+        player_id = self._said_hello(connection)
+        if connection.state is not PlayerState.IN_ROOM:
             raise LobbyError(errors.NOT_IN_ROOM, "you are not in an open room")
         bot = RoomSeat(f"bot-{secrets.token_hex(8)}", "Bot", bot=True)
         try:
@@ -177,6 +181,12 @@ class RoomRequests:
             )
         if connection.state is not PlayerState.IDLE:
             raise LobbyError(errors.ALREADY_QUEUED, "already queued or in a match")
+        if self._in_party(player_id):
+            # A party plays together: its leader queues it. A member alone in a room
+            # would be seated twice once the leader queued the party.
+            raise LobbyError(
+                errors.ALREADY_IN_PARTY, "you are in a party; leave it to open or join a room"
+            )
         if self._draining():
             raise LobbyError(
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"

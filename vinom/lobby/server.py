@@ -50,6 +50,7 @@ from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
+from vinom.lobby.ratelimit import IAddressLimiter
 from vinom.lobby.ratings import IRatingSource
 from vinom.lobby.requests import RequestHandlers
 from vinom.lobby.requeue import Requeues
@@ -177,6 +178,7 @@ class LobbyFactory(ServerFactory, Service):
         rating_source: IRatingSource | None = None,
         team_sizes: Mapping[str, int] | None = None,
         formed_here: Callable[[str], bool] | None = None,
+        party_join_limiter: IAddressLimiter | None = None,
     ) -> None:
         """`shared_store`: other lobbies use the same player store (Redis), so a player
         who is not connected here is not necessarily gone. `formed_here`: with a shared
@@ -184,10 +186,12 @@ class LobbyFactory(ServerFactory, Service):
         `parties`: where parties are kept (in memory, for this lobby alone, by
         default). `rating_source`: the rating of each ranked ticket (by default the
         client's claim: vinom.lobby.ratings). `team_sizes`: players per team of each
-        game with teams (a player's token `team` is seat // team size)."""
+        game with teams (a player's token `team` is seat // team size).
+        `party_join_limiter`: the limit of `party_join` attempts per address (by
+        default in this process; lobbies sharing Redis share a `RedisAddressLimiter`)."""
         self.config = config
         self.clock = clock
-        self.admission = Admission(config, clock)
+        self.admission = Admission(config, clock, party_joins=party_join_limiter)
         # Error frames sent, by code; bytes held for peers that do not read, and
         # the connections dropped for it (the operations endpoint shows both).
         self.errors_sent: Counter[str] = Counter()

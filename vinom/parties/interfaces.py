@@ -23,7 +23,8 @@ from zope.interface import Interface
 
 from vinom.lobby.open_rooms import CODE_ALPHABET, CODE_LENGTH
 
-# PartyError codes (lobby error codes too: docs/lobby.md lists them).
+# PartyError codes (lobby error codes too: docs/lobby.md lists them), except party_full
+# and party_queued, which the lobby answers as unknown_party (no oracle for guessed codes).
 UNKNOWN_PARTY: Final = "unknown_party"
 ALREADY_IN_PARTY: Final = "already_in_party"
 PARTY_FULL: Final = "party_full"
