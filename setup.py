@@ -95,8 +95,9 @@ setup(
     distclass=Platform,
     install_requires=[
         # The reactor, protocols, twistd and the plugin system; the tls extra
-        # pulls in pyOpenSSL, service-identity and idna for the TLS lobby.
-        "twisted[tls]>=24.3",
+        # pulls in pyOpenSSL, service-identity and idna for the TLS lobby. 24.7 is
+        # the first with the fix for HTTP pipelining (GHSA-c8m8-j448-xjx7).
+        "twisted[tls]>=24.7",
         # TLS lobby: certificate handling and hostname verification by clients.
         "pyopenssl>=24.0",
         "service-identity>=24.1",
@@ -104,8 +105,9 @@ setup(
         "attrs>=23.2",
         # Plugin seams (games, stores, matchmakers, game hosts).
         "zope.interface>=6.0",
-        # AEAD (AESGCM) for connect tokens and session packets; X.509 for the dev certificate.
-        "cryptography>=42",
+        # AEAD (AESGCM) for connect tokens and session packets; X.509 for the dev
+        # certificate. 42.0.4 is past the advisories of 42.0.0-42.0.3 (CVE-2024-26130).
+        "cryptography>=42.0.4",
         # Compact binary encoding of message bodies on the UDP channels.
         "msgpack>=1.0",
         # The lobby over WebSocket for browsers (twisted.web + autobahn's Twisted protocols).

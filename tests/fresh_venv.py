@@ -139,6 +139,7 @@ def copy_checkout(case: TestCase, checkout: Path) -> Path:
 class Twistd:
     """`twistd -n vinom` running in a virtualenv; the ports it was told to use."""
 
+    venv: FreshVenv
     process: Collect
     transport: object
     directory: Path
@@ -178,7 +179,7 @@ async def start_twistd(
     process = Collect()
     transport = reactor.spawnProcess(process, argv[0], argv, env=venv.env, path=str(directory))
     case.addCleanup(_stop, transport, process)
-    server = Twistd(process, transport, directory, lobby, web_port, ops_port)
+    server = Twistd(venv, process, transport, directory, lobby, web_port, ops_port)
     await _listening(case, server, lobby)
     return server
 

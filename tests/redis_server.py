@@ -40,13 +40,17 @@ class _Redis(ProcessProtocol):
 
 
 class RedisServer:
-    """One redis-server process; `url` is what `--redis` takes."""
+    """One redis-server process; `url` is what `--redis` takes. With `password` it
+    asks for it (`requirepass`)."""
 
-    def __init__(self, directory: str, port: int | None = None) -> None:
+    def __init__(
+        self, directory: str, port: int | None = None, password: str | None = None
+    ) -> None:
         self.directory = directory
         self.port = port or free_tcp_port()
         self.process: _Redis | None = None
         self.transport: Any = None
+        self.password = password
 
     @property
     def url(self) -> str:
@@ -59,7 +63,8 @@ class RedisServer:
         self.transport = reactor.spawnProcess(
             process, binary,
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.directory, "--loglevel", "warning"],
+             "--appendonly", "no", "--dir", self.directory, "--loglevel", "warning",
+             *(() if self.password is None else ("--requirepass", self.password))],
             env={}, path=self.directory,
         )  # fmt: skip
         waited = 0.0
@@ -71,14 +76,29 @@ class RedisServer:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+            return self.command("PING") == b"+PONG"
         except OSError:
             return False
 
     async def stop(self) -> None:
         if self.process is not None and not self.process.ended.called:
+    def command(self, *words: str) -> bytes:
+        """One command's first reply line (after AUTH when there is a password)."""
+        commands = [words] if self.password is None else [("AUTH", self.password), words]
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            reply = b""
+            for command in commands:
+                encoded = [w.encode() for w in command]
+                s.sendall(b"*%d\r\n" % len(encoded) + b"".join(
+                    b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded))  # fmt: skip
+                reply = b""
+                while not reply.endswith(b"\r\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise OSError("connection closed")
+                    reply += chunk
+            return reply.split(b"\r\n", 1)[0]
+
             self.transport.signalProcess("KILL")
             await self.process.ended
 
@@ -87,9 +107,9 @@ class RedisServer:
         await self.start()
 
 
-async def start_redis(case: TestCase) -> RedisServer:
+async def start_redis(case: TestCase, password: str | None = None) -> RedisServer:
     """A fresh Redis for one test, killed at its cleanup."""
-    server = RedisServer(os.path.abspath(case.mktemp()))
+    server = RedisServer(os.path.abspath(case.mktemp()), password=password)
     await server.start()
     case.addCleanup(lambda: Deferred.fromCoroutine(server.stop()))
     return server

@@ -236,6 +236,23 @@ class BotsCommandTests(TestCase):
         self.assertIn(f"TLS with the lobby at 127.0.0.1:{server.lobby.port} failed", message)
         self.assertIn("certificate verify failed", message)
 
+    async def test_without_trust_outside_the_server_directory_names_the_file(self) -> None:
+        # A second terminal, another directory: no ./vinom-data/dev-cert.pem to trust.
+        server = await start_server(self, ports=2)
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(elsewhere)
+        with self.assertRaises(cli.CommandError) as caught:
+            await self.bots("-g", "maze", "-l", f"127.0.0.1:{server.lobby.port}")
+        self.assertEqual(
+            str(caught.exception),
+            f"TLS with the lobby at 127.0.0.1:{server.lobby.port} failed: its certificate is "
+            "not trusted here (no --trust given, and no vinom-data/dev-cert.pem in this "
+            "directory); pass the server's certificate, e.g. --trust "
+            "SERVER-DIR/vinom-data/dev-cert.pem, the file the server names when it starts",
+        )
+
 
 class BotFleetTests(SynchronousTestCase):
     def test_timeout_cancels_the_bots_still_waiting(self) -> None:

@@ -40,6 +40,13 @@ class ParseRedisUrlTests(SynchronousTestCase):
             self.assertIsNone(settings.password)
             self.assertEqual(settings.key_prefix, "vinom:")
 
+    def test_rediss_is_redis_over_tls(self) -> None:
+        settings = parse_redis_url("rediss://:pw@redis.example:6380/2")
+        self.assertEqual((settings.host, settings.port, settings.db, settings.tls),
+                         ("redis.example", 6380, 2, True))  # fmt: skip
+        self.assertEqual(settings.url, "rediss://redis.example:6380/2")
+        self.assertFalse(parse_redis_url("redis://redis.example").tls)
+
     def test_an_ipv6_host(self) -> None:
         settings = parse_redis_url("redis://[::1]:7000/1")
         self.assertEqual((settings.host, settings.port, settings.db), ("::1", 7000, 1))
@@ -48,7 +55,7 @@ class ParseRedisUrlTests(SynchronousTestCase):
     def test_bad_urls_say_what_is_wrong(self) -> None:
         cases = {
             "http://cache:6379/0": "redis://",
-            "rediss://cache": "redis://",
+            "unix://cache": "rediss://",
             "cache:6379": "redis://",
             "redis://": "no host",
             "redis://:6379/0": "no host",

@@ -268,9 +268,11 @@ class OptionsTests(TestCase):
     def test_ops_port_and_drain_timeout(self) -> None:
         self.assertEqual(parse()["ops-port"], "tcp:7390:interface=127.0.0.1")
         self.assertIsNone(parse("--ops-port", "none")["ops-port"])
+        # A bare port, as --websocket takes one: on loopback, as the default is.
+        self.assertEqual(parse("--ops-port", "7391")["ops-port"], "tcp:7391:interface=127.0.0.1")
         self.assertEqual(parse("--drain-timeout", "0")["drain-timeout"], 0.0)
         for argv, why in (
-            (("--ops-port", "nonsense:1"), "--ops-port must be a strports description"),
+            (("--ops-port", "nonsense:1"), "--ops-port must be a port, a strports description"),
             (("--drain-timeout", "-1"), "--drain-timeout must be a number of at least 0"),
             (("--drain-timeout", "soon"), "--drain-timeout must be a number"),
         ):
@@ -396,11 +398,14 @@ class MakeServiceTests(TestCase):
         root, _ = self.make()
         assert isinstance(root, MultiService)
         self.assertEqual(
-            [s.name for s in root], ["hosting", "lobby", "lobby-listener", "web", "ops"]
+            [s.name for s in root],
+            ["hosting", "lobby", "lobby-listener", "web", "ops", "announcement"],
         )
         root, _ = self.make("--websocket", "none")
         assert isinstance(root, MultiService)
-        self.assertEqual([s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops"])
+        self.assertEqual(
+            [s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops", "announcement"]
+        )
 
     def test_game_host_processes_stop_after_the_hosting_service(self) -> None:
         # MultiService stops its children last first: the processes outlive the
@@ -410,7 +415,8 @@ class MakeServiceTests(TestCase):
             assert isinstance(root, MultiService)
             self.assertEqual(
                 [s.name for s in root],
-                ["game-host-processes", "hosting", "lobby", "lobby-listener", "web", "ops"],
+                ["game-host-processes", "hosting", "lobby", "lobby-listener", "web", "ops",
+                 "announcement"],
             )
 
     def test_listens_with_tls_on_the_injected_reactor(self) -> None:
@@ -621,18 +627,22 @@ class RoleServiceTests(TestCase):
         self.assertEqual(
             [s.name for s in root],
             ["redis", "matchmaker", "placement", "placement-channel", "parties", "lobby",
-             "lobby-listener", "web", "ops"],
+             "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip
 
     def test_host_role_has_no_lobby(self) -> None:
         # Its web server serves /game only: browsers play its matches there.
         root = self.make("--role", "host")
-        self.assertEqual([s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops"])
+        self.assertEqual(
+            [s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops", "announcement"]
+        )
         self.assertEqual(
             root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
         )
         without = self.make("--role", "host", "--websocket", "none")
-        self.assertEqual([s.name for s in without], ["redis", "hosting", "host-agent", "ops"])
+        self.assertEqual(
+            [s.name for s in without], ["redis", "hosting", "host-agent", "ops", "announcement"]
+        )
         self.assertIsNone(without.getServiceNamed("hosting").game_url)
 
     def test_all_with_redis_runs_both(self) -> None:
@@ -640,5 +650,5 @@ class RoleServiceTests(TestCase):
         self.assertEqual(
             [s.name for s in root],
             ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
-             "parties", "lobby", "lobby-listener", "web", "ops"],
+             "parties", "lobby", "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip

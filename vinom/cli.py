@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 
 from vinom import __version__
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
-from vinom.client.errors import describe_failure
+from vinom.client.errors import DEFAULT_TRUST, describe_failure
 from vinom.client.lobby import connect_lobby
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, UnknownGame, format_games
@@ -38,7 +38,6 @@ from vinom.scaffold import ScaffoldError, check_available, game_names, write_gam
 
 DEFAULT_LOBBY = "localhost:7350"
 DEFAULT_PORT = 7350
-DEFAULT_TRUST = os.path.join("vinom-data", "dev-cert.pem")
 # More bots than this and `vinom bots` prints only the summary, not a line per bot.
 BOT_LINES_UP_TO = 50
 

@@ -4,6 +4,7 @@ twistd starts logging after `makeService`, looking first for an `ILogObserver`
 component on the application; `LogFormatService` puts one there when JSON is
 asked for, so `twistd vinom --log-format json` needs no `--logger` incantation.
 JSON lines go to standard output, where container platforms collect them.
+The web sites' access log (a line per HTTP request) is off unless asked for.
 """
 
 from __future__ import annotations
@@ -15,8 +16,19 @@ from typing import IO
 from twisted.application import service
 from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, jsonFileLogObserver
+from twisted.web.server import Site
 
 LOG_FORMATS = ("text", "json")
+
+
+def quiet_access_log(site: Site) -> None:
+    """No line per HTTP request from `site` (twisted.web writes one by default);
+    `--access-log` keeps them."""
+    site.log = _no_request_line  # type: ignore[method-assign]
+
+
+def _no_request_line(request: object) -> None:
+    pass
 
 
 def json_lines_observer(stream: IO[str] | None = None) -> ILogObserver:

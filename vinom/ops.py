@@ -18,7 +18,12 @@
   running and recently ended matches, for the dashboard;
 - `/dashboard/`: the live operations dashboard, a static page (HTML, CSS and a
   JavaScript module shipped in vinom/dashboard/) that polls `/status` every
-  second.
+  second; `/` leads there.
+
+With a token (`--ops-token-file`), `/metrics` and `/status` answer 401 unless
+the request carries `Authorization: Bearer TOKEN`; the dashboard's files hold
+no figures and stay open, and its script asks for the token once (kept in the
+tab's sessionStorage). `/health` and `/ready` stay open for probes.
 
 All of it is served by twisted.web; `StatusReader` (vinom.status) is the one
 place the figures are read from the services, for `/metrics` and `/status` alike.
@@ -26,6 +31,7 @@ place the figures are read from the services, for `/metrics` and `/status` alike
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +47,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
+from twisted.web.util import Redirect
 
 from vinom.status import ServerFigures, StatusReader, status_document
 from vinom.web import ReadOnlyRequest
@@ -216,11 +223,22 @@ class ServerCollector(Collector):
 class _Text(Resource):
     isLeaf = True
 
-    def __init__(self, answer: Callable[[], tuple[int, bytes, str]]) -> None:
+    def __init__(
+        self, answer: Callable[[], tuple[int, bytes, str]], token: str | None = None
+    ) -> None:
         super().__init__()
         self._answer = answer
+        self._expected = None if token is None else b"Bearer " + token.encode()
 
     def render_GET(self, request: Request) -> bytes:
+        if self._expected is not None:
+            given = request.getHeader(b"authorization") or b""
+            if not hmac.compare_digest(given, self._expected):
+                request.setResponseCode(401)
+                request.setHeader(b"www-authenticate", b'Bearer realm="vinom operations"')
+                request.setHeader(b"content-type", b"text/plain")
+                request.setHeader(b"cache-control", b"no-store")
+                return b"a bearer token is needed (--ops-token-file)\n"
         status, body, content_type = self._answer()
         request.setResponseCode(status)
         request.setHeader(b"content-type", content_type.encode())
@@ -265,9 +283,10 @@ class _Dashboard(Resource):
 
 
 def ops_site(
-    status: StatusReader, *, process_metrics: bool = True
+    status: StatusReader, *, process_metrics: bool = True, token: str | None = None
 ) -> tuple[Site, CollectorRegistry]:
-    """The twisted.web site of the operations endpoint, and its metrics registry."""
+    """The twisted.web site of the operations endpoint, and its metrics registry;
+    with `token`, /metrics and /status ask for it (module docstring)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(status))
     if process_metrics:
@@ -297,9 +316,11 @@ def ops_site(
     root = Resource()
     root.putChild(b"health", _Text(health))
     root.putChild(b"ready", _Text(ready))
-    root.putChild(b"metrics", _Text(metrics))
-    root.putChild(b"status", _Text(status_json))
+    root.putChild(b"metrics", _Text(metrics, token))
+    root.putChild(b"status", _Text(status_json, token))
     root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES))
+    # A person who opens the endpoint's address finds the dashboard.
+    root.putChild(b"", Redirect(b"/dashboard/"))
     site = Site(root)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False

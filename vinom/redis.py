@@ -1,4 +1,5 @@
-"""Connecting to Redis: settings from a `redis://` URL, a txredisapi pool, bounded calls.
+"""Connecting to Redis: settings from a `redis://` or `rediss://` (TLS) URL, a txredisapi
+pool, bounded calls.
 
 The Redis player store and host registry (and whatever else vinom keeps in
 Redis) share one `RedisClient` per process: a txredisapi connection pool
@@ -40,7 +41,9 @@ class RedisSettings:
     """Where Redis is and how vinom talks to it.
 
     `timeout` bounds connecting, each reply and each whole call (waiting for a
-    free connection included), in seconds.
+    free connection included), in seconds. With `tls` (a `rediss://` URL) every
+    connection is TLS, and Redis's certificate must be issued for `host` by a
+    certificate in `ca_file` (PEM), or by one the system trusts when there is none.
     """
 
     host: str = "127.0.0.1"
@@ -55,13 +58,47 @@ class RedisSettings:
 
     @property
     def url(self) -> str:
+    tls: bool = False
+    ca_file: str | None = None
         """The settings as a URL, without the password."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"redis://{host}:{self.port}/{self.db}"
+        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
+
+    def tls_options(self) -> Any:
+        """The client TLS options of a `rediss://` connection (None without TLS): Redis's
+        certificate is verified against `ca_file`, else the system's trusted roots.
+
+        Raises ValueError when `ca_file` cannot be read or holds no PEM certificate.
+        """
+        if not self.tls:
+            return None
+        from twisted.internet.ssl import (
+            Certificate,
+            optionsForClientTLS,
+            trustRootFromCertificates,
+        )
+
+        if self.ca_file is None:
+            return optionsForClientTLS(self.host)
+        try:
+            with open(self.ca_file, "rb") as handle:
+                pem = handle.read()
+        except OSError as error:
+            raise ValueError(f"{self.ca_file!r}: {error.strerror}") from None
+        end = b"-----END CERTIFICATE-----"
+        blocks = [block + end for block in pem.split(end) if b"-----BEGIN" in block]
+        try:
+            roots = [Certificate.loadPEM(block) for block in blocks]
+        except Exception:  # OpenSSL raises its own error types for bad PEM
+            roots = []
+        if not roots:
+            raise ValueError(f"{self.ca_file!r} holds no PEM certificate")
+        return optionsForClientTLS(self.host, trustRoot=trustRootFromCertificates(roots))
 
 
 def parse_redis_url(url: str) -> RedisSettings:
-    """`redis://[:password@]host[:port][/db]` -> RedisSettings (port 6379 and db 0 by default).
+    """`redis://[:password@]host[:port][/db]` -> RedisSettings (port 6379 and db 0 by default);
+    `rediss://` is the same over TLS.
 
     Raises ValueError saying what is wrong with the URL.
     """
@@ -69,8 +106,10 @@ def parse_redis_url(url: str) -> RedisSettings:
         parts = urlsplit(url.strip())
     except ValueError as error:
         raise ValueError(f"bad Redis URL {url!r}: {error}") from None
-    if parts.scheme != "redis":
-        raise ValueError(f"a Redis URL starts with redis://, not {parts.scheme or url!r}")
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(
+            f"a Redis URL starts with redis:// (or rediss:// for TLS), not {parts.scheme or url!r}"
+        )
     if not parts.hostname:
         raise ValueError(f"the Redis URL {url!r} names no host")
     if parts.username:
@@ -91,7 +130,9 @@ def parse_redis_url(url: str) -> RedisSettings:
     if path and not (path.isdigit() and path.isascii()):
         raise ValueError(f"the Redis database must be a number like /0, not /{path}")
     password = None if parts.password is None else unquote(parts.password)
-    return RedisSettings(parts.hostname, port, int(path or 0), password)
+    return RedisSettings(
+        parts.hostname, port, int(path or 0), password, tls=parts.scheme == "rediss"
+    )
 
 
 def connect(settings: RedisSettings) -> Any:
@@ -119,6 +160,8 @@ def connect(settings: RedisSettings) -> Any:
     )
     # A lazy pool still makes a Deferred of its first connection, which nobody
     # else holds: one lost during its AUTH or SELECT fails it, and it would be
+        # txredisapi wraps each connection in TLS with these (rediss://).
+        ssl_context_factory=settings.tls_options() or False,
     # reported as an unhandled error when collected. txredisapi logs that
     # failure itself, and the pool reconnects.
     first = getattr(handler, "_connected", None)
@@ -172,10 +215,13 @@ class RedisClient:
 
 
 def client_endpoint(settings: RedisSettings, reactor: Any) -> Any:
-    """A TCP client endpoint to the Redis of `settings` (for a pub/sub connection)."""
-    from twisted.internet.endpoints import HostnameEndpoint
+    """A TCP (TLS for `rediss://`) client endpoint to the Redis of `settings` (for a
+    pub/sub connection)."""
+    from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
-    return HostnameEndpoint(reactor, settings.host, settings.port, timeout=settings.timeout)
+    tcp = HostnameEndpoint(reactor, settings.host, settings.port, timeout=settings.timeout)
+    tls = settings.tls_options()
+    return tcp if tls is None else wrapClientTLS(tls, tcp)
 
 
 class RedisSubscription:

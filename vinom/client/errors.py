@@ -6,6 +6,8 @@ Shared by the command line (`vinom.cli`) and the terminal client
 
 from __future__ import annotations
 
+import os
+
 from twisted.internet.error import (
     ConnectError,
     ConnectionRefusedError,
@@ -17,6 +19,10 @@ from twisted.python.failure import Failure
 
 from vinom.client.bots import LobbyAddress
 from vinom.client.lobby import LobbyError
+
+# Where `twistd vinom` keeps its dev certificate (its --data-dir), and where the
+# command-line clients look for it when no --trust is given.
+DEFAULT_TRUST = os.path.join("vinom-data", "dev-cert.pem")
 
 
 def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> str:
@@ -34,6 +40,15 @@ def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> s
     if isinstance(error, LobbyError):
         return f"the lobby at {where} refused: {error.code}: {error.message}"
     text = str(error)
+    if "certificate verify failed" in text and lobby.trust is None:
+        # Most often: the server runs on its dev certificate and this client was
+        # started outside the directory holding it, so nothing says to trust it.
+        return (
+            f"TLS with the lobby at {where} failed: its certificate is not trusted here "
+            f"(no --trust given, and no {DEFAULT_TRUST} in this directory); pass the "
+            f"server's certificate, e.g. --trust SERVER-DIR/{DEFAULT_TRUST}, the file "
+            "the server names when it starts"
+        )
     if "certificate" in text.lower() or type(error).__name__ == "Error":
         hint = f" (trusting {lobby.trust})" if lobby.trust else " (no --trust given)"
         return f"TLS with the lobby at {where} failed{hint}: {text}"

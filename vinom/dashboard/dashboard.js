@@ -133,10 +133,39 @@ function render(status) {
   )), "no match has ended yet");
 }
 
+// With --ops-token-file the server asks for a bearer token: asked for once,
+// kept for this tab only (sessionStorage), sent with every poll.
+const TOKEN_KEY = "vinom-ops-token";
+
+function askForToken(message) {
+  const form = document.getElementById("token-form");
+  document.getElementById("token-message").textContent = message;
+  form.hidden = false;
+  document.getElementById("token").focus();
+}
+
+document.getElementById("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  event.target.hidden = true;
+  poll();
+});
+
 async function poll() {
   const connection = document.getElementById("connection");
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
   try {
-    const response = await fetch(STATUS_URL, { cache: "no-store" });
+    const response = await fetch(STATUS_URL, { cache: "no-store", headers });
+    if (response.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      connection.dataset.state = "stale";
+      connection.textContent = "the server asks for its operations token";
+      askForToken(token ? "That token was refused; try again." : "Operations token:");
+      return; // polling resumes when a token is given
+    }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     render(await response.json());
     connection.dataset.state = "live";
@@ -144,9 +173,8 @@ async function poll() {
   } catch (error) {
     connection.dataset.state = "stale";
     connection.textContent = `no answer from the server (${error.message}); retrying`;
-  } finally {
-    setTimeout(poll, POLL_MS);
   }
+  setTimeout(poll, POLL_MS);
 }
 
 poll();

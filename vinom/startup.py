@@ -1,0 +1,232 @@
+"""What `twistd vinom` checks and says as it starts: secrets read from files, listeners that
+fail in one line, a Redis that must answer, and the addresses a person opens.
+
+An operator's mistake at start-up (a port in use, an unusable directory, a
+Redis that refuses connections, a bad option) ends the process with one line
+naming the option that fixes it: `StartupError`, a `SystemExit` carrying that
+line, never a traceback. Once everything listens, `Announcement` logs where to
+go: the web client, the dashboard, and the lobby with the certificate to trust.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import ssl
+import stat
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.python import usage
+
+from vinom.redis import RedisSettings
+
+_log = Logger()
+
+# How long a starting server waits for its Redis to answer before it gives up:
+# long enough for a Redis started alongside it, short enough to say so soon.
+REDIS_START_WAIT = 5.0
+REDIS_PASSWORD_ENV = "VINOM_REDIS_PASSWORD"
+
+
+class StartupError(SystemExit):
+    """The server cannot start; the message is one line naming what to change."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"vinom: {message}")
+
+
+def warn_if_readable(option: str, path: str) -> None:
+    """One warning line when a secret's file may be read by its group or by anyone."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _log.warn(
+            "vinom: {option} {path} can be read by others (mode {mode:o}); "
+            "make it private: chmod 600 {path}",
+            option=option, path=path, mode=stat.S_IMODE(mode),
+        )  # fmt: skip
+
+
+def read_secret(option: str, path: str) -> str:
+    """A password or token kept in a file (one line; surrounding whitespace dropped)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise usage.UsageError(f"{option} {path!r}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise usage.UsageError(f"{option} {path!r} must hold UTF-8 text") from None
+    if not text or "\n" in text:
+        raise usage.UsageError(f"{option} {path!r} must hold one non-empty line")
+    warn_if_readable(option, path)
+    return text
+
+
+def redis_password(path: str | None, environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """The Redis password of --redis-password-file, else of $VINOM_REDIS_PASSWORD, else None."""
+    if path is not None:
+        return read_secret("--redis-password-file", path)
+    return environ.get(REDIS_PASSWORD_ENV) or None
+
+
+def listen_interface(description: str) -> str | None:
+    """The address a tcp/ssl strports description binds ('' for every interface), or
+    None for other kinds (unix sockets and the like, which stay on this machine)."""
+    kind, _, rest = description.partition(":")
+    if kind.lower() not in ("tcp", "tcp6", "ssl"):
+        return None
+    named = dict(f.split("=", 1) for f in rest.split(":") if "=" in f)
+    return named.get("interface", "")
+
+
+def is_loopback(interface: str) -> bool:
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+class Listener(StreamServerEndpointService):
+    """A strports listener whose failure to listen ends the start in one line naming
+    the option that moves it (`--ops-port`, `--lobby`, `--websocket`)."""
+
+    def __init__(self, description: str, factory: Any, reactor: Any, option: str) -> None:
+        super().__init__(serverFromString(reactor, description), factory)
+        self._raiseSynchronously = True
+        self.option = option
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            where = f"{e.interface or '*'}:{e.port}"
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+            raise StartupError(
+                f"cannot listen on {where} for --{self.option}: {reason.lower()}; "
+                f"choose another with --{self.option}"
+            ) from None
+
+    def port(self) -> Deferred[Any]:
+        """Fires with the listening port once listening (after the service started)."""
+        return self._waitingForPort  # type: ignore[return-value]
+
+
+def check_redis(
+    settings: RedisSettings,
+    wait: float = REDIS_START_WAIT,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until the Redis of `settings` answers PING (after AUTH, over TLS for
+    rediss://), trying for `wait` seconds; else raise StartupError saying why.
+
+    Run before the reactor starts: a Redis that refuses connections is one clear
+    line and a non-zero exit, not a server that logs reconnection attempts."""
+    deadline = time.monotonic() + wait
+    while True:
+        trouble = _redis_trouble(settings)
+        if trouble is None:
+            return
+        refused, why = trouble
+        if refused:
+            raise StartupError(f"Redis at {settings.url} {why}; correct --redis and its options")
+        if time.monotonic() >= deadline:
+            raise StartupError(
+                f"Redis at {settings.url} did not answer for {wait:g} s ({why}); start it "
+                "or correct --redis"
+            )
+        sleep(0.25)
+
+
+def _redis_trouble(settings: RedisSettings) -> tuple[bool, str] | None:
+    """None if Redis answers PING; else whether it refused (no use trying again) and
+    what went wrong, in a few words."""
+    command = [b"PING"]
+    auth = [] if settings.password is None else [[b"AUTH", settings.password.encode()]]
+    try:
+        with socket.create_connection(
+            (settings.host, settings.port), timeout=settings.timeout
+        ) as raw:
+            conn: socket.socket = raw
+            if settings.tls:
+                context = ssl.create_default_context(cafile=settings.ca_file)
+                conn = context.wrap_socket(raw, server_hostname=settings.host)
+            for words in [*auth, command]:
+                conn.sendall(_resp(words))
+                reply = _read_line(conn)
+                if reply.startswith(b"-"):
+                    text = reply[1:].decode("utf-8", "replace")
+                    return True, f"refused the connection: {text}"
+            return None
+    except ssl.SSLCertVerificationError as e:
+        return True, f"presented a certificate that is not trusted ({e.verify_message})"
+    except (OSError, ValueError) as e:
+        return False, str(getattr(e, "strerror", None) or e)
+
+
+def _resp(words: Sequence[bytes]) -> bytes:
+    out = [b"*%d\r\n" % len(words)]
+    for word in words:
+        out.append(b"$%d\r\n%s\r\n" % (len(word), word))
+    return b"".join(out)
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = conn.recv(256)
+        if not chunk:
+            raise ValueError("connection closed")
+        data += chunk
+    return data.strip()
+
+
+@frozen
+class Address:
+    """One line of the start-up announcement: what it is and the listener it is on."""
+
+    label: str
+    listener: Listener
+    # Makes the line from the host and port a person reaches.
+    line: Callable[[str, int], str]
+
+
+class Announcement(service.Service):
+    """Logs, once every listener listens, the addresses a person opens (module docstring)."""
+
+    def __init__(self, addresses: list[Address], public_host: str) -> None:
+        self.addresses = addresses
+        self.public_host = public_host
+
+    def startService(self) -> None:
+        super().startService()
+        ports = [a.listener.port() for a in self.addresses]
+        DeferredList(ports, consumeErrors=True).addCallback(self._announce)
+
+    def _announce(self, results: list[tuple[bool, Any]]) -> None:
+        for address, (ok, port) in zip(self.addresses, results, strict=True):
+            if not ok:
+                continue
+            bound = port.getHost()
+            host = getattr(bound, "host", "")
+            if not host or host in ("0.0.0.0", "::"):
+                host = self.public_host
+            if ":" in host:
+                host = f"[{host}]"
+            _log.info("vinom: {label}: {line}", label=address.label,
+                      line=address.line(host, bound.port))  # fmt: skip
