@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from twisted.application import service, strports
+import attrs
+from twisted.application import service
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
@@ -39,7 +40,7 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.ratelimit import RedisAddressLimiter
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
-from vinom.logs import LOG_FORMATS, LogFormatService
+from vinom.logs import LOG_FORMATS, LogFormatService, quiet_access_log
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.windows import RatingWindow
 from vinom.ops import ops_site
@@ -48,6 +49,18 @@ from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_k
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.redis import RedisClient, RedisSubscription, client_endpoint, parse_redis_url
 from vinom.rooms.room import RoomConfig
+from vinom.startup import (
+    Address,
+    Announcement,
+    Listener,
+    StartupError,
+    check_redis,
+    is_loopback,
+    listen_interface,
+    read_secret,
+    redis_password,
+    warn_if_readable,
+)
 from vinom.status import StatusReader
 from vinom.store.memory import MemoryPlayerStore
 from vinom.store.redis import RedisPlayerStore
@@ -87,6 +100,7 @@ def read_token_key(path: str) -> bytes:
         raw = Path(path).read_bytes()
     except OSError as e:
         raise usage.UsageError(f"--token-key-file {path!r}: {e.strerror}") from None
+    warn_if_readable("--token-key-file", path)
     if len(raw) == TOKEN_KEY_BYTES:
         return raw
     text = raw.strip()
@@ -158,6 +172,25 @@ class Options(usage.Options):
         self["match-size"] = []
         self["rating-window"] = []
 
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """As usage.Options; under twistd a bad option ends the start with its one-line
+        message (twistd itself would print its whole --help before it)."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
+                raise
+            raise StartupError(f"{e} (twistd vinom --help lists the options)") from None
+
+    optFlags = [
+        [
+            "access-log",
+            None,
+            "Log every HTTP request of the web server and the operations endpoint "
+            "(default: off).",
+        ],
+    ]
+
     def opt_match_size(self, value: str) -> None:
         """Players per match for one game, GAME=N (repeatable); default: the game's own."""
         game, sep, size = value.partition("=")
@@ -198,9 +231,25 @@ class Options(usage.Options):
             "redis",
             None,
             None,
-            "Redis URL, redis://[:password@]host[:port][/db], shared by every lobby and game "
-            "host of one deployment (players, queues, live hosts, placements). Without it "
-            "everything stays in this process's memory. Needs --token-key-file.",
+            "Redis URL, redis://[:password@]host[:port][/db] (rediss:// for TLS), shared by "
+            "every lobby and game host of one deployment (players, queues, live hosts, "
+            "placements). Without it everything stays in this process's memory. Needs "
+            "--token-key-file. Keep the password out of it (`ps` shows the command line): "
+            "--redis-password-file or $VINOM_REDIS_PASSWORD.",
+        ],
+        [
+            "redis-password-file",
+            None,
+            None,
+            "File holding the Redis password (one line). Default: $VINOM_REDIS_PASSWORD, "
+            "else the password in --redis, else none.",
+        ],
+        [
+            "redis-ca-file",
+            None,
+            None,
+            "CA certificate(s) (PEM) that issued the certificate of a rediss:// Redis. "
+            "Default: the system's trusted roots.",
         ],
         [
             "games",
@@ -343,8 +392,16 @@ class Options(usage.Options):
             "ops-port",
             None,
             DEFAULT_OPS,
-            "Operations endpoint (/health, /ready, /metrics), a strports description, or "
-            "'none'. Loopback by default: it is for the operator, not for players.",
+            "Operations endpoint (/health, /ready, /metrics, /status, /dashboard/): a port "
+            "(on 127.0.0.1), a strports description, or 'none'. Loopback by default: it is "
+            "for the operator, not for players.",
+        ],
+        [
+            "ops-token-file",
+            None,
+            None,
+            "File holding a bearer token (one line) that /metrics, /status and the dashboard "
+            "ask for; /health and /ready stay open. Default: no token.",
         ],
         [
             "game-host",
@@ -463,6 +520,12 @@ class Options(usage.Options):
             "websocket-proxies", self["websocket-proxies"]
         )
         ops = self["ops-port"].strip()
+        if ops.isdigit():
+            ops = f"tcp:{ops}:interface=127.0.0.1"
+        self["ops-token"] = (
+            None if self["ops-token-file"] is None
+            else read_secret("--ops-token-file", self["ops-token-file"])
+        )  # fmt: skip
         if ops.lower() == "none":
             self["ops-port"] = None
         else:
@@ -473,7 +536,8 @@ class Options(usage.Options):
                 serverFromString(MemoryReactor(), ops)
             except (ValueError, KeyError, TypeError) as e:
                 raise usage.UsageError(
-                    f"--ops-port must be a strports description such as tcp:7390 or 'none': {e}"
+                    f"--ops-port must be a port, a strports description such as tcp:7390 or "
+                    f"'none': {e}"
                 ) from None
             self["ops-port"] = ops
         if self["session-timeout"] * 1000 > MAX_TIMEOUT_MS:
@@ -518,9 +582,21 @@ class Options(usage.Options):
                 )
             return
         try:
-            self["redis-settings"] = parse_redis_url(self["redis"])
+            settings = parse_redis_url(self["redis"])
         except ValueError as e:
             raise usage.UsageError(f"--redis: {e}") from None
+        password = redis_password(self["redis-password-file"], os.environ)
+        if password is not None:
+            settings = attrs.evolve(settings, password=password)
+        if self["redis-ca-file"] is not None:
+            if not settings.tls:
+                raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")
+            settings = attrs.evolve(settings, ca_file=self["redis-ca-file"])
+            try:
+                settings.tls_options()
+            except ValueError as e:
+                raise usage.UsageError(f"--redis-ca-file {e}") from None
+        self["redis-settings"] = settings
         if self["token-key"] is None:
             raise usage.UsageError(
                 "--redis needs --token-key-file: the lobbies and game hosts on one Redis must "
@@ -726,7 +802,11 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     protocol_config = ProtocolConfig(token_key=options["token-key"] or generate_token_key())
 
     redis = None
+    addresses: list[Address] = []
     redis_settings = options.get("redis-settings")
+    if redis_settings is not None and handle_signals:
+        # Under twistd: a Redis that does not answer is one line and a non-zero exit.
+        check_redis(redis_settings)
     if redis_settings is not None:
         redis = RedisClient.open(redis_settings, reactor)
         # First in, last out: the pool closes after everything that uses it stopped.
@@ -853,11 +933,16 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         lobby.setServiceParent(root)
 
         # Added last so it stops first: no new lobby connections while the rest drains.
-        listener = strports.service(
-            lobby_description(options, certificate, private_key), lobby, reactor=reactor
+        listener = Listener(
+            lobby_description(options, certificate, private_key), lobby, reactor, "lobby"
         )
         listener.setName("lobby-listener")
         listener.setServiceParent(root)
+        # A certificate of the operator's own is trusted as any other; the dev one is not.
+        dev = options["certificate"] is None
+        trust = f" --trust {Path(certificate).resolve()}" if dev else ""
+        addresses.append(Address("terminal clients", listener, lambda host, port: (
+            f"vinom play GAME --lobby {host}:{port}{trust}")))  # fmt: skip
 
     # A lobby whose matches run elsewhere waits for none of them: its players
     # reconnect through another lobby.
@@ -894,11 +979,18 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         public_site = web_site(
             websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
         )
-        web = strports.service(
-            web_description(options, certificate, private_key), public_site, reactor=reactor
+        if not options.get("access-log"):
+            quiet_access_log(public_site)
+        web = Listener(
+            web_description(options, certificate, private_key), public_site, reactor,
+            "websocket",
         )
         web.setName("web")
         web.setServiceParent(root)
+        if websocket_lobby is not None:
+            scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
+            addresses.append(Address("play in a browser", web,
+                                     lambda host, port: f"{scheme}://{host}:{port}/"))  # fmt: skip
 
     if options["ops-port"] is not None:
         # The game hosts' figures where they run here; a lobby alone shows the
@@ -907,11 +999,24 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             StatusReader(
                 lobby, matchmaker, hosting if hosting is not None else lobby_hosting,
                 host_factory, drain, reactor, websocket_lobby, game_sockets,
-            )
+            ),
+            token=options.get("ops-token"),
         )  # fmt: skip
-        ops = strports.service(options["ops-port"], site, reactor=reactor)
+        if not options.get("access-log"):
+            quiet_access_log(site)
+        ops = Listener(options["ops-port"], site, reactor, "ops-port")
         ops.setName("ops")
         ops.setServiceParent(root)
+        addresses.append(
+            Address("operations dashboard", ops, lambda h, p: f"http://{h}:{p}/dashboard/")
+        )
+        interface = listen_interface(options["ops-port"])
+        if interface is not None and not is_loopback(interface) and not options.get("ops-token"):
+            _log.warn(
+                "vinom: the operations endpoint listens on {where} with no --ops-token-file: "
+                "anyone who reaches it reads player names, ids and addresses",
+                where=f"{interface or '0.0.0.0'}",
+            )
 
     build = build_info()
     if lobby is not None:
@@ -945,6 +1050,10 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             url=redis_settings.url,
             host="" if agent is None else f", game host id {agent.host_id}",
         )
+    # Added last: it starts when everything listens, and says where to go.
+    announcement = Announcement(addresses, options["public-host"])
+    announcement.setName("announcement")
+    announcement.setServiceParent(root)
     return root
 
 
@@ -1091,7 +1200,13 @@ def rating_windows(
 def _certificate(options: usage.Options) -> tuple[str, str]:
     if options["certificate"] is not None:
         return options["certificate"], options["private-key"]
-    paths = ensure_dev_certificate(options["data-dir"])
+    try:
+        paths = ensure_dev_certificate(options["data-dir"])
+    except OSError as e:
+        raise StartupError(
+            f"--data-dir {options['data-dir']!r} is not usable ({e.strerror or e}); "
+            "name a directory this user may write with --data-dir"
+        ) from None
     _log.info(
         "vinom: {what} the self-signed dev certificate {cert}; clients trust it with "
         "--trust {cert}",
