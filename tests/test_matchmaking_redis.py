@@ -447,8 +447,8 @@ class RedisRestartTests(TestCase):
         await redis.start()
         # Redis came back empty. The first lobby's heartbeat finds its key gone
         # and puts its waiting player back; the enqueue that failed while Redis
-        # was down (and was sent when it came back) is taken out again; the
-        # player whose cancel failed is not put back.
+        # was down (and was sent when it came back) is refused there, past its
+        # deadline; the player whose cancel failed is not put back.
         async def back() -> bool:
             try:
                 return await first.matchmaker.position("waiting") == 1
@@ -539,3 +539,75 @@ class SameRuleTests(TestCase):
         # in every game, those with teams too.
         self.assertGreater(formed, 200)
         self.assertGreater(min(by_game.values()), 20, by_game)
+
+
+class LateCallTests(TestCase):
+    """A call its lobby gave up on (Redis stalled: SIGSTOP) and Redis runs afterwards
+    (SIGCONT) does nothing: the caller was told nothing was done."""
+
+    timeout = 30
+
+    async def stalled_lobbies(self) -> tuple[RedisServer, Lobby, Lobby]:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(call_timeout=1.0)
+        first = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        return redis, first, second
+
+    async def settle(self, *lobbies: Lobby) -> None:
+        """Every call sent before now has been run (each lobby's pool is answered)."""
+        await deferLater(reactor, 0.3, lambda: None)
+        for lobby in lobbies:
+            for _ in range(2):  # each connection of the pool
+                await lobby.matchmaker.position("nobody")
+
+    async def test_an_enqueue_redis_runs_after_its_deadline_queues_nobody(self) -> None:
+        redis, first, second = await self.stalled_lobbies()
+        await second.matchmaker.enqueue(ticket("partner"))
+        redis.pause()
+        started = time.monotonic()
+        with self.assertRaises(MatchmakerUnavailable):
+            await first.matchmaker.enqueue(ticket("p"))
+        self.assertLess(time.monotonic() - started, 1.0 + 1.0)
+        redis.resume()
+        await self.settle(first, second)
+        # The enqueue reached Redis after its lobby gave up: no ticket, no match
+        # with the partner who waited, nothing counted.
+        self.assertEqual((first.heard, second.heard), ([], []))
+        self.assertIsNone(await first.matchmaker.position("p"))
+        self.assertEqual(await second.matchmaker.position("partner"), 1)
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)
+        # Queueing again is queueing for the first time.
+        self.assertEqual(await first.matchmaker.enqueue(ticket("p")), 2)
+        await wait_until(lambda: len(second.heard) == 1, 5, "the match")
+        self.assertEqual(second.heard[0].player_ids, ("partner", "p"))
+
+    async def test_a_cancel_redis_runs_after_its_deadline_leaves_the_ticket_queued(
+        self,
+    ) -> None:
+        redis, first, second = await self.stalled_lobbies()
+        await first.matchmaker.enqueue(ticket("p"))
+        redis.pause()
+        with self.assertRaises(MatchmakerUnavailable):
+            await first.matchmaker.cancel("p", refuse_late=True)
+        redis.resume()
+        await self.settle(first, second)
+        # Still queued, in Redis and in its lobby's count, and matched as usual.
+        self.assertEqual(await first.matchmaker.position("p"), 1)
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 1)
+        await second.matchmaker.enqueue(ticket("partner"))
+        await wait_until(lambda: len(first.heard) == 1, 5, "the match")
+        self.assertEqual(first.heard[0].player_ids, ("p", "partner"))
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)
+
+    async def test_a_withdrawal_redis_runs_late_still_withdraws(self) -> None:
+        # A cancel for a player who is gone (no refuse_late) is done once Redis can.
+        redis, first, second = await self.stalled_lobbies()
+        await first.matchmaker.enqueue(ticket("gone"))
+        redis.pause()
+        with self.assertRaises(MatchmakerUnavailable):
+            await first.matchmaker.cancel("gone")
+        redis.resume()
+        await self.settle(first, second)
+        self.assertIsNone(await first.matchmaker.position("gone"))
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)

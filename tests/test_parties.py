@@ -26,6 +26,7 @@ from vinom.lobby.open_rooms import CODE_ALPHABET
 from vinom.parties.interfaces import IPartyStore, Party, PartyChange, PartyError, PartyMember
 from vinom.parties.memory import MemoryPartyStore
 from vinom.parties.redis import RedisPartySettings, RedisPartyStore
+from vinom.redis import RedisUnavailable
 
 
 def member(player_id: str) -> PartyMember:
@@ -211,7 +212,12 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
     async def make_store(
         self, max_size: int = 4, settings: RedisPartySettings | None = None
     ) -> Any:
-        client = await redis_client(self, self.redis)
+        return await self.make_store_with(await redis_client(self, self.redis), max_size,
+                                          settings)  # fmt: skip
+
+    async def make_store_with(
+        self, client: Any, max_size: int = 4, settings: RedisPartySettings | None = None
+    ) -> Any:
         store = RedisPartyStore(
             client, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), reactor,
             max_size=max_size, settings=settings,
@@ -291,3 +297,29 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         self.assertEqual(after.player_ids, ("a",))
         await deferLater(reactor, 1.5, lambda: None)
         self.assertEqual(await alive.party_of("a"), after)
+
+    async def test_party_calls_redis_runs_after_the_lobby_gave_up_change_nothing(self) -> None:
+        # Redis stalls (SIGSTOP) during a join, a create and a leave; each fails as
+        # unavailable, and once Redis goes on (SIGCONT) and runs them, none of them
+        # has changed a party or told anyone.
+        store = await self.make_store_with(await redis_client(self, self.redis, timeout=0.5))
+        party = await store.create(member("a"))
+        await store.join(party.code, member("b"))
+        other = await self.make_store()
+        heard: list[PartyChange] = []
+        other.add_listener(heard.append)
+        self.redis.pause()
+        for call in (lambda: store.join(party.code, member("c")),
+                     lambda: store.create(member("d")),
+                     lambda: store.leave("b", refuse_late=True)):  # fmt: skip
+            await self.assertFailure(call(), RedisUnavailable)
+        self.redis.resume()
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual((await other.party_of("a")).player_ids, ("a", "b"))
+        self.assertIsNone(await other.party_of("c"))
+        self.assertIsNone(await other.party_of("d"))
+        self.assertEqual(heard, [])
+        # The same calls in time do what they say.
+        self.assertEqual((await store.join(party.code, member("c"))).player_ids, ("a", "b", "c"))
+        self.assertEqual((await store.create(member("d"))).player_ids, ("d",))
+        self.assertEqual((await store.leave("b", refuse_late=True)).player_ids, ("a", "c"))

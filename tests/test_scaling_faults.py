@@ -19,7 +19,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
+from tests.ports import free_tcp_port
 from tests.test_integration_parties import Player, connect_player
+from tests.test_ops import http_get, metric_value
 from tests.test_scaling import GAME, ClusterTestCase, Process
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
@@ -234,3 +236,61 @@ class RedisRestartTests(ClusterTestCase):
         hosted = self.hosted_matches(host)
         for match_id in {r.match_id for r in reports} | {found.game_id}:
             self.assertIn(match_id, hosted)
+
+
+class StalledRedisTests(ClusterTestCase):
+    """Redis stalls (SIGSTOP) while players' requests wait on it, and goes on (SIGCONT)
+    after the lobby answered them `unavailable`: what Redis then runs does nothing."""
+
+    timeout = 60
+
+    async def test_requests_answered_unavailable_leave_no_trace_once_redis_goes_on(
+        self,
+    ) -> None:
+        await self.start("host", ports=2)
+        ops = free_tcp_port()
+        address = self.lobby_address(
+            await self.start("lobby", "--ops-port", f"tcp:{ops}:interface=127.0.0.1")
+        )
+
+        async def queue_depth() -> float:
+            code, text = await http_get(f"http://127.0.0.1:{ops}/metrics")
+            self.assertEqual(code, 200)
+            return metric_value(text, 'vinom_queue_depth{game="tictactoe"}')
+
+        partner = await connect_player(self, address, "partner")
+        self.assertEqual((await partner.request({"type": "queue", "game": "tictactoe"}))["type"],
+                         "queued")  # fmt: skip
+        queuer = await connect_player(self, address, "queuer")
+        leader = await connect_player(self, address, "leader")
+        host = await connect_player(self, address, "host")
+        self.assertEqual(await queue_depth(), 1)
+
+        self.redis.pause()
+        started = time.monotonic()
+        queued = queuer.request({"type": "queue", "game": "tictactoe"})
+        party = leader.request({"type": "party_create"})
+        # Rooms live in the lobby: a room request needs no Redis and is served at once.
+        room = await host.request({"type": "create_room", "game": "tictactoe"})
+        self.assertEqual(room["type"], "room")
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
+        answers = [await party, await queued]
+        self.redis.resume()
+        self.assertEqual([(a["type"], a.get("code")) for a in answers],
+                         [("error", "unavailable")] * 2)  # fmt: skip
+        self.assertLessEqual(time.monotonic() - started, MATCHMAKER.call_timeout + SLACK)
+
+        # Redis has run what waited in its sockets; none of it did anything.
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertEqual(await queue_depth(), 1)
+        for player in (partner, queuer):
+            self.assertNotIn("match_found", [f["type"] for f in player.frames])
+        # The party was not created: creating it again is creating it.
+        self.assertEqual((await leader.request({"type": "party_create"}))["type"], "party")
+        # Nor was the player queued: queueing again is queueing, and they are matched
+        # with the partner who waited.
+        again = await queuer.request({"type": "queue", "game": "tictactoe"})
+        self.assertEqual((again["type"], again["position"]), ("queued", 2))
+        found = [await p.of_type("match_found") for p in (partner, queuer)]
+        self.assertEqual(found[0]["game_id"], found[1]["game_id"])
+        self.assertEqual(await queue_depth(), 0)

@@ -289,3 +289,20 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         self.assertEqual(await store.get_player("b"), record)
         # This Redis keeps nothing on disk: what was saved before the restart is gone.
         self.assertIsNone(await store.get_player("a"))
+
+    async def test_a_save_redis_runs_after_the_store_gave_up_saves_nothing(self) -> None:
+        # A hello answered `unavailable` while Redis stalled (SIGSTOP) leaves no
+        # record once Redis goes on (SIGCONT) and runs it.
+        store = RedisPlayerStore(await redis_client(self, self.redis, timeout=0.5))
+        self.redis.pause()
+        await self.assertFailure(
+            store.save_player(PlayerRecord("late", "L", "ab" * 32, 5.0)), RedisUnavailable
+        )
+        self.redis.resume()
+        await sleep(0.3)
+        raw = await raw_connection(self, self.redis)
+        self.assertEqual(await raw.keys("vinom:player:*"), [])
+        # In time, it saves.
+        record = PlayerRecord("prompt", "P", "cd" * 32, 6.0)
+        await store.save_player(record)
+        self.assertEqual(await store.get_player("prompt"), record)

@@ -21,12 +21,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import attrs
 from attrs import define, field, frozen, validators
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from vinom.redis_clock import RedisClock
 
 DEFAULT_PORT = 6379
 DEFAULT_PREFIX = "vinom:"
@@ -55,11 +58,11 @@ class RedisSettings:
     pool_size: int = field(default=4, validator=validators.ge(1))
     timeout: float = field(default=2.0, validator=validators.gt(0))
     key_prefix: str = DEFAULT_PREFIX
+    tls: bool = False
+    ca_file: str | None = None
 
     @property
     def url(self) -> str:
-    tls: bool = False
-    ca_file: str | None = None
         """The settings as a URL, without the password."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
@@ -157,11 +160,11 @@ def connect(settings: RedisSettings) -> Any:
         replyTimeout=settings.timeout,
         # Strings stay strings: an id such as "42" must not come back as a number.
         convertNumbers=False,
+        # txredisapi wraps each connection in TLS with these (rediss://).
+        ssl_context_factory=settings.tls_options() or False,
     )
     # A lazy pool still makes a Deferred of its first connection, which nobody
     # else holds: one lost during its AUTH or SELECT fails it, and it would be
-        # txredisapi wraps each connection in TLS with these (rediss://).
-        ssl_context_factory=settings.tls_options() or False,
     # reported as an unhandled error when collected. txredisapi logs that
     # failure itself, and the pool reconnects.
     first = getattr(handler, "_connected", None)
@@ -177,6 +180,13 @@ class RedisClient:
     handler: Any  # a txredisapi ConnectionHandler
     clock: IReactorTime
     settings: RedisSettings
+    # Redis's clock as this process knows it, for the deadlines of calls (vinom.redis_clock);
+    # the pool gives up on a reply after `timeout`, whoever calls.
+    redis_clock: RedisClock = field(
+        default=attrs.Factory(
+            lambda self: RedisClock(self.clock, self.settings.timeout), takes_self=True
+        )
+    )
 
     @classmethod
     def open(cls, settings: RedisSettings, clock: IReactorTime) -> RedisClient:
@@ -207,6 +217,12 @@ class RedisClient:
 
         call.addTimeout(timeout, self.clock)
         return call.addErrback(unavailable)
+
+    def deadline(self) -> str:
+        """The deadline, on Redis's clock, for a script called now to check: a script run
+        after it refuses to act, since `bounded()` will have given up on the call by then
+        (vinom.redis_clock)."""
+        return self.redis_clock.deadline(self.settings.timeout)
 
     def disconnect(self) -> Deferred[None]:
         """Close the pool's connections and stop reconnecting."""

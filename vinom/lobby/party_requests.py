@@ -58,6 +58,7 @@ from vinom.parties.interfaces import (
     PartyError,
     PartyMember,
 )
+from vinom.redis import RedisUnavailable
 
 # What `party_join` answers for a code of no party, of a full party and of a queued one
 # alike: a guess must not tell a live code from a dead one.
@@ -149,19 +150,31 @@ class PartyRequests:
             raise LobbyError(errors.NOT_IN_PARTY, "you are not in a party")
 
         async def leave() -> None:
+            withdrawn = False
             if connection.state is PlayerState.QUEUED:
                 # Out of the queue first: the ticket must not be matched with a
                 # player who has left.
-                if await self._matchmaker.cancel(party.leader):
+                if await self._matchmaker.cancel(party.leader, refuse_late=True):
                     self._admission.uncount_pending(party.leader)
                 if connection.state is PlayerState.QUEUED:
                     connection.unqueued()
+                withdrawn = True
             try:
-                await self.store.leave(player_id)
+                await self.store.leave(player_id, refuse_late=True)
             except PartyError as e:
-                raise LobbyError(e.code, e.message) from None
-            finally:
                 self._party_of.pop(player_id, None)
+                raise LobbyError(e.code, e.message) from None
+            except RedisUnavailable:
+                # Still in the party (answered `unavailable`). A ticket withdrawn
+                # already stays withdrawn: the party is told it is no longer queued
+                # once Redis answers.
+                if withdrawn:
+                    d = self.store.set_queued(party.party_id, None)
+                    d.addErrback(lambda f: f.trap(PartyError))
+                    d.addErrback(log_failure, self.log, "unqueueing the party of {player_id}",
+                                 player_id)  # fmt: skip
+                raise
+            self._party_of.pop(player_id, None)
             connection.reply(request, {"type": "party_left", "party_id": party.party_id})
 
         return Deferred.fromCoroutine(leave())
@@ -235,6 +248,14 @@ class PartyRequests:
                     if await self._matchmaker.cancel(player_id):
                         self._unqueue(connection, player_id)
                     raise LobbyError(e.code, e.message) from None
+                except RedisUnavailable:
+                    # Answered `unavailable`, so the party must not stay queued:
+                    # the ticket is withdrawn (once Redis answers, if not before).
+                    self._unqueue(connection, player_id)
+                    d = self._matchmaker.cancel(player_id)
+                    d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
+                                 player_id)  # fmt: skip
+                    raise
             if connection.closing:
                 return
             connection.reply(
@@ -261,13 +282,15 @@ class PartyRequests:
             )
 
         async def cancel() -> None:
-            if not await self._matchmaker.cancel(player_id):
+            if not await self._matchmaker.cancel(player_id, refuse_late=True):
                 raise LobbyError(
                     errors.NOT_QUEUED, "not in a queue (the match may just have formed)"
                 )
             game = connection.game
             self._unqueue(connection, player_id)
-            with contextlib.suppress(PartyError):  # gone: nobody is left to tell
+            # Gone: nobody is left to tell. Unavailable: the members are told once
+            # Redis answers (clearing is done late too); the cancel itself is done.
+            with contextlib.suppress(PartyError, RedisUnavailable):
                 await self.store.set_queued(party.party_id, None)
             connection.reply(
                 request, {"type": "cancelled", "game": game, "party_id": party.party_id}

@@ -330,7 +330,8 @@ class RequestHandlers:
             connection.unqueued()
             connection.reply(request, {"type": "cancelled", "game": game})
 
-        return self._matchmaker.cancel(player_id).addCallback(cancelled)
+        # Refused if Redis only gets it after the player is told `unavailable`.
+        return self._matchmaker.cancel(player_id, refuse_late=True).addCallback(cancelled)
 
     def _reconnect(self, connection: LobbyConnection, request: Reconnect) -> Deferred[None]:
         if connection.state is not PlayerState.NEW:

@@ -161,8 +161,15 @@ class IMatchmaker(Interface):
         """Queue a ticket at the head of its game's queue (its match failed through no
         fault of its player); fires with its position, as `enqueue`."""
 
-    def cancel(player_id: str) -> Deferred[bool]:
-        """Remove a player's ticket; fires True if it was queued."""
+    def cancel(player_id: str, *, refuse_late: bool = False) -> Deferred[bool]:
+        """Remove a player's ticket; fires True if it was queued.
+
+        A matchmaker that may fail a call it could not make in time (Redis's,
+        with `MatchmakerUnavailable`) still makes it later, once it can: what a
+        withdrawal for a player who is gone wants. With `refuse_late`, for a
+        caller that answers a player, a cancel that fails did nothing: the
+        ticket stays queued.
+        """
 
     def position(player_id: str) -> Deferred[int | None]:
         """The player's current 1-based position, or None if not queued."""

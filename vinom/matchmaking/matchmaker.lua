@@ -13,6 +13,15 @@ local function ticket_key(player) return prefix .. ':t:' .. player end
 local function queue_key(game, queue) return prefix .. ':q:' .. game .. ':' .. queue end
 local function lobby_key(lobby) return prefix .. ':lobby:' .. lobby end
 
+-- Has the caller's deadline passed? It is in milliseconds on Redis's clock
+-- ('' for none): a call run after it refuses to act, since its lobby has
+-- given up on it and told its player so (vinom/redis_clock.py).
+local function too_late(deadline)
+  if deadline == nil or deadline == '' then return false end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
+end
+
 -- Is the lobby that owns a ticket alive (its key not lapsed)? The caller is.
 local alive_cache = {}
 local function alive(owner)
@@ -333,17 +342,19 @@ local function result(fields, matches, more)
 end
 
 if op == 'enqueue' then
-  -- The number of tickets n, then for each: player, head ('1' at the head of
-  -- the queue), rating ('' for none), queued_at, the JSON of the ticket's
-  -- seats and its size; then the pass arguments (the tickets' game and queue
-  -- first: one call enqueues into one queue). One matching pass follows.
-  local count = tonumber(ARGV[6])
-  local first_pass = 7 + 6 * count
+  -- The deadline, the number of tickets n, then for each: player, head ('1'
+  -- at the head of the queue), rating ('' for none), queued_at, the JSON of
+  -- the ticket's seats and its size; then the pass arguments (the tickets'
+  -- game and queue first: one call enqueues into one queue). One matching
+  -- pass follows. Past the deadline nothing is stored and no pass runs.
+  if too_late(ARGV[6]) then return '{"expired":true,"tickets":[],"matches":[],"more":false}' end
+  local count = tonumber(ARGV[7])
+  local first_pass = 8 + 6 * count
   local game, queue = ARGV[first_pass], ARGV[first_pass + 1]
   local qkey = queue_key(game, queue)
   local answers = {}
   for k = 0, count - 1 do
-    local at = 7 + 6 * k
+    local at = 8 + 6 * k
     local player, head, rating, queued_at, data = ARGV[at], ARGV[at + 1], ARGV[at + 2],
       ARGV[at + 3], ARGV[at + 4]
     local size = ARGV[at + 5]
@@ -378,7 +389,10 @@ elseif op == 'pass' then
   local matches, more = pass(6)
   return result('', matches, more)
 elseif op == 'cancel' then
+  -- player, deadline ('' for none: a withdrawal nobody is waiting for). Past
+  -- the deadline: -1, the ticket untouched.
   local player = ARGV[6]
+  if too_late(ARGV[7]) then return -1 end
   local t = redis.call('HMGET', ticket_key(player), 'state', 'game', 'queue')
   if t[1] ~= 'queued' then return 0 end
   redis.call('ZREM', queue_key(t[2], t[3]), player)
@@ -392,27 +406,38 @@ elseif op == 'position' then
   if not rank then return 0 end
   return rank + 1
 elseif op == 'heartbeat' then
-  -- ttl_ms; answers 0 if the lobby's key had lapsed (or Redis lost its data).
+  -- ttl_ms; answers whether the lobby's key was there (0 if it had lapsed, or
+  -- Redis lost its data), and Redis's time (TIME: seconds, microseconds), from
+  -- which the lobby knows Redis's clock for its deadlines.
   local key = lobby_key(me)
   local existed = redis.call('EXISTS', key)
   redis.call('SET', key, '1', 'PX', ARGV[6])
-  return existed
+  local t = redis.call('TIME')
+  return {existed, tonumber(t[1]), tonumber(t[2])}
 elseif op == 'restore' then
   -- Groups of eight: player, game, queue, rating, queued_at, seats JSON,
   -- score, size. A ticket Redis still knows (queued, or matched a moment
-  -- ago) is left alone.
+  -- ago) is left alone. The arrival counter is moved past every score put
+  -- back (Redis may have restarted empty, counting from 0 again), so that
+  -- tickets queued from now on wait behind them.
   local restored = 0
+  local seq_key = prefix .. ':seq'
+  local seq = tonumber(redis.call('GET', seq_key) or '0')
+  local top = seq
   for i = 6, #ARGV, 8 do
     local player = ARGV[i]
     local tk = ticket_key(player)
     if redis.call('EXISTS', tk) == 0 then
+      local score = tonumber(ARGV[i + 6])
       redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', ARGV[i + 1],
                  'queue', ARGV[i + 2], 'rating', ARGV[i + 3], 'queued_at', ARGV[i + 4],
                  'data', ARGV[i + 5], 'size', ARGV[i + 7])
-      redis.call('ZADD', queue_key(ARGV[i + 1], ARGV[i + 2]), tonumber(ARGV[i + 6]), player)
+      redis.call('ZADD', queue_key(ARGV[i + 1], ARGV[i + 2]), score, player)
+      if math.abs(score) > top then top = math.abs(score) end
       restored = restored + 1
     end
   end
+  if top > seq then redis.call('SET', seq_key, string.format('%d', top)) end
   return restored
 elseif op == 'release' then
   -- The lobby stops: its queued tickets and its key go.

@@ -135,7 +135,8 @@ class MemoryMatchmaker:
         self._arm_timer()
         return succeed(position)
 
-    def cancel(self, player_id: str) -> Deferred[bool]:
+    def cancel(self, player_id: str, *, refuse_late: bool = False) -> Deferred[bool]:
+        # Done at once: never late.
         key = self._queue_of.pop(player_id, None)
         if key is None:
             return succeed(False)

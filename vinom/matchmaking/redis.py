@@ -26,7 +26,7 @@ import hashlib
 import json
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -60,6 +60,7 @@ from vinom.matchmaking.windows import (
     party_too_large,
 )
 from vinom.redis import RedisSubscription
+from vinom.redis_clock import RedisClock
 
 SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
 SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
@@ -138,6 +139,7 @@ class RedisMatchmaker:
         new_id: Callable[[], str] = new_match_id,
         password: str | None = None,
         team_sizes: Mapping[str, int] | None = None,
+        redis_clock: RedisClock | None = None,
     ) -> None:
         for game, size in match_sizes.items():
             if size < 1:
@@ -147,6 +149,8 @@ class RedisMatchmaker:
         self._redis = redis
         self._sizes = dict(match_sizes)
         self._clock = clock
+        # Redis's clock, which the heartbeat reads (the process's RedisClient's, shared).
+        self._redis_clock = redis_clock or RedisClock(clock)
         self._settings = settings
         self._windows = {game: (windows or {}).get(game, default_window) for game in match_sizes}
         self._new_id = new_id
@@ -156,6 +160,8 @@ class RedisMatchmaker:
         # Players whose enqueue awaits its answer -> whether a match of theirs was
         # announced meanwhile (the channel may deliver it before the answer).
         self._adding: dict[str, bool] = {}
+        # The same for players whose cancel awaits its answer.
+        self._cancelling: dict[str, bool] = {}
         # Matches announced -> the id of the lobby whose call formed each.
         self._announced: OrderedDict[str, str | None] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
@@ -223,9 +229,43 @@ class RedisMatchmaker:
     def requeue(self, ticket: Ticket) -> Deferred[int]:
         return self._add(ticket, at_head=True)
 
-    def cancel(self, player_id: str) -> Deferred[bool]:
-        self._owned.pop(player_id, None)
-        return self._script("cancel", player_id).addCallback(lambda removed: removed == 1)
+    def cancel(self, player_id: str, *, refuse_late: bool = False) -> Deferred[bool]:
+        # Not owned while the call is out: a restore meanwhile must not put the ticket back.
+        owned = self._owned.pop(player_id, None)
+        if not refuse_late:
+            # A withdrawal: one that Redis only gets after the timeout still happens.
+            d = self._script("cancel", player_id, "")
+            return d.addCallback(lambda removed: removed == 1)
+        self._cancelling[player_id] = False
+
+        def answered(removed: object) -> bool:
+            if removed == -1:
+                raise MatchmakerUnavailable(
+                    "cancel: Redis ran it after its deadline; the ticket stays queued"
+                )
+            return removed == 1
+
+        def failed(failure: Failure) -> Failure:
+            # Nothing was done: the ticket is still this lobby's, unless it was matched.
+            matched = self._cancelling.get(player_id, False)
+            if failure.check(MatchmakerUnavailable) and owned is not None and not matched:
+                self._owned.setdefault(player_id, owned)
+            return failure
+
+        def over(result: object) -> object:
+            self._cancelling.pop(player_id, None)
+            return result
+
+        def late(removed: object) -> None:
+            # Run in time but answered after the caller gave up (this process
+            # stalled): the caller said nothing was done, so the ticket goes back.
+            if removed == 1 and owned is not None and self._owned.get(player_id) is owned:
+                d = self._script("restore", *self._restore_arguments([owned]))
+                d.addErrback(self._warn, "putting back a ticket cancelled too late")
+
+        deadline = self._redis_clock.deadline(self._settings.call_timeout)
+        d = self._script("cancel", player_id, deadline, late=late)
+        return d.addCallback(answered).addErrback(failed).addBoth(over)
 
     def position(self, player_id: str) -> Deferred[int | None]:
         return self._script("position", player_id).addCallback(
@@ -273,7 +313,10 @@ class RedisMatchmaker:
         most = self._settings.enqueue_batch
         batch, self._waiting[key] = waiting[:most], waiting[most:]
         self._sending.add(key)
-        arguments = [str(len(batch))]
+        # Redis refuses the whole call after its deadline: by then its callers
+        # have been answered that nothing was done.
+        deadline = self._redis_clock.deadline(self._settings.call_timeout)
+        arguments = [deadline, str(len(batch))]
         for ticket, at_head, _ in batch:
             arguments += [
                 ticket.player_id,
@@ -291,6 +334,11 @@ class RedisMatchmaker:
         def stored(reply: Any) -> None:
             try:
                 answer = json.loads(reply)
+                if answer.get("expired"):
+                    failed(Failure(MatchmakerUnavailable(
+                        "enqueue: Redis ran it after its deadline; nothing was queued"
+                    )))  # fmt: skip
+                    return
                 answers = answer["tickets"]
                 if len(answers) != len(batch):
                     raise ValueError(f"{len(answers)} answers for {len(batch)} tickets")
@@ -463,6 +511,8 @@ class RedisMatchmaker:
             self._owned.pop(player_id, None)
             if player_id in self._adding:
                 self._adding[player_id] = True
+            if player_id in self._cancelling:
+                self._cancelling[player_id] = True
         for listener in list(self._listeners):
             try:
                 listener(match)
@@ -478,14 +528,25 @@ class RedisMatchmaker:
         # may be the one that finds the key gone: its late answer counts too.
         return self._script("heartbeat", ttl_ms, late=self._beaten).addCallback(self._beaten)
 
-    def _beaten(self, existed: object) -> Deferred[None] | None:
+    def _beaten(self, answer: object) -> Deferred[None] | None:
+        existed = answer
+        if isinstance(answer, list) and len(answer) == 3:
+            existed = answer[0]
+            # Redis's time, just arrived: an estimate of its clock (vinom.redis_clock).
+            self._redis_clock.heard(answer[1], answer[2])
         if existed != 0 or not self._owned:
             return None
         # Our key had lapsed (we stalled, or Redis lost its data): other lobbies
         # may have dropped our tickets. Put back those Redis has forgotten, in
         # their places.
+        d = self._script("restore", *self._restore_arguments(self._owned.values()))
+        d.addCallback(self._restored)
+        return d
+
+    def _restore_arguments(self, owned: Iterable[tuple[Ticket, float]]) -> list[str]:
+        """The restore op's arguments for owned tickets (with their scores)."""
         arguments: list[str] = []
-        for ticket, score in self._owned.values():
+        for ticket, score in owned:
             arguments += [
                 ticket.player_id,
                 ticket.game,
@@ -496,9 +557,7 @@ class RedisMatchmaker:
                 repr(score),
                 str(ticket.size),
             ]
-        d = self._script("restore", *arguments)
-        d.addCallback(self._restored)
-        return d
+        return arguments
 
     def _restored(self, count: object) -> None:
         if count:  # (logged: an operator wants to know their lobby lapsed)

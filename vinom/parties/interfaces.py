@@ -164,7 +164,14 @@ class PartyError(Exception):
 
 
 class IPartyStore(Interface):
-    """The parties of every player; each change is told to every listener."""
+    """The parties of every player; each change is told to every listener.
+
+    A store that may fail a call it could not make in time (Redis's, with
+    `RedisUnavailable`) never makes `create`, `join`, `set_queued` with a game,
+    or `leave` with `refuse_late` later: those fail having done nothing, as
+    the lobby tells its player. `leave` without it and `set_queued(..., None)`
+    withdraw, and are still made once the store can.
+    """
 
     max_size: int
     """The most members a party may have."""
@@ -177,7 +184,7 @@ class IPartyStore(Interface):
         `unknown_party`, `already_in_party`, `party_full` or `party_queued` (its
         ticket waits: the member would not be on it)."""
 
-    def leave(player_id: str) -> Deferred[Party]:
+    def leave(player_id: str, *, refuse_late: bool = False) -> Deferred[Party]:
         """Take the player out of their party; fires with the party as it is after
         (no members: it is gone). If the leader leaves, the longest-standing member
         leads. A queued party is no longer queued (its ticket must be cancelled by

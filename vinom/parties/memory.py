@@ -89,7 +89,8 @@ class MemoryPartyStore:
         party = evolve(party, members=(*party.members, member))
         return succeed(self._changed(party, JOINED, member.player_id))
 
-    def leave(self, player_id: str) -> Deferred[Party]:
+    def leave(self, player_id: str, *, refuse_late: bool = False) -> Deferred[Party]:
+        # Done at once: never late.
         party_id = self._by_player.pop(player_id, None)
         if party_id is None:
             return fail(PartyError(NOT_IN_PARTY, "you are not in a party"))

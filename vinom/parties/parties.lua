@@ -4,9 +4,19 @@
 -- lobbies joining players to one party at once cannot overfill it or lose a
 -- member. Each change is published on the changes channel (every lobby
 -- tells the members it holds) and returned to the caller. docs/scaling.md
--- lists the keys. ARGV: op, prefix, TTL (ms), then op's arguments.
+-- lists the keys. ARGV: op, prefix, TTL (ms), deadline, then op's arguments.
+-- The deadline is in milliseconds on Redis's clock ('' for none): a call run
+-- after it changes nothing and answers `expired`, since its lobby has told
+-- its player nothing was done (vinom/redis_clock.py).
 
-local op, prefix, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local op, prefix, ttl, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+
+if deadline ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline) then
+    return '{"error":"expired"}'
+  end
+end
 
 local function party_key(id) return prefix .. ':' .. id end
 local function code_key(code) return prefix .. ':code:' .. code end
@@ -73,7 +83,7 @@ end
 
 if op == 'create' then
   -- party id, code, player, name
-  local id, code, player, name = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local id, code, player, name = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
   if in_party(player) then return err('already_in_party') end
   if redis.call('EXISTS', code_key(code)) == 1 then return err('code_taken') end
   redis.call('SET', of_key(player), id, 'PX', ttl)
@@ -81,7 +91,7 @@ if op == 'create' then
                  'created', player)
 elseif op == 'join' then
   -- code, player, name, max size
-  local code, player, name, max = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+  local code, player, name, max = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
   local id = redis.call('GET', code_key(code))
   local p = id and load(id)
   if not p then return err('unknown_party') end
@@ -92,7 +102,7 @@ elseif op == 'join' then
   redis.call('SET', of_key(player), id, 'PX', ttl)
   return changed(p, 'joined', player)
 elseif op == 'leave' then
-  local player = ARGV[4]
+  local player = ARGV[5]
   local id = redis.call('GET', of_key(player))
   redis.call('DEL', of_key(player))
   local p = id and load(id)
@@ -101,7 +111,7 @@ elseif op == 'leave' then
   p.queued_for = ''
   return changed(p, 'left', player)
 elseif op == 'get' then
-  local id = redis.call('GET', of_key(ARGV[4]))
+  local id = redis.call('GET', of_key(ARGV[5]))
   local p = id and load(id)
   if not p then return '{}' end
   return '{"party":' .. party_json(p) .. '}'
@@ -109,8 +119,8 @@ elseif op == 'set_queued' then
   -- party id, game ('' for none), members (space separated; checked with a
   -- game), position ('' for none), event for none ('unqueued' or 'matched'),
   -- queue ('normal' or 'ranked'; '' for none).
-  local id, game, members, position, event = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-  local queue = ARGV[9] or ''
+  local id, game, members, position, event = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  local queue = ARGV[10] or ''
   local p = load(id)
   if not p then return err('unknown_party') end
   if game ~= '' then
@@ -128,7 +138,7 @@ elseif op == 'refresh' then
   -- Players this lobby holds: their keys and their parties' live on. A member
   -- whose key has lapsed (their lobby died) is taken out of their party.
   local seen, messages = {}, {}
-  for i = 4, #ARGV do
+  for i = 5, #ARGV do
     local id = redis.call('GET', of_key(ARGV[i]))
     local p = id and load(id)
     if not p then

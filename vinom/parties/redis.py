@@ -46,7 +46,7 @@ from vinom.parties.interfaces import (
     party_from_json,
 )
 from vinom.parties.memory import DEFAULT_MAX_SIZE
-from vinom.redis import RedisClient, RedisSubscription
+from vinom.redis import RedisClient, RedisSubscription, RedisUnavailable
 
 SCRIPT = resources.files("vinom.parties").joinpath("parties.lua").read_text("utf-8")
 
@@ -151,8 +151,9 @@ class RedisPartyStore:
             # A code another party holds is drawn again (rare: 31^6 codes).
             while True:
                 answer = await self._call(
-                    "create", new_party_id(), new_join_code(), leader.player_id, leader.name
-                )
+                    "create", new_party_id(), new_join_code(), leader.player_id, leader.name,
+                    refuse_late=True,
+                )  # fmt: skip
                 if answer.get("error") != "code_taken":
                     break
             party = self._answered(answer)
@@ -168,13 +169,22 @@ class RedisPartyStore:
             return party
 
         d = self._call(
-            "join", normal_code(code), member.player_id, member.name, str(self.max_size)
-        )
+            "join", normal_code(code), member.player_id, member.name, str(self.max_size),
+            refuse_late=True,
+        )  # fmt: skip
         return d.addCallback(joined)
 
-    def leave(self, player_id: str) -> Deferred[Party]:
-        self._held.discard(player_id)
-        return self._call("leave", player_id).addCallback(self._answered)
+    def leave(self, player_id: str, *, refuse_late: bool = False) -> Deferred[Party]:
+        if not refuse_late:
+            self._held.discard(player_id)
+            return self._call("leave", player_id).addCallback(self._answered)
+
+        def left(answer: dict[str, Any]) -> Party:
+            party = self._answered(answer)
+            self._held.discard(player_id)
+            return party
+
+        return self._call("leave", player_id, refuse_late=True).addCallback(left)
 
     def party_of(self, player_id: str) -> Deferred[Party | None]:
         def found(answer: dict[str, Any]) -> Party | None:
@@ -201,6 +211,8 @@ class RedisPartyStore:
             "" if position is None else str(position),
             MATCHED if matched else UNQUEUED,
             queue if game else "",
+            # Queueing is refused late; clearing (a withdrawal) is done whenever it can be.
+            refuse_late=game is not None,
         )
         return d.addCallback(self._answered)
 
@@ -209,11 +221,20 @@ class RedisPartyStore:
 
     # -- calls and changes
 
-    def _call(self, op: str, *arguments: str) -> Deferred[Any]:
+    def _call(self, op: str, *arguments: str, refuse_late: bool = False) -> Deferred[Any]:
+        """One call of the script. With `refuse_late` it carries a deadline: Redis refuses
+        it once `bounded()` would have given up on it, and it fails as unavailable."""
         ttl = str(int(self._settings.party_ttl * 1000))
-        args = [op, self._settings.prefix, ttl, *arguments]
+        deadline = self._redis.deadline() if refuse_late else ""
+        args = [op, self._settings.prefix, ttl, deadline, *arguments]
         d = self._redis.bounded(self._redis.handler.eval(SCRIPT, [], args))
-        return d.addCallback(json.loads)
+        return d.addCallback(self._decoded, op)
+
+    def _decoded(self, reply: str, op: str) -> Any:
+        answer = json.loads(reply)
+        if isinstance(answer, dict) and answer.get("error") == "expired":
+            raise RedisUnavailable(f"party {op}: Redis ran it after its deadline; nothing was done")
+        return answer
 
     def _answered(self, answer: dict[str, Any]) -> Party:
         """The party of a script's answer (told to the listeners first), or PartyError."""

@@ -13,7 +13,8 @@ prefix `vinom:`):
 
 The TTLs are a safety net for records a crashed lobby can no longer remove;
 a lobby that runs removes them itself. Every call fails with
-`vinom.redis.RedisUnavailable` if Redis is down or silent past its timeout.
+`vinom.redis.RedisUnavailable` if Redis is down or silent past its timeout;
+`save_player` (a `hello`) then saves nothing, even if Redis runs it later.
 """
 
 from __future__ import annotations
@@ -27,21 +28,28 @@ from zope.interface import implementer
 
 from vinom.matchmaking.interfaces import match_from_json, match_to_json
 from vinom.protocol.address import HostAddress
-from vinom.redis import RedisClient
+from vinom.redis import RedisClient, RedisUnavailable
+from vinom.redis_clock import TOO_LATE_LUA
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
 DEFAULT_PLAYER_TTL = 12 * 3600.0
 DEFAULT_PLACEMENT_TTL = 24 * 3600.0
 
-# KEYS: the record, the player's current-match pointer. ARGV: the record, its TTL (ms).
-# A player record outlives its player's current placement (reconnecting needs both).
-_SAVE_PLAYER = """
+# KEYS: the record, the player's current-match pointer. ARGV: the record, its TTL (ms),
+# the deadline (ms on Redis's clock: vinom.redis_clock). A player record outlives its
+# player's current placement (reconnecting needs both). Past the deadline (the lobby
+# has answered `unavailable`) nothing is saved: 0.
+_SAVE_PLAYER = (
+    TOO_LATE_LUA
+    + """
+if too_late(ARGV[3]) then return 0 end
 local ttl = tonumber(ARGV[2])
 local placed = redis.call('PTTL', KEYS[2])
 if placed > ttl then ttl = placed end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 return 1
 """
+)
 
 # KEYS: the placement, then n current-match pointers, then the n player records.
 # ARGV: the placement, the match id, the placement TTL (ms).
@@ -125,9 +133,14 @@ class RedisPlayerStore:
 
     def save_player(self, record: PlayerRecord) -> Deferred[None]:
         keys = [self._player_key(record.player_id), self._pointer_key(record.player_id)]
-        args = [encode_player(record), self._player_ttl_ms]
+        args = [encode_player(record), self._player_ttl_ms, self.redis.deadline()]
+
+        def saved(done: object) -> None:
+            if done == 0:
+                raise RedisUnavailable("saving a player: Redis ran it after its deadline")
+
         d = self.redis.bounded(self.redis.handler.eval(_SAVE_PLAYER, keys, args))
-        return d.addCallback(lambda _: None)
+        return d.addCallback(saved)
 
     def get_player(self, player_id: str) -> Deferred[PlayerRecord | None]:
         key = self._player_key(player_id)
