@@ -868,6 +868,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 password=redis_settings.password,
                 windows=options["rating-windows"],
                 team_sizes=games.team_sizes(),
+                # Its heartbeat reads Redis's clock for every call's deadline.
+                redis_clock=redis.redis_clock,
             )
             mm_service = MatchmakerService(matchmaker, reactor)
             mm_service.setName("matchmaker")
