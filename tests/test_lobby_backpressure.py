@@ -32,13 +32,16 @@ from twisted.trial.unittest import TestCase
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.ports import free_udp_ports
 from tests.test_integration_parties import Player, _abort
+from tests.websocket_client import connect_websocket
 from vinom.certs import ensure_dev_certificate
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
+from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.store.memory import MemoryPlayerStore
+from vinom.web import web_site
 
 LIMIT = 32 * 1024
 ROOMS = 55
@@ -95,6 +98,16 @@ class SlowReaderTests(TestCase):
         listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         self.port = listening.getHost().port
+        # The WebSocket lobby of the same lobby, on the web site, over the same slow link.
+        self.trust = str(paths.certificate)
+        site = web_site(
+            WebSocketLobbyFactory(self.lobby, OriginPolicy(("*",)), reactor=reactor), timeout=60
+        )
+        web_tls = TLSMemoryBIOFactory(certificate.options(), False, site)
+        web_tls.protocol = _SlowLinkTLS
+        web = reactor.listenTCP(0, web_tls, interface="127.0.0.1")
+        self.addCleanup(web.stopListening)
+        self.web_port = web.getHost().port
         self.logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(self.logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
@@ -132,6 +145,18 @@ class SlowReaderTests(TestCase):
                 for i in range(count)
             )
         )
+
+    async def push_until_dropped(self, reader: Player, room_id: str) -> None:
+        """What the lobby pushes on its own still comes: the reader joins and leaves
+        the slow reader's room until more than the limit waits for it, and it is dropped."""
+        joins = 0
+        while self.lobby.output.dropped == 0:
+            joins += 1
+            self.assertLess(joins, 2000, "the slow reader was never dropped")
+            joined = await reader.request({"type": "join_room", "room_id": room_id})
+            self.assertEqual(joined["type"], "room", joined)
+            self.assertEqual((await reader.request({"type": "leave_room"}))["type"], "room_left")
+            self.assertLessEqual(self.lobby.output.held_bytes, LIMIT)
 
     async def test_room_list_comes_in_pages_of_50(self) -> None:
         reader = await self.connect("Reader")
@@ -172,16 +197,7 @@ class SlowReaderTests(TestCase):
         self.assertEqual(
             {(f["type"], len(f["rooms"])) for f in reader.frames[asked:]}, {("room_list", 50)}
         )
-        # What the lobby pushes on its own still comes: the reader joins and leaves
-        # Slow's room until more than the limit waits for Slow, which is dropped.
-        joins = 0
-        while self.lobby.output.dropped == 0:
-            joins += 1
-            self.assertLess(joins, 2000, "Slow was never dropped")
-            joined = await reader.request({"type": "join_room", "room_id": room_id})
-            self.assertEqual(joined["type"], "room", joined)
-            self.assertEqual((await reader.request({"type": "leave_room"}))["type"], "room_left")
-        self.assertLessEqual(self.lobby.output.held_bytes, LIMIT)
+        await self.push_until_dropped(reader, room_id)
         slow.transport.resumeProducing()
         await slow.closed
         # Slow got what the link held before it stopped: far fewer answers than asked.
@@ -190,5 +206,31 @@ class SlowReaderTests(TestCase):
         self.assertEqual(len(dropped), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
         # The reader goes on as before.
+        self.assertEqual((await reader.request({"type": "ping"}))["type"], "pong")
+        self.assertEqual(self.lobby.output.held_bytes, 0)
+
+    async def test_a_websocket_peer_that_does_not_read_is_dropped_too(self) -> None:
+        reader = await self.connect("Reader")
+        slow = await connect_websocket(self, self.web_port, self.trust)
+        welcome = await slow.request({"type": "hello", "name": "Slow", "id": 1})
+        self.assertEqual(welcome["type"], "welcome")
+        room = await slow.request({"type": "create_room", "game": "maze", "id": 2})
+        room_id = room["room"]["room_id"]
+        # A page of 50 rooms is longer than a client's frame may be: it comes whole.
+        page = await slow.request({"type": "get_room_list", "id": 3})
+        self.assertEqual((len(page["rooms"]), page["more"]), (50, True))
+        assert slow.transport is not None
+        slow.transport.pauseProducing()
+        for i in range(2000):
+            slow.send({"type": "get_room_list", "id": f"f{i}"})
+        await deferLater(reactor, 1.0)
+        self.assertLessEqual(self.lobby.output.held_bytes, LIMIT)
+        self.assertEqual(self.lobby.output.dropped, 0)
+        await self.push_until_dropped(reader, room_id)
+        slow.transport.resumeProducing()
+        closed = await slow.closed
+        self.assertFalse(closed.was_clean)  # dropped: no close frame would have got through
+        self.assertLess(len(slow.of_type("room_list")), 2000)
+        self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual((await reader.request({"type": "ping"}))["type"], "pong")
         self.assertEqual(self.lobby.output.held_bytes, 0)

@@ -71,6 +71,8 @@ REFUSAL_LOG_BURST = 10
 REFUSAL_LOG_RATE = 1.0
 # Close code of a normal close (RFC 6455, 7.4.1): the lobby said its last frame.
 CLOSE_NORMAL = 1000
+# The opcode of a text frame (RFC 6455, 5.2).
+_TEXT_OPCODE = 1
 
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -315,7 +317,10 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
 
     def _send_text(self, frame: bytes) -> None:
         if self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendMessage(frame, isBinary=False)
+            # One text frame. Not sendMessage: autobahn applies the incoming size limit
+            # (`max_frame_bytes`) to what it sends too, and a `room_list` page or a
+            # `room` of many players is longer than any frame a client may send.
+            self.sendFrame(opcode=_TEXT_OPCODE, payload=frame)
         # Else the peer has begun to close (autobahn would raise): the frame is lost
         # with the connection, as bytes written to a closing TCP socket are.
 
