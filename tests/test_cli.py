@@ -136,7 +136,7 @@ class GamesCommandTests(TestCase):
         self.assertEqual(code, 0)
         lines = out.splitlines()
         self.assertEqual(lines[0].split()[:3], ["NAME", "GAME", "PLAYERS"])
-        names = [line.split()[0] for line in lines[1:]]
+        names = [line.split()[0].rstrip("*") for line in lines[1:] if line]
         for name in BUILT_IN:
             self.assertIn(name, names)
         self.assertIn("2-4", next(line for line in lines if line.startswith("maze")))

@@ -691,7 +691,7 @@ class InProcessAppTests(TestCase):
         screen = FakeScreen()
         app = tui.TerminalApp(reactor, server.lobby, game, "ada", screen, reconnect_delay=0.3)
         done = app.start()
-        await wait_for(lambda: "queued for tictactoe" in screen.text(), "the queue")
+        await wait_for(lambda: "queued for Tic-tac-toe" in screen.text(), "the queue")
         bot = Deferred.fromCoroutine(play_bot(
             reactor, server.lobby, game, "bob", rng=random.Random(1), think_time=0.05))
         await wait_for(lambda: app.session is not None and app.session.phase == "playing",
