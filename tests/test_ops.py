@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
+from tests.browser import Browser, open_browser
 from tests.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
 from vinom.client.bots import play_bot
@@ -109,3 +113,51 @@ class OpsEndpointTests(TestCase):
         restarts = [s.value for s in families["vinom_worker_restarts"].samples]
         self.assertEqual(restarts, [0, 0])
         self.assertIn("vinom_session_rtt_seconds", families)
+
+
+class DashboardTokenTests(TestCase):
+    """With --ops-token-file, the dashboard in a real headless Chromium asks for the
+    token once, sends it with every poll, and keeps it for the tab."""
+
+    timeout = 60
+
+    async def test_the_page_asks_for_the_token_and_sends_it(self) -> None:
+        token = "a-long-random-ops-token"
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(token + "\n")
+        os.chmod(path, 0o600)
+        server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1",
+                                    "--ops-token-file", path, ports=2)  # fmt: skip
+        listening = await server.service("ops")._waitingForPort
+        browser = await open_browser(self)
+        await browser.get(f"http://127.0.0.1:{listening.getHost().port}/")
+        form = "#token-form"
+        await browser.wait_until(lambda d: d.find_element(By.CSS_SELECTOR, form).is_displayed())
+        self.assertEqual(await browser.text_of("#connection"),
+                         "the server asks for its operations token")  # fmt: skip
+        # Asked before its first poll: nothing was refused yet.
+        self.assertEqual(await browser.collect(), [])
+
+        await self.enter(browser, "not-the-token")
+        await browser.wait_for_text("#token-message", "That token was refused; try again.")
+        refused = await browser.collect()
+        self.assertTrue(refused and all("401" in p for p in refused), refused)
+        browser.problems.clear()  # the one refusal this test asked for
+
+        await self.enter(browser, token)
+        await browser.wait_for_text("#free-ports", "2")
+        self.assertFalse(await browser.run(
+            lambda d: d.find_element(By.CSS_SELECTOR, form).is_displayed()))  # fmt: skip
+        # The tab keeps it: a reload polls at once, without asking.
+        await browser.reload()
+        await browser.wait_for_text("#free-ports", "2")
+        self.assertFalse(await browser.run(
+            lambda d: d.find_element(By.CSS_SELECTOR, form).is_displayed()))  # fmt: skip
+
+    async def enter(self, browser: Browser, text: str) -> None:
+        def type_and_submit(driver: Any) -> None:
+            driver.find_element(By.ID, "token").send_keys(text)
+            driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+
+        await browser.run(type_and_submit)

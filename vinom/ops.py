@@ -23,7 +23,8 @@
 With a token (`--ops-token-file`), `/metrics` and `/status` answer 401 unless
 the request carries `Authorization: Bearer TOKEN`; the dashboard's files hold
 no figures and stay open, and its script asks for the token once (kept in the
-tab's sessionStorage). `/health` and `/ready` stay open for probes.
+tab's sessionStorage; `/dashboard/config.json` tells it a token is needed, so
+it asks before its first poll). `/health` and `/ready` stay open for probes.
 
 All of it is served by twisted.web; `StatusReader` (vinom.status) is the one
 place the figures are read from the services, for `/metrics` and `/status` alike.
@@ -247,17 +248,20 @@ class _Text(Resource):
 
 
 class _Dashboard(Resource):
-    """`/dashboard`: the page and its files, read once from the package (vinom/dashboard/)."""
+    """`/dashboard`: the page and its files, read once from the package (vinom/dashboard/),
+    and `config.json`, which tells the page whether to ask for a token before it polls."""
 
     isLeaf = True
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, token_required: bool = False) -> None:
         super().__init__()
         self._files = {
             path.name: (path.read_bytes(), ASSET_TYPES[path.suffix])
             for path in sorted(directory.iterdir())
             if path.suffix in ASSET_TYPES
         }
+        config = json.dumps({"token_required": token_required}).encode()
+        self._files["config.json"] = (config, "application/json")
 
     def render_GET(self, request: Request) -> bytes:
         if not request.postpath:
@@ -318,7 +322,7 @@ def ops_site(
     root.putChild(b"ready", _Text(ready))
     root.putChild(b"metrics", _Text(metrics, token))
     root.putChild(b"status", _Text(status_json, token))
-    root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES))
+    root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES, token_required=token is not None))
     # A person who opens the endpoint's address finds the dashboard.
     root.putChild(b"", Redirect(b"/dashboard/"))
     site = Site(root)

@@ -138,6 +138,9 @@ function render(status) {
 const TOKEN_KEY = "vinom-ops-token";
 
 function askForToken(message) {
+  const connection = document.getElementById("connection");
+  connection.dataset.state = "stale";
+  connection.textContent = "the server asks for its operations token";
   const form = document.getElementById("token-form");
   document.getElementById("token-message").textContent = message;
   form.hidden = false;
@@ -161,8 +164,6 @@ async function poll() {
     const response = await fetch(STATUS_URL, { cache: "no-store", headers });
     if (response.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
-      connection.dataset.state = "stale";
-      connection.textContent = "the server asks for its operations token";
       askForToken(token ? "That token was refused; try again." : "Operations token:");
       return; // polling resumes when a token is given
     }
@@ -177,4 +178,19 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
-poll();
+// Ask before the first poll when the server needs a token this tab does not hold.
+async function start() {
+  try {
+    const response = await fetch(new URL("config.json", document.baseURI), { cache: "no-store" });
+    const config = await response.json();
+    if (config.token_required && !sessionStorage.getItem(TOKEN_KEY)) {
+      askForToken("Operations token:");
+      return;
+    }
+  } catch {
+    // No configuration to read: poll, and ask if the server answers 401.
+  }
+  poll();
+}
+
+start();
