@@ -17,10 +17,11 @@ from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import ITransport
 from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
@@ -32,12 +33,18 @@ from tests.websocket_client import GameSocketPlayer, connect_game_socket
 from vinom.certs import ensure_dev_certificate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
-from vinom.hosting.interfaces import IGameHost
+from vinom.hosting.interfaces import IGameHost, StreamOpened
 from vinom.lobby.websocket import OriginPolicy
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
+from vinom.protocol.events import RELIABLE
 from vinom.protocol.tokens import IssuerConfig, TokenIssuer
-from vinom.rooms.messages import decode_server_message, encode_action, encode_sync
+from vinom.rooms.messages import (
+    decode_server_message,
+    encode_action,
+    encode_event,
+    encode_sync,
+)
 from vinom.rooms.room import RoomConfig
 from vinom.web_game import GameSocketConfig, GameSocketFactory
 
@@ -125,6 +132,9 @@ class SlowReaderTests(TestCase):
         listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         self.port = listening.getHost().port
+        self.logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
 
     async def player(self, player_id: str) -> RecordingPlayer:
         token = self.issuer.issue_token(
@@ -234,6 +244,11 @@ class SlowReaderTests(TestCase):
                 a.sendMessage(encode_sync(), isBinary=True)
             await deferLater(reactor, 0.1)
         self.assertEqual(self.game.refusals["too_slow"], 1)
+        # Logged once, as a line, not a traceback.
+        dropped = [e for e in self.logged if "waited for its peer to read" in
+                   str(e.get("log_format"))]  # fmt: skip
+        self.assertEqual(len(dropped), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
         # B plays on: its states keep coming.
         count = len(b.of_type("state"))
         await self.until(lambda: len(b.of_type("state")) > count + 50, "B's states")
@@ -241,3 +256,58 @@ class SlowReaderTests(TestCase):
             a.transport.resumeProducing()
             done: Deferred[object] = a.closed
             await done
+
+
+class _OneBigMessage:
+    """A game host whose stream sessions are each sent one 20 KB event once open:
+    a game's state or event may be far longer than what a player may send."""
+
+    def host_of(self, match_id: str) -> Any:
+        return self
+
+    def open_stream(self, token: bytes, peer: Any) -> Deferred[StreamOpened]:
+        message = encode_event(1, "big", {"blob": "x" * 20000})
+        reactor.callLater(0, peer.stream_output, [(RELIABLE, message)])
+        return succeed(StreamOpened(1, "p-a", "m-1"))
+
+    def stream_messages(self, messages: list[tuple[int, bytes]]) -> None:
+        pass
+
+    def close_stream(self, session_id: int) -> None:
+        pass
+
+
+class LongMessageTests(TestCase):
+    timeout = 30
+
+    async def test_a_message_longer_than_a_players_limit_goes_out_whole(self) -> None:
+        protocol = ProtocolConfig(token_key=b"k" * 32)
+        game = GameSocketFactory(_OneBigMessage(), protocol, OriginPolicy(("*",)),
+                                 reactor=reactor)  # fmt: skip
+        root = Resource()
+        root.putChild(b"game", WebSocketResource(game))
+        paths = ensure_dev_certificate(self.mktemp())
+        certificate = PrivateCertificate.loadPEM(
+            paths.certificate.read_text() + paths.private_key.read_text()
+        )
+        site = Site(root)
+        site.noisy = False
+        listening = reactor.listenTCP(
+            0, TLSMemoryBIOFactory(certificate.options(), False, site), interface="127.0.0.1"
+        )
+        self.addCleanup(listening.stopListening)
+        token = TokenIssuer(IssuerConfig(protocol)).issue_token(
+            player_id="p-a", match_id="m-1", hosts=(HostAddress("127.0.0.1", 1),),
+            now=reactor.seconds(),
+        )  # fmt: skip
+        player = await connect_game_socket(
+            self, listening.getHost().port, str(paths.certificate), token,
+            protocol=RecordingPlayer,
+        )  # fmt: skip
+        assert isinstance(player, RecordingPlayer)
+        end = reactor.seconds() + 10
+        while not player.of_type("event"):
+            self.assertLess(reactor.seconds(), end, "no event came")
+            await deferLater(reactor, 0.01)
+        self.assertEqual(player.of_type("event")[0]["d"], {"blob": "x" * 20000})
+        self.assertEqual(self.flushLoggedErrors(), [])

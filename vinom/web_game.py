@@ -27,7 +27,10 @@ before the upgrade), so when the transport's write buffer is full it is
 paused, and what the host hands over meanwhile waits in a `HeldOutput` (only
 the newest state; every reliable message, in order) until the transport
 resumes. A socket holding more than `GameSocketConfig.held_limit` bytes is
-dropped: its seat enters the reconnection grace.
+dropped: its seat enters the reconnection grace; the drop is counted
+(`too_slow`) and logged (at most 10 lines at once, 1 a second after that).
+Messages go out as single binary frames, whatever their size: the message
+size limit is for what a player sends.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txaio.tx import make_logger
 from zope.interface import implementer
 
 from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
 from vinom.lobby.addresses import client_key
+from vinom.lobby.ratelimit import LogLimiter
 from vinom.lobby.websocket import OriginPolicy, forwarded_client_address, peer_host_of
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
@@ -82,6 +87,12 @@ CLOSE_HOST_FAILED = 1011  # the match's host failed while opening the session
 CLOSE_TOKEN_REFUSED = 4001  # the token opens no session (the reason says why)
 CLOSE_TOKEN_TIMEOUT = 4002  # no token within the time allowed
 CLOSE_TOO_FAST = 4008  # messages faster than the rate limit
+# The opcode of a binary frame (RFC 6455, 5.2).
+_BINARY_OPCODE = 2
+# Sockets dropped for reading too slowly: logged at most this many at once and
+# this many per second after that.
+DROP_LOG_BURST = 10
+DROP_LOG_RATE = 1.0
 
 # Upgrade requests refused for the socket caps (docs/web.md), with the reason counted.
 HTTP_TOO_MANY_REQUESTS = 429  # too_many_sockets: the client address has its share open
@@ -301,9 +312,11 @@ class GameSocketProtocol(WebSocketServerProtocol):
 
     def _write_out(self, messages: list[tuple[int, bytes]]) -> None:
         """Write messages until the transport pauses us; hold the rest."""
-        send = self.sendMessage
+        # One binary frame each. Not sendMessage: autobahn applies the incoming size
+        # limit (`max_message`) to what it sends too, and a state may be longer.
+        send = self.sendFrame
         for i, (_channel, data) in enumerate(messages):
-            send(data, isBinary=True)
+            send(opcode=_BINARY_OPCODE, payload=data)
             if self._paused:  # this write filled the buffer
                 self._hold(messages, i + 1)
                 return
@@ -316,9 +329,18 @@ class GameSocketProtocol(WebSocketServerProtocol):
         if out.held_bytes > self._owner.config.held_limit:
             self._drop_slow_reader()
 
+    def dropConnection(self, abort: bool = False) -> None:
+        # A transport does not close while a producer is registered (the TLS wrapper
+        # would never send its close_notify): give the slot back first.
+        consumer = IConsumer(self.transport, None)
+        if consumer is not None:
+            consumer.unregisterProducer()
+        super().dropConnection(abort)
+
     def _drop_slow_reader(self) -> None:
         """The peer reads slower than the match runs: drop the socket (the seat's grace)."""
         self._owner.refused("too_slow")
+        self._owner.slow_reader_dropped(self._out.held_bytes)
         self._cancel_token_timer()
         if self._state == _OPEN and self._host is not None:
             self._host.close_stream(self._session_id)
@@ -399,6 +421,7 @@ class GameSocketFactory(WebSocketServerFactory):
     gives unix time for token expiry (as the game hosts' endpoints read it).
     """
 
+    log = Logger()
     noisy = False
 
     def __init__(
@@ -428,6 +451,7 @@ class GameSocketFactory(WebSocketServerFactory):
         # `not_hosted`, `origin`, `token_timeout`, `too_fast`, `text_message`, ...).
         self.refusals: Counter[str] = Counter()
         self.streams_opened = 0
+        self._drop_log = LogLimiter(DROP_LOG_RATE, DROP_LOG_BURST, reactor)
         limit = max(self.config.max_message, REQUEST_SIZE)
         options: dict[str, Any] = {
             "maxMessagePayloadSize": limit,
@@ -457,6 +481,20 @@ class GameSocketFactory(WebSocketServerFactory):
 
     def refused(self, reason: str) -> None:
         self.refusals[reason] += 1
+
+    def slow_reader_dropped(self, held: int) -> None:
+        """Log a socket dropped for holding more than `held_limit` bytes (counted
+        `too_slow`), unless such drops come in a flood."""
+        if not self._drop_log.allow():
+            return
+        suppressed = self._drop_log.take_suppressed()
+        self.log.info(
+            "dropped a game socket: {held} bytes waited for its peer to read (more than "
+            "{limit})" + (" ({suppressed} more drops not logged)" if suppressed else ""),
+            held=held,
+            limit=self.config.held_limit,
+            suppressed=suppressed,
+        )
 
     def admit(self, client: str) -> str | None:
         """Count a socket of `client` (a client key); the reason it is refused, if it is."""
