@@ -27,7 +27,8 @@ from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClie
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from twisted.trial.unittest import TestCase
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.ports import free_udp_ports
@@ -41,6 +42,7 @@ from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.store.memory import MemoryPlayerStore
+from vinom.tap import Options
 from vinom.web import web_site
 
 LIMIT = 32 * 1024
@@ -234,3 +236,17 @@ class SlowReaderTests(TestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual((await reader.request({"type": "ping"}))["type"], "pong")
         self.assertEqual(self.lobby.output.held_bytes, 0)
+
+
+class OptionTests(SynchronousTestCase):
+    def test_lobby_max_output_defaults_to_the_configs_and_is_at_least_4096(self) -> None:
+        options = Options()
+        options.parseOptions(["--lobby-max-output", "65536"])
+        self.assertEqual(options["lobby-max-output"], 65536)
+        defaults = Options()
+        defaults.parseOptions([])
+        self.assertEqual(defaults["lobby-max-output"], LobbyConfig().max_output_bytes)
+        for bad in ("4095", "0", "lots"):
+            with self.assertRaises(UsageError) as caught:
+                Options().parseOptions(["--lobby-max-output", bad])
+            self.assertIn("--lobby-max-output", str(caught.exception))
