@@ -126,6 +126,23 @@ class LobbyContractTests(TestCase):
         joined = await bob.request({"type": "join_room", "room_id": room["room_id"]})
         self.assertEqual(joined["type"], "room")
 
+    async def test_hello_and_reconnect_answer_as_documented(self) -> None:
+        server = await self.start()
+        ann = await connect_player(self, server.lobby, "Ann")
+        secret = ann.frames[0]["secret"]
+        again = {"type": "reconnect", "player_id": ann.player_id, "secret": secret}
+        # After hello, a second hello and a reconnect are already_hello.
+        for frame in ({"type": "hello", "name": "Ann"}, again):
+            self.assertEqual((await ann.request(frame)).get("code"), "already_hello", frame)
+        # An unknown id and a wrong secret: one answer; a known player without a
+        # match: no_active_match.
+        other = await connect_raw(self, server.lobby)
+        unknown = await other.request({**again, "player_id": "p-0000000000000000"})
+        wrong = await other.request({**again, "secret": "x" * len(secret)})
+        self.assertEqual(unknown["code"], "bad_secret")
+        self.assertEqual(without_id(unknown), without_id(wrong))
+        self.assertEqual((await other.request(again)).get("code"), "no_active_match")
+
     async def test_join_room_with_both_an_id_and_a_code_is_invalid_field(self) -> None:
         server = await self.start()
         ann = await connect_player(self, server.lobby, "Ann")

@@ -30,6 +30,7 @@ from tests.redis_server import start_redis
 from tests.servers import start_server
 from tests.test_integration_parties import connect_player
 from tests.test_lobby_contract import connect_raw, leave_before_the_end, redis_command
+from vinom.client.lobby import Welcome
 from vinom.lobby.codec import Reconnect
 from vinom.lobby.identity import UNKNOWN_PLAYER_HASH, hash_secret, new_secret, verify_secret
 
@@ -105,6 +106,10 @@ class SecretsInLogsTests(TestCase):
         self.assertNotIn(secret, repr(request))
         self.assertNotIn(secret, str(request))
         self.assertIn("p-0123456789abcdef", repr(request))
+        # The client library's answer to hello too.
+        welcome = Welcome("p-0123456789abcdef", "Ann", secret)
+        self.assertNotIn(secret, repr(welcome))
+        self.assertEqual(welcome.secret, secret)
 
 
 class VerifySecretTests(SynchronousTestCase):

@@ -335,8 +335,20 @@ class Options(usage.Options):
             "Matches not ended with players from one client IP (IPv6: one /64), counting its "
             "queued players as the matches they may make: the game ports one address can hold.",
         ],
-        ["queue-rate", None, "1", "Lobby queue requests per second per client IP (token bucket)."],
-        ["queue-burst", None, "32", "Lobby queue request burst per client IP (token bucket size)."],
+        [
+            "queue-rate",
+            None,
+            "1",
+            "Lobby queue and room requests per second per client IP (token bucket); "
+            "party_join requests too, counted apart (across lobbies with --redis).",
+        ],
+        [
+            "queue-burst",
+            None,
+            "32",
+            "Lobby queue and room request burst per client IP (token bucket size); the same "
+            "for party_join, counted apart.",
+        ],
         [
             "lobby-hello-timeout",
             None,
