@@ -84,6 +84,7 @@ setup(
         "vinom": [
             "py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js",
             "webclient/*.html", "webclient/*.css", "webclient/*.js", "webclient/boards/*.js",
+            "webclient/boards/*.css",
             # `vinom new-game`'s package template (vinom/scaffold.py).
             "scaffold_template/*.tmpl", "scaffold_template/*/*.tmpl",
             "scaffold_template/*/*/*.tmpl",

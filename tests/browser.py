@@ -19,6 +19,16 @@ with the self-signed dev certificate (vinom/certs.py): the browser is started
 with `acceptInsecureCerts`, the WebDriver way of trusting a certificate no CA
 signed, so the same helper opens both. It is a test browser with a throwaway
 profile: nothing it accepts outlives the test.
+
+What a player would see go wrong fails the test, at any point of it, not
+only at page load: every page gets, before its own scripts, a watcher
+(`WATCH`) that records Content-Security-Policy violations
+(`securitypolicyviolation`), uncaught errors and failed loads, and unhandled
+promise rejections; `Browser.check()` reads that record and Chromium's
+console log (`get_log("browser")`, every SEVERE entry: console.error,
+refused resources, policy violations) and fails on anything in either. It
+runs before each navigation (`get`, `reload`) and at the end of every test
+(`open_browser` registers it).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from typing import TypeVar
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -38,6 +49,20 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 INSTALL = "apt-get install -y --no-install-recommends chromium chromium-driver"
 
 _T = TypeVar("_T")
+
+# Installed in every document before its scripts run (DevTools, so the page's
+# own policy does not apply to it): what went wrong, in words.
+WATCH = """
+window.__vinomProblems = [];
+const note = (text) => window.__vinomProblems.push(text);
+addEventListener('securitypolicyviolation', (e) => note(
+  `CSP ${e.violatedDirective} refused ${e.blockedURI || 'an inline resource'}`
+  + ` at ${e.sourceFile || location.href}:${e.lineNumber}`));
+addEventListener('error', (e) => note(e.target !== window && e.target && e.target.tagName
+  ? `failed to load <${e.target.tagName.toLowerCase()}> ${e.target.src || e.target.href || ''}`
+  : `uncaught ${e.message} at ${e.filename}:${e.lineno}`), true);
+addEventListener('unhandledrejection', (e) => note(`unhandled rejection: ${e.reason}`));
+"""
 
 
 def check_chromium() -> None:
@@ -51,7 +76,8 @@ def check_chromium() -> None:
 
 
 def start_chromium(profile: str, width: int, height: int) -> webdriver.Chrome:
-    """A headless Chromium (blocking: call it in a thread) with its profile in `profile`."""
+    """A headless Chromium (blocking: call it in a thread) with its profile in `profile`
+    and a viewport of `width` x `height` CSS pixels."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
@@ -71,7 +97,31 @@ def start_chromium(profile: str, width: int, height: int) -> webdriver.Chrome:
     options.accept_insecure_certs = True  # the self-signed dev certificate (docstring)
     # Keep the page's console, so a test can read it with driver.get_log("browser").
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH})
+    # The page's viewport is width x height exactly (--window-size is the window,
+    # whose frame takes some of it): "visible at 1280 x 720" means that viewport.
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    return driver
+
+
+def page_problems(driver: webdriver.Chrome) -> list[str]:
+    """What went wrong since the last call (blocking): the page's watcher's record
+    (then emptied) and the SEVERE entries of Chromium's console log (which
+    get_log drains)."""
+    found = driver.execute_script(
+        "const seen = window.__vinomProblems || []; window.__vinomProblems = []; return seen;"
+    )
+    problems = [str(text) for text in found or []]
+    problems += [
+        f"console: {entry['message']}"
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE"
+    ]
+    return problems
 
 
 class Browser:
@@ -79,13 +129,32 @@ class Browser:
 
     def __init__(self, driver: webdriver.Chrome) -> None:
         self.driver = driver
+        # Problems already read from the page (an earlier document's, before a navigation).
+        self.problems: list[str] = []
+
+    async def collect(self) -> list[str]:
+        """Every problem seen so far (module docstring), without failing."""
+        self.problems += await self.run(page_problems)
+        return list(self.problems)
+
+    async def check(self) -> None:
+        """Fail if the page showed a policy violation, an error or a failed load."""
+        problems = await self.collect()
+        if problems:
+            raise AssertionError("the page went wrong:\n" + "\n".join(problems))
 
     async def run(self, call: Callable[[webdriver.Chrome], _T]) -> _T:
         """`call(driver)` in a thread, the reactor serving meanwhile."""
         return await deferToThread(call, self.driver)
 
     async def get(self, url: str) -> None:
+        """Open `url`, after reading the current page's problems (a new page forgets them)."""
+        await self.collect()
         await self.run(lambda driver: driver.get(url))
+
+    async def reload(self) -> None:
+        await self.collect()
+        await self.run(lambda driver: driver.refresh())
 
     async def wait_until(
         self, condition: Callable[[webdriver.Chrome], _T], timeout: float = 10.0
@@ -126,4 +195,6 @@ async def open_browser(case: TestCase, *, width: int = 1280, height: int = 900) 
     driver = await deferToThread(start_chromium, profile, width, height)
     browser = Browser(driver)
     case.addCleanup(lambda: deferToThread(driver.quit))
+    # Before the quit (cleanups run last first): the whole test, start to end.
+    case.addCleanup(lambda: Deferred.fromCoroutine(browser.check()))
     return browser

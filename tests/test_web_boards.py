@@ -1,8 +1,13 @@
 """The web client's maze and Owe Drahn boards in a real headless Chromium, fed real game states.
 
-Each test serves vinom/webclient with twisted.web on loopback next to the
-harness page of tests/board_harness.py, which imports one board module and
-records what it sends (`window.acts`). The states come from the real games
+Each test opens the page of a real web server (tests/servers.py: vinom.web,
+with its Content-Security-Policy and other headers) and makes it a harness
+for one board with tests/board_harness.py: the shell's loader loads the
+board module and its style sheet, the harness records what the board sends
+(`window.acts`). Any policy violation or console error fails the test
+(tests/browser.py), and `assert_drawn` checks what the board looks like:
+walls, coins and tokens of the sizes they should have, hearts and the die.
+The states come from the real games
 (vinom.games.maze, vinom.games.owedrahn), and every action the board sends
 is applied to the real game state: the board's actions must be ones the game
 accepts, and the game's answer is what the board sees next.
@@ -18,19 +23,20 @@ from typing import Any
 from attrs import evolve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from tests.board_harness import (
+    assert_drawn,
     game_info,
-    harness_url,
-    listen,
+    install,
     maze_state,
     owedrahn_midgame,
     room_state,
     table,
 )
 from tests.browser import Browser, open_browser
+from tests.ports import free_tcp_port
+from tests.servers import start_server
 from tests.test_games_support import ScriptedRandom
 from vinom.games.interfaces import Seat
 from vinom.games.maze import DIRECTIONS, MazeGame, MazeState
@@ -57,14 +63,14 @@ class BoardCase(TestCase):
     board = ""
 
     async def open_board(self, seats: Sequence[Seat], me: int) -> Browser:
-        port = listen(reactor)
-        self.addCleanup(port.stopListening)
+        port = free_tcp_port()
+        await start_server(self, "--websocket", f"ssl:{port}:interface=127.0.0.1", ports=1)
         self.browser = await open_browser(self, width=1100, height=850)
-        await self.browser.get(harness_url(port, self.board))
-        loaded = await self.browser.wait_until(
-            lambda d: d.execute_script("return window.harnessReady || window.harnessFailure"), 30
+        await self.browser.get(f"https://127.0.0.1:{port}/")
+        await self.browser.wait_until(
+            lambda d: d.execute_script("return document.body.dataset.screen") == "name", 30
         )
-        self.assertIs(loaded, True, f"the {self.board} board did not load: {loaded}")
+        await install(self.browser, self.board)
         self.info = game_info(seats, me)
         await self.create()
         return self.browser
@@ -172,6 +178,7 @@ class MazeBoardTests(BoardCase):
                 position = state.positions[seat.index]
         await self.open_board(seats, me=1)
         await self.update(self.view(state))
+        await assert_drawn(self, self.browser, "maze")
 
         drawn = await self.script(
             "const svg = document.querySelector('svg.vb-grid');"
@@ -313,7 +320,9 @@ class MazeBoardTests(BoardCase):
 
         await self.script("harness.destroy()")
         self.assertEqual(await self.window_listeners("keydown"), before)
-        self.assertEqual(await self.script("return document.getElementById('board').innerHTML"), "")
+        self.assertEqual(
+            await self.script("return document.querySelector('#board .board-holder').innerHTML"), ""
+        )
         await self.press(ARROWS[second], VI[second])
         # A new board proves the keys reach the page: only its move arrives.
         await self.create()
@@ -390,6 +399,7 @@ class OweDrahnBoardTests(BoardCase):
         state = owedrahn_midgame(self.seats)
         await self.open_board(self.seats, me=0)
         await self.update(self.view(state))
+        await assert_drawn(self, self.browser, "owedrahn")
         ada, bo, cy = (s.player_id for s in self.seats)
         self.assertEqual(state.lives, (6, 5, 5))
         self.assertEqual(await self.hearts(), {ada: [6, 6, 0], bo: [5, 5, 1], cy: [5, 5, 1]})

@@ -7,6 +7,12 @@ page, as a person would: over the WebSocket lobby and the game session over
 WebSocket, against other browsers, the game's bot (`add_bot`) and the client
 library's UDP bot. The page's files and types are checked over HTTPS, and
 its msgpack module against Python's msgpack.
+
+What a player sees is checked, not only what the page does: every board is
+measured as drawn (tests/board_harness.py, `assert_drawn`), any policy
+violation or console error fails a test (tests/browser.py), the result is
+in view at 1280 x 720, the connection badge says why it went offline, and
+the status line never keeps saying what stopped being true.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
+from tests.board_harness import assert_drawn
 from tests.browser import Browser, open_browser
 from tests.ports import free_tcp_port
 from tests.servers import RunningServer, start_server
@@ -172,6 +179,51 @@ def consistent(outcomes: Iterable[str]) -> bool:
     return sorted(outcomes) in (["lose", "win"], ["draw", "draw"])
 
 
+async def assert_in_view(case: TestCase, browser: Browser, css: str) -> None:
+    """The element is on screen as the page is now, without scrolling further."""
+    box = await browser.run(lambda d: d.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return {top: r.top, bottom: r.bottom, height: r.height, window: innerHeight};", css
+    ))
+    case.assertTrue(
+        box["height"] > 0 and box["top"] >= 0 and box["bottom"] <= box["window"], (css, box)
+    )
+
+
+async def scrolled(browser: Browser) -> float:
+    """How far the page is scrolled down: the player scrolled (or the page did it)."""
+    return float(await browser.run(lambda d: d.execute_script("return scrollY;")))
+
+
+async def status_line(browser: Browser) -> str:
+    return await browser.text_of("#game-status") or ""
+
+
+# What the dice board tells me on my own turn: never shown on another player's.
+DICE_INSTRUCTIONS = (
+    "Pick the scoring dice to set aside (1s, 5s, three of a kind, runs).",
+    "Roll the rest for more, or bank your points.",
+    "Roll the dice!",
+)
+
+
+async def open_room_with_bots(browser: Browser, url: str, game: str) -> None:
+    """Enter as Ann, open a room of `game`, fill its seats with the game's bot: the match
+    starts."""
+    await enter(browser, url, "Ann")
+    await click(browser, f'[data-action="create-room"][data-game="{game}"]')
+    await wait_for_screen(browser, "room")
+    deadline = reactor.seconds() + WAIT
+    while await browser.run(lambda d: d.execute_script(
+        "return document.body.dataset.screen === 'room'"
+        " && !document.getElementById('room-add-bot').hidden;"
+    )):
+        assert reactor.seconds() < deadline, "the room never filled"
+        await click(browser, "#room-add-bot")
+        await pause(0.5)
+    await wait_for_game(browser, game)
+
+
 class WebClientFilesTests(TestCase):
     """The page and its files over HTTPS, as a browser fetches them."""
 
@@ -200,10 +252,12 @@ class WebClientFilesTests(TestCase):
         code, headers, page = await self.fetch("/")
         self.assertEqual((code, headers["content-type"]), (200, "text/html; charset=utf-8"))
         self.assertEqual(headers["x-content-type-options"], "nosniff")
-        self.assertIn("default-src 'self'", headers["content-security-policy"])
+        csp = headers["content-security-policy"]
+        self.assertIn("default-src 'self'", csp)
+        self.assertNotIn("unsafe-inline", csp)
         self.assertIn(b'src="app.js"', page)
         self.assertIn(b'href="style.css"', page)
-        scripts = ["app.js", "lobby.js", "game.js", "msgpack.js", "fallback.js",
+        scripts = ["app.js", "lobby.js", "game.js", "msgpack.js", "fallback.js", "loader.js",
                    "boards/tictactoe.js", "boards/dice.js"]  # fmt: skip
         for name in scripts:
             code, headers, body = await self.fetch(f"/{name}")
@@ -211,8 +265,19 @@ class WebClientFilesTests(TestCase):
                 (code, headers["content-type"]), (200, "text/javascript; charset=utf-8"), name
             )
             self.assertIn(b"import" if name == "app.js" else b"export", body, name)
-        code, headers, _ = await self.fetch("/style.css")
-        self.assertEqual((code, headers["content-type"]), (200, "text/css; charset=utf-8"))
+        for sheet in ("/style.css", "/boards/maze.css", "/boards/owedrahn.css"):
+            code, headers, _ = await self.fetch(sheet)
+            self.assertEqual(
+                (code, headers["content-type"]), (200, "text/css; charset=utf-8"), sheet
+            )
+            self.assertIn("default-src 'self'", headers["content-security-policy"])
+        # The boards there are, for the page to import only those.
+        code, headers, body = await self.fetch("/boards.js")
+        self.assertEqual((code, headers["content-type"]), (200, "text/javascript; charset=utf-8"))
+        self.assertEqual(headers["content-security-policy"], csp)
+        self.assertEqual(
+            body, b'export default ["dice", "maze", "owedrahn", "tictactoe"];\n'
+        )
         code, headers, _ = await self.fetch("/index.html")
         self.assertEqual((code, headers["content-type"]), (200, "text/html; charset=utf-8"))
         # No listings, no other files, nothing outside the directory.
@@ -244,6 +309,34 @@ class WebClientInChromiumTests(TestCase):
         self.assertEqual(await browser.text_of("#room-list"), "No open rooms. Start one!")
         log = await browser.run(lambda d: d.get_log("browser"))
         self.assertEqual([entry for entry in log if entry["level"] == "SEVERE"], [])
+
+    async def test_a_style_the_policy_refuses_fails_a_test_whenever_it_comes(self) -> None:
+        # What boards/dom.js's addStyle did for the maze and Owe Drahn boards: a
+        # <style> element added long after the page loaded. The page's policy
+        # refuses it, and the browser helper sees it, from the page and the console.
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await enter(browser, url, "Ann")
+        self.assertEqual(await browser.collect(), [])
+        await browser.run(lambda d: d.execute_script(
+            "const style = document.createElement('style');"
+            "style.textContent = 'body { color: rgb(255, 0, 0); }';"
+            "document.head.appendChild(style);"
+        ))
+        deadline = reactor.seconds() + WAIT
+        problems: list[str] = []
+        while not (any(p.startswith("CSP style-src") for p in problems)
+                   and any("Content Security Policy" in p for p in problems)):
+            self.assertLess(reactor.seconds(), deadline, problems)
+            await pause()
+            problems = await browser.collect()
+        colour = await browser.run(lambda d: d.execute_script(
+            "return getComputedStyle(document.body).color;"
+        ))
+        self.assertNotEqual(colour, "rgb(255, 0, 0)")
+        with self.assertRaises(AssertionError):
+            await browser.check()
+        browser.problems.clear()  # seen: the test's end finds nothing more
 
     async def test_msgpack_module_agrees_with_python_msgpack(self) -> None:
         _server, url = await start_web_server(self, ports=1)
@@ -336,8 +429,14 @@ class WebClientInChromiumTests(TestCase):
         await wait_for_game(bob, "tictactoe")
         self.assertEqual(await player_names(ann), ["Ann", "Bob"])
         self.assertEqual(await player_names(bob), ["Ann", "Bob"])
+        self.assertEqual(await ann.text_of("#game-title"), "Tictactoe")
+        await assert_drawn(self, ann, "tictactoe")
         outcomes = await play_tictactoe({ann: True, bob: False})
         self.assertTrue(consistent(outcomes), outcomes)
+        for page in (ann, bob):
+            # The result is what is true now: no turn or rematch line left over.
+            self.assertEqual(await status_line(page), "")
+            await assert_in_view(self, page, "#result-panel")
         texts = [await ann.text_of("#result-text"), await bob.text_of("#result-text")]
         wording = {"win": "You win!", "lose": "You lose.", "draw": "It's a draw."}
         for outcome, text in zip(outcomes, texts, strict=True):
@@ -399,7 +498,7 @@ class WebClientInChromiumTests(TestCase):
             "return [...document.querySelectorAll('.ttt-cell')].map(c => c.dataset.mark);"
         ) == marks, WAIT)
 
-        await ann.run(lambda d: d.refresh())
+        await ann.reload()
         await wait_for_game(ann, "tictactoe")
         await ann.wait_until(lambda d: d.execute_script(
             "return document.getElementById('screen-game').dataset.reconnected;") == "true", WAIT)
@@ -412,6 +511,8 @@ class WebClientInChromiumTests(TestCase):
             "const row = document.querySelector("
             "  `#game-players li[data-player-id='${arguments[0]}']`);"
             "return row !== null && row.dataset.presence === 'connected';", before["id"]), WAIT)
+        # "Ann lost the connection." was true while she was away; it is not now.
+        self.assertNotIn("lost the connection", await status_line(bob))
         outcomes = await play_tictactoe({ann: True, bob: False})
         self.assertTrue(consistent(outcomes), outcomes)
 
@@ -458,6 +559,7 @@ class WebClientInChromiumTests(TestCase):
         self.assertEqual(await browser.text_of("#room-kind"), "public")
         await click(browser, "#room-add-bot")
         await wait_for_game(browser, "dice")
+        await assert_drawn(self, browser, "dice")
         me = (await my_player_row(browser))["id"]
         # Play by clicking: roll, set aside the best dice, bank at once; a full game to
         # 10,000 would take minutes, so play until three turns of mine and two of the
@@ -471,6 +573,7 @@ class WebClientInChromiumTests(TestCase):
                 const turn = document.querySelector('[data-testid=dice-turn]');
                 if (turn === null || turn.dataset.phase === undefined) return null;
                 return {mine: turn.dataset.mine === 'true', phase: turn.dataset.phase,
+                        status: document.getElementById('game-status').textContent,
                         faces: [...document.querySelectorAll('[data-testid=dice-tray] button.die')]
                           .map(b => Number(b.dataset.face)),
                         scores: Object.fromEntries([...document.querySelectorAll('.dice-player')]
@@ -479,6 +582,9 @@ class WebClientInChromiumTests(TestCase):
             if seen is None:
                 await pause()
                 continue
+            if not seen["mine"]:
+                # My turn's instructions go with my turn.
+                self.assertNotIn(seen["status"], DICE_INSTRUCTIONS)
             if mine_before is not None and seen["mine"] != mine_before:
                 if mine_before:
                     my_turns += 1
@@ -495,6 +601,7 @@ class WebClientInChromiumTests(TestCase):
             ".map(r => [r.dataset.playerId, Number(r.dataset.score)]));"
         ))
         self.assertEqual(len(scores), 2)
+        self.assertGreater(bot_turns, 0)
         self.assertGreater(banked, 0)
         self.assertEqual(scores[me] % 50, 0)
         self.assertEqual(await browser.text_of("#game-phase"), "Playing")
@@ -503,13 +610,11 @@ class WebClientInChromiumTests(TestCase):
 
     async def test_a_browser_walks_the_maze_with_the_arrow_keys_against_a_bot(self) -> None:
         _server, url = await start_web_server(self)
-        browser = await open_browser(self)
-        await enter(browser, url, "Ann")
-        await click(browser, '[data-action="create-room"][data-game="maze"]')
-        await wait_for_screen(browser, "room")
-        await click(browser, "#room-add-bot")
-        await wait_for_game(browser, "maze")
+        browser = await open_browser(self, width=1280, height=720)
+        await open_room_with_bots(browser, url, "maze")
         await browser.wait_for_text("#game-phase", "Playing", 60)
+        # Walls, coins and tokens drawn at their sizes, the field inside the window.
+        await assert_drawn(self, browser, "maze")
         me = (await my_player_row(browser))["id"]
         mine = f'.vb-token[data-player="{me}"]'
 
@@ -533,8 +638,82 @@ class WebClientInChromiumTests(TestCase):
         self.assertNotEqual(moved[:2], start[:2], "no arrow key moved the player")
         # The move was the server's: the state that moved the token scored its cell.
         await browser.wait_until(lambda d: where(d)[2] != start[2], WAIT)
+        # The player scrolls to the bottom of the page, then leaves: the result is
+        # in view at 1280 x 720 whatever the scroll.
+        await browser.run(lambda d: d.execute_script("scrollTo(0, document.body.scrollHeight);"))
         await click(browser, "#game-leave")
         await browser.wait_for_text("#result-text", "You left the match.", WAIT)
+        await assert_in_view(self, browser, "#result-panel")
+        self.assertEqual(await status_line(browser), "")
+
+    async def test_owe_drahn_against_its_bots_is_drawn_and_rolls(self) -> None:
+        _server, url = await start_web_server(self)
+        browser = await open_browser(self, width=1280, height=720)
+        await open_room_with_bots(browser, url, "owedrahn")
+        await browser.wait_for_text("#game-phase", "Playing", 60)
+        await assert_drawn(self, browser, "owedrahn")
+        self.assertEqual(await browser.text_of("#game-title"), "Owedrahn")
+        # Roll on my turn: the die shows what was rolled (the bots roll too).
+        await browser.wait_until(lambda d: d.execute_script(
+            "const roll = document.querySelector('.vb-roll');"
+            "return roll !== null && !roll.disabled;"), 60)
+        await click(browser, ".vb-roll")
+        await browser.wait_until(lambda d: "You rolled" in (d.execute_script(
+            "return document.querySelector('.vb-caption').textContent;") or ""), WAIT)
+        await assert_drawn(self, browser, "owedrahn")
+        await click(browser, "#game-leave")
+        await browser.wait_for_text("#result-text", "You left the match.", WAIT)
+        await assert_in_view(self, browser, "#result-panel")
+
+    async def test_the_badge_goes_offline_and_says_why_when_the_lobby_closes(self) -> None:
+        server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await enter(browser, url, "Ann")
+        self.assertEqual(await browser.text_of("#connection"), "online")
+        await click(browser, '[data-action="queue"][data-game="tictactoe"]')
+        await browser.wait_until(
+            lambda d: d.find_element(By.ID, "queue-panel").is_displayed(), WAIT
+        )
+        # The server shuts down: the lobby tells its queued players, then closes.
+        await server.root.stopService()
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.getElementById('connection').dataset.state;") == "offline", WAIT)
+        self.assertEqual(
+            await browser.text_of("#connection"),
+            "offline: The server is shutting down; try again in a moment.",
+        )
+        self.assertIn("The server is shutting down", await browser.text_of("#notice-text") or "")
+
+    async def test_a_game_socket_closed_for_speed_is_told_on_the_badge(self) -> None:
+        # --web-game-rate 2 (a burst of 4): quick key presses in the maze close the
+        # page's /game socket with 4008, and the page says so.
+        port = free_tcp_port()
+        await start_server(self, "--websocket", f"ssl:{port}:interface=127.0.0.1",
+                           "--web-game-rate", "2", ports=2)  # fmt: skip
+        browser = await open_browser(self)
+        await open_room_with_bots(browser, f"https://127.0.0.1:{port}/", "maze")
+        await browser.wait_for_text("#game-phase", "Playing", 60)
+        # Back and forth through an open wall of my cell: every press is a legal move.
+        dirs = await browser.run(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.vb-pad button')]"
+            ".filter((b) => !b.disabled).map((b) => b.dataset.dir);"))
+        self.assertTrue(dirs)
+        keys = {"N": Keys.ARROW_UP, "S": Keys.ARROW_DOWN, "E": Keys.ARROW_RIGHT,
+                "W": Keys.ARROW_LEFT}  # fmt: skip
+        back = {"N": "S", "S": "N", "E": "W", "W": "E"}
+        deadline = reactor.seconds() + WAIT
+        while await browser.text_of("#result-text") != "Disconnected from the match.":
+            self.assertLess(reactor.seconds(), deadline)
+            for direction in dirs:
+                await browser.run(lambda d, k=keys[direction], b=keys[back[direction]]:
+                                  d.find_element(By.TAG_NAME, "body").send_keys(k, b, k, b))
+        self.assertEqual(
+            await browser.text_of("#connection"),
+            "offline: Too many messages were sent too fast.",
+        )
+        self.assertEqual(
+            await browser.text_of("#result-detail"), "Too many messages were sent too fast."
+        )
 
     async def dice_step(self, browser: Browser, seen: dict[str, Any]) -> None:
         """My move: roll, set aside the best-scoring dice, or bank; then wait for its state."""
@@ -601,13 +780,19 @@ class GenericBoardTests(TestCase):
 
             await ann.run(type_and_send)
 
-        await ann.wait_until(lambda d: (view(d) or {}).get("seq", {}).get(me) == 0, WAIT)
+        # Players by name, never by id: duel's view is keyed by player id.
+        await ann.wait_until(lambda d: (view(d) or {}).get("seq", {}).get("Ann") == 0, WAIT)
+        shown = await ann.run(lambda d: d.execute_script(
+            "return document.querySelector('[data-testid=generic-view]').textContent;"
+        ))
+        self.assertNotIn(me, shown)
+        self.assertIn('"Bob"', shown)
         await send('{"seq": 1}')
-        await ann.wait_until(lambda d: view(d)["seq"][me] == 1, WAIT)
-        await bob.wait_until(lambda d: (view(d) or {}).get("seq", {}).get(me) == 1, WAIT)
+        await ann.wait_until(lambda d: view(d)["seq"]["Ann"] == 1, WAIT)
+        await bob.wait_until(lambda d: (view(d) or {}).get("seq", {}).get("Ann") == 1, WAIT)
         await send('{"seq": 5}')  # not the next number: the game refuses it
         await ann.wait_until(lambda d: "stale" in d.execute_script(
             "return document.getElementById('game-status').textContent;"), WAIT)
         await send("not json")
         await ann.wait_for_text("#game-status", "That is not JSON.", WAIT)
-        self.assertEqual((await ann.run(view))["seq"][me], 1)
+        self.assertEqual((await ann.run(view))["seq"]["Ann"], 1)

@@ -9,10 +9,13 @@ process and in a worker process.
 
 from __future__ import annotations
 
+import json
 import random
 import re
+from pathlib import Path
 from typing import Any
 
+import msgpack
 from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -347,3 +350,85 @@ class GameSocketLimitTests(GameSocketTestCase):
                 refused += 1
                 self.assertLess(refused * 0.05, limit)
                 await deferLater(reactor, 0.05, lambda: None)
+
+
+# The frame docs/web.md's `/game` example sends, as written there.
+DOC_FRAME = re.compile(r"game\.send\(msgpack\.encode\((\{.*\})\)\);")
+
+
+def js_object(text: str) -> Any:
+    """A JavaScript object literal of plain keys, numbers and strings, as Python."""
+    return json.loads(re.sub(r"([{,]\s*)([A-Za-z_]\w*)\s*:", r'\1"\2":', text))
+
+
+class DocumentedFrameTests(GameSocketTestCase):
+    async def test_the_frame_of_the_web_md_example_is_an_action_the_room_applies(self) -> None:
+        # docs/web.md shows a browser sending an action over /game; that frame, sent
+        # as written, reaches the game (applied, or refused by the game with its id),
+        # never dropped as an unknown message.
+        docs = (Path(__file__).resolve().parent.parent / "docs" / "web.md").read_text()
+        [literal] = DOC_FRAME.findall(docs)
+        frame = js_object(literal)
+        await self.start()
+        token, found, _web, _welcome = await self.match()
+        socket = await self.game_socket(token)
+        udp = await connect_game(reactor, found)
+        while socket.session.state is None or socket.session.phase != "playing":
+            await deferLater(reactor, 0.02, lambda: None)
+        errors: list[dict[str, Any]] = []
+        socket.session.on_error = errors.append
+        socket.sendMessage(msgpack.packb(frame), isBinary=True)
+        cell = frame["a"]["cell"]
+        deadline = reactor.seconds() + 10
+        while not errors and (socket.session.view or {})["board"][cell] == "":
+            self.assertLess(reactor.seconds(), deadline, "the documented frame did nothing")
+            await deferLater(reactor, 0.02, lambda: None)
+        if errors:  # not this player's turn: the game answered the action by its id
+            self.assertEqual((errors[0]["i"], errors[0]["code"]), (frame["i"], "not_your_turn"))
+        else:
+            self.assertEqual(socket.session.state["i"], frame["i"])
+        self.assertEqual((await self.message_drops()).get("unknown_type"), None)
+        await udp.disconnect()
+
+    async def message_drops(self) -> dict[str, float]:
+        text = await self.metrics()
+        return {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(
+                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
+            )
+        }
+
+
+class WebGameRateTests(GameSocketTestCase):
+    """`--web-game-rate`: the messages per second a /game socket may send."""
+
+    async def send_for(self, socket: GameSocketPlayer, rate: float, seconds: float) -> None:
+        """Send syncs at `rate` per second for `seconds`, or until the socket closes."""
+        start = reactor.seconds()
+        sent = 0
+        while reactor.seconds() - start < seconds and not socket.closed.called:
+            due = int((reactor.seconds() - start) * rate) + 1
+            while sent < due:
+                socket.sendMessage(b"\x81\xa1t\xa4sync", isBinary=True)
+                sent += 1
+            await deferLater(reactor, 0.01, lambda: None)
+
+    async def test_a_socket_below_the_configured_rate_stays_open_and_above_it_closes(self) -> None:
+        # 45 messages a second for 3 s is over the default (20/s, a burst of 40)
+        # and under a configured 60/s (a burst of 120): a real-time game's pace.
+        await self.start("--web-game-rate", "60", ports=3)
+        token, _found, _web, _welcome = await self.match()
+        socket = await self.game_socket(token)
+        await self.send_for(socket, 45, 3.0)
+        self.assertFalse(socket.closed.called, "closed below the configured rate")
+        await self.send_for(socket, 400, 1.0)
+        closed = await socket.closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOO_FAST, "too many messages"))
+
+    async def test_the_default_rate_closes_a_socket_at_that_pace(self) -> None:
+        await self.start(ports=3)
+        token, _found, _web, _welcome = await self.match()
+        socket = await self.game_socket(token)
+        await self.send_for(socket, 45, 3.0)
+        self.assertEqual((await socket.closed).code, CLOSE_TOO_FAST)

@@ -156,6 +156,11 @@ def _non_negative_float(name: str, value: Any) -> float:
     return number
 
 
+def _web_game_rate(value: str) -> float:
+    """--web-game-rate, through usage.Options' coerce column."""
+    return _positive_float("web-game-rate", value)
+
+
 class Options(usage.Options):
     """Options of `twistd vinom`; every value is checked before anything listens."""
 
@@ -320,6 +325,14 @@ class Options(usage.Options):
         ["max-connections-per-ip", None, "32", "Concurrent lobby connections per client IP."],
         ["frame-rate", None, "20", "Lobby frames per second per connection (token bucket)."],
         ["frame-burst", None, "40", "Lobby frame burst per connection (token bucket size)."],
+        [
+            "web-game-rate",
+            None,
+            20.0,  # GameSocketConfig.message_rate
+            "Messages per second a browser's /game socket may send (burst: twice as many); "
+            "above it the socket is closed (4008). Raise it for a game that acts faster.",
+            _web_game_rate,
+        ],
         ["max-protocol-errors", None, "10", "Protocol errors before a lobby connection closes."],
         ["max-connections", None, "10000", "Concurrent lobby connections in all."],
         [
@@ -985,6 +998,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 # and the lobby's connection caps to the sockets open at once.
                 config=GameSocketConfig(
                     token_timeout=options["lobby-hello-timeout"],
+                    message_rate=options["web-game-rate"],
+                    message_burst=2 * options["web-game-rate"],
                     max_sockets_per_ip=options["max-connections-per-ip"],
                     max_sockets=options["max-connections"],
                 ),

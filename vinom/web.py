@@ -5,6 +5,7 @@
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
 | `/game` | the game session over WebSocket (`vinom.web_game`), where games are hosted |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
+| `/boards.js` | the list of games with a board module (`BoardList`) |
 | anything else | 404 |
 
 The web client is static (HTML, CSS and JavaScript modules, no build step),
@@ -15,11 +16,12 @@ upgrade, or between requests) close after `timeout` seconds.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web.resource import IResource, NoResource
+from twisted.web.resource import IResource, NoResource, Resource
 from twisted.web.server import Request, Site
 from twisted.web.static import File
 
@@ -90,11 +92,39 @@ class WebClientFiles(File):
         return child
 
     def render_GET(self, request: Request) -> Any:
-        request.setHeader(b"x-content-type-options", b"nosniff")
-        request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY)
-        # Revalidated on every load: a new server version is picked up at once.
-        request.setHeader(b"cache-control", b"no-cache")
+        set_page_headers(request)
         return super().render_GET(request)
+
+
+def set_page_headers(request: Request) -> None:
+    """The headers of everything the web client loads: its policy, no sniffing, no stale copy."""
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY)
+    # Revalidated on every load: a new server version is picked up at once.
+    request.setHeader(b"cache-control", b"no-cache")
+
+
+def board_names(directory: Path = WEB_CLIENT_FILES / "boards") -> list[str]:
+    """The games with a board module of their own: `boards/<game>.js`, but for the
+    helper module `dom.js` (docs/web.md, "Adding a board for a new game")."""
+    return sorted(p.stem for p in directory.glob("*.js") if p.stem != "dom")
+
+
+class BoardList(Resource):
+    """`/boards.js`: a module whose default export lists `board_names()`, so that the
+    page imports only boards that exist (a missing one would be a failed request in
+    the player's console)."""
+
+    isLeaf = True
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self._body = f"export default {json.dumps(names)};\n".encode()
+
+    def render_GET(self, request: Request) -> bytes:
+        set_page_headers(request)
+        request.setHeader(b"content-type", WEB_CLIENT_TYPES[".js"].encode())
+        return self._body
 
 
 def web_site(
@@ -106,6 +136,7 @@ def web_site(
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
+    root.putChild(b"boards.js", BoardList(board_names()))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:

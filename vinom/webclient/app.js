@@ -9,6 +9,7 @@
 import { LobbyConnection, LobbyError, lobbyErrorText } from "./lobby.js";
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
+import { loadBoard as loadBoardModule } from "./loader.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE_MATCH = "vinom.match";
@@ -39,8 +40,15 @@ const ABORT_REASONS = {
   closed: "The match was closed.",
 };
 
+const PRESENCE = {
+  disconnected: "lost the connection",
+  left: "left the match",
+  idle: "stopped playing",
+};
+
 const app = {
   lobby: null,
+  lobbyError: null, // the code of the last error frame the lobby sent, for its close
   welcome: null, // the lobby's welcome: player_id, name, secret, games
   games: {},
   roomFilter: null,
@@ -70,10 +78,25 @@ function clearNotice() {
   $("notice").hidden = true;
 }
 
-function setConnection(state, text) {
+// The badge at the top right: online, connecting, or offline and why (the
+// connection that closed and the reason it gave, or "the match is over").
+function setConnection(state, text, why = "") {
   const badge = $("connection");
   badge.dataset.state = state;
-  badge.textContent = text;
+  badge.textContent = why ? `${text}: ${why}` : text;
+  badge.title = why;
+}
+
+// A game's name as people read it: the match's own display name when the
+// game's welcome carries one, else the registry name in words, each word
+// capitalised ("tic_tac_toe" -> "Tic Tac Toe"; a name written as one word
+// stays one: "owedrahn" -> "Owedrahn").
+const gameTitles = {};
+
+function gameTitle(name) {
+  if (typeof gameTitles[name] === "string") return gameTitles[name];
+  return String(name).split(/[_\s-]+/).filter(Boolean)
+    .map((word) => word[0].toUpperCase() + word.slice(1)).join(" ");
 }
 
 function element(tag, props = {}, ...children) {
@@ -122,20 +145,38 @@ async function connectLobby() {
     onClose: (event, byUs) => lobbyClosed(lobby, event, byUs),
   });
   app.lobby = lobby;
-  await lobby.open();
+  app.lobbyError = null;
+  try {
+    await lobby.open();
+  } catch (error) {
+    if (lobby === app.lobby) {
+      app.lobby = null;
+      setConnection("offline", "offline", "could not reach the lobby");
+    }
+    throw error;
+  }
   setConnection("online", "online");
   return lobby;
+}
+
+// Why the lobby closed, in words: the error it sent just before (timeout,
+// server_draining, session_replaced, ...), or the WebSocket close code.
+function lobbyCloseText(event) {
+  if (app.lobbyError !== null) return lobbyErrorText(app.lobbyError);
+  if (event.code === 1006) return "the connection to the lobby was lost";
+  return `the lobby closed the connection (code ${event.code})`;
 }
 
 function lobbyClosed(lobby, event, byUs) {
   if (lobby !== app.lobby) return;
   app.lobby = null;
-  if (app.game === null) setConnection("offline", "offline");
   // The lobby closes after match_found: expected, the game goes on at /game.
   if (byUs || app.match !== null) return;
+  const why = lobbyCloseText(event);
+  if (app.game === null) setConnection("offline", "offline", why);
   app.queued = null;
   app.room = null;
-  notify("The lobby connection closed. Reload the page to come back.");
+  notify(`The lobby connection closed: ${why.replace(/\.$/, "")}. Reload the page to come back.`);
   renderQueue();
 }
 
@@ -158,6 +199,7 @@ function lobbyPush(lobby, frame) {
       renderQueue();
       break;
     case "error":
+      app.lobbyError = frame.code;
       if (frame.code === "match_failed" || frame.code === "server_draining") {
         app.queued = null;
         app.room = null;
@@ -203,7 +245,7 @@ function renderGames() {
       "li",
       { className: "game", dataset: { game } },
       element("div", {},
-        element("span", { className: "game-name" }, game),
+        element("span", { className: "game-name" }, gameTitle(game)),
         element("span", { className: "muted small" }, ` · ${size} players`)),
       element("div", { className: "game-actions" },
         element("button", {
@@ -233,7 +275,7 @@ function renderGames() {
         renderGames();
         run(refreshRooms);
       },
-    }, game ?? "all"));
+    }, game === null ? "All" : gameTitle(game)));
   }
 }
 
@@ -244,8 +286,8 @@ function renderQueue() {
   if (queued === null) return;
   const waiting = queued.status === "waiting_for_server";
   $("queue-text").textContent = waiting
-    ? `Match found for ${queued.game}: waiting for a free game server…`
-    : `Looking for a ${queued.game} match…`;
+    ? `Match found for ${gameTitle(queued.game)}: waiting for a free game server…`
+    : `Looking for a ${gameTitle(queued.game)} match…`;
   $("queue-detail").textContent = `Position ${queued.position} in the queue`;
   panel.dataset.position = String(queued.position);
   $("queue-cancel").hidden = waiting;
@@ -266,7 +308,7 @@ async function refreshRooms() {
       "li",
       { className: "room", dataset: { roomId: room.room_id, game: room.game } },
       element("div", {},
-        element("strong", {}, room.game),
+        element("strong", {}, gameTitle(room.game)),
         element("div", { className: "muted small" }, `${room.owner}'s room · ${room.taken}/${room.seats} seated`)),
       element("button", {
         type: "button", className: "primary", dataset: { action: "join-room" },
@@ -311,7 +353,7 @@ function renderRoom() {
   const room = app.room;
   if (room === null) return;
   show("room");
-  $("room-game").textContent = room.game;
+  $("room-game").textContent = gameTitle(room.game);
   $("room-kind").textContent = room.private ? "private" : "public";
   $("room-seats").textContent = `${room.taken} of ${room.seats} seats taken`;
   $("room-code").textContent = room.code ?? "";
@@ -390,7 +432,7 @@ function startGame(match, resumed) {
   $("result-panel").hidden = true;
   $("game-leave").hidden = false;
   $("game-status").textContent = resumed ? "Reconnecting to your match…" : "Connecting to the game…";
-  $("game-title").textContent = found.game;
+  $("game-title").textContent = gameTitle(found.game);
   $("game-phase").textContent = "connecting";
   $("game-turn").textContent = "–";
   $("game-players").replaceChildren();
@@ -417,13 +459,26 @@ function stopGame() {
   app.game = null;
 }
 
-function say(game, text) {
-  if (game === app.game) $("game-status").textContent = text;
+// The status line under the title: what is true now. It is emptied when the
+// match ends (the result says it all) and when what it said stops being true
+// (a player who lost the connection is back); `about` names a player the line
+// is about.
+function say(game, text, about = null) {
+  if (game !== app.game || (game.ended && text !== "")) return;
+  $("game-status").textContent = text;
+  game.statusAbout = about;
 }
 
 function playerName(game, id) {
   if (id === game.me) return "You";
   return game.players.find((p) => p.id === id)?.name ?? id;
+}
+
+// `text` with every player id in it written as the player's name.
+function withNames(game, text) {
+  let named = String(text);
+  for (const p of game.players) named = named.split(p.id).join(playerName(game, p.id));
+  return named;
 }
 
 async function loadBoard(game) {
@@ -436,12 +491,10 @@ async function loadBoard(game) {
     say: (text) => say(game, text),
   };
   let module = null;
-  if (/^[A-Za-z0-9_-]+$/.test(game.name)) {
-    try {
-      module = (await import(`./boards/${game.name}.js`)).default;
-    } catch (error) {
-      console.info(`no board for ${game.name}; using the generic one`, error);
-    }
+  try {
+    module = await loadBoardModule(game.name);
+  } catch (error) {
+    console.warn(`the ${game.name} board did not load; using the generic one`, error);
   }
   if (game !== app.game) return;
   const root = $("board");
@@ -465,6 +518,10 @@ function gameMessage(game, message) {
       $("screen-game").dataset.seat = String(message.seat);
       $("screen-game").dataset.reconnected = String(Boolean(message.reconnected));
       for (const p of game.players) game.presence[p.id] ??= "connected";
+      if (typeof message.display_name === "string" && message.display_name !== "") {
+        gameTitles[game.name] = message.display_name;
+        $("game-title").textContent = message.display_name;
+      }
       setConnection("online", "in game");
       say(game, message.reconnected ? "Reconnected: back in your match." : "");
       if (game.board === null && !game.boardLoading) loadBoard(game);
@@ -487,14 +544,17 @@ function gameMessage(game, message) {
       game.board?.event?.(message.e, message.d ?? {});
       break;
     case "error":
-      say(game, message.message ?? message.code);
+      say(game, withNames(game, message.message ?? message.code));
       game.board?.error?.(message.code, message.message ?? "");
       break;
     case "presence":
       game.presence[message.id] = message.status;
       renderPlayers(game);
       if (message.status !== "connected") {
-        say(game, `${playerName(game, message.id)} ${message.status === "left" ? "left the match" : "lost the connection"}.`);
+        const what = PRESENCE[message.status] ?? message.status;
+        say(game, `${playerName(game, message.id)} ${what}.`, message.id);
+      } else if (game.statusAbout === message.id) {
+        say(game, ""); // back: "lost the connection" is no longer true
       }
       break;
     default:
@@ -562,7 +622,11 @@ function endMatch(game) {
   app.match = null;
   $("game-leave").hidden = true;
   $("game-turn").textContent = "–";
-  $("result-panel").hidden = false;
+  say(game, "");
+  const panel = $("result-panel");
+  panel.hidden = false;
+  // In view whatever the board's height or the page's scroll.
+  panel.scrollIntoView({ block: "nearest" });
 }
 
 function finish(game, result) {
@@ -588,7 +652,7 @@ function finish(game, result) {
     : "";
   $("result-detail").textContent = [reason && reason[0].toUpperCase() + reason.slice(1), scores]
     .filter(Boolean).join(". ");
-  setConnection("offline", "match over");
+  setConnection("offline", "offline", "the match is over");
 }
 
 function abort(game, reason) {
@@ -596,12 +660,13 @@ function abort(game, reason) {
   $("result-text").textContent = "The match was called off.";
   $("result-panel").dataset.outcome = "aborted";
   $("result-detail").textContent = ABORT_REASONS[reason] ?? reason ?? "";
-  setConnection("offline", "match over");
+  setConnection("offline", "offline", "the match is over");
 }
 
 function gameClosed(game, event, byUs) {
   if (game !== app.game || byUs) return;
-  setConnection("offline", "offline");
+  const text = closeText(event.code, event.reason);
+  setConnection("offline", "offline", game.ended ? "the match is over" : text);
   if (game.ended) return;
   if (event.code === 1000 && game.left) {
     endMatch(game);
@@ -610,7 +675,6 @@ function gameClosed(game, event, byUs) {
     $("result-detail").textContent = "";
     return;
   }
-  const text = closeText(event.code, event.reason);
   // A dropped connection (not a refusal) is worth one more try through the lobby.
   const retry = (event.code === 1006 || event.code === 1011) && (game.retries ?? 0) < 3;
   if (retry && app.match !== null) {

@@ -1,6 +1,35 @@
 // The generic board, for a game with no module in boards/: it shows the
 // player's view as formatted JSON and sends an action typed as JSON. Every
 // new game is playable in the browser with it before it has a board of its own.
+//
+// Players appear by name, never by id: every string (value or key) of the
+// view that is a player's id is shown as that player's name (with the seat,
+// "Ann #2", when two players share a name), and a name typed in an action is
+// sent as the player's id.
+
+// id -> the name shown, and back.
+function nameMaps(players) {
+  const counts = new Map();
+  for (const p of players) counts.set(p.name, (counts.get(p.name) ?? 0) + 1);
+  const shown = new Map();
+  for (const p of players) {
+    shown.set(p.id, counts.get(p.name) > 1 ? `${p.name} #${p.seat + 1}` : p.name);
+  }
+  const ids = new Map([...shown].map(([id, name]) => [name, id]));
+  return { shown, ids };
+}
+
+// `value` with every string found in `table` (keys included) replaced by its entry.
+function renamed(value, table) {
+  if (typeof value === "string") return table.get(value) ?? value;
+  if (typeof value === "bigint") return value.toString();
+  if (Array.isArray(value)) return value.map((item) => renamed(item, table));
+  if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(value)
+      .map(([key, item]) => [table.get(key) ?? key, renamed(item, table)]));
+  }
+  return value;
+}
 
 export const fallbackBoard = {
   create(element, game) {
@@ -21,7 +50,8 @@ export const fallbackBoard = {
     const hint = document.createElement("p");
     hint.className = "muted small";
     hint.textContent = "This game has no board of its own yet: its view is shown as JSON, "
-      + "and an action is typed as a JSON object (docs/games.md lists each game's actions).";
+      + "and an action is typed as a JSON object (docs/games.md lists each game's actions). "
+      + "Players are shown by name; type a name where an action names a player.";
     element.append(hint, view, form);
 
     const onSubmit = (event) => {
@@ -37,21 +67,21 @@ export const fallbackBoard = {
         game.say("An action is a JSON object.");
         return;
       }
-      game.act(action);
+      game.act(renamed(action, nameMaps(game.players ?? []).ids));
     };
     form.addEventListener("submit", onSubmit);
 
     return {
       update(state) {
-        view.textContent = JSON.stringify(
-          state.s, (key, value) => (typeof value === "bigint" ? value.toString() : value), 2,
-        );
+        view.textContent = JSON.stringify(renamed(state.s, nameMaps(game.players ?? []).shown), null, 2);
       },
       event(name, data) {
-        game.say(`${name}: ${JSON.stringify(data)}`);
+        game.say(`${name}: ${JSON.stringify(renamed(data, nameMaps(game.players ?? []).shown))}`);
       },
       error(code, message) {
-        game.say(`${code}: ${message}`);
+        let text = `${code}: ${message}`;
+        for (const [id, name] of nameMaps(game.players ?? []).shown) text = text.split(id).join(name);
+        game.say(text);
       },
       destroy() {
         form.removeEventListener("submit", onSubmit);

@@ -107,6 +107,8 @@ export default {
 
     let view = null;
     let lastRoll = "";
+    // The status line holds an instruction for my turn: emptied when the turn passes.
+    let instructing = false;
     const chosen = new Set();
     const name = (id) => (id === game.me ? "You" : game.players.find((p) => p.id === id)?.name ?? "?");
     const mine = () => view !== null && !view.finished && view.turn === game.me;
@@ -201,9 +203,14 @@ export default {
           game.say(view.phase === "select"
             ? "Pick the scoring dice to set aside (1s, 5s, three of a kind, runs)."
             : view.phase === "decide" ? "Roll the rest for more, or bank your points." : "Roll the dice!");
+          instructing = true;
+        } else if (instructing) {
+          game.say("");
+          instructing = false;
         }
       },
       event(eventName, data) {
+        instructing = false;
         if (eventName === "farkle") {
           game.say(`Farkle! ${name(data.player)} ${data.player === game.me ? "lose" : "loses"} ${data.lost} points.`);
         } else if (eventName === "hot_dice") {

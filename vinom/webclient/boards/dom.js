@@ -1,16 +1,11 @@
 // Small DOM helpers the board modules share (not a board: the shell never loads it by name).
+//
+// No helper here writes a <style> element or a style="" attribute: the page's
+// Content-Security-Policy (docs/web.md) refuses both. A board's style sheet is
+// a file next to it (`stylesheet` in its default export); setting
+// `node.style.x` from script is allowed.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-
-// Adds a board's style sheet to the page once, however many boards it draws.
-export function addStyle(doc, id, css) {
-  if (!doc.getElementById(id)) {
-    const style = doc.createElement("style");
-    style.id = id;
-    style.textContent = css;
-    doc.head.appendChild(style);
-  }
-}
 
 export function svg(name, attributes = {}) {
   const node = document.createElementNS(SVG_NS, name);

@@ -14,7 +14,7 @@
 // falls back to the position in the latest view. A move into a wall is not
 // sent at all: the token bumps against it.
 
-import { addStyle, html, svg } from "./dom.js";
+import { html, svg } from "./dom.js";
 
 const WALL = { N: 1, E: 2, S: 4, W: 8 };
 const STEP = { N: [0, -1], E: [1, 0], S: [0, 1], W: [-1, 0] };
@@ -29,64 +29,6 @@ const PENDING_TTL_MS = 2000; // a move unanswered this long no longer counts
 // A held key repeats about 30 times a second; the maze takes 10 moves a
 // second from a player (its action_rate), so held keys move at that pace.
 const REPEAT_MS = 110;
-
-const STYLE_ID = "vinom-board-maze-style";
-const STYLE = `
-.vb-maze { --floor: #152238; --wall: #e8ecf4; --ink: #e8ecf4; --muted: #9aa7bd;
-  font: 15px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink);
-  background: #0d1626; border-radius: 14px; padding: 14px; box-sizing: border-box;
-  display: grid; grid-template-columns: minmax(0, 1fr) 190px; gap: 14px; align-items: start; }
-@media (max-width: 640px) { .vb-maze { grid-template-columns: minmax(0, 1fr); } }
-.vb-maze .vb-field { position: relative; }
-.vb-maze svg.vb-grid { display: block; width: 100%; height: auto; max-height: 78vh;
-  touch-action: manipulation; }
-.vb-maze .vb-floor { fill: var(--floor); }
-.vb-maze .vb-walls { stroke: var(--wall); stroke-width: 0.9; stroke-linecap: round; fill: none; }
-.vb-maze .vb-coin { fill: #f6c945; }
-.vb-maze .vb-gem { fill: #ffe27a; stroke: #ff9f1c; stroke-width: 0.6; filter: url(#vb-glow); }
-.vb-maze .vb-token { transition: transform 110ms ease-out; }
-.vb-maze .vb-token circle.vb-body { stroke: #0d1626; stroke-width: 0.7; }
-.vb-maze .vb-token.vb-me circle.vb-ring { fill: none; stroke: #fff; stroke-width: 0.8;
-  animation: vb-pulse 1.4s ease-in-out infinite; }
-.vb-maze .vb-token text { font: bold 4.2px system-ui, sans-serif; fill: #0d1626;
-  text-anchor: middle; dominant-baseline: central; pointer-events: none; }
-.vb-maze .vb-token.vb-gone { opacity: 0.3; }
-.vb-maze .vb-token.vb-bump { animation: vb-bump 180ms ease-in-out; }
-@keyframes vb-pulse { 50% { stroke-opacity: 0.25; } }
-@keyframes vb-bump { 50% { opacity: 0.5; } }
-.vb-maze .vb-overlay { position: absolute; inset: 0; display: flex; align-items: center;
-  justify-content: center; text-align: center; font-size: 1.6em; font-weight: 700;
-  background: rgba(13, 22, 38, 0.72); border-radius: 8px; }
-.vb-maze .vb-overlay[hidden] { display: none; }
-.vb-maze .vb-side h2 { margin: 0 0 6px; font-size: 1.15em; letter-spacing: 0.02em; }
-.vb-maze .vb-remaining { color: var(--muted); margin: 0 0 12px; }
-.vb-maze .vb-legend { list-style: none; margin: 0 0 14px; padding: 0; }
-.vb-maze .vb-legend li { display: flex; align-items: center; gap: 8px; padding: 6px 8px;
-  border-radius: 8px; margin-bottom: 4px; background: rgba(255, 255, 255, 0.04); }
-.vb-maze .vb-legend li.vb-me { background: rgba(255, 255, 255, 0.12); font-weight: 700; }
-.vb-maze .vb-legend li.vb-gone { opacity: 0.45; text-decoration: line-through; }
-.vb-maze .vb-swatch { width: 14px; height: 14px; border-radius: 50%; flex: none; }
-.vb-maze .vb-name { flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.vb-maze .vb-score { font-variant-numeric: tabular-nums; font-weight: 700; }
-.vb-maze .vb-key { color: var(--muted); font-size: 0.85em; margin: 0 0 12px; }
-.vb-maze .vb-key span { display: inline-flex; align-items: center; gap: 4px; margin-right: 10px; }
-.vb-maze .vb-pad { display: grid; grid-template-columns: repeat(3, 48px);
-  grid-template-rows: repeat(2, 48px); gap: 6px; justify-content: center; }
-.vb-maze .vb-pad button { font-size: 20px; border: 0; border-radius: 10px; cursor: pointer;
-  background: #26344f; color: var(--ink); touch-action: manipulation; }
-.vb-maze .vb-pad button:hover:not(:disabled) { background: #34476b; }
-.vb-maze .vb-pad button:active:not(:disabled) { background: #4d9dff; }
-.vb-maze .vb-pad button:disabled { opacity: 0.35; cursor: default; }
-.vb-maze .vb-pad [data-dir="N"] { grid-column: 2; grid-row: 1; }
-.vb-maze .vb-pad [data-dir="W"] { grid-column: 1; grid-row: 2; }
-.vb-maze .vb-pad [data-dir="S"] { grid-column: 2; grid-row: 2; }
-.vb-maze .vb-pad [data-dir="E"] { grid-column: 3; grid-row: 2; }
-@media (prefers-reduced-motion: reduce) { .vb-maze * { animation: none !important;
-  transition: none !important; } }
-`;
-
-
-
 
 // One path for every wall: each cell draws its north and west walls, the last
 // row and column their south and east ones (the two sides of a wall agree).
@@ -116,8 +58,10 @@ function star(cx, cy, outer, inner) {
 }
 
 export default {
+  // Linked by the shell (loader.js) before create(): the page's policy allows
+  // style sheets from the site, never a <style> element.
+  stylesheet: "maze.css",
   create(element, game) {
-    addStyle(element.ownerDocument, STYLE_ID, STYLE);
     const root = html("div", { class: "vb-maze" });
     const field = html("div", { class: "vb-field" });
     const grid = svg("svg", { class: "vb-grid", role: "img", "aria-label": "maze" });
@@ -278,8 +222,9 @@ export default {
         if (!reward) return;
         const cx = (index % view.width) * CELL + CELL / 2;
         const cy = Math.floor(index / view.width) * CELL + CELL / 2;
+        // The glow is an attribute: a url(#id) in the style sheet would name the sheet's file.
         const shape = reward >= 5
-          ? svg("polygon", { class: "vb-gem", points: star(cx, cy, 2.9, 1.3) })
+          ? svg("polygon", { class: "vb-gem", filter: "url(#vb-glow)", points: star(cx, cy, 2.9, 1.3) })
           : svg("circle", { class: "vb-coin", cx, cy, r: 1.15 });
         shape.dataset.reward = reward;
         rewardLayer.appendChild(shape);

@@ -8,9 +8,8 @@
 // two lives, {"give_up_life": true, "next": player id}: lose a life, the total
 // goes back to 0 and the chosen player (anyone still in, me included) rolls.
 
-import { addStyle, html, svg } from "./dom.js";
+import { html, svg } from "./dom.js";
 
-const STYLE_ID = "vinom-board-owedrahn-style";
 const ZERO_FACE = 3;
 const PIPS = {
   1: [[50, 50]],
@@ -22,78 +21,6 @@ const PIPS = {
 };
 const COLOURS = ["#ff5d73", "#4d9dff", "#3ddc97", "#c084fc"];
 const HEART = "M12 21.3l-1.5-1.3C5.4 15.4 2 12.3 2 8.5 2 5.4 4.4 3 7.5 3c1.7 0 3.4.8 4.5 2.1C13.1 3.8 14.8 3 16.5 3 19.6 3 22 5.4 22 8.5c0 3.8-3.4 6.9-8.5 11.5L12 21.3z";
-
-const STYLE = `
-.vb-owedrahn { --felt: #0f5132; --felt-dark: #0a3d26; --ink: #f4f1e8; --muted: #b9d3c4;
-  --gold: #ffd166; --danger: #ff5d5d;
-  font: 15px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink);
-  background: radial-gradient(ellipse at 50% 40%, #157347 0%, var(--felt) 55%, var(--felt-dark) 100%);
-  border-radius: 18px; padding: 18px; box-sizing: border-box;
-  box-shadow: inset 0 0 0 6px #6b4226, inset 0 0 0 8px #3e2515, inset 0 0 40px rgba(0,0,0,.45); }
-.vb-owedrahn .vb-rules { text-align: center; color: var(--muted); margin: 4px 0 14px; font-size: 0.9em; }
-.vb-owedrahn .vb-players { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr));
-  gap: 10px; margin-bottom: 18px; }
-.vb-owedrahn .vb-player { background: rgba(0, 0, 0, 0.25); border-radius: 12px; padding: 10px 12px;
-  border: 2px solid transparent; transition: border-color 200ms, background 200ms; }
-.vb-owedrahn .vb-player.vb-turn { border-color: var(--gold); background: rgba(255, 209, 102, 0.12);
-  box-shadow: 0 0 16px rgba(255, 209, 102, 0.35); }
-.vb-owedrahn .vb-player.vb-out { opacity: 0.45; }
-.vb-owedrahn .vb-player.vb-hurt { animation: vb-hurt 700ms ease-out; }
-@keyframes vb-hurt { 0% { background: rgba(255, 93, 93, 0.7); } 100% { background: rgba(0, 0, 0, 0.25); } }
-.vb-owedrahn .vb-who { display: flex; align-items: center; gap: 8px; font-weight: 700; }
-.vb-owedrahn .vb-dot { width: 12px; height: 12px; border-radius: 50%; flex: none; }
-.vb-owedrahn .vb-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.vb-owedrahn .vb-tag { font-weight: 400; color: var(--muted); font-size: 0.85em; white-space: nowrap; }
-.vb-owedrahn .vb-hearts { display: flex; flex-wrap: wrap; gap: 2px; margin-top: 6px; min-height: 22px; }
-.vb-owedrahn .vb-hearts svg { width: 20px; height: 20px; }
-.vb-owedrahn .vb-hearts .vb-full { fill: #ff4d6d; }
-.vb-owedrahn .vb-hearts .vb-lost { fill: none; stroke: rgba(255, 255, 255, 0.35); stroke-width: 1.6; }
-.vb-owedrahn .vb-table { display: flex; align-items: center; justify-content: center; gap: 36px;
-  flex-wrap: wrap; margin: 8px 0 14px; }
-.vb-owedrahn .vb-die { width: 112px; height: 112px; filter: drop-shadow(0 6px 8px rgba(0,0,0,.45)); }
-.vb-owedrahn .vb-die rect { fill: #fbfaf5; stroke: #d8d3c4; stroke-width: 2; }
-.vb-owedrahn .vb-die.vb-zero rect { fill: #e8e4d8; }
-.vb-owedrahn .vb-die circle { fill: #1d1d1d; }
-.vb-owedrahn .vb-die.vb-empty rect { fill: rgba(255, 255, 255, 0.08); stroke: rgba(255,255,255,.3);
-  stroke-dasharray: 8 6; }
-.vb-owedrahn .vb-die.vb-rolling { animation: vb-roll 450ms cubic-bezier(.3,1.6,.5,1); }
-@keyframes vb-roll { 0% { transform: rotate(-200deg) scale(0.6); } 100% { transform: none; } }
-.vb-owedrahn .vb-dice { text-align: center; }
-.vb-owedrahn .vb-caption { color: var(--muted); font-size: 0.9em; margin-top: 6px; min-height: 1.4em; }
-.vb-owedrahn .vb-count { text-align: center; min-width: 220px; }
-.vb-owedrahn .vb-total { font-size: 92px; font-weight: 800; line-height: 1; letter-spacing: -2px;
-  font-variant-numeric: tabular-nums; text-shadow: 0 4px 12px rgba(0, 0, 0, 0.4); }
-.vb-owedrahn .vb-limit { font-size: 28px; font-weight: 700; color: var(--muted); }
-.vb-owedrahn .vb-gauge { display: grid; grid-template-columns: repeat(15, 1fr); gap: 3px;
-  margin: 12px auto 6px; width: 240px; }
-.vb-owedrahn .vb-gauge span { height: 12px; border-radius: 3px; background: rgba(255, 255, 255, 0.15); }
-.vb-owedrahn .vb-gauge span.vb-on { background: var(--fill); }
-.vb-owedrahn .vb-risk { font-size: 0.9em; color: var(--muted); min-height: 1.4em; }
-.vb-owedrahn .vb-risk.vb-hot { color: var(--danger); font-weight: 700; }
-.vb-owedrahn .vb-status { text-align: center; font-size: 1.25em; font-weight: 700; margin: 4px 0 12px; }
-.vb-owedrahn .vb-status.vb-mine { color: var(--gold); }
-.vb-owedrahn .vb-actions[hidden] { display: none; }
-.vb-owedrahn .vb-actions { display: flex; justify-content: center; gap: 12px; flex-wrap: wrap; }
-.vb-owedrahn button { font: inherit; font-weight: 700; border: 0; border-radius: 12px;
-  padding: 12px 22px; cursor: pointer; color: #1b1b1b; background: #f4f1e8;
-  box-shadow: 0 4px 0 rgba(0, 0, 0, 0.35); transition: transform 80ms, box-shadow 80ms; }
-.vb-owedrahn button.vb-roll { background: var(--gold); font-size: 1.2em; padding: 14px 36px; }
-.vb-owedrahn button:active:not(:disabled) { transform: translateY(3px); box-shadow: 0 1px 0 rgba(0,0,0,.35); }
-.vb-owedrahn button:disabled { opacity: 0.4; cursor: not-allowed; box-shadow: none; }
-.vb-owedrahn .vb-choose { margin-top: 14px; text-align: center; background: rgba(0,0,0,.25);
-  border-radius: 12px; padding: 12px; }
-.vb-owedrahn .vb-choose[hidden] { display: none; }
-.vb-owedrahn .vb-choose p { margin: 0 0 10px; }
-.vb-owedrahn .vb-choose div { display: flex; justify-content: center; gap: 8px; flex-wrap: wrap; }
-.vb-owedrahn .vb-choose button { padding: 8px 16px; }
-.vb-owedrahn .vb-choose button.vb-cancel { background: transparent; color: var(--ink);
-  box-shadow: inset 0 0 0 2px rgba(255,255,255,.4); }
-@media (prefers-reduced-motion: reduce) { .vb-owedrahn * { animation: none !important;
-  transition: none !important; } }
-`;
-
-
-
 
 function heart(full) {
   const icon = svg("svg", { viewBox: "0 0 24 24", class: full ? "vb-full" : "vb-lost" });
@@ -110,8 +37,10 @@ function fillColour(step, limit) {
 }
 
 export default {
+  // Linked by the shell (loader.js) before create(): the page's policy allows
+  // style sheets from the site, never a <style> element.
+  stylesheet: "owedrahn.css",
   create(element, game) {
-    addStyle(element.ownerDocument, STYLE_ID, STYLE);
     const root = html("div", { class: "vb-owedrahn" });
     const rules = html("p", { class: "vb-rules" },
       "Roll to add to the total. A 3 counts as 0. Take it over 15 and you lose a life.");
