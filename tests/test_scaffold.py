@@ -23,6 +23,24 @@ from vinom import cli
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
 PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "getting-started.md"
+
+
+def guide_tree() -> list[str]:
+    """The files of the package in docs/getting-started.md's picture of `vinom new-game
+    pebbles`, as paths (a line's depth is its indent, four characters a level)."""
+    text = GUIDE.read_text(encoding="utf-8")
+    block = text[text.index("```\npebbles/\n") + 4 :]
+    block = block[: block.index("```")]
+    files, parents = [], ["pebbles"]
+    for line in block.splitlines()[1:]:
+        marker = max(line.find("├── "), line.find("└── "))
+        depth = marker // 4 + 1
+        name = line[marker + 4 :].split()[0]
+        parents[depth:] = [name.rstrip("/")]
+        if not name.endswith("/"):
+            files.append("/".join(parents[1:]))
+    return sorted(files)
 
 
 def run_main(*argv: str) -> tuple[int, str, str]:
@@ -70,6 +88,35 @@ class NewGameCommandTests(SynchronousTestCase):
         self.assertIn("class StonePileGame(Game[StonePileState]):", game)
         self.assertIn("shared_view = True", game)  # said explicitly, whatever the default
         self.assertNotIn("{{", "".join(p.read_text(encoding="utf-8") for p in project.rglob("*.*")))
+        # The same command to refresh Twisted's plugin cache as every page of the docs.
+        self.assertIn(f"  {cli.PLUGIN_CACHE_COMMAND}\n", done.stdout)
+        self.assertIn(f"\n{cli.PLUGIN_CACHE_COMMAND}\n", GUIDE.read_text(encoding="utf-8"))
+        self.assertIn(
+            f"\n{cli.PLUGIN_CACHE_COMMAND}\n", (project / "README.md").read_text(encoding="utf-8")
+        )
+
+    def test_the_guide_shows_what_new_game_writes(self) -> None:
+        code, _out, err = run_main("new-game", "pebbles", "--directory", str(self.work / "p"))
+        self.assertEqual((code, err), (0, ""))
+        written = sorted(
+            path.relative_to(self.work / "p").as_posix()
+            for path in (self.work / "p").rglob("*") if path.is_file()
+        )  # fmt: skip
+        self.assertEqual(guide_tree(), written)
+        # The view the guide shows has the game's keys.
+        text = GUIDE.read_text(encoding="utf-8")
+        shown = text[text.index('{\n  "stones"') :]
+        shown = json.loads(shown[: shown.index("\n}\n") + 2])
+        view = subprocess.run(
+            [sys.executable, "-c",
+             "import json, random; from vinom.games import Seat; from pebbles.game import "
+             "PebblesGame as G; seats = [Seat('p-a', 'Ann', 0), Seat('p-b', 'Bot', 1)]; "
+             "print(json.dumps(G().view(G().create(seats, {}, random.Random(1)), 'p-a')))"],
+            cwd=self.work / "p", capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)),
+        )  # fmt: skip
+        self.assertEqual(view.returncode, 0, view.stderr)
+        self.assertEqual(sorted(json.loads(view.stdout)), sorted(shown))
 
     def assert_refused(self, *argv: str, says: str) -> None:
         before = sorted(self.work.iterdir())

@@ -289,8 +289,7 @@ def games_command(options: GamesOptions, out: TextIO, registry: GameRegistry | N
 
 # Rebuilds Twisted's plugin cache (docs/games.md says why), the same command on every page.
 PLUGIN_CACHE_COMMAND = (
-    'python -c "from twisted.plugin import IPlugin, getPlugins; import twisted.plugins; '
-    'list(getPlugins(IPlugin, twisted.plugins))"'
+    'python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"'
 )
 
 
