@@ -93,11 +93,12 @@ class _Child(ProcessProtocol):
 
 
 class _HeldEnqueues:
-    """A lobby's pool whose enqueue answers wait until `release()`: the match
+    """A lobby's pool whose enqueue (or `op`) answers wait until `release()`: the match
     channel (its own connection) then delivers before them, as it may under load."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, op: str = "enqueue") -> None:
         self._pool = pool
+        self._op = op
         self.held: list[tuple[Deferred[Any], Any]] = []
         self.holding = True
 
@@ -106,7 +107,7 @@ class _HeldEnqueues:
 
     def evalsha(self, sha: str, keys: list[str], args: list[str]) -> Deferred[Any]:
         answer: Deferred[Any] = self._pool.evalsha(sha, keys, args)
-        if not (self.holding and args[0] == "enqueue"):
+        if not (self.holding and args[0] == self._op):
             return answer
         held: Deferred[Any] = Deferred()
         answer.addBoth(lambda value: self.held.append((held, value)))
@@ -611,3 +612,43 @@ class LateCallTests(TestCase):
         await self.settle(first, second)
         self.assertIsNone(await first.matchmaker.position("gone"))
         self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)
+
+    async def held_lobby(self, redis: RedisServer, op: str) -> tuple[Lobby, _HeldEnqueues]:
+        """A lobby whose `op` calls Redis runs at once but whose answers it reads only
+        after `release()`, as when the lobby process itself stalls."""
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
+                                             reconnect=True)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        held = _HeldEnqueues(pool, op)
+        matchmaker = RedisMatchmaker(
+            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), {"tictactoe": 2},
+            reactor, settings=RedisMatchmakerSettings(call_timeout=0.5),
+        )  # fmt: skip
+        await matchmaker.start()
+        self.addCleanup(matchmaker.stop)
+        return Lobby(matchmaker), held
+
+    async def test_an_enqueue_run_in_time_but_answered_too_late_is_withdrawn(self) -> None:
+        redis = await start_redis(self)
+        lobby, held = await self.held_lobby(redis, "enqueue")
+        with self.assertRaises(MatchmakerUnavailable):
+            await lobby.matchmaker.enqueue(ticket("p"))
+        held.release()
+        await self.settle(lobby)
+        self.assertIsNone(await lobby.matchmaker.position("p"))
+        self.assertEqual(lobby.matchmaker.queue_length("tictactoe"), 0)
+        # The player queues again; that ticket is not the one withdrawn.
+        self.assertEqual(await lobby.matchmaker.enqueue(ticket("p")), 1)
+        await self.settle(lobby)
+        self.assertEqual(await lobby.matchmaker.position("p"), 1)
+
+    async def test_a_cancel_run_in_time_but_answered_too_late_is_undone(self) -> None:
+        redis = await start_redis(self)
+        lobby, held = await self.held_lobby(redis, "cancel")
+        await lobby.matchmaker.enqueue(ticket("p"))
+        with self.assertRaises(MatchmakerUnavailable):
+            await lobby.matchmaker.cancel("p", refuse_late=True)
+        held.release()
+        await self.settle(lobby)
+        self.assertEqual(await lobby.matchmaker.position("p"), 1)
+        self.assertEqual(lobby.matchmaker.queue_length("tictactoe"), 1)

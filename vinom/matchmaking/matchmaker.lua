@@ -342,19 +342,21 @@ local function result(fields, matches, more)
 end
 
 if op == 'enqueue' then
-  -- The deadline, the number of tickets n, then for each: player, head ('1'
-  -- at the head of the queue), rating ('' for none), queued_at, the JSON of
-  -- the ticket's seats and its size; then the pass arguments (the tickets'
-  -- game and queue first: one call enqueues into one queue). One matching
-  -- pass follows. Past the deadline nothing is stored and no pass runs.
+  -- The deadline, the call's id (kept in its tickets, for 'withdraw'), the
+  -- number of tickets n, then for each: player, head ('1' at the head of the
+  -- queue), rating ('' for none), queued_at, the JSON of the ticket's seats
+  -- and its size; then the pass arguments (the tickets' game and queue first:
+  -- one call enqueues into one queue). One matching pass follows. Past the
+  -- deadline nothing is stored and no pass runs.
   if too_late(ARGV[6]) then return '{"expired":true,"tickets":[],"matches":[],"more":false}' end
-  local count = tonumber(ARGV[7])
-  local first_pass = 8 + 6 * count
+  local call = ARGV[7]
+  local count = tonumber(ARGV[8])
+  local first_pass = 9 + 6 * count
   local game, queue = ARGV[first_pass], ARGV[first_pass + 1]
   local qkey = queue_key(game, queue)
   local answers = {}
   for k = 0, count - 1 do
-    local at = 8 + 6 * k
+    local at = 9 + 6 * k
     local player, head, rating, queued_at, data = ARGV[at], ARGV[at + 1], ARGV[at + 2],
       ARGV[at + 3], ARGV[at + 4]
     local size = ARGV[at + 5]
@@ -377,7 +379,8 @@ if op == 'enqueue' then
       if head == '1' then score = -seq end
       redis.call('DEL', tk)
       redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', game, 'queue', queue,
-                 'rating', rating, 'queued_at', queued_at, 'data', data, 'size', size)
+                 'rating', rating, 'queued_at', queued_at, 'data', data, 'size', size,
+                 'call', call)
       redis.call('ZADD', qkey, score, player)
       local position = redis.call('ZRANK', qkey, player) + 1
       answers[#answers + 1] = '{"position":' .. position .. ',"score":' .. score .. '}'
@@ -385,6 +388,22 @@ if op == 'enqueue' then
   end
   local matches, more = pass(first_pass)
   return result('"tickets":[' .. table.concat(answers, ',') .. '],', matches, more)
+elseif op == 'withdraw' then
+  -- The id of an enqueue call its lobby gave up on, then its players: each
+  -- ticket that call stored and that is still queued goes (one a later call
+  -- stored, or one matched, stays).
+  local call = ARGV[6]
+  local withdrawn = 0
+  for i = 7, #ARGV do
+    local player = ARGV[i]
+    local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'game', 'queue', 'call')
+    if t[1] == 'queued' and t[2] == me and t[5] == call then
+      redis.call('ZREM', queue_key(t[3], t[4]), player)
+      redis.call('DEL', ticket_key(player))
+      withdrawn = withdrawn + 1
+    end
+  end
+  return withdrawn
 elseif op == 'pass' then
   local matches, more = pass(6)
   return result('', matches, more)

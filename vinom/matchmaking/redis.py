@@ -23,6 +23,7 @@ cases.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import secrets
 from collections import OrderedDict
@@ -68,6 +69,10 @@ SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
 # Matches a lobby remembers having announced, to announce each once although
 # it may hear one in the script's answer, on the channel and in the log.
 _REMEMBERED_MATCHES = 50_000
+
+
+class _Refused(MatchmakerUnavailable):
+    """Redis ran the call after its deadline and did nothing: no undoing is due."""
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -162,6 +167,8 @@ class RedisMatchmaker:
         self._adding: dict[str, bool] = {}
         # The same for players whose cancel awaits its answer.
         self._cancelling: dict[str, bool] = {}
+        # Enqueue calls, numbered: their tickets carry the number (see "withdraw").
+        self._calls = itertools.count()
         # Matches announced -> the id of the lobby whose call formed each.
         self._announced: OrderedDict[str, str | None] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
@@ -240,9 +247,7 @@ class RedisMatchmaker:
 
         def answered(removed: object) -> bool:
             if removed == -1:
-                raise MatchmakerUnavailable(
-                    "cancel: Redis ran it after its deadline; the ticket stays queued"
-                )
+                raise _Refused("cancel: Redis ran it after its deadline; the ticket stays queued")
             return removed == 1
 
         def failed(failure: Failure) -> Failure:
@@ -250,21 +255,21 @@ class RedisMatchmaker:
             matched = self._cancelling.get(player_id, False)
             if failure.check(MatchmakerUnavailable) and owned is not None and not matched:
                 self._owned.setdefault(player_id, owned)
+                if not failure.check(_Refused):
+                    # No answer: Redis may have cancelled before the deadline (this
+                    # process, stalled, read the answer too late). Put the ticket
+                    # back if it is gone (restore leaves a ticket Redis knows, queued
+                    # or matched, alone), whenever Redis runs this: after the cancel.
+                    d = self._script("restore", *self._restore_arguments([owned]))
+                    d.addErrback(self._warn, "putting back a ticket whose cancel failed")
             return failure
 
         def over(result: object) -> object:
             self._cancelling.pop(player_id, None)
             return result
 
-        def late(removed: object) -> None:
-            # Run in time but answered after the caller gave up (this process
-            # stalled): the caller said nothing was done, so the ticket goes back.
-            if removed == 1 and owned is not None and self._owned.get(player_id) is owned:
-                d = self._script("restore", *self._restore_arguments([owned]))
-                d.addErrback(self._warn, "putting back a ticket cancelled too late")
-
         deadline = self._redis_clock.deadline(self._settings.call_timeout)
-        d = self._script("cancel", player_id, deadline, late=late)
+        d = self._script("cancel", player_id, deadline)
         return d.addCallback(answered).addErrback(failed).addBoth(over)
 
     def position(self, player_id: str) -> Deferred[int | None]:
@@ -316,7 +321,8 @@ class RedisMatchmaker:
         # Redis refuses the whole call after its deadline: by then its callers
         # have been answered that nothing was done.
         deadline = self._redis_clock.deadline(self._settings.call_timeout)
-        arguments = [deadline, str(len(batch))]
+        call = str(next(self._calls))
+        arguments = [deadline, call, str(len(batch))]
         for ticket, at_head, _ in batch:
             arguments += [
                 ticket.player_id,
@@ -335,7 +341,7 @@ class RedisMatchmaker:
             try:
                 answer = json.loads(reply)
                 if answer.get("expired"):
-                    failed(Failure(MatchmakerUnavailable(
+                    failed(Failure(_Refused(
                         "enqueue: Redis ran it after its deadline; nothing was queued"
                     )))  # fmt: skip
                     return
@@ -365,15 +371,19 @@ class RedisMatchmaker:
             for ticket, _, waiter in batch:
                 self._adding.pop(ticket.player_id, None)
                 waiter.errback(failure)
+            if not failure.check(_Refused):
+                # No answer: Redis may have stored the tickets before their
+                # deadline (this process, stalled, read the answer too late). The
+                # callers are told nothing was done, so what this call stored goes
+                # (whenever Redis runs this: after the enqueue, if it ran at all).
+                players = [ticket.player_id for ticket, _, _ in batch]
+                d = self._script("withdraw", call, *players)
+                d.addErrback(self._warn, "withdrawing an enqueue given up on")
 
         def late(reply: Any) -> None:
-            # The callers were told it failed: take the tickets out again
-            # (unless their match formed in the same step: that match is announced).
-            answer = json.loads(reply)
-            self._formed(game, queue, answer)
-            for (ticket, _, _), entry in zip(batch, answer.get("tickets", ()), strict=False):
-                if "score" in entry:
-                    self._script("cancel", ticket.player_id).addErrback(lambda _: None)
+            # Announce a match the call formed as it stored the tickets (it stands);
+            # the withdrawal takes out the rest.
+            self._formed(game, queue, json.loads(reply))
 
         def next_batch(_: object) -> None:
             self._sending.discard(key)
