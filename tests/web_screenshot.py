@@ -1,14 +1,21 @@
-"""Make docs/images/web-lobby.png, web-tictactoe.png and web-dice.png: the web client.
+"""Make the web client's pictures in docs/images: web-lobby.png, web-tictactoe.png,
+web-dice.png, web-maze.png and web-owedrahn.png.
 
     python -m tests.web_screenshot [output-directory]
 
 From a checkout (with selenium, chromium and chromium-driver installed, as
 scripts/test sets up). It starts a whole server in this process with its web
-server on a free loopback port, opens two headless Chromiums (tests/browser.py's
-settings), photographs the lobby with an open room, then has the two pages
-queue for tictactoe, play three moves and photographs the match; then one
-of them leaves, opens a dice room, adds the game's bot, rolls on its turn,
-picks a scoring die and photographs the dice board.
+server on a free loopback port, and every picture is the real page from that
+server, with its real headers (Content-Security-Policy included), in a real
+match: it opens two headless Chromiums (tests/browser.py's settings),
+photographs the lobby with an open room, then has the two pages queue for
+tictactoe, play three moves and photographs the match; then one of them
+leaves, opens a dice room, adds the game's bot, rolls on its turn, picks a
+scoring die and photographs the dice board; then a maze room against the
+game's bot, a few moves walked with the arrow keys; then an Owe Drahn room
+filled with bots, a few rolls. A page that reports a policy violation or a
+console error (tests/browser.py, `page_problems`) stops the script: no
+picture of a broken page.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 from twisted.internet.threads import deferToThread
 
-from tests.browser import check_chromium, start_chromium
+from tests.browser import check_chromium, page_problems, start_chromium
 from tests.ports import free_tcp_port, free_udp_range
 from vinom.tap import Options, makeService
 
@@ -51,8 +59,60 @@ def until(driver: Any, script: str, timeout: float = 30.0) -> None:
 
 def shoot(driver: Any, path: Path) -> None:
     time.sleep(0.6)  # let the last animation end
+    problems = page_problems(driver)
+    if problems:
+        raise RuntimeError(f"the page went wrong before {path.name}: {problems}")
+    driver.execute_script("scrollTo(0, 0);")
     driver.save_screenshot(str(path))
     print(f"wrote {path}")
+
+
+def fill_room_with_bots(driver: Any, game: str) -> None:
+    """Open a room of `game` and add the game's bot until the match starts."""
+    driver.find_element(By.CSS_SELECTOR, f'[data-action="create-room"][data-game="{game}"]').click()
+    until(driver, "return document.body.dataset.screen === 'room';")
+    while driver.execute_script(
+        "return document.body.dataset.screen === 'room'"
+        " && !document.getElementById('room-add-bot').hidden;"
+    ):
+        driver.find_element(By.ID, "room-add-bot").click()
+        time.sleep(0.5)
+    until(driver, f"return document.querySelector('#board [data-board=\"{game}\"]') !== null;")
+    until(driver, "return document.getElementById('game-phase').dataset.phase === 'playing';")
+
+
+def leave_and_play_again(driver: Any) -> None:
+    driver.find_element(By.ID, "game-leave").click()
+    until(driver, "return !document.getElementById('result-panel').hidden;")
+    driver.find_element(By.ID, "play-again").click()
+    until(driver, "return document.querySelector('#games li') !== null;")
+
+
+_KEYS = {"N": Keys.ARROW_UP, "E": Keys.ARROW_RIGHT, "S": Keys.ARROW_DOWN, "W": Keys.ARROW_LEFT}
+
+# Where my token is in the maze: [x, y] (none yet: []).
+_WHERE = """
+const token = document.querySelector('.vb-token.vb-me');
+if (token === null) return [];
+return [token.dataset.x, token.dataset.y].map(Number);
+"""
+
+
+def walk_the_maze(driver: Any, steps: int) -> None:
+    """Press arrow keys, a move at a time: each press that moves the token counts."""
+    moved = 0
+    tries = 0
+    last = driver.execute_script(_WHERE)
+    while moved < steps and tries < 60:
+        tries += 1
+        for direction in ("E", "S", "E", "S", "W", "N"):
+            driver.find_element(By.TAG_NAME, "body").send_keys(_KEYS[direction])
+            time.sleep(0.25)
+            here = driver.execute_script(_WHERE)
+            if here != last:
+                moved += 1
+                last = here
+                break
 
 
 def enter(driver: Any, url: str, name: str) -> None:
@@ -106,6 +166,24 @@ def play(ann: Any, bob: Any, url: str, output: Path) -> None:
             break
     shoot(bob, output / "web-dice.png")
 
+    leave_and_play_again(bob)
+    fill_room_with_bots(bob, "maze")
+    walk_the_maze(bob, 6)
+    shoot(bob, output / "web-maze.png")
+
+    leave_and_play_again(bob)
+    fill_room_with_bots(bob, "owedrahn")
+    rolls = 0
+    deadline = time.monotonic() + 60
+    while rolls < 2 and time.monotonic() < deadline:
+        roll = bob.find_element(By.CSS_SELECTOR, ".vb-roll")
+        if roll.is_enabled():
+            roll.click()
+            rolls += 1
+        time.sleep(0.6)
+    until(bob, "return document.querySelector('.vb-caption').textContent.includes('rolled');")
+    shoot(bob, output / "web-owedrahn.png")
+
 
 async def photograph(reactor: Any, output: Path) -> None:
     check_chromium()
@@ -129,9 +207,15 @@ async def photograph(reactor: Any, output: Path) -> None:
     try:
         await root.getServiceNamed("web")._waitingForPort
         for _ in range(2):
-            drivers.append(await deferToThread(
+            driver = await deferToThread(
                 start_chromium, tempfile.mkdtemp(prefix="vinom-chromium-"), 1200, 760
-            ))
+            )
+            # Still pictures: no pulsing ring or rolling die caught half-way.
+            driver.execute_cdp_cmd(
+                "Emulation.setEmulatedMedia",
+                {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]},
+            )
+            drivers.append(driver)
         output.mkdir(parents=True, exist_ok=True)
         await deferToThread(play, drivers[0], drivers[1], f"https://127.0.0.1:{port}/", output)
     finally:
