@@ -158,10 +158,11 @@ class Twistd:
 
 async def start_twistd(
     case: TestCase, venv: FreshVenv, *extra: str, web: bool = False, ops: bool = False,
-    udp_ports: int = 4,
+    udp_ports: int = 4, env: dict[str, str] | None = None,
 ) -> Twistd:
     """`twistd -n vinom` from an empty directory, every port moved to a free one on
-    loopback; the defaults otherwise. Killed at the test's cleanup."""
+    loopback; the defaults otherwise; `env` adds to its environment. Stopped at the
+    test's cleanup."""
     directory = Path(case.mktemp()).resolve()
     directory.mkdir()
     lobby = free_tcp_port()
@@ -177,7 +178,9 @@ async def start_twistd(
         *extra,
     ]  # fmt: skip
     process = Collect()
-    transport = reactor.spawnProcess(process, argv[0], argv, env=venv.env, path=str(directory))
+    transport = reactor.spawnProcess(
+        process, argv[0], argv, env={**venv.env, **(env or {})}, path=str(directory)
+    )
     case.addCleanup(_stop, transport, process)
     server = Twistd(venv, process, transport, directory, lobby, web_port, ops_port)
     await _listening(case, server, lobby)

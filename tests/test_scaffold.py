@@ -173,8 +173,9 @@ class NewGameInstalledTests(TestCase):
         listed = venv.run([venv.python, "-m", "vinom.cli", "games"], cwd=venv.root)
         self.assertIn(["stone-pile"], [line.split()[:1] for line in listed.stdout.splitlines()])
 
-        # A server with its defaults offers every installed game: bots play it there.
-        server = await start_twistd(self, venv)
+        # A server with its defaults offers every installed game: bots play it there,
+        # with the debug check that a game saying shared_view = True means it.
+        server = await start_twistd(self, venv, env={"VINOM_CHECK_VIEWS": "1"})
         out, err, code = await getProcessOutputAndValue(
             str(venv.python),
             [
@@ -192,3 +193,4 @@ class NewGameInstalledTests(TestCase):
         )
         self.assertEqual(summary["wins"], 2)  # one winner a match: somebody took the last stone
         self.assertEqual(summary["actions_rejected"], 0)
+        self.assertNotIn("SharedViewMismatch", server.output())
