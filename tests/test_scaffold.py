@@ -14,11 +14,14 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
-from tests.fresh_venv import make_venv, start_twistd
+from tests.fresh_venv import FreshVenv, Twistd, make_venv, start_twistd
+from tests.test_tui import TerminalProcess, wait_for
 from vinom import cli
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -193,4 +196,39 @@ class NewGameInstalledTests(TestCase):
         )
         self.assertEqual(summary["wins"], 2)  # one winner a match: somebody took the last stone
         self.assertEqual(summary["actions_rejected"], 0)
+        await self.play_in_the_terminal(venv, server, work)
         self.assertNotIn("SharedViewMismatch", server.output())
+
+    async def play_in_the_terminal(self, venv: FreshVenv, server: Twistd, work: Path) -> None:
+        """`vinom play stone-pile` in a pseudo-terminal (the generic text view) against a
+        bot, `b` (the game's bot picks my move) pressed until the match is over."""
+        terminal = TerminalProcess()
+        env = {**venv.env, "TERM": "xterm", "LINES": "30", "COLUMNS": "100"}
+        lobby = ["--lobby", f"127.0.0.1:{server.lobby_port}", "--trust", str(server.certificate)]
+        process = reactor.spawnProcess(
+            terminal, str(venv.python),
+            [str(venv.python), "-m", "vinom.cli", "play", "stone-pile", "--name", "tui", *lobby],
+            env=env, path=str(work), usePTY=True,
+        )  # fmt: skip
+
+        def kill() -> Deferred[BaseException]:
+            if not terminal.ended.called:
+                process.signalProcess("KILL")
+            return terminal.ended
+
+        self.addCleanup(kill)
+        await wait_for(lambda: b"queued" in terminal.output, "the terminal player to queue")
+        bot = getProcessOutputAndValue(
+            str(venv.python),
+            ["-m", "vinom.cli", "bots", "--game", "stone-pile", "--count", "1", "--json",
+             "--think", "0.1", "--timeout", "60", *lobby],
+            env=venv.env, path=str(work), reactor=reactor,
+        )  # fmt: skip
+        await wait_for(lambda: bot.called, "the match to end", timeout=60, every=0.3,
+                       step=lambda: process.write(b"b"))
+        out, err, code = await bot
+        self.assertEqual(code, 0, (out + err).decode())
+        self.assertEqual(json.loads(out)["finished"], 1)
+        await wait_for(lambda: b"game over" in terminal.output, "the result on the screen")
+        process.write(b"q")
+        self.assertIsInstance(await terminal.ended, ProcessDone)
