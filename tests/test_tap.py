@@ -570,6 +570,49 @@ class RoleOptionsTests(TestCase):
         self.assertEqual((settings.host, settings.port, settings.db), ("10.0.0.5", 6380, 2))
         self.assertEqual(settings.password, "s3cret")
 
+    def test_the_redis_password_file_then_the_environment_then_the_url(self) -> None:
+        key = self.key_file()
+        secret = self.mktemp()
+        with open(secret, "w") as f:
+            f.write("from-the-file\n")
+        os.chmod(secret, 0o600)
+        url = "redis://:from-the-url@10.0.0.5/0"
+        self.patch(os, "environ", {"VINOM_REDIS_PASSWORD": "from-the-environment"})
+        for argv, password in (
+            (("--redis-password-file", secret), "from-the-file"),
+            ((), "from-the-environment"),
+        ):
+            with self.subTest(argv=argv):
+                options = parse("--redis", url, "--token-key-file", key, *argv)
+                self.assertEqual(options["redis-settings"].password, password)
+        self.patch(os, "environ", {})
+        self.assertEqual(parse("--redis", url, "--token-key-file", key)["redis-settings"]
+                         .password, "from-the-url")  # fmt: skip
+
+    def test_redis_secret_and_tls_options_are_checked(self) -> None:
+        key = self.key_file()
+        empty = self.mktemp()
+        open(empty, "w").close()
+        not_pem = self.mktemp()
+        with open(not_pem, "w") as f:
+            f.write("not a certificate\n")
+        tls = ("--redis", "rediss://redis.example/0", "--token-key-file", key)
+        for argv, words in (
+            (("--redis-password-file", "/no/such/file"), "--redis-password-file is for --redis"),
+            ((*tls, "--redis-password-file", "/no/such/file"), "No such file"),
+            ((*tls, "--redis-password-file", empty), "must hold one non-empty line"),
+            (("--redis", "redis://redis.example/0", "--token-key-file", key,
+              "--redis-ca-file", not_pem), "--redis-ca-file is for a rediss://"),
+            ((*tls, "--redis-ca-file", not_pem), "holds no PEM certificate"),
+            ((*tls, "--redis-ca-file", "/no/such/file"), "No such file"),
+            (("--ops-token-file", empty), "--ops-token-file"),
+        ):  # fmt: skip
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(words, str(e))
+        settings = parse(*tls)["redis-settings"]
+        self.assertEqual((settings.tls, settings.url), (True, "rediss://redis.example:6379/0"))
+
 
 class GameUrlTests(TestCase):
     """match_found's game_url: the /game of this process's web server as browsers reach it."""

@@ -605,6 +605,9 @@ class Options(usage.Options):
                     f"--role {self['role']} needs --redis: lobbies and game hosts in separate "
                     "processes find each other in Redis"
                 )
+            for name in ("redis-password-file", "redis-ca-file"):
+                if self[name] is not None:
+                    raise usage.UsageError(f"--{name} is for --redis, which is not given")
             return
         try:
             settings = parse_redis_url(self["redis"])
