@@ -85,6 +85,13 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(play["name"], "ada")
         self.assertEqual(play["address"], LobbyAddress("example.com", 7001, play["trust"]))
 
+    def test_a_bad_option_value_is_one_line(self) -> None:
+        code, out, err = run_main("bots", "-g", "maze", "--count", "x")
+        self.assertEqual((code, out), (2, ""))
+        self.assertEqual(err.splitlines(), [
+            "vinom: --count must be a whole number, not 'x' (vinom bots --help lists the options)"
+        ])  # fmt: skip
+
     def test_play_needs_a_game(self) -> None:
         code, _, err = run_main("play")
         self.assertEqual(code, 2)

@@ -529,8 +529,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as e:
-        sub = options.subOptions if options.subCommand else options
-        sys.stderr.write(f"{sub}\nvinom: {e}\n")
+        if options.subCommand:
+            # One line, not the command's whole --help above it.
+            command = options.subCommand
+            sys.stderr.write(f"vinom: {e} (vinom {command} --help lists the options)\n")
+        else:
+            sys.stderr.write(f"{options}\nvinom: {e}\n")
         return 2
     sub = options.subOptions
     try:
