@@ -646,6 +646,29 @@ class WebClientInChromiumTests(TestCase):
         await assert_in_view(self, browser, "#result-panel")
         self.assertEqual(await status_line(browser), "")
 
+    async def test_the_last_round_stays_on_screen_when_the_bot_declines_a_rematch(self) -> None:
+        # The room's bot answers a round's end half a second later by declining a
+        # rematch: the match ends, but the round's outcome stays, with why.
+        _server, url = await start_web_server(self)
+        browser = await open_browser(self, width=1280, height=720)
+        await open_room_with_bots(browser, url, "tictactoe")
+        [outcome] = await play_tictactoe({browser: False})
+        self.assertIn(outcome, ("win", "lose", "draw"))
+        round_box = await browser.run(lambda d: d.execute_script(
+            "const box = document.querySelector('[data-testid=ttt-round]');"
+            "return {hidden: box.hidden, text: box.querySelector('.ttt-round-text').textContent,"
+            "        buttons: box.querySelector('.row').hidden};"
+        ))
+        self.assertFalse(round_box["hidden"], round_box)
+        self.assertRegex(
+            round_box["text"],
+            r"^(You won round 1!|Bot won round 1\.|Round 1 is a draw\.)"
+            r" No rematch: the match is over\.$",
+        )
+        self.assertTrue(round_box["buttons"])
+        await assert_in_view(self, browser, "#result-panel")
+        self.assertEqual(await status_line(browser), "")
+
     async def test_owe_drahn_against_its_bots_is_drawn_and_rolls(self) -> None:
         _server, url = await start_web_server(self)
         browser = await open_browser(self, width=1280, height=720)

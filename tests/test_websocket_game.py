@@ -19,6 +19,7 @@ import msgpack
 from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.python import usage
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
@@ -37,6 +38,7 @@ from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import MatchFound, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.protocol.tokens import PublicToken
+from vinom.tap import Options
 from vinom.web_game import (
     CLOSE_NORMAL,
     CLOSE_TEXT_MESSAGE,
@@ -432,3 +434,15 @@ class WebGameRateTests(GameSocketTestCase):
         socket = await self.game_socket(token)
         await self.send_for(socket, 45, 3.0)
         self.assertEqual((await socket.closed).code, CLOSE_TOO_FAST)
+
+    def test_a_rate_that_is_not_a_positive_number_is_refused_in_one_line(self) -> None:
+        for bad in ("0", "-5", "fast", "inf"):
+            with self.assertRaises(usage.UsageError) as caught:
+                Options().parseOptions(["--web-game-rate", bad])
+            self.assertRegex(
+                str(caught.exception),
+                rf"^--web-game-rate must be a number( greater than 0)?, not '{bad}'$",
+            )
+        options = Options()
+        options.parseOptions(["--web-game-rate", "60"])
+        self.assertEqual(options["web-game-rate"], 60.0)

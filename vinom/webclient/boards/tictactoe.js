@@ -26,6 +26,8 @@ function markSvg(mark) {
   return svg;
 }
 
+const OVER = " No rematch: the match is over.";
+
 function make(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -120,9 +122,16 @@ export default {
         const me = view.players.find((p) => p.id === game.me);
         const markText = me && me.mark ? ` (${me.mark})` : "";
         if (view.finished) {
-          roundBox.hidden = true;
+          // Ended at a round's end (a rematch declined, by a bot at once): the
+          // round's outcome stays on screen with why there is no next round;
+          // only the buttons, which no longer do anything, go.
+          buttons.hidden = true;
+          if (!roundBox.hidden && !roundText.textContent.endsWith(OVER)) {
+            roundText.textContent += OVER;
+          }
         } else if (view.round_over) {
           roundBox.hidden = false;
+          buttons.hidden = false;
           const winner = view.round_winner;
           roundText.textContent = winner === null
             ? `Round ${view.round} is a draw.`
