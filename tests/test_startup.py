@@ -170,7 +170,7 @@ class AnnouncementTests(TestCase):
         twistd = Twistd(self, "--websocket", f"ssl:{web}:interface=127.0.0.1",
                         "--host-workers", "1")  # fmt: skip
         await twistd.wait_for(b"operations dashboard:")
-        await twistd.wait_for(b"worker 0")
+        await twistd.wait_for(b"game-host worker 0 (pid ")  # ready: /health says ok
         certificate = os.path.join(twistd.directory, "vinom-data", "dev-cert.pem")
         lobby = re.search(rb"--lobby 127\.0\.0\.1:(\d+)", twistd.output)
         assert lobby is not None, twistd.output.decode()
