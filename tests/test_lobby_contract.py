@@ -88,6 +88,12 @@ class LobbyContractTests(TestCase):
             reply = await player.request({"type": kind})
             self.assertEqual(reply.get("code"), "not_in_room", kind)
 
+    async def test_the_welcome_names_each_game_as_people_read_it(self) -> None:
+        server = await start_server(self, "--games", "tictactoe,owedrahn", ports=2)
+        welcome = (await connect_player(self, server.lobby, "Ann")).frames[0]
+        self.assertEqual(welcome["games"], {"tictactoe": 2, "owedrahn": 2})
+        self.assertEqual(welcome["titles"], {"tictactoe": "Tic-tac-toe", "owedrahn": "Owe Drahn"})
+
     async def test_a_party_member_queue_and_cancel_are_not_party_leader(self) -> None:
         server = await self.start()
         ann = await connect_player(self, server.lobby, "Ann")

@@ -306,6 +306,10 @@ class WebClientInChromiumTests(TestCase):
             if getattr(registry.get(name), "offered_by_default", True)
         ]
         self.assertEqual(sorted(games), sorted(offered))
+        # Each game by its display name, as people read it.
+        self.assertEqual(
+            await browser.text_of('#games li[data-game="owedrahn"] .game-name'), "Owe Drahn"
+        )
         self.assertEqual(await browser.text_of("#room-list"), "No open rooms. Start one!")
         log = await browser.run(lambda d: d.get_log("browser"))
         self.assertEqual([entry for entry in log if entry["level"] == "SEVERE"], [])
@@ -429,7 +433,7 @@ class WebClientInChromiumTests(TestCase):
         await wait_for_game(bob, "tictactoe")
         self.assertEqual(await player_names(ann), ["Ann", "Bob"])
         self.assertEqual(await player_names(bob), ["Ann", "Bob"])
-        self.assertEqual(await ann.text_of("#game-title"), "Tictactoe")
+        self.assertEqual(await ann.text_of("#game-title"), "Tic-tac-toe")
         await assert_drawn(self, ann, "tictactoe")
         outcomes = await play_tictactoe({ann: True, bob: False})
         self.assertTrue(consistent(outcomes), outcomes)
@@ -675,7 +679,7 @@ class WebClientInChromiumTests(TestCase):
         await open_room_with_bots(browser, url, "owedrahn")
         await browser.wait_for_text("#game-phase", "Playing", 60)
         await assert_drawn(self, browser, "owedrahn")
-        self.assertEqual(await browser.text_of("#game-title"), "Owedrahn")
+        self.assertEqual(await browser.text_of("#game-title"), "Owe Drahn")
         # Roll on my turn: the die shows what was rolled (the bots roll too).
         await browser.wait_until(lambda d: d.execute_script(
             "const roll = document.querySelector('.vb-roll');"

@@ -29,6 +29,7 @@ from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
 from vinom.cluster import MatchmakerService, RedisClientService, SubscriptionService
 from vinom.drain import Drain
+from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
@@ -1138,6 +1139,7 @@ def _lobby(
         team_sizes=games.team_sizes(),
         formed_here=formed_here,
         party_join_limiter=party_joins,
+        game_titles={g.name: display_name_of(g) for g in games},
     )
 
 

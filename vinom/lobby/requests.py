@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.games.interfaces import default_display_name
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import (
@@ -83,8 +84,12 @@ class RequestHandlers:
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
         parties: IPartyStore | None = None,
         rating_source: IRatingSource | None = None,
+        game_titles: Mapping[str, str] | None = None,
     ) -> None:
         self.games = dict(games)
+        # The name people read for each game ("Owe Drahn"), sent in the welcome.
+        titles = game_titles or {}
+        self.game_titles = {name: titles.get(name) or default_display_name(name) for name in games}
         self._ratings = rating_source or ClaimedRatings()
         self._requeues = requeues
         self._matchmaker = matchmaker
@@ -219,6 +224,7 @@ class RequestHandlers:
                     "name": request.name,
                     "secret": secret,
                     "games": dict(self.games),
+                    "titles": dict(self.game_titles),
                 },
             )
 

@@ -179,6 +179,7 @@ class LobbyFactory(ServerFactory, Service):
         team_sizes: Mapping[str, int] | None = None,
         formed_here: Callable[[str], bool] | None = None,
         party_join_limiter: IAddressLimiter | None = None,
+        game_titles: Mapping[str, str] | None = None,
     ) -> None:
         """`shared_store`: other lobbies use the same player store (Redis), so a player
         who is not connected here is not necessarily gone. `formed_here`: with a shared
@@ -188,7 +189,9 @@ class LobbyFactory(ServerFactory, Service):
         client's claim: vinom.lobby.ratings). `team_sizes`: players per team of each
         game with teams (a player's token `team` is seat // team size).
         `party_join_limiter`: the limit of `party_join` attempts per address (by
-        default in this process; lobbies sharing Redis share a `RedisAddressLimiter`)."""
+        default in this process; lobbies sharing Redis share a `RedisAddressLimiter`).
+        `game_titles`: each game's display name for the welcome (by default made
+        from its name)."""
         self.config = config
         self.clock = clock
         self.admission = Admission(config, clock, party_joins=party_join_limiter)
@@ -224,6 +227,7 @@ class LobbyFactory(ServerFactory, Service):
             player_ranges=player_ranges,
             parties=parties,
             rating_source=rating_source,
+            game_titles=game_titles,
         )
         matchmaker.add_listener(self.placer.match_formed)
         matchmaker.add_listener(self.requests.parties.match_formed)

@@ -87,10 +87,10 @@ function setConnection(state, text, why = "") {
   badge.title = why;
 }
 
-// A game's name as people read it: the match's own display name when the
-// game's welcome carries one, else the registry name in words, each word
-// capitalised ("tic_tac_toe" -> "Tic Tac Toe"; a name written as one word
-// stays one: "owedrahn" -> "Owedrahn").
+// A game's name as people read it: its display name from the lobby's welcome
+// (`titles`) or the match's welcome (`title`), else (a server that sends
+// neither) the registry name in words, each word capitalised ("tic_tac_toe" ->
+// "Tic Tac Toe").
 const gameTitles = {};
 
 function gameTitle(name) {
@@ -225,6 +225,9 @@ async function enterLobby(name) {
   }
   app.welcome = welcome;
   app.games = welcome.games ?? {};
+  for (const [name, title] of Object.entries(welcome.titles ?? {})) {
+    if (typeof title === "string" && title !== "") gameTitles[name] = title;
+  }
   localStorage.setItem(STORE_NAME, welcome.name);
   $("me").textContent = welcome.name;
   app.queued = null;
@@ -518,9 +521,9 @@ function gameMessage(game, message) {
       $("screen-game").dataset.seat = String(message.seat);
       $("screen-game").dataset.reconnected = String(Boolean(message.reconnected));
       for (const p of game.players) game.presence[p.id] ??= "connected";
-      if (typeof message.display_name === "string" && message.display_name !== "") {
-        gameTitles[game.name] = message.display_name;
-        $("game-title").textContent = message.display_name;
+      if (typeof message.title === "string" && message.title !== "") {
+        gameTitles[game.name] = message.title;
+        $("game-title").textContent = message.title;
       }
       setConnection("online", "in game");
       say(game, message.reconnected ? "Reconnected: back in your match." : "");
