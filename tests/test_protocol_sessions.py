@@ -333,16 +333,44 @@ class LossyNetworkTests(SynchronousTestCase):
         self.assertEqual([m.data for m in net.messages(None) if m.channel == RELIABLE],
                          [b"c%d" % i for i in range(60)])
         # The server's snapshots (4 bytes) sent before the client acknowledged the
-        # session's opening came reliably (ServerEndpoint.send_message): on either
-        # channel, they never go backwards.
-        self.assertEqual([m.data for m in net.messages(CLIENT_ADDR)
-                          if m.channel == RELIABLE and len(m.data) != 4],
-                         [b"s%d" % i for i in range(60)])
+        # session's opening came reliably (ServerEndpoint.send_message), each once,
+        # in order, behind s0; the others on channel 0, never backwards.
+        reliable = [m.data for m in net.messages(CLIENT_ADDR) if m.channel == RELIABLE]
+        self.assertEqual([d for d in reliable if len(d) != 4], [b"s%d" % i for i in range(60)])
+        early = [struct.unpack("<I", d)[0] for d in reliable if len(d) == 4]
+        self.assertEqual(early, sorted(set(early)))
+        if early:
+            self.assertGreater(reliable.index(struct.pack("<I", early[0])), reliable.index(b"s0"))
         for side in (None, CLIENT_ADDR):
             snaps = [struct.unpack("<I", m.data)[0] for m in net.messages(side)
-                     if m.channel == UNRELIABLE or (side == CLIENT_ADDR and len(m.data) == 4)]
+                     if m.channel == UNRELIABLE]
             self.assertEqual(snaps, sorted(set(snaps)))
         self.assertEqual(net.events_of(SessionClosed), [])
+
+
+class OpeningTests(SynchronousTestCase):
+    def test_states_go_unreliably_once_the_opening_is_acknowledged_on_a_slow_link(self) -> None:
+        # 50 ms each way and a state every 25 ms: the round trip is longer than
+        # the gap between states, so states keep being sent while the welcome's
+        # acknowledgement is on its way. Only those go reliably; the rest of the
+        # match goes on channel 0.
+        net = Net(latency=0.05, session_timeout=60.0)
+        net.connect()
+        net.run(1.0)
+        event = net.connected()
+        assert event is not None
+        net.server.send_message(event.session_id, RELIABLE, b"welcome")
+        for i in range(200):
+            net.server.send_message(event.session_id, UNRELIABLE, struct.pack("<I", i))
+            net.run(0.025)
+        net.run(2.0)
+        got = net.messages(CLIENT_ADDR)
+        self.assertEqual(got[0].data, b"welcome")
+        reliably = [m for m in got if m.channel == RELIABLE and len(m.data) == 4]
+        unreliably = [m for m in got if m.channel == UNRELIABLE]
+        # About one round trip's worth (0.1 s + the ack delay) went reliably.
+        self.assertLess(len(reliably), 10)
+        self.assertGreater(len(unreliably), 190)
 
 
 class CipherMemoryTests(SynchronousTestCase):

@@ -325,12 +325,14 @@ class ServerEndpoint:
 
         The opening of a session is delivered first: until the peer has
         acknowledged every reliable message queued before the session's first
-        unreliable one (a game host's `welcome` and first state), unreliable
-        messages go on the reliable channel, in order behind them, and the
-        opening lasts until those are acknowledged too. So an unreliable
-        message never overtakes the opening, neither in one body (where
-        unreliable messages come first) nor past a lost packet, and never
-        arrives before an earlier one sent this way.
+        unreliable one (a game host's `welcome`), unreliable messages go on the
+        reliable channel, in order behind them. So no unreliable message
+        overtakes the opening, neither in one body (where unreliable messages
+        come first) nor past a lost packet. The mark is set once: on a link
+        whose round trip is longer than the gap between states, a mark that
+        moved with each state would keep the channel reliable for good. After
+        the opening, a state sent this way may still arrive after a newer one
+        sent unreliably; clients drop a state not newer than the one they hold.
         """
         s = self._sessions.get(session_id)
         if s is None:
@@ -339,9 +341,6 @@ class ServerEndpoint:
             if channel == UNRELIABLE:
                 if s.opening != _OPEN and self._opening(s):
                     s.reliability.send_reliable(data)
-                    # The opening lasts until this one is acknowledged too, so that
-                    # no later unreliable message overtakes it.
-                    s.opening = s.reliability.reliable_mark()
                 else:
                     s.reliability.send_unreliable(data)
             elif channel == RELIABLE:
