@@ -222,6 +222,26 @@ class QueueRateTests(LobbyHarness):
             )
         self.assertEqual(client.request({"type": "queue", "game": "maze"})["type"], "queued")
 
+    def test_party_join_guesses_get_a_token_back_after_a_second(self) -> None:
+        ann = self.connect("192.0.2.9")
+        ann.hello()
+        code = ann.request({"type": "party_create"})["party"]["code"]
+        guesser = self.connect()
+        guesser.hello()
+        for guess in ("GUESSA", "GUESSB"):
+            reply = guesser.request({"type": "party_join", "code": guess})
+            self.assert_error(reply, errors.UNKNOWN_PARTY)
+        # Past the burst the right code is refused too, until a token comes back.
+        self.assert_error(
+            guesser.request({"type": "party_join", "code": code}), errors.RATE_LIMITED
+        )
+        self.clock.advance(0.9)
+        self.assert_error(
+            guesser.request({"type": "party_join", "code": code}), errors.RATE_LIMITED
+        )
+        self.clock.advance(0.1)
+        self.assertEqual(guesser.request({"type": "party_join", "code": code})["type"], "party")
+
 
 class KeepAliveTransport(StringTransport):
     def __init__(self, **kwargs: Any) -> None:

@@ -34,6 +34,8 @@ from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow, fifo_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What scheduling adds to a measured time on a loaded machine (as tests.test_scaling_faults).
+SLACK = 1.5
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -569,7 +571,8 @@ class LateCallTests(TestCase):
         started = time.monotonic()
         with self.assertRaises(MatchmakerUnavailable):
             await first.matchmaker.enqueue(ticket("p"))
-        self.assertLess(time.monotonic() - started, 1.0 + 1.0)
+        # Given up at the call timeout (1 s), not when Redis answers.
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
         redis.resume()
         await self.settle(first, second)
         # The enqueue reached Redis after its lobby gave up: no ticket, no match
