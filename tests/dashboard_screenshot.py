@@ -58,8 +58,8 @@ async def photograph(reactor: Any, output: Path) -> None:
     root = makeService(options, reactor)
     root.startService()
     try:
-        lobby_port = (await root.getServiceNamed("lobby-listener")._waitingForPort).getHost().port
-        ops_port = (await root.getServiceNamed("ops")._waitingForPort).getHost().port
+        lobby_port = (await root.getServiceNamed("lobby-listener").port()).getHost().port
+        ops_port = (await root.getServiceNamed("ops").port()).getHost().port
         lobby = LobbyAddress("127.0.0.1", lobby_port, f"{data_dir}/dev-cert.pem")
         pool = root.getServiceNamed("game-host-processes")
         await wait_for(reactor, lambda: all(w.live for w in pool.workers()))

@@ -54,12 +54,12 @@ async def start_server(case: TestCase, *args: str, ports: int = 8) -> RunningSer
     root.startService()
     case.addCleanup(lambda: Deferred.fromCoroutine(_stop(root)))
     listener = root.getServiceNamed("lobby-listener")
-    port = await listener._waitingForPort
+    port = await listener.port()
     cert = f"{data_dir}/dev-cert.pem"
     hosting = cast(GameHostingService, root.getServiceNamed("hosting"))
     websocket_port = None
     if "--websocket" in args:
-        web = await root.getServiceNamed("web")._waitingForPort
+        web = await root.getServiceNamed("web").port()
         websocket_port = web.getHost().port
     return RunningServer(
         root, LobbyAddress("127.0.0.1", port.getHost().port, cert), hosting, data_dir,

@@ -28,7 +28,7 @@ THINK = 0.4
 
 
 async def ops_port(server: RunningServer) -> int:
-    listening = await server.service("ops")._waitingForPort
+    listening = await server.service("ops").port()
     return int(listening.getHost().port)
 
 

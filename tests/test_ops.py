@@ -38,7 +38,7 @@ class OpsEndpointTests(TestCase):
     timeout = 60
 
     async def get(self, server: RunningServer, path: str) -> tuple[int, bytes]:
-        listening = await server.service("ops")._waitingForPort
+        listening = await server.service("ops").port()
         return await http_get(f"http://127.0.0.1:{listening.getHost().port}{path}")
 
     def metric(self, text: bytes, name: str) -> float:
@@ -129,7 +129,7 @@ class DashboardTokenTests(TestCase):
         os.chmod(path, 0o600)
         server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1",
                                     "--ops-token-file", path, ports=2)  # fmt: skip
-        listening = await server.service("ops")._waitingForPort
+        listening = await server.service("ops").port()
         browser = await open_browser(self)
         await browser.get(f"http://127.0.0.1:{listening.getHost().port}/")
         form = "#token-form"

@@ -13,9 +13,13 @@ from typing import Any
 import psutil
 from twisted.internet import reactor
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.protocols.basic import LineReceiver
 from twisted.protocols.portforward import ProxyFactory
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
@@ -26,6 +30,8 @@ from tests.redis_server import start_redis
 from tests.test_ops import http_get
 from tests.test_twistd import ROOT, RUN_TWISTD, Collect
 from vinom.certs import make_self_signed
+from vinom.redis import parse_redis_url
+from vinom.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
@@ -378,3 +384,122 @@ class RedisSecretTests(TestCase):
         self.assertIn(f"vinom: Redis at {url} presented a certificate that is not trusted",
                       line)  # fmt: skip
 
+
+
+class ListenerTests(TestCase):
+    """A Listener listens while it runs, gives its port through `port()`, and turns a
+    port in use into the one line naming its option."""
+
+    async def test_port_gives_the_listening_port_until_stopped(self) -> None:
+        listener = Listener("tcp:0:interface=127.0.0.1", Factory.forProtocol(Protocol),
+                            reactor, "ops-port")  # fmt: skip
+        waiting = listener.port()  # asked before it listens: fires once it does
+        listener.startService()
+        self.addCleanup(listener.stopService)
+        port = await waiting
+        self.assertIs(await listener.port(), port)
+        address = port.getHost()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", address.port)
+        connected = await connectProtocol(endpoint, Protocol())
+        connected.transport.loseConnection()
+        await listener.stopService()
+        with self.assertRaises(ConnectionRefusedError):
+            await connectProtocol(endpoint, Protocol())
+
+    def test_a_port_in_use_is_the_one_line(self) -> None:
+        taken = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        listener = Listener(f"tcp:{port}:interface=127.0.0.1", ServerFactory(), reactor,
+                            "websocket")  # fmt: skip
+        with self.assertRaises(StartupError) as raised:
+            listener.startService()
+        self.assertEqual(
+            str(raised.exception),
+            f"vinom: cannot listen on 127.0.0.1:{port} for --websocket: address already in "
+            "use; choose another with --websocket",
+        )
+        failed = self.failureResultOf(listener.port(), Exception)
+        self.assertEqual(failed.value.port, port)
+
+
+class ListenInterfaceTests(TestCase):
+    """The address an --ops-port description binds, read with strports' escapes."""
+
+    def test_interfaces(self) -> None:
+        for description, interface, loopback in (
+            ("tcp:7390:interface=\\:\\:1", "::1", True),
+            ("tcp6:port=7390:interface=\\:\\:1", "::1", True),
+            ("tcp:7390:interface=127.0.0.1", "127.0.0.1", True),
+            ("tcp:7390:interface=0.0.0.0", "0.0.0.0", False),
+            ("tcp:7390", "", False),
+            ("ssl:7390:privateKey=a\\:b.pem:interface=localhost", "localhost", True),
+        ):
+            with self.subTest(description=description):
+                self.assertEqual(listen_interface(description), interface)
+                self.assertEqual(is_loopback(interface), loopback)
+        self.assertIsNone(listen_interface("unix:/tmp/ops.sock"))
+
+    async def test_ops_on_ipv6_loopback_gives_no_warning(self) -> None:
+        twistd = Twistd(self, "--ops-port", "tcp6:0:interface=\\:\\:1")
+        await twistd.wait_for(b"operations dashboard:")
+        self.assertIn(b"http://[::1]:", twistd.output)
+        self.assertNotIn(b"--ops-token-file", twistd.output)
+
+
+class FakeRedis(LineReceiver):
+    """Answers every command but AUTH with -LOADING `loading` times, then +PONG: a
+    Redis still loading its data set, which a real one cannot easily be made to be."""
+
+    delimiter = b"\r\n"
+
+    def connectionMade(self) -> None:
+        self.expected = 0
+
+    def lineReceived(self, line: bytes) -> None:
+        # RESP arrays: *N then $len/word pairs; answer once the last word came.
+        if line.startswith(b"*"):
+            self.expected = 2 * int(line[1:])
+            self.words: list[bytes] = []
+            return
+        self.words.append(line)
+        self.expected -= 1
+        if self.expected:
+            return
+        factory = self.factory
+        factory.commands.append(self.words[1])
+        if factory.loading > 0:
+            factory.loading -= 1
+            self.sendLine(b"-LOADING Redis is loading the dataset in memory")
+        else:
+            self.sendLine(b"+PONG")
+
+
+class RedisStartWaitTests(TestCase):
+    """The start-up check asks again within its wait when Redis says -LOADING."""
+
+    timeout = 20
+
+    def fake_redis(self, loading: int) -> tuple[str, Any]:
+        factory = Factory.forProtocol(FakeRedis)
+        factory.loading = loading  # type: ignore[attr-defined]
+        factory.commands = []  # type: ignore[attr-defined]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"redis://127.0.0.1:{port.getHost().port}/0", factory
+
+    async def test_a_loading_redis_is_asked_again(self) -> None:
+        url, factory = self.fake_redis(loading=3)
+        await deferToThread(check_redis, parse_redis_url(url), 5.0)
+        self.assertEqual(factory.commands, [b"PING"] * 4)
+
+    async def test_a_redis_loading_past_the_wait_is_one_line(self) -> None:
+        url, factory = self.fake_redis(loading=1000)
+        with self.assertRaises(StartupError) as raised:
+            await deferToThread(check_redis, parse_redis_url(url), 0.6)
+        self.assertEqual(
+            str(raised.exception),
+            f"vinom: Redis at {url} did not answer for 0.6 s (LOADING Redis is loading the "
+            "dataset in memory); start it or correct --redis",
+        )
+        self.assertGreater(len(factory.commands), 1)

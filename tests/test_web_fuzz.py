@@ -131,7 +131,7 @@ class WebFuzzTests(TestCase):
             "--ops-port", "tcp:0:interface=127.0.0.1", ports=1,
         )  # fmt: skip
         assert server.websocket_port is not None
-        ops = await server.service("ops")._waitingForPort
+        ops = await server.service("ops").port()
         ops_port = ops.getHost().port
         logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(logged.append)

@@ -93,7 +93,7 @@ class GameSocketTestCase(TestCase):
                                          headers=headers)  # fmt: skip
 
     async def metrics(self) -> str:
-        ops = await self.server.service("ops")._waitingForPort
+        ops = await self.server.service("ops").port()
         response = await Agent(reactor).request(
             b"GET", f"http://127.0.0.1:{ops.getHost().port}/metrics".encode()
         )

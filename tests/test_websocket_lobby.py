@@ -274,7 +274,7 @@ class WebSocketLobbyTests(TestCase):
             pong = await player.request({"type": "ping", "id": 1})
             self.assertEqual(pong["type"], "pong")
         # Refusals are counted on /metrics.
-        ops = await self.server.service("ops")._waitingForPort
+        ops = await self.server.service("ops").port()
         response = await Agent(reactor).request(
             b"GET", f"http://127.0.0.1:{ops.getHost().port}/metrics".encode()
         )

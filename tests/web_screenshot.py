@@ -205,7 +205,7 @@ async def photograph(reactor: Any, output: Path) -> None:
     root.startService()
     drivers: list[Any] = []
     try:
-        await root.getServiceNamed("web")._waitingForPort
+        await root.getServiceNamed("web").port()
         for _ in range(2):
             driver = await deferToThread(
                 start_chromium, tempfile.mkdtemp(prefix="vinom-chromium-"), 1200, 760

@@ -16,18 +16,19 @@ import socket
 import ssl
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from attrs import frozen
 from twisted.application import service
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from vinom.redis import RedisSettings
 
@@ -37,6 +38,9 @@ _log = Logger()
 # long enough for a Redis started alongside it, short enough to say so soon.
 REDIS_START_WAIT = 5.0
 REDIS_PASSWORD_ENV = "VINOM_REDIS_PASSWORD"
+# Error replies of a Redis that will answer soon: loading its data set at start,
+# running a long script, or (cluster) a slot moving.
+REDIS_BUSY_REPLIES = frozenset({"LOADING", "BUSY", "TRYAGAIN"})
 
 
 class StartupError(SystemExit):
@@ -76,20 +80,49 @@ def read_secret(option: str, path: str) -> str:
     return text
 
 
-def redis_password(path: str | None, environ: dict[str, str] | os._Environ[str]) -> str | None:
+def redis_password(path: str | None, environ: Mapping[str, str]) -> str | None:
     """The Redis password of --redis-password-file, else of $VINOM_REDIS_PASSWORD, else None."""
     if path is not None:
         return read_secret("--redis-password-file", path)
     return environ.get(REDIS_PASSWORD_ENV) or None
 
 
+def strports_fields(description: str) -> tuple[list[str], dict[str, str]]:
+    """The positional and named fields of a strports description, kind first, read
+    by Twisted's quoting rules: ':' separates fields, the first '=' of a field names
+    it, and a backslash makes the next character plain (`interface=\\:\\:1` is ::1)."""
+    positional: list[str] = []
+    named: dict[str, str] = {}
+    current: list[str] = []
+    name: str | None = None
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ":":
+            _add_field(positional, named, name, "".join(current))
+            current, name = [], None
+        elif char == "=" and name is None:
+            name, current = "".join(current), []
+        else:
+            current.append(char)
+    _add_field(positional, named, name, "".join(current))
+    return positional, named
+
+
+def _add_field(positional: list[str], named: dict[str, str], name: str | None, value: str) -> None:
+    if name is None:
+        positional.append(value)
+    else:
+        named[name] = value
+
+
 def listen_interface(description: str) -> str | None:
     """The address a tcp/ssl strports description binds ('' for every interface), or
     None for other kinds (unix sockets and the like, which stay on this machine)."""
-    kind, _, rest = description.partition(":")
-    if kind.lower() not in ("tcp", "tcp6", "ssl"):
+    positional, named = strports_fields(description)
+    if positional[0].lower() not in ("tcp", "tcp6", "ssl"):
         return None
-    named = dict(f.split("=", 1) for f in rest.split(":") if "=" in f)
     return named.get("interface", "")
 
 
@@ -102,29 +135,92 @@ def is_loopback(interface: str) -> bool:
         return False
 
 
-class Listener(StreamServerEndpointService):
-    """A strports listener whose failure to listen ends the start in one line naming
-    the option that moves it (`--ops-port`, `--lobby`, `--websocket`)."""
+class Listener(service.Service):
+    """Listens on a strports description while running; a failure to listen ends the
+    start in one line naming the option that moves it (`--ops-port`, `--lobby`,
+    `--websocket`). `port()` gives the listening port.
+
+    It listens in `privilegedStartService` (before twistd gives up root, for a port
+    below 1024), or in `startService` when that was not called."""
 
     def __init__(self, description: str, factory: Any, reactor: Any, option: str) -> None:
-        super().__init__(serverFromString(reactor, description), factory)
-        self._raiseSynchronously = True
+        self.endpoint = serverFromString(reactor, description)
+        self.factory = factory
         self.option = option
+        self._listening: IListeningPort | Failure | None = None
+        self._waiting: list[Deferred[IListeningPort]] = []
+        self._in_listen = False
 
     def privilegedStartService(self) -> None:
-        try:
-            super().privilegedStartService()
-        except CannotListenError as e:
-            where = f"{e.interface or '*'}:{e.port}"
-            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
-            raise StartupError(
-                f"cannot listen on {where} for --{self.option}: {reason.lower()}; "
-                f"choose another with --{self.option}"
-            ) from None
+        super().privilegedStartService()
+        self._listen()
 
-    def port(self) -> Deferred[Any]:
-        """Fires with the listening port once listening (after the service started)."""
-        return self._waitingForPort  # type: ignore[return-value]
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        listening, self._listening = self._listening, None
+        if isinstance(listening, Failure) or listening is None:
+            return None
+        stopped: Deferred[None] | None = listening.stopListening()
+        return stopped
+
+    def port(self) -> Deferred[IListeningPort]:
+        """Fires with the listening port once it listens (at once if it does), or fails
+        with the reason it could not listen."""
+        d: Deferred[IListeningPort] = Deferred()
+        if self._listening is None:
+            self._waiting.append(d)
+        elif isinstance(self._listening, Failure):
+            d.errback(self._listening)
+        else:
+            d.callback(self._listening)
+        return d
+
+    def _listen(self) -> None:
+        if self._listening is not None:
+            return
+        # Endpoints that bind a socket (tcp, ssl, unix) answer at once: a failure is
+        # raised here, inside twistd's start, as the one line.
+        self._in_listen = True
+        try:
+            self.endpoint.listen(self.factory).addCallbacks(self._listened, self._failed)
+        finally:
+            self._in_listen = False
+        if isinstance(self._listening, Failure):
+            failure = self._listening
+            if isinstance(failure.value, CannotListenError):
+                raise StartupError(self._cannot_listen(failure.value)) from None
+            failure.raiseException()
+
+    def _listened(self, port: IListeningPort) -> None:
+        self._listening = port
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(port)
+
+    def _failed(self, failure: Failure) -> None:
+        self._listening = failure
+        if not self._in_listen:  # later than the start: said here, as one line
+            reason = (
+                self._cannot_listen(failure.value)
+                if isinstance(failure.value, CannotListenError)
+                else f"cannot listen for --{self.option}: {failure.getErrorMessage()}"
+            )
+            _log.error("vinom: {reason}", reason=reason)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(failure)
+
+    def _cannot_listen(self, error: CannotListenError) -> str:
+        where = f"{error.interface or '*'}:{error.port}"
+        reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+        return (
+            f"cannot listen on {where} for --{self.option}: {reason.lower()}; "
+            f"choose another with --{self.option}"
+        )
 
 
 def check_redis(
@@ -155,7 +251,8 @@ def check_redis(
 
 def _redis_trouble(settings: RedisSettings) -> tuple[bool, str] | None:
     """None if Redis answers PING; else whether it refused (no use trying again) and
-    what went wrong, in a few words."""
+    what went wrong, in a few words. A Redis still loading its data set or busy with a
+    script answers -LOADING or -BUSY: worth asking again."""
     command = [b"PING"]
     auth = [] if settings.password is None else [[b"AUTH", settings.password.encode()]]
     try:
@@ -171,6 +268,8 @@ def _redis_trouble(settings: RedisSettings) -> tuple[bool, str] | None:
                 reply = _read_line(conn)
                 if reply.startswith(b"-"):
                     text = reply[1:].decode("utf-8", "replace")
+                    if text.split(" ", 1)[0] in REDIS_BUSY_REPLIES:
+                        return False, text
                     return True, f"refused the connection: {text}"
             return None
     except ssl.SSLCertVerificationError as e:
