@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, jsonFileLogObserver
-from twisted.web.server import Site
+from twisted.web import http, server
 
 LOG_FORMATS = ("text", "json")
 
 
-def quiet_access_log(site: Site) -> None:
-    """No line per HTTP request from `site` (twisted.web writes one by default);
-    `--access-log` keeps them."""
-    site.log = _no_request_line  # type: ignore[method-assign]
+class Site(server.Site):
+    """A twisted.web site that writes its access log (a line per HTTP request, which
+    twisted.web writes by default) only when `access_log` is true: `--access-log`."""
 
+    def __init__(self, resource: Any, *args: Any, access_log: bool = False, **kwargs: Any) -> None:
+        super().__init__(resource, *args, **kwargs)
+        self.access_log = access_log
 
-def _no_request_line(request: object) -> None:
-    pass
+    def log(self, request: http.Request) -> None:
+        if self.access_log:
+            super().log(request)
 
 
 def json_lines_observer(stream: IO[str] | None = None) -> ILogObserver:

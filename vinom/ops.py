@@ -47,9 +47,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from twisted.web.util import Redirect
 
+from vinom.logs import Site
 from vinom.status import ServerFigures, StatusReader, status_document
 from vinom.web import ReadOnlyRequest
 
@@ -287,10 +288,15 @@ class _Dashboard(Resource):
 
 
 def ops_site(
-    status: StatusReader, *, process_metrics: bool = True, token: str | None = None
+    status: StatusReader,
+    *,
+    process_metrics: bool = True,
+    token: str | None = None,
+    access_log: bool = False,
 ) -> tuple[Site, CollectorRegistry]:
     """The twisted.web site of the operations endpoint, and its metrics registry;
-    with `token`, /metrics and /status ask for it (module docstring)."""
+    with `token`, /metrics and /status ask for it (module docstring); a line per
+    request in the log with `access_log`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(status))
     if process_metrics:
@@ -325,7 +331,7 @@ def ops_site(
     root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES, token_required=token is not None))
     # A person who opens the endpoint's address finds the dashboard.
     root.putChild(b"", Redirect(b"/dashboard/"))
-    site = Site(root)
+    site = Site(root, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False
     return site, registry

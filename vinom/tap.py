@@ -41,7 +41,7 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.ratelimit import RedisAddressLimiter
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
-from vinom.logs import LOG_FORMATS, LogFormatService, quiet_access_log
+from vinom.logs import LOG_FORMATS, LogFormatService
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.windows import RatingWindow
 from vinom.ops import ops_site
@@ -1010,10 +1010,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 trusted_proxies=options["websocket-proxies"],
             )
         public_site = web_site(
-            websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"]
-        )
-        if not options.get("access-log"):
-            quiet_access_log(public_site)
+            websocket_lobby, game_sockets, timeout=options["lobby-hello-timeout"],
+            access_log=bool(options.get("access-log")),
+        )  # fmt: skip
         web = Listener(
             web_description(options, certificate, private_key), public_site, reactor,
             "websocket",
@@ -1034,9 +1033,8 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
                 host_factory, drain, reactor, websocket_lobby, game_sockets,
             ),
             token=options.get("ops-token"),
+            access_log=bool(options.get("access-log")),
         )  # fmt: skip
-        if not options.get("access-log"):
-            quiet_access_log(site)
         ops = Listener(options["ops-port"], site, reactor, "ops-port")
         ops.setName("ops")
         ops.setServiceParent(root)

@@ -22,10 +22,11 @@ from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import IResource, NoResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from twisted.web.static import File
 
 from vinom.lobby.websocket import WebSocketLobbyFactory
+from vinom.logs import Site
 from vinom.web_game import GameSocketFactory
 
 # The client's page, style, shell and board modules (setup.py package_data).
@@ -132,16 +133,18 @@ def web_site(
     game: GameSocketFactory | None = None,
     *,
     timeout: float,
+    access_log: bool = False,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
-    game host's site, without it), the game session over WebSocket at `/game`."""
+    game host's site, without it), the game session over WebSocket at `/game`; a line
+    per request in the log with `access_log`."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     root.putChild(b"boards.js", BoardList(board_names()))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
         root.putChild(b"game", WebSocketResource(game))
-    site = Site(root, timeout=timeout)
+    site = Site(root, timeout=timeout, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False
     return site
