@@ -47,6 +47,17 @@ class ParseRedisUrlTests(SynchronousTestCase):
         self.assertEqual(settings.url, "rediss://redis.example:6380/2")
         self.assertFalse(parse_redis_url("redis://redis.example").tls)
 
+    def test_a_ca_file_that_is_not_usable_says_why(self) -> None:
+        missing = self.mktemp()
+        garbage = self.mktemp()
+        with open(garbage, "wb") as f:
+            f.write(b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+        for path, reason in ((missing, "No such file"), (garbage, "holds no PEM certificate")):
+            settings = RedisSettings(tls=True, ca_file=path)
+            with self.assertRaises(ValueError, msg=path) as raised:
+                settings.tls_options()
+            self.assertIn(reason, str(raised.exception), path)
+
     def test_an_ipv6_host(self) -> None:
         settings = parse_redis_url("redis://[::1]:7000/1")
         self.assertEqual((settings.host, settings.port, settings.db), ("::1", 7000, 1))

@@ -75,6 +75,7 @@ class RedisSettings:
         """
         if not self.tls:
             return None
+        import OpenSSL.crypto
         from twisted.internet.ssl import (
             Certificate,
             optionsForClientTLS,
@@ -92,7 +93,7 @@ class RedisSettings:
         blocks = [block + end for block in pem.split(end) if b"-----BEGIN" in block]
         try:
             roots = [Certificate.loadPEM(block) for block in blocks]
-        except Exception:  # OpenSSL raises its own error types for bad PEM
+        except (OpenSSL.crypto.Error, ValueError):  # a block that is not a certificate
             roots = []
         if not roots:
             raise ValueError(f"{self.ca_file!r} holds no PEM certificate")
