@@ -823,3 +823,62 @@ class GenericBoardTests(TestCase):
         await send("not json")
         await ann.wait_for_text("#game-status", "That is not JSON.", WAIT)
         self.assertEqual((await ann.run(view))["seq"]["Ann"], 1)
+
+
+# Each call of the shell's loader (loader.js) in the page: how its promise ended
+# within 3 s ("ok", "failed: ..." or "pending": a board that would never draw).
+_LOADER_CALL = """
+const [what, done] = arguments;
+const loader = await import('/loader.js');
+const call = what === 'boards' ? loader.boardNames()
+  : loader.linkStyle(document, new URL('/boards/maze.css', location.href).href);
+const ended = call.then((value) => ({ok: value ?? true}), (error) => ({failed: String(error)}));
+const late = new Promise((resolve) => setTimeout(() => resolve({pending: true}), 3000));
+done(await Promise.race([ended, late]));
+"""
+
+_MAZE_LINKS = """
+return [...document.querySelectorAll('link[rel=stylesheet]')]
+  .filter((l) => l.href.endsWith('/boards/maze.css')).map((l) => l.sheet !== null);
+"""
+
+
+class BoardLoaderTests(TestCase):
+    """A board's list or style sheet that failed to load (a network blip) is tried
+    again the next time, not a board that never draws."""
+
+    timeout = 120
+
+    async def test_a_failed_board_list_or_style_sheet_is_tried_again(self) -> None:
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+
+        def call(what: str) -> Any:
+            return browser.run(lambda d: d.execute_async_script(
+                f"(async () => {{ {_LOADER_CALL} }})(...arguments);", what
+            ))  # fmt: skip
+
+        def block(urls: list[str]) -> Any:
+            return browser.run(lambda d: (
+                d.execute_cdp_cmd("Network.enable", {}),
+                d.execute_cdp_cmd("Network.setBlockedURLs", {"urls": urls}),
+            ))  # fmt: skip
+
+        await block(["*/boards.js*", "*/boards/maze.css*"])
+        for what in ("boards", "style", "style"):
+            with self.subTest(what=what):
+                outcome = await call(what)
+                self.assertIn("failed", outcome)
+        self.assertEqual(await browser.run(lambda d: d.execute_script(_MAZE_LINKS)), [])
+        problems = await browser.collect()
+        self.assertTrue(problems)
+        self.assertTrue(all("boards" in p or "ERR_BLOCKED" in p for p in problems), problems)
+        browser.problems.clear()  # seen: the blocked loads; nothing else may go wrong
+
+        await block([])
+        names = await call("boards")
+        self.assertIn("maze", names["ok"])
+        self.assertEqual(await call("style"), {"ok": True})
+        self.assertEqual(await browser.run(lambda d: d.execute_script(_MAZE_LINKS)), [True])

@@ -7,27 +7,56 @@
 // refuses <style> elements and style attributes (docs/web.md).
 
 let known = null;
+let failures = 0;
 
-// The games that have a board of their own.
+// The games that have a board of their own. A list that failed to load is not
+// kept: the next call asks again, under a fresh URL, as some browsers keep a
+// module that failed to load as failed for its URL.
 export async function boardNames() {
-  if (known === null) known = import("./boards.js").then((module) => module.default);
+  if (known === null) {
+    const url = failures === 0 ? "./boards.js" : `./boards.js?try=${failures}`;
+    known = import(url).then(
+      (module) => module.default,
+      (error) => {
+        known = null;
+        failures += 1;
+        throw error;
+      },
+    );
+  }
   return known;
 }
 
-// Links the style sheet at `href` once; resolves once it has loaded.
+// The loads under way, by <link>: a second call for the same sheet waits on the first.
+const loading = new WeakMap();
+
+// Links the style sheet at `href` once; resolves once it has loaded, rejects
+// as soon as it fails. A failed sheet's <link> is removed, so that a later call
+// links it again rather than waiting for events that will not come again.
 export function linkStyle(doc, href) {
-  let link = [...doc.querySelectorAll("link[rel=stylesheet]")].find((l) => l.href === href);
-  if (link !== undefined && link.sheet !== null) return Promise.resolve();
-  if (link === undefined) {
-    link = doc.createElement("link");
-    link.rel = "stylesheet";
-    link.href = href;
-    doc.head.append(link);
+  const found = [...doc.querySelectorAll("link[rel=stylesheet]")].find((l) => l.href === href);
+  if (found !== undefined) {
+    if (loading.has(found)) return loading.get(found);
+    if (found.sheet !== null) return Promise.resolve();
+    found.remove(); // failed before, or not ours to wait on: link it afresh
   }
-  return new Promise((resolve, reject) => {
-    link.addEventListener("load", () => resolve(), { once: true });
-    link.addEventListener("error", () => reject(new Error(`the style sheet ${href} did not load`)), { once: true });
+  const link = doc.createElement("link");
+  link.rel = "stylesheet";
+  link.href = href;
+  const loaded = new Promise((resolve, reject) => {
+    link.addEventListener("load", () => {
+      loading.delete(link);
+      resolve();
+    }, { once: true });
+    link.addEventListener("error", () => {
+      loading.delete(link);
+      link.remove();
+      reject(new Error(`the style sheet ${href} did not load`));
+    }, { once: true });
   });
+  loading.set(link, loaded);
+  doc.head.append(link);
+  return loaded;
 }
 
 // The board module of `game` with its style sheet loaded, or null when the game has none.
