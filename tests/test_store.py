@@ -7,6 +7,7 @@ has: stores in two processes sharing state, key lifetimes, a Redis restart.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import txredisapi
@@ -17,12 +18,13 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from tests.redis_server import RedisServer, start_redis
+from vinom.lobby.identity import hash_secret, new_secret
 from vinom.matchmaking.interfaces import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, RedisSettings, RedisUnavailable
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
-from vinom.store.redis import RedisPlayerStore
+from vinom.store.redis import RedisPlayerStore, decode_player
 
 
 def placement(match_id: str, *players: str, port: int = 7400) -> MatchPlacement:
@@ -289,6 +291,30 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         self.assertEqual(await store.get_player("b"), record)
         # This Redis keeps nothing on disk: what was saved before the restart is gone.
         self.assertIsNone(await store.get_player("a"))
+
+    async def test_an_unknown_id_is_looked_up_with_the_work_of_a_known_one(self) -> None:
+        # A reconnect's timing must not tell which player ids exist: for an unknown id
+        # Redis answers, and the store decodes, a record of a real one's shape and size.
+        decoded: list[str] = []
+
+        def decode(text: str, key: str) -> PlayerRecord:
+            decoded.append(text)
+            return decode_player(text, key)
+
+        store = RedisPlayerStore(await redis_client(self, self.redis), decode=decode)
+        record = PlayerRecord(
+            "p-0123456789abcdef", "Ann Lee", hash_secret(new_secret()), 1_763_900_000.25
+        )
+        await store.save_player(record)
+        self.assertEqual(await store.get_player(record.player_id), record)
+        for unknown in ("p-fedcba9876543210", "p-xxxxxxxxxxxxxxxx", ""):
+            self.assertIsNone(await store.get_player(unknown))
+        self.assertEqual(len(decoded), 4)
+        known, *others = (json.loads(text) for text in decoded)
+        for other in others:
+            self.assertEqual(other.keys(), known.keys())
+            self.assertEqual(len(other["secret_hash"]), len(known["secret_hash"]))
+        self.assertLess(max(abs(len(t) - len(decoded[0])) for t in decoded), 10)
 
     async def test_a_save_redis_runs_after_the_store_gave_up_saves_nothing(self) -> None:
         # A hello answered `unavailable` while Redis stalled (SIGSTOP) leaves no

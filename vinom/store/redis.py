@@ -20,12 +20,13 @@ a lobby that runs removes them itself. Every call fails with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from attrs import define, field, validators
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
+from vinom.lobby.identity import hash_secret, new_secret
 from vinom.matchmaking.interfaces import match_from_json, match_to_json
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, RedisUnavailable
@@ -92,6 +93,17 @@ return 1
 """
 
 
+# KEYS: the player record. ARGV: what to answer if there is none (`UNKNOWN_PLAYER_TEXT`).
+# A lookup of an unknown id then reads, sends and decodes a record as one of a known id
+# does: a `reconnect` takes as long either way, and its timing tells no one which ids
+# exist (docs/lobby.md).
+_GET_PLAYER = """
+local text = redis.call('GET', KEYS[1])
+if text then return text end
+return ARGV[1]
+"""
+
+
 def milliseconds(seconds: float) -> int:
     """A TTL for Redis's PX: whole milliseconds, at least one."""
     return max(1, round(seconds * 1000))
@@ -105,6 +117,11 @@ class RedisPlayerStore:
     redis: RedisClient
     player_ttl: float = field(default=DEFAULT_PLAYER_TTL, validator=validators.gt(0))
     placement_ttl: float = field(default=DEFAULT_PLACEMENT_TTL, validator=validators.gt(0))
+    # How a record's text is read: a parameter so that a test can watch the work
+    # `get_player` does for known and unknown ids alike.
+    decode: Callable[[str, str], PlayerRecord] = field(
+        default=lambda text, key: decode_player(text, key)
+    )
 
     @property
     def _player_ttl_ms(self) -> int:
@@ -143,9 +160,15 @@ class RedisPlayerStore:
         return d.addCallback(saved)
 
     def get_player(self, player_id: str) -> Deferred[PlayerRecord | None]:
+        """The record, or None; an unknown id costs what a known one does (`_GET_PLAYER`)."""
         key = self._player_key(player_id)
-        d = self.redis.bounded(self.redis.handler.get(key))
-        return d.addCallback(lambda text: None if text is None else decode_player(text, key))
+
+        def found(text: str) -> PlayerRecord | None:
+            record = self.decode(text, key)
+            return None if text == UNKNOWN_PLAYER_TEXT else record
+
+        call = self.redis.handler.eval(_GET_PLAYER, [key], [UNKNOWN_PLAYER_TEXT])
+        return self.redis.bounded(call).addCallback(found)
 
     def remove_player(self, player_id: str) -> Deferred[None]:
         d = self.redis.bounded(self.redis.handler.delete(self._player_key(player_id)))
@@ -202,6 +225,14 @@ def decode_player(text: str, key: str) -> PlayerRecord:
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable player record at Redis key {key!r}: {error!r}") from None
+
+
+# What `get_player` reads for an unknown id: a record of a real one's shape and size
+# (an id, an 8-letter name, a SHA-256, a time) under an id no player has ("p-" and 16
+# x's are not hex). Only the exact text means "unknown".
+UNKNOWN_PLAYER_TEXT = encode_player(
+    PlayerRecord("p-" + "x" * 16, "xxxxxxxx", hash_secret(new_secret()), 1_700_000_000.123456)
+)
 
 
 def encode_placement(placement: MatchPlacement) -> str:
