@@ -280,6 +280,11 @@ class OptionsTests(TestCase):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
                 self.assertIn(why, str(e))
 
+    def test_lobby_takes_a_bare_port_and_data_dir_must_name_a_directory(self) -> None:
+        self.assertEqual(parse("--lobby", "7351")["lobby"], "ssl:7351")
+        e = self.assertRaises(usage.UsageError, parse, "--data-dir", " ")
+        self.assertIn("--data-dir must name a directory", str(e))
+
     def test_websocket_options(self) -> None:
         options = parse()
         self.assertEqual(options["websocket"], "ssl:7380")

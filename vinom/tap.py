@@ -587,8 +587,15 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self["lobby"] = self["lobby"].strip()
+        if self["lobby"].isdigit():
+            # A bare port, as --websocket and --ops-port take: TLS on it.
+            self["lobby"] = f"ssl:{self['lobby']}"
         if not self["lobby"]:
-            raise usage.UsageError("--lobby must be a strports description such as ssl:7350")
+            raise usage.UsageError(
+                "--lobby must be a port or a strports description such as ssl:7350"
+            )
+        if not self["data-dir"].strip():
+            raise usage.UsageError("--data-dir must name a directory (empty here)")
         _check_endpoint(self["lobby"])
         self._check_websocket()
         self["game-url"] = _game_url(self["public-web-url"], self["websocket"],
