@@ -238,6 +238,103 @@ class SlowReaderTests(TestCase):
         self.assertEqual(self.lobby.output.held_bytes, 0)
 
 
+class LingeringCloseTests(TestCase):
+    """A queued peer that stops reading and never answers pings is closed after the
+    ping timeout; while that close cannot complete (the link is full), its socket
+    still counts against `max_connections_per_ip`."""
+
+    timeout = 60
+
+    async def asyncSetUp(self) -> None:
+        paths = ensure_dev_certificate(self.mktemp())
+        self.cert_pem = paths.certificate.read_bytes()
+        certificate = PrivateCertificate.loadPEM(self.cert_pem + paths.private_key.read_bytes())
+        hosting = GameHostingService(
+            PortAllocator(free_udp_ports(2)),
+            PlaceholderGameHostFactory(reactor, "127.0.0.1", "127.0.0.1"),
+        )
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        many = 100_000
+        self.matchmaker = FifoMatchmaker({"maze": 4}, reactor)
+        self.lobby = LobbyFactory(
+            config=LobbyConfig(
+                max_connections_per_ip=1,
+                ping_interval=0.3,
+                ping_timeout=0.3,
+                # Far longer than the test: the close can only complete by the peer.
+                close_timeout=50.0,
+                frame_rate=many,
+                frame_burst=many,
+            ),
+            games={"maze": 4},
+            player_ranges={"maze": (2, 4)},
+            matchmaker=self.matchmaker,
+            hosting=hosting,
+            token_issuer=PlaceholderTokenIssuer(),
+            store=MemoryPlayerStore(),
+            clock=reactor,
+        )
+        self.lobby.startService()
+        self.addCleanup(self.lobby.stopService)
+        tls = TLSMemoryBIOFactory(certificate.options(), False, self.lobby)
+        tls.protocol = _SlowLinkTLS
+        listening = reactor.listenTCP(0, tls, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.port = listening.getHost().port
+
+    def setUp(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self.asyncSetUp())
+
+    async def connect(self) -> Player:
+        options = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(self.cert_pem))
+        player = Player()
+        await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", self.port, options), player)
+        self.addCleanup(_abort, player)
+        return player
+
+    async def first_frame_after_hello(self, player: Player) -> dict[str, Any]:
+        player.sendLine(json.dumps({"type": "hello", "name": "Again"}).encode())
+        return await player.when(lambda frame: True)
+
+    async def test_a_dead_peers_lingering_socket_still_counts_against_its_address(
+        self,
+    ) -> None:
+        dead = await self.connect()
+        self.assertEqual((await dead.request({"type": "hello", "name": "Dead"}))["type"],
+                         "welcome")  # fmt: skip
+        self.assertEqual((await dead.request({"type": "queue", "game": "maze"}))["type"],
+                         "queued")  # fmt: skip
+        assert dead.transport is not None
+        # Dead reads nothing from now on and asks for far more than the link holds
+        # (pongs enough to fill the server's buffers and Dead's receive buffer).
+        dead.transport.pauseProducing()
+        dead.transport.write(b'{"type":"ping"}\n' * 40_000)
+        # It answers no ping: it is let go (its ticket withdrawn) and closed, but
+        # the close cannot complete while nothing is read.
+        end = reactor.seconds() + 20
+        while self.matchmaker.queue_length("maze") != 0:
+            self.assertLess(reactor.seconds(), end, "the dead peer was never let go")
+            await deferLater(reactor, 0.02)
+        self.assertFalse(dead.closed.called)
+        # Its socket still counts: the address is at its cap of one connection.
+        again = await self.connect()
+        refused = await self.first_frame_after_hello(again)
+        self.assertEqual(refused.get("code"), "too_many_connections", refused)
+        await again.closed
+        # Dead reads again: it gets the `timeout`, the close completes, and the
+        # address may connect again.
+        dead.transport.resumeProducing()
+        await dead.closed
+        self.assertIn("timeout", [frame.get("code") for frame in dead.frames])
+        end = reactor.seconds() + 20
+        while self.lobby.connections_from("127.0.0.1") != 0:
+            self.assertLess(reactor.seconds(), end, "the closed socket still counts")
+            await deferLater(reactor, 0.02)
+        welcome = await self.first_frame_after_hello(await self.connect())
+        self.assertEqual(welcome["type"], "welcome", welcome)
+
+
 class OptionTests(SynchronousTestCase):
     def test_lobby_max_output_defaults_to_the_configs_and_is_at_least_4096(self) -> None:
         options = Options()

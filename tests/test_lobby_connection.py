@@ -79,6 +79,7 @@ class ScriptedServer:
         self.served: list[Request] = []
         self.waiting: list[Deferred[None]] = []
         self.left: list[LobbyConnection] = []
+        self.gone: list[LobbyConnection] = []
 
     def admit(self, connection: LobbyConnection) -> str | None:
         return self.refusal
@@ -99,6 +100,9 @@ class ScriptedServer:
         connection.welcomed("p-1", request.name)
         connection.reply(request, {"type": "welcome"})
         return None
+
+    def player_gone(self, connection: LobbyConnection) -> None:
+        self.gone.append(connection)
 
     def connection_lost(self, connection: LobbyConnection) -> None:
         self.left.append(connection)
@@ -127,7 +131,7 @@ class ConnectionTests(SynchronousTestCase):
         self.assertTrue(self.connection.connection_made())
         self.assertEqual(self.wire.timeout, CONFIG.hello_timeout)
         self.connection.connection_lost()
-        self.assertEqual(self.server.left, [self.connection])
+        self.assertEqual((self.server.gone, self.server.left), ([self.connection],) * 2)
         self.assertIsNone(self.wire.timeout)
 
     def test_a_refused_connection_is_told_and_closed_and_never_counted_as_lost(self) -> None:
@@ -189,11 +193,12 @@ class ConnectionTests(SynchronousTestCase):
         self.assertTrue(self.wire.closed)
         self.assertFalse(self.wire.aborted)
         self.assertEqual(self.wire.timeout, CONFIG.close_timeout)
-        self.assertEqual(self.server.left, [self.connection])
+        self.assertEqual((self.server.gone, self.server.left), ([self.connection], []))
         self.connection.timer_expired()
         self.assertTrue(self.wire.aborted)
+        # The connection counts against the caps until it is really gone.
         self.connection.connection_lost()
-        self.assertEqual(self.server.left, [self.connection])
+        self.assertEqual((self.server.gone, self.server.left), ([self.connection],) * 2)
 
     def test_a_transition_from_the_wrong_state_is_a_bug(self) -> None:
         self.connection.connection_made()

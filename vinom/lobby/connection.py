@@ -105,8 +105,14 @@ class ILobbyServer(Interface):
     def serve(connection: LobbyConnection, request: Request) -> Deferred[None] | None:
         """Serve one request; a `LobbyError` (raised or as a failure) becomes an error frame."""
 
+    def player_gone(connection: LobbyConnection) -> None:
+        """Let go of an admitted connection's player (their ticket withdrawn, their room
+        left): the connection is gone, or was found dead and is closing. Called once,
+        before `connection_lost`."""
+
     def connection_lost(connection: LobbyConnection) -> None:
-        """An admitted connection is gone, or dropped as dead while its close completes."""
+        """An admitted connection is gone: it no longer counts against the connection
+        caps. Its socket counts until then, also while a close lingers."""
 
 
 class LobbyConnection:
@@ -150,6 +156,7 @@ class LobbyConnection:
         self._protocol_errors = 0
         self._closing = False
         self._admitted = False
+        self._player_gone = False
         # Any bytes received / any frame (not a blank line) received.
         self._heard = False
         self._framed = False
@@ -337,13 +344,15 @@ class LobbyConnection:
             # Dead, or as good as dead: it is told `timeout` (an abort would throw the
             # frame away unsent) and the lobby lets go of its player at once, so its
             # ticket is withdrawn now rather than when the close completes; a close the
-            # dead peer never completes is aborted after `close_timeout`.
+            # dead peer never completes is aborted after `close_timeout`. The socket
+            # counts against the per-address cap until it is really gone: a peer that
+            # never answers must not hold more sockets than the cap.
             self.send_error(
                 errors.TIMEOUT,
                 f"no answer to ping within {self._timeout:g} seconds; closing the connection",
             )
             self.close()
-            self._let_go()
+            self._let_go_player()
             return
         self.send_error(
             errors.TIMEOUT,
@@ -358,8 +367,15 @@ class LobbyConnection:
         self._held.clear()
         self._let_go()
 
+    def _let_go_player(self) -> None:
+        # The lobby is told once that the connection's player is gone...
+        if self._admitted and not self._player_gone:
+            self._player_gone = True
+            self._server.player_gone(self)
+
     def _let_go(self) -> None:
-        # The lobby is told once that the connection (and its player) is gone.
+        # ... and once that the connection is.
+        self._let_go_player()
         if self._admitted:
             self._admitted = False
             self._server.connection_lost(self)

@@ -300,9 +300,11 @@ class LobbyFactory(ServerFactory, Service):
     def serve(self, connection: LobbyConnection, request: Request) -> Deferred[None] | None:
         return self.requests.serve(connection, request)
 
+    def player_gone(self, connection: LobbyConnection) -> None:
+        self.requests.player_left(connection)
+
     def connection_lost(self, connection: LobbyConnection) -> None:
         self.admission.release_connection(connection.client)
-        self.requests.player_left(connection)
 
     # Service: stopping the lobby drains it.
 
