@@ -820,9 +820,13 @@ class GenericBoardTests(TestCase):
         await send('{"seq": 5}')  # not the next number: the game refuses it
         await ann.wait_until(lambda d: "stale" in d.execute_script(
             "return document.getElementById('game-status').textContent;"), WAIT)
+        # The refusal is no longer true once the player acts again.
+        await send('{"seq": 2}')
+        await ann.wait_until(lambda d: view(d)["seq"]["Ann"] == 2, WAIT)
+        self.assertEqual(await status_line(ann), "")
         await send("not json")
         await ann.wait_for_text("#game-status", "That is not JSON.", WAIT)
-        self.assertEqual((await ann.run(view))["seq"]["Ann"], 1)
+        self.assertEqual((await ann.run(view))["seq"]["Ann"], 2)
 
 
 # Each call of the shell's loader (loader.js) in the page: how its promise ended

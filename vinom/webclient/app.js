@@ -466,6 +466,9 @@ function stopGame() {
 // match ends (the result says it all) and when what it said stops being true
 // (a player who lost the connection is back); `about` names a player the line
 // is about.
+// `game.statusAbout` for the status line of a refused action.
+const REFUSED = Symbol("refused");
+
 function say(game, text, about = null) {
   if (game !== app.game || (game.ended && text !== "")) return;
   $("game-status").textContent = text;
@@ -490,7 +493,12 @@ async function loadBoard(game) {
     seat: game.seat,
     players: game.players,
     me: game.me,
-    act: (action) => game.socket.act(action),
+    act: (action) => {
+      // A refused action's error stays until the player acts again: then it is
+      // no longer what is true now.
+      if (game.statusAbout === REFUSED) say(game, "");
+      return game.socket.act(action);
+    },
     say: (text) => say(game, text),
   };
   let module = null;
@@ -549,6 +557,8 @@ function gameMessage(game, message) {
     case "error":
       say(game, withNames(game, message.message ?? message.code));
       game.board?.error?.(message.code, message.message ?? "");
+      // Whatever the board wrote of it, the line is about the refused action.
+      game.statusAbout = REFUSED;
       break;
     case "presence":
       game.presence[message.id] = message.status;

@@ -40,7 +40,7 @@ export const fallbackBoard = {
     form.className = "generic-form row";
     const input = document.createElement("input");
     input.dataset.testid = "generic-action";
-    input.placeholder = '{"move": "N"}';
+    input.placeholder = '{"verb": value}';
     input.spellcheck = false;
     const send = document.createElement("button");
     send.type = "submit";
@@ -50,7 +50,7 @@ export const fallbackBoard = {
     const hint = document.createElement("p");
     hint.className = "muted small";
     hint.textContent = "This game has no board of its own yet: its view is shown as JSON, "
-      + "and an action is typed as a JSON object (docs/games.md lists each game's actions). "
+      + "and an action is typed as a JSON object, as the game's own documentation gives it. "
       + "Players are shown by name; type a name where an action names a player.";
     element.append(hint, view, form);
 
