@@ -134,7 +134,7 @@ class NewUserTests(TestCase):
 
         await self.start_against_a_bot(browser, "tictactoe")
         self.assert_tictactoe_drawn(await browser.run(lambda d: d.execute_script(_TTT_CELLS)))
-        [outcome] = await play_tictactoe({browser: False})
+        [outcome] = await play_tictactoe({browser: True})
         self.assertIn(outcome, ("win", "lose", "draw"))
         self.assertEqual(await console.read(), [])
 

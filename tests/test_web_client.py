@@ -109,6 +109,15 @@ return {cell: cell, roundOver: !round.hidden};
 """
 
 
+# The tictactoe board's round box: shown, its text, its buttons hidden, Rematch enabled.
+_TTT_ROUND = """
+const box = document.querySelector('[data-testid=ttt-round]');
+return {hidden: box.hidden, text: box.querySelector('.ttt-round-text').textContent,
+        buttons: box.querySelector('.row').hidden,
+        rematch: !box.querySelector('[data-testid=ttt-rematch]').disabled};
+"""
+
+
 def tictactoe_step(driver: Any, finisher: bool) -> str | None:
     """One move of a browser tictactoe player; the outcome once the match is over."""
     seen = driver.execute_script(_TTT_READ)
@@ -117,7 +126,8 @@ def tictactoe_step(driver: Any, finisher: bool) -> str | None:
     if seen.get("roundOver"):
         if finisher:
             button = driver.find_element(By.CSS_SELECTOR, "[data-testid=ttt-finish]")
-            if button.is_enabled():
+            # Hidden once the other player declined: the match is over then.
+            if button.is_displayed() and button.is_enabled():
                 button.click()
     elif seen.get("cell") is not None:
         seen["cell"].click()
@@ -470,8 +480,8 @@ class WebClientInChromiumTests(TestCase):
         ))  # fmt: skip
         await wait_for_game(browser, "tictactoe")
         self.assertEqual(await player_names(browser), ["Ann", "robo"])
-        # The browser never asks for a rematch, so the bot ends the match after a round.
-        [outcome] = await play_tictactoe({browser: False})
+        # The browser ends the match after a round (or the bot does, playing X).
+        [outcome] = await play_tictactoe({browser: True})
         report = await bot
         self.assertEqual(report.outcome, "finished")
         if report.won:
@@ -650,23 +660,34 @@ class WebClientInChromiumTests(TestCase):
         await assert_in_view(self, browser, "#result-panel")
         self.assertEqual(await status_line(browser), "")
 
-    async def test_the_last_round_stays_on_screen_when_the_bot_declines_a_rematch(self) -> None:
-        # The room's bot answers a round's end half a second later by declining a
-        # rematch: the match ends, but the round's outcome stays, with why.
+    async def test_a_rematch_offer_stays_until_the_player_answers_it(self) -> None:
+        # The room's bot (second seat: the room's opener has the first) waits for
+        # the person's answer to a round's end, and plays the rematch the person
+        # asks for; when the person ends the match, the last round's outcome stays
+        # on screen, with why.
         _server, url = await start_web_server(self)
         browser = await open_browser(self, width=1280, height=720)
         await open_room_with_bots(browser, url, "tictactoe")
-        [outcome] = await play_tictactoe({browser: False})
+        deadline = reactor.seconds() + 45
+        while not (await browser.run(lambda d: d.execute_script(_TTT_READ))).get("roundOver"):
+            await browser.run(lambda d: tictactoe_step(d, False))
+            self.assertLess(reactor.seconds(), deadline, "round 1 did not end")
+            await pause()
+        await pause(2.0)  # four times the bot's think time: the offer is still there
+        offer = await browser.run(lambda d: d.execute_script(_TTT_ROUND))
+        self.assertFalse(offer["hidden"], offer)
+        self.assertFalse(offer["buttons"], offer)
+        self.assertTrue(offer["rematch"], offer)
+        self.assertEqual(await status_line(browser), "Play again, or end the match.")
+        await click(browser, "[data-testid=ttt-rematch]")
+        await browser.wait_until(lambda d: d.execute_script(_TTT_ROUND)["hidden"], WAIT)
+        [outcome] = await play_tictactoe({browser: True})
         self.assertIn(outcome, ("win", "lose", "draw"))
-        round_box = await browser.run(lambda d: d.execute_script(
-            "const box = document.querySelector('[data-testid=ttt-round]');"
-            "return {hidden: box.hidden, text: box.querySelector('.ttt-round-text').textContent,"
-            "        buttons: box.querySelector('.row').hidden};"
-        ))
+        round_box = await browser.run(lambda d: d.execute_script(_TTT_ROUND))
         self.assertFalse(round_box["hidden"], round_box)
         self.assertRegex(
             round_box["text"],
-            r"^(You won round 1!|Bot won round 1\.|Round 1 is a draw\.)"
+            r"^(You won round 2!|Bot won round 2\.|Round 2 is a draw\.)"
             r" No rematch: the match is over\.$",
         )
         self.assertTrue(round_box["buttons"])

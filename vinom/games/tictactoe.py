@@ -69,7 +69,11 @@ class TicTacToeBot:
     """Wins if it can, blocks if it must, else takes the centre or a random cell.
 
     After a round it accepts a rematch the opponent asked for (up to five
-    rounds), otherwise it declines, so a game of bots always ends.
+    rounds) and declines one past that. Otherwise the bot in the first seat
+    declines at once, so a game of bots always ends, while a bot in another
+    seat waits for that seat's answer: in a room a person opens and fills with
+    a bot, the person has the first seat, and the offer of a rematch stays on
+    their screen until they answer it.
     """
 
     max_rounds = 5
@@ -88,8 +92,9 @@ class TicTacToeBot:
         if view["round_over"]:
             if me["rematch"]:
                 return None
-            other_asked = any(p["rematch"] for p in players if p is not me)
-            return {"rematch": other_asked and view["round"] < self.max_rounds}
+            if any(p["rematch"] for p in players if p is not me):
+                return {"rematch": view["round"] < self.max_rounds}
+            return {"rematch": False} if players[0] is me else None
         if view["turn"] != self.player_id:
             return None
         board = view["board"]
