@@ -22,7 +22,7 @@ def main() -> None:
     reactor = global_reactor()
     from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 
-    from vinom.matchmaking.interfaces import Match, Ticket
+    from vinom.match import Match, Ticket
     from vinom.matchmaking.memory import MemoryMatchmaker
 
     game = "duel"

@@ -72,7 +72,7 @@ WORKERS_READY_S = 60.0
 
 
 def _room_players(room: int, now: float) -> tuple[Any, ...]:
-    from vinom.matchmaking.interfaces import Ticket
+    from vinom.match import Ticket
 
     return tuple(
         Ticket(player_id(room, seat), f"bot{room}.{seat}", DUEL, None, now) for seat in (0, 1)
@@ -86,7 +86,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     from vinom.games.duel import DuelGame
     from vinom.games.registry import GameRegistry
     from vinom.hosting.inline import InlineGameHostFactory
-    from vinom.matchmaking.interfaces import Match
+    from vinom.match import Match
     from vinom.protocol.config import ProtocolConfig
     from vinom.rooms.room import RoomConfig
 
@@ -174,7 +174,7 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
 async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
     """`start_rooms` over N game-host worker processes: one host on each, rooms spread."""
     from vinom.hosting.supervisor import WorkerGameHost, WorkerPool, WorkerSettings
-    from vinom.matchmaking.interfaces import Match
+    from vinom.match import Match
     from vinom.protocol.config import ProtocolConfig
     from vinom.rooms.room import RoomConfig
 

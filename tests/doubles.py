@@ -34,11 +34,10 @@ from vinom.hosting.interfaces import (
     IGameHost,
     IGameHostFactory,
     IStreamPeer,
-    MatchEnded,
     StreamOpened,
     StreamRefused,
 )
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import ITokenIssuer

@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from vinom.matchmaking.interfaces import Ticket
+from vinom.match import Ticket
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 

@@ -20,7 +20,8 @@ from vinom.games.duel import DuelGame
 from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
-from vinom.hosting.core import GameHostCore, HostIdle, MatchEnded
+from vinom.hosting.core import GameHostCore, HostIdle
+from vinom.match import MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig

@@ -12,8 +12,9 @@ from typing import Any
 
 from tests.test_hosting_core import HOST, CoreTestCase
 from tests.test_rooms_fixtures import make_match
-from vinom.hosting.core import HostIdle, MatchEnded
+from vinom.hosting.core import HostIdle
 from vinom.hosting.interfaces import StreamOpened, StreamRefused, StreamsReady
+from vinom.match import MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import decode_server_message, encode_action, encode_leave

@@ -14,10 +14,10 @@ from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
 from tests.ports import free_udp_port
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting, MatchEnded
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, MatchEnded, Ticket
 from vinom.protocol.address import HostAddress
 
 

@@ -19,13 +19,14 @@ from zope.interface.verify import verifyObject
 from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
+from vinom.identity import hash_secret
 from vinom.lobby import connection, errors
 from vinom.lobby.codec import FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.identity import hash_secret
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
+from vinom.match import Match, Ticket
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
+from vinom.matchmaking.interfaces import MatchmakerUnavailable
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.redis import RedisUnavailable

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from vinom.identity import hash_secret, new_player_id, new_secret, secret_matches
 from vinom.lobby import codec, errors
 from vinom.lobby.addresses import client_key
 from vinom.lobby.codec import (
@@ -27,7 +28,6 @@ from vinom.lobby.codec import (
     request_id_of,
 )
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.identity import hash_secret, new_player_id, new_secret, secret_matches
 from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter
 
 

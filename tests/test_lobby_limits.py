@@ -17,7 +17,7 @@ from vinom.lobby.admission import REFUSAL_LOG_BURST
 from vinom.lobby.codec import FrameDecoder, parse_frame, request_id_of
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import PlayerState
-from vinom.matchmaking.interfaces import Ticket
+from vinom.match import Ticket
 
 
 def keep_alive(clients: list[Any], case: LobbyHarness, seconds: float) -> int:

@@ -7,12 +7,12 @@ from typing import Any
 
 from tests.test_lobby import Client, LobbyHarness
 from tests.test_remote_placement import ScriptedHosting
+from vinom.codes import CODE_ALPHABET, CODE_LENGTH
 from vinom.hosting.remote import NoHostAvailable
 from vinom.lobby import errors
-from vinom.lobby.open_rooms import CODE_ALPHABET, CODE_LENGTH
 from vinom.lobby.server import PlayerState
+from vinom.match import Match
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.matchmaking.interfaces import Match
 
 PARTY_GAMES = {"tictactoe": 2, "maze": 4}
 

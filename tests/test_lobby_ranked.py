@@ -16,7 +16,7 @@ from tests.test_lobby_parties import PARTY_GAMES
 from vinom.lobby import errors
 from vinom.lobby.ratings import IRatingSource, RatingRefused, party_rating
 from vinom.lobby.server import PlayerState
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.windows import RatingWindow
 

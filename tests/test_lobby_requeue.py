@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.test_lobby import Client, LobbyHarness
-from vinom.hosting.interfaces import MatchEnded
 from vinom.lobby import errors
+from vinom.match import MatchEnded
 
 
 class RequeueTests(LobbyHarness):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.test_lobby import Client, LobbyHarness
+from vinom.codes import CODE_ALPHABET, CODE_LENGTH
 from vinom.lobby import errors
-from vinom.lobby.open_rooms import CODE_ALPHABET, CODE_LENGTH
 from vinom.lobby.server import LobbyFactory
 
 

@@ -31,8 +31,8 @@ from tests.servers import start_server
 from tests.test_integration_parties import connect_player
 from tests.test_lobby_contract import connect_raw, leave_before_the_end, redis_command
 from vinom.client.lobby import Welcome
+from vinom.identity import UNKNOWN_PLAYER_HASH, hash_secret, new_secret, verify_secret
 from vinom.lobby.codec import Reconnect
-from vinom.lobby.identity import UNKNOWN_PLAYER_HASH, hash_secret, new_secret, verify_secret
 
 
 def event_text(event: dict[str, Any]) -> str:

@@ -25,13 +25,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from tests.redis_server import start_redis
-from vinom.matchmaking.fifo import FifoMatchmaker, new_match_id
+from vinom.match import Match, Ticket, new_match_id
+from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
-    Match,
     PartyTooLarge,
-    Ticket,
     UnknownGame,
     UnknownQueue,
 )

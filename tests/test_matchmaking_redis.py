@@ -28,7 +28,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.ports import free_tcp_port
 from tests.redis_server import RedisServer, start_redis
-from vinom.matchmaking.interfaces import Match, MatchmakerUnavailable, Ticket
+from vinom.match import Match, Ticket
+from vinom.matchmaking.interfaces import MatchmakerUnavailable
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow, fifo_groups

@@ -22,7 +22,7 @@ from zope.interface.verify import verifyObject
 
 from tests.redis_server import RedisServer, start_redis
 from tests.test_store import raw_connection, redis_client
-from vinom.lobby.open_rooms import CODE_ALPHABET
+from vinom.codes import CODE_ALPHABET
 from vinom.parties.interfaces import IPartyStore, Party, PartyChange, PartyError, PartyMember
 from vinom.parties.memory import MemoryPartyStore
 from vinom.parties.redis import RedisPartySettings, RedisPartyStore

@@ -19,20 +19,14 @@ from zope.interface import implementer
 from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.redis_server import start_redis
 from tests.test_lobby import LobbyHarness
-from vinom.hosting.interfaces import IMatchHosting, MatchEnded
+from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.registry import RedisHostRegistry
-from vinom.hosting.remote import (
-    HostAgent,
-    NoHostAvailable,
-    RemoteMatchHosting,
-    outcome_from_json,
-    outcome_to_json,
-)
+from vinom.hosting.remote import HostAgent, NoHostAvailable, RemoteMatchHosting
 from vinom.hosting.service import GameHostingService
+from vinom.identity import hash_secret
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.identity import hash_secret
-from vinom.matchmaking.interfaces import Match, Ticket, match_to_json
+from vinom.match import Match, MatchEnded, Ticket, match_to_json, outcome_from_json, outcome_to_json
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, parse_redis_url
 from vinom.store.interfaces import MatchPlacement, PlayerRecord
@@ -241,11 +235,24 @@ class HeldCancels:
 class OutcomeJsonTests(SynchronousTestCase):
     def test_round_trip(self) -> None:
         for outcome in (
-            None,
             MatchEnded("m-1", "finished", {"winners": ["p-1"]}, None, ("p-1", "p-2")),
             MatchEnded("m-2", "aborted", None, "players_missing", ("p-1",)),
         ):
             self.assertEqual(outcome_from_json(outcome_to_json(outcome)), outcome)
+
+    def test_the_one_json_form(self) -> None:
+        """The form on the worker pipe and on the placement channel, key for key."""
+        outcome = MatchEnded("m-1", "finished", {"winners": ["p-1"]}, None, ("p-1", "p-2"))
+        self.assertEqual(
+            outcome_to_json(outcome),
+            {"match_id": "m-1", "phase": "finished", "result": {"winners": ["p-1"]},
+             "reason": None, "joined": ["p-1", "p-2"]},
+        )  # fmt: skip
+        # An older sender's outcome without `joined` (or `result`, `reason`) still reads.
+        self.assertEqual(
+            outcome_from_json({"match_id": "m-2", "phase": "aborted", "reason": "players_missing"}),
+            MatchEnded("m-2", "aborted", None, "players_missing", ()),
+        )
 
 
 class EarlyOutcomeTests(TestCase):

@@ -15,7 +15,7 @@ from tests.test_rooms_fixtures import Timeline
 from tests.test_rooms_games import ViewKeeper, make_router
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, Ticket
 from vinom.protocol.events import RELIABLE, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import Phase, encode_action
@@ -128,7 +128,7 @@ class BotSeatTests(SynchronousTestCase):
 class MatchOverThePipeTests(SynchronousTestCase):
     def test_a_bot_seat_survives_the_trip_to_a_worker(self) -> None:
         from vinom.hosting.commands import JSON
-        from vinom.matchmaking.interfaces import match_from_json, match_to_json
+        from vinom.match import match_from_json, match_to_json
 
         match = match_of(GAMES.get("tictactoe"), [("p-person", False), ("bot-1", True)])
         wire = JSON()

@@ -20,7 +20,7 @@ from attrs import evolve, frozen
 from zope.interface import implementer
 
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, Ticket
 from vinom.rooms.messages import decode_server_message
 from vinom.rooms.timers import TimerQueue
 

@@ -18,8 +18,8 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from tests.redis_server import RedisServer, start_redis
-from vinom.lobby.identity import hash_secret, new_secret
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.identity import hash_secret, new_secret
+from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, RedisSettings, RedisUnavailable
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord

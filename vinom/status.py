@@ -25,7 +25,7 @@ from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import EndedMatch, RunningMatch
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match
 from vinom.web_game import GameSocketFactory
 
 # Upper bounds (seconds) of the session round-trip time histogram's buckets.

@@ -25,13 +25,10 @@ argument each: they are small, and AMP's 64 KiB value limit is far above them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import msgpack
 from twisted.protocols import amp
-
-from vinom.hosting.interfaces import MatchEnded as MatchEndedEvent
 
 # The pipes of the AMP connection, as the child sees them.
 WORKER_READS_FD = 3
@@ -181,23 +178,3 @@ class StreamOutput(amp.Command):
         (b"closed", amp.ListOf(amp.Integer())),
     ]
     requiresAnswer = False
-
-
-def outcome_to_json(event: MatchEndedEvent) -> dict[str, Any]:
-    return {
-        "match_id": event.match_id,
-        "phase": event.phase,
-        "result": None if event.result is None else dict(event.result),
-        "reason": event.reason,
-        "joined": list(event.joined),
-    }
-
-
-def outcome_from_json(data: Mapping[str, Any]) -> MatchEndedEvent:
-    return MatchEndedEvent(
-        match_id=str(data["match_id"]),
-        phase=str(data["phase"]),
-        result=data["result"],
-        reason=data["reason"],
-        joined=tuple(str(p) for p in data["joined"]),
-    )

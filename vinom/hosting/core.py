@@ -51,14 +51,13 @@ from vinom.games.interfaces import IGame
 from vinom.hosting.interfaces import (
     HostIdle,
     IDatagramCore,
-    MatchEnded,
     StreamMessage,
     StreamOpened,
     StreamRefused,
     StreamsReady,
 )
 from vinom.hosting.streams import StreamOutbox, StreamQueue
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match, MatchEnded
 from vinom.protocol.config import HostConfig
 from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission

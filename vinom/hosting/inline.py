@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.core import GameHostCore, HostIdle, MatchEnded
+from vinom.hosting.core import GameHostCore, HostIdle
 from vinom.hosting.interfaces import (
     Histogram,
     IGameHost,
@@ -34,7 +34,7 @@ from vinom.hosting.interfaces import (
     WorkerStatus,
 )
 from vinom.hosting.udp import GameHostProtocol
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
 from vinom.protocol.reliability import Reliability

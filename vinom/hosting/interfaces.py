@@ -19,21 +19,8 @@ from attrs import define, field, frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
-
-
-@frozen
-class MatchEnded:
-    """A match hosted here ended: `phase` "finished" with the game's `result`,
-    or "aborted" with its `reason`. Its room lingers a little longer."""
-
-    match_id: str
-    phase: str
-    result: Mapping[str, Any] | None
-    reason: str | None
-    # The players who had connected to the match (joined their seats), in seat order.
-    joined: tuple[str, ...] = ()
 
 
 @frozen

@@ -60,10 +60,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IMatchHosting, MatchEnded
+from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.registry import HostRecord, IHostRegistry
 from vinom.hosting.service import GameHostingService
-from vinom.matchmaking.interfaces import Match, match_from_json, match_to_json
+from vinom.match import (
+    Match,
+    MatchEnded,
+    match_from_json,
+    match_to_json,
+    outcome_from_json,
+    outcome_to_json,
+)
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient
 
@@ -140,30 +147,6 @@ return 0
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-def outcome_to_json(outcome: MatchEnded | None) -> dict[str, Any] | None:
-    if outcome is None:
-        return None
-    return {
-        "match_id": outcome.match_id,
-        "phase": outcome.phase,
-        "result": None if outcome.result is None else dict(outcome.result),
-        "reason": outcome.reason,
-        "joined": list(outcome.joined),
-    }
-
-
-def outcome_from_json(data: Mapping[str, Any] | None) -> MatchEnded | None:
-    if data is None:
-        return None
-    return MatchEnded(
-        match_id=str(data["match_id"]),
-        phase=str(data["phase"]),
-        result=data.get("result"),
-        reason=None if data.get("reason") is None else str(data["reason"]),
-        joined=tuple(str(p) for p in data.get("joined", ())),
-    )
 
 
 @frozen
@@ -396,7 +379,8 @@ class HostAgent(Service):
         )  # fmt: skip
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
-        message = {"event": "ended", "match_id": match_id, "outcome": outcome_to_json(outcome)}
+        data = None if outcome is None else outcome_to_json(outcome)
+        message = {"event": "ended", "match_id": match_id, "outcome": data}
         d = Deferred.fromCoroutine(self._publish(message))
         d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
@@ -602,7 +586,8 @@ class RemoteMatchHosting(Service):
                 if waiter is not None and not waiter.called:
                     waiter.callback(message)
             elif event == "ended":
-                self._ended(match_id, outcome_from_json(message.get("outcome")))
+                outcome = message.get("outcome")
+                self._ended(match_id, None if outcome is None else outcome_from_json(outcome))
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement message: {text!r}", text=text)
 

@@ -17,15 +17,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import (
-    HostingStopped,
-    IGameHost,
-    IGameHostFactory,
-    IMatchHosting,
-    MatchEnded,
-)
+from vinom.hosting.interfaces import HostingStopped, IGameHost, IGameHostFactory, IMatchHosting
 from vinom.hosting.ports import PortAllocator
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
 
 WaitingCallback = Callable[[int], object]

@@ -50,12 +50,11 @@ from vinom.hosting.interfaces import (
     IGameHostFactory,
     IHostingStatistics,
     IStreamPeer,
-    MatchEnded,
     StreamOpened,
     StreamRefused,
     WorkerStatus,
 )
-from vinom.matchmaking.interfaces import Match, match_to_json
+from vinom.match import Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
@@ -133,7 +132,7 @@ class _LobbySide(amp.AMP):
 
     @commands.MatchEnded.responder
     def match_ended(self, port: int, outcome: dict[str, Any]) -> dict[str, Any]:
-        self.worker.host_match_ended(port, commands.outcome_from_json(outcome))
+        self.worker.host_match_ended(port, outcome_from_json(outcome))
         return {}
 
     @commands.HostIdle.responder

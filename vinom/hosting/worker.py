@@ -34,8 +34,8 @@ from zope.interface import implementer
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting import commands
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
-from vinom.hosting.interfaces import IStreamPeer, MatchEnded, StreamOpened
-from vinom.matchmaking.interfaces import match_from_json
+from vinom.hosting.interfaces import IStreamPeer, StreamOpened
+from vinom.match import MatchEnded, match_from_json, outcome_to_json
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
 
@@ -237,7 +237,7 @@ class WorkerProtocol(amp.AMP):
         if not self.connected:
             return  # the lobby is gone; it records what it lost on its own
         self.callRemote(
-            commands.MatchEnded, port=port, outcome=commands.outcome_to_json(event)
+            commands.MatchEnded, port=port, outcome=outcome_to_json(event)
         )
 
     def _idle(self, port: int, host: InlineGameHost) -> None:

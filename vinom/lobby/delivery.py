@@ -13,7 +13,7 @@ from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
 from vinom.lobby.codec import encode_frame
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 

@@ -22,9 +22,7 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-# Join codes: no 0/O, 1/I/L, so a code read aloud or off a screen is typed right.
-CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-CODE_LENGTH = 6
+from vinom.codes import new_join_code, normal_code
 
 
 @frozen
@@ -125,7 +123,7 @@ class OpenRooms:
         """The room with this id (public rooms only) or join code (any room)."""
         room = None
         if code is not None:
-            room = self._by_code.get(code.strip().upper())
+            room = self._by_code.get(normal_code(code))
         elif room_id is not None:
             found = self._rooms.get(room_id)
             room = None if found is None or found.private else found
@@ -194,6 +192,6 @@ class OpenRooms:
 
     def _new_code(self) -> str:
         while True:
-            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            code = new_join_code()
             if code not in self._by_code:
                 return code

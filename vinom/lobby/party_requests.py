@@ -35,15 +35,8 @@ from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.errors import LobbyError
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of
-from vinom.matchmaking.interfaces import (
-    NORMAL_QUEUE,
-    RANKED_QUEUE,
-    AlreadyQueued,
-    IMatchmaker,
-    Match,
-    PartyTooLarge,
-    Ticket,
-)
+from vinom.match import NORMAL_QUEUE, RANKED_QUEUE, Match, Ticket
+from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker, PartyTooLarge
 from vinom.parties.interfaces import (
     CREATED,
     LEFT,

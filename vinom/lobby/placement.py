@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.hosting.interfaces import HostingStopped, IMatchHosting, MatchEnded
+from vinom.hosting.interfaces import HostingStopped, IMatchHosting
 from vinom.hosting.remote import NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
@@ -32,7 +32,7 @@ from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import Requeues
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, MatchEnded, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement
 

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.games.interfaces import default_display_name
+from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import (
@@ -44,21 +45,14 @@ from vinom.lobby.codec import (
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.errors import LobbyError
-from vinom.lobby.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, rating_of
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
-from vinom.matchmaking.interfaces import (
-    QUEUES,
-    RANKED_QUEUE,
-    AlreadyQueued,
-    IMatchmaker,
-    Match,
-    Ticket,
-)
+from vinom.match import QUEUES, RANKED_QUEUE, Match, Ticket
+from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker
 from vinom.parties.interfaces import IPartyStore
 from vinom.parties.memory import MemoryPartyStore
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from attrs import frozen
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from vinom.matchmaking.interfaces import Ticket
+from vinom.match import Ticket
 
 
 @frozen

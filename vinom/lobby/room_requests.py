@@ -33,8 +33,7 @@ from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.errors import LobbyError
 from vinom.lobby.open_rooms import OpenRoom, OpenRooms, RoomError, RoomSeat
 from vinom.lobby.players import Players
-from vinom.matchmaking.fifo import new_match_id
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, Ticket, new_match_id
 
 # Rooms in one `room_list` reply, at most (docs/lobby.md, Rooms).
 ROOM_LIST_PAGE = 50

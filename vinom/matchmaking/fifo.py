@@ -5,8 +5,8 @@ stays for the code that imports it.
 """
 
 from vinom.matchmaking.interfaces import UnknownGame
-from vinom.matchmaking.memory import MemoryMatchmaker, new_match_id
+from vinom.matchmaking.memory import MemoryMatchmaker
 
 FifoMatchmaker = MemoryMatchmaker
 
-__all__ = ["FifoMatchmaker", "MemoryMatchmaker", "UnknownGame", "new_match_id"]
+__all__ = ["FifoMatchmaker", "MemoryMatchmaker", "UnknownGame"]

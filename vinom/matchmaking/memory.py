@@ -17,7 +17,6 @@ matchmaker (vinom.matchmaking.redis) shares queues between lobbies.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -25,15 +24,11 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.match import NORMAL_QUEUE, QUEUES, RANKED_QUEUE, Match, Ticket, new_match_id
 from vinom.matchmaking.interfaces import (
-    NORMAL_QUEUE,
-    QUEUES,
-    RANKED_QUEUE,
     AlreadyQueued,
     IMatchmaker,
-    Match,
     MatchListener,
-    Ticket,
     UnknownGame,
     UnknownQueue,
 )
@@ -45,11 +40,6 @@ from vinom.matchmaking.windows import (
     party_too_large,
     ranked_groups,
 )
-
-
-def new_match_id() -> str:
-    """'m-' and 16 random hex digits."""
-    return "m-" + secrets.token_hex(8)
 
 
 @implementer(IMatchmaker)

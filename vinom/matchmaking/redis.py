@@ -40,20 +40,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.match import QUEUES, Match, Ticket, match_from_json, new_match_id, ticket_to_json
 from vinom.matchmaking.interfaces import (
-    QUEUES,
     AlreadyQueued,
     IMatchmaker,
-    Match,
     MatchListener,
     MatchmakerUnavailable,
-    Ticket,
     UnknownGame,
     UnknownQueue,
-    match_from_json,
-    ticket_to_json,
 )
-from vinom.matchmaking.memory import new_match_id
 from vinom.matchmaking.windows import (
     DEFAULT_WINDOW,
     RatingWindow,

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from attrs import field, frozen
 
-from vinom.matchmaking.interfaces import PartyTooLarge, Ticket
+from vinom.match import Ticket
+from vinom.matchmaking.interfaces import PartyTooLarge
 
 
 def _not_negative(instance: object, attribute: object, value: float | None) -> None:

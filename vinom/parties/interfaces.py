@@ -21,8 +21,6 @@ from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from vinom.lobby.open_rooms import CODE_ALPHABET, CODE_LENGTH
-
 # PartyError codes (lobby error codes too: docs/lobby.md lists them), except party_full
 # and party_queued, which the lobby answers as unknown_party (no oracle for guessed codes).
 UNKNOWN_PARTY: Final = "unknown_party"
@@ -44,16 +42,6 @@ MATCHED: Final = "matched"
 def new_party_id() -> str:
     """'p-' and 16 random hex digits."""
     return "p-" + secrets.token_hex(8)
-
-
-def new_join_code() -> str:
-    """A join code, in the rooms' alphabet (no 0/O, 1/I/L) and length."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def normal_code(code: str) -> str:
-    """A join code as typed (any case, spaces around) -> as stored."""
-    return code.strip().upper()
 
 
 @frozen

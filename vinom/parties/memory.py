@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.codes import new_join_code, normal_code
 from vinom.parties.interfaces import (
     ALREADY_IN_PARTY,
     CREATED,
@@ -32,9 +33,7 @@ from vinom.parties.interfaces import (
     PartyError,
     PartyListener,
     PartyMember,
-    new_join_code,
     new_party_id,
-    normal_code,
 )
 
 DEFAULT_MAX_SIZE = 8

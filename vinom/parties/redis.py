@@ -30,6 +30,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.codes import new_join_code, normal_code
 from vinom.parties.interfaces import (
     MATCHED,
     UNQUEUED,
@@ -40,9 +41,7 @@ from vinom.parties.interfaces import (
     PartyListener,
     PartyMember,
     change_from_json,
-    new_join_code,
     new_party_id,
-    normal_code,
     party_from_json,
 )
 from vinom.parties.memory import DEFAULT_MAX_SIZE

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from attrs import define, field
 
 from vinom.games.interfaces import IGame
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.timers import TimerQueue

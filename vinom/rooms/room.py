@@ -44,7 +44,7 @@ from vinom.games.interfaces import (
     shared_view_of,
 )
 from vinom.games.registry import check_game
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import (

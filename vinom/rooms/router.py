@@ -41,7 +41,7 @@ from attrs import Factory, define, field
 from twisted.logger import Logger
 
 from vinom.games.interfaces import ACTION_BURST, IGame
-from vinom.matchmaking.interfaces import Match
+from vinom.match import Match
 from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.ratelimit import TokenBucket

@@ -15,7 +15,7 @@ from attrs import frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from vinom.matchmaking.interfaces import Match, Ticket
+from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 
 

@@ -26,8 +26,8 @@ from attrs import define, field, validators
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from vinom.lobby.identity import hash_secret, new_secret
-from vinom.matchmaking.interfaces import match_from_json, match_to_json
+from vinom.identity import hash_secret, new_secret
+from vinom.match import match_from_json, match_to_json
 from vinom.protocol.address import HostAddress
 from vinom.redis import RedisClient, RedisUnavailable
 from vinom.redis_clock import TOO_LATE_LUA

@@ -1,4 +1,4 @@
-"""Player ids and reconnection secrets.
+"""Player ids and reconnection secrets: made by the lobby, kept (hashed) by the player store.
 
 A player id is 'p-' and 16 random hex digits; the reconnection secret is 32
 random bytes (URL-safe base64). Only a SHA-256 of the secret is stored: the
