@@ -13,7 +13,8 @@ from attrs import evolve, frozen
 from twisted.trial import unittest
 
 import vinom
-from vinom.client.tui import GenericUI, ui_for
+from vinom.client.canvas import GenericUI
+from vinom.client.game_views import ui_for
 from vinom.games import Game, IGame, IllegalAction, Outcome, Seat
 from vinom.games.registry import check_game
 
@@ -106,6 +107,7 @@ GAME_PLUGIN = '''
 """A third-party game that names its own terminal view."""
 
 from vinom.games.duel import DuelGame
+from vinom.games.maze import MazeGame
 
 
 class Acme(DuelGame):
@@ -114,7 +116,13 @@ class Acme(DuelGame):
     terminal_view = "acme_view:AcmeUI"
 
 
+class BigMaze(MazeGame):
+    name = "bigmaze"
+    description = "The maze under another name"
+
+
 acme = Acme()
+bigmaze = BigMaze()
 '''
 
 
@@ -128,13 +136,20 @@ class PluginTerminalViewTests(unittest.TestCase):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(PACKAGE_ROOT)]))
         script = (
             "from vinom.games.registry import GameRegistry\n"
-            "from vinom.client.tui import ui_for\n"
+            "from vinom.client.game_views import ui_for\n"
             "registry = GameRegistry.from_plugins()\n"
             "print(ui_for(registry.get('acme')).help)\n"
-            "print(type(ui_for(registry.get('duel'))).__name__)\n"
+            "for name in ('duel', 'maze', 'tictactoe', 'bigmaze'):\n"
+            "    print(type(ui_for(registry.get(name))).__name__)\n"
         )
         done = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
         )
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertEqual(done.stdout.splitlines(), ["acme: press space", "GenericUI"])
+        # A plugin's own view; the generic view for a game the client has none for; the
+        # client's views of the built-in games, by class, so a game derived from one
+        # keeps its base's view.
+        self.assertEqual(
+            done.stdout.splitlines(),
+            ["acme: press space", "GenericUI", "MazeUI", "TicTacToeUI", "MazeUI"],
+        )

@@ -35,6 +35,7 @@ import vinom
 from tests.servers import start_server
 from vinom.client import game_views, tui
 from vinom.client.bots import LobbyAddress, play_bot
+from vinom.client.canvas import BOLD, NORMAL, Canvas, PlayerContext, format_view
 from vinom.client.game import GameSession
 from vinom.client.lobby import Welcome
 from vinom.games.interfaces import IllegalAction, Seat
@@ -61,13 +62,13 @@ SOURCE_ROOT = str(Path(vinom.__file__).resolve().parent.parent)
 class FakeScreen:
     def __init__(self, height: int = 30, width: int = 90) -> None:
         self.height, self.width = height, width
-        self.canvas: tui.Canvas | None = None
+        self.canvas: Canvas | None = None
         self.clears = 0
 
     def size(self) -> tuple[int, int]:
         return self.height, self.width
 
-    def show(self, canvas: tui.Canvas) -> None:
+    def show(self, canvas: Canvas) -> None:
         self.canvas = canvas
 
     def clear(self) -> None:
@@ -172,31 +173,31 @@ def open_directions(view: Mapping[str, Any], x: int, y: int) -> list[str]:
 
 class CanvasTests(SynchronousTestCase):
     def test_writes_are_clipped(self) -> None:
-        canvas = tui.Canvas(2, 5)
-        canvas.put(0, 3, "abcdef", tui.BOLD)
+        canvas = Canvas(2, 5)
+        canvas.put(0, 3, "abcdef", BOLD)
         canvas.put(1, -2, "xyz")
         canvas.put(2, 0, "gone")
         canvas.put(-1, 0, "gone")
         self.assertEqual(canvas.lines(), ["   ab", "z"])
-        self.assertEqual(list(canvas.runs(0)), [(0, "   ", tui.NORMAL), (3, "ab", tui.BOLD)])
+        self.assertEqual(list(canvas.runs(0)), [(0, "   ", NORMAL), (3, "ab", BOLD)])
 
     def test_unprintable_characters_are_replaced(self) -> None:
-        canvas = tui.Canvas(1, 10)
+        canvas = Canvas(1, 10)
         canvas.put(0, 0, "a\x1b[2Jb\n")
         self.assertEqual(canvas.lines(), ["a?[2Jb?"])
 
     def test_blit_from_an_offset(self) -> None:
-        source = tui.Canvas(3, 3)
+        source = Canvas(3, 3)
         for row, text in enumerate(("abc", "def", "ghi")):
             source.put(row, 0, text)
-        target = tui.Canvas(3, 4)
+        target = Canvas(3, 4)
         target.blit(source, 1, 2, src_y=1, src_x=1)
         self.assertEqual(target.lines(), ["", "  ef", "  hi"])
 
     @given(st.integers(0, 40), st.integers(0, 40), st.integers(-50, 50), st.integers(-50, 50),
            st.text(max_size=60))
     def test_any_write_stays_inside(self, h: int, w: int, y: int, x: int, text: str) -> None:
-        canvas = tui.Canvas(h, w)
+        canvas = Canvas(h, w)
         canvas.put(y, x, text)
         self.assertEqual(len(canvas.lines()), h)
         self.assertTrue(all(len(line) <= w for line in canvas.lines()))
@@ -211,7 +212,7 @@ class MazeDrawingTests(SynchronousTestCase):
         game = MazeGame()
         state = game.create(SEATS, {"width": width, "height": height}, random.Random(seed))
         view = game.view(state, ME)
-        drawing = game_views.MazeUI().render(view, tui.PlayerContext(ME, {THEM: "bob"}))
+        drawing = game_views.MazeUI().render(view, PlayerContext(ME, {THEM: "bob"}))
         for index, cell in enumerate(view["cells"]):
             x, y = index % width, index // width
             top, left = y * game_views.CELL_H, x * game_views.CELL_W
@@ -464,16 +465,16 @@ class GenericViewTests(SynchronousTestCase):
         return match
 
     def test_view_as_text_with_names(self) -> None:
-        ctx = tui.PlayerContext(ME, {ME: "ada", THEM: "bob"})
-        lines = tui.format_view({"players": [{"id": ME, "score": 5}, {"id": THEM, "score": 0}],
+        ctx = PlayerContext(ME, {ME: "ada", THEM: "bob"})
+        lines = format_view({"players": [{"id": ME, "score": 5}, {"id": THEM, "score": 0}],
                                  "turn": THEM, "dice": [1, 5]}, ctx)
         self.assertEqual(lines, ["players:", "  id=you  score=5", "  id=bob  score=0",
                                  "turn: bob", "dice: [1,5]"])
 
     def test_players_by_name_never_by_id(self) -> None:
         """Ids anywhere in a view (map keys, lists, nested) read as names."""
-        ctx = tui.PlayerContext(ME, {ME: "ada", THEM: "bob"})
-        lines = tui.format_view({"seq": {ME: 3, THEM: 4}, "thrown": [THEM], "turn": None,
+        ctx = PlayerContext(ME, {ME: "ada", THEM: "bob"})
+        lines = format_view({"seq": {ME: 3, THEM: 4}, "thrown": [THEM], "turn": None,
                                  "last": {"player": THEM, "value": 2}}, ctx)
         self.assertEqual(lines, ['seq: {"you":3,"bob":4}', 'thrown: ["bob"]', "turn: null",
                                  'last: {"player":"bob","value":2}'])

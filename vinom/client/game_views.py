@@ -1,17 +1,23 @@
-"""The terminal client's views of the built-in maze and tic-tac-toe games.
+"""The terminal client's views of games, and how it picks one for a game.
 
-`MazeGame.terminal_view` and `TicTacToeGame.terminal_view` name these, so the
-terminal client (`vinom.client.tui`) knows no game by name and imports no
-game's internals; a third-party game ships its view the same way.
+`ui_for(game)` gives a game's view: the one the game names in its
+`terminal_view` attribute (how a plugin game ships its own: docs/games.md,
+"Terminal views"), else the client's own view for the game's class in
+`TERMINAL_VIEWS` (the built-in maze and tic-tac-toe games, and games derived
+from them), else the generic text view. The client maps games to views, not
+the other way round: the game layer never names the client (tests/test_layers.py).
 """
 
 from __future__ import annotations
 
 import curses
-from collections.abc import Mapping
-from typing import Any
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
-from vinom.client.tui import (
+from twisted.logger import Logger
+
+from vinom.client.canvas import (
     BIG_REWARD,
     BOLD,
     DIM,
@@ -26,11 +32,16 @@ from vinom.client.tui import (
     Area,
     Canvas,
     GameUI,
+    GenericUI,
     KeyResult,
     PlayerContext,
     me_in,
 )
-from vinom.games.maze import DIRECTIONS, cell_reward
+from vinom.games.interfaces import IGame
+from vinom.games.maze import DIRECTIONS, MazeGame, cell_reward
+from vinom.games.tictactoe import TicTacToeGame
+
+_log = Logger()
 
 # -- maze ---------------------------------------------------------------------
 
@@ -253,3 +264,38 @@ class TicTacToeUI(GameUI):
         if view.get("turn") == ctx.player_id:
             return "your turn", GOOD
         return f"waiting for {ctx.name(view.get('turn'))}", DIM
+
+
+# -- which view for which game ------------------------------------------------
+
+TERMINAL_VIEWS: dict[type, Callable[[], GameUI]] = {
+    MazeGame: MazeUI,
+    TicTacToeGame: TicTacToeUI,
+}
+"""The client's own views, by game class (a subclass gets its base's view)."""
+
+
+def ui_for(game: IGame) -> GameUI:
+    """The terminal view of a game: its own, else the client's for its class, else
+    the generic text view.
+
+    A game names its own view in its `terminal_view` attribute as
+    "module:attribute", a `GameUI` class or factory (see docs/games.md); a
+    name that cannot be loaded gives the generic view (logged). None (the
+    `vinom.games.Game` default) means the client's view in `TERMINAL_VIEWS`
+    for the game's class or one of its bases, if it has one.
+    """
+    name = getattr(game, "terminal_view", None)
+    if isinstance(name, str):
+        module, _, attribute = name.partition(":")
+        try:
+            return cast(GameUI, getattr(importlib.import_module(module), attribute)())
+        except Exception:
+            _log.failure("cannot load the terminal view {name} of {game}", name=name,
+                         game=game.name)
+        return GenericUI()
+    for cls in type(game).__mro__:
+        view = TERMINAL_VIEWS.get(cls)
+        if view is not None:
+            return view()
+    return GenericUI()

@@ -222,7 +222,6 @@ class MazeGame(Game[MazeState]):
     description = "Collect rewards in a random maze; 2-4 players, highest score wins"
     # Nothing is hidden: every player gets the same view, built once per change.
     shared_view = True
-    terminal_view = "vinom.client.game_views:MazeUI"
     max_players = 4
     time_limit = 300.0
     countdown = 3.0

@@ -120,7 +120,6 @@ class TicTacToeGame(Game[TicTacToeState]):
     description = "Tic-tac-toe for two; rematch when both ask"
     # Nothing is hidden: every player gets the same view, built once per change.
     shared_view = True
-    terminal_view = "vinom.client.game_views:TicTacToeUI"
     time_limit = 600.0
     score_key = "wins"
 
