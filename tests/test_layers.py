@@ -1,13 +1,20 @@
 """The package's layers point one way: imports read from the sources with `ast`.
 
-protocol <- rooms/games <- hosting <- lobby/matchmaking <- tap, clients beside
-them (docs/architecture.md). Every import counts, at module level or inside a
-function, since a deferred import is still a dependency.
+Every vinom module belongs to a unit (a subpackage of vinom, or a single module
+at its top) and every unit has a rank (`RANKS`, docs/architecture.md): a module
+may import modules of its own rank or lower, never higher. Every import counts:
+`import` and `from` forms, relative or absolute, at module level or inside a
+function (a deferred import is still a dependency), and a string constant
+naming a vinom module as `importlib` (or a "module:attribute" setting) would
+load it. A new top-level module has no rank until it is listed here, and fails
+the test until then.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,55 +23,212 @@ import vinom
 
 PACKAGE = Path(vinom.__file__).parent
 
+RANKS: Mapping[str, int] = {
+    # 0: records every layer shares, and small helpers that import nothing of vinom.
+    "vinom": 0,  # the package's face: its version
+    "match": 0,  # Ticket, Match, MatchEnded, match ids, their JSON
+    "codes": 0,  # join codes of open rooms and parties
+    "identity": 0,  # player ids, reconnection secrets
+    "records": 0,
+    "net": 0,
+    "wakeup": 0,
+    "ratelimit": 0,
+    "protocol": 1,
+    "games": 2,
+    "rooms": 3,
+    "matchmaking": 4,
+    "parties": 4,
+    "store": 4,
+    # The Redis client the shared stores build on (with hosting and the lobby above them).
+    "redis": 4,
+    "redis_clock": 4,
+    "hosting": 5,
+    "lobby": 6,
+    "cluster": 7,
+    # 8: server wiring: the twistd plugin's service and what only it starts.
+    "server": 8,
+    "tap": 8,
+    "startup": 8,
+    "build": 8,
+    "certs": 8,
+    "logs": 8,
+    "drain": 8,
+    "status": 8,
+    "ops": 8,
+    "web": 8,
+    "web_game": 8,
+    # 9: programs a player or developer runs.
+    "client": 9,
+    "cli": 9,
+    "scaffold": 9,
+}
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+# A string that names a vinom module the way importlib or a "module:attribute" setting does.
+_MODULE_NAME = re.compile(r"vinom(?:\.[A-Za-z_]\w*)+(?::[A-Za-z_][\w.]*)?")
+
+
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every vinom module `path` imports (`from vinom.x import y` counts as vinom.x)."""
+def imported_names(source: str, name: str, is_package: bool = False) -> set[str]:
+    """Every dotted vinom name the module `name` (with this `source`) imports or names
+    as a module in a string; `from vinom.x import y` gives vinom.x and vinom.x.y (the
+    caller keeps those that are modules)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    here = name.split(".") if is_package else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-    return {name for name in found if name == "vinom" or name.startswith("vinom.")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _MODULE_NAME.fullmatch(node.value)
+        ):
+            found.add(node.value.partition(":")[0])
+    return {n for n in found if n == "vinom" or n.startswith("vinom.")}
 
 
-def import_graph() -> dict[str, set[str]]:
-    sources = [p for p in PACKAGE.rglob("*.py") if "bench" not in p.relative_to(PACKAGE).parts]
-    modules = {module_name(p): p for p in sources}
-    return {name: imports_of(path) & modules.keys() for name, path in modules.items()}
+def unit_of(module: str) -> str:
+    """The unit a module belongs to: "vinom" for the package itself, else the first
+    name under vinom (a subpackage or a top-level module)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each vinom module -> the vinom modules it imports."""
+    paths = {module_name(p, package): p for p in package.rglob("*.py")}
+    graph = {}
+    for name, path in paths.items():
+        names = imported_names(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        graph[name] = {n for n in names if n in paths}
+    return graph
+
+
+def upward_imports(
+    graph: Mapping[str, Iterable[str]], ranks: Mapping[str, int] = RANKS
+) -> list[str]:
+    """Each import of a higher rank than its importer's, as "importer -> imported"."""
+    wrong = []
+    for name, imported in sorted(graph.items()):
+        for other in sorted(imported):
+            if ranks[unit_of(other)] > ranks[unit_of(name)]:
+                wrong.append(
+                    f"{name} ({ranks[unit_of(name)]}) -> {other} ({ranks[unit_of(other)]})"
+                )
+    return wrong
+
+
+def find_circle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """One circle of the graph (first node repeated at the end), or None."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for other in sorted(graph.get(node, ())):
+            if other == node:
+                continue
+            if state.get(other) == 1:
+                return [*path[path.index(other) :], other]
+            if other not in state:
+                circle = visit(other, [*path, other])
+                if circle:
+                    return circle
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            circle = visit(node, [node])
+            if circle:
+                return circle
+    return None
+
+
+def unit_graph(graph: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    """The import graph between units (packages and top-level modules)."""
+    units: dict[str, set[str]] = {}
+    for name, imported in graph.items():
+        units.setdefault(unit_of(name), set()).update(unit_of(o) for o in imported)
+    return units
+
+
+def _package(files: Mapping[str, str], root: Path) -> Path:
+    """A throwaway copy of a package layout: {relative path: source} under root/vinom."""
+    for relative, source in files.items():
+        path = root / "vinom" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    return root / "vinom"
 
 
 class LayerTests(SynchronousTestCase):
-    def test_the_protocol_imports_nothing_from_the_layers_above_it(self) -> None:
-        above = ("lobby", "matchmaking", "rooms", "hosting", "games", "client", "store", "tap",
-                 "cli")  # fmt: skip
-        for name, imported in import_graph().items():
-            if name.startswith("vinom.protocol"):
-                wrong = sorted(i for i in imported if i.partition(".")[2].split(".")[0] in above)
-                self.assertEqual(wrong, [], f"{name} imports {wrong}")
+    def test_every_unit_has_a_rank(self) -> None:
+        """A new top-level module or subpackage fails until it is given its place here."""
+        unranked = sorted({unit_of(name) for name in import_graph()} - RANKS.keys())
+        self.assertEqual(unranked, [], "give these a rank in tests/test_layers.py")
+
+    def test_no_import_points_up(self) -> None:
+        self.assertEqual(upward_imports(import_graph()), [])
+
+    def test_no_circle_between_packages(self) -> None:
+        self.assertIsNone(find_circle(unit_graph(import_graph())))
 
     def test_no_import_circles(self) -> None:
-        graph = import_graph()
-        # Depth-first search for a back edge; the path names the circle.
-        state: dict[str, int] = {}
+        graph = {
+            name: {o for o in imported if o != "vinom"} for name, imported in import_graph().items()
+        }
+        self.assertIsNone(find_circle(graph))
 
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = 1
-            for other in sorted(graph[name]):
-                if other == name or other == "vinom":
-                    continue
-                if state.get(other) == 1:
-                    circle = [*path[path.index(other) :], other]
-                    self.fail("import circle: " + " -> ".join(circle))
-                if other not in state:
-                    visit(other, [*path, other])
-            state[name] = 2
 
-        for name in sorted(graph):
-            if name not in state:
-                visit(name, [name])
+class CheckerTests(SynchronousTestCase):
+    """The checks above catch what they are for, on small made-up packages."""
+
+    def graph_of(self, files: Mapping[str, str]) -> dict[str, set[str]]:
+        base = {"__init__.py": "", "games/__init__.py": "", "client/__init__.py": "",
+                "client/views.py": "", "games/maze.py": "", "match.py": ""}  # fmt: skip
+        return import_graph(_package({**base, **files}, Path(self.mktemp())))
+
+    def test_every_form_of_an_upward_import_is_caught(self) -> None:
+        forms = {
+            "from vinom.client.views import MazeUI\n": "vinom.client.views",
+            "import vinom.client.views\n": "vinom.client.views",
+            "from vinom.client import views\n": "vinom.client.views",
+            "from ..client import views\n": "vinom.client.views",
+            "def late():\n    from vinom.client.views import MazeUI\n": "vinom.client.views",
+            'terminal_view = "vinom.client.views:MazeUI"\n': "vinom.client.views",
+            'import importlib\nimportlib.import_module("vinom.client.views")\n':
+                "vinom.client.views",
+        }  # fmt: skip
+        for source, target in forms.items():
+            graph = self.graph_of({"games/maze.py": source})
+            self.assertIn(f"vinom.games.maze (2) -> {target} (9)", upward_imports(graph), source)
+
+    def test_downward_and_same_rank_imports_pass(self) -> None:
+        graph = self.graph_of({
+            "client/views.py": "from vinom.games.maze import X\nfrom vinom.match import Match\n",
+            "client/tui.py": "from vinom.client.views import MazeUI\n",
+            "games/maze.py": '"""A docstring naming vinom.client.views in words."""\n',
+        })  # fmt: skip
+        self.assertEqual(upward_imports(graph), [])
+
+    def test_a_circle_between_packages_is_caught(self) -> None:
+        graph = self.graph_of({
+            "games/maze.py": "from vinom.client.views import MazeUI\n",
+            "client/views.py": "from vinom.games import maze\n",
+        })  # fmt: skip
+        self.assertEqual(find_circle(unit_graph(graph)), ["client", "games", "client"])
+
+    def test_an_unranked_top_level_module_is_caught(self) -> None:
+        graph = self.graph_of({"newthing.py": "from vinom.match import Match\n"})
+        self.assertEqual(sorted({unit_of(n) for n in graph} - RANKS.keys()), ["newthing"])
