@@ -260,8 +260,9 @@ class PartyIntegrationTests(TestCase):
         self.assertEqual(gone["code"], "unknown_party")
 
 
-async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Player:
-    """A `Player` connected to `lobby` (trusting its certificate file) and welcomed."""
+async def connect_raw(case: TestCase, lobby: LobbyAddress) -> Player:
+    """A `Player` connected to `lobby` over TLS (trusting its certificate file) that
+    has said nothing yet."""
     with open(lobby.trust or "", "rb") as f:
         trust = Certificate.loadPEM(f.read())
     player = Player()
@@ -270,6 +271,12 @@ async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Play
     )
     await connectProtocol(endpoint, player)
     case.addCleanup(_abort, player)
+    return player
+
+
+async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Player:
+    """A `Player` connected to `lobby` (trusting its certificate file) and welcomed."""
+    player = await connect_raw(case, lobby)
     welcome = await player.request({"type": "hello", "name": name})
     case.assertEqual(welcome["type"], "welcome")
     player.player_id = welcome["player_id"]

@@ -18,16 +18,13 @@ import os
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
-from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.redis_server import start_redis
 from tests.servers import RunningServer, start_server
-from tests.test_integration_parties import Player, _abort, connect_player
-from vinom.client.bots import LobbyAddress
+from tests.test_integration_parties import Player, connect_player, connect_raw
 
 Frame = dict[str, Any]
 
@@ -46,17 +43,6 @@ NEEDS_HELLO: list[Frame] = [
 ]
 
 
-async def connect_raw(case: TestCase, lobby: LobbyAddress) -> Player:
-    """A TLS connection to the lobby that has said nothing yet."""
-    with open(lobby.trust or "", "rb") as f:
-        trust = Certificate.loadPEM(f.read())
-    player = Player()
-    endpoint = SSL4ClientEndpoint(
-        reactor, lobby.host, lobby.port, optionsForClientTLS("localhost", trustRoot=trust)
-    )
-    await connectProtocol(endpoint, player)
-    case.addCleanup(_abort, player)
-    return player
 
 
 def without_id(frame: Frame) -> Frame:

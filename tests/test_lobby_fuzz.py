@@ -22,17 +22,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor
-from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
-from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.redis_server import start_redis
 from tests.servers import start_server
-from tests.test_integration_parties import Player, _abort, connect_player
+from tests.test_integration_parties import connect_player, connect_raw
 from tests.test_store import raw_connection
-from vinom.client.bots import LobbyAddress
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     MAX_RATING,
@@ -171,17 +168,6 @@ class CodecFuzzTests(SynchronousTestCase):
             self.assertEqual(result.code, errors.INVALID_FIELD, (kind, fields))
 
 
-async def connect(case: TestCase, lobby: LobbyAddress) -> Player:
-    """A `Player` connected to `lobby` over TLS, before any frame."""
-    with open(lobby.trust or "", "rb") as f:
-        trust = Certificate.loadPEM(f.read())
-    player = Player()
-    endpoint = SSL4ClientEndpoint(
-        reactor, lobby.host, lobby.port, optionsForClientTLS("localhost", trustRoot=trust)
-    )
-    await connectProtocol(endpoint, player)
-    case.addCleanup(_abort, player)
-    return player
 
 
 class RedisLobbyFuzzTests(TestCase):
@@ -219,7 +205,7 @@ class RedisLobbyFuzzTests(TestCase):
         self.assertEqual((await player.request({"type": "party_leave"}))["type"], "party_left")
         # A reconnect with a surrogate player id, as a new connection's first request;
         # then the same connection says hello.
-        newcomer = await connect(self, server.lobby)
+        newcomer = await connect_raw(self, server.lobby)
         for player_id, secret in (("\ud800", "x" * 20), ("p-1", "\udfff" * 3)):
             reply = await newcomer.request(
                 {"type": "reconnect", "player_id": player_id, "secret": secret}
