@@ -152,7 +152,10 @@ def play(ann: Any, bob: Any, url: str, output: Path) -> None:
     until(bob, "return !document.getElementById('result-panel').hidden;")
     bob.find_element(By.ID, "play-again").click()
     until(bob, "return document.querySelector('#games li') !== null;")
-    bob.find_element(By.CSS_SELECTOR, '[data-action="create-room"][data-game="dice"]').click()
+    # Clicked from the page: the list may be drawn again (with the welcome's names)
+    # between finding the button and clicking it.
+    until(bob, "const b = document.querySelector('[data-action=create-room][data-game=dice]');"
+               "if (b !== null) b.click(); return b !== null;")
     until(bob, "return document.body.dataset.screen === 'room';")
     bob.find_element(By.ID, "room-add-bot").click()
     until(bob, "return document.querySelector('[data-testid=dice-turn]') !== null;")
