@@ -466,9 +466,22 @@ class RedisRestartTests(TestCase):
         self.assertIsNone(await first.matchmaker.position("lost"))
         self.assertIsNone(await first.matchmaker.position("leaving"))
 
-        await second.matchmaker.enqueue(ticket("newcomer"))
-        await second.matchmaker.enqueue(ticket("x"))
-        await first.matchmaker.enqueue(ticket("y"))
+        # Each lobby's connections come back on their own back-off: a call sent
+        # while one is still reconnecting reaches Redis past its deadline and is
+        # refused (unavailable, nothing queued). A player then tries again.
+        async def enqueue(lobby: Lobby, player: str) -> None:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    await lobby.matchmaker.enqueue(ticket(player))
+                    return
+                except MatchmakerUnavailable:
+                    self.assertLess(time.monotonic(), deadline, f"{player} never queued")
+                    await deferLater(reactor, 0.2, lambda: None)
+
+        await enqueue(second, "newcomer")
+        await enqueue(second, "x")
+        await enqueue(first, "y")
         for lobby in (first, second):
             await wait_until(lambda lobby=lobby: len(lobby.heard) == 2, 10, "both matches")  # type: ignore[misc]
             self.assertEqual(
