@@ -34,7 +34,7 @@ def main() -> None:
         import txredisapi
         from twisted.internet.endpoints import TCP4ClientEndpoint
 
-        from vinom.matchmaking.redis import RedisMatchmaker
+        from vinom.cluster.matchmaker import RedisMatchmaker
 
         port = int(settings["redis_port"])
         pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=4, reconnect=True,

@@ -386,7 +386,7 @@ async def _host_ready(
 ) -> Ready:
     """A `--role host` server is ready once its workers (if any) are live and its
     record is in the Redis host registry, where lobbies look for game hosts."""
-    from vinom.hosting.registry import RedisHostRegistry
+    from vinom.cluster.hosts import RedisHostRegistry
 
     counters = server_counters
     if processes is not None:

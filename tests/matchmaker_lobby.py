@@ -17,8 +17,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.match import Ticket
-from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 
 

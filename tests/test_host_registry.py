@@ -1,4 +1,4 @@
-"""The game-host registries: one suite run against the in-memory registry and the Redis one.
+"""The game-host registry: one contract run against the Redis registry and an in-memory model.
 
 Time passes on a Clock for the in-memory registry and for real (short TTLs,
 Redis's own key expiry) for the Redis one; `pass_time` hides which.
@@ -9,21 +9,59 @@ from __future__ import annotations
 from typing import Any
 
 import txredisapi
+from attrs import define, field
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.redis_server import start_redis
-from vinom.hosting.registry import (
+from vinom.cluster.client import RedisClient, RedisSettings
+from vinom.cluster.hosts import (
     HostRecord,
     IHostRegistry,
-    MemoryHostRegistry,
     RedisHostRegistry,
+    check_ttl,
     least_loaded_first,
 )
-from vinom.redis import RedisClient, RedisSettings, RedisUnavailable
+from vinom.errors import BackendUnavailable
+
+
+@implementer(IHostRegistry)
+@define
+class MemoryHostRegistry:
+    """A model of `IHostRegistry` for its contract: hosts in a dictionary, each with the
+    time its TTL runs out on `clock`."""
+
+    clock: IReactorTime
+    _hosts: dict[str, tuple[HostRecord, float]] = field(factory=dict, init=False)
+
+    def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
+        check_ttl(ttl)
+        self._hosts[record.host_id] = (record, self.clock.seconds() + ttl)
+        return succeed(None)
+
+    def unregister(self, host_id: str) -> Deferred[None]:
+        self._hosts.pop(host_id, None)
+        return succeed(None)
+
+    def _expire(self) -> None:
+        now = self.clock.seconds()
+        for host_id, (_, expires_at) in list(self._hosts.items()):
+            if expires_at <= now:
+                del self._hosts[host_id]
+
+    def live_hosts(self) -> Deferred[list[HostRecord]]:
+        self._expire()
+        return succeed(least_loaded_first(record for record, _ in self._hosts.values()))
+
+    def get(self, host_id: str) -> Deferred[HostRecord | None]:
+        self._expire()
+        found = self._hosts.get(host_id)
+        return succeed(None if found is None else found[0])
 
 
 def host(host_id: str, free: int = 4, capacity: int = 8) -> HostRecord:
@@ -172,8 +210,8 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         registry = RedisHostRegistry(self.client(timeout=0.3))
         await registry.register(host("h-1"), 30)
         await self.redis.stop()
-        await self.assertFailure(registry.live_hosts(), RedisUnavailable)
-        await self.assertFailure(registry.register(host("h-1"), 30), RedisUnavailable)
+        await self.assertFailure(registry.live_hosts(), BackendUnavailable)
+        await self.assertFailure(registry.register(host("h-1"), 30), BackendUnavailable)
 
 
 class HostRecordTests(SynchronousTestCase):

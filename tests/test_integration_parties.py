@@ -40,13 +40,13 @@ from tests.redis_server import start_redis
 from tests.test_store import redis_client
 from vinom.certs import ensure_dev_certificate
 from vinom.client.bots import LobbyAddress
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.cluster.parties import RedisPartyStore
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
-from vinom.parties.redis import RedisPartyStore
 from vinom.store.memory import MemoryPlayerStore
 
 Frame = dict[str, Any]

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from vinom.errors import BackendUnavailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.identity import hash_secret
@@ -26,10 +27,8 @@ from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
 from vinom.match import Match, Ticket
 from vinom.matchmaking.fifo import FifoMatchmaker
-from vinom.matchmaking.interfaces import MatchmakerUnavailable
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
-from vinom.redis import RedisUnavailable
 from vinom.store.interfaces import PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
@@ -770,12 +769,12 @@ class AsynchronousStoreTests(LobbyHarness):
 
 class AwayStore(MemoryPlayerStore):
     def save_player(self, record: PlayerRecord) -> Deferred[None]:
-        return fail(RedisUnavailable("Redis at 127.0.0.1:6379 did not answer within 2 s"))
+        return fail(BackendUnavailable("Redis at 127.0.0.1:6379 did not answer within 2 s"))
 
 
 class AwayMatchmaker(FifoMatchmaker):
     def enqueue(self, ticket: Ticket) -> Deferred[int]:
-        return fail(MatchmakerUnavailable("enqueue: Redis did not answer within 5.0 s"))
+        return fail(BackendUnavailable("enqueue: Redis did not answer within 5.0 s"))
 
 
 class BrokenStore(MemoryPlayerStore):

@@ -8,7 +8,7 @@ from typing import Any
 from tests.test_lobby import Client, LobbyHarness
 from tests.test_remote_placement import ScriptedHosting
 from vinom.codes import CODE_ALPHABET, CODE_LENGTH
-from vinom.hosting.remote import NoHostAvailable
+from vinom.hosting.interfaces import NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.server import PlayerState
 from vinom.match import Match

@@ -25,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from tests.redis_server import start_redis
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.match import Match, Ticket, new_match_id
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.interfaces import (
@@ -35,7 +36,6 @@ from vinom.matchmaking.interfaces import (
     UnknownQueue,
 )
 from vinom.matchmaking.memory import MemoryMatchmaker
-from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow
 
 # maze4: the maze set up for four, where parties of two meet solo players.

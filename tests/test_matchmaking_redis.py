@@ -28,10 +28,10 @@ from twisted.trial.unittest import TestCase
 
 from tests.ports import free_tcp_port
 from tests.redis_server import RedisServer, start_redis
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.errors import BackendUnavailable
 from vinom.match import Match, Ticket
-from vinom.matchmaking.interfaces import MatchmakerUnavailable
 from vinom.matchmaking.memory import MemoryMatchmaker
-from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.matchmaking.windows import RatingWindow, fifo_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -221,7 +221,7 @@ class RaceTests(TestCase):
 
 class FormedByTests(TestCase):
     async def test_every_lobby_knows_which_lobby_formed_a_match(self) -> None:
-        # The lobby whose call formed a match places it (vinom.hosting.remote).
+        # The lobby whose call formed a match places it (vinom.cluster.placement).
         redis = await start_redis(self)
         settings = RedisMatchmakerSettings(tick_every=60.0)
         first, second = [
@@ -276,7 +276,7 @@ class BurstTests(TestCase):
             [lobby.matchmaker.enqueue(ticket(f"q{i}", "maze")).addCallbacks(
                 lambda _: None, lambda f: f.value) for i in range(10)],
         )  # fmt: skip
-        self.assertTrue(all(isinstance(f, MatchmakerUnavailable) for f in failures), failures)
+        self.assertTrue(all(isinstance(f, BackendUnavailable) for f in failures), failures)
         # Three calls of at most four tickets, one after another, each within its timeout.
         self.assertLess(time.monotonic() - started, 3 * 1.0 + 2)
     async def test_a_ticket_matched_before_its_enqueue_answers_can_queue_again(self) -> None:
@@ -444,7 +444,7 @@ class RedisRestartTests(TestCase):
             lambda: second.matchmaker.cancel("leaving"),
         ):
             started = time.monotonic()
-            with self.assertRaises(MatchmakerUnavailable):
+            with self.assertRaises(BackendUnavailable):
                 await call()
             self.assertLess(time.monotonic() - started, 3.0)
 
@@ -456,7 +456,7 @@ class RedisRestartTests(TestCase):
         async def back() -> bool:
             try:
                 return await first.matchmaker.position("waiting") == 1
-            except MatchmakerUnavailable:
+            except BackendUnavailable:
                 return False
 
         deadline = time.monotonic() + 15
@@ -475,7 +475,7 @@ class RedisRestartTests(TestCase):
                 try:
                     await lobby.matchmaker.enqueue(ticket(player))
                     return
-                except MatchmakerUnavailable:
+                except BackendUnavailable:
                     self.assertLess(time.monotonic(), deadline, f"{player} never queued")
                     await deferLater(reactor, 0.2, lambda: None)
 
@@ -497,7 +497,7 @@ class RedisRestartTests(TestCase):
             settings=RedisMatchmakerSettings(call_timeout=0.3),
         )
         started = time.monotonic()
-        with self.assertRaises(MatchmakerUnavailable):
+        with self.assertRaises(BackendUnavailable):
             await matchmaker.start()
         self.assertLess(time.monotonic() - started, 2.0)
         await matchmaker.stop()
@@ -583,7 +583,7 @@ class LateCallTests(TestCase):
         await second.matchmaker.enqueue(ticket("partner"))
         redis.pause()
         started = time.monotonic()
-        with self.assertRaises(MatchmakerUnavailable):
+        with self.assertRaises(BackendUnavailable):
             await first.matchmaker.enqueue(ticket("p"))
         # Given up at the call timeout (1 s), not when Redis answers.
         self.assertLess(time.monotonic() - started, 1.0 + SLACK)
@@ -606,7 +606,7 @@ class LateCallTests(TestCase):
         redis, first, second = await self.stalled_lobbies()
         await first.matchmaker.enqueue(ticket("p"))
         redis.pause()
-        with self.assertRaises(MatchmakerUnavailable):
+        with self.assertRaises(BackendUnavailable):
             await first.matchmaker.cancel("p", refuse_late=True)
         redis.resume()
         await self.settle(first, second)
@@ -623,7 +623,7 @@ class LateCallTests(TestCase):
         redis, first, second = await self.stalled_lobbies()
         await first.matchmaker.enqueue(ticket("gone"))
         redis.pause()
-        with self.assertRaises(MatchmakerUnavailable):
+        with self.assertRaises(BackendUnavailable):
             await first.matchmaker.cancel("gone")
         redis.resume()
         await self.settle(first, second)
@@ -648,7 +648,7 @@ class LateCallTests(TestCase):
     async def test_an_enqueue_run_in_time_but_answered_too_late_is_withdrawn(self) -> None:
         redis = await start_redis(self)
         lobby, held = await self.held_lobby(redis, "enqueue")
-        with self.assertRaises(MatchmakerUnavailable):
+        with self.assertRaises(BackendUnavailable):
             await lobby.matchmaker.enqueue(ticket("p"))
         held.release()
         await self.settle(lobby)
@@ -663,7 +663,7 @@ class LateCallTests(TestCase):
         redis = await start_redis(self)
         lobby, held = await self.held_lobby(redis, "cancel")
         await lobby.matchmaker.enqueue(ticket("p"))
-        with self.assertRaises(MatchmakerUnavailable):
+        with self.assertRaises(BackendUnavailable):
             await lobby.matchmaker.cancel("p", refuse_late=True)
         held.release()
         await self.settle(lobby)

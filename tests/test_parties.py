@@ -22,11 +22,11 @@ from zope.interface.verify import verifyObject
 
 from tests.redis_server import RedisServer, start_redis
 from tests.test_store import raw_connection, redis_client
+from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.codes import CODE_ALPHABET
+from vinom.errors import BackendUnavailable
 from vinom.parties.interfaces import IPartyStore, Party, PartyChange, PartyError, PartyMember
 from vinom.parties.memory import MemoryPartyStore
-from vinom.parties.redis import RedisPartySettings, RedisPartyStore
-from vinom.redis import RedisUnavailable
 
 
 def member(player_id: str) -> PartyMember:
@@ -316,7 +316,7 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         for call in (lambda: store.join(party.code, member("c")),
                      lambda: store.create(member("d")),
                      lambda: store.leave("b", refuse_late=True)):  # fmt: skip
-            await self.assertFailure(call(), RedisUnavailable)
+            await self.assertFailure(call(), BackendUnavailable)
         self.redis.resume()
         await raw.ping()  # Redis has run the three late calls
         self.assertEqual((await other.party_of("a")).player_ids, ("a", "b"))

@@ -13,14 +13,14 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.redis_server import start_redis
-from vinom.redis import (
+from vinom.cluster.client import (
     RedisClient,
     RedisSettings,
     RedisSubscription,
-    RedisUnavailable,
     client_endpoint,
     parse_redis_url,
 )
+from vinom.errors import BackendUnavailable
 
 
 class ParseRedisUrlTests(SynchronousTestCase):
@@ -110,7 +110,8 @@ class RedisClientTests(TestCase):
         client = RedisClient.open(RedisSettings("127.0.0.1", redis.port, timeout=0.3), reactor)
         self.addCleanup(client.disconnect)
         started = reactor.seconds()
-        error = await self.assertFailure(client.bounded(client.handler.get("k")), RedisUnavailable)
+        call = client.bounded(client.handler.get("k"))
+        error = await self.assertFailure(call, BackendUnavailable)
         self.assertLess(reactor.seconds() - started, 1.5)
         self.assertIn("0.3 s", str(error))
 

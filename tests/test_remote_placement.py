@@ -19,16 +19,16 @@ from zope.interface import implementer
 from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.redis_server import start_redis
 from tests.test_lobby import LobbyHarness
-from vinom.hosting.interfaces import IMatchHosting
+from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.placement import HostAgent, RemoteMatchHosting
+from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
-from vinom.hosting.registry import RedisHostRegistry
-from vinom.hosting.remote import HostAgent, NoHostAvailable, RemoteMatchHosting
 from vinom.hosting.service import GameHostingService
 from vinom.identity import hash_secret
 from vinom.lobby.config import LobbyConfig
 from vinom.match import Match, MatchEnded, Ticket, match_to_json, outcome_from_json, outcome_to_json
 from vinom.protocol.address import HostAddress
-from vinom.redis import RedisClient, parse_redis_url
 from vinom.store.interfaces import MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 

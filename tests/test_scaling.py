@@ -35,10 +35,10 @@ from tests.websocket_client import HandshakeRefused, connect_game_socket, connec
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
+from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.placement import DEFAULT_PLACEMENT
 from vinom.games.registry import GameRegistry
-from vinom.hosting.remote import DEFAULT_PLACEMENT
 from vinom.protocol.tokens import PublicToken
-from vinom.redis import RedisClient, parse_redis_url
 
 GAME = GameRegistry.from_plugins().get("tictactoe")
 # Players in the exactly-once test (issue #14), half through each lobby, and how

@@ -26,8 +26,8 @@ from tests.test_scaling import GAME, ClusterTestCase, Process
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
 from vinom.client.lobby import LobbyError, Queued, connect_lobby
-from vinom.matchmaking.redis import DEFAULT_SETTINGS as MATCHMAKER
-from vinom.redis import parse_redis_url
+from vinom.cluster.client import parse_redis_url
+from vinom.cluster.matchmaker import DEFAULT_SETTINGS as MATCHMAKER
 
 # A lobby's tickets lapse this long after its last heartbeat, and the next
 # pass of a living lobby (every tick) drops them.

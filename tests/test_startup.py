@@ -30,7 +30,7 @@ from tests.redis_server import start_redis
 from tests.test_ops import http_get
 from tests.test_twistd import ROOT, RUN_TWISTD, Collect
 from vinom.certs import make_self_signed
-from vinom.redis import parse_redis_url
+from vinom.cluster.client import parse_redis_url
 from vinom.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")

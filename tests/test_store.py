@@ -18,13 +18,14 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from tests.redis_server import RedisServer, start_redis
+from vinom.cluster.client import RedisClient, RedisSettings
+from vinom.cluster.players import RedisPlayerStore, decode_player
+from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, new_secret
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
-from vinom.redis import RedisClient, RedisSettings, RedisUnavailable
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
-from vinom.store.redis import RedisPlayerStore, decode_player
 
 
 def placement(match_id: str, *players: str, port: int = 7400) -> MatchPlacement:
@@ -270,10 +271,10 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         await store.save_player(PlayerRecord("a", "A", "ab" * 32, 5.0))
         await self.redis.stop()
         started = reactor.seconds()
-        error = await self.assertFailure(store.get_player("a"), RedisUnavailable)
+        error = await self.assertFailure(store.get_player("a"), BackendUnavailable)
         self.assertLess(reactor.seconds() - started, 2.0)
         self.assertIn(f"127.0.0.1:{self.redis.port}", str(error))
-        await self.assertFailure(store.save_placement(placement("m-1", "a")), RedisUnavailable)
+        await self.assertFailure(store.save_placement(placement("m-1", "a")), BackendUnavailable)
 
         await self.redis.start()
         # The pool reconnects by itself (with a backoff of about a second at first).
@@ -283,7 +284,7 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
             try:
                 await store.save_player(record)
                 break
-            except RedisUnavailable:
+            except BackendUnavailable:
                 self.assertLess(reactor.seconds(), deadline, "the store never reconnected")
                 # A call fails at once while no connection is up; the reactor must run
                 # for the pool to reconnect.
@@ -326,7 +327,7 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         raw = await raw_connection(self, self.redis)
         self.redis.pause()
         await self.assertFailure(
-            store.save_player(PlayerRecord("late", "L", "ab" * 32, 5.0)), RedisUnavailable
+            store.save_player(PlayerRecord("late", "L", "ab" * 32, 5.0)), BackendUnavailable
         )
         self.redis.resume()
         await raw.ping()  # Redis has run the late save

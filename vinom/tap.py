@@ -27,18 +27,20 @@ from twisted.python import usage
 
 from vinom.build import build_info
 from vinom.certs import ensure_dev_certificate
-from vinom.cluster import MatchmakerService, RedisClientService, SubscriptionService
+from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint, parse_redis_url
+from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.limits import RedisAddressLimiter
+from vinom.cluster.placement import HostAgent, RemoteMatchHosting
+from vinom.cluster.players import RedisPlayerStore
+from vinom.cluster.services import MatchmakerService, RedisClientService, SubscriptionService
 from vinom.drain import Drain
 from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
-from vinom.hosting.registry import RedisHostRegistry
-from vinom.hosting.remote import HostAgent, RemoteMatchHosting
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.ratelimit import RedisAddressLimiter
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
 from vinom.logs import LOG_FORMATS, LogFormatService
@@ -48,7 +50,6 @@ from vinom.ops import ops_site
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
-from vinom.redis import RedisClient, RedisSubscription, client_endpoint, parse_redis_url
 from vinom.rooms.room import RoomConfig
 from vinom.startup import (
     Address,
@@ -64,7 +65,6 @@ from vinom.startup import (
 )
 from vinom.status import StatusReader
 from vinom.store.memory import MemoryPlayerStore
-from vinom.store.redis import RedisPlayerStore
 from vinom.web import web_site
 from vinom.web_game import GameSocketConfig, GameSocketFactory
 
@@ -892,7 +892,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
         if redis is not None:
             assert redis_settings is not None
             # Imported here: txredisapi installs the default reactor when imported.
-            from vinom.matchmaking.redis import RedisMatchmaker, RedisMatchmakerSettings
+            from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 
             store: Any = RedisPlayerStore(redis)
             matchmaker = RedisMatchmaker(
@@ -932,7 +932,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
             placements.setName("placement-channel")
             placements.setServiceParent(root)
             lobby_hosting = remote
-            from vinom.parties.redis import PartyStoreService, RedisPartySettings, RedisPartyStore
+            from vinom.cluster.parties import PartyStoreService, RedisPartySettings, RedisPartyStore
 
             parties = RedisPartyStore(
                 redis,

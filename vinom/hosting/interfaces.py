@@ -239,3 +239,7 @@ class IHostingStatistics(Interface):
 
     def spawn_latency() -> Histogram | None:
         """Seconds from asking for a host process to its being ready (None: no processes)."""
+
+
+class NoHostAvailable(Exception):
+    """No game host took the match in time (none live with free capacity, or all refused)."""

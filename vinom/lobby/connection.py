@@ -39,6 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
+from vinom.errors import BackendUnavailable
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     FrameDecoder,
@@ -53,9 +54,7 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.errors import LobbyError
-from vinom.matchmaking.interfaces import MatchmakerUnavailable
 from vinom.ratelimit import TokenBucket
-from vinom.redis import RedisUnavailable
 
 Frame = dict[str, Any]
 
@@ -518,7 +517,7 @@ class LobbyConnection:
             assert isinstance(error, LobbyError)
             self.send_error(error.code, error.message, request.request_id, counted=error.counted)
             return
-        if failure.check(MatchmakerUnavailable, RedisUnavailable):
+        if failure.check(BackendUnavailable, BackendUnavailable):
             # Redis is away (restarting, unreachable): no bug here, and the
             # player may try again; the pools reconnect by themselves.
             self.log.warn("serving {request!r}: {error}", request=request, error=failure.value)

@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.errors import BackendUnavailable
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
@@ -51,7 +52,6 @@ from vinom.parties.interfaces import (
     PartyError,
     PartyMember,
 )
-from vinom.redis import RedisUnavailable
 
 # What `party_join` answers for a code of no party, of a full party and of a queued one
 # alike: a guess must not tell a live code from a dead one.
@@ -157,7 +157,7 @@ class PartyRequests:
             except PartyError as e:
                 self._party_of.pop(player_id, None)
                 raise LobbyError(e.code, e.message) from None
-            except RedisUnavailable:
+            except BackendUnavailable:
                 # Still in the party (answered `unavailable`). A ticket withdrawn
                 # already stays withdrawn: the party is told it is no longer queued
                 # once Redis answers.
@@ -241,7 +241,7 @@ class PartyRequests:
                     if await self._matchmaker.cancel(player_id):
                         self._unqueue(connection, player_id)
                     raise LobbyError(e.code, e.message) from None
-                except RedisUnavailable:
+                except BackendUnavailable:
                     # Answered `unavailable`, so the party must not stay queued:
                     # the ticket is withdrawn (once Redis answers, if not before).
                     self._unqueue(connection, player_id)
@@ -283,7 +283,7 @@ class PartyRequests:
             self._unqueue(connection, player_id)
             # Gone: nobody is left to tell. Unavailable: the members are told once
             # Redis answers (clearing is done late too); the cancel itself is done.
-            with contextlib.suppress(PartyError, RedisUnavailable):
+            with contextlib.suppress(PartyError, BackendUnavailable):
                 await self.store.set_queued(party.party_id, None)
             connection.reply(
                 request, {"type": "cancelled", "game": game, "party_id": party.party_id}

@@ -23,8 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.hosting.interfaces import HostingStopped, IMatchHosting
-from vinom.hosting.remote import NoHostAvailable
+from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import error_frame

@@ -4,25 +4,19 @@ Both read the injected clock, so tests drive time with
 `twisted.internet.task.Clock`.
 
 `IAddressLimiter` is a per-address limit that may live outside the process:
-`MemoryAddressLimiter` keeps token buckets for one lobby; `RedisAddressLimiter`
-counts in Redis, so lobbies sharing a Redis share the limit (one counter per
-address and window, `INCR` and a TTL). The lobby limits `party_join` with one:
-guessing party codes from one address is as slow through every lobby as
-through one.
+`MemoryAddressLimiter` keeps token buckets for one lobby; the Redis one
+(vinom.cluster.limits) counts in Redis, so lobbies sharing a Redis share the
+limit. The lobby limits `party_join` with one: guessing party codes from one
+address is as slow through every lobby as through one.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
 from vinom.ratelimit import TokenBucket
-
-if TYPE_CHECKING:
-    from vinom.redis import RedisClient
 
 
 class KeyedTokenBuckets:
@@ -100,7 +94,7 @@ class IAddressLimiter(Interface):
     def allow(client: str) -> Deferred[bool]:
         """Count one attempt from `client`; whether it is within the limit.
 
-        May fail (with `vinom.redis.RedisUnavailable` when the count lives in a
+        May fail (with `vinom.errors.BackendUnavailable` when the count lives in a
         Redis that does not answer): the attempt is then not made.
         """
 
@@ -114,41 +108,3 @@ class MemoryAddressLimiter:
 
     def allow(self, client: str) -> Deferred[bool]:
         return succeed(self._buckets.allow(client))
-
-
-# One atomic call: the first attempt of a window starts its TTL, so a counter never
-# outlives its window (an INCR and a separate EXPIRE could leave it without one).
-_COUNT_ATTEMPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return count
-"""
-
-
-@implementer(IAddressLimiter)
-class RedisAddressLimiter:
-    """At most `burst` attempts per address in each window of `burst / rate` seconds,
-    counted in Redis across every lobby that uses the same `name` and key prefix.
-
-    The key is `<prefix><name>:<client>`, a counter that lapses with its window.
-    Over time this allows `rate` attempts per second, as the token bucket of
-    `MemoryAddressLimiter` does; at the turn of a window up to twice `burst` may
-    pass in quick succession.
-    """
-
-    def __init__(self, redis: RedisClient, name: str, rate: float, burst: int) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"a rate limit needs rate > 0 and burst >= 1, not {rate}/{burst}")
-        self._redis = redis
-        self._name = name
-        self._burst = burst
-        # At least a millisecond: PEXPIRE takes whole milliseconds.
-        self.window_ms = max(1, round(1000 * burst / rate))
-
-    def allow(self, client: str) -> Deferred[bool]:
-        key = self._redis.key(self._name, client)
-        call = self._redis.handler.eval(_COUNT_ATTEMPT, [key], [self.window_ms])
-        d: Deferred[int] = self._redis.bounded(call)
-        return d.addCallback(lambda count: int(count) <= self._burst)

@@ -41,7 +41,7 @@ class IMatchmaker(Interface):
         """Remove a player's ticket; fires True if it was queued.
 
         A matchmaker that may fail a call it could not make in time (Redis's,
-        with `MatchmakerUnavailable`) still makes it later, once it can: what a
+        with `BackendUnavailable`) still makes it later, once it can: what a
         withdrawal for a player who is gone wants. With `refuse_late`, for a
         caller that answers a player, a cancel that fails did nothing: the
         ticket stays queued.
@@ -68,7 +68,3 @@ class UnknownGame(ValueError):
 
 class UnknownQueue(ValueError):
     """A ticket named a queue other than "normal" and "ranked"."""
-
-
-class MatchmakerUnavailable(Exception):
-    """The matchmaker's store did not answer in time (Redis down or unreachable)."""

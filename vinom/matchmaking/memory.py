@@ -12,7 +12,7 @@ queues are looked at again on every enqueue and every `reevaluate_every`
 seconds while any ranked ticket waits. A player holds at most one ticket in
 one queue, and a ticket is removed from its queue before its match is
 announced, so nobody is ever matched twice. One process only: the Redis
-matchmaker (vinom.matchmaking.redis) shares queues between lobbies.
+matchmaker (vinom.cluster.matchmaker) shares queues between lobbies.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ per member), until the match is full; then the next oldest ticket left over
 does the same (`fill_groups`). In a game with teams seats are counted team
 by team, a party always within one team, and the match's seats are then
 ordered team by team (`seat_teams`). The Redis matchmaker's Lua script implements the same rule
-(vinom/matchmaking/redis.py); docs/matchmaking.md has examples.
+(vinom/cluster/matchmaker.py); docs/matchmaking.md has examples.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A party is a few players who queue together: its leader queues it as one
 ticket and the matchmaker matches it as one unit (vinom.matchmaking). Its
 state is an `IPartyStore`'s, in memory for one lobby (vinom.parties.memory)
-or in Redis for lobbies that share players (vinom.parties.redis), where a
+or in Redis for lobbies that share players (vinom.cluster.parties), where a
 party's members may be connected to different lobbies. Every change is told
 to the store's listeners as a `PartyChange`, in every lobby (Redis: over a
 pub/sub channel), so each lobby can tell the members it holds. Every method
@@ -155,7 +155,7 @@ class IPartyStore(Interface):
     """The parties of every player; each change is told to every listener.
 
     A store that may fail a call it could not make in time (Redis's, with
-    `RedisUnavailable`) never makes `create`, `join`, `set_queued` with a game,
+    `BackendUnavailable`) never makes `create`, `join`, `set_queued` with a game,
     or `leave` with `refuse_late` later: those fail having done nothing, as
     the lobby tells its player. `leave` without it and `set_queued(..., None)`
     withdraw, and are still made once the store can.

@@ -1,7 +1,7 @@
 """The in-memory party store: the parties of one lobby process.
 
 Listeners are told of each change before the call's Deferred fires. Lobbies
-that share players keep their parties in Redis (vinom.parties.redis).
+that share players keep their parties in Redis (vinom.cluster.parties).
 """
 
 from __future__ import annotations

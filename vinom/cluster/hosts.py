@@ -4,10 +4,10 @@ A game host announces itself with `register(record, ttl)` and keeps doing so
 (its heartbeat) before `ttl` runs out; a host that stops, crashed or cut off,
 drops out of `live_hosts()` once its last TTL has passed, and is back with
 its next `register`. `live_hosts()` lists the least loaded first, so a
-placer can take the head of the list. Two implementations sit behind
-`IHostRegistry`: in memory (one process, timed by the clock it is given) and
-in Redis (every lobby and host process on the same Redis; keys in
-docs/scaling.md, "Redis keys").
+placer can take the head of the list. Hosts register here only when lobbies
+and hosts are separate processes sharing a Redis, so `RedisHostRegistry` is
+the one implementation in the package (keys in docs/scaling.md, "Redis
+keys"); the tests hold an in-memory model of `IHostRegistry` for its contract.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from attrs import define, field, frozen, validators
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred
 from zope.interface import Interface, implementer
 
-from vinom.redis import RedisClient
+from vinom.cluster.client import RedisClient
 
 
 def _port_range(instance: HostRecord, attribute: Any, ports: tuple[int, int]) -> None:
@@ -80,42 +79,10 @@ class IHostRegistry(Interface):
         """The host's record if it is live, else None."""
 
 
-def _check_ttl(ttl: float) -> None:
+def check_ttl(ttl: float) -> None:
+    """Raises ValueError unless `ttl` is positive (`IHostRegistry.register`)."""
     if not ttl > 0:
         raise ValueError(f"a host's TTL must be positive, not {ttl!r}")
-
-
-@implementer(IHostRegistry)
-@define
-class MemoryHostRegistry:
-    """Hosts in a dictionary, each with the time its TTL runs out on `clock`."""
-
-    clock: IReactorTime
-    _hosts: dict[str, tuple[HostRecord, float]] = field(factory=dict, init=False)
-
-    def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
-        _check_ttl(ttl)
-        self._hosts[record.host_id] = (record, self.clock.seconds() + ttl)
-        return succeed(None)
-
-    def unregister(self, host_id: str) -> Deferred[None]:
-        self._hosts.pop(host_id, None)
-        return succeed(None)
-
-    def _expire(self) -> None:
-        now = self.clock.seconds()
-        for host_id, (_, expires_at) in list(self._hosts.items()):
-            if expires_at <= now:
-                del self._hosts[host_id]
-
-    def live_hosts(self) -> Deferred[list[HostRecord]]:
-        self._expire()
-        return succeed(least_loaded_first(record for record, _ in self._hosts.values()))
-
-    def get(self, host_id: str) -> Deferred[HostRecord | None]:
-        self._expire()
-        found = self._hosts.get(host_id)
-        return succeed(None if found is None else found[0])
 
 
 # KEYS: the host's key, the index. ARGV: the record, its TTL (ms), the host id.
@@ -169,7 +136,7 @@ class RedisHostRegistry:
         return self.redis.key("hosts")
 
     def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         keys = [self._host_key(record.host_id), self._index_key]
         args = [encode_host(record), max(1, round(ttl * 1000)), record.host_id]
         d = self.redis.bounded(self.redis.handler.eval(_REGISTER, keys, args))

@@ -1,4 +1,4 @@
--- The Redis party store's one script (vinom/parties/redis.py loads it).
+-- The Redis party store's one script (vinom/cluster/parties.py loads it).
 --
 -- Every change to a party is one call, which Redis runs atomically, so two
 -- lobbies joining players to one party at once cannot overfill it or lose a
@@ -7,7 +7,7 @@
 -- lists the keys. ARGV: op, prefix, TTL (ms), deadline, then op's arguments.
 -- The deadline is in milliseconds on Redis's clock ('' for none): a call run
 -- after it changes nothing and answers `expired`, since its lobby has told
--- its player nothing was done (vinom/redis_clock.py).
+-- its player nothing was done (vinom/cluster/clock.py).
 
 local op, prefix, ttl, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 

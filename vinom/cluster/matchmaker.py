@@ -16,7 +16,7 @@ tickets wherever it meets them and never matches them. A lobby whose key has
 lapsed while it lived (it stalled, or Redis restarted and lost its data)
 puts its players' tickets back in their place. No call waits longer than
 `call_timeout`: with Redis down the Deferreds fail with
-`MatchmakerUnavailable`. docs/matchmaking.md has the keys and the failure
+`BackendUnavailable`. docs/matchmaking.md has the keys and the failure
 cases.
 """
 
@@ -40,12 +40,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.cluster.client import RedisSubscription
+from vinom.cluster.clock import RedisClock
+from vinom.errors import BackendUnavailable
 from vinom.match import QUEUES, Match, Ticket, match_from_json, new_match_id, ticket_to_json
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
     MatchListener,
-    MatchmakerUnavailable,
     UnknownGame,
     UnknownQueue,
 )
@@ -55,10 +57,8 @@ from vinom.matchmaking.windows import (
     check_team_sizes,
     party_too_large,
 )
-from vinom.redis import RedisSubscription
-from vinom.redis_clock import RedisClock
 
-SCRIPT = resources.files("vinom.matchmaking").joinpath("matchmaker.lua").read_text("utf-8")
+SCRIPT = resources.files("vinom.cluster").joinpath("matchmaker.lua").read_text("utf-8")
 SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
 # Matches a lobby remembers having announced, to announce each once although
@@ -66,7 +66,7 @@ SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
 _REMEMBERED_MATCHES = 50_000
 
 
-class _Refused(MatchmakerUnavailable):
+class _Refused(BackendUnavailable):
     """Redis ran the call after its deadline and did nothing: no undoing is due."""
 
 
@@ -248,7 +248,7 @@ class RedisMatchmaker:
         def failed(failure: Failure) -> Failure:
             # Nothing was done: the ticket is still this lobby's, unless it was matched.
             matched = self._cancelling.get(player_id, False)
-            if failure.check(MatchmakerUnavailable) and owned is not None and not matched:
+            if failure.check(BackendUnavailable) and owned is not None and not matched:
                 self._owned.setdefault(player_id, owned)
                 if not failure.check(_Refused):
                     # No answer: Redis may have cancelled before the deadline (this
@@ -344,7 +344,7 @@ class RedisMatchmaker:
                 if len(answers) != len(batch):
                     raise ValueError(f"{len(answers)} answers for {len(batch)} tickets")
             except (ValueError, KeyError, TypeError) as e:
-                failed(Failure(MatchmakerUnavailable(f"enqueue: unexpected answer ({e})")))
+                failed(Failure(BackendUnavailable(f"enqueue: unexpected answer ({e})")))
                 return
             # Owned before the matches of this answer are announced (announcing
             # forgets the players matched), unless a match of the player was heard
@@ -537,7 +537,7 @@ class RedisMatchmaker:
         existed = answer
         if isinstance(answer, list) and len(answer) == 3:
             existed = answer[0]
-            # Redis's time, just arrived: an estimate of its clock (vinom.redis_clock).
+            # Redis's time, just arrived: an estimate of its clock (vinom.cluster.clock).
             self._redis_clock.heard(answer[1], answer[2])
         if existed != 0 or not self._owned:
             return None
@@ -591,7 +591,7 @@ class RedisMatchmaker:
     def _script(
         self, op: str, *arguments: str, late: Callable[[Any], object] | None = None
     ) -> Deferred[Any]:
-        """One call of the script, failing with `MatchmakerUnavailable` after `call_timeout`.
+        """One call of the script, failing with `BackendUnavailable` after `call_timeout`.
 
         `late` gets the answer of a call that succeeds after its Deferred
         failed with the timeout (txredisapi keeps a call made while Redis is
@@ -625,7 +625,7 @@ class RedisMatchmaker:
 
         def expire() -> None:
             result.errback(
-                MatchmakerUnavailable(f"{doing}: Redis did not answer within {timeout} s")
+                BackendUnavailable(f"{doing}: Redis did not answer within {timeout} s")
             )
 
         timer = self._clock.callLater(timeout, expire)
@@ -636,7 +636,7 @@ class RedisMatchmaker:
             if not result.called:
                 if isinstance(value, Failure):
                     if value.check(txredisapi.ConnectionError):
-                        result.errback(MatchmakerUnavailable(f"{doing}: {value.value}"))
+                        result.errback(BackendUnavailable(f"{doing}: {value.value}"))
                     else:
                         result.errback(value)
                 else:

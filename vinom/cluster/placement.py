@@ -60,8 +60,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IMatchHosting
-from vinom.hosting.registry import HostRecord, IHostRegistry
+from vinom.cluster.client import RedisClient
+from vinom.cluster.hosts import HostRecord, IHostRegistry
+from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.service import GameHostingService
 from vinom.match import (
     Match,
@@ -72,13 +73,8 @@ from vinom.match import (
     outcome_to_json,
 )
 from vinom.protocol.address import HostAddress
-from vinom.redis import RedisClient
 
 EndedCallback = Callable[[MatchEnded | None], object]
-
-
-class NoHostAvailable(Exception):
-    """No game host took the match in time (none live with free capacity, or all refused)."""
 
 
 def _positive(instance: object, attribute: Any, value: float) -> None:
@@ -441,7 +437,7 @@ class RemoteMatchHosting(Service):
     """A lobby's `IMatchHosting` on the game hosts of the registry (module docstring).
 
     `handle_message` takes the placements channel's messages (the caller
-    subscribes: `vinom.redis.RedisSubscription` on `channel`).
+    subscribes: `vinom.cluster.client.RedisSubscription` on `channel`).
     """
 
     log = Logger()

@@ -30,7 +30,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.codes import new_join_code, normal_code
+from vinom.errors import BackendUnavailable
 from vinom.parties.interfaces import (
     MATCHED,
     UNQUEUED,
@@ -45,9 +47,8 @@ from vinom.parties.interfaces import (
     party_from_json,
 )
 from vinom.parties.memory import DEFAULT_MAX_SIZE
-from vinom.redis import RedisClient, RedisSubscription, RedisUnavailable
 
-SCRIPT = resources.files("vinom.parties").joinpath("parties.lua").read_text("utf-8")
+SCRIPT = resources.files("vinom.cluster").joinpath("parties.lua").read_text("utf-8")
 
 # Changes a lobby remembers having told, to tell each once although it hears
 # it in the script's answer and on the channel.
@@ -83,7 +84,7 @@ class RedisPartyStore:
     """One lobby's view of the shared parties.
 
     `redis` is the process's `RedisClient` (its calls are bounded by its
-    timeout: with Redis down they fail with `RedisUnavailable`);
+    timeout: with Redis down they fail with `BackendUnavailable`);
     `subscription_endpoint` reaches the same Redis for the changes channel.
     Call `start()` before use and `stop()` at shutdown.
     """
@@ -232,7 +233,9 @@ class RedisPartyStore:
     def _decoded(self, reply: str, op: str) -> Any:
         answer = json.loads(reply)
         if isinstance(answer, dict) and answer.get("error") == "expired":
-            raise RedisUnavailable(f"party {op}: Redis ran it after its deadline; nothing was done")
+            raise BackendUnavailable(
+                f"party {op}: Redis ran it after its deadline; nothing was done"
+            )
         return answer
 
     def _answered(self, answer: dict[str, Any]) -> Party:

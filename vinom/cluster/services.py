@@ -17,10 +17,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from vinom.redis import RedisClient, RedisSubscription
+from vinom.cluster.client import RedisClient, RedisSubscription
 
 if TYPE_CHECKING:  # txredisapi, which it imports, installs the default reactor
-    from vinom.matchmaking.redis import RedisMatchmaker
+    from vinom.cluster.matchmaker import RedisMatchmaker
 
 # Seconds between tries to start the matchmaker while Redis does not answer.
 START_RETRY = 1.0

@@ -13,7 +13,7 @@ prefix `vinom:`):
 
 The TTLs are a safety net for records a crashed lobby can no longer remove;
 a lobby that runs removes them itself. Every call fails with
-`vinom.redis.RedisUnavailable` if Redis is down or silent past its timeout;
+`vinom.cluster.client.BackendUnavailable` if Redis is down or silent past its timeout;
 `save_player` (a `hello`) then saves nothing, even if Redis runs it later.
 """
 
@@ -26,18 +26,19 @@ from attrs import define, field, validators
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
+from vinom.cluster.client import RedisClient
+from vinom.cluster.clock import TOO_LATE_LUA
+from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, new_secret
 from vinom.match import match_from_json, match_to_json
 from vinom.protocol.address import HostAddress
-from vinom.redis import RedisClient, RedisUnavailable
-from vinom.redis_clock import TOO_LATE_LUA
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 
 DEFAULT_PLAYER_TTL = 12 * 3600.0
 DEFAULT_PLACEMENT_TTL = 24 * 3600.0
 
 # KEYS: the record, the player's current-match pointer. ARGV: the record, its TTL (ms),
-# the deadline (ms on Redis's clock: vinom.redis_clock). A player record outlives its
+# the deadline (ms on Redis's clock: vinom.cluster.clock). A player record outlives its
 # player's current placement (reconnecting needs both). Past the deadline (the lobby
 # has answered `unavailable`) nothing is saved: 0.
 _SAVE_PLAYER = (
@@ -154,7 +155,7 @@ class RedisPlayerStore:
 
         def saved(done: object) -> None:
             if done == 0:
-                raise RedisUnavailable("saving a player: Redis ran it after its deadline")
+                raise BackendUnavailable("saving a player: Redis ran it after its deadline")
 
         d = self.redis.bounded(self.redis.handler.eval(_SAVE_PLAYER, keys, args))
         return d.addCallback(saved)

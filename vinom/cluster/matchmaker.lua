@@ -1,4 +1,4 @@
--- The Redis matchmaker's one script (vinom/matchmaking/redis.py loads it).
+-- The Redis matchmaker's one script (vinom/cluster/matchmaker.py loads it).
 --
 -- Every change to the queues happens here, so each is one atomic step in
 -- Redis: a ticket is picked and removed by the same call that forms its
@@ -15,7 +15,7 @@ local function lobby_key(lobby) return prefix .. ':lobby:' .. lobby end
 
 -- Has the caller's deadline passed? It is in milliseconds on Redis's clock
 -- ('' for none): a call run after it refuses to act, since its lobby has
--- given up on it and told its player so (vinom/redis_clock.py).
+-- given up on it and told its player so (vinom/cluster/clock.py).
 local function too_late(deadline)
   if deadline == nil or deadline == '' then return false end
   local t = redis.call('TIME')

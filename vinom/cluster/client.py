@@ -5,7 +5,7 @@ The Redis player store and host registry (and whatever else vinom keeps in
 Redis) share one `RedisClient` per process: a txredisapi connection pool
 that reconnects by itself, the key prefix every vinom key starts with, and
 `bounded()`, which gives every call a deadline and turns a Redis that is down
-or silent into one clear error, `RedisUnavailable`.
+or silent into one clear error, `BackendUnavailable`.
 
 txredisapi takes no reactor: it imports the global one and times its
 connections and replies with it. So this module imports txredisapi only when
@@ -29,14 +29,11 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.redis_clock import RedisClock
+from vinom.cluster.clock import RedisClock
+from vinom.errors import BackendUnavailable
 
 DEFAULT_PORT = 6379
 DEFAULT_PREFIX = "vinom:"
-
-
-class RedisUnavailable(Exception):
-    """Redis did not answer in time, or the connection to it is down."""
 
 
 @frozen
@@ -181,7 +178,7 @@ class RedisClient:
     handler: Any  # a txredisapi ConnectionHandler
     clock: IReactorTime
     settings: RedisSettings
-    # Redis's clock as this process knows it, for the deadlines of calls (vinom.redis_clock);
+    # Redis's clock as this process knows it, for the deadlines of calls (vinom.cluster.clock);
     # the pool gives up on a reply after `timeout`, whoever calls.
     redis_clock: RedisClock = field(
         default=attrs.Factory(
@@ -198,7 +195,7 @@ class RedisClient:
         return self.settings.key_prefix + ":".join(parts)
 
     def bounded(self, call: Deferred[Any]) -> Deferred[Any]:
-        """`call` (a txredisapi call), failing with RedisUnavailable if Redis is down or
+        """`call` (a txredisapi call), failing with BackendUnavailable if Redis is down or
         has not answered within the timeout."""
         timeout = self.settings.timeout
 
@@ -207,11 +204,11 @@ class RedisClient:
 
             # A caller's own cancel() stays a CancelledError.
             if failure.check(TimeoutError):
-                raise RedisUnavailable(
+                raise BackendUnavailable(
                     f"Redis at {self.settings.url} did not answer within {timeout:g} s"
                 )
             if failure.check(txredisapi.ConnectionError):
-                raise RedisUnavailable(
+                raise BackendUnavailable(
                     f"Redis at {self.settings.url} is unreachable: {failure.getErrorMessage()}"
                 )
             return failure
@@ -222,7 +219,7 @@ class RedisClient:
     def deadline(self) -> str:
         """The deadline, on Redis's clock, for a script called now to check: a script run
         after it refuses to act, since `bounded()` will have given up on the call by then
-        (vinom.redis_clock)."""
+        (vinom.cluster.clock)."""
         return self.redis_clock.deadline(self.settings.timeout)
 
     def disconnect(self) -> Deferred[None]:

@@ -1,0 +1,11 @@
+"""The Redis wing: every part of vinom that shares its state through Redis.
+
+The client and its clock (`client`, `clock`), the shared matchmaker
+(`matchmaker` with `matchmaker.lua`), parties (`parties` with `parties.lua`),
+the player store (`players`), the host registry (`hosts`), match placement
+across processes (`placement`), per-address limits (`limits`) and the
+services that start and stop them (`services`). Each implements an interface
+of the layer it serves (matchmaking, parties, store, hosting, lobby) and
+fails with `vinom.errors.BackendUnavailable`; only the server wiring
+(vinom.tap) builds them, so nothing below knows whether its state is shared.
+"""
