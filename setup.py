@@ -78,11 +78,12 @@ setup(
     # twisted.plugins is a namespace for plugin files (no __init__.py of ours).
     packages=[*find_packages(include=["vinom", "vinom.*"]), "twisted.plugins"],
     # The Redis matchmaker and party store read their Lua scripts from the
-    # package; the operations dashboard (vinom/ops.py) and the web client
-    # (vinom/web.py) serve their files as they are: no build step.
+    # package; the operations dashboard (vinom/server/ops.py) and the web client
+    # (vinom/server/web.py) serve their files as they are: no build step.
     package_data={
         "vinom": [
-            "py.typed", "dashboard/*.html", "dashboard/*.css", "dashboard/*.js",
+            "py.typed", "server/dashboard/*.html", "server/dashboard/*.css",
+            "server/dashboard/*.js",
             "webclient/*.html", "webclient/*.css", "webclient/*.js", "webclient/boards/*.js",
             "webclient/boards/*.css",
             # `vinom new-game`'s package template (vinom/scaffold.py).

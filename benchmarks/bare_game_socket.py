@@ -1,7 +1,7 @@
 """The floor under `play --transport websocket`: the same moves on bare autobahn sockets.
 
 `python -m benchmarks play --transport websocket --bare` runs this server in
-place of vinom's `/game` (vinom.web_game): the same twisted.web site with an
+place of vinom's `/game` (vinom.hosting.websocket): the same twisted.web site with an
 autobahn `WebSocketResource` at `/game`, over Twisted's TLS with a fresh
 self-signed certificate (plain TCP for `--transport ws`), the same autobahn
 protocol options as vinom's game socket, and the same messages, so the same
@@ -98,7 +98,7 @@ class BareGameSocketFactory(WebSocketServerFactory):
         self.rooms: dict[str, BareRoom] = {}
         self.applied = 0
         self.rejected = 0
-        # vinom.web_game's options, so that only vinom's own work differs.
+        # vinom.hosting.websocket's options, so that only vinom's own work differs.
         self.setProtocolOptions(
             maxMessagePayloadSize=2048, maxFramePayloadSize=2048, failByDrop=False,
             openHandshakeTimeout=10.0, webStatus=False, autoPingInterval=5.0,
@@ -108,7 +108,7 @@ class BareGameSocketFactory(WebSocketServerFactory):
 
 def start_bare_game_socket(reactor: Any, settings: dict[str, Any]) -> Ready:
     """`/game` served by `BareGameSocketFactory`; ready fields as the `rooms` kind's."""
-    from vinom.certs import make_self_signed
+    from vinom.server.certs import make_self_signed
 
     interface = settings.get("interface", "127.0.0.1")
     factory = BareGameSocketFactory(bytes.fromhex(settings["key"]), reactor)

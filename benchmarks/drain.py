@@ -1,7 +1,7 @@
 """The drain scenario: SIGTERM to a real `twistd -n vinom` while M matches run; all must end.
 
 The server is `twistd -n vinom` itself, a child process of the bench (its
-SIGTERM handler, the drain of vinom/drain.py, is installed only by twistd),
+SIGTERM handler, the drain of vinom/server/drain.py, is installed only by twistd),
 with the bench's loopback options and `--drain-timeout` (default 60 s);
 games run where `--host-workers` says (default: the server's own default,
 one worker per core beyond the first). Bots (the game's own, default
@@ -145,7 +145,7 @@ def run(options: Options) -> int:
                 exited["at"] = time.monotonic()
 
             threading.Thread(target=watch, daemon=True).start()
-            from vinom.certs import CERT_FILE
+            from vinom.server.certs import CERT_FILE
 
             load = harness.spawn(
                 "load", "benchmarks.lobby_worker",

@@ -31,7 +31,7 @@ from typing import IO, Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from vinom.build import build_info
+from vinom.server.build import build_info
 
 # Latencies are recorded in microseconds, from 1 us to 60 s, 3 significant digits.
 HISTOGRAM_LOWEST_US = 1

@@ -7,7 +7,7 @@ the first state (or phase) of its full room; that time, from starting its
 connection, is its latency. It then leaves the match, so the room ends and
 its port returns to the pool. At most `in_flight` clients run at once; a
 new one starts as soon as one is done. The server is the whole vinom
-server of `twistd vinom` (`vinom.tap.makeService`: lobby, FIFO matchmaker,
+server of `twistd vinom` (`vinom.server.tap.makeService`: lobby, FIFO matchmaker,
 port allocator, inline game hosts) with the per-IP abuse limits lifted
 (every bench client comes from 127.0.0.1). The window is the whole run:
 `wall_s` from the first client's start to the last client's end.
@@ -148,7 +148,7 @@ def start_cluster(
     ports and the certificate they share. Ready once the host is registered and every lobby
     has seen it (server_worker's `_lobby_ready`).
     """
-    from vinom.certs import ensure_dev_certificate
+    from vinom.server.certs import ensure_dev_certificate
 
     key_file = os.path.join(data_dir, "token.key")
     with open(key_file, "wb") as f:

@@ -30,7 +30,7 @@ workers) per move, `worker_cpu_us_per_move` the workers' CPU per move and
 
 `--transport websocket` seats the players on the game WebSocket instead of
 UDP (what a browser does): the server process also serves `/game`
-(vinom.web_game, over TLS as `twistd vinom` does) for its inline host, and
+(vinom.hosting.websocket, over TLS as `twistd vinom` does) for its inline host, and
 each player opens `wss://127.0.0.1:PORT/game`, sends the same connect token
 and plays the same moves (benchmarks.websocket_load). The per-socket
 message rate limit is lifted (each player moves hundreds of times a

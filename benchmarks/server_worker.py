@@ -19,7 +19,7 @@ r % N; `ports` in its ready message lists the hosts' ports in that order. A
 reports each worker's CPU seconds and counters as well as the pool's totals.
 
 `server` (used by match and soak) runs the whole vinom server of
-`twistd vinom`: `vinom.tap.makeService` with the given options, lobby and
+`twistd vinom`: `vinom.server.tap.makeService` with the given options, lobby and
 all, and reports the lobby port and dev certificate. Games are hosted in
 the server process (`--host-workers 0`, the bench's figures from before
 game-host workers) unless `extra_args` say otherwise; with workers or a
@@ -138,16 +138,16 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
 
 
 def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, tls: bool) -> int:
-    """`/game` (vinom.web_game) for `host`'s matches, over TLS as `twistd vinom` serves it
+    """`/game` (vinom.hosting.websocket) for `host`'s matches, over TLS as `twistd vinom` serves it
     (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port."""
     from autobahn.twisted.resource import WebSocketResource
     from twisted.internet.ssl import PrivateCertificate
     from twisted.web.resource import Resource
     from twisted.web.server import Site
 
-    from vinom.certs import make_self_signed
-    from vinom.lobby.websocket import OriginPolicy
-    from vinom.web_game import GameSocketConfig, GameSocketFactory
+    from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
+    from vinom.net.origins import OriginPolicy
+    from vinom.server.certs import make_self_signed
 
     class OneHost:
         def host_of(self, match_id: str) -> Any:
@@ -297,7 +297,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
         textFileLogObserver,
     )
 
-    from vinom import tap
+    from vinom.server import tap
 
     # Warnings and errors to our stderr (kept by the harness), nothing else: the
     # log buffer must not grow with the run (soak measures memory).
@@ -329,7 +329,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     rss_empty = rss_bytes()
     root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
-    from vinom.certs import CERT_FILE
+    from vinom.server.certs import CERT_FILE
 
     trust = options["certificate"] or os.path.join(settings["data_dir"], CERT_FILE)
     hosting = root.getServiceNamed("hosting") if role != "lobby" else None
@@ -453,7 +453,7 @@ def start_bare_tls(reactor: Any, settings: dict[str, Any]) -> Started:
     from twisted.internet.protocol import Factory
     from twisted.protocols.basic import LineOnlyReceiver
 
-    from vinom.certs import ensure_dev_certificate
+    from vinom.server.certs import ensure_dev_certificate
 
     paths = ensure_dev_certificate(settings["data_dir"])
     held = [0]

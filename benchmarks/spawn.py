@@ -1,6 +1,6 @@
 """The spawn scenario: a match placed to its own child process listening (--game-host process).
 
-The server is the whole vinom server (`vinom.tap.makeService`, as in match)
+The server is the whole vinom server (`vinom.server.tap.makeService`, as in match)
 with `--game-host process --process-pool P`: each match gets a child process
 of its own, taken from P children started ahead (P = 0: started for the
 match). The run begins once the P pre-started children are ready. Bots then

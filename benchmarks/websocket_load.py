@@ -1,7 +1,7 @@
 """Load side of `play --transport websocket`: the duel players on `/game` WebSockets.
 
 Each player opens `wss://HOST:PORT/game` on the bench server's game socket
-(vinom.web_game, TLS as `twistd vinom` serves it; `ws://` with `tls` false,
+(vinom.hosting.websocket, TLS as `twistd vinom` serves it; `ws://` with `tls` false,
 as behind a TLS-terminating proxy), sends its connect token
 (the 1200-byte `request` packet, sealed with the bench's shared key for its
 seat of the bench's duel rooms, as for UDP) and then plays exactly as

@@ -4,7 +4,7 @@ The boards of the browser client (vinom/webclient/boards/*.js) are ES modules
 with one contract (`create(element, game)` returning `update`, `event`,
 `error`, `destroy`; docs/web.md). There is no page of its own for them: a
 test opens the real web server's page (`https://127.0.0.1:PORT/`, served by
-vinom.web with its real headers, Content-Security-Policy included) and
+vinom.server.web with its real headers, Content-Security-Policy included) and
 `install` turns it into a harness: the game screen is shown and the board is
 loaded by the shell's own loader (loader.js: the module and its style sheet),
 so a board that breaks the page's policy or draws wrongly fails here as it

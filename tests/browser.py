@@ -15,7 +15,7 @@ tests/test_twistd.py does) lets a test start bots and look at the services
 directly while the browser looks at the page.
 
 The dashboard is plain HTTP on loopback, but the web server's pages are TLS
-with the self-signed dev certificate (vinom/certs.py): the browser is started
+with the self-signed dev certificate (vinom/server/certs.py): the browser is started
 with `acceptInsecureCerts`, the WebDriver way of trusting a certificate no CA
 signed, so the same helper opens both. It is a test browser with a throwaway
 profile: nothing it accepts outlives the test.

@@ -27,7 +27,7 @@ from tests.ports import free_udp_range
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
-from vinom.tap import Options, makeService
+from vinom.server.tap import Options, makeService
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "images" / "dashboard.png"
 

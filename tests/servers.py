@@ -13,7 +13,7 @@ from twisted.trial.unittest import TestCase
 from tests.ports import free_udp_range
 from vinom.client.bots import LobbyAddress
 from vinom.hosting.service import GameHostingService
-from vinom.tap import Options, makeService
+from vinom.server.tap import Options, makeService
 
 
 @frozen

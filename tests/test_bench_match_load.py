@@ -24,7 +24,7 @@ from benchmarks.match_load import MatchLoad
 from tests.ports import free_tcp_port
 from tests.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
-from vinom.certs import make_self_signed
+from vinom.server.certs import make_self_signed
 
 
 async def run_load(load: MatchLoad, clients: int, in_flight: int) -> MatchLoad:

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from twisted.trial.unittest import SynchronousTestCase
 
 import vinom
-from vinom.build import build_info
 from vinom.protocol import server
 from vinom.protocol.crypto import AEAD_IMPLEMENTATION, new_aead
+from vinom.server.build import build_info
 
 
 class BuildTests(SynchronousTestCase):

@@ -24,9 +24,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import vinom
 from tests.servers import start_server
 from vinom import cli
-from vinom.certs import ensure_dev_certificate
 from vinom.client.bots import BotReport, LobbyAddress
 from vinom.games.registry import GameRegistry
+from vinom.server.certs import ensure_dev_certificate
 
 BUILT_IN = ("dice", "maze", "owedrahn", "tictactoe")
 SOURCE_ROOT = str(Path(vinom.__file__).resolve().parent.parent)

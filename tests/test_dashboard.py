@@ -1,4 +1,4 @@
-"""The operations dashboard (vinom.ops, vinom.status): `/status` JSON read over HTTP
+"""The operations dashboard (vinom.server.ops, vinom.server.status): `/status` JSON read over HTTP
 while bots queue, play and finish on a whole server on real sockets, the
 dashboard's files, and the page itself in a real headless Chromium."""
 
@@ -133,7 +133,7 @@ class StatusTests(TestCase):
         self.assertIn(b"vinom_matches_formed_total 1.0", metrics)
         self.assertIn(b"vinom_handshakes_completed_total 2.0", metrics)
 
-        server.root.before_stop()  # what SIGTERM starts (vinom.drain)
+        server.root.before_stop()  # what SIGTERM starts (vinom.server.drain)
         draining = await status(server)
         self.assertTrue(draining["draining"])
 

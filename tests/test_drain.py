@@ -1,4 +1,4 @@
-"""The drain (vinom.drain): no new players, queued ones told, running matches end first.
+"""The drain (vinom.server.drain): no new players, queued ones told, running matches end first.
 
 Unit tests drive `Drain` over the lobby harness of tests.test_lobby (Clock,
 StringTransport, placeholder game hosts); tests/test_twistd.py drains a real
@@ -8,8 +8,8 @@ StringTransport, placeholder game hosts); tests/test_twistd.py drains a real
 from __future__ import annotations
 
 from tests.test_lobby import LobbyHarness
-from vinom.drain import Drain
 from vinom.lobby import errors
+from vinom.server.drain import Drain
 
 
 class DrainTests(LobbyHarness):

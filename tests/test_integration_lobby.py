@@ -3,8 +3,8 @@
 `TLSLobbyIntegrationTests` assembles the lobby by hand with placeholder game
 hosts (tests/doubles.py), so a test can end a game when it likes;
 `RealServiceIntegrationTests` runs the whole server of `twistd vinom`
-(`vinom.tap.makeService`: real token issuer, inline game hosts). Clients
-verify the server's self-signed certificate (made by `vinom.certs`) with
+(`vinom.server.tap.makeService`: real token issuer, inline game hosts). Clients
+verify the server's self-signed certificate (made by `vinom.server.certs`) with
 `optionsForClientTLS` and service_identity, exactly as a game client
 trusting a dev server would.
 """
@@ -36,7 +36,6 @@ from twisted.trial.unittest import TestCase
 from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.ports import free_udp_ports
 from tests.servers import start_server
-from vinom.certs import ensure_dev_certificate, make_self_signed
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
@@ -44,6 +43,7 @@ from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.protocol.address import HostAddress
 from vinom.protocol.tokens import PublicToken
+from vinom.server.certs import ensure_dev_certificate, make_self_signed
 from vinom.store.memory import MemoryPlayerStore
 
 Frame = dict[str, Any]

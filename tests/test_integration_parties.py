@@ -38,7 +38,6 @@ from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.ports import free_udp_ports
 from tests.redis_server import start_redis
 from tests.test_store import redis_client
-from vinom.certs import ensure_dev_certificate
 from vinom.client.bots import LobbyAddress
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartyStore
@@ -47,6 +46,7 @@ from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.server.certs import ensure_dev_certificate
 from vinom.store.memory import MemoryPlayerStore
 
 Frame = dict[str, Any]

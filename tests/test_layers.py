@@ -30,10 +30,7 @@ RANKS: Mapping[str, int] = {
     "codes": 0,  # join codes of open rooms and parties
     "identity": 0,  # player ids, reconnection secrets
     "errors": 0,  # BackendUnavailable, what every shared backend raises
-    "records": 0,
-    "net": 0,
-    "wakeup": 0,
-    "ratelimit": 0,
+    "net": 0,  # rate limits, wake-ups, client addresses, web origins
     "protocol": 1,
     "games": 2,
     "rooms": 3,
@@ -42,26 +39,19 @@ RANKS: Mapping[str, int] = {
     "store": 4,
     "hosting": 5,
     "lobby": 6,
-    # 7: the Redis wing: every shared backend that lives in Redis; only the server wiring
-    # (and tests and benchmarks) import it.
+    # 7: the Redis wing: every shared backend that lives in Redis.
     "cluster": 7,
     # 8: server wiring: the twistd plugin's service and what only it starts.
     "server": 8,
-    "tap": 8,
-    "startup": 8,
-    "build": 8,
-    "certs": 8,
-    "logs": 8,
-    "drain": 8,
-    "status": 8,
-    "ops": 8,
-    "web": 8,
-    "web_game": 8,
     # 9: programs a player or developer runs.
     "client": 9,
     "cli": 9,
     "scaffold": 9,
 }
+
+# The units that may import the Redis wing: nothing below the server wiring knows
+# whether its state is shared (programs above it have no business with Redis).
+CLUSTER_IMPORTERS = frozenset({"cluster", "server"})
 
 # A string that names a vinom module the way importlib or a "module:attribute" setting does.
 _MODULE_NAME = re.compile(r"vinom(?:\.[A-Za-z_]\w*)+(?::[A-Za-z_][\w.]*)?")
@@ -129,6 +119,17 @@ def upward_imports(
     return wrong
 
 
+def cluster_importers(graph: Mapping[str, Iterable[str]]) -> list[str]:
+    """Each import of the Redis wing from outside `CLUSTER_IMPORTERS`, as "importer -> imported"."""
+    return [
+        f"{name} -> {other}"
+        for name, imported in sorted(graph.items())
+        if unit_of(name) not in CLUSTER_IMPORTERS
+        for other in sorted(imported)
+        if unit_of(other) == "cluster"
+    ]
+
+
 def find_circle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
     """One circle of the graph (first node repeated at the end), or None."""
     state: dict[str, int] = {}
@@ -184,6 +185,9 @@ class LayerTests(SynchronousTestCase):
     def test_no_circle_between_packages(self) -> None:
         self.assertIsNone(find_circle(unit_graph(import_graph())))
 
+    def test_only_the_server_wiring_imports_the_redis_wing(self) -> None:
+        self.assertEqual(cluster_importers(import_graph()), [])
+
     def test_no_import_circles(self) -> None:
         graph = {
             name: {o for o in imported if o != "vinom"} for name, imported in import_graph().items()
@@ -232,3 +236,11 @@ class CheckerTests(SynchronousTestCase):
     def test_an_unranked_top_level_module_is_caught(self) -> None:
         graph = self.graph_of({"newthing.py": "from vinom.match import Match\n"})
         self.assertEqual(sorted({unit_of(n) for n in graph} - RANKS.keys()), ["newthing"])
+
+    def test_the_client_importing_the_redis_wing_is_caught(self) -> None:
+        graph = self.graph_of({
+            "cluster/__init__.py": "", "cluster/client.py": "",
+            "client/views.py": "from vinom.cluster.client import RedisClient\n",
+            "server/__init__.py": "", "server/tap.py": "from vinom.cluster import client\n",
+        })  # fmt: skip
+        self.assertEqual(cluster_importers(graph), ["vinom.client.views -> vinom.cluster.client"])

@@ -34,16 +34,17 @@ from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.ports import free_udp_ports
 from tests.test_integration_parties import Player, _abort
 from tests.websocket_client import connect_websocket
-from vinom.certs import ensure_dev_certificate
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory
+from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.net.origins import OriginPolicy
+from vinom.server.certs import ensure_dev_certificate
+from vinom.server.tap import Options
+from vinom.server.web import web_site
 from vinom.store.memory import MemoryPlayerStore
-from vinom.tap import Options
-from vinom.web import web_site
 
 LIMIT = 32 * 1024
 ROOMS = 55

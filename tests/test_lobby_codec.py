@@ -13,7 +13,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from vinom.identity import hash_secret, new_player_id, new_secret, secret_matches
 from vinom.lobby import codec, errors
-from vinom.lobby.addresses import client_key
 from vinom.lobby.codec import (
     Cancel,
     FrameDecoder,
@@ -28,7 +27,8 @@ from vinom.lobby.codec import (
     request_id_of,
 )
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.ratelimit import KeyedTokenBuckets, LogLimiter
+from vinom.net.addresses import client_key
+from vinom.net.limits import KeyedTokenBuckets, LogLimiter
 
 
 def code_of(line: bytes) -> str:

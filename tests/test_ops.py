@@ -1,4 +1,4 @@
-"""The operations endpoint (vinom.ops) of a whole server on real sockets: /health,
+"""The operations endpoint (vinom.server.ops) of a whole server on real sockets: /health,
 /ready and /metrics, read over HTTP while bots play a match and while it drains."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class OpsEndpointTests(TestCase):
         self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="out"}'), 10)
 
         # Draining: no longer ready, still healthy.
-        server.root.before_stop()  # what SIGTERM starts (vinom.drain)
+        server.root.before_stop()  # what SIGTERM starts (vinom.server.drain)
         self.assertEqual(await self.get(server, "/ready"), (503, b"draining\n"))
         self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
         code, text = await self.get(server, "/metrics")

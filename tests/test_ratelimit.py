@@ -1,4 +1,4 @@
-"""Tests for vinom.ratelimit: the token bucket behind every rate limit."""
+"""Tests for vinom.net.ratelimit: the token bucket behind every rate limit."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from vinom.ratelimit import TokenBucket
+from vinom.net.ratelimit import TokenBucket
 
 
 class TokenBucketTests(SynchronousTestCase):

@@ -29,9 +29,9 @@ from tests.ports import free_tcp_port, free_udp_range
 from tests.redis_server import start_redis
 from tests.test_ops import http_get
 from tests.test_twistd import ROOT, RUN_TWISTD, Collect
-from vinom.certs import make_self_signed
 from vinom.cluster.client import parse_redis_url
-from vinom.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
+from vinom.server.certs import make_self_signed
+from vinom.server.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 

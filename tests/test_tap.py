@@ -1,4 +1,4 @@
-"""Tests for vinom.tap: option parsing and validation before anything listens."""
+"""Tests for vinom.server.tap: option parsing and validation before anything listens."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
 from tests.test_games_registry import WindowedGame
-from vinom.certs import ensure_dev_certificate
 from vinom.games.duel import DuelGame
 from vinom.games.registry import GameRegistry
-from vinom.logs import LogFormatService
 from vinom.matchmaking.windows import RatingWindow
-from vinom.tap import (
+from vinom.server.certs import ensure_dev_certificate
+from vinom.server.logs import LogFormatService
+from vinom.server.tap import (
     Options,
     lobby_description,
     makeService,

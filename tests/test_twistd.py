@@ -18,11 +18,11 @@ from twisted.trial.unittest import TestCase
 
 from tests.ports import free_tcp_port, free_udp_range
 from tests.websocket_client import connect_websocket
-from vinom.build import build_info
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import LobbyError, connect_lobby
 from vinom.games.registry import GameRegistry
+from vinom.server.build import build_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"

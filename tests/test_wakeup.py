@@ -1,11 +1,11 @@
-"""vinom.wakeup: one callLater at the earliest time asked for."""
+"""vinom.net.wakeup: one callLater at the earliest time asked for."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from vinom.wakeup import WakeUp
+from vinom.net.wakeup import WakeUp
 
 
 class WakeUpTests(SynchronousTestCase):

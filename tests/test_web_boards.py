@@ -1,6 +1,6 @@
 """The web client's maze and Owe Drahn boards in a real headless Chromium, fed real game states.
 
-Each test opens the page of a real web server (tests/servers.py: vinom.web,
+Each test opens the page of a real web server (tests/servers.py: vinom.server.web,
 with its Content-Security-Policy and other headers) and makes it a harness
 for one board with tests/board_harness.py: the shell's loader loads the
 board module and its style sheet, the harness records what the board sends

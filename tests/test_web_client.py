@@ -1,4 +1,4 @@
-"""The web client (vinom/webclient/, served at `/` by vinom.web) in real headless Chromium.
+"""The web client (vinom/webclient/, served at `/` by vinom.server.web) in real headless Chromium.
 
 A whole server runs in the test process (tests/servers.py) with its web
 server on a loopback port; each player is its own Chromium (tests/browser.py)

@@ -1,4 +1,4 @@
-"""The game session over WebSocket (`/game`, vinom.web_game), against a whole server.
+"""The game session over WebSocket (`/game`, vinom.hosting.websocket), against a whole server.
 
 A whole server (makeService) with its web server on a free loopback port;
 players get `match_found` from the lobby (over WebSocket or TCP), then one
@@ -37,15 +37,15 @@ from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import MatchFound, connect_lobby
 from vinom.games.registry import GameRegistry
-from vinom.protocol.tokens import PublicToken
-from vinom.tap import Options
-from vinom.web_game import (
+from vinom.hosting.websocket import (
     CLOSE_NORMAL,
     CLOSE_TEXT_MESSAGE,
     CLOSE_TOKEN_REFUSED,
     CLOSE_TOKEN_TIMEOUT,
     CLOSE_TOO_FAST,
 )
+from vinom.protocol.tokens import PublicToken
+from vinom.server.tap import Options
 
 OPS = ("--ops-port", "tcp:0:interface=127.0.0.1")
 

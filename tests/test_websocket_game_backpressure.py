@@ -30,11 +30,11 @@ from twisted.web.server import Site
 from tests.ports import free_udp_range
 from tests.test_rooms_fixtures import make_match
 from tests.websocket_client import GameSocketPlayer, connect_game_socket
-from vinom.certs import ensure_dev_certificate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IGameHost, StreamOpened
-from vinom.lobby.websocket import OriginPolicy
+from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
+from vinom.net.origins import OriginPolicy
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.events import RELIABLE
@@ -46,7 +46,7 @@ from vinom.rooms.messages import (
     encode_sync,
 )
 from vinom.rooms.room import RoomConfig
-from vinom.web_game import GameSocketConfig, GameSocketFactory
+from vinom.server.certs import ensure_dev_certificate
 
 # States every 2 ms: about 50 KB/s of states for each player.
 STATE_INTERVAL = 0.002

@@ -1,4 +1,4 @@
-"""The lobby over WebSocket (vinom.lobby.websocket, vinom.web), against a whole server.
+"""The lobby over WebSocket (vinom.lobby.websocket, vinom.server.web), against a whole server.
 
 A whole server (makeService) runs in the test process with its web server on
 a free loopback port; the clients are autobahn's WebSocket client over TLS
@@ -27,7 +27,7 @@ from vinom.client.game import connect_game
 from vinom.client.lobby import MatchFound, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.lobby import errors
-from vinom.lobby.websocket import OriginPolicy, page_origins, parse_origin
+from vinom.net.origins import OriginPolicy, page_origins, parse_origin
 from vinom.protocol.tokens import PublicToken
 
 WEB = ("--websocket", "ssl:0:interface=127.0.0.1")

@@ -216,8 +216,8 @@ class WorkerProgram(TestCase):
         modules = set(output.decode().split())
         self.assertIn("vinom.hosting.core", modules)
         self.assertIn("vinom.games.tictactoe", modules)
-        for unwanted in ("vinom.lobby", "vinom.tap", "vinom.store", "vinom.client",
-                         "vinom.ops", "vinom.matchmaking.fifo", "prometheus_client",
+        for unwanted in ("vinom.lobby", "vinom.server.tap", "vinom.store", "vinom.client",
+                         "vinom.server.ops", "vinom.matchmaking.fifo", "prometheus_client",
                          "twisted.web"):
             self.assertFalse(
                 [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted

@@ -34,7 +34,7 @@ from twisted.internet.threads import deferToThread
 
 from tests.browser import check_chromium, page_problems, start_chromium
 from tests.ports import free_tcp_port, free_udp_range
-from vinom.tap import Options, makeService
+from vinom.server.tap import Options, makeService
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 

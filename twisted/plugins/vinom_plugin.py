@@ -1,10 +1,10 @@
-"""twistd plugin: `twistd vinom` runs a vinom game server (see vinom.tap)."""
+"""twistd plugin: `twistd vinom` runs a vinom game server (see vinom.server.tap)."""
 
 from twisted.application.service import ServiceMaker
 
 vinom = ServiceMaker(
     "vinom",
-    "vinom.tap",
+    "vinom.server.tap",
     "A real-time multiplayer game server: TLS lobby, matchmaking and secure UDP game hosts.",
     "vinom",
 )

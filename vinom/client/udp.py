@@ -35,12 +35,12 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from vinom.net.wakeup import WakeUp
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
 from vinom.protocol.tokens import PublicToken
-from vinom.wakeup import WakeUp
 
 _log = Logger()
 

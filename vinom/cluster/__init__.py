@@ -7,5 +7,5 @@ across processes (`placement`), per-address limits (`limits`) and the
 services that start and stop them (`services`). Each implements an interface
 of the layer it serves (matchmaking, parties, store, hosting, lobby) and
 fails with `vinom.errors.BackendUnavailable`; only the server wiring
-(vinom.tap) builds them, so nothing below knows whether its state is shared.
+(vinom.server.tap) builds them, so nothing below knows whether its state is shared.
 """

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from vinom.cluster.client import RedisClient
-from vinom.lobby.ratelimit import IAddressLimiter
+from vinom.net.limits import IAddressLimiter
 
 # One atomic call: the first attempt of a window starts its TTL, so a counter never
 # outlives its window (an INCR and a separate EXPIRE could leave it without one).

@@ -13,7 +13,7 @@ calls nothing outside itself; a transport adapter drives it
     core.handle_timer(now)                   # that time has come
     core.next_event()                        # MatchEnded, HostIdle, StreamsReady
 
-and, for players on a reliable stream (a WebSocket, vinom.web_game), stream
+and, for players on a reliable stream (a WebSocket, vinom.hosting.websocket), stream
 sessions beside the endpoint's (vinom.hosting.streams):
 
     core.open_stream(request, now)           # StreamOpened | StreamRefused

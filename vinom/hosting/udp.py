@@ -57,7 +57,7 @@ from zope.interface.verify import verifyObject
 
 from vinom.hosting.interfaces import IDatagramCore
 from vinom.hosting.mmsg import BatchReader, batch_reader
-from vinom.wakeup import WakeUp
+from vinom.net.wakeup import WakeUp
 
 _log = Logger()
 # Log only the first few failures of a kind; they are counted either way, and a

@@ -25,10 +25,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from vinom.lobby import errors
-from vinom.lobby.addresses import client_key
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.errors import LobbyError
-from vinom.lobby.ratelimit import (
+from vinom.net.addresses import client_key
+from vinom.net.limits import (
     IAddressLimiter,
     KeyedTokenBuckets,
     LogLimiter,

@@ -54,7 +54,7 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.errors import LobbyError
-from vinom.ratelimit import TokenBucket
+from vinom.net.ratelimit import TokenBucket
 
 Frame = dict[str, Any]
 

@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vinom.lobby.ratelimit import LogLimiter
+from vinom.net.limits import LogLimiter
 
 # Connections dropped for not reading: logged at most this many at once and this
 # many per second after that (one line per connection, but never a flood).

@@ -40,7 +40,6 @@ from zope.interface import implementer
 
 from vinom.hosting.interfaces import IMatchHosting
 from vinom.lobby import errors
-from vinom.lobby.addresses import client_key
 from vinom.lobby.admission import Admission
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
@@ -50,11 +49,12 @@ from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
-from vinom.lobby.ratelimit import IAddressLimiter
 from vinom.lobby.ratings import IRatingSource
 from vinom.lobby.requests import RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.matchmaking.interfaces import IMatchmaker
+from vinom.net.addresses import client_key
+from vinom.net.limits import IAddressLimiter
 from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import IPlayerStore

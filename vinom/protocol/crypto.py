@@ -48,7 +48,7 @@ class Aead(Protocol):
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None, /) -> bytes: ...
 
 
-# Which implementation seals and opens packets (reported by `vinom.build.build_info`).
+# Which implementation seals and opens packets (reported by `vinom.server.build.build_info`).
 AEAD_IMPLEMENTATION = "cryptography"
 
 

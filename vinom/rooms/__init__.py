@@ -8,7 +8,7 @@
 - `vinom.rooms.timers`: `TimerQueue`, every deadline of the rooms and the
   router in one heap.
 - `vinom.rooms.outbox`: `Outbox`, where rooms queue what they send.
-- `vinom.ratelimit`: `TokenBucket`, behind the rate limits.
+- `vinom.net.ratelimit`: `TokenBucket`, behind the rate limits.
 """
 
 from vinom.rooms.registry import RoomExists, RoomRegistry

@@ -42,9 +42,9 @@ from twisted.logger import Logger
 
 from vinom.games.interfaces import ACTION_BURST, IGame
 from vinom.match import Match
+from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.ratelimit import TokenBucket
 from vinom.rooms.messages import ClientMessageKind, decode_client_message
 from vinom.rooms.outbox import SessionOutbox
 from vinom.rooms.registry import RoomRegistry

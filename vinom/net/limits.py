@@ -1,4 +1,5 @@
-"""The lobby's keyed rate limits (per address) and its log limiter, over `TokenBucket`.
+"""Rate limits on the clock, over `TokenBucket`: per key (address), per address
+(possibly shared between processes), and for log lines.
 
 Both read the injected clock, so tests drive time with
 `twisted.internet.task.Clock`.
@@ -16,7 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import Interface, implementer
 
-from vinom.ratelimit import TokenBucket
+from vinom.net.ratelimit import TokenBucket
 
 
 class KeyedTokenBuckets:

@@ -25,33 +25,35 @@ from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.python import usage
 
-from vinom.build import build_info
-from vinom.certs import ensure_dev_certificate
 from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint, parse_redis_url
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.limits import RedisAddressLimiter
 from vinom.cluster.placement import HostAgent, RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import MatchmakerService, RedisClientService, SubscriptionService
-from vinom.drain import Drain
 from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
+from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.lobby.websocket import OriginPolicy, WebSocketLobbyFactory, page_origins
-from vinom.logs import LOG_FORMATS, LogFormatService
+from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.windows import RatingWindow
-from vinom.ops import ops_site
+from vinom.net.origins import OriginPolicy, page_origins
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, TokenIssuer, encode_host
 from vinom.rooms.room import RoomConfig
-from vinom.startup import (
+from vinom.server.build import build_info
+from vinom.server.certs import ensure_dev_certificate
+from vinom.server.drain import Drain
+from vinom.server.logs import LOG_FORMATS, LogFormatService
+from vinom.server.ops import ops_site
+from vinom.server.startup import (
     Address,
     Announcement,
     Listener,
@@ -63,10 +65,9 @@ from vinom.startup import (
     redis_password,
     warn_if_readable,
 )
-from vinom.status import StatusReader
+from vinom.server.status import StatusReader
+from vinom.server.web import web_site
 from vinom.store.memory import MemoryPlayerStore
-from vinom.web import web_site
-from vinom.web_game import GameSocketConfig, GameSocketFactory
 
 _log = Logger()
 
@@ -814,7 +815,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
     `reactor` (IReactorTCP, IReactorUDP, IReactorTime) defaults to the global
     reactor; tests pass their own. With the default (twistd), SIGTERM and SIGINT
-    drain the server before it stops (vinom.drain); a second one stops it at once.
+    drain the server before it stops (vinom.server.drain); a second one stops it at once.
     """
     handle_signals = reactor is None
     if reactor is None:

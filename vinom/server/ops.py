@@ -14,10 +14,10 @@
   processes' figures arrive with their heartbeats and are summed here; the
   lobby process's own CPU and memory come from prometheus_client's process
   collector;
-- `/status`: the same figures as one JSON document (vinom.status), with the
+- `/status`: the same figures as one JSON document (vinom.server.status), with the
   running and recently ended matches, for the dashboard;
 - `/dashboard/`: the live operations dashboard, a static page (HTML, CSS and a
-  JavaScript module shipped in vinom/dashboard/) that polls `/status` every
+  JavaScript module shipped in vinom/server/dashboard/) that polls `/status` every
   second; `/` leads there.
 
 With a token (`--ops-token-file`), `/metrics` and `/status` answer 401 unless
@@ -26,7 +26,7 @@ no figures and stay open, and its script asks for the token once (kept in the
 tab's sessionStorage; `/dashboard/config.json` tells it a token is needed, so
 it asks before its first poll). `/health` and `/ready` stay open for probes.
 
-All of it is served by twisted.web; `StatusReader` (vinom.status) is the one
+All of it is served by twisted.web; `StatusReader` (vinom.server.status) is the one
 place the figures are read from the services, for `/metrics` and `/status` alike.
 """
 
@@ -50,9 +50,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.util import Redirect
 
-from vinom.logs import Site
-from vinom.status import ServerFigures, StatusReader, status_document
-from vinom.web import ReadOnlyRequest
+from vinom.server.logs import Site
+from vinom.server.status import ServerFigures, StatusReader, status_document
+from vinom.server.web import ReadOnlyRequest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The dashboard's page, script and style, shipped in the package (setup.py package_data).
@@ -249,7 +249,7 @@ class _Text(Resource):
 
 
 class _Dashboard(Resource):
-    """`/dashboard`: the page and its files, read once from the package (vinom/dashboard/),
+    """`/dashboard`: the page and its files, read once from the package (vinom/server/dashboard/),
     and `config.json`, which tells the page whether to ask for a token before it polls."""
 
     isLeaf = True

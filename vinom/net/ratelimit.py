@@ -2,7 +2,7 @@
 
 Sans-I/O: a bucket is told the time (`now`, seconds) and answers. The lobby
 owns one per connection (frames) and per address (`queue` requests, see
-vinom/lobby/ratelimit.py), the seat router one per player and message kind
+vinom/net/limits.py), the seat router one per player and message kind
 (docs/games.md, "Action rate"). A bucket holds at most `burst` tokens, starts
 full, and gains `rate` tokens per second; a request that finds a whole token
 takes it.

@@ -57,15 +57,15 @@ from txaio.tx import make_logger
 from zope.interface import implementer
 
 from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
-from vinom.lobby.addresses import client_key
-from vinom.lobby.ratelimit import LogLimiter
-from vinom.lobby.websocket import OriginPolicy, forwarded_client_address, peer_host_of
+from vinom.net.addresses import client_key
+from vinom.net.limits import LogLimiter
+from vinom.net.origins import OriginPolicy, forwarded_client_address, peer_host_of
+from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import UNRELIABLE
 from vinom.protocol.tokens import peek_request_token
 from vinom.protocol.wire import REQUEST_SIZE
-from vinom.ratelimit import TokenBucket
 
 __all__ = [
     "CLOSE_HOST_FAILED",

@@ -3,7 +3,7 @@
 | path | what |
 |---|---|
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
-| `/game` | the game session over WebSocket (`vinom.web_game`), where games are hosted |
+| `/game` | the game session over WebSocket (`vinom.hosting.websocket`), where games are hosted |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | `/boards.js` | the list of games with a board module (`BoardList`) |
 | anything else | 404 |
@@ -25,12 +25,12 @@ from twisted.web.resource import IResource, NoResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from vinom.hosting.websocket import GameSocketFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
-from vinom.logs import Site
-from vinom.web_game import GameSocketFactory
+from vinom.server.logs import Site
 
 # The client's page, style, shell and board modules (setup.py package_data).
-WEB_CLIENT_FILES = Path(__file__).with_name("webclient")
+WEB_CLIENT_FILES = Path(__file__).parent.parent / "webclient"
 
 # The only files served, by extension, with the type a browser needs for each
 # (a module script must be JavaScript; nosniff forbids guessing).

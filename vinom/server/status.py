@@ -3,7 +3,7 @@
 `StatusReader.read()` takes one `ServerFigures` snapshot from the lobby, the
 matchmaker, the hosting service, the game hosts (or their worker processes)
 and the drain, when asked: nothing on the hot path counts for it. Both
-`/metrics` (vinom.ops.ServerCollector, the Prometheus format) and `/status`
+`/metrics` (vinom.server.ops.ServerCollector, the Prometheus format) and `/status`
 (`status_document`, the JSON the dashboard polls) are views of one snapshot,
 so the two never disagree about what a figure means.
 """
@@ -19,14 +19,14 @@ from attrs import field, frozen
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from vinom.drain import Drain
 from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting, WorkerStatus
+from vinom.hosting.websocket import GameSocketFactory
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import EndedMatch, RunningMatch
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.match import Match
-from vinom.web_game import GameSocketFactory
+from vinom.server.drain import Drain
 
 # Upper bounds (seconds) of the session round-trip time histogram's buckets.
 RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
