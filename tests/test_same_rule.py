@@ -156,6 +156,7 @@ def by_queue(matches: list[Match]) -> dict[tuple[str, str], list[tuple[Any, ...]
 
 class MatchmakerSameRuleTests(TestCase):
     timeout = 300
+    maxDiff = None  # a failure shows the whole difference of the matches
 
     async def test_both_matchmakers_form_the_same_matches_from_the_same_calls(self) -> None:
         redis = await start_redis(self)
@@ -371,6 +372,7 @@ class _Parties:
 
 class PartiesSameRuleTests(TestCase):
     timeout = 300
+    maxDiff = None
 
     async def test_both_party_stores_answer_the_same_calls_alike(self) -> None:
         redis = await start_redis(self)
