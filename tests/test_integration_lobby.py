@@ -40,7 +40,7 @@ from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.protocol.address import HostAddress
 from vinom.protocol.tokens import PublicToken
 from vinom.server.certs import ensure_dev_certificate, make_self_signed
@@ -125,7 +125,7 @@ class TLSLobbyIntegrationTests(TestCase):
         self.lobby = LobbyFactory(
             config=LobbyConfig(),
             games={"tictactoe": 2},
-            matchmaker=FifoMatchmaker({"tictactoe": 2}, reactor),
+            matchmaker=MemoryMatchmaker({"tictactoe": 2}, reactor),
             hosting=self.hosting,
             token_issuer=PlaceholderTokenIssuer(),
             store=MemoryPlayerStore(),

@@ -45,7 +45,7 @@ from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.server.certs import ensure_dev_certificate
 from vinom.store.memory import MemoryPlayerStore
 
@@ -173,7 +173,7 @@ class PartyIntegrationTests(TestCase):
             self.assertIsInstance(await player.closed, ConnectionDone)
 
     async def test_a_party_of_two_and_two_solo_players_make_one_maze(self) -> None:
-        port = await self.start_lobby(FifoMatchmaker(GAMES, reactor))
+        port = await self.start_lobby(MemoryMatchmaker(GAMES, reactor))
         await self.play_party_and_two_solos(port, port, port)
 
     async def test_a_party_of_two_and_two_solo_players_make_one_maze_on_two_lobbies(

@@ -26,7 +26,7 @@ from vinom.lobby.codec import FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
 from vinom.match import Match, Ticket
-from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import PlayerRecord
@@ -93,7 +93,7 @@ class LobbyHarness(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.store = MemoryPlayerStore()
-        self.matchmaker = FifoMatchmaker(GAMES, self.clock)
+        self.matchmaker = MemoryMatchmaker(GAMES, self.clock)
         self.udp = FakeUDPReactor()
         self.hosts = PlaceholderGameHostFactory(self.udp, "0.0.0.0", "198.51.100.9")
         self.allocator = PortAllocator(self.ports)
@@ -772,7 +772,7 @@ class AwayStore(MemoryPlayerStore):
         return fail(BackendUnavailable("Redis at 127.0.0.1:6379 did not answer within 2 s"))
 
 
-class AwayMatchmaker(FifoMatchmaker):
+class AwayMatchmaker(MemoryMatchmaker):
     def enqueue(self, ticket: Ticket) -> Deferred[int]:
         return fail(BackendUnavailable("enqueue: Redis did not answer within 5.0 s"))
 

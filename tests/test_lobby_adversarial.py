@@ -28,16 +28,16 @@ from vinom.hosting.service import GameHostingService
 from vinom.lobby import errors
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
-from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.store.memory import MemoryPlayerStore
 
 SERVER_TYPES = {"welcome", "queued", "cancelled", "match_found", "error", "pong"}
 GAMES = {"tictactoe": 2, "maze": 3}
 
 
-def make_lobby(config: LobbyConfig) -> tuple[LobbyFactory, FifoMatchmaker, Clock]:
+def make_lobby(config: LobbyConfig) -> tuple[LobbyFactory, MemoryMatchmaker, Clock]:
     clock = Clock()
-    matchmaker = FifoMatchmaker(GAMES, clock)
+    matchmaker = MemoryMatchmaker(GAMES, clock)
     hosting = GameHostingService(
         PortAllocator([7400]), PlaceholderGameHostFactory(FakeUDPReactor(), "", "127.0.0.1")
     )

@@ -39,7 +39,7 @@ from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
-from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.origins import OriginPolicy
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.tap import Options
@@ -88,7 +88,7 @@ class SlowReaderTests(TestCase):
             ),
             games={"maze": 4},
             player_ranges={"maze": (2, 4)},
-            matchmaker=FifoMatchmaker({"maze": 4}, reactor),
+            matchmaker=MemoryMatchmaker({"maze": 4}, reactor),
             hosting=hosting,
             token_issuer=PlaceholderTokenIssuer(),
             store=MemoryPlayerStore(),
@@ -276,7 +276,7 @@ class LingeringCloseTests(TestCase):
         hosting.startService()
         self.addCleanup(hosting.stopService)
         many = 100_000
-        self.matchmaker = FifoMatchmaker({"maze": 4}, reactor)
+        self.matchmaker = MemoryMatchmaker({"maze": 4}, reactor)
         self.lobby = LobbyFactory(
             config=LobbyConfig(
                 max_connections_per_ip=1,

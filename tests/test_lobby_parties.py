@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from tests.test_lobby import Client, LobbyHarness
-from tests.test_remote_placement import ScriptedHosting
+from tests.test_remote_placement import ScriptedHosting, SharedStore
 from vinom.codes import CODE_ALPHABET, CODE_LENGTH
 from vinom.hosting.interfaces import NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.server import PlayerState
 from vinom.match import Match
-from vinom.matchmaking.fifo import FifoMatchmaker
+from vinom.matchmaking.memory import MemoryMatchmaker
 
 PARTY_GAMES = {"tictactoe": 2, "maze": 4}
 
@@ -25,7 +25,7 @@ class PartyHarness(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
         # A four-player maze, where a party of two meets two solo players.
-        self.matchmaker = FifoMatchmaker(PARTY_GAMES, self.clock)
+        self.matchmaker = MemoryMatchmaker(PARTY_GAMES, self.clock)
         self.matches: list[Match] = []
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(games=PARTY_GAMES, matchmaker=self.matchmaker)
@@ -246,7 +246,7 @@ class PartyNoHostTests(PartyHarness):
         super().setUp()
         self.remote = ScriptedHosting()
         self.factory = self.make_factory(games=PARTY_GAMES, matchmaker=self.matchmaker,
-                                         hosting=self.remote, shared_store=True)  # fmt: skip
+                                         hosting=self.remote, store=SharedStore())  # fmt: skip
         self.factory.startService()
 
     def test_party_members_get_match_failed_and_the_solos_go_back_to_the_queue(self) -> None:
@@ -278,7 +278,7 @@ class TeamTests(PartyHarness):
     def setUp(self) -> None:
         super().setUp()
         games = {"duo": 4}
-        self.matchmaker = FifoMatchmaker(games, self.clock, team_sizes={"duo": 2})
+        self.matchmaker = MemoryMatchmaker(games, self.clock, team_sizes={"duo": 2})
         self.matches = []
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(

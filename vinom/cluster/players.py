@@ -113,7 +113,10 @@ def milliseconds(seconds: float) -> int:
 @implementer(IPlayerStore)
 @define
 class RedisPlayerStore:
-    """Players and placements in Redis, behind `IPlayerStore`; TTLs in seconds."""
+    """Players and placements in Redis, behind `IPlayerStore`, shared by every lobby
+    on it; TTLs in seconds."""
+
+    shared = True
 
     redis: RedisClient
     player_ttl: float = field(default=DEFAULT_PLAYER_TTL, validator=validators.gt(0))

@@ -84,7 +84,6 @@ class MatchPlacer:
         clock: IReactorTime,
         requeues: Requeues,
         requeue: Callable[[Ticket], Deferred[int]] | None = None,
-        shared_store: bool = False,
         formed_here: Callable[[str], bool] | None = None,
     ) -> None:
         self._hosting = hosting
@@ -92,8 +91,9 @@ class MatchPlacer:
         self._requeue = requeue
         # The store is shared with other lobbies (Redis): a player not connected
         # here may be another lobby's, whose record is not ours to remove.
-        self._shared_store = shared_store
-        # With a shared store: whether this lobby formed a match (and so places it).
+        self._shared_store = store.shared
+        # With a shared store: whether this lobby formed a match (the matchmaker's
+        # `formed_here`), and so places it.
         self._formed_here = formed_here
         # With a shared store: the players this lobby answers for of each match not
         # ended (`_answers_for` when it formed).

@@ -173,17 +173,14 @@ class LobbyFactory(ServerFactory, Service):
         store: IPlayerStore,
         clock: IReactorTime,
         player_ranges: Mapping[str, tuple[int, int]] | None = None,
-        shared_store: bool = False,
         parties: IPartyStore | None = None,
         rating_source: IRatingSource | None = None,
         team_sizes: Mapping[str, int] | None = None,
-        formed_here: Callable[[str], bool] | None = None,
         party_join_limiter: IAddressLimiter | None = None,
         game_titles: Mapping[str, str] | None = None,
     ) -> None:
-        """`shared_store`: other lobbies use the same player store (Redis), so a player
-        who is not connected here is not necessarily gone. `formed_here`: with a shared
-        store, whether a match was formed by this lobby (its matchmaker's call).
+        """Whether other lobbies share the state is the backends' to say (the store's
+        `shared`, the matchmaker's `formed_here`), not the lobby's.
         `parties`: where parties are kept (in memory, for this lobby alone, by
         default). `rating_source`: the rating of each ranked ticket (by default the
         client's claim: vinom.lobby.ratings). `team_sizes`: players per team of each
@@ -211,8 +208,7 @@ class LobbyFactory(ServerFactory, Service):
             clock=clock,
             requeues=self.requeues,
             requeue=matchmaker.requeue,
-            shared_store=shared_store,
-            formed_here=formed_here,
+            formed_here=matchmaker.formed_here,
         )
         self.requests = RequestHandlers(
             games=games,

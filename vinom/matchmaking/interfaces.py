@@ -53,6 +53,12 @@ class IMatchmaker(Interface):
     def add_listener(listener: MatchListener) -> None:
         """Call `listener(match)` for every match formed from now on."""
 
+    def formed_here(match_id: str) -> bool:
+        """Whether this lobby's call formed a match its listeners heard of: every match
+        of a matchmaker this lobby alone uses; with one shared by lobbies, those of
+        this lobby's enqueues and matching passes (the lobby that formed a match
+        places it)."""
+
 
 class AlreadyQueued(Exception):
     """The player already has a ticket in some queue."""

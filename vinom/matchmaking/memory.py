@@ -134,6 +134,10 @@ class MemoryMatchmaker:
         self._arm_timer()
         return succeed(True)
 
+    def formed_here(self, match_id: str) -> bool:
+        # No other lobby uses this matchmaker.
+        return True
+
     def position(self, player_id: str) -> Deferred[int | None]:
         key = self._queue_of.get(player_id)
         if key is None:

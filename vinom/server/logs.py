@@ -1,7 +1,7 @@
 """Log output formats for the server: twistd's text lines, or JSON lines for collectors.
 
 twistd starts logging after `makeService`, looking first for an `ILogObserver`
-component on the application; `LogFormatService` puts one there when JSON is
+component on the application; `ServerRoot` puts one there when JSON is
 asked for, so `twistd vinom --log-format json` needs no `--logger` incantation.
 JSON lines go to standard output, where container platforms collect them.
 The web sites' access log (a line per HTTP request) is off unless asked for.
@@ -39,7 +39,7 @@ def json_lines_observer(stream: IO[str] | None = None) -> ILogObserver:
     return jsonFileLogObserver(stream or sys.stdout, recordSeparator="")
 
 
-class LogFormatService(service.MultiService):
+class ServerRoot(service.MultiService):
     """The root service; when attached to an application it installs the chosen log format.
 
     `before_stop`, if set, runs when the service stops, before its children

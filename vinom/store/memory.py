@@ -18,7 +18,9 @@ from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 @implementer(IPlayerStore)
 @define
 class MemoryPlayerStore:
-    """Players and placements in dictionaries."""
+    """Players and placements in dictionaries, for one lobby."""
+
+    shared = False
 
     _players: dict[str, PlayerRecord] = field(factory=dict, init=False)
     _placements: dict[str, MatchPlacement] = field(factory=dict, init=False)

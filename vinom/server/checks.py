@@ -1,0 +1,369 @@
+"""The checks behind `twistd vinom`'s options: each option's coerce column and the
+checks of values that need more than the option's text (endpoints, certificates,
+games, the public URL).
+
+A coercer takes the option's name and its text and returns its value, or raises
+usage.UsageError saying what is wrong in one line ("--frame-rate must be a
+number greater than 0, not '0'"); `param` binds the name into an option's row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.ssl import PrivateCertificate
+from twisted.python import usage
+
+from vinom.games.registry import GameRegistry, UnknownGame
+from vinom.matchmaking.windows import RatingWindow
+from vinom.protocol.address import HostAddress
+from vinom.protocol.tokens import MAX_TIMEOUT_MS, encode_host
+from vinom.server.startup import warn_if_readable
+
+TOKEN_KEY_BYTES = 32
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """'7400-7499' -> (7400, 7499); a single port 'N' is the range N-N."""
+    first, sep, last = text.strip().partition("-")
+    try:
+        low = int(first)
+        high = int(last) if sep else low
+    except ValueError:
+        raise usage.UsageError(
+            f"--udp-ports must look like 7400-7499 (first-last), not {text!r}"
+        ) from None
+    if not (1 <= low <= 65535 and 1 <= high <= 65535):
+        raise usage.UsageError(f"--udp-ports: ports must be within 1-65535, not {text!r}")
+    if low > high:
+        raise usage.UsageError(f"--udp-ports: the range {text!r} is inverted (first > last)")
+    return low, high
+
+
+def read_token_key(path: str) -> bytes:
+    """The shared connect-token key: 32 bytes, stored raw, as hex or as base64."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise usage.UsageError(f"--token-key-file {path!r}: {e.strerror}") from None
+    warn_if_readable("--token-key-file", path)
+    if len(raw) == TOKEN_KEY_BYTES:
+        return raw
+    text = raw.strip()
+    for decode in (binascii.unhexlify, base64.b64decode):
+        try:
+            key = decode(text)
+        except (binascii.Error, ValueError):
+            continue
+        if len(key) == TOKEN_KEY_BYTES:
+            return key
+    raise usage.UsageError(
+        f"--token-key-file {path!r} must hold {TOKEN_KEY_BYTES} bytes (raw, hex or base64)"
+    )
+
+
+# -- the coerce column: each takes the option's name and its text, and returns its value
+# or raises usage.UsageError saying what is wrong in one line.
+
+Coercer = Callable[[str, str], Any]
+
+
+def param(
+    name: str, short: str | None, default: Any, doc: str, coerce: Coercer | None = None
+) -> list[Any]:
+    """One row of `optParameters`, its coerce column bound to the option's name."""
+    row = [name, short, default, doc]
+    return row if coerce is None else [*row, partial(coerce, name)]
+
+
+def positive_int(name: str, value: str) -> int:
+    number = _whole(name, value)
+    if number < 1:
+        raise usage.UsageError(f"--{name} must be at least 1, not {number}")
+    return number
+
+
+def non_negative_int(name: str, value: str) -> int:
+    number = _whole(name, value)
+    if number < 0:
+        raise usage.UsageError(f"--{name} must be at least 0, not {number}")
+    return number
+
+
+def _whole(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
+
+
+def positive_float(name: str, value: str) -> float:
+    number = _number(name, value)
+    if not (number > 0 and math.isfinite(number)):
+        raise usage.UsageError(f"--{name} must be a number greater than 0, not {value!r}")
+    return number
+
+
+def non_negative_float(name: str, value: str) -> float:
+    number = _number(name, value)
+    if not (number >= 0 and math.isfinite(number)):
+        raise usage.UsageError(f"--{name} must be a number of at least 0, not {value!r}")
+    return number
+
+
+def _number(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise usage.UsageError(f"--{name} must be a number, not {value!r}") from None
+
+
+def choice(values: Sequence[str]) -> Coercer:
+    """A coercer that takes one of `values`."""
+
+    def coerce(name: str, value: str) -> str:
+        if value not in values:
+            raise usage.UsageError(f"--{name} must be one of {', '.join(values)}, not {value!r}")
+        return value
+
+    return coerce
+
+
+def session_timeout(name: str, value: str) -> float:
+    seconds = positive_float(name, value)
+    if seconds * 1000 > MAX_TIMEOUT_MS:
+        raise usage.UsageError(f"--{name} must be at most {MAX_TIMEOUT_MS // 1000} seconds")
+    return seconds
+
+
+def output_limit(name: str, value: str) -> int:
+    limit = positive_int(name, value)
+    if limit < 4096:
+        raise usage.UsageError(f"--{name} must be at least 4096, not {limit}")
+    return limit
+
+
+def existing_file(name: str, value: str) -> str:
+    if not os.path.isfile(value):
+        raise usage.UsageError(f"--{name} {value!r}: no such file")
+    return value
+
+
+def directory(name: str, value: str) -> str:
+    if not value.strip():
+        raise usage.UsageError(f"--{name} must name a directory (empty here)")
+    return value
+
+
+def public_host(name: str, value: str) -> str:
+    """The address put into connect tokens: an IP address or an ASCII (IDNA) host name."""
+    host = value.strip()
+    try:
+        encode_host(HostAddress(host, 1))
+    except ValueError as e:
+        raise usage.UsageError(f"--{name} {host!r}: {e}") from None
+    return host
+
+
+def bind_address(name: str, value: str) -> str:
+    if value and not (isIPAddress(value) or isIPv6Address(value)):
+        raise usage.UsageError(f"--{name} must be an IP address to bind to, not {value!r}")
+    return value
+
+
+def lobby_endpoint(name: str, value: str) -> str:
+    """A strports description; a bare port means TLS on it (as --websocket and --ops-port)."""
+    description = value.strip()
+    if description.isdigit():
+        description = f"ssl:{description}"
+    if not description:
+        raise usage.UsageError(
+            f"--{name} must be a port or a strports description such as ssl:7350"
+        )
+    check_endpoint(description, name)
+    return description
+
+
+def ops_endpoint(name: str, value: str) -> str | None:
+    """A strports description, a bare port (on 127.0.0.1), or None for 'none'."""
+    description = value.strip()
+    if description.isdigit():
+        description = f"tcp:{description}:interface=127.0.0.1"
+    if description.lower() == "none":
+        return None
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.testing import MemoryReactor
+
+    try:
+        serverFromString(MemoryReactor(), description)
+    except (ValueError, KeyError, TypeError) as e:
+        raise usage.UsageError(
+            f"--{name} must be a port, a strports description such as tcp:7390 or "
+            f"'none': {e}"
+        ) from None
+    return description
+
+
+def game_url(public_web_url: str | None, websocket: str | None, public_host: str) -> str | None:
+    """The public URL of this process's `/game` WebSocket (match_found's `game_url`), or
+    None when there is none (`--websocket none`) or it cannot be known (plain HTTP or
+    port 0 without --public-web-url)."""
+    if public_web_url is not None:
+        if websocket is None:
+            raise usage.UsageError("--public-web-url needs the web server (--websocket)")
+        parts = urlsplit(public_web_url.strip())
+        scheme = WEB_SCHEMES.get(parts.scheme.lower())
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+            scheme = None
+        if scheme is None or not parts.hostname or parts.query or parts.fragment:
+            raise usage.UsageError(
+                f"--public-web-url must look like wss://games.example.com[:port][/prefix], "
+                f"not {public_web_url!r}"
+            )
+        host = parts.hostname
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host if port is None else f"{host}:{port}"
+        return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game"
+    if websocket is None or websocket.partition(":")[0].lower() != "ssl":
+        return None
+    port = endpoint_port(websocket)
+    if not port:
+        return None
+    host = f"[{public_host}]" if isIPv6Address(public_host) else public_host
+    return f"wss://{host}:{port}/game"
+
+
+# The schemes --public-web-url takes, and the WebSocket scheme each means.
+WEB_SCHEMES = {"wss": "wss", "https": "wss", "ws": "ws", "http": "ws"}
+
+
+def check_certificate(certificate: str, private_key: str) -> None:
+    """The certificate and key must be PEM and belong together: say so before listening."""
+    try:
+        with open(certificate, "rb") as f:
+            cert_pem = f.read()
+        with open(private_key, "rb") as f:
+            key_pem = f.read()
+        PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem).options()
+    except Exception as e:  # OpenSSL raises its own error types for every kind of bad PEM
+        raise usage.UsageError(
+            f"--certificate {certificate!r} / --private-key {private_key!r}: not a usable "
+            f"PEM certificate and matching key ({type(e).__name__})"
+        ) from None
+
+
+def endpoint_port(description: str) -> int | None:
+    """The port a strports description listens on (None if it names none, e.g. unix:)."""
+    kind, _, rest = description.partition(":")
+    if kind.lower() not in ("ssl", "tcp", "tcp6"):
+        return None
+    fields = rest.split(":") if rest else []
+    named = dict(f.split("=", 1) for f in fields if "=" in f)
+    positional = [f for f in fields if "=" not in f]
+    port = named.get("port", positional[0] if positional else None)
+    return int(port) if port is not None and port.isdigit() else None
+
+
+def check_endpoint(description: str, option: str = "lobby") -> None:
+    """Check a server endpoint description without listening.
+
+    TLS descriptions are checked by hand because Twisted's parser loads the
+    certificate files, and the dev certificate is only made when the service starts.
+    """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.testing import MemoryReactor
+
+    kind, _, rest = description.partition(":")
+    if kind.lower() == "ssl":
+        fields = rest.split(":") if rest else []
+        positional = [f for f in fields if "=" not in f]
+        named = dict(f.split("=", 1) for f in fields if "=" in f)
+        port = named.get("port", positional[0] if positional else None)
+        if port is None or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise usage.UsageError(
+                f"--{option} {description!r}: ssl needs a port, e.g. ssl:7350"
+            )
+        for name in ("privateKey", "certKey"):
+            path = named.get(name)
+            if path is not None and not os.path.isfile(path):
+                raise usage.UsageError(
+                    f"--{option} {description!r}: {name} {path!r}: no such file"
+                )
+        return
+    try:
+        serverFromString(MemoryReactor(), description)
+    except (ValueError, TypeError, KeyError) as e:
+        raise usage.UsageError(
+            f"--{option} {description!r} is not a valid endpoint: {e}"
+        ) from None
+
+
+def offered_games(names: str | None) -> GameRegistry:
+    """The games --games names (all offered by default if None), from the installed plugins."""
+    installed = GameRegistry.from_plugins()
+    if names is None:
+        offered = installed.offered()
+    else:
+        wanted = [name.strip() for name in names.split(",") if name.strip()]
+        if not wanted:
+            raise usage.UsageError("--games needs at least one game name")
+        try:
+            offered = installed.offered(wanted)
+        except UnknownGame as error:
+            raise usage.UsageError(
+                f"--games: no game {error.args[0]!r} (installed: {', '.join(installed.names())})"
+            ) from None
+    if not len(offered):
+        raise usage.UsageError("no game to offer: install a game plugin or name one in --games")
+    return offered
+
+
+def match_size_overrides(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
+    """--match-size overrides, each within its game's player range."""
+    for name, size in sizes.items():
+        if name not in games:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: no game {name!r} (offered: "
+                f"{', '.join(games.names())})"
+            )
+        game = games.get(name)
+        if not game.min_players <= size <= game.max_players:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: {name} takes {game.min_players} to "
+                f"{game.max_players} players"
+            )
+        team_size = games.team_sizes().get(name)
+        if team_size is not None and size % team_size:
+            raise usage.UsageError(
+                f"--match-size {name}={size}: {name} has teams of {team_size}; the match "
+                "size must be a multiple of it"
+            )
+    return sizes
+
+
+def rating_windows(
+    games: GameRegistry, overrides: dict[str, RatingWindow]
+) -> dict[str, RatingWindow]:
+    """Each offered game's ranked window: --rating-window, else the game's own
+    `rating_window`; games with neither get the matchmaker's default."""
+    for name in overrides:
+        if name not in games:
+            raise usage.UsageError(
+                f"--rating-window {name}=...: no game {name!r} (offered: "
+                f"{', '.join(games.names())})"
+            )
+    windows = {name: RatingWindow(*window) for name, window in games.rating_windows().items()}
+    return {**windows, **overrides}

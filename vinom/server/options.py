@@ -1,0 +1,537 @@
+"""`twistd vinom`'s command line: every option, its default and its check.
+
+Each option's own check is its coerce column (vinom.server.checks); `postOptions`
+checks what depends on more than one option and adds what is derived from them
+(`udp-port-range`, `token-key`, `redis-settings`, `game-registry`, `game-url`,
+...). Nothing here listens or starts: the roles (vinom.server.roles) do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+from twisted.python import usage
+
+from vinom.cluster.client import parse_redis_url
+from vinom.matchmaking.windows import RatingWindow
+from vinom.net.origins import OriginPolicy, page_origins
+from vinom.server.checks import (
+    bind_address,
+    check_certificate,
+    check_endpoint,
+    choice,
+    directory,
+    endpoint_port,
+    existing_file,
+    game_url,
+    lobby_endpoint,
+    match_size_overrides,
+    non_negative_float,
+    non_negative_int,
+    offered_games,
+    ops_endpoint,
+    output_limit,
+    param,
+    parse_port_range,
+    positive_float,
+    positive_int,
+    public_host,
+    rating_windows,
+    read_token_key,
+    session_timeout,
+)
+from vinom.server.logs import LOG_FORMATS
+from vinom.server.startup import StartupError, read_secret, redis_password
+
+DEFAULT_LOBBY = "ssl:7350"
+DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
+DEFAULT_WEBSOCKET = "7380"
+DEFAULT_UDP_PORTS = "7400-7499"
+ROLES = ("all", "lobby", "host")
+
+
+class Options(usage.Options):
+    """Options of `twistd vinom`; every value is checked before anything listens."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Runs a vinom game server: a TLS lobby where players say hello and queue, "
+        "a matchmaker, and game hosts on a bounded range of UDP ports. With no "
+        "certificate given, a self-signed certificate for localhost is made in the "
+        "data directory on first start and reused afterwards."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["match-size"] = []
+        self["rating-window"] = []
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """As usage.Options; under twistd a bad option ends the start with its one-line
+        message (twistd itself would print its whole --help before it)."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
+                raise
+            raise StartupError(f"{e} (twistd vinom --help lists the options)") from None
+
+    optFlags = [
+        [
+            "access-log",
+            None,
+            "Log every HTTP request of the web server and the operations endpoint "
+            "(default: off).",
+        ],
+    ]
+
+    def opt_match_size(self, value: str) -> None:
+        """Players per match for one game, GAME=N (repeatable); default: the game's own."""
+        game, sep, size = value.partition("=")
+        if not sep or not game.strip():
+            raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
+        self["match-size"].append((game.strip(), positive_int("match-size", size)))
+
+    def opt_rating_window(self, value: str) -> None:
+        """The rating window of one game's ranked queue, GAME=BASE,GROWTH[,MAX]
+        (repeatable): ratings BASE apart match at once, GROWTH more per second
+        waited, never more than MAX; default: the game's own, else 100,20."""
+        game, sep, numbers = value.partition("=")
+        parts = numbers.split(",")
+        if not sep or not game.strip() or len(parts) not in (2, 3):
+            raise usage.UsageError(
+                f"--rating-window must look like chess=50,10 or chess=50,10,400 "
+                f"(GAME=BASE,GROWTH[,MAX]), not {value!r}"
+            )
+        base, growth, *maximum = (non_negative_float("rating-window", p) for p in parts)
+        if maximum and maximum[0] < base:
+            raise usage.UsageError(
+                f"--rating-window {value!r}: MAX ({maximum[0]:g}) must be at least BASE "
+                f"({base:g})"
+            )
+        window = RatingWindow(base, growth, maximum[0] if maximum else None)
+        self["rating-window"].append((game.strip(), window))
+
+    optParameters = [
+        param(
+            "role",
+            None,
+            "all",
+            "What this process does: 'all' (lobby and game hosts in one process), 'lobby' "
+            "(serves players, forms matches, places them on game hosts found in Redis) or "
+            "'host' (runs the matches lobbies place on it). 'lobby' and 'host' need --redis.",
+            choice(ROLES),
+        ),
+        param(
+            "redis",
+            None,
+            None,
+            "Redis URL, redis://[:password@]host[:port][/db] (rediss:// for TLS), shared by "
+            "every lobby and game host of one deployment (players, queues, live hosts, "
+            "placements). Without it everything stays in this process's memory. Needs "
+            "--token-key-file. Keep the password out of it (`ps` shows the command line): "
+            "--redis-password-file or $VINOM_REDIS_PASSWORD.",
+        ),
+        param(
+            "redis-password-file",
+            None,
+            None,
+            "File holding the Redis password (one line). Default: $VINOM_REDIS_PASSWORD, "
+            "else the password in --redis, else none.",
+        ),
+        param(
+            "redis-ca-file",
+            None,
+            None,
+            "CA certificate(s) (PEM) that issued the certificate of a rediss:// Redis. "
+            "Default: the system's trusted roots.",
+        ),
+        param(
+            "games",
+            None,
+            None,
+            "Comma-separated games to offer (default: every installed game offered by "
+            "default, which leaves out test and benchmark games such as duel; "
+            "`vinom games` lists them).",
+        ),
+        param(
+            "lobby",
+            "l",
+            DEFAULT_LOBBY,
+            "Lobby endpoint, a strports description. 'ssl:PORT' uses --certificate/"
+            "--private-key, or the dev certificate when they are not given.",
+            lobby_endpoint,
+        ),
+        param(
+            "websocket",
+            None,
+            DEFAULT_WEBSOCKET,
+            "The public web server (the lobby over WebSocket at /lobby, and the games this "
+            "process hosts at /game): a port (TLS with the server's certificate), a strports "
+            "description, or 'none'.",
+        ),
+        param(
+            "public-web-url",
+            None,
+            None,
+            "The web server's URL as browsers reach it (wss://games.example.com, a path prefix "
+            "allowed), when a proxy sits in front; match_found's game_url is it plus /game. "
+            "Default: wss://PUBLIC-HOST:PORT with the --websocket port, when it listens with TLS.",
+        ),
+        param(
+            "websocket-origins",
+            None,
+            None,
+            "Comma-separated origins of the web pages that may open the WebSocket lobby, or '*' "
+            "for any (default: https:// and localhost, 127.0.0.1 and --public-host, on the "
+            "--websocket port). Clients that send no Origin (not browsers) are always let in.",
+        ),
+        param(
+            "websocket-proxies",
+            None,
+            0,
+            "Reverse proxies in front of the web server that add the client's address to "
+            "X-Forwarded-For; the lobby's per-address limits then count that address.",
+            non_negative_int,
+        ),
+        param("certificate", "c", None, "TLS certificate (PEM) for the lobby.", existing_file),
+        param("private-key", "k", None, "Private key (PEM) of --certificate.", existing_file),
+        param("udp-ports", "u", DEFAULT_UDP_PORTS, "UDP port range for game hosts, first-last."),
+        param(
+            "udp-interface",
+            None,
+            "",
+            "Address game hosts bind to ('' = all interfaces).",
+            bind_address,
+        ),
+        param(
+            "public-host",
+            None,
+            "127.0.0.1",
+            "Address of the game hosts as clients should reach them (sent in match_found).",
+            public_host,
+        ),
+        param(
+            "max-games",
+            "g",
+            None,
+            "Most games running at once (default: the number of UDP ports).",
+            positive_int,
+        ),
+        param(
+            "data-dir",
+            "d",
+            "vinom-data",
+            "Directory for the dev certificate and other state.",
+            directory,
+        ),
+        param(
+            "log-format",
+            None,
+            "text",
+            "Log format: 'text' (twistd's) or 'json' (JSON lines).",
+            choice(LOG_FORMATS),
+        ),
+        param(
+            "token-key-file",
+            None,
+            None,
+            "Connect-token key shared by lobby and game hosts (32 bytes: raw, hex or base64). "
+            "Default: a fresh random key each start (fine when one process runs both).",
+        ),
+        param(
+            "max-connections-per-ip",
+            None,
+            32,
+            "Concurrent lobby connections per client IP.",
+            positive_int,
+        ),
+        param(
+            "frame-rate",
+            None,
+            20.0,
+            "Lobby frames per second per connection (token bucket).",
+            positive_float,
+        ),
+        param(
+            "frame-burst",
+            None,
+            40,
+            "Lobby frame burst per connection (token bucket size).",
+            positive_int,
+        ),
+        param(
+            "web-game-rate",
+            None,
+            20.0,
+            "Messages per second a browser's /game socket may send (burst: twice as many); "
+            "above it the socket is closed (4008). Raise it for a game that acts faster.",
+            positive_float,
+        ),
+        param(
+            "max-protocol-errors",
+            None,
+            10,
+            "Protocol errors before a lobby connection closes.",
+            positive_int,
+        ),
+        param(
+            "max-connections", None, 10_000, "Concurrent lobby connections in all.", positive_int
+        ),
+        param(
+            "max-pending-per-ip",
+            None,
+            32,
+            "Players from one client IP (IPv6: one /64) queued or in a match that has not ended.",
+            positive_int,
+        ),
+        param(
+            "max-matches-per-ip",
+            None,
+            16,
+            "Matches not ended with players from one client IP (IPv6: one /64), counting its "
+            "queued players as the matches they may make: the game ports one address can hold.",
+            positive_int,
+        ),
+        param(
+            "queue-rate",
+            None,
+            1.0,
+            "Lobby queue and room requests per second per client IP (token bucket); "
+            "party_join requests too, counted apart (across lobbies with --redis).",
+            positive_float,
+        ),
+        param(
+            "queue-burst",
+            None,
+            32,
+            "Lobby queue and room request burst per client IP (token bucket size); the same "
+            "for party_join, counted apart.",
+            positive_int,
+        ),
+        param(
+            "lobby-hello-timeout",
+            None,
+            10.0,
+            "Seconds a new lobby connection has for the TLS handshake and its first frame.",
+            positive_float,
+        ),
+        param(
+            "lobby-idle-timeout",
+            None,
+            60.0,
+            "Seconds a lobby connection that is not queued may stay silent (a ping keeps it).",
+            positive_float,
+        ),
+        param(
+            "lobby-ping-interval",
+            None,
+            5.0,
+            "Seconds a queued player's connection may be silent before the lobby pings it.",
+            positive_float,
+        ),
+        param(
+            "lobby-ping-timeout",
+            None,
+            5.0,
+            "Seconds a pinged queued player has to answer before its connection is closed "
+            "and its ticket withdrawn.",
+            positive_float,
+        ),
+        param(
+            "lobby-max-output",
+            None,
+            262_144,
+            "Bytes of frames a lobby connection (TLS or WebSocket) may hold back while its "
+            "peer does not read; past it the connection is dropped (at least 4096).",
+            output_limit,
+        ),
+        param(
+            "session-timeout",
+            None,
+            5.0,
+            "Seconds without a valid packet after which a UDP session ends.",
+            session_timeout,
+        ),
+        param(
+            "reconnect-grace",
+            None,
+            30.0,
+            "Seconds a player whose session ended keeps the seat, to reconnect through the lobby.",
+            positive_float,
+        ),
+        param(
+            "connect-deadline",
+            None,
+            30.0,
+            "Seconds every player of a new match has to connect before the match is aborted.",
+            positive_float,
+        ),
+        param(
+            "token-lifetime",
+            None,
+            60.0,
+            "Seconds a connect token stays valid after it is issued.",
+            positive_float,
+        ),
+        param(
+            "ops-port",
+            None,
+            DEFAULT_OPS,
+            "Operations endpoint (/health, /ready, /metrics, /status, /dashboard/): a port "
+            "(on 127.0.0.1), a strports description, or 'none'. Loopback by default: it is "
+            "for the operator, not for players.",
+            ops_endpoint,
+        ),
+        param(
+            "ops-token-file",
+            None,
+            None,
+            "File holding a bearer token (one line) that /metrics, /status and the dashboard "
+            "ask for; /health and /ready stay open. Default: no token.",
+        ),
+        param(
+            "game-host",
+            None,
+            "workers",
+            "Where matches run: 'workers' (--host-workers long-lived worker processes; 0 "
+            "keeps them in this process) or 'process' (a child process per match).",
+            choice(("workers", "process")),
+        ),
+        param(
+            "host-workers",
+            None,
+            None,
+            "Game-host worker processes (default: one per CPU core beyond the first, at "
+            "least 1; 0 hosts the games in this process).",
+            non_negative_int,
+        ),
+        param(
+            "process-pool",
+            None,
+            2,
+            "With --game-host process: children started ahead, ready for the next matches.",
+            non_negative_int,
+        ),
+        param(
+            "heartbeat-timeout",
+            None,
+            3.0,
+            "Seconds a game-host process may leave its heartbeats (sent every second) "
+            "unanswered before it is killed and counted as crashed.",
+            positive_float,
+        ),
+        param(
+            "drain-timeout",
+            None,
+            600.0,
+            "Seconds running matches may play on after SIGTERM before they are aborted "
+            "(a second SIGTERM stops at once).",
+            non_negative_float,
+        ),
+    ]
+
+    compData = usage.Completions(
+        optActions={
+            "certificate": usage.CompleteFiles("*.pem"),
+            "private-key": usage.CompleteFiles("*.pem"),
+            "data-dir": usage.CompleteDirs(),
+            "log-format": usage.CompleteList(list(LOG_FORMATS)),
+        }
+    )
+
+    def postOptions(self) -> None:
+        """What the coerce column cannot check alone: options that depend on each other."""
+        low, high = self["udp-port-range"] = parse_port_range(self["udp-ports"])
+        pool = high - low + 1
+        if self["max-games"] is None:
+            self["max-games"] = pool
+        elif self["max-games"] > pool:
+            raise usage.UsageError(
+                f"--max-games {self['max-games']} is larger than the UDP port range "
+                f"{low}-{high} ({pool} ports): every game needs a port of its own"
+            )
+        cert, key = self["certificate"], self["private-key"]
+        if (cert is None) != (key is None):
+            raise usage.UsageError("--certificate and --private-key go together: give both")
+        if cert is not None and key is not None:
+            check_certificate(cert, key)
+        self["token-key"] = (
+            None if self["token-key-file"] is None else read_token_key(self["token-key-file"])
+        )
+        self._check_role()
+        if self["host-workers"] is None:
+            self["host-workers"] = max(1, (os.cpu_count() or 1) - 1)
+        self["ops-token"] = (
+            None if self["ops-token-file"] is None
+            else read_secret("--ops-token-file", self["ops-token-file"])
+        )  # fmt: skip
+        self["game-registry"] = offered_games(self["games"])
+        self["match-sizes"] = dict(self["match-size"])
+        if self["match-sizes"]:
+            match_size_overrides(self["game-registry"], self["match-sizes"])
+        self["rating-windows"] = rating_windows(
+            self["game-registry"], dict(self["rating-window"])
+        )
+        self._check_websocket()
+        self["game-url"] = game_url(self["public-web-url"], self["websocket"],
+                                    self["public-host"])  # fmt: skip
+
+    def _check_role(self) -> None:
+        if self["redis"] is None:
+            self["redis-settings"] = None
+            if self["role"] != "all":
+                raise usage.UsageError(
+                    f"--role {self['role']} needs --redis: lobbies and game hosts in separate "
+                    "processes find each other in Redis"
+                )
+            for name in ("redis-password-file", "redis-ca-file"):
+                if self[name] is not None:
+                    raise usage.UsageError(f"--{name} is for --redis, which is not given")
+            return
+        try:
+            settings = parse_redis_url(self["redis"])
+        except ValueError as e:
+            raise usage.UsageError(f"--redis: {e}") from None
+        password = redis_password(self["redis-password-file"], os.environ)
+        if password is not None:
+            settings = attrs.evolve(settings, password=password)
+        if self["redis-ca-file"] is not None:
+            if not settings.tls:
+                raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")
+            settings = attrs.evolve(settings, ca_file=self["redis-ca-file"])
+            try:
+                settings.tls_options()
+            except ValueError as e:
+                raise usage.UsageError(f"--redis-ca-file {e}") from None
+        self["redis-settings"] = settings
+        if self["token-key"] is None:
+            raise usage.UsageError(
+                "--redis needs --token-key-file: the lobbies and game hosts on one Redis must "
+                "share the connect-token key (a file of 32 random bytes the operator makes, "
+                "e.g. `head -c 32 /dev/urandom > vinom-token.key`)"
+            )
+
+    def _check_websocket(self) -> None:
+        web = self["websocket"].strip()
+        if web.lower() == "none":
+            self["websocket"] = None
+            self["websocket-origin-policy"] = None
+            return
+        if web.isdigit():
+            web = f"ssl:{web}"
+        if not web:
+            raise usage.UsageError("--websocket must be a port, a strports description or 'none'")
+        check_endpoint(web, "websocket")
+        self["websocket"] = web
+        if self["websocket-origins"] is None:
+            port = endpoint_port(web)
+            hosts = ("localhost", "127.0.0.1", self["public-host"])
+            origins = page_origins(hosts, port) if port else ()
+        else:
+            origins = tuple(self["websocket-origins"].split(","))
+        try:
+            self["websocket-origin-policy"] = OriginPolicy.from_list(origins)
+        except ValueError as e:
+            raise usage.UsageError(f"--websocket-origins: {e}") from None

@@ -1,0 +1,458 @@
+"""The role builders of `twistd vinom`: each adds one role's services to the root service.
+
+`makeService` (vinom.server.tap) calls them in order, and the order is the
+start order (the root stops its children in reverse): the shared state
+first (its Redis pool closes last), then the game hosts, the lobby and its
+listener, the web server, the operations endpoint, and last the
+announcement of where to go. `build_shared` returns one `SharedState`, in
+this process's memory or in Redis; the lobby is given its parts and never
+learns which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from attrs import frozen
+from twisted.application import service
+from twisted.logger import Logger
+from twisted.python import usage
+
+from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint
+from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.limits import RedisAddressLimiter
+from vinom.cluster.placement import HostAgent, RemoteMatchHosting
+from vinom.cluster.players import RedisPlayerStore
+from vinom.cluster.services import MatchmakerService, RedisClientService, SubscriptionService
+from vinom.games.interfaces import display_name_of
+from vinom.games.registry import GameRegistry
+from vinom.hosting.inline import InlineGameHostFactory
+from vinom.hosting.interfaces import IMatchHosting
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService
+from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
+from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
+from vinom.lobby.config import LobbyConfig
+from vinom.lobby.server import LobbyFactory
+from vinom.lobby.websocket import WebSocketLobbyFactory
+from vinom.matchmaking.memory import MemoryMatchmaker
+from vinom.net.limits import IAddressLimiter
+from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
+from vinom.protocol.tokens import TokenIssuer
+from vinom.rooms.room import RoomConfig
+from vinom.server.build import build_info
+from vinom.server.certs import ensure_dev_certificate
+from vinom.server.drain import Drain
+from vinom.server.logs import ServerRoot
+from vinom.server.ops import ops_site
+from vinom.server.startup import (
+    Address,
+    Announcement,
+    Listener,
+    StartupError,
+    check_redis,
+    is_loopback,
+    listen_interface,
+)
+from vinom.server.status import StatusReader
+from vinom.server.web import web_site
+from vinom.store.memory import MemoryPlayerStore
+
+_log = Logger()
+_S = TypeVar("_S", bound=service.Service)
+
+# Twisted's listen backlog is 50: when hundreds of players connect at once the
+# kernel drops SYNs and they retry a second later. Linux caps it at somaxconn.
+DEFAULT_BACKLOG = 1024
+
+
+def root_service(options: usage.Options) -> ServerRoot:
+    root = ServerRoot(options["log-format"])
+    root.setName("vinom")
+    return root
+
+
+def protocol_config(options: usage.Options) -> ProtocolConfig:
+    """The connect-token key shared by lobby and hosts: --token-key-file, else a fresh one."""
+    return ProtocolConfig(token_key=options["token-key"] or generate_token_key())
+
+
+def runs_lobby(options: usage.Options) -> bool:
+    return bool(options["role"] in ("all", "lobby"))
+
+
+def runs_host(options: usage.Options) -> bool:
+    return bool(options["role"] in ("all", "host"))
+
+
+@frozen
+class SharedState:
+    """What lobbies (and hosts) share: in this process's memory, or in one Redis.
+
+    `services` start the shared parts (the matchmaker, the placement channel,
+    parties) and go in before the lobby; `redis` is None in memory.
+    """
+
+    store: Any
+    matchmaker: Any
+    parties: Any
+    party_joins: IAddressLimiter | None
+    # Where the lobby places matches: across processes with Redis (None: this process's hosts).
+    placement: IMatchHosting | None
+    services: tuple[tuple[str, service.Service], ...]
+    redis: RedisClient | None
+
+
+def build_shared(
+    options: usage.Options, reactor: Any, root: service.MultiService, check: bool
+) -> SharedState:
+    """The player store, matchmaker and parties; with --redis the process's Redis pool
+    joins the root first, so that it closes after everything that uses it."""
+    games: GameRegistry = options["game-registry"]
+    match_sizes = {**games.match_sizes(), **options["match-sizes"]}
+    settings = options["redis-settings"]
+    if settings is None:
+        in_memory = MemoryMatchmaker(match_sizes, reactor, windows=options["rating-windows"],
+                                     team_sizes=games.team_sizes())  # fmt: skip
+        return SharedState(MemoryPlayerStore(), in_memory, None, None, None, (), None)
+    if check:
+        # Under twistd: a Redis that does not answer is one line and a non-zero exit.
+        check_redis(settings)
+    redis = RedisClient.open(settings, reactor)
+    _add(root, "redis", RedisClientService(redis))
+    if not runs_lobby(options):
+        return SharedState(None, None, None, None, None, (), redis)
+    # Imported here: txredisapi installs the default reactor when imported.
+    from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+    from vinom.cluster.parties import PartyStoreService, RedisPartySettings, RedisPartyStore
+
+    def endpoint() -> Any:
+        return client_endpoint(settings, reactor)
+
+    matchmaker = RedisMatchmaker(
+        redis.handler, endpoint(), match_sizes, reactor,
+        settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm"),
+        password=settings.password, windows=options["rating-windows"],
+        team_sizes=games.team_sizes(),
+        # Its heartbeat reads Redis's clock for every call's deadline.
+        redis_clock=redis.redis_clock,
+    )  # fmt: skip
+    placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
+                                   lobby_id=matchmaker.lobby_id,
+                                   formed_by=matchmaker.formed_by)  # fmt: skip
+    channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
+                                settings.password)  # fmt: skip
+    parties = RedisPartyStore(
+        redis, endpoint(), reactor, max_size=max(match_sizes.values(), default=8),
+        settings=RedisPartySettings(prefix=settings.key_prefix + "party"),
+        password=settings.password,
+    )  # fmt: skip
+    # party_join attempts per address are counted in Redis, by every lobby.
+    party_joins = RedisAddressLimiter(redis, "party-join", options["queue-rate"],
+                                      options["queue-burst"])  # fmt: skip
+    services = (
+        ("matchmaker", MatchmakerService(matchmaker, reactor)),
+        ("placement", placement),
+        ("placement-channel", SubscriptionService(channel)),
+        ("parties", PartyStoreService(parties)),
+    )
+    return SharedState(RedisPlayerStore(redis), matchmaker, parties, party_joins, placement,
+                       services, redis)  # fmt: skip
+
+
+@frozen
+class HostingRole:
+    """The game hosting of this process (None when it runs no games)."""
+
+    hosting: GameHostingService | None = None
+    host_factory: Any = None
+    agent: HostAgent | None = None
+
+
+def build_hosting(
+    options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
+    config: ProtocolConfig,
+) -> HostingRole:  # fmt: skip
+    """The port allocator, the game hosts --game-host asks for, and with Redis the agent
+    that registers this host and takes the matches lobbies place on it."""
+    if not runs_host(options):
+        return HostingRole()
+    low, _high = options["udp-port-range"]
+    # The ring holds one port per concurrent game: --max-games bounds the games.
+    allocator = PortAllocator(range(low, low + options["max-games"]))
+    host_factory = host_factory_of(options, reactor, config, options["game-registry"])
+    if isinstance(host_factory, service.Service):
+        # Before the hosting service, so that it stops after it: hosts stop first.
+        _add(root, "game-host-processes", host_factory)
+    game_url = options["game-url"] if options["websocket"] is not None else None
+    hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url))
+    agent = None
+    if shared.redis is not None:
+        # After the hosting service: it leaves the registry before the games stop.
+        agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
+                          hosting=hosting, public_host=options["public-host"],
+                          ports=(low, low + options["max-games"] - 1), clock=reactor)  # fmt: skip
+        _add(root, "host-agent", agent)
+    return HostingRole(hosting, host_factory, agent)
+
+
+def host_factory_of(
+    options: usage.Options, reactor: Any, config: ProtocolConfig, games: GameRegistry
+) -> InlineGameHostFactory | WorkerPool | ProcessPerMatch:
+    """The game hosts --game-host and --host-workers ask for."""
+    room_config = RoomConfig(
+        connect_deadline=options["connect-deadline"],
+        reconnect_grace=options["reconnect-grace"],
+    )
+    if options["game-host"] == "workers" and options["host-workers"] == 0:
+        return InlineGameHostFactory(
+            reactor=reactor, games=games.get, protocol_config=config,
+            public_host=options["public-host"], interface=options["udp-interface"],
+            room_config=room_config,
+        )  # fmt: skip
+    settings = WorkerSettings(
+        protocol=config, public_host=options["public-host"], interface=options["udp-interface"],
+        games=tuple(games.names()), room_config=room_config,
+        heartbeat_timeout=options["heartbeat-timeout"],
+    )  # fmt: skip
+    if options["game-host"] == "process":
+        return ProcessPerMatch(settings, options["process-pool"], reactor)
+    return WorkerPool(settings, options["host-workers"], reactor)
+
+
+@frozen
+class LobbyRole:
+    """The lobby of this process (None when it runs none) and where it places matches."""
+
+    lobby: LobbyFactory | None = None
+    placement: Any = None
+    addresses: tuple[Address, ...] = ()
+
+
+def build_lobby(
+    options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
+    hosted: HostingRole, config: ProtocolConfig, certificate: tuple[str, str],
+) -> LobbyRole:  # fmt: skip
+    """The shared parts' services, the lobby, and last its listener (so that it stops
+    first: no new lobby connections while the rest drains)."""
+    if not runs_lobby(options):
+        return LobbyRole(placement=hosted.hosting)
+    for name, part in shared.services:
+        _add(root, name, part)
+    placement = shared.placement if shared.placement is not None else hosted.hosting
+    issuer = TokenIssuer(IssuerConfig(protocol=config, token_lifetime=options["token-lifetime"],
+                                      session_timeout=options["session-timeout"]))  # fmt: skip
+    lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, placement, issuer))
+    listener = Listener(lobby_description(options, *certificate), lobby, reactor, "lobby")
+    _add(root, "lobby-listener", listener)
+    # A certificate of the operator's own is trusted as any other; the dev one is not.
+    trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
+    address = Address(
+        "terminal clients", listener, lambda h, p: f"vinom play GAME --lobby {h}:{p}{trust}"
+    )
+    return LobbyRole(lobby, placement, (address,))
+
+
+def lobby_factory(
+    options: usage.Options, reactor: Any, shared: SharedState, placement: Any, issuer: TokenIssuer
+) -> LobbyFactory:
+    games: GameRegistry = options["game-registry"]
+    return LobbyFactory(
+        config=LobbyConfig(
+            max_connections_per_ip=options["max-connections-per-ip"],
+            frame_rate=options["frame-rate"],
+            frame_burst=options["frame-burst"],
+            max_protocol_errors=options["max-protocol-errors"],
+            max_connections=options["max-connections"],
+            max_pending_per_ip=options["max-pending-per-ip"],
+            queue_rate=options["queue-rate"],
+            queue_burst=options["queue-burst"],
+            hello_timeout=options["lobby-hello-timeout"],
+            idle_timeout=options["lobby-idle-timeout"],
+            ping_interval=options["lobby-ping-interval"],
+            ping_timeout=options["lobby-ping-timeout"],
+            max_matches_per_ip=options["max-matches-per-ip"],
+            max_output_bytes=options["lobby-max-output"],
+        ),
+        games={**games.match_sizes(), **options["match-sizes"]},
+        matchmaker=shared.matchmaker,
+        hosting=placement,
+        token_issuer=issuer,
+        store=shared.store,
+        clock=reactor,
+        player_ranges={g.name: (g.min_players, g.max_players) for g in games},
+        parties=shared.parties,
+        team_sizes=games.team_sizes(),
+        party_join_limiter=shared.party_joins,
+        game_titles={g.name: display_name_of(g) for g in games},
+    )
+
+
+def build_drain(
+    options: usage.Options, reactor: Any, root: ServerRoot, lobbies: LobbyRole,
+    hosted: HostingRole, install: bool,
+) -> Drain:  # fmt: skip
+    """SIGTERM drains (under twistd): a lobby whose matches run elsewhere waits for none
+    of them, its players reconnect through another lobby."""
+    drain = Drain(lobbies.lobby, hosted.hosting, reactor, options["drain-timeout"],
+                  host=hosted.agent)  # fmt: skip
+    root.before_stop = drain.run
+    if install:
+        reactor.callWhenRunning(drain.install_signal_handlers)
+    return drain
+
+
+@frozen
+class WebRole:
+    """The public web server's WebSocket factories (None where not served)."""
+
+    lobby_sockets: WebSocketLobbyFactory | None = None
+    game_sockets: GameSocketFactory | None = None
+    addresses: tuple[Address, ...] = ()
+
+
+def build_web(
+    options: usage.Options, reactor: Any, root: service.MultiService, lobbies: LobbyRole,
+    hosted: HostingRole, config: ProtocolConfig, certificate: tuple[str, str],
+) -> WebRole:  # fmt: skip
+    """The lobby at /lobby where it runs, and /game where games are hosted: a browser
+    plays on the web server of the process hosting its match."""
+    if options["websocket"] is None:
+        return WebRole()
+    policy, proxies = options["websocket-origin-policy"], options["websocket-proxies"]
+    lobby_sockets = game_sockets = None
+    if lobbies.lobby is not None:
+        lobby_sockets = WebSocketLobbyFactory(lobbies.lobby, policy, reactor=reactor,
+                                              trusted_proxies=proxies)  # fmt: skip
+    if hosted.hosting is not None:
+        # The token is a game socket's hello: the lobby's hello timeout applies,
+        # and the lobby's connection caps to the sockets open at once.
+        game_sockets = GameSocketFactory(hosted.hosting, config, policy, reactor=reactor,
+            config=GameSocketConfig(
+                token_timeout=options["lobby-hello-timeout"],
+                message_rate=options["web-game-rate"],
+                message_burst=2 * options["web-game-rate"],
+                max_sockets_per_ip=options["max-connections-per-ip"],
+                max_sockets=options["max-connections"],
+            ), trusted_proxies=proxies)  # fmt: skip
+    site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
+                    access_log=bool(options["access-log"]))  # fmt: skip
+    web = _add(root, "web", Listener(web_description(options, *certificate), site, reactor,
+                                     "websocket"))  # fmt: skip
+    if lobby_sockets is None:
+        return WebRole(None, game_sockets)
+    scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
+    address = Address("play in a browser", web, lambda host, port: f"{scheme}://{host}:{port}/")
+    return WebRole(lobby_sockets, game_sockets, (address,))
+
+
+def build_ops(
+    options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
+    lobbies: LobbyRole, hosted: HostingRole, web: WebRole, drain: Drain,
+) -> tuple[Address, ...]:  # fmt: skip
+    """The operations endpoint: the game hosts' figures where they run here; a lobby
+    alone shows the registry's hosts as it sees them (docs/operations.md)."""
+    if options["ops-port"] is None:
+        return ()
+    hosting = hosted.hosting if hosted.hosting is not None else lobbies.placement
+    reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
+                          hosted.host_factory, drain, reactor, web.lobby_sockets,
+                          web.game_sockets)  # fmt: skip
+    site, _registry = ops_site(reader, token=options["ops-token"],
+                               access_log=bool(options["access-log"]))  # fmt: skip
+    ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
+    interface = listen_interface(options["ops-port"])
+    if interface is not None and not is_loopback(interface) and not options["ops-token"]:
+        _log.warn(
+            "vinom: the operations endpoint listens on {where} with no --ops-token-file: "
+            "anyone who reaches it reads player names, ids and addresses",
+            where=f"{interface or '0.0.0.0'}",
+        )
+    return (Address("operations dashboard", ops, lambda h, p: f"http://{h}:{p}/dashboard/"),)
+
+
+def announce(
+    options: usage.Options, root: service.MultiService, hosted: HostingRole,
+    lobbies: LobbyRole, web: WebRole, addresses: tuple[Address, ...],
+) -> None:  # fmt: skip
+    """Log what runs where; the announcement, added last, starts when everything
+    listens and says where to go."""
+    games: GameRegistry = options["game-registry"]
+    if lobbies.lobby is not None:
+        _log.info("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
+                  lobby=options["lobby"], web=options["websocket"] or "none",
+                  names=", ".join(games.names()))  # fmt: skip
+    if hosted.hosting is not None:
+        low, _high = options["udp-port-range"]
+        build = build_info()
+        _log.info(
+            "vinom: {games} game(s) at once on UDP {low}-{top} (clients told {public}); "
+            "packet path {code}, AEAD {aead}",
+            games=options["max-games"], low=low, top=low + options["max-games"] - 1,
+            public=options["public-host"], code=build["code"], aead=build["aead"],
+        )  # fmt: skip
+        if web.game_sockets is not None:
+            _log.info("vinom: browsers play on {web} at /game (match_found's game_url: {url})",
+                      web=options["websocket"], url=options["game-url"] or "none")  # fmt: skip
+    if options["redis-settings"] is not None:
+        agent = hosted.agent
+        _log.info("vinom: role {role} on Redis {url}{host}", role=options["role"],
+                  url=options["redis-settings"].url,
+                  host="" if agent is None else f", game host id {agent.host_id}")  # fmt: skip
+    _add(root, "announcement", Announcement(list(addresses), options["public-host"]))
+
+
+def certificate_of(options: usage.Options) -> tuple[str, str]:
+    """The lobby's and web server's certificate and key: the operator's, or the dev
+    certificate (made on first start); ("", "") when neither listens."""
+    if not (runs_lobby(options) or options["websocket"] is not None):
+        return "", ""
+    if options["certificate"] is not None:
+        return options["certificate"], options["private-key"]
+    try:
+        paths = ensure_dev_certificate(options["data-dir"])
+    except OSError as e:
+        raise StartupError(
+            f"--data-dir {options['data-dir']!r} is not usable ({e.strerror or e}); "
+            "name a directory this user may write with --data-dir"
+        ) from None
+    _log.info(
+        "vinom: {what} the self-signed dev certificate {cert}; clients trust it with "
+        "--trust {cert}",
+        what="made" if paths.created else "using",
+        cert=str(paths.certificate.resolve()),
+    )
+    return str(paths.certificate), str(paths.private_key)
+
+
+def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
+    """The lobby's strports description: the certificate filled in for bare 'ssl:PORT',
+    and a listen backlog of `DEFAULT_BACKLOG` for ssl/tcp unless one is given."""
+    return _with_certificate(options["lobby"], certificate, private_key)
+
+
+def web_description(options: usage.Options, certificate: str, private_key: str) -> str:
+    """The web server's strports description (--websocket), completed as `lobby_description`."""
+    return _with_certificate(options["websocket"], certificate, private_key)
+
+
+def _with_certificate(description: str, certificate: str, private_key: str) -> str:
+    kind = description.partition(":")[0].lower()
+    if kind == "ssl" and "privateKey=" not in description:
+        description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
+    if kind in ("ssl", "tcp", "tcp6") and "backlog=" not in description:
+        description += f":backlog={DEFAULT_BACKLOG}"
+    return description
+
+
+def _escape(path: str) -> str:
+    # strports uses ':' as its separator and '\\' as its escape.
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def _add(root: service.MultiService, name: str, child: _S) -> _S:
+    child.setName(name)
+    child.setServiceParent(root)
+    return child
+
