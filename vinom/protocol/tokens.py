@@ -79,7 +79,7 @@ class PrivateToken:
             raise ValueError(f"a token names 1..{MAX_HOSTS} hosts")
         out.append(len(self.hosts))
         for h in self.hosts:
-            raw = encode_host(h)
+            raw = token_host_bytes(h)
             out.append(len(raw))
             out += raw
             out += _U16.pack(h.port)
@@ -137,7 +137,7 @@ class PrivateToken:
         return cls(ids[0], ids[1], tuple(hosts), created, timeout_ms, c2s, s2c, bytes(user_data))
 
 
-def encode_host(h: HostAddress) -> bytes:
+def token_host_bytes(h: HostAddress) -> bytes:
     """A host address as a token carries it (ASCII, 1 to 255 bytes); ValueError if it cannot."""
     try:
         raw = h.host.encode("ascii")
@@ -264,7 +264,7 @@ class PublicToken:
                 if not isinstance(h, Mapping):
                     raise ValueError("each host is an object with host and port")
                 addr = HostAddress(_str(h["host"], "host"), _int(h["port"], "port", 1, 65535))
-                encode_host(addr)
+                token_host_bytes(addr)
                 hosts.append(addr)
             nonce = _unb64(obj["nonce"], "nonce", NONCE_SIZE)
             sealed = _unb64(obj["token"], "token", SEALED_TOKEN_SIZE)

@@ -26,7 +26,7 @@ from twisted.python import usage
 from vinom.games.registry import GameRegistry, UnknownGame
 from vinom.matchmaking.windows import RatingWindow
 from vinom.protocol.address import HostAddress
-from vinom.protocol.tokens import MAX_TIMEOUT_MS, encode_host
+from vinom.protocol.tokens import MAX_TIMEOUT_MS, token_host_bytes
 from vinom.server.startup import warn_if_readable
 
 TOKEN_KEY_BYTES = 32
@@ -168,7 +168,7 @@ def public_host(name: str, value: str) -> str:
     """The address put into connect tokens: an IP address or an ASCII (IDNA) host name."""
     host = value.strip()
     try:
-        encode_host(HostAddress(host, 1))
+        token_host_bytes(HostAddress(host, 1))
     except ValueError as e:
         raise usage.UsageError(f"--{name} {host!r}: {e}") from None
     return host
