@@ -13,10 +13,10 @@ from twisted.logger import globalLogPublisher
 
 from tests.test_lobby import LobbyHarness
 from vinom.lobby import connection, errors
-from vinom.lobby.admission import REFUSAL_LOG_BURST
 from vinom.lobby.codec import FrameDecoder, parse_frame, request_id_of
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import PlayerState
+from vinom.lobby.limits import REFUSAL_LOG_BURST
 from vinom.match import Ticket
 
 

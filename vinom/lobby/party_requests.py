@@ -30,10 +30,10 @@ from twisted.python.failure import Failure
 
 from vinom.errors import BackendUnavailable
 from vinom.lobby import errors
-from vinom.lobby.admission import Admission
 from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.errors import LobbyError
+from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of
 from vinom.match import NORMAL_QUEUE, RANKED_QUEUE, Match, Ticket
@@ -76,7 +76,7 @@ class PartyRequests:
         store: IPartyStore,
         matchmaker: IMatchmaker,
         players: Players,
-        admission: Admission,
+        limits: LobbyLimits,
         clock: IReactorTime,
         draining: Callable[[], bool],
         ratings: IRatingSource | None = None,
@@ -86,7 +86,7 @@ class PartyRequests:
         self.store = store
         self._matchmaker = matchmaker
         self._players = players
-        self._admission = admission
+        self._limits = limits
         self._clock = clock
         self._draining = draining
         # The party of each player connected here, as the last change told it.
@@ -123,7 +123,7 @@ class PartyRequests:
             # codes cannot be tried fast; and a code that names a party that is full or
             # queued is answered like one that names none, so a guess learns nothing
             # until it is right and the party has room.
-            await self._admission.check_party_join(connection.client, connection.peer_host)
+            await self._limits.check_party_join(connection.client, connection.peer_host)
             try:
                 party = await self.store.join(request.code, member)
             except PartyError as e:
@@ -148,7 +148,7 @@ class PartyRequests:
                 # Out of the queue first: the ticket must not be matched with a
                 # player who has left.
                 if await self._matchmaker.cancel(party.leader, refuse_late=True):
-                    self._admission.uncount_pending(party.leader)
+                    self._limits.uncount_pending(party.leader)
                 if connection.state is PlayerState.QUEUED:
                     connection.unqueued()
                 withdrawn = True
@@ -186,7 +186,7 @@ class PartyRequests:
                 errors.PARTY_TOO_LARGE,
                 f"the party has {len(party.members)} members; {request.game} seats {size}",
             )
-        self._admission.check_queue(connection.client, connection.peer_host)
+        self._limits.check_queue(connection.client, connection.peer_host)
 
         async def queue() -> None:
             rating = request.rating
@@ -215,7 +215,7 @@ class PartyRequests:
                 player_id, connection.name, request.game, rating, now, request.queue,
                 party_id=party.party_id, members=members,
             )  # fmt: skip
-            self._admission.count_pending(player_id, connection.client)
+            self._limits.count_pending(player_id, connection.client)
             # QUEUED before enqueue: a matchmaker may form the match inside enqueue().
             connection.queued(request.game)
             try:
@@ -373,7 +373,7 @@ class PartyRequests:
                 d = self._matchmaker.cancel(player_id)
                 d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
                              player_id)  # fmt: skip
-                self._admission.uncount_pending(player_id)
+                self._limits.uncount_pending(player_id)
             connection.unqueued()
             connection.push(
                 {
@@ -414,7 +414,7 @@ class PartyRequests:
         connection.reply(request, {"type": "party", "party": party.describe()})
 
     def _unqueue(self, connection: LobbyConnection, player_id: str) -> None:
-        self._admission.uncount_pending(player_id)
+        self._limits.uncount_pending(player_id)
         if connection.state is PlayerState.QUEUED:
             connection.unqueued()
 

@@ -25,10 +25,10 @@ from twisted.python.failure import Failure
 
 from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.lobby import errors
-from vinom.lobby.admission import Admission
 from vinom.lobby.codec import error_frame
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import Requeues
 from vinom.match import Match, MatchEnded, Ticket
@@ -79,7 +79,7 @@ class MatchPlacer:
         hosting: IMatchHosting,
         store: IPlayerStore,
         players: Players,
-        admission: Admission,
+        limits: LobbyLimits,
         delivery: TokenDelivery,
         clock: IReactorTime,
         requeues: Requeues,
@@ -101,7 +101,7 @@ class MatchPlacer:
         self._requeues = requeues
         self._store = store
         self._players = players
-        self._admission = admission
+        self._limits = limits
         self._delivery = delivery
         self._clock = clock
         # Players of matches formed but not yet placed on a game host.
@@ -165,7 +165,7 @@ class MatchPlacer:
             game=match.game,
             players=list(match.player_ids),
         )
-        self._admission.match_formed(match.match_id, match.player_ids)
+        self._limits.match_formed(match.match_id, match.player_ids)
         for player_id in match.player_ids:
             self._pending[player_id] = match
             connection = self._players.connection_of(player_id)
@@ -188,7 +188,7 @@ class MatchPlacer:
         """Whether this lobby answers for a player: it holds their connection, or it
         queued them and they left as their ticket was matched (their address still
         counts the match here until it ends)."""
-        return self._players.is_connected(player_id) or self._admission.is_pending(player_id)
+        return self._players.is_connected(player_id) or self._limits.is_pending(player_id)
 
     def _formed(self, match: Match) -> bool:
         # Without the matchmaker's word, count it as this lobby's: saving a placement
@@ -309,7 +309,7 @@ class MatchPlacer:
                 # No game host took it: the player goes back to the head of the queue.
                 self._requeue_connected(connection, ticket)
                 continue
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             if connection is None:
                 if ours is None or player_id in ours:
                     self._players.forget(player_id)
@@ -329,7 +329,7 @@ class MatchPlacer:
         player_id = ticket.player_id
         connection.match_failed()
         connection.queued(ticket.game)
-        self._admission.requeued(player_id)
+        self._limits.requeued(player_id)
 
         def queued(position: int) -> None:
             self.log.info(
@@ -352,7 +352,7 @@ class MatchPlacer:
         def refused(failure: Failure) -> None:
             self.log.warn("requeueing {player_id} failed: {error}", player_id=player_id,
                           error=failure.value)  # fmt: skip
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             if connection.state is PlayerState.QUEUED:
                 connection.unqueued()
             connection.push(
@@ -399,14 +399,14 @@ class MatchPlacer:
                 continue
             if player_id in requeued:
                 self._requeues.keep(ticket, reason)
-                self._admission.requeued(player_id)
+                self._limits.requeued(player_id)
                 self.log.info(
                     "player {player_id} keeps a place at the head of the {game} queue",
                     player_id=player_id,
                     game=match.game,
                 )
                 continue
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 forget.append(player_id)
         # Every lobby removes it (the call is idempotent): the lobbies that saved it

@@ -23,7 +23,6 @@ from twisted.python.failure import Failure
 from vinom.games.interfaces import default_display_name
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
-from vinom.lobby.admission import Admission
 from vinom.lobby.codec import (
     AddBot,
     Cancel,
@@ -45,6 +44,7 @@ from vinom.lobby.codec import (
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.errors import LobbyError
+from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
@@ -70,7 +70,7 @@ class RequestHandlers:
         matchmaker: IMatchmaker,
         store: IPlayerStore,
         players: Players,
-        admission: Admission,
+        limits: LobbyLimits,
         placer: MatchPlacer,
         delivery: TokenDelivery,
         clock: IReactorTime,
@@ -89,7 +89,7 @@ class RequestHandlers:
         self._matchmaker = matchmaker
         self._store = store
         self._players = players
-        self._admission = admission
+        self._limits = limits
         self._placer = placer
         self._delivery = delivery
         self._clock = clock
@@ -99,7 +99,7 @@ class RequestHandlers:
             games=games,
             player_ranges=player_ranges or {},
             players=players,
-            admission=admission,
+            limits=limits,
             clock=clock,
             match_formed=placer.match_formed,
             draining=lambda: self.draining,
@@ -111,7 +111,7 @@ class RequestHandlers:
             store=parties or MemoryPartyStore(max(games.values(), default=8)),
             matchmaker=matchmaker,
             players=players,
-            admission=admission,
+            limits=limits,
             clock=clock,
             draining=lambda: self.draining,
             ratings=self._ratings,
@@ -190,7 +190,7 @@ class RequestHandlers:
         def cancelled(removed: bool) -> None:
             # Not removed: the ticket was matched meanwhile; keep the record for reconnect.
             if removed:
-                self._admission.uncount_pending(player_id)
+                self._limits.uncount_pending(player_id)
                 if forget:
                     self._players.forget(player_id)
 
@@ -255,7 +255,7 @@ class RequestHandlers:
         if party is not None:
             # A party queues as one ticket, its leader's.
             return self.parties.queue(connection, request, party)
-        self._admission.check_queue(connection.client, connection.peer_host)
+        self._limits.check_queue(connection.client, connection.peer_host)
         if request.queue != RANKED_QUEUE:
             # A normal queue ignores ratings: the claim is recorded as it is.
             return self._enqueue(connection, request, player_id, request.rating)
@@ -272,7 +272,7 @@ class RequestHandlers:
             raise LobbyError(
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
             )
-        self._admission.count_pending(player_id, connection.client)
+        self._limits.count_pending(player_id, connection.client)
         ticket = Ticket(
             player_id, connection.name, request.game, rating, self._clock.seconds(),
             request.queue,
@@ -298,7 +298,7 @@ class RequestHandlers:
             )
 
         def refused(failure: Failure) -> Failure:
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             if connection.state is PlayerState.QUEUED:
                 connection.unqueued()
             if failure.check(AlreadyQueued):
@@ -325,7 +325,7 @@ class RequestHandlers:
                 raise LobbyError(
                     errors.NOT_QUEUED, "not in a queue (the match may just have formed)"
                 )
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             game = connection.game
             connection.unqueued()
             connection.reply(request, {"type": "cancelled", "game": game})
@@ -380,7 +380,7 @@ class RequestHandlers:
         player_id = record.player_id
         ticket = kept.ticket
         if self.draining:
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             self._players.forget(player_id)
             raise LobbyError(
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
@@ -408,7 +408,7 @@ class RequestHandlers:
             )
 
         def refused(failure: Failure) -> Failure:
-            self._admission.uncount_pending(player_id)
+            self._limits.uncount_pending(player_id)
             if connection.state is PlayerState.QUEUED:
                 connection.unqueued()
             return failure

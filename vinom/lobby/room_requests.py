@@ -20,7 +20,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from vinom.lobby import errors
-from vinom.lobby.admission import Admission
 from vinom.lobby.codec import (
     AddBot,
     CreateRoom,
@@ -31,6 +30,7 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
 from vinom.lobby.errors import LobbyError
+from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.open_rooms import OpenRoom, OpenRooms, RoomError, RoomSeat
 from vinom.lobby.players import Players
 from vinom.match import Match, Ticket, new_match_id
@@ -50,7 +50,7 @@ class RoomRequests:
         games: Mapping[str, int],
         player_ranges: Mapping[str, tuple[int, int]],
         players: Players,
-        admission: Admission,
+        limits: LobbyLimits,
         clock: IReactorTime,
         match_formed: Callable[[Match], object],
         draining: Callable[[], bool],
@@ -61,7 +61,7 @@ class RoomRequests:
         self.player_ranges = dict(player_ranges)
         self.rooms = rooms or OpenRooms()
         self._players = players
-        self._admission = admission
+        self._limits = limits
         self._clock = clock
         self._match_formed = match_formed
         self._draining = draining
@@ -90,7 +90,7 @@ class RoomRequests:
         player_id = self._may_sit(connection)
         self._known(request.game)
         size = self._size(request.game, request.size)
-        self._admission.check_queue(connection.client, connection.peer_host)
+        self._limits.check_queue(connection.client, connection.peer_host)
         try:
             room = self.rooms.create(
                 RoomSeat(player_id, connection.name), request.game, size,
@@ -98,7 +98,7 @@ class RoomRequests:
             )
         except RoomError as e:
             raise LobbyError(e.code, e.message) from None
-        self._admission.count_pending(player_id, connection.client)
+        self._limits.count_pending(player_id, connection.client)
         connection.entered_room(room.game)
         self.log.info("player {player_id} opened room {room_id} ({game}, {size} seats)",
                       player_id=player_id, room_id=room.room_id, game=room.game, size=size)
@@ -107,13 +107,13 @@ class RoomRequests:
 
     def join(self, connection: LobbyConnection, request: JoinRoom) -> None:
         player_id = self._may_sit(connection)
-        self._admission.check_queue(connection.client, connection.peer_host)
+        self._limits.check_queue(connection.client, connection.peer_host)
         try:
             room = self.rooms.find(room_id=request.room_id, code=request.code)
             self.rooms.join(room, RoomSeat(player_id, connection.name))
         except RoomError as e:
             raise LobbyError(e.code, e.message) from None
-        self._admission.count_pending(player_id, connection.client)
+        self._limits.count_pending(player_id, connection.client)
         connection.entered_room(room.game)
         connection.reply(request, _room_frame(room))
         self._tell_others(room, player_id)
@@ -152,7 +152,7 @@ class RoomRequests:
         for room in self.rooms.rooms():
             self.rooms.remove(room)
             for seat in room.people:
-                self._admission.uncount_pending(seat.player_id)
+                self._limits.uncount_pending(seat.player_id)
                 connection = self._players.connection_of(seat.player_id)
                 if connection is not None and connection.state is PlayerState.IN_ROOM:
                     connection.left_room()
@@ -162,7 +162,7 @@ class RoomRequests:
 
     def _gone(self, player_id: str) -> None:
         room = self.rooms.leave(player_id)
-        self._admission.uncount_pending(player_id)
+        self._limits.uncount_pending(player_id)
         if room is not None:
             self._tell_others(room, player_id)
 

@@ -11,7 +11,7 @@ turns on TCP keepalive.
 `LobbyFactory` builds the protocols, is the `ILobbyServer` behind every
 connection, and is a `Service` whose stopping drains the lobby (new `queue`
 requests get `server_draining`). It wires together the parts of the lobby:
-`Admission` (connection caps, per-address queue limits), `RequestHandlers`
+`LobbyLimits` (connection caps, per-address queue limits), `RequestHandlers`
 (hello, queue, cancel, ping, reconnect), `MatchPlacer` (game hosts, port
 waits, withdrawal) and `TokenDelivery` (connect tokens in `match_found`),
 and answers the questions operators and tests ask.
@@ -40,11 +40,11 @@ from zope.interface import implementer
 
 from vinom.hosting.interfaces import IMatchHosting
 from vinom.lobby import errors
-from vinom.lobby.admission import Admission
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
@@ -191,7 +191,7 @@ class LobbyFactory(ServerFactory, Service):
         from its name)."""
         self.config = config
         self.clock = clock
-        self.admission = Admission(config, clock, party_joins=party_join_limiter)
+        self.limits = LobbyLimits(config, clock, party_joins=party_join_limiter)
         # Error frames sent, by code; bytes held for peers that do not read, and
         # the connections dropped for it (the operations endpoint shows both).
         self.errors_sent: Counter[str] = Counter()
@@ -203,7 +203,7 @@ class LobbyFactory(ServerFactory, Service):
             hosting=hosting,
             store=store,
             players=self._players,
-            admission=self.admission,
+            limits=self.limits,
             delivery=delivery,
             clock=clock,
             requeues=self.requeues,
@@ -215,7 +215,7 @@ class LobbyFactory(ServerFactory, Service):
             matchmaker=matchmaker,
             store=store,
             players=self._players,
-            admission=self.admission,
+            limits=self.limits,
             placer=self.placer,
             delivery=delivery,
             clock=clock,
@@ -230,7 +230,7 @@ class LobbyFactory(ServerFactory, Service):
 
     def _requeue_lapsed(self, player_id: str) -> None:
         # The player did not come back for their kept place.
-        self.admission.uncount_pending(player_id)
+        self.limits.uncount_pending(player_id)
         if not self._players.is_connected(player_id):
             self._players.forget(player_id)
 
@@ -291,7 +291,7 @@ class LobbyFactory(ServerFactory, Service):
     # ILobbyServer
 
     def admit(self, connection: LobbyConnection) -> str | None:
-        return self.admission.admit_connection(connection.client, connection.peer_host)
+        return self.limits.admit_connection(connection.client, connection.peer_host)
 
     def serve(self, connection: LobbyConnection, request: Request) -> Deferred[None] | None:
         return self.requests.serve(connection, request)
@@ -300,7 +300,7 @@ class LobbyFactory(ServerFactory, Service):
         self.requests.player_left(connection)
 
     def connection_lost(self, connection: LobbyConnection) -> None:
-        self.admission.release_connection(connection.client)
+        self.limits.release_connection(connection.client)
 
     # Service: stopping the lobby drains it.
 
@@ -363,19 +363,19 @@ class LobbyFactory(ServerFactory, Service):
     @property
     def connection_count(self) -> int:
         """Admitted lobby connections."""
-        return self.admission.connection_count
+        return self.limits.connection_count
 
     def connections_from(self, host: str) -> int:
         """Admitted connections from one client address (an IPv6 address: from its /64)."""
-        return self.admission.connections_from(host)
+        return self.limits.connections_from(host)
 
     def pending_from(self, host: str) -> int:
         """Players from one client address (IPv6: its /64) queued or in a match not ended."""
-        return self.admission.pending_from(host)
+        return self.limits.pending_from(host)
 
     def matches_from(self, host: str) -> int:
         """Matches not ended that players from `host`'s address are in."""
-        return self.admission.matches_from(host)
+        return self.limits.matches_from(host)
 
     def connection_of(self, player_id: str) -> LobbyConnection | None:
         """The connection of a player, if they are connected."""

@@ -1,6 +1,6 @@
-"""The lobby's admission limits: who may connect, and who may queue now.
+"""The lobby's limits: who may connect, and who may queue now.
 
-`Admission` counts lobby connections (in all and per client address) and
+`LobbyLimits` counts lobby connections (in all and per client address) and
 the players of each address who are pending (queued, waiting for a game
 server, or in a match that has not ended), with the matches each address
 has players in; keeps the per-address token buckets of `queue` requests
@@ -41,7 +41,7 @@ REFUSAL_LOG_BURST = 10
 REFUSAL_LOG_RATE = 1.0
 
 
-class Admission:
+class LobbyLimits:
     """Connection caps and per-address queue limits of one lobby."""
 
     log = Logger()
