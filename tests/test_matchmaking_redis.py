@@ -488,6 +488,22 @@ class RedisRestartTests(TestCase):
                 sorted(m.player_ids for m in lobby.heard), [("waiting", "newcomer"), ("x", "y")]
             )
 
+    async def test_lobbies_carry_on_after_redis_forgets_their_script(self) -> None:
+        # SCRIPT FLUSH (an operator's, or a failover to a replica that never ran it):
+        # the next call of each lobby sends the script again, and nothing is lost.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=60.0)
+        first = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        self.assertEqual(await first.matchmaker.enqueue(ticket("a")), 1)
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), b"+OK")
+        self.assertEqual(await first.matchmaker.position("a"), 1)
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), b"+OK")
+        await second.matchmaker.enqueue(ticket("b"))
+        for lobby in (first, second):
+            await wait_until(lambda lobby=lobby: len(lobby.heard) == 1, 10, "the match")  # type: ignore[misc]
+            self.assertEqual(lobby.heard[0].player_ids, ("a", "b"))
+
     async def test_start_fails_clearly_without_redis(self) -> None:
         port = free_tcp_port()
         pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=1, reconnect=True)

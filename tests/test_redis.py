@@ -17,6 +17,7 @@ from vinom.cluster.client import (
     RedisClient,
     RedisSettings,
     RedisSubscription,
+    Script,
     client_endpoint,
     parse_redis_url,
 )
@@ -124,6 +125,55 @@ class RedisClientTests(TestCase):
             client.bounded(client.handler.lpush("k", "x")), txredisapi.ResponseError
         )
         self.assertIn("WRONGTYPE", str(error))
+
+
+def _calls(stats: dict[str, str], command: str) -> int:
+    """How many times Redis ran `command`, from INFO commandstats."""
+    fields = dict(item.split("=") for item in stats.get(f"cmdstat_{command}", "calls=0").split(","))
+    return int(fields["calls"])
+
+
+class ScriptTests(TestCase):
+    """`Script` and `RedisClient.run` against a real Redis: EVALSHA, and EVAL only when
+    Redis lacks the script."""
+
+    timeout = 30
+
+    async def test_a_script_is_sent_whole_only_when_redis_lacks_it(self) -> None:
+        redis = await start_redis(self)
+        client = RedisClient.open(RedisSettings("127.0.0.1", redis.port, pool_size=2), reactor)
+        self.addCleanup(client.disconnect)
+        script = Script("return ARGV[1] .. ':' .. redis.call('INCR', KEYS[1])")
+        for n in range(1, 6):
+            self.assertEqual(await client.run(script, ["n"], ["run"]), f"run:{n}")
+        stats = await client.bounded(client.handler.info("commandstats"))
+        self.assertEqual((_calls(stats, "eval"), _calls(stats, "evalsha")), (1, 5))
+        # Another client makes Redis forget every script (as a restart or an operator
+        # would): the next call loads it again, and the ones after run by its SHA1.
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), b"+OK")
+        self.assertEqual(redis.command("SCRIPT", "EXISTS", script.sha1), b"*1")
+        for n in range(6, 9):
+            self.assertEqual(await client.run(script, ["n"], ["again"]), f"again:{n}")
+        stats = await client.bounded(client.handler.info("commandstats"))
+        self.assertEqual((_calls(stats, "eval"), _calls(stats, "evalsha")), (2, 8))
+
+    async def test_a_script_error_is_the_scripts_not_an_outage(self) -> None:
+        redis = await start_redis(self)
+        client = RedisClient.open(RedisSettings("127.0.0.1", redis.port), reactor)
+        self.addCleanup(client.disconnect)
+        error = await self.assertFailure(
+            client.run(Script("return redis.call('NOSUCHCOMMAND')")), txredisapi.ResponseError
+        )
+        self.assertNotIsInstance(error, BackendUnavailable)
+
+    async def test_a_script_call_to_a_redis_that_is_down_fails_within_the_timeout(self) -> None:
+        redis = await start_redis(self)
+        await redis.stop()
+        client = RedisClient.open(RedisSettings("127.0.0.1", redis.port, timeout=0.3), reactor)
+        self.addCleanup(client.disconnect)
+        started = reactor.seconds()
+        await self.assertFailure(client.run(Script("return 1")), BackendUnavailable)
+        self.assertLess(reactor.seconds() - started, 1.5)
 
 
 def _bulk(text: str) -> bytes:

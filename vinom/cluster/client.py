@@ -5,7 +5,9 @@ The Redis player store and host registry (and whatever else vinom keeps in
 Redis) share one `RedisClient` per process: a txredisapi connection pool
 that reconnects by itself, the key prefix every vinom key starts with, and
 `bounded()`, which gives every call a deadline and turns a Redis that is down
-or silent into one clear error, `BackendUnavailable`.
+or silent into one clear error, `BackendUnavailable`. Every Lua script of the
+wing is a `Script`, run by its SHA1 (`EVALSHA`) and sent whole (`EVAL`) only
+when Redis does not have it yet (first use, `SCRIPT FLUSH`, a restart).
 
 txredisapi takes no reactor: it imports the global one and times its
 connections and replies with it. So this module imports txredisapi only when
@@ -17,13 +19,15 @@ vinom adds run on the clock the caller passes in.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import attrs
 from attrs import define, field, frozen, validators
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -171,6 +175,42 @@ def connect(settings: RedisSettings) -> Any:
     return handler
 
 
+@frozen
+class Script:
+    """A Lua script and its SHA1, run with `EVALSHA` and sent whole only when needed."""
+
+    source: str
+    sha1: str = field(init=False)
+
+    @sha1.default
+    def _sha1(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+    @classmethod
+    def packaged(cls, name: str) -> Script:
+        """The script `name` beside this module (in the vinom.cluster package)."""
+        return cls(resources.files("vinom.cluster").joinpath(name).read_text("utf-8"))
+
+    def call(
+        self, handler: Any, keys: Sequence[object] = (), args: Sequence[object] = ()
+    ) -> Deferred[Any]:
+        """Run the script on `handler` (a txredisapi connection or pool): `EVALSHA`, and
+        on NOSCRIPT (Redis has not seen it, or forgot it) `EVAL`, which also keeps it in
+        Redis for the `EVALSHA`s after. Not bounded: `RedisClient.run` is."""
+        keys, args = list(keys), list(args)
+
+        def load(failure: Failure) -> Deferred[Any]:
+            import txredisapi
+
+            failure.trap(txredisapi.ScriptDoesNotExist)
+            # EVAL itself: txredisapi's eval() would try EVALSHA once more first.
+            return maybeDeferred(
+                handler.execute_command, "EVAL", self.source, len(keys), *keys, *args
+            )
+
+        return maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
+
+
 @define
 class RedisClient:
     """One process's connection pool to Redis, its key prefix and its call deadline."""
@@ -215,6 +255,12 @@ class RedisClient:
 
         call.addTimeout(timeout, self.clock)
         return call.addErrback(unavailable)
+
+    def run(
+        self, script: Script, keys: Sequence[object] = (), args: Sequence[object] = ()
+    ) -> Deferred[Any]:
+        """`script.call(...)` on the pool, bounded as `bounded()` bounds a call."""
+        return self.bounded(script.call(self.handler, keys, args))
 
     def deadline(self) -> str:
         """The deadline, on Redis's clock, for a script called now to check: a script run

@@ -20,7 +20,7 @@ from attrs import define, field, frozen, validators
 from twisted.internet.defer import Deferred
 from zope.interface import Interface, implementer
 
-from vinom.cluster.client import RedisClient
+from vinom.cluster.client import RedisClient, Script
 
 
 def _port_range(instance: HostRecord, attribute: Any, ports: tuple[int, int]) -> None:
@@ -88,26 +88,26 @@ def check_ttl(ttl: float) -> None:
 # KEYS: the host's key, the index. ARGV: the record, its TTL (ms), the host id.
 # The index lives as long as the longest-lived host in it, so that hosts which
 # all stopped leave nothing behind.
-_REGISTER = """
+_REGISTER = Script("""
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('SADD', KEYS[2], ARGV[3])
 if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
 return 1
-"""
+""")
 
 # KEYS: the host's key, the index. ARGV: the host id. In one step, so that the
 # host registering again meanwhile is either gone or fully back.
-_UNREGISTER = """
+_UNREGISTER = Script("""
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
-"""
+""")
 
 # KEYS: the index, then the keys of the hosts in it. ARGV: their host ids.
 # Returns the records of live hosts and drops the expired ones from the index, in
 # one step, so that a host registering meanwhile is never dropped.
-_LIVE = """
+_LIVE = Script("""
 local records = {}
 for i = 2, #KEYS do
   local record = redis.call('GET', KEYS[i])
@@ -118,7 +118,7 @@ for i = 2, #KEYS do
   end
 end
 return records
-"""
+""")
 
 
 @implementer(IHostRegistry)
@@ -139,12 +139,12 @@ class RedisHostRegistry:
         check_ttl(ttl)
         keys = [self._host_key(record.host_id), self._index_key]
         args = [encode_host(record), max(1, round(ttl * 1000)), record.host_id]
-        d = self.redis.bounded(self.redis.handler.eval(_REGISTER, keys, args))
+        d = self.redis.run(_REGISTER, keys, args)
         return d.addCallback(lambda _: None)
 
     def unregister(self, host_id: str) -> Deferred[None]:
         keys = [self._host_key(host_id), self._index_key]
-        d = self.redis.bounded(self.redis.handler.eval(_UNREGISTER, keys, [host_id]))
+        d = self.redis.run(_UNREGISTER, keys, [host_id])
         return d.addCallback(lambda _: None)
 
     def live_hosts(self) -> Deferred[list[HostRecord]]:
@@ -155,7 +155,7 @@ class RedisHostRegistry:
         if not ids:
             return []
         keys = [self._index_key, *(self._host_key(i) for i in ids)]
-        texts = await self.redis.bounded(self.redis.handler.eval(_LIVE, keys, ids))
+        texts = await self.redis.run(_LIVE, keys, ids)
         return least_loaded_first(decode_host(text) for text in texts or ())
 
     def get(self, host_id: str) -> Deferred[HostRecord | None]:

@@ -9,18 +9,18 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisClient
+from vinom.cluster.client import RedisClient, Script
 from vinom.net.limits import IAddressLimiter
 
 # One atomic call: the first attempt of a window starts its TTL, so a counter never
 # outlives its window (an INCR and a separate EXPIRE could leave it without one).
-_COUNT_ATTEMPT = """
+_COUNT_ATTEMPT = Script("""
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return count
-"""
+""")
 
 
 @implementer(IAddressLimiter)
@@ -45,6 +45,5 @@ class RedisAddressLimiter:
 
     def allow(self, client: str) -> Deferred[bool]:
         key = self._redis.key(self._name, client)
-        call = self._redis.handler.eval(_COUNT_ATTEMPT, [key], [self.window_ms])
-        d: Deferred[int] = self._redis.bounded(call)
+        d: Deferred[int] = self._redis.run(_COUNT_ATTEMPT, [key], [self.window_ms])
         return d.addCallback(lambda count: int(count) <= self._burst)

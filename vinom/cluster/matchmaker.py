@@ -22,13 +22,11 @@ cases.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from importlib import resources
 from typing import Any
 
 import txredisapi
@@ -40,15 +38,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisSubscription
+from vinom.cluster.client import RedisSubscription, Script
 from vinom.cluster.clock import RedisClock
-from vinom.errors import BackendUnavailable
+from vinom.errors import BackendUnavailable, UnknownGame
 from vinom.match import QUEUES, Match, Ticket, match_from_json, new_match_id, ticket_to_json
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
     MatchListener,
-    UnknownGame,
     UnknownQueue,
 )
 from vinom.matchmaking.windows import (
@@ -58,8 +55,7 @@ from vinom.matchmaking.windows import (
     party_too_large,
 )
 
-SCRIPT = resources.files("vinom.cluster").joinpath("matchmaker.lua").read_text("utf-8")
-SCRIPT_SHA1 = hashlib.sha1(SCRIPT.encode()).hexdigest()
+SCRIPT = Script.packaged("matchmaker.lua")
 
 # Matches a lobby remembers having announced, to announce each once although
 # it may hear one in the script's answer, on the channel and in the log.
@@ -607,16 +603,8 @@ class RedisMatchmaker:
             repr(float(self._clock.seconds())),
             str(self._settings.match_log_length),
         ]
-        args = [*header, *arguments]
-
-        def load(failure: Failure) -> Deferred[Any]:
-            # A Redis that has not seen the script yet (or restarted): EVAL
-            # runs it and keeps it for the EVALSHAs after.
-            failure.trap(txredisapi.ScriptDoesNotExist)
-            return maybeDeferred(self._redis.eval, SCRIPT, [], args)
-
-        d = maybeDeferred(self._redis.evalsha, SCRIPT_SHA1, [], args).addErrback(load)
-        return self._deadline(d, op, late)
+        # Not RedisClient.run: the call is bounded by `_deadline`, not cancelled.
+        return self._deadline(SCRIPT.call(self._redis, [], [*header, *arguments]), op, late)
 
     def _deadline(
         self, d: Deferred[Any], doing: str, late: Callable[[Any], object] | None = None

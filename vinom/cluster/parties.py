@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from importlib import resources
 from typing import Any
 
 from attrs import field, frozen
@@ -30,7 +29,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisClient, RedisSubscription
+from vinom.cluster.client import RedisClient, RedisSubscription, Script
 from vinom.codes import new_join_code, normal_code
 from vinom.errors import BackendUnavailable
 from vinom.parties.interfaces import (
@@ -48,7 +47,7 @@ from vinom.parties.interfaces import (
 )
 from vinom.parties.memory import DEFAULT_MAX_SIZE
 
-SCRIPT = resources.files("vinom.cluster").joinpath("parties.lua").read_text("utf-8")
+SCRIPT = Script.packaged("parties.lua")
 
 # Changes a lobby remembers having told, to tell each once although it hears
 # it in the script's answer and on the channel.
@@ -227,7 +226,7 @@ class RedisPartyStore:
         ttl = str(int(self._settings.party_ttl * 1000))
         deadline = self._redis.deadline() if refuse_late else ""
         args = [op, self._settings.prefix, ttl, deadline, *arguments]
-        d = self._redis.bounded(self._redis.handler.eval(SCRIPT, [], args))
+        d = self._redis.run(SCRIPT, [], args)
         return d.addCallback(self._decoded, op)
 
     def _decoded(self, reply: str, op: str) -> Any:

@@ -60,7 +60,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisClient
+from vinom.cluster.client import RedisClient, Script
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.service import GameHostingService
@@ -112,33 +112,33 @@ _REQUESTS_PER_POP = 64
 _EARLY_OUTCOMES = 4096
 
 # KEYS: a host's request list. ARGV: the request, the list's TTL (ms).
-_PUSH = """
+_PUSH = Script("""
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-"""
+""")
 
 # KEYS: the match's placer key, a host's request list. ARGV: the request, the TTL
 # of both keys (ms), the lobby id. The first request of the lobby that claims the
 # match goes with the claim: one call. 0 if another lobby holds the claim.
-_CLAIM_AND_PUSH = """
+_CLAIM_AND_PUSH = Script("""
 if not redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2], 'NX') then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
-"""
+""")
 
 
 # KEYS: the match's outcome key. ARGV: the outcome (JSON), its TTL (ms), the channel.
 # Records the outcome unless one is recorded already (the first decides) and, if it
 # did, publishes it: one call.
-_DECIDE = """
+_DECIDE = Script("""
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   redis.call('PUBLISH', ARGV[3], ARGV[1])
   return 1
 end
 return 0
-"""
+""")
 
 
 def _ms(seconds: float) -> int:
@@ -187,11 +187,11 @@ def _decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings
     """Record a match's outcome (`placed` or `failed`) and publish it, unless an outcome
     is recorded already; whether this one was."""
     text = json.dumps(outcome, separators=(",", ":"))
-    call = redis.handler.eval(
+    d = redis.run(
         _DECIDE, [keys.outcome(str(outcome["match_id"]))],
         [text, _ms(settings.key_ttl), keys.channel],
     )  # fmt: skip
-    return redis.bounded(call).addCallback(lambda recorded: recorded == 1)
+    return d.addCallback(lambda recorded: recorded == 1)
 
 
 class HostAgent(Service):
@@ -725,12 +725,11 @@ class RemoteMatchHosting(Service):
         ttl = _ms(self._settings.key_ttl)
         if claim:
             keys = [self._keys.placer(match.match_id), requests]
-            call = self._redis.handler.eval(_CLAIM_AND_PUSH, keys, [request, ttl, self.lobby_id])
-            if not await self._redis.bounded(call):
+            if not await self._redis.run(_CLAIM_AND_PUSH, keys, [request, ttl, self.lobby_id]):
                 placing.answers.pop(attempt, None)
                 return None
         else:
-            await self._redis.bounded(self._redis.handler.eval(_PUSH, [requests], [request, ttl]))
+            await self._redis.run(_PUSH, [requests], [request, ttl])
         wait = min(self._settings.accept_timeout, max(0.0, deadline - self._clock.seconds()))
         heard = await self._within(answer, wait)
         if heard is None:

@@ -26,7 +26,7 @@ from attrs import define, field, validators
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisClient
+from vinom.cluster.client import RedisClient, Script
 from vinom.cluster.clock import TOO_LATE_LUA
 from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, new_secret
@@ -41,7 +41,7 @@ DEFAULT_PLACEMENT_TTL = 24 * 3600.0
 # the deadline (ms on Redis's clock: vinom.cluster.clock). A player record outlives its
 # player's current placement (reconnecting needs both). Past the deadline (the lobby
 # has answered `unavailable`) nothing is saved: 0.
-_SAVE_PLAYER = (
+_SAVE_PLAYER = Script(
     TOO_LATE_LUA
     + """
 if too_late(ARGV[3]) then return 0 end
@@ -55,7 +55,7 @@ return 1
 
 # KEYS: the placement, then n current-match pointers, then the n player records.
 # ARGV: the placement, the match id, the placement TTL (ms).
-_SAVE_PLACEMENT = """
+_SAVE_PLACEMENT = Script("""
 local n = (#KEYS - 1) / 2
 local ttl = tonumber(ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
@@ -65,14 +65,14 @@ for i = 2, n + 1 do
   if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[i + n], ttl) end
 end
 return 1
-"""
+""")
 
 # KEYS: the placement. ARGV: the match id, the player TTL (ms), the prefix of the
 # current-match pointers, the prefix of the player records, then the ids of the
 # players to forget. One call: the players are read from the placement itself.
 # A pointer is cleared only if it still names this match: its player may be in a
 # newer one by now. A player whose match ended gets a fresh player TTL.
-_REMOVE_PLACEMENT = """
+_REMOVE_PLACEMENT = Script("""
 local text = redis.call('GET', KEYS[1])
 if text then
   local placement = cjson.decode(text)
@@ -91,18 +91,18 @@ if text then
 end
 for i = 5, #ARGV do redis.call('DEL', ARGV[4] .. ARGV[i]) end
 return 1
-"""
+""")
 
 
 # KEYS: the player record. ARGV: what to answer if there is none (`UNKNOWN_PLAYER_TEXT`).
 # A lookup of an unknown id then reads, sends and decodes a record as one of a known id
 # does: a `reconnect` takes as long either way, and its timing tells no one which ids
 # exist (docs/lobby.md).
-_GET_PLAYER = """
+_GET_PLAYER = Script("""
 local text = redis.call('GET', KEYS[1])
 if text then return text end
 return ARGV[1]
-"""
+""")
 
 
 def milliseconds(seconds: float) -> int:
@@ -160,7 +160,7 @@ class RedisPlayerStore:
             if done == 0:
                 raise BackendUnavailable("saving a player: Redis ran it after its deadline")
 
-        d = self.redis.bounded(self.redis.handler.eval(_SAVE_PLAYER, keys, args))
+        d = self.redis.run(_SAVE_PLAYER, keys, args)
         return d.addCallback(saved)
 
     def get_player(self, player_id: str) -> Deferred[PlayerRecord | None]:
@@ -171,8 +171,7 @@ class RedisPlayerStore:
             record = self.decode(text, key)
             return None if text == UNKNOWN_PLAYER_TEXT else record
 
-        call = self.redis.handler.eval(_GET_PLAYER, [key], [UNKNOWN_PLAYER_TEXT])
-        return self.redis.bounded(call).addCallback(found)
+        return self.redis.run(_GET_PLAYER, [key], [UNKNOWN_PLAYER_TEXT]).addCallback(found)
 
     def remove_player(self, player_id: str) -> Deferred[None]:
         d = self.redis.bounded(self.redis.handler.delete(self._player_key(player_id)))
@@ -180,8 +179,8 @@ class RedisPlayerStore:
 
     def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
         args = [encode_placement(placement), placement.match_id, self._placement_ttl_ms]
-        call = self.redis.handler.eval(_SAVE_PLACEMENT, self._placement_keys(placement), args)
-        return self.redis.bounded(call).addCallback(lambda _: None)
+        d = self.redis.run(_SAVE_PLACEMENT, self._placement_keys(placement), args)
+        return d.addCallback(lambda _: None)
 
     def get_placement(self, match_id: str) -> Deferred[MatchPlacement | None]:
         key = self._match_key(match_id)
@@ -204,8 +203,8 @@ class RedisPlayerStore:
             self._player_key(""),
             *forget,
         ]
-        call = self.redis.handler.eval(_REMOVE_PLACEMENT, [self._match_key(match_id)], args)
-        return self.redis.bounded(call).addCallback(lambda _: None)
+        d = self.redis.run(_REMOVE_PLACEMENT, [self._match_key(match_id)], args)
+        return d.addCallback(lambda _: None)
 
 def encode_player(record: PlayerRecord) -> str:
     return json.dumps(
