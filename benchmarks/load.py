@@ -151,7 +151,8 @@ def run(options: Options, reactor: Any = None) -> int:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    from vinom.games.registry import GameRegistry, UnknownGame
+    from vinom.errors import UnknownGame
+    from vinom.games.registry import GameRegistry
 
     try:
         game = GameRegistry.from_plugins().get(options["game"])

@@ -8,17 +8,21 @@ import sys
 import textwrap
 from pathlib import Path
 
+from twisted.internet.testing import Clock
 from twisted.trial.unittest import TestCase
 from zope.interface import directlyProvides
 
 import twisted.plugins
 import vinom
+from vinom.errors import UnknownGame
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
 from vinom.games.interfaces import DEFAULT_ACTION_RATE, IGame, action_rate_of, shared_view_of
 from vinom.games.maze import MazeGame
 from vinom.games.owedrahn import OweDrahnGame
-from vinom.games.registry import GameRegistry, UnknownGame, check_game, format_games
+from vinom.games.registry import GameRegistry, check_game, format_games
+from vinom.match import Ticket
+from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.windows import RatingWindow
 
 BUILT_IN = ["dice", "duel", "maze", "owedrahn", "tictactoe"]
@@ -81,6 +85,18 @@ class RegistryTests(TestCase):
             str(caught.exception), "no game named 'chess' is installed (installed: maze)"
         )
         self.assertRaises(UnknownGame, registry.get, ["not", "a", "name"])
+
+    def test_one_unknown_game_for_the_registry_and_the_matchmaker(self) -> None:
+        # One `except UnknownGame` (vinom.errors) catches both: a name the registry does
+        # not have (`vinom play`, --games) and a ticket for a game a matchmaker keeps no
+        # queue for; each is still what its callers caught before (KeyError, ValueError).
+        registry = GameRegistry([MazeGame()])
+        matchmaker = MemoryMatchmaker(registry.match_sizes(), Clock())
+        ticket = Ticket("p-1", "Ann", "chess", None, 0.0)
+        refused = self.failureResultOf(matchmaker.enqueue(ticket), UnknownGame).value
+        for error in (self.assertRaises(UnknownGame, registry.get, "chess"), refused):
+            self.assertIsInstance(error, KeyError)
+            self.assertIsInstance(error, ValueError)
 
     def test_duplicate_names_rejected(self) -> None:
         self.assertRaises(ValueError, GameRegistry, [MazeGame(), MazeGame()])

@@ -23,7 +23,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.redis_server import start_redis
 from tests.servers import RunningServer, start_server
-from vinom.client.lobby import LobbyClient, LobbyError, MatchFound, Queued, connect_lobby
+from vinom.client.lobby import LobbyClient, MatchFound, Queued, connect_lobby
+from vinom.errors import LobbyError
 
 WINDOW = ("--rating-window", "tictactoe=10,100")
 # The far pair's windows reach their difference this long after the second queued.
@@ -106,12 +107,15 @@ class RankedIntegrationTests(TestCase):
         await self.far_apart_wait_and_close_ones_match_at_once(server)
 
     async def test_an_unknown_queue_and_a_bad_rating_are_refused(self) -> None:
+        # The client fails each with vinom.errors.LobbyError: the one class the lobby
+        # raises to send an error frame and the client raises when it gets one.
         server = await start_server(self, ports=1)
         player = await self.player(server, "Ann")
-        for queue, rating, code in (("casual", 1500.0, "unknown_queue"),
-                                    ("ranked", 1e12, "invalid_field")):  # fmt: skip
+        for game, queue, rating, code in (("tictactoe", "casual", 1500.0, "unknown_queue"),
+                                          ("tictactoe", "ranked", 1e12, "invalid_field"),
+                                          ("chess", "normal", None, "unknown_game")):  # fmt: skip
             with self.assertRaises(LobbyError) as caught:
-                await player.client.queue("tictactoe", rating, queue=queue)
+                await player.client.queue(game, rating, queue=queue)
             self.assertEqual(caught.exception.code, code)
         # The connection is still good: a ranked queue request is answered.
         self.assertEqual((await player.queue(1500)).queue, "ranked")

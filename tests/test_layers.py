@@ -29,7 +29,7 @@ RANKS: Mapping[str, int] = {
     "match": 0,  # Ticket, Match, MatchEnded, match ids, their JSON
     "codes": 0,  # join codes of open rooms and parties
     "identity": 0,  # player ids, reconnection secrets
-    "errors": 0,  # BackendUnavailable, what every shared backend raises
+    "errors": 0,  # BackendUnavailable, UnknownGame, LobbyError: errors of more than one layer
     "net": 0,  # rate limits, wake-ups, client addresses, web origins
     "protocol": 1,
     "games": 2,

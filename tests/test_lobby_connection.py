@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from vinom.errors import LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import FrameError, Hello, Ping, Request
 from vinom.lobby.config import LobbyConfig
@@ -26,7 +27,6 @@ from vinom.lobby.connection import (
     LobbyConnection,
     PlayerState,
 )
-from vinom.lobby.errors import LobbyError
 
 
 @implementer(ILobbyWire)

@@ -26,12 +26,12 @@ from zope.interface.verify import verifyObject
 
 from tests.redis_server import start_redis
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.errors import UnknownGame
 from vinom.match import Match, Ticket, new_match_id
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
     PartyTooLarge,
-    UnknownGame,
     UnknownQueue,
 )
 from vinom.matchmaking.memory import MemoryMatchmaker
@@ -210,8 +210,13 @@ class MatchmakerContract:
         self.assert_matched(("a", "b"), ("a", "c"))
 
     async def test_unknown_game_and_queue_are_refused(self) -> None:
-        with self.assertRaises(UnknownGame):  # type: ignore[attr-defined]
+        # vinom.errors.UnknownGame, the registry's too: a ValueError as a ticket's bad
+        # field, and a KeyError as a lookup by name (what `except KeyError` caught).
+        with self.assertRaises(UnknownGame) as unknown:  # type: ignore[attr-defined]
             await self.matchmaker.enqueue(ticket("a", "chess"))
+        self.assertIsInstance(unknown.exception, ValueError)  # type: ignore[attr-defined]
+        self.assertIsInstance(unknown.exception, KeyError)  # type: ignore[attr-defined]
+        self.assertEqual(str(unknown.exception), "no game named 'chess'")
         with self.assertRaises(UnknownQueue):  # type: ignore[attr-defined]
             await self.matchmaker.enqueue(ticket("a", queue="casual"))
         self.assertIsNone(await self.position("a"))

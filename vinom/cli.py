@@ -32,8 +32,9 @@ from vinom import __version__
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
 from vinom.client.errors import DEFAULT_TRUST, describe_failure
 from vinom.client.lobby import connect_lobby
+from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
-from vinom.games.registry import GameRegistry, UnknownGame, format_games
+from vinom.games.registry import GameRegistry, format_games
 from vinom.scaffold import ScaffoldError, check_available, game_names, write_game
 
 DEFAULT_LOBBY = "localhost:7350"

@@ -30,14 +30,7 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-
-class LobbyError(Exception):
-    """The lobby answered a request with an `error` frame."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+from vinom.errors import LobbyError
 
 
 @frozen

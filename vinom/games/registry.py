@@ -20,6 +20,7 @@ from twisted.plugin import getPlugins
 from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
+from vinom.errors import UnknownGame
 from vinom.games.interfaces import (
     IGame,
     action_rate_of,
@@ -32,19 +33,6 @@ from vinom.games.interfaces import (
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
-
-
-class UnknownGame(KeyError):
-    """No game of that name is installed."""
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__(name)
-        self.name = name
-        self.known = tuple(known)
-
-    def __str__(self) -> str:
-        known = ", ".join(self.known) or "none"
-        return f"no game named {self.name!r} is installed (installed: {known})"
 
 
 def check_game(game: object) -> None:

@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
-from vinom.errors import BackendUnavailable
+from vinom.errors import BackendUnavailable, LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     FrameDecoder,
@@ -53,7 +53,6 @@ from vinom.lobby.codec import (
     request_id_of,
 )
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.errors import LobbyError
 from vinom.net.ratelimit import TokenBucket
 
 Frame = dict[str, Any]

@@ -122,19 +122,3 @@ NOT_COUNTED: Final = frozenset(
         TIMEOUT,
     }
 )
-
-
-class LobbyError(Exception):
-    """A request failed with a stable `code`; the lobby answers it with an `error` frame.
-
-    `counted` overrides whether the error adds to the connection's protocol
-    error count (by default: unless the code is in `NOT_COUNTED`). A `queue`
-    refused by a limit on the client's whole address is `rate_limited` but not
-    counted: another player behind the same address may have caused it.
-    """
-
-    def __init__(self, code: str, message: str, *, counted: bool | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.counted = counted

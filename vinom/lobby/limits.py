@@ -24,9 +24,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from vinom.errors import LobbyError
 from vinom.lobby import errors
 from vinom.lobby.config import LobbyConfig
-from vinom.lobby.errors import LobbyError
 from vinom.net.addresses import client_key
 from vinom.net.limits import (
     IAddressLimiter,

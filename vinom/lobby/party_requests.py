@@ -28,11 +28,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.errors import BackendUnavailable
+from vinom.errors import BackendUnavailable, LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
-from vinom.lobby.errors import LobbyError
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, IRatingSource, party_rating, rating_of

@@ -19,9 +19,9 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from vinom.errors import LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import MAX_RATING
-from vinom.lobby.errors import LobbyError
 
 
 class RatingRefused(Exception):

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.errors import LobbyError
 from vinom.games.interfaces import default_display_name
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
@@ -43,7 +44,6 @@ from vinom.lobby.codec import (
 )
 from vinom.lobby.connection import LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
-from vinom.lobby.errors import LobbyError
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from vinom.errors import LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     AddBot,
@@ -29,7 +30,6 @@ from vinom.lobby.codec import (
     quote_for_message,
 )
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
-from vinom.lobby.errors import LobbyError
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.open_rooms import OpenRoom, OpenRooms, RoomError, RoomSeat
 from vinom.lobby.players import Players

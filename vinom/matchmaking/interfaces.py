@@ -29,7 +29,7 @@ class IMatchmaker(Interface):
         more players than its game's match size or team size.
 
         Fails with `AlreadyQueued` if the player is queued already, with
-        `UnknownGame` or `UnknownQueue` if the ticket names no queue this
+        `UnknownGame` (vinom.errors) or `UnknownQueue` if the ticket names no queue this
         matchmaker keeps.
         """
 
@@ -66,10 +66,6 @@ class AlreadyQueued(Exception):
 
 class PartyTooLarge(ValueError):
     """A party's ticket has more players than its game seats in one match (or one team)."""
-
-
-class UnknownGame(ValueError):
-    """A ticket named a game this matchmaker has no queue for."""
 
 
 class UnknownQueue(ValueError):

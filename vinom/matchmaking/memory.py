@@ -24,12 +24,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.errors import UnknownGame
 from vinom.match import NORMAL_QUEUE, QUEUES, RANKED_QUEUE, Match, Ticket, new_match_id
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
     IMatchmaker,
     MatchListener,
-    UnknownGame,
     UnknownQueue,
 )
 from vinom.matchmaking.windows import (

@@ -23,7 +23,8 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.ssl import PrivateCertificate
 from twisted.python import usage
 
-from vinom.games.registry import GameRegistry, UnknownGame
+from vinom.errors import UnknownGame
+from vinom.games.registry import GameRegistry
 from vinom.matchmaking.windows import RatingWindow
 from vinom.protocol.address import HostAddress
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, token_host_bytes
