@@ -21,6 +21,11 @@ from vinom.cluster.client import (
     client_endpoint,
     parse_redis_url,
 )
+from vinom.cluster.settings import (
+    PlacementSettings,
+    RedisMatchmakerSettings,
+    RedisPartySettings,
+)
 from vinom.errors import BackendUnavailable
 
 
@@ -89,6 +94,34 @@ class ParseRedisUrlTests(SynchronousTestCase):
         for bad in ({"port": 0}, {"db": -1}, {"pool_size": 0}, {"timeout": 0}):
             with self.assertRaises(ValueError, msg=str(bad)):
                 RedisSettings(**bad)  # type: ignore[arg-type]
+
+
+class SettingsTests(SynchronousTestCase):
+    def test_every_time_and_count_must_be_positive_and_the_error_names_it(self) -> None:
+        cases = {
+            RedisSettings: ("pool_size", "timeout"),
+            RedisMatchmakerSettings: (
+                "ticket_ttl", "tick_every", "call_timeout", "matches_per_pass",
+                "ranked_scan_limit", "matched_memory", "match_log_length", "enqueue_batch",
+            ),
+            RedisPartySettings: ("party_ttl", "refresh_every"),
+            PlacementSettings: (
+                "accept_timeout", "place_timeout", "hosts_tried", "takeover_after",
+                "refresh_every", "host_ttl", "key_ttl",
+            ),
+        }  # fmt: skip
+        for settings, names in cases.items():
+            for name in names:
+                for bad in (0, -1.5):
+                    with self.assertRaises(ValueError, msg=f"{settings.__name__}.{name}") as e:
+                        settings(**{name: bad})  # type: ignore[arg-type]
+                    self.assertEqual(str(e.exception), f"{name} must be positive, not {bad!r}")
+                settings(**{name: 1})  # type: ignore[arg-type]
+
+    def test_the_parts_keys_sit_under_the_default_key_prefix(self) -> None:
+        prefix = RedisSettings().key_prefix
+        self.assertEqual(RedisMatchmakerSettings().prefix, prefix + "mm")
+        self.assertEqual(RedisPartySettings().prefix, prefix + "party")
 
 
 class RedisClientTests(TestCase):

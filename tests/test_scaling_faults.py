@@ -27,7 +27,7 @@ from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_
 from vinom.client.game import connect_game
 from vinom.client.lobby import LobbyError, Queued, connect_lobby
 from vinom.cluster.client import parse_redis_url
-from vinom.cluster.matchmaker import DEFAULT_SETTINGS as MATCHMAKER
+from vinom.cluster.settings import DEFAULT_MATCHMAKER as MATCHMAKER
 
 # A lobby's tickets lapse this long after its last heartbeat, and the next
 # pass of a living lobby (every tick) drops them.

@@ -1,6 +1,7 @@
 """The Redis wing: every part of vinom that shares its state through Redis.
 
-The client and its clock (`client`, `clock`), the shared matchmaker
+The settings of every part, with their one validator (`settings`), the
+client, its script loader and its clock (`client`, `clock`), the shared matchmaker
 (`matchmaker` with `matchmaker.lua`), parties (`parties` with `parties.lua`),
 the player store (`players`), the host registry (`hosts`), match placement
 across processes (`placement`), per-address limits (`limits`) and the

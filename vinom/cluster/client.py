@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import attrs
-from attrs import define, field, frozen, validators
+from attrs import define, field, frozen
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
@@ -34,71 +34,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.cluster.clock import RedisClock
+from vinom.cluster.settings import DEFAULT_PORT, RedisSettings
 from vinom.errors import BackendUnavailable
-
-DEFAULT_PORT = 6379
-DEFAULT_PREFIX = "vinom:"
-
-
-@frozen
-class RedisSettings:
-    """Where Redis is and how vinom talks to it.
-
-    `timeout` bounds connecting, each reply and each whole call (waiting for a
-    free connection included), in seconds. With `tls` (a `rediss://` URL) every
-    connection is TLS, and Redis's certificate must be issued for `host` by a
-    certificate in `ca_file` (PEM), or by one the system trusts when there is none.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = field(default=DEFAULT_PORT, validator=validators.and_(
-        validators.ge(1), validators.le(65535)))  # fmt: skip
-    db: int = field(default=0, validator=validators.ge(0))
-    # Kept out of repr so that logging the settings never logs the password.
-    password: str | None = field(default=None, repr=False)
-    pool_size: int = field(default=4, validator=validators.ge(1))
-    timeout: float = field(default=2.0, validator=validators.gt(0))
-    key_prefix: str = DEFAULT_PREFIX
-    tls: bool = False
-    ca_file: str | None = None
-
-    @property
-    def url(self) -> str:
-        """The settings as a URL, without the password."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
-
-    def tls_options(self) -> Any:
-        """The client TLS options of a `rediss://` connection (None without TLS): Redis's
-        certificate is verified against `ca_file`, else the system's trusted roots.
-
-        Raises ValueError when `ca_file` cannot be read or holds no PEM certificate.
-        """
-        if not self.tls:
-            return None
-        import OpenSSL.crypto
-        from twisted.internet.ssl import (
-            Certificate,
-            optionsForClientTLS,
-            trustRootFromCertificates,
-        )
-
-        if self.ca_file is None:
-            return optionsForClientTLS(self.host)
-        try:
-            with open(self.ca_file, "rb") as handle:
-                pem = handle.read()
-        except OSError as error:
-            raise ValueError(f"{self.ca_file!r}: {error.strerror}") from None
-        end = b"-----END CERTIFICATE-----"
-        blocks = [block + end for block in pem.split(end) if b"-----BEGIN" in block]
-        try:
-            roots = [Certificate.loadPEM(block) for block in blocks]
-        except (OpenSSL.crypto.Error, ValueError):  # a block that is not a certificate
-            roots = []
-        if not roots:
-            raise ValueError(f"{self.ca_file!r} holds no PEM certificate")
-        return optionsForClientTLS(self.host, trustRoot=trustRootFromCertificates(roots))
 
 
 def parse_redis_url(url: str) -> RedisSettings:

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import txredisapi
-from attrs import field, frozen
 from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
@@ -40,6 +39,7 @@ from zope.interface import implementer
 
 from vinom.cluster.client import RedisSubscription, Script
 from vinom.cluster.clock import RedisClock
+from vinom.cluster.settings import DEFAULT_MATCHMAKER, RedisMatchmakerSettings
 from vinom.errors import BackendUnavailable, UnknownGame
 from vinom.match import QUEUES, Match, Ticket, match_from_json, new_match_id, ticket_to_json
 from vinom.matchmaking.interfaces import (
@@ -64,39 +64,6 @@ _REMEMBERED_MATCHES = 50_000
 
 class _Refused(BackendUnavailable):
     """Redis ran the call after its deadline and did nothing: no undoing is due."""
-
-
-def _positive(instance: object, attribute: Any, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive")
-
-
-@frozen
-class RedisMatchmakerSettings:
-    """How a `RedisMatchmaker` uses Redis; the defaults suit a production lobby."""
-
-    prefix: str = "vinom:mm"
-    # A lobby's tickets lapse this long after its last heartbeat.
-    ticket_ttl: float = field(default=15.0, validator=_positive)
-    # Heartbeat, and a matching pass over every queue, this often.
-    tick_every: float = field(default=1.0, validator=_positive)
-    # No call waits longer for Redis.
-    call_timeout: float = field(default=5.0, validator=_positive)
-    # Matches one pass may form; a pass that forms as many runs again at once.
-    matches_per_pass: int = field(default=64, validator=_positive)
-    # The oldest tickets of a ranked queue one pass considers; in a normal queue,
-    # how many unmatched tickets (parties that fit no match yet) a pass reads past.
-    ranked_scan_limit: int = field(default=500, validator=_positive)
-    # How long a matched ticket is remembered, so it is never put back.
-    matched_memory: float = field(default=120.0, validator=_positive)
-    # Matches kept in the log a reconnecting lobby reads what it missed from.
-    match_log_length: int = field(default=10_000, validator=_positive)
-    # The most tickets one enqueue call carries (one script run: Redis runs
-    # nothing else meanwhile, so this bounds how long it waits on one call).
-    enqueue_batch: int = field(default=128, validator=_positive)
-
-
-DEFAULT_SETTINGS = RedisMatchmakerSettings()
 
 
 def _seats_json(ticket: Ticket) -> str:
@@ -129,7 +96,7 @@ class RedisMatchmaker:
         clock: IReactorTime,
         *,
         lobby_id: str | None = None,
-        settings: RedisMatchmakerSettings = DEFAULT_SETTINGS,
+        settings: RedisMatchmakerSettings = DEFAULT_MATCHMAKER,
         windows: Mapping[str, RatingWindow] | None = None,
         default_window: RatingWindow = DEFAULT_WINDOW,
         new_id: Callable[[], str] = new_match_id,

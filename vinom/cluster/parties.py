@@ -21,7 +21,6 @@ import json
 from collections import OrderedDict
 from typing import Any
 
-from attrs import field, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -30,6 +29,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.cluster.client import RedisClient, RedisSubscription, Script
+from vinom.cluster.settings import DEFAULT_PARTIES, RedisPartySettings
 from vinom.codes import new_join_code, normal_code
 from vinom.errors import BackendUnavailable
 from vinom.parties.interfaces import (
@@ -63,21 +63,6 @@ _MESSAGES = {
 }
 
 
-def _positive(instance: object, attribute: Any, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive")
-
-
-@frozen
-class RedisPartySettings:
-    """How a `RedisPartyStore` uses Redis; `prefix` starts every key it writes."""
-
-    prefix: str = "vinom:party"
-    # A party's keys (and a member's) lapse this long after their last refresh.
-    party_ttl: float = field(default=60.0, validator=_positive)
-    refresh_every: float = field(default=15.0, validator=_positive)
-
-
 @implementer(IPartyStore)
 class RedisPartyStore:
     """One lobby's view of the shared parties.
@@ -105,7 +90,7 @@ class RedisPartyStore:
         self.max_size = max_size
         self._redis = redis
         self._clock = clock
-        self._settings = settings or RedisPartySettings()
+        self._settings = settings or DEFAULT_PARTIES
         self._listeners: list[PartyListener] = []
         self._told: OrderedDict[int, None] = OrderedDict()
         # The players whose party keys this lobby refreshes.
@@ -286,7 +271,6 @@ class RedisPartyStore:
         # The timer keeps running whatever fails: the next refresh tries again.
         d.addErrback(lambda f: self.log.warn("refreshing parties failed: {error}", error=f.value))
         return d
-
 
 
 class PartyStoreService(Service):

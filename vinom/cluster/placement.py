@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from attrs import evolve, field, frozen
+from attrs import evolve, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -62,6 +62,7 @@ from zope.interface import implementer
 
 from vinom.cluster.client import RedisClient, Script
 from vinom.cluster.hosts import HostRecord, IHostRegistry
+from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.service import GameHostingService
 from vinom.match import (
@@ -76,34 +77,6 @@ from vinom.protocol.address import HostAddress
 
 EndedCallback = Callable[[MatchEnded | None], object]
 
-
-def _positive(instance: object, attribute: Any, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
-
-
-@frozen
-class PlacementSettings:
-    """Timings of the placement channel, in seconds; the same in every process."""
-
-    # A host has this long to claim a request before the lobby tries the next host.
-    accept_timeout: float = field(default=2.0, validator=_positive)
-    # Every lobby's bound on one match's placement, from when it heard the match.
-    place_timeout: float = field(default=20.0, validator=_positive)
-    # Hosts one match is offered to at most.
-    hosts_tried: int = field(default=3, validator=_positive)
-    # A match formed by another lobby is left to it this long; if it is not
-    # placed (or given up) by then, this lobby tries to claim it (its former died).
-    takeover_after: float = field(default=2.0, validator=_positive)
-    # How often a lobby re-reads the live hosts.
-    refresh_every: float = field(default=1.0, validator=_positive)
-    # A host's registration lapses this long after its last heartbeat (sent every ttl/3).
-    host_ttl: float = field(default=6.0, validator=_positive)
-    # Lifetime of the claim, outcome and request-list keys.
-    key_ttl: float = field(default=120.0, validator=_positive)
-
-
-DEFAULT_PLACEMENT = PlacementSettings()
 
 # Placement requests a host takes from its list in one call at most (RPOP's count).
 _REQUESTS_PER_POP = 64

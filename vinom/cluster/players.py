@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-from attrs import define, field, validators
+from attrs import define, field
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from vinom.cluster.client import RedisClient, Script
 from vinom.cluster.clock import TOO_LATE_LUA
+from vinom.cluster.settings import positive
 from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, new_secret
 from vinom.match import match_from_json, match_to_json
@@ -119,8 +120,8 @@ class RedisPlayerStore:
     shared = True
 
     redis: RedisClient
-    player_ttl: float = field(default=DEFAULT_PLAYER_TTL, validator=validators.gt(0))
-    placement_ttl: float = field(default=DEFAULT_PLACEMENT_TTL, validator=validators.gt(0))
+    player_ttl: float = field(default=DEFAULT_PLAYER_TTL, validator=positive)
+    placement_ttl: float = field(default=DEFAULT_PLACEMENT_TTL, validator=positive)
     # How a record's text is read: a parameter so that a test can watch the work
     # `get_player` does for known and unknown ids alike.
     decode: Callable[[str, str], PlayerRecord] = field(

@@ -1,0 +1,153 @@
+"""The settings of the Redis wing, in one place, with one validator.
+
+`RedisSettings` is where Redis is and how the process's pool talks to it
+(`key_prefix` starts every key). The matchmaker, the party store and the
+placement channel each have settings of their own, because each has its own
+timings; their key namespaces (`prefix`, which the part follows with `:`) sit
+under `key_prefix` (`twistd vinom` gives them `<key_prefix>mm` and
+`<key_prefix>party`), and every TTL and interval is in seconds and positive
+(`positive`). Nothing here imports txredisapi (which installs the default
+reactor), so settings can be built before the reactor is chosen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import field, frozen, validators
+
+
+def positive(instance: object, attribute: Any, value: float) -> None:
+    """An attrs validator: `value` must be above zero."""
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+DEFAULT_PORT = 6379
+DEFAULT_PREFIX = "vinom:"
+
+
+@frozen
+class RedisSettings:
+    """Where Redis is and how vinom talks to it.
+
+    `timeout` bounds connecting, each reply and each whole call (waiting for a
+    free connection included), in seconds. With `tls` (a `rediss://` URL) every
+    connection is TLS, and Redis's certificate must be issued for `host` by a
+    certificate in `ca_file` (PEM), or by one the system trusts when there is none.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = field(default=DEFAULT_PORT, validator=validators.and_(
+        validators.ge(1), validators.le(65535)))  # fmt: skip
+    db: int = field(default=0, validator=validators.ge(0))
+    # Kept out of repr so that logging the settings never logs the password.
+    password: str | None = field(default=None, repr=False)
+    pool_size: int = field(default=4, validator=positive)
+    timeout: float = field(default=2.0, validator=positive)
+    key_prefix: str = DEFAULT_PREFIX
+    tls: bool = False
+    ca_file: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The settings as a URL, without the password."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
+
+    def tls_options(self) -> Any:
+        """The client TLS options of a `rediss://` connection (None without TLS): Redis's
+        certificate is verified against `ca_file`, else the system's trusted roots.
+
+        Raises ValueError when `ca_file` cannot be read or holds no PEM certificate.
+        """
+        if not self.tls:
+            return None
+        import OpenSSL.crypto
+        from twisted.internet.ssl import (
+            Certificate,
+            optionsForClientTLS,
+            trustRootFromCertificates,
+        )
+
+        if self.ca_file is None:
+            return optionsForClientTLS(self.host)
+        try:
+            with open(self.ca_file, "rb") as handle:
+                pem = handle.read()
+        except OSError as error:
+            raise ValueError(f"{self.ca_file!r}: {error.strerror}") from None
+        end = b"-----END CERTIFICATE-----"
+        blocks = [block + end for block in pem.split(end) if b"-----BEGIN" in block]
+        try:
+            roots = [Certificate.loadPEM(block) for block in blocks]
+        except (OpenSSL.crypto.Error, ValueError):  # a block that is not a certificate
+            roots = []
+        if not roots:
+            raise ValueError(f"{self.ca_file!r} holds no PEM certificate")
+        return optionsForClientTLS(self.host, trustRoot=trustRootFromCertificates(roots))
+
+
+@frozen
+class RedisMatchmakerSettings:
+    """How a `RedisMatchmaker` uses Redis; the defaults suit a production lobby."""
+
+    prefix: str = DEFAULT_PREFIX + "mm"
+    # A lobby's tickets lapse this long after its last heartbeat.
+    ticket_ttl: float = field(default=15.0, validator=positive)
+    # Heartbeat, and a matching pass over every queue, this often.
+    tick_every: float = field(default=1.0, validator=positive)
+    # No call waits longer for Redis.
+    call_timeout: float = field(default=5.0, validator=positive)
+    # Matches one pass may form; a pass that forms as many runs again at once.
+    matches_per_pass: int = field(default=64, validator=positive)
+    # The oldest tickets of a ranked queue one pass considers; in a normal queue,
+    # how many unmatched tickets (parties that fit no match yet) a pass reads past.
+    ranked_scan_limit: int = field(default=500, validator=positive)
+    # How long a matched ticket is remembered, so it is never put back.
+    matched_memory: float = field(default=120.0, validator=positive)
+    # Matches kept in the log a reconnecting lobby reads what it missed from.
+    match_log_length: int = field(default=10_000, validator=positive)
+    # The most tickets one enqueue call carries (one script run: Redis runs
+    # nothing else meanwhile, so this bounds how long it waits on one call).
+    enqueue_batch: int = field(default=128, validator=positive)
+
+
+DEFAULT_MATCHMAKER = RedisMatchmakerSettings()
+
+
+@frozen
+class RedisPartySettings:
+    """How a `RedisPartyStore` uses Redis; `prefix` starts every key it writes."""
+
+    prefix: str = DEFAULT_PREFIX + "party"
+    # A party's keys (and a member's) lapse this long after their last refresh.
+    party_ttl: float = field(default=60.0, validator=positive)
+    refresh_every: float = field(default=15.0, validator=positive)
+
+
+DEFAULT_PARTIES = RedisPartySettings()
+
+
+@frozen
+class PlacementSettings:
+    """Timings of the placement channel, in seconds; the same in every process."""
+
+    # A host has this long to claim a request before the lobby tries the next host.
+    accept_timeout: float = field(default=2.0, validator=positive)
+    # Every lobby's bound on one match's placement, from when it heard the match.
+    place_timeout: float = field(default=20.0, validator=positive)
+    # Hosts one match is offered to at most.
+    hosts_tried: int = field(default=3, validator=positive)
+    # A match formed by another lobby is left to it this long; if it is not
+    # placed (or given up) by then, this lobby tries to claim it (its former died).
+    takeover_after: float = field(default=2.0, validator=positive)
+    # How often a lobby re-reads the live hosts.
+    refresh_every: float = field(default=1.0, validator=positive)
+    # A host's registration lapses this long after its last heartbeat (sent every ttl/3).
+    host_ttl: float = field(default=6.0, validator=positive)
+    # Lifetime of the claim, outcome and request-list keys.
+    key_ttl: float = field(default=120.0, validator=positive)
+
+
+DEFAULT_PLACEMENT = PlacementSettings()
