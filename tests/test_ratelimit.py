@@ -28,6 +28,38 @@ class TokenBucketTests(SynchronousTestCase):
             now += bucket.wait(now)
             self.assertTrue(bucket.take(now))
 
+    def test_a_timer_set_for_ready_at_finds_the_token_at_the_wall_clock(self) -> None:
+        # The reactor's clock is about 1.8e9 s, where floats are 2**-22 s apart:
+        # `now + wait(now)` for 1 ms rounds to 4194 such steps, a hair early.
+        now = 1_795_476_040.0
+        bucket = TokenBucket(rate=1000.0, burst=1.0, now=now)
+        self.assertTrue(bucket.take(now))
+        self.assertFalse(bucket.take(now + bucket.wait(now)))
+        for _ in range(50):
+            at = bucket.ready_at(now)
+            self.assertGreater(at, now)
+            self.assertTrue(bucket.take(at))
+            now = at
+        self.assertEqual(bucket.ready_at(now + 1.0), now + 1.0)
+
+    @given(
+        now=st.floats(1e9, 4e9),
+        rate=st.floats(0.5, 1e6),
+        steps=st.lists(st.floats(0.0, 0.01), max_size=50),
+    )
+    def test_ready_at_is_after_now_and_has_the_token(
+        self, now: float, rate: float, steps: list[float]
+    ) -> None:
+        bucket = TokenBucket(rate, 1.0, now)
+        for step in steps:
+            now += step
+            while bucket.take(now):
+                pass
+            at = bucket.ready_at(now)
+            self.assertGreater(at, now)
+            self.assertTrue(bucket.take(at))
+            now = at
+
     def test_never_holds_more_than_its_burst(self) -> None:
         bucket = TokenBucket(rate=10.0, burst=2.0, now=0.0)
         self.assertEqual([bucket.take(3600.0) for _ in range(3)], [True, True, False])

@@ -9,6 +9,9 @@ floods cost a full reliable state each. These tests pin the limits down.
 from __future__ import annotations
 
 import math
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.logger import capturedLogs
@@ -208,6 +211,85 @@ class PacingTests(LimitsTestCase):
         for n in range(1, 21):
             self.act(SA, {"seq": n}, n)
         self.assertEqual(self.router.drops["rate_limited"], 0)
+
+
+class _Spinning(BaseException):
+    """Raised by the watchdog's alarm; not an Exception, so no handler on the way swallows it."""
+
+
+@contextmanager
+def fails_if_it_spins(case: LimitsTestCase, seconds: float = 5.0) -> Iterator[None]:
+    """Fail the test, rather than hang it, if the block runs longer than `seconds`."""
+
+    def alarm(signum: int, frame: object) -> None:
+        raise _Spinning()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Spinning:
+        case.fail(f"the host was still running its deadlines after {seconds:g} s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class WallClockPacingTests(LimitsTestCase):
+    """Held actions at the reactor's time, the wall clock, where floats are 0.24 us apart.
+
+    The play benchmark's duel players (1000 moves/s allowed, a burst of 2000)
+    once emptied their bucket, and the host then ran the release of their
+    held moves again and again at the same instant: a 1 ms wait rounds to
+    4194 steps of 2**-22 s, a hair short of the token, and the tiny wait left
+    after that added to the time gave the same time back. The reactor never
+    got control again (no datagram, WebSocket frame or command answered).
+    """
+
+    start_at = 1_795_476_040.0  # the clock of the host that hung
+
+    def empty_bucket(self) -> Room:
+        room = self.playing("duel")
+        for n in range(1, 2001):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(self.router.counters["actions_applied"], 2000)
+        return room
+
+    def run_to_next_deadline(self) -> None:
+        """Advance to the host's next deadline exactly, as its reactor timer fires there."""
+        due = self.time.next_timer()
+        assert due is not None
+        with fails_if_it_spins(self):
+            self.time.advance(due - self.time.now)
+
+    def test_held_moves_are_applied_at_the_games_rate(self) -> None:
+        room = self.empty_bucket()
+        started = self.time.now
+        for n in range(2001, 2004):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(self.router.counters["actions_delayed"], 3)
+        for n in range(2001, 2004):
+            self.run_to_next_deadline()
+            self.assertEqual(room.state.seqs[0], n)
+        # One move a millisecond (to the float), each applied as its token came.
+        self.assertAlmostEqual(self.time.now - started, 0.003, delta=1e-6)
+        self.assertEqual(self.sender.to(SA, "state")[-1]["i"], 2003)
+        self.assertEqual(self.errors(SA), [])
+        self.assertFalse(self.release_pending())
+
+    def test_a_move_a_hair_before_its_token_waits_for_it(self) -> None:
+        room = self.empty_bucket()
+        # 4194 steps of 2**-22 s: 0.99993 of a token, 72 ns short of a whole one.
+        self.time.advance(4194 / 2**22)
+        self.act(SA, {"seq": 2001}, 2001)
+        self.assertEqual(self.router.counters["actions_delayed"], 1)
+        # No token now: the move waits for a time after now, not for now itself.
+        due = self.time.next_timer()
+        assert due is not None
+        self.assertGreater(due, self.time.now)
+        self.run_to_next_deadline()
+        self.assertEqual(room.state.seqs[0], 2001)
+        self.assertFalse(self.release_pending())
 
 
 class UnlimitedTests(LimitsTestCase):

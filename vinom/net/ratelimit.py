@@ -59,6 +59,25 @@ class TokenBucket:
         tokens = self._refill(now)
         return 0.0 if tokens >= _WHOLE else (1.0 - tokens) / self.rate
 
+    def ready_at(self, now: float) -> float:
+        """When a whole token is there: `now` if one is, else a time after `now` at
+        which `take` finds one. Set a timer for this, not for `now + wait(now)`.
+
+        The reactor's clock is the wall clock (about 1.8e9 s), whose floats are
+        0.24 us apart: `now + wait(now)` rounds a wait shorter than that back
+        to `now` itself, or a longer one to a hair before the token is whole,
+        and a timer set there finds no token and is set again for the same
+        instant, for ever. The time returned here is moved up, one float at a
+        time, until the refill `take` will compute there gives a whole token.
+        """
+        tokens = self._refill(now)
+        if tokens >= _WHOLE:
+            return now
+        at = now + (1.0 - tokens) / self.rate
+        while at <= now or tokens + (at - now) * self.rate < _WHOLE:
+            at = math.nextafter(at, math.inf)
+        return at
+
     def is_full(self, now: float) -> bool:
         """True when the bucket holds `burst` tokens at `now` (it is then as good as new)."""
         return self._refill(now) >= self.burst

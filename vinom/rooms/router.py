@@ -306,7 +306,7 @@ class SeatRouter:
             held.append((action, action_id))
             self.counters["actions_delayed"] += 1
             if entry.wake == _INF:
-                entry.wake = now + bucket.wait(now)
+                entry.wake = bucket.ready_at(now)
                 self.timers.schedule(entry.wake, entry)
             return
         self.drops[RATE_LIMITED] += 1
@@ -342,7 +342,7 @@ class SeatRouter:
         except Exception:
             self._internal_error("held action")
         if held:
-            entry.wake = now + bucket.wait(now)
+            entry.wake = bucket.ready_at(now)
             self.timers.schedule(entry.wake, entry)
         else:
             entry.held = None
