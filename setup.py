@@ -15,6 +15,7 @@ COMPILED = [
     "vinom/protocol/layer.py",
     "vinom/protocol/server.py",
     "vinom/hosting/udp.py",
+    "vinom/hosting/datagrams.py",
 ]
 
 

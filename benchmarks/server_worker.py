@@ -11,7 +11,7 @@ would. The worker answers `mark` commands with its counters, CPU and RSS.
 With `websocket` it also serves the game WebSocket (`/game`, TLS) for the
 host's matches and reports its `websocket_port`.
 With `host_workers` N > 0 the rooms run in N game-host worker processes
-instead (`vinom.hosting.supervisor.WorkerPool`, as `--host-workers N` runs
+instead (`vinom.hosting.workers.WorkerPool`, as `--host-workers N` runs
 them): once every worker is live the worker starts one host per worker (the
 pool's least-loaded placement puts one on each) and adds room r to host
 r % N; `ports` in its ready message lists the hosts' ports in that order. A
@@ -173,7 +173,8 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
 
 async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
     """`start_rooms` over N game-host worker processes: one host on each, rooms spread."""
-    from vinom.hosting.supervisor import WorkerGameHost, WorkerPool, WorkerSettings
+    from vinom.hosting.workers.child import WorkerGameHost, WorkerSettings
+    from vinom.hosting.workers.pool import WorkerPool
     from vinom.match import Match
     from vinom.protocol.config import ProtocolConfig
     from vinom.rooms.room import RoomConfig
@@ -415,7 +416,7 @@ async def _processes_ready(
     reactor: Any, processes: Any, ready: dict[str, Any], server_counters: Callable[[], Any]
 ) -> Ready:
     """Wait until every worker, or every pre-started child, is ready; add their counters."""
-    from vinom.hosting.supervisor import ProcessPerMatch
+    from vinom.hosting.workers.per_match import ProcessPerMatch
 
     if isinstance(processes, ProcessPerMatch):
         deadline = reactor.seconds() + WORKERS_READY_S

@@ -127,7 +127,7 @@ class BotSeatTests(SynchronousTestCase):
 
 class MatchOverThePipeTests(SynchronousTestCase):
     def test_a_bot_seat_survives_the_trip_to_a_worker(self) -> None:
-        from vinom.hosting.commands import JSON
+        from vinom.hosting.workers.commands import JSON
         from vinom.match import match_from_json, match_to_json
 
         match = match_of(GAMES.get("tictactoe"), [("p-person", False), ("bot-1", True)])

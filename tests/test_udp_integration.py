@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 from tests.doubles import EchoCore
 from tests.test_protocol_support import FakeAdmission
 from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_game_client
+from vinom.hosting.datagrams import DatagramReader
 from vinom.hosting.udp import SOCKET_BUFFER, listen_game_host
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
@@ -241,13 +242,13 @@ class RealUDPTests(TestCase):
     def test_the_port_reads_in_batches_with_one_empty_read(self) -> None:
         """Without recvmmsg: five queued datagrams, five reads and one that finds
         nothing, not two."""
-        real = self.host._socket
-        assert real is not None
-        reader = self.host._reader
-        self.host._reader = None
-        self.addCleanup(setattr, self.host, "_reader", reader)
+        reading = self.host.reading
+        assert reading is not None
+        real = reading.sock
 
         class Counting:
+            family = real.family
+
             def __init__(self) -> None:
                 self.reads = 0
                 self.fail: int | None = None
@@ -263,28 +264,29 @@ class RealUDPTests(TestCase):
                 assert real is not None
                 return real.sendto(data, addr)
 
+        # A reader of the host's socket, by recvfrom, handing batches to the host.
         counting = Counting()
-        self.host._socket = counting  # type: ignore[assignment]
-        self.addCleanup(setattr, self.host, "_socket", real)
+        reader = DatagramReader(counting, reading.handle, recvmmsg=False)  # type: ignore[arg-type]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for n in range(5):
                 sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
-            self.port.doRead()  # type: ignore[attr-defined]
+            reader.read_waiting()
         self.assertEqual(counting.reads, 6)
         self.assertEqual(self.endpoint.datagrams_received, 5)
         self.assertEqual(self.endpoint.drops["no_session"], 5)
         # A failed read is counted and ends the read; nothing raises.
         counting.fail = errno.EBADF
-        self.port.doRead()  # type: ignore[attr-defined]
-        self.assertEqual(self.host.read_errors, 1)
+        reader.read_waiting()
+        self.assertEqual(reader.read_errors, 1)
         counting.fail = errno.EAGAIN
-        self.port.doRead()  # type: ignore[attr-defined]
-        self.assertEqual(self.host.read_errors, 1)
+        reader.read_waiting()
+        self.assertEqual(reader.read_errors, 1)
 
     def test_the_port_reads_a_batch_with_one_recvmmsg(self) -> None:
         """On Linux (IPv4): five queued datagrams are one read call, and the short
         batch says the socket is drained, so no read fails."""
-        reader = self.host._reader
+        assert self.host.reading is not None
+        reader = self.host.reading.mmsg
         if not sys.platform.startswith("linux"):
             self.assertIsNone(reader)
             return
@@ -318,18 +320,20 @@ class RealUDPTests(TestCase):
     def test_a_full_batch_is_followed_by_another_read(self) -> None:
         """Ten datagrams, batches of four: all ten handled in one doRead (a full batch
         means more may wait); the read limit ends a wake-up early, the rest waits."""
-        if self.host._reader is None:
+        reading = self.host.reading
+        assert reading is not None
+        if reading.mmsg is None:
             self.assertFalse(sys.platform.startswith("linux"))
             return
         from vinom.hosting.mmsg import BatchReader
 
-        self.patch(self.host, "_reader", BatchReader(4, 2048))
+        self.patch(reading, "mmsg", BatchReader(4, 2048))
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for n in range(10):
                 sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
             self.port.doRead()  # type: ignore[attr-defined]
             self.assertEqual(self.endpoint.datagrams_received, 10)
-            self.patch(self.host, "_read_limit", 100)  # bytes: about two datagrams
+            self.patch(reading, "read_limit", 100)  # bytes: about two datagrams
             for n in range(10):
                 sock.sendto(b"\x05junk %d" % n + bytes(30), ("127.0.0.1", self.address.port))
             self.port.doRead()  # type: ignore[attr-defined]

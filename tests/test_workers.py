@@ -27,13 +27,9 @@ from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import Queued, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.hosting.interfaces import IHostingStatistics
-from vinom.hosting.supervisor import (
-    ProcessPerMatch,
-    WorkerGameHost,
-    WorkerGone,
-    WorkerPool,
-    WorkerSettings,
-)
+from vinom.hosting.workers.child import WorkerGameHost, WorkerGone, WorkerSettings
+from vinom.hosting.workers.per_match import ProcessPerMatch
+from vinom.hosting.workers.pool import WorkerPool
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
 
@@ -199,7 +195,7 @@ class WorkerPools(TestCase):
 WORKER_IMPORTS = """
 import sys
 from twisted.internet import reactor
-from vinom.hosting.worker import WorkerProtocol
+from vinom.hosting.workers.main import WorkerProtocol
 WorkerProtocol(reactor).configure(
     token_key=bytes(32), application_id=0, public_host="127.0.0.1", interface="127.0.0.1",
     games=["tictactoe", "maze"], room_config={"connect_deadline": 1, "reconnect_grace": 1},

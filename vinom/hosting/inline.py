@@ -33,16 +33,12 @@ from vinom.hosting.interfaces import (
     StreamsReady,
     WorkerStatus,
 )
-from vinom.hosting.udp import GameHostProtocol
+from vinom.hosting.udp import GameHostProtocol, listen_game_host
 from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
 from vinom.protocol.reliability import Reliability
 from vinom.rooms.room import RoomConfig
-
-# A game host's sessions send at most 1200-byte datagrams; receive a bit more so
-# an oversized datagram is read whole (and dropped) instead of being truncated.
-MAX_DATAGRAM = 2048
 
 
 @implementer(IGameHost)
@@ -234,10 +230,9 @@ class InlineGameHostFactory:
             self.games,
             self.room_config,
         )
-        protocol = GameHostProtocol(core, self.reactor)
         try:
-            listening = self.reactor.listenUDP(
-                port, protocol, interface=self.interface, maxPacketSize=MAX_DATAGRAM
+            protocol, listening = listen_game_host(
+                self.reactor, port, core, self.reactor, interface=self.interface
             )
         except CannotListenError as e:
             return fail(e)

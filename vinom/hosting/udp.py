@@ -17,19 +17,12 @@ packet in the play benchmark), and ours are always the IP literals `recvfrom`
 gave us. Like `Port.write`, a refused send (EWOULDBLOCK, ENOBUFS, ECONNREFUSED,
 EMSGSIZE, ...) never raises; unlike it, every one is counted in `send_errors`.
 
-When a datagram arrives, the datagrams already waiting behind it (up to
-`batch`, default 64) are read and handled too before anything is sent: what the
-host owes one session within that batch (say two states, after both players
-of a room moved) goes out in one packet, and the sends (a system call each,
-the largest single cost of the host per move) are fewer. Nothing waits for
-more datagrams to arrive: only those already queued are batched. A batch is
-timed once, as it was read (its replies when they leave). On Twisted's
-`udp.Port` the adapter does the reading itself (it replaces the port's
-`doRead`): Port.doRead would ask the socket once more after every drained
-batch, a failed system call per wake-up. On Linux, an IPv4 port reads each
-batch with one `recvmmsg` call (vinom.hosting.mmsg), which also tells when
-the socket is drained, so no read fails; elsewhere one `recvfrom` per
-datagram.
+Datagrams are read in batches (vinom.hosting.datagrams): those already waiting
+behind one that arrives are handled with it before anything is sent, and
+timed once, as they were read (their replies when they leave). On a
+`GameHostPort` (`listen_game_host`) the port's `doRead` is this protocol's
+`read_waiting`; on any other port, `datagramReceived` reads what waits behind
+the datagram it is given.
 
 The socket's receive and send buffers are raised to 4 MiB (as netcode.io does;
 the kernel caps them at net.core.rmem_max / wmem_max): the default buffer holds
@@ -49,14 +42,13 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import udp
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
+from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
+from vinom.hosting.datagrams import BATCH, Datagram, DatagramReader, GameHostPort
 from vinom.hosting.interfaces import IDatagramCore
-from vinom.hosting.mmsg import BatchReader, batch_reader
 from vinom.net.wakeup import WakeUp
 
 _log = Logger()
@@ -64,15 +56,10 @@ _log = Logger()
 # hostile peer must not be able to fill the log.
 _MAX_LOGGED = 10
 SOCKET_BUFFER = 4 * 1024 * 1024
-# Datagrams handled before the replies to them are sent (see the module docstring).
-BATCH = 64
-# What the host reads per datagram (as listen_game_host's maxPacketSize): larger
-# than any valid packet, so an oversized one is read whole and dropped.
-_MAX_READ = 2048
-# Read errors that end a read quietly, as in Port.doRead (its own lists, which
-# differ on Windows): "nothing (more) to read now", and an earlier send's ICMP
-# refusal, which an unconnected socket may report on a read.
-_READ_DONE = frozenset(udp._sockErrReadIgnore) | frozenset(udp._sockErrReadRefuse)
+# What the host reads per datagram (listen_game_host's maxPacketSize): its sessions
+# send at most 1200 bytes (vinom.protocol.wire.MAX_DATAGRAM); a bit more is read so
+# that an oversized datagram is read whole and dropped, not truncated.
+READ_SIZE = 2048
 
 
 class GameHostProtocol(DatagramProtocol):
@@ -94,20 +81,27 @@ class GameHostProtocol(DatagramProtocol):
         self._socket_buffer = socket_buffer
         self._batch = max(1, batch)
         self._use_recvmmsg = recvmmsg
-        self._reader: BatchReader | None = None
-        self._read_size = _MAX_READ
-        self._ipv6 = False
+        self._reading: DatagramReader | None = None
         self._clock = clock
         self._wake_up = WakeUp(clock, self._on_timer)
         self._running = False
         # The listening socket, written to directly (see the module docstring).
         self._socket: socket.socket | None = None
-        self._read_limit = 256 * 1024
-        # Exceptions caught (core or on_event bugs), datagrams the OS refused, and
-        # reads that failed other than for want of data (the read then stops).
+        # Exceptions caught (core or on_event bugs), and datagrams the OS refused.
         self.errors = 0
         self.send_errors = 0
-        self.read_errors = 0
+        self._read_errors_before = 0
+
+    @property
+    def read_errors(self) -> int:
+        """Reads that failed other than for want of data (the read then stopped)."""
+        reading = self._reading
+        return self._read_errors_before + (0 if reading is None else reading.read_errors)
+
+    @property
+    def reading(self) -> DatagramReader | None:
+        """What reads this port's socket in batches, while it listens."""
+        return self._reading
 
     # -- Twisted ----------------------------------------------------------
 
@@ -116,98 +110,39 @@ class GameHostProtocol(DatagramProtocol):
         sock = getattr(self.transport, "socket", None)
         self._socket = sock if isinstance(sock, socket.socket) else None
         if self._socket is not None:
-            self._ipv6 = self._socket.family == socket.AF_INET6
-            self._read_size = int(getattr(self.transport, "maxPacketSize", _MAX_READ))
-            if isinstance(self.transport, udp.Port):
-                # Read in batches ourselves (see _do_read); the reactor calls the
-                # port's doRead, which this instance attribute replaces.
-                self._read_limit = int(self.transport.maxThroughput)
-                self.transport.doRead = self._do_read
-                if self._use_recvmmsg:
-                    self._reader = batch_reader(self._socket, self._batch, self._read_size)
-        if self._socket is not None and self._socket_buffer > 0:
-            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                with contextlib.suppress(OSError):  # else: the system's default
-                    self._socket.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer)
+            self._reading = DatagramReader(
+                self._socket, self._handle_datagrams, batch=self._batch,
+                read_size=int(getattr(self.transport, "maxPacketSize", READ_SIZE)),
+                read_limit=int(getattr(self.transport, "maxThroughput", 256 * 1024)),
+                recvmmsg=self._use_recvmmsg and isinstance(self.transport, GameHostPort),
+            )  # fmt: skip
+            if self._socket_buffer > 0:
+                for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                    with contextlib.suppress(OSError):  # else: the system's default
+                        self._socket.setsockopt(socket.SOL_SOCKET, option, self._socket_buffer)
         self.transmit()
 
     def stopProtocol(self) -> None:
         self._running = False
         self._socket = None
-        self._reader = None
+        if self._reading is not None:
+            self._reading.close()
+            self._read_errors_before += self._reading.read_errors
+            self._reading = None
         self._wake_up.cancel()
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         batch = [(data, addr)]
-        if self._socket is not None:
-            self._read_more(self._socket, batch)
+        if self._reading is not None:
+            self._reading.read_more(batch)
         self._handle_datagrams(batch)
 
-    # -- reading ----------------------------------------------------------
+    def read_waiting(self) -> None:
+        """Read and handle every datagram waiting (a `GameHostPort`'s doRead)."""
+        if self._reading is not None:
+            self._reading.read_waiting()
 
-    def _do_read(self) -> None:
-        """The listening port's doRead (installed by startProtocol): Port.doRead's
-        loop, in batches, stopping at the first empty read.
-
-        Port.doRead would ask the socket once more after every batch drained it,
-        a failed system call per wake-up (about 1.5 us) that an idle host pays
-        for nearly every datagram. Errors are never raised (Port.doRead raises
-        unknown ones, which closes the port): they end the read, and unexpected
-        ones are counted in `read_errors`.
-        """
-        sock = self._socket
-        if sock is None:
-            return
-        if self._reader is not None:
-            self._read_batches(self._reader, sock.fileno())
-            return
-        limit = self._read_limit
-        read = 0
-        while read < limit:
-            batch: list[tuple[bytes, Any]] = []
-            drained = self._read_more(sock, batch)
-            if batch:
-                read += self._handle_datagrams(batch)
-            if drained:
-                return
-
-    def _read_more(self, sock: socket.socket, batch: list[tuple[bytes, Any]]) -> bool:
-        """Append what `recvfrom` finds waiting to `batch`, up to `batch` datagrams in
-        all; whether the socket was drained (or failed: counted if unexpected)."""
-        recvfrom = sock.recvfrom
-        size = self._read_size
-        ipv6 = self._ipv6
-        for _ in range(self._batch - len(batch)):
-            try:
-                data, addr = recvfrom(size)
-            except OSError as e:
-                if e.errno not in _READ_DONE:
-                    self.read_errors += 1
-                return True
-            if ipv6:
-                addr = addr[:2]
-            batch.append((data, addr))
-        return False
-
-    def _read_batches(self, reader: BatchReader, fd: int) -> None:
-        """_do_read with recvmmsg: a batch per call; a short one means drained."""
-        limit = self._read_limit
-        full = reader.count
-        read = 0
-        while read < limit:
-            try:
-                datagrams = reader.read(fd)
-            except OSError as e:
-                if e.errno not in _READ_DONE:
-                    self.read_errors += 1
-                return
-            if not datagrams:
-                return
-            read += self._handle_datagrams(datagrams)
-            if len(datagrams) < full or self._reader is None:
-                return  # drained (or the port stopped meanwhile)
-
-    def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
+    def _handle_datagrams(self, datagrams: list[Datagram]) -> int:
         """Feed a batch to the core, then transmit what is owed for all of it; returns
         the bytes handled. The batch is timed once, as it was read: every datagram
         in it had arrived by then."""
@@ -284,13 +219,15 @@ class GameHostProtocol(DatagramProtocol):
 
 
 def listen_game_host(
-    reactor: IReactorUDP,
+    reactor: Any,
     port: int,
-    core: IDatagramCore,
+    core: IDatagramCore | GameHostProtocol,
     clock: IReactorTime,
     interface: str = "",
 ) -> tuple[GameHostProtocol, IListeningPort]:
-    """Serve `core` on UDP `port` (0: any free port); returns the protocol and port."""
-    protocol = GameHostProtocol(core, clock)
-    listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=2048)
+    """Serve `core` (or a protocol built for it) on UDP `port` (0: any free port), on a
+    `GameHostPort`; returns the protocol and port. Raises CannotListenError."""
+    protocol = core if isinstance(core, GameHostProtocol) else GameHostProtocol(core, clock)
+    listening = GameHostPort(port, protocol, interface, READ_SIZE, reactor)
+    listening.startListening()
     return protocol, listening

@@ -24,15 +24,22 @@ from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.limits import RedisAddressLimiter
 from vinom.cluster.placement import HostAgent, RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
-from vinom.cluster.services import MatchmakerService, RedisClientService, SubscriptionService
+from vinom.cluster.services import (
+    MatchmakerService,
+    PartyStoreService,
+    RedisClientService,
+    SubscriptionService,
+)
 from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
-from vinom.hosting.supervisor import ProcessPerMatch, WorkerPool, WorkerSettings
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
+from vinom.hosting.workers.child import WorkerSettings
+from vinom.hosting.workers.per_match import ProcessPerMatch
+from vinom.hosting.workers.pool import WorkerPool
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
@@ -109,12 +116,12 @@ def build_shared(
 ) -> SharedState:
     """The player store, matchmaker and parties; with --redis the process's Redis pool
     joins the root first, so that it closes after everything that uses it."""
-    games: GameRegistry = options["game-registry"]
-    match_sizes = {**games.match_sizes(), **options["match-sizes"]}
+    registry: GameRegistry = options["game-registry"]
+    match_sizes = {**registry.match_sizes(), **options["match-sizes"]}
     settings = options["redis-settings"]
     if settings is None:
         in_memory = MemoryMatchmaker(match_sizes, reactor, windows=options["rating-windows"],
-                                     team_sizes=games.team_sizes())  # fmt: skip
+                                     team_sizes=registry.team_sizes())  # fmt: skip
         return SharedState(MemoryPlayerStore(), in_memory, None, None, None, (), None)
     if check:
         # Under twistd: a Redis that does not answer is one line and a non-zero exit.
@@ -125,7 +132,7 @@ def build_shared(
         return SharedState(None, None, None, None, None, (), redis)
     # Imported here: txredisapi installs the default reactor when imported.
     from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
-    from vinom.cluster.parties import PartyStoreService, RedisPartySettings, RedisPartyStore
+    from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 
     def endpoint() -> Any:
         return client_endpoint(settings, reactor)
@@ -134,7 +141,7 @@ def build_shared(
         redis.handler, endpoint(), match_sizes, reactor,
         settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm"),
         password=settings.password, windows=options["rating-windows"],
-        team_sizes=games.team_sizes(),
+        team_sizes=registry.team_sizes(),
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
@@ -198,7 +205,7 @@ def build_hosting(
 
 
 def host_factory_of(
-    options: usage.Options, reactor: Any, config: ProtocolConfig, games: GameRegistry
+    options: usage.Options, reactor: Any, config: ProtocolConfig, registry: GameRegistry
 ) -> InlineGameHostFactory | WorkerPool | ProcessPerMatch:
     """The game hosts --game-host and --host-workers ask for."""
     room_config = RoomConfig(
@@ -207,13 +214,13 @@ def host_factory_of(
     )
     if options["game-host"] == "workers" and options["host-workers"] == 0:
         return InlineGameHostFactory(
-            reactor=reactor, games=games.get, protocol_config=config,
+            reactor=reactor, games=registry.get, protocol_config=config,
             public_host=options["public-host"], interface=options["udp-interface"],
             room_config=room_config,
         )  # fmt: skip
     settings = WorkerSettings(
         protocol=config, public_host=options["public-host"], interface=options["udp-interface"],
-        games=tuple(games.names()), room_config=room_config,
+        games=tuple(registry.names()), room_config=room_config,
         heartbeat_timeout=options["heartbeat-timeout"],
     )  # fmt: skip
     if options["game-host"] == "process":
@@ -257,7 +264,7 @@ def build_lobby(
 def lobby_factory(
     options: usage.Options, reactor: Any, shared: SharedState, placement: Any, issuer: TokenIssuer
 ) -> LobbyFactory:
-    games: GameRegistry = options["game-registry"]
+    registry: GameRegistry = options["game-registry"]
     return LobbyFactory(
         config=LobbyConfig(
             max_connections_per_ip=options["max-connections-per-ip"],
@@ -275,17 +282,17 @@ def lobby_factory(
             max_matches_per_ip=options["max-matches-per-ip"],
             max_output_bytes=options["lobby-max-output"],
         ),
-        games={**games.match_sizes(), **options["match-sizes"]},
+        match_sizes={**registry.match_sizes(), **options["match-sizes"]},
         matchmaker=shared.matchmaker,
         hosting=placement,
         token_issuer=issuer,
         store=shared.store,
         clock=reactor,
-        player_ranges={g.name: (g.min_players, g.max_players) for g in games},
+        player_ranges={g.name: (g.min_players, g.max_players) for g in registry},
         parties=shared.parties,
-        team_sizes=games.team_sizes(),
+        team_sizes=registry.team_sizes(),
         party_join_limiter=shared.party_joins,
-        game_titles={g.name: display_name_of(g) for g in games},
+        game_titles={g.name: display_name_of(g) for g in registry},
     )
 
 
@@ -378,11 +385,11 @@ def announce(
 ) -> None:  # fmt: skip
     """Log what runs where; the announcement, added last, starts when everything
     listens and says where to go."""
-    games: GameRegistry = options["game-registry"]
+    registry: GameRegistry = options["game-registry"]
     if lobbies.lobby is not None:
         _log.info("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
                   lobby=options["lobby"], web=options["websocket"] or "none",
-                  names=", ".join(games.names()))  # fmt: skip
+                  names=", ".join(registry.names()))  # fmt: skip
     if hosted.hosting is not None:
         low, _high = options["udp-port-range"]
         build = build_info()

@@ -1,14 +1,15 @@
 """The AMP commands between the lobby process and its game-host worker processes.
 
-A worker (vinom.hosting.worker) is a child process started with
+A worker (vinom.hosting.workers.main) is a child process started with
 `reactor.spawnProcess`; the two talk `twisted.protocols.amp` over the child's
 pipes 3 (lobby to worker) and 4 (worker to lobby), so the worker's stdout and
 stderr stay free for its log. The lobby sends `Configure` first (the token key
 travels here, never on a command line or in the environment), then `StartHost`,
 `AddMatch` and `StopHost` for each match it places on the worker, and a
 `Heartbeat` every second, whose answer carries the worker's load and counters.
-The worker tells the lobby `MatchEnded` as each match ends and `HostIdle` when
-a host's last room is gone.
+The worker tells the lobby `ReportMatchEnded` as each match ends and
+`ReportHostIdle` when a host's last room is gone (the events `MatchEnded` and
+`HostIdle` of its core, reported).
 
 Players on WebSocket (docs/web.md) play on a worker's hosts through the lobby
 process, which holds their sockets: `OpenStream` opens a stream session with
@@ -125,16 +126,20 @@ class Heartbeat(amp.Command):
     ]
 
 
-class MatchEnded(amp.Command):
-    """Worker to lobby: a match ended (its room lingers a moment longer)."""
+class ReportMatchEnded(amp.Command):
+    """Worker to lobby: a match ended (its room lingers a moment longer); the outcome
+    is a `vinom.match.MatchEnded` in its JSON form."""
 
+    # The name on the pipe, as before the command was named apart from the event.
+    commandName = b"MatchEnded"
     arguments = [(b"port", amp.Integer()), (b"outcome", JSON())]
     requiresAnswer = False
 
 
-class HostIdle(amp.Command):
-    """Worker to lobby: the host at `port` has no room left."""
+class ReportHostIdle(amp.Command):
+    """Worker to lobby: the host at `port` has no room left (its core's `HostIdle`)."""
 
+    commandName = b"HostIdle"
     arguments = [(b"port", amp.Integer())]
     requiresAnswer = False
 

@@ -1,38 +1,24 @@
-"""Game hosts in child processes: supervised workers, or a child per match.
+"""One game-host child process as its lobby sees it: `WorkerProcess`, and `WorkerGameHost`
+for each host it runs.
 
-Both factories here are `IGameHostFactory`s for the hosting service, so the
-lobby, the port allocator and the hosting service work as with inline hosts:
-
-- `WorkerPool` (`--host-workers N`) keeps N long-lived worker processes
-  (vinom.hosting.worker) and starts each match's host on the live worker with
-  the fewest hosts. A worker that exits, is killed, or misses its heartbeats
-  (a stopped process counts) is killed and replaced after a back-off.
-- `ProcessPerMatch` (`--game-host process`) gives each match a child of its
-  own, taken from a small pool of pre-started children so that a match does
-  not wait for a Python process to start; the child exits when its host stops.
-
-Either way a host whose process is gone fires `when_idle` with its matches
-recorded as aborted (reason `host_crashed`, or `shutdown` while the server
-stops), so the hosting service returns its port to the allocator and the
-lobby tells the players when they ask (`reconnect`).
-
-Each child is configured over AMP on its pipes (vinom.hosting.commands): the
-token key never appears on its command line or in its environment.
+The child (vinom.hosting.workers.main) is configured over AMP on its pipes
+(vinom.hosting.workers.commands): the token key never appears on its command
+line or in its environment. A child that exits, is killed or misses its
+heartbeats (a stopped process counts) is gone: its hosts fire `when_idle`
+with their matches recorded as aborted (reason `host_crashed`, or `shutdown`
+while the server stops).
 """
-
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 from attrs import field, frozen
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
@@ -43,17 +29,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 import vinom
-from vinom.hosting import commands
 from vinom.hosting.interfaces import (
-    Histogram,
     IGameHost,
-    IGameHostFactory,
-    IHostingStatistics,
     IStreamPeer,
     StreamOpened,
     StreamRefused,
     WorkerStatus,
 )
+from vinom.hosting.workers import commands
 from vinom.match import Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
@@ -63,7 +46,7 @@ from vinom.rooms.room import RoomConfig
 _VINOM_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(vinom.__file__)))
 _WORKER_MAIN = (
     f"import sys; sys.path.insert(0, {_VINOM_ROOT!r}); "
-    "from vinom.hosting.worker import main; main()"
+    "from vinom.hosting.workers.main import main; main()"
 )
 
 
@@ -130,12 +113,12 @@ class _LobbySide(amp.AMP):
         super().__init__()
         self.worker = worker
 
-    @commands.MatchEnded.responder
+    @commands.ReportMatchEnded.responder
     def match_ended(self, port: int, outcome: dict[str, Any]) -> dict[str, Any]:
         self.worker.host_match_ended(port, outcome_from_json(outcome))
         return {}
 
-    @commands.HostIdle.responder
+    @commands.ReportHostIdle.responder
     def host_idle(self, port: int) -> dict[str, Any]:
         self.worker.host_idle(port)
         return {}
@@ -547,310 +530,3 @@ class WorkerProcess(ProcessProtocol):
             restarts=restarts,
             counters=self.counters(),
         )
-
-
-@attrs.define(eq=False)
-class _Slot:
-    index: int
-    worker: WorkerProcess | None = None
-    restarts: int = 0
-    # Restarts in a row of workers that died young: the back-off grows with them.
-    failures: int = 0
-    restart_call: IDelayedCall | None = None
-    # The CPU seconds of the slot's earlier processes.
-    cpu_before: float = 0.0
-
-
-@implementer(IGameHostFactory, IHostingStatistics)
-class WorkerPool(Service):
-    """N supervised game-host worker processes; each match goes to the least-loaded one.
-
-    A worker that ends unasked is replaced after a back-off of
-    `restart_delay * 2**k` seconds (at most `max_restart_delay`), k counting
-    the workers in a row of that slot that lived less than `stable_after`.
-    """
-
-    log = Logger()
-
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        count: int,
-        reactor: Any,
-        *,
-        restart_delay: float = 0.5,
-        max_restart_delay: float = 30.0,
-        stable_after: float = 30.0,
-    ) -> None:
-        self.settings = settings
-        self.count = count
-        self.reactor = reactor
-        self.restart_delay = restart_delay
-        self.max_restart_delay = max_restart_delay
-        self.stable_after = stable_after
-        self.slots = [_Slot(i) for i in range(count)]
-        self.retired: Counter[str] = Counter()
-        self.spawn_histogram = Histogram()
-        self._live_waiters: list[Deferred[WorkerProcess]] = []
-        self._stopping = False
-
-    # Service
-
-    def startService(self) -> None:
-        super().startService()
-        self._stopping = False
-        for slot in self.slots:
-            if slot.worker is None:
-                self._spawn(slot)
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        self._stopping = True
-        closing = []
-        for slot in self.slots:
-            if slot.restart_call is not None and slot.restart_call.active():
-                slot.restart_call.cancel()
-            if slot.worker is not None:
-                closing.append(slot.worker.close())
-        waiters, self._live_waiters = self._live_waiters, []
-        for waiter in waiters:
-            if not waiter.called:
-                waiter.errback(WorkerGone("the worker pool is stopping"))
-        return DeferredList(closing).addCallback(lambda _: None)
-
-    def _spawn(self, slot: _Slot) -> None:
-        slot.restart_call = None
-        worker = WorkerProcess(
-            str(slot.index), self.settings, self.reactor, one_shot=False,
-            on_ended=lambda w: self._ended(slot, w), on_live=self._live,
-        )
-        slot.worker = worker
-        worker.spawn()
-
-    def _live(self, worker: WorkerProcess) -> None:
-        if worker.ready_after is not None:
-            self.spawn_histogram.observe(worker.ready_after)
-        waiters, self._live_waiters = self._live_waiters, []
-        for waiter in waiters:
-            if not waiter.called:  # one that timed out has failed its match already
-                waiter.callback(worker)
-
-    def _ended(self, slot: _Slot, worker: WorkerProcess) -> None:
-        if slot.worker is not worker:
-            return
-        self.retired.update(worker.counters())
-        slot.cpu_before += worker.cpu_seconds
-        slot.worker = None
-        if self._stopping or worker.stopping:
-            return
-        lived = self.reactor.seconds() - worker.started_at
-        slot.failures = 0 if lived >= self.stable_after else slot.failures + 1
-        delay = min(self.restart_delay * 2 ** max(slot.failures - 1, 0), self.max_restart_delay)
-        slot.restarts += 1
-        self.log.info("restarting game-host worker {name} in {delay:.1f} s",
-                      name=worker.name, delay=delay)
-        slot.restart_call = self.reactor.callLater(delay, self._spawn, slot)
-
-    # IGameHostFactory
-
-    def start_host(self, port: int) -> Deferred[IGameHost]:
-        if self._stopping:
-            return fail(WorkerGone("the worker pool is stopping"))
-        live = [s.worker for s in self.slots if s.worker is not None and s.worker.live]
-        if live:
-            worker = min(live, key=lambda w: (len(w.hosts), int(w.load.get("sessions", 0))))
-            return worker.start_host(port)
-        # Every worker is starting or restarting: wait for the first one to be ready.
-        waiter: Deferred[WorkerProcess] = Deferred()
-        self._live_waiters.append(waiter)
-        waiter.addTimeout(self.settings.ready_timeout, self.reactor)
-        return waiter.addCallback(lambda w: w.start_host(port))
-
-    # IHostingStatistics
-
-    def refresh(self) -> Deferred[None]:
-        """Heartbeat every worker now (the figures below are up to a second old otherwise)."""
-        return DeferredList([w.refresh() for w in self._workers()]).addCallback(lambda _: None)
-
-    def _workers(self) -> list[WorkerProcess]:
-        return [s.worker for s in self.slots if s.worker is not None]
-
-    def totals(self) -> Counter[str]:
-        total = Counter(self.retired)
-        for worker in self._workers():
-            total.update(worker.counters())
-        return total
-
-    def session_count(self) -> int:
-        return sum(int(w.load.get("sessions", 0)) for w in self._workers() if w.live)
-
-    def round_trip_times(self) -> list[float]:
-        return [float(t) for w in self._workers() if w.live
-                for t in w.load.get("round_trip_times", ())]
-
-    def workers(self) -> list[WorkerStatus]:
-        statuses = []
-        for slot in self.slots:
-            worker = slot.worker
-            if worker is None:
-                statuses.append(WorkerStatus(slot.index, None, False, 0, 0, slot.cpu_before,
-                                             slot.restarts))
-            else:
-                status = worker.status(slot.index, slot.restarts)
-                statuses.append(attrs.evolve(status,
-                                             cpu_seconds=status.cpu_seconds + slot.cpu_before))
-        return statuses
-
-    def spawn_latency(self) -> Histogram:
-        return self.spawn_histogram
-
-
-@implementer(IGameHostFactory, IHostingStatistics)
-class ProcessPerMatch(Service):
-    """A child process for each match's host, from a pool of `pool_size` pre-started ones.
-
-    The spawn latency it records is the time from `start_host` (the match has
-    its port) to the child listening on that port: a few milliseconds when a
-    pre-started child was waiting, a Python start-up when none was.
-    """
-
-    log = Logger()
-
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        pool_size: int,
-        reactor: Any,
-        *,
-        restart_delay: float = 0.5,
-        max_restart_delay: float = 30.0,
-    ) -> None:
-        self.settings = settings
-        self.pool_size = pool_size
-        self.reactor = reactor
-        self.restart_delay = restart_delay
-        self.max_restart_delay = max_restart_delay
-        # Children in a row that died before they were ready (a broken install, a
-        # game that fails to import): the pool waits longer before the next one.
-        self._failures = 0
-        self._refill_call: IDelayedCall | None = None
-        self.retired: Counter[str] = Counter()
-        self.spawn_histogram = Histogram()
-        self.cpu_before = 0.0
-        self._idle: deque[WorkerProcess] = deque()
-        self._starting: set[WorkerProcess] = set()
-        self._hosting: set[WorkerProcess] = set()
-        self._stopping = False
-        self._serial = 0
-
-    def startService(self) -> None:
-        super().startService()
-        self._stopping = False
-        self._refill()
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        self._stopping = True
-        if self._refill_call is not None and self._refill_call.active():
-            self._refill_call.cancel()
-        everyone = [*self._idle, *self._starting, *self._hosting]
-        return DeferredList([w.close() for w in everyone]).addCallback(lambda _: None)
-
-    @property
-    def children_ready(self) -> int:
-        """Pre-started children ready for the next matches."""
-        return len(self._idle)
-
-    @property
-    def children_started(self) -> int:
-        """Child processes started so far."""
-        return self._serial
-
-    def _new_child(self) -> WorkerProcess:
-        self._serial += 1
-        child = WorkerProcess(f"match-{self._serial}", self.settings, self.reactor,
-                              one_shot=True, on_ended=self._ended)
-        self._starting.add(child)
-        child.spawn()
-        child.when_ready().addCallbacks(self._ready, lambda _: None)
-        return child
-
-    def _ready(self, child: WorkerProcess) -> None:
-        self._failures = 0
-        self._starting.discard(child)
-        if not child.ended and child not in self._hosting:
-            self._idle.append(child)
-
-    def _refill(self) -> None:
-        if self._refill_call is not None and self._refill_call.active():
-            return
-        self._refill_call = None
-        while not self._stopping and len(self._idle) + len(self._starting) < self.pool_size:
-            self._new_child()
-
-    def _ended(self, child: WorkerProcess) -> None:
-        self.retired.update(child.counters())
-        self.cpu_before += child.cpu_seconds
-        self._starting.discard(child)
-        self._hosting.discard(child)
-        if child in self._idle:
-            self._idle.remove(child)
-        if self._stopping:
-            return
-        if child.ready_after is None and not child.stopping:
-            self._failures += 1
-            delay = min(self.restart_delay * 2 ** (self._failures - 1), self.max_restart_delay)
-            self.log.warn("a game-host child died before it was ready; next one in {delay:.1f} s",
-                          delay=delay)
-            if self._refill_call is None or not self._refill_call.active():
-                self._refill_call = self.reactor.callLater(delay, self._refill)
-            return
-        self._refill()
-
-    def start_host(self, port: int) -> Deferred[IGameHost]:
-        if self._stopping:
-            return fail(WorkerGone("the process pool is stopping"))
-        placed_at = self.reactor.seconds()
-        while self._idle and self._idle[0].ended:
-            self._idle.popleft()
-        if self._idle:
-            child = self._idle.popleft()
-        else:
-            child = self._new_child()
-            self._starting.discard(child)
-        self._hosting.add(child)
-        self._refill()
-
-        def started(host: IGameHost) -> IGameHost:
-            self.spawn_histogram.observe(self.reactor.seconds() - placed_at)
-            return host
-
-        def failed(failure: Failure) -> Failure:
-            child.close()
-            return failure
-
-        ready = child.when_ready()
-        ready.addCallback(lambda c: c.start_host(port))
-        return ready.addCallbacks(started, failed)
-
-    def _children(self) -> list[WorkerProcess]:
-        return [*self._idle, *self._starting, *self._hosting]
-
-    def totals(self) -> Counter[str]:
-        total = Counter(self.retired)
-        for child in self._children():
-            total.update(child.counters())
-        return total
-
-    def session_count(self) -> int:
-        return sum(int(c.load.get("sessions", 0)) for c in self._hosting if c.live)
-
-    def round_trip_times(self) -> list[float]:
-        return [float(t) for c in self._hosting if c.live
-                for t in c.load.get("round_trip_times", ())]
-
-    def workers(self) -> list[WorkerStatus]:
-        return [c.status(i, 0) for i, c in enumerate(sorted(self._hosting, key=lambda c: c.name))]
-
-    def spawn_latency(self) -> Histogram:
-        return self.spawn_histogram

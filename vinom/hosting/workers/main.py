@@ -1,7 +1,7 @@
 """A game-host worker process: the game host core on UDP ports, driven by the lobby over AMP.
 
-The lobby process starts it (vinom.hosting.supervisor) with
-`reactor.spawnProcess` and speaks AMP (vinom.hosting.commands) over the
+The lobby process starts it (vinom.hosting.workers) with
+`reactor.spawnProcess` and speaks AMP (vinom.hosting.workers.commands) over the
 child's pipes 3 and 4. The worker runs `InlineGameHost`s, the same game host
 core and UDP adapter the all-in-one server runs in its own process, on the
 ports the lobby names. It imports what hosting needs and nothing of the lobby,
@@ -32,9 +32,9 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.games.registry import GameRegistry, UnknownGame
-from vinom.hosting import commands
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.interfaces import IStreamPeer, StreamOpened
+from vinom.hosting.workers import commands
 from vinom.match import MatchEnded, match_from_json, outcome_to_json
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
@@ -237,12 +237,12 @@ class WorkerProtocol(amp.AMP):
         if not self.connected:
             return  # the lobby is gone; it records what it lost on its own
         self.callRemote(
-            commands.MatchEnded, port=port, outcome=outcome_to_json(event)
+            commands.ReportMatchEnded, port=port, outcome=outcome_to_json(event)
         )
 
     def _idle(self, port: int, host: InlineGameHost) -> None:
         if self.connected and self.hosts.get(port) is host:
-            self.callRemote(commands.HostIdle, port=port)
+            self.callRemote(commands.ReportHostIdle, port=port)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.connected = False
