@@ -124,7 +124,7 @@ class TLSLobbyIntegrationTests(TestCase):
         self.addCleanup(self.hosting.stopService)
         self.lobby = LobbyFactory(
             config=LobbyConfig(),
-            games={"tictactoe": 2},
+            match_sizes={"tictactoe": 2},
             matchmaker=MemoryMatchmaker({"tictactoe": 2}, reactor),
             hosting=self.hosting,
             token_issuer=PlaceholderTokenIssuer(),

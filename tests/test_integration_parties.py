@@ -50,7 +50,7 @@ from vinom.server.certs import ensure_dev_certificate
 from vinom.store.memory import MemoryPlayerStore
 
 Frame = dict[str, Any]
-GAMES = {"maze": 4}
+MATCH_SIZES = {"maze": 4}
 
 
 class Player(LineOnlyReceiver):
@@ -122,7 +122,7 @@ class PartyIntegrationTests(TestCase):
         self.addCleanup(hosting.stopService)
         lobby = LobbyFactory(
             config=LobbyConfig(),
-            games=GAMES,
+            match_sizes=MATCH_SIZES,
             matchmaker=matchmaker,
             hosting=hosting,
             token_issuer=PlaceholderTokenIssuer(),
@@ -173,7 +173,7 @@ class PartyIntegrationTests(TestCase):
             self.assertIsInstance(await player.closed, ConnectionDone)
 
     async def test_a_party_of_two_and_two_solo_players_make_one_maze(self) -> None:
-        port = await self.start_lobby(MemoryMatchmaker(GAMES, reactor))
+        port = await self.start_lobby(MemoryMatchmaker(MATCH_SIZES, reactor))
         await self.play_party_and_two_solos(port, port, port)
 
     async def test_a_party_of_two_and_two_solo_players_make_one_maze_on_two_lobbies(
@@ -187,7 +187,7 @@ class PartyIntegrationTests(TestCase):
             self.addCleanup(pool.disconnect)
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port)
             settings = RedisMatchmakerSettings(tick_every=0.1)
-            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor, settings=settings)
+            matchmaker = RedisMatchmaker(pool, endpoint, MATCH_SIZES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
             parties = RedisPartyStore(await redis_client(self, redis), endpoint, reactor,
@@ -208,7 +208,7 @@ class PartyIntegrationTests(TestCase):
             self.addCleanup(pool.disconnect)
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port)
             settings = RedisMatchmakerSettings(tick_every=0.1)
-            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor, settings=settings)
+            matchmaker = RedisMatchmaker(pool, endpoint, MATCH_SIZES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
             parties = RedisPartyStore(await redis_client(self, redis), endpoint, reactor,

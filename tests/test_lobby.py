@@ -32,7 +32,7 @@ from vinom.protocol.interfaces import ITokenIssuer
 from vinom.store.interfaces import PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
-GAMES = {"tictactoe": 2, "maze": 3}
+MATCH_SIZES = {"tictactoe": 2, "maze": 3}
 
 
 class Client:
@@ -93,7 +93,7 @@ class LobbyHarness(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.store = MemoryPlayerStore()
-        self.matchmaker = MemoryMatchmaker(GAMES, self.clock)
+        self.matchmaker = MemoryMatchmaker(MATCH_SIZES, self.clock)
         self.udp = FakeUDPReactor()
         self.hosts = PlaceholderGameHostFactory(self.udp, "0.0.0.0", "198.51.100.9")
         self.allocator = PortAllocator(self.ports)
@@ -109,7 +109,7 @@ class LobbyHarness(SynchronousTestCase):
     def make_factory(self, **overrides: Any) -> LobbyFactory:
         arguments: dict[str, Any] = dict(
             config=self.config,
-            games=GAMES,
+            match_sizes=MATCH_SIZES,
             matchmaker=self.matchmaker,
             hosting=self.hosting,
             token_issuer=self.issuer,
@@ -165,7 +165,7 @@ class HelloTests(LobbyHarness):
         self.assertEqual(welcome["id"], 1)
         self.assertRegex(welcome["player_id"], r"^p-[0-9a-f]{16}$")
         self.assertEqual(welcome["name"], "Ann")
-        self.assertEqual(welcome["games"], GAMES)
+        self.assertEqual(welcome["games"], MATCH_SIZES)
         record = self.successResultOf(self.store.get_player(welcome["player_id"]))
         assert record is not None
         self.assertEqual(record.name, "Ann")

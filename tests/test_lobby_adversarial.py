@@ -32,18 +32,18 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.store.memory import MemoryPlayerStore
 
 SERVER_TYPES = {"welcome", "queued", "cancelled", "match_found", "error", "pong"}
-GAMES = {"tictactoe": 2, "maze": 3}
+MATCH_SIZES = {"tictactoe": 2, "maze": 3}
 
 
 def make_lobby(config: LobbyConfig) -> tuple[LobbyFactory, MemoryMatchmaker, Clock]:
     clock = Clock()
-    matchmaker = MemoryMatchmaker(GAMES, clock)
+    matchmaker = MemoryMatchmaker(MATCH_SIZES, clock)
     hosting = GameHostingService(
         PortAllocator([7400]), PlaceholderGameHostFactory(FakeUDPReactor(), "", "127.0.0.1")
     )
     factory = LobbyFactory(
         config=config,
-        games=GAMES,
+        match_sizes=MATCH_SIZES,
         matchmaker=matchmaker,
         hosting=hosting,
         token_issuer=PlaceholderTokenIssuer(),

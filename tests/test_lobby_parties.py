@@ -28,7 +28,7 @@ class PartyHarness(LobbyHarness):
         self.matchmaker = MemoryMatchmaker(PARTY_GAMES, self.clock)
         self.matches: list[Match] = []
         self.matchmaker.add_listener(self.matches.append)
-        self.factory = self.make_factory(games=PARTY_GAMES, matchmaker=self.matchmaker)
+        self.factory = self.make_factory(match_sizes=PARTY_GAMES, matchmaker=self.matchmaker)
         self.factory.startService()
 
     def player(self, name: str) -> Client:
@@ -245,7 +245,7 @@ class PartyNoHostTests(PartyHarness):
     def setUp(self) -> None:
         super().setUp()
         self.remote = ScriptedHosting()
-        self.factory = self.make_factory(games=PARTY_GAMES, matchmaker=self.matchmaker,
+        self.factory = self.make_factory(match_sizes=PARTY_GAMES, matchmaker=self.matchmaker,
                                          hosting=self.remote, store=SharedStore())  # fmt: skip
         self.factory.startService()
 
@@ -277,12 +277,12 @@ class TeamTests(PartyHarness):
 
     def setUp(self) -> None:
         super().setUp()
-        games = {"duo": 4}
-        self.matchmaker = MemoryMatchmaker(games, self.clock, team_sizes={"duo": 2})
+        match_sizes = {"duo": 4}
+        self.matchmaker = MemoryMatchmaker(match_sizes, self.clock, team_sizes={"duo": 2})
         self.matches = []
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(
-            games=games, matchmaker=self.matchmaker, team_sizes={"duo": 2}
+            match_sizes=match_sizes, matchmaker=self.matchmaker, team_sizes={"duo": 2}
         )
         self.factory.startService()
 

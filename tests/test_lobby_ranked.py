@@ -52,20 +52,20 @@ class RankedHarness(LobbyHarness):
 
     def setUp(self) -> None:
         super().setUp()
-        self.use(self.lobby_games())
+        self.use(self.lobby_match_sizes())
 
-    def lobby_games(self) -> dict[str, int]:
+    def lobby_match_sizes(self) -> dict[str, int]:
         return {"tictactoe": 2, "maze": 3}
 
-    def use(self, games: dict[str, int], source: IRatingSource | None = None) -> None:
+    def use(self, match_sizes: dict[str, int], source: IRatingSource | None = None) -> None:
         self.matchmaker = MemoryMatchmaker(  # type: ignore[assignment]
-            games, self.clock, windows={game: WINDOW for game in games}
+            match_sizes, self.clock, windows={game: WINDOW for game in match_sizes}
         )
         self.addCleanup(self.matchmaker.stop)
         self.matches: list[Match] = []
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(
-            games=games, matchmaker=self.matchmaker, rating_source=source or self.source
+            match_sizes=match_sizes, matchmaker=self.matchmaker, rating_source=source or self.source
         )
         self.factory.startService()
 
@@ -281,7 +281,7 @@ class RatingSourceTests(RankedHarness):
 class RankedPartyTests(RankedHarness):
     ports = (7400, 7401, 7402)
 
-    def lobby_games(self) -> dict[str, int]:
+    def lobby_match_sizes(self) -> dict[str, int]:
         return PARTY_GAMES
 
     def party_of(self, leader: Client, *others: Client) -> dict[str, Any]:

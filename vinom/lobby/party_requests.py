@@ -71,7 +71,7 @@ class PartyRequests:
     def __init__(
         self,
         *,
-        games: Mapping[str, int],
+        match_sizes: Mapping[str, int],
         store: IPartyStore,
         matchmaker: IMatchmaker,
         players: Players,
@@ -80,7 +80,7 @@ class PartyRequests:
         draining: Callable[[], bool],
         ratings: IRatingSource | None = None,
     ) -> None:
-        self.games = dict(games)
+        self.match_sizes = dict(match_sizes)
         self._ratings = ratings or ClaimedRatings()
         self.store = store
         self._matchmaker = matchmaker
@@ -179,7 +179,7 @@ class PartyRequests:
             raise LobbyError(
                 errors.NOT_PARTY_LEADER, "only the party's leader queues the party"
             )
-        size = self.games[request.game]
+        size = self.match_sizes[request.game]
         if len(party.members) > size:
             raise LobbyError(
                 errors.PARTY_TOO_LARGE,

@@ -66,7 +66,7 @@ class RequestHandlers:
     def __init__(
         self,
         *,
-        games: Mapping[str, int],
+        match_sizes: Mapping[str, int],
         matchmaker: IMatchmaker,
         store: IPlayerStore,
         players: Players,
@@ -80,10 +80,12 @@ class RequestHandlers:
         rating_source: IRatingSource | None = None,
         game_titles: Mapping[str, str] | None = None,
     ) -> None:
-        self.games = dict(games)
+        self.match_sizes = dict(match_sizes)
         # The name people read for each game ("Owe Drahn"), sent in the welcome.
         titles = game_titles or {}
-        self.game_titles = {name: titles.get(name) or default_display_name(name) for name in games}
+        self.game_titles = {
+            name: titles.get(name) or default_display_name(name) for name in match_sizes
+        }
         self._ratings = rating_source or ClaimedRatings()
         self._requeues = requeues
         self._matchmaker = matchmaker
@@ -96,7 +98,7 @@ class RequestHandlers:
         # Set while the server shuts down: `queue` is refused with `server_draining`.
         self.draining = False
         self.rooms = RoomRequests(
-            games=games,
+            match_sizes=match_sizes,
             player_ranges=player_ranges or {},
             players=players,
             limits=limits,
@@ -107,8 +109,8 @@ class RequestHandlers:
         )
         # Parties of up to the largest match any game has (8 without games).
         self.parties = PartyRequests(
-            games=games,
-            store=parties or MemoryPartyStore(max(games.values(), default=8)),
+            match_sizes=match_sizes,
+            store=parties or MemoryPartyStore(max(match_sizes.values(), default=8)),
             matchmaker=matchmaker,
             players=players,
             limits=limits,
@@ -217,7 +219,7 @@ class RequestHandlers:
                     "player_id": player_id,
                     "name": request.name,
                     "secret": secret,
-                    "games": dict(self.games),
+                    "games": dict(self.match_sizes),
                     "titles": dict(self.game_titles),
                 },
             )
@@ -241,7 +243,7 @@ class RequestHandlers:
             raise LobbyError(
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
             )
-        if request.game not in self.games:
+        if request.game not in self.match_sizes:
             raise LobbyError(
                 errors.UNKNOWN_GAME, f"no game called {quote_for_message(request.game)}"
             )

@@ -47,7 +47,7 @@ class RoomRequests:
     def __init__(
         self,
         *,
-        games: Mapping[str, int],
+        match_sizes: Mapping[str, int],
         player_ranges: Mapping[str, tuple[int, int]],
         players: Players,
         limits: LobbyLimits,
@@ -57,7 +57,7 @@ class RoomRequests:
         rooms: OpenRooms | None = None,
         in_party: Callable[[str], bool] = lambda player_id: False,
     ) -> None:
-        self.games = dict(games)
+        self.match_sizes = dict(match_sizes)
         self.player_ranges = dict(player_ranges)
         self.rooms = rooms or OpenRooms()
         self._players = players
@@ -193,13 +193,13 @@ class RoomRequests:
         return player_id
 
     def _known(self, game: str) -> None:
-        if game not in self.games:
+        if game not in self.match_sizes:
             raise LobbyError(errors.UNKNOWN_GAME, f"no game called {quote_for_message(game)}")
 
     def _size(self, game: str, size: int | None) -> int:
         if size is None:
-            return self.games[game]
-        low, high = self.player_ranges.get(game, (self.games[game], self.games[game]))
+            return self.match_sizes[game]
+        low, high = self.player_ranges.get(game, (self.match_sizes[game], self.match_sizes[game]))
         if not low <= size <= high:
             raise LobbyError(
                 errors.INVALID_FIELD, f"a {game} room seats {low} to {high} players, not {size}"

@@ -166,7 +166,7 @@ class LobbyFactory(ServerFactory, Service):
         self,
         *,
         config: LobbyConfig,
-        games: Mapping[str, int],
+        match_sizes: Mapping[str, int],
         matchmaker: IMatchmaker,
         hosting: IMatchHosting,
         token_issuer: ITokenIssuer,
@@ -211,7 +211,7 @@ class LobbyFactory(ServerFactory, Service):
             formed_here=matchmaker.formed_here,
         )
         self.requests = RequestHandlers(
-            games=games,
+            match_sizes=match_sizes,
             matchmaker=matchmaker,
             store=store,
             players=self._players,
@@ -356,9 +356,9 @@ class LobbyFactory(ServerFactory, Service):
     # What operators and tests look at.
 
     @property
-    def games(self) -> dict[str, int]:
+    def match_sizes(self) -> dict[str, int]:
         """Game name -> players per match, as `welcome` lists them."""
-        return dict(self.requests.games)
+        return dict(self.requests.match_sizes)
 
     @property
     def connection_count(self) -> int:

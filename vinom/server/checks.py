@@ -332,21 +332,21 @@ def offered_games(names: str | None) -> GameRegistry:
     return offered
 
 
-def match_size_overrides(games: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
+def match_size_overrides(registry: GameRegistry, sizes: dict[str, int]) -> dict[str, int]:
     """--match-size overrides, each within its game's player range."""
     for name, size in sizes.items():
-        if name not in games:
+        if name not in registry:
             raise usage.UsageError(
                 f"--match-size {name}={size}: no game {name!r} (offered: "
-                f"{', '.join(games.names())})"
+                f"{', '.join(registry.names())})"
             )
-        game = games.get(name)
+        game = registry.get(name)
         if not game.min_players <= size <= game.max_players:
             raise usage.UsageError(
                 f"--match-size {name}={size}: {name} takes {game.min_players} to "
                 f"{game.max_players} players"
             )
-        team_size = games.team_sizes().get(name)
+        team_size = registry.team_sizes().get(name)
         if team_size is not None and size % team_size:
             raise usage.UsageError(
                 f"--match-size {name}={size}: {name} has teams of {team_size}; the match "
@@ -356,15 +356,15 @@ def match_size_overrides(games: GameRegistry, sizes: dict[str, int]) -> dict[str
 
 
 def rating_windows(
-    games: GameRegistry, overrides: dict[str, RatingWindow]
+    registry: GameRegistry, overrides: dict[str, RatingWindow]
 ) -> dict[str, RatingWindow]:
     """Each offered game's ranked window: --rating-window, else the game's own
     `rating_window`; games with neither get the matchmaker's default."""
     for name in overrides:
-        if name not in games:
+        if name not in registry:
             raise usage.UsageError(
                 f"--rating-window {name}=...: no game {name!r} (offered: "
-                f"{', '.join(games.names())})"
+                f"{', '.join(registry.names())})"
             )
-    windows = {name: RatingWindow(*window) for name, window in games.rating_windows().items()}
+    windows = {name: RatingWindow(*window) for name, window in registry.rating_windows().items()}
     return {**windows, **overrides}

@@ -142,7 +142,7 @@ class StatusReader:
     def read(self) -> ServerFigures:
         lobby = self.lobby
         hosts = self.hosts
-        games = {} if lobby is None else lobby.games
+        match_sizes = {} if lobby is None else lobby.match_sizes
         placer = None if lobby is None else lobby.placer
         matchmaker = self.matchmaker
         return ServerFigures(
@@ -161,9 +161,9 @@ class StatusReader:
             ),
             queues={
                 game: 0 if matchmaker is None else matchmaker.queue_length(game)
-                for game in sorted(games)
+                for game in sorted(match_sizes)
             },
-            match_sizes=dict(sorted(games.items())),
+            match_sizes=dict(sorted(match_sizes.items())),
             matches_formed=0 if placer is None else placer.matches_formed,
             matches_ended={} if placer is None else dict(placer.matches_ended),
             running_count=self.hosting.running_games,
