@@ -11,3 +11,10 @@ import vinom  # noqa: F401
 # every seat the same view (docs/games.md, "Checking shared_view"); a game that
 # does not fails its test with a logged SharedViewMismatch.
 os.environ.setdefault("VINOM_CHECK_VIEWS", "1")
+
+# In the fast lane (tox -e fast, tests/lanes.py) a test that starts a child
+# process fails, here in each trial worker as in the process that runs them.
+if os.environ.get("VINOM_TEST_LANE") == "fast":
+    from tests.lanes import forbid_child_processes
+
+    forbid_child_processes()
