@@ -18,8 +18,8 @@ what is read:
   `ProcessPoolExecutor`, `sys.executable` (only needed to start another
   interpreter) or `os.fork`, `os.system`, `os.popen`, `os.exec*`,
   `os.spawn*`, `os.posix_spawn*` (type annotations aside);
-- imports from a vinom module whose code starts processes (the worker
-  supervisor, vinom/hosting/supervisor.py);
+- imports from a vinom module whose own code starts processes (the
+  game-host workers, vinom/hosting/workers/child.py);
 - passes vinom a command line asking for game-host processes
   (`("--host-workers", "2")`, any valid `--game-host`).
 
@@ -247,7 +247,7 @@ class Lanes:
         return (base, name)
 
     def _library_spawns(self, name: str) -> str | None:
-        """What a vinom module does that starts a child process (the worker supervisor), if any.
+        """What a vinom module does that starts a child process (a game-host worker), if any.
 
         Anything a test imports from such a module is slow: not followed
         further, vinom's own classes are not told apart.
