@@ -21,7 +21,6 @@ import json
 from collections import OrderedDict
 from typing import Any
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -271,21 +270,3 @@ class RedisPartyStore:
         # The timer keeps running whatever fails: the next refresh tries again.
         d.addErrback(lambda f: self.log.warn("refreshing parties failed: {error}", error=f.value))
         return d
-
-
-class PartyStoreService(Service):
-    """Runs a `RedisPartyStore` (its channel and its refresh) while the server runs."""
-
-    def __init__(self, store: RedisPartyStore) -> None:
-        self.store = store
-
-    def startService(self) -> None:
-        super().startService()
-        # The subscription reconnects by itself while Redis is down.
-        self.store.start().addErrback(
-            lambda f: self.store.log.warn("party changes channel: {error}", error=f.value)
-        )
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return self.store.stop()

@@ -1,11 +1,21 @@
 """The Redis side of `twistd vinom --redis`: services that start and stop the shared parts.
 
-`tap.makeService` builds, for a process with `--redis`, one `RedisClient`
-(the process's pool, shared by the player store, the matchmaker, the host
-registry and the placement channel) and wraps what needs starting and
-stopping in the services below, so the root service's order (started in
-the order added, stopped in reverse) brings them up before the lobby
-listens and takes them down after it.
+The server wiring (vinom.server.roles) builds, for a process with `--redis`,
+one `RedisClient` (the process's pool, shared by the player store, the
+matchmaker, the parties, the host registry and the placement channel) and
+wraps what needs starting and stopping in the services below, so the root
+service's order (started in the order added, stopped in reverse) brings
+them up before the lobby listens and takes them down after it.
+
+Every one has the same shape: it holds one part, `startService` starts it
+and returns at once, and `stopService` returns the Deferred of its stop.
+None keeps the server from starting while Redis does not answer: each part
+keeps trying until it does, the matchmaker's start every `START_RETRY`
+seconds, the channels (`RedisSubscription`, which the party store also
+runs) by reconnecting with their own back-off. The placement channel's
+`RemoteMatchHosting` and the game host's `HostAgent` are services
+themselves (vinom.cluster.placement): each is also the object the lobby or
+the host uses.
 """
 
 from __future__ import annotations
@@ -19,8 +29,9 @@ from twisted.logger import Logger
 
 from vinom.cluster.client import RedisClient, RedisSubscription
 
-if TYPE_CHECKING:  # txredisapi, which it imports, installs the default reactor
+if TYPE_CHECKING:  # txredisapi, which the matchmaker imports, installs the default reactor
     from vinom.cluster.matchmaker import RedisMatchmaker
+    from vinom.cluster.parties import RedisPartyStore
 
 # Seconds between tries to start the matchmaker while Redis does not answer.
 START_RETRY = 1.0
@@ -93,3 +104,21 @@ class SubscriptionService(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         return self.subscription.stop()
+
+
+class PartyStoreService(Service):
+    """Runs a `RedisPartyStore` (its changes channel and its refresh) while the server runs."""
+
+    def __init__(self, store: RedisPartyStore) -> None:
+        self.store = store
+
+    def startService(self) -> None:
+        super().startService()
+        # The subscription reconnects by itself while Redis is down.
+        self.store.start().addErrback(
+            lambda f: self.store.log.warn("party changes channel: {error}", error=f.value)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self.store.stop()
