@@ -33,7 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
 from tests.servers import start_server
-from vinom.client import game_views, tui
+from vinom.client import game_views, terminal, tui
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.canvas import BOLD, NORMAL, Canvas, PlayerContext, format_view
 from vinom.client.game import GameSession
@@ -541,12 +541,12 @@ class GenericViewTests(SynchronousTestCase):
 class ArrowDecodingTests(SynchronousTestCase):
     def test_escape_sequences_become_arrow_keys(self) -> None:
         keys = [ord("x"), 27, ord("["), ord("A"), 27, ord("O"), ord("D"), 27, ord("["), ord("B")]
-        self.assertEqual(tui.decode_arrows(keys),
+        self.assertEqual(terminal.decode_arrows(keys),
                          [ord("x"), curses.KEY_UP, curses.KEY_LEFT, curses.KEY_DOWN])
 
     def test_other_keys_pass_through(self) -> None:
         keys = [27, ord("B"), 27, ord("["), ord("Z"), ord("B"), 27, ord("[")]
-        self.assertEqual(tui.decode_arrows(keys), keys)
+        self.assertEqual(terminal.decode_arrows(keys), keys)
 
 
 class KeyReaderTests(SynchronousTestCase):
@@ -554,11 +554,11 @@ class KeyReaderTests(SynchronousTestCase):
         queue: list[list[int]] = [[1, 2], []]
         got: list[int] = []
         hung: list[bool] = []
-        reader = tui.KeyReader(lambda: queue.pop(0) if queue else [], got.append,
+        reader = terminal.KeyReader(lambda: queue.pop(0) if queue else [], got.append,
                                lambda: hung.append(True))
         self.assertIsNone(reader.doRead())
         self.assertEqual(got, [1, 2])
-        results = [reader.doRead() for _ in range(tui.KeyReader.HANGUP_AFTER)]
+        results = [reader.doRead() for _ in range(terminal.KeyReader.HANGUP_AFTER)]
         self.assertTrue(all(r is None for r in results[:-1]))
         self.assertIsInstance(results[-1], Failure)
         reader.connectionLost(results[-1])  # type: ignore[arg-type]

@@ -24,32 +24,24 @@ import curses
 import json
 import random
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.logger import FileLogObserver, Logger, globalLogBeginner, textFileLogObserver
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from vinom.client.bots import LobbyAddress
 from vinom.client.canvas import (
-    BIG_REWARD,
     BOLD,
     DIM,
     ERROR,
     GOOD,
     KEY_ENTER,
-    ME,
     NORMAL,
-    OTHER,
     REVERSE,
-    REWARD,
-    WALL,
     Area,
     Canvas,
     GameUI,
@@ -62,6 +54,7 @@ from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
 from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
+from vinom.client.terminal import KEY_ESCAPE, CursesScreen, KeyReader
 from vinom.games.interfaces import IBot, IGame, display_name_of
 
 _log = Logger()
@@ -69,7 +62,6 @@ _log = Logger()
 # -- the client ---------------------------------------------------------------
 
 KEY_BACKSPACE = (8, 127, curses.KEY_BACKSPACE)
-KEY_ESCAPE = 27
 KEY_REDRAW = 12  # Ctrl-L
 TICK_SECONDS = 0.25
 # How long a quitting client waits for its `leave` to go out before it exits anyway.
@@ -525,142 +517,6 @@ def _sleep(clock: Any, seconds: float) -> Deferred[None]:
 
 
 # -- curses -------------------------------------------------------------------
-
-
-class CursesScreen:
-    """A `Screen` on a curses window; reads keys without blocking."""
-
-    def __init__(self, window: Any) -> None:
-        self.window = window
-        self.attributes = _attributes()
-
-    def size(self) -> tuple[int, int]:
-        height, width = self.window.getmaxyx()
-        return int(height), int(width)
-
-    def show(self, canvas: Canvas) -> None:
-        window = self.window
-        window.erase()
-        for y in range(canvas.height):
-            for x, text, style in canvas.runs(y):
-                # The bottom-right cell cannot be written without scrolling: skip it.
-                if y == canvas.height - 1 and x + len(text) >= canvas.width:
-                    text = text[: max(0, canvas.width - 1 - x)]
-                if not text:
-                    continue
-                with contextlib.suppress(curses.error, UnicodeEncodeError):
-                    window.addstr(y, x, text, self.attributes.get(style, 0))
-        window.refresh()
-
-    def clear(self) -> None:
-        self.window.clear()
-
-    def read_keys(self) -> list[int]:
-        keys: list[int] = []
-        while True:
-            key = self.window.getch()
-            if key == -1:
-                return decode_arrows(keys)
-            keys.append(key)
-
-
-# Arrow keys as terminals send them outside keypad mode (ESC [ A) or inside it
-# (ESC O A); curses decodes only the form terminfo names, and a stray "ESC [ B"
-# must not turn into the keys ESC, '[' and 'B' (autopilot).
-_ARROWS = {ord("A"): curses.KEY_UP, ord("B"): curses.KEY_DOWN, ord("C"): curses.KEY_RIGHT,
-           ord("D"): curses.KEY_LEFT}
-
-
-def decode_arrows(keys: Sequence[int]) -> list[int]:
-    """Replace undecoded arrow-key escape sequences in `keys` with curses key codes."""
-    decoded: list[int] = []
-    i = 0
-    while i < len(keys):
-        if (keys[i] == KEY_ESCAPE and i + 2 < len(keys) and keys[i + 1] in (ord("["), ord("O"))
-                and keys[i + 2] in _ARROWS):
-            decoded.append(_ARROWS[keys[i + 2]])
-            i += 3
-        else:
-            decoded.append(keys[i])
-            i += 1
-    return decoded
-
-
-def _attributes() -> dict[int, int]:
-    attributes = {
-        NORMAL: curses.A_NORMAL,
-        BOLD: curses.A_BOLD,
-        DIM: curses.A_DIM,
-        REVERSE: curses.A_REVERSE,
-        ME: curses.A_BOLD,
-        OTHER: curses.A_BOLD,
-        REWARD: curses.A_NORMAL,
-        BIG_REWARD: curses.A_BOLD,
-        WALL: curses.A_NORMAL,
-        ERROR: curses.A_BOLD,
-        GOOD: curses.A_BOLD,
-    }
-    if not curses.has_colors():
-        return attributes
-    try:
-        curses.start_color()
-        curses.use_default_colors()
-        background = -1
-    except curses.error:
-        background = curses.COLOR_BLACK
-    colours = {
-        ME: (curses.COLOR_YELLOW, curses.A_BOLD),
-        OTHER: (curses.COLOR_CYAN, curses.A_BOLD),
-        REWARD: (curses.COLOR_GREEN, curses.A_NORMAL),
-        BIG_REWARD: (curses.COLOR_MAGENTA, curses.A_BOLD),
-        WALL: (curses.COLOR_BLUE, curses.A_NORMAL),
-        ERROR: (curses.COLOR_RED, curses.A_BOLD),
-        GOOD: (curses.COLOR_GREEN, curses.A_BOLD),
-    }
-    for pair, (style, (colour, extra)) in enumerate(colours.items(), start=1):
-        try:
-            curses.init_pair(pair, colour, background)
-        except curses.error:
-            continue
-        attributes[style] = curses.color_pair(pair) | extra
-    return attributes
-
-
-@implementer(IReadDescriptor)
-class KeyReader:
-    """Calls `on_keys` when the terminal (stdin) has input; ends on hang-up."""
-
-    # A readable stdin that yields no key this many times in a row has hung up.
-    HANGUP_AFTER = 50
-
-    def __init__(self, read_keys: Callable[[], Sequence[int]], on_key: Callable[[int], object],
-                 on_hangup: Callable[[], object], fd: int = 0) -> None:
-        self.read_keys = read_keys
-        self.on_key = on_key
-        self.on_hangup = on_hangup
-        self.fd = fd
-        self.empty_reads = 0
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def doRead(self) -> Failure | None:
-        keys = self.read_keys()
-        if not keys:
-            self.empty_reads += 1
-            if self.empty_reads >= self.HANGUP_AFTER:
-                return Failure(ConnectionDone("the terminal hung up"))
-            return None
-        self.empty_reads = 0
-        for key in keys:
-            self.on_key(key)
-        return None
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.on_hangup()
-
-    def logPrefix(self) -> str:
-        return "vinom-keys"
 
 
 def run_play(
