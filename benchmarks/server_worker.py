@@ -257,12 +257,16 @@ def pool_counters(pool: Any, host_of_pid: dict[int | None, int] | None = None) -
 
 
 def server_args(
-    lobby_port: int, udp_ports: tuple[int, int], data_dir: str, games: str, lobby_extra: str = ""
+    lobby_port: int,
+    udp_ports: tuple[int, int],
+    data_dir: str,
+    game_names: str,
+    lobby_extra: str = "",
 ) -> list[str]:
     """`twistd vinom` options of a bench server on loopback (before the scenario's own).
 
-    Games run in the server process (`--host-workers 0`) unless later options
-    say otherwise.
+    `game_names` is the --games value (comma-separated names). Games run in the
+    server process (`--host-workers 0`) unless later options say otherwise.
     """
     interface = "127.0.0.1"
     low, high = udp_ports
@@ -272,7 +276,7 @@ def server_args(
         "--udp-interface", interface,
         "--public-host", interface,
         "--data-dir", data_dir,
-        "--games", games,
+        "--games", game_names,
         "--host-workers", "0",
         # Several bench servers may run at once: no fixed operations or web port.
         "--ops-port", "none",

@@ -63,13 +63,13 @@ async def photograph(reactor: Any, output: Path) -> None:
         lobby = LobbyAddress("127.0.0.1", lobby_port, f"{data_dir}/dev-cert.pem")
         pool = root.getServiceNamed("game-host-processes")
         await wait_for(reactor, lambda: all(w.live for w in pool.workers()))
-        games = GameRegistry.from_plugins()
+        registry = GameRegistry.from_plugins()
         names = iter(["ada", "bo", "cy", "di", "eve", "fay", "gus", "hal", "ivy", "jo", "kai"])
         rng = random.Random(7)
 
         def bot(game: str, think: float) -> Deferred[Any]:
             return Deferred.fromCoroutine(play_bot(
-                reactor, lobby, games.get(game), next(names),
+                reactor, lobby, registry.get(game), next(names),
                 rng=random.Random(rng.random()), think_time=think,
             ))
 

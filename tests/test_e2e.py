@@ -32,7 +32,7 @@ from vinom.hosting.inline import InlineGameHost
 from vinom.protocol.tokens import PublicToken
 
 SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
-GAMES = GameRegistry.from_plugins()
+REGISTRY = GameRegistry.from_plugins()
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -48,7 +48,7 @@ class BotsPlayEveryGame(TestCase):
     timeout = 90
 
     async def play(self, game_name: str, players: int | None = None) -> None:
-        game = GAMES.get(game_name)
+        game = REGISTRY.get(game_name)
         players = players or game.match_size
         server = await start_server(self, "--match-size", f"{game_name}={players}", ports=4)
         cores: list[GameHostCore] = []
@@ -104,7 +104,7 @@ class Reconnection(TestCase):
 
     async def test_socket_closed_mid_game_reconnects_and_finishes(self) -> None:
         server = await start_server(self, "--session-timeout", "1", ports=2)
-        game = GAMES.get("tictactoe")
+        game = REGISTRY.get("tictactoe")
         other = Deferred.fromCoroutine(
             play_bot(reactor, server.lobby, game, "steady", rng=random.Random(1))
         )
@@ -279,7 +279,7 @@ class RoomsWithBots(TestCase):
 
     async def play_against_a_bot(self, *args: str) -> None:
         server = await start_server(self, *args, ports=2)
-        game = GAMES.get("tictactoe")
+        game = REGISTRY.get("tictactoe")
         lobby = await connect_lobby(reactor, "127.0.0.1", server.lobby.port,
                                     trust=server.lobby.trust)
         welcome = await lobby.hello("Ann")

@@ -21,7 +21,7 @@ from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import Phase, encode_action
 from vinom.rooms.room import Room, RoomConfig
 
-GAMES = GameRegistry.from_plugins()
+REGISTRY = GameRegistry.from_plugins()
 
 
 def match_of(game: IGame, seats: list[tuple[str, bool]]) -> Match:
@@ -49,7 +49,7 @@ class BotSeatTests(SynchronousTestCase):
     def test_every_game_is_played_to_its_result_by_bot_seats_alone(self) -> None:
         for name in ("tictactoe", "dice", "owedrahn", "maze", "duel"):
             with self.subTest(game=name):
-                game = GAMES.get(name)
+                game = REGISTRY.get(name)
                 seats = [(f"bot-{n}", True) for n in range(game.min_players)]
                 room, _keeper, time, _router = self.room(game, seats, think=0.05)
                 self.assertIs(room.phase, Phase.COUNTDOWN if game.countdown else Phase.PLAYING)
@@ -65,7 +65,7 @@ class BotSeatTests(SynchronousTestCase):
                 self.assertEqual(room.joined_players(), ())
 
     def test_a_person_plays_against_a_bot_that_thinks_before_it_moves(self) -> None:
-        game = GAMES.get("tictactoe")
+        game = REGISTRY.get("tictactoe")
         room, keeper, time, router = self.room(game, [("p-person", False), ("bot-1", True)])
         # The match waits for the person only.
         self.assertIs(room.phase, Phase.WAITING)
@@ -103,7 +103,7 @@ class BotSeatTests(SynchronousTestCase):
         self.assertEqual(room.joined_players(), ("p-person",))
 
     def test_nobody_can_take_a_bot_seat(self) -> None:
-        game = GAMES.get("tictactoe")
+        game = REGISTRY.get("tictactoe")
         room, _keeper, time, router = self.room(game, [("p-person", False), ("bot-1", True)])
         self.assertIs(room.admission("bot-1"), Admission.REFUSE)
         router.session_connected(  # type: ignore[attr-defined]
@@ -113,7 +113,7 @@ class BotSeatTests(SynchronousTestCase):
         self.assertIsNone(room.session_of("bot-1"))
 
     def test_bots_alone_do_not_keep_a_room_the_people_left(self) -> None:
-        game = GAMES.get("dice")
+        game = REGISTRY.get("dice")
         room, _keeper, time, router = self.room(game, [("p-person", False), ("bot-1", True)])
         router.session_connected(  # type: ignore[attr-defined]
             SessionConnected(1, "p-person", "m-1", ("127.0.0.1", 1001)), time.now
@@ -130,7 +130,7 @@ class MatchOverThePipeTests(SynchronousTestCase):
         from vinom.hosting.workers.commands import JSON
         from vinom.match import match_from_json, match_to_json
 
-        match = match_of(GAMES.get("tictactoe"), [("p-person", False), ("bot-1", True)])
+        match = match_of(REGISTRY.get("tictactoe"), [("p-person", False), ("bot-1", True)])
         wire = JSON()
         self.assertEqual(match_from_json(wire.fromString(wire.toString(match_to_json(match)))),
                          match)

@@ -24,7 +24,7 @@ from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.rooms.messages import decode_server_message
 
-GAMES = GameRegistry.from_plugins()
+REGISTRY = GameRegistry.from_plugins()
 # What a person reads for each game: the `title` of the welcome.
 TITLES = {"tictactoe": "Tic-tac-toe", "dice": "Dice", "owedrahn": "Owe Drahn", "maze": "Maze"}
 
@@ -47,7 +47,7 @@ class OpeningOrderTests(TestCase):
     timeout = 60
 
     async def play(self, game_name: str, players: int, matches: int = 2) -> None:
-        game = GAMES.get(game_name)
+        game = REGISTRY.get(game_name)
         server = await start_server(
             self, "--match-size", f"{game_name}={players}", ports=matches
         )
