@@ -19,9 +19,10 @@ from zope.interface import implementer
 from tests.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.redis_server import start_redis
 from tests.test_lobby import LobbyHarness
+from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, parse_redis_url
 from vinom.cluster.hosts import RedisHostRegistry
-from vinom.cluster.placement import HostAgent, RemoteMatchHosting
+from vinom.cluster.placement import RemoteMatchHosting
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService

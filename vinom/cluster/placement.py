@@ -3,7 +3,7 @@
 With `--redis`, lobbies and game hosts are separate processes that share
 one Redis (docs/scaling.md). Two parts talk over it:
 
-- `HostAgent`, in each game-host process: registers the host in the
+- `HostAgent` (vinom.cluster.agent), in each game-host process: registers the host in the
   `IHostRegistry` with a TTL and renews it every TTL/3 (its heartbeat, with
   its free capacity), takes the placement requests lobbies push to its list,
   hosts each match on its own `GameHostingService` and says where on the
@@ -48,38 +48,32 @@ import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import evolve
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.cluster.channel import PlacementKeys, address_from, decide, ms
 from vinom.cluster.client import RedisClient, Script
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
-from vinom.hosting.service import GameHostingService
 from vinom.match import (
     Match,
     MatchEnded,
-    match_from_json,
     match_to_json,
     outcome_from_json,
-    outcome_to_json,
 )
 from vinom.protocol.address import HostAddress
 
 EndedCallback = Callable[[MatchEnded | None], object]
 
-
-# Placement requests a host takes from its list in one call at most (RPOP's count).
-_REQUESTS_PER_POP = 64
 
 # Outcomes (`placed`, `failed`) a lobby heard before the match itself, kept for it.
 _EARLY_OUTCOMES = 4096
@@ -100,287 +94,6 @@ redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 """)
-
-
-# KEYS: the match's outcome key. ARGV: the outcome (JSON), its TTL (ms), the channel.
-# Records the outcome unless one is recorded already (the first decides) and, if it
-# did, publishes it: one call.
-_DECIDE = Script("""
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-  redis.call('PUBLISH', ARGV[3], ARGV[1])
-  return 1
-end
-return 0
-""")
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
-
-
-@frozen
-class PlacementKeys:
-    """The Redis keys and channel of the placement channel under one prefix."""
-
-    prefix: str
-
-    @property
-    def channel(self) -> str:
-        return self.prefix + "placements"
-
-    def requests(self, host_id: str) -> str:
-        return f"{self.prefix}place:{host_id}"
-
-    def placer(self, match_id: str) -> str:
-        return f"{self.prefix}placer:{match_id}"
-
-    def claim(self, match_id: str, attempt: int) -> str:
-        return f"{self.prefix}claim:{match_id}:{attempt}"
-
-    def outcome(self, match_id: str) -> str:
-        return f"{self.prefix}outcome:{match_id}"
-
-
-def _address_json(address: HostAddress) -> dict[str, Any]:
-    data: dict[str, Any] = {"host": address.host, "port": address.port}
-    if address.game_url is not None:
-        data["game_url"] = address.game_url
-    return data
-
-
-def _address_from(data: Mapping[str, Any]) -> HostAddress:
-    game_url = data.get("game_url")
-    return HostAddress(
-        str(data["host"]), int(data["port"]), game_url=None if game_url is None else str(game_url)
-    )
-
-
-def _decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
-            outcome: Mapping[str, Any]) -> Deferred[bool]:  # fmt: skip
-    """Record a match's outcome (`placed` or `failed`) and publish it, unless an outcome
-    is recorded already; whether this one was."""
-    text = json.dumps(outcome, separators=(",", ":"))
-    d = redis.run(
-        _DECIDE, [keys.outcome(str(outcome["match_id"]))],
-        [text, _ms(settings.key_ttl), keys.channel],
-    )  # fmt: skip
-    return d.addCallback(lambda recorded: recorded == 1)
-
-
-class HostAgent(Service):
-    """A game-host process's side of the placement channel (module docstring)."""
-
-    log = Logger()
-
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        registry: IHostRegistry,
-        hosting: GameHostingService,
-        public_host: str,
-        ports: tuple[int, int],
-        clock: IReactorTime,
-        host_id: str | None = None,
-        settings: PlacementSettings = DEFAULT_PLACEMENT,
-    ) -> None:
-        self.host_id = host_id or "h-" + secrets.token_hex(6)
-        self._redis = redis
-        self._registry = registry
-        self._hosting = hosting
-        self._public_host = public_host
-        self._ports = ports
-        self._clock = clock
-        self._settings = settings
-        self._keys = PlacementKeys(redis.settings.key_prefix)
-        self._capacity = hosting.free_ports
-        self._heartbeat = LoopingCall(self.heartbeat)
-        self._heartbeat.clock = clock
-        self._serving = False
-        self._registered = False
-        # A capacity update sent in the last refresh_every / 2, and whether capacity
-        # changed since.
-        self._announcing = False
-        self._announce_again = False
-        self._quiet: IDelayedCall | None = None
-        self.draining = False
-        self.placed = 0
-        self.refused = 0
-
-    def record(self) -> HostRecord:
-        """This host as it announces itself now."""
-        capacity = max(self._capacity, self._hosting.free_ports)
-        return HostRecord(
-            host_id=self.host_id,
-            public_host=self._public_host,
-            ports=self._ports,
-            capacity=capacity,
-            free=0 if self.draining else min(self._hosting.free_ports, capacity),
-            updated_at=self._clock.seconds(),
-            game_url=self._hosting.game_url,
-        )
-
-    def heartbeat(self) -> Deferred[None]:
-        """Register (again); a failure is logged and the next heartbeat tries again."""
-        if self.draining:
-            return succeed(None)
-
-        def registered(_: object) -> None:
-            if not self._registered:
-                self.log.info("game host {host_id} registered", host_id=self.host_id)
-            self._registered = True
-
-        def failed(failure: Failure) -> None:
-            if self._registered:
-                self.log.warn(
-                    "game host {host_id}: registering failed: {error}",
-                    host_id=self.host_id, error=failure.value,
-                )  # fmt: skip
-            self._registered = False
-
-        d = self._registry.register(self.record(), self._settings.host_ttl)
-        return d.addCallbacks(registered, failed)
-
-    def startService(self) -> None:
-        super().startService()
-        self._heartbeat.start(self._settings.host_ttl / 3, now=True)
-        self._serving = True
-        Deferred.fromCoroutine(self._serve()).addErrback(
-            lambda f: self.log.failure("placement requests: the loop ended", f)
-        )
-
-    def drain(self) -> None:
-        """Take no new matches: leave the registry, refuse requests still in the list."""
-        if self.draining:
-            return
-        self.draining = True
-        self.log.info("game host {host_id} draining: takes no new matches", host_id=self.host_id)
-        self._unregister()
-
-    def _unregister(self) -> Deferred[None]:
-        d = self._registry.unregister(self.host_id)
-        return d.addErrback(
-            lambda f: self.log.warn("unregistering failed: {error}", error=f.value)
-        )
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        self._serving = False
-        if self._heartbeat.running:
-            self._heartbeat.stop()
-        if self._quiet is not None and self._quiet.active():
-            self._quiet.cancel()
-        self._quiet = None
-        self._announcing = self._announce_again = False
-        return self._unregister()
-
-    async def _serve(self) -> None:
-        key = self._keys.requests(self.host_id)
-        while self._serving:
-            try:
-                # Every request waiting, oldest first, in one reply (a burst of matches
-                # is taken in one round trip, not one request per trip)...
-                requests = await self._redis.bounded(
-                    self._redis.handler.execute_command("RPOP", key, _REQUESTS_PER_POP)
-                )
-                if not requests:
-                    # ...and when none waits, the next one as soon as it comes. Blocks
-                    # one pool connection (not the reactor) for up to a second;
-                    # txredisapi's reply timeout bounds it if Redis goes silent.
-                    reply = await self._redis.handler.brpop(key, timeout=1)
-                    requests = [reply[1]] if reply else []
-            except Exception as error:
-                if self._serving:
-                    self.log.warn("placement requests: {error}", error=error)
-                    await deferLater(self._clock, 0.5, lambda: None)
-                continue
-            for text in requests:
-                d = Deferred.fromCoroutine(self._take(text))
-                d.addErrback(lambda f: self.log.failure("a placement request failed", f))
-
-    async def _take(self, text: str | bytes) -> None:
-        try:
-            request = json.loads(text)
-            match = match_from_json(request["match"])
-            attempt = int(request["attempt"])
-        except (ValueError, KeyError, TypeError):
-            self.log.warn("not a placement request: {text!r}", text=text)
-            return
-        claimed = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.claim(match.match_id, attempt), self.host_id,
-                pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
-        if not claimed:
-            return  # withdrawn by its lobby, which gave up waiting for us
-        if self.draining or not self._serving or self._hosting.free_ports < 1:
-            await self._refuse(match, attempt, "draining" if self.draining else "full")
-            return
-        try:
-            address = await self._hosting.host_match(
-                match, on_ended=partial(self._ended, match.match_id)
-            )
-        except Exception as error:
-            self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
-                          error=error)  # fmt: skip
-            await self._refuse(match, attempt, "failed")
-            return
-        placed = {
-            "event": "placed",
-            "match_id": match.match_id,
-            "host_id": self.host_id,
-            "address": _address_json(address),
-        }
-        recorded = await _decide(self._redis, self._keys, self._settings, placed)
-        if not recorded:
-            # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
-            self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
-            return
-        self.placed += 1
-        self._capacity_changed()
-
-    async def _refuse(self, match: Match, attempt: int, reason: str) -> None:
-        self.refused += 1
-        await self._publish(
-            {"event": "refused", "match_id": match.match_id, "attempt": attempt,
-             "host_id": self.host_id, "reason": reason}
-        )  # fmt: skip
-
-    def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
-        data = None if outcome is None else outcome_to_json(outcome)
-        message = {"event": "ended", "match_id": match_id, "outcome": data}
-        d = Deferred.fromCoroutine(self._publish(message))
-        d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
-                                             match_id=match_id, error=f.value))  # fmt: skip
-        if not self.draining:
-            self._capacity_changed()
-
-    def _capacity_changed(self) -> None:
-        """Register again so that lobbies see the new free capacity by their next read
-        of the registry, not at the next heartbeat. At most one such update per half
-        `refresh_every` (lobbies read every `refresh_every`): the changes made
-        meanwhile go in one more at its end."""
-        if not self._serving:
-            return  # stopped: unregistered, nothing to announce
-        if self._announcing:
-            self._announce_again = True
-            return
-        self._announcing = True
-
-        def quiet_over() -> None:
-            self._quiet = None
-            self._announcing = False
-            if self._announce_again:
-                self._announce_again = False
-                self._capacity_changed()
-
-        self.heartbeat()
-        self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
-
-    async def _publish(self, message: Mapping[str, Any]) -> None:
-        text = json.dumps(message, separators=(",", ":"))
-        await self._redis.bounded(self._redis.handler.publish(self._keys.channel, text))
 
 
 def _stop_timers(placing: _Placing) -> None:
@@ -563,7 +276,7 @@ class RemoteMatchHosting(Service):
     def _outcome(self, message: Mapping[str, Any]) -> None:
         match_id = str(message["match_id"])
         if message["event"] == "placed":
-            self._placed(match_id, str(message["host_id"]), _address_from(message["address"]))
+            self._placed(match_id, str(message["host_id"]), address_from(message["address"]))
         else:
             self._failed(match_id, str(message.get("reason", "")))
 
@@ -572,7 +285,7 @@ class RemoteMatchHosting(Service):
         match later (checked now, so that a malformed message is refused at once)."""
         if message["event"] == "placed":
             str(message["host_id"])
-            _address_from(message["address"])
+            address_from(message["address"])
         self._early[match_id] = message
         while len(self._early) > _EARLY_OUTCOMES:
             self._early.popitem(last=False)
@@ -625,7 +338,7 @@ class RemoteMatchHosting(Service):
         def read(text: str | None) -> None:
             message = None if text is None else json.loads(text)
             if message is not None and message.get("event") == "placed":
-                self._placed(match_id, str(message["host_id"]), _address_from(message["address"]))
+                self._placed(match_id, str(message["host_id"]), address_from(message["address"]))
             else:
                 self._failed(match_id, "no game host took the match in time")
 
@@ -667,7 +380,7 @@ class RemoteMatchHosting(Service):
         """`SET placer:<match> NX`: whether this lobby is the one that places the match."""
         call = self._redis.handler.set(
             self._keys.placer(match.match_id), self.lobby_id,
-            pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+            pexpire=ms(self._settings.key_ttl), only_if_not_exists=True,
         )  # fmt: skip
         return self._redis.bounded(call).addCallback(bool)
 
@@ -695,7 +408,7 @@ class RemoteMatchHosting(Service):
         request = json.dumps({"match": match_to_json(match), "attempt": attempt,
                               "lobby_id": self.lobby_id})  # fmt: skip
         requests = self._keys.requests(host.host_id)
-        ttl = _ms(self._settings.key_ttl)
+        ttl = ms(self._settings.key_ttl)
         if claim:
             keys = [self._keys.placer(match.match_id), requests]
             if not await self._redis.run(_CLAIM_AND_PUSH, keys, [request, ttl, self.lobby_id]):
@@ -710,7 +423,7 @@ class RemoteMatchHosting(Service):
             withdrawn = await self._redis.bounded(
                 self._redis.handler.set(
                     self._keys.claim(match.match_id, attempt), "withdrawn:" + self.lobby_id,
-                    pexpire=_ms(self._settings.key_ttl), only_if_not_exists=True,
+                    pexpire=ms(self._settings.key_ttl), only_if_not_exists=True,
                 )
             )  # fmt: skip
             if withdrawn:
@@ -751,7 +464,7 @@ class RemoteMatchHosting(Service):
 
     async def _give_up(self, match: Match, reason: str) -> None:
         failed = {"event": "failed", "match_id": match.match_id, "reason": reason}
-        recorded = await _decide(self._redis, self._keys, self._settings, failed)
+        recorded = await decide(self._redis, self._keys, self._settings, failed)
         if not recorded:
             return  # a host placed it at the last moment: its message says where
         self.failed_here += 1

@@ -19,10 +19,11 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.limits import RedisAddressLimiter
-from vinom.cluster.placement import HostAgent, RemoteMatchHosting
+from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import (
     MatchmakerService,

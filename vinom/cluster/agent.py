@@ -1,0 +1,253 @@
+"""`HostAgent`: a game-host process's end of the placement channel (vinom.cluster.placement).
+
+It registers the host in the `IHostRegistry` with a TTL and renews it every
+TTL/3 (its heartbeat, with its free capacity), takes the placement requests
+lobbies push to its list, hosts each match on its own `GameHostingService`
+and says where on the placements channel; when a match ends it says how.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from vinom.cluster.channel import PlacementKeys, address_json, decide, ms
+from vinom.cluster.client import RedisClient
+from vinom.cluster.hosts import HostRecord, IHostRegistry
+from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
+from vinom.hosting.service import GameHostingService
+from vinom.match import (
+    Match,
+    MatchEnded,
+    match_from_json,
+    outcome_to_json,
+)
+
+# Placement requests a host takes from its list in one call at most (RPOP's count).
+REQUESTS_PER_POP = 64
+
+
+class HostAgent(Service):
+    """A game-host process's side of the placement channel (module docstring)."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        redis: RedisClient,
+        registry: IHostRegistry,
+        hosting: GameHostingService,
+        public_host: str,
+        ports: tuple[int, int],
+        clock: IReactorTime,
+        host_id: str | None = None,
+        settings: PlacementSettings = DEFAULT_PLACEMENT,
+    ) -> None:
+        self.host_id = host_id or "h-" + secrets.token_hex(6)
+        self._redis = redis
+        self._registry = registry
+        self._hosting = hosting
+        self._public_host = public_host
+        self._ports = ports
+        self._clock = clock
+        self._settings = settings
+        self._keys = PlacementKeys(redis.settings.key_prefix)
+        self._capacity = hosting.free_ports
+        self._heartbeat = LoopingCall(self.heartbeat)
+        self._heartbeat.clock = clock
+        self._serving = False
+        self._registered = False
+        # A capacity update sent in the last refresh_every / 2, and whether capacity
+        # changed since.
+        self._announcing = False
+        self._announce_again = False
+        self._quiet: IDelayedCall | None = None
+        self.draining = False
+        self.placed = 0
+        self.refused = 0
+
+    def record(self) -> HostRecord:
+        """This host as it announces itself now."""
+        capacity = max(self._capacity, self._hosting.free_ports)
+        return HostRecord(
+            host_id=self.host_id,
+            public_host=self._public_host,
+            ports=self._ports,
+            capacity=capacity,
+            free=0 if self.draining else min(self._hosting.free_ports, capacity),
+            updated_at=self._clock.seconds(),
+            game_url=self._hosting.game_url,
+        )
+
+    def heartbeat(self) -> Deferred[None]:
+        """Register (again); a failure is logged and the next heartbeat tries again."""
+        if self.draining:
+            return succeed(None)
+
+        def registered(_: object) -> None:
+            if not self._registered:
+                self.log.info("game host {host_id} registered", host_id=self.host_id)
+            self._registered = True
+
+        def failed(failure: Failure) -> None:
+            if self._registered:
+                self.log.warn(
+                    "game host {host_id}: registering failed: {error}",
+                    host_id=self.host_id, error=failure.value,
+                )  # fmt: skip
+            self._registered = False
+
+        d = self._registry.register(self.record(), self._settings.host_ttl)
+        return d.addCallbacks(registered, failed)
+
+    def startService(self) -> None:
+        super().startService()
+        self._heartbeat.start(self._settings.host_ttl / 3, now=True)
+        self._serving = True
+        Deferred.fromCoroutine(self._serve()).addErrback(
+            lambda f: self.log.failure("placement requests: the loop ended", f)
+        )
+
+    def drain(self) -> None:
+        """Take no new matches: leave the registry, refuse requests still in the list."""
+        if self.draining:
+            return
+        self.draining = True
+        self.log.info("game host {host_id} draining: takes no new matches", host_id=self.host_id)
+        self._unregister()
+
+    def _unregister(self) -> Deferred[None]:
+        d = self._registry.unregister(self.host_id)
+        return d.addErrback(
+            lambda f: self.log.warn("unregistering failed: {error}", error=f.value)
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._serving = False
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+        if self._quiet is not None and self._quiet.active():
+            self._quiet.cancel()
+        self._quiet = None
+        self._announcing = self._announce_again = False
+        return self._unregister()
+
+    async def _serve(self) -> None:
+        key = self._keys.requests(self.host_id)
+        while self._serving:
+            try:
+                # Every request waiting, oldest first, in one reply (a burst of matches
+                # is taken in one round trip, not one request per trip)...
+                requests = await self._redis.bounded(
+                    self._redis.handler.execute_command("RPOP", key, REQUESTS_PER_POP)
+                )
+                if not requests:
+                    # ...and when none waits, the next one as soon as it comes. Blocks
+                    # one pool connection (not the reactor) for up to a second;
+                    # txredisapi's reply timeout bounds it if Redis goes silent.
+                    reply = await self._redis.handler.brpop(key, timeout=1)
+                    requests = [reply[1]] if reply else []
+            except Exception as error:
+                if self._serving:
+                    self.log.warn("placement requests: {error}", error=error)
+                    await deferLater(self._clock, 0.5, lambda: None)
+                continue
+            for text in requests:
+                d = Deferred.fromCoroutine(self._take(text))
+                d.addErrback(lambda f: self.log.failure("a placement request failed", f))
+
+    async def _take(self, text: str | bytes) -> None:
+        try:
+            request = json.loads(text)
+            match = match_from_json(request["match"])
+            attempt = int(request["attempt"])
+        except (ValueError, KeyError, TypeError):
+            self.log.warn("not a placement request: {text!r}", text=text)
+            return
+        claimed = await self._redis.bounded(
+            self._redis.handler.set(
+                self._keys.claim(match.match_id, attempt), self.host_id,
+                pexpire=ms(self._settings.key_ttl), only_if_not_exists=True,
+            )
+        )  # fmt: skip
+        if not claimed:
+            return  # withdrawn by its lobby, which gave up waiting for us
+        if self.draining or not self._serving or self._hosting.free_ports < 1:
+            await self._refuse(match, attempt, "draining" if self.draining else "full")
+            return
+        try:
+            address = await self._hosting.host_match(
+                match, on_ended=partial(self._ended, match.match_id)
+            )
+        except Exception as error:
+            self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
+                          error=error)  # fmt: skip
+            await self._refuse(match, attempt, "failed")
+            return
+        placed = {
+            "event": "placed",
+            "match_id": match.match_id,
+            "host_id": self.host_id,
+            "address": address_json(address),
+        }
+        recorded = await decide(self._redis, self._keys, self._settings, placed)
+        if not recorded:
+            # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
+            self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
+            return
+        self.placed += 1
+        self._capacity_changed()
+
+    async def _refuse(self, match: Match, attempt: int, reason: str) -> None:
+        self.refused += 1
+        await self._publish(
+            {"event": "refused", "match_id": match.match_id, "attempt": attempt,
+             "host_id": self.host_id, "reason": reason}
+        )  # fmt: skip
+
+    def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+        data = None if outcome is None else outcome_to_json(outcome)
+        message = {"event": "ended", "match_id": match_id, "outcome": data}
+        d = Deferred.fromCoroutine(self._publish(message))
+        d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
+                                             match_id=match_id, error=f.value))  # fmt: skip
+        if not self.draining:
+            self._capacity_changed()
+
+    def _capacity_changed(self) -> None:
+        """Register again so that lobbies see the new free capacity by their next read
+        of the registry, not at the next heartbeat. At most one such update per half
+        `refresh_every` (lobbies read every `refresh_every`): the changes made
+        meanwhile go in one more at its end."""
+        if not self._serving:
+            return  # stopped: unregistered, nothing to announce
+        if self._announcing:
+            self._announce_again = True
+            return
+        self._announcing = True
+
+        def quiet_over() -> None:
+            self._quiet = None
+            self._announcing = False
+            if self._announce_again:
+                self._announce_again = False
+                self._capacity_changed()
+
+        self.heartbeat()
+        self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
+
+    async def _publish(self, message: Mapping[str, Any]) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        await self._redis.bounded(self._redis.handler.publish(self._keys.channel, text))
