@@ -94,7 +94,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     registry = GameRegistry([DuelGame()])
     factory = InlineGameHostFactory(
         reactor=reactor,
-        games=registry.get,
+        find_game=registry.get,
         protocol_config=ProtocolConfig(token_key=bytes.fromhex(settings["key"])),
         public_host=interface,
         interface=interface,
@@ -186,7 +186,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
             protocol=ProtocolConfig(token_key=bytes.fromhex(settings["key"])),
             public_host=interface,
             interface=interface,
-            games=(DUEL,),
+            game_names=(DUEL,),
             room_config=RoomConfig(
                 connect_deadline=float(settings.get("connect_deadline", 60.0)),
                 state_interval=float(settings.get("state_interval", 1.0)),

@@ -32,7 +32,7 @@ from vinom.rooms.router import SeatRouter
 
 
 def make_router(game: IGame, keeper: ViewKeeper, time: Timeline) -> SeatRouter:
-    return SeatRouter(games=GameRegistry([game]).get, outbox=keeper, timers=time.timers)
+    return SeatRouter(find_game=GameRegistry([game]).get, outbox=keeper, timers=time.timers)
 
 
 class ViewKeeper:

@@ -36,7 +36,7 @@ class RouterTestCase(SynchronousTestCase):
         self.sender = RecordingOutbox()
         self.games = self.make_games()
         self.router = SeatRouter(
-            games=self.games.__getitem__,
+            find_game=self.games.__getitem__,
             outbox=self.sender,
             timers=self.time.timers,
             registry=RoomRegistry(self.time.timers, linger=2.0),
@@ -78,7 +78,7 @@ class MatchTests(RouterTestCase):
 
     def test_room_config_default_and_per_match(self) -> None:
         manager = SeatRouter(
-            games=self.games.__getitem__,
+            find_game=self.games.__getitem__,
             outbox=self.sender,
             timers=self.time.timers,
             config=RoomConfig(connect_deadline=7),

@@ -102,7 +102,7 @@ class SlowReaderTests(TestCase):
         self.issuer = TokenIssuer(IssuerConfig(protocol))
         hosts = InlineGameHostFactory(
             reactor=reactor,
-            games=GameRegistry.from_plugins().get,
+            find_game=GameRegistry.from_plugins().get,
             protocol_config=protocol,
             public_host="127.0.0.1",
             interface="127.0.0.1",

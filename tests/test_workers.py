@@ -256,7 +256,7 @@ class BrokenChildren(TestCase):
     def settings(self) -> WorkerSettings:
         return WorkerSettings(
             protocol=ProtocolConfig(token_key=bytes(32)), public_host="127.0.0.1",
-            interface="127.0.0.1", games=("tictactoe",), room_config=RoomConfig(),
+            interface="127.0.0.1", game_names=("tictactoe",), room_config=RoomConfig(),
             executable="/bin/false",
         )
 

@@ -82,7 +82,7 @@ class GameHostCore:
     """The game host of one port, driven by `now` (see the module docstring).
 
     `config` is the endpoint's (the addresses tokens must name, limits);
-    `games` looks a game up by name (a `GameRegistry.get`); `room_config` is
+    `find_game` looks a game up by name (a `GameRegistry.get`); `room_config` is
     every room's unless `add_match` is given another. `wall_clock` (unix time,
     for token expiry) and `random_bytes` go to the endpoint.
     """
@@ -90,7 +90,7 @@ class GameHostCore:
     def __init__(
         self,
         config: HostConfig,
-        games: Callable[[str], IGame],
+        find_game: Callable[[str], IGame],
         room_config: RoomConfig | None = None,
         *,
         wall_clock: Callable[[], float] = time.time,
@@ -102,7 +102,7 @@ class GameHostCore:
         )
         self._streams = StreamOutbox(self.endpoint, self._close_stream)
         self.router = SeatRouter(
-            games=games,
+            find_game=find_game,
             outbox=self._streams,
             timers=self.timers,
             config=room_config if room_config is not None else RoomConfig(),

@@ -181,13 +181,13 @@ class InlineGameHost:
 class InlineGameHostFactory:
     """Starts `InlineGameHost`s on the ports the allocator hands out.
 
-    `reactor` provides IReactorUDP and IReactorTime; `games` looks up a game by
+    `reactor` provides IReactorUDP and IReactorTime; `find_game` looks up a game by
     name (a `GameRegistry.get`); `public_host` is the address clients are told
     to use (and the one connect tokens name); `interface` is the bind address.
     """
 
     reactor: Any
-    games: Callable[[str], IGame]
+    find_game: Callable[[str], IGame]
     protocol_config: ProtocolConfig
     public_host: str
     interface: str = ""
@@ -227,7 +227,7 @@ class InlineGameHostFactory:
         address = HostAddress(self.public_host, port)
         core = GameHostCore(
             HostConfig(protocol=self.protocol_config, addresses=(address,)),
-            self.games,
+            self.find_game,
             self.room_config,
         )
         try:

@@ -113,12 +113,12 @@ class _SeatBinding:
 class SeatRouter:
     """Admits a match's players, binds their sessions to seats and rate-limits their actions.
 
-    `games` maps a game name to its `IGame` (for example a game registry's
+    `find_game` maps a game name to its `IGame` (for example a game registry's
     lookup); `outbox` queues messages for sessions and closes them (the
     endpoint); `timers` is the host's timer queue, shared with the rooms.
     """
 
-    games: Callable[[str], IGame]
+    find_game: Callable[[str], IGame]
     outbox: SessionOutbox
     timers: TimerQueue
     config: RoomConfig = field(factory=RoomConfig)
@@ -161,10 +161,10 @@ class SeatRouter:
     ) -> Room:
         """Host `match` from `now`: its players may connect until its room is removed.
 
-        Raises KeyError from `games` for an unknown game and `RoomExists` for a
+        Raises KeyError from `find_game` for an unknown game and `RoomExists` for a
         match id hosted already.
         """
-        game = self.games(match.game)
+        game = self.find_game(match.game)
         return self.registry.create(
             match, game, self.outbox, now, config if config is not None else self.config, rng
         )

@@ -215,13 +215,13 @@ def host_factory_of(
     )
     if options["game-host"] == "workers" and options["host-workers"] == 0:
         return InlineGameHostFactory(
-            reactor=reactor, games=registry.get, protocol_config=config,
+            reactor=reactor, find_game=registry.get, protocol_config=config,
             public_host=options["public-host"], interface=options["udp-interface"],
             room_config=room_config,
         )  # fmt: skip
     settings = WorkerSettings(
         protocol=config, public_host=options["public-host"], interface=options["udp-interface"],
-        games=tuple(registry.names()), room_config=room_config,
+        game_names=tuple(registry.names()), room_config=room_config,
         heartbeat_timeout=options["heartbeat-timeout"],
     )  # fmt: skip
     if options["game-host"] == "process":

@@ -61,7 +61,7 @@ class WorkerSettings:
     protocol: ProtocolConfig = field(repr=False)
     public_host: str
     interface: str
-    games: tuple[str, ...]
+    game_names: tuple[str, ...]
     room_config: RoomConfig
     executable: str = sys.executable
     # A child that has not answered a heartbeat for `heartbeat_timeout` seconds
@@ -343,7 +343,7 @@ class WorkerProcess(ProcessProtocol):
             application_id=s.protocol.application_id,
             public_host=s.public_host,
             interface=s.interface,
-            games=list(s.games),
+            games=list(s.game_names),
             room_config={
                 "connect_deadline": s.room_config.connect_deadline,
                 "reconnect_grace": s.room_config.reconnect_grace,

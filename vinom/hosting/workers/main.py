@@ -133,7 +133,7 @@ class WorkerProtocol(amp.AMP):
             raise commands.HostFailed(f"this worker has no game {e.args[0]!r}") from None
         self.factory = InlineGameHostFactory(
             reactor=self.reactor,
-            games=registry.get,
+            find_game=registry.get,
             protocol_config=ProtocolConfig(token_key=token_key, application_id=application_id),
             public_host=public_host,
             interface=interface,
