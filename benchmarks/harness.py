@@ -309,7 +309,9 @@ class Harness:
         Progress messages go to the progress callback on the way; an `error`
         message, the worker's exit or the deadline raise `BenchError`.
         """
-        limit = self.deadline if timeout is None else min(self.deadline, time.monotonic() + timeout)
+        started = time.monotonic()
+        cpu_at_start = worker.cpu_seconds()
+        limit = self.deadline if timeout is None else min(self.deadline, started + timeout)
         while True:
             for candidate in self.workers:
                 found = self._take(candidate, kind if candidate is worker else None)
@@ -322,13 +324,17 @@ class Harness:
                 )
             now = time.monotonic()
             if now >= limit:
+                spent = _cpu_while_waiting(
+                    worker, max(0.0, worker.cpu_seconds() - cpu_at_start), now - started
+                )
                 if limit >= self.deadline:
                     raise Deadline(
                         f"hard time limit of {self.timeout:.0f} s reached waiting for "
-                        f"{worker.name}'s {kind!r}:\n{worker.stderr_tail()}"
+                        f"{worker.name}'s {kind!r} ({spent}):\n{worker.stderr_tail()}"
                     )
                 raise BenchError(
-                    f"{worker.name} did not send {kind!r} in time:\n{worker.stderr_tail()}"
+                    f"{worker.name} did not send {kind!r} in time ({spent}):\n"
+                    f"{worker.stderr_tail()}"
                 )
             self._pump(min(0.25, limit - now))
 
@@ -382,6 +388,15 @@ class Harness:
             self._forget(worker)
             worker.stop()
         self._selector.close()
+
+
+def _cpu_while_waiting(worker: Worker, cpu_s: float, waited_s: float) -> str:
+    """How a worker spent a wait that timed out: a worker that stays silent while
+    busy is stuck in a loop (its stack shows where: py-spy dump), an idle one waits
+    for something that never comes."""
+    # A loop gets less than a whole core on a shared machine; a wait uses next to nothing.
+    busy = "busy: a loop, not a wait" if cpu_s >= 0.2 * waited_s else "idle"
+    return f"{worker.name} used {cpu_s:.1f} CPU s in the {waited_s:.1f} s waited, {busy}"
 
 
 # prctl(PR_SET_PDEATHSIG) exists on Linux only.

@@ -22,6 +22,7 @@ from twisted.trial import unittest
 import vinom
 from benchmarks.echo_load import split_window
 from benchmarks.harness import (
+    BenchError,
     Harness,
     bottleneck,
     cpu_plan,
@@ -136,6 +137,19 @@ class HarnessPieceTests(unittest.TestCase):
         self.assertIsNotNone(worker.popen.returncode)
         # SIGTERM at once, not after the grace given to workers that read stdin (3 s).
         self.assertLess(time.monotonic() - started, 2.5)
+
+    def test_a_silent_worker_is_reported_busy_or_idle(self) -> None:
+        # A server stuck in a loop (the CPU its wait used) is told apart from one
+        # waiting for something that never comes.
+        for argv, state in (([sys.executable, "-c", "while True: pass"], "busy"),
+                            (["sleep", "300"], "idle")):  # fmt: skip
+            with Harness(60) as harness:
+                worker = harness.spawn_command("server", argv, None, ignores_stdin=True)
+                with self.assertRaises(BenchError) as raised:
+                    harness.wait_for(worker, "mark", 1.0)
+            message = str(raised.exception).splitlines()[0]
+            self.assertIn("server did not send 'mark' in time (server used ", message)
+            self.assertIn(f" waited, {state}", message)
 
     def test_bottleneck(self) -> None:
         self.assertEqual(bottleneck(9.8, 5.0, 10.0), "server")
