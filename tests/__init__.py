@@ -12,9 +12,9 @@ import vinom  # noqa: F401
 # does not fails its test with a logged SharedViewMismatch.
 os.environ.setdefault("VINOM_CHECK_VIEWS", "1")
 
-# In the fast lane (tox -e fast, tests/lanes.py) a test that starts a child
+# In the fast lane (tox -e fast, tests/support/lanes.py) a test that starts a child
 # process fails, here in each trial worker as in the process that runs them.
 if os.environ.get("VINOM_TEST_LANE") == "fast":
-    from tests.lanes import forbid_child_processes
+    from tests.support.lanes import forbid_child_processes
 
     forbid_child_processes()

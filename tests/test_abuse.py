@@ -6,7 +6,7 @@ attacker's players connect from 127.0.0.1, the honest pair from 127.0.0.2
 (another loopback address, so another client address to the lobby's limits).
 The attacker never connects over UDP: its matches would hold their ports until
 the connect deadline, and players who connect and then only send keepalives
-are ended by the games' idle rule (tests/test_hosting_core.py, IdlePlayerTests).
+are ended by the games' idle rule (tests/hosting/test_hosting_core.py, IdlePlayerTests).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
-from tests.servers import RunningServer, start_server
+from tests.support.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
 from tests.test_integration_lobby import Frame, ScriptedPlayer, _abort
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks.lean_client import LeanSession
-from tests.test_protocol_support import CLIENT_ADDR, HOST, SERVER_ADDR, WALL, FakeAdmission
+from tests.protocol.test_protocol_support import CLIENT_ADDR, HOST, SERVER_ADDR, WALL, FakeAdmission
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import RELIABLE, UNRELIABLE, MessageReceived

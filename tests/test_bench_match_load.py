@@ -21,8 +21,8 @@ from twisted.trial.unittest import TestCase
 from benchmarks.harness import decode_histogram
 from benchmarks.lobby_load import connect_lobby
 from benchmarks.match_load import MatchLoad
-from tests.ports import free_tcp_port
-from tests.servers import RunningServer, start_server
+from tests.support.ports import free_tcp_port
+from tests.support.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
 from vinom.server.certs import make_self_signed
 

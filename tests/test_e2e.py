@@ -22,7 +22,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests.servers import start_server
+from tests.support.servers import start_server
 from vinom.client.bots import BotDriver, BotReport, play_bot
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby

@@ -1,7 +1,7 @@
 """Integration: the real lobby over real TLS on 127.0.0.1, with game hosts on real UDP ports.
 
 `TLSLobbyIntegrationTests` assembles the lobby by hand with placeholder game
-hosts (tests/doubles.py), so a test can end a game when it likes;
+hosts (tests/support/doubles.py), so a test can end a game when it likes;
 `RealServiceIntegrationTests` runs the whole server of `twistd vinom`
 (`vinom.server.tap.makeService`: real token issuer, inline game hosts). Clients
 verify the server's self-signed certificate (made by `vinom.server.certs`) with
@@ -33,9 +33,9 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
-from tests.ports import free_udp_ports
-from tests.servers import start_server
+from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.support.ports import free_udp_ports
+from tests.support.servers import start_server
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby.config import LobbyConfig

@@ -3,12 +3,12 @@
 Two friends form a party, the leader queues it for a four-player maze, two
 solo players queue, and all four get `match_found` for the same match, the
 friends in adjacent seats. `test_..._on_two_lobbies` runs it with the friends
-on two lobbies sharing a real Redis (tests/redis_server.py): the Redis
+on two lobbies sharing a real Redis (tests/support/redis_server.py): the Redis
 matchmaker and party store, `party_update` and `queued` reaching the member
 through the other lobby over pub/sub. (There each lobby places the match on
 its own placeholder hosts, so the friends' `match_found` name the same match
 but not the same port; a `--role lobby` server places it once, through Redis:
-tests/test_scaling.py.) Across two lobbies too: a member who leaves through
+tests/cluster/test_scaling.py.) Across two lobbies too: a member who leaves through
 one lobby withdraws the ticket the other queued, and the lead passes to a
 member on another lobby when the leader disconnects.
 """
@@ -34,10 +34,10 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from tests.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
-from tests.ports import free_udp_ports
-from tests.redis_server import start_redis
-from tests.test_store import redis_client
+from tests.store.test_store import redis_client
+from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.support.ports import free_udp_ports
+from tests.support.redis_server import start_redis
 from vinom.client.bots import LobbyAddress
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartyStore

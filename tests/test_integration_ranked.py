@@ -1,6 +1,6 @@
 """Integration: ranked queueing over real TLS lobby sockets on 127.0.0.1.
 
-A whole server (makeService, tests/servers.py) runs with `--rating-window
+A whole server (makeService, tests/support/servers.py) runs with `--rating-window
 tictactoe=10,100`: ratings 10 apart match at once, and a window grows by 100
 points per second waited. Players use the client library
 (`LobbyClient.queue(..., queue="ranked")`). Two players 500 apart queue
@@ -8,7 +8,7 @@ first: they must wait until both windows reach 500 (4.9 s after the second
 queued), while two players 5 apart, queued after them, are matched at once.
 With the default window (100 + 20/s) the far pair would wait 20 s, which the
 test does not allow, so it also shows the option reached the matchmaker.
-`..._on_redis` runs the same with `--redis` (a real Redis, tests/redis_server.py):
+`..._on_redis` runs the same with `--redis` (a real Redis, tests/support/redis_server.py):
 the Redis matchmaker and its Lua script apply the window.
 """
 
@@ -21,8 +21,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from tests.redis_server import start_redis
-from tests.servers import RunningServer, start_server
+from tests.support.redis_server import start_redis
+from tests.support.servers import RunningServer, start_server
 from vinom.client.lobby import LobbyClient, MatchFound, Queued, connect_lobby
 from vinom.errors import LobbyError
 

@@ -25,9 +25,7 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from tests.browser import Browser, check_chromium, open_browser
-from tests.fresh_venv import Twistd, copy_checkout, make_venv, start_twistd
-from tests.test_web_client import (
+from tests.server.test_web_client import (
     WAIT,
     click,
     enter,
@@ -37,6 +35,8 @@ from tests.test_web_client import (
     wait_for_game,
     wait_for_screen,
 )
+from tests.support.browser import Browser, check_chromium, open_browser
+from tests.support.fresh_venv import Twistd, copy_checkout, make_venv, start_twistd
 from vinom.cli import PLUGIN_CACHE_COMMAND
 
 # tox runs the tests from a directory of links (tests -> the checkout's tests/):

@@ -20,8 +20,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
-from tests.fresh_venv import FreshVenv, Twistd, make_venv, start_twistd
-from tests.test_tui import TerminalProcess, wait_for
+from tests.client.test_tui import TerminalProcess, wait_for
+from tests.support.fresh_venv import FreshVenv, Twistd, make_venv, start_twistd
 from vinom import cli
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).

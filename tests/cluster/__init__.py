@@ -1,0 +1,1 @@
+"""Tests of vinom.cluster: the Redis wing on a real Redis, and lobbies and hosts sharing one."""

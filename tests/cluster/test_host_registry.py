@@ -1,0 +1,234 @@
+"""The game-host registry: one contract run against the Redis registry and an in-memory model.
+
+Time passes on a Clock for the in-memory registry and for real (short TTLs,
+Redis's own key expiry) for the Redis one; `pass_time` hides which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+from attrs import define, field
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from tests.support.redis_server import start_redis
+from vinom.cluster.client import RedisClient, RedisSettings
+from vinom.cluster.hosts import (
+    HostRecord,
+    IHostRegistry,
+    RedisHostRegistry,
+    check_ttl,
+    least_loaded_first,
+)
+from vinom.errors import BackendUnavailable
+
+
+@implementer(IHostRegistry)
+@define
+class MemoryHostRegistry:
+    """A model of `IHostRegistry` for its contract: hosts in a dictionary, each with the
+    time its TTL runs out on `clock`."""
+
+    clock: IReactorTime
+    _hosts: dict[str, tuple[HostRecord, float]] = field(factory=dict, init=False)
+
+    def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
+        check_ttl(ttl)
+        self._hosts[record.host_id] = (record, self.clock.seconds() + ttl)
+        return succeed(None)
+
+    def unregister(self, host_id: str) -> Deferred[None]:
+        self._hosts.pop(host_id, None)
+        return succeed(None)
+
+    def _expire(self) -> None:
+        now = self.clock.seconds()
+        for host_id, (_, expires_at) in list(self._hosts.items()):
+            if expires_at <= now:
+                del self._hosts[host_id]
+
+    def live_hosts(self) -> Deferred[list[HostRecord]]:
+        self._expire()
+        return succeed(least_loaded_first(record for record, _ in self._hosts.values()))
+
+    def get(self, host_id: str) -> Deferred[HostRecord | None]:
+        self._expire()
+        found = self._hosts.get(host_id)
+        return succeed(None if found is None else found[0])
+
+
+def host(host_id: str, free: int = 4, capacity: int = 8) -> HostRecord:
+    return HostRecord(host_id, f"{host_id}.example", (7400, 7499), capacity, free, 10.0)
+
+
+class HostRegistryContract:
+    """The tests every host registry passes; `make_registry` gives a fresh empty one."""
+
+    registry: Any
+    # The TTL of the expiry tests, in seconds.
+    ttl: float
+
+
+    async def make_registry(self) -> Any:
+        raise NotImplementedError
+
+    async def pass_time(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def setUp(self) -> Deferred[None]:
+        async def made() -> None:
+            self.registry = await self.make_registry()
+
+        return Deferred.fromCoroutine(made())
+
+    def test_provides_the_interface(self: Any) -> None:
+        self.assertTrue(verifyObject(IHostRegistry, self.registry))
+
+    async def test_a_registered_host_is_live_and_found(self: Any) -> None:
+        self.assertEqual(await self.registry.live_hosts(), [])
+        record = host("h-1")
+        self.assertIsNone(await self.registry.register(record, 30))
+        self.assertEqual(await self.registry.live_hosts(), [record])
+        self.assertEqual(await self.registry.get("h-1"), record)
+        self.assertIsNone(await self.registry.get("h-2"))
+
+    async def test_registering_again_replaces_the_record(self: Any) -> None:
+        await self.registry.register(host("h-1", free=4), 30)
+        fuller = host("h-1", free=1)
+        await self.registry.register(fuller, 30)
+        self.assertEqual(await self.registry.live_hosts(), [fuller])
+        self.assertEqual(await self.registry.get("h-1"), fuller)
+
+    async def test_live_hosts_are_listed_least_loaded_first(self: Any) -> None:
+        for record in (host("c", free=2), host("b", free=5), host("a", free=2),
+                       host("d", free=0), host("e", free=5, capacity=5)):  # fmt: skip
+            await self.registry.register(record, 30)
+        listed = await self.registry.live_hosts()
+        self.assertEqual([r.host_id for r in listed], ["b", "e", "a", "c", "d"])
+
+    async def test_an_unregistered_host_is_gone(self: Any) -> None:
+        await self.registry.register(host("h-1"), 30)
+        await self.registry.register(host("h-2"), 30)
+        self.assertIsNone(await self.registry.unregister("h-1"))
+        self.assertEqual(await self.registry.live_hosts(), [host("h-2")])
+        self.assertIsNone(await self.registry.get("h-1"))
+        # Unregistering an unknown host is not an error.
+        await self.registry.unregister("h-1")
+
+    async def test_a_host_that_stops_heartbeating_drops_out_within_its_ttl(self: Any) -> None:
+        ttl = self.ttl
+        await self.registry.register(host("quiet"), ttl)
+        await self.registry.register(host("beating"), ttl)
+        await self.pass_time(ttl * 0.5)
+        await self.registry.register(host("beating"), ttl)  # a heartbeat
+        await self.pass_time(ttl * 0.7)
+        self.assertEqual(await self.registry.live_hosts(), [host("beating")])
+        self.assertIsNone(await self.registry.get("quiet"))
+        # A host that comes back registers again and is live again.
+        await self.registry.register(host("quiet", free=6), ttl * 10)
+        listed = await self.registry.live_hosts()
+        self.assertEqual([r.host_id for r in listed], ["quiet", "beating"])
+        await self.pass_time(ttl * 0.9)
+        self.assertEqual(await self.registry.live_hosts(), [host("quiet", free=6)])
+
+    async def test_the_game_url_is_kept(self: Any) -> None:
+        record = HostRecord("h-web", "games-1.example", (7400, 7401), 2, 2, 3.0,
+                            game_url="wss://games-1.example:7380/game")  # fmt: skip
+        await self.registry.register(record, 30)
+        found = await self.registry.get("h-web")
+        self.assertEqual(found, record)
+        self.assertEqual(found.game_url, "wss://games-1.example:7380/game")
+
+    async def test_ids_that_look_like_numbers_stay_strings(self: Any) -> None:
+        record = HostRecord("42", "10.0.0.1", (7400, 7400), 1, 1, 2.0)
+        await self.registry.register(record, 30)
+        self.assertEqual(await self.registry.live_hosts(), [record])
+        self.assertEqual(await self.registry.get("42"), record)
+
+    def test_a_ttl_must_be_positive(self: Any) -> None:
+        for ttl in (0, -1.0):
+            self.assertRaises(ValueError, self.registry.register, host("h-1"), ttl)
+
+
+class MemoryHostRegistryTests(HostRegistryContract, TestCase):
+    ttl = 5.0
+
+    async def make_registry(self) -> Any:
+        self.clock = Clock()
+        return MemoryHostRegistry(self.clock)
+
+    async def pass_time(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+
+class RedisHostRegistryTests(HostRegistryContract, TestCase):
+    timeout = 30
+    # Real time with Redis's own key expiry: short to keep the tests fast, long
+    # enough that a loaded machine's round trips fit well inside it.
+    ttl = 1.0
+
+    async def make_registry(self) -> Any:
+        self.redis = await start_redis(self)
+        return RedisHostRegistry(self.client())
+
+    def client(self, **settings: Any) -> RedisClient:
+        client = RedisClient.open(RedisSettings("127.0.0.1", self.redis.port, **settings), reactor)
+        self.addCleanup(client.disconnect)
+        return client
+
+    async def pass_time(self, seconds: float) -> None:
+        await deferLater(reactor, seconds, lambda: None)
+
+    async def test_every_lobby_process_sees_the_same_hosts(self) -> None:
+        # A second pool, as a second lobby process on the same Redis would have.
+        other = RedisHostRegistry(self.client())
+        await self.registry.register(host("h-1", free=1), 30)
+        await other.register(host("h-2", free=3), 30)
+        self.assertEqual(await other.live_hosts(), [host("h-2", free=3), host("h-1", free=1)])
+        await other.unregister("h-1")
+        self.assertEqual(await self.registry.live_hosts(), [host("h-2", free=3)])
+
+    async def test_hosts_that_all_stopped_leave_no_key_behind(self) -> None:
+        registry = RedisHostRegistry(self.client(key_prefix="app-1:"))
+        await registry.register(host("h-1"), self.ttl)
+        await registry.register(host("h-2"), self.ttl / 2)
+        raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
+        self.addCleanup(raw.disconnect)
+        self.assertEqual(sorted(await raw.keys("*")),
+                         ["app-1:host:h-1", "app-1:host:h-2", "app-1:hosts"])  # fmt: skip
+        await self.pass_time(self.ttl * 1.3)
+        self.assertEqual(await raw.keys("*"), [])
+
+    async def test_calls_fail_clearly_while_redis_is_down(self) -> None:
+        registry = RedisHostRegistry(self.client(timeout=0.3))
+        await registry.register(host("h-1"), 30)
+        await self.redis.stop()
+        await self.assertFailure(registry.live_hosts(), BackendUnavailable)
+        await self.assertFailure(registry.register(host("h-1"), 30), BackendUnavailable)
+
+
+class HostRecordTests(SynchronousTestCase):
+    def test_bad_records_are_refused(self) -> None:
+        for bad in (
+            {"host_id": ""},
+            {"ports": (7500, 7400)},
+            {"ports": (0, 10)},
+            {"capacity": -1, "free": 0},
+            {"free": 9},
+            {"free": -1},
+        ):
+            fields: dict[str, Any] = {"host_id": "h", "public_host": "h.example",
+                                      "ports": (7400, 7499), "capacity": 8, "free": 4,
+                                      "updated_at": 1.0, **bad}  # fmt: skip
+            self.assertRaises(ValueError, HostRecord, **fields)
+
+    def test_ties_in_free_capacity_go_by_host_id(self) -> None:
+        records = [host("b", free=1), host("a", free=1), host("c", free=2)]
+        self.assertEqual([r.host_id for r in least_loaded_first(records)], ["c", "a", "b"])

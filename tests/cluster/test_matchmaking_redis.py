@@ -1,0 +1,689 @@
+"""What only the Redis matchmaker has: lobbies racing, lobbies dying, Redis restarting.
+
+Every test runs real redis-server (tests/support/redis_server.py) and several
+`RedisMatchmaker`s, each with connections of its own as separate lobby
+processes would have; the lobby that dies is a real child process, killed.
+The contract both matchmakers keep is in tests/matchmaking/test_matchmaking.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import txredisapi
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from tests.support.ports import free_tcp_port
+from tests.support.redis_server import RedisServer, start_redis
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.errors import BackendUnavailable
+from vinom.match import Match, Ticket
+from vinom.matchmaking.memory import MemoryMatchmaker
+from vinom.matchmaking.windows import RatingWindow, fifo_groups
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# What scheduling adds to a measured time on a loaded machine (as in
+# tests.cluster.test_scaling_faults).
+SLACK = 1.5
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await deferLater(reactor, 0.02, lambda: None)
+
+
+class Lobby:
+    """One lobby's matchmaker, its own connections, and every match its listener heard."""
+
+    def __init__(self, matchmaker: RedisMatchmaker) -> None:
+        self.matchmaker = matchmaker
+        self.heard: list[Match] = []
+        matchmaker.add_listener(self.heard.append)
+
+
+async def start_lobby(
+    case: TestCase,
+    port: int,
+    sizes: dict[str, int],
+    settings: RedisMatchmakerSettings,
+    poolsize: int = 2,
+    windows: dict[str, RatingWindow] | None = None,
+) -> Lobby:
+    pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=poolsize, reconnect=True,
+                                         replyTimeout=settings.call_timeout)
+    case.addCleanup(pool.disconnect)
+    matchmaker = RedisMatchmaker(
+        pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), sizes, reactor,
+        settings=settings, windows=windows,
+    )  # fmt: skip
+    await matchmaker.start()
+    case.addCleanup(matchmaker.stop)
+    return Lobby(matchmaker)
+
+
+def ticket(player_id: str, game: str = "tictactoe", rating: float | None = None,
+           queue: str = "normal") -> Ticket:
+    return Ticket(player_id, player_id, game, rating, time.time(), queue)
+
+
+class _Child(ProcessProtocol):
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(None)
+
+
+class _HeldEnqueues:
+    """A lobby's pool whose enqueue (or `op`) answers wait until `release()`: the match
+    channel (its own connection) then delivers before them, as it may under load."""
+
+    def __init__(self, pool: Any, op: str = "enqueue") -> None:
+        self._pool = pool
+        self._op = op
+        self.held: list[tuple[Deferred[Any], Any]] = []
+        self.holding = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def evalsha(self, sha: str, keys: list[str], args: list[str]) -> Deferred[Any]:
+        answer: Deferred[Any] = self._pool.evalsha(sha, keys, args)
+        if not (self.holding and args[0] == self._op):
+            return answer
+        held: Deferred[Any] = Deferred()
+        answer.addBoth(lambda value: self.held.append((held, value)))
+        return held
+
+    def release(self) -> None:
+        self.holding = False
+        for held, value in self.held:
+            held.callback(value) if not isinstance(value, Failure) else held.errback(value)
+
+
+class RaceTests(TestCase):
+    async def test_no_ticket_is_matched_twice_by_racing_lobbies(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=0.05)
+        lobbies = [
+            await start_lobby(self, redis.port, {"tictactoe": 2, "maze": 3}, settings)
+            for _ in range(4)
+        ]
+        count = 10_002  # 5,001 duels and 5,001 mazes
+        tickets = [
+            ticket(f"p{i}", "tictactoe" if i % 2 else "maze") for i in range(count)
+        ]
+        started = time.monotonic()
+
+        async def feed(lobby: Lobby, mine: list[Ticket]) -> None:
+            # Many calls in flight per lobby, as a busy lobby has.
+            for start in range(0, len(mine), 200):
+                await gatherResults([lobby.matchmaker.enqueue(t) for t in mine[start:start + 200]])
+
+        await gatherResults(
+            [Deferred.fromCoroutine(feed(lobby, tickets[i::4])) for i, lobby in enumerate(lobbies)]
+        )
+        duels, mazes = count // 2, count // 2
+        expected_matches = duels // 2 + mazes // 3
+        await wait_until(
+            lambda: all(len(lobby.heard) >= expected_matches for lobby in lobbies),
+            30, "every lobby to hear every match",
+        )
+        elapsed = time.monotonic() - started
+        for lobby in lobbies:
+            # Every lobby heard every match once.
+            self.assertEqual(len(lobby.heard), expected_matches)
+            self.assertEqual(
+                {m.match_id for m in lobby.heard}, {m.match_id for m in lobbies[0].heard}
+            )
+        matched = Counter(p for m in lobbies[0].heard for p in m.player_ids)
+        self.assertEqual(max(matched.values()), 1, "a ticket was matched twice")
+        for match in lobbies[0].heard:
+            self.assertEqual(len(match.players), {"tictactoe": 2, "maze": 3}[match.game])
+            self.assertTrue(all(t.game == match.game for t in match.players))
+        # Every ticket but the remainder of each game (one duel) was matched.
+        unmatched = {t.player_id for t in tickets} - set(matched)
+        self.assertEqual(len(unmatched), duels % 2 + mazes % 3)
+        for player_id in unmatched:
+            self.assertIsNotNone(await lobbies[0].matchmaker.position(player_id))
+        self.assertLess(elapsed, 60)
+
+    async def test_racing_lobbies_never_split_a_party_nor_match_it_twice(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=0.05)
+        lobbies = [await start_lobby(self, redis.port, {"maze": 4}, settings) for _ in range(4)]
+        # Parties of one to three, 2,000 players in all.
+        tickets: list[Ticket] = []
+        sizes = [1, 2, 3, 1, 1, 2]
+        number = 0
+        while number < 2000:
+            size = sizes[len(tickets) % len(sizes)]
+            ids = [f"p{number + k}" for k in range(size)]
+            number += size
+            members = tuple(Ticket(p, p, "maze", None, time.time(), party_id=ids[0])
+                            for p in ids[1:])  # fmt: skip
+            tickets.append(Ticket(ids[0], ids[0], "maze", None, time.time(), party_id=ids[0],
+                                  members=members))  # fmt: skip
+
+        async def feed(lobby: Lobby, mine: list[Ticket]) -> None:
+            for start in range(0, len(mine), 100):
+                await gatherResults([lobby.matchmaker.enqueue(t) for t in mine[start:start + 100]])
+
+        await gatherResults(
+            [Deferred.fromCoroutine(feed(lobby, tickets[i::4])) for i, lobby in enumerate(lobbies)]
+        )
+        # Let passes run until no more can form (every lobby has heard the same).
+        await deferLater(reactor, 0.5, lambda: None)
+        await wait_until(
+            lambda: len({len(lobby.heard) for lobby in lobbies}) == 1, 30, "every lobby to agree"
+        )
+        heard = lobbies[0].heard
+        matched = Counter(p for m in heard for p in m.player_ids)
+        self.assertEqual(max(matched.values()), 1, "a player was matched twice")
+        parties = {t.player_id: t.player_ids for t in tickets}
+        for match in heard:
+            self.assertEqual(len(match.players), 4)
+            ids = match.player_ids
+            index = 0
+            while index < len(ids):
+                # Each party sits together, whole, in its join order.
+                unit = parties[ids[index]]
+                self.assertEqual(ids[index:index + len(unit)], unit)
+                index += len(unit)
+        unmatched = [t for t in tickets if t.player_id not in matched]
+        for t in unmatched:
+            self.assertIsNotNone(await lobbies[0].matchmaker.position(t.player_id))
+        # What is left cannot fill a match (parties that cannot make four together).
+        self.assertEqual(sum(t.size for t in unmatched) + 4 * len(heard), 2000)
+        self.assertEqual(fifo_groups(unmatched, 4), [])
+
+
+class FormedByTests(TestCase):
+    async def test_every_lobby_knows_which_lobby_formed_a_match(self) -> None:
+        # The lobby whose call formed a match places it (vinom.cluster.placement).
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=60.0)
+        first, second = [
+            await start_lobby(self, redis.port, {"tictactoe": 2}, settings) for _ in range(2)
+        ]
+        await first.matchmaker.enqueue(ticket("p"))
+        await second.matchmaker.enqueue(ticket("q"))  # forms the match
+        await wait_until(lambda: bool(first.heard and second.heard), 5, "the match")
+        match_id = first.heard[0].match_id
+        for lobby in (first, second):
+            self.assertEqual(lobby.matchmaker.formed_by(match_id), second.matchmaker.lobby_id)
+        self.assertIsNone(first.matchmaker.formed_by("m-unknown"))
+
+
+class BurstTests(TestCase):
+    """A busy lobby's tickets go to Redis in batches (one call per queue in flight)."""
+
+    async def test_a_burst_of_tickets_is_matched_in_queue_order_with_answers_for_each(
+        self
+    ) -> None:
+        redis = await start_redis(self)
+        # Batches of 16: 100 tickets make several calls while one is in flight.
+        settings = RedisMatchmakerSettings(enqueue_batch=16)
+        lobby = await start_lobby(self, redis.port, {"maze": 3}, settings)
+        tickets = [ticket(f"p{i:03d}", "maze") for i in range(100)]
+        again = ticket("p099", "maze")  # never matched: 100 tickets, matches of 3
+        results = await gatherResults(
+            [lobby.matchmaker.enqueue(t).addErrback(lambda f: f.value) for t in tickets]
+            + [lobby.matchmaker.enqueue(again).addErrback(lambda f: f.value)],
+        )
+        *positions, twice = results
+        # Every ticket got its own answer: its place in the queue when it went in,
+        # behind at most the two left over from the last match and its own batch.
+        self.assertTrue(all(isinstance(p, int) and 1 <= p <= 2 + 16 for p in positions),
+                        positions)
+        self.assertEqual(type(twice).__name__, "AlreadyQueued")
+        await wait_until(lambda: len(lobby.heard) >= 33, 10, "33 matches")
+        # Matches take the queue in order, each ticket once: p000-p002, p003-p005, ...
+        self.assertEqual(
+            [m.player_ids for m in lobby.heard],
+            [tuple(f"p{i:03d}" for i in range(n, n + 3)) for n in range(0, 99, 3)],
+        )
+        self.assertEqual(await lobby.matchmaker.position("p099"), 1)
+
+    async def test_every_ticket_of_a_burst_fails_clearly_when_redis_is_gone(self) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(enqueue_batch=4, call_timeout=1.0)
+        lobby = await start_lobby(self, redis.port, {"maze": 3}, settings)
+        await redis.stop()
+        started = time.monotonic()
+        failures = await gatherResults(
+            [lobby.matchmaker.enqueue(ticket(f"q{i}", "maze")).addCallbacks(
+                lambda _: None, lambda f: f.value) for i in range(10)],
+        )  # fmt: skip
+        self.assertTrue(all(isinstance(f, BackendUnavailable) for f in failures), failures)
+        # Three calls of at most four tickets, one after another, each within its timeout.
+        self.assertLess(time.monotonic() - started, 3 * 1.0 + 2)
+    async def test_a_ticket_matched_before_its_enqueue_answers_can_queue_again(self) -> None:
+        # Lobby A queues p; lobby B's enqueue of q matches p at once, and A hears
+        # the match on its channel before the answer to its enqueue. p's match
+        # then finds no game host and A puts p back: that must work (p is not
+        # still counted as queued), and p is matched once more, with r.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=60.0)
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
+                                             reconnect=True)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        held = _HeldEnqueues(pool)
+        matchmaker = RedisMatchmaker(
+            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), {"tictactoe": 2},
+            reactor, settings=settings,
+        )  # fmt: skip
+        await matchmaker.start()
+        self.addCleanup(matchmaker.stop)
+        first = Lobby(matchmaker)
+        second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        queued = first.matchmaker.enqueue(ticket("p"))
+        await wait_until(lambda: bool(held.held), 5, "the enqueue's answer")
+        await second.matchmaker.enqueue(ticket("q"))
+        await wait_until(lambda: len(first.heard) == 1, 5, "the match on the channel")
+        self.assertFalse(queued.called)
+        held.release()
+        self.assertEqual(await queued, 1)
+        self.assertEqual(await first.matchmaker.requeue(ticket("p")), 1)
+        await second.matchmaker.enqueue(ticket("r"))
+        await wait_until(lambda: len(first.heard) == 2, 5, "the second match")
+        self.assertEqual(first.heard[1].player_ids, ("p", "r"))
+        # Nothing of p is left to put back in the queue after a lapse.
+        self.assertIsNone(await first.matchmaker.position("p"))
+
+
+class DeadLobbyTests(TestCase):
+    async def spawn_lobby(self, redis: RedisServer, config: dict[str, Any]) -> tuple[_Child, str]:
+        child = _Child()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        transport = reactor.spawnProcess(
+            child, sys.executable,
+            [sys.executable, "-m", "tests.support.matchmaker_lobby", str(redis.port),
+             json.dumps(config)],
+            env=env, path=ROOT,
+        )  # fmt: skip
+
+        def kill() -> None:
+            if not child.ended.called:
+                transport.signalProcess("KILL")
+
+        self.addCleanup(lambda: (kill(), child.ended)[1])
+        await wait_until(lambda: b"ready" in child.output or child.ended.called, 30,
+                         "the child lobby")
+        line = child.output.decode().strip().splitlines()[-1]
+        self.assertTrue(line.startswith("ready "), child.output.decode())
+        child.kill = kill  # type: ignore[attr-defined]
+        return child, line.split()[1]
+
+    async def test_the_tickets_of_a_dead_lobby_lapse_and_nobody_is_matched_with_them(
+        self,
+    ) -> None:
+        redis = await start_redis(self)
+        ttl = 1.0
+        window = {"base": 100.0, "growth": 0.0, "max": None}
+        settings = {"ticket_ttl": ttl, "tick_every": 0.1}
+        # The dying lobby queues ranked tickets far apart (none fits another)
+        # and one normal ticket.
+        ghosts = [
+            {"player_id": f"ghost{i}", "name": "g", "game": "tictactoe",
+             "rating": 1000.0 * i, "queued_at": time.time(), "queue": "ranked"}
+            for i in range(10)
+        ] + [{"player_id": "ghost-normal", "name": "g", "game": "tictactoe", "rating": None,
+              "queued_at": time.time(), "queue": "normal"}]  # fmt: skip
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
+                    "windows": {"tictactoe": window}, "tickets": ghosts},
+        )  # fmt: skip
+        lobby = await start_lobby(
+            self, redis.port, {"tictactoe": 2},
+            RedisMatchmakerSettings(ticket_ttl=ttl, tick_every=0.1),
+            windows={"tictactoe": RatingWindow(**window)},
+        )  # fmt: skip
+        self.assertIsNotNone(await lobby.matchmaker.position("ghost0"))
+        killed = time.monotonic()
+        child.kill()  # type: ignore[attr-defined]
+        await child.ended
+
+        # Its tickets lapse within the TTL (and the next pass of a living lobby).
+        positions: dict[str, int | None] = {}
+
+        async def gone() -> bool:
+            for g in ghosts:
+                positions[g["player_id"]] = await lobby.matchmaker.position(g["player_id"])
+            return not any(positions.values())
+
+        while not await gone():
+            self.assertLess(time.monotonic() - killed, ttl + 1.0, positions)
+            await deferLater(reactor, 0.05, lambda: None)
+
+        # The living lobby's players are matched, each with the other living
+        # player near them, never with a ghost of the same rating.
+        for i in range(10):
+            await lobby.matchmaker.enqueue(ticket(f"b{i}", rating=1000.0 * i + 10, queue="ranked"))
+            await lobby.matchmaker.enqueue(ticket(f"c{i}", rating=1000.0 * i - 10, queue="ranked"))
+        await lobby.matchmaker.enqueue(ticket("n1"))
+        await lobby.matchmaker.enqueue(ticket("n2"))
+        await wait_until(lambda: len(lobby.heard) == 11, 5, "11 matches")
+        self.assertEqual(
+            sorted(m.player_ids for m in lobby.heard),
+            sorted([(f"b{i}", f"c{i}") for i in range(10)] + [("n1", "n2")]),
+        )
+
+    async def test_a_lobby_that_is_gone_cannot_hold_a_player_in_the_queue(self) -> None:
+        # A player whose lobby died comes back through another and queues again.
+        redis = await start_redis(self)
+        settings = {"ticket_ttl": 0.5, "tick_every": 0.1}
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
+                    "tickets": [{"player_id": "p", "name": "P", "game": "tictactoe",
+                                 "rating": None, "queued_at": 0.0}]},
+        )  # fmt: skip
+        lobby = await start_lobby(
+            self, redis.port, {"tictactoe": 2},
+            RedisMatchmakerSettings(ticket_ttl=0.5, tick_every=60.0),
+        )
+        with self.assertRaises(Exception) as refused:
+            await lobby.matchmaker.enqueue(ticket("p"))
+        self.assertEqual(type(refused.exception).__name__, "AlreadyQueued")
+        child.kill()  # type: ignore[attr-defined]
+        await child.ended
+        # Refused until the dead lobby's key lapses (0.5 s after its last heartbeat),
+        # then queued; polled, as a loaded machine may run the last heartbeat late.
+        killed = time.monotonic()
+        while True:
+            try:
+                position = await lobby.matchmaker.enqueue(ticket("p"))
+                break
+            except Exception as e:
+                self.assertEqual(type(e).__name__, "AlreadyQueued")
+                self.assertLess(time.monotonic() - killed, 5.0, "the dead lobby's ticket held")
+                await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(position, 1)
+        await lobby.matchmaker.enqueue(ticket("q"))
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("p", "q"))
+
+
+class RedisRestartTests(TestCase):
+    async def test_lobbies_carry_on_after_a_restart_and_calls_fail_while_it_is_down(
+        self,
+    ) -> None:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(ticket_ttl=5.0, tick_every=0.1, call_timeout=1.0)
+        sizes = {"tictactoe": 2, "maze": 2}
+        first = await start_lobby(self, redis.port, sizes, settings)
+        second = await start_lobby(self, redis.port, sizes, settings)
+        await first.matchmaker.enqueue(ticket("waiting"))
+        await second.matchmaker.enqueue(ticket("leaving", "maze"))
+
+        await redis.stop()
+        for call in (
+            lambda: first.matchmaker.enqueue(ticket("lost")),
+            lambda: second.matchmaker.position("waiting"),
+            lambda: second.matchmaker.cancel("leaving"),
+        ):
+            started = time.monotonic()
+            with self.assertRaises(BackendUnavailable):
+                await call()
+            self.assertLess(time.monotonic() - started, 3.0)
+
+        await redis.start()
+        # Redis came back empty. The first lobby's heartbeat finds its key gone
+        # and puts its waiting player back; the enqueue that failed while Redis
+        # was down (and was sent when it came back) is refused there, past its
+        # deadline; the player whose cancel failed is not put back.
+        async def back() -> bool:
+            try:
+                return await first.matchmaker.position("waiting") == 1
+            except BackendUnavailable:
+                return False
+
+        deadline = time.monotonic() + 15
+        while not await back():
+            self.assertLess(time.monotonic(), deadline, "the ticket was not put back")
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertIsNone(await first.matchmaker.position("lost"))
+        self.assertIsNone(await first.matchmaker.position("leaving"))
+
+        # Each lobby's connections come back on their own back-off: a call sent
+        # while one is still reconnecting reaches Redis past its deadline and is
+        # refused (unavailable, nothing queued). A player then tries again.
+        async def enqueue(lobby: Lobby, player: str) -> None:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    await lobby.matchmaker.enqueue(ticket(player))
+                    return
+                except BackendUnavailable:
+                    self.assertLess(time.monotonic(), deadline, f"{player} never queued")
+                    await deferLater(reactor, 0.2, lambda: None)
+
+        await enqueue(second, "newcomer")
+        await enqueue(second, "x")
+        await enqueue(first, "y")
+        for lobby in (first, second):
+            await wait_until(lambda lobby=lobby: len(lobby.heard) == 2, 10, "both matches")  # type: ignore[misc]
+            self.assertEqual(
+                sorted(m.player_ids for m in lobby.heard), [("waiting", "newcomer"), ("x", "y")]
+            )
+
+    async def test_lobbies_carry_on_after_redis_forgets_their_script(self) -> None:
+        # SCRIPT FLUSH (an operator's, or a failover to a replica that never ran it):
+        # the next call of each lobby sends the script again, and nothing is lost.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=60.0)
+        first = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        self.assertEqual(await first.matchmaker.enqueue(ticket("a")), 1)
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), b"+OK")
+        self.assertEqual(await first.matchmaker.position("a"), 1)
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), b"+OK")
+        await second.matchmaker.enqueue(ticket("b"))
+        for lobby in (first, second):
+            await wait_until(lambda lobby=lobby: len(lobby.heard) == 1, 10, "the match")  # type: ignore[misc]
+            self.assertEqual(lobby.heard[0].player_ids, ("a", "b"))
+
+    async def test_start_fails_clearly_without_redis(self) -> None:
+        port = free_tcp_port()
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=1, reconnect=True)
+        self.addCleanup(pool.disconnect)
+        matchmaker = RedisMatchmaker(
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), {"tictactoe": 2}, reactor,
+            settings=RedisMatchmakerSettings(call_timeout=0.3),
+        )
+        started = time.monotonic()
+        with self.assertRaises(BackendUnavailable):
+            await matchmaker.start()
+        self.assertLess(time.monotonic() - started, 2.0)
+        await matchmaker.stop()
+
+
+class SameRuleTests(TestCase):
+    timeout = 120
+
+    async def test_redis_forms_the_matches_the_memory_matchmaker_forms(self) -> None:
+        # Random queues of solo players and parties, with cancels, through both
+        # matchmakers: the same matches, in the same seats (one rule, written twice).
+        redis = await start_redis(self)
+        rng = random.Random(14)
+        formed = 0
+        by_game = dict.fromkeys(["maze", "trio", "duo", "six", "quads"], 0)
+        for run in range(30):
+            pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1,
+                                                 reconnect=True)  # fmt: skip
+            self.addCleanup(pool.disconnect)
+            clock = Clock()
+            # duo, six, quads: teams of two, three and four; a party sits in one team.
+            sizes = {"maze": 4, "trio": 3, "duo": 4, "six": 6, "quads": 8}
+            teams = {"duo": 2, "six": 3, "quads": 4}
+            settings = RedisMatchmakerSettings(prefix=f"run{run}", ticket_ttl=3600.0)
+            shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
+                                     sizes, clock, settings=settings,
+                                     team_sizes=teams)  # fmt: skip
+            await shared.start()
+            alone = MemoryMatchmaker(sizes, clock, team_sizes=teams)
+            heard: dict[str, list[Match]] = {"redis": [], "memory": []}
+            shared.add_listener(heard["redis"].append)
+            alone.add_listener(heard["memory"].append)
+            queued: list[str] = []
+            for step in range(80):
+                if queued and rng.random() < 0.2:
+                    leader = queued.pop(rng.randrange(len(queued)))
+                    self.assertEqual(await shared.cancel(leader), await alone.cancel(leader))
+                    continue
+                game = rng.choice(list(sizes))
+                size = rng.choice([1, 1, 1, 2, 3] if game != "duo" else [1, 1, 2])
+                ids = [f"r{run}s{step}m{k}" for k in range(size)]
+                members = tuple(Ticket(p, p, game, None, 0.0, party_id=ids[0]) for p in ids[1:])
+                t = Ticket(ids[0], ids[0], game, None, 0.0, party_id=ids[0], members=members)
+                self.assertEqual(await shared.enqueue(t), await alone.enqueue(t))
+                queued.append(t.player_id)
+                matched = {p for m in heard["memory"] for p in m.player_ids}
+                queued = [q for q in queued if q not in matched]
+            await shared.position("nobody")  # every answer is in
+            self.assertEqual([m.player_ids for m in heard["redis"]],
+                             [m.player_ids for m in heard["memory"]], f"run {run}")  # fmt: skip
+            formed += len(heard["memory"])
+            for match in heard["memory"]:
+                by_game[match.game] += 1
+            await shared.stop()
+        # The runs formed matches enough to say something (about 13 per run),
+        # in every game, those with teams too.
+        self.assertGreater(formed, 200)
+        self.assertGreater(min(by_game.values()), 20, by_game)
+
+
+class LateCallTests(TestCase):
+    """A call its lobby gave up on (Redis stalled: SIGSTOP) and Redis runs afterwards
+    (SIGCONT) does nothing: the caller was told nothing was done."""
+
+    timeout = 30
+
+    async def stalled_lobbies(self) -> tuple[RedisServer, Lobby, Lobby]:
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(call_timeout=1.0)
+        first = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        return redis, first, second
+
+    async def settle(self, *lobbies: Lobby) -> None:
+        """Every call sent before now has been run (each lobby's pool is answered)."""
+        await deferLater(reactor, 0.3, lambda: None)
+        for lobby in lobbies:
+            for _ in range(2):  # each connection of the pool
+                await lobby.matchmaker.position("nobody")
+
+    async def test_an_enqueue_redis_runs_after_its_deadline_queues_nobody(self) -> None:
+        redis, first, second = await self.stalled_lobbies()
+        await second.matchmaker.enqueue(ticket("partner"))
+        redis.pause()
+        started = time.monotonic()
+        with self.assertRaises(BackendUnavailable):
+            await first.matchmaker.enqueue(ticket("p"))
+        # Given up at the call timeout (1 s), not when Redis answers.
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
+        redis.resume()
+        await self.settle(first, second)
+        # The enqueue reached Redis after its lobby gave up: no ticket, no match
+        # with the partner who waited, nothing counted.
+        self.assertEqual((first.heard, second.heard), ([], []))
+        self.assertIsNone(await first.matchmaker.position("p"))
+        self.assertEqual(await second.matchmaker.position("partner"), 1)
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)
+        # Queueing again is queueing for the first time.
+        self.assertEqual(await first.matchmaker.enqueue(ticket("p")), 2)
+        await wait_until(lambda: len(second.heard) == 1, 5, "the match")
+        self.assertEqual(second.heard[0].player_ids, ("partner", "p"))
+
+    async def test_a_cancel_redis_runs_after_its_deadline_leaves_the_ticket_queued(
+        self,
+    ) -> None:
+        redis, first, second = await self.stalled_lobbies()
+        await first.matchmaker.enqueue(ticket("p"))
+        redis.pause()
+        with self.assertRaises(BackendUnavailable):
+            await first.matchmaker.cancel("p", refuse_late=True)
+        redis.resume()
+        await self.settle(first, second)
+        # Still queued, in Redis and in its lobby's count, and matched as usual.
+        self.assertEqual(await first.matchmaker.position("p"), 1)
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 1)
+        await second.matchmaker.enqueue(ticket("partner"))
+        await wait_until(lambda: len(first.heard) == 1, 5, "the match")
+        self.assertEqual(first.heard[0].player_ids, ("p", "partner"))
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)
+
+    async def test_a_withdrawal_redis_runs_late_still_withdraws(self) -> None:
+        # A cancel for a player who is gone (no refuse_late) is done once Redis can.
+        redis, first, second = await self.stalled_lobbies()
+        await first.matchmaker.enqueue(ticket("gone"))
+        redis.pause()
+        with self.assertRaises(BackendUnavailable):
+            await first.matchmaker.cancel("gone")
+        redis.resume()
+        await self.settle(first, second)
+        self.assertIsNone(await first.matchmaker.position("gone"))
+        self.assertEqual(first.matchmaker.queue_length("tictactoe"), 0)
+
+    async def held_lobby(self, redis: RedisServer, op: str) -> tuple[Lobby, _HeldEnqueues]:
+        """A lobby whose `op` calls Redis runs at once but whose answers it reads only
+        after `release()`, as when the lobby process itself stalls."""
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
+                                             reconnect=True)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        held = _HeldEnqueues(pool, op)
+        matchmaker = RedisMatchmaker(
+            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), {"tictactoe": 2},
+            reactor, settings=RedisMatchmakerSettings(call_timeout=0.5),
+        )  # fmt: skip
+        await matchmaker.start()
+        self.addCleanup(matchmaker.stop)
+        return Lobby(matchmaker), held
+
+    async def test_an_enqueue_run_in_time_but_answered_too_late_is_withdrawn(self) -> None:
+        redis = await start_redis(self)
+        lobby, held = await self.held_lobby(redis, "enqueue")
+        with self.assertRaises(BackendUnavailable):
+            await lobby.matchmaker.enqueue(ticket("p"))
+        held.release()
+        await self.settle(lobby)
+        self.assertIsNone(await lobby.matchmaker.position("p"))
+        self.assertEqual(lobby.matchmaker.queue_length("tictactoe"), 0)
+        # The player queues again; that ticket is not the one withdrawn.
+        self.assertEqual(await lobby.matchmaker.enqueue(ticket("p")), 1)
+        await self.settle(lobby)
+        self.assertEqual(await lobby.matchmaker.position("p"), 1)
+
+    async def test_a_cancel_run_in_time_but_answered_too_late_is_undone(self) -> None:
+        redis = await start_redis(self)
+        lobby, held = await self.held_lobby(redis, "cancel")
+        await lobby.matchmaker.enqueue(ticket("p"))
+        with self.assertRaises(BackendUnavailable):
+            await lobby.matchmaker.cancel("p", refuse_late=True)
+        held.release()
+        await self.settle(lobby)
+        self.assertEqual(await lobby.matchmaker.position("p"), 1)
+        self.assertEqual(lobby.matchmaker.queue_length("tictactoe"), 1)

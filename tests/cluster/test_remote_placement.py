@@ -1,0 +1,427 @@
+"""The lobby's side of remote placement, on a Clock: a match no game host took puts its
+connected players back at the head of the queue; a lobby sharing its store forgets only
+its own players; match outcomes cross the placement channel as they were; an outcome
+heard before the match itself (two channels, two connections) is not lost."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+
+from tests.lobby.test_lobby import LobbyHarness
+from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
+from tests.support.redis_server import start_redis
+from vinom.cluster.agent import HostAgent
+from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.placement import RemoteMatchHosting
+from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService
+from vinom.identity import hash_secret
+from vinom.lobby.config import LobbyConfig
+from vinom.match import Match, MatchEnded, Ticket, match_to_json, outcome_from_json, outcome_to_json
+from vinom.protocol.address import HostAddress
+from vinom.store.interfaces import MatchPlacement, PlayerRecord
+from vinom.store.memory import MemoryPlayerStore
+
+
+@implementer(IMatchHosting)
+class ScriptedHosting:
+    """An IMatchHosting whose placements the test answers."""
+
+    matches = 0
+    running_games = 0
+    free_ports = 0
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[Match, Deferred[HostAddress]]] = []
+        self.on_ended: dict[str, Callable[[MatchEnded | None], object]] = {}
+
+    def host_match(
+        self,
+        match: Match,
+        on_waiting: Callable[[int], object] | None = None,
+        on_ended: Callable[[MatchEnded | None], object] | None = None,
+    ) -> Deferred[HostAddress]:
+        d: Deferred[HostAddress] = Deferred()
+        self.asked.append((match, d))
+        if on_ended is not None:
+            self.on_ended[match.match_id] = on_ended
+        return d
+
+    def end(self, match: Match) -> None:
+        """The game host says the match finished."""
+        self.on_ended.pop(match.match_id)(
+            MatchEnded(match.match_id, "finished", {"winners": []}, None, match.player_ids)
+        )
+
+    def when_all_ended(self) -> Deferred[None]:
+        return succeed(None)
+
+
+class SharedStore(MemoryPlayerStore):
+    """A player store other lobbies use too, as a Redis one is."""
+
+    shared = True
+
+
+class SharedMatchmaker:
+    """A matchmaker other lobbies use too, as this lobby sees it: `here` says whether
+    this lobby formed each match."""
+
+    def __init__(self, matchmaker: Any, here: bool) -> None:
+        self._matchmaker = matchmaker
+        self._here = here
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._matchmaker, name)
+
+    def formed_here(self, match_id: str) -> bool:
+        return self._here
+
+
+class NoHostTests(LobbyHarness):
+    def setUp(self) -> None:
+        super().setUp()
+        self.remote = ScriptedHosting()
+        self.store = SharedStore()
+        self.factory = self.make_factory(hosting=self.remote, store=self.store)
+        self.factory.startService()
+
+    def test_players_go_back_to_the_head_of_the_queue_and_are_told(self) -> None:
+        ada, bo = self.queued_player("ada"), self.queued_player("bo")
+        [(match, placing)] = self.remote.asked
+        placing.errback(NoHostAvailable("no live game host with free capacity"))
+        for client in (ada, bo):
+            [frame] = client.frames()
+            self.assertEqual(
+                frame,
+                {"type": "queued", "game": "tictactoe", "queue": "normal",
+                 "position": frame["position"],
+                 "status": "searching", "requeued": True, "reason": "no_host"},
+            )  # fmt: skip
+        # Back in the queue, they are matched again: and this time a host takes it.
+        self.assertEqual(len(self.remote.asked), 2)
+        again, placed = self.remote.asked[1]
+        self.assertEqual(set(again.player_ids), set(match.player_ids))
+        self.assertNotEqual(again.match_id, match.match_id)
+        placed.callback(HostAddress("203.0.113.7", 7400))
+        for client in (ada, bo):
+            [found] = client.frames()
+            self.assertEqual(found["type"], "match_found")
+            self.assertEqual((found["host"], found["port"]), ("203.0.113.7", 7400))
+
+    def test_a_shared_store_keeps_the_records_of_other_lobbies_players(self) -> None:
+        ada = self.queued_player("ada")
+        # A player this lobby does not hold (another lobby's), matched with ada.
+        other = PlayerRecord("p-other", "zed", "00" * 32, self.clock.seconds())
+        self.store.save_player(other)
+        self.matchmaker.enqueue(Ticket("p-other", "zed", "tictactoe", None, self.clock.seconds()))
+        [(_, placing)] = self.remote.asked
+        placing.errback(NoHostAvailable("none"))
+        self.assertEqual(ada.frames()[0]["reason"], "no_host")
+        self.assertEqual(self.successResultOf(self.store.get_player("p-other")), other)
+
+
+class SharedPlacementTests(LobbyHarness):
+    """With a shared store every lobby hears every placement; the record is saved by
+    the lobbies that answer for a player of the match and by the one that formed it, and
+    removed at the match's end by every lobby."""
+
+    def start(self, formed_here: bool) -> ScriptedHosting:
+        remote = ScriptedHosting()
+        # The harness's own lobby hears the matches too: this one gets its own store.
+        self.shared = SharedStore()
+        matchmaker = SharedMatchmaker(self.matchmaker, formed_here)
+        self.factory = self.make_factory(hosting=remote, store=self.shared, matchmaker=matchmaker)
+        self.factory.startService()
+        return remote
+
+    def other_lobbys_match(self, remote: ScriptedHosting) -> Match:
+        # Two players this lobby does not hold (another lobby's), matched together.
+        for name in ("yan", "zed"):
+            self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        return match
+
+    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
+        match = self.other_lobbys_match(self.start(formed_here=False))
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+
+    def test_every_lobby_removes_the_record_at_the_end(self) -> None:
+        # The lobbies that saved it may be gone (their players' lobby died): this one,
+        # which did not save it, removes it all the same when the match ends.
+        remote = self.start(formed_here=False)
+        match = self.other_lobbys_match(remote)
+        saved = MatchPlacement(match, HostAddress("203.0.113.7", 7400), 1.0)
+        self.successResultOf(self.shared.save_placement(saved))
+        remote.end(match)
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+
+    def test_a_player_reconnecting_here_while_their_match_waits_gets_it(self) -> None:
+        # Another lobby's player (that lobby died, say) reconnects through this one
+        # before their match is placed: this lobby followed the match, so it answers
+        # with the wait and then delivers the match.
+        remote = self.start(formed_here=False)
+        secret = "s" * 32
+        self.shared.save_player(PlayerRecord("p-yan", "yan", hash_secret(secret), 1.0))
+        for name in ("yan", "zed"):
+            self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        client = self.connect()
+        reply = client.request({"type": "reconnect", "player_id": "p-yan", "secret": secret})
+        self.assertEqual((reply["type"], reply["status"]), ("queued", "waiting_for_server"))
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        [found] = client.frames()
+        self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
+        # It answered for yan, so it removes the record at the end.
+        remote.end(match)
+        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+
+    def test_the_lobby_that_formed_the_match_saves_it(self) -> None:
+        match = self.other_lobbys_match(self.start(formed_here=True))
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
+
+    def test_a_lobby_with_a_player_of_the_match_saves_it(self) -> None:
+        remote = self.start(formed_here=False)
+        ada = self.queued_player("ada")
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        self.assertEqual(ada.frames()[-1]["type"], "match_found")
+        saved = self.successResultOf(self.shared.get_placement(match.match_id))
+        self.assertEqual(saved.player_ids, match.player_ids)
+
+
+class GonePlayerTests(LobbyHarness):
+    """A player who leaves as their ticket is matched (the cancel loses the race) is
+    still this lobby's: when the match formed elsewhere ends, their address stops
+    counting it and their record goes."""
+
+    config = LobbyConfig(max_pending_per_ip=1)
+
+    def test_the_match_of_a_player_gone_as_it_formed_is_answered_for(self) -> None:
+        remote = ScriptedHosting()
+        held = HeldCancels(SharedMatchmaker(self.matchmaker, here=False))
+        self.store = SharedStore()
+        self.factory = self.make_factory(hosting=remote, store=self.store, matchmaker=held)
+        self.factory.startService()
+        ada = self.queued_player("ada")
+        player_id = ada.player_id
+        ada.drop()  # its ticket's cancel is under way...
+        # ...while another lobby's player is matched with it.
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        held.answer(False)  # too late: matched
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 1)
+        self.assertIsNotNone(self.successResultOf(self.store.get_player(player_id)))
+        remote.end(match)
+        self.assertEqual(self.factory.pending_from("192.0.2.1"), 0)
+        self.assertIsNone(self.successResultOf(self.store.get_player(player_id)))
+        # The address may queue again.
+        self.assertEqual(self.queued_player("bo").frames(), [])
+
+
+class HeldCancels:
+    """A matchmaker whose cancels the test answers (a cancel racing a match)."""
+
+    def __init__(self, matchmaker: Any) -> None:
+        self._matchmaker = matchmaker
+        self._cancels: list[Deferred[bool]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._matchmaker, name)
+
+    def cancel(self, player_id: str) -> Deferred[bool]:
+        d: Deferred[bool] = Deferred()
+        self._cancels.append(d)
+        return d
+
+    def answer(self, removed: bool) -> None:
+        self._cancels.pop(0).callback(removed)
+
+
+class OutcomeJsonTests(SynchronousTestCase):
+    def test_round_trip(self) -> None:
+        for outcome in (
+            MatchEnded("m-1", "finished", {"winners": ["p-1"]}, None, ("p-1", "p-2")),
+            MatchEnded("m-2", "aborted", None, "players_missing", ("p-1",)),
+        ):
+            self.assertEqual(outcome_from_json(outcome_to_json(outcome)), outcome)
+
+    def test_the_one_json_form(self) -> None:
+        """The form on the worker pipe and on the placement channel, key for key."""
+        outcome = MatchEnded("m-1", "finished", {"winners": ["p-1"]}, None, ("p-1", "p-2"))
+        self.assertEqual(
+            outcome_to_json(outcome),
+            {"match_id": "m-1", "phase": "finished", "result": {"winners": ["p-1"]},
+             "reason": None, "joined": ["p-1", "p-2"]},
+        )  # fmt: skip
+        # An older sender's outcome without `joined` (or `result`, `reason`) still reads.
+        self.assertEqual(
+            outcome_from_json({"match_id": "m-2", "phase": "aborted", "reason": "players_missing"}),
+            MatchEnded("m-2", "aborted", None, "players_missing", ()),
+        )
+
+
+class EarlyOutcomeTests(TestCase):
+    """On a real Redis, with no game host: the outcome decides, not a placement attempt."""
+
+    timeout = 30
+
+    async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient]:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=Clock(), lobby_id="l-test")  # fmt: skip
+        return hosting, redis
+
+    def match(self) -> Match:
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        return Match("m-early", "duel", players, 1.0)
+
+    async def test_placed_heard_before_the_match_gives_its_address(self) -> None:
+        hosting, redis = await self.lobby()
+        hosting.handle_message(json.dumps({
+            "event": "placed", "match_id": "m-early", "host_id": "h-1",
+            "address": {"host": "127.0.0.1", "port": 7400},
+        }))  # fmt: skip
+        ended: list[MatchEnded | None] = []
+        address = await hosting.host_match(self.match(), on_ended=ended.append)
+        self.assertEqual(address, HostAddress("127.0.0.1", 7400))
+        self.assertEqual(hosting.running_games, 1)
+        # This lobby did not try to place it (another one had).
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-early"))
+        hosting.handle_message(json.dumps({"event": "ended", "match_id": "m-early",
+                                           "outcome": None}))  # fmt: skip
+        self.assertEqual((ended, hosting.matches), ([None], 0))
+
+    async def test_failed_heard_before_the_match_fails_it(self) -> None:
+        hosting, _ = await self.lobby()
+        hosting.handle_message(json.dumps({"event": "failed", "match_id": "m-early",
+                                           "reason": "no game host took the match"}))
+        with self.assertRaises(NoHostAvailable):
+            await hosting.host_match(self.match())
+        self.assertEqual(hosting.matches, 0)
+
+
+class FormerPlacesTests(TestCase):
+    """On a real Redis, with no game host: the lobby that formed a match places it; the
+    others claim it only if it is still not placed after `takeover_after`."""
+
+    timeout = 30
+
+    async def lobby(self, former: str) -> tuple[RemoteMatchHosting, RedisClient, Clock]:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        clock = Clock()
+        hosting = RemoteMatchHosting(
+            redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
+            formed_by=lambda match_id: former,
+        )
+        return hosting, redis, clock
+
+    def match(self) -> Match:
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        return Match("m-formed", "duel", players, 1.0)
+
+    async def outcome(self, redis: RedisClient) -> dict[str, object]:
+        # No live host: the placing lobby records `failed` at once.
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-formed"))
+        return dict(json.loads(await redis.handler.get("vinom:outcome:m-formed")))
+
+    async def test_the_lobby_that_formed_a_match_places_it_at_once(self) -> None:
+        hosting, redis, _ = await self.lobby("l-test")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_another_lobby_takes_a_match_over_only_once_its_former_is_late(self) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        # Nothing written for a while: a round trip to Redis, then the key is still unset.
+        await redis.handler.ping()
+        clock.advance(1.9)
+        await redis.handler.ping()
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+        clock.advance(0.1)  # takeover_after (2 s): the former has not placed it
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_a_match_placed_by_its_former_is_never_claimed_by_another(self) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        placed = hosting.host_match(self.match())
+        hosting.handle_message(json.dumps({
+            "event": "placed", "match_id": "m-formed", "host_id": "h-1",
+            "address": {"host": "127.0.0.1", "port": 7400},
+        }))  # fmt: skip
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        clock.advance(5.0)
+        await redis.handler.ping()
+        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+
+
+class HostTakesRequestsTests(TestCase):
+    """On a real Redis: a game host takes every placement request waiting in its list in
+    one call, not one round trip each (a burst of matches is not left to time out)."""
+
+    timeout = 30
+
+    async def test_a_burst_of_requests_is_taken_in_one_pop(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        burst = 30
+        hosting = GameHostingService(
+            PortAllocator(range(7400, 7400 + burst)),
+            PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9"),
+        )
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7400 + burst - 1),
+                          clock=reactor, host_id="h-test")  # fmt: skip
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        for i in range(burst):
+            request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),
+                       "attempt": 0, "lobby_id": "l-test"}  # fmt: skip
+            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await redis.handler.execute_command("CONFIG", "RESETSTAT")
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        for i in range(burst):
+            await wait_until_async(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
+        stats = await redis.handler.execute_command("INFO", "commandstats")
+        pops = sum(int(calls) for calls in re.findall(r"cmdstat_b?rpop:calls=(\d+)", stats))
+        self.assertLessEqual(pops, 3)
+        outcomes = [json.loads(await redis.handler.get(f"vinom:outcome:m-{i}"))
+                    for i in range(burst)]  # fmt: skip
+        self.assertEqual({o["event"] for o in outcomes}, {"placed"})
+        self.assertEqual(len({o["address"]["port"] for o in outcomes}), burst)
+
+
+async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
+    """Poll `check` (a Redis read) until it answers something, for up to `seconds`."""
+    deadline = reactor.seconds() + seconds  # type: ignore[attr-defined]
+    while not await check():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError("not seen in time")
+        await deferLater(reactor, 0.02, lambda: None)

@@ -1,0 +1,296 @@
+"""Faults of a scaled-out deployment, with real processes (issue #14).
+
+`twistd -n vinom --role lobby|host` processes on a real redis-server
+(tests/support/redis_server.py), as in tests/cluster/test_scaling.py: a lobby killed with
+SIGKILL while its players are queued, and Redis killed and started again on
+the same port (empty) while lobbies and a game host run. Each test measures
+the bound docs/scaling.md ("When something fails") documents.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+import time
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+
+from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
+from tests.server.test_ops import http_get, metric_value
+from tests.support.ports import free_tcp_port
+from tests.test_integration_parties import Player, connect_player
+from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
+from vinom.client.game import connect_game
+from vinom.client.lobby import LobbyError, Queued, connect_lobby
+from vinom.cluster.client import parse_redis_url
+from vinom.cluster.settings import DEFAULT_MATCHMAKER as MATCHMAKER
+
+# A lobby's tickets lapse this long after its last heartbeat, and the next
+# pass of a living lobby (every tick) drops them.
+TICKET_TTL = MATCHMAKER.ticket_ttl
+TICK = MATCHMAKER.tick_every
+# The bound on each call of the player store (2 s by default).
+REDIS_TIMEOUT = parse_redis_url("redis://127.0.0.1/0").timeout
+# What polling adds to a measured time on a loaded machine.
+SLACK = 1.5
+
+
+def lobby_id(process: Process) -> str:
+    found = re.search(r"matchmaker: lobby (l-[0-9a-f]+) on Redis", process.text)
+    assert found is not None, process.text
+    return found.group(1)
+
+
+def report(what: str, seconds: float) -> None:
+    print(f"\n{what}: {seconds:.2f} s", file=sys.stderr)
+
+
+async def play_once_redis_is_back(lobby: LobbyAddress, name: str, *, seed: int,
+                                  within: float = 20.0) -> BotReport:  # fmt: skip
+    """A bot through `lobby`, started again while the lobby answers `unavailable`
+    (its Redis connections not back yet), for up to `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        played = await play_bot(reactor, lobby, GAME, name, rng=random.Random(seed))
+        unavailable = played.outcome == "error" and "unavailable" in (played.error or "")
+        if not unavailable or time.monotonic() > deadline:
+            return played
+        await deferLater(reactor, 0.2, lambda: None)
+
+
+class LobbyDeathTests(ClusterTestCase):
+    timeout = 90
+
+    async def test_a_killed_lobbys_queued_players_lapse_and_nobody_is_matched_with_them(
+        self,
+    ) -> None:
+        sizes = ("--match-size", "maze=4")
+        await self.start("host", *sizes, ports=4)
+        doomed = await self.start("lobby", *sizes)
+        survivor = await self.start("lobby", *sizes)
+        doomed_address = self.lobby_address(doomed)
+        # Queued through the doomed lobby: one waits for tictactoe (two seats),
+        # three for a maze of four. None of them can be matched yet.
+        ghosts: list[Player] = []
+        for name, game in (("g0", "tictactoe"), ("g1", "maze"), ("g2", "maze"), ("g3", "maze")):
+            ghost = await connect_player(self, doomed_address, name)
+            queued = await ghost.request({"type": "queue", "game": game})
+            self.assertEqual(queued["type"], "queued")
+            ghosts.append(ghost)
+        ghost_ids = {g.player_id for g in ghosts}
+        queues = ("vinom:mm:q:tictactoe:normal", "vinom:mm:q:maze:normal")
+
+        async def queued_ghosts() -> set[str]:
+            ids: set[str] = set()
+            for queue in queues:
+                ids |= {str(m) for m in await self.redis_call("ZRANGE", queue, 0, -1)}
+            return ids & ghost_ids
+
+        self.assertEqual(await queued_ghosts(), ghost_ids)
+        dead_key = f"vinom:mm:lobby:{lobby_id(doomed)}"
+        doomed.transport.signalProcess("KILL")
+        await doomed.output.ended
+        killed = time.monotonic()
+        # Their TLS connections drop with the process.
+        await gatherResults([g.closed for g in ghosts])
+
+        lapsed: float | None = None
+        while await queued_ghosts():
+            if lapsed is None and not await self.redis_call("EXISTS", dead_key):
+                lapsed = time.monotonic() - killed
+            self.assertLess(time.monotonic() - killed, TICKET_TTL + TICK + SLACK + 10,
+                            "the dead lobby's tickets are still queued")  # fmt: skip
+            await deferLater(reactor, 0.1, lambda: None)
+        gone = time.monotonic() - killed
+        report("the dead lobby's tickets gone from the queues after", gone)
+        # The documented bound: ticket_ttl after its last heartbeat (before the
+        # kill), then the next pass of the living lobby.
+        self.assertLessEqual(gone, TICKET_TTL + TICK + SLACK)
+        if lapsed is not None:
+            self.assertLessEqual(lapsed, TICKET_TTL + SLACK)
+
+        # The living lobby's players: two play tictactoe to the end, four fill a maze;
+        # each match is of them alone.
+        address = self.lobby_address(survivor)
+        pair = run_bots(reactor, address, GAME, 2, seed=7, name_prefix="t")
+        mazers = [await connect_player(self, address, f"m{i}") for i in range(4)]
+        for mazer in mazers:
+            self.assertEqual((await mazer.request({"type": "queue", "game": "maze"}))["type"],
+                             "queued")  # fmt: skip
+        found = [await m.of_type("match_found") for m in mazers]
+        self.assertEqual(len({f["game_id"] for f in found}), 1)
+        played = await pair
+        self.assertEqual([r.outcome for r in played], ["finished", "finished"])
+        self.assertEqual(played[0].match_id, played[1].match_id)
+        # Each match is of the living lobby's players alone, and no match ever
+        # formed contains a player of the dead lobby.
+        formed = await self.match_log()
+        self.assertEqual(formed[found[0]["game_id"]], {m.player_id for m in mazers})
+        self.assertEqual(formed[str(played[0].match_id)], {r.player_id for r in played})
+        for match_id, players in formed.items():
+            self.assertFalse(players & ghost_ids, match_id)
+
+    async def match_log(self) -> dict[str, set[str]]:
+        """Every match the matchmakers formed: its id -> its players' ids."""
+        formed = {}
+        for _entry_id, fields in await self.redis_call("XRANGE", "vinom:mm:match-log", "-", "+"):
+            match = json.loads(dict(zip(fields[::2], fields[1::2], strict=False))["match"])
+            formed[match["match_id"]] = {p["player_id"] for p in match["players"]}
+        return formed
+
+
+class RedisRestartTests(ClusterTestCase):
+    timeout = 90
+
+    async def test_lobbies_and_hosts_carry_on_when_redis_restarts(self) -> None:
+        host = await self.start("host", ports=6)
+        first, second = [self.lobby_address(await self.start("lobby")) for _ in "ab"]
+        host_id = self.host_id(host)
+        # Before: one player waits in the tictactoe queue of the first lobby; two are
+        # welcomed on the second and idle.
+        waiting = await connect_lobby(reactor, first.host, first.port, trust=first.trust)
+        waiting_welcome = await waiting.hello("waiting")
+        told: list[Queued] = []
+        waiting_found = waiting.queue("tictactoe", on_queued=told.append)
+        while not told:
+            await deferLater(reactor, 0.05, lambda: None)
+        idle = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
+        await idle.hello("idle")
+        late = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
+        await late.hello("late")
+        self.addCleanup(lambda: [c.close() for c in (idle, late, waiting)
+                                 if not c.protocol.closed.called])  # fmt: skip
+
+        await self.redis.stop()
+        # Meanwhile: `ping` is answered at once; `queue` gets an error, not a hang.
+        started = time.monotonic()
+        pong = await idle.ping()
+        self.assertEqual(pong["type"], "pong")
+        report("ping while Redis is down", time.monotonic() - started)
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
+        started = time.monotonic()
+        # (maze: a different game from the waiting player's, so that the enqueue
+        # Redis only hears once it is back, and takes out again, cannot meet them.)
+        with self.assertRaises(LobbyError) as refused:
+            await late.queue("maze")
+        took = time.monotonic() - started
+        report(f"queue while Redis is down answered {refused.exception.code}", took)
+        self.assertEqual(refused.exception.code, "unavailable")
+        self.assertLessEqual(took, MATCHMAKER.call_timeout + SLACK)
+        # A newcomer's hello needs the player store: `unavailable` within its timeout.
+        newcomer_lobby = await connect_lobby(reactor, first.host, first.port, trust=first.trust)
+        self.addCleanup(newcomer_lobby.close)
+        started = time.monotonic()
+        with self.assertRaises(LobbyError) as refused:
+            await newcomer_lobby.hello("early")
+        took = time.monotonic() - started
+        report(f"hello while Redis is down answered {refused.exception.code}", took)
+        self.assertEqual(refused.exception.code, "unavailable")
+        self.assertLessEqual(took, REDIS_TIMEOUT + SLACK)
+        started = time.monotonic()
+        pong = await idle.ping()
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
+        self.assertFalse(waiting_found.called)
+
+        await self.redis.start()
+        restarted = time.monotonic()
+        # The game host registers again with its next heartbeat (and its pool's
+        # reconnection, which backs off while Redis is away).
+        while host_id not in await self.redis_call("SMEMBERS", "vinom:hosts"):
+            self.assertLess(time.monotonic() - restarted, 20.0, "the host did not register")
+            await deferLater(reactor, 0.1, lambda: None)
+        report("the host registered again after", time.monotonic() - restarted)
+        # The player queued before the restart is still queued (their lobby put the
+        # ticket back) and is matched with a newcomer through the other lobby.
+        # Each process's connections come back on their own back-off: the second lobby
+        # may still answer `unavailable` after the host is back, and then the newcomer
+        # tries again, as a player would.
+        newcomer = Deferred.fromCoroutine(play_once_redis_is_back(second, "newcomer", seed=4))
+        found = await waiting_found
+        report("the waiting player matched after the restart", time.monotonic() - restarted)
+        session = await connect_game(reactor, found)
+        driver = BotDriver(session, GAME.make_bot(waiting_welcome.player_id, random.Random(5)),
+                           clock=reactor)  # fmt: skip
+        driver.attach()
+        final = await session.finished
+        driver.cancel()
+        await session.disconnect()
+        self.assertEqual(final["p"], "finished")
+        theirs = await newcomer
+        self.assertEqual((theirs.outcome, theirs.match_id), ("finished", found.game_id))
+        # They were never told to queue again: nothing was lost to them.
+        self.assertEqual([q.requeued for q in told], [False])
+        # New players through both lobbies are matched and play to the end, on the host.
+        fresh = await gatherResults(
+            [
+                run_bots(reactor, first, GAME, 2, seed=8, name_prefix="x"),
+                run_bots(reactor, second, GAME, 2, seed=9, name_prefix="y"),
+            ]
+        )
+        reports = fresh[0] + fresh[1]
+        self.assertEqual([r.outcome for r in reports], ["finished"] * 4)
+        hosted = self.hosted_matches(host)
+        for match_id in {r.match_id for r in reports} | {found.game_id}:
+            self.assertIn(match_id, hosted)
+
+
+class StalledRedisTests(ClusterTestCase):
+    """Redis stalls (SIGSTOP) while players' requests wait on it, and goes on (SIGCONT)
+    after the lobby answered them `unavailable`: what Redis then runs does nothing."""
+
+    timeout = 60
+
+    async def test_requests_answered_unavailable_leave_no_trace_once_redis_goes_on(
+        self,
+    ) -> None:
+        await self.start("host", ports=2)
+        ops = free_tcp_port()
+        address = self.lobby_address(
+            await self.start("lobby", "--ops-port", f"tcp:{ops}:interface=127.0.0.1")
+        )
+
+        async def queue_depth() -> float:
+            code, text = await http_get(f"http://127.0.0.1:{ops}/metrics")
+            self.assertEqual(code, 200)
+            return metric_value(text, 'vinom_queue_depth{game="tictactoe"}')
+
+        partner = await connect_player(self, address, "partner")
+        self.assertEqual((await partner.request({"type": "queue", "game": "tictactoe"}))["type"],
+                         "queued")  # fmt: skip
+        queuer = await connect_player(self, address, "queuer")
+        leader = await connect_player(self, address, "leader")
+        host = await connect_player(self, address, "host")
+        self.assertEqual(await queue_depth(), 1)
+
+        self.redis.pause()
+        started = time.monotonic()
+        queued = queuer.request({"type": "queue", "game": "tictactoe"})
+        party = leader.request({"type": "party_create"})
+        # Rooms live in the lobby: a room request needs no Redis and is served at once.
+        room = await host.request({"type": "create_room", "game": "tictactoe"})
+        self.assertEqual(room["type"], "room")
+        self.assertLess(time.monotonic() - started, 1.0 + SLACK)
+        answers = [await party, await queued]
+        self.redis.resume()
+        self.assertEqual([(a["type"], a.get("code")) for a in answers],
+                         [("error", "unavailable")] * 2)  # fmt: skip
+        self.assertLessEqual(time.monotonic() - started, MATCHMAKER.call_timeout + SLACK)
+
+        # Redis has run what waited in its sockets; none of it did anything.
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertEqual(await queue_depth(), 1)
+        for player in (partner, queuer):
+            self.assertNotIn("match_found", [f["type"] for f in player.frames])
+        # The party was not created: creating it again is creating it.
+        self.assertEqual((await leader.request({"type": "party_create"}))["type"], "party")
+        # Nor was the player queued: queueing again is queueing, and they are matched
+        # with the partner who waited.
+        again = await queuer.request({"type": "queue", "game": "tictactoe"})
+        self.assertEqual((again["type"], again["position"]), ("queued", 2))
+        found = [await p.of_type("match_found") for p in (partner, queuer)]
+        self.assertEqual(found[0]["game_id"], found[1]["game_id"])
+        self.assertEqual(await queue_depth(), 0)

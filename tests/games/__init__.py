@@ -1,0 +1,1 @@
+"""Tests of vinom.games: the Game base, the registry and each built-in game."""

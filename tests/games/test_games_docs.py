@@ -1,0 +1,136 @@
+"""docs/games.md's tutorial, run as written: a third-party game plugin in its own package."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+import vinom
+
+# Where `vinom` is imported from (the checkout, or site-packages under tox).
+PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
+DOC = Path(__file__).resolve().parents[2] / "docs" / "games.md"
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def python_blocks() -> list[str]:
+    return BLOCK.findall(DOC.read_text(encoding="utf-8"))
+
+
+class TutorialTests(TestCase):
+    def setUp(self) -> None:
+        # Every block that starts with "# <path>.py" is a file of the package.
+        self.root = Path(self.mktemp()).resolve()
+        self.files = {}
+        for block in python_blocks():
+            first = block.splitlines()[0]
+            if first.startswith("# ") and first.endswith(".py"):
+                path = self.root / first[2:]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(block, encoding="utf-8")
+                self.files[first[2:]] = path
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(self.root), str(PACKAGE_ROOT)]))
+
+    def run_python(self, script: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=self.env,
+            cwd=str(self.root),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return done.stdout
+
+    def test_package_files(self) -> None:
+        self.assertEqual(
+            sorted(self.files),
+            [
+                "acme_nim/__init__.py",
+                "acme_nim/nim.py",
+                "setup.py",
+                "twisted/plugins/acme_nim_plugin.py",
+            ],
+        )
+        self.assertFalse((self.root / "twisted" / "plugins" / "__init__.py").exists())
+        self.assertFalse((self.root / "twisted" / "__init__.py").exists())
+
+    def test_plugin_found_and_played(self) -> None:
+        out = self.run_python(
+            "from vinom.games.registry import GameRegistry, format_games\n"
+            "registry = GameRegistry.from_plugins()\n"
+            "print(format_games(registry))\n"
+        )
+        names = [line.split()[0].rstrip("*") for line in out.splitlines()[1:] if line]
+        for name in ("nim", "maze", "tictactoe", "dice", "owedrahn", "duel"):
+            self.assertIn(name, names)
+        driver = next(b for b in python_blocks() if "print(game.result(state))" in b)
+        result = self.run_python(driver)
+        self.assertIn("'winners': ['p-", result)
+        self.assertIn("'reason': 'won'", result)
+
+    def test_leaving_ends_the_game_for_the_other_player(self) -> None:
+        out = self.run_python(
+            "import random\n"
+            "from vinom.games import Seat\n"
+            "from acme_nim.nim import NimGame\n"
+            "game = NimGame()\n"
+            "seats = [Seat('p-a', 'Ann', 0), Seat('p-b', 'Bob', 1)]\n"
+            "state = game.create(seats, {}, random.Random(1))\n"
+            "after = game.leave(state, seats[0]).state\n"
+            "print(game.is_finished(after), game.result(after)['winners'],"
+            " game.result(after)['reason'])\n"
+            "print(game.leave(after, seats[1]).state is after)\n"
+        )
+        self.assertEqual(out.splitlines(), ["True ['p-b'] opponent_left", "True"])
+
+    def test_one_plugin_cache_command_everywhere(self) -> None:
+        """Every page that tells how to refresh Twisted's plugin cache gives the same command."""
+        docs = Path(__file__).resolve().parents[2]
+        pages = [*sorted((docs / "docs").glob("*.md")), docs / "README.md"]
+        commands = {
+            line.strip()
+            for page in pages
+            for line in page.read_text(encoding="utf-8").splitlines()
+            if "getPlugins(" in line and line.strip().startswith("python")
+        }
+        refresh = "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+        self.assertEqual(commands, {f'python -c "{refresh}"'})
+
+
+class ReferenceTests(TestCase):
+    """docs/games.md's reference tables say what the code does."""
+
+    def test_action_rate_table_matches_the_games(self) -> None:
+        from vinom.games.interfaces import action_rate_of
+        from vinom.games.registry import GameRegistry
+
+        text = DOC.read_text(encoding="utf-8")
+        table = text[text.index("| game | `action_rate` |"):]
+        table = table[: table.index("\n\n")]
+        documented = {}
+        for row in table.splitlines()[2:]:
+            names, rate = (cell.strip() for cell in row.strip("|").split("|"))
+            for name in names.split(","):
+                documented[name.strip()] = float(rate.replace(",", ""))
+        registry = GameRegistry.from_plugins()
+        builtin = {"maze", "tictactoe", "dice", "owedrahn", "duel"}
+        self.assertEqual(set(documented), builtin)
+        for name, rate in documented.items():
+            self.assertEqual(action_rate_of(registry.get(name)), rate, name)
+        # The duel section gives the same value, not another one.
+        duel = text[text.index("### duel"):]
+        duel = duel[: duel.index("\n## ")]
+        self.assertIn("`action_rate` 1,000", duel)
+        self.assertNotIn("unlimited", duel)
+
+    def test_tutorial_comes_before_the_reference(self) -> None:
+        text = DOC.read_text(encoding="utf-8")
+        headings = [line for line in text.splitlines() if line.startswith("## ")]
+        self.assertEqual(headings[0], "## Tutorial: a game in your own package")

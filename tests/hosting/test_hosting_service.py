@@ -1,0 +1,164 @@
+"""Tests for the game hosting service with the placeholder game host factory."""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from tests.support.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
+from tests.support.ports import free_udp_port
+from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService, HostingStopped
+from vinom.match import Match, MatchEnded, Ticket
+from vinom.protocol.address import HostAddress
+
+
+def make_match(match_id: str, *players: str) -> Match:
+    tickets = tuple(Ticket(p, p, "tictactoe", None, 0.0) for p in players)
+    return Match(match_id, "tictactoe", tickets, 0.0)
+
+
+class HostingServiceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = FakeUDPReactor()
+        self.factory = PlaceholderGameHostFactory(self.reactor, "127.0.0.1", "203.0.113.7")
+        self.allocator = PortAllocator.from_range(7400, 7401)
+        self.service = GameHostingService(self.allocator, self.factory)
+        self.service.startService()
+
+    def test_factory_and_hosts_provide_their_interfaces(self) -> None:
+        self.assertTrue(verifyObject(IGameHostFactory, self.factory))
+        host = self.successResultOf(self.factory.start_host(7499))
+        self.assertTrue(verifyObject(IGameHost, host))
+        self.assertTrue(verifyObject(IMatchHosting, self.service))
+        self.assertEqual(self.service.free_ports, 2)
+
+    def test_a_match_gets_a_listening_host_on_a_port_of_the_pool(self) -> None:
+        address = self.successResultOf(self.service.host_match(make_match("m-1", "a", "b")))
+        self.assertEqual(address, HostAddress("203.0.113.7", 7400))
+        self.assertEqual(self.reactor.listening[7400][1], "127.0.0.1")
+        host = self.service.host_of("m-1")
+        assert isinstance(host, PlaceholderGameHost)
+        self.assertEqual(list(host.matches), ["m-1"])
+        self.assertEqual(self.allocator.available, 1)
+        self.assertEqual(self.service.running_games, 1)
+
+    def test_when_the_match_ends_the_host_stops_and_the_port_returns(self) -> None:
+        ended: list[MatchEnded | None] = []
+        self.service.host_match(make_match("m-1", "a", "b"), on_ended=ended.append)
+        outcome = MatchEnded("m-1", "aborted", None, "players_missing", ("a",))
+        self.assertTrue(self.factory.end_match("m-1", outcome))
+        self.assertEqual(ended, [outcome], "the host's outcome reaches the caller")
+        self.assertNotIn(7400, self.reactor.listening)
+        self.assertEqual(self.allocator.available, 2)
+        self.assertEqual(self.service.running_games, 0)
+        self.assertIsNone(self.service.host_of("m-1"))
+        self.assertFalse(self.factory.end_match("m-1"))
+
+    def test_matches_wait_for_a_port_in_order_and_resume_when_one_returns(self) -> None:
+        waiting: list[tuple[str, int]] = []
+        results = []
+        for n in range(4):
+            match_id = f"m-{n}"
+            d = self.service.host_match(
+                make_match(match_id, f"a{n}", f"b{n}"),
+                on_waiting=lambda position, m=match_id: waiting.append((m, position)),
+            )
+            results.append(d)
+        self.assertEqual(waiting, [("m-2", 1), ("m-3", 2)])
+        self.assertNoResult(results[2])
+        self.factory.end_match("m-1")
+        self.assertEqual(self.successResultOf(results[2]).port, 7401)
+        self.assertNoResult(results[3])
+        self.factory.end_match("m-0")
+        self.assertEqual(self.successResultOf(results[3]).port, 7400)
+        self.assertEqual(self.service.running_games, 2)
+
+    def test_a_host_that_cannot_listen_fails_the_match_and_returns_the_port(self) -> None:
+        self.reactor.taken.add(7400)
+        self.failureResultOf(self.service.host_match(make_match("m-1", "a")), CannotListenError)
+        self.assertEqual(self.allocator.available, 2)
+        self.assertEqual(self.service.running_games, 0)
+
+    def test_cancelling_a_waiting_match_withdraws_it(self) -> None:
+        self.service.host_match(make_match("m-1", "a"))
+        self.service.host_match(make_match("m-2", "b"))
+        waiting = self.service.host_match(make_match("m-3", "c"))
+        later = self.service.host_match(make_match("m-4", "d"))
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(self.allocator.waiting, 1)
+        self.factory.end_match("m-1")
+        self.assertEqual(self.successResultOf(later).port, 7400)
+        self.assertIsNone(self.service.host_of("m-3"))
+
+    def test_stopping_stops_hosts_and_withdraws_waiting_matches(self) -> None:
+        ended: list[MatchEnded | None] = []
+        self.service.host_match(make_match("m-1", "a"), on_ended=ended.append)
+        self.service.host_match(make_match("m-2", "b"))
+        waiting = self.service.host_match(make_match("m-3", "c"))
+        self.successResultOf(self.service.stopService())
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(self.reactor.listening, {})
+        self.assertEqual(self.allocator.available, 2)
+        self.assertEqual(ended, [None], "stopped before it ended: no outcome")
+        self.failureResultOf(self.service.host_match(make_match("m-4", "d")), HostingStopped)
+        # A match ending after the stop changes nothing (and does not release twice).
+        self.assertFalse(self.factory.end_match("m-1"))
+
+    def test_a_failing_add_match_stops_the_host_and_returns_the_port(self) -> None:
+        @implementer(IGameHost)
+        class Refusing(PlaceholderGameHost):
+            def add_match(self, match: Match) -> Deferred[None]:
+                return fail(ValueError("no room"))
+
+        @implementer(IGameHostFactory)
+        class RefusingFactory:
+            def __init__(self) -> None:
+                self.hosts: list[Refusing] = []
+
+            def start_host(self, port: int) -> Deferred[IGameHost]:
+                host = Refusing(HostAddress("127.0.0.1", port), None)  # type: ignore[arg-type]
+                self.hosts.append(host)
+                return succeed(host)
+
+        factory = RefusingFactory()
+        service = GameHostingService(PortAllocator([9000]), factory)
+        self.failureResultOf(service.host_match(make_match("m-1", "a")), ValueError)
+        self.assertTrue(factory.hosts[0].stopped)
+        self.assertEqual(service.allocator.available, 1)
+
+
+
+
+class PlaceholderOnRealSocketsTests(TestCase):
+    """The placeholder host really holds its UDP port and drops what arrives."""
+
+    async def test_host_listens_counts_drops_and_frees_the_port(self) -> None:
+        port = free_udp_port()
+        factory = PlaceholderGameHostFactory(global_reactor, "127.0.0.1", "127.0.0.1")
+        host = await factory.start_host(port)
+        assert isinstance(host, PlaceholderGameHost)
+        self.addCleanup(host.stop)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            self.assertRaises(OSError, other.bind, ("127.0.0.1", port))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.sendto(b"hello?", ("127.0.0.1", port))
+            client.setblocking(False)
+            for _ in range(200):
+                if host.protocol.dropped:
+                    break
+                await deferLater(global_reactor, 0.01, lambda: None)
+            self.assertEqual(host.protocol.dropped, 1)
+            self.assertRaises(BlockingIOError, client.recvfrom, 100)
+        await host.stop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+            again.bind(("127.0.0.1", port))

@@ -1,0 +1,1 @@
+"""Tests of vinom.lobby: frames, connections, requests, limits, parties and rooms."""

@@ -1,0 +1,1 @@
+"""Tests of vinom.matchmaking: the in-memory matchmaker and its rules."""

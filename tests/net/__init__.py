@@ -1,0 +1,1 @@
+"""Tests of vinom.net: token buckets, limits and wake-ups."""

@@ -1,0 +1,1 @@
+"""Tests of vinom.parties: the party stores, in memory and in Redis, against one contract."""

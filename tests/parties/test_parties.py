@@ -1,0 +1,331 @@
+"""The party stores: one suite run against the in-memory store and the Redis one.
+
+`PartyStoreContract` is what every `IPartyStore` does (the listeners hear
+every change); `RedisPartyStoreTests` runs it on a real redis-server
+(tests/support/redis_server.py) and adds what only Redis has: two lobbies' stores
+sharing parties and hearing each other's changes, racing joins, keys that
+lapse with the lobby that refreshed them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
+
+from tests.store.test_store import raw_connection, redis_client
+from tests.support.redis_server import RedisServer, start_redis
+from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
+from vinom.codes import CODE_ALPHABET
+from vinom.errors import BackendUnavailable
+from vinom.parties.interfaces import IPartyStore, Party, PartyChange, PartyError, PartyMember
+from vinom.parties.memory import MemoryPartyStore
+
+
+def member(player_id: str) -> PartyMember:
+    return PartyMember(player_id, player_id.upper())
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await deferLater(reactor, 0.02, lambda: None)
+
+
+class PartyStoreContract:
+    """The tests every party store passes; `make_store` gives a fresh empty one."""
+
+    store: Any
+    changes: list[PartyChange]
+
+    async def make_store(self, max_size: int = 4) -> Any:
+        raise NotImplementedError
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        self.store = await self.make_store()
+        self.changes = []
+        self.store.add_listener(self.changes.append)
+
+    async def failure_code(self, d: Any) -> str:
+        try:
+            await d
+        except PartyError as e:
+            return e.code
+        raise AssertionError("the call did not fail")
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(c.event, c.player_id) for c in self.changes]
+
+    async def test_provides_the_interface(self: Any) -> None:
+        self.assertTrue(verifyObject(IPartyStore, self.store))
+
+    async def test_create_gives_an_id_a_join_code_and_a_leader(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        self.assertRegex(party.party_id, r"^p-[0-9a-f]{16}$")
+        self.assertEqual(len(party.code), 6)
+        self.assertTrue(set(party.code) <= set(CODE_ALPHABET))
+        self.assertEqual(party.leader, "a")
+        self.assertEqual(party.members, (member("a"),))
+        self.assertIsNone(party.queued_for)
+        self.assertEqual(await self.store.party_of("a"), party)
+        self.assertIsNone(await self.store.party_of("b"))
+        self.assertEqual(self.events(), [("created", "a")])
+
+    async def test_friends_join_with_the_code_in_join_order(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        await self.store.join(party.code.lower(), member("b"))
+        joined = await self.store.join(" " + party.code + " ", member("c"))
+        self.assertEqual(joined.player_ids, ("a", "b", "c"))
+        self.assertEqual(joined.party_id, party.party_id)
+        self.assertEqual(await self.store.party_of("c"), joined)
+        self.assertEqual(self.events(), [("created", "a"), ("joined", "b"), ("joined", "c")])
+        self.assertEqual(self.changes[-1].party, joined)
+
+    async def test_join_errors(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        self.assertEqual(await self.failure_code(self.store.join("ZZZZZZ", member("b"))),
+                         "unknown_party")  # fmt: skip
+        self.assertEqual(await self.failure_code(self.store.join(party.code, member("a"))),
+                         "already_in_party")  # fmt: skip
+        self.assertEqual(await self.failure_code(self.store.create(member("a"))),
+                         "already_in_party")  # fmt: skip
+        for p in "bcd":
+            await self.store.join(party.code, member(p))
+        self.assertEqual(await self.failure_code(self.store.join(party.code, member("e"))),
+                         "party_full")  # fmt: skip
+        self.assertIsNone(await self.store.party_of("e"))
+
+    async def test_a_queued_party_takes_no_new_members(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        await self.store.join(party.code, member("b"))
+        queued = await self.store.set_queued(party.party_id, "maze", ("a", "b"), 3)
+        self.assertEqual(queued.queued_for, "maze")
+        self.assertEqual(self.changes[-1].event, "queued")
+        self.assertEqual(self.changes[-1].position, 3)
+        self.assertEqual(await self.failure_code(self.store.join(party.code, member("c"))),
+                         "party_queued")  # fmt: skip
+        unqueued = await self.store.set_queued(party.party_id, None)
+        self.assertIsNone(unqueued.queued_for)
+        self.assertEqual(self.changes[-1].event, "unqueued")
+        await self.store.join(party.code, member("c"))
+
+    async def test_a_queued_party_records_its_queue(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        self.assertIsNone(party.queue)
+        queued = await self.store.set_queued(party.party_id, "maze", ("a",), 1, queue="ranked")
+        self.assertEqual((queued.queued_for, queued.queue), ("maze", "ranked"))
+        self.assertEqual(self.changes[-1].party.queue, "ranked")
+        self.assertEqual((await self.store.party_of("a")).describe()["queue"], "ranked")
+        unqueued = await self.store.set_queued(party.party_id, None)
+        self.assertIsNone(unqueued.queue)
+        queued = await self.store.set_queued(party.party_id, "maze", ("a",))
+        self.assertEqual(queued.queue, "normal")
+
+    async def test_queueing_checks_the_members_on_the_ticket(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        await self.store.join(party.code, member("b"))
+        self.assertEqual(
+            await self.failure_code(self.store.set_queued(party.party_id, "maze", ("a",))),
+            "party_changed",
+        )
+        self.assertIsNone((await self.store.party_of("a")).queued_for)
+
+    async def test_clearing_a_clear_party_tells_nobody(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        await self.store.set_queued(party.party_id, "maze", ("a",))
+        await self.store.set_queued(party.party_id, None, matched=True)
+        self.assertEqual(self.changes[-1].event, "matched")
+        told = len(self.changes)
+        await self.store.set_queued(party.party_id, None)
+        self.assertEqual(len(self.changes), told)
+
+    async def test_the_longest_standing_member_leads_when_the_leader_leaves(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        for p in "bc":
+            await self.store.join(party.code, member(p))
+        await self.store.set_queued(party.party_id, "maze", ("a", "b", "c"))
+        after = await self.store.leave("a")
+        self.assertEqual(after.player_ids, ("b", "c"))
+        self.assertEqual(after.leader, "b")
+        # A queued party's ticket no longer matches its members: it is not queued.
+        self.assertIsNone(after.queued_for)
+        self.assertEqual(self.changes[-1].event, "left")
+        self.assertEqual(self.changes[-1].player_id, "a")
+        self.assertIsNone(await self.store.party_of("a"))
+        self.assertEqual(await self.store.party_of("c"), after)
+
+    async def test_the_party_is_gone_when_its_last_member_leaves(self: Any) -> None:
+        party = await self.store.create(member("a"))
+        await self.store.join(party.code, member("b"))
+        await self.store.leave("b")
+        gone = await self.store.leave("a")
+        self.assertEqual(gone.members, ())
+        self.assertEqual(self.changes[-1].party.members, ())
+        self.assertEqual(await self.failure_code(self.store.join(party.code, member("c"))),
+                         "unknown_party")  # fmt: skip
+        self.assertEqual(await self.failure_code(self.store.leave("a")), "not_in_party")
+        self.assertEqual(
+            await self.failure_code(self.store.set_queued(party.party_id, None)), "unknown_party"
+        )
+        # The player may start a new one.
+        again = await self.store.create(member("a"))
+        self.assertNotEqual(again.party_id, party.party_id)
+
+    async def test_a_failing_listener_does_not_stop_the_others(self: Any) -> None:
+        def broken(change: PartyChange) -> None:
+            raise RuntimeError("boom")
+
+        store = await self.make_store()
+        heard: list[PartyChange] = []
+        store.add_listener(broken)
+        store.add_listener(heard.append)
+        await store.create(member("a"))
+        await wait_until(lambda: len(heard) == 1, "the change")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class MemoryPartyStoreTests(PartyStoreContract, TestCase):
+    async def make_store(self, max_size: int = 4) -> Any:
+        return MemoryPartyStore(max_size)
+
+    def test_max_size_must_be_positive(self) -> None:
+        self.assertRaises(ValueError, MemoryPartyStore, 0)
+
+
+class RedisPartyStoreTests(PartyStoreContract, TestCase):
+    timeout = 60
+    redis: RedisServer
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        self.redis = await start_redis(self)
+        await super().setUp()
+
+    async def make_store(
+        self, max_size: int = 4, settings: RedisPartySettings | None = None
+    ) -> Any:
+        return await self.make_store_with(await redis_client(self, self.redis), max_size,
+                                          settings)  # fmt: skip
+
+    async def make_store_with(
+        self, client: Any, max_size: int = 4, settings: RedisPartySettings | None = None
+    ) -> Any:
+        store = RedisPartyStore(
+            client, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), reactor,
+            max_size=max_size, settings=settings,
+        )  # fmt: skip
+        await store.start()
+        self.addCleanup(store.stop)
+        return store
+
+    async def test_two_lobbies_share_parties_and_hear_each_others_changes(self) -> None:
+        other = await self.make_store()
+        heard: list[PartyChange] = []
+        other.add_listener(heard.append)
+        party = await self.store.create(member("a"))
+        joined = await other.join(party.code, member("b"))
+        self.assertEqual(joined.player_ids, ("a", "b"))
+        self.assertEqual(await self.store.party_of("b"), joined)
+        # Each store hears every change once: its own from the script, the
+        # other's on the channel.
+        await wait_until(lambda: len(self.changes) == 2 and len(heard) == 2, "both changes")
+        self.assertEqual(self.events(), [("created", "a"), ("joined", "b")])
+        self.assertEqual([(c.event, c.player_id) for c in heard], self.events())
+        await self.store.leave("a")
+        await wait_until(lambda: len(heard) == 3, "the leave")
+        self.assertEqual(heard[-1].party.leader, "b")
+
+    async def test_racing_joins_never_overfill_a_party(self) -> None:
+        stores = [self.store, await self.make_store(), await self.make_store()]
+        party = await self.store.create(member("a"))
+        results = await gatherResults(
+            [
+                stores[i % 3].join(party.code, member(f"p{i}")).addErrback(
+                    lambda f: f.trap(PartyError) and f.value.code
+                )
+                for i in range(12)
+            ]
+        )
+        joined = [r for r in results if isinstance(r, Party)]
+        self.assertEqual(len(joined), 3)
+        self.assertEqual([r for r in results if not isinstance(r, Party)], ["party_full"] * 9)
+        final = await self.store.party_of("a")
+        self.assertEqual(len(final.members), 4)
+        self.assertEqual(set(final.player_ids[1:]), {p.player_ids[-1] for p in joined})
+
+    async def test_a_member_key_whose_party_is_gone_does_not_hold_the_player(self) -> None:
+        # As after Redis lost some keys: the party hash is gone, a member key is left.
+        party = await self.store.create(member("a"))
+        raw = await raw_connection(self, self.redis)
+        await raw.delete(f"vinom:party:{party.party_id}")
+        again = await self.store.create(member("a"))
+        self.assertNotEqual(again.party_id, party.party_id)
+        self.assertEqual(await self.store.party_of("a"), again)
+
+    async def test_keys_have_ttls_and_a_dead_lobbys_member_leaves(self) -> None:
+        settings = RedisPartySettings(party_ttl=1.0, refresh_every=0.2)
+        alive = await self.make_store(settings=settings)
+        dying = await self.make_store(settings=settings)
+        heard: list[PartyChange] = []
+        alive.add_listener(heard.append)
+        party = await alive.create(member("a"))
+        await dying.join(party.code, member("b"))
+        raw = await raw_connection(self, self.redis)
+        keys = sorted(await raw.keys("vinom:party:*"))
+        self.assertEqual(keys, sorted([f"vinom:party:{party.party_id}",
+                                       f"vinom:party:code:{party.code}",
+                                       "vinom:party:of:a", "vinom:party:of:b",
+                                       "vinom:party:seq"]))  # fmt: skip
+        for key in keys:
+            if not key.endswith(":seq"):
+                ttl = await raw.execute_command("PTTL", key)
+                self.assertTrue(0 < ttl <= 1000, (key, ttl))
+        # The dying lobby stops refreshing; the living one keeps its member's
+        # keys and the party, and takes b out once b's key lapses.
+        await dying.stop()
+        await wait_until(lambda: any(c.event == "left" for c in heard), "b to leave", 10)
+        self.assertEqual(heard[-1].player_id, "b")
+        after = await alive.party_of("a")
+        self.assertEqual(after.player_ids, ("a",))
+        await deferLater(reactor, 1.5, lambda: None)
+        self.assertEqual(await alive.party_of("a"), after)
+
+    async def test_party_calls_redis_runs_after_the_lobby_gave_up_change_nothing(self) -> None:
+        # Redis stalls (SIGSTOP) during a join, a create and a leave; each fails as
+        # unavailable, and once Redis goes on (SIGCONT) and runs them, none of them
+        # has changed a party or told anyone.
+        store = await self.make_store_with(await redis_client(self, self.redis, timeout=0.5))
+        # The store aborts a connection that timed out; its calls already sent stay in
+        # Redis's socket. Redis serves sockets in the order they became readable: a
+        # PING sent on another connection after SIGCONT is answered after they ran.
+        raw = await raw_connection(self, self.redis)
+        party = await store.create(member("a"))
+        await store.join(party.code, member("b"))
+        other = await self.make_store()
+        heard: list[PartyChange] = []
+        other.add_listener(heard.append)
+        self.redis.pause()
+        for call in (lambda: store.join(party.code, member("c")),
+                     lambda: store.create(member("d")),
+                     lambda: store.leave("b", refuse_late=True)):  # fmt: skip
+            await self.assertFailure(call(), BackendUnavailable)
+        self.redis.resume()
+        await raw.ping()  # Redis has run the three late calls
+        self.assertEqual((await other.party_of("a")).player_ids, ("a", "b"))
+        self.assertIsNone(await other.party_of("c"))
+        self.assertIsNone(await other.party_of("d"))
+        # The same calls in time do what they say. Redis publishes changes in the order
+        # it runs them: the first change heard is this join's, none of the late calls'.
+        self.assertEqual((await store.join(party.code, member("c"))).player_ids, ("a", "b", "c"))
+        await wait_until(lambda: len(heard) >= 1, "the join")
+        self.assertEqual([(c.event, c.player_id) for c in heard], [("joined", "c")])
+        self.assertEqual((await store.create(member("d"))).player_ids, ("d",))
+        self.assertEqual((await store.leave("b", refuse_late=True)).player_ids, ("a", "c"))

@@ -1,0 +1,1 @@
+"""Tests of vinom.protocol: tokens, cookies, sessions, reliability, the test vectors."""

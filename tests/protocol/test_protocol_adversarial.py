@@ -1,0 +1,362 @@
+"""A hostile network: replayed, bit-flipped, truncated and random datagrams.
+
+Every such packet must be dropped silently and counted: no event, no state
+change, no reply (beyond a `welcome` repeated to the address a genuine
+`response` came from, which is smaller than that response).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Iterator
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.protocol.test_protocol_handshake import state_size
+from tests.protocol.test_protocol_support import (
+    APPLICATION_ID,
+    CLIENT_ADDR,
+    OTHER_ADDR,
+    SERVER_ADDR,
+    WALL,
+    FakeAdmission,
+    Net,
+)
+from vinom.protocol.client import CONNECTED, REQUESTING, RESPONDING, ClientConnection
+from vinom.protocol.events import RELIABLE, MessageReceived
+from vinom.protocol.interfaces import Admission
+from vinom.protocol.server import ServerEndpoint
+from vinom.protocol.wire import (
+    CHALLENGE,
+    DENIED,
+    DISCONNECT,
+    KEEPALIVE,
+    PACKET_NAMES,
+    PAYLOAD,
+    REQUEST,
+    REQUEST_PADDING,
+    REQUEST_SIZE,
+    RESPONSE,
+    SEALED_TOKEN_SIZE,
+    WELCOME,
+)
+
+
+def damaged(packet: bytes) -> Iterator[bytes]:
+    """Every single-byte flip (two ways) and every truncation of `packet`."""
+    for i in range(len(packet)):
+        for mask in (0x01, 0xFF):
+            flipped = bytearray(packet)
+            flipped[i] ^= mask
+            yield bytes(flipped)
+    for n in range(len(packet)):
+        yield packet[:n]
+
+
+def drain(endpoint: ServerEndpoint | ClientConnection) -> list[object]:
+    events = []
+    while (event := endpoint.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+class Handshake:
+    """A client and a host moved one packet at a time, keeping every packet seen."""
+
+    def __init__(self, admission: FakeAdmission | None = None) -> None:
+        self.net = Net(admission=admission)
+        self.server = self.net.server
+        self.now = self.net.now
+        self.client = ClientConnection(self.net.token(), self.now, wall_clock=lambda: WALL)
+        self.packets: dict[str, bytes] = {}
+
+    def client_sends(self) -> bytes:
+        (data, _to), = self.client.datagrams_to_send(self.now)
+        self.packets.setdefault("client " + PACKET_NAMES[data[0]], data)
+        return data
+
+    def server_sends(self) -> bytes:
+        (data, _to), = self.server.datagrams_to_send(self.now)
+        self.packets.setdefault("server " + PACKET_NAMES[data[0]], data)
+        return data
+
+
+class DamagedPacketTests(SynchronousTestCase):
+    """Each packet type, damaged every way, reaches a receiver in the state it expects."""
+
+    def assert_server_unmoved(self, hs: Handshake, variants: Iterator[bytes],
+                              addr: tuple[str, int] = CLIENT_ADDR) -> int:
+        before = state_size(hs.server)
+        n = 0
+        for data in variants:
+            hs.server.receive_datagram(data, addr, hs.now)
+            self.assertEqual(hs.server.datagrams_to_send(hs.now), [], data.hex())
+            self.assertEqual(drain(hs.server), [])
+            self.assertEqual(state_size(hs.server), before)
+            n += 1
+        return n
+
+    def assert_client_unmoved(self, hs: Handshake, variants: Iterator[bytes]) -> int:
+        state = hs.client.state
+        n = 0
+        for data in variants:
+            hs.client.receive_datagram(data, SERVER_ADDR, hs.now)
+            self.assertEqual(hs.client.state, state, data.hex())
+            self.assertEqual(drain(hs.client), [])
+            self.assertEqual(hs.client.datagrams_to_send(hs.now), [])
+            n += 1
+        return n
+
+    def test_every_packet_type(self) -> None:
+        hs = Handshake()
+        request = hs.client_sends()
+        self.assertEqual(len(request), REQUEST_SIZE)
+        self.assert_server_unmoved(hs, damaged(request))
+        self.assertEqual(hs.server.drops["token_expired"] + hs.server.drops["token_invalid"]
+                         + hs.server.drops["wrong_application"] > 0, True)
+
+        hs.server.receive_datagram(request, CLIENT_ADDR, hs.now)
+        challenge = hs.server_sends()
+        self.assertEqual(challenge[0], CHALLENGE)
+        self.assertEqual(hs.client.state, REQUESTING)
+        self.assert_client_unmoved(hs, damaged(challenge))
+
+        hs.client.receive_datagram(challenge, SERVER_ADDR, hs.now)
+        response = hs.client_sends()
+        self.assertEqual((hs.client.state, response[0]), (RESPONDING, RESPONSE))
+        self.assert_server_unmoved(hs, damaged(response))
+
+        hs.server.receive_datagram(response, CLIENT_ADDR, hs.now)
+        welcome = hs.server_sends()
+        (connected,) = drain(hs.server)
+        sid = connected.session_id  # type: ignore[attr-defined]
+        self.assertEqual(welcome[0], WELCOME)
+        self.assert_client_unmoved(hs, damaged(welcome))
+
+        hs.client.receive_datagram(welcome, SERVER_ADDR, hs.now)
+        self.assertEqual(hs.client.state, CONNECTED)
+        drain(hs.client)
+
+        # Payloads both ways: damaged copies change nothing, and the genuine
+        # packet still gets through afterwards (forgeries did not move the window).
+        hs.client.send_message(RELIABLE, b"to host")
+        payload = hs.client_sends()
+        self.assertEqual(payload[0], PAYLOAD)
+        self.assert_server_unmoved(hs, damaged(payload))
+        hs.server.receive_datagram(payload, CLIENT_ADDR, hs.now)
+        self.assertEqual([(e.channel, e.data) for e in drain(hs.server)  # type: ignore[attr-defined]
+                          ], [(1, b"to host")])
+        hs.server.datagrams_to_send(hs.now)
+
+        hs.server.send_message(sid, RELIABLE, b"to client")
+        payload = hs.server_sends()
+        self.assert_client_unmoved(hs, damaged(payload))
+        hs.client.receive_datagram(payload, SERVER_ADDR, hs.now)
+        self.assertEqual([e.data for e in drain(hs.client)],  # type: ignore[attr-defined]
+                         [b"to client"])
+        hs.client.datagrams_to_send(hs.now)
+
+        # Keepalives both ways, once the acks each side owes have gone out.
+        hs.now += 0.05
+        hs.client.handle_timer(hs.now)
+        hs.server.handle_timer(hs.now)
+        for data, _ in hs.client.datagrams_to_send(hs.now):
+            hs.server.receive_datagram(data, CLIENT_ADDR, hs.now)
+        for data, _ in hs.server.datagrams_to_send(hs.now):
+            hs.client.receive_datagram(data, SERVER_ADDR, hs.now)
+        self.assertEqual(drain(hs.client) + drain(hs.server), [])
+        hs.now += 2.0  # past the keepalive interval (timeout / 3)
+        hs.client.handle_timer(hs.now)
+        keepalive = hs.client_sends()
+        self.assertEqual(keepalive[0], KEEPALIVE)
+        info = hs.server.session_info
+        last = info(sid).last_received  # type: ignore[union-attr]
+        self.assert_server_unmoved(hs, damaged(keepalive))
+        self.assertEqual(info(sid).last_received, last)  # type: ignore[union-attr]
+        hs.server.receive_datagram(keepalive, CLIENT_ADDR, hs.now)
+        self.assertEqual(info(sid).last_received, hs.now)  # type: ignore[union-attr]
+        hs.server.handle_timer(hs.now)
+        keepalive = hs.server_sends()
+        self.assertEqual(keepalive[0], KEEPALIVE)
+        self.assert_client_unmoved(hs, damaged(keepalive))
+
+        # Disconnects both ways: a damaged one never ends the session.
+        hs.server.close_session(sid)
+        disconnects = [d for d, _ in hs.server.datagrams_to_send(hs.now)]
+        self.assertEqual({d[0] for d in disconnects}, {DISCONNECT})
+        self.assert_client_unmoved(hs, damaged(disconnects[0]))
+        hs.client.receive_datagram(disconnects[0], SERVER_ADDR, hs.now)
+        self.assertEqual(hs.client.state, "closed")
+
+    def test_client_disconnect_and_denied(self) -> None:
+        hs = Handshake()
+        hs.server.receive_datagram(hs.client_sends(), CLIENT_ADDR, hs.now)
+        hs.client.receive_datagram(hs.server_sends(), SERVER_ADDR, hs.now)
+        hs.server.receive_datagram(hs.client_sends(), CLIENT_ADDR, hs.now)
+        hs.client.receive_datagram(hs.server_sends(), SERVER_ADDR, hs.now)
+        drain(hs.server)
+        hs.client.disconnect()
+        disconnects = [d for d, _ in hs.client.datagrams_to_send(hs.now)]
+        self.assertEqual(len(disconnects), 10)
+        self.assert_server_unmoved(hs, damaged(disconnects[0]))
+        self.assertEqual(hs.server.session_count, 1)
+        hs.server.receive_datagram(disconnects[3], CLIENT_ADDR, hs.now)
+        self.assertEqual(hs.server.session_count, 0)
+
+        full = Handshake(FakeAdmission(Admission.FULL))
+        full.server.receive_datagram(full.client_sends(), CLIENT_ADDR, full.now)
+        denied = full.server_sends()
+        self.assertEqual(denied[0], DENIED)
+        self.assert_client_unmoved(full, damaged(denied))
+        full.client.receive_datagram(denied, SERVER_ADDR, full.now)
+        self.assertEqual(full.client.state, "failed")
+
+
+class ReplayTests(SynchronousTestCase):
+    def lifecycle(self) -> tuple[Net, int]:
+        net = Net()
+        net.connect()
+        net.run(0.1)
+        event = net.connected()
+        assert event is not None
+        sid = event.session_id
+        for i in range(5):
+            net.clients[CLIENT_ADDR].send_message(RELIABLE, b"c%d" % i)
+            net.server.send_message(sid, RELIABLE, b"s%d" % i)
+            net.run(0.05)
+        net.run(2.5)  # keepalives
+        return net, sid
+
+    def replay_all(self, net: Net) -> tuple[list[object], list[object], list[bytes]]:
+        recorded = list(net.wire)
+        for _, src, dst, data in recorded:
+            if dst == SERVER_ADDR:
+                net.server.receive_datagram(data, src, net.now)
+            elif dst in net.clients:
+                net.clients[dst].receive_datagram(data, src, net.now)
+        replies = [d for d, _ in net.server.datagrams_to_send(net.now)]
+        replies += [d for c in net.clients.values() for d, _ in c.datagrams_to_send(net.now)]
+        return drain(net.server), drain(net.clients[CLIENT_ADDR]), replies
+
+    def test_replay_every_packet_mid_session(self) -> None:
+        net, _sid = self.lifecycle()
+        net.drain_events()
+        self.assertEqual({PACKET_NAMES[d[0]] for _, _, _, d in net.wire},
+                         {"request", "challenge", "response", "welcome", "payload", "keepalive"})
+        server_events, client_events, replies = self.replay_all(net)
+        self.assertEqual(server_events, [])
+        self.assertEqual(client_events, [])
+        # Only the response's replay earns anything: the (smaller) welcome again.
+        self.assertEqual({d[0] for d in replies}, {WELCOME})
+        self.assertEqual(net.server.session_count, 1)
+        self.assertGreater(net.server.drops["replayed"], 10)
+        self.assertGreater(net.clients[CLIENT_ADDR].drops["replayed"], 10)
+        # The session is unharmed.
+        net.clients[CLIENT_ADDR].send_message(RELIABLE, b"still here")
+        net.run(0.1)
+        self.assertEqual(net.messages(None)[-1].data, b"still here")
+
+    def test_replay_everything_after_the_end(self) -> None:
+        net, _sid = self.lifecycle()
+        net.clients[CLIENT_ADDR].disconnect()
+        net.run(0.1)
+        net.drain_events()
+        self.assertIn(DISCONNECT, {d[0] for _, _, _, d in net.wire})
+        server_events, client_events, replies = self.replay_all(net)
+        self.assertEqual((server_events, client_events, replies), ([], [], []))
+        self.assertEqual(net.server.session_count, 0)
+        self.assertGreater(net.server.drops["token_reused"], 0)
+
+    def test_old_disconnects_cannot_end_a_new_session(self) -> None:
+        net, _sid = self.lifecycle()
+        net.clients[CLIENT_ADDR].disconnect()
+        net.run(0.1)
+        old = [d for _, s, _, d in net.wire if s == CLIENT_ADDR and d[0] == DISCONNECT]
+        net.connect(net.token(), CLIENT_ADDR)  # a fresh token, same address
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, 1)
+        for data in old:
+            net.server.receive_datagram(data, CLIENT_ADDR, net.now)
+        self.assertEqual(net.server.session_count, 1)
+        # Refused as replays if older than the new session's window, else by the AEAD.
+        self.assertEqual(net.server.drops["decrypt_failed"] + net.server.drops["replayed"],
+                         len(old))
+
+
+class RandomDatagramTests(SynchronousTestCase):
+    def connected(self) -> tuple[Net, int]:
+        net = Net()
+        net.connect()
+        net.run(0.1)
+        event = net.connected()
+        assert event is not None
+        net.drain_events()
+        return net, event.session_id
+
+    def random_datagrams(self, rng: random.Random, count: int) -> Iterator[bytes]:
+        prefix = struct.pack("<BIQQ", REQUEST, 1, APPLICATION_ID, int(WALL) + 60)
+        for _ in range(count):
+            r = rng.random()
+            if r < 0.05:
+                # Plausible requests: right size, version, application and expiry,
+                # so the token's AEAD is what refuses them.
+                yield prefix + rng.randbytes(12 + SEALED_TOKEN_SIZE) + bytes(REQUEST_PADDING)
+            elif r < 0.1:
+                yield bytes([rng.randrange(8)]) + rng.randbytes(REQUEST_SIZE - 1)
+            elif r < 0.7:
+                yield bytes([rng.randrange(8)]) + rng.randbytes(rng.randrange(0, 200))
+            else:
+                yield rng.randbytes(rng.randrange(0, 1400))
+
+    def test_a_hundred_thousand_random_datagrams_at_the_host(self) -> None:
+        net, _sid = self.connected()
+        rng = random.Random(20240501)
+        server = net.server
+        received = 0
+        sent_before = server.unauthenticated_bytes_sent
+        for i, data in enumerate(self.random_datagrams(rng, 100_000)):
+            addr = CLIENT_ADDR if i % 2 else (f"203.0.113.{i % 250}", 1024 + i % 5000)
+            server.receive_datagram(data, addr, net.now)
+            received += len(data)
+        self.assertEqual(server.datagrams_to_send(net.now), [])
+        self.assertEqual(drain(server), [])
+        self.assertEqual(server.session_count, 1)
+        self.assertEqual(server.unauthenticated_bytes_sent, sent_before)
+        self.assertGreaterEqual(server.unauthenticated_bytes_received, received)
+        self.assertEqual(sum(server.drops.values()), 100_000)
+        self.assertGreater(server.drops["token_invalid"], 1000)
+        # The real client is unaffected.
+        net.clients[CLIENT_ADDR].send_message(RELIABLE, b"ok")
+        net.run(0.1)
+        self.assertEqual([m.data for m in net.messages(None)], [b"ok"])
+
+    def test_a_hundred_thousand_random_datagrams_at_the_client(self) -> None:
+        net, sid = self.connected()
+        client = net.clients[CLIENT_ADDR]
+        rng = random.Random(7)
+        for i, data in enumerate(self.random_datagrams(rng, 100_000)):
+            client.receive_datagram(data, SERVER_ADDR if i % 2 else OTHER_ADDR, net.now)
+        self.assertEqual(client.datagrams_to_send(net.now), [])
+        self.assertEqual(drain(client), [])
+        self.assertEqual(client.state, CONNECTED)
+        self.assertEqual(sum(client.drops.values()), 100_000)
+        net.server.send_message(sid, RELIABLE, b"ok")
+        net.run(0.1)
+        self.assertEqual([m.data for m in net.messages(CLIENT_ADDR)
+                          if isinstance(m, MessageReceived)], [b"ok"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.binary(max_size=1300), max_size=20), st.booleans())
+    def test_arbitrary_bytes_earn_nothing(self, datagrams: list[bytes], from_peer: bool) -> None:
+        net, _sid = self.connected()
+        addr = CLIENT_ADDR if from_peer else OTHER_ADDR
+        for data in datagrams:
+            net.server.receive_datagram(data, addr, net.now)
+            net.clients[CLIENT_ADDR].receive_datagram(data, SERVER_ADDR, net.now)
+        self.assertEqual(net.server.datagrams_to_send(net.now), [])
+        self.assertEqual(drain(net.server), [])
+        self.assertEqual(drain(net.clients[CLIENT_ADDR]), [])
+        self.assertEqual(net.server.session_count, 1)

@@ -1,0 +1,89 @@
+"""What docs/protocol.md and docs/lobby.md say a client writer needs, checked against the code.
+
+A client written from the docs alone hit these gaps (#12): the welcome vector's
+session id and time, the user data bytes, what the payload vectors' bodies
+hold (and that the host's acknowledges the client's body 0), the integer
+`expires_at`, what a `leave`ing player receives, and that no `phase` message
+announces `waiting`. Each test reads the document and the code's behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.hosting.test_hosting_core import CoreTestCase, make_match
+from tests.protocol.test_protocol_vectors import documented
+from vinom.protocol.crypto import new_aead
+from vinom.protocol.events import RELIABLE
+from vinom.protocol.tokens import encode_user_data
+from vinom.protocol.wire import NONCE_DOMAIN_SESSION
+from vinom.rooms.messages import encode_leave
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+C2S = bytes(range(0x20, 0x40))
+S2C = bytes(range(0x40, 0x60))
+
+
+def protocol_doc() -> str:
+    return (DOCS / "protocol.md").read_text(encoding="utf-8")
+
+
+def open_packet(packet: bytes, key: bytes) -> bytes:
+    sequence = struct.unpack_from("<Q", packet, 1)[0]
+    nonce = struct.pack("<IQ", NONCE_DOMAIN_SESSION, sequence)
+    return new_aead(key).decrypt(nonce, packet[9:], packet[:9])
+
+
+class VectorInputsTests(SynchronousTestCase):
+    def test_the_welcome_vector_names_its_session_id_and_time(self) -> None:
+        _, vectors = documented()
+        session_id, server_time = struct.unpack("<Qd", open_packet(vectors["welcome"], S2C))
+        self.assertEqual((session_id, server_time), (1, 1000.0))
+        text = protocol_doc()
+        self.assertIn("`session_id` 1", text)
+        self.assertIn("`server_time` 1000.0", text)
+
+    def test_the_user_data_bytes_are_given(self) -> None:
+        data = encode_user_data("Ada", 0, 1500.0)
+        self.assertIn(f"`{data.hex()}`", protocol_doc())
+
+    def test_the_payload_bodies_are_given(self) -> None:
+        _, vectors = documented()
+        text = re.sub(r"`\s*`", "", protocol_doc())  # the bodies are written in parts
+        for name, key in (("payload_client", C2S), ("payload_server", S2C)):
+            body = open_packet(vectors[name], key)
+            self.assertIn(f"`{body.hex()}`", text, name)
+        self.assertIn("it acknowledges the client's\n  body 0", protocol_doc())
+
+
+class LobbyDocTests(SynchronousTestCase):
+    def test_expires_at_is_an_integer_in_every_example(self) -> None:
+        text = (DOCS / "lobby.md").read_text(encoding="utf-8")
+        values = re.findall(r'"expires_at":\s*([0-9.]+)', text)
+        self.assertTrue(values)
+        for value in values:
+            self.assertTrue(value.isdigit(), value)
+
+
+class RoomMessagesTests(CoreTestCase):
+    def test_no_phase_message_announces_waiting(self) -> None:
+        self.core.add_match(make_match("m-w", ("p-a", "p-b"), "tictactoe"), self.now)
+        first = self.join("p-a", "m-w")
+        self.assertEqual(first.of_type("phase"), [])
+        self.assertEqual(first.of_type("state")[0]["p"], "waiting")
+        self.assertIn("no `phase` message\nannounces it", protocol_doc())
+
+    def test_a_player_who_leaves_receives_nothing_more(self) -> None:
+        self.core.add_match(make_match("m-l", ("p-a", "p-b"), "tictactoe"), self.now)
+        leaving, staying = self.join("p-a", "m-l"), self.join("p-b", "m-l")
+        seen = len(leaving.messages)
+        leaving.connection.send_message(RELIABLE, encode_leave())
+        self.run_for(0.5)
+        self.assertEqual(leaving.messages[seen:], [])
+        self.assertEqual(leaving.closed, "disconnect")
+        self.assertIn({"t": "presence", "id": "p-a", "status": "left"}, staying.messages)
+        self.assertIn("the leaving player receives nothing more", protocol_doc())

@@ -1,0 +1,1 @@
+"""Tests of vinom.rooms: the seat router, rooms, bots and their messages."""

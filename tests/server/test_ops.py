@@ -1,0 +1,163 @@
+"""The operations endpoint (vinom.server.ops) of a whole server on real sockets: /health,
+/ready and /metrics, read over HTTP while bots play a match and while it drains."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from selenium.webdriver.common.by import By
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+
+from tests.support.browser import Browser, open_browser
+from tests.support.servers import RunningServer, start_server
+from tests.test_e2e import wait_until
+from vinom.client.bots import play_bot
+from vinom.games.registry import GameRegistry
+
+
+def metric_value(text: bytes, name: str) -> float:
+    """One sample of a `/metrics` page, by its name and labels as written there."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text.decode(), re.MULTILINE)
+    assert found is not None, f"{name} not in\n{text.decode()}"
+    return float(found.group(1))
+
+
+async def http_get(url: str) -> tuple[int, bytes]:
+    response = await Agent(reactor).request(b"GET", url.encode())
+    return response.code, await readBody(response)
+
+
+class OpsEndpointTests(TestCase):
+    timeout = 60
+
+    async def get(self, server: RunningServer, path: str) -> tuple[int, bytes]:
+        listening = await server.service("ops").port()
+        return await http_get(f"http://127.0.0.1:{listening.getHost().port}{path}")
+
+    def metric(self, text: bytes, name: str) -> float:
+        return metric_value(text, name)
+
+    async def test_health_ready_and_metrics_through_a_match_and_a_drain(self) -> None:
+        server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1", ports=2)
+        self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
+        self.assertEqual(await self.get(server, "/ready"), (200, b"ready\n"))
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        self.assertEqual(self.metric(text, "vinom_free_ports"), 2)
+        self.assertEqual(self.metric(text, 'vinom_queue_depth{game="tictactoe"}'), 0)
+        self.assertGreater(self.metric(text, "process_cpu_seconds_total"), 0)
+
+        game = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
+        self.assertEqual(self.metric(text, "vinom_handshakes_completed_total"), 2)
+        self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="in"}'), 10)
+        self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="out"}'), 10)
+
+        # Draining: no longer ready, still healthy.
+        server.root.before_stop()  # what SIGTERM starts (vinom.server.drain)
+        self.assertEqual(await self.get(server, "/ready"), (503, b"draining\n"))
+        self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(self.metric(text, "vinom_draining"), 1)
+
+    async def test_worker_figures_reach_the_lobby_process(self) -> None:
+        server = await start_server(
+            self, "--ops-port", "tcp:0:interface=127.0.0.1", "--host-workers", "2", ports=2
+        )
+        pool = server.service("game-host-processes")
+        await wait_until(lambda: all(w.live for w in pool.workers()), 30)
+        self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
+        self.assertEqual(await self.get(server, "/ready"), (200, b"ready\n"))
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+        up = {s.labels["worker"]: s.value for s in families["vinom_worker_up"].samples}
+        self.assertEqual(up, {"0": 1.0, "1": 1.0})
+        spawned = [s for s in families["vinom_host_spawn_seconds"].samples
+                   if s.name == "vinom_host_spawn_seconds_count"]
+        self.assertEqual(spawned[0].value, 2)
+
+        game = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        # The workers' counters arrive with their heartbeats (every second).
+        await pool.refresh()
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+        self.assertEqual(self.metric(text, "vinom_handshakes_completed_total"), 2)
+        self.assertGreater(self.metric(text, 'vinom_datagrams_total{direction="in"}'), 10)
+        cpu = [s.value for s in families["vinom_worker_cpu_seconds"].samples]
+        self.assertEqual(len(cpu), 2)
+        self.assertGreater(sum(cpu), 0)
+        restarts = [s.value for s in families["vinom_worker_restarts"].samples]
+        self.assertEqual(restarts, [0, 0])
+        self.assertIn("vinom_session_rtt_seconds", families)
+
+
+class DashboardTokenTests(TestCase):
+    """With --ops-token-file, the dashboard in a real headless Chromium asks for the
+    token once, sends it with every poll, and keeps it for the tab."""
+
+    timeout = 60
+
+    async def test_the_page_asks_for_the_token_and_sends_it(self) -> None:
+        token = "a-long-random-ops-token"
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(token + "\n")
+        os.chmod(path, 0o600)
+        server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1",
+                                    "--ops-token-file", path, ports=2)  # fmt: skip
+        listening = await server.service("ops").port()
+        browser = await open_browser(self)
+        await browser.get(f"http://127.0.0.1:{listening.getHost().port}/")
+        form = "#token-form"
+        await browser.wait_until(lambda d: d.find_element(By.CSS_SELECTOR, form).is_displayed())
+        self.assertEqual(await browser.text_of("#connection"),
+                         "the server asks for its operations token")  # fmt: skip
+        # Asked before its first poll: nothing was refused yet.
+        self.assertEqual(await browser.collect(), [])
+
+        await self.enter(browser, "not-the-token")
+        await browser.wait_for_text("#token-message", "That token was refused; try again.")
+        refused = await browser.collect()
+        self.assertTrue(refused and all("401" in p for p in refused), refused)
+        browser.problems.clear()  # the one refusal this test asked for
+
+        await self.enter(browser, token)
+        await browser.wait_for_text("#free-ports", "2")
+        self.assertFalse(await browser.run(
+            lambda d: d.find_element(By.CSS_SELECTOR, form).is_displayed()))  # fmt: skip
+        # The tab keeps it: a reload polls at once, without asking.
+        await browser.reload()
+        await browser.wait_for_text("#free-ports", "2")
+        self.assertFalse(await browser.run(
+            lambda d: d.find_element(By.CSS_SELECTOR, form).is_displayed()))  # fmt: skip
+
+    async def enter(self, browser: Browser, text: str) -> None:
+        def type_and_submit(driver: Any) -> None:
+            driver.find_element(By.ID, "token").send_keys(text)
+            driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+
+        await browser.run(type_and_submit)

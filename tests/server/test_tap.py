@@ -1,0 +1,701 @@
+"""Tests for vinom.server.tap: option parsing and validation before anything listens."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+from twisted.application.service import Application, MultiService
+from twisted.internet.ssl import Certificate
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import ILogObserver
+from twisted.python import usage
+from twisted.trial.unittest import TestCase
+from twisted.web.server import Site
+
+from tests.games.test_games_registry import WindowedGame
+from vinom.games.duel import DuelGame
+from vinom.games.registry import GameRegistry
+from vinom.matchmaking.windows import RatingWindow
+from vinom.server.certs import ensure_dev_certificate
+from vinom.server.checks import (
+    match_size_overrides,
+    parse_port_range,
+    rating_windows,
+    read_token_key,
+)
+from vinom.server.logs import ServerRoot
+from vinom.server.roles import lobby_description, web_description
+from vinom.server.tap import Options, makeService
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class PortRangeTests(TestCase):
+    def test_range(self) -> None:
+        self.assertEqual(parse_port_range("7400-7499"), (7400, 7499))
+
+    def test_single_port(self) -> None:
+        self.assertEqual(parse_port_range("9000"), (9000, 9000))
+
+    def test_unparsable(self) -> None:
+        for text in ("", "abc", "7400-", "-7499", "7400-74x9", "1-2-3"):
+            with self.subTest(text=text):
+                e = self.assertRaises(usage.UsageError, parse_port_range, text)
+                self.assertIn("--udp-ports", str(e))
+
+    def test_inverted(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse_port_range, "7499-7400")
+        self.assertIn("inverted", str(e))
+
+    def test_out_of_bounds(self) -> None:
+        for text in ("0-10", "65000-65536", "70000"):
+            with self.subTest(text=text):
+                self.assertRaises(usage.UsageError, parse_port_range, text)
+
+
+class OptionsTests(TestCase):
+    def test_hosting_options(self) -> None:
+        options = parse()
+        self.assertEqual(options["game-host"], "workers")
+        self.assertEqual(options["host-workers"], max(1, (os.cpu_count() or 1) - 1))
+        self.assertEqual(options["process-pool"], 2)
+        self.assertEqual(options["heartbeat-timeout"], 3.0)
+        self.assertEqual(parse("--host-workers", "0")["host-workers"], 0)
+        for argv, name in (
+            (("--host-workers", "-1"), "--host-workers"),
+            (("--host-workers", "two"), "--host-workers"),
+            (("--game-host", "thread"), "--game-host"),
+            (("--process-pool", "-2"), "--process-pool"),
+            (("--heartbeat-timeout", "0"), "--heartbeat-timeout"),
+        ):
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(name, str(e))
+
+    def test_defaults(self) -> None:
+        options = parse()
+        self.assertEqual(options["lobby"], "ssl:7350")
+        self.assertEqual(options["udp-port-range"], (7400, 7499))
+        self.assertEqual(options["max-games"], 100)
+        self.assertEqual(options["log-format"], "text")
+        self.assertIsNone(options["token-key"])
+        self.assertEqual(options["max-connections-per-ip"], 32)
+        self.assertEqual(options["frame-rate"], 20.0)
+        self.assertEqual(options["frame-burst"], 40)
+        self.assertEqual(options["max-protocol-errors"], 10)
+        self.assertEqual(options["session-timeout"], 5.0)
+        self.assertEqual(options["reconnect-grace"], 30.0)
+        self.assertEqual(options["connect-deadline"], 30.0)
+        self.assertEqual(options["token-lifetime"], 60.0)
+        self.assertEqual(options["max-connections"], 10000)
+        self.assertEqual(options["max-pending-per-ip"], 32)
+        self.assertEqual(options["queue-rate"], 1.0)
+        self.assertEqual(options["queue-burst"], 32)
+        self.assertEqual(options["lobby-hello-timeout"], 10.0)
+        self.assertEqual(options["lobby-idle-timeout"], 60.0)
+
+    def test_help_documents_every_option(self) -> None:
+        text = str(Options())
+        names = [p[0] for p in Options.optParameters] + ["match-size", "rating-window"]
+        self.assertGreaterEqual(len(names), 19)
+        for name in names:
+            self.assertIn(f"--{name}=", text)
+        # ... and docs/operations.md documents them too.
+        checkout = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+        docs = os.path.join(checkout, "docs", "operations.md")
+        with open(docs, encoding="utf-8") as f:
+            operations = f.read()
+        for name in names:
+            self.assertIn(f"--{name}", operations)
+
+    def test_max_games_bounds(self) -> None:
+        self.assertEqual(parse("--udp-ports", "9000-9009", "--max-games", "10")["max-games"], 10)
+        e = self.assertRaises(usage.UsageError, parse, "--udp-ports", "9000-9009", "-g", "11")
+        self.assertIn("larger than the UDP port range", str(e))
+        for bad in ("0", "-3", "many"):
+            with self.subTest(bad=bad):
+                self.assertRaises(usage.UsageError, parse, "--max-games", bad)
+
+    def test_default_max_games_is_pool_size(self) -> None:
+        self.assertEqual(parse("--udp-ports", "9000-9003")["max-games"], 4)
+
+    def test_inverted_port_range(self) -> None:
+        self.assertRaises(usage.UsageError, parse, "--udp-ports", "9010-9000")
+
+    def test_missing_certificate_file(self) -> None:
+        key = self.mktemp()
+        with open(key, "w") as f:
+            f.write("x")
+        e = self.assertRaises(
+            usage.UsageError, parse, "--certificate", "/nonexistent/cert.pem", "--private-key", key
+        )
+        self.assertIn("no such file", str(e))
+
+    def test_certificate_without_key(self) -> None:
+        cert = self.mktemp()
+        with open(cert, "w") as f:
+            f.write("x")
+        e = self.assertRaises(usage.UsageError, parse, "--certificate", cert)
+        self.assertIn("go together", str(e))
+
+    def test_log_format(self) -> None:
+        self.assertEqual(parse("--log-format", "json")["log-format"], "json")
+        self.assertRaises(usage.UsageError, parse, "--log-format", "xml")
+
+    def test_rate_limits_must_be_positive(self) -> None:
+        for args in (
+            ("--frame-rate", "0"),
+            ("--frame-rate", "fast"),
+            ("--frame-burst", "0"),
+            ("--max-connections-per-ip", "-1"),
+            ("--max-protocol-errors", "x"),
+            ("--session-timeout", "0"),
+            ("--reconnect-grace", "-1"),
+            ("--connect-deadline", "soon"),
+            ("--token-lifetime", "0"),
+            ("--frame-rate", "inf"),
+            ("--session-timeout", "nan"),
+            ("--session-timeout", "5000000"),
+            ("--max-connections", "0"),
+            ("--max-pending-per-ip", "none"),
+            ("--queue-rate", "0"),
+            ("--queue-burst", "-2"),
+            ("--lobby-hello-timeout", "0"),
+            ("--lobby-idle-timeout", "inf"),
+        ):
+            with self.subTest(args=args):
+                self.assertRaises(usage.UsageError, parse, *args)
+
+    def test_public_host_must_fit_a_token(self) -> None:
+        self.assertEqual(parse("--public-host", " game.example.com ")["public-host"],
+                         "game.example.com")
+        for bad in ("", "jeu.exemple.fr\u00e9", "x" * 256):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--public-host", bad)
+                self.assertIn("--public-host", str(e))
+
+    def test_udp_interface_must_be_an_address(self) -> None:
+        self.assertEqual(parse("--udp-interface", "::1")["udp-interface"], "::1")
+        self.assertRaises(usage.UsageError, parse, "--udp-interface", "eth0")
+
+    def test_certificate_must_be_pem_and_match_its_key(self) -> None:
+        one = ensure_dev_certificate(self.mktemp())
+        two = ensure_dev_certificate(self.mktemp())
+        options = parse(
+            "--certificate", str(one.certificate), "--private-key", str(one.private_key)
+        )
+        self.assertEqual(options["certificate"], str(one.certificate))
+        e = self.assertRaises(
+            usage.UsageError, parse,
+            "--certificate", str(one.certificate), "--private-key", str(two.private_key),
+        )
+        self.assertIn("matching key", str(e))
+        junk = self.mktemp()
+        with open(junk, "w") as f:
+            f.write("not a certificate")
+        self.assertRaises(
+            usage.UsageError, parse, "--certificate", junk, "--private-key", str(one.private_key)
+        )
+
+    def test_match_size(self) -> None:
+        self.assertEqual(parse("--match-size", "maze=4")["match-sizes"], {"maze": 4})
+        for bad, why in (
+            ("maze", "must look like"),
+            ("=3", "must look like"),
+            ("maze=x", "whole number"),
+            ("maze=5", "2 to 4 players"),
+            ("chess=2", "no game"),
+        ):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--match-size", bad)
+                self.assertIn(why, str(e))
+
+    def test_rating_window(self) -> None:
+        self.assertEqual(parse()["rating-windows"], {})
+        options = parse("--rating-window", "maze=10,100", "--rating-window", "dice=50,5.5,400")
+        self.assertEqual(
+            options["rating-windows"],
+            {"maze": RatingWindow(10, 100, None), "dice": RatingWindow(50, 5.5, 400)},
+        )
+        # The last one for a game wins.
+        options = parse("--rating-window", "maze=10,100", "--rating-window", "maze=0,0")
+        self.assertEqual(options["rating-windows"], {"maze": RatingWindow(0, 0)})
+        for bad, why in (
+            ("maze", "must look like"),
+            ("=10,100", "must look like"),
+            ("maze=10", "must look like"),
+            ("maze=1,2,3,4", "must look like"),
+            ("maze=x,100", "must be a number"),
+            ("maze=-1,100", "at least 0"),
+            ("maze=10,inf", "at least 0"),
+            ("maze=10,nan", "at least 0"),
+            ("maze=100,10,50", "MAX (50) must be at least BASE (100)"),
+            ("chess=10,100", "no game 'chess'"),
+        ):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--rating-window", bad)
+                self.assertIn(why, str(e))
+
+    def test_a_games_own_rating_window_is_used_unless_overridden(self) -> None:
+        registry = GameRegistry([WindowedGame()])
+        self.assertEqual(
+            rating_windows(registry, {}), {"windowed": RatingWindow(30, 3, 300)}
+        )
+        self.assertEqual(
+            rating_windows(registry, {"windowed": RatingWindow(5, 1)}),
+            {"windowed": RatingWindow(5, 1)},
+        )
+
+    def test_a_match_size_override_keeps_whole_teams(self) -> None:
+        class Pairs(DuelGame):
+            name = "pairs"
+            max_players = 6
+            match_size = 4
+            team_size = 2
+
+        registry = GameRegistry([Pairs()])
+        self.assertEqual(match_size_overrides(registry, {"pairs": 6}), {"pairs": 6})
+        e = self.assertRaises(usage.UsageError, match_size_overrides, registry, {"pairs": 5})
+        self.assertIn("teams of 2", str(e))
+
+    def test_ops_port_and_drain_timeout(self) -> None:
+        self.assertEqual(parse()["ops-port"], "tcp:7390:interface=127.0.0.1")
+        self.assertIsNone(parse("--ops-port", "none")["ops-port"])
+        # A bare port, as --websocket takes one: on loopback, as the default is.
+        self.assertEqual(parse("--ops-port", "7391")["ops-port"], "tcp:7391:interface=127.0.0.1")
+        self.assertEqual(parse("--drain-timeout", "0")["drain-timeout"], 0.0)
+        for argv, why in (
+            (("--ops-port", "nonsense:1"), "--ops-port must be a port, a strports description"),
+            (("--drain-timeout", "-1"), "--drain-timeout must be a number of at least 0"),
+            (("--drain-timeout", "soon"), "--drain-timeout must be a number"),
+        ):
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(why, str(e))
+
+    def test_lobby_takes_a_bare_port_and_data_dir_must_name_a_directory(self) -> None:
+        self.assertEqual(parse("--lobby", "7351")["lobby"], "ssl:7351")
+        e = self.assertRaises(usage.UsageError, parse, "--data-dir", " ")
+        self.assertIn("--data-dir must name a directory", str(e))
+
+    def test_websocket_options(self) -> None:
+        options = parse()
+        self.assertEqual(options["websocket"], "ssl:7380")
+        policy = options["websocket-origin-policy"]
+        self.assertEqual(
+            policy.origins, ("https://localhost:7380", "https://127.0.0.1:7380")
+        )
+        public = parse("--public-host", "games.example", "--websocket", "8443")
+        self.assertEqual(public["websocket"], "ssl:8443")
+        self.assertEqual(
+            public["websocket-origin-policy"].origins,
+            ("https://localhost:8443", "https://127.0.0.1:8443", "https://games.example:8443"),
+        )
+        behind_proxy = parse("--websocket", "tcp:7380:interface=127.0.0.1",
+                             "--websocket-origins", "https://games.example, https://b.example")
+        self.assertEqual(behind_proxy["websocket"], "tcp:7380:interface=127.0.0.1")
+        self.assertTrue(behind_proxy["websocket-origin-policy"].allows("https://b.example"))
+        self.assertFalse(behind_proxy["websocket-origin-policy"].allows("https://c.example"))
+        self.assertTrue(parse("--websocket-origins", "*")["websocket-origin-policy"].allows("null"))
+        self.assertIsNone(parse("--websocket", "none")["websocket"])
+        self.assertEqual(parse()["websocket-proxies"], 0)
+        self.assertEqual(parse("--websocket-proxies", "2")["websocket-proxies"], 2)
+        for argv, why in (
+            (("--websocket", "ssl:"), "--websocket 'ssl:': ssl needs a port"),
+            (("--websocket", "nonsense:1"), "--websocket 'nonsense:1' is not a valid endpoint"),
+            (("--websocket", " "), "--websocket must be a port"),
+            (("--websocket-origins", "games.example"), "--websocket-origins"),
+            (("--websocket-origins", "https://games.example/play"), "--websocket-origins"),
+            (("--websocket-proxies", "-1"), "--websocket-proxies must be at least 0"),
+        ):
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(why, str(e))
+
+    def test_games(self) -> None:
+        offered = parse()["game-registry"].names()
+        self.assertEqual(offered, ["dice", "maze", "owedrahn", "tictactoe"])
+        self.assertEqual(parse("--games", "duel, maze")["game-registry"].names(), ["duel", "maze"])
+        for bad, why in (("chess", "no game 'chess'"), (",", "at least one game")):
+            with self.subTest(bad=bad):
+                e = self.assertRaises(usage.UsageError, parse, "--games", bad)
+                self.assertIn(why, str(e))
+        # --match-size applies to the games offered.
+        e = self.assertRaises(usage.UsageError, parse, "--games", "maze", "--match-size", "dice=2")
+        self.assertIn("no game 'dice'", str(e))
+
+    def test_lobby_endpoint_checked(self) -> None:
+        self.assertEqual(parse("--lobby", "tcp:7350")["lobby"], "tcp:7350")
+        for bad in ("ssl:", "ssl:notaport", "nonsense:1234", "tcp:port=abc", "  "):
+            with self.subTest(bad=bad):
+                self.assertRaises(usage.UsageError, parse, "--lobby", bad)
+
+    def test_lobby_ssl_key_files_checked(self) -> None:
+        e = self.assertRaises(
+            usage.UsageError, parse, "--lobby", "ssl:7350:privateKey=/nonexistent.pem"
+        )
+        self.assertIn("no such file", str(e))
+
+    def test_lobby_description_fills_certificate(self) -> None:
+        options = parse()
+        self.assertEqual(
+            lobby_description(options, "/d/c:ert.pem", "/d/key.pem"),
+            "ssl:7350:privateKey=/d/key.pem:certKey=/d/c\\:ert.pem:backlog=1024",
+        )
+        tcp = parse("--lobby", "tcp:7350")
+        self.assertEqual(lobby_description(tcp, "c", "k"), "tcp:7350:backlog=1024")
+        mine = parse("--lobby", "tcp:7350:backlog=5")
+        self.assertEqual(lobby_description(mine, "c", "k"), "tcp:7350:backlog=5")
+
+    def test_web_description_fills_certificate(self) -> None:
+        self.assertEqual(
+            web_description(parse(), "/d/cert.pem", "/d/key.pem"),
+            "ssl:7380:privateKey=/d/key.pem:certKey=/d/cert.pem:backlog=1024",
+        )
+        proxied = parse("--websocket", "tcp:7380:interface=127.0.0.1")
+        self.assertEqual(
+            web_description(proxied, "c", "k"), "tcp:7380:interface=127.0.0.1:backlog=1024"
+        )
+
+
+class TokenKeyTests(TestCase):
+    def write(self, data: bytes) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_raw_hex_and_base64(self) -> None:
+        key = os.urandom(32)
+        self.assertEqual(read_token_key(self.write(key)), key)
+        self.assertEqual(read_token_key(self.write(key.hex().encode() + b"\n")), key)
+        import base64
+
+        self.assertEqual(read_token_key(self.write(base64.b64encode(key))), key)
+
+    def test_wrong_length(self) -> None:
+        self.assertRaises(usage.UsageError, read_token_key, self.write(b"short"))
+        hex_of_20 = os.urandom(20).hex().encode()
+        self.assertRaises(usage.UsageError, read_token_key, self.write(hex_of_20))
+
+    def test_missing_file(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse, "--token-key-file", "/nonexistent/key")
+        self.assertIn("--token-key-file", str(e))
+
+
+class MakeServiceTests(TestCase):
+    def make(self, *argv: str) -> tuple[object, MemoryReactor]:
+        """makeService on a MemoryReactor (which starts no process: inline hosts unless asked)."""
+        reactor = MemoryReactor()
+        hosting = () if "--host-workers" in argv or "--game-host" in argv else (
+            "--host-workers", "0")
+        options = parse("--data-dir", self.mktemp(), *hosting, *argv)
+        return makeService(options, reactor), reactor
+
+    def test_service_tree(self) -> None:
+        root, _ = self.make()
+        assert isinstance(root, MultiService)
+        self.assertEqual(
+            [s.name for s in root],
+            ["hosting", "lobby", "lobby-listener", "web", "ops", "announcement"],
+        )
+        root, _ = self.make("--websocket", "none")
+        assert isinstance(root, MultiService)
+        self.assertEqual(
+            [s.name for s in root], ["hosting", "lobby", "lobby-listener", "ops", "announcement"]
+        )
+
+    def test_game_host_processes_stop_after_the_hosting_service(self) -> None:
+        # MultiService stops its children last first: the processes outlive the
+        # hosting service's last StopHost.
+        for argv in (("--host-workers", "2"), ("--game-host", "process")):
+            root, _ = self.make(*argv)
+            assert isinstance(root, MultiService)
+            self.assertEqual(
+                [s.name for s in root],
+                ["game-host-processes", "hosting", "lobby", "lobby-listener", "web", "ops",
+                 "announcement"],
+            )
+
+    def test_listens_with_tls_on_the_injected_reactor(self) -> None:
+        root, reactor = self.make("--lobby", "ssl:7399:interface=127.0.0.1", "--websocket", "7398")
+        assert isinstance(root, MultiService)
+        root.startService()
+        self.addCleanup(root.stopService)
+        self.assertEqual(len(reactor.sslServers), 2)
+        port, _factory, _context, backlog, interface = reactor.sslServers[0]
+        self.assertEqual((port, backlog, interface), (7399, 1024, "127.0.0.1"))
+        # The web server: TLS on every interface (like the default lobby), a twisted.web site.
+        port, factory, _context, backlog, interface = reactor.sslServers[1]
+        self.assertEqual((port, backlog, interface), (7398, 1024, ""))
+        self.assertIsInstance(factory, Site)
+        # No UDP port is held before a match needs one.
+        hosting = root.getServiceNamed("hosting")
+        self.assertEqual(hosting.running_games, 0)
+        self.assertEqual(hosting.allocator.available, 100)
+
+    def test_match_size_reaches_the_lobby(self) -> None:
+        root, _ = self.make("--match-size", "maze=4")
+        assert isinstance(root, MultiService)
+        lobby = root.getServiceNamed("lobby")
+        self.assertEqual(lobby.match_sizes["maze"], 4)
+        self.assertEqual(lobby.match_sizes["tictactoe"], 2)
+
+    def test_benchmark_games_are_offered_only_when_named(self) -> None:
+        root, _ = self.make()
+        assert isinstance(root, MultiService)
+        self.assertNotIn("duel", root.getServiceNamed("lobby").match_sizes)
+        root, _ = self.make("--games", "duel")
+        assert isinstance(root, MultiService)
+        self.assertEqual(dict(root.getServiceNamed("lobby").match_sizes), {"duel": 2})
+
+    def test_lobby_limits_reach_the_lobby(self) -> None:
+        root, _ = self.make(
+            "--max-connections", "500",
+            "--max-pending-per-ip", "7",
+            "--queue-rate", "2.5",
+            "--queue-burst", "9",
+            "--lobby-hello-timeout", "4",
+            "--lobby-idle-timeout", "90",
+            "--max-matches-per-ip", "3",
+            "--lobby-ping-interval", "2",
+            "--lobby-ping-timeout", "1.5",
+        )  # fmt: skip
+        assert isinstance(root, MultiService)
+        config = root.getServiceNamed("lobby").config
+        self.assertEqual(
+            (
+                config.max_connections,
+                config.max_pending_per_ip,
+                config.queue_rate,
+                config.queue_burst,
+                config.hello_timeout,
+                config.idle_timeout,
+                config.max_matches_per_ip,
+                config.ping_interval,
+                config.ping_timeout,
+            ),
+            (500, 7, 2.5, 9, 4.0, 90.0, 3, 2.0, 1.5),
+        )
+
+    def test_dev_certificate_made_once_then_reused(self) -> None:
+        data_dir = self.mktemp()
+        makeService(parse("--data-dir", data_dir), MemoryReactor())
+        cert = os.path.join(data_dir, "dev-cert.pem")
+        with open(cert, "rb") as f:
+            first = f.read()
+        makeService(parse("--data-dir", data_dir), MemoryReactor())
+        with open(cert, "rb") as f:
+            self.assertEqual(f.read(), first)
+
+    def test_given_certificate_is_used(self) -> None:
+        paths = ensure_dev_certificate(self.mktemp())
+        root, reactor = self.make(
+            "--certificate", str(paths.certificate), "--private-key", str(paths.private_key)
+        )
+        assert isinstance(root, MultiService)
+        root.startService()
+        self.addCleanup(root.stopService)
+        given = Certificate.loadPEM(paths.certificate.read_bytes())
+        # The TLS lobby and the web server both present it.
+        self.assertEqual(len(reactor.sslServers), 2)
+        for _port, _factory, context, _backlog, _interface in reactor.sslServers:
+            served = Certificate(context.certificate)
+            self.assertEqual(served.digest(), given.digest())
+
+    def test_json_log_format_installs_an_observer(self) -> None:
+        stream = io.StringIO()
+        service = ServerRoot("json", stream)
+        application = Application("vinom")
+        service.setServiceParent(application)
+        observer = application.getComponent(ILogObserver)
+        self.assertIsNotNone(observer)
+        observer({"log_format": "hello {who}", "who": "world", "log_time": 0.0})
+        line = stream.getvalue()
+        self.assertTrue(line.endswith("\n"))
+        self.assertEqual(json.loads(line)["who"], "world")
+
+    def test_text_log_format_leaves_twistd_default(self) -> None:
+        application = Application("vinom")
+        ServerRoot("text").setServiceParent(application)
+        self.assertIsNone(application.getComponent(ILogObserver, None))
+
+
+class RoleOptionsTests(TestCase):
+    """--role and --redis: checked in postOptions, before anything connects."""
+
+    def key_file(self) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(os.urandom(32))
+        return path
+
+    def test_default_is_all_without_redis(self) -> None:
+        options = parse()
+        self.assertEqual(options["role"], "all")
+        self.assertIsNone(options["redis-settings"])
+
+    def test_unknown_role(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse, "--role", "proxy")
+        self.assertIn("--role must be one of all, lobby, host", str(e))
+
+    def test_lobby_and_host_need_redis(self) -> None:
+        for role in ("lobby", "host"):
+            e = self.assertRaises(usage.UsageError, parse, "--role", role)
+            self.assertIn(f"--role {role} needs --redis", str(e))
+
+    def test_redis_needs_a_shared_token_key(self) -> None:
+        e = self.assertRaises(usage.UsageError, parse, "--redis", "redis://127.0.0.1:6379/0")
+        self.assertIn("--redis needs --token-key-file", str(e))
+
+    def test_bad_redis_url(self) -> None:
+        key = self.key_file()
+        for url, words in (
+            ("http://127.0.0.1", "starts with redis://"),
+            ("redis://127.0.0.1:6379/x", "database must be a number"),
+            ("redis://user:pw@127.0.0.1", "names a user"),
+        ):
+            e = self.assertRaises(
+                usage.UsageError, parse, "--redis", url, "--token-key-file", key
+            )
+            self.assertIn("--redis:", str(e))
+            self.assertIn(words, str(e))
+
+    def test_redis_settings(self) -> None:
+        options = parse("--role", "host", "--redis", "redis://:s3cret@10.0.0.5:6380/2",
+                        "--token-key-file", self.key_file())  # fmt: skip
+        settings = options["redis-settings"]
+        self.assertEqual((settings.host, settings.port, settings.db), ("10.0.0.5", 6380, 2))
+        self.assertEqual(settings.password, "s3cret")
+
+    def test_the_redis_password_file_then_the_environment_then_the_url(self) -> None:
+        key = self.key_file()
+        secret = self.mktemp()
+        with open(secret, "w") as f:
+            f.write("from-the-file\n")
+        os.chmod(secret, 0o600)
+        url = "redis://:from-the-url@10.0.0.5/0"
+        self.patch(os, "environ", {"VINOM_REDIS_PASSWORD": "from-the-environment"})
+        for argv, password in (
+            (("--redis-password-file", secret), "from-the-file"),
+            ((), "from-the-environment"),
+        ):
+            with self.subTest(argv=argv):
+                options = parse("--redis", url, "--token-key-file", key, *argv)
+                self.assertEqual(options["redis-settings"].password, password)
+        self.patch(os, "environ", {})
+        self.assertEqual(parse("--redis", url, "--token-key-file", key)["redis-settings"]
+                         .password, "from-the-url")  # fmt: skip
+
+    def test_redis_secret_and_tls_options_are_checked(self) -> None:
+        key = self.key_file()
+        empty = self.mktemp()
+        open(empty, "w").close()
+        not_pem = self.mktemp()
+        with open(not_pem, "w") as f:
+            f.write("not a certificate\n")
+        tls = ("--redis", "rediss://redis.example/0", "--token-key-file", key)
+        for argv, words in (
+            (("--redis-password-file", "/no/such/file"), "--redis-password-file is for --redis"),
+            ((*tls, "--redis-password-file", "/no/such/file"), "No such file"),
+            ((*tls, "--redis-password-file", empty), "must hold one non-empty line"),
+            (("--redis", "redis://redis.example/0", "--token-key-file", key,
+              "--redis-ca-file", not_pem), "--redis-ca-file is for a rediss://"),
+            ((*tls, "--redis-ca-file", not_pem), "holds no PEM certificate"),
+            ((*tls, "--redis-ca-file", "/no/such/file"), "No such file"),
+            (("--ops-token-file", empty), "--ops-token-file"),
+        ):  # fmt: skip
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, parse, *argv)
+                self.assertIn(words, str(e))
+        settings = parse(*tls)["redis-settings"]
+        self.assertEqual((settings.tls, settings.url), (True, "rediss://redis.example:6379/0"))
+
+
+class GameUrlTests(TestCase):
+    """match_found's game_url: the /game of this process's web server as browsers reach it."""
+
+    def test_derived_from_the_public_host_and_the_tls_port(self) -> None:
+        self.assertEqual(parse()["game-url"], "wss://127.0.0.1:7380/game")
+        self.assertEqual(
+            parse("--public-host", "games.example.com", "--websocket", "ssl:8443")["game-url"],
+            "wss://games.example.com:8443/game",
+        )
+        self.assertEqual(parse("--public-host", "::1")["game-url"], "wss://[::1]:7380/game")
+
+    def test_unknown_without_tls_a_port_or_a_web_server(self) -> None:
+        for websocket in ("tcp:7380:interface=127.0.0.1", "ssl:0", "none"):
+            self.assertIsNone(parse("--websocket", websocket)["game-url"], websocket)
+
+    def test_the_public_web_url_wins(self) -> None:
+        for url, expected in (
+            ("wss://games.example.com", "wss://games.example.com/game"),
+            ("https://games.example.com/eu1/", "wss://games.example.com/eu1/game"),
+            ("ws://10.0.0.7:8080", "ws://10.0.0.7:8080/game"),
+        ):
+            options = parse("--websocket", "tcp:7380:interface=127.0.0.1",
+                            "--public-web-url", url)  # fmt: skip
+            self.assertEqual(options["game-url"], expected)
+
+    def test_bad_public_web_urls_are_refused(self) -> None:
+        for url in ("games.example.com", "ftp://games.example.com", "wss://", "wss://a:99999",
+                    "wss://a/?x=1"):  # fmt: skip
+            e = self.assertRaises(usage.UsageError, parse, "--public-web-url", url)
+            self.assertIn("--public-web-url", str(e))
+        e = self.assertRaises(
+            usage.UsageError, parse, "--websocket", "none", "--public-web-url", "wss://a"
+        )
+        self.assertIn("needs the web server", str(e))
+
+
+class RoleServiceTests(TestCase):
+    """The service tree of each role (on a MemoryReactor: nothing listens; the Redis pool
+    is lazy and closed again)."""
+
+    def make(self, *argv: str) -> MultiService:
+        key = self.mktemp()
+        with open(key, "wb") as f:
+            f.write(os.urandom(32))
+        options = parse("--data-dir", self.mktemp(), "--host-workers", "0",
+                        "--redis", "redis://127.0.0.1:1/0", "--token-key-file", key, *argv)
+        root = makeService(options, MemoryReactor())
+        assert isinstance(root, MultiService)
+        self.addCleanup(root.getServiceNamed("redis").redis.disconnect)
+        return root
+
+    def test_lobby_role_has_no_game_hosting(self) -> None:
+        root = self.make("--role", "lobby")
+        self.assertEqual(
+            [s.name for s in root],
+            ["redis", "matchmaker", "placement", "placement-channel", "parties", "lobby",
+             "lobby-listener", "web", "ops", "announcement"],
+        )  # fmt: skip
+
+    def test_host_role_has_no_lobby(self) -> None:
+        # Its web server serves /game only: browsers play its matches there.
+        root = self.make("--role", "host")
+        self.assertEqual(
+            [s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops", "announcement"]
+        )
+        self.assertEqual(
+            root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
+        )
+        without = self.make("--role", "host", "--websocket", "none")
+        self.assertEqual(
+            [s.name for s in without], ["redis", "hosting", "host-agent", "ops", "announcement"]
+        )
+        self.assertIsNone(without.getServiceNamed("hosting").game_url)
+
+    def test_all_with_redis_runs_both(self) -> None:
+        root = self.make()
+        self.assertEqual(
+            [s.name for s in root],
+            ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
+             "parties", "lobby", "lobby-listener", "web", "ops", "announcement"],
+        )  # fmt: skip

@@ -1,0 +1,227 @@
+"""`twistd -n vinom` as a real child process: answers a TLS hello, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sys
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.websocket_client import connect_websocket
+from vinom.client.bots import BotDriver
+from vinom.client.game import GameSession, connect_game
+from vinom.client.lobby import LobbyError, connect_lobby
+from vinom.games.registry import GameRegistry
+from vinom.server.build import build_info
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
+
+
+
+
+class Collect(ProcessProtocol):
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[tuple[int | None, int | None]] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        value = reason.value
+        if isinstance(value, ProcessDone | ProcessTerminated):
+            self.ended.callback((value.exitCode, value.signal))
+        else:
+            self.ended.callback((None, None))
+
+
+class TwistdTests(TestCase):
+    timeout = 60
+
+    async def test_serves_tls_hello_and_stops_on_sigterm(self) -> None:
+        web = free_tcp_port()
+        transport, process, port, cert = await self.start_twistd(
+            "--websocket", f"ssl:{web}:interface=127.0.0.1"
+        )
+        self.assertIn(cert.encode(), process.output)  # its path is logged for clients
+        build = build_info()  # the server imports the same vinom as this test
+        self.assertIn(
+            f"packet path {build['code']}, AEAD {build['aead']}".encode(), process.output
+        )
+
+        lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        welcome = await lobby.hello("ada")
+        self.assertTrue(welcome.player_id.startswith("p-"))
+        await lobby.close()
+        # The same lobby over WebSocket, with the same certificate.
+        browser = await connect_websocket(self, web, cert)
+        web_welcome = await browser.request({"type": "hello", "name": "bo", "id": 1})
+        self.assertEqual(web_welcome["type"], "welcome")
+
+        transport.signalProcess("TERM")
+        code, signal = await process.ended
+        # The drain (nothing to wait for here) takes the signal: the process exits 0.
+        self.assertEqual((code, signal), (0, None), process.output.decode())
+        self.assertIn(b"lobby draining", process.output)
+        self.assertIn(b"Server Shut Down", process.output)
+
+    async def start_twistd(self, *extra: str) -> tuple[Any, Collect, int, str]:
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        port = free_tcp_port()
+        udp = free_udp_range(2)
+        process = Collect()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+        transport = reactor.spawnProcess(
+            process, sys.executable,
+            [
+                sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
+                "--lobby", f"ssl:{port}:interface=127.0.0.1",
+                "--udp-ports", f"{udp}-{udp + 1}", "--data-dir", data_dir,
+                "--ops-port", "tcp:0:interface=127.0.0.1",
+                *(() if "--websocket" in extra else ("--websocket", "none")), *extra,
+            ],
+            env=env, path=data_dir,
+        )  # fmt: skip
+        self.addCleanup(self._kill, transport, process)
+        await self.output_has(process, b"starting on")
+        return transport, process, port, os.path.join(data_dir, "dev-cert.pem")
+
+    async def output_has(self, process: Collect, text: bytes, limit: float = 30.0) -> None:
+        waited = 0.0
+        while text not in process.output:
+            self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
+            self.assertLess(waited, limit, process.output.decode(errors="replace"))
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+
+    async def two_players(
+        self, port: int, cert: str, think_time: float
+    ) -> list[tuple[GameSession, BotDriver]]:
+        game = GameRegistry.from_plugins().get("tictactoe")
+        clients = [await connect_lobby(reactor, "127.0.0.1", port, trust=cert) for _ in "ab"]
+        welcomes = [await c.hello(f"player{n}") for n, c in enumerate(clients)]
+        found = await gatherResults([c.queue("tictactoe") for c in clients])
+        players = []
+        for welcome, match in zip(welcomes, found, strict=True):
+            session = await connect_game(reactor, match)
+            bot = game.make_bot(welcome.player_id, random.Random(welcome.player_id))
+            driver = BotDriver(session, bot, think_time=think_time, clock=reactor)
+            driver.attach()
+            players.append((session, driver))
+        return players
+
+    async def test_sigterm_drains_running_matches_then_exits_0(self) -> None:
+        transport, process, port, cert = await self.start_twistd("--drain-timeout", "60")
+        players = await self.two_players(port, cert, think_time=0.3)
+        transport.signalProcess("TERM")
+        await self.output_has(process, b"waiting up to 60 s for 1 match(es) to end")
+        # No new players, with a clear error; the lobby still answers.
+        late = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        await late.hello("late")
+        with self.assertRaises(LobbyError) as caught:
+            await late.queue("tictactoe")
+        self.assertEqual(caught.exception.code, "server_draining")
+        # The running match plays to its end, then the process exits 0.
+        for session, driver in players:
+            final = await session.finished
+            driver.cancel()
+            self.assertEqual(final["p"], "finished", final)
+            await session.disconnect()
+        self.assertEqual(await process.ended, (0, None), process.output.decode())
+        self.assertIn(b"every match has ended", process.output)
+
+    async def test_a_second_sigterm_ends_the_wait(self) -> None:
+        transport, process, port, cert = await self.start_twistd()
+        # Bots that think for a minute: the match would outlast the test.
+        players = await self.two_players(port, cert, think_time=60.0)
+        transport.signalProcess("TERM")
+        await self.output_has(process, b"waiting up to 600 s")
+        transport.signalProcess("TERM")
+        for session, driver in players:
+            final = await session.finished
+            driver.cancel()
+            self.assertEqual((final["p"], final["reason"]), ("aborted", "shutdown"))
+            await session.disconnect()
+        self.assertEqual(await process.ended, (0, None), process.output.decode())
+        self.assertIn(b"the wait is cut short", process.output)
+
+    async def test_drain_through_workers_ends_what_outlasts_the_timeout(self) -> None:
+        transport, process, port, cert = await self.start_twistd(
+            "--host-workers", "2", "--drain-timeout", "2"
+        )
+        worker_pids = await self.ready_workers(process, 2)
+        players = await self.two_players(port, cert, think_time=60.0)
+        # A player waiting in the queue when SIGTERM comes.
+        waiting = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        await waiting.hello("waiting")
+        queued = waiting.queue("maze")
+        await deferLater(reactor, 0.2, lambda: None)
+        transport.signalProcess("TERM")
+        with self.assertRaises(LobbyError) as caught:
+            await queued
+        self.assertEqual(caught.exception.code, "server_draining")
+        # The match outlasts --drain-timeout: it is aborted with `shutdown`, and said so.
+        for session, driver in players:
+            final = await session.finished
+            driver.cancel()
+            self.assertEqual((final["p"], final["reason"]), ("aborted", "shutdown"))
+            await session.disconnect()
+        self.assertEqual(await process.ended, (0, None), process.output.decode())
+        # The workers leave with their lobby.
+        for pid in worker_pids:
+            await self.gone(pid)
+
+    async def test_workers_do_not_outlive_a_killed_lobby(self) -> None:
+        transport, process, _port, _cert = await self.start_twistd("--host-workers", "2")
+        worker_pids = await self.ready_workers(process, 2)
+        transport.signalProcess("KILL")
+        await process.ended
+        # Their pipe to the lobby closed: each worker stops what it hosts and exits.
+        for pid in worker_pids:
+            await self.gone(pid)
+
+    async def ready_workers(self, process: Collect, count: int) -> list[int]:
+        """The pids of the first `count` game-host workers, once each has said it is ready
+        (in any order: worker 1 may be ready before worker 0)."""
+        ready = rb"game-host worker \d \(pid (\d+)\) ready"
+        for _ in range(600):
+            pids = [int(p) for p in re.findall(ready, process.output)]
+            if len(pids) >= count:
+                return pids[:count]
+            self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
+            await deferLater(reactor, 0.05, lambda: None)
+        self.fail(process.output.decode(errors="replace"))
+
+    async def gone(self, pid: int, limit: float = 10.0) -> None:
+        waited = 0.0
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            self.assertLess(waited, limit, f"worker {pid} outlived its lobby")
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+
+    def _kill(
+        self, transport: object, process: Collect
+    ) -> Deferred[tuple[int | None, int | None]] | None:
+        if process.ended.called:
+            return None
+        transport.signalProcess("KILL")  # type: ignore[attr-defined]
+        return process.ended

@@ -1,0 +1,1 @@
+"""Tests of vinom.store: the player stores, in memory and in Redis, against one contract."""
