@@ -15,17 +15,12 @@ from zope.interface import implementer
 
 from benchmarks.ports import free_udp_port
 from vinom.hosting.interfaces import IDatagramCore
-from vinom.hosting.udp import GameHostProtocol
+from vinom.hosting.udp import listen_game_host
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
 from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
-
-# Read a little more than the protocol's largest datagram, as the inline host does.
-MAX_DATAGRAM = 2048
-
-
 
 
 def admit_all(player_id: str, match_id: str, now: float) -> Admission:
@@ -89,9 +84,10 @@ class EchoHost:
         )
         self.core = EchoCore(config)
         self.endpoint = self.core.endpoint
-        self.protocol = GameHostProtocol(self.core, reactor)
-        self.port = reactor.listenUDP(
-            port, self.protocol, interface=interface, maxPacketSize=MAX_DATAGRAM
+        # As a game host listens (vinom.hosting.inline): on a GameHostPort, which
+        # reads in batches (recvmmsg on Linux).
+        self.protocol, self.port = listen_game_host(
+            reactor, port, self.core, reactor, interface=interface
         )
 
     def counters(self) -> dict[str, Any]:
