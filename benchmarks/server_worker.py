@@ -11,7 +11,7 @@ would. The worker answers `mark` commands with its counters, CPU and RSS.
 With `websocket` it also serves the game WebSocket (`/game`, TLS) for the
 host's matches and reports its `websocket_port`.
 With `host_workers` N > 0 the rooms run in N game-host worker processes
-instead (`vinom.hosting.workers.WorkerPool`, as `--host-workers N` runs
+instead (`vinom.hosting.workers.pool.WorkerPool`, as `--host-workers N` runs
 them): once every worker is live the worker starts one host per worker (the
 pool's least-loaded placement puts one on each) and adds room r to host
 r % N; `ports` in its ready message lists the hosts' ports in that order. A

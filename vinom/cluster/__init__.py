@@ -5,7 +5,7 @@ client, its script loader and its clock (`client`, `clock`), the shared matchmak
 (`matchmaker` with `matchmaker.lua`), parties (`parties` with `parties.lua`),
 the player store (`players`), the host registry (`hosts`), match placement
 across processes (`placement` in lobbies, `agent` in game hosts, `channel`
-what both ends share), per-address limits (`limits`) and the
+what both ends share), per-address limits (`address_limits`) and the
 services that start and stop them (`services`). Each implements an interface
 of the layer it serves (matchmaking, parties, store, hosting, lobby) and
 fails with `vinom.errors.BackendUnavailable`; only the server wiring

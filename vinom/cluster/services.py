@@ -14,8 +14,8 @@ keeps trying until it does, the matchmaker's start every `START_RETRY`
 seconds, the channels (`RedisSubscription`, which the party store also
 runs) by reconnecting with their own back-off. The placement channel's
 `RemoteMatchHosting` and the game host's `HostAgent` are services
-themselves (vinom.cluster.placement): each is also the object the lobby or
-the host uses.
+themselves (vinom.cluster.placement, vinom.cluster.agent): each is also the
+object the lobby or the host uses.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorFDSet, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
@@ -225,9 +225,18 @@ def listen_game_host(
     clock: IReactorTime,
     interface: str = "",
 ) -> tuple[GameHostProtocol, IListeningPort]:
-    """Serve `core` (or a protocol built for it) on UDP `port` (0: any free port), on a
-    `GameHostPort`; returns the protocol and port. Raises CannotListenError."""
+    """Serve `core` (or a protocol built for it) on UDP `port` (0: any free port); returns
+    the protocol and port. Raises CannotListenError.
+
+    On a reactor that watches file descriptors (every POSIX reactor) the port is a
+    `GameHostPort`, which reads in batches; on any other (Windows' IOCP) it is the
+    reactor's own, where `datagramReceived` reads what waits behind each datagram.
+    """
     protocol = core if isinstance(core, GameHostProtocol) else GameHostProtocol(core, clock)
+    if not IReactorFDSet.providedBy(reactor):
+        return protocol, reactor.listenUDP(
+            port, protocol, interface=interface, maxPacketSize=READ_SIZE
+        )
     listening = GameHostPort(port, protocol, interface, READ_SIZE, reactor)
     listening.startListening()
     return protocol, listening

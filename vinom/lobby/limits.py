@@ -5,8 +5,8 @@ the players of each address who are pending (queued, waiting for a game
 server, or in a match that has not ended), with the matches each address
 has players in; keeps the per-address token buckets of `queue` requests
 and the per-address limit of `party_join` attempts (shared by every lobby on
-one Redis when it is a `vinom.cluster.limits.RedisAddressLimiter`); and logs its refusals at a
-limited rate. It knows nothing of frames: the
+one Redis when it is a `vinom.cluster.address_limits.RedisAddressLimiter`);
+and logs its refusals at a limited rate. It knows nothing of frames: the
 connection asks it at connect time, the request handlers before a `queue`,
 and match placement tells it when a match forms and when it ends.
 

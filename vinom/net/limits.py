@@ -6,7 +6,7 @@ Both read the injected clock, so tests drive time with
 
 `IAddressLimiter` is a per-address limit that may live outside the process:
 `MemoryAddressLimiter` keeps token buckets for one lobby; the Redis one
-(vinom.cluster.limits) counts in Redis, so lobbies sharing a Redis share the
+(vinom.cluster.address_limits) counts in Redis, so lobbies sharing a Redis share the
 limit. The lobby limits `party_join` with one: guessing party codes from one
 address is as slow through every lobby as through one.
 """

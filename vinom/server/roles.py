@@ -5,8 +5,10 @@ start order (the root stops its children in reverse): the shared state
 first (its Redis pool closes last), then the game hosts, the lobby and its
 listener, the web server, the operations endpoint, and last the
 announcement of where to go. `build_shared` returns one `SharedState`, in
-this process's memory or in Redis; the lobby is given its parts and never
-learns which.
+this process's memory or in Redis (its pool joins the root first, its
+services just before the lobby); the lobby is given its parts, and what
+differs between them is theirs to say (`IPlayerStore.shared`,
+`IMatchmaker.formed_here`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint
 from vinom.cluster.hosts import RedisHostRegistry
-from vinom.cluster.limits import RedisAddressLimiter
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import (
@@ -46,6 +48,7 @@ from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.limits import IAddressLimiter
+from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
@@ -65,6 +68,7 @@ from vinom.server.startup import (
 )
 from vinom.server.status import StatusReader
 from vinom.server.web import web_site
+from vinom.store.interfaces import IPlayerStore
 from vinom.store.memory import MemoryPlayerStore
 
 _log = Logger()
@@ -87,11 +91,13 @@ def protocol_config(options: usage.Options) -> ProtocolConfig:
 
 
 def runs_lobby(options: usage.Options) -> bool:
-    return bool(options["role"] in ("all", "lobby"))
+    role: str = options["role"]
+    return role in ("all", "lobby")
 
 
 def runs_host(options: usage.Options) -> bool:
-    return bool(options["role"] in ("all", "host"))
+    role: str = options["role"]
+    return role in ("all", "host")
 
 
 @frozen
@@ -102,12 +108,13 @@ class SharedState:
     parties) and go in before the lobby; `redis` is None in memory.
     """
 
-    store: Any
+    store: IPlayerStore | None
+    # An IMatchmaker that also reports its queue lengths (vinom.server.status).
     matchmaker: Any
-    parties: Any
+    parties: IPartyStore | None
     party_joins: IAddressLimiter | None
     # Where the lobby places matches: across processes with Redis (None: this process's hosts).
-    placement: IMatchHosting | None
+    match_hosting: IMatchHosting | None
     services: tuple[tuple[str, service.Service], ...]
     redis: RedisClient | None
 
@@ -180,7 +187,7 @@ class HostingRole:
 
 def build_hosting(
     options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
-    config: ProtocolConfig,
+    protocol: ProtocolConfig,
 ) -> HostingRole:  # fmt: skip
     """The port allocator, the game hosts --game-host asks for, and with Redis the agent
     that registers this host and takes the matches lobbies place on it."""
@@ -189,7 +196,7 @@ def build_hosting(
     low, _high = options["udp-port-range"]
     # The ring holds one port per concurrent game: --max-games bounds the games.
     allocator = PortAllocator(range(low, low + options["max-games"]))
-    host_factory = host_factory_of(options, reactor, config, options["game-registry"])
+    host_factory = host_factory_of(options, reactor, protocol, options["game-registry"])
     if isinstance(host_factory, service.Service):
         # Before the hosting service, so that it stops after it: hosts stop first.
         _add(root, "game-host-processes", host_factory)
@@ -206,7 +213,7 @@ def build_hosting(
 
 
 def host_factory_of(
-    options: usage.Options, reactor: Any, config: ProtocolConfig, registry: GameRegistry
+    options: usage.Options, reactor: Any, protocol: ProtocolConfig, registry: GameRegistry
 ) -> InlineGameHostFactory | WorkerPool | ProcessPerMatch:
     """The game hosts --game-host and --host-workers ask for."""
     room_config = RoomConfig(
@@ -215,12 +222,12 @@ def host_factory_of(
     )
     if options["game-host"] == "workers" and options["host-workers"] == 0:
         return InlineGameHostFactory(
-            reactor=reactor, find_game=registry.get, protocol_config=config,
+            reactor=reactor, find_game=registry.get, protocol_config=protocol,
             public_host=options["public-host"], interface=options["udp-interface"],
             room_config=room_config,
         )  # fmt: skip
     settings = WorkerSettings(
-        protocol=config, public_host=options["public-host"], interface=options["udp-interface"],
+        protocol=protocol, public_host=options["public-host"], interface=options["udp-interface"],
         game_names=tuple(registry.names()), room_config=room_config,
         heartbeat_timeout=options["heartbeat-timeout"],
     )  # fmt: skip
@@ -234,24 +241,24 @@ class LobbyRole:
     """The lobby of this process (None when it runs none) and where it places matches."""
 
     lobby: LobbyFactory | None = None
-    placement: Any = None
+    match_hosting: Any = None
     addresses: tuple[Address, ...] = ()
 
 
 def build_lobby(
     options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
-    hosted: HostingRole, config: ProtocolConfig, certificate: tuple[str, str],
+    hosted: HostingRole, protocol: ProtocolConfig, certificate: tuple[str, str],
 ) -> LobbyRole:  # fmt: skip
     """The shared parts' services, the lobby, and last its listener (so that it stops
     first: no new lobby connections while the rest drains)."""
     if not runs_lobby(options):
-        return LobbyRole(placement=hosted.hosting)
+        return LobbyRole(match_hosting=hosted.hosting)
     for name, part in shared.services:
         _add(root, name, part)
-    placement = shared.placement if shared.placement is not None else hosted.hosting
-    issuer = TokenIssuer(IssuerConfig(protocol=config, token_lifetime=options["token-lifetime"],
+    match_hosting = shared.match_hosting if shared.match_hosting is not None else hosted.hosting
+    issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
-    lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, placement, issuer))
+    lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
     listener = Listener(lobby_description(options, *certificate), lobby, reactor, "lobby")
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
@@ -259,12 +266,14 @@ def build_lobby(
     address = Address(
         "terminal clients", listener, lambda h, p: f"vinom play GAME --lobby {h}:{p}{trust}"
     )
-    return LobbyRole(lobby, placement, (address,))
+    return LobbyRole(lobby, match_hosting, (address,))
 
 
 def lobby_factory(
-    options: usage.Options, reactor: Any, shared: SharedState, placement: Any, issuer: TokenIssuer
+    options: usage.Options, reactor: Any, shared: SharedState, match_hosting: Any,
+    issuer: TokenIssuer,
 ) -> LobbyFactory:
+    assert shared.store is not None  # a process that runs a lobby has a store
     registry: GameRegistry = options["game-registry"]
     return LobbyFactory(
         config=LobbyConfig(
@@ -285,7 +294,7 @@ def lobby_factory(
         ),
         match_sizes={**registry.match_sizes(), **options["match-sizes"]},
         matchmaker=shared.matchmaker,
-        hosting=placement,
+        hosting=match_hosting,
         token_issuer=issuer,
         store=shared.store,
         clock=reactor,
@@ -322,7 +331,7 @@ class WebRole:
 
 def build_web(
     options: usage.Options, reactor: Any, root: service.MultiService, lobbies: LobbyRole,
-    hosted: HostingRole, config: ProtocolConfig, certificate: tuple[str, str],
+    hosted: HostingRole, protocol: ProtocolConfig, certificate: tuple[str, str],
 ) -> WebRole:  # fmt: skip
     """The lobby at /lobby where it runs, and /game where games are hosted: a browser
     plays on the web server of the process hosting its match."""
@@ -336,7 +345,7 @@ def build_web(
     if hosted.hosting is not None:
         # The token is a game socket's hello: the lobby's hello timeout applies,
         # and the lobby's connection caps to the sockets open at once.
-        game_sockets = GameSocketFactory(hosted.hosting, config, policy, reactor=reactor,
+        game_sockets = GameSocketFactory(hosted.hosting, protocol, policy, reactor=reactor,
             config=GameSocketConfig(
                 token_timeout=options["lobby-hello-timeout"],
                 message_rate=options["web-game-rate"],
@@ -363,7 +372,7 @@ def build_ops(
     alone shows the registry's hosts as it sees them (docs/operations.md)."""
     if options["ops-port"] is None:
         return ()
-    hosting = hosted.hosting if hosted.hosting is not None else lobbies.placement
+    hosting = hosted.hosting if hosted.hosting is not None else lobbies.match_hosting
     reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
                           web.game_sockets)  # fmt: skip

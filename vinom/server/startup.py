@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from vinom.cluster.client import RedisSettings
+from vinom.cluster.settings import RedisSettings
 
 _log = Logger()
 

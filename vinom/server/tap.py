@@ -31,13 +31,13 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
         reactor = global_reactor
     root = roles.root_service(options)
-    config = roles.protocol_config(options)
+    protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
-    hosted = roles.build_hosting(options, reactor, root, shared, config)
-    lobbies = roles.build_lobby(options, reactor, root, shared, hosted, config, certificate)
+    hosted = roles.build_hosting(options, reactor, root, shared, protocol)
+    lobbies = roles.build_lobby(options, reactor, root, shared, hosted, protocol, certificate)
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
-    web = roles.build_web(options, reactor, root, lobbies, hosted, config, certificate)
+    web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)
     ops = roles.build_ops(options, reactor, root, shared, lobbies, hosted, web, drain)
     roles.announce(options, root, hosted, lobbies, web,
                    (*lobbies.addresses, *web.addresses, *ops))  # fmt: skip

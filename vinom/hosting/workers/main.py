@@ -31,7 +31,8 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.games.registry import GameRegistry, UnknownGame
+from vinom.errors import UnknownGame
+from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.interfaces import IStreamPeer, StreamOpened
 from vinom.hosting.workers import commands
