@@ -21,8 +21,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.cluster.channel import PlacementKeys, address_json, decide, ms
-from vinom.cluster.client import RedisClient
+from vinom.cluster.channel import PlacementKeys, address_json, decide
+from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.hosting.service import GameHostingService
@@ -179,7 +179,7 @@ class HostAgent(Service):
         claimed = await self._redis.bounded(
             self._redis.handler.set(
                 self._keys.claim(match.match_id, attempt), self.host_id,
-                pexpire=ms(self._settings.key_ttl), only_if_not_exists=True,
+                pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
             )
         )  # fmt: skip
         if not claimed:

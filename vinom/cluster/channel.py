@@ -13,7 +13,7 @@ from typing import Any
 from attrs import frozen
 from twisted.internet.defer import Deferred
 
-from vinom.cluster.client import RedisClient, Script
+from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import PlacementSettings
 from vinom.protocol.address import HostAddress
 
@@ -27,11 +27,6 @@ if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
 end
 return 0
 """)
-
-
-def ms(seconds: float) -> int:
-    """Seconds as whole milliseconds, at least 1 (PX and PEXPIRE take them)."""
-    return max(1, round(seconds * 1000))
 
 
 @frozen
@@ -80,6 +75,6 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
     text = json.dumps(outcome, separators=(",", ":"))
     d = redis.run(
         _DECIDE, [keys.outcome(str(outcome["match_id"]))],
-        [text, ms(settings.key_ttl), keys.channel],
+        [text, milliseconds(settings.key_ttl), keys.channel],
     )  # fmt: skip
     return d.addCallback(lambda recorded: recorded == 1)

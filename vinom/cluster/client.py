@@ -148,6 +148,11 @@ class Script:
         return maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
 
 
+
+def milliseconds(seconds: float) -> int:
+    """Seconds as Redis's PX and PEXPIRE take them: whole milliseconds, at least one."""
+    return max(1, round(seconds * 1000))
+
 @define
 class RedisClient:
     """One process's connection pool to Redis, its key prefix and its call deadline."""

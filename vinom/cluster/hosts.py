@@ -20,7 +20,7 @@ from attrs import define, field, frozen, validators
 from twisted.internet.defer import Deferred
 from zope.interface import Interface, implementer
 
-from vinom.cluster.client import RedisClient, Script
+from vinom.cluster.client import RedisClient, Script, milliseconds
 
 
 def _port_range(instance: HostRecord, attribute: Any, ports: tuple[int, int]) -> None:
@@ -138,7 +138,7 @@ class RedisHostRegistry:
     def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
         check_ttl(ttl)
         keys = [self._host_key(record.host_id), self._index_key]
-        args = [encode_host(record), max(1, round(ttl * 1000)), record.host_id]
+        args = [encode_host(record), milliseconds(ttl), record.host_id]
         d = self.redis.run(_REGISTER, keys, args)
         return d.addCallback(lambda _: None)
 

@@ -59,8 +59,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.cluster.channel import PlacementKeys, address_from, decide, ms
-from vinom.cluster.client import RedisClient, Script
+from vinom.cluster.channel import PlacementKeys, address_from, decide
+from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
@@ -380,7 +380,7 @@ class RemoteMatchHosting(Service):
         """`SET placer:<match> NX`: whether this lobby is the one that places the match."""
         call = self._redis.handler.set(
             self._keys.placer(match.match_id), self.lobby_id,
-            pexpire=ms(self._settings.key_ttl), only_if_not_exists=True,
+            pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
         )  # fmt: skip
         return self._redis.bounded(call).addCallback(bool)
 
@@ -408,7 +408,7 @@ class RemoteMatchHosting(Service):
         request = json.dumps({"match": match_to_json(match), "attempt": attempt,
                               "lobby_id": self.lobby_id})  # fmt: skip
         requests = self._keys.requests(host.host_id)
-        ttl = ms(self._settings.key_ttl)
+        ttl = milliseconds(self._settings.key_ttl)
         if claim:
             keys = [self._keys.placer(match.match_id), requests]
             if not await self._redis.run(_CLAIM_AND_PUSH, keys, [request, ttl, self.lobby_id]):
@@ -423,7 +423,7 @@ class RemoteMatchHosting(Service):
             withdrawn = await self._redis.bounded(
                 self._redis.handler.set(
                     self._keys.claim(match.match_id, attempt), "withdrawn:" + self.lobby_id,
-                    pexpire=ms(self._settings.key_ttl), only_if_not_exists=True,
+                    pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
                 )
             )  # fmt: skip
             if withdrawn:

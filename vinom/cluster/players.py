@@ -26,7 +26,7 @@ from attrs import define, field
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisClient, Script
+from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.clock import TOO_LATE_LUA
 from vinom.cluster.settings import positive
 from vinom.errors import BackendUnavailable
@@ -104,11 +104,6 @@ local text = redis.call('GET', KEYS[1])
 if text then return text end
 return ARGV[1]
 """)
-
-
-def milliseconds(seconds: float) -> int:
-    """A TTL for Redis's PX: whole milliseconds, at least one."""
-    return max(1, round(seconds * 1000))
 
 
 @implementer(IPlayerStore)

@@ -100,6 +100,12 @@ def runs_host(options: usage.Options) -> bool:
     return role in ("all", "host")
 
 
+def match_sizes_of(options: usage.Options) -> dict[str, int]:
+    """Players per match of each offered game: its own, or --match-size's."""
+    registry: GameRegistry = options["game-registry"]
+    return {**registry.match_sizes(), **options["match-sizes"]}
+
+
 @frozen
 class SharedState:
     """What lobbies (and hosts) share: in this process's memory, or in one Redis.
@@ -125,7 +131,7 @@ def build_shared(
     """The player store, matchmaker and parties; with --redis the process's Redis pool
     joins the root first, so that it closes after everything that uses it."""
     registry: GameRegistry = options["game-registry"]
-    match_sizes = {**registry.match_sizes(), **options["match-sizes"]}
+    match_sizes = match_sizes_of(options)
     settings = options["redis-settings"]
     if settings is None:
         in_memory = MemoryMatchmaker(match_sizes, reactor, windows=options["rating-windows"],
@@ -292,7 +298,7 @@ def lobby_factory(
             max_matches_per_ip=options["max-matches-per-ip"],
             max_output_bytes=options["lobby-max-output"],
         ),
-        match_sizes={**registry.match_sizes(), **options["match-sizes"]},
+        match_sizes=match_sizes_of(options),
         matchmaker=shared.matchmaker,
         hosting=match_hosting,
         token_issuer=issuer,
