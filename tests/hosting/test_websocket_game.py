@@ -70,7 +70,8 @@ class GameSocketTestCase(TestCase):
     async def match(self) -> tuple[PublicToken, MatchFound, Any, dict[str, Any]]:
         """A tictactoe match of a WebSocket-lobby player (its token) and a TCP one."""
         web, welcome = await self.web_player()
-        await web.request({"type": "queue", "game": "tictactoe", "id": 1})
+        queued = await web.request({"type": "queue", "game": "tictactoe", "id": 1})
+        self.assertEqual(queued["type"], "queued", queued)
         tcp = await connect_lobby(
             reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
         )

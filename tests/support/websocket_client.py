@@ -48,6 +48,11 @@ class HandshakeRefused(Exception):
     """The server answered the opening handshake with an HTTP error."""
 
 
+class ClosedBeforeFrame(Exception):
+    """The connection closed before a frame a test waited for: how it closed, and
+    the last frames it had received."""
+
+
 class WebSocketPlayer(WebSocketClientProtocol):  # type: ignore[misc]
     """Records every text message as a frame; sends frames as text messages."""
 
@@ -76,6 +81,11 @@ class WebSocketPlayer(WebSocketClientProtocol):  # type: ignore[misc]
         closed = Closed(wasClean, code, reason)
         if not self.opened.called:
             self.opened.errback(HandshakeRefused(reason))
+        # A frame that never came fails its waiter at once, saying how the socket
+        # ended, instead of leaving the test to its timeout.
+        waiters, self._waiters = self._waiters, []
+        for _predicate, d in waiters:
+            d.errback(ClosedBeforeFrame(closed, self.frames[-5:]))
         if not self.closed.called:
             self.closed.callback(closed)
 
