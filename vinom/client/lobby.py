@@ -34,6 +34,19 @@ from vinom.errors import LobbyError
 
 
 @frozen
+class LobbyAddress:
+    """Where a lobby listens, and the certificate to trust (None: the platform's CAs)."""
+
+    host: str
+    port: int
+    trust: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@frozen
 class Welcome:
     """The answer to `hello`: keep `secret` to reconnect to a running match (it is
     left out of the repr, so logging a `Welcome` does not give the seat away)."""
@@ -112,6 +125,9 @@ class LobbyClientProtocol(LineOnlyReceiver):
         self._on_queued: QueuedCallback | None = None
         self.on_room_update: RoomCallback | None = None
         self.closed: Deferred[None] = Deferred()
+        # Fires with the first frame the lobby sends: the lobby answers (vinom.client.failover
+        # counts a lobby as working from then on).
+        self.first_frame: Deferred[None] = Deferred()
         self.frames_received = 0
 
     # -- requests ---------------------------------------------------------
@@ -145,6 +161,8 @@ class LobbyClientProtocol(LineOnlyReceiver):
         if frame is None:
             return
         self.frames_received += 1
+        if not self.first_frame.called:
+            self.first_frame.callback(None)
         kind = frame.get("type")
         request_id = frame.get("id")
         if kind == "ping" and request_id is None:
