@@ -85,9 +85,7 @@ class LobbyFailoverTests(ClusterTestCase):
         summary: dict[str, Any] = json.loads(command.out.decode().strip().splitlines()[-1])
         return summary
 
-    async def until(
-        self, what: str, check: Any, command: Command, limit: float = 30.0
-    ) -> None:
+    async def until(self, what: str, check: Any, command: Command, limit: float = 30.0) -> None:
         """Poll `check` until it is true; fail, saying what `command` said, if the
         command ended first or `limit` passed."""
         waited = 0.0

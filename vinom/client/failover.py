@@ -160,7 +160,8 @@ class LobbyRotation:
     def give_up(self, now: float) -> NoLobbyAvailable:
         """The error to raise once `failed` said to give up."""
         errors = [(self.addresses[i], text) for i, text in sorted(self._errors.items())]
-        return NoLobbyAvailable(errors, now - (self.failing_since or now))
+        since = now if self.failing_since is None else self.failing_since
+        return NoLobbyAvailable(errors, now - since)
 
 
 def describe_error(error: BaseException) -> str:
@@ -282,7 +283,7 @@ class LobbyPlayer:
                     ),
                     self.rotation.policy.attempt_timeout,
                 )  # fmt: skip
-                client.protocol.first_frame.addCallback(lambda _: self.rotation.succeeded())
+                client.protocol.served.addCallback(lambda _: self.rotation.succeeded())
                 watch.start(client)
                 found: MatchFound = await step(client)
                 return found
@@ -297,7 +298,12 @@ class LobbyPlayer:
             finally:
                 watch.stop()
                 if client is not None and not client.protocol.closed.called:
-                    client.close()
+                    # Left without a match_found (which the lobby follows by closing):
+                    # drop the connection at once, a failed lobby may never finish a
+                    # TLS close.
+                    transport: Any = client.protocol.transport
+                    transport.abortConnection()
+                    await client.protocol.closed
             now = self.reactor.seconds()
             delay = self.rotation.failed(now, error, self._rng)
             if delay is None:

@@ -125,9 +125,9 @@ class LobbyClientProtocol(LineOnlyReceiver):
         self._on_queued: QueuedCallback | None = None
         self.on_room_update: RoomCallback | None = None
         self.closed: Deferred[None] = Deferred()
-        # Fires with the first frame the lobby sends: the lobby answers (vinom.client.failover
-        # counts a lobby as working from then on).
-        self.first_frame: Deferred[None] = Deferred()
+        # Fires at the first `queued` or `match_found`: the lobby took this client's
+        # request (vinom.client.failover counts it as working from then on).
+        self.served: Deferred[None] = Deferred()
         self.frames_received = 0
 
     # -- requests ---------------------------------------------------------
@@ -161,9 +161,9 @@ class LobbyClientProtocol(LineOnlyReceiver):
         if frame is None:
             return
         self.frames_received += 1
-        if not self.first_frame.called:
-            self.first_frame.callback(None)
         kind = frame.get("type")
+        if kind in ("queued", "match_found") and not self.served.called:
+            self.served.callback(None)
         request_id = frame.get("id")
         if kind == "ping" and request_id is None:
             # The lobby checks that a waiting player is alive: any frame answers.
