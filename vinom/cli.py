@@ -9,8 +9,11 @@
 HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
 trust (default: ./vinom-data/dev-cert.pem when it exists, which is where a
 server started in the same directory keeps its dev certificate; otherwise the
-platform's certificate authorities). The global reactor is imported only in
-`main`; the command bodies take a reactor so tests can run them in-process.
+platform's certificate authorities). `bots` takes several lobbies (`--lobby`
+repeated or comma-separated, `--trust` once or once per lobby) and moves a
+bot to the next when its lobby is lost (vinom.client.failover). The global
+reactor is imported only in `main`; the command bodies take a reactor so tests
+can run them in-process.
 """
 
 from __future__ import annotations
@@ -118,19 +121,24 @@ class ClientOptions(CommandOptions):
         self["lobby"] = []
         self["trust"] = []
 
+    # Twisted's --help prints an option method's docstring as it is: one line each.
     def opt_lobby(self, value: str) -> None:
-        """The lobby to connect to, HOST:PORT (default localhost:7350). Give several,
-        repeated or comma-separated, to move to the next when one is lost."""
         self["lobby"].append(value)
 
+    opt_lobby.__doc__ = (
+        f"The lobby to connect to, HOST:PORT (default {DEFAULT_LOBBY}). Several, repeated "
+        "or comma-separated: a bot moves to the next when its lobby is lost."
+    )
     opt_l = opt_lobby
 
     def opt_trust(self, value: str) -> None:
-        """Certificate (PEM) to trust for the lobby's TLS; default
-        vinom-data/dev-cert.pem when it exists, else the platform's certificate
-        authorities. Once for every lobby, or once per lobby in their order."""
         self["trust"].append(value)
 
+    opt_trust.__doc__ = (
+        f"Certificate (PEM) to trust for the lobby's TLS; default {DEFAULT_TRUST} when it "
+        "exists, else the platform's certificate authorities. Once for every lobby, or "
+        "once per lobby in their order."
+    )
     opt_t = opt_trust
 
     def postOptions(self) -> None:
@@ -173,6 +181,12 @@ class PlayOptions(ClientOptions):
         "any game: b lets the built-in bot choose your next move, : types an action "
         "as JSON, q leaves. See docs/client.md."
     )
+    def opt_lobby(self, value: str) -> None:
+        ClientOptions.opt_lobby(self, value)
+
+    opt_lobby.__doc__ = f"The lobby to connect to, HOST:PORT (default {DEFAULT_LOBBY})."
+    opt_l = opt_lobby
+
     optParameters = [
         ["name", "n", None, "Your name in the lobby (default: your login name)."],
         ["log", None, None, "Write the client's log to this file (nothing is logged otherwise)."],
