@@ -286,6 +286,7 @@ class LobbyPlayer:
                 client.protocol.served.addCallback(lambda _: self.rotation.succeeded())
                 watch.start(client)
                 found: MatchFound = await step(client)
+                client = None  # the lobby closes the connection after match_found
                 return found
             except LobbyError as e:
                 if e.code not in MOVE_ON_CODES:
