@@ -240,9 +240,9 @@ class LobbyPlayer:
         lost and the player has no match: a new `hello` (a new player id and secret)
         and the same `queue` request as before.
 
-        The one step to change once a returning player can withdraw their earlier
-        ticket through `hello` or `reconnect` (issue #25); until then that ticket
-        lapses with the lost lobby.
+        The one place to change when the lobby lets a returning player withdraw their
+        earlier ticket (through `hello` or `reconnect`); as it is, that ticket lapses
+        with the lost lobby's key (docs/client.md, "Several lobbies").
         """
         assert self._wanted is not None
         self.welcome = await client.hello(self.name)
@@ -275,14 +275,11 @@ class LobbyPlayer:
             client: LobbyClient | None = None
             watch = _Watch(self.reactor, self.rotation.policy)
             try:
-                client = await _with_timeout(
-                    self.reactor,
-                    connect_lobby(
-                        self.reactor, address.host, address.port, trust=address.trust,
-                        timeout=self.rotation.policy.attempt_timeout,
-                    ),
-                    self.rotation.policy.attempt_timeout,
-                )  # fmt: skip
+                timeout = self.rotation.policy.attempt_timeout
+                client = await connect_lobby(
+                    self.reactor, address.host, address.port, trust=address.trust,
+                    timeout=timeout,
+                ).addTimeout(timeout, self.reactor)  # fmt: skip
                 client.protocol.served.addCallback(lambda _: self.rotation.succeeded())
                 watch.start(client)
                 found: MatchFound = await step(client)
@@ -364,7 +361,3 @@ class _Watch:
         transport: Any = self._client.protocol.transport if self._client is not None else None
         if transport is not None:
             transport.abortConnection()
-
-
-def _with_timeout(reactor: Any, d: Deferred[Any], seconds: float) -> Deferred[Any]:
-    return d.addTimeout(seconds, reactor)
