@@ -4,12 +4,16 @@ LobbyPlayer moving past a lobby that refuses, stays silent or turns it away."""
 from __future__ import annotations
 
 import io
+import json
 import random
 
+import attrs
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import Clock
+from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.client.test_cli import bots_options
@@ -23,8 +27,10 @@ from vinom.client.failover import (
     LobbyRotation,
     NoLobbyAvailable,
 )
+from vinom.client.game import connect_game
 from vinom.client.lobby import LobbyAddress
 from vinom.games.registry import GameRegistry
+from vinom.server.certs import ensure_dev_certificate
 
 A, B, C = (LobbyAddress("127.0.0.1", port) for port in (7001, 7002, 7003))
 GAME = GameRegistry.from_plugins().get("tictactoe")
@@ -133,6 +139,34 @@ class _Silent(Protocol):
     """Accepts a connection and never says a word (a lobby process that hangs)."""
 
 
+class _FallsSilent(LineOnlyReceiver):
+    """A lobby that welcomes and queues a player, then never says another word (it hung)."""
+
+    delimiter = b"\n"
+
+    def lineReceived(self, line: bytes) -> None:
+        request = json.loads(line)
+        if request["type"] == "hello":
+            reply = {"type": "welcome", "player_id": "p-0000000000000001", "name": "x",
+                     "secret": "s" * 43}  # fmt: skip
+        elif request["type"] == "queue":
+            reply = {"type": "queued", "game": request["game"], "position": 1,
+                     "status": "searching"}  # fmt: skip
+        else:
+            return
+        self.sendLine(json.dumps({**reply, "id": request["id"]}).encode())
+
+
+async def hung_lobby(case: TestCase) -> LobbyAddress:
+    """A TLS lobby (its own dev certificate) that falls silent after `queued`."""
+    pem = ensure_dev_certificate(case.mktemp())
+    key = PrivateCertificate.loadPEM(pem.certificate.read_bytes() + pem.private_key.read_bytes())
+    port = reactor.listenSSL(0, ServerFactory.forProtocol(_FallsSilent), key.options(),
+                             interface="127.0.0.1")  # fmt: skip
+    case.addCleanup(port.stopListening)
+    return LobbyAddress("127.0.0.1", port.getHost().port, str(pem.certificate))  # type: ignore[attr-defined]
+
+
 FAST = FailoverPolicy(Backoff(first=0.1, most=0.2), give_up_after=1.0, attempt_timeout=0.5)
 
 
@@ -168,6 +202,31 @@ class LobbyPlayerTests(TestCase):
         # Half a second for the silent lobby's first frame, then on to the next.
         self.assertEqual([r.lobby_changes for r in reports], [1, 0])
         self.assertGreaterEqual(reactor.seconds() - started, FAST.attempt_timeout)
+
+    async def test_a_lobby_that_falls_silent_while_the_player_is_queued_is_left(self) -> None:
+        server = await start_server(self, ports=2)
+        hung = await hung_lobby(self)
+        policy = attrs.evolve(FAST, keepalive=0.2)
+        statuses: list[str] = []
+        player = LobbyPlayer(reactor, [hung, server.lobby], "patient", policy=policy,
+                             on_queued=lambda queued: statuses.append(queued.status))  # fmt: skip
+        matched = player.find_match("tictactoe")
+        partner = Deferred.fromCoroutine(
+            play_bot(reactor, server.lobby, GAME, "partner", rng=random.Random(1))
+        )
+        # Queued on the hung lobby, which then says nothing: a keepalive period without a
+        # frame, a ping, another period without an answer, and the player moves on. The
+        # next lobby does not know the player (bad_secret): it queues them anew.
+        found = await matched
+        self.assertEqual(player.lobby, server.lobby)
+        self.assertEqual(player.lobby_changes, 1)
+        assert player.welcome is not None
+        self.assertNotEqual(player.welcome.player_id, "p-0000000000000001")
+        self.assertEqual(statuses[0], "searching")
+        session = await connect_game(reactor, found)
+        await session.leave()
+        theirs = await partner
+        self.assertEqual(theirs.match_id, found.game_id)
 
     async def test_every_lobby_failing_is_one_clear_error_in_bounded_time(self) -> None:
         dead = [await dead_address() for _ in range(2)]
