@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 
 import attrs
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -27,9 +28,10 @@ from vinom.client.failover import (
     LobbyRotation,
     NoLobbyAvailable,
 )
-from vinom.client.game import connect_game
+from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import LobbyAddress
 from vinom.games.registry import GameRegistry
+from vinom.hosting.inline import InlineGameHost
 from vinom.server.certs import ensure_dev_certificate
 
 A, B, C = (LobbyAddress("127.0.0.1", port) for port in (7001, 7002, 7003))
@@ -227,6 +229,38 @@ class LobbyPlayerTests(TestCase):
         await session.leave()
         theirs = await partner
         self.assertEqual(theirs.match_id, found.game_id)
+
+    async def test_a_bot_with_no_lobby_to_come_back_through_reports_why(self) -> None:
+        server = await start_server(self, ports=1)
+        sessions: list[GameSession] = []
+        bots = [
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, GAME, f"b{i}", rng=random.Random(i),
+                         think_time=0.5, on_session=sessions.append, policy=FAST)
+            )
+            for i in range(2)
+        ]  # fmt: skip
+        while not (len(sessions) == 2 and all(s.welcome for s in sessions)):
+            await deferLater(reactor, 0.02, lambda: None)
+        # The lobby goes away, then the game host ends both sessions: the bots look for
+        # a lobby to reconnect through, find none, and say so once FAST gives up.
+        listening = await server.service("lobby-listener").port()
+        await listening.stopListening()
+        host = server.hosting.host_of(sessions[0].welcome["match"])  # type: ignore[index]
+        assert isinstance(host, InlineGameHost)
+        for session in sessions:
+            assert session.protocol is not None and session.protocol.session is not None
+            host.core.close_session(session.protocol.session.session_id, reactor.seconds())
+        host.protocol.transmit()
+        reports = await gatherResults(bots)
+        where = f"127.0.0.1:{server.lobby.port}"
+        for report in reports:
+            self.assertEqual(report.outcome, "error")
+            self.assertRegex(
+                report.error or "",
+                rf"^session closed: disconnect; no lobby could be reached for \d+ s "
+                rf"\({re.escape(where)}: connection refused\)$",
+            )
 
     async def test_every_lobby_failing_is_one_clear_error_in_bounded_time(self) -> None:
         dead = [await dead_address() for _ in range(2)]

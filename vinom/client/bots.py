@@ -152,8 +152,8 @@ async def play_bot(
         try:
             found, session = await _rejoin(reactor, player, session, policy)
         except Exception as e:
-            reason = final.get("reason") or final["p"]
-            final = {"p": "error", "reason": f"session closed: {reason}; {_describe(e)}"}
+            ended = "session closed" if final["p"] == "closed" else str(final["p"])
+            final = {"p": "error", "reason": f"{ended}: {final.get('reason')}; {_describe(e)}"}
             break
         reconnects += 1
     await session.disconnect()
