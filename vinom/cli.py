@@ -9,8 +9,11 @@
 HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
 trust (default: ./vinom-data/dev-cert.pem when it exists, which is where a
 server started in the same directory keeps its dev certificate; otherwise the
-platform's certificate authorities). The global reactor is imported only in
-`main`; the command bodies take a reactor so tests can run them in-process.
+platform's certificate authorities). `bots` takes several lobbies (`--lobby`
+repeated or comma-separated, `--trust` once or once per lobby) and moves a
+bot to the next when its lobby is lost (vinom.client.failover). The global
+reactor is imported only in `main`; the command bodies take a reactor so tests
+can run them in-process.
 """
 
 from __future__ import annotations
@@ -22,16 +25,16 @@ import random
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from vinom import __version__
-from vinom.client.bots import BotReport, LobbyAddress, play_bot
+from vinom.client.bots import BotReport, play_bot
 from vinom.client.errors import DEFAULT_TRUST, describe_failure
-from vinom.client.lobby import connect_lobby
+from vinom.client.lobby import LobbyAddress, connect_lobby
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, format_games
@@ -99,28 +102,65 @@ class CommandOptions(usage.Options):
         return [opt, value] if f"{opt[1:]}:" in self.shortOpt else [opt]
 
 
+def parse_lobbies(values: Sequence[str]) -> list[tuple[str, int]]:
+    """Every --lobby given (each may list several, comma-separated) -> [(host, port)]."""
+    addresses = []
+    for value in values:
+        parts = value.split(",")
+        if len(parts) > 1 and not all(part.strip() for part in parts):
+            raise usage.UsageError(f"--lobby {value!r}: an empty address between commas")
+        addresses += [parse_lobby(part) for part in parts]
+    return addresses
+
+
 class ClientOptions(CommandOptions):
     """Options shared by the commands that talk to a lobby."""
 
-    optParameters = [
-        ["lobby", "l", DEFAULT_LOBBY, "The lobby to connect to, HOST:PORT."],
-        [
-            "trust",
-            "t",
-            None,
-            f"Certificate (PEM) to trust for the lobby's TLS; default {DEFAULT_TRUST} "
-            "when it exists, else the platform's certificate authorities.",
-        ],
-    ]
+    def __init__(self) -> None:
+        super().__init__()
+        self["lobby"] = []
+        self["trust"] = []
+
+    # Twisted's --help prints an option method's docstring as it is: one line each.
+    def opt_lobby(self, value: str) -> None:
+        self["lobby"].append(value)
+
+    opt_lobby.__doc__ = (
+        f"The lobby to connect to, HOST:PORT (default {DEFAULT_LOBBY}). Several, repeated "
+        "or comma-separated: a bot moves to the next when its lobby is lost."
+    )
+    opt_l = opt_lobby
+
+    def opt_trust(self, value: str) -> None:
+        self["trust"].append(value)
+
+    opt_trust.__doc__ = (
+        f"Certificate (PEM) to trust for the lobby's TLS; default {DEFAULT_TRUST} when it "
+        "exists, else the platform's certificate authorities. Once for every lobby, or "
+        "once per lobby in their order."
+    )
+    opt_t = opt_trust
 
     def postOptions(self) -> None:
-        host, port = parse_lobby(self["lobby"])
-        trust = self["trust"]
-        if trust is None:
-            trust = DEFAULT_TRUST if os.path.isfile(DEFAULT_TRUST) else None
-        elif not os.path.isfile(trust):
-            raise usage.UsageError(f"--trust {trust!r}: no such file")
-        self["address"] = LobbyAddress(host, port, trust)
+        lobbies = parse_lobbies(self["lobby"] or [DEFAULT_LOBBY])
+        trusts: list[str | None] = list(self["trust"])
+        for trust in trusts:
+            if trust is not None and not os.path.isfile(trust):
+                raise usage.UsageError(f"--trust {trust!r}: no such file")
+        if not trusts:
+            trusts = [DEFAULT_TRUST if os.path.isfile(DEFAULT_TRUST) else None]
+        if len(trusts) == 1:
+            trusts = trusts * len(lobbies)
+        elif len(trusts) != len(lobbies):
+            raise usage.UsageError(
+                f"--trust given {len(trusts)} times for {len(lobbies)} lobbies: give it once "
+                "for all of them, or once per lobby in their order"
+            )
+        self["addresses"] = tuple(
+            LobbyAddress(host, port, trust) for (host, port), trust in zip(lobbies, trusts,
+                                                                             strict=True)
+        )  # fmt: skip
+        self["address"] = self["addresses"][0]
 
 
 def _default_player_name() -> str:
@@ -141,6 +181,12 @@ class PlayOptions(ClientOptions):
         "any game: b lets the built-in bot choose your next move, : types an action "
         "as JSON, q leaves. See docs/client.md."
     )
+    def opt_lobby(self, value: str) -> None:
+        ClientOptions.opt_lobby(self, value)
+
+    opt_lobby.__doc__ = f"The lobby to connect to, HOST:PORT (default {DEFAULT_LOBBY})."
+    opt_l = opt_lobby
+
     optParameters = [
         ["name", "n", None, "Your name in the lobby (default: your login name)."],
         ["log", None, None, "Write the client's log to this file (nothing is logged otherwise)."],
@@ -155,6 +201,8 @@ class PlayOptions(ClientOptions):
 
     def postOptions(self) -> None:
         super().postOptions()
+        if len(self["addresses"]) > 1:
+            raise usage.UsageError("vinom play connects to one lobby: give --lobby once")
         if self["name"] is None:
             self["name"] = _default_player_name()
         elif not self["name"].strip():
@@ -271,6 +319,18 @@ async def check_lobby(reactor: Any, lobby: LobbyAddress) -> None:
         await client.close()
 
 
+async def check_lobbies(reactor: Any, lobbies: Sequence[LobbyAddress], err: TextIO) -> None:
+    """`check_lobby` each; a CommandError only if none answers (a note for each that
+    does not: the bots will move past it)."""
+    checks = [Deferred.fromCoroutine(check_lobby(reactor, lobby)) for lobby in lobbies]
+    results = await DeferredList(checks, consumeErrors=True)
+    failed = [str(cast(Failure, value).value) for ok, value in results if not ok]
+    if len(failed) == len(lobbies):
+        raise CommandError("; ".join(failed))
+    for text in failed:
+        err.write(f"vinom: note: {text}; the bots use the other lobbies\n")
+
+
 # -- vinom games ------------------------------------------------------------
 
 
@@ -333,6 +393,10 @@ def bot_line(report: BotReport) -> str:
     parts.append(f"actions {report.actions_sent}")
     if report.actions_rejected:
         parts.append(f"rejected {report.actions_rejected}")
+    if report.reconnects:
+        parts.append(f"reconnected {report.reconnects}")
+    if report.lobby_changes:
+        parts.append(f"lobby changes {report.lobby_changes}")
     if report.error and report.outcome != "finished":
         parts.append(f"({report.error})")
     return "  ".join(parts)
@@ -376,11 +440,15 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 async def bots_command(
-    reactor: Any, options: BotsOptions, out: TextIO, registry: GameRegistry | None = None
+    reactor: Any,
+    options: BotsOptions,
+    out: TextIO,
+    registry: GameRegistry | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Run the bots, print a line per bot as it ends, then the summary; 1 if any failed."""
     game = find_game(options["game"], registry)
-    lobby: LobbyAddress = options["address"]
+    lobbies: tuple[LobbyAddress, ...] = options["addresses"]
     count: int = options["count"]
     started = reactor.seconds()
     lines = not options["json"] and not options["quiet"] and count <= BOT_LINES_UP_TO
@@ -390,10 +458,10 @@ async def bots_command(
             f"{_plural(count % game.match_size, 'bot')} will wait for other players "
             "to fill a match\n"
         )
-    await check_lobby(reactor, lobby)
+    await check_lobbies(reactor, lobbies, err or sys.stderr)
     reports = await run_bot_fleet(
         reactor,
-        lobby,
+        lobbies,
         game,
         [f"{options['name']}{i}" for i in range(count)],
         seed=options["seed"],
@@ -417,7 +485,7 @@ async def bots_command(
 
 async def run_bot_fleet(
     reactor: Any,
-    lobby: LobbyAddress,
+    lobby: LobbyAddress | Sequence[LobbyAddress],
     game: IGame,
     names: Sequence[str],
     *,
@@ -428,15 +496,17 @@ async def run_bot_fleet(
 ) -> list[BotReport]:
     """One `play_bot` per name, all at once; after `timeout` (if > 0) the rest are cancelled.
 
-    Reports come back in the order of `names`; a cancelled bot's outcome is `timeout`.
+    Given several lobbies, the i-th bot starts at the i-th lobby (modulo their
+    number) and each moves to the next when its lobby is lost. Reports come back in
+    the order of `names`; a cancelled bot's outcome is `timeout`.
     """
     master = random.Random(seed)
     running: list[Deferred[BotReport]] = []
-    for name in names:
+    for i, name in enumerate(names):
         d = Deferred.fromCoroutine(
             play_bot(
                 reactor, lobby, game, name,
-                rng=random.Random(master.random()), think_time=think_time,
+                rng=random.Random(master.random()), think_time=think_time, start=i,
             )
         )
         d.addCallback(_report_ok, timeout)
@@ -492,6 +562,8 @@ def _report_json(report: BotReport) -> dict[str, Any]:
         "won": report.won,
         "actions_sent": report.actions_sent,
         "actions_rejected": report.actions_rejected,
+        "reconnects": report.reconnects,
+        "lobby_changes": report.lobby_changes,
         "error": report.error,
     }
 

@@ -83,7 +83,7 @@ class OptionTests(SynchronousTestCase):
         play = options.subOptions
         self.assertEqual(play["game"], "maze")
         self.assertEqual(play["name"], "ada")
-        self.assertEqual(play["address"], LobbyAddress("example.com", 7001, play["trust"]))
+        self.assertEqual(play["address"], LobbyAddress("example.com", 7001, play["address"].trust))
 
     def test_a_bad_option_value_is_one_line(self) -> None:
         code, out, err = run_main("bots", "-g", "maze", "--count", "x")

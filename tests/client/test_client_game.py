@@ -113,7 +113,9 @@ class _Renamed:
 class SessionClosedTests(TestCase):
     timeout = 30
 
-    async def test_bots_end_when_the_host_closes_their_sessions_without_a_result(self) -> None:
+    async def test_bots_whose_sessions_the_host_closes_come_back_through_reconnect(
+        self,
+    ) -> None:
         server = await start_server(self, ports=1)
         game = GameRegistry.from_plugins().get("tictactoe")
         sessions: list[GameSession] = []
@@ -125,16 +127,21 @@ class SessionClosedTests(TestCase):
             for i in range(2)
         ]
         await wait_until(lambda: len(sessions) == 2 and all(s.welcome for s in sessions))
-        host = server.hosting.host_of(sessions[0].welcome["match"])  # type: ignore[index]
+        match_id = sessions[0].welcome["match"]  # type: ignore[index]
+        host = server.hosting.host_of(match_id)
         assert isinstance(host, InlineGameHost)
         for session in sessions:
             assert session.protocol is not None and session.protocol.session is not None
             host.core.close_session(session.protocol.session.session_id, reactor.seconds())
             host.protocol.transmit()
+        # Each bot's session closes without a result: the bot asks the lobby for a
+        # fresh token for its seat (`reconnect`) and plays its match to the end on the
+        # same session.
         reports = await gatherResults(bots)
         for report, session in zip(reports, sessions, strict=True):
-            self.assertEqual(report.outcome, "error")
-            self.assertEqual(report.error, "session closed: disconnect")
-            self.assertFalse(session.finished.called)
-            self.assertFalse(session.connected)
-            self.assertEqual(session.close_reason, "disconnect")
+            self.assertEqual(report.outcome, "finished", report.error)
+            self.assertEqual(report.match_id, match_id)
+            self.assertEqual(report.reconnects, 1)
+            self.assertEqual(report.lobby_changes, 0)
+            self.assertTrue(session.finished.called)
+            self.assertTrue(session.welcome["reconnected"])  # type: ignore[index]

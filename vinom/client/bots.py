@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from attrs import define, field, frozen
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.task import deferLater
 
+from vinom.client.failover import DEFAULT_POLICY, FailoverPolicy, LobbyPlayer, NoLobbyAvailable
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import LobbyClient, connect_lobby
+from vinom.client.lobby import LobbyAddress, MatchFound
+from vinom.client.udp import ConnectFailedError
 from vinom.games.interfaces import IBot, IGame
-
-
-@frozen
-class LobbyAddress:
-    """Where a lobby listens, and the certificate to trust (None: the platform's CAs)."""
-
-    host: str
-    port: int
-    trust: str | None = None
 
 
 @frozen
@@ -42,6 +36,10 @@ class BotReport:
     actions_sent: int = 0
     actions_rejected: int = 0
     error: str | None = None
+    # Game sessions resumed (or matches rejoined) through `reconnect`.
+    reconnects: int = 0
+    # Times a lobby failed and the bot moved to the next address.
+    lobby_changes: int = 0
 
     @property
     def won(self) -> bool:
@@ -111,57 +109,133 @@ class BotDriver:
 
 async def play_bot(
     reactor: Any,
-    lobby: LobbyAddress,
+    lobby: LobbyAddress | Sequence[LobbyAddress],
     game: IGame,
     name: str,
     *,
     rng: random.Random | None = None,
     think_time: float = 0.0,
     on_session: Callable[[GameSession], object] | None = None,
+    start: int = 0,
+    policy: FailoverPolicy = DEFAULT_POLICY,
 ) -> BotReport:
-    """One bot: hello, queue for `game`, connect over UDP, play to the end, disconnect."""
-    player_id: str | None = None
-    match_id: str | None = None
-    client: LobbyClient | None = None
+    """One bot: hello, queue for `game`, connect over UDP, play to the end, disconnect.
+
+    `lobby` is one address or several (`start`: the index of the first to try); a
+    lost lobby connection moves the bot to the next (`vinom.client.failover`). A lost
+    game session is resumed through `reconnect`, and a match aborted for
+    `players_missing` is followed by the next one from the place kept at the head of
+    the queue: the report is of the last match.
+    """
+    player = LobbyPlayer(reactor, lobby, name, start=start, policy=policy)
+    rng = rng or random.Random()
+    reconnects = 0
     try:
-        client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
-        welcome = await client.hello(name)
-        player_id = welcome.player_id
-        found = await client.queue(game.name)
-        match_id = found.game_id
+        found = await player.find_match(game.name)
         session = await connect_game(reactor, found)
     except Exception as e:  # a bot reports what went wrong; it does not crash its runner
-        return BotReport(name, player_id, match_id, "error", error=f"{type(e).__name__}: {e}")
-    finally:
-        # The lobby closes the connection after match_found; on any other way out
-        # (an error, a cancelled bot) close it ourselves.
-        if client is not None and not client.protocol.closed.called:
-            client.close()
-    driver = BotDriver(session, game.make_bot(welcome.player_id, rng or random.Random()),
-                       think_time, reactor)
-    driver.attach()
-    if on_session is not None:
-        on_session(session)
-    # The match ends with a final phase; a session that closes first (the host
-    # timed it out, or shut down) ends the bot's game too.
-    ended: Deferred[dict[str, Any]] = Deferred()
-    session.finished.addCallback(_fire, ended)
-    session.on_closed = lambda closed: _fire(
-        {"p": "error", "reason": f"session closed: {closed['reason']}"}, ended
-    )
-    final = await ended
-    driver.cancel()
+        return _report(name, player, None, {"p": "error", "reason": _describe(e)}, [], 0)
+    drivers: list[BotDriver] = []
+    while True:
+        assert player.welcome is not None
+        if not drivers or drivers[-1].session is not session:
+            driver = BotDriver(session, game.make_bot(player.welcome.player_id, rng),
+                               think_time, reactor)  # fmt: skip
+            driver.attach()
+            drivers.append(driver)
+            if on_session is not None:
+                on_session(session)
+        final = await _play(session)
+        drivers[-1].cancel()
+        if not _worth_rejoining(final):
+            break
+        try:
+            found, session = await _rejoin(reactor, player, session, policy)
+        except Exception as e:
+            ended = "session closed" if final["p"] == "closed" else str(final["p"])
+            final = {"p": "error", "reason": f"{ended}: {final.get('reason')}; {_describe(e)}"}
+            break
+        reconnects += 1
     await session.disconnect()
+    return _report(name, player, found.game_id, final, drivers, reconnects)
+
+
+def _report(
+    name: str,
+    player: LobbyPlayer,
+    match_id: str | None,
+    final: dict[str, Any],
+    drivers: Sequence[BotDriver],
+    reconnects: int,
+) -> BotReport:
     return BotReport(
         name,
-        player_id,
+        player.welcome.player_id if player.welcome is not None else None,
         match_id,
-        str(final["p"]),
+        "error" if final["p"] == "closed" else str(final["p"]),
         result=final.get("result"),
-        actions_sent=driver.actions_sent,
-        actions_rejected=driver.actions_rejected,
-        error=final.get("reason"),
-    )
+        actions_sent=sum(d.actions_sent for d in drivers),
+        actions_rejected=sum(d.actions_rejected for d in drivers),
+        error=(f"session closed: {final['reason']}" if final["p"] == "closed"
+               else final.get("reason")),
+        reconnects=reconnects,
+        lobby_changes=player.lobby_changes,
+    )  # fmt: skip
+
+
+# A match aborted for this reason keeps its connected players a place at the head
+# of the queue, claimed with `reconnect` (docs/lobby.md).
+PLACE_KEPT_REASONS = ("players_missing",)
+
+
+def _worth_rejoining(final: dict[str, Any]) -> bool:
+    if final["p"] == "closed":
+        return True
+    return final["p"] == "aborted" and final.get("reason") in PLACE_KEPT_REASONS
+
+
+async def _play(session: GameSession) -> dict[str, Any]:
+    """The final phase of the match, or {"p": "closed", "reason": r} if the UDP session
+    closed first (the host timed it out, shut down, or this client was away)."""
+    ended: Deferred[dict[str, Any]] = Deferred()
+    session.finished.addCallback(_fire, ended)
+    session.on_closed = lambda closed: _fire({"p": "closed", "reason": closed["reason"]}, ended)
+    if session.finished.called or not session.connected:
+        _fire(cast("dict[str, Any]", session.finished.result) if session.finished.called
+              else {"p": "closed", "reason": session.close_reason or "closed"}, ended)  # fmt: skip
+    return await ended
+
+
+async def _rejoin(
+    reactor: Any, player: LobbyPlayer, session: GameSession, policy: FailoverPolicy
+) -> tuple[MatchFound, GameSession]:
+    """Back through the lobbies: the same match on the same `session` (a fresh token for
+    the seat), or a new match after a place kept in the queue. A game host that turns
+    the fresh token away (it has not noticed the old session ended) is tried again
+    after a backoff, for at most `give_up_after`."""
+    deadline = reactor.seconds() + policy.give_up_after
+    failures = 0
+    rng = random.Random()
+    while True:
+        found = await player.rejoin()
+        same = not session.finished.called and session.welcome is not None and (
+            session.welcome.get("match") == found.game_id
+        )
+        try:
+            if same:
+                return found, await connect_game(reactor, found, session=session)
+            return found, await connect_game(reactor, found)
+        except ConnectFailedError:
+            if reactor.seconds() >= deadline:
+                raise
+        await deferLater(reactor, policy.backoff.delay(failures, rng), lambda: None)
+        failures += 1
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, NoLobbyAvailable):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _fire(value: dict[str, Any], d: Deferred[dict[str, Any]]) -> dict[str, Any]:
@@ -172,7 +246,7 @@ def _fire(value: dict[str, Any], d: Deferred[dict[str, Any]]) -> dict[str, Any]:
 
 def run_bots(
     reactor: Any,
-    lobby: LobbyAddress,
+    lobby: LobbyAddress | Sequence[LobbyAddress],
     game: IGame,
     count: int,
     *,
@@ -180,12 +254,13 @@ def run_bots(
     think_time: float = 0.0,
     name_prefix: str = "bot",
 ) -> Deferred[list[BotReport]]:
-    """Run `count` bots at once; fires with their reports in order."""
+    """Run `count` bots at once; fires with their reports in order. Given several
+    lobbies, bot i starts at the i-th (modulo their number)."""
     master = random.Random(seed)
     bots = [
         Deferred.fromCoroutine(
             play_bot(reactor, lobby, game, f"{name_prefix}{i}",
-                     rng=random.Random(master.random()), think_time=think_time)
+                     rng=random.Random(master.random()), think_time=think_time, start=i)
         )
         for i in range(count)
     ]

@@ -17,8 +17,7 @@ from twisted.internet.error import (
 )
 from twisted.python.failure import Failure
 
-from vinom.client.bots import LobbyAddress
-from vinom.client.lobby import LobbyError
+from vinom.client.lobby import LobbyAddress, LobbyError
 
 # Where `twistd vinom` keeps its dev certificate (its --data-dir), and where the
 # command-line clients look for it when no --trust is given.

@@ -34,6 +34,19 @@ from vinom.errors import LobbyError
 
 
 @frozen
+class LobbyAddress:
+    """Where a lobby listens, and the certificate to trust (None: the platform's CAs)."""
+
+    host: str
+    port: int
+    trust: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@frozen
 class Welcome:
     """The answer to `hello`: keep `secret` to reconnect to a running match (it is
     left out of the repr, so logging a `Welcome` does not give the seat away)."""
@@ -112,6 +125,9 @@ class LobbyClientProtocol(LineOnlyReceiver):
         self._on_queued: QueuedCallback | None = None
         self.on_room_update: RoomCallback | None = None
         self.closed: Deferred[None] = Deferred()
+        # Fires at the first `queued` or `match_found`: the lobby took this client's
+        # request (vinom.client.failover counts it as working from then on).
+        self.served: Deferred[None] = Deferred()
         self.frames_received = 0
 
     # -- requests ---------------------------------------------------------
@@ -146,6 +162,8 @@ class LobbyClientProtocol(LineOnlyReceiver):
             return
         self.frames_received += 1
         kind = frame.get("type")
+        if kind in ("queued", "match_found") and not self.served.called:
+            self.served.callback(None)
         request_id = frame.get("id")
         if kind == "ping" and request_id is None:
             # The lobby checks that a waiting player is alive: any frame answers.
