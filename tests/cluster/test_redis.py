@@ -101,7 +101,7 @@ class SettingsTests(SynchronousTestCase):
         cases = {
             RedisSettings: ("pool_size", "timeout"),
             RedisMatchmakerSettings: (
-                "ticket_ttl", "tick_every", "call_timeout", "matches_per_pass",
+                "lobby_lease", "tick_every", "call_timeout", "matches_per_pass",
                 "ranked_scan_limit", "matched_memory", "match_log_length", "enqueue_batch",
             ),
             RedisPartySettings: ("party_ttl", "refresh_every"),

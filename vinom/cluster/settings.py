@@ -93,9 +93,11 @@ class RedisMatchmakerSettings:
     """How a `RedisMatchmaker` uses Redis; the defaults suit a production lobby."""
 
     prefix: str = DEFAULT_PREFIX + "mm"
-    # A lobby's tickets lapse this long after its last heartbeat.
-    ticket_ttl: float = field(default=15.0, validator=positive)
-    # Heartbeat, and a matching pass over every queue, this often.
+    # A lobby's lease: its tickets are matched only while it holds it (and its
+    # presence connection is open), and dropped once it has lapsed, this long
+    # after the lobby last renewed it. Several times `tick_every`.
+    lobby_lease: float = field(default=3.0, validator=positive)
+    # Heartbeat (renewing the lease), and a matching pass over every queue, this often.
     tick_every: float = field(default=1.0, validator=positive)
     # No call waits longer for Redis.
     call_timeout: float = field(default=5.0, validator=positive)
