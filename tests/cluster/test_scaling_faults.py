@@ -16,7 +16,7 @@ import sys
 import time
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.task import deferLater
 
@@ -36,6 +36,7 @@ from vinom.client.lobby import (
 )
 from vinom.cluster.client import parse_redis_url
 from vinom.cluster.settings import DEFAULT_MATCHMAKER as MATCHMAKER
+from vinom.cluster.settings import DEFAULT_PARTIES
 
 # A lobby's lease lapses this long after its last heartbeat, and the next
 # pass of a living lobby (every tick) drops its tickets.
@@ -44,6 +45,8 @@ TICK = MATCHMAKER.tick_every
 # Ranked players RATING_STEP apart never fit one window (base 100, no growth).
 RATING_WINDOW = ("--rating-window", "tictactoe=100,0")
 RATING_STEP = 1000.0
+# A lobby looks for party members of dead lobbies this often.
+PARTY_CHECK = DEFAULT_PARTIES.check_every
 # The bound on each call of the player store (2 s by default).
 REDIS_TIMEOUT = parse_redis_url("redis://127.0.0.1/0").timeout
 # What polling adds to a measured time on a loaded machine.
@@ -220,6 +223,67 @@ class LobbyDeathTests(ClusterTestCase):
             self.assertFalse(found.called)
         for match_id, players in formed.items():
             self.assertFalse(players & ghost_ids, match_id)
+
+    async def test_a_party_whose_members_lobby_died_is_told_and_not_matched_with_them(
+        self,
+    ) -> None:
+        # Two parties of two, each split across the lobbies: Ann leads with Bob on
+        # the doomed lobby (queued for a maze of four), Cid leads on the doomed
+        # lobby with Dee (queued for dice, four).
+        sizes = ("--match-size", "maze=4", "--match-size", "dice=4")
+        await self.start("host", *sizes, ports=4)
+        doomed = await self.start("lobby", *sizes)
+        survivor = await self.start("lobby", *sizes)
+        there, here = self.lobby_address(doomed), self.lobby_address(survivor)
+        ann, dee = [await connect_player(self, here, name) for name in ("Ann", "Dee")]
+        bob, cid = [await connect_player(self, there, name) for name in ("Bob", "Cid")]
+        for leader, member, game in ((ann, bob, "maze"), (cid, dee, "dice")):
+            code = (await leader.request({"type": "party_create"}))["party"]["code"]
+            self.assertEqual((await member.request({"type": "party_join", "code": code}))["type"],
+                             "party")  # fmt: skip
+            self.assertEqual((await leader.request({"type": "queue", "game": game}))["type"],
+                             "queued")  # fmt: skip
+        await dee.of_type("queued")
+        doomed.transport.signalProcess("KILL")
+        await doomed.output.ended
+        killed = time.monotonic()
+        # Right after the kill, two solo players for each game fill the seats each
+        # party would make a match with.
+        solos = {game: [await connect_player(self, here, f"{game}{i}") for i in range(2)]
+                 for game in ("maze", "dice")}  # fmt: skip
+        for game, players in solos.items():
+            for solo in players:
+                self.assertEqual((await solo.request({"type": "queue", "game": game}))["type"],
+                                 "queued")  # fmt: skip
+        # Ann and Dee are told their partner left, and that the party's ticket was
+        # withdrawn, as for a member who leaves.
+        bound = LEASE + PARTY_CHECK + SLACK
+        for player, gone in ((ann, bob), (dee, cid)):
+            left = player.when(lambda f: f["type"] == "party_update" and f["event"] == "left")
+            try:
+                update = await left.addTimeout(bound, reactor)
+            except TimeoutError:
+                self.fail(f"{player.player_id} was not told within {bound} s; "
+                          f"matches formed: {await self.match_log()}")  # fmt: skip
+            self.assertEqual(update["player_id"], gone.player_id)
+            self.assertEqual([m["player_id"] for m in update["party"]["members"]],
+                             [player.player_id])  # fmt: skip
+            cancelled = await player.of_type("cancelled")
+            self.assertEqual(cancelled["reason"], "member_left")
+        told = time.monotonic() - killed
+        report("the parties were told after", told)
+        self.assertLessEqual(told, bound)
+        # Nobody was matched meanwhile.
+        self.assertEqual(await self.match_log(), {})
+        # Queued again, each as a party of one, they make a maze with its solos.
+        for player in (ann, dee):
+            self.assertEqual((await player.request({"type": "queue", "game": "maze"}))["type"],
+                             "queued")  # fmt: skip
+        players = (ann, dee, *solos["maze"])
+        found = [await p.of_type("match_found") for p in players]
+        self.assertEqual(len({f["game_id"] for f in found}), 1)
+        formed = await self.match_log()
+        self.assertEqual(list(formed.values()), [{p.player_id for p in players}])
 
     async def match_log(self) -> dict[str, set[str]]:
         """Every match the matchmakers formed: its id -> its players' ids."""

@@ -50,10 +50,11 @@ end
 
 -- A queue member's ticket; nil after removing it if it is not queued or its
 -- lobby is dead; false (left where it is) if a lobby it needs is not live:
--- its owner, or one holding a member of its party ('lobbies', space separated).
+-- its owner, or one holding a member of its party.
+local party_prefix = ''
 local function live(qkey, player)
   local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'rating', 'queued_at', 'data',
-                      'size', 'lobbies')
+                      'size')
   if t[1] ~= 'queued' then
     redis.call('ZREM', qkey, player)
     return nil
@@ -65,9 +66,16 @@ local function live(qkey, player)
     return nil
   end
   if state ~= 'live' then return false end
-  if t[7] then
-    for lobby in string.gmatch(t[7], '%S+') do
-      if lobby_state(lobby) ~= 'live' then return false end
+  if party_prefix ~= '' and tonumber(t[6]) and tonumber(t[6]) > 1 then
+    -- A party's ticket: every member's lobby must be live too (the party store
+    -- keeps which lobby holds each member, docs/scaling.md). The party id is
+    -- in its seats' JSON, where a quote inside a name is escaped.
+    local party = string.match(t[5], '"party_id":"([^"]+)"')
+    local at = party and redis.call('HGET', party_prefix .. ':' .. party, 'lobbies')
+    if at then
+      for _, lobby in pairs(cjson.decode(at)) do
+        if lobby_state(lobby) ~= 'live' then return false end
+      end
     end
   end
   -- data: the JSON of the ticket's seats (a party's: one ticket per member), comma separated.
@@ -304,7 +312,7 @@ end
 -- Form matches in one queue. Arguments from `first`: game, queue, game as
 -- JSON, match size, window base, growth, max ('' for none), match ids
 -- (space separated: at most one match per id), ranked scan limit, matched_ms,
--- team size (0: no teams).
+-- team size (0: no teams), the party store's prefix ('' for none).
 local function pass(first)
   local game, queue, game_json = ARGV[first], ARGV[first + 1], ARGV[first + 2]
   local size = tonumber(ARGV[first + 3])
@@ -315,6 +323,7 @@ local function pass(first)
   local scan_limit = tonumber(ARGV[first + 8])
   local matched_ms = tonumber(ARGV[first + 9])
   local team_size = tonumber(ARGV[first + 10]) or 0
+  party_prefix = ARGV[first + 11] or ''
   local qkey = queue_key(game, queue)
   local ranked = queue == 'ranked'
   local matches = {}

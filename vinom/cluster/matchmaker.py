@@ -391,6 +391,7 @@ class RedisMatchmaker:
             str(self._settings.ranked_scan_limit),
             self._matched_ms,
             str(self._team_sizes.get(game, 0)),
+            self._settings.party_prefix,
         ]
         return before, after
 

@@ -113,6 +113,9 @@ class RedisMatchmakerSettings:
     # The most tickets one enqueue call carries (one script run: Redis runs
     # nothing else meanwhile, so this bounds how long it waits on one call).
     enqueue_batch: int = field(default=128, validator=positive)
+    # The party store's prefix (RedisPartySettings.prefix): a party's ticket is
+    # matched only while the lobby holding each of its members is live.
+    party_prefix: str = DEFAULT_PREFIX + "party"
 
 
 DEFAULT_MATCHMAKER = RedisMatchmakerSettings()
@@ -126,6 +129,9 @@ class RedisPartySettings:
     # A party's keys (and a member's) lapse this long after their last refresh.
     party_ttl: float = field(default=60.0, validator=positive)
     refresh_every: float = field(default=15.0, validator=positive)
+    # How often a lobby looks for members of its players' parties whose lobby's
+    # lease has lapsed (they are taken out of their party, told as `left`).
+    check_every: float = field(default=1.0, validator=positive)
 
 
 DEFAULT_PARTIES = RedisPartySettings()
