@@ -446,14 +446,19 @@ class DeadLobbyTests(TestCase):
         lease = 0.5
         settings = {"lobby_lease": lease, "tick_every": 0.1}
         child, _ = await self.spawn_lobby(
-            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
-                    "tickets": [{"player_id": "stalled", "name": "S", "game": "tictactoe",
-                                 "rating": None, "queued_at": 0.0}]},
+            redis, {"sizes": {"tictactoe": 2, "maze": 4}, "settings": settings,
+                    "tickets": [{"player_id": player, "name": "S", "game": game,
+                                 "rating": None, "queued_at": 0.0}
+                                for player, game in (("stalled", "tictactoe"),
+                                                     ("returned", "maze"))]},
         )  # fmt: skip
         lobby = await start_lobby(
-            self, redis.port, {"tictactoe": 2},
+            self, redis.port, {"tictactoe": 2, "maze": 4},
             RedisMatchmakerSettings(lobby_lease=lease, tick_every=0.1),
         )
+        # One of its players came back through the other lobby, which withdrew
+        # their ticket (a returning player's hello).
+        self.assertTrue(await lobby.matchmaker.cancel("returned"))
         child.transport.signalProcess(signal.SIGSTOP)  # type: ignore[attr-defined]
         self.addCleanup(lambda: child.ended.called or child.transport.signalProcess(signal.SIGCONT))
         # Its lease lapses and the living lobby's pass drops its ticket.
@@ -464,10 +469,13 @@ class DeadLobbyTests(TestCase):
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(lobby.heard, [])
         # Resumed, the lobby finds its lease lapsed and puts its ticket back in
-        # its place, ahead of the partner: they are matched.
+        # its place, ahead of the partner: they are matched. The withdrawn ticket
+        # is not put back.
         child.transport.signalProcess(signal.SIGCONT)  # type: ignore[attr-defined]
         await wait_until(lambda: len(lobby.heard) == 1, 10, "the match")
         self.assertEqual(lobby.heard[0].player_ids, ("stalled", "partner"))
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertIsNone(await lobby.matchmaker.position("returned"))
 
 
 async def wait_until_async(case: TestCase, read: Callable[[], Deferred[Any]], value: object,

@@ -36,6 +36,7 @@ from vinom.lobby.codec import (
     PartyJoin,
     PartyLeave,
     Ping,
+    Previous,
     Queue,
     Reconnect,
     Request,
@@ -205,14 +206,8 @@ class RequestHandlers:
         player_id = new_player_id()
         secret = new_secret()
         record = PlayerRecord(player_id, request.name, hash_secret(secret), self._clock.seconds())
-        withdrawn = False
 
-        def save(took_back: bool) -> Deferred[None]:
-            nonlocal withdrawn
-            withdrawn = took_back
-            return self._store.save_player(record)
-
-        def saved(_: None) -> None:
+        def saved(withdrawn: bool | None) -> None:
             if connection.closing:
                 self._players.forget(player_id)
                 return
@@ -227,17 +222,23 @@ class RequestHandlers:
                     "secret": secret,
                     "games": dict(self.match_sizes),
                     "titles": dict(self.game_titles),
-                    **({"withdrawn": withdrawn} if request.previous is not None else {}),
+                    **({} if withdrawn is None else {"withdrawn": withdrawn}),
                 },
             )
 
         previous = request.previous
         if previous is None:
-            return self._store.save_player(record).addCallback(saved)
-        # A returning player: what their earlier identity left queued goes first.
-        d = self._store.get_player(previous.player_id)
-        d.addCallback(self._withdraw_if_theirs, previous.player_id, previous.secret)
-        return d.addCallback(save).addCallback(saved)
+            return self._store.save_player(record).addCallback(lambda _: saved(None))
+
+        async def returning(previous: Previous) -> None:
+            # A returning player: what their earlier identity left queued goes first.
+            earlier = await self._store.get_player(previous.player_id)
+            withdrawn = await self._withdraw_if_theirs(earlier, previous.player_id,
+                                                       previous.secret)  # fmt: skip
+            await self._store.save_player(record)
+            saved(withdrawn)
+
+        return Deferred.fromCoroutine(returning(previous))
 
     def _withdraw_if_theirs(
         self, record: PlayerRecord | None, player_id: str, secret: str
