@@ -225,7 +225,7 @@ class FormedByTests(TestCase):
     async def test_every_lobby_knows_which_lobby_formed_a_match(self) -> None:
         # The lobby whose call formed a match places it (vinom.cluster.placement).
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(tick_every=60.0)
+        settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
         first, second = [
             await start_lobby(self, redis.port, {"tictactoe": 2}, settings) for _ in range(2)
         ]
@@ -287,7 +287,7 @@ class BurstTests(TestCase):
         # then finds no game host and A puts p back: that must work (p is not
         # still counted as queued), and p is matched once more, with r.
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(tick_every=60.0)
+        settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
         pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
                                              reconnect=True)  # fmt: skip
         self.addCleanup(pool.disconnect)
@@ -478,6 +478,42 @@ class DeadLobbyTests(TestCase):
         self.assertIsNone(await lobby.matchmaker.position("returned"))
 
 
+class PartyMemberLobbyTests(TestCase):
+    async def test_a_partys_ticket_waits_while_a_member_is_not_held_by_a_live_lobby(
+        self,
+    ) -> None:
+        # The party store keeps which lobby holds each member (the party's
+        # `lobbies`); the test writes it as the store would.
+        redis = await start_redis(self)
+        lobby = await start_lobby(self, redis.port, {"maze": 4},
+                                  RedisMatchmakerSettings(tick_every=0.1))  # fmt: skip
+        me = lobby.matchmaker.lobby_id
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1)
+        self.addCleanup(pool.disconnect)
+
+        async def members_held_by(lobbies: dict[str, str]) -> None:
+            await pool.execute_command("HSET", "vinom:party:p-1", "lobbies", json.dumps(lobbies))
+            await deferLater(reactor, 0.4, lambda: None)  # a few passes
+
+        await members_held_by({"a": me, "b": "l-dead"})
+        now = time.time()
+        await lobby.matchmaker.enqueue(Ticket("a", "a", "maze", None, now, party_id="p-1",
+                                              members=(Ticket("b", "b", "maze", None, now,
+                                                              party_id="p-1"),)))  # fmt: skip
+        await lobby.matchmaker.enqueue(ticket("s1", "maze"))
+        await lobby.matchmaker.enqueue(ticket("s2", "maze"))
+        # b's lobby has no lease: dead.
+        await members_held_by({"a": me, "b": "l-dead"})
+        self.assertEqual(lobby.heard, [])
+        # b was taken out of the party (its ticket is about to be withdrawn).
+        await members_held_by({"a": me})
+        self.assertEqual(lobby.heard, [])
+        # Both held by a live lobby: the party and the solos make a match.
+        await members_held_by({"a": me, "b": me})
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("a", "b", "s1", "s2"))
+
+
 async def wait_until_async(case: TestCase, read: Callable[[], Deferred[Any]], value: object,
                            timeout: float, what: str) -> None:  # fmt: skip
     deadline = time.monotonic() + timeout
@@ -553,7 +589,7 @@ class RedisRestartTests(TestCase):
         # SCRIPT FLUSH (an operator's, or a failover to a replica that never ran it):
         # the next call of each lobby sends the script again, and nothing is lost.
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(tick_every=60.0)
+        settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
         first = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
         second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
         self.assertEqual(await first.matchmaker.enqueue(ticket("a")), 1)

@@ -280,7 +280,12 @@ class LobbyDeathTests(ClusterTestCase):
             self.assertEqual((await player.request({"type": "queue", "game": "maze"}))["type"],
                              "queued")  # fmt: skip
         players = (ann, dee, *solos["maze"])
-        found = [await p.of_type("match_found") for p in players]
+        found = []
+        for p in players:
+            try:
+                found.append(await p.of_type("match_found").addTimeout(20, reactor))
+            except TimeoutError:
+                self.fail(f"no match_found for {p.player_id}: {p.frames}")
         self.assertEqual(len({f["game_id"] for f in found}), 1)
         formed = await self.match_log()
         self.assertEqual(list(formed.values()), [{p.player_id for p in players}])

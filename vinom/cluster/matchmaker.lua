@@ -68,13 +68,18 @@ local function live(qkey, player)
   if state ~= 'live' then return false end
   if party_prefix ~= '' and tonumber(t[6]) and tonumber(t[6]) > 1 then
     -- A party's ticket: every member's lobby must be live too (the party store
-    -- keeps which lobby holds each member, docs/scaling.md). The party id is
-    -- in its seats' JSON, where a quote inside a name is escaped.
+    -- keeps which lobby holds each member, docs/scaling.md). The party id and
+    -- the seats' player ids are in its seats' JSON, where a quote inside a
+    -- name is escaped.
+    -- Every seat's player must still be a member (one taken out, whose ticket
+    -- its leader's lobby is about to withdraw, is not) held by a live lobby.
     local party = string.match(t[5], '"party_id":"([^"]+)"')
     local at = party and redis.call('HGET', party_prefix .. ':' .. party, 'lobbies')
-    if at then
-      for _, lobby in pairs(cjson.decode(at)) do
-        if lobby_state(lobby) ~= 'live' then return false end
+    if at and at ~= '{}' then
+      local lobbies = cjson.decode(at)
+      for seat in string.gmatch(t[5], '"player_id":"([^"]+)"') do
+        local lobby = lobbies[seat]
+        if lobby == nil or lobby_state(lobby) ~= 'live' then return false end
       end
     end
   end

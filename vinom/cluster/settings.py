@@ -117,6 +117,14 @@ class RedisMatchmakerSettings:
     # matched only while the lobby holding each of its members is live.
     party_prefix: str = DEFAULT_PREFIX + "party"
 
+    def __attrs_post_init__(self) -> None:
+        # A lease renewed less often than it lasts would lapse between renewals.
+        if not self.lobby_lease > self.tick_every:
+            raise ValueError(
+                f"lobby_lease ({self.lobby_lease:g} s) must be longer than tick_every "
+                f"({self.tick_every:g} s), which renews it"
+            )
+
 
 DEFAULT_MATCHMAKER = RedisMatchmakerSettings()
 
