@@ -268,7 +268,10 @@ class LobbyDeathTests(ClusterTestCase):
             self.assertEqual(update["player_id"], gone.player_id)
             self.assertEqual([m["player_id"] for m in update["party"]["members"]],
                              [player.player_id])  # fmt: skip
-            cancelled = await player.of_type("cancelled")
+            try:
+                cancelled = await player.of_type("cancelled").addTimeout(bound, reactor)
+            except TimeoutError:
+                self.fail(f"{player.player_id} was not told its ticket went: {player.frames}")
             self.assertEqual(cancelled["reason"], "member_left")
         told = time.monotonic() - killed
         report("the parties were told after", told)
