@@ -72,6 +72,11 @@ class RedisPartyStore:
     `redis` is the process's `RedisClient` (its calls are bounded by its
     timeout: with Redis down they fail with `BackendUnavailable`);
     `subscription_endpoint` reaches the same Redis for the changes channel.
+    `lobby_id` is the id of the lobby this store serves (its matchmaker's), kept
+    with each member it holds; with `lease_prefix`, the matchmaker's prefix
+    (the lobbies' leases are its `:lobby:<lobby_id>` keys), the store takes
+    out of their parties, every `check_every`, the members held by a lobby
+    whose lease has lapsed.
     Call `start()` before use and `stop()` at shutdown.
     """
 
