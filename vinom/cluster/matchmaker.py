@@ -145,7 +145,10 @@ class RedisMatchmaker:
         )  # fmt: skip
         # Open while this process lives: the script counts its subscribers.
         self._presence = RedisSubscription(
-            subscriber_endpoint, f"{settings.prefix}:presence:{self.lobby_id}", _ignore, clock,
+            subscriber_endpoint,
+            f"{settings.prefix}:presence:{self.lobby_id}",
+            _ignore,
+            clock,
             password,
         )
         self._ticker = LoopingCall(self._tick)

@@ -270,9 +270,7 @@ class RequestHandlers:
                 return succeed(False)
             self._players.unbind(earlier)
             earlier.push(
-                error_frame(
-                    errors.SESSION_REPLACED, "the player came back on another connection"
-                ),
+                error_frame(errors.SESSION_REPLACED, "the player came back on another connection"),
                 final=True,
             )
 
