@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -224,7 +225,7 @@ class FormedByTests(TestCase):
     async def test_every_lobby_knows_which_lobby_formed_a_match(self) -> None:
         # The lobby whose call formed a match places it (vinom.cluster.placement).
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(tick_every=60.0)
+        settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
         first, second = [
             await start_lobby(self, redis.port, {"tictactoe": 2}, settings) for _ in range(2)
         ]
@@ -286,7 +287,7 @@ class BurstTests(TestCase):
         # then finds no game host and A puts p back: that must work (p is not
         # still counted as queued), and p is matched once more, with r.
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(tick_every=60.0)
+        settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
         pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=2,
                                              reconnect=True)  # fmt: skip
         self.addCleanup(pool.disconnect)
@@ -336,6 +337,7 @@ class DeadLobbyTests(TestCase):
         line = child.output.decode().strip().splitlines()[-1]
         self.assertTrue(line.startswith("ready "), child.output.decode())
         child.kill = kill  # type: ignore[attr-defined]
+        child.transport = transport  # type: ignore[attr-defined]
         return child, line.split()[1]
 
     async def test_the_tickets_of_a_dead_lobby_lapse_and_nobody_is_matched_with_them(
@@ -344,7 +346,7 @@ class DeadLobbyTests(TestCase):
         redis = await start_redis(self)
         ttl = 1.0
         window = {"base": 100.0, "growth": 0.0, "max": None}
-        settings = {"ticket_ttl": ttl, "tick_every": 0.1}
+        settings = {"lobby_lease": ttl, "tick_every": 0.1}
         # The dying lobby queues ranked tickets far apart (none fits another)
         # and one normal ticket.
         ghosts = [
@@ -359,7 +361,7 @@ class DeadLobbyTests(TestCase):
         )  # fmt: skip
         lobby = await start_lobby(
             self, redis.port, {"tictactoe": 2},
-            RedisMatchmakerSettings(ticket_ttl=ttl, tick_every=0.1),
+            RedisMatchmakerSettings(lobby_lease=ttl, tick_every=0.1),
             windows={"tictactoe": RatingWindow(**window)},
         )  # fmt: skip
         self.assertIsNotNone(await lobby.matchmaker.position("ghost0"))
@@ -392,39 +394,132 @@ class DeadLobbyTests(TestCase):
             sorted([(f"b{i}", f"c{i}") for i in range(10)] + [("n1", "n2")]),
         )
 
-    async def test_a_lobby_that_is_gone_cannot_hold_a_player_in_the_queue(self) -> None:
-        # A player whose lobby died comes back through another and queues again.
+    async def test_a_killed_lobbys_tickets_are_never_matched_even_before_its_lease_lapses(
+        self,
+    ) -> None:
+        # The lease is long here: only the killed process's closed connections
+        # tell the survivors, and they must be enough.
         redis = await start_redis(self)
-        settings = {"ticket_ttl": 0.5, "tick_every": 0.1}
+        settings = {"lobby_lease": 30.0, "tick_every": 0.1}
+        # Three of a maze of four wait in the lobby that dies.
+        ghosts = [{"player_id": f"ghost{i}", "name": "g", "game": "maze", "rating": None,
+                   "queued_at": 0.0} for i in range(3)]  # fmt: skip
         child, _ = await self.spawn_lobby(
-            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
-                    "tickets": [{"player_id": "p", "name": "P", "game": "tictactoe",
-                                 "rating": None, "queued_at": 0.0}]},
-        )  # fmt: skip
-        lobby = await start_lobby(
-            self, redis.port, {"tictactoe": 2},
-            RedisMatchmakerSettings(ticket_ttl=0.5, tick_every=60.0),
+            redis, {"sizes": {"maze": 4}, "settings": settings, "tickets": ghosts}
         )
+        lobby = await start_lobby(
+            self, redis.port, {"maze": 4},
+            RedisMatchmakerSettings(lobby_lease=30.0, tick_every=0.1),
+        )  # fmt: skip
+        # While its lobby lives, a player cannot be queued twice.
         with self.assertRaises(Exception) as refused:
-            await lobby.matchmaker.enqueue(ticket("p"))
+            await lobby.matchmaker.enqueue(ticket("ghost0", "maze"))
         self.assertEqual(type(refused.exception).__name__, "AlreadyQueued")
         child.kill()  # type: ignore[attr-defined]
         await child.ended
-        # Refused until the dead lobby's key lapses (0.5 s after its last heartbeat),
-        # then queued; polled, as a loaded machine may run the last heartbeat late.
         killed = time.monotonic()
+        # Right after the kill: a returning player's ticket replaces their ghost
+        # (polled: Redis hears the connections close a moment after the kill) ...
         while True:
             try:
-                position = await lobby.matchmaker.enqueue(ticket("p"))
+                position = await lobby.matchmaker.enqueue(ticket("ghost0", "maze"))
                 break
             except Exception as e:
                 self.assertEqual(type(e).__name__, "AlreadyQueued")
-                self.assertLess(time.monotonic() - killed, 5.0, "the dead lobby's ticket held")
-                await deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(position, 1)
-        await lobby.matchmaker.enqueue(ticket("q"))
+                self.assertLess(time.monotonic() - killed, SLACK, "the dead lobby's ticket held")
+                await deferLater(reactor, 0.05, lambda: None)
+        # ... and it is not matched with the other two ghosts, nor is a new
+        # player, though the four would fill a maze.
+        self.assertEqual(position, 3)
+        await lobby.matchmaker.enqueue(ticket("new1", "maze"))
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual(lobby.heard, [])
+        # Living players fill the match.
+        await lobby.matchmaker.enqueue(ticket("new2", "maze"))
+        await lobby.matchmaker.enqueue(ticket("new3", "maze"))
         await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
-        self.assertEqual(lobby.heard[0].player_ids, ("p", "q"))
+        self.assertEqual(lobby.heard[0].player_ids, ("ghost0", "new1", "new2", "new3"))
+        self.assertLess(time.monotonic() - killed, 30.0)
+
+    async def test_a_lobby_that_stalled_past_its_lease_puts_its_tickets_back(self) -> None:
+        redis = await start_redis(self)
+        lease = 0.5
+        settings = {"lobby_lease": lease, "tick_every": 0.1}
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2, "maze": 4}, "settings": settings,
+                    "tickets": [{"player_id": player, "name": "S", "game": game,
+                                 "rating": None, "queued_at": 0.0}
+                                for player, game in (("stalled", "tictactoe"),
+                                                     ("returned", "maze"))]},
+        )  # fmt: skip
+        lobby = await start_lobby(
+            self, redis.port, {"tictactoe": 2, "maze": 4},
+            RedisMatchmakerSettings(lobby_lease=lease, tick_every=0.1),
+        )
+        # One of its players came back through the other lobby, which withdrew
+        # their ticket (a returning player's hello).
+        self.assertTrue(await lobby.matchmaker.cancel("returned"))
+        child.transport.signalProcess(signal.SIGSTOP)  # type: ignore[attr-defined]
+        self.addCleanup(lambda: child.ended.called or child.transport.signalProcess(signal.SIGCONT))
+        # Its lease lapses and the living lobby's pass drops its ticket.
+        await wait_until_async(self, lambda: lobby.matchmaker.position("stalled"), None, 10,
+                               "the stalled lobby's ticket dropped")  # fmt: skip
+        # A player queued meanwhile is not matched with it.
+        await lobby.matchmaker.enqueue(ticket("partner"))
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(lobby.heard, [])
+        # Resumed, the lobby finds its lease lapsed and puts its ticket back in
+        # its place, ahead of the partner: they are matched. The withdrawn ticket
+        # is not put back.
+        child.transport.signalProcess(signal.SIGCONT)  # type: ignore[attr-defined]
+        await wait_until(lambda: len(lobby.heard) == 1, 10, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("stalled", "partner"))
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertIsNone(await lobby.matchmaker.position("returned"))
+
+
+class PartyMemberLobbyTests(TestCase):
+    async def test_a_partys_ticket_waits_while_a_member_is_not_held_by_a_live_lobby(
+        self,
+    ) -> None:
+        # The party store keeps which lobby holds each member (the party's
+        # `lobbies`); the test writes it as the store would.
+        redis = await start_redis(self)
+        lobby = await start_lobby(self, redis.port, {"maze": 4},
+                                  RedisMatchmakerSettings(tick_every=0.1))  # fmt: skip
+        me = lobby.matchmaker.lobby_id
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1)
+        self.addCleanup(pool.disconnect)
+
+        async def members_held_by(lobbies: dict[str, str]) -> None:
+            await pool.execute_command("HSET", "vinom:party:p-1", "lobbies", json.dumps(lobbies))
+            await deferLater(reactor, 0.4, lambda: None)  # a few passes
+
+        await members_held_by({"a": me, "b": "l-dead"})
+        now = time.time()
+        await lobby.matchmaker.enqueue(Ticket("a", "a", "maze", None, now, party_id="p-1",
+                                              members=(Ticket("b", "b", "maze", None, now,
+                                                              party_id="p-1"),)))  # fmt: skip
+        await lobby.matchmaker.enqueue(ticket("s1", "maze"))
+        await lobby.matchmaker.enqueue(ticket("s2", "maze"))
+        # b's lobby has no lease: dead.
+        await members_held_by({"a": me, "b": "l-dead"})
+        self.assertEqual(lobby.heard, [])
+        # b was taken out of the party (its ticket is about to be withdrawn).
+        await members_held_by({"a": me})
+        self.assertEqual(lobby.heard, [])
+        # Both held by a live lobby: the party and the solos make a match.
+        await members_held_by({"a": me, "b": me})
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("a", "b", "s1", "s2"))
+
+
+async def wait_until_async(case: TestCase, read: Callable[[], Deferred[Any]], value: object,
+                           timeout: float, what: str) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while await read() != value:
+        case.assertLess(time.monotonic(), deadline, f"timed out waiting for {what}")
+        await deferLater(reactor, 0.05, lambda: None)
 
 
 class RedisRestartTests(TestCase):
@@ -432,7 +527,7 @@ class RedisRestartTests(TestCase):
         self,
     ) -> None:
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(ticket_ttl=5.0, tick_every=0.1, call_timeout=1.0)
+        settings = RedisMatchmakerSettings(lobby_lease=5.0, tick_every=0.1, call_timeout=1.0)
         sizes = {"tictactoe": 2, "maze": 2}
         first = await start_lobby(self, redis.port, sizes, settings)
         second = await start_lobby(self, redis.port, sizes, settings)
@@ -494,7 +589,7 @@ class RedisRestartTests(TestCase):
         # SCRIPT FLUSH (an operator's, or a failover to a replica that never ran it):
         # the next call of each lobby sends the script again, and nothing is lost.
         redis = await start_redis(self)
-        settings = RedisMatchmakerSettings(tick_every=60.0)
+        settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
         first = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
         second = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
         self.assertEqual(await first.matchmaker.enqueue(ticket("a")), 1)
@@ -539,7 +634,7 @@ class SameRuleTests(TestCase):
             # duo, six, quads: teams of two, three and four; a party sits in one team.
             sizes = {"maze": 4, "trio": 3, "duo": 4, "six": 6, "quads": 8}
             teams = {"duo": 2, "six": 3, "quads": 4}
-            settings = RedisMatchmakerSettings(prefix=f"run{run}", ticket_ttl=3600.0)
+            settings = RedisMatchmakerSettings(prefix=f"run{run}", lobby_lease=3600.0)
             shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
                                      sizes, clock, settings=settings,
                                      team_sizes=teams)  # fmt: skip

@@ -101,10 +101,10 @@ class SettingsTests(SynchronousTestCase):
         cases = {
             RedisSettings: ("pool_size", "timeout"),
             RedisMatchmakerSettings: (
-                "ticket_ttl", "tick_every", "call_timeout", "matches_per_pass",
+                "lobby_lease", "tick_every", "call_timeout", "matches_per_pass",
                 "ranked_scan_limit", "matched_memory", "match_log_length", "enqueue_batch",
             ),
-            RedisPartySettings: ("party_ttl", "refresh_every"),
+            RedisPartySettings: ("party_ttl", "refresh_every", "check_every"),
             PlacementSettings: (
                 "accept_timeout", "place_timeout", "hosts_tried", "takeover_after",
                 "refresh_every", "host_ttl", "key_ttl",
@@ -116,7 +116,15 @@ class SettingsTests(SynchronousTestCase):
                     with self.assertRaises(ValueError, msg=f"{settings.__name__}.{name}") as e:
                         settings(**{name: bad})  # type: ignore[arg-type]
                     self.assertEqual(str(e.exception), f"{name} must be positive, not {bad!r}")
-                settings(**{name: 1})  # type: ignore[arg-type]
+                settings(**{name: 2})  # type: ignore[arg-type]
+
+    def test_a_lobby_lease_must_outlast_the_tick_that_renews_it(self) -> None:
+        with self.assertRaises(ValueError) as e:
+            RedisMatchmakerSettings(lobby_lease=1.0, tick_every=1.0)
+        self.assertEqual(
+            str(e.exception),
+            "lobby_lease (1 s) must be longer than tick_every (1 s), which renews it",
+        )
 
     def test_the_parts_keys_sit_under_the_default_key_prefix(self) -> None:
         prefix = RedisSettings().key_prefix

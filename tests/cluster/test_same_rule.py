@@ -224,7 +224,7 @@ class MatchmakerSameRuleTests(TestCase):
         # Calls carry deadlines on Redis's real clock, half call_timeout after the
         # clock's now: long enough that a loaded machine misses none (the test
         # waits for every answer before it moves the clock on).
-        settings = RedisMatchmakerSettings(prefix=f"same{run}", ticket_ttl=3600.0,
+        settings = RedisMatchmakerSettings(prefix=f"same{run}", lobby_lease=3600.0,
                                            tick_every=1.0, call_timeout=60.0)  # fmt: skip
         shared = RedisMatchmaker(
             pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), SIZES, clock,

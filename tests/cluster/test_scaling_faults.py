@@ -16,7 +16,8 @@ import sys
 import time
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, TimeoutError, gatherResults
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
@@ -25,14 +26,27 @@ from tests.support.ports import free_tcp_port
 from tests.test_integration_parties import Player, connect_player
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
-from vinom.client.lobby import LobbyError, Queued, connect_lobby
+from vinom.client.lobby import (
+    LobbyClient,
+    LobbyError,
+    MatchFound,
+    Queued,
+    Welcome,
+    connect_lobby,
+)
 from vinom.cluster.client import parse_redis_url
 from vinom.cluster.settings import DEFAULT_MATCHMAKER as MATCHMAKER
+from vinom.cluster.settings import DEFAULT_PARTIES
 
-# A lobby's tickets lapse this long after its last heartbeat, and the next
-# pass of a living lobby (every tick) drops them.
-TICKET_TTL = MATCHMAKER.ticket_ttl
+# A lobby's lease lapses this long after its last heartbeat, and the next
+# pass of a living lobby (every tick) drops its tickets.
+LEASE = MATCHMAKER.lobby_lease
 TICK = MATCHMAKER.tick_every
+# Ranked players RATING_STEP apart never fit one window (base 100, no growth).
+RATING_WINDOW = ("--rating-window", "tictactoe=100,0")
+RATING_STEP = 1000.0
+# A lobby looks for party members of dead lobbies this often.
+PARTY_CHECK = DEFAULT_PARTIES.check_every
 # The bound on each call of the player store (2 s by default).
 REDIS_TIMEOUT = parse_redis_url("redis://127.0.0.1/0").timeout
 # What polling adds to a measured time on a loaded machine.
@@ -102,16 +116,16 @@ class LobbyDeathTests(ClusterTestCase):
         while await queued_ghosts():
             if lapsed is None and not await self.redis_call("EXISTS", dead_key):
                 lapsed = time.monotonic() - killed
-            self.assertLess(time.monotonic() - killed, TICKET_TTL + TICK + SLACK + 10,
+            self.assertLess(time.monotonic() - killed, LEASE + TICK + SLACK + 10,
                             "the dead lobby's tickets are still queued")  # fmt: skip
             await deferLater(reactor, 0.1, lambda: None)
         gone = time.monotonic() - killed
         report("the dead lobby's tickets gone from the queues after", gone)
-        # The documented bound: ticket_ttl after its last heartbeat (before the
+        # The documented bound: lobby_lease after its last heartbeat (before the
         # kill), then the next pass of the living lobby.
-        self.assertLessEqual(gone, TICKET_TTL + TICK + SLACK)
+        self.assertLessEqual(gone, LEASE + TICK + SLACK)
         if lapsed is not None:
-            self.assertLessEqual(lapsed, TICKET_TTL + SLACK)
+            self.assertLessEqual(lapsed, LEASE + SLACK)
 
         # The living lobby's players: two play tictactoe to the end, four fill a maze;
         # each match is of them alone.
@@ -133,6 +147,151 @@ class LobbyDeathTests(ClusterTestCase):
         self.assertEqual(formed[str(played[0].match_id)], {r.player_id for r in played})
         for match_id, players in formed.items():
             self.assertFalse(players & ghost_ids, match_id)
+
+    async def test_players_who_come_back_at_once_are_never_matched_with_a_ghost(self) -> None:
+        # 20 players wait in the ranked queue of a lobby that is killed, each alone
+        # in their rating band (1000 apart, window 100), as do the players of a quiet
+        # queue. They come back at once through the other lobby, as docs/client.md
+        # says: hello with their previous identity, then queue again at their rating.
+        await self.start("host", ports=24)
+        doomed = await self.start("lobby", *RATING_WINDOW)
+        survivor = await self.start("lobby", *RATING_WINDOW)
+        there, here = self.lobby_address(doomed), self.lobby_address(survivor)
+        count = 20
+        welcomes: list[Welcome] = []
+        lost: list[Deferred[MatchFound]] = []
+        for i in range(count):
+            client = await connect_lobby(reactor, there.host, there.port, trust=there.trust)
+            welcomes.append(await client.hello(f"r{i}"))
+            told: list[Queued] = []
+            lost.append(client.queue("tictactoe", RATING_STEP * i, queue="ranked",
+                                     on_queued=told.append))  # fmt: skip
+            while not told:
+                await deferLater(reactor, 0.02, lambda: None)
+        ghost_ids = {w.player_id for w in welcomes}
+        doomed.transport.signalProcess("KILL")
+        await doomed.output.ended
+        killed = time.monotonic()
+        for found in lost:
+            with self.assertRaises(ConnectionClosed):
+                await found
+
+        async def player(name: str, rating: float, previous: Welcome | None = None,
+                         ) -> tuple[Welcome, Deferred[MatchFound], LobbyClient]:  # fmt: skip
+            client = await connect_lobby(reactor, here.host, here.port, trust=here.trust)
+            self.addCleanup(lambda: None if client.protocol.closed.called else client.close())
+            welcome = await client.hello(name, previous=previous)
+            return welcome, client.queue("tictactoe", rating, queue="ranked"), client
+
+        async def play(welcome: Welcome, found: Deferred[MatchFound]) -> tuple[str, str]:
+            match = await found
+            session = await connect_game(reactor, match)
+            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(1)),
+                               clock=reactor)  # fmt: skip
+            driver.attach()
+            final = await session.finished
+            driver.cancel()
+            await session.disconnect()
+            return final["p"], match.game_id
+
+        # A new player queued right after the kill, in the first ghost's band.
+        newcomer = await player("newcomer", 5.0)
+        # Everyone comes back at once; the first ten find a new partner in their band.
+        back = await gatherResults([
+            Deferred.fromCoroutine(player(f"r{i}", RATING_STEP * i, welcomes[i]))
+            for i in range(count)
+        ])  # fmt: skip
+        report("the 20 were queued again after", time.monotonic() - killed)
+        partners = [await player(f"p{i}", RATING_STEP * i + 10) for i in range(1, 10)]
+        games = [(newcomer[0], newcomer[1])] + [(w, f) for w, f, _ in back[:10]]
+        games += [(w, f) for w, f, _ in partners]
+        # Ten matches form: each of two living players, none with a ghost.
+        while len(formed := await self.match_log()) < 10:
+            self.assertLess(time.monotonic() - killed, 15.0, formed)
+            await deferLater(reactor, 0.1, lambda: None)
+        ghostly = [m for m, players in formed.items() if players & ghost_ids]
+        self.assertEqual(len(ghostly), 0, f"{len(ghostly)} of {len(formed)} matches had a ghost")
+        played = await gatherResults([Deferred.fromCoroutine(play(w, f)) for w, f in games])
+        # Each of the ten matches is of two living players, and was played to the end.
+        self.assertEqual([p for p, _ in played], ["finished"] * 20)
+        formed = await self.match_log()
+        for welcome, (_, match_id) in zip([w for w, _ in games], played, strict=True):
+            self.assertIn(welcome.player_id, formed[match_id])
+        self.assertEqual(len(formed), 10)
+        # The other ten are still queued, and no match ever had a ghost in it.
+        for _, found, _ in back[10:]:
+            self.assertFalse(found.called)
+        for match_id, players in formed.items():
+            self.assertFalse(players & ghost_ids, match_id)
+
+    async def test_a_party_whose_members_lobby_died_is_told_and_not_matched_with_them(
+        self,
+    ) -> None:
+        # Two parties of two, each split across the lobbies: Ann leads with Bob on
+        # the doomed lobby (queued for a maze of four), Cid leads on the doomed
+        # lobby with Dee (queued for dice, four).
+        sizes = ("--match-size", "maze=4", "--match-size", "dice=4")
+        await self.start("host", *sizes, ports=4)
+        doomed = await self.start("lobby", *sizes)
+        survivor = await self.start("lobby", *sizes)
+        there, here = self.lobby_address(doomed), self.lobby_address(survivor)
+        ann, dee = [await connect_player(self, here, name) for name in ("Ann", "Dee")]
+        bob, cid = [await connect_player(self, there, name) for name in ("Bob", "Cid")]
+        for leader, member, game in ((ann, bob, "maze"), (cid, dee, "dice")):
+            code = (await leader.request({"type": "party_create"}))["party"]["code"]
+            self.assertEqual((await member.request({"type": "party_join", "code": code}))["type"],
+                             "party")  # fmt: skip
+            self.assertEqual((await leader.request({"type": "queue", "game": game}))["type"],
+                             "queued")  # fmt: skip
+        await dee.of_type("queued")
+        doomed.transport.signalProcess("KILL")
+        await doomed.output.ended
+        killed = time.monotonic()
+        # Right after the kill, two solo players for each game fill the seats each
+        # party would make a match with.
+        solos = {game: [await connect_player(self, here, f"{game}{i}") for i in range(2)]
+                 for game in ("maze", "dice")}  # fmt: skip
+        for game, players in solos.items():
+            for solo in players:
+                self.assertEqual((await solo.request({"type": "queue", "game": game}))["type"],
+                                 "queued")  # fmt: skip
+        # Ann and Dee are told their partner left, and that the party's ticket was
+        # withdrawn, as for a member who leaves.
+        bound = LEASE + PARTY_CHECK + SLACK
+        for player, gone in ((ann, bob), (dee, cid)):
+            left = player.when(lambda f: f["type"] == "party_update" and f["event"] == "left")
+            try:
+                update = await left.addTimeout(bound, reactor)
+            except TimeoutError:
+                self.fail(f"{player.player_id} was not told within {bound} s; "
+                          f"matches formed: {await self.match_log()}")  # fmt: skip
+            self.assertEqual(update["player_id"], gone.player_id)
+            self.assertEqual([m["player_id"] for m in update["party"]["members"]],
+                             [player.player_id])  # fmt: skip
+            try:
+                cancelled = await player.of_type("cancelled").addTimeout(bound, reactor)
+            except TimeoutError:
+                self.fail(f"{player.player_id} was not told its ticket went: {player.frames}")
+            self.assertEqual(cancelled["reason"], "member_left")
+        told = time.monotonic() - killed
+        report("the parties were told after", told)
+        self.assertLessEqual(told, bound)
+        # Nobody was matched meanwhile.
+        self.assertEqual(await self.match_log(), {})
+        # Queued again, each as a party of one, they make a maze with its solos.
+        for player in (ann, dee):
+            self.assertEqual((await player.request({"type": "queue", "game": "maze"}))["type"],
+                             "queued")  # fmt: skip
+        players = (ann, dee, *solos["maze"])
+        found = []
+        for p in players:
+            try:
+                found.append(await p.of_type("match_found").addTimeout(20, reactor))
+            except TimeoutError:
+                self.fail(f"no match_found for {p.player_id}: {p.frames}")
+        self.assertEqual(len({f["game_id"] for f in found}), 1)
+        formed = await self.match_log()
+        self.assertEqual(list(formed.values()), [{p.player_id for p in players}])
 
     async def match_log(self) -> dict[str, set[str]]:
         """Every match the matchmakers formed: its id -> its players' ids."""

@@ -564,6 +564,72 @@ class ReconnectTests(LobbyHarness):
         self.assertEqual(new.frames()[-1]["type"], "match_found")
 
 
+class ReturningPlayerTests(LobbyHarness):
+    """A player whose lobby connection was lost while queued comes back on a new one."""
+
+    def queued_with_welcome(self, name: str) -> tuple[Client, dict[str, Any]]:
+        client = self.connect()
+        welcome = client.hello(name)
+        self.assertEqual(client.request({"type": "queue", "game": "tictactoe"})["type"], "queued")
+        return client, welcome
+
+    def test_hello_with_the_previous_identity_withdraws_its_queued_ticket(self) -> None:
+        old, welcome = self.queued_with_welcome("Ann")
+        back = self.connect()
+        previous = {"player_id": welcome["player_id"], "secret": welcome["secret"]}
+        again = back.request({"type": "hello", "name": "Ann", "previous": previous})
+        self.assertEqual((again["type"], again["withdrawn"]), ("welcome", True))
+        self.assertNotEqual(again["player_id"], welcome["player_id"])
+        # The earlier connection (still open here) is told and closed.
+        [replaced] = old.frames()
+        self.assert_error(replaced, errors.SESSION_REPLACED)
+        self.assertTrue(old.closed)
+        old.drop()
+        # Nobody is matched with the earlier ticket: the next player waits, and is
+        # matched with Ann queued again.
+        bob = self.connect()
+        bob.hello("Bob")
+        self.assertEqual(bob.request({"type": "queue", "game": "tictactoe"})["position"], 1)
+        self.assertEqual(self.matches, [])
+        back.send({"type": "queue", "game": "tictactoe"})
+        self.assertEqual([m.player_ids for m in self.matches],
+                         [(bob.player_id, again["player_id"])])  # fmt: skip
+        # The earlier identity is forgotten.
+        reply = self.connect().request({"type": "reconnect", **previous})
+        self.assert_error(reply, errors.BAD_SECRET)
+
+    def test_a_wrong_secret_withdraws_nothing_and_says_so_as_for_nothing_queued(self) -> None:
+        _, welcome = self.queued_with_welcome("Ann")
+        for previous in (
+            {"player_id": welcome["player_id"], "secret": "guess"},
+            {"player_id": "p-0000000000000000", "secret": welcome["secret"]},
+        ):
+            again = self.connect().request({"type": "hello", "name": "Eve", "previous": previous})
+            self.assertEqual((again["type"], again["withdrawn"]), ("welcome", False))
+        bob = self.connect()
+        bob.hello("Bob")
+        bob.send({"type": "queue", "game": "tictactoe"})
+        self.assertEqual([m.player_ids for m in self.matches],
+                         [(welcome["player_id"], bob.player_id)])  # fmt: skip
+
+    def test_a_plain_hello_has_no_withdrawn_field(self) -> None:
+        self.assertNotIn("withdrawn", self.connect().hello())
+
+    def test_reconnect_of_a_queued_player_withdraws_their_ticket(self) -> None:
+        old, welcome = self.queued_with_welcome("Ann")
+        reply = self.connect().request(
+            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+        )
+        self.assert_error(reply, errors.NO_ACTIVE_MATCH)
+        self.assertIn("withdrawn", reply["message"])
+        self.assert_error(old.frames()[0], errors.SESSION_REPLACED)
+        old.drop()
+        bob = self.connect()
+        bob.hello("Bob")
+        self.assertEqual(bob.request({"type": "queue", "game": "tictactoe"})["position"], 1)
+        self.assertEqual(self.matches, [])
+
+
 class LimitTests(LobbyHarness):
     def test_rate_limited_beyond_the_burst(self) -> None:
         client = self.connect()

@@ -19,6 +19,7 @@ from vinom.lobby.codec import (
     FrameError,
     Hello,
     Ping,
+    Previous,
     Queue,
     Reconnect,
     encode_frame,
@@ -40,6 +41,14 @@ def code_of(line: bytes) -> str:
 class ParseFrameTests(SynchronousTestCase):
     def test_requests(self) -> None:
         self.assertEqual(parse_frame(b'{"type":"hello","name":"Ann"}'), Hello(None, "Ann"))
+        self.assertEqual(
+            parse_frame(b'{"type":"hello","name":"Ann","previous":null}'), Hello(None, "Ann")
+        )
+        returning = parse_frame(
+            b'{"type":"hello","name":"Ann","previous":{"player_id":"p-1","secret":"s"}}'
+        )
+        self.assertEqual(returning, Hello(None, "Ann", Previous("p-1", "s")))
+        self.assertNotIn("'s'", repr(returning))
         self.assertEqual(
             parse_frame(b'{"type":"queue","game":"maze","rating":1500,"id":"q1"}'),
             Queue("q1", "maze", 1500.0),
@@ -116,6 +125,9 @@ class ParseFrameTests(SynchronousTestCase):
         self.assertEqual(code_of(b'{"type":"queue"}'), errors.MISSING_FIELD)
         self.assertEqual(code_of(b'{"type":"reconnect","player_id":"p"}'), errors.MISSING_FIELD)
         self.assertEqual(code_of(b'{"type":"reconnect","secret":"s"}'), errors.MISSING_FIELD)
+        for previous in (b'{"player_id":"p"}', b'{"secret":"s"}', b"{}"):
+            frame = b'{"type":"hello","name":"Ann","previous":' + previous + b"}"
+            self.assertEqual(code_of(frame), errors.MISSING_FIELD, frame)
 
     def test_invalid_fields(self) -> None:
         for frame in (
@@ -142,6 +154,10 @@ class ParseFrameTests(SynchronousTestCase):
             b'{"type":"queue","game":"maze","queue":""}',
             b'{"type":"reconnect","player_id":"","secret":"s"}',
             b'{"type":"reconnect","player_id":"p","secret":["s"]}',
+            b'{"type":"hello","name":"Ann","previous":"p-1"}',
+            b'{"type":"hello","name":"Ann","previous":["p-1","s"]}',
+            b'{"type":"hello","name":"Ann","previous":{"player_id":"","secret":"s"}}',
+            b'{"type":"hello","name":"Ann","previous":{"player_id":"p","secret":5}}',
         ):
             self.assertEqual(code_of(frame), errors.INVALID_FIELD, frame)
 

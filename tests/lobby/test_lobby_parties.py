@@ -13,6 +13,7 @@ from vinom.lobby import errors
 from vinom.lobby.server import PlayerState
 from vinom.match import Match
 from vinom.matchmaking.memory import MemoryMatchmaker
+from vinom.parties.memory import MemoryPartyStore
 
 PARTY_GAMES = {"tictactoe": 2, "maze": 4}
 
@@ -48,6 +49,36 @@ class PartyHarness(LobbyHarness):
 
 
 class PartyTests(PartyHarness):
+    def test_a_member_taken_out_without_asking_is_told_and_unqueued(self) -> None:
+        # With Redis, another lobby takes out a member whose lobby's lease lapsed
+        # (vinom.cluster.parties, "check"): the store's change is all this lobby hears.
+        store = MemoryPartyStore(4)
+        self.factory = self.make_factory(match_sizes=PARTY_GAMES, matchmaker=self.matchmaker,
+                                         parties=store)  # fmt: skip
+        self.factory.startService()
+        ann, bob = self.player("Ann"), self.player("Bob")
+        party = self.party_of(ann, bob)
+        ann.request({"type": "queue", "game": "maze"})
+        bob.frames()
+        for taken, other in ((ann, bob), (bob, ann)):
+            with self.subTest(taken="leader" if taken is ann else "member"):
+                store.leave(taken.player_id)
+                frames = taken.frames()
+                if taken is ann:
+                    self.assertEqual([(f["type"], f.get("reason")) for f in frames],
+                                     [("cancelled", "member_left"),
+                                      ("party_left", "lobby_lapsed")])  # fmt: skip
+                    self.assertEqual(frames[1]["party_id"], party["party_id"])
+                    # The party's ticket went: a solo player is not matched with it.
+                    other.frames()
+                    self.assertEqual(self.matchmaker.queue_length("maze"), 0)
+                else:
+                    self.assertEqual([(f["type"], f.get("reason")) for f in frames],
+                                     [("party_left", "lobby_lapsed")])  # fmt: skip
+        # Both may queue alone now.
+        for player in (ann, bob):
+            self.assertEqual(player.request({"type": "queue", "game": "maze"})["type"], "queued")
+
     def test_party_create_gives_an_id_a_join_code_and_the_lead(self) -> None:
         ann = self.player("Ann")
         reply = ann.request({"type": "party_create", "id": 7})

@@ -595,7 +595,7 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
         self.addCleanup(pool.disconnect)
         matchmaker = RedisMatchmaker(
             pool, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), sizes, self.clock,
-            windows=windows, settings=RedisMatchmakerSettings(ticket_ttl=3600.0),
+            windows=windows, settings=RedisMatchmakerSettings(lobby_lease=3600.0),
             team_sizes=teams,
         )
         await matchmaker.start()

@@ -243,6 +243,43 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         await wait_until(lambda: len(heard) == 3, "the leave")
         self.assertEqual(heard[-1].party.leader, "b")
 
+    async def test_a_member_whose_lobbys_lease_lapsed_is_taken_out_and_the_party_told(
+        self,
+    ) -> None:
+        # Two lobbies' stores; each lobby's lease is its key under the matchmaker's
+        # prefix, which the test sets as a lobby's heartbeat would.
+        client = await redis_client(self, self.redis)
+        fast = RedisPartySettings(check_every=0.1)
+
+        async def lobby_store(lobby_id: str) -> Any:
+            store = RedisPartyStore(
+                client, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), reactor,
+                settings=fast, lobby_id=lobby_id, lease_prefix="vinom:mm",
+            )  # fmt: skip
+            await store.start()
+            self.addCleanup(store.stop)
+            return store
+
+        await client.handler.execute_command("SET", "vinom:mm:lobby:l-here", "1")
+        await client.handler.execute_command("SET", "vinom:mm:lobby:l-there", "1", "PX", "300")
+        here, there = await lobby_store("l-here"), await lobby_store("l-there")
+        heard: list[PartyChange] = []
+        here.add_listener(heard.append)
+        party = await here.create(member("a"))
+        await there.join(party.code, member("b"))
+        await here.set_queued(party.party_id, "maze", ("a", "b"))
+        # The other lobby stops renewing its lease (it died): within its lease and
+        # a check, the member is out and the party told, no longer queued.
+        await wait_until(lambda: any(c.event == "left" for c in heard), "the member taken out")
+        left = next(c for c in heard if c.event == "left")
+        self.assertEqual((left.player_id, left.party.player_ids), ("b", ("a",)))
+        self.assertIsNone(left.party.queued_for)
+        self.assertIsNone(await here.party_of("b"))
+        # The living lobby's member stays, and its party is not told twice.
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual([c.event for c in heard].count("left"), 1)
+        self.assertEqual((await here.party_of("a")).player_ids, ("a",))
+
     async def test_racing_joins_never_overfill_a_party(self) -> None:
         stores = [self.store, await self.make_store(), await self.make_store()]
         party = await self.store.create(member("a"))

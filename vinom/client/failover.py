@@ -237,15 +237,12 @@ class LobbyPlayer:
 
     async def requeue(self, client: LobbyClient) -> MatchFound:
         """Queue again on `client` after the lobby that held this player's ticket was
-        lost and the player has no match: a new `hello` (a new player id and secret)
-        and the same `queue` request as before.
-
-        The one place to change when the lobby lets a returning player withdraw their
-        earlier ticket (through `hello` or `reconnect`); as it is, that ticket lapses
-        with the lost lobby's key (docs/client.md, "Several lobbies").
+        lost and the player has no match: a new `hello` naming the earlier identity
+        (`previous`: the server withdraws the ticket it left queued, so nobody is
+        matched with it) and the same `queue` request as before.
         """
         assert self._wanted is not None
-        self.welcome = await client.hello(self.name)
+        self.welcome = await client.hello(self.name, previous=self.welcome)
         game, rating, queue = self._wanted
         return await client.queue(game, rating, queue=queue, on_queued=self.on_queued)
 

@@ -231,14 +231,21 @@ class LobbyClient:
         self.protocol = protocol
         self.welcome: Welcome | None = None
 
-    def hello(self, name: str) -> Deferred[Welcome]:
+    def hello(self, name: str, *, previous: Welcome | None = None) -> Deferred[Welcome]:
+        """Say hello as a new player. `previous`: the `Welcome` of this player's earlier
+        connection, if it was lost (its lobby may have died): the server withdraws the
+        ticket it left queued, so that nobody is matched with a player who is gone."""
+
         def welcomed(frame: dict[str, Any]) -> Welcome:
             self.welcome = Welcome(
                 str(frame["player_id"]), str(frame["name"]), str(frame["secret"])
             )
             return self.welcome
 
-        return self.protocol.request({"type": "hello", "name": name}).addCallback(welcomed)
+        frame: dict[str, Any] = {"type": "hello", "name": name}
+        if previous is not None:
+            frame["previous"] = {"player_id": previous.player_id, "secret": previous.secret}
+        return self.protocol.request(frame).addCallback(welcomed)
 
     def queue(
         self,

@@ -22,19 +22,36 @@ local function too_late(deadline)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
 end
 
--- Is the lobby that owns a ticket alive (its key not lapsed)? The caller is.
-local alive_cache = {}
-local function alive(owner)
-  if owner == me then return true end
-  local known = alive_cache[owner]
+-- The state of the lobby that owns a ticket (or holds a party member):
+-- 'live' while it holds its lease (its key, renewed every tick) and its
+-- presence connection (subscribed to its presence channel) is open; 'away'
+-- while it holds its lease but that connection is gone (a process that dies
+-- loses its connections at once: Redis hears them close); 'dead' once its
+-- lease has lapsed. A live lobby's tickets are matched; an away lobby's wait
+-- where they are (it may only have lost a connection, and its lease decides);
+-- a dead lobby's go. The caller is live.
+local function presence_channel(lobby) return prefix .. ':presence:' .. lobby end
+local states = {}
+local function lobby_state(owner)
+  if owner == me then return 'live' end
+  local known = states[owner]
   if known == nil then
-    known = redis.call('EXISTS', lobby_key(owner)) == 1
-    alive_cache[owner] = known
+    if redis.call('EXISTS', lobby_key(owner)) == 0 then
+      known = 'dead'
+    elseif redis.call('PUBSUB', 'NUMSUB', presence_channel(owner))[2] == 0 then
+      known = 'away'
+    else
+      known = 'live'
+    end
+    states[owner] = known
   end
   return known
 end
 
--- A queue member's ticket, or nil after removing it if its lobby is gone.
+-- A queue member's ticket; nil after removing it if it is not queued or its
+-- lobby is dead; false (left where it is) if a lobby it needs is not live:
+-- its owner, or one holding a member of its party.
+local party_prefix = ''
 local function live(qkey, player)
   local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'rating', 'queued_at', 'data',
                       'size')
@@ -42,10 +59,29 @@ local function live(qkey, player)
     redis.call('ZREM', qkey, player)
     return nil
   end
-  if not alive(t[2]) then
+  local state = lobby_state(t[2])
+  if state == 'dead' then
     redis.call('ZREM', qkey, player)
     redis.call('DEL', ticket_key(player))
     return nil
+  end
+  if state ~= 'live' then return false end
+  if party_prefix ~= '' and tonumber(t[6]) and tonumber(t[6]) > 1 then
+    -- A party's ticket: every member's lobby must be live too (the party store
+    -- keeps which lobby holds each member, docs/scaling.md). The party id and
+    -- the seats' player ids are in its seats' JSON, where a quote inside a
+    -- name is escaped.
+    -- Every seat's player must still be a member (one taken out, whose ticket
+    -- its leader's lobby is about to withdraw, is not) held by a live lobby.
+    local party = string.match(t[5], '"party_id":"([^"]+)"')
+    local at = party and redis.call('HGET', party_prefix .. ':' .. party, 'lobbies')
+    if at and at ~= '{}' then
+      local lobbies = cjson.decode(at)
+      for seat in string.gmatch(t[5], '"player_id":"([^"]+)"') do
+        local lobby = lobbies[seat]
+        if lobby == nil or lobby_state(lobby) ~= 'live' then return false end
+      end
+    end
   end
   -- data: the JSON of the ticket's seats (a party's: one ticket per member), comma separated.
   return {player = player, rating = tonumber(t[3]), queued_at = tonumber(t[4]), data = t[5],
@@ -281,7 +317,7 @@ end
 -- Form matches in one queue. Arguments from `first`: game, queue, game as
 -- JSON, match size, window base, growth, max ('' for none), match ids
 -- (space separated: at most one match per id), ranked scan limit, matched_ms,
--- team size (0: no teams).
+-- team size (0: no teams), the party store's prefix ('' for none).
 local function pass(first)
   local game, queue, game_json = ARGV[first], ARGV[first + 1], ARGV[first + 2]
   local size = tonumber(ARGV[first + 3])
@@ -292,24 +328,31 @@ local function pass(first)
   local scan_limit = tonumber(ARGV[first + 8])
   local matched_ms = tonumber(ARGV[first + 9])
   local team_size = tonumber(ARGV[first + 10]) or 0
+  party_prefix = ARGV[first + 11] or ''
   local qkey = queue_key(game, queue)
   local ranked = queue == 'ranked'
   local matches = {}
   -- The live tickets read and not matched, in queue order. Everything before
-  -- the next read is matched (removed), dead (removed) or in here, so each
-  -- read starts at #pending. A normal queue is read a chunk at a time (solo
+  -- the next read is matched (removed), dead (removed), skipped (waiting for
+  -- a lobby that is away: counted in `skipped`) or in here, so each read
+  -- starts at #pending + skipped. A normal queue is read a chunk at a time (solo
   -- tickets fill their match from the head); a ranked queue's first
   -- scan_limit tickets are read at once. Groups form from what has been read.
-  local pending = {}
+  local pending, skipped = {}, 0
   local chunk = size * #ids
   if chunk < 16 then chunk = 16 end
   if ranked then chunk = scan_limit end
   while #matches < #ids do
-    local members = redis.call('ZRANGE', qkey, #pending, #pending + chunk - 1)
+    local from = #pending + skipped
+    local members = redis.call('ZRANGE', qkey, from, from + chunk - 1)
     if #members == 0 then break end
     for _, player in ipairs(members) do
       local t = live(qkey, player)
-      if t then pending[#pending + 1] = t end
+      if t then
+        pending[#pending + 1] = t
+      elseif t == false then
+        skipped = skipped + 1
+      end
     end
     local found, taken
     if team_size > 0 then
@@ -330,7 +373,7 @@ local function pass(first)
     pending = kept
     -- A ranked queue is looked at up to scan_limit deep; a normal one until
     -- that many tickets wait unmatched (parties that fit nowhere yet).
-    if ranked or #pending >= scan_limit then break end
+    if ranked or #pending + skipped >= scan_limit then break end
   end
   -- "more": every id was used, so another pass may form more matches.
   return matches, #matches == #ids
@@ -364,10 +407,11 @@ if op == 'enqueue' then
     local old = redis.call('HMGET', tk, 'state', 'owner', 'game', 'queue')
     local refused = false
     if old[1] == 'queued' then
-      if alive(old[2]) then
+      if lobby_state(old[2]) == 'live' then
         refused = true
       else
-        -- A ticket of a lobby that died: the player came back through another.
+        -- A ticket of a lobby that died (or is away): the player came back
+        -- through another, and this ticket replaces it.
         redis.call('ZREM', queue_key(old[3], old[4]), player)
       end
     end
@@ -408,14 +452,22 @@ elseif op == 'pass' then
   local matches, more = pass(6)
   return result('', matches, more)
 elseif op == 'cancel' then
-  -- player, deadline ('' for none: a withdrawal nobody is waiting for). Past
-  -- the deadline: -1, the ticket untouched.
+  -- player, deadline ('' for none: a withdrawal nobody is waiting for),
+  -- matched_ms. Past the deadline: -1, the ticket untouched. A ticket of
+  -- another lobby (its player came back through this one) is kept as
+  -- "withdrawn" for matched_ms, so that its lobby, if it lives and puts back
+  -- its lapsed tickets, does not put this one back.
   local player = ARGV[6]
   if too_late(ARGV[7]) then return -1 end
-  local t = redis.call('HMGET', ticket_key(player), 'state', 'game', 'queue')
+  local tk = ticket_key(player)
+  local t = redis.call('HMGET', tk, 'state', 'game', 'queue', 'owner')
   if t[1] ~= 'queued' then return 0 end
   redis.call('ZREM', queue_key(t[2], t[3]), player)
-  redis.call('DEL', ticket_key(player))
+  redis.call('DEL', tk)
+  if t[4] ~= me then
+    redis.call('HSET', tk, 'state', 'withdrawn')
+    redis.call('PEXPIRE', tk, tonumber(ARGV[8]))
+  end
   return 1
 elseif op == 'position' then
   local player = ARGV[6]
@@ -425,8 +477,8 @@ elseif op == 'position' then
   if not rank then return 0 end
   return rank + 1
 elseif op == 'heartbeat' then
-  -- ttl_ms; answers whether the lobby's key was there (0 if it had lapsed, or
-  -- Redis lost its data), and Redis's time (TIME: seconds, microseconds), from
+  -- The lease in ms; renews the lobby's lease (its key) and answers whether
+  -- it was still held (0 if it had lapsed, or Redis lost its data), and Redis's time (TIME: seconds, microseconds), from
   -- which the lobby knows Redis's clock for its deadlines.
   local key = lobby_key(me)
   local existed = redis.call('EXISTS', key)

@@ -9,12 +9,16 @@ many lobbies race, no ticket is matched twice. Each match is published on a
 channel; every instance hears it and calls its listeners, so the lobby that
 holds a player's connection can tell them.
 
-A lobby owns the tickets of its players and keeps them alive with a
-heartbeat (a key with a TTL, refreshed every `tick_every` seconds). A lobby
-that dies stops refreshing; once its key has lapsed the script drops its
-tickets wherever it meets them and never matches them. A lobby whose key has
-lapsed while it lived (it stalled, or Redis restarted and lost its data)
-puts its players' tickets back in their place. No call waits longer than
+A lobby owns the tickets of its players. The script matches a ticket only
+while its lobby is live: it holds its lease (a key it renews every
+`tick_every` seconds, lapsing `lobby_lease` seconds after the last renewal)
+and its presence connection is open (a pub/sub connection subscribed to a
+channel of its own: Redis hears the connections of a killed process close at
+once, and the script counts the channel's subscribers). A lobby that dies is
+thus passed over at once, and its tickets are dropped wherever the script
+meets them once its lease has lapsed. A lobby whose lease lapsed while it
+lived (it stalled, or Redis restarted and lost its data) puts its players'
+tickets back in their place on its next heartbeat. No call waits longer than
 `call_timeout`: with Redis down the Deferreds fail with
 `BackendUnavailable`. docs/matchmaking.md has the keys and the failure
 cases.
@@ -64,6 +68,10 @@ _REMEMBERED_MATCHES = 50_000
 
 class _Refused(BackendUnavailable):
     """Redis ran the call after its deadline and did nothing: no undoing is due."""
+
+
+def _ignore(message: str) -> None:
+    """The presence channel carries nothing: being subscribed is what counts."""
 
 
 def _seats_json(ticket: Ticket) -> str:
@@ -135,12 +143,21 @@ class RedisMatchmaker:
             subscriber_endpoint, self._channel, self._heard, clock, password,
             catch_up=self._catch_up,
         )  # fmt: skip
+        # Open while this process lives: the script counts its subscribers.
+        self._presence = RedisSubscription(
+            subscriber_endpoint,
+            f"{settings.prefix}:presence:{self.lobby_id}",
+            _ignore,
+            clock,
+            password,
+        )
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
         self._passes: set[tuple[str, str]] = set()
         # Tickets waiting for their queue's enqueue call, and the queues with one in flight.
         self._waiting: dict[tuple[str, str], list[tuple[Ticket, bool, Deferred[int]]]] = {}
         self._sending: set[tuple[str, str]] = set()
+        self._matched_ms = str(int(settings.matched_memory * 1000))
         self._pass_template = {
             (game, queue): self._make_pass_template(game, queue)
             for game in match_sizes
@@ -150,11 +167,13 @@ class RedisMatchmaker:
     # -- lifecycle
 
     def start(self) -> Deferred[None]:
-        """Heartbeat once, subscribe to the matches channel, start the timer."""
+        """Take the lease, subscribe to the matches and presence channels, start the timer."""
 
         async def start() -> None:
             await self._heartbeat()
+            self._presence.start()
             self._subscription.start()
+            await self._deadline(self._presence.when_subscribed(), "opening the presence channel")
             await self._deadline(self._subscription.when_subscribed(), "subscribing to matches")
             self._ticker.start(self._settings.tick_every, now=False)
 
@@ -174,6 +193,7 @@ class RedisMatchmaker:
                 # Its tickets lapse with its key, as if it had died.
                 self.log.warn("could not release tickets: {error}", error=e)
             await self._subscription.stop()
+            await self._presence.stop()
 
         return Deferred.fromCoroutine(stop())
 
@@ -199,7 +219,7 @@ class RedisMatchmaker:
         owned = self._owned.pop(player_id, None)
         if not refuse_late:
             # A withdrawal: one that Redis only gets after the timeout still happens.
-            d = self._script("cancel", player_id, "")
+            d = self._script("cancel", player_id, "", self._matched_ms)
             return d.addCallback(lambda removed: removed == 1)
         self._cancelling[player_id] = False
 
@@ -227,7 +247,7 @@ class RedisMatchmaker:
             return result
 
         deadline = self._redis_clock.deadline(self._settings.call_timeout)
-        d = self._script("cancel", player_id, deadline)
+        d = self._script("cancel", player_id, deadline, self._matched_ms)
         return d.addCallback(answered).addErrback(failed).addBoth(over)
 
     def position(self, player_id: str) -> Deferred[int | None]:
@@ -372,8 +392,9 @@ class RedisMatchmaker:
         ]
         after = [
             str(self._settings.ranked_scan_limit),
-            str(int(self._settings.matched_memory * 1000)),
+            self._matched_ms,
             str(self._team_sizes.get(game, 0)),
+            self._settings.party_prefix,
         ]
         return before, after
 
@@ -494,10 +515,10 @@ class RedisMatchmaker:
     # -- heartbeat
 
     def _heartbeat(self) -> Deferred[None]:
-        ttl_ms = str(int(self._settings.ticket_ttl * 1000))
+        lease_ms = str(int(self._settings.lobby_lease * 1000))
         # A heartbeat sent while Redis was down goes out when it is back and
         # may be the one that finds the key gone: its late answer counts too.
-        return self._script("heartbeat", ttl_ms, late=self._beaten).addCallback(self._beaten)
+        return self._script("heartbeat", lease_ms, late=self._beaten).addCallback(self._beaten)
 
     def _beaten(self, answer: object) -> Deferred[None] | None:
         existed = answer
@@ -507,7 +528,7 @@ class RedisMatchmaker:
             self._redis_clock.heard(answer[1], answer[2])
         if existed != 0 or not self._owned:
             return None
-        # Our key had lapsed (we stalled, or Redis lost its data): other lobbies
+        # Our lease had lapsed (we stalled, or Redis lost its data): other lobbies
         # may have dropped our tickets. Put back those Redis has forgotten, in
         # their places.
         d = self._script("restore", *self._restore_arguments(self._owned.values()))

@@ -24,11 +24,15 @@ local function of_key(player) return prefix .. ':of:' .. player end
 
 local function err(code) return '{"error":"' .. code .. '"}' end
 
+-- A party: its members ({player, name} in join order) and `at`, the lobby
+-- that holds each member (player -> lobby id), where known.
 local function load(id)
-  local p = redis.call('HMGET', party_key(id), 'code', 'members', 'queued_for', 'queue')
+  local p = redis.call('HMGET', party_key(id), 'code', 'members', 'queued_for', 'queue', 'lobbies')
   if not p[1] then return nil end
+  local at = {}
+  if p[5] then at = cjson.decode(p[5]) end
   return {party_id = id, code = p[1], members = cjson.decode(p[2]), queued_for = p[3] or '',
-          queue = p[4] or ''}
+          queue = p[4] or '', at = at}
 end
 
 local function party_json(p)
@@ -49,8 +53,10 @@ local function changed(p, event, player, position)
   if #p.members == 0 then
     redis.call('DEL', party_key(p.party_id), code_key(p.code))
   else
+    -- (cjson encodes an empty table as an object: '{}', as `lobbies` is.)
     redis.call('HSET', party_key(p.party_id), 'code', p.code, 'members', cjson.encode(p.members),
-               'queued_for', p.queued_for, 'queue', p.queue or '')
+               'queued_for', p.queued_for, 'queue', p.queue or '',
+               'lobbies', cjson.encode(p.at or {}))
     redis.call('PEXPIRE', party_key(p.party_id), ttl)
     redis.call('SET', code_key(p.code), p.party_id, 'PX', ttl)
   end
@@ -73,24 +79,32 @@ local function in_party(player)
   return false
 end
 
-local function without(members, player)
+-- Take `player` out of party `p` (its members and `at`).
+local function without(p, player)
   local kept = {}
-  for _, m in ipairs(members) do
+  for _, m in ipairs(p.members) do
     if m[1] ~= player then kept[#kept + 1] = m end
   end
-  return kept
+  p.members = kept
+  p.at[player] = nil
+end
+
+-- The member's lobby, if the caller named its own ('' when it has none).
+local function held_by(p, player, lobby)
+  if lobby ~= nil and lobby ~= '' then p.at[player] = lobby end
 end
 
 if op == 'create' then
-  -- party id, code, player, name
+  -- party id, code, player, name, the caller's lobby id ('' for none)
   local id, code, player, name = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
   if in_party(player) then return err('already_in_party') end
   if redis.call('EXISTS', code_key(code)) == 1 then return err('code_taken') end
   redis.call('SET', of_key(player), id, 'PX', ttl)
-  return changed({party_id = id, code = code, members = {{player, name}}, queued_for = ''},
-                 'created', player)
+  local p = {party_id = id, code = code, members = {{player, name}}, queued_for = '', at = {}}
+  held_by(p, player, ARGV[9])
+  return changed(p, 'created', player)
 elseif op == 'join' then
-  -- code, player, name, max size
+  -- code, player, name, max size, the caller's lobby id ('' for none)
   local code, player, name, max = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
   local id = redis.call('GET', code_key(code))
   local p = id and load(id)
@@ -99,6 +113,7 @@ elseif op == 'join' then
   if #p.members >= max then return err('party_full') end
   if p.queued_for ~= '' then return err('party_queued') end
   p.members[#p.members + 1] = {player, name}
+  held_by(p, player, ARGV[9])
   redis.call('SET', of_key(player), id, 'PX', ttl)
   return changed(p, 'joined', player)
 elseif op == 'leave' then
@@ -107,7 +122,7 @@ elseif op == 'leave' then
   redis.call('DEL', of_key(player))
   local p = id and load(id)
   if not p then return err('not_in_party') end
-  p.members = without(p.members, player)
+  without(p, player)
   p.queued_for = ''
   return changed(p, 'left', player)
 elseif op == 'get' then
@@ -152,12 +167,43 @@ elseif op == 'refresh' then
           if redis.call('GET', of_key(m[1])) ~= id then lapsed = m[1] break end
         end
         if lapsed then
-          p.members = without(p.members, lapsed)
+          without(p, lapsed)
           p.queued_for = ''
           messages[#messages + 1] = changed(p, 'left', lapsed)
         else
           redis.call('PEXPIRE', party_key(id), ttl)
           redis.call('PEXPIRE', code_key(p.code), ttl)
+        end
+      end
+    end
+  end
+  return '[' .. table.concat(messages, ',') .. ']'
+elseif op == 'check' then
+  -- The caller's lobby id, the lobbies' lease prefix (the matchmaker's: a
+  -- lobby's lease is its key <leases>:lobby:<id>), then players this lobby
+  -- holds. A member of their parties held by a lobby whose lease has lapsed
+  -- (it died) is taken out of their party, as if they had left.
+  local me, leases = ARGV[5], ARGV[6]
+  local seen, messages = {}, {}
+  for i = 7, #ARGV do
+    local id = redis.call('GET', of_key(ARGV[i]))
+    if id and not seen[id] then
+      seen[id] = true
+      local p = load(id)
+      if p then
+        local dead = {}
+        for _, m in ipairs(p.members) do
+          local lobby = p.at[m[1]]
+          if lobby and lobby ~= me
+              and redis.call('EXISTS', leases .. ':lobby:' .. lobby) == 0 then
+            dead[#dead + 1] = m[1]
+          end
+        end
+        for _, player in ipairs(dead) do
+          redis.call('DEL', of_key(player))
+          without(p, player)
+          p.queued_for = ''
+          messages[#messages + 1] = changed(p, 'left', player)
         end
       end
     end

@@ -8,11 +8,14 @@ listeners, so each lobby tells the members it holds (`party_update`); the
 caller's own lobby hears it from the script's answer at once (and ignores it
 on the channel). Keys expire `party_ttl` after they were last refreshed: a
 lobby refreshes the keys of the players it holds every `refresh_every`
-seconds, so the parties of a lobby that died lapse, and a member whose lobby
-died is taken out of their party (told as `left`) by the next refresh of a
-lobby holding another member. Messages published while a lobby's channel
-connection is down are lost to it (its members see the party as it is on
-their next request). docs/scaling.md lists the keys.
+seconds, so the parties of a lobby that died lapse. A party keeps which lobby
+holds each member; every `check_every` seconds each lobby looks at the
+parties of its players, and a member whose lobby's lease has lapsed (it died:
+vinom/cluster/matchmaker.py) is taken out of their party (told as `left`),
+which withdraws the party's ticket. Until then the matchmaker script passes
+over a party's ticket while any member's lobby is not live. Messages
+published while a lobby's channel connection is down are lost to it (its
+members see the party as it is on their next request). docs/scaling.md lists the keys.
 """
 
 from __future__ import annotations
@@ -69,6 +72,11 @@ class RedisPartyStore:
     `redis` is the process's `RedisClient` (its calls are bounded by its
     timeout: with Redis down they fail with `BackendUnavailable`);
     `subscription_endpoint` reaches the same Redis for the changes channel.
+    `lobby_id` is the id of the lobby this store serves (its matchmaker's), kept
+    with each member it holds; with `lease_prefix`, the matchmaker's prefix
+    (the lobbies' leases are its `:lobby:<lobby_id>` keys), the store takes
+    out of their parties, every `check_every`, the members held by a lobby
+    whose lease has lapsed.
     Call `start()` before use and `stop()` at shutdown.
     """
 
@@ -83,6 +91,8 @@ class RedisPartyStore:
         max_size: int = DEFAULT_MAX_SIZE,
         settings: RedisPartySettings | None = None,
         password: str | None = None,
+        lobby_id: str = "",
+        lease_prefix: str | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError("a party's max_size must be at least 1")
@@ -104,6 +114,14 @@ class RedisPartyStore:
         self._stopped: Deferred[None] | None = None
         self._refresher = LoopingCall(self._refresh)
         self._refresher.clock = clock
+        # The lobby this store serves (kept with each member it holds) and the
+        # prefix of the lobbies' leases (`<lease_prefix>:lobby:<lobby_id>`, the
+        # matchmaker's): with both, members held by a lobby whose lease lapsed are
+        # taken out of their parties.
+        self._lobby_id = lobby_id
+        self._lease_prefix = lease_prefix
+        self._checker = LoopingCall(self._check)
+        self._checker.clock = clock
 
     # -- lifecycle
 
@@ -111,11 +129,15 @@ class RedisPartyStore:
         """Subscribe to the changes channel and start refreshing; fires once subscribed."""
         self._subscription.start()
         self._refresher.start(self._settings.refresh_every, now=False)
+        if self._lobby_id and self._lease_prefix is not None:
+            self._checker.start(self._settings.check_every, now=False)
         return self._subscription.when_subscribed()
 
     def stop(self) -> Deferred[None]:
         if self._refresher.running:
             self._refresher.stop()
+        if self._checker.running:
+            self._checker.stop()
         if self._stopped is None:
             self._stopped = self._subscription.stop()
         d: Deferred[None] = Deferred()
@@ -135,7 +157,7 @@ class RedisPartyStore:
             while True:
                 answer = await self._call(
                     "create", new_party_id(), new_join_code(), leader.player_id, leader.name,
-                    refuse_late=True,
+                    self._lobby_id, refuse_late=True,
                 )  # fmt: skip
                 if answer.get("error") != "code_taken":
                     break
@@ -153,7 +175,7 @@ class RedisPartyStore:
 
         d = self._call(
             "join", normal_code(code), member.player_id, member.name, str(self.max_size),
-            refuse_late=True,
+            self._lobby_id, refuse_late=True,
         )  # fmt: skip
         return d.addCallback(joined)
 
@@ -269,4 +291,18 @@ class RedisPartyStore:
         d.addCallback(refreshed)
         # The timer keeps running whatever fails: the next refresh tries again.
         d.addErrback(lambda f: self.log.warn("refreshing parties failed: {error}", error=f.value))
+        return d
+
+    def _check(self) -> Deferred[None]:
+        if not self._held or self._lease_prefix is None:
+            return succeed(None)
+
+        def checked(messages: Any) -> None:
+            for data in messages:
+                self._tell(data)
+
+        d = self._call("check", self._lobby_id, self._lease_prefix, *sorted(self._held))
+        d.addCallback(checked)
+        # The timer keeps running whatever fails: the next check tries again.
+        d.addErrback(lambda f: self.log.warn("checking parties failed: {error}", error=f.value))
         return d

@@ -93,9 +93,11 @@ class RedisMatchmakerSettings:
     """How a `RedisMatchmaker` uses Redis; the defaults suit a production lobby."""
 
     prefix: str = DEFAULT_PREFIX + "mm"
-    # A lobby's tickets lapse this long after its last heartbeat.
-    ticket_ttl: float = field(default=15.0, validator=positive)
-    # Heartbeat, and a matching pass over every queue, this often.
+    # A lobby's lease: its tickets are matched only while it holds it (and its
+    # presence connection is open), and dropped once it has lapsed, this long
+    # after the lobby last renewed it. Several times `tick_every`.
+    lobby_lease: float = field(default=3.0, validator=positive)
+    # Heartbeat (renewing the lease), and a matching pass over every queue, this often.
     tick_every: float = field(default=1.0, validator=positive)
     # No call waits longer for Redis.
     call_timeout: float = field(default=5.0, validator=positive)
@@ -111,6 +113,17 @@ class RedisMatchmakerSettings:
     # The most tickets one enqueue call carries (one script run: Redis runs
     # nothing else meanwhile, so this bounds how long it waits on one call).
     enqueue_batch: int = field(default=128, validator=positive)
+    # The party store's prefix (RedisPartySettings.prefix): a party's ticket is
+    # matched only while the lobby holding each of its members is live.
+    party_prefix: str = DEFAULT_PREFIX + "party"
+
+    def __attrs_post_init__(self) -> None:
+        # A lease renewed less often than it lasts would lapse between renewals.
+        if not self.lobby_lease > self.tick_every:
+            raise ValueError(
+                f"lobby_lease ({self.lobby_lease:g} s) must be longer than tick_every "
+                f"({self.tick_every:g} s), which renews it"
+            )
 
 
 DEFAULT_MATCHMAKER = RedisMatchmakerSettings()
@@ -124,6 +137,9 @@ class RedisPartySettings:
     # A party's keys (and a member's) lapse this long after their last refresh.
     party_ttl: float = field(default=60.0, validator=positive)
     refresh_every: float = field(default=15.0, validator=positive)
+    # How often a lobby looks for members of its players' parties whose lobby's
+    # lease has lapsed (they are taken out of their party, told as `left`).
+    check_every: float = field(default=1.0, validator=positive)
 
 
 DEFAULT_PARTIES = RedisPartySettings()

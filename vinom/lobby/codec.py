@@ -48,11 +48,27 @@ MAX_ROOM_LIST_OFFSET = 1_000_000
 
 
 @frozen
+class Previous:
+    """The identity a returning player had before (from an earlier `welcome`), in `hello`.
+
+    The secret is left out of the repr: requests are logged when serving them fails.
+    """
+
+    player_id: str
+    secret: str = field(repr=False)
+
+
+@frozen
 class Hello:
-    """`hello`: the first frame of a new player; `name` is shown to other players."""
+    """`hello`: the first frame of a new player; `name` is shown to other players.
+
+    `previous`: the player's earlier identity, if they had one (their lobby
+    connection was lost): a ticket it left queued is withdrawn.
+    """
 
     request_id: RequestId
     name: str
+    previous: Previous | None = None
 
 
 @frozen
@@ -454,7 +470,25 @@ def _parse_hello(obj: Mapping[str, Any], request_id: RequestId) -> Request:
             f"'name' must be 1 to {MAX_NAME_LENGTH} visible characters on one line"
             " (docs/lobby.md, Names)",
         )
-    return Hello(request_id, name)
+    previous = obj.get("previous")
+    if previous is None:
+        return Hello(request_id, name)
+    if not isinstance(previous, dict):
+        raise _FieldError(
+            errors.INVALID_FIELD,
+            "'previous' must be an object with the 'player_id' and 'secret' of an earlier"
+            " welcome, or null",
+        )
+    # (named in the errors of _string: "'previous' needs a 'secret'")
+    previous = {**previous, "type": "previous"}
+    return Hello(
+        request_id,
+        name,
+        Previous(
+            _string(previous, "player_id", MAX_PLAYER_ID_LENGTH),
+            _string(previous, "secret", MAX_SECRET_LENGTH),
+        ),
+    )
 
 
 def _parse_queue(obj: Mapping[str, Any], request_id: RequestId) -> Request:

@@ -60,6 +60,10 @@ NOT_JOINABLE_MESSAGE = "no party with that join code can be joined now (none, fu
 # The `reason` of the `cancelled` frame members get when their party's ticket is withdrawn.
 LEADER_CANCELLED = "leader_cancelled"
 MEMBER_LEFT = "member_left"
+# The `reason` of the `party_left` a member gets who was taken out of their party
+# without asking: their lobby's lease lapsed (it stalled, or lost Redis) and the
+# other lobbies took them for gone (docs/lobby.md, "Parties").
+LOBBY_LAPSED = "lobby_lapsed"
 
 
 class PartyRequests:
@@ -90,6 +94,8 @@ class PartyRequests:
         self._draining = draining
         # The party of each player connected here, as the last change told it.
         self._party_of: dict[str, Party] = {}
+        # Players whose own `party_leave` is being served (they get its answer).
+        self._leaving: set[str] = set()
         store.add_listener(self.party_changed)
 
     def party_of(self, player_id: str) -> Party | None:
@@ -151,6 +157,7 @@ class PartyRequests:
                 if connection.state is PlayerState.QUEUED:
                     connection.unqueued()
                 withdrawn = True
+            self._leaving.add(player_id)
             try:
                 await self.store.leave(player_id, refuse_late=True)
             except PartyError as e:
@@ -166,6 +173,8 @@ class PartyRequests:
                     d.addErrback(log_failure, self.log, "unqueueing the party of {player_id}",
                                  player_id)  # fmt: skip
                 raise
+            finally:
+                self._leaving.discard(player_id)
             self._party_of.pop(player_id, None)
             connection.reply(request, {"type": "party_left", "party_id": party.party_id})
 
@@ -329,7 +338,9 @@ class PartyRequests:
         out of the queue with their party."""
         party = change.party
         if change.event == LEFT:
-            self._party_of.pop(change.player_id, None)
+            was_in = self._party_of.pop(change.player_id, None)
+            if was_in is not None and change.player_id not in self._leaving:
+                self._taken_out(change.player_id, was_in)
         for member in party.members:
             connection = self._players.connection_of(member.player_id)
             if connection is None:
@@ -382,6 +393,31 @@ class PartyRequests:
                     "reason": LEADER_CANCELLED if change.event == UNQUEUED else MEMBER_LEFT,
                 }
             )
+
+    def _taken_out(self, player_id: str, party: Party) -> None:
+        """A member connected here was taken out of their party without asking (their
+        lobby's lease lapsed, and a lobby holding another member took them for gone):
+        they are told, and out of the queue if they were queued with the party."""
+        connection = self._players.connection_of(player_id)
+        if connection is None or connection.closing:
+            return
+        if connection.state is PlayerState.QUEUED:
+            game = connection.game
+            if player_id == party.leader:
+                # The party's ticket is theirs, kept by this lobby: it goes.
+                d = self._matchmaker.cancel(player_id)
+                d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
+                             player_id)  # fmt: skip
+                self._limits.uncount_pending(player_id)
+            connection.unqueued()
+            connection.push(
+                {"type": "cancelled", "game": game, "party_id": party.party_id,
+                 "reason": MEMBER_LEFT}
+            )  # fmt: skip
+        self.log.info("player {player_id} was taken out of party {party_id}: this lobby's "
+                      "lease had lapsed", player_id=player_id, party_id=party.party_id)  # fmt: skip
+        connection.push({"type": "party_left", "party_id": party.party_id,
+                         "reason": LOBBY_LAPSED})  # fmt: skip
 
     # -- helpers
 

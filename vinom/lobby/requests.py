@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,6 +36,7 @@ from vinom.lobby.codec import (
     PartyJoin,
     PartyLeave,
     Ping,
+    Previous,
     Queue,
     Reconnect,
     Request,
@@ -206,7 +207,7 @@ class RequestHandlers:
         secret = new_secret()
         record = PlayerRecord(player_id, request.name, hash_secret(secret), self._clock.seconds())
 
-        def saved(_: None) -> None:
+        def saved(withdrawn: bool | None) -> None:
             if connection.closing:
                 self._players.forget(player_id)
                 return
@@ -221,10 +222,69 @@ class RequestHandlers:
                     "secret": secret,
                     "games": dict(self.match_sizes),
                     "titles": dict(self.game_titles),
+                    **({} if withdrawn is None else {"withdrawn": withdrawn}),
                 },
             )
 
-        return self._store.save_player(record).addCallback(saved)
+        previous = request.previous
+        if previous is None:
+            return self._store.save_player(record).addCallback(lambda _: saved(None))
+
+        async def returning(previous: Previous) -> None:
+            # A returning player: what their earlier identity left queued goes first.
+            earlier = await self._store.get_player(previous.player_id)
+            withdrawn = await self._withdraw_if_theirs(earlier, previous.player_id,
+                                                       previous.secret)  # fmt: skip
+            await self._store.save_player(record)
+            saved(withdrawn)
+
+        return Deferred.fromCoroutine(returning(previous))
+
+    def _withdraw_if_theirs(
+        self, record: PlayerRecord | None, player_id: str, secret: str
+    ) -> Deferred[bool]:
+        """Withdraw the queued ticket of `player_id` if `secret` is theirs; whether one went.
+
+        An unknown player and a wrong secret withdraw nothing, and answer as a
+        player with nothing queued: ids are not an oracle.
+        """
+        known = None if record is None else record.secret_hash
+        if not verify_secret(secret, known) or record is None:
+            return succeed(False)
+        return self._withdraw_earlier_ticket(player_id)
+
+    def _withdraw_earlier_ticket(self, player_id: str) -> Deferred[bool]:
+        """A player came back on a new connection (their lobby connection was lost, or
+        their lobby died): the ticket they left queued, in any lobby, is withdrawn, so
+        that nobody is matched with it; whether there was one.
+
+        A party's ticket is its leader's and goes with the party's own rules. If this
+        lobby still holds the player's earlier connection, queued, that connection is
+        told `session_replaced` and closed.
+        """
+        if self.parties.party_of(player_id) is not None:
+            return succeed(False)
+        earlier = self._players.connection_of(player_id)
+        if earlier is not None:
+            if earlier.state is not PlayerState.QUEUED:
+                return succeed(False)
+            self._players.unbind(earlier)
+            earlier.push(
+                error_frame(errors.SESSION_REPLACED, "the player came back on another connection"),
+                final=True,
+            )
+
+        def cancelled(removed: bool) -> bool:
+            if removed:
+                self.log.info(
+                    "player {player_id} came back: their queued ticket was withdrawn",
+                    player_id=player_id,
+                )
+                self._limits.uncount_pending(player_id)
+                self._players.forget(player_id)
+            return removed
+
+        return self._matchmaker.cancel(player_id).addCallback(cancelled)
 
     def _queue(self, connection: LobbyConnection, request: Queue) -> Deferred[None] | None:
         player_id = connection.player_id
@@ -359,10 +419,12 @@ class RequestHandlers:
                 return self._claim_place(connection, record, kept, request)
             return self._store.placement_for_player(player_id).addCallback(placed)
 
-        def placed(placement: MatchPlacement | None) -> None:
+        def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
             ticket = None if placement is None else placement.ticket_of(player_id)
             if placement is None or ticket is None:
-                raise LobbyError(errors.NO_ACTIVE_MATCH, "the player has no running match")
+                # Back after their lobby connection was lost while queued: their
+                # ticket goes (nobody is to be matched with it), and they queue again.
+                return self._withdraw_earlier_ticket(player_id).addCallback(no_match)
             frame = self._delivery.match_found_frame(placement.match, ticket, placement.address)
             self.log.info(
                 "player {player_id} reconnected to match {match_id}",
@@ -370,6 +432,13 @@ class RequestHandlers:
                 match_id=placement.match_id,
             )
             connection.reply(request, frame, final=True)
+            return None
+
+        def no_match(withdrawn: bool) -> None:
+            message = "the player has no running match"
+            if withdrawn:
+                message += " (their queued ticket was withdrawn: say hello and queue again)"
+            raise LobbyError(errors.NO_ACTIVE_MATCH, message)
 
         return self._store.get_player(player_id).addCallback(verified)
 

@@ -153,7 +153,8 @@ def build_shared(
 
     matchmaker = RedisMatchmaker(
         redis.handler, endpoint(), match_sizes, reactor,
-        settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm"),
+        settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm",
+                                         party_prefix=settings.key_prefix + "party"),
         password=settings.password, windows=options["rating-windows"],
         team_sizes=registry.team_sizes(),
         # Its heartbeat reads Redis's clock for every call's deadline.
@@ -168,6 +169,8 @@ def build_shared(
         redis, endpoint(), reactor, max_size=max(match_sizes.values(), default=8),
         settings=RedisPartySettings(prefix=settings.key_prefix + "party"),
         password=settings.password,
+        # A member whose lobby's lease lapses is taken out of their party.
+        lobby_id=matchmaker.lobby_id, lease_prefix=settings.key_prefix + "mm",
     )  # fmt: skip
     # party_join attempts per address are counted in Redis, by every lobby.
     party_joins = RedisAddressLimiter(redis, "party-join", options["queue-rate"],
