@@ -158,6 +158,16 @@ class HeartbeatWatchTests(SynchronousTestCase):
             self.assertIsNone(watch.check(now, TIMEOUT))
         self.assertEqual(watch.check(25.0, TIMEOUT), 4.0)
 
+    def test_a_clock_set_back_does_not_hold_off_a_kill(self) -> None:
+        watch = HeartbeatWatch(INTERVAL, since=1000.0)
+        self.assertIsNone(watch.check(1001.0, TIMEOUT))
+        # The clock steps back an hour; the child is silent from then on.
+        self.assertIsNone(watch.check(-2600.0, TIMEOUT))
+        for now in (-2599.0, -2598.0, -2597.0):
+            self.assertIsNone(watch.check(now, TIMEOUT))
+        self.assertEqual(watch.check(-2596.0, TIMEOUT), 4.0)
+        self.assertEqual(watch.pauses, 0)
+
     def test_a_check_late_by_less_than_the_pause_threshold_is_not_a_pause(self) -> None:
         watch = HeartbeatWatch(INTERVAL, since=0.0)
         self.assertIsNone(watch.check(PAUSE_AFTER * INTERVAL, TIMEOUT))

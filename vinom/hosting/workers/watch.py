@@ -15,7 +15,9 @@ failed probes, not the wall-clock time since the last success). A child
 that is still silent `limit` seconds after the resume is killed as before:
 within `limit` plus one interval.
 
-Sans-I/O: the caller passes the time (its reactor's `seconds()`).
+Sans-I/O: the caller passes the time (its reactor's `seconds()`, which its
+timers run on). A clock set back between two checks judges the silence from
+that check on, so that a step back never holds off a kill for its length.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class HeartbeatWatch:
 
     def answered(self, now: float) -> None:
         """The child answered at `now`."""
-        self.since = max(self.since, now)
+        self.since = now
 
     def check(self, now: float, limit: float) -> float | None:
         """A periodic check at `now`: the seconds of silence if they exceed `limit`
@@ -53,10 +55,13 @@ class HeartbeatWatch:
         the child's (counted in `pauses`), and the judged silence starts now."""
         gap = now - self._last_check
         self._last_check = now
+        if gap < 0:
+            self.since = now  # the clock was set back: judged from now on
+            return None
         if gap > PAUSE_AFTER * self.interval:
             self.pauses += 1
             self.last_pause = gap
-            self.since = max(self.since, now)
+            self.since = now
             return None
         silent = now - self.since
         return silent if silent > limit else None
