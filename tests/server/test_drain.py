@@ -119,3 +119,12 @@ class LobbyOnlyDrainTests(LobbyHarness):
         self.factory.placer.match_formed(Match("m-elsewhere", "tictactoe", players, 1.0))
         self.assertEqual(self.hosting.running_games, 1)
         self.successResultOf(self.drain().run())
+
+    def test_a_connection_that_does_not_close_holds_the_drain_a_bounded_time(self) -> None:
+        idle = self.connect()
+        idle.hello("C")
+        done = self.drain().run()
+        self.assertTrue(idle.closed)
+        self.assertNoResult(done)
+        self.clock.advance(self.config.close_timeout + 1.0)
+        self.successResultOf(done)

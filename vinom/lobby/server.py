@@ -304,9 +304,13 @@ class LobbyFactory(ServerFactory, Service):
     def connection_lost(self, connection: LobbyConnection) -> None:
         self.limits.release_connection(connection.client)
         if self._closed_waiters and not self._players.connections():
-            waiters, self._closed_waiters = self._closed_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+            for waiter in list(self._closed_waiters):
+                self._closed(waiter)
+
+    def _closed(self, waiter: Deferred[None]) -> None:
+        if waiter in self._closed_waiters:
+            self._closed_waiters.remove(waiter)
+            waiter.callback(None)
 
     # Service: stopping the lobby drains it.
 
@@ -368,12 +372,15 @@ class LobbyFactory(ServerFactory, Service):
         """The end of a drain: every connected player is told (`server_draining`) and
         their connection closed, so that what the lobby keeps for them (a ticket, a
         party, their record) is withdrawn now, while the store is still there. Fires
-        once the last is closed (each within the config's `close_timeout`)."""
+        once the last is closed (each within the config's `close_timeout`), or a
+        second after that in any case."""
         connections = self._players.connections()
         if not connections:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
         self._closed_waiters.append(waiter)
+        late = self.clock.callLater(self.config.close_timeout + 1.0, self._closed, waiter)
+        waiter.addBoth(lambda result: late.cancel() if late.active() else None)
         for connection in connections:
             connection.push(
                 error_frame(
