@@ -64,6 +64,8 @@ class ClusterTestCase(TestCase):
     """A real Redis and `twistd vinom` processes on it; helpers to start and read them."""
 
     timeout = 180
+    # What each process runs (`python -c`): twistd.
+    program = RUN_TWISTD
 
     async def setUp(self) -> None:  # type: ignore[override]
         self.redis = RedisServer(os.path.abspath(self.mktemp()))
@@ -81,7 +83,7 @@ class ClusterTestCase(TestCase):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
         args = [
-            sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
+            sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom",
             "--role", role, "--redis", self.redis.url, "--token-key-file", self.key_file,
             "--data-dir", data_dir, "--websocket", "none", "--ops-port", "none",
             "--host-workers", "0",

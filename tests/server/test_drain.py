@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from tests.lobby.test_lobby import LobbyHarness
 from vinom.lobby import errors
-from vinom.server.drain import Drain
+from vinom.match import Match, Ticket
+from vinom.server.drain import Drain, PlayersMatches
+from vinom.store.memory import MemoryPlayerStore
 
 
 class DrainTests(LobbyHarness):
@@ -60,3 +62,69 @@ class DrainTests(LobbyHarness):
         end = self.clock.seconds() + 600
         late = [c for c in self.clock.getDelayedCalls() if c.getTime() >= end]
         self.assertEqual(late, [], "the drain's timeout is cancelled")
+
+
+class _SharedStore(MemoryPlayerStore):
+    """A player store other lobbies share (as the Redis one is)."""
+
+    shared = True
+
+
+class LobbyOnlyDrainTests(LobbyHarness):
+    """A lobby whose matches run on game hosts elsewhere, on a shared store: the drain
+    waits for its players' matches, then closes its players' connections."""
+
+    ports = (7400, 7401)
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = _SharedStore()
+        self.factory.stopService()
+        self.factory = self.make_factory(store=self.store)
+        self.factory.startService()
+
+    def drain(self) -> Drain:
+        return Drain(self.factory, PlayersMatches(self.factory), self.clock, 600,
+                     close_players=True)  # fmt: skip
+
+    def test_it_serves_until_its_players_match_ends_then_closes_its_players(self) -> None:
+        players = [self.queued_player("A"), self.queued_player("B")]
+        for player in players:
+            self.assertEqual(player.frames()[-1]["type"], "match_found")
+            player.drop()
+        idle = self.connect()
+        idle.hello("C")
+        done = self.drain().run()
+        self.clock.advance(5)
+        self.assertNoResult(done)
+        self.assertEqual(idle.request({"type": "ping"})["type"], "pong")
+        self.assert_error(idle.request({"type": "cancel"}), errors.NOT_QUEUED)
+        self.hosts.end_match(self.matches[0].match_id)
+        # Its players' match has ended: the last connected player is told, and closed.
+        [frame] = idle.frames()
+        self.assertEqual(frame["code"], errors.SERVER_DRAINING)
+        self.assertTrue(idle.closed)
+        self.assertNoResult(done)
+        idle.drop()
+        self.successResultOf(done)
+        # Nobody's record is left: the idle player was forgotten as they left, the
+        # match's players with the match.
+        for player_id in (idle.player_id, *(p.player_id for p in players)):
+            assert player_id is not None
+            self.assertIsNone(self.successResultOf(self.store.get_player(player_id)))
+
+    def test_the_matches_of_other_lobbies_players_are_not_waited_for(self) -> None:
+        # Every lobby hears every match: this one holds none of its players.
+        players = tuple(Ticket(f"p-{i}", f"P{i}", "tictactoe", None, 1.0) for i in range(2))
+        self.factory.placer.match_formed(Match("m-elsewhere", "tictactoe", players, 1.0))
+        self.assertEqual(self.hosting.running_games, 1)
+        self.successResultOf(self.drain().run())
+
+    def test_a_connection_that_does_not_close_holds_the_drain_a_bounded_time(self) -> None:
+        idle = self.connect()
+        idle.hello("C")
+        done = self.drain().run()
+        self.assertTrue(idle.closed)
+        self.assertNoResult(done)
+        self.clock.advance(self.config.close_timeout + 1.0)
+        self.successResultOf(done)

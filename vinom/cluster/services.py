@@ -16,11 +16,18 @@ runs) by reconnecting with their own back-off. The placement channel's
 `RemoteMatchHosting` and the game host's `HostAgent` are services
 themselves (vinom.cluster.placement, vinom.cluster.agent): each is also the
 object the lobby or the host uses.
+
+The pool closes last (`RedisClientService.stops_last`: the root service
+stops it once every other service has stopped), and only once the calls the
+lobby makes in the background are answered (`InFlightCalls`: a gone
+player's ticket cancelled, their record removed, a party left), so that a
+stopping lobby leaves nothing behind in Redis and logs no failed call.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import inspect
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -35,16 +42,108 @@ if TYPE_CHECKING:  # txredisapi, which the matchmaker imports, installs the defa
 
 # Seconds between tries to start the matchmaker while Redis does not answer.
 START_RETRY = 1.0
+# Seconds the pool waits, as the server stops, for the calls still in flight (each
+# is bounded by its own timeout, at most the matchmaker's `call_timeout`, 5 s).
+CALLS_WAIT = 10.0
+
+_T = TypeVar("_T")
+
+
+class InFlightCalls:
+    """Counts the calls of some parts (the lobby's player store, matchmaker and party
+    store) whose Deferreds have not fired, so that the pool closes after them."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self.running = 0
+        self._waiters: list[Deferred[None]] = []
+
+    def track(self, part: _T) -> _T:
+        """`part` as its users see it, with the Deferreds of its methods counted."""
+        return cast(_T, _Counted(part, self))
+
+    def when_done(self) -> Deferred[None]:
+        """Fires once no counted call runs (at once if none does)."""
+        if not self.running:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def started(self, d: Deferred[Any]) -> None:
+        self.running += 1
+        d.addBoth(self._ended)
+
+    def _ended(self, result: object) -> object:
+        self.running -= 1
+        if not self.running and self._waiters:
+            # In a later turn: the callbacks after this one may make the next call
+            # (a cancelled ticket's player then forgotten).
+            self._clock.callLater(0, self._maybe_done)
+        return result
+
+    def _maybe_done(self) -> None:
+        if not self.running:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.called:
+                    waiter.callback(None)
+
+
+class _Counted:
+    """A part whose methods' Deferreds an `InFlightCalls` counts; anything else as is."""
+
+    def __init__(self, part: Any, calls: InFlightCalls) -> None:
+        self._part = part
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._part, name)
+        if not callable(value):
+            return value
+        calls = self._calls
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = value(*args, **kwargs)
+            if isinstance(result, Deferred):
+                calls.started(result)
+            return result
+
+        if inspect.ismethod(value):
+            self.__dict__[name] = counted  # a method stays the same: made once
+        return counted
 
 
 class RedisClientService(Service):
-    """Closes the process's Redis pool when the server stops (after everything using it)."""
+    """Closes the process's Redis pool when the server stops: after every other service
+    (`stops_last`) and the counted calls in flight (`calls`)."""
 
-    def __init__(self, redis: RedisClient) -> None:
+    log = Logger()
+    stops_last = True
+
+    def __init__(
+        self, redis: RedisClient, clock: IReactorTime, calls: InFlightCalls | None = None
+    ) -> None:
         self.redis = redis
+        self.calls = calls
+        self._clock = clock
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        if self.calls is None or not self.calls.running:
+            return self._disconnect(None)
+        done = self.calls.when_done()
+        late = self._clock.callLater(CALLS_WAIT, self._gave_up, done)
+        done.addCallback(lambda _: late.cancel() if late.active() else None)
+        return done.addCallback(self._disconnect)
+
+    def _gave_up(self, done: Deferred[None]) -> None:
+        if self.calls is not None and not done.called:
+            self.log.warn("closing the Redis connections with {calls} call(s) unanswered",
+                          calls=self.calls.running)  # fmt: skip
+            done.callback(None)
+
+    def _disconnect(self, _: object) -> Deferred[None]:
         d = self.redis.disconnect()
         return d.addErrback(lambda _: None)
 

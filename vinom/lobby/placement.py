@@ -117,6 +117,8 @@ class MatchPlacer:
         self.matches_ended: Counter[tuple[str, str]] = Counter()
         self._running: dict[str, RunningMatch] = {}
         self._recent: deque[EndedMatch] = deque(maxlen=RECENT_MATCHES)
+        # Waiting for the last match of this lobby's players to end (a drain).
+        self._players_matches_waiters: list[Deferred[None]] = []
 
     @property
     def waiting_matches(self) -> int:
@@ -132,6 +134,27 @@ class MatchPlacer:
     def recent_matches(self) -> list[EndedMatch]:
         """The last `RECENT_MATCHES` matches that ended, newest first."""
         return list(reversed(self._recent))
+
+    @property
+    def players_matches(self) -> int:
+        """With a shared store: the matches not ended (formed, waiting for a host or
+        running) with a player this lobby answers for (`_answers_for` when the match
+        formed); their ends reach it through the hosting's `on_ended`."""
+        return sum(1 for ours in self._ours.values() if ours)
+
+    def when_players_matches_end(self) -> Deferred[None]:
+        """Fires once `players_matches` is 0 (at once if it is)."""
+        if not self.players_matches:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._players_matches_waiters.append(waiter)
+        return waiter
+
+    def _check_players_matches(self) -> None:
+        if self._players_matches_waiters and not self.players_matches:
+            waiters, self._players_matches_waiters = self._players_matches_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def pending_match(self, player_id: str) -> Match | None:
         """The player's match, if it is formed but not yet placed."""
@@ -321,6 +344,7 @@ class MatchPlacer:
                         "no game server could host the match; queue again",
                     )
                 )
+        self._check_players_matches()
 
     def _requeue_connected(self, connection: LobbyConnection, ticket: Ticket) -> None:
         """Put a connected player whose match found no game host back at the head of the
@@ -413,6 +437,7 @@ class MatchPlacer:
         # may be gone.
         d = self._store.remove_placement(match.match_id, forget=forget)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
+        self._check_players_matches()
 
 
 def _winners(result: Mapping[str, Any] | None) -> tuple[str, ...]:

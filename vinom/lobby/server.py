@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
@@ -197,6 +197,8 @@ class LobbyFactory(ServerFactory, Service):
         self.errors_sent: Counter[str] = Counter()
         self.output = OutputTotals(clock)
         self._players = Players(store)
+        # Waiting for the last player's connection to close (`close_players`).
+        self._closed_waiters: list[Deferred[None]] = []
         delivery = TokenDelivery(token_issuer, clock, dict(team_sizes or {}))
         self.requeues = Requeues(config.requeue_window, clock, self._requeue_lapsed)
         self.placer = MatchPlacer(
@@ -301,6 +303,14 @@ class LobbyFactory(ServerFactory, Service):
 
     def connection_lost(self, connection: LobbyConnection) -> None:
         self.limits.release_connection(connection.client)
+        if self._closed_waiters and not self._players.connections():
+            for waiter in list(self._closed_waiters):
+                self._closed(waiter)
+
+    def _closed(self, waiter: Deferred[None]) -> None:
+        if waiter in self._closed_waiters:
+            self._closed_waiters.remove(waiter)
+            waiter.callback(None)
 
     # Service: stopping the lobby drains it.
 
@@ -347,6 +357,41 @@ class LobbyFactory(ServerFactory, Service):
             "member(s) told",
             told=told,
         )
+
+    @property
+    def players_matches(self) -> int:
+        """With a shared store (lobbies on Redis): the matches not ended with a player
+        this lobby answers for (those it held or queued when the match formed)."""
+        return self.placer.players_matches
+
+    def when_players_matches_end(self) -> Deferred[None]:
+        """Fires once `players_matches` is 0 (their ends heard from the hosting)."""
+        return self.placer.when_players_matches_end()
+
+    def close_players(self) -> Deferred[None]:
+        """The end of a drain: every connected player is told (`server_draining`) and
+        their connection closed, so that what the lobby keeps for them (a ticket, a
+        party, their record) is withdrawn now, while the store is still there. Fires
+        once the last is closed (each within the config's `close_timeout`), or a
+        second after that in any case."""
+        connections = self._players.connections()
+        if not connections:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._closed_waiters.append(waiter)
+        late = self.clock.callLater(self.config.close_timeout + 1.0, self._closed, waiter)
+        waiter.addBoth(lambda result: late.cancel() if late.active() else None)
+        for connection in connections:
+            connection.push(
+                error_frame(
+                    errors.SERVER_DRAINING,
+                    "the server is shutting down: connect to another server or later",
+                ),
+                final=True,
+            )
+        self.log.info("lobby: closing the connections of {players} player(s)",
+                      players=len(connections))  # fmt: skip
+        return waiter
 
     def stopService(self) -> None:
         """Drain (if not begun already) as the service stops."""

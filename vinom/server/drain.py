@@ -14,8 +14,16 @@ told.
 In a game-host process (`--role host`) there is no lobby: the drain takes
 the host out of the host registry at once (`HostAgent.drain`), so lobbies
 place nothing more on it, and waits for its matches. A lobby whose matches
-run on game hosts elsewhere (`--role lobby`) waits for none: its players
-reconnect through another lobby.
+run on game hosts elsewhere (`--role lobby`) waits for its players' matches
+(`PlayersMatches`: those with a player it held or queued when the match
+formed, their ends heard on the placements channel), so that a player whose
+session drops can still `reconnect` through it.
+
+With a shared store (Redis) the drain ends by closing every player's
+connection (`LobbyFactory.close_players`), so that their tickets, parties
+and records are withdrawn while the Redis pool is open; the pool closes
+after the other services, once those calls are answered
+(vinom.cluster.services).
 
 A second SIGTERM (or a SIGINT) during the drain ends the wait at once.
 `install_signal_handlers` (for `twistd`, once the reactor runs) puts the
@@ -43,6 +51,29 @@ class Drainable(Protocol):
     def drain(self) -> None: ...
 
 
+class Matches(Protocol):
+    """The matches a drain waits for (an `IMatchHosting` has both)."""
+
+    @property
+    def matches(self) -> int: ...
+
+    def when_all_ended(self) -> Deferred[None]: ...
+
+
+class PlayersMatches:
+    """The matches of a lobby's players, where they run on game hosts elsewhere."""
+
+    def __init__(self, lobby: LobbyFactory) -> None:
+        self.lobby = lobby
+
+    @property
+    def matches(self) -> int:
+        return self.lobby.players_matches
+
+    def when_all_ended(self) -> Deferred[None]:
+        return self.lobby.when_players_matches_end()
+
+
 class Drain:
     """Drains the lobby and the game hosts (module docstring)."""
 
@@ -51,18 +82,22 @@ class Drain:
     def __init__(
         self,
         lobby: LobbyFactory | None,
-        hosting: IMatchHosting | None,
+        hosting: IMatchHosting | Matches | None,
         reactor: Any,
         timeout: float,
         *,
         host: Drainable | None = None,
+        close_players: bool = False,
     ) -> None:
-        """`lobby`: None in a game-host process; `hosting`: the matches to wait for (None
-        in a lobby whose matches run on game hosts elsewhere); `host`: a game-host
-        process's agent, which leaves the host registry as the drain begins."""
+        """`lobby`: None in a game-host process; `hosting`: the matches to wait for
+        (`PlayersMatches` in a lobby whose matches run on game hosts elsewhere);
+        `host`: a game-host process's agent, which leaves the host registry as the
+        drain begins; `close_players`: close the lobby's player connections as the
+        drain ends (with a shared store, whose records they hold)."""
         self.lobby = lobby
         self.hosting = hosting
         self.host = host
+        self.close_players = close_players
         self._draining = False
         self.timeout = timeout
         self._reactor = reactor
@@ -81,12 +116,20 @@ class Drain:
         self._finish()
 
     def run(self) -> Deferred[None]:
-        """Drain; fires when every match has ended, the timeout passed, or the wait was cut."""
+        """Drain; fires when every match has ended, the timeout passed, or the wait was cut
+        (and then, with `close_players`, once the players' connections are closed)."""
         self._draining = True
         if self.lobby is not None:
             self.lobby.drain()
         if self.host is not None:
             self.host.drain()
+        waited = self._wait()
+        lobby = self.lobby
+        if lobby is not None and self.close_players:
+            waited.addCallback(lambda _: lobby.close_players())
+        return waited
+
+    def _wait(self) -> Deferred[None]:
         if self.hosting is None:
             return succeed(None)
         matches = self.hosting.matches
@@ -109,6 +152,15 @@ class Drain:
 
     def _timed_out(self) -> None:
         self._deadline = None
+        if isinstance(self.hosting, PlayersMatches):
+            self.log.info(
+                "drain: {matches} match(es) of this lobby's players still running after "
+                "{timeout:g} s play on on their game hosts",
+                matches=self.hosting.matches,
+                timeout=self.timeout,
+            )
+            self._finish()
+            return
         self.log.info(
             "drain: {matches} match(es) still running after {timeout:g} s are aborted",
             matches=0 if self.hosting is None else self.hosting.matches,

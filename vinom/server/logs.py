@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.application import service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import ILogObserver, jsonFileLogObserver
 from twisted.web import http, server
 
@@ -44,6 +44,9 @@ class ServerRoot(service.MultiService):
 
     `before_stop`, if set, runs when the service stops, before its children
     stop, and they stop once the Deferred it returns fires (the server's drain).
+    The children stop together, in reverse order, except those with a true
+    `stops_last` (the Redis pool, which the others use as they stop): these
+    stop once the others have.
     """
 
     def __init__(self, log_format: str = "text", stream: IO[str] | None = None) -> None:
@@ -56,9 +59,21 @@ class ServerRoot(service.MultiService):
 
     def stopService(self) -> Deferred[object]:
         if self.before_stop is None:
-            return super().stopService()
+            return self._stop_children()
         d = self.before_stop()
-        return d.addCallback(lambda _: service.MultiService.stopService(self))
+        return d.addCallback(lambda _: self._stop_children())
+
+    def _stop_children(self) -> Deferred[object]:
+        service.Service.stopService(self)
+        children = list(reversed(list(self)))
+        last = [child for child in children if getattr(child, "stops_last", False)]
+        first = [child for child in children if child not in last]
+
+        def stop(services: list[service.IService]) -> Deferred[object]:
+            return cast(Deferred[object], DeferredList([maybeDeferred(s.stopService)
+                                                        for s in services]))  # fmt: skip
+
+        return stop(first).addCallback(lambda _: stop(last))
 
     def setServiceParent(self, parent: service.IServiceCollection) -> None:
         super().setServiceParent(parent)

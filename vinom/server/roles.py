@@ -28,6 +28,7 @@ from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import (
+    InFlightCalls,
     MatchmakerService,
     PartyStoreService,
     RedisClientService,
@@ -54,7 +55,7 @@ from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
 from vinom.server.certs import ensure_dev_certificate
-from vinom.server.drain import Drain
+from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
 from vinom.server.startup import (
@@ -141,7 +142,9 @@ def build_shared(
         # Under twistd: a Redis that does not answer is one line and a non-zero exit.
         check_redis(settings)
     redis = RedisClient.open(settings, reactor)
-    _add(root, "redis", RedisClientService(redis))
+    # The pool closes last, once the lobby's calls in flight are answered.
+    calls = InFlightCalls(reactor)
+    _add(root, "redis", RedisClientService(redis, reactor, calls))
     if not runs_lobby(options):
         return SharedState(None, None, None, None, None, (), redis)
     # Imported here: txredisapi installs the default reactor when imported.
@@ -181,8 +184,9 @@ def build_shared(
         ("placement-channel", SubscriptionService(channel)),
         ("parties", PartyStoreService(parties)),
     )
-    return SharedState(RedisPlayerStore(redis), matchmaker, parties, party_joins, placement,
-                       services, redis)  # fmt: skip
+    return SharedState(calls.track(RedisPlayerStore(redis)), calls.track(matchmaker),
+                       calls.track(parties), party_joins, placement, services,
+                       redis)  # fmt: skip
 
 
 @frozen
@@ -319,10 +323,14 @@ def build_drain(
     options: usage.Options, reactor: Any, root: ServerRoot, lobbies: LobbyRole,
     hosted: HostingRole, install: bool,
 ) -> Drain:  # fmt: skip
-    """SIGTERM drains (under twistd): a lobby whose matches run elsewhere waits for none
-    of them, its players reconnect through another lobby."""
-    drain = Drain(lobbies.lobby, hosted.hosting, reactor, options["drain-timeout"],
-                  host=hosted.agent)  # fmt: skip
+    """SIGTERM drains (under twistd): a lobby whose matches run elsewhere waits for its
+    players' matches; with Redis it closes its players' connections before the pool."""
+    lobby = lobbies.lobby
+    matches: GameHostingService | PlayersMatches | None = hosted.hosting
+    if matches is None and lobby is not None:
+        matches = PlayersMatches(lobby)
+    drain = Drain(lobby, matches, reactor, options["drain-timeout"], host=hosted.agent,
+                  close_players=options["redis-settings"] is not None)  # fmt: skip
     root.before_stop = drain.run
     if install:
         reactor.callWhenRunning(drain.install_signal_handlers)

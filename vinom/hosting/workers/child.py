@@ -6,7 +6,9 @@ The child (vinom.hosting.workers.main) is configured over AMP on its pipes
 line or in its environment. A child that exits, is killed or misses its
 heartbeats (a stopped process counts) is gone: its hosts fire `when_idle`
 with their matches recorded as aborted (reason `host_crashed`, or `shutdown`
-while the server stops).
+while the server stops). Silence is judged only over time the supervisor ran
+(vinom.hosting.workers.watch): after a pause of its own (its process group
+stopped and continued) a child is judged by the heartbeats it answers after it.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from vinom.hosting.interfaces import (
     WorkerStatus,
 )
 from vinom.hosting.workers import commands
+from vinom.hosting.workers.watch import HeartbeatWatch
 from vinom.match import Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
@@ -65,7 +68,8 @@ class WorkerSettings:
     room_config: RoomConfig
     executable: str = sys.executable
     # A child that has not answered a heartbeat for `heartbeat_timeout` seconds
-    # (they are sent every `heartbeat_interval`) is killed and counts as crashed.
+    # (they are sent every `heartbeat_interval`) is killed and counts as crashed;
+    # seconds this process itself did not run (it was paused) do not count.
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 3.0
     # A child that is not configured this long after it was started is killed.
@@ -309,7 +313,7 @@ class WorkerProcess(ProcessProtocol):
         self.started_at = reactor.seconds()
         self.ready_after: float | None = None
         self.hosts: dict[int, WorkerGameHost] = {}
-        self.last_answer = self.started_at
+        self.watch = HeartbeatWatch(settings.heartbeat_interval, self.started_at)
         self.load: dict[str, Any] = {}
         self._heartbeat: LoopingCall | None = None
         self._lines: dict[int, bytes] = {1: b"", 2: b""}
@@ -361,7 +365,7 @@ class WorkerProcess(ProcessProtocol):
             return
         self.live = True
         now = self.reactor.seconds()
-        self.last_answer = now
+        self.watch.answered(now)
         self.ready_after = now - self.started_at
         self.log.info(
             "game-host worker {name} (pid {pid}) ready in {ms:.0f} ms",
@@ -382,11 +386,19 @@ class WorkerProcess(ProcessProtocol):
     def _beat(self) -> None:
         now = self.reactor.seconds()
         limit = self.settings.heartbeat_timeout if self.live else self.settings.ready_timeout
-        if now - self.last_answer > limit:
+        pauses = self.watch.pauses
+        silent = self.watch.check(now, limit)
+        if self.watch.pauses != pauses:
+            self.log.info(
+                "game-host worker {name} (pid {pid}): this process did not run for {seconds:.1f} s "
+                "(it was paused); the worker is judged by its heartbeats from now on",
+                name=self.name, pid=self.pid, seconds=self.watch.last_pause,
+            )
+        if silent is not None:
             self.log.warn(
                 "game-host worker {name} (pid {pid}) has not answered for {seconds:.1f} s: "
                 "killing it",
-                name=self.name, pid=self.pid, seconds=now - self.last_answer,
+                name=self.name, pid=self.pid, seconds=silent,
             )
             self.kill()
             return
@@ -401,7 +413,7 @@ class WorkerProcess(ProcessProtocol):
         return d.addCallbacks(self._answered, lambda _: None)
 
     def _answered(self, load: dict[str, Any]) -> None:
-        self.last_answer = self.reactor.seconds()
+        self.watch.answered(self.reactor.seconds())
         self.load = load
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:  # noqa: N803

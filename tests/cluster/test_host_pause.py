@@ -1,0 +1,143 @@
+"""A game host paused whole (SIGSTOP to its process group) and continued kills none
+of its healthy matches (issue #25).
+
+A `twistd -n vinom --role host` with game-host child processes (the default
+`--game-host workers` with one worker, and `--game-host process`) and a
+`--role lobby` on a real Redis (tests/cluster/test_scaling.py). Players are
+matched, connect over UDP and hold their matches open; the host's process
+group (the host and its children) is stopped with SIGSTOP for `PAUSE`
+seconds and continued with SIGCONT. The host's worker supervisor must not
+take its own pause for its workers' silence: no worker is killed, the host
+registers again at once, and every match plays on to `finished`.
+
+How the test players tolerate the silence: their connect tokens carry a
+session timeout (the lobby's `--session-timeout`) longer than the pause, so
+neither end of a UDP session times it out while the host is stopped; the
+players act only once it goes on. (With the default 5 s the sessions would
+time out and players come back through `reconnect`, which other tests cover.)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+from attrs import fields
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+
+from tests.cluster.test_scaling import GAME, ClusterTestCase
+from tests.server.test_twistd import RUN_TWISTD
+from vinom.client.bots import BotDriver
+from vinom.client.game import GameSession, connect_game
+from vinom.client.lobby import connect_lobby
+from vinom.cluster.settings import DEFAULT_PLACEMENT
+from vinom.hosting.workers.child import WorkerSettings
+
+# The supervisor kills a worker silent for its heartbeat timeout (3 s by default,
+# checked every second): 4 s at most. The pause must exceed that by a clear margin
+# and also the host's registry lease (6 s), so that the host must register again:
+# 8 s does both; 20 s (the pause that was seen) would add 12 s to the test and
+# nothing to what it shows.
+_DEFAULTS = {a.name: a.default for a in fields(WorkerSettings)}
+WORKER_LIMIT = _DEFAULTS["heartbeat_timeout"] + _DEFAULTS["heartbeat_interval"]
+HOST_TTL = DEFAULT_PLACEMENT.host_ttl
+PAUSE = 8.0
+# Matches running on the host through the pause (two players each).
+MATCHES = 3
+# Longer than the pause: the players' sessions outlive it (module docstring).
+SESSION_TIMEOUT = "30"
+# Seconds the matches have to play to their end once the host goes on.
+FINISH_WITHIN = 10.0
+
+
+class HostPauseTests(ClusterTestCase):
+    timeout = 120
+    # Each process leads its own process group, as under a service manager, so that
+    # the test can stop a host with its children and not itself.
+    program = "import os; os.setpgid(0, 0); " + RUN_TWISTD
+
+    def test_the_pause_is_longer_than_what_it_must_not_trip(self) -> None:
+        self.assertGreater(PAUSE, 1.5 * WORKER_LIMIT)
+        self.assertGreater(PAUSE, HOST_TTL + 1.0)
+
+    async def test_a_paused_worker_host_plays_its_matches_on(self) -> None:
+        await self.pause_and_play("--game-host", "workers", "--host-workers", "1")
+
+    async def test_a_paused_process_per_match_host_plays_its_matches_on(self) -> None:
+        await self.pause_and_play("--game-host", "process")
+
+    async def pause_and_play(self, *hosting: str) -> None:
+        host = await self.start("host", *hosting, "--session-timeout", SESSION_TIMEOUT,
+                                ports=2 * MATCHES)  # fmt: skip
+        lobby = self.lobby_address(await self.start("lobby", "--session-timeout", SESSION_TIMEOUT))
+        host_key = f"vinom:host:{self.host_id(host)}"
+
+        async def player(i: int) -> tuple[str, GameSession]:
+            client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+            welcome = await client.hello(f"p{i}")
+            found = await client.queue(GAME.name)
+            session = await connect_game(reactor, found)
+            self.addCleanup(session.disconnect)
+            return welcome.player_id, session
+
+        players = await gatherResults(
+            [Deferred.fromCoroutine(player(i)) for i in range(2 * MATCHES)]
+        )
+        matches = set(self.hosted_matches(host))
+        self.assertEqual(len(matches), MATCHES)
+        # Every player is in their match: its state has reached them.
+        for _, session in players:
+            while session.state is None:
+                await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual({s.phase for _, s in players} & {"finished", "aborted"}, set())
+
+        pgid = host.transport.pid
+        self.assertEqual(os.getpgid(pgid), pgid)
+        os.killpg(pgid, signal.SIGSTOP)
+        try:
+            await deferLater(reactor, PAUSE, lambda: None)
+            # The host's lease lapsed meanwhile.
+            self.assertEqual(await self.redis_call("EXISTS", host_key), 0)
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
+        resumed = time.monotonic()
+        # It registers again at once, not a heartbeat interval later.
+        while not await self.redis_call("EXISTS", host_key):
+            self.assertLess(time.monotonic() - resumed, 1.0, "not registered again")
+            await deferLater(reactor, 0.05, lambda: None)
+
+        # The players act now: every match plays on to its end, on the host.
+        drivers = []
+        for i, (player_id, session) in enumerate(players):
+            driver = BotDriver(session, GAME.make_bot(player_id, random.Random(i)),
+                               clock=reactor)  # fmt: skip
+            driver.attach()
+            drivers.append(driver)
+            # The bot acts on the next state it takes for new: ask for the current one.
+            session.version -= 1
+            session.sync()
+        # Moves take milliseconds: FINISH_WITHIN is a generous bound, and a test on a
+        # host that lost its matches fails there, not at the players' session timeout.
+        going_on = time.monotonic()
+        while not all(s.finished.called for _, s in players):
+            self.assertLess(
+                time.monotonic() - going_on,
+                FINISH_WITHIN,
+                f"the matches did not play on; the host said:\n{host.text}",
+            )
+            await deferLater(reactor, 0.05, lambda: None)
+        finals = await gatherResults([s.finished for _, s in players])
+        for driver in drivers:
+            driver.cancel()
+        self.assertEqual([f["p"] for f in finals], ["finished"] * len(players))
+        # The supervisor knew its own pause, and killed nothing: no worker was
+        # found silent, none ended, no match was aborted.
+        await self.output_has(host, "did not run for")
+        self.assertNotIn("has not answered", host.text)
+        self.assertNotIn("host(s) lost", host.text)
+        self.assertNotIn("host_crashed", host.text)
+        self.assertEqual(set(self.hosted_matches(host)), matches)
