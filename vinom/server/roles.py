@@ -23,7 +23,7 @@ from twisted.python import usage
 
 from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint
+from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
@@ -149,7 +149,8 @@ def build_shared(
     from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 
     def endpoint() -> Any:
-        return client_endpoint(settings, reactor)
+        # With Sentinel, each channel asks the sentinels where the master is at each connection.
+        return redis.endpoint(reactor)
 
     matchmaker = RedisMatchmaker(
         redis.handler, endpoint(), match_sizes, reactor,
