@@ -3,17 +3,28 @@ failover of real processes (a master, a replica, three sentinels: tests/support/
 
 from __future__ import annotations
 
+import collections
+import random
 import time
+from typing import Any
 
+from attrs import evolve
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.support.sentinel import start_sentinel_cluster
+from tests.cluster.test_scaling import GAME, ClusterTestCase
+from tests.support.ports import free_tcp_port
+from tests.support.sentinel import command, start_sentinel_cluster
+from vinom.client.bots import BotReport, play_bot
+from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import RedisClient, RedisSubscription, Script, parse_redis_url
 from vinom.cluster.settings import RedisSettings
 from vinom.errors import BackendUnavailable
+from vinom.server.startup import StartupError, check_redis
 
 
 class ParseSentinelUrlTests(SynchronousTestCase):
@@ -141,3 +152,201 @@ class SentinelFailoverTests(TestCase):
         while not condition():  # type: ignore[operator]
             self.assertLess(time.monotonic(), deadline, "never came true")
             await _sleep(0.02)
+
+
+class SentinelClusterTests(ClusterTestCase):
+    """Real `twistd vinom --role lobby` and `--role host` processes on a `redis+sentinel://`
+    URL; the master is killed (SIGKILL) with matches running and players queued.
+
+    Sentinel timings are short, for the test (0.5 s down-after-milliseconds, 2 s
+    failover-timeout: tests/support/sentinel.py); what players see after the
+    promotion is what production sees after its own (longer) detection."""
+
+    sentinel = True
+    timeout = 120
+
+    async def test_a_failover_mid_run(self) -> None:
+        host = await self.start("host", ports=24)
+        lobbies = [await self.start("lobby") for _ in "ab"]
+        # The start-up check asked the sentinels and says which master it found.
+        for process in (host, *lobbies):
+            self.assertIn(f"Redis Sentinel: master mymaster is at 127.0.0.1:"
+                          f"{self.sentinels.master.port}", process.text)  # fmt: skip
+        addresses = [self.lobby_address(lobby) for lobby in lobbies]
+        sessions: list[float] = []
+        reports: dict[str, BotReport] = {}
+        found_at: dict[str, float] = {}
+        rng = random.Random(25)
+
+        def bot(name: str, think: float) -> Deferred[BotReport]:
+            def connected(session: object) -> None:
+                found_at[name] = time.monotonic()
+                sessions.append(found_at[name])
+
+            d = Deferred.fromCoroutine(play_bot(
+                reactor, addresses[len(reports) % 2 if name[0] != "r" else int(name[1:]) % 2],
+                GAME, name, rng=random.Random(rng.random()), think_time=think,
+                on_session=connected,
+            ))  # fmt: skip
+            return d.addCallback(lambda report: reports.setdefault(name, report))
+
+        # Four matches running (moves 0.6 s apart: they outlast the failover)...
+        running = [bot(f"r{i}", 0.6) for i in range(8)]
+        await self._until(lambda: len(sessions) == 8, 30)
+        # ...six players queued just before the kill...
+        queued = {f"q{i}": bot(f"q{i}", 0.0) for i in range(6)}
+        await _sleep(0.3)
+        self.sentinels.kill_master()
+        killed = time.monotonic()
+        promotion = Deferred.fromCoroutine(self.sentinels.wait_for_failover())
+        # ...and players arriving through the failover, one every 0.25 s for 5 s.
+        arriving: dict[str, Deferred[BotReport]] = {}
+        for i in range(20):
+            arriving[f"a{i}"] = bot(f"a{i}", 0.0)
+            await _sleep(0.25)
+        promoted = await promotion
+        await gatherResults(running)
+        # A player left waiting alone (its partner was told `unavailable`) gets one:
+        # late players join until every earlier one has an answer (a few at most).
+        waiting = {**queued, **arriving}
+        closers: list[Deferred[BotReport]] = []
+        while not all(d.called for d in waiting.values()) and len(closers) < 6:
+            closers.append(bot(f"c{len(closers)}", 0.0))
+            await self._until(lambda: all(d.called for d in waiting.values()), 8, fail=False)
+        silent = sorted(name for name, d in waiting.items() if not d.called)
+        for d in closers:
+            d.cancel()
+        await gatherResults(closers, consumeErrors=True)
+
+        # Running matches finished, through the failover.
+        self.assertEqual([reports[f"r{i}"].outcome for i in range(8)], ["finished"] * 8)
+        # Queued and arriving players: matched and played, or told (an error frame).
+        self.assertEqual(silent, [])
+        told = {n: r.error for n, r in reports.items() if n in waiting and r.outcome != "finished"}
+        for name, error in told.items():
+            self.assertTrue(str(error).startswith("LobbyError: unavailable"), (name, error))
+        # No double match: every player in one match, every match hosted once.
+        hosted = self.hosted_matches(host)
+        self.assertEqual(len(hosted), len(set(hosted)), hosted)
+        played = [r for r in reports.values() if r.outcome == "finished"]
+        self.assertEqual(len({r.player_id for r in played}), len(played))
+        by_match = collections.Counter(r.match_id for r in played)
+        self.assertEqual(set(by_match.values()), {2}, by_match)
+        self.assertLessEqual(set(by_match), set(hosted))
+        # Nothing crashed: no traceback in any process.
+        for process in (host, *lobbies):
+            self.assertNotIn("Traceback", process.text)
+        # The failover as players saw it: the first match found after the kill.
+        after = sorted(t for name, t in found_at.items() if name[0] in "qa" and t > killed)
+        self.assertTrue(after, "no player was matched after the failover")
+        matched_again = after[0] - killed
+        print(f"\nfailover: the sentinels named the promoted replica {promoted:.2f} s after "
+              f"SIGKILL; the first match found after it came {matched_again:.2f} s after "
+              f"SIGKILL; {len(told)} of {len(waiting)} queued or arriving players told "
+              f"`unavailable`, {len(waiting) - len(told)} matched and played; "
+              f"{len(closers)} late players joined")  # fmt: skip
+
+    async def test_a_ticket_the_promoted_replica_never_had_is_put_back(self) -> None:
+        # Replication is asynchronous: a write the master acknowledged may be lost with
+        # it. Here the replica is cut off before a player queues, so its ticket is
+        # certainly not on the replica the sentinels promote.
+        await self.start("host")
+        lobby = self.lobby_address(await self.start("lobby"))
+        first = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+        self.addCleanup(first.close)
+        welcome = await first.hello("early")
+        await self.sentinels.cut_replica_off()
+        queued: Deferred[object] = Deferred()
+        matched = first.queue(GAME.name, on_queued=lambda *_: queued.callback(None))
+        await queued
+        ticket = f"vinom:mm:t:{welcome.player_id}"
+        replica = self.sentinels.replica.port
+        self.assertEqual(command(self.sentinels.master.port, "EXISTS", ticket), 1)
+        self.assertEqual(command(replica, "EXISTS", ticket), 0)
+
+        self.sentinels.kill_master()
+        await self.sentinels.wait_for_failover()
+        # The lobby still holds the ticket: it puts it back on the new master, and the
+        # next player is matched with the one who queued before the failover.
+        second = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+        self.addCleanup(second.close)
+        await self._until(lambda: command(replica, "EXISTS", ticket) == 1, 15)
+        await second.hello("late")
+        found = await second.queue(GAME.name)
+        self.assertEqual((await matched).game_id, found.game_id)
+
+    async def _until(self, condition: Any, limit: float, fail: bool = True) -> None:
+        deadline = time.monotonic() + limit
+        while not condition():
+            if time.monotonic() > deadline:
+                if fail:
+                    self.fail("never came true")
+                return
+            await _sleep(0.05)
+
+
+class StartupCheckTests(TestCase):
+    """The start-up check (`check_redis`, run by `twistd vinom` before the reactor) through
+    real sentinels that ask for a password of their own, as are a master and a replica."""
+
+    timeout = 60
+
+    async def test_the_master_is_found_and_a_mistake_is_one_line(self) -> None:
+        cluster = await start_sentinel_cluster(self, password="master-pw",
+                                               sentinel_password="sentinel-pw")  # fmt: skip
+        good = evolve(parse_redis_url(cluster.url), password="master-pw",
+                      sentinel_password="sentinel-pw")  # fmt: skip
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        check_redis(good, wait=1.0)
+        said = [formatEvent(e) for e in events if "Redis Sentinel" in str(e.get("log_format"))]
+        first = cluster.sentinels[0].port
+        self.assertEqual(said, [f"vinom: Redis Sentinel: master mymaster is at 127.0.0.1:"
+                                f"{cluster.master.port} (named by the sentinel at "
+                                f"127.0.0.1:{first})"])  # fmt: skip
+
+        mistakes = {
+            "knows no master named 'other' (asked sentinels 127.0.0.1:": evolve(
+                good, master_name="other"
+            ),
+            "refused the connection: NOAUTH": evolve(good, sentinel_password=None),
+            "refused the connection: WRONGPASS": evolve(good, sentinel_password="wrong"),
+            f"names master 127.0.0.1:{cluster.master.port}, which refused the connection: "
+            "WRONGPASS": evolve(good, password="wrong"),
+        }
+        for reason, settings in mistakes.items():
+            started = time.monotonic()
+            with self.assertRaises(StartupError, msg=reason) as raised:
+                check_redis(settings, wait=5.0)
+            message = str(raised.exception)
+            self.assertIn(reason, message)
+            self.assertTrue(message.startswith(f"vinom: Redis at {settings.url} "), message)
+            self.assertNotIn("\n", message)
+            self.assertNotIn("-pw", message.replace("master-pw", ""))
+            # Refused: no waiting.
+            self.assertLess(time.monotonic() - started, 2.0, reason)
+        self.assertIn("--redis-sentinel-password-file",
+                      self._refusal(evolve(good, sentinel_password=None)))  # fmt: skip
+
+        # No sentinel answers: asked again until the wait is over, then one line.
+        nowhere = evolve(good, sentinels=((("127.0.0.1", free_tcp_port()),)))
+        with self.assertRaises(StartupError) as raised:
+            check_redis(nowhere, wait=0.5)
+        self.assertIn("did not answer for 0.5 s (sentinel 127.0.0.1:", str(raised.exception))
+
+        # Started during a failover: it waits for the sentinels to name the promoted replica.
+        cluster.kill_master()
+        await deferToThread(check_redis, good, 20.0)
+        self.assertEqual(said_last(events), f"127.0.0.1:{cluster.replica.port}")
+
+    def _refusal(self, settings: RedisSettings) -> str:
+        with self.assertRaises(StartupError) as raised:
+            check_redis(settings, wait=1.0)
+        return str(raised.exception)
+
+
+def said_last(events: list[dict[str, Any]]) -> str:
+    """The master the last start-up check found."""
+    found = [e["found"] for e in events if "Redis Sentinel" in str(e.get("log_format"))]
+    return str(found[-1]).split(" ", 1)[0]

@@ -190,6 +190,23 @@ class SentinelCluster:
                 return reply[0], int(reply[1])
         return None
 
+    async def cut_replica_off(self, timeout: float = 10.0) -> None:
+        """The replica stops getting the master's writes (its link is cut, and cannot come
+        back: a wrong `masterauth`), as one behind a slow link would lag; the sentinels
+        still see it, and promote it if the master dies soon enough (within 10 times
+        `down_after`). Returns once its link is down."""
+        password = self.password
+        command(self.replica.port, "CONFIG", "SET", "masterauth", "not-the-password",
+                password=password)  # fmt: skip
+        command(self.replica.port, "CLIENT", "KILL", "TYPE", "master", password=password)
+        deadline = time.monotonic() + timeout
+        while "master_link_status:down" not in str(
+            command(self.replica.port, "INFO", "replication", password=password)
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica's link to its master stayed up")
+            await deferLater(reactor, 0.02, lambda: None)
+
     def kill_master(self) -> None:
         """SIGKILL the master (no chance to close anything), and note when."""
         server = self.master

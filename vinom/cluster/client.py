@@ -217,6 +217,12 @@ class SentinelMaster:
         self.address: tuple[str, int] | None = None
         # The transports of the connections made to the master, to close when it moves.
         self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._moved_listeners: list[Callable[[], object]] = []
+
+    def when_moved(self, listener: Callable[[], object]) -> None:
+        """Call `listener` each time the sentinels name another master than before (a
+        failover), once the connections to the former one are closed."""
+        self._moved_listeners.append(listener)
 
     def discover(self) -> Deferred[tuple[str, int]]:
         """The master's address, from the first sentinel that names one none of them thinks
@@ -268,16 +274,17 @@ class SentinelMaster:
         return result.addCallback(self._moved)
 
     def _moved(self, address: tuple[str, int]) -> tuple[str, int]:
-        if address != self.address:
-            if self.address is not None:
-                self.log.warn(
-                    "Redis Sentinel: master {name} is now at {new} (was {old}); "
-                    "reconnecting to it", name=self.name,
-                    new=_host_port(address), old=_host_port(self.address),
-                )  # fmt: skip
-                for transport in list(self._transports):
-                    transport.loseConnection()
-            self.address = address
+        former, self.address = self.address, address
+        if former is None or former == address:
+            return address
+        self.log.warn(
+            "Redis Sentinel: master {name} is now at {new} (was {old}); reconnecting to it",
+            name=self.name, new=_host_port(address), old=_host_port(former),
+        )  # fmt: skip
+        for transport in list(self._transports):
+            transport.loseConnection()
+        for listener in self._moved_listeners:
+            maybeDeferred(listener).addErrback(lambda f: self.log.failure("after a failover", f))
         return address
 
     def endpoint(self) -> Any:
@@ -427,6 +434,12 @@ class RedisClient:
             master = SentinelMaster(settings, clock)
             return cls(master.pool(), clock, settings, sentinel=master)
         return cls(connect(settings), clock, settings)
+
+    def on_master_moved(self, listener: Callable[[], object]) -> None:
+        """Call `listener` after a failover, when the process first learns that another
+        server is the master (Sentinel only: one Redis has no failover)."""
+        if self.sentinel is not None:
+            self.sentinel.when_moved(listener)
 
     def endpoint(self, reactor: Any) -> Any:
         """A client endpoint to Redis for a connection of its own (a pub/sub channel's):

@@ -160,6 +160,8 @@ def build_shared(
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
+    # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
+    redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by)  # fmt: skip
