@@ -4,6 +4,7 @@ failover of real processes (a master, a replica, three sentinels: tests/support/
 from __future__ import annotations
 
 import collections
+import os
 import random
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
 from tests.support.ports import free_tcp_port
+from tests.support.redis_server import RedisServer
 from tests.support.sentinel import command, start_sentinel_cluster
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.lobby import connect_lobby
@@ -154,6 +156,41 @@ class SentinelFailoverTests(TestCase):
             await _sleep(0.02)
 
 
+class RefusedForNowTests(TestCase):
+    """A Redis that takes no writes for now (a replica: a master just demoted; a master
+    short of replicas, `min-replicas-to-write`) refuses a call, which did nothing: the
+    call fails with BackendUnavailable (players are told `unavailable`), not with a
+    Redis error (a traceback and `internal_error`)."""
+
+    timeout = 30
+
+    async def test_readonly_and_noreplicas_are_unavailable(self) -> None:
+        master = RedisServer(os.path.abspath(self.mktemp()))
+        await master.start()
+        self.addCleanup(master.stop)
+        replica = RedisServer(os.path.abspath(self.mktemp()),
+                              extra=("--replicaof", "127.0.0.1", str(master.port)))  # fmt: skip
+        await replica.start()
+        self.addCleanup(replica.stop)
+        self.assertEqual(command(master.port, "CONFIG", "SET", "min-replicas-to-write", "2"), "OK")
+        writes = Script("return redis.call('SET', KEYS[1], 'x')")
+        reads = Script("return redis.call('EXISTS', KEYS[1])")
+        for server, code in ((replica, "READONLY"), (master, "NOREPLICAS")):
+            redis = RedisClient.open(parse_redis_url(server.url), reactor)
+            self.addCleanup(redis.disconnect)
+            calls = [
+                redis.bounded(redis.handler.set("k", "v")),
+                redis.run(writes, ["k"]),
+                # The matchmaker's calls: the script on the pool, bounded by their own deadline.
+                writes.call(redis.handler, ["k"]),
+            ]
+            for call in calls:
+                with self.assertRaises(BackendUnavailable) as raised:
+                    await call
+                self.assertIn(f"Redis refused the call for now: {code} ", str(raised.exception))
+            self.assertEqual(await redis.run(reads, ["k"]), 0)
+
+
 class SentinelClusterTests(ClusterTestCase):
     """Real `twistd vinom --role lobby` and `--role host` processes on a `redis+sentinel://`
     URL; the master is killed (SIGKILL) with matches running and players queued.
@@ -244,7 +281,7 @@ class SentinelClusterTests(ClusterTestCase):
               f"SIGKILL; the first match found after it came {matched_again:.2f} s after "
               f"SIGKILL; {len(told)} of {len(waiting)} queued or arriving players told "
               f"`unavailable`, {len(waiting) - len(told)} matched and played; "
-              f"{len(closers)} late players joined")  # fmt: skip
+              f"{len(closers)} late player(s) joined")  # fmt: skip
 
     async def test_a_ticket_the_promoted_replica_never_had_is_put_back(self) -> None:
         # Replication is asynchronous: a write the master acknowledged may be lost with

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
@@ -401,7 +402,30 @@ class Script:
                 handler.execute_command, "EVAL", self.source, len(keys), *keys, *args
             )
 
-        return maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
+        d = maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
+        return d.addErrback(_refused_for_now)
+
+
+# The error replies of a Redis that takes no writes for now, though nothing is wrong
+# with the call: a replica (a master just demoted in a failover, before the
+# sentinels close its connections), a master short of replicas in reach
+# (min-replicas-to-write), a replica cut off from its master, one loading its
+# data set. A script's write meets them inside it: "ERR Error running script
+# (...): ... -READONLY You can't write ...".
+_NOT_NOW = re.compile(r"(?:^|-)(READONLY|NOREPLICAS|MASTERDOWN|LOADING) ")
+
+
+def _refused_for_now(failure: Failure) -> Failure:
+    """A failure of a call Redis refused for now (`_NOT_NOW`) as `BackendUnavailable`: the
+    call did nothing, and may be sent again; any other failure as it is."""
+    import txredisapi
+
+    if failure.check(txredisapi.ResponseError):
+        text = failure.getErrorMessage()
+        found = _NOT_NOW.search(text)
+        if found is not None:
+            raise BackendUnavailable(f"Redis refused the call for now: {text[found.start(1):]}")
+    return failure
 
 
 def milliseconds(seconds: float) -> int:
@@ -469,7 +493,7 @@ class RedisClient:
                 raise BackendUnavailable(
                     f"Redis at {self.settings.url} is unreachable: {failure.getErrorMessage()}"
                 )
-            return failure
+            return _refused_for_now(failure)
 
         call.addTimeout(timeout, self.clock)
         return call.addErrback(unavailable)
