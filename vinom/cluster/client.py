@@ -1,5 +1,5 @@
-"""Connecting to Redis: settings from a `redis://` or `rediss://` (TLS) URL, a txredisapi
-pool, bounded calls.
+"""Connecting to Redis: settings from a `redis://`, `rediss://` (TLS) or
+`redis+sentinel://` (Redis Sentinel) URL, a txredisapi pool, bounded calls.
 
 The Redis player store and host registry (and whatever else vinom keeps in
 Redis) share one `RedisClient` per process: a txredisapi connection pool
@@ -7,7 +7,10 @@ that reconnects by itself, the key prefix every vinom key starts with, and
 `bounded()`, which gives every call a deadline and turns a Redis that is down
 or silent into one clear error, `BackendUnavailable`. Every Lua script of the
 wing is a `Script`, run by its SHA1 (`EVALSHA`) and sent whole (`EVAL`) only
-when Redis does not have it yet (first use, `SCRIPT FLUSH`, a restart).
+when Redis does not have it yet (first use, `SCRIPT FLUSH`, a restart, a
+failover). With Sentinel, `SentinelMaster` asks the sentinels where the master
+is before every connection (the pool's and the pub/sub channels'), so that a
+process follows a failover by itself.
 
 txredisapi takes no reactor: it imports the global one and times its
 connections and replies with it. So this module imports txredisapi only when
@@ -350,7 +353,7 @@ class _MasterEndpoint:
 def _master_factory() -> type:
     import txredisapi
 
-    class _MasterFactory(txredisapi.SentinelConnectionFactory):  # type: ignore[misc]
+    class _MasterFactory(txredisapi.SentinelConnectionFactory):
         # Asking the sentinels again is cheap, and the promoted replica is worth
         # reaching soon: a lost connection is made again at most 2 s apart (not
         # txredisapi's 10 s), as a pub/sub channel's is.
@@ -424,7 +427,7 @@ def _refused_for_now(failure: Failure) -> Failure:
         text = failure.getErrorMessage()
         found = _NOT_NOW.search(text)
         if found is not None:
-            raise BackendUnavailable(f"Redis refused the call for now: {text[found.start(1):]}")
+            raise BackendUnavailable(f"Redis refused the call for now: {text[found.start(1) :]}")
     return failure
 
 
