@@ -11,7 +11,7 @@ from typing import Any
 
 from attrs import evolve
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
@@ -213,6 +213,7 @@ class SentinelClusterTests(ClusterTestCase):
         sessions: list[float] = []
         reports: dict[str, BotReport] = {}
         found_at: dict[str, float] = {}
+        ended_at: dict[str, float] = {}
         rng = random.Random(25)
 
         def bot(name: str, think: float) -> Deferred[BotReport]:
@@ -225,14 +226,21 @@ class SentinelClusterTests(ClusterTestCase):
                 GAME, name, rng=random.Random(rng.random()), think_time=think,
                 on_session=connected,
             ))  # fmt: skip
-            return d.addCallback(lambda report: reports.setdefault(name, report))
 
-        # Four matches running (moves 0.6 s apart: they outlast the failover)...
-        running = [bot(f"r{i}", 0.6) for i in range(8)]
+            def ended(report: BotReport) -> BotReport:
+                ended_at[name] = time.monotonic()
+                return reports.setdefault(name, report)
+
+            return d.addCallback(ended)
+
+        # Four matches running (moves 1.5 s apart: they outlast the failover)...
+        running = [bot(f"r{i}", 1.5) for i in range(8)]
         await self._until(lambda: len(sessions) == 8, 30)
-        # ...six players queued just before the kill...
-        queued = {f"q{i}": bot(f"q{i}", 0.0) for i in range(6)}
-        await _sleep(0.3)
+        # ...five players queued just before the kill (two pairs matched at once, and
+        # one waiting for a partner; each ticket in Redis)...
+        queued = {f"q{i}": bot(f"q{i}", 0.0) for i in range(5)}
+        master = self.sentinels.master.port
+        await self._until(lambda: len(command(master, "KEYS", "vinom:mm:t:*")) == 13, 30)
         self.sentinels.kill_master()
         killed = time.monotonic()
         promotion = Deferred.fromCoroutine(self.sentinels.wait_for_failover())
@@ -253,10 +261,17 @@ class SentinelClusterTests(ClusterTestCase):
         silent = sorted(name for name, d in waiting.items() if not d.called)
         for d in closers:
             d.cancel()
-        await gatherResults(closers, consumeErrors=True)
+        await DeferredList(closers, consumeErrors=True)
 
-        # Running matches finished, through the failover.
+        # Running matches finished, through the failover (they were running at the kill).
         self.assertEqual([reports[f"r{i}"].outcome for i in range(8)], ["finished"] * 8)
+        self.assertGreater(min(ended_at[f"r{i}"] for i in range(8)), killed)
+        outlasted = sum(1 for i in range(8) if ended_at[f"r{i}"] > killed + promoted) // 2
+        # Every process followed the master by itself.
+        for process in (host, *lobbies):
+            self.assertIn(f"Redis Sentinel: master mymaster is now at 127.0.0.1:"
+                          f"{self.sentinels.master.port} (was 127.0.0.1:{master})",
+                          process.text)  # fmt: skip
         # Queued and arriving players: matched and played, or told (an error frame).
         self.assertEqual(silent, [])
         told = {n: r.error for n, r in reports.items() if n in waiting and r.outcome != "finished"}
@@ -273,15 +288,19 @@ class SentinelClusterTests(ClusterTestCase):
         # Nothing crashed: no traceback in any process.
         for process in (host, *lobbies):
             self.assertNotIn("Traceback", process.text)
-        # The failover as players saw it: the first match found after the kill.
-        after = sorted(t for name, t in found_at.items() if name[0] in "qa" and t > killed)
+        # The failover as players saw it: the first match found by a player who came
+        # after the kill.
+        after = sorted(t for name, t in found_at.items() if name[0] == "a")
         self.assertTrue(after, "no player was matched after the failover")
         matched_again = after[0] - killed
+        q_told = sum(1 for name in told if name[0] == "q")
         print(f"\nfailover: the sentinels named the promoted replica {promoted:.2f} s after "
-              f"SIGKILL; the first match found after it came {matched_again:.2f} s after "
-              f"SIGKILL; {len(told)} of {len(waiting)} queued or arriving players told "
-              f"`unavailable`, {len(waiting) - len(told)} matched and played; "
-              f"{len(closers)} late player(s) joined")  # fmt: skip
+              f"SIGKILL; the first match found by a player arriving after the kill came "
+              f"{matched_again:.2f} s after it; running matches: 4 finished, {outlasted} of "
+              f"them after the promotion; queued before the kill: {len(queued) - q_told} "
+              f"matched and played, {q_told} told `unavailable`; arriving: "
+              f"{len(arriving) - len(told) + q_told} matched and played, {len(told) - q_told} "
+              f"told; {len(closers)} late player(s) joined")  # fmt: skip
 
     async def test_a_ticket_the_promoted_replica_never_had_is_put_back(self) -> None:
         # Replication is asynchronous: a write the master acknowledged may be lost with

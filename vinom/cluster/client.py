@@ -244,8 +244,6 @@ class SentinelMaster:
         pending = len(handlers)
 
         def settle(address: tuple[str, int] | None) -> None:
-            if timer.active():
-                timer.cancel()
             if result.called:
                 return
             if address is None:
@@ -253,6 +251,16 @@ class SentinelMaster:
                 result.errback(txredisapi.MasterNotFoundError(why))
             else:
                 result.callback(address)
+            stop()
+
+        def stop() -> None:
+            if timer.active():
+                timer.cancel()
+            # A question to a sentinel not connected waits for its connection: it is
+            # not to be sent then, once answered elsewhere.
+            for ask in asks:
+                if not ask.called:
+                    ask.cancel()
 
         def answered(masters: object) -> None:
             state = masters.get(self.name) if isinstance(masters, dict) else None
@@ -267,14 +275,12 @@ class SentinelMaster:
             if pending == 0:
                 settle(None)
 
-        def cancel(_: object) -> None:
-            if timer.active():
-                timer.cancel()
-
-        result: Deferred[tuple[str, int]] = Deferred(cancel)
+        result: Deferred[tuple[str, int]] = Deferred(lambda _: stop())
         timer = self._reactor.callLater(self.settings.timeout, settle, None)
+        asks: list[Deferred[Any]] = []
         for handler in handlers:
-            handler.sentinel_masters().addCallbacks(answered, one_less)
+            asks.append(handler.sentinel_masters())
+            asks[-1].addCallbacks(answered, one_less)
         return result.addCallback(self._moved)
 
     def _moved(self, address: tuple[str, int]) -> tuple[str, int]:
