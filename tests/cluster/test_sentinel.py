@@ -112,6 +112,10 @@ class SentinelFailoverTests(TestCase):
         # Replicated before the kill: WAIT until the replica has it.
         self.assertEqual(await redis.bounded(redis.handler.execute_command("WAIT", 1, 1000)), 1)
 
+        # As if the master's clock stood 100 s ahead of this one (the heartbeat's estimate).
+        redis.redis_clock.heard(int(time.time()) + 100, 0)
+        self.assertGreater(redis.redis_clock.offset, 99)
+
         cluster.kill_master()
         started = time.monotonic()
         # Watched from outside meanwhile: when the sentinels name the promoted replica.
@@ -141,6 +145,8 @@ class SentinelFailoverTests(TestCase):
         # yet: EVALSHA's NOSCRIPT is answered with EVAL.
         self.assertEqual(await redis.bounded(redis.handler.get(redis.key("k"))), "after")
         self.assertEqual(await redis.run(script, [redis.key("runs")]), 2)
+        # The promoted replica's clock is not taken to be the former master's.
+        self.assertEqual(redis.redis_clock.offset, 0.0)
         # The channel subscribed again, on the new master.
         deadline = time.monotonic() + 10
         while "two" not in heard:

@@ -465,7 +465,10 @@ class RedisClient:
         """The pool of `settings`; `clock` is the reactor (Sentinel's connections need one)."""
         if settings.sentinels:
             master = SentinelMaster(settings, clock)
-            return cls(master.pool(), clock, settings, sentinel=master)
+            client = cls(master.pool(), clock, settings, sentinel=master)
+            # The promoted replica's clock is its own: estimated anew from its answers.
+            master.when_moved(client.redis_clock.forget)
+            return client
         return cls(connect(settings), clock, settings)
 
     def on_master_moved(self, listener: Callable[[], object]) -> None:
