@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
@@ -27,6 +28,7 @@ from vinom.cluster.client import RedisClient, RedisSubscription, Script, parse_r
 from vinom.cluster.settings import RedisSettings
 from vinom.errors import BackendUnavailable
 from vinom.server.startup import StartupError, check_redis
+from vinom.server.tap import Options
 
 
 class ParseSentinelUrlTests(SynchronousTestCase):
@@ -71,6 +73,61 @@ class ParseSentinelUrlTests(SynchronousTestCase):
             RedisSettings(sentinels=(("s1", 26379),))
         with self.assertRaises(ValueError):
             RedisSettings(sentinels=(("s1", 26379),), master_name="m", tls=True)
+
+
+class SentinelOptionsTests(TestCase):
+    """`twistd vinom --redis redis+sentinel://...`: the URL and the two passwords."""
+
+    def parse(self, *argv: str) -> Options:
+        key = self.mktemp()
+        with open(key, "wb") as f:
+            f.write(os.urandom(32))
+        options = Options()
+        options.parseOptions(["--token-key-file", key, *argv])
+        return options
+
+    def secret(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def test_the_masters_and_the_sentinels_passwords(self) -> None:
+        url = "redis+sentinel://:in-url@s1:26379,s2/mymaster/1"
+        self.patch(os, "environ", {})
+        settings = self.parse("--redis", url)["redis-settings"]
+        self.assertEqual((settings.password, settings.sentinel_password), ("in-url", None))
+        self.assertEqual(settings.url, "redis+sentinel://s1:26379,s2:26379/mymaster/1")
+        self.patch(os, "environ", {"VINOM_REDIS_PASSWORD": "master-env",
+                                   "VINOM_REDIS_SENTINEL_PASSWORD": "sentinel-env"})  # fmt: skip
+        settings = self.parse("--redis", url)["redis-settings"]
+        self.assertEqual((settings.password, settings.sentinel_password),
+                         ("master-env", "sentinel-env"))  # fmt: skip
+        settings = self.parse(
+            "--redis", url, "--redis-password-file", self.secret("master-file"),
+            "--redis-sentinel-password-file", self.secret("sentinel-file"),
+        )["redis-settings"]  # fmt: skip
+        self.assertEqual((settings.password, settings.sentinel_password),
+                         ("master-file", "sentinel-file"))  # fmt: skip
+
+    def test_mistakes_are_one_clear_line(self) -> None:
+        secret = self.secret("pw")
+        for argv, words in (
+            (("--redis", "redis+sentinel://s1,s2"), "--redis: the Redis Sentinel URL "
+             "'redis+sentinel://s1,s2' names no master"),
+            (("--redis", "rediss+sentinel://s1/m"), "(TLS through Sentinel) is not supported"),
+            (("--redis", "redis://cache/0", "--redis-sentinel-password-file", secret),
+             "--redis-sentinel-password-file is for a redis+sentinel:// --redis"),
+            (("--redis-sentinel-password-file", secret),
+             "--redis-sentinel-password-file is for --redis"),
+            (("--redis", "redis+sentinel://s1/m", "--redis-sentinel-password-file", "/no/file"),
+             "--redis-sentinel-password-file '/no/file': No such file"),
+        ):  # fmt: skip
+            with self.subTest(argv=argv):
+                e = self.assertRaises(usage.UsageError, self.parse, *argv)
+                self.assertIn(words, str(e))
+                self.assertNotIn("\n", str(e))
 
 
 async def _sleep(seconds: float) -> None:
