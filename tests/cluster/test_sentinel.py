@@ -24,7 +24,13 @@ from tests.support.redis_server import RedisServer
 from tests.support.sentinel import command, start_sentinel_cluster
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.lobby import connect_lobby
-from vinom.cluster.client import RedisClient, RedisSubscription, Script, parse_redis_url
+from vinom.cluster.client import (
+    WATCH_EVERY,
+    RedisClient,
+    RedisSubscription,
+    Script,
+    parse_redis_url,
+)
 from vinom.cluster.settings import RedisSettings
 from vinom.errors import BackendUnavailable
 from vinom.server.startup import StartupError, check_redis
@@ -211,6 +217,52 @@ class SentinelFailoverTests(TestCase):
             await redis.bounded(redis.handler.publish("news", "two"))
             await _sleep(0.1)
         self.assertEqual(heard[0], "one")
+
+    async def test_a_failover_with_the_master_up(self) -> None:
+        # SENTINEL FAILOVER (maintenance): the former master stays up and becomes a
+        # replica; the process must not stay on it, and a write it refuses meanwhile
+        # (READONLY) is `BackendUnavailable`, never another error.
+        cluster = await start_sentinel_cluster(self, password=self.password)
+        settings = evolve(parse_redis_url(cluster.url), password=self.password, timeout=1.0)
+        redis = RedisClient.open(settings, reactor)
+        self.addCleanup(redis.disconnect)
+        heard: list[str] = []
+        channel = RedisSubscription(redis.endpoint(reactor), "news", heard.append, reactor,
+                                    self.password)  # fmt: skip
+        channel.start()
+        self.addCleanup(channel.stop)
+        await channel.when_subscribed()
+        self.assertEqual(await redis.bounded(redis.handler.incr(redis.key("n"))), 1)
+        former = cluster.master.port
+
+        cluster.fail_over()
+        promoted = await cluster.wait_for_failover()
+        refused = 0
+        while True:
+            try:
+                n = await redis.bounded(redis.handler.incr(redis.key("n")))
+            except BackendUnavailable:
+                refused += 1
+                await _sleep(0.05)
+                continue
+            # Written on the new master (a write the former one took before it was
+            # demoted is dropped when it resynchronises from the new one).
+            if command(cluster.master.port, "GET", redis.key("n"), password=self.password) == str(
+                n
+            ):
+                break
+            await _sleep(0.05)
+        followed = time.monotonic() - cluster.killed_at  # type: ignore[operator]
+        print(f"\nSENTINEL FAILOVER: the replica promoted {promoted:.2f} s after it; the "
+              f"pool wrote to it {followed:.2f} s after it ({refused} calls refused)")  # fmt: skip
+        # Moved within the watch's second (and a reconnection) of the promotion.
+        self.assertLess(followed, promoted + 2 * WATCH_EVERY + settings.timeout)
+        self.assertNotEqual(cluster.master.port, former)
+        deadline = time.monotonic() + 10
+        while "two" not in heard:
+            self.assertLess(time.monotonic(), deadline, "the channel never heard the new master")
+            await redis.bounded(redis.handler.publish("news", "two"))
+            await _sleep(0.1)
 
     async def _until(self, condition: object, limit: float = 10.0) -> None:
         deadline = time.monotonic() + limit

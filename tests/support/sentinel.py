@@ -9,7 +9,8 @@ timings are short, for tests only: the master is thought down after
 gives up after `failover_timeout` seconds. `kill_master()` kills the master
 with SIGKILL; `wait_for_failover()` waits until the sentinels name the
 promoted replica and it answers as a master, and gives the seconds from the
-kill (`failover_seconds`).
+kill (`failover_seconds`); `fail_over()` asks the sentinels for a failover with the
+master up (`SENTINEL FAILOVER`).
 """
 
 from __future__ import annotations
@@ -214,10 +215,18 @@ class SentinelCluster:
         self.killed_at = time.monotonic()
         server.transport.signalProcess("KILL")
 
+    def fail_over(self) -> None:
+        """`SENTINEL FAILOVER`, as an operator does before maintenance: the sentinels
+        promote the replica and make the master, which stays up, its replica."""
+        self.killed_at = time.monotonic()
+        reply = self.sentinel_command(0, "SENTINEL", "FAILOVER", self.name)
+        if reply != "OK":
+            raise RuntimeError(f"SENTINEL FAILOVER answered {reply!r}")
+
     async def wait_for_failover(self, timeout: float = 30.0) -> float:
-        """Seconds from `kill_master()` until the sentinels name the replica and it
-        answers as a master (`failover_seconds`)."""
-        assert self.killed_at is not None, "kill_master() first"
+        """Seconds from `kill_master()` (or `fail_over()`) until the sentinels name the
+        replica and it answers as a master (`failover_seconds`)."""
+        assert self.killed_at is not None, "kill_master() or fail_over() first"
         while True:
             if self.named_master() == ("127.0.0.1", self.replica.port):
                 role = command(self.replica.port, "ROLE", password=self.password)

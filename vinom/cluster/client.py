@@ -183,6 +183,10 @@ def connect(settings: RedisSettings) -> Any:
     return handler
 
 
+# Seconds between two questions to the sentinels while all is well (SentinelMaster.watch).
+WATCH_EVERY = 1.0
+
+
 class SentinelMaster:
     """The sentinels of a `redis+sentinel://` URL, and the master they name now.
 
@@ -194,10 +198,11 @@ class SentinelMaster:
     again to the replica the sentinels promoted, by the pool's and the
     channels' own reconnecting. The pool is txredisapi's
     `SentinelConnectionFactory`, which also checks with `ROLE` that the server
-    reached is a master (the sentinels' news can be a moment old). When the
-    answer changes, every connection made to the former master is closed: a
-    former master that is still up (a manual failover, a partition) is, or is
-    about to be, a replica, and a channel left on it would hear nothing more.
+    reached is a master (the sentinels' news can be a moment old). `watch()`
+    asks again every second. When the answer changes, every connection made to
+    the former master is closed: a former master that is still up (a manual
+    failover, a partition) is, or is about to be, a replica, and a channel left
+    on it would hear nothing more.
     """
 
     log = Logger()
@@ -217,11 +222,28 @@ class SentinelMaster:
         )  # fmt: skip
         for handler in self.sentinel.sentinels:
             _quiet_first_connection(handler)
+        self._watch: Any = None
         # Where the master is, as the sentinels last said (None before the first answer).
         self.address: tuple[str, int] | None = None
         # The transports of the connections made to the master, to close when it moves.
         self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self._moved_listeners: list[Callable[[], object]] = []
+
+    def watch(self, every: float = WATCH_EVERY) -> None:
+        """Ask the sentinels where the master is every `every` seconds, not only when a
+        connection is lost: in a failover with the master up (`SENTINEL FAILOVER`, or
+        sentinels that lost sight of it), the former master keeps its connections and
+        takes writes for seconds before the sentinels demote it, and those writes
+        would be lost. Stopped by `disconnect()`."""
+        from twisted.internet.task import LoopingCall
+
+        def look() -> Deferred[object]:
+            # Nothing to log when no sentinel names a master: the connections say it.
+            return self.discover().addErrback(lambda _: None)
+
+        self._watch = LoopingCall(look)
+        self._watch.clock = self._reactor
+        self._watch.start(every, now=False)
 
     def when_moved(self, listener: Callable[[], object]) -> None:
         """Call `listener` each time the sentinels name another master than before (a
@@ -330,7 +352,9 @@ class SentinelMaster:
         return handler
 
     def disconnect(self) -> Deferred[object]:
-        """Close the connections to the sentinels."""
+        """Stop watching and close the connections to the sentinels."""
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
         d: Deferred[object] = self.sentinel.disconnect()
         return d
 
@@ -468,6 +492,7 @@ class RedisClient:
             client = cls(master.pool(), clock, settings, sentinel=master)
             # The promoted replica's clock is its own: estimated anew from its answers.
             master.when_moved(client.redis_clock.forget)
+            master.watch()
             return client
         return cls(connect(settings), clock, settings)
 
