@@ -1,5 +1,13 @@
-"""Redis Sentinel (`redis+sentinel://`): URLs, and a process's pool and channels following a
-failover of real processes (a master, a replica, three sentinels: tests/support/sentinel.py)."""
+"""Redis Sentinel (`--redis redis+sentinel://...`), on real processes: a master, a replica
+and three sentinels (tests/support/sentinel.py, with short sentinel timings).
+
+The URL and the options; a process's pool and pub/sub channel following a failover
+(the master killed with SIGKILL, and SENTINEL FAILOVER with the master up); a
+call Redis refuses for now (READONLY, NOREPLICAS) as `BackendUnavailable`; the
+start-up check through the sentinels; and real `twistd vinom` lobbies and a host
+through a failover with matches running and players queued, including a ticket
+the promoted replica never had. The failover times measured are printed.
+"""
 
 from __future__ import annotations
 
