@@ -514,8 +514,14 @@ class StartupCheckTests(TestCase):
             check_redis(nowhere, wait=0.5)
         self.assertIn("did not answer for 0.5 s (sentinel 127.0.0.1:", str(raised.exception))
 
-        # Started during a failover: it waits for the sentinels to name the promoted replica.
+        # Started during a failover: it waits for the sentinels to name the promoted replica
+        # (and says why, if the wait is over first).
+        former = cluster.master.port
         cluster.kill_master()
+        with self.assertRaises(StartupError) as raised:
+            check_redis(good, wait=0.2)
+        self.assertIn(f"names master 127.0.0.1:{former}, which does not answer as a master "
+                      "(Connection refused)", str(raised.exception))  # fmt: skip
         await deferToThread(check_redis, good, 20.0)
         self.assertEqual(said_last(events), f"127.0.0.1:{cluster.replica.port}")
 

@@ -297,7 +297,8 @@ def _sentinel_trouble(settings: RedisSettings) -> tuple[str | None, tuple[bool, 
         if trouble is None:
             return f"{_address(*master)} (named by the sentinel at {sentinel})", None
         refused, why = trouble
-        note(refused, f"names master {_address(*master)}, which {why}", sentinel)
+        which = why if refused else f"does not answer as a master ({why})"
+        note(refused, f"names master {_address(*master)}, which {which}", sentinel)
     # Final only when every sentinel's answer is (none is down, none mid-failover).
     final = all(refused for refused, _ in troubles.values())
 
@@ -369,7 +370,7 @@ def _redis_trouble(
             return False, reply.text
         return True, f"refused the connection: {reply.text}"
     if role and not (isinstance(reply, list) and reply and reply[0] == "master"):
-        return False, f"is not a master (ROLE {reply[0] if isinstance(reply, list) else reply})"
+        return False, f"ROLE answers {reply[0] if isinstance(reply, list) else reply}"
     return None
 
 
