@@ -15,6 +15,7 @@ import collections
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from attrs import evolve
@@ -30,7 +31,8 @@ from tests.cluster.test_scaling import GAME, ClusterTestCase
 from tests.support.ports import free_tcp_port
 from tests.support.redis_server import RedisServer
 from tests.support.sentinel import command, start_sentinel_cluster
-from vinom.client.bots import BotReport, play_bot
+from vinom.client.bots import BotDriver, BotReport, LobbyAddress
+from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import (
     WATCH_EVERY,
@@ -87,6 +89,50 @@ class ParseSentinelUrlTests(SynchronousTestCase):
             RedisSettings(sentinels=(("s1", 26379),))
         with self.assertRaises(ValueError):
             RedisSettings(sentinels=(("s1", 26379),), master_name="m", tls=True)
+
+
+async def play(
+    lobby: LobbyAddress, name: str, rng: random.Random, think: float, *,
+    on_session: Callable[[GameSession], object], queued: Deferred[None] | None = None,
+) -> BotReport:  # fmt: skip
+    """One player as `vinom.client.bots.play_bot` plays, who also fires `queued` once the
+    lobby says `queued` (or answers otherwise)."""
+    player_id = match_id = None
+    client = None
+
+    def said_queued(*_: object) -> None:
+        if queued is not None and not queued.called:
+            queued.callback(None)
+
+    try:
+        client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+        player_id = (await client.hello(name)).player_id
+        found = await client.queue(GAME.name, on_queued=said_queued)
+        match_id = found.game_id
+        session = await connect_game(reactor, found)
+    except Exception as e:
+        said_queued()
+        return BotReport(name, player_id, match_id, "error", error=f"{type(e).__name__}: {e}")
+    finally:
+        if client is not None and not client.protocol.closed.called:
+            client.close()
+    said_queued()
+    driver = BotDriver(session, GAME.make_bot(player_id, rng), think, reactor)
+    driver.attach()
+    on_session(session)
+    ended: Deferred[dict[str, Any]] = Deferred()
+
+    def end(final: dict[str, Any]) -> dict[str, Any]:
+        if not ended.called:
+            ended.callback(final)
+        return final
+
+    session.finished.addCallback(end)
+    session.on_closed = lambda closed: end({"p": "error", "reason": f"closed: {closed['reason']}"})
+    final = await ended
+    driver.cancel()
+    await session.disconnect()
+    return BotReport(name, player_id, match_id, str(final["p"]), error=final.get("reason"))
 
 
 class SentinelOptionsTests(TestCase):
@@ -339,15 +385,18 @@ class SentinelClusterTests(ClusterTestCase):
         ended_at: dict[str, float] = {}
         rng = random.Random(25)
 
-        def bot(name: str, think: float) -> Deferred[BotReport]:
+        turn = iter(range(1000))
+
+        def bot(
+            name: str, think: float, queued: Deferred[None] | None = None
+        ) -> Deferred[BotReport]:
             def connected(session: object) -> None:
                 found_at[name] = time.monotonic()
                 sessions.append(found_at[name])
 
-            d = Deferred.fromCoroutine(play_bot(
-                reactor, addresses[len(reports) % 2 if name[0] != "r" else int(name[1:]) % 2],
-                GAME, name, rng=random.Random(rng.random()), think_time=think,
-                on_session=connected,
+            d = Deferred.fromCoroutine(play(
+                addresses[next(turn) % 2], name, random.Random(rng.random()), think,
+                on_session=connected, queued=queued,
             ))  # fmt: skip
 
             def ended(report: BotReport) -> BotReport:
@@ -359,11 +408,12 @@ class SentinelClusterTests(ClusterTestCase):
         # Four matches running (moves 1.5 s apart: they outlast the failover)...
         running = [bot(f"r{i}", 1.5) for i in range(8)]
         await self._until(lambda: len(sessions) == 8, 30)
-        # ...five players queued just before the kill (two pairs matched at once, and
-        # one waiting for a partner; each ticket in Redis)...
-        queued = {f"q{i}": bot(f"q{i}", 0.0) for i in range(5)}
+        # ...five players queued just before the kill (told `queued`: their tickets are
+        # in Redis; two pairs are matched at once, one waits for a partner)...
+        told_queued: list[Deferred[None]] = [Deferred() for _ in range(5)]
+        queued = {f"q{i}": bot(f"q{i}", 0.0, told_queued[i]) for i in range(5)}
+        await gatherResults(told_queued)
         master = self.sentinels.master.port
-        await self._until(lambda: len(command(master, "KEYS", "vinom:mm:t:*")) == 13, 30)
         self.sentinels.kill_master()
         killed = time.monotonic()
         promotion = Deferred.fromCoroutine(self.sentinels.wait_for_failover())
@@ -398,8 +448,14 @@ class SentinelClusterTests(ClusterTestCase):
         # Queued and arriving players: matched and played, or told (an error frame).
         self.assertEqual(silent, [])
         told = {n: r.error for n, r in reports.items() if n in waiting and r.outcome != "finished"}
+        codes: dict[str, collections.Counter[str]] = {"q": collections.Counter(),
+                                                      "a": collections.Counter()}  # fmt: skip
         for name, error in told.items():
-            self.assertTrue(str(error).startswith("LobbyError: unavailable"), (name, error))
+            # An `error` frame with a code (`unavailable`, or `match_failed` for a match
+            # whose placement the outage cut short), never an internal error.
+            self.assertTrue(str(error).startswith("LobbyError: "), (name, error))
+            self.assertNotIn("internal_error", str(error), name)
+            codes[name[0]][str(error).split(": ")[1]] += 1
         # No double match: every player in one match, every match hosted once.
         hosted = self.hosted_matches(host)
         self.assertEqual(len(hosted), len(set(hosted)), hosted)
@@ -416,14 +472,14 @@ class SentinelClusterTests(ClusterTestCase):
         after = sorted(t for name, t in found_at.items() if name[0] == "a")
         self.assertTrue(after, "no player was matched after the failover")
         matched_again = after[0] - killed
-        q_told = sum(1 for name in told if name[0] == "q")
+        q_told, a_told = sum(codes["q"].values()), sum(codes["a"].values())
         print(f"\nfailover: the sentinels named the promoted replica {promoted:.2f} s after "
               f"SIGKILL; the first match found by a player arriving after the kill came "
               f"{matched_again:.2f} s after it; running matches: 4 finished, {outlasted} of "
               f"them after the promotion; queued before the kill: {len(queued) - q_told} "
-              f"matched and played, {q_told} told `unavailable`; arriving: "
-              f"{len(arriving) - len(told) + q_told} matched and played, {len(told) - q_told} "
-              f"told; {len(closers)} late player(s) joined")  # fmt: skip
+              f"matched and played, told {dict(codes['q'])}; arriving: "
+              f"{len(arriving) - a_told} matched and played, told {dict(codes['a'])}; "
+              f"{len(closers)} late player(s) joined")  # fmt: skip
 
     async def test_a_ticket_the_promoted_replica_never_had_is_put_back(self) -> None:
         # Replication is asynchronous: a write the master acknowledged may be lost with
