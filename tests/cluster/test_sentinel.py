@@ -23,8 +23,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
@@ -43,6 +44,7 @@ from vinom.cluster.client import (
 )
 from vinom.cluster.settings import RedisSettings
 from vinom.errors import BackendUnavailable
+from vinom.lobby.players import log_failure
 from vinom.server.startup import StartupError, check_redis
 from vinom.server.tap import Options
 
@@ -133,6 +135,23 @@ async def play(
     driver.cancel()
     await session.disconnect()
     return BotReport(name, player_id, match_id, str(final["p"]), error=final.get("reason"))
+
+
+class BackgroundFailureLogTests(SynchronousTestCase):
+    """A background call about a player that Redis's absence fails (a failover, a restart)
+    is one warning line; anything else keeps its traceback."""
+
+    def test_redis_away_is_a_warning_and_a_bug_a_failure(self) -> None:
+        events: list[dict[str, Any]] = []
+        log = Logger(observer=events.append)
+        log_failure(Failure(BackendUnavailable("Redis at redis://r:6379/0 did not answer")),
+                    log, "removing player {player_id}", "p-1")  # fmt: skip
+        log_failure(Failure(ValueError("a bug")), log, "removing player {player_id}", "p-2")
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.warn, LogLevel.critical])
+        self.assertEqual(formatEvent(events[0]), "removing player p-1 failed: Redis at "
+                                                 "redis://r:6379/0 did not answer")  # fmt: skip
+        self.assertNotIn("log_failure", events[0])
+        self.assertIn("log_failure", events[1])
 
 
 class SentinelOptionsTests(TestCase):
