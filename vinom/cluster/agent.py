@@ -25,6 +25,7 @@ from vinom.cluster.channel import PlacementKeys, address_json, decide
 from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
+from vinom.errors import BackendUnavailable
 from vinom.hosting.service import GameHostingService
 from vinom.match import (
     Match,
@@ -166,7 +167,15 @@ class HostAgent(Service):
                 continue
             for text in requests:
                 d = Deferred.fromCoroutine(self._take(text))
-                d.addErrback(lambda f: self.log.failure("a placement request failed", f))
+                d.addErrback(self._take_failed)
+
+    def _take_failed(self, failure: Failure) -> None:
+        if failure.check(BackendUnavailable):
+            # Redis away (restarting, failing over): one line, no traceback; the lobby
+            # offers the match again or gives it up by its own timeouts.
+            self.log.warn("a placement request failed: {error}", error=failure.value)
+        else:
+            self.log.failure("a placement request failed", failure)
 
     async def _take(self, text: str | bytes) -> None:
         try:

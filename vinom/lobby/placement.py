@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.codec import error_frame
@@ -310,6 +311,10 @@ class MatchPlacer:
             self.log.info(
                 "match {match_id} withdrawn: the server is stopping", match_id=match.match_id
             )
+        elif failure.check(BackendUnavailable):
+            # Redis away (restarting, failing over): one line, no traceback.
+            self.log.warn("match {match_id} not placed: {error}", match_id=match.match_id,
+                          error=failure.value)  # fmt: skip
         else:
             self.log.failure("no game host for match {match_id}", failure, match_id=match.match_id)
         self._waiting.pop(match.match_id, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.errors import BackendUnavailable
 from vinom.lobby.connection import LobbyConnection
 from vinom.store.interfaces import IPlayerStore
 
@@ -55,5 +56,9 @@ class Players:
 
 
 def log_failure(failure: Failure, log: Logger, what: str, player_id: str) -> None:
-    """Log the failure of a background store or matchmaker call about one player."""
+    """Log the failure of a background store or matchmaker call about one player: Redis
+    away (restarting, failing over) in one line, anything else with its traceback."""
+    if failure.check(BackendUnavailable):
+        log.warn(what + " failed: {error}", error=failure.value, player_id=player_id)
+        return
     log.failure(what + " failed", failure, player_id=player_id)
