@@ -357,11 +357,25 @@ class RequestHandlers:
             kept = self._requeues.claim(player_id)
             if kept is not None:
                 return self._claim_place(connection, record, kept, request)
-            return self._store.placement_for_player(player_id).addCallback(placed)
+            return self._store.placement_for_player(player_id).addCallback(placed, record)
 
-        def placed(placement: MatchPlacement | None) -> None:
+        def placed(placement: MatchPlacement | None, record: PlayerRecord) -> Deferred[None]:
             ticket = None if placement is None else placement.ticket_of(player_id)
             if placement is None or ticket is None:
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "the player has no running match")
+            # Never a token for a dead host: its match ends instead, and a player this
+            # lobby answers for takes the place kept for them.
+            d = self._placer.confirm_running(placement.match_id)
+            return d.addCallback(answer, placement, ticket, record)
+
+        def answer(running: bool, placement: MatchPlacement, ticket: Ticket,
+                   record: PlayerRecord) -> Deferred[None] | None:  # fmt: skip
+            if connection.closing:
+                return None
+            if not running:
+                kept = self._requeues.claim(player_id)
+                if kept is not None:
+                    return self._claim_place(connection, record, kept, request)
                 raise LobbyError(errors.NO_ACTIVE_MATCH, "the player has no running match")
             frame = self._delivery.match_found_frame(placement.match, ticket, placement.address)
             self.log.info(
@@ -370,6 +384,7 @@ class RequestHandlers:
                 match_id=placement.match_id,
             )
             connection.reply(request, frame, final=True)
+            return None
 
         return self._store.get_player(player_id).addCallback(verified)
 
