@@ -11,8 +11,10 @@ the bound docs/scaling.md ("When something fails") documents.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import sys
 import time
 from typing import Any
@@ -29,6 +31,7 @@ from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_
 from vinom.client.game import connect_game
 from vinom.client.lobby import LobbyError, Queued, connect_lobby
 from vinom.cluster.client import parse_redis_url
+from vinom.cluster.placement import DEFAULT_PLACEMENT
 from vinom.cluster.settings import DEFAULT_MATCHMAKER as MATCHMAKER
 
 # A lobby's tickets lapse this long after its last heartbeat, and the next
@@ -424,3 +427,37 @@ class HostDeathTests(ClusterTestCase):
         last = await last_offer
         report("the last offer to the dead host after", last)
         self.assertLess(last, 2.0)
+
+    async def test_a_host_stalled_for_a_moment_keeps_its_matches(self) -> None:
+        # A host stopped (SIGSTOP) for 1.5 s, well under the 2.5 s without a heartbeat
+        # that makes a host dead (docs/scaling.md, "Why these timings"): a busy
+        # machine's stall, not a death. Its match is not ended and plays to the end.
+        host = await self.start("host", ports=4)
+        lobby_process = await self.start("lobby")
+        lobby = self.lobby_address(lobby_process)
+        clients = []
+        for _ in range(2):
+            client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+            self.addCleanup(lambda c=client: None if c.protocol.closed.called else c.close())
+            clients.append(client)
+        welcomes = [await c.hello(name) for c, name in zip(clients, ("cy", "di"), strict=True)]
+        found = await gatherResults([c.queue("tictactoe") for c in clients])
+        sessions = [await connect_game(reactor, f) for f in found]
+        finals = []
+        for welcome, session in zip(welcomes, sessions, strict=True):
+            self.addCleanup(session.disconnect)
+            # 0.8 s a move: the match runs through the stall and well after it.
+            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(6)),
+                               think_time=0.8, clock=reactor)  # fmt: skip
+            driver.attach()
+            self.addCleanup(driver.cancel)
+            finals.append(session.finished)
+        os.kill(host.transport.pid, signal.SIGSTOP)
+        await deferLater(reactor, 1.5, lambda: None)
+        os.kill(host.transport.pid, signal.SIGCONT)
+        self.assertFalse(any(f.called for f in finals))
+        # Past the time a dead host's matches would have been ended by.
+        await deferLater(reactor, DEFAULT_PLACEMENT.host_ttl, lambda: None)
+        self.assertEqual(await self.redis_call("EXISTS", f"vinom:match:{found[0].game_id}"), 1)
+        self.assertEqual([f["p"] for f in await gatherResults(finals)], ["finished"] * 2)
+        self.assertNotIn("left the registry", lobby_process.text)
