@@ -59,7 +59,7 @@ class Drain:
     ) -> None:
         """`lobby`: None in a game-host process; `hosting`: the matches to wait for (None
         in a lobby whose matches run on game hosts elsewhere); `host`: a game-host
-        process's agent, which leaves the host registry as the drain begins."""
+        process's agent, which announces no free capacity as the drain begins."""
         self.lobby = lobby
         self.hosting = hosting
         self.host = host
