@@ -456,9 +456,9 @@ class DeadHostTests(TestCase):
         match = Match("m-1", "duel", players, 1.0)
         ended: list[MatchEnded | None] = []
         # Placed already (its outcome heard first), so nothing is offered to a host here.
-        hosting.handle_message(json.dumps({"event": "placed", "match_id": "m-1",
-                                           "host_id": host_id,
-                                           "address": {"host": "127.0.0.1", "port": 7400}}))
+        placed = {"event": "placed", "match_id": "m-1", "host_id": host_id,
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        hosting.handle_message(json.dumps(placed))
         await hosting.host_match(match, on_ended=ended.append)
         return match, ended
 
