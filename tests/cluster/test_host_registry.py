@@ -6,12 +6,13 @@ Redis's own key expiry) for the Redis one; `pass_time` hides which.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import txredisapi
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -19,7 +20,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.support.redis_server import start_redis
-from vinom.cluster.client import RedisClient, RedisSettings
+from vinom.cluster.channel import PlacementKeys, announce_end, decide
+from vinom.cluster.client import RedisClient, RedisSettings, RedisSubscription, client_endpoint
 from vinom.cluster.hosts import (
     HostRecord,
     IHostRegistry,
@@ -27,7 +29,12 @@ from vinom.cluster.hosts import (
     check_ttl,
     least_loaded_first,
 )
+from vinom.cluster.settings import DEFAULT_PLACEMENT
 from vinom.errors import BackendUnavailable
+from vinom.match import outcome_from_json
+
+# The placement channel's keys under the default prefix.
+KEYS = PlacementKeys("vinom:")
 
 
 @implementer(IHostRegistry)
@@ -37,26 +44,40 @@ class MemoryHostRegistry:
     time its TTL runs out on `clock`."""
 
     clock: IReactorTime
-    _hosts: dict[str, tuple[HostRecord, float]] = field(factory=dict, init=False)
+    # Each host's record, when its TTL runs out and when it registered.
+    _hosts: dict[str, tuple[HostRecord, float, float]] = field(factory=dict, init=False)
+    _departed: set[str] = field(factory=set, init=False)
 
     def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
         check_ttl(ttl)
-        self._hosts[record.host_id] = (record, self.clock.seconds() + ttl)
+        now = self.clock.seconds()
+        self._hosts[record.host_id] = (record, now + ttl, now)
+        self._departed.discard(record.host_id)
         return succeed(None)
 
     def unregister(self, host_id: str) -> Deferred[None]:
-        self._hosts.pop(host_id, None)
+        if self._hosts.pop(host_id, None) is not None:
+            self._departed.add(host_id)
         return succeed(None)
 
     def _expire(self) -> None:
         now = self.clock.seconds()
-        for host_id, (_, expires_at) in list(self._hosts.items()):
+        for host_id, (_, expires_at, _) in list(self._hosts.items()):
             if expires_at <= now:
                 del self._hosts[host_id]
+                self._departed.add(host_id)
 
     def live_hosts(self) -> Deferred[list[HostRecord]]:
         self._expire()
-        return succeed(least_loaded_first(record for record, _ in self._hosts.values()))
+        now = self.clock.seconds()
+        return succeed(least_loaded_first(
+            evolve(record, silent_for=now - at) for record, _, at in self._hosts.values()
+        ))  # fmt: skip
+
+    def claim_departed(self) -> Deferred[list[str]]:
+        self._expire()
+        departed, self._departed = sorted(self._departed), set()
+        return succeed(departed)
 
     def get(self, host_id: str) -> Deferred[HostRecord | None]:
         self._expire()
@@ -151,6 +172,38 @@ class HostRegistryContract:
         await self.registry.register(record, 30)
         self.assertEqual(await self.registry.live_hosts(), [record])
         self.assertEqual(await self.registry.get("42"), record)
+    async def test_a_departed_host_is_claimed_once(self: Any) -> None:
+        ttl = self.ttl
+        await self.registry.register(host("quiet"), ttl)
+        await self.registry.register(host("leaving"), ttl * 10)
+        await self.registry.register(host("beating"), ttl * 10)
+        self.assertEqual(await self.registry.claim_departed(), [])
+        await self.registry.unregister("leaving")
+        await self.pass_time(ttl * 1.2)
+        self.assertEqual(sorted(await self.registry.claim_departed()), ["leaving", "quiet"])
+        # Claimed: nobody else gets them.
+        self.assertEqual(await self.registry.claim_departed(), [])
+        self.assertEqual(await self.registry.live_hosts(), [host("beating")])
+
+    async def test_a_host_back_before_it_is_claimed_has_not_departed(self: Any) -> None:
+        ttl = self.ttl
+        await self.registry.register(host("h-1"), ttl)
+        await self.pass_time(ttl * 1.2)
+        await self.registry.register(host("h-1"), ttl * 10)
+        self.assertEqual(await self.registry.claim_departed(), [])
+        self.assertEqual(await self.registry.live_hosts(), [host("h-1")])
+
+    async def test_a_hosts_silence_is_measured(self: Any) -> None:
+        ttl = self.ttl
+        await self.registry.register(host("h-1"), ttl * 10)
+        await self.pass_time(ttl * 0.5)
+        [listed] = await self.registry.live_hosts()
+        self.assertGreaterEqual(listed.silent_for, ttl * 0.5 - 0.01)
+        self.assertLess(listed.silent_for, ttl * 5)
+        await self.registry.register(host("h-1"), ttl * 10)  # a heartbeat
+        [listed] = await self.registry.live_hosts()
+        self.assertLess(listed.silent_for, ttl * 0.5)
+
 
     def test_a_ttl_must_be_positive(self: Any) -> None:
         for ttl in (0, -1.0):
@@ -205,6 +258,74 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
                          ["app-1:host:h-1", "app-1:host:h-2", "app-1:hosts"])  # fmt: skip
         await self.pass_time(self.ttl * 1.3)
         self.assertEqual(await raw.keys("*"), [])
+    async def hear_channel(self) -> list[str]:
+        """What the placement channel carries from now on."""
+        heard: list[str] = []
+        settings = RedisSettings("127.0.0.1", self.redis.port)
+        subscription = RedisSubscription(client_endpoint(settings, reactor), KEYS.channel,
+                                         heard.append, reactor)  # fmt: skip
+        subscription.start()
+        self.addCleanup(subscription.stop)
+        await subscription.when_subscribed()
+        return heard
+
+    async def place(self, client: RedisClient, host_id: str, match_id: str) -> None:
+        """Record `match_id` as placed on `host_id`, as its HostAgent does."""
+        placed = {"event": "placed", "match_id": match_id, "host_id": host_id,
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        self.assertTrue(await decide(client, KEYS, DEFAULT_PLACEMENT, placed))
+
+    async def test_the_first_claimer_ends_the_matches_a_dead_host_left(self) -> None:
+        heard = await self.hear_channel()
+        agent = self.client()
+        await self.registry.register(host("doomed"), self.ttl)
+        await self.registry.register(host("steady"), 30)
+        for match_id in ("m-1", "m-2", "m-3"):
+            await self.place(agent, "doomed", match_id)
+        await self.place(agent, "steady", "m-4")
+        # m-3 ends on its host before the host dies: not ended again.
+        await announce_end(agent, KEYS, "doomed", {"event": "ended", "match_id": "m-3",
+                                                   "outcome": None})  # fmt: skip
+        self.assertEqual(await self.registry.claim_departed(), [])
+        await self.pass_time(self.ttl * 1.3)
+        # Three lobbies read the registry at once: exactly one claims the dead host.
+        lobbies = [RedisHostRegistry(self.client()) for _ in range(3)]
+        claims = await gatherResults([lobby.claim_departed() for lobby in lobbies])
+        self.assertEqual(sorted(claims), [[], [], ["doomed"]])
+        await deferLater(reactor, 0.2, lambda: None)
+        ended = [m for m in map(json.loads, heard) if m["event"] == "ended"]
+        self.assertEqual(sorted(m["match_id"] for m in ended), ["m-1", "m-2", "m-3"])
+        for message in ended:
+            if message["match_id"] == "m-3":
+                continue
+            self.assertEqual(message["host_id"], "doomed")
+            outcome = outcome_from_json(message["outcome"])
+            self.assertEqual((outcome.match_id, outcome.phase, outcome.reason),
+                             (message["match_id"], "aborted", "host_crashed"))  # fmt: skip
+        raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
+        self.addCleanup(raw.disconnect)
+        self.assertEqual(await raw.exists(KEYS.host_matches("doomed")), 0)
+        self.assertEqual(await raw.smembers(KEYS.host_matches("steady")), {"m-4"})
+
+    async def test_a_dead_hosts_matches_outlive_its_registration_for_the_claimer(self) -> None:
+        await self.registry.register(host("doomed"), self.ttl)
+        agent = self.client()
+        await self.place(agent, "doomed", "m-1")
+        await self.registry.register(host("doomed"), self.ttl)  # a heartbeat
+        raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
+        self.addCleanup(raw.disconnect)
+        # No lobby reads the registry until long after its TTL ran out.
+        await self.pass_time(self.ttl * 2)
+        self.assertEqual(await raw.exists("vinom:host:doomed"), 0)
+        self.assertGreater(
+            await raw.execute_command("PTTL", KEYS.host_matches("doomed")), self.ttl * 1000
+        )
+        self.assertGreater(await raw.execute_command("PTTL", KEYS.hosts), self.ttl * 1000)
+        heard = await self.hear_channel()
+        self.assertEqual(await self.registry.claim_departed(), ["doomed"])
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual([json.loads(m)["match_id"] for m in heard], ["m-1"])
+
 
     async def test_calls_fail_clearly_while_redis_is_down(self) -> None:
         registry = RedisHostRegistry(self.client(timeout=0.3))

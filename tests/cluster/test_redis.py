@@ -107,7 +107,7 @@ class SettingsTests(SynchronousTestCase):
             RedisPartySettings: ("party_ttl", "refresh_every", "check_every"),
             PlacementSettings: (
                 "accept_timeout", "place_timeout", "hosts_tried", "takeover_after",
-                "refresh_every", "host_ttl", "key_ttl",
+                "refresh_every", "heartbeat_every", "host_ttl", "silent_after", "key_ttl",
             ),
         }  # fmt: skip
         for settings, names in cases.items():

@@ -16,13 +16,14 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from tests.cluster.test_host_registry import MemoryHostRegistry
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.redis_server import start_redis
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, parse_redis_url
-from vinom.cluster.hosts import RedisHostRegistry
-from vinom.cluster.placement import RemoteMatchHosting
+from vinom.cluster.hosts import HostRecord, RedisHostRegistry
+from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
@@ -66,6 +67,9 @@ class ScriptedHosting:
 
     def when_all_ended(self) -> Deferred[None]:
         return succeed(None)
+
+    def confirm_running(self, match_id: str) -> Deferred[bool]:
+        return succeed(True)
 
 
 class SharedStore(MemoryPlayerStore):
@@ -425,3 +429,79 @@ async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float
         if reactor.seconds() > deadline:  # type: ignore[attr-defined]
             raise AssertionError("not seen in time")
         await deferLater(reactor, 0.02, lambda: None)
+
+
+class DeadHostTests(TestCase):
+    """A lobby's view of the hosts' lives, on a Clock with the in-memory registry model:
+    a silent host gets no new match, a dead one's match ends before `reconnect` answers."""
+
+    timeout = 30
+
+    async def lobby(self) -> tuple[RemoteMatchHosting, MemoryHostRegistry, Clock]:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        clock = Clock()
+        registry = MemoryHostRegistry(clock)
+        hosting = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
+                                     lobby_id="l-test")  # fmt: skip
+        return hosting, registry, clock
+
+    def record(self, host_id: str, now: float) -> HostRecord:
+        return HostRecord(host_id, "127.0.0.1", (7400, 7409), 10, 10, now)
+
+    async def placed(self, hosting: RemoteMatchHosting, host_id: str
+                     ) -> tuple[Match, list[MatchEnded | None]]:  # fmt: skip
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        match = Match("m-1", "duel", players, 1.0)
+        ended: list[MatchEnded | None] = []
+        # Placed already (its outcome heard first), so nothing is offered to a host here.
+        placed = {"event": "placed", "match_id": "m-1", "host_id": host_id,
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        hosting.handle_message(json.dumps(placed))
+        await hosting.host_match(match, on_ended=ended.append)
+        return match, ended
+
+    async def test_a_host_silent_for_a_second_gets_no_new_match(self) -> None:
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-quiet", 0), DEFAULT_PLACEMENT.host_ttl)
+        await registry.register(self.record("h-beating", 0), DEFAULT_PLACEMENT.host_ttl)
+        await hosting.refresh_hosts()
+        self.assertEqual([h.host_id for h in hosting.live_hosts], ["h-beating", "h-quiet"])
+        clock.advance(DEFAULT_PLACEMENT.silent_after + 0.1)
+        await registry.register(self.record("h-beating", clock.seconds()),
+                                DEFAULT_PLACEMENT.host_ttl)  # fmt: skip
+        await hosting.refresh_hosts()
+        self.assertEqual([h.host_id for h in hosting.live_hosts], ["h-beating"])
+        self.assertEqual(hosting.free_ports, 10)
+        # Heard again: placeable again.
+        await registry.register(self.record("h-quiet", clock.seconds()),
+                                DEFAULT_PLACEMENT.host_ttl)  # fmt: skip
+        await hosting.refresh_hosts()
+        self.assertEqual([h.host_id for h in hosting.live_hosts], ["h-beating", "h-quiet"])
+
+    async def test_a_live_host_confirms_its_match_with_its_next_heartbeat(self) -> None:
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-1", 0), DEFAULT_PLACEMENT.host_ttl)
+        match, ended = await self.placed(hosting, "h-1")
+        confirmed = hosting.confirm_running(match.match_id)
+        clock.advance(0.2)
+        self.assertFalse(confirmed.called)  # no heartbeat since the question yet
+        await registry.register(self.record("h-1", clock.seconds()), DEFAULT_PLACEMENT.host_ttl)
+        clock.advance(0.1)
+        self.assertTrue(await confirmed)
+        self.assertEqual(ended, [])
+        self.assertEqual(hosting.running_games, 1)
+
+    async def test_a_dead_hosts_match_ends_as_host_crashed_before_the_answer(self) -> None:
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-1", 0), DEFAULT_PLACEMENT.host_ttl)
+        match, ended = await self.placed(hosting, "h-1")
+        confirmed = hosting.confirm_running(match.match_id)
+        for _ in range(40):  # no heartbeat: its registration lapses after host_ttl
+            clock.advance(0.1)
+        self.assertFalse(await confirmed)
+        self.assertEqual(ended, [MatchEnded("m-1", "aborted", None, "host_crashed")])
+        self.assertEqual(hosting.running_games, 0)
+        # The lobby claimed the departure: no other reader gets it.
+        self.assertEqual(await registry.claim_departed(), [])

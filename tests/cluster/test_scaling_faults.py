@@ -3,17 +3,21 @@
 `twistd -n vinom --role lobby|host` processes on a real redis-server
 (tests/support/redis_server.py), as in tests/cluster/test_scaling.py: a lobby killed with
 SIGKILL while its players are queued, and Redis killed and started again on
-the same port (empty) while lobbies and a game host run. Each test measures
+the same port (empty) while lobbies and a game host run, and a game host killed
+with SIGKILL while it runs a match. Each test measures
 the bound docs/scaling.md ("When something fails") documents.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import sys
 import time
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
@@ -35,6 +39,7 @@ from vinom.client.lobby import (
     connect_lobby,
 )
 from vinom.cluster.client import parse_redis_url
+from vinom.cluster.placement import DEFAULT_PLACEMENT
 from vinom.cluster.settings import DEFAULT_MATCHMAKER as MATCHMAKER
 from vinom.cluster.settings import DEFAULT_PARTIES
 
@@ -453,3 +458,165 @@ class StalledRedisTests(ClusterTestCase):
         found = [await p.of_type("match_found") for p in (partner, queuer)]
         self.assertEqual(found[0]["game_id"], found[1]["game_id"])
         self.assertEqual(await queue_depth(), 0)
+
+
+class HostDeathTests(ClusterTestCase):
+    """A game host killed with SIGKILL while it runs a match (issue #25): its players are
+    told and keep their place, its matches end everywhere, no match goes to it after 2 s."""
+
+    timeout = 120
+
+    async def test_a_killed_hosts_players_are_requeued_and_it_gets_nothing_after_two_seconds(
+        self,
+    ) -> None:
+        # The doomed host has the most free ports: lobbies prefer it while it is listed.
+        # It runs its matches in a worker process, which outlives it and tells the players.
+        doomed = await self.start("host", "--host-workers", "1", ports=10)
+        survivor = await self.start("host", ports=8)
+        doomed_id, survivor_id = self.host_id(doomed), self.host_id(survivor)
+        # The players' own lobby lets their address have two matches (with its queued
+        # players): a match of a dead host that still counted would keep them out.
+        own = self.lobby_address(await self.start("lobby", "--max-matches-per-ip", "2"))
+        other = self.lobby_address(await self.start("lobby"))
+
+        async def lobby_client(address: LobbyAddress) -> Any:
+            client = await connect_lobby(reactor, address.host, address.port,
+                                         trust=address.trust)  # fmt: skip
+            self.addCleanup(lambda: None if client.protocol.closed.called else client.close())
+            return client
+
+        clients = [await lobby_client(own) for _ in range(2)]
+        welcomes = [await c.hello(name) for c, name in zip(clients, ("ann", "bob"), strict=True)]
+        found = await gatherResults([c.queue("tictactoe") for c in clients])
+        match_id = found[0].game_id
+        placed = json.loads(await self.redis_call("GET", f"vinom:outcome:{match_id}"))
+        self.assertEqual(placed["host_id"], doomed_id)
+        sessions = [await connect_game(reactor, f) for f in found]
+        for session in sessions:
+            self.addCleanup(session.disconnect)
+
+        offers = f"vinom:place:{doomed_id}"
+        offered = await self.redis_call("LLEN", offers)
+        doomed.transport.signalProcess("KILL")
+        await doomed.output.ended
+        killed = time.monotonic()
+
+        # Newcomers keep forming matches through the other lobby for 4 s.
+        async def newcomers() -> list[BotReport]:
+            pairs = []
+            for i in range(8):
+                pairs.append(run_bots(reactor, other, GAME, 2, seed=20 + i, name_prefix=f"n{i}-"))
+                await deferLater(reactor, 0.5, lambda: None)
+            return [r for pair in await gatherResults(pairs) for r in pair]
+
+        traffic = Deferred.fromCoroutine(newcomers())
+        self.addCleanup(lambda: traffic)
+
+        # The last offer to the dead host: pushed after the poll before the one that saw it.
+        async def watch_offers() -> float:
+            last, before = 0.0, 0.0
+            nonlocal offered
+            while not traffic.called:
+                now = time.monotonic() - killed
+                length = await self.redis_call("LLEN", offers)
+                if length > offered:
+                    offered, last = length, before
+                before = now
+                await deferLater(reactor, 0.05, lambda: None)
+            return last
+
+        last_offer = Deferred.fromCoroutine(watch_offers())
+        self.addCleanup(lambda: last_offer)
+
+        # Each player is told by the host's worker, and reconnects at once: ann through
+        # the other lobby first (which holds no place for her), bob through his own.
+        told = [await session.finished for session in sessions]
+        for final in told:
+            self.assertEqual((final["p"], final.get("reason")), ("aborted", "host_crashed"))
+        report("the dead host's players told host_crashed after", time.monotonic() - killed)
+        ann, bob = welcomes
+        stranger = await lobby_client(other)
+        with self.assertRaises(LobbyError) as refused:
+            await stranger.reconnect(ann.player_id, ann.secret)
+        self.assertEqual(refused.exception.code, "no_active_match")
+        queued: list[list[Queued]] = [[], []]
+        again = []
+        for welcome, heard in zip((ann, bob), queued, strict=True):
+            client = await lobby_client(own)
+            again.append(client.reconnect(welcome.player_id, welcome.secret,
+                                          on_queued=heard.append))  # fmt: skip
+        while not all(queued):
+            self.assertLess(time.monotonic() - killed, 5.0, "not requeued within 5 s")
+            await deferLater(reactor, 0.05, lambda: None)
+        report("the dead host's players back at the head of the queue after",
+               time.monotonic() - killed)  # fmt: skip
+        for heard in queued:
+            self.assertEqual((heard[0].requeued, heard[0].reason), (True, "host_crashed"))
+            self.assertIn(heard[0].position, (1, 2))
+        # Its match is over everywhere: no record leads a `reconnect` to the dead host.
+        self.assertEqual(await self.redis_call("EXISTS", f"vinom:match:{match_id}"), 0)
+        self.assertEqual(await self.redis_call("EXISTS", f"vinom:host-matches:{doomed_id}"), 0)
+        # They are matched again, on the survivor, and play to the end: the dead match
+        # no longer counts against their address.
+        refound = await gatherResults(again)
+        self.assertEqual(refound[0].game_id, refound[1].game_id)
+        replaced = json.loads(await self.redis_call("GET", f"vinom:outcome:{refound[0].game_id}"))
+        self.assertEqual(replaced["host_id"], survivor_id)
+        finals = []
+        for welcome, match in zip((ann, bob), refound, strict=True):
+            session = await connect_game(reactor, match)
+            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(5)),
+                               clock=reactor)  # fmt: skip
+            driver.attach()
+            self.addCleanup(driver.cancel)
+            self.addCleanup(session.disconnect)
+            finals.append(session.finished)
+        self.assertEqual([f["p"] for f in await gatherResults(finals)], ["finished"] * 2)
+        # Once their lobby has heard that match end (it removes its placement), the
+        # same address plays again through it: two players, two matches' worth.
+        while await self.redis_call("EXISTS", f"vinom:match:{refound[0].game_id}"):
+            await deferLater(reactor, 0.05, lambda: None)
+        fresh = await run_bots(reactor, own, GAME, 2, seed=40, name_prefix="fresh-")
+        self.assertEqual([(r.outcome, r.error) for r in fresh], [("finished", None)] * 2)
+
+        # No match was offered to the dead host more than 2 s after its death; every
+        # newcomer played to the end on the survivor.
+        played = await traffic
+        self.assertEqual([r.outcome for r in played], ["finished"] * len(played))
+        last = await last_offer
+        report("the last offer to the dead host after", last)
+        self.assertLess(last, 2.0)
+
+    async def test_a_host_stalled_for_a_moment_keeps_its_matches(self) -> None:
+        # A host stopped (SIGSTOP) for 1.5 s, well under the 2.5 s without a heartbeat
+        # that makes a host dead (docs/scaling.md, "Why these timings"): a busy
+        # machine's stall, not a death. Its match is not ended and plays to the end.
+        host = await self.start("host", ports=4)
+        lobby_process = await self.start("lobby")
+        lobby = self.lobby_address(lobby_process)
+        clients = []
+        for _ in range(2):
+            client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+            self.addCleanup(lambda c=client: None if c.protocol.closed.called else c.close())
+            clients.append(client)
+        welcomes = [await c.hello(name) for c, name in zip(clients, ("cy", "di"), strict=True)]
+        found = await gatherResults([c.queue("tictactoe") for c in clients])
+        sessions = [await connect_game(reactor, f) for f in found]
+        finals = []
+        for welcome, session in zip(welcomes, sessions, strict=True):
+            self.addCleanup(session.disconnect)
+            # 0.8 s a move: the match runs through the stall and well after it.
+            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(6)),
+                               think_time=0.8, clock=reactor)  # fmt: skip
+            driver.attach()
+            self.addCleanup(driver.cancel)
+            finals.append(session.finished)
+        os.kill(host.transport.pid, signal.SIGSTOP)
+        await deferLater(reactor, 1.5, lambda: None)
+        os.kill(host.transport.pid, signal.SIGCONT)
+        self.assertFalse(any(f.called for f in finals))
+        # Past the time a dead host's matches would have been ended by.
+        await deferLater(reactor, DEFAULT_PLACEMENT.host_ttl, lambda: None)
+        self.assertEqual(await self.redis_call("EXISTS", f"vinom:match:{found[0].game_id}"), 1)
+        self.assertEqual([f["p"] for f in await gatherResults(finals)], ["finished"] * 2)
+        self.assertNotIn("left the registry", lobby_process.text)

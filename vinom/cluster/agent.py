@@ -1,7 +1,7 @@
 """`HostAgent`: a game-host process's end of the placement channel (vinom.cluster.placement).
 
 It registers the host in the `IHostRegistry` with a TTL and renews it every
-TTL/3 (its heartbeat, with its free capacity), takes the placement requests
+`heartbeat_every` (its heartbeat, with its free capacity), takes the placement requests
 lobbies push to its list, hosts each match on its own `GameHostingService`
 and says where on the placements channel; when a match ends it says how.
 """
@@ -15,13 +15,13 @@ from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.cluster.channel import PlacementKeys, address_json, decide
+from vinom.cluster.channel import PlacementKeys, address_json, announce_end, decide
 from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
@@ -92,9 +92,9 @@ class HostAgent(Service):
         )
 
     def heartbeat(self) -> Deferred[None]:
-        """Register (again); a failure is logged and the next heartbeat tries again."""
-        if self.draining:
-            return succeed(None)
+        """Register (again); a failure is logged and the next heartbeat tries again.
+        A draining host goes on (with no free capacity): it is alive, and its matches
+        are not to be ended as a dead host's."""
 
         def registered(_: object) -> None:
             if not self._registered:
@@ -114,25 +114,28 @@ class HostAgent(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._heartbeat.start(self._settings.host_ttl / 3, now=True)
+        self._heartbeat.start(self._settings.heartbeat_every, now=True)
         self._serving = True
         Deferred.fromCoroutine(self._serve()).addErrback(
             lambda f: self.log.failure("placement requests: the loop ended", f)
         )
 
     def drain(self) -> None:
-        """Take no new matches: leave the registry, refuse requests still in the list."""
+        """Take no new matches: announce no free capacity (staying registered, since its
+        matches play on), refuse requests still in the list."""
         if self.draining:
             return
         self.draining = True
         self.log.info("game host {host_id} draining: takes no new matches", host_id=self.host_id)
-        self._unregister()
+        self.heartbeat()
 
     def _unregister(self) -> Deferred[None]:
         d = self._registry.unregister(self.host_id)
         return d.addErrback(
             lambda f: self.log.warn("unregistering failed: {error}", error=f.value)
         )
+        """Leave the registry: the first lobby to notice ends the matches not ended by
+        now (`host_crashed`: vinom.cluster.hosts)."""
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -229,7 +232,7 @@ class HostAgent(Service):
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
-        d = Deferred.fromCoroutine(self._publish(message))
+        d = announce_end(self._redis, self._keys, self.host_id, message)
         d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
         if not self.draining:

@@ -1,6 +1,6 @@
-"""The placement channel's shared parts: its keys, its messages' host addresses, and
-the one script that records a match's outcome (vinom.cluster.placement has the
-steps; `RemoteMatchHosting` there and `HostAgent` in vinom.cluster.agent are
+"""The placement channel's shared parts: its keys, its messages' host addresses, the
+scripts that record a match's outcome and announce its end (vinom.cluster.placement
+has the steps; `RemoteMatchHosting` there and `HostAgent` in vinom.cluster.agent are
 its two ends).
 """
 
@@ -29,6 +29,32 @@ return 0
 """)
 
 
+# KEYS: the match's outcome key, the host's matches, the host index. ARGV: the outcome
+# (JSON), its TTL (ms), the channel, the match id, the TTL of the host's matches (ms).
+# `_DECIDE` for a host's `placed`: the match joins the host's matches in the same call,
+# so that whoever claims the host's departure finds it (vinom.cluster.hosts); the index
+# is kept at least as long.
+_DECIDE_PLACED = Script("""
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  local ttl = tonumber(ARGV[5])
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+""")
+
+# KEYS: the host's matches. ARGV: the match id, the channel, the `ended` message.
+# The match leaves the host's matches as its end is published: one call.
+_END = Script("""
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+""")
+
+
 @frozen
 class PlacementKeys:
     """The Redis keys and channel of the placement channel under one prefix."""
@@ -50,6 +76,15 @@ class PlacementKeys:
 
     def outcome(self, match_id: str) -> str:
         return f"{self.prefix}outcome:{match_id}"
+
+    def host_matches(self, host_id: str) -> str:
+        """The ids of the matches placed on a host and not ended (a set)."""
+        return f"{self.prefix}host-matches:{host_id}"
+
+    @property
+    def hosts(self) -> str:
+        """The host registry's index (vinom.cluster.hosts)."""
+        return f"{self.prefix}hosts"
 
 
 def address_json(address: HostAddress) -> dict[str, Any]:
@@ -73,8 +108,20 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
     """Record a match's outcome (`placed` or `failed`) and publish it, unless an outcome
     is recorded already; whether this one was."""
     text = json.dumps(outcome, separators=(",", ":"))
-    d = redis.run(
-        _DECIDE, [keys.outcome(str(outcome["match_id"]))],
-        [text, milliseconds(settings.key_ttl), keys.channel],
-    )  # fmt: skip
+    match_id = str(outcome["match_id"])
+    ttl = milliseconds(settings.key_ttl)
+    if outcome["event"] == "placed":
+        index = [keys.outcome(match_id), keys.host_matches(str(outcome["host_id"])), keys.hosts]
+        d = redis.run(_DECIDE_PLACED, index, [text, ttl, keys.channel, match_id, ttl])
+    else:
+        d = redis.run(_DECIDE, [keys.outcome(match_id)], [text, ttl, keys.channel])
     return d.addCallback(lambda recorded: recorded == 1)
+
+
+def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
+                 message: Mapping[str, Any]) -> Deferred[None]:  # fmt: skip
+    """Publish a match's `ended` as its host, taking it out of the host's matches."""
+    text = json.dumps(message, separators=(",", ":"))
+    d = redis.run(_END, [keys.host_matches(host_id)],
+                  [str(message["match_id"]), keys.channel, text])  # fmt: skip
+    return d.addCallback(lambda _: None)

@@ -54,7 +54,7 @@ from attrs import evolve
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -74,6 +74,9 @@ from vinom.protocol.address import HostAddress
 
 EndedCallback = Callable[[MatchEnded | None], object]
 
+
+# The reason of the end of a match whose game host died (as a host's worker says it).
+HOST_CRASHED = "host_crashed"
 
 # Outcomes (`placed`, `failed`) a lobby heard before the match itself, kept for it.
 _EARLY_OUTCOMES = 4096
@@ -180,7 +183,8 @@ class RemoteMatchHosting(Service):
 
     @property
     def live_hosts(self) -> list[HostRecord]:
-        """The live hosts as last read, least loaded first."""
+        """The live hosts as last read that take matches (not `silent_after`), least
+        loaded first."""
         return list(self._hosts)
 
     def when_all_ended(self) -> Deferred[None]:
@@ -241,13 +245,54 @@ class RemoteMatchHosting(Service):
             self._refresh.stop()
 
     def refresh_hosts(self) -> Deferred[None]:
-        def read(hosts: list[HostRecord]) -> None:
-            self._hosts = hosts
+        """Read the live hosts (a host silent for `silent_after` gets no new match: it
+        may have died) and claim the hosts that departed: the registry ends their
+        matches (vinom.cluster.hosts), whichever lobby claims them first."""
+
+        def read(hosts: list[HostRecord]) -> Deferred[list[str]]:
+            silent = self._settings.silent_after
+            self._hosts = [host for host in hosts if host.silent_for <= silent]
+            return self._registry.claim_departed()
 
         def failed(failure: Failure) -> None:
             self.log.warn("reading the live game hosts failed: {error}", error=failure.value)
 
-        return self._registry.live_hosts().addCallbacks(read, failed)
+        d = self._registry.live_hosts().addCallback(read)
+        return d.addCallbacks(lambda _: None, failed)
+
+    def confirm_running(self, match_id: str) -> Deferred[bool]:
+        return Deferred.fromCoroutine(self._confirm_running(match_id))
+
+    async def _confirm_running(self, match_id: str) -> bool:
+        running = self._running.get(match_id)
+        host_id = None if running is None else running[0]
+        if host_id is None:
+            text = await self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
+            placed = None if text is None else json.loads(text)
+            if placed is None or placed.get("event") != "placed":
+                return True  # nothing known here against it
+            host_id = str(placed["host_id"])
+        # Proof of life: a heartbeat after this call (every `heartbeat_every`); a
+        # registration that lapses first is the host's death. One that does neither
+        # within its TTL is left be.
+        deadline = self._clock.seconds() + self._settings.host_ttl + self._settings.heartbeat_every
+        now = await self._registry.get(host_id)
+        if now is not None:
+            seen = now.updated_at
+            while now is not None and now.updated_at == seen:
+                if self._clock.seconds() >= deadline:
+                    return True
+                await deferLater(self._clock, self._settings.heartbeat_every / 5, lambda: None)
+                now = await self._registry.get(host_id)
+            if now is not None:
+                return True
+        self.log.info("match {match_id}: its game host {host_id} is gone", match_id=match_id,
+                      host_id=host_id)  # fmt: skip
+        await self._registry.claim_departed()
+        # Ended here at once (the registry's `ended` for it comes on the channel too,
+        # and finds it ended), so that the caller sees what its end left.
+        self._ended(match_id, MatchEnded(match_id, "aborted", None, HOST_CRASHED))
+        return False
 
     # -- the channel
 

@@ -181,10 +181,17 @@ class PlacementSettings:
     # A match formed by another lobby is left to it this long; if it is not
     # placed (or given up) by then, this lobby tries to claim it (its former died).
     takeover_after: float = field(default=2.0, validator=positive)
-    # How often a lobby re-reads the live hosts.
-    refresh_every: float = field(default=1.0, validator=positive)
-    # A host's registration lapses this long after its last heartbeat (sent every ttl/3).
-    host_ttl: float = field(default=6.0, validator=positive)
+    # How often a lobby re-reads the live hosts (and ends the matches of departed ones).
+    refresh_every: float = field(default=0.5, validator=positive)
+    # A host renews its registration this often (its heartbeat).
+    heartbeat_every: float = field(default=0.5, validator=positive)
+    # A host's registration lapses this long after its last heartbeat: it is dead, and
+    # its matches are ended (`host_crashed`). Long enough that a host stalled for up
+    # to host_ttl - heartbeat_every (2.5 s) keeps its healthy matches.
+    host_ttl: float = field(default=3.0, validator=positive)
+    # A host not heard from for this long gets no new match (it may be dead; one that
+    # only stalled gets matches again with its next heartbeat).
+    silent_after: float = field(default=1.0, validator=positive)
     # Lifetime of the claim, outcome and request-list keys.
     key_ttl: float = field(default=120.0, validator=positive)
 

@@ -76,11 +76,13 @@ class InlineGameHost:
         self._idle_waiters.append(waiter)
         return waiter
 
-    def stop(self) -> Deferred[None]:
+    def stop(self, reason: str = "shutdown") -> Deferred[None]:
+        """Stop: rooms still running are aborted with `reason` (`shutdown`, or
+        `host_crashed` from a worker whose lobby process died)."""
         if self._stopped is None:
             # Rooms still running are aborted (their players are told, their sessions
             # closed with redundant disconnects) before the port closes.
-            self.core.shutdown("shutdown", self.clock.seconds())
+            self.core.shutdown(reason, self.clock.seconds())
             self.protocol.transmit()
             if self.on_stopped is not None:
                 self.on_stopped(self)

@@ -131,6 +131,11 @@ class IMatchHosting(Interface):
     def when_all_ended() -> Deferred[None]:
         """Fires once no match is running or waiting for a port (at once if none is)."""
 
+    def confirm_running(match_id: str) -> Deferred[bool]:
+        """Whether the host of a placed match is alive, before a player is sent to it
+        again (`reconnect`): False if it died, the match then ended (`on_ended` with
+        `host_crashed`) before this fires. True if nothing is known against it."""
+
 
 class IGameHostFactory(Interface):
     """Starts game hosts on ports the allocator hands out."""

@@ -83,6 +83,11 @@ class GameHostingService(Service):
         self._all_ended.append(d)
         return d
 
+    def confirm_running(self, match_id: str) -> Deferred[bool]:
+        # Its hosts are this process's (or its workers', whose deaths end their
+        # matches at once): a match still placed has a live host.
+        return succeed(True)
+
     def _match_gone(self, match_id: str) -> None:
         self._matches.discard(match_id)
         if not self._matches and self._all_ended:

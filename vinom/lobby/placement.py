@@ -161,6 +161,11 @@ class MatchPlacer:
         """The player's match, if it is formed but not yet placed."""
         return self._pending.get(player_id)
 
+    def confirm_running(self, match_id: str) -> Deferred[bool]:
+        """Whether a placed match's game host is alive (`IMatchHosting.confirm_running`):
+        if it died, the match has ended here (its players' places kept) when this fires."""
+        return self._hosting.confirm_running(match_id)
+
     def waiting_frame(self, match: Match) -> Frame:
         """The `queued` frame (status `waiting_for_server`) of a match not yet placed."""
         position = 1

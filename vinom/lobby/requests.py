@@ -417,14 +417,28 @@ class RequestHandlers:
             kept = self._requeues.claim(player_id)
             if kept is not None:
                 return self._claim_place(connection, record, kept, request)
-            return self._store.placement_for_player(player_id).addCallback(placed)
+            return self._store.placement_for_player(player_id).addCallback(placed, record)
 
-        def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
+        def placed(placement: MatchPlacement | None, record: PlayerRecord) -> Deferred[None]:
             ticket = None if placement is None else placement.ticket_of(player_id)
             if placement is None or ticket is None:
                 # Back after their lobby connection was lost while queued: their
                 # ticket goes (nobody is to be matched with it), and they queue again.
                 return self._withdraw_earlier_ticket(player_id).addCallback(no_match)
+            # Never a token for a dead host: its match ends instead, and a player this
+            # lobby answers for takes the place kept for them.
+            d = self._placer.confirm_running(placement.match_id)
+            return d.addCallback(answer, placement, ticket, record)
+
+        def answer(running: bool, placement: MatchPlacement, ticket: Ticket,
+                   record: PlayerRecord) -> Deferred[None] | None:  # fmt: skip
+            if connection.closing:
+                return None
+            if not running:
+                kept = self._requeues.claim(player_id)
+                if kept is not None:
+                    return self._claim_place(connection, record, kept, request)
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "the player has no running match")
             frame = self._delivery.match_found_frame(placement.match, ticket, placement.address)
             self.log.info(
                 "player {player_id} reconnected to match {match_id}",

@@ -59,7 +59,8 @@ message       ch  keys
                   is ``aborted``: ``players_missing`` (not everyone connected by the
                   deadline), ``player_left`` (someone left before the start),
                   ``abandoned`` (everyone left), ``shutdown`` or ``closed`` (the
-                  server removed the room).
+                  server removed the room), ``host_crashed`` (a game-host worker
+                  whose host process died).
 ``event``     1   ``{"t": "event", "v": version, "e": name, "d": {...}}``: a game event,
                   only to the players it is meant for; ``v`` is the version it
                   belongs to.

@@ -91,7 +91,7 @@ class Drain:
     ) -> None:
         """`lobby`: None in a game-host process; `hosting`: the matches to wait for
         (`PlayersMatches` in a lobby whose matches run on game hosts elsewhere);
-        `host`: a game-host process's agent, which leaves the host registry as the
+        `host`: a game-host process's agent, which announces no free capacity as the
         drain begins; `close_players`: close the lobby's player connections as the
         drain ends (with a shared store, whose records they hold)."""
         self.lobby = lobby

@@ -8,10 +8,13 @@ ports the lobby names. It imports what hosting needs and nothing of the lobby,
 the matchmaker or TLS.
 
 A worker runs until its pipe closes: when the lobby closes it, or when the
-lobby process dies, the worker aborts what it still hosts (its players are
-told, with reason `shutdown`) and exits. It ignores SIGINT and SIGTERM, which a
-terminal or a service manager sends to the whole process group: the lobby
-decides when its workers stop (a drain lets their matches finish first).
+lobby process dies, the worker aborts what it still hosts and exits. Its players
+are told why: `shutdown` when the lobby closed it, `host_crashed` when the lobby
+process is gone (the worker's parent is no longer the process that started it:
+its players keep a place at the head of their queue, as for any host that dies).
+It ignores SIGINT and SIGTERM, which a terminal or a service manager sends to
+the whole process group: the lobby decides when its workers stop (a drain lets
+their matches finish first).
 A one-shot worker (`--game-host process`, a child per match) hosts one port
 and the lobby closes its pipe once that host has stopped.
 """
@@ -39,6 +42,9 @@ from vinom.hosting.workers import commands
 from vinom.match import MatchEnded, match_from_json, outcome_to_json
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
+
+# How long after its pipe closed a worker looks whether its parent is gone.
+PARENT_GONE_AFTER = 0.05
 
 
 @implementer(IStreamPeer)
@@ -104,10 +110,12 @@ class WorkerProtocol(amp.AMP):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, on_lost: Any = None) -> None:
+    def __init__(self, reactor: Any, on_lost: Any = None, parent_alive: Any = None) -> None:
         super().__init__()
         self.reactor = reactor
         self.on_lost = on_lost
+        # Whether the process that started this worker still runs (None: assume so).
+        self.parent_alive = parent_alive
         self.factory: InlineGameHostFactory | None = None
         self.hosts: dict[int, InlineGameHost] = {}
         self.relays: dict[int, _StreamRelay] = {}
@@ -249,8 +257,21 @@ class WorkerProtocol(amp.AMP):
         self.connected = False
         super().connectionLost(reason)
         hosts, self.hosts = self.hosts, {}
-        for host in hosts.values():
-            host.stop()
+        if not hosts:
+            self._lost()
+            return
+        # The lobby stops its hosts before it closes the pipe: hosts left mean it died,
+        # or closed the pipe without stopping them. A dying process's pipes close a
+        # moment before its children are given to another parent: look after that.
+        self.reactor.callLater(PARENT_GONE_AFTER, self._abort, list(hosts.values()))
+
+    def _abort(self, hosts: list[InlineGameHost]) -> None:
+        crashed = self.parent_alive is not None and not self.parent_alive()
+        for host in hosts:
+            host.stop("host_crashed" if crashed else "shutdown")
+        self._lost()
+
+    def _lost(self) -> None:
         if self.on_lost is not None:
             self.on_lost()
 
@@ -278,7 +299,8 @@ def main() -> None:
         # Give the hosts' last datagrams (disconnects) a moment to leave.
         reactor.callLater(0.05, reactor.stop)
 
-    protocol = WorkerProtocol(reactor, lost)
+    parent = os.getppid()
+    protocol = WorkerProtocol(reactor, lost, lambda: os.getppid() == parent)
     StandardIO(  # type: ignore[call-arg]  # the POSIX StandardIO takes the pipes
         protocol,
         stdin=commands.WORKER_READS_FD,
