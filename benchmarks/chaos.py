@@ -311,6 +311,8 @@ class Options(ScenarioOptions):
     ]
 
     def postOptions(self) -> None:
+        if self["profile"] or self["profile-load"]:
+            raise usage.UsageError("chaos does not profile (--profile): it measures outcomes")
         if self["fault"] is not None and self["fault"] not in FAULTS:
             raise usage.UsageError(
                 f"--fault must be one of {', '.join(FAULTS)}, not {self['fault']!r}"
@@ -384,6 +386,7 @@ def analyse(result: dict[str, Any], probe_bound: float) -> dict[str, Any]:
         "running_at_fault": len(result["running_at_fault"]),
         "unanswered": unanswered,
         "unanswered_by_request": result["unanswered"],
+        "players_unanswered": int(result["players_unanswered"]),
         "requests": sum(result["requests"].values()),
         "players": len(result["players"]),
         "players_not_whole": sum(1 for p in result["players"] if p["open_since"] is not None),

@@ -191,17 +191,23 @@ class World:
         self.matches: dict[str, MatchView] = {}
         self.requests: Counter[str] = Counter()
         self.unanswered: Counter[str] = Counter()
+        self.unanswered_players: set[str] = set()
         self.errors: Counter[str] = Counter()
         self.players: list[Player] = []
         self.probes: list[dict[str, Any]] = []
         self.probes_in_flight: dict[int, float] = {}
         self.stopping = False
 
+    def not_answered(self, who: str, what: str) -> None:
+        self.unanswered[what] += 1
+        self.unanswered_players.add(who)
+
     def is_ghost(self, roster: list[str]) -> bool:
         return any(pid in self.stale or pid not in self.known for pid in roster)
 
     async def request(
         self,
+        who: str,
         client: LobbyClient,
         what: str,
         frame: dict[str, Any],
@@ -216,18 +222,18 @@ class World:
         reply = protocol.request(frame)
         reply.addTimeout(self.bound, self.reactor)
         try:
-            answer = await self._answer(client, what, reply)
+            answer = await self._answer(who, client, what, reply)
         except BaseException:
             if match is not None:
                 match.addErrback(lambda failure: None)  # nobody will wait for it now
             raise
         return answer, match
 
-    async def _answer(self, client: LobbyClient, what: str, reply: Deferred[Any]) -> Any:
+    async def _answer(self, who: str, client: LobbyClient, what: str, reply: Deferred[Any]) -> Any:
         try:
             return await reply
         except (TimeoutError, CancelledError) as e:
-            self.unanswered[what] += 1
+            self.not_answered(who, what)
             client.close()
             raise Unanswered(what) from e
         except LobbyError as e:
@@ -286,13 +292,14 @@ class Player:
                 if resume is not None:
                     assert self.player_id is not None and self.secret is not None
                     _, match = await world.request(
+                        self.name,
                         client, "reconnect",
                         {"type": "reconnect", "player_id": self.player_id, "secret": self.secret},
                         self._queued, expect_match=True,
                     )  # fmt: skip
                 else:
                     hello, _ = await world.request(
-                        client, "hello", {"type": "hello", "name": self.name}
+                        self.name, client, "hello", {"type": "hello", "name": self.name}
                     )
                     if self.player_id is not None:
                         world.stale.add(self.player_id)
@@ -301,8 +308,9 @@ class Player:
                     frame: dict[str, Any] = {"type": "queue", "game": world.game.name}
                     if self.rating is not None:
                         frame.update(queue="ranked", rating=self.rating)
-                    answer, match = await world.request(client, "queue", frame, self._queued,
-                                                        expect_match=True)  # fmt: skip
+                    answer, match = await world.request(
+                        self.name, client, "queue", frame, self._queued, expect_match=True
+                    )
                     self._queued(Queued(world.game.name, answer.get("position"), "searching"))
                 assert match is not None
                 try:
@@ -356,7 +364,7 @@ class Player:
             self.session = await connect_game(world.reactor, found, session=session)
         except ConnectFailedError as e:
             if e.reason == "timeout":
-                world.unanswered["connect"] += 1
+                world.not_answered(self.name, "connect")
             self.tracker.bad(now())
             view.outcomes[self.name] = f"connect_failed:{e.reason}"
             return f"connect_failed:{e.reason}"
@@ -425,16 +433,18 @@ class Player:
 async def probe(world: World, number: int, home: int, source: str) -> None:
     """One new player: hello, queue for the probe game, connect, the first state, leave."""
     started = now()
+    name = f"probe{number}"
     world.probes_in_flight[number] = started
     record: dict[str, Any] = {"started": started, "ok": False}
     failover = Failover(world.reactor, world.lobbies, home, source)
     client: LobbyClient | None = None
     try:
         client = await failover.connect()
-        hello, _ = await world.request(client, "hello", {"type": "hello", "name": f"probe{number}"})
+        hello, _ = await world.request(name, client, "hello", {"type": "hello", "name": name})
         player_id = str(hello["player_id"])
         world.known.add(player_id)
         _, match = await world.request(
+            name,
             client, "queue", {"type": "queue", "game": world.settings["probe_game"]},
             expect_match=True,
         )  # fmt: skip
@@ -447,7 +457,7 @@ async def probe(world: World, number: int, home: int, source: str) -> None:
             session = await connect_game(world.reactor, found)
         except ConnectFailedError as e:
             if e.reason == "timeout":
-                world.unanswered["connect"] += 1
+                world.not_answered(name, "connect")
             raise
         # In its game: past `waiting` (every player of the match connected), or ended;
         # a ghost's roster (below) ends the probe at once, it will never begin.
@@ -555,7 +565,9 @@ def main() -> None:
             "running_at_fault": sorted(observing["running"]),
             "probes": list(world.probes),
             "probes_open": [{"started": s} for s in world.probes_in_flight.values()],
-            "requests": dict(world.requests), "unanswered": dict(world.unanswered),
+            "requests": dict(world.requests),
+            "players_unanswered": len(world.unanswered_players),
+            "unanswered": dict(world.unanswered),
             "errors": dict(world.errors),
         }  # fmt: skip
 
