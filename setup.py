@@ -116,8 +116,9 @@ setup(
         "autobahn>=24.4",
         # The operations endpoint's /metrics, in the Prometheus text format.
         "prometheus_client>=0.17",
-        # Redis player store and distributed matchmaking behind the same interfaces.
-        "txredisapi>=1.4.10",
+        # Redis player store and distributed matchmaking behind the same interfaces;
+        # 1.6 for its pool's startConnecting(endpoint), which Redis Sentinel goes through.
+        "txredisapi>=1.6.0",
         # Redis's own reply parser in C: txredisapi uses it when it is installed, and
         # its pure-Python parser was a fifth of a lobby's CPU on Redis (docs/performance.md).
         "hiredis>=3.0",

@@ -31,6 +31,7 @@ from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import RedisServer
+from tests.support.sentinel import start_sentinel_cluster
 from tests.support.websocket_client import HandshakeRefused, connect_game_socket, connect_websocket
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
@@ -61,14 +62,24 @@ class Process:
 
 
 class ClusterTestCase(TestCase):
-    """A real Redis and `twistd vinom` processes on it; helpers to start and read them."""
+    """A real Redis and `twistd vinom` processes on it; helpers to start and read them.
+
+    With `sentinel` the Redis is a `SentinelCluster` (a master, a replica and three
+    sentinels: tests/support/sentinel.py), `self.sentinels`, and the processes are
+    given its `redis+sentinel://` URL."""
 
     timeout = 180
+    sentinel = False
 
     async def setUp(self) -> None:  # type: ignore[override]
-        self.redis = RedisServer(os.path.abspath(self.mktemp()))
-        await self.redis.start()
-        self.addCleanup(self.redis.stop)
+        if self.sentinel:
+            self.sentinels = await start_sentinel_cluster(self)
+            self.redis_url = self.sentinels.url
+        else:
+            self.redis = RedisServer(os.path.abspath(self.mktemp()))
+            await self.redis.start()
+            self.addCleanup(self.redis.stop)
+            self.redis_url = self.redis.url
         self.key_file = os.path.abspath(self.mktemp())
         with open(self.key_file, "wb") as f:
             f.write(os.urandom(32))
@@ -82,7 +93,7 @@ class ClusterTestCase(TestCase):
         env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
         args = [
             sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
-            "--role", role, "--redis", self.redis.url, "--token-key-file", self.key_file,
+            "--role", role, "--redis", self.redis_url, "--token-key-file", self.key_file,
             "--data-dir", data_dir, "--websocket", "none", "--ops-port", "none",
             "--host-workers", "0",
         ]  # fmt: skip
@@ -133,7 +144,7 @@ class ClusterTestCase(TestCase):
     async def redis_call(self, command: str, *args: Any) -> Any:
         # One connection: a pool's others, still connecting when it disconnects,
         # would log errors.
-        client = RedisClient.open(evolve(parse_redis_url(self.redis.url), pool_size=1), reactor)
+        client = RedisClient.open(evolve(parse_redis_url(self.redis_url), pool_size=1), reactor)
         try:
             return await client.bounded(client.handler.execute_command(command, *args))
         finally:

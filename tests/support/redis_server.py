@@ -46,11 +46,14 @@ class RedisServer:
     asks for it (`requirepass`)."""
 
     def __init__(
-        self, directory: str, port: int | None = None, password: str | None = None
-    ) -> None:
+        self, directory: str, port: int | None = None, password: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.directory = directory
         self.port = port or free_tcp_port()
         self.password = password
+        # More redis-server arguments (a replica's --replicaof ...).
+        self.extra = extra
         self.process: _Redis | None = None
         self.transport: Any = None
 
@@ -66,7 +69,8 @@ class RedisServer:
             process, binary,
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.directory, "--loglevel", "warning",
-             *(() if self.password is None else ("--requirepass", self.password))],
+             *(() if self.password is None else ("--requirepass", self.password)),
+             *self.extra],
             env={}, path=self.directory,
         )  # fmt: skip
         waited = 0.0

@@ -1,5 +1,5 @@
-"""Connecting to Redis: settings from a `redis://` or `rediss://` (TLS) URL, a txredisapi
-pool, bounded calls.
+"""Connecting to Redis: settings from a `redis://`, `rediss://` (TLS) or
+`redis+sentinel://` (Redis Sentinel) URL, a txredisapi pool, bounded calls.
 
 The Redis player store and host registry (and whatever else vinom keeps in
 Redis) share one `RedisClient` per process: a txredisapi connection pool
@@ -7,7 +7,10 @@ that reconnects by itself, the key prefix every vinom key starts with, and
 `bounded()`, which gives every call a deadline and turns a Redis that is down
 or silent into one clear error, `BackendUnavailable`. Every Lua script of the
 wing is a `Script`, run by its SHA1 (`EVALSHA`) and sent whole (`EVAL`) only
-when Redis does not have it yet (first use, `SCRIPT FLUSH`, a restart).
+when Redis does not have it yet (first use, `SCRIPT FLUSH`, a restart, a
+failover). With Sentinel, `SentinelMaster` asks the sentinels where the master
+is before every connection (the pool's and the pub/sub channels'), so that a
+process follows a failover by itself.
 
 txredisapi takes no reactor: it imports the global one and times its
 connections and replies with it. So this module imports txredisapi only when
@@ -20,37 +23,46 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import attrs
 from attrs import define, field, frozen
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from vinom.cluster.clock import RedisClock
-from vinom.cluster.settings import DEFAULT_PORT, RedisSettings
+from vinom.cluster.settings import DEFAULT_PORT, DEFAULT_SENTINEL_PORT, RedisSettings
 from vinom.errors import BackendUnavailable
 
 
 def parse_redis_url(url: str) -> RedisSettings:
     """`redis://[:password@]host[:port][/db]` -> RedisSettings (port 6379 and db 0 by default);
-    `rediss://` is the same over TLS.
+    `rediss://` is the same over TLS; `redis+sentinel://[:password@]host[:port][,host[:port]...]
+    /master[/db]` names the sentinels (port 26379 by default) and the master they watch.
 
     Raises ValueError saying what is wrong with the URL.
     """
+    text = url.strip()
+    scheme = text.partition("://")[0].lower()
+    if scheme in SENTINEL_SCHEMES:
+        return _parse_sentinel_url(text, scheme)
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(text)
     except ValueError as error:
         raise ValueError(f"bad Redis URL {url!r}: {error}") from None
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError(
-            f"a Redis URL starts with redis:// (or rediss:// for TLS), not {parts.scheme or url!r}"
+            "a Redis URL starts with redis:// (or rediss:// for TLS, redis+sentinel:// for "
+            f"Redis Sentinel), not {parts.scheme or url!r}"
         )
     if not parts.hostname:
         raise ValueError(f"the Redis URL {url!r} names no host")
@@ -60,25 +72,90 @@ def parse_redis_url(url: str) -> RedisSettings:
         )
     if parts.query or parts.fragment:
         raise ValueError(f"the Redis URL {url!r} takes no query or fragment")
+    port = _port(parts, DEFAULT_PORT)
+    if port is None:
+        raise ValueError(f"the Redis port must be a number from 1 to 65535, in {url!r}")
+    path = parts.path.strip("/")
+    password = None if parts.password is None else unquote(parts.password)
+    return RedisSettings(
+        parts.hostname, port, _database(path), password, tls=parts.scheme == "rediss"
+    )
+
+
+# `rediss+sentinel` is recognised only to be refused in words (see _parse_sentinel_url).
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_SENTINEL_FORM = "redis+sentinel://host[:port][,host[:port]...]/master-name[/db]"
+
+
+def _port(parts: SplitResult, default: int) -> int | None:
+    """The port of `parts` (`default` when it names none); None when it is not 1-65535."""
     try:
         port = parts.port
     except ValueError:
-        port = -1
+        return None
     if port is None:
-        port = DEFAULT_PORT
-    if not 1 <= port <= 65535:
-        raise ValueError(f"the Redis port must be a number from 1 to 65535, in {url!r}")
-    path = parts.path.strip("/")
+        return default
+    return port if 1 <= port <= 65535 else None
+
+
+def _database(path: str) -> int:
     if path and not (path.isdigit() and path.isascii()):
         raise ValueError(f"the Redis database must be a number like /0, not /{path}")
-    password = None if parts.password is None else unquote(parts.password)
+    return int(path or 0)
+
+
+def _parse_sentinel_url(url: str, scheme: str) -> RedisSettings:
+    if scheme == "rediss+sentinel":
+        raise ValueError(
+            "rediss+sentinel:// (TLS through Sentinel) is not supported: use "
+            "redis+sentinel:// on a private network, or rediss:// to one Redis"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise ValueError(f"bad Redis Sentinel URL {url!r}: {error}") from None
+    if parts.query or parts.fragment:
+        raise ValueError(f"the Redis Sentinel URL {url!r} takes no query or fragment")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        if user or not colon:
+            raise ValueError(
+                "the Redis Sentinel URL names a user, which vinom does not support: use "
+                "redis+sentinel://:password@host..."
+            )
+        password = unquote(secret)
+    if not hosts.strip():
+        raise ValueError(f"the Redis Sentinel URL {url!r} names no sentinel: {_SENTINEL_FORM}")
+    sentinels = []
+    for each in hosts.split(","):
+        try:
+            address = urlsplit("//" + each.strip())
+        except ValueError:
+            address = urlsplit("//")
+        port = _port(address, DEFAULT_SENTINEL_PORT)
+        if not address.hostname or port is None:
+            raise ValueError(
+                f"{each.strip()!r} is not a sentinel's host[:port] (a port from 1 to 65535), "
+                f"in {url!r}; the form is {_SENTINEL_FORM}"
+            )
+        sentinels.append((address.hostname, port))
+    path = parts.path.strip("/").split("/", 1)
+    name = unquote(path[0])
+    if not name or any(c.isspace() for c in name):
+        raise ValueError(f"the Redis Sentinel URL {url!r} names no master: {_SENTINEL_FORM}")
     return RedisSettings(
-        parts.hostname, port, int(path or 0), password, tls=parts.scheme == "rediss"
+        db=_database(path[1] if len(path) > 1 else ""),
+        password=password,
+        sentinels=tuple(dict.fromkeys(sentinels)),
+        master_name=name,
     )
 
 
 def connect(settings: RedisSettings) -> Any:
-    """A lazy txredisapi connection pool for `settings` (a txredisapi ConnectionHandler).
+    """A lazy txredisapi connection pool for `settings` (a txredisapi ConnectionHandler), to
+    the one Redis it names (`SentinelMaster.pool` is the pool of a `redis+sentinel://` URL).
 
     It is usable at once: calls wait for a connection. Lost connections are
     reestablished with txredisapi's backoff (at most 10 s apart), so Redis may
@@ -102,6 +179,220 @@ def connect(settings: RedisSettings) -> Any:
         # txredisapi wraps each connection in TLS with these (rediss://).
         ssl_context_factory=settings.tls_options() or False,
     )
+    _quiet_first_connection(handler)
+    return handler
+
+
+# Seconds between two questions to the sentinels while all is well (SentinelMaster.watch).
+WATCH_EVERY = 1.0
+
+
+class SentinelMaster:
+    """The sentinels of a `redis+sentinel://` URL, and the master they name now.
+
+    txredisapi's `Sentinel` keeps one connection to each sentinel (each
+    reconnects by itself) and asks them all (`SENTINEL MASTERS`) for a master
+    that none of them thinks down. Every connection the process makes to
+    Redis, the pool's and each pub/sub channel's, goes through `endpoint()`,
+    which asks before connecting: a connection lost in a failover is made
+    again to the replica the sentinels promoted, by the pool's and the
+    channels' own reconnecting. The pool is txredisapi's
+    `SentinelConnectionFactory`, which also checks with `ROLE` that the server
+    reached is a master (the sentinels' news can be a moment old). `watch()`
+    asks again every second. When the answer changes, every connection made to
+    the former master is closed: a former master that is still up (a manual
+    failover, a partition) is, or is about to be, a replica, and a channel left
+    on it would hear nothing more.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings: RedisSettings, reactor: Any) -> None:
+        import txredisapi
+
+        if not settings.sentinels or settings.master_name is None:
+            raise ValueError(f"{settings.url} names no sentinels")
+        self.settings = settings
+        self.name = settings.master_name
+        self._reactor = reactor
+        self.sentinel = txredisapi.Sentinel(
+            list(settings.sentinels), password=settings.sentinel_password,
+            connectTimeout=settings.timeout, replyTimeout=settings.timeout,
+            convertNumbers=False,
+        )  # fmt: skip
+        for handler in self.sentinel.sentinels:
+            _quiet_first_connection(handler)
+        self._watch: Any = None
+        # Where the master is, as the sentinels last said (None before the first answer).
+        self.address: tuple[str, int] | None = None
+        # The transports of the connections made to the master, to close when it moves.
+        self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._moved_listeners: list[Callable[[], object]] = []
+
+    def watch(self, every: float = WATCH_EVERY) -> None:
+        """Ask the sentinels where the master is every `every` seconds, not only when a
+        connection is lost: in a failover with the master up (`SENTINEL FAILOVER`, or
+        sentinels that lost sight of it), the former master keeps its connections and
+        takes writes for seconds before the sentinels demote it, and those writes
+        would be lost. Stopped by `disconnect()`."""
+        from twisted.internet.task import LoopingCall
+
+        def look() -> Deferred[object]:
+            # Nothing to log when no sentinel names a master: the connections say it.
+            return self.discover().addErrback(lambda _: None)
+
+        self._watch = LoopingCall(look)
+        self._watch.clock = self._reactor
+        self._watch.start(every, now=False)
+
+    def when_moved(self, listener: Callable[[], object]) -> None:
+        """Call `listener` each time the sentinels name another master than before (a
+        failover), once the connections to the former one are closed."""
+        self._moved_listeners.append(listener)
+
+    def discover(self) -> Deferred[tuple[str, int]]:
+        """The master's address, from the first sentinel that names one none of them thinks
+        down; fails with txredisapi's `MasterNotFoundError` (a `ConnectionError`) when
+        every sentinel has answered without one (during a failover) or none has named
+        one within the timeout (the sentinels down or cut off).
+
+        txredisapi's `Sentinel.discover_master` asks the same question, but waits
+        out its whole timeout (10 s) when every sentinel says the master is down,
+        on the global reactor, and leaves its timer running when cancelled.
+        """
+        import txredisapi
+
+        handlers = list(self.sentinel.sentinels)
+        pending = len(handlers)
+
+        def settle(address: tuple[str, int] | None) -> None:
+            if result.called:
+                return
+            if address is None:
+                why = f"no sentinel of {self.settings.url} names a master {self.name} that is up"
+                result.errback(txredisapi.MasterNotFoundError(why))
+            else:
+                result.callback(address)
+            stop()
+
+        def stop() -> None:
+            if timer.active():
+                timer.cancel()
+            # A question to a sentinel not connected waits for its connection: it is
+            # not to be sent then, once answered elsewhere.
+            for ask in asks:
+                if not ask.called:
+                    ask.cancel()
+
+        def answered(masters: object) -> None:
+            state = masters.get(self.name) if isinstance(masters, dict) else None
+            if state and self.sentinel.check_master_state(state):
+                settle((str(state["ip"]), int(str(state["port"]))))
+            else:
+                one_less()
+
+        def one_less(_: object = None) -> None:
+            nonlocal pending
+            pending -= 1
+            if pending == 0:
+                settle(None)
+
+        result: Deferred[tuple[str, int]] = Deferred(lambda _: stop())
+        timer = self._reactor.callLater(self.settings.timeout, settle, None)
+        asks: list[Deferred[Any]] = []
+        for handler in handlers:
+            asks.append(handler.sentinel_masters())
+            asks[-1].addCallbacks(answered, one_less)
+        return result.addCallback(self._moved)
+
+    def _moved(self, address: tuple[str, int]) -> tuple[str, int]:
+        former, self.address = self.address, address
+        if former is None or former == address:
+            return address
+        self.log.warn(
+            "Redis Sentinel: master {name} is now at {new} (was {old}); reconnecting to it",
+            name=self.name, new=_host_port(address), old=_host_port(former),
+        )  # fmt: skip
+        for transport in list(self._transports):
+            transport.loseConnection()
+        for listener in self._moved_listeners:
+            maybeDeferred(listener).addErrback(lambda f: self.log.failure("after a failover", f))
+        return address
+
+    def endpoint(self) -> Any:
+        """A client endpoint that connects to the master the sentinels name at each
+        connection (an IStreamClientEndpoint)."""
+        return _MasterEndpoint(self)
+
+    def connect_master(self, address: tuple[str, int], factory: Any) -> Deferred[Any]:
+        from twisted.internet.endpoints import HostnameEndpoint
+
+        host, port = address
+        endpoint = HostnameEndpoint(self._reactor, host, port, timeout=self.settings.timeout)
+
+        def made(protocol: Any) -> Any:
+            self._transports.add(protocol.transport)
+            return protocol
+
+        d: Deferred[Any] = endpoint.connect(factory)
+        return d.addCallback(made)
+
+    def pool(self) -> Any:
+        """A lazy pool of `settings.pool_size` connections to the master, as `connect()`
+        makes to one Redis, that follows the master from one server to another."""
+        settings = self.settings
+        factory = _master_factory()(
+            sentinel_manager=self.sentinel, service_name=self.name, is_master=True,
+            uuid=None, dbid=settings.db or None, poolsize=settings.pool_size, isLazy=True,
+            password=settings.password, replyTimeout=settings.timeout, convertNumbers=False,
+        )  # fmt: skip
+        factory.startConnecting(self.endpoint())
+        handler = factory.handler
+        _quiet_first_connection(handler)
+        return handler
+
+    def disconnect(self) -> Deferred[object]:
+        """Stop watching and close the connections to the sentinels."""
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
+        d: Deferred[object] = self.sentinel.disconnect()
+        return d
+
+
+def _host_port(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(IStreamClientEndpoint)
+class _MasterEndpoint:
+    """Connects to the master the sentinels name at the moment of connecting."""
+
+    def __init__(self, master: SentinelMaster) -> None:
+        self.master = master
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        d = self.master.discover()
+        return d.addCallback(self.master.connect_master, factory)
+
+    def __repr__(self) -> str:
+        return f"<Redis Sentinel master {self.master.name}>"
+
+
+@functools.cache
+def _master_factory() -> type:
+    import txredisapi
+
+    class _MasterFactory(txredisapi.SentinelConnectionFactory):
+        # Asking the sentinels again is cheap, and the promoted replica is worth
+        # reaching soon: a lost connection is made again at most 2 s apart (not
+        # txredisapi's 10 s), as a pub/sub channel's is.
+        maxDelay = 2.0
+
+    return _MasterFactory
+
+
+def _quiet_first_connection(handler: Any) -> None:
     # A lazy pool still makes a Deferred of its first connection, which nobody
     # else holds: one lost during its AUTH or SELECT fails it, and it would be
     # reported as an unhandled error when collected. txredisapi logs that
@@ -109,7 +400,6 @@ def connect(settings: RedisSettings) -> Any:
     first = getattr(handler, "_connected", None)
     if isinstance(first, Deferred):
         first.addErrback(lambda _: None)
-    return handler
 
 
 @frozen
@@ -145,13 +435,36 @@ class Script:
                 handler.execute_command, "EVAL", self.source, len(keys), *keys, *args
             )
 
-        return maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
+        d = maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
+        return d.addErrback(_refused_for_now)
 
+
+# The error replies of a Redis that takes no writes for now, though nothing is wrong
+# with the call: a replica (a master just demoted in a failover, before the
+# sentinels close its connections), a master short of replicas in reach
+# (min-replicas-to-write), a replica cut off from its master, one loading its
+# data set. A script's write meets them inside it: "ERR Error running script
+# (...): ... -READONLY You can't write ...".
+_NOT_NOW = re.compile(r"(?:^|-)(READONLY|NOREPLICAS|MASTERDOWN|LOADING) ")
+
+
+def _refused_for_now(failure: Failure) -> Failure:
+    """A failure of a call Redis refused for now (`_NOT_NOW`) as `BackendUnavailable`: the
+    call did nothing, and may be sent again; any other failure as it is."""
+    import txredisapi
+
+    if failure.check(txredisapi.ResponseError):
+        text = failure.getErrorMessage()
+        found = _NOT_NOW.search(text)
+        if found is not None:
+            raise BackendUnavailable(f"Redis refused the call for now: {text[found.start(1) :]}")
+    return failure
 
 
 def milliseconds(seconds: float) -> int:
     """Seconds as Redis's PX and PEXPIRE take them: whole milliseconds, at least one."""
     return max(1, round(seconds * 1000))
+
 
 @define
 class RedisClient:
@@ -168,9 +481,33 @@ class RedisClient:
         )
     )
 
+    # With Redis Sentinel, the sentinels the pool and `endpoint()` ask where the master is.
+    sentinel: SentinelMaster | None = None
+
     @classmethod
-    def open(cls, settings: RedisSettings, clock: IReactorTime) -> RedisClient:
+    def open(cls, settings: RedisSettings, clock: Any) -> RedisClient:
+        """The pool of `settings`; `clock` is the reactor (Sentinel's connections need one)."""
+        if settings.sentinels:
+            master = SentinelMaster(settings, clock)
+            client = cls(master.pool(), clock, settings, sentinel=master)
+            # The promoted replica's clock is its own: estimated anew from its answers.
+            master.when_moved(client.redis_clock.forget)
+            master.watch()
+            return client
         return cls(connect(settings), clock, settings)
+
+    def on_master_moved(self, listener: Callable[[], object]) -> None:
+        """Call `listener` after a failover, when the process first learns that another
+        server is the master (Sentinel only: one Redis has no failover)."""
+        if self.sentinel is not None:
+            self.sentinel.when_moved(listener)
+
+    def endpoint(self, reactor: Any) -> Any:
+        """A client endpoint to Redis for a connection of its own (a pub/sub channel's):
+        with Sentinel, to the master the sentinels name at each connection."""
+        if self.sentinel is not None:
+            return self.sentinel.endpoint()
+        return client_endpoint(self.settings, reactor)
 
     def key(self, *parts: str) -> str:
         """The prefixed key `<prefix><part>:<part>...`."""
@@ -193,7 +530,7 @@ class RedisClient:
                 raise BackendUnavailable(
                     f"Redis at {self.settings.url} is unreachable: {failure.getErrorMessage()}"
                 )
-            return failure
+            return _refused_for_now(failure)
 
         call.addTimeout(timeout, self.clock)
         return call.addErrback(unavailable)
@@ -211,8 +548,11 @@ class RedisClient:
         return self.redis_clock.deadline(self.settings.timeout)
 
     def disconnect(self) -> Deferred[None]:
-        """Close the pool's connections and stop reconnecting."""
+        """Close the pool's connections (and the sentinels') and stop reconnecting."""
         d: Deferred[None] = self.handler.disconnect()
+        if self.sentinel is not None:
+            sentinel = self.sentinel
+            d.addBoth(lambda result: sentinel.disconnect().addBoth(lambda _: result))
         return d
 
 

@@ -65,6 +65,11 @@ class RedisClock:
             return
         self._offsets.append(redis_time - self._clock.seconds())
 
+    def forget(self) -> None:
+        """Drop the estimates: Redis is another server now (a Sentinel failover), whose
+        clock may stand elsewhere; until it is heard from, the clocks are taken to agree."""
+        self._offsets.clear()
+
     @property
     def offset(self) -> float:
         """Seconds to add to this process's clock to read Redis's (0 until known)."""

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import txredisapi
-from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -176,6 +176,18 @@ class RedisMatchmaker:
             await self._subscription.stop()
 
         return Deferred.fromCoroutine(stop())
+
+    def restore_tickets(self) -> Deferred[None]:
+        """Put back the tickets of this lobby's queued players that Redis does not know,
+        in their places, as a heartbeat does when it finds this lobby's key gone. Run
+        after a Sentinel failover: replication is asynchronous, so the promoted replica
+        may lack the last tickets enqueued on the former master (this lobby's key is
+        still there, so the heartbeat would not notice)."""
+        if not self._owned:
+            return succeed(None)
+        d = self._script("restore", *self._restore_arguments(self._owned.values()))
+        return d.addCallbacks(self._restored, self._warn,
+                              errbackArgs=("restoring tickets after a failover",))  # fmt: skip
 
     def queue_length(self, game: str, queue: str | None = None) -> int:
         """Tickets of this lobby's players waiting for `game` (in one queue, or in all):

@@ -24,7 +24,12 @@ def positive(instance: object, attribute: Any, value: float) -> None:
 
 
 DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_PREFIX = "vinom:"
+
+
+def _host_url(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @frozen
@@ -35,6 +40,12 @@ class RedisSettings:
     free connection included), in seconds. With `tls` (a `rediss://` URL) every
     connection is TLS, and Redis's certificate must be issued for `host` by a
     certificate in `ca_file` (PEM), or by one the system trusts when there is none.
+
+    With `sentinels` (a `redis+sentinel://` URL) `host` and `port` are unused:
+    the master is the one the sentinels name `master_name`, asked before every
+    connection, so that the process follows a failover. `password` is the
+    master's (and its replicas'); the sentinels ask for `sentinel_password`
+    (their own `requirepass`), or for none.
     """
 
     host: str = "127.0.0.1"
@@ -48,12 +59,24 @@ class RedisSettings:
     key_prefix: str = DEFAULT_PREFIX
     tls: bool = False
     ca_file: str | None = None
+    # Redis Sentinel: (host, port) of each sentinel, and the name of the master they watch.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.sentinels) != (self.master_name is not None):
+            raise ValueError("sentinels and master_name go together")
+        if self.sentinels and self.tls:
+            raise ValueError("TLS through Sentinel is not supported")
 
     @property
     def url(self) -> str:
         """The settings as a URL, without the password."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
+        if self.sentinels:
+            hosts = ",".join(_host_url(host, port) for host, port in self.sentinels)
+            return f"redis+sentinel://{hosts}/{self.master_name}/{self.db}"
+        return f"{'rediss' if self.tls else 'redis'}://{_host_url(self.host, self.port)}/{self.db}"
 
     def tls_options(self) -> Any:
         """The client TLS options of a `rediss://` connection (None without TLS): Redis's

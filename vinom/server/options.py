@@ -127,11 +127,12 @@ class Options(usage.Options):
             "redis",
             None,
             None,
-            "Redis URL, redis://[:password@]host[:port][/db] (rediss:// for TLS), shared by "
-            "every lobby and game host of one deployment (players, queues, live hosts, "
-            "placements). Without it everything stays in this process's memory. Needs "
-            "--token-key-file. Keep the password out of it (`ps` shows the command line): "
-            "--redis-password-file or $VINOM_REDIS_PASSWORD.",
+            "Redis URL, redis://[:password@]host[:port][/db] (rediss:// for TLS), or "
+            "redis+sentinel://[:password@]host[:port][,host[:port]...]/master-name[/db] for "
+            "Redis Sentinel (port 26379 by default), shared by every lobby and game host of "
+            "one deployment (players, queues, live hosts, placements). Without it everything "
+            "stays in this process's memory. Needs --token-key-file. Keep the password out of "
+            "it (`ps` shows the command line): --redis-password-file or $VINOM_REDIS_PASSWORD.",
         ),
         param(
             "redis-password-file",
@@ -139,6 +140,13 @@ class Options(usage.Options):
             None,
             "File holding the Redis password (one line). Default: $VINOM_REDIS_PASSWORD, "
             "else the password in --redis, else none.",
+        ),
+        param(
+            "redis-sentinel-password-file",
+            None,
+            None,
+            "With a redis+sentinel:// --redis: file holding the sentinels' own password "
+            "(their requirepass; one line). Default: $VINOM_REDIS_SENTINEL_PASSWORD, else none.",
         ),
         param(
             "redis-ca-file",
@@ -486,7 +494,7 @@ class Options(usage.Options):
                     f"--role {self['role']} needs --redis: lobbies and game hosts in separate "
                     "processes find each other in Redis"
                 )
-            for name in ("redis-password-file", "redis-ca-file"):
+            for name in ("redis-password-file", "redis-sentinel-password-file", "redis-ca-file"):
                 if self[name] is not None:
                     raise usage.UsageError(f"--{name} is for --redis, which is not given")
             return
@@ -497,6 +505,14 @@ class Options(usage.Options):
         password = redis_password(self["redis-password-file"], os.environ)
         if password is not None:
             settings = attrs.evolve(settings, password=password)
+        if settings.sentinels:
+            sentinel_password = redis_password(self["redis-sentinel-password-file"], os.environ,
+                                               sentinel=True)  # fmt: skip
+            settings = attrs.evolve(settings, sentinel_password=sentinel_password)
+        elif self["redis-sentinel-password-file"] is not None:
+            raise usage.UsageError(
+                "--redis-sentinel-password-file is for a redis+sentinel:// --redis"
+            )
         if self["redis-ca-file"] is not None:
             if not settings.tls:
                 raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")

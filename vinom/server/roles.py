@@ -23,7 +23,7 @@ from twisted.python import usage
 
 from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient, RedisSubscription, client_endpoint
+from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
@@ -149,7 +149,8 @@ def build_shared(
     from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 
     def endpoint() -> Any:
-        return client_endpoint(settings, reactor)
+        # With Sentinel, each channel asks the sentinels where the master is at each connection.
+        return redis.endpoint(reactor)
 
     matchmaker = RedisMatchmaker(
         redis.handler, endpoint(), match_sizes, reactor,
@@ -159,6 +160,8 @@ def build_shared(
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
+    # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
+    redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by)  # fmt: skip

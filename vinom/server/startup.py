@@ -38,6 +38,7 @@ _log = Logger()
 # long enough for a Redis started alongside it, short enough to say so soon.
 REDIS_START_WAIT = 5.0
 REDIS_PASSWORD_ENV = "VINOM_REDIS_PASSWORD"
+REDIS_SENTINEL_PASSWORD_ENV = "VINOM_REDIS_SENTINEL_PASSWORD"
 # Error replies of a Redis that will answer soon: loading its data set at start,
 # running a long script, or (cluster) a slot moving.
 REDIS_BUSY_REPLIES = frozenset({"LOADING", "BUSY", "TRYAGAIN"})
@@ -80,11 +81,16 @@ def read_secret(option: str, path: str) -> str:
     return text
 
 
-def redis_password(path: str | None, environ: Mapping[str, str]) -> str | None:
-    """The Redis password of --redis-password-file, else of $VINOM_REDIS_PASSWORD, else None."""
+def redis_password(
+    path: str | None, environ: Mapping[str, str], *, sentinel: bool = False
+) -> str | None:
+    """The Redis password of --redis-password-file, else of $VINOM_REDIS_PASSWORD, else None;
+    with `sentinel`, the sentinels' of --redis-sentinel-password-file, else of
+    $VINOM_REDIS_SENTINEL_PASSWORD, else None."""
     if path is not None:
-        return read_secret("--redis-password-file", path)
-    return environ.get(REDIS_PASSWORD_ENV) or None
+        option = "--redis-sentinel-password-file" if sentinel else "--redis-password-file"
+        return read_secret(option, path)
+    return environ.get(REDIS_SENTINEL_PASSWORD_ENV if sentinel else REDIS_PASSWORD_ENV) or None
 
 
 def strports_fields(description: str) -> tuple[list[str], dict[str, str]]:
@@ -229,14 +235,22 @@ def check_redis(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Block until the Redis of `settings` answers PING (after AUTH, over TLS for
-    rediss://), trying for `wait` seconds; else raise StartupError saying why.
+    rediss://), trying for `wait` seconds; else raise StartupError saying why. With
+    Sentinel (redis+sentinel://), the sentinels are asked where the master is first,
+    and the server they name must answer as a master; the master found is logged.
 
     Run before the reactor starts: a Redis that refuses connections is one clear
     line and a non-zero exit, not a server that logs reconnection attempts."""
     deadline = time.monotonic() + wait
     while True:
-        trouble = _redis_trouble(settings)
+        if settings.sentinels:
+            found, trouble = _sentinel_trouble(settings)
+        else:
+            found, trouble = None, _redis_trouble(settings)
         if trouble is None:
+            if found is not None:
+                _log.info("vinom: Redis Sentinel: master {name} is at {found}",
+                          name=settings.master_name, found=found)  # fmt: skip
             return
         refused, why = trouble
         if refused:
@@ -249,33 +263,115 @@ def check_redis(
         sleep(0.25)
 
 
-def _redis_trouble(settings: RedisSettings) -> tuple[bool, str] | None:
-    """None if Redis answers PING; else whether it refused (no use trying again) and
-    what went wrong, in a few words. A Redis still loading its data set or busy with a
-    script answers -LOADING or -BUSY: worth asking again."""
-    command = [b"PING"]
-    auth = [] if settings.password is None else [[b"AUTH", settings.password.encode()]]
+def _sentinel_trouble(settings: RedisSettings) -> tuple[str | None, tuple[bool, str] | None]:
+    """(where the master is and which sentinel named it, None) if a sentinel names a master
+    that answers as one; else (None, trouble) as `_redis_trouble` gives it."""
+    # What went wrong -> whether it is final, and the sentinels it went wrong with.
+    troubles: dict[str, tuple[bool, list[str]]] = {}
+
+    def note(refused: bool, why: str, sentinel: str) -> None:
+        troubles.setdefault(why, (refused, []))[1].append(sentinel)
+
+    question = [b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", (settings.master_name or "").encode()]
+    for host, port in settings.sentinels:
+        sentinel = _address(host, port)
+        password = settings.sentinel_password
+        try:
+            reply = _ask(settings, (host, port), password, question)
+        except (OSError, ValueError) as e:
+            note(False, str(getattr(e, "strerror", None) or e), sentinel)
+            continue
+        if isinstance(reply, _Error):
+            if reply.code in ("NOAUTH", "WRONGPASS") or reply.text.startswith("ERR AUTH"):
+                return None, (True, f"refused the connection: {reply.text} (asked sentinel "
+                                    f"{sentinel}; the sentinels' own password is given with "
+                                    "--redis-sentinel-password-file or "
+                                    f"${REDIS_SENTINEL_PASSWORD_ENV})")  # fmt: skip
+            note(False, reply.text, sentinel)
+            continue
+        if not isinstance(reply, list) or len(reply) != 2:
+            note(True, f"knows no master named {settings.master_name!r}", sentinel)
+            continue
+        master = (reply[0], int(reply[1]))
+        trouble = _redis_trouble(settings, master, role=True)
+        if trouble is None:
+            return f"{_address(*master)} (named by the sentinel at {sentinel})", None
+        refused, why = trouble
+        which = why if refused else f"does not answer as a master ({why})"
+        note(refused, f"names master {_address(*master)}, which {which}", sentinel)
+    # Final only when every sentinel's answer is (none is down, none mid-failover).
+    final = all(refused for refused, _ in troubles.values())
+
+    def sentinels(addresses: list[str]) -> str:
+        return f"sentinel{'s' if len(addresses) > 1 else ''} {', '.join(addresses)}"
+
+    if final:
+        text = "; ".join(f"{why} (asked {sentinels(at)})" for why, (_, at) in troubles.items())
+    else:
+        text = "; ".join(f"{sentinels(at)}: {why}" for why, (_, at) in troubles.items())
+    return None, (final, text)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@frozen
+class _Error:
+    """An error reply of Redis's."""
+
+    text: str
+
+    @property
+    def code(self) -> str:
+        return self.text.split(" ", 1)[0]
+
+
+def _ask(
+    settings: RedisSettings, address: tuple[str, int], password: str | None,
+    *commands: list[bytes],
+) -> Any:  # fmt: skip
+    """AUTH (with `password`) then `commands` on a connection of their own (TLS for
+    rediss://); the last reply, or the first error reply (an `_Error`)."""
+    auth = [] if password is None else [[b"AUTH", password.encode()]]
+    with socket.create_connection(address, timeout=settings.timeout) as raw:
+        conn: socket.socket = raw
+        if settings.tls:
+            context = ssl.create_default_context(cafile=settings.ca_file)
+            conn = context.wrap_socket(raw, server_hostname=address[0])
+        reader = conn.makefile("rb")
+        reply: Any = None
+        for words in [*auth, *commands]:
+            conn.sendall(_resp(words))
+            reply = _read_reply(reader)
+            if isinstance(reply, _Error):
+                return reply
+        return reply
+
+
+def _redis_trouble(
+    settings: RedisSettings, address: tuple[str, int] | None = None, role: bool = False
+) -> tuple[bool, str] | None:
+    """None if Redis (at `address`, else the settings') answers PING, and with `role`
+    answers ROLE as a master; else whether it refused (no use trying again) and what
+    went wrong, in a few words. A Redis still loading its data set or busy with a
+    script answers -LOADING or -BUSY: worth asking again; so is a replica (a failover
+    is under way)."""
+    commands = [[b"PING"], *([[b"ROLE"]] if role else [])]
     try:
-        with socket.create_connection(
-            (settings.host, settings.port), timeout=settings.timeout
-        ) as raw:
-            conn: socket.socket = raw
-            if settings.tls:
-                context = ssl.create_default_context(cafile=settings.ca_file)
-                conn = context.wrap_socket(raw, server_hostname=settings.host)
-            for words in [*auth, command]:
-                conn.sendall(_resp(words))
-                reply = _read_line(conn)
-                if reply.startswith(b"-"):
-                    text = reply[1:].decode("utf-8", "replace")
-                    if text.split(" ", 1)[0] in REDIS_BUSY_REPLIES:
-                        return False, text
-                    return True, f"refused the connection: {text}"
-            return None
+        reply = _ask(settings, address or (settings.host, settings.port), settings.password,
+                     *commands)  # fmt: skip
     except ssl.SSLCertVerificationError as e:
         return True, f"presented a certificate that is not trusted ({e.verify_message})"
     except (OSError, ValueError) as e:
         return False, str(getattr(e, "strerror", None) or e)
+    if isinstance(reply, _Error):
+        if reply.code in REDIS_BUSY_REPLIES:
+            return False, reply.text
+        return True, f"refused the connection: {reply.text}"
+    if role and not (isinstance(reply, list) and reply and reply[0] == "master"):
+        return False, f"ROLE answers {reply[0] if isinstance(reply, list) else reply}"
+    return None
 
 
 def _resp(words: Sequence[bytes]) -> bytes:
@@ -285,14 +381,30 @@ def _resp(words: Sequence[bytes]) -> bytes:
     return b"".join(out)
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = conn.recv(256)
-        if not chunk:
+def _read_reply(reader: Any) -> Any:
+    """One RESP reply: str, int, None, a list, or an `_Error`."""
+    line = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise ValueError("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode("utf-8", "replace")
+    if kind == b"-":
+        return _Error(rest.decode("utf-8", "replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        if size < 0:
+            return None
+        data = reader.read(size + 2)
+        if len(data) != size + 2:
             raise ValueError("connection closed")
-        data += chunk
-    return data.strip()
+        return data[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read_reply(reader) for _ in range(size)]
+    raise ValueError(f"not a Redis reply: {line[:40]!r}")
 
 
 @frozen
