@@ -19,8 +19,11 @@ queue), `host-kill` (SIGKILL to the process group of the host running most
 of the players' matches), `host-pause` (SIGSTOP to that host's process
 group, SIGCONT `--pause` seconds later), `lobby-drain` (SIGTERM to lobby 0 while its players'
 matches run; both lobbies run with `--drain-timeout 30`) and
-`redis-failover` (the Redis master lost under Sentinel: skipped until a
-Sentinel launcher is plugged into `SENTINEL`).
+`redis-failover` (SIGKILL to the Redis master: the cluster then runs on
+`benchmarks.chaos_sentinel`'s master, replica and three sentinels, through
+`--redis redis+sentinel://`; `failover_s` is the time until the sentinels
+name the promoted replica; skipped, saying why, with a vinom that has no
+Sentinel support).
 
 Per fault, what players saw:
 
@@ -65,6 +68,7 @@ from typing import Any
 from attrs import frozen
 from twisted.python import usage
 
+from benchmarks.chaos_sentinel import SentinelRedis
 from benchmarks.common import (
     ScenarioOptions,
     non_negative_float,
@@ -97,6 +101,7 @@ class Cluster:
         self.trust = ""
         self.redis_url = ""
         self.exited: dict[str, float] = {}
+        self.sentinel: SentinelRedis | None = None
 
     def start(self, redis: str) -> None:
         from vinom.server.certs import ensure_dev_certificate
@@ -108,8 +113,8 @@ class Cluster:
         certificate = ensure_dev_certificate(os.path.join(self.data_dir, "certificate"))
         self.trust = str(certificate.certificate)
         if redis == "sentinel":
-            assert SENTINEL is not None
-            self.redis_url = SENTINEL.start(self.harness, self.data_dir)
+            self.sentinel = SentinelRedis(self.options["sentinel-down-after"])
+            self.redis_url = self.sentinel.start(self.harness, self.data_dir)
         else:
             redis_dir = os.path.join(self.data_dir, "redis")
             os.makedirs(redis_dir)
@@ -232,25 +237,22 @@ def lobby_drain(cluster: Cluster, options: Options, host: int) -> dict[str, Any]
 
 
 def redis_failover(cluster: Cluster, options: Options, host: int) -> dict[str, Any]:
-    assert SENTINEL is not None
-    return SENTINEL.fail_master()
+    assert cluster.sentinel is not None
+    return cluster.sentinel.fail_master()
 
 
-class SentinelHook:
-    """What the `redis-failover` fault needs: a master, a replica and three sentinels
-    (`start` returns the `redis+sentinel://` URL the cluster runs on), and a way to
-    lose the master (`fail_master` returns facts to report, e.g. the failover time)."""
+def sentinel_support() -> str | None:
+    """Why the vinom measured cannot run on Redis Sentinel, or None if it can."""
+    from vinom.cluster.client import parse_redis_url
 
-    def start(self, harness: Harness, directory: str) -> str:
-        raise NotImplementedError
+    try:
+        parse_redis_url("redis+sentinel://127.0.0.1:26379/mymaster/0")
+    except ValueError:
+        return SENTINEL_MISSING
+    return None
 
-    def fail_master(self) -> dict[str, Any]:
-        raise NotImplementedError
 
-
-# Set to a SentinelHook once a Sentinel launcher exists (issue #25, item 4).
-SENTINEL: SentinelHook | None = None
-SENTINEL_MISSING = "needs a Redis Sentinel launcher (issue #25 item 4); none is plugged in yet"
+SENTINEL_MISSING = "this vinom does not take --redis redis+sentinel:// (issue #25 item 4)"
 
 FAULTS = {
     fault.name: fault
@@ -276,8 +278,8 @@ FAULTS = {
 
 def unavailable(fault: Fault) -> str | None:
     """Why `fault` cannot run here, or None."""
-    if fault.redis == "sentinel" and SENTINEL is None:
-        return SENTINEL_MISSING
+    if fault.redis == "sentinel":
+        return sentinel_support()
     return None
 
 
@@ -292,7 +294,7 @@ class Options(ScenarioOptions):
         ["think", None, "0.5", "Seconds a steady player waits before each move."],
         ["probe-game", None, "maze", "The game the probes (new players) queue for."],
         ["probe-every", None, "1", "Seconds between two pairs of new players."],
-        ["probe-bound", None, "3", "Seconds within which a new player is normally in its game."],
+        ["probe-bound", None, "1.5", "Seconds within which a new player is normally in its game."],
         ["answer-bound", None, "10", "Seconds within which a request must be answered."],
         ["gap", None, "3", "Seconds without a state in a running match that are not normal."],
         ["pause", None, "20", "Seconds host-pause keeps the host stopped."],
@@ -300,6 +302,13 @@ class Options(ScenarioOptions):
         ["window", None, "60", "Seconds at most to watch after the fault."],
         ["settle", None, "5", "Seconds the cluster must stay whole before a fault ends."],
         ["host-workers", None, "1", "Game-host worker processes per host."],
+        [
+            "sentinel-down-after",
+            None,
+            "5",
+            "redis-failover: seconds without an answer after "
+            "which the sentinels think the master down.",
+        ],
         ["seed", None, "1", "Seed of the players' bots."],
         [
             "records",
@@ -322,7 +331,7 @@ class Options(ScenarioOptions):
         for name in ("waiters", "seed"):
             self[name] = non_negative_int(self, name)
         for name in ("think", "probe-every", "probe-bound", "answer-bound", "gap", "pause",
-                     "warmup", "window", "settle"):  # fmt: skip
+                     "warmup", "window", "settle", "sentinel-down-after"):  # fmt: skip
             self[name] = non_negative_float(self, name)
         if self["steady"] % 2:
             raise usage.UsageError("--steady must be even (two players per match)")
