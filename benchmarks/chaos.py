@@ -33,8 +33,8 @@ Per fault, what players saw:
 - `ghost_matches`: matches with a player who was not there: a roster naming
   a player id none of our players holds (a dead lobby's ticket), or an
   abort `players_missing` where every player of ours had connected;
-- `unanswered`: requests with no reply within `--answer-bound` seconds
-  (lobby requests, and UDP handshakes with a game host), and
+- `unanswered`: lobby requests with no reply within `--answer-bound`
+  seconds, and UDP handshakes with a game host that timed out; and
   `players_unanswered`, how many players had one;
 - `whole_s`: seconds from the fault until the cluster was whole again: the
   end of the last interval in which a player was not in a normal state
