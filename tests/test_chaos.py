@@ -119,7 +119,7 @@ class ChaosCommandTests(unittest.TestCase):
         code, result, stderr = run_bench(
             "chaos", "--fault", "lobby-kill", "--json", "--steady", str(steady),
             "--waiters", str(waiters), "--think", "0.1", "--warmup", "1", "--window", "12",
-            "--settle", "2", "--probe-every", "2", "--seed", "3",
+            "--settle", "3", "--probe-every", "1", "--seed", "3",
             timeout=100.0,
         )  # fmt: skip
         self.assertEqual(code, 0, stderr[-4000:])
