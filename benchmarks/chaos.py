@@ -465,6 +465,10 @@ def run_fault(fault: Fault, options: Options, progress: Any) -> dict[str, Any]:
                     if cluster.host_ports[host][0] <= p <= cluster.host_ports[host][1]
                 )
             if fault.name == "lobby-drain":
+                # A drain may outlast the watch: wait for the exit (--drain-timeout bounds it).
+                limit = time.time() + DRAIN_TIMEOUT + 5
+                while "lobby0" not in cluster.exited and time.time() < limit:
+                    time.sleep(0.1)
                 exited = cluster.exited.get("lobby0")
                 outcome["drain_s"] = round(exited - at, 2) if exited is not None else None
                 outcome["exit_code"] = cluster.lobbies[0].popen.poll()
