@@ -27,6 +27,7 @@ SCENARIOS = {
     "spawn": "benchmarks.spawn",
     "drain": "benchmarks.drain",
     "matchmaker": "benchmarks.matchmaker",
+    "chaos": "benchmarks.chaos",
 }
 
 

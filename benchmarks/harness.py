@@ -257,14 +257,21 @@ class Harness:
         return self.spawn_command(name, [sys.executable, "-m", module, *args], cpu)
 
     def spawn_command(
-        self, name: str, argv: Sequence[str], cpu: int | None, ignores_stdin: bool = False
+        self,
+        name: str,
+        argv: Sequence[str],
+        cpu: int | None,
+        ignores_stdin: bool = False,
+        own_group: bool = False,
     ) -> Worker:
         """Start any command (`argv`) as a worker, pinned to `cpu` when given; one that
         does not speak JSON lines (twistd) only ever sends `output` messages.
 
         A command that `ignores_stdin` (redis-server) would not notice the harness
         going: on Linux the kernel kills it when the harness process exits (even
-        by SIGKILL), and `stop` sends it SIGTERM at once.
+        by SIGKILL), and `stop` sends it SIGTERM at once. With `own_group` the command
+        leads a process group of its own (a new session), so that a signal can reach it
+        and its children together (`os.killpg(worker.pid, ...)`).
         """
         # Closed by Worker.stop; kept open until then to show the tail on failure.
         stderr = tempfile.TemporaryFile(prefix=f"vinom-bench-{name}-")  # noqa: SIM115
@@ -276,6 +283,7 @@ class Harness:
             env=self._env,
             close_fds=True,
             preexec_fn=_kill_with_parent if ignores_stdin and _HAS_PDEATHSIG else None,
+            start_new_session=own_group,
         )
         worker = Worker(name, popen, stderr, ignores_stdin)
         self.workers.append(worker)

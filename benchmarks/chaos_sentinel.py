@@ -1,0 +1,153 @@
+"""The Redis of the chaos scenario's `redis-failover` fault: a master, a replica, three sentinels.
+
+`SentinelRedis` starts them as harness workers from the bench's redis-server
+(`benchmarks.redis_process.redis_server_binary`, run with `--sentinel` for
+the sentinels), each on a free loopback port: the replica follows the
+master, the sentinels watch it with a quorum of 2 and think it down after
+`down_after` seconds without an answer. `start` returns the
+`redis+sentinel://` URL the cluster's processes take; `fail_master` kills
+the master with SIGKILL and waits until the sentinels name the promoted
+replica and it answers as a master, and reports the seconds that took
+(`failover_s`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+from benchmarks.harness import BenchError, Harness, Worker
+from benchmarks.ports import free_tcp_port
+from benchmarks.redis_process import redis_server_binary
+
+NAME = "mymaster"
+
+
+def command(port: int, *words: str) -> Any:
+    """One command to 127.0.0.1:`port`; its reply: str, int, None, a list, or a
+    RuntimeError for an error reply. OSError if nobody answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+        encoded = [w.encode() for w in words]
+        s.sendall(
+            b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded)
+        )
+        return _read(s.makefile("rb"))
+
+
+def _read(reader: Any) -> Any:
+    line = reader.readline()
+    if not line:
+        raise OSError("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        return RuntimeError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else reader.read(size + 2)[:-2].decode()
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read(reader) for _ in range(size)]
+    raise OSError(f"not a Redis reply: {line!r}")
+
+
+class SentinelRedis:
+    """A master, its replica and three sentinels (see the module docstring)."""
+
+    def __init__(self, down_after: float = 5.0, failover_timeout: float = 10.0) -> None:
+        self.down_after = down_after
+        self.failover_timeout = failover_timeout
+        self.master: tuple[Worker, int] | None = None
+        self.replica: tuple[Worker, int] | None = None
+        self.sentinel_ports: list[int] = []
+
+    def start(self, harness: Harness, directory: str, limit: float = 30.0) -> str:
+        binary = redis_server_binary()
+
+        def server(name: str, *extra: str) -> tuple[Worker, int]:
+            port = free_tcp_port()
+            path = os.path.join(directory, name)
+            os.makedirs(path)
+            worker = harness.spawn_command(
+                name,
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", path, "--loglevel", "warning", *extra],
+                None,
+                ignores_stdin=True,
+            )  # fmt: skip
+            return worker, port
+
+        self.master = server("redis-master")
+        self.replica = server("redis-replica", "--replicaof", "127.0.0.1", str(self.master[1]))
+        for i in range(3):
+            port = free_tcp_port()
+            path = os.path.join(directory, f"sentinel{i}")
+            os.makedirs(path)
+            config = os.path.join(path, "sentinel.conf")
+            with open(config, "w") as f:  # each sentinel rewrites its own
+                f.write("\n".join([
+                    f"port {port}", "bind 127.0.0.1", "daemonize no", "loglevel warning",
+                    f"dir {path}",
+                    f"sentinel monitor {NAME} 127.0.0.1 {self.master[1]} 2",
+                    f"sentinel down-after-milliseconds {NAME} {round(self.down_after * 1000)}",
+                    f"sentinel failover-timeout {NAME} {round(self.failover_timeout * 1000)}",
+                    f"sentinel parallel-syncs {NAME} 1",
+                ]) + "\n")  # fmt: skip
+            harness.spawn_command(f"sentinel{i}", [binary, config, "--sentinel"], None,
+                                  ignores_stdin=True)  # fmt: skip
+            self.sentinel_ports.append(port)
+        deadline = time.monotonic() + limit
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise BenchError("the sentinels did not come to know the master's replica")
+            time.sleep(0.1)
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{NAME}/0"
+
+    def _ready(self) -> bool:
+        assert self.replica is not None
+        try:
+            if "master_link_status:up" not in str(command(self.replica[1], "INFO", "replication")):
+                return False
+            for port in self.sentinel_ports:
+                reply = command(port, "SENTINEL", "MASTER", NAME)
+                if not isinstance(reply, list):
+                    return False
+                fields = dict(zip(reply[::2], reply[1::2], strict=True))
+                if (fields.get("num-slaves"), fields.get("num-other-sentinels")) != ("1", "2"):
+                    return False
+        except OSError:
+            return False
+        return True
+
+    def named_master(self) -> int | None:
+        for port in self.sentinel_ports:
+            try:
+                reply = command(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)
+            except OSError:
+                continue
+            if isinstance(reply, list):
+                return int(reply[1])
+        return None
+
+    def fail_master(self, limit: float = 60.0) -> dict[str, Any]:
+        """SIGKILL the master; once the replica is the master the sentinels name,
+        `failover_s` from the kill."""
+        assert self.master is not None and self.replica is not None
+        killed = time.monotonic()
+        os.kill(self.master[0].pid, signal.SIGKILL)
+        while True:
+            if self.named_master() == self.replica[1]:
+                role = command(self.replica[1], "ROLE")
+                if isinstance(role, list) and role[0] == "master":
+                    break
+            if time.monotonic() - killed > limit:
+                raise BenchError(f"no Sentinel failover within {limit:g} s")
+            time.sleep(0.05)
+        return {"failover_s": round(time.monotonic() - killed, 2)}
