@@ -15,46 +15,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from typing import Any
 
 from benchmarks.harness import BenchError, Harness, Worker
 from benchmarks.ports import free_tcp_port
-from benchmarks.redis_process import redis_server_binary
+from benchmarks.redis_process import command, redis_server_binary, sentinel_config
 
 NAME = "mymaster"
-
-
-def command(port: int, *words: str) -> Any:
-    """One command to 127.0.0.1:`port`; its reply: str, int, None, a list, or a
-    RuntimeError for an error reply. OSError if nobody answers."""
-    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-        encoded = [w.encode() for w in words]
-        s.sendall(
-            b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded)
-        )
-        return _read(s.makefile("rb"))
-
-
-def _read(reader: Any) -> Any:
-    line = reader.readline()
-    if not line:
-        raise OSError("connection closed")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        return RuntimeError(rest.decode())
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        return None if size < 0 else reader.read(size + 2)[:-2].decode()
-    if kind == b"*":
-        size = int(rest)
-        return None if size < 0 else [_read(reader) for _ in range(size)]
-    raise OSError(f"not a Redis reply: {line!r}")
 
 
 class SentinelRedis:
@@ -91,14 +59,9 @@ class SentinelRedis:
             os.makedirs(path)
             config = os.path.join(path, "sentinel.conf")
             with open(config, "w") as f:  # each sentinel rewrites its own
-                f.write("\n".join([
-                    f"port {port}", "bind 127.0.0.1", "daemonize no", "loglevel warning",
-                    f"dir {path}",
-                    f"sentinel monitor {NAME} 127.0.0.1 {self.master[1]} 2",
-                    f"sentinel down-after-milliseconds {NAME} {round(self.down_after * 1000)}",
-                    f"sentinel failover-timeout {NAME} {round(self.failover_timeout * 1000)}",
-                    f"sentinel parallel-syncs {NAME} 1",
-                ]) + "\n")  # fmt: skip
+                f.write(sentinel_config(port, path, NAME, self.master[1],
+                                        down_after=self.down_after,
+                                        failover_timeout=self.failover_timeout))  # fmt: skip
             harness.spawn_command(f"sentinel{i}", [binary, config, "--sentinel"], None,
                                   ignores_stdin=True)  # fmt: skip
             self.sentinel_ports.append(port)

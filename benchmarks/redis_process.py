@@ -14,9 +14,11 @@ import os
 import shutil
 import socket
 import time
+from typing import Any
 
 from benchmarks.harness import BenchError, Harness, Worker
 from benchmarks.ports import free_tcp_port
+from vinom.cluster.blocking import ReplyError, ask
 
 
 def redis_server_binary() -> str:
@@ -35,6 +37,41 @@ def redis_server_binary() -> str:
     return found
 
 
+
+
+def command(port: int, *words: str, password: str | None = None) -> Any:
+    """One command to 127.0.0.1:`port` (after AUTH with `password`), its reply: str,
+    int, None, a list, or a RuntimeError for an error reply. OSError if nobody answers."""
+    try:
+        reply = ask(("127.0.0.1", port), words, password=password, timeout=1.0)
+    except ValueError as e:
+        raise OSError(str(e)) from None
+    return RuntimeError(str(reply)) if isinstance(reply, ReplyError) else reply
+
+
+def sentinel_config(
+    port: int, directory: str, name: str, master_port: int, *, down_after: float,
+    failover_timeout: float, password: str | None = None,
+    sentinel_password: str | None = None,
+) -> str:  # fmt: skip
+    """The configuration of a sentinel on 127.0.0.1:`port` watching the master `name`
+    on `master_port` with a quorum of 2 (three sentinels): the master is thought down
+    after `down_after` seconds without an answer; `password` is the master's,
+    `sentinel_password` the sentinels' own (which each gives the others)."""
+    lines = [
+        f"port {port}", "bind 127.0.0.1", "daemonize no", "loglevel warning",
+        f"dir {os.path.abspath(directory)}",
+        f"sentinel monitor {name} 127.0.0.1 {master_port} 2",
+        f"sentinel down-after-milliseconds {name} {round(down_after * 1000)}",
+        f"sentinel failover-timeout {name} {round(failover_timeout * 1000)}",
+        f"sentinel parallel-syncs {name} 1",
+    ]  # fmt: skip
+    if password is not None:
+        lines.append(f"sentinel auth-pass {name} {password}")
+    if sentinel_password is not None:
+        lines += [f"requirepass {sentinel_password}",
+                  f"sentinel sentinel-pass {sentinel_password}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def answers(port: int) -> bool:

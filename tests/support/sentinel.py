@@ -16,7 +16,6 @@ master up (`SENTINEL FAILOVER`).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Any
 
@@ -25,49 +24,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from benchmarks.redis_process import redis_server_binary
+from benchmarks.redis_process import command, redis_server_binary, sentinel_config
 from tests.support.ports import free_tcp_port
 from tests.support.redis_server import RedisServer, _Redis
-
-
-def command(port: int, *words: str, password: str | None = None) -> Any:
-    """One command to 127.0.0.1:`port` (after AUTH with `password`), its reply parsed:
-    str, int, None, a list, or a RuntimeError for an error reply."""
-    commands = [words] if password is None else [("AUTH", password), words]
-    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-        reader = s.makefile("rb")
-        reply: Any = None
-        for each in commands:
-            encoded = [w.encode() for w in each]
-            s.sendall(b"*%d\r\n" % len(encoded) + b"".join(
-                b"$%d\r\n%s\r\n" % (len(w), w) for w in encoded))  # fmt: skip
-            reply = _read(reader)
-            if isinstance(reply, RuntimeError):
-                return reply
-        return reply
-
-
-def _read(reader: Any) -> Any:
-    line = reader.readline()
-    if not line:
-        raise OSError("connection closed")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        return RuntimeError(rest.decode())
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        if size < 0:
-            return None
-        data = reader.read(size + 2)
-        return data[:-2].decode()
-    if kind == b"*":
-        size = int(rest)
-        return None if size < 0 else [_read(reader) for _ in range(size)]
-    raise OSError(f"not a Redis reply: {line!r}")
 
 
 class _Sentinel:
@@ -126,21 +85,11 @@ class SentinelCluster:
         return f"redis+sentinel://{hosts}/{self.name}/0"
 
     def _config(self, port: int) -> str:
-        lines = [
-            f"port {port}", "bind 127.0.0.1", "daemonize no", "loglevel warning",
-            f"dir {os.path.abspath(self.directory)}",
-            f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} 2",
-            f"sentinel down-after-milliseconds {self.name} {round(self.down_after * 1000)}",
-            f"sentinel failover-timeout {self.name} {round(self.failover_timeout * 1000)}",
-            f"sentinel parallel-syncs {self.name} 1",
-        ]  # fmt: skip
-        if self.password is not None:
-            lines.append(f"sentinel auth-pass {self.name} {self.password}")
-        if self.sentinel_password is not None:
-            # Its own password, which it also gives the other sentinels.
-            lines += [f"requirepass {self.sentinel_password}",
-                      f"sentinel sentinel-pass {self.sentinel_password}"]  # fmt: skip
-        return "\n".join(lines) + "\n"
+        return sentinel_config(
+            port, self.directory, self.name, self.master.port, down_after=self.down_after,
+            failover_timeout=self.failover_timeout, password=self.password,
+            sentinel_password=self.sentinel_password,
+        )  # fmt: skip
 
     def sentinel_command(self, index: int, *words: str) -> Any:
         return command(self.sentinels[index].port, *words, password=self.sentinel_password)

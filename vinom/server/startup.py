@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import ssl
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from vinom.cluster.blocking import ReplyError, ask, error_code
 from vinom.cluster.settings import RedisSettings
 
 _log = Logger()
@@ -281,13 +281,14 @@ def _sentinel_trouble(settings: RedisSettings) -> tuple[str | None, tuple[bool, 
         except (OSError, ValueError) as e:
             note(False, str(getattr(e, "strerror", None) or e), sentinel)
             continue
-        if isinstance(reply, _Error):
-            if reply.code in ("NOAUTH", "WRONGPASS") or reply.text.startswith("ERR AUTH"):
-                return None, (True, f"refused the connection: {reply.text} (asked sentinel "
+        if isinstance(reply, ReplyError):
+            text = str(reply)
+            if error_code(reply) in ("NOAUTH", "WRONGPASS") or text.startswith("ERR AUTH"):
+                return None, (True, f"refused the connection: {text} (asked sentinel "
                                     f"{sentinel}; the sentinels' own password is given with "
                                     "--redis-sentinel-password-file or "
                                     f"${REDIS_SENTINEL_PASSWORD_ENV})")  # fmt: skip
-            note(False, reply.text, sentinel)
+            note(False, text, sentinel)
             continue
         if not isinstance(reply, list) or len(reply) != 2:
             note(True, f"knows no master named {settings.master_name!r}", sentinel)
@@ -316,37 +317,14 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-@frozen
-class _Error:
-    """An error reply of Redis's."""
-
-    text: str
-
-    @property
-    def code(self) -> str:
-        return self.text.split(" ", 1)[0]
-
-
 def _ask(
     settings: RedisSettings, address: tuple[str, int], password: str | None,
     *commands: list[bytes],
 ) -> Any:  # fmt: skip
     """AUTH (with `password`) then `commands` on a connection of their own (TLS for
-    rediss://); the last reply, or the first error reply (an `_Error`)."""
-    auth = [] if password is None else [[b"AUTH", password.encode()]]
-    with socket.create_connection(address, timeout=settings.timeout) as raw:
-        conn: socket.socket = raw
-        if settings.tls:
-            context = ssl.create_default_context(cafile=settings.ca_file)
-            conn = context.wrap_socket(raw, server_hostname=address[0])
-        reader = conn.makefile("rb")
-        reply: Any = None
-        for words in [*auth, *commands]:
-            conn.sendall(_resp(words))
-            reply = _read_reply(reader)
-            if isinstance(reply, _Error):
-                return reply
-        return reply
+    rediss://); the last reply, or the first error reply (a `ReplyError`)."""
+    tls = ssl.create_default_context(cafile=settings.ca_file) if settings.tls else None
+    return ask(address, *commands, password=password, timeout=settings.timeout, tls=tls)
 
 
 def _redis_trouble(
@@ -365,46 +343,13 @@ def _redis_trouble(
         return True, f"presented a certificate that is not trusted ({e.verify_message})"
     except (OSError, ValueError) as e:
         return False, str(getattr(e, "strerror", None) or e)
-    if isinstance(reply, _Error):
-        if reply.code in REDIS_BUSY_REPLIES:
-            return False, reply.text
-        return True, f"refused the connection: {reply.text}"
+    if isinstance(reply, ReplyError):
+        if error_code(reply) in REDIS_BUSY_REPLIES:
+            return False, str(reply)
+        return True, f"refused the connection: {reply}"
     if role and not (isinstance(reply, list) and reply and reply[0] == "master"):
         return False, f"ROLE answers {reply[0] if isinstance(reply, list) else reply}"
     return None
-
-
-def _resp(words: Sequence[bytes]) -> bytes:
-    out = [b"*%d\r\n" % len(words)]
-    for word in words:
-        out.append(b"$%d\r\n%s\r\n" % (len(word), word))
-    return b"".join(out)
-
-
-def _read_reply(reader: Any) -> Any:
-    """One RESP reply: str, int, None, a list, or an `_Error`."""
-    line = reader.readline()
-    if not line.endswith(b"\r\n"):
-        raise ValueError("connection closed")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode("utf-8", "replace")
-    if kind == b"-":
-        return _Error(rest.decode("utf-8", "replace"))
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        if size < 0:
-            return None
-        data = reader.read(size + 2)
-        if len(data) != size + 2:
-            raise ValueError("connection closed")
-        return data[:-2].decode("utf-8", "replace")
-    if kind == b"*":
-        size = int(rest)
-        return None if size < 0 else [_read_reply(reader) for _ in range(size)]
-    raise ValueError(f"not a Redis reply: {line[:40]!r}")
 
 
 @frozen
