@@ -21,7 +21,7 @@ from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.redis_server import start_redis
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.client import RedisClient, RedisSubscription, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
@@ -322,6 +322,41 @@ class EarlyOutcomeTests(TestCase):
         with self.assertRaises(NoHostAvailable):
             await hosting.host_match(self.match())
         self.assertEqual(hosting.matches, 0)
+
+
+class ChannelCatchUpTests(TestCase):
+    """On a real Redis: an outcome published while the lobby's placements channel was
+    not subscribed (its connection dropped, or it followed a Sentinel failover) is read
+    when it subscribes again, not after `place_timeout`."""
+
+    timeout = 30
+
+    async def test_an_outcome_missed_while_away_is_read_on_subscribing_again(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        # The timers (place_timeout, takeover_after) on a Clock that never moves.
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=Clock(), lobby_id="l-test",
+                                     formed_by=lambda match_id: "l-other")  # fmt: skip
+        channel = RedisSubscription(redis.endpoint(reactor), hosting.channel,
+                                    hosting.handle_message, reactor,
+                                    catch_up=hosting.catch_up)  # fmt: skip
+        channel.start()
+        self.addCleanup(channel.stop)
+        await channel.when_subscribed()
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        placed = hosting.host_match(Match("m-away", "duel", players, 1.0))
+        # The host places it (another lobby formed it) while this lobby's channel is
+        # down: its `placed` reaches nobody here; the outcome key stays.
+        await redis.handler.set("vinom:outcome:m-away", json.dumps({
+            "event": "placed", "match_id": "m-away", "host_id": "h-1",
+            "address": {"host": "127.0.0.1", "port": 7400},
+        }))  # fmt: skip
+        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        address = await placed
+        self.assertEqual(address, HostAddress("127.0.0.1", 7400))
+        self.assertEqual(hosting.running_games, 1)
 
 
 class FormerPlacesTests(TestCase):

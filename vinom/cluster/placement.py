@@ -318,6 +318,20 @@ class RemoteMatchHosting(Service):
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement message: {text!r}", text=text)
 
+    async def catch_up(self) -> None:
+        """Read what became of the matches this lobby waits on: called each time the
+        placements channel is subscribed again, since an outcome published while it
+        was not (the connection dropped, or followed a Sentinel failover) is never
+        heard, and the match would wait for `place_timeout`."""
+        waiting = list(self._placing)
+        if not waiting:
+            return
+        keys = [self._keys.outcome(match_id) for match_id in waiting]
+        texts = await self._redis.bounded(self._redis.handler.mget(keys))
+        for match_id, text in zip(waiting, texts, strict=True):
+            if text is not None and match_id in self._placing:
+                self._outcome(json.loads(text))
+
     def _outcome(self, message: Mapping[str, Any]) -> None:
         match_id = str(message["match_id"])
         if message["event"] == "placed":

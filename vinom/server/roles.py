@@ -169,8 +169,9 @@ def build_shared(
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by)  # fmt: skip
+    # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
-                                settings.password)  # fmt: skip
+                                settings.password, catch_up=placement.catch_up)  # fmt: skip
     parties = RedisPartyStore(
         redis, endpoint(), reactor, max_size=max(match_sizes.values(), default=8),
         settings=RedisPartySettings(prefix=settings.key_prefix + "party"),
