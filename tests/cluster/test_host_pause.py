@@ -14,7 +14,9 @@ How the test players tolerate the silence: their connect tokens carry a
 session timeout (the lobby's `--session-timeout`) longer than the pause, so
 neither end of a UDP session times it out while the host is stopped; the
 players act only once it goes on. (With the default 5 s the sessions would
-time out and players come back through `reconnect`, which other tests cover.)
+time out and players come back through `reconnect`: `test_a_paused_hosts_players_
+reconnect_through_the_lobby_and_play_on` does that, and checks that the lobbies do
+not take the paused host for dead: its presence connection stays open.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tests.cluster.test_scaling_faults import SLACK
 from tests.server.test_twistd import RUN_TWISTD
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import connect_lobby
+from vinom.client.lobby import MatchFound, Queued, Welcome, connect_lobby
 from vinom.cluster.settings import DEFAULT_PLACEMENT
 from vinom.hosting.workers.child import WorkerSettings
 
@@ -51,6 +53,9 @@ PAUSE = 8.0
 MATCHES = 3
 # Longer than the pause: the players' sessions outlive it (module docstring).
 SESSION_TIMEOUT = "30"
+# The players' session timeout in the reconnect test (the lobby's default
+# --session-timeout): shorter than the pause, so that their sessions end.
+SHORT_SESSION = 5.0
 # Seconds the matches have to play to their end once the host goes on.
 FINISH_WITHIN = 10.0
 
@@ -64,6 +69,7 @@ class HostPauseTests(ClusterTestCase):
     def test_the_pause_is_longer_than_what_it_must_not_trip(self) -> None:
         self.assertGreater(PAUSE, 1.5 * WORKER_LIMIT)
         self.assertGreater(PAUSE, HOST_TTL + 1.0)
+        self.assertGreater(PAUSE, SHORT_SESSION + 1.0)
 
     async def test_a_paused_worker_host_plays_its_matches_on(self) -> None:
         await self.pause_and_play("--game-host", "workers", "--host-workers", "1")
@@ -142,3 +148,89 @@ class HostPauseTests(ClusterTestCase):
         self.assertNotIn("host(s) lost", host.text)
         self.assertNotIn("host_crashed", host.text)
         self.assertEqual(set(self.hosted_matches(host)), matches)
+
+    async def test_a_paused_hosts_players_reconnect_through_the_lobby_and_play_on(self) -> None:
+        # Paused past its registration (host_ttl) and its players' sessions: the lobby
+        # keeps its matches (its presence connection stays open), answers the players'
+        # `reconnect` with their seats, and the matches play on once it goes on.
+        host = await self.start("host", "--game-host", "workers", "--host-workers", "1",
+                                "--session-timeout", str(int(SHORT_SESSION)),
+                                ports=2 * MATCHES)  # fmt: skip
+        lobby_process = await self.start("lobby", "--session-timeout", str(int(SHORT_SESSION)))
+        lobby = self.lobby_address(lobby_process)
+        host_id = self.host_id(host)
+
+        async def player(i: int) -> tuple[Welcome, MatchFound, GameSession]:
+            client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+            self.addCleanup(lambda: None if client.protocol.closed.called else client.close())
+            welcome = await client.hello(f"p{i}")
+            found = await client.queue(GAME.name)
+            session = await connect_game(reactor, found)
+            self.addCleanup(session.disconnect)
+            return welcome, found, session
+
+        players = await gatherResults(
+            [Deferred.fromCoroutine(player(i)) for i in range(2 * MATCHES)]
+        )
+        matches = set(self.hosted_matches(host))
+        self.assertEqual(len(matches), MATCHES)
+        for _, _, session in players:
+            while session.state is None:
+                await deferLater(reactor, 0.05, lambda: None)
+
+        pgid = host.transport.pid
+        self.assertEqual(os.getpgid(pgid), pgid)
+        os.killpg(pgid, signal.SIGSTOP)
+        paused = time.monotonic()
+        try:
+            # The players' sessions time out; the host's registration lapses.
+            while any(session.connected for _, _, session in players):
+                self.assertLess(time.monotonic() - paused, SHORT_SESSION + 2.0 + SLACK)
+                await deferLater(reactor, 0.05, lambda: None)
+            while await self.redis_call("EXISTS", f"vinom:host:{host_id}"):
+                await deferLater(reactor, 0.05, lambda: None)
+            # Each comes back through the lobby while the host is still stopped: the
+            # lobby answers with their seat in the same match, on the same host.
+            refound = []
+            for welcome, found, _ in players:
+                client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+                self.addCleanup(lambda c=client: None if c.protocol.closed.called else c.close())
+                queued: list[Queued] = []
+                answer = client.reconnect(welcome.player_id, welcome.secret,
+                                          on_queued=queued.append)  # fmt: skip
+                while not (answer.called or queued):
+                    await deferLater(reactor, 0.05, lambda: None)
+                self.assertEqual(queued, [], "the lobby took the paused host for dead")
+                again = await answer
+                self.assertEqual((again.game_id, again.host, again.port),
+                                 (found.game_id, found.host, found.port))  # fmt: skip
+                refound.append(again)
+            self.assertLess(time.monotonic() - paused, PAUSE, "the pause was too short")
+            await deferLater(reactor, PAUSE - (time.monotonic() - paused), lambda: None)
+            # Its matches are still placed on it, in the lobby and in Redis.
+            placed = await self.redis_call("SMEMBERS", f"vinom:host-matches:{host_id}")
+            self.assertEqual(sorted(placed), sorted(matches))
+            for match_id in matches:
+                self.assertEqual(await self.redis_call("EXISTS", f"vinom:match:{match_id}"), 1)
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
+
+        # They connect with their fresh tokens once it goes on, and play to the end.
+        for i, ((welcome, _, session), again) in enumerate(zip(players, refound, strict=True)):
+            await connect_game(reactor, again, session=session)
+            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(i)),
+                               clock=reactor)  # fmt: skip
+            driver.attach()
+            self.addCleanup(driver.cancel)
+        going_on = time.monotonic()
+        while not all(s.finished.called for _, _, s in players):
+            self.assertLess(
+                time.monotonic() - going_on,
+                FINISH_WITHIN,
+                f"the matches did not play on; the host said:\n{host.text}",
+            )
+            await deferLater(reactor, 0.05, lambda: None)
+        finals = await gatherResults([s.finished for _, _, s in players])
+        self.assertEqual([f["p"] for f in finals], ["finished"] * len(players))
+        self.assertNotIn("host_crashed", lobby_process.text)
+        self.assertNotIn("host_crashed", host.text)

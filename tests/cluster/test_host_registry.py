@@ -28,6 +28,7 @@ from vinom.cluster.hosts import (
     RedisHostRegistry,
     check_ttl,
     least_loaded_first,
+    presence_channel,
 )
 from vinom.cluster.settings import DEFAULT_PLACEMENT
 from vinom.errors import BackendUnavailable
@@ -249,13 +250,14 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.assertEqual(await self.registry.live_hosts(), [host("h-2", free=3)])
 
     async def test_hosts_that_all_stopped_leave_no_key_behind(self) -> None:
-        registry = RedisHostRegistry(self.client(key_prefix="app-1:"))
+        registry = RedisHostRegistry(self.client(key_prefix="app-1:"), stall_grace=self.ttl)
         await registry.register(host("h-1"), self.ttl)
         await registry.register(host("h-2"), self.ttl / 2)
         raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
         self.addCleanup(raw.disconnect)
         self.assertEqual(sorted(await raw.keys("*")),
-                         ["app-1:host:h-1", "app-1:host:h-2", "app-1:hosts"])  # fmt: skip
+                         ["app-1:host-heard:h-1", "app-1:host-heard:h-2", "app-1:host:h-1",
+                          "app-1:host:h-2", "app-1:hosts"])  # fmt: skip
         await self.pass_time(self.ttl * 1.3)
         self.assertEqual(await raw.keys("*"), [])
     async def hear_channel(self) -> list[str]:
@@ -326,6 +328,62 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         await deferLater(reactor, 0.2, lambda: None)
         self.assertEqual([json.loads(m)["match_id"] for m in heard], ["m-1"])
 
+
+    async def hold_presence(self, host_id: str) -> RedisSubscription:
+        """The presence connection of `host_id`, open, as its HostAgent holds it."""
+        settings = RedisSettings("127.0.0.1", self.redis.port)
+        channel = presence_channel(self.registry.redis, host_id)
+        subscription = RedisSubscription(client_endpoint(settings, reactor), channel,
+                                         lambda _: None, reactor)  # fmt: skip
+        subscription.start()
+        self.addCleanup(subscription.stop)
+        await subscription.when_subscribed()
+        return subscription
+
+    async def test_a_paused_host_keeps_its_matches_and_plays_on_when_it_resumes(self) -> None:
+        # A paused process: its registration lapses, its presence connection stays open.
+        await self.hold_presence("paused")
+        await self.registry.register(host("paused"), self.ttl)
+        await self.place(self.client(), "paused", "m-1")
+        heard = await self.hear_channel()
+        await self.pass_time(self.ttl * 1.3)
+        self.assertEqual(await self.registry.live_hosts(), [])
+        self.assertEqual(await self.registry.claim_departed(), [])
+        # It goes on: registered again, its match still its own, nothing ended.
+        await self.registry.register(host("paused"), self.ttl)
+        self.assertEqual(await self.registry.live_hosts(), [host("paused")])
+        self.assertEqual(await self.registry.claim_departed(), [])
+        raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
+        self.addCleanup(raw.disconnect)
+        self.assertEqual(await raw.smembers(KEYS.host_matches("paused")), {"m-1"})
+        self.assertEqual(heard, [])
+
+    async def test_a_host_paused_past_the_stall_grace_is_departed(self) -> None:
+        registry = RedisHostRegistry(self.client(), stall_grace=self.ttl * 2)
+        await self.hold_presence("stuck")
+        await registry.register(host("stuck"), self.ttl)
+        await self.place(self.client(), "stuck", "m-1")
+        heard = await self.hear_channel()
+        await self.pass_time(self.ttl * 1.3)
+        self.assertEqual(await registry.claim_departed(), [])
+        await self.pass_time(self.ttl)
+        self.assertEqual(await registry.claim_departed(), ["stuck"])
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual([json.loads(m)["outcome"]["reason"] for m in heard], ["host_crashed"])
+
+    async def test_a_host_whose_presence_closed_is_departed_as_its_key_lapses(self) -> None:
+        # Two hosts stop heartbeating; the process of one is killed (Redis sees its
+        # connections close), the other's is paused (its connection stays open).
+        killed = await self.hold_presence("killed")
+        await self.hold_presence("paused")
+        await self.registry.register(host("killed"), self.ttl)
+        await self.registry.register(host("paused"), self.ttl)
+        for host_id in ("killed", "paused"):
+            await self.place(self.client(), host_id, f"m-{host_id}")
+        await killed.stop()
+        await self.pass_time(self.ttl * 1.3)
+        self.assertEqual(await self.registry.claim_departed(), ["killed"])
+        self.assertEqual(await self.registry.claim_departed(), [])
 
     async def test_calls_fail_clearly_while_redis_is_down(self) -> None:
         registry = RedisHostRegistry(self.client(timeout=0.3))

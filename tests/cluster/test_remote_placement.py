@@ -437,7 +437,8 @@ class HostTakesRequestsTests(TestCase):
         self.addCleanup(hosting.stopService)
         agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
                           public_host="198.51.100.9", ports=(7400, 7400 + burst - 1),
-                          clock=reactor, host_id="h-test")  # fmt: skip
+                          clock=reactor, presence_endpoint=redis.endpoint(reactor),
+                          host_id="h-test")  # fmt: skip
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         for i in range(burst):
             request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),

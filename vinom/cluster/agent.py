@@ -1,8 +1,10 @@
 """`HostAgent`: a game-host process's end of the placement channel (vinom.cluster.placement).
 
 It registers the host in the `IHostRegistry` with a TTL and renews it every
-`heartbeat_every` (its heartbeat, with its free capacity), takes the placement requests
-lobbies push to its list, hosts each match on its own `GameHostingService`
+`heartbeat_every` (its heartbeat, with its free capacity), holds its presence
+connection (subscribed to its presence channel for as long as the process lives:
+lobbies end its matches only once it is gone, not while it is only paused), takes
+the placement requests lobbies push to its list, hosts each match on its own `GameHostingService`
 and says where on the placements channel; when a match ends it says how.
 """
 
@@ -22,8 +24,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.cluster.channel import PlacementKeys, address_json, announce_end, decide
-from vinom.cluster.client import RedisClient, milliseconds
-from vinom.cluster.hosts import HostRecord, IHostRegistry
+from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
+from vinom.cluster.hosts import HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.errors import BackendUnavailable
 from vinom.hosting.service import GameHostingService
@@ -36,6 +38,10 @@ from vinom.match import (
 
 # Placement requests a host takes from its list in one call at most (RPOP's count).
 REQUESTS_PER_POP = 64
+
+
+def _ignore(message: str) -> None:
+    """The presence channel carries nothing: being subscribed is what counts."""
 
 
 class HostAgent(Service):
@@ -52,6 +58,7 @@ class HostAgent(Service):
         public_host: str,
         ports: tuple[int, int],
         clock: IReactorTime,
+        presence_endpoint: Any,
         host_id: str | None = None,
         settings: PlacementSettings = DEFAULT_PLACEMENT,
     ) -> None:
@@ -67,6 +74,12 @@ class HostAgent(Service):
         self._capacity = hosting.free_ports
         self._heartbeat = LoopingCall(self.heartbeat)
         self._heartbeat.clock = clock
+        # Open while this process lives (a paused one's too): `presence_endpoint`
+        # reaches the Redis master for a connection of its own (RedisClient.endpoint).
+        self._presence = RedisSubscription(
+            presence_endpoint, presence_channel(redis, self.host_id), _ignore, clock,
+            redis.settings.password,
+        )  # fmt: skip
         self._serving = False
         self._registered = False
         # A capacity update sent in the last refresh_every / 2, and whether capacity
@@ -114,6 +127,7 @@ class HostAgent(Service):
 
     def startService(self) -> None:
         super().startService()
+        self._presence.start()
         self._heartbeat.start(self._settings.heartbeat_every, now=True)
         self._serving = True
         Deferred.fromCoroutine(self._serve()).addErrback(
@@ -146,7 +160,10 @@ class HostAgent(Service):
             self._quiet.cancel()
         self._quiet = None
         self._announcing = self._announce_again = False
-        return self._unregister()
+        # Unregistered first: with its key gone, the presence closing cannot make the
+        # host look like one that died.
+        d = self._unregister()
+        return d.addCallback(lambda _: self._presence.stop())
 
     async def _serve(self) -> None:
         key = self._keys.requests(self.host_id)

@@ -1,13 +1,19 @@
-"""The game-host registry: which game hosts are alive, and how much room each has.
+"""The game-host registry: which game hosts are alive, and how much room each
+has.
 
 A game host announces itself with `register(record, ttl)` and keeps doing so
 (its heartbeat) before `ttl` runs out; a host that stops, crashed or cut off,
-drops out of `live_hosts()` once its last TTL has passed, and is back with
-its next `register`. `live_hosts()` lists the least loaded first, so a
-placer can take the head of the list. Hosts register here only when lobbies
-and hosts are separate processes sharing a Redis, so `RedisHostRegistry` is
-the one implementation in the package (keys in docs/scaling.md, "Redis
-keys"); the tests hold an in-memory model of `IHostRegistry` for its contract.
+drops out of `live_hosts()` once its last TTL has passed, and is back with its
+next `register`. It has departed (its matches are ended) only once it is also
+gone: its presence connection (a pub/sub connection subscribed to
+`presence_channel`, which Redis sees close at once when the process dies)
+closed, or it stayed silent for the stall grace. A host whose process is only
+paused keeps that connection open and its matches. `live_hosts()` lists the
+least loaded first, so a placer can take the head of the list. Hosts register
+here only when lobbies and hosts are separate processes sharing a Redis, so
+`RedisHostRegistry` is the one implementation in the package (keys in
+docs/scaling.md, "Redis keys"); the tests hold an in-memory model of
+`IHostRegistry` for its contract.
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ from zope.interface import Interface, implementer
 from vinom.cluster.channel import PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
+
+
+def presence_channel(redis: RedisClient, host_id: str) -> str:
+    """`<prefix>presence:host:<host_id>`: the host's presence channel, which carries
+    nothing; its subscriber count says whether the host's process still holds it."""
+    return redis.key("presence", "host", host_id)
 
 
 def _port_range(instance: HostRecord, attribute: Any, ports: tuple[int, int]) -> None:
@@ -84,10 +96,11 @@ class IHostRegistry(Interface):
         it has been silent (`HostRecord.silent_for`)."""
 
     def claim_departed() -> Deferred[list[str]]:
-        """The ids of the hosts that departed (their TTL ran out, or they unregistered)
-        and were not claimed yet. Each departure goes to exactly one caller, in every
-        process sharing the registry: the one that ends what the host left. A host that
-        registers again before it is claimed has not departed."""
+        """The ids of the hosts that departed (they unregistered, or their TTL ran out
+        and they are gone: their presence connection closed or they have been silent for
+        the stall grace) and were not claimed yet. Each departure goes to exactly one
+        caller, in every process sharing the registry: the one that ends what the host
+        left. A host that registers again before it is claimed has not departed."""
 
     def get(host_id: str) -> Deferred[HostRecord | None]:
         """The host's record if it is live, else None."""
@@ -99,15 +112,17 @@ def check_ttl(ttl: float) -> None:
         raise ValueError(f"a host's TTL must be positive, not {ttl!r}")
 
 
-# KEYS: the host's key, the index, the host's matches. ARGV: the record, its TTL (ms),
-# the host id, the matches' TTL (ms). The index lives as long as the longest-lived key
-# it leads to (a host, or the matches a departed host left for its claimer), so that
-# hosts which all stopped leave nothing behind; the matches of a host live on
-# `matches_ttl` past its last heartbeat, for whoever claims its departure.
+# KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the record,
+# its TTL (ms), the host id, the matches' TTL (ms), the stall grace (ms). The index
+# lives as long as the longest-lived key it leads to (a host, or the matches a departed
+# host left for its claimer), so that hosts which all stopped leave nothing behind; the
+# matches of a host live on `matches_ttl` past its last heartbeat, for whoever claims
+# its departure.
 _REGISTER = Script("""
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
 local keep = ttl
 if redis.call('EXISTS', KEYS[3]) == 1 then
   keep = math.max(ttl, tonumber(ARGV[4]))
@@ -131,16 +146,22 @@ end
 return found
 """)
 
-# KEYS: the index, then the keys of the hosts in it. ARGV: the prefix of the hosts'
-# matches keys, the placement channel, then the host ids. A host in the index without
-# a key has departed: this call claims it (SREM: in one script, so exactly one caller
-# does) and ends the matches it left (`ended`, `host_crashed`, on the channel, as the
-# host would have). Returns each claimed host id and how many matches it ended.
+# KEYS: the index, the keys of the hosts in it, then their heard keys. ARGV: the prefix
+# of the hosts' matches keys, the placement channel, the host ids, then their presence
+# channels. A host in the index without a key has departed if it is also gone (its heard
+# key lapsed, or nobody holds its presence channel: its process died): this call claims
+# it (SREM: in one script, so exactly one caller does) and ends the matches it left
+# (`ended`, `host_crashed`, on the channel, as the host would have). Returns each
+# claimed host id and how many matches it ended.
 _CLAIM_DEPARTED = Script("""
 local claimed = {}
-for i = 2, #KEYS do
+local n = (#KEYS - 1) / 2
+for i = 2, n + 1 do
   local host_id = ARGV[i + 1]
-  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('SREM', KEYS[1], host_id) == 1 then
+  if redis.call('EXISTS', KEYS[i]) == 0
+      and (redis.call('EXISTS', KEYS[i + n]) == 0
+           or redis.call('PUBSUB', 'NUMSUB', ARGV[i + 1 + n])[2] == 0)
+      and redis.call('SREM', KEYS[1], host_id) == 1 then
     local matches_key = ARGV[1] .. host_id
     local match_ids = redis.call('SMEMBERS', matches_key)
     for _, match_id in ipairs(match_ids) do
@@ -163,7 +184,10 @@ class RedisHostRegistry:
     """Hosts in Redis: a key per host that expires with its TTL, and an index set.
 
     A host's departure is claimed by the first `claim_departed` after its key is gone
-    (expired, or deleted by `unregister`); the same call ends the matches the host
+    (expired, or deleted by `unregister`) while nobody holds its presence channel, or
+    `stall_grace` after its last heartbeat (its heard key `<prefix>host-heard:<host_id>`
+    expires then: on Redis's clock, so no process's clock matters, and nothing is left
+    to clean up); the same call ends the matches the host
     left in `<prefix>host-matches:<host_id>` (which `HostAgent` keeps: the placement
     channel, vinom.cluster.channel), publishing their `ended` as `host_crashed`.
     """
@@ -173,9 +197,15 @@ class RedisHostRegistry:
     redis: RedisClient
     # How long a host's matches are kept past its last heartbeat, for the claimer.
     matches_ttl: float = field(default=DEFAULT_PLACEMENT.key_ttl, validator=positive)
+    # How long a host whose key lapsed with its presence connection open is left be
+    # (`PlacementSettings.stall_grace`); set by the host's own heartbeat.
+    stall_grace: float = field(default=DEFAULT_PLACEMENT.stall_grace, validator=positive)
 
     def _host_key(self, host_id: str) -> str:
         return self.redis.key("host", host_id)
+
+    def _heard_key(self, host_id: str) -> str:
+        return self.redis.key("host-heard", host_id)
 
     @property
     def _index_key(self) -> str:
@@ -189,15 +219,17 @@ class RedisHostRegistry:
         check_ttl(ttl)
         ttl_ms = milliseconds(ttl)
         keys = [self._host_key(record.host_id), self._index_key,
-                self._keys.host_matches(record.host_id)]  # fmt: skip
+                self._keys.host_matches(record.host_id),
+                self._heard_key(record.host_id)]  # fmt: skip
         args = [encode_host(record, ttl_ms), ttl_ms, record.host_id,
-                milliseconds(self.matches_ttl)]  # fmt: skip
+                milliseconds(self.matches_ttl), milliseconds(self.stall_grace)]  # fmt: skip
         d = self.redis.run(_REGISTER, keys, args)
         return d.addCallback(lambda _: None)
 
     def unregister(self, host_id: str) -> Deferred[None]:
         # Left in the index: the first `claim_departed` finds it gone and claims it.
-        d = self.redis.bounded(self.redis.handler.delete(self._host_key(host_id)))
+        keys = [self._host_key(host_id), self._heard_key(host_id)]
+        d = self.redis.bounded(self.redis.handler.delete(keys))
         return d.addCallback(lambda _: None)
 
     def live_hosts(self) -> Deferred[list[HostRecord]]:
@@ -227,8 +259,10 @@ class RedisHostRegistry:
         ids = await self._indexed()
         if not ids:
             return []
-        keys = [self._index_key, *(self._host_key(i) for i in ids)]
-        args = [self._keys.host_matches(""), self._keys.channel, *ids]
+        keys = [self._index_key, *(self._host_key(i) for i in ids),
+                *(self._heard_key(i) for i in ids)]  # fmt: skip
+        args = [self._keys.host_matches(""), self._keys.channel, *ids,
+                *(presence_channel(self.redis, i) for i in ids)]  # fmt: skip
         claimed = list(await self.redis.run(_CLAIM_DEPARTED, keys, args) or ())
         for host_id, ended in zip(claimed[::2], claimed[1::2], strict=True):
             self.log.warn("game host {host_id} left the registry: {ended} of its matches "

@@ -286,9 +286,15 @@ class RemoteMatchHosting(Service):
                 now = await self._registry.get(host_id)
             if now is not None:
                 return True
+        if host_id not in await self._registry.claim_departed() and await self._redis.bounded(
+            self._redis.handler.sismember(self._keys.host_matches(host_id), match_id)
+        ):
+            # Its registration lapsed but it was not claimed, and still has the match: it
+            # is paused, not gone (its presence connection is open; vinom.cluster.hosts).
+            # The player's handshake waits or retries until it goes on.
+            return True
         self.log.info("match {match_id}: its game host {host_id} is gone", match_id=match_id,
                       host_id=host_id)  # fmt: skip
-        await self._registry.claim_departed()
         # Ended here at once (the registry's `ended` for it comes on the channel too,
         # and finds it ended), so that the caller sees what its end left.
         self._ended(match_id, MatchEnded(match_id, "aborted", None, HOST_CRASHED))

@@ -192,6 +192,11 @@ class PlacementSettings:
     # A host not heard from for this long gets no new match (it may be dead; one that
     # only stalled gets matches again with its next heartbeat).
     silent_after: float = field(default=1.0, validator=positive)
+    # A host whose registration lapsed but whose presence connection is still open (a
+    # paused process: SIGSTOP, a VM pause, a long collection) is departed only once it
+    # has been silent this long: as long as the players' --reconnect-grace, which holds
+    # their seats for as long. A killed host's connections close at once: no wait.
+    stall_grace: float = field(default=30.0, validator=positive)
     # Lifetime of the claim, outcome and request-list keys.
     key_ttl: float = field(default=120.0, validator=positive)
 

@@ -224,7 +224,8 @@ def build_hosting(
         # After the hosting service: it leaves the registry before the games stop.
         agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
                           hosting=hosting, public_host=options["public-host"],
-                          ports=(low, low + options["max-games"] - 1), clock=reactor)  # fmt: skip
+                          ports=(low, low + options["max-games"] - 1), clock=reactor,
+                          presence_endpoint=shared.redis.endpoint(reactor))  # fmt: skip
         _add(root, "host-agent", agent)
     return HostingRole(hosting, host_factory, agent)
 
