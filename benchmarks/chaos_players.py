@@ -65,12 +65,12 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 
 from attrs import define, field
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
-from twisted.internet.error import ConnectionAborted
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
@@ -178,12 +178,16 @@ class WatchedLobbyProtocol(LobbyClientProtocol):
         self.world = world
         self.who = who
         self.matched = False
+        # The requests waiting for their reply: what to do if none ever comes.
+        self.outstanding: dict[int, Callable[[], None]] = {}
 
     def request(self, frame: Any) -> Deferred[dict[str, Any]]:
         reply = super().request(frame)
         what = str(frame.get("type"))
         if what in COUNTED and not reply.called:
-            self.world.watch_request(self.who, what, reply)
+            key = id(reply)
+            self.outstanding[key] = self.world.watch_request(self.who, what, reply)
+            reply.addBoth(lambda result: (self.outstanding.pop(key, None), result)[1])
         return reply
 
     def lineReceived(self, line: bytes) -> None:
@@ -200,6 +204,11 @@ class WatchedLobbyProtocol(LobbyClientProtocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.matched:
             self.who.went_wrong(now())
+        # Closed by the client itself (LobbyPlayer leaves a lobby that stays silent):
+        # the requests still waiting will never have an answer.
+        if getattr(self.transport, "disconnecting", False):
+            for unanswered in list(self.outstanding.values()):
+                unanswered()
         if reason is None:
             super().connectionLost()
         else:
@@ -244,9 +253,11 @@ class World:
         who.player_id = player_id
         self.known.add(player_id)
 
-    def watch_request(self, who: Who, what: str, reply: Deferred[dict[str, Any]]) -> None:
-        """Count a request; unanswered if no reply came within the bound, or none
-        before the client gave up on a silent lobby (it aborts the connection)."""
+    def watch_request(
+        self, who: Who, what: str, reply: Deferred[dict[str, Any]]
+    ) -> Callable[[], None]:
+        """Count a request; unanswered if no reply came within the bound. Returns what
+        to call if the client gives up on it (counted once either way)."""
         self.requests[what] += 1
         sent = now()
         counted = [False]
@@ -262,11 +273,10 @@ class World:
         def settled(result: Any) -> Any:
             if timer.active():
                 timer.cancel()
-            if isinstance(result, Failure) and result.check(ConnectionAborted):
-                unanswered()
             return result
 
         reply.addBoth(settled)
+        return unanswered
 
     def connector(self, who: Who) -> LobbyConnect:
         """`LobbyPlayer(connect=...)`: TLS from `who`'s own source address, watched."""
