@@ -31,19 +31,19 @@ requeues); no lobby at all, or another error, is waited out with the
 backoff and tried again. After a finished match (or one aborted for good,
 or a game host given up on) a steady player starts afresh, as a new bot
 does: a new `LobbyPlayer` (from the lobby the last one used), `hello` and
-`queue`. The only seam is
-`LobbyPlayer(connect=...)`: each lobby connection is opened from the
-player's own 127.x.y.z address (so that the per-address limits see one
-client per player) with the library's lobby protocol, watched for what is
-recorded below.
+`queue`. The only seam is `LobbyPlayer(connect=...)`: each lobby
+connection is opened from the player's own 127.x.y.z address (so that the
+per-address limits see one client per player) with the library's lobby
+protocol, watched for what is recorded below.
 
 What is recorded, per player, is when it was not in a normal state (an
 interval from the moment it went wrong to the moment it was normal again):
 its lobby connection lost (or not made) before its `match_found` until it
 is queued again, a request unanswered (no reply within `answer_bound`, or
-none before the client gave up on a silent lobby and dropped the
-connection), a match it was placed in that turned out a ghost (its roster names a player id
-none of our players holds any more, or one we never had), a match that was
+the lobby silent from the request until the client gave up on it and
+dropped the connection), a match it was placed in that turned out a ghost
+(its roster names a player id none of our players holds any more, or one
+we never had), a match that was
 lost (aborted, or its session closed), and a gap of more than `gap` seconds
 between two states of a running match (the host stopped). Normal is a
 `queued` reply, or a state of a match that is not a ghost. Each match any of
@@ -178,15 +178,17 @@ class WatchedLobbyProtocol(LobbyClientProtocol):
         self.world = world
         self.who = who
         self.matched = False
-        # The requests waiting for their reply: what to do if none ever comes.
-        self.outstanding: dict[int, Callable[[], None]] = {}
+        # The requests waiting for their reply: the frames received when each was
+        # sent, and what to call if none ever comes.
+        self.outstanding: dict[int, tuple[int, Callable[[], None]]] = {}
 
     def request(self, frame: Any) -> Deferred[dict[str, Any]]:
         reply = super().request(frame)
         what = str(frame.get("type"))
         if what in COUNTED and not reply.called:
             key = id(reply)
-            self.outstanding[key] = self.world.watch_request(self.who, what, reply)
+            unanswered = self.world.watch_request(self.who, what, reply)
+            self.outstanding[key] = (self.frames_received, unanswered)
             reply.addBoth(lambda result: (self.outstanding.pop(key, None), result)[1])
         return reply
 
@@ -204,11 +206,14 @@ class WatchedLobbyProtocol(LobbyClientProtocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.matched:
             self.who.went_wrong(now())
-        # Closed by the client itself (LobbyPlayer leaves a lobby that stays silent):
-        # the requests still waiting will never have an answer.
+        # Closed by the client itself (LobbyPlayer leaves a lobby that stays silent): a
+        # request the lobby said nothing at all after will never have an answer. (One
+        # followed by a frame, e.g. the lobby's own `server_draining`, was not left
+        # for silence.)
         if getattr(self.transport, "disconnecting", False):
-            for unanswered in list(self.outstanding.values()):
-                unanswered()
+            for frames, unanswered in list(self.outstanding.values()):
+                if frames == self.frames_received:
+                    unanswered()
         if reason is None:
             super().connectionLost()
         else:
