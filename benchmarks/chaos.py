@@ -11,7 +11,8 @@ or a machine. Players (`benchmarks.chaos_players`: `--steady` players
 playing `--game` matches in turn through both lobbies, `--waiters` ranked
 players waiting for an opponent on lobby 0, and a pair of new players every
 `--probe-every` seconds) play until the cluster is warm, then the fault is
-injected once, and the players, who recover as docs/client.md says, are
+injected once, and the players, the client library's `LobbyPlayer`
+recovering as docs/client.md says, are
 watched until the cluster is whole again or `--window` seconds have passed.
 
 Faults (`FAULTS`): `lobby-kill` (SIGKILL to lobby 0, where the waiters
@@ -34,8 +35,9 @@ Per fault, what players saw:
   a player id none of our players holds (a dead lobby's ticket), or an
   abort `players_missing` where every player of ours had connected;
 - `unanswered`: lobby requests with no reply within `--answer-bound`
-  seconds, and UDP handshakes with a game host that timed out; and
-  `players_unanswered`, how many players had one;
+  seconds (or none before the client left a silent lobby), and UDP
+  handshakes with a game host that timed out; and `players_unanswered`,
+  how many players had one;
 - `whole_s`: seconds from the fault until the cluster was whole again: the
   end of the last interval in which a player was not in a normal state
   (queued, or getting the states of a match that is not a ghost, with no gap

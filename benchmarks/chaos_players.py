@@ -15,20 +15,35 @@ of them sees. Three kinds of player:
   match is past its `waiting` phase (every player connected; then they
   leave): how long a new player takes to be in a game.
 
-Every player recovers as docs/client.md says (`Failover` is the one place
-that picks a lobby, so that the client library's own multi-lobby failover
-can replace it): a lost lobby connection sends it to the next lobby; it
-then says `reconnect` with its id and secret when a match of its was under
-way (a lost UDP session, or an abort that keeps it a place at the head of
-the queue: players_missing, host_crashed), else `hello` and queues again.
-A `reconnect` refused with `bad_secret` or `no_active_match` means start
-afresh; other failures are retried every 2 s, ten times.
+Every player is the client library's: a `vinom.client.failover.LobbyPlayer`
+(the lobbies in turn from its home lobby, with the library's jittered
+backoff; a lost lobby connection is followed by `reconnect` and, with no
+match, `requeue`: `hello` with `previous`, which withdraws the ticket left
+queued), and `vinom.client.game.connect_game` for the game sessions. Around
+a match it does what `vinom.client.bots.play_bot` does: a lost game session
+is resumed with `rejoin` on the same `GameSession`; a match aborted with a
+place kept at the head of the queue (players_missing, host_crashed:
+docs/lobby.md) is followed by `rejoin` for the next one; a game host that
+cannot be reached is asked for again through `rejoin` after a backoff, for
+at most the policy's `give_up_after`. A `rejoin` answered `no_active_match`
+or `bad_secret` sends it back to `find_match` (the same player, so it
+requeues); no lobby at all, or another error, is waited out with the
+backoff and tried again. After a finished match (or one aborted for good,
+or a game host given up on) a steady player starts afresh, as a new bot
+does: a new `LobbyPlayer` (from the lobby the last one used), `hello` and
+`queue`. The only seam is `LobbyPlayer(connect=...)`: each lobby
+connection is opened from the player's own 127.x.y.z address (so that the
+per-address limits see one client per player) with the library's lobby
+protocol, watched for what is recorded below.
 
 What is recorded, per player, is when it was not in a normal state (an
 interval from the moment it went wrong to the moment it was normal again):
-its lobby connection lost until it is queued again, a request unanswered, a
-match it was placed in that turned out a ghost (its roster names a player id
-none of our players holds any more, or one we never had), a match that was
+its lobby connection lost (or not made) before its `match_found` until it
+is queued again, a request unanswered (no reply within `answer_bound`, or
+the lobby silent from the request until the client gave up on it and
+dropped the connection), a match it was placed in that turned out a ghost
+(its roster names a player id none of our players holds any more, or one
+we never had), a match that was
 lost (aborted, or its session closed), and a gap of more than `gap` seconds
 between two states of a running match (the host stopped). Normal is a
 `queued` reply, or a state of a match that is not a ghost. Each match any of
@@ -50,16 +65,23 @@ import random
 import sys
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from attrs import define, field
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
-from twisted.internet.error import ConnectError, ConnectionClosed
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.python.failure import Failure
 
 from benchmarks.worker import global_reactor, run_guarded, start_control
 from vinom.client.bots import BotDriver, LobbyAddress
+from vinom.client.failover import (
+    DEFAULT_POLICY,
+    NO_MATCH_CODES,
+    LobbyConnect,
+    LobbyPlayer,
+)
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import (
     LobbyClient,
@@ -67,66 +89,23 @@ from vinom.client.lobby import (
     MatchFound,
     Queued,
     client_tls_options,
+    decode_frame,
 )
 from vinom.client.udp import ConnectFailedError
 from vinom.errors import LobbyError
 from vinom.games.registry import GameRegistry
 
-# `reconnect` answers that mean "start afresh": retrying changes nothing (docs/client.md).
-FINAL_RECONNECT = ("bad_secret", "no_active_match")
 # Aborts after which the player keeps a place at the head of its queue (docs/lobby.md).
 REQUEUED = ("players_missing", "host_crashed")
-RECONNECT_TRIES = 10
-RECONNECT_EVERY = 2.0
+# The lobby requests whose answers are timed (the keepalive `ping` is not one).
+COUNTED = ("hello", "queue", "reconnect")
 RANKED_SPACING = 10_000.0
+# The client library's timings: backoff, giving up (docs/client.md, "Several lobbies").
+POLICY = DEFAULT_POLICY
 
 
 def now() -> float:
     return time.time()
-
-
-class LobbyLost(Exception):
-    """The lobby connection closed, or refused us, or the lobby said it is going away."""
-
-
-class Unanswered(Exception):
-    """A request got no reply within the bound."""
-
-
-class Failover:
-    """Which lobby a player talks to: its home lobby first, the next one after a loss.
-
-    The seam for the client library's multi-lobby failover (issue #25, item 6):
-    `connect` opens a lobby connection, trying each lobby once from the current
-    one; `lost` moves on after a connection was lost.
-    """
-
-    def __init__(self, reactor: Any, lobbies: list[LobbyAddress], home: int, source: str):
-        self.reactor = reactor
-        self.lobbies = lobbies
-        self.index = home % len(lobbies)
-        self.source = source
-
-    def lost(self) -> None:
-        self.index = (self.index + 1) % len(self.lobbies)
-
-    async def connect(self) -> LobbyClient:
-        last: Exception | None = None
-        for _ in self.lobbies:
-            address = self.lobbies[self.index]
-            tls = client_tls_options(address.trust, "localhost")
-            endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(
-                self.reactor, address.host, address.port, timeout=5,
-                bindAddress=(self.source, 0),
-            ))  # fmt: skip
-            try:
-                protocol = await connectProtocol(endpoint, LobbyClientProtocol())
-            except (ConnectError, ConnectionClosed, OSError) as e:
-                last = e
-                self.lost()
-                continue
-            return LobbyClient(protocol)
-        raise LobbyLost(f"no lobby answers: {last}")
 
 
 @define
@@ -173,6 +152,74 @@ class Tracker:
         self.intervals.append((start, end))
 
 
+@define
+class Who:
+    """One of our players as the lobbies see it: its name, its own source address, its
+    player id now, and (steady players and waiters) when it was not in a normal state."""
+
+    name: str
+    source: str
+    tracker: Tracker | None = None
+    player_id: str | None = None
+
+    def went_wrong(self, at: float) -> None:
+        if self.tracker is not None:
+            self.tracker.bad(at)
+
+
+class WatchedLobbyProtocol(LobbyClientProtocol):
+    """The client library's lobby protocol, watched for the records: each request
+    counted and timed, each error code answered, each player id given, and a
+    connection that ends before its `match_found` (the player is then not in a normal
+    state until it is queued again)."""
+
+    def __init__(self, world: World, who: Who) -> None:
+        super().__init__()
+        self.world = world
+        self.who = who
+        self.matched = False
+        # The requests waiting for their reply: the frames received when each was
+        # sent, and what to call if none ever comes.
+        self.outstanding: dict[int, tuple[int, Callable[[], None]]] = {}
+
+    def request(self, frame: Any) -> Deferred[dict[str, Any]]:
+        reply = super().request(frame)
+        what = str(frame.get("type"))
+        if what in COUNTED and not reply.called:
+            key = id(reply)
+            unanswered = self.world.watch_request(self.who, what, reply)
+            self.outstanding[key] = (self.frames_received, unanswered)
+            reply.addBoth(lambda result: (self.outstanding.pop(key, None), result)[1])
+        return reply
+
+    def lineReceived(self, line: bytes) -> None:
+        frame = decode_frame(line)
+        kind = None if frame is None else frame.get("type")
+        if frame is not None and kind == "error":
+            self.world.errors[str(frame.get("code"))] += 1
+        elif frame is not None and kind == "welcome":
+            self.world.welcomed(self.who, str(frame.get("player_id")))
+        elif kind == "match_found":
+            self.matched = True
+        super().lineReceived(line)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if not self.matched:
+            self.who.went_wrong(now())
+        # Closed by the client itself (LobbyPlayer leaves a lobby that stays silent): a
+        # request the lobby said nothing at all after will never have an answer. (One
+        # followed by a frame, e.g. the lobby's own `server_draining`, was not left
+        # for silence.)
+        if getattr(self.transport, "disconnecting", False):
+            for frames, unanswered in list(self.outstanding.values()):
+                if frames == self.frames_received:
+                    unanswered()
+        if reason is None:
+            super().connectionLost()
+        else:
+            super().connectionLost(reason)
+
+
 class World:
     """Everything the players share: settings, the ids in play, what was recorded."""
 
@@ -196,7 +243,6 @@ class World:
         self.players: list[Player] = []
         self.probes: list[dict[str, Any]] = []
         self.probes_in_flight: dict[int, float] = {}
-        self.stopping = False
 
     def not_answered(self, who: str, what: str) -> None:
         self.unanswered[what] += 1
@@ -205,42 +251,73 @@ class World:
     def is_ghost(self, roster: list[str]) -> bool:
         return any(pid in self.stale or pid not in self.known for pid in roster)
 
-    async def request(
-        self,
-        who: str,
-        client: LobbyClient,
-        what: str,
-        frame: dict[str, Any],
-        on_queued: Any = None,
-        expect_match: bool = False,
-    ) -> tuple[dict[str, Any], Deferred[MatchFound] | None]:
-        """Send `frame`; its reply within the bound (else `Unanswered`), and the
-        `match_found` Deferred when asked for."""
-        protocol = client.protocol
-        match = protocol.expect_match(on_queued) if expect_match else None
-        self.requests[what] += 1
-        reply = protocol.request(frame)
-        reply.addTimeout(self.bound, self.reactor)
-        try:
-            answer = await self._answer(who, client, what, reply)
-        except BaseException:
-            if match is not None:
-                match.addErrback(lambda failure: None)  # nobody will wait for it now
-            raise
-        return answer, match
+    def welcomed(self, who: Who, player_id: str) -> None:
+        """A lobby gave `who` a player id: its earlier one (if any) is nobody's now."""
+        if who.player_id is not None and who.player_id != player_id:
+            self.stale.add(who.player_id)
+        who.player_id = player_id
+        self.known.add(player_id)
 
-    async def _answer(self, who: str, client: LobbyClient, what: str, reply: Deferred[Any]) -> Any:
-        try:
-            return await reply
-        except (TimeoutError, CancelledError) as e:
-            self.not_answered(who, what)
-            client.close()
-            raise Unanswered(what) from e
-        except LobbyError as e:
-            self.errors[e.code] += 1
-            raise
-        except ConnectionClosed as e:
-            raise LobbyLost(str(e)) from e
+    def watch_request(
+        self, who: Who, what: str, reply: Deferred[dict[str, Any]]
+    ) -> Callable[[], None]:
+        """Count a request; unanswered if no reply came within the bound. Returns what
+        to call if the client gives up on it (counted once either way)."""
+        self.requests[what] += 1
+        sent = now()
+        counted = [False]
+
+        def unanswered() -> None:
+            if not counted[0]:
+                counted[0] = True
+                self.not_answered(who.name, what)
+                who.went_wrong(sent)
+
+        timer = self.reactor.callLater(self.bound, unanswered)
+
+        def settled(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        reply.addBoth(settled)
+        return unanswered
+
+    def connector(self, who: Who) -> LobbyConnect:
+        """`LobbyPlayer(connect=...)`: TLS from `who`'s own source address, watched."""
+
+        def connect(address: LobbyAddress, timeout: float) -> Deferred[LobbyClient]:
+            tls = client_tls_options(address.trust, "localhost")
+            endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(
+                self.reactor, address.host, address.port, timeout=timeout,
+                bindAddress=(who.source, 0),
+            ))  # fmt: skip
+            made = connectProtocol(endpoint, WatchedLobbyProtocol(self, who))
+
+            def failed(failure: Failure) -> Failure:
+                who.went_wrong(now())
+                return failure
+
+            return cast("Deferred[LobbyClient]", made.addCallbacks(LobbyClient, failed))
+
+        return connect
+
+    def lobby_player(self, who: Who, home: int, on_queued: Any = None) -> LobbyPlayer:
+        return LobbyPlayer(
+            self.reactor, self.lobbies, who.name, start=home, policy=POLICY,
+            rng=random.Random(self.rng.random()), on_queued=on_queued,
+            connect=self.connector(who),
+        )  # fmt: skip
+
+
+def same_match(session: GameSession | None, found: MatchFound) -> bool:
+    """`found` is a fresh token for the seat `session` held (play_bot's rule): resume it."""
+    return (
+        session is not None
+        and not session.finished.called
+        and session.welcome is not None
+        and session.welcome.get("match") == found.game_id
+    )
 
 
 class Player:
@@ -250,11 +327,11 @@ class Player:
                  rating: float | None) -> None:  # fmt: skip
         self.world = world
         self.name = name
-        self.failover = Failover(world.reactor, world.lobbies, home, source)
+        self.home = home
         self.rating = rating
         self.tracker = Tracker()
-        self.player_id: str | None = None
-        self.secret: str | None = None
+        self.who = Who(name, source, self.tracker)
+        self.rng = random.Random(world.rng.random())
         self.last_state: float | None = None
         self.in_match = False
         self.matches_played = 0
@@ -277,81 +354,82 @@ class Player:
         if not self.queued_once.called:
             self.queued_once.callback(None)
 
-    async def run(self) -> None:
-        resume: tuple[GameSession | None, str | None] | None = None
-        tries = 0
-        world = self.world
-        while not world.stopping:
+    def new_player(self, last: LobbyPlayer | None = None) -> LobbyPlayer:
+        """A new player for the lobbies (it will say `hello`), as each bot of play_bot is,
+        starting at the lobby the `last` one used (a client keeps to a lobby that works)."""
+        start = self.home if last is None else self.world.lobbies.index(last.lobby)
+        return self.world.lobby_player(self.who, start, self._queued)
+
+    async def wait(self, failures: int) -> None:
+        await deferLater(self.world.reactor, POLICY.backoff.delay(failures, self.rng),
+                         lambda: None)  # fmt: skip
+
+    async def find(self, player: LobbyPlayer) -> MatchFound:
+        """`find_match` until a match is found; an error (no lobby at all, a refusal) is
+        waited out with the backoff, and `find_match` asked again: it reconnects, then
+        requeues the same player (`previous`)."""
+        failures = 0
+        while True:
             try:
-                client = await self.failover.connect()
-            except LobbyLost:
+                if self.rating is None:
+                    return await player.find_match(self.world.game.name)
+                return await player.find_match(self.world.game.name, self.rating, queue="ranked")
+            except CancelledError:
+                raise
+            except Exception:
                 self.tracker.bad(now())
-                await deferLater(world.reactor, 0.5, lambda: None)
-                continue
+            await self.wait(failures)
+            failures += 1
+
+    async def rejoin(self, player: LobbyPlayer) -> MatchFound | None:
+        """`rejoin` until the lobbies answer; None when the player has no match any more."""
+        failures = 0
+        while True:
             try:
-                if resume is not None:
-                    assert self.player_id is not None and self.secret is not None
-                    _, match = await world.request(
-                        self.name,
-                        client, "reconnect",
-                        {"type": "reconnect", "player_id": self.player_id, "secret": self.secret},
-                        self._queued, expect_match=True,
-                    )  # fmt: skip
-                else:
-                    hello, _ = await world.request(
-                        self.name, client, "hello", {"type": "hello", "name": self.name}
-                    )
-                    if self.player_id is not None:
-                        world.stale.add(self.player_id)
-                    self.player_id, self.secret = str(hello["player_id"]), str(hello["secret"])
-                    world.known.add(self.player_id)
-                    frame: dict[str, Any] = {"type": "queue", "game": world.game.name}
-                    if self.rating is not None:
-                        frame.update(queue="ranked", rating=self.rating)
-                    answer, match = await world.request(
-                        self.name, client, "queue", frame, self._queued, expect_match=True
-                    )
-                    self._queued(Queued(world.game.name, answer.get("position"), "searching"))
-                assert match is not None
-                try:
-                    found = await match
-                except LobbyError as e:
-                    world.errors[e.code] += 1
-                    raise LobbyLost(e.code) from e
-                except ConnectionClosed as e:
-                    raise LobbyLost(str(e)) from e
-            except (LobbyLost, Unanswered):
-                self.tracker.bad(now())
-                self.failover.lost()
-                continue
+                return await player.rejoin()
             except LobbyError as e:
-                if resume is not None and (e.code in FINAL_RECONNECT or tries >= RECONNECT_TRIES):
-                    resume, tries = None, 0
-                else:
-                    self.tracker.bad(now())
-                    tries += 1
-                    await deferLater(world.reactor, RECONNECT_EVERY, lambda: None)
-                continue
-            finally:
-                if not client.protocol.closed.called:
-                    client.close()
-            session = resume[0] if resume is not None and resume[1] == found.game_id else None
+                if e.code in NO_MATCH_CODES:
+                    return None
+                self.tracker.bad(now())
+            except CancelledError:
+                raise
+            except Exception:
+                self.tracker.bad(now())
+            await self.wait(failures)
+            failures += 1
+
+    async def run(self) -> None:
+        player = self.new_player()
+        found = await self.find(player)
+        session: GameSession | None = None
+        # A game host that cannot be reached: since when, and how many tries.
+        unreachable_since: float | None = None
+        unreachable = 0
+        while True:
             outcome = await self.play(found, session)
             kind, _, reason = outcome.partition(":")
+            if kind == "connect_failed":
+                if unreachable_since is None:
+                    unreachable_since = now()
+                given_up = now() - unreachable_since >= POLICY.give_up_after
+                if not given_up:
+                    await self.wait(unreachable)
+                    unreachable += 1
+            else:
+                unreachable_since, unreachable, given_up = None, 0, False
             if kind == "finished":
-                resume, tries = None, 0
                 self.matches_played += 1
-            elif kind == "aborted":
-                resume = (None, None) if reason in REQUEUED else None
-                tries = 0
-            elif kind == "closed":
-                resume = (self.session, found.game_id)
-            else:  # connect_failed: ask the lobby again, a few times
-                tries += 1
-                resume = (None, None) if tries < RECONNECT_TRIES else None
-                if resume is None:
-                    tries = 0
-                await deferLater(world.reactor, RECONNECT_EVERY, lambda: None)
+            if kind == "finished" or given_up or (kind == "aborted" and reason not in REQUEUED):
+                player = self.new_player(player)
+                found, session = await self.find(player), None
+                continue
+            # A lost session, a place kept in the queue, a host not reached (yet).
+            rejoined = await self.rejoin(player)
+            if rejoined is None:
+                found, session = await self.find(player), None
+            else:
+                found = rejoined
+                session = self.session if same_match(self.session, found) else None
 
     async def play(self, found: MatchFound, session: GameSession | None) -> str:
         world = self.world
@@ -369,8 +447,8 @@ class Player:
             view.outcomes[self.name] = f"connect_failed:{e.reason}"
             return f"connect_failed:{e.reason}"
         session = self.session
-        assert self.player_id is not None
-        driver = BotDriver(session, world.game.make_bot(self.player_id,
+        assert self.who.player_id is not None
+        driver = BotDriver(session, world.game.make_bot(self.who.player_id,
                                                         random.Random(world.rng.random())),
                            float(world.settings["think"]), world.reactor)  # fmt: skip
         driver.attach()
@@ -436,21 +514,11 @@ async def probe(world: World, number: int, home: int, source: str) -> None:
     name = f"probe{number}"
     world.probes_in_flight[number] = started
     record: dict[str, Any] = {"started": started, "ok": False}
-    failover = Failover(world.reactor, world.lobbies, home, source)
-    client: LobbyClient | None = None
+    player = world.lobby_player(Who(name, source), home)
     try:
-        client = await failover.connect()
-        hello, _ = await world.request(name, client, "hello", {"type": "hello", "name": name})
-        player_id = str(hello["player_id"])
-        world.known.add(player_id)
-        _, match = await world.request(
-            name,
-            client, "queue", {"type": "queue", "game": world.settings["probe_game"]},
-            expect_match=True,
-        )  # fmt: skip
-        assert match is not None
-        match.addTimeout(float(world.settings["probe_give_up"]), world.reactor)
-        found = await match
+        matched = player.find_match(world.settings["probe_game"])
+        matched.addTimeout(float(world.settings["probe_give_up"]), world.reactor)
+        found = await matched
         record.update(game_id=found.game_id, port=found.port)
         world.requests["connect"] += 1
         try:
@@ -479,13 +547,9 @@ async def probe(world: World, number: int, home: int, source: str) -> None:
         record["ok"] = not record["ghost"] and session.phase != "aborted"
         await session.leave()
         await session.disconnect()
-    except Exception as e:  # a probe reports what went wrong
-        if isinstance(e, LobbyError):
-            world.errors[e.code] += 1
+    except Exception as e:  # a probe reports what went wrong (its error codes are counted)
         record["error"] = f"{type(e).__name__}: {e}"
     finally:
-        if client is not None and not client.protocol.closed.called:
-            client.close()
         record["ended"] = now()
         record["took"] = record["ended"] - started
         world.probes.append(record)
@@ -577,11 +641,14 @@ def main() -> None:
 
     control = start_control(reactor, {"fault": fault, "running": running})
 
+    def failed(failure: Any) -> None:
+        control.emit("error", message=str(failure.value), traceback=failure.getTraceback())
+
     async def start() -> None:
         for player in world.players:
             # Spread over two seconds: matches that all start together end together.
-            reactor.callLater(world.rng.uniform(0, 2),
-                              lambda p=player: Deferred.fromCoroutine(p.run()))  # fmt: skip
+            reactor.callLater(world.rng.uniform(0, 2), lambda p=player: Deferred.fromCoroutine(
+                p.run()).addErrback(failed))  # fmt: skip
         # Ready once every waiter is queued and the steady players have played a while.
         for waiter in waiters:
             await waiter.queued_once
@@ -595,9 +662,6 @@ def main() -> None:
         await deferLater(reactor, float(settings["warmup"]), lambda: None)
         running = sum(1 for v in world.matches.values() if v.connected and v.ended_at is None)
         control.emit("ready", running=running, matches=len(world.matches))
-
-    def failed(failure: Any) -> None:
-        control.emit("error", message=str(failure.value), traceback=failure.getTraceback())
 
     reactor.callWhenRunning(lambda: Deferred.fromCoroutine(start()).addErrback(failed))
     reactor.run()

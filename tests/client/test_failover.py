@@ -11,6 +11,7 @@ import re
 import attrs
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import Clock, deferLater
@@ -29,7 +30,7 @@ from vinom.client.failover import (
     NoLobbyAvailable,
 )
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import LobbyAddress
+from vinom.client.lobby import LobbyAddress, LobbyClient, LobbyClientProtocol, client_tls_options
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHost
 from vinom.server.certs import ensure_dev_certificate
@@ -227,6 +228,43 @@ class LobbyPlayerTests(TestCase):
         assert player.welcome is not None
         self.assertNotEqual(player.welcome.player_id, "p-0000000000000001")
         self.assertEqual(statuses[0], "searching")
+        session = await connect_game(reactor, found)
+        await session.leave()
+        theirs = await partner
+        self.assertEqual(theirs.match_id, found.game_id)
+
+    async def test_a_connect_function_opens_every_lobby_connection(self) -> None:
+        # A client that opens its connections itself (here from a source address of its
+        # own) gives LobbyPlayer a `connect`: every attempt goes through it.
+        server = await start_server(self, ports=2)
+        dead = await dead_address()
+        attempts: list[tuple[LobbyAddress, float]] = []
+        sources: list[str] = []
+
+        def connect(address: LobbyAddress, timeout: float) -> Deferred[LobbyClient]:
+            attempts.append((address, timeout))
+            endpoint = TCP4ClientEndpoint(reactor, address.host, address.port, timeout=timeout,
+                                          bindAddress=("127.0.0.2", 0))  # fmt: skip
+            made = connectProtocol(
+                wrapClientTLS(client_tls_options(address.trust), endpoint), LobbyClientProtocol()
+            )
+
+            def client(protocol: LobbyClientProtocol) -> LobbyClient:
+                sources.append(protocol.transport.getHost().host)  # type: ignore[union-attr]
+                return LobbyClient(protocol)
+
+            return made.addCallback(client)
+
+        player = LobbyPlayer(reactor, [dead, server.lobby], "bound", policy=FAST, connect=connect)
+        matched = player.find_match("tictactoe")
+        partner = Deferred.fromCoroutine(
+            play_bot(reactor, server.lobby, GAME, "partner", rng=random.Random(1))
+        )
+        found = await matched
+        timeout = FAST.attempt_timeout
+        self.assertEqual(attempts, [(dead, timeout), (server.lobby, timeout)])
+        self.assertEqual(sources, ["127.0.0.2"])
+        self.assertEqual(player.lobby_changes, 1)
         session = await connect_game(reactor, found)
         await session.leave()
         theirs = await partner

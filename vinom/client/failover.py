@@ -17,6 +17,11 @@ player through the lobbies with it: `hello` and `queue` to a `match_found`
 game session or a lost lobby connection (`rejoin`). A lost connection while
 queued is followed by `reconnect` (a match may have formed meanwhile) and, if
 the player has no match, by `requeue`.
+
+Each lobby connection is opened by `connect_lobby`, or by the `connect`
+function given to `LobbyPlayer` (`LobbyConnect`): a client that must open
+its connections otherwise (from a source address of its own, through a
+proxy, with its own protocol) passes one.
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ MOVE_ON_CODES = frozenset(
 )
 # Answers to `reconnect` that no other lobby would change: the player has no match.
 NO_MATCH_CODES = frozenset({"bad_secret", "no_active_match"})
+
+# Opens a lobby connection: (the address, the seconds the attempt may take) to the
+# `LobbyClient`, as `connect_lobby` does (the default).
+LobbyConnect = Callable[[LobbyAddress, float], Deferred[LobbyClient]]
 
 
 class NoLobbyAvailable(Exception):
@@ -191,7 +200,8 @@ class LobbyPlayer:
 
     `lobbies` is one address or several; `start` is the index of the one to try
     first (spread many clients over the lobbies by giving each another start).
-    `on_queued` sees every `Queued` frame, whichever lobby sent it.
+    `on_queued` sees every `Queued` frame, whichever lobby sent it. `connect`
+    opens each lobby connection instead of `connect_lobby` (`LobbyConnect`).
     """
 
     def __init__(
@@ -204,12 +214,14 @@ class LobbyPlayer:
         policy: FailoverPolicy = DEFAULT_POLICY,
         rng: random.Random | None = None,
         on_queued: QueuedCallback | None = None,
+        connect: LobbyConnect | None = None,
     ) -> None:
         addresses = (lobbies,) if isinstance(lobbies, LobbyAddress) else tuple(lobbies)
         self.reactor = reactor
         self.name = name
         self.rotation = LobbyRotation(addresses, policy, index=start)
         self.on_queued = on_queued
+        self._connect = connect or self._connect_lobby
         self.welcome: Welcome | None = None
         # How many times a lobby failed and the player moved to the next address.
         self.lobby_changes = 0
@@ -220,6 +232,11 @@ class LobbyPlayer:
     def lobby(self) -> LobbyAddress:
         """The address in use (or to be tried next)."""
         return self.rotation.current
+
+    def _connect_lobby(self, address: LobbyAddress, timeout: float) -> Deferred[LobbyClient]:
+        return connect_lobby(
+            self.reactor, address.host, address.port, trust=address.trust, timeout=timeout
+        )
 
     def find_match(
         self, game: str, rating: float | None = None, *, queue: str = "normal"
@@ -273,10 +290,7 @@ class LobbyPlayer:
             watch = _Watch(self.reactor, self.rotation.policy)
             try:
                 timeout = self.rotation.policy.attempt_timeout
-                client = await connect_lobby(
-                    self.reactor, address.host, address.port, trust=address.trust,
-                    timeout=timeout,
-                ).addTimeout(timeout, self.reactor)  # fmt: skip
+                client = await self._connect(address, timeout).addTimeout(timeout, self.reactor)
                 client.protocol.served.addCallback(lambda _: self.rotation.succeeded())
                 watch.start(client)
                 found: MatchFound = await step(client)
