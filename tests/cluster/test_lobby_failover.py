@@ -54,7 +54,9 @@ class Command(ProcessProtocol):
             self.ended.callback((None, None))
 
 
-class LobbyFailoverTests(ClusterTestCase):
+class BotsCommandCase(ClusterTestCase):
+    """Runs `vinom bots` as a child process and waits on what it says."""
+
     timeout = 120
 
     def vinom_bots(self, lobbies: list[LobbyAddress], *args: str) -> tuple[Command, Any]:
@@ -100,6 +102,8 @@ class LobbyFailoverTests(ClusterTestCase):
         process.transport.signalProcess("KILL")
         await process.output.ended
 
+
+class LobbyFailoverTests(BotsCommandCase):
     async def test_a_queued_bot_requeues_through_the_second_lobby_when_the_first_dies(
         self,
     ) -> None:
@@ -185,3 +189,31 @@ class LobbyFailoverTests(ClusterTestCase):
         # The bot that started at the dead lobby moved on from it.
         self.assertGreaterEqual(summary["reports"][0]["lobby_changes"], 1)
         self.assertEqual(self.hosted_matches(host), [match_id])
+
+
+class HostCrashTests(BotsCommandCase):
+    async def test_bots_whose_host_dies_take_their_kept_place_and_finish_elsewhere(
+        self,
+    ) -> None:
+        # A host whose worker outlives it for a moment: the worker tells its players
+        # `aborted`, `host_crashed` (docs/lobby.md: a place kept at the head of the queue).
+        doomed = await self.start("host", "--host-workers", "1", ports=4)
+        lobby_process = await self.start("lobby")
+        lobby = self.lobby_address(lobby_process)
+        # A slow pace keeps the match running until the host is killed.
+        command, _ = self.vinom_bots([lobby], "--count", "2", "--seed", "5", "--think", "0.5")
+
+        async def hosted() -> bool:
+            return bool(self.hosted_matches(doomed))
+
+        await self.until("the first match to start", hosted, command)
+        (first,) = self.hosted_matches(doomed)
+        survivor = await self.start("host", ports=4)
+        await self.kill(doomed)
+        summary = await self.finished(command)
+        for bot in summary["reports"]:
+            self.assertEqual(bot["outcome"], "finished", bot)
+            self.assertNotEqual(bot["match_id"], first)
+            self.assertGreaterEqual(bot["reconnects"], 1, bot)
+        (second,) = {bot["match_id"] for bot in summary["reports"]}
+        self.assertEqual(self.hosted_matches(survivor), [second])

@@ -183,9 +183,10 @@ def _report(
     )  # fmt: skip
 
 
-# A match aborted for this reason keeps its connected players a place at the head
-# of the queue, claimed with `reconnect` (docs/lobby.md).
-PLACE_KEPT_REASONS = ("players_missing",)
+# A match aborted for these reasons keeps its connected players (for host_crashed:
+# all of them) a place at the head of the queue, claimed with `reconnect`
+# (docs/lobby.md).
+PLACE_KEPT_REASONS = ("players_missing", "host_crashed")
 
 
 def _worth_rejoining(final: dict[str, Any]) -> bool:
