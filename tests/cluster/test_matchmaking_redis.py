@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -584,6 +585,36 @@ class RedisRestartTests(TestCase):
             self.assertEqual(
                 sorted(m.player_ids for m in lobby.heard), [("waiting", "newcomer"), ("x", "y")]
             )
+
+    async def test_a_restore_after_a_failover_that_fails_is_tried_again(self) -> None:
+        # After a failover the promoted replica lacks a ticket the lobby holds (its lease
+        # is there: the heartbeat sees nothing amiss), and Redis refuses writes for a
+        # moment (a master short of replicas: NOREPLICAS), so the first restore fails.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(lobby_lease=3600.0, tick_every=0.1, call_timeout=1.0)
+        lobby = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        await lobby.matchmaker.enqueue(ticket("lost"))
+        self.assertEqual(redis.command("DEL", "vinom:mm:t:lost"), b":1")
+        self.assertEqual(redis.command("ZREM", "vinom:mm:q:tictactoe:normal", "lost"), b":1")
+        self.assertEqual(redis.command("CONFIG", "SET", "min-replicas-to-write", "1"), b"+OK")
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        await lobby.matchmaker.restore_tickets()  # fails: logged, not raised
+        self.assertIsNone(await lobby.matchmaker.position("lost"))
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual(redis.command("CONFIG", "SET", "min-replicas-to-write", "0"), b"+OK")
+        # Writes are taken again: a tick puts the ticket back, and the player is matched.
+        await wait_until_async(self, lambda: lobby.matchmaker.position("lost"), 1, 5,
+                               "the ticket put back")  # fmt: skip
+        await lobby.matchmaker.enqueue(ticket("partner"))
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("lost", "partner"))
+        # Five ticks failed meanwhile: one warning for them, one line once they work.
+        said = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith(
+            "vinom.cluster.matchmaker")]  # fmt: skip
+        self.assertEqual(len([s for s in said if "the matchmaker's tick failed" in s]), 1, said)
+        self.assertEqual(len([s for s in said if "tick works again" in s]), 1, said)
 
     async def test_lobbies_carry_on_after_redis_forgets_their_script(self) -> None:
         # SCRIPT FLUSH (an operator's, or a failover to a replica that never ran it):
