@@ -48,6 +48,10 @@ class MemoryHostRegistry:
     # Each host's record, when its TTL runs out and when it registered.
     _hosts: dict[str, tuple[HostRecord, float, float]] = field(factory=dict, init=False)
     _departed: set[str] = field(factory=set, init=False)
+    # Departures held back from claims, as the Redis registry holds them after Redis was
+    # away (vinom.cluster.watch); and how many times `get` was called.
+    holding: bool = field(default=False, init=False)
+    reads: int = field(default=0, init=False)
 
     def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
         check_ttl(ttl)
@@ -78,11 +82,14 @@ class MemoryHostRegistry:
 
     def claim_departed(self) -> Deferred[list[str]]:
         self._expire()
+        if self.holding:
+            return succeed([])
         departed, self._departed = sorted(self._departed), set()
         return succeed(departed)
 
     def get(self, host_id: str) -> Deferred[HostRecord | None]:
         self._expire()
+        self.reads += 1
         found = self._hosts.get(host_id)
         return succeed(None if found is None else found[0])
 

@@ -31,6 +31,7 @@ from twisted.trial.unittest import TestCase
 from tests.support.ports import free_tcp_port
 from tests.support.redis_server import RedisServer, start_redis
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.cluster.watch import WATCH_BREAK
 from vinom.errors import BackendUnavailable
 from vinom.match import Match, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
@@ -477,6 +478,37 @@ class DeadLobbyTests(TestCase):
         self.assertEqual(lobby.heard[0].player_ids, ("stalled", "partner"))
         await deferLater(reactor, 0.3, lambda: None)
         self.assertIsNone(await lobby.matchmaker.position("returned"))
+
+    async def test_after_redis_was_away_a_lobby_has_a_full_lease_to_come_back(self) -> None:
+        # Redis stalls for longer than a lease and the watch guard's break (every lease
+        # and the guard's key expire on its clock); one lobby comes back at once, the
+        # other (stalled with it) a moment later.
+        redis = await start_redis(self)
+        lease = 1.0
+        settings = {"lobby_lease": lease, "tick_every": 0.1}
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
+                    "tickets": [{"player_id": "waiting", "name": "W", "game": "tictactoe",
+                                 "rating": None, "queued_at": 0.0}]},
+        )  # fmt: skip
+        lobby = await start_lobby(self, redis.port, {"tictactoe": 2},
+                                  RedisMatchmakerSettings(lobby_lease=lease, tick_every=0.1))
+        self.assertEqual(await lobby.matchmaker.position("waiting"), 1)
+        child.transport.signalProcess(signal.SIGSTOP)  # type: ignore[attr-defined]
+        self.addCleanup(lambda: child.ended.called or child.transport.signalProcess(signal.SIGCONT))
+        redis.pause()
+        await deferLater(reactor, lease + WATCH_BREAK + 0.3, lambda: None)
+        redis.resume()
+        # The living lobby's passes meet the ticket of a lobby whose lease has lapsed:
+        # it waits (the lobby is away) for a lease and a tick after Redis came back.
+        back = time.monotonic()
+        while time.monotonic() - back < lease * 0.9:
+            self.assertEqual(await lobby.matchmaker.position("waiting"), 1)
+            await deferLater(reactor, 0.05, lambda: None)
+        child.transport.signalProcess(signal.SIGCONT)  # type: ignore[attr-defined]
+        await lobby.matchmaker.enqueue(ticket("partner"))
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("waiting", "partner"))
 
 
 class PartyMemberLobbyTests(TestCase):

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -24,6 +25,7 @@ from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
@@ -505,3 +507,102 @@ class DeadHostTests(TestCase):
         self.assertEqual(hosting.running_games, 0)
         # The lobby claimed the departure: no other reader gets it.
         self.assertEqual(await registry.claim_departed(), [])
+
+    async def test_the_players_of_one_host_wait_on_one_proof_of_life(self) -> None:
+        # A host dies: all its players reconnect at once. One proof per host, shared:
+        # its reads of the registry do not grow with the players.
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-1", 0), DEFAULT_PLACEMENT.host_ttl)
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        matches = [Match(f"m-{i}", "duel", players, 1.0) for i in range(20)]
+        for match in matches:
+            hosting.handle_message(json.dumps({
+                "event": "placed", "match_id": match.match_id, "host_id": "h-1",
+                "address": {"host": "127.0.0.1", "port": 7400},
+            }))  # fmt: skip
+            await hosting.host_match(match)
+        confirmed = [hosting.confirm_running(match.match_id) for match in matches]
+        for _ in range(40):  # no heartbeat: its registration lapses after host_ttl
+            clock.advance(0.1)
+        self.assertEqual([await d for d in confirmed], [False] * 20)
+        self.assertEqual(hosting.running_games, 0)
+        # One read per poll (every heartbeat_every / 5) for the one proof, and one more.
+        polls = (DEFAULT_PLACEMENT.host_ttl + DEFAULT_PLACEMENT.heartbeat_every) / (
+            DEFAULT_PLACEMENT.heartbeat_every / 5)  # fmt: skip
+        self.assertLessEqual(registry.reads, polls + 2)
+
+    async def test_a_host_missing_while_its_departure_is_held_back_is_not_dead(self) -> None:
+        # Right after Redis was away, every host key has expired and the registry holds
+        # the departures back (the watch guard): a reconnect does not end the match.
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-1", 0), DEFAULT_PLACEMENT.host_ttl)
+        match, ended = await self.placed(hosting, "h-1")
+        registry.holding = True
+        clock.advance(DEFAULT_PLACEMENT.host_ttl + 0.1)  # its key expired meanwhile
+        confirmed = hosting.confirm_running(match.match_id)
+        clock.advance(1.0)
+        await registry.register(self.record("h-1", clock.seconds()), DEFAULT_PLACEMENT.host_ttl)
+        clock.advance(0.1)
+        self.assertTrue(await confirmed)
+        self.assertEqual((ended, hosting.running_games), ([], 1))
+        # One that never comes back is left be, until the registry lets its departure
+        # be claimed.
+        registry.holding = True
+        clock.advance(DEFAULT_PLACEMENT.host_ttl + 0.1)
+        confirmed = hosting.confirm_running(match.match_id)
+        for _ in range(40):
+            clock.advance(0.1)
+        self.assertTrue(await confirmed)
+        self.assertEqual((ended, hosting.running_games), ([], 1))
+        registry.holding = False
+        self.assertFalse(await self._confirm(hosting, clock, match))
+        self.assertEqual(ended, [MatchEnded("m-1", "aborted", None, "host_crashed")])
+
+    async def _confirm(self, hosting: RemoteMatchHosting, clock: Clock, match: Match) -> bool:
+        confirmed = hosting.confirm_running(match.match_id)
+        for _ in range(40):
+            clock.advance(0.1)
+        return bool(await confirmed)
+
+    async def test_reading_the_hosts_while_redis_is_away_is_one_line_and_one_on_recovery(
+        self,
+    ) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        clock = Clock()
+        away = _Away(MemoryHostRegistry(clock))
+        hosting = RemoteMatchHosting(redis=redis, registry=away, clock=clock)  # type: ignore[arg-type]
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        clock.pump([DEFAULT_PLACEMENT.refresh_every] * 20)  # 21 reads fail, for ten seconds
+        away.away = False
+        clock.pump([DEFAULT_PLACEMENT.refresh_every] * 4)
+        said = [formatEvent(e) for e in events
+                if e.get("log_namespace", "").startswith("vinom.cluster.placement")]  # fmt: skip
+        self.assertEqual(said, [
+            "reading the live game hosts failed: Redis did not answer (logged again once it "
+            "works)",
+            "reading the live game hosts works again, after 10.5 s of failures",
+        ])  # fmt: skip
+
+
+class _Away:
+    """A registry that fails (Redis away) while `away`, else is `registry`."""
+
+    def __init__(self, registry: MemoryHostRegistry) -> None:
+        self.registry = registry
+        self.away = True
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.registry, name)
+
+        def called(*args: Any) -> Any:
+            if self.away:
+                return fail(BackendUnavailable("Redis did not answer"))
+            return call(*args)
+
+        return called

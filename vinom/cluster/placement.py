@@ -288,8 +288,11 @@ class RemoteMatchHosting(Service):
         players of a host that died all reconnect at once, and wait on the same one."""
         waiter: Deferred[bool] = Deferred()
         waiting = self._proving.get(host_id)
-        if waiting is None:
-            waiting = self._proving[host_id] = []
+        if waiting is not None:
+            waiting.append(waiter)
+        else:
+            # (Waiting before the proof starts: it may be over at once.)
+            self._proving[host_id] = [waiter]
 
             def proven(result: bool | Failure) -> None:
                 for each in self._proving.pop(host_id, []):
@@ -299,7 +302,6 @@ class RemoteMatchHosting(Service):
                         each.callback(result)
 
             Deferred.fromCoroutine(self._prove(host_id)).addBoth(proven)
-        waiting.append(waiter)
         return waiter
 
     async def _prove(self, host_id: str) -> bool:
