@@ -22,7 +22,12 @@ from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.redis_server import start_redis
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.client import (
+    RedisClient,
+    RedisSubscription,
+    client_endpoint,
+    parse_redis_url,
+)
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.errors import BackendUnavailable
@@ -33,6 +38,7 @@ from vinom.identity import hash_secret
 from vinom.lobby.config import LobbyConfig
 from vinom.match import Match, MatchEnded, Ticket, match_to_json, outcome_from_json, outcome_to_json
 from vinom.protocol.address import HostAddress
+from vinom.server.logs import ServerRoot
 from vinom.store.interfaces import MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
@@ -383,6 +389,75 @@ class FormerPlacesTests(TestCase):
         clock.advance(5.0)
         await redis.handler.ping()
         self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+
+
+class _SlowPort:
+    """A game port whose closing takes until the test says so (a worker's games stop
+    asynchronously)."""
+
+    def __init__(self) -> None:
+        self.closed: Deferred[None] = Deferred()
+
+    def stopListening(self) -> Deferred[None]:
+        return self.closed
+
+
+class HostStopTests(TestCase):
+    """On a real Redis: a game host that stops (as `twistd vinom` stops its services, the
+    agent and the hosting service at once) leaves the registry only once its games have
+    stopped and their ends are announced, so that no lobby ends them as a dead host's."""
+
+    timeout = 30
+
+    async def test_a_clean_stop_ends_its_matches_as_shutdown_never_host_crashed(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        heard: list[dict[str, Any]] = []
+        channel = RedisSubscription(client_endpoint(redis.settings, reactor), "vinom:placements",
+                                    lambda text: heard.append(json.loads(text)), reactor)
+        channel.start()
+        self.addCleanup(channel.stop)
+        await channel.when_subscribed()
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        root = ServerRoot()
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.setServiceParent(root)
+        HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                  public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                  host_id="h-test").setServiceParent(root)  # fmt: skip
+        root.startService()
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
+                   "lobby_id": "l-test"}  # fmt: skip
+        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        slow = _SlowPort()
+        factory.hosts[7400].listening_port = slow  # type: ignore[assignment]
+        # A lobby reads the registry all along (and may end what a departed host left).
+        lobby = RedisHostRegistry(redis, settle=0.0)
+        reading = True
+
+        async def read() -> None:
+            while reading:
+                await lobby.claim_departed()
+                await deferLater(reactor, 0.02, lambda: None)
+
+        reader = Deferred.fromCoroutine(read())
+        stopped = root.stopService()
+        await deferLater(reactor, 0.3, lambda: None)
+        # Still stopping its game: still registered.
+        self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 1)
+        slow.closed.callback(None)
+        await stopped
+        await deferLater(reactor, 0.2, lambda: None)
+        reading = False
+        await reader
+        ended = [m for m in heard if m["event"] == "ended"]
+        self.assertEqual([(m["match_id"], m["outcome"]) for m in ended], [("m-1", None)])
+        # Gone, with nothing left for a lobby to claim.
+        self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 0)
+        self.assertEqual(await redis.handler.sismember("vinom:hosts", "h-test"), 0)
 
 
 class HostTakesRequestsTests(TestCase):
