@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -83,6 +83,8 @@ class HostAgent(Service):
         self.draining = False
         # Announcements of ends not answered yet (the host leaves the registry after them).
         self._ending: set[Deferred[None]] = set()
+        # The last registration sent (the host unregisters after its answer).
+        self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
         self.refused = 0
 
@@ -118,7 +120,9 @@ class HostAgent(Service):
             self._registered = False
 
         d = self._registry.register(self.record(), self._settings.host_ttl)
-        return d.addCallbacks(registered, failed)
+        d.addCallbacks(registered, failed)
+        self._last_beat = d
+        return d
 
     def startService(self) -> None:
         super().startService()
@@ -165,19 +169,26 @@ class HostAgent(Service):
         return Deferred.fromCoroutine(self._leave())
 
     async def _leave(self) -> None:
-        stopped = self._hosting.when_all_ended()
-        timer = self._clock.callLater(STOP_WAIT, stopped.cancel)
-        try:
-            await stopped
-        except CancelledError:
+        stopped: Deferred[bool] = Deferred()
+
+        def settle(ended: bool) -> None:
+            if not stopped.called:
+                stopped.callback(ended)
+
+        self._hosting.when_all_ended().addCallback(lambda _: settle(True))
+        timer = self._clock.callLater(STOP_WAIT, settle, False)
+        if await stopped:
+            if timer.active():
+                timer.cancel()
+        else:
             self.log.warn("game host {host_id}: its games did not stop within {seconds} s; "
                           "unregistering", host_id=self.host_id, seconds=STOP_WAIT)  # fmt: skip
-        else:
-            timer.cancel()
         # Each end's announcement answered (or failed) before the host leaves.
         await DeferredList(list(self._ending))
         if self._heartbeat.running:
             self._heartbeat.stop()
+        # A heartbeat still out would register the host again after it left.
+        await DeferredList([self._last_beat])
         await self._unregister()
 
     async def _serve(self) -> None:
