@@ -223,7 +223,8 @@ def build_hosting(
     hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url))
     agent = None
     if shared.redis is not None:
-        # After the hosting service: it leaves the registry before the games stop.
+        # Stops with the hosting service; leaves the registry once the games have stopped
+        # and their ends are announced (HostAgent.stopService).
         agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor)  # fmt: skip
