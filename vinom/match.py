@@ -25,6 +25,10 @@ RANKED_QUEUE = "ranked"
 
 QUEUES = (NORMAL_QUEUE, RANKED_QUEUE)
 
+HOST_CRASHED = "host_crashed"
+"""The reason of the end of a match whose game host died (a worker process, or a whole
+host process): its players are not to blame and keep a place at the head of the queue."""
+
 
 @frozen
 class Ticket:

@@ -31,6 +31,7 @@ from vinom.cluster.hosts import (
     presence_channel,
 )
 from vinom.cluster.settings import DEFAULT_PLACEMENT
+from vinom.cluster.watch import WATCH_BREAK
 from vinom.errors import BackendUnavailable
 from vinom.match import outcome_from_json
 
@@ -48,6 +49,10 @@ class MemoryHostRegistry:
     # Each host's record, when its TTL runs out and when it registered.
     _hosts: dict[str, tuple[HostRecord, float, float]] = field(factory=dict, init=False)
     _departed: set[str] = field(factory=set, init=False)
+    # Departures held back from claims, as the Redis registry holds them after Redis was
+    # away (vinom.cluster.watch); and how many times `get` was called.
+    holding: bool = field(default=False, init=False)
+    reads: int = field(default=0, init=False)
 
     def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
         check_ttl(ttl)
@@ -57,8 +62,9 @@ class MemoryHostRegistry:
         return succeed(None)
 
     def unregister(self, host_id: str) -> Deferred[None]:
-        if self._hosts.pop(host_id, None) is not None:
-            self._departed.add(host_id)
+        # (No match is placed in this model: a host leaves with none left to end.)
+        self._hosts.pop(host_id, None)
+        self._departed.discard(host_id)
         return succeed(None)
 
     def _expire(self) -> None:
@@ -77,13 +83,20 @@ class MemoryHostRegistry:
 
     def claim_departed(self) -> Deferred[list[str]]:
         self._expire()
+        if self.holding:
+            return succeed([])
         departed, self._departed = sorted(self._departed), set()
         return succeed(departed)
 
     def get(self, host_id: str) -> Deferred[HostRecord | None]:
         self._expire()
+        self.reads += 1
         found = self._hosts.get(host_id)
         return succeed(None if found is None else found[0])
+
+    def departed(self, host_id: str) -> Deferred[bool]:
+        self._expire()
+        return succeed(host_id not in self._hosts and host_id not in self._departed)
 
 
 def host(host_id: str, free: int = 4, capacity: int = 8) -> HostRecord:
@@ -180,8 +193,13 @@ class HostRegistryContract:
         await self.registry.register(host("beating"), ttl * 10)
         self.assertEqual(await self.registry.claim_departed(), [])
         await self.registry.unregister("leaving")
+        # Gone at once, with no match left: nothing to claim.
+        self.assertTrue(await self.registry.departed("leaving"))
+        self.assertFalse(await self.registry.departed("quiet"))
         await self.pass_time(ttl * 1.2)
-        self.assertEqual(sorted(await self.registry.claim_departed()), ["leaving", "quiet"])
+        self.assertFalse(await self.registry.departed("quiet"))
+        self.assertEqual(sorted(await self.registry.claim_departed()), ["quiet"])
+        self.assertTrue(await self.registry.departed("quiet"))
         # Claimed: nobody else gets them.
         self.assertEqual(await self.registry.claim_departed(), [])
         self.assertEqual(await self.registry.live_hosts(), [host("beating")])
@@ -230,7 +248,12 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
 
     async def make_registry(self) -> Any:
         self.redis = await start_redis(self)
-        return RedisHostRegistry(self.client())
+        return self.lobby()
+
+    def lobby(self, client: RedisClient | None = None) -> RedisHostRegistry:
+        """A lobby's registry: with these tests' TTL, a host missing once Redis has been
+        watched for `ttl` is dead (vinom.cluster.watch)."""
+        return RedisHostRegistry(client or self.client(), settle=self.ttl)
 
     def client(self, **settings: Any) -> RedisClient:
         client = RedisClient.open(RedisSettings("127.0.0.1", self.redis.port, **settings), reactor)
@@ -242,7 +265,7 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
 
     async def test_every_lobby_process_sees_the_same_hosts(self) -> None:
         # A second pool, as a second lobby process on the same Redis would have.
-        other = RedisHostRegistry(self.client())
+        other = self.lobby()
         await self.registry.register(host("h-1", free=1), 30)
         await other.register(host("h-2", free=3), 30)
         self.assertEqual(await other.live_hosts(), [host("h-2", free=3), host("h-1", free=1)])
@@ -250,15 +273,17 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.assertEqual(await self.registry.live_hosts(), [host("h-2", free=3)])
 
     async def test_hosts_that_all_stopped_leave_no_key_behind(self) -> None:
-        registry = RedisHostRegistry(self.client(key_prefix="app-1:"), stall_grace=self.ttl)
+        registry = RedisHostRegistry(self.client(key_prefix="app-1:"), stall_grace=self.ttl,
+                                     settle=self.ttl)  # fmt: skip
         await registry.register(host("h-1"), self.ttl)
         await registry.register(host("h-2"), self.ttl / 2)
         raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
         self.addCleanup(raw.disconnect)
+        # (And the watch guard's key, which lapses once nobody calls: vinom.cluster.watch.)
         self.assertEqual(sorted(await raw.keys("*")),
                          ["app-1:host-heard:h-1", "app-1:host-heard:h-2", "app-1:host:h-1",
-                          "app-1:host:h-2", "app-1:hosts"])  # fmt: skip
-        await self.pass_time(self.ttl * 1.3)
+                          "app-1:host:h-2", "app-1:hosts", "app-1:watch"])  # fmt: skip
+        await self.pass_time(max(self.ttl, WATCH_BREAK) * 1.3)
         self.assertEqual(await raw.keys("*"), [])
     async def hear_channel(self) -> list[str]:
         """What the placement channel carries from now on."""
@@ -291,7 +316,7 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.assertEqual(await self.registry.claim_departed(), [])
         await self.pass_time(self.ttl * 1.3)
         # Three lobbies read the registry at once: exactly one claims the dead host.
-        lobbies = [RedisHostRegistry(self.client()) for _ in range(3)]
+        lobbies = [self.lobby() for _ in range(3)]
         claims = await gatherResults([lobby.claim_departed() for lobby in lobbies])
         self.assertEqual(sorted(claims), [[], [], ["doomed"]])
         await deferLater(reactor, 0.2, lambda: None)
@@ -316,8 +341,11 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         await self.registry.register(host("doomed"), self.ttl)  # a heartbeat
         raw = await txredisapi.Connection("127.0.0.1", self.redis.port, reconnect=False)
         self.addCleanup(raw.disconnect)
-        # No lobby reads the registry until long after its TTL ran out.
-        await self.pass_time(self.ttl * 2)
+        # No lobby reads the registry until long after its TTL ran out (another host
+        # beats meanwhile: Redis is watched, this is no outage).
+        for _ in range(8):
+            await self.registry.register(host("steady"), 30)
+            await self.pass_time(self.ttl / 4)
         self.assertEqual(await raw.exists("vinom:host:doomed"), 0)
         self.assertGreater(
             await raw.execute_command("PTTL", KEYS.host_matches("doomed")), self.ttl * 1000
@@ -359,7 +387,7 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.assertEqual(heard, [])
 
     async def test_a_host_paused_past_the_stall_grace_is_departed(self) -> None:
-        registry = RedisHostRegistry(self.client(), stall_grace=self.ttl * 2)
+        registry = RedisHostRegistry(self.client(), stall_grace=self.ttl * 2, settle=self.ttl)
         await self.hold_presence("stuck")
         await registry.register(host("stuck"), self.ttl)
         await self.place(self.client(), "stuck", "m-1")
@@ -384,9 +412,99 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         await self.pass_time(self.ttl * 1.3)
         self.assertEqual(await self.registry.claim_departed(), ["killed"])
         self.assertEqual(await self.registry.claim_departed(), [])
+    async def test_a_host_that_unregisters_with_matches_left_is_claimed(self) -> None:
+        heard = await self.hear_channel()
+        agent = self.client()
+        for host_id in ("clean", "hasty"):
+            await self.registry.register(host(host_id), 30)
+            await self.place(agent, host_id, f"m-{host_id}")
+        await announce_end(agent, KEYS, "clean", {"event": "ended", "match_id": "m-clean",
+                                                  "outcome": None})  # fmt: skip
+        await self.registry.unregister("clean")
+        await self.registry.unregister("hasty")  # its match's end was never announced
+        self.assertTrue(await self.registry.departed("clean"))
+        self.assertFalse(await self.registry.departed("hasty"))
+        # Claimed once Redis has been watched for the guard's window (a TTL here).
+        claimed: list[str] = []
+        for _ in range(int(self.ttl / 0.1) + 10):
+            claimed += await self.registry.claim_departed()
+            await self.pass_time(0.1)
+        self.assertEqual(claimed, ["hasty"])
+        await deferLater(reactor, 0.2, lambda: None)
+        ended = [m for m in map(json.loads, heard) if m["event"] == "ended"]
+        self.assertEqual([(m["match_id"], (m["outcome"] or {}).get("reason")) for m in ended],
+                         [("m-clean", None), ("m-hasty", "host_crashed")])  # fmt: skip
+
+    async def beat(self, registry: RedisHostRegistry, host_id: str, every: float,
+                   until: Deferred[None]) -> None:  # fmt: skip
+        """`host_id`'s heartbeats every `every` seconds until `until` fires."""
+        while not until.called:
+            await registry.register(host(host_id), self.ttl)
+            await self.pass_time(every)
+
+    async def test_after_redis_was_away_every_host_has_a_full_ttl_to_come_back(self) -> None:
+        # Redis away for longer than a host's TTL (a failover, a restart): nobody could
+        # call it, and every host key has expired when it is back.
+        hosts = self.client()
+        for host_id in ("back", "doomed"):
+            await self.registry.register(host(host_id), self.ttl)
+        heard = await self.hear_channel()
+        await self.place(hosts, "back", "m-1")
+        await self.pass_time(WATCH_BREAK + 0.2)
+        # The first lobby back claims nobody, however often it looks, until the watch
+        # has lasted a TTL: "back" registers again meanwhile and keeps its match.
+        lobby = self.lobby()
+        self.assertEqual(await lobby.claim_departed(), [])
+        self.assertFalse(await lobby.departed("doomed"))
+        stop: Deferred[None] = Deferred()
+        beating = Deferred.fromCoroutine(self.beat(self.lobby(hosts), "back", self.ttl / 4, stop))
+        back_at = reactor.seconds()
+        claimed: list[str] = []
+        while reactor.seconds() - back_at < self.ttl * 0.8:
+            claimed += await lobby.claim_departed()
+            await self.pass_time(0.05)
+        self.assertEqual(claimed, [])
+        # Past the guard's window a host that did not come back is dead, at once.
+        while not claimed:
+            self.assertLess(reactor.seconds() - back_at, self.ttl + 1.0)
+            claimed += await lobby.claim_departed()
+            await self.pass_time(0.05)
+        stop.callback(None)
+        await beating
+        self.assertEqual(claimed, ["doomed"])
+        self.assertTrue(await lobby.departed("doomed"))
+        self.assertFalse(await lobby.departed("back"))
+        self.assertEqual([json.loads(m)["event"] for m in heard], ["placed"])
+
+    async def test_a_death_while_redis_is_watched_is_noticed_within_the_ttl(self) -> None:
+        # The guard does not delay a real death: a lobby reads the registry every 0.1 s,
+        # two hosts beat, and one of them stops once the watch has lasted its window.
+        steady_stop: Deferred[None] = Deferred()
+        doomed_stop: Deferred[None] = Deferred()
+        every = self.ttl / 4
+        steady = Deferred.fromCoroutine(self.beat(self.lobby(), "steady", every, steady_stop))
+        doomed = Deferred.fromCoroutine(self.beat(self.lobby(), "doomed", every, doomed_stop))
+        lobby = self.lobby()
+        for _ in range(int(self.ttl / 0.1) + 3):
+            self.assertEqual(await lobby.claim_departed(), [])
+            await self.pass_time(0.1)
+        doomed_stop.callback(None)
+        await doomed
+        last_beat = reactor.seconds() - every  # at the latest
+        claimed: list[str] = []
+        while not claimed:
+            claimed += await lobby.claim_departed()
+            await self.pass_time(0.1)
+        noticed = reactor.seconds() - last_beat
+        steady_stop.callback(None)
+        await steady
+        self.assertEqual(claimed, ["doomed"])
+        # Its TTL after its last heartbeat, and the next read (a loaded machine's
+        # round trips aside): the usual bound.
+        self.assertLess(noticed, self.ttl + every + 0.5)
 
     async def test_calls_fail_clearly_while_redis_is_down(self) -> None:
-        registry = RedisHostRegistry(self.client(timeout=0.3))
+        registry = self.lobby(self.client(timeout=0.3))
         await registry.register(host("h-1"), 30)
         await self.redis.stop()
         await self.assertFailure(registry.live_hosts(), BackendUnavailable)

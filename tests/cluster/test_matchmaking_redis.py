@@ -24,12 +24,14 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.support.ports import free_tcp_port
 from tests.support.redis_server import RedisServer, start_redis
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.cluster.watch import WATCH_BREAK
 from vinom.errors import BackendUnavailable
 from vinom.match import Match, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
@@ -477,6 +479,37 @@ class DeadLobbyTests(TestCase):
         await deferLater(reactor, 0.3, lambda: None)
         self.assertIsNone(await lobby.matchmaker.position("returned"))
 
+    async def test_after_redis_was_away_a_lobby_has_a_full_lease_to_come_back(self) -> None:
+        # Redis stalls for longer than a lease and the watch guard's break (every lease
+        # and the guard's key expire on its clock); one lobby comes back at once, the
+        # other (stalled with it) a moment later.
+        redis = await start_redis(self)
+        lease = 1.0
+        settings = {"lobby_lease": lease, "tick_every": 0.1}
+        child, _ = await self.spawn_lobby(
+            redis, {"sizes": {"tictactoe": 2}, "settings": settings,
+                    "tickets": [{"player_id": "waiting", "name": "W", "game": "tictactoe",
+                                 "rating": None, "queued_at": 0.0}]},
+        )  # fmt: skip
+        lobby = await start_lobby(self, redis.port, {"tictactoe": 2},
+                                  RedisMatchmakerSettings(lobby_lease=lease, tick_every=0.1))
+        self.assertEqual(await lobby.matchmaker.position("waiting"), 1)
+        child.transport.signalProcess(signal.SIGSTOP)  # type: ignore[attr-defined]
+        self.addCleanup(lambda: child.ended.called or child.transport.signalProcess(signal.SIGCONT))
+        redis.pause()
+        await deferLater(reactor, lease + WATCH_BREAK + 0.3, lambda: None)
+        redis.resume()
+        # The living lobby's passes meet the ticket of a lobby whose lease has lapsed:
+        # it waits (the lobby is away) for a lease and a tick after Redis came back.
+        back = time.monotonic()
+        while time.monotonic() - back < lease * 0.9:
+            self.assertEqual(await lobby.matchmaker.position("waiting"), 1)
+            await deferLater(reactor, 0.05, lambda: None)
+        child.transport.signalProcess(signal.SIGCONT)  # type: ignore[attr-defined]
+        await lobby.matchmaker.enqueue(ticket("partner"))
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("waiting", "partner"))
+
 
 class PartyMemberLobbyTests(TestCase):
     async def test_a_partys_ticket_waits_while_a_member_is_not_held_by_a_live_lobby(
@@ -584,6 +617,36 @@ class RedisRestartTests(TestCase):
             self.assertEqual(
                 sorted(m.player_ids for m in lobby.heard), [("waiting", "newcomer"), ("x", "y")]
             )
+
+    async def test_a_restore_after_a_failover_that_fails_is_tried_again(self) -> None:
+        # After a failover the promoted replica lacks a ticket the lobby holds (its lease
+        # is there: the heartbeat sees nothing amiss), and Redis refuses writes for a
+        # moment (a master short of replicas: NOREPLICAS), so the first restore fails.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(lobby_lease=3600.0, tick_every=0.1, call_timeout=1.0)
+        lobby = await start_lobby(self, redis.port, {"tictactoe": 2}, settings)
+        await lobby.matchmaker.enqueue(ticket("lost"))
+        self.assertEqual(redis.command("DEL", "vinom:mm:t:lost"), b":1")
+        self.assertEqual(redis.command("ZREM", "vinom:mm:q:tictactoe:normal", "lost"), b":1")
+        self.assertEqual(redis.command("CONFIG", "SET", "min-replicas-to-write", "1"), b"+OK")
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        await lobby.matchmaker.restore_tickets()  # fails: logged, not raised
+        self.assertIsNone(await lobby.matchmaker.position("lost"))
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual(redis.command("CONFIG", "SET", "min-replicas-to-write", "0"), b"+OK")
+        # Writes are taken again: a tick puts the ticket back, and the player is matched.
+        await wait_until_async(self, lambda: lobby.matchmaker.position("lost"), 1, 5,
+                               "the ticket put back")  # fmt: skip
+        await lobby.matchmaker.enqueue(ticket("partner"))
+        await wait_until(lambda: len(lobby.heard) == 1, 5, "the match")
+        self.assertEqual(lobby.heard[0].player_ids, ("lost", "partner"))
+        # Five ticks failed meanwhile: one warning for them, one line once they work.
+        said = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith(
+            "vinom.cluster.matchmaker")]  # fmt: skip
+        self.assertEqual(len([s for s in said if "the matchmaker's tick failed" in s]), 1, said)
+        self.assertEqual(len([s for s in said if "tick works again" in s]), 1, said)
 
     async def test_lobbies_carry_on_after_redis_forgets_their_script(self) -> None:
         # SCRIPT FLUSH (an operator's, or a failover to a replica that never ran it):

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -21,9 +22,15 @@ from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.redis_server import start_redis
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient, RedisSubscription, parse_redis_url
+from vinom.cluster.client import (
+    RedisClient,
+    RedisSubscription,
+    client_endpoint,
+    parse_redis_url,
+)
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
@@ -31,6 +38,7 @@ from vinom.identity import hash_secret
 from vinom.lobby.config import LobbyConfig
 from vinom.match import Match, MatchEnded, Ticket, match_to_json, outcome_from_json, outcome_to_json
 from vinom.protocol.address import HostAddress
+from vinom.server.logs import ServerRoot
 from vinom.store.interfaces import MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
@@ -418,6 +426,76 @@ class FormerPlacesTests(TestCase):
         self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
 
 
+class _SlowPort:
+    """A game port whose closing takes until the test says so (a worker's games stop
+    asynchronously)."""
+
+    def __init__(self) -> None:
+        self.closed: Deferred[None] = Deferred()
+
+    def stopListening(self) -> Deferred[None]:
+        return self.closed
+
+
+class HostStopTests(TestCase):
+    """On a real Redis: a game host that stops (as `twistd vinom` stops its services, the
+    agent and the hosting service at once) leaves the registry only once its games have
+    stopped and their ends are announced, so that no lobby ends them as a dead host's."""
+
+    timeout = 30
+
+    async def test_a_clean_stop_ends_its_matches_as_shutdown_never_host_crashed(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        heard: list[dict[str, Any]] = []
+        channel = RedisSubscription(client_endpoint(redis.settings, reactor), "vinom:placements",
+                                    lambda text: heard.append(json.loads(text)), reactor)
+        channel.start()
+        self.addCleanup(channel.stop)
+        await channel.when_subscribed()
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        root = ServerRoot()
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.setServiceParent(root)
+        HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                  public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                  presence_endpoint=redis.endpoint(reactor),
+                  host_id="h-test").setServiceParent(root)  # fmt: skip
+        root.startService()
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
+                   "lobby_id": "l-test"}  # fmt: skip
+        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        slow = _SlowPort()
+        factory.hosts[7400].listening_port = slow  # type: ignore[assignment]
+        # A lobby reads the registry all along (and may end what a departed host left).
+        lobby = RedisHostRegistry(redis, settle=0.0)
+        reading = True
+
+        async def read() -> None:
+            while reading:
+                await lobby.claim_departed()
+                await deferLater(reactor, 0.02, lambda: None)
+
+        reader = Deferred.fromCoroutine(read())
+        stopped = root.stopService()
+        await deferLater(reactor, 0.3, lambda: None)
+        # Still stopping its game: still registered.
+        self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 1)
+        slow.closed.callback(None)
+        await stopped
+        await deferLater(reactor, 0.2, lambda: None)
+        reading = False
+        await reader
+        ended = [m for m in heard if m["event"] == "ended"]
+        self.assertEqual([(m["match_id"], m["outcome"]) for m in ended], [("m-1", None)])
+        # Gone, with nothing left for a lobby to claim.
+        self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 0)
+        self.assertEqual(await redis.handler.sismember("vinom:hosts", "h-test"), 0)
+
+
 class HostTakesRequestsTests(TestCase):
     """On a real Redis: a game host takes every placement request waiting in its list in
     one call, not one round trip each (a burst of matches is not left to time out)."""
@@ -541,3 +619,102 @@ class DeadHostTests(TestCase):
         self.assertEqual(hosting.running_games, 0)
         # The lobby claimed the departure: no other reader gets it.
         self.assertEqual(await registry.claim_departed(), [])
+
+    async def test_the_players_of_one_host_wait_on_one_proof_of_life(self) -> None:
+        # A host dies: all its players reconnect at once. One proof per host, shared:
+        # its reads of the registry do not grow with the players.
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-1", 0), DEFAULT_PLACEMENT.host_ttl)
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        matches = [Match(f"m-{i}", "duel", players, 1.0) for i in range(20)]
+        for match in matches:
+            hosting.handle_message(json.dumps({
+                "event": "placed", "match_id": match.match_id, "host_id": "h-1",
+                "address": {"host": "127.0.0.1", "port": 7400},
+            }))  # fmt: skip
+            await hosting.host_match(match)
+        confirmed = [hosting.confirm_running(match.match_id) for match in matches]
+        for _ in range(40):  # no heartbeat: its registration lapses after host_ttl
+            clock.advance(0.1)
+        self.assertEqual([await d for d in confirmed], [False] * 20)
+        self.assertEqual(hosting.running_games, 0)
+        # One read per poll (every heartbeat_every / 5) for the one proof, and one more.
+        polls = (DEFAULT_PLACEMENT.host_ttl + DEFAULT_PLACEMENT.heartbeat_every) / (
+            DEFAULT_PLACEMENT.heartbeat_every / 5)  # fmt: skip
+        self.assertLessEqual(registry.reads, polls + 2)
+
+    async def test_a_host_missing_while_its_departure_is_held_back_is_not_dead(self) -> None:
+        # Right after Redis was away, every host key has expired and the registry holds
+        # the departures back (the watch guard): a reconnect does not end the match.
+        hosting, registry, clock = await self.lobby()
+        await registry.register(self.record("h-1", 0), DEFAULT_PLACEMENT.host_ttl)
+        match, ended = await self.placed(hosting, "h-1")
+        registry.holding = True
+        clock.advance(DEFAULT_PLACEMENT.host_ttl + 0.1)  # its key expired meanwhile
+        confirmed = hosting.confirm_running(match.match_id)
+        clock.advance(1.0)
+        await registry.register(self.record("h-1", clock.seconds()), DEFAULT_PLACEMENT.host_ttl)
+        clock.advance(0.1)
+        self.assertTrue(await confirmed)
+        self.assertEqual((ended, hosting.running_games), ([], 1))
+        # One that never comes back is left be, until the registry lets its departure
+        # be claimed.
+        registry.holding = True
+        clock.advance(DEFAULT_PLACEMENT.host_ttl + 0.1)
+        confirmed = hosting.confirm_running(match.match_id)
+        for _ in range(40):
+            clock.advance(0.1)
+        self.assertTrue(await confirmed)
+        self.assertEqual((ended, hosting.running_games), ([], 1))
+        registry.holding = False
+        self.assertFalse(await self._confirm(hosting, clock, match))
+        self.assertEqual(ended, [MatchEnded("m-1", "aborted", None, "host_crashed")])
+
+    async def _confirm(self, hosting: RemoteMatchHosting, clock: Clock, match: Match) -> bool:
+        confirmed = hosting.confirm_running(match.match_id)
+        for _ in range(40):
+            clock.advance(0.1)
+        return bool(await confirmed)
+
+    async def test_reading_the_hosts_while_redis_is_away_is_one_line_and_one_on_recovery(
+        self,
+    ) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        clock = Clock()
+        away = _Away(MemoryHostRegistry(clock))
+        hosting = RemoteMatchHosting(redis=redis, registry=away, clock=clock)  # type: ignore[arg-type]
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        clock.pump([DEFAULT_PLACEMENT.refresh_every] * 20)  # 21 reads fail, for ten seconds
+        away.away = False
+        clock.pump([DEFAULT_PLACEMENT.refresh_every] * 4)
+        said = [formatEvent(e) for e in events
+                if e.get("log_namespace", "").startswith("vinom.cluster.placement")]  # fmt: skip
+        self.assertEqual(said, [
+            "reading the live game hosts failed: Redis did not answer (logged again once it "
+            "works)",
+            "reading the live game hosts works again, after 10.5 s of failures",
+        ])  # fmt: skip
+
+
+class _Away:
+    """A registry that fails (Redis away) while `away`, else is `registry`."""
+
+    def __init__(self, registry: MemoryHostRegistry) -> None:
+        self.registry = registry
+        self.away = True
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.registry, name)
+
+        def called(*args: Any) -> Any:
+            if self.away:
+                return fail(BackendUnavailable("Redis did not answer"))
+            return call(*args)
+
+        return called

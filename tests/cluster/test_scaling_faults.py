@@ -620,3 +620,21 @@ class HostDeathTests(ClusterTestCase):
         self.assertEqual(await self.redis_call("EXISTS", f"vinom:match:{found[0].game_id}"), 1)
         self.assertEqual([f["p"] for f in await gatherResults(finals)], ["finished"] * 2)
         self.assertNotIn("left the registry", lobby_process.text)
+
+
+class HostStopTests(ClusterTestCase):
+    """A game host stopped cleanly (SIGTERM) leaves the registry itself: no lobby takes
+    it for a dead host, nor says `host_crashed`."""
+
+    async def test_a_host_stopped_cleanly_is_not_taken_for_a_dead_one(self) -> None:
+        host = await self.start("host", ports=2)
+        lobby_process = await self.start("lobby")
+        host_id = self.host_id(host)
+        host.transport.signalProcess("TERM")
+        await host.output.ended
+        self.assertIn(f"game host {host_id} unregistered", host.text)
+        # Several registry reads of the lobby later: nothing to claim, nothing said.
+        await deferLater(reactor, DEFAULT_PLACEMENT.refresh_every * 4, lambda: None)
+        self.assertEqual(await self.redis_call("SISMEMBER", "vinom:hosts", host_id), 0)
+        self.assertNotIn(host_id, lobby_process.text)
+        self.assertNotIn("host_crashed", lobby_process.text)

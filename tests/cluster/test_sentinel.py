@@ -14,6 +14,8 @@ from __future__ import annotations
 import collections
 import os
 import random
+import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +44,7 @@ from vinom.cluster.client import (
     Script,
     parse_redis_url,
 )
-from vinom.cluster.settings import RedisSettings
+from vinom.cluster.settings import DEFAULT_PLACEMENT, RedisSettings
 from vinom.errors import BackendUnavailable
 from vinom.lobby.players import log_failure
 from vinom.server.startup import StartupError, check_redis
@@ -610,3 +612,67 @@ def said_last(events: list[dict[str, Any]]) -> str:
     """The master the last start-up check found."""
     found = [e["found"] for e in events if "Redis Sentinel" in str(e.get("log_format"))]
     return str(found[-1]).split(" ", 1)[0]
+
+
+class LongFailoverTests(ClusterTestCase):
+    """A failover that takes longer than a host's TTL and a lobby's lease, as production's
+    do (the sentinels' down-after-milliseconds alone is usually 5 s): on the promoted
+    replica every host key and lease has expired. The survivors judge nobody dead for
+    it (the watch guard, vinom.cluster.watch): the running match plays on."""
+
+    sentinel = True
+    timeout = 150
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        # (ClusterTestCase's, with other sentinel timings: the master is thought down
+        # only after 4 s without an answer, longer than host_ttl, 3 s.)
+        self.sentinels = await start_sentinel_cluster(self, down_after=4.0, failover_timeout=6.0)
+        self.redis_url = self.sentinels.url
+        self.key_file = os.path.abspath(self.mktemp())
+        with open(self.key_file, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(self.key_file, 0o600)
+
+    async def test_a_running_match_outlives_a_failover_longer_than_every_lease(self) -> None:
+        self.assertGreater(self.sentinels.down_after, DEFAULT_PLACEMENT.host_ttl)
+        host = await self.start("host", ports=4)
+        lobby_process = await self.start("lobby")
+        lobby = self.lobby_address(lobby_process)
+        steady = Deferred.fromCoroutine(play(lobby, "steady", random.Random(1), 2.0,
+                                             on_session=lambda _: None))  # fmt: skip
+        client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+        welcome = await client.hello("flaky")
+        found = await client.queue(GAME.name)
+        client.close()
+        session = await connect_game(reactor, found)
+        driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(2)),
+                           think_time=2.0, clock=reactor)  # fmt: skip
+        driver.attach()
+        self.sentinels.kill_master()
+        promoted = await self.sentinels.wait_for_failover()
+        # The host is slow to follow (stalled for a second at the promotion): the lobby
+        # reaches the new master first, and finds the host's key gone.
+        host.transport.signalProcess(signal.SIGSTOP)
+        await _sleep(1.0)
+        host.transport.signalProcess(signal.SIGCONT)
+        # Past the guard's window: the host registered again, nobody judged it dead.
+        await _sleep(DEFAULT_PLACEMENT.host_ttl + DEFAULT_PLACEMENT.heartbeat_every)
+        self.assertNotIn("left the registry", lobby_process.text)
+        # `reconnect` still answers for the match, on the same host (the player's own
+        # session plays on meanwhile).
+        again = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
+        self.addCleanup(again.close)
+        refound = await again.reconnect(welcome.player_id, welcome.secret)
+        self.assertEqual((refound.game_id, refound.host, refound.port),
+                         (found.game_id, found.host, found.port))  # fmt: skip
+        final = await session.finished
+        driver.cancel()
+        await session.disconnect()
+        theirs = await steady
+        self.assertEqual((final["p"], theirs.outcome, theirs.match_id),
+                         ("finished", "finished", found.game_id))  # fmt: skip
+        for process in (host, lobby_process):
+            self.assertNotIn("host_crashed", process.text)
+            self.assertNotIn("Traceback", process.text)
+        print(f"\nfailover with down-after 4 s: the sentinels named the promoted replica "
+              f"{promoted:.2f} s after SIGKILL; the running match finished", file=sys.stderr)

@@ -9,6 +9,7 @@ lapse with the lobby that refreshed them.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from zope.interface.verify import verifyObject
 from tests.store.test_store import raw_connection, redis_client
 from tests.support.redis_server import RedisServer, start_redis
 from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
+from vinom.cluster.watch import WATCH_BREAK
 from vinom.codes import CODE_ALPHABET
 from vinom.errors import BackendUnavailable
 from vinom.parties.interfaces import IPartyStore, Party, PartyChange, PartyError, PartyMember
@@ -252,9 +254,11 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         fast = RedisPartySettings(check_every=0.1)
 
         async def lobby_store(lobby_id: str) -> Any:
+            # A lapsed lease (0.3 s here, renewed every 0.1 s) counts once Redis has been
+            # watched for both (vinom.cluster.watch).
             store = RedisPartyStore(
                 client, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), reactor,
-                settings=fast, lobby_id=lobby_id, lease_prefix="vinom:mm",
+                settings=fast, lobby_id=lobby_id, lease_prefix="vinom:mm", lease_settle=0.4,
             )  # fmt: skip
             await store.start()
             self.addCleanup(store.stop)
@@ -279,6 +283,46 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         await deferLater(reactor, 0.5, lambda: None)
         self.assertEqual([c.event for c in heard].count("left"), 1)
         self.assertEqual((await here.party_of("a")).player_ids, ("a",))
+
+    async def test_after_redis_was_away_no_member_is_taken_out_before_a_full_lease(
+        self,
+    ) -> None:
+        # Redis stalls for longer than a lease and the watch guard's break: every lease
+        # has expired on its clock when it goes on, and the lobbies renew theirs only as
+        # they reconnect, the other one a moment after this one's first check.
+        client = await redis_client(self, self.redis)
+        lease = 1.0
+        store = RedisPartyStore(
+            client, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), reactor,
+            settings=RedisPartySettings(check_every=0.1), lobby_id="l-here",
+            lease_prefix="vinom:mm", lease_settle=lease + 0.1,
+        )  # fmt: skip
+        await store.start()
+        self.addCleanup(store.stop)
+        heard: list[PartyChange] = []
+        store.add_listener(heard.append)
+        lease_ms = str(int(lease * 1000))
+        for lobby in ("l-here", "l-there"):
+            await client.handler.execute_command("SET", f"vinom:mm:lobby:{lobby}", "1", "PX",
+                                                 lease_ms)  # fmt: skip
+        there = await self.make_store()
+        party = await store.create(member("a"))
+        await there.join(party.code, member("b"))
+        # (The other lobby's store names its lobby, as `twistd vinom` does.)
+        await client.handler.execute_command(
+            "HSET", f"vinom:party:{party.party_id}", "lobbies",
+            json.dumps({"a": "l-here", "b": "l-there"}),
+        )  # fmt: skip
+        await deferLater(reactor, 0.3, lambda: None)
+        self.redis.pause()
+        await deferLater(reactor, lease + WATCH_BREAK + 0.3, lambda: None)
+        self.redis.resume()
+        await client.handler.execute_command("SET", "vinom:mm:lobby:l-here", "1", "PX", lease_ms)
+        await deferLater(reactor, lease * 0.8, lambda: None)  # eight checks
+        await client.handler.execute_command("SET", "vinom:mm:lobby:l-there", "1", "PX", lease_ms)
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual([c.event for c in heard if c.event == "left"], [])
+        self.assertEqual((await store.party_of("b")).player_ids, ("a", "b"))
 
     async def test_racing_joins_never_overfill_a_party(self) -> None:
         stores = [self.store, await self.make_store(), await self.make_store()]

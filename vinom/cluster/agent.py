@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from vinom.cluster.channel import PlacementKeys, address_json, announce_end, decide
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry, presence_channel
+from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.errors import BackendUnavailable
 from vinom.hosting.service import GameHostingService
@@ -38,6 +39,9 @@ from vinom.match import (
 
 # Placement requests a host takes from its list in one call at most (RPOP's count).
 REQUESTS_PER_POP = 64
+
+# A stopping host waits this long at most for its games to stop before it unregisters.
+STOP_WAIT = 10.0
 
 
 def _ignore(message: str) -> None:
@@ -72,6 +76,8 @@ class HostAgent(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._capacity = hosting.free_ports
+        # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
+        self._popping = Outage(self.log, clock, "taking placement requests")
         self._heartbeat = LoopingCall(self.heartbeat)
         self._heartbeat.clock = clock
         # Open while this process lives (a paused one's too): `presence_endpoint`
@@ -88,6 +94,10 @@ class HostAgent(Service):
         self._announce_again = False
         self._quiet: IDelayedCall | None = None
         self.draining = False
+        # Announcements of ends not answered yet (the host leaves the registry after them).
+        self._ending: set[Deferred[None]] = set()
+        # The last registration sent (the host unregisters after its answer).
+        self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
         self.refused = 0
 
@@ -123,7 +133,9 @@ class HostAgent(Service):
             self._registered = False
 
         d = self._registry.register(self.record(), self._settings.host_ttl)
-        return d.addCallbacks(registered, failed)
+        d.addCallbacks(registered, failed)
+        self._last_beat = d
+        return d
 
     def startService(self) -> None:
         super().startService()
@@ -144,26 +156,57 @@ class HostAgent(Service):
         self.heartbeat()
 
     def _unregister(self) -> Deferred[None]:
+        """Leave the registry: gone at once if every match's end was announced, else the
+        first lobby to notice ends those left (`host_crashed`: vinom.cluster.hosts)."""
+
+        def done(_: object) -> None:
+            self.log.info("game host {host_id} unregistered", host_id=self.host_id)
+
         d = self._registry.unregister(self.host_id)
-        return d.addErrback(
-            lambda f: self.log.warn("unregistering failed: {error}", error=f.value)
-        )
-        """Leave the registry: the first lobby to notice ends the matches not ended by
-        now (`host_crashed`: vinom.cluster.hosts)."""
+        return d.addCallbacks(done, lambda f: self.log.warn(
+            "game host {host_id}: unregistering failed: {error}", host_id=self.host_id,
+            error=f.value))  # fmt: skip
 
     def stopService(self) -> Deferred[None]:
+        """Take no new match, and leave the registry once the games have stopped (the
+        hosting service stops with this one) and their ends are announced: their players
+        are told `shutdown` by this host, never `host_crashed` by a lobby that saw the
+        host gone first. Heartbeats go on meanwhile (with no free capacity), for at most
+        `STOP_WAIT` seconds."""
         super().stopService()
         self._serving = False
-        if self._heartbeat.running:
-            self._heartbeat.stop()
+        self.draining = True
         if self._quiet is not None and self._quiet.active():
             self._quiet.cancel()
         self._quiet = None
         self._announcing = self._announce_again = False
+        return Deferred.fromCoroutine(self._leave())
+
+    async def _leave(self) -> None:
+        stopped: Deferred[bool] = Deferred()
+
+        def settle(ended: bool) -> None:
+            if not stopped.called:
+                stopped.callback(ended)
+
+        self._hosting.when_all_ended().addCallback(lambda _: settle(True))
+        timer = self._clock.callLater(STOP_WAIT, settle, False)
+        if await stopped:
+            if timer.active():
+                timer.cancel()
+        else:
+            self.log.warn("game host {host_id}: its games did not stop within {seconds} s; "
+                          "unregistering", host_id=self.host_id, seconds=STOP_WAIT)  # fmt: skip
+        # Each end's announcement answered (or failed) before the host leaves.
+        await DeferredList(list(self._ending))
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+        # A heartbeat still out would register the host again after it left.
+        await DeferredList([self._last_beat])
         # Unregistered first: with its key gone, the presence closing cannot make the
         # host look like one that died.
-        d = self._unregister()
-        return d.addCallback(lambda _: self._presence.stop())
+        await self._unregister()
+        await self._presence.stop()
 
     async def _serve(self) -> None:
         key = self._keys.requests(self.host_id)
@@ -182,9 +225,10 @@ class HostAgent(Service):
                     requests = [reply[1]] if reply else []
             except Exception as error:
                 if self._serving:
-                    self.log.warn("placement requests: {error}", error=error)
+                    self._popping.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
                 continue
+            self._popping.worked()
             for text in requests:
                 d = Deferred.fromCoroutine(self._take(text))
                 d.addErrback(self._take_failed)
@@ -252,6 +296,8 @@ class HostAgent(Service):
         d = announce_end(self._redis, self._keys, self.host_id, message)
         d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
+        self._ending.add(d)
+        d.addBoth(lambda _: self._ending.discard(d))
         if not self.draining:
             self._capacity_changed()
 

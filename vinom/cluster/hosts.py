@@ -30,6 +30,8 @@ from zope.interface import Interface, implementer
 from vinom.cluster.channel import PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
+from vinom.cluster.watch import guarded, watch_key
+from vinom.match import HOST_CRASHED
 
 
 def presence_channel(redis: RedisClient, host_id: str) -> str:
@@ -89,7 +91,9 @@ class IHostRegistry(Interface):
         """
 
     def unregister(host_id: str) -> Deferred[None]:
-        """The host is gone now (no error if unknown): it departed, as if its TTL ran out."""
+        """The host is gone now (no error if unknown). With no match left to end it is
+        gone for good at once (nothing to claim); else it departed, as if its TTL ran
+        out, and its departure is claimed (`claim_departed`)."""
 
     def live_hosts() -> Deferred[list[HostRecord]]:
         """Every live host, least loaded first (`least_loaded_first`), each with how long
@@ -100,7 +104,14 @@ class IHostRegistry(Interface):
         and they are gone: their presence connection closed or they have been silent for
         the stall grace) and were not claimed yet. Each departure goes to exactly one
         caller, in every process sharing the registry: the one that ends what the host
-        left. A host that registers again before it is claimed has not departed."""
+        left. A host that registers again before it is claimed has not departed. A
+        registry may hold departures back for a while (the Redis one after Redis was
+        away: the watch guard, vinom.cluster.watch)."""
+
+    def departed(host_id: str) -> Deferred[bool]:
+        """Whether the host is gone for good: not live, and its departure claimed (or
+        never registered). False for a live host, and for one whose departure waits to
+        be claimed."""
 
     def get(host_id: str) -> Deferred[HostRecord | None]:
         """The host's record if it is live, else None."""
@@ -112,17 +123,19 @@ def check_ttl(ttl: float) -> None:
         raise ValueError(f"a host's TTL must be positive, not {ttl!r}")
 
 
-# KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the record,
-# its TTL (ms), the host id, the matches' TTL (ms), the stall grace (ms). The index
-# lives as long as the longest-lived key it leads to (a host, or the matches a departed
-# host left for its claimer), so that hosts which all stopped leave nothing behind; the
-# matches of a host live on `matches_ttl` past its last heartbeat, for whoever claims
-# its departure.
-_REGISTER = Script("""
+# KEYS: the host's key, the index, the host's matches, the watch guard's key, the
+# host's heard key. ARGV: the record, its TTL (ms), the host id, the matches' TTL (ms),
+# the stall grace (ms). The index lives as long as the longest-lived key it leads to (a
+# host, or the matches a departed host left for its claimer), so that hosts which all
+# stopped leave nothing behind; the matches of a host live on `matches_ttl` past its
+# last heartbeat, for whoever claims its departure. A heartbeat renews the watch
+# (vinom.cluster.watch) and the heard key (`stall_grace`).
+_REGISTER = """
+watch(KEYS[4])
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
+redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
 local keep = ttl
 if redis.call('EXISTS', KEYS[3]) == 1 then
   keep = math.max(ttl, tonumber(ARGV[4]))
@@ -130,7 +143,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 end
 if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) end
 return 1
-""")
+"""
 
 # KEYS: the keys of the hosts in the index. The record and the milliseconds left of
 # its TTL of each live host, in one step.
@@ -146,28 +159,31 @@ end
 return found
 """)
 
-# KEYS: the index, the keys of the hosts in it, then their heard keys. ARGV: the prefix
-# of the hosts' matches keys, the placement channel, the host ids, then their presence
-# channels. A host in the index without a key has departed if it is also gone (its heard
-# key lapsed, or nobody holds its presence channel: its process died): this call claims
-# it (SREM: in one script, so exactly one caller does) and ends the matches it left
-# (`ended`, `host_crashed`, on the channel, as the host would have). Returns each
-# claimed host id and how many matches it ended.
-_CLAIM_DEPARTED = Script("""
+# KEYS: the watch guard's key, the index, the keys of the hosts in it, then their heard
+# keys. ARGV: the prefix of the hosts' matches keys, the placement channel, the reason
+# of the ends (`host_crashed`), the host ids, then their presence channels. A host in
+# the index without a key has departed if it is also gone (its heard key lapsed, or
+# nobody holds its presence channel: its process died), once Redis has been watched
+# long enough (vinom.cluster.watch; until then it may only have been unable to renew
+# its key): this call claims it (SREM: in one script, so exactly one caller does) and
+# ends the matches it left (`ended`, `host_crashed`, on the channel, as the host would
+# have). Returns each claimed host id and how many matches it ended.
+_CLAIM_DEPARTED = """
+if not watch(KEYS[1]) then return {} end
 local claimed = {}
-local n = (#KEYS - 1) / 2
-for i = 2, n + 1 do
+local n = (#KEYS - 2) / 2
+for i = 3, n + 2 do
   local host_id = ARGV[i + 1]
   if redis.call('EXISTS', KEYS[i]) == 0
       and (redis.call('EXISTS', KEYS[i + n]) == 0
            or redis.call('PUBSUB', 'NUMSUB', ARGV[i + 1 + n])[2] == 0)
-      and redis.call('SREM', KEYS[1], host_id) == 1 then
+      and redis.call('SREM', KEYS[2], host_id) == 1 then
     local matches_key = ARGV[1] .. host_id
     local match_ids = redis.call('SMEMBERS', matches_key)
     for _, match_id in ipairs(match_ids) do
       redis.call('PUBLISH', ARGV[2], cjson.encode({
         event = 'ended', match_id = match_id, host_id = host_id,
-        outcome = {match_id = match_id, phase = 'aborted', reason = 'host_crashed'}}))
+        outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[3]}}))
     end
     redis.call('DEL', matches_key)
     claimed[#claimed + 1] = host_id
@@ -175,6 +191,23 @@ for i = 2, n + 1 do
   end
 end
 return claimed
+"""
+
+# KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the host id.
+# A host that leaves with no match left (each end announced) leaves the index too:
+# nothing to claim.
+_UNREGISTER = Script("""
+redis.call('DEL', KEYS[1], KEYS[4])
+if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+""")
+
+# KEYS: the host's key, the index. ARGV: the host id. 1 if the host is neither live nor
+# waiting in the index for its departure to be claimed.
+_DEPARTED = Script("""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+return 1
 """)
 
 
@@ -187,7 +220,9 @@ class RedisHostRegistry:
     (expired, or deleted by `unregister`) while nobody holds its presence channel, or
     `stall_grace` after its last heartbeat (its heard key `<prefix>host-heard:<host_id>`
     expires then: on Redis's clock, so no process's clock matters, and nothing is left
-    to clean up); the same call ends the matches the host
+    to clean up), once Redis has been watched without a break for `settle` seconds
+    (vinom.cluster.watch: after Redis was away, every host has a full TTL and heartbeat
+    to register again); the same call ends the matches the host
     left in `<prefix>host-matches:<host_id>` (which `HostAgent` keeps: the placement
     channel, vinom.cluster.channel), publishing their `ended` as `host_crashed`.
     """
@@ -200,6 +235,22 @@ class RedisHostRegistry:
     # How long a host whose key lapsed with its presence connection open is left be
     # (`PlacementSettings.stall_grace`); set by the host's own heartbeat.
     stall_grace: float = field(default=DEFAULT_PLACEMENT.stall_grace, validator=positive)
+    # How long Redis must have been watched without a break before a missing host is
+    # dead: its TTL and its heartbeat interval.
+    settle: float = field(
+        default=DEFAULT_PLACEMENT.host_ttl + DEFAULT_PLACEMENT.heartbeat_every,
+        validator=validators.ge(0),
+    )
+    _register_script: Script = field(init=False)
+    _claim_script: Script = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._register_script = guarded(_REGISTER, self.settle)
+        self._claim_script = guarded(_CLAIM_DEPARTED, self.settle)
+
+    @property
+    def _watch_key(self) -> str:
+        return watch_key(self.redis.settings.key_prefix)
 
     def _host_key(self, host_id: str) -> str:
         return self.redis.key("host", host_id)
@@ -219,17 +270,19 @@ class RedisHostRegistry:
         check_ttl(ttl)
         ttl_ms = milliseconds(ttl)
         keys = [self._host_key(record.host_id), self._index_key,
-                self._keys.host_matches(record.host_id),
+                self._keys.host_matches(record.host_id), self._watch_key,
                 self._heard_key(record.host_id)]  # fmt: skip
         args = [encode_host(record, ttl_ms), ttl_ms, record.host_id,
                 milliseconds(self.matches_ttl), milliseconds(self.stall_grace)]  # fmt: skip
-        d = self.redis.run(_REGISTER, keys, args)
+        d = self.redis.run(self._register_script, keys, args)
         return d.addCallback(lambda _: None)
 
     def unregister(self, host_id: str) -> Deferred[None]:
-        # Left in the index: the first `claim_departed` finds it gone and claims it.
-        keys = [self._host_key(host_id), self._heard_key(host_id)]
-        d = self.redis.bounded(self.redis.handler.delete(keys))
+        # With matches left, left in the index: the first `claim_departed` claims it
+        # (its heard key goes too: it is gone, not paused).
+        keys = [self._host_key(host_id), self._index_key, self._keys.host_matches(host_id),
+                self._heard_key(host_id)]  # fmt: skip
+        d = self.redis.run(_UNREGISTER, keys, [host_id])
         return d.addCallback(lambda _: None)
 
     def live_hosts(self) -> Deferred[list[HostRecord]]:
@@ -256,18 +309,26 @@ class RedisHostRegistry:
         return Deferred.fromCoroutine(self._claim_departed())
 
     async def _claim_departed(self) -> list[str]:
+        # Run with no host indexed too: the call renews the watch.
         ids = await self._indexed()
-        if not ids:
-            return []
-        keys = [self._index_key, *(self._host_key(i) for i in ids),
+        keys = [self._watch_key, self._index_key, *(self._host_key(i) for i in ids),
                 *(self._heard_key(i) for i in ids)]  # fmt: skip
-        args = [self._keys.host_matches(""), self._keys.channel, *ids,
+        args = [self._keys.host_matches(""), self._keys.channel, HOST_CRASHED, *ids,
                 *(presence_channel(self.redis, i) for i in ids)]  # fmt: skip
-        claimed = list(await self.redis.run(_CLAIM_DEPARTED, keys, args) or ())
+        claimed = list(await self.redis.run(self._claim_script, keys, args) or ())
         for host_id, ended in zip(claimed[::2], claimed[1::2], strict=True):
-            self.log.warn("game host {host_id} left the registry: {ended} of its matches "
-                          "ended (host_crashed)", host_id=host_id, ended=ended)  # fmt: skip
+            if ended:
+                self.log.warn("game host {host_id} left the registry: {ended} of its "
+                              "matches ended ({reason})", host_id=host_id, ended=ended,
+                              reason=HOST_CRASHED)  # fmt: skip
+            else:
+                self.log.info("game host {host_id} left the registry with no match "
+                              "running", host_id=host_id)  # fmt: skip
         return [str(host_id) for host_id in claimed[::2]]
+
+    def departed(self, host_id: str) -> Deferred[bool]:
+        keys = [self._host_key(host_id), self._index_key]
+        return self.redis.run(_DEPARTED, keys, [host_id]).addCallback(lambda gone: gone == 1)
 
 
 def encode_host(record: HostRecord, ttl_ms: int | None = None) -> str:

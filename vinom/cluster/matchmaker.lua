@@ -3,8 +3,9 @@
 -- Every change to the queues happens here, so each is one atomic step in
 -- Redis: a ticket is picked and removed by the same call that forms its
 -- match, and no other call runs in between. docs/matchmaking.md lists the
--- keys. ARGV: op, prefix, lobby id of the caller, now, the match log's
--- length, then op's arguments.
+-- keys. KEYS: the watch guard's key (watch.lua, put before this script).
+-- ARGV: op, prefix, lobby id of the caller, now, the match log's length,
+-- then op's arguments.
 
 local op, prefix, me, now_text, log_length = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = tonumber(now_text)
@@ -29,15 +30,22 @@ end
 -- loses its connections at once: Redis hears them close); 'dead' once its
 -- lease has lapsed. A live lobby's tickets are matched; an away lobby's wait
 -- where they are (it may only have lost a connection, and its lease decides);
--- a dead lobby's go. The caller is live.
+-- a dead lobby's go. The caller is live. A lapsed lease proves a death only
+-- once Redis has been watched for a lease and a tick (the watch guard: after a
+-- failover or a restart every lease has lapsed); until then it is 'away'.
 local function presence_channel(lobby) return prefix .. ':presence:' .. lobby end
 local states = {}
+local settled = nil
+local function watched()
+  if settled == nil then settled = watch(KEYS[1]) end
+  return settled
+end
 local function lobby_state(owner)
   if owner == me then return 'live' end
   local known = states[owner]
   if known == nil then
     if redis.call('EXISTS', lobby_key(owner)) == 0 then
-      known = 'dead'
+      if watched() then known = 'dead' else known = 'away' end
     elseif redis.call('PUBSUB', 'NUMSUB', presence_channel(owner))[2] == 0 then
       known = 'away'
     else
@@ -449,6 +457,7 @@ elseif op == 'withdraw' then
   end
   return withdrawn
 elseif op == 'pass' then
+  watched()
   local matches, more = pass(6)
   return result('', matches, more)
 elseif op == 'cancel' then
@@ -480,6 +489,7 @@ elseif op == 'heartbeat' then
   -- The lease in ms; renews the lobby's lease (its key) and answers whether
   -- it was still held (0 if it had lapsed, or Redis lost its data), and Redis's time (TIME: seconds, microseconds), from
   -- which the lobby knows Redis's clock for its deadlines.
+  watched()
   local key = lobby_key(me)
   local existed = redis.call('EXISTS', key)
   redis.call('SET', key, '1', 'PX', ARGV[6])

@@ -43,7 +43,9 @@ from zope.interface import implementer
 
 from vinom.cluster.client import RedisSubscription, Script
 from vinom.cluster.clock import RedisClock
+from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_MATCHMAKER, RedisMatchmakerSettings
+from vinom.cluster.watch import guarded
 from vinom.errors import BackendUnavailable, UnknownGame
 from vinom.match import QUEUES, Match, Ticket, match_from_json, new_match_id, ticket_to_json
 from vinom.matchmaking.interfaces import (
@@ -60,6 +62,13 @@ from vinom.matchmaking.windows import (
 )
 
 SCRIPT = Script.packaged("matchmaker.lua")
+
+
+def _script_for(settings: RedisMatchmakerSettings) -> Script:
+    """The script behind the watch guard: a lapsed lease proves a death once Redis has
+    been watched for a lease and a tick (vinom.cluster.watch)."""
+    return guarded(SCRIPT.source, settings.lobby_lease + settings.tick_every)
+
 
 # Matches a lobby remembers having announced, to announce each once although
 # it may hear one in the script's answer, on the channel and in the log.
@@ -123,6 +132,7 @@ class RedisMatchmaker:
         # Redis's clock, which the heartbeat reads (the process's RedisClient's, shared).
         self._redis_clock = redis_clock or RedisClock(clock)
         self._settings = settings
+        self._lua = _script_for(settings)
         self._windows = {game: (windows or {}).get(game, default_window) for game in match_sizes}
         self._new_id = new_id
         self._listeners: list[MatchListener] = []
@@ -151,6 +161,10 @@ class RedisMatchmaker:
             clock,
             password,
         )
+        self._ticking = Outage(self.log, clock, "the matchmaker's tick")
+        # A restore after a failover is due until one succeeds (`restore_tickets`).
+        self._restore_due = False
+        self._restoring = False
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
         self._passes: set[tuple[str, str]] = set()
@@ -202,12 +216,32 @@ class RedisMatchmaker:
         in their places, as a heartbeat does when it finds this lobby's key gone. Run
         after a Sentinel failover: replication is asynchronous, so the promoted replica
         may lack the last tickets enqueued on the former master (this lobby's key is
-        still there, so the heartbeat would not notice)."""
-        if not self._owned:
+        still there, so the heartbeat would not notice). Due until it succeeds: one
+        that fails (Redis still away) is tried again at every tick."""
+        self._restore_due = True
+        d = self._restore_if_due()
+        return d.addErrback(lambda failure: self.log.warn(
+            "restoring tickets after a failover failed: {error} (tried again at each tick)",
+            error=failure.value))  # fmt: skip
+
+    def _restore_if_due(self) -> Deferred[None]:
+        if not self._restore_due or self._restoring:
             return succeed(None)
+        if not self._owned:
+            self._restore_due = False
+            return succeed(None)
+        self._restoring = True
+
+        def restored(count: object) -> None:
+            self._restore_due = False
+            self._restored(count)
+
+        def over(result: object) -> object:
+            self._restoring = False
+            return result
+
         d = self._script("restore", *self._restore_arguments(self._owned.values()))
-        return d.addCallbacks(self._restored, self._warn,
-                              errbackArgs=("restoring tickets after a failover",))  # fmt: skip
+        return d.addCallback(restored).addBoth(over)
 
     def queue_length(self, game: str, queue: str | None = None) -> int:
         """Tickets of this lobby's players waiting for `game` (in one queue, or in all):
@@ -570,16 +604,18 @@ class RedisMatchmaker:
     def _tick(self) -> Deferred[None]:
         # Ranked windows widen with time; a normal queue may hold tickets put
         # back or left by a dead lobby. All calls leave at once.
-        calls = [self._heartbeat()]
+        calls = [self._heartbeat(), self._restore_if_due()]
         calls += [
             self._run_pass(game, queue)
             for game in self._sizes
             for queue in QUEUES
             if (game, queue) not in self._passes
         ]
-        # The timer keeps running whatever fails: the next tick tries again.
+        # The timer keeps running whatever fails: the next tick tries again (logged
+        # once as ticks fail, once as they work again).
         return gatherResults(calls, consumeErrors=True).addCallbacks(
-            lambda _: None, lambda failure: self._warn(failure.value.subFailure, "tick")
+            lambda _: self._ticking.worked(),
+            lambda failure: self._ticking.failed(failure.value.subFailure.value),
         )
 
     def _warn(self, failure: Failure, doing: str) -> None:
@@ -604,7 +640,8 @@ class RedisMatchmaker:
             str(self._settings.match_log_length),
         ]
         # Not RedisClient.run: the call is bounded by `_deadline`, not cancelled.
-        return self._deadline(SCRIPT.call(self._redis, [], [*header, *arguments]), op, late)
+        call = self._lua.call(self._redis, [self._settings.watch_key], [*header, *arguments])
+        return self._deadline(call, op, late)
 
     def _deadline(
         self, d: Deferred[Any], doing: str, late: Callable[[Any], object] | None = None

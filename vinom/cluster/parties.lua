@@ -4,7 +4,8 @@
 -- lobbies joining players to one party at once cannot overfill it or lose a
 -- member. Each change is published on the changes channel (every lobby
 -- tells the members it holds) and returned to the caller. docs/scaling.md
--- lists the keys. ARGV: op, prefix, TTL (ms), deadline, then op's arguments.
+-- lists the keys. KEYS: the watch guard's key (watch.lua, put before this
+-- script). ARGV: op, prefix, TTL (ms), deadline, then op's arguments.
 -- The deadline is in milliseconds on Redis's clock ('' for none): a call run
 -- after it changes nothing and answers `expired`, since its lobby has told
 -- its player nothing was done (vinom/cluster/clock.py).
@@ -182,7 +183,10 @@ elseif op == 'check' then
   -- The caller's lobby id, the lobbies' lease prefix (the matchmaker's: a
   -- lobby's lease is its key <leases>:lobby:<id>), then players this lobby
   -- holds. A member of their parties held by a lobby whose lease has lapsed
-  -- (it died) is taken out of their party, as if they had left.
+  -- (it died) is taken out of their party, as if they had left; once Redis
+  -- has been watched for a lease and a tick (the watch guard: after a
+  -- failover or a restart every lease has lapsed, and nobody is taken out).
+  if not watch(KEYS[1]) then return '[]' end
   local me, leases = ARGV[5], ARGV[6]
   local seen, messages = {}, {}
   for i = 7, #ARGV do

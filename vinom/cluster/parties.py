@@ -31,7 +31,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.cluster.client import RedisClient, RedisSubscription, Script
-from vinom.cluster.settings import DEFAULT_PARTIES, RedisPartySettings
+from vinom.cluster.outage import Outage
+from vinom.cluster.settings import DEFAULT_MATCHMAKER, DEFAULT_PARTIES, RedisPartySettings
+from vinom.cluster.watch import guarded
 from vinom.codes import new_join_code, normal_code
 from vinom.errors import BackendUnavailable
 from vinom.parties.interfaces import (
@@ -93,6 +95,7 @@ class RedisPartyStore:
         password: str | None = None,
         lobby_id: str = "",
         lease_prefix: str | None = None,
+        lease_settle: float = DEFAULT_MATCHMAKER.lobby_lease + DEFAULT_MATCHMAKER.tick_every,
     ) -> None:
         if max_size < 1:
             raise ValueError("a party's max_size must be at least 1")
@@ -120,6 +123,11 @@ class RedisPartyStore:
         # taken out of their parties.
         self._lobby_id = lobby_id
         self._lease_prefix = lease_prefix
+        # A lapsed lease counts once Redis has been watched this long (vinom.cluster.watch).
+        self._lua = guarded(SCRIPT.source, lease_settle)
+        # Each logged once as it fails, once as it works again.
+        self._refreshing = Outage(self.log, clock, "refreshing parties")
+        self._checking = Outage(self.log, clock, "checking parties")
         self._checker = LoopingCall(self._check)
         self._checker.clock = clock
 
@@ -232,7 +240,7 @@ class RedisPartyStore:
         ttl = str(int(self._settings.party_ttl * 1000))
         deadline = self._redis.deadline() if refuse_late else ""
         args = [op, self._settings.prefix, ttl, deadline, *arguments]
-        d = self._redis.run(SCRIPT, [], args)
+        d = self._redis.run(self._lua, [self._settings.watch_key], args)
         return d.addCallback(self._decoded, op)
 
     def _decoded(self, reply: str, op: str) -> Any:
@@ -290,8 +298,8 @@ class RedisPartyStore:
         d = self._call("refresh", *sorted(self._held))
         d.addCallback(refreshed)
         # The timer keeps running whatever fails: the next refresh tries again.
-        d.addErrback(lambda f: self.log.warn("refreshing parties failed: {error}", error=f.value))
-        return d
+        return d.addCallbacks(lambda _: self._refreshing.worked(),
+                              lambda f: self._refreshing.failed(f.value))  # fmt: skip
 
     def _check(self) -> Deferred[None]:
         if not self._held or self._lease_prefix is None:
@@ -304,5 +312,5 @@ class RedisPartyStore:
         d = self._call("check", self._lobby_id, self._lease_prefix, *sorted(self._held))
         d.addCallback(checked)
         # The timer keeps running whatever fails: the next check tries again.
-        d.addErrback(lambda f: self.log.warn("checking parties failed: {error}", error=f.value))
-        return d
+        return d.addCallbacks(lambda _: self._checking.worked(),
+                              lambda f: self._checking.failed(f.value))  # fmt: skip

@@ -62,9 +62,11 @@ from zope.interface import implementer
 from vinom.cluster.channel import PlacementKeys, address_from, decide
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry
+from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.match import (
+    HOST_CRASHED,
     Match,
     MatchEnded,
     match_to_json,
@@ -74,9 +76,6 @@ from vinom.protocol.address import HostAddress
 
 EndedCallback = Callable[[MatchEnded | None], object]
 
-
-# The reason of the end of a match whose game host died (as a host's worker says it).
-HOST_CRASHED = "host_crashed"
 
 # Outcomes (`placed`, `failed`) a lobby heard before the match itself, kept for it.
 _EARLY_OUTCOMES = 4096
@@ -160,6 +159,11 @@ class RemoteMatchHosting(Service):
         self._refresh = LoopingCall(self.refresh_hosts)
         self._refresh.clock = clock
         self._all_ended: list[Deferred[None]] = []
+        # Hosts whose life is being proven (`confirm_running`) -> the callers waiting.
+        self._proving: dict[str, list[Deferred[bool]]] = {}
+        # Reading the registry, every refresh_every: logged once as it fails, once as it
+        # works again.
+        self._reading = Outage(self.log, clock, "reading the live game hosts")
         self.placed_here = 0
         self.failed_here = 0
 
@@ -254,11 +258,9 @@ class RemoteMatchHosting(Service):
             self._hosts = [host for host in hosts if host.silent_for <= silent]
             return self._registry.claim_departed()
 
-        def failed(failure: Failure) -> None:
-            self.log.warn("reading the live game hosts failed: {error}", error=failure.value)
-
         d = self._registry.live_hosts().addCallback(read)
-        return d.addCallbacks(lambda _: None, failed)
+        return d.addCallbacks(lambda _: self._reading.worked(),
+                              lambda failure: self._reading.failed(failure.value))  # fmt: skip
 
     def confirm_running(self, match_id: str) -> Deferred[bool]:
         return Deferred.fromCoroutine(self._confirm_running(match_id))
@@ -272,26 +274,7 @@ class RemoteMatchHosting(Service):
             if placed is None or placed.get("event") != "placed":
                 return True  # nothing known here against it
             host_id = str(placed["host_id"])
-        # Proof of life: a heartbeat after this call (every `heartbeat_every`); a
-        # registration that lapses first is the host's death. One that does neither
-        # within its TTL is left be.
-        deadline = self._clock.seconds() + self._settings.host_ttl + self._settings.heartbeat_every
-        now = await self._registry.get(host_id)
-        if now is not None:
-            seen = now.updated_at
-            while now is not None and now.updated_at == seen:
-                if self._clock.seconds() >= deadline:
-                    return True
-                await deferLater(self._clock, self._settings.heartbeat_every / 5, lambda: None)
-                now = await self._registry.get(host_id)
-            if now is not None:
-                return True
-        if host_id not in await self._registry.claim_departed() and await self._redis.bounded(
-            self._redis.handler.sismember(self._keys.host_matches(host_id), match_id)
-        ):
-            # Its registration lapsed but it was not claimed, and still has the match: it
-            # is paused, not gone (its presence connection is open; vinom.cluster.hosts).
-            # The player's handshake waits or retries until it goes on.
+        if await self._host_alive(host_id):
             return True
         self.log.info("match {match_id}: its game host {host_id} is gone", match_id=match_id,
                       host_id=host_id)  # fmt: skip
@@ -299,6 +282,51 @@ class RemoteMatchHosting(Service):
         # and finds it ended), so that the caller sees what its end left.
         self._ended(match_id, MatchEnded(match_id, "aborted", None, HOST_CRASHED))
         return False
+
+    def _host_alive(self, host_id: str) -> Deferred[bool]:
+        """Whether the host lives (or nothing proves it dead), by one proof per host: the
+        players of a host that died all reconnect at once, and wait on the same one."""
+        waiter: Deferred[bool] = Deferred()
+        waiting = self._proving.get(host_id)
+        if waiting is not None:
+            waiting.append(waiter)
+        else:
+            # (Waiting before the proof starts: it may be over at once.)
+            self._proving[host_id] = [waiter]
+
+            def proven(result: bool | Failure) -> None:
+                for each in self._proving.pop(host_id, []):
+                    if isinstance(result, Failure):
+                        each.errback(result)
+                    else:
+                        each.callback(result)
+
+            Deferred.fromCoroutine(self._prove(host_id)).addBoth(proven)
+        return waiter
+
+    async def _prove(self, host_id: str) -> bool:
+        """Proof of life: a heartbeat after the proof began (every `heartbeat_every`).
+        Death: the host's registration gone and its departure claimed (by this lobby or
+        another; the registry holds a departure back while Redis was lately away: the
+        watch guard, and while a host whose key lapsed still holds its presence
+        connection: a paused host, vinom.cluster.hosts). A host that does neither within
+        `host_ttl + heartbeat_every` is left be (True): the player's handshake waits or
+        retries until it goes on."""
+        step = self._settings.heartbeat_every / 5
+        deadline = self._clock.seconds() + self._settings.host_ttl + self._settings.heartbeat_every
+        now = await self._registry.get(host_id)
+        seen = None if now is None else now.updated_at
+        while True:
+            if now is not None and now.updated_at != seen:
+                return True
+            if now is None:
+                await self._registry.claim_departed()
+                if await self._registry.departed(host_id):
+                    return False
+            if self._clock.seconds() >= deadline:
+                return True
+            await deferLater(self._clock, step, lambda: None)
+            now = await self._registry.get(host_id)
 
     # -- the channel
 

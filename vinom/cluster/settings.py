@@ -139,6 +139,8 @@ class RedisMatchmakerSettings:
     # The party store's prefix (RedisPartySettings.prefix): a party's ticket is
     # matched only while the lobby holding each of its members is live.
     party_prefix: str = DEFAULT_PREFIX + "party"
+    # The watch guard's key (vinom.cluster.watch: `<key_prefix>watch`).
+    watch_key: str = DEFAULT_PREFIX + "watch"
 
     def __attrs_post_init__(self) -> None:
         # A lease renewed less often than it lasts would lapse between renewals.
@@ -163,6 +165,9 @@ class RedisPartySettings:
     # How often a lobby looks for members of its players' parties whose lobby's
     # lease has lapsed (they are taken out of their party, told as `left`).
     check_every: float = field(default=1.0, validator=positive)
+    # The watch guard's key (vinom.cluster.watch: `<key_prefix>watch`): a lapsed lease
+    # counts once Redis has been watched for the lobbies' lease and tick.
+    watch_key: str = DEFAULT_PREFIX + "watch"
 
 
 DEFAULT_PARTIES = RedisPartySettings()

@@ -32,7 +32,7 @@ from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import Requeues
-from vinom.match import Match, MatchEnded, Ticket
+from vinom.match import HOST_CRASHED, Match, MatchEnded, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import IPlayerStore, MatchPlacement
 
@@ -419,7 +419,7 @@ class MatchPlacer:
         reason = "" if outcome is None else outcome.reason or ""
         if outcome is not None and reason == "players_missing":
             requeued = outcome.joined
-        elif reason == "host_crashed":
+        elif reason == HOST_CRASHED:
             requeued = match.player_ids
         ours = self._ours.pop(match.match_id, None)
         # Players gone from this lobby: forgotten with the placement, in one store call.

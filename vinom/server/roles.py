@@ -34,6 +34,7 @@ from vinom.cluster.services import (
     RedisClientService,
     SubscriptionService,
 )
+from vinom.cluster.watch import watch_key
 from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
@@ -158,7 +159,8 @@ def build_shared(
     matchmaker = RedisMatchmaker(
         redis.handler, endpoint(), match_sizes, reactor,
         settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm",
-                                         party_prefix=settings.key_prefix + "party"),
+                                         party_prefix=settings.key_prefix + "party",
+                                         watch_key=watch_key(settings.key_prefix)),
         password=settings.password, windows=options["rating-windows"],
         team_sizes=registry.team_sizes(),
         # Its heartbeat reads Redis's clock for every call's deadline.
@@ -174,7 +176,8 @@ def build_shared(
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
     parties = RedisPartyStore(
         redis, endpoint(), reactor, max_size=max(match_sizes.values(), default=8),
-        settings=RedisPartySettings(prefix=settings.key_prefix + "party"),
+        settings=RedisPartySettings(prefix=settings.key_prefix + "party",
+                                    watch_key=watch_key(settings.key_prefix)),
         password=settings.password,
         # A member whose lobby's lease lapses is taken out of their party.
         lobby_id=matchmaker.lobby_id, lease_prefix=settings.key_prefix + "mm",
@@ -221,7 +224,8 @@ def build_hosting(
     hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url))
     agent = None
     if shared.redis is not None:
-        # After the hosting service: it leaves the registry before the games stop.
+        # Stops with the hosting service; leaves the registry once the games have stopped
+        # and their ends are announced (HostAgent.stopService).
         agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,

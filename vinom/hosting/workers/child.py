@@ -40,7 +40,7 @@ from vinom.hosting.interfaces import (
 )
 from vinom.hosting.workers import commands
 from vinom.hosting.workers.watch import HeartbeatWatch
-from vinom.match import Match, MatchEnded, match_to_json, outcome_from_json
+from vinom.match import HOST_CRASHED, Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
@@ -448,7 +448,7 @@ class WorkerProcess(ProcessProtocol):
         for waiter in waiters:
             waiter.errback(WorkerGone(f"worker {self.name} ended before it was ready"))
         hosts, self.hosts = self.hosts, {}
-        why = "shutdown" if self.stopping else "host_crashed"
+        why = "shutdown" if self.stopping else HOST_CRASHED
         for host in hosts.values():
             host.lost(why)
         self.on_ended(self)

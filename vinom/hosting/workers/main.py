@@ -39,7 +39,7 @@ from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.interfaces import IStreamPeer, StreamOpened
 from vinom.hosting.workers import commands
-from vinom.match import MatchEnded, match_from_json, outcome_to_json
+from vinom.match import HOST_CRASHED, MatchEnded, match_from_json, outcome_to_json
 from vinom.protocol.config import ProtocolConfig
 from vinom.rooms.room import RoomConfig
 
@@ -268,7 +268,7 @@ class WorkerProtocol(amp.AMP):
     def _abort(self, hosts: list[InlineGameHost]) -> None:
         crashed = self.parent_alive is not None and not self.parent_alive()
         for host in hosts:
-            host.stop("host_crashed" if crashed else "shutdown")
+            host.stop(HOST_CRASHED if crashed else "shutdown")
         self._lost()
 
     def _lost(self) -> None:
