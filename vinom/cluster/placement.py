@@ -309,9 +309,9 @@ class RemoteMatchHosting(Service):
         Death: the host's registration gone and its departure claimed (by this lobby or
         another; the registry holds a departure back while Redis was lately away: the
         watch guard, and while a host whose key lapsed still holds its presence
-        connection: a paused host, vinom.cluster.hosts). A host that does neither within
-        `host_ttl + heartbeat_every` is left be (True): the player's handshake waits or
-        retries until it goes on."""
+        connection: a paused host, vinom.cluster.hosts). A host gone from the registry
+        but not departed, or that does neither within `host_ttl + heartbeat_every`, is
+        left be (True): the player's handshake waits or retries until it goes on."""
         step = self._settings.heartbeat_every / 5
         deadline = self._clock.seconds() + self._settings.host_ttl + self._settings.heartbeat_every
         now = await self._registry.get(host_id)
@@ -321,8 +321,9 @@ class RemoteMatchHosting(Service):
                 return True
             if now is None:
                 await self._registry.claim_departed()
-                if await self._registry.departed(host_id):
-                    return False
+                # Gone from the registry and not departed: paused (its presence
+                # connection open) or held back by the watch guard; left be at once.
+                return not await self._registry.departed(host_id)
             if self._clock.seconds() >= deadline:
                 return True
             await deferLater(self._clock, step, lambda: None)
