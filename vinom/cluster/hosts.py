@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from vinom.cluster.channel import PlacementKeys
+from vinom.cluster.channel import TO_FOLLOWERS_LUA, PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
 
@@ -132,21 +132,26 @@ return found
 """)
 
 # KEYS: the index, then the keys of the hosts in it. ARGV: the prefix of the hosts'
-# matches keys, the placement channel, then the host ids. A host in the index without
-# a key has departed: this call claims it (SREM: in one script, so exactly one caller
-# does) and ends the matches it left (`ended`, `host_crashed`, on the channel, as the
-# host would have). Returns each claimed host id and how many matches it ended.
-_CLAIM_DEPARTED = Script("""
+# matches keys, the prefix of the lobbies' channels, the prefix of the matches'
+# followers keys, then the host ids. A host in the index without a key has departed:
+# this call claims it (SREM: in one script, so exactly one caller does) and ends the
+# matches it left (`ended`, `host_crashed`, to each match's lobbies, as the host would
+# have). Returns each claimed host id and how many matches it ended.
+_CLAIM_DEPARTED = Script(
+    TO_FOLLOWERS_LUA
+    + """
 local claimed = {}
 for i = 2, #KEYS do
-  local host_id = ARGV[i + 1]
+  local host_id = ARGV[i + 2]
   if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('SREM', KEYS[1], host_id) == 1 then
     local matches_key = ARGV[1] .. host_id
     local match_ids = redis.call('SMEMBERS', matches_key)
     for _, match_id in ipairs(match_ids) do
-      redis.call('PUBLISH', ARGV[2], cjson.encode({
+      local followers = ARGV[3] .. match_id
+      to_followers(followers, ARGV[2], cjson.encode({
         event = 'ended', match_id = match_id, host_id = host_id,
         outcome = {match_id = match_id, phase = 'aborted', reason = 'host_crashed'}}))
+      redis.call('DEL', followers)
     end
     redis.call('DEL', matches_key)
     claimed[#claimed + 1] = host_id
@@ -154,7 +159,8 @@ for i = 2, #KEYS do
   end
 end
 return claimed
-""")
+"""
+)
 
 
 @implementer(IHostRegistry)
@@ -228,7 +234,7 @@ class RedisHostRegistry:
         if not ids:
             return []
         keys = [self._index_key, *(self._host_key(i) for i in ids)]
-        args = [self._keys.host_matches(""), self._keys.channel, *ids]
+        args = [self._keys.host_matches(""), self._keys.channels, self._keys.followers(""), *ids]
         claimed = list(await self.redis.run(_CLAIM_DEPARTED, keys, args) or ())
         for host_id, ended in zip(claimed[::2], claimed[1::2], strict=True):
             self.log.warn("game host {host_id} left the registry: {ended} of its matches "

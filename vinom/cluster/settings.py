@@ -139,6 +139,9 @@ class RedisMatchmakerSettings:
     # The party store's prefix (RedisPartySettings.prefix): a party's ticket is
     # matched only while the lobby holding each of its members is live.
     party_prefix: str = DEFAULT_PREFIX + "party"
+    # The placement channel's prefix (vinom.cluster.channel): a lobby a player
+    # reconnects through while their match is placed joins the match's followers.
+    placement_prefix: str = DEFAULT_PREFIX
 
     def __attrs_post_init__(self) -> None:
         # A lease renewed less often than it lasts would lapse between renewals.

@@ -158,7 +158,8 @@ def build_shared(
     matchmaker = RedisMatchmaker(
         redis.handler, endpoint(), match_sizes, reactor,
         settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm",
-                                         party_prefix=settings.key_prefix + "party"),
+                                         party_prefix=settings.key_prefix + "party",
+                                         placement_prefix=settings.key_prefix),
         password=settings.password, windows=options["rating-windows"],
         team_sizes=registry.team_sizes(),
         # Its heartbeat reads Redis's clock for every call's deadline.
@@ -168,7 +169,8 @@ def build_shared(
     redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id,
-                                   formed_by=matchmaker.formed_by)  # fmt: skip
+                                   formed_by=matchmaker.formed_by,
+                                   lobbies_of=matchmaker.lobbies_of)  # fmt: skip
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password)  # fmt: skip
     parties = RedisPartyStore(
