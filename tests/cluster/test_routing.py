@@ -9,6 +9,7 @@ for its game host, still gets it there.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import signal
@@ -163,6 +164,61 @@ class RoutingTests(ClusterTestCase):
         founds: list[MatchFound] = list(await gatherResults([refound, steadys]))
         self.assertEqual(founds[0].game_id, founds[1].game_id)
         await self.play_to_the_end(founds, [welcome.player_id, steady_welcome.player_id])
+
+    async def test_a_match_whose_former_died_after_claiming_it_is_placed_by_another(
+        self,
+    ) -> None:
+        # The stopped host has the most free ports: the former asks it first.
+        stopped = await self.start("host", ports=8)
+        await self.start("host", ports=2)
+        former = await self.start("lobby")
+        first = self.lobby_address(former)
+        second, third = [(await self.start_lobby())[0] for _ in "bc"]
+        flaky = await connect_lobby(reactor, first.host, first.port, trust=first.trust)
+        steady = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
+        welcome = await flaky.hello("flaky")
+        steady_welcome = await steady.hello("steady")
+        steady_told: list[Queued] = []
+        steadys = steady.queue("tictactoe", on_queued=steady_told.append)
+        for _ in range(100):
+            if steady_told:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # The host stops, then the former forms the match (its enqueue) and asks it.
+        self.stop(stopped, "STOP")
+        flaky.queue("tictactoe").addErrback(lambda _: None)
+        match_id = await self.matched(welcome.player_id)
+        claimed = f"vinom:placer:{match_id}"
+        for _ in range(100):
+            if await self.redis_call("GET", claimed):
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # Claimed by the former at once (the others wait `takeover_after`, 2 s).
+        self.assertIsNotNone(await self.redis_call("GET", claimed))
+        # The former dies with the match claimed; its player comes back elsewhere.
+        former.transport.signalProcess("KILL")
+        again = await connect_lobby(reactor, third.host, third.port, trust=third.trust)
+        told: list[Queued] = []
+        refound = again.reconnect(welcome.player_id, welcome.secret, on_queued=told.append)
+        founds: list[MatchFound] = list(await gatherResults([refound, steadys]))
+        # The match itself, placed by another lobby once the former's lease lapsed: not
+        # given up (after `place_timeout`) and its players queued again.
+        self.assertEqual([f.game_id for f in founds], [match_id, match_id])
+        self.assertEqual([t.status for t in told], ["waiting_for_server"])
+        self.assertEqual([t.status for t in steady_told], ["searching"])
+        await self.play_to_the_end(founds, [welcome.player_id, steady_welcome.player_id])
+
+    async def matched(self, player_id: str) -> str:
+        """The id of the match a player's ticket was matched into (its log entry's)."""
+        ticket = f"vinom:mm:t:{player_id}"
+        for _ in range(200):
+            log_id = await self.redis_call("HGET", ticket, "log")
+            if log_id:
+                entries = await self.redis_call("XRANGE", "vinom:mm:match-log", log_id, log_id)
+                fields = entries[0][1]
+                return str(json.loads(fields[fields.index("match") + 1])["match_id"])
+            await deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"{player_id} was never matched")
 
     async def play_to_the_end(self, founds: list[MatchFound], player_ids: list[str]) -> None:
         sessions = [await connect_game(reactor, found) for found in founds]

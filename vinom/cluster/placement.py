@@ -30,7 +30,8 @@ The steps, each bounded in time (keys and TTLs in docs/scaling.md):
 1. The lobby that formed the match claims it (`SET placer:<match> NX`, in one
    call with its first request, naming the match's lobbies as its followers);
    the others wait, and try the same claim only if they heard no outcome
-   `takeover_after` after the match.
+   `takeover_after` after the match, and again every `takeover_after` until
+   they do: a claim whose holder's lease is gone (it died) is taken over.
 2. It pushes `{match, attempt}` onto `place:<host>` and waits
    `accept_timeout` for the host's answer.
 3. The host pops it, with every other request waiting, and claims the
@@ -92,29 +93,52 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """)
 
+# Lua: claim the match (KEYS[1], the placer key) for this lobby (ARGV[2]) for ARGV[1]
+# ms: unless another lobby holds the claim and still holds its lease (ARGV[4], the
+# prefix of the lobbies' leases, `<prefix>:lobby:<lobby_id>`; '' to never take a claim
+# over). A claim whose holder's lease is gone is taken over: its holder died before
+# placing the match.
+_CLAIM_LUA = """
+local function claim()
+  if redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1], 'NX') then return true end
+  if ARGV[4] == '' then return false end
+  local holder = redis.call('GET', KEYS[1])
+  if not holder or holder == ARGV[2] then return false end
+  if redis.call('EXISTS', ARGV[4] .. ':lobby:' .. holder) == 1 then return false end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+  return true
+end
+"""
+
 # KEYS: the match's placer key, its followers. ARGV: the TTL of the placer key (ms),
-# the lobby id, the TTL of the followers (ms), then the lobbies that follow the match.
-# The claim writes who hears the match's placement events (vinom.cluster.channel). 0 if
-# another lobby holds the claim.
-_CLAIM = Script("""
-if not redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1], 'NX') then return 0 end
-redis.call('SADD', KEYS[2], unpack(ARGV, 4))
+# the lobby id, the TTL of the followers (ms), the lease prefix (`_CLAIM_LUA`), then
+# the lobbies that follow the match. The claim writes who hears the match's placement
+# events (vinom.cluster.channel). 0 if another live lobby holds the claim.
+_CLAIM = Script(
+    _CLAIM_LUA
+    + """
+if not claim() then return 0 end
+redis.call('SADD', KEYS[2], unpack(ARGV, 5))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
-""")
+"""
+)
 
 # KEYS: the match's placer key, its followers, a host's request list. ARGV: as
 # `_CLAIM`'s, then the request and the list's TTL (ms). The first request of the lobby
-# that claims the match goes with the claim: one call. 0 if another lobby holds it.
-_CLAIM_AND_PUSH = Script("""
+# that claims the match goes with the claim: one call. 0 if another live lobby holds it.
+_CLAIM_AND_PUSH = Script(
+    _CLAIM_LUA
+    + """
 local n = #ARGV
-if not redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1], 'NX') then return 0 end
-redis.call('SADD', KEYS[2], unpack(ARGV, 4, n - 2))
+if not claim() then return 0 end
+redis.call('SADD', KEYS[2], unpack(ARGV, 5, n - 2))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('LPUSH', KEYS[3], ARGV[n - 1])
 redis.call('PEXPIRE', KEYS[3], ARGV[n])
 return 1
-""")
+"""
+)
 
 
 def _stop_timers(placing: _Placing) -> None:
@@ -133,8 +157,10 @@ class _Placing:
         self.result = result
         self.timer = timer
         self.heard_at = heard_at
-        # Set while the match is left to the lobby that formed it.
+        # Set while the match is left to the lobby that formed it (or to the lobby
+        # that holds the claim, once this lobby takes it over).
         self.takeover: IDelayedCall | None = None
+        self.took_over = False
         # Refusals heard, by attempt (the placing lobby waits on them).
         self.answers: dict[int, Deferred[dict[str, Any]]] = {}
 
@@ -159,11 +185,15 @@ class RemoteMatchHosting(Service):
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         formed_by: Callable[[str], str | None] | None = None,
         lobbies_of: Callable[[str], tuple[str, ...]] | None = None,
+        lease_prefix: str | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
         # The lobbies that heard a match (the matchmaker's `lobbies_of`): they follow it,
         # so the placing lobby names them as the hearers of its placement events.
         self._lobbies_of = lobbies_of
+        # The matchmaker's prefix: the lobbies' leases are `<lease_prefix>:lobby:<id>`. A
+        # lobby taking a match over claims it from a former whose lease is gone.
+        self._lease_prefix = lease_prefix
         # The id of the lobby that formed a match, if known (the matchmaker's
         # `formed_by`): that lobby places it, the others take over only if it does not.
         self._formed_by = formed_by
@@ -195,7 +225,8 @@ class RemoteMatchHosting(Service):
         if self.lobby_id not in lobbies:
             lobbies = (*lobbies, self.lobby_id)
         ttl = milliseconds(self._settings.key_ttl)
-        return [ttl, self.lobby_id, milliseconds(FOLLOWERS_TTL), *lobbies]
+        leases = self._lease_prefix or ""
+        return [ttl, self.lobby_id, milliseconds(FOLLOWERS_TTL), leases, *lobbies]
 
     # -- IMatchHosting
 
@@ -258,10 +289,23 @@ class RemoteMatchHosting(Service):
         placing = self._placing.get(match.match_id)
         if placing is None:
             return
+        if not placing.took_over:
+            self.log.info("match {match_id}: not placed by the lobby that formed it yet; "
+                          "claiming it", match_id=match.match_id)  # fmt: skip
         placing.takeover = None
-        self.log.info("match {match_id}: not placed by the lobby that formed it yet; "
-                      "claiming it", match_id=match.match_id)  # fmt: skip
+        placing.took_over = True
         self._start_placing(match)
+
+    def _take_over_later(self, match: Match) -> None:
+        """A lobby that lost the claim of a match it takes over tries again
+        `takeover_after` later (the claim goes to it once its holder's lease is gone),
+        until the match's outcome is heard or its `place_timeout`."""
+        placing = self._placing.get(match.match_id)
+        if placing is None or not placing.took_over or self._lease_prefix is None:
+            return
+        placing.takeover = self._clock.callLater(
+            self._settings.takeover_after, self._take_over, match
+        )
 
     # -- services
 
@@ -433,7 +477,10 @@ class RemoteMatchHosting(Service):
         deadline = placing.heard_at + self._settings.place_timeout * 0.8
         tried: set[str] = set()
         claimed = False
-        for attempt in range(self._settings.hosts_tried):
+        # A lobby taking the match over numbers its attempts after the former's: a
+        # request the former left in a host's list is never confused with its own.
+        first = self._settings.hosts_tried if placing.took_over else 0
+        for attempt in range(first, first + self._settings.hosts_tried):
             if match.match_id not in self._placing:
                 return  # placed (heard on the channel)
             host = await self._pick_host(tried)
@@ -442,11 +489,14 @@ class RemoteMatchHosting(Service):
             tried.add(host.host_id)
             offered = await self._offer(match, host, attempt, deadline, claim=not claimed)
             if offered is None:
-                return  # another lobby places it; the channel (or the timeout) tells us
+                # Another lobby places it; the channel (or the timeout) tells us.
+                self._take_over_later(match)
+                return
             claimed = True
             if offered:
                 return
         if not claimed and not await self._claim(match):
+            self._take_over_later(match)
             return
         await self._give_up(match, "no game host took the match" if tried
                             else "no live game host with free capacity")  # fmt: skip

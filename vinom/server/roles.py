@@ -170,7 +170,8 @@ def build_shared(
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by,
-                                   lobbies_of=matchmaker.lobbies_of)  # fmt: skip
+                                   lobbies_of=matchmaker.lobbies_of,
+                                   lease_prefix=settings.key_prefix + "mm")  # fmt: skip
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password)  # fmt: skip
     parties = RedisPartyStore(
