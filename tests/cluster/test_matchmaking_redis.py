@@ -80,6 +80,23 @@ async def start_lobby(
     return Lobby(matchmaker)
 
 
+def hears_only_its_own(lobbies: list[Lobby], owners: dict[str, Lobby]) -> bool:
+    """Whether each lobby heard exactly the matches it formed or that hold a player whose
+    ticket it queued (`owners`), each once: no other lobby's."""
+    every = {m.match_id: m for lobby in lobbies for m in lobby.heard}
+    for lobby in lobbies:
+        me = lobby.matchmaker.lobby_id
+        ours = {
+            match_id for match_id, match in every.items()
+            if any(owners[p] is lobby for p in match.player_ids)
+            or any(other.matchmaker.formed_by(match_id) == me for other in lobbies)
+        }  # fmt: skip
+        heard = [m.match_id for m in lobby.heard]
+        if len(heard) != len(set(heard)) or set(heard) != ours:
+            return False
+    return True
+
+
 def ticket(player_id: str, game: str = "tictactoe", rating: float | None = None,
            queue: str = "normal") -> Ticket:
     return Ticket(player_id, player_id, game, rating, time.time(), queue)
@@ -150,20 +167,21 @@ class RaceTests(TestCase):
         )
         duels, mazes = count // 2, count // 2
         expected_matches = duels // 2 + mazes // 3
-        await wait_until(
-            lambda: all(len(lobby.heard) >= expected_matches for lobby in lobbies),
-            30, "every lobby to hear every match",
-        )
+        owners = {t.player_id: lobbies[i % 4] for i, t in enumerate(tickets)}
+        every: dict[str, Match] = {}
+
+        def all_heard() -> bool:
+            every.update((m.match_id, m) for lobby in lobbies for m in lobby.heard)
+            return len(every) >= expected_matches and hears_only_its_own(lobbies, owners)
+
+        await wait_until(all_heard, 30, "every lobby to hear the matches of its players")
         elapsed = time.monotonic() - started
-        for lobby in lobbies:
-            # Every lobby heard every match once.
-            self.assertEqual(len(lobby.heard), expected_matches)
-            self.assertEqual(
-                {m.match_id for m in lobby.heard}, {m.match_id for m in lobbies[0].heard}
-            )
-        matched = Counter(p for m in lobbies[0].heard for p in m.player_ids)
+        # Each lobby heard the matches it formed or that hold its players, once; no other.
+        self.assertTrue(hears_only_its_own(lobbies, owners))
+        self.assertEqual(len(every), expected_matches)
+        matched = Counter(p for m in every.values() for p in m.player_ids)
         self.assertEqual(max(matched.values()), 1, "a ticket was matched twice")
-        for match in lobbies[0].heard:
+        for match in every.values():
             self.assertEqual(len(match.players), {"tictactoe": 2, "maze": 3}[match.game])
             self.assertTrue(all(t.game == match.game for t in match.players))
         # Every ticket but the remainder of each game (one duel) was matched.
@@ -197,12 +215,12 @@ class RaceTests(TestCase):
         await gatherResults(
             [Deferred.fromCoroutine(feed(lobby, tickets[i::4])) for i, lobby in enumerate(lobbies)]
         )
-        # Let passes run until no more can form (every lobby has heard the same).
+        # Let passes run until no more can form.
         await deferLater(reactor, 0.5, lambda: None)
-        await wait_until(
-            lambda: len({len(lobby.heard) for lobby in lobbies}) == 1, 30, "every lobby to agree"
-        )
-        heard = lobbies[0].heard
+        owners = {p: lobbies[i % 4] for i, t in enumerate(tickets) for p in t.player_ids}
+        await wait_until(lambda: hears_only_its_own(lobbies, owners), 30,
+                         "every lobby to hear the matches of its players")  # fmt: skip
+        heard = list({m.match_id: m for lobby in lobbies for m in lobby.heard}.values())
         matched = Counter(p for m in heard for p in m.player_ids)
         self.assertEqual(max(matched.values()), 1, "a player was matched twice")
         parties = {t.player_id: t.player_ids for t in tickets}
@@ -224,20 +242,25 @@ class RaceTests(TestCase):
 
 
 class FormedByTests(TestCase):
-    async def test_every_lobby_knows_which_lobby_formed_a_match(self) -> None:
+    async def test_the_lobbies_of_a_match_know_which_lobby_formed_it(self) -> None:
         # The lobby whose call formed a match places it (vinom.cluster.placement).
         redis = await start_redis(self)
         settings = RedisMatchmakerSettings(tick_every=60.0, lobby_lease=3600.0)
-        first, second = [
-            await start_lobby(self, redis.port, {"tictactoe": 2}, settings) for _ in range(2)
+        first, second, third = [
+            await start_lobby(self, redis.port, {"tictactoe": 2}, settings) for _ in range(3)
         ]
         await first.matchmaker.enqueue(ticket("p"))
         await second.matchmaker.enqueue(ticket("q"))  # forms the match
         await wait_until(lambda: bool(first.heard and second.heard), 5, "the match")
         match_id = first.heard[0].match_id
+        ids = {first.matchmaker.lobby_id, second.matchmaker.lobby_id}
         for lobby in (first, second):
             self.assertEqual(lobby.matchmaker.formed_by(match_id), second.matchmaker.lobby_id)
+            self.assertEqual(set(lobby.matchmaker.lobbies_of(match_id)), ids)
         self.assertIsNone(first.matchmaker.formed_by("m-unknown"))
+        # A lobby holding none of its players hears nothing of it.
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(third.heard, [])
 
 
 class BurstTests(TestCase):

@@ -380,7 +380,7 @@ class FormerPlacesTests(TestCase):
         clock = Clock()
         hosting = RemoteMatchHosting(
             redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
-            formed_by=lambda match_id: former,
+            formed_by=lambda match_id: former, lease_prefix="vinom:mm",
         )
         return hosting, redis, clock
 
@@ -411,6 +411,26 @@ class FormerPlacesTests(TestCase):
         clock.advance(0.1)  # takeover_after (2 s): the former has not placed it
         outcome = await self.outcome(redis)
         self.assertEqual(outcome["event"], "failed")
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+
+    async def test_a_match_claimed_by_a_former_that_died_is_taken_over_once_its_lease_lapses(
+        self,
+    ) -> None:
+        hosting, redis, clock = await self.lobby("l-other")
+        # The former claimed the match, and holds its lease (`<mm>:lobby:<id>`).
+        await redis.handler.set("vinom:placer:m-formed", "l-other")
+        await redis.handler.set("vinom:mm:lobby:l-other", "1")
+        hosting.host_match(self.match()).addErrback(lambda _: None)
+        clock.advance(2.0)  # takeover_after: the claim is a live lobby's, left to it
+        await redis.handler.ping()
+        await redis.handler.ping()
+        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-other")
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-formed"))
+        # The former dies: its lease lapses, and the next try takes the claim over.
+        await redis.handler.delete("vinom:mm:lobby:l-other")
+        clock.advance(2.0)
+        outcome = await self.outcome(redis)
+        self.assertEqual(outcome["event"], "failed")  # no live host: given up at once
         self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
 
     async def test_a_match_placed_by_its_former_is_never_claimed_by_another(self) -> None:

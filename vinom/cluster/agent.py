@@ -4,8 +4,9 @@ It registers the host in the `IHostRegistry` with a TTL and renews it every
 `heartbeat_every` (its heartbeat, with its free capacity), holds its presence
 connection (subscribed to its presence channel for as long as the process lives:
 lobbies end its matches only once it is gone, not while it is only paused), takes
-the placement requests lobbies push to its list, hosts each match on its own `GameHostingService`
-and says where on the placements channel; when a match ends it says how.
+the placement requests lobbies push to its list, hosts each match on its own
+`GameHostingService` and says where to the lobbies that follow the match (their
+placements channels); when a match ends it says how, to the same lobbies.
 """
 
 from __future__ import annotations
@@ -246,6 +247,8 @@ class HostAgent(Service):
             request = json.loads(text)
             match = match_from_json(request["match"])
             attempt = int(request["attempt"])
+            # A refusal goes to the lobby that asked (it waits for it), no other.
+            lobby_id = str(request["lobby_id"])
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement request: {text!r}", text=text)
             return
@@ -258,7 +261,8 @@ class HostAgent(Service):
         if not claimed:
             return  # withdrawn by its lobby, which gave up waiting for us
         if self.draining or not self._serving or self._hosting.free_ports < 1:
-            await self._refuse(match, attempt, "draining" if self.draining else "full")
+            await self._refuse(match, attempt, lobby_id,
+                               "draining" if self.draining else "full")  # fmt: skip
             return
         try:
             address = await self._hosting.host_match(
@@ -267,7 +271,7 @@ class HostAgent(Service):
         except Exception as error:
             self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
                           error=error)  # fmt: skip
-            await self._refuse(match, attempt, "failed")
+            await self._refuse(match, attempt, lobby_id, "failed")
             return
         placed = {
             "event": "placed",
@@ -283,9 +287,10 @@ class HostAgent(Service):
         self.placed += 1
         self._capacity_changed()
 
-    async def _refuse(self, match: Match, attempt: int, reason: str) -> None:
+    async def _refuse(self, match: Match, attempt: int, lobby_id: str, reason: str) -> None:
         self.refused += 1
         await self._publish(
+            lobby_id,
             {"event": "refused", "match_id": match.match_id, "attempt": attempt,
              "host_id": self.host_id, "reason": reason}
         )  # fmt: skip
@@ -323,6 +328,6 @@ class HostAgent(Service):
         self.heartbeat()
         self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
 
-    async def _publish(self, message: Mapping[str, Any]) -> None:
+    async def _publish(self, lobby_id: str, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"))
-        await self._redis.bounded(self._redis.handler.publish(self._keys.channel, text))
+        await self._redis.bounded(self._redis.handler.publish(self._keys.channel(lobby_id), text))

@@ -17,42 +17,72 @@ from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import PlacementSettings
 from vinom.protocol.address import HostAddress
 
-# KEYS: the match's outcome key. ARGV: the outcome (JSON), its TTL (ms), the channel.
-# Records the outcome unless one is recorded already (the first decides) and, if it
-# did, publishes it: one call.
-_DECIDE = Script("""
+# The lobbies that follow a match (`<prefix>lobbies:<match_id>`, a set) hear its
+# placement events on their own channels (`<prefix>placements:<lobby_id>`): the
+# lobbies that formed it or hold its players, as the match says (`lobbies`), written
+# by the lobby that claims its placement. Lua: `to_followers` publishes a message to
+# each (also used by vinom.cluster.hosts).
+TO_FOLLOWERS_LUA = """
+local function to_followers(key, channels, message)
+  for _, lobby in ipairs(redis.call('SMEMBERS', key)) do
+    redis.call('PUBLISH', channels .. lobby, message)
+  end
+end
+"""
+
+# How long the set of a match's followers is kept: as long as its placement record
+# (vinom.cluster.players); its end deletes it.
+FOLLOWERS_TTL = 24 * 3600.0
+
+# KEYS: the match's outcome key, its followers. ARGV: the outcome (JSON), its TTL (ms),
+# the channels' prefix. Records the outcome unless one is recorded already (the first
+# decides) and, if it did, publishes it to the match's lobbies: one call. A failed
+# match's followers are done with it.
+_DECIDE = Script(
+    TO_FOLLOWERS_LUA
+    + """
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  to_followers(KEYS[2], ARGV[3], ARGV[1])
+  redis.call('DEL', KEYS[2])
   return 1
 end
 return 0
-""")
+"""
+)
 
 
-# KEYS: the match's outcome key, the host's matches, the host index. ARGV: the outcome
-# (JSON), its TTL (ms), the channel, the match id, the TTL of the host's matches (ms).
-# `_DECIDE` for a host's `placed`: the match joins the host's matches in the same call,
-# so that whoever claims the host's departure finds it (vinom.cluster.hosts); the index
-# is kept at least as long.
-_DECIDE_PLACED = Script("""
+# KEYS: the match's outcome key, the host's matches, the host index, the match's
+# followers. ARGV: the outcome (JSON), its TTL (ms), the channels' prefix, the match
+# id, the TTL of the host's matches (ms). `_DECIDE` for a host's `placed`: the match
+# joins the host's matches in the same call, so that whoever claims the host's
+# departure finds it (vinom.cluster.hosts); the index is kept at least as long.
+_DECIDE_PLACED = Script(
+    TO_FOLLOWERS_LUA
+    + """
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   local ttl = tonumber(ARGV[5])
   redis.call('SADD', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ttl)
   if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
-  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  to_followers(KEYS[4], ARGV[3], ARGV[1])
   return 1
 end
 return 0
-""")
+"""
+)
 
-# KEYS: the host's matches. ARGV: the match id, the channel, the `ended` message.
-# The match leaves the host's matches as its end is published: one call.
-_END = Script("""
+# KEYS: the host's matches, the match's followers. ARGV: the match id, the channels'
+# prefix, the `ended` message. The match leaves the host's matches as its end is
+# published to its lobbies, which are then done with it: one call.
+_END = Script(
+    TO_FOLLOWERS_LUA
+    + """
 redis.call('SREM', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+to_followers(KEYS[2], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[2])
 return 1
-""")
+"""
+)
 
 
 @frozen
@@ -62,8 +92,17 @@ class PlacementKeys:
     prefix: str
 
     @property
-    def channel(self) -> str:
-        return self.prefix + "placements"
+    def channels(self) -> str:
+        """The prefix of the lobbies' channels (`channel`)."""
+        return self.prefix + "placements:"
+
+    def channel(self, lobby_id: str) -> str:
+        """A lobby's channel: the placement events of the matches it follows."""
+        return self.channels + lobby_id
+
+    def followers(self, match_id: str) -> str:
+        """The ids of the lobbies that follow a match (a set)."""
+        return f"{self.prefix}lobbies:{match_id}"
 
     def requests(self, host_id: str) -> str:
         return f"{self.prefix}place:{host_id}"
@@ -105,23 +144,27 @@ def address_from(data: Mapping[str, Any]) -> HostAddress:
 
 def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
             outcome: Mapping[str, Any]) -> Deferred[bool]:  # fmt: skip
-    """Record a match's outcome (`placed` or `failed`) and publish it, unless an outcome
-    is recorded already; whether this one was."""
+    """Record a match's outcome (`placed` or `failed`) and publish it to the lobbies that
+    follow the match, unless an outcome is recorded already; whether this one was."""
     text = json.dumps(outcome, separators=(",", ":"))
     match_id = str(outcome["match_id"])
     ttl = milliseconds(settings.key_ttl)
     if outcome["event"] == "placed":
-        index = [keys.outcome(match_id), keys.host_matches(str(outcome["host_id"])), keys.hosts]
-        d = redis.run(_DECIDE_PLACED, index, [text, ttl, keys.channel, match_id, ttl])
+        index = [keys.outcome(match_id), keys.host_matches(str(outcome["host_id"])), keys.hosts,
+                 keys.followers(match_id)]  # fmt: skip
+        d = redis.run(_DECIDE_PLACED, index, [text, ttl, keys.channels, match_id, ttl])
     else:
-        d = redis.run(_DECIDE, [keys.outcome(match_id)], [text, ttl, keys.channel])
+        index = [keys.outcome(match_id), keys.followers(match_id)]
+        d = redis.run(_DECIDE, index, [text, ttl, keys.channels])
     return d.addCallback(lambda recorded: recorded == 1)
 
 
 def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
                  message: Mapping[str, Any]) -> Deferred[None]:  # fmt: skip
-    """Publish a match's `ended` as its host, taking it out of the host's matches."""
+    """Publish a match's `ended` to its lobbies as its host, taking it out of the host's
+    matches."""
     text = json.dumps(message, separators=(",", ":"))
-    d = redis.run(_END, [keys.host_matches(host_id)],
-                  [str(message["match_id"]), keys.channel, text])  # fmt: skip
+    match_id = str(message["match_id"])
+    d = redis.run(_END, [keys.host_matches(host_id), keys.followers(match_id)],
+                  [match_id, keys.channels, text])  # fmt: skip
     return d.addCallback(lambda _: None)

@@ -27,7 +27,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from vinom.cluster.channel import PlacementKeys
+from vinom.cluster.channel import TO_FOLLOWERS_LUA, PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
 from vinom.cluster.watch import guarded, watch_key
@@ -160,30 +160,35 @@ return found
 """)
 
 # KEYS: the watch guard's key, the index, the keys of the hosts in it, then their heard
-# keys. ARGV: the prefix of the hosts' matches keys, the placement channel, the reason
-# of the ends (`host_crashed`), the host ids, then their presence channels. A host in
-# the index without a key has departed if it is also gone (its heard key lapsed, or
-# nobody holds its presence channel: its process died), once Redis has been watched
-# long enough (vinom.cluster.watch; until then it may only have been unable to renew
-# its key): this call claims it (SREM: in one script, so exactly one caller does) and
-# ends the matches it left (`ended`, `host_crashed`, on the channel, as the host would
+# keys. ARGV: the prefix of the hosts' matches keys, the prefix of the lobbies'
+# channels, the prefix of the matches' followers keys, the reason of the ends
+# (`host_crashed`), the host ids, then their presence channels. A host in the index
+# without a key has departed if it is also gone (its heard key lapsed, or nobody holds
+# its presence channel: its process died), once Redis has been watched long enough
+# (vinom.cluster.watch; until then it may only have been unable to renew its key):
+# this call claims it (SREM: in one script, so exactly one caller does) and ends the
+# matches it left (`ended`, `host_crashed`, to each match's lobbies, as the host would
 # have). Returns each claimed host id and how many matches it ended.
-_CLAIM_DEPARTED = """
+_CLAIM_DEPARTED = (
+    TO_FOLLOWERS_LUA
+    + """
 if not watch(KEYS[1]) then return {} end
 local claimed = {}
 local n = (#KEYS - 2) / 2
 for i = 3, n + 2 do
-  local host_id = ARGV[i + 1]
+  local host_id = ARGV[i + 2]
   if redis.call('EXISTS', KEYS[i]) == 0
       and (redis.call('EXISTS', KEYS[i + n]) == 0
-           or redis.call('PUBSUB', 'NUMSUB', ARGV[i + 1 + n])[2] == 0)
+           or redis.call('PUBSUB', 'NUMSUB', ARGV[i + 2 + n])[2] == 0)
       and redis.call('SREM', KEYS[2], host_id) == 1 then
     local matches_key = ARGV[1] .. host_id
     local match_ids = redis.call('SMEMBERS', matches_key)
     for _, match_id in ipairs(match_ids) do
-      redis.call('PUBLISH', ARGV[2], cjson.encode({
+      local followers = ARGV[3] .. match_id
+      to_followers(followers, ARGV[2], cjson.encode({
         event = 'ended', match_id = match_id, host_id = host_id,
-        outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[3]}}))
+        outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[4]}}))
+      redis.call('DEL', followers)
     end
     redis.call('DEL', matches_key)
     claimed[#claimed + 1] = host_id
@@ -192,6 +197,7 @@ for i = 3, n + 2 do
 end
 return claimed
 """
+)
 
 # KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the host id.
 # A host that leaves with no match left (each end announced) leaves the index too:
@@ -313,8 +319,8 @@ class RedisHostRegistry:
         ids = await self._indexed()
         keys = [self._watch_key, self._index_key, *(self._host_key(i) for i in ids),
                 *(self._heard_key(i) for i in ids)]  # fmt: skip
-        args = [self._keys.host_matches(""), self._keys.channel, HOST_CRASHED, *ids,
-                *(presence_channel(self.redis, i) for i in ids)]  # fmt: skip
+        args = [self._keys.host_matches(""), self._keys.channels, self._keys.followers(""),
+                HOST_CRASHED, *ids, *(presence_channel(self.redis, i) for i in ids)]  # fmt: skip
         claimed = list(await self.redis.run(self._claim_script, keys, args) or ())
         for host_id, ended in zip(claimed[::2], claimed[1::2], strict=True):
             if ended:

@@ -74,6 +74,8 @@ local function live(qkey, player)
     return nil
   end
   if state ~= 'live' then return false end
+  -- The lobbies that hear the ticket's match: its owner's, and each party member's.
+  local hearers = {t[2]}
   if party_prefix ~= '' and tonumber(t[6]) and tonumber(t[6]) > 1 then
     -- A party's ticket: every member's lobby must be live too (the party store
     -- keeps which lobby holds each member, docs/scaling.md). The party id and
@@ -88,12 +90,13 @@ local function live(qkey, player)
       for seat in string.gmatch(t[5], '"player_id":"([^"]+)"') do
         local lobby = lobbies[seat]
         if lobby == nil or lobby_state(lobby) ~= 'live' then return false end
+        hearers[#hearers + 1] = lobby
       end
     end
   end
   -- data: the JSON of the ticket's seats (a party's: one ticket per member), comma separated.
   return {player = player, rating = tonumber(t[3]), queued_at = tonumber(t[4]), data = t[5],
-          size = tonumber(t[6]) or 1}
+          size = tonumber(t[6]) or 1, hearers = hearers}
 end
 
 -- The rating window rule of vinom/matchmaking/windows.py, computed the same way.
@@ -112,10 +115,19 @@ local function fits(w, a, b)
 end
 
 -- Take the tickets out of their queue, keep them as "matched" for a while
--- (so a lobby restoring its tickets skips them) and announce the match.
+-- (so a lobby restoring its tickets skips them) and announce the match to the
+-- lobbies that hear it (`lobbies`: the caller, which formed it, and each lobby
+-- holding a player of it), each on its own channel: no other lobby hears it.
 local function form(qkey, game_json, group, match_id, matched_ms)
   local datas = {}
+  local lobbies, named = {me}, {[me] = true}
   for i, t in ipairs(group) do
+    for _, lobby in ipairs(t.hearers) do
+      if not named[lobby] then
+        named[lobby] = true
+        lobbies[#lobbies + 1] = lobby
+      end
+    end
     local tk = ticket_key(t.player)
     redis.call('ZREM', qkey, t.player)
     redis.call('HSET', tk, 'state', 'matched')
@@ -124,12 +136,17 @@ local function form(qkey, game_json, group, match_id, matched_ms)
   end
   local body = '"match_id":"' .. match_id .. '","game":' .. game_json .. ',"formed_at":'
     .. now_text .. ',"players":[' .. table.concat(datas, ',') .. '],"formed_by":'
-    .. cjson.encode(me) .. '}'
+    .. cjson.encode(me) .. ',"lobbies":' .. cjson.encode(lobbies) .. '}'
   -- The log lets a lobby whose subscriber was cut off hear what it missed.
   local log_id = redis.call('XADD', prefix .. ':match-log', 'MAXLEN', '~', log_length, '*',
                             'match', '{' .. body)
+  -- A matched ticket names its match's log entry: a lobby its player reconnects
+  -- through while the match is placed finds the match there ('adopt').
+  for _, t in ipairs(group) do redis.call('HSET', ticket_key(t.player), 'log', log_id) end
   local message = '{"log_id":"' .. log_id .. '",' .. body
-  redis.call('PUBLISH', prefix .. ':matches', message)
+  for _, lobby in ipairs(lobbies) do
+    redis.call('PUBLISH', prefix .. ':matches:' .. lobby, message)
+  end
   return message
 end
 
@@ -520,6 +537,28 @@ elseif op == 'restore' then
   end
   if top > seq then redis.call('SET', seq_key, string.format('%d', top)) end
   return restored
+elseif op == 'adopt' then
+  -- player, the placement keys' prefix, the TTL of a match's followers (ms). The
+  -- match of a matched ticket, as its log entry has it, while its placement is not
+  -- decided (nil if none, or once placed or failed: the player store or the
+  -- requeue answers for it then). The caller joins the lobbies that follow the
+  -- match (vinom/cluster/channel.py), so it hears its placement events: in this
+  -- same call, so no outcome can be published in between.
+  local t = redis.call('HMGET', ticket_key(ARGV[6]), 'state', 'log')
+  if t[1] ~= 'matched' or not t[2] then return false end
+  local entries = redis.call('XRANGE', prefix .. ':match-log', t[2], t[2])
+  if #entries == 0 then return false end
+  local fields, body = entries[1][2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'match' then body = fields[i + 1] end
+  end
+  if not body then return false end
+  local match_id = string.match(body, '"match_id":"([^"]+)"')
+  if redis.call('EXISTS', ARGV[7] .. 'outcome:' .. match_id) == 1 then return false end
+  local key = ARGV[7] .. 'lobbies:' .. match_id
+  redis.call('SADD', key, me)
+  redis.call('PEXPIRE', key, ARGV[8])
+  return '{"log_id":"' .. t[2] .. '",' .. string.sub(body, 2)
 elseif op == 'release' then
   -- The lobby stops: its queued tickets and its key go.
   for i = 6, #ARGV do

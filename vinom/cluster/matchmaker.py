@@ -41,7 +41,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.cluster.client import RedisSubscription, Script
+from vinom.cluster.channel import FOLLOWERS_TTL
+from vinom.cluster.client import RedisSubscription, Script, milliseconds
 from vinom.cluster.clock import RedisClock
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_MATCHMAKER, RedisMatchmakerSettings
@@ -145,10 +146,12 @@ class RedisMatchmaker:
         self._cancelling: dict[str, bool] = {}
         # Enqueue calls, numbered: their tickets carry the number (see "withdraw").
         self._calls = itertools.count()
-        # Matches announced -> the id of the lobby whose call formed each.
-        self._announced: OrderedDict[str, str | None] = OrderedDict()
+        # Matches announced -> the id of the lobby whose call formed each, and the
+        # lobbies that heard it (the match's `lobbies`).
+        self._announced: OrderedDict[str, tuple[str | None, tuple[str, ...]]] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
-        self._channel = f"{settings.prefix}:matches"
+        # This lobby's own channel: the matches it formed or that hold its players.
+        self._channel = f"{settings.prefix}:matches:{self.lobby_id}"
         self._subscription = RedisSubscription(
             subscriber_endpoint, self._channel, self._heard, clock, password,
             catch_up=self._catch_up,
@@ -303,6 +306,27 @@ class RedisMatchmaker:
 
     def add_listener(self, listener: MatchListener) -> None:
         self._listeners.append(listener)
+
+    def adopt(self, player_id: str) -> Deferred[Match | None]:
+        """The match of a player whose ticket was matched and whose match is not placed
+        yet (a player reconnecting through this lobby while the match waits for its game
+        host): announced here now if it was not, and this lobby joins the lobbies that
+        hear its placement. None if the player's ticket is not matched, or their
+        match's placement is decided (placed or failed)."""
+
+        def found(text: object) -> Match | None:
+            if not text:
+                return None
+            data = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+            match = match_from_json(data)
+            lobbies = [*data.get("lobbies", ()), self.lobby_id]
+            self._announce(match, data.get("formed_by"), lobbies)
+            return match
+
+        ttl = str(milliseconds(FOLLOWERS_TTL))
+        return self._script("adopt", player_id, self._settings.placement_prefix, ttl).addCallback(
+            found
+        )
 
     # -- queues
 
@@ -463,7 +487,8 @@ class RedisMatchmaker:
         for message in answer.get("matches", ()):
             # Not _logged: the channel's place in the log only moves with what
             # the channel (or the catch-up) delivered, so a catch-up misses nothing.
-            self._announce(match_from_json(message), message.get("formed_by"))
+            self._announce(match_from_json(message), message.get("formed_by"),
+                           message.get("lobbies"))  # fmt: skip
         more = bool(answer.get("more"))
         if more and (game, queue) not in self._passes:
             # Outside the caller's Deferred: the caller has its answer already.
@@ -492,7 +517,7 @@ class RedisMatchmaker:
                           message=message)
             return
         self._logged(data.get("log_id"))
-        self._announce(match, data.get("formed_by"))
+        self._announce(match, data.get("formed_by"), data.get("lobbies"))
 
     def formed_here(self, match_id: str) -> bool:
         return self.formed_by(match_id) == self.lobby_id
@@ -500,7 +525,12 @@ class RedisMatchmaker:
     def formed_by(self, match_id: str) -> str | None:
         """The `lobby_id` of the lobby whose call formed an announced match (its
         enqueue or its matching pass), or None if not known."""
-        return self._announced.get(match_id)
+        return self._announced.get(match_id, (None, ()))[0]
+
+    def lobbies_of(self, match_id: str) -> tuple[str, ...]:
+        """The ids of the lobbies that heard an announced match: the one that formed it
+        and those holding its players (empty if not known)."""
+        return self._announced.get(match_id, (None, ()))[1]
 
     def _logged(self, log_id: object) -> None:
         """Remember the newest match-log entry heard (stream ids: 'ms-seq')."""
@@ -535,14 +565,19 @@ class RedisMatchmaker:
         )
         for entry_id, fields in missed or ():
             values = dict(zip(fields[::2], fields[1::2], strict=False))
-            self._heard(json.dumps({"log_id": str(entry_id), **json.loads(values["match"])}))
+            entry = json.loads(values["match"])
+            if self.lobby_id not in entry.get("lobbies", (self.lobby_id,)):
+                continue  # not published to this lobby: none of its players
+            self._heard(json.dumps({"log_id": str(entry_id), **entry}))
 
-    def _announce(self, match: Match, formed_by: object = None) -> None:
+    def _announce(self, match: Match, formed_by: object = None, lobbies: object = None) -> None:
         if match.match_id in self._announced:
             # Heard again: in the answer of our own call, on the channel, in
             # the log after a reconnection.
             return
-        self._announced[match.match_id] = formed_by if isinstance(formed_by, str) else None
+        heard_by = tuple(str(x) for x in lobbies) if isinstance(lobbies, list) else ()
+        self._announced[match.match_id] = (formed_by if isinstance(formed_by, str) else None,
+                                           heard_by)  # fmt: skip
         while len(self._announced) > _REMEMBERED_MATCHES:
             self._announced.popitem(last=False)
         for player_id in match.player_ids:

@@ -75,7 +75,9 @@ class RedisPartyStore:
     timeout: with Redis down they fail with `BackendUnavailable`);
     `subscription_endpoint` reaches the same Redis for the changes channel.
     `lobby_id` is the id of the lobby this store serves (its matchmaker's), kept
-    with each member it holds; with `lease_prefix`, the matchmaker's prefix
+    with each member it holds: the matchmaker publishes a party's match to the
+    lobby of each member, so a member held by another lobby than the leader's
+    hears their match only with it; with `lease_prefix`, the matchmaker's prefix
     (the lobbies' leases are its `:lobby:<lobby_id>` keys), the store takes
     out of their parties, every `check_every`, the members held by a lobby
     whose lease has lapsed.

@@ -6,28 +6,32 @@ one Redis (docs/scaling.md). Two parts talk over it:
 - `HostAgent` (vinom.cluster.agent), in each game-host process: registers the host in the
   `IHostRegistry` with a TTL and renews it every TTL/3 (its heartbeat, with
   its free capacity), takes the placement requests lobbies push to its list,
-  hosts each match on its own `GameHostingService` and says where on the
-  placements channel; when a match ends it says how.
+  hosts each match on its own `GameHostingService` and says where to the
+  lobbies that follow the match; when a match ends it says how.
 - `RemoteMatchHosting`, in each lobby process: the lobby's `IMatchHosting`.
-  Every lobby hears every match the Redis matchmaker forms and calls
-  `host_match` for it; one of them (the one that formed it, or another that
-  claims it once that one is late) places it on the least loaded live host
-  with free capacity, trying the next host if one refuses or does not claim
-  the request in time. Every lobby's `host_match` fires with the address the
-  host announces, so each delivers `match_found` to the players whose
-  connections it holds.
+  The lobbies that hear a match (the one that formed it and those holding its
+  players: vinom.cluster.matchmaker) call `host_match` for it; one of them (the
+  one that formed it, or another that claims it once that one is late) places
+  it on the least loaded live host with free capacity, trying the next host if
+  one refuses or does not claim the request in time. Each of their
+  `host_match` fires with the address the host announces, so each delivers
+  `match_found` to the players whose connections it holds.
 
 Why Redis and not a direct connection (AMP) from lobby to host: lobbies and
 hosts already share Redis and nothing else, so a host needs no listening
 port of its own nor lobbies its address; a request waits in the host's list
-however briefly the host is away; and the outcome must reach every lobby,
-not only the one that placed the match, which pub/sub does in one step.
+however briefly the host is away; and the outcome must reach every lobby that
+follows the match, not only the one that placed it, which pub/sub does: each
+lobby has its own channel, and the scripts that publish a match's events
+publish them to each lobby of the match's followers set (vinom.cluster.channel).
 
 The steps, each bounded in time (keys and TTLs in docs/scaling.md):
 
 1. The lobby that formed the match claims it (`SET placer:<match> NX`, in one
-   call with its first request); the others wait, and try the same claim
-   only if they heard no outcome `takeover_after` after the match.
+   call with its first request, naming the match's lobbies as its followers);
+   the others wait, and try the same claim only if they heard no outcome
+   `takeover_after` after the match, and again every `takeover_after` until
+   they do: a claim whose holder's lease is gone (it died) is taken over.
 2. It pushes `{match, attempt}` onto `place:<host>` and waits
    `accept_timeout` for the host's answer.
 3. The host pops it, with every other request waiting, and claims the
@@ -39,7 +43,8 @@ The steps, each bounded in time (keys and TTLs in docs/scaling.md):
    draining, failed to start), and the lobby tries the next host.
 5. If no host took it within `place_timeout`, the lobby records and
    publishes `failed`; `host_match` fails with `NoHostAvailable` in every
-   lobby. A lobby that heard nothing by `place_timeout` reads the outcome key.
+   lobby that follows the match. A lobby that heard nothing by `place_timeout`
+   reads the outcome key.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.cluster.channel import PlacementKeys, address_from, decide
+from vinom.cluster.channel import FOLLOWERS_TTL, PlacementKeys, address_from, decide
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.hosts import HostRecord, IHostRegistry
 from vinom.cluster.outage import Outage
@@ -87,15 +92,52 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """)
 
-# KEYS: the match's placer key, a host's request list. ARGV: the request, the TTL
-# of both keys (ms), the lobby id. The first request of the lobby that claims the
-# match goes with the claim: one call. 0 if another lobby holds the claim.
-_CLAIM_AND_PUSH = Script("""
-if not redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2], 'NX') then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+# Lua: claim the match (KEYS[1], the placer key) for this lobby (ARGV[2]) for ARGV[1]
+# ms: unless another lobby holds the claim and still holds its lease (ARGV[4], the
+# prefix of the lobbies' leases, `<prefix>:lobby:<lobby_id>`; '' to never take a claim
+# over). A claim whose holder's lease is gone is taken over: its holder died before
+# placing the match.
+_CLAIM_LUA = """
+local function claim()
+  if redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1], 'NX') then return true end
+  if ARGV[4] == '' then return false end
+  local holder = redis.call('GET', KEYS[1])
+  if not holder or holder == ARGV[2] then return false end
+  if redis.call('EXISTS', ARGV[4] .. ':lobby:' .. holder) == 1 then return false end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+  return true
+end
+"""
+
+# KEYS: the match's placer key, its followers. ARGV: the TTL of the placer key (ms),
+# the lobby id, the TTL of the followers (ms), the lease prefix (`_CLAIM_LUA`), then
+# the lobbies that follow the match. The claim writes who hears the match's placement
+# events (vinom.cluster.channel). 0 if another live lobby holds the claim.
+_CLAIM = Script(
+    _CLAIM_LUA
+    + """
+if not claim() then return 0 end
+redis.call('SADD', KEYS[2], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
-""")
+"""
+)
+
+# KEYS: the match's placer key, its followers, a host's request list. ARGV: as
+# `_CLAIM`'s, then the request and the list's TTL (ms). The first request of the lobby
+# that claims the match goes with the claim: one call. 0 if another live lobby holds it.
+_CLAIM_AND_PUSH = Script(
+    _CLAIM_LUA
+    + """
+local n = #ARGV
+if not claim() then return 0 end
+redis.call('SADD', KEYS[2], unpack(ARGV, 5, n - 2))
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('LPUSH', KEYS[3], ARGV[n - 1])
+redis.call('PEXPIRE', KEYS[3], ARGV[n])
+return 1
+"""
+)
 
 
 def _stop_timers(placing: _Placing) -> None:
@@ -114,8 +156,10 @@ class _Placing:
         self.result = result
         self.timer = timer
         self.heard_at = heard_at
-        # Set while the match is left to the lobby that formed it.
+        # Set while the match is left to the lobby that formed it (or to the lobby
+        # that holds the claim, once this lobby takes it over).
         self.takeover: IDelayedCall | None = None
+        self.took_over = False
         # Refusals heard, by attempt (the placing lobby waits on them).
         self.answers: dict[int, Deferred[dict[str, Any]]] = {}
 
@@ -139,8 +183,16 @@ class RemoteMatchHosting(Service):
         lobby_id: str | None = None,
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         formed_by: Callable[[str], str | None] | None = None,
+        lobbies_of: Callable[[str], tuple[str, ...]] | None = None,
+        lease_prefix: str | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        # The lobbies that heard a match (the matchmaker's `lobbies_of`): they follow it,
+        # so the placing lobby names them as the hearers of its placement events.
+        self._lobbies_of = lobbies_of
+        # The matchmaker's prefix: the lobbies' leases are `<lease_prefix>:lobby:<id>`. A
+        # lobby taking a match over claims it from a former whose lease is gone.
+        self._lease_prefix = lease_prefix
         # The id of the lobby that formed a match, if known (the matchmaker's
         # `formed_by`): that lobby places it, the others take over only if it does not.
         self._formed_by = formed_by
@@ -169,7 +221,16 @@ class RemoteMatchHosting(Service):
 
     @property
     def channel(self) -> str:
-        return self._keys.channel
+        """This lobby's channel: the placement events of the matches it follows."""
+        return self._keys.channel(self.lobby_id)
+
+    def _claim_arguments(self, match_id: str) -> list[str | int]:
+        lobbies = () if self._lobbies_of is None else self._lobbies_of(match_id)
+        if self.lobby_id not in lobbies:
+            lobbies = (*lobbies, self.lobby_id)
+        ttl = milliseconds(self._settings.key_ttl)
+        leases = self._lease_prefix or ""
+        return [ttl, self.lobby_id, milliseconds(FOLLOWERS_TTL), leases, *lobbies]
 
     # -- IMatchHosting
 
@@ -232,10 +293,23 @@ class RemoteMatchHosting(Service):
         placing = self._placing.get(match.match_id)
         if placing is None:
             return
+        if not placing.took_over:
+            self.log.info("match {match_id}: not placed by the lobby that formed it yet; "
+                          "claiming it", match_id=match.match_id)  # fmt: skip
         placing.takeover = None
-        self.log.info("match {match_id}: not placed by the lobby that formed it yet; "
-                      "claiming it", match_id=match.match_id)  # fmt: skip
+        placing.took_over = True
         self._start_placing(match)
+
+    def _take_over_later(self, match: Match) -> None:
+        """A lobby that lost the claim of a match it takes over tries again
+        `takeover_after` later (the claim goes to it once its holder's lease is gone),
+        until the match's outcome is heard or its `place_timeout`."""
+        placing = self._placing.get(match.match_id)
+        if placing is None or not placing.took_over or self._lease_prefix is None:
+            return
+        placing.takeover = self._clock.callLater(
+            self._settings.takeover_after, self._take_over, match
+        )
 
     # -- services
 
@@ -452,7 +526,10 @@ class RemoteMatchHosting(Service):
         deadline = placing.heard_at + self._settings.place_timeout * 0.8
         tried: set[str] = set()
         claimed = False
-        for attempt in range(self._settings.hosts_tried):
+        # A lobby taking the match over numbers its attempts after the former's: a
+        # request the former left in a host's list is never confused with its own.
+        first = self._settings.hosts_tried if placing.took_over else 0
+        for attempt in range(first, first + self._settings.hosts_tried):
             if match.match_id not in self._placing:
                 return  # placed (heard on the channel)
             host = await self._pick_host(tried)
@@ -461,22 +538,23 @@ class RemoteMatchHosting(Service):
             tried.add(host.host_id)
             offered = await self._offer(match, host, attempt, deadline, claim=not claimed)
             if offered is None:
-                return  # another lobby places it; the channel (or the timeout) tells us
+                # Another lobby places it; the channel (or the timeout) tells us.
+                self._take_over_later(match)
+                return
             claimed = True
             if offered:
                 return
         if not claimed and not await self._claim(match):
+            self._take_over_later(match)
             return
         await self._give_up(match, "no game host took the match" if tried
                             else "no live game host with free capacity")  # fmt: skip
 
     def _claim(self, match: Match) -> Deferred[bool]:
         """`SET placer:<match> NX`: whether this lobby is the one that places the match."""
-        call = self._redis.handler.set(
-            self._keys.placer(match.match_id), self.lobby_id,
-            pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
-        )  # fmt: skip
-        return self._redis.bounded(call).addCallback(bool)
+        match_id = match.match_id
+        keys = [self._keys.placer(match_id), self._keys.followers(match_id)]
+        return self._redis.run(_CLAIM, keys, self._claim_arguments(match_id)).addCallback(bool)
 
     async def _pick_host(self, tried: set[str]) -> HostRecord | None:
         if not self._hosts:
@@ -504,8 +582,10 @@ class RemoteMatchHosting(Service):
         requests = self._keys.requests(host.host_id)
         ttl = milliseconds(self._settings.key_ttl)
         if claim:
-            keys = [self._keys.placer(match.match_id), requests]
-            if not await self._redis.run(_CLAIM_AND_PUSH, keys, [request, ttl, self.lobby_id]):
+            match_id = match.match_id
+            keys = [self._keys.placer(match_id), self._keys.followers(match_id), requests]
+            arguments = [*self._claim_arguments(match_id), request, ttl]
+            if not await self._redis.run(_CLAIM_AND_PUSH, keys, arguments):
                 placing.answers.pop(attempt, None)
                 return None
         else:

@@ -141,6 +141,9 @@ class RedisMatchmakerSettings:
     party_prefix: str = DEFAULT_PREFIX + "party"
     # The watch guard's key (vinom.cluster.watch: `<key_prefix>watch`).
     watch_key: str = DEFAULT_PREFIX + "watch"
+    # The placement channel's prefix (vinom.cluster.channel): a lobby a player
+    # reconnects through while their match is placed joins the match's followers.
+    placement_prefix: str = DEFAULT_PREFIX
 
     def __attrs_post_init__(self) -> None:
         # A lease renewed less often than it lasts would lapse between renewals.

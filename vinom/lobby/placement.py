@@ -178,10 +178,11 @@ class MatchPlacer:
     def match_formed(self, match: Match) -> None:
         """The matchmaker's listener.
 
-        With a shared store every lobby hears every match and follows it, even one
-        it answers for no player of: a player may reconnect through it while the
-        match waits for a game host, and if the lobby that formed it dies, the
-        others place it.
+        With a shared store (Redis) a lobby hears the matches it formed and those
+        holding its players, and follows each until it is placed: if the lobby that
+        formed it dies, the others place it. A match of players it does not hold
+        reaches it only when one of them reconnects through it while the match waits
+        for a game host (the matchmaker's `adopt`).
         """
         if self._shared_store:
             self._ours[match.match_id] = frozenset(
@@ -269,9 +270,9 @@ class MatchPlacer:
 
     def _saves_placement(self, match: Match) -> bool:
         """Whether this lobby records the placement. With a shared store every lobby
-        hears every placement; the same record is saved by each lobby that answers
-        for one of its players (before their `match_found`) and by the lobby that
-        formed it (for players connected nowhere then), not by every lobby."""
+        that follows the match hears its placement; the same record is saved by each
+        lobby that answers for one of its players (before their `match_found`) and by
+        the lobby that formed it (for players connected nowhere then)."""
         if not self._shared_store or self._ours.get(match.match_id) or self._formed(match):
             return True
         return any(self._players.is_connected(p) for p in match.player_ids)
@@ -443,8 +444,8 @@ class MatchPlacer:
             self._limits.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 forget.append(player_id)
-        # Every lobby removes it (the call is idempotent): the lobbies that saved it
-        # may be gone.
+        # Every lobby that follows the match removes it (the call is idempotent): the
+        # lobbies that saved it may be gone.
         d = self._store.remove_placement(match.match_id, forget=forget)
         d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
         self._check_players_matches()

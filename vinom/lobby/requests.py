@@ -421,7 +421,11 @@ class RequestHandlers:
 
         def placed(placement: MatchPlacement | None, record: PlayerRecord) -> Deferred[None]:
             ticket = None if placement is None else placement.ticket_of(player_id)
-            if placement is None or ticket is None:
+            if placement is None:
+                # Not placed (yet): their match may be waiting for its game host, formed
+                # by other lobbies; this one then follows it.
+                return self._matchmaker.adopt(player_id).addCallback(adopted, record)
+            if ticket is None:
                 # Back after their lobby connection was lost while queued: their
                 # ticket goes (nobody is to be matched with it), and they queue again.
                 return self._withdraw_earlier_ticket(player_id).addCallback(no_match)
@@ -429,6 +433,14 @@ class RequestHandlers:
             # lobby answers for takes the place kept for them.
             d = self._placer.confirm_running(placement.match_id)
             return d.addCallback(answer, placement, ticket, record)
+
+        def adopted(match: Match | None, record: PlayerRecord) -> Deferred[None] | None:
+            pending = None if match is None else self._placer.pending_match(player_id)
+            if pending is None:
+                return self._withdraw_earlier_ticket(player_id).addCallback(no_match)
+            if not connection.closing:
+                self._take_over(connection, record, pending, request)
+            return None
 
         def answer(running: bool, placement: MatchPlacement, ticket: Ticket,
                    record: PlayerRecord) -> Deferred[None] | None:  # fmt: skip

@@ -53,6 +53,12 @@ class IMatchmaker(Interface):
     def add_listener(listener: MatchListener) -> None:
         """Call `listener(match)` for every match formed from now on."""
 
+    def adopt(player_id: str) -> Deferred[Match | None]:
+        """The match a player's ticket was matched into, if this lobby did not hear it
+        (with several lobbies, one holding none of its players): its listeners hear it
+        now, and the lobby follows it. None if the player's ticket is in no match
+        waiting for its game host."""
+
     def formed_here(match_id: str) -> bool:
         """Whether this lobby's call formed a match its listeners heard of: every match
         of a matchmaker this lobby alone uses; with one shared by lobbies, those of

@@ -160,7 +160,8 @@ def build_shared(
         redis.handler, endpoint(), match_sizes, reactor,
         settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm",
                                          party_prefix=settings.key_prefix + "party",
-                                         watch_key=watch_key(settings.key_prefix)),
+                                         watch_key=watch_key(settings.key_prefix),
+                                         placement_prefix=settings.key_prefix),
         password=settings.password, windows=options["rating-windows"],
         team_sizes=registry.team_sizes(),
         # Its heartbeat reads Redis's clock for every call's deadline.
@@ -170,7 +171,9 @@ def build_shared(
     redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
                                    lobby_id=matchmaker.lobby_id,
-                                   formed_by=matchmaker.formed_by)  # fmt: skip
+                                   formed_by=matchmaker.formed_by,
+                                   lobbies_of=matchmaker.lobbies_of,
+                                   lease_prefix=settings.key_prefix + "mm")  # fmt: skip
     # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip

@@ -1,0 +1,236 @@
+"""A lobby's work grows with its own players only: real `twistd vinom` processes on Redis.
+
+A match is heard by the lobby that formed it and the lobbies that hold its players,
+no other (their operations figures show it); the Redis commands a match costs are
+the same with two lobbies as with four (counted with MONITOR); a player who comes
+back through a lobby that holds none of the match's players, while the match waits
+for its game host, still gets it there.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
+
+from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
+from tests.server.test_ops import http_get, metric_value
+from tests.support.ports import free_tcp_port
+from vinom.client.bots import BotDriver, LobbyAddress, play_bot
+from vinom.client.game import connect_game
+from vinom.client.lobby import MatchFound, Queued, connect_lobby
+
+
+class Monitor(Protocol):
+    """A Redis connection in MONITOR mode: every command Redis runs, scripts' own too."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._buffer = b""
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"MONITOR\r\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        *complete, self._buffer = (self._buffer + data).split(b"\r\n")
+        self.lines.extend(line.decode(errors="replace") for line in complete)
+
+    def mentioning(self, text: str) -> list[str]:
+        return [line for line in self.lines if text in line]
+
+
+class RoutingTests(ClusterTestCase):
+    async def start_lobby(self) -> tuple[LobbyAddress, int]:
+        """A lobby and the port of its operations endpoint."""
+        ops = free_tcp_port()
+        lobby = await self.start("lobby", "--ops-port", f"tcp:{ops}:interface=127.0.0.1")
+        return self.lobby_address(lobby), ops
+
+    async def formed(self, ops: int) -> float:
+        """The matches a lobby heard of (its `vinom_matches_formed_total`)."""
+        code, text = await http_get(f"http://127.0.0.1:{ops}/metrics")
+        self.assertEqual(code, 200)
+        return metric_value(text, "vinom_matches_formed_total")
+
+    async def play(self, lobby: LobbyAddress, *names: str) -> str:
+        """Bots named `names` play one match through `lobby`; its id."""
+        reports = await gatherResults([
+            Deferred.fromCoroutine(play_bot(reactor, lobby, GAME, name, rng=random.Random(name)))
+            for name in names
+        ])  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished"] * len(names))
+        self.assertEqual(len({r.match_id for r in reports}), 1)
+        match_id = reports[0].match_id
+        assert match_id is not None
+        return match_id
+
+    async def until_gone(self, *keys: str) -> None:
+        for _ in range(200):
+            if not await self.redis_call("EXISTS", *keys):
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        self.fail(f"{keys} never went")
+
+    async def test_a_lobby_holding_none_of_a_matchs_players_hears_nothing_of_it(self) -> None:
+        await self.start("host", ports=2)
+        (first, first_ops), (second, second_ops), (_, third_ops) = [
+            await self.start_lobby() for _ in "abc"
+        ]
+        # One player through each of two lobbies: the third holds neither.
+        reports = await gatherResults([
+            Deferred.fromCoroutine(play_bot(reactor, lobby, GAME, name, rng=random.Random(n)))
+            for n, (lobby, name) in enumerate([(first, "ann"), (second, "bob")])
+        ])  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        self.assertEqual(reports[0].match_id, reports[1].match_id)
+        self.assertEqual(await self.formed(first_ops), 1)
+        self.assertEqual(await self.formed(second_ops), 1)
+        self.assertEqual(await self.formed(third_ops), 0)
+
+    async def test_the_redis_commands_of_a_match_do_not_grow_with_the_lobbies(self) -> None:
+        await self.start("host", ports=2)
+        lobby, _ = await self.start_lobby()
+        await self.start_lobby()
+        assert self.redis.port is not None
+        monitor = Monitor()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port)
+        await connectProtocol(endpoint, monitor)
+        self.addCleanup(lambda: monitor.transport.loseConnection())
+
+        async def commands(*names: str) -> list[str]:
+            """The commands Redis ran that name the match `names` play through `lobby`,
+            from its forming to the removal of its placement."""
+            match_id = await self.play(lobby, *names)
+            await self.until_gone(f"vinom:match:{match_id}", f"vinom:lobbies:{match_id}")
+            await deferLater(reactor, 0.3, lambda: None)  # any lobby's late call
+            # The commands, without their time and client: `"SET" "vinom:outcome:m-..."`.
+            named = [line.split("] ", 1)[1] for line in monitor.mentioning(match_id)]
+            # Not until_gone's look-ups, nor the once-only load of a script new to Redis
+            # (EVALSHA refused, EVAL).
+            mine = f'"EXISTS" "vinom:match:{match_id}"'
+            named = [line for line in named if not line.startswith((mine, '"EVAL" '))]
+            return [re.sub(r"m-[0-9a-f]+", "m-*", re.sub(r'"\d+-\d+"', '"*"', line))
+                    for line in named]  # fmt: skip
+
+        with_two = await commands("ann", "bob")
+        await self.start_lobby()
+        await self.start_lobby()
+        with_four = await commands("cat", "dan")
+        self.assertGreater(len(with_two), 10)
+        self.assertEqual(
+            len(with_four),
+            len(with_two),
+            "\n".join(["with two lobbies:", *with_two, "with four:", *with_four]),
+        )
+
+    async def test_a_player_back_through_a_third_lobby_while_their_match_is_placed_gets_it(
+        self,
+    ) -> None:
+        host = await self.start("host", ports=2)
+        first, second, third = [(await self.start_lobby())[0] for _ in "abc"]
+        flaky = await connect_lobby(reactor, first.host, first.port, trust=first.trust)
+        steady = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
+        welcome = await flaky.hello("flaky")
+        steady_welcome = await steady.hello("steady")
+        # The host stops: the match waits for it (a request in its list, unclaimed).
+        self.stop(host, "STOP")
+        flaky.queue("tictactoe").addErrback(lambda _: None)
+        steadys = steady.queue("tictactoe")
+        ticket = f"vinom:mm:t:{welcome.player_id}"
+        for _ in range(100):
+            if await self.redis_call("HGET", ticket, "state") == "matched":
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # Matched; the player's connection goes, and they come back through a lobby
+        # that holds neither player of the match.
+        await flaky.close()
+        again = await connect_lobby(reactor, third.host, third.port, trust=third.trust)
+        told: list[Queued] = []
+        refound = again.reconnect(welcome.player_id, welcome.secret, on_queued=told.append)
+        for _ in range(100):
+            if told:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        self.stop(host, "CONT")
+        self.assertTrue(told, "the third lobby did not take the player back to their match")
+        self.assertEqual(told[0].status, "waiting_for_server")
+        founds: list[MatchFound] = list(await gatherResults([refound, steadys]))
+        self.assertEqual(founds[0].game_id, founds[1].game_id)
+        await self.play_to_the_end(founds, [welcome.player_id, steady_welcome.player_id])
+
+    async def test_a_match_whose_former_died_after_claiming_it_is_placed_by_another(
+        self,
+    ) -> None:
+        # The stopped host has the most free ports: the former asks it first.
+        stopped = await self.start("host", ports=8)
+        await self.start("host", ports=2)
+        former = await self.start("lobby")
+        first = self.lobby_address(former)
+        second, third = [(await self.start_lobby())[0] for _ in "bc"]
+        flaky = await connect_lobby(reactor, first.host, first.port, trust=first.trust)
+        steady = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
+        welcome = await flaky.hello("flaky")
+        steady_welcome = await steady.hello("steady")
+        steady_told: list[Queued] = []
+        steadys = steady.queue("tictactoe", on_queued=steady_told.append)
+        for _ in range(100):
+            if steady_told:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # The host stops, then the former forms the match (its enqueue) and asks it.
+        self.stop(stopped, "STOP")
+        flaky.queue("tictactoe").addErrback(lambda _: None)
+        match_id = await self.matched(welcome.player_id)
+        claimed = f"vinom:placer:{match_id}"
+        for _ in range(100):
+            if await self.redis_call("GET", claimed):
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # Claimed by the former at once (the others wait `takeover_after`, 2 s).
+        self.assertIsNotNone(await self.redis_call("GET", claimed))
+        # The former dies with the match claimed; its player comes back elsewhere.
+        former.transport.signalProcess("KILL")
+        again = await connect_lobby(reactor, third.host, third.port, trust=third.trust)
+        told: list[Queued] = []
+        refound = again.reconnect(welcome.player_id, welcome.secret, on_queued=told.append)
+        founds: list[MatchFound] = list(await gatherResults([refound, steadys]))
+        # The match itself, placed by another lobby once the former's lease lapsed: not
+        # given up (after `place_timeout`) and its players queued again.
+        self.assertEqual([f.game_id for f in founds], [match_id, match_id])
+        self.assertEqual([t.status for t in told], ["waiting_for_server"])
+        self.assertEqual([t.status for t in steady_told], ["searching"])
+        await self.play_to_the_end(founds, [welcome.player_id, steady_welcome.player_id])
+
+    async def matched(self, player_id: str) -> str:
+        """The id of the match a player's ticket was matched into (its log entry's)."""
+        ticket = f"vinom:mm:t:{player_id}"
+        for _ in range(200):
+            log_id = await self.redis_call("HGET", ticket, "log")
+            if log_id:
+                entries = await self.redis_call("XRANGE", "vinom:mm:match-log", log_id, log_id)
+                fields = entries[0][1]
+                return str(json.loads(fields[fields.index("match") + 1])["match_id"])
+            await deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"{player_id} was never matched")
+
+    async def play_to_the_end(self, founds: list[MatchFound], player_ids: list[str]) -> None:
+        sessions = [await connect_game(reactor, found) for found in founds]
+        for n, session in enumerate(sessions):
+            BotDriver(session, GAME.make_bot(player_ids[n], random.Random(n)), think_time=0.0,
+                      clock=reactor).attach()  # fmt: skip
+        for session in sessions:
+            self.assertEqual((await session.finished)["p"], "finished")
+            await session.disconnect()
+
+    def stop(self, process: Process, name: str) -> None:
+        """SIGSTOP or SIGCONT (a stopped process goes on at the end of the test)."""
+        process.transport.signalProcess(getattr(signal, f"SIG{name}"))
+        if name == "STOP":
+            self.addCleanup(lambda: process.transport.signalProcess(signal.SIGCONT))
