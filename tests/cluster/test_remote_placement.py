@@ -377,7 +377,7 @@ class FormerPlacesTests(TestCase):
         server = await start_redis(self)
         redis = RedisClient.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
-        clock = Clock()
+        clock = self.clock = Clock()
         hosting = RemoteMatchHosting(
             redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
             formed_by=lambda match_id: former, lease_prefix="vinom:mm",
@@ -389,8 +389,13 @@ class FormerPlacesTests(TestCase):
         return Match("m-formed", "duel", players, 1.0)
 
     async def outcome(self, redis: RedisClient) -> dict[str, object]:
-        # No live host: the placing lobby records `failed` at once.
-        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-formed"))
+        # No live host: the placing lobby waits `host_wait` for one (its clock moved on
+        # at each look), then records `failed`.
+        def moved_on() -> Deferred[object]:
+            self.clock.advance(DEFAULT_PLACEMENT.refresh_every)
+            return redis.handler.get("vinom:outcome:m-formed")
+
+        await wait_until_async(moved_on)
         return dict(json.loads(await redis.handler.get("vinom:outcome:m-formed")))
 
     async def test_the_lobby_that_formed_a_match_places_it_at_once(self) -> None:
@@ -469,7 +474,9 @@ class HostStopTests(TestCase):
         redis = RedisClient.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
         heard: list[dict[str, Any]] = []
-        channel = RedisSubscription(client_endpoint(redis.settings, reactor), "vinom:placements",
+        # The channel of the lobby that follows the match (it claimed it: vinom.cluster.channel).
+        channel = RedisSubscription(client_endpoint(redis.settings, reactor),
+                                    "vinom:placements:l-test",
                                     lambda text: heard.append(json.loads(text)), reactor)
         channel.start()
         self.addCleanup(channel.stop)
@@ -486,6 +493,7 @@ class HostStopTests(TestCase):
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
                    "lobby_id": "l-test"}  # fmt: skip
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
         await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
         await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
         slow = _SlowPort()

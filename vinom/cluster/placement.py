@@ -150,9 +150,11 @@ class _Placing:
     """A match this lobby heard of and waits to see placed."""
 
     def __init__(self, match: Match, on_ended: EndedCallback | None, result: Deferred[HostAddress],
-                 timer: IDelayedCall, heard_at: float) -> None:  # fmt: skip
+                 timer: IDelayedCall, heard_at: float,
+                 on_waiting: Callable[[int], object] | None = None) -> None:  # fmt: skip
         self.match = match
         self.on_ended = on_ended
+        self.on_waiting = on_waiting
         self.result = result
         self.timer = timer
         self.heard_at = heard_at
@@ -268,7 +270,7 @@ class RemoteMatchHosting(Service):
         match_id = match.match_id
         result: Deferred[HostAddress] = Deferred()
         timer = self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id)
-        placing = _Placing(match, on_ended, result, timer, self._clock.seconds())
+        placing = _Placing(match, on_ended, result, timer, self._clock.seconds(), on_waiting)
         self._placing[match_id] = placing
         early = self._early.pop(match_id, None)
         if early is not None:
@@ -533,6 +535,8 @@ class RemoteMatchHosting(Service):
             if match.match_id not in self._placing:
                 return  # placed (heard on the channel)
             host = await self._pick_host(tried)
+            if host is None and not tried:
+                host = await self._wait_for_host(placing, deadline)
             if host is None or self._clock.seconds() >= deadline:
                 break
             tried.add(host.host_id)
@@ -549,6 +553,28 @@ class RemoteMatchHosting(Service):
             return
         await self._give_up(match, "no game host took the match" if tried
                             else "no live game host with free capacity")  # fmt: skip
+
+    async def _wait_for_host(self, placing: _Placing, deadline: float) -> HostRecord | None:
+        """No live host with free capacity: wait up to `host_wait` for one (re-reading
+        the registry every `refresh_every`), its players told waiting_for_server, as a
+        match waits for a free port in one process; rather than fail the match and
+        form it again at once, as often as the players can be matched."""
+        until = min(deadline, self._clock.seconds() + self._settings.host_wait)
+        if placing.on_waiting is not None:
+            try:
+                placing.on_waiting(1)
+            except Exception:
+                self.log.failure("on_waiting failed for {match_id}",
+                                 match_id=placing.match.match_id)  # fmt: skip
+        while self._clock.seconds() < until:
+            await deferLater(self._clock, self._settings.refresh_every, lambda: None)
+            if placing.match.match_id not in self._placing:
+                return None  # placed or failed meanwhile (heard on the channel)
+            await self.refresh_hosts()
+            host = await self._pick_host(set())
+            if host is not None:
+                return host
+        return None
 
     def _claim(self, match: Match) -> Deferred[bool]:
         """`SET placer:<match> NX`: whether this lobby is the one that places the match."""

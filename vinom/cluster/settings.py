@@ -205,6 +205,11 @@ class PlacementSettings:
     # has been silent this long: as long as the players' --reconnect-grace, which holds
     # their seats for as long. A killed host's connections close at once: no wait.
     stall_grace: float = field(default=30.0, validator=positive)
+    # A match for which no live host has free capacity waits this long for one (the
+    # registry re-read every refresh_every; its players told waiting_for_server), as a
+    # match waits for a free port in one process, before it fails (`no_host`): a host
+    # registering again after Redis was away, or one freeing a port, takes it.
+    host_wait: float = field(default=5.0, validator=positive)
     # Lifetime of the claim, outcome and request-list keys.
     key_ttl: float = field(default=120.0, validator=positive)
 
