@@ -564,6 +564,51 @@ class HostTakesRequestsTests(TestCase):
         self.assertEqual(len({o["address"]["port"] for o in outcomes}), burst)
 
 
+class WaitForHostTests(TestCase):
+    """On a real Redis: a match formed while no game host is registered (all full, or
+    not registered again yet after Redis was away) waits for one, its players told
+    waiting_for_server, instead of failing and being formed again at once."""
+
+    timeout = 30
+
+    async def test_a_match_waits_for_a_host_that_registers_meanwhile(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                   clock=reactor, lobby_id="l-test")  # fmt: skip
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        waiting: list[int] = []
+        placed = lobby.host_match(Match("m-wait", "duel", players, 1.0),
+                                  on_waiting=waiting.append)  # fmt: skip
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertFalse(placed.called)
+        self.assertEqual(waiting, [1])
+        # A host registers (a second after the match formed): it takes the match.
+        hosting = GameHostingService(
+            PortAllocator(range(7400, 7402)),
+            PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9"),
+        )
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-late")  # fmt: skip
+        agent.startService()
+        # The agent leaves once its games stopped: the hosting service stops first.
+        self.addCleanup(agent.stopService)
+        self.addCleanup(hosting.stopService)
+        # (No channel here: the test hands the lobby the outcome the host records.)
+        started = reactor.seconds()
+        while not placed.called:
+            outcome = await redis.handler.get("vinom:outcome:m-wait")
+            if outcome is not None:
+                lobby.handle_message(outcome)
+            await deferLater(reactor, 0.05, lambda: None)
+        address = await placed
+        self.assertLess(reactor.seconds() - started, DEFAULT_PLACEMENT.host_wait)
+        self.assertEqual(address.host, "198.51.100.9")
+
+
 async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
     """Poll `check` (a Redis read) until it answers something, for up to `seconds`."""
     deadline = reactor.seconds() + seconds  # type: ignore[attr-defined]
