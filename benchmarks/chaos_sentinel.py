@@ -20,7 +20,12 @@ from typing import Any
 
 from benchmarks.harness import BenchError, Harness, Worker
 from benchmarks.ports import free_tcp_port
-from benchmarks.redis_process import command, redis_server_binary, sentinel_config
+from benchmarks.redis_process import (
+    command,
+    redis_server_binary,
+    sentinel_config,
+    sentinels_ready,
+)
 
 NAME = "mymaster"
 
@@ -75,19 +80,7 @@ class SentinelRedis:
 
     def _ready(self) -> bool:
         assert self.replica is not None
-        try:
-            if "master_link_status:up" not in str(command(self.replica[1], "INFO", "replication")):
-                return False
-            for port in self.sentinel_ports:
-                reply = command(port, "SENTINEL", "MASTER", NAME)
-                if not isinstance(reply, list):
-                    return False
-                fields = dict(zip(reply[::2], reply[1::2], strict=True))
-                if (fields.get("num-slaves"), fields.get("num-other-sentinels")) != ("1", "2"):
-                    return False
-        except OSError:
-            return False
-        return True
+        return sentinels_ready(self.replica[1], self.sentinel_ports, NAME)
 
     def named_master(self) -> int | None:
         for port in self.sentinel_ports:

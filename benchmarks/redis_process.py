@@ -74,6 +74,28 @@ def sentinel_config(
     return "\n".join(lines) + "\n"
 
 
+def sentinels_ready(
+    replica_port: int, sentinel_ports: list[int], name: str, *,
+    password: str | None = None, sentinel_password: str | None = None,
+) -> bool:  # fmt: skip
+    """Whether the replica follows its master and every sentinel knows the replica and
+    the other sentinels (what a failover needs)."""
+    try:
+        info = command(replica_port, "INFO", "replication", password=password)
+        if "master_link_status:up" not in str(info):
+            return False
+        for port in sentinel_ports:
+            reply = command(port, "SENTINEL", "MASTER", name, password=sentinel_password)
+            if not isinstance(reply, list):
+                return False
+            fields = dict(zip(reply[::2], reply[1::2], strict=True))
+            if (fields.get("num-slaves"), fields.get("num-other-sentinels")) != ("1", "2"):
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def answers(port: int) -> bool:
     """True if a Redis on 127.0.0.1:`port` answers PING."""
     try:

@@ -24,7 +24,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from benchmarks.redis_process import command, redis_server_binary, sentinel_config
+from benchmarks.redis_process import (
+    command,
+    redis_server_binary,
+    sentinel_config,
+    sentinels_ready,
+)
 from tests.support.ports import free_tcp_port
 from tests.support.redis_server import RedisServer, _Redis
 
@@ -113,20 +118,10 @@ class SentinelCluster:
             await deferLater(reactor, 0.1, lambda: None)
 
     def _ready(self) -> bool:
-        try:
-            info = command(self.replica.port, "INFO", "replication", password=self.password)
-            if "master_link_status:up" not in str(info):
-                return False
-            for index in range(len(self.sentinels)):
-                reply = self.sentinel_command(index, "SENTINEL", "MASTER", self.name)
-                if not isinstance(reply, list):
-                    return False
-                fields = dict(zip(reply[::2], reply[1::2], strict=True))
-                if (fields.get("num-slaves"), fields.get("num-other-sentinels")) != ("1", "2"):
-                    return False
-        except OSError:
-            return False
-        return True
+        return sentinels_ready(
+            self.replica.port, [sentinel.port for sentinel in self.sentinels], self.name,
+            password=self.password, sentinel_password=self.sentinel_password,
+        )
 
     def named_master(self) -> tuple[str, int] | None:
         """The master's address as the first sentinel that answers gives it."""

@@ -377,22 +377,23 @@ class PartyRequests:
         elif change.event in (UNQUEUED, LEFT) and connection.state is PlayerState.QUEUED:
             if player_id == change.player_id:
                 return  # the member who cancelled or left has their answer
-            game = connection.game
-            if player_id == party.leader:
-                # The ticket is the leader's: this lobby owns it (and counted it).
-                d = self._matchmaker.cancel(player_id)
-                d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
-                             player_id)  # fmt: skip
-                self._limits.uncount_pending(player_id)
-            connection.unqueued()
-            connection.push(
-                {
-                    "type": "cancelled",
-                    "game": game,
-                    "party_id": party.party_id,
-                    "reason": LEADER_CANCELLED if change.event == UNQUEUED else MEMBER_LEFT,
-                }
-            )
+            reason = LEADER_CANCELLED if change.event == UNQUEUED else MEMBER_LEFT
+            self._cancel_member(connection, party, reason)
+
+    def _cancel_member(self, connection: LobbyConnection, party: Party, reason: str) -> None:
+        """A member connected here, queued with the party, is out of the queue, told
+        `cancelled` with `reason`; the party's ticket goes if it is theirs."""
+        player_id = connection.player_id
+        game = connection.game
+        if player_id == party.leader:
+            # The ticket is the leader's: this lobby owns it (and counted it).
+            d = self._matchmaker.cancel(player_id)
+            d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
+                         player_id)  # fmt: skip
+            self._limits.uncount_pending(player_id)
+        connection.unqueued()
+        connection.push({"type": "cancelled", "game": game, "party_id": party.party_id,
+                         "reason": reason})  # fmt: skip
 
     def _taken_out(self, player_id: str, party: Party) -> None:
         """A member connected here was taken out of their party without asking (their
@@ -402,18 +403,7 @@ class PartyRequests:
         if connection is None or connection.closing:
             return
         if connection.state is PlayerState.QUEUED:
-            game = connection.game
-            if player_id == party.leader:
-                # The party's ticket is theirs, kept by this lobby: it goes.
-                d = self._matchmaker.cancel(player_id)
-                d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}",
-                             player_id)  # fmt: skip
-                self._limits.uncount_pending(player_id)
-            connection.unqueued()
-            connection.push(
-                {"type": "cancelled", "game": game, "party_id": party.party_id,
-                 "reason": MEMBER_LEFT}
-            )  # fmt: skip
+            self._cancel_member(connection, party, MEMBER_LEFT)
         self.log.info("player {player_id} was taken out of party {party_id}: this lobby's "
                       "lease had lapsed", player_id=player_id, party_id=party.party_id)  # fmt: skip
         connection.push({"type": "party_left", "party_id": party.party_id,
