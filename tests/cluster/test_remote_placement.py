@@ -524,6 +524,48 @@ class HostStopTests(TestCase):
         self.assertEqual(await redis.handler.sismember("vinom:hosts", "h-test"), 0)
 
 
+class EndAnnouncementTests(TestCase):
+    """On a real Redis: the end of a match is announced again while Redis refuses it
+    (failing over, short of replicas), so that its lobbies stop counting it as running."""
+
+    timeout = 30
+
+    async def test_an_end_redis_refused_is_announced_once_it_takes_writes(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        heard: list[dict[str, Any]] = []
+        channel = RedisSubscription(client_endpoint(redis.settings, reactor),
+                                    "vinom:placements:l-test",
+                                    lambda text: heard.append(json.loads(text)), reactor)
+        channel.start()
+        self.addCleanup(channel.stop)
+        await channel.when_subscribed()
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-test")  # fmt: skip
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(hosting.stopService)
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
+                   "lobby_id": "l-test"}  # fmt: skip
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
+        self.assertTrue(factory.end_match("m-1"))
+        await deferLater(reactor, 1.5, lambda: None)
+        self.assertEqual([m for m in heard if m["event"] == "ended"], [])
+        await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "0")
+        while not [m for m in heard if m["event"] == "ended"]:
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
+
+
 class HostTakesRequestsTests(TestCase):
     """On a real Redis: a game host takes every placement request waiting in its list in
     one call, not one round trip each (a burst of matches is not left to time out)."""

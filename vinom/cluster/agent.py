@@ -298,13 +298,32 @@ class HostAgent(Service):
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
-        d = announce_end(self._redis, self._keys, self.host_id, message)
-        d.addErrback(lambda f: self.log.warn("announcing the end of {match_id} failed: {error}",
-                                             match_id=match_id, error=f.value))  # fmt: skip
+        d = Deferred.fromCoroutine(self._announce_end(match_id, message))
         self._ending.add(d)
         d.addBoth(lambda _: self._ending.discard(d))
         if not self.draining:
             self._capacity_changed()
+
+    async def _announce_end(self, match_id: str, message: dict[str, Any]) -> None:
+        """Tell the match's lobbies it ended; while Redis does not answer (restarting,
+        or failing over to a replica), again every second for up to `stall_grace`:
+        until they hear it, they count the match as running (per-address limits, the
+        drain of its players' lobbies). A repeat of an end they heard changes nothing."""
+        give_up = self._clock.seconds() + self._settings.stall_grace
+        while True:
+            try:
+                await announce_end(self._redis, self._keys, self.host_id, message)
+                return
+            except BackendUnavailable as error:
+                if self._clock.seconds() >= give_up:
+                    self.log.warn("announcing the end of {match_id} failed: {error}",
+                                  match_id=match_id, error=error)  # fmt: skip
+                    return
+            except Exception as error:
+                self.log.warn("announcing the end of {match_id} failed: {error}",
+                              match_id=match_id, error=error)  # fmt: skip
+                return
+            await deferLater(self._clock, 1.0, lambda: None)
 
     def _capacity_changed(self) -> None:
         """Register again so that lobbies see the new free capacity by their next read
