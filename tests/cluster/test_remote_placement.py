@@ -566,6 +566,41 @@ class EndAnnouncementTests(TestCase):
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
 
 
+class RequestGivenAgainTests(TestCase):
+    """On a real Redis: a placement request a host took comes back to it (a replica
+    promoted before it had the taking and the claim: asynchronous replication); the
+    host does not host the match a second time."""
+
+    timeout = 30
+
+    async def test_a_request_taken_before_is_dropped(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-test")  # fmt: skip
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(hosting.stopService)
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        request = json.dumps({"match": match_to_json(Match("m-1", "duel", players, 1.0)),
+                              "attempt": 0, "lobby_id": "l-test"})  # fmt: skip
+        await redis.handler.lpush("vinom:place:h-test", request)
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        # What the promoted replica lacks: the claim and the outcome; the request is back.
+        await redis.handler.delete(["vinom:claim:m-1:0", "vinom:outcome:m-1"])
+        await redis.handler.lpush("vinom:place:h-test", request)
+        await wait_until_async(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
+            lambda left: left == 0))  # fmt: skip
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(hosting.matches, 1)
+        self.assertIsNone(await redis.handler.get("vinom:claim:m-1:0"))
+
+
 class HostTakesRequestsTests(TestCase):
     """On a real Redis: a game host takes every placement request waiting in its list in
     one call, not one round trip each (a burst of matches is not left to time out)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -40,6 +41,9 @@ from vinom.match import (
 
 # Placement requests a host takes from its list in one call at most (RPOP's count).
 REQUESTS_PER_POP = 64
+
+# The matches a host remembers having taken (a request Redis gives again is dropped).
+TAKEN_REMEMBERED = 4096
 
 # A stopping host waits this long at most for its games to stop before it unregisters.
 STOP_WAIT = 10.0
@@ -77,6 +81,7 @@ class HostAgent(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._capacity = hosting.free_ports
+        self._taken: OrderedDict[str, None] = OrderedDict()
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
         self._popping = Outage(self.log, clock, "taking placement requests")
         self._heartbeat = LoopingCall(self.heartbeat)
@@ -252,6 +257,12 @@ class HostAgent(Service):
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement request: {text!r}", text=text)
             return
+        if match.match_id in self._taken:
+            # A request taken before, given again by a Redis that lost the taking (a
+            # replica promoted before it had it): the match runs here already.
+            self.log.info("match {match_id}: a request taken already, dropped",
+                          match_id=match.match_id)  # fmt: skip
+            return
         claimed = await self._redis.bounded(
             self._redis.handler.set(
                 self._keys.claim(match.match_id, attempt), self.host_id,
@@ -260,6 +271,9 @@ class HostAgent(Service):
         )  # fmt: skip
         if not claimed:
             return  # withdrawn by its lobby, which gave up waiting for us
+        self._taken[match.match_id] = None
+        while len(self._taken) > TAKEN_REMEMBERED:
+            self._taken.popitem(last=False)
         if self.draining or not self._serving or self._hosting.free_ports < 1:
             await self._refuse(match, attempt, lobby_id,
                                "draining" if self.draining else "full")  # fmt: skip
