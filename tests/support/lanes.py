@@ -33,6 +33,12 @@ process of the run, which fails the test that starts a child.
     python -m tests.support.lanes            # the fast modules, one a line
     python -m tests.support.lanes --why      # each slow module, and what makes it slow
     python -m tests.support.lanes --run -j2  # trial on the fast modules, with these options
+    python -m tests.support.lanes --without tests.cluster  # trial on every other module
+
+The last is how the pure-Python run of `scripts/test` (tox's `tests-pure`) leaves
+out tests/cluster/: those tests start whole `twistd vinom` clusters on Redis,
+whose code has no compiled variant, and run once, on the installed compiled
+build (tox's `tests`), which is what users run.
 """
 
 from __future__ import annotations
@@ -363,6 +369,11 @@ class Lanes:
         """
         return [m for m in self.test_modules() if self.why_slow(m) is None]
 
+    def without(self, packages: list[str]) -> list[str]:
+        """Every test module but those of `packages` (e.g. `tests.cluster`)."""
+        return [m for m in self.test_modules()
+                if not any(m == p or m.startswith(p + ".") for p in packages)]  # fmt: skip
+
     def slow(self) -> dict[str, list[str]]:
         """Every other test module, with how it reaches what makes it slow."""
         return {m: chain for m in self.test_modules() if (chain := self.why_slow(m)) is not None}
@@ -433,8 +444,16 @@ def main(argv: list[str]) -> None:
         os.environ[LANE_VARIABLE] = "fast"  # the trial workers' tests/__init__.py
         forbid_child_processes()
         run()
+    elif argv[:1] == ["--without"]:
+        from twisted.scripts.trial import run
+
+        packages = [a for a in argv[1:] if not a.startswith("-")]
+        options = [a for a in argv[1:] if a.startswith("-")]
+        sys.argv = ["trial", *options, *lanes.without(packages)]
+        run()
     elif argv:
-        raise SystemExit("usage: python -m tests.support.lanes [--why | --run [trial options]]")
+        raise SystemExit("usage: python -m tests.support.lanes [--why | --run [trial options]"
+                         " | --without PACKAGE... [trial options]]")
     else:
         print("\n".join(lanes.fast()))
 

@@ -139,6 +139,22 @@ class ReadingTests(TestCase):
             Lanes(root).fast()
 
 
+class WithoutTests(TestCase):
+    def test_every_module_but_those_of_the_packages_named(self) -> None:
+        root = checkout(self, {
+            "tests/__init__.py": "",
+            "tests/test_top.py": "",
+            "tests/cluster/__init__.py": "",
+            "tests/cluster/test_faults.py": "",
+            "tests/clusters/test_other.py": "",
+            "tests/lobby/test_lobby.py": "",
+        })  # fmt: skip
+        self.assertEqual(
+            Lanes(root).without(["tests.cluster"]),
+            ["tests.clusters.test_other", "tests.lobby.test_lobby", "tests.test_top"],
+        )
+
+
 class GuardTests(TestCase):
     def setUp(self) -> None:
         spawn, execute = PosixReactorBase.spawnProcess, subprocess.Popen._execute_child  # type: ignore[attr-defined]
