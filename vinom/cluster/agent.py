@@ -82,6 +82,8 @@ class HostAgent(Service):
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._capacity = hosting.free_ports
         self._taken: OrderedDict[str, None] = OrderedDict()
+        # Set once a stop has left the registry: nothing more is announced after that.
+        self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
         self._popping = Outage(self.log, clock, "taking placement requests")
         self._heartbeat = LoopingCall(self.heartbeat)
@@ -148,6 +150,7 @@ class HostAgent(Service):
         self._presence.start()
         self._heartbeat.start(self._settings.heartbeat_every, now=True)
         self._serving = True
+        self._left = False
         Deferred.fromCoroutine(self._serve()).addErrback(
             lambda f: self.log.failure("placement requests: the loop ended", f)
         )
@@ -213,6 +216,7 @@ class HostAgent(Service):
         # host look like one that died.
         await self._unregister()
         await self._presence.stop()
+        self._left = True
 
     async def _serve(self) -> None:
         key = self._keys.requests(self.host_id)
@@ -320,7 +324,8 @@ class HostAgent(Service):
 
     async def _announce_end(self, match_id: str, message: dict[str, Any]) -> None:
         """Tell the match's lobbies it ended; while Redis does not answer (restarting,
-        or failing over to a replica), again every second for up to `stall_grace`:
+        or failing over to a replica), again every second for up to `stall_grace` (and
+        not once this host has left the registry):
         until they hear it, they count the match as running (per-address limits, the
         drain of its players' lobbies). A repeat of an end they heard changes nothing."""
         give_up = self._clock.seconds() + self._settings.stall_grace
@@ -329,7 +334,7 @@ class HostAgent(Service):
                 await announce_end(self._redis, self._keys, self.host_id, message)
                 return
             except BackendUnavailable as error:
-                if self._clock.seconds() >= give_up:
+                if self._left or self._clock.seconds() >= give_up:
                     self.log.warn("announcing the end of {match_id} failed: {error}",
                                   match_id=match_id, error=error)  # fmt: skip
                     return
