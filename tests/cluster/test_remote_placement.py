@@ -541,15 +541,7 @@ class EndAnnouncementTests(TestCase):
         channel.start()
         self.addCleanup(channel.stop)
         await channel.when_subscribed()
-        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
-        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
-        hosting.startService()
-        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
-                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
-                          presence_endpoint=redis.endpoint(reactor), host_id="h-test")  # fmt: skip
-        agent.startService()
-        self.addCleanup(agent.stopService)
-        self.addCleanup(hosting.stopService)
+        factory, _ = start_host(self, redis, "h-test")
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
                    "lobby_id": "l-test"}  # fmt: skip
@@ -577,15 +569,7 @@ class RequestGivenAgainTests(TestCase):
         server = await start_redis(self)
         redis = RedisClient.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
-        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
-        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
-        hosting.startService()
-        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
-                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
-                          presence_endpoint=redis.endpoint(reactor), host_id="h-test")  # fmt: skip
-        agent.startService()
-        self.addCleanup(agent.stopService)
-        self.addCleanup(hosting.stopService)
+        _, hosting = start_host(self, redis, "h-test")
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         request = json.dumps({"match": match_to_json(Match("m-1", "duel", players, 1.0)),
                               "attempt": 0, "lobby_id": "l-test"})  # fmt: skip
@@ -662,18 +646,7 @@ class WaitForHostTests(TestCase):
         self.assertFalse(placed.called)
         self.assertEqual(waiting, [1])
         # A host registers (a second after the match formed): it takes the match.
-        hosting = GameHostingService(
-            PortAllocator(range(7400, 7402)),
-            PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9"),
-        )
-        hosting.startService()
-        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
-                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
-                          presence_endpoint=redis.endpoint(reactor), host_id="h-late")  # fmt: skip
-        agent.startService()
-        # The agent leaves once its games stopped: the hosting service stops first.
-        self.addCleanup(agent.stopService)
-        self.addCleanup(hosting.stopService)
+        start_host(self, redis, "h-late")
         # (No channel here: the test hands the lobby the outcome the host records.)
         started = reactor.seconds()
         while not placed.called:
@@ -684,6 +657,22 @@ class WaitForHostTests(TestCase):
         address = await placed
         self.assertLess(reactor.seconds() - started, DEFAULT_PLACEMENT.host_wait)
         self.assertEqual(address.host, "198.51.100.9")
+
+
+def start_host(case: TestCase, redis: RedisClient, host_id: str
+               ) -> tuple[PlaceholderGameHostFactory, GameHostingService]:  # fmt: skip
+    """A game host of two ports on `redis` (its hosting service and agent), running until
+    the test's end; the agent leaves once its games stopped: the hosting stops first."""
+    factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+    hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+    hosting.startService()
+    agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                      public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                      presence_endpoint=redis.endpoint(reactor), host_id=host_id)  # fmt: skip
+    agent.startService()
+    case.addCleanup(agent.stopService)
+    case.addCleanup(hosting.stopService)
+    return factory, hosting
 
 
 async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
