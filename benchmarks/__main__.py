@@ -1,5 +1,8 @@
 """`python -m benchmarks <scenario> [options]`: run one benchmark scenario.
 
+`python -m benchmarks compare --baseline VENV <scenario> [options]` runs one
+alternately on two builds and compares their figures (benchmarks/compare.py).
+
 Every scenario starts its server and its load generator as separate
 processes on 127.0.0.1 (pinned to separate cores when there are two),
 shows a progress bar on a terminal, and prints a human table followed by
@@ -30,9 +33,13 @@ SCENARIOS = {
     "chaos": "benchmarks.chaos",
 }
 
+# Commands that run the scenarios above rather than being one (same interface).
+TOOLS = {"compare": "benchmarks.compare"}
+COMMANDS = {**SCENARIOS, **TOOLS}
+
 
 def _scenario(name: str) -> tuple[type[usage.Options], str]:
-    module = importlib.import_module(SCENARIOS[name])
+    module = importlib.import_module(COMMANDS[name])
     doc = (module.__doc__ or "").strip().splitlines()[0]
     return module.Options, doc
 
@@ -43,7 +50,7 @@ class Options(usage.Options):
 
     subCommands = [
         [name, None, *_scenario(name)]
-        for name in SCENARIOS
+        for name in COMMANDS
     ]
 
     def postOptions(self) -> None:
@@ -61,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{options}\nerror: {e}\n")
         return 2
     assert options.subCommand is not None
-    module = importlib.import_module(SCENARIOS[options.subCommand])
+    module = importlib.import_module(COMMANDS[options.subCommand])
     try:
         return int(module.run(options.subOptions))
     except KeyboardInterrupt:

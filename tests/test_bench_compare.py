@@ -1,0 +1,181 @@
+"""`python -m benchmarks compare`: one scenario run alternately on two builds.
+
+Each test starts `python -m benchmarks compare` as a real child process,
+which runs the scenario's real harness on both sides; the baseline is this
+test's own virtualenv (or something that is not one). The scenario is
+udp-echo at a tiny size: the figures mean nothing, how they are gathered
+and compared does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from twisted.trial import unittest
+
+import vinom
+from tests.test_bench import ROOT, bench_env
+
+# The cheapest real run: vinom's half of udp-echo only, once, for half a second.
+# Its own --rounds (1) is not compare's (2).
+TINY_UDP_ECHO = (
+    "udp-echo", "--only", "vinom", "--rounds", "1", "--warmup", "0.2", "--duration", "0.5",
+    "--clients", "2", "--window", "2",
+)  # fmt: skip
+
+
+def run_compare(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", "compare", *args],
+        capture_output=True, text=True, timeout=timeout, env=bench_env(), cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
+def json_line(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    lines = done.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
+        raise AssertionError(f"no JSON line:\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def same_path(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+class CompareTests(unittest.TestCase):
+    def assertClose(self, shown: float, computed: float, name: str) -> None:
+        self.assertLessEqual(abs(shown - computed), 1e-4, f"{name}: {shown} vs {computed}")
+
+    def test_alternates_two_builds_and_compares_every_figure(self) -> None:
+        baseline = sys.prefix
+        done = run_compare("--baseline", baseline, "--rounds", "2", *TINY_UDP_ECHO)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        summary = json_line(done)
+
+        # A is the baseline's python, B this one; each says which vinom it ran.
+        sides = summary["sides"]
+        self.assertTrue(same_path(sides["A"]["python"], os.path.join(baseline, "bin", "python")))
+        self.assertEqual(sides["B"]["python"], sys.executable)
+        self.assertFalse(sides["A"]["sources"])
+        # B measures the vinom this test imports (bench_env: the sources when it does).
+        self.assertTrue(same_path(sides["B"]["build"]["path"], os.path.dirname(vinom.__file__)))
+        self.assertEqual(sides["B"]["sources"], "VINOM_BENCH_SOURCES" in bench_env())
+        for side in ("A", "B"):
+            self.assertIn(sides[side]["build"]["code"], ("pure", "compiled"))
+
+        # Both sides ran twice, alternated, one run after the other.
+        runs = summary["runs"]
+        self.assertEqual(
+            [(run["side"], run["round"]) for run in runs], [("A", 1), ("B", 1), ("A", 2), ("B", 2)]
+        )
+        for earlier, later in itertools.pairwise(runs):
+            self.assertGreaterEqual(
+                later["started"] + 0.01, earlier["started"] + earlier["seconds"]
+            )
+        for run in runs:
+            self.assertEqual(run["exit"], 0)
+            self.assertNotIn("error", run)
+            result = run["result"]
+            self.assertEqual(result["scenario"], "udp-echo")
+            self.assertEqual(result["rounds"], 1)  # the scenario's options reached it
+            self.assertEqual(result["build"]["code"], sides[run["side"]]["build"]["code"])
+        self.assertEqual(summary["failed_runs"], 0)
+
+        # Every number of the runs' JSON is a figure; its statistics come from those runs.
+        figures = summary["figures"]
+        names = [
+            name for name, value in runs[0]["result"].items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]  # fmt: skip
+        self.assertIn("vinom_per_s", names)
+        self.assertEqual([n for n in figures if n in names], names)  # the scenario's order
+        self.assertIn("vinom_runs_per_s[0]", figures)  # list items, flattened
+        for name in names:
+            values = {
+                side: [run["result"][name] for run in runs if run["side"] == side]
+                for side in ("A", "B")
+            }
+            entry = figures[name]
+            for side in ("A", "B"):
+                self.assertEqual(entry[side]["values"], values[side], name)
+                self.assertEqual(entry[side]["min"], min(values[side]), name)
+                self.assertEqual(entry[side]["max"], max(values[side]), name)
+                self.assertAlmostEqual(entry[side]["median"], statistics.median(values[side]))
+            a, b = entry["A"]["median"], entry["B"]["median"]
+            if a == 0:
+                self.assertNotIn("ratio", entry, name)
+                continue
+            # Ratios are rounded to four decimals.
+            self.assertClose(entry["ratio"], b / a, name)
+            by_round = [vb / va for va, vb in zip(values["A"], values["B"], strict=True) if va != 0]
+            self.assertClose(entry["ratio_range"][0], min(by_round), name)
+            self.assertClose(entry["ratio_range"][1], max(by_round), name)
+            if all(v > 0 for v in values["A"] + values["B"]):
+                # With two rounds the ratio of medians lies between the rounds' ratios.
+                low, high = entry["ratio_range"]
+                self.assertTrue(low - 1e-3 <= entry["ratio"] <= high + 1e-3, name)
+
+        # The table a reader sees says the same.
+        table = done.stdout.strip().splitlines()[:-1]
+        self.assertTrue(any(line.startswith(f"A (baseline): {sides['A']['python']}")
+                            for line in table))  # fmt: skip
+        self.assertTrue(any(line.startswith(f"B (measured): {sys.executable}") for line in table))
+        row = next(line for line in table if line.split()[:1] == ["vinom_per_s"])
+        self.assertIn(f"{figures['vinom_per_s']['ratio']:.3f}", row.split())
+
+    def test_a_baseline_that_is_not_a_virtualenv_is_one_error_line(self) -> None:
+        directory = tempfile.mkdtemp()
+        self.addCleanup(os.rmdir, directory)
+        done = run_compare("--baseline", directory, *TINY_UDP_ECHO, timeout=60)
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stdout, "")
+        lines = done.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, done.stderr)
+        self.assertIn(directory, lines[0])
+        self.assertIn("not a virtualenv", lines[0])
+
+    def test_a_failed_run_is_reported_and_the_others_still_run(self) -> None:
+        # A "baseline" whose interpreter starts (the check of its vinom passes)
+        # but whose every benchmark run fails, as a broken build would.
+        venv = tempfile.mkdtemp()
+        os.mkdir(os.path.join(venv, "bin"))
+        python = os.path.join(venv, "bin", "python")
+        with open(python, "w") as script:
+            script.write(
+                "#!/bin/sh\n"
+                'if [ "$1" = "-m" ]; then echo "this build is broken: no module _speedups" >&2;'
+                " exit 3; fi\n"
+                f'exec {sys.executable} "$@"\n'
+            )
+        os.chmod(python, 0o755)
+        self.addCleanup(lambda: [os.remove(python), os.rmdir(os.path.dirname(python)),
+                                 os.rmdir(venv)])  # fmt: skip
+        done = run_compare("--baseline", venv, "--rounds", "2", *TINY_UDP_ECHO)
+        self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
+        self.assertNotIn("Traceback", done.stderr)
+        summary = json_line(done)
+        runs = summary["runs"]
+        self.assertEqual([(run["side"], "error" in run) for run in runs],
+                         [("A", True), ("B", False), ("A", True), ("B", False)])  # fmt: skip
+        self.assertEqual(summary["failed_runs"], 2)
+        for run in runs[0::2]:
+            self.assertEqual(run["exit"], 3)
+            self.assertIn("no module _speedups", run["stderr_tail"])
+        for run in runs[1::2]:
+            self.assertEqual(run["result"]["scenario"], "udp-echo")
+        figure = summary["figures"]["vinom_per_s"]
+        self.assertEqual(
+            figure["B"]["values"], [run["result"]["vinom_per_s"] for run in runs[1::2]]
+        )
+        self.assertNotIn("A", figure)
+        self.assertNotIn("ratio", figure)
+        self.assertIn("A round 2 FAILED: exit status 3", done.stdout)
+        self.assertIn("no module _speedups", done.stdout)
