@@ -104,6 +104,9 @@ class Options(usage.Options):
             self.scenario_options.parseOptions(self.scenario_args)
         except usage.UsageError as e:
             raise usage.UsageError(f"{self.scenario}: {e}") from None
+        if self.scenario_options.get("profile"):
+            # Every run would write the same files, in a directory removed after.
+            raise usage.UsageError("--profile: profile each build on its own, not with compare")
 
     def postOptions(self) -> None:
         if self["baseline"] is None:
@@ -216,8 +219,10 @@ def numeric_figures(value: Any, name: str = "") -> Iterator[tuple[str, float]]:
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Figure -> each side's values by round, min, max and median; the ratio B/A of the
-    medians and the range of the per-round ratios. Failed runs count for nothing."""
+    """Figure -> each side's values by round (None: that run failed or had no such
+    figure), their min, max and median; the ratio B/A of the medians and the range of
+    the per-round ratios. Failed runs count in no figure."""
+    rounds = range(1, max((run["round"] for run in runs), default=0) + 1)
     # Figure -> side -> round -> value; dicts keep the order figures first appear in.
     table: dict[str, dict[str, dict[int, float]]] = {}
     for run in runs:
@@ -235,15 +240,15 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
                     "min": min(values),
                     "max": max(values),
                     "median": statistics.median(values),
-                    "values": values,
+                    "values": [by_round.get(n) for n in rounds],
                 }
         a, b = entry.get("A"), entry.get("B")
         if a is not None and b is not None and a["median"] != 0:
             entry["ratio"] = round(b["median"] / a["median"], 4)
         per_round = [
             sides["B"][n] / sides["A"][n]
-            for n in sides["A"]
-            if n in sides["B"] and sides["A"][n] != 0
+            for n in rounds
+            if n in sides["A"] and n in sides["B"] and sides["A"][n] != 0
         ]
         if per_round:
             entry["ratio_range"] = [round(min(per_round), 4), round(max(per_round), 4)]
