@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from types import FrameType
 from typing import IO, Any
 
 from twisted.python import usage
@@ -48,7 +50,7 @@ RUN_SLACK_S = 60.0
 # Which vinom an interpreter imports under a side's environment, and that it can
 # run the harness at all; `import benchmarks` applies the same sys.path rule as a run.
 PROBE = """\
-import json, os, sys
+import json, os
 import benchmarks.harness
 import vinom
 from vinom.server.build import build_info
@@ -158,7 +160,10 @@ def probe(side: str, python: str, cwd: str) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         why = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"]
         raise SetupError(f"side {side} ({python}) cannot run the benchmarks: {why[-1]}")
-    record: dict[str, Any] = json.loads(lines[-1])
+    try:
+        record: dict[str, Any] = json.loads(lines[-1])
+    except ValueError:
+        raise SetupError(f"side {side} ({python}) printed {lines[-1]!r}, not its build") from None
     return record
 
 
@@ -236,10 +241,13 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         for side, by_round in sides.items():
             if by_round:
                 values = list(by_round.values())
+                median = statistics.median(values)
+                if all(isinstance(v, int) for v in values) and median == int(median):
+                    median = int(median)  # a count stays a count
                 entry[side] = {
                     "min": min(values),
                     "max": max(values),
-                    "median": statistics.median(values),
+                    "median": median,
                     "values": [by_round.get(n) for n in rounds],
                 }
         a, b = entry.get("A"), entry.get("B")
@@ -306,23 +314,33 @@ def write_table(out: IO[str], title: str, summary: Mapping[str, Any]) -> None:
                 out.write(f"    {line}\n")
 
 
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(options: Options) -> int:
     pythons = {"B": sys.executable}
     sources = {"A": False, "B": measures_sources()}
     out = sys.stdout
     progress = None if options["quiet"] else sys.stderr
-    with tempfile.TemporaryDirectory(prefix="vinom-compare-") as cwd:
-        try:
-            pythons["A"] = baseline_python(options["baseline"])
-            builds = {side: probe(side, pythons[side], cwd) for side in SIDES}
-        except SetupError as e:
-            sys.stderr.write(f"compare: {e}\n")
-            return 2
-        runs = [
-            run_once(side, number, pythons[side], options, cwd, progress)
-            for number in range(1, options["rounds"] + 1)
-            for side in SIDES
-        ]
+    # SIGTERM ends compare as Ctrl-C does: the run under way is killed, and its
+    # harness's children follow it (benchmarks/harness.py).
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        with tempfile.TemporaryDirectory(prefix="vinom-compare-") as cwd:
+            try:
+                pythons["A"] = baseline_python(options["baseline"])
+                builds = {side: probe(side, pythons[side], cwd) for side in SIDES}
+            except SetupError as e:
+                sys.stderr.write(f"compare: {e}\n")
+                return 2
+            runs = [
+                run_once(side, number, pythons[side], options, cwd, progress)
+                for number in range(1, options["rounds"] + 1)
+                for side in SIDES
+            ]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failed = sum(1 for r in runs if "error" in r)
     summary = {
         "compare": options.scenario,
