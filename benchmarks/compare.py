@@ -37,7 +37,7 @@ from typing import IO, Any
 from twisted.python import usage
 
 from benchmarks.common import ScenarioOptions
-from benchmarks.harness import _human
+from benchmarks.harness import human_number
 
 SIDES = ("A", "B")
 
@@ -279,7 +279,7 @@ def describe_side(side: str, record: Mapping[str, Any]) -> str:
 def _range(stats: Mapping[str, Any] | None) -> str:
     if stats is None:
         return "-"
-    return f"{_human(stats['min'])} - {_human(stats['max'])}"
+    return f"{human_number(stats['min'])} - {human_number(stats['max'])}"
 
 
 def write_table(out: IO[str], title: str, summary: Mapping[str, Any]) -> None:
@@ -293,9 +293,9 @@ def write_table(out: IO[str], title: str, summary: Mapping[str, Any]) -> None:
         ratio_range = entry.get("ratio_range")
         rows.append((
             name,
-            _human(a["median"]) if a else "-",
+            human_number(a["median"]) if a else "-",
             _range(a),
-            _human(b["median"]) if b else "-",
+            human_number(b["median"]) if b else "-",
             _range(b),
             f"{entry['ratio']:.3f}" if "ratio" in entry else "-",
             f"{ratio_range[0]:.3f} - {ratio_range[1]:.3f}" if ratio_range else "-",

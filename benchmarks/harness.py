@@ -484,12 +484,12 @@ def report(
         width = max((len(name) for name, _ in rows), default=0)
         out.write(f"{title}\n{'-' * len(title)}\n")
         for name, value in rows:
-            out.write(f"{name:<{width}}  {_human(value)}\n")
+            out.write(f"{name:<{width}}  {human_number(value)}\n")
     out.write(json.dumps(dict(result), sort_keys=True) + "\n")
     out.flush()
 
 
-def _human(value: Any) -> str:
+def human_number(value: Any) -> str:
     if isinstance(value, float):
         if value >= 1000:
             return f"{value:,.0f}"
