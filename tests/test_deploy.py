@@ -27,7 +27,11 @@ import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
+from typing import Any
 
+import jsonschema
+import kubernetes_validate
+import yaml
 from dockerfile_parse import DockerfileParser
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -261,3 +265,240 @@ class DockerfileStepsTests(TestCase):
     def moved(words: list[str], wheels: Path) -> list[str]:
         """A command's words with the image's /wheels moved to the test's directory."""
         return [str(wheels) if w == "/wheels" else w for w in words]
+
+
+# -- the manifests ----------------------------------------------------------------------
+
+DEPLOY = CHECKOUT / "deploy"
+OVERLAYS = ("agones", "agones-external-redis", "statefulset", "statefulset-external-redis")
+# The Kubernetes release the core objects are validated against (kubernetes-validate's
+# schemas, shipped with it), one that Agones 1.55 supports (1.32-1.34).
+KUBERNETES_VERSION = "1.33.0"
+# The Agones CRDs' schemas: tests/support/agones_crds/*.json, each noting its source.
+AGONES_VERSION = "1.55.0"
+AGONES_CRDS = CHECKOUT / "tests" / "support" / "agones_crds"
+AGONES_KINDS = {"Fleet": "fleet", "FleetAutoscaler": "fleetautoscaler", "GameServer": "gameserver"}
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """`kubectl kustomize deploy/overlays/OVERLAY`: offline, from the files alone."""
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(DEPLOY / "overlays" / overlay)], capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {overlay}: {done.stderr}")
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def agones_schema(kind: str) -> dict[str, Any]:
+    document = json.loads((AGONES_CRDS / f"{AGONES_KINDS[kind]}.json").read_text())
+    assert f"Agones {AGONES_VERSION}" in document["$comment"], document["$comment"]
+    schema: dict[str, Any] = document["schema"]
+    return schema
+
+
+def validate_crd(document: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Validate against a CRD's schema: OpenAPI 3.0's, whose keywords are draft 4's
+    (`exclusiveMinimum: true`); Kubernetes's own `x-kubernetes-*` keywords are left out."""
+    jsonschema.Draft4Validator(schema).validate(document)
+
+
+def unknown_fields(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """The fields of `value` its structural schema does not know: the API server would
+    drop them silently (pruning), which jsonschema alone does not say. An object's
+    metadata is the API server's own (not in the CRD's schema)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if path == "" and key in ("apiVersion", "kind", "metadata"):
+                continue
+            if properties is not None and key in properties:
+                found += unknown_fields(item, properties[key], where)
+            elif isinstance(extra, dict):
+                found += unknown_fields(item, extra, where)
+            elif properties is not None and extra is not True:
+                found.append(where)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for n, item in enumerate(value):
+            found += unknown_fields(item, schema["items"], f"{path}[{n}]")
+    return found
+
+
+def pod_templates(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod templates of a workload: a Deployment's or StatefulSet's, a Fleet's."""
+    spec = document.get("spec", {})
+    if document["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+        return [spec["template"]]
+    if document["kind"] == "Fleet":
+        return [spec["template"]["spec"]["template"]]
+    return []
+
+
+def option_names() -> set[str]:
+    from vinom.server.options import Options
+
+    names = {row[0] for row in Options.optParameters} | {row[0] for row in Options.optFlags}
+    return names | {"match-size", "rating-window"}
+
+
+class ManifestTests(SynchronousTestCase):
+    """Every overlay of deploy/ rendered and validated offline (docs/kubernetes.md)."""
+
+    def setUp(self) -> None:
+        self.rendered = {overlay: render(overlay) for overlay in OVERLAYS}
+
+    def test_core_objects_validate_against_kubernetes(self) -> None:
+        for overlay, documents in self.rendered.items():
+            for document in documents:
+                if document["kind"] in AGONES_KINDS:
+                    continue
+                with self.subTest(overlay=overlay, kind=document["kind"]):
+                    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+    def test_a_mistake_is_caught(self) -> None:
+        # The validation can fail: a misspelt field of a container, and one of a Fleet.
+        lobby = next(d for d in self.rendered["agones"] if d["kind"] == "Deployment")
+        lobby["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+        self.assertRaises(kubernetes_validate.ValidationError, kubernetes_validate.validate,
+                          lobby, KUBERNETES_VERSION, True)  # fmt: skip
+        fleet = next(d for d in self.rendered["agones"] if d["kind"] == "Fleet")
+        fleet["spec"]["template"]["spec"]["counter"] = {}
+        self.assertEqual(unknown_fields(fleet, agones_schema("Fleet")),
+                         [".spec.template.spec.counter"])  # fmt: skip
+        fleet["spec"]["replicas"] = "two"
+        self.assertRaises(jsonschema.ValidationError, validate_crd, fleet,
+                          agones_schema("Fleet"))  # fmt: skip
+
+    def test_agones_objects_validate_against_agones_crds(self) -> None:
+        kinds: set[str] = set()
+        for overlay in ("agones", "agones-external-redis"):
+            for document in self.rendered[overlay]:
+                if document["kind"] not in AGONES_KINDS:
+                    continue
+                kinds.add(document["kind"])
+                with self.subTest(overlay=overlay, kind=document["kind"]):
+                    schema = agones_schema(document["kind"])
+                    validate_crd(document, schema)
+                    self.assertEqual(unknown_fields(document, schema), [])
+                    if document["kind"] == "Fleet":
+                        # The GameServer template validates as a GameServer would...
+                        template = document["spec"]["template"]
+                        server = {
+                            "apiVersion": "agones.dev/v1",
+                            "kind": "GameServer",
+                            "metadata": {"name": "host"},
+                            "spec": template["spec"],
+                        }
+                        validate_crd(server, agones_schema("GameServer"))
+                        # ...and its pod template as Kubernetes's own PodTemplate.
+                        pod = {"apiVersion": "v1", "kind": "PodTemplate",
+                               "metadata": {"name": "host"},
+                               "template": template["spec"]["template"]}  # fmt: skip
+                        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+        self.assertEqual(kinds, {"Fleet", "FleetAutoscaler"})
+
+    def test_every_container_is_pinned_bounded_probed_and_not_root(self) -> None:
+        for overlay, documents in self.rendered.items():
+            for document in documents:
+                for template in pod_templates(document):
+                    pod = template["spec"]
+                    for container in pod["containers"]:
+                        where = f"{overlay} {document['kind']}/{document['metadata']['name']}"
+                        with self.subTest(where=where, container=container["name"]):
+                            self.check_container(pod, container)
+
+    def check_container(self, pod: dict[str, Any], container: dict[str, Any]) -> None:
+        image = container["image"]
+        self.assertRegex(image, r"(:[\w.-]*\d[\w.-]*$)|(@sha256:[0-9a-f]{64}$)")
+        self.assertNotRegex(image, r":latest$")
+        for kind in ("requests", "limits"):
+            self.assertEqual(set(container["resources"][kind]), {"cpu", "memory"})
+        for probe in ("readinessProbe", "livenessProbe"):
+            self.assertIn(probe, container)
+        security = container["securityContext"]
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertGreater(pod["securityContext"]["runAsUser"], 0)
+        self.assertIs(security["allowPrivilegeEscalation"], False)
+        self.assertIs(security["readOnlyRootFilesystem"], True)
+        self.assertEqual(security["capabilities"]["drop"], ["ALL"])
+        if not image.startswith("registry.example.com/vinom:"):
+            return
+        # vinom's own: options it has (the gateway's are its role's, docs/gateway.md),
+        # a drain that fits in the grace period, /health and /ready on the ops port.
+        args = dict(arg.removeprefix("--").partition("=")[::2] for arg in container["args"])
+        if args["role"] != "gateway":
+            self.assertLessEqual(set(args), option_names())
+        self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
+                                float(args["drain-timeout"]))  # fmt: skip
+        self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/ready")
+        self.assertEqual(container["livenessProbe"]["httpGet"]["path"], "/health")
+        self.assertEqual(args["ops-port"], "tcp:7390")
+        # Secrets come from files of the Secret vinom-secrets, never the command line.
+        for name in ("redis-password-file", "token-key-file"):
+            if name in args:
+                self.assertTrue(args[name].startswith("/etc/vinom/secrets/"), args[name])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertEqual(volumes[mounts["/etc/vinom/secrets"]]["secret"]["secretName"],
+                         "vinom-secrets")  # fmt: skip
+        for variable in container.get("env", []):
+            self.assertIsNone(SECRET_NAME.search(variable["name"]), variable["name"])
+
+    def test_the_pieces_the_issue_lists_are_in_every_overlay(self) -> None:
+        for overlay, documents in self.rendered.items():
+            with self.subTest(overlay=overlay):
+                kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
+                needed = {
+                    ("Deployment", "lobby"), ("Service", "lobby"),
+                    ("HorizontalPodAutoscaler", "lobby"), ("Deployment", "gateway"),
+                    ("Service", "gateway"), ("PodDisruptionBudget", "lobby"),
+                    ("PodDisruptionBudget", "gateway"), ("ConfigMap", "vinom-redis"),
+                }  # fmt: skip
+                self.assertLessEqual(needed, kinds)
+                gateway = next(d for d in documents if d["kind"] == "Service"
+                               and d["metadata"]["name"] == "gateway")  # fmt: skip
+                self.assertEqual(gateway["spec"]["type"], "LoadBalancer")
+                self.assertEqual({p["protocol"] for p in gateway["spec"]["ports"]},
+                                 {"TCP", "UDP"})  # fmt: skip
+                hosts = (
+                    ("Fleet", "host") if overlay.startswith("agones") else ("StatefulSet", "host")
+                )
+                self.assertIn(hosts, kinds)
+                if overlay.startswith("agones"):
+                    self.assertIn(("FleetAutoscaler", "host"), kinds)
+                    fleet = next(d for d in documents if d["kind"] == "Fleet")
+                    container = fleet["spec"]["template"]["spec"]["template"]["spec"]["containers"][
+                        0
+                    ]
+                    self.assertIn("--agones", container["args"])
+                    self.assertIn("matches", fleet["spec"]["template"]["spec"]["counters"])
+                else:
+                    self.assertIn(("PodDisruptionBudget", "host"), kinds)
+                    host = next(d for d in documents if d["kind"] == "StatefulSet"
+                                and d["metadata"]["name"] == "host")  # fmt: skip
+                    ports = host["spec"]["template"]["spec"]["containers"][0]["ports"]
+                    udp = [p for p in ports if p["protocol"] == "UDP"]
+                    self.assertTrue(udp and all(p["hostPort"] == p["containerPort"] for p in udp))
+                if overlay.endswith("external-redis"):
+                    self.assertNotIn(("StatefulSet", "redis"), kinds)
+                else:
+                    self.check_redis_is_closed(documents)
+
+    def check_redis_is_closed(self, documents: list[dict[str, Any]]) -> None:
+        (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
+        self.assertEqual(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+                         "redis")  # fmt: skip
+        (rule,) = policy["spec"]["ingress"]
+        (source,) = rule["from"]
+        (expression,) = source["podSelector"]["matchExpressions"]
+        self.assertEqual(set(expression["values"]), {"lobby", "host", "gateway", "redis"})
+        (redis_url,) = [
+            d["data"]["url"] for d in documents if d["metadata"]["name"] == "vinom-redis"
+        ]
+        self.assertTrue(redis_url.startswith("redis+sentinel://"), redis_url)
