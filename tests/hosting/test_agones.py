@@ -22,6 +22,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
@@ -31,6 +32,7 @@ from tests.support.ports import free_tcp_port
 from vinom.client.bots import play_bot
 from vinom.hosting.agones import AgonesLifecycle
 from vinom.hosting.ports import PortAllocator
+from vinom.server.options import Options
 
 HEALTH_EVERY = 0.25
 # Agones's default health check: a Health call at least every 5 s (periodSeconds).
@@ -280,3 +282,41 @@ class RetryTests(SynchronousTestCase):
         self.successResultOf(lifecycle.stopService())
         names = [n for n, _ in sdk.calls if n not in ("health", "watch")]
         self.assertEqual(names[-2:], ["counter 0/0", "shutdown"])
+
+
+class OptionTests(SynchronousTestCase):
+    """`--agones` and its options: an operator's mistake is one line before anything starts."""
+
+    def parse(self, *argv: str, environ: dict[str, str] | None = None) -> Options:
+        key = self.mktemp()
+        with open(key, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(key, 0o600)
+        self.patch(os, "environ", environ or {})
+        options = Options()
+        options.parseOptions(["--redis", "redis://127.0.0.1:6379", "--token-key-file", key,
+                              *argv])  # fmt: skip
+        return options
+
+    def test_the_sdk_port_comes_from_the_environment(self) -> None:
+        self.assertEqual(self.parse("--role", "host", "--agones")["agones-sdk-port"], 9358)
+        options = self.parse("--role", "host", "--agones",
+                             environ={"AGONES_SDK_HTTP_PORT": "59358"})  # fmt: skip
+        self.assertEqual(options["agones-sdk-port"], 59358)
+        self.assertIsNone(self.parse("--role", "host")["agones-sdk-port"])
+
+    def test_mistakes_are_one_line(self) -> None:
+        cases = [
+            (("--role", "lobby", "--agones"), {}, "--agones is for a game host (--role host)"),
+            (("--role", "host", "--agones"), {"AGONES_SDK_HTTP_PORT": "http"},
+             "$AGONES_SDK_HTTP_PORT must be a port number, not 'http'"),
+            (("--role", "host", "--agones", "--agones-realm", "eu west"), {},
+             "--agones-realm must be a Kubernetes label value"),
+            (("--role", "host", "--agones", "--agones-health-interval", "0"), {},
+             "--agones-health-interval must be a number greater than 0"),
+        ]  # fmt: skip
+        for argv, environ, says in cases:
+            with self.subTest(argv=argv):
+                error = self.assertRaises(UsageError, self.parse, *argv, environ=environ)
+                self.assertIn(says, str(error))
+                self.assertNotIn("\n", str(error))

@@ -92,7 +92,7 @@ class Options(usage.Options):
             "Game hosts under Agones (docs/kubernetes.md): tell the Agones SDK server at "
             "localhost:$AGONES_SDK_HTTP_PORT (default 9358) Ready, Health, the free match "
             "capacity (Counter 'matches') and Shutdown after a drain; take no new matches "
-            "once Agones marks the game server Shutdown. For --role host (or all).",
+            "once Agones marks the game server Shutdown. For --role host.",
         ],
     ]
 
@@ -560,10 +560,10 @@ class Options(usage.Options):
         self["agones-sdk-port"] = None
         if not self["agones"]:
             return
-        if self["role"] not in ("all", "host"):
+        if self["role"] != "host":
             raise usage.UsageError(
-                f"--agones is for a process that hosts games (--role host or all), "
-                f"not --role {self['role']}"
+                f"--agones is for a game host (--role host), not --role {self['role']}: "
+                "under Agones the lobbies run apart (docs/kubernetes.md)"
             )
         try:
             self["agones-sdk-port"] = sdk_port(os.environ)
