@@ -23,14 +23,14 @@ from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
 from tests.support.agones_sdk import AgonesSDKStandIn, Call
 from tests.support.ports import free_tcp_port
 from vinom.client.bots import play_bot
-from vinom.hosting.agones import AgonesLifecycle
+from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.ports import PortAllocator
 from vinom.server.options import Options
 
@@ -320,3 +320,31 @@ class OptionTests(SynchronousTestCase):
                 error = self.assertRaises(UsageError, self.parse, *argv, environ=environ)
                 self.assertIn(says, str(error))
                 self.assertNotIn("\n", str(error))
+
+
+class InProcessTests(TestCase):
+    """The lifecycle service in this process, on the real reactor and real HTTP."""
+
+    async def test_a_stop_closes_the_watch_and_leaves_nothing_open(self) -> None:
+        sdk = AgonesSDKStandIn({"matches": (0, 0)})
+        listening = reactor.listenTCP(0, sdk.site(), interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        allocator = PortAllocator(range(7400, 7403))
+        lifecycle = AgonesLifecycle(
+            AgonesSDK(reactor, listening.getHost().port, host="127.0.0.1"), reactor, allocator,
+            labels={"realm": "eu"}, health_every=HEALTH_EVERY,
+        )  # fmt: skip
+        lifecycle.startService()
+        await sdk.when_called("POST", "/ready")
+        await sdk.when_called("GET", "/watch/gameserver")
+        self.assertEqual(sdk.watching, 1)
+        await lifecycle.stopService()
+        self.assertEqual(sdk.paths()[-1], "POST /shutdown")
+        # The watch stream is closed by the host (trial fails a test that leaves a
+        # connection or a timer behind).
+        for _ in range(100):
+            if not sdk.watching:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(sdk.watching, 0)
+        self.assertEqual(sdk.counters["matches"], [0, 3])

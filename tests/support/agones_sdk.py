@@ -61,6 +61,11 @@ class AgonesSDKStandIn(Resource):
         self.state = state
         self._changed()
 
+    @property
+    def watching(self) -> int:
+        """Watch streams open now."""
+        return len(self._watchers)
+
     def paths(self) -> list[str]:
         """`METHOD /path` of each call so far."""
         return [f"{c.method} {c.path}" for c in self.calls]

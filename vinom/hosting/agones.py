@@ -113,7 +113,15 @@ class _Lines(Protocol):
                     self.on_document(document)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        self.finished.callback(None)
+        if not self.finished.called:  # (cancelled: the stream was closed by its reader)
+            self.finished.callback(None)
+
+    def close(self) -> None:
+        """Close the stream: the response body's transport (twisted.web's
+        TransportProxyProducer) is an IPushProducer, and stopping it drops the connection."""
+        transport: Any = self.transport
+        if transport is not None:
+            transport.stopProducing()
 
 
 class _QuietFactory(_HTTP11ClientFactory):
@@ -196,6 +204,9 @@ class AgonesSDK:
             response.deliverBody(lines)
             try:
                 await lines.finished
+            except CancelledError:
+                lines.close()  # a follower that stops closes its stream
+                raise
             finally:
                 self._watching = None
 
@@ -206,13 +217,9 @@ class AgonesSDK:
         lines = self._watching
         if lines is None or lines.transport is None:
             return succeed(None)
-        finished = lines.finished
         done: Deferred[None] = Deferred()
-        finished.addBoth(lambda _: done.callback(None))
-        # The response body's transport (twisted.web's TransportProxyProducer) is an
-        # IPushProducer: stopping it closes the connection.
-        transport: Any = lines.transport
-        transport.stopProducing()
+        lines.finished.addBoth(lambda _: done.callback(None))
+        lines.close()
         return done
 
 
@@ -307,13 +314,14 @@ class AgonesLifecycle(Service):
             pause.cancel()
         # The drain's last Counter update goes out before Shutdown (it is not retried).
         updating = list(self._tasks)
+        # No GameServer update is followed once stopping (Shutdown comes back on it).
         for task in self._following:
             task.cancel()
         return Deferred.fromCoroutine(self._shut_down(updating))
 
     async def _shut_down(self, updating: list[Deferred[Any]]) -> None:
-        await DeferredList(updating)
         await self._sdk.stop_watching()
+        await DeferredList(updating)
         deadline = self._clock.seconds() + SHUTDOWN_WAIT
         pause = RETRY_FIRST
         while True:
