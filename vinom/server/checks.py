@@ -13,6 +13,7 @@ import base64
 import binascii
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -368,3 +369,18 @@ def rating_windows(
             )
     windows = {name: RatingWindow(*window) for name, window in registry.rating_windows().items()}
     return {**windows, **overrides}
+
+
+# A Kubernetes label value: up to 63 characters, alphanumerics with '-', '_' or '.'
+# inside (an empty value is allowed by Kubernetes, not here: a realm has a name).
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def label_value(name: str, value: str) -> str:
+    """A Kubernetes label value (--agones-realm)."""
+    if not _LABEL_VALUE.fullmatch(value):
+        raise usage.UsageError(
+            f"--{name} must be a Kubernetes label value (1-63 letters, digits, '-', '_' or "
+            f"'.', starting and ending with a letter or digit), not {value!r}"
+        )
+    return value

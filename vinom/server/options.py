@@ -14,6 +14,7 @@ import attrs
 from twisted.python import usage
 
 from vinom.cluster.client import parse_redis_url
+from vinom.hosting.agones import sdk_port
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.checks import (
@@ -25,6 +26,7 @@ from vinom.server.checks import (
     endpoint_port,
     existing_file,
     game_url,
+    label_value,
     lobby_endpoint,
     match_size_overrides,
     non_negative_float,
@@ -83,6 +85,14 @@ class Options(usage.Options):
             None,
             "Log every HTTP request of the web server and the operations endpoint "
             "(default: off).",
+        ],
+        [
+            "agones",
+            None,
+            "Game hosts under Agones (docs/kubernetes.md): tell the Agones SDK server at "
+            "localhost:$AGONES_SDK_HTTP_PORT (default 9358) Ready, Health, the free match "
+            "capacity (Counter 'matches') and Shutdown after a drain; take no new matches "
+            "once Agones marks the game server Shutdown. For --role host.",
         ],
     ]
 
@@ -431,6 +441,22 @@ class Options(usage.Options):
             positive_float,
         ),
         param(
+            "agones-realm",
+            None,
+            "default",
+            "With --agones: the realm this host serves, set as the game server's label "
+            "agones.dev/sdk-realm (a Kubernetes label value).",
+            label_value,
+        ),
+        param(
+            "agones-health-interval",
+            None,
+            2.0,
+            "With --agones: seconds between two Health calls (Agones's health check "
+            "period is 5 s by default: keep this below it).",
+            positive_float,
+        ),
+        param(
             "drain-timeout",
             None,
             600.0,
@@ -483,6 +509,7 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        self._check_agones()
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
 
@@ -528,6 +555,20 @@ class Options(usage.Options):
                 "share the connect-token key (a file of 32 random bytes the operator makes, "
                 "e.g. `head -c 32 /dev/urandom > vinom-token.key`)"
             )
+
+    def _check_agones(self) -> None:
+        self["agones-sdk-port"] = None
+        if not self["agones"]:
+            return
+        if self["role"] != "host":
+            raise usage.UsageError(
+                f"--agones is for a game host (--role host), not --role {self['role']}: "
+                "under Agones the lobbies run apart (docs/kubernetes.md)"
+            )
+        try:
+            self["agones-sdk-port"] = sdk_port(os.environ)
+        except ValueError as e:
+            raise usage.UsageError(f"--agones: {e}") from None
 
     def _check_websocket(self) -> None:
         web = self["websocket"].strip()

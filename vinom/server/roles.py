@@ -13,6 +13,7 @@ differs between them is theirs to say (`IPlayerStore.shared`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from vinom.cluster.services import (
 from vinom.cluster.watch import watch_key
 from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry
+from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.ports import PortAllocator
@@ -206,6 +208,8 @@ class HostingRole:
     hosting: GameHostingService | None = None
     host_factory: Any = None
     agent: HostAgent | None = None
+    # With --agones: the game server's lifecycle (joins the root last: add_agones).
+    agones: AgonesLifecycle | None = None
 
 
 def build_hosting(
@@ -234,7 +238,34 @@ def build_hosting(
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor))  # fmt: skip
         _add(root, "host-agent", agent)
-    return HostingRole(hosting, host_factory, agent)
+    agones = None
+    if options["agones"]:
+        # Once Agones marks the game server Shutdown, lobbies place nothing more here.
+        agones = AgonesLifecycle(
+            AgonesSDK(reactor, options["agones-sdk-port"]), reactor, allocator,
+            labels={"realm": options["agones-realm"]},
+            health_every=options["agones-health-interval"],
+            on_shutdown=agent.drain if agent is not None else lambda: None,
+        )  # fmt: skip
+    return HostingRole(hosting, host_factory, agent, agones)
+
+
+def add_agones(root: service.MultiService, hosted: HostingRole) -> None:
+    """The Agones lifecycle joins the root after every listener: it says Ready once the
+    process listens, and, stopping first, Shutdown once the drain is over."""
+    if hosted.agones is not None:
+        _add(root, "agones", hosted.agones)
+
+
+@frozen
+class _Drains:
+    """What a drain tells to take no new work: the host agent and the Agones lifecycle."""
+
+    parts: tuple[Any, ...]
+
+    def drain(self) -> None:
+        for part in self.parts:
+            part.drain()
 
 
 def host_factory_of(
@@ -341,7 +372,9 @@ def build_drain(
     matches: GameHostingService | PlayersMatches | None = hosted.hosting
     if matches is None and lobby is not None:
         matches = PlayersMatches(lobby)
-    drain = Drain(lobby, matches, reactor, options["drain-timeout"], host=hosted.agent,
+    parts = tuple(p for p in (hosted.agent, hosted.agones) if p is not None)
+    drain = Drain(lobby, matches, reactor, options["drain-timeout"],
+                  host=_Drains(parts) if parts else None,
                   close_players=options["redis-settings"] is not None)  # fmt: skip
     root.before_stop = drain.run
     if install:
@@ -405,7 +438,12 @@ def build_ops(
     reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
                           web.game_sockets)  # fmt: skip
-    site, _registry = ops_site(reader, token=options["ops-token"],
+    readiness: tuple[Callable[[], str | None], ...] = ()
+    if hosted.agones is not None:
+        # Health is said only while the game hosts answer, as /health says.
+        hosted.agones.healthy = lambda: reader.trouble() is None
+        readiness = (hosted.agones.problem,)
+    site, _registry = ops_site(reader, token=options["ops-token"], readiness=readiness,
                                access_log=bool(options["access-log"]))  # fmt: skip
     ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
     interface = listen_interface(options["ops-port"])

@@ -39,6 +39,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
     web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)
     ops = roles.build_ops(options, reactor, root, shared, lobbies, hosted, web, drain)
+    roles.add_agones(root, hosted)
     roles.announce(options, root, hosted, lobbies, web,
                    (*lobbies.addresses, *web.addresses, *ops))  # fmt: skip
     return root
