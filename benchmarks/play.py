@@ -2,7 +2,7 @@
 
 Each player sends move `{seq: n}` (reliable channel); the room accepts it
 only if n is the sender's previous seq + 1, and then broadcasts a state of
-about 50 bytes (both counters and the version) to both players on the
+about 60 bytes (both counters, the version, tick and time) to both players on the
 unreliable channel. A player sends its next move as soon as it sees a
 state that includes its last one. After a warm-up the window is measured:
 `moves_per_s` counts the moves the server applied (its seat router's
