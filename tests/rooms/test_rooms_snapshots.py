@@ -13,9 +13,11 @@ from typing import Any
 from twisted.internet.testing import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.protocol.test_protocol_support import CLIENT_ADDR, Net
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
-from vinom.rooms.messages import Phase
+from vinom.protocol.reliability import Reliability
+from vinom.rooms.messages import Phase, decode_server_message
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.timers import TimerQueue
 
@@ -205,6 +207,37 @@ class TurnBasedTests(SnapshotTestCase):
         self.host.advance(2.5)
         self.act(A, 1, 1)
         self.assertEqual(self.states(SA)[-1]["ts"], 2500)
+
+
+class SupersededStateTests(SnapshotTestCase):
+    """States queued on the host's endpoint: one that a newer one replaced before
+    it left is never sent (docs/protocol.md section 13.1)."""
+
+    def test_only_the_newest_queued_state_leaves(self) -> None:
+        net = Net()
+        net.connect()
+        net.run(0.1)
+        event = net.connected()
+        assert event is not None
+        self.host = ClockHost()
+        room = Room(
+            match=make_match(), game=SeqGame(), outbox=net.server, timers=self.host.timers,
+            config=RoomConfig(state_interval=0),
+        )  # fmt: skip
+        room.start(self.host.clock.seconds())
+        room.player_connected(A, event.session_id, self.host.clock.seconds())
+        room.player_connected(B, 999, self.host.clock.seconds())  # no such session
+        net.run(0.1)  # the welcome and the first state arrive and are acknowledged
+        first = net.messages(CLIENT_ADDR)
+        # Three of A's actions in one batch of datagrams: three states queued for A.
+        for n in (1, 2, 3):
+            self.assertTrue(room.handle_action(A, {"seq": n}, n, self.host.clock.seconds()))
+        net.run(0.1)
+        states = [decode_server_message(m.data) for m in net.messages(CLIENT_ADDR)[len(first) :]]
+        self.assertEqual([(s["t"], s["v"], s["i"]) for s in states], [("state", room.version, 3)])
+        layer = net.server.reliability(event.session_id)
+        assert isinstance(layer, Reliability)
+        self.assertEqual(layer.unreliable_dropped, 2)
 
 
 class SnapshotRateCheckTests(SynchronousTestCase):
