@@ -109,6 +109,14 @@ def run(options: ScenarioOptions) -> int:
         "input_to_state_p99_ms": percentile_ms(effect, 99),
         "echo_p50_ms": percentile_ms(echo, 50),
         "echo_p99_ms": percentile_ms(echo, 99),
+        # Datagrams the host sent and received per second per player (states, and
+        # acks of inputs that no state carried; the inputs).
+        "host_datagrams_out_per_s_per_player": round(
+            (after["datagrams_sent"] - before["datagrams_sent"]) / window / players, 1
+        ),
+        "host_datagrams_in_per_s_per_player": round(
+            (after["datagrams_received"] - before["datagrams_received"]) / window / players, 1
+        ),
         "errors": errors,
         **measured.cpu_figures(),
         "server_cpu_ms_per_player_s": round(server_cpu_s * 1000 / window / players, 3),
@@ -124,6 +132,9 @@ def run(options: ScenarioOptions) -> int:
         ("KB / s per client (mean, max)",
          f"{summary['kbytes_per_s_per_client']} / {summary['kbytes_per_s_per_client_max']}"),
         ("server CPU ms / s per player", summary["server_cpu_ms_per_player_s"]),
+        ("host datagrams / s per player (out, in)",
+         f"{summary['host_datagrams_out_per_s_per_player']} / "
+         f"{summary['host_datagrams_in_per_s_per_player']}"),
         ("input-to-state p50 / p99 ms",
          f"{summary['input_to_state_p50_ms']} / {summary['input_to_state_p99_ms']}"),
         ("echo (state with i) p50 / p99 ms",
