@@ -368,3 +368,30 @@ def rating_windows(
             )
     windows = {name: RatingWindow(*window) for name, window in registry.rating_windows().items()}
     return {**windows, **overrides}
+
+
+def check_endpoint_option(name: str, value: str) -> str:
+    """A strports description (a bare port means plain TCP on it), checked without listening."""
+    description = value.strip()
+    if description.isdigit():
+        description = f"tcp:{description}"
+    if not description:
+        raise usage.UsageError(f"--{name} must be a port or a strports description")
+    check_endpoint(description, name)
+    return description
+
+
+def trusted_proxies(name: str, value: str) -> frozenset[str]:
+    """Comma-separated IP addresses (the addresses a PROXY header is taken from)."""
+    import ipaddress
+
+    found = set()
+    for part in value.split(","):
+        part = part.strip()
+        try:
+            found.add(str(ipaddress.ip_address(part)))
+        except ValueError:
+            raise usage.UsageError(
+                f"--{name}: {part!r} is not an IP address (give ADDR[,ADDR...])"
+            ) from None
+    return frozenset(found)
