@@ -8,14 +8,17 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.haproxy._v2parser import V2Parser
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.gateway.test_sniff import client_hello
 from vinom.gateway.proxy import GatewayFactory, proxy_v2_header
 from vinom.gateway.router import Router
 from vinom.gateway.rules import parse_rules
+from vinom.gateway.sniff import Sniffed
 
 RULES = {
     "backends": {"a": {"address": "10.0.0.1:7350", "max_connections": 1},
@@ -116,6 +119,17 @@ class GatewayConnectionTests(SynchronousTestCase):
         third, transport = h.client()
         third.dataReceived(HELLO)
         self.assertFalse(transport.disconnecting)
+
+    def test_an_unreachable_backend_closes_the_client_and_is_out(self) -> None:
+        h = Harness()
+        client, transport = h.client()
+        client.dataReceived(HELLO)
+        _host, _port, factory, _timeout, _bind = h.reactor.tcpClients[-1]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(h.factory.refused, {"backend_unreachable": 1})
+        self.assertFalse(h.router.state("a").healthy)  # type: ignore[union-attr]
+        self.assertEqual(h.router.pick(Sniffed("lobby"), "x"), "no_backend")
 
     def test_the_drain_waits_for_open_connections(self) -> None:
         h = Harness()

@@ -135,10 +135,15 @@ class GatewayConnection(Protocol):
     def _not_connected(self, failure: Failure) -> None:
         self._connecting = False
         self.factory.refused["backend_unreachable"] += 1
-        assert self._state is not None
-        self.log.info("gateway: backend {name} ({host}:{port}) unreachable: {why}",
-                      name=self._state.backend.name, host=self._state.backend.host,
-                      port=self._state.backend.port, why=failure.getErrorMessage())  # fmt: skip
+        state = self._state
+        assert state is not None
+        if state.healthy:
+            # Out at once, as a failed health check would put it (the next passing check
+            # puts it back): the next players are not sent where this one could not go.
+            state.healthy = False
+            self.log.warn("gateway: backend {name} is out: {host}:{port} unreachable: {why}",
+                          name=state.backend.name, host=state.backend.host,
+                          port=state.backend.port, why=failure.getErrorMessage())  # fmt: skip
         if self.transport is not None:
             self.transport.loseConnection()
 
