@@ -101,6 +101,15 @@ class GatewayTestCase(ClusterTestCase):
         _code, body = await http_get(f"http://127.0.0.1:{lobby.ops}/status")
         return int(json.loads(body)["lobby"]["connections"])
 
+    async def all_follow(self, port: int, ops: int, realm: str, backend: str, n: int = 3) -> bool:
+        """Whether `n` new players of `realm` all go to `backend`."""
+        before = (await self.status(ops))["backends"][backend]["routed"]
+        for _ in range(n):
+            client = await self.plain(port)
+            await client.protocol.request({"type": "hello", "name": "New", "realm": realm})
+            await client.close()
+        return bool((await self.status(ops))["backends"][backend]["routed"] == before + n)
+
     async def plain(self, port: int, source: str = "127.0.0.1") -> LobbyClient:
         """A plain (no TLS) lobby connection from `source` to 127.0.0.1:`port`."""
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=(source, 0))
@@ -226,15 +235,6 @@ class GatewayTests(GatewayTestCase):
         for client in established:
             self.assertEqual((await client.ping())["type"], "pong")
 
-    async def all_follow(self, port: int, ops: int, realm: str, backend: str, n: int = 3) -> bool:
-        """Whether `n` new players of `realm` all go to `backend`."""
-        before = (await self.status(ops))["backends"][backend]["routed"]
-        for _ in range(n):
-            client = await self.plain(port)
-            await client.protocol.request({"type": "hello", "name": "New", "realm": realm})
-            await client.close()
-        return bool((await self.status(ops))["backends"][backend]["routed"] == before + n)
-
     async def test_a_killed_lobby_is_out_within_one_health_interval(self) -> None:
         lobbies = {"a": await self.lobby(), "b": await self.lobby()}
         interval = 1.0
@@ -274,3 +274,21 @@ class GatewayTests(GatewayTestCase):
         await client.close()
         code, _signal = await gateway.output.ended
         self.assertEqual(code, 0, gateway.text)
+
+
+class FileRulesTests(GatewayTestCase):
+    async def test_sighup_reads_the_rules_file_again_and_keeps_the_old_on_a_mistake(self) -> None:
+        lobbies = {"a": await self.lobby(tls=False), "b": await self.lobby(tls=False)}
+        gateway, port, ops = await self.gateway(rules=rules({"a": lobbies["a"]}))
+        path = os.path.join(gateway.data_dir, "rules.json")
+        with open(path, "w") as f:
+            f.write('{"backends": {"a": {"address": "nowhere"}}}')
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, "backends.a.address: 'nowhere' is not an address")
+        self.assertTrue(await self.all_follow(port, ops, "any", "a"))
+        with open(path, "w") as f:
+            json.dump(rules({"b": lobbies["b"]}), f)
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, f"rule set from {path} in force")
+        self.assertTrue(await self.all_follow(port, ops, "any", "b"))
+        self.assertEqual((await self.status(ops))["rules_refused"], 1)

@@ -46,6 +46,7 @@ class RedisGatewayRules(service.Service):
         self.realms_key = redis.key("gateway", "realms")
         self.channel = redis.key("gateway", "reload")
         self._last: str | None = None
+        self._unreachable = False
         self._loop: LoopingCall | None = None
         self._subscription = RedisSubscription(
             redis.endpoint(reactor), self.channel, lambda _message: self.read(), reactor,
@@ -74,6 +75,9 @@ class RedisGatewayRules(service.Service):
         handler = self.redis.handler
         text = await self.redis.bounded(handler.get(self.rules_key))
         realms = await self.redis.bounded(handler.hgetall(self.realms_key))
+        if self._unreachable:
+            self._unreachable = False
+            self.log.info("gateway: Redis answers again")
         if text is None:
             return
         if isinstance(text, bytes):
@@ -93,6 +97,9 @@ class RedisGatewayRules(service.Service):
 
     def _failed(self, failure: Any) -> None:
         failure.trap(BackendUnavailable)
+        if self._unreachable:  # said once, not at every refresh
+            return
+        self._unreachable = True
         self.log.warn("gateway: cannot read the rule set from Redis ({error}); the one in "
                       "force stays", error=failure.getErrorMessage())  # fmt: skip
 

@@ -98,22 +98,16 @@ def install_signal_handlers(gateway: Gateway, reactor: Any) -> None:
 
 def initial_rules(options: usage.Options) -> RuleSet:
     """The rule set to start with: --gateway-rules (a bad one ends the start in one line),
-    else one routing nothing until Redis's arrives."""
+    else one routing nothing (`no_route`) until Redis's arrives."""
     path = options["gateway-rules"]
-    if path is None:
-        return load_rules(json.dumps(_NOTHING))
+    if path is None or options["redis-settings"] is not None:
+        return RuleSet(backends={}, pools={}, routes=(), realms={})
     try:
         return load_rules(Path(path).read_bytes())
     except OSError as e:
         raise StartupError(f"--gateway-rules {path!r}: {e.strerror or e}") from None
     except RuleError as e:
         raise StartupError(f"--gateway-rules {path!r}: {e}") from None
-
-
-# Before Redis's rule set is read: no route, every connection refused (`no_route`).
-_NOTHING = {"backends": {"none": {"address": "127.0.0.1:9"}},
-            "pools": {"none": {"backends": ["none"]}},
-            "routes": [{"kind": "tls", "sni": "*.invalid", "pool": "none"}]}  # fmt: skip
 
 
 def reload_file(gateway: Gateway, path: str) -> None:
