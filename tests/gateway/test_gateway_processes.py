@@ -47,8 +47,11 @@ class GatewayTestCase(ClusterTestCase):
         paths = ensure_dev_certificate(os.path.abspath(self.mktemp()))
         self.cert, self.key = str(paths.certificate), str(paths.private_key)
 
-    async def lobby(self, *extra: str, tls: bool = True, web: bool = False) -> Lobby:
-        port, ops = free_tcp_port(), free_tcp_port()
+    async def lobby(
+        self, *extra: str, tls: bool = True, web: bool = False, like: Lobby | None = None
+    ) -> Lobby:
+        """A `--role lobby` process (on the ports of `like`, when it replaces that one)."""
+        port, ops = (free_tcp_port(), free_tcp_port()) if like is None else (like.port, like.ops)
         web_port = free_tcp_port() if web else None
         args = [
             "--lobby", f"{'ssl' if tls else 'tcp'}:{port}:interface=127.0.0.1",
@@ -235,7 +238,9 @@ class GatewayTests(GatewayTestCase):
         for client in established:
             self.assertEqual((await client.ping())["type"], "pong")
 
-    async def test_a_killed_lobby_is_out_within_one_health_interval(self) -> None:
+    async def test_a_killed_lobby_is_out_within_one_health_interval_and_back_when_healthy(
+        self,
+    ) -> None:
         lobbies = {"a": await self.lobby(), "b": await self.lobby()}
         interval = 1.0
         _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=interval))
@@ -250,8 +255,18 @@ class GatewayTests(GatewayTestCase):
         for i in range(4):
             client = await self.tls(port)
             self.assertEqual((await client.hello(f"After{i}")).name, f"After{i}")
-        backends = (await self.status(ops))["backends"]
-        self.assertEqual(backends["b"]["up"], False)
+        self.assertFalse((await self.status(ops))["backends"]["b"]["up"])
+        # A lobby healthy again on b's address is back in within one interval.
+        await self.lobby(like=lobbies["b"])
+        started = reactor.seconds()
+        while not (await self.status(ops))["backends"]["b"]["up"]:
+            self.assertLess(reactor.seconds() - started, interval + 0.5)
+            await deferLater(reactor, 0.02, lambda: None)
+        routed = (await self.status(ops))["backends"]["b"]["routed"]
+        for i in range(2):
+            client = await self.tls(port)
+            self.assertEqual((await client.hello(f"Back{i}")).name, f"Back{i}")
+        self.assertEqual((await self.status(ops))["backends"]["b"]["routed"], routed + 1)
 
     async def test_sigterm_drains_established_connections_then_exits_0(self) -> None:
         lobby = await self.lobby(tls=False)

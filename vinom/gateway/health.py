@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
 
+from vinom.gateway.proxy import client_endpoint
 from vinom.gateway.router import BackendState, Router
 
 
@@ -71,7 +71,7 @@ class HealthChecker:
     def _check(self, state: BackendState) -> Deferred[None]:
         timeout = self.router.rules.health_timeout
         backend = state.backend
-        endpoint = HostnameEndpoint(self.reactor, backend.host, backend.port, timeout=timeout)
+        endpoint = client_endpoint(self.reactor, backend.host, backend.port, timeout)
         d: Deferred[Any] = endpoint.connect(_quiet(Factory.forProtocol(Protocol)))
 
         def connected(protocol: Protocol) -> Any:

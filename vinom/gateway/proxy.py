@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import Factory, Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
@@ -33,6 +33,18 @@ from vinom.gateway.router import BackendState, Router
 from vinom.gateway.sniff import DEFAULT_LIMIT, DEFAULT_TIMEOUT, PROXY_V2_SIGNATURE, Refused, sniff
 
 CONNECT_TIMEOUT = 5.0
+
+
+def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
+    """A TCP client endpoint to host:port: an address is connected to as it is (Twisted's
+    HostnameEndpoint would report a refused connection only at its next attempt tick,
+    0.3 s later), a name through HostnameEndpoint."""
+    try:
+        version = ipaddress.ip_address(host).version
+    except ValueError:
+        return HostnameEndpoint(reactor, host, port, timeout=timeout)
+    kind = TCP4ClientEndpoint if version == 4 else TCP6ClientEndpoint
+    return kind(reactor, host, port, timeout=timeout)
 
 
 def proxy_v2_header(source: IAddress, destination: IAddress) -> bytes:
@@ -215,7 +227,7 @@ class GatewayFactory(ServerFactory):
         self.routed: Counter[str] = Counter()
         self._when_empty: list[Deferred[None]] = []
         self.connect_to = connect_to or (
-            lambda host, port: HostnameEndpoint(clock, host, port, timeout=CONNECT_TIMEOUT)
+            lambda host, port: client_endpoint(clock, host, port, CONNECT_TIMEOUT)
         )
 
     def buildProtocol(self, addr: IAddress | None) -> GatewayConnection:  # type: ignore[override]
