@@ -26,6 +26,8 @@ from twisted.internet.task import deferLater
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get
 from tests.server.test_twistd import ROOT, Collect
+from tests.server.test_web_client import enter
+from tests.support.browser import open_browser
 from tests.support.ports import free_tcp_port
 from tests.support.websocket_client import WebSocketPlayer, _drop
 from vinom.client.bots import LobbyAddress, play_bot
@@ -65,10 +67,10 @@ class GatewayTestCase(ClusterTestCase):
         return Lobby(process, port, ops, web_port)
 
     async def gateway(
-        self, *extra: str, rules: dict[str, Any] | None = None
+        self, *extra: str, rules: dict[str, Any] | None = None, port: int | None = None
     ) -> tuple[Process, int, int]:
         """A `--role gateway` process: its rules from a file (`rules`) or Redis."""
-        port, ops = free_tcp_port(), free_tcp_port()
+        port, ops = port or free_tcp_port(), free_tcp_port()
         data_dir = os.path.abspath(self.mktemp())
         os.makedirs(data_dir)
         args = ["--gateway", f"tcp:{port}:interface=127.0.0.1",
@@ -142,7 +144,7 @@ def rules(lobbies: dict[str, Lobby], *, strategy: str = "round_robin", realms: b
     routes: list[dict[str, Any]] = []
     if any(lobby.web for lobby in lobbies.values()):
         pools["web"] = {"backends": [f"{n}-web" for n, lobby in lobbies.items() if lobby.web]}
-        routes.append({"kind": "http", "path_prefix": "/lobby", "pool": "web"})
+        routes.append({"kind": "http", "path_prefix": "/", "pool": "web"})
     routes.append({"kind": "any", "pool": "lobbies", "by_realm": realms})
     document: dict[str, Any] = {"backends": backends, "pools": pools, "routes": routes,
                                 "health": {"interval": interval, "timeout": 0.5}}  # fmt: skip
@@ -186,6 +188,16 @@ class GatewayTests(GatewayTestCase):
         await player.opened
         welcome = await player.request({"type": "hello", "name": "Web", "id": "1"})
         self.assertEqual(welcome["type"], "welcome")
+
+    async def test_a_browser_enters_the_lobby_through_the_gateway(self) -> None:
+        port = free_tcp_port()
+        page = f"http://127.0.0.1:{port}/"
+        lobby = await self.lobby("--websocket-origins", page.rstrip("/"), web=True)
+        await self.gateway(rules=rules({"a": lobby}), port=port)
+        browser = await open_browser(self)
+        # The page, its files and its WebSocket lobby, all through the gateway's one port.
+        await enter(browser, page, "Ann")
+        self.assertEqual(await browser.text_of("#me"), "Ann")
 
     async def test_two_client_addresses_are_two_for_the_lobby(self) -> None:
         lobby = await self.lobby("--max-connections-per-ip", "1")
