@@ -19,6 +19,7 @@ from typing import Any
 
 from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import deferLater
@@ -30,8 +31,14 @@ from tests.server.test_web_client import enter
 from tests.support.browser import open_browser
 from tests.support.ports import free_tcp_port
 from tests.support.websocket_client import WebSocketPlayer, _drop
-from vinom.client.bots import LobbyAddress, play_bot
-from vinom.client.lobby import LobbyClient, LobbyClientProtocol, client_tls_options
+from vinom.client.bots import BotDriver, LobbyAddress, play_bot
+from vinom.client.game import connect_game
+from vinom.client.lobby import (
+    LobbyClient,
+    LobbyClientProtocol,
+    client_tls_options,
+    connect_lobby,
+)
 from vinom.server.certs import ensure_dev_certificate
 
 
@@ -279,6 +286,44 @@ class GatewayTests(GatewayTestCase):
             client = await self.tls(port)
             self.assertEqual((await client.hello(f"Back{i}")).name, f"Back{i}")
         self.assertEqual((await self.status(ops))["backends"]["b"]["routed"], routed + 1)
+
+    async def test_players_of_a_killed_lobby_reconnect_through_the_gateway(self) -> None:
+        await self.start("host", "--session-timeout", "2", ports=2)
+        lobbies = {"a": await self.lobby(), "b": await self.lobby()}
+        _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=0.5))
+        address = LobbyAddress("127.0.0.1", port, self.cert)
+        lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=self.cert)
+        welcome = await lobby.hello("flaky")
+        # Round robin: the next player is on the other lobby.
+        doomed = next(
+            n for n, b in (await self.status(ops))["backends"].items() if b["connections"]
+        )
+        steady = Deferred.fromCoroutine(
+            play_bot(reactor, address, GAME, "steady", rng=random.Random(1))
+        )
+        found = await lobby.queue("tictactoe")
+        session = await connect_game(reactor, found)
+        lobbies[doomed].process.transport.signalProcess("KILL")
+        # The gateway closes the player's lobby connection with its lobby's; the player
+        # comes back through the gateway, which sends them to the lobby still up.
+        while (await self.status(ops))["backends"][doomed]["up"]:
+            await deferLater(reactor, 0.05, lambda: None)
+        again = await connect_lobby(reactor, "127.0.0.1", port, trust=self.cert)
+        refound = await again.reconnect(welcome.player_id, welcome.secret)
+        self.assertEqual(refound.game_id, found.game_id)
+        # With the fresh token the player resumes on the game host, and plays to the end.
+        assert session.protocol is not None and session.protocol.transport is not None
+        await session.protocol.transport.stopListening()
+        resumed = await connect_game(reactor, refound, session=session)
+        driver = BotDriver(resumed, GAME.make_bot(welcome.player_id, random.Random(2)),
+                           think_time=0.0, clock=reactor)  # fmt: skip
+        driver.attach()
+        final = await session.finished
+        driver.cancel()
+        self.assertEqual(final["p"], "finished")
+        self.assertEqual((await steady).outcome, "finished")
+        await session.disconnect()
+        await again.close()
 
     async def test_sigterm_drains_established_connections_then_exits_0(self) -> None:
         lobby = await self.lobby(tls=False)
