@@ -2,10 +2,11 @@
 
 Every `interval` seconds (the rule set's `health.interval`) each backend is
 checked: a TCP connection to its address, and when its rule names a `health`
-address (the backend's operations endpoint), `GET /health` there, which must
-answer 200 within `timeout`. A backend that fails one check is out: the
-router picks it no more (its established connections stay); one that passes
-is back in. Each change is one log line.
+address (the backend's operations endpoint), `GET /health` there (or
+`/ready`, as its `health_path` says), which must answer 200 within
+`timeout`. A backend that fails one check is out: the router picks it no
+more (its established connections stay); one that passes is back in. Each
+change is one log line.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class HealthChecker:
                 return None
             host, port = backend.health
             agent = Agent(self.reactor, connectTimeout=timeout, pool=self._pool())
-            asked = agent.request(b"GET", f"http://{host}:{port}/health".encode())
+            url = f"http://{host}:{port}{backend.health_path}"
+            asked = agent.request(b"GET", url.encode())
             asked.addTimeout(timeout, self.reactor)
             return asked.addCallback(answered)
 
@@ -91,9 +93,8 @@ class HealthChecker:
 
             def read(text: bytes) -> None:
                 if code != 200:
-                    raise _Unhealthy(
-                        f"/health answered {code}: {text[:100].decode(errors='replace').strip()}"
-                    )
+                    said = text[:100].decode(errors="replace").strip()
+                    raise _Unhealthy(f"{backend.health_path} answered {code}: {said}")
 
             return body.addCallback(read)
 

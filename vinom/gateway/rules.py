@@ -6,7 +6,8 @@ whole or not at all, so the one in force is never half replaced. The
 document::
 
     {"backends": {"a": {"address": "10.0.0.5:7350", "health": "10.0.0.5:7390",
-                        "max_connections": 5000, "proxy_protocol": true}},
+                        "health_path": "/health", "max_connections": 5000,
+                        "proxy_protocol": true}},
      "pools": {"lobbies": {"backends": ["a"], "strategy": "round_robin"}},
      "routes": [{"kind": "tls", "sni": "eu.play.example.com", "pool": "lobbies"},
                 {"kind": "lobby", "by_realm": true, "pool": "lobbies"}],
@@ -32,6 +33,7 @@ from vinom.gateway.sniff import Sniffed
 
 STRATEGIES = ("round_robin", "least_connections", "consistent_hash")
 KINDS = ("tls", "http", "lobby", "any")
+HEALTH_PATHS = ("/health", "/ready")
 DEFAULT_HEALTH_INTERVAL = 2.0
 DEFAULT_HEALTH_TIMEOUT = 1.0
 
@@ -49,6 +51,8 @@ class Backend:
     health: tuple[str, int] | None = None
     max_connections: int | None = None
     proxy_protocol: bool = True
+    # The path asked on `health`: /health (the process is alive) or /ready (it takes players).
+    health_path: str = "/health"
 
 
 @frozen
@@ -156,7 +160,8 @@ def _seconds(value: object, what: str) -> float:
 
 def _backend(name: str, spec: object) -> Backend:
     what = f"backends.{name}"
-    fields = _object(spec, what, {"address", "health", "max_connections", "proxy_protocol"})
+    keys = {"address", "health", "health_path", "max_connections", "proxy_protocol"}
+    fields = _object(spec, what, keys)
     host, port = _address(fields.get("address"), f"{what}.address")
     health = None if fields.get("health") is None else _address(fields["health"], f"{what}.health")
     cap = fields.get("max_connections")
@@ -165,7 +170,10 @@ def _backend(name: str, spec: object) -> Backend:
     proxy = fields.get("proxy_protocol", True)
     if not isinstance(proxy, bool):
         raise RuleError(f"{what}.proxy_protocol: true or false")
-    return Backend(name, host, port, health, cap, proxy)
+    path = fields.get("health_path", "/health")
+    if path not in HEALTH_PATHS:
+        raise RuleError(f"{what}.health_path: {path!r} is not one of {', '.join(HEALTH_PATHS)}")
+    return Backend(name, host, port, health, cap, proxy, path)
 
 
 def _pool(name: str, spec: object, backends: Mapping[str, Backend]) -> Pool:
