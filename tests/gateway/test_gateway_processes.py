@@ -1,12 +1,14 @@
 """The gateway as players and operators meet it: real `twistd vinom` processes on a real Redis.
 
-A `--role gateway` process in front of two `--role lobby` processes (and a game
-host): native TLS players finish matches through it, a WebSocket player says
-hello through it, a rule change in Redis (round robin to realm) reaches new
-connections within a second while established ones play on, a bad rule set is
-refused, a killed lobby is out within one health interval, two client
-addresses are two for the lobby's per-address limits (PROXY protocol v2), and
-SIGTERM drains and exits 0.
+`--role gateway` processes in front of `--role lobby` processes (and a game
+host): native TLS players finish matches through two gateways, a WebSocket
+player and a browser (Chromium) enter the lobby through one, a rule change in
+Redis (round robin to realm) reaches new connections within a second while
+established ones stay, a bad rule set is refused (from Redis, and from a file
+read again on SIGHUP), a killed lobby is out within one health interval and
+its players reconnect through the gateway to the other, a lobby healthy again
+is back in, two client addresses are two for the lobby's per-address limits
+(PROXY protocol v2), and SIGTERM drains and exits 0.
 """
 
 from __future__ import annotations
@@ -161,22 +163,24 @@ def rules(lobbies: dict[str, Lobby], *, strategy: str = "round_robin", realms: b
 
 
 class GatewayTests(GatewayTestCase):
-    async def test_native_tls_players_finish_matches_through_the_gateway(self) -> None:
+    async def test_native_tls_players_finish_matches_through_two_gateways(self) -> None:
         await self.start("host", ports=4)
         lobbies = {"a": await self.lobby(), "b": await self.lobby()}
-        _gateway, port, ops = await self.gateway(rules=rules(lobbies))
+        gateways = [await self.gateway(rules=rules(lobbies)) for _ in "12"]
         rng = random.Random(7)
         reports = await self.gather(
-            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"g{i}",
-                     rng=random.Random(rng.random()))
-            for i in range(4)
+            play_bot(reactor, LobbyAddress("127.0.0.1", gateways[i % 2][1], self.cert), GAME,
+                     f"g{i}", rng=random.Random(rng.random()))
+            for i in range(8)
         )  # fmt: skip
-        self.assertEqual([r.outcome for r in reports], ["finished"] * 4, reports)
-        self.assertEqual(len({r.match_id for r in reports}), 2)
-        # TLS passed through (the players verified the lobbies' certificate), taking turns.
-        backends = (await self.status(ops))["backends"]
-        self.assertGreaterEqual(backends["a"]["routed"], 2)
-        self.assertGreaterEqual(backends["b"]["routed"], 2)
+        self.assertEqual([r.outcome for r in reports], ["finished"] * 8, reports)
+        self.assertEqual(len({r.match_id for r in reports}), 4)
+        # TLS passed through (the players verified the lobbies' certificate), each gateway
+        # sending its players to both lobbies in turn.
+        for _process, _port, ops in gateways:
+            backends = (await self.status(ops))["backends"]
+            self.assertGreaterEqual(backends["a"]["routed"], 2)
+            self.assertGreaterEqual(backends["b"]["routed"], 2)
 
     async def gather(self, coroutines: Any) -> list[Any]:
         from twisted.internet.defer import Deferred, gatherResults
