@@ -210,6 +210,25 @@ class GatewayTests(GatewayTestCase):
         await enter(browser, page, "Ann")
         self.assertEqual(await browser.text_of("#me"), "Ann")
 
+    async def test_tls_terminated_at_the_gateway_is_routed_on_the_hello_realm(self) -> None:
+        lobbies = {"a": await self.lobby(tls=False), "b": await self.lobby(tls=False)}
+        document = rules(lobbies, realms=True)
+        document["routes"].insert(0, {"kind": "tls", "terminate": True})
+        _gateway, port, ops = await self.gateway("--certificate", self.cert, "--private-key",
+                                                 self.key, rules=document)  # fmt: skip
+        for realm, lobby in (("us", "b"), ("eu", "a"), ("us", "b")):
+            before = (await self.status(ops))["backends"][lobby]["routed"]
+            client = await self.tls(port)  # verifies the gateway's certificate
+            welcome = await client.protocol.request({"type": "hello", "name": "T", "realm": realm})
+            self.assertEqual(welcome["type"], "welcome")
+            self.assertEqual((await self.status(ops))["backends"][lobby]["routed"], before + 1)
+            await client.close()
+        status = await self.status(ops)
+        self.assertEqual(status["terminated"], 3)
+        while status["connections"]:  # each closed (its TLS layer and what is inside)
+            await deferLater(reactor, 0.05, lambda: None)
+            status = await self.status(ops)
+
     async def test_two_client_addresses_are_two_for_the_lobby(self) -> None:
         lobby = await self.lobby("--max-connections-per-ip", "1")
         _gateway, port, _ops = await self.gateway(rules=rules({"a": lobby}))

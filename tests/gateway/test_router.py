@@ -132,6 +132,8 @@ class ValidationTests(SynchronousTestCase):
             "backends.a.max_connections: a positive integer": lambda d: d["backends"][
                 "a"].update(max_connections=0),
             "routes[1].kind: 'udp' is not one of": lambda d: d["routes"][1].update(kind="udp"),
+            "routes[1].terminate: only a tls route without a pool": lambda d: d["routes"][
+                1].update(terminate=True),
             "backends.a.health_path: '/x' is not one of": lambda d: d["backends"]["a"].update(
                 health_path="/x"),
             "routes: a non-empty list": lambda d: d.update(routes=[]),

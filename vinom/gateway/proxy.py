@@ -27,6 +27,7 @@ from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import Factory, Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
 from vinom.gateway.router import BackendState, Router
@@ -91,12 +92,19 @@ class GatewayConnection(Protocol):
         self._state: BackendState | None = None
         self._closed = False
         self._connecting = False
+        # With TLS terminated here: the TLS layer this connection's bytes go through, and
+        # whether this is the plaintext connection inside it.
+        self._tls: TLSMemoryBIOProtocol | None = None
+        self.terminated = False
 
     def connectionMade(self) -> None:
         self.factory.connections.add(self)
         self._timer = self.factory.clock.callLater(self.factory.sniff_timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls.dataReceived(data)
+            return
         if self._backend is not None:
             self._backend.transport.write(data)  # type: ignore[union-attr]
             return
@@ -109,6 +117,11 @@ class GatewayConnection(Protocol):
         if isinstance(decision, Refused):
             self._refuse(decision.reason)
             return
+        if decision.kind == "tls":
+            route = self.factory.router.rules.route_for(decision)
+            if route is not None and route.terminate:
+                self._terminate()
+                return
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         chosen = self.factory.router.pick(decision, getattr(peer, "host", ""))
         if isinstance(chosen, str):
@@ -125,6 +138,23 @@ class GatewayConnection(Protocol):
         endpoint = self.factory.connect_to(backend.host, backend.port)
         d = endpoint.connect(_OneConnection(BackendConnection(self)))
         d.addCallbacks(self._connected, self._not_connected)
+
+    def _terminate(self) -> None:
+        """Decrypt here: a plaintext connection inside TLS routes the first message."""
+        tls_factory = self.factory.tls_factory
+        if tls_factory is None or self.terminated:
+            self._refuse("no_route")  # no certificate, or TLS inside TLS
+            return
+        self._cancel_timer()
+        self.factory.terminated += 1
+        inner = self.factory.buildProtocol(None)
+        inner.terminated = True
+        self._tls = TLSMemoryBIOProtocol(tls_factory, inner)
+        # The inner connection stands for this one from now on (drain, counts).
+        self._tls.makeConnection(self.transport)
+        self.factory.connections.discard(self)
+        first, self._buffer = self._buffer, b""
+        self._tls.dataReceived(first)
 
     def _connected(self, backend: BackendConnection) -> None:
         self._connecting = False
@@ -181,6 +211,8 @@ class GatewayConnection(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
         self._cancel_timer()
+        if self._tls is not None:
+            self._tls.connectionLost(reason)
         if self._state is not None:
             self._state.connections -= 1
             self._state = None
@@ -217,12 +249,18 @@ class GatewayFactory(ServerFactory):
         sniff_limit: int = DEFAULT_LIMIT,
         sniff_timeout: float = DEFAULT_TIMEOUT,
         connect_to: Callable[[str, int], Any] | None = None,
+        tls_options: Any = None,
     ) -> None:
         self.router = router
         self.clock = clock
         self.sniff_limit = sniff_limit
         self.sniff_timeout = sniff_timeout
         self.connections: set[GatewayConnection] = set()
+        # With a certificate: TLS is terminated for the routes that say so.
+        self.tls_factory: TLSMemoryBIOFactory | None = (
+            None if tls_options is None else TLSMemoryBIOFactory(tls_options, False, self)
+        )
+        self.terminated = 0
         self.refused: Counter[str] = Counter()
         self.routed: Counter[str] = Counter()
         self._when_empty: list[Deferred[None]] = []

@@ -70,6 +70,9 @@ class Route:
     alpn: str | None = None
     path_prefix: str | None = None
     by_realm: bool = False
+    # A TLS route that terminates: the gateway decrypts, then routes the plaintext's first
+    # message by the routes of its kind (`lobby`, `http`).
+    terminate: bool = False
 
     def matches(self, sniffed: Sniffed) -> bool:
         if self.kind not in ("any", sniffed.kind):
@@ -95,16 +98,21 @@ class RuleSet:
     health_interval: float = DEFAULT_HEALTH_INTERVAL
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
 
+    def route_for(self, sniffed: Sniffed) -> Route | None:
+        """The first route that matches, or None."""
+        return next((route for route in self.routes if route.matches(sniffed)), None)
+
     def pool_for(self, sniffed: Sniffed) -> Pool | None:
-        """The pool of the first route that matches, or None (no route)."""
-        for route in self.routes:
-            if route.matches(sniffed):
-                name = route.pool
-                realm = sniffed.realm
-                if route.by_realm and realm is not None and realm in self.realms:
-                    name = self.realms[realm]
-                return None if name is None else self.pools[name]
-        return None
+        """The pool of the first route that matches, or None (no route, or one that
+        terminates TLS and so has no pool of its own)."""
+        route = self.route_for(sniffed)
+        if route is None:
+            return None
+        name = route.pool
+        realm = sniffed.realm
+        if route.by_realm and realm is not None and realm in self.realms:
+            name = self.realms[realm]
+        return None if name is None else self.pools[name]
 
 
 def parse_rules(document: object) -> RuleSet:
@@ -193,7 +201,8 @@ def _pool(name: str, spec: object, backends: Mapping[str, Backend]) -> Pool:
 
 def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
     what = f"routes[{index}]"
-    fields = _object(spec, what, {"kind", "pool", "sni", "alpn", "path_prefix", "by_realm"})
+    keys = {"kind", "pool", "sni", "alpn", "path_prefix", "by_realm", "terminate"}
+    fields = _object(spec, what, keys)
     kind = fields.get("kind")
     if kind not in KINDS:
         raise RuleError(f"{what}.kind: {kind!r} is not one of {', '.join(KINDS)}")
@@ -201,7 +210,13 @@ def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
     by_realm = fields.get("by_realm", False)
     if not isinstance(by_realm, bool):
         raise RuleError(f"{what}.by_realm: true or false")
-    if pool is None and not by_realm:
+    terminate = fields.get("terminate", False)
+    if not isinstance(terminate, bool):
+        raise RuleError(f"{what}.terminate: true or false")
+    if terminate and (kind != "tls" or pool is not None or by_realm):
+        raise RuleError(f"{what}.terminate: only a tls route without a pool terminates (the "
+                        "plaintext is routed by the lobby and http routes)")  # fmt: skip
+    if pool is None and not by_realm and not terminate:
         raise RuleError(f"{what}: a pool (or by_realm) is needed")
     if pool is not None and pool not in pools:
         raise RuleError(f"{what}.pool: {pool!r} is not a defined pool")
@@ -210,4 +225,4 @@ def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
             raise RuleError(f"{what}.{key}: a string is needed")
     sni = fields.get("sni")
     return Route(kind, pool, None if sni is None else sni.lower(), fields.get("alpn"),
-                 fields.get("path_prefix"), by_realm)  # fmt: skip
+                 fields.get("path_prefix"), by_realm, terminate)  # fmt: skip

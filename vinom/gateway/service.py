@@ -41,11 +41,12 @@ class Gateway(service.Service):
     log = Logger()
 
     def __init__(self, rules: RuleSet, reactor: Any, *, sniff_limit: int, sniff_timeout: float,
-                 drain_timeout: float) -> None:  # fmt: skip
+                 drain_timeout: float, tls_options: Any = None) -> None:  # fmt: skip
         self.reactor = reactor
         self.router = Router(rules)
         self.factory = GatewayFactory(self.router, reactor, sniff_limit=sniff_limit,
-                                      sniff_timeout=sniff_timeout)  # fmt: skip
+                                      sniff_timeout=sniff_timeout,
+                                      tls_options=tls_options)  # fmt: skip
         self.health = HealthChecker(self.router, reactor)
         self.drain_timeout = drain_timeout
         self.rules_loaded = 1

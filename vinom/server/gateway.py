@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
+from vinom.server.certs import ensure_dev_certificate
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import CONTENT_TYPE, _Text
 from vinom.server.startup import Address, Announcement, Listener, StartupError
@@ -39,7 +40,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     rules = initial_rules(options)
     gateway = Gateway(rules, reactor, sniff_limit=options["sniff-limit"],
                       sniff_timeout=options["sniff-timeout"],
-                      drain_timeout=options["drain-timeout"])  # fmt: skip
+                      drain_timeout=options["drain-timeout"],
+                      tls_options=gateway_tls(options))  # fmt: skip
     settings = options["redis-settings"]
     if settings is not None:
         from vinom.cluster.client import RedisClient
@@ -94,6 +96,26 @@ def install_signal_handlers(gateway: Gateway, reactor: Any) -> None:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, signalled)
+
+
+def gateway_tls(options: usage.Options) -> Any:
+    """The TLS options of the routes that terminate TLS here: --certificate/--private-key,
+    else the dev certificate in --data-dir (made on first start)."""
+    from twisted.internet.ssl import PrivateCertificate
+
+    if options["certificate"] is not None:
+        certificate, key = options["certificate"], options["private-key"]
+    else:
+        try:
+            paths = ensure_dev_certificate(options["data-dir"])
+        except OSError as e:
+            raise StartupError(
+                f"--data-dir {options['data-dir']!r} is not usable ({e.strerror or e}); "
+                "name a directory this user may write with --data-dir"
+            ) from None
+        certificate, key = str(paths.certificate), str(paths.private_key)
+    pem = Path(certificate).read_text() + "\n" + Path(key).read_text()
+    return PrivateCertificate.loadPEM(pem).options()
 
 
 def initial_rules(options: usage.Options) -> RuleSet:
@@ -153,6 +175,8 @@ class GatewayCollector(Collector):
             GaugeMetricFamily("vinom_gateway_connections", "Open client connections.",
                               value=len(g.factory.connections)),
             refused, routed, up, open_, sent,
+            CounterMetricFamily("vinom_gateway_tls_terminated", "Client connections whose TLS "
+                                "the gateway terminated.", value=g.factory.terminated),
             CounterMetricFamily("vinom_gateway_rules_loaded", "Rule sets put in force.",
                                 value=g.rules_loaded),
             CounterMetricFamily("vinom_gateway_rules_refused", "Rule sets refused (invalid "
@@ -166,6 +190,7 @@ def gateway_status(gateway: Gateway) -> dict[str, Any]:
         "connections": len(gateway.factory.connections),
         "refused": dict(gateway.factory.refused),
         "routed": dict(gateway.factory.routed),
+        "terminated": gateway.factory.terminated,
         "rules_loaded": gateway.rules_loaded,
         "rules_refused": gateway.rules_refused,
         "backends": {
