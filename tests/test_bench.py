@@ -344,8 +344,9 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertRate(result, "clients_per_s")
         # TLS passed through to the lobby: the clients negotiated with it.
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
-        self.assertGreater(result["gateway_cpu_ms_per_client"], 0)
-        self.assertLess(result["gateway_cpu_ms_per_client"], result["server_cpu_ms_per_client"])
+        # Twenty clients may cost the gateway less than the CPU clock's tick: reported, >= 0.
+        self.assertGreaterEqual(result["gateway_cpu_ms_per_client"], 0)
+        self.assertEqual(result["cores"].keys(), {"server", "load", "gateway"})
 
     def test_match_through_two_lobbies_on_redis(self) -> None:
         code, result, stderr = run_bench(
