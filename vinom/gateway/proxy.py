@@ -92,6 +92,7 @@ class GatewayConnection(Protocol):
         self._state: BackendState | None = None
         self._closed = False
         self._connecting = False
+        self._refused = False
         # With TLS terminated here: the TLS layer this connection's bytes go through, and
         # whether this is the plaintext connection inside it.
         self._tls: TLSMemoryBIOProtocol | None = None
@@ -107,6 +108,8 @@ class GatewayConnection(Protocol):
             return
         if self._backend is not None:
             self._backend.transport.write(data)  # type: ignore[union-attr]
+            return
+        if self._refused:  # closing: what else it sends is not looked at, nor counted again
             return
         self._buffer += data
         if self._connecting:
@@ -194,6 +197,7 @@ class GatewayConnection(Protocol):
             self.transport.loseConnection()
 
     def _refuse(self, reason: str) -> None:
+        self._refused = True
         self.factory.refused[reason] += 1
         self._cancel_timer()
         self._buffer = b""
