@@ -358,6 +358,19 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertRate(result, "clients_per_s")
         self.assertGreaterEqual(result["worker_cpu_s"], 0)
 
+    def test_match_through_a_gateway(self) -> None:
+        code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10",
+                                         "--gateway")  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertTrue(result["gateway"])
+        self.assertEqual((result["clients"], result["errors"]), (20, 0))
+        self.assertRate(result, "clients_per_s")
+        # TLS passed through to the lobby: the clients negotiated with it.
+        self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+        # Twenty clients may cost the gateway less than the CPU clock's tick: reported, >= 0.
+        self.assertGreaterEqual(result["gateway_cpu_ms_per_client"], 0)
+        self.assertEqual(result["cores"].keys(), {"server", "load", "gateway"})
+
     def test_match_through_two_lobbies_on_redis(self) -> None:
         code, result, stderr = run_bench(
             "match", "--clients", "20", "--in-flight", "10", "--lobbies", "2", "--redis",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
 import re
@@ -384,3 +385,28 @@ def label_value(name: str, value: str) -> str:
             f"'.', starting and ending with a letter or digit), not {value!r}"
         )
     return value
+
+
+def check_endpoint_option(name: str, value: str) -> str:
+    """A strports description (a bare port means plain TCP on it), checked without listening."""
+    description = value.strip()
+    if description.isdigit():
+        description = f"tcp:{description}"
+    if not description:
+        raise usage.UsageError(f"--{name} must be a port or a strports description")
+    check_endpoint(description, name)
+    return description
+
+
+def trusted_proxies(name: str, value: str) -> frozenset[str]:
+    """Comma-separated IP addresses (the addresses a PROXY header is taken from)."""
+    found = set()
+    for part in value.split(","):
+        part = part.strip()
+        try:
+            found.add(str(ipaddress.ip_address(part)))
+        except ValueError:
+            raise usage.UsageError(
+                f"--{name}: {part!r} is not an IP address (give ADDR[,ADDR...])"
+            ) from None
+    return frozenset(found)

@@ -21,6 +21,7 @@ from vinom.server.checks import (
     bind_address,
     check_certificate,
     check_endpoint,
+    check_endpoint_option,
     choice,
     directory,
     endpoint_port,
@@ -42,6 +43,7 @@ from vinom.server.checks import (
     rating_windows,
     read_token_key,
     session_timeout,
+    trusted_proxies,
 )
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.startup import StartupError, read_secret, redis_password
@@ -50,7 +52,8 @@ DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
 DEFAULT_WEBSOCKET = "7380"
 DEFAULT_UDP_PORTS = "7400-7499"
-ROLES = ("all", "lobby", "host")
+DEFAULT_GATEWAY = "tcp:7300"
+ROLES = ("all", "lobby", "host", "gateway")
 
 
 class Options(usage.Options):
@@ -130,7 +133,9 @@ class Options(usage.Options):
             "all",
             "What this process does: 'all' (lobby and game hosts in one process), 'lobby' "
             "(serves players, forms matches, places them on game hosts found in Redis) or "
-            "'host' (runs the matches lobbies place on it). 'lobby' and 'host' need --redis.",
+            "'host' (runs the matches lobbies place on it), or 'gateway' (one public port in "
+            "front of lobbies: docs/gateway.md). 'lobby' and 'host' need --redis; 'gateway' "
+            "needs --redis or --gateway-rules.",
             choice(ROLES),
         ),
         param(
@@ -457,6 +462,48 @@ class Options(usage.Options):
             positive_float,
         ),
         param(
+            "gateway",
+            None,
+            DEFAULT_GATEWAY,
+            "With --role gateway: its public listener, a strports description (plain TCP: "
+            "TLS passes through to the backends).",
+            check_endpoint_option,
+        ),
+        param(
+            "gateway-rules",
+            None,
+            None,
+            "With --role gateway and no --redis: the rule set's JSON file (docs/gateway.md), "
+            "read again on SIGHUP.",
+            existing_file,
+        ),
+        param(
+            "sniff-limit",
+            None,
+            8192,
+            "With --role gateway: bytes a client may send before the gateway knows where to "
+            "route it; past it the connection is closed (counted: too_large).",
+            positive_int,
+        ),
+        param(
+            "sniff-timeout",
+            None,
+            5.0,
+            "With --role gateway: seconds a client has to send its first message; past it the "
+            "connection is closed (counted: timeout).",
+            positive_float,
+        ),
+        param(
+            "trusted-proxy",
+            None,
+            None,
+            "Comma-separated addresses of gateways (or other PROXY protocol v2 senders) in "
+            "front of the lobby and the web server: connections from them must begin with a "
+            "PROXY header, whose client address the per-address limits count; a PROXY header "
+            "from any other address is refused. Default: none.",
+            trusted_proxies,
+        ),
+        param(
             "drain-timeout",
             None,
             600.0,
@@ -514,6 +561,9 @@ class Options(usage.Options):
                                     self["public-host"])  # fmt: skip
 
     def _check_role(self) -> None:
+        if self["role"] == "gateway":
+            self._check_gateway()
+            return
         if self["redis"] is None:
             self["redis-settings"] = None
             if self["role"] != "all":
@@ -569,6 +619,24 @@ class Options(usage.Options):
             self["agones-sdk-port"] = sdk_port(os.environ)
         except ValueError as e:
             raise usage.UsageError(f"--agones: {e}") from None
+
+    def _check_gateway(self) -> None:
+        if self["redis"] is None:
+            self["redis-settings"] = None
+            if self["gateway-rules"] is None:
+                raise usage.UsageError(
+                    "--role gateway needs its rules: --gateway-rules FILE, or --redis "
+                    "(docs/gateway.md)"
+                )
+            return
+        try:
+            settings = parse_redis_url(self["redis"])
+        except ValueError as e:
+            raise usage.UsageError(f"--redis: {e}") from None
+        password = redis_password(self["redis-password-file"], os.environ)
+        if password is not None:
+            settings = attrs.evolve(settings, password=password)
+        self["redis-settings"] = settings
 
     def _check_websocket(self) -> None:
         web = self["websocket"].strip()

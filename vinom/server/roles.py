@@ -61,6 +61,7 @@ from vinom.server.certs import ensure_dev_certificate
 from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
+from vinom.server.proxied import proxied_endpoint
 from vinom.server.startup import (
     Address,
     Announcement,
@@ -315,7 +316,8 @@ def build_lobby(
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
-    listener = Listener(lobby_description(options, *certificate), lobby, reactor, "lobby")
+    listener = Listener(listen_on(options, reactor, lobby_description(options, *certificate)),
+                        lobby, reactor, "lobby")  # fmt: skip
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
@@ -417,8 +419,9 @@ def build_web(
             ), trusted_proxies=proxies)  # fmt: skip
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]))  # fmt: skip
-    web = _add(root, "web", Listener(web_description(options, *certificate), site, reactor,
-                                     "websocket"))  # fmt: skip
+    web = _add(root, "web", Listener(listen_on(options, reactor,
+                                               web_description(options, *certificate)),
+                                     site, reactor, "websocket"))  # fmt: skip
     if lobby_sockets is None:
         return WebRole(None, game_sockets)
     scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
@@ -528,6 +531,13 @@ def _with_certificate(description: str, certificate: str, private_key: str) -> s
     if kind in ("ssl", "tcp", "tcp6") and "backlog=" not in description:
         description += f":backlog={DEFAULT_BACKLOG}"
     return description
+
+
+def listen_on(options: usage.Options, reactor: Any, description: str) -> Any:
+    """A player-facing listener's description, or with --trusted-proxy the endpoint that
+    reads the gateways' PROXY headers before anything else (vinom.server.proxied)."""
+    trusted = options["trusted-proxy"]
+    return description if not trusted else proxied_endpoint(reactor, description, trusted)
 
 
 def _escape(path: str) -> str:

@@ -13,6 +13,7 @@ from twisted.application import service
 from twisted.python import usage
 
 from vinom.server import roles
+from vinom.server.gateway import build_gateway
 from vinom.server.options import Options
 
 __all__ = ["Options", "makeService"]
@@ -31,6 +32,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
         reactor = global_reactor
     root = roles.root_service(options)
+    if options["role"] == "gateway":
+        build_gateway(options, reactor, root, install=under_twistd)
+        return root
     protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
