@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
 import shutil
@@ -280,15 +281,60 @@ AGONES_CRDS = CHECKOUT / "tests" / "support" / "agones_crds"
 AGONES_KINDS = {"Fleet": "fleet", "FleetAutoscaler": "fleetautoscaler", "GameServer": "gameserver"}
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
-    """`kubectl kustomize deploy/overlays/OVERLAY`: offline, from the files alone."""
+# What a kustomization.yaml may say: the fields kustomize 2.0.3 knows (it refuses any
+# other: `json: unknown field`). It is the kustomize of kubectl 1.20, Debian 12's
+# `kubernetes-client`, the one kubectl CI installs: the oldest the manifests must render
+# with (docs/contributing.md). `imageTags` and `patches`, which it reads as the older
+# names of `images` and `patchesStrategicMerge`, are left out.
+KUSTOMIZE_2_0_3_FIELDS = {
+    "apiVersion", "kind", "namePrefix", "nameSuffix", "namespace", "commonLabels",
+    "commonAnnotations", "patchesStrategicMerge", "patchesJson6902", "vars", "images",
+    "resources", "crds", "bases", "configMapGenerator", "secretGenerator",
+    "generatorOptions", "configurations",
+}  # fmt: skip
+
+
+def render(overlay: str, kubectl: str = "kubectl") -> list[dict[str, Any]]:
+    """`kubectl kustomize deploy/overlays/OVERLAY`: offline, from the files alone. What
+    it says on stderr is not looked at: a newer kubectl warns that `bases:` has a newer
+    name (docs/kubernetes.md)."""
     done = subprocess.run(
-        ["kubectl", "kustomize", str(DEPLOY / "overlays" / overlay)], capture_output=True,
+        [kubectl, "kustomize", str(DEPLOY / "overlays" / overlay)], capture_output=True,
         text=True, timeout=120,
     )  # fmt: skip
     if done.returncode != 0:
-        raise AssertionError(f"kubectl kustomize {overlay}: {done.stderr}")
+        raise AssertionError(f"{kubectl} kustomize {overlay}: {done.stderr}")
     return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def kustomizations() -> dict[Path, dict[str, Any]]:
+    """Every kustomization.yaml of deploy/, read."""
+    return {
+        path: yaml.safe_load(path.read_text())
+        for path in sorted(DEPLOY.rglob("kustomization.yaml"))
+    }
+
+
+def kubectls() -> list[str]:
+    """Every kubectl on the PATH (each file once), the one `kubectl` runs first."""
+    found: dict[str, str] = {}
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory or ".") / "kubectl"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            found.setdefault(os.path.realpath(candidate), str(candidate))
+    return list(found.values())
+
+
+def same_objects(documents: list[dict[str, Any]], generated: set[str]) -> list[str]:
+    """The objects as JSON, sorted, to compare renderings; the hash suffix kustomize gives
+    the names of the `generated` ConfigMaps (which differs between kustomize releases for
+    the same data) written `HASH`."""
+    texts = sorted(json.dumps(d, sort_keys=True) for d in documents)
+    if not generated:
+        return texts
+    names = "|".join(re.escape(name) for name in sorted(generated))
+    suffixed = re.compile(rf"\b({names})-[a-z0-9]{{10}}\b")
+    return sorted(suffixed.sub(r"\1-HASH", text) for text in texts)
 
 
 def agones_schema(kind: str) -> dict[str, Any]:
@@ -450,9 +496,33 @@ class ManifestTests(SynchronousTestCase):
         for variable in container.get("env", []):
             self.assertIsNone(SECRET_NAME.search(variable["name"]), variable["name"])
 
+    def test_the_manifests_keep_to_kustomize_2_0_3(self) -> None:
+        """What kubectl 1.20 (kustomize 2.0.3, Debian 12's, CI's) renders, every newer one
+        renders alike: fields it knows, files under `resources:` and kustomizations under
+        `bases:` (it takes no directory as a resource). And when the PATH has more than
+        one kubectl (PATH=/its/directory:$PATH), each renders the same objects."""
+        generated: set[str] = set()
+        for path, kustomization in kustomizations().items():
+            with self.subTest(kustomization=path.parent.relative_to(DEPLOY).as_posix()):
+                self.assertEqual(set(kustomization) - KUSTOMIZE_2_0_3_FIELDS, set())
+                for name in kustomization.get("resources", []):
+                    self.assertTrue((path.parent / name).is_file(), f"{name}: not a file")
+                for name in kustomization.get("bases", []):
+                    self.assertTrue((path.parent / name / "kustomization.yaml").is_file(), name)
+            for generator in ("configMapGenerator", "secretGenerator"):
+                generated |= {g["name"] for g in kustomization.get(generator, [])}
+        for kubectl in kubectls()[1:]:
+            for overlay, documents in self.rendered.items():
+                with self.subTest(kubectl=kubectl, overlay=overlay):
+                    self.assertEqual(same_objects(render(overlay, kubectl), generated),
+                                     same_objects(documents, generated))  # fmt: skip
+
     def test_the_pieces_the_issue_lists_are_in_every_overlay(self) -> None:
         for overlay, documents in self.rendered.items():
             with self.subTest(overlay=overlay):
+                for document in documents:
+                    self.assertEqual(document["metadata"]["labels"]["app.kubernetes.io/part-of"],
+                                     "vinom", document["metadata"]["name"])  # fmt: skip
                 kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
                 needed = {
                     ("Deployment", "lobby"), ("Service", "lobby"),
