@@ -475,11 +475,10 @@ class ManifestTests(SynchronousTestCase):
         self.assertEqual(security["capabilities"]["drop"], ["ALL"])
         if not image.startswith("registry.example.com/vinom:"):
             return
-        # vinom's own: options it has (the gateway's are its role's, docs/gateway.md),
-        # a drain that fits in the grace period, /health and /ready on the ops port.
+        # vinom's own: options it has, a drain that fits in the grace period,
+        # /health and /ready on the ops port.
         args = dict(arg.removeprefix("--").partition("=")[::2] for arg in container["args"])
-        if args["role"] != "gateway":
-            self.assertLessEqual(set(args), option_names())
+        self.assertLessEqual(set(args), option_names())
         self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
                                 float(args["drain-timeout"]))  # fmt: skip
         self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/ready")
