@@ -39,6 +39,7 @@ from vinom.server.checks import (
     public_host,
     rating_windows,
     read_token_key,
+    relay_address,
     session_timeout,
 )
 from vinom.server.logs import LOG_FORMATS
@@ -219,6 +220,22 @@ class Options(usage.Options):
             "127.0.0.1",
             "Address of the game hosts as clients should reach them (sent in match_found).",
             public_host,
+        ),
+        param(
+            "relay",
+            None,
+            None,
+            "The UDP relay the game hosts sit behind, as players reach it: HOST:PORT or "
+            "HOST:FIRST-LAST (its public ports). match_found then sends players there with a "
+            "route token; needs --relay-key-file (docs/gateway.md, UDP relay).",
+            relay_address,
+        ),
+        param(
+            "relay-key-file",
+            None,
+            None,
+            "Route-token key shared by the lobbies and the UDP relay (32 bytes: raw, hex or "
+            "base64); with --relay.",
         ),
         param(
             "max-games",
@@ -468,6 +485,7 @@ class Options(usage.Options):
         self["token-key"] = (
             None if self["token-key-file"] is None else read_token_key(self["token-key-file"])
         )
+        self._check_relay()
         self._check_role()
         if self["host-workers"] is None:
             self["host-workers"] = max(1, (os.cpu_count() or 1) - 1)
@@ -485,6 +503,14 @@ class Options(usage.Options):
         self._check_websocket()
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
+
+    def _check_relay(self) -> None:
+        if (self["relay"] is None) != (self["relay-key-file"] is None):
+            raise usage.UsageError("--relay and --relay-key-file go together: give both")
+        self["relay-key"] = (
+            None if self["relay-key-file"] is None
+            else read_token_key(self["relay-key-file"], "--relay-key-file")
+        )  # fmt: skip
 
     def _check_role(self) -> None:
         if self["redis"] is None:
