@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from twisted.application import service
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.web.resource import Resource
@@ -118,16 +119,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     root, relay = relay_root(options, reactor)
 
+    def announce_ops(port: IListeningPort) -> None:
+        where = cast(Any, port.getHost())
+        _log.info("vinom relay: operations on http://{host}:{port}/metrics",
+                  host=where.host, port=where.port)  # fmt: skip
+
     def started() -> None:
         root.startService()
-        ports = [p.getHost().port for p in relay.relay.public]
+        ports = [cast(Any, p.getHost()).port for p in relay.relay.public]
         _log.info("vinom relay: players send to udp {interface}:{first}-{last}",
-                  interface=options["relay-interface"] or "*", first=ports[0], last=ports[-1])
+                  interface=options["relay-interface"] or "*", first=ports[0],
+                  last=ports[-1])  # fmt: skip
         for child in root:
             if isinstance(child, Listener):
-                child.port().addCallback(lambda p: _log.info(
-                    "vinom relay: operations on http://{host}:{port}/metrics",
-                    host=p.getHost().host, port=p.getHost().port))
+                child.port().addCallback(announce_ops)
 
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
