@@ -88,6 +88,7 @@ class Relay:
                                              interface=interface, maxPacketSize=MAX_DATAGRAM))
 
     def run(self, actions: list[Action]) -> None:
+        timers = False
         for action in actions:
             if type(action) is ToHost:
                 port = self._routes.get(action.route_id)
@@ -97,10 +98,18 @@ class Relay:
                 self._write(self.public[action.listener], action.data, action.address)
             elif type(action) is OpenRoute:
                 self._open(action.route_id, action.host)
+                timers = True
             elif type(action) is CloseRoute:
                 port = self._routes.pop(action.route_id, None)
                 if port is not None:
                     port.stopListening()
+                timers = True
+        if timers:
+            # Only opening and forgetting routes move the core's timer; forwarding
+            # does not, so a forwarded datagram costs no timer work.
+            self._follow_timer()
+
+    def _follow_timer(self) -> None:
         when = self.core.get_timer()
         if when is None:
             self._wake_up.cancel()
@@ -137,6 +146,7 @@ class Relay:
 
     def _on_timer(self) -> None:
         self.run(self.core.handle_timer(self.clock.seconds()))
+        self._follow_timer()
 
 
 class RelayService(service.Service):
