@@ -56,6 +56,8 @@ class OptionTests(SynchronousTestCase):
             ("--relay", "relay:70000"): "--relay must look like",
             ("--relay", "relay:7800", "--relay-key-file", self.key_file(b"short")):
                 "--relay-key-file",
+            ("--relay", "relay:7800", "--relay-key-file", self.key_file(),
+             "--public-host", "game.example.com"): "announce an IP address",
         }  # fmt: skip
         for argv, message in cases.items():
             e = self.assertRaises(usage.UsageError, parse, *argv)

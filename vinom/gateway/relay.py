@@ -79,6 +79,7 @@ class Relay:
         self._routes: dict[int, IListeningPort] = {}
         self._wake_up = WakeUp(self.clock, self._on_timer)
         self.send_errors = 0
+        self.socket_failures = 0
 
     def listen(self, ports: range, interface: str = "") -> None:
         """Listen on every port of `ports` (0 alone: a free port, for tests)."""
@@ -132,11 +133,16 @@ class Relay:
                 0, _RouteProtocol(self, route_id), interface=interface,
                 maxPacketSize=MAX_DATAGRAM,
             )
-        except Exception:
-            # No socket (descriptors exhausted): the route's datagrams go nowhere and
-            # it is forgotten when idle; said once per failure, not per datagram.
-            self.send_errors += 1
-            _log.failure("relay: no socket for a route toward {host}", host=host)
+        except Exception as e:
+            # No socket (file descriptors exhausted, most likely): the route is
+            # forgotten at once, and its player's next datagram tries again. Said
+            # the first time and every 1,000th after, never per datagram.
+            self.socket_failures += 1
+            if self.socket_failures % 1000 == 1:
+                _log.warn("relay: no socket for a route ({error}); {count} so far: raise the "
+                          "file-descriptor limit or lower --relay-max-routes",
+                          error=str(e), count=self.socket_failures)  # fmt: skip
+            self.run(self.core.forget(route_id))
 
     def _write(self, port: IListeningPort, data: bytes, address: Any) -> None:
         try:

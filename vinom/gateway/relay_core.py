@@ -192,6 +192,11 @@ class RelayCore:
         self._sweep_at = now + self.idle_timeout / 4 if self._by_id else None
         return actions
 
+    def forget(self, route_id: int) -> list[Action]:
+        """Forget one route now (the adapter could not open its socket)."""
+        route = self._by_id.get(route_id)
+        return [] if route is None else [self._forget(route)]
+
     def close(self) -> list[Action]:
         """Forget every route (the relay is stopping)."""
         actions: list[Action] = [self._forget(r) for r in list(self._by_id.values())]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import attrs
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
 from vinom.cluster.client import parse_redis_url
@@ -511,6 +512,13 @@ class Options(usage.Options):
             None if self["relay-key-file"] is None
             else read_token_key(self["relay-key-file"], "--relay-key-file")
         )  # fmt: skip
+        if self["relay"] is not None and self["role"] == "all" and not (
+            isIPAddress(self["public-host"]) or isIPv6Address(self["public-host"])
+        ):
+            raise usage.UsageError(
+                f"--relay: the game hosts behind it announce an IP address, not "
+                f"--public-host {self['public-host']!r}: the route token carries an address"
+            )
 
     def _check_role(self) -> None:
         if self["redis"] is None:
