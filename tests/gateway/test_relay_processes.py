@@ -177,6 +177,10 @@ class RelayProcessTests(TestCase):
         self.assertGreater(await self.metric(forwarded("to_player")), 4)
         for client in clients:
             await client.close()
+        # No line per relayed player (Twisted's per-port lines are filtered out).
+        self.assertNotIn(b"_RouteProtocol", self.relay.output)
+        self.relay.transport.signalProcess("TERM")  # type: ignore[attr-defined]
+        self.assertEqual(await self.relay.ended, (0, None))
 
     async def test_what_cannot_be_routed_goes_nowhere_and_idle_routes_are_forgotten(
         self,
@@ -229,6 +233,29 @@ class RelayProcessTests(TestCase):
         host.send(b"late", route_socket)
         await self.settle()
         self.assertEqual(len(player.received), 1)
+
+    async def test_a_busy_port_or_a_bad_option_is_one_line(self) -> None:
+        await self.start_relay()
+        busy = self.spawn([
+            "-m", "vinom.server.relay", "--relay-ports", str(self.relay_port),
+            "--relay-interface", "127.0.0.1", "--relay-key-file", self.key_file,
+            "--ops-port", "none",
+        ])  # fmt: skip
+        self.assertEqual(await busy.ended, (1, None))
+        self.assertEqual(busy.output.decode().strip().splitlines()[-1],
+                         f"vinom relay: cannot listen on udp 127.0.0.1:{self.relay_port} for "
+                         "--relay-ports: [Errno 98] Address already in use")  # fmt: skip
+        for argv, said in (
+            (["--relay-ports", "1"], "--relay-key-file is required"),
+            (["--relay-key-file", self.key_file, "--relay-ports", "9-1"], "--relay-ports"),
+            (["--relay-key-file", self.key_file, "--relay-idle-timeout", "0"],
+             "--relay-idle-timeout"),
+        ):  # fmt: skip
+            bad = self.spawn(["-m", "vinom.server.relay", *argv])
+            self.assertEqual(await bad.ended, (2, None))
+            lines = bad.output.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn(said, lines[0])
 
     async def wait_for(self, condition: Callable[[], bool], limit: float = 10.0) -> None:
         waited = 0.0

@@ -11,6 +11,7 @@ gives the core's counters to Prometheus. docs/gateway.md, "UDP relay".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from prometheus_client.registry import Collector
 from twisted.application import service
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
+from twisted.logger import LogEvent, Logger, PredicateResult, formatEvent
 
 from vinom.gateway.relay_core import (
     DEFAULT_IDLE_TIMEOUT,
@@ -35,11 +36,22 @@ from vinom.gateway.relay_core import (
 from vinom.net.wakeup import WakeUp
 from vinom.protocol.route_token import ROUTE_TOKEN_SIZE
 
-__all__ = ["Relay", "RelayCollector", "RelayService", "relay_service"]
+__all__ = ["Relay", "RelayCollector", "RelayService", "relay_service", "route_socket_chatter"]
 
 _log = Logger()
 # The largest datagram a player may send: a session packet (at most 1200 bytes) and its token.
 MAX_DATAGRAM = 1200 + ROUTE_TOKEN_SIZE + 64
+
+
+_PORT_LINE = re.compile(r"_RouteProtocol starting on \d+|\(UDP Port \d+ Closed\)")
+
+
+def route_socket_chatter(event: LogEvent) -> PredicateResult:
+    """A log predicate (`FilteringLogObserver`) that hides the two lines Twisted writes
+    for every UDP port it opens and closes (`_RouteProtocol starting on N`, `(UDP
+    Port N Closed)`): with a socket per route they would be lines per player."""
+    text = formatEvent(event)
+    return PredicateResult.no if _PORT_LINE.fullmatch(text) else PredicateResult.maybe
 
 
 class _PublicProtocol(DatagramProtocol):

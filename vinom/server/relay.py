@@ -14,13 +14,25 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from twisted.application import service
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    globalLogBeginner,
+    textFileLogObserver,
+)
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from vinom.gateway.relay import RelayCollector, RelayService, relay_service
+from vinom.gateway.relay import (
+    RelayCollector,
+    RelayService,
+    relay_service,
+    route_socket_chatter,
+)
 from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
 from vinom.server.checks import (
     bind_address,
@@ -106,7 +118,8 @@ def relay_root(options: usage.Options, reactor: Any) -> tuple[service.MultiServi
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the relay until SIGTERM or SIGINT (exit 0); a bad option is one line (exit 2)."""
+    """Run the relay until SIGTERM or SIGINT (exit 0); a bad option is one line (exit 2),
+    a port it cannot listen on one line (exit 1)."""
     options = RelayOptions()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
@@ -116,27 +129,39 @@ def main(argv: Sequence[str] | None = None) -> None:
     from twisted.internet import reactor as global_reactor
 
     reactor = cast(Any, global_reactor)
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stdout),
+                                    [route_socket_chatter])  # fmt: skip
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     root, relay = relay_root(options, reactor)
+    try:
+        root.startService()
+    except CannotListenError as e:
+        print(f"vinom relay: cannot listen on udp {e.interface or '*'}:{e.port} for "
+              f"--relay-ports: {e.socketError}", file=sys.stderr)  # fmt: skip
+        raise SystemExit(1) from None
+    failed: list[str] = []
 
     def announce_ops(port: IListeningPort) -> None:
         where = cast(Any, port.getHost())
         _log.info("vinom relay: operations on http://{host}:{port}/metrics",
                   host=where.host, port=where.port)  # fmt: skip
 
-    def started() -> None:
-        root.startService()
-        ports = [cast(Any, p.getHost()).port for p in relay.relay.public]
-        _log.info("vinom relay: players send to udp {interface}:{first}-{last}",
-                  interface=options["relay-interface"] or "*", first=ports[0],
-                  last=ports[-1])  # fmt: skip
-        for child in root:
-            if isinstance(child, Listener):
-                child.port().addCallback(announce_ops)
+    def ops_failed(failure: Failure) -> None:
+        failed.append(failure.getErrorMessage())
+        print(f"vinom relay: {failure.getErrorMessage()}", file=sys.stderr)
+        reactor.stop()
 
-    reactor.callWhenRunning(started)
+    ports = [cast(Any, p.getHost()).port for p in relay.relay.public]
+    _log.info("vinom relay: players send to udp {interface}:{first}-{last}",
+              interface=options["relay-interface"] or "*", first=ports[0],
+              last=ports[-1])  # fmt: skip
+    for child in root:
+        if isinstance(child, Listener):
+            child.port().addCallbacks(announce_ops, ops_failed)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run()
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
