@@ -5,6 +5,7 @@ client library refuses a malformed `relay`."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 from twisted.internet.testing import Clock, MemoryReactorClock
@@ -18,7 +19,7 @@ from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.route_token import Route, RouteTokenIssuer, open_route_token
-from vinom.protocol.tokens import TokenIssuer
+from vinom.protocol.tokens import TokenIssuer, open_private_token, token_associated_data
 from vinom.server.tap import Options
 
 RELAY_KEY = bytes(range(32, 64))
@@ -94,10 +95,20 @@ class MatchFoundTests(SynchronousTestCase):
         self.assertIn(routed["port"], range(7800, 7810))
         route = open_route_token(base64.b64decode(routed["token"]), new_aead(RELAY_KEY))
         self.assertEqual(route, Route("10.0.0.7", 7400, int(WALL) + 60))
-        # The connect token still names the host itself, which checks it.
+        # The players are told the relay's address only; the connect token's sealed
+        # part (which only the host opens) still names the host, which checks it.
         token = frame["token"]
         assert isinstance(token, dict)
-        self.assertEqual(token["hosts"], [{"host": "10.0.0.7", "port": 7400}])
+        self.assertEqual(token["hosts"], [{"host": routed["host"], "port": routed["port"]}])
+        self.assertNotIn("10.0.0.7", json.dumps(frame))
+        sealed = open_private_token(
+            new_aead(bytes(32)), base64.b64decode(token["nonce"]),
+            base64.b64decode(token["token"]),
+            token_associated_data(token["version"], token["application_id"],
+                                  token["expires_at"]),
+        )  # fmt: skip
+        assert sealed is not None
+        self.assertEqual(sealed.hosts, (HostAddress("10.0.0.7", 7400),))
         # Every player, every match_found: a token of its own.
         self.assertNotEqual(self.frame(relay)["relay"], routed)
 

@@ -89,6 +89,10 @@ class TokenDelivery:
             # /game below is not relayed).
             relay = frame["relay"] = self.relay.route_of(address, self.clock.seconds())
             frame["host"], frame["port"] = relay["host"], relay["port"]
+            # The token's public `hosts` only says where to send; the sealed part,
+            # which the host checks, keeps the host's own address. Players are
+            # told the relay's, never the host's private one.
+            token["hosts"] = [{"host": relay["host"], "port": relay["port"]}]
         if address.game_url is not None:
             # Where a browser plays this match: the /game of the process hosting it.
             frame["game_url"] = address.game_url
