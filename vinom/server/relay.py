@@ -18,6 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import (
     FilteringLogObserver,
+    ILogFilterPredicate,
     Logger,
     globalLogBeginner,
     textFileLogObserver,
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     reactor = cast(Any, global_reactor)
     observer = FilteringLogObserver(textFileLogObserver(sys.stdout),
-                                    [route_socket_chatter])  # fmt: skip
+                                    [cast(ILogFilterPredicate, route_socket_chatter)])  # fmt: skip
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     root, relay = relay_root(options, reactor)
     try:
