@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import random
-import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,24 +18,15 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.server.test_ops import http_get, metric_value
-from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
+from tests.gateway.relay_support import RelayProcess, dropped, forwarded
+from tests.server.test_ops import metric_value
+from tests.server.test_twistd import RUN_TWISTD
 from tests.support.ports import free_tcp_port, free_udp_range
 from vinom.client.bots import BotDriver
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.protocol.route_token import ROUTE_TOKEN_SIZE, RouteTokenIssuer
-
-IDLE_TIMEOUT = 1.0
-
-
-def dropped(reason: str) -> str:
-    return f'vinom_relay_datagrams_dropped_total{{reason="{reason}"}}'
-
-
-def forwarded(direction: str) -> str:
-    return f'vinom_relay_datagrams_forwarded_total{{direction="{direction}"}}'
 
 
 class Socket(DatagramProtocol):
@@ -60,7 +49,7 @@ class Socket(DatagramProtocol):
         self.transport.write(data, to)
 
 
-class RelayProcessTests(TestCase):
+class RelayProcessTests(RelayProcess, TestCase):
     timeout = 120
 
     def setUp(self) -> None:
@@ -69,52 +58,6 @@ class RelayProcessTests(TestCase):
         with open(self.key_file, "wb") as f:
             f.write(self.key)
         os.chmod(self.key_file, 0o600)
-
-    def spawn(self, args: list[str]) -> Collect:
-        data_dir = os.path.abspath(self.mktemp())
-        os.makedirs(data_dir)
-        output = Collect()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
-        transport = reactor.spawnProcess(output, sys.executable, [sys.executable, *args],
-                                         env=env, path=data_dir)  # fmt: skip
-        output.transport = transport  # type: ignore[attr-defined]
-        output.data_dir = data_dir  # type: ignore[attr-defined]
-        self.addCleanup(self._kill, output)
-        return output
-
-    async def _kill(self, output: Collect) -> None:
-        if not output.ended.called:
-            output.transport.signalProcess("KILL")  # type: ignore[attr-defined]
-            await output.ended
-
-    async def output_has(self, output: Collect, pattern: str, limit: float = 30.0) -> re.Match[str]:
-        waited = 0.0
-        while (found := re.search(pattern, output.output.decode(errors="replace"))) is None:
-            self.assertFalse(output.ended.called, output.output.decode(errors="replace"))
-            self.assertLess(waited, limit, output.output.decode(errors="replace"))
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
-        return found
-
-    async def start_relay(self) -> None:
-        self.relay_port = free_udp_range(1)
-        self.relay = self.spawn([
-            "-m", "vinom.server.relay", "--relay-ports", str(self.relay_port),
-            "--relay-interface", "127.0.0.1", "--relay-host-interface", "127.0.0.1",
-            "--relay-key-file", self.key_file, "--relay-idle-timeout", str(IDLE_TIMEOUT),
-            "--ops-port", "tcp:0:interface=127.0.0.1",
-        ])  # fmt: skip
-        found = await self.output_has(self.relay, r"operations on (http://\S+/metrics)")
-        self.metrics_url = found.group(1)
-
-    async def metrics(self) -> bytes:
-        code, body = await http_get(self.metrics_url)
-        self.assertEqual(code, 200)
-        return body
-
-    async def metric(self, name: str) -> float:
-        return metric_value(await self.metrics(), name)
 
     async def socket(self) -> Socket:
         protocol = Socket()
@@ -139,7 +82,7 @@ class RelayProcessTests(TestCase):
             "--host-workers", "0", "--data-dir", ".",
             "--relay", f"127.0.0.1:{self.relay_port}", "--relay-key-file", self.key_file,
         ])  # fmt: skip
-        await self.output_has(server, "terminal clients")
+        await self.spawned_says(server, "terminal clients")
         cert = os.path.join(server.data_dir, "dev-cert.pem")  # type: ignore[attr-defined]
         game = GameRegistry.from_plugins().get("tictactoe")
         clients = [await connect_lobby(reactor, "127.0.0.1", lobby_port, trust=cert)
