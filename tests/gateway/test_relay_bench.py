@@ -1,5 +1,6 @@
-"""`python -m benchmarks udp-echo --relay` end to end at a tiny size: the bare echo direct
-and through a real relay process, with the relay's CPU per forwarded datagram."""
+"""`python -m benchmarks udp-echo --relay` and `play --relay` end to end at a tiny size: the
+bare echo direct and through a real relay process, and the duel rooms played through
+one, with the relay's CPU per forwarded datagram."""
 
 from __future__ import annotations
 
@@ -28,3 +29,20 @@ class RelayBenchTests(unittest.TestCase):
         code, _, stderr = run_bench("udp-echo", "--relay", "--only", "vinom")
         self.assertEqual(code, 2)
         self.assertIn("--only must be 'bare' or 'relayed'", stderr)
+
+    def test_play_through_the_relay(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--relay", "--rooms", "3", "--warmup", "0.3", "--duration", "0.7"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertGreater(result["moves_per_s"], 0)
+        self.assertEqual(result["errors"], 0)
+        # Every move and state crossed the relay; nothing was dropped on the way.
+        self.assertEqual(result["relay_dropped"], 0)
+        self.assertGreater(result["relay_forwarded_per_s"], result["moves_per_s"])
+        self.assertGreater(result["relay_cpu_us_per_datagram"], 0)
+
+    def test_the_game_websocket_is_not_relayed(self) -> None:
+        code, _, stderr = run_bench("play", "--relay", "--transport", "ws")
+        self.assertEqual(code, 2)
+        self.assertIn("--relay relays UDP", stderr)
