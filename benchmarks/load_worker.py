@@ -15,6 +15,7 @@ from benchmarks.worker import emit, run_guarded
 # Kind -> "module:function" taking the settings dict and returning the result dict.
 KINDS = {
     "handshake": "benchmarks.session_load:run_handshake",
+    "arena": "benchmarks.arena_load:run_arena",
     "play": "benchmarks.room_load:run_play",
     "play-websocket": "benchmarks.websocket_load:run_play_websocket",
     "sessions": "benchmarks.room_load:run_sessions",

@@ -37,6 +37,15 @@ the host. Client i connects to lobby i % N, so the two players of a match
 are often on different lobbies (`matches_across_lobbies`). Every server
 process (lobbies, host and its workers, redis-server) runs on the server's
 core; `server_cpu_s` is their sum and `server_cpu_by_process` each one's.
+
+`--gateway` puts a `twistd vinom --role gateway` process (docs/gateway.md;
+`benchmarks.gateway_worker`) in front of the lobby or lobbies: every client
+connects to it, and it passes TLS through to the lobbies (round robin)
+behind a PROXY protocol v2 header, which the lobbies trust
+(`--trusted-proxy 127.0.0.1`). When pinned the gateway has a core apart
+from the server's (shared with the load on a 2-core machine: `cores`
+says which); its CPU is counted in `server_cpu_s` and reported apart as
+`gateway_cpu_ms_per_client`.
 """
 
 from __future__ import annotations
@@ -91,6 +100,8 @@ class Options(ScenarioOptions):
                                "when more than 1); clients spread over them in turn."],
     ]
     optFlags = [
+        ["gateway", None, "Clients connect through a --role gateway process in front of the "
+                          "lobbies (TLS passed through, PROXY protocol v2)."],
         ["redis", None, "Run lobbies and a game host as separate processes on a redis-server "
                         "of the scenario's own (docs/scaling.md)."],
     ]
@@ -127,12 +138,29 @@ def start_single(
             "data_dir": data_dir,
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
-            "extra_args": ["--host-workers", str(options["host-workers"])],
+            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
         })],
         cpu,
     )
     ready = harness.wait_for(server, "ready", 60)
     return server, [int(ready["lobby_port"])], str(ready["trust"])
+
+
+def trust_gateway(options: Options) -> list[str]:
+    """The lobbies' options for a gateway in front: PROXY headers from loopback."""
+    return ["--trusted-proxy", "127.0.0.1"] if options["gateway"] else []
+
+
+def start_gateway(
+    harness: Harness, ports: list[int], data_dir: str, cpu: int | None
+) -> tuple[Worker, int]:
+    """A `--role gateway` process in front of the lobbies' `ports`; (worker, its port)."""
+    gateway = harness.spawn(
+        "gateway", "benchmarks.gateway_worker",
+        [json.dumps({"lobby_ports": ports, "data_dir": os.path.join(data_dir, "gateway")})],
+        cpu,
+    )  # fmt: skip
+    return gateway, int(harness.wait_for(gateway, "ready", 60)["gateway_port"])
 
 
 def lobby_extra(options: Options) -> str:
@@ -176,7 +204,8 @@ def start_cluster(
     harness.wait_for(host, "ready", 90)
     lobbies = [
         spawn(f"lobby{i}", "lobby", ["--certificate", str(certificate.certificate),
-                                     "--private-key", str(certificate.private_key)])
+                                     "--private-key", str(certificate.private_key),
+                                     *trust_gateway(options)])
         for i in range(options["lobbies"])
     ]  # fmt: skip
     ports = [int(harness.wait_for(lobby, "ready", 90)["lobby_port"]) for lobby in lobbies]
@@ -194,7 +223,8 @@ def run(options: Options) -> int:
         )
 
     data_dir = tempfile.mkdtemp(prefix="vinom-bench-match-")
-    server_cpu, load_cpus = cpu_plan(1, options.pin)
+    # With a gateway: the load on the first core after the server's, the gateway on the next.
+    server_cpu, load_cpus = cpu_plan(2 if options["gateway"] else 1, options.pin)
     workers = options["host-workers"] > 0
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
@@ -208,6 +238,10 @@ def run(options: Options) -> int:
                 marked = [host] if workers else []
             else:
                 server, ports, trust = start_single(harness, options, data_dir, server_cpu)
+            if options["gateway"]:
+                gateway, gateway_port = start_gateway(harness, ports, data_dir, load_cpus[1])
+                more = [*more, gateway]
+                ports = [gateway_port]
             settings = {
                 "host": "127.0.0.1",
                 "port": ports[0],
@@ -261,7 +295,9 @@ def run(options: Options) -> int:
         "host_workers": options["host-workers"],
         "lobbies": options["lobbies"],
         "redis": bool(options["redis"]),
-        "cores": {"server": server_cpu, "load": load_cpus[0]},
+        "gateway": bool(options["gateway"]),
+        "cores": {"server": server_cpu, "load": load_cpus[0],
+                  **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),
         "clients_per_s": round(int(result["completed"]) / wall, 1),
         **latency_ms(histogram),
@@ -272,12 +308,16 @@ def run(options: Options) -> int:
         "load_cpu_ms_per_client": per_client(measured.load_cpu_s),
         "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, wall),
     }
+    if options["gateway"]:
+        summary["gateway_cpu_ms_per_client"] = per_client(by_process["gateway"])
     if worker_cpu_s is not None:
         summary["worker_cpu_s"] = round(worker_cpu_s, 3)
         summary["worker_cpu_ms_per_client"] = per_client(worker_cpu_s)
-    if options["redis"]:
+    # Through a gateway the load sees one address: which lobby served whom is the gateway's.
+    if options["redis"] and not options["gateway"]:
         summary["lobby_clients"] = [int(n) for n in result["completed_by_lobby"]]
         summary["matches_across_lobbies"] = int(result["matches_across_lobbies"])
+    if options["redis"]:
         summary["server_cpu_by_process"] = {k: round(v, 3) for k, v in by_process.items()}
         summary["server_cpu_ms_per_client_by_process"] = {
             k: per_client(v) for k, v in by_process.items()
@@ -296,15 +336,18 @@ def run(options: Options) -> int:
         ("latency p50 / p99 ms", f"{summary['p50_ms']} / {summary['p99_ms']}"),
         *([("clients per lobby", " / ".join(f"{n:,}" for n in summary["lobby_clients"])),
            ("matches across lobbies", summary["matches_across_lobbies"])]
-          if options["redis"] else []),
+          if "lobby_clients" in summary else []),
         ("server CPU ms / client", summary["server_cpu_ms_per_client"]),
         *process_rows,
+        *([("  gateway CPU ms / client", summary["gateway_cpu_ms_per_client"])]
+          if options["gateway"] and not options["redis"] else []),
         *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
           if "worker_cpu_ms_per_client" in summary and not options["redis"] else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
         ("errors", summary["errors"]),
         ("cores: server processes / load", "not pinned" if server_cpu is None
-         else f"{server_cpu} / {load_cpus[0]}"),
+         else f"{server_cpu} / {load_cpus[0]}"
+         + (f" (gateway: {load_cpus[1]})" if options["gateway"] else "")),
         cpu_row(server_cpu_s, measured.load_cpu_s, wall, summary["bottleneck"]),
     ]  # fmt: skip
     title = f"match: {clients:,} clients, {options['in-flight']} in flight"
@@ -312,5 +355,7 @@ def run(options: Options) -> int:
         title += f", {options['lobbies']} lobby process(es) and a game host on Redis"
     if options["host-workers"]:
         title += f", {options['host-workers']} game-host worker(s)"
+    if options["gateway"]:
+        title += ", through a gateway"
     report(title, rows, summary, table=options.show_table)
     return 0 if summary["errors"] == 0 else 1

@@ -2,7 +2,7 @@
 
 Each player sends move `{seq: n}` (reliable channel); the room accepts it
 only if n is the sender's previous seq + 1, and then broadcasts a state of
-about 50 bytes (both counters and the version) to both players on the
+about 60 bytes (both counters, the version, tick and time) to both players on the
 unreliable channel. A player sends its next move as soon as it sees a
 state that includes its last one. After a warm-up the window is measured:
 `moves_per_s` counts the moves the server applied (its seat router's
@@ -41,6 +41,11 @@ terminates TLS (docs/web.md), which shows what TLS costs the server.
 server of benchmarks.bare_game_socket instead of vinom: the same sockets,
 TLS, framing and messages with none of vinom's work between them, the floor
 that Twisted's TLS and autobahn set under vinom's game socket.
+
+`--game arena` plays the real-time arena instead (benchmarks.arena_play):
+`--rooms` arena rooms (default 1) of 8 players sending velocity inputs at
+`--input-rate` Hz, with what each client receives per second, the server's
+CPU per player and the input-to-state latency.
 
 `--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
 the players and the game host: a relay process (benchmarks.relay_worker) on
@@ -87,7 +92,11 @@ class Options(ScenarioOptions):
     synopsis = "[options]"
     longdesc = __doc__
     optParameters = [
-        ["rooms", None, "100", "Duel rooms (two players each)."],
+        ["game", None, "duel", "duel (the figures above), or arena (real-time: 8 players a "
+                               "room, 20 Hz ticks; benchmarks.arena_play)."],
+        ["rooms", None, None, "Rooms: duel rooms of two players (default 100), or arena rooms "
+                              "of eight (default 1)."],
+        ["input-rate", None, "20", "--game arena: inputs per second each player sends."],
         ["loads", None, "1", "Load processes sharing the players (all on the load core)."],
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
@@ -108,7 +117,12 @@ class Options(ScenarioOptions):
     ]
 
     def postOptions(self) -> None:
+        if self["game"] not in ("duel", "arena"):
+            raise usage.UsageError("--game is duel or arena")
+        if self["rooms"] is None:
+            self["rooms"] = "100" if self["game"] == "duel" else "1"
         self["rooms"] = positive_int(self, "rooms")
+        non_negative_floats(self, "input-rate")
         self["loads"] = positive_int(self, "loads")
         if self["loads"] > self["rooms"]:
             raise usage.UsageError("--loads cannot exceed --rooms")
@@ -124,9 +138,22 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--bare measures the game WebSocket: --transport websocket|ws")
         if self["transport"] != "udp" and self["host-workers"]:
             raise usage.UsageError("--transport websocket hosts the rooms in the server process")
+        if self["game"] == "arena" and (self["host-workers"] or self["transport"] != "udp"):
+            raise usage.UsageError(
+                "--game arena hosts its rooms in the server process, over UDP "
+                "(no --host-workers, no --transport)"
+            )
+        if self["game"] == "arena" and self["relay"]:
+            raise usage.UsageError("--relay plays the duel rooms (not --game arena)")
+        if self["game"] == "arena" and not self["input-rate"] > 0:
+            raise usage.UsageError("--input-rate must be above 0")
 
 
 def run(options: Options) -> int:
+    if options["game"] == "arena":
+        from benchmarks import arena_play
+
+        return arena_play.run(options)
     key = os.urandom(32)
     progress = progress_for(options, "play", options.planned_seconds())
 

@@ -79,6 +79,7 @@ class RoomDriver(Driver):
         # Room r is on host r % len(ports).
         self.servers = [(self.server[0], port) for port in ports]
         self.rooms = range(int(settings["first_room"]), int(settings["last_room"]))
+        self.seats = int(settings.get("seats", 2))  # players per room
         self.connected = 0
         self.failed = 0
         self.errors = 0
@@ -92,8 +93,8 @@ class RoomDriver(Driver):
 
     def connect_all(self, limit: float, in_flight: int = 256) -> None:
         """Handshake every player, at most `in_flight` at a time."""
-        raise_fd_limit(2 * len(self.rooms) + 64)
-        wanted = [(room, seat) for room in self.rooms for seat in (0, 1)]
+        raise_fd_limit(self.seats * len(self.rooms) + 64)
+        wanted = [(room, seat) for room in self.rooms for seat in range(self.seats)]
         deadline = time.perf_counter() + limit
         next_progress = 0.0
         started = 0
@@ -107,7 +108,7 @@ class RoomDriver(Driver):
                     hosts=(HostAddress(*server),), now=time.time(),
                 )
                 client = self.add(token, now, server)
-                client.data = Player(player_id(room, seat), room % len(self.servers))
+                client.data = self.make_player(room, seat)
                 started += 1
             self.step(0.01)
             if now >= next_progress:
@@ -117,6 +118,10 @@ class RoomDriver(Driver):
                 raise RuntimeError(
                     f"only {self.connected} of {len(wanted)} players connected in {limit:g} s"
                 )
+
+    def make_player(self, room: int, seat: int) -> Any:
+        """What the scenario keeps about the player in `seat` of `room` (`client.data`)."""
+        return Player(player_id(room, seat), room % len(self.servers))
 
     def add(
         self, token: PublicToken, now: float, server: tuple[str, int] | None = None,

@@ -71,11 +71,12 @@ Started = Ready | Deferred[Ready]
 WORKERS_READY_S = 60.0
 
 
-def _room_players(room: int, now: float) -> tuple[Any, ...]:
+def _room_players(room: int, now: float, game: str = DUEL, seats: int = 2) -> tuple[Any, ...]:
     from vinom.match import Ticket
 
     return tuple(
-        Ticket(player_id(room, seat), f"bot{room}.{seat}", DUEL, None, now) for seat in (0, 1)
+        Ticket(player_id(room, seat), f"bot{room}.{seat}", game, None, now)
+        for seat in range(seats)
     )
 
 
@@ -91,7 +92,15 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     from vinom.rooms.room import RoomConfig
 
     interface = settings.get("interface", "127.0.0.1")
-    registry = GameRegistry([DuelGame()])
+    # `game`: the duel (play), or the arena (play --game arena: 8 players a room).
+    game_name = settings.get("game", DUEL)
+    if game_name == "arena":
+        from benchmarks.arena import ArenaGame
+
+        game: Any = ArenaGame()
+    else:
+        game = DuelGame()
+    registry = GameRegistry([game])
     factory = InlineGameHostFactory(
         reactor=reactor,
         find_game=registry.get,
@@ -109,7 +118,8 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     rss_empty = rss_bytes()
     now = time.time()
     for room in range(int(settings["rooms"])):
-        host.add_match(Match(match_id(room), DUEL, _room_players(room, now), now))
+        players = _room_players(room, now, game.name, game.match_size)
+        host.add_match(Match(match_id(room), game.name, players, now))
     manager = host.core.router
     endpoint = host.core.endpoint
 

@@ -214,6 +214,29 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["p99_ms"], 0)
         self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
 
+    def test_play_arena(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--warmup", "0.5", "--duration", "1"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["scenario"], result["game"]), ("play", "arena"))
+        self.assertEqual((result["rooms"], result["players"]), (1, 8))
+        self.assertEqual(result["errors"], 0)
+        self.assertRate(result, "inputs_per_s")
+        # At most one state per 20 Hz tick (one more can fall in a window's edges).
+        self.assertGreater(result["states_per_s_per_client"], 0)
+        self.assertLessEqual(result["states_per_s_per_client_max"], 20 + 1 / 1.0)
+        self.assertGreater(result["kbytes_per_s_per_client"], 0)
+        self.assertGreater(result["server_cpu_ms_per_player_s"], 0)
+        self.assertGreater(result["input_to_state_p99_ms"], 0)
+        self.assertGreaterEqual(result["input_to_state_p99_ms"], result["input_to_state_p50_ms"])
+        self.assertGreaterEqual(result["echo_p99_ms"], result["echo_p50_ms"])
+
+    def test_arena_is_hosted_in_the_server_process_over_udp(self) -> None:
+        code, _result, stderr = run_bench("play", "--game", "arena", "--host-workers", "1")
+        self.assertNotEqual(code, 0)
+        self.assertIn("--game arena", stderr)
+
     def test_play_over_websocket(self) -> None:
         code, result, stderr = run_bench(
             # 40 players from one address: more than /game's default per-address cap,
@@ -334,6 +357,19 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(result["errors"], 0)
         self.assertRate(result, "clients_per_s")
         self.assertGreaterEqual(result["worker_cpu_s"], 0)
+
+    def test_match_through_a_gateway(self) -> None:
+        code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10",
+                                         "--gateway")  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertTrue(result["gateway"])
+        self.assertEqual((result["clients"], result["errors"]), (20, 0))
+        self.assertRate(result, "clients_per_s")
+        # TLS passed through to the lobby: the clients negotiated with it.
+        self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+        # Twenty clients may cost the gateway less than the CPU clock's tick: reported, >= 0.
+        self.assertGreaterEqual(result["gateway_cpu_ms_per_client"], 0)
+        self.assertEqual(result["cores"].keys(), {"server", "load", "gateway"})
 
     def test_match_through_two_lobbies_on_redis(self) -> None:
         code, result, stderr = run_bench(

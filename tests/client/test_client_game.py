@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import msgpack
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -39,6 +40,19 @@ class GameSessionTests(SynchronousTestCase):
         self.assertEqual(self.session.version, 5)
         self.assertEqual(self.session.view, {"x": 5})
         self.assertEqual(self.session.stale_states, 3)
+
+    def test_tick_and_server_time_of_the_newest_state(self) -> None:
+        self.assertIsNone(self.session.tick)
+        self.assertIsNone(self.session.server_time)
+        self.session.message_received(
+            UNRELIABLE, encode_state(4, "playing", None, {}, None, 12, 2550)
+        )
+        self.assertEqual((self.session.tick, self.session.server_time), (12, 2.55))
+        # A state from a server that sends neither is still taken.
+        old = msgpack.packb({"t": "state", "v": 5, "p": "playing", "r": None, "s": {}, "i": None})
+        self.session.message_received(UNRELIABLE, old)
+        self.assertEqual(self.session.version, 5)
+        self.assertEqual((self.session.tick, self.session.server_time), (None, None))
 
     def test_a_state_that_overtook_the_first_welcome_is_kept(self) -> None:
         self.session.message_received(UNRELIABLE, encode_state(1, "countdown", 3.0, {}))

@@ -65,6 +65,19 @@ class GameBaseTests(unittest.TestCase):
         out = self.game.apply_action(self.state, SEATS[1], {"add": True}, self.rng)
         self.assertEqual(self.game.view(out.state, None), {"scores": [0, 1]})
 
+    def test_each_class_has_its_own_verbs(self) -> None:
+        class CountAndDouble(Count):
+            def on_double(self, state: CountState, seat: Seat, action, rng) -> Outcome:  # type: ignore[no-untyped-def]
+                return Outcome(evolve(state, scores=tuple(2 * s for s in state.scores)))
+
+        self.assertEqual(Count.verbs(), frozenset({"add"}))
+        self.assertEqual(CountAndDouble.verbs(), frozenset({"add", "double"}))
+        self.assertEqual(Count().verbs(), frozenset({"add"}))
+        with self.assertRaises(IllegalAction):
+            self.game.apply_action(self.state, SEATS[0], {"double": True}, self.rng)
+        doubled = CountAndDouble().apply_action(self.state, SEATS[0], {"double": True}, self.rng)
+        self.assertEqual(doubled.state.scores, (0, 0))
+
     def test_unknown_verb(self) -> None:
         for action in ({"jump": True}, {}, [1]):
             with self.assertRaises(IllegalAction) as caught:

@@ -62,6 +62,31 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual(sorted((m.session_id, m.channel, m.data) for m in at_client),
                          [(sid, 0, b"state v1"), (sid, 1, b"event")])
 
+    def test_a_state_superseded_before_it_left_is_not_sent(self) -> None:
+        # The host queues states faster than it transmits (several changes in one
+        # batch of datagrams): only the newest queued one leaves; a reliable
+        # message queued between them still does, once.
+        net, sid = connected()
+        net.server.send_message(sid, RELIABLE, b"welcome")
+        net.run(0.1)  # the opening is acknowledged: states go on channel 0
+        for data in (b"state v1", b"state v2"):
+            self.assertTrue(net.server.send_message(sid, UNRELIABLE, data))
+        net.server.send_message(sid, RELIABLE, b"event")
+        net.server.send_message(sid, UNRELIABLE, b"state v3")
+        net.run(0.1)
+        self.assertEqual(
+            [(m.channel, m.data) for m in net.messages(CLIENT_ADDR)],
+            [(RELIABLE, b"welcome"), (UNRELIABLE, b"state v3"), (RELIABLE, b"event")],
+        )
+        layer = net.server.reliability(sid)
+        assert isinstance(layer, Reliability)
+        self.assertEqual(layer.unreliable_dropped, 2)
+        # Nothing waits for the dropped states: the session goes on as before.
+        net.server.send_message(sid, UNRELIABLE, b"state v4")
+        net.run(1.0)
+        self.assertEqual(net.messages(CLIENT_ADDR)[-1].data, b"state v4")
+        self.assertEqual(net.closed(None), [])
+
     def test_large_messages_fragment_within_1200_byte_datagrams(self) -> None:
         net, sid = connected(host_config={"max_receive_message": 256 * 1024})
         big = bytes(range(256)) * 100

@@ -544,6 +544,30 @@ class LimitTests(TestCase):
         first = side.build_bodies(0.0)[0]
         self.assertEqual(first[8:13], unreliable(36, bytes([36])))
 
+    def test_replace_unreliable_drops_only_what_was_never_sent(self) -> None:
+        sender, receiver = endpoint(max_body=32), endpoint(max_body=32)
+        sender.send_unreliable(b"v1")
+        sent = sender.build_bodies(0.0)
+        sender.send_unreliable(b"v2")
+        sender.send_unreliable(bytes(40))  # three fragments, never sent
+        sender.send_reliable(b"event")
+        sender.replace_unreliable(b"v4")
+        self.assertEqual(sender.unreliable_dropped, 4)
+        later = sender.build_bodies(0.01)
+        got = [m for b in sent + later for m in (receiver.receive_body(b, 0.02) or [])]
+        self.assertEqual(got, [(0, b"v1"), (0, b"v4"), (1, b"event")])
+        # The reliable message is acked and done; no channel-0 message is waited for.
+        sender.receive_body(receiver.build_bodies(0.05)[0], 0.05)
+        self.assertEqual(sender.buffered_bytes, 0)
+        self.assertIsNone(sender.next_timer())
+
+    def test_replace_unreliable_too_large_drops_nothing(self) -> None:
+        side = endpoint()
+        side.send_unreliable(b"v1")
+        self.assertRaises(MessageTooLarge, side.replace_unreliable, bytes(16 * 1024 + 1))
+        self.assertEqual(side.unreliable_dropped, 0)
+        self.assertEqual(len(side.build_bodies(0.0)), 1)
+
     def test_sent_records_are_bounded_when_the_peer_never_acks(self) -> None:
         side = endpoint()
         for n in range(3 * MAX_SENT_RECORDS):

@@ -133,12 +133,21 @@ class ClientMessageTests(SynchronousTestCase):
 class ServerMessageTests(SynchronousTestCase):
     def test_state_parts_equal_whole(self) -> None:
         view = {"seqs": [1, 2], "mine": "x"}
-        header = encode_state_header(5, Phase.PLAYING, 12.5)
+        header = encode_state_header(5, Phase.PLAYING, 12.5, 40, 2051)
         whole = encode_state_for(header, view, 3)
-        self.assertEqual(whole, encode_state(5, Phase.PLAYING, 12.5, view, 3))
+        self.assertEqual(whole, encode_state(5, Phase.PLAYING, 12.5, view, 3, 40, 2051))
         self.assertEqual(
             msgpack.unpackb(whole),
-            {"t": "state", "v": 5, "p": "playing", "r": 12.5, "s": view, "i": 3},
+            {
+                "t": "state",
+                "v": 5,
+                "p": "playing",
+                "r": 12.5,
+                "k": 40,
+                "ts": 2051,
+                "s": view,
+                "i": 3,
+            },
         )
 
     def test_one_state_for_many_action_ids(self) -> None:
@@ -167,13 +176,25 @@ class ServerMessageTests(SynchronousTestCase):
     def test_state_round_trip_with_nils(self) -> None:
         message = decode_server_message(encode_state(0, Phase.WAITING, None, {}))
         self.assertEqual(
-            message, {"t": "state", "v": 0, "p": "waiting", "r": None, "s": {}, "i": None}
+            message,
+            {"t": "state", "v": 0, "p": "waiting", "r": None, "k": 0, "ts": 0, "s": {}, "i": None},
         )
 
+    def test_state_without_tick_and_time_still_decodes(self) -> None:
+        # A state from a server that sends no "k" and "ts" (they came later).
+        old = msgpack.packb({"t": "state", "v": 1, "p": "playing", "r": None, "s": {}, "i": None})
+        self.assertEqual(decode_server_message(old)["v"], 1)  # type: ignore[index]
+        for bad in ({"k": "1"}, {"ts": 1.5}, {"k": True}):
+            data = msgpack.packb({"t": "state", "v": 1, "p": "playing", "s": {}, **bad})
+            self.assertIsNone(decode_server_message(data), bad)
+
     def test_state_size_for_a_small_view(self) -> None:
-        # The play benchmark's state (two counters and a version) stays near 50 bytes.
-        data = encode_state(123456, Phase.PLAYING, 9.75, {"a": 1000, "b": 1001}, 1000)
-        self.assertLessEqual(len(data), 56)
+        # The play benchmark's state (two counters and a version) stays near 50
+        # bytes, with 12 for the tick number and the server time of a long match.
+        data = encode_state(
+            123456, Phase.PLAYING, 9.75, {"a": 1000, "b": 1001}, 1000, 60_000, 3_600_000
+        )
+        self.assertLessEqual(len(data), 68)
 
     def test_welcome(self) -> None:
         seats = [Seat("p-a", "Ann", 0), Seat("p-b", "Bob", 1)]

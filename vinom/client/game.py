@@ -9,7 +9,9 @@ Typical use::
 
 States arrive on the unreliable channel and may be lost, duplicated or
 reordered: the session keeps only a state whose version is newer than the one
-it holds and drops the rest (`stale_states`). Events, errors and phase changes
+it holds and drops the rest (`stale_states`). Each state carries the server's
+tick number and time (`tick`, `server_time`), for a client that interpolates
+between states of a real-time game. Events, errors and phase changes
 arrive on the reliable channel, in order. The message schema is in
 `vinom.rooms.messages` and docs/client.md.
 """
@@ -73,6 +75,21 @@ class GameSession:
     def view(self) -> Mapping[str, Any] | None:
         """The game's view of the newest state (what the game shows this player)."""
         return None if self.state is None else self.state["s"]
+
+    @property
+    def tick(self) -> int | None:
+        """The server's tick number when the newest state was built (`k`; 0 for a
+        game without a tick), or None before the first state (or from a server
+        that does not send it)."""
+        return None if self.state is None else self.state.get("k")
+
+    @property
+    def server_time(self) -> float | None:
+        """The newest state's server time in seconds since the room opened (from
+        its ``ts`` milliseconds), or None: what a client interpolating between
+        states places them on."""
+        ts = None if self.state is None else self.state.get("ts")
+        return None if ts is None else ts / 1000.0
 
     # -- sending ----------------------------------------------------------
 

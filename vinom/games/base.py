@@ -66,12 +66,17 @@ class Game(BuiltinGame, Generic[S]):
 
     @classmethod
     def verbs(cls) -> frozenset[str]:
-        """The verbs this game has `on_<verb>` handlers for."""
-        return frozenset(
-            attr[len(HANDLER_PREFIX) :]
-            for attr in dir(cls)
-            if attr.startswith(HANDLER_PREFIX) and callable(getattr(cls, attr))
-        )
+        """The verbs this game has `on_<verb>` handlers for (found once per class:
+        `apply_action` asks for every action, and `dir` of a class is slow)."""
+        found = cls.__dict__.get("_verbs_found")
+        if found is None:
+            found = frozenset(
+                attr[len(HANDLER_PREFIX) :]
+                for attr in dir(cls)
+                if attr.startswith(HANDLER_PREFIX) and callable(getattr(cls, attr))
+            )
+            cls._verbs_found = found
+        return found
 
     def apply_action(
         self, state: S, seat: Seat, action: Mapping[str, Any], rng: random.Random
@@ -88,6 +93,9 @@ class Game(BuiltinGame, Generic[S]):
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:
         """A bot for this game; games without one leave this out."""
         raise NotImplementedError(f"{self.name or type(self).__name__} has no bot")
+
+    # `verbs()` of this class, once computed (each subclass has its own).
+    _verbs_found: frozenset[str] | None = None
 
     # The terminal client's view of this game, named as "module:attribute" (a
     # `vinom.client.tui.GameUI` class or factory), or None for the client's

@@ -206,6 +206,9 @@ class BuiltinGame:
     shared_view = False
     # Players per team (None: no teams; a player's team is their seat).
     team_size: int | None = None
+    # States per second a game with a tick sends each player while playing (at
+    # most one per tick); None: one per tick (`snapshot_rate_of`).
+    snapshot_rate: float | None = None
     #: The key of the per-player scores in `result`.
     score_key = "scores"
 

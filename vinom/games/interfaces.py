@@ -120,6 +120,17 @@ def team_size_of(game: object) -> int | None:
     return None if team_size is None else int(team_size)
 
 
+def snapshot_rate_of(game: object) -> float:
+    """States per second a playing room sends each player of this game: its
+    `snapshot_rate`, by default its `tick_rate`; 0 for a game without a tick
+    (a state after every change)."""
+    tick_rate = float(getattr(game, "tick_rate", 0.0) or 0.0)
+    if tick_rate <= 0:
+        return 0.0
+    rate = getattr(game, "snapshot_rate", None)
+    return tick_rate if rate is None else float(rate)
+
+
 def shared_view_of(game: object) -> bool:
     """The game's `shared_view`: True if every player gets the same view."""
     return getattr(game, "shared_view", False) is True
@@ -144,6 +155,13 @@ class IGame(Interface):
     - `shared_view` (bool): True if `view(state, player_id)` is the same for
       every player (no hidden information), so the room builds and encodes
       it once per change instead of once per player. Default False.
+    - `snapshot_rate` (float or None): for a game with a tick, how many
+      states per second the room sends each player while playing: at most
+      one per tick, built after the tick from everything applied since the
+      last one (actions only mark the state changed). Must be above 0 and
+      at most `tick_rate`; a game without a tick must leave it None. Default
+      None: `tick_rate` (`snapshot_rate_of`). A game without a tick sends a
+      state after every change.
     - `display_name` (str): the name people read ("Owe Drahn"), shown by
       `vinom games`, the terminal client and sent in the room's `welcome`.
       Default: the registry name in words, capitalised (`display_name_of`).

@@ -67,6 +67,23 @@ def check_game(game: object) -> None:
         raise ValueError(
             f"game {name!r}: action_rate must be 0 (unlimited) or actions per second, not {rate!r}"
         )
+    snapshot_rate = getattr(game, "snapshot_rate", None)
+    if snapshot_rate is not None:
+        if not game.tick_rate:
+            raise ValueError(
+                f"game {name!r}: snapshot_rate is for games with a tick_rate; leave it None "
+                f"(a game without a tick sends a state after every change), not {snapshot_rate!r}"
+            )
+        if (
+            isinstance(snapshot_rate, bool)
+            or not isinstance(snapshot_rate, int | float)
+            or not 0 < snapshot_rate <= game.tick_rate
+        ):
+            raise ValueError(
+                f"game {name!r}: snapshot_rate must be None (one state per tick) or states "
+                f"per second above 0 and at most tick_rate ({game.tick_rate:g}), "
+                f"not {snapshot_rate!r}"
+            )
     if not isinstance(getattr(game, "shared_view", False), bool):
         raise ValueError(f"game {name!r}: shared_view must be true or false")
     shown = getattr(game, "display_name", None)

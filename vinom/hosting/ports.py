@@ -11,7 +11,7 @@ ports in use can never exceed the pool.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -32,6 +32,7 @@ class PortAllocator:
         self._free: deque[int] = deque(pool)
         self._in_use: set[int] = set()
         self._waiters: deque[Deferred[int]] = deque()
+        self._observers: list[Callable[[], object]] = []
 
     @classmethod
     def from_range(cls, first: int, last: int) -> PortAllocator:
@@ -63,6 +64,15 @@ class PortAllocator:
     def __contains__(self, port: object) -> bool:
         return port in self._pool
 
+    def add_observer(self, observer: Callable[[], object]) -> None:
+        """Call `observer()` each time the ports in use change (a game's port taken or
+        given back): a game host's Agones Counter follows them (vinom.hosting.agones)."""
+        self._observers.append(observer)
+
+    def _changed(self) -> None:
+        for observer in self._observers:
+            observer()
+
     def acquire(self) -> Deferred[int]:
         """A port: at once when one is free, otherwise after the earlier waiters.
 
@@ -71,6 +81,7 @@ class PortAllocator:
         if self._free:
             port = self._free.popleft()
             self._in_use.add(port)
+            self._changed()
             return succeed(port)
 
         def withdraw(d: Deferred[int]) -> None:
@@ -92,3 +103,4 @@ class PortAllocator:
         else:
             self._in_use.remove(port)
             self._free.append(port)
+            self._changed()

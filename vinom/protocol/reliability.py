@@ -402,6 +402,22 @@ class Reliability:
             del queue[:excess]
             self.unreliable_dropped += excess
 
+    def replace_unreliable(self, data: bytes) -> None:
+        """`send_unreliable`, dropping first every channel-0 message still queued
+        unsent (counted in `unreliable_dropped`), for a sender whose channel 0
+        carries snapshots where only the newest counts (a game host's states).
+
+        Only what never left is dropped: channel 0 is never resent or waited for,
+        so nothing else changes.
+        """
+        if len(data) > self.max_unreliable_message:
+            raise MessageTooLarge(f"{len(data)} bytes > {self.max_unreliable_message} (unreliable)")
+        queue = self._unrel_queue
+        if queue:
+            self.unreliable_dropped += len(queue)
+            queue.clear()
+        self.send_unreliable(data)
+
     def build_bodies(self, now: float) -> list[bytes]:
         """The bodies to send now: resends first, then snapshots, then new messages.
 

@@ -323,6 +323,10 @@ class ServerEndpoint:
         limit. A session whose peer has left too many reliable bytes unacked is
         closed (SessionClosed reason `overflow`) and False returned.
 
+        Channel 0 carries states, where the newest wins: a message queued on it
+        replaces any channel-0 message of the session still queued unsent (a
+        state superseded before it left is not sent).
+
         The opening of a session is delivered first: until the peer has
         acknowledged every reliable message queued before the session's first
         unreliable one (a game host's `welcome`), unreliable messages go on the
@@ -342,7 +346,7 @@ class ServerEndpoint:
                 if s.opening != _OPEN and self._opening(s):
                     s.reliability.send_reliable(data)
                 else:
-                    s.reliability.send_unreliable(data)
+                    s.reliability.replace_unreliable(data)
             elif channel == RELIABLE:
                 s.reliability.send_reliable(data)
             else:

@@ -37,16 +37,23 @@ Server -> client:
 ============  ==  =========================================================================
 message       ch  keys
 ============  ==  =========================================================================
-``state``     0   ``{"t": "state", "v": version, "p": phase, "r": remaining, "s": view,
-                  "i": last applied action id}``: ``v`` is the room's state version;
-                  ``p`` the phase; ``r`` the seconds left in the phase (connect
-                  deadline, countdown or time limit; nil when none); ``s`` the game's
-                  view of the state for this player (hidden information removed);
-                  ``i`` the id of this player's last applied action (nil before the
-                  first). Sent on every change and periodically (every
-                  `RoomConfig.state_interval` seconds, default 1). Also sent on
-                  channel 1 after ``welcome``, on ``sync`` and as the final state of
-                  an ended room.
+``state``     0   ``{"t": "state", "v": version, "p": phase, "r": remaining, "k": tick,
+                  "ts": server time, "s": view, "i": last applied action id}``: ``v``
+                  is the room's state version; ``p`` the phase; ``r`` the seconds left
+                  in the phase (connect deadline, countdown or time limit; nil when
+                  none); ``k`` the number of game ticks run so far (0 before the
+                  first, and always for a game without a tick); ``ts`` the
+                  milliseconds (an integer) since the room opened, on the host's
+                  clock, when this state was built (for interpolation); ``s`` the
+                  game's view of the state for this player (hidden information
+                  removed); ``i`` the id of this
+                  player's last applied action (nil before the first). A game
+                  without a tick sends it after every change; a game with a tick,
+                  while playing, at most once per tick (at its ``snapshot_rate``),
+                  after the tick, when something changed since the last one. Also
+                  sent when no state went out for `RoomConfig.state_interval`
+                  seconds (default 1), and on channel 1 after ``welcome``, on
+                  ``sync`` and as the final state of an ended room.
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
                   "reconnected": bool}``: the first message of every session,
@@ -211,11 +218,13 @@ def encode_leave() -> bytes:
     return _pack({"t": "leave"})
 
 
-# The fixed parts of a state message: a map of 6 entries, then "t": "state".
-_STATE_PREFIX = b"\x86" + _pack("t") + _pack("state")
+# The fixed parts of a state message: a map of 8 entries, then "t": "state".
+_STATE_PREFIX = b"\x88" + _pack("t") + _pack("state")
 _KEY_V = _pack("v")
 _KEY_P = _pack("p")
 _KEY_R = _pack("r")
+_KEY_K = _pack("k")
+_KEY_TS = _pack("ts")
 _KEY_S = _pack("s")
 _KEY_I = _pack("i")
 _STATE_PREFIX_V = _STATE_PREFIX + _KEY_V
@@ -223,12 +232,26 @@ _STATE_PREFIX_V = _STATE_PREFIX + _KEY_V
 _PHASE_PACKED: dict[str, bytes] = {phase.value: _KEY_P + _pack(phase.value) for phase in Phase}
 
 
-def encode_state_header(version: int, phase: str, remaining: float | None) -> bytes:
+def encode_state_header(
+    version: int, phase: str, remaining: float | None, tick: int = 0, server_time: int = 0
+) -> bytes:
     """The part of a ``state`` message shared by every recipient of one snapshot."""
     packed_phase = _PHASE_PACKED.get(phase)
     if packed_phase is None:
         packed_phase = _KEY_P + _pack(str(phase))
-    return b"".join((_STATE_PREFIX_V, _pack(version), packed_phase, _KEY_R, _pack(remaining)))
+    return b"".join(
+        (
+            _STATE_PREFIX_V,
+            _pack(version),
+            packed_phase,
+            _KEY_R,
+            _pack(remaining),
+            _KEY_K,
+            _pack(tick),
+            _KEY_TS,
+            _pack(server_time),
+        )
+    )
 
 
 def encode_state_for(header: bytes, view: Mapping[str, Any], action_id: int | None) -> bytes:
@@ -245,13 +268,25 @@ def encode_state(
     remaining: float | None,
     view: Mapping[str, Any],
     action_id: int | None = None,
+    tick: int = 0,
+    server_time: int = 0,
 ) -> bytes:
     """A ``state`` message for one recipient (one msgpack call: the cheapest way).
 
-    Raises TypeError if the view holds something msgpack cannot encode.
+    `tick` is the room's tick number, `server_time` its milliseconds since it
+    opened. Raises TypeError if the view holds something msgpack cannot encode.
     """
     return _pack(
-        {"t": "state", "v": version, "p": phase, "r": remaining, "s": view, "i": action_id}
+        {
+            "t": "state",
+            "v": version,
+            "p": phase,
+            "r": remaining,
+            "k": tick,
+            "ts": server_time,
+            "s": view,
+            "i": action_id,
+        }
     )
 
 
@@ -325,7 +360,16 @@ _STR = (str,)
 _OPT_FLOAT = (int, float, type(None))
 _OPT_INT = (int, type(None))
 _SERVER_SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
-    "state": (("v", _INT), ("p", _STR), ("r", _OPT_FLOAT), ("s", (dict,)), ("i", _OPT_INT)),
+    # "k" and "ts" may be absent (a server from before they were added).
+    "state": (
+        ("v", _INT),
+        ("p", _STR),
+        ("r", _OPT_FLOAT),
+        ("k", _OPT_INT),
+        ("ts", _OPT_INT),
+        ("s", (dict,)),
+        ("i", _OPT_INT),
+    ),
     "welcome": (
         ("match", _STR),
         ("game", _STR),

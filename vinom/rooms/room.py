@@ -12,6 +12,16 @@ the host calls `handle_timer(now)` when that time comes. What it sends goes
 to an `Outbox` (in a game host, the endpoint's per-session queues). The seat
 router tells it which session belongs to which seat.
 
+States: a game without a tick (turn-based) sends every player a state after
+every change. A game with a tick, while playing, sends each player at most one
+state per tick, at its `snapshot_rate` (by default its tick rate): actions and
+hooks only mark the state changed, and the tick's snapshot, built after the
+game's tick, carries everything applied since the last one. Errors, events,
+phase changes and the states sent reliably (on joining, on `sync`, at the end)
+go out at once. Whatever the game, a state also goes out when none did for
+`RoomConfig.state_interval` seconds. Every state carries the room's tick
+number and its time (milliseconds since `start`), for clients that interpolate.
+
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
 that returned a new state object. A rejected action changes nothing.
@@ -42,6 +52,7 @@ from vinom.games.interfaces import (
     display_name_of,
     idle_timeout_of,
     shared_view_of,
+    snapshot_rate_of,
 )
 from vinom.games.registry import check_game
 from vinom.match import Match
@@ -105,7 +116,7 @@ class RoomConfig:
     connect_deadline: float = 30.0
     # A player whose session closes keeps the seat this long.
     reconnect_grace: float = 30.0
-    # The state is also sent this often when nothing changes (0: only on change).
+    # A state is also sent when none was sent for this long (0: only on change).
     state_interval: float = 1.0
     # Passed to the game's `create`.
     options: Mapping[str, Any] = field(factory=dict)
@@ -165,6 +176,11 @@ class Room:
     abort_reason: str | None = field(init=False, default=None)
     # When the room finished or was aborted.
     ended_at: float | None = field(init=False, default=None)
+    # Game ticks run so far (every state carries it, with the room's time).
+    tick_number: int = field(init=False, default=0)
+    # States per second per player while playing (0: after every change; see
+    # the module docstring), from the game's `snapshot_rate`.
+    snapshot_rate: float = field(init=False, default=0.0)
     # The earliest of the deadlines below (inf: none); see `TimerQueue`.
     wake: float = field(init=False, default=_INF)
 
@@ -177,6 +193,12 @@ class Room:
     _tick_due: float = field(init=False, default=_INF)
     _tick_start: float = field(init=False, default=0.0)
     _last_tick: float = field(init=False, default=0.0)
+    # When `start` opened the room: a state's time counts from it.
+    _started_at: float = field(init=False, default=0.0)
+    # A game with a tick, while playing: the state changed since the last
+    # snapshot, and when the next snapshot may go (at a tick from then on).
+    _state_changed: bool = field(init=False, default=False)
+    _snapshot_due: float = field(init=False, default=_INF)
     _game_errors: int = field(init=False, default=0)
     # The member whose session is being set up: left out of unreliable state
     # broadcasts until its welcome and its first state (both reliable) are queued,
@@ -202,6 +224,7 @@ class Room:
         # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
         self.action_rate = action_rate_of(self.game)
+        self.snapshot_rate = snapshot_rate_of(self.game)
         self._shared_view = shared_view_of(self.game)
         self._check_views = self._shared_view and self.config.check_views
         self._title = display_name_of(self.game)
@@ -307,6 +330,7 @@ class Room:
 
     def start(self, now: float) -> None:
         """Open the room: the connect deadline and the periodic state start at `now`."""
+        self._started_at = now
         self._phase_ends = now + self.config.connect_deadline
         if self.config.state_interval > 0:
             self._state_due = now + self.config.state_interval
@@ -357,8 +381,7 @@ class Room:
             elif which == 1:
                 self._tick(now)
             elif which == 2:
-                self._state_due = now + self.config.state_interval
-                self._broadcast_state(now)
+                self._send_states(now)
             elif which == 3:
                 assert lapsed is not None
                 lapsed.grace_ends = None
@@ -404,24 +427,44 @@ class Room:
         if rate and rate > 0:
             self._last_tick = self._tick_start = now
             self._tick_due = now + 1.0 / rate
+            self._snapshot_due = now + 1.0 / self.snapshot_rate
         self._track_idle(None, now)
-        self._broadcast_state(now)
+        self._send_states(now)
 
     def _tick(self, now: float) -> None:
         interval = 1.0 / self.game.tick_rate
         # The next tick stays on the grid of the first (missed ones are
-        # skipped), as a LoopingCall schedules it.
+        # skipped), as a LoopingCall schedules it. A tick run a rounding error
+        # before its grid time counts as on it: the next is a whole interval
+        # away, not due at once (which would run two ticks for one).
         until_next = interval - ((now - self._tick_start) % interval)
-        self._tick_due = now + (until_next if now + until_next != now else interval)
+        self._tick_due = now + (until_next if until_next > interval * 1e-6 else interval)
         dt = now - self._last_tick
         self._last_tick = now
+        self.tick_number += 1
         try:
             outcome = self.game.tick(self.state, dt, self.rng)
         except Exception:
             self._game_error("tick")
+        else:
+            if self._apply(outcome):
+                self._after_change(now)
+        if self._state_changed and self.phase is _PLAYING:
+            self._snapshot(now, interval)
+
+    def _snapshot(self, now: float, tick_interval: float) -> None:
+        """After a tick: send the changed state if a snapshot is due at the game's
+        `snapshot_rate` (due times are matched to the nearest tick)."""
+        due = self._snapshot_due
+        half_tick = tick_interval / 2
+        if now + half_tick < due:
             return
-        if self._apply(outcome):
-            self._after_change(now)
+        interval = 1.0 / self.snapshot_rate
+        due += interval
+        if due + half_tick <= now:
+            due = now + interval  # fell behind (missed ticks): start again from now
+        self._snapshot_due = due
+        self._send_states(now)
 
     def _finish(self, now: float) -> None:
         try:
@@ -442,7 +485,7 @@ class Room:
         self.version += 1
         self.ended_at = now
         self._phase_ends = None
-        self._state_due = self._tick_due = self._idle_due = _INF
+        self._state_due = self._tick_due = self._idle_due = self._snapshot_due = _INF
         for member in self._order:
             member.grace_ends = None
             member.bot_due = _INF
@@ -679,8 +722,24 @@ class Room:
             self._track_idle(None, now)
 
     def _broadcast_state(self, now: float) -> None:
+        """The state changed: send it to every player now or, for a game with a
+        tick while playing, with the next snapshot (`_tick`)."""
+        if self.snapshot_rate and self.phase is _PLAYING:
+            self._state_changed = True
+            if self._bots:
+                self._wake_bots(now)
+            return
+        self._send_states(now)
+
+    def _send_states(self, now: float) -> None:
+        """Send the current state to every connected player (unreliably)."""
         if self._bots and self.phase is _PLAYING:
             self._wake_bots(now)
+        self._state_changed = False
+        if self._state_due != _INF:
+            # The periodic state is for when none goes out: it waits a whole
+            # interval from this one (`handle_timer` picks up the later time).
+            self._state_due = now + self.config.state_interval
         send = self.outbox.send_message
         ends = self._phase_ends
         remaining = None
@@ -689,6 +748,7 @@ class Room:
             if remaining < 0.0:
                 remaining = 0.0
         version, phase, state = self.version, self.phase, self.state
+        tick, server_time = self.tick_number, self._server_time(now)
         joining = self._joining
         try:
             if self._check_views:
@@ -706,7 +766,9 @@ class Room:
                     if not data:
                         first_id = action_id
                         view = self.game.view(state, member.seat.player_id)
-                        data = encode_state(version, phase, remaining, view, action_id)
+                        data = encode_state(
+                            version, phase, remaining, view, action_id, tick, server_time
+                        )
                         send(session_id, UNRELIABLE, data)
                     elif action_id is first_id:
                         send(session_id, UNRELIABLE, data)
@@ -725,10 +787,22 @@ class Room:
                         send(
                             session_id,
                             UNRELIABLE,
-                            encode_state(version, phase, remaining, view, member.last_action_id),
+                            encode_state(
+                                version,
+                                phase,
+                                remaining,
+                                view,
+                                member.last_action_id,
+                                tick,
+                                server_time,
+                            ),
                         )
         except Exception:
             self._game_error("view")
+
+    def _server_time(self, now: float) -> int:
+        """A state's ``ts``: whole milliseconds since `start`."""
+        return round((now - self._started_at) * 1000.0)
 
     def _check_shared_view(self, state: Any, version: int) -> None:
         """The debug check of `shared_view`: every seat's view must be the same.
@@ -797,6 +871,8 @@ class Room:
                 self.remaining(now),
                 self.game.view(self.state, member.seat.player_id),
                 member.last_action_id,
+                self.tick_number,
+                self._server_time(now),
             )
         except Exception:
             self._game_error("view")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -387,3 +389,43 @@ def rating_windows(
             )
     windows = {name: RatingWindow(*window) for name, window in registry.rating_windows().items()}
     return {**windows, **overrides}
+
+
+# A Kubernetes label value: up to 63 characters, alphanumerics with '-', '_' or '.'
+# inside (an empty value is allowed by Kubernetes, not here: a realm has a name).
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def label_value(name: str, value: str) -> str:
+    """A Kubernetes label value (--agones-realm)."""
+    if not _LABEL_VALUE.fullmatch(value):
+        raise usage.UsageError(
+            f"--{name} must be a Kubernetes label value (1-63 letters, digits, '-', '_' or "
+            f"'.', starting and ending with a letter or digit), not {value!r}"
+        )
+    return value
+
+
+def check_endpoint_option(name: str, value: str) -> str:
+    """A strports description (a bare port means plain TCP on it), checked without listening."""
+    description = value.strip()
+    if description.isdigit():
+        description = f"tcp:{description}"
+    if not description:
+        raise usage.UsageError(f"--{name} must be a port or a strports description")
+    check_endpoint(description, name)
+    return description
+
+
+def trusted_proxies(name: str, value: str) -> frozenset[str]:
+    """Comma-separated IP addresses (the addresses a PROXY header is taken from)."""
+    found = set()
+    for part in value.split(","):
+        part = part.strip()
+        try:
+            found.add(str(ipaddress.ip_address(part)))
+        except ValueError:
+            raise usage.UsageError(
+                f"--{name}: {part!r} is not an IP address (give ADDR[,ADDR...])"
+            ) from None
+    return frozenset(found)

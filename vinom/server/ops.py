@@ -6,8 +6,9 @@
   answer (with worker processes: at least one is live), else 503 with the
   reason (a supervisor's liveness probe);
 - `/ready`: 200 `ready` while the server accepts matches (not draining, a
-  game host able to take one), else 503 with the reason (a load balancer's
-  readiness probe);
+  game host able to take one; with `--agones`, the Agones SDK server answers
+  and the game server is not marked Shutdown), else 503 with the reason (a
+  load balancer's readiness probe);
 - `/metrics`: the Prometheus text format, from prometheus_client. The figures
   are read from the lobby, the matchmaker and the game hosts when scraped
   (`ServerCollector` over `StatusReader`), so nothing on the hot path counts for it. Worker
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -293,10 +294,12 @@ def ops_site(
     process_metrics: bool = True,
     token: str | None = None,
     access_log: bool = False,
+    readiness: Sequence[Callable[[], str | None]] = (),
 ) -> tuple[Site, CollectorRegistry]:
     """The twisted.web site of the operations endpoint, and its metrics registry;
     with `token`, /metrics and /status ask for it (module docstring); a line per
-    request in the log with `access_log`."""
+    request in the log with `access_log`; `readiness`: more reasons not to be ready
+    (an Agones SDK server that does not answer: vinom.hosting.agones)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(status))
     if process_metrics:
@@ -314,6 +317,10 @@ def ops_site(
         trouble = status.trouble()
         if trouble is not None:
             return 503, f"{trouble}\n".encode(), "text/plain"
+        for check in readiness:
+            reason = check()
+            if reason is not None:
+                return 503, f"{reason}\n".encode(), "text/plain"
         return 200, b"ready\n", "text/plain"
 
     def metrics() -> tuple[int, bytes, str]:

@@ -15,17 +15,20 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
 from vinom.cluster.client import parse_redis_url
+from vinom.hosting.agones import sdk_port
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.checks import (
     bind_address,
     check_certificate,
     check_endpoint,
+    check_endpoint_option,
     choice,
     directory,
     endpoint_port,
     existing_file,
     game_url,
+    label_value,
     lobby_endpoint,
     match_size_overrides,
     non_negative_float,
@@ -42,6 +45,7 @@ from vinom.server.checks import (
     read_token_key,
     relay_address,
     session_timeout,
+    trusted_proxies,
 )
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.startup import StartupError, read_secret, redis_password
@@ -50,7 +54,8 @@ DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
 DEFAULT_WEBSOCKET = "7380"
 DEFAULT_UDP_PORTS = "7400-7499"
-ROLES = ("all", "lobby", "host")
+DEFAULT_GATEWAY = "tcp:7300"
+ROLES = ("all", "lobby", "host", "gateway")
 
 
 class Options(usage.Options):
@@ -85,6 +90,14 @@ class Options(usage.Options):
             None,
             "Log every HTTP request of the web server and the operations endpoint "
             "(default: off).",
+        ],
+        [
+            "agones",
+            None,
+            "Game hosts under Agones (docs/kubernetes.md): tell the Agones SDK server at "
+            "localhost:$AGONES_SDK_HTTP_PORT (default 9358) Ready, Health, the free match "
+            "capacity (Counter 'matches') and Shutdown after a drain; take no new matches "
+            "once Agones marks the game server Shutdown. For --role host.",
         ],
     ]
 
@@ -122,7 +135,9 @@ class Options(usage.Options):
             "all",
             "What this process does: 'all' (lobby and game hosts in one process), 'lobby' "
             "(serves players, forms matches, places them on game hosts found in Redis) or "
-            "'host' (runs the matches lobbies place on it). 'lobby' and 'host' need --redis.",
+            "'host' (runs the matches lobbies place on it), or 'gateway' (one public port in "
+            "front of lobbies: docs/gateway.md). 'lobby' and 'host' need --redis; 'gateway' "
+            "needs --redis or --gateway-rules.",
             choice(ROLES),
         ),
         param(
@@ -449,6 +464,64 @@ class Options(usage.Options):
             positive_float,
         ),
         param(
+            "agones-realm",
+            None,
+            "default",
+            "With --agones: the realm this host serves, set as the game server's label "
+            "agones.dev/sdk-realm (a Kubernetes label value).",
+            label_value,
+        ),
+        param(
+            "agones-health-interval",
+            None,
+            2.0,
+            "With --agones: seconds between two Health calls (Agones's health check "
+            "period is 5 s by default: keep this below it).",
+            positive_float,
+        ),
+        param(
+            "gateway",
+            None,
+            DEFAULT_GATEWAY,
+            "With --role gateway: its public listener, a strports description (plain TCP: "
+            "TLS passes through to the backends).",
+            check_endpoint_option,
+        ),
+        param(
+            "gateway-rules",
+            None,
+            None,
+            "With --role gateway and no --redis: the rule set's JSON file (docs/gateway.md), "
+            "read again on SIGHUP.",
+            existing_file,
+        ),
+        param(
+            "sniff-limit",
+            None,
+            8192,
+            "With --role gateway: bytes a client may send before the gateway knows where to "
+            "route it; past it the connection is closed (counted: too_large).",
+            positive_int,
+        ),
+        param(
+            "sniff-timeout",
+            None,
+            5.0,
+            "With --role gateway: seconds a client has to send its first message; past it the "
+            "connection is closed (counted: timeout).",
+            positive_float,
+        ),
+        param(
+            "trusted-proxy",
+            None,
+            None,
+            "Comma-separated addresses of gateways (or other PROXY protocol v2 senders) in "
+            "front of the lobby and the web server: connections from them must begin with a "
+            "PROXY header, whose client address the per-address limits count; a PROXY header "
+            "from any other address is refused. Default: none.",
+            trusted_proxies,
+        ),
+        param(
             "drain-timeout",
             None,
             600.0,
@@ -502,6 +575,7 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        self._check_agones()
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
 
@@ -521,6 +595,9 @@ class Options(usage.Options):
             )
 
     def _check_role(self) -> None:
+        if self["role"] == "gateway":
+            self._check_gateway()
+            return
         if self["redis"] is None:
             self["redis-settings"] = None
             if self["role"] != "all":
@@ -562,6 +639,38 @@ class Options(usage.Options):
                 "share the connect-token key (a file of 32 random bytes the operator makes, "
                 "e.g. `head -c 32 /dev/urandom > vinom-token.key`)"
             )
+
+    def _check_agones(self) -> None:
+        self["agones-sdk-port"] = None
+        if not self["agones"]:
+            return
+        if self["role"] != "host":
+            raise usage.UsageError(
+                f"--agones is for a game host (--role host), not --role {self['role']}: "
+                "under Agones the lobbies run apart (docs/kubernetes.md)"
+            )
+        try:
+            self["agones-sdk-port"] = sdk_port(os.environ)
+        except ValueError as e:
+            raise usage.UsageError(f"--agones: {e}") from None
+
+    def _check_gateway(self) -> None:
+        if self["redis"] is None:
+            self["redis-settings"] = None
+            if self["gateway-rules"] is None:
+                raise usage.UsageError(
+                    "--role gateway needs its rules: --gateway-rules FILE, or --redis "
+                    "(docs/gateway.md)"
+                )
+            return
+        try:
+            settings = parse_redis_url(self["redis"])
+        except ValueError as e:
+            raise usage.UsageError(f"--redis: {e}") from None
+        password = redis_password(self["redis-password-file"], os.environ)
+        if password is not None:
+            settings = attrs.evolve(settings, password=password)
+        self["redis-settings"] = settings
 
     def _check_websocket(self) -> None:
         web = self["websocket"].strip()

@@ -13,6 +13,7 @@ differs between them is theirs to say (`IPlayerStore.shared`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from vinom.cluster.services import (
 from vinom.cluster.watch import watch_key
 from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry
+from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.ports import PortAllocator
@@ -61,6 +63,7 @@ from vinom.server.certs import ensure_dev_certificate
 from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
+from vinom.server.proxied import proxied_endpoint
 from vinom.server.startup import (
     Address,
     Announcement,
@@ -208,6 +211,8 @@ class HostingRole:
     hosting: GameHostingService | None = None
     host_factory: Any = None
     agent: HostAgent | None = None
+    # With --agones: the game server's lifecycle (joins the root last: add_agones).
+    agones: AgonesLifecycle | None = None
 
 
 def build_hosting(
@@ -236,7 +241,34 @@ def build_hosting(
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor))  # fmt: skip
         _add(root, "host-agent", agent)
-    return HostingRole(hosting, host_factory, agent)
+    agones = None
+    if options["agones"]:
+        # Once Agones marks the game server Shutdown, lobbies place nothing more here.
+        agones = AgonesLifecycle(
+            AgonesSDK(reactor, options["agones-sdk-port"]), reactor, allocator,
+            labels={"realm": options["agones-realm"]},
+            health_every=options["agones-health-interval"],
+            on_shutdown=agent.drain if agent is not None else lambda: None,
+        )  # fmt: skip
+    return HostingRole(hosting, host_factory, agent, agones)
+
+
+def add_agones(root: service.MultiService, hosted: HostingRole) -> None:
+    """The Agones lifecycle joins the root after every listener: it says Ready once the
+    process listens, and, stopping first, Shutdown once the drain is over."""
+    if hosted.agones is not None:
+        _add(root, "agones", hosted.agones)
+
+
+@frozen
+class _Drains:
+    """What a drain tells to take no new work: the host agent and the Agones lifecycle."""
+
+    parts: tuple[Any, ...]
+
+    def drain(self) -> None:
+        for part in self.parts:
+            part.drain()
 
 
 def host_factory_of(
@@ -286,7 +318,8 @@ def build_lobby(
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
-    listener = Listener(lobby_description(options, *certificate), lobby, reactor, "lobby")
+    listener = Listener(listen_on(options, reactor, lobby_description(options, *certificate)),
+                        lobby, reactor, "lobby")  # fmt: skip
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
@@ -354,7 +387,9 @@ def build_drain(
     matches: GameHostingService | PlayersMatches | None = hosted.hosting
     if matches is None and lobby is not None:
         matches = PlayersMatches(lobby)
-    drain = Drain(lobby, matches, reactor, options["drain-timeout"], host=hosted.agent,
+    parts = tuple(p for p in (hosted.agent, hosted.agones) if p is not None)
+    drain = Drain(lobby, matches, reactor, options["drain-timeout"],
+                  host=_Drains(parts) if parts else None,
                   close_players=options["redis-settings"] is not None)  # fmt: skip
     root.before_stop = drain.run
     if install:
@@ -397,8 +432,9 @@ def build_web(
             ), trusted_proxies=proxies)  # fmt: skip
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]))  # fmt: skip
-    web = _add(root, "web", Listener(web_description(options, *certificate), site, reactor,
-                                     "websocket"))  # fmt: skip
+    web = _add(root, "web", Listener(listen_on(options, reactor,
+                                               web_description(options, *certificate)),
+                                     site, reactor, "websocket"))  # fmt: skip
     if lobby_sockets is None:
         return WebRole(None, game_sockets)
     scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
@@ -418,7 +454,12 @@ def build_ops(
     reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
                           web.game_sockets)  # fmt: skip
-    site, _registry = ops_site(reader, token=options["ops-token"],
+    readiness: tuple[Callable[[], str | None], ...] = ()
+    if hosted.agones is not None:
+        # Health is said only while the game hosts answer, as /health says.
+        hosted.agones.healthy = lambda: reader.trouble() is None
+        readiness = (hosted.agones.problem,)
+    site, _registry = ops_site(reader, token=options["ops-token"], readiness=readiness,
                                access_log=bool(options["access-log"]))  # fmt: skip
     ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
     interface = listen_interface(options["ops-port"])
@@ -503,6 +544,13 @@ def _with_certificate(description: str, certificate: str, private_key: str) -> s
     if kind in ("ssl", "tcp", "tcp6") and "backlog=" not in description:
         description += f":backlog={DEFAULT_BACKLOG}"
     return description
+
+
+def listen_on(options: usage.Options, reactor: Any, description: str) -> Any:
+    """A player-facing listener's description, or with --trusted-proxy the endpoint that
+    reads the gateways' PROXY headers before anything else (vinom.server.proxied)."""
+    trusted = options["trusted-proxy"]
+    return description if not trusted else proxied_endpoint(reactor, description, trusted)
 
 
 def _escape(path: str) -> str:

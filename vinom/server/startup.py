@@ -149,8 +149,10 @@ class Listener(service.Service):
     It listens in `privilegedStartService` (before twistd gives up root, for a port
     below 1024), or in `startService` when that was not called."""
 
-    def __init__(self, description: str, factory: Any, reactor: Any, option: str) -> None:
-        self.endpoint = serverFromString(reactor, description)
+    def __init__(self, description: str | Any, factory: Any, reactor: Any, option: str) -> None:
+        # A strports description, or an endpoint made already (vinom.server.proxied's).
+        is_text = isinstance(description, str)
+        self.endpoint: Any = serverFromString(reactor, description) if is_text else description
         self.factory = factory
         self.option = option
         self._listening: IListeningPort | Failure | None = None

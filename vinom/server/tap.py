@@ -13,6 +13,7 @@ from twisted.application import service
 from twisted.python import usage
 
 from vinom.server import roles
+from vinom.server.gateway import build_gateway
 from vinom.server.options import Options
 
 __all__ = ["Options", "makeService"]
@@ -31,6 +32,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
         reactor = global_reactor
     root = roles.root_service(options)
+    if options["role"] == "gateway":
+        build_gateway(options, reactor, root, install=under_twistd)
+        return root
     protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
@@ -39,6 +43,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
     web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)
     ops = roles.build_ops(options, reactor, root, shared, lobbies, hosted, web, drain)
+    roles.add_agones(root, hosted)
     roles.announce(options, root, hosted, lobbies, web,
                    (*lobbies.addresses, *web.addresses, *ops))  # fmt: skip
     return root

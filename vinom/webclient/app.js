@@ -544,6 +544,8 @@ function gameMessage(game, message) {
       game.latest = message;
       setPhase(game, message.p, message.r);
       renderTurn(game, message.s);
+      // The whole message: a board that interpolates reads the tick (k) and the
+      // server time in ms (ts); the others ignore them.
       if (game.board !== null) game.board.update(message);
       break;
     case "phase":

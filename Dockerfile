@@ -1,0 +1,51 @@
+# vinom's container image: `docker build -t vinom:0.1.0 .` (docs/kubernetes.md).
+#
+# Stage 1 builds the wheels: vinom's own, with the game host's packet path compiled
+# by mypyc (setup.py, COMPILED; a C compiler is needed for it), and those of its
+# dependencies. Stage 2 is the runtime: the slim Python image, the wheels installed
+# from stage 1 with no index, no compiler, run as an unprivileged user.
+#
+# The base is pinned to an exact Python release; pin it by digest too
+# (python:3.11.13-slim-bookworm@sha256:...) where builds must be reproducible.
+
+FROM python:3.11.13-slim-bookworm AS build
+
+# gcc and the C headers for mypyc's output; the build stage is thrown away.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY . .
+RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+
+
+FROM python:3.11.13-slim-bookworm AS runtime
+
+# An unprivileged user of its own, with a fixed id (the manifests' runAsUser).
+RUN groupadd --system --gid 10001 vinom \
+    && useradd --system --uid 10001 --gid vinom --home-dir /var/lib/vinom --create-home vinom
+
+COPY --from=build /wheels /wheels
+RUN python -m pip install --no-cache-dir --no-index --find-links /wheels vinom==0.1.0 \
+    && rm -rf /wheels
+
+USER 10001:10001
+WORKDIR /var/lib/vinom
+ENV PYTHONUNBUFFERED=1
+
+# The lobby (TLS), the web server (WebSocket lobby and /game), the operations
+# endpoint (/health, /ready, /metrics), and the game hosts' UDP ports.
+EXPOSE 7350/tcp 7380/tcp 7390/tcp 7400-7499/udp
+
+# The operations endpoint answers 200 on /health while the process and its game
+# hosts answer (docs/operations.md); Kubernetes uses its own probes on the same path.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7390/health', timeout=2).status != 200)"]
+
+# The role and every other option are arguments: `docker run vinom:0.1.0 --role host ...`
+# replaces the whole CMD. The operations endpoint listens beyond loopback in a container,
+# so that the kubelet's probes reach it; /metrics and /status want --ops-token-file.
+ENTRYPOINT ["twistd", "-n", "--pidfile=", "vinom"]
+CMD ["--role", "all", "--ops-port", "tcp:7390"]

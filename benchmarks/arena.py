@@ -1,0 +1,192 @@
+"""The arena: a real-time benchmark game written only with vinom's public game API.
+
+Up to eight players move about a square arena. The room ticks 20 times a
+second; each player sends a velocity input (`{"move": [vx, vy], "n": k}`, k
+counting the player's inputs) about 20 times a second; every tick moves each
+player by its velocity. A player sees itself and every player within `RADIUS`
+of it (a per-player view, as a real-time game cuts what it sends to what is
+near), plus `ack`: its latest input that a tick has applied to the world, so a
+client can tell when an input's effect shows (its input-to-state latency).
+
+It uses nothing but `vinom.games.base.Game` and `vinom.games.interfaces`,
+as a game from docs/games.md would, so that any vinom build (the baseline's
+included) can host it: `python -m benchmarks play --game arena` plays it,
+with the players as the bots of the load process. `make_bot` gives the same
+players to rooms and the terminal client.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import evolve, frozen
+from zope.interface import implementer
+
+from vinom.games.base import Game
+from vinom.games.interfaces import IBot, IllegalAction, Outcome, Seat
+
+#: The arena is a square of this side; players wrap around its edges.
+SIZE = 600.0
+#: A player sees the players within this distance (itself included).
+RADIUS = 300.0
+#: The fastest a player may move, in units per second.
+MAX_SPEED = 120.0
+TICK_RATE = 20.0
+#: Inputs per second per player the load sends (the bots of `play --game arena`).
+INPUT_RATE = 20.0
+
+
+@frozen
+class ArenaState:
+    players: tuple[str, ...]
+    # Per seat: position, velocity, the latest input number received, and the
+    # latest one a tick has applied.
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    vx: tuple[float, ...]
+    vy: tuple[float, ...]
+    received: tuple[int, ...]
+    applied: tuple[int, ...]
+    ticks: int = 0
+    over: bool = False
+
+
+def _set(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
+    return (*values[:index], value, *values[index + 1 :])
+
+
+class ArenaGame(Game[ArenaState]):
+    name = "arena"
+    display_name = "Arena"
+    description = "benchmark: move about an arena, 20 ticks a second (real-time)"
+    version = "1"
+    min_players = 2
+    max_players = 8
+    match_size = 8
+    tick_rate = TICK_RATE
+    time_limit = 3600.0
+    countdown = 0.0
+    # Inputs come at INPUT_RATE; jitter on a busy machine must not have them refused.
+    action_rate = 2 * INPUT_RATE
+    idle_timeout = 0.0
+    offered_by_default = False
+
+    def create(
+        self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random
+    ) -> ArenaState:
+        n = len(seats)
+        return ArenaState(
+            players=tuple(s.player_id for s in seats),
+            x=tuple(rng.uniform(0, SIZE) for _ in range(n)),
+            y=tuple(rng.uniform(0, SIZE) for _ in range(n)),
+            vx=(0.0,) * n,
+            vy=(0.0,) * n,
+            received=(0,) * n,
+            applied=(0,) * n,
+        )
+
+    def check_join(self, state: ArenaState, seat: Seat) -> str | None:
+        return "the match is over" if state.over else None
+
+    def join(self, state: ArenaState, seat: Seat) -> Outcome:
+        return Outcome(state)
+
+    def reconnect(self, state: ArenaState, seat: Seat) -> Outcome:
+        return Outcome(state)
+
+    def on_move(
+        self, state: ArenaState, seat: Seat, action: Mapping[str, Any], rng: random.Random
+    ) -> Outcome:
+        move, number = action.get("move"), action.get("n")
+        if (
+            not isinstance(move, list)
+            or len(move) != 2
+            or not all(type(v) in (int, float) and math.isfinite(v) for v in move)
+            or type(number) is not int
+        ):
+            raise IllegalAction("bad_action", 'a move is {"move": [vx, vy], "n": input number}')
+        vx, vy = float(move[0]), float(move[1])
+        speed = math.hypot(vx, vy)
+        if speed > MAX_SPEED:
+            vx, vy = vx * MAX_SPEED / speed, vy * MAX_SPEED / speed
+        i = seat.index
+        return Outcome(
+            evolve(
+                state,
+                vx=_set(state.vx, i, vx),
+                vy=_set(state.vy, i, vy),
+                received=_set(state.received, i, max(number, state.received[i])),
+            )
+        )
+
+    def tick(self, state: ArenaState, dt: float, rng: random.Random) -> Outcome:
+        return Outcome(
+            evolve(
+                state,
+                x=tuple((x + vx * dt) % SIZE for x, vx in zip(state.x, state.vx, strict=True)),
+                y=tuple((y + vy * dt) % SIZE for y, vy in zip(state.y, state.vy, strict=True)),
+                applied=state.received,
+                ticks=state.ticks + 1,
+            )
+        )
+
+    def time_up(self, state: ArenaState) -> Outcome:
+        return Outcome(evolve(state, over=True))
+
+    def view(self, state: ArenaState, player_id: str | None) -> Mapping[str, Any]:
+        players = state.players
+        me = players.index(player_id) if player_id in players else -1
+        xs, ys, vxs, vys = state.x, state.y, state.vx, state.vy
+        seen = []
+        for i in range(len(players)):
+            if me >= 0:
+                # The shorter way round, on a wrapping arena.
+                dx = abs(xs[i] - xs[me])
+                dy = abs(ys[i] - ys[me])
+                dx, dy = min(dx, SIZE - dx), min(dy, SIZE - dy)
+                if dx * dx + dy * dy > RADIUS * RADIUS:
+                    continue
+            seen.append([i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)])
+        return {
+            "me": me,
+            "ack": state.applied[me] if me >= 0 else 0,
+            "ticks": state.ticks,
+            "players": seen,
+        }
+
+    def is_finished(self, state: ArenaState) -> bool:
+        return state.over
+
+    def result(self, state: ArenaState) -> Mapping[str, Any]:
+        return {"winners": [], "reason": "time"}
+
+    def make_bot(self, player_id: str, rng: random.Random) -> IBot:
+        return ArenaBot(rng)
+
+
+@implementer(IBot)
+class ArenaBot:
+    """Turns now and then; every action is a new velocity (one input)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.inputs = 0
+        self.heading = rng.uniform(0, 2 * math.pi)
+
+    def choose_action(self, view: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        self.inputs += 1
+        return {"move": velocity(self.rng, self), "n": self.inputs}
+
+
+def velocity(rng: random.Random, bot: Any) -> list[float]:
+    """A bot's next velocity: mostly straight on, sometimes a turn."""
+    bot.heading += rng.uniform(-0.6, 0.6)
+    speed = MAX_SPEED * 0.8
+    return [round(speed * math.cos(bot.heading), 1), round(speed * math.sin(bot.heading), 1)]
+
+
+#: The game object (for registries: `GameRegistry([ARENA])`).
+ARENA = ArenaGame()

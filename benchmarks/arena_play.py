@@ -1,0 +1,150 @@
+"""`play --game arena`: real-time rooms of eight players, what each client receives.
+
+R arena rooms (benchmarks.arena: 20 ticks a second, per-player views cut
+to a radius) of 8 players each, hosted in the server process by one inline
+game host (`benchmarks.server_worker`, as `play` hosts its duels); the load
+process's bots (benchmarks.arena_load) each send a velocity input 20 times
+a second once their room plays. Figures for the measured window:
+
+- `states_per_s_per_client` and `kbytes_per_s_per_client`: the state
+  messages, and the bytes of every datagram from the host, each client
+  received per second (mean over the clients, and the most any received);
+- `server_cpu_ms_per_player_s`: the game host's (here the server process's)
+  CPU milliseconds per second of play per player (1 ms/s is 0.1% of a core);
+- `input_to_state` p50 / p99: from an input to the first state whose view
+  shows a tick applied it; `echo` p50 / p99: to the first state naming it as
+  the player's last applied action (`i`).
+
+The game uses only vinom's public game API, so any build can host it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from benchmarks.common import (
+    MeasuredRun,
+    ScenarioOptions,
+    cpu_plan,
+    cpu_row,
+    progress_for,
+    report_failure,
+    spawn_room_loads,
+)
+from benchmarks.harness import (
+    BenchError,
+    Harness,
+    bottleneck,
+    merge_histograms,
+    percentile_ms,
+    report,
+)
+
+#: Players in each arena room.
+SEATS = 8
+
+
+def run(options: ScenarioOptions) -> int:
+    key = os.urandom(32)
+    rooms = int(options["rooms"])
+    players = rooms * SEATS
+    progress = progress_for(options, "play arena", options.planned_seconds())
+
+    def on_progress(worker: Any, message: dict[str, Any]) -> None:
+        progress.update(f"{message.get('count', 0):,} inputs", message.get("elapsed"))
+
+    server_cpu, load_cpus = cpu_plan(options["loads"], options.pin)
+    try:
+        with Harness(options.hard_limit(), on_progress) as harness:
+            server = harness.spawn(
+                "server", "benchmarks.server_worker",
+                ["rooms", json.dumps({
+                    "key": key.hex(), "rooms": rooms, "game": "arena",
+                    "state_interval": options["state-interval"],
+                })],
+                server_cpu,
+            )  # fmt: skip
+            ready = harness.wait_for(server, "ready", 60)
+            loads = spawn_room_loads(
+                harness, "arena", ready["port"], key, rooms, options, load_cpus,
+                seats=SEATS, input_rate=options["input-rate"],
+            )  # fmt: skip
+            measured = MeasuredRun(harness, server, loads, options, "play", options["duration"])
+            results = measured.run(mark_server=True)
+    except BenchError as e:
+        progress.finish()
+        return report_failure("play", e, options)
+    progress.finish()
+    window = measured.window_s or 1e-9
+    before, after = (m["counters"] for m in measured.server_marks)
+    states = [n / window for r in results for n in r["states"]]
+    kbytes = [n / window / 1000 for r in results for n in r["bytes"]]
+    effect = merge_histograms(r["histogram"] for r in results)
+    echo = merge_histograms(r["echo_histogram"] for r in results)
+    not_playing = sum(int(r["not_playing"]) for r in results)
+    errors = sum(int(r["errors"]) for r in results) + not_playing
+    errors += after["actions_rejected"] - before["actions_rejected"]
+    error_codes: dict[str, int] = {}
+    for r in results:
+        for code, n in r["error_codes"].items():
+            error_codes[code] = error_codes.get(code, 0) + int(n)
+    inputs = after["actions_applied"] - before["actions_applied"]
+    server_cpu_s = measured.server_cpu_s
+    load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
+    summary: dict[str, Any] = {
+        "scenario": "play",
+        "game": "arena",
+        "rooms": rooms,
+        "players": players,
+        "loads": options["loads"],
+        "input_rate": options["input-rate"],
+        "inputs_per_s": round(inputs / window, 1),
+        "states_per_s_per_client": round(sum(states) / max(len(states), 1), 1),
+        "states_per_s_per_client_max": round(max(states, default=0.0), 1),
+        "kbytes_per_s_per_client": round(sum(kbytes) / max(len(kbytes), 1), 2),
+        "kbytes_per_s_per_client_max": round(max(kbytes, default=0.0), 2),
+        "input_to_state_p50_ms": percentile_ms(effect, 50),
+        "input_to_state_p99_ms": percentile_ms(effect, 99),
+        "echo_p50_ms": percentile_ms(echo, 50),
+        "echo_p99_ms": percentile_ms(echo, 99),
+        # Datagrams the host sent and received per second per player (states, and
+        # acks of inputs that no state carried; the inputs).
+        "host_datagrams_out_per_s_per_player": round(
+            (after["datagrams_sent"] - before["datagrams_sent"]) / window / players, 1
+        ),
+        "host_datagrams_in_per_s_per_player": round(
+            (after["datagrams_received"] - before["datagrams_received"]) / window / players, 1
+        ),
+        "errors": errors,
+        **measured.cpu_figures(),
+        "server_cpu_ms_per_player_s": round(server_cpu_s * 1000 / window / players, 3),
+        "server_cpu_share": round(server_cpu_s / window, 4),
+        "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
+    }
+    if error_codes:
+        summary["error_codes"] = error_codes
+    rows = [
+        ("inputs applied / s", summary["inputs_per_s"]),
+        ("states / s per client (mean, max)",
+         f"{summary['states_per_s_per_client']} / {summary['states_per_s_per_client_max']}"),
+        ("KB / s per client (mean, max)",
+         f"{summary['kbytes_per_s_per_client']} / {summary['kbytes_per_s_per_client_max']}"),
+        ("server CPU ms / s per player", summary["server_cpu_ms_per_player_s"]),
+        ("host datagrams / s per player (out, in)",
+         f"{summary['host_datagrams_out_per_s_per_player']} / "
+         f"{summary['host_datagrams_in_per_s_per_player']}"),
+        ("input-to-state p50 / p99 ms",
+         f"{summary['input_to_state_p50_ms']} / {summary['input_to_state_p99_ms']}"),
+        ("echo (state with i) p50 / p99 ms",
+         f"{summary['echo_p50_ms']} / {summary['echo_p99_ms']}"),
+        ("errors", errors),
+        cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
+    ]  # fmt: skip
+    report(
+        f"play --game arena: {rooms} room(s) x {SEATS} players, inputs at "
+        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured",
+        rows, summary, table=options.show_table,
+    )  # fmt: skip
+    return 0 if errors == 0 else 1

@@ -1,0 +1,83 @@
+"""Gateway worker of `match --gateway`: `python -m benchmarks.gateway_worker <json>`.
+
+Runs `twistd vinom --role gateway` (`vinom.server.tap.makeService`) in front of
+the lobby ports it is given: a round-robin pool of them, TLS passed through
+behind a PROXY protocol v2 header (the lobbies run with `--trusted-proxy
+127.0.0.1`), health checked by a TCP connection every 2 s. It reports the
+port it listens on (`gateway_port`) once it listens, and answers `mark` with
+its CPU, RSS and the gateway's counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from benchmarks.ports import free_tcp_port
+from benchmarks.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
+
+
+def rules(lobby_ports: list[int]) -> dict[str, Any]:
+    names = [f"lobby{i}" for i in range(len(lobby_ports))]
+    return {
+        "backends": {name: {"address": f"127.0.0.1:{port}"}
+                     for name, port in zip(names, lobby_ports, strict=True)},
+        "pools": {"lobbies": {"backends": names}},
+        "routes": [{"kind": "any", "pool": "lobbies"}],
+        "health": {"interval": 2.0, "timeout": 1.0},
+    }  # fmt: skip
+
+
+def main() -> None:
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from vinom.server import tap
+
+    settings = json.loads(sys.argv[1])
+    reactor = global_reactor()
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr),
+                              [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)])],
+        redirectStandardIO=False,
+    )  # fmt: skip
+    os.makedirs(settings["data_dir"], exist_ok=True)
+    path = os.path.join(settings["data_dir"], "gateway-rules.json")
+    with open(path, "w") as f:
+        json.dump(rules(settings["lobby_ports"]), f)
+    port = free_tcp_port("127.0.0.1")
+    options = tap.Options()
+    options.parseOptions([
+        "--role", "gateway", "--gateway", f"tcp:{port}:interface=127.0.0.1:backlog=1024",
+        "--gateway-rules", path, "--ops-port", "none", "--drain-timeout", "0",
+        "--data-dir", settings["data_dir"],
+    ])  # fmt: skip
+    root = tap.makeService(options, reactor)
+    root.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    gateway = root.getServiceNamed("gateway")
+
+    def mark(command: dict[str, Any]) -> dict[str, Any]:
+        factory = gateway.factory
+        counters = {"connections": len(factory.connections), "routed": dict(factory.routed),
+                    "refused": dict(factory.refused)}  # fmt: skip
+        return {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": counters}
+
+    control = start_control(reactor, {"mark": mark})
+
+    def listening(listening_port: Any) -> None:
+        control.emit("ready", pid=os.getpid(), gateway_port=listening_port.getHost().port)
+
+    root.getServiceNamed("gateway-listener").port().addCallback(listening)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    run_guarded(main)

@@ -1,0 +1,24 @@
+#!/bin/sh
+# A Redis of the StatefulSet: a replica of the master the sentinels name, or, when no
+# sentinel answers yet (the first start), of redis-0, which is the master then.
+set -eu
+PASSWORD="$(cat /etc/redis/secrets/redis-password)"
+ME="$(hostname).redis"
+MASTER=""
+for sentinel in redis-0.redis redis-1.redis redis-2.redis; do
+  MASTER="$(timeout 2 redis-cli -h "$sentinel" -p 26379 sentinel get-master-addr-by-name mymaster 2>/dev/null | head -n 1)" || true
+  [ -n "$MASTER" ] && break
+done
+[ -n "$MASTER" ] || MASTER=redis-0.redis
+cat > /data/redis.conf <<CONF
+port 6379
+dir /data
+appendonly yes
+requirepass $PASSWORD
+masterauth $PASSWORD
+replica-announce-ip $ME
+CONF
+if [ "$MASTER" != "$ME" ]; then
+  echo "replicaof $MASTER 6379" >> /data/redis.conf
+fi
+exec redis-server /data/redis.conf

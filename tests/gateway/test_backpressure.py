@@ -1,0 +1,89 @@
+"""Backpressure through the gateway, on real sockets: a client that does not read holds its
+backend back, and the gateway does not buffer what the backend would send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from vinom.gateway.proxy import GatewayFactory
+from vinom.gateway.router import Router
+from vinom.gateway.rules import parse_rules
+
+CHUNK = b"x" * 65536
+# Far more than the kernel's socket buffers on both hops hold (a few MB on loopback).
+BOUND = 32 * 1024 * 1024
+
+
+@implementer(IPushProducer)
+class Flood(Protocol):
+    """A backend that sends as fast as its transport lets it."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.paused = 0
+        self._running = False
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.resumeProducing()
+
+    def resumeProducing(self) -> None:
+        self._running = True
+        self._write()
+
+    def _write(self) -> None:
+        if not self._running or self.written >= 4 * BOUND:
+            return
+        self.transport.write(CHUNK)  # type: ignore[union-attr]
+        self.written += len(CHUNK)
+        reactor.callLater(0, self._write)
+
+    def pauseProducing(self) -> None:
+        self._running = False
+        self.paused += 1
+
+    def stopProducing(self) -> None:
+        self._running = False
+
+
+class Sleeper(Protocol):
+    """A client that says its first line, then reads no more."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(b'{"type":"hello","name":"Slow"}\n')  # type: ignore[union-attr]
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+
+class BackpressureTests(TestCase):
+    timeout = 30
+
+    async def test_a_client_that_does_not_read_pauses_its_backend(self) -> None:
+        flood = Flood()
+        backend = reactor.listenTCP(0, Factory.forProtocol(lambda: flood), interface="127.0.0.1")
+        self.addCleanup(backend.stopListening)
+        rules = parse_rules({
+            "backends": {"a": {"address": f"127.0.0.1:{backend.getHost().port}",
+                               "proxy_protocol": False}},
+            "pools": {"p": {"backends": ["a"]}}, "routes": [{"kind": "any", "pool": "p"}],
+        })  # fmt: skip
+        factory = GatewayFactory(Router(rules), reactor)
+        gateway = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(gateway.stopListening)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", gateway.getHost().port)
+        client: Any = await connectProtocol(endpoint, Sleeper())
+        await deferLater(reactor, 1.0, lambda: None)
+        # The backend was made to wait, and sent no more than the sockets between hold.
+        self.assertGreater(flood.paused, 0)
+        self.assertLess(flood.written, BOUND)
+        client.transport.abortConnection()
+        for connection in list(factory.connections):
+            connection.close()
+        await deferLater(reactor, 0.1, lambda: None)

@@ -1,0 +1,389 @@
+"""The gateway as players and operators meet it: real `twistd vinom` processes on a real Redis.
+
+`--role gateway` processes in front of `--role lobby` processes (and a game
+host): native TLS players finish matches through two gateways, a WebSocket
+player and a browser (Chromium) enter the lobby through one, a rule change in
+Redis (round robin to realm) reaches new connections within a second while
+established ones stay, a bad rule set is refused (from Redis, and from a file
+read again on SIGHUP), a killed lobby is out within one health interval and
+its players reconnect through the gateway to the other, a lobby healthy again
+is back in, two client addresses are two for the lobby's per-address limits
+(PROXY protocol v2), and SIGTERM drains and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketClientFactory
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import deferLater
+
+from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
+from tests.server.test_ops import http_get
+from tests.server.test_twistd import ROOT, Collect
+from tests.server.test_web_client import enter
+from tests.support.browser import open_browser
+from tests.support.ports import free_tcp_port
+from tests.support.websocket_client import WebSocketPlayer, _drop
+from vinom.client.bots import BotDriver, LobbyAddress, play_bot
+from vinom.client.game import connect_game
+from vinom.client.lobby import (
+    LobbyClient,
+    LobbyClientProtocol,
+    client_tls_options,
+    connect_lobby,
+)
+from vinom.server.certs import ensure_dev_certificate
+
+
+class Lobby:
+    def __init__(self, process: Process, port: int, ops: int, web: int | None) -> None:
+        self.process, self.port, self.ops, self.web = process, port, ops, web
+
+
+class GatewayTestCase(ClusterTestCase):
+    timeout = 120
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        await super().setUp()
+        # One certificate for every lobby: a player trusts the deployment, not one process.
+        paths = ensure_dev_certificate(os.path.abspath(self.mktemp()))
+        self.cert, self.key = str(paths.certificate), str(paths.private_key)
+
+    async def lobby(
+        self, *extra: str, tls: bool = True, web: bool = False, like: Lobby | None = None
+    ) -> Lobby:
+        """A `--role lobby` process (on the ports of `like`, when it replaces that one)."""
+        port, ops = (free_tcp_port(), free_tcp_port()) if like is None else (like.port, like.ops)
+        web_port = free_tcp_port() if web else None
+        args = [
+            "--lobby", f"{'ssl' if tls else 'tcp'}:{port}:interface=127.0.0.1",
+            "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+            "--trusted-proxy", "127.0.0.1",
+            "--certificate", self.cert, "--private-key", self.key,
+        ]  # fmt: skip
+        if web_port is not None:
+            args += ["--websocket", f"tcp:{web_port}:interface=127.0.0.1"]
+        process = await self.start("lobby", *args, *extra)
+        return Lobby(process, port, ops, web_port)
+
+    async def gateway(
+        self, *extra: str, rules: dict[str, Any] | None = None, port: int | None = None
+    ) -> tuple[Process, int, int]:
+        """A `--role gateway` process: its rules from a file (`rules`) or Redis."""
+        port, ops = port or free_tcp_port(), free_tcp_port()
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        args = ["--gateway", f"tcp:{port}:interface=127.0.0.1",
+                "--ops-port", f"tcp:{ops}:interface=127.0.0.1", "--data-dir", data_dir]  # fmt: skip
+        if rules is not None:
+            path = os.path.join(data_dir, "rules.json")
+            with open(path, "w") as f:
+                json.dump(rules, f)
+            args += ["--gateway-rules", path]
+        else:
+            args += ["--redis", self.redis_url]
+        output = Collect()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        }
+        transport = reactor.spawnProcess(
+            output, sys.executable,
+            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom", "--role", "gateway",
+             *args, *extra], env=env, path=data_dir,
+        )  # fmt: skip
+        process = Process(transport, output, data_dir)
+        self.addCleanup(self._kill, process)
+        await self.output_has(process, "the gateway (every client kind)")
+        return process, port, ops
+
+    async def status(self, ops: int) -> dict[str, Any]:
+        code, body = await http_get(f"http://127.0.0.1:{ops}/status")
+        self.assertEqual(code, 200, body)
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    async def lobby_connections(self, lobby: Lobby) -> int:
+        _code, body = await http_get(f"http://127.0.0.1:{lobby.ops}/status")
+        return int(json.loads(body)["lobby"]["connections"])
+
+    async def all_follow(self, port: int, ops: int, realm: str, backend: str, n: int = 3) -> bool:
+        """Whether `n` new players of `realm` all go to `backend`."""
+        before = (await self.status(ops))["backends"][backend]["routed"]
+        for _ in range(n):
+            client = await self.plain(port)
+            await client.protocol.request({"type": "hello", "name": "New", "realm": realm})
+            await client.close()
+        return bool((await self.status(ops))["backends"][backend]["routed"] == before + n)
+
+    async def plain(self, port: int, source: str = "127.0.0.1") -> LobbyClient:
+        """A plain (no TLS) lobby connection from `source` to 127.0.0.1:`port`."""
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=(source, 0))
+        client = LobbyClient(await connectProtocol(endpoint, LobbyClientProtocol()))
+        self.addCleanup(client.close)
+        return client
+
+    async def tls(self, port: int, source: str = "127.0.0.1") -> LobbyClient:
+        endpoint = wrapClientTLS(client_tls_options(self.cert, "localhost"),
+                                 TCP4ClientEndpoint(reactor, "127.0.0.1", port,
+                                                    bindAddress=(source, 0)))  # fmt: skip
+        client = LobbyClient(await connectProtocol(endpoint, LobbyClientProtocol()))
+        self.addCleanup(client.close)
+        return client
+
+
+def rules(lobbies: dict[str, Lobby], *, strategy: str = "round_robin", realms: bool = False,
+          interval: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    backends: dict[str, Any] = {
+        name: {"address": f"127.0.0.1:{lobby.port}", "health": f"127.0.0.1:{lobby.ops}"}
+        for name, lobby in lobbies.items()
+    }
+    backends.update({f"{name}-web": {"address": f"127.0.0.1:{lobby.web}"}
+                     for name, lobby in lobbies.items() if lobby.web})  # fmt: skip
+    pools: dict[str, Any] = {"lobbies": {"backends": list(lobbies), "strategy": strategy}}
+    pools.update({name: {"backends": [name]} for name in lobbies})
+    routes: list[dict[str, Any]] = []
+    if any(lobby.web for lobby in lobbies.values()):
+        pools["web"] = {"backends": [f"{n}-web" for n, lobby in lobbies.items() if lobby.web]}
+        routes.append({"kind": "http", "path_prefix": "/", "pool": "web"})
+    routes.append({"kind": "any", "pool": "lobbies", "by_realm": realms})
+    document: dict[str, Any] = {"backends": backends, "pools": pools, "routes": routes,
+                                "health": {"interval": interval, "timeout": 0.5}}  # fmt: skip
+    if realms:
+        document["realms"] = {"eu": "a", "us": "b"}
+    return document
+
+
+class GatewayTests(GatewayTestCase):
+    async def test_native_tls_players_finish_matches_through_two_gateways(self) -> None:
+        await self.start("host", ports=4)
+        lobbies = {"a": await self.lobby(), "b": await self.lobby()}
+        gateways = [await self.gateway(rules=rules(lobbies)) for _ in "12"]
+        rng = random.Random(7)
+        reports = await self.gather(
+            play_bot(reactor, LobbyAddress("127.0.0.1", gateways[i % 2][1], self.cert), GAME,
+                     f"g{i}", rng=random.Random(rng.random()))
+            for i in range(8)
+        )  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished"] * 8, reports)
+        self.assertEqual(len({r.match_id for r in reports}), 4)
+        # TLS passed through (the players verified the lobbies' certificate), each gateway
+        # sending its players to both lobbies in turn.
+        for _process, _port, ops in gateways:
+            backends = (await self.status(ops))["backends"]
+            self.assertGreaterEqual(backends["a"]["routed"], 2)
+            self.assertGreaterEqual(backends["b"]["routed"], 2)
+
+    async def gather(self, coroutines: Any) -> list[Any]:
+        from twisted.internet.defer import Deferred, gatherResults
+
+        return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
+
+    async def test_a_websocket_player_says_hello_through_the_gateway(self) -> None:
+        lobbies = {"a": await self.lobby(web=True)}
+        _gateway, port, _ops = await self.gateway(rules=rules(lobbies))
+        factory = WebSocketClientFactory(f"ws://localhost:{port}/lobby", reactor=reactor)
+        factory.protocol = WebSocketPlayer
+        player: WebSocketPlayer = await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(
+            factory
+        )
+        self.addCleanup(_drop, player)
+        await player.opened
+        welcome = await player.request({"type": "hello", "name": "Web", "id": "1"})
+        self.assertEqual(welcome["type"], "welcome")
+
+    async def test_a_browser_enters_the_lobby_through_the_gateway(self) -> None:
+        port = free_tcp_port()
+        page = f"http://127.0.0.1:{port}/"
+        lobby = await self.lobby("--websocket-origins", page.rstrip("/"), web=True)
+        await self.gateway(rules=rules({"a": lobby}), port=port)
+        browser = await open_browser(self)
+        # The page, its files and its WebSocket lobby, all through the gateway's one port.
+        await enter(browser, page, "Ann")
+        self.assertEqual(await browser.text_of("#me"), "Ann")
+
+    async def test_tls_terminated_at_the_gateway_is_routed_on_the_hello_realm(self) -> None:
+        lobbies = {"a": await self.lobby(tls=False), "b": await self.lobby(tls=False)}
+        document = rules(lobbies, realms=True)
+        document["routes"].insert(0, {"kind": "tls", "terminate": True})
+        _gateway, port, ops = await self.gateway("--certificate", self.cert, "--private-key",
+                                                 self.key, rules=document)  # fmt: skip
+        for realm, lobby in (("us", "b"), ("eu", "a"), ("us", "b")):
+            before = (await self.status(ops))["backends"][lobby]["routed"]
+            client = await self.tls(port)  # verifies the gateway's certificate
+            welcome = await client.protocol.request({"type": "hello", "name": "T", "realm": realm})
+            self.assertEqual(welcome["type"], "welcome")
+            self.assertEqual((await self.status(ops))["backends"][lobby]["routed"], before + 1)
+            await client.close()
+        status = await self.status(ops)
+        self.assertEqual(status["terminated"], 3)
+        while status["connections"]:  # each closed (its TLS layer and what is inside)
+            await deferLater(reactor, 0.05, lambda: None)
+            status = await self.status(ops)
+
+    async def test_two_client_addresses_are_two_for_the_lobby(self) -> None:
+        lobby = await self.lobby("--max-connections-per-ip", "1")
+        _gateway, port, _ops = await self.gateway(rules=rules({"a": lobby}))
+        first = await self.tls(port, "127.0.0.2")
+        second = await self.tls(port, "127.0.0.3")
+        self.assertEqual((await first.hello("Two")).name, "Two")
+        self.assertEqual((await second.hello("Three")).name, "Three")
+        # A second connection from 127.0.0.2 is one too many for it alone.
+        third = await self.tls(port, "127.0.0.2")
+        with self.assertRaises(Exception):  # noqa: B017 (closed by the lobby, however said)
+            await third.hello("Again")
+        await self.output_has(lobby.process, "refused a lobby connection from 127.0.0.2")
+        # Only the gateway may say where a connection comes from.
+        forger = await self.plain(lobby.port, "127.0.0.4")
+        forger.protocol.transport.write(b"PROXY TCP4 198.51.100.1 127.0.0.1 1 2\r\n")  # type: ignore[union-attr]
+        await self.output_has(lobby.process, "connection from 127.0.0.4 refused: a PROXY header "
+                                             "from an address not in --trusted-proxy")  # fmt: skip
+
+    async def test_a_rule_change_reaches_new_connections_within_a_second(self) -> None:
+        lobbies = {"a": await self.lobby(tls=False), "b": await self.lobby(tls=False)}
+        await self.redis_call("SET", "vinom:gateway:rules", json.dumps(rules(lobbies)))
+        gateway, port, ops = await self.gateway()
+        await self.output_has(gateway, "in force")
+        # Established players, one on each lobby (round robin).
+        established = [await self.plain(port) for _ in range(2)]
+        for i, client in enumerate(established):
+            await client.protocol.request({"type": "hello", "name": f"Old{i}", "realm": "eu"})
+        self.assertEqual([await self.lobby_connections(lobby) for lobby in lobbies.values()],
+                         [1, 1])  # fmt: skip
+        changed = reactor.seconds()
+        await self.redis_call("SET", "vinom:gateway:rules",
+                              json.dumps(rules(lobbies, realms=True)))  # fmt: skip
+        await self.redis_call("PUBLISH", "vinom:gateway:reload", "rules")
+        # New players until those of realm eu all reach lobby a (round robin: one in two).
+        while not await self.all_follow(port, ops, "eu", "a"):
+            self.assertLess(reactor.seconds() - changed, 1.0, gateway.text)
+        took = reactor.seconds() - changed
+        print(f"\nrule change followed after {took * 1000:.0f} ms", file=sys.stderr)
+        self.assertLess(took, 1.0)
+        # Established connections were not dropped: they still answer.
+        for client in established:
+            self.assertEqual((await client.ping())["type"], "pong")
+        # A bad rule set is refused in one line; the realm rule stays in force.
+        await self.redis_call("SET", "vinom:gateway:rules", '{"backends": {}}')
+        await self.redis_call("PUBLISH", "vinom:gateway:reload", "rules")
+        await self.output_has(gateway, "refused, the previous one stays")
+        self.assertEqual((await self.status(ops))["rules_refused"], 1)
+        self.assertTrue(await self.all_follow(port, ops, "us", "b"))
+        for client in established:
+            self.assertEqual((await client.ping())["type"], "pong")
+
+    async def test_a_killed_lobby_is_out_within_one_health_interval_and_back_when_healthy(
+        self,
+    ) -> None:
+        lobbies = {"a": await self.lobby(), "b": await self.lobby()}
+        interval = 1.0
+        _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=interval))
+        lobbies["b"].process.transport.signalProcess("KILL")
+        killed = reactor.seconds()
+        while (await self.status(ops))["backends"]["b"]["up"]:
+            await deferLater(reactor, 0.02, lambda: None)
+        out_after = reactor.seconds() - killed
+        print(f"\nkilled lobby out after {out_after * 1000:.0f} ms", file=sys.stderr)
+        self.assertLess(out_after, interval + 0.5)  # one interval, plus the check's timeout
+        # Every new player now reaches the live lobby.
+        for i in range(4):
+            client = await self.tls(port)
+            self.assertEqual((await client.hello(f"After{i}")).name, f"After{i}")
+        self.assertFalse((await self.status(ops))["backends"]["b"]["up"])
+        # A lobby healthy again on b's address is back in within one interval.
+        await self.lobby(like=lobbies["b"])
+        started = reactor.seconds()
+        while not (await self.status(ops))["backends"]["b"]["up"]:
+            self.assertLess(reactor.seconds() - started, interval + 0.5)
+            await deferLater(reactor, 0.02, lambda: None)
+        routed = (await self.status(ops))["backends"]["b"]["routed"]
+        for i in range(2):
+            client = await self.tls(port)
+            self.assertEqual((await client.hello(f"Back{i}")).name, f"Back{i}")
+        self.assertEqual((await self.status(ops))["backends"]["b"]["routed"], routed + 1)
+
+    async def test_players_of_a_killed_lobby_reconnect_through_the_gateway(self) -> None:
+        await self.start("host", "--session-timeout", "2", ports=2)
+        lobbies = {"a": await self.lobby(), "b": await self.lobby()}
+        _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=0.5))
+        address = LobbyAddress("127.0.0.1", port, self.cert)
+        lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=self.cert)
+        welcome = await lobby.hello("flaky")
+        # Round robin: the next player is on the other lobby.
+        doomed = next(
+            n for n, b in (await self.status(ops))["backends"].items() if b["connections"]
+        )
+        steady = Deferred.fromCoroutine(
+            play_bot(reactor, address, GAME, "steady", rng=random.Random(1))
+        )
+        found = await lobby.queue("tictactoe")
+        session = await connect_game(reactor, found)
+        lobbies[doomed].process.transport.signalProcess("KILL")
+        # The gateway closes the player's lobby connection with its lobby's; the player
+        # comes back through the gateway, which sends them to the lobby still up.
+        while (await self.status(ops))["backends"][doomed]["up"]:
+            await deferLater(reactor, 0.05, lambda: None)
+        again = await connect_lobby(reactor, "127.0.0.1", port, trust=self.cert)
+        refound = await again.reconnect(welcome.player_id, welcome.secret)
+        self.assertEqual(refound.game_id, found.game_id)
+        # With the fresh token the player resumes on the game host, and plays to the end.
+        assert session.protocol is not None and session.protocol.transport is not None
+        await session.protocol.transport.stopListening()
+        resumed = await connect_game(reactor, refound, session=session)
+        driver = BotDriver(resumed, GAME.make_bot(welcome.player_id, random.Random(2)),
+                           think_time=0.0, clock=reactor)  # fmt: skip
+        driver.attach()
+        final = await session.finished
+        driver.cancel()
+        self.assertEqual(final["p"], "finished")
+        self.assertEqual((await steady).outcome, "finished")
+        await session.disconnect()
+        await again.close()
+
+    async def test_sigterm_drains_established_connections_then_exits_0(self) -> None:
+        lobby = await self.lobby(tls=False)
+        gateway, port, _ = await self.gateway("--drain-timeout", "30", rules=rules({"a": lobby}))
+        client = await self.plain(port)
+        await client.hello("Stays")
+        gateway.transport.signalProcess("TERM")
+        await self.output_has(gateway, "draining")
+        # No new connections...
+        while True:
+            try:
+                refused = await self.plain(port)
+            except ConnectionRefusedError:
+                break
+            await refused.close()
+            await deferLater(reactor, 0.05, lambda: None)
+        # ... while the established one keeps working.
+        self.assertEqual((await client.ping())["type"], "pong")
+        self.assertFalse(gateway.output.ended.called)
+        await client.close()
+        code, _signal = await gateway.output.ended
+        self.assertEqual(code, 0, gateway.text)
+
+
+class FileRulesTests(GatewayTestCase):
+    async def test_sighup_reads_the_rules_file_again_and_keeps_the_old_on_a_mistake(self) -> None:
+        lobbies = {"a": await self.lobby(tls=False), "b": await self.lobby(tls=False)}
+        gateway, port, ops = await self.gateway(rules=rules({"a": lobbies["a"]}))
+        path = os.path.join(gateway.data_dir, "rules.json")
+        with open(path, "w") as f:
+            f.write('{"backends": {"a": {"address": "nowhere"}}}')
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, "backends.a.address: 'nowhere' is not an address")
+        self.assertTrue(await self.all_follow(port, ops, "any", "a"))
+        with open(path, "w") as f:
+            json.dump(rules({"b": lobbies["b"]}), f)
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, f"rule set from {path} in force")
+        self.assertTrue(await self.all_follow(port, ops, "any", "b"))
+        self.assertEqual((await self.status(ops))["rules_refused"], 1)

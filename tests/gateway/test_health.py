@@ -1,0 +1,81 @@
+"""Health checks on real sockets: a TCP connect plus `/health` or `/ready`, out and back in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
+
+from vinom.gateway.health import HealthChecker
+from vinom.gateway.router import Router
+from vinom.gateway.rules import parse_rules
+
+
+class Answer(Resource):
+    isLeaf = True
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setResponseCode(self.code)
+        return b"draining\n" if self.code != 200 else b"ok\n"
+
+
+class HealthCheckTests(TestCase):
+    timeout = 20
+
+    async def test_out_on_a_failed_check_and_back_in_on_a_passing_one(self) -> None:
+        root = Resource()
+        root.putChild(b"health", Data(b"ok\n", "text/plain"))
+        ready = Answer(503)
+        root.putChild(b"ready", ready)
+        site = Site(root)
+        site.noisy = False
+        ops = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(ops.stopListening)
+        factory = Factory.forProtocol(Protocol)
+        factory.noisy = False
+        backend = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        address, health = backend.getHost().port, ops.getHost().port
+        router = Router(parse_rules({
+            "backends": {
+                "alive": {"address": f"127.0.0.1:{address}", "health": f"127.0.0.1:{health}"},
+                "ready": {"address": f"127.0.0.1:{address}", "health": f"127.0.0.1:{health}",
+                          "health_path": "/ready"},
+            },
+            "pools": {"p": {"backends": ["alive", "ready"]}},
+            "routes": [{"kind": "any", "pool": "p"}],
+            "health": {"interval": 0.1, "timeout": 1.0},
+        }))  # fmt: skip
+        checker = HealthChecker(router, reactor)
+        checker.start()
+        self.addCleanup(checker.stop)
+
+        async def until(name: str, healthy: bool) -> None:
+            for _ in range(200):
+                if router.state(name).healthy == healthy:  # type: ignore[union-attr]
+                    return
+                await deferLater(reactor, 0.02, lambda: None)
+            self.fail(f"{name} never {'in' if healthy else 'out'}")
+
+        # /ready answers 503: that backend is out, the other in.
+        await until("ready", False)
+        self.assertTrue(router.state("alive").healthy)  # type: ignore[union-attr]
+        ready.code = 200
+        await until("ready", True)
+        # The backend's port closes: both out (the connect fails), whatever /health says.
+        await backend.stopListening()
+        await until("alive", False)
+        await until("ready", False)
+        backend = reactor.listenTCP(address, factory, interface="127.0.0.1")
+        self.addCleanup(backend.stopListening)
+        await until("alive", True)
+        await until("ready", True)

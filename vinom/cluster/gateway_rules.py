@@ -1,0 +1,111 @@
+"""The gateway's rule set in Redis, hot-reloaded (docs/gateway.md, "Rules in Redis").
+
+Keys (under the deployment's key prefix, `vinom:` by default):
+
+- `vinom:gateway:rules`: a string, the rule set's JSON (vinom.gateway.rules);
+- `vinom:gateway:realms`: a hash, realm -> pool name; its fields are laid over
+  the rule set's `realms` (so that a realm can be moved by one HSET);
+- `vinom:gateway:reload`: a pub/sub channel; any message makes every gateway
+  read both keys again at once.
+
+Every gateway also reads them every `refresh` seconds, a safety net for a
+message it missed while cut off from Redis. A rule set is handed to
+`offer(text, origin)` only when it differs from the last one handed over, so
+that a bad rule set left in Redis is refused once, not at every refresh.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from vinom.cluster.client import RedisClient, RedisSubscription
+from vinom.errors import BackendUnavailable
+
+DEFAULT_REFRESH = 5.0
+
+
+class RedisGatewayRules(service.Service):
+    """Reads the gateway's rule set from Redis while running (module docstring)."""
+
+    log = Logger()
+
+    def __init__(self, redis: RedisClient, offer: Callable[[str, str], object], reactor: Any,
+                 refresh: float = DEFAULT_REFRESH) -> None:  # fmt: skip
+        self.redis = redis
+        self.offer = offer
+        self.reactor = reactor
+        self.refresh = refresh
+        self.rules_key = redis.key("gateway", "rules")
+        self.realms_key = redis.key("gateway", "realms")
+        self.channel = redis.key("gateway", "reload")
+        self._last: str | None = None
+        self._unreachable = False
+        self._loop: LoopingCall | None = None
+        self._subscription = RedisSubscription(
+            redis.endpoint(reactor), self.channel, lambda _message: self.read(), reactor,
+            redis.settings.password, catch_up=self.read,
+        )  # fmt: skip
+
+    def startService(self) -> None:
+        super().startService()
+        self._subscription.start()
+        self._loop = LoopingCall(self.read)
+        self._loop.clock = self.reactor
+        self._loop.start(self.refresh, now=False)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return self._subscription.stop()
+
+    def read(self) -> Deferred[None]:
+        """Read both keys and offer the rule set if it changed; Redis down: one line, and
+        the rule set in force stays."""
+        return Deferred.fromCoroutine(self._read()).addErrback(self._failed)
+
+    async def _read(self) -> None:
+        handler = self.redis.handler
+        text = await self.redis.bounded(handler.get(self.rules_key))
+        realms = await self.redis.bounded(handler.hgetall(self.realms_key))
+        if self._unreachable:
+            self._unreachable = False
+            self.log.info("gateway: Redis answers again")
+        if text is None:
+            return
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        if realms:
+            try:
+                document = json.loads(text)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                laid = {**(document.get("realms") or {}), **_strings(realms)}
+                text = json.dumps({**document, "realms": laid}, sort_keys=True)
+        if text == self._last:
+            return
+        self._last = text
+        self.offer(text, f"Redis {self.rules_key}")
+
+    def _failed(self, failure: Any) -> None:
+        failure.trap(BackendUnavailable)
+        if self._unreachable:  # said once, not at every refresh
+            return
+        self._unreachable = True
+        self.log.warn("gateway: cannot read the rule set from Redis ({error}); the one in "
+                      "force stays", error=failure.getErrorMessage())  # fmt: skip
+
+
+def _strings(mapping: dict[Any, Any]) -> dict[str, str]:
+    def text(value: Any) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    return {text(k): text(v) for k, v in mapping.items()}

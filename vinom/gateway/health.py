@@ -1,0 +1,134 @@
+"""Active health checks of the gateway's backends.
+
+Every `interval` seconds (the rule set's `health.interval`) each backend is
+checked: a TCP connection to its address, and when its rule names a `health`
+address (the backend's operations endpoint), `GET /health` there (or
+`/ready`, as its `health_path` says), which must answer 200 within
+`timeout`. A backend that fails one check is out: the router picks it no
+more (its established connections stay); one that passes is back in. Each
+change is one log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+
+from vinom.gateway.proxy import client_endpoint
+from vinom.gateway.router import BackendState, Router
+
+
+class HealthChecker:
+    """Checks the router's backends while started (module docstring)."""
+
+    log = Logger()
+
+    def __init__(self, router: Router, reactor: Any) -> None:
+        self.router = router
+        self.reactor = reactor
+        self._loop: LoopingCall | None = None
+        self._interval = 0.0
+        self._running: Deferred[Any] | None = None
+        self.checks = 0
+
+    def start(self) -> None:
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def rules_changed(self) -> None:
+        """A new rule set may change the interval: restart the loop on it."""
+        if self._loop is not None and self._interval != self.router.rules.health_interval:
+            self.stop()
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._interval = self.router.rules.health_interval
+        self._loop = LoopingCall(self.check_all)
+        self._loop.clock = self.reactor
+        self._loop.start(self._interval, now=True)
+
+    def check_all(self) -> Deferred[None] | None:
+        if self._running is not None:  # the last round has not finished (its timeouts bound it)
+            return None
+        checks = [self._check(state) for state in self.router.backends]
+        running: Deferred[Any] = DeferredList(checks, consumeErrors=True)
+        self._running = running
+
+        def done(result: object) -> None:
+            self._running = None
+            self.checks += 1
+
+        return running.addBoth(done)
+
+    def _check(self, state: BackendState) -> Deferred[None]:
+        timeout = self.router.rules.health_timeout
+        backend = state.backend
+        endpoint = client_endpoint(self.reactor, backend.host, backend.port, timeout)
+        d: Deferred[Any] = endpoint.connect(_quiet(Factory.forProtocol(Protocol)))
+
+        def connected(protocol: Protocol) -> Any:
+            protocol.transport.loseConnection()  # type: ignore[union-attr]
+            if backend.health is None:
+                return None
+            host, port = backend.health
+            agent = Agent(self.reactor, connectTimeout=timeout, pool=self._pool())
+            url = f"http://{host}:{port}{backend.health_path}"
+            asked = agent.request(b"GET", url.encode())
+            asked.addTimeout(timeout, self.reactor)
+            return asked.addCallback(answered)
+
+        def answered(response: Any) -> Any:
+            code = response.code
+            body = readBody(response)
+            body.addTimeout(timeout, self.reactor)
+
+            def read(text: bytes) -> None:
+                if code != 200:
+                    said = text[:100].decode(errors="replace").strip()
+                    raise _Unhealthy(f"{backend.health_path} answered {code}: {said}")
+
+            return body.addCallback(read)
+
+        d.addCallback(connected)
+        d.addCallbacks(lambda _: self._mark(state, True, ""),
+                       lambda f: self._mark(state, False, f.getErrorMessage()))  # fmt: skip
+        return d
+
+    def _pool(self) -> HTTPConnectionPool:
+        # A new connection per check (a check is of the backend as a new client finds it);
+        # its factory quiet, or each check would log two lines.
+        pool = HTTPConnectionPool(self.reactor, persistent=False)
+        pool._factory = _QuietHTTPFactory
+        return pool
+
+    def _mark(self, state: BackendState, healthy: bool, why: str) -> None:
+        if state.healthy == healthy:
+            return
+        state.healthy = healthy
+        if healthy:
+            self.log.info("gateway: backend {name} is back in", name=state.backend.name)
+        else:
+            self.log.warn("gateway: backend {name} is out: {why}", name=state.backend.name,
+                          why=why or "no answer")  # fmt: skip
+
+
+class _Unhealthy(Exception):
+    pass
+
+
+class _QuietHTTPFactory(_HTTP11ClientFactory):
+    noisy = False
+
+
+def _quiet(factory: Factory) -> Factory:
+    factory.noisy = False
+    return factory

@@ -1,0 +1,118 @@
+"""The gateway: its rule set in force, its connections, health checks and drain.
+
+`Gateway.offer(text, origin)` is how every rule source (a file reloaded on
+SIGHUP, Redis: vinom.cluster.gateway_rules) hands over a rule set: it is
+decoded and checked whole; a good one is in force for the next connection
+(established ones keep their backend), a bad one is refused with one log
+line and counted (`rules_refused`), and the one in force stays.
+
+`Gateway.drain()` stops taking connections (the listener stops), lets those
+open run for up to `drain_timeout` seconds, then closes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+
+from vinom.gateway.health import HealthChecker
+from vinom.gateway.proxy import GatewayFactory
+from vinom.gateway.router import Router
+from vinom.gateway.rules import RuleError, RuleSet, parse_rules
+
+
+def load_rules(text: str | bytes) -> RuleSet:
+    """A checked rule set from JSON text; RuleError says what is wrong in one line."""
+    try:
+        document = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RuleError(f"not JSON: {e}") from None
+    return parse_rules(document)
+
+
+class Gateway(service.Service):
+    """Runs the health checks while running; holds the factory the listener serves."""
+
+    log = Logger()
+
+    def __init__(self, rules: RuleSet, reactor: Any, *, sniff_limit: int, sniff_timeout: float,
+                 drain_timeout: float, tls_options: Any = None) -> None:  # fmt: skip
+        self.reactor = reactor
+        self.router = Router(rules)
+        self.factory = GatewayFactory(self.router, reactor, sniff_limit=sniff_limit,
+                                      sniff_timeout=sniff_timeout,
+                                      tls_options=tls_options)  # fmt: skip
+        self.health = HealthChecker(self.router, reactor)
+        self.drain_timeout = drain_timeout
+        self.rules_loaded = 1
+        self.rules_refused = 0
+        self.draining = False
+        self._cut: Callable[[], None] = lambda: None
+        # Stops the listener (the server wiring sets it).
+        self.stop_listening: Callable[[], object] = lambda: None
+
+    def startService(self) -> None:
+        super().startService()
+        self.health.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.health.stop()
+        self.factory.close_all()
+
+    def offer(self, text: str | bytes, origin: str) -> bool:
+        """Put the rule set in `text` in force if it is good (module docstring)."""
+        try:
+            rules = load_rules(text)
+        except RuleError as e:
+            self.rules_refused += 1
+            self.log.error("gateway: rule set from {origin} refused, the previous one stays: "
+                           "{error}", origin=origin, error=str(e))  # fmt: skip
+            return False
+        if rules == self.router.rules:
+            return True
+        self.router.apply(rules)
+        self.health.rules_changed()
+        self.rules_loaded += 1
+        self.log.info("gateway: rule set from {origin} in force ({backends} backend(s), "
+                      "{routes} route(s))", origin=origin, backends=len(rules.backends),
+                      routes=len(rules.routes))  # fmt: skip
+        return True
+
+    def drain(self) -> Deferred[None]:
+        """Stop taking connections; fires when the open ones closed or `drain_timeout` passed
+        (and then they are closed)."""
+        self.draining = True
+        stopped = maybeDeferred(self.stop_listening)
+        open_now = len(self.factory.connections)
+        if open_now:
+            self.log.info("gateway: draining: {n} connection(s) may stay up to {timeout:g} s",
+                          n=open_now, timeout=self.drain_timeout)  # fmt: skip
+        waited = self.factory.when_all_closed()
+        deadline = self.reactor.callLater(self.drain_timeout, self._drain_timed_out, waited)
+        self._cut = lambda: self._drain_timed_out(waited)
+
+        def done(_: object) -> None:
+            if deadline.active():
+                deadline.cancel()
+
+        waited.addCallback(done)
+        return stopped.addCallback(lambda _: waited)
+
+    def cut_drain(self) -> None:
+        """End the drain's wait now: the open connections are closed."""
+        self._cut()
+
+    def _drain_timed_out(self, waited: Deferred[None]) -> None:
+        if waited.called:
+            return
+        self.log.info("gateway: drain over: closing {n} connection(s)",
+                      n=len(self.factory.connections))  # fmt: skip
+        self.factory.close_all()
+        if not waited.called:
+            waited.callback(None)

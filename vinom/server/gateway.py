@@ -1,0 +1,241 @@
+"""`twistd vinom --role gateway`: the gateway role's services (docs/gateway.md).
+
+`build_gateway` adds to the root service, in start order: the Redis pool and
+the rule reader (with --redis), the gateway (health checks), its public
+listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
+/metrics, /status) and the announcement. Without Redis the rules come from
+--gateway-rules, read again on SIGHUP. SIGTERM drains: the listener stops,
+open connections may run on for up to --drain-timeout, then are closed, and
+the process exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from twisted.application import service
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.resource import Resource
+
+from vinom.gateway.rules import RuleError, RuleSet
+from vinom.gateway.service import Gateway, load_rules
+from vinom.server.certs import ensure_dev_certificate
+from vinom.server.logs import ServerRoot, Site
+from vinom.server.ops import CONTENT_TYPE, _Text
+from vinom.server.startup import Address, Announcement, Listener, StartupError
+from vinom.server.web import ReadOnlyRequest
+
+_log = Logger()
+
+
+def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, install: bool) -> None:
+    """The gateway role (module docstring); `install`: under twistd (signal handlers)."""
+    rules = initial_rules(options)
+    gateway = Gateway(rules, reactor, sniff_limit=options["sniff-limit"],
+                      sniff_timeout=options["sniff-timeout"],
+                      drain_timeout=options["drain-timeout"],
+                      tls_options=gateway_tls(options))  # fmt: skip
+    settings = options["redis-settings"]
+    if settings is not None:
+        from vinom.cluster.client import RedisClient
+        from vinom.cluster.gateway_rules import RedisGatewayRules
+        from vinom.cluster.services import InFlightCalls, RedisClientService
+
+        redis = RedisClient.open(settings, reactor)
+        _add(root, "redis", RedisClientService(redis, reactor, InFlightCalls(reactor)))
+        _add(root, "gateway-rules", RedisGatewayRules(redis, gateway.offer, reactor))
+    _add(root, "gateway", gateway)
+    listener = _add(root, "gateway-listener",
+                    Listener(options["gateway"], gateway.factory, reactor, "gateway"))  # fmt: skip
+    gateway.stop_listening = listener.stopService
+    root.before_stop = gateway.drain
+    addresses = [Address("the gateway (every client kind)", listener, lambda h, p: f"{h}:{p}")]
+    if options["ops-port"] is not None:
+        site = gateway_ops_site(gateway, token=options["ops-token"])
+        ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
+        addresses.append(Address("gateway operations", ops, lambda h, p: f"http://{h}:{p}/status"))
+    if install:
+        # SIGTERM and SIGINT stop the reactor, and the root drains before its children
+        # stop (a second one closes the connections at once); SIGHUP reads the rules again.
+        reactor.callWhenRunning(install_signal_handlers, gateway, reactor)
+        if options["gateway-rules"] is not None and settings is None:
+            path = options["gateway-rules"]
+
+            def reload(number: int, frame: object) -> None:
+                reactor.callFromThread(reload_file, gateway, path)
+
+            reactor.callWhenRunning(signal.signal, signal.SIGHUP, reload)
+    _log.info("vinom: gateway on {where}, rules from {origin}", where=options["gateway"],
+              origin=options["gateway-rules"] if settings is None else
+              f"Redis {settings.key_prefix}gateway:rules")  # fmt: skip
+    _add(root, "announcement", Announcement(addresses, options["public-host"]))
+
+
+def install_signal_handlers(gateway: Gateway, reactor: Any) -> None:
+    """Put the gateway's SIGTERM and SIGINT handlers in place of the reactor's, so that the
+    process drains and exits 0 (twistd would end itself with the signal it received)."""
+
+    def on_signal(number: int) -> None:
+        if gateway.draining:
+            gateway.cut_drain()
+            return
+        _log.info("signal {name}: draining, then stopping (send it again to stop at once)",
+                  name=signal.Signals(number).name)  # fmt: skip
+        reactor.stop()
+
+    def signalled(number: int, frame: object) -> None:
+        # A Python signal handler runs between two bytecodes of the reactor thread.
+        reactor.callFromThread(on_signal, number)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signalled)
+
+
+def gateway_tls(options: usage.Options) -> Any:
+    """The TLS options of the routes that terminate TLS here: --certificate/--private-key,
+    else the dev certificate in --data-dir (made on first start)."""
+    from twisted.internet.ssl import PrivateCertificate
+
+    if options["certificate"] is not None:
+        certificate, key = options["certificate"], options["private-key"]
+    else:
+        try:
+            paths = ensure_dev_certificate(options["data-dir"])
+        except OSError as e:
+            raise StartupError(
+                f"--data-dir {options['data-dir']!r} is not usable ({e.strerror or e}); "
+                "name a directory this user may write with --data-dir"
+            ) from None
+        certificate, key = str(paths.certificate), str(paths.private_key)
+    pem = Path(certificate).read_text() + "\n" + Path(key).read_text()
+    return PrivateCertificate.loadPEM(pem).options()
+
+
+def initial_rules(options: usage.Options) -> RuleSet:
+    """The rule set to start with: --gateway-rules (a bad one ends the start in one line),
+    else one routing nothing (`no_route`) until Redis's arrives."""
+    path = options["gateway-rules"]
+    if path is None or options["redis-settings"] is not None:
+        return RuleSet(backends={}, pools={}, routes=(), realms={})
+    try:
+        return load_rules(Path(path).read_bytes())
+    except OSError as e:
+        raise StartupError(f"--gateway-rules {path!r}: {e.strerror or e}") from None
+    except RuleError as e:
+        raise StartupError(f"--gateway-rules {path!r}: {e}") from None
+
+
+def reload_file(gateway: Gateway, path: str) -> None:
+    try:
+        text = Path(path).read_bytes()
+    except OSError as e:
+        gateway.rules_refused += 1
+        _log.error("gateway: cannot read --gateway-rules {path}: {error}; the rule set in "
+                   "force stays", path=path, error=e.strerror or str(e))  # fmt: skip
+        return
+    gateway.offer(text, path)
+
+
+class GatewayCollector(Collector):
+    """The gateway's figures, read when scraped."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> list[Metric]:
+        g = self.gateway
+        refused = CounterMetricFamily(
+            "vinom_gateway_refused", "Client connections closed before reaching a backend, "
+            "by reason.", labels=["reason"],
+        )  # fmt: skip
+        for reason, count in sorted(g.factory.refused.items()):
+            refused.add_metric([reason], count)
+        routed = CounterMetricFamily("vinom_gateway_routed", "Client connections sent to a "
+                                     "backend, by kind.", labels=["kind"])  # fmt: skip
+        for kind, count in sorted(g.factory.routed.items()):
+            routed.add_metric([kind], count)
+        up = GaugeMetricFamily("vinom_gateway_backend_up", "1 while a backend passes its "
+                               "health checks.", labels=["backend"])  # fmt: skip
+        open_ = GaugeMetricFamily("vinom_gateway_backend_connections", "Open connections "
+                                  "to a backend.", labels=["backend"])  # fmt: skip
+        sent = CounterMetricFamily("vinom_gateway_backend_routed", "Client connections sent "
+                                   "to a backend.", labels=["backend"])  # fmt: skip
+        for state in g.router.backends:
+            up.add_metric([state.backend.name], int(state.healthy))
+            open_.add_metric([state.backend.name], state.connections)
+            sent.add_metric([state.backend.name], state.routed)
+        return [
+            GaugeMetricFamily("vinom_gateway_connections", "Open client connections.",
+                              value=len(g.factory.connections)),
+            refused, routed, up, open_, sent,
+            CounterMetricFamily("vinom_gateway_tls_terminated", "Client connections whose TLS "
+                                "the gateway terminated.", value=g.factory.terminated),
+            CounterMetricFamily("vinom_gateway_rules_loaded", "Rule sets put in force.",
+                                value=g.rules_loaded),
+            CounterMetricFamily("vinom_gateway_rules_refused", "Rule sets refused (invalid "
+                                "or unreadable).", value=g.rules_refused),
+        ]  # fmt: skip
+
+
+def gateway_status(gateway: Gateway) -> dict[str, Any]:
+    return {
+        "draining": gateway.draining,
+        "connections": len(gateway.factory.connections),
+        "refused": dict(gateway.factory.refused),
+        "routed": dict(gateway.factory.routed),
+        "terminated": gateway.factory.terminated,
+        "rules_loaded": gateway.rules_loaded,
+        "rules_refused": gateway.rules_refused,
+        "backends": {
+            s.backend.name: {"address": f"{s.backend.host}:{s.backend.port}",
+                             "up": s.healthy, "connections": s.connections,
+                             "routed": s.routed}
+            for s in gateway.router.backends
+        },
+    }  # fmt: skip
+
+
+def gateway_ops_site(gateway: Gateway, token: str | None = None) -> Site:
+    """/health, /ready (503 while draining or with no backend up), /metrics and /status."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(gateway))
+    ProcessCollector(registry=registry)
+
+    def health() -> tuple[int, bytes, str]:
+        return 200, b"ok\n", "text/plain"
+
+    def ready() -> tuple[int, bytes, str]:
+        if gateway.draining:
+            return 503, b"draining\n", "text/plain"
+        if not any(s.healthy for s in gateway.router.backends):
+            return 503, b"no backend is up\n", "text/plain"
+        return 200, b"ready\n", "text/plain"
+
+    def metrics() -> tuple[int, bytes, str]:
+        return 200, generate_latest(registry), CONTENT_TYPE
+
+    def status() -> tuple[int, bytes, str]:
+        return 200, json.dumps(gateway_status(gateway)).encode(), "application/json"
+
+    root = Resource()
+    root.putChild(b"health", _Text(health))
+    root.putChild(b"ready", _Text(ready))
+    root.putChild(b"metrics", _Text(metrics, token))
+    root.putChild(b"status", _Text(status, token))
+    site = Site(root)
+    site.requestFactory = ReadOnlyRequest
+    site.noisy = False
+    return site
+
+
+def _add(root: service.MultiService, name: str, child: Any) -> Any:
+    child.setName(name)
+    child.setServiceParent(root)
+    return child
