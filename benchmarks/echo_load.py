@@ -11,6 +11,10 @@ refilled after half a second of silence and counted in `refills`.
 sealed here with the shared key, and the payloads travel as messages on the
 unreliable channel, encrypted and sequence-numbered, exactly as a game
 client's would.
+
+`--relay-key K --relay-to PORT` (bare mode) sends through vinom's UDP relay
+at `--port`: each socket prefixes its datagrams with a route token of its
+own, sealed here with K, to the echo at `--host`:PORT (udp-echo --relay).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Options(usage.Options):
         ["warmup", None, "1", "seconds before measuring"],
         ["duration", None, "5", "seconds measured"],
         ["channel", None, "0", "vinom mode: channel of the echoed messages"],
+        ["relay-key", None, None, "bare mode through the UDP relay at --port: its key, hex"],
+        ["relay-to", None, None, "with --relay-key: the echo's UDP port behind the relay"],
     ]
 
 
@@ -146,10 +152,19 @@ def run_bare(options: Options) -> dict[str, Any]:
     unpack_from = STAMP.unpack_from
     clock_ns = time.perf_counter_ns
 
+    prefixes = [b""] * clients
+    if options["relay-key"]:
+        from vinom.protocol.route_token import RouteTokenIssuer
+
+        issuer = RouteTokenIssuer(bytes.fromhex(options["relay-key"]))
+        prefixes = [issuer.issue(options["host"], int(options["relay-to"]), time.time())
+                    for _ in range(clients)]  # fmt: skip
+    relayed = bool(options["relay-key"])
+
     def send_share(index: int) -> None:
         for _ in range(shares[index]):
             pack_into(buffer, 0, clock_ns())
-            sockets[index].send(buffer)
+            sockets[index].send(prefixes[index] + buffer if relayed else buffer)
 
     window = EchoWindow(options, clients, send_share)
     poll, by_fd = window.start(sockets)
@@ -179,7 +194,7 @@ def run_bare(options: Options) -> dict[str, Any]:
                         record((now_ns - unpack_from(data)[0]) // 1000)
                         count += 1
                     pack_into(buffer, 0, now_ns)
-                    sock.send(buffer)
+                    sock.send(prefixes[index] + buffer if relayed else buffer)
                 window.heard(index)
             count, measuring = window.tick(time.perf_counter(), count)
     finally:

@@ -46,6 +46,14 @@ that Twisted's TLS and autobahn set under vinom's game socket.
 `--rooms` arena rooms (default 1) of 8 players sending velocity inputs at
 `--input-rate` Hz, with what each client receives per second, the server's
 CPU per player and the input-to-state latency.
+
+`--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
+the players and the game host: a relay process (benchmarks.relay_worker) on
+the server's core, each player sending to it behind a route token of its own.
+The relay's CPU is not in `server_cpu_*`: `relay_cpu_us_per_datagram` is its
+CPU in the window over the datagrams it forwarded (both ways), and
+`relay_cpu_us_per_move` the same over the moves. Compare its `p50_ms` and
+`p99_ms` with a run without `--relay` (alternate them) for the latency it adds.
 """
 
 from __future__ import annotations
@@ -104,6 +112,8 @@ class Options(ScenarioOptions):
         *ScenarioOptions.optFlags,
         ["bare", None, "With --transport websocket or ws: a bare autobahn /game server "
                        "(benchmarks.bare_game_socket), the floor under vinom's."],
+        ["relay", None, "Players send through vinom's UDP relay (a process of its own on "
+                        "the server's core), each behind a route token."],
     ]
 
     def postOptions(self) -> None:
@@ -122,6 +132,8 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--host-workers cannot exceed --rooms")
         if self["transport"] not in ("udp", "websocket", "ws"):
             raise usage.UsageError("--transport is udp, websocket or ws")
+        if self["relay"] and self["transport"] != "udp":
+            raise usage.UsageError("--relay relays UDP: the game WebSocket is not relayed")
         if self["bare"] and self["transport"] == "udp":
             raise usage.UsageError("--bare measures the game WebSocket: --transport websocket|ws")
         if self["transport"] != "udp" and self["host-workers"]:
@@ -131,6 +143,8 @@ class Options(ScenarioOptions):
                 "--game arena hosts its rooms in the server process, over UDP "
                 "(no --host-workers, no --transport)"
             )
+        if self["game"] == "arena" and self["relay"]:
+            raise usage.UsageError("--relay plays the duel rooms (not --game arena)")
         if self["game"] == "arena" and not self["input-rate"] > 0:
             raise usage.UsageError("--input-rate must be above 0")
 
@@ -164,15 +178,22 @@ def run(options: Options) -> int:
                 server_cpu,
             )  # fmt: skip
             ready = harness.wait_for(server, "ready", 60)
+            relay = relay_settings = None
+            if options["relay"]:
+                relay = harness.spawn("relay", "benchmarks.relay_worker", ["--key", key.hex()],
+                                      server_cpu)  # fmt: skip
+                relay_settings = {"port": harness.wait_for(relay, "ready", 30)["port"],
+                                  "key": key.hex()}  # fmt: skip
             loads = spawn_room_loads(
                 harness, "play-websocket" if websocket else "play", ready["port"], key,
                 options["rooms"], options, load_cpus,
                 ports=ready["ports"], websocket_port=ready.get("websocket_port"), tls=tls,
+                relay=relay_settings,
             )
             measured = MeasuredRun(
                 harness, server, loads, options, "play", options["duration"]
             )
-            results = measured.run(mark_server=True)
+            results = measured.run(mark_server=True, mark=[relay] if relay else ())
     except BenchError as e:
         progress.finish()
         return report_failure("play", e, options)
@@ -222,6 +243,17 @@ def run(options: Options) -> int:
         **figures,
         "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
     })  # fmt: skip
+    if relay is not None:
+        start, end = measured.marks[relay.name]
+        forwarded = end["counters"]["forwarded"] - start["counters"]["forwarded"]
+        relay_cpu_s = end["cpu_s"] - start["cpu_s"]
+        summary.update({
+            "relay_cpu_s": round(relay_cpu_s, 3),
+            "relay_forwarded_per_s": round(forwarded / window, 1),
+            "relay_dropped": end["counters"]["dropped"] - start["counters"]["dropped"],
+            "relay_cpu_us_per_datagram": round(relay_cpu_s * 1e6 / max(forwarded, 1), 2),
+            "relay_cpu_us_per_move": round(relay_cpu_s * 1e6 / max(moves, 1), 2),
+        })  # fmt: skip
     if error_codes:
         summary["error_codes"] = error_codes
     rows += [
@@ -234,12 +266,18 @@ def run(options: Options) -> int:
         ("errors", errors),
         cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]
+    if relay is not None:
+        rows.append(("relay CPU us / datagram (/ move)",
+                     f"{summary['relay_cpu_us_per_datagram']} "
+                     f"({summary['relay_cpu_us_per_move']})"))  # fmt: skip
     where = (f"{options['host-workers']} game-host worker(s)" if options["host-workers"]
              else "in the server process")
     if websocket:
         where += ", players on the game WebSocket" + ("" if tls else " (plain, no TLS)")
         if options["bare"]:
             where += ", bare autobahn server"
+    if options["relay"]:
+        where += ", through the UDP relay"
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",

@@ -43,6 +43,8 @@ from benchmarks.session_load import (
 )
 from benchmarks.worker import emit
 from vinom.protocol.address import HostAddress
+from vinom.protocol.route_token import RouteTokenIssuer
+from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb
@@ -83,6 +85,11 @@ class RoomDriver(Driver):
         self.errors = 0
         self.messages = 0
         self.error_codes: dict[str, int] = {}
+        # `play --relay`: the relay's port, and its key to mint route tokens with.
+        relay = settings.get("relay")
+        self.relay = None if relay is None else (self.server[0], int(relay["port"]))
+        self.route_issuer = (None if relay is None
+                             else RouteTokenIssuer(bytes.fromhex(relay["key"])))  # fmt: skip
 
     def connect_all(self, limit: float, in_flight: int = 256) -> None:
         """Handshake every player, at most `in_flight` at a time."""
@@ -115,6 +122,18 @@ class RoomDriver(Driver):
     def make_player(self, room: int, seat: int) -> Any:
         """What the scenario keeps about the player in `seat` of `room` (`client.data`)."""
         return Player(player_id(room, seat), room % len(self.servers))
+
+    def add(
+        self, token: PublicToken, now: float, server: tuple[str, int] | None = None,
+        prefix: bytes = b"",
+    ) -> Client:
+        """Through the relay (`play --relay`): the player sends to it, each datagram
+        behind a route token of its own to the game host `server`."""
+        if self.relay is None or server is None:
+            return super().add(token, now, server, prefix)
+        assert self.route_issuer is not None
+        route = self.route_issuer.issue(server[0], server[1], time.time())
+        return super().add(token, now, self.relay, route)
 
     def on_connected(self, client: Client, now: float) -> None:
         self.connected += 1
@@ -156,8 +175,9 @@ class LeanPlay:
         self.error_codes: dict[str, int] = {}
 
     def send(self, index: int, datagram: bytes) -> None:
+        client = self.clients[index]
         try:
-            self.clients[index].sock.send(datagram)
+            client.sock.send(client.prefix + datagram if client.prefix else datagram)
         except OSError:
             self.send_errors += 1
 

@@ -101,7 +101,7 @@ class Poller:
 class Client:
     """One client: its socket, its connection, and a slot for the scenario's state."""
 
-    __slots__ = ("conn", "data", "index", "server", "sock", "started", "wake")
+    __slots__ = ("conn", "data", "index", "prefix", "server", "sock", "started", "wake")
 
     def __init__(
         self, index: int, sock: socket.socket, conn: ClientConnection, server: tuple[str, int]
@@ -113,6 +113,8 @@ class Client:
         self.wake = INF
         self.started = 0.0
         self.data: Any = None
+        # A route token to put in front of every datagram (`play --relay`), or nothing.
+        self.prefix = b""
 
 
 class Driver:
@@ -135,9 +137,13 @@ class Driver:
 
     # -- clients ------------------------------------------------------------
 
-    def add(self, token: PublicToken, now: float, server: tuple[str, int] | None = None) -> Client:
+    def add(
+        self, token: PublicToken, now: float, server: tuple[str, int] | None = None,
+        prefix: bytes = b"",
+    ) -> Client:
         """Start a client presenting `token` to `server` (default: the driver's); its
-        handshake begins at once."""
+        handshake begins at once. `prefix` goes in front of every datagram it sends
+        (a route token, when `server` is a UDP relay)."""
         server = self.server if server is None else server
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
@@ -146,6 +152,7 @@ class Driver:
         index = self._next_index
         self._next_index += 1
         client = Client(index, sock, conn, server)
+        client.prefix = prefix
         client.started = now
         self.clients[index] = client
         fd = sock.fileno()
@@ -172,9 +179,10 @@ class Driver:
         out = conn.datagrams_to_send(now)
         if out:
             send = client.sock.send
+            prefix = client.prefix
             for datagram, _ in out:
                 try:
-                    send(datagram)
+                    send(prefix + datagram if prefix else datagram)
                 except OSError:
                     self.send_errors += 1
         when = conn.get_timer()

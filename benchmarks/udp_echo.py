@@ -17,6 +17,15 @@ each half reports its median run by rate: on a shared virtual machine one
 run of either half moves by 20-30% from the next, and alternating spreads
 whatever the neighbours do over both halves. `*_runs_per_s` lists every
 run's rate.
+
+`--relay` measures vinom's UDP relay (docs/gateway.md, "UDP relay") instead
+of the session protocol: the second half, `relayed`, is the same bare echo
+behind a relay process (benchmarks.relay_worker), each load socket
+prefixing its datagrams with a route token of its own (one route per
+socket). `relay_cpu_us_per_datagram` is the relay process's CPU in the
+window over the datagrams it forwarded (two per echo: to the echo and
+back); `added_p50_ms` and `added_p99_ms` are the relayed round trip's
+percentiles less the direct (bare) one's, from the median runs.
 """
 
 from __future__ import annotations
@@ -64,13 +73,19 @@ class Options(ScenarioOptions):
         ["only", None, None, "Run only one half: 'bare' or 'vinom'."],
         ["rounds", None, "3", "Runs of each half, alternating; each reports its median."],
     ]
+    optFlags = [
+        *ScenarioOptions.optFlags,
+        ["relay", None, "Compare the bare echo direct and through vinom's UDP relay "
+                        "(halves 'bare' and 'relayed') instead of bare and vinom."],
+    ]
 
     def postOptions(self) -> None:
         for name in ("size", "window", "clients", "rounds"):
             self[name] = positive_int(self, name)
         non_negative_floats(self, "warmup", "duration")
-        if self["only"] not in (None, "bare", "vinom"):
-            raise usage.UsageError("--only must be 'bare' or 'vinom'")
+        second = "relayed" if self["relay"] else "vinom"
+        if self["only"] not in (None, "bare", second):
+            raise usage.UsageError(f"--only must be 'bare' or '{second}'")
 
     def planned_seconds(self) -> float:
         halves = 1 if self["only"] else 2
@@ -80,16 +95,23 @@ class Options(ScenarioOptions):
 def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[str, Any]:
     """One half (bare or vinom): start its server and load, measure, stop both."""
     server_cpu, load_cpus = cpu_plan(1, options.pin)
-    server_args = ["--mode", mode]
+    server_args = ["--mode", "bare" if mode == "relayed" else mode]
     if mode == "vinom":
         server_args += ["--key", key.hex()]
     server = harness.spawn(f"{mode}-server", "benchmarks.echo_server", server_args, server_cpu)
-    load = None
+    load = relay = None
     try:
         ready = harness.wait_for(server, "ready", 30)
+        target = ready["port"]
+        if mode == "relayed":
+            # The relay shares the server's core: what it costs is what a relay on
+            # the game host's machine would take from it.
+            relay = harness.spawn("relay", "benchmarks.relay_worker", ["--key", key.hex()],
+                                  server_cpu)  # fmt: skip
+            target = harness.wait_for(relay, "ready", 30)["port"]
         load_args = [
-            "--mode", mode,
-            "--port", str(ready["port"]),
+            "--mode", "bare" if mode == "relayed" else mode,
+            "--port", str(target),
             "--size", str(options["size"]),
             "--window", str(options["window"]),
             "--clients", str(options["clients"]),
@@ -98,20 +120,37 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
         ]  # fmt: skip
         if mode == "vinom":
             load_args += ["--key", key.hex()]
+        if mode == "relayed":
+            load_args += ["--relay-key", key.hex(), "--relay-to", str(ready["port"])]
         load = harness.spawn(f"{mode}-load", "benchmarks.echo_load", load_args, load_cpus[0])
         measured = MeasuredRun(
-            harness, server, [load], options, f"udp-echo-{mode}", options["duration"]
-        )
-        (result,) = measured.run(mark_server=True)
+            harness, server, [load], options, f"udp-echo-{mode}", options["duration"],
+            more_servers=[relay] if relay is not None else (),
+        )  # fmt: skip
+        (result,) = measured.run(mark_server=True, mark=[relay] if relay is not None else ())
     finally:
         if load is not None:
             harness.stop(load)
+        if relay is not None:
+            harness.stop(relay)
         harness.stop(server)
     window = float(result["window_s"]) or 1e-9
     first, last = (m["counters"] for m in measured.server_marks)
     received = last["datagrams_received"] - first["datagrams_received"]
     histogram = merge_histograms([result["histogram"]])
+    relay_figures: dict[str, Any] = {}
+    if relay is not None:
+        start, end = (m["counters"] for m in measured.marks[relay.name])
+        forwarded = end["forwarded"] - start["forwarded"]
+        relay_cpu_s = measured.server_cpu_by_process[relay.name]
+        relay_figures = {
+            "relay_cpu_s": relay_cpu_s,
+            "relay_forwarded": forwarded,
+            "relay_dropped": end["dropped"] - start["dropped"],
+            "relay_cpu_us_per_datagram": round(relay_cpu_s * 1e6 / max(forwarded, 1), 2),
+        }
     return {
+        **relay_figures,
         "per_s": result["count"] / window,
         "count": result["count"],
         "window_s": window,
@@ -125,7 +164,8 @@ def run_half(options: Options, mode: str, harness: Harness, key: bytes) -> dict[
 
 
 def run(options: Options) -> int:
-    modes = [options["only"]] if options["only"] else ["bare", "vinom"]
+    second = "relayed" if options["relay"] else "vinom"
+    modes = [options["only"]] if options["only"] else ["bare", second]
     key = os.urandom(32)
     halves: dict[str, dict[str, Any]] = {}
     failures: dict[str, str] = {}
@@ -158,6 +198,7 @@ def run(options: Options) -> int:
 
     bare = halves.get("bare", {})
     vinom = halves.get("vinom", {})
+    relayed = halves.get("relayed", {})
     result: dict[str, Any] = {
         "scenario": "udp-echo",
         "size": options["size"],
@@ -195,6 +236,16 @@ def run(options: Options) -> int:
                 f"{mode}: server / load CPU s",
             ),
         ]
+    if relayed:
+        result["relayed_per_s"] = round(relayed["per_s"], 1)
+        result["relay_cpu_us_per_datagram"] = relayed["relay_cpu_us_per_datagram"]
+        result["relay_dropped"] = relayed["relay_dropped"]
+        rows.append(("relay CPU us / forwarded datagram", relayed["relay_cpu_us_per_datagram"]))
+        if bare:
+            result["added_p50_ms"] = round(relayed["p50_ms"] - bare["p50_ms"], 3)
+            result["added_p99_ms"] = round(relayed["p99_ms"] - bare["p99_ms"], 3)
+            rows.append(("relay adds p50 / p99 ms",
+                         f"{result['added_p50_ms']} / {result['added_p99_ms']}"))  # fmt: skip
     if result["ratio"] is not None:
         # The same ratio from CPU cost per echo: steadier than rates when other
         # processes share the cores, and unaffected by which side was the limit.

@@ -181,12 +181,14 @@ def connect_game(
     *,
     session: GameSession | None = None,
 ) -> Deferred[GameSession]:
-    """Connect to the game host of a `match_found` (or the token mapping inside it).
+    """Connect to the game host of a `match_found` (or the token mapping inside it);
+    through its UDP relay when the `match_found` names one.
 
     To resume after a reconnection, pass the old `session`: its callbacks,
     newest version and `finished` Deferred carry over to the new UDP session.
     """
     token = found.token if isinstance(found, MatchFound) else found
+    relay = found.relay if isinstance(found, MatchFound) else None
     game = session or GameSession()
 
     def connected(protocol: GameClientProtocol) -> GameSession:
@@ -194,5 +196,5 @@ def connect_game(
         protocol.closed.addCallback(game.session_closed, protocol)
         return game
 
-    d = connect_game_client(reactor, token, on_message=game.message_received)
+    d = connect_game_client(reactor, token, on_message=game.message_received, relay=relay)
     return d.addCallback(connected)

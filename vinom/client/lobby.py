@@ -81,6 +81,8 @@ class MatchFound:
     port: int
     token: Mapping[str, Any]
     expires_at: float | None
+    # The UDP relay in front of the game host ({host, port, token}), when there is one.
+    relay: Mapping[str, Any] | None = None
 
     @classmethod
     def from_frame(cls, frame: Mapping[str, Any]) -> MatchFound:
@@ -91,6 +93,7 @@ class MatchFound:
             port=int(frame["port"]),
             token=frame["token"],
             expires_at=frame.get("expires_at"),
+            relay=frame.get("relay"),
         )
 
 

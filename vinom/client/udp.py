@@ -14,10 +14,16 @@ fires with the connected `GameClientProtocol`, or fails with
 to `on_message(channel, data)`, or queue in `client.messages` if no callback is
 given. `client.closed` fires with the reason when the session ends (`timeout`,
 `disconnect` by the host, `closed` by us); the local port is then released.
+
+When `match_found` names a UDP relay (`relay`: host, port and a base64 route
+token), the client sends every datagram to the relay, prefixed with the route
+token, and hears the host through it (docs/gateway.md, "UDP relay").
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -36,10 +42,12 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from vinom.net.wakeup import WakeUp
+from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
+from vinom.protocol.route_token import ROUTE_TOKEN_SIZE
 from vinom.protocol.tokens import PublicToken
 
 _log = Logger()
@@ -68,8 +76,11 @@ class GameClientProtocol(DatagramProtocol):
         on_message: MessageCallback | None = None,
         reliability_factory: ReliabilityFactory = default_reliability,
         wall_clock: Callable[[], float] = time.time,
+        route_token: bytes = b"",
     ) -> None:
+        """`route_token`: the relay's route token, prefixed to every datagram sent."""
         self._clock = clock
+        self._route_token = route_token
         self._wall_clock = wall_clock
         self._token = token
         self._addresses = addresses
@@ -186,9 +197,10 @@ class GameClientProtocol(DatagramProtocol):
             return
         transport = self.transport
         if out and transport is not None:
+            prefix = self._route_token
             for datagram, addr in out:
                 try:
-                    transport.write(datagram, addr)
+                    transport.write(prefix + datagram if prefix else datagram, addr)
                 except Exception:
                     self.send_errors += 1
         if when is None or self._stopping is not None:
@@ -239,8 +251,10 @@ def connect_game_client(
     on_message: MessageCallback | None = None,
     config: ClientConfig | None = None,
     reliability_factory: ReliabilityFactory = default_reliability,
+    relay: Mapping[str, Any] | None = None,
 ) -> Deferred[GameClientProtocol]:
-    """Connect to the game host named in `token` (a PublicToken or its JSON mapping).
+    """Connect to the game host named in `token` (a PublicToken or its JSON mapping),
+    or through the UDP relay `relay` ({host, port, token}) of its `match_found`.
 
     `reactor` must also provide IReactorTime (and IReactorCore to resolve host
     names that are not IP literals). Fires with the connected client, or fails
@@ -248,9 +262,12 @@ def connect_game_client(
     """
     try:
         public = token if isinstance(token, PublicToken) else PublicToken.from_json(token)
+        route = b"" if relay is None else _route_of(relay)
     except ValueError as e:
         return fail(e)
     clock = cast(IReactorTime, reactor)
+    # Through a relay, the relay's is the one address the client sends to.
+    targets = public.hosts if relay is None else (HostAddress(relay["host"], relay["port"]),)
 
     def resolve(host: str) -> Deferred[str]:
         if isIPAddress(host) or isIPv6Address(host):
@@ -258,16 +275,35 @@ def connect_game_client(
         return cast(IReactorCore, reactor).resolve(host)
 
     def listen(resolved: list[str]) -> Deferred[GameClientProtocol]:
-        addresses = [(ip, h.port) for ip, h in zip(resolved, public.hosts, strict=True)]
+        addresses = [(ip, h.port) for ip, h in zip(resolved, targets, strict=True)]
         v6 = isIPv6Address(addresses[0][0])
         # One socket family: keep the addresses that it can reach.
         addresses = [a for a in addresses if isIPv6Address(a[0]) == v6]
         protocol = GameClientProtocol(clock, public, addresses=addresses, config=config,
                                       on_message=on_message,
-                                      reliability_factory=reliability_factory)
+                                      reliability_factory=reliability_factory,
+                                      route_token=route)
         reactor.listenUDP(0, protocol, interface="::" if v6 else "0.0.0.0",
                           maxPacketSize=2048)
         return protocol.connected
 
-    d = gatherResults([resolve(h.host) for h in public.hosts], consumeErrors=True)
+    d = gatherResults([resolve(h.host) for h in targets], consumeErrors=True)
     return d.addCallback(listen)
+
+
+def _route_of(relay: Mapping[str, Any]) -> bytes:
+    """The route token of `match_found`'s `relay`; ValueError says what is wrong."""
+    if not isinstance(relay, Mapping):
+        raise ValueError("relay is a JSON object")
+    host, port, token = relay.get("host"), relay.get("port"), relay.get("token")
+    if not isinstance(host, str) or not host:
+        raise ValueError("relay host must be a string")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError("relay port must be an integer in 1..65535")
+    try:
+        raw = base64.b64decode(str(token).encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise ValueError("relay token is not valid base64") from None
+    if len(raw) != ROUTE_TOKEN_SIZE:
+        raise ValueError(f"relay token must be {ROUTE_TOKEN_SIZE} bytes")
+    return raw

@@ -1,11 +1,14 @@
 """Token delivery: the `match_found` frame that carries a player's connect token.
 
 The one place the lobby asks its `ITokenIssuer` for a token, both when a
-match is placed and when a player `reconnect`s to a running match.
+match is placed and when a player `reconnect`s to a running match. When the
+game hosts sit behind a UDP relay (`RelayRouting`), the frame also carries the
+relay's address and a fresh route token (docs/gateway.md, "UDP relay").
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +19,28 @@ from vinom.lobby.codec import encode_frame
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
+from vinom.protocol.route_token import RouteTokenIssuer
+
+
+@define
+class RelayRouting:
+    """Game hosts behind a UDP relay: the relay's public address and the route tokens.
+
+    `ports` is the relay's public port range; each token names one of them,
+    picked by its nonce's first byte, which is random: players spread over the
+    range with no other source of randomness.
+    """
+
+    host: str
+    ports: range
+    issuer: RouteTokenIssuer
+
+    def route_of(self, address: HostAddress, now: float) -> dict[str, Any]:
+        """`match_found`'s `relay`: where to send, and the token routing to `address`."""
+        token = self.issuer.issue(address.host, address.port, now)
+        port = self.ports[token[1] % len(self.ports)]
+        return {"host": self.host, "port": port,
+                "token": base64.b64encode(token).decode("ascii")}  # fmt: skip
 
 
 @define
@@ -29,6 +54,7 @@ class TokenDelivery:
     issuer: ITokenIssuer
     clock: IReactorTime
     team_sizes: Mapping[str, int] = field(factory=dict)
+    relay: RelayRouting | None = None
 
     def match_found_frame(
         self, match: Match, ticket: Ticket, address: HostAddress
@@ -58,6 +84,15 @@ class TokenDelivery:
             "token": token,
             "expires_at": expires_at if isinstance(expires_at, int | float) else None,
         }
+        if self.relay is not None:
+            # Players send to the relay, never to the host itself (the browser's
+            # /game below is not relayed).
+            relay = frame["relay"] = self.relay.route_of(address, self.clock.seconds())
+            frame["host"], frame["port"] = relay["host"], relay["port"]
+            # The token's public `hosts` only says where to send; the sealed part,
+            # which the host checks, keeps the host's own address. Players are
+            # told the relay's, never the host's private one.
+            token["hosts"] = [{"host": relay["host"], "port": relay["port"]}]
         if address.game_url is not None:
             # Where a browser plays this match: the /game of the process hosting it.
             frame["game_url"] = address.game_url

@@ -43,7 +43,7 @@ from vinom.lobby import errors
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
-from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.delivery import RelayRouting, TokenDelivery
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.output import OutputGate, OutputTotals
@@ -178,6 +178,7 @@ class LobbyFactory(ServerFactory, Service):
         team_sizes: Mapping[str, int] | None = None,
         party_join_limiter: IAddressLimiter | None = None,
         game_titles: Mapping[str, str] | None = None,
+        relay: RelayRouting | None = None,
     ) -> None:
         """Whether other lobbies share the state is the backends' to say (the store's
         `shared`, the matchmaker's `formed_here`), not the lobby's.
@@ -188,7 +189,8 @@ class LobbyFactory(ServerFactory, Service):
         `party_join_limiter`: the limit of `party_join` attempts per address (by
         default in this process; lobbies sharing Redis share a `RedisAddressLimiter`).
         `game_titles`: each game's display name for the welcome (by default made
-        from its name)."""
+        from its name). `relay`: the UDP relay the game hosts sit behind, if any
+        (`match_found` then carries its address and a route token)."""
         self.config = config
         self.clock = clock
         self.limits = LobbyLimits(config, clock, party_joins=party_join_limiter)
@@ -199,7 +201,7 @@ class LobbyFactory(ServerFactory, Service):
         self._players = Players(store)
         # Waiting for the last player's connection to close (`close_players`).
         self._closed_waiters: list[Deferred[None]] = []
-        delivery = TokenDelivery(token_issuer, clock, dict(team_sizes or {}))
+        delivery = TokenDelivery(token_issuer, clock, dict(team_sizes or {}), relay)
         self.requeues = Requeues(config.requeue_window, clock, self._requeue_lapsed)
         self.placer = MatchPlacer(
             hosting=hosting,

@@ -52,13 +52,13 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-def read_token_key(path: str) -> bytes:
-    """The shared connect-token key: 32 bytes, stored raw, as hex or as base64."""
+def read_token_key(path: str, option: str = "--token-key-file") -> bytes:
+    """A shared key (the connect-token key, the relay key): 32 bytes, raw, hex or base64."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise usage.UsageError(f"--token-key-file {path!r}: {e.strerror}") from None
-    warn_if_readable("--token-key-file", path)
+        raise usage.UsageError(f"{option} {path!r}: {e.strerror}") from None
+    warn_if_readable(option, path)
     if len(raw) == TOKEN_KEY_BYTES:
         return raw
     text = raw.strip()
@@ -70,8 +70,27 @@ def read_token_key(path: str) -> bytes:
         if len(key) == TOKEN_KEY_BYTES:
             return key
     raise usage.UsageError(
-        f"--token-key-file {path!r} must hold {TOKEN_KEY_BYTES} bytes (raw, hex or base64)"
+        f"{option} {path!r} must hold {TOKEN_KEY_BYTES} bytes (raw, hex or base64)"
     )
+
+
+def relay_address(name: str, value: str) -> tuple[str, range]:
+    """'HOST:PORT' or 'HOST:FIRST-LAST' (IPv6 in brackets): a UDP relay's public address."""
+    text = value.strip()
+    host, sep, ports = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    first, dash, last = ports.partition("-")
+    try:
+        low = int(first)
+        high = int(last) if dash else low
+    except ValueError:
+        low = high = 0
+    if not sep or not host or not 1 <= low <= high <= 65535:
+        raise usage.UsageError(
+            f"--{name} must look like relay.example.com:7800 or HOST:7800-7809, not {value!r}"
+        )
+    return public_host(name, host), range(low, high + 1)
 
 
 # -- the coerce column: each takes the option's name and its text, and returns its value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import attrs
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
 from vinom.cluster.client import parse_redis_url
@@ -42,6 +43,7 @@ from vinom.server.checks import (
     public_host,
     rating_windows,
     read_token_key,
+    relay_address,
     session_timeout,
     trusted_proxies,
 )
@@ -234,6 +236,22 @@ class Options(usage.Options):
             "127.0.0.1",
             "Address of the game hosts as clients should reach them (sent in match_found).",
             public_host,
+        ),
+        param(
+            "relay",
+            None,
+            None,
+            "The UDP relay the game hosts sit behind, as players reach it: HOST:PORT or "
+            "HOST:FIRST-LAST (its public ports). match_found then sends players there with a "
+            "route token; needs --relay-key-file (docs/gateway.md, UDP relay).",
+            relay_address,
+        ),
+        param(
+            "relay-key-file",
+            None,
+            None,
+            "Route-token key shared by the lobbies and the UDP relay (32 bytes: raw, hex or "
+            "base64); with --relay.",
         ),
         param(
             "max-games",
@@ -541,6 +559,7 @@ class Options(usage.Options):
         self["token-key"] = (
             None if self["token-key-file"] is None else read_token_key(self["token-key-file"])
         )
+        self._check_relay()
         self._check_role()
         if self["host-workers"] is None:
             self["host-workers"] = max(1, (os.cpu_count() or 1) - 1)
@@ -559,6 +578,21 @@ class Options(usage.Options):
         self._check_agones()
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
+
+    def _check_relay(self) -> None:
+        if (self["relay"] is None) != (self["relay-key-file"] is None):
+            raise usage.UsageError("--relay and --relay-key-file go together: give both")
+        self["relay-key"] = (
+            None if self["relay-key-file"] is None
+            else read_token_key(self["relay-key-file"], "--relay-key-file")
+        )  # fmt: skip
+        if self["relay"] is not None and self["role"] == "all" and not (
+            isIPAddress(self["public-host"]) or isIPv6Address(self["public-host"])
+        ):
+            raise usage.UsageError(
+                f"--relay: the game hosts behind it announce an IP address, not "
+                f"--public-host {self['public-host']!r}: the route token carries an address"
+            )
 
     def _check_role(self) -> None:
         if self["role"] == "gateway":

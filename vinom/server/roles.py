@@ -48,12 +48,14 @@ from vinom.hosting.workers.child import WorkerSettings
 from vinom.hosting.workers.per_match import ProcessPerMatch
 from vinom.hosting.workers.pool import WorkerPool
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.delivery import RelayRouting
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.limits import IAddressLimiter
 from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
+from vinom.protocol.route_token import RouteTokenIssuer
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
@@ -361,7 +363,18 @@ def lobby_factory(
         team_sizes=registry.team_sizes(),
         party_join_limiter=shared.party_joins,
         game_titles={g.name: display_name_of(g) for g in registry},
+        relay=relay_routing_of(options),
     )
+
+
+def relay_routing_of(options: usage.Options) -> RelayRouting | None:
+    """The UDP relay the game hosts sit behind (`--relay`), with a route token as
+    long-lived as a connect token (docs/gateway.md, UDP relay)."""
+    if options["relay"] is None:
+        return None
+    host, ports = options["relay"]
+    issuer = RouteTokenIssuer(options["relay-key"], lifetime=options["token-lifetime"])
+    return RelayRouting(host, ports, issuer)
 
 
 def build_drain(

@@ -1,0 +1,84 @@
+"""Helpers for tests that run the UDP relay as a process: `RelayProcess`, a mixin for a
+trial TestCase (it uses the case's `mktemp` and `addCleanup`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from tests.server.test_ops import http_get, metric_value
+from tests.server.test_twistd import ROOT, Collect
+from tests.support.ports import free_udp_range
+
+IDLE_TIMEOUT = 1.0
+
+
+class RelayProcess:
+    """`start_relay()` runs `python -m vinom.server.relay` on a free port of 127.0.0.1 with
+    `self.key_file` as its key; `metrics()` and `metric(name)` read its `/metrics`.
+    Mixed into a trial TestCase (before it), whose mktemp, addCleanup and asserts it uses."""
+
+    key_file: str
+    relay_port: int
+    relay: Collect
+    metrics_url: str
+
+    def spawn(self, args: list[str]) -> Collect:
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        output = Collect()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+        transport = reactor.spawnProcess(output, sys.executable, [sys.executable, *args],
+                                         env=env, path=data_dir)  # fmt: skip
+        output.transport = transport  # type: ignore[attr-defined]
+        output.data_dir = data_dir  # type: ignore[attr-defined]
+        self.addCleanup(self._kill_spawned, output)
+        return output
+
+    async def _kill_spawned(self, output: Collect) -> None:
+        if not output.ended.called:
+            output.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+            await output.ended
+
+    async def spawned_says(
+        self, output: Collect, pattern: str, limit: float = 30.0
+    ) -> re.Match[str]:
+        waited = 0.0
+        while (found := re.search(pattern, output.output.decode(errors="replace"))) is None:
+            self.assertFalse(output.ended.called, output.output.decode(errors="replace"))
+            self.assertLess(waited, limit, output.output.decode(errors="replace"))
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+        return found
+
+    async def start_relay(self) -> None:
+        self.relay_port = free_udp_range(1)
+        self.relay = self.spawn([
+            "-m", "vinom.server.relay", "--relay-ports", str(self.relay_port),
+            "--relay-interface", "127.0.0.1", "--relay-host-interface", "127.0.0.1",
+            "--relay-key-file", self.key_file, "--relay-idle-timeout", str(IDLE_TIMEOUT),
+            "--ops-port", "tcp:0:interface=127.0.0.1",
+        ])  # fmt: skip
+        found = await self.spawned_says(self.relay, r"operations on (http://\S+/metrics)")
+        self.metrics_url = found.group(1)
+
+    async def metrics(self) -> bytes:
+        code, body = await http_get(self.metrics_url)
+        self.assertEqual(code, 200)
+        return body
+
+    async def metric(self, name: str) -> float:
+        return metric_value(await self.metrics(), name)
+
+
+def dropped(reason: str) -> str:
+    return f'vinom_relay_datagrams_dropped_total{{reason="{reason}"}}'
+
+
+def forwarded(direction: str) -> str:
+    return f'vinom_relay_datagrams_forwarded_total{{direction="{direction}"}}'

@@ -1,0 +1,169 @@
+"""The UDP relay as a process of its own: `python -m vinom.server.relay`.
+
+The relay's options (`RelayOptions`, each checked in one line), the service
+they make (`relay_root`: the relay and, with `--ops-port`, `/health` and the
+Prometheus `/metrics` of its counters), and `main`, which runs it until
+SIGTERM or SIGINT and exits 0. docs/gateway.md, "UDP relay".
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry, generate_latest
+from twisted.application import service
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogFilterPredicate,
+    Logger,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+from twisted.python import usage
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from vinom.gateway.relay import (
+    RelayCollector,
+    RelayService,
+    relay_service,
+    route_socket_chatter,
+)
+from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
+from vinom.server.checks import (
+    bind_address,
+    check_endpoint,
+    param,
+    parse_port_range,
+    positive_float,
+    positive_int,
+    read_token_key,
+)
+from vinom.server.logs import Site
+from vinom.server.startup import Listener
+
+_log = Logger()
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class RelayOptions(usage.Options):
+    """The relay's command line."""
+
+    optParameters = [
+        param("relay-ports", None, "7800", "Public UDP port range the players send to, "
+              "first-last (a single port: N)."),
+        param("relay-interface", None, "", "Address the public ports bind to ('' = all).",
+              bind_address),
+        param("relay-host-interface", None, "", "Address the routes' sockets toward the game "
+              "hosts bind to ('' = all).", bind_address),
+        param("relay-key-file", None, None, "Route-token key shared with the lobbies "
+              "(their --relay-key-file; 32 bytes: raw, hex or base64). Required."),
+        param("relay-idle-timeout", None, DEFAULT_IDLE_TIMEOUT, "Seconds without a datagram "
+              "from a player after which its route is forgotten.", positive_float),
+        param("relay-max-routes", None, DEFAULT_MAX_ROUTES, "Most routes (relayed players) "
+              "open at once; a new token beyond it is dropped (full).", positive_int),
+        param("ops-port", None, "tcp:9180:interface=127.0.0.1", "Operations endpoint "
+              "(/health, /metrics), a strports description, or 'none'."),
+    ]  # fmt: skip
+
+    def postOptions(self) -> None:
+        try:
+            low, high = parse_port_range(self["relay-ports"])
+        except usage.UsageError as e:
+            raise usage.UsageError(str(e).replace("--udp-ports", "--relay-ports")) from None
+        self["relay-port-range"] = range(low, high + 1)
+        if self["relay-key-file"] is None:
+            raise usage.UsageError("--relay-key-file is required: the lobbies' route-token key")
+        self["relay-key"] = read_token_key(self["relay-key-file"], "--relay-key-file")
+        if self["ops-port"] == "none":
+            self["ops-port"] = None
+        else:
+            check_endpoint(self["ops-port"], "ops-port")
+
+
+class _Text(Resource):
+    isLeaf = True
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self._answer = answer
+
+    def render_GET(self, request: Request) -> bytes:
+        content_type, body = self._answer()
+        request.setHeader(b"content-type", content_type.encode())
+        return cast(bytes, body)
+
+
+def relay_root(options: usage.Options, reactor: Any) -> tuple[service.MultiService, RelayService]:
+    """The relay's services from its options: the relay, then its operations endpoint."""
+    root = service.MultiService()
+    relay = relay_service(
+        reactor, key=options["relay-key"], ports=options["relay-port-range"],
+        interface=options["relay-interface"], host_interface=options["relay-host-interface"],
+        idle_timeout=options["relay-idle-timeout"], max_routes=options["relay-max-routes"],
+    )  # fmt: skip
+    relay.setServiceParent(root)
+    if options["ops-port"] is not None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RelayCollector(relay.relay.core))
+        resource = Resource()
+        resource.putChild(b"health", _Text(lambda: ("text/plain", b"ok\n")))
+        resource.putChild(b"metrics", _Text(lambda: (METRICS_TYPE, generate_latest(registry))))
+        Listener(options["ops-port"], Site(resource), reactor, "ops-port").setServiceParent(root)
+    return root, relay
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the relay until SIGTERM or SIGINT (exit 0); a bad option is one line (exit 2),
+    a port it cannot listen on one line (exit 1)."""
+    options = RelayOptions()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as e:
+        print(f"vinom relay: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    from twisted.internet import reactor as global_reactor
+
+    reactor = cast(Any, global_reactor)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stdout),
+                                    [cast(ILogFilterPredicate, route_socket_chatter)])  # fmt: skip
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    root, relay = relay_root(options, reactor)
+    try:
+        root.startService()
+    except CannotListenError as e:
+        print(f"vinom relay: cannot listen on udp {e.interface or '*'}:{e.port} for "
+              f"--relay-ports: {e.socketError}", file=sys.stderr)  # fmt: skip
+        raise SystemExit(1) from None
+    failed: list[str] = []
+
+    def announce_ops(port: IListeningPort) -> None:
+        where = cast(Any, port.getHost())
+        _log.info("vinom relay: operations on http://{host}:{port}/metrics",
+                  host=where.host, port=where.port)  # fmt: skip
+
+    def ops_failed(failure: Failure) -> None:
+        failed.append(failure.getErrorMessage())
+        print(f"vinom relay: {failure.getErrorMessage()}", file=sys.stderr)
+        reactor.stop()
+
+    ports = [cast(Any, p.getHost()).port for p in relay.relay.public]
+    _log.info("vinom relay: players send to udp {interface}:{first}-{last}",
+              interface=options["relay-interface"] or "*", first=ports[0],
+              last=ports[-1])  # fmt: skip
+    for child in root:
+        if isinstance(child, Listener):
+            child.port().addCallbacks(announce_ops, ops_failed)
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    reactor.run()
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
