@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import ssl
 from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.support.servers import start_server
 from vinom.gateway.proxy import proxy_v2_header
 from vinom.server.proxied import TrustedProxyFactory
 
@@ -59,6 +64,21 @@ class TrustedProxyTests(SynchronousTestCase):
         self.assertIsNone(server.peer)
         self.assertEqual(factory.refused, 1)
 
+    def test_a_header_twisted_cannot_read_is_refused_and_counted(self) -> None:
+        for header in (
+            HEADER[:12] + b"\x31" + HEADER[13:],  # protocol version 3
+            HEADER[:12] + b"\x2f" + HEADER[13:],  # an unknown command
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 x 7300\r\n",  # a port that is no number
+            b"PROXY TCP4 203.0.113.7\r\n",  # fields missing
+            b"PROXY " + b"1" * 120,  # no line end within v1's longest line
+        ):
+            wrapper, server, transport, factory = connect(GATEWAY)
+            wrapper.dataReceived(header + b"hello\n")
+            self.assertTrue(transport.disconnecting, header)
+            self.assertIsNone(server.peer)
+            self.assertEqual(server.received, b"")
+            self.assertEqual(factory.refused, 1)
+
     def test_a_header_from_an_untrusted_address_is_refused(self) -> None:
         for header in (HEADER, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"):
             wrapper, server, transport, factory = connect(CLIENT)
@@ -76,3 +96,45 @@ class TrustedProxyTests(SynchronousTestCase):
         wrapper.dataReceived(b"OST / HTTP/1.1\r\n")
         self.assertEqual(server.received, b"POST / HTTP/1.1\r\n")
         self.assertFalse(transport.disconnecting)
+
+
+def observe_tls(port: int, cert: str | None, header: bytes) -> list[tuple[Any, ...]]:
+    """Two TLS connections in a row to a lobby (the second offering the first's session),
+    each after `header`, saying hello: what a client sees of each (protocol, cipher,
+    session resumed, the welcome's type)."""
+    context = ssl.create_default_context(cafile=cert)
+    seen: list[tuple[Any, ...]] = []
+    session = None
+    for name in ("Ann", "Bob"):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.sendall(header)
+        with context.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            tls.sendall(json.dumps({"type": "hello", "name": name}).encode() + b"\n")
+            answer = tls.makefile("rb").readline()  # a TLS 1.3 session ticket comes with it
+            seen.append((tls.version(), tls.cipher(), tls.session_reused,
+                         json.loads(answer)["type"]))  # fmt: skip
+            session = tls.session
+    return seen
+
+
+class TrustedProxyTLSTests(TestCase):
+    """A TLS lobby with --trusted-proxy negotiates as it does without: the same context."""
+
+    async def test_the_lobby_tls_is_the_same_with_trusted_proxy(self) -> None:
+        # The default description, and one whose TLS option (sslmethod) a context rebuilt
+        # from the certificate alone would lose (TLS 1.3 instead of 1.2).
+        for lobby in ("ssl:0:interface=127.0.0.1",
+                      "ssl:0:interface=127.0.0.1:sslmethod=TLSv1_2_METHOD"):  # fmt: skip
+            direct = await start_server(self, "--lobby", lobby)
+            proxied = await start_server(self, "--lobby", lobby, "--trusted-proxy", "127.0.0.1")
+            header = proxy_v2_header(CLIENT, IPv4Address("TCP", "127.0.0.1", proxied.lobby.port))
+            seen_direct = await deferToThread(
+                observe_tls, direct.lobby.port, direct.lobby.trust, b""
+            )
+            seen_proxied = await deferToThread(
+                observe_tls, proxied.lobby.port, proxied.lobby.trust, header
+            )
+            self.assertEqual(seen_proxied, seen_direct)
+            self.assertEqual([s[3] for s in seen_direct], ["welcome", "welcome"])
+            if "sslmethod" in lobby:
+                self.assertEqual({s[0] for s in seen_proxied}, {"TLSv1.2"})

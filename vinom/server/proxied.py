@@ -2,40 +2,61 @@
 
 With `--trusted-proxy ADDR[,ADDR]`, a connection to the lobby (or the web
 server) from one of those addresses must begin with a PROXY protocol header
-(v2, as vinom's gateway sends, or v1); the header is read with Twisted's
-parsers (twisted.protocols.haproxy) and the connection's peer is the client
-it names, so per-address limits, logs and metrics count the player, not the
-gateway. The server's own protocol (TLS first, for a TLS listener) starts
-only once the header is read, so that it sees the client's address from its
-first call. A connection from any other address that begins with a PROXY
-header is refused (closed, one log line): only a trusted gateway may say
-where a connection comes from.
+(v2, as vinom's gateway sends, or v1); the header is read by Twisted's
+`twisted.protocols.haproxy.proxyEndpoint` wrapper and the connection's peer
+is the client it names, so per-address limits, logs and metrics count the
+player, not the gateway. The server's own protocol (TLS first, for a TLS
+listener) starts only once the header is read, so that it sees the client's
+address from its first call. A connection from any other address that
+begins with a PROXY header is refused (closed, one log line): only a trusted
+gateway may say where a connection comes from.
+
+Twisted's wrapper is used through its one public name, `proxyEndpoint`, over
+an endpoint of ours that keeps the wrapping factory it is given instead of
+listening (`_KeepFactory`). Around it, per trusted connection, `ProxiedProtocol`
+does what the wrapper leaves out: it holds the server's protocol until the
+header is read (the wrapper starts it at once, while the peer is still the
+gateway's), hands the wrapper the header whole (the wrapper closes a
+connection whose first read holds less than 16 bytes), and logs and counts
+a header the wrapper refuses (it closes those silently). For that it finds
+where the header ends (its length field for v2, the line end for v1); the
+header's contents are Twisted's to read.
 
 The listener is plain TCP underneath: `proxied_endpoint` puts the header
-reading before TLS, where a `ssl:` description would put TLS first.
+reading before TLS, where a `ssl:` description would put TLS first. The TLS
+context is the one Twisted's `ssl:` parser builds from the same description
+(every option of it kept), taken from the `listenSSL` call of its endpoint.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any, cast
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
-from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IProtocolFactory,
+    IReactorSSL,
+    IStreamServerEndpoint,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
-from twisted.protocols.haproxy._info import ProxyInfo
-from twisted.protocols.haproxy._v1parser import V1Parser
-from twisted.protocols.haproxy._v2parser import V2Parser
+from twisted.protocols.haproxy import proxyEndpoint
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
-from zope.interface import directlyProvides, providedBy
+from zope.interface import directlyProvides, implementer, providedBy
 
 _log = Logger()
 
-V2_SIGNATURE = V2Parser.PREFIX
+# The PROXY protocol's signatures (haproxy's proxy-protocol.txt, sections 2.1 and 2.2).
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_SIGNATURE = b"PROXY "
+V2_FIXED = 16  # signature, version and command, family, length
+V1_LONGEST = 107  # the longest v1 line, its CRLF included
 
 
 def _is_prefix_of_header(data: bytes) -> bool:
@@ -43,24 +64,33 @@ def _is_prefix_of_header(data: bytes) -> bool:
     return V2_SIGNATURE.startswith(data) or V1_SIGNATURE.startswith(data)
 
 
-def _refuse(wrapper: ProtocolWrapper, why: str) -> None:
+def _header_end(start: bytes) -> int | None:
+    """Where the PROXY header that `start` begins with ends (it may end past `start`);
+    None while too little is there to say. Past V1_LONGEST without a line end, all of
+    it: the parser then finds it invalid."""
+    if start.startswith(V1_SIGNATURE):
+        end = start.find(b"\r\n", 0, V1_LONGEST)
+        if end >= 0:
+            return end + 2
+        return len(start) if len(start) >= V1_LONGEST else None
+    (length,) = struct.unpack_from("!H", start, 14)
+    return V2_FIXED + length
+
+
+def _refuse(wrapper: ProtocolWrapper, why: str, close: bool = True) -> None:
     peer = wrapper.transport.getPeer()  # type: ignore[union-attr]
     wrapper.factory.refused += 1
     _log.info("vinom: connection from {peer} refused: {why}",
               peer=getattr(peer, "host", peer), why=why)  # fmt: skip
-    wrapper.transport.loseConnection()  # type: ignore[union-attr]
+    if close:
+        wrapper.transport.loseConnection()  # type: ignore[union-attr]
 
 
-class ProxiedProtocol(ProtocolWrapper):
-    """A connection from a trusted gateway: the PROXY header first, then the server's
-    protocol, which starts only then (it sees the client's address from its first call)."""
+class HeldProtocol(ProtocolWrapper):
+    """Between Twisted's PROXY wrapper and the server's protocol: the server's protocol
+    starts at `start()` (the header read), not when the connection is made."""
 
-    def __init__(self, factory: Any, wrapped: IProtocol) -> None:
-        super().__init__(factory, wrapped)
-        self._buffer = b""
-        self._info: ProxyInfo | None = None
-        self._parser: V1Parser | V2Parser | None = None
-        self._started = False
+    started = False
 
     def makeConnection(self, transport: Any) -> None:
         # As ProtocolWrapper's, without starting the wrapped protocol yet.
@@ -68,52 +98,84 @@ class ProxiedProtocol(ProtocolWrapper):
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
 
-    def dataReceived(self, data: bytes) -> None:
-        if self._started:
-            self.wrappedProtocol.dataReceived(data)
-            return
-        if self._parser is None:
-            self._buffer += data
-            start = self._buffer
-            if len(start) >= 8 and start.startswith(V1_SIGNATURE):
-                self._parser = V1Parser()
-            elif len(start) >= 16 and start.startswith(V2_SIGNATURE):
-                self._parser = V2Parser()
-            elif len(start) < 16 and (
-                V2_SIGNATURE.startswith(start[:12]) or V1_SIGNATURE.startswith(start[:6])
-            ):
-                return  # the start of a header
-            else:
-                _refuse(self, "a trusted proxy's connection must begin with a PROXY header")
-                return
-            data, self._buffer = self._buffer, b""
-        try:
-            info, rest = self._parser.feed(data)
-        except InvalidProxyHeader:
-            _refuse(self, "its PROXY header is not valid")
-            return
-        if info is None:
-            return
-        self._info = info
-        self._started = True
+    def start(self) -> None:
+        self.started = True
         self.wrappedProtocol.makeConnection(cast(Any, self))
-        if rest and not self.disconnecting:
-            self.wrappedProtocol.dataReceived(rest)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.unregisterProtocol(self)
-        if self._started:
+        if self.started:
             self.wrappedProtocol.connectionLost(reason)
 
-    def getPeer(self) -> IAddress:
-        if self._info is not None and self._info.source is not None:
-            return self._info.source
-        return self.transport.getPeer()  # type: ignore[union-attr]
 
-    def getHost(self) -> IAddress:
-        if self._info is not None and self._info.destination is not None:
-            return self._info.destination
-        return self.transport.getHost()  # type: ignore[union-attr]
+class HeldFactory(WrappingFactory[HeldProtocol]):
+    protocol = HeldProtocol
+    noisy = False
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        inner = self.wrappedFactory.buildProtocol(addr)
+        return None if inner is None else self.protocol(self, inner)
+
+
+@implementer(IStreamServerEndpoint)
+class _KeepFactory:
+    """An endpoint that listens nowhere: it keeps the factory it is asked to listen with
+    (the one `proxyEndpoint` wraps around ours)."""
+
+    factory: Any = None
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[Any]:
+        self.factory = factory
+        return succeed(None)
+
+
+def haproxy_factory(wrapped: IProtocolFactory) -> Any:
+    """Twisted's PROXY-reading factory around `wrapped` (see the module docstring)."""
+    keep = _KeepFactory()
+    proxyEndpoint(keep).listen(wrapped)
+    return keep.factory
+
+
+class ProxiedProtocol(ProtocolWrapper):
+    """A connection from a trusted gateway: the PROXY header first (read by Twisted's
+    wrapper, the `wrappedProtocol`), then the server's protocol, which starts only then
+    (it sees the client's address from its first call)."""
+
+    def __init__(self, factory: Any, wrapped: IProtocol, held: HeldProtocol) -> None:
+        super().__init__(factory, wrapped)
+        self.held = held
+        self.buffer: bytes | None = b""  # None once the header is read
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.buffer is None:
+            self.wrappedProtocol.dataReceived(data)
+            return
+        start = self.buffer = self.buffer + data
+        is_v1 = len(start) >= 8 and start.startswith(V1_SIGNATURE)
+        if not (is_v1 or (len(start) >= V2_FIXED and start.startswith(V2_SIGNATURE))):
+            if len(start) < V2_FIXED and (
+                V2_SIGNATURE.startswith(start[:12]) or V1_SIGNATURE.startswith(start[:6])
+            ):
+                return  # the start of a header
+            _refuse(self, "a trusted proxy's connection must begin with a PROXY header")
+            return
+        end = _header_end(start)
+        if end is None or len(start) < end:
+            return
+        self.buffer = None
+        try:
+            # The header alone: only Twisted's parser runs here, not the server's code.
+            self.wrappedProtocol.dataReceived(start[:end])
+        except Exception:  # its v1 parser lets a ValueError out of some malformed lines
+            _refuse(self, "its PROXY header is not valid")
+            return
+        if self.disconnecting:  # Twisted's wrapper closes on a header it cannot read
+            _refuse(self, "its PROXY header is not valid", close=False)
+            return
+        self.held.start()
+        rest = start[end:]
+        if rest and not self.disconnecting:
+            self.wrappedProtocol.dataReceived(rest)
 
 
 class DirectProtocol(ProtocolWrapper):
@@ -140,7 +202,10 @@ class DirectProtocol(ProtocolWrapper):
 
 
 class TrustedProxyFactory(WrappingFactory):
-    """Wraps a server factory (module docstring); `refused` counts connections refused."""
+    """Wraps a server factory (module docstring); `refused` counts connections refused.
+
+    A trusted connection is ProxiedProtocol > Twisted's PROXY wrapper > HeldProtocol >
+    the server's protocol; any other, DirectProtocol > the server's protocol."""
 
     noisy = False
 
@@ -148,37 +213,57 @@ class TrustedProxyFactory(WrappingFactory):
         super().__init__(wrapped)
         self.trusted = trusted
         self.refused = 0
+        self.proxied = haproxy_factory(HeldFactory(wrapped))
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        inner = self.wrappedFactory.buildProtocol(addr)
-        if inner is None:
-            return None
         if getattr(addr, "host", None) in self.trusted:
-            return ProxiedProtocol(self, inner)
-        return DirectProtocol(self, inner)
+            reader = self.proxied.buildProtocol(addr)
+            held = reader.wrappedProtocol
+            return None if held is None else ProxiedProtocol(self, reader, held)
+        inner = self.wrappedFactory.buildProtocol(addr)
+        return None if inner is None else DirectProtocol(self, inner)
+
+
+@implementer(IReactorSSL)
+class _KeepListenSSL:
+    """A reactor that listens nowhere: it keeps what an `ssl:` endpoint asks it to
+    listen with (`listenSSL`'s arguments), the TLS context among them."""
+
+    arguments: tuple[int, Any, int, str] | None = None
+
+    def listenSSL(  # IReactorSSL's names: SSL4ServerEndpoint passes them by name
+        self, port: int, factory: Any, contextFactory: Any,  # noqa: N803
+        backlog: int = 50, interface: str = "",
+    ) -> Any:  # fmt: skip
+        self.arguments = (port, contextFactory, backlog, interface)
+
+    def connectSSL(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("only listens")
 
 
 class ProxiedEndpoint:
-    """Listens on plain TCP and serves `TrustedProxyFactory(TLS(factory))` (or without TLS)."""
+    """Listens on plain TCP and serves `TrustedProxyFactory(TLS(factory))` (or without
+    TLS, for any other kind of description)."""
 
     def __init__(self, reactor: Any, description: str, trusted: frozenset[str]) -> None:
         self.trusted = trusted
-        endpoint = serverFromString(reactor, description)
-        # An ssl: description's endpoint: its port and its TLS context, whose wrapping goes
-        # inside the PROXY header's (Twisted's own would put TLS outermost).
-        tls = getattr(endpoint, "_sslContextFactory", None)
-        if tls is not None:
-            self._tls = tls
-            port, backlog, interface = endpoint._port, endpoint._backlog, endpoint._interface
-            kind = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
-            self._tcp: Any = kind(reactor, port, backlog, interface)
-        else:
-            self._tls = None
-            self._tcp = endpoint
+        self.tls: Any = None
+        if description.partition(":")[0].lower() != "ssl":
+            self.tcp: Any = serverFromString(reactor, description)
+            return
+        # The endpoint Twisted's ssl: parser builds listens with listenSSL(port, factory,
+        # context, backlog, interface): the same context and socket, with the TLS
+        # wrapping put inside the PROXY header's reading instead of outermost.
+        keep = _KeepListenSSL()
+        serverFromString(keep, description).listen(Factory())
+        assert keep.arguments is not None
+        port, self.tls, backlog, interface = keep.arguments
+        kind = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+        self.tcp = kind(reactor, port, backlog, interface)
 
     def listen(self, factory: IProtocolFactory) -> Any:
-        inner = factory if self._tls is None else TLSMemoryBIOFactory(self._tls, False, factory)
-        return self._tcp.listen(TrustedProxyFactory(inner, self.trusted))
+        inner = factory if self.tls is None else TLSMemoryBIOFactory(self.tls, False, factory)
+        return self.tcp.listen(TrustedProxyFactory(inner, self.trusted))
 
 
 def proxied_endpoint(reactor: Any, description: str, trusted: frozenset[str]) -> Any:
