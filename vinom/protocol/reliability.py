@@ -95,7 +95,6 @@ BODY_LIMIT_MIN = 32  # the range max_body may take
 BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 
 _INF = float("inf")
-_SHARED_INTS: dict[int, int] = {}
 # Shared stand-ins for a session's empty queues and tables until it uses them (and
 # again once compact() found them empty): an empty list or dict still costs 56-64
 # bytes, six per session, times every idle session. Never written to: every write
@@ -114,9 +113,85 @@ _pack_message_header = MESSAGE_HEADER.pack
 _pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
 
 
-def _shared(value: int) -> int:
-    """One int object per value, whoever computed it (see Reliability.__init__)."""
-    return _SHARED_INTS.setdefault(value, value)
+class _Sizes:
+    """A layer's size limits and ack delay (see `Reliability.__init__`), never changed.
+
+    Thousands of sessions are made with the same few arguments: they share one of
+    these (`_sizes_for`) instead of each holding ten fields (80 bytes a session).
+    """
+
+    __slots__ = (
+        "ack_delay_s",
+        "fragment_data",
+        "max_body",
+        "max_pending_bytes",
+        "max_reliable_message",
+        "max_unreliable_message",
+        "recv_buffer_limit",
+        "recv_reliable_limit",
+        "recv_unreliable_limit",
+        "single_data",
+    )
+
+    def __init__(
+        self,
+        max_body: int,
+        max_reliable_message: int,
+        max_unreliable_message: int,
+        max_pending_bytes: int,
+        ack_delay_s: float,
+        max_receive_message: int | None,
+        max_receive_buffer: int | None,
+    ) -> None:
+        self.max_body = max_body
+        # Data of an unfragmented message that fills an otherwise empty body, and of
+        # one fragment of a fragmented one.
+        self.single_data = max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE
+        self.fragment_data = max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE
+        self.max_reliable_message = min(max_reliable_message, MAX_FRAGMENTS * self.fragment_data)
+        self.max_unreliable_message = min(
+            max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self.fragment_data
+        )
+        self.max_pending_bytes = max_pending_bytes
+        self.ack_delay_s = ack_delay_s
+        # What the peer may send us may be less than what we may send it (a game
+        # host sends large states but accepts only small actions): larger messages
+        # are consumed and dropped (`oversized_dropped`), never held whole.
+        self.recv_reliable_limit = self.max_reliable_message
+        self.recv_unreliable_limit = self.max_unreliable_message
+        if max_receive_message is not None:
+            self.recv_reliable_limit = min(self.recv_reliable_limit, max_receive_message)
+            self.recv_unreliable_limit = min(self.recv_unreliable_limit, max_receive_message)
+        # Bytes of out-of-order reliable messages we hold before refusing bodies
+        # that would add more (None: the receive window alone bounds them).
+        self.recv_buffer_limit = max_receive_buffer
+
+
+_SizesKey = tuple[int, int, int, int, float, int | None, int | None]
+_SIZES: dict[_SizesKey, _Sizes] = {}
+# Configurations remembered; a process uses a handful, so this bound only keeps a
+# caller that varies them (a test, a fuzzer) from growing the table for ever.
+_MAX_SIZES = 64
+
+
+def _sizes_for(
+    max_body: int,
+    max_reliable_message: int,
+    max_unreliable_message: int,
+    max_pending_bytes: int,
+    ack_delay_s: float,
+    max_receive_message: int | None,
+    max_receive_buffer: int | None,
+) -> _Sizes:
+    """The shared `_Sizes` for these arguments."""
+    key = (max_body, max_reliable_message, max_unreliable_message, max_pending_bytes,
+           ack_delay_s, max_receive_message, max_receive_buffer)  # fmt: skip
+    sizes = _SIZES.get(key)
+    if sizes is None:
+        if len(_SIZES) >= _MAX_SIZES:
+            _SIZES.clear()
+        sizes = _SIZES[key] = _Sizes(*key)
+    return sizes
 
 
 class ReliabilityError(Exception):
@@ -141,11 +216,9 @@ class Reliability:
         "_ack_due",
         "_ack_every_count",
         "_buffered_bytes",
-        "_fragment_data",
         "_last_now",
         "_loss_base",
         "_loss_mark",
-        "_max_body",
         "_next_id",
         "_next_send_id",
         "_next_seq",
@@ -160,16 +233,13 @@ class Reliability:
         "_recv_bits",
         "_recv_buffer",
         "_recv_buffer_bytes",
-        "_recv_buffer_limit",
         "_recv_latest",
         "_recv_next",
-        "_recv_reliable_limit",
-        "_recv_unreliable_limit",
         "_reliable_seqs",
         "_resend_due",
         "_resume_at",
         "_sent",
-        "_single_data",
+        "_sizes",
         "_unacked",
         "_unrel_delivered",
         "_unrel_next",
@@ -179,14 +249,10 @@ class Reliability:
         "_unrel_partial_id",
         "_unrel_partial_since",
         "_unrel_queue",
-        "ack_delay_s",
         "acked_packets",
         "duplicates_dropped",
         "lost_packets",
         "malformed_bodies",
-        "max_pending_bytes",
-        "max_reliable_message",
-        "max_unreliable_message",
         "out_of_window",
         "oversized_dropped",
         "protocol_errors",
@@ -217,40 +283,21 @@ class Reliability:
             raise ValueError(
                 f"max_body must be in [{BODY_LIMIT_MIN}, {BODY_LIMIT_MAX}], not {max_body}"
             )
-        # Sizes are shared int objects (_shared): thousands of sessions hold the
-        # same few values, and a large int costs 28 bytes per copy.
-        self._max_body = _shared(max_body)
-        # Data of an unfragmented message that fills an otherwise empty body, and of
-        # one fragment of a fragmented one.
-        self._single_data = _shared(max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE)
-        self._fragment_data = _shared(max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE)
-        self.max_reliable_message = _shared(
-            min(max_reliable_message, MAX_FRAGMENTS * self._fragment_data)
-        )
-        self.max_unreliable_message = _shared(
-            min(max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self._fragment_data)
-        )
-        self.max_pending_bytes = max_pending_bytes
-        self.ack_delay_s = ack_delay_s
-        # What the peer may send us may be less than what we may send it (a game
-        # host sends large states but accepts only small actions): larger messages
-        # are consumed and dropped (`oversized_dropped`), never held whole.
         if max_receive_message is not None and max_receive_message < 1:
             raise ValueError("max_receive_message must be positive")
         if max_receive_buffer is not None and max_receive_buffer < 1:
             raise ValueError("max_receive_buffer must be positive")
-        self._recv_reliable_limit = self.max_reliable_message
-        self._recv_unreliable_limit = self.max_unreliable_message
-        if max_receive_message is not None:
-            self._recv_reliable_limit = _shared(
-                min(self._recv_reliable_limit, max_receive_message)
-            )
-            self._recv_unreliable_limit = _shared(
-                min(self._recv_unreliable_limit, max_receive_message)
-            )
-        # Bytes of out-of-order reliable messages we hold before refusing bodies
-        # that would add more (None: the receive window alone bounds them).
-        self._recv_buffer_limit = max_receive_buffer
+        # The sizes and the ack delay: one shared object for every layer made with
+        # the same arguments (thousands of sessions, a few configurations).
+        self._sizes = _sizes_for(
+            max_body,
+            max_reliable_message,
+            max_unreliable_message,
+            max_pending_bytes,
+            ack_delay_s,
+            max_receive_message,
+            max_receive_buffer,
+        )
         self._last_now = now
         self._resume_at = now
 
@@ -334,28 +381,27 @@ class Reliability:
         queued plus unacknowledged bytes would exceed `max_pending_bytes`.
         """
         size = len(data)
-        if size > self.max_reliable_message:
+        if size > self._sizes.max_reliable_message:
             raise MessageTooLarge(f"{size} bytes > {self.max_reliable_message} (reliable)")
-        if self._buffered_bytes + size > self.max_pending_bytes:
+        if self._buffered_bytes + size > self._sizes.max_pending_bytes:
             raise SendQueueFull(f"{self._buffered_bytes} bytes waiting for acks")
         message_id = self._next_id
         pending = self._pending
         if pending is _NO_LIST:
             pending = self._pending = []
-        if size <= self._single_data:
+        if size <= self._sizes.single_data:
             encoded = _pack_message_header(RELIABLE_INFO | size, message_id & _MASK16) + data
             pending.append(encoded)
             self._next_id = message_id + 1
             self._buffered_bytes += len(encoded)
             return
-        chunk = self._fragment_data
+        chunk = self._sizes.fragment_data
         last = (size - 1) // chunk
         info = RELIABLE_INFO | FRAGMENT_FLAG
         for index in range(last + 1):
             piece = data[index * chunk : (index + 1) * chunk]
             encoded = (
-                _pack_fragment_header(info | len(piece), message_id & _MASK16, index, last)
-                + piece
+                _pack_fragment_header(info | len(piece), message_id & _MASK16, index, last) + piece
             )
             pending.append(encoded)
             self._buffered_bytes += len(encoded)
@@ -379,23 +425,22 @@ class Reliability:
         same build_bodies call.
         """
         size = len(data)
-        if size > self.max_unreliable_message:
+        if size > self._sizes.max_unreliable_message:
             raise MessageTooLarge(f"{size} bytes > {self.max_unreliable_message} (unreliable)")
         sequence = self._unrel_next & _MASK16
         self._unrel_next += 1
         queue = self._unrel_queue
         if queue is _NO_LIST:
             queue = self._unrel_queue = []
-        if size <= self._single_data:
+        if size <= self._sizes.single_data:
             queue.append(_pack_message_header(size, sequence) + data)
         else:
-            chunk = self._fragment_data
+            chunk = self._sizes.fragment_data
             last = (size - 1) // chunk
             for index in range(last + 1):
                 piece = data[index * chunk : (index + 1) * chunk]
                 queue.append(
-                    _pack_fragment_header(FRAGMENT_FLAG | len(piece), sequence, index, last)
-                    + piece
+                    _pack_fragment_header(FRAGMENT_FLAG | len(piece), sequence, index, last) + piece
                 )
         excess = len(queue) - MAX_UNRELIABLE_QUEUE
         if excess > 0:
@@ -425,7 +470,7 @@ class Reliability:
             if not pending:
                 if len(queue) == 1:
                     encoded = queue[0]
-                    if BODY_HEADER_SIZE + len(encoded) <= self._max_body:
+                    if BODY_HEADER_SIZE + len(encoded) <= self._sizes.max_body:
                         queue.clear()
                         self._resume_at = now
                         return [self._seal_single(encoded, (), now)]
@@ -446,7 +491,7 @@ class Reliability:
                             self._resend_due = due
                         self._resume_at = now
                         return [self._seal_single(encoded, (message_id,), now)]
-        max_body = self._max_body
+        max_body = self._sizes.max_body
         out: list[bytes] = []
         parts: list[bytes] = [b""]  # [0] becomes the body header
         ids: list[int] = []
@@ -569,8 +614,7 @@ class Reliability:
         self._ack_due = _INF
         self._ack_every_count = 0
         return (
-            _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
-            + encoded
+            _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits) + encoded
         )
 
     def _seal(self, parts: list[bytes], ids: list[int], now: float) -> bytes:
@@ -611,7 +655,7 @@ class Reliability:
         total = len(body)
         # Both sides use the same max_body (it follows from the datagram limit); a
         # longer body is malformed, which also caps what one body can make us hold.
-        if total < BODY_HEADER_SIZE or total > self._max_body:
+        if total < BODY_HEADER_SIZE or total > self._sizes.max_body:
             self.malformed_bodies += 1
             return None
         # Parse and validate everything before changing any state.
@@ -621,12 +665,12 @@ class Reliability:
             # The common case first: one whole message on channel 0 or 1 (a state, an
             # action) fills the body; one unpack parses it, the loop is skipped.
             seq16, ack16, ack_bits, info, message_id = _unpack_single_message_body(body)
-            if info < 0x8000 and not info & FRAGMENT_FLAG and (
-                (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
+            if (
+                info < 0x8000
+                and not info & FRAGMENT_FLAG
+                and ((info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total)
             ):
-                messages = [
-                    (info >> CHANNEL_SHIFT, message_id, -1, 0, _SINGLE_MESSAGE_BODY, total)
-                ]
+                messages = [(info >> CHANNEL_SHIFT, message_id, -1, 0, _SINGLE_MESSAGE_BODY, total)]
                 offset = total
             else:
                 messages = []
@@ -670,8 +714,8 @@ class Reliability:
             return None
 
         if (
-            self._recv_buffer_limit is not None
-            and self._recv_buffer_bytes + total > self._recv_buffer_limit
+            self._sizes.recv_buffer_limit is not None
+            and self._recv_buffer_bytes + total > self._sizes.recv_buffer_limit
             and self._would_overfill(messages)
         ):
             # Not recorded, so not acked: the peer resends what it carried later,
@@ -698,7 +742,7 @@ class Reliability:
                     if (
                         index < 0
                         and self._reassembly is None
-                        and end - start <= self._recv_reliable_limit
+                        and end - start <= self._sizes.recv_reliable_limit
                     ):
                         out.append((1, body[start:end]))
                     else:
@@ -712,7 +756,7 @@ class Reliability:
                             if (
                                 index < 0
                                 and self._reassembly is None
-                                and len(data) <= self._recv_reliable_limit
+                                and len(data) <= self._sizes.recv_reliable_limit
                             ):
                                 out.append((1, data))
                             else:
@@ -735,7 +779,7 @@ class Reliability:
                     self.out_of_window += 1
             elif index < 0:
                 delivered = self._unrel_delivered
-                if end - start > self._recv_unreliable_limit:
+                if end - start > self._sizes.recv_unreliable_limit:
                     self.oversized_dropped += 1
                 elif delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
                     out.append((0, body[start:end]))
@@ -747,7 +791,7 @@ class Reliability:
                     message_id, index, last, body[start:end], now, out
                 )
         if reliable_seen:
-            due = now + self.ack_delay_s
+            due = now + self._sizes.ack_delay_s
             if due < self._ack_due:
                 self._ack_due = due
         return out
@@ -873,7 +917,7 @@ class Reliability:
             self.rtt_s = sample
             self.rttvar = sample * 0.5
         self.rtt_samples += 1
-        rto = self.rtt_s + 4.0 * self.rttvar + self.ack_delay_s
+        rto = self.rtt_s + 4.0 * self.rttvar + self._sizes.ack_delay_s
         self.rto_s = MIN_RTO_S if rto < MIN_RTO_S else MAX_RTO_S if rto > MAX_RTO_S else rto
 
     def _would_overfill(self, messages: list[tuple[int, int, int, int, int, int]]) -> bool:
@@ -892,14 +936,14 @@ class Reliability:
                     return False
                 if distance < RECEIVE_WINDOW and expected + distance not in buffer:
                     added += end - start
-        limit = self._recv_buffer_limit
+        limit = self._sizes.recv_buffer_limit
         return added > 0 and limit is not None and self._recv_buffer_bytes + added > limit
 
     def _deliver_fragment(
         self, index: int, last: int, data: bytes, out: list[tuple[int, bytes]]
     ) -> None:
         """In-order delivery when a fragment, a reassembly or an oversized message is involved."""
-        limit = self._recv_reliable_limit
+        limit = self._sizes.recv_reliable_limit
         if index <= 0:
             if self._reassembly is not None:
                 # A new message began before the last one was complete.
@@ -978,8 +1022,8 @@ class Reliability:
             self.duplicates_dropped += 1
             return
         size = self._unrel_partial_bytes + len(data)
-        if size > self._recv_unreliable_limit:
-            if size > self.max_unreliable_message:
+        if size > self._sizes.recv_unreliable_limit:
+            if size > self._sizes.max_unreliable_message:
                 self.protocol_errors += 1
             else:
                 # Too large for us: skip this snapshot's other fragments too.
@@ -1087,6 +1131,26 @@ class Reliability:
     def loss(self) -> float:
         """Smoothed fraction of packets written off as lost (weight 1/32 per packet)."""
         return self._loss_base * (1.0 - LOSS_ALPHA) ** (self.acked_packets - self._loss_mark)
+
+    @property
+    def max_reliable_message(self) -> int:
+        """Largest message `send_reliable` takes (bytes)."""
+        return self._sizes.max_reliable_message
+
+    @property
+    def max_unreliable_message(self) -> int:
+        """Largest message `send_unreliable` takes (bytes)."""
+        return self._sizes.max_unreliable_message
+
+    @property
+    def max_pending_bytes(self) -> int:
+        """Reliable bytes that may wait for acks before `SendQueueFull`."""
+        return self._sizes.max_pending_bytes
+
+    @property
+    def ack_delay_s(self) -> float:
+        """Longest an ack is held back for traffic to ride on (seconds)."""
+        return self._sizes.ack_delay_s
 
     @property
     def sent_bodies(self) -> int:
