@@ -401,7 +401,8 @@ class Reliability:
         for index in range(last + 1):
             piece = data[index * chunk : (index + 1) * chunk]
             encoded = (
-                _pack_fragment_header(info | len(piece), message_id & _MASK16, index, last) + piece
+                _pack_fragment_header(info | len(piece), message_id & _MASK16, index, last)
+                + piece
             )
             pending.append(encoded)
             self._buffered_bytes += len(encoded)
@@ -440,7 +441,8 @@ class Reliability:
             for index in range(last + 1):
                 piece = data[index * chunk : (index + 1) * chunk]
                 queue.append(
-                    _pack_fragment_header(FRAGMENT_FLAG | len(piece), sequence, index, last) + piece
+                    _pack_fragment_header(FRAGMENT_FLAG | len(piece), sequence, index, last)
+                    + piece
                 )
         excess = len(queue) - MAX_UNRELIABLE_QUEUE
         if excess > 0:
@@ -614,7 +616,8 @@ class Reliability:
         self._ack_due = _INF
         self._ack_every_count = 0
         return (
-            _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits) + encoded
+            _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
+            + encoded
         )
 
     def _seal(self, parts: list[bytes], ids: list[int], now: float) -> bytes:
@@ -665,12 +668,12 @@ class Reliability:
             # The common case first: one whole message on channel 0 or 1 (a state, an
             # action) fills the body; one unpack parses it, the loop is skipped.
             seq16, ack16, ack_bits, info, message_id = _unpack_single_message_body(body)
-            if (
-                info < 0x8000
-                and not info & FRAGMENT_FLAG
-                and ((info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total)
+            if info < 0x8000 and not info & FRAGMENT_FLAG and (
+                (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
             ):
-                messages = [(info >> CHANNEL_SHIFT, message_id, -1, 0, _SINGLE_MESSAGE_BODY, total)]
+                messages = [
+                    (info >> CHANNEL_SHIFT, message_id, -1, 0, _SINGLE_MESSAGE_BODY, total)
+                ]
                 offset = total
             else:
                 messages = []
