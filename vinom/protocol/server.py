@@ -114,6 +114,10 @@ KEEPALIVES_PER_TIMEOUT = 3
 # Payload packets (both ways) since a session was last idle after which it is
 # worth keeping cipher objects for (see _Session).
 WARM_PAYLOADS = 8
+# Cipher objects made for handshakes and a new session's first packets, kept for
+# the next step one round trip later (see ServerEndpoint._cipher): about 2.5 KB
+# each, a fixed 160 KB for the host, never per session.
+RECENT_CIPHERS = 64
 # A session's activity, as the timer last saw it (see _Session.activity).
 ACTIVE: Final = 2  # payload traffic since the timer last looked
 QUIET: Final = 1  # none since the last look
@@ -233,6 +237,8 @@ class ServerEndpoint:
         self._version = protocol.protocol_version
         self._application_id = protocol.application_id
         self._token_aead = new_aead(protocol.token_key)
+        # Cipher objects by key, oldest first (see _cipher).
+        self._recent_ciphers: dict[bytes, Aead] = {}
         self._addresses = frozenset((a.host, a.port) for a in config.addresses)
         self._keepalive = config.keepalive_interval
         # Sessions holding cipher objects, oldest first (see _enlist).
@@ -467,7 +473,7 @@ class ServerEndpoint:
             # and the packet is a payload of a warm session: a forged packet must not
             # evict another session's ciphers, and keepalives alone must not make an
             # idle session keep any.
-            rx = kept if kept is not None else new_aead(s.rx_key)
+            rx = kept if kept is not None else self._recent_cipher(s.rx_key)
             try:
                 plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                    data[HEADER_SIZE:], data[:HEADER_SIZE])
@@ -529,7 +535,7 @@ class ServerEndpoint:
             return DROP_WRONG_APPLICATION
         if expires_at <= self._wall_clock():
             return DROP_TOKEN_EXPIRED
-        if data[PADDING_START:] != _ZERO_PADDING:
+        if not data.endswith(_ZERO_PADDING):  # its length is REQUEST_SIZE: the padding
             return DROP_REQUEST_PADDING
         try:
             plain = self._token_aead.decrypt(
@@ -541,7 +547,10 @@ class ServerEndpoint:
         if token is None:
             return DROP_TOKEN_MALFORMED
         addresses = self._addresses
-        if not any((h.host, h.port) in addresses for h in token.hosts):
+        for h in token.hosts:
+            if (h.host, h.port) in addresses:
+                break
+        else:
             return DROP_WRONG_HOST
         if token.player_id in self._by_player:
             return DROP_ALREADY_CONNECTED
@@ -573,7 +582,7 @@ class ServerEndpoint:
         if len(self._sessions) >= self.config.max_sessions:
             self.drops[DROP_HOST_FULL] += 1
             return
-        s2c = new_aead(token.server_to_client_key)
+        s2c = self._cipher(token.server_to_client_key)
         if verdict is Admission.FULL:
             self._send_denied(s2c, addr)
             return
@@ -616,9 +625,9 @@ class ServerEndpoint:
         existing = self._by_address.get(addr)
         if existing is not None and existing.token_nonce == cookie.token_nonce:
             # Not kept: a resent response only earns the welcome again.
-            rx = existing.rx or new_aead(existing.rx_key)
+            rx = existing.rx or self._cipher(existing.rx_key)
         else:
-            rx = new_aead(cookie.client_to_server_key)
+            rx = self._cipher(cookie.client_to_server_key)
         try:
             rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[-TAG_SIZE:], data[:-TAG_SIZE])
         except InvalidTag:
@@ -644,7 +653,7 @@ class ServerEndpoint:
             return
         verdict = self._admit(player_id, match_id, now)
         if verdict is Admission.FULL:
-            self._send_denied(new_aead(cookie.server_to_client_key), addr)
+            self._send_denied(self._cipher(cookie.server_to_client_key), addr)
             return
         if verdict is not Admission.ACCEPT:
             self.drops[DROP_NOT_ADMITTED] += 1
@@ -680,7 +689,7 @@ class ServerEndpoint:
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(WELCOME, seq)
-        tx = s.tx or new_aead(s.tx_key)
+        tx = s.tx or self._cipher(s.tx_key)
         packet = header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                        WELCOME_BODY.pack(s.id, now), header)
         s.last_sent = now
@@ -712,6 +721,31 @@ class ServerEndpoint:
             append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, header),
                     address))
             seq += 1
+
+    def _cipher(self, key: bytes) -> Aead:
+        """The cipher object for a token's key in a handshake step, kept for the next.
+
+        A handshake needs each of its two keys twice, one round trip apart: the
+        challenge and the welcome under the server-to-client key, the response and
+        the session's first packet under the other. The last RECENT_CIPHERS made
+        here are kept, by key, so that the next step finds its object made
+        (`_recent_cipher`). Only keys of valid tokens (sealed by the lobby) get
+        here, never a stranger's.
+        """
+        recent = self._recent_ciphers
+        aead = recent.get(key)
+        if aead is None:
+            aead = new_aead(key)
+            if len(recent) >= RECENT_CIPHERS:
+                del recent[next(iter(recent))]
+            recent[key] = aead
+        return aead
+
+    def _recent_cipher(self, key: bytes) -> Aead:
+        """A cipher object for a session's key: one a handshake step made, else a new
+        one (not kept: an idle session's keepalives must not churn the table)."""
+        aead = self._recent_ciphers.get(key)
+        return aead if aead is not None else new_aead(key)
 
     def _keep_rx(self, s: _Session, rx: Aead) -> None:
         """Keep an authenticated peer's receiving cipher (the tag verified with it)."""
@@ -774,12 +808,15 @@ class ServerEndpoint:
             tx = s.tx
             if tx is None:
                 # Kept once the session is warm, else one throwaway for all of them.
-                tx = self._make_tx(s) if s.payloads >= WARM_PAYLOADS else new_aead(s.tx_key)
+                if s.payloads >= WARM_PAYLOADS:
+                    tx = self._make_tx(s)
+                else:
+                    tx = self._recent_cipher(s.tx_key)
             self._seal_packets(s, PAYLOAD, bodies, tx)
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
             # Keepalives alone never make a session keep a cipher.
-            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or new_aead(s.tx_key))
+            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or self._recent_cipher(s.tx_key))
             s.last_sent = now
         due = s.reliability.next_timer()
         # Else the wake-up already set comes first: the keepalive and timeout times
@@ -818,7 +855,7 @@ class ServerEndpoint:
             return
         if reason != "disconnect":
             # The peer may still be listening; tell it, more than once in case of loss.
-            tx = s.tx or new_aead(s.tx_key)
+            tx = s.tx or self._recent_cipher(s.tx_key)
             if reason == "closed" and s.dirty:
                 # What the session was given last (a room's final phase, say) goes out
                 # once, before the disconnects: nothing is sent after they are.
@@ -828,6 +865,10 @@ class ServerEndpoint:
             self._seal_packets(s, DISCONNECT, [b""] * self.config.disconnect_redundancy, tx)
         s.closed = True
         s.rx = s.tx = None
+        recent = self._recent_ciphers
+        if recent:
+            recent.pop(s.rx_key, None)
+            recent.pop(s.tx_key, None)
         del self._sessions[s.id]
         if self._by_address.get(s.address) is s:
             del self._by_address[s.address]
