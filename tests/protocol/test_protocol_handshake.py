@@ -337,6 +337,36 @@ class TokenCheckTests(SynchronousTestCase):
         net.run(0.1)
         self.assertEqual(fresh.state, CONNECTED)
 
+    def test_tokens_issued_together_are_each_spent_then_forgotten(self) -> None:
+        # Tokens issued in the same second expire in the same second: each one
+        # still opens one session only, and all are forgotten once expired.
+        net = Net()
+        tokens = [net.token(player_id=f"p-{i}") for i in range(3)]
+        addrs = [("192.0.2.50", 1000 + i) for i in range(3)]
+        for token, addr in zip(tokens, addrs, strict=True):
+            net.connect(token, addr=addr)
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, 3)
+        for addr in addrs:
+            net.clients[addr].disconnect()
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, 0)
+        self.assertEqual(state_size(net.server), 3 + 1, "three nonces, one expiry second")
+        for i, token in enumerate(tokens):
+            again = net.connect(token, addr=("198.51.100.50", 2000 + i))
+            net.run(0.35)
+            self.assertNotEqual(again.state, CONNECTED)
+        self.assertGreaterEqual(net.server.drops["token_reused"], 9)
+        # Once they have expired, the host keeps nothing of them: the next session's
+        # token is all it holds after that session closed.
+        net.wall += 60.0
+        later = net.connect(net.token(player_id="p-later"), addr=("192.0.2.51", 1))
+        net.run(0.1)
+        self.assertEqual(later.state, CONNECTED)
+        later.disconnect()
+        net.run(0.1)
+        self.assertEqual(state_size(net.server), 2)
+
     def test_player_connected_with_another_token(self) -> None:
         net = Net()
         net.connect(net.token())

@@ -254,9 +254,12 @@ class ServerEndpoint:
         self._by_address: dict[Address, _Session] = {}
         self._by_player: dict[str, _Session] = {}
         # Nonces of tokens that opened a session (until they expire): a token
-        # opens one session, once.
+        # opens one session, once. They are forgotten by the (unix) second their
+        # tokens expire: tokens issued together share one, so a crowd's nonces
+        # cost a list slot each, not a (time, nonce) record each (see _spend).
         self._used_tokens: set[bytes] = set()
-        self._used_expiry: list[tuple[int, bytes]] = []
+        self._spent_by_expiry: dict[int, list[bytes]] = {}
+        self._expiry_heap: list[int] = []
         self._timers: list[tuple[float, int]] = []
         self._dirty: list[_Session] = []
         self._out: list[tuple[bytes, Address]] = []
@@ -291,10 +294,10 @@ class ServerEndpoint:
 
     def held_entries(self) -> int:
         """Entries the endpoint keeps for peers: sessions and their indexes, spent
-        token nonces, timers. Strangers' datagrams must never grow it (for
-        monitoring, and the adversarial tests)."""
+        token nonces and the seconds they expire at, timers. Strangers' datagrams
+        must never grow it (for monitoring, and the adversarial tests)."""
         return (len(self._sessions) + len(self._by_address) + len(self._by_player)
-                + len(self._used_tokens) + len(self._used_expiry) + len(self._timers)
+                + len(self._used_tokens) + len(self._expiry_heap) + len(self._timers)
                 + len(self._dirty))
 
     def session_address(self, session_id: int) -> Address | None:
@@ -565,8 +568,7 @@ class ServerEndpoint:
         _, _, _, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
         self._forget_expired_tokens()
         if token_nonce not in self._used_tokens:
-            self._used_tokens.add(token_nonce)
-            heapq.heappush(self._used_expiry, (expires_at, token_nonce))
+            self._spend(token_nonce, expires_at)
 
     def _on_request(self, data: bytes, addr: Address, now: float) -> None:
         checked = self.check_request(data)
@@ -677,8 +679,7 @@ class ServerEndpoint:
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
-        self._used_tokens.add(cookie.token_nonce)
-        heapq.heappush(self._used_expiry, (cookie.token_expires_at, cookie.token_nonce))
+        self._spend(cookie.token_nonce, cookie.token_expires_at)
         self.events.append(
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
         )
@@ -696,13 +697,23 @@ class ServerEndpoint:
         self._send_unauthenticated(packet, s.address)
         self.welcomes_sent += 1
 
+    def _spend(self, token_nonce: bytes, expires_at: int) -> None:
+        """The token with this nonce opened a session: it opens none again until it
+        expires (and is refused for being expired from then on)."""
+        self._used_tokens.add(token_nonce)
+        spent = self._spent_by_expiry.get(expires_at)
+        if spent is None:
+            spent = self._spent_by_expiry[expires_at] = []
+            heapq.heappush(self._expiry_heap, expires_at)
+        spent.append(token_nonce)
+
     def _forget_expired_tokens(self) -> None:
         wall = self._wall_clock()
-        heap = self._used_expiry
+        heap = self._expiry_heap
         used = self._used_tokens
-        while heap and heap[0][0] <= wall:
-            _, nonce = heapq.heappop(heap)
-            used.discard(nonce)
+        while heap and heap[0] <= wall:
+            for nonce in self._spent_by_expiry.pop(heapq.heappop(heap)):
+                used.discard(nonce)
 
     # -- sessions ---------------------------------------------------------
 
