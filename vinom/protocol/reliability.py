@@ -194,6 +194,38 @@ def _sizes_for(
     return sizes
 
 
+class _Reassembly:
+    """The fragments of the reliable message being delivered, collected in order.
+
+    Made per fragmented message, so that a session holds none between them."""
+
+    __slots__ = ("dropping", "last", "next", "parts", "size")
+
+    def __init__(self, last: int, parts: list[bytes], size: int, dropping: bool) -> None:
+        self.last = last  # the message's last fragment index
+        self.next = 1  # the fragment index expected next
+        self.parts = parts
+        self.size = size  # bytes in parts
+        # Over the receive limit: its remaining fragments are consumed without
+        # keeping their data.
+        self.dropping = dropping
+
+
+class _PartialSnapshot:
+    """The fragments received of one fragmented unreliable message (any order).
+
+    Made per fragmented snapshot, so that a session holds none between them."""
+
+    __slots__ = ("have", "parts", "sequence", "since", "size")
+
+    def __init__(self, sequence: int, last: int, now: float) -> None:
+        self.sequence = sequence  # its 16-bit snapshot sequence
+        self.parts: list[bytes | None] = [None] * (last + 1)
+        self.have = 0  # fragments in parts
+        self.size = 0  # bytes in parts
+        self.since = now  # when its first fragment came (it expires after a while)
+
+
 class ReliabilityError(Exception):
     """Base class of what `send_reliable` and `send_unreliable` refuse."""
 
@@ -225,10 +257,6 @@ class Reliability:
         "_oldest_unacked",
         "_pending",
         "_reassembly",
-        "_reassembly_bytes",
-        "_reassembly_dropping",
-        "_reassembly_last",
-        "_reassembly_next",
         "_recv_any",
         "_recv_bits",
         "_recv_buffer",
@@ -244,10 +272,6 @@ class Reliability:
         "_unrel_delivered",
         "_unrel_next",
         "_unrel_partial",
-        "_unrel_partial_bytes",
-        "_unrel_partial_have",
-        "_unrel_partial_id",
-        "_unrel_partial_since",
         "_unrel_queue",
         "acked_packets",
         "duplicates_dropped",
@@ -332,24 +356,14 @@ class Reliability:
         self._ack_every_count = 0
         # Receiving: reliable. Out-of-order messages wait in _recv_buffer as
         # (fragment index or -1, last index, data); fragments of the message being
-        # delivered collect in _reassembly.
+        # delivered collect in _reassembly (made for each fragmented message).
         self._recv_next = 0
         self._recv_buffer: dict[int, tuple[int, int, bytes]] = _NO_DICT
         self._recv_buffer_bytes = 0
-        self._reassembly: list[bytes] | None = None
-        self._reassembly_last = 0
-        self._reassembly_next = 0
-        self._reassembly_bytes = 0
-        # The message being reassembled is over the receive limit: its remaining
-        # fragments are consumed without keeping their data.
-        self._reassembly_dropping = False
-        # Receiving: unreliable.
+        self._reassembly: _Reassembly | None = None
+        # Receiving: unreliable (a fragmented snapshot collects in _unrel_partial).
         self._unrel_delivered = -1  # 16-bit sequence of the last delivered, -1: none
-        self._unrel_partial: list[bytes | None] | None = None
-        self._unrel_partial_id = -1
-        self._unrel_partial_have = 0
-        self._unrel_partial_bytes = 0
-        self._unrel_partial_since = 0.0
+        self._unrel_partial: _PartialSnapshot | None = None
 
         # Statistics.
         self.rtt_s = 0.0
@@ -958,40 +972,34 @@ class Reliability:
                 else:
                     out.append((1, data))
                 return
-            self._reassembly_last = last
-            self._reassembly_next = 1
             if len(data) > limit:
                 self.oversized_dropped += 1
-                self._reassembly = []
-                self._reassembly_bytes = 0
-                self._reassembly_dropping = True
+                self._reassembly = _Reassembly(last, [], 0, True)
             else:
-                self._reassembly = [data]
-                self._reassembly_bytes = len(data)
-                self._reassembly_dropping = False
+                self._reassembly = _Reassembly(last, [data], len(data), False)
             return
-        parts = self._reassembly
-        if parts is None or last != self._reassembly_last or index != self._reassembly_next:
+        reassembly = self._reassembly
+        if reassembly is None or last != reassembly.last or index != reassembly.next:
             self.protocol_errors += 1
             self._reassembly = None
             return
-        self._reassembly_next = index + 1
-        if not self._reassembly_dropping:
-            size = self._reassembly_bytes + len(data)
+        reassembly.next = index + 1
+        if not reassembly.dropping:
+            size = reassembly.size + len(data)
             if size > limit:
                 # Too large for us (not necessarily a broken peer: our limit may be
                 # below its): consume the rest of it without keeping anything.
                 self.oversized_dropped += 1
-                parts = self._reassembly = []
-                self._reassembly_bytes = 0
-                self._reassembly_dropping = True
+                reassembly.parts = []
+                reassembly.size = 0
+                reassembly.dropping = True
             else:
-                parts.append(data)
-                self._reassembly_bytes = size
+                reassembly.parts.append(data)
+                reassembly.size = size
         if index == last:
             self._reassembly = None
-            if not self._reassembly_dropping:
-                out.append((1, b"".join(parts)))
+            if not reassembly.dropping:
+                out.append((1, b"".join(reassembly.parts)))
 
     def _receive_unreliable_fragment(
         self,
@@ -1007,24 +1015,19 @@ class Reliability:
             self.duplicates_dropped += 1  # not newer than what the app already has
             return
         partial = self._unrel_partial
-        partial_id = self._unrel_partial_id
-        if partial is None or partial_id != sequence:
-            if partial is not None and 0 < ((partial_id - sequence) & _MASK16) < 0x8000:
+        if partial is None or partial.sequence != sequence:
+            if partial is not None and 0 < ((partial.sequence - sequence) & _MASK16) < 0x8000:
                 self.duplicates_dropped += 1  # older than the snapshot being assembled
                 return
-            partial = [None] * (last + 1)
-            self._unrel_partial = partial
-            self._unrel_partial_id = sequence
-            self._unrel_partial_have = 0
-            self._unrel_partial_bytes = 0
-            self._unrel_partial_since = now
-        elif len(partial) != last + 1:
+            partial = self._unrel_partial = _PartialSnapshot(sequence, last, now)
+        elif len(partial.parts) != last + 1:
             self.protocol_errors += 1
             return
-        if partial[index] is not None:
+        parts = partial.parts
+        if parts[index] is not None:
             self.duplicates_dropped += 1
             return
-        size = self._unrel_partial_bytes + len(data)
+        size = partial.size + len(data)
         if size > self._sizes.recv_unreliable_limit:
             if size > self._sizes.max_unreliable_message:
                 self.protocol_errors += 1
@@ -1033,16 +1036,14 @@ class Reliability:
                 self.oversized_dropped += 1
                 self._unrel_delivered = sequence
             self._unrel_partial = None
-            self._unrel_partial_id = -1
             return
-        partial[index] = data
-        self._unrel_partial_bytes = size
-        self._unrel_partial_have += 1
-        if self._unrel_partial_have == last + 1:
-            out.append((0, b"".join(partial)))  # type: ignore[arg-type]
+        parts[index] = data
+        partial.size = size
+        partial.have += 1
+        if partial.have == last + 1:
+            out.append((0, b"".join(parts)))  # type: ignore[arg-type]
             self._unrel_delivered = sequence
             self._unrel_partial = None
-            self._unrel_partial_id = -1
 
     # --- timers ----------------------------------------------------------------------
 
@@ -1060,8 +1061,9 @@ class Reliability:
             resume = self._resume_at if self._resume_at > self._last_now else self._last_now
             if resume < when:
                 when = resume
-        if self._unrel_partial is not None:
-            expiry = self._unrel_partial_since + UNRELIABLE_PARTIAL_TIMEOUT_S
+        partial = self._unrel_partial
+        if partial is not None:
+            expiry = partial.since + UNRELIABLE_PARTIAL_TIMEOUT_S
             if expiry < when:
                 when = expiry
         return None if when == _INF else when
@@ -1120,12 +1122,9 @@ class Reliability:
     def handle_timer(self, now: float) -> None:
         """Housekeeping at a timer: expire a partial snapshot that stopped arriving."""
         self._last_now = now
-        if (
-            self._unrel_partial is not None
-            and now >= self._unrel_partial_since + UNRELIABLE_PARTIAL_TIMEOUT_S
-        ):
+        partial = self._unrel_partial
+        if partial is not None and now >= partial.since + UNRELIABLE_PARTIAL_TIMEOUT_S:
             self._unrel_partial = None
-            self._unrel_partial_id = -1
             self.unreliable_dropped += 1
 
     # --- introspection ---------------------------------------------------------------
@@ -1170,9 +1169,9 @@ class Reliability:
         """Bytes the peer has made us hold: out-of-order messages and reassemblies."""
         held = self._recv_buffer_bytes
         if self._reassembly is not None:
-            held += self._reassembly_bytes
+            held += self._reassembly.size
         if self._unrel_partial is not None:
-            held += self._unrel_partial_bytes
+            held += self._unrel_partial.size
         return held
 
     def hand_over(self) -> ReliabilityHandover:
