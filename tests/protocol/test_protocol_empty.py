@@ -15,10 +15,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from vinom.protocol.reliability import MessageTooLarge, Reliability
 
 # Six tables of its own (56-64 bytes each even empty), its ten size limits of
-# its own (80 bytes) or its reassembly state between fragmented messages (64
-# bytes) would put an idle session's layer above this; sharing the first two
-# and making the last per message keeps it below.
-IDLE_LAYER_BYTES = 448
+# its own (80 bytes), its reassembly state between fragmented messages (64
+# bytes) or its counts of rare faults (64 bytes) would put an idle session's
+# layer above this; sharing the first two and making the others when first
+# needed keeps it below.
+IDLE_LAYER_BYTES = 384
 
 
 def allocated_per_layer(count: int = 2000) -> float:
@@ -78,3 +79,13 @@ class SharedEmptyTableTests(SynchronousTestCase):
         self.assertEqual(small.receive_body(body, 0.0), [])
         self.assertEqual(small.oversized_dropped, 1)
         self.assertEqual(large.receive_body(body, 0.0), [(1, bytes(20))])
+
+    def test_fault_counts_start_at_zero_and_count_from_the_first(self) -> None:
+        # A layer's rare-fault counts are made at the first fault, per layer.
+        layer, other = Reliability(max_body=1200, now=0.0), Reliability(max_body=1200, now=0.0)
+        self.assertEqual((layer.malformed_bodies, layer.stats()["malformed_bodies"]), (0, 0))
+        self.assertIsNone(layer.receive_body(b"\x00", 0.0))
+        self.assertIsNone(layer.receive_body(b"\x01\x02", 0.0))
+        self.assertEqual((layer.malformed_bodies, layer.stats()["malformed_bodies"]), (2, 2))
+        self.assertEqual((layer.protocol_errors, layer.duplicates_dropped), (0, 0))
+        self.assertEqual(other.malformed_bodies, 0)

@@ -194,6 +194,32 @@ def _sizes_for(
     return sizes
 
 
+class _FaultCounts:
+    """A layer's counts of what a peer rarely causes (see `Reliability`'s properties):
+    made at the first, so that a session that never sees one holds no fields for them."""
+
+    __slots__ = (
+        "duplicates_dropped",
+        "malformed_bodies",
+        "out_of_window",
+        "oversized_dropped",
+        "protocol_errors",
+        "refused_bodies",
+        "stale_bodies",
+        "unreliable_dropped",
+    )
+
+    def __init__(self) -> None:
+        self.duplicates_dropped = 0
+        self.malformed_bodies = 0
+        self.out_of_window = 0
+        self.oversized_dropped = 0
+        self.protocol_errors = 0
+        self.refused_bodies = 0
+        self.stale_bodies = 0
+        self.unreliable_dropped = 0
+
+
 class _Reassembly:
     """The fragments of the reliable message being delivered, collected in order.
 
@@ -248,6 +274,7 @@ class Reliability:
         "_ack_due",
         "_ack_every_count",
         "_buffered_bytes",
+        "_fault_counts",
         "_last_now",
         "_loss_base",
         "_loss_mark",
@@ -274,21 +301,13 @@ class Reliability:
         "_unrel_partial",
         "_unrel_queue",
         "acked_packets",
-        "duplicates_dropped",
         "lost_packets",
-        "malformed_bodies",
-        "out_of_window",
-        "oversized_dropped",
-        "protocol_errors",
         "received_bodies",
-        "refused_bodies",
         "resent_messages",
         "rto_s",
         "rtt_s",
         "rtt_samples",
         "rttvar",
-        "stale_bodies",
-        "unreliable_dropped",
     )
 
     def __init__(
@@ -377,14 +396,9 @@ class Reliability:
         self.lost_packets = 0
         self.received_bodies = 0
         self.resent_messages = 0
-        self.duplicates_dropped = 0
-        self.stale_bodies = 0
-        self.out_of_window = 0
-        self.oversized_dropped = 0
-        self.refused_bodies = 0
-        self.malformed_bodies = 0
-        self.protocol_errors = 0
-        self.unreliable_dropped = 0
+        # What a well-behaved peer on a good link rarely causes, counted once it
+        # happens (see the properties of the same names).
+        self._fault_counts: _FaultCounts | None = None
 
     # --- sending ---------------------------------------------------------------------
 
@@ -461,7 +475,7 @@ class Reliability:
         excess = len(queue) - MAX_UNRELIABLE_QUEUE
         if excess > 0:
             del queue[:excess]
-            self.unreliable_dropped += excess
+            self._faults().unreliable_dropped += excess
 
     def build_bodies(self, now: float) -> list[bytes]:
         """The bodies to send now: resends first, then snapshots, then new messages.
@@ -673,7 +687,7 @@ class Reliability:
         # Both sides use the same max_body (it follows from the datagram limit); a
         # longer body is malformed, which also caps what one body can make us hold.
         if total < BODY_HEADER_SIZE or total > self._sizes.max_body:
-            self.malformed_bodies += 1
+            self._faults().malformed_bodies += 1
             return None
         # Parse and validate everything before changing any state.
         messages: list[tuple[int, int, int, int, int, int]]
@@ -724,10 +738,10 @@ class Reliability:
                 messages.append((channel, message_id, index, last, offset, end))
                 offset = end
         except (struct.error, IndexError, ValueError):
-            self.malformed_bodies += 1
+            self._faults().malformed_bodies += 1
             return None
         if len(messages) > MAX_MESSAGES_PER_BODY:
-            self.malformed_bodies += 1
+            self._faults().malformed_bodies += 1
             return None
 
         if (
@@ -737,7 +751,7 @@ class Reliability:
         ):
             # Not recorded, so not acked: the peer resends what it carried later,
             # once the gap before it is filled and the buffer drained.
-            self.refused_bodies += 1
+            self._faults().refused_bodies += 1
             return []
 
         if not self._record_body(seq16, ack16, ack_bits, now):
@@ -784,25 +798,25 @@ class Reliability:
                     full_id = expected + distance
                     buffer = self._recv_buffer
                     if full_id in buffer:
-                        self.duplicates_dropped += 1
+                        self._faults().duplicates_dropped += 1
                     else:
                         if buffer is _NO_DICT:
                             buffer = self._recv_buffer = {}
                         buffer[full_id] = (index, last, body[start:end])
                         self._recv_buffer_bytes += end - start
                 elif distance >= 0x8000:
-                    self.duplicates_dropped += 1
+                    self._faults().duplicates_dropped += 1
                 else:
-                    self.out_of_window += 1
+                    self._faults().out_of_window += 1
             elif index < 0:
                 delivered = self._unrel_delivered
                 if end - start > self._sizes.recv_unreliable_limit:
-                    self.oversized_dropped += 1
+                    self._faults().oversized_dropped += 1
                 elif delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
                     out.append((0, body[start:end]))
                     self._unrel_delivered = message_id
                 else:
-                    self.duplicates_dropped += 1  # not newer than what the app has
+                    self._faults().duplicates_dropped += 1  # not newer than what the app has
             else:
                 self._receive_unreliable_fragment(
                     message_id, index, last, body[start:end], now, out
@@ -833,16 +847,16 @@ class Reliability:
                 self._recv_bits = 0
                 self._recv_latest = latest + delta
         elif delta == 0:
-            self.duplicates_dropped += 1
+            self._faults().duplicates_dropped += 1
             return False
         elif delta >= -ACK_BITS:
             bit = 1 << (-delta - 1)
             if self._recv_bits & bit:
-                self.duplicates_dropped += 1
+                self._faults().duplicates_dropped += 1
                 return False
             self._recv_bits |= bit
         elif delta < -STALE_PACKETS:
-            self.stale_bodies += 1
+            self._faults().stale_bodies += 1
             return False
         self.received_bodies += 1
 
@@ -964,23 +978,23 @@ class Reliability:
         if index <= 0:
             if self._reassembly is not None:
                 # A new message began before the last one was complete.
-                self.protocol_errors += 1
+                self._faults().protocol_errors += 1
                 self._reassembly = None
             if index < 0:
                 if len(data) > limit:
-                    self.oversized_dropped += 1
+                    self._faults().oversized_dropped += 1
                 else:
                     out.append((1, data))
                 return
             if len(data) > limit:
-                self.oversized_dropped += 1
+                self._faults().oversized_dropped += 1
                 self._reassembly = _Reassembly(last, [], 0, True)
             else:
                 self._reassembly = _Reassembly(last, [data], len(data), False)
             return
         reassembly = self._reassembly
         if reassembly is None or last != reassembly.last or index != reassembly.next:
-            self.protocol_errors += 1
+            self._faults().protocol_errors += 1
             self._reassembly = None
             return
         reassembly.next = index + 1
@@ -989,7 +1003,7 @@ class Reliability:
             if size > limit:
                 # Too large for us (not necessarily a broken peer: our limit may be
                 # below its): consume the rest of it without keeping anything.
-                self.oversized_dropped += 1
+                self._faults().oversized_dropped += 1
                 reassembly.parts = []
                 reassembly.size = 0
                 reassembly.dropping = True
@@ -1012,28 +1026,28 @@ class Reliability:
     ) -> None:
         delivered = self._unrel_delivered
         if delivered >= 0 and not 0 < ((sequence - delivered) & _MASK16) < 0x8000:
-            self.duplicates_dropped += 1  # not newer than what the app already has
+            self._faults().duplicates_dropped += 1  # not newer than what the app already has
             return
         partial = self._unrel_partial
         if partial is None or partial.sequence != sequence:
             if partial is not None and 0 < ((partial.sequence - sequence) & _MASK16) < 0x8000:
-                self.duplicates_dropped += 1  # older than the snapshot being assembled
+                self._faults().duplicates_dropped += 1  # older than the snapshot being assembled
                 return
             partial = self._unrel_partial = _PartialSnapshot(sequence, last, now)
         elif len(partial.parts) != last + 1:
-            self.protocol_errors += 1
+            self._faults().protocol_errors += 1
             return
         parts = partial.parts
         if parts[index] is not None:
-            self.duplicates_dropped += 1
+            self._faults().duplicates_dropped += 1
             return
         size = partial.size + len(data)
         if size > self._sizes.recv_unreliable_limit:
             if size > self._sizes.max_unreliable_message:
-                self.protocol_errors += 1
+                self._faults().protocol_errors += 1
             else:
                 # Too large for us: skip this snapshot's other fragments too.
-                self.oversized_dropped += 1
+                self._faults().oversized_dropped += 1
                 self._unrel_delivered = sequence
             self._unrel_partial = None
             return
@@ -1125,7 +1139,7 @@ class Reliability:
         partial = self._unrel_partial
         if partial is not None and now >= partial.since + UNRELIABLE_PARTIAL_TIMEOUT_S:
             self._unrel_partial = None
-            self.unreliable_dropped += 1
+            self._faults().unreliable_dropped += 1
 
     # --- introspection ---------------------------------------------------------------
 
@@ -1133,6 +1147,60 @@ class Reliability:
     def loss(self) -> float:
         """Smoothed fraction of packets written off as lost (weight 1/32 per packet)."""
         return self._loss_base * (1.0 - LOSS_ALPHA) ** (self.acked_packets - self._loss_mark)
+
+    @property
+    def duplicates_dropped(self) -> int:
+        """Messages dropped as already delivered (or not newer, for snapshots)."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.duplicates_dropped
+
+    @property
+    def stale_bodies(self) -> int:
+        """Bodies ignored for being too far behind the newest one received."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.stale_bodies
+
+    @property
+    def out_of_window(self) -> int:
+        """Reliable messages dropped for being beyond the receive window."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.out_of_window
+
+    @property
+    def oversized_dropped(self) -> int:
+        """Messages over this side's receive limit, consumed and dropped."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.oversized_dropped
+
+    @property
+    def refused_bodies(self) -> int:
+        """Bodies refused whole: they would overfill the receive buffer."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.refused_bodies
+
+    @property
+    def malformed_bodies(self) -> int:
+        """Bodies that did not parse."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.malformed_bodies
+
+    @property
+    def protocol_errors(self) -> int:
+        """Fragments that broke the protocol's rules (dropped)."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.protocol_errors
+
+    @property
+    def unreliable_dropped(self) -> int:
+        """Snapshots dropped: unsent when the queue overflowed, or partly received and expired."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.unreliable_dropped
+
+    def _faults(self) -> _FaultCounts:
+        counts = self._fault_counts
+        if counts is None:
+            counts = self._fault_counts = _FaultCounts()
+        return counts
 
     @property
     def max_reliable_message(self) -> int:
