@@ -130,8 +130,12 @@ _OPENING: Final = -1
 _OPEN: Final = -2
 
 
-class _Session:
-    """One authenticated peer (mutable, one per session: not per packet)."""
+class _Session(ReplayWindow):
+    """One authenticated peer (mutable, one per session: not per packet).
+
+    It is its own replay window (`is_replay`, `mark`: the sequences accepted from
+    the peer), which saves an idle session an object of its own.
+    """
 
     __slots__ = (
         "activity",
@@ -157,7 +161,6 @@ class _Session:
         "tx_key",
         "tx_seq",
         "wake",
-        "window",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -183,7 +186,7 @@ class _Session:
         self.payloads = 0
         self.in_cipher_queue = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
-        self.window = ReplayWindow()
+        ReplayWindow.__init__(self)
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0
         # Set by the endpoint: its keepalive interval, shortened for a short timeout,
@@ -313,7 +316,7 @@ class ServerEndpoint:
             session_id=s.id, player_id=s.player_id, match_id=s.match_id,
             address=(s.address[0], s.address[1]), activity=_ACTIVITY_NAMES[s.activity],
             warm=s.warm, receive_cipher=s.rx is not None, send_cipher=s.tx is not None,
-            last_received=s.last_recv, next_look=s.wake, latest_sequence=s.window.latest,
+            last_received=s.last_recv, next_look=s.wake, latest_sequence=s.latest,
         )
 
     def reliability(self, session_id: int) -> ReliabilityLayer | None:
@@ -468,7 +471,7 @@ class ServerEndpoint:
                 self._drop(DROP_TOO_SHORT, size)
                 return
             seq = SEQUENCE.unpack_from(data, 1)[0]
-            if s.window.is_replay(seq):
+            if s.is_replay(seq):
                 self._drop(DROP_REPLAYED, size)
                 return
             kept = s.rx
@@ -487,7 +490,7 @@ class ServerEndpoint:
                 s.activity = ACTIVE  # first, so that keeping it does not evict it
                 if s.payloads >= WARM_PAYLOADS:
                     self._keep_rx(s, rx)
-            s.window.mark(seq)  # only now: a forged packet must not move the window
+            s.mark(seq)  # only now: a forged packet must not move the window
             s.last_recv = now
             if kind == PAYLOAD:
                 s.activity = ACTIVE
@@ -675,7 +678,7 @@ class ServerEndpoint:
         s.keepalive = min(self._keepalive, s.keepalive)
         if s.keepalive >= 8 * _TIMER_GRID:
             s.grid = _TIMER_GRID
-        s.window.mark(response_seq)
+        s.mark(response_seq)
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
