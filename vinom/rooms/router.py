@@ -301,8 +301,8 @@ class SeatRouter:
             limits = entry.limits
             if limits is None:
                 limits = entry.limits = self._limits_of(entry.room, entry.player_id, now)
+            assert limits is not None and limits.actions is not None
             bucket = entry.actions = limits.actions
-            assert bucket is not None
         held = entry.held
         if not held and bucket.take(now):
             self._apply(entry, action, action_id, now)
