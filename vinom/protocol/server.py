@@ -263,7 +263,11 @@ class ServerEndpoint:
         self._used_tokens: set[bytes] = set()
         self._spent_by_expiry: dict[int, list[bytes]] = {}
         self._expiry_heap: list[int] = []
-        self._timers: list[tuple[float, int]] = []
+        # Sessions' wake-ups: the times in a heap, the sessions due at each in a
+        # list (see _schedule). Idle sessions wake on a shared grid, hundreds per
+        # time, so a session costs a list slot here, not a (time, id) record.
+        self._timers: list[float] = []
+        self._due: dict[float, list[int]] = {}
         self._dirty: list[_Session] = []
         self._out: list[tuple[bytes, Address]] = []
         # What happened, oldest first: next_event() pops it; an adapter draining
@@ -300,8 +304,8 @@ class ServerEndpoint:
         token nonces and the seconds they expire at, timers. Strangers' datagrams
         must never grow it (for monitoring, and the adversarial tests)."""
         return (len(self._sessions) + len(self._by_address) + len(self._by_player)
-                + len(self._used_tokens) + len(self._expiry_heap) + len(self._timers)
-                + len(self._dirty))
+                + len(self._used_tokens) + len(self._expiry_heap)
+                + sum(map(len, self._due.values())) + len(self._dirty))
 
     def session_address(self, session_id: int) -> Address | None:
         s = self._sessions.get(session_id)
@@ -407,50 +411,66 @@ class ServerEndpoint:
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None if nothing is pending."""
         heap = self._timers
+        due = self._due
         sessions = self._sessions
         while heap:
-            when, sid = heap[0]
-            s = sessions.get(sid)
-            if s is not None and s.wake == when:
-                return when
+            when = heap[0]
+            sids = due[when]
+            # Entries of sessions that closed or moved their wake-up since are
+            # dropped as they are met, each once.
+            while sids:
+                s = sessions.get(sids[-1])
+                if s is not None and s.wake == when:
+                    return when
+                sids.pop()
             heapq.heappop(heap)
+            del due[when]
         return None
 
     def handle_timer(self, now: float) -> None:
         """Timeouts, keepalives and the reliability layers' resends due at `now`."""
         self._now = now
         heap = self._timers
+        due = self._due
         sessions = self._sessions
-        while heap and heap[0][0] <= now:
-            when, sid = heapq.heappop(heap)
-            s = sessions.get(sid)
-            if s is None or s.wake != when:
-                continue
-            s.wake = _INF
-            if now - s.last_recv >= s.timeout:
-                self._remove(s, "timeout")
-                continue
-            activity = s.activity
-            if activity == ACTIVE:
-                s.activity = QUIET
-                if s.reliability.next_timer() is None:
-                    # Nothing in flight: give back what the last burst grew now,
-                    # not an idle round later, so that a crowd that connects,
-                    # takes its first state and waits never holds it all at once
-                    # (resident memory keeps its peak). The peer may still ack
-                    # our last bodies: their records stay, for the statistics.
-                    s.reliability.compact(forget_records=False)
-            elif activity == QUIET:
-                # No payload since the timer last looked (a keepalive interval at
-                # most): idle sessions hold no cipher objects, nor grown tables.
-                s.activity = IDLE
-                s.payloads = 0
-                s.rx = s.tx = None
-                s.reliability.compact()
-            due = s.reliability.next_timer()
-            if due is not None and due <= now:
-                s.reliability.handle_timer(now)
-            self._flush_session(s, now)
+        while heap and heap[0] <= now:
+            when = heapq.heappop(heap)
+            # The list is taken out first: a wake-up set meanwhile (always later
+            # than `now`) goes to another.
+            for sid in due.pop(when):
+                s = sessions.get(sid)
+                if s is None or s.wake != when:
+                    continue
+                self._wake(s, now)
+
+    def _wake(self, s: _Session, now: float) -> None:
+        """A session's wake-up: its timeout, keepalive, resends, and giving back
+        what an idle session need not hold."""
+        s.wake = _INF
+        if now - s.last_recv >= s.timeout:
+            self._remove(s, "timeout")
+            return
+        activity = s.activity
+        if activity == ACTIVE:
+            s.activity = QUIET
+            if s.reliability.next_timer() is None:
+                # Nothing in flight: give back what the last burst grew now,
+                # not an idle round later, so that a crowd that connects,
+                # takes its first state and waits never holds it all at once
+                # (resident memory keeps its peak). The peer may still ack
+                # our last bodies: their records stay, for the statistics.
+                s.reliability.compact(forget_records=False)
+        elif activity == QUIET:
+            # No payload since the timer last looked (a keepalive interval at
+            # most): idle sessions hold no cipher objects, nor grown tables.
+            s.activity = IDLE
+            s.payloads = 0
+            s.rx = s.tx = None
+            s.reliability.compact()
+        layer_due = s.reliability.next_timer()
+        if layer_due is not None and layer_due <= now:
+            s.reliability.handle_timer(now)
+        self._flush_session(s, now)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Take one datagram from `addr`; never raises on what is in it."""
@@ -862,7 +882,12 @@ class ServerEndpoint:
             when = now + _MIN_TIMER_DELAY
         if when < s.wake:
             s.wake = when
-            heapq.heappush(self._timers, (when, s.id))
+            sids = self._due.get(when)
+            if sids is None:
+                self._due[when] = [s.id]
+                heapq.heappush(self._timers, when)
+            else:
+                sids.append(s.id)
 
     def _remove(self, s: _Session, reason: str) -> None:
         if s.closed:
