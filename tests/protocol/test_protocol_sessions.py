@@ -200,8 +200,9 @@ class LivenessTests(SynchronousTestCase):
         start = net.now
         net.run(6.0)
         reasons = {e.session_id: e.reason for e in net.closed(None)}
-        self.assertEqual(reasons, {ids[a]: "closed" for a in closed}
-                         | {ids[a]: "timeout" for a in silent})
+        self.assertEqual(
+            reasons, {ids[a]: "closed" for a in closed} | {ids[a]: "timeout" for a in silent}
+        )
         self.assertEqual(sorted(net.server.session_ids()), sorted(ids[a] for a in kept))
         for addr in kept:
             self.assertGreaterEqual(count_to(net, addr, KEEPALIVE, start), 5)
