@@ -22,7 +22,7 @@ from vinom.protocol.client import CONNECTED, FAILED, ClientConnection
 from vinom.protocol.config import ClientConfig, IssuerConfig, ProtocolConfig
 from vinom.protocol.events import RELIABLE, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.protocol.server import ServerEndpoint
+from vinom.protocol.server import RECENT_CIPHERS, ServerEndpoint
 from vinom.protocol.tokens import PublicToken, TokenIssuer, decode_user_data, encode_user_data
 from vinom.protocol.wire import (
     CHALLENGE,
@@ -136,6 +136,48 @@ class HandshakeTests(SynchronousTestCase):
             self.assertEqual(client.state, CONNECTED, seed)
             self.assertEqual(net.server.session_count, 1)
             self.assertEqual(len(net.events_of(SessionConnected)), 1)
+
+
+class KeptCipherTests(SynchronousTestCase):
+    """The host keeps the cipher objects of its last handshake steps (RECENT_CIPHERS)
+    for the next step: more handshakes at once than it keeps must all work."""
+
+    def test_more_handshakes_in_flight_than_kept_ciphers(self) -> None:
+        net = Net()
+        count = 2 * RECENT_CIPHERS + 3
+        addrs = [(f"192.0.2.{1 + i // 200}", 50000 + i) for i in range(count)]
+        for i, addr in enumerate(addrs):
+            net.connect(net.token(player_id=f"p-{i}"), addr)
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, count)
+        self.assertEqual(dict(net.server.drops), {})
+        # Every session carries messages both ways, the first handshakes' (whose
+        # cipher objects went long ago) as well as the last ones'.
+        for i, addr in enumerate(addrs):
+            net.clients[addr].send_message(RELIABLE, b"up %d" % i)
+        net.run(0.1)
+        got = sorted(m.data for m in net.messages(None))
+        self.assertEqual(got, sorted(b"up %d" % i for i in range(count)))
+        for event in net.server_events:
+            if isinstance(event, SessionConnected):
+                net.server.send_message(event.session_id, RELIABLE, b"down")
+        net.run(0.1)
+        for addr in addrs:
+            self.assertEqual([m.data for m in net.messages(addr)], [b"down"])
+
+    def test_a_session_closed_and_opened_again_with_a_new_token(self) -> None:
+        net = Net()
+        client = net.connect(net.token())
+        net.run(0.1)
+        client.disconnect()
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, 0)
+        again = net.connect(net.token(), OTHER_ADDR)
+        net.run(0.1)
+        self.assertEqual(again.state, CONNECTED)
+        again.send_message(RELIABLE, b"back")
+        net.run(0.1)
+        self.assertEqual([m.data for m in net.messages(None)], [b"back"])
 
 
 class TokenCheckTests(SynchronousTestCase):
@@ -294,6 +336,36 @@ class TokenCheckTests(SynchronousTestCase):
         fresh = net.connect(net.token(), addr=("192.0.2.99", 1))
         net.run(0.1)
         self.assertEqual(fresh.state, CONNECTED)
+
+    def test_tokens_issued_together_are_each_spent_then_forgotten(self) -> None:
+        # Tokens issued in the same second expire in the same second: each one
+        # still opens one session only, and all are forgotten once expired.
+        net = Net()
+        tokens = [net.token(player_id=f"p-{i}") for i in range(3)]
+        addrs = [("192.0.2.50", 1000 + i) for i in range(3)]
+        for token, addr in zip(tokens, addrs, strict=True):
+            net.connect(token, addr=addr)
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, 3)
+        for addr in addrs:
+            net.clients[addr].disconnect()
+        net.run(0.1)
+        self.assertEqual(net.server.session_count, 0)
+        self.assertEqual(state_size(net.server), 3 + 1, "three nonces, one expiry second")
+        for i, token in enumerate(tokens):
+            again = net.connect(token, addr=("198.51.100.50", 2000 + i))
+            net.run(0.35)
+            self.assertNotEqual(again.state, CONNECTED)
+        self.assertGreaterEqual(net.server.drops["token_reused"], 9)
+        # Once they have expired, the host keeps nothing of them: the next session's
+        # token is all it holds after that session closed.
+        net.wall += 60.0
+        later = net.connect(net.token(player_id="p-later"), addr=("192.0.2.51", 1))
+        net.run(0.1)
+        self.assertEqual(later.state, CONNECTED)
+        later.disconnect()
+        net.run(0.1)
+        self.assertEqual(state_size(net.server), 2)
 
     def test_player_connected_with_another_token(self) -> None:
         net = Net()

@@ -12,7 +12,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.protocol.test_protocol_support import CLIENT_ADDR, OTHER_ADDR, SERVER_ADDR, Net
 from vinom.protocol.client import CLOSED, CONNECTED
-from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionInfo
+from vinom.protocol.events import (
+    RELIABLE,
+    UNRELIABLE,
+    SessionClosed,
+    SessionConnected,
+    SessionInfo,
+)
 from vinom.protocol.reliability import Reliability
 from vinom.protocol.server import WARM_PAYLOADS, ServerEndpoint
 from vinom.protocol.wire import DISCONNECT, KEEPALIVE, NONCE_DOMAIN_SESSION, PAYLOAD, SEQUENCE
@@ -45,6 +51,10 @@ def receive_ciphers(server: ServerEndpoint) -> int:
 
 def count(net: Net, src: tuple[str, int], kind: int, since: float = 0.0) -> int:
     return sum(1 for t, s, _, d in net.wire if s == src and d[0] == kind and t >= since)
+
+
+def count_to(net: Net, dst: tuple[str, int], kind: int, since: float = 0.0) -> int:
+    return sum(1 for t, _, d, data in net.wire if d == dst and data[0] == kind and t >= since)
 
 
 class MessageTests(SynchronousTestCase):
@@ -197,6 +207,36 @@ class LivenessTests(SynchronousTestCase):
         self.assertEqual(net.closed(None), [])
         net.run(1.0 / 32 + 1e-6)
         self.assertEqual([e.reason for e in net.closed(None)], ["timeout"])
+
+    def test_sessions_sharing_wake_ups_end_each_on_its_own(self) -> None:
+        """Sessions that wake at the same times: closing some and silencing others
+        ends just those, the rest keep alive, and nothing is left once all ended."""
+        net = Net(host_config={"keepalive_interval": 1.0})
+        addrs = [(f"192.0.2.{i}", 6000 + i) for i in range(30)]
+        for i, addr in enumerate(addrs):
+            net.connect(net.token(f"p-{i}"), addr)
+        net.run(0.5)
+        ids = {e.address: e.session_id for e in net.events_of(SessionConnected)}
+        closed, silent, kept = addrs[0::3], addrs[1::3], addrs[2::3]
+        for addr in closed:
+            net.server.close_session(ids[addr])
+        for addr in silent:
+            del net.clients[addr]
+        start = net.now
+        net.run(6.0)
+        reasons = {e.session_id: e.reason for e in net.closed(None)}
+        self.assertEqual(
+            reasons, {ids[a]: "closed" for a in closed} | {ids[a]: "timeout" for a in silent}
+        )
+        self.assertEqual(sorted(net.server.session_ids()), sorted(ids[a] for a in kept))
+        for addr in kept:
+            self.assertGreaterEqual(count_to(net, addr, KEEPALIVE, start), 5)
+            net.clients[addr].disconnect()
+        net.run(0.5)
+        self.assertEqual(net.server.session_count, 0)
+        self.assertIsNone(net.server.get_timer())
+        # Only the spent tokens remain (30 nonces, issued within one or two seconds).
+        self.assertIn(net.server.held_entries(), (31, 32))
 
     def test_no_keepalives_while_talking(self) -> None:
         net, sid = connected()

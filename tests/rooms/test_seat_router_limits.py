@@ -200,6 +200,37 @@ class PacingTests(LimitsTestCase):
         self.time.advance(0.1)
         self.assertEqual(room.state.seqs[0], 21)
 
+    def test_a_player_idle_since_connecting_gets_one_burst_at_the_first_action(self) -> None:
+        # The buckets are made at the first action (an idle seat holds none): a long
+        # wait earns no more than the burst, and the limit holds from that action on.
+        room = self.playing()
+        self.time.advance(30.0)
+        for n in range(1, 25):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(room.state.seqs[0], 20)
+        self.assertEqual(self.router.counters["actions_delayed"], 4)
+        self.time.advance(0.4)
+        self.assertEqual(room.state.seqs[0], 24)
+        self.assertEqual(self.errors(SA), [])
+
+    def test_a_sync_first_leaves_actions_limited(self) -> None:
+        # A sync makes the player's buckets (the action bucket with them).
+        room = self.playing()
+        self.router.message_received(SA, RELIABLE, encode_sync(), self.time.now)
+        for n in range(1, 25):
+            self.act(SA, {"seq": n}, n)
+        self.assertEqual(room.state.seqs[0], 20)
+        self.assertEqual(self.router.counters["actions_delayed"], 4)
+
+    def test_a_reconnection_before_any_action_starts_with_a_full_bucket(self) -> None:
+        room = self.playing()
+        self.router.session_closed(SessionClosed(SA, "timeout"), self.time.now)
+        self.connect(21, A)
+        for n in range(1, 25):
+            self.act(21, {"seq": n}, n)
+        self.assertEqual(room.state.seqs[0], 20)
+        self.assertEqual(self.router.counters["actions_delayed"], 4)
+
     def test_the_room_going_away_drops_the_players_limits(self) -> None:
         self.playing()
         for n in range(1, 25):

@@ -95,7 +95,6 @@ BODY_LIMIT_MIN = 32  # the range max_body may take
 BODY_LIMIT_MAX = LENGTH_MASK + 1  # 8192
 
 _INF = float("inf")
-_SHARED_INTS: dict[int, int] = {}
 # Shared stand-ins for a session's empty queues and tables until it uses them (and
 # again once compact() found them empty): an empty list or dict still costs 56-64
 # bytes, six per session, times every idle session. Never written to: every write
@@ -114,9 +113,143 @@ _pack_message_header = MESSAGE_HEADER.pack
 _pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
 
 
-def _shared(value: int) -> int:
-    """One int object per value, whoever computed it (see Reliability.__init__)."""
-    return _SHARED_INTS.setdefault(value, value)
+class _Sizes:
+    """A layer's size limits and ack delay (see `Reliability.__init__`), never changed.
+
+    Thousands of sessions are made with the same few arguments: they share one of
+    these (`_sizes_for`) instead of each holding ten fields (80 bytes a session).
+    """
+
+    __slots__ = (
+        "ack_delay_s",
+        "fragment_data",
+        "max_body",
+        "max_pending_bytes",
+        "max_reliable_message",
+        "max_unreliable_message",
+        "recv_buffer_limit",
+        "recv_reliable_limit",
+        "recv_unreliable_limit",
+        "single_data",
+    )
+
+    def __init__(
+        self,
+        max_body: int,
+        max_reliable_message: int,
+        max_unreliable_message: int,
+        max_pending_bytes: int,
+        ack_delay_s: float,
+        max_receive_message: int | None,
+        max_receive_buffer: int | None,
+    ) -> None:
+        self.max_body = max_body
+        # Data of an unfragmented message that fills an otherwise empty body, and of
+        # one fragment of a fragmented one.
+        self.single_data = max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE
+        self.fragment_data = max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE
+        self.max_reliable_message = min(max_reliable_message, MAX_FRAGMENTS * self.fragment_data)
+        self.max_unreliable_message = min(
+            max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self.fragment_data
+        )
+        self.max_pending_bytes = max_pending_bytes
+        self.ack_delay_s = ack_delay_s
+        # What the peer may send us may be less than what we may send it (a game
+        # host sends large states but accepts only small actions): larger messages
+        # are consumed and dropped (`oversized_dropped`), never held whole.
+        self.recv_reliable_limit = self.max_reliable_message
+        self.recv_unreliable_limit = self.max_unreliable_message
+        if max_receive_message is not None:
+            self.recv_reliable_limit = min(self.recv_reliable_limit, max_receive_message)
+            self.recv_unreliable_limit = min(self.recv_unreliable_limit, max_receive_message)
+        # Bytes of out-of-order reliable messages we hold before refusing bodies
+        # that would add more (None: the receive window alone bounds them).
+        self.recv_buffer_limit = max_receive_buffer
+
+
+_SizesKey = tuple[int, int, int, int, float, int | None, int | None]
+_SIZES: dict[_SizesKey, _Sizes] = {}
+# Configurations remembered; a process uses a handful, so this bound only keeps a
+# caller that varies them (a test, a fuzzer) from growing the table for ever.
+_MAX_SIZES = 64
+
+
+def _sizes_for(
+    max_body: int,
+    max_reliable_message: int,
+    max_unreliable_message: int,
+    max_pending_bytes: int,
+    ack_delay_s: float,
+    max_receive_message: int | None,
+    max_receive_buffer: int | None,
+) -> _Sizes:
+    """The shared `_Sizes` for these arguments."""
+    key = (max_body, max_reliable_message, max_unreliable_message, max_pending_bytes,
+           ack_delay_s, max_receive_message, max_receive_buffer)  # fmt: skip
+    sizes = _SIZES.get(key)
+    if sizes is None:
+        if len(_SIZES) >= _MAX_SIZES:
+            _SIZES.clear()
+        sizes = _SIZES[key] = _Sizes(*key)
+    return sizes
+
+
+class _FaultCounts:
+    """A layer's counts of what a peer rarely causes (see `Reliability`'s properties):
+    made at the first, so that a session that never sees one holds no fields for them."""
+
+    __slots__ = (
+        "duplicates_dropped",
+        "malformed_bodies",
+        "out_of_window",
+        "oversized_dropped",
+        "protocol_errors",
+        "refused_bodies",
+        "stale_bodies",
+        "unreliable_dropped",
+    )
+
+    def __init__(self) -> None:
+        self.duplicates_dropped = 0
+        self.malformed_bodies = 0
+        self.out_of_window = 0
+        self.oversized_dropped = 0
+        self.protocol_errors = 0
+        self.refused_bodies = 0
+        self.stale_bodies = 0
+        self.unreliable_dropped = 0
+
+
+class _Reassembly:
+    """The fragments of the reliable message being delivered, collected in order.
+
+    Made per fragmented message, so that a session holds none between them."""
+
+    __slots__ = ("dropping", "last", "next", "parts", "size")
+
+    def __init__(self, last: int, parts: list[bytes], size: int, dropping: bool) -> None:
+        self.last = last  # the message's last fragment index
+        self.next = 1  # the fragment index expected next
+        self.parts = parts
+        self.size = size  # bytes in parts
+        # Over the receive limit: its remaining fragments are consumed without
+        # keeping their data.
+        self.dropping = dropping
+
+
+class _PartialSnapshot:
+    """The fragments received of one fragmented unreliable message (any order).
+
+    Made per fragmented snapshot, so that a session holds none between them."""
+
+    __slots__ = ("have", "parts", "sequence", "since", "size")
+
+    def __init__(self, sequence: int, last: int, now: float) -> None:
+        self.sequence = sequence  # its 16-bit snapshot sequence
+        self.parts: list[bytes | None] = [None] * (last + 1)
+        self.have = 0  # fragments in parts
+        self.size = 0  # bytes in parts
+        self.since = now  # when its first fragment came (it expires after a while)
 
 
 class ReliabilityError(Exception):
@@ -141,64 +274,40 @@ class Reliability:
         "_ack_due",
         "_ack_every_count",
         "_buffered_bytes",
-        "_fragment_data",
+        "_fault_counts",
         "_last_now",
         "_loss_base",
         "_loss_mark",
-        "_max_body",
         "_next_id",
         "_next_send_id",
         "_next_seq",
         "_oldest_unacked",
         "_pending",
         "_reassembly",
-        "_reassembly_bytes",
-        "_reassembly_dropping",
-        "_reassembly_last",
-        "_reassembly_next",
         "_recv_any",
         "_recv_bits",
         "_recv_buffer",
         "_recv_buffer_bytes",
-        "_recv_buffer_limit",
         "_recv_latest",
         "_recv_next",
-        "_recv_reliable_limit",
-        "_recv_unreliable_limit",
         "_reliable_seqs",
         "_resend_due",
         "_resume_at",
         "_sent",
-        "_single_data",
+        "_sizes",
         "_unacked",
         "_unrel_delivered",
         "_unrel_next",
         "_unrel_partial",
-        "_unrel_partial_bytes",
-        "_unrel_partial_have",
-        "_unrel_partial_id",
-        "_unrel_partial_since",
         "_unrel_queue",
-        "ack_delay_s",
         "acked_packets",
-        "duplicates_dropped",
         "lost_packets",
-        "malformed_bodies",
-        "max_pending_bytes",
-        "max_reliable_message",
-        "max_unreliable_message",
-        "out_of_window",
-        "oversized_dropped",
-        "protocol_errors",
         "received_bodies",
-        "refused_bodies",
         "resent_messages",
         "rto_s",
         "rtt_s",
         "rtt_samples",
         "rttvar",
-        "stale_bodies",
-        "unreliable_dropped",
     )
 
     def __init__(
@@ -217,40 +326,21 @@ class Reliability:
             raise ValueError(
                 f"max_body must be in [{BODY_LIMIT_MIN}, {BODY_LIMIT_MAX}], not {max_body}"
             )
-        # Sizes are shared int objects (_shared): thousands of sessions hold the
-        # same few values, and a large int costs 28 bytes per copy.
-        self._max_body = _shared(max_body)
-        # Data of an unfragmented message that fills an otherwise empty body, and of
-        # one fragment of a fragmented one.
-        self._single_data = _shared(max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE)
-        self._fragment_data = _shared(max_body - BODY_HEADER_SIZE - FRAGMENT_HEADER_SIZE)
-        self.max_reliable_message = _shared(
-            min(max_reliable_message, MAX_FRAGMENTS * self._fragment_data)
-        )
-        self.max_unreliable_message = _shared(
-            min(max_unreliable_message, MAX_UNRELIABLE_FRAGMENTS * self._fragment_data)
-        )
-        self.max_pending_bytes = max_pending_bytes
-        self.ack_delay_s = ack_delay_s
-        # What the peer may send us may be less than what we may send it (a game
-        # host sends large states but accepts only small actions): larger messages
-        # are consumed and dropped (`oversized_dropped`), never held whole.
         if max_receive_message is not None and max_receive_message < 1:
             raise ValueError("max_receive_message must be positive")
         if max_receive_buffer is not None and max_receive_buffer < 1:
             raise ValueError("max_receive_buffer must be positive")
-        self._recv_reliable_limit = self.max_reliable_message
-        self._recv_unreliable_limit = self.max_unreliable_message
-        if max_receive_message is not None:
-            self._recv_reliable_limit = _shared(
-                min(self._recv_reliable_limit, max_receive_message)
-            )
-            self._recv_unreliable_limit = _shared(
-                min(self._recv_unreliable_limit, max_receive_message)
-            )
-        # Bytes of out-of-order reliable messages we hold before refusing bodies
-        # that would add more (None: the receive window alone bounds them).
-        self._recv_buffer_limit = max_receive_buffer
+        # The sizes and the ack delay: one shared object for every layer made with
+        # the same arguments (thousands of sessions, a few configurations).
+        self._sizes = _sizes_for(
+            max_body,
+            max_reliable_message,
+            max_unreliable_message,
+            max_pending_bytes,
+            ack_delay_s,
+            max_receive_message,
+            max_receive_buffer,
+        )
         self._last_now = now
         self._resume_at = now
 
@@ -285,24 +375,14 @@ class Reliability:
         self._ack_every_count = 0
         # Receiving: reliable. Out-of-order messages wait in _recv_buffer as
         # (fragment index or -1, last index, data); fragments of the message being
-        # delivered collect in _reassembly.
+        # delivered collect in _reassembly (made for each fragmented message).
         self._recv_next = 0
         self._recv_buffer: dict[int, tuple[int, int, bytes]] = _NO_DICT
         self._recv_buffer_bytes = 0
-        self._reassembly: list[bytes] | None = None
-        self._reassembly_last = 0
-        self._reassembly_next = 0
-        self._reassembly_bytes = 0
-        # The message being reassembled is over the receive limit: its remaining
-        # fragments are consumed without keeping their data.
-        self._reassembly_dropping = False
-        # Receiving: unreliable.
+        self._reassembly: _Reassembly | None = None
+        # Receiving: unreliable (a fragmented snapshot collects in _unrel_partial).
         self._unrel_delivered = -1  # 16-bit sequence of the last delivered, -1: none
-        self._unrel_partial: list[bytes | None] | None = None
-        self._unrel_partial_id = -1
-        self._unrel_partial_have = 0
-        self._unrel_partial_bytes = 0
-        self._unrel_partial_since = 0.0
+        self._unrel_partial: _PartialSnapshot | None = None
 
         # Statistics.
         self.rtt_s = 0.0
@@ -316,14 +396,9 @@ class Reliability:
         self.lost_packets = 0
         self.received_bodies = 0
         self.resent_messages = 0
-        self.duplicates_dropped = 0
-        self.stale_bodies = 0
-        self.out_of_window = 0
-        self.oversized_dropped = 0
-        self.refused_bodies = 0
-        self.malformed_bodies = 0
-        self.protocol_errors = 0
-        self.unreliable_dropped = 0
+        # What a well-behaved peer on a good link rarely causes, counted once it
+        # happens (see the properties of the same names).
+        self._fault_counts: _FaultCounts | None = None
 
     # --- sending ---------------------------------------------------------------------
 
@@ -334,21 +409,21 @@ class Reliability:
         queued plus unacknowledged bytes would exceed `max_pending_bytes`.
         """
         size = len(data)
-        if size > self.max_reliable_message:
+        if size > self._sizes.max_reliable_message:
             raise MessageTooLarge(f"{size} bytes > {self.max_reliable_message} (reliable)")
-        if self._buffered_bytes + size > self.max_pending_bytes:
+        if self._buffered_bytes + size > self._sizes.max_pending_bytes:
             raise SendQueueFull(f"{self._buffered_bytes} bytes waiting for acks")
         message_id = self._next_id
         pending = self._pending
         if pending is _NO_LIST:
             pending = self._pending = []
-        if size <= self._single_data:
+        if size <= self._sizes.single_data:
             encoded = _pack_message_header(RELIABLE_INFO | size, message_id & _MASK16) + data
             pending.append(encoded)
             self._next_id = message_id + 1
             self._buffered_bytes += len(encoded)
             return
-        chunk = self._fragment_data
+        chunk = self._sizes.fragment_data
         last = (size - 1) // chunk
         info = RELIABLE_INFO | FRAGMENT_FLAG
         for index in range(last + 1):
@@ -379,17 +454,17 @@ class Reliability:
         same build_bodies call.
         """
         size = len(data)
-        if size > self.max_unreliable_message:
+        if size > self._sizes.max_unreliable_message:
             raise MessageTooLarge(f"{size} bytes > {self.max_unreliable_message} (unreliable)")
         sequence = self._unrel_next & _MASK16
         self._unrel_next += 1
         queue = self._unrel_queue
         if queue is _NO_LIST:
             queue = self._unrel_queue = []
-        if size <= self._single_data:
+        if size <= self._sizes.single_data:
             queue.append(_pack_message_header(size, sequence) + data)
         else:
-            chunk = self._fragment_data
+            chunk = self._sizes.fragment_data
             last = (size - 1) // chunk
             for index in range(last + 1):
                 piece = data[index * chunk : (index + 1) * chunk]
@@ -400,7 +475,7 @@ class Reliability:
         excess = len(queue) - MAX_UNRELIABLE_QUEUE
         if excess > 0:
             del queue[:excess]
-            self.unreliable_dropped += excess
+            self._faults().unreliable_dropped += excess
 
     def replace_unreliable(self, data: bytes) -> None:
         """`send_unreliable`, dropping first every channel-0 message still queued
@@ -441,7 +516,7 @@ class Reliability:
             if not pending:
                 if len(queue) == 1:
                     encoded = queue[0]
-                    if BODY_HEADER_SIZE + len(encoded) <= self._max_body:
+                    if BODY_HEADER_SIZE + len(encoded) <= self._sizes.max_body:
                         queue.clear()
                         self._resume_at = now
                         return [self._seal_single(encoded, (), now)]
@@ -462,7 +537,7 @@ class Reliability:
                             self._resend_due = due
                         self._resume_at = now
                         return [self._seal_single(encoded, (message_id,), now)]
-        max_body = self._max_body
+        max_body = self._sizes.max_body
         out: list[bytes] = []
         parts: list[bytes] = [b""]  # [0] becomes the body header
         ids: list[int] = []
@@ -627,8 +702,8 @@ class Reliability:
         total = len(body)
         # Both sides use the same max_body (it follows from the datagram limit); a
         # longer body is malformed, which also caps what one body can make us hold.
-        if total < BODY_HEADER_SIZE or total > self._max_body:
-            self.malformed_bodies += 1
+        if total < BODY_HEADER_SIZE or total > self._sizes.max_body:
+            self._faults().malformed_bodies += 1
             return None
         # Parse and validate everything before changing any state.
         messages: list[tuple[int, int, int, int, int, int]]
@@ -679,20 +754,20 @@ class Reliability:
                 messages.append((channel, message_id, index, last, offset, end))
                 offset = end
         except (struct.error, IndexError, ValueError):
-            self.malformed_bodies += 1
+            self._faults().malformed_bodies += 1
             return None
         if len(messages) > MAX_MESSAGES_PER_BODY:
-            self.malformed_bodies += 1
+            self._faults().malformed_bodies += 1
             return None
 
         if (
-            self._recv_buffer_limit is not None
-            and self._recv_buffer_bytes + total > self._recv_buffer_limit
+            self._sizes.recv_buffer_limit is not None
+            and self._recv_buffer_bytes + total > self._sizes.recv_buffer_limit
             and self._would_overfill(messages)
         ):
             # Not recorded, so not acked: the peer resends what it carried later,
             # once the gap before it is filled and the buffer drained.
-            self.refused_bodies += 1
+            self._faults().refused_bodies += 1
             return []
 
         if not self._record_body(seq16, ack16, ack_bits, now):
@@ -714,7 +789,7 @@ class Reliability:
                     if (
                         index < 0
                         and self._reassembly is None
-                        and end - start <= self._recv_reliable_limit
+                        and end - start <= self._sizes.recv_reliable_limit
                     ):
                         out.append((1, body[start:end]))
                     else:
@@ -728,7 +803,7 @@ class Reliability:
                             if (
                                 index < 0
                                 and self._reassembly is None
-                                and len(data) <= self._recv_reliable_limit
+                                and len(data) <= self._sizes.recv_reliable_limit
                             ):
                                 out.append((1, data))
                             else:
@@ -739,31 +814,31 @@ class Reliability:
                     full_id = expected + distance
                     buffer = self._recv_buffer
                     if full_id in buffer:
-                        self.duplicates_dropped += 1
+                        self._faults().duplicates_dropped += 1
                     else:
                         if buffer is _NO_DICT:
                             buffer = self._recv_buffer = {}
                         buffer[full_id] = (index, last, body[start:end])
                         self._recv_buffer_bytes += end - start
                 elif distance >= 0x8000:
-                    self.duplicates_dropped += 1
+                    self._faults().duplicates_dropped += 1
                 else:
-                    self.out_of_window += 1
+                    self._faults().out_of_window += 1
             elif index < 0:
                 delivered = self._unrel_delivered
-                if end - start > self._recv_unreliable_limit:
-                    self.oversized_dropped += 1
+                if end - start > self._sizes.recv_unreliable_limit:
+                    self._faults().oversized_dropped += 1
                 elif delivered < 0 or 0 < ((message_id - delivered) & _MASK16) < 0x8000:
                     out.append((0, body[start:end]))
                     self._unrel_delivered = message_id
                 else:
-                    self.duplicates_dropped += 1  # not newer than what the app has
+                    self._faults().duplicates_dropped += 1  # not newer than what the app has
             else:
                 self._receive_unreliable_fragment(
                     message_id, index, last, body[start:end], now, out
                 )
         if reliable_seen:
-            due = now + self.ack_delay_s
+            due = now + self._sizes.ack_delay_s
             if due < self._ack_due:
                 self._ack_due = due
         return out
@@ -788,16 +863,16 @@ class Reliability:
                 self._recv_bits = 0
                 self._recv_latest = latest + delta
         elif delta == 0:
-            self.duplicates_dropped += 1
+            self._faults().duplicates_dropped += 1
             return False
         elif delta >= -ACK_BITS:
             bit = 1 << (-delta - 1)
             if self._recv_bits & bit:
-                self.duplicates_dropped += 1
+                self._faults().duplicates_dropped += 1
                 return False
             self._recv_bits |= bit
         elif delta < -STALE_PACKETS:
-            self.stale_bodies += 1
+            self._faults().stale_bodies += 1
             return False
         self.received_bodies += 1
 
@@ -889,7 +964,7 @@ class Reliability:
             self.rtt_s = sample
             self.rttvar = sample * 0.5
         self.rtt_samples += 1
-        rto = self.rtt_s + 4.0 * self.rttvar + self.ack_delay_s
+        rto = self.rtt_s + 4.0 * self.rttvar + self._sizes.ack_delay_s
         self.rto_s = MIN_RTO_S if rto < MIN_RTO_S else MAX_RTO_S if rto > MAX_RTO_S else rto
 
     def _would_overfill(self, messages: list[tuple[int, int, int, int, int, int]]) -> bool:
@@ -908,59 +983,53 @@ class Reliability:
                     return False
                 if distance < RECEIVE_WINDOW and expected + distance not in buffer:
                     added += end - start
-        limit = self._recv_buffer_limit
+        limit = self._sizes.recv_buffer_limit
         return added > 0 and limit is not None and self._recv_buffer_bytes + added > limit
 
     def _deliver_fragment(
         self, index: int, last: int, data: bytes, out: list[tuple[int, bytes]]
     ) -> None:
         """In-order delivery when a fragment, a reassembly or an oversized message is involved."""
-        limit = self._recv_reliable_limit
+        limit = self._sizes.recv_reliable_limit
         if index <= 0:
             if self._reassembly is not None:
                 # A new message began before the last one was complete.
-                self.protocol_errors += 1
+                self._faults().protocol_errors += 1
                 self._reassembly = None
             if index < 0:
                 if len(data) > limit:
-                    self.oversized_dropped += 1
+                    self._faults().oversized_dropped += 1
                 else:
                     out.append((1, data))
                 return
-            self._reassembly_last = last
-            self._reassembly_next = 1
             if len(data) > limit:
-                self.oversized_dropped += 1
-                self._reassembly = []
-                self._reassembly_bytes = 0
-                self._reassembly_dropping = True
+                self._faults().oversized_dropped += 1
+                self._reassembly = _Reassembly(last, [], 0, True)
             else:
-                self._reassembly = [data]
-                self._reassembly_bytes = len(data)
-                self._reassembly_dropping = False
+                self._reassembly = _Reassembly(last, [data], len(data), False)
             return
-        parts = self._reassembly
-        if parts is None or last != self._reassembly_last or index != self._reassembly_next:
-            self.protocol_errors += 1
+        reassembly = self._reassembly
+        if reassembly is None or last != reassembly.last or index != reassembly.next:
+            self._faults().protocol_errors += 1
             self._reassembly = None
             return
-        self._reassembly_next = index + 1
-        if not self._reassembly_dropping:
-            size = self._reassembly_bytes + len(data)
+        reassembly.next = index + 1
+        if not reassembly.dropping:
+            size = reassembly.size + len(data)
             if size > limit:
                 # Too large for us (not necessarily a broken peer: our limit may be
                 # below its): consume the rest of it without keeping anything.
-                self.oversized_dropped += 1
-                parts = self._reassembly = []
-                self._reassembly_bytes = 0
-                self._reassembly_dropping = True
+                self._faults().oversized_dropped += 1
+                reassembly.parts = []
+                reassembly.size = 0
+                reassembly.dropping = True
             else:
-                parts.append(data)
-                self._reassembly_bytes = size
+                reassembly.parts.append(data)
+                reassembly.size = size
         if index == last:
             self._reassembly = None
-            if not self._reassembly_dropping:
-                out.append((1, b"".join(parts)))
+            if not reassembly.dropping:
+                out.append((1, b"".join(reassembly.parts)))
 
     def _receive_unreliable_fragment(
         self,
@@ -973,45 +1042,38 @@ class Reliability:
     ) -> None:
         delivered = self._unrel_delivered
         if delivered >= 0 and not 0 < ((sequence - delivered) & _MASK16) < 0x8000:
-            self.duplicates_dropped += 1  # not newer than what the app already has
+            self._faults().duplicates_dropped += 1  # not newer than what the app already has
             return
         partial = self._unrel_partial
-        partial_id = self._unrel_partial_id
-        if partial is None or partial_id != sequence:
-            if partial is not None and 0 < ((partial_id - sequence) & _MASK16) < 0x8000:
-                self.duplicates_dropped += 1  # older than the snapshot being assembled
+        if partial is None or partial.sequence != sequence:
+            if partial is not None and 0 < ((partial.sequence - sequence) & _MASK16) < 0x8000:
+                self._faults().duplicates_dropped += 1  # older than the snapshot being assembled
                 return
-            partial = [None] * (last + 1)
-            self._unrel_partial = partial
-            self._unrel_partial_id = sequence
-            self._unrel_partial_have = 0
-            self._unrel_partial_bytes = 0
-            self._unrel_partial_since = now
-        elif len(partial) != last + 1:
-            self.protocol_errors += 1
+            partial = self._unrel_partial = _PartialSnapshot(sequence, last, now)
+        elif len(partial.parts) != last + 1:
+            self._faults().protocol_errors += 1
             return
-        if partial[index] is not None:
-            self.duplicates_dropped += 1
+        parts = partial.parts
+        if parts[index] is not None:
+            self._faults().duplicates_dropped += 1
             return
-        size = self._unrel_partial_bytes + len(data)
-        if size > self._recv_unreliable_limit:
-            if size > self.max_unreliable_message:
-                self.protocol_errors += 1
+        size = partial.size + len(data)
+        if size > self._sizes.recv_unreliable_limit:
+            if size > self._sizes.max_unreliable_message:
+                self._faults().protocol_errors += 1
             else:
                 # Too large for us: skip this snapshot's other fragments too.
-                self.oversized_dropped += 1
+                self._faults().oversized_dropped += 1
                 self._unrel_delivered = sequence
             self._unrel_partial = None
-            self._unrel_partial_id = -1
             return
-        partial[index] = data
-        self._unrel_partial_bytes = size
-        self._unrel_partial_have += 1
-        if self._unrel_partial_have == last + 1:
-            out.append((0, b"".join(partial)))  # type: ignore[arg-type]
+        parts[index] = data
+        partial.size = size
+        partial.have += 1
+        if partial.have == last + 1:
+            out.append((0, b"".join(parts)))  # type: ignore[arg-type]
             self._unrel_delivered = sequence
             self._unrel_partial = None
-            self._unrel_partial_id = -1
 
     # --- timers ----------------------------------------------------------------------
 
@@ -1029,8 +1091,9 @@ class Reliability:
             resume = self._resume_at if self._resume_at > self._last_now else self._last_now
             if resume < when:
                 when = resume
-        if self._unrel_partial is not None:
-            expiry = self._unrel_partial_since + UNRELIABLE_PARTIAL_TIMEOUT_S
+        partial = self._unrel_partial
+        if partial is not None:
+            expiry = partial.since + UNRELIABLE_PARTIAL_TIMEOUT_S
             if expiry < when:
                 when = expiry
         return None if when == _INF else when
@@ -1089,13 +1152,10 @@ class Reliability:
     def handle_timer(self, now: float) -> None:
         """Housekeeping at a timer: expire a partial snapshot that stopped arriving."""
         self._last_now = now
-        if (
-            self._unrel_partial is not None
-            and now >= self._unrel_partial_since + UNRELIABLE_PARTIAL_TIMEOUT_S
-        ):
+        partial = self._unrel_partial
+        if partial is not None and now >= partial.since + UNRELIABLE_PARTIAL_TIMEOUT_S:
             self._unrel_partial = None
-            self._unrel_partial_id = -1
-            self.unreliable_dropped += 1
+            self._faults().unreliable_dropped += 1
 
     # --- introspection ---------------------------------------------------------------
 
@@ -1103,6 +1163,80 @@ class Reliability:
     def loss(self) -> float:
         """Smoothed fraction of packets written off as lost (weight 1/32 per packet)."""
         return self._loss_base * (1.0 - LOSS_ALPHA) ** (self.acked_packets - self._loss_mark)
+
+    @property
+    def duplicates_dropped(self) -> int:
+        """Messages dropped as already delivered (or not newer, for snapshots)."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.duplicates_dropped
+
+    @property
+    def stale_bodies(self) -> int:
+        """Bodies ignored for being too far behind the newest one received."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.stale_bodies
+
+    @property
+    def out_of_window(self) -> int:
+        """Reliable messages dropped for being beyond the receive window."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.out_of_window
+
+    @property
+    def oversized_dropped(self) -> int:
+        """Messages over this side's receive limit, consumed and dropped."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.oversized_dropped
+
+    @property
+    def refused_bodies(self) -> int:
+        """Bodies refused whole: they would overfill the receive buffer."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.refused_bodies
+
+    @property
+    def malformed_bodies(self) -> int:
+        """Bodies that did not parse."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.malformed_bodies
+
+    @property
+    def protocol_errors(self) -> int:
+        """Fragments that broke the protocol's rules (dropped)."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.protocol_errors
+
+    @property
+    def unreliable_dropped(self) -> int:
+        """Snapshots dropped: unsent when the queue overflowed, or partly received and expired."""
+        counts = self._fault_counts
+        return 0 if counts is None else counts.unreliable_dropped
+
+    def _faults(self) -> _FaultCounts:
+        counts = self._fault_counts
+        if counts is None:
+            counts = self._fault_counts = _FaultCounts()
+        return counts
+
+    @property
+    def max_reliable_message(self) -> int:
+        """Largest message `send_reliable` takes (bytes)."""
+        return self._sizes.max_reliable_message
+
+    @property
+    def max_unreliable_message(self) -> int:
+        """Largest message `send_unreliable` takes (bytes)."""
+        return self._sizes.max_unreliable_message
+
+    @property
+    def max_pending_bytes(self) -> int:
+        """Reliable bytes that may wait for acks before `SendQueueFull`."""
+        return self._sizes.max_pending_bytes
+
+    @property
+    def ack_delay_s(self) -> float:
+        """Longest an ack is held back for traffic to ride on (seconds)."""
+        return self._sizes.ack_delay_s
 
     @property
     def sent_bodies(self) -> int:
@@ -1119,9 +1253,9 @@ class Reliability:
         """Bytes the peer has made us hold: out-of-order messages and reassemblies."""
         held = self._recv_buffer_bytes
         if self._reassembly is not None:
-            held += self._reassembly_bytes
+            held += self._reassembly.size
         if self._unrel_partial is not None:
-            held += self._unrel_partial_bytes
+            held += self._unrel_partial.size
         return held
 
     def hand_over(self) -> ReliabilityHandover:

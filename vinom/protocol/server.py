@@ -114,6 +114,10 @@ KEEPALIVES_PER_TIMEOUT = 3
 # Payload packets (both ways) since a session was last idle after which it is
 # worth keeping cipher objects for (see _Session).
 WARM_PAYLOADS = 8
+# Cipher objects made for handshakes and a new session's first packets, kept for
+# the next step one round trip later (see ServerEndpoint._cipher): about 2.5 KB
+# each, a fixed 160 KB for the host, never per session.
+RECENT_CIPHERS = 64
 # A session's activity, as the timer last saw it (see _Session.activity).
 ACTIVE: Final = 2  # payload traffic since the timer last looked
 QUIET: Final = 1  # none since the last look
@@ -126,8 +130,12 @@ _OPENING: Final = -1
 _OPEN: Final = -2
 
 
-class _Session:
-    """One authenticated peer (mutable, one per session: not per packet)."""
+class _Session(ReplayWindow):
+    """One authenticated peer (mutable, one per session: not per packet).
+
+    It is its own replay window (`is_replay`, `mark`: the sequences accepted from
+    the peer), which saves an idle session an object of its own.
+    """
 
     __slots__ = (
         "activity",
@@ -153,7 +161,6 @@ class _Session:
         "tx_key",
         "tx_seq",
         "wake",
-        "window",
     )
 
     def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
@@ -179,7 +186,7 @@ class _Session:
         self.payloads = 0
         self.in_cipher_queue = False  # in the endpoint's queue of cipher holders
         self.tx_seq = tx_seq
-        self.window = ReplayWindow()
+        ReplayWindow.__init__(self)
         self.reliability = reliability
         self.timeout = cookie.timeout_ms / 1000.0
         # Set by the endpoint: its keepalive interval, shortened for a short timeout,
@@ -233,6 +240,8 @@ class ServerEndpoint:
         self._version = protocol.protocol_version
         self._application_id = protocol.application_id
         self._token_aead = new_aead(protocol.token_key)
+        # Cipher objects by key, oldest first (see _cipher).
+        self._recent_ciphers: dict[bytes, Aead] = {}
         self._addresses = frozenset((a.host, a.port) for a in config.addresses)
         self._keepalive = config.keepalive_interval
         # Sessions holding cipher objects, oldest first (see _enlist).
@@ -248,10 +257,17 @@ class ServerEndpoint:
         self._by_address: dict[Address, _Session] = {}
         self._by_player: dict[str, _Session] = {}
         # Nonces of tokens that opened a session (until they expire): a token
-        # opens one session, once.
+        # opens one session, once. They are forgotten by the (unix) second their
+        # tokens expire: tokens issued together share one, so a crowd's nonces
+        # cost a list slot each, not a (time, nonce) record each (see _spend).
         self._used_tokens: set[bytes] = set()
-        self._used_expiry: list[tuple[int, bytes]] = []
-        self._timers: list[tuple[float, int]] = []
+        self._spent_by_expiry: dict[int, list[bytes]] = {}
+        self._expiry_heap: list[int] = []
+        # Sessions' wake-ups: the times in a heap, the sessions due at each in a
+        # list (see _schedule). Idle sessions wake on a shared grid, hundreds per
+        # time, so a session costs a list slot here, not a (time, id) record.
+        self._timers: list[float] = []
+        self._due: dict[float, list[int]] = {}
         self._dirty: list[_Session] = []
         self._out: list[tuple[bytes, Address]] = []
         # What happened, oldest first: next_event() pops it; an adapter draining
@@ -285,11 +301,11 @@ class ServerEndpoint:
 
     def held_entries(self) -> int:
         """Entries the endpoint keeps for peers: sessions and their indexes, spent
-        token nonces, timers. Strangers' datagrams must never grow it (for
-        monitoring, and the adversarial tests)."""
+        token nonces and the seconds they expire at, timers. Strangers' datagrams
+        must never grow it (for monitoring, and the adversarial tests)."""
         return (len(self._sessions) + len(self._by_address) + len(self._by_player)
-                + len(self._used_tokens) + len(self._used_expiry) + len(self._timers)
-                + len(self._dirty))
+                + len(self._used_tokens) + len(self._expiry_heap)
+                + sum(map(len, self._due.values())) + len(self._dirty))
 
     def session_address(self, session_id: int) -> Address | None:
         s = self._sessions.get(session_id)
@@ -304,7 +320,7 @@ class ServerEndpoint:
             session_id=s.id, player_id=s.player_id, match_id=s.match_id,
             address=(s.address[0], s.address[1]), activity=_ACTIVITY_NAMES[s.activity],
             warm=s.warm, receive_cipher=s.rx is not None, send_cipher=s.tx is not None,
-            last_received=s.last_recv, next_look=s.wake, latest_sequence=s.window.latest,
+            last_received=s.last_recv, next_look=s.wake, latest_sequence=s.latest,
         )
 
     def reliability(self, session_id: int) -> ReliabilityLayer | None:
@@ -399,50 +415,66 @@ class ServerEndpoint:
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None if nothing is pending."""
         heap = self._timers
+        due = self._due
         sessions = self._sessions
         while heap:
-            when, sid = heap[0]
-            s = sessions.get(sid)
-            if s is not None and s.wake == when:
-                return when
+            when = heap[0]
+            sids = due[when]
+            # Entries of sessions that closed or moved their wake-up since are
+            # dropped as they are met, each once.
+            while sids:
+                s = sessions.get(sids[-1])
+                if s is not None and s.wake == when:
+                    return when
+                sids.pop()
             heapq.heappop(heap)
+            del due[when]
         return None
 
     def handle_timer(self, now: float) -> None:
         """Timeouts, keepalives and the reliability layers' resends due at `now`."""
         self._now = now
         heap = self._timers
+        due = self._due
         sessions = self._sessions
-        while heap and heap[0][0] <= now:
-            when, sid = heapq.heappop(heap)
-            s = sessions.get(sid)
-            if s is None or s.wake != when:
-                continue
-            s.wake = _INF
-            if now - s.last_recv >= s.timeout:
-                self._remove(s, "timeout")
-                continue
-            activity = s.activity
-            if activity == ACTIVE:
-                s.activity = QUIET
-                if s.reliability.next_timer() is None:
-                    # Nothing in flight: give back what the last burst grew now,
-                    # not an idle round later, so that a crowd that connects,
-                    # takes its first state and waits never holds it all at once
-                    # (resident memory keeps its peak). The peer may still ack
-                    # our last bodies: their records stay, for the statistics.
-                    s.reliability.compact(forget_records=False)
-            elif activity == QUIET:
-                # No payload since the timer last looked (a keepalive interval at
-                # most): idle sessions hold no cipher objects, nor grown tables.
-                s.activity = IDLE
-                s.payloads = 0
-                s.rx = s.tx = None
-                s.reliability.compact()
-            due = s.reliability.next_timer()
-            if due is not None and due <= now:
-                s.reliability.handle_timer(now)
-            self._flush_session(s, now)
+        while heap and heap[0] <= now:
+            when = heapq.heappop(heap)
+            # The list is taken out first: a wake-up set meanwhile (always later
+            # than `now`) goes to another.
+            for sid in due.pop(when):
+                s = sessions.get(sid)
+                if s is None or s.wake != when:
+                    continue
+                self._wake(s, now)
+
+    def _wake(self, s: _Session, now: float) -> None:
+        """A session's wake-up: its timeout, keepalive, resends, and giving back
+        what an idle session need not hold."""
+        s.wake = _INF
+        if now - s.last_recv >= s.timeout:
+            self._remove(s, "timeout")
+            return
+        activity = s.activity
+        if activity == ACTIVE:
+            s.activity = QUIET
+            if s.reliability.next_timer() is None:
+                # Nothing in flight: give back what the last burst grew now,
+                # not an idle round later, so that a crowd that connects,
+                # takes its first state and waits never holds it all at once
+                # (resident memory keeps its peak). The peer may still ack
+                # our last bodies: their records stay, for the statistics.
+                s.reliability.compact(forget_records=False)
+        elif activity == QUIET:
+            # No payload since the timer last looked (a keepalive interval at
+            # most): idle sessions hold no cipher objects, nor grown tables.
+            s.activity = IDLE
+            s.payloads = 0
+            s.rx = s.tx = None
+            s.reliability.compact()
+        layer_due = s.reliability.next_timer()
+        if layer_due is not None and layer_due <= now:
+            s.reliability.handle_timer(now)
+        self._flush_session(s, now)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Take one datagram from `addr`; never raises on what is in it."""
@@ -463,7 +495,7 @@ class ServerEndpoint:
                 self._drop(DROP_TOO_SHORT, size)
                 return
             seq = SEQUENCE.unpack_from(data, 1)[0]
-            if s.window.is_replay(seq):
+            if s.is_replay(seq):
                 self._drop(DROP_REPLAYED, size)
                 return
             kept = s.rx
@@ -471,7 +503,7 @@ class ServerEndpoint:
             # and the packet is a payload of a warm session: a forged packet must not
             # evict another session's ciphers, and keepalives alone must not make an
             # idle session keep any.
-            rx = kept if kept is not None else new_aead(s.rx_key)
+            rx = kept if kept is not None else self._recent_cipher(s.rx_key)
             try:
                 plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                    data[HEADER_SIZE:], data[:HEADER_SIZE])
@@ -482,7 +514,7 @@ class ServerEndpoint:
                 s.activity = ACTIVE  # first, so that keeping it does not evict it
                 if s.payloads >= WARM_PAYLOADS:
                     self._keep_rx(s, rx)
-            s.window.mark(seq)  # only now: a forged packet must not move the window
+            s.mark(seq)  # only now: a forged packet must not move the window
             s.last_recv = now
             if kind == PAYLOAD:
                 s.activity = ACTIVE
@@ -533,7 +565,7 @@ class ServerEndpoint:
             return DROP_WRONG_APPLICATION
         if expires_at <= self._wall_clock():
             return DROP_TOKEN_EXPIRED
-        if data[PADDING_START:] != _ZERO_PADDING:
+        if not data.endswith(_ZERO_PADDING):  # its length is REQUEST_SIZE: the padding
             return DROP_REQUEST_PADDING
         try:
             plain = self._token_aead.decrypt(
@@ -545,7 +577,10 @@ class ServerEndpoint:
         if token is None:
             return DROP_TOKEN_MALFORMED
         addresses = self._addresses
-        if not any((h.host, h.port) in addresses for h in token.hosts):
+        for h in token.hosts:
+            if (h.host, h.port) in addresses:
+                break
+        else:
             return DROP_WRONG_HOST
         if token.player_id in self._by_player:
             return DROP_ALREADY_CONNECTED
@@ -560,8 +595,7 @@ class ServerEndpoint:
         _, _, _, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
         self._forget_expired_tokens()
         if token_nonce not in self._used_tokens:
-            self._used_tokens.add(token_nonce)
-            heapq.heappush(self._used_expiry, (expires_at, token_nonce))
+            self._spend(token_nonce, expires_at)
 
     def _on_request(self, data: bytes, addr: Address, now: float) -> None:
         checked = self.check_request(data)
@@ -577,7 +611,7 @@ class ServerEndpoint:
         if len(self._sessions) >= self.config.max_sessions:
             self.drops[DROP_HOST_FULL] += 1
             return
-        s2c = new_aead(token.server_to_client_key)
+        s2c = self._cipher(token.server_to_client_key)
         if verdict is Admission.FULL:
             self._send_denied(s2c, addr)
             return
@@ -620,9 +654,9 @@ class ServerEndpoint:
         existing = self._by_address.get(addr)
         if existing is not None and existing.token_nonce == cookie.token_nonce:
             # Not kept: a resent response only earns the welcome again.
-            rx = existing.rx or new_aead(existing.rx_key)
+            rx = existing.rx or self._cipher(existing.rx_key)
         else:
-            rx = new_aead(cookie.client_to_server_key)
+            rx = self._cipher(cookie.client_to_server_key)
         try:
             rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[-TAG_SIZE:], data[:-TAG_SIZE])
         except InvalidTag:
@@ -648,7 +682,7 @@ class ServerEndpoint:
             return
         verdict = self._admit(player_id, match_id, now)
         if verdict is Admission.FULL:
-            self._send_denied(new_aead(cookie.server_to_client_key), addr)
+            self._send_denied(self._cipher(cookie.server_to_client_key), addr)
             return
         if verdict is not Admission.ACCEPT:
             self.drops[DROP_NOT_ADMITTED] += 1
@@ -668,12 +702,11 @@ class ServerEndpoint:
         s.keepalive = min(self._keepalive, s.keepalive)
         if s.keepalive >= 8 * _TIMER_GRID:
             s.grid = _TIMER_GRID
-        s.window.mark(response_seq)
+        s.mark(response_seq)
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
-        self._used_tokens.add(cookie.token_nonce)
-        heapq.heappush(self._used_expiry, (cookie.token_expires_at, cookie.token_nonce))
+        self._spend(cookie.token_nonce, cookie.token_expires_at)
         self.events.append(
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
         )
@@ -684,20 +717,30 @@ class ServerEndpoint:
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(WELCOME, seq)
-        tx = s.tx or new_aead(s.tx_key)
+        tx = s.tx or self._cipher(s.tx_key)
         packet = header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                        WELCOME_BODY.pack(s.id, now), header)
         s.last_sent = now
         self._send_unauthenticated(packet, s.address)
         self.welcomes_sent += 1
 
+    def _spend(self, token_nonce: bytes, expires_at: int) -> None:
+        """The token with this nonce opened a session: it opens none again until it
+        expires (and is refused for being expired from then on)."""
+        self._used_tokens.add(token_nonce)
+        spent = self._spent_by_expiry.get(expires_at)
+        if spent is None:
+            spent = self._spent_by_expiry[expires_at] = []
+            heapq.heappush(self._expiry_heap, expires_at)
+        spent.append(token_nonce)
+
     def _forget_expired_tokens(self) -> None:
         wall = self._wall_clock()
-        heap = self._used_expiry
+        heap = self._expiry_heap
         used = self._used_tokens
-        while heap and heap[0][0] <= wall:
-            _, nonce = heapq.heappop(heap)
-            used.discard(nonce)
+        while heap and heap[0] <= wall:
+            for nonce in self._spent_by_expiry.pop(heapq.heappop(heap)):
+                used.discard(nonce)
 
     # -- sessions ---------------------------------------------------------
 
@@ -716,6 +759,31 @@ class ServerEndpoint:
             append((header + tx.encrypt(_pack_nonce(NONCE_DOMAIN_SESSION, seq), plain, header),
                     address))
             seq += 1
+
+    def _cipher(self, key: bytes) -> Aead:
+        """The cipher object for a token's key in a handshake step, kept for the next.
+
+        A handshake needs each of its two keys twice, one round trip apart: the
+        challenge and the welcome under the server-to-client key, the response and
+        the session's first packet under the other. The last RECENT_CIPHERS made
+        here are kept, by key, so that the next step finds its object made
+        (`_recent_cipher`). Only keys of valid tokens (sealed by the lobby) get
+        here, never a stranger's.
+        """
+        recent = self._recent_ciphers
+        aead = recent.get(key)
+        if aead is None:
+            aead = new_aead(key)
+            if len(recent) >= RECENT_CIPHERS:
+                del recent[next(iter(recent))]
+            recent[key] = aead
+        return aead
+
+    def _recent_cipher(self, key: bytes) -> Aead:
+        """A cipher object for a session's key: one a handshake step made, else a new
+        one (not kept: an idle session's keepalives must not churn the table)."""
+        aead = self._recent_ciphers.get(key)
+        return aead if aead is not None else new_aead(key)
 
     def _keep_rx(self, s: _Session, rx: Aead) -> None:
         """Keep an authenticated peer's receiving cipher (the tag verified with it)."""
@@ -778,12 +846,15 @@ class ServerEndpoint:
             tx = s.tx
             if tx is None:
                 # Kept once the session is warm, else one throwaway for all of them.
-                tx = self._make_tx(s) if s.payloads >= WARM_PAYLOADS else new_aead(s.tx_key)
+                if s.payloads >= WARM_PAYLOADS:
+                    tx = self._make_tx(s)
+                else:
+                    tx = self._recent_cipher(s.tx_key)
             self._seal_packets(s, PAYLOAD, bodies, tx)
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
             # Keepalives alone never make a session keep a cipher.
-            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or new_aead(s.tx_key))
+            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or self._recent_cipher(s.tx_key))
             s.last_sent = now
         due = s.reliability.next_timer()
         # Else the wake-up already set comes first: the keepalive and timeout times
@@ -815,14 +886,19 @@ class ServerEndpoint:
             when = now + _MIN_TIMER_DELAY
         if when < s.wake:
             s.wake = when
-            heapq.heappush(self._timers, (when, s.id))
+            sids = self._due.get(when)
+            if sids is None:
+                self._due[when] = [s.id]
+                heapq.heappush(self._timers, when)
+            else:
+                sids.append(s.id)
 
     def _remove(self, s: _Session, reason: str) -> None:
         if s.closed:
             return
         if reason != "disconnect":
             # The peer may still be listening; tell it, more than once in case of loss.
-            tx = s.tx or new_aead(s.tx_key)
+            tx = s.tx or self._recent_cipher(s.tx_key)
             if reason == "closed" and s.dirty:
                 # What the session was given last (a room's final phase, say) goes out
                 # once, before the disconnects: nothing is sent after they are.
@@ -832,6 +908,10 @@ class ServerEndpoint:
             self._seal_packets(s, DISCONNECT, [b""] * self.config.disconnect_redundancy, tx)
         s.closed = True
         s.rx = s.tx = None
+        recent = self._recent_ciphers
+        if recent:
+            recent.pop(s.rx_key, None)
+            recent.pop(s.tx_key, None)
         del self._sessions[s.id]
         if self._by_address.get(s.address) is s:
             del self._by_address[s.address]

@@ -18,7 +18,8 @@ Rate limits (docs/games.md, "Action rate"): each player has a token bucket
 for actions at their game's `action_rate` (a burst of `ACTION_BURST` seconds'
 worth; none when the rate is 0) and one for `sync` at `sync_rate`. The
 buckets belong to the player, not the session, so reconnecting refills
-nothing. An action that finds no token is held (in order, at most
+nothing; they are made at the player's first action or sync (a bucket starts
+full), so an idle player holds none. An action that finds no token is held (in order, at most
 `max_held_actions` per session) and applied as soon as the bucket allows, so
 a client with one action in flight is slowed down, never stalled; an action
 beyond that is dropped (``drops["rate_limited"]``) and its sender hears an
@@ -92,10 +93,12 @@ class _SeatBinding:
         self.session_id = session_id
         self.player_id = player_id
         self.room = room
-        # None until needed when the game's actions are unlimited (an idle
-        # session of such a game costs no buckets).
+        # None until first needed (an action or a sync): an idle session costs
+        # no buckets. A bucket starts full, so one made at the first action is
+        # the one an idle seat's would be by then.
         self.limits = limits
-        # The action bucket, or None when actions are unlimited (the hot path).
+        # The action bucket, or None when actions are unlimited (the hot path) or
+        # the bucket is not made yet.
         self.actions = None if limits is None else limits.actions
         # Actions waiting for a token, oldest first, and when the next may go.
         self.held: deque[tuple[Mapping[str, Any], int | None]] | None = None
@@ -214,7 +217,7 @@ class SeatRouter:
                     session_id,
                     player_id,
                     room,
-                    self._limits_of(room, player_id, now, create=room.action_rate > 0),
+                    self._limits_of(room, player_id, now, create=False),
                 )
                 if room.player_connected(player_id, session_id, now):
                     self.counters["sessions_opened"] += 1
@@ -242,7 +245,7 @@ class SeatRouter:
             kind, action, action_id = message
             if kind is _ACTION:
                 assert action is not None
-                if entry.actions is None:
+                if entry.actions is None and entry.room.action_rate <= 0:
                     if entry.room.handle_action(entry.player_id, action, action_id, now):
                         self.counters["actions_applied"] += 1
                     else:
@@ -294,7 +297,12 @@ class SeatRouter:
         self, entry: _SeatBinding, action: Mapping[str, Any], action_id: int | None, now: float
     ) -> None:
         bucket = entry.actions
-        assert bucket is not None
+        if bucket is None:
+            limits = entry.limits
+            if limits is None:
+                limits = entry.limits = self._limits_of(entry.room, entry.player_id, now)
+            assert limits is not None and limits.actions is not None
+            bucket = entry.actions = limits.actions
         held = entry.held
         if not held and bucket.take(now):
             self._apply(entry, action, action_id, now)
