@@ -98,9 +98,11 @@ state; after the window the player has left for good.
 Encoding a state is on the hot path (once per recipient per change): the
 room packs each ``state`` with one msgpack call (`encode_state`), and when
 the game's view is the same for everyone (`shared_view`) only once per
-change, swapping in a different action id per recipient
-(`state_with_action_id`). `encode_state_header` and `encode_state_for`
-pack the envelope once and the view per recipient, for other senders.
+change: `encode_shared_state` packs everything but the action id, the last
+value, and each recipient's message is that plus `pack_action_id` of their
+own. `encode_state_header` and `encode_state_for` pack the envelope once and
+the view per recipient, and `state_with_action_id` swaps the action id of a
+whole message, for other senders.
 """
 
 from __future__ import annotations
@@ -253,6 +255,30 @@ def encode_state(
     return _pack(
         {"t": "state", "v": version, "p": phase, "r": remaining, "s": view, "i": action_id}
     )
+
+
+def encode_shared_state(
+    version: int, phase: str, remaining: float | None, view: Mapping[str, Any]
+) -> bytes:
+    """A ``state`` message without its action id, for a view many recipients share.
+
+    Each recipient's message is this plus `pack_action_id` of their own action id:
+    byte for byte what `encode_state` gives them. Raises TypeError if the view
+    holds something msgpack cannot encode.
+    """
+    packed_phase = _PHASE_PACKED.get(phase)
+    if packed_phase is None:
+        packed_phase = _KEY_P + _pack(str(phase))
+    return b"".join(
+        (_STATE_PREFIX_V, _pack(version), packed_phase, _KEY_R, _pack(remaining),
+         _KEY_S, _pack(view), _KEY_I)
+    )  # fmt: skip
+
+
+def pack_action_id(action_id: int | None) -> bytes:
+    """The last value of a ``state`` message: a recipient's action id (see
+    `encode_shared_state`)."""
+    return _pack(action_id)
 
 
 def state_with_action_id(message: bytes, action_id: int | None, other: int | None) -> bytes:
