@@ -242,7 +242,9 @@ class SeatRouter:
             kind, action, action_id = message
             if kind is _ACTION:
                 assert action is not None
-                if entry.actions is None:
+                # The usual case inline: no limit, or nothing held and a token there.
+                bucket = entry.actions
+                if bucket is None or (not entry.held and bucket.take(now)):
                     if entry.room.handle_action(entry.player_id, action, action_id, now):
                         self.counters["actions_applied"] += 1
                     else:
@@ -293,12 +295,10 @@ class SeatRouter:
     def _limited_action(
         self, entry: _SeatBinding, action: Mapping[str, Any], action_id: int | None, now: float
     ) -> None:
+        """An action that must wait for a token (held, in order) or be dropped."""
         bucket = entry.actions
         assert bucket is not None
         held = entry.held
-        if not held and bucket.take(now):
-            self._apply(entry, action, action_id, now)
-            return
         if held is None:
             held = entry.held = deque()
         if len(held) < self.max_held_actions:
