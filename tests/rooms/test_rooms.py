@@ -16,12 +16,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, SeqState, Timeline, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import Phase
+from vinom.rooms.messages import Phase, encode_state
 from vinom.rooms.registry import RoomExists, RoomRegistry
 from vinom.rooms.room import Room, RoomConfig, SharedViewMismatch
 
-A, B = "p-a", "p-b"
-SA, SB = 101, 102
+A, B, C = "p-a", "p-b", "p-c"
+SA, SB, SC = 101, 102, 103
 
 
 class SharedSeqGame(SeqGame):
@@ -36,6 +36,16 @@ class SharedSeqGame(SeqGame):
     def view(self, state: SeqState, player_id: str | None) -> Mapping[str, Any]:
         self.view_calls.append(player_id)
         return {"seqs": list(state.seqs), "ticks": state.ticks}
+
+
+class RawOutbox:
+    """Records sends as (session id, channel, bytes), as they would go out."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, bytes]] = []
+
+    def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+        self.sent.append((session_id, channel, data))
 
 
 class RoomTestCase(SynchronousTestCase):
@@ -317,6 +327,46 @@ class ActionTests(RoomTestCase):
         room.handle_action(B, {"seq": 1}, 7, self.time.now)
         self.assertEqual([m["i"] for m in self.sender.to(SB, "state", UNRELIABLE)], [None, 7])
         self.assertEqual([m["i"] for m in self.sender.to(SA, "state", UNRELIABLE)], [41, 41])
+
+    def test_a_shared_view_gives_each_player_the_bytes_of_their_own_state(self) -> None:
+        """Encoded once per change, yet each of three players gets exactly the state
+        message `encode_state` makes for them: the shared view, their own action id."""
+        game = SharedSeqGame()
+        self.time = Timeline()
+        outbox = RawOutbox()
+        room = Room(
+            match=make_match(players=(A, B, C)),
+            game=game,
+            outbox=outbox,
+            timers=self.time.timers,
+            config=RoomConfig(check_views=False),
+            rng=random.Random(1),
+        )
+        started = self.time.now
+        room.start(started)
+        for player_id, session_id in ((A, SA), (B, SB), (C, SC)):
+            self.assertTrue(room.player_connected(player_id, session_id, self.time.now))
+        self.assertEqual(room.phase, Phase.PLAYING)
+        seqs = {A: 0, B: 0, C: 0}
+        ids: dict[str, int | None] = {A: None, B: None, C: None}
+        for player_id, action_id in ((A, 41), (B, None), (C, 2**40), (A, None), (B, 41)):
+            self.time.advance(0.25)
+            del outbox.sent[:], game.view_calls[:]
+            now = self.time.now
+            seqs[player_id] += 1
+            ids[player_id] = action_id
+            self.assertTrue(room.handle_action(player_id, {"seq": seqs[player_id]}, action_id, now))
+            self.assertEqual(len(game.view_calls), 1)
+            view = {"seqs": [seqs[A], seqs[B], seqs[C]], "ticks": 0}
+            self.assertEqual(
+                outbox.sent,
+                [
+                    (session_id, UNRELIABLE, encode_state(
+                        room.version, Phase.PLAYING, room.remaining(now), view, ids[p],
+                        room.tick_number, round((now - started) * 1000)))
+                    for p, session_id in ((A, SA), (B, SB), (C, SC))
+                ],
+            )  # fmt: skip
 
     def test_the_view_check_catches_a_game_that_lies_about_sharing(self) -> None:
         """With `check_views` (VINOM_CHECK_VIEWS), a game that says shared_view =

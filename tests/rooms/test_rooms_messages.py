@@ -24,11 +24,13 @@ from vinom.rooms.messages import (
     encode_leave,
     encode_phase,
     encode_presence,
+    encode_shared_state,
     encode_state,
     encode_state_for,
     encode_state_header,
     encode_sync,
     encode_welcome,
+    pack_action_id,
     state_with_action_id,
 )
 
@@ -172,6 +174,21 @@ class ServerMessageTests(SynchronousTestCase):
         self.assertEqual(
             encode_state(1, "playing", 0.5, {}), encode_state(1, Phase.PLAYING, 0.5, {})
         )
+
+    def test_a_shared_state_plus_an_action_id_is_that_recipients_state(self) -> None:
+        views: list[dict[str, Any]] = [{}, {"seq": {"p-a": 3, "p-b": 9}}, {"x": [1.5, None, "é"]}]
+        ids = (None, 0, 7, 200, 2**31, -1, -(2**40))
+        for phase in (*Phase, "playing", "a-phase-of-its-own"):
+            for version in (0, 1, 2**40):
+                for remaining in (None, 0.0, 0.25, 7):
+                    for view in views:
+                        shared = encode_shared_state(version, phase, remaining, view)
+                        for action_id in ids:
+                            self.assertEqual(
+                                shared + pack_action_id(action_id),
+                                encode_state(version, phase, remaining, view, action_id),
+                            )
+        self.assertRaises(TypeError, encode_shared_state, 1, Phase.PLAYING, None, {"x": object()})
 
     def test_state_round_trip_with_nils(self) -> None:
         message = decode_server_message(encode_state(0, Phase.WAITING, None, {}))

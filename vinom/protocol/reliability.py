@@ -489,7 +489,7 @@ class Reliability:
             raise MessageTooLarge(f"{len(data)} bytes > {self.max_unreliable_message} (unreliable)")
         queue = self._unrel_queue
         if queue:
-            self.unreliable_dropped += len(queue)
+            self._faults().unreliable_dropped += len(queue)
             queue.clear()
         self.send_unreliable(data)
 
@@ -1208,7 +1208,8 @@ class Reliability:
 
     @property
     def unreliable_dropped(self) -> int:
-        """Snapshots dropped: unsent when the queue overflowed, or partly received and expired."""
+        """Snapshots dropped: unsent when the queue overflowed or a newer one replaced
+        them (`replace_unreliable`), or partly received and expired."""
         counts = self._fault_counts
         return 0 if counts is None else counts.unreliable_dropped
 

@@ -105,9 +105,11 @@ state; after the window the player has left for good.
 Encoding a state is on the hot path (once per recipient per change): the
 room packs each ``state`` with one msgpack call (`encode_state`), and when
 the game's view is the same for everyone (`shared_view`) only once per
-change, swapping in a different action id per recipient
-(`state_with_action_id`). `encode_state_header` and `encode_state_for`
-pack the envelope once and the view per recipient, for other senders.
+change: `encode_shared_state` packs everything but the action id, the last
+value, and each recipient's message is that plus `pack_action_id` of their
+own. `encode_state_header` and `encode_state_for` pack the envelope once and
+the view per recipient, and `state_with_action_id` swaps the action id of a
+whole message, for other senders.
 """
 
 from __future__ import annotations
@@ -288,6 +290,30 @@ def encode_state(
             "i": action_id,
         }
     )
+
+
+def encode_shared_state(
+    version: int,
+    phase: str,
+    remaining: float | None,
+    view: Mapping[str, Any],
+    tick: int = 0,
+    server_time: int = 0,
+) -> bytes:
+    """A ``state`` message without its action id, for a view many recipients share.
+
+    Each recipient's message is this plus `pack_action_id` of their own action id:
+    byte for byte what `encode_state` gives them. Raises TypeError if the view
+    holds something msgpack cannot encode.
+    """
+    header = encode_state_header(version, phase, remaining, tick, server_time)
+    return b"".join((header, _KEY_S, _pack(view), _KEY_I))
+
+
+def pack_action_id(action_id: int | None) -> bytes:
+    """The last value of a ``state`` message: a recipient's action id (see
+    `encode_shared_state`)."""
+    return _pack(action_id)
 
 
 def state_with_action_id(message: bytes, action_id: int | None, other: int | None) -> bytes:

@@ -64,9 +64,10 @@ from vinom.rooms.messages import (
     encode_event,
     encode_phase,
     encode_presence,
+    encode_shared_state,
     encode_state,
     encode_welcome,
-    state_with_action_id,
+    pack_action_id,
 )
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.timers import TimerQueue
@@ -75,6 +76,8 @@ log = Logger()
 
 _PLAYING = Phase.PLAYING
 _INF = math.inf
+# No action id at all (a broadcast's recipients' ids are int or None).
+_NO_ACTION_ID = object()
 
 # Games that passed `check_game` (by id, while they live): checking costs about
 # 0.1 ms, and a game object serves many rooms.
@@ -754,30 +757,26 @@ class Room:
             if self._check_views:
                 self._check_shared_view(state, version)
             if self._shared_view:
-                # One view and one encoding for everyone; only a recipient
-                # whose last action id differs gets a copy with theirs.
+                # One view and one encoding for everyone: each recipient's
+                # message is that plus their own last action id (the bytes
+                # encode_state would give them), re-packed only when it differs.
+                shared = b""
                 data = b""
-                first_id = None
+                last_id: object = _NO_ACTION_ID
                 for member in self._order:
                     session_id = member.session_id
                     if session_id is None or member is joining:
                         continue
-                    action_id = member.last_action_id
-                    if not data:
-                        first_id = action_id
+                    if not shared:
                         view = self.game.view(state, member.seat.player_id)
-                        data = encode_state(
-                            version, phase, remaining, view, action_id, tick, server_time
+                        shared = encode_shared_state(
+                            version, phase, remaining, view, tick, server_time
                         )
-                        send(session_id, UNRELIABLE, data)
-                    elif action_id is first_id:
-                        send(session_id, UNRELIABLE, data)
-                    else:
-                        send(
-                            session_id,
-                            UNRELIABLE,
-                            state_with_action_id(data, first_id, action_id),
-                        )
+                    action_id = member.last_action_id
+                    if action_id is not last_id:
+                        last_id = action_id
+                        data = shared + pack_action_id(action_id)
+                    send(session_id, UNRELIABLE, data)
             else:
                 view_for = self.game.view
                 for member in self._order:

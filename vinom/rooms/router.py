@@ -245,7 +245,12 @@ class SeatRouter:
             kind, action, action_id = message
             if kind is _ACTION:
                 assert action is not None
-                if entry.actions is None and entry.room.action_rate <= 0:
+                # The usual case inline: no limit at all, or nothing held and a
+                # token in the bucket (made at the player's first action, below).
+                bucket = entry.actions
+                if (bucket is None and entry.room.action_rate <= 0) or (
+                    bucket is not None and not entry.held and bucket.take(now)
+                ):
                     if entry.room.handle_action(entry.player_id, action, action_id, now):
                         self.counters["actions_applied"] += 1
                     else:
@@ -296,6 +301,8 @@ class SeatRouter:
     def _limited_action(
         self, entry: _SeatBinding, action: Mapping[str, Any], action_id: int | None, now: float
     ) -> None:
+        """An action of a rate-limited seat that could not be applied inline: applied
+        when its bucket was only now made and has a token, else held (in order) or dropped."""
         bucket = entry.actions
         if bucket is None:
             limits = entry.limits
