@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from itertools import pairwise
 from typing import Any
 
@@ -165,6 +166,10 @@ class AgonesHostTests(ClusterTestCase):
 
     async def test_an_sdk_server_that_does_not_answer_leaves_the_host_serving(self) -> None:
         sdk_port, ops = free_tcp_port(), free_tcp_port()
+        # The SDK's port stays bound, not listening (a connection is refused), until the
+        # stand-in comes up: no other process of a busy machine (the lobby started
+        # below, another test) may take it and answer in its place.
+        held = hold_tcp_port(sdk_port)
         host = await self.start_host(sdk_port, ops)
         lobby = await self.start("lobby")
         address = f"localhost:{sdk_port}"
@@ -183,6 +188,8 @@ class AgonesHostTests(ClusterTestCase):
         self.assertIn("keeps serving and retries", host.text)
 
         # The SDK server comes up (a sidecar that started late): the host reaches it.
+        for bound in held:
+            bound.close()
         sdk, _port = self.start_sdk(sdk_port)
         await sdk.when_called("POST", "/ready")
         await self.until(lambda: "answers again" in host.text, host.text)
@@ -191,6 +198,22 @@ class AgonesHostTests(ClusterTestCase):
         self.assertEqual(sdk.counters["matches"], [0, 2])
         self.assertEqual(host.text.count("does not answer"), 1, host.text)
         self.assertNotIn("Traceback", host.text)
+
+
+def hold_tcp_port(port: int) -> list[socket.socket]:
+    """Sockets bound to `port` on 127.0.0.1 and ::1 (where there is one), not listening."""
+    held = []
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        bound = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            bound.bind((host, port))
+        except OSError:
+            bound.close()
+            if family == socket.AF_INET:
+                raise
+            continue
+        held.append(bound)
+    return held
 
 
 class _SDKAway:
