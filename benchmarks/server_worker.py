@@ -303,6 +303,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     )
 
     from vinom.server import tap
+    from vinom.server.startup import settle_garbage_collection
 
     # Warnings and errors to our stderr (kept by the harness), nothing else: the
     # log buffer must not grow with the run (soak measures memory).
@@ -334,6 +335,8 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     rss_empty = rss_bytes()
     root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    # As `twistd vinom` does once its reactor runs (tap.makeService).
+    reactor.callWhenRunning(settle_garbage_collection)
     from vinom.server.certs import CERT_FILE
 
     trust = options["certificate"] or os.path.join(settings["data_dir"], CERT_FILE)
