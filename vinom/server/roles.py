@@ -69,6 +69,7 @@ from vinom.server.startup import (
     listen_interface,
 )
 from vinom.server.status import StatusReader
+from vinom.server.tls import server_endpoint
 from vinom.server.web import web_site
 from vinom.store.interfaces import IPlayerStore
 from vinom.store.memory import MemoryPlayerStore
@@ -284,7 +285,8 @@ def build_lobby(
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
-    listener = Listener(lobby_description(options, *certificate), lobby, reactor, "lobby")
+    description = lobby_description(options, *certificate)
+    listener = Listener(description, lobby, reactor, "lobby", server_endpoint(reactor, description))
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""

@@ -25,7 +25,7 @@ from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -170,13 +170,17 @@ def is_loopback(interface: str) -> bool:
 class Listener(service.Service):
     """Listens on a strports description while running; a failure to listen ends the
     start in one line naming the option that moves it (`--ops-port`, `--lobby`,
-    `--websocket`). `port()` gives the listening port.
+    `--websocket`). `port()` gives the listening port. `endpoint`, when given, is
+    the description's endpoint built otherwise (the lobby's: vinom.server.tls).
 
     It listens in `privilegedStartService` (before twistd gives up root, for a port
     below 1024), or in `startService` when that was not called."""
 
-    def __init__(self, description: str, factory: Any, reactor: Any, option: str) -> None:
-        self.endpoint = serverFromString(reactor, description)
+    def __init__(
+        self, description: str, factory: Any, reactor: Any, option: str,
+        endpoint: IStreamServerEndpoint | None = None,
+    ) -> None:  # fmt: skip
+        self.endpoint = serverFromString(reactor, description) if endpoint is None else endpoint
         self.factory = factory
         self.option = option
         self._listening: IListeningPort | Failure | None = None
