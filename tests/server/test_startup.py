@@ -522,7 +522,10 @@ class GarbageCollectionTests(TestCase):
             "                  GC_YOUNG_THRESHOLD, len(gc.get_objects())]))\n"
         )
         out = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, check=True, cwd=ROOT,
+            [sys.executable, "-c", script],
+            capture_output=True,
+            check=True,
+            cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT},
         ).stdout
         before, frozen, threshold, configured, left = json.loads(out)
