@@ -5,8 +5,8 @@ which holds all of a connection's state and rules): it hands the connection
 the bytes it reads, writes what the connection sends through an `OutputGate`
 (output.py: the transport's push producer, so a peer that does not read
 stops being served, and is dropped once more than `max_output_bytes` wait
-for it), keeps its one timer (`TimeoutMixin`, on the factory's clock), and
-turns on TCP keepalive.
+for it), keeps its one timer (on the factory's clock), and turns on TCP
+keepalive.
 
 `LobbyFactory` builds the protocols, is the `ILobbyServer` behind every
 connection, and is a `Service` whose stopping drains the lobby (new `queue`
@@ -34,7 +34,6 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -63,7 +62,7 @@ __all__ = ["LobbyFactory", "LobbyProtocol", "PlayerState"]
 
 
 @implementer(ILobbyWire)
-class LobbyProtocol(Protocol, TimeoutMixin):
+class LobbyProtocol(Protocol):
     """One lobby connection's transport: bytes to its `LobbyConnection`, frames back."""
 
     transport: ITransport
@@ -73,10 +72,7 @@ class LobbyProtocol(Protocol, TimeoutMixin):
         self.connection: LobbyConnection | None = None
         self._output: OutputGate | None = None
         self._peer_host = ""
-
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """TimeoutMixin's timer, on the factory's (injected) clock."""
-        return self.factory.clock.callLater(period, func)
+        self._timer: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         peer_host = self._peer_host = _host_of(self.transport.getPeer())
@@ -101,10 +97,12 @@ class LobbyProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._output is not None:
             self._output.discard()
+        self.set_timeout(None)
         if self.connection is not None:
             self.connection.connection_lost()
 
-    def timeoutConnection(self) -> None:
+    def _timed_out(self) -> None:
+        self._timer = None
         if self.connection is not None:
             self.connection.timer_expired()
 
@@ -143,7 +141,17 @@ class LobbyProtocol(Protocol, TimeoutMixin):
             resume()
 
     def set_timeout(self, seconds: float | None) -> None:
-        self.setTimeout(seconds)
+        # Cancelled and made anew rather than `reset`: Twisted moves a call to an
+        # earlier time by searching its whole list of timed calls (the hello's 10 s
+        # timer becomes a queued player's 5 s ping), one search per player through
+        # every connection's timer; cancelling and adding cost a heap operation.
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            if timer.active():
+                timer.cancel()
+        if seconds is not None:
+            self._timer = self.factory.clock.callLater(seconds, self._timed_out)
 
     def _overflowed(self, held: int) -> None:
         self.factory.slow_reader_dropped(self._peer_host, held)
