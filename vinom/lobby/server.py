@@ -28,7 +28,6 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
-    IDelayedCall,
     IReactorTime,
     ITransport,
 )
@@ -51,6 +50,7 @@ from vinom.lobby.players import Players
 from vinom.lobby.ratings import IRatingSource
 from vinom.lobby.requests import RequestHandlers
 from vinom.lobby.requeue import Requeues
+from vinom.lobby.timer import ConnectionTimer
 from vinom.matchmaking.interfaces import IMatchmaker
 from vinom.net.addresses import client_key
 from vinom.net.limits import IAddressLimiter
@@ -72,7 +72,7 @@ class LobbyProtocol(Protocol):
         self.connection: LobbyConnection | None = None
         self._output: OutputGate | None = None
         self._peer_host = ""
-        self._timer: IDelayedCall | None = None
+        self._timer = ConnectionTimer(factory.clock, self._timed_out)
 
     def connectionMade(self) -> None:
         peer_host = self._peer_host = _host_of(self.transport.getPeer())
@@ -97,12 +97,11 @@ class LobbyProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._output is not None:
             self._output.discard()
-        self.set_timeout(None)
+        self._timer.set(None)
         if self.connection is not None:
             self.connection.connection_lost()
 
     def _timed_out(self) -> None:
-        self._timer = None
         if self.connection is not None:
             self.connection.timer_expired()
 
@@ -141,17 +140,7 @@ class LobbyProtocol(Protocol):
             resume()
 
     def set_timeout(self, seconds: float | None) -> None:
-        # Cancelled and made anew rather than `reset`: Twisted moves a call to an
-        # earlier time by searching its whole list of timed calls (the hello's 10 s
-        # timer becomes a queued player's 5 s ping), one search per player through
-        # every connection's timer; cancelling and adding cost a heap operation.
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            if timer.active():
-                timer.cancel()
-        if seconds is not None:
-            self._timer = self.factory.clock.callLater(seconds, self._timed_out)
+        self._timer.set(seconds)
 
     def _overflowed(self, held: int) -> None:
         self.factory.slow_reader_dropped(self._peer_host, held)
