@@ -378,13 +378,15 @@ def connect_lobby(
 ) -> Deferred[LobbyClient]:
     """Open a verified TLS connection to a lobby at host:port.
 
-    The TLS session of the last connection to the same lobby (host, port and
-    certificate name) is offered again, so a player who plays again or
-    reconnects resumes it: a shorter handshake for both ends (docs/security.md).
-    The certificate is checked on a resumed session as on a full one.
+    The TLS session of the last connection to the same lobby (host, port,
+    certificate name, and the same `trust`) is offered again, so a player who
+    plays again or reconnects resumes it: a shorter handshake for both ends
+    (docs/operations.md, "TLS sessions"). Only the server that issued the
+    session, whose certificate was verified then, can resume it; its name is
+    checked again.
     """
     name = hostname or _default_hostname(host)
-    key = (host, port, name)
+    key = (host, port, name, trust)
     tls = _ResumingTLS(client_tls_options(trust, name), key)
     endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(reactor, host, port, timeout=timeout))
     d = connectProtocol(endpoint, LobbyClientProtocol())
@@ -397,16 +399,17 @@ def connect_lobby(
 
 
 # The TLS session of the last connection to each lobby (host, port, certificate
-# name), the oldest forgotten first past `TLS_SESSIONS_KEPT` lobbies.
+# name, trust), the oldest forgotten first past `TLS_SESSIONS_KEPT` lobbies.
 TLS_SESSIONS_KEPT = 64
-_tls_sessions: OrderedDict[tuple[str, int, str], SSL.Session] = OrderedDict()
+_SessionKey = tuple[str, int, str, str | None]
+_tls_sessions: OrderedDict[_SessionKey, SSL.Session] = OrderedDict()
 
 
 @implementer(IOpenSSLClientConnectionCreator)
 class _ResumingTLS:
     """Twisted's client TLS options, offering the lobby's last TLS session."""
 
-    def __init__(self, options: Any, key: tuple[str, int, str]) -> None:
+    def __init__(self, options: Any, key: _SessionKey) -> None:
         self._options = options
         self._key = key
 
@@ -418,7 +421,7 @@ class _ResumingTLS:
         return connection
 
 
-def _remember_session(key: tuple[str, int, str], transport: Any) -> None:
+def _remember_session(key: _SessionKey, transport: Any) -> None:
     # A TLS 1.3 server sends its session tickets after the handshake; by the time
     # the connection closes the client has read them.
     handle = getattr(transport, "getHandle", None)
