@@ -66,7 +66,7 @@ CLOSE_NORMAL = 1000
 _TEXT_OPCODE = 1
 
 @implementer(ILobbyWire)
-class WebSocketLobbyProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+class WebSocketLobbyProtocol(WebSocketServerProtocol):
     """One WebSocket lobby connection: text messages to its `LobbyConnection`, frames back.
 
     The `LobbyConnection` is made when the opening handshake arrives (after
