@@ -12,6 +12,12 @@ port allocator, inline game hosts) with the per-IP abuse limits lifted
 (every bench client comes from 127.0.0.1). The window is the whole run:
 `wall_s` from the first client's start to the last client's end.
 
+`--returning` makes the clients `--in-flight` players who play again
+(client i is player i % in-flight): each offers the TLS session of its last
+connection, as the client library does, and the server resumes it
+(`tls_resumed` in the JSON). Without it every client is a new player with a
+full TLS handshake.
+
 The load's clients are lean by default (`benchmarks.match_load`: one
 plain poll loop, pyOpenSSL on the sockets, the sans-I/O UDP client): the
 same conversation with the server as the vinom client library's (TLS
@@ -104,6 +110,8 @@ class Options(ScenarioOptions):
                           "lobbies (TLS passed through, PROXY protocol v2)."],
         ["redis", None, "Run lobbies and a game host as separate processes on a redis-server "
                         "of the scenario's own (docs/scaling.md)."],
+        ["returning", None, "The clients are --in-flight players who play again: each offers "
+                            "its last TLS session to the lobby (lean clients)."],
     ]
 
     def postOptions(self) -> None:
@@ -114,6 +122,8 @@ class Options(ScenarioOptions):
                 "--lobbies more than 1 needs --redis: separate lobby processes share the "
                 "queue and the game hosts through Redis"
             )
+        if self["returning"] and self["client"] != "lean":
+            raise usage.UsageError("--returning runs the lean clients only")
         if self["redis"] and self["client"] != "lean":
             raise usage.UsageError("--redis runs the lean clients only (not --client twisted)")
         if self["backlog"] is not None:
@@ -250,6 +260,7 @@ def run(options: Options) -> int:
                 "clients": options["clients"],
                 "in_flight": options["in-flight"],
                 "game": "duel",
+                "returning": bool(options["returning"]),
             }
             load = harness.spawn(
                 "load", "benchmarks.lobby_worker",
@@ -296,6 +307,7 @@ def run(options: Options) -> int:
         "lobbies": options["lobbies"],
         "redis": bool(options["redis"]),
         "gateway": bool(options["gateway"]),
+        "returning": bool(options["returning"]),
         "cores": {"server": server_cpu, "load": load_cpus[0],
                   **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),
@@ -324,6 +336,8 @@ def run(options: Options) -> int:
         }
     if result.get("tls"):
         summary["tls"] = result["tls"]
+    if options["returning"]:
+        summary["tls_resumed"] = int(result.get("resumed", 0))
     if result["error_kinds"]:
         summary["error_kinds"] = result["error_kinds"]
     process_rows = [
@@ -344,6 +358,7 @@ def run(options: Options) -> int:
         *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
           if "worker_cpu_ms_per_client" in summary and not options["redis"] else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
+        *([("TLS sessions resumed", summary["tls_resumed"])] if options["returning"] else []),
         ("errors", summary["errors"]),
         ("cores: server processes / load", "not pinned" if server_cpu is None
          else f"{server_cpu} / {load_cpus[0]}"

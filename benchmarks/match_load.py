@@ -14,8 +14,12 @@ library) does, in the same conversation with the server:
    post-quantum hybrid group pyOpenSSL's offers, and the server's key
    exchange would get cheaper.) The server's certificate is verified
    against the trusted one and its name checked with service_identity, as
-   `optionsForClientTLS` does; no session is ever resumed (every client is
-   a new player with a full handshake);
+   `optionsForClientTLS` does. By default no session is resumed (every
+   client is a new player with a full handshake); with `returning`, the
+   clients are `in_flight` players who play again: client i is player
+   i % in_flight, and offers the TLS session of that player's last
+   connection to the same lobby, as `vinom.client.lobby.connect_lobby` does
+   (`resumed` counts the handshakes the server resumed);
 2. `hello`, then, after `welcome`, `queue` for the game, then `queued` and
    `match_found` (newline-delimited JSON, docs/lobby.md); then TLS
    `close_notify` and close, as `LobbyClient.close` does;
@@ -123,6 +127,15 @@ def tls_context(trust: str | None) -> SSL.Context:
     return context
 
 
+def _session_reused(tls: SSL.Connection) -> bool:
+    # pyOpenSSL has no session_reused(); its OpenSSL binding has the call. Only
+    # counted for the report, so a binding without it counts none.
+    from OpenSSL._util import lib
+
+    reused = getattr(lib, "SSL_session_reused", None)
+    return bool(reused(tls._ssl)) if reused is not None else False
+
+
 def default_hostname(host: str) -> str:
     """The name to check in the lobby's certificate (the dev certificate names localhost)."""
     return "localhost" if host in ("127.0.0.1", "::1") else host
@@ -133,13 +146,14 @@ class MatchClient:
 
     __slots__ = (
         "conn", "deadline", "in_buffer", "index", "lobby", "mask", "match_id", "name",
-        "out_buffer", "phase", "server", "sock", "started", "tls", "udp", "wake",
+        "out_buffer", "phase", "player", "server", "sock", "started", "tls", "udp", "wake",
     )
 
     def __init__(
         self, index: int, name: str, started: float, deadline: float, lobby: int = 0
     ) -> None:
         self.index = index
+        self.player = index
         self.name = name
         self.lobby = lobby
         self.match_id = ""
@@ -178,6 +192,7 @@ class MatchLoad:
         hostname: str | None = None,
         timeout: float = 60.0,
         watch_stdin: bool = False,
+        returning: int = 0,
     ) -> None:
         self.lobbies = [(host, port), *more_lobbies]
         self.hostname = hostname or default_hostname(host)
@@ -204,6 +219,11 @@ class MatchLoad:
         self.send_errors = 0
         # (protocol version, cipher, key-exchange group) of the first handshake.
         self.negotiated: tuple[str, str | None, str | None] | None = None
+        # Players who play again (see the module docstring): 0 for none; the TLS
+        # session of each (player, lobby)'s last connection.
+        self.returning = returning
+        self.sessions: dict[tuple[int, int], SSL.Session] = {}
+        self.resumed = 0
 
     # -- one client -----------------------------------------------------------
 
@@ -213,6 +233,8 @@ class MatchLoad:
         lobby = index % len(self.lobbies)
         address = self.lobbies[lobby]
         client = MatchClient(index, name, now, now + self.timeout, lobby)
+        if self.returning:
+            client.player = index % self.returning
         self.active[index] = client
         sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         sock.setblocking(False)
@@ -225,6 +247,9 @@ class MatchLoad:
             if self.server_name is not None:
                 tls.set_tlsext_host_name(self.server_name)
             tls.set_connect_state()
+            session = self.sessions.get((client.player, lobby)) if self.returning else None
+            if session is not None:
+                tls.set_session(session)
             client.tls = tls
         except ClientFailed as e:
             self.fail(client, e.kind)
@@ -270,6 +295,11 @@ class MatchLoad:
         if client.mask:
             self._forget(sock)
             client.mask = 0
+        if self.returning and notify and tls is not None:
+            # The server's tickets came before its first frame: this session resumes.
+            session = tls.get_session()
+            if session is not None:
+                self.sessions[(client.player, client.lobby)] = session
         if notify and tls is not None:
             # close_notify, as LobbyClient.close (loseConnection) sends it.
             with contextlib.suppress(SSL.Error):
@@ -297,6 +327,8 @@ class MatchLoad:
                     self._want(client, client.sock, _WRITE)
                     return
                 self._check_peer(tls)
+                if self.returning and _session_reused(tls):
+                    self.resumed += 1
                 if self.negotiated is None:
                     self.negotiated = (
                         tls.get_protocol_version_name(), tls.get_cipher_name(),
@@ -572,6 +604,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         game=settings.get("game", "duel"),
         timeout=float(settings.get("client_timeout", 60.0)),
         watch_stdin=True,
+        returning=in_flight if settings.get("returning") else 0,
     )
     emit("measuring")
     started = time.perf_counter()
@@ -601,4 +634,5 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         "load_cpu_s": cpu,
         "histogram": load.latencies.encoded(),
         "send_errors": load.send_errors,
+        "resumed": load.resumed,
     }

@@ -347,6 +347,16 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(result["client"], "lean")
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
 
+    def test_match_with_returning_players(self) -> None:
+        # Ten players play two matches each: their second connections resume.
+        code, result, stderr = run_bench(
+            "match", "--clients", "20", "--in-flight", "10", "--returning"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(result["errors"], 0)
+        self.assertTrue(result["returning"])
+        self.assertEqual(result["tls_resumed"], 10)
+
     def test_match_with_host_workers(self) -> None:
         code, result, stderr = run_bench(
             "match", "--clients", "10", "--in-flight", "10", "--host-workers", "1"

@@ -72,6 +72,15 @@ class LeanMatchClients(TestCase):
         self.assertEqual(load.negotiated, expected)
         self.assertEqual(load.negotiated[0] if load.negotiated else None, "TLSv1.3")
 
+    async def test_returning_players_resume_their_tls_sessions(self) -> None:
+        # Two players play three matches each; from the second on, each resumes.
+        server = await self.server()
+        load = MatchLoad(server.lobby.host, server.lobby.port, server.lobby.trust, returning=2)
+        await run_load(load, clients=6, in_flight=2)
+        self.assertEqual(load.errors, {})
+        self.assertEqual(load.completed, 6)
+        self.assertEqual(load.resumed, 4)
+
     async def test_address_checked_against_ip_names(self) -> None:
         # The dev certificate also names 127.0.0.1 (service_identity's IP check).
         server = await self.server()

@@ -144,6 +144,10 @@ class TwistdTests(TestCase):
             await session.disconnect()
         self.assertEqual(await process.ended, (0, None), process.output.decode())
         self.assertIn(b"every match has ended", process.output)
+        # A match's start and end are a line each, not Twisted's per-port chatter.
+        self.assertIn(b"tictactoe", process.output)
+        self.assertNotIn(b"Starting protocol", process.output)
+        self.assertNotIn(b"Stopping protocol", process.output)
 
     async def test_a_second_sigterm_ends_the_wait(self) -> None:
         transport, process, port, cert = await self.start_twistd()

@@ -17,18 +17,21 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from itertools import count
-from typing import Any, cast
+from typing import Any
 
 from attrs import field, frozen
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTCP
 from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from vinom.errors import LobbyError
 
@@ -376,11 +379,63 @@ def connect_lobby(
     hostname: str | None = None,
     timeout: float = 10.0,
 ) -> Deferred[LobbyClient]:
-    """Open a verified TLS connection to a lobby at host:port."""
-    tls = client_tls_options(trust, hostname or _default_hostname(host))
+    """Open a verified TLS connection to a lobby at host:port.
+
+    The TLS session of the last connection to the same lobby (host, port,
+    certificate name, and the same `trust`) is offered again, so a player who
+    plays again or reconnects resumes it: a shorter handshake for both ends
+    (docs/operations.md, "TLS sessions"). Only the server that issued the
+    session, whose certificate was verified then, can resume it; its name is
+    checked again.
+    """
+    name = hostname or _default_hostname(host)
+    key = (host, port, name, trust)
+    tls = _ResumingTLS(client_tls_options(trust, name), key)
     endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(reactor, host, port, timeout=timeout))
     d = connectProtocol(endpoint, LobbyClientProtocol())
-    return cast("Deferred[LobbyClient]", d.addCallback(LobbyClient))
+
+    def connected(protocol: LobbyClientProtocol) -> LobbyClient:
+        protocol.closed.addCallback(lambda _: _remember_session(key, protocol.transport))
+        return LobbyClient(protocol)
+
+    return d.addCallback(connected)
+
+
+# The TLS session of the last connection to each lobby (host, port, certificate
+# name, trust), the oldest forgotten first past `TLS_SESSIONS_KEPT` lobbies.
+TLS_SESSIONS_KEPT = 64
+_SessionKey = tuple[str, int, str, str | None]
+_tls_sessions: OrderedDict[_SessionKey, SSL.Session] = OrderedDict()
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _ResumingTLS:
+    """Twisted's client TLS options, offering the lobby's last TLS session."""
+
+    def __init__(self, options: Any, key: _SessionKey) -> None:
+        self._options = options
+        self._key = key
+
+    def clientConnectionForTLS(self, tls_protocol: Any) -> SSL.Connection:
+        connection: SSL.Connection = self._options.clientConnectionForTLS(tls_protocol)
+        session = _tls_sessions.get(self._key)
+        if session is not None:
+            connection.set_session(session)
+        return connection
+
+
+def _remember_session(key: _SessionKey, transport: Any) -> None:
+    # A TLS 1.3 server sends its session tickets after the handshake; by the time
+    # the connection closes the client has read them.
+    handle = getattr(transport, "getHandle", None)
+    connection = handle() if handle is not None else None
+    session = connection.get_session() if isinstance(connection, SSL.Connection) else None
+    if session is None:
+        return
+    _tls_sessions[key] = session
+    _tls_sessions.move_to_end(key)
+    while len(_tls_sessions) > TLS_SESSIONS_KEPT:
+        _tls_sessions.popitem(last=False)
 
 
 def _default_hostname(host: str) -> str:

@@ -62,6 +62,10 @@ SOCKET_BUFFER = 4 * 1024 * 1024
 READ_SIZE = 2048
 
 
+# The classes of core whose instances passed `verifyObject` (GameHostProtocol).
+_VERIFIED_CORES: set[type] = set()
+
+
 class GameHostProtocol(DatagramProtocol):
     """Serves one game host port for `core` (see module docstring).
 
@@ -69,13 +73,20 @@ class GameHostProtocol(DatagramProtocol):
     owed at that moment were sent; it may call the core and then `transmit()`.
     """
 
+    # Twisted would log "Starting protocol" and "Stopping protocol" for every
+    # match's port; the hosting service logs a match's start and end once.
+    noisy = False
+
     def __init__(self, core: IDatagramCore, clock: IReactorTime,
                  on_event: Callable[[object], object] | None = None,
                  socket_buffer: int = SOCKET_BUFFER, batch: int = BATCH,
                  recvmmsg: bool = True) -> None:
         # Checked here, so that a core missing a method fails now rather than
-        # inside the reactor's read of a datagram.
-        verifyObject(IDatagramCore, core, tentative=True)
+        # inside the reactor's read of a datagram; once per class of core (a
+        # host starts one protocol per match, and the check was a third of that).
+        if type(core) not in _VERIFIED_CORES:
+            verifyObject(IDatagramCore, core, tentative=True)
+            _VERIFIED_CORES.add(type(core))
         self.core = core
         self.on_event = on_event
         self._socket_buffer = socket_buffer

@@ -629,7 +629,11 @@ def encode_frame(frame: Mapping[str, Any]) -> bytes:
     name, say) can ever contain the newline that ends it; ASCII-only output
     also survives a lone surrogate a client put in its request id.
     """
-    return json.dumps(frame, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
+    return _ENCODER.encode(frame).encode("ascii") + b"\n"
+
+
+# One encoder for every frame: json.dumps with keyword arguments builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def error_frame(code: str, message: str, request_id: RequestId = None) -> dict[str, Any]:

@@ -5,8 +5,8 @@ which holds all of a connection's state and rules): it hands the connection
 the bytes it reads, writes what the connection sends through an `OutputGate`
 (output.py: the transport's push producer, so a peer that does not read
 stops being served, and is dropped once more than `max_output_bytes` wait
-for it), keeps its one timer (`TimeoutMixin`, on the factory's clock), and
-turns on TCP keepalive.
+for it), keeps its one timer (on the factory's clock), and turns on TCP
+keepalive.
 
 `LobbyFactory` builds the protocols, is the `ILobbyServer` behind every
 connection, and is a `Service` whose stopping drains the lobby (new `queue`
@@ -28,13 +28,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
-    IDelayedCall,
     IReactorTime,
     ITransport,
 )
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -52,6 +50,7 @@ from vinom.lobby.players import Players
 from vinom.lobby.ratings import IRatingSource
 from vinom.lobby.requests import RequestHandlers
 from vinom.lobby.requeue import Requeues
+from vinom.lobby.timer import ConnectionTimer
 from vinom.matchmaking.interfaces import IMatchmaker
 from vinom.net.addresses import client_key
 from vinom.net.limits import IAddressLimiter
@@ -63,7 +62,7 @@ __all__ = ["LobbyFactory", "LobbyProtocol", "PlayerState"]
 
 
 @implementer(ILobbyWire)
-class LobbyProtocol(Protocol, TimeoutMixin):
+class LobbyProtocol(Protocol):
     """One lobby connection's transport: bytes to its `LobbyConnection`, frames back."""
 
     transport: ITransport
@@ -73,10 +72,7 @@ class LobbyProtocol(Protocol, TimeoutMixin):
         self.connection: LobbyConnection | None = None
         self._output: OutputGate | None = None
         self._peer_host = ""
-
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """TimeoutMixin's timer, on the factory's (injected) clock."""
-        return self.factory.clock.callLater(period, func)
+        self._timer = ConnectionTimer(factory.clock, self._timed_out)
 
     def connectionMade(self) -> None:
         peer_host = self._peer_host = _host_of(self.transport.getPeer())
@@ -101,10 +97,11 @@ class LobbyProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._output is not None:
             self._output.discard()
+        self._timer.set(None)
         if self.connection is not None:
             self.connection.connection_lost()
 
-    def timeoutConnection(self) -> None:
+    def _timed_out(self) -> None:
         if self.connection is not None:
             self.connection.timer_expired()
 
@@ -143,7 +140,7 @@ class LobbyProtocol(Protocol, TimeoutMixin):
             resume()
 
     def set_timeout(self, seconds: float | None) -> None:
-        self.setTimeout(seconds)
+        self._timer.set(seconds)
 
     def _overflowed(self, held: int) -> None:
         self.factory.slow_reader_dropped(self._peer_host, held)

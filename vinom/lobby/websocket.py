@@ -27,7 +27,7 @@ and closing handshake timeouts) run on txaio's loop, the global reactor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -35,12 +35,10 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
-    IDelayedCall,
     IReactorTime,
 )
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from txaio.tx import make_logger
 from zope.interface import implementer
@@ -50,6 +48,7 @@ from vinom.lobby.codec import FrameError
 from vinom.lobby.connection import ILobbyWire, LobbyConnection
 from vinom.lobby.output import OutputGate
 from vinom.lobby.server import LobbyFactory
+from vinom.lobby.timer import ConnectionTimer
 from vinom.net.limits import LogLimiter
 from vinom.net.origins import OriginPolicy, forwarded_client_address, peer_host_of
 
@@ -67,7 +66,7 @@ CLOSE_NORMAL = 1000
 _TEXT_OPCODE = 1
 
 @implementer(ILobbyWire)
-class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ignore[misc]
+class WebSocketLobbyProtocol(WebSocketServerProtocol):
     """One WebSocket lobby connection: text messages to its `LobbyConnection`, frames back.
 
     The `LobbyConnection` is made when the opening handshake arrives (after
@@ -91,10 +90,7 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
         self._close_when_open = False
         self._output: OutputGate | None = None
         self._peer_host = ""
-
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """TimeoutMixin's timer, on the lobby's (injected) clock."""
-        return self._owner.lobby.clock.callLater(period, func)
+        self._timer = ConnectionTimer(owner.lobby.clock, self._timed_out)
 
     # autobahn
 
@@ -153,9 +149,9 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
             self.closeHandshakeTimeoutCall = None
         if self.connection is not None:
             self.connection.connection_lost()
-        self.setTimeout(None)
+        self._timer.set(None)
 
-    def timeoutConnection(self) -> None:
+    def _timed_out(self) -> None:
         if self.connection is not None:
             self.connection.timer_expired()
 
@@ -204,7 +200,7 @@ class WebSocketLobbyProtocol(WebSocketServerProtocol, TimeoutMixin):  # type: ig
             resume()
 
     def set_timeout(self, seconds: float | None) -> None:
-        self.setTimeout(seconds)
+        self._timer.set(seconds)
 
     def _write_open(self, frame: bytes) -> None:
         if self._output is not None:

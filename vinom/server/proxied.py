@@ -31,6 +31,7 @@ context is the one Twisted's `ssl:` parser builds from the same description
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -245,17 +246,24 @@ class ProxiedEndpoint:
     """Listens on plain TCP and serves `TrustedProxyFactory(TLS(factory))` (or without
     TLS, for any other kind of description)."""
 
-    def __init__(self, reactor: Any, description: str, trusted: frozenset[str]) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        description: str,
+        trusted: frozenset[str],
+        make_endpoint: Callable[[Any, str], Any] = serverFromString,
+    ) -> None:
         self.trusted = trusted
         self.tls: Any = None
         if description.partition(":")[0].lower() != "ssl":
-            self.tcp: Any = serverFromString(reactor, description)
+            self.tcp: Any = make_endpoint(reactor, description)
             return
-        # The endpoint Twisted's ssl: parser builds listens with listenSSL(port, factory,
-        # context, backlog, interface): the same context and socket, with the TLS
-        # wrapping put inside the PROXY header's reading instead of outermost.
+        # The endpoint an ssl: description makes (Twisted's parser, or vinom.server.tls's
+        # with session tickets) listens with listenSSL(port, factory, context, backlog,
+        # interface): the same context and socket, with the TLS wrapping put inside the
+        # PROXY header's reading instead of outermost.
         keep = _KeepListenSSL()
-        serverFromString(keep, description).listen(Factory())
+        make_endpoint(keep, description).listen(Factory())
         assert keep.arguments is not None
         port, self.tls, backlog, interface = keep.arguments
         kind = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
@@ -266,6 +274,12 @@ class ProxiedEndpoint:
         return self.tcp.listen(TrustedProxyFactory(inner, self.trusted))
 
 
-def proxied_endpoint(reactor: Any, description: str, trusted: frozenset[str]) -> Any:
-    """The endpoint a listener with `--trusted-proxy` listens on."""
-    return ProxiedEndpoint(reactor, description, trusted)
+def proxied_endpoint(
+    reactor: Any,
+    description: str,
+    trusted: frozenset[str],
+    make_endpoint: Callable[[Any, str], Any] = serverFromString,
+) -> Any:
+    """The endpoint a listener with `--trusted-proxy` listens on: `make_endpoint`'s for
+    `description`, with the PROXY header read first."""
+    return ProxiedEndpoint(reactor, description, trusted, make_endpoint)

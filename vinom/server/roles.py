@@ -74,6 +74,7 @@ from vinom.server.startup import (
     listen_interface,
 )
 from vinom.server.status import StatusReader
+from vinom.server.tls import server_endpoint
 from vinom.server.web import web_site
 from vinom.store.interfaces import IPlayerStore
 from vinom.store.memory import MemoryPlayerStore
@@ -318,8 +319,9 @@ def build_lobby(
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
-    listener = Listener(listen_on(options, reactor, lobby_description(options, *certificate)),
-                        lobby, reactor, "lobby")  # fmt: skip
+    description = lobby_description(options, *certificate)
+    listener = Listener(description, lobby, reactor, "lobby",
+                        listen_on(options, reactor, description))  # fmt: skip
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
@@ -432,9 +434,9 @@ def build_web(
             ), trusted_proxies=proxies)  # fmt: skip
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]))  # fmt: skip
-    web = _add(root, "web", Listener(listen_on(options, reactor,
-                                               web_description(options, *certificate)),
-                                     site, reactor, "websocket"))  # fmt: skip
+    description = web_description(options, *certificate)
+    web = _add(root, "web", Listener(description, site, reactor, "websocket",
+                                     listen_on(options, reactor, description)))  # fmt: skip
     if lobby_sockets is None:
         return WebRole(None, game_sockets)
     scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
@@ -547,10 +549,13 @@ def _with_certificate(description: str, certificate: str, private_key: str) -> s
 
 
 def listen_on(options: usage.Options, reactor: Any, description: str) -> Any:
-    """A player-facing listener's description, or with --trusted-proxy the endpoint that
-    reads the gateways' PROXY headers before anything else (vinom.server.proxied)."""
+    """A player-facing listener's endpoint: TLS that lets returning players resume
+    (vinom.server.tls), with --trusted-proxy inside the reading of the gateways'
+    PROXY headers (vinom.server.proxied)."""
     trusted = options["trusted-proxy"]
-    return description if not trusted else proxied_endpoint(reactor, description, trusted)
+    if not trusted:
+        return server_endpoint(reactor, description)
+    return proxied_endpoint(reactor, description, trusted, server_endpoint)
 
 
 def _escape(path: str) -> str:

@@ -15,6 +15,7 @@ from twisted.python import usage
 from vinom.server import roles
 from vinom.server.gateway import build_gateway
 from vinom.server.options import Options
+from vinom.server.startup import settle_garbage_collection
 
 __all__ = ["Options", "makeService"]
 
@@ -24,7 +25,9 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
 
     `reactor` defaults to the global one; under it (twistd) a Redis that does
     not answer ends the start in one line, and SIGTERM and SIGINT drain the
-    server before it stops (vinom.server.drain).
+    server before it stops (vinom.server.drain), and once the reactor runs the
+    garbage collector is settled for a long-running process
+    (`vinom.server.startup.settle_garbage_collection`).
     """
     under_twistd = reactor is None
     if reactor is None:
@@ -46,4 +49,6 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     roles.add_agones(root, hosted)
     roles.announce(options, root, hosted, lobbies, web,
                    (*lobbies.addresses, *web.addresses, *ops))  # fmt: skip
+    if under_twistd:
+        reactor.callWhenRunning(settle_garbage_collection)
     return root

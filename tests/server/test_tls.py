@@ -1,0 +1,168 @@
+"""The lobby's TLS as a client sees it: a returning client resumes its session
+(TLS 1.3 session tickets, vinom.server.tls), the dev certificate is ECDSA P-256,
+and the client library offers its last session to the same lobby."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import ssl
+import threading
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import MemoryReactor
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+
+from tests.server.test_startup import Twistd
+from vinom.client.lobby import connect_lobby
+from vinom.server.certs import make_self_signed
+from vinom.server.tls import TICKET_LIFETIME, server_endpoint
+
+
+def lobby_visit(port: int, context: ssl.SSLContext, session: ssl.SSLSession | None) -> dict:
+    """One player's visit to the lobby with the standard library's TLS: hello, the
+    welcome, close. What the client saw of the TLS session."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost", session=session) as tls,
+    ):
+        tls.sendall(b'{"type":"hello","name":"Ann","id":1}\n')
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            line += chunk
+        certificate = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+        return {
+            "reply": json.loads(line.split(b"\n")[0]),
+            "reused": tls.session_reused,
+            "session": tls.session,
+            "version": tls.version(),
+            "key": certificate.public_key(),
+        }
+
+
+class LobbyResumptionTests(TestCase):
+    """A real `twistd vinom` lobby and a real TLS client (Python's ssl module)."""
+
+    timeout = 60
+
+    async def test_a_returning_client_resumes_its_session(self) -> None:
+        twistd = Twistd(self)
+        await twistd.wait_for(b"vinom: terminal clients:")
+        match = re.search(rb"--lobby 127\.0\.0\.1:(\d+) --trust (\S+)", twistd.output)
+        assert match is not None, twistd.output.decode()
+        port, trust = int(match.group(1)), match.group(2).decode()
+        context = ssl.create_default_context(cafile=trust)
+
+        first = await deferToThread(lobby_visit, port, context, None)
+        again = await deferToThread(lobby_visit, port, context, first["session"])
+
+        for visit in (first, again):
+            self.assertEqual(visit["reply"]["type"], "welcome")
+            self.assertEqual(visit["version"], "TLSv1.3")
+        self.assertFalse(first["reused"])
+        self.assertTrue(again["reused"])
+        # The dev certificate: ECDSA on P-256, cheaper to sign with than RSA.
+        key = first["key"]
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        self.assertIsInstance(key.curve, ec.SECP256R1)
+
+
+class TicketServer:
+    """A TLS 1.3 server of Python's ssl module on a thread: it greets each
+    connection with one line and notes whether the client resumed its session."""
+
+    def __init__(self, directory: str) -> None:
+        cert_pem, key_pem = make_self_signed("localhost")
+        os.makedirs(directory)
+        self.cert = os.path.join(directory, "cert.pem")
+        key = os.path.join(directory, "key.pem")
+        with open(self.cert, "wb") as f:
+            f.write(cert_pem)
+        with open(key, "wb") as f:
+            f.write(key_pem)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(self.cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.reused: list[bool] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            with raw, self.context.wrap_socket(raw, server_side=True) as tls:
+                self.reused.append(tls.session_reused)
+                tls.sendall(b'{"type":"ping"}\n')
+                while tls.recv(4096):
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class ClientLibraryResumptionTests(TestCase):
+    """`connect_lobby` offers the TLS session of its last connection to the same lobby."""
+
+    timeout = 30
+
+    async def test_a_second_connection_resumes(self) -> None:
+        server = TicketServer(self.mktemp())
+        self.addCleanup(server.close)
+        for _ in range(2):
+            lobby = await connect_lobby(reactor, "127.0.0.1", server.port, trust=server.cert)
+            # The server's greeting comes after its session tickets.
+            greeted: Deferred[None] = Deferred()
+            while lobby.protocol.frames_received == 0:
+                reactor.callLater(0.02, greeted.callback, None)
+                await greeted
+                greeted = Deferred()
+            await lobby.close()
+        while len(server.reused) < 2:
+            d: Deferred[None] = Deferred()
+            reactor.callLater(0.02, d.callback, None)
+            await d
+        self.assertEqual(server.reused, [False, True])
+
+
+class ServerEndpointTests(TestCase):
+    """`server_endpoint` reads an `ssl:` description as Twisted does."""
+
+    def test_ssl_fields_reach_the_listening_port(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        cert_pem, key_pem = make_self_signed("localhost")
+        paths = {}
+        for name, data in (("c:ert.pem", cert_pem), ("key.pem", key_pem)):
+            paths[name] = os.path.join(directory, name)
+            with open(paths[name], "wb") as f:
+                f.write(data)
+        escaped = paths["c:ert.pem"].replace(":", "\\:")
+        memory = MemoryReactor()
+        endpoint = server_endpoint(
+            memory, f"ssl:7350:interface=127.0.0.1:backlog=7:privateKey={paths['key.pem']}"
+            f":certKey={escaped}",
+        )  # fmt: skip
+        endpoint.listen(Factory())
+        [(port, _, options, backlog, interface)] = memory.sslServers
+        self.assertEqual((port, backlog, interface), (7350, 7, "127.0.0.1"))
+        self.assertEqual(options.getContext().get_timeout(), TICKET_LIFETIME)
+
+    def test_other_kinds_are_twisteds(self) -> None:
+        memory = MemoryReactor()
+        server_endpoint(memory, "tcp:7351:interface=127.0.0.1").listen(Factory())
+        [(port, _, backlog, interface)] = memory.tcpServers
+        self.assertEqual((port, backlog, interface), (7351, 50, "127.0.0.1"))
