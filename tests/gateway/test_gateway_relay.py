@@ -1,0 +1,78 @@
+"""The UDP relay inside `twistd vinom --role gateway --relay-ports ...`: one process, one
+public TCP port and one public UDP port range in front of the lobbies and the game hosts.
+
+Real processes on a real Redis: a game host, a lobby that sends its players to the
+relay (`--relay`), and a gateway running both its TCP routing and the relay. Bots on
+vinom's client library finish a match through the gateway alone (TLS passed through
+to the lobby, game datagrams relayed to the host); the gateway's /metrics carries the
+relay's counters, and its log has no line per route socket. SIGTERM drains: the relay
+forwards on for an established route until the drain ends, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+
+from tests.cluster.test_scaling import GAME, Process
+from tests.gateway.relay_support import IDLE_TIMEOUT, forwarded
+from tests.gateway.test_gateway_processes import GatewayTestCase, rules
+from tests.server.test_ops import http_get, metric_value
+from tests.support.ports import free_udp_range
+from vinom.client.bots import LobbyAddress, play_bot
+
+
+class GatewayRelayTests(GatewayTestCase):
+    async def relayed_cluster(self, *gateway_args: str) -> tuple[int, int, int, Process]:
+        """A host, a lobby relaying to the gateway's UDP port, and the gateway."""
+        relay_port = free_udp_range(1)
+        await self.start("host", "--udp-interface", "127.0.0.1", "--public-host", "127.0.0.1")
+        lobby = await self.lobby("--relay", f"127.0.0.1:{relay_port}",
+                                 "--relay-key-file", self.key_file)  # fmt: skip
+        gateway, port, ops = await self.gateway(
+            "--relay-ports", str(relay_port), "--relay-interface", "127.0.0.1",
+            "--relay-host-interface", "127.0.0.1", "--relay-key-file", self.key_file,
+            "--relay-idle-timeout", str(IDLE_TIMEOUT), *gateway_args,
+            rules=rules({"a": lobby}),
+        )  # fmt: skip
+        return relay_port, port, ops, gateway
+
+    async def gather(self, coroutines: Any) -> list[Any]:
+        return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
+
+    async def metric(self, ops: int, name: str) -> float:
+        code, body = await http_get(f"http://127.0.0.1:{ops}/metrics")
+        self.assertEqual(code, 200, body)
+        return metric_value(body, name)
+
+    async def test_bots_finish_a_match_through_one_gateway_process(self) -> None:
+        _relay, port, ops, gateway = await self.relayed_cluster()
+        reports = await self.gather(
+            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"r{i}",
+                     rng=random.Random(i))
+            for i in range(2)
+        )  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"], reports)
+        self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
+        self.assertGreater(await self.metric(ops, forwarded("to_host")), 4)
+        self.assertGreater(await self.metric(ops, forwarded("to_player")), 4)
+        self.assertEqual((await self.status(ops))["backends"]["a"]["routed"], 2)
+        # The routes' sockets, opened and closed, wrote no line (Twisted writes two each).
+        self.assertNotIn("_RouteProtocol", gateway.text)
+        self.assertNotIn("UDP Port", gateway.text)
+
+    async def test_json_logs_have_no_line_per_route_socket_either(self) -> None:
+        _relay, port, ops, gateway = await self.relayed_cluster("--log-format", "json")
+        report = await self.gather(
+            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"j{i}",
+                     rng=random.Random(i))
+            for i in range(2)
+        )  # fmt: skip
+        self.assertEqual([r.outcome for r in report], ["finished", "finished"], report)
+        self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
+        self.assertIn('"log_format"', gateway.text)
+        self.assertNotIn("_RouteProtocol", gateway.text)
+        self.assertNotIn("UDP Port", gateway.text)
