@@ -16,13 +16,16 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, Process
 from tests.gateway.relay_support import IDLE_TIMEOUT, forwarded
 from tests.gateway.test_gateway_processes import GatewayTestCase, rules
+from tests.gateway.test_relay_processes import Socket
 from tests.server.test_ops import http_get, metric_value
 from tests.support.ports import free_udp_range
 from vinom.client.bots import LobbyAddress, play_bot
+from vinom.protocol.route_token import RouteTokenIssuer
 
 
 class GatewayRelayTests(GatewayTestCase):
@@ -76,3 +79,51 @@ class GatewayRelayTests(GatewayTestCase):
         self.assertIn('"log_format"', gateway.text)
         self.assertNotIn("_RouteProtocol", gateway.text)
         self.assertNotIn("UDP Port", gateway.text)
+
+    async def test_sigterm_keeps_established_routes_forwarding_until_the_drain_ends(
+        self,
+    ) -> None:
+        relay_port = free_udp_range(1)
+        lobby = await self.lobby(tls=False)
+        gateway, _port, _ops = await self.gateway(
+            "--relay-ports", str(relay_port), "--relay-interface", "127.0.0.1",
+            "--relay-host-interface", "127.0.0.1", "--relay-key-file", self.key_file,
+            "--relay-idle-timeout", str(IDLE_TIMEOUT), "--drain-timeout", "60",
+            rules=rules({"a": lobby}),
+        )  # fmt: skip
+        relay = ("127.0.0.1", relay_port)
+        host, player = await self.udp_socket(), await self.udp_socket()
+        with open(self.key_file, "rb") as f:
+            token = RouteTokenIssuer(f.read()).issue(*host.address, reactor.seconds())
+        player.send(token + b"ping", relay)
+        await self.until(lambda: bool(host.received))
+        route_socket = host.received[0][1]
+        gateway.transport.signalProcess("TERM")
+        await self.output_has(gateway, "relay: draining: 1 route")
+        # Draining: the established route still carries both ways.
+        for n in range(3):
+            player.send(token + b"again", relay)
+            await self.until(lambda n=n: len(host.received) == 2 + n)
+            host.send(b"pong", route_socket)
+            await self.until(lambda n=n: len(player.received) == 1 + n)
+            self.assertFalse(gateway.output.ended.called)
+        self.assertEqual(player.received[-1], (b"pong", relay))
+        # The player stops sending: its route is forgotten after --relay-idle-timeout,
+        # and the drain ends then, well before --drain-timeout.
+        started = reactor.seconds()
+        code, _signal = await gateway.output.ended
+        self.assertEqual(code, 0, gateway.text)
+        self.assertLess(reactor.seconds() - started, 30, gateway.text)
+
+    async def udp_socket(self) -> Socket:
+        protocol = Socket()
+        port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return protocol
+
+    async def until(self, condition: Any, limit: float = 10.0) -> None:
+        waited = 0.0
+        while not condition():
+            self.assertLess(waited, limit, "nothing arrived")
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
