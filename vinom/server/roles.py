@@ -55,7 +55,7 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.limits import IAddressLimiter
 from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
-from vinom.protocol.route_token import RouteTokenIssuer
+from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
@@ -181,7 +181,8 @@ def build_shared(
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
-                                   lease_prefix=settings.key_prefix + "mm")  # fmt: skip
+                                   lease_prefix=settings.key_prefix + "mm",
+                                   refuses=relay_refuses(options))  # fmt: skip
     # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
@@ -368,6 +369,24 @@ def lobby_factory(
         game_titles={g.name: display_name_of(g) for g in registry},
         relay=relay_routing_of(options),
     )
+
+
+def relay_refuses(options: usage.Options) -> Callable[[Any], str | None] | None:
+    """With --relay, the game hosts the lobby cannot send players to: those announcing a
+    name, which no route token can carry (docs/gateway.md, UDP relay)."""
+    if options["relay"] is None:
+        return None
+
+    def refuses(host: Any) -> str | None:
+        if relayable(host.public_host):
+            return None
+        return (
+            f"it announces {host.public_host!r} (its --public-host), not an IP address, and "
+            "this lobby sends its players through the relay (--relay), whose route tokens "
+            "carry an address: give that host its IP address as --public-host"
+        )
+
+    return refuses
 
 
 def relay_routing_of(options: usage.Options) -> RelayRouting | None:
