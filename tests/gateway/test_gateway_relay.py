@@ -11,7 +11,10 @@ forwards on for an established route until the drain ends, then the process exit
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import sys
 from typing import Any
 
 from twisted.internet import reactor
@@ -23,6 +26,7 @@ from tests.gateway.relay_support import IDLE_TIMEOUT, forwarded
 from tests.gateway.test_gateway_processes import GatewayTestCase, rules
 from tests.gateway.test_relay_processes import Socket
 from tests.server.test_ops import http_get, metric_value
+from tests.server.test_twistd import ROOT, Collect
 from tests.support.ports import free_udp_range
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.protocol.route_token import RouteTokenIssuer
@@ -127,3 +131,52 @@ class GatewayRelayTests(GatewayTestCase):
             self.assertLess(waited, limit, "nothing arrived")
             await deferLater(reactor, 0.05, lambda: None)
             waited += 0.05
+
+    async def test_a_busy_relay_port_or_a_relay_option_mistake_is_one_line(self) -> None:
+        rules_file = os.path.abspath(self.mktemp())
+        with open(rules_file, "w") as f:
+            json.dump({"backends": {"a": {"address": "127.0.0.1:7350"}},
+                       "pools": {"p": {"backends": ["a"]}},
+                       "routes": [{"kind": "any", "pool": "p"}]}, f)  # fmt: skip
+        busy = await self.udp_socket()
+        port = busy.address[1]
+        common = ["--gateway-rules", rules_file, "--gateway", "tcp:0:interface=127.0.0.1",
+                  "--ops-port", "none", "--relay-interface", "127.0.0.1"]  # fmt: skip
+        cases = [
+            (["--relay-ports", str(port), "--relay-key-file", self.key_file], 1,
+             f"vinom: cannot listen on udp 127.0.0.1:{port} for --relay-ports: "
+             "[Errno 98] Address already in use"),
+            (["--relay-ports", str(port)], 1, "vinom: --relay-ports needs --relay-key-file"),
+            (["--relay-ports", "9-1", "--relay-key-file", self.key_file], 1,
+             "vinom: --relay-ports: the range '9-1' is inverted"),
+            (["--relay-ports", str(port), "--relay-key-file", self.key_file,
+              "--relay-max-routes", "0"], 1, "--relay-max-routes"),
+        ]  # fmt: skip
+        for argv, status, said in cases:
+            output = await self.twistd_gateway([*common, *argv])
+            code, _signal = await output.ended
+            text = output.output.decode(errors="replace")
+            self.assertEqual(code, status, text)
+            self.assertIn(said, text)
+            self.assertNotIn("Traceback", text)
+            self.assertEqual(len([line for line in text.splitlines() if said in line]), 1, text)
+
+    async def twistd_gateway(self, args: list[str]) -> Collect:
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        output = Collect()
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        transport = reactor.spawnProcess(
+            output, sys.executable,
+            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom", "--role",
+             "gateway", "--data-dir", data_dir, *args], env=env, path=data_dir,
+        )  # fmt: skip
+
+        async def kill() -> None:
+            if not output.ended.called:
+                transport.signalProcess("KILL")
+                await output.ended
+
+        self.addCleanup(kill)
+        return output

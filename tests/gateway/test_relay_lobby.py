@@ -66,7 +66,6 @@ class OptionTests(SynchronousTestCase):
             self.assertIn(message, str(e))
             self.assertNotIn("\n", str(e))
 
-
     def test_a_relaying_lobby_refuses_hosts_announcing_a_name(self) -> None:
         class Host:
             def __init__(self, public_host: str) -> None:

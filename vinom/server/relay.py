@@ -45,7 +45,7 @@ from vinom.server.checks import (
     read_token_key,
 )
 from vinom.server.logs import Site
-from vinom.server.startup import Listener
+from vinom.server.startup import Listener, StartupError
 
 _log = Logger()
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -84,11 +84,24 @@ def check_relay_ports(options: usage.Options) -> None:
 def build_relay(options: usage.Options, reactor: Any) -> RelayService:
     """The relay service its options describe (after `check_relay_ports`): the one builder
     of `--role gateway --relay-ports` and `python -m vinom.server.relay`."""
-    return relay_service(
+    built = relay_service(
         reactor, key=options["relay-key"], ports=options["relay-port-range"],
         interface=options["relay-interface"], host_interface=options["relay-host-interface"],
         idle_timeout=options["relay-idle-timeout"], max_routes=options["relay-max-routes"],
     )  # fmt: skip
+    return _CheckedRelayService(built.relay, built.ports, built.interface)
+
+
+class _CheckedRelayService(RelayService):
+    """A public port it cannot listen on ends the start in one line (`StartupError`)."""
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            self.relay.stop()  # the ports it did open
+            raise StartupError(f"cannot listen on udp {e.interface or '*'}:{e.port} for "
+                               f"--relay-ports: {e.socketError}") from None  # fmt: skip
 
 
 class RelayOptions(usage.Options):
@@ -156,9 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     root, relay = relay_root(options, reactor)
     try:
         root.startService()
-    except CannotListenError as e:
-        print(f"vinom relay: cannot listen on udp {e.interface or '*'}:{e.port} for "
-              f"--relay-ports: {e.socketError}", file=sys.stderr)  # fmt: skip
+    except StartupError as e:
+        print(f"vinom relay: {str(e.code).removeprefix('vinom: ')}", file=sys.stderr)
         raise SystemExit(1) from None
     failed: list[str] = []
 
