@@ -559,6 +559,30 @@ class ManifestTests(SynchronousTestCase):
                 else:
                     self.check_redis_is_closed(documents)
 
+    def test_the_gateways_relay_serves_the_udp_ports_its_service_lists(self) -> None:
+        for overlay, documents in self.rendered.items():
+            with self.subTest(overlay=overlay):
+                service = next(d for d in documents if d["kind"] == "Service"
+                               and d["metadata"]["name"] == "gateway")  # fmt: skip
+                udp = sorted(p["port"] for p in service["spec"]["ports"] if p["protocol"] == "UDP")
+                args = {}
+                for name in ("gateway", "lobby"):
+                    deployment = next(d for d in documents if d["kind"] == "Deployment"
+                                      and d["metadata"]["name"] == name)  # fmt: skip
+                    container = deployment["spec"]["template"]["spec"]["containers"][0]
+                    args[name] = dict(arg.removeprefix("--").partition("=")[::2]
+                                      for arg in container["args"])  # fmt: skip
+                first, _, last = args["gateway"]["relay-ports"].partition("-")
+                self.assertEqual(udp, list(range(int(first), int(last) + 1)))
+                # The lobbies send players there, with the same route-token key.
+                public = next(d for d in documents if d["kind"] == "ConfigMap"
+                              and d["metadata"]["name"] == "vinom-public")  # fmt: skip
+                self.assertEqual(args["lobby"]["relay"], "$(VINOM_PUBLIC_RELAY)")
+                self.assertTrue(public["data"]["relay"].endswith(
+                    ":" + args["gateway"]["relay-ports"]))  # fmt: skip
+                self.assertEqual(args["lobby"]["relay-key-file"],
+                                 args["gateway"]["relay-key-file"])  # fmt: skip
+
     def check_redis_is_closed(self, documents: list[dict[str, Any]]) -> None:
         (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
         self.assertEqual(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],

@@ -61,3 +61,53 @@ class GatewayOptionsTests(SynchronousTestCase):
         with self.assertRaises(usage.UsageError) as caught:
             Options().parseOptions(["--trusted-proxy", "gateway.local"])
         self.assertIn("'gateway.local' is not an IP address", str(caught.exception))
+
+
+class GatewayRelayOptionsTests(SynchronousTestCase):
+    """The relay's options on `--role gateway`: each mistake one line."""
+
+    def parse(self, *args: str) -> Options:
+        rules = self.mktemp()
+        with open(rules, "w") as f:
+            json.dump(RULES, f)
+        options = Options()
+        options.parseOptions(["--role", "gateway", "--gateway-rules", rules, *args])
+        return options
+
+    def key(self) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"k" * 32)
+        return path
+
+    def refused(self, *args: str) -> str:
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse(*args)
+        return str(caught.exception)
+
+    def test_relay_ports_need_the_key(self) -> None:
+        self.assertIn("--relay-ports needs --relay-key-file", self.refused("--relay-ports", "7400"))
+
+    def test_a_bad_port_range_names_relay_ports(self) -> None:
+        said = self.refused("--relay-ports", "x", "--relay-key-file", self.key())
+        self.assertIn("--relay-ports must look like 7400-7499", said)
+
+    def test_the_key_alone_is_refused(self) -> None:
+        self.assertIn("give --relay-ports too", self.refused("--relay-key-file", self.key()))
+
+    def test_a_lobby_relay_option_on_a_gateway_is_refused(self) -> None:
+        self.assertIn("--relay is a lobby's", self.refused(
+            "--relay", "127.0.0.1:7400", "--relay-key-file", self.key()))  # fmt: skip
+
+    def test_relay_ports_are_the_gateways_only(self) -> None:
+        options = Options()
+        with self.assertRaises(usage.UsageError) as caught:
+            options.parseOptions(["--role", "host", "--relay-ports", "7400"])
+        self.assertIn("--relay-ports is for --role gateway", str(caught.exception))
+
+    def test_the_relay_runs_in_the_gateway_process(self) -> None:
+        options = self.parse("--relay-ports", "7400-7407", "--relay-key-file", self.key(),
+                             "--relay-interface", "127.0.0.1")  # fmt: skip
+        self.assertEqual(options["relay-port-range"], range(7400, 7408))
+        root = makeService(options, MemoryReactorClock())
+        self.assertIn("relay", [child.name for child in root])

@@ -13,13 +13,14 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from vinom.client.udp import connect_game_client
-from vinom.lobby.delivery import RelayRouting, TokenDelivery
+from vinom.lobby.delivery import RelayRouting, TokenDelivery, UnroutableHost
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import IssuerConfig, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.route_token import Route, RouteTokenIssuer, open_route_token
 from vinom.protocol.tokens import TokenIssuer, open_private_token, token_associated_data
+from vinom.server.roles import relay_refuses
 from vinom.server.tap import Options
 
 RELAY_KEY = bytes(range(32, 64))
@@ -65,6 +66,24 @@ class OptionTests(SynchronousTestCase):
             self.assertIn(message, str(e))
             self.assertNotIn("\n", str(e))
 
+    def test_a_relaying_lobby_refuses_hosts_announcing_a_name(self) -> None:
+        class Host:
+            def __init__(self, public_host: str) -> None:
+                self.public_host = public_host
+
+        refuses = relay_refuses(parse("--role", "lobby", "--redis", "redis://127.0.0.1",
+                                      "--token-key-file", self.key_file(),
+                                      "--relay", "relay:7800", "--relay-key-file",
+                                      self.key_file()))  # fmt: skip
+        assert refuses is not None
+        self.assertIsNone(refuses(Host("10.0.0.7")))
+        self.assertIsNone(refuses(Host("fd00::7")))
+        reason = refuses(Host("host-7.internal"))
+        assert reason is not None
+        self.assertIn("'host-7.internal' (its --public-host), not an IP address", reason)
+        self.assertNotIn("\n", reason)
+        self.assertIsNone(relay_refuses(parse()))
+
 
 class MatchFoundTests(SynchronousTestCase):
     def delivery(self, relay: RelayRouting | None) -> TokenDelivery:
@@ -78,6 +97,15 @@ class MatchFoundTests(SynchronousTestCase):
         other = Ticket("p-fedcba9876543210", "bo", "tictactoe", None, 0.0)
         match = Match("m-0123456789abcdef", "tictactoe", (ticket, other), 0.0)
         return self.delivery(relay).match_found_frame(match, ticket, HostAddress("10.0.0.7", 7400))
+
+    def test_a_host_announcing_a_name_cannot_be_relayed(self) -> None:
+        relay = RelayRouting("relay.example.com", range(7800, 7810),
+                             RouteTokenIssuer(RELAY_KEY, lifetime=60.0))  # fmt: skip
+        ticket = Ticket("p-0123456789abcdef", "ada", "tictactoe", None, 0.0)
+        match = Match("m-0123456789abcdef", "tictactoe", (ticket,), 0.0)
+        e = self.assertRaises(UnroutableHost, self.delivery(relay).match_found_frame, match,
+                              ticket, HostAddress("host-7.internal", 7400))  # fmt: skip
+        self.assertIn("'host-7.internal' announces a name", str(e))
 
     def test_without_a_relay_players_go_to_the_host(self) -> None:
         frame = self.frame(None)

@@ -190,7 +190,7 @@ class RelayProcessTests(RelayProcess, TestCase):
                          f"vinom relay: cannot listen on udp 127.0.0.1:{self.relay_port} for "
                          "--relay-ports: [Errno 98] Address already in use")  # fmt: skip
         for argv, said in (
-            (["--relay-ports", "1"], "--relay-key-file is required"),
+            (["--relay-ports", "1"], "--relay-ports needs --relay-key-file"),
             (["--relay-key-file", self.key_file, "--relay-ports", "9-1"], "--relay-ports"),
             (["--relay-key-file", self.key_file, "--relay-idle-timeout", "0"],
              "--relay-idle-timeout"),

@@ -187,8 +187,13 @@ class RemoteMatchHosting(Service):
         formed_by: Callable[[str], str | None] | None = None,
         lobbies_of: Callable[[str], tuple[str, ...]] | None = None,
         lease_prefix: str | None = None,
+        refuses: Callable[[HostRecord], str | None] | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        # Why this lobby cannot use a live host (None: it can), e.g. a host it cannot
+        # relay to: such a host gets no match from it, said once per host.
+        self._refuses = refuses
+        self._refused: set[str] = set()
         # The lobbies that heard a match (the matchmaker's `lobbies_of`): they follow it,
         # so the placing lobby names them as the hearers of its placement events.
         self._lobbies_of = lobbies_of
@@ -331,12 +336,23 @@ class RemoteMatchHosting(Service):
 
         def read(hosts: list[HostRecord]) -> Deferred[list[str]]:
             silent = self._settings.silent_after
-            self._hosts = [host for host in hosts if host.silent_for <= silent]
+            self._hosts = [host for host in hosts
+                           if host.silent_for <= silent and self._usable(host)]  # fmt: skip
             return self._registry.claim_departed()
 
         d = self._registry.live_hosts().addCallback(read)
         return d.addCallbacks(lambda _: self._reading.worked(),
                               lambda failure: self._reading.failed(failure.value))  # fmt: skip
+
+    def _usable(self, host: HostRecord) -> bool:
+        reason = None if self._refuses is None else self._refuses(host)
+        if reason is None:
+            return True
+        if host.host_id not in self._refused:
+            self._refused.add(host.host_id)
+            self.log.warn("game host {host_id} gets no match from this lobby: {reason}",
+                          host_id=host.host_id, reason=reason)  # fmt: skip
+        return False
 
     def confirm_running(self, match_id: str) -> Deferred[bool]:
         return Deferred.fromCoroutine(self._confirm_running(match_id))

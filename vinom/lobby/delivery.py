@@ -19,7 +19,11 @@ from vinom.lobby.codec import encode_frame
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
-from vinom.protocol.route_token import RouteTokenIssuer
+from vinom.protocol.route_token import RouteTokenIssuer, relayable
+
+
+class UnroutableHost(ValueError):
+    """The match's game host announces a name, which no route token can carry."""
 
 
 @define
@@ -37,6 +41,11 @@ class RelayRouting:
 
     def route_of(self, address: HostAddress, now: float) -> dict[str, Any]:
         """`match_found`'s `relay`: where to send, and the token routing to `address`."""
+        if not relayable(address.host):
+            raise UnroutableHost(
+                f"game host {address.host!r} announces a name (its --public-host), not an IP "
+                "address: no route token through the relay (--relay) can name it"
+            )
         token = self.issuer.issue(address.host, address.port, now)
         port = self.ports[token[1] % len(self.ports)]
         return {"host": self.host, "port": port,

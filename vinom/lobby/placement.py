@@ -28,7 +28,7 @@ from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvaila
 from vinom.lobby import errors
 from vinom.lobby.codec import error_frame
 from vinom.lobby.connection import LobbyConnection, PlayerState
-from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.delivery import TokenDelivery, UnroutableHost
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.players import Players, log_failure
 from vinom.lobby.requeue import Requeues
@@ -288,6 +288,15 @@ class MatchPlacer:
                 continue
             try:
                 frame = self._delivery.match_found_frame(match, ticket, placement.address)
+            except UnroutableHost as e:
+                # An operator's mistake (a lobby with --relay sharing hosts with lobbies
+                # without it): one line, and the player may queue again.
+                self.log.warn("match {match_id}: {reason}", match_id=match.match_id,
+                              reason=str(e))  # fmt: skip
+                connection.push(error_frame(errors.MATCH_FAILED, "the game server of this "
+                                            "match cannot be reached through the relay"),
+                                final=True)  # fmt: skip
+                continue
             except Exception:
                 self.log.failure(
                     "issuing a connect token for {player_id} failed", player_id=ticket.player_id

@@ -44,7 +44,7 @@ from vinom.lobby.codec import (
     quote_for_message,
 )
 from vinom.lobby.connection import LobbyConnection, PlayerState
-from vinom.lobby.delivery import TokenDelivery
+from vinom.lobby.delivery import TokenDelivery, UnroutableHost
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
@@ -451,7 +451,14 @@ class RequestHandlers:
                 if kept is not None:
                     return self._claim_place(connection, record, kept, request)
                 raise LobbyError(errors.NO_ACTIVE_MATCH, "the player has no running match")
-            frame = self._delivery.match_found_frame(placement.match, ticket, placement.address)
+            try:
+                frame = self._delivery.match_found_frame(placement.match, ticket,
+                                                         placement.address)  # fmt: skip
+            except UnroutableHost as e:
+                self.log.warn("match {match_id}: {reason}", match_id=placement.match_id,
+                              reason=str(e))  # fmt: skip
+                raise LobbyError(errors.MATCH_FAILED, "the game server of this match cannot "
+                                 "be reached through the relay") from None  # fmt: skip
             self.log.info(
                 "player {player_id} reconnected to match {match_id}",
                 player_id=player_id,

@@ -49,6 +49,15 @@ class Route:
     expires_at: int  # unix seconds
 
 
+def relayable(host: str) -> bool:
+    """Whether a route token can name a game host announced as `host`: an IP literal."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _address_bytes(host: str) -> bytes:
     try:
         address = ipaddress.ip_address(host)

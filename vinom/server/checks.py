@@ -35,7 +35,7 @@ from vinom.server.startup import warn_if_readable
 TOKEN_KEY_BYTES = 32
 
 
-def parse_port_range(text: str) -> tuple[int, int]:
+def parse_port_range(text: str, option: str = "--udp-ports") -> tuple[int, int]:
     """'7400-7499' -> (7400, 7499); a single port 'N' is the range N-N."""
     first, sep, last = text.strip().partition("-")
     try:
@@ -43,12 +43,12 @@ def parse_port_range(text: str) -> tuple[int, int]:
         high = int(last) if sep else low
     except ValueError:
         raise usage.UsageError(
-            f"--udp-ports must look like 7400-7499 (first-last), not {text!r}"
+            f"{option} must look like 7400-7499 (first-last), not {text!r}"
         ) from None
     if not (1 <= low <= 65535 and 1 <= high <= 65535):
-        raise usage.UsageError(f"--udp-ports: ports must be within 1-65535, not {text!r}")
+        raise usage.UsageError(f"{option}: ports must be within 1-65535, not {text!r}")
     if low > high:
-        raise usage.UsageError(f"--udp-ports: the range {text!r} is inverted (first > last)")
+        raise usage.UsageError(f"{option}: the range {text!r} is inverted (first > last)")
     return low, high
 
 

@@ -3,10 +3,12 @@
 `build_gateway` adds to the root service, in start order: the Redis pool and
 the rule reader (with --redis), the gateway (health checks), its public
 listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
-/metrics, /status) and the announcement. Without Redis the rules come from
---gateway-rules, read again on SIGHUP. SIGTERM drains: the listener stops,
-open connections may run on for up to --drain-timeout, then are closed, and
-the process exits 0.
+/metrics, /status), the UDP relay (--relay-ports: vinom.server.relay's builder,
+its counters on the same /metrics) and the announcement. Without Redis the
+rules come from --gateway-rules, read again on SIGHUP. SIGTERM drains: the
+listener stops, open connections may run on for up to --drain-timeout, then
+are closed; the relay forwards on while a route is open, within the same
+--drain-timeout, then closes; and the process exits 0.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from twisted.application import service
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 
+from vinom.gateway.relay import RelayCollector, RelayService, route_socket_chatter
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import CONTENT_TYPE, _Text
+from vinom.server.relay import build_relay
 from vinom.server.startup import Address, Announcement, Listener, StartupError
 from vinom.server.web import ReadOnlyRequest
 
@@ -55,16 +61,22 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     listener = _add(root, "gateway-listener",
                     Listener(options["gateway"], gateway.factory, reactor, "gateway"))  # fmt: skip
     gateway.stop_listening = listener.stopService
-    root.before_stop = gateway.drain
+    relay: RelayService | None = None
+    if options["relay-ports"] is not None:
+        relay = _add(root, "relay", build_relay(options, reactor))
+        # A socket per route: Twisted's two lines per socket would be lines per player.
+        root.add_log_filter(route_socket_chatter)
+    drain = GatewayDrain(gateway, relay, reactor, options["drain-timeout"])
+    root.before_stop = drain.run
     addresses = [Address("the gateway (every client kind)", listener, lambda h, p: f"{h}:{p}")]
     if options["ops-port"] is not None:
-        site = gateway_ops_site(gateway, token=options["ops-token"])
+        site = gateway_ops_site(gateway, token=options["ops-token"], relay=relay)
         ops = _add(root, "ops", Listener(options["ops-port"], site, reactor, "ops-port"))
         addresses.append(Address("gateway operations", ops, lambda h, p: f"http://{h}:{p}/status"))
     if install:
         # SIGTERM and SIGINT stop the reactor, and the root drains before its children
         # stop (a second one closes the connections at once); SIGHUP reads the rules again.
-        reactor.callWhenRunning(install_signal_handlers, gateway, reactor)
+        reactor.callWhenRunning(install_signal_handlers, drain, reactor)
         if options["gateway-rules"] is not None and settings is None:
             path = options["gateway-rules"]
 
@@ -75,16 +87,80 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     _log.info("vinom: gateway on {where}, rules from {origin}", where=options["gateway"],
               origin=options["gateway-rules"] if settings is None else
               f"Redis {settings.key_prefix}gateway:rules")  # fmt: skip
+    if relay is not None:
+        _log.info("vinom: UDP relay: players send to udp {interface}:{ports}",
+                  interface=options["relay-interface"] or "*",
+                  ports=options["relay-ports"])  # fmt: skip
     _add(root, "announcement", Announcement(addresses, options["public-host"]))
 
 
-def install_signal_handlers(gateway: Gateway, reactor: Any) -> None:
+class GatewayDrain:
+    """The gateway's drain, and its relay's: the TCP connections as `Gateway.drain` says;
+    the relay forwards on (it is stopped only after the drain) until no route is open or
+    `timeout` passed, counted from the same SIGTERM. `cut` ends both waits."""
+
+    def __init__(self, gateway: Gateway, relay: RelayService | None, reactor: Any,
+                 timeout: float) -> None:  # fmt: skip
+        self.gateway, self.relay, self.reactor, self.timeout = gateway, relay, reactor, timeout
+        self._routes_gone: Deferred[None] | None = None
+
+    def run(self) -> Deferred[None]:
+        waits: list[Deferred[Any]] = [self.gateway.drain()]
+        if self.relay is not None:
+            waits.append(self._wait_for_routes(self.relay))
+        return gatherResults(waits).addCallback(lambda _: None)
+
+    def _wait_for_routes(self, relay: RelayService) -> Deferred[None]:
+        core = relay.relay.core
+        gone: Deferred[None] = Deferred()
+        self._routes_gone = gone
+        if core.route_count:
+            _log.info("relay: draining: {n} route(s) may stay up to {timeout:g} s",
+                      n=core.route_count, timeout=self.timeout)  # fmt: skip
+
+        def check() -> None:
+            if not core.route_count and not gone.called:
+                gone.callback(None)
+
+        # Routes end when their players stop sending (--relay-idle-timeout): polled,
+        # as the core keeps no callback for it.
+        poll = LoopingCall(check)
+        poll.clock = self.reactor
+        poll.start(0.2, now=True)
+        deadline = self.reactor.callLater(self.timeout, self._routes_over)
+
+        def done(_: object) -> None:
+            poll.stop()
+            if deadline.active():
+                deadline.cancel()
+
+        gone.addCallback(done)
+        return gone
+
+    @property
+    def draining(self) -> bool:
+        return self.gateway.draining
+
+    def cut(self) -> None:
+        """End the drain now: the gateway's connections are closed, the relay stops."""
+        if self.gateway.draining:
+            self.gateway.cut_drain()
+        self._routes_over()
+
+    def _routes_over(self) -> None:
+        if self._routes_gone is not None and not self._routes_gone.called:
+            _log.info("relay: drain over: {n} route(s) end",
+                      n=self.relay.relay.core.route_count if self.relay else 0)  # fmt: skip
+            self._routes_gone.callback(None)
+
+
+def install_signal_handlers(drain: GatewayDrain, reactor: Any) -> None:
     """Put the gateway's SIGTERM and SIGINT handlers in place of the reactor's, so that the
     process drains and exits 0 (twistd would end itself with the signal it received)."""
 
     def on_signal(number: int) -> None:
-        if gateway.draining:
-            gateway.cut_drain()
+        if drain.draining:
+            drain.cut()
             return
         _log.info("signal {name}: draining, then stopping (send it again to stop at once)",
                   name=signal.Signals(number).name)  # fmt: skip
@@ -202,10 +278,15 @@ def gateway_status(gateway: Gateway) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def gateway_ops_site(gateway: Gateway, token: str | None = None) -> Site:
-    """/health, /ready (503 while draining or with no backend up), /metrics and /status."""
+def gateway_ops_site(
+    gateway: Gateway, token: str | None = None, relay: RelayService | None = None
+) -> Site:
+    """/health, /ready (503 while draining or with no backend up), /metrics (with the
+    relay's counters when it runs here) and /status."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(gateway))
+    if relay is not None:
+        registry.register(RelayCollector(relay.relay.core))
     ProcessCollector(registry=registry)
 
     def health() -> tuple[int, bytes, str]:

@@ -48,6 +48,7 @@ from vinom.server.checks import (
     trusted_proxies,
 )
 from vinom.server.logs import LOG_FORMATS
+from vinom.server.relay import check_relay_ports, relay_params
 from vinom.server.startup import StartupError, read_secret, redis_password
 
 DEFAULT_LOBBY = "ssl:7350"
@@ -251,8 +252,9 @@ class Options(usage.Options):
             None,
             None,
             "Route-token key shared by the lobbies and the UDP relay (32 bytes: raw, hex or "
-            "base64); with --relay.",
+            "base64); a lobby's with --relay, a gateway's with --relay-ports.",
         ),
+        *relay_params(None),
         param(
             "max-games",
             "g",
@@ -580,6 +582,22 @@ class Options(usage.Options):
                                     self["public-host"])  # fmt: skip
 
     def _check_relay(self) -> None:
+        if self["role"] == "gateway":
+            # The relay runs in the gateway's process: --relay-ports and its key.
+            if self["relay"] is not None:
+                raise usage.UsageError("--relay is a lobby's (where players send); a gateway "
+                                       "runs the relay with --relay-ports")  # fmt: skip
+            if self["relay-ports"] is None:
+                if self["relay-key-file"] is not None:
+                    raise usage.UsageError("--relay-key-file with --role gateway is the "
+                                           "relay's: give --relay-ports too")  # fmt: skip
+                self["relay-key"] = None
+                return
+            check_relay_ports(self)
+            return
+        if self["relay-ports"] is not None:
+            raise usage.UsageError(f"--relay-ports is for --role gateway (which runs the UDP "
+                                   f"relay), not --role {self['role']}")  # fmt: skip
         if (self["relay"] is None) != (self["relay-key-file"] is None):
             raise usage.UsageError("--relay and --relay-key-file go together: give both")
         self["relay-key"] = (

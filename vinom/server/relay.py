@@ -45,41 +45,78 @@ from vinom.server.checks import (
     read_token_key,
 )
 from vinom.server.logs import Site
-from vinom.server.startup import Listener
+from vinom.server.startup import Listener, StartupError
 
 _log = Logger()
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+def relay_params(ports: str | None) -> list[list[Any]]:
+    """The relay's options, one definition for `twistd vinom --role gateway` (`ports`
+    None: no relay unless --relay-ports is given) and `python -m vinom.server.relay`."""
+    return [
+        param("relay-ports", None, ports, "UDP relay: the public UDP port range players send "
+              "to, first-last (a single port: N)."
+              + (" With --role gateway: runs the relay in the gateway's process." if ports is None
+                 else "")),
+        param("relay-interface", None, "", "UDP relay: address the public ports bind to "
+              "('' = all).", bind_address),
+        param("relay-host-interface", None, "", "UDP relay: address the routes' sockets toward "
+              "the game hosts bind to ('' = all).", bind_address),
+        param("relay-idle-timeout", None, DEFAULT_IDLE_TIMEOUT, "UDP relay: seconds without a "
+              "datagram from a player after which its route is forgotten.", positive_float),
+        param("relay-max-routes", None, DEFAULT_MAX_ROUTES, "UDP relay: most routes (relayed "
+              "players) open at once; a new token beyond it is dropped (full).", positive_int),
+    ]  # fmt: skip
+
+
+def check_relay_ports(options: usage.Options) -> None:
+    """`relay-port-range` from --relay-ports, and `relay-key` from --relay-key-file, which
+    it needs; each mistake one line."""
+    low, high = parse_port_range(options["relay-ports"], "--relay-ports")
+    options["relay-port-range"] = range(low, high + 1)
+    if options["relay-key-file"] is None:
+        raise usage.UsageError("--relay-ports needs --relay-key-file: the route-token key the "
+                               "lobbies' --relay-key-file names")  # fmt: skip
+    options["relay-key"] = read_token_key(options["relay-key-file"], "--relay-key-file")
+
+
+def build_relay(options: usage.Options, reactor: Any) -> RelayService:
+    """The relay service its options describe (after `check_relay_ports`): the one builder
+    of `--role gateway --relay-ports` and `python -m vinom.server.relay`."""
+    built = relay_service(
+        reactor, key=options["relay-key"], ports=options["relay-port-range"],
+        interface=options["relay-interface"], host_interface=options["relay-host-interface"],
+        idle_timeout=options["relay-idle-timeout"], max_routes=options["relay-max-routes"],
+    )  # fmt: skip
+    return _CheckedRelayService(built.relay, built.ports, built.interface)
+
+
+class _CheckedRelayService(RelayService):
+    """A public port it cannot listen on ends the start in one line (`StartupError`)."""
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            self.relay.stop()  # the ports it did open
+            raise StartupError(f"cannot listen on udp {e.interface or '*'}:{e.port} for "
+                               f"--relay-ports: {e.socketError}") from None  # fmt: skip
+
+
 class RelayOptions(usage.Options):
-    """The relay's command line."""
+    """The relay's command line when it runs alone."""
 
     optParameters = [
-        param("relay-ports", None, "7800", "Public UDP port range the players send to, "
-              "first-last (a single port: N)."),
-        param("relay-interface", None, "", "Address the public ports bind to ('' = all).",
-              bind_address),
-        param("relay-host-interface", None, "", "Address the routes' sockets toward the game "
-              "hosts bind to ('' = all).", bind_address),
+        *relay_params("7800"),
         param("relay-key-file", None, None, "Route-token key shared with the lobbies "
               "(their --relay-key-file; 32 bytes: raw, hex or base64). Required."),
-        param("relay-idle-timeout", None, DEFAULT_IDLE_TIMEOUT, "Seconds without a datagram "
-              "from a player after which its route is forgotten.", positive_float),
-        param("relay-max-routes", None, DEFAULT_MAX_ROUTES, "Most routes (relayed players) "
-              "open at once; a new token beyond it is dropped (full).", positive_int),
         param("ops-port", None, "tcp:9180:interface=127.0.0.1", "Operations endpoint "
               "(/health, /metrics), a strports description, or 'none'."),
     ]  # fmt: skip
 
     def postOptions(self) -> None:
-        try:
-            low, high = parse_port_range(self["relay-ports"])
-        except usage.UsageError as e:
-            raise usage.UsageError(str(e).replace("--udp-ports", "--relay-ports")) from None
-        self["relay-port-range"] = range(low, high + 1)
-        if self["relay-key-file"] is None:
-            raise usage.UsageError("--relay-key-file is required: the lobbies' route-token key")
-        self["relay-key"] = read_token_key(self["relay-key-file"], "--relay-key-file")
+        check_relay_ports(self)
         if self["ops-port"] == "none":
             self["ops-port"] = None
         else:
@@ -102,11 +139,7 @@ class _Text(Resource):
 def relay_root(options: usage.Options, reactor: Any) -> tuple[service.MultiService, RelayService]:
     """The relay's services from its options: the relay, then its operations endpoint."""
     root = service.MultiService()
-    relay = relay_service(
-        reactor, key=options["relay-key"], ports=options["relay-port-range"],
-        interface=options["relay-interface"], host_interface=options["relay-host-interface"],
-        idle_timeout=options["relay-idle-timeout"], max_routes=options["relay-max-routes"],
-    )  # fmt: skip
+    relay = build_relay(options, reactor)
     relay.setServiceParent(root)
     if options["ops-port"] is not None:
         registry = CollectorRegistry(auto_describe=False)
@@ -136,9 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     root, relay = relay_root(options, reactor)
     try:
         root.startService()
-    except CannotListenError as e:
-        print(f"vinom relay: cannot listen on udp {e.interface or '*'}:{e.port} for "
-              f"--relay-ports: {e.socketError}", file=sys.stderr)  # fmt: skip
+    except StartupError as e:
+        print(f"vinom relay: {str(e.code).removeprefix('vinom: ')}", file=sys.stderr)
         raise SystemExit(1) from None
     failed: list[str] = []
 

@@ -55,13 +55,13 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.net.limits import IAddressLimiter
 from vinom.parties.interfaces import IPartyStore
 from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_key
-from vinom.protocol.route_token import RouteTokenIssuer
+from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.drain import Drain, PlayersMatches
-from vinom.server.logs import ServerRoot
+from vinom.server.logs import ServerRoot, twistd_text_observer
 from vinom.server.ops import ops_site
 from vinom.server.proxied import proxied_endpoint
 from vinom.server.startup import (
@@ -88,7 +88,10 @@ DEFAULT_BACKLOG = 1024
 
 
 def root_service(options: usage.Options) -> ServerRoot:
-    root = ServerRoot(options["log-format"])
+    # Under twistd, its options are the parent of vinom's: the text log they describe.
+    twistd_options = getattr(options, "parent", None)
+    text = None if twistd_options is None else lambda: twistd_text_observer(twistd_options)
+    root = ServerRoot(options["log-format"], text_observer=text)
     root.setName("vinom")
     return root
 
@@ -179,7 +182,8 @@ def build_shared(
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
-                                   lease_prefix=settings.key_prefix + "mm")  # fmt: skip
+                                   lease_prefix=settings.key_prefix + "mm",
+                                   refuses=relay_refuses(options))  # fmt: skip
     # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
@@ -367,6 +371,24 @@ def lobby_factory(
         game_titles={g.name: display_name_of(g) for g in registry},
         relay=relay_routing_of(options),
     )
+
+
+def relay_refuses(options: usage.Options) -> Callable[[Any], str | None] | None:
+    """With --relay, the game hosts the lobby cannot send players to: those announcing a
+    name, which no route token can carry (docs/gateway.md, UDP relay)."""
+    if options["relay"] is None:
+        return None
+
+    def refuses(host: Any) -> str | None:
+        if relayable(host.public_host):
+            return None
+        return (
+            f"it announces {host.public_host!r} (its --public-host), not an IP address, and "
+            "this lobby sends its players through the relay (--relay), whose route tokens "
+            "carry an address: give that host its IP address as --public-host"
+        )
+
+    return refuses
 
 
 def relay_routing_of(options: usage.Options) -> RelayRouting | None:

@@ -1,0 +1,182 @@
+"""The UDP relay inside `twistd vinom --role gateway --relay-ports ...`: one process, one
+public TCP port and one public UDP port range in front of the lobbies and the game hosts.
+
+Real processes on a real Redis: a game host, a lobby that sends its players to the
+relay (`--relay`), and a gateway running both its TCP routing and the relay. Bots on
+vinom's client library finish a match through the gateway alone (TLS passed through
+to the lobby, game datagrams relayed to the host); the gateway's /metrics carries the
+relay's counters, and its log has no line per route socket. SIGTERM drains: the relay
+forwards on for an established route until the drain ends, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+
+from tests.cluster.test_scaling import GAME, Process
+from tests.gateway.relay_support import IDLE_TIMEOUT, forwarded
+from tests.gateway.test_gateway_processes import GatewayTestCase, rules
+from tests.gateway.test_relay_processes import Socket
+from tests.server.test_ops import http_get, metric_value
+from tests.server.test_twistd import ROOT, Collect
+from tests.support.ports import free_udp_range
+from vinom.client.bots import LobbyAddress, play_bot
+from vinom.protocol.route_token import RouteTokenIssuer
+
+
+class GatewayRelayTests(GatewayTestCase):
+    async def relayed_cluster(self, *gateway_args: str) -> tuple[int, int, int, Process]:
+        """A host, a lobby relaying to the gateway's UDP port, and the gateway."""
+        relay_port = free_udp_range(1)
+        await self.start("host", "--udp-interface", "127.0.0.1", "--public-host", "127.0.0.1")
+        lobby = await self.lobby("--relay", f"127.0.0.1:{relay_port}",
+                                 "--relay-key-file", self.key_file)  # fmt: skip
+        gateway, port, ops = await self.gateway(
+            "--relay-ports", str(relay_port), "--relay-interface", "127.0.0.1",
+            "--relay-host-interface", "127.0.0.1", "--relay-key-file", self.key_file,
+            "--relay-idle-timeout", str(IDLE_TIMEOUT), *gateway_args,
+            rules=rules({"a": lobby}),
+        )  # fmt: skip
+        return relay_port, port, ops, gateway
+
+    async def gather(self, coroutines: Any) -> list[Any]:
+        return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
+
+    async def metric(self, ops: int, name: str) -> float:
+        code, body = await http_get(f"http://127.0.0.1:{ops}/metrics")
+        self.assertEqual(code, 200, body)
+        return metric_value(body, name)
+
+    async def test_bots_finish_a_match_through_one_gateway_process(self) -> None:
+        _relay, port, ops, gateway = await self.relayed_cluster()
+        reports = await self.gather(
+            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"r{i}",
+                     rng=random.Random(i))
+            for i in range(2)
+        )  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"], reports)
+        self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
+        self.assertGreater(await self.metric(ops, forwarded("to_host")), 4)
+        self.assertGreater(await self.metric(ops, forwarded("to_player")), 4)
+        self.assertEqual((await self.status(ops))["backends"]["a"]["routed"], 2)
+        # The routes' sockets, opened and closed, wrote no line (Twisted writes two each).
+        self.assertNotIn("_RouteProtocol", gateway.text)
+        self.assertNotIn("UDP Port", gateway.text)
+
+    async def test_json_logs_have_no_line_per_route_socket_either(self) -> None:
+        _relay, port, ops, gateway = await self.relayed_cluster("--log-format", "json")
+        report = await self.gather(
+            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"j{i}",
+                     rng=random.Random(i))
+            for i in range(2)
+        )  # fmt: skip
+        self.assertEqual([r.outcome for r in report], ["finished", "finished"], report)
+        self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
+        self.assertIn('"log_format"', gateway.text)
+        self.assertNotIn("_RouteProtocol", gateway.text)
+        self.assertNotIn("UDP Port", gateway.text)
+
+    async def test_sigterm_keeps_established_routes_forwarding_until_the_drain_ends(
+        self,
+    ) -> None:
+        relay_port = free_udp_range(1)
+        lobby = await self.lobby(tls=False)
+        gateway, _port, _ops = await self.gateway(
+            "--relay-ports", str(relay_port), "--relay-interface", "127.0.0.1",
+            "--relay-host-interface", "127.0.0.1", "--relay-key-file", self.key_file,
+            "--relay-idle-timeout", str(IDLE_TIMEOUT), "--drain-timeout", "60",
+            rules=rules({"a": lobby}),
+        )  # fmt: skip
+        relay = ("127.0.0.1", relay_port)
+        host, player = await self.udp_socket(), await self.udp_socket()
+        with open(self.key_file, "rb") as f:
+            token = RouteTokenIssuer(f.read()).issue(*host.address, reactor.seconds())
+        player.send(token + b"ping", relay)
+        await self.until(lambda: bool(host.received))
+        route_socket = host.received[0][1]
+        gateway.transport.signalProcess("TERM")
+        await self.output_has(gateway, "relay: draining: 1 route")
+        # Draining: the established route still carries both ways.
+        for n in range(3):
+            player.send(token + b"again", relay)
+            await self.until(lambda n=n: len(host.received) == 2 + n)
+            host.send(b"pong", route_socket)
+            await self.until(lambda n=n: len(player.received) == 1 + n)
+            self.assertFalse(gateway.output.ended.called)
+        self.assertEqual(player.received[-1], (b"pong", relay))
+        # The player stops sending: its route is forgotten after --relay-idle-timeout,
+        # and the drain ends then, well before --drain-timeout.
+        started = reactor.seconds()
+        code, _signal = await gateway.output.ended
+        self.assertEqual(code, 0, gateway.text)
+        self.assertLess(reactor.seconds() - started, 30, gateway.text)
+
+    async def udp_socket(self) -> Socket:
+        protocol = Socket()
+        port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return protocol
+
+    async def until(self, condition: Any, limit: float = 10.0) -> None:
+        waited = 0.0
+        while not condition():
+            self.assertLess(waited, limit, "nothing arrived")
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+
+    async def test_a_busy_relay_port_or_a_relay_option_mistake_is_one_line(self) -> None:
+        rules_file = os.path.abspath(self.mktemp())
+        with open(rules_file, "w") as f:
+            json.dump({"backends": {"a": {"address": "127.0.0.1:7350"}},
+                       "pools": {"p": {"backends": ["a"]}},
+                       "routes": [{"kind": "any", "pool": "p"}]}, f)  # fmt: skip
+        busy = await self.udp_socket()
+        port = busy.address[1]
+        common = ["--gateway-rules", rules_file, "--gateway", "tcp:0:interface=127.0.0.1",
+                  "--ops-port", "none", "--relay-interface", "127.0.0.1"]  # fmt: skip
+        cases = [
+            (["--relay-ports", str(port), "--relay-key-file", self.key_file], 1,
+             f"vinom: cannot listen on udp 127.0.0.1:{port} for --relay-ports: "
+             "[Errno 98] Address already in use"),
+            (["--relay-ports", str(port)], 1, "vinom: --relay-ports needs --relay-key-file"),
+            (["--relay-ports", "9-1", "--relay-key-file", self.key_file], 1,
+             "vinom: --relay-ports: the range '9-1' is inverted"),
+            (["--relay-ports", str(port), "--relay-key-file", self.key_file,
+              "--relay-max-routes", "0"], 1, "--relay-max-routes"),
+        ]  # fmt: skip
+        for argv, status, said in cases:
+            output = await self.twistd_gateway([*common, *argv])
+            code, _signal = await output.ended
+            text = output.output.decode(errors="replace")
+            self.assertEqual(code, status, text)
+            self.assertIn(said, text)
+            self.assertNotIn("Traceback", text)
+            self.assertEqual(len([line for line in text.splitlines() if said in line]), 1, text)
+
+    async def twistd_gateway(self, args: list[str]) -> Collect:
+        data_dir = os.path.abspath(self.mktemp())
+        os.makedirs(data_dir)
+        output = Collect()
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        transport = reactor.spawnProcess(
+            output, sys.executable,
+            [sys.executable, "-c", self.program, "-n", "--pidfile=", "vinom", "--role",
+             "gateway", "--data-dir", data_dir, *args], env=env, path=data_dir,
+        )  # fmt: skip
+
+        async def kill() -> None:
+            if not output.ended.called:
+                transport.signalProcess("KILL")
+                await output.ended
+
+        self.addCleanup(kill)
+        return output
