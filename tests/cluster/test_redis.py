@@ -3,6 +3,7 @@ and a RedisSubscription through restarts and cut-offs."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import txredisapi
@@ -12,12 +13,14 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.support.http import capture_log
 from tests.support.redis_server import start_redis
 from vinom.cluster.client import (
     RedisClient,
     RedisSettings,
     RedisSubscription,
     Script,
+    SentinelMaster,
     client_endpoint,
     parse_redis_url,
 )
@@ -166,6 +169,48 @@ class RedisClientTests(TestCase):
             client.bounded(client.handler.lpush("k", "x")), txredisapi.ResponseError
         )
         self.assertIn("WRONGTYPE", str(error))
+
+    async def test_a_wrong_password_is_logged_and_leaves_no_unhandled_error(self) -> None:
+        redis = await start_redis(self, password="right")
+        lines = capture_log(self)
+        settings = RedisSettings("127.0.0.1", redis.port, password="wrong", timeout=0.5)
+        client = RedisClient.open(settings, reactor)
+        await self.assertFailure(client.bounded(client.handler.get("k")), BackendUnavailable)
+        for _ in range(100):
+            if any("could not auth" in line for line in lines):
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # txredisapi's line, once for each connection of the pool, and nothing else.
+        self.assertTrue(lines)
+        self.assertEqual({line.split(":")[0] for line in lines}, {"Redis error"}, lines)
+        await client.disconnect()
+        # The pool, collected (after a turn of the reactor, which lets go of its last
+        # calls): a Deferred of its that failed unhandled would be logged now as an
+        # error ("Unhandled error in Deferred").
+        del client
+        await deferLater(reactor, 0.1, lambda: None)
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_a_wrong_sentinel_password_leaves_no_unhandled_error(self) -> None:
+        # A Redis asking for a password answers AUTH as a sentinel does.
+        sentinel = await start_redis(self, password="right")
+        lines = capture_log(self)
+        settings = RedisSettings(
+            "127.0.0.1", 6379, timeout=0.5, sentinels=(("127.0.0.1", sentinel.port),),
+            master_name="mymaster", sentinel_password="wrong",
+        )  # fmt: skip
+        master = SentinelMaster(settings, reactor)
+        for _ in range(100):
+            if any("could not auth" in line for line in lines):
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual({line.split(":")[0] for line in lines}, {"Redis error"}, lines)
+        await master.disconnect()
+        del master
+        await deferLater(reactor, 0.1, lambda: None)
+        gc.collect()
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 def _calls(stats: dict[str, str], command: str) -> int:

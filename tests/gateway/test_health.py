@@ -12,6 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
 
+from tests.support.http import capture_log, listen_site
 from vinom.gateway.health import HealthChecker
 from vinom.gateway.router import Router
 from vinom.gateway.rules import parse_rules
@@ -79,3 +80,29 @@ class HealthCheckTests(TestCase):
         self.addCleanup(backend.stopListening)
         await until("alive", True)
         await until("ready", True)
+
+
+class QuietChecksTests(TestCase):
+    timeout = 20
+
+    async def test_checks_write_no_log_line_while_nothing_changes(self) -> None:
+        root = Resource()
+        root.putChild(b"health", Data(b"ok\n", "text/plain"))
+        health = listen_site(self, root)
+        factory = Factory.forProtocol(Protocol)
+        factory.noisy = False
+        backend = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(backend.stopListening)
+        router = Router(parse_rules({
+            "backends": {"b": {"address": f"127.0.0.1:{backend.getHost().port}",
+                               "health": f"127.0.0.1:{health}"}},
+            "pools": {"p": {"backends": ["b"]}},
+            "routes": [{"kind": "any", "pool": "p"}],
+            "health": {"interval": 60, "timeout": 1.0},
+        }))  # fmt: skip
+        checker = HealthChecker(router, reactor)
+        lines = capture_log(self)
+        for _ in range(5):
+            await checker.check_all()
+        self.assertEqual((checker.checks, router.state("b").healthy), (5, True))  # type: ignore[union-attr]
+        self.assertEqual(lines, [])

@@ -29,6 +29,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
 from tests.support.agones_sdk import AgonesSDKStandIn, Call
+from tests.support.http import capture_log, listen_site
 from tests.support.ports import free_tcp_port
 from vinom.client.bots import play_bot
 from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
@@ -371,3 +372,12 @@ class InProcessTests(TestCase):
             await deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(sdk.watching, 0)
         self.assertEqual(sdk.counters["matches"], [0, 3])
+
+    async def test_calls_write_no_log_line(self) -> None:
+        sdk = AgonesSDKStandIn({"matches": (0, 0)})
+        client = AgonesSDK(reactor, listen_site(self, sdk), host="127.0.0.1")
+        lines = capture_log(self)
+        for _ in range(5):
+            self.assertEqual(await client.health(), {})
+        self.assertEqual(sdk.paths(), ["POST /health"] * 5)
+        self.assertEqual(lines, [])

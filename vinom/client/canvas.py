@@ -66,8 +66,8 @@ class Canvas:
             for column in range(max(0, src_x), other.width):
                 ty, tx = y + row - src_y, x + column - src_x
                 if 0 <= ty < self.height and 0 <= tx < self.width:
-                    self._chars[ty][tx] = other._chars[row][column]
-                    self._styles[ty][tx] = other._styles[row][column]
+                    self._chars[ty][tx] = other.char(row, column)
+                    self._styles[ty][tx] = other.style(row, column)
 
     def lines(self) -> list[str]:
         return ["".join(row).rstrip() for row in self._chars]

@@ -153,7 +153,7 @@ def _parse_sentinel_url(url: str, scheme: str) -> RedisSettings:
     )
 
 
-def connect(settings: RedisSettings) -> Any:
+def connect(settings: RedisSettings, reactor: Any) -> Any:
     """A lazy txredisapi connection pool for `settings` (a txredisapi ConnectionHandler), to
     the one Redis it names (`SentinelMaster.pool` is the pool of a `redis+sentinel://` URL).
 
@@ -164,23 +164,34 @@ def connect(settings: RedisSettings) -> Any:
     """
     import txredisapi
 
-    handler = txredisapi.lazyConnectionPool(
-        host=settings.host,
-        port=settings.port,
+    factory = txredisapi.RedisFactory(
+        uuid=f"{settings.host}:{settings.port}",
         # Database 0 is where a connection starts: no SELECT for it.
         dbid=settings.db or None,
         poolsize=settings.pool_size,
-        reconnect=True,
+        isLazy=True,
         password=settings.password,
-        connectTimeout=settings.timeout,
         replyTimeout=settings.timeout,
         # Strings stay strings: an id such as "42" must not come back as a number.
         convertNumbers=False,
-        # txredisapi wraps each connection in TLS with these (rediss://).
-        ssl_context_factory=settings.tls_options() or False,
     )
-    _quiet_first_connection(handler)
-    return handler
+    # (TLS for rediss://, and the connect timeout, are client_endpoint's.)
+    return _lazy_pool(factory, client_endpoint(settings, reactor))
+
+
+def _lazy_pool(factory: Any, endpoint: Any) -> Any:
+    """Start the connections of a txredisapi factory made with `isLazy=True` (lost ones
+    are made again) through `endpoint`, and return its pool (its ConnectionHandler)."""
+    # A lazy pool still makes a Deferred of its first connection (the factory's
+    # `deferred`), which nobody else holds: one lost during its AUTH or SELECT
+    # fails it, and it would be reported as an unhandled error when collected.
+    # txredisapi logs that failure itself ("could not auth"), and the pool reconnects.
+    factory.reconnect = True
+    first = factory.deferred
+    if isinstance(first, Deferred):
+        first.addErrback(lambda _: None)
+    factory.startConnecting(endpoint)
+    return factory.handler
 
 
 # Seconds between two questions to the sentinels while all is well (SentinelMaster.watch).
@@ -215,19 +226,31 @@ class SentinelMaster:
         self.settings = settings
         self.name = settings.master_name
         self._reactor = reactor
-        self.sentinel = txredisapi.Sentinel(
-            list(settings.sentinels), password=settings.sentinel_password,
-            connectTimeout=settings.timeout, replyTimeout=settings.timeout,
-            convertNumbers=False,
-        )  # fmt: skip
-        for handler in self.sentinel.sentinels:
-            _quiet_first_connection(handler)
+        # txredisapi's Sentinel, given its connections to the sentinels (one each, as it
+        # would make them, but through this reactor and with their first-connection
+        # Deferred handled: _lazy_pool).
+        self.sentinel = txredisapi.Sentinel([])
+        self.sentinel.sentinels = [self._sentinel_connection(host, port)
+                                   for host, port in settings.sentinels]  # fmt: skip
         self._watch: Any = None
         # Where the master is, as the sentinels last said (None before the first answer).
         self.address: tuple[str, int] | None = None
         # The transports of the connections made to the master, to close when it moves.
         self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self._moved_listeners: list[Callable[[], object]] = []
+
+    def _sentinel_connection(self, host: str, port: int) -> Any:
+        import txredisapi
+        from twisted.internet.endpoints import HostnameEndpoint
+
+        settings = self.settings
+        factory = txredisapi.RedisFactory(
+            uuid=f"{host}:{port}", dbid=None, poolsize=1, isLazy=True,
+            password=settings.sentinel_password, replyTimeout=settings.timeout,
+            convertNumbers=False,
+        )  # fmt: skip
+        endpoint = HostnameEndpoint(self._reactor, host, port, timeout=settings.timeout)
+        return _lazy_pool(factory, endpoint)
 
     def watch(self, every: float = WATCH_EVERY) -> None:
         """Ask the sentinels where the master is every `every` seconds, not only when a
@@ -346,10 +369,7 @@ class SentinelMaster:
             uuid=None, dbid=settings.db or None, poolsize=settings.pool_size, isLazy=True,
             password=settings.password, replyTimeout=settings.timeout, convertNumbers=False,
         )  # fmt: skip
-        factory.startConnecting(self.endpoint())
-        handler = factory.handler
-        _quiet_first_connection(handler)
-        return handler
+        return _lazy_pool(factory, self.endpoint())
 
     def disconnect(self) -> Deferred[object]:
         """Stop watching and close the connections to the sentinels."""
@@ -390,16 +410,6 @@ def _master_factory() -> type:
         maxDelay = 2.0
 
     return _MasterFactory
-
-
-def _quiet_first_connection(handler: Any) -> None:
-    # A lazy pool still makes a Deferred of its first connection, which nobody
-    # else holds: one lost during its AUTH or SELECT fails it, and it would be
-    # reported as an unhandled error when collected. txredisapi logs that
-    # failure itself, and the pool reconnects.
-    first = getattr(handler, "_connected", None)
-    if isinstance(first, Deferred):
-        first.addErrback(lambda _: None)
 
 
 @frozen
@@ -494,7 +504,7 @@ class RedisClient:
             master.when_moved(client.redis_clock.forget)
             master.watch()
             return client
-        return cls(connect(settings), clock, settings)
+        return cls(connect(settings, clock), clock, settings)
 
     def on_master_moved(self, listener: Callable[[], object]) -> None:
         """Call `listener` after a failover, when the process first learns that another

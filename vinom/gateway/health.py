@@ -17,10 +17,11 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+from twisted.web.client import readBody
 
 from vinom.gateway.proxy import client_endpoint
 from vinom.gateway.router import BackendState, Router
+from vinom.net.http import quiet_agent
 
 
 class HealthChecker:
@@ -80,7 +81,9 @@ class HealthChecker:
             if backend.health is None:
                 return None
             host, port = backend.health
-            agent = Agent(self.reactor, connectTimeout=timeout, pool=self._pool())
+            # A new connection per check (a check is of the backend as a new client
+            # finds it), and no log line for it.
+            agent = quiet_agent(self.reactor, timeout)
             url = f"http://{host}:{port}{backend.health_path}"
             asked = agent.request(b"GET", url.encode())
             asked.addTimeout(timeout, self.reactor)
@@ -103,13 +106,6 @@ class HealthChecker:
                        lambda f: self._mark(state, False, f.getErrorMessage()))  # fmt: skip
         return d
 
-    def _pool(self) -> HTTPConnectionPool:
-        # A new connection per check (a check is of the backend as a new client finds it);
-        # its factory quiet, or each check would log two lines.
-        pool = HTTPConnectionPool(self.reactor, persistent=False)
-        pool._factory = _QuietHTTPFactory
-        return pool
-
     def _mark(self, state: BackendState, healthy: bool, why: str) -> None:
         if state.healthy == healthy:
             return
@@ -123,10 +119,6 @@ class HealthChecker:
 
 class _Unhealthy(Exception):
     pass
-
-
-class _QuietHTTPFactory(_HTTP11ClientFactory):
-    noisy = False
 
 
 def _quiet(factory: Factory) -> Factory:

@@ -47,17 +47,12 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    FileBodyProducer,
-    HTTPConnectionPool,
-    _HTTP11ClientFactory,
-    readBody,
-)
+from twisted.web.client import FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from vinom.hosting.ports import PortAllocator
+from vinom.net.http import quiet_agent
 
 DEFAULT_SDK_PORT = 9358
 SDK_PORT_VARIABLE = "AGONES_SDK_HTTP_PORT"
@@ -124,15 +119,6 @@ class _Lines(Protocol):
             transport.stopProducing()
 
 
-class _QuietFactory(_HTTP11ClientFactory):
-    # A call every few seconds: no "Starting factory" line in the log for each.
-    noisy = False
-
-
-class _QuietPool(HTTPConnectionPool):
-    _factory = _QuietFactory
-
-
 class AgonesSDK:
     """The Agones SDK server's REST interface (module docstring); every call fires with
     the decoded JSON answer, or fails (`SDKRefused` for an error status)."""
@@ -141,9 +127,9 @@ class AgonesSDK:
         self.address = f"{host}:{port}"
         self._reactor = reactor
         self._base = f"http://{host}:{port}"
-        # No persistent connections: a call every few seconds, and nothing left open at stop.
-        self._agent = Agent(reactor, connectTimeout=CALL_TIMEOUT,
-                            pool=_QuietPool(reactor, persistent=False))  # fmt: skip
+        # No persistent connections: a call every few seconds, and nothing left open at
+        # stop; and no log line for each (quiet_agent).
+        self._agent = quiet_agent(reactor, CALL_TIMEOUT)
         self._watching: _Lines | None = None
 
     def _request(self, method: str, path: str, body: object | None) -> Deferred[IResponse]:

@@ -74,7 +74,7 @@ class _SeatBinding:
     """An authenticated session bound to its player's seat: the room, and held actions.
 
     While actions are held, `wake` is when the next may be applied (see
-    `TimerQueue`); the router's `_release` applies them.
+    `TimerQueue`); the router's `release_held` applies them.
     """
 
     __slots__ = (
@@ -105,7 +105,7 @@ class _SeatBinding:
         self.wake = _INF
 
     def handle_timer(self, now: float) -> None:
-        self.router._release(self, now)
+        self.router.release_held(self, now)
 
     def drop_held(self) -> None:
         self.wake = _INF  # its entry in the timer queue is stale now
@@ -333,7 +333,7 @@ class SeatRouter:
                 entry.player_id, RATE_LIMITED, "too many actions: this one was dropped", action_id
             )
 
-    def _release(self, entry: _SeatBinding, now: float) -> None:
+    def release_held(self, entry: _SeatBinding, now: float) -> None:
         """Apply the held actions the bucket allows at `now`; wait again for the rest."""
         entry.wake = _INF
         if self._bindings.get(entry.session_id) is not entry or not entry.held:

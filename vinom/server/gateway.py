@@ -33,7 +33,7 @@ from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.logs import ServerRoot, Site
-from vinom.server.ops import CONTENT_TYPE, _Text
+from vinom.server.ops import CONTENT_TYPE, OpsAnswer
 from vinom.server.relay import build_relay
 from vinom.server.startup import Address, Announcement, Listener, StartupError
 from vinom.server.web import ReadOnlyRequest
@@ -306,10 +306,10 @@ def gateway_ops_site(
         return 200, json.dumps(gateway_status(gateway)).encode(), "application/json"
 
     root = Resource()
-    root.putChild(b"health", _Text(health))
-    root.putChild(b"ready", _Text(ready))
-    root.putChild(b"metrics", _Text(metrics, token))
-    root.putChild(b"status", _Text(status, token))
+    root.putChild(b"health", OpsAnswer(health))
+    root.putChild(b"ready", OpsAnswer(ready))
+    root.putChild(b"metrics", OpsAnswer(metrics, token))
+    root.putChild(b"status", OpsAnswer(status, token))
     site = Site(root)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False

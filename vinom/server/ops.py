@@ -223,7 +223,10 @@ class ServerCollector(Collector):
             )
 
 
-class _Text(Resource):
+class OpsAnswer(Resource):
+    """One page of an operations endpoint: `answer()` gives its status, body and
+    content type at each GET; with `token`, only a request bearing it is answered."""
+
     isLeaf = True
 
     def __init__(
@@ -331,10 +334,10 @@ def ops_site(
         return 200, json.dumps(document, separators=(",", ":")).encode(), "application/json"
 
     root = Resource()
-    root.putChild(b"health", _Text(health))
-    root.putChild(b"ready", _Text(ready))
-    root.putChild(b"metrics", _Text(metrics, token))
-    root.putChild(b"status", _Text(status_json, token))
+    root.putChild(b"health", OpsAnswer(health))
+    root.putChild(b"ready", OpsAnswer(ready))
+    root.putChild(b"metrics", OpsAnswer(metrics, token))
+    root.putChild(b"status", OpsAnswer(status_json, token))
     root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES, token_required=token is not None))
     # A person who opens the endpoint's address finds the dashboard.
     root.putChild(b"", Redirect(b"/dashboard/"))
