@@ -57,6 +57,7 @@ class GatewayRelayTests(GatewayTestCase):
 
     async def test_bots_finish_a_match_through_one_gateway_process(self) -> None:
         _relay, port, ops, gateway = await self.relayed_cluster()
+        listening_lines = gateway.text.count("starting on")
         reports = await self.gather(
             play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"r{i}",
                      rng=random.Random(i))
@@ -67,12 +68,13 @@ class GatewayRelayTests(GatewayTestCase):
         self.assertGreater(await self.metric(ops, forwarded("to_host")), 4)
         self.assertGreater(await self.metric(ops, forwarded("to_player")), 4)
         self.assertEqual((await self.status(ops))["backends"]["a"]["routed"], 2)
-        # The routes' sockets, opened and closed, wrote no line (Twisted writes two each).
-        self.assertNotIn("_RouteProtocol", gateway.text)
-        self.assertNotIn("UDP Port", gateway.text)
+        # The routes' sockets, opened and closed, wrote no line (a Twisted UDP port
+        # writes two: "... starting on N" and "(UDP Port N Closed)").
+        self.assert_no_route_socket_lines(gateway, listening_lines)
 
     async def test_json_logs_have_no_line_per_route_socket_either(self) -> None:
         _relay, port, ops, gateway = await self.relayed_cluster("--log-format", "json")
+        listening_lines = gateway.text.count("starting on")
         report = await self.gather(
             play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"j{i}",
                      rng=random.Random(i))
@@ -81,8 +83,15 @@ class GatewayRelayTests(GatewayTestCase):
         self.assertEqual([r.outcome for r in report], ["finished", "finished"], report)
         self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
         self.assertIn('"log_format"', gateway.text)
-        self.assertNotIn("_RouteProtocol", gateway.text)
-        self.assertNotIn("UDP Port", gateway.text)
+        self.assert_no_route_socket_lines(gateway, listening_lines)
+
+    def assert_no_route_socket_lines(self, gateway: Process, listening_lines: int) -> None:
+        """No line more saying a socket listens than before the players came (the
+        gateway's own ports), none saying one closed, and none from a route's socket."""
+        self.assertGreater(listening_lines, 0, gateway.text)
+        self.assertEqual(gateway.text.count("starting on"), listening_lines, gateway.text)
+        self.assertNotIn("Closed", gateway.text)
+        self.assertNotIn("relay-route", gateway.text)
 
     async def test_sigterm_keeps_established_routes_forwarding_until_the_drain_ends(
         self,

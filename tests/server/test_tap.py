@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any
 
 from twisted.application.service import Application, MultiService
 from twisted.internet.ssl import Certificate
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import ILogObserver, PredicateResult, textFileLogObserver
+from twisted.logger import ILogObserver
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
@@ -526,23 +525,6 @@ class MakeServiceTests(TestCase):
         application = Application("vinom")
         ServerRoot("text").setServiceParent(application)
         self.assertIsNone(application.getComponent(ILogObserver, None))
-
-    def test_log_filters_hide_events_in_either_format(self) -> None:
-        def no_secrets(event: Any) -> PredicateResult:
-            return PredicateResult.no if event.get("secret") else PredicateResult.maybe
-
-        for log_format in ("json", "text"):
-            stream = io.StringIO()
-            text = (lambda s=stream: textFileLogObserver(s))  # noqa: E731
-            root = ServerRoot(log_format, stream, text_observer=text)
-            root.add_log_filter(no_secrets)
-            application = Application("vinom")
-            root.setServiceParent(application)
-            observer = application.getComponent(ILogObserver)
-            observer({"log_format": "shown", "log_time": 0.0})
-            observer({"log_format": "hidden", "secret": True, "log_time": 0.0})
-            self.assertIn("shown", stream.getvalue(), log_format)
-            self.assertNotIn("hidden", stream.getvalue(), log_format)
 
 
 class RoleOptionsTests(TestCase):

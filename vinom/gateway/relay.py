@@ -3,24 +3,36 @@
 `relay_service(reactor, ...)` is the relay as a Twisted service: it listens on
 each port of a public range, feeds every datagram to the sans-I/O `RelayCore`
 (vinom.gateway.relay_core, where the rules are) and carries out what it
-returns: a route's socket is a UDP port of its own on `host_interface`
+returns: a route's socket is a UDP socket of its own on `host_interface`
 (toward the game hosts), opened when the route opens and closed when it is
-forgotten, so each player is a distinct peer for the host. `RelayCollector`
-gives the core's counters to Prometheus. docs/gateway.md, "UDP relay".
+forgotten, so each player is a distinct peer for the host. The relay makes
+those sockets itself and reads them through the reactor's `IReactorFDSet`
+(`addReader`), not `listenUDP`: a Twisted UDP port logs a line when it opens
+and another when it closes, which with a socket per route would be lines per
+player. `RelayCollector` gives the core's counters to Prometheus.
+docs/gateway.md, "UDP relay".
 """
 
 from __future__ import annotations
 
-import re
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from twisted.application import service
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorFDSet,
+    IReactorTime,
+    IReactorUDP,
+    IReadDescriptor,
+)
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import LogEvent, Logger, PredicateResult, formatEvent
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from vinom.gateway.relay_core import (
     DEFAULT_IDLE_TIMEOUT,
@@ -36,22 +48,16 @@ from vinom.gateway.relay_core import (
 from vinom.net.wakeup import WakeUp
 from vinom.protocol.route_token import ROUTE_TOKEN_SIZE
 
-__all__ = ["Relay", "RelayCollector", "RelayService", "relay_service", "route_socket_chatter"]
+__all__ = ["Relay", "RelayCollector", "RelayService", "relay_service"]
 
 _log = Logger()
 # The largest datagram a player may send: a session packet (at most 1200 bytes) and its token.
 MAX_DATAGRAM = 1200 + ROUTE_TOKEN_SIZE + 64
 
 
-_PORT_LINE = re.compile(r"_RouteProtocol starting on \d+|\(UDP Port \d+ Closed\)")
-
-
-def route_socket_chatter(event: LogEvent) -> PredicateResult:
-    """A log predicate (`FilteringLogObserver`) that hides the two lines Twisted writes
-    for every UDP port it opens and closes (`_RouteProtocol starting on N`, `(UDP
-    Port N Closed)`): with a socket per route they would be lines per player."""
-    text = formatEvent(event)
-    return PredicateResult.no if _PORT_LINE.fullmatch(text) else PredicateResult.maybe
+# The most datagrams a route's socket reads per wake-up: enough to empty it under a
+# burst, few enough that one busy route does not hold the reactor from the others.
+READS_PER_WAKEUP = 64
 
 
 class _PublicProtocol(DatagramProtocol):
@@ -66,15 +72,39 @@ class _PublicProtocol(DatagramProtocol):
         relay.run(relay.core.player_datagram(data, addr, self._listener, relay.clock.seconds()))
 
 
-class _RouteProtocol(DatagramProtocol):
-    noisy = False  # one per relayed player: no line each
+@implementer(IReadDescriptor)
+class _RouteSocket:
+    """A route's socket toward its game host, read when the reactor says it is readable."""
 
-    def __init__(self, relay: Relay, route_id: int) -> None:
+    def __init__(self, relay: Relay, route_id: int, sock: socket.socket) -> None:
         self._relay = relay
         self._route_id = route_id
+        self.socket = sock
 
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
-        self._relay.run(self._relay.core.host_datagram(self._route_id, data, addr))
+    def fileno(self) -> int:
+        # -1 once closed, so the reactor never takes a reused number for this socket.
+        return self.socket.fileno()
+
+    def doRead(self) -> None:
+        relay = self._relay
+        recvfrom = self.socket.recvfrom
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data, address = recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                return
+            except ConnectionRefusedError:
+                # An earlier datagram to the host met a closed port (ICMP); UDP lost it.
+                continue
+            except OSError:
+                return  # closed meanwhile, or an error reading it cleared: read on next time
+            relay.run(relay.core.host_datagram(self._route_id, data, address))
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.socket.close()
+
+    def logPrefix(self) -> str:
+        return "relay-route"
 
 
 class Relay:
@@ -88,7 +118,7 @@ class Relay:
         self.core = core
         self.host_interface = host_interface
         self.public: list[IListeningPort] = []
-        self._routes: dict[int, IListeningPort] = {}
+        self._routes: dict[int, _RouteSocket] = {}
         self._wake_up = WakeUp(self.clock, self._on_timer)
         self.send_errors = 0
         self.socket_failures = 0
@@ -104,18 +134,24 @@ class Relay:
         timers = False
         for action in actions:
             if type(action) is ToHost:
-                port = self._routes.get(action.route_id)
-                if port is not None:
-                    self._write(port, action.data, action.host)
+                route = self._routes.get(action.route_id)
+                if route is not None:
+                    try:
+                        route.socket.sendto(action.data, action.host)
+                    except OSError:
+                        # EWOULDBLOCK, ECONNREFUSED (the host's port closed), ENOBUFS,
+                        # unreachable: UDP may lose a datagram anyway; counted.
+                        self.send_errors += 1
             elif type(action) is ToPlayer:
                 self._write(self.public[action.listener], action.data, action.address)
             elif type(action) is OpenRoute:
                 self._open(action.route_id, action.host)
                 timers = True
             elif type(action) is CloseRoute:
-                port = self._routes.pop(action.route_id, None)
-                if port is not None:
-                    port.stopListening()
+                route = self._routes.pop(action.route_id, None)
+                if route is not None:
+                    cast(IReactorFDSet, self.reactor).removeReader(route)
+                    route.socket.close()
                 timers = True
         if timers:
             # Only opening and forgetting routes move the core's timer; forwarding
@@ -139,22 +175,32 @@ class Relay:
 
     def _open(self, route_id: int, host: tuple[Any, ...]) -> None:
         interface = self.host_interface or ("::" if ":" in str(host[0]) else "0.0.0.0")
-        udp = cast(IReactorUDP, self.reactor)
         try:
-            self._routes[route_id] = udp.listenUDP(
-                0, _RouteProtocol(self, route_id), interface=interface,
-                maxPacketSize=MAX_DATAGRAM,
-            )
-        except Exception as e:
-            # No socket (file descriptors exhausted, most likely): the route is
-            # forgotten at once, and its player's next datagram tries again. Said
-            # the first time and every 1,000th after, never per datagram.
-            self.socket_failures += 1
-            if self.socket_failures % 1000 == 1:
-                _log.warn("relay: no socket for a route ({error}); {count} so far: raise the "
-                          "file-descriptor limit or lower --relay-max-routes",
-                          error=str(e), count=self.socket_failures)  # fmt: skip
-            self.run(self.core.forget(route_id))
+            sock = socket.socket(socket.AF_INET6 if ":" in interface else socket.AF_INET,
+                                 socket.SOCK_DGRAM)  # fmt: skip
+        except OSError as e:
+            self._no_socket(route_id, e)
+            return
+        try:
+            sock.setblocking(False)
+            sock.bind((interface, 0))
+        except OSError as e:
+            sock.close()
+            self._no_socket(route_id, e)
+            return
+        route = self._routes[route_id] = _RouteSocket(self, route_id, sock)
+        cast(IReactorFDSet, self.reactor).addReader(route)
+
+    def _no_socket(self, route_id: int, error: OSError) -> None:
+        # No socket (file descriptors exhausted, most likely): the route is
+        # forgotten at once, and its player's next datagram tries again. Said
+        # the first time and every 1,000th after, never per datagram.
+        self.socket_failures += 1
+        if self.socket_failures % 1000 == 1:
+            _log.warn("relay: no socket for a route ({error}); {count} so far: raise the "
+                      "file-descriptor limit or lower --relay-max-routes",
+                      error=str(error), count=self.socket_failures)  # fmt: skip
+        self.run(self.core.forget(route_id))
 
     def _write(self, port: IListeningPort, data: bytes, address: Any) -> None:
         try:

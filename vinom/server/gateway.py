@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 
-from vinom.gateway.relay import RelayCollector, RelayService, route_socket_chatter
+from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.server.certs import ensure_dev_certificate
@@ -64,8 +64,6 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     relay: RelayService | None = None
     if options["relay-ports"] is not None:
         relay = _add(root, "relay", build_relay(options, reactor))
-        # A socket per route: Twisted's two lines per socket would be lines per player.
-        root.add_log_filter(route_socket_chatter)
     drain = GatewayDrain(gateway, relay, reactor, options["drain-timeout"])
     root.before_stop = drain.run
     addresses = [Address("the gateway (every client kind)", listener, lambda h, p: f"{h}:{p}")]

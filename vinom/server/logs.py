@@ -15,14 +15,7 @@ from typing import IO, Any, cast
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogFilterPredicate,
-    ILogObserver,
-    LogEvent,
-    PredicateResult,
-    jsonFileLogObserver,
-)
+from twisted.logger import ILogObserver, jsonFileLogObserver
 from twisted.web import http, server
 
 LOG_FORMATS = ("text", "json")
@@ -54,17 +47,10 @@ class ServerRoot(service.MultiService):
     The children stop together, in reverse order, except those with a true
     `stops_last` (the Redis pool, which the others use as they stop): these
     stop once the others have.
-
-    `add_log_filter` hides events from the log under either format; for text it
-    needs `text_observer`, the observer twistd would make itself (its --logfile),
-    which `twistd_text_observer` gives.
     """
 
-    def __init__(self, log_format: str = "text", stream: IO[str] | None = None,
-                 text_observer: Callable[[], ILogObserver] | None = None) -> None:  # fmt: skip
+    def __init__(self, log_format: str = "text", stream: IO[str] | None = None) -> None:
         super().__init__()
-        self._filters: list[Callable[[LogEvent], PredicateResult]] = []
-        self._text_observer = text_observer
         self.before_stop: Callable[[], Deferred[None]] | None = None
         if log_format not in LOG_FORMATS:
             raise ValueError(f"log format must be one of {LOG_FORMATS}, not {log_format!r}")
@@ -89,34 +75,9 @@ class ServerRoot(service.MultiService):
 
         return stop(first).addCallback(lambda _: stop(last))
 
-    def add_log_filter(self, predicate: Callable[[LogEvent], PredicateResult]) -> None:
-        """Hide the events `predicate` says no to (before the root joins the application)."""
-        self._filters.append(predicate)
-
     def setServiceParent(self, parent: service.IServiceCollection) -> None:
         super().setServiceParent(parent)
-        setter = getattr(parent, "setComponent", None)
-        if setter is None:
-            return
-        observer: ILogObserver | None = None
         if self.log_format == "json":
-            observer = json_lines_observer(self._stream)
-        elif self._filters and self._text_observer is not None:
-            observer = self._text_observer()
-        if observer is None:
-            return
-        if self._filters:
-            observer = FilteringLogObserver(
-                observer, [cast(ILogFilterPredicate, f) for f in self._filters]
-            )
-        setter(ILogObserver, observer)
-
-
-def twistd_text_observer(twistd_options: Any) -> ILogObserver:
-    """The text observer twistd makes from its own options (--logfile, --syslog,
-    --nodaemon), for a `ServerRoot` that filters what it writes."""
-    from twisted.scripts import twistd
-
-    # twistd gives no public way to wrap its observer: its logger factory builds it.
-    factory = twistd._SomeApplicationRunner.loggerFactory
-    return cast(ILogObserver, factory(twistd_options)._getLogObserver())
+            setter = getattr(parent, "setComponent", None)
+            if setter is not None:
+                setter(ILogObserver, json_lines_observer(self._stream))

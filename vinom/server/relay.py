@@ -16,24 +16,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from twisted.application import service
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogFilterPredicate,
-    Logger,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from vinom.gateway.relay import (
-    RelayCollector,
-    RelayService,
-    relay_service,
-    route_socket_chatter,
-)
+from vinom.gateway.relay import RelayCollector, RelayService, relay_service
 from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
 from vinom.server.checks import (
     bind_address,
@@ -163,9 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from twisted.internet import reactor as global_reactor
 
     reactor = cast(Any, global_reactor)
-    observer = FilteringLogObserver(textFileLogObserver(sys.stdout),
-                                    [cast(ILogFilterPredicate, route_socket_chatter)])  # fmt: skip
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     root, relay = relay_root(options, reactor)
     try:
         root.startService()

@@ -61,7 +61,7 @@ from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.drain import Drain, PlayersMatches
-from vinom.server.logs import ServerRoot, twistd_text_observer
+from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
 from vinom.server.proxied import proxied_endpoint
 from vinom.server.startup import (
@@ -88,10 +88,7 @@ DEFAULT_BACKLOG = 1024
 
 
 def root_service(options: usage.Options) -> ServerRoot:
-    # Under twistd, its options are the parent of vinom's: the text log they describe.
-    twistd_options = getattr(options, "parent", None)
-    text = None if twistd_options is None else lambda: twistd_text_observer(twistd_options)
-    root = ServerRoot(options["log-format"], text_observer=text)
+    root = ServerRoot(options["log-format"])
     root.setName("vinom")
     return root
 
