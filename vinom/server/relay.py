@@ -20,7 +20,6 @@ from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request
 
 from vinom.gateway.relay import RelayCollector, RelayService, relay_service
 from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
@@ -34,6 +33,7 @@ from vinom.server.checks import (
     read_token_key,
 )
 from vinom.server.logs import Site
+from vinom.server.ops import OpsAnswer
 from vinom.server.startup import Listener, StartupError
 
 _log = Logger()
@@ -112,19 +112,6 @@ class RelayOptions(usage.Options):
             check_endpoint(self["ops-port"], "ops-port")
 
 
-class _Text(Resource):
-    isLeaf = True
-
-    def __init__(self, answer: Any) -> None:
-        super().__init__()
-        self._answer = answer
-
-    def render_GET(self, request: Request) -> bytes:
-        content_type, body = self._answer()
-        request.setHeader(b"content-type", content_type.encode())
-        return cast(bytes, body)
-
-
 def relay_root(options: usage.Options, reactor: Any) -> tuple[service.MultiService, RelayService]:
     """The relay's services from its options: the relay, then its operations endpoint."""
     root = service.MultiService()
@@ -134,8 +121,10 @@ def relay_root(options: usage.Options, reactor: Any) -> tuple[service.MultiServi
         registry = CollectorRegistry(auto_describe=False)
         registry.register(RelayCollector(relay.relay.core))
         resource = Resource()
-        resource.putChild(b"health", _Text(lambda: ("text/plain", b"ok\n")))
-        resource.putChild(b"metrics", _Text(lambda: (METRICS_TYPE, generate_latest(registry))))
+        resource.putChild(b"health", OpsAnswer(lambda: (200, b"ok\n", "text/plain")))
+        resource.putChild(
+            b"metrics", OpsAnswer(lambda: (200, generate_latest(registry), METRICS_TYPE))
+        )
         Listener(options["ops-port"], Site(resource), reactor, "ops-port").setServiceParent(root)
     return root, relay
 
