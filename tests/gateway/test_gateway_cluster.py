@@ -1,0 +1,151 @@
+"""The whole cluster behind the gateways: real `twistd vinom` processes on a real Redis.
+
+Topology (docs/gateway.md, the deployment picture):
+
+- 2 gateways (`--role gateway`), each one public TCP port for every client kind
+  and one UDP relay port (`--relay-ports`), the same rule set (round robin over
+  the lobbies; HTTP and WebSocket to the lobbies' web servers).
+- 3 lobbies (`--role lobby`), TLS lobby and plain web server, trusting the
+  gateways' PROXY headers (`--trusted-proxy`). Each lobby names one relay in its
+  `match_found` (`--relay`): lobbies a and c gateway 1's, lobby b gateway 2's;
+  a player's UDP goes through the relay its lobby names, whichever gateway its
+  TCP came through.
+- 2 game hosts (`--role host`) announcing their private address, reached for
+  UDP through the relays; each serves `/game` for browsers on its own web
+  server (TLS), which `match_found`'s `game_url` names: the gateway routes by
+  path, not by game host, so a browser's game socket goes to the host itself.
+
+Players: native bots (TLS passed through a gateway to a lobby, game datagrams
+through a relay) on both gateways, and a browser (Chromium) loading the web
+client and its lobby WebSocket through gateway 1's one port and playing
+tic-tac-toe to the end against a native bot on gateway 2. Every match
+finishes, with no error and no console error; the gateways' counters show that
+the traffic went through them, each relay carrying exactly the players of the
+lobbies that name it; afterwards no connection is left open anywhere.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+
+from selenium.webdriver.common.by import By
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+
+from tests.cluster.test_scaling import GAME
+from tests.gateway.relay_support import forwarded, gateway_relay_options
+from tests.gateway.test_gateway_processes import GatewayTestCase, Lobby, rules
+from tests.server.test_web_client import (
+    WAIT,
+    click,
+    enter,
+    play_tictactoe,
+    player_names,
+    wait_for_game,
+)
+from tests.support.browser import open_browser
+from tests.support.ports import free_tcp_port, free_udp_range
+from vinom.client.bots import BotReport, LobbyAddress, play_bot
+
+OPENED = "vinom_relay_routes_opened_total"
+
+
+class GatewayClusterTests(GatewayTestCase):
+    timeout = 90
+
+    async def test_native_browser_and_relayed_players_finish_matches_through_the_gateways(
+        self,
+    ) -> None:
+        page_port = free_tcp_port()
+        page = f"http://127.0.0.1:{page_port}/"
+        origin = page.rstrip("/")
+        relays = [free_udp_range(1), free_udp_range(1)]
+        for _ in range(2):
+            await self.start("host", "--udp-interface", "127.0.0.1", "--public-host", "127.0.0.1",
+                             "--websocket", f"ssl:{free_tcp_port()}:interface=127.0.0.1",
+                             "--websocket-origins", origin, ports=4)  # fmt: skip
+        lobbies: dict[str, Lobby] = {}
+        for name, relay in (("a", 0), ("b", 1), ("c", 0)):
+            lobbies[name] = await self.lobby(
+                "--websocket-origins", origin, "--relay", f"127.0.0.1:{relays[relay]}",
+                "--relay-key-file", self.key_file, web=True,
+            )  # fmt: skip
+        document = rules(lobbies)
+        gateways = [
+            await self.gateway(
+                *gateway_relay_options(relay, self.key_file), rules=document, port=port
+            )
+            for relay, port in zip(relays, (page_port, None), strict=True)
+        ]
+        ports = [port for _process, port, _ops in gateways]
+
+        # The browser, through gateway 1, queues; a native bot through gateway 2 joins it.
+        browser = await open_browser(self)
+        await enter(browser, page, "Ann")
+        await click(browser, '[data-action="queue"][data-game="tictactoe"]')
+        await browser.wait_until(lambda d: d.find_element(By.ID, "queue-panel").is_displayed(),
+                                 WAIT)  # fmt: skip
+        opponent: Deferred[BotReport] = Deferred.fromCoroutine(play_bot(
+            reactor, LobbyAddress("127.0.0.1", ports[1], self.cert), GAME, "robo",
+            rng=random.Random(3), think_time=0.2,
+        ))  # fmt: skip
+        await wait_for_game(browser, "tictactoe")
+        self.assertEqual(await player_names(browser), ["Ann", "robo"])
+        # Meanwhile, native players on both gateways.
+        rng = random.Random(7)
+        natives = gatherResults([
+            Deferred.fromCoroutine(play_bot(
+                reactor, LobbyAddress("127.0.0.1", ports[i % 2], self.cert), GAME, f"n{i}",
+                rng=random.Random(rng.random())))
+            for i in range(8)
+        ])  # fmt: skip
+        [outcome] = await play_tictactoe({browser: True})
+        robo = await opponent
+        self.assertEqual((robo.outcome, robo.error), ("finished", None), robo)
+        if robo.won:
+            self.assertEqual(outcome, "lose")
+        else:
+            self.assertIn(outcome, ("win", "draw"))
+        reports: list[BotReport] = await natives
+        self.assertEqual([(r.outcome, r.error) for r in reports], [("finished", None)] * 8,
+                         reports)  # fmt: skip
+        by_match = collections.Counter(r.match_id for r in reports)
+        self.assertEqual(sorted(by_match.values()), [2] * 4, by_match)
+        self.assertNotIn(robo.match_id, by_match)
+        await browser.check()  # no console error, no failed load, all along
+
+        # Through the gateways: every lobby connection (TLS, passed through) and the
+        # browser's page and lobby (HTTP) ...
+        tls = [await self.metric(ops, 'vinom_gateway_routed_total{kind="tls"}')
+               for _process, _port, ops in gateways]  # fmt: skip
+        self.assertEqual(tls, [4, 5])
+        self.assertGreaterEqual(
+            await self.metric(gateways[0][2], 'vinom_gateway_routed_total{kind="http"}'), 2
+        )
+        # ... and every game datagram of the 9 native players, each through the relay
+        # its lobby names: gateway 1's for lobbies a and c, gateway 2's for lobby b.
+        on: dict[str, float] = collections.Counter()
+        for _process, _port, ops in gateways:
+            for name, state in (await self.status(ops))["backends"].items():
+                on[name] += state["routed"]
+        opened = [await self.metric(ops, OPENED) for _process, _port, ops in gateways]
+        self.assertEqual(opened, [on["a"] + on["c"], on["b"]])
+        self.assertEqual(sum(opened), 9)
+        for _process, _port, ops in gateways:
+            self.assertGreater(await self.metric(ops, forwarded("to_host")), 0)
+            self.assertGreater(await self.metric(ops, forwarded("to_player")), 0)
+
+        # No ghost: once the players have left, no lobby and no gateway holds a connection.
+        await browser.get("about:blank")
+        waited = 0.0
+        while [await self.lobby_connections(lobby) for lobby in lobbies.values()] != [0] * 3 or [
+            await self.metric(ops, "vinom_gateway_connections") for _p, _port, ops in gateways
+        ] != [0, 0]:
+            self.assertLess(waited, 10.0, "connections left open after every player left")
+            await deferLater(reactor, 0.1, lambda: None)
+            waited += 0.1
+        for process in [*(lobby.process for lobby in lobbies.values()),
+                        *(gateway for gateway, _port, _ops in gateways)]:  # fmt: skip
+            self.assertNotIn("Traceback", process.text)
