@@ -14,6 +14,11 @@ Topology (docs/gateway.md, the deployment picture):
   UDP through the relays; each serves `/game` for browsers on its own web
   server (TLS), which `match_found`'s `game_url` names: the gateway routes by
   path, not by game host, so a browser's game socket goes to the host itself.
+  On one machine the hosts' "private" address is loopback, which a player
+  could reach too: what shows that UDP goes through the relays is that
+  players are told only the relays' addresses (without the gateways' relays
+  the players' game sessions time out) and that the relays' counters carry
+  every player's route.
 
 Players: native bots (TLS passed through a gateway to a lobby, game datagrams
 through a relay) on both gateways, and a browser (Chromium) loading the web
