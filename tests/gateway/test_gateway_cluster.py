@@ -12,8 +12,11 @@ Topology (docs/gateway.md, the deployment picture):
   TCP came through.
 - 2 game hosts (`--role host`) announcing their private address, reached for
   UDP through the relays; each serves `/game` for browsers on its own web
-  server (TLS), which `match_found`'s `game_url` names: the gateway routes by
-  path, not by game host, so a browser's game socket goes to the host itself.
+  server (TLS, trusting the gateways' PROXY headers), under a name of its own
+  that `match_found`'s `game_url` names (`--public-web-url
+  wss://h1.localhost:PORT`, PORT gateway 1's): the gateways route it by that
+  name (a `tls` route by `sni`, TLS passed through), as they route by path
+  to the lobbies' web servers. Game sockets are not relayed.
   On one machine the hosts' "private" address is loopback, which a player
   could reach too: what shows that UDP goes through the relays is that
   players are told only the relays' addresses (without the gateways' relays
@@ -21,9 +24,9 @@ Topology (docs/gateway.md, the deployment picture):
   every player's route.
 
 Players: native bots (TLS passed through a gateway to a lobby, game datagrams
-through a relay) on both gateways, and a browser (Chromium) loading the web
-client and its lobby WebSocket through gateway 1's one port and playing
-tic-tac-toe to the end against a native bot on gateway 2. Every match
+through a relay) on both gateways, and a browser (Chromium) that loads the web
+client, opens its lobby WebSocket and its game socket all through gateway 1's
+one port, and plays tic-tac-toe to the end against a native bot on gateway 2. Every match
 finishes, with no error and no console error; the gateways' counters show that
 the traffic went through them, each relay carrying exactly the players of the
 lobbies that name it; afterwards no connection is left open anywhere.
@@ -73,12 +76,16 @@ class GatewayClusterTests(GatewayTestCase):
         page = f"http://127.0.0.1:{page_port}/"
         origin = page.rstrip("/")
         relays = free_udp_ports(2)
+        # The game hosts' web servers (/game), each behind the gateways under its own
+        # name (Chromium takes any *.localhost for loopback), TLS passed through.
+        host_webs = {"h1": free_tcp_port(), "h2": free_tcp_port()}
         # Started side by side (each process takes seconds to start on a busy machine).
         hosts = [
             self.start("host", "--udp-interface", "127.0.0.1", "--public-host", "127.0.0.1",
-                       "--websocket", f"ssl:{free_tcp_port()}:interface=127.0.0.1",
-                       "--websocket-origins", origin, ports=4)
-            for _ in range(2)
+                       "--websocket", f"ssl:{web}:interface=127.0.0.1",
+                       "--public-web-url", f"wss://{name}.localhost:{page_port}",
+                       "--trusted-proxy", "127.0.0.1", "--websocket-origins", origin, ports=4)
+            for name, web in host_webs.items()
         ]  # fmt: skip
         names, relay_of = ["a", "b", "c"], [0, 1, 0]
         started = await gather([
@@ -89,6 +96,11 @@ class GatewayClusterTests(GatewayTestCase):
         ])  # fmt: skip
         lobbies: dict[str, Lobby] = dict(zip(names, started[2:], strict=True))
         document = rules(lobbies)
+        for name, web in host_webs.items():
+            document["backends"][f"{name}-web"] = {"address": f"127.0.0.1:{web}"}
+            document["pools"][f"{name}-web"] = {"backends": [f"{name}-web"]}
+            document["routes"].insert(0, {"kind": "tls", "sni": f"{name}.localhost",
+                                          "pool": f"{name}-web"})  # fmt: skip
         gateways = await gather([
             self.gateway(*gateway_relay_options(relay, self.key_file), rules=document,
                          port=port)
@@ -131,11 +143,13 @@ class GatewayClusterTests(GatewayTestCase):
         self.assertNotIn(robo.match_id, by_match)
         await browser.check()  # no console error, no failed load, all along
 
-        # Through the gateways: every lobby connection (TLS, passed through) and the
-        # browser's page and lobby (HTTP) ...
+        # Through the gateways: every lobby connection (TLS, passed through), the
+        # browser's page and lobby (HTTP) and its game socket (TLS, by its name) ...
         tls = [await self.metric(ops, 'vinom_gateway_routed_total{kind="tls"}')
                for _process, _port, ops in gateways]  # fmt: skip
-        self.assertEqual(tls, [4, 5])
+        self.assertEqual(tls, [4 + 1, 5])
+        game_sockets = (await self.status(gateways[0][2]))["backends"]
+        self.assertEqual(sum(game_sockets[f"{name}-web"]["routed"] for name in host_webs), 1)
         self.assertGreaterEqual(
             await self.metric(gateways[0][2], 'vinom_gateway_routed_total{kind="http"}'), 2
         )
