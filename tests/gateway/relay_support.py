@@ -76,6 +76,14 @@ class RelayProcess:
         return metric_value(await self.metrics(), name)
 
 
+def gateway_relay_options(port: int, key_file: str) -> list[str]:
+    """A `--role gateway`'s options for its UDP relay on `port` of 127.0.0.1, reaching the
+    game hosts from 127.0.0.1, routes forgotten after `IDLE_TIMEOUT`."""
+    return ["--relay-ports", str(port), "--relay-interface", "127.0.0.1",
+            "--relay-host-interface", "127.0.0.1", "--relay-key-file", key_file,
+            "--relay-idle-timeout", str(IDLE_TIMEOUT)]  # fmt: skip
+
+
 def dropped(reason: str) -> str:
     return f'vinom_relay_datagrams_dropped_total{{reason="{reason}"}}'
 

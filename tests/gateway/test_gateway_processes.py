@@ -27,7 +27,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
-from tests.server.test_ops import http_get
+from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT, Collect
 from tests.server.test_web_client import enter
 from tests.support.browser import open_browser
@@ -110,6 +110,12 @@ class GatewayTestCase(ClusterTestCase):
         code, body = await http_get(f"http://127.0.0.1:{ops}/status")
         self.assertEqual(code, 200, body)
         return json.loads(body)  # type: ignore[no-any-return]
+
+    async def metric(self, ops: int, name: str) -> float:
+        """One sample of the gateway's `/metrics` (its relay's counters too)."""
+        code, body = await http_get(f"http://127.0.0.1:{ops}/metrics")
+        self.assertEqual(code, 200, body)
+        return metric_value(body, name)
 
     async def lobby_connections(self, lobby: Lobby) -> int:
         _code, body = await http_get(f"http://127.0.0.1:{lobby.ops}/status")

@@ -22,10 +22,9 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, Process
-from tests.gateway.relay_support import IDLE_TIMEOUT, forwarded
+from tests.gateway.relay_support import forwarded, gateway_relay_options
 from tests.gateway.test_gateway_processes import GatewayTestCase, rules
 from tests.gateway.test_relay_processes import Socket
-from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT, Collect
 from tests.support.ports import free_udp_range
 from vinom.client.bots import LobbyAddress, play_bot
@@ -40,20 +39,13 @@ class GatewayRelayTests(GatewayTestCase):
         lobby = await self.lobby("--relay", f"127.0.0.1:{relay_port}",
                                  "--relay-key-file", self.key_file)  # fmt: skip
         gateway, port, ops = await self.gateway(
-            "--relay-ports", str(relay_port), "--relay-interface", "127.0.0.1",
-            "--relay-host-interface", "127.0.0.1", "--relay-key-file", self.key_file,
-            "--relay-idle-timeout", str(IDLE_TIMEOUT), *gateway_args,
+            *gateway_relay_options(relay_port, self.key_file), *gateway_args,
             rules=rules({"a": lobby}),
         )  # fmt: skip
         return relay_port, port, ops, gateway
 
     async def gather(self, coroutines: Any) -> list[Any]:
         return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
-
-    async def metric(self, ops: int, name: str) -> float:
-        code, body = await http_get(f"http://127.0.0.1:{ops}/metrics")
-        self.assertEqual(code, 200, body)
-        return metric_value(body, name)
 
     async def test_bots_finish_a_match_through_one_gateway_process(self) -> None:
         _relay, port, ops, gateway = await self.relayed_cluster()
@@ -99,9 +91,7 @@ class GatewayRelayTests(GatewayTestCase):
         relay_port = free_udp_range(1)
         lobby = await self.lobby(tls=False)
         gateway, _port, _ops = await self.gateway(
-            "--relay-ports", str(relay_port), "--relay-interface", "127.0.0.1",
-            "--relay-host-interface", "127.0.0.1", "--relay-key-file", self.key_file,
-            "--relay-idle-timeout", str(IDLE_TIMEOUT), "--drain-timeout", "60",
+            *gateway_relay_options(relay_port, self.key_file), "--drain-timeout", "60",
             rules=rules({"a": lobby}),
         )  # fmt: skip
         relay = ("127.0.0.1", relay_port)
