@@ -23,10 +23,13 @@ from tests.support.redis_server import start_redis
 from vinom.cluster.channel import PlacementKeys, announce_end, decide
 from vinom.cluster.client import RedisClient, RedisSettings, RedisSubscription, client_endpoint
 from vinom.cluster.hosts import (
+    DEFAULT_REALM,
     HostRecord,
     IHostRegistry,
     RedisHostRegistry,
     check_ttl,
+    decode_host,
+    encode_host,
     least_loaded_first,
     presence_channel,
 )
@@ -528,6 +531,7 @@ class HostRecordTests(SynchronousTestCase):
             {"capacity": -1, "free": 0},
             {"free": 9},
             {"free": -1},
+            {"realm": ""},
         ):
             fields: dict[str, Any] = {"host_id": "h", "public_host": "h.example",
                                       "ports": (7400, 7499), "capacity": 8, "free": 4,
@@ -537,3 +541,12 @@ class HostRecordTests(SynchronousTestCase):
     def test_ties_in_free_capacity_go_by_host_id(self) -> None:
         records = [host("b", free=1), host("a", free=1), host("c", free=2)]
         self.assertEqual([r.host_id for r in least_loaded_first(records)], ["c", "a", "b"])
+
+    def test_the_realm_survives_encoding_and_a_record_without_one_is_in_the_default(
+        self,
+    ) -> None:
+        record = evolve(host("h-1"), realm="eu")
+        self.assertEqual(decode_host(encode_host(record, 3000)), record)
+        older = json.loads(encode_host(host("h-2")))
+        del older["realm"]  # as a host of an earlier version registers
+        self.assertEqual(decode_host(json.dumps(older)).realm, DEFAULT_REALM)

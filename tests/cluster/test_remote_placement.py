@@ -625,6 +625,27 @@ class HostTakesRequestsTests(TestCase):
         self.assertEqual(len({o["address"]["port"] for o in outcomes}), burst)
 
 
+class RealmTests(TestCase):
+    """A lobby places on the live hosts of its own realm only (docs/scaling.md)."""
+
+    async def test_only_the_hosts_of_the_lobbys_realm_are_used(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        registry = RedisHostRegistry(redis)
+        for host_id, realm, free in (("h-eu", "eu", 2), ("h-us", "us", 8), ("h-any", "default", 8)):
+            record = HostRecord(host_id, "127.0.0.1", (7400, 7407), 8, free, 1.0, realm=realm)
+            await registry.register(record, 30)
+        for realm, expected in (("eu", ["h-eu"]), ("us", ["h-us"]), ("default", ["h-any"]),
+                                ("asia", [])):  # fmt: skip
+            lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=Clock(),
+                                       lobby_id="l-test", realm=realm)  # fmt: skip
+            await lobby.refresh_hosts()
+            self.assertEqual([h.host_id for h in lobby.live_hosts], expected, realm)
+            # Its free capacity (its /ready, its waiting) is its realm's alone.
+            self.assertEqual(lobby.free_ports, {"eu": 2, "us": 8, "default": 8}.get(realm, 0))
+
+
 class WaitForHostTests(TestCase):
     """On a real Redis: a match formed while no game host is registered (all full, or
     not registered again yet after Redis was away) waits for one, its players told

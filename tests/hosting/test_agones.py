@@ -85,13 +85,14 @@ class AgonesHostTests(ClusterTestCase):
     ) -> None:
         sdk, sdk_port = self.start_sdk()
         ops = free_tcp_port()
-        host = await self.start_host(sdk_port, ops, "--agones-realm", "eu-west")
+        host = await self.start_host(sdk_port, ops, "--realm", "eu-west")
         await sdk.when_called("POST", "/ready")
         self.assertEqual(await http_get(f"http://127.0.0.1:{ops}/ready"), (200, b"ready\n"))
         self.assertEqual(sdk.state, "Ready")
         self.assertEqual(sdk.labels, {"agones.dev/sdk-realm": "eu-west"})
 
-        lobby = await self.start("lobby")
+        # The host's realm is its label's: a lobby of that realm places on it.
+        lobby = await self.start("lobby", "--realm", "eu-west")
         await self.play_one_match(lobby)
         # Its port back, the host is idle: Ready again, its Counter at 0 of 2.
         await self.until(lambda: sdk.paths().count("POST /ready") == 2, sdk.paths())

@@ -114,6 +114,14 @@ class OptionsTests(TestCase):
         for name in names:
             self.assertIn(f"--{name}", operations)
 
+    def test_the_realm_and_its_former_name(self) -> None:
+        self.assertEqual(parse()["realm"], "default")
+        self.assertEqual(parse("--realm", "eu-west")["realm"], "eu-west")
+        # --agones-realm, its former name, still sets it (older manifests).
+        self.assertEqual(parse("--agones-realm", "us")["realm"], "us")
+        e = self.assertRaises(usage.UsageError, parse, "--realm", "eu west")
+        self.assertIn("--realm must be a Kubernetes label value", str(e))
+
     def test_max_games_bounds(self) -> None:
         self.assertEqual(parse("--udp-ports", "9000-9009", "--max-games", "10")["max-games"], 10)
         e = self.assertRaises(usage.UsageError, parse, "--udp-ports", "9000-9009", "-g", "11")

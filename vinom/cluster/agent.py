@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 
 from vinom.cluster.channel import PlacementKeys, address_json, announce_end, decide
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
-from vinom.cluster.hosts import HostRecord, IHostRegistry, presence_channel
+from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.errors import BackendUnavailable
@@ -70,8 +70,10 @@ class HostAgent(Service):
         presence_endpoint: Any,
         host_id: str | None = None,
         settings: PlacementSettings = DEFAULT_PLACEMENT,
+        realm: str = DEFAULT_REALM,
     ) -> None:
         self.host_id = host_id or "h-" + secrets.token_hex(6)
+        self.realm = realm
         self._redis = redis
         self._registry = registry
         self._hosting = hosting
@@ -120,6 +122,7 @@ class HostAgent(Service):
             free=0 if self.draining else min(self._hosting.free_ports, capacity),
             updated_at=self._clock.seconds(),
             game_url=self._hosting.game_url,
+            realm=self.realm,
         )
 
     def heartbeat(self) -> Deferred[None]:

@@ -9,42 +9,47 @@ Keys (under the deployment's key prefix, `vinom:` by default):
   read both keys again at once.
 
 Every gateway also reads them every `refresh` seconds, a safety net for a
-message it missed while cut off from Redis. A rule set is handed to
-`offer(text, origin)` only when it differs from the last one handed over, so
+message it missed while cut off from Redis. A rule set is offered to the
+consumer (the gateway) only when it differs from the last one offered, so
 that a bad rule set left in Redis is refused once, not at every refresh.
+`RedisGatewayRules` is the Redis `IRuleSource` (vinom.gateway.sources): it
+passes the same test suite as the file and memory sources.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.errors import BackendUnavailable
+from vinom.gateway.sources import IRuleConsumer, IRuleSource
 
 DEFAULT_REFRESH = 5.0
 
 
+@implementer(IRuleSource)
 class RedisGatewayRules(service.Service):
     """Reads the gateway's rule set from Redis while running (module docstring)."""
 
     log = Logger()
 
-    def __init__(self, redis: RedisClient, offer: Callable[[str, str], object], reactor: Any,
+    def __init__(self, redis: RedisClient, consumer: IRuleConsumer, reactor: Any,
                  refresh: float = DEFAULT_REFRESH) -> None:  # fmt: skip
         self.redis = redis
-        self.offer = offer
+        self.consumer = consumer
         self.reactor = reactor
         self.refresh = refresh
         self.rules_key = redis.key("gateway", "rules")
         self.realms_key = redis.key("gateway", "realms")
         self.channel = redis.key("gateway", "reload")
+        self.origin = f"Redis {self.rules_key}"
         self._last: str | None = None
         self._unreachable = False
         self._loop: LoopingCall | None = None
@@ -78,7 +83,7 @@ class RedisGatewayRules(service.Service):
         if self._unreachable:
             self._unreachable = False
             self.log.info("gateway: Redis answers again")
-        if text is None:
+        if text is None or not self.running:  # stopped while reading: nothing more offered
             return
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
@@ -93,7 +98,7 @@ class RedisGatewayRules(service.Service):
         if text == self._last:
             return
         self._last = text
-        self.offer(text, f"Redis {self.rules_key}")
+        self.consumer.offer(text, self.origin)
 
     def _failed(self, failure: Any) -> None:
         failure.trap(BackendUnavailable)

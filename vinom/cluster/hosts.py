@@ -9,7 +9,9 @@ gone: its presence connection (a pub/sub connection subscribed to
 `presence_channel`, which Redis sees close at once when the process dies)
 closed, or it stayed silent for the stall grace. A host whose process is only
 paused keeps that connection open and its matches. `live_hosts()` lists the
-least loaded first, so a placer can take the head of the list. Hosts register
+least loaded first, so a placer can take the head of the list. Every host
+serves one realm (`HostRecord.realm`, `--realm`): a lobby places its realm's
+matches only on hosts of that realm (vinom.cluster.placement). Hosts register
 here only when lobbies and hosts are separate processes sharing a Redis, so
 `RedisHostRegistry` is the one implementation in the package (keys in
 docs/scaling.md, "Redis keys"); the tests hold an in-memory model of
@@ -32,6 +34,9 @@ from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
 from vinom.cluster.watch import guarded, watch_key
 from vinom.match import HOST_CRASHED
+
+# The realm of a host or lobby given no --realm, and of a record written without one.
+DEFAULT_REALM = "default"
 
 
 def presence_channel(redis: RedisClient, host_id: str) -> str:
@@ -60,6 +65,7 @@ class HostRecord:
     more it can take now; `updated_at` is when it said so (its own clock).
     `game_url` is the `wss://` URL of its `/game` WebSocket, where browsers
     play its matches (None: it serves none, or its URL is not known).
+    `realm` is the realm it serves: only lobbies of that realm place on it.
     """
 
     host_id: str = field(validator=validators.min_len(1))
@@ -69,6 +75,7 @@ class HostRecord:
     free: int = field(validator=_free_within_capacity)
     updated_at: float
     game_url: str | None = None
+    realm: str = field(default=DEFAULT_REALM, validator=validators.min_len(1))
     # Seconds since its last heartbeat, as the registry measured when it was read
     # (on the registry's clock, so the hosts' and lobbies' clocks do not matter);
     # not part of what the host announced, so not compared.
@@ -348,6 +355,7 @@ def encode_host(record: HostRecord, ttl_ms: int | None = None) -> str:
         "free": record.free,
         "updated_at": record.updated_at,
         "game_url": record.game_url,
+        "realm": record.realm,
     }
     if ttl_ms is not None:
         data["ttl_ms"] = ttl_ms
@@ -366,6 +374,7 @@ def decode_host(text: str) -> HostRecord:
             int(data["free"]),
             float(data["updated_at"]),
             None if data.get("game_url") is None else str(data["game_url"]),
+            str(data.get("realm") or DEFAULT_REALM),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable host record in Redis: {error!r}") from None

@@ -12,7 +12,8 @@ one Redis (docs/scaling.md). Two parts talk over it:
   The lobbies that hear a match (the one that formed it and those holding its
   players: vinom.cluster.matchmaker) call `host_match` for it; one of them (the
   one that formed it, or another that claims it once that one is late) places
-  it on the least loaded live host with free capacity, trying the next host if
+  it on the least loaded live host of its realm (`--realm`: each lobby and
+  host serves one) with free capacity, trying the next host if
   one refuses or does not claim the request in time. Each of their
   `host_match` fires with the address the host announces, so each delivers
   `match_found` to the players whose connections it holds.
@@ -66,7 +67,7 @@ from zope.interface import implementer
 
 from vinom.cluster.channel import FOLLOWERS_TTL, PlacementKeys, address_from, decide
 from vinom.cluster.client import RedisClient, Script, milliseconds
-from vinom.cluster.hosts import HostRecord, IHostRegistry
+from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
@@ -188,8 +189,12 @@ class RemoteMatchHosting(Service):
         lobbies_of: Callable[[str], tuple[str, ...]] | None = None,
         lease_prefix: str | None = None,
         refuses: Callable[[HostRecord], str | None] | None = None,
+        realm: str = DEFAULT_REALM,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        # The realm whose matches this lobby places: on hosts of that realm only (none
+        # live: the match waits for one, its players told waiting_for_server).
+        self.realm = realm
         # Why this lobby cannot use a live host (None: it can), e.g. a host it cannot
         # relay to: such a host gets no match from it, said once per host.
         self._refuses = refuses
@@ -255,8 +260,8 @@ class RemoteMatchHosting(Service):
 
     @property
     def live_hosts(self) -> list[HostRecord]:
-        """The live hosts as last read that take matches (not `silent_after`), least
-        loaded first."""
+        """The live hosts of this lobby's realm as last read that take matches (not
+        `silent_after`), least loaded first."""
         return list(self._hosts)
 
     def when_all_ended(self) -> Deferred[None]:
@@ -337,7 +342,8 @@ class RemoteMatchHosting(Service):
         def read(hosts: list[HostRecord]) -> Deferred[list[str]]:
             silent = self._settings.silent_after
             self._hosts = [host for host in hosts
-                           if host.silent_for <= silent and self._usable(host)]  # fmt: skip
+                           if host.realm == self.realm and host.silent_for <= silent
+                           and self._usable(host)]  # fmt: skip
             return self._registry.claim_departed()
 
         d = self._registry.live_hosts().addCallback(read)

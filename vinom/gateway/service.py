@@ -1,10 +1,12 @@
 """The gateway: its rule set in force, its connections, health checks and drain.
 
-`Gateway.offer(text, origin)` is how every rule source (a file reloaded on
-SIGHUP, Redis: vinom.cluster.gateway_rules) hands over a rule set: it is
-decoded and checked whole; a good one is in force for the next connection
-(established ones keep their backend), a bad one is refused with one log
-line and counted (`rules_refused`), and the one in force stays.
+The gateway is the `IRuleConsumer` of every rule source (vinom.gateway.sources:
+a file reloaded on SIGHUP, memory; Redis: vinom.cluster.gateway_rules):
+`Gateway.offer(text, origin)` decodes and checks a rule set whole; a good one
+is in force for the next connection (established ones keep their backend), a
+bad one is refused with one log line and counted (`rules_refused`), and the
+one in force stays. `Gateway.refuse` does the same for one that could not be
+read at all.
 
 `Gateway.drain()` stops taking connections (the listener stops), lets those
 open run for up to `drain_timeout` seconds, then closes them.
@@ -19,11 +21,13 @@ from typing import Any
 from twisted.application import service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from vinom.gateway.health import HealthChecker
 from vinom.gateway.proxy import GatewayFactory
 from vinom.gateway.router import Router
 from vinom.gateway.rules import RuleError, RuleSet, parse_rules
+from vinom.gateway.sources import IRuleConsumer
 
 
 def load_rules(text: str | bytes) -> RuleSet:
@@ -35,6 +39,7 @@ def load_rules(text: str | bytes) -> RuleSet:
     return parse_rules(document)
 
 
+@implementer(IRuleConsumer)
 class Gateway(service.Service):
     """Runs the health checks while running; holds the factory the listener serves."""
 
@@ -70,9 +75,7 @@ class Gateway(service.Service):
         try:
             rules = load_rules(text)
         except RuleError as e:
-            self.rules_refused += 1
-            self.log.error("gateway: rule set from {origin} refused, the previous one stays: "
-                           "{error}", origin=origin, error=str(e))  # fmt: skip
+            self.refuse(str(e), origin)
             return False
         if rules == self.router.rules:
             return True
@@ -83,6 +86,12 @@ class Gateway(service.Service):
                       "{routes} route(s))", origin=origin, backends=len(rules.backends),
                       routes=len(rules.routes))  # fmt: skip
         return True
+
+    def refuse(self, error: str, origin: str) -> None:
+        """Count a rule set refused, in one line; the one in force stays."""
+        self.rules_refused += 1
+        self.log.error("gateway: rule set from {origin} refused, the previous one stays: "
+                       "{error}", origin=origin, error=error)  # fmt: skip
 
     def drain(self) -> Deferred[None]:
         """Stop taking connections; fires when the open ones closed or `drain_timeout` passed

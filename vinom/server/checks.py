@@ -397,7 +397,7 @@ _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 def label_value(name: str, value: str) -> str:
-    """A Kubernetes label value (--agones-realm)."""
+    """A Kubernetes label value (--realm)."""
     if not _LABEL_VALUE.fullmatch(value):
         raise usage.UsageError(
             f"--{name} must be a Kubernetes label value (1-63 letters, digits, '-', '_' or "

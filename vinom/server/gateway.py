@@ -4,7 +4,8 @@
 the rule reader (with --redis), the gateway (health checks), its public
 listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
 /metrics, /status), the UDP relay (--relay-ports: vinom.server.relay's builder,
-its counters on the same /metrics) and the announcement. Without Redis the
+its counters on the same /metrics) and the announcement. The rule source
+(vinom.gateway.sources.IRuleSource) is Redis's with --redis; without it the
 rules come from --gateway-rules, read again on SIGHUP. SIGTERM drains: the
 listener stops, open connections may run on for up to --drain-timeout, then
 are closed; the relay forwards on while a route is open, within the same
@@ -31,6 +32,7 @@ from twisted.web.resource import Resource
 from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
+from vinom.gateway.sources import FileRuleSource, IRuleSource
 from vinom.server.certs import ensure_dev_certificate
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import CONTENT_TYPE, OpsAnswer
@@ -56,7 +58,10 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
 
         redis = RedisClient.open(settings, reactor)
         _add(root, "redis", RedisClientService(redis, reactor, InFlightCalls(reactor)))
-        _add(root, "gateway-rules", RedisGatewayRules(redis, gateway.offer, reactor))
+        source: IRuleSource = RedisGatewayRules(redis, gateway, reactor)
+    else:
+        source = FileRuleSource(options["gateway-rules"], gateway)
+    _add(root, "gateway-rules", source)
     _add(root, "gateway", gateway)
     listener = _add(root, "gateway-listener",
                     Listener(options["gateway"], gateway.factory, reactor, "gateway"))  # fmt: skip
@@ -75,16 +80,14 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
         # SIGTERM and SIGINT stop the reactor, and the root drains before its children
         # stop (a second one closes the connections at once); SIGHUP reads the rules again.
         reactor.callWhenRunning(install_signal_handlers, drain, reactor)
-        if options["gateway-rules"] is not None and settings is None:
-            path = options["gateway-rules"]
+        if settings is None:
 
             def reload(number: int, frame: object) -> None:
-                reactor.callFromThread(reload_file, gateway, path)
+                reactor.callFromThread(source.read)
 
             reactor.callWhenRunning(signal.signal, signal.SIGHUP, reload)
     _log.info("vinom: gateway on {where}, rules from {origin}", where=options["gateway"],
-              origin=options["gateway-rules"] if settings is None else
-              f"Redis {settings.key_prefix}gateway:rules")  # fmt: skip
+              origin=source.origin)  # fmt: skip
     if relay is not None:
         _log.info("vinom: UDP relay: players send to udp {interface}:{ports}",
                   interface=options["relay-interface"] or "*",
@@ -204,17 +207,6 @@ def initial_rules(options: usage.Options) -> RuleSet:
         raise StartupError(f"--gateway-rules {path!r}: {e.strerror or e}") from None
     except RuleError as e:
         raise StartupError(f"--gateway-rules {path!r}: {e}") from None
-
-
-def reload_file(gateway: Gateway, path: str) -> None:
-    try:
-        text = Path(path).read_bytes()
-    except OSError as e:
-        gateway.rules_refused += 1
-        _log.error("gateway: cannot read --gateway-rules {path}: {error}; the rule set in "
-                   "force stays", path=path, error=e.strerror or str(e))  # fmt: skip
-        return
-    gateway.offer(text, path)
 
 
 class GatewayCollector(Collector):

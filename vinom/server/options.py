@@ -109,6 +109,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
         self["match-size"].append((game.strip(), positive_int("match-size", size)))
 
+    def opt_agones_realm(self, value: str) -> None:
+        """The former name of --realm, kept for older manifests."""
+        self["realm"] = label_value("agones-realm", value)
+
     def opt_rating_window(self, value: str) -> None:
         """The rating window of one game's ranked queue, GAME=BASE,GROWTH[,MAX]
         (repeatable): ratings BASE apart match at once, GROWTH more per second
@@ -466,11 +470,13 @@ class Options(usage.Options):
             positive_float,
         ),
         param(
-            "agones-realm",
+            "realm",
             None,
             "default",
-            "With --agones: the realm this host serves, set as the game server's label "
-            "agones.dev/sdk-realm (a Kubernetes label value).",
+            "The realm this process serves (a Kubernetes label value). A game host "
+            "registers under it (and with --agones sets it as the label "
+            "agones.dev/sdk-realm); a lobby matches its players with its realm's and "
+            "places their matches only on its realm's hosts.",
             label_value,
         ),
         param(

@@ -25,7 +25,7 @@ from twisted.python import usage
 from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, RedisSubscription
-from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import (
@@ -162,9 +162,12 @@ def build_shared(
         # With Sentinel, each channel asks the sentinels where the master is at each connection.
         return redis.endpoint(reactor)
 
+    # Each realm is a matchmaking pool of its own: its lobbies' queues, tickets and leases
+    # (docs/scaling.md); the default realm keeps the keys it always had.
+    mm_prefix = matchmaker_prefix(settings.key_prefix, options["realm"])
     matchmaker = RedisMatchmaker(
         redis.handler, endpoint(), match_sizes, reactor,
-        settings=RedisMatchmakerSettings(prefix=settings.key_prefix + "mm",
+        settings=RedisMatchmakerSettings(prefix=mm_prefix,
                                          party_prefix=settings.key_prefix + "party",
                                          watch_key=watch_key(settings.key_prefix),
                                          placement_prefix=settings.key_prefix),
@@ -179,7 +182,7 @@ def build_shared(
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
-                                   lease_prefix=settings.key_prefix + "mm",
+                                   lease_prefix=mm_prefix, realm=options["realm"],
                                    refuses=relay_refuses(options))  # fmt: skip
     # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
@@ -190,7 +193,7 @@ def build_shared(
                                     watch_key=watch_key(settings.key_prefix)),
         password=settings.password,
         # A member whose lobby's lease lapses is taken out of their party.
-        lobby_id=matchmaker.lobby_id, lease_prefix=settings.key_prefix + "mm",
+        lobby_id=matchmaker.lobby_id, lease_prefix=mm_prefix,
     )  # fmt: skip
     # party_join attempts per address are counted in Redis, by every lobby.
     party_joins = RedisAddressLimiter(redis, "party-join", options["queue-rate"],
@@ -241,14 +244,15 @@ def build_hosting(
         agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
-                          presence_endpoint=shared.redis.endpoint(reactor))  # fmt: skip
+                          presence_endpoint=shared.redis.endpoint(reactor),
+                          realm=options["realm"])  # fmt: skip
         _add(root, "host-agent", agent)
     agones = None
     if options["agones"]:
         # Once Agones marks the game server Shutdown, lobbies place nothing more here.
         agones = AgonesLifecycle(
             AgonesSDK(reactor, options["agones-sdk-port"]), reactor, allocator,
-            labels={"realm": options["agones-realm"]},
+            labels={"realm": options["realm"]},
             health_every=options["agones-health-interval"],
             on_shutdown=agent.drain if agent is not None else lambda: None,
         )  # fmt: skip
@@ -587,3 +591,8 @@ def _add(root: service.MultiService, name: str, child: _S) -> _S:
     child.setServiceParent(root)
     return child
 
+
+def matchmaker_prefix(key_prefix: str, realm: str) -> str:
+    """The matchmaker's keys of a realm: `<prefix>mm` for the default realm, else
+    `<prefix>mm:realm:<realm>` (no key of the default realm's has a `realm` part)."""
+    return key_prefix + ("mm" if realm == DEFAULT_REALM else f"mm:realm:{realm}")
