@@ -335,8 +335,8 @@ class OptionTests(SynchronousTestCase):
             (("--role", "lobby", "--agones"), {}, "--agones is for a game host (--role host)"),
             (("--role", "host", "--agones"), {"AGONES_SDK_HTTP_PORT": "http"},
              "$AGONES_SDK_HTTP_PORT must be a port number, not 'http'"),
-            (("--role", "host", "--agones", "--agones-realm", "eu west"), {},
-             "--agones-realm must be a Kubernetes label value"),
+            (("--role", "host", "--agones", "--realm", "eu west"), {},
+             "--realm must be a Kubernetes label value"),
             (("--role", "host", "--agones", "--agones-health-interval", "0"), {},
              "--agones-health-interval must be a number greater than 0"),
         ]  # fmt: skip

@@ -114,11 +114,9 @@ class OptionsTests(TestCase):
         for name in names:
             self.assertIn(f"--{name}", operations)
 
-    def test_the_realm_and_its_former_name(self) -> None:
+    def test_the_realm(self) -> None:
         self.assertEqual(parse()["realm"], "default")
         self.assertEqual(parse("--realm", "eu-west")["realm"], "eu-west")
-        # --agones-realm, its former name, still sets it (older manifests).
-        self.assertEqual(parse("--agones-realm", "us")["realm"], "us")
         e = self.assertRaises(usage.UsageError, parse, "--realm", "eu west")
         self.assertIn("--realm must be a Kubernetes label value", str(e))
 

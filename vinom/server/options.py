@@ -109,10 +109,6 @@ class Options(usage.Options):
             raise usage.UsageError(f"--match-size must look like maze=4, not {value!r}")
         self["match-size"].append((game.strip(), positive_int("match-size", size)))
 
-    def opt_agones_realm(self, value: str) -> None:
-        """The former name of --realm, kept for older manifests."""
-        self["realm"] = label_value("agones-realm", value)
-
     def opt_rating_window(self, value: str) -> None:
         """The rating window of one game's ranked queue, GAME=BASE,GROWTH[,MAX]
         (repeatable): ratings BASE apart match at once, GROWTH more per second
