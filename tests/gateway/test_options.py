@@ -54,6 +54,20 @@ class GatewayOptionsTests(SynchronousTestCase):
         self.assertEqual([(port, interface) for port, _f, _b, interface in reactor.tcpServers],
                          [(7301, "127.0.0.1")])  # fmt: skip
 
+    def test_the_gateways_redis_takes_the_same_files_as_a_lobbys(self) -> None:
+        # A gateway reads its rules from the cluster's Redis: behind Sentinel, with
+        # a password for the sentinels too, as the lobbies and hosts reach it.
+        password = self.rules_file("redis-secret\n")
+        sentinels = self.rules_file("sentinel-secret\n")
+        options = self.parse("--redis", "redis+sentinel://127.0.0.1:26379/mymaster/0",
+                             "--redis-password-file", password,
+                             "--redis-sentinel-password-file", sentinels)  # fmt: skip
+        self.assertEqual(options["redis-settings"].password, "redis-secret")
+        self.assertEqual(options["redis-settings"].sentinel_password, "sentinel-secret")
+        with self.assertRaises(usage.UsageError) as caught:
+            self.parse("--redis", "redis://127.0.0.1:6379/0", "--redis-ca-file", password)
+        self.assertEqual(str(caught.exception), "--redis-ca-file is for a rediss:// (TLS) --redis")
+
     def test_trusted_proxies_are_ip_addresses(self) -> None:
         options = Options()
         options.parseOptions(["--trusted-proxy", "10.0.0.5, ::1", "--websocket", "none"])

@@ -14,7 +14,7 @@ import attrs
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
-from vinom.cluster.client import parse_redis_url
+from vinom.cluster.client import RedisSettings, parse_redis_url
 from vinom.hosting.agones import sdk_port
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
@@ -629,30 +629,7 @@ class Options(usage.Options):
                 if self[name] is not None:
                     raise usage.UsageError(f"--{name} is for --redis, which is not given")
             return
-        try:
-            settings = parse_redis_url(self["redis"])
-        except ValueError as e:
-            raise usage.UsageError(f"--redis: {e}") from None
-        password = redis_password(self["redis-password-file"], os.environ)
-        if password is not None:
-            settings = attrs.evolve(settings, password=password)
-        if settings.sentinels:
-            sentinel_password = redis_password(self["redis-sentinel-password-file"], os.environ,
-                                               sentinel=True)  # fmt: skip
-            settings = attrs.evolve(settings, sentinel_password=sentinel_password)
-        elif self["redis-sentinel-password-file"] is not None:
-            raise usage.UsageError(
-                "--redis-sentinel-password-file is for a redis+sentinel:// --redis"
-            )
-        if self["redis-ca-file"] is not None:
-            if not settings.tls:
-                raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")
-            settings = attrs.evolve(settings, ca_file=self["redis-ca-file"])
-            try:
-                settings.tls_options()
-            except ValueError as e:
-                raise usage.UsageError(f"--redis-ca-file {e}") from None
-        self["redis-settings"] = settings
+        self["redis-settings"] = self._redis_settings()
         if self["token-key"] is None:
             raise usage.UsageError(
                 "--redis needs --token-key-file: the lobbies and game hosts on one Redis must "
@@ -683,6 +660,10 @@ class Options(usage.Options):
                     "(docs/gateway.md)"
                 )
             return
+        self["redis-settings"] = self._redis_settings()
+
+    def _redis_settings(self) -> RedisSettings:
+        """--redis and the files that go with it (password, sentinel password, CA)."""
         try:
             settings = parse_redis_url(self["redis"])
         except ValueError as e:
@@ -690,7 +671,23 @@ class Options(usage.Options):
         password = redis_password(self["redis-password-file"], os.environ)
         if password is not None:
             settings = attrs.evolve(settings, password=password)
-        self["redis-settings"] = settings
+        if settings.sentinels:
+            sentinel_password = redis_password(self["redis-sentinel-password-file"], os.environ,
+                                               sentinel=True)  # fmt: skip
+            settings = attrs.evolve(settings, sentinel_password=sentinel_password)
+        elif self["redis-sentinel-password-file"] is not None:
+            raise usage.UsageError(
+                "--redis-sentinel-password-file is for a redis+sentinel:// --redis"
+            )
+        if self["redis-ca-file"] is not None:
+            if not settings.tls:
+                raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")
+            settings = attrs.evolve(settings, ca_file=self["redis-ca-file"])
+            try:
+                settings.tls_options()
+            except ValueError as e:
+                raise usage.UsageError(f"--redis-ca-file {e}") from None
+        return settings
 
     def _check_websocket(self) -> None:
         web = self["websocket"].strip()
