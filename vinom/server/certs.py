@@ -100,3 +100,17 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def dev_certificate_in(data_dir: str) -> CertificatePaths:
+    """`ensure_dev_certificate`, a directory that cannot be used ending the start in one
+    line (vinom.server.startup.StartupError) naming --data-dir."""
+    from vinom.server.startup import StartupError
+
+    try:
+        return ensure_dev_certificate(data_dir)
+    except OSError as e:
+        raise StartupError(
+            f"--data-dir {data_dir!r} is not usable ({e.strerror or e}); "
+            "name a directory this user may write with --data-dir"
+        ) from None

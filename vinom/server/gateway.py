@@ -33,11 +33,12 @@ from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.gateway.sources import FileRuleSource, IRuleSource
-from vinom.server.certs import ensure_dev_certificate
+from vinom.server.certs import dev_certificate_in
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import CONTENT_TYPE, OpsAnswer
 from vinom.server.relay import build_relay
 from vinom.server.startup import Address, Announcement, Listener, StartupError
+from vinom.server.tls import resumable_options
 from vinom.server.web import ReadOnlyRequest
 
 _log = Logger()
@@ -177,22 +178,14 @@ def install_signal_handlers(drain: GatewayDrain, reactor: Any) -> None:
 
 def gateway_tls(options: usage.Options) -> Any:
     """The TLS options of the routes that terminate TLS here: --certificate/--private-key,
-    else the dev certificate in --data-dir (made on first start)."""
-    from twisted.internet.ssl import PrivateCertificate
-
+    else the dev certificate in --data-dir (made on first start); returning players
+    resume their sessions as at a lobby (vinom.server.tls)."""
     if options["certificate"] is not None:
         certificate, key = options["certificate"], options["private-key"]
     else:
-        try:
-            paths = ensure_dev_certificate(options["data-dir"])
-        except OSError as e:
-            raise StartupError(
-                f"--data-dir {options['data-dir']!r} is not usable ({e.strerror or e}); "
-                "name a directory this user may write with --data-dir"
-            ) from None
+        paths = dev_certificate_in(options["data-dir"])
         certificate, key = str(paths.certificate), str(paths.private_key)
-    pem = Path(certificate).read_text() + "\n" + Path(key).read_text()
-    return PrivateCertificate.loadPEM(pem).options()
+    return resumable_options(key, certificate)
 
 
 def initial_rules(options: usage.Options) -> RuleSet:

@@ -59,7 +59,7 @@ from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
-from vinom.server.certs import ensure_dev_certificate
+from vinom.server.certs import dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
@@ -68,7 +68,6 @@ from vinom.server.startup import (
     Address,
     Announcement,
     Listener,
-    StartupError,
     check_redis,
     is_loopback,
     listen_interface,
@@ -535,13 +534,7 @@ def certificate_of(options: usage.Options) -> tuple[str, str]:
         return "", ""
     if options["certificate"] is not None:
         return options["certificate"], options["private-key"]
-    try:
-        paths = ensure_dev_certificate(options["data-dir"])
-    except OSError as e:
-        raise StartupError(
-            f"--data-dir {options['data-dir']!r} is not usable ({e.strerror or e}); "
-            "name a directory this user may write with --data-dir"
-        ) from None
+    paths = dev_certificate_in(options["data-dir"])
     _log.info(
         "vinom: {what} the self-signed dev certificate {cert}; clients trust it with "
         "--trust {cert}",
