@@ -1,11 +1,16 @@
 """Gateway worker of `match --gateway`: `python -m benchmarks.gateway_worker <json>`.
 
 Runs `twistd vinom --role gateway` (`vinom.server.tap.makeService`) in front of
-the lobby ports it is given: a round-robin pool of them, TLS passed through
-behind a PROXY protocol v2 header (the lobbies run with `--trusted-proxy
-127.0.0.1`), health checked by a TCP connection every 2 s. It reports the
-port it listens on (`gateway_port`) once it listens, and answers `mark` with
-its CPU, RSS and the gateway's counts.
+the lobby ports it is given: a round-robin pool of them, each connection
+sent on behind a PROXY protocol v2 header (the lobbies run with
+`--trusted-proxy 127.0.0.1`), health checked by a TCP connection every 2 s.
+TLS is passed through to the lobbies, or, with `terminate`, terminated by
+the gateway (a `tls` route with `"terminate": true`, its dev certificate in
+its data directory) and the plaintext's first lobby frame routed to the
+pool (the lobbies then listen on plain TCP). It reports the port it listens
+on (`gateway_port`) once it listens, and the certificate the clients verify
+(`trust`) when it terminates TLS, and answers `mark` with its CPU, RSS and
+the gateway's counts (`terminated`: connections whose TLS it terminated).
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from benchmarks.ports import free_tcp_port
 from benchmarks.worker import cpu_seconds, global_reactor, rss_bytes, run_guarded, start_control
 
 
-def rules(lobby_ports: list[int]) -> dict[str, Any]:
+def rules(lobby_ports: list[int], terminate: bool = False) -> dict[str, Any]:
     names = [f"lobby{i}" for i in range(len(lobby_ports))]
+    # Terminating: TLS is decrypted here first, then its first lobby frame takes the next route.
+    terminating = [{"kind": "tls", "terminate": True}] if terminate else []
     return {
         "backends": {name: {"address": f"127.0.0.1:{port}"}
                      for name, port in zip(names, lobby_ports, strict=True)},
         "pools": {"lobbies": {"backends": names}},
-        "routes": [{"kind": "any", "pool": "lobbies"}],
+        "routes": [*terminating, {"kind": "any", "pool": "lobbies"}],
         "health": {"interval": 2.0, "timeout": 1.0},
     }  # fmt: skip
 
@@ -40,6 +47,7 @@ def main() -> None:
     )
 
     from vinom.server import tap
+    from vinom.server.certs import CERT_FILE
 
     settings = json.loads(sys.argv[1])
     reactor = global_reactor()
@@ -51,7 +59,7 @@ def main() -> None:
     os.makedirs(settings["data_dir"], exist_ok=True)
     path = os.path.join(settings["data_dir"], "gateway-rules.json")
     with open(path, "w") as f:
-        json.dump(rules(settings["lobby_ports"]), f)
+        json.dump(rules(settings["lobby_ports"], bool(settings.get("terminate"))), f)
     port = free_tcp_port("127.0.0.1")
     options = tap.Options()
     options.parseOptions([
@@ -67,13 +75,17 @@ def main() -> None:
     def mark(command: dict[str, Any]) -> dict[str, Any]:
         factory = gateway.factory
         counters = {"connections": len(factory.connections), "routed": dict(factory.routed),
-                    "refused": dict(factory.refused)}  # fmt: skip
+                    "refused": dict(factory.refused), "terminated": factory.terminated}  # fmt: skip
         return {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": counters}
 
     control = start_control(reactor, {"mark": mark})
 
+    # Made by the gateway at its start (vinom.server.gateway.gateway_tls), no --certificate given.
+    trust = os.path.join(settings["data_dir"], CERT_FILE) if settings.get("terminate") else None
+
     def listening(listening_port: Any) -> None:
-        control.emit("ready", pid=os.getpid(), gateway_port=listening_port.getHost().port)
+        control.emit("ready", pid=os.getpid(), gateway_port=listening_port.getHost().port,
+                     trust=trust)  # fmt: skip
 
     root.getServiceNamed("gateway-listener").port().addCallback(listening)
     reactor.run()

@@ -46,12 +46,18 @@ core; `server_cpu_s` is their sum and `server_cpu_by_process` each one's.
 
 `--gateway` puts a `twistd vinom --role gateway` process (docs/gateway.md;
 `benchmarks.gateway_worker`) in front of the lobby or lobbies: every client
-connects to it, and it passes TLS through to the lobbies (round robin)
-behind a PROXY protocol v2 header, which the lobbies trust
-(`--trusted-proxy 127.0.0.1`). When pinned the gateway has a core apart
-from the server's (shared with the load on a 2-core machine: `cores`
-says which); its CPU is counted in `server_cpu_s` and reported apart as
-`gateway_cpu_ms_per_client`.
+connects to it, and it sends each connection on to the lobbies (round
+robin) behind a PROXY protocol v2 header, which the lobbies trust
+(`--trusted-proxy 127.0.0.1`). `--gateway-tls` says what it does with the
+clients' TLS: `passthrough` (the default) copies it to the lobbies, which
+listen with TLS and whose certificate the clients verify; `terminate` has
+the gateway's rule set terminate it (a `tls` route with `"terminate":
+true`): the gateway does the TLS handshake with its own dev certificate,
+which the clients verify, and the lobbies listen on plain TCP (`--lobby
+tcp:...`) and read plain lobby frames behind the PROXY header. When pinned
+the gateway has a core apart from the server's (shared with the load on a
+2-core machine: `cores` says which); its CPU is counted in `server_cpu_s`
+and reported apart as `gateway_cpu_ms_per_client`.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ from benchmarks.redis_process import start_redis
 
 # --client -> the load worker's kind.
 CLIENT_KINDS = {"lean": "match", "twisted": "match-twisted"}
+# --gateway-tls: what the gateway does with the clients' TLS.
+GATEWAY_TLS = ("passthrough", "terminate")
 
 
 class Options(ScenarioOptions):
@@ -104,10 +112,13 @@ class Options(ScenarioOptions):
                                     "process)."],
         ["lobbies", None, "1", "Lobby processes (--role lobby) on one Redis (needs --redis "
                                "when more than 1); clients spread over them in turn."],
+        ["gateway-tls", None, "passthrough", "With --gateway: 'passthrough' (TLS copied to "
+                                             "the lobbies) or 'terminate' (the gateway does "
+                                             "the TLS; the lobbies listen on plain TCP)."],
     ]
     optFlags = [
         ["gateway", None, "Clients connect through a --role gateway process in front of the "
-                          "lobbies (TLS passed through, PROXY protocol v2)."],
+                          "lobbies (PROXY protocol v2; TLS as --gateway-tls says)."],
         ["redis", None, "Run lobbies and a game host as separate processes on a redis-server "
                         "of the scenario's own (docs/scaling.md)."],
         ["returning", None, "The clients are --in-flight players who play again: each offers "
@@ -133,6 +144,15 @@ class Options(ScenarioOptions):
             raise usage.UsageError(f"--client must be one of {', '.join(CLIENT_KINDS)}")
         if self["clients"] % 2:
             raise usage.UsageError("--clients must be even (two players per match)")
+        if self["gateway-tls"] not in GATEWAY_TLS:
+            raise usage.UsageError(f"--gateway-tls must be one of {', '.join(GATEWAY_TLS)}")
+        if self["gateway-tls"] != "passthrough" and not self["gateway"]:
+            raise usage.UsageError(f"--gateway-tls {self['gateway-tls']} needs --gateway")
+
+    @property
+    def terminating(self) -> bool:
+        """Whether the gateway terminates TLS (and the lobbies listen on plain TCP)."""
+        return bool(self["gateway"]) and self["gateway-tls"] == "terminate"
 
     def planned_seconds(self) -> float:
         return self["clients"] / 100.0
@@ -148,6 +168,7 @@ def start_single(
             "data_dir": data_dir,
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
+            "lobby_tls": not options.terminating,
             "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
         })],
         cpu,
@@ -162,15 +183,21 @@ def trust_gateway(options: Options) -> list[str]:
 
 
 def start_gateway(
-    harness: Harness, ports: list[int], data_dir: str, cpu: int | None
-) -> tuple[Worker, int]:
-    """A `--role gateway` process in front of the lobbies' `ports`; (worker, its port)."""
+    harness: Harness, options: Options, ports: list[int], data_dir: str, cpu: int | None
+) -> tuple[Worker, int, str | None]:
+    """A `--role gateway` process in front of the lobbies' `ports`.
+
+    Returns the worker, its port and, when it terminates TLS, the certificate the
+    clients verify (its own).
+    """
     gateway = harness.spawn(
         "gateway", "benchmarks.gateway_worker",
-        [json.dumps({"lobby_ports": ports, "data_dir": os.path.join(data_dir, "gateway")})],
+        [json.dumps({"lobby_ports": ports, "data_dir": os.path.join(data_dir, "gateway"),
+                     "terminate": options.terminating})],
         cpu,
     )  # fmt: skip
-    return gateway, int(harness.wait_for(gateway, "ready", 60)["gateway_port"])
+    ready = harness.wait_for(gateway, "ready", 60)
+    return gateway, int(ready["gateway_port"]), ready.get("trust")
 
 
 def lobby_extra(options: Options) -> str:
@@ -205,6 +232,7 @@ def start_cluster(
                 "data_dir": os.path.join(data_dir, name),
                 "udp_ports": options["udp-ports"],
                 "lobby_extra": lobby_extra(options),
+                "lobby_tls": not options.terminating,
                 "extra_args": ["--role", role, *shared, *extra],
             })],
             cpu,
@@ -249,9 +277,14 @@ def run(options: Options) -> int:
             else:
                 server, ports, trust = start_single(harness, options, data_dir, server_cpu)
             if options["gateway"]:
-                gateway, gateway_port = start_gateway(harness, ports, data_dir, load_cpus[1])
+                gateway, gateway_port, gateway_trust = start_gateway(
+                    harness, options, ports, data_dir, load_cpus[1]
+                )
                 more = [*more, gateway]
+                marked = [*marked, gateway]
                 ports = [gateway_port]
+                # Terminated at the gateway, TLS is the gateway's: its certificate is verified.
+                trust = gateway_trust or trust
             settings = {
                 "host": "127.0.0.1",
                 "port": ports[0],
@@ -321,7 +354,12 @@ def run(options: Options) -> int:
         "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, wall),
     }
     if options["gateway"]:
+        summary["gateway_tls"] = options["gateway-tls"]
         summary["gateway_cpu_ms_per_client"] = per_client(by_process["gateway"])
+        # The gateway's count since it started: only the load connects to it.
+        summary["gateway_tls_terminated"] = int(
+            measured.marks["gateway"][-1]["counters"]["terminated"]
+        )
     if worker_cpu_s is not None:
         summary["worker_cpu_s"] = round(worker_cpu_s, 3)
         summary["worker_cpu_ms_per_client"] = per_client(worker_cpu_s)
@@ -355,6 +393,9 @@ def run(options: Options) -> int:
         *process_rows,
         *([("  gateway CPU ms / client", summary["gateway_cpu_ms_per_client"])]
           if options["gateway"] and not options["redis"] else []),
+        *([("TLS at the gateway", f"{options['gateway-tls']} "
+            f"({summary['gateway_tls_terminated']:,} terminated)")]
+          if options["gateway"] else []),
         *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
           if "worker_cpu_ms_per_client" in summary and not options["redis"] else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
@@ -371,6 +412,6 @@ def run(options: Options) -> int:
     if options["host-workers"]:
         title += f", {options['host-workers']} game-host worker(s)"
     if options["gateway"]:
-        title += ", through a gateway"
+        title += f", through a gateway (TLS {options['gateway-tls']})"
     report(title, rows, summary, table=options.show_table)
     return 0 if summary["errors"] == 0 else 1

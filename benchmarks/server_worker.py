@@ -20,7 +20,9 @@ reports each worker's CPU seconds and counters as well as the pool's totals.
 
 `server` (used by match and soak) runs the whole vinom server of
 `twistd vinom`: `vinom.server.tap.makeService` with the given options, lobby and
-all, and reports the lobby port and dev certificate. Games are hosted in
+all, and reports the lobby port and dev certificate. Its lobby listens with
+TLS, or on plain TCP with `lobby_tls` false (behind a gateway that
+terminates TLS). Games are hosted in
 the server process (`--host-workers 0`, the bench's figures from before
 game-host workers) unless `extra_args` say otherwise; with workers or a
 child per match (`--game-host process`) it is ready only once every worker,
@@ -272,16 +274,20 @@ def server_args(
     data_dir: str,
     game_names: str,
     lobby_extra: str = "",
+    lobby_tls: bool = True,
 ) -> list[str]:
     """`twistd vinom` options of a bench server on loopback (before the scenario's own).
 
     `game_names` is the --games value (comma-separated names). Games run in the
-    server process (`--host-workers 0`) unless later options say otherwise.
+    server process (`--host-workers 0`) unless later options say otherwise. The
+    lobby listens with TLS, or on plain TCP (`lobby_tls` false: behind a gateway
+    that terminates TLS).
     """
     interface = "127.0.0.1"
     low, high = udp_ports
+    scheme = "ssl" if lobby_tls else "tcp"
     return [
-        "--lobby", f"ssl:{lobby_port}:interface={interface}{lobby_extra}",
+        "--lobby", f"{scheme}:{lobby_port}:interface={interface}{lobby_extra}",
         "--udp-ports", f"{low}-{high}",
         "--udp-interface", interface,
         "--public-host", interface,
@@ -337,6 +343,7 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
         # The bench game is offered only when asked for.
         settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
         settings.get("lobby_extra", ""),
+        bool(settings.get("lobby_tls", True)),
     )
     options = tap.Options()
     # A bench server stops when its harness is done or gone: running matches are

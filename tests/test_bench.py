@@ -380,6 +380,21 @@ class ScenarioSmokeTests(unittest.TestCase):
         # Twenty clients may cost the gateway less than the CPU clock's tick: reported, >= 0.
         self.assertGreaterEqual(result["gateway_cpu_ms_per_client"], 0)
         self.assertEqual(result["cores"].keys(), {"server", "load", "gateway"})
+        self.assertEqual((result["gateway_tls"], result["gateway_tls_terminated"]),
+                         ("passthrough", 0))  # fmt: skip
+
+    def test_match_through_a_gateway_terminating_tls(self) -> None:
+        code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10",
+                                         "--gateway", "--gateway-tls", "terminate")  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["gateway"], result["gateway_tls"]), (True, "terminate"))
+        self.assertEqual((result["clients"], result["errors"]), (20, 0))
+        self.assertRate(result, "clients_per_s")
+        # Every client's TLS ended at the gateway (whose certificate it verified), and the
+        # lobby behind it, on plain TCP, still turned all twenty into full rooms.
+        self.assertEqual(result["gateway_tls_terminated"], 20)
+        self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+        self.assertGreaterEqual(result["gateway_cpu_ms_per_client"], 0)
 
     def test_match_through_two_lobbies_on_redis(self) -> None:
         code, result, stderr = run_bench(
