@@ -16,8 +16,9 @@ library) does, in the same conversation with the server:
    against the trusted one and its name checked with service_identity, as
    `optionsForClientTLS` does. By default no session is resumed (every
    client is a new player with a full handshake); with `returning`, the
-   clients are `in_flight` players who play again: client i is player
-   i % in_flight, and offers the TLS session of that player's last
+   clients are `in_flight` players who play again: a new client is the
+   player whose last client finished longest ago (player p always on lobby
+   p % lobbies), and offers the TLS session of that player's last
    connection to the same lobby, as `vinom.client.lobby.connect_lobby` does
    (`resumed` counts the handshakes the server resumed);
 2. `hello`, then, after `welcome`, `queue` for the game, then `queued` and
@@ -57,6 +58,7 @@ import os
 import selectors
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -223,6 +225,9 @@ class MatchLoad:
         # session of each (player, lobby)'s last connection.
         self.returning = returning
         self.sessions: dict[tuple[int, int], SSL.Session] = {}
+        # The players not playing now, the one who finished longest ago first: a
+        # player plays again only once their last client has finished.
+        self.free_players: deque[int] = deque(range(returning))
         self.resumed = 0
 
     # -- one client -----------------------------------------------------------
@@ -230,11 +235,11 @@ class MatchLoad:
     def start(self, index: int, name: str) -> None:
         """Start client `index`: its TCP connection, then TLS (the clock starts now)."""
         now = time.perf_counter()
-        lobby = index % len(self.lobbies)
+        player = self.free_players.popleft() if self.returning else index
+        lobby = player % len(self.lobbies)
         address = self.lobbies[lobby]
         client = MatchClient(index, name, now, now + self.timeout, lobby)
-        if self.returning:
-            client.player = index % self.returning
+        client.player = player
         self.active[index] = client
         sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         sock.setblocking(False)
@@ -267,6 +272,8 @@ class MatchLoad:
         client.phase = DONE
         self.active.pop(client.index, None)
         self._close_lobby(client, notify=False)
+        if self.returning:
+            self.free_players.append(client.player)
         if client.udp is not None:
             self._forget(client.udp)
             client.udp.close()

@@ -114,13 +114,15 @@ class AgonesSDKStandIn(Resource):
             return self._error(request, 400, "the body is not JSON")
         call = Call(method, path, body, time.monotonic())
         self.calls.append(call)
-        self._wake(call)
         request.setHeader(b"content-type", b"application/json")
         if method == "GET" and path == "/watch/gameserver":
+            # Open before anyone waiting for the call hears of it (`watching`).
             self._watchers.append(request)
             request.notifyFinish().addBoth(lambda _: self._forget(request))
+            self._wake(call)
             request.write(self._watch_line())
             return NOT_DONE_YET
+        self._wake(call)
         answer = self._answer(request, method, path, body)
         if isinstance(answer, int):
             return answer

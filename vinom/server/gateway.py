@@ -178,8 +178,8 @@ def install_signal_handlers(drain: GatewayDrain, reactor: Any) -> None:
 
 def gateway_tls(options: usage.Options) -> Any:
     """The TLS options of the routes that terminate TLS here: --certificate/--private-key,
-    else the dev certificate in --data-dir (made on first start); returning players
-    resume their sessions as at a lobby (vinom.server.tls)."""
+    else the dev certificate in --data-dir (made on first start), with session tickets
+    on as at a lobby (vinom.server.tls; docs/gateway.md says what resumes)."""
     if options["certificate"] is not None:
         certificate, key = options["certificate"], options["private-key"]
     else:
