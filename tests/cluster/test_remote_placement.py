@@ -473,14 +473,7 @@ class HostStopTests(TestCase):
         server = await start_redis(self)
         redis = RedisClient.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
-        heard: list[dict[str, Any]] = []
-        # The channel of the lobby that follows the match (it claimed it: vinom.cluster.channel).
-        channel = RedisSubscription(client_endpoint(redis.settings, reactor),
-                                    "vinom:placements:l-test",
-                                    lambda text: heard.append(json.loads(text)), reactor)
-        channel.start()
-        self.addCleanup(channel.stop)
-        await channel.when_subscribed()
+        heard = await hear_placements(self, redis, "l-test")
         factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
         root = ServerRoot()
         hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
@@ -534,13 +527,7 @@ class EndAnnouncementTests(TestCase):
         server = await start_redis(self)
         redis = RedisClient.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
-        heard: list[dict[str, Any]] = []
-        channel = RedisSubscription(client_endpoint(redis.settings, reactor),
-                                    "vinom:placements:l-test",
-                                    lambda text: heard.append(json.loads(text)), reactor)
-        channel.start()
-        self.addCleanup(channel.stop)
-        await channel.when_subscribed()
+        heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
@@ -694,6 +681,19 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)
     return factory, hosting
+
+
+async def hear_placements(case: TestCase, redis: RedisClient, lobby_id: str) -> list[Any]:
+    """What the placement channel of lobby `lobby_id` (the lobby that follows a match,
+    vinom.cluster.channel) says from now on, decoded, in order."""
+    heard: list[Any] = []
+    channel = RedisSubscription(client_endpoint(redis.settings, reactor),
+                                f"vinom:placements:{lobby_id}",
+                                lambda text: heard.append(json.loads(text)), reactor)  # fmt: skip
+    channel.start()
+    case.addCleanup(channel.stop)
+    await channel.when_subscribed()
+    return heard
 
 
 async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
