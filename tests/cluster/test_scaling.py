@@ -50,6 +50,18 @@ PLAYERS = 1000
 IN_FLIGHT = 200
 
 
+async def play_on(session: Any, found: Any, player_id: str, rng: random.Random) -> Any:
+    """Resume `session` on the game host `found` (a reconnect's match_found) with a bot
+    of GAME for `player_id` at the helm; the match's final state."""
+    resumed = await connect_game(reactor, found, session=session)
+    driver = BotDriver(resumed, GAME.make_bot(player_id, rng), think_time=0.0, clock=reactor)
+    driver.attach()
+    try:
+        return await session.finished
+    finally:
+        driver.cancel()
+
+
 class Process:
     def __init__(self, transport: Any, output: Collect, data_dir: str) -> None:
         self.transport = transport
@@ -223,12 +235,7 @@ class ScalingTests(ClusterTestCase):
         self.assertEqual(refound.game_id, found.game_id)
         self.assertEqual((refound.host, refound.port), (found.host, found.port))
         self.assertNotEqual(refound.token["token"], found.token["token"])
-        resumed = await connect_game(reactor, refound, session=session)
-        driver = BotDriver(resumed, GAME.make_bot(welcome.player_id, random.Random(3)),
-                           think_time=0.0, clock=reactor)  # fmt: skip
-        driver.attach()
-        final = await session.finished
-        driver.cancel()
+        final = await play_on(session, refound, welcome.player_id, random.Random(3))
         self.assertEqual(final["p"], "finished")
         theirs = await steady
         self.assertEqual(theirs.outcome, "finished")

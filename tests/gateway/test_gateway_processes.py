@@ -26,14 +26,14 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrap
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import deferLater
 
-from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
+from tests.cluster.test_scaling import GAME, ClusterTestCase, Process, play_on
 from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT, Collect
 from tests.server.test_web_client import enter
 from tests.support.browser import open_browser
 from tests.support.ports import free_tcp_port
 from tests.support.websocket_client import WebSocketPlayer, _drop
-from vinom.client.bots import BotDriver, LobbyAddress, play_bot
+from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.game import connect_game
 from vinom.client.lobby import (
     LobbyClient,
@@ -343,12 +343,7 @@ class GatewayTests(GatewayTestCase):
         # With the fresh token the player resumes on the game host, and plays to the end.
         assert session.protocol is not None and session.protocol.transport is not None
         await session.protocol.transport.stopListening()
-        resumed = await connect_game(reactor, refound, session=session)
-        driver = BotDriver(resumed, GAME.make_bot(welcome.player_id, random.Random(2)),
-                           think_time=0.0, clock=reactor)  # fmt: skip
-        driver.attach()
-        final = await session.finished
-        driver.cancel()
+        final = await play_on(session, refound, welcome.player_id, random.Random(2))
         self.assertEqual(final["p"], "finished")
         self.assertEqual((await steady).outcome, "finished")
         await session.disconnect()

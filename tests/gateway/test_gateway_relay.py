@@ -47,15 +47,19 @@ class GatewayRelayTests(GatewayTestCase):
     async def gather(self, coroutines: Any) -> list[Any]:
         return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines])
 
-    async def test_bots_finish_a_match_through_one_gateway_process(self) -> None:
-        _relay, port, ops, gateway = await self.relayed_cluster()
-        listening_lines = gateway.text.count("starting on")
+    async def play_two_bots(self, port: int, prefix: str) -> None:
+        """Two bots play one match through the gateway's port and its relay, to its end."""
         reports = await self.gather(
-            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"r{i}",
+            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"{prefix}{i}",
                      rng=random.Random(i))
             for i in range(2)
         )  # fmt: skip
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"], reports)
+
+    async def test_bots_finish_a_match_through_one_gateway_process(self) -> None:
+        _relay, port, ops, gateway = await self.relayed_cluster()
+        listening_lines = gateway.text.count("starting on")
+        await self.play_two_bots(port, "r")
         self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
         self.assertGreater(await self.metric(ops, forwarded("to_host")), 4)
         self.assertGreater(await self.metric(ops, forwarded("to_player")), 4)
@@ -67,12 +71,7 @@ class GatewayRelayTests(GatewayTestCase):
     async def test_json_logs_have_no_line_per_route_socket_either(self) -> None:
         _relay, port, ops, gateway = await self.relayed_cluster("--log-format", "json")
         listening_lines = gateway.text.count("starting on")
-        report = await self.gather(
-            play_bot(reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"j{i}",
-                     rng=random.Random(i))
-            for i in range(2)
-        )  # fmt: skip
-        self.assertEqual([r.outcome for r in report], ["finished", "finished"], report)
+        await self.play_two_bots(port, "j")
         self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
         self.assertIn('"log_format"', gateway.text)
         self.assert_no_route_socket_lines(gateway, listening_lines)
