@@ -204,13 +204,21 @@ def bind_address(name: str, value: str) -> str:
 
 def lobby_endpoint(name: str, value: str) -> str:
     """A strports description; a bare port means TLS on it (as --websocket and --ops-port)."""
+    return _listener(name, value, "ssl", " such as ssl:7350")
+
+
+def gateway_endpoint(name: str, value: str) -> str:
+    """A strports description; a bare port means plain TCP on it (TLS passes through)."""
+    return _listener(name, value, "tcp", "")
+
+
+def _listener(name: str, value: str, bare: str, example: str) -> str:
+    """A strports description, a bare port meaning `bare` on it, checked without listening."""
     description = value.strip()
     if description.isdigit():
-        description = f"ssl:{description}"
+        description = f"{bare}:{description}"
     if not description:
-        raise usage.UsageError(
-            f"--{name} must be a port or a strports description such as ssl:7350"
-        )
+        raise usage.UsageError(f"--{name} must be a port or a strports description{example}")
     check_endpoint(description, name)
     return description
 
@@ -404,17 +412,6 @@ def label_value(name: str, value: str) -> str:
             f"'.', starting and ending with a letter or digit), not {value!r}"
         )
     return value
-
-
-def check_endpoint_option(name: str, value: str) -> str:
-    """A strports description (a bare port means plain TCP on it), checked without listening."""
-    description = value.strip()
-    if description.isdigit():
-        description = f"tcp:{description}"
-    if not description:
-        raise usage.UsageError(f"--{name} must be a port or a strports description")
-    check_endpoint(description, name)
-    return description
 
 
 def trusted_proxies(name: str, value: str) -> frozenset[str]:

@@ -22,12 +22,12 @@ from vinom.server.checks import (
     bind_address,
     check_certificate,
     check_endpoint,
-    check_endpoint_option,
     choice,
     directory,
     endpoint_port,
     existing_file,
     game_url,
+    gateway_endpoint,
     label_value,
     lobby_endpoint,
     match_size_overrides,
@@ -489,7 +489,7 @@ class Options(usage.Options):
             DEFAULT_GATEWAY,
             "With --role gateway: its public listener, a strports description (plain TCP: "
             "TLS passes through to the backends).",
-            check_endpoint_option,
+            gateway_endpoint,
         ),
         param(
             "gateway-rules",
