@@ -80,13 +80,11 @@ def relay_address(name: str, value: str) -> tuple[str, range]:
     host, sep, ports = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    first, dash, last = ports.partition("-")
     try:
-        low = int(first)
-        high = int(last) if dash else low
-    except ValueError:
-        low = high = 0
-    if not sep or not host or not 1 <= low <= high <= 65535:
+        low, high = parse_port_range(ports, f"--{name}")
+    except usage.UsageError:
+        low = high = 0  # said below as this option's one line
+    if not sep or not host or not low:
         raise usage.UsageError(
             f"--{name} must look like relay.example.com:7800 or HOST:7800-7809, not {value!r}"
         )
