@@ -618,6 +618,13 @@ class RedisRestartTests(TestCase):
             await deferLater(reactor, 0.1, lambda: None)
         self.assertIsNone(await first.matchmaker.position("lost"))
         self.assertIsNone(await first.matchmaker.position("leaving"))
+        # A lobby is live for the others once its presence channel is subscribed
+        # again; until then its tickets wait where they are, and a newcomer would
+        # be matched past "waiting" (docs/matchmaking.md). Redis shows when both
+        # lobbies' presence and match channels are back.
+        subscribed = "return #redis.call('PUBSUB', 'CHANNELS', 'vinom:mm:*')"
+        await wait_until(lambda: redis.command("EVAL", subscribed, "0") == b":4", 15,
+                         "both lobbies subscribed again")  # fmt: skip
 
         # Each lobby's connections come back on their own back-off: a call sent
         # while one is still reconnecting reaches Redis past its deadline and is
