@@ -231,7 +231,8 @@ class GhostTickets(TestCase):
         # until the close times out.
         await wait_until(lambda: lobby.state_of(ghost_id) is None, timeout=5.0)
         found_in = reactor.seconds() - stopped_at
-        self.assertLess(found_in, 1.5)
+        # Ping interval plus ping timeout (1 s), and 1 s for a loaded machine's late timers.
+        self.assertLess(found_in, 0.5 + 0.5 + 1.0)
         pair = [await connect_lobby(reactor, "127.0.0.1", server.lobby.port,
                                     trust=server.lobby.trust) for _ in range(2)]
         welcomes = [await client.hello(f"honest{n}") for n, client in enumerate(pair)]

@@ -318,8 +318,14 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         await deferLater(reactor, lease + WATCH_BREAK + 0.3, lambda: None)
         self.redis.resume()
         await client.handler.execute_command("SET", "vinom:mm:lobby:l-here", "1", "PX", lease_ms)
-        await deferLater(reactor, lease * 0.8, lambda: None)  # eight checks
-        await client.handler.execute_command("SET", "vinom:mm:lobby:l-there", "1", "PX", lease_ms)
+        # The other lobby renews its lease once Redis has been watched again for about
+        # half a lease (five checks), read from Redis in the same script as the renewal:
+        # well inside the window however late this process runs.
+        renew = ("SET", "vinom:mm:lobby:l-there", "1", "PX", lease_ms)
+        while self.redis.watch_lasted_ms() < lease * 0.5 * 1000:
+            await deferLater(reactor, 0.02, lambda: None)
+        lasted = self.redis.watch_lasted_ms(then=renew)
+        self.assertLess(lasted, (lease + 0.1) * 1000)
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual([c.event for c in heard if c.event == "left"], [])
         self.assertEqual((await store.party_of("b")).player_ids, ("a", "b"))

@@ -239,21 +239,22 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         self.assertIsNone(await store.get_player("a"))
 
     async def test_saving_a_player_refreshes_the_record_ttl(self) -> None:
-        store = RedisPlayerStore(await redis_client(self, self.redis), player_ttl=1.0)
+        # Sleeps only lengthen on a loaded machine: each check keeps 0.8 s in hand.
+        store = RedisPlayerStore(await redis_client(self, self.redis), player_ttl=2.0)
         record = PlayerRecord("a", "A", "ab" * 32, 5.0)
         await store.save_player(record)
-        await sleep(0.6)
+        await sleep(1.2)
         await store.save_player(record)
-        await sleep(0.6)
+        await sleep(1.2)  # past the first save's TTL, inside the second's
         self.assertEqual(await store.get_player("a"), record)
-        await sleep(0.7)
+        await sleep(1.0)
         self.assertIsNone(await store.get_player("a"))
 
     async def test_placements_expire_after_their_ttl(self) -> None:
-        store = RedisPlayerStore(await redis_client(self, self.redis), placement_ttl=0.3)
+        store = RedisPlayerStore(await redis_client(self, self.redis), placement_ttl=1.0)
         await store.save_placement(placement("m-1", "a", "b"))
         self.assertIsNotNone(await store.placement_for_player("a"))
-        await sleep(0.5)
+        await sleep(1.2)
         self.assertIsNone(await store.get_placement("m-1"))
         self.assertIsNone(await store.placement_for_player("a"))
 

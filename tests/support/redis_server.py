@@ -103,6 +103,19 @@ class RedisServer:
                     reply += chunk
             return reply.split(b"\r\n", 1)[0]
 
+    def watch_lasted_ms(self, key: str = "vinom:watch", then: tuple[str, ...] = ()) -> int:
+        """How long, on Redis's clock, Redis has been watched without a break (ms; -1
+        before anyone watches it): vinom.cluster.watch. With `then`, that command
+        runs in the same script, at that moment."""
+        script = (
+            "local t = redis.call('TIME') "
+            "local since = tonumber(redis.call('GET', KEYS[1])) "
+            "if #ARGV > 0 then redis.call(unpack(ARGV)) end "
+            "if since == nil then return -1 end "
+            "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - since"
+        )
+        return int(self.command("EVAL", script, "1", key, *then)[1:])
+
     async def stop(self) -> None:
         if self.process is not None and not self.process.ended.called:
             self.transport.signalProcess("KILL")
