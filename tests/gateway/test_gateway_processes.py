@@ -195,14 +195,18 @@ class GatewayTests(GatewayTestCase):
 
     async def test_a_websocket_player_says_hello_through_the_gateway(self) -> None:
         lobbies = {"a": await self.lobby(web=True)}
-        _gateway, port, _ops = await self.gateway(rules=rules(lobbies))
+        gateway, port, _ops = await self.gateway(rules=rules(lobbies))
         factory = WebSocketClientFactory(f"ws://localhost:{port}/lobby", reactor=reactor)
         factory.protocol = WebSocketPlayer
         player: WebSocketPlayer = await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(
             factory
         )
         self.addCleanup(_drop, player)
-        await player.opened
+        try:
+            await player.opened
+        except Exception as e:
+            raise AssertionError(f"{e}; the gateway said:\n{gateway.text}\nthe lobby said:\n"
+                                 f"{lobbies['a'].process.text}") from e
         welcome = await player.request({"type": "hello", "name": "Web", "id": "1"})
         self.assertEqual(welcome["type"], "welcome")
 

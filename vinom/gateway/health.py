@@ -7,6 +7,12 @@ address (the backend's operations endpoint), `GET /health` there (or
 `timeout`. A backend that fails one check is out: the router picks it no
 more (its established connections stay); one that passes is back in. Each
 change is one log line.
+
+A step's timeout is judged one reactor turn after its timer fires, once the
+gateway has read what waits on its sockets. A reactor runs due timers before
+it reads, so a gateway that stalled for longer than the timeout (its start,
+a collection, a loaded machine) would otherwise find every answer that came
+meanwhile too late and put healthy backends out for its own stall.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.client import readBody
 
 from vinom.gateway.proxy import client_endpoint
@@ -73,8 +80,10 @@ class HealthChecker:
     def _check(self, state: BackendState) -> Deferred[None]:
         timeout = self.router.rules.health_timeout
         backend = state.backend
-        endpoint = client_endpoint(self.reactor, backend.host, backend.port, timeout)
-        d: Deferred[Any] = endpoint.connect(_quiet(Factory.forProtocol(Protocol)))
+        # The endpoints' own connect timeouts are a backstop: each step is bounded by
+        # `_within` (module docstring).
+        endpoint = client_endpoint(self.reactor, backend.host, backend.port, _BACKSTOP)
+        d = self._within(endpoint.connect(_quiet(Factory.forProtocol(Protocol))), timeout)
 
         def connected(protocol: Protocol) -> Any:
             protocol.transport.loseConnection()  # type: ignore[union-attr]
@@ -83,16 +92,14 @@ class HealthChecker:
             host, port = backend.health
             # A new connection per check (a check is of the backend as a new client
             # finds it), and no log line for it.
-            agent = quiet_agent(self.reactor, timeout)
+            agent = quiet_agent(self.reactor, _BACKSTOP)
             url = f"http://{host}:{port}{backend.health_path}"
-            asked = agent.request(b"GET", url.encode())
-            asked.addTimeout(timeout, self.reactor)
+            asked = self._within(agent.request(b"GET", url.encode()), timeout)
             return asked.addCallback(answered)
 
         def answered(response: Any) -> Any:
             code = response.code
-            body = readBody(response)
-            body.addTimeout(timeout, self.reactor)
+            body = self._within(readBody(response), timeout)
 
             def read(text: bytes) -> None:
                 if code != 200:
@@ -105,6 +112,32 @@ class HealthChecker:
         d.addCallbacks(lambda _: self._mark(state, True, ""),
                        lambda f: self._mark(state, False, f.getErrorMessage()))  # fmt: skip
         return d
+
+    def _within(self, d: Deferred[Any], timeout: float) -> Deferred[Any]:
+        """`d`, cancelled and failed with `CheckTimedOut` if it has not fired `timeout`
+        seconds on, judged a turn after the timer fires (module docstring)."""
+        gave_up = answered = False
+
+        def give_up() -> None:
+            nonlocal gave_up
+            # (Not d.called: that is true too while d waits on a Deferred it chained.)
+            if not answered:
+                gave_up = True
+                d.cancel()
+
+        timer = self.reactor.callLater(timeout, lambda: self.reactor.callLater(0, give_up))
+
+        def over(result: Any) -> Any:
+            nonlocal answered
+            answered = True
+            if timer.active():
+                timer.cancel()
+            if gave_up and isinstance(result, Failure):
+                # However the step reports its cancelling (the HTTP client wraps it).
+                return Failure(CheckTimedOut(f"no answer within {timeout:g} s"))
+            return result
+
+        return d.addBoth(over)
 
     def _mark(self, state: BackendState, healthy: bool, why: str) -> None:
         if state.healthy == healthy:
@@ -119,6 +152,15 @@ class HealthChecker:
 
 class _Unhealthy(Exception):
     pass
+
+
+class CheckTimedOut(Exception):
+    """A step of a health check had no answer within the rule set's `health.timeout`."""
+
+
+# Seconds: the connect timeout of a check's endpoints, past any `health.timeout` the
+# rules allow in practice; each step's own bound is `health.timeout` (`_within`).
+_BACKSTOP = 3600.0
 
 
 def _quiet(factory: Factory) -> Factory:
