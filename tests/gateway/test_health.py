@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
 
-from tests.support.http import capture_log, listen_site
+from tests.support.http import capture_log, health_site
 from vinom.gateway.health import HealthChecker
 from vinom.gateway.router import Router
 from vinom.gateway.rules import parse_rules
@@ -87,9 +87,7 @@ class QuietChecksTests(TestCase):
     timeout = 20
 
     async def test_checks_write_no_log_line_while_nothing_changes(self) -> None:
-        root = Resource()
-        root.putChild(b"health", Data(b"ok\n", "text/plain"))
-        health = listen_site(self, root)
+        health = health_site(self)
         factory = Factory.forProtocol(Protocol)
         factory.noisy = False
         backend = reactor.listenTCP(0, factory, interface="127.0.0.1")
@@ -129,9 +127,7 @@ class TimeoutTests(TestCase):
         }))  # fmt: skip
 
     async def test_a_gateway_that_stalls_past_the_timeout_puts_no_backend_out(self) -> None:
-        root = Resource()
-        root.putChild(b"health", Data(b"ok\n", "text/plain"))
-        router = self.router(listen_site(self, root))
+        router = self.router(health_site(self))
         checker = HealthChecker(router, reactor)
         lines = capture_log(self)
         for _ in range(3):

@@ -9,10 +9,8 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.client import readBody
 from twisted.web.error import SchemeNotSupported
-from twisted.web.resource import Resource
-from twisted.web.static import Data
 
-from tests.support.http import capture_log, listen_site
+from tests.support.http import capture_log, health_site
 from vinom.net.http import quiet_agent
 
 
@@ -20,9 +18,7 @@ class QuietAgentTests(TestCase):
     timeout = 20
 
     async def test_requests_are_answered_and_write_no_log_line(self) -> None:
-        root = Resource()
-        root.putChild(b"health", Data(b"ok\n", "text/plain"))
-        port = listen_site(self, root)
+        port = health_site(self)
         lines = capture_log(self)
         agent = quiet_agent(reactor, 5.0)
         for _ in range(5):

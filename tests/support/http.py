@@ -9,6 +9,7 @@ from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from twisted.web.static import Data
 
 
 class SilentSite(Site):
@@ -25,6 +26,14 @@ def listen_site(test: TestCase, root: Resource) -> int:
     port = reactor.listenTCP(0, SilentSite(root), interface="127.0.0.1")
     test.addCleanup(port.stopListening)
     return int(port.getHost().port)
+
+
+def health_site(test: TestCase) -> int:
+    """A `SilentSite` answering `GET /health` with 200 `ok`, as vinom's operations
+    endpoint does; its port."""
+    root = Resource()
+    root.putChild(b"health", Data(b"ok\n", "text/plain"))
+    return listen_site(test, root)
 
 
 def capture_log(test: TestCase) -> list[str]:
