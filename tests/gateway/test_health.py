@@ -31,6 +31,22 @@ class Answer(Resource):
         return b"draining\n" if self.code != 200 else b"ok\n"
 
 
+def one_backend(test: TestCase, health: int, timeout: float) -> Router:
+    """A router with one backend, `b`: a local port that takes connections, its
+    operations endpoint on `health`; checks every minute, with `timeout`."""
+    factory = Factory.forProtocol(Protocol)
+    factory.noisy = False
+    backend = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    test.addCleanup(backend.stopListening)
+    return Router(parse_rules({
+        "backends": {"b": {"address": f"127.0.0.1:{backend.getHost().port}",
+                           "health": f"127.0.0.1:{health}"}},
+        "pools": {"p": {"backends": ["b"]}},
+        "routes": [{"kind": "any", "pool": "p"}],
+        "health": {"interval": 60, "timeout": timeout},
+    }))  # fmt: skip
+
+
 class HealthCheckTests(TestCase):
     timeout = 20
 
@@ -87,18 +103,7 @@ class QuietChecksTests(TestCase):
     timeout = 20
 
     async def test_checks_write_no_log_line_while_nothing_changes(self) -> None:
-        health = health_site(self)
-        factory = Factory.forProtocol(Protocol)
-        factory.noisy = False
-        backend = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(backend.stopListening)
-        router = Router(parse_rules({
-            "backends": {"b": {"address": f"127.0.0.1:{backend.getHost().port}",
-                               "health": f"127.0.0.1:{health}"}},
-            "pools": {"p": {"backends": ["b"]}},
-            "routes": [{"kind": "any", "pool": "p"}],
-            "health": {"interval": 60, "timeout": 1.0},
-        }))  # fmt: skip
+        router = one_backend(self, health_site(self), timeout=1.0)
         checker = HealthChecker(router, reactor)
         lines = capture_log(self)
         for _ in range(5):
@@ -113,21 +118,8 @@ class TimeoutTests(TestCase):
 
     timeout = 20
 
-    def router(self, health: int) -> Router:
-        factory = Factory.forProtocol(Protocol)
-        factory.noisy = False
-        backend = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        self.addCleanup(backend.stopListening)
-        return Router(parse_rules({
-            "backends": {"b": {"address": f"127.0.0.1:{backend.getHost().port}",
-                               "health": f"127.0.0.1:{health}"}},
-            "pools": {"p": {"backends": ["b"]}},
-            "routes": [{"kind": "any", "pool": "p"}],
-            "health": {"interval": 60, "timeout": 0.2},
-        }))  # fmt: skip
-
     async def test_a_gateway_that_stalls_past_the_timeout_puts_no_backend_out(self) -> None:
-        router = self.router(health_site(self))
+        router = one_backend(self, health_site(self), timeout=0.2)
         checker = HealthChecker(router, reactor)
         lines = capture_log(self)
         for _ in range(3):
@@ -145,7 +137,7 @@ class TimeoutTests(TestCase):
         silent.noisy = False
         health = reactor.listenTCP(0, silent, interface="127.0.0.1")
         self.addCleanup(health.stopListening)
-        router = self.router(health.getHost().port)
+        router = one_backend(self, health.getHost().port, timeout=0.2)
         checker = HealthChecker(router, reactor)
         lines = capture_log(self)
         started = reactor.seconds()
