@@ -306,6 +306,42 @@ class BurstTests(TestCase):
         self.assertTrue(all(isinstance(f, BackendUnavailable) for f in failures), failures)
         # Three calls of at most four tickets, one after another, each within its timeout.
         self.assertLess(time.monotonic() - started, 3 * 1.0 + 2)
+
+    async def test_a_lobby_stopped_as_its_enqueue_fails_stops_after_the_withdrawal(
+        self
+    ) -> None:
+        # An enqueue given up on sends a withdrawal once its callers are told; a
+        # lobby stopped by one of them (a shutdown on the error) still has that
+        # call out. Its stop answers once every call it made has settled: nothing
+        # of the lobby is left running on its clock.
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(call_timeout=1.0, lobby_lease=3600.0,
+                                           tick_every=60.0)  # fmt: skip
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", redis.port, poolsize=1,
+                                             reconnect=True)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        clock = Clock()
+        matchmaker = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
+                                     {"maze": 3}, clock, settings=settings)  # fmt: skip
+        await matchmaker.start()
+        await redis.stop()
+        stopped: list[Deferred[None]] = []
+        left_running: list[list[object]] = []
+
+        def stop(failure: Failure) -> None:
+            failure.trap(BackendUnavailable)
+            stopped.append(matchmaker.stop().addCallback(
+                lambda _: left_running.append([c for c in clock.getDelayedCalls()
+                                               if c.active()])))  # fmt: skip
+
+        matchmaker.enqueue(ticket("p", "maze")).addCallbacks(self.fail, stop)
+        clock.advance(1.0)  # the enqueue is given up on; the lobby stops
+        self.assertEqual(len(stopped), 1)
+        while not stopped[0].called:
+            clock.advance(0.5)
+            await deferLater(reactor, 0.01, lambda: None)
+        await stopped[0]
+        self.assertEqual(left_running, [[]])
     async def test_a_ticket_matched_before_its_enqueue_answers_can_queue_again(self) -> None:
         # Lobby A queues p; lobby B's enqueue of q matches p at once, and A hears
         # the match on its channel before the answer to its enqueue. p's match

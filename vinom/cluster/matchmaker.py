@@ -34,7 +34,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import txredisapi
-from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    fail,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -144,6 +151,9 @@ class RedisMatchmaker:
         self._adding: dict[str, bool] = {}
         # The same for players whose cancel awaits its answer.
         self._cancelling: dict[str, bool] = {}
+        # One Deferred per script call not yet answered or given up on: `stop`
+        # waits for them (each settles within `call_timeout`).
+        self._out: set[Deferred[None]] = set()
         # Enqueue calls, numbered: their tickets carry the number (see "withdraw").
         self._calls = itertools.count()
         # Matches announced -> the id of the lobby whose call formed each, and the
@@ -209,6 +219,10 @@ class RedisMatchmaker:
             except Exception as e:
                 # Its tickets lapse with its key, as if it had died.
                 self.log.warn("could not release tickets: {error}", error=e)
+            # A call still out (a tick's, the withdrawal of an enqueue given up
+            # on) settles first: a stopped lobby leaves nothing running.
+            while self._out:
+                await DeferredList(list(self._out))
             await self._subscription.stop()
             await self._presence.stop()
 
@@ -685,11 +699,20 @@ class RedisMatchmaker:
         # connection breaks its pool, so the call is left to finish.
         result: Deferred[Any] = Deferred()
         timeout = self._settings.call_timeout
+        settled: Deferred[None] = Deferred()
+        self._out.add(settled)
+
+        def settle() -> None:
+            # After `result`'s callbacks, so that a call they make (a withdrawal)
+            # is out before this one is seen settled.
+            self._out.discard(settled)
+            settled.callback(None)
 
         def expire() -> None:
             result.errback(
                 BackendUnavailable(f"{doing}: Redis did not answer within {timeout} s")
             )
+            settle()
 
         timer = self._clock.callLater(timeout, expire)
 
@@ -704,6 +727,7 @@ class RedisMatchmaker:
                         result.errback(value)
                 else:
                     result.callback(value)
+                settle()
             elif late is not None and not isinstance(value, Failure):
                 maybeDeferred(late, value).addErrback(self._warn, f"{doing} (late answer)")
 
