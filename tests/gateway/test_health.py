@@ -145,3 +145,48 @@ class TimeoutTests(TestCase):
         self.assertGreaterEqual(reactor.seconds() - started, 0.2)
         self.assertFalse(router.state("b").healthy)  # type: ignore[union-attr]
         self.assertEqual(lines, ["gateway: backend b is out: no answer within 0.2 s"])
+
+
+class StopTests(TestCase):
+    timeout = 20
+
+    async def test_a_stop_while_a_check_waits_closes_it_and_leaves_the_backend_as_it_was(
+        self
+    ) -> None:
+        # The backend's operations endpoint takes the check's connection and says
+        # nothing; the gateway stops long before the check's 10 s timeout.
+        opened: list[Protocol] = []
+        closed: list[Protocol] = []
+
+        class Silent(Protocol):
+            def connectionMade(self) -> None:
+                opened.append(self)
+
+            def connectionLost(self, reason: object = None) -> None:
+                closed.append(self)
+
+        silent = Factory.forProtocol(Silent)
+        silent.noisy = False
+        health = reactor.listenTCP(0, silent, interface="127.0.0.1")
+        self.addCleanup(health.stopListening)
+        router = one_backend(self, health.getHost().port, timeout=10.0)
+        checker = HealthChecker(router, reactor)
+        lines = capture_log(self)
+        checker.start()
+        for _ in range(250):
+            if opened:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual(len(opened), 1)
+        started = reactor.seconds()
+        await checker.stop()
+        for _ in range(250):
+            if closed:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        # The check's connection is closed at once, not at its timeout; the backend
+        # is neither put out nor logged, and no round is left to run.
+        self.assertEqual(len(closed), 1)
+        self.assertLess(reactor.seconds() - started, 5.0)
+        self.assertTrue(router.state("b").healthy)  # type: ignore[union-attr]
+        self.assertEqual((lines, checker.checks), ([], 0))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -42,21 +42,36 @@ class HealthChecker:
         self._loop: LoopingCall | None = None
         self._interval = 0.0
         self._running: Deferred[Any] | None = None
+        self._stopped = False
         self.checks = 0
 
     def start(self) -> None:
+        self._stopped = False
         self._schedule()
 
-    def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+    def stop(self) -> Deferred[None]:
+        """Stop checking; a round still out is cancelled (its backends stay as they
+        were). Fires once nothing of it is left running."""
+        self._stop_loop()
+        running, self._running = self._running, None
+        if running is None:
+            return succeed(None)
+        self._stopped = True
+        settled: Deferred[None] = Deferred()
+        running.addBoth(lambda _: settled.callback(None))
+        running.cancel()
+        return settled
 
     def rules_changed(self) -> None:
         """A new rule set may change the interval: restart the loop on it."""
         if self._loop is not None and self._interval != self.router.rules.health_interval:
-            self.stop()
+            self._stop_loop()
             self._schedule()
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
 
     def _schedule(self) -> None:
         self._interval = self.router.rules.health_interval
@@ -72,8 +87,9 @@ class HealthChecker:
         self._running = running
 
         def done(result: object) -> None:
-            self._running = None
-            self.checks += 1
+            if self._running is running:  # (not a round `stop` cancelled)
+                self._running = None
+                self.checks += 1
 
         return running.addBoth(done)
 
@@ -140,7 +156,7 @@ class HealthChecker:
         return d.addBoth(over)
 
     def _mark(self, state: BackendState, healthy: bool, why: str) -> None:
-        if state.healthy == healthy:
+        if state.healthy == healthy or self._stopped:
             return
         state.healthy = healthy
         if healthy:

@@ -65,10 +65,11 @@ class Gateway(service.Service):
         super().startService()
         self.health.start()
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
         super().stopService()
-        self.health.stop()
+        checked = self.health.stop()
         self.factory.close_all()
+        return checked
 
     def offer(self, text: str | bytes, origin: str) -> bool:
         """Put the rule set in `text` in force if it is good (module docstring)."""
