@@ -232,8 +232,10 @@ class HostAgent(Service):
                 )
                 if not requests:
                     # ...and when none waits, the next one as soon as it comes. Blocks
-                    # one pool connection (not the reactor) for up to a second;
-                    # txredisapi's reply timeout bounds it if Redis goes silent.
+                    # one pool connection (not the reactor) for up to a second.
+                    # txredisapi sends BRPOP without its reply timeout: a Redis gone
+                    # silent holds this loop until it answers or the connection
+                    # drops (the heartbeat's bounded calls report the outage).
                     reply = await self._redis.handler.brpop(key, timeout=1)
                     requests = [reply[1]] if reply else []
             except Exception as error:
