@@ -47,6 +47,16 @@ def one_backend(test: TestCase, health: int, timeout: float) -> Router:
     }))  # fmt: skip
 
 
+def silent_backend(test: TestCase, protocol: type[Protocol], timeout: float) -> Router:
+    """`one_backend` whose operations endpoint takes each connection (with `protocol`)
+    and says nothing."""
+    silent = Factory.forProtocol(protocol)
+    silent.noisy = False
+    health = reactor.listenTCP(0, silent, interface="127.0.0.1")
+    test.addCleanup(health.stopListening)
+    return one_backend(test, health.getHost().port, timeout)
+
+
 class HealthCheckTests(TestCase):
     timeout = 20
 
@@ -132,12 +142,7 @@ class TimeoutTests(TestCase):
         self.assertEqual(lines, [])
 
     async def test_a_backend_that_never_answers_is_out_after_the_timeout(self) -> None:
-        # Its operations endpoint takes the connection and says nothing.
-        silent = Factory.forProtocol(Protocol)
-        silent.noisy = False
-        health = reactor.listenTCP(0, silent, interface="127.0.0.1")
-        self.addCleanup(health.stopListening)
-        router = one_backend(self, health.getHost().port, timeout=0.2)
+        router = silent_backend(self, Protocol, timeout=0.2)
         checker = HealthChecker(router, reactor)
         lines = capture_log(self)
         started = reactor.seconds()
@@ -165,11 +170,7 @@ class StopTests(TestCase):
             def connectionLost(self, reason: object = None) -> None:
                 closed.append(self)
 
-        silent = Factory.forProtocol(Silent)
-        silent.noisy = False
-        health = reactor.listenTCP(0, silent, interface="127.0.0.1")
-        self.addCleanup(health.stopListening)
-        router = one_backend(self, health.getHost().port, timeout=10.0)
+        router = silent_backend(self, Silent, timeout=10.0)
         checker = HealthChecker(router, reactor)
         lines = capture_log(self)
         checker.start()
