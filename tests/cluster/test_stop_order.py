@@ -13,7 +13,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from vinom.cluster.services import CALLS_WAIT, InFlightCalls, RedisClientService
+from vinom.cluster.inflight import InFlightCalls
+from vinom.cluster.services import CALLS_WAIT, RedisClientService
 from vinom.server.logs import ServerRoot
 
 

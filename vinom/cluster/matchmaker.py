@@ -34,14 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import txredisapi
-from twisted.internet.defer import (
-    Deferred,
-    DeferredList,
-    fail,
-    gatherResults,
-    maybeDeferred,
-    succeed,
-)
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -51,6 +44,7 @@ from zope.interface import implementer
 from vinom.cluster.channel import FOLLOWERS_TTL
 from vinom.cluster.client import RedisSubscription, Script, milliseconds
 from vinom.cluster.clock import RedisClock
+from vinom.cluster.inflight import InFlightCalls
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_MATCHMAKER, RedisMatchmakerSettings
 from vinom.cluster.watch import guarded
@@ -151,9 +145,9 @@ class RedisMatchmaker:
         self._adding: dict[str, bool] = {}
         # The same for players whose cancel awaits its answer.
         self._cancelling: dict[str, bool] = {}
-        # One Deferred per script call not yet answered or given up on: `stop`
-        # waits for them (each settles within `call_timeout`).
-        self._out: set[Deferred[None]] = set()
+        # The script calls not yet answered or given up on: `stop` waits for them
+        # (each within `call_timeout`).
+        self._in_flight = InFlightCalls(clock)
         # Enqueue calls, numbered: their tickets carry the number (see "withdraw").
         self._calls = itertools.count()
         # Matches announced -> the id of the lobby whose call formed each, and the
@@ -221,8 +215,7 @@ class RedisMatchmaker:
                 self.log.warn("could not release tickets: {error}", error=e)
             # A call still out (a tick's, the withdrawal of an enqueue given up
             # on) settles first: a stopped lobby leaves nothing running.
-            while self._out:
-                await DeferredList(list(self._out))
+            await self._in_flight.when_done()
             await self._subscription.stop()
             await self._presence.stop()
 
@@ -699,20 +692,12 @@ class RedisMatchmaker:
         # connection breaks its pool, so the call is left to finish.
         result: Deferred[Any] = Deferred()
         timeout = self._settings.call_timeout
-        settled: Deferred[None] = Deferred()
-        self._out.add(settled)
-
-        def settle() -> None:
-            # After `result`'s callbacks, so that a call they make (a withdrawal)
-            # is out before this one is seen settled.
-            self._out.discard(settled)
-            settled.callback(None)
+        self._in_flight.started(result)
 
         def expire() -> None:
             result.errback(
                 BackendUnavailable(f"{doing}: Redis did not answer within {timeout} s")
             )
-            settle()
 
         timer = self._clock.callLater(timeout, expire)
 
@@ -727,7 +712,6 @@ class RedisMatchmaker:
                         result.errback(value)
                 else:
                     result.callback(value)
-                settle()
             elif late is not None and not isinstance(value, Failure):
                 maybeDeferred(late, value).addErrback(self._warn, f"{doing} (late answer)")
 

@@ -26,8 +26,7 @@ stopping lobby leaves nothing behind in Redis and logs no failed call.
 
 from __future__ import annotations
 
-import inspect
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -35,6 +34,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from vinom.cluster.client import RedisClient, RedisSubscription
+from vinom.cluster.inflight import InFlightCalls
 
 if TYPE_CHECKING:  # txredisapi, which the matchmaker imports, installs the default reactor
     from vinom.cluster.matchmaker import RedisMatchmaker
@@ -45,73 +45,6 @@ START_RETRY = 1.0
 # Seconds the pool waits, as the server stops, for the calls still in flight (each
 # is bounded by its own timeout, at most the matchmaker's `call_timeout`, 5 s).
 CALLS_WAIT = 10.0
-
-_T = TypeVar("_T")
-
-
-class InFlightCalls:
-    """Counts the calls of some parts (the lobby's player store, matchmaker and party
-    store) whose Deferreds have not fired, so that the pool closes after them."""
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self.running = 0
-        self._waiters: list[Deferred[None]] = []
-
-    def track(self, part: _T) -> _T:
-        """`part` as its users see it, with the Deferreds of its methods counted."""
-        return cast(_T, _Counted(part, self))
-
-    def when_done(self) -> Deferred[None]:
-        """Fires once no counted call runs (at once if none does)."""
-        if not self.running:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._waiters.append(waiter)
-        return waiter
-
-    def started(self, d: Deferred[Any]) -> None:
-        self.running += 1
-        d.addBoth(self._ended)
-
-    def _ended(self, result: object) -> object:
-        self.running -= 1
-        if not self.running and self._waiters:
-            # In a later turn: the callbacks after this one may make the next call
-            # (a cancelled ticket's player then forgotten).
-            self._clock.callLater(0, self._maybe_done)
-        return result
-
-    def _maybe_done(self) -> None:
-        if not self.running:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.called:
-                    waiter.callback(None)
-
-
-class _Counted:
-    """A part whose methods' Deferreds an `InFlightCalls` counts; anything else as is."""
-
-    def __init__(self, part: Any, calls: InFlightCalls) -> None:
-        self._part = part
-        self._calls = calls
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._part, name)
-        if not callable(value):
-            return value
-        calls = self._calls
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            result = value(*args, **kwargs)
-            if isinstance(result, Deferred):
-                calls.started(result)
-            return result
-
-        if inspect.ismethod(value):
-            self.__dict__[name] = counted  # a method stays the same: made once
-        return counted
 
 
 class RedisClientService(Service):

@@ -55,7 +55,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     if settings is not None:
         from vinom.cluster.client import RedisClient
         from vinom.cluster.gateway_rules import RedisGatewayRules
-        from vinom.cluster.services import InFlightCalls, RedisClientService
+        from vinom.cluster.inflight import InFlightCalls
+        from vinom.cluster.services import RedisClientService
 
         redis = RedisClient.open(settings, reactor)
         _add(root, "redis", RedisClientService(redis, reactor, InFlightCalls(reactor)))

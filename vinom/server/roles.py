@@ -26,10 +26,10 @@ from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
+from vinom.cluster.inflight import InFlightCalls
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import (
-    InFlightCalls,
     MatchmakerService,
     PartyStoreService,
     RedisClientService,
