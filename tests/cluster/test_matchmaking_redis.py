@@ -342,6 +342,7 @@ class BurstTests(TestCase):
             await deferLater(reactor, 0.01, lambda: None)
         await stopped[0]
         self.assertEqual(left_running, [[]])
+
     async def test_a_ticket_matched_before_its_enqueue_answers_can_queue_again(self) -> None:
         # Lobby A queues p; lobby B's enqueue of q matches p at once, and A hears
         # the match on its channel before the answer to its enqueue. p's match
