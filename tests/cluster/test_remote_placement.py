@@ -572,6 +572,29 @@ class RequestGivenAgainTests(TestCase):
         self.assertIsNone(await redis.handler.get("vinom:claim:m-1:0"))
 
 
+    async def test_two_attempts_at_one_match_taken_together_host_it_once(self) -> None:
+        # A failover: the former lobby's request was on the promoted replica, untaken,
+        # and the lobby that took the match over pushed its own attempt; the host's
+        # first pop after the failover brings both.
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        heard = await hear_placements(self, redis, "l-a")
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        match = match_to_json(Match("m-1", "duel", players, 1.0))
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-a")
+        for attempt, lobby in ((0, "l-a"), (2, "l-b")):
+            request = {"match": match, "attempt": attempt, "lobby_id": lobby}
+            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        _, hosting = start_host(self, redis, "h-test")
+        await wait_until_async(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
+            lambda left: left == 0))  # fmt: skip
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual((hosting.matches, hosting.free_ports), (1, 1))
+        self.assertEqual([m["event"] for m in heard], ["placed"])
+
+
 class HostTakesRequestsTests(TestCase):
     """On a real Redis: a game host takes every placement request waiting in its list in
     one call, not one round trip each (a burst of matches is not left to time out)."""

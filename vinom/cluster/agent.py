@@ -280,6 +280,14 @@ class HostAgent(Service):
         )  # fmt: skip
         if not claimed:
             return  # withdrawn by its lobby, which gave up waiting for us
+        if match.match_id in self._taken:
+            # Two attempts at the match came in one pop (after a failover: the former
+            # lobby's, left untaken on the promoted replica, and the one of the lobby
+            # that took the match over), each with its own claim: the first claimed
+            # hosts it, and its `placed` reaches every lobby that follows the match.
+            self.log.info("match {match_id}: attempt {attempt} came with another, dropped",
+                          match_id=match.match_id, attempt=attempt)  # fmt: skip
+            return
         self._taken[match.match_id] = None
         while len(self._taken) > TAKEN_REMEMBERED:
             self._taken.popitem(last=False)
