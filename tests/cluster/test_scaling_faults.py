@@ -464,6 +464,58 @@ class StalledRedisTests(ClusterTestCase):
         self.assertEqual(await queue_depth(), 0)
 
 
+class RefusedPlacementSaveTests(ClusterTestCase):
+    """A match placed on its game host while one of its players' lobbies cannot write to
+    Redis (a failover's READONLY, a master short of replicas): that lobby tells its
+    player `match_found` once Redis takes writes again, never `match_failed` for a
+    match its partner is already waiting in (who would see it aborted for
+    players_missing at the connect deadline)."""
+
+    timeout = 60
+
+    async def test_the_player_is_told_once_redis_takes_writes_and_both_play(self) -> None:
+        await self.start("host", ports=2)
+        refused_lobby = await self.start("lobby")
+        here, there = self.lobby_address(refused_lobby), self.lobby_address(await self.start(
+            "lobby"))  # fmt: skip
+        clients = []
+        for address, name in ((here, "first"), (there, "second")):
+            client = await connect_lobby(reactor, address.host, address.port, trust=address.trust)
+            self.addCleanup(lambda c=client: None if c.protocol.closed.called else c.close())
+            clients.append((client, await client.hello(name)))
+        queued: Deferred[None] = Deferred()
+        first = clients[0][0].queue(GAME.name, on_queued=lambda *_: queued.called
+                                    or queued.callback(None))  # fmt: skip
+        await queued
+        # The first player's lobby does not run while the match forms on the other and is
+        # placed; by the time it hears of the placement, Redis refuses writes.
+        refused_lobby.transport.signalProcess(signal.SIGSTOP)
+        second = await clients[1][0].queue(GAME.name)
+        await self.redis_call("CONFIG", "SET", "min-replicas-to-write", "1")
+        refused_lobby.transport.signalProcess(signal.SIGCONT)
+        await self.output_has(refused_lobby, "saving its placement failed")
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertFalse(first.called)
+        await self.redis_call("CONFIG", "SET", "min-replicas-to-write", "0")
+        found = await first
+        self.assertEqual(found.game_id, second.game_id)
+
+        async def play(welcome: Welcome, match: MatchFound) -> str:
+            session = await connect_game(reactor, match)
+            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(1)),
+                               clock=reactor)  # fmt: skip
+            driver.attach()
+            final = await session.finished
+            driver.cancel()
+            await session.disconnect()
+            return str(final["p"])
+
+        played = await gatherResults([Deferred.fromCoroutine(play(clients[0][1], found)),
+                                      Deferred.fromCoroutine(play(clients[1][1], second))])
+        self.assertEqual(played, ["finished", "finished"])
+        self.assertIn("its placement is saved, after", refused_lobby.text)
+
+
 class HostDeathTests(ClusterTestCase):
     """A game host killed with SIGKILL while it runs a match (issue #25): its players are
     told and keep their place, its matches end everywhere, no match goes to it after 2 s."""

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -24,12 +25,13 @@ from vinom.identity import hash_secret
 from vinom.lobby import connection, errors
 from vinom.lobby.codec import FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
+from vinom.lobby.placement import SAVE_WITHIN
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
 from vinom.match import Match, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
-from vinom.store.interfaces import PlayerRecord
+from vinom.store.interfaces import MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
 MATCH_SIZES = {"tictactoe": 2, "maze": 3}
@@ -841,6 +843,105 @@ class AwayStore(MemoryPlayerStore):
 class AwayMatchmaker(MemoryMatchmaker):
     def enqueue(self, ticket: Ticket) -> Deferred[int]:
         return fail(BackendUnavailable("enqueue: Redis did not answer within 5.0 s"))
+
+
+class PlacementAwayStore(MemoryPlayerStore):
+    """A store that refuses to save placements while `away` (Redis failing over)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.away = True
+        self.refused = 0
+
+    def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
+        if self.away:
+            self.refused += 1
+            return fail(BackendUnavailable("Redis refused the call for now: READONLY"))
+        return super().save_placement(placement)
+
+
+class PlacementSaveTests(LobbyHarness):
+    """A match placed while the store is away: its game host runs it (players other
+    lobbies hold may be connected), so the store's absence delays `match_found`
+    rather than failing the match."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store = PlacementAwayStore()
+        self.factory = self.make_factory(store=self.store)
+        self.factory.startService()
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def warnings(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.warn]
+
+    def wait(self, seconds: float, *clients: Client) -> list[list[dict[str, Any]]]:
+        """Let `seconds` pass in steps, the clients answering the lobby's pings as a
+        live client does; what else each was sent meanwhile."""
+        seen: list[list[dict[str, Any]]] = [[] for _ in clients]
+        for _ in range(round(seconds / 0.25)):
+            self.clock.advance(0.25)
+            for client, frames in zip(clients, seen, strict=True):
+                for frame in client.frames():
+                    if frame["type"] == "ping":
+                        client.send({"type": "ping"})
+                    elif frame["type"] != "pong":
+                        frames.append(frame)
+        return seen
+
+    def test_match_found_waits_for_the_store_to_come_back(self) -> None:
+        first, second = self.queued_player("A"), self.queued_player("B")
+        [match] = self.matches
+        # Still matched, told nothing, while the save is tried again.
+        self.assertEqual(self.wait(6.0, first, second), [[], []])
+        self.assertFalse(first.closed)
+        self.assertGreater(self.store.refused, 3)
+        self.store.away = False
+        for frames in self.wait(2.0, first, second):
+            [found] = frames
+            self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
+        placement = self.successResultOf(self.store.placement_for_player(first.player_id or ""))
+        self.assertEqual(placement, self.successResultOf(self.store.get_placement(match.match_id)))
+        # One line as it fails, none per attempt; no failure logged.
+        [warning] = self.warnings()
+        self.assertIn(f"match {match.match_id}: saving its placement failed", warning)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_a_store_away_for_good_still_lets_the_match_be_played(self) -> None:
+        first, second = self.queued_player("A"), self.queued_player("B")
+        [match] = self.matches
+        self.assertEqual(self.wait(SAVE_WITHIN - 1.0, first, second), [[], []])
+        for frames in self.wait(1.0, first, second):
+            [found] = frames
+            self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
+        self.assertIsNone(self.successResultOf(self.store.get_placement(match.match_id)))
+        self.assertEqual(len(self.warnings()), 2)
+        self.assertIn("its placement is not saved", self.warnings()[1])
+        # No more attempts.
+        refused = self.store.refused
+        self.clock.advance(60.0)
+        self.assertEqual(self.store.refused, refused)
+
+    def test_a_match_that_ends_meanwhile_is_neither_saved_nor_delivered(self) -> None:
+        first, second = self.queued_player("A"), self.queued_player("B")
+        [match] = self.matches
+        self.wait(1.0, first, second)
+        self.assertTrue(self.hosts.end_match(match.match_id))
+        self.store.away = False
+        self.assertEqual(self.wait(SAVE_WITHIN, first, second), [[], []])
+        self.assertIsNone(self.successResultOf(self.store.get_placement(match.match_id)))
+
+    def test_a_lobby_that_stops_delivers_at_once(self) -> None:
+        first, second = self.queued_player("A"), self.queued_player("B")
+        self.wait(0.5, first, second)
+        self.factory.stopService()
+        for client in (first, second):
+            self.assertEqual(client.frames()[-1]["type"], "match_found")
+        refused = self.store.refused
+        self.clock.advance(60.0)
+        self.assertEqual(self.store.refused, refused)
 
 
 class BrokenStore(MemoryPlayerStore):

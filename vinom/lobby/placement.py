@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -44,6 +45,13 @@ NO_HOST = "no_host"
 
 # How many ended matches `MatchPlacer.recent_matches` remembers.
 RECENT_MATCHES = 50
+
+# A placement the store could not save because it is away (Redis restarting or
+# failing over) is saved again, after a pause from the first to the longest, for
+# up to SAVE_WITHIN seconds; then its players are told where it runs without it.
+SAVE_RETRY_FIRST = 0.25
+SAVE_RETRY_LONGEST = 2.0
+SAVE_WITHIN = 10.0
 
 
 @frozen
@@ -120,6 +128,8 @@ class MatchPlacer:
         self._recent: deque[EndedMatch] = deque(maxlen=RECENT_MATCHES)
         # Waiting for the last match of this lobby's players to end (a drain).
         self._players_matches_waiters: list[Deferred[None]] = []
+        # The pauses before saving a placement again (`stop` cuts them short).
+        self._save_pauses: set[Deferred[None]] = set()
 
     @property
     def waiting_matches(self) -> int:
@@ -266,7 +276,67 @@ class MatchPlacer:
         if not self._saves_placement(match):
             self._deliver(placement)
             return succeed(None)
-        return self._store.save_placement(placement).addCallback(lambda _: self._deliver(placement))
+        return Deferred.fromCoroutine(self._save_and_deliver(placement))
+
+    async def _save_and_deliver(self, placement: MatchPlacement) -> None:
+        """Save the placement, then deliver `match_found`.
+
+        The match runs on its game host already, and players other lobbies hold may
+        be connected to it: a store that is away (Redis restarting, failing over)
+        delays this lobby's `match_found`, it does not fail the match, whose other
+        players would wait for the connect deadline and see it aborted for
+        players_missing. The save is tried again for up to SAVE_WITHIN seconds; past
+        that (or once the lobby stops) the players are told where the match runs
+        without it: only their `reconnect` to it is lost.
+        """
+        match_id = placement.match_id
+        given_up_at = self._clock.seconds() + SAVE_WITHIN
+        pause = SAVE_RETRY_FIRST
+        failures = 0
+        while True:
+            try:
+                await self._store.save_placement(placement)
+            except BackendUnavailable as e:
+                failures += 1
+                if failures == 1:
+                    self.log.warn(
+                        "match {match_id}: saving its placement failed ({error}); trying "
+                        "again for {within:.0f} s before its players are told",
+                        match_id=match_id, error=e, within=SAVE_WITHIN,
+                    )  # fmt: skip
+                if self._clock.seconds() + pause > given_up_at or not await self._pause(pause):
+                    self.log.warn("match {match_id}: its players are told where it runs; its "
+                                  "placement is not saved (their `reconnect` will not find "
+                                  "it): {error}", match_id=match_id, error=e)  # fmt: skip
+                    break
+                pause = min(pause * 2, SAVE_RETRY_LONGEST)
+                if match_id not in self._running:
+                    return  # it ended meanwhile: nobody is to be told of it
+                continue
+            if failures:
+                self.log.info("match {match_id}: its placement is saved, after {failures} "
+                              "failure(s)", match_id=match_id, failures=failures)  # fmt: skip
+            break
+        if match_id in self._running:
+            self._deliver(placement)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`; False if the lobby stopped meanwhile."""
+        pause = deferLater(self._clock, seconds, lambda: None)
+        self._save_pauses.add(pause)
+        try:
+            await pause
+        except CancelledError:
+            return False
+        finally:
+            self._save_pauses.discard(pause)
+        return True
+
+    def stop(self) -> None:
+        """The lobby stops: placements waiting to be saved again are delivered now,
+        unsaved, rather than left on the clock."""
+        for pause in list(self._save_pauses):
+            pause.cancel()
 
     def _saves_placement(self, match: Match) -> bool:
         """Whether this lobby records the placement. With a shared store every lobby

@@ -396,6 +396,7 @@ class LobbyFactory(ServerFactory, Service):
         """Drain (if not begun already) as the service stops."""
         super().stopService()
         self.drain()
+        self.placer.stop()
 
     # What operators and tests look at.
 
