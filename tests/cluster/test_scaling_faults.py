@@ -81,6 +81,19 @@ async def play_once_redis_is_back(lobby: LobbyAddress, name: str, *, seed: int,
         await deferLater(reactor, 0.2, lambda: None)
 
 
+async def play_match(welcome: Welcome, match: MatchFound, seed: int = 1) -> str:
+    """Play `match` to its end with a bot of GAME for the player `welcome` names; the
+    final phase."""
+    session = await connect_game(reactor, match)
+    driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(seed)),
+                       clock=reactor)  # fmt: skip
+    driver.attach()
+    final = await session.finished
+    driver.cancel()
+    await session.disconnect()
+    return str(final["p"])
+
+
 class LobbyDeathTests(ClusterTestCase):
     timeout = 90
 
@@ -190,14 +203,7 @@ class LobbyDeathTests(ClusterTestCase):
 
         async def play(welcome: Welcome, found: Deferred[MatchFound]) -> tuple[str, str]:
             match = await found
-            session = await connect_game(reactor, match)
-            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(1)),
-                               clock=reactor)  # fmt: skip
-            driver.attach()
-            final = await session.finished
-            driver.cancel()
-            await session.disconnect()
-            return final["p"], match.game_id
+            return await play_match(welcome, match), match.game_id
 
         # A new player queued right after the kill, in the first ghost's band.
         newcomer = await player("newcomer", 5.0)
@@ -376,14 +382,7 @@ class RedisRestartTests(ClusterTestCase):
         newcomer = Deferred.fromCoroutine(play_once_redis_is_back(second, "newcomer", seed=4))
         found = await waiting_found
         report("the waiting player matched after the restart", time.monotonic() - restarted)
-        session = await connect_game(reactor, found)
-        driver = BotDriver(session, GAME.make_bot(waiting_welcome.player_id, random.Random(5)),
-                           clock=reactor)  # fmt: skip
-        driver.attach()
-        final = await session.finished
-        driver.cancel()
-        await session.disconnect()
-        self.assertEqual(final["p"], "finished")
+        self.assertEqual(await play_match(waiting_welcome, found, seed=5), "finished")
         theirs = await newcomer
         self.assertEqual((theirs.outcome, theirs.match_id), ("finished", found.game_id))
         # They were never told to queue again: nothing was lost to them. (Their match
@@ -499,19 +498,8 @@ class RefusedPlacementSaveTests(ClusterTestCase):
         await self.redis_call("CONFIG", "SET", "min-replicas-to-write", "0")
         found = await first
         self.assertEqual(found.game_id, second.game_id)
-
-        async def play(welcome: Welcome, match: MatchFound) -> str:
-            session = await connect_game(reactor, match)
-            driver = BotDriver(session, GAME.make_bot(welcome.player_id, random.Random(1)),
-                               clock=reactor)  # fmt: skip
-            driver.attach()
-            final = await session.finished
-            driver.cancel()
-            await session.disconnect()
-            return str(final["p"])
-
-        played = await gatherResults([Deferred.fromCoroutine(play(clients[0][1], found)),
-                                      Deferred.fromCoroutine(play(clients[1][1], second))])
+        played = await gatherResults([Deferred.fromCoroutine(play_match(clients[0][1], found)),
+                                      Deferred.fromCoroutine(play_match(clients[1][1], second))])
         self.assertEqual(played, ["finished", "finished"])
         self.assertIn("its placement is saved, after", refused_lobby.text)
 
