@@ -924,14 +924,24 @@ class PlacementSaveTests(LobbyHarness):
         self.clock.advance(60.0)
         self.assertEqual(self.store.refused, refused)
 
-    def test_a_match_that_ends_meanwhile_is_neither_saved_nor_delivered(self) -> None:
+    def test_a_match_that_ends_meanwhile_is_not_saved_and_its_players_may_queue_again(
+        self,
+    ) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
         [match] = self.matches
         self.wait(1.0, first, second)
         self.assertTrue(self.hosts.end_match(match.match_id))
         self.store.away = False
-        self.assertEqual(self.wait(SAVE_WITHIN, first, second), [[], []])
+        for frames in self.wait(SAVE_WITHIN, first, second):
+            [told] = frames
+            self.assert_error(told, errors.MATCH_FAILED)
         self.assertIsNone(self.successResultOf(self.store.get_placement(match.match_id)))
+        for client in (first, second):
+            client.send({"type": "queue", "game": "tictactoe", "id": "again"})
+            self.assertEqual(client.frames()[0], {"type": "queued", "id": "again",
+                                                  "game": "tictactoe", "queue": "normal",
+                                                  "position": 1 if client is first else 2,
+                                                  "status": "searching"})  # fmt: skip
 
     def test_a_lobby_that_stops_delivers_at_once(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")

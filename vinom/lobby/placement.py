@@ -311,14 +311,36 @@ class MatchPlacer:
                     break
                 pause = min(pause * 2, SAVE_RETRY_LONGEST)
                 if match_id not in self._running:
-                    return  # it ended meanwhile: nobody is to be told of it
+                    break  # it ended meanwhile
                 continue
             if failures:
                 self.log.info("match {match_id}: its placement is saved, after {failures} "
                               "failure(s)", match_id=match_id, failures=failures)  # fmt: skip
+                if match_id not in self._running:
+                    # Ended while the save was out: its end removed the record first.
+                    d = self._store.remove_placement(match_id)
+                    d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
+                                 match_id)  # fmt: skip
             break
         if match_id in self._running:
             self._deliver(placement)
+        else:
+            self._ended_undelivered(placement.match)
+
+    def _ended_undelivered(self, match: Match) -> None:
+        """The match ended before this lobby could tell its players where it ran (the
+        save waited for the store): those still waiting here are told it failed, and
+        may queue again."""
+        for ticket in match.players:
+            if self._pending.get(ticket.player_id) is match:
+                del self._pending[ticket.player_id]
+            connection = self._players.connection_of(ticket.player_id)
+            if connection is not None and connection.state is PlayerState.MATCHED:
+                connection.match_failed()
+                connection.push(
+                    error_frame(errors.MATCH_FAILED, "the match ended before its game server "
+                                "could be joined; queue again")
+                )  # fmt: skip
 
     async def _pause(self, seconds: float) -> bool:
         """Wait `seconds`; False if the lobby stopped meanwhile."""
