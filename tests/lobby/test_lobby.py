@@ -27,7 +27,7 @@ from vinom.lobby.codec import FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.placement import SAVE_WITHIN
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
-from vinom.match import Match, Ticket
+from vinom.match import HOST_CRASHED, Match, MatchEnded, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
@@ -860,6 +860,27 @@ class PlacementAwayStore(MemoryPlayerStore):
         return super().save_placement(placement)
 
 
+class SlowPlacementStore(PlacementAwayStore):
+    """Saves placements only when the test answers: `answer(ok)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[tuple[MatchPlacement, Deferred[None]]] = []
+
+    def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        self.out.append((placement, d))
+        return d
+
+    def answer(self, ok: bool) -> None:
+        placement, d = self.out.pop(0)
+        if ok:
+            MemoryPlayerStore.save_placement(self, placement)
+            d.callback(None)
+        else:
+            d.errback(BackendUnavailable("Redis did not answer within 2 s"))
+
+
 class PlacementSaveTests(LobbyHarness):
     """A match placed while the store is away: its game host runs it (players other
     lobbies hold may be connected), so the store's absence delays `match_found`
@@ -868,11 +889,19 @@ class PlacementSaveTests(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
         self.store = PlacementAwayStore()
-        self.factory = self.make_factory(store=self.store)
-        self.factory.startService()
+        self.use_store(self.store)
         self.events: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(self.events.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def use_store(self, store: MemoryPlayerStore) -> None:
+        """The lobby of the test is one on `store` (with a matchmaker of its own: no
+        other lobby hears its matches)."""
+        self.matches.clear()
+        self.matchmaker = MemoryMatchmaker(MATCH_SIZES, self.clock)
+        self.matchmaker.add_listener(self.matches.append)
+        self.factory = self.make_factory(store=store, matchmaker=self.matchmaker)
+        self.factory.startService()
 
     def warnings(self) -> list[str]:
         return [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.warn]
@@ -942,6 +971,58 @@ class PlacementSaveTests(LobbyHarness):
                                                   "game": "tictactoe", "queue": "normal",
                                                   "position": 1 if client is first else 2,
                                                   "status": "searching"})  # fmt: skip
+
+    def test_players_of_a_host_that_crashed_meanwhile_keep_their_place(self) -> None:
+        first, second = self.queued_player("A"), self.queued_player("B")
+        [match] = self.matches
+        self.wait(1.0, first, second)
+        crashed = MatchEnded(match.match_id, "aborted", None, HOST_CRASHED)
+        self.assertTrue(self.hosts.end_match(match.match_id, crashed))
+        self.store.away = False
+        seen = self.wait(SAVE_WITHIN, first, second)
+        # Back at the head of the queue, they are matched together again, and told.
+        again = self.matches[-1]
+        self.assertEqual((len(self.matches), set(again.player_ids)), (2, set(match.player_ids)))
+        requeued = {"type": "queued", "game": "tictactoe", "queue": "normal", "position": 1,
+                    "status": "searching", "requeued": True, "reason": HOST_CRASHED}
+        # (The second put back is matched at once: its match_found is its final frame.)
+        self.assertEqual([frames[:-1] for frames in seen], [[requeued], []])
+        for *_, found in seen:
+            self.assertEqual((found["type"], found["game_id"]), ("match_found", again.match_id))
+
+    def test_a_match_that_ends_while_its_save_is_out_leaves_no_record(self) -> None:
+        store = SlowPlacementStore()
+        self.use_store(store)
+        first, second = self.queued_player("A"), self.queued_player("B")
+        [match] = self.matches
+        self.assertTrue(self.hosts.end_match(match.match_id))
+        store.answer(ok=True)
+        for frames in self.wait(1.0, first, second):
+            [told] = frames
+            self.assert_error(told, errors.MATCH_FAILED)
+        self.assertIsNone(self.successResultOf(store.get_placement(match.match_id)))
+
+    def test_another_failure_of_the_save_still_delivers(self) -> None:
+        class BrokenPlacements(MemoryPlayerStore):
+            def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
+                raise RuntimeError("a bug")
+
+        self.use_store(BrokenPlacements())
+        first, second = self.queued_player("A"), self.queued_player("B")
+        for frames in self.wait(0.25, first, second):
+            self.assertEqual([f["type"] for f in frames], ["match_found"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_a_lobby_that_stops_while_a_save_is_out_delivers_when_it_fails(self) -> None:
+        store = SlowPlacementStore()
+        self.use_store(store)
+        first, second = self.queued_player("A"), self.queued_player("B")
+        self.factory.stopService()
+        store.answer(ok=False)
+        for client in (first, second):
+            self.assertEqual(client.frames()[-1]["type"], "match_found")
+        self.clock.advance(60.0)
+        self.assertEqual(store.out, [])
 
     def test_a_lobby_that_stops_delivers_at_once(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")

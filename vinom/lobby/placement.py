@@ -130,6 +130,7 @@ class MatchPlacer:
         self._players_matches_waiters: list[Deferred[None]] = []
         # The pauses before saving a placement again (`stop` cuts them short).
         self._save_pauses: set[Deferred[None]] = set()
+        self._stopped = False
 
     @property
     def waiting_matches(self) -> int:
@@ -285,9 +286,9 @@ class MatchPlacer:
         be connected to it: a store that is away (Redis restarting, failing over)
         delays this lobby's `match_found`, it does not fail the match, whose other
         players would wait for the connect deadline and see it aborted for
-        players_missing. The save is tried again for up to SAVE_WITHIN seconds; past
-        that (or once the lobby stops) the players are told where the match runs
-        without it: only their `reconnect` to it is lost.
+        players_missing. The save is tried again while SAVE_WITHIN seconds have not
+        passed; then (or once the lobby stops, or on any other failure) the players
+        are told where the match runs without it: only their `reconnect` to it is lost.
         """
         match_id = placement.match_id
         given_up_at = self._clock.seconds() + SAVE_WITHIN
@@ -313,14 +314,20 @@ class MatchPlacer:
                 if match_id not in self._running:
                     break  # it ended meanwhile
                 continue
+            except Exception:
+                # Not the store's absence (a bug, a refusal of another kind): still not a
+                # reason to fail a match its game host runs.
+                self.log.failure("saving the placement of match {match_id} failed; its "
+                                 "players are told where it runs", match_id=match_id)  # fmt: skip
+                break
             if failures:
                 self.log.info("match {match_id}: its placement is saved, after {failures} "
                               "failure(s)", match_id=match_id, failures=failures)  # fmt: skip
-                if match_id not in self._running:
-                    # Ended while the save was out: its end removed the record first.
-                    d = self._store.remove_placement(match_id)
-                    d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
-                                 match_id)  # fmt: skip
+            if match_id not in self._running:
+                # It ended while the save was out, and its end removed the record first.
+                d = self._store.remove_placement(match_id)
+                d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
+                             match_id)  # fmt: skip
             break
         if match_id in self._running:
             self._deliver(placement)
@@ -329,21 +336,32 @@ class MatchPlacer:
 
     def _ended_undelivered(self, match: Match) -> None:
         """The match ended before this lobby could tell its players where it ran (the
-        save waited for the store): those still waiting here are told it failed, and
-        may queue again."""
+        save waited for the store). Those still waiting here who keep a place at the
+        head of the queue (its game host crashed) are put back there; the others are
+        told it failed, and may queue again."""
         for ticket in match.players:
-            if self._pending.get(ticket.player_id) is match:
-                del self._pending[ticket.player_id]
-            connection = self._players.connection_of(ticket.player_id)
-            if connection is not None and connection.state is PlayerState.MATCHED:
-                connection.match_failed()
-                connection.push(
-                    error_frame(errors.MATCH_FAILED, "the match ended before its game server "
-                                "could be joined; queue again")
-                )  # fmt: skip
+            player_id = ticket.player_id
+            if self._pending.get(player_id) is match:
+                del self._pending[player_id]
+            connection = self._players.connection_of(player_id)
+            if connection is None or connection.state is not PlayerState.MATCHED:
+                continue
+            kept = self._requeues.claim(player_id)
+            if kept is not None and self._requeue is not None and ticket.party_id is None:
+                self._requeue_connected(connection, kept.ticket, kept.reason)
+                continue
+            if kept is not None:
+                self._limits.uncount_pending(player_id)
+            connection.match_failed()
+            connection.push(
+                error_frame(errors.MATCH_FAILED, "the match ended before its game server "
+                            "could be joined; queue again")
+            )  # fmt: skip
 
     async def _pause(self, seconds: float) -> bool:
-        """Wait `seconds`; False if the lobby stopped meanwhile."""
+        """Wait `seconds`; False if the lobby stopped (before or meanwhile)."""
+        if self._stopped:
+            return False
         pause = deferLater(self._clock, seconds, lambda: None)
         self._save_pauses.add(pause)
         try:
@@ -354,9 +372,14 @@ class MatchPlacer:
             self._save_pauses.discard(pause)
         return True
 
+    def start(self) -> None:
+        """The lobby (re)starts: placements wait for the store again."""
+        self._stopped = False
+
     def stop(self) -> None:
-        """The lobby stops: placements waiting to be saved again are delivered now,
-        unsaved, rather than left on the clock."""
+        """The lobby stops: placements waiting to be saved again, now or after their
+        save still out, are delivered unsaved rather than left on the clock."""
+        self._stopped = True
         for pause in list(self._save_pauses):
             pause.cancel()
 
@@ -458,9 +481,12 @@ class MatchPlacer:
                 )
         self._check_players_matches()
 
-    def _requeue_connected(self, connection: LobbyConnection, ticket: Ticket) -> None:
-        """Put a connected player whose match found no game host back at the head of the
-        queue, told as players whose match was aborted are (`queued`, `requeued`)."""
+    def _requeue_connected(
+        self, connection: LobbyConnection, ticket: Ticket, reason: str = NO_HOST
+    ) -> None:
+        """Put a connected player whose match found no game host (or ended before they
+        were told of it) back at the head of the queue, told as players whose match was
+        aborted are (`queued`, `requeued`, with `reason`)."""
         assert self._requeue is not None
         player_id = ticket.player_id
         connection.match_failed()
@@ -469,9 +495,10 @@ class MatchPlacer:
 
         def queued(position: int) -> None:
             self.log.info(
-                "player {player_id} is back at the head of the {game} queue (no game host)",
+                "player {player_id} is back at the head of the {game} queue ({reason})",
                 player_id=player_id,
                 game=ticket.game,
+                reason="no game host" if reason == NO_HOST else reason,
             )
             connection.push(
                 {
@@ -481,7 +508,7 @@ class MatchPlacer:
                     "position": position,
                     "status": "searching",
                     "requeued": True,
-                    "reason": NO_HOST,
+                    "reason": reason,
                 }
             )
 

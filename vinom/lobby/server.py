@@ -321,6 +321,7 @@ class LobbyFactory(ServerFactory, Service):
     def startService(self) -> None:
         super().startService()
         self.requests.draining = False
+        self.placer.start()
 
     def drain(self) -> None:
         """Take no new players: `queue` gets `server_draining`, queued players are told so
