@@ -595,6 +595,34 @@ class RequestGivenAgainTests(TestCase):
         self.assertEqual([m["event"] for m in heard], ["placed"])
 
 
+    async def test_two_attempts_at_one_match_a_full_host_refuses_are_both_told(self) -> None:
+        # As above, on a host with no free port: each attempt's lobby hears its refusal
+        # (the second's could no longer withdraw it) and offers the match elsewhere.
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        heard = {lobby: await hear_placements(self, redis, lobby) for lobby in ("l-a", "l-b")}
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        _, hosting = start_host(self, redis, "h-test")
+        for filler in ("m-x", "m-y"):
+            request = {"match": match_to_json(Match(filler, "duel", players, 1.0)),
+                       "attempt": 0, "lobby_id": "l-a"}  # fmt: skip
+            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await wait_until_async(lambda f=filler: redis.handler.get(f"vinom:outcome:{f}"))
+        self.assertEqual(hosting.free_ports, 0)
+        match = match_to_json(Match("m-1", "duel", players, 1.0))
+        requests = [json.dumps({"match": match, "attempt": attempt, "lobby_id": lobby})
+                    for attempt, lobby in ((0, "l-a"), (2, "l-b"))]  # fmt: skip
+        await redis.handler.lpush("vinom:place:h-test", requests)
+        for _ in range(100):
+            if all(any(m["event"] == "refused" for m in heard[lobby]) for lobby in heard):
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        refusals = {lobby: [(m["match_id"], m["attempt"], m["reason"]) for m in messages
+                            if m["event"] == "refused"] for lobby, messages in heard.items()}
+        self.assertEqual(refusals, {"l-a": [("m-1", 0, "full")], "l-b": [("m-1", 2, "full")]})
+
+
 class HostTakesRequestsTests(TestCase):
     """On a real Redis: a game host takes every placement request waiting in its list in
     one call, not one round trip each (a burst of matches is not left to time out)."""

@@ -83,7 +83,11 @@ class HostAgent(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._capacity = hosting.free_ports
-        self._taken: OrderedDict[str, None] = OrderedDict()
+        # Matches whose request this host took -> why it refused them (None: it did not).
+        self._taken: OrderedDict[str, str | None] = OrderedDict()
+        # Matches being hosted here now -> other attempts at them waiting to learn
+        # whether they were refused (the refusal's reason), or not (None).
+        self._hosting_now: dict[str, list[Deferred[str | None]]] = {}
         # Set once a stop has left the registry: nothing more is announced after that.
         self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
@@ -266,7 +270,7 @@ class HostAgent(Service):
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement request: {text!r}", text=text)
             return
-        if match.match_id in self._taken:
+        if self._hosted(match.match_id):
             # A request taken before, given again by a Redis that lost the taking (a
             # replica promoted before it had it): the match runs here already.
             self.log.info("match {match_id}: a request taken already, dropped",
@@ -280,21 +284,57 @@ class HostAgent(Service):
         )  # fmt: skip
         if not claimed:
             return  # withdrawn by its lobby, which gave up waiting for us
-        if match.match_id in self._taken:
+        if match.match_id in self._hosting_now:
             # Two attempts at the match came in one pop (after a failover: the former
             # lobby's, left untaken on the promoted replica, and the one of the lobby
             # that took the match over), each with its own claim: the first claimed
-            # hosts it, and its `placed` reaches every lobby that follows the match.
+            # hosts it, and its `placed` reaches every lobby that follows the match. If
+            # it is refused instead, this attempt's lobby (which can no longer withdraw
+            # it) is told too, and offers the match to the next host.
+            first_refused = await self._outcome_here(match.match_id)
+            if first_refused is not None:
+                await self._refuse(match, attempt, lobby_id, first_refused)
+                return
             self.log.info("match {match_id}: attempt {attempt} came with another, dropped",
                           match_id=match.match_id, attempt=attempt)  # fmt: skip
+            return
+        if self._hosted(match.match_id):
+            self.log.info("match {match_id}: a request taken already, dropped",
+                          match_id=match.match_id)  # fmt: skip
             return
         self._taken[match.match_id] = None
         while len(self._taken) > TAKEN_REMEMBERED:
             self._taken.popitem(last=False)
+        self._hosting_now[match.match_id] = []
+        refused: str | None = None
+        try:
+            refused = await self._host(match, attempt, lobby_id)
+        finally:
+            if match.match_id in self._taken:
+                self._taken[match.match_id] = refused
+            for waiter in self._hosting_now.pop(match.match_id):
+                waiter.callback(refused)
+
+    def _hosted(self, match_id: str) -> bool:
+        """Whether this host hosted `match_id` (a request it took and did not refuse; a
+        match it refused may be offered again, and taken if it can now)."""
+        return (match_id in self._taken and self._taken[match_id] is None
+                and match_id not in self._hosting_now)  # fmt: skip
+
+    def _outcome_here(self, match_id: str) -> Deferred[str | None]:
+        """Once the attempt at `match_id` being hosted here is decided: why this host
+        refused it, or None if it did not."""
+        waiter: Deferred[str | None] = Deferred()
+        self._hosting_now[match_id].append(waiter)
+        return waiter
+
+    async def _host(self, match: Match, attempt: int, lobby_id: str) -> str | None:
+        """Host a match whose attempt this host claimed; the reason it refused it, if it
+        did."""
         if self.draining or not self._serving or self._hosting.free_ports < 1:
-            await self._refuse(match, attempt, lobby_id,
-                               "draining" if self.draining else "full")  # fmt: skip
-            return
+            reason = "draining" if self.draining else "full"
+            await self._refuse(match, attempt, lobby_id, reason)
+            return reason
         try:
             address = await self._hosting.host_match(
                 match, on_ended=partial(self._ended, match.match_id)
@@ -303,7 +343,7 @@ class HostAgent(Service):
             self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
                           error=error)  # fmt: skip
             await self._refuse(match, attempt, lobby_id, "failed")
-            return
+            return "failed"
         placed = {
             "event": "placed",
             "match_id": match.match_id,
@@ -314,9 +354,10 @@ class HostAgent(Service):
         if not recorded:
             # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
-            return
+            return None
         self.placed += 1
         self._capacity_changed()
+        return None
 
     async def _refuse(self, match: Match, attempt: int, lobby_id: str, reason: str) -> None:
         self.refused += 1
