@@ -5,15 +5,21 @@ every client socket of the load (a browser driver's, a Redis client's,
 anything else on the machine) takes an ephemeral port, and one may take a
 port found free there before its server binds it ("address already in
 use"). Outside that range the kernel hands out nothing, so only another
-server picking the same port at random could take it.
+server picking the same port at random could take it. This process hands
+out no port twice (of the last few thousand): a test that names the ports of
+several servers before any of them binds would otherwise give two the same.
 """
 
 from __future__ import annotations
 
 import random
 import socket
+from collections import OrderedDict
 
 _LOWEST = 10_000
+# The ports handed out lately (their servers may not have bound them yet).
+_HANDED_OUT: OrderedDict[int, None] = OrderedDict()
+_REMEMBERED = 4096
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -48,7 +54,14 @@ def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
     for _ in range(attempts):
         first, last = rng.choice(spans)
         low = rng.randrange(first, last)
-        if all(_free(interface, port, kind) for port in range(low, low + size)):
+        ports = range(low, low + size)
+        if any(port in _HANDED_OUT for port in ports):
+            continue
+        if all(_free(interface, port, kind) for port in ports):
+            for port in ports:
+                _HANDED_OUT[port] = None
+            while len(_HANDED_OUT) > _REMEMBERED:
+                _HANDED_OUT.popitem(last=False)
             return low, low + size - 1
     raise RuntimeError(f"no {size} consecutive free ports found")
 
