@@ -143,6 +143,18 @@ class LobbyHarness(SynchronousTestCase):
         client.unread = frames[1:]
         return client
 
+    def wait(self, seconds: float, *clients: Client, step: float = 1.0) -> None:
+        """Let `seconds` pass `step` at a time, the clients answering the lobby's pings as
+        a live client does; what else they were sent waits in their `frames()`."""
+        for _ in range(round(seconds / step)):
+            self.clock.advance(step)
+            for client in clients:
+                frames = client.frames()
+                if {"type": "ping"} in frames:
+                    client.send({"type": "ping"})
+                    frames += client.frames()
+                client.unread = [f for f in frames if f["type"] not in ("ping", "pong")]
+
     def assert_uncounted(self, client: Client) -> None:
         """The client's protocol error count is still zero: one error short of the limit
         the connection stays open."""
@@ -906,29 +918,21 @@ class PlacementSaveTests(LobbyHarness):
     def warnings(self) -> list[str]:
         return [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.warn]
 
-    def wait(self, seconds: float, *clients: Client) -> list[list[dict[str, Any]]]:
-        """Let `seconds` pass in steps, the clients answering the lobby's pings as a
-        live client does; what else each was sent meanwhile."""
-        seen: list[list[dict[str, Any]]] = [[] for _ in clients]
-        for _ in range(round(seconds / 0.25)):
-            self.clock.advance(0.25)
-            for client, frames in zip(clients, seen, strict=True):
-                for frame in client.frames():
-                    if frame["type"] == "ping":
-                        client.send({"type": "ping"})
-                    elif frame["type"] != "pong":
-                        frames.append(frame)
-        return seen
+    def told(self, seconds: float, *clients: Client) -> list[list[dict[str, Any]]]:
+        """What each client was told (pings aside) while `seconds` passed, in steps as
+        short as the first pause before a save is tried again."""
+        self.wait(seconds, *clients, step=0.25)
+        return [client.frames() for client in clients]
 
     def test_match_found_waits_for_the_store_to_come_back(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
         [match] = self.matches
         # Still matched, told nothing, while the save is tried again.
-        self.assertEqual(self.wait(6.0, first, second), [[], []])
+        self.assertEqual(self.told(6.0, first, second), [[], []])
         self.assertFalse(first.closed)
         self.assertGreater(self.store.refused, 3)
         self.store.away = False
-        for frames in self.wait(2.0, first, second):
+        for frames in self.told(2.0, first, second):
             [found] = frames
             self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
         placement = self.successResultOf(self.store.placement_for_player(first.player_id or ""))
@@ -941,8 +945,8 @@ class PlacementSaveTests(LobbyHarness):
     def test_a_store_away_for_good_still_lets_the_match_be_played(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
         [match] = self.matches
-        self.assertEqual(self.wait(SAVE_WITHIN - 1.0, first, second), [[], []])
-        for frames in self.wait(1.0, first, second):
+        self.assertEqual(self.told(SAVE_WITHIN - 1.0, first, second), [[], []])
+        for frames in self.told(1.0, first, second):
             [found] = frames
             self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
         self.assertIsNone(self.successResultOf(self.store.get_placement(match.match_id)))
@@ -958,10 +962,10 @@ class PlacementSaveTests(LobbyHarness):
     ) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
         [match] = self.matches
-        self.wait(1.0, first, second)
+        self.told(1.0, first, second)
         self.assertTrue(self.hosts.end_match(match.match_id))
         self.store.away = False
-        for frames in self.wait(SAVE_WITHIN, first, second):
+        for frames in self.told(SAVE_WITHIN, first, second):
             [told] = frames
             self.assert_error(told, errors.MATCH_FAILED)
         self.assertIsNone(self.successResultOf(self.store.get_placement(match.match_id)))
@@ -975,11 +979,11 @@ class PlacementSaveTests(LobbyHarness):
     def test_players_of_a_host_that_crashed_meanwhile_keep_their_place(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
         [match] = self.matches
-        self.wait(1.0, first, second)
+        self.told(1.0, first, second)
         crashed = MatchEnded(match.match_id, "aborted", None, HOST_CRASHED)
         self.assertTrue(self.hosts.end_match(match.match_id, crashed))
         self.store.away = False
-        seen = self.wait(SAVE_WITHIN, first, second)
+        seen = self.told(SAVE_WITHIN, first, second)
         # Back at the head of the queue, they are matched together again, and told.
         again = self.matches[-1]
         self.assertEqual((len(self.matches), set(again.player_ids)), (2, set(match.player_ids)))
@@ -997,7 +1001,7 @@ class PlacementSaveTests(LobbyHarness):
         [match] = self.matches
         self.assertTrue(self.hosts.end_match(match.match_id))
         store.answer(ok=True)
-        for frames in self.wait(1.0, first, second):
+        for frames in self.told(1.0, first, second):
             [told] = frames
             self.assert_error(told, errors.MATCH_FAILED)
         self.assertIsNone(self.successResultOf(store.get_placement(match.match_id)))
@@ -1009,7 +1013,7 @@ class PlacementSaveTests(LobbyHarness):
 
         self.use_store(BrokenPlacements())
         first, second = self.queued_player("A"), self.queued_player("B")
-        for frames in self.wait(0.25, first, second):
+        for frames in self.told(0.25, first, second):
             self.assertEqual([f["type"] for f in frames], ["match_found"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
@@ -1026,7 +1030,7 @@ class PlacementSaveTests(LobbyHarness):
 
     def test_a_lobby_that_stops_delivers_at_once(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
-        self.wait(0.5, first, second)
+        self.told(0.5, first, second)
         self.factory.stopService()
         for client in (first, second):
             self.assertEqual(client.frames()[-1]["type"], "match_found")

@@ -85,17 +85,6 @@ class RankedHarness(LobbyHarness):
         client.unread = frames[1:]
         return frames[0]
 
-    def wait(self, seconds: int, *clients: Client) -> None:
-        """Let `seconds` pass one at a time, the clients answering the lobby's pings."""
-        for _ in range(seconds):
-            self.clock.advance(1)
-            for client in clients:
-                frames = client.frames()
-                if {"type": "ping"} in frames:
-                    client.send({"type": "ping"})
-                    frames += client.frames()
-                client.unread = [f for f in frames if f["type"] not in ("ping", "pong")]
-
 
 class RankedQueueTests(RankedHarness):
     def test_close_ratings_are_matched_at_once_and_queued_echoes_the_queue(self) -> None:
