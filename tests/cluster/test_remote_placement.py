@@ -571,7 +571,6 @@ class RequestGivenAgainTests(TestCase):
         self.assertEqual(hosting.matches, 1)
         self.assertIsNone(await redis.handler.get("vinom:claim:m-1:0"))
 
-
     async def test_two_attempts_at_one_match_taken_together_host_it_once(self) -> None:
         # A failover: the former lobby's request was on the promoted replica, untaken,
         # and the lobby that took the match over pushed its own attempt; the host's
@@ -593,7 +592,6 @@ class RequestGivenAgainTests(TestCase):
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual((hosting.matches, hosting.free_ports), (1, 1))
         self.assertEqual([m["event"] for m in heard], ["placed"])
-
 
     async def test_two_attempts_at_one_match_a_full_host_refuses_are_both_told(self) -> None:
         # As above, on a host with no free port: each attempt's lobby hears its refusal
