@@ -309,6 +309,95 @@ class RetryTests(SynchronousTestCase):
         self.assertEqual(names[-2:], ["counter 0/0", "shutdown"])
 
 
+class _SDKHeld:
+    """An AgonesSDK whose calls stay out until the test answers them, in any order."""
+
+    address = "localhost:9358"
+
+    def __init__(self) -> None:
+        self.out: list[tuple[str, Deferred[Any]]] = []
+
+    def _call(self, name: str) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.out.append((name, d))
+        return d
+
+    def take(self, name: str) -> Deferred[Any]:
+        for n, (called, d) in enumerate(self.out):
+            if called == name:
+                del self.out[n]
+                return d
+        raise AssertionError(f"no {name} call out: {[c for c, _ in self.out]}")
+
+    def set_label(self, key: str, value: str) -> Deferred[Any]:
+        return self._call("label")
+
+    def set_counter(self, name: str, count: int, capacity: int) -> Deferred[Any]:
+        return self._call("counter")
+
+    def ready(self) -> Deferred[Any]:
+        return self._call("ready")
+
+    def health(self) -> Deferred[Any]:
+        return self._call("health")
+
+    def allocate(self) -> Deferred[Any]:
+        return self._call("allocate")
+
+    def shutdown(self) -> Deferred[Any]:
+        return self._call("shutdown")
+
+    def watch(self, on_game_server: Any) -> Deferred[None]:
+        return self._call("watch")
+
+    def stop_watching(self) -> Deferred[None]:
+        return succeed(None)
+
+
+class CallsOutOfOrderTests(SynchronousTestCase):
+    """Several calls are out at once: a failure reported after a later call was answered
+    (a connection refused just before the SDK server came up, reported late) does not
+    make the host say the SDK server stopped answering again."""
+
+    def test_a_late_failure_of_an_earlier_call_is_not_a_new_outage(self) -> None:
+        clock = Clock()
+        sdk = _SDKHeld()
+        lifecycle = AgonesLifecycle(sdk, clock, PortAllocator(range(7400, 7402)),  # type: ignore[arg-type]
+                                    labels={"realm": "eu"}, health_every=1.0)  # fmt: skip
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def said(what: str) -> int:
+            return sum(what in formatEvent(e) for e in events)
+
+        refused = ConnectionRefusedError("Connection was refused by other side")
+        lifecycle.startService()
+        label = sdk.take("label")
+        sdk.take("health").errback(refused)
+        self.assertEqual(said("does not answer"), 1)
+        clock.advance(1.0)
+        # The SDK server is up: the Health sent after the label call is answered...
+        sdk.take("health").callback({})
+        self.assertEqual(said("answers again"), 1)
+        # ...and the label call's refusal arrives later: news of the past.
+        label.errback(refused)
+        self.assertEqual(said("does not answer"), 1)
+        self.assertNotIn("does not answer", lifecycle.problem() or "")
+
+        # A call sent after the last answer that fails is a new outage, said again.
+        clock.advance(1.0)
+        sdk.take("health").errback(refused)
+        self.assertEqual(said("does not answer"), 2)
+        self.assertIn("does not answer", lifecycle.problem() or "")
+        for _, d in sdk.out:
+            d.callback({})
+        sdk.out.clear()
+        lifecycle.stopService()
+        for _, d in sdk.out:
+            d.callback({})
+
+
 class OptionTests(SynchronousTestCase):
     """`--agones` and its options: an operator's mistake is one line before anything starts."""
 

@@ -243,6 +243,12 @@ class AgonesLifecycle(Service):
         self.ready = False
         # Since when the SDK server does not answer (None: it does, or was not asked yet).
         self._unreachable_since: float | None = None
+        # Calls are numbered as they are sent; the latest answered one's number. Several
+        # calls are out at once (Health, a retried update, the watch), and one sent just
+        # before the SDK server came up may fail after a later one was answered (each of
+        # localhost's addresses is tried in turn): such a failure is news of the past.
+        self._calls_sent = 0
+        self._answered = 0
         self._last_error = ""
         # What the SDK server was last told (count, capacity) and (state), and whether
         # an update is on its way.
@@ -331,7 +337,13 @@ class AgonesLifecycle(Service):
 
     # -- calls, retried ----------------------------------------------------------
 
-    def _worked(self) -> None:
+    def _sending(self) -> int:
+        """The number of a call about to be sent (later calls, larger numbers)."""
+        self._calls_sent += 1
+        return self._calls_sent
+
+    def _worked(self, sent: int) -> None:
+        self._answered = max(self._answered, sent)
         if self._unreachable_since is not None:
             self.log.info(
                 "agones: the SDK server at {address} answers again, after {seconds:.1f} s",
@@ -339,14 +351,17 @@ class AgonesLifecycle(Service):
             )  # fmt: skip
             self._unreachable_since = None
 
-    def _failed(self, error: BaseException) -> None:
+    def _failed(self, error: BaseException, sent: int) -> None:
         if isinstance(error, SDKRefused):
             # It answers, but refuses: a mistake in the GameServer's spec, said once per kind.
-            self._worked()
+            self._worked(sent)
             text = str(error)
             if text not in self._refusals:
                 self._refusals.add(text)
                 self.log.warn("agones: the SDK server refused {error}", error=text)
+            return
+        if sent < self._answered:
+            # Sent before a call that has been answered since: not news of now.
             return
         self._last_error = _describe(error)
         if self._unreachable_since is None:
@@ -364,12 +379,13 @@ class AgonesLifecycle(Service):
         GameServer's spec, not an outage) is raised instead of retried."""
         pause = RETRY_FIRST
         while True:
+            sent = self._sending()
             try:
                 result = await call()
             except CancelledError:
                 raise
             except Exception as error:
-                self._failed(error)
+                self._failed(error, sent)
                 if refusal_ends and isinstance(error, SDKRefused):
                     raise
                 if not self.running:
@@ -377,7 +393,7 @@ class AgonesLifecycle(Service):
                 await self._pause(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
-            self._worked()
+            self._worked(sent)
             return result
 
     async def _pause(self, seconds: float) -> None:
@@ -410,13 +426,15 @@ class AgonesLifecycle(Service):
             return
         self._saying_healthy = True
 
+        sent = self._sending()
+
         def worked(_: object) -> None:
-            self._worked()
+            self._worked(sent)
 
         def done(_: object) -> None:
             self._saying_healthy = False
 
-        d = self._sdk.health().addCallbacks(worked, lambda f: self._failed(f.value))
+        d = self._sdk.health().addCallbacks(worked, lambda f: self._failed(f.value, sent))
         d.addBoth(done)
 
     def _capacity_changed(self) -> None:
@@ -479,20 +497,34 @@ class AgonesLifecycle(Service):
     async def _follow(self) -> None:
         pause = RETRY_FIRST
         while self.running:
-            try:
-                await self._sdk.watch(self._game_server)
+            if await self._watch_once():
                 pause = RETRY_FIRST
-            except CancelledError:
-                raise
-            except Exception as error:
-                self._failed(error)
             if not self.running:
                 return
             await self._pause(pause)
             pause = min(pause * 2, RETRY_MAX)
 
-    def _game_server(self, game_server: dict[str, Any]) -> None:
-        self._worked()
+    async def _watch_once(self) -> bool:
+        """Follow one watch stream to its end: True if it ended well. A failure is
+        numbered as the stream's last sign of life (its opening, or its last update)."""
+        sent = self._sending()
+
+        def on_game_server(game_server: dict[str, Any]) -> None:
+            nonlocal sent
+            sent = self._sending()
+            self._game_server(game_server, sent)
+
+        try:
+            await self._sdk.watch(on_game_server)
+        except CancelledError:
+            raise
+        except Exception as error:
+            self._failed(error, sent)
+            return False
+        return True
+
+    def _game_server(self, game_server: dict[str, Any], sent: int) -> None:
+        self._worked(sent)
         status = game_server.get("status") or {}
         if status.get("state") == "Shutdown" and not self.marked_shutdown:
             self.marked_shutdown = True
