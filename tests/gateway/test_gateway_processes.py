@@ -25,9 +25,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process, play_on
 from tests.server.test_ops import http_get, metric_value
+from tests.server.test_tls import alpn_visit
 from tests.server.test_twistd import ROOT, Collect
 from tests.server.test_web_client import enter
 from tests.support.browser import open_browser
@@ -233,8 +235,15 @@ class GatewayTests(GatewayTestCase):
             self.assertEqual(welcome["type"], "welcome")
             self.assertEqual((await self.status(ops))["backends"][lobby]["routed"], before + 1)
             await client.close()
+        # A client offering ALPN, as browsers and curl do: no protocol chosen, not refused.
+        chosen, reply = await deferToThread(
+            alpn_visit, port, self.cert, ["h2", "http/1.1"],
+            b'{"type":"hello","name":"A","realm":"eu","id":1}\n',
+        )  # fmt: skip
+        self.assertIsNone(chosen)
+        self.assertEqual(json.loads(reply.split(b"\n")[0])["type"], "welcome")
         status = await self.status(ops)
-        self.assertEqual(status["terminated"], 3)
+        self.assertEqual(status["terminated"], 4)
         while status["connections"]:  # each closed (its TLS layer and what is inside)
             await deferLater(reactor, 0.05, lambda: None)
             status = await self.status(ops)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 
 from cryptography import x509
@@ -21,6 +23,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_startup import Twistd
+from tests.support.ports import free_tcp_port
 from vinom.client.lobby import connect_lobby
 from vinom.server.certs import make_self_signed
 from vinom.server.tls import TICKET_LIFETIME, server_endpoint
@@ -75,6 +78,65 @@ class LobbyResumptionTests(TestCase):
         key = first["key"]
         assert isinstance(key, ec.EllipticCurvePublicKey)
         self.assertIsInstance(key.curve, ec.SECP256R1)
+
+
+def alpn_visit(port: int, trust: str, offered: list[str], send: bytes) -> tuple[str | None, bytes]:
+    """A client offering `offered` over ALPN, as browsers and curl do: the protocol the
+    server chose (None: none), and the first bytes it answers `send` with."""
+    context = ssl.create_default_context(cafile=trust)
+    context.set_alpn_protocols(offered)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(send)
+        return tls.selected_alpn_protocol(), tls.recv(4096)
+
+
+def s_client(port: int, trust: str, alpn: str) -> str:
+    """`openssl s_client -alpn ALPN`'s output for one connection that sends nothing."""
+    openssl = shutil.which("openssl")
+    assert openssl is not None, "openssl is not on the PATH"
+    done = subprocess.run(
+        [openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+         "-CAfile", trust, "-alpn", alpn],
+        input=b"", capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    return (done.stdout + done.stderr).decode(errors="replace")
+
+
+class ALPNTests(TestCase):
+    """Clients that offer ALPN (browsers, curl, HTTP libraries) on a real `twistd vinom`
+    lobby: the line-JSON port goes on with no protocol chosen, the WebSocket port
+    chooses http/1.1; neither refuses the handshake."""
+
+    timeout = 60
+
+    async def test_clients_offering_alpn_are_served(self) -> None:
+        web = free_tcp_port()
+        twistd = Twistd(self, "--websocket", f"ssl:{web}:interface=127.0.0.1")
+        await twistd.wait_for(b"vinom: terminal clients:")
+        match = re.search(rb"--lobby 127\.0\.0\.1:(\d+) --trust (\S+)", twistd.output)
+        assert match is not None, twistd.output.decode()
+        port, trust = int(match.group(1)), match.group(2).decode()
+
+        chosen, reply = await deferToThread(
+            alpn_visit, port, trust, ["h2", "http/1.1"], b'{"type":"hello","name":"Ann","id":1}\n'
+        )
+        self.assertIsNone(chosen)
+        self.assertEqual(json.loads(reply.split(b"\n")[0])["type"], "welcome")
+
+        chosen, reply = await deferToThread(
+            alpn_visit, web, trust, ["h2", "http/1.1"], b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        self.assertEqual(chosen, "http/1.1")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
+
+        for listener, expected in ((port, "No ALPN negotiated"), (web, "ALPN protocol: http/1.1")):
+            said = await deferToThread(s_client, listener, trust, "http/1.1")
+            self.assertNotIn("alert", said)
+            self.assertIn("Verify return code: 0 (ok)", said)
+            self.assertIn(expected, said)
 
 
 class TicketServer:

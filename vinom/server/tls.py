@@ -16,14 +16,25 @@ random when the process starts and never writes anywhere; a ticket is
 accepted for `TICKET_LIFETIME` seconds, by the process that issued it (a
 ticket offered to another lobby process, or after a restart, gets a full
 handshake). Other descriptions (tcp:, unix:, ...) are Twisted's own.
+
+ALPN: a client that offers protocols (every browser, curl, anything built on
+HTTP libraries) is answered with the first of the served factory's
+`IProtocolNegotiationFactory` protocols it offered (`http/1.1` on the
+WebSocket listener, which twisted.web serves), and with none when nothing
+overlaps: the handshake goes on without a protocol chosen, as RFC 7301 lets a
+server do. Twisted's own ALPN callback answers "no overlap" with an empty
+choice, which OpenSSL takes as "abort the handshake" (alert 80), so every
+client offering ALPN to the line-JSON lobby port or to a terminating gateway
+route was refused.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from OpenSSL import SSL
 from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
-from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.interfaces import IProtocolNegotiationFactory, IStreamServerEndpoint
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
@@ -83,8 +94,6 @@ def resumable_options(
     chain = [] if extra_chain is None else _chain(extra_chain)
     extra: dict[str, Any] = {}
     if method is not None:
-        from OpenSSL import SSL
-
         extra["method"] = getattr(SSL, method)
     options = CertificateOptions(
         privateKey=own.privateKey.original,
@@ -95,8 +104,23 @@ def resumable_options(
         enableSessionTickets=True,
         **extra,
     )  # fmt: skip
-    options.getContext().set_timeout(TICKET_LIFETIME)
+    context = options.getContext()
+    context.set_timeout(TICKET_LIFETIME)
+    # After CertificateOptions set its own (the module docstring says why).
+    context.set_alpn_select_callback(select_alpn)
     return options
+
+
+def select_alpn(connection: SSL.Connection, offered: list[bytes]) -> Any:
+    """The ALPN protocol to answer a client's `offered` list with: the first the served
+    factory speaks that the client offered, else none (the handshake goes on)."""
+    tls = connection.get_app_data()
+    factory = getattr(getattr(tls, "factory", None), "wrappedFactory", None)
+    negotiating = IProtocolNegotiationFactory(factory, None)
+    for protocol in negotiating.acceptableProtocols() if negotiating is not None else ():
+        if protocol in offered:
+            return protocol
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def _chain(path: str) -> list[Any]:
