@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from importlib.resources.abc import Traversable
 from typing import Any, Generic, TypeVar
 
 from attrs import evolve
@@ -102,3 +103,10 @@ class Game(BuiltinGame, Generic[S]):
     # generic text view. A name, not an import: a game module never imports
     # the client, and servers never load curses.
     terminal_view: str | None = None
+
+    # The web client's board for this game and its style sheet, as package data of
+    # the game's own package (`files(__package__) / "board" / "<name>.js"`): a game
+    # installed from elsewhere ships its board without touching vinom (docs/web.md).
+    # None: vinom's own board for the game, if it has one, else the generic board.
+    board: Traversable | None = None
+    board_stylesheet: Traversable | None = None

@@ -120,6 +120,13 @@ def team_size_of(game: object) -> int | None:
     return None if team_size is None else int(team_size)
 
 
+def board_files_of(game: object) -> tuple[object | None, object | None]:
+    """The game's (`board`, `board_stylesheet`) as it declares them, unchecked: the web
+    server checks that each is a readable file of the right kind when it starts, and
+    says in one line what is wrong with one that is not (vinom.server.web)."""
+    return getattr(game, "board", None), getattr(game, "board_stylesheet", None)
+
+
 def snapshot_rate_of(game: object) -> float:
     """States per second a playing room sends each player of this game: its
     `snapshot_rate`, by default its `tick_rate`; 0 for a game without a tick
@@ -183,6 +190,13 @@ class IGame(Interface):
       (a party larger than a team is refused) and the lobby gives each
       player `team` = seat // team_size. Default None: no teams, each
       player's `team` is their seat (`team_size_of`).
+    - `board` and `board_stylesheet` (`importlib.resources.abc.Traversable`
+      or None): the web client's board for the game, a JavaScript module, and
+      its style sheet, as package data of the game's own package (e.g.
+      `files(__package__) / "board" / "nim.js"`). The web server reads them
+      when it starts and serves them at `/boards/<name>.js` and
+      `/boards/<name>.css` (docs/web.md). Default None: the board vinom ships
+      for the game, if any, else the generic board (`board_files_of`).
     """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")

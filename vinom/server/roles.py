@@ -455,7 +455,8 @@ def build_web(
                 max_sockets=options["max-connections"],
             ), trusted_proxies=proxies)  # fmt: skip
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
-                    access_log=bool(options["access-log"]))  # fmt: skip
+                    access_log=bool(options["access-log"]),
+                    games=options["game-registry"])  # fmt: skip
     description = web_description(options, *certificate)
     web = _add(root, "web", Listener(description, site, reactor, "websocket",
                                      listen_on(options, reactor, description)))  # fmt: skip

@@ -5,6 +5,7 @@
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
 | `/game` | the game session over WebSocket (`vinom.hosting.websocket`), where games are hosted |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
+| `/boards/<game>.js`, `.css` | a game's board: its own package data (`GameBoard`) or vinom's |
 | `/boards.js` | the list of games with a board module (`BoardList`) |
 | anything else | 404 |
 
@@ -12,25 +13,44 @@ The web client is static (HTML, CSS and JavaScript modules, no build step),
 served from the package directory as files; `/lobby` and `/game` are child
 resources of the same root. Idle HTTP connections (before a WebSocket
 upgrade, or between requests) close after `timeout` seconds.
+
+A game installed from its own package names its board and style sheet as
+package data (`IGame.board`, `board_stylesheet`). They are read once, at
+start, into memory and served by name only: `/boards/<game>.js` is a key of
+a dict, never a path joined to a directory, so no URL reaches any other file
+of the game's package. One that cannot be served (missing, not a `.js` or
+`.css` file, unreadable, not UTF-8) is one line in the log at start, and its
+players get the generic board.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from attrs import frozen
 from autobahn.twisted.resource import WebSocketResource
+from twisted.logger import Logger
+from twisted.web.http import CACHED
 from twisted.web.resource import IResource, NoResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from vinom.games.interfaces import IGame, board_files_of
 from vinom.hosting.websocket import GameSocketFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.server.logs import Site
 
 # The client's page, style, shell and board modules (setup.py package_data).
 WEB_CLIENT_FILES = Path(__file__).parent.parent / "webclient"
+# vinom's own boards, and the helper module they import (not a board).
+BOARD_FILES = WEB_CLIENT_FILES / "boards"
+BOARD_HELPERS = frozenset({"dom"})
+
+_log = Logger()
 
 # The only files served, by extension, with the type a browser needs for each
 # (a module script must be JavaScript; nosniff forbids guessing).
@@ -105,10 +125,108 @@ def set_page_headers(request: Request) -> None:
     request.setHeader(b"cache-control", b"no-cache")
 
 
-def board_names(directory: Path = WEB_CLIENT_FILES / "boards") -> list[str]:
-    """The games with a board module of their own: `boards/<game>.js`, but for the
+def board_names(directory: Path = BOARD_FILES) -> list[str]:
+    """The games with a board module in vinom: `boards/<game>.js`, but for the
     helper module `dom.js` (docs/web.md, "Adding a board for a new game")."""
-    return sorted(p.stem for p in directory.glob("*.js") if p.stem != "dom")
+    return sorted(p.stem for p in directory.glob("*.js") if p.stem not in BOARD_HELPERS)
+
+
+@frozen
+class BoardFile:
+    """One file of a game's board, read from the game's package at start."""
+
+    body: bytes
+    content_type: bytes
+    etag: bytes
+
+
+class BoardProblem(ValueError):
+    """Why a game's board or style sheet cannot be served: the rest of one log line."""
+
+
+def read_board_file(what: str, found: object, suffix: str) -> BoardFile:
+    """The `board` or `board_stylesheet` (`what`) a game names, read, or `BoardProblem`.
+
+    `found` should be a `Traversable` (`importlib.resources.files(package) / ...`);
+    anything else (a string is the likely mistake) says what to write instead.
+    """
+    if not all(hasattr(found, name) for name in ("name", "is_file", "read_bytes")):
+        raise BoardProblem(
+            f"{what} must be a {suffix} file of the game's package, as "
+            f"importlib.resources.files(__package__) / \"board\" / \"NAME{suffix}\", "
+            f"not {found!r}"
+        )
+    name = str(found.name)  # type: ignore[attr-defined]
+    if not name.endswith(suffix):
+        raise BoardProblem(f"{what} {found} must be a {suffix} file")
+    try:
+        if not found.is_file():  # type: ignore[attr-defined]
+            raise BoardProblem(f"{what} {found} is not in the installed package (no such file)")
+        body = bytes(found.read_bytes())  # type: ignore[attr-defined]
+    except OSError as error:
+        raise BoardProblem(f"{what} {found} cannot be read: {error.strerror or error}") from None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BoardProblem(f"{what} {found} is not UTF-8 text") from None
+    etag = b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"'
+    return BoardFile(body, WEB_CLIENT_TYPES[suffix].encode(), etag)
+
+
+def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
+    """The boards the games name in their own packages, by file name under `/boards/`
+    (`nim.js`, `nim.css`). A board that cannot be served is one line in the log, and
+    the game gets vinom's board for it, if any, else the generic board."""
+    boards: dict[str, BoardFile] = {}
+    for game in games:
+        module, stylesheet = board_files_of(game)
+        if module is None and stylesheet is None:
+            continue
+        try:
+            if game.name in BOARD_HELPERS:
+                raise BoardProblem(
+                    f"/boards/{game.name}.js is the web client's helper module: "
+                    "a game of this name cannot have a board of its own"
+                )
+            if module is None:
+                raise BoardProblem("board_stylesheet is set but board (the module) is not")
+            files = {f"{game.name}.js": read_board_file("board", module, ".js")}
+            if stylesheet is not None:
+                files[f"{game.name}.css"] = read_board_file(
+                    "board_stylesheet", stylesheet, ".css"
+                )
+        except BoardProblem as problem:
+            _log.warn(
+                "vinom: game {game!r} has no board in the browser: {problem}; "
+                "its players get the generic board",
+                game=game.name, problem=str(problem),
+            )  # fmt: skip
+            continue
+        boards.update(files)
+    return boards
+
+
+class GameBoard(Resource):
+    """One file of a game's board, served from memory with the web client's headers;
+    a browser holding the same version is answered 304 (its ETag). Not a leaf: a
+    path below it (`/boards/nim.js/../nim.py`) is a 404, never this file again."""
+
+    childNotFound = NoResource("no such file")
+
+    def __init__(self, board: BoardFile) -> None:
+        super().__init__()
+        self._board = board
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return self.childNotFound
+
+    def render_GET(self, request: Request) -> bytes:
+        set_page_headers(request)
+        request.setHeader(b"content-type", self._board.content_type)
+        if request.setETag(self._board.etag) == CACHED:
+            return b""
+        request.setHeader(b"content-length", str(len(self._board.body)).encode())
+        return self._board.body
 
 
 class BoardList(Resource):
@@ -134,12 +252,22 @@ def web_site(
     *,
     timeout: float,
     access_log: bool = False,
+    games: Iterable[IGame] = (),
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
-    game host's site, without it), the game session over WebSocket at `/game`; a line
-    per request in the log with `access_log`."""
+    game host's site, without it), the game session over WebSocket at `/game`, the
+    boards `games` ship in their own packages at `/boards/`; a line per request in
+    the log with `access_log`."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
-    root.putChild(b"boards.js", BoardList(board_names()))
+    boards = WebClientFiles(str(BOARD_FILES))
+    # Children put here are found before the directory's files: a game's own
+    # board is served in place of one vinom might have of the same name.
+    own = game_boards(games)
+    for file_name, board in own.items():
+        boards.putChild(file_name.encode(), GameBoard(board))
+    root.putChild(b"boards", boards)
+    names = {*board_names(), *(name.removesuffix(".js") for name in own if name.endswith(".js"))}
+    root.putChild(b"boards.js", BoardList(sorted(names)))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
