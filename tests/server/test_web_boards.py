@@ -1,4 +1,5 @@
-"""The web client's maze and Owe Drahn boards in a real headless Chromium, fed real game states.
+"""The web client's maze and Owe Drahn boards in a real headless Chromium, fed real game states;
+and what the web server does at start with a board a game names in its own package.
 
 Each test opens the page of a real web server (tests/support/servers.py: vinom.server.web,
 with its Content-Security-Policy and other headers) and makes it a harness
@@ -11,6 +12,11 @@ The states come from the real games
 (vinom.games.maze, vinom.games.owedrahn), and every action the board sends
 is applied to the real game state: the board's actions must be ones the game
 accepts, and the game's answer is what the board sees next.
+
+`GameBoardStartTests` builds the site as the server does at start, with games
+whose `board` is missing, of the wrong kind or not a file of a package at all:
+each is one line in the log, and the page lists and serves no board for it
+(tests/test_scaffold.py draws a package's good board in Chromium).
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from attrs import evolve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
 
 from tests.games.test_games_support import ScriptedRandom
 from tests.support.board_harness import (
@@ -36,11 +46,14 @@ from tests.support.board_harness import (
     table,
 )
 from tests.support.browser import Browser, open_browser
+from tests.support.http import capture_log
 from tests.support.ports import free_tcp_port
 from tests.support.servers import start_server
-from vinom.games.interfaces import Seat
+from vinom.games.interfaces import IGame, Seat
 from vinom.games.maze import DIRECTIONS, MazeGame, MazeState
 from vinom.games.owedrahn import OweDrahnGame, OweDrahnState
+from vinom.games.tictactoe import TicTacToeGame
+from vinom.server.web import BOARD_FILES, web_site
 
 # The three key layouts the maze board reads, per direction.
 ARROWS = {"N": Keys.ARROW_UP, "E": Keys.ARROW_RIGHT, "S": Keys.ARROW_DOWN, "W": Keys.ARROW_LEFT}
@@ -502,3 +515,100 @@ class OweDrahnBoardTests(BoardCase):
         self.assertEqual(tags, ["out", "out", "★ winner"])
         self.assertFalse(await self.script("return document.querySelector('.vb-roll')"
                                            ".checkVisibility()"))
+
+
+def game_with(name: str, board: object = None, stylesheet: object = None) -> IGame:
+    """A playable game called `name` naming `board` and `stylesheet` as its own."""
+    kind = type(f"Game_{name}", (TicTacToeGame,),
+                {"name": name, "board": board, "board_stylesheet": stylesheet})  # fmt: skip
+    game: IGame = kind()
+    return game
+
+
+class GameBoardStartTests(TestCase):
+    """The site the server builds at start, over real HTTP, with the games' boards."""
+
+    def setUp(self) -> None:
+        # A game package's directory, as importlib.resources.files() gives it.
+        self.package = Path(self.mktemp()).resolve()
+        (self.package / "board").mkdir(parents=True)
+        for name, text in (("good.js", "export default {};\n"), ("good.css", ".vb-good {}\n"),
+                           ("board.txt", "not a module\n")):  # fmt: skip
+            (self.package / "board" / name).write_text(text, encoding="utf-8")
+        (self.package / "board" / "latin1.js").write_bytes(b"// caf\xe9\n")
+        self.log = capture_log(self)
+
+    def serve(self, *games: IGame) -> None:
+        site = web_site(None, None, timeout=10, games=games)
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+
+    async def fetch(
+        self, path: str, headers: dict[bytes, list[bytes]] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        response = await Agent(reactor).request(
+            b"GET", f"{self.base}{path}".encode(), Headers(headers or {})
+        )
+        found = {k.decode().lower(): v[0].decode() for k, v in response.headers.getAllRawHeaders()}
+        return response.code, found, await readBody(response)
+
+    def board_lines(self) -> list[str]:
+        return [line for line in self.log if "has no board in the browser" in line]
+
+    async def test_a_board_that_cannot_be_served_is_one_line_and_the_generic_board(self) -> None:
+        board = self.package / "board"
+        cases = {
+            "missing": (game_with("missing", board / "missing.js"),
+                        f"board {board / 'missing.js'} is not in the installed package"),
+            "text": (game_with("text", board / "board.txt"), "must be a .js file"),
+            "named": (game_with("named", "named:board/named.js"),
+                      "board must be a .js file of the game's package, as "
+                      'importlib.resources.files(__package__) / "board" / "NAME.js", '
+                      "not 'named:board/named.js'"),
+            "latin": (game_with("latin", board / "latin1.js"), "is not UTF-8 text"),
+            "sheetless": (game_with("sheetless", None, board / "good.css"),
+                          "board_stylesheet is set but board (the module) is not"),
+            "badsheet": (game_with("badsheet", board / "good.js", board / "good.js"),
+                         "board_stylesheet " + str(board / "good.js") + " must be a .css file"),
+            "dom": (game_with("dom", board / "good.js"),
+                    "/boards/dom.js is the web client's helper module"),
+        }  # fmt: skip
+        self.serve(*(game for game, _ in cases.values()))
+        lines = self.board_lines()
+        self.assertEqual(len(lines), len(cases), "\n".join(lines))
+        for name, (_, says) in cases.items():
+            [line] = [line for line in lines if line.startswith(f"vinom: game {name!r} ")]
+            self.assertIn(says, line)
+            self.assertTrue(line.endswith("its players get the generic board"), line)
+        # The page is offered none of them: it draws the generic board, asking for nothing.
+        _, _, listed = await self.fetch("/boards.js")
+        self.assertEqual(listed, b'export default ["dice", "maze", "owedrahn", "tictactoe"];\n')
+        for name in cases:
+            code, _, body = await self.fetch(f"/boards/{name}.js")
+            if name == "dom":  # still vinom's helper module, which the boards import
+                self.assertEqual((code, body), (200, (BOARD_FILES / "dom.js").read_bytes()))
+            else:
+                self.assertEqual(code, 404, name)
+
+    async def test_a_good_board_is_served_with_the_pages_headers_and_validators(self) -> None:
+        board = self.package / "board"
+        self.serve(game_with("good", board / "good.js", board / "good.css"))
+        self.assertEqual(self.board_lines(), [])
+        _, page, _ = await self.fetch("/")
+        _, _, listed = await self.fetch("/boards.js")
+        self.assertIn(b'"good"', listed)
+        for name, kind in (("good.js", "text/javascript"), ("good.css", "text/css")):
+            code, headers, body = await self.fetch(f"/boards/{name}")
+            self.assertEqual((code, body), (200, (board / name).read_bytes()))
+            self.assertEqual(headers["content-type"], f"{kind}; charset=utf-8")
+            for header in ("content-security-policy", "x-content-type-options", "cache-control"):
+                self.assertEqual(headers[header], page[header], header)
+            # Revalidated on each load (no-cache): an unchanged board is a 304, no body.
+            code, _, body = await self.fetch(
+                f"/boards/{name}", {b"if-none-match": [headers["etag"].encode()]}
+            )
+            self.assertEqual((code, body), (304, b""))
+            for below in (f"/boards/{name}/", f"/boards/{name}/../good.js"):
+                code, _, _ = await self.fetch(below)
+                self.assertEqual(code, 404, below)
