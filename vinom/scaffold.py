@@ -2,14 +2,15 @@
 
 The package is made from the files in `vinom/scaffold_template/` (package
 data; `.tmpl` files, so that no tool takes them for vinom's own modules): a
-game written with the public `vinom.games.Game` API and its bot, a test, a
-`pyproject.toml`, and the Twisted plugin module under `twisted/plugins/`
-that registers the game. `pip install` takes it as it is, and bots, the
-terminal client and the web client's generic board play it at once
+game written with the public `vinom.games.Game` API and its bot, its board
+for the web client (a JavaScript module and a style sheet, package data the
+game names), a test, a `pyproject.toml`, and the Twisted plugin module under
+`twisted/plugins/` that registers the game. `pip install` takes it as it is,
+and bots, the terminal client and the browser play it at once
 (docs/getting-started.md).
 
 In the template's paths and text `PACKAGE` / `{{package}}` become the Python
-package, `{{name}}` the game's registry name, `{{Class}}` the prefix of its
+package, `GAME` / `{{name}}` the game's registry name, `{{Class}}` the prefix of its
 class names and `{{display_name}}` the name people read; a leading `dot-`
 in a file name becomes `.` (package data globs leave dot-files out).
 """
@@ -111,6 +112,7 @@ def _target_path(parts: tuple[str, ...], names: GameNames) -> Path:
     out = []
     for part in parts:
         part = part.removesuffix(TEMPLATE_SUFFIX).replace("PACKAGE", names.package)
+        part = part.replace("GAME", names.name)
         if part.startswith("dot-"):
             part = "." + part[len("dot-") :]
         out.append(part)
