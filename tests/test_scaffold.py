@@ -1,13 +1,17 @@
 """`vinom new-game NAME`: the package it writes is taken by `pip install` as it is,
 passes its own tests, and is found by a real server through its Twisted plugin
-alone, where `vinom bots` plays it to the end; a name or directory it cannot
+alone, where `vinom bots` plays it to the end and a real headless Chromium draws
+and plays the board the package ships (package data, served by the server under
+its own policy; no path reaches another file); a name or directory it cannot
 use is one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
+import ssl
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -16,11 +20,14 @@ from pathlib import Path
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
+from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
 from tests.client.test_tui import TerminalProcess, wait_for
+from tests.server.test_web_client import click, enter, pause, wait_for_game, wait_for_screen
+from tests.support.browser import Browser, check_chromium, open_browser
 from tests.support.fresh_venv import FreshVenv, Twistd, make_venv, start_twistd
 from vinom import cli
 
@@ -77,6 +84,8 @@ class NewGameCommandTests(SynchronousTestCase):
                 "README.md",
                 "pyproject.toml",
                 "stone_pile/__init__.py",
+                "stone_pile/board/stone-pile.css",
+                "stone_pile/board/stone-pile.js",
                 "stone_pile/game.py",
                 "tests/__init__.py",
                 "tests/test_game.py",
@@ -171,7 +180,7 @@ class NewGameInstalledTests(TestCase):
         self.assertTrue(plugin.startswith(str(venv.root)), plugin)
         # Its own tests pass, with the virtualenv's Python.
         tests = venv.run([venv.python, "-m", "twisted.trial", "tests"], cwd=work / "stone-pile")
-        self.assertIn("PASSED (successes=6)", tests.stdout)
+        self.assertIn("PASSED (successes=7)", tests.stdout)
         # From any directory, vinom lists it (through the installed plugin).
         listed = venv.run([venv.python, "-m", "vinom.cli", "games"], cwd=venv.root)
         self.assertIn(["stone-pile"], [line.split()[:1] for line in listed.stdout.splitlines()])
@@ -232,3 +241,128 @@ class NewGameInstalledTests(TestCase):
         await wait_for(lambda: b"game over" in terminal.output, "the result on the screen")
         process.write(b"q")
         self.assertIsInstance(await terminal.ended, ProcessDone)
+
+
+# What the game's own board shows, read in one call: its stones (with the size and
+# shape its style sheet gives them), its move buttons, and the result once shown.
+_STONE_PILE_DRAWN = """
+const board = document.querySelector('#board [data-board="stone-pile"] .vb-stone-pile');
+if (board === null) return null;
+const stones = [...board.querySelectorAll('.vb-stone-pile-stone')];
+const style = stones.length ? getComputedStyle(stones[0]) : null;
+const result = document.getElementById('result-panel');
+return {
+  stones: stones.length,
+  count: board.querySelector('.vb-stone-pile-count').textContent,
+  stone: style ? [style.width, style.height, style.borderTopLeftRadius] : null,
+  buttons: [...board.querySelectorAll('button[data-take]')]
+    .map((b) => [b.dataset.take, !b.disabled]),
+  done: result.hidden ? null : result.dataset.outcome,
+};
+"""
+
+# Paths that would reach a file outside the served board if anything joined them to
+# a directory of the package: the game's module, the package's own files, the system's.
+TRAVERSALS = (
+    "/boards/../stone_pile/game.py",
+    "/boards/%2e%2e/%2e%2e/stone_pile/game.py",
+    "/boards/..%2f..%2fstone_pile%2fgame.py",
+    "/boards/stone-pile.js/../game.py",
+    "/boards/stone-pile.js%2f..%2f..%2fgame.py",
+    "/boards/stone-pile/../../../../../../etc/passwd",
+    "/boards/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/boards/..%5c..%5cgame.py",
+    "/boards/board/stone-pile.js",
+    "/boards/stone-pile.py",
+    "/boards/game.py",
+    "/boards/stone-pile.js%00.py",
+)
+
+
+def https_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    """GET `path` exactly as written (no client tidies it up), trusting any certificate;
+    blocking: call it in a thread."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_accept_encoding=True)
+        connection.endheaders()
+        response = connection.getresponse()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        connection.close()
+
+
+class NewGameBoardTests(TestCase):
+    """The board `vinom new-game` writes, from the package installed in a fresh virtualenv,
+    on a real `twistd -n vinom` and in a real headless Chromium."""
+
+    timeout = 150
+
+    async def test_the_packages_board_is_served_drawn_and_played_in_the_browser(self) -> None:
+        check_chromium()  # before the set-up: fail at once without a browser
+        work = Path(self.mktemp()).resolve()
+        work.mkdir()
+        venv = make_venv(self, [str(PACKAGE_ROOT)])
+        venv.run([venv.python, "-m", "vinom.cli", "new-game", "stone-pile"], cwd=work)
+        venv.pip_install(work / "stone-pile")
+        installed = Path(venv.import_path("stone_pile")).parent / "board"
+        self.assertTrue(str(installed).startswith(str(venv.root)), installed)
+        server = await start_twistd(self, venv, web=True)
+        assert server.web_port is not None
+        port = server.web_port
+
+        # Served as the web client's own files are: the same policy, types and headers.
+        _, page_headers, _ = await deferToThread(https_get, port, "/")
+        policy = page_headers["content-security-policy"]
+        code, _, listed = await deferToThread(https_get, port, "/boards.js")
+        self.assertEqual(code, 200)
+        self.assertIn(b'"stone-pile"', listed)
+        for name, kind in (("stone-pile.js", "text/javascript"), ("stone-pile.css", "text/css")):
+            code, headers, body = await deferToThread(https_get, port, f"/boards/{name}")
+            self.assertEqual(code, 200, name)
+            self.assertEqual(headers["content-type"], f"{kind}; charset=utf-8", name)
+            self.assertEqual(headers["content-security-policy"], policy, name)
+            self.assertEqual(headers["x-content-type-options"], "nosniff", name)
+            self.assertEqual(body, (installed / name).read_bytes(), name)
+        # Nothing else of the package, nor of the machine, whatever the path says.
+        for path in TRAVERSALS:
+            code, _, body = await deferToThread(https_get, port, path)
+            self.assertTrue(400 <= code < 500, (path, code))
+            self.assertNotIn(b"StonePileGame", body, path)
+            self.assertNotIn(b"root:", body, path)
+
+        browser = await open_browser(self)
+        await enter(browser, f"https://127.0.0.1:{port}/", "Ann")
+        await click(browser, '[data-action="create-room"][data-game="stone-pile"]')
+        await wait_for_screen(browser, "room")
+        await click(browser, "#room-add-bot")
+        await wait_for_game(browser, "stone-pile")  # the package's board, not the generic one
+        drawn = await browser.wait_until(
+            lambda d: (seen := d.execute_script(_STONE_PILE_DRAWN)) and seen["stones"] and seen
+        )
+        # Its style sheet applied (a stone is a 28 px disc: nothing but the sheet says so).
+        self.assertEqual(drawn["stone"], ["28px", "28px", "50%"], drawn)
+        self.assertEqual(drawn["count"], f"{drawn['stones']} stones left", drawn)
+        self.assertEqual([take for take, _ in drawn["buttons"]], ["1", "2", "3"], drawn)
+        await browser.check()
+        # Played to the end by its buttons: each click a move the game accepts.
+        self.assertIn(await self.play(browser), ("win", "lose"))
+
+    async def play(self, browser: Browser) -> str:
+        """Click the move that leaves a multiple of four on each turn until the match
+        ends; the outcome the page shows."""
+        deadline = reactor.seconds() + 60
+        while True:
+            seen = await browser.run(lambda d: d.execute_script(_STONE_PILE_DRAWN))
+            self.assertLess(reactor.seconds(), deadline, seen)
+            if seen is not None and seen["done"]:
+                return str(seen["done"])
+            usable = [take for take, enabled in (seen or {}).get("buttons", []) if enabled]
+            if usable:
+                take = str(seen["stones"] % 4 or 1)
+                await click(browser, f'#board button[data-take="{take}"]')
+            await pause(0.2)
