@@ -1,4 +1,5 @@
-"""docs/games.md's tutorial, run as written: a third-party game plugin in its own package."""
+"""docs/games.md's tutorial, run as written: a third-party game plugin in its own package;
+and what games.md says of the server's options, checked against the server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 
 import vinom
+from vinom.server.options import Options
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
 PACKAGE_ROOT = Path(vinom.__file__).resolve().parent.parent
@@ -134,3 +136,25 @@ class ReferenceTests(TestCase):
         text = DOC.read_text(encoding="utf-8")
         headings = [line for line in text.splitlines() if line.startswith("## ")]
         self.assertEqual(headings[0], "## Tutorial: a game in your own package")
+
+    def test_the_reference_points_back_to_the_tutorial(self) -> None:
+        # The tutorial is the first section: nothing may call it "below".
+        text = DOC.read_text(encoding="utf-8")
+        self.assertNotIn("tutorial below", text)
+        section = text[text.index("## The `Game` base class") :]
+        self.assertIn("[tutorial](#tutorial-a-game-in-your-own-package) above", section)
+
+    def test_match_size_option_as_the_server_takes_it(self) -> None:
+        # games.md's `match_size` row names the operator's override; the server takes
+        # the example it gives, and operations.md documents the same option.
+        text = DOC.read_text(encoding="utf-8")
+        [row] = [line for line in text.splitlines() if line.startswith("| `match_size` |")]
+        example = re.search(r"`--match-size (\w+)=(\d+)`", row)
+        assert example is not None, row
+        self.assertIn("`twistd vinom --match-size GAME=N`", row)
+        options = Options()
+        options.parseOptions(["--match-size", f"{example[1]}={example[2]}", "--websocket",
+                              "none", "--ops-port", "none", "--data-dir", self.mktemp()])
+        self.assertEqual(options["match-sizes"], {example[1]: int(example[2])})
+        operations = (DOC.parent / "operations.md").read_text(encoding="utf-8")
+        self.assertIn(f"`--match-size {example[1]}={example[2]}`", operations)
