@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -129,6 +130,28 @@ class NewGameCommandTests(SynchronousTestCase):
         )  # fmt: skip
         self.assertEqual(view.returncode, 0, view.stderr)
         self.assertEqual(sorted(json.loads(view.stdout)), sorted(shown))
+
+    def test_the_guides_edit_keeps_the_tests_passing(self) -> None:
+        # getting-started section 8: "Edit game.py: `STONES = 21` ..., or `MOST = 3` ...".
+        text = GUIDE.read_text(encoding="utf-8")
+        section = text[text.index("## 8. Change the rules") :]
+        section = section[: section.index("\n## ")]
+        edits = re.findall(r"`([A-Z_]+) = (\d+)`", section)
+        self.assertEqual([name for name, _ in edits], ["STONES", "MOST"], section)
+        code, _out, err = run_main("new-game", "pebbles", "--directory", str(self.work / "p"))
+        self.assertEqual((code, err), (0, ""))
+        game = self.work / "p" / "pebbles" / "game.py"
+        source = game.read_text(encoding="utf-8")
+        for name, value in edits:  # as written in the file, then changed as the guide says
+            self.assertIn(f"\n{name} = {value}\n", source)
+            source = source.replace(f"\n{name} = {value}\n", f"\n{name} = {int(value) + 4}\n")
+        game.write_text(source, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "twisted.trial", "tests"], cwd=self.work / "p",
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), "."])),
+        )  # fmt: skip
+        self.assertIn("PASSED (successes=7)", done.stdout, done.stdout + done.stderr)
 
     def assert_refused(self, *argv: str, says: str) -> None:
         before = sorted(self.work.iterdir())
