@@ -7,8 +7,8 @@ is installed next to it; `twistd -n vinom` starts from an empty directory
 then a real headless Chromium opens the web client with the server's real
 headers, accepts its self-signed certificate, plays tictactoe against a bot
 to the end, moves in the maze against a bot, and plays the new game on the
-generic board against a bot, checking that each board is drawn and that the
-console never shows an error; last, `vinom bots` plays the new game on the
+board its package ships against a bot, checking that each board is drawn and
+that the console never shows an error; last, `vinom bots` plays the new game on the
 same server, from the server's directory, as the guide has it.
 """
 
@@ -37,6 +37,7 @@ from tests.server.test_web_client import (
 )
 from tests.support.browser import Browser, check_chromium, open_browser
 from tests.support.fresh_venv import Twistd, copy_checkout, make_venv, start_twistd
+from tests.test_scaffold import play_stones_board
 from vinom.cli import PLUGIN_CACHE_COMMAND
 
 # tox runs the tests from a directory of links (tests -> the checkout's tests/):
@@ -83,14 +84,6 @@ return {
   token: tokenBox ? [tokenBox.width, tokenBox.height] : null,
 };
 """
-
-# The generic board: the view as JSON.
-_GENERIC_VIEW = """
-const view = document.querySelector('[data-testid=generic-view]');
-const result = document.getElementById('result-panel');
-return {view: view ? view.textContent : '', done: result.hidden ? null : result.dataset.outcome};
-"""
-
 
 class Console:
     """Every error the page's console showed, read as the test goes (reading empties it)."""
@@ -148,19 +141,20 @@ class NewUserTests(TestCase):
         self.assertEqual(await console.read(), [])
 
         await self.play_again(browser)
-        await self.start_against_a_bot(browser, GAME, board="generic")
-        outcome = await self.play_generic(browser, "Ann")
+        # The board the new game's package ships (package data, not vinom's files).
+        await self.start_against_a_bot(browser, GAME)
+        outcome = await play_stones_board(browser, GAME)
         self.assertIn(outcome, ("win", "lose"))
         self.assertEqual(await console.read(), [])
 
         await self.bots_play(server)
 
-    async def start_against_a_bot(self, browser: Browser, game: str, board: str = "") -> None:
-        """Open a room for `game`, fill the other seat with its bot, wait for the board."""
+    async def start_against_a_bot(self, browser: Browser, game: str) -> None:
+        """Open a room for `game`, fill the other seat with its bot, wait for its board."""
         await click(browser, f'[data-action="create-room"][data-game="{game}"]')
         await wait_for_screen(browser, "room")
         await click(browser, "#room-add-bot")
-        await wait_for_game(browser, board or game)
+        await wait_for_game(browser, game)
 
     async def play_again(self, browser: Browser) -> None:
         await browser.wait_until(lambda d: d.find_element(By.ID, "play-again").is_displayed())
@@ -215,32 +209,6 @@ class NewUserTests(TestCase):
         self.assertNotEqual(await browser.run(where), start, "no arrow key moved the player")
         await click(browser, "#game-leave")
         await browser.wait_for_text("#result-text", "You left the match.", WAIT)
-
-    async def play_generic(self, browser: Browser, name: str) -> str:
-        """Play the new game by typing actions as JSON, as the guide says; the outcome."""
-        me = (await my_player_row(browser))["id"]
-        deadline = reactor.seconds() + 60
-        last = ""
-        while True:
-            self.assertLess(reactor.seconds(), deadline, last)
-            seen = await browser.run(lambda d: d.execute_script(_GENERIC_VIEW))
-            if seen["done"]:
-                return str(seen["done"])
-            if seen["view"] and seen["view"] != last:
-                view = json.loads(seen["view"])
-                # The board shows players by name (older clients: by id).
-                if view["turn"] in (me, name) and not view["finished"]:
-                    last = seen["view"]
-                    take = view["stones"] % 4 or 1
-                    await browser.run(lambda d, take=take: self.send_action(d, take))
-            await pause(0.2)
-
-    @staticmethod
-    def send_action(driver: Any, take: int) -> None:
-        field = driver.find_element(By.CSS_SELECTOR, "[data-testid=generic-action]")
-        field.clear()
-        field.send_keys(json.dumps({"take": take}))
-        driver.find_element(By.CSS_SELECTOR, ".generic-form button").click()
 
     async def bots_play(self, server: Twistd) -> None:
         """`vinom bots` from the server's directory: it trusts ./vinom-data/dev-cert.pem."""

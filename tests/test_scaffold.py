@@ -268,15 +268,17 @@ class NewGameInstalledTests(TestCase):
 
 # What the game's own board shows, read in one call: its stones (with the size and
 # shape its style sheet gives them), its move buttons, and the result once shown.
-_STONE_PILE_DRAWN = """
-const board = document.querySelector('#board [data-board="stone-pile"] .vb-stone-pile');
+# `arguments[0]`: the game's name, which prefixes the board's classes.
+STONES_DRAWN = """
+const name = arguments[0];
+const board = document.querySelector(`#board [data-board="${name}"] .vb-${name}`);
 if (board === null) return null;
-const stones = [...board.querySelectorAll('.vb-stone-pile-stone')];
+const stones = [...board.querySelectorAll(`.vb-${name}-stone`)];
 const style = stones.length ? getComputedStyle(stones[0]) : null;
 const result = document.getElementById('result-panel');
 return {
   stones: stones.length,
-  count: board.querySelector('.vb-stone-pile-count').textContent,
+  count: board.querySelector(`.vb-${name}-count`).textContent,
   stone: style ? [style.width, style.height, style.borderTopLeftRadius] : null,
   buttons: [...board.querySelectorAll('button[data-take]')]
     .map((b) => [b.dataset.take, !b.disabled]),
@@ -365,7 +367,8 @@ class NewGameBoardTests(TestCase):
         await click(browser, "#room-add-bot")
         await wait_for_game(browser, "stone-pile")  # the package's board, not the generic one
         drawn = await browser.wait_until(
-            lambda d: (seen := d.execute_script(_STONE_PILE_DRAWN)) and seen["stones"] and seen
+            lambda d: (seen := d.execute_script(STONES_DRAWN, "stone-pile")) and seen["stones"]
+            and seen
         )
         # Its style sheet applied (a stone is a 28 px disc: nothing but the sheet says so).
         self.assertEqual(drawn["stone"], ["28px", "28px", "50%"], drawn)
@@ -373,19 +376,19 @@ class NewGameBoardTests(TestCase):
         self.assertEqual([take for take, _ in drawn["buttons"]], ["1", "2", "3"], drawn)
         await browser.check()
         # Played to the end by its buttons: each click a move the game accepts.
-        self.assertIn(await self.play(browser), ("win", "lose"))
+        self.assertIn(await play_stones_board(browser, "stone-pile"), ("win", "lose"))
 
-    async def play(self, browser: Browser) -> str:
-        """Click the move that leaves a multiple of four on each turn until the match
-        ends; the outcome the page shows."""
-        deadline = reactor.seconds() + 60
-        while True:
-            seen = await browser.run(lambda d: d.execute_script(_STONE_PILE_DRAWN))
-            self.assertLess(reactor.seconds(), deadline, seen)
-            if seen is not None and seen["done"]:
-                return str(seen["done"])
-            usable = [take for take, enabled in (seen or {}).get("buttons", []) if enabled]
-            if usable:
-                take = str(seen["stones"] % 4 or 1)
-                await click(browser, f'#board button[data-take="{take}"]')
-            await pause(0.2)
+
+async def play_stones_board(browser: Browser, name: str) -> str:
+    """Play the board `vinom new-game NAME` writes by its buttons, as a player does:
+    on each turn the move that leaves a multiple of four; the outcome the page shows."""
+    deadline = reactor.seconds() + 60
+    while True:
+        seen = await browser.run(lambda d: d.execute_script(STONES_DRAWN, name))
+        assert reactor.seconds() < deadline, f"the match never ended: {seen}"
+        if seen is not None and seen["done"]:
+            return str(seen["done"])
+        usable = [take for take, enabled in (seen or {}).get("buttons", []) if enabled]
+        if usable:
+            await click(browser, f'#board button[data-take="{seen["stones"] % 4 or 1}"]')
+        await pause(0.2)
