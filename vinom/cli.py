@@ -297,12 +297,23 @@ class Options(CommandOptions):
 
 
 def find_game(name: str, registry: GameRegistry | None = None) -> IGame:
-    """The installed game `name`, or a CommandError listing the games there are."""
+    """The installed game `name`, or a CommandError naming the games to try.
+
+    The error names the games a server offers by default, not every installed
+    one: a game such as duel is installed everywhere but refused by a server
+    whose `--games` does not name it, so suggesting it sends the user to an
+    `unknown_game` error from the lobby instead.
+    """
     registry = registry or GameRegistry.from_plugins()
     try:
         return registry.get(name)
-    except UnknownGame as e:
-        raise CommandError(f"{e}; 'vinom games' lists them") from None
+    except UnknownGame:
+        offered = ", ".join(registry.offered().names()) or "none"
+        raise CommandError(
+            f"no game named {name!r} is installed; a server offers {offered} by default "
+            "('vinom games' lists every installed game, and marks those a server offers "
+            "only when its --games names them)"
+        ) from None
 
 
 async def check_lobby(reactor: Any, lobby: LobbyAddress) -> None:

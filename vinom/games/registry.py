@@ -28,6 +28,7 @@ from vinom.games.interfaces import (
     offered_by_default,
     rating_window_of,
     shared_view_of,
+    snapshot_rate_of,
     team_size_of,
 )
 
@@ -202,6 +203,9 @@ class GameRegistry:
                     "players": [game.min_players, game.max_players],
                     "match_size": game.match_size,
                     "tick_rate": game.tick_rate,
+                    # What the room sends: 0 for a game without a tick (a state
+                    # after every change), else the game's rate or its tick rate.
+                    "snapshot_rate": snapshot_rate_of(game),
                     "time_limit": game.time_limit,
                     "countdown": game.countdown,
                     "action_rate": action_rate_of(game),
