@@ -239,6 +239,18 @@ class TurnTests(TestCase):
         self.assertTrue(self.game.is_finished(state))
         self.assertEqual(self.game.result(state)["winners"], [table[(turn + 2) % 3].player_id])
 
+    def test_a_player_idled_out_ends_the_match_as_idle_not_as_left(self) -> None:
+        # docs/games.md: a two-player game whose awaited player idles ends with
+        # reason idle; the web client tells each seat from it what happened.
+        for count in (2, 3):
+            table = seats(count)
+            state = self.game.create(table, {}, random.Random(1))
+            while not self.game.is_finished(state):
+                state = self.game.idle(state, table[state.turn]).state
+            result = self.game.result(state)
+            self.assertEqual(result["reason"], "idle", count)
+            self.assertEqual(len(result["winners"]), 1)
+
     def test_time_up(self) -> None:
         state = self.game.time_up(evolve(self.state, scores=(500, 700))).state
         self.assertEqual(self.game.result(state)["winners"], [self.seats[1].player_id])

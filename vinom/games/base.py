@@ -54,13 +54,15 @@ class Game(BuiltinGame, Generic[S]):
 
     def idle(self, state: S, seat: Seat) -> Outcome:
         """A counted player sent no action for `idle_timeout` seconds: by default they
-        forfeit, as if they had left, and a match that ends for it ends as "idle"."""
+        forfeit, as if they had left, and a match that ends for it ends as "idle"
+        (not as the leave's "opponent_left" or, with more seats, "opponents_left":
+        nobody left, and the players are told what did happen)."""
         outcome = self.leave(state, seat)
         after: Any = outcome.state
         if (
             self.is_finished(after)
             and not self.is_finished(state)
-            and getattr(after, "reason", None) == "opponent_left"
+            and getattr(after, "reason", None) in ("opponent_left", "opponents_left")
         ):
             after = evolve(after, reason="idle")
         return Outcome(after, outcome.events)
