@@ -12,14 +12,21 @@ What a player sees is checked, not only what the page does: every board is
 measured as drawn (tests/support/board_harness.py, `assert_drawn`), any policy
 violation or console error fails a test (tests/support/browser.py), the result is
 in view at 1280 x 720, the connection badge says why it went offline, and
-the status line never keeps saying what stopped being true.
+the status line never keeps saying what stopped being true. Why a match
+ended is read from each seat (the winner's, the loser's, the player idled
+out) on a real `twistd -n vinom` running two plugin games, installed as a
+user installs one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import sys
+import textwrap
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -32,13 +39,16 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
+from tests.server.test_twistd import RUN_TWISTD, Collect
 from tests.support.board_harness import assert_drawn
 from tests.support.browser import Browser, open_browser
-from tests.support.ports import free_tcp_port
+from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import RunningServer, start_server
 from vinom.client.bots import BotReport, play_bot
 from vinom.games.dice import best_selection
 from vinom.games.registry import GameRegistry
+
+ROOT = str(Path(__file__).resolve().parents[2])
 
 # Each step of a test waits at most this long: generous for a loaded machine.
 WAIT = 30.0
@@ -907,3 +917,217 @@ class BoardLoaderTests(TestCase):
         self.assertIn("maze", names["ok"])
         self.assertEqual(await call("style"), {"ok": True})
         self.assertEqual(await browser.run(lambda d: d.execute_script(_MAZE_LINKS)), [True])
+
+
+# Two games installed the way a user installs one (a plugin module in a
+# `twisted/plugins/` directory on the server's path), with no board of their own:
+# `ender` ends when a player sends {"win": REASON} (that player wins, for that
+# reason, as a plugin game's own reason would read); `sleeper` idles out its
+# first seat after a second, the way a built-in game idles out the player whose
+# move it awaits.
+RESULT_GAMES = textwrap.dedent(
+    '''
+    from attrs import evolve, frozen
+
+    from vinom.games.base import Game
+    from vinom.games.interfaces import Outcome
+
+
+    @frozen
+    class Table:
+        players: tuple
+        left: tuple
+        scores: tuple
+        finished: bool = False
+        reason: str = ""
+        winners: tuple = ()
+
+
+    class EnderGame(Game):
+        name = "ender"
+        description = "test: ends as a player says"
+        min_players = max_players = match_size = 2
+        time_limit = 300.0
+        idle_timeout = 0.0
+        offered_by_default = False
+
+        def create(self, seats, options, rng):
+            count = len(seats)
+            return Table(tuple(s.player_id for s in seats), (False,) * count, (0,) * count)
+
+        def on_win(self, state, seat, action, rng):
+            return Outcome(evolve(state, finished=True, reason=str(action["win"]),
+                                  winners=(seat.player_id,)))
+
+        def leave(self, state, seat):
+            if state.finished:
+                return Outcome(state)
+            left = tuple(gone or i == seat.index for i, gone in enumerate(state.left))
+            state = evolve(state, left=left)
+            # As dice, maze and Owe Drahn do: the last player present wins.
+            return Outcome(self._last_standing(state, left, "opponents_left") or state)
+
+        def view(self, state, player_id):
+            return {"finished": state.finished}
+
+
+    class SleeperGame(EnderGame):
+        name = "sleeper"
+        idle_timeout = 1.0
+
+        def idle_players(self, state):
+            return () if state.finished else state.players[:1]
+
+
+    ender = EnderGame()
+    sleeper = SleeperGame()
+    '''
+)
+
+# What the result panel and the generic board's action box show.
+_RESULT = """
+const input = document.querySelector('[data-testid=generic-action]');
+const send = document.querySelector('.generic-form button');
+return {panel: !document.getElementById('result-panel').hidden,
+        text: document.getElementById('result-text').innerText,
+        detail: document.getElementById('result-detail').innerText,
+        input: input === null ? null : input.disabled, send: send === null ? null : send.disabled};
+"""
+
+
+class ResultTextTests(TestCase):
+    """Why a match ended, as each seat reads it, on a real `twistd -n vinom` with two
+    plugin games; and the generic board's action box, which takes no action once the
+    match is over."""
+
+    timeout = 180
+
+    async def start_twistd(self) -> str:
+        """`twistd -n vinom` offering the plugin games (RESULT_GAMES); the page's URL."""
+        data_dir = os.path.abspath(self.mktemp())
+        plugins = os.path.join(data_dir, "path", "twisted", "plugins")
+        os.makedirs(plugins)
+        Path(plugins, "result_games.py").write_text(RESULT_GAMES)
+        web = free_tcp_port()
+        udp = free_udp_range(2)
+        env = dict(os.environ)
+        path = [ROOT, os.path.join(data_dir, "path"), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+        process = Collect()
+        transport = reactor.spawnProcess(
+            process, sys.executable,
+            [
+                sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
+                "--lobby", f"ssl:{free_tcp_port()}:interface=127.0.0.1",
+                "--websocket", f"ssl:{web}:interface=127.0.0.1",
+                "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
+                "--public-host", "127.0.0.1", "--data-dir", data_dir, "--ops-port", "none",
+                "--games", "ender,sleeper", "--drain-timeout", "0",
+            ],
+            env=env, path=data_dir,
+        )  # fmt: skip
+
+        async def stop() -> None:
+            if not process.ended.called:
+                transport.signalProcess("KILL")
+            await process.ended
+
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+        deadline = reactor.seconds() + WAIT
+        # The start-up line naming the page: the web server is listening.
+        while b"play in a browser" not in process.output:
+            output = process.output.decode(errors="replace")
+            self.assertFalse(process.ended.called, output)
+            self.assertLess(reactor.seconds(), deadline, output)
+            await pause(0.1)
+        return f"https://127.0.0.1:{web}/"
+
+    async def enter(self, browser: Browser, url: str, name: str) -> None:
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+        await browser.run(lambda d: d.find_element(By.ID, "name-input").send_keys(name))
+        await click(browser, "#name-submit")
+        await wait_for_screen(browser, "lobby")
+
+    async def play(self, pages: dict[str, Browser], game: str) -> None:
+        """Each page queues for `game`; wait until both show its (generic) board."""
+        for page in pages.values():
+            button = f'[data-action="queue"][data-game="{game}"]'
+            await page.wait_until(lambda d, b=button: d.find_elements(By.CSS_SELECTOR, b), WAIT)
+            await click(page, button)
+        for page in pages.values():
+            await wait_for_game(page, "generic")
+
+    async def result(self, browser: Browser) -> dict[str, Any]:
+        seen: dict[str, Any] = await browser.wait_until(
+            lambda d: (lambda r: r if r["panel"] else None)(d.execute_script(_RESULT)), WAIT
+        )
+        return seen
+
+    async def test_each_seat_reads_why_the_match_ended(self) -> None:
+        url = await self.start_twistd()
+        ann, bob = await open_browser(self), await open_browser(self)
+        await self.enter(ann, url, "Ann")
+        await self.enter(bob, url, "Bob")
+        pages = {"Ann": ann, "Bob": bob}
+        # A plugin game's reason: `won` (the headline says it all), Owe Drahn's
+        # `last_alive`, the built-in `target`, and one this page has never heard of.
+        expected = {
+            "won": ("", ""),
+            "last_alive": ("You are the last player with lives left.",
+                           "Ann is the last player with lives left."),
+            "target": ("You reached the target score.", "Ann reached the target score."),
+            "bank_broken": ("The game ended: bank broken.", "The game ended: bank broken."),
+        }  # fmt: skip
+        for reason, (winner_reads, loser_reads) in expected.items():
+            with self.subTest(reason=reason):
+                await self.play(pages, "ender")
+                await ann.wait_until(lambda d: d.execute_script(
+                    "return document.getElementById('game-phase').dataset.phase;") == "playing",
+                    WAIT)  # fmt: skip
+
+                def win(driver: Any, reason: str = reason) -> None:
+                    field = driver.find_element(By.CSS_SELECTOR, "[data-testid=generic-action]")
+                    field.send_keys(json.dumps({"win": reason}))
+                    driver.find_element(By.CSS_SELECTOR, ".generic-form button").click()
+
+                await ann.run(win)
+                won, lost = await self.result(ann), await self.result(bob)
+                self.assertEqual(won["text"], "You win!")
+                self.assertEqual(lost["text"], "You lose. Ann won.")
+                # The reason's sentence, then the scores (seat order), by name.
+                for seen, reads, other in ((won, winner_reads, "Bob"), (lost, loser_reads, "Ann")):
+                    self.assertTrue(seen["detail"].startswith(reads), (reason, seen))
+                    self.assertEqual(
+                        sorted(seen["detail"].removeprefix(reads).strip().split(" · ")),
+                        sorted(["You 0", f"{other} 0"]), (reason, seen),
+                    )
+                # The match is over: the action box takes nothing more.
+                for seen in (won, lost):
+                    self.assertEqual((seen["input"], seen["send"]), (True, True), seen)
+                for page in pages.values():
+                    await click(page, "#play-again")
+                    await wait_for_screen(page, "lobby")
+
+    async def test_a_player_idled_out_is_told_so_and_the_other_why_they_won(self) -> None:
+        url = await self.start_twistd()
+        ann, bob = await open_browser(self), await open_browser(self)
+        await self.enter(ann, url, "Ann")
+        await self.enter(bob, url, "Bob")
+        await self.play({"Ann": ann, "Bob": bob}, "sleeper")
+        # Seat 0 is awaited and plays nothing: the room idles it out after a second.
+        seats = {}
+        for page in (ann, bob):
+            seats[await page.run(lambda d: d.execute_script(
+                "return document.getElementById('screen-game').dataset.seat;"))] = page
+        idle, other = seats["0"], seats["1"]
+        idle_seen, other_seen = await self.result(idle), await self.result(other)
+        self.assertRegex(idle_seen["text"], r"^You lose\. (Ann|Bob) won\.$")
+        self.assertTrue(idle_seen["detail"].startswith(
+            "You were removed from the match for not playing in time."), idle_seen)
+        self.assertEqual(other_seen["text"], "You win!")
+        self.assertTrue(other_seen["detail"].startswith(
+            "Your opponent stopped playing and was removed."), other_seen)
+        for seen in (idle_seen, other_seen):
+            self.assertNotIn("left", seen["detail"], seen)
+            self.assertEqual((seen["input"], seen["send"]), (True, True), seen)

@@ -23,14 +23,52 @@ const PHASES = {
   aborted: "Aborted",
 };
 
+// Why a finished match ended, as one sentence true from this player's seat:
+// `mine` is whether I am among the winners, `names` the winners' names, `others`
+// how many other players the match had. A game's own reason (a plugin game's)
+// that is not here is shown in words ("bank_broken": "The game ended: bank
+// broken."); `won` says no more than the headline, so it adds nothing.
 const END_REASONS = {
-  opponent_left: "your opponent left",
-  opponents_left: "everyone else left",
-  idle: "a player stopped playing",
-  completed: "the match is complete",
-  target: "the target score was reached",
-  time_limit: "time ran out",
+  won: () => "",
+  opponent_left: ({ mine, others }) => (mine
+    ? (others === 1 ? "Your opponent left." : "Everyone else left.")
+    : "A player left."),
+  opponents_left: ({ mine, others }) => (mine
+    ? (others === 1 ? "Your opponent left." : "Everyone else left.")
+    : "The other players left."),
+  idle: ({ mine, others }) => (mine
+    ? (others === 1 ? "Your opponent stopped playing and was removed."
+      : "The last other player stopped playing and was removed.")
+    : "A player stopped playing and was removed."),
+  completed: () => "The match is complete.",
+  target: ({ mine, names }) => (mine ? "You reached the target score." : `${names} reached the target score.`),
+  last_alive: ({ mine, names }) => (mine
+    ? "You are the last player with lives left."
+    : `${names} ${names.includes(" and ") ? "are the last players" : "is the last player"} with lives left.`),
+  all_collected: () => "Every reward was collected.",
+  time_up: () => "Time ran out.",
+  abandoned: () => "Everyone left.",
+  error: () => "The game failed, so the match was stopped.",
 };
+
+// A reason code in words: "bank_broken" -> "bank broken".
+function reasonWords(reason) {
+  return String(reason).replace(/[_-]+/g, " ").trim();
+}
+
+function endReasonText(game, result, winners) {
+  // Removed for idling: whatever ended the match later, that is what happened to me.
+  if (game.removedIdle) return "You were removed from the match for not playing in time.";
+  const reason = result.reason;
+  if (reason === undefined || reason === null || reason === "") return "";
+  const mine = winners.includes(game.me);
+  const names = winners.map((id) => playerName(game, id)).join(" and ");
+  const others = game.players.filter((p) => p.id !== game.me).length;
+  const known = Object.hasOwn(END_REASONS, reason) ? END_REASONS[reason] : null;
+  if (known !== null) return known({ mine, names, others });
+  const words = reasonWords(reason);
+  return words === "" ? "" : `The game ended: ${words}.`;
+}
 
 const ABORT_REASONS = {
   players_missing: "Not every player connected in time.",
@@ -425,6 +463,7 @@ function startGame(match, resumed) {
     board: null,
     boardLoading: false,
     ended: false,
+    removedIdle: false,
     result: null,
     timer: setInterval(renderTimer, 250),
     socket: null,
@@ -514,6 +553,7 @@ async function loadBoard(game) {
   root.append(holder);
   game.board = (module ?? fallbackBoard).create(holder, api);
   if (game.latest !== null) game.board.update(game.latest);
+  if (game.ended) endBoard(game); // the match ended while the board was loading
 }
 
 function gameMessage(game, message) {
@@ -565,6 +605,9 @@ function gameMessage(game, message) {
     case "presence":
       game.presence[message.id] = message.status;
       renderPlayers(game);
+      // The room idled me out: my actions are refused from now on, and the
+      // result must not say that the others left (endReasonText).
+      if (message.id === game.me && message.status === "idle") game.removedIdle = true;
       if (message.status !== "connected") {
         const what = PRESENCE[message.status] ?? message.status;
         say(game, `${playerName(game, message.id)} ${what}.`, message.id);
@@ -631,8 +674,20 @@ function renderPlayers(game) {
   if (game.latest !== null) renderTurn(game, game.latest.s);
 }
 
+// Tell the board the match is over (its optional `end`): no action can be
+// played from now on, so a board that takes input stops taking it.
+function endBoard(game) {
+  if (game.board === null || typeof game.board.end !== "function") return;
+  try {
+    game.board.end();
+  } catch (error) {
+    console.error(error);
+  }
+}
+
 function endMatch(game) {
   game.ended = true;
+  endBoard(game);
   storeMatch(null);
   app.match = null;
   $("game-leave").hidden = true;
@@ -661,12 +716,11 @@ function finish(game, result) {
   endMatch(game);
   $("result-text").textContent = text;
   $("result-panel").dataset.outcome = outcome;
-  const reason = END_REASONS[result.reason] ?? result.reason ?? "";
+  const reason = endReasonText(game, result, winners);
   const scores = result.scores && typeof result.scores === "object"
     ? Object.entries(result.scores).map(([id, score]) => `${playerName(game, id)} ${score}`).join(" · ")
     : "";
-  $("result-detail").textContent = [reason && reason[0].toUpperCase() + reason.slice(1), scores]
-    .filter(Boolean).join(". ");
+  $("result-detail").textContent = [reason, scores].filter(Boolean).join(" ");
   setConnection("offline", "offline", "the match is over");
 }
 
@@ -674,7 +728,8 @@ function abort(game, reason) {
   endMatch(game);
   $("result-text").textContent = "The match was called off.";
   $("result-panel").dataset.outcome = "aborted";
-  $("result-detail").textContent = ABORT_REASONS[reason] ?? reason ?? "";
+  const known = Object.hasOwn(ABORT_REASONS, reason) ? ABORT_REASONS[reason] : null;
+  $("result-detail").textContent = known ?? (reason ? `Why: ${reasonWords(reason)}.` : "");
   setConnection("offline", "offline", "the match is over");
 }
 

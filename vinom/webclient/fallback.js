@@ -56,6 +56,7 @@ export const fallbackBoard = {
 
     const onSubmit = (event) => {
       event.preventDefault();
+      if (send.disabled) return; // Enter in a disabled box: the match is over
       let action;
       try {
         action = JSON.parse(input.value);
@@ -82,6 +83,14 @@ export const fallbackBoard = {
         let text = `${code}: ${message}`;
         for (const [id, name] of nameMaps(game.players ?? []).shown) text = text.split(id).join(name);
         game.say(text);
+      },
+      // The match is over: no action can be played, so the box says so and
+      // takes none (a Send that did nothing, or an error, would tell a lie).
+      end() {
+        input.disabled = true;
+        send.disabled = true;
+        input.value = "";
+        input.placeholder = "The match is over.";
       },
       destroy() {
         form.removeEventListener("submit", onSubmit);
