@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
+from tests.server.test_ops import http_get, metric_value
 from tests.support.ports import free_tcp_port
 from tests.support.redis_server import RedisServer
 from tests.support.sentinel import command, start_sentinel_cluster
@@ -609,6 +610,78 @@ class StartupCheckTests(TestCase):
         with self.assertRaises(StartupError) as raised:
             check_redis(settings, wait=1.0)
         return str(raised.exception)
+
+
+class EndsThroughFailoverTests(ClusterTestCase):
+    """Matches that end while Redis fails over: their lobby stops counting them (issue
+    #34, item 3). The lobby follows the failover last (paused from just before the
+    SIGKILL until every end was announced on the promoted replica, as a busy lobby or
+    one slow to reconnect may be): each `ended` was published there before the lobby
+    subscribed to it again, so the lobby heard none of them."""
+
+    sentinel = True
+    timeout = 150
+
+    async def test_matches_ended_during_a_failover_stop_counting_as_running(self) -> None:
+        host = await self.start("host", ports=8)
+        ops = free_tcp_port()
+        lobby_process = await self.start("lobby", "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+                                         "--drain-timeout", "120")  # fmt: skip
+        lobby = self.lobby_address(lobby_process)
+
+        async def running() -> float:
+            code, text = await http_get(f"http://127.0.0.1:{ops}/metrics")
+            self.assertEqual(code, 200)
+            return metric_value(text, "vinom_running_matches")
+
+        sessions: list[GameSession] = []
+        rng = random.Random(34)
+        # Three matches, moves 0.7 s apart: each ends a few seconds after the kill.
+        bots = [Deferred.fromCoroutine(play(lobby, f"p{i}", random.Random(rng.random()), 0.7,
+                                            on_session=sessions.append))
+                for i in range(6)]  # fmt: skip
+        await self._until(lambda: len(sessions) == 6, 30)
+        self.assertEqual(await running(), 3)
+
+        lobby_process.transport.signalProcess(signal.SIGSTOP)
+        self.sentinels.kill_master()
+        try:
+            await self.sentinels.wait_for_failover()
+            reports = await gatherResults(bots)
+            self.assertEqual([r.outcome for r in reports], ["finished"] * 6)
+            # The host announced each end on the promoted replica (it retries while
+            # Redis does not answer): its matches set there is empty.
+            matches = f"vinom:host-matches:{self.host_id(host)}"
+            deadline = time.monotonic() + 30
+            while await self.redis_call("SCARD", matches):
+                self.assertLess(time.monotonic(), deadline, "the host never announced the ends")
+                await _sleep(0.1)
+        finally:
+            lobby_process.transport.signalProcess(signal.SIGCONT)
+        woke = time.monotonic()
+
+        # The lobby counts none of them as running once it is back on the new master...
+        deadline = woke + 20
+        while (left := await running()) != 0:
+            self.assertLess(time.monotonic(), deadline, f"{left:g} matches still running")
+            await _sleep(0.1)
+        settled = time.monotonic() - woke
+        # ...so a SIGTERM'd lobby has nothing to wait for: it exits at once, not after
+        # its drain timeout (120 s).
+        lobby_process.transport.signalProcess(signal.SIGTERM)
+        terminated = time.monotonic()
+        await self._until(lambda: lobby_process.output.ended.called, 15)
+        for process in (host, lobby_process):
+            self.assertNotIn("Traceback", process.text)
+        exited = time.monotonic() - terminated
+        print(f"\nthe lobby counted 0 running matches {settled:.2f} s after it came back; "
+              f"SIGTERM to exit: {exited:.2f} s", file=sys.stderr)  # fmt: skip
+
+    async def _until(self, condition: Any, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, "never came true")
+            await _sleep(0.05)
 
 
 def said_last(events: list[dict[str, Any]]) -> str:

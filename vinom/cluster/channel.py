@@ -71,13 +71,23 @@ return 0
 """
 )
 
-# KEYS: the host's matches, the match's followers. ARGV: the match id, the channels'
-# prefix, the `ended` message. The match leaves the host's matches as its end is
-# published to its lobbies, which are then done with it: one call.
+# How long a match's end record (`PlacementKeys.ended`) is kept. A lobby reads it when
+# it subscribes to its channel again (a published `ended` reaches only the lobbies
+# subscribed at that moment: one cut off, or following a Sentinel failover, misses it),
+# so it outlasts any outage a lobby is expected to come back from; one small key per
+# match ended in the last hour.
+ENDED_TTL = 3600.0
+
+# KEYS: the host's matches, the match's followers, its end record. ARGV: the match id,
+# the channels' prefix, the `ended` message, the record's TTL (ms). The match leaves the
+# host's matches as its end is recorded and published to its lobbies, which are then
+# done with it: one call. The record is what a lobby that missed the message reads
+# (`RemoteMatchHosting.catch_up`).
 _END = Script(
     TO_FOLLOWERS_LUA
     + """
 redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 to_followers(KEYS[2], ARGV[2], ARGV[3])
 redis.call('DEL', KEYS[2])
 return 1
@@ -115,6 +125,10 @@ class PlacementKeys:
 
     def outcome(self, match_id: str) -> str:
         return f"{self.prefix}outcome:{match_id}"
+
+    def ended(self, match_id: str) -> str:
+        """A match's end record: its `ended` message, kept `ENDED_TTL`."""
+        return f"{self.prefix}ended:{match_id}"
 
     def host_matches(self, host_id: str) -> str:
         """The ids of the matches placed on a host and not ended (a set)."""
@@ -161,10 +175,10 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
 
 def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
                  message: Mapping[str, Any]) -> Deferred[None]:  # fmt: skip
-    """Publish a match's `ended` to its lobbies as its host, taking it out of the host's
-    matches."""
+    """Record a match's `ended` and publish it to its lobbies as its host, taking it out
+    of the host's matches. Saying it again changes nothing for a lobby that heard it."""
     text = json.dumps(message, separators=(",", ":"))
     match_id = str(message["match_id"])
-    d = redis.run(_END, [keys.host_matches(host_id), keys.followers(match_id)],
-                  [match_id, keys.channels, text])  # fmt: skip
+    index = [keys.host_matches(host_id), keys.followers(match_id), keys.ended(match_id)]
+    d = redis.run(_END, index, [match_id, keys.channels, text, milliseconds(ENDED_TTL)])
     return d.addCallback(lambda _: None)

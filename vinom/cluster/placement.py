@@ -452,18 +452,33 @@ class RemoteMatchHosting(Service):
             self.log.warn("not a placement message: {text!r}", text=text)
 
     async def catch_up(self) -> None:
-        """Read what became of the matches this lobby waits on: called each time the
-        placements channel is subscribed again, since an outcome published while it
+        """Read what became of the matches this lobby follows: called each time the
+        placements channel is subscribed again, since a message published while it
         was not (the connection dropped, or followed a Sentinel failover) is never
-        heard, and the match would wait for `place_timeout`."""
+        heard. A match waiting to be placed would wait for `place_timeout`; a running
+        match whose `ended` was missed would count as running for good (per-address
+        limits, a drain waiting its whole timeout): its end record says it ended.
+
+        Read after subscribing, so nothing falls between: an end recorded after the
+        read is published after it too, and heard."""
         waiting = list(self._placing)
-        if not waiting:
+        running = list(self._running)
+        if not waiting and not running:
             return
         keys = [self._keys.outcome(match_id) for match_id in waiting]
+        keys += [self._keys.ended(match_id) for match_id in running]
         texts = await self._redis.bounded(self._redis.handler.mget(keys))
-        for match_id, text in zip(waiting, texts, strict=True):
+        for match_id, text in zip(waiting, texts[: len(waiting)], strict=True):
             if text is not None and match_id in self._placing:
                 self._outcome(json.loads(text))
+        missed = 0
+        for match_id, text in zip(running, texts[len(waiting) :], strict=True):
+            if text is not None and match_id in self._running:
+                missed += 1
+                self.handle_message(text)
+        if missed:
+            self.log.info("{count} match(es) ended while this lobby's channel was away: "
+                          "read from their end records", count=missed)  # fmt: skip
 
     def _outcome(self, message: Mapping[str, Any]) -> None:
         match_id = str(message["match_id"])
