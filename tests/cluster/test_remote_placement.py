@@ -545,6 +545,46 @@ class EndAnnouncementTests(TestCase):
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
 
 
+class LostEndTests(TestCase):
+    """On a real Redis: an end the master acknowledged and lost with its death (a replica
+    promoted before it had it: asynchronous replication) is announced again, as it was,
+    once the host's presence channel subscribes to the new master: recorded for the
+    lobbies that missed it, and published to those that follow the match."""
+
+    timeout = 30
+
+    async def test_an_end_the_promoted_replica_never_had_is_announced_again(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        factory, _ = start_host(self, redis, "h-test")
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
+                   "lobby_id": "l-test"}  # fmt: skip
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        self.assertTrue(factory.end_match("m-1"))
+        await wait_until_async(lambda: redis.handler.get("vinom:ended:m-1"))
+        said = json.loads(await redis.handler.get("vinom:ended:m-1"))
+        self.assertEqual(said["match_id"], "m-1")
+        # Redis as a replica promoted before the end reached it holds it: the match still
+        # the host's, its followers still named, no end record.
+        await redis.handler.sadd("vinom:host-matches:h-test", "m-1")
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        await redis.handler.delete("vinom:ended:m-1")
+        heard = await hear_placements(self, redis, "l-test")
+        # The connections to the old master are gone; the host's presence channel
+        # subscribes again (to the new one).
+        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await wait_until_async(lambda: redis.handler.get("vinom:ended:m-1"))
+        self.assertEqual(json.loads(await redis.handler.get("vinom:ended:m-1")), said)
+        self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
+        # (The test's own channel was cut too: it may have subscribed again after the
+        # announcement; if not, it heard it, as it was.)
+        self.assertIn([m for m in heard if m["event"] == "ended"], ([], [said]))
+
+
 class RequestGivenAgainTests(TestCase):
     """On a real Redis: a placement request a host took comes back to it (a replica
     promoted before it had the taking and the claim: asynchronous replication); the

@@ -96,9 +96,11 @@ class HostAgent(Service):
         self._heartbeat.clock = clock
         # Open while this process lives (a paused one's too): `presence_endpoint`
         # reaches the Redis master for a connection of its own (RedisClient.endpoint).
+        # Each time it subscribes again (Redis came back, or a replica was promoted), the
+        # ends that Redis lost are announced again (`_restore_ends`).
         self._presence = RedisSubscription(
             presence_endpoint, presence_channel(redis, self.host_id), _ignore, clock,
-            redis.settings.password,
+            redis.settings.password, catch_up=self._restore_ends,
         )  # fmt: skip
         self._serving = False
         self._registered = False
@@ -110,6 +112,12 @@ class HostAgent(Service):
         self.draining = False
         # Announcements of ends not answered yet (the host leaves the registry after them).
         self._ending: set[Deferred[None]] = set()
+        # Matches placed here and not ended: what the host's matches set in Redis should
+        # hold (`_restore_ends`).
+        self._running_here: set[str] = set()
+        # The `ended` messages of the last matches ended here, to say them again as they
+        # were to a promoted replica that never had them.
+        self._ends: OrderedDict[str, dict[str, Any]] = OrderedDict()
         # The last registration sent (the host unregisters after its answer).
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
@@ -344,6 +352,8 @@ class HostAgent(Service):
                           error=error)  # fmt: skip
             await self._refuse(match, attempt, lobby_id, "failed")
             return "failed"
+        if match.match_id not in self._ends:  # (not ended at once)
+            self._running_here.add(match.match_id)
         placed = {
             "event": "placed",
             "match_id": match.match_id,
@@ -370,6 +380,10 @@ class HostAgent(Service):
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
+        self._running_here.discard(match_id)
+        self._ends[match_id] = message
+        while len(self._ends) > TAKEN_REMEMBERED:
+            self._ends.popitem(last=False)
         d = Deferred.fromCoroutine(self._announce_end(match_id, message))
         self._ending.add(d)
         d.addBoth(lambda _: self._ending.discard(d))
@@ -397,6 +411,36 @@ class HostAgent(Service):
                               match_id=match_id, error=error)  # fmt: skip
                 return
             await deferLater(self._clock, 1.0, lambda: None)
+
+    async def _restore_ends(self) -> None:
+        """Say again the ends the Redis master lost: called each time the presence
+        channel subscribes (again). Replication is asynchronous, so a replica promoted
+        after the master died may lack an end the master acknowledged; its lobbies, if
+        they missed the message too, would count the match as running for good. The
+        host's matches set there still names such a match: it is announced again (as it
+        was, if remembered; else with no outcome), recorded and published."""
+        try:
+            key = self._keys.host_matches(self.host_id)
+            members = await self._redis.bounded(self._redis.handler.smembers(key))
+            lost = sorted(
+                match_id for match_id in (m.decode() if isinstance(m, bytes) else str(m)
+                                          for m in members or ())
+                if match_id not in self._running_here
+            )  # fmt: skip
+            for match_id in lost:
+                message = self._ends.get(match_id)
+                if message is None:
+                    message = {"event": "ended", "match_id": match_id, "outcome": None}
+                await announce_end(self._redis, self._keys, self.host_id, message)
+            if lost:
+                self.log.info("game host {host_id}: announced again the end of {count} "
+                              "match(es) Redis had lost", host_id=self.host_id,
+                              count=len(lost))  # fmt: skip
+        except Exception as error:
+            # Not raised: the presence connection would close (and this host look gone
+            # to lobbies). Left to the next subscription.
+            self.log.warn("game host {host_id}: reading its matches after Redis came back "
+                          "failed: {error}", host_id=self.host_id, error=error)  # fmt: skip
 
     def _capacity_changed(self) -> None:
         """Register again so that lobbies see the new free capacity by their next read
