@@ -355,6 +355,13 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         for match_id in ("m-1", "m-2", "m-3"):
             self.assertEqual(await raw.exists(KEYS.followers(match_id)), 0)
         self.assertEqual(await raw.smembers(KEYS.followers("m-4")), {LOBBY})
+        # Each end is recorded as it was published, for a lobby that missed the message
+        # (its channel away: vinom.cluster.placement's catch_up); m-4 runs on.
+        recorded = {m["match_id"]: m for m in ended}
+        for match_id in ("m-1", "m-2", "m-3"):
+            self.assertEqual(json.loads(await raw.get(KEYS.ended(match_id))),
+                             recorded[match_id])  # fmt: skip
+        self.assertEqual(await raw.exists(KEYS.ended("m-4")), 0)
 
     async def test_a_dead_hosts_matches_outlive_its_registration_for_the_claimer(self) -> None:
         await self.registry.register(host("doomed"), self.ttl)
