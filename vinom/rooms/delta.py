@@ -116,17 +116,25 @@ class ChecksumMismatch(DeltaError):
 class _Node:
     """One step of the compiled path patterns: what applies at this path and below."""
 
-    __slots__ = ("children", "f32", "scale", "wildcard")
+    __slots__ = ("by_index", "children", "f32", "scale", "wildcard")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.wildcard: _Node | None = None
         self.scale = 0.0  # 1 / step for a stepped float here; 0.0: none
         self.f32 = False
+        # The child of each list index up to the highest index named ("1" -> [w, c1]),
+        # so a list is walked without str(i); None when an index is too high for it.
+        self.by_index: list[_Node | None] | None = []
 
     def child(self, key: str) -> _Node | None:
-        found = self.children.get(key)
-        return self.wildcard if found is None else found
+        return self.children.get(key, self.wildcard)
+
+    def at(self, index: int) -> _Node | None:
+        by_index = self.by_index
+        if by_index is None:
+            return self.children.get(str(index), self.wildcard)
+        return by_index[index] if index < len(by_index) else self.wildcard
 
 
 def _merge(literal: _Node, wildcard: _Node) -> _Node:
@@ -151,6 +159,9 @@ def _merge(literal: _Node, wildcard: _Node) -> _Node:
     return merged
 
 
+_MAX_INDEXED = 1024  # a rule naming a higher list index is looked up by str(index)
+
+
 def _resolve(node: _Node) -> None:
     """Fold each wildcard into its literal siblings, so a walk follows one node only."""
     if node.wildcard is not None:
@@ -159,6 +170,12 @@ def _resolve(node: _Node) -> None:
         _resolve(node.wildcard)
     for child in node.children.values():
         _resolve(child)
+    # Only a key list indices print as ("7", not "07") can name one.
+    indices = [int(k) for k in node.children if k.isdigit() and k == str(int(k))]
+    if indices and max(indices) >= _MAX_INDEXED:
+        node.by_index = None
+    elif indices:
+        node.by_index = [node.children.get(str(i), node.wildcard) for i in range(max(indices) + 1)]
 
 
 def _compile(rules: tuple[tuple[str, float | str], ...]) -> _Node | None:
@@ -282,26 +299,47 @@ class _ToWire:
             return value
         if depth >= MAX_DEPTH:
             raise TypeError(f"a view nested deeper than {MAX_DEPTH}")
+        # The loops below handle the common scalars inline: a call per value is
+        # most of the cost of a walk in Python.
+        deeper = depth + 1
+        child: _Node | None = None
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
-            if node is None:
-                for key, item in value.items():
-                    if type(key) is not str:
-                        raise TypeError(f"a view's map key must be a str, not {key!r}")
-                    out[key] = self.value(item, None, depth + 1)
-            else:
-                for key, item in value.items():
-                    if type(key) is not str:
-                        raise TypeError(f"a view's map key must be a str, not {key!r}")
-                    out[key] = self.value(item, node.child(key), depth + 1)
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise TypeError(f"a view's map key must be a str, not {key!r}")
+                kind = type(item)
+                if node is not None:
+                    child = node.children.get(key, node.wildcard)
+                if child is None:
+                    if kind is int or kind is str or kind is bool or item is None:
+                        out[key] = item
+                        continue
+                elif child.scale and (kind is float or kind is int):
+                    scaled = item * child.scale
+                    if -_MAX_SAFE <= scaled <= _MAX_SAFE:
+                        out[key] = round(scaled)
+                        continue
+                out[key] = self.value(item, child, deeper)
             return out
         if kind is list or kind is tuple:
-            if node is None:
-                return [self.value(item, None, depth + 1) for item in value]
-            if not node.children:
-                wildcard = node.wildcard
-                return [self.value(item, wildcard, depth + 1) for item in value]
-            return [self.value(item, node.child(str(i)), depth + 1) for i, item in enumerate(value)]
+            items: list[Any] = []
+            append = items.append
+            for i, item in enumerate(value):
+                kind = type(item)
+                if node is not None:
+                    child = node.at(i)
+                if child is None:
+                    if kind is int or kind is str or kind is bool or item is None:
+                        append(item)
+                        continue
+                elif child.scale and (kind is float or kind is int):
+                    scaled = item * child.scale
+                    if -_MAX_SAFE <= scaled <= _MAX_SAFE:
+                        append(round(scaled))
+                        continue
+                append(self.value(item, child, deeper))
+            return items
         raise TypeError(f"a view cannot hold {value!r}")
 
     def _stepped(self, value: float, scale: float) -> Any:
@@ -330,7 +368,7 @@ def _from_wire(wire: Any, node: _Node | None, depth: int) -> Any:
     if kind is list:
         if node is None:
             return [_from_wire(v, None, depth + 1) for v in wire]
-        return [_from_wire(v, node.child(str(i)), depth + 1) for i, v in enumerate(wire)]
+        return [_from_wire(v, node.at(i), depth + 1) for i, v in enumerate(wire)]
     return wire
 
 
@@ -352,9 +390,28 @@ def _canonical(value: Any, node: _Node | None, decoded: bool) -> Any:
             return {k: _canonical(value[k], None, decoded) for k in sorted(value)}
         return {k: _canonical(value[k], node.child(k), decoded) for k in sorted(value)}
     if kind is list:
-        if node is None:
-            return [_canonical(v, None, decoded) for v in value]
-        return [_canonical(v, node.child(str(i)), decoded) for i, v in enumerate(value)]
+        items: list[Any] = []
+        append = items.append
+        child: _Node | None = None
+        for i, item in enumerate(value):
+            if node is not None:
+                child = node.at(i)
+            kind = type(item)
+            # Inline what most lists hold: a call per value is most of the cost.
+            if kind is int:
+                if decoded or child is None or not child.scale:
+                    append(item)
+                    continue
+                number = item / child.scale
+                if number.is_integer() and -_MAX_SAFE <= number <= _MAX_SAFE:
+                    append(int(number))
+                else:
+                    append(number)
+            elif kind is str:
+                append(item)
+            else:
+                append(_canonical(item, child, decoded))
+        return items
     return value
 
 
@@ -370,7 +427,10 @@ _SAME: Final = object()  # "unchanged": nothing to send for this subtree
 
 
 def _diff(base: Any, new: Any) -> Any:
-    """The patch turning wire value `base` into wire value `new`, or _SAME."""
+    """The patch turning wire value `base` into wire value `new`, or _SAME.
+
+    Scalars are compared inline in the loops (a call per value is most of the
+    cost), by type and value: 1, 1.0 and True differ."""
     kind = type(new)
     if type(base) is not kind:
         return new
@@ -378,12 +438,19 @@ def _diff(base: Any, new: Any) -> Any:
         patch: dict[str, Any] = {}
         kept = 0
         for key, item in new.items():
-            if key in base:
-                kept += 1
-                sub = _diff(base[key], item)
+            old = base.get(key, _SAME)
+            if old is _SAME:
+                patch[key] = item
+                continue
+            kept += 1
+            kind = type(item)
+            if type(old) is not kind:
+                patch[key] = item
+            elif kind is dict or kind is list:
+                sub = _diff(old, item)
                 if sub is not _SAME:
                     patch[key] = sub
-            else:
+            elif old != item:
                 patch[key] = item
         if kept < len(base):
             for key in base:
@@ -392,17 +459,25 @@ def _diff(base: Any, new: Any) -> Any:
         return patch if patch else _SAME
     if kind is list:
         length = len(new)
-        old = len(base)
         out: list[Any] = [length]
-        for i in range(min(length, old)):
-            sub = _diff(base[i], new[i])
-            if sub is not _SAME:
-                out.append(i)
-                out.append(sub)
-        for i in range(old, length):
-            out.append(i)
-            out.append(new[i])
-        return out if len(out) > 1 or length != old else _SAME
+        append = out.append
+        for i, (old, item) in enumerate(zip(base, new, strict=False)):
+            kind = type(item)
+            if type(old) is not kind:
+                append(i)
+                append(item)
+            elif kind is dict or kind is list:
+                sub = _diff(old, item)
+                if sub is not _SAME:
+                    append(i)
+                    append(sub)
+            elif old != item:
+                append(i)
+                append(item)
+        for i in range(len(base), length):
+            append(i)
+            append(new[i])
+        return out if len(out) > 1 or length != len(base) else _SAME
     return _SAME if base == new else new
 
 
@@ -479,7 +554,7 @@ def _full(value: Any, node: _Node | None, depth: int) -> Any:
     if kind is list:
         if node is None:
             return [_full(item, None, depth + 1) for item in value]
-        return [_full(item, node.child(str(i)), depth + 1) for i, item in enumerate(value)]
+        return [_full(item, node.at(i), depth + 1) for i, item in enumerate(value)]
     raise _bad(f"a value no view holds: {type(value).__name__}")
 
 
@@ -521,7 +596,7 @@ def _apply(base: Any, patch: Any, node: _Node | None, depth: int) -> Any:
             i = patch[at]
             if type(i) is not int or not 0 <= i < length:
                 raise _bad("a list patch's index out of range")
-            child = None if node is None else node.child(str(i))
+            child = None if node is None else node.at(i)
             sub = patch[at + 1]
             items[i] = (
                 _apply(base[i], sub, child, depth + 1) if i < old else _full(sub, child, depth + 1)
