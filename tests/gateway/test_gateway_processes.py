@@ -21,7 +21,7 @@ from typing import Any
 
 from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import deferLater
@@ -369,6 +369,57 @@ class GatewayTests(GatewayTestCase):
         self.assertEqual((await steady).outcome, "finished")
         await session.disconnect()
         await again.close()
+
+    async def test_a_draining_lobby_gets_no_new_player_through_the_gateway(self) -> None:
+        # The rules name no health_path: the default check (docs/gateway.md, "Health").
+        await self.start("host", ports=4)
+        lobbies = {"a": await self.lobby("--drain-timeout", "60"), "b": await self.lobby()}
+        _gateway, port, ops = await self.gateway(rules=rules(lobbies, interval=0.5))
+        draining = lobbies["a"]
+        # Two players of lobby a in a match that runs on (they do not act): it keeps
+        # the lobby up, draining, for the whole test.
+        sessions = []
+        for i in range(2):
+            # (Not from 127.0.0.1: the lobby trusts that address for PROXY headers.)
+            client = await self.tls(draining.port, source=f"127.0.0.{2 + i}")
+            await client.hello(f"held{i}")
+            sessions.append(Deferred.fromCoroutine(self._queue_and_join(client)))
+        for session in await gatherResults(sessions):
+            while session.state is None:
+                await deferLater(reactor, 0.05, lambda: None)
+        draining.process.transport.signalProcess("TERM")
+        # The lobby is alive (its /health answers 200) and takes no new player (/ready).
+        while (await http_get(f"http://127.0.0.1:{draining.ops}/ready"))[0] != 503:
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual((await http_get(f"http://127.0.0.1:{draining.ops}/health"))[0], 200)
+        # The gateway puts it out at its next check: a readiness check, not a liveness one.
+        began = reactor.seconds()
+        while (await self.status(ops))["backends"]["a"]["up"]:
+            self.assertLess(reactor.seconds() - began, 20.0,
+                            "the gateway kept a draining lobby in")  # fmt: skip
+            await deferLater(reactor, 0.05, lambda: None)
+        before = (await self.status(ops))["backends"]
+        # New players through the gateway all reach lobby b at once: none is told
+        # `server_draining` and sent on to try again.
+        reports = await gatherResults([
+            Deferred.fromCoroutine(play_bot(
+                reactor, LobbyAddress("127.0.0.1", port, self.cert), GAME, f"new{i}",
+                rng=random.Random(i)))
+            for i in range(4)
+        ])  # fmt: skip
+        self.assertEqual([r.outcome for r in reports], ["finished"] * 4, reports)
+        self.assertEqual([r.lobby_changes for r in reports], [0] * 4, reports)
+        after = (await self.status(ops))["backends"]
+        self.assertEqual(after["a"]["routed"], before["a"]["routed"])
+        self.assertEqual(after["b"]["routed"], before["b"]["routed"] + 4)
+        # (Lobby a drained all along: its players' match still runs.)
+        self.assertFalse(draining.process.output.ended.called, draining.process.text)
+
+    async def _queue_and_join(self, client: LobbyClient) -> Any:
+        found = await client.queue(GAME.name)
+        session = await connect_game(reactor, found)
+        self.addCleanup(session.disconnect)
+        return session
 
     async def test_sigterm_drains_established_connections_then_exits_0(self) -> None:
         lobby = await self.lobby(tls=False)

@@ -75,9 +75,10 @@ class HealthCheckTests(TestCase):
         address, health = backend.getHost().port, ops.getHost().port
         router = Router(parse_rules({
             "backends": {
-                "alive": {"address": f"127.0.0.1:{address}", "health": f"127.0.0.1:{health}"},
-                "ready": {"address": f"127.0.0.1:{address}", "health": f"127.0.0.1:{health}",
-                          "health_path": "/ready"},
+                "alive": {"address": f"127.0.0.1:{address}", "health": f"127.0.0.1:{health}",
+                          "health_path": "/health"},
+                # The default path: /ready (docs/gateway.md, "Health").
+                "ready": {"address": f"127.0.0.1:{address}", "health": f"127.0.0.1:{health}"},
             },
             "pools": {"p": {"backends": ["alive", "ready"]}},
             "routes": [{"kind": "any", "pool": "p"}],
@@ -94,7 +95,8 @@ class HealthCheckTests(TestCase):
                 await deferLater(reactor, 0.02, lambda: None)
             self.fail(f"{name} never {'in' if healthy else 'out'}")
 
-        # /ready answers 503: that backend is out, the other in.
+        # /ready answers 503 (a draining lobby's answer): the backend checked on it, as
+        # by default, is out; the one checked on /health (alive) stays in.
         await until("ready", False)
         self.assertTrue(router.state("alive").healthy)  # type: ignore[union-attr]
         ready.code = 200

@@ -29,10 +29,11 @@ def listen_site(test: TestCase, root: Resource) -> int:
 
 
 def health_site(test: TestCase) -> int:
-    """A `SilentSite` answering `GET /health` with 200 `ok`, as vinom's operations
-    endpoint does; its port."""
+    """A `SilentSite` answering `GET /health` with 200 `ok` and `GET /ready` with 200
+    `ready`, as vinom's operations endpoint does for a server taking players; its port."""
     root = Resource()
     root.putChild(b"health", Data(b"ok\n", "text/plain"))
+    root.putChild(b"ready", Data(b"ready\n", "text/plain"))
     return listen_site(test, root)
 
 

@@ -2,8 +2,8 @@
 
 Every `interval` seconds (the rule set's `health.interval`) each backend is
 checked: a TCP connection to its address, and when its rule names a `health`
-address (the backend's operations endpoint), `GET /health` there (or
-`/ready`, as its `health_path` says), which must answer 200 within
+address (the backend's operations endpoint), `GET /ready` there (or
+`/health`, as its `health_path` says), which must answer 200 within
 `timeout`. A backend that fails one check is out: the router picks it no
 more (its established connections stay); one that passes is back in. Each
 change is one log line.

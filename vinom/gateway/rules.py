@@ -6,7 +6,7 @@ whole or not at all, so the one in force is never half replaced. The
 document::
 
     {"backends": {"a": {"address": "10.0.0.5:7350", "health": "10.0.0.5:7390",
-                        "health_path": "/health", "max_connections": 5000,
+                        "health_path": "/ready", "max_connections": 5000,
                         "proxy_protocol": true}},
      "pools": {"lobbies": {"backends": ["a"], "strategy": "round_robin"}},
      "routes": [{"kind": "tls", "sni": "eu.play.example.com", "pool": "lobbies"},
@@ -34,6 +34,10 @@ from vinom.gateway.sniff import Sniffed
 STRATEGIES = ("round_robin", "least_connections", "consistent_hash")
 KINDS = ("tls", "http", "lobby", "any")
 HEALTH_PATHS = ("/health", "/ready")
+# Readiness, not liveness: a draining lobby is alive (/health 200) but takes no new
+# player (/ready 503), and a load balancer's check is there to send new players to
+# backends that take them (as HAProxy's and Kubernetes' readiness checks do).
+DEFAULT_HEALTH_PATH = "/ready"
 DEFAULT_HEALTH_INTERVAL = 2.0
 DEFAULT_HEALTH_TIMEOUT = 1.0
 
@@ -47,12 +51,13 @@ class Backend:
     name: str
     host: str
     port: int
-    # host, port of its operations endpoint, whose /health the gateway asks; None: connect only.
+    # host, port of its operations endpoint, asked for `health_path`; None: connect only.
     health: tuple[str, int] | None = None
     max_connections: int | None = None
     proxy_protocol: bool = True
-    # The path asked on `health`: /health (the process is alive) or /ready (it takes players).
-    health_path: str = "/health"
+    # The path asked on `health`: /ready (it takes new players: the default) or /health
+    # (the process is alive: a draining lobby stays in).
+    health_path: str = DEFAULT_HEALTH_PATH
 
 
 @frozen
@@ -178,7 +183,7 @@ def _backend(name: str, spec: object) -> Backend:
     proxy = fields.get("proxy_protocol", True)
     if not isinstance(proxy, bool):
         raise RuleError(f"{what}.proxy_protocol: true or false")
-    path = fields.get("health_path", "/health")
+    path = fields.get("health_path", DEFAULT_HEALTH_PATH)
     if path not in HEALTH_PATHS:
         raise RuleError(f"{what}.health_path: {path!r} is not one of {', '.join(HEALTH_PATHS)}")
     return Backend(name, host, port, health, cap, proxy, path)
