@@ -460,3 +460,38 @@ class FileRulesTests(GatewayTestCase):
         await self.output_has(gateway, f"rule set from {path} in force")
         self.assertTrue(await self.all_follow(port, ops, "any", "b"))
         self.assertEqual((await self.status(ops))["rules_refused"], 1)
+
+    async def test_sighup_with_the_file_unchanged_says_so_in_one_line(self) -> None:
+        lobby = await self.lobby(tls=False)
+        gateway, _port, ops = await self.gateway(rules=rules({"a": lobby}))
+        path = os.path.join(gateway.data_dir, "rules.json")
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, f"rule set from {path} read again: unchanged, the one "
+                                       "in force stays (1 backend(s), 1 route(s))")  # fmt: skip
+        self.assertEqual(gateway.text.count("read again: unchanged"), 1, gateway.text)
+        status = await self.status(ops)
+        self.assertEqual((status["rules_loaded"], status["rules_refused"]), (1, 0))
+
+
+class RedisRulesTests(GatewayTestCase):
+    async def test_a_missing_rule_set_is_said_once_and_sighup_reads_redis_again(self) -> None:
+        lobby = await self.lobby(tls=False)
+        gateway, port, ops = await self.gateway()
+        # No rule set in Redis yet: one line, not one per refresh (every 5 s).
+        await self.output_has(gateway, "gateway: no rule set in Redis at vinom:gateway:rules: "
+                                       "every connection is refused (no_route) until one is "
+                                       "SET there")  # fmt: skip
+        gateway.transport.signalProcess("HUP")
+        # SIGHUP reads Redis at once (without a PUBLISH), and does not end the gateway.
+        await self.redis_call("SET", "vinom:gateway:rules", json.dumps(rules({"a": lobby})))
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, "rule set from Redis vinom:gateway:rules in force")
+        self.assertTrue(await self.all_follow(port, ops, "any", "a"))
+        self.assertEqual(gateway.text.count("no rule set in Redis"), 1, gateway.text)
+        # The key deleted: said once; the rule set in force stays.
+        await self.redis_call("DEL", "vinom:gateway:rules")
+        gateway.transport.signalProcess("HUP")
+        await self.output_has(gateway, "no rule set in Redis at vinom:gateway:rules any more; "
+                                       "the one in force stays")  # fmt: skip
+        self.assertTrue(await self.all_follow(port, ops, "any", "a"))
+        self.assertFalse(gateway.output.ended.called, gateway.text)

@@ -11,7 +11,9 @@ Keys (under the deployment's key prefix, `vinom:` by default):
 Every gateway also reads them every `refresh` seconds, a safety net for a
 message it missed while cut off from Redis. A rule set is offered to the
 consumer (the gateway) only when it differs from the last one offered, so
-that a bad rule set left in Redis is refused once, not at every refresh.
+that a bad rule set left in Redis is refused once, not at every refresh; a
+rules key found empty is said once too (every connection is refused until a
+rule set arrives).
 `RedisGatewayRules` is the Redis `IRuleSource` (vinom.gateway.sources): it
 passes the same test suite as the file and memory sources.
 """
@@ -52,6 +54,8 @@ class RedisGatewayRules(service.Service):
         self.origin = f"Redis {self.rules_key}"
         self._last: str | None = None
         self._unreachable = False
+        # The rules key was found empty, and said so (`_no_rules`).
+        self._missing = False
         self._loop: LoopingCall | None = None
         self._subscription = RedisSubscription(
             redis.endpoint(reactor), self.channel, lambda _message: self.read(), reactor,
@@ -83,8 +87,12 @@ class RedisGatewayRules(service.Service):
         if self._unreachable:
             self._unreachable = False
             self.log.info("gateway: Redis answers again")
-        if text is None or not self.running:  # stopped while reading: nothing more offered
+        if not self.running:  # stopped while reading: nothing more offered
             return
+        if text is None:
+            self._no_rules()
+            return
+        self._missing = False
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
         if realms:
@@ -99,6 +107,19 @@ class RedisGatewayRules(service.Service):
             return
         self._last = text
         self.consumer.offer(text, self.origin)
+
+    def _no_rules(self) -> None:
+        """The key holds no rule set: one line when it is found so (a gateway started
+        before the rules were SET, or a key deleted), not at every refresh."""
+        if self._missing:
+            return
+        self._missing = True
+        if self._last is None:
+            self.log.warn("gateway: no rule set in Redis at {key}: every connection is refused "
+                          "(no_route) until one is SET there", key=self.rules_key)  # fmt: skip
+        else:
+            self.log.warn("gateway: no rule set in Redis at {key} any more; the one in force "
+                          "stays", key=self.rules_key)  # fmt: skip
 
     def _failed(self, failure: Any) -> None:
         failure.trap(BackendUnavailable)

@@ -5,8 +5,9 @@ a file reloaded on SIGHUP, memory; Redis: vinom.cluster.gateway_rules):
 `Gateway.offer(text, origin)` decodes and checks a rule set whole; a good one
 is in force for the next connection (established ones keep their backend), a
 bad one is refused with one log line and counted (`rules_refused`), and the
-one in force stays. `Gateway.refuse` does the same for one that could not be
-read at all.
+one in force stays; one equal to the rule set in force, read again from the
+same origin (a file on SIGHUP), is said in one line too. `Gateway.refuse`
+refuses, the same way, one that could not be read at all.
 
 `Gateway.drain()` stops taking connections (the listener stops), lets those
 open run for up to `drain_timeout` seconds, then closes them.
@@ -56,6 +57,8 @@ class Gateway(service.Service):
         self.drain_timeout = drain_timeout
         self.rules_loaded = 1
         self.rules_refused = 0
+        # The origins that have offered a rule set (`offer`).
+        self._origins_read: frozenset[str] = frozenset()
         self.draining = False
         self._cut: Callable[[], None] = lambda: None
         # Stops the listener (the server wiring sets it).
@@ -78,7 +81,17 @@ class Gateway(service.Service):
         except RuleError as e:
             self.refuse(str(e), origin)
             return False
+        read_before = origin in self._origins_read
+        self._origins_read |= {origin}
         if rules == self.router.rules:
+            # An operator who sent SIGHUP hears back, whatever the file held; the first
+            # offer of a source (at start: the rule set the gateway began with) says
+            # nothing new.
+            if read_before:
+                self.log.info("gateway: rule set from {origin} read again: unchanged, the "
+                              "one in force stays ({backends} backend(s), {routes} route(s))",
+                              origin=origin, backends=len(rules.backends),
+                              routes=len(rules.routes))  # fmt: skip
             return True
         self.router.apply(rules)
         self.health.rules_changed()

@@ -6,8 +6,8 @@ listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
 /metrics, /status), the UDP relay (--relay-ports: vinom.server.relay's builder,
 its counters on the same /metrics) and the announcement. The rule source
 (vinom.gateway.sources.IRuleSource) is Redis's with --redis; without it the
-rules come from --gateway-rules, read again on SIGHUP. SIGTERM drains: the
-listener stops, open connections may run on for up to --drain-timeout, then
+rules come from --gateway-rules. SIGHUP reads the source again. SIGTERM
+drains: the listener stops, open connections may run on for up to --drain-timeout, then
 are closed; the relay forwards on while a route is open, within the same
 --drain-timeout, then closes; and the process exits 0.
 """
@@ -82,12 +82,13 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
         # SIGTERM and SIGINT stop the reactor, and the root drains before its children
         # stop (a second one closes the connections at once); SIGHUP reads the rules again.
         reactor.callWhenRunning(install_signal_handlers, drain, reactor)
-        if settings is None:
 
-            def reload(number: int, frame: object) -> None:
-                reactor.callFromThread(source.read)
+        # With --redis too: SIGHUP's default action would end the gateway, which an
+        # operator used to reloading with it does not expect; it reads Redis at once.
+        def reload(number: int, frame: object) -> None:
+            reactor.callFromThread(source.read)
 
-            reactor.callWhenRunning(signal.signal, signal.SIGHUP, reload)
+        reactor.callWhenRunning(signal.signal, signal.SIGHUP, reload)
     _log.info("vinom: gateway on {where}, rules from {origin}", where=options["gateway"],
               origin=source.origin)  # fmt: skip
     if relay is not None:
