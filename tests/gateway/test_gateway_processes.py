@@ -28,6 +28,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process, play_on
+from tests.gateway.test_docs import rule_example_for
 from tests.server.test_ops import http_get, metric_value
 from tests.server.test_tls import alpn_visit
 from tests.server.test_twistd import ROOT, Collect
@@ -216,7 +217,14 @@ class GatewayTests(GatewayTestCase):
         port = free_tcp_port()
         page = f"http://127.0.0.1:{port}/"
         lobby = await self.lobby("--websocket-origins", page.rstrip("/"), web=True)
-        await self.gateway(rules=rules({"a": lobby}), port=port)
+        # docs/gateway.md's rule example, its lobbies a and b both this one: the doc's
+        # routes send the page, its files and its WebSocket to the web server.
+        addresses = {}
+        for host in ("10.0.0.11", "10.0.0.12"):
+            addresses.update({f"{host}:7350": f"127.0.0.1:{lobby.port}",
+                              f"{host}:7380": f"127.0.0.1:{lobby.web}",
+                              f"{host}:7390": f"127.0.0.1:{lobby.ops}"})  # fmt: skip
+        await self.gateway(rules=rule_example_for(addresses), port=port)
         browser = await open_browser(self)
         # The page, its files and its WebSocket lobby, all through the gateway's one port.
         await enter(browser, page, "Ann")
