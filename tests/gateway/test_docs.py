@@ -91,7 +91,8 @@ class RuleExampleTests(SynchronousTestCase):
         for backend in self.rules().backends.values():
             self.assertEqual((backend.name, backend.health_path), (backend.name, "/ready"))
         # What the doc says the default is.
-        self.assertIn(f"`health_path` (`{DEFAULT_HEALTH_PATH}`, the default", _doc())
+        said = f"`health_path` (`{DEFAULT_HEALTH_PATH}`, the default"
+        self.assertTrue(said in _doc(), f"docs/gateway.md does not say {said!r}")
 
     def test_the_lobby_command_listens_where_the_rule_example_sends(self) -> None:
         lobby = next(c for c in shell_commands() if "lobby.pid" in c and "--websocket" in c)
