@@ -17,6 +17,10 @@ players act only once it goes on. (With the default 5 s the sessions would
 time out and players come back through `reconnect`: `test_a_paused_hosts_players_
 reconnect_through_the_lobby_and_play_on` does that, and checks that the lobbies do
 not take the paused host for dead: its presence connection stays open.)
+
+What a pause of the host's main process alone past `stall_grace` costs (its
+matches recorded `host_crashed` while its workers play them out) is said in
+docs/scaling.md, whose numbers a test here keeps equal to the defaults.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import random
 import signal
 import time
+from pathlib import Path
 
 from attrs import fields
 from twisted.internet import reactor
@@ -39,6 +44,7 @@ from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import MatchFound, Queued, Welcome, connect_lobby
 from vinom.cluster.settings import DEFAULT_PLACEMENT
 from vinom.hosting.workers.child import WorkerSettings
+from vinom.server.options import Options
 
 # The supervisor kills a worker silent for its heartbeat timeout (3 s by default,
 # checked every second): 4 s at most. The pause must exceed that by a clear margin
@@ -65,6 +71,19 @@ class HostPauseTests(ClusterTestCase):
     # Each process leads its own process group, as under a service manager, so that
     # the test can stop a host with its children and not itself.
     program = "import os; os.setpgid(0, 0); " + RUN_TWISTD
+
+    def test_scaling_md_states_the_bounds_the_defaults_set(self) -> None:
+        # docs/scaling.md says what a pause past `stall_grace` and a kill of the whole
+        # host cost in these defaults' numbers: kept true here, as running a 30 s
+        # pause of the host's main process alone is too long for the suite.
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "scaling.md").read_text()
+        grace = f"{DEFAULT_PLACEMENT.stall_grace:g}"
+        session = f"{Options().defaults['session-timeout']:g}"
+        for said in (f"`stall_grace`: the lobbies take it for departed at {grace} s",
+                     f"their game sessions time out (`--session-timeout`, {session} s)",
+                     f"session timeout (`--session-timeout`, {session} s)",
+                     "**A host whose main process alone is paused**"):  # fmt: skip
+            self.assertTrue(said in doc, f"docs/scaling.md does not say {said!r}")
 
     def test_the_pause_is_longer_than_what_it_must_not_trip(self) -> None:
         self.assertGreater(PAUSE, 1.5 * WORKER_LIMIT)
