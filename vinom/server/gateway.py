@@ -85,10 +85,13 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
 
         # With --redis too: SIGHUP's default action would end the gateway, which an
         # operator used to reloading with it does not expect; it reads Redis at once.
+        # Installed now, not once the reactor runs: twistd starts the services (and the
+        # start-up lines say where the gateway listens) before it runs the reactor, and
+        # the reactor leaves SIGHUP alone.
         def reload(number: int, frame: object) -> None:
             reactor.callFromThread(source.read)
 
-        reactor.callWhenRunning(signal.signal, signal.SIGHUP, reload)
+        signal.signal(signal.SIGHUP, reload)
     _log.info("vinom: gateway on {where}, rules from {origin}", where=options["gateway"],
               origin=source.origin)  # fmt: skip
     if relay is not None:
