@@ -218,21 +218,13 @@ def hold_tcp_port(port: int) -> list[socket.socket]:
     return held
 
 
-class _SDKAway:
-    """An AgonesSDK whose every call fails as a refused connection does; `calls` in order."""
+class _SDKCalls:
+    """An AgonesSDK whose every call goes through `_call(name)`, for the doubles below."""
 
     address = "localhost:9358"
 
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.calls: list[tuple[str, float]] = []
-        self.away = True
-
     def _call(self, name: str) -> Deferred[Any]:
-        self.calls.append((name, self.clock.seconds()))
-        if self.away:
-            return fail(ConnectionRefusedError("Connection was refused by other side"))
-        return succeed({})
+        raise NotImplementedError
 
     def set_label(self, key: str, value: str) -> Deferred[Any]:
         return self._call("label")
@@ -257,6 +249,21 @@ class _SDKAway:
 
     def stop_watching(self) -> Deferred[None]:
         return succeed(None)
+
+
+class _SDKAway(_SDKCalls):
+    """Every call fails as a refused connection does (until `away` is False); `calls` in order."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.calls: list[tuple[str, float]] = []
+        self.away = True
+
+    def _call(self, name: str) -> Deferred[Any]:
+        self.calls.append((name, self.clock.seconds()))
+        if self.away:
+            return fail(ConnectionRefusedError("Connection was refused by other side"))
+        return succeed({})
 
 
 class RetryTests(SynchronousTestCase):
@@ -309,10 +316,8 @@ class RetryTests(SynchronousTestCase):
         self.assertEqual(names[-2:], ["counter 0/0", "shutdown"])
 
 
-class _SDKHeld:
-    """An AgonesSDK whose calls stay out until the test answers them, in any order."""
-
-    address = "localhost:9358"
+class _SDKHeld(_SDKCalls):
+    """Calls stay out until the test answers them, in any order."""
 
     def __init__(self) -> None:
         self.out: list[tuple[str, Deferred[Any]]] = []
@@ -328,30 +333,6 @@ class _SDKHeld:
                 del self.out[n]
                 return d
         raise AssertionError(f"no {name} call out: {[c for c, _ in self.out]}")
-
-    def set_label(self, key: str, value: str) -> Deferred[Any]:
-        return self._call("label")
-
-    def set_counter(self, name: str, count: int, capacity: int) -> Deferred[Any]:
-        return self._call("counter")
-
-    def ready(self) -> Deferred[Any]:
-        return self._call("ready")
-
-    def health(self) -> Deferred[Any]:
-        return self._call("health")
-
-    def allocate(self) -> Deferred[Any]:
-        return self._call("allocate")
-
-    def shutdown(self) -> Deferred[Any]:
-        return self._call("shutdown")
-
-    def watch(self, on_game_server: Any) -> Deferred[None]:
-        return self._call("watch")
-
-    def stop_watching(self) -> Deferred[None]:
-        return succeed(None)
 
 
 class CallsOutOfOrderTests(SynchronousTestCase):
