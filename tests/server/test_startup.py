@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import psutil
 from twisted.internet import reactor
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
@@ -136,6 +138,14 @@ class StartupErrorTests(TestCase):
             "use; choose another with --ops-port", line,
         )
 
+    async def test_a_unix_socket_that_cannot_be_made_is_named_by_its_path(self) -> None:
+        socket = os.path.join(os.path.abspath(self.mktemp()), "ops.sock")  # no such directory
+        twistd = Twistd(self, "--ops-port", f"unix:{socket}")
+        self.assertEqual(await twistd.ended(), 1)
+        line = only_line(self, twistd.output, "cannot listen")
+        self.assertIn(f"vinom: cannot listen on unix socket {socket} for --ops-port: ", line)
+        self.assertTrue(line.endswith("; choose another with --ops-port"), line)
+
     async def test_an_unusable_data_dir_is_one_line(self) -> None:
         blocker = os.path.abspath(self.mktemp())
         with open(blocker, "w") as f:
@@ -206,12 +216,43 @@ class AnnouncementTests(TestCase):
             self.assertLessEqual(len(TIMESTAMP.findall(line)), 1, line)
         self.assertIn(b"[worker 0] [", twistd.output)
 
+    async def test_an_operations_endpoint_on_a_unix_socket_is_announced_by_its_path(
+        self,
+    ) -> None:
+        # Short: a unix socket's path has a limit of about 100 bytes, which the test
+        # directory's paths may pass.
+        directory = tempfile.mkdtemp(prefix="vinom-ops-")
+        self.addCleanup(shutil.rmtree, directory)
+        socket = os.path.join(directory, "ops.sock")
+        twistd = Twistd(self, "--ops-port", f"unix:{socket}")
+        await twistd.wait_for(b"operations dashboard:")
+        self.assertEqual(
+            only_line(self, twistd.output, "operations dashboard:").partition(" [")[2],
+            f"vinom.server.startup#info] vinom: operations dashboard: unix socket {socket}",
+        )
+        self.assertNotIn(b"Unhandled error", twistd.output)
+        self.assertNotIn(b"#critical]", twistd.output)
+        # The socket it names serves the endpoint.
+        agent = Agent.usingEndpointFactory(reactor, UNIXSocketEndpoints(socket))
+        response = await agent.request(b"GET", b"http://localhost/health")
+        self.assertEqual((response.code, await readBody(response)), (200, b"ok\n"))
+
     async def test_the_access_log_is_an_option(self) -> None:
         twistd = Twistd(self, "--access-log")
         await twistd.wait_for(b"operations dashboard:")
         root = twistd.url("operations dashboard").removesuffix("dashboard/")
         self.assertEqual(await http_get(root + "health"), (200, b"ok\n"))
         await twistd.wait_for(b'"GET /health HTTP/1.1" 200')
+
+
+class UNIXSocketEndpoints:
+    """An `IAgentEndpointFactory` whose every URI is reached through one unix socket."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def endpointForURI(self, uri: object) -> UNIXClientEndpoint:
+        return UNIXClientEndpoint(reactor, self.path)
 
 
 async def http_get_response(url: str, headers: dict[bytes, list[bytes]] | None = None) -> Any:

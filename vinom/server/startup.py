@@ -22,6 +22,7 @@ from typing import Any
 
 from attrs import frozen
 from twisted.application import service
+from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
@@ -180,6 +181,7 @@ class Listener(service.Service):
         self, description: str, factory: Any, reactor: Any, option: str,
         endpoint: IStreamServerEndpoint | None = None,
     ) -> None:  # fmt: skip
+        self.description = description
         self.endpoint = serverFromString(reactor, description) if endpoint is None else endpoint
         self.factory = factory
         self.option = option
@@ -227,7 +229,7 @@ class Listener(service.Service):
             self._in_listen = False
         if isinstance(self._listening, Failure):
             failure = self._listening
-            if isinstance(failure.value, CannotListenError):
+            if isinstance(failure.value, CannotListenError | OSError):
                 raise StartupError(self._cannot_listen(failure.value)) from None
             failure.raiseException()
 
@@ -242,7 +244,7 @@ class Listener(service.Service):
         if not self._in_listen:  # later than the start: said here, as one line
             reason = (
                 self._cannot_listen(failure.value)
-                if isinstance(failure.value, CannotListenError)
+                if isinstance(failure.value, CannotListenError | OSError)
                 else f"cannot listen for --{self.option}: {failure.getErrorMessage()}"
             )
             _log.error("vinom: {reason}", reason=reason)
@@ -250,9 +252,22 @@ class Listener(service.Service):
         for d in waiting:
             d.errback(failure)
 
-    def _cannot_listen(self, error: CannotListenError) -> str:
-        where = f"{error.interface or '*'}:{error.port}"
-        reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    def _cannot_listen(self, error: CannotListenError | OSError) -> str:
+        if isinstance(error, OSError):
+            # Raised as it is by a unix socket's endpoint (the directory of its lock
+            # file missing, say), naming that file or another: the description says where.
+            positional, named = strports_fields(self.description)
+            path = named.get("address", positional[1] if len(positional) > 1 else "")
+            unix = positional[0].lower() == "unix"
+            where = f"unix socket {path}" if unix else self.description
+            reason = error.strerror or str(error)
+        else:
+            # A unix socket's error carries its path where a TCP one's has its port.
+            if isinstance(error.port, bytes | str):
+                where = f"unix socket {os.fsdecode(error.port)}"
+            else:
+                where = f"{error.interface or '*'}:{error.port}"
+            reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
         return (
             f"cannot listen on {where} for --{self.option}: {reason.lower()}; "
             f"choose another with --{self.option}"
@@ -409,6 +424,12 @@ class Announcement(service.Service):
             if not ok:
                 continue
             bound = port.getHost()
+            if isinstance(bound, UNIXAddress):
+                # A unix socket (`--ops-port unix:PATH`) has a path, not a host and port:
+                # reached on this machine only, by whatever the operator points at it.
+                _log.info("vinom: {label}: unix socket {path}", label=address.label,
+                          path=os.fsdecode(bound.name or b""))  # fmt: skip
+                continue
             host = getattr(bound, "host", "")
             if not host or host in ("0.0.0.0", "::"):
                 host = self.public_host
