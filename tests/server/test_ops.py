@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -12,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
@@ -19,6 +22,7 @@ from tests.support.browser import Browser, open_browser
 from tests.support.servers import RunningServer, start_server
 from tests.test_e2e import wait_until
 from vinom.client.bots import play_bot
+from vinom.client.lobby import client_tls_options
 from vinom.games.registry import GameRegistry
 
 
@@ -113,6 +117,45 @@ class OpsEndpointTests(TestCase):
         restarts = [s.value for s in families["vinom_worker_restarts"].samples]
         self.assertEqual(restarts, [0, 0])
         self.assertIn("vinom_session_rtt_seconds", families)
+
+
+class ClosedAfterReading(Protocol):
+    """A client that writes `request` once connected and keeps what it reads until
+    the server closes the connection: `closed` fires with it."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.received = b""
+        self.closed: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.closed.callback(self.received)
+
+
+class LobbyErrorMetricTests(TestCase):
+    timeout = 60
+
+    async def test_the_final_too_many_errors_is_counted_with_the_rest(self) -> None:
+        server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1", ports=2)
+        ops = (await server.service("ops").port()).getHost().port
+        # A client that sends nothing but bad frames: 10 (--max-protocol-errors) are
+        # answered malformed_json, then too_many_errors, and the lobby closes.
+        endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", server.lobby.port,
+                                      client_tls_options(server.lobby.trust))  # fmt: skip
+        client = await connectProtocol(endpoint, ClosedAfterReading(b"{not json\n" * 12))
+        frames = [json.loads(line) for line in (await client.closed).splitlines()]
+        self.assertEqual([f["code"] for f in frames], ["malformed_json"] * 10 + ["too_many_errors"])
+
+        code, text = await http_get(f"http://127.0.0.1:{ops}/metrics")
+        self.assertEqual(code, 200)
+        self.assertEqual(metric_value(text, 'vinom_lobby_errors_total{code="malformed_json"}'), 10)
+        self.assertEqual(metric_value(text, 'vinom_lobby_errors_total{code="too_many_errors"}'), 1)
 
 
 class DashboardTokenTests(TestCase):

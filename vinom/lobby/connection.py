@@ -381,9 +381,14 @@ class LobbyConnection:
     # Outputs, for the lobby.
 
     def send(self, frame: Frame) -> None:
-        """Write one frame now (unless the connection is closing)."""
-        if not self._closing:
-            self._wire.write(encode_frame(frame))
+        """Write one frame now (unless the connection is closing); an error frame is
+        counted by its code here, where every frame leaves (the final `too_many_errors`,
+        a `timeout`, a `server_draining` pushed at a drain alike)."""
+        if self._closing:
+            return
+        self._wire.write(encode_frame(frame))
+        if self._error_counts is not None and frame.get("type") == "error":
+            self._error_counts[frame["code"]] += 1
 
     def reply(self, request: Request, frame: Frame, *, final: bool = False) -> None:
         """Answer `request`, echoing its id; `final` closes the connection after it."""
@@ -418,8 +423,6 @@ class LobbyConnection:
         is one of `errors.NOT_COUNTED`).
         """
         self.send(error_frame(code, message, request_id))
-        if self._error_counts is not None:
-            self._error_counts[code] += 1
         if counted is None:
             counted = code not in errors.NOT_COUNTED
         if not counted or self._closing:
