@@ -25,7 +25,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.portforward import ProxyFactory
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
@@ -464,6 +464,59 @@ class ListenerTests(TestCase):
         )
         failed = self.failureResultOf(listener.port(), Exception)
         self.assertEqual(failed.value.port, port)
+
+
+def listen_backlog(port: int) -> int:
+    """The backlog of the socket listening on TCP `port`, as the kernel has it: `ss`
+    shows it as a listening socket's Send-Q."""
+    shown = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                           text=True, check=True).stdout.split()  # fmt: skip
+    # State, Recv-Q, Send-Q, local address, peer address.
+    return int(shown[2])
+
+
+class ListenBacklogTests(TestCase):
+    """The player-facing listeners queue as many connections as the kernel lets them."""
+
+    timeout = 60
+
+    async def test_the_gateway_listens_with_the_backlog_of_the_lobby(self) -> None:
+        if shutil.which("ss") is None:
+            raise SkipTest("needs ss (iproute2) to read a listening socket's backlog")
+        with open("/proc/sys/net/core/somaxconn") as f:
+            expected = min(1024, int(f.read()))  # the kernel caps a backlog at somaxconn
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        rules = os.path.join(directory, "rules.json")
+        with open(rules, "w") as f:
+            json.dump({"backends": {"a": {"address": f"127.0.0.1:{free_tcp_port()}"}},
+                       "pools": {"lobbies": {"backends": ["a"]}},
+                       "routes": [{"kind": "any", "pool": "lobbies"}]}, f)  # fmt: skip
+        port = free_tcp_port()
+        process = Collect()
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join([ROOT, environment.get("PYTHONPATH", "")])
+        transport = reactor.spawnProcess(
+            process, sys.executable,
+            [sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom", "--role", "gateway",
+             "--gateway", f"tcp:{port}:interface=127.0.0.1", "--gateway-rules", rules,
+             "--ops-port", "none", "--data-dir", directory],
+            env=environment, path=directory,
+        )  # fmt: skip
+
+        async def kill() -> None:
+            if not process.ended.called:
+                transport.signalProcess("KILL")
+            await process.ended
+
+        self.addCleanup(kill)
+        waited = 0.0
+        while b"vinom: the gateway (every client kind):" not in process.output:
+            self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
+            self.assertLess(waited, 30, process.output.decode(errors="replace"))
+            await deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+        self.assertEqual(listen_backlog(port), expected)
 
 
 class ListenInterfaceTests(TestCase):

@@ -37,7 +37,7 @@ from vinom.server.certs import dev_certificate_in
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import CONTENT_TYPE, OpsAnswer
 from vinom.server.relay import build_relay
-from vinom.server.startup import Address, Announcement, Listener, StartupError
+from vinom.server.startup import Address, Announcement, Listener, StartupError, with_backlog
 from vinom.server.tls import resumable_options
 from vinom.server.web import ReadOnlyRequest
 
@@ -66,7 +66,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     _add(root, "gateway-rules", source)
     _add(root, "gateway", gateway)
     listener = _add(root, "gateway-listener",
-                    Listener(options["gateway"], gateway.factory, reactor, "gateway"))  # fmt: skip
+                    Listener(with_backlog(options["gateway"]), gateway.factory, reactor,
+                             "gateway"))  # fmt: skip
     gateway.stop_listening = listener.stopService
     relay: RelayService | None = None
     if options["relay-ports"] is not None:

@@ -71,6 +71,7 @@ from vinom.server.startup import (
     check_redis,
     is_loopback,
     listen_interface,
+    with_backlog,
 )
 from vinom.server.status import StatusReader
 from vinom.server.tls import server_endpoint
@@ -80,11 +81,6 @@ from vinom.store.memory import MemoryPlayerStore
 
 _log = Logger()
 _S = TypeVar("_S", bound=service.Service)
-
-# Twisted's listen backlog is 50: when hundreds of players connect at once the
-# kernel drops SYNs and they retry a second later. Linux caps it at somaxconn.
-DEFAULT_BACKLOG = 1024
-
 
 def root_service(options: usage.Options) -> ServerRoot:
     root = ServerRoot(options["log-format"])
@@ -547,7 +543,7 @@ def certificate_of(options: usage.Options) -> tuple[str, str]:
 
 def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
     """The lobby's strports description: the certificate filled in for bare 'ssl:PORT',
-    and a listen backlog of `DEFAULT_BACKLOG` for ssl/tcp unless one is given."""
+    and a player-facing listen backlog (`vinom.server.startup.with_backlog`)."""
     return _with_certificate(options["lobby"], certificate, private_key)
 
 
@@ -560,9 +556,7 @@ def _with_certificate(description: str, certificate: str, private_key: str) -> s
     kind = description.partition(":")[0].lower()
     if kind == "ssl" and "privateKey=" not in description:
         description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
-    if kind in ("ssl", "tcp", "tcp6") and "backlog=" not in description:
-        description += f":backlog={DEFAULT_BACKLOG}"
-    return description
+    return with_backlog(description)
 
 
 def listen_on(options: usage.Options, reactor: Any, description: str) -> Any:

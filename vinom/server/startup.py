@@ -159,6 +159,21 @@ def listen_interface(description: str) -> str | None:
     return named.get("interface", "")
 
 
+# Twisted's listen backlog is 50: when hundreds of players connect at once the
+# kernel drops SYNs and they retry a second later. Linux caps it at somaxconn.
+DEFAULT_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """A player-facing listener's strports description (the lobby's, the web server's,
+    the gateway's): a listen backlog of `DEFAULT_BACKLOG` for ssl/tcp unless it names one."""
+    _positional, named = strports_fields(description)
+    kind = description.partition(":")[0].lower()
+    if kind in ("ssl", "tcp", "tcp6") and "backlog" not in named:
+        description += f":backlog={DEFAULT_BACKLOG}"
+    return description
+
+
 def is_loopback(interface: str) -> bool:
     if interface == "localhost":
         return True
