@@ -124,7 +124,8 @@ class ClusterTestCase(TestCase):
                                          path=data_dir)  # fmt: skip
         process = Process(transport, output, data_dir)
         self.addCleanup(self._kill, process)
-        await self.output_has(process, "starting on" if role == "lobby" else "registered")
+        # A lobby says where it listens once it does (`lobby_address` reads that line).
+        await self.output_has(process, "vinom: lobby on" if role == "lobby" else "registered")
         return process
 
     async def _kill(self, process: Process) -> None:

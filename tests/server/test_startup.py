@@ -43,7 +43,10 @@ TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 class Twistd:
     """One `twistd -n vinom` child process run from an empty directory."""
 
-    def __init__(self, case: TestCase, *argv: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, case: TestCase, *argv: str, env: dict[str, str] | None = None, pidfile: str = ""
+    ) -> None:
+        """`argv`: vinom's options (defaults filled in); `pidfile`: twistd's (none)."""
         self.directory = os.path.abspath(case.mktemp())
         os.makedirs(self.directory)
         udp = free_udp_range(2)
@@ -64,7 +67,8 @@ class Twistd:
         self.process = Collect()
         self.transport: Any = reactor.spawnProcess(
             self.process, sys.executable,
-            [sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom", *extra, *argv],
+            [sys.executable, "-c", RUN_TWISTD, "-n", f"--pidfile={pidfile}", "vinom", *extra,
+             *argv],
             env=environment, path=self.directory,
         )  # fmt: skip
         case.addCleanup(self._kill)
@@ -145,6 +149,25 @@ class StartupErrorTests(TestCase):
         line = only_line(self, twistd.output, "cannot listen")
         self.assertIn(f"vinom: cannot listen on unix socket {socket} for --ops-port: ", line)
         self.assertTrue(line.endswith("; choose another with --ops-port"), line)
+
+    async def test_a_lobby_port_in_use_leaves_no_pidfile_and_claims_nothing(self) -> None:
+        taken = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
+        self.addCleanup(maybeDeferred, taken.stopListening)
+        port = taken.getHost().port
+        twistd = Twistd(self, "--lobby", f"ssl:{port}:interface=127.0.0.1",
+                        pidfile="twistd.pid")  # fmt: skip
+        self.assertEqual(await twistd.ended(), 1)
+        line = only_line(self, twistd.output, "cannot listen")
+        self.assertIn(
+            f"vinom: cannot listen on 127.0.0.1:{port} for --lobby: address already in use; "
+            "choose another with --lobby", line,
+        )  # fmt: skip
+        # twistd's pidfile goes with the failed start: the next start is not refused
+        # for a process that is not running.
+        self.assertEqual(os.listdir(twistd.directory), ["vinom-data"])
+        # Nothing said the lobby was on that port.
+        self.assertNotIn(b"lobby on", twistd.output)
+        self.assertNotIn(b"game(s) at once", twistd.output)
 
     async def test_an_unusable_data_dir_is_one_line(self) -> None:
         blocker = os.path.abspath(self.mktemp())

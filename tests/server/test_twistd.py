@@ -98,7 +98,8 @@ class TwistdTests(TestCase):
             env=env, path=data_dir,
         )  # fmt: skip
         self.addCleanup(self._kill, transport, process)
-        await self.output_has(process, b"starting on")
+        # Said once everything listens, after what runs (the packet path among it).
+        await self.output_has(process, b"vinom: operations dashboard:")
         return transport, process, port, os.path.join(data_dir, "dev-cert.pem")
 
     async def output_has(self, process: Collect, text: bytes, limit: float = 30.0) -> None:

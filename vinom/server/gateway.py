@@ -93,13 +93,16 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
             reactor.callFromThread(source.read)
 
         signal.signal(signal.SIGHUP, reload)
-    _log.info("vinom: gateway on {where}, rules from {origin}", where=options["gateway"],
-              origin=source.origin)  # fmt: skip
+    # Said once everything listens, as a lobby's start says what runs.
+    lines: list[tuple[str, dict[str, object]]] = [
+        ("vinom: gateway on {where}, rules from {origin}",
+         {"where": options["gateway"], "origin": source.origin}),
+    ]  # fmt: skip
     if relay is not None:
-        _log.info("vinom: UDP relay: players send to udp {interface}:{ports}",
-                  interface=options["relay-interface"] or "*",
-                  ports=options["relay-ports"])  # fmt: skip
-    _add(root, "announcement", Announcement(addresses, options["public-host"]))
+        lines.append(("vinom: UDP relay: players send to udp {interface}:{ports}",
+                      {"interface": options["relay-interface"] or "*",
+                       "ports": options["relay-ports"]}))  # fmt: skip
+    _add(root, "announcement", Announcement(addresses, options["public-host"], lines))
 
 
 class GatewayDrain:

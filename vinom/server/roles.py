@@ -497,31 +497,36 @@ def announce(
     options: usage.Options, root: service.MultiService, hosted: HostingRole,
     lobbies: LobbyRole, web: WebRole, addresses: tuple[Address, ...],
 ) -> None:  # fmt: skip
-    """Log what runs where; the announcement, added last, starts when everything
-    listens and says where to go."""
+    """What runs where, and where to go: said by the announcement, added last, once
+    everything listens (a start that fails to listen claims nothing)."""
     registry: GameRegistry = options["game-registry"]
+    lines: list[tuple[str, dict[str, object]]] = []
+
+    def say(text: str, **fields: object) -> None:
+        lines.append((text, fields))
+
     if lobbies.lobby is not None:
-        _log.info("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
-                  lobby=options["lobby"], web=options["websocket"] or "none",
-                  names=", ".join(registry.names()))  # fmt: skip
+        say("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
+            lobby=options["lobby"], web=options["websocket"] or "none",
+            names=", ".join(registry.names()))  # fmt: skip
     if hosted.hosting is not None:
         low, _high = options["udp-port-range"]
         build = build_info()
-        _log.info(
+        say(
             "vinom: {games} game(s) at once on UDP {low}-{top} (clients told {public}); "
             "packet path {code}, AEAD {aead}",
             games=options["max-games"], low=low, top=low + options["max-games"] - 1,
             public=options["public-host"], code=build["code"], aead=build["aead"],
         )  # fmt: skip
         if web.game_sockets is not None:
-            _log.info("vinom: browsers play on {web} at /game (match_found's game_url: {url})",
-                      web=options["websocket"], url=options["game-url"] or "none")  # fmt: skip
+            say("vinom: browsers play on {web} at /game (match_found's game_url: {url})",
+                web=options["websocket"], url=options["game-url"] or "none")  # fmt: skip
     if options["redis-settings"] is not None:
         agent = hosted.agent
-        _log.info("vinom: role {role} on Redis {url}{host}", role=options["role"],
-                  url=options["redis-settings"].url,
-                  host="" if agent is None else f", game host id {agent.host_id}")  # fmt: skip
-    _add(root, "announcement", Announcement(list(addresses), options["public-host"]))
+        say("vinom: role {role} on Redis {url}{host}", role=options["role"],
+            url=options["redis-settings"].url,
+            host="" if agent is None else f", game host id {agent.host_id}")  # fmt: skip
+    _add(root, "announcement", Announcement(list(addresses), options["public-host"], lines))
 
 
 def certificate_of(options: usage.Options) -> tuple[str, str]:

@@ -16,7 +16,7 @@ import os
 import ssl
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,13 @@ def settle_garbage_collection() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-class StartupError(SystemExit):
-    """The server cannot start; the message is one line naming what to change."""
+class StartupError(SystemExit, Exception):
+    """The server cannot start; the message is one line naming what to change.
+
+    A `SystemExit`, so that the process ends with that line and status 1, no
+    traceback; and an `Exception` too, because that is what twistd cleans up
+    after when the start fails (it removes its pidfile, and tells the parent
+    of a daemon why), where a bare `SystemExit` would leave a stale pidfile."""
 
     def __init__(self, message: str) -> None:
         super().__init__(f"vinom: {message}")
@@ -423,11 +428,17 @@ class Address:
 
 
 class Announcement(service.Service):
-    """Logs, once every listener listens, the addresses a person opens (module docstring)."""
+    """Logs, once every listener listens, what runs (`lines`: a log format and its
+    fields each) and the addresses a person opens (module docstring). Nothing of it
+    is said before: a start that fails to listen has claimed nothing."""
 
-    def __init__(self, addresses: list[Address], public_host: str) -> None:
+    def __init__(
+        self, addresses: list[Address], public_host: str,
+        lines: Sequence[tuple[str, Mapping[str, object]]] = (),
+    ) -> None:  # fmt: skip
         self.addresses = addresses
         self.public_host = public_host
+        self.lines = lines
 
     def startService(self) -> None:
         super().startService()
@@ -435,6 +446,8 @@ class Announcement(service.Service):
         DeferredList(ports, consumeErrors=True).addCallback(self._announce)
 
     def _announce(self, results: list[tuple[bool, Any]]) -> None:
+        for text, fields in self.lines:
+            _log.info(text, **fields)
         for address, (ok, port) in zip(self.addresses, results, strict=True):
             if not ok:
                 continue
