@@ -169,6 +169,19 @@ class StartupErrorTests(TestCase):
         self.assertNotIn(b"lobby on", twistd.output)
         self.assertNotIn(b"game(s) at once", twistd.output)
 
+    async def test_a_certificate_that_is_not_pem_is_one_line_naming_it(self) -> None:
+        key = write_private(self, make_self_signed("localhost")[1].decode())
+        not_pem = os.path.abspath(self.mktemp())
+        with open(not_pem, "w") as f:
+            f.write("a certificate, the operator thought\n")
+        twistd = Twistd(self, "--certificate", not_pem, "--private-key", key)
+        self.assertEqual(await twistd.ended(), 1)
+        self.assertEqual(
+            twistd.output.decode().strip(),
+            f"vinom: --certificate {not_pem!r} holds no PEM certificate (a "
+            "'-----BEGIN CERTIFICATE-----' block) (twistd vinom --help lists the options)",
+        )
+
     async def test_an_unusable_data_dir_is_one_line(self) -> None:
         blocker = os.path.abspath(self.mktemp())
         with open(blocker, "w") as f:

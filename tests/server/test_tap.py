@@ -201,7 +201,7 @@ class OptionsTests(TestCase):
             usage.UsageError, parse,
             "--certificate", str(one.certificate), "--private-key", str(two.private_key),
         )
-        self.assertIn("matching key", str(e))
+        self.assertIn("do not belong together: the key is not the certificate's", str(e))
         junk = self.mktemp()
         with open(junk, "w") as f:
             f.write("not a certificate")

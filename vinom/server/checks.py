@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.ssl import PrivateCertificate
 from twisted.python import usage
@@ -279,18 +283,68 @@ WEB_SCHEMES = {"wss": "wss", "https": "wss", "ws": "ws", "http": "ws"}
 
 
 def check_certificate(certificate: str, private_key: str) -> None:
-    """The certificate and key must be PEM and belong together: say so before listening."""
+    """The certificate and key must be PEM and belong together: say so before listening,
+    in one line naming the file and what is wrong with it."""
+    cert_pem = _read_pem_file("--certificate", certificate)
+    key_pem = _read_pem_file("--private-key", private_key)
     try:
-        with open(certificate, "rb") as f:
-            cert_pem = f.read()
-        with open(private_key, "rb") as f:
-            key_pem = f.read()
-        PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem).options()
-    except Exception as e:  # OpenSSL raises its own error types for every kind of bad PEM
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
         raise usage.UsageError(
-            f"--certificate {certificate!r} / --private-key {private_key!r}: not a usable "
-            f"PEM certificate and matching key ({type(e).__name__})"
+            f"--certificate {certificate!r} holds no PEM certificate (a "
+            f"'-----BEGIN CERTIFICATE-----' block){_der_hint(certificate, cert_pem, 'x509')}"
         ) from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:  # cryptography's word for a key that needs a password
+        raise usage.UsageError(
+            f"--private-key {private_key!r} is encrypted: the server cannot ask for its "
+            f"passphrase; give it decrypted (openssl pkey -in {private_key} -out KEY.pem)"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise usage.UsageError(
+            f"--private-key {private_key!r} holds no PEM private key (a "
+            f"'-----BEGIN PRIVATE KEY-----' block){_der_hint(private_key, key_pem, 'pkey')}"
+        ) from None
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise usage.UsageError(
+            f"--certificate {certificate!r} and --private-key {private_key!r} do not belong "
+            "together: the key is not the certificate's"
+        )
+    try:
+        PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem).options()
+    except SSL.Error as e:  # PEM that OpenSSL will not serve with (a key too small, ...)
+        raise usage.UsageError(
+            f"--certificate {certificate!r} / --private-key {private_key!r}: OpenSSL "
+            f"refuses them ({_openssl_reasons(e)})"
+        ) from None
+
+
+def _read_pem_file(option: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise usage.UsageError(f"{option} {path!r}: {e.strerror or e}") from None
+
+
+def _der_hint(path: str, data: bytes, kind: str) -> str:
+    """What to run when `data` is the binary (DER) form of what was asked for."""
+    try:
+        if kind == "x509":
+            x509.load_der_x509_certificate(data)
+        else:
+            serialization.load_der_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return ""
+    return f"; it is DER, convert it: openssl {kind} -inform der -in {path} -out PEM_FILE"
+
+
+def _openssl_reasons(error: SSL.Error) -> str:
+    # pyOpenSSL's errors carry a list of (library, function, reason) from OpenSSL's queue.
+    reasons = [str(entry[-1]) for entry in (error.args[0] if error.args else [])
+               if isinstance(entry, tuple) and entry]  # fmt: skip
+    return "; ".join(reasons) or str(error)
 
 
 def endpoint_port(description: str) -> int | None:
