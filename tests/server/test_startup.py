@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 from twisted.internet import reactor
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
@@ -33,6 +33,8 @@ from tests.server.test_ops import http_get
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import start_redis
+from vinom.client.game import connect_game
+from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import parse_redis_url
 from vinom.server.certs import make_self_signed
 from vinom.server.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
@@ -250,7 +252,8 @@ class AnnouncementTests(TestCase):
         # One time stamp per line, a worker's relayed lines included.
         for line in twistd.output.splitlines():
             self.assertLessEqual(len(TIMESTAMP.findall(line)), 1, line)
-        self.assertIn(b"[worker 0] [", twistd.output)
+        # A worker that starts has nothing to say (WorkerLogTests: what it says, how).
+        self.assertNotIn(b"[worker 0]", twistd.output)
 
     async def test_an_operations_endpoint_on_a_unix_socket_is_announced_by_its_path(
         self,
@@ -289,6 +292,74 @@ class UNIXSocketEndpoints:
 
     def endpointForURI(self, uri: object) -> UNIXClientEndpoint:
         return UNIXClientEndpoint(reactor, self.path)
+
+
+# A game that says it hides nothing (`shared_view = True`) yet shows each player their
+# own id: the room's check (VINOM_CHECK_VIEWS, on in the tests) logs it as critical.
+LEAKY_GAME = """
+from vinom.games.tictactoe import TicTacToeGame
+
+
+class LeakyGame(TicTacToeGame):
+    name = "leaky"
+    shared_view = True
+    offered_by_default = False
+
+    def view(self, state, player_id):
+        return {**super().view(state, player_id), "you": player_id}
+
+
+leaky = LeakyGame()
+"""
+
+
+class WorkerLogTests(TestCase):
+    """A game-host worker's log lines reach the server's log at their own level."""
+
+    timeout = 60
+
+    async def test_a_workers_critical_line_is_critical_and_its_pipe_is_not_chatter(
+        self,
+    ) -> None:
+        path = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(path, "twisted", "plugins"))
+        with open(os.path.join(path, "twisted", "plugins", "leaky_game.py"), "w") as f:
+            f.write(LEAKY_GAME)
+        twistd = Twistd(
+            self, "--host-workers", "1", "--games", "leaky", "--udp-interface", "127.0.0.1",
+            "--drain-timeout", "0",
+            env={"PYTHONPATH": os.pathsep.join([ROOT, path, os.environ.get("PYTHONPATH", "")]),
+                 "VINOM_CHECK_VIEWS": "1"},
+        )  # fmt: skip
+        await twistd.wait_for(b"game-host worker 0 (pid ")
+        lobby = re.search(rb"--lobby 127\.0\.0\.1:(\d+) --trust (\S+)", twistd.output)
+        assert lobby is not None, twistd.output.decode()
+        port, trust = int(lobby.group(1)), lobby.group(2).decode()
+        clients = [await connect_lobby(reactor, "127.0.0.1", port, trust=trust) for _ in "ab"]
+        for n, client in enumerate(clients):
+            await client.hello(f"player{n}")
+        found = await gatherResults([c.queue("leaky") for c in clients])
+        sessions = [await connect_game(reactor, match) for match in found]
+        for session in sessions:
+            self.addCleanup(session.disconnect)
+        await twistd.wait_for(b"SharedViewMismatch")
+        [line] = [line for line in twistd.output.decode().splitlines()
+                  if "says shared_view = True" in line]  # fmt: skip
+        self.assertRegex(
+            line, r"^\S+ \[vinom\.rooms\.room#critical\] \[worker 0\] Game leaky says "
+                  r"shared_view = True, but view\(state, player\) differs",
+        )  # fmt: skip
+        # The traceback follows the line, in the same event.
+        self.assertIn("vinom.rooms.room.SharedViewMismatch: game 'leaky'", twistd.output.decode())
+        for client in clients:
+            await client.close()
+        # The worker's pipe opening (and, at the stop, closing) is not logged.
+        twistd.transport.signalProcess("TERM")
+        self.assertEqual(await twistd.ended(), 0, twistd.output.decode())
+        self.assertIn(b"game-host worker 0 (pid ", twistd.output)
+        self.assertNotIn(b"connection established", twistd.output)
+        self.assertNotIn(b"connection lost", twistd.output)
+        self.assertNotIn(b"PipeAddress", twistd.output)
 
 
 async def http_get_response(url: str, headers: dict[bytes, list[bytes]] | None = None) -> Any:

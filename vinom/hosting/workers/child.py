@@ -25,7 +25,7 @@ from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -39,6 +39,7 @@ from vinom.hosting.interfaces import (
     WorkerStatus,
 )
 from vinom.hosting.workers import commands
+from vinom.hosting.workers.logs import read_worker_event
 from vinom.hosting.workers.watch import HeartbeatWatch
 from vinom.match import HOST_CRASHED, Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
@@ -420,15 +421,24 @@ class WorkerProcess(ProcessProtocol):
         if childFD == commands.WORKER_WRITES_FD:
             self.amp.dataReceived(data)
             return
-        # The worker's own log lines (stderr) and anything a game printed (stdout).
+        # The worker's log events (stderr, vinom.hosting.workers.logs), at their own
+        # level and namespace; anything else: what a game printed (stdout, info) or
+        # what Python wrote on stderr outside the log (a crash: warn).
         lines = (self._lines.get(childFD, b"") + data).split(b"\n")
-        self._lines[childFD] = lines.pop()[-4096:]
+        self._lines[childFD] = lines.pop()[-65536:]
         for line in lines:
-            if line.strip():
-                self.log.info(
-                    "[worker {name}] {line}", name=self.name,
-                    line=line.decode("utf-8", "replace").rstrip(),
-                )
+            if not line.strip():
+                continue
+            event = read_worker_event(line) if childFD == 2 else None
+            if event is not None:
+                level, namespace, text = event
+                Logger(namespace=namespace).emit(level, "[worker {worker}] {text}",
+                                                 worker=self.name, text=text)  # fmt: skip
+                continue
+            self.log.emit(
+                LogLevel.warn if childFD == 2 else LogLevel.info, "[worker {name}] {line}",
+                name=self.name, line=line.decode("utf-8", "replace").rstrip(),
+            )  # fmt: skip
 
     def processEnded(self, reason: Failure) -> None:
         self.ended = True

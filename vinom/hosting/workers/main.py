@@ -280,20 +280,15 @@ def main() -> None:
     """Run a worker on pipes 3 and 4 until they close (the supervisor's command line)."""
     from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
-    from twisted.logger import (
-        FileLogObserver,
-        formatEventAsClassicLogText,
-        globalLogBeginner,
-    )
+    from twisted.logger import globalLogBeginner
+
+    from vinom.hosting.workers.logs import worker_log_observer
 
     # The lobby decides when its workers stop (module docstring).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # No time stamp: the lobby relays each line into its own log, which adds one.
-    untimed = FileLogObserver(
-        sys.stderr, lambda event: (formatEventAsClassicLogText(event, lambda _: "") or "").lstrip()
-    )
-    globalLogBeginner.beginLoggingTo([untimed], redirectStandardIO=False)
+    # Each event a JSON line: the lobby logs it again at its level, with its time stamp.
+    globalLogBeginner.beginLoggingTo([worker_log_observer(sys.stderr)], redirectStandardIO=False)
 
     def lost() -> None:
         # Give the hosts' last datagrams (disconnects) a moment to leave.
