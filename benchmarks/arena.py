@@ -1,18 +1,24 @@
 """The arena: a real-time benchmark game written only with vinom's public game API.
 
-Up to eight players move about a square arena. The room ticks 20 times a
+Eight players (or `ArenaGame(players)`: as many, the arena's area growing
+with them so that each still sees about as many others) move about a square
+arena. The room ticks 20 times a
 second; each player sends a velocity input (`{"move": [vx, vy], "n": k}`, k
 counting the player's inputs) about 20 times a second; every tick moves each
 player by its velocity. A player sees itself and every player within `RADIUS`
 of it (a per-player view, as a real-time game cuts what it sends to what is
 near), plus `ack`: its latest input that a tick has applied to the world, so a
 client can tell when an input's effect shows (its input-to-state latency).
+Views find the players near each one with `vinom.games.interest.Grid` (built
+once per tick), so the views of N players cost about N·k, not N².
 
-It uses nothing but `vinom.games.base.Game` and `vinom.games.interfaces`,
-as a game from docs/games.md would, so that any vinom build (the baseline's
-included) can host it: `python -m benchmarks play --game arena` plays it,
-with the players as the bots of the load process. `make_bot` gives the same
-players to rooms and the terminal client.
+It uses nothing but `vinom.games.base.Game`, `vinom.games.interfaces` and
+`vinom.games.interest`, as a game from docs/games.md would, so that any vinom
+build can host it (a build from before the interest helper, a baseline of
+`compare`, gets the same views from a loop over every player): `python -m
+benchmarks play --game arena [--players 64]` plays it, with the players as
+the bots of the load process. `make_bot` gives the same players to rooms and
+the terminal client.
 """
 
 from __future__ import annotations
@@ -22,14 +28,21 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 from zope.interface import implementer
 
 from vinom.games.base import Game
 from vinom.games.interfaces import IBot, IllegalAction, Outcome, Seat
 
-#: The arena is a square of this side; players wrap around its edges.
+try:
+    from vinom.games.interest import Grid
+except ImportError:  # a build from before the helper (compare's baseline): the loop
+    Grid = None  # type: ignore[assignment,misc]
+
+#: The arena of eight players is a square of this side; players wrap around its edges.
 SIZE = 600.0
+#: Players in an arena room unless told otherwise.
+PLAYERS = 8
 #: A player sees the players within this distance (itself included).
 RADIUS = 300.0
 #: The fastest a player may move, in units per second.
@@ -50,6 +63,9 @@ class ArenaState:
     vy: tuple[float, ...]
     received: tuple[int, ...]
     applied: tuple[int, ...]
+    # The players' cells, from x and y (so not compared): built once a tick for
+    # every view of that tick. None on a build without vinom.games.interest.
+    grid: Grid | None = field(eq=False, repr=False)
     ticks: int = 0
     over: bool = False
 
@@ -59,13 +75,15 @@ def _set(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
 
 
 class ArenaGame(Game[ArenaState]):
+    """The arena of `players` players (each match), a square of side `size`."""
+
     name = "arena"
     display_name = "Arena"
     description = "benchmark: move about an arena, 20 ticks a second (real-time)"
     version = "1"
     min_players = 2
-    max_players = 8
-    match_size = 8
+    max_players = PLAYERS
+    match_size = PLAYERS
     tick_rate = TICK_RATE
     time_limit = 3600.0
     countdown = 0.0
@@ -74,18 +92,31 @@ class ArenaGame(Game[ArenaState]):
     idle_timeout = 0.0
     offered_by_default = False
 
+    def __init__(self, players: int = PLAYERS) -> None:
+        self.max_players = self.match_size = players
+        # The same density of players whatever their number: a player sees about
+        # as many others (~6 of 8 at 8 players) in a room of 64 as in one of 8.
+        self.size = SIZE * math.sqrt(players / PLAYERS)
+
+    def grid(self, x: tuple[float, ...], y: tuple[float, ...]) -> Grid | None:
+        # Cells about the view's radius: a view then looks into about nine cells.
+        return None if Grid is None else Grid.build(x, y, cell=RADIUS, wrap=self.size)
+
     def create(
         self, seats: Sequence[Seat], options: Mapping[str, Any], rng: random.Random
     ) -> ArenaState:
         n = len(seats)
+        x = tuple(rng.uniform(0, self.size) for _ in range(n))
+        y = tuple(rng.uniform(0, self.size) for _ in range(n))
         return ArenaState(
             players=tuple(s.player_id for s in seats),
-            x=tuple(rng.uniform(0, SIZE) for _ in range(n)),
-            y=tuple(rng.uniform(0, SIZE) for _ in range(n)),
+            x=x,
+            y=y,
             vx=(0.0,) * n,
             vy=(0.0,) * n,
             received=(0,) * n,
             applied=(0,) * n,
+            grid=self.grid(x, y),
         )
 
     def check_join(self, state: ArenaState, seat: Seat) -> str | None:
@@ -123,11 +154,15 @@ class ArenaGame(Game[ArenaState]):
         )
 
     def tick(self, state: ArenaState, dt: float, rng: random.Random) -> Outcome:
+        size = self.size
+        x = tuple((x + vx * dt) % size for x, vx in zip(state.x, state.vx, strict=True))
+        y = tuple((y + vy * dt) % size for y, vy in zip(state.y, state.vy, strict=True))
         return Outcome(
             evolve(
                 state,
-                x=tuple((x + vx * dt) % SIZE for x, vx in zip(state.x, state.vx, strict=True)),
-                y=tuple((y + vy * dt) % SIZE for y, vy in zip(state.y, state.vy, strict=True)),
+                x=x,
+                y=y,
+                grid=self.grid(x, y),
                 applied=state.received,
                 ticks=state.ticks + 1,
             )
@@ -140,22 +175,35 @@ class ArenaGame(Game[ArenaState]):
         players = state.players
         me = players.index(player_id) if player_id in players else -1
         xs, ys, vxs, vys = state.x, state.y, state.vx, state.vy
-        seen = []
-        for i in range(len(players)):
-            if me >= 0:
-                # The shorter way round, on a wrapping arena.
-                dx = abs(xs[i] - xs[me])
-                dy = abs(ys[i] - ys[me])
-                dx, dy = min(dx, SIZE - dx), min(dy, SIZE - dy)
-                if dx * dx + dy * dy > RADIUS * RADIUS:
-                    continue
-            seen.append([i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)])
+        grid = state.grid
+        if me < 0:
+            near: Sequence[int] = range(len(players))  # a spectator sees everyone
+        elif grid is not None:
+            near = grid.near(xs[me], ys[me], RADIUS)
+        else:
+            near = self._near(state, me)
+        seen = [
+            [i, round(xs[i], 2), round(ys[i], 2), round(vxs[i], 1), round(vys[i], 1)] for i in near
+        ]
         return {
             "me": me,
             "ack": state.applied[me] if me >= 0 else 0,
             "ticks": state.ticks,
             "players": seen,
         }
+
+    def _near(self, state: ArenaState, me: int) -> list[int]:
+        """What `Grid.near` gives, from a loop over every player (builds without it)."""
+        xs, ys, size = state.x, state.y, self.size
+        near = []
+        for i in range(len(xs)):
+            # The shorter way round, on a wrapping arena.
+            dx = abs(xs[i] - xs[me])
+            dy = abs(ys[i] - ys[me])
+            dx, dy = min(dx, size - dx), min(dy, size - dy)
+            if dx * dx + dy * dy <= RADIUS * RADIUS:
+                near.append(i)
+        return near
 
     def is_finished(self, state: ArenaState) -> bool:
         return state.over
