@@ -1,7 +1,9 @@
 """`play --game arena`: real-time rooms of eight players, what each client receives.
 
 R arena rooms (benchmarks.arena: 20 ticks a second, per-player views cut
-to a radius) of 8 players each, hosted in the server process by one inline
+to a radius) of 8 players each (`--players P`: P, in an arena sized to keep
+as many players near each one; 64 measures the interest helper, the cost of
+the views of many players in one room), hosted in the server process by one inline
 game host (`benchmarks.server_worker`, as `play` hosts its duels); the load
 process's bots (benchmarks.arena_load) each send a velocity input 20 times
 a second once their room plays. Figures for the measured window:
@@ -42,14 +44,12 @@ from benchmarks.harness import (
     report,
 )
 
-#: Players in each arena room.
-SEATS = 8
-
 
 def run(options: ScenarioOptions) -> int:
     key = os.urandom(32)
     rooms = int(options["rooms"])
-    players = rooms * SEATS
+    seats = int(options["players"])  # in each room
+    players = rooms * seats
     progress = progress_for(options, "play arena", options.planned_seconds())
 
     def on_progress(worker: Any, message: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ def run(options: ScenarioOptions) -> int:
             server = harness.spawn(
                 "server", "benchmarks.server_worker",
                 ["rooms", json.dumps({
-                    "key": key.hex(), "rooms": rooms, "game": "arena",
+                    "key": key.hex(), "rooms": rooms, "game": "arena", "seats": seats,
                     "state_interval": options["state-interval"],
                 })],
                 server_cpu,
@@ -69,7 +69,7 @@ def run(options: ScenarioOptions) -> int:
             ready = harness.wait_for(server, "ready", 60)
             loads = spawn_room_loads(
                 harness, "arena", ready["port"], key, rooms, options, load_cpus,
-                seats=SEATS, input_rate=options["input-rate"],
+                seats=seats, input_rate=options["input-rate"],
             )  # fmt: skip
             measured = MeasuredRun(harness, server, loads, options, "play", options["duration"])
             results = measured.run(mark_server=True)
@@ -143,7 +143,7 @@ def run(options: ScenarioOptions) -> int:
         cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]  # fmt: skip
     report(
-        f"play --game arena: {rooms} room(s) x {SEATS} players, inputs at "
+        f"play --game arena: {rooms} room(s) x {seats} players, inputs at "
         f"{options['input-rate']:g} Hz, {options['duration']:g} s measured",
         rows, summary, table=options.show_table,
     )  # fmt: skip

@@ -43,8 +43,9 @@ TLS, framing and messages with none of vinom's work between them, the floor
 that Twisted's TLS and autobahn set under vinom's game socket.
 
 `--game arena` plays the real-time arena instead (benchmarks.arena_play):
-`--rooms` arena rooms (default 1) of 8 players sending velocity inputs at
-`--input-rate` Hz, with what each client receives per second, the server's
+`--rooms` arena rooms (default 1) of `--players` players (default 8; 64
+measures the interest helper's views, vinom.games.interest) sending velocity
+inputs at `--input-rate` Hz, with what each client receives per second, the server's
 CPU per player and the input-to-state latency.
 
 `--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
@@ -92,28 +93,56 @@ class Options(ScenarioOptions):
     synopsis = "[options]"
     longdesc = __doc__
     optParameters = [
-        ["game", None, "duel", "duel (the figures above), or arena (real-time: 8 players a "
-                               "room, 20 Hz ticks; benchmarks.arena_play)."],
-        ["rooms", None, None, "Rooms: duel rooms of two players (default 100), or arena rooms "
-                              "of eight (default 1)."],
+        [
+            "game",
+            None,
+            "duel",
+            "duel (the figures above), or arena (real-time: 8 players a "
+            "room, 20 Hz ticks; benchmarks.arena_play).",
+        ],
+        [
+            "rooms",
+            None,
+            None,
+            "Rooms: duel rooms of two players (default 100), or arena rooms of eight (default 1).",
+        ],
         ["input-rate", None, "20", "--game arena: inputs per second each player sends."],
+        ["players", None, "8", "--game arena: players in each room (the arena grows with them)."],
         ["loads", None, "1", "Load processes sharing the players (all on the load core)."],
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
         ["state-interval", None, "1.0", "Rooms' periodic state interval (the server default)."],
-        ["host-workers", None, "0", "Game-host worker processes hosting the rooms (0: the rooms "
-                                    "are in the server process)."],
-        ["transport", None, "udp", "How the players connect: udp, websocket (the game "
-                                   "WebSocket, /game over TLS), or ws (/game over plain HTTP, "
-                                   "as behind a TLS-terminating proxy)."],
+        [
+            "host-workers",
+            None,
+            "0",
+            "Game-host worker processes hosting the rooms (0: the rooms "
+            "are in the server process).",
+        ],
+        [
+            "transport",
+            None,
+            "udp",
+            "How the players connect: udp, websocket (the game "
+            "WebSocket, /game over TLS), or ws (/game over plain HTTP, "
+            "as behind a TLS-terminating proxy).",
+        ],
     ]
 
     optFlags = [
         *ScenarioOptions.optFlags,
-        ["bare", None, "With --transport websocket or ws: a bare autobahn /game server "
-                       "(benchmarks.bare_game_socket), the floor under vinom's."],
-        ["relay", None, "Players send through vinom's UDP relay (a process of its own on "
-                        "the server's core), each behind a route token."],
+        [
+            "bare",
+            None,
+            "With --transport websocket or ws: a bare autobahn /game server "
+            "(benchmarks.bare_game_socket), the floor under vinom's.",
+        ],
+        [
+            "relay",
+            None,
+            "Players send through vinom's UDP relay (a process of its own on "
+            "the server's core), each behind a route token.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -145,6 +174,11 @@ class Options(ScenarioOptions):
             )
         if self["game"] == "arena" and self["relay"]:
             raise usage.UsageError("--relay plays the duel rooms (not --game arena)")
+        self["players"] = positive_int(self, "players")
+        if self["game"] == "arena" and self["players"] < 2:
+            raise usage.UsageError("--players: an arena room seats 2 players or more")
+        if self["game"] != "arena" and self["players"] != 8:
+            raise usage.UsageError("--players sets the players of an arena room (--game arena)")
         if self["game"] == "arena" and not self["input-rate"] > 0:
             raise usage.UsageError("--input-rate must be above 0")
 
@@ -185,14 +219,19 @@ def run(options: Options) -> int:
                 relay_settings = {"port": harness.wait_for(relay, "ready", 30)["port"],
                                   "key": key.hex()}  # fmt: skip
             loads = spawn_room_loads(
-                harness, "play-websocket" if websocket else "play", ready["port"], key,
-                options["rooms"], options, load_cpus,
-                ports=ready["ports"], websocket_port=ready.get("websocket_port"), tls=tls,
+                harness,
+                "play-websocket" if websocket else "play",
+                ready["port"],
+                key,
+                options["rooms"],
+                options,
+                load_cpus,
+                ports=ready["ports"],
+                websocket_port=ready.get("websocket_port"),
+                tls=tls,
                 relay=relay_settings,
             )
-            measured = MeasuredRun(
-                harness, server, loads, options, "play", options["duration"]
-            )
+            measured = MeasuredRun(harness, server, loads, options, "play", options["duration"])
             results = measured.run(mark_server=True, mark=[relay] if relay else ())
     except BenchError as e:
         progress.finish()
@@ -207,8 +246,9 @@ def run(options: Options) -> int:
         for code, n in r["error_codes"].items():
             error_codes[code] = error_codes.get(code, 0) + int(n)
     load_cores = len({c for c in load_cpus}) if load_cpus[0] is not None else 1
-    moves_by_host = [sum(hosts) for hosts in zip(*(r["moves_by_host"] for r in results),
-                                                 strict=True)]
+    moves_by_host = [
+        sum(hosts) for hosts in zip(*(r["moves_by_host"] for r in results), strict=True)
+    ]
     summary: dict[str, Any] = {
         "scenario": "play",
         "rooms": options["rooms"],
@@ -270,8 +310,11 @@ def run(options: Options) -> int:
         rows.append(("relay CPU us / datagram (/ move)",
                      f"{summary['relay_cpu_us_per_datagram']} "
                      f"({summary['relay_cpu_us_per_move']})"))  # fmt: skip
-    where = (f"{options['host-workers']} game-host worker(s)" if options["host-workers"]
-             else "in the server process")
+    where = (
+        f"{options['host-workers']} game-host worker(s)"
+        if options["host-workers"]
+        else "in the server process"
+    )
     if websocket:
         where += ", players on the game WebSocket" + ("" if tls else " (plain, no TLS)")
         if options["bare"]:
@@ -281,7 +324,9 @@ def run(options: Options) -> int:
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",
-        rows, summary, table=options.show_table,
+        rows,
+        summary,
+        table=options.show_table,
     )
     return 0 if errors == 0 else 1
 
@@ -322,9 +367,16 @@ def worker_figures(
         "lobby_cpu_share": round(lobby_cpu_s / server_cpu_s, 4) if server_cpu_s else 0.0,
     }
     rows: list[tuple[str, Any]] = [
-        ("  worker CPU us / move", f"{figures['worker_cpu_us_per_move']} (each: "
-         + ", ".join(f"{x:g}" for x in per_move) + ")"),
-        ("  lobby CPU us / move (share)", f"{figures['lobby_cpu_us_per_move']} "
-         f"({figures['lobby_cpu_share'] * 100:.1f}% of the server's CPU)"),
+        (
+            "  worker CPU us / move",
+            f"{figures['worker_cpu_us_per_move']} (each: "
+            + ", ".join(f"{x:g}" for x in per_move)
+            + ")",
+        ),
+        (
+            "  lobby CPU us / move (share)",
+            f"{figures['lobby_cpu_us_per_move']} "
+            f"({figures['lobby_cpu_share'] * 100:.1f}% of the server's CPU)",
+        ),
     ]
     return moves, server_cpu_s, figures, rows, errors

@@ -77,8 +77,7 @@ def _room_players(room: int, now: float, game: str = DUEL, seats: int = 2) -> tu
     from vinom.match import Ticket
 
     return tuple(
-        Ticket(player_id(room, seat), f"bot{room}.{seat}", game, None, now)
-        for seat in range(seats)
+        Ticket(player_id(room, seat), f"bot{room}.{seat}", game, None, now) for seat in range(seats)
     )
 
 
@@ -94,12 +93,13 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     from vinom.rooms.room import RoomConfig
 
     interface = settings.get("interface", "127.0.0.1")
-    # `game`: the duel (play), or the arena (play --game arena: 8 players a room).
+    # `game`: the duel (play), or the arena (play --game arena: `seats` players a
+    # room, 8 unless --players says otherwise).
     game_name = settings.get("game", DUEL)
     if game_name == "arena":
-        from benchmarks.arena import ArenaGame
+        from benchmarks.arena import PLAYERS, ArenaGame
 
-        game: Any = ArenaGame()
+        game: Any = ArenaGame(int(settings.get("seats", PLAYERS)))
     else:
         game = DuelGame()
     registry = GameRegistry([game])
@@ -140,8 +140,12 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
             "host_errors": host.protocol.errors + host.core.errors,
         }
 
-    ready = {"port": host.address.port, "ports": [host.address.port],
-             "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
+    ready = {
+        "port": host.address.port,
+        "ports": [host.address.port],
+        "rss_empty": rss_empty,
+        "rss_rooms": rss_bytes(),
+    }
     if settings.get("websocket"):
         ready["websocket_port"] = listen_game_socket(
             reactor, host, factory.protocol_config, interface, settings.get("tls", True)
@@ -168,8 +172,9 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
     # The players move hundreds of times a second: the per-socket rate limit (which
     # protects the server from a flood) is lifted, as the duel game has no action rate;
     # every player comes from 127.0.0.1, so the per-address cap is lifted too.
-    config = GameSocketConfig(message_rate=1e9, message_burst=1e9, max_sockets_per_ip=1 << 20,
-                              max_sockets=1 << 20)
+    config = GameSocketConfig(
+        message_rate=1e9, message_burst=1e9, max_sockets_per_ip=1 << 20, max_sockets=1 << 20
+    )
     game = GameSocketFactory(OneHost(), protocol, OriginPolicy(("*",)), reactor=reactor,
                              config=config)  # fmt: skip
     root = Resource()
@@ -225,8 +230,13 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
         hosts[room % count].add_match(Match(match_id(room), DUEL, _room_players(room, now), now))
         for room in range(int(settings["rooms"]))
     ])  # fmt: skip
-    ready = {"port": hosts[0].port, "ports": [host.port for host in hosts], "pids": pids,
-             "rss_empty": rss_empty, "rss_rooms": rss_bytes()}
+    ready = {
+        "port": hosts[0].port,
+        "ports": [host.port for host in hosts],
+        "pids": pids,
+        "rss_empty": rss_empty,
+        "rss_rooms": rss_bytes(),
+    }
     return ready, pool_counters(pool, {pid: i for i, pid in enumerate(pids)})
 
 
@@ -235,23 +245,28 @@ async def workers_live(reactor: Any, pool: Any) -> None:
     deadline = reactor.seconds() + WORKERS_READY_S
     while not all(status.live for status in pool.workers()):
         if reactor.seconds() > deadline:
-            raise RuntimeError(f"game-host workers not live after {WORKERS_READY_S:g} s: "
-                               f"{pool.workers()}")
+            raise RuntimeError(
+                f"game-host workers not live after {WORKERS_READY_S:g} s: {pool.workers()}"
+            )
         await deferLater(reactor, 0.05, lambda: None)
 
 
-def pool_counters(pool: Any, host_of_pid: dict[int | None, int] | None = None) -> Callable[
-    [], Deferred[dict[str, Any]]
-]:
+def pool_counters(
+    pool: Any, host_of_pid: dict[int | None, int] | None = None
+) -> Callable[[], Deferred[dict[str, Any]]]:
     """Counters of a `WorkerPool` for `mark`: every worker heartbeats first."""
 
     def current(_: object) -> dict[str, Any]:
         workers = []
         for status in pool.workers():
             entry = {
-                "index": status.index, "pid": status.pid, "live": status.live,
-                "hosts": status.hosts, "sessions": status.sessions,
-                "cpu_seconds": status.cpu_seconds, "restarts": status.restarts,
+                "index": status.index,
+                "pid": status.pid,
+                "live": status.live,
+                "hosts": status.hosts,
+                "sessions": status.sessions,
+                "cpu_seconds": status.cpu_seconds,
+                "restarts": status.restarts,
                 "counters": dict(status.counters),
             }
             if host_of_pid is not None:
@@ -260,12 +275,6 @@ def pool_counters(pool: Any, host_of_pid: dict[int | None, int] | None = None) -
         return {"workers": workers, "totals": dict(pool.totals())}
 
     return lambda: pool.refresh().addCallback(current)
-
-
-
-
-
-
 
 
 def server_args(
@@ -339,7 +348,9 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
     lobby_port = free_tcp_port(interface)
     low, high = free_udp_range(interface, int(settings.get("udp_ports", 256)))
     args = server_args(
-        lobby_port, (low, high), settings["data_dir"],
+        lobby_port,
+        (low, high),
+        settings["data_dir"],
         # The bench game is offered only when asked for.
         settings.get("games", "duel,maze,tictactoe,dice,owedrahn"),
         settings.get("lobby_extra", ""),
@@ -410,7 +421,10 @@ async def _lobby_ready(
 
 
 async def _host_ready(
-    reactor: Any, root: Any, processes: Any, ready: dict[str, Any],
+    reactor: Any,
+    root: Any,
+    processes: Any,
+    ready: dict[str, Any],
     server_counters: Callable[[], Any],
 ) -> Ready:
     """A `--role host` server is ready once its workers (if any) are live and its
@@ -556,8 +570,12 @@ def main() -> None:
     reactor = global_reactor()
     from benchmarks.bare_game_socket import start_bare_game_socket
 
-    starters = {"rooms": start_rooms, "server": start_server, "bare-tls": start_bare_tls,
-                "bare-game-socket": start_bare_game_socket}
+    starters = {
+        "rooms": start_rooms,
+        "server": start_server,
+        "bare-tls": start_bare_tls,
+        "bare-game-socket": start_bare_game_socket,
+    }
     if kind not in starters:
         raise ValueError(f"unknown server kind {kind!r}")
     started = starters[kind](reactor, settings)
@@ -582,7 +600,8 @@ def main() -> None:
 
     def failed(failure: Failure) -> None:
         control.emit(
-            "error", message=f"{type(failure.value).__name__}: {failure.value}",
+            "error",
+            message=f"{type(failure.value).__name__}: {failure.value}",
             traceback=failure.getTraceback(),
         )
         reactor.callLater(0.1, reactor.stop)
