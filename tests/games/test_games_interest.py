@@ -150,6 +150,8 @@ class ArenaViewTests(SynchronousTestCase):
                 move = [rng.uniform(-200, 200), rng.uniform(-200, 200)]
                 state = game.apply_action(state, seat, {"move": move, "n": 1}, rng).state
             state = game.tick(state, rng.choice([0.05, 0.5, 3.0]), rng).state
+        # The views below come from the helper, not the arena's fallback loop.
+        self.assertIsInstance(state.grid, Grid)
         for who in [*(s.player_id for s in table), None, "stranger"]:
             self.assertEqual(game.view(state, who), arena_view_before(game, state, who))
 
