@@ -48,11 +48,16 @@ class Options(usage.Options):
     synopsis = "<scenario> [options]"
     longdesc = __doc__
 
-    subCommands = [[name, None, *_scenario(name)] for name in COMMANDS]
+    subCommands = [
+        [name, None, *_scenario(name)]
+        for name in COMMANDS
+    ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("name a scenario: " + ", ".join(SCENARIOS) + " (see --help)")
+            raise usage.UsageError(
+                "name a scenario: " + ", ".join(SCENARIOS) + " (see --help)"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

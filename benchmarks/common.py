@@ -185,7 +185,9 @@ class MeasuredRun:
         for worker in workers:
             worker.send({"type": "mark", "census": census})
         for worker in workers:
-            self.marks.setdefault(worker.name, []).append(self.harness.wait_for(worker, "mark", 60))
+            self.marks.setdefault(worker.name, []).append(
+                self.harness.wait_for(worker, "mark", 60)
+            )
 
     def cpu_figures(self) -> dict[str, float]:
         """`server_cpu_s` and `load_cpu_s` for the JSON summary."""
@@ -274,10 +276,8 @@ def spawn_room_loads(
         }
         loads.append(
             harness.spawn(
-                f"load{index}",
-                "benchmarks.load_worker",
-                [scenario, json.dumps(settings)],
-                load_cpus[index],
+                f"load{index}", "benchmarks.load_worker",
+                [scenario, json.dumps(settings)], load_cpus[index],
             )
         )
     return loads

@@ -207,21 +207,20 @@ def run(options: Options) -> int:
         summary["endings"] = endings
     rows: list[tuple[str, Any]] = [
         ("matches (running at SIGTERM)", f"{summary['matches']} ({summary['running']})"),
-        (
-            "finished / aborted / lost",
-            f"{summary['finished']} / {summary['aborted']} / {summary['lost']}",
-        ),
+        ("finished / aborted / lost",
+         f"{summary['finished']} / {summary['aborted']} / {summary['lost']}"),
         ("drain s (SIGTERM to exit)", summary["drain_s"]),
         ("server exit code", exit_code),
     ]
     report(
         f"drain: {options['matches']} {options['game']} matches, SIGTERM to twistd "
         f"({options['host-workers']} game-host worker(s))",
-        rows,
-        summary,
-        table=options.show_table,
+        rows, summary, table=options.show_table,
     )
-    ok = summary["finished"] == options["matches"] and summary["lost"] == 0 and exit_code == 0
+    ok = (
+        summary["finished"] == options["matches"] and summary["lost"] == 0 and exit_code == 0
+    )
     if not ok:
         sys.stderr.write(f"twistd's log:\n{log[-8000:]}\n")
     return 0 if ok else 1
+

@@ -87,9 +87,8 @@ class EchoWindow:
             progress=lambda: {"count": self.count},
         )
 
-    def start(
-        self, sockets: list[socket.socket]
-    ) -> tuple[Callable[[float], list[int]], dict[int, int]]:
+    def start(self, sockets: list[socket.socket]) -> tuple[Callable[[float], list[int]],
+                                                        dict[int, int]]:
         """Start the timeline, send every socket its share of the window and poll the
         sockets (and standard input): the poll function and each socket's index by
         file descriptor. `close` closes the poller."""

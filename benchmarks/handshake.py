@@ -61,9 +61,7 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server",
-                "benchmarks.echo_server",
-                ["--mode", "vinom", "--key", key.hex()],
+                "server", "benchmarks.echo_server", ["--mode", "vinom", "--key", key.hex()],
                 server_cpu,
             )
             ready = harness.wait_for(server, "ready", 30)
@@ -76,9 +74,7 @@ def run(options: Options) -> int:
                 "duration": options["duration"],
             }
             load = harness.spawn(
-                "load",
-                "benchmarks.load_worker",
-                ["handshake", json.dumps(settings)],
+                "load", "benchmarks.load_worker", ["handshake", json.dumps(settings)],
                 load_cpus[0],
             )
             measured = MeasuredRun(
@@ -114,8 +110,6 @@ def run(options: Options) -> int:
     ]
     report(
         f"handshake: {options['slots']} in flight, {options['duration']:g} s measured",
-        rows,
-        summary,
-        table=options.show_table,
+        rows, summary, table=options.show_table,
     )
     return 0 if result["failures"] == 0 else 1

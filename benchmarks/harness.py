@@ -309,7 +309,9 @@ class Harness:
             if not data:
                 self._selector.unregister(key.fileobj)
 
-    def wait_for(self, worker: Worker, kind: str, timeout: float | None = None) -> dict[str, Any]:
+    def wait_for(
+        self, worker: Worker, kind: str, timeout: float | None = None
+    ) -> dict[str, Any]:
         """The worker's next message of type `kind`.
 
         Progress messages go to the progress callback on the way; an `error`
@@ -497,7 +499,9 @@ def human_number(value: Any) -> str:
     return str(value)
 
 
-def bottleneck(server_cpu_s: float, load_cpu_s: float, wall_s: float, load_cores: int = 1) -> str:
+def bottleneck(
+    server_cpu_s: float, load_cpu_s: float, wall_s: float, load_cores: int = 1
+) -> str:
     """Which side limited the rate: the busier one relative to the cores it had."""
     if wall_s <= 0:
         return "unknown"

@@ -290,9 +290,8 @@ class LeanSession:
         return self._seal_parts([self.last_reliable])
 
     def _seal_parts(self, parts: list[bytes]) -> bytes:
-        header = BODY_HEADER.pack(
-            self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits
-        )
+        header = BODY_HEADER.pack(self.body_seq & _MASK16, self.recv_latest & _MASK16,
+                                  self.recv_bits)
         return self._seal_body(header + b"".join(parts))
 
     def _seal_body(self, body: bytes) -> bytes:

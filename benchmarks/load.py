@@ -47,12 +47,8 @@ class Options(usage.Options):
     longdesc = __doc__
     optParameters = [
         ["lobby", "l", "localhost:7350", "The lobby to connect to, HOST:PORT."],
-        [
-            "trust",
-            "t",
-            None,
-            "PEM certificate to trust (the server's dev certificate); default: the system's CAs.",
-        ],
+        ["trust", "t", None, "PEM certificate to trust (the server's dev certificate); "
+                             "default: the system's CAs."],
         ["game", "g", "maze", "Game the bots queue for."],
         ["bots", "b", "10", "Bots playing at once."],
         ["duration", "d", "60", "Seconds to run."],
@@ -130,23 +126,16 @@ def summarize(fleet: Fleet, elapsed: float) -> dict[str, Any]:
 
 def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
     rows = [
-        (
-            "matches started / finished / aborted",
-            f"{summary['matches_started']:,} / {summary['matches_finished']:,} / "
-            f"{summary['matches_aborted']:,}",
-        ),
+        ("matches started / finished / aborted",
+         f"{summary['matches_started']:,} / {summary['matches_finished']:,} / "
+         f"{summary['matches_aborted']:,}"),
         ("moves applied", f"{summary['moves']:,} ({summary['moves_per_s']:,.1f}/s)"),
-        (
-            "move latency p50 / p90 / p99 / max ms",
-            f"{summary['move_p50_ms']} / {summary['move_p90_ms']} / {summary['move_p99_ms']} / "
-            f"{summary['move_max_ms']}",
-        ),
+        ("move latency p50 / p90 / p99 / max ms",
+         f"{summary['move_p50_ms']} / {summary['move_p90_ms']} / {summary['move_p99_ms']} / "
+         f"{summary['move_max_ms']}"),
         ("rejected actions", f"{summary['rejected_actions']:,}"),
-        (
-            "errors",
-            f"{summary['errors']:,}"
-            + (f" {summary['error_kinds']}" if summary["error_kinds"] else ""),
-        ),
+        ("errors", f"{summary['errors']:,}"
+         + (f" {summary['error_kinds']}" if summary["error_kinds"] else "")),
     ]
     title = f"load: {summary['bots']:,} {summary['game']} bots, {summary['elapsed_s']:g} s"
     out.write(f"{title}\n{'-' * len(title)}\n")
@@ -174,13 +163,8 @@ def run(options: Options, reactor: Any = None) -> int:
     install_client_loss(options["loss"], rng)
     host, port = options["lobby-address"]
     fleet = Fleet(
-        reactor,
-        LobbyAddress(host, port, options["trust"]),
-        game,
-        options["bots"],
-        think_time=options["think"],
-        lobby_slots=options["lobby-slots"],
-        seed=options["seed"],
+        reactor, LobbyAddress(host, port, options["trust"]), game, options["bots"],
+        think_time=options["think"], lobby_slots=options["lobby-slots"], seed=options["seed"],
     )
     duration = options["duration"]
     started = time.perf_counter()

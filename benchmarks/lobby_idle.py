@@ -48,25 +48,15 @@ def _measure(harness: Harness, kind: str, data_dir: str, n: int, cpus: Any) -> d
     settings: dict[str, Any] = {"data_dir": data_dir, "udp_ports": 8}
     if kind == "server":
         settings["extra_args"] = ["--lobby-hello-timeout", "600", "--lobby-idle-timeout", "600"]
-    server = harness.spawn(
-        f"{kind}", "benchmarks.server_worker", [kind, json.dumps(settings)], server_cpu
-    )
+    server = harness.spawn(f"{kind}", "benchmarks.server_worker", [kind, json.dumps(settings)],
+                           server_cpu)
     ready = harness.wait_for(server, "ready", 60)
     time.sleep(0.5)
     before = _rss(harness, server)
     load = harness.spawn(
-        "load",
-        "benchmarks.idle_tls_load",
-        [
-            json.dumps(
-                {
-                    "host": "127.0.0.1",
-                    "port": ready["lobby_port"],
-                    "trust": ready["trust"],
-                    "connections": n,
-                }
-            )
-        ],
+        "load", "benchmarks.idle_tls_load",
+        [json.dumps({"host": "127.0.0.1", "port": ready["lobby_port"],
+                     "trust": ready["trust"], "connections": n})],
         load_cpus[0],
     )
     held = harness.wait_for(load, "held", 30 + n / 100)
@@ -116,16 +106,13 @@ def run(options: Options) -> int:
     }
     rows: list[tuple[str, Any]] = [
         ("connections held (vinom / bare)", f"{vinom['held']:,} / {bare['held']:,}"),
-        (
-            "RSS bytes / idle connection: vinom / bare Twisted TLS",
-            f"{vinom['rss_bytes_per_connection']:,} / {bare['rss_bytes_per_connection']:,}",
-        ),
-        (
-            "RSS kept after close / connection: vinom / bare",
-            f"{vinom['rss_retained_per_connection']:,} / {bare['rss_retained_per_connection']:,}",
-        ),
+        ("RSS bytes / idle connection: vinom / bare Twisted TLS",
+         f"{vinom['rss_bytes_per_connection']:,} / {bare['rss_bytes_per_connection']:,}"),
+        ("RSS kept after close / connection: vinom / bare",
+         f"{vinom['rss_retained_per_connection']:,} / {bare['rss_retained_per_connection']:,}"),
         ("connections that failed", summary["errors"]),
     ]
-    report(f"lobby-idle: {n:,} idle TLS lobby connections", rows, summary, table=options.show_table)
+    report(f"lobby-idle: {n:,} idle TLS lobby connections", rows, summary,
+           table=options.show_table)
     ok = summary["errors"] == 0 and vinom["server_connections"] == n
     return 0 if ok else 1

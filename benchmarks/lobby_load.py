@@ -306,7 +306,9 @@ class Fleet:
             timer = MoveTimer(session, self)
             _chain(session, "on_state", timer.on_state)
             _chain(session, "on_error", timer.on_error)
-            timeout = self.reactor.callLater(self.match_timeout, _finish, session, {"p": "timeout"})
+            timeout = self.reactor.callLater(
+                self.match_timeout, _finish, session, {"p": "timeout"}
+            )
             if self.stopping():  # connected after stop_now looked at the sessions
                 _finish(session, {"p": "stopped"})
             final = await session.finished
@@ -389,7 +391,6 @@ async def match_client(
     session.on_phase = check
     if session.phase in FULL_ROOM_PHASES:
         check({"p": session.phase})
-
     def expire() -> None:
         if not full.called:
             full.errback(TimeoutError("no full room"))

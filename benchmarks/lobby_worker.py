@@ -73,10 +73,7 @@ async def run_match(reactor: Any, control: Control, settings: dict[str, Any]) ->
     async def one(index: int) -> None:
         try:
             seconds = await match_client(
-                reactor,
-                lobby,
-                settings.get("game", "duel"),
-                f"m{index}",
+                reactor, lobby, settings.get("game", "duel"), f"m{index}",
                 float(settings.get("client_timeout", 60.0)),
             )
             latencies.record(int(seconds * 1e6))
@@ -118,10 +115,7 @@ async def run_fleet(reactor: Any, control: Control, settings: dict[str, Any]) ->
     rng = random.Random(settings.get("seed"))
     loss = install_client_loss(float(settings.get("loss", 0.0)), rng)
     fleet = Fleet(
-        reactor,
-        _lobby(settings),
-        game,
-        int(settings["bots"]),
+        reactor, _lobby(settings), game, int(settings["bots"]),
         think_time=float(settings.get("think", 0.0)),
         lobby_slots=int(settings.get("lobby_slots", 64)),
         seed=settings.get("seed"),
@@ -249,12 +243,8 @@ async def run_matches(reactor: Any, control: Control, settings: dict[str, Any]) 
 
     def check_running() -> None:
         if announce and tally.sessions + sum(tally.failed.values()) == total * seats:
-            control.emit(
-                "running",
-                running=tally.running(),
-                sessions=tally.sessions,
-                failed=sum(tally.failed.values()),
-            )
+            control.emit("running", running=tally.running(), sessions=tally.sessions,
+                         failed=sum(tally.failed.values()))
 
     async def bot(name: str, bot_rng: random.Random) -> None:
         try:
@@ -292,9 +282,8 @@ async def run_matches(reactor: Any, control: Control, settings: dict[str, Any]) 
         try:
             await session.disconnect()
         except Exception as e:  # the game is over either way
-            tally.disconnect_errors[error_kind(e)] = (
-                tally.disconnect_errors.get(error_kind(e), 0) + 1
-            )
+            tally.disconnect_errors[error_kind(e)] = tally.disconnect_errors.get(
+                error_kind(e), 0) + 1
 
     async def lane(matches: int) -> None:
         for _ in range(matches):
@@ -309,12 +298,8 @@ async def run_matches(reactor: Any, control: Control, settings: dict[str, Any]) 
                 await deferLater(reactor, rest, lambda: None)
 
     def progress() -> None:
-        control.emit(
-            "progress",
-            count=tally.done(),
-            running=tally.running(),
-            elapsed=time.perf_counter() - started,
-        )
+        control.emit("progress", count=tally.done(), running=tally.running(),
+                     elapsed=time.perf_counter() - started)
 
     control.emit("measuring")
     started = time.perf_counter()
@@ -360,8 +345,7 @@ def main() -> None:
 
     def failed(failure: Any) -> None:
         control.emit(
-            "error",
-            message=f"{failure.type.__name__}: {failure.value}",
+            "error", message=f"{failure.type.__name__}: {failure.value}",
             traceback=failure.getTraceback(),
         )
 

@@ -104,55 +104,25 @@ class Options(ScenarioOptions):
         ["clients", "c", "1000", "Clients (an even number: the game seats two)."],
         ["in-flight", None, "200", "Clients in progress at once."],
         ["udp-ports", None, "256", "Size of the server's UDP port pool (concurrent games)."],
-        [
-            "backlog",
-            None,
-            None,
-            "The lobby's listen backlog (default: the server's own, Twisted's 50).",
-        ],
-        [
-            "client",
-            None,
-            "lean",
-            "The load's clients: 'lean' (plain poll loop) or 'twisted' "
-            "(the vinom client library on the reactor).",
-        ],
-        ["host-workers", None, "0", "Game-host worker processes (0: games in the server process)."],
-        [
-            "lobbies",
-            None,
-            "1",
-            "Lobby processes (--role lobby) on one Redis (needs --redis "
-            "when more than 1); clients spread over them in turn.",
-        ],
-        [
-            "gateway-tls",
-            None,
-            "passthrough",
-            "With --gateway: 'passthrough' (TLS copied to "
-            "the lobbies) or 'terminate' (the gateway does "
-            "the TLS; the lobbies listen on plain TCP).",
-        ],
+        ["backlog", None, None, "The lobby's listen backlog (default: the server's own, "
+                                "Twisted's 50)."],
+        ["client", None, "lean", "The load's clients: 'lean' (plain poll loop) or 'twisted' "
+                                 "(the vinom client library on the reactor)."],
+        ["host-workers", None, "0", "Game-host worker processes (0: games in the server "
+                                    "process)."],
+        ["lobbies", None, "1", "Lobby processes (--role lobby) on one Redis (needs --redis "
+                               "when more than 1); clients spread over them in turn."],
+        ["gateway-tls", None, "passthrough", "With --gateway: 'passthrough' (TLS copied to "
+                                             "the lobbies) or 'terminate' (the gateway does "
+                                             "the TLS; the lobbies listen on plain TCP)."],
     ]
     optFlags = [
-        [
-            "gateway",
-            None,
-            "Clients connect through a --role gateway process in front of the "
-            "lobbies (PROXY protocol v2; TLS as --gateway-tls says).",
-        ],
-        [
-            "redis",
-            None,
-            "Run lobbies and a game host as separate processes on a redis-server "
-            "of the scenario's own (docs/scaling.md).",
-        ],
-        [
-            "returning",
-            None,
-            "The clients are --in-flight players who play again: each offers "
-            "its last TLS session to the lobby (lean clients).",
-        ],
+        ["gateway", None, "Clients connect through a --role gateway process in front of the "
+                          "lobbies (PROXY protocol v2; TLS as --gateway-tls says)."],
+        ["redis", None, "Run lobbies and a game host as separate processes on a redis-server "
+                        "of the scenario's own (docs/scaling.md)."],
+        ["returning", None, "The clients are --in-flight players who play again: each offers "
+                            "its last TLS session to the lobby (lean clients)."],
     ]
 
     def postOptions(self) -> None:
@@ -193,24 +163,14 @@ def start_single(
 ) -> tuple[Worker, list[int], str]:
     """The whole server of `twistd vinom` in one process; (worker, [lobby port], trust)."""
     server = harness.spawn(
-        "server",
-        "benchmarks.server_worker",
-        [
-            "server",
-            json.dumps(
-                {
-                    "data_dir": data_dir,
-                    "udp_ports": options["udp-ports"],
-                    "lobby_extra": lobby_extra(options),
-                    "lobby_tls": not options.terminating,
-                    "extra_args": [
-                        "--host-workers",
-                        str(options["host-workers"]),
-                        *trust_gateway(options),
-                    ],
-                }
-            ),
-        ],
+        "server", "benchmarks.server_worker",
+        ["server", json.dumps({
+            "data_dir": data_dir,
+            "udp_ports": options["udp-ports"],
+            "lobby_extra": lobby_extra(options),
+            "lobby_tls": not options.terminating,
+            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
+        })],
         cpu,
     )
     ready = harness.wait_for(server, "ready", 60)
@@ -336,18 +296,12 @@ def run(options: Options) -> int:
                 "returning": bool(options["returning"]),
             }
             load = harness.spawn(
-                "load",
-                "benchmarks.lobby_worker",
+                "load", "benchmarks.lobby_worker",
                 [CLIENT_KINDS[options["client"]], json.dumps(settings)],
                 load_cpus[0],
             )
             measured = MeasuredRun(
-                harness,
-                server,
-                [load],
-                options,
-                "match",
-                options.planned_seconds(),
+                harness, server, [load], options, "match", options.planned_seconds(),
                 more_servers=more,
             )
             (result,) = measured.run(mark_server=workers and not options["redis"], mark=marked)
@@ -387,11 +341,8 @@ def run(options: Options) -> int:
         "redis": bool(options["redis"]),
         "gateway": bool(options["gateway"]),
         "returning": bool(options["returning"]),
-        "cores": {
-            "server": server_cpu,
-            "load": load_cpus[0],
-            **({"gateway": load_cpus[1]} if options["gateway"] else {}),
-        },
+        "cores": {"server": server_cpu, "load": load_cpus[0],
+                  **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),
         "clients_per_s": round(int(result["completed"]) / wall, 1),
         **latency_ms(histogram),

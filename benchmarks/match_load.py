@@ -147,23 +147,8 @@ class MatchClient:
     """One client's progress: its sockets, its TLS and UDP connections, its buffers."""
 
     __slots__ = (
-        "conn",
-        "deadline",
-        "in_buffer",
-        "index",
-        "lobby",
-        "mask",
-        "match_id",
-        "name",
-        "out_buffer",
-        "phase",
-        "player",
-        "server",
-        "sock",
-        "started",
-        "tls",
-        "udp",
-        "wake",
+        "conn", "deadline", "in_buffer", "index", "lobby", "mask", "match_id", "name",
+        "out_buffer", "phase", "player", "server", "sock", "started", "tls", "udp", "wake",
     )
 
     def __init__(
@@ -353,8 +338,7 @@ class MatchLoad:
                     self.resumed += 1
                 if self.negotiated is None:
                     self.negotiated = (
-                        tls.get_protocol_version_name(),
-                        tls.get_cipher_name(),
+                        tls.get_protocol_version_name(), tls.get_cipher_name(),
                         tls.get_group_name(),
                     )
                 client.phase = LOBBY
@@ -427,7 +411,7 @@ class MatchLoad:
                 if len(buffer) > MAX_LINE:
                     raise ClientFailed("lobby_line_too_long")
                 break
-            line, buffer = buffer[:end], buffer[end + 1 :]
+            line, buffer = buffer[:end], buffer[end + 1:]
             client.in_buffer = buffer
             self._frame(client, line)
         if client.phase == LOBBY and closed:
@@ -459,9 +443,8 @@ class MatchLoad:
         client.match_id = str(frame.get("game_id", ""))
         client.phase = GAME
         server = (host.host, host.port)
-        udp = socket.socket(
-            socket.AF_INET6 if ":" in host.host else socket.AF_INET, socket.SOCK_DGRAM
-        )
+        udp = socket.socket(socket.AF_INET6 if ":" in host.host else socket.AF_INET,
+                            socket.SOCK_DGRAM)
         udp.setblocking(False)
         udp.connect(server)
         client.udp = udp
@@ -623,9 +606,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
     # A TCP and a UDP socket per client in flight, and a margin.
     raise_fd_limit(2 * in_flight + 64)
     load = MatchLoad(
-        settings["host"],
-        int(settings["port"]),
-        settings.get("trust"),
+        settings["host"], int(settings["port"]), settings.get("trust"),
         more_lobbies=[(settings["host"], int(port)) for port in settings.get("more_ports", ())],
         game=settings.get("game", "duel"),
         timeout=float(settings.get("client_timeout", 60.0)),
@@ -637,8 +618,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
     cpu_start = cpu_seconds()
     try:
         load.run(
-            clients,
-            in_flight,
+            clients, in_flight,
             progress=lambda done: emit(
                 "progress", count=done, elapsed=time.perf_counter() - started
             ),

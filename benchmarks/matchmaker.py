@@ -38,13 +38,9 @@ class Options(ScenarioOptions):
         ["lobbies", None, "2", "Lobby processes racing for one queue (with --redis)."],
         ["tickets", "n", "20000", "Tickets queued in all."],
         ["in-flight", None, "256", "Calls outstanding per lobby."],
-        [
-            "party-size",
-            None,
-            "1",
-            "Players per ticket: with 2 or more every ticket is a party of that many, and a "
-            "match seats two parties.",
-        ],
+        ["party-size", None, "1",
+         "Players per ticket: with 2 or more every ticket is a party of that many, and a "
+         "match seats two parties."],
     ]
 
     def postOptions(self) -> None:

@@ -38,9 +38,8 @@ def main() -> None:
         from vinom.cluster.matchmaker import RedisMatchmaker
 
         port = int(settings["redis_port"])
-        pool = txredisapi.lazyConnectionPool(
-            "127.0.0.1", port, poolsize=4, reconnect=True, replyTimeout=30
-        )
+        pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=4, reconnect=True,
+                                             replyTimeout=30)
         matchmaker = RedisMatchmaker(
             pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), sizes, reactor
         )
@@ -83,22 +82,15 @@ def main() -> None:
                 Ticket(f"{leader}.{k}", leader, game, None, now, party_id=leader)
                 for k in range(1, party)
             )
-            tickets.append(
-                Ticket(
-                    leader,
-                    leader,
-                    game,
-                    None,
-                    now,
-                    party_id=leader if members else None,
-                    members=members,
-                )
-            )
+            tickets.append(Ticket(leader, leader, game, None, now,
+                                  party_id=leader if members else None, members=members))
 
         def counted(_: object) -> None:
             state["enqueued"] = state.get("enqueued", 0) + 1
 
-        d = gatherResults([limit.run(matchmaker.enqueue, t).addCallback(counted) for t in tickets])
+        d = gatherResults(
+            [limit.run(matchmaker.enqueue, t).addCallback(counted) for t in tickets]
+        )
         d.addErrback(lambda f: control.emit("error", message=f.getErrorMessage()))
         if len(mine) >= count:
             finish()

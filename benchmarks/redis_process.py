@@ -37,6 +37,8 @@ def redis_server_binary() -> str:
     return found
 
 
+
+
 def command(port: int, *words: str, password: str | None = None) -> Any:
     """One command to 127.0.0.1:`port` (after AUTH with `password`), its reply: str,
     int, None, a list, or a RuntimeError for an error reply. OSError if nobody answers."""

@@ -110,10 +110,8 @@ class RoomDriver(Driver):
                 room, seat = wanted[started]
                 server = self.servers[room % len(self.servers)]
                 token = self.issuer.issue_token(
-                    player_id=player_id(room, seat),
-                    match_id=match_id(room),
-                    hosts=(HostAddress(*server),),
-                    now=time.time(),
+                    player_id=player_id(room, seat), match_id=match_id(room),
+                    hosts=(HostAddress(*server),), now=time.time(),
                 )
                 client = self.add(token, now, server)
                 client.data = self.make_player(room, seat)
@@ -132,10 +130,7 @@ class RoomDriver(Driver):
         return Player(player_id(room, seat), room % len(self.servers))
 
     def add(
-        self,
-        token: PublicToken,
-        now: float,
-        server: tuple[str, int] | None = None,
+        self, token: PublicToken, now: float, server: tuple[str, int] | None = None,
         prefix: bytes = b"",
     ) -> Client:
         """Through the relay (`play --relay`): the player sends to it, each datagram

@@ -138,10 +138,7 @@ class Driver:
     # -- clients ------------------------------------------------------------
 
     def add(
-        self,
-        token: PublicToken,
-        now: float,
-        server: tuple[str, int] | None = None,
+        self, token: PublicToken, now: float, server: tuple[str, int] | None = None,
         prefix: bytes = b"",
     ) -> Client:
         """Start a client presenting `token` to `server` (default: the driver's); its
@@ -442,9 +439,7 @@ class HandshakeDriver(Driver):
     def start_one(self, now: float) -> None:
         self.issued += 1
         token = self.issuer.issue_token(
-            player_id=f"hs-{self.issued:x}",
-            match_id="bench-handshake",
-            hosts=self.hosts,
+            player_id=f"hs-{self.issued:x}", match_id="bench-handshake", hosts=self.hosts,
             now=time.time(),
         )
         self.add(token, now)

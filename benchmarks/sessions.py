@@ -83,23 +83,18 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server",
-                "benchmarks.server_worker",
+                "server", "benchmarks.server_worker",
                 ["rooms", json.dumps({"key": key.hex(), "rooms": rooms, "state_interval": 0})],
                 server_cpu,
             )
             ready = harness.wait_for(server, "ready", 60)
             loads = spawn_room_loads(
-                harness,
-                "sessions",
-                ready["port"],
-                key,
-                rooms,
-                options,
-                load_cpus,
+                harness, "sessions", ready["port"], key, rooms, options, load_cpus,
                 connect_limit=options.planned_seconds() + 30,
             )
-            measured = MeasuredRun(harness, server, loads, options, "sessions", options["duration"])
+            measured = MeasuredRun(
+                harness, server, loads, options, "sessions", options["duration"]
+            )
             results = measured.run(mark_server=True)
     except BenchError as e:
         progress.finish()
@@ -120,12 +115,8 @@ def run(options: Options) -> int:
         "rss_empty_bytes": rss_empty,
         "rss_end_bytes": rss_end,
         "server_datagrams_per_s": round(
-            (
-                after["counters"]["datagrams_received"]
-                + after["counters"]["datagrams_sent"]
-                - before["counters"]["datagrams_received"]
-                - before["counters"]["datagrams_sent"]
-            )
+            (after["counters"]["datagrams_received"] + after["counters"]["datagrams_sent"]
+             - before["counters"]["datagrams_received"] - before["counters"]["datagrams_sent"])
             / window,
             1,
         ),
@@ -140,7 +131,8 @@ def run(options: Options) -> int:
         ("sessions held", f"{held:,} of {options['sessions']:,}"),
         ("server CPU % of one core", summary["server_cpu_pct"]),
         ("server RSS bytes / session", summary["rss_bytes_per_session"]),
-        ("server RSS empty / end MB", f"{rss_empty / 1e6:.1f} / {rss_end / 1e6:.1f}"),
+        ("server RSS empty / end MB",
+         f"{rss_empty / 1e6:.1f} / {rss_end / 1e6:.1f}"),
         ("server datagrams in+out / s", summary["server_datagrams_per_s"]),
         ("time to connect all s", summary["connect_s"]),
         ("failed to connect", summary["failed_to_connect"]),
@@ -149,9 +141,7 @@ def run(options: Options) -> int:
     ]
     report(
         f"sessions: {options['sessions']:,} idle sessions, {options['duration']:g} s measured",
-        rows,
-        summary,
-        table=options.show_table,
+        rows, summary, table=options.show_table,
     )
     failed = summary["failed_to_connect"]
     return 0 if errors == 0 and failed == 0 and held == options["sessions"] else 1

@@ -39,24 +39,15 @@ class Options(ScenarioOptions):
     synopsis = "[options]"
     longdesc = __doc__
     optFlags = [
-        [
-            "census",
-            None,
-            "Count the server's live objects by type at both ends of the window "
-            "and trace its allocations in between (tracemalloc); report what grew. "
-            "Slows the server down: for finding leaks, not for figures.",
-        ],
+        ["census", None, "Count the server's live objects by type at both ends of the window "
+                         "and trace its allocations in between (tracemalloc); report what grew. "
+                         "Slows the server down: for finding leaks, not for figures."],
     ]
     optParameters = [
         ["bots", "b", "1000", "Bots playing at once."],
         ["game", "g", "maze", "Game the bots play."],
-        [
-            "warmup",
-            None,
-            "180",
-            "Seconds before the window: every bot in a game and the "
-            "server's heap at its working size (see docs/performance.md).",
-        ],
+        ["warmup", None, "180", "Seconds before the window: every bot in a game and the "
+                                "server's heap at its working size (see docs/performance.md)."],
         ["duration", None, "300", "Seconds measured."],
         ["loss", None, "0.05", "Probability that the network drops a client's datagram."],
         ["think", None, "0.2", "Seconds a bot waits before each action."],
@@ -99,8 +90,7 @@ def run(options: Options) -> int:
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
-                "server",
-                "benchmarks.server_worker",
+                "server", "benchmarks.server_worker",
                 ["server", json.dumps({"data_dir": data_dir, "udp_ports": options["udp-ports"]})],
                 server_cpu,
             )
@@ -120,9 +110,7 @@ def run(options: Options) -> int:
                 "seed": options["seed"],
             }
             load = harness.spawn(
-                "load",
-                "benchmarks.lobby_worker",
-                ["fleet", json.dumps(settings)],
+                "load", "benchmarks.lobby_worker", ["fleet", json.dumps(settings)],
                 load_cpus[0],
             )
             measured = MeasuredRun(harness, server, [load], options, "soak", options["duration"])
@@ -178,18 +166,14 @@ def run(options: Options) -> int:
         ("move latency p50 / p99 ms", f"{summary['move_p50_ms']} / {summary['move_p99_ms']}"),
         ("errors", summary["errors"]),
         ("rejected (stale) actions", rejected),
-        (
-            "server RSS start / end MB",
-            f"{rss_start / 1e6:.1f} / {rss_end / 1e6:.1f} ({summary['rss_growth_pct']:+.1f}%)",
-        ),
+        ("server RSS start / end MB", f"{rss_start / 1e6:.1f} / {rss_end / 1e6:.1f} "
+                                      f"({summary['rss_growth_pct']:+.1f}%)"),
         ("datagrams dropped by the simulated network", summary["datagrams_dropped"]),
         cpu_row(measured.server_cpu_s, measured.load_cpu_s, window),
     ]
     report(
         f"soak: {options['bots']:,} {options['game']} bots, {options['loss']:.0%} loss, "
         f"{options['duration']:g} s measured",
-        rows,
-        summary,
-        table=options.show_table,
+        rows, summary, table=options.show_table,
     )
     return 0 if summary["errors"] == 0 else 1

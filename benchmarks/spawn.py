@@ -131,8 +131,7 @@ def run(options: Options) -> int:
     samples = [float(x) for x in measured.server_marks[-1]["counters"]["spawn_samples"]]
     wall = float(result["window_s"]) or 1e-9
     errors = (
-        int(result["lost"])
-        + sum(result["bot_failures"].values())
+        int(result["lost"]) + sum(result["bot_failures"].values())
         + (options["matches"] - int(result["matches"]))
     )
     summary: dict[str, Any] = {
@@ -161,15 +160,14 @@ def run(options: Options) -> int:
         ("spawns observed", summary["spawns"]),
         ("matches finished / aborted", f"{summary['finished']} / {summary['aborted']}"),
         ("errors", errors),
-        cpu_row(measured.server_cpu_s, measured.load_cpu_s, wall, label="lobby / load CPU s"),
+        cpu_row(measured.server_cpu_s, measured.load_cpu_s, wall,
+                label="lobby / load CPU s"),
     ]
     report(
         f"spawn: {options['matches']} {options['game']} matches, a child process each, "
         f"pool of {options['pool']}, {options['at-once']} at a time, "
         f"{options['interval']:g} s apart",
-        rows,
-        summary,
-        table=options.show_table,
+        rows, summary, table=options.show_table,
     )
     ok = errors == 0 and summary["spawns"] == options["matches"]
     return 0 if ok else 1

@@ -75,12 +75,8 @@ class Options(ScenarioOptions):
     ]
     optFlags = [
         *ScenarioOptions.optFlags,
-        [
-            "relay",
-            None,
-            "Compare the bare echo direct and through vinom's UDP relay "
-            "(halves 'bare' and 'relayed') instead of bare and vinom.",
-        ],
+        ["relay", None, "Compare the bare echo direct and through vinom's UDP relay "
+                        "(halves 'bare' and 'relayed') instead of bare and vinom."],
     ]
 
     def postOptions(self) -> None:

@@ -102,17 +102,20 @@ class Control(LineReceiver):
             handler = self.handlers[command["type"]]
             reply = handler(command)
         except Exception as e:
-            self.emit("error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            self.emit(
+                "error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()
+            )
             return
         if isinstance(reply, Deferred):
-            reply.addCallbacks(lambda answer: self.emit(command["type"], **answer), self._failed)
+            reply.addCallbacks(
+                lambda answer: self.emit(command["type"], **answer), self._failed
+            )
         elif reply is not None:
             self.emit(command["type"], **reply)
 
     def _failed(self, failure: Failure) -> None:
         self.emit(
-            "error",
-            message=f"{type(failure.value).__name__}: {failure.value}",
+            "error", message=f"{type(failure.value).__name__}: {failure.value}",
             traceback=failure.getTraceback(),
         )
 
