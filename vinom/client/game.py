@@ -84,6 +84,21 @@ class GameSession:
         return None if self.state is None else self.state.get("k")
 
     @property
+    def tick_rate(self) -> float | None:
+        """The game's ticks per second from the welcome (0: no tick), or None before
+        the welcome or from a server that does not send it. A tick is exactly
+        ``1 / tick_rate`` seconds and tick `k` falls at the start of play plus
+        ``k / tick_rate``: the step a predicting client uses."""
+        return _number(self.welcome, "tick_rate")
+
+    @property
+    def snapshot_rate(self) -> float | None:
+        """The states per second this player gets while playing, from the welcome
+        (0: one after every change, a game without a tick), or None before the
+        welcome or from a server that does not send it."""
+        return _number(self.welcome, "snapshot_rate")
+
+    @property
     def server_time(self) -> float | None:
         """The newest state's server time in seconds since the room opened (from
         its ``ts`` milliseconds), or None: what a client interpolating between
@@ -168,6 +183,11 @@ class GameSession:
             _call(self.on_error, message)
         elif kind == "presence":
             _call(self.on_presence, message)
+
+
+def _number(message: Mapping[str, Any] | None, key: str) -> float | None:
+    value = None if message is None else message.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _call(handler: MessageHandler | None, message: dict[str, Any]) -> None:

@@ -60,6 +60,12 @@ message       ch  keys
                   followed by a ``state`` (no state overtakes it: the endpoint sends
                   a session's states reliably until its opening is acknowledged).
                   ``title`` is the game's display name ("Owe Drahn"), for people.
+                  ``tick_rate`` (number): the game's ticks per second, 0 for a
+                  game without a tick; a tick lasts exactly ``1 / tick_rate``
+                  seconds and tick ``k`` falls at the start of play plus
+                  ``k / tick_rate``, so a client can predict with the same step.
+                  ``snapshot_rate`` (number): the states per second a player gets
+                  while playing (0: after every change, a game without a tick).
 ``phase``     1   ``{"t": "phase", "p": phase, "v": version, "r": remaining}``, plus
                   ``"result": {"winners": [...], "reason": ..., ...}`` (the game's
                   result) when ``p`` is ``finished`` and ``"reason": str`` when ``p``
@@ -334,8 +340,11 @@ def encode_welcome(
     seats: Sequence[Seat],
     reconnected: bool,
     title: str | None = None,
+    tick_rate: float | None = None,
+    snapshot_rate: float | None = None,
 ) -> bytes:
-    """The ``welcome`` message opening a session; `title` is the game's display name."""
+    """The ``welcome`` message opening a session; `title` is the game's display name,
+    `tick_rate` and `snapshot_rate` its ticks and states per second (0: no tick)."""
     message: dict[str, Any] = {
         "t": "welcome",
         "match": match_id,
@@ -346,6 +355,10 @@ def encode_welcome(
     }
     if title is not None:
         message["title"] = title
+    if tick_rate is not None:
+        message["tick_rate"] = tick_rate
+    if snapshot_rate is not None:
+        message["snapshot_rate"] = snapshot_rate
     return _pack(message)
 
 

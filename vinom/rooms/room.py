@@ -22,6 +22,18 @@ go out at once. Whatever the game, a state also goes out when none did for
 `RoomConfig.state_interval` seconds. Every state carries the room's tick
 number and its time (milliseconds since `start`), for clients that interpolate.
 
+Fixed step: a game with a tick advances in whole steps of `1 / tick_rate`
+seconds (its `tick` always gets exactly that `dt`), on a grid that starts when
+play starts: tick `k` is due at that moment plus `k / tick_rate`, so the tick
+number `k` is a clock, a replay of the same inputs is exact, and a client can
+predict with the same step. After a stall (a slow tick, a busy host) the room
+catches up by whole steps, at most `MAX_CATCH_UP_TICKS` per wake-up; beyond
+that it drops the rest of the lag (the grid moves on, `dropped_ticks` counts
+the steps never run) rather than spiral further behind. One snapshot follows
+the steps of a wake-up. The state after each tick is kept for the game's last
+`history_ticks_of(game)` ticks, for lag compensation (`TickHistory`,
+`IGame.apply_action_at`).
+
 Version rule: the version grows by exactly one for every applied action,
 every phase change, and every hook (join, leave, reconnect, tick, time up)
 that returned a new state object. A rejected action changes nothing.
@@ -54,6 +66,7 @@ from vinom.games.interfaces import (
     shared_view_of,
     snapshot_rate_of,
 )
+from vinom.games.history import TickHistory, history_ticks_of
 from vinom.games.registry import check_game
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
@@ -78,6 +91,14 @@ _PLAYING = Phase.PLAYING
 _INF = math.inf
 # No action id at all (a broadcast's recipients' ids are int or None).
 _NO_ACTION_ID = object()
+
+#: The most ticks a room runs in one wake-up to catch up after a stall (a
+#: quarter of a second at 20 Hz). Running every missed step could take longer
+#: than the steps cover, and the room would never catch up (the "spiral of
+#: death"); the lag beyond this is dropped and counted (`Room.dropped_ticks`).
+MAX_CATCH_UP_TICKS = 5
+# A time within this fraction of a tick before a grid time is on it (`_tick`).
+_ON_GRID = 1e-6
 
 # Games that passed `check_game` (by id, while they live): checking costs about
 # 0.1 ms, and a game object serves many rooms.
@@ -179,8 +200,14 @@ class Room:
     abort_reason: str | None = field(init=False, default=None)
     # When the room finished or was aborted.
     ended_at: float | None = field(init=False, default=None)
-    # Game ticks run so far (every state carries it, with the room's time).
+    # Game ticks run so far (every state carries it, with the room's time):
+    # tick k ran at the start of play plus (k + dropped_ticks) / tick_rate.
     tick_number: int = field(init=False, default=0)
+    # Fixed steps never run: the lag beyond `MAX_CATCH_UP_TICKS` a wake-up dropped.
+    dropped_ticks: int = field(init=False, default=0)
+    # The state after each of the game's last ticks (lag compensation; empty
+    # for a game without a tick).
+    history: TickHistory = field(init=False)
     # States per second per player while playing (0: after every change; see
     # the module docstring), from the game's `snapshot_rate`.
     snapshot_rate: float = field(init=False, default=0.0)
@@ -194,8 +221,10 @@ class Room:
     _phase_ends: float | None = field(init=False, default=None)
     _state_due: float = field(init=False, default=_INF)
     _tick_due: float = field(init=False, default=_INF)
+    # When play started: the origin of the fixed-step grid.
     _tick_start: float = field(init=False, default=0.0)
-    _last_tick: float = field(init=False, default=0.0)
+    # The game's `apply_action_at` (lag compensation), if it has one.
+    _apply_action_at: Callable[..., Outcome] | None = field(init=False, default=None)
     # When `start` opened the room: a state's time counts from it.
     _started_at: float = field(init=False, default=0.0)
     # A game with a tick, while playing: the state changed since the last
@@ -219,6 +248,8 @@ class Room:
     _check_views: bool = field(init=False, default=False)
     # The game's display name, sent in every welcome.
     _title: str = field(init=False, default="")
+    # The game's ticks per second (0: none), sent in every welcome.
+    _tick_rate: float = field(init=False, default=0.0)
     # The seats the game's bot plays, if any.
     _bots: tuple[_Member, ...] = field(init=False, default=())
 
@@ -231,7 +262,10 @@ class Room:
         self._shared_view = shared_view_of(self.game)
         self._check_views = self._shared_view and self.config.check_views
         self._title = display_name_of(self.game)
+        self._tick_rate = float(self.game.tick_rate or 0.0)
         self._idle_timeout = idle_timeout_of(self.game)
+        self.history = TickHistory(history_ticks_of(self.game))
+        self._apply_action_at = getattr(self.game, "apply_action_at", None)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
@@ -428,31 +462,46 @@ class Room:
         self._enter(Phase.PLAYING, limit if has_limit else None, now)
         rate = self.game.tick_rate
         if rate and rate > 0:
-            self._last_tick = self._tick_start = now
-            self._tick_due = now + 1.0 / rate
+            self._tick_start = now
+            self._tick_due = now + (1.0 - _ON_GRID / 2) / rate
+            # Tick 0: the state play starts from (the first states' `k`).
+            self.history.record(0, self.state)
             self._snapshot_due = now + 1.0 / self.snapshot_rate
         self._track_idle(None, now)
         self._send_states(now)
 
     def _tick(self, now: float) -> None:
-        interval = 1.0 / self.game.tick_rate
-        # The next tick stays on the grid of the first (missed ones are
-        # skipped), as a LoopingCall schedules it. A tick run a rounding error
-        # before its grid time counts as on it: the next is a whole interval
-        # away, not due at once (which would run two ticks for one).
-        until_next = interval - ((now - self._tick_start) % interval)
-        self._tick_due = now + (until_next if until_next > interval * 1e-6 else interval)
-        dt = now - self._last_tick
-        self._last_tick = now
-        self.tick_number += 1
-        try:
-            outcome = self.game.tick(self.state, dt, self.rng)
-        except Exception:
-            self._game_error("tick")
-        else:
-            if self._apply(outcome):
-                self._after_change(now)
-        if self._state_changed and self.phase is _PLAYING:
+        """Run the fixed steps due by `now` (at most `MAX_CATCH_UP_TICKS`), then
+        send the snapshot if one is due."""
+        rate = float(self.game.tick_rate)
+        interval = 1.0 / rate
+        # The steps due by now on the grid. A clock summing float intervals
+        # reads a hair before a grid time (0.1 ten times is 0.9999999999999999):
+        # within a millionth of a tick counts as on it, and the next tick is
+        # due half that early, so the timer wakes the room in time to count it.
+        due_steps = math.floor((now - self._tick_start) * rate + _ON_GRID) - self.dropped_ticks
+        behind = due_steps - self.tick_number
+        if behind > MAX_CATCH_UP_TICKS:
+            # Too far behind to catch up: run the bound and drop the rest.
+            self.dropped_ticks += behind - MAX_CATCH_UP_TICKS
+            behind = MAX_CATCH_UP_TICKS
+        game, history = self.game, self.history
+        for _ in range(behind):
+            self.tick_number += 1
+            try:
+                outcome = game.tick(self.state, interval, self.rng)
+            except Exception:
+                self._game_error("tick")
+            else:
+                if self._apply(outcome):
+                    self._after_change(now)
+            if self.phase is not _PLAYING:
+                return  # the tick ended the game (`_end` stopped the ticks)
+            history.record(self.tick_number, self.state)
+        # Computed from the origin, not by adding `interval`: no drift over a long match.
+        next_step = self.tick_number + self.dropped_ticks + 1
+        self._tick_due = self._tick_start + (next_step - _ON_GRID / 2) * interval
+        if self._state_changed:
             self._snapshot(now, interval)
 
     def _snapshot(self, now: float, tick_interval: float) -> None:
@@ -530,6 +579,8 @@ class Room:
                 self.seats,
                 reconnected,
                 self._title,
+                self._tick_rate,
+                self.snapshot_rate,
             ),
         )
         member.joined = True
@@ -621,7 +672,11 @@ class Room:
             return False
         game = self.game
         try:
-            outcome = game.apply_action(self.state, member.seat, action, self.rng)
+            apply_at = self._apply_action_at
+            if apply_at is None:
+                outcome = game.apply_action(self.state, member.seat, action, self.rng)
+            else:
+                outcome = apply_at(self.state, member.seat, action, self.rng, self.history)
         except IllegalAction as e:
             self._send_error(member, e.code, e.message, action_id)
             return False

@@ -1,0 +1,96 @@
+"""`TickHistory`: the states of a real-time game's last ticks, for lag compensation.
+
+A shot fired by a player lands in the room some time after the player saw the
+world it aimed at: the state they saw (the snapshot numbered `k`) is a round
+trip and an interpolation delay old. A game that judges the shot against the
+room's current state misses targets that were where the shooter aimed. So the
+room keeps, for a game with a tick, the state right after each of its last
+ticks (the state the snapshot of that tick was built from), and hands the game
+a read-only `TickHistory` in `apply_action_at` (see `IGame`): the game looks up
+`state_at(k)` for the tick the client says it saw and judges the hit there,
+as Valve's Source engine does.
+
+States are immutable, so keeping one is keeping a reference: the history
+costs a slot per tick, no copy. It is bounded (`history_ticks_of`): a tick
+older than that is gone and `state_at` answers None, which also caps how far
+back a client can claim to have aimed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+#: Seconds of ticks a room keeps by default for a game that says nothing
+#: (`history_ticks_of`): one second, enough for a 300 ms round trip plus an
+#: interpolation delay of a few ticks.
+DEFAULT_HISTORY_SECONDS = 1.0
+
+
+def history_ticks_of(game: object) -> int:
+    """How many past ticks' states a room keeps for `game`: its `history_ticks`
+    if set, else one second's worth (`ceil(tick_rate)`); 0 for a game without a
+    tick. A negative value is taken as 0 (no history)."""
+    tick_rate = float(getattr(game, "tick_rate", 0.0) or 0.0)
+    if tick_rate <= 0:
+        return 0
+    ticks = getattr(game, "history_ticks", None)
+    if ticks is None:
+        return math.ceil(tick_rate * DEFAULT_HISTORY_SECONDS)
+    return max(0, int(ticks))
+
+
+class TickHistory:
+    """The states after the last `size` ticks, by tick number (read-only to a game).
+
+    The room records each tick's state (`record`); a game only reads:
+    `tick` (the newest tick recorded), `oldest` (the oldest still kept) and
+    `state_at(tick)`.
+    """
+
+    __slots__ = ("_states", "_newest", "size")
+
+    def __init__(self, size: int) -> None:
+        #: How many ticks are kept at most.
+        self.size = size
+        self._states: deque[Any] = deque(maxlen=max(1, size))
+        self._newest = -1
+
+    def record(self, tick: int, state: Any) -> None:
+        """The room's call: `state` is the state right after tick `tick`.
+
+        Ticks are recorded in order, one by one (a gap, after the room dropped
+        lag, starts the history again: no state is invented for skipped ticks).
+        """
+        if self.size <= 0:
+            return
+        if tick != self._newest + 1:
+            self._states.clear()
+        self._states.append(state)
+        self._newest = tick
+
+    @property
+    def tick(self) -> int:
+        """The newest tick recorded (-1 before any)."""
+        return self._newest
+
+    @property
+    def oldest(self) -> int:
+        """The oldest tick whose state is still kept (-1 when none is)."""
+        if not self._states:
+            return -1
+        return self._newest - len(self._states) + 1
+
+    def state_at(self, tick: int) -> Any | None:
+        """The state right after tick `tick` (what its snapshot showed), or None
+        when that tick is too old, not run yet, or not an int."""
+        if type(tick) is not int or not self._states:
+            return None
+        back = self._newest - tick
+        if back < 0 or back >= len(self._states):
+            return None
+        return self._states[-1 - back]
+
+    def __len__(self) -> int:
+        return len(self._states)
