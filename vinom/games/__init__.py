@@ -7,6 +7,17 @@ Write a game by subclassing `Game` (see docs/games.md)::
 
 from vinom.games.base import Game
 from vinom.games.common import option_int
+from vinom.games.history import TickHistory
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
 
-__all__ = ["Game", "GameEvent", "IBot", "IGame", "IllegalAction", "Outcome", "Seat", "option_int"]
+__all__ = [
+    "Game",
+    "GameEvent",
+    "IBot",
+    "IGame",
+    "IllegalAction",
+    "Outcome",
+    "Seat",
+    "TickHistory",
+    "option_int",
+]

@@ -49,7 +49,7 @@ class TickHistory:
     `state_at(tick)`.
     """
 
-    __slots__ = ("_states", "_newest", "size")
+    __slots__ = ("_newest", "_states", "size")
 
     def __init__(self, size: int) -> None:
         #: How many ticks are kept at most.

@@ -169,6 +169,16 @@ class IGame(Interface):
       at most `tick_rate`; a game without a tick must leave it None. Default
       None: `tick_rate` (`snapshot_rate_of`). A game without a tick sends a
       state after every change.
+    - `history_ticks` (int or None): for a game with a tick, how many past
+      ticks' states the room keeps for lag compensation. Default None: one
+      second's worth, `ceil(tick_rate)` (`vinom.games.history.history_ticks_of`).
+    - `apply_action_at(state, seat, action, rng, history) -> Outcome`: if the
+      game defines it, the room calls it for every action instead of
+      `apply_action`, with a read-only `vinom.games.history.TickHistory`:
+      `history.state_at(k)` is the state right after tick `k` (the state the
+      snapshot numbered `k` showed), None once older than `history_ticks`, so
+      the game can judge a shot against the world the shooter saw (lag
+      compensation; docs/games.md).
     - `display_name` (str): the name people read ("Owe Drahn"), shown by
       `vinom games`, the terminal client and sent in the room's `welcome`.
       Default: the registry name in words, capitalised (`display_name_of`).
@@ -235,7 +245,11 @@ class IGame(Interface):
         """
 
     def tick(state: Any, dt: float, rng: random.Random) -> Outcome:
-        """Advance by `dt` seconds; called at `tick_rate` while playing."""
+        """Advance by `dt` seconds; called at `tick_rate` while playing.
+
+        `dt` is always exactly ``1 / tick_rate`` (a fixed step, see
+        `vinom.rooms.room`): after a stall the room runs the missed steps one
+        by one, at most `MAX_CATCH_UP_TICKS` at once."""
 
     def time_up(state: Any) -> Outcome:
         """The time limit passed: end the game."""

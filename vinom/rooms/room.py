@@ -53,6 +53,7 @@ from attrs import define, field, frozen
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.games.history import TickHistory, history_ticks_of
 from vinom.games.interfaces import (
     GameEvent,
     IBot,
@@ -66,7 +67,6 @@ from vinom.games.interfaces import (
     shared_view_of,
     snapshot_rate_of,
 )
-from vinom.games.history import TickHistory, history_ticks_of
 from vinom.games.registry import check_game
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
