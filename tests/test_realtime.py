@@ -154,10 +154,12 @@ class RealTimeServerTests(TestCase):
         port, cert = await self.start_twistd()
         lobby = LobbyAddress("127.0.0.1", port, cert)
         seen: list[list[tuple[float, dict[str, Any]]]] = []
+        sessions: list[GameSession] = []
 
         def count(session: GameSession) -> None:
             states: list[tuple[float, dict[str, Any]]] = []
             seen.append(states)
+            sessions.append(session)
             inner = session.on_state
 
             def on_state(message: dict[str, Any]) -> None:
@@ -196,6 +198,9 @@ class RealTimeServerTests(TestCase):
             # Every state is built after a tick: its time is on the tick grid.
             times = [m["ts"] for _, m in states]
             self.assertEqual(times, sorted(set(times)))
+        # The welcome told each client the game's step and its rate of states.
+        for session in sessions:
+            self.assertEqual((session.tick_rate, session.snapshot_rate), (TICK_RATE, TICK_RATE))
 
 
 class _PlayedGame:

@@ -54,6 +54,19 @@ class GameSessionTests(SynchronousTestCase):
         self.assertEqual(self.session.version, 5)
         self.assertEqual((self.session.tick, self.session.server_time), (None, None))
 
+    def test_tick_and_snapshot_rates_from_the_welcome(self) -> None:
+        self.assertEqual((self.session.tick_rate, self.session.snapshot_rate), (None, None))
+        data = encode_welcome("m-1", "arena", 0, SEATS, False, "Arena", 20.0, 10.0)
+        self.session.message_received(RELIABLE, data)
+        self.assertEqual((self.session.tick_rate, self.session.snapshot_rate), (20.0, 10.0))
+        # A turn-based game: no tick, a state after every change.
+        data = encode_welcome("m-1", "duel", 0, SEATS, False, "Duel", 0, 0)
+        self.session.message_received(RELIABLE, data)
+        self.assertEqual((self.session.tick_rate, self.session.snapshot_rate), (0.0, 0.0))
+        # A server that sends neither (or sends nonsense) gives None.
+        self.session.message_received(RELIABLE, welcome(False))
+        self.assertEqual((self.session.tick_rate, self.session.snapshot_rate), (None, None))
+
     def test_a_state_that_overtook_the_first_welcome_is_kept(self) -> None:
         self.session.message_received(UNRELIABLE, encode_state(1, "countdown", 3.0, {}))
         self.session.message_received(RELIABLE, welcome(False))
