@@ -60,8 +60,9 @@ class TickHistory:
     def record(self, tick: int, state: Any) -> None:
         """The room's call: `state` is the state right after tick `tick`.
 
-        Ticks are recorded in order, one by one (a gap, after the room dropped
-        lag, starts the history again: no state is invented for skipped ticks).
+        The room numbers ticks one by one (steps it drops after a long stall
+        take no number), so each tick follows the last; were one ever skipped,
+        the history starts again rather than answer for a tick it never saw.
         """
         if self.size <= 0:
             return
