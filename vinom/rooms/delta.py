@@ -228,7 +228,8 @@ class Quantisation:
     """
 
     rules: tuple[tuple[str, float | str], ...] = field(default=(), converter=_rules)
-    _root: _Node | None = field(
+    # The rules compiled to a tree the walks follow (read by this module's decoder too).
+    compiled: _Node | None = field(
         init=False,
         eq=False,
         repr=False,
@@ -240,17 +241,17 @@ class Quantisation:
 
         Raises TypeError for what a view cannot hold (a non-str map key, a set...)."""
         walk = _ToWire()
-        wire = walk.value(view, self._root, 0)
-        crc = _crc(wire, self._root) if checksum else None
+        wire = walk.value(view, self.compiled, 0)
+        crc = _crc(wire, self.compiled) if checksum else None
         return Prepared(wire, walk.wide, crc)
 
     def quantise(self, view: Any) -> Any:
         """The view a client rebuilds from this one: what `decode` returns for it."""
-        return _from_wire(_ToWire().value(view, self._root, 0), self._root, 0)
+        return _from_wire(_ToWire().value(view, self.compiled, 0), self.compiled, 0)
 
     def checksum(self, view: Any) -> int:
         """The checksum of `quantise(view)` (module docstring)."""
-        return _crc(_ToWire().value(view, self._root, 0), self._root)
+        return _crc(_ToWire().value(view, self.compiled, 0), self.compiled)
 
     def checksum_of_decoded(self, view: Any) -> int:
         """The checksum of a view already quantised (one `decode` returned)."""
@@ -634,7 +635,7 @@ def _rebuild(
     verify: bool,
 ) -> Snapshot:
     tick, baseline_tick, checksum, body = frame
-    root = quantisation._root
+    root = quantisation.compiled
     try:
         if baseline_tick is None:
             view = _full(body, root, 0)
