@@ -5,6 +5,10 @@
 // as strings), str is UTF-8 checked, bin is a Uint8Array, integers that fit a
 // JavaScript number exactly are numbers and wider 64-bit ones are BigInts,
 // ext is an Ext. Truncated input and trailing bytes throw a DecodeError.
+// decode(bytes, { typed: true }), for the delta snapshots of delta.js: floats
+// come as Float32 or Float64 (so an integer is told from an integral float, as
+// the snapshot's quantisation needs) and a map key that is not a str throws a
+// DecodeError.
 //
 // encode(value) -> Uint8Array: null/undefined (nil), booleans, numbers
 // (integers in their smallest width, other numbers as float 64), BigInt
@@ -27,11 +31,18 @@ export class Float32 {
   }
 }
 
+// A float 64 as `decode(bytes, { typed: true })` gives it; encode writes it as float 64.
+export class Float64 {
+  constructor(value) {
+    this.value = value;
+  }
+}
+
 const MAX_DEPTH = 256;
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
 
-export function decode(input) {
+export function decode(input, { typed = false } = {}) {
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let offset = 0;
@@ -81,6 +92,7 @@ export function decode(input) {
     const out = {};
     for (let n = 0; n < length; n++) {
       const key = value(depth + 1);
+      if (typed && typeof key !== "string") throw new DecodeError("a map key that is not a str");
       const entry = value(depth + 1);
       const name = typeof key === "string" ? key : String(key);
       // Assigning "__proto__" would set the prototype, not a key.
@@ -118,8 +130,14 @@ export function decode(input) {
       case 0xc7: return ext(view.getUint8(need(1)));
       case 0xc8: return ext(view.getUint16(need(2)));
       case 0xc9: return ext(view.getUint32(need(4)));
-      case 0xca: return view.getFloat32(need(4));
-      case 0xcb: return view.getFloat64(need(8));
+      case 0xca: {
+        const number = view.getFloat32(need(4));
+        return typed ? new Float32(number) : number;
+      }
+      case 0xcb: {
+        const number = view.getFloat64(need(8));
+        return typed ? new Float64(number) : number;
+      }
       case 0xcc: return view.getUint8(need(1));
       case 0xcd: return view.getUint16(need(2));
       case 0xce: return view.getUint32(need(4));
@@ -263,6 +281,7 @@ function writeValue(w, value, depth) {
       break;
   }
   if (value instanceof Float32) return w.head(0xca, 4, (v, at) => v.setFloat32(at, value.value));
+  if (value instanceof Float64) return w.head(0xcb, 8, (v, at) => v.setFloat64(at, value.value));
   if (value instanceof Ext) return writeExt(w, value);
   if (value instanceof Uint8Array) return writeBin(w, value);
   if (value instanceof ArrayBuffer) return writeBin(w, new Uint8Array(value));
