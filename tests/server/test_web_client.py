@@ -277,8 +277,8 @@ class WebClientFilesTests(TestCase):
         self.assertNotIn("unsafe-inline", csp)
         self.assertIn(b'src="app.js"', page)
         self.assertIn(b'href="style.css"', page)
-        scripts = ["app.js", "lobby.js", "game.js", "msgpack.js", "fallback.js", "loader.js",
-                   "boards/tictactoe.js", "boards/dice.js"]  # fmt: skip
+        scripts = ["app.js", "lobby.js", "game.js", "msgpack.js", "delta.js", "fallback.js",
+                   "loader.js", "boards/tictactoe.js", "boards/dice.js"]  # fmt: skip
         for name in scripts:
             code, headers, body = await self.fetch(f"/{name}")
             self.assertEqual(

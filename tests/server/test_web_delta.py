@@ -334,3 +334,97 @@ class DeltaDecoderTests(TestCase):
             self.assertGreater(out["drops"]["stale"], 0)
             self.assertLessEqual(out["held"], 64)
         await browser.check()
+
+
+# A GameSocket on a stand-in WebSocket: the messages given (hex msgpack) arrive in
+# order, `input` is called between them, and everything sent and handed on is reported.
+SOCKET_SCRIPT = """
+const [welcome, snaps, done] = arguments;
+Promise.all([import('./game.js'), import('./msgpack.js')]).then(async ([g, m]) => {
+  const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
+  const sent = [];
+  const got = [];
+  const fake = { readyState: 1, send: (b) => sent.push(hex(b)), close() {} };
+  const socket = new g.GameSocket('wss://unused.invalid/game', {}, {
+    onMessage: (message) => got.push(message), open: () => fake,
+  });
+  const deliver = (h) => fake.onmessage({ data: bytes(h).buffer });
+  const ticks = [];
+  deliver(welcome);
+  deliver(snaps[0]);  // the first snap: acknowledged at once
+  ticks.push(socket.input({ move: 1 }), socket.input({ move: 2 }));
+  deliver(snaps[1]);  // acknowledges the first input
+  for (let n = 3; n <= 12; n++) ticks.push(socket.input({ move: n }));
+  deliver(snaps[2]);  // acknowledges every input
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  deliver(snaps[3]);  // two snapshot intervals without input: an ack-only input
+  deliver(snaps[4]);  // a damaged one
+  done({ sent, got: hex(m.encode(got)), ticks, drops: socket.snapshots.drops,
+         pending: socket.pending.length });
+}, (e) => done({ error: String(e) + (e.stack ?? '') }));
+"""
+
+
+class GameSocketTests(TestCase):
+    """game.js: snaps become states, inputs go out stamped and repeated."""
+
+    async def test_snaps_become_states_and_inputs_are_repeated_until_acknowledged(self) -> None:
+        rules = {"p.*.x": 0.01, "p.*.y": 0.01}
+        quantisation = Quantisation(rules)
+        history = SnapshotHistory(quantisation=quantisation, checksum=True)
+        views = {
+            10: {"p": {"ann": {"x": 1.234, "y": 5.0}}, "n": 1},
+            11: {"p": {"ann": {"x": 1.5, "y": 5.0}, "bob": {"x": 0.0, "y": -2.25}}, "n": 2},
+            12: {"p": {"bob": {"x": 0.333, "y": -2.25}}, "n": 3},
+            13: {"p": {"bob": {"x": 0.3331, "y": 9.0}}, "n": [4]},
+        }
+        iks = {10: None, 11: 12, 12: 23, 13: 23}
+        snaps = []
+        for tick, view in views.items():
+            data = history.encode_for(tick, view, tick - 1 if tick > 10 else None)
+            snaps.append({"t": "snap", "v": tick * 2, "ts": tick * 50, "r": 30.5, "i": None,
+                          "ik": iks[tick], "d": data})  # fmt: skip
+        snaps.append({"t": "snap", "v": 99, "ts": 700, "r": None, "i": 3, "ik": 23, "d": b"\xc1"})
+        welcome = {"t": "welcome", "match": "m", "game": "arena", "seat": 0, "players": [],
+                   "tick_rate": 20, "snapshot_rate": 20, "q": pairs(rules)}  # fmt: skip
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+        out = await browser.run(
+            lambda d: d.execute_async_script(
+                SOCKET_SCRIPT, msgpack.packb(welcome).hex(), [msgpack.packb(s).hex() for s in snaps]
+            )
+        )
+        self.assertNotIn("error", out, out.get("error"))
+        got = msgpack.unpackb(bytes.fromhex(out["got"]))
+        self.assertEqual(got[0]["t"], "welcome")
+        self.assertEqual(len(got), 5)  # the damaged snap is not handed on
+        for state, (tick, view) in zip(got[1:], views.items(), strict=True):
+            self.assertEqual(
+                list(state), ["t", "v", "p", "r", "k", "ts", "s", "i"]
+            )
+            self.assertEqual(
+                {k: v for k, v in state.items() if k != "s"},
+                {"t": "state", "v": tick * 2, "p": "playing", "r": 30.5, "k": tick,
+                 "ts": tick * 50, "i": None},
+            )  # fmt: skip
+            self.assertTrue(same(state["s"], quantisation.quantise(view)), (tick, state["s"]))
+        self.assertEqual(out["drops"], {"corrupt": 1, "unknown_baseline": 0, "checksum": 0,
+                                        "stale": 0})  # fmt: skip
+        # Stamped with the newest snap's tick plus 2 (no RTT known), one tick each.
+        self.assertEqual(out["ticks"], [12, 13, *range(14, 24)])
+        sent = [msgpack.unpackb(bytes.fromhex(h)) for h in out["sent"]]
+        self.assertEqual(sent[0], {"t": "input", "a": 10, "x": []})
+        self.assertEqual(sent[1], {"t": "input", "a": 10, "x": [[12, {"move": 1}]]})
+        self.assertEqual(sent[2]["x"], [[12, {"move": 1}], [13, {"move": 2}]])
+        # Snap 11's ik (12) acknowledged the first: the third repeats the second only.
+        self.assertEqual(
+            sent[3], {"t": "input", "a": 11, "x": [[13, {"move": 2}], [14, {"move": 3}]]}
+        )
+        # At most 8 unacknowledged inputs, oldest dropped.
+        self.assertEqual(sent[12]["x"], [[k, {"move": k - 11}] for k in range(16, 24)])
+        # Snap 12 came just after an input: no ack-only; snap 13, 150 ms later, got one.
+        self.assertEqual(sent[13:], [{"t": "input", "a": 13, "x": []}])
+        self.assertEqual(out["pending"], 0)

@@ -2,8 +2,23 @@
 // WebSocket"): the first message is the 1200-byte request packet built from
 // match_found's token, then every message both ways is one msgpack room
 // message (docs/protocol.md, section 14).
+//
+// In a room whose game has a tick, while playing, the host sends `snap`s (delta
+// snapshots, docs/protocol.md section 16, decoded by delta.js): GameSocket
+// rebuilds each view and hands it on as the `state` a board takes, and
+// `input(input)` sends tick-stamped real-time inputs, each repeated until a
+// snap's `ik` acknowledges it (docs/web.md, "Snapshots and inputs").
 
+import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./msgpack.js";
+
+// The unacknowledged inputs an `input` message repeats, at most.
+export const MAX_PENDING_INPUTS = 8;
+// Lead of an input's tick over the estimated server tick when the RTT is unknown.
+export const DEFAULT_INPUT_LEAD = 2;
+// With no input sent for this many snapshot intervals, a snap is acknowledged
+// by an input message of no new input.
+export const ACK_ONLY_INTERVALS = 2;
 
 // What each close code of /game means for the player (docs/web.md, "Limits and close codes").
 export const CLOSE_REASONS = {
@@ -65,12 +80,23 @@ export function gameUrl(found, location) {
 }
 
 export class GameSocket {
-  constructor(url, token, { onMessage = () => {}, onClose = () => {} } = {}) {
+  // `open` makes the WebSocket (a test passes a stand-in with send, close and readyState).
+  constructor(url, token, { onMessage = () => {}, onClose = () => {}, open = (at) => new WebSocket(at) } = {}) {
     this.onMessage = onMessage;
     this.onClose = onClose;
     this.nextAction = 1;
     this.closedByUs = false;
-    this.socket = new WebSocket(url);
+    // Real-time play (a game with a tick): the welcome's rates and rules.
+    this.tickRate = 0;
+    this.snapshotRate = 0;
+    this.snapshots = new SnapshotReceiver(); // replaced at each welcome (its `q`)
+    this.snapTick = null; // the newest applied snap's tick: the `a` of each input message
+    this.clock = null; // { k, at }: the newest tick heard of and when (performance.now(), ms)
+    this.pending = []; // [[k, input], ...]: inputs not yet acknowledged by a snap's `ik`
+    this.lastTick = null; // the tick of the newest input stamped
+    this.lastInputSent = null; // performance.now() of the last input message
+    this.rtt = null; // seconds, when the page knows it: input() leads by half of it
+    this.socket = open(url);
     this.socket.binaryType = "arraybuffer";
     this.socket.onopen = () => this.socket.send(requestPacket(token));
     this.socket.onmessage = (event) => {
@@ -83,14 +109,102 @@ export class GameSocket {
         return;
       }
       if (message !== null && typeof message === "object" && typeof message.t === "string") {
-        this.onMessage(message);
+        this.receive(message);
       }
     };
     this.socket.onclose = (event) => this.onClose(event, this.closedByUs);
   }
 
+  receive(message) {
+    if (message.t === "welcome") {
+      this.welcome(message);
+    } else if (message.t === "snap") {
+      const state = this.snap(message);
+      if (state !== null) this.onMessage(state);
+      return;
+    } else if (message.t === "state" && typeof message.k === "number") {
+      this.heard(message.k);
+    }
+    this.onMessage(message);
+  }
+
+  welcome(message) {
+    this.tickRate = typeof message.tick_rate === "number" ? message.tick_rate : 0;
+    this.snapshotRate = typeof message.snapshot_rate === "number" ? message.snapshot_rate : 0;
+    try {
+      this.snapshots = new SnapshotReceiver({ rules: message.q ?? null });
+    } catch (error) {
+      console.warn("a welcome whose quantisation rules cannot be read", error);
+      this.snapshots = new SnapshotReceiver();
+    }
+    // A new session's host holds none of this one's snapshots or inputs.
+    this.snapTick = null;
+    this.pending = [];
+    this.lastTick = null;
+  }
+
+  heard(k) {
+    if (this.clock === null || k >= this.clock.k) this.clock = { k, at: performance.now() };
+  }
+
+  // A snap: its view rebuilt as the state a board takes, or null when dropped
+  // (late, against a baseline not held, corrupt: counted in this.snapshots.drops).
+  snap(message) {
+    if (typeof message.ik === "number") {
+      this.pending = this.pending.filter(([k]) => k > message.ik);
+    }
+    let state = null;
+    // A `d` that is not bin is corrupt too: the receiver counts it so.
+    const snapshot = this.snapshots.receive(message.d);
+    if (snapshot !== null) {
+      this.snapTick = snapshot.tick;
+      this.heard(snapshot.tick);
+      state = {
+        t: "state", v: message.v, p: "playing", r: message.r ?? null, k: snapshot.tick,
+        ts: message.ts, s: snapshot.view, i: message.i ?? null,
+      };
+    }
+    const interval = this.snapshotRate > 0 ? 1000 / this.snapshotRate : 1000 / (this.tickRate || 1);
+    if (this.lastInputSent === null || performance.now() - this.lastInputSent >= ACK_ONLY_INTERVALS * interval) {
+      this.sendInputs();
+    }
+    return state;
+  }
+
+  // The tick an input made now is meant for: the estimated server tick (the
+  // newest tick heard of, plus the time since at the tick rate) plus a lead
+  // (1 tick and half the RTT when known, else 2 ticks); after the previous
+  // input's, so each input has a tick of its own.
+  inputTick() {
+    let estimate = 0;
+    if (this.clock !== null) {
+      const elapsed = (performance.now() - this.clock.at) / 1000;
+      estimate = this.clock.k + Math.floor(elapsed * this.tickRate);
+    }
+    const lead = this.rtt === null ? DEFAULT_INPUT_LEAD : Math.ceil((this.rtt / 2) * this.tickRate) + 1;
+    const k = estimate + lead;
+    return this.lastTick === null ? k : Math.max(k, this.lastTick + 1);
+  }
+
+  // Sends a real-time input (a map, what the game's action handler takes),
+  // stamped with the tick it is meant for, with every input not yet
+  // acknowledged (at most 8, oldest first); returns its tick.
+  input(input) {
+    const k = this.inputTick();
+    this.lastTick = k;
+    this.pending.push([k, input]);
+    if (this.pending.length > MAX_PENDING_INPUTS) this.pending.splice(0, this.pending.length - MAX_PENDING_INPUTS);
+    this.sendInputs();
+    return k;
+  }
+
+  sendInputs() {
+    this.lastInputSent = performance.now();
+    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() });
+  }
+
   send(message) {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(encode(message));
+    if (this.socket.readyState === 1) this.socket.send(encode(message)); // OPEN
   }
 
   // Sends a game action; returns its id (echoed in an error and in my state's `i`).
