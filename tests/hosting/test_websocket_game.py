@@ -225,6 +225,10 @@ class GameSocketLimitTests(GameSocketTestCase):
         forged[200] ^= 1
         closed = await (await self.game_socket(None, first=bytes(forged))).closed
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_invalid"))
+        # A client of protocol version 1 (8-byte body headers) is told so.
+        old = evolve(token, protocol_version=1)
+        closed = await (await self.game_socket(None, first=old.request_packet())).closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "wrong_version"))
         expired = evolve(token, expires_at=1)
         closed = await (await self.game_socket(None, first=expired.request_packet())).closed
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_expired"))
@@ -238,7 +242,8 @@ class GameSocketLimitTests(GameSocketTestCase):
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_reused"))
         self.assertEqual(
             await self.refusals(),
-            {"request_size": 1, "token_invalid": 1, "token_expired": 1, "token_reused": 1},
+            {"request_size": 1, "token_invalid": 1, "wrong_version": 1, "token_expired": 1,
+             "token_reused": 1},
         )
 
     async def test_oversize_text_and_too_fast_messages_close_the_socket(self) -> None:

@@ -36,6 +36,7 @@ from vinom.protocol.wire import (
     KEEPALIVE,
     PACKET_NAMES,
     PAYLOAD,
+    PROTOCOL_VERSION,
     REQUEST,
     REQUEST_PADDING,
     REQUEST_SIZE,
@@ -297,7 +298,7 @@ class RandomDatagramTests(SynchronousTestCase):
         return net, event.session_id
 
     def random_datagrams(self, rng: random.Random, count: int) -> Iterator[bytes]:
-        prefix = struct.pack("<BIQQ", REQUEST, 1, APPLICATION_ID, int(WALL) + 60)
+        prefix = struct.pack("<BIQQ", REQUEST, PROTOCOL_VERSION, APPLICATION_ID, int(WALL) + 60)
         for _ in range(count):
             r = rng.random()
             if r < 0.05:

@@ -68,7 +68,7 @@ class SharedEmptyTableTests(SynchronousTestCase):
         large = Reliability(max_body=1200, now=0.0)
         same = Reliability(max_body=64, now=0.0, max_pending_bytes=100, max_receive_message=10)
         self.assertEqual(
-            (small.max_reliable_message, large.max_reliable_message), (256 * 50, 256 * 1024)
+            (small.max_reliable_message, large.max_reliable_message), (256 * 49, 256 * 1024)
         )
         self.assertEqual(same.max_pending_bytes, 100)
         self.assertRaises(MessageTooLarge, small.send_unreliable, bytes(16 * 50 + 1))

@@ -639,8 +639,8 @@ class HandOverTests(SynchronousTestCase):
         self.assertEqual(layer.next_reliable_expected, 1, "the host's event was delivered")
         # A reliable message sealed from the handover alone is one the host accepts.
         body = struct.pack(
-            "<HHIHH", layer.next_body_sequence, layer.latest_received & 0xFFFF,
-            layer.received_bits, (RELIABLE << 14) | 4, layer.next_reliable_id,
+            "<HHIBHH", layer.next_body_sequence, layer.latest_received & 0xFFFF,
+            layer.received_bits, 0, (RELIABLE << 14) | 4, layer.next_reliable_id,
         ) + b"move"
         seq = handover.next_packet_sequence
         header = struct.pack("<BQ", PAYLOAD, seq)

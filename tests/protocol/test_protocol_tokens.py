@@ -37,6 +37,7 @@ from vinom.protocol.tokens import (
 )
 from vinom.protocol.wire import (
     PRIVATE_TOKEN_SIZE,
+    PROTOCOL_VERSION,
     REQUEST_SIZE,
     SEALED_TOKEN_SIZE,
     address_bytes,
@@ -104,11 +105,11 @@ class PrivateTokenTests(SynchronousTestCase):
         sealed = seal_private_token(token, PROTOCOL, 2000, nonce)
         self.assertEqual(len(sealed), SEALED_TOKEN_SIZE)
         aead = new_aead(TOKEN_KEY)
-        ad = token_associated_data(1, APPLICATION_ID, 2000)
+        ad = token_associated_data(PROTOCOL_VERSION, APPLICATION_ID, 2000)
         self.assertEqual(open_private_token(aead, nonce, sealed, ad), token)
-        for wrong_ad in (token_associated_data(2, APPLICATION_ID, 2000),
-                         token_associated_data(1, APPLICATION_ID + 1, 2000),
-                         token_associated_data(1, APPLICATION_ID, 2001)):
+        for wrong_ad in (token_associated_data(1, APPLICATION_ID, 2000),  # version 1
+                         token_associated_data(PROTOCOL_VERSION, APPLICATION_ID + 1, 2000),
+                         token_associated_data(PROTOCOL_VERSION, APPLICATION_ID, 2001)):
             self.assertIsNone(open_private_token(aead, nonce, sealed, wrong_ad))
         self.assertIsNone(open_private_token(new_aead(bytes(32)), nonce, sealed, ad))
         self.assertIsNone(open_private_token(aead, b"\x01" * 12, sealed, ad))
@@ -166,7 +167,7 @@ class TokenIssuerTests(SynchronousTestCase):
         self.assertEqual(public.hosts, (address,))
         opened = open_private_token(
             new_aead(TOKEN_KEY), public.nonce, public.sealed,
-            token_associated_data(1, APPLICATION_ID, public.expires_at),
+            token_associated_data(PROTOCOL_VERSION, APPLICATION_ID, public.expires_at),
         )
         assert opened is not None
         self.assertEqual(opened.player_id, "p-b")
@@ -205,7 +206,9 @@ class ConfigTests(SynchronousTestCase):
     def test_validation(self) -> None:
         self.assertRaises(ValueError, ProtocolConfig, token_key=b"short")
         self.assertRaises(ValueError, ProtocolConfig, token_key=TOKEN_KEY, application_id=2**53)
-        self.assertRaises(ValueError, ProtocolConfig, token_key=TOKEN_KEY, protocol_version=2)
+        for old_or_unknown in (1, 3):
+            self.assertRaises(ValueError, ProtocolConfig, token_key=TOKEN_KEY,
+                              protocol_version=old_or_unknown)
         self.assertRaises(ValueError, HostConfig, PROTOCOL, ())
         self.assertRaises(ValueError, HostConfig, PROTOCOL, (HOST,), keepalive_interval=0)
         self.assertRaises(ValueError, HostConfig, PROTOCOL, (HOST,) * 9)

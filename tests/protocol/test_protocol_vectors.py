@@ -23,6 +23,7 @@ from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnect
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import (
+    PROTOCOL_VERSION,
     PrivateToken,
     PublicToken,
     TokenIssuer,
@@ -89,7 +90,7 @@ def run(feed: dict[str, bytes] | None = None) -> tuple[dict[str, bytes], list[An
     token = public_token()
     host, player = server(), client(token)
     made: dict[str, bytes] = {}
-    ad = token_associated_data(1, APPLICATION_ID, token.expires_at)
+    ad = token_associated_data(PROTOCOL_VERSION, APPLICATION_ID, token.expires_at)
     made["private_token"] = new_aead(TOKEN_KEY).decrypt(token.nonce, token.sealed, ad)
 
     def step(name: str, data: bytes) -> bytes:

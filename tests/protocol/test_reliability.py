@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import tracemalloc
+from typing import Any
 
 from twisted.trial.unittest import TestCase
 
@@ -25,7 +26,7 @@ from vinom.protocol.reliability import (
 )
 
 
-def endpoint(max_body: int = 1150, now: float = 0.0, **kwargs: int) -> Reliability:
+def endpoint(max_body: int = 1150, now: float = 0.0, **kwargs: Any) -> Reliability:
     return Reliability(max_body=max_body, now=now, **kwargs)
 
 
@@ -36,13 +37,18 @@ def timer(side: Reliability) -> float:
 
 
 def header(body: bytes) -> tuple[int, int, int]:
-    seq, ack, bits = BODY_HEADER.unpack_from(body, 0)
+    seq, ack, bits, _delay = BODY_HEADER.unpack_from(body, 0)
     return seq, ack, bits
 
 
-def body(seq: int, ack: int = 0xFFFF, bits: int = 0, *messages: bytes) -> bytes:
-    """A hand-made body: header plus already encoded messages."""
-    return BODY_HEADER.pack(seq, ack, bits) + b"".join(messages)
+def ack_delay_field(body: bytes) -> int:
+    """The body header's ack_delay byte (ms)."""
+    return body[8]
+
+
+def body(seq: int, ack: int = 0xFFFF, bits: int = 0, *messages: bytes, delay: int = 0) -> bytes:
+    """A hand-made body: header (ack delay `delay` ms) plus already encoded messages."""
+    return BODY_HEADER.pack(seq, ack, bits, delay) + b"".join(messages)
 
 
 def reliable(message_id: int, data: bytes) -> bytes:
@@ -78,13 +84,13 @@ class ConstructionTests(TestCase):
         endpoint(max_body=8192)
 
     def test_message_limits_follow_the_body_size(self) -> None:
-        # 256 fragments of (1150 - 8 - 6) bytes exceed 256 KiB, so the default holds.
+        # 256 fragments of (1150 - 9 - 6) bytes exceed 256 KiB, so the default holds.
         self.assertEqual(endpoint().max_reliable_message, 256 * 1024)
         self.assertEqual(endpoint().max_unreliable_message, 16 * 1024)
-        # With 32-byte bodies a fragment carries 18 bytes: 256 and 16 fragments.
+        # With 32-byte bodies a fragment carries 17 bytes: 256 and 16 fragments.
         small = endpoint(max_body=32)
-        self.assertEqual(small.max_reliable_message, 256 * 18)
-        self.assertEqual(small.max_unreliable_message, 16 * 18)
+        self.assertEqual(small.max_reliable_message, 256 * 17)
+        self.assertEqual(small.max_unreliable_message, 16 * 17)
 
     def test_idle_endpoint_has_nothing_to_do(self) -> None:
         side = endpoint()
@@ -103,50 +109,53 @@ class LayoutTests(TestCase):
         side.send_unreliable(b"snap")
         self.assertEqual(
             side.build_bodies(0.0),
-            [bytes.fromhex("0000ffff00000000" "04000000736e6170" "0540000068656c6c6f")],
+            [bytes.fromhex("0000ffff0000000000" "04000000736e6170" "0540000068656c6c6f")],
         )
 
     def test_ack_only_body(self) -> None:
         side = endpoint()
         side.receive_body(body(0, 0xFFFF, 0, reliable(0, b"x")), 1.0)
-        self.assertEqual(side.build_bodies(1.0 + DEFAULT_ACK_DELAY_S), [bytes(8)])
+        # The ack delay byte says the ack was held 10 ms.
+        self.assertEqual(
+            side.build_bodies(1.0 + DEFAULT_ACK_DELAY_S), [bytes(8) + bytes([10])]
+        )
 
     def test_fragments(self) -> None:
-        # 32-byte bodies: 8 header + 6 fragment header + 18 data.
+        # 32-byte bodies: 9 header + 6 fragment header + 17 data.
         side = endpoint(max_body=32)
         data = bytes(range(40))
         side.send_reliable(data)
         self.assertEqual(
             side.build_bodies(0.0),
             [
-                bytes.fromhex("0000ffff00000000" "1260000000 02".replace(" ", "")) + data[:18],
-                bytes.fromhex("0100ffff00000000" "1260010001 02".replace(" ", "")) + data[18:36],
-                bytes.fromhex("0200ffff00000000" "0460020002 02".replace(" ", "")) + data[36:],
+                bytes.fromhex("0000ffff0000000000" "1160000000 02".replace(" ", "")) + data[:17],
+                bytes.fromhex("0100ffff0000000000" "1160010001 02".replace(" ", "")) + data[17:34],
+                bytes.fromhex("0200ffff0000000000" "0660020002 02".replace(" ", "")) + data[34:],
             ],
         )
 
     def test_unreliable_fragments_share_one_sequence(self) -> None:
         side = endpoint(max_body=32)
         side.send_unreliable(b"a")
-        side.send_unreliable(bytes(21))  # 20 would fit one body unfragmented
+        side.send_unreliable(bytes(20))  # 19 would fit one body unfragmented
         bodies = side.build_bodies(0.0)
         self.assertEqual(
             bodies,
             [
-                bytes.fromhex("0000ffff00000000" "01000000" "61"),
-                bytes.fromhex("0100ffff00000000" "122001000001") + bytes(18),
-                bytes.fromhex("0200ffff00000000" "032001000101") + bytes(3),
+                bytes.fromhex("0000ffff0000000000" "01000000" "61"),
+                bytes.fromhex("0100ffff0000000000" "112001000001") + bytes(17),
+                bytes.fromhex("0200ffff0000000000" "032001000101") + bytes(3),
             ],
         )
 
     def test_single_message_exactly_fills_a_body(self) -> None:
         side = endpoint(max_body=32)
-        side.send_reliable(bytes(20))  # 8 + 4 + 20 = 32: not fragmented
+        side.send_reliable(bytes(19))  # 9 + 4 + 19 = 32: not fragmented
         [only] = side.build_bodies(0.0)
         self.assertEqual(len(only), 32)
-        self.assertEqual(only[8:12], bytes.fromhex("14400000"))
-        side.send_reliable(bytes(21))  # one more byte: two fragments
-        self.assertEqual([len(b) for b in side.build_bodies(0.0)], [32, 17])
+        self.assertEqual(only[9:13], bytes.fromhex("13400000"))
+        side.send_reliable(bytes(20))  # one more byte: two fragments (17 + 3)
+        self.assertEqual([len(b) for b in side.build_bodies(0.0)], [32, 18])
 
     def test_bodies_never_exceed_max_body(self) -> None:
         side = endpoint(max_body=100)
@@ -241,55 +250,151 @@ class AckTests(TestCase):
         self.assertEqual(side.buffered_bytes, 4 + 1)
 
 
+def exchange(
+    a: Reliability, b: Reliability, sent: float, path_s: float, held_s: float = 0.0
+) -> None:
+    """`a` sends a reliable ping at `sent`; `b` gets it `path_s / 2` later, holds
+    its ack `held_s` (then sends a snapshot carrying it, or an ack-only body if
+    `held_s` is its ack delay), and its reply reaches `a` `path_s / 2` after it
+    leaves."""
+    a.send_reliable(b"ping")
+    arrives = sent + path_s / 2
+    for item in a.build_bodies(sent):
+        b.receive_body(item, arrives)
+    if held_s < b.ack_delay_s:
+        b.send_unreliable(b"pong")  # the ack rides on it
+    replies = b.build_bodies(arrives + held_s)
+    assert replies, "b owes an ack"
+    for item in replies:
+        a.receive_body(item, arrives + held_s + path_s / 2)
+
+
 class RoundTripTimeTests(TestCase):
     def test_first_sample_and_rto(self) -> None:
         a, b = endpoint(), endpoint()
-        a.send_reliable(b"ping")
-        deliver(a, b, 0.0)
-        b.send_unreliable(b"pong")  # the reply carries the ack
-        deliver(b, a, 0.1)
+        exchange(a, b, 0.0, 0.1, held_s=DEFAULT_ACK_DELAY_S)
         self.assertEqual(a.rtt_samples, 1)
         self.assertAlmostEqual(a.rtt_s, 0.1)
+        self.assertAlmostEqual(a.min_rtt_s, 0.1)
         self.assertAlmostEqual(a.rttvar, 0.05)
+        # The peer's ack delay (default 10 ms) is part of the RTO.
         self.assertAlmostEqual(a.rto_s, 0.1 + 4 * 0.05 + DEFAULT_ACK_DELAY_S)
 
     def test_smoothing(self) -> None:
         a, b = endpoint(), endpoint()
-        now = 0.0
-        for rtt in (0.1, 0.2):
-            a.send_reliable(b"ping")
-            deliver(a, b, now)
-            b.send_unreliable(b"pong")
-            deliver(b, a, now + rtt)
-            now += 1.0
+        exchange(a, b, 0.0, 0.1)
+        exchange(a, b, 1.0, 0.2)
         # RFC 6298: rttvar = 3/4 * 0.05 + 1/4 * |0.1 - 0.2|, srtt = 7/8 * 0.1 + 1/8 * 0.2
         self.assertAlmostEqual(a.rttvar, 0.0625)
         self.assertAlmostEqual(a.rtt_s, 0.1125)
+        self.assertAlmostEqual(a.min_rtt_s, 0.1)
 
     def test_rto_is_clamped(self) -> None:
         a, b = endpoint(), endpoint()
-        a.send_reliable(b"ping")
-        deliver(a, b, 0.0)
-        b.send_unreliable(b"pong")
-        deliver(b, a, 0.0)
+        exchange(a, b, 0.0, 0.0)
         self.assertEqual(a.rto_s, MIN_RTO_S)
         slow_a, slow_b = endpoint(), endpoint()
-        slow_a.send_reliable(b"ping")
-        deliver(slow_a, slow_b, 0.0)
-        slow_b.send_unreliable(b"pong")
-        deliver(slow_b, slow_a, 3.0)
+        exchange(slow_a, slow_b, 0.0, 3.0)
         self.assertEqual(slow_a.rto_s, MAX_RTO_S)
 
-    def test_unreliable_only_packets_give_no_samples(self) -> None:
-        # Their acks may wait for the peer's next message, so they would overstate RTT.
+    def test_a_peer_holding_its_ack_50_ms_does_not_inflate_the_rtt(self) -> None:
+        # The peer holds every ack 50 ms (its tick); the path is 20 ms. Without the
+        # reported delay left out the estimate would read 70 ms.
+        a = endpoint(peer_ack_delay_s=0.05)
+        b = endpoint(ack_delay_s=0.05)
+        now = 0.0
+        for _ in range(20):
+            exchange(a, b, now, 0.02, held_s=0.05)
+            now += 0.1
+        self.assertEqual(a.rtt_samples, 20)
+        self.assertAlmostEqual(a.rtt_s, 0.02, delta=0.002)
+        self.assertAlmostEqual(a.min_rtt_s, 0.02, delta=0.002)
+        # The RTO allows for the peer's hold instead.
+        self.assertAlmostEqual(a.rto_s, a.rtt_s + 4 * a.rttvar + 0.05)
+
+    def test_the_ack_delay_field_says_how_long_the_ack_was_held(self) -> None:
+        side = endpoint(ack_delay_s=0.1)
+        side.receive_body(body(0, 0xFFFF, 0, reliable(0, b"x")), 1.0)
+        for held, field in ((0.0, 0), (0.0004, 0), (0.0006, 1), (0.0374, 37), (0.1, 100)):
+            side.send_unreliable(b"s")
+            [sent] = side.build_bodies(1.0 + held)
+            self.assertEqual(ack_delay_field(sent), field, held)
+        # Before any body arrived there is no ack to hold: 0, whatever the time.
+        fresh = endpoint()
+        fresh.send_unreliable(b"s")
+        self.assertEqual(ack_delay_field(fresh.build_bodies(50.0)[0]), 0)
+
+    def test_the_ack_delay_field_saturates_and_then_gives_no_sample(self) -> None:
         a, b = endpoint(), endpoint()
         a.send_unreliable(b"state")
         deliver(a, b, 0.0)
-        b.send_unreliable(b"state")
-        deliver(b, a, 0.5)
+        b.send_unreliable(b"state")  # b's next body comes 0.5 s later: 255 ms or more
+        [late] = b.build_bodies(0.5)
+        self.assertEqual(ack_delay_field(late), 255)
+        a.receive_body(late, 0.5)
         self.assertEqual(a.acked_packets, 1)
         self.assertEqual(a.rtt_samples, 0)
         self.assertEqual(a.rto_s, INITIAL_RTO_S)
+
+    def test_unreliable_only_packets_give_samples_now(self) -> None:
+        # Their acks may ride late on the peer's next body, but the delay is reported.
+        a, b = endpoint(), endpoint()
+        a.send_unreliable(b"state")
+        for item in a.build_bodies(0.0):
+            b.receive_body(item, 0.015)
+        b.send_unreliable(b"state")  # held 40 ms, then 15 ms back
+        for item in b.build_bodies(0.055):
+            a.receive_body(item, 0.07)
+        self.assertEqual(a.rtt_samples, 1)
+        self.assertAlmostEqual(a.rtt_s, 0.03)
+
+    def test_a_delay_that_would_take_the_sample_below_min_rtt_is_not_believed(self) -> None:
+        a, b = endpoint(), endpoint(ack_delay_s=0.1)
+        exchange(a, b, 0.0, 0.04, held_s=0.01)
+        self.assertAlmostEqual(a.min_rtt_s, 0.04)
+        # A body claiming a 60 ms hold after a 70 ms round trip says the path took
+        # 10 ms: more than one field unit below min_rtt, so the raw 70 ms is used.
+        a.send_unreliable(b"s")
+        [sent] = a.build_bodies(1.0)
+        b.receive_body(sent, 1.0)
+        b.send_unreliable(b"s")
+        [reply] = b.build_bodies(1.0)
+        forged = reply[:8] + bytes([60]) + reply[9:]
+        a.receive_body(forged, 1.07)
+        self.assertEqual(a.rtt_samples, 2)
+        self.assertAlmostEqual(a.rtt_s, 0.04 + (0.07 - 0.04) / 8)
+        self.assertAlmostEqual(a.min_rtt_s, 0.04)
+
+    def test_set_ack_delays(self) -> None:
+        a, b = endpoint(), endpoint()
+        exchange(a, b, 0.0, 0.04)
+        rto = a.rto_s
+        # own: b holds an owed ack 50 ms now; peer: a's RTO allows for 50 ms.
+        b.set_ack_delays(0.05, DEFAULT_ACK_DELAY_S)
+        a.set_ack_delays(DEFAULT_ACK_DELAY_S, 0.05)
+        self.assertEqual((b.ack_delay_s, b.peer_ack_delay_s), (0.05, DEFAULT_ACK_DELAY_S))
+        self.assertAlmostEqual(a.rto_s, rto + 0.05 - DEFAULT_ACK_DELAY_S)
+        a.send_reliable(b"ping")
+        for item in a.build_bodies(1.0):
+            b.receive_body(item, 1.0)
+        self.assertAlmostEqual(timer(b), 1.05)
+        self.assertEqual(b.build_bodies(1.049), [])
+        [ack] = b.build_bodies(1.05)
+        self.assertEqual(ack_delay_field(ack), 50)
+        # The other limits are kept, and sessions with the same delays share them.
+        c = endpoint(max_receive_message=100)
+        c.set_ack_delays(0.05, DEFAULT_ACK_DELAY_S)
+        self.assertEqual(c.max_reliable_message, a.max_reliable_message)
+        sender = endpoint()
+        sender.send_reliable(bytes(101))
+        self.assertEqual(deliver(sender, c, 2.0), [])
+        self.assertEqual(c.oversized_dropped, 1)
+        for bad in (-0.001, 0.1001, float("nan")):
+            self.assertRaises(ValueError, a.set_ack_delays, bad, 0.01)
+            self.assertRaises(ValueError, a.set_ack_delays, 0.01, bad)
+            self.assertRaises(ValueError, endpoint, ack_delay_s=bad)
+            self.assertRaises(ValueError, endpoint, peer_ack_delay_s=bad)
+        a.set_ack_delays(0.0, 0.1)  # both ends of the range
 
 
 class ResendTests(TestCase):
@@ -301,7 +406,7 @@ class ResendTests(TestCase):
         self.assertEqual(side.build_bodies(INITIAL_RTO_S - 0.001), [])
         [second] = side.build_bodies(INITIAL_RTO_S)
         self.assertEqual(header(second)[0], 1)
-        self.assertEqual(second[8:], first[8:])  # same message id and bytes
+        self.assertEqual(second[9:], first[9:])  # same message id and bytes
         self.assertEqual(side.resent_messages, 1)
         self.assertAlmostEqual(timer(side), INITIAL_RTO_S + 2 * INITIAL_RTO_S)
         self.assertEqual(len(side.build_bodies(3 * INITIAL_RTO_S)), 1)
@@ -350,13 +455,13 @@ class OrderTests(TestCase):
     def test_out_of_order_messages_wait_for_the_gap(self) -> None:
         a, b = endpoint(max_body=32), endpoint()
         for text in (b"first", b"second", b"third"):
-            a.send_reliable(text.ljust(20, b"."))  # one message per 32-byte body
+            a.send_reliable(text.ljust(19, b"."))  # one message per 32-byte body
         one, two, three = a.build_bodies(0.0)
         self.assertEqual(b.receive_body(three, 0.0), [])
         self.assertEqual(b.receive_body(two, 0.0), [])
         self.assertEqual(b.receive_body(one, 0.0),
-                         [(1, b"first" + b"." * 15), (1, b"second" + b"." * 14),
-                          (1, b"third" + b"." * 15)])
+                         [(1, b"first" + b"." * 14), (1, b"second" + b"." * 13),
+                          (1, b"third" + b"." * 14)])
 
     def test_unreliable_never_goes_backwards(self) -> None:
         a, b = endpoint(), endpoint()
@@ -410,7 +515,7 @@ class WindowTests(TestCase):
         side = endpoint()
         for n in range(RECEIVE_WINDOW + 44):
             side.send_reliable(bytes([n % 256]))
-        sent = sum((len(b) - 8) // 5 for b in side.build_bodies(0.0))
+        sent = sum((len(b) - BODY_HEADER.size) // 5 for b in side.build_bodies(0.0))
         self.assertEqual(sent, RECEIVE_WINDOW)
         self.assertIsNone(side.build_bodies(0.0) or None)
         self.assertEqual(side.next_timer(), INITIAL_RTO_S)  # only the resend timer
@@ -418,14 +523,14 @@ class WindowTests(TestCase):
     def test_sender_waits_rather_than_outrun_the_ack_bitfield(self) -> None:
         side = endpoint(max_body=64)
         for _ in range(50):
-            side.send_reliable(bytes(52))  # one per body
+            side.send_reliable(bytes(51))  # one per body (9 + 4 + 51 = 64)
         self.assertEqual(len(side.build_bodies(0.0)), ACK_BITS + 1)
         self.assertEqual(side.build_bodies(0.0), [])
 
     def test_window_opens_when_acks_arrive(self) -> None:
         a, b = endpoint(max_body=64), endpoint(max_body=64)
         for n in range(50):
-            a.send_reliable(bytes([n]) * 52)
+            a.send_reliable(bytes([n]) * 51)
         got = deliver(a, b, 0.0)
         self.assertEqual(len(got), ACK_BITS + 1)
         deliver(b, a, 0.01)
@@ -457,7 +562,7 @@ class WindowTests(TestCase):
         for _ in range(MAX_MESSAGES_PER_BODY + 1):
             side.send_reliable(b"")
         self.assertEqual([len(b) for b in side.build_bodies(0.0)],
-                         [8 + 4 * MAX_MESSAGES_PER_BODY, 8 + 4])
+                         [9 + 4 * MAX_MESSAGES_PER_BODY, 9 + 4])
         receiver = endpoint()
         too_many = body(0, 0xFFFF, 0, *[unreliable(n, b"") for n in range(65)])
         self.assertIsNone(receiver.receive_body(too_many, 0.0))
@@ -480,10 +585,10 @@ class FragmentTests(TestCase):
 
     def test_large_unreliable_message_reassembles_in_any_order(self) -> None:
         a, b = endpoint(max_body=64), endpoint(max_body=64)
-        data = bytes(range(200))
+        data = bytes(range(196))
         a.send_unreliable(data)
         bodies = a.build_bodies(0.0)
-        self.assertEqual(len(bodies), 4)  # 50 data bytes per fragment
+        self.assertEqual(len(bodies), 4)  # 49 data bytes per fragment
         got: list[tuple[int, bytes]] = []
         for item in reversed(bodies):
             got += b.receive_body(item, 0.0) or []
@@ -491,21 +596,21 @@ class FragmentTests(TestCase):
 
     def test_newer_snapshot_replaces_an_incomplete_one(self) -> None:
         a, b = endpoint(max_body=64), endpoint(max_body=64)
-        a.send_unreliable(b"A" * 100)
+        a.send_unreliable(b"A" * 98)  # two fragments of 49 bytes
         old = a.build_bodies(0.0)
-        a.send_unreliable(b"B" * 100)
+        a.send_unreliable(b"B" * 98)
         new = a.build_bodies(0.0)
         self.assertEqual(b.receive_body(old[0], 0.0), [])
         self.assertEqual(b.receive_body(new[0], 0.0), [])
         self.assertEqual(b.receive_body(old[1], 0.0), [])  # older: dropped
-        self.assertEqual(b.receive_body(new[1], 0.0), [(0, b"B" * 100)])
+        self.assertEqual(b.receive_body(new[1], 0.0), [(0, b"B" * 98)])
 
     def test_incomplete_snapshot_expires(self) -> None:
         a, b = endpoint(max_body=64), endpoint(max_body=64)
-        a.send_unreliable(bytes(100))
+        a.send_unreliable(bytes(98))
         first, _second = a.build_bodies(0.0)
         b.receive_body(first, 1.0)
-        self.assertEqual(b.receive_buffered_bytes, 50)
+        self.assertEqual(b.receive_buffered_bytes, 49)
         self.assertEqual(b.next_timer(), 2.0)
         b.handle_timer(2.0)
         self.assertEqual(b.receive_buffered_bytes, 0)
@@ -542,7 +647,7 @@ class LimitTests(TestCase):
             side.send_unreliable(bytes([n]))
         self.assertEqual(side.unreliable_dropped, 100 - 64)
         first = side.build_bodies(0.0)[0]
-        self.assertEqual(first[8:13], unreliable(36, bytes([36])))
+        self.assertEqual(first[9:14], unreliable(36, bytes([36])))
 
     def test_replace_unreliable_drops_only_what_was_never_sent(self) -> None:
         sender, receiver = endpoint(max_body=32), endpoint(max_body=32)
@@ -754,7 +859,7 @@ class DocumentedVectorTests(TestCase):
 
     def setUp(self) -> None:
         self.vectors = documented_vectors()
-        self.assertEqual(len(self.vectors), 5)
+        self.assertEqual(len(self.vectors), 6)
 
     def vector(self, prefix: str) -> list[bytes]:
         [bodies] = [v for title, v in self.vectors.items() if title.startswith(prefix)]
@@ -800,3 +905,11 @@ class DocumentedVectorTests(TestCase):
         receiver = endpoint(max_body=32)
         got = [receiver.receive_body(item, 0.0) for item in reversed(expected)]
         self.assertEqual(got, [[], [(0, bytes(range(21)))]])
+
+    def test_saturated_ack_delay(self) -> None:
+        side = endpoint(max_body=1175)
+        side.receive_body(body(0, 0xFFFF, 0, unreliable(0, b"x")), 0.0)
+        side.send_unreliable(b"s")
+        [expected] = self.vector("ack_delay saturated")
+        self.assertEqual(side.build_bodies(0.3), [expected])
+        self.assertEqual(endpoint().receive_body(expected, 0.0), [(0, b"s")])

@@ -104,9 +104,11 @@ class GarbageTests(TestCase):
                 assert_result(fresh().receive_body(bytes(mutated), 0.0))
 
     def test_malformed_shapes(self) -> None:
-        header = BODY_HEADER.pack(0, 0xFFFF, 0)
+        header = BODY_HEADER.pack(0, 0xFFFF, 0, 0)
         cases = {
             "short header": header[:7],
+            # Version 1's 8-byte header (an ack-only body then) is one byte short now.
+            "version 1 ack-only body": header[:8],
             "truncated message header": header + b"\x01\x00\x00",
             "length past the end": header + struct.pack("<HH", 5, 0) + b"abcd",
             "reserved channel 2": header + struct.pack("<HH", 0x8000, 0),
@@ -183,7 +185,7 @@ hostile_message = st.one_of(
 
 
 def hostile_body(seq: int, ack: int, bits: int, messages: list[tuple[int, ...]]) -> bytes:
-    out = bytearray(BODY_HEADER.pack(seq, ack, bits))
+    out = bytearray(BODY_HEADER.pack(seq, ack, bits, 0))
     for message in messages:
         if len(message) == 3:
             channel, message_id, length = message
@@ -243,12 +245,12 @@ class HostilePeerTests(TestCase):
         # Message 0 never arrives: ids 1..255 wait in the window at full size.
         for message_id in range(1, RECEIVE_WINDOW):
             data = struct.pack("<HH", 0x4000 | largest, message_id) + bytes(largest)
-            self.assertEqual(side.receive_body(BODY_HEADER.pack(seq, 0, 0) + data, 0.0), [])
+            self.assertEqual(side.receive_body(BODY_HEADER.pack(seq, 0, 0, 0) + data, 0.0), [])
             seq += 1
         self.assertEqual(side.receive_buffered_bytes, (RECEIVE_WINDOW - 1) * largest)
         # Further ids beyond the window are refused, not stored.
         data = struct.pack("<HH", 0x4000 | largest, RECEIVE_WINDOW) + bytes(largest)
-        side.receive_body(BODY_HEADER.pack(seq, 0, 0) + data, 0.0)
+        side.receive_body(BODY_HEADER.pack(seq, 0, 0, 0) + data, 0.0)
         seq += 1
         self.assertEqual(side.out_of_window, 1)
         self.assertEqual(side.receive_buffered_bytes, (RECEIVE_WINDOW - 1) * largest)
@@ -258,12 +260,12 @@ class HostilePeerTests(TestCase):
         chunk = MAX_BODY - BODY_HEADER.size - 6
         for index in range(MAX_FRAGMENTS - 1):
             data = struct.pack("<HHBB", 0x6000 | chunk, index, index, MAX_FRAGMENTS - 1)
-            other.receive_body(BODY_HEADER.pack(index, 0, 0) + data + bytes(chunk), 0.0)
+            other.receive_body(BODY_HEADER.pack(index, 0, 0, 0) + data + bytes(chunk), 0.0)
         self.assertLessEqual(other.receive_buffered_bytes, other.max_reliable_message)
         self.assertGreater(other.receive_buffered_bytes, other.max_reliable_message - 2 * chunk)
         # A partial snapshot: at most max_unreliable_message, and it expires.
         data = struct.pack("<HHBB", 0x2000 | chunk, 7, 0, MAX_UNRELIABLE_FRAGMENTS - 1)
-        other.receive_body(BODY_HEADER.pack(MAX_FRAGMENTS, 0, 0) + data + bytes(chunk), 0.0)
+        other.receive_body(BODY_HEADER.pack(MAX_FRAGMENTS, 0, 0, 0) + data + bytes(chunk), 0.0)
         self.assertLessEqual(
             other.receive_buffered_bytes,
             other.max_reliable_message + other.max_unreliable_message,
@@ -273,7 +275,7 @@ class HostilePeerTests(TestCase):
 
     def test_replayed_body_flood(self) -> None:
         side = fresh()
-        body = BODY_HEADER.pack(0, 0, 0) + struct.pack("<HH", 0x4001, 0) + b"x"
+        body = BODY_HEADER.pack(0, 0, 0, 0) + struct.pack("<HH", 0x4001, 0) + b"x"
         self.assertEqual(side.receive_body(body, 0.0), [(1, b"x")])
         for _ in range(10_000):
             self.assertEqual(side.receive_body(body, 0.0), [])
@@ -325,7 +327,7 @@ class HostilePeerTests(TestCase):
             side.send_reliable(bytes(20))
             for body in side.build_bodies(now):
                 seq = BODY_HEADER.unpack_from(body)[0]
-                side.receive_body(BODY_HEADER.pack(n & 0xFFFF, seq, 0xFFFFFFFF), now)
+                side.receive_body(BODY_HEADER.pack(n & 0xFFFF, seq, 0xFFFFFFFF, 0), now)
         self.assertEqual(side.buffered_bytes, 0)
         self.assertEqual(side.stats()["unacked_messages"], 0)
         self.assertIsNone(side.next_timer())

@@ -69,7 +69,10 @@ class ProtocolConfig:
         validator=[validators.instance_of(int), validators.ge(0),
                    validators.le(MAX_APPLICATION_ID)],
     )
-    protocol_version: int = field(default=PROTOCOL_VERSION, validator=validators.in_([1]))
+    # Only the version this code speaks: version 1 bodies had an 8-byte header.
+    protocol_version: int = field(
+        default=PROTOCOL_VERSION, validator=validators.in_([PROTOCOL_VERSION])
+    )
 
 
 def _to_addresses(value: Iterable[HostAddress]) -> tuple[HostAddress, ...]:

@@ -9,8 +9,9 @@ Design (Gaffer On Games' "reliable ordered messages", reliable.io, with RFC 6298
 timers); docs/protocol.md section 13 is the byte-exact specification:
 
 - Every body begins with a 16-bit packet sequence, the latest packet sequence received
-  from the peer (`ack`) and a 32-bit bitfield of the 32 sequences before it. Acks are
-  per packet; the sender remembers which reliable messages each packet carried.
+  from the peer (`ack`), a 32-bit bitfield of the 32 sequences before it and how long
+  (ms) the sender held that ack before building the body (`ack_delay`, as in QUIC).
+  Acks are per packet; the sender remembers which reliable messages each packet carried.
 - Reliable messages carry a 16-bit message id. A message too large for one body is
   split into fragments that each take their own consecutive id, so resends, acks and
   the receive window all work per fragment, and reassembly happens in order.
@@ -18,7 +19,10 @@ timers); docs/protocol.md section 13 is the byte-exact specification:
   that is not newer than the last one it delivered. Large snapshots are fragmented too
   (all fragments share the sequence) and reassembled one at a time, newest wins.
 - Resends are timed from the measured round-trip time (smoothed RTT plus four times
-  its variance, clamped), with exponential back-off per message.
+  its variance plus the peer's ack delay, clamped), with exponential back-off per
+  message. RTT samples leave out the delay the peer reports (RFC 9002 section 5.3),
+  so a peer that deliberately holds its acks (to ride on its next tick) does not
+  inflate the estimate.
 
 Internally every sequence and id is an unbounded Python int; only the wire carries the
 low 16 bits, which are mapped back to the nearest full value on receipt. Every buffer a
@@ -38,10 +42,10 @@ from vinom.protocol.handover import ReliabilityHandover
 
 # --- wire layout (little-endian, like the rest of vinom's packets) ------------------
 
-BODY_HEADER = struct.Struct("<HHI")  # packet sequence, ack, ack bits
+BODY_HEADER = struct.Struct("<HHIB")  # packet sequence, ack, ack bits, ack delay (ms)
 MESSAGE_HEADER = struct.Struct("<HH")  # info (channel, fragment flag, length), id
 FRAGMENT_MESSAGE_HEADER = struct.Struct("<HHBB")  # ... plus fragment index, last index
-BODY_HEADER_SIZE = BODY_HEADER.size  # 8
+BODY_HEADER_SIZE = BODY_HEADER.size  # 9
 MESSAGE_HEADER_SIZE = MESSAGE_HEADER.size  # 4
 FRAGMENT_HEADER_SIZE = FRAGMENT_MESSAGE_HEADER.size  # 6
 
@@ -78,7 +82,15 @@ ACK_EVERY_BODIES = 16
 #: Unsent unreliable messages kept (oldest dropped first).
 MAX_UNRELIABLE_QUEUE = 64
 
+#: How long a side may hold an owed ack hoping to piggyback it (its own), and how
+#: long it assumes the peer may (the RTO allows for it): `set_ack_delays`.
 DEFAULT_ACK_DELAY_S = 0.010
+#: The range either ack delay may be set to: longer holds would slow loss recovery.
+MAX_ACK_DELAY_S = 0.100
+#: The body header's ack_delay field: whole milliseconds, saturating at 255 (a
+#: saturated value says "255 ms or more": such an ack gives no RTT sample).
+ACK_DELAY_UNIT_S = 0.001
+ACK_DELAY_FIELD_MAX = 255
 INITIAL_RTO_S = 0.2
 MIN_RTO_S = 0.02
 MAX_RTO_S = 1.0
@@ -108,13 +120,17 @@ _unpack_body_header = BODY_HEADER.unpack_from
 _pack_body_header = BODY_HEADER.pack
 _unpack_message_header = MESSAGE_HEADER.unpack_from
 # A body header and the first message header at once (the single-message cases).
-_unpack_single_message_body = struct.Struct("<HHIHH").unpack_from
+_unpack_single_message_body = struct.Struct("<HHIBHH").unpack_from
 _pack_message_header = MESSAGE_HEADER.pack
 _pack_fragment_header = FRAGMENT_MESSAGE_HEADER.pack
 
 
+# The arguments a `_Sizes` is made from, in order (also its key in _SIZES).
+_SizesKey = tuple[int, int, int, int, float, int | None, int | None, float]
+
+
 class _Sizes:
-    """A layer's size limits and ack delay (see `Reliability.__init__`), never changed.
+    """A layer's size limits and ack delays (see `Reliability.__init__`), never changed.
 
     Thousands of sessions are made with the same few arguments: they share one of
     these (`_sizes_for`) instead of each holding ten fields (80 bytes a session).
@@ -123,10 +139,12 @@ class _Sizes:
     __slots__ = (
         "ack_delay_s",
         "fragment_data",
+        "key",
         "max_body",
         "max_pending_bytes",
         "max_reliable_message",
         "max_unreliable_message",
+        "peer_ack_delay_s",
         "recv_buffer_limit",
         "recv_reliable_limit",
         "recv_unreliable_limit",
@@ -142,8 +160,14 @@ class _Sizes:
         ack_delay_s: float,
         max_receive_message: int | None,
         max_receive_buffer: int | None,
+        peer_ack_delay_s: float,
     ) -> None:
         self.max_body = max_body
+        # The arguments, for `Reliability.set_ack_delays` to find the record that
+        # differs only in its ack delays (set by `_sizes_for`).
+        self.key: _SizesKey = (max_body, max_reliable_message, max_unreliable_message,
+                               max_pending_bytes, ack_delay_s, max_receive_message,
+                               max_receive_buffer, peer_ack_delay_s)  # fmt: skip
         # Data of an unfragmented message that fills an otherwise empty body, and of
         # one fragment of a fragmented one.
         self.single_data = max_body - BODY_HEADER_SIZE - MESSAGE_HEADER_SIZE
@@ -154,6 +178,7 @@ class _Sizes:
         )
         self.max_pending_bytes = max_pending_bytes
         self.ack_delay_s = ack_delay_s
+        self.peer_ack_delay_s = peer_ack_delay_s
         # What the peer may send us may be less than what we may send it (a game
         # host sends large states but accepts only small actions): larger messages
         # are consumed and dropped (`oversized_dropped`), never held whole.
@@ -167,7 +192,6 @@ class _Sizes:
         self.recv_buffer_limit = max_receive_buffer
 
 
-_SizesKey = tuple[int, int, int, int, float, int | None, int | None]
 _SIZES: dict[_SizesKey, _Sizes] = {}
 # Configurations remembered; a process uses a handful, so this bound only keeps a
 # caller that varies them (a test, a fuzzer) from growing the table for ever.
@@ -182,16 +206,24 @@ def _sizes_for(
     ack_delay_s: float,
     max_receive_message: int | None,
     max_receive_buffer: int | None,
+    peer_ack_delay_s: float,
 ) -> _Sizes:
     """The shared `_Sizes` for these arguments."""
     key = (max_body, max_reliable_message, max_unreliable_message, max_pending_bytes,
-           ack_delay_s, max_receive_message, max_receive_buffer)  # fmt: skip
+           ack_delay_s, max_receive_message, max_receive_buffer,
+           peer_ack_delay_s)  # fmt: skip
     sizes = _SIZES.get(key)
     if sizes is None:
         if len(_SIZES) >= _MAX_SIZES:
             _SIZES.clear()
         sizes = _SIZES[key] = _Sizes(*key)
     return sizes
+
+
+def _check_ack_delay(name: str, value: float) -> None:
+    """Refuse an ack delay outside [0, MAX_ACK_DELAY_S] (NaN included)."""
+    if not 0.0 <= value <= MAX_ACK_DELAY_S:
+        raise ValueError(f"{name} must be in [0, {MAX_ACK_DELAY_S}] s, not {value}")
 
 
 class _FaultCounts:
@@ -285,6 +317,7 @@ class Reliability:
         "_pending",
         "_reassembly",
         "_recv_any",
+        "_recv_at",
         "_recv_bits",
         "_recv_buffer",
         "_recv_buffer_bytes",
@@ -302,6 +335,7 @@ class Reliability:
         "_unrel_queue",
         "acked_packets",
         "lost_packets",
+        "min_rtt_s",
         "received_bodies",
         "resent_messages",
         "rto_s",
@@ -321,6 +355,7 @@ class Reliability:
         ack_delay_s: float = DEFAULT_ACK_DELAY_S,
         max_receive_message: int | None = None,
         max_receive_buffer: int | None = None,
+        peer_ack_delay_s: float = DEFAULT_ACK_DELAY_S,
     ) -> None:
         if not BODY_LIMIT_MIN <= max_body <= BODY_LIMIT_MAX:
             raise ValueError(
@@ -330,7 +365,9 @@ class Reliability:
             raise ValueError("max_receive_message must be positive")
         if max_receive_buffer is not None and max_receive_buffer < 1:
             raise ValueError("max_receive_buffer must be positive")
-        # The sizes and the ack delay: one shared object for every layer made with
+        _check_ack_delay("ack_delay_s", ack_delay_s)
+        _check_ack_delay("peer_ack_delay_s", peer_ack_delay_s)
+        # The sizes and the ack delays: one shared object for every layer made with
         # the same arguments (thousands of sessions, a few configurations).
         self._sizes = _sizes_for(
             max_body,
@@ -340,6 +377,7 @@ class Reliability:
             ack_delay_s,
             max_receive_message,
             max_receive_buffer,
+            peer_ack_delay_s,
         )
         self._last_now = now
         self._resume_at = now
@@ -371,6 +409,10 @@ class Reliability:
         self._recv_any = False
         self._recv_latest = -1
         self._recv_bits = 0
+        # When the newest packet (the one our `ack` names) arrived: our bodies report
+        # how long after it they were built (the ack_delay field). Infinite before
+        # any: the field says 0.
+        self._recv_at = _INF
         self._ack_due = _INF
         self._ack_every_count = 0
         # Receiving: reliable. Out-of-order messages wait in _recv_buffer as
@@ -388,6 +430,9 @@ class Reliability:
         self.rtt_s = 0.0
         self.rttvar = 0.0
         self.rtt_samples = 0
+        # Smallest RTT sample taken (after the peer's ack delay is left out), the
+        # floor that a reported ack delay may not take a sample below (RFC 9002).
+        self.min_rtt_s = 0.0
         self.rto_s = INITIAL_RTO_S
         # Smoothed loss: _loss_base as of the _loss_mark-th ack; later acks decay it.
         self._loss_base = 0.0
@@ -399,6 +444,26 @@ class Reliability:
         # What a well-behaved peer on a good link rarely causes, counted once it
         # happens (see the properties of the same names).
         self._fault_counts: _FaultCounts | None = None
+
+    def set_ack_delays(self, own_s: float, peer_s: float) -> None:
+        """Set this session's ack delays (seconds, each in [0, MAX_ACK_DELAY_S]).
+
+        `own_s`: how long this side holds an ack owed for a reliable message, hoping
+        to piggyback it on a body it will send anyway (a side that sends every tick
+        sets its tick interval, so that no ack-only body goes out). `peer_s`: how
+        long the peer may hold its acks; the RTO allows for it (RTO = srtt + 4 *
+        rttvar + peer_s). An ack already owed keeps the time it was owed for.
+        Raises ValueError out of range.
+        """
+        _check_ack_delay("own_s", own_s)
+        _check_ack_delay("peer_s", peer_s)
+        key = self._sizes.key
+        # Sessions of one room set the same values: they share the new record too.
+        self._sizes = _sizes_for(
+            key[0], key[1], key[2], key[3], own_s, key[5], key[6], peer_s
+        )
+        if self.rtt_samples:
+            self._update_rto()
 
     # --- sending ---------------------------------------------------------------------
 
@@ -659,8 +724,13 @@ class Reliability:
             del sent[next(iter(sent))]
         self._ack_due = _INF
         self._ack_every_count = 0
+        # How long our ack has been held, in whole ms (rounded; saturating).
+        held = (now - self._recv_at) * 1000.0 + 0.5
+        delay = 0 if held < 1.0 else ACK_DELAY_FIELD_MAX if held >= 255.0 else int(held)
         return (
-            _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
+            _pack_body_header(
+                seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits, delay
+            )
             + encoded
         )
 
@@ -668,7 +738,12 @@ class Reliability:
         """Finish one body: header with the current acks, and remember what it carried."""
         seq = self._next_seq
         self._next_seq = seq + 1
-        parts[0] = _pack_body_header(seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits)
+        # How long our ack has been held, in whole ms (rounded; saturating).
+        held = (now - self._recv_at) * 1000.0 + 0.5
+        delay = 0 if held < 1.0 else ACK_DELAY_FIELD_MAX if held >= 255.0 else int(held)
+        parts[0] = _pack_body_header(
+            seq & _MASK16, self._recv_latest & _MASK16, self._recv_bits, delay
+        )
         sent = self._sent
         if sent is _NO_DICT:
             sent = self._sent = {}
@@ -711,7 +786,9 @@ class Reliability:
         if total >= _SINGLE_MESSAGE_BODY:
             # The common case first: one whole message on channel 0 or 1 (a state, an
             # action) fills the body; one unpack parses it, the loop is skipped.
-            seq16, ack16, ack_bits, info, message_id = _unpack_single_message_body(body)
+            seq16, ack16, ack_bits, ack_delay, info, message_id = (
+                _unpack_single_message_body(body)
+            )
             if info < 0x8000 and not info & FRAGMENT_FLAG and (
                 (info & LENGTH_MASK) + _SINGLE_MESSAGE_BODY == total
             ):
@@ -722,7 +799,7 @@ class Reliability:
             else:
                 messages = []
         else:
-            seq16, ack16, ack_bits = _unpack_body_header(body, 0)
+            seq16, ack16, ack_bits, ack_delay = _unpack_body_header(body, 0)
             messages = []
         max_fragments = MAX_FRAGMENTS
         try:
@@ -770,7 +847,7 @@ class Reliability:
             self._faults().refused_bodies += 1
             return []
 
-        if not self._record_body(seq16, ack16, ack_bits, now):
+        if not self._record_body(seq16, ack16, ack_bits, ack_delay, now):
             return []
 
         out: list[tuple[int, bytes]] = []
@@ -843,15 +920,19 @@ class Reliability:
                 self._ack_due = due
         return out
 
-    def _record_body(self, seq16: int, ack16: int, ack_bits: int, now: float) -> bool:
+    def _record_body(
+        self, seq16: int, ack16: int, ack_bits: int, ack_delay: int, now: float
+    ) -> bool:
         """Record an accepted body's packet sequence for our acks and take the acks it
-        carries; False (counted) for a duplicate or a stale one, changing nothing."""
+        carries (`ack_delay`: the header's field, ms); False (counted) for a
+        duplicate or a stale one, changing nothing."""
         # Packet sequence: map the 16 bits to the nearest full sequence.
         latest = self._recv_latest
         delta = (seq16 - latest) & _MASK16
         if delta >= 0x8000:
             delta -= 0x10000
         if delta > 0 or not self._recv_any:
+            self._recv_at = now
             if not self._recv_any:
                 self._recv_any = True
                 self._recv_bits = 0
@@ -887,17 +968,20 @@ class Reliability:
                     # The common case, inline: the peer acks our oldest open packet.
                     record = sent.pop(ack)
                     if record[1]:
-                        self._acked(record, now, True)
+                        self._acked(record)
                     else:
                         self.acked_packets += 1
+                    if ack_delay < ACK_DELAY_FIELD_MAX:
+                        self._sample_rtt(now - record[0], ack_delay * ACK_DELAY_UNIT_S)
                 elif first < ack:
-                    self._process_acks(ack, ack_bits, now)
+                    self._process_acks(ack, ack_bits, ack_delay, now)
         return True
 
-    def _process_acks(self, ack: int, ack_bits: int, now: float) -> None:
+    def _process_acks(self, ack: int, ack_bits: int, ack_delay: int, now: float) -> None:
         """Mark the packets an ack covers, sample the RTT, write off the lost.
 
         `ack` is the full sequence the peer names; the oldest open record is older.
+        `ack_delay` (ms) is how long the peer held its ack of `ack`.
         """
         sent = self._sent
         # Records are in sequence order and hold only unresolved packets, so this
@@ -917,7 +1001,11 @@ class Reliability:
         for seq, acked in resolved:
             record = sent.pop(seq)
             if acked:
-                self._acked(record, now, seq == ack)
+                self._acked(record)
+                # Only the packet the ack names has a known ack delay: the others
+                # were acked later than the peer received them.
+                if seq == ack and ack_delay < ACK_DELAY_FIELD_MAX:
+                    self._sample_rtt(now - record[0], ack_delay * ACK_DELAY_UNIT_S)
             else:
                 lost += 1
         if lost:
@@ -929,8 +1017,8 @@ class Reliability:
             self._loss_base = loss
             self.lost_packets += lost
 
-    def _acked(self, record: tuple[float, tuple[int, ...]], now: float, newest: bool) -> None:
-        """One packet acknowledged: its messages are delivered; maybe an RTT sample."""
+    def _acked(self, record: tuple[float, tuple[int, ...]]) -> None:
+        """One packet acknowledged: its messages are delivered."""
         self.acked_packets += 1
         ids = record[1]
         if not ids:
@@ -943,10 +1031,6 @@ class Reliability:
                 if entry is not None:
                     freed += len(entry[0])
         self._buffered_bytes -= freed
-        if newest:
-            # Only the newest acked packet, and only if it carried reliable messages
-            # (acked within the ack delay, unlike the rest), gives an honest sample.
-            self._sample_rtt(now - record[0])
         oldest = self._oldest_unacked
         limit = self._next_send_id
         while oldest < limit and oldest not in unacked:
@@ -955,16 +1039,36 @@ class Reliability:
         if not unacked:
             self._resend_due = _INF
 
-    def _sample_rtt(self, sample: float) -> None:
-        # RFC 6298, section 2; the ack delay is part of what the peer may add.
+    def _sample_rtt(self, latest: float, ack_delay: float) -> None:
+        """Take one RTT sample: `latest` = now - send time of the packet an ack named,
+        `ack_delay` = how long the peer says it held that ack (seconds)."""
+        # RFC 9002, section 5.3: leave out the peer's ack delay unless that would take
+        # the sample below min_rtt. Unlike QUIC, whose handshake acks are never held,
+        # every ack of a vinom peer may be held (a ticking room's, always), so min_rtt
+        # is the smallest *adjusted* sample, and the test allows one field unit
+        # (1 ms: the field is rounded) below it. A delay that would take the sample
+        # further below is not believed (the raw sample is used).
+        if ack_delay:
+            adjusted = latest - ack_delay
+            floor = (self.min_rtt_s if self.rtt_samples else 0.0) - ACK_DELAY_UNIT_S
+            if adjusted >= floor:
+                latest = adjusted if adjusted > 0.0 else 0.0
         if self.rtt_samples:
-            self.rttvar += (abs(self.rtt_s - sample) - self.rttvar) * 0.25
-            self.rtt_s += (sample - self.rtt_s) * 0.125
+            if latest < self.min_rtt_s:
+                self.min_rtt_s = latest
+            # RFC 6298, section 2.
+            self.rttvar += (abs(self.rtt_s - latest) - self.rttvar) * 0.25
+            self.rtt_s += (latest - self.rtt_s) * 0.125
         else:
-            self.rtt_s = sample
-            self.rttvar = sample * 0.5
+            self.min_rtt_s = latest
+            self.rtt_s = latest
+            self.rttvar = latest * 0.5
         self.rtt_samples += 1
-        rto = self.rtt_s + 4.0 * self.rttvar + self._sizes.ack_delay_s
+        self._update_rto()
+
+    def _update_rto(self) -> None:
+        """RTO = srtt + 4 * rttvar + the peer's ack delay, clamped (section 13.8)."""
+        rto = self.rtt_s + 4.0 * self.rttvar + self._sizes.peer_ack_delay_s
         self.rto_s = MIN_RTO_S if rto < MIN_RTO_S else MAX_RTO_S if rto > MAX_RTO_S else rto
 
     def _would_overfill(self, messages: list[tuple[int, int, int, int, int, int]]) -> bool:
@@ -1236,8 +1340,13 @@ class Reliability:
 
     @property
     def ack_delay_s(self) -> float:
-        """Longest an ack is held back for traffic to ride on (seconds)."""
+        """Longest this side holds an ack back for traffic to ride on (seconds)."""
         return self._sizes.ack_delay_s
+
+    @property
+    def peer_ack_delay_s(self) -> float:
+        """Longest the peer is assumed to hold its acks (seconds; part of the RTO)."""
+        return self._sizes.peer_ack_delay_s
 
     @property
     def sent_bodies(self) -> int:
@@ -1291,6 +1400,7 @@ class Reliability:
             "rtt_s": self.rtt_s,
             "rttvar": self.rttvar,
             "rtt_samples": self.rtt_samples,
+            "min_rtt_s": self.min_rtt_s,
             "rto_s": self.rto_s,
             "loss": self.loss,
             "sent_bodies": self.sent_bodies,
