@@ -62,11 +62,15 @@ from vinom.protocol.wire import (
 _HEADER = struct.Struct("<BQ")
 _SEQUENCE = struct.Struct("<Q")
 _NONCE = struct.Struct("<IQ")
-_BODY_AND_MESSAGE = struct.Struct("<HHIHH")  # body header, then one message header
+_BODY_AND_MESSAGE = struct.Struct("<HHIBHH")  # body header, then one message header
+# The ack_delay this client reports (docs/protocol.md 13.3): it acks at once, when it
+# replies or moves next, and keeps no clock per packet, so it says 0 (the host's RTT
+# for it then includes the time to its next move, as before protocol version 2).
+_ACK_DELAY = 0
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
 _LENGTH_MASK = 0x1FFF
-_SINGLE = _BODY_AND_MESSAGE.size  # 12
+_SINGLE = _BODY_AND_MESSAGE.size  # 13
 _NOTHING: list[bytes] = []  # never appended to
 
 
@@ -147,7 +151,7 @@ class LeanSession:
             self.unexpected += 1
             self.closed = True
             return _NOTHING
-        seq16, _ack, _ack_bits, info, message_id = _BODY_AND_MESSAGE.unpack_from(plain)
+        seq16, _ack, _ack_bits, _delay, info, message_id = _BODY_AND_MESSAGE.unpack_from(plain)
         found: list[tuple[int, int, int, int]] | None
         if info <= _LENGTH_MASK and _SINGLE + info == total:
             found = [(0, message_id, _SINGLE, total)]  # the common case: one state
@@ -246,7 +250,7 @@ class LeanSession:
             if not self.ack_owed:
                 return []
             return [self._seal_body(BODY_HEADER.pack(
-                self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits
+                self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits, _ACK_DELAY
             ))]  # fmt: skip
         unrel = self.unrel_next
         self.unrel_next = unrel + len(messages)
@@ -257,7 +261,7 @@ class LeanSession:
             return [self._seal_body(
                 _BODY_AND_MESSAGE.pack(
                     self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits,
-                    len(messages[0]), unrel & _MASK16,
+                    _ACK_DELAY, len(messages[0]), unrel & _MASK16,
                 )
                 + messages[0]
             )]  # fmt: skip
@@ -291,7 +295,7 @@ class LeanSession:
 
     def _seal_parts(self, parts: list[bytes]) -> bytes:
         header = BODY_HEADER.pack(self.body_seq & _MASK16, self.recv_latest & _MASK16,
-                                  self.recv_bits)
+                                  self.recv_bits, _ACK_DELAY)
         return self._seal_body(header + b"".join(parts))
 
     def _seal_body(self, body: bytes) -> bytes:

@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.protocol.test_protocol_support import FakeAdmission
@@ -30,6 +31,7 @@ from vinom.protocol.config import (
 )
 from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed
 from vinom.protocol.interfaces import Admission
+from vinom.protocol.reliability import Reliability
 from vinom.protocol.server import ServerEndpoint
 from vinom.protocol.tokens import TokenIssuer
 
@@ -104,6 +106,41 @@ class RealUDPTests(TestCase):
         self.assertEqual(closed.reason, "disconnect")
         self.assertEqual(self.endpoint.session_count, 0)
         self.assertEqual(self.host.errors, 0)
+
+    @inlineCallbacks
+    def test_the_rtt_leaves_out_a_host_holding_its_acks_for_a_tick(self) -> Any:
+        """A host that holds each ack one tick (50 ms) before sending it: the RTT the
+        client reports stays near the loopback RTT, not 50 ms above it."""
+        self.core.echo = False  # no replies: each ack goes out alone, when due
+        client: GameClientProtocol = yield connect_game_client(reactor, self.token())
+        self.addCleanup(client.disconnect)
+        assert client.connection is not None
+        layer = client.connection.reliability
+        assert isinstance(layer, Reliability)
+        session_id = self.core.connected[0].session_id
+
+        def rtt_after(pings: int) -> Deferred[float]:
+            start = layer.rtt_samples
+
+            def ping(_: object = None) -> Any:
+                if layer.rtt_samples - start >= pings:
+                    return layer.rtt_s
+                client.send(RELIABLE, b"ping")
+                return deferLater(reactor, 0.12, lambda: None).addCallback(ping)
+
+            return ping()
+
+        # The loopback RTT first: the host acks at once.
+        self.assertTrue(self.endpoint.set_ack_delays(session_id, 0.0, 0.0))
+        loopback = yield rtt_after(8)
+        # Now the host holds each ack a tick, as in a 20 Hz room; the client knows.
+        self.assertTrue(self.endpoint.set_ack_delays(session_id, 0.05, 0.0))
+        client.set_ack_delays(0.0, 0.05)
+        held = yield rtt_after(16)
+        self.assertLess(loopback, 0.01)
+        self.assertLess(abs(held - loopback), 0.004, (held, loopback))
+        self.assertAlmostEqual(layer.rto_s, max(0.02, held + 4 * layer.rttvar + 0.05))
+        self.assertFalse(self.endpoint.set_ack_delays(session_id + 1, 0.05, 0.05))
 
     @inlineCallbacks
     def test_host_writes_to_its_socket_directly_and_counts_refusals(self) -> Any:

@@ -109,6 +109,15 @@ class GameClientProtocol(DatagramProtocol):
         if not self._dispatching:
             self._flush()
 
+    def set_ack_delays(self, own_s: float, peer_s: float) -> None:
+        """`ClientConnection.set_ack_delays` for this session (once started):
+        how long the client holds an owed ack / the host may hold its own."""
+        if self.connection is None:
+            raise ValueError("not started")
+        self.connection.set_ack_delays(own_s, peer_s)
+        if not self._dispatching:
+            self._flush()  # the timer may have moved
+
     def disconnect(self) -> Deferred[None]:
         """End the session (redundant `disconnect` packets) and release the port."""
         if self.connection is not None:

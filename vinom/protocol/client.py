@@ -160,6 +160,17 @@ class ClientConnection:
             raise ValueError(f"no channel {channel}")
         self._dirty = True
 
+    def set_ack_delays(self, own_s: float, peer_s: float) -> None:
+        """Set this session's ack delays (docs/protocol.md section 13.8).
+
+        `own_s`: how long the client holds an ack it owes, hoping to piggyback it
+        on a message it will send anyway (in a ticking room: one tick interval, so
+        the ack rides on its next input); `peer_s`: how long the host may hold its
+        acks (one snapshot interval there). Each in [0, 0.1] s, else ValueError.
+        Kept across the hosts a multi-host token tries (one layer per connection).
+        """
+        self.reliability.set_ack_delays(own_s, peer_s)
+
     def disconnect(self) -> None:
         """End the session: `disconnect` sent redundantly; abandon a handshake in progress."""
         if self.state == CONNECTED:

@@ -43,6 +43,8 @@ class ReliabilityLayer(Protocol):
 
     def compact(self, forget_records: bool = True) -> None: ...
 
+    def set_ack_delays(self, own_s: float, peer_s: float) -> None: ...
+
 
 ReliabilityFactory = Callable[[float], ReliabilityLayer]
 

@@ -972,7 +972,7 @@ class Reliability:
                     else:
                         self.acked_packets += 1
                     if ack_delay < ACK_DELAY_FIELD_MAX:
-                        self._sample_rtt(now - record[0], ack_delay * ACK_DELAY_UNIT_S)
+                        self._sample_rtt(now - record[0], ack_delay)
                 elif first < ack:
                     self._process_acks(ack, ack_bits, ack_delay, now)
         return True
@@ -1005,7 +1005,7 @@ class Reliability:
                 # Only the packet the ack names has a known ack delay: the others
                 # were acked later than the peer received them.
                 if seq == ack and ack_delay < ACK_DELAY_FIELD_MAX:
-                    self._sample_rtt(now - record[0], ack_delay * ACK_DELAY_UNIT_S)
+                    self._sample_rtt(now - record[0], ack_delay)
             else:
                 lost += 1
         if lost:
@@ -1039,32 +1039,39 @@ class Reliability:
         if not unacked:
             self._resend_due = _INF
 
-    def _sample_rtt(self, latest: float, ack_delay: float) -> None:
+    def _sample_rtt(self, latest: float, ack_delay_ms: int) -> None:
         """Take one RTT sample: `latest` = now - send time of the packet an ack named,
-        `ack_delay` = how long the peer says it held that ack (seconds)."""
+        `ack_delay_ms` = how long the peer says it held that ack (the header field,
+        below its saturated value)."""
         # RFC 9002, section 5.3: leave out the peer's ack delay unless that would take
         # the sample below min_rtt. Unlike QUIC, whose handshake acks are never held,
         # every ack of a vinom peer may be held (a ticking room's, always), so min_rtt
         # is the smallest *adjusted* sample, and the test allows one field unit
         # (1 ms: the field is rounded) below it. A delay that would take the sample
         # further below is not believed (the raw sample is used).
-        if ack_delay:
-            adjusted = latest - ack_delay
-            floor = (self.min_rtt_s if self.rtt_samples else 0.0) - ACK_DELAY_UNIT_S
+        samples = self.rtt_samples
+        if ack_delay_ms:
+            adjusted = latest - ack_delay_ms * ACK_DELAY_UNIT_S
+            floor = (self.min_rtt_s if samples else 0.0) - ACK_DELAY_UNIT_S
             if adjusted >= floor:
                 latest = adjusted if adjusted > 0.0 else 0.0
-        if self.rtt_samples:
+        if samples:
             if latest < self.min_rtt_s:
                 self.min_rtt_s = latest
             # RFC 6298, section 2.
-            self.rttvar += (abs(self.rtt_s - latest) - self.rttvar) * 0.25
-            self.rtt_s += (latest - self.rtt_s) * 0.125
+            srtt = self.rtt_s
+            deviation = srtt - latest if srtt > latest else latest - srtt
+            rttvar = self.rttvar + (deviation - self.rttvar) * 0.25
+            srtt += (latest - srtt) * 0.125
         else:
-            self.min_rtt_s = latest
-            self.rtt_s = latest
-            self.rttvar = latest * 0.5
-        self.rtt_samples += 1
-        self._update_rto()
+            self.min_rtt_s = srtt = latest
+            rttvar = latest * 0.5
+        self.rtt_s = srtt
+        self.rttvar = rttvar
+        self.rtt_samples = samples + 1
+        # The RTO (_update_rto, inline: this runs for most bodies received).
+        rto = srtt + 4.0 * rttvar + self._sizes.peer_ack_delay_s
+        self.rto_s = MIN_RTO_S if rto < MIN_RTO_S else MAX_RTO_S if rto > MAX_RTO_S else rto
 
     def _update_rto(self) -> None:
         """RTO = srtt + 4 * rttvar + the peer's ack delay, clamped (section 13.8)."""

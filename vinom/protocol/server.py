@@ -328,6 +328,23 @@ class ServerEndpoint:
         s = self._sessions.get(session_id)
         return None if s is None else s.reliability
 
+    def set_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> bool:
+        """Set a session's ack delays (docs/protocol.md section 13.8); False if it is gone.
+
+        `own_s`: how long the host holds an ack it owes this client, hoping to
+        piggyback it on a message it will send anyway (a ticking room: one snapshot
+        interval, so the ack rides on the next state). `peer_s`: how long the
+        client may hold its acks (a ticking room: one tick interval); the resend
+        timer allows for it. Each in [0, 0.1] s, else ValueError.
+        """
+        s = self._sessions.get(session_id)
+        if s is None:
+            return False
+        s.reliability.set_ack_delays(own_s, peer_s)
+        # A shorter own delay may bring an owed ack forward: look again.
+        self._schedule(s, self._now, s.reliability.next_timer())
+        return True
+
     def next_event(self) -> Event | None:
         events = self.events
         return events.popleft() if events else None
