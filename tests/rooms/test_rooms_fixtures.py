@@ -21,7 +21,9 @@ from zope.interface import implementer
 
 from vinom.games.interfaces import GameEvent, IBot, IGame, IllegalAction, Outcome, Seat
 from vinom.match import Match, Ticket
-from vinom.rooms.messages import decode_server_message
+from vinom.protocol.events import UNRELIABLE
+from vinom.rooms.delta import Quantisation, SnapshotReceiver
+from vinom.rooms.messages import decode_server_message, state_of_snap
 from vinom.rooms.timers import TimerQueue
 
 
@@ -175,6 +177,12 @@ class Timeline:
 class RecordingOutbox:
     """Records sends as (session id, channel, decoded message) and closed sessions.
 
+    A ``snap`` is decoded as a client does (a `SnapshotReceiver` per session,
+    the welcome's quantisation, checksums verified) and recorded as the
+    ``state`` it stands for, with its bytes under ``"snap"``; `snaps` keeps the
+    raw ones. No client acknowledges here, so every snap is a full one unless
+    a test calls the room's `handle_inputs` with an ack.
+
     With `on_close` set, closing a session calls it with the session id, as
     the endpoint reports the session closed.
     """
@@ -183,10 +191,22 @@ class RecordingOutbox:
         self.sent: list[tuple[int, int, dict[str, Any]]] = []
         self.closed: list[int] = []
         self.on_close: Callable[[int], object] | None = None
+        self.receivers: dict[int, SnapshotReceiver] = {}
+        self.snaps: list[tuple[int, dict[str, Any]]] = []
 
     def send_message(self, session_id: int, channel: int, data: bytes) -> None:
         message = decode_server_message(data)
         assert message is not None, f"the server sent an invalid message: {data!r}"
+        kind = message["t"]
+        if kind == "welcome":
+            self.receivers[session_id] = SnapshotReceiver(Quantisation(message.get("q", ())))
+        elif kind == "snap":
+            assert channel == UNRELIABLE, "a snap travels unreliable"
+            self.snaps.append((session_id, message))
+            snapshot = self.receivers[session_id].receive(message["d"])
+            assert snapshot is not None, self.receivers[session_id].drops
+            message = state_of_snap(message, snapshot.tick, snapshot.view)
+            message["snap"] = data
         self.sent.append((session_id, channel, message))
 
     def close_session(self, session_id: int) -> None:

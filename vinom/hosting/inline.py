@@ -149,6 +149,8 @@ class InlineGameHost:
             counts[f"drop:{reason}"] += n
         for reason, n in self.core.router.drops.items():
             counts[f"message_drop:{reason}"] += n
+        for outcome, n in self.core.router.input_counts().items():
+            counts[f"input:{outcome}"] += n
         return counts
 
     def outcome(self, match_id: str) -> MatchEnded | None:

@@ -2,8 +2,8 @@
 
 Sans-I/O: values in, bytes out; no reactor, no sockets, no clock. The wire
 format is specified byte for byte in docs/protocol.md ("Delta snapshots
-(encoding)"); this module is its reference. It is not sent by the host yet:
-issue #35's wiring puts it in the rooms' states.
+(encoding)"); this module is its reference. The host sends it in the rooms'
+``snap`` messages (docs/protocol.md §14).
 
 The model is Quake 3's (each snapshot is encoded against the newest one the
 client acknowledged, from a ring of the last 32 the server sent it) with
@@ -31,8 +31,8 @@ the middle of a list sends every later element again, and should key them in
 a map instead.
 
 Quantisation (`Quantisation`) is declared by the game per field path
-(`players.*.x`); both ends must know it (the host will send it in the
-welcome). A float at a path with a step `s` travels as the integer
+(`players.*.x`); both ends must know it (the host sends it in the
+welcome's ``q``). A float at a path with a step `s` travels as the integer
 `round(v * (1 / s))` and decodes to `n / (1 / s)`, the same IEEE operations
 in Python and JavaScript; a `FLOAT32` path travels as a float 32. The
 encoder compares the *wire* values, so jitter below the step sends nothing,
@@ -259,6 +259,19 @@ class Quantisation:
 
 
 NO_QUANTISATION: Final = Quantisation()
+
+
+def quantisation_of(game: object) -> Quantisation:
+    """A game's `quantisation` attribute (a mapping of path pattern to step or
+    `FLOAT32`; docs/games.md) compiled, or `NO_QUANTISATION` when it has none.
+
+    Raises ValueError for a rule that is not a positive step or `FLOAT32`."""
+    rules = getattr(game, "quantisation", None)
+    if not rules:
+        return NO_QUANTISATION
+    if not isinstance(rules, Mapping):
+        raise ValueError(f"a game's quantisation maps path patterns to steps, not {rules!r}")
+    return Quantisation(rules)
 
 
 @frozen(eq=False)

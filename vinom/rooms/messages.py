@@ -146,19 +146,29 @@ class ClientMessageKind(enum.Enum):
     ACTION = "action"
     SYNC = "sync"
     LEAVE = "leave"
+    INPUT = "input"
+
+
+#: The most (tick, input) pairs one ``input`` message may carry (its redundancy).
+MAX_INPUTS_PER_MESSAGE = 8
 
 
 class ClientMessage(NamedTuple):
-    """A decoded client message (a plain tuple: decoded once per message)."""
+    """A decoded client message (a plain tuple: decoded once per message).
+
+    For an ``input``: `action_id` is its ``a`` (the newest snapshot tick the
+    client applied, or None) and `inputs` its ``x`` pairs, oldest first."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
     action_id: int | None = None
+    inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
 
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
 _LEAVE = ClientMessage(ClientMessageKind.LEAVE)
 _ACTION = ClientMessageKind.ACTION
+_INPUT = ClientMessageKind.INPUT
 # Builds a ClientMessage without the Python-level __new__ of a NamedTuple.
 _new_tuple = tuple.__new__
 
@@ -180,7 +190,7 @@ def decode_client_message(
     """The message in `data`, or None (counted in `drops` by reason) if it is garbage.
 
     Never raises. Drop reasons: ``too_large``, ``not_msgpack``, ``not_a_map``,
-    ``unknown_type``, ``bad_action``.
+    ``unknown_type``, ``bad_action``, ``bad_input``.
     """
     if len(data) > MAX_CLIENT_MESSAGE:
         _count(drops, "too_large")
@@ -202,13 +212,47 @@ def decode_client_message(
         if type(action) is not dict or not (action_id is None or type(action_id) is int):
             _count(drops, "bad_action")
             return None
-        return _new_tuple(ClientMessage, (_ACTION, action, action_id))
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None))
+    if kind == "input":
+        return _decode_input(obj, drops)
     if kind == "sync":
         return _SYNC
     if kind == "leave":
         return _LEAVE
     _count(drops, "unknown_type")
     return None
+
+
+def _decode_input(
+    obj: dict[Any, Any], drops: MutableMapping[str, int] | None
+) -> ClientMessage | None:
+    """An ``input`` message's ack and pairs, checked; None (``bad_input``) if malformed."""
+    ack = obj.get("a")
+    pairs = obj.get("x")
+    if (
+        not (ack is None or (type(ack) is int and ack >= 0))
+        or type(pairs) is not list
+        or len(pairs) > MAX_INPUTS_PER_MESSAGE
+    ):
+        _count(drops, "bad_input")
+        return None
+    inputs = []
+    for pair in pairs:
+        if type(pair) is not list or len(pair) != 2:
+            _count(drops, "bad_input")
+            return None
+        tick, value = pair
+        if type(tick) is not int or tick < 0 or type(value) is not dict:
+            _count(drops, "bad_input")
+            return None
+        inputs.append((tick, value))
+    return _new_tuple(ClientMessage, (_INPUT, None, ack, tuple(inputs)))
+
+
+def encode_input(ack: int | None, inputs: Sequence[tuple[int, Mapping[str, Any]]]) -> bytes:
+    """Client side: an ``input`` message (channel 0): the newest snapshot tick applied
+    (`ack`) and the unacknowledged (tick, input) pairs, oldest first."""
+    return _pack({"t": "input", "a": ack, "x": [[k, value] for k, value in inputs]})
 
 
 def encode_action(action: Mapping[str, Any], action_id: int | None = None) -> bytes:
@@ -342,9 +386,11 @@ def encode_welcome(
     title: str | None = None,
     tick_rate: float | None = None,
     snapshot_rate: float | None = None,
+    quantisation: Sequence[tuple[str, float | str]] = (),
 ) -> bytes:
     """The ``welcome`` message opening a session; `title` is the game's display name,
-    `tick_rate` and `snapshot_rate` its ticks and states per second (0: no tick)."""
+    `tick_rate` and `snapshot_rate` its ticks and states per second (0: no tick),
+    `quantisation` the game's rules (``q``, sent only when there are some)."""
     message: dict[str, Any] = {
         "t": "welcome",
         "match": match_id,
@@ -359,7 +405,47 @@ def encode_welcome(
         message["tick_rate"] = tick_rate
     if snapshot_rate is not None:
         message["snapshot_rate"] = snapshot_rate
+    if quantisation:
+        message["q"] = [[pattern, rule] for pattern, rule in quantisation]
     return _pack(message)
+
+
+# The fixed start of a snap message: a map of 7 entries, then "t": "snap", "v".
+_SNAP_PREFIX = b"\x87" + _pack("t") + _pack("snap") + _KEY_V
+_SNAP_KEYS_TS = _pack("ts")
+_KEY_IK = _pack("ik")
+_KEY_D = _pack("d")
+
+
+def encode_snap_header(version: int, server_time: int, remaining: float | None) -> bytes:
+    """The part of a ``snap`` shared by every recipient of one tick's snapshots."""
+    return b"".join(
+        (_SNAP_PREFIX, _pack(version), _SNAP_KEYS_TS, _pack(server_time), _KEY_R, _pack(remaining))
+    )
+
+
+def encode_snap_for(
+    header: bytes, action_id: int | None, input_tick: int | None, snapshot: bytes
+) -> bytes:
+    """A whole ``snap`` message: `header` (`encode_snap_header`), this recipient's last
+    action id and newest input tick received, and its §16 snapshot (``d``, bin)."""
+    return b"".join(
+        (header, _KEY_I, _pack(action_id), _KEY_IK, _pack(input_tick), _KEY_D, _pack(snapshot))
+    )
+
+
+def encode_snap(
+    version: int,
+    server_time: int,
+    remaining: float | None,
+    action_id: int | None,
+    input_tick: int | None,
+    snapshot: bytes,
+) -> bytes:
+    """A ``snap`` message in one call (tests and other senders; the room shares the header)."""
+    return encode_snap_for(
+        encode_snap_header(version, server_time, remaining), action_id, input_tick, snapshot
+    )
 
 
 def encode_phase(
@@ -416,6 +502,14 @@ _SERVER_SCHEMA: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
         ("players", (list,)),
         ("reconnected", (bool,)),
     ),
+    "snap": (
+        ("v", _INT),
+        ("ts", _INT),
+        ("r", _OPT_FLOAT),
+        ("i", _OPT_INT),
+        ("ik", _OPT_INT),
+        ("d", (bytes,)),
+    ),
     "phase": (("p", _STR), ("v", _INT), ("r", _OPT_FLOAT)),
     "event": (("v", _INT), ("e", _STR), ("d", (dict,))),
     "error": (("code", _STR), ("message", _STR), ("i", _OPT_INT)),
@@ -449,3 +543,18 @@ def decode_server_message(data: bytes) -> dict[str, Any] | None:
         if type(value) is bool and bool not in types:
             return None
     return obj
+
+
+def state_of_snap(snap: Mapping[str, Any], tick: int, view: Any) -> dict[str, Any]:
+    """Client side: a decoded ``snap`` as the ``state`` message it stands for (the
+    shape game code reads), given the tick and the view its §16 snapshot rebuilt."""
+    return {
+        "t": "state",
+        "v": snap["v"],
+        "p": "playing",
+        "r": snap["r"],
+        "k": tick,
+        "ts": snap["ts"],
+        "s": view,
+        "i": snap["i"],
+    }

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 import os
 import random
 import weakref
@@ -71,6 +72,8 @@ from vinom.games.registry import check_game
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
+from vinom.rooms.delta import Prepared, Quantisation, SnapshotHistory, quantisation_of
+from vinom.rooms.inputs import InputBuffer
 from vinom.rooms.messages import (
     Phase,
     encode_error,
@@ -78,6 +81,8 @@ from vinom.rooms.messages import (
     encode_phase,
     encode_presence,
     encode_shared_state,
+    encode_snap_for,
+    encode_snap_header,
     encode_state,
     encode_welcome,
     pack_action_id,
@@ -113,6 +118,9 @@ def _check_game_once(game: IGame) -> None:
     with contextlib.suppress(TypeError):
         _checked_games[id(game)] = game
 
+
+#: Seconds between two `error`s answering a player's rejected real-time inputs.
+INPUT_NOTICE_INTERVAL = 1.0
 
 #: The environment variable that turns on the check of games' `shared_view`
 #: (`RoomConfig.check_views`): "1", "true", "yes" or "on".
@@ -150,6 +158,9 @@ class RoomConfig:
     # on each change and compare them (a game that hides something must not
     # say it shares its view). Default: the VINOM_CHECK_VIEWS environment variable.
     check_views: bool = field(factory=check_views_from_env)
+    # Each `snap` carries the CRC-32 of the view (docs/protocol.md §16.4), so that
+    # a client proves the view it rebuilt is the server's (tests; costs host CPU).
+    snapshot_checksums: bool = False
 
 
 @define(eq=False)
@@ -169,6 +180,12 @@ class _Member:
     # The game's bot playing this seat (a bot ticket), and when it next acts.
     bot: IBot | None = None
     bot_due: float = _INF
+    # A ticking room: the player's real-time inputs waiting for their tick, the
+    # snapshots sent to their current session (its delta baselines), and when
+    # they last heard that an input was rejected.
+    inputs: InputBuffer | None = None
+    snapshots: SnapshotHistory | None = None
+    input_noticed_at: float = -_INF
 
 
 @define(eq=False, repr=False)
@@ -213,6 +230,12 @@ class Room:
     snapshot_rate: float = field(init=False, default=0.0)
     # The earliest of the deadlines below (inf: none); see `TimerQueue`.
     wake: float = field(init=False, default=_INF)
+    # The game's quantisation of its views (its `quantisation` attribute), for snaps.
+    quantisation: Quantisation = field(init=False)
+    # What became of the players' real-time inputs: held, late, early,
+    # duplicate (`vinom.rooms.inputs`), applied, rejected, not_playing, and
+    # acks naming a tick not yet run (bad_ack).
+    input_counts: Counter[str] = field(init=False, factory=Counter)
 
     _members: dict[str, _Member] = field(init=False, factory=dict)
     _order: tuple[_Member, ...] = field(init=False, default=())
@@ -263,6 +286,7 @@ class Room:
         self._check_views = self._shared_view and self.config.check_views
         self._title = display_name_of(self.game)
         self._tick_rate = float(self.game.tick_rate or 0.0)
+        self.quantisation = quantisation_of(self.game)
         self._idle_timeout = idle_timeout_of(self.game)
         self.history = TickHistory(history_ticks_of(self.game))
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
@@ -291,6 +315,11 @@ class Room:
     @property
     def match_id(self) -> str:
         return self.match.match_id
+
+    @property
+    def tick_rate(self) -> float:
+        """The game's ticks per second (0: a game without a tick)."""
+        return self._tick_rate
 
     @property
     def ended(self) -> bool:
@@ -488,6 +517,9 @@ class Room:
         game, history = self.game, self.history
         for _ in range(behind):
             self.tick_number += 1
+            self._apply_inputs(self.tick_number, now)
+            if self.phase is not _PLAYING:
+                return  # an input ended the game
             try:
                 outcome = game.tick(self.state, interval, self.rng)
             except Exception:
@@ -581,8 +613,14 @@ class Room:
                 self._title,
                 self._tick_rate,
                 self.snapshot_rate,
+                self.quantisation.rules,
             ),
         )
+        if self.snapshot_rate:
+            # A new session holds none of the views the last one was sent.
+            member.snapshots = SnapshotHistory(
+                self.quantisation, checksum=self.config.snapshot_checksums
+            )
         member.joined = True
         self._joining = member
         try:
@@ -808,6 +846,9 @@ class Room:
         version, phase, state = self.version, self.phase, self.state
         tick, server_time = self.tick_number, self._server_time(now)
         joining = self._joining
+        if phase is _PLAYING and self.snapshot_rate:
+            self._send_snaps(version, remaining, tick, server_time, state, joining)
+            return
         try:
             if self._check_views:
                 self._check_shared_view(state, version)
@@ -853,6 +894,140 @@ class Room:
                         )
         except Exception:
             self._game_error("view")
+
+    def _send_snaps(
+        self,
+        version: int,
+        remaining: float | None,
+        tick: int,
+        server_time: int,
+        state: Any,
+        joining: _Member | None,
+    ) -> None:
+        """A ticking room while playing: each player's view as a `snap`, delta-encoded
+        against the newest one they acknowledged (docs/protocol.md §14, §16).
+
+        Runs per recipient per snapshot, so it does each thing once: a shared
+        view is built and quantised once for everyone, and bodies are encoded
+        once per (baseline, view) pair (`cache`: players who acknowledged the
+        same tick of a shared view get the same bytes)."""
+        send = self.outbox.send_message
+        header = encode_snap_header(version, server_time, remaining)
+        quantisation, checksum = self.quantisation, self.config.snapshot_checksums
+        view_for = self.game.view
+        shared = self._shared_view
+        common: Prepared | None = None
+        cache: dict[tuple[Prepared, Prepared], bytes] = {}
+        try:
+            if self._check_views:
+                self._check_shared_view(state, version)
+                shared = self._shared_view
+            for member in self._order:
+                session_id = member.session_id
+                history = member.snapshots
+                if session_id is None or member is joining or history is None:
+                    continue
+                if shared:
+                    if common is None:
+                        common = quantisation.prepare(
+                            view_for(state, member.seat.player_id), checksum=checksum
+                        )
+                    prepared = common
+                else:
+                    prepared = quantisation.prepare(
+                        view_for(state, member.seat.player_id), checksum=checksum
+                    )
+                inputs = member.inputs
+                send(
+                    session_id,
+                    UNRELIABLE,
+                    encode_snap_for(
+                        header,
+                        member.last_action_id,
+                        None if inputs is None else inputs.newest,
+                        history.encode_for(tick, prepared, None, cache),
+                    ),
+                )
+        except Exception:
+            self._game_error("view")
+
+    # -- real-time inputs -------------------------------------------------------
+
+    def handle_inputs(
+        self,
+        player_id: str,
+        ack: int | None,
+        inputs: tuple[tuple[int, Mapping[str, Any]], ...],
+        now: float,
+    ) -> None:
+        """An ``input`` message of this seated player: `ack` is the newest snapshot
+        tick they applied (their delta baseline), `inputs` the (tick, input) pairs
+        it carries, each held for its tick (`vinom.rooms.inputs`)."""
+        member = self._members[player_id]
+        counts = self.input_counts
+        history = member.snapshots
+        if ack is not None and history is not None:
+            if ack <= self.tick_number:
+                history.acknowledge(ack)
+            else:
+                counts["bad_ack"] += 1  # a tick not run yet: never a baseline
+        if not inputs:
+            return
+        if self.phase is not _PLAYING or member.left or not self._tick_rate:
+            counts["not_playing"] += len(inputs)
+            return
+        buffer = member.inputs
+        if buffer is None:
+            buffer = member.inputs = InputBuffer()
+        current = self.tick_number
+        for tick, value in inputs:
+            counts[buffer.offer(tick, value, current)] += 1
+
+    def _apply_inputs(self, tick: int, now: float) -> None:
+        """Before the game runs `tick`: each player's inputs for it (and any late
+        ones), in seat order, each player's in tick order."""
+        for member in self._order:
+            buffer = member.inputs
+            if buffer is None or not buffer.held or buffer.held[0][0] > tick:
+                continue
+            for _, value in buffer.take(tick):
+                self._apply_input(member, value, now)
+                if self.phase is not _PLAYING:
+                    return
+
+    def _apply_input(self, member: _Member, value: Mapping[str, Any], now: float) -> None:
+        counts = self.input_counts
+        if member.left:
+            counts["not_playing"] += 1
+            return
+        try:
+            apply_at = self._apply_action_at
+            if apply_at is None:
+                outcome = self.game.apply_action(self.state, member.seat, value, self.rng)
+            else:
+                outcome = apply_at(self.state, member.seat, value, self.rng, self.history)
+        except IllegalAction as e:
+            counts["rejected"] += 1
+            # Inputs come many a second: one error a second tells enough.
+            if now - member.input_noticed_at >= INPUT_NOTICE_INTERVAL:
+                member.input_noticed_at = now
+                self._send_error(member, e.code, e.message, None)
+            return
+        except Exception:
+            counts["rejected"] += 1
+            self._game_error("apply_action")
+            return
+        counts["applied"] += 1
+        self.state = state = outcome.state
+        self.version += 1
+        for event in outcome.events:
+            self._send_event(event)
+        if self.game.is_finished(state):
+            self._finish(now)
+        else:
+            if self._idle_timeout:
+                self._track_idle(member, now)
+            self._broadcast_state(now)
 
     def _server_time(self, now: float) -> int:
         """A state's ``ts``: whole milliseconds since `start`."""

@@ -28,6 +28,15 @@ seconds. Actions still held when the room ends are dropped
 (``drops["held_at_end"]``) without an error: the players have the final
 phase. A `sync` without a token is dropped silently
 (``drops["sync_rate_limited"]``).
+
+Real-time inputs: in a room whose game has a tick, ``input`` messages come
+on the unreliable channel and go to the room's jitter buffer
+(`Room.handle_inputs`); they take no token (each repeats the last few, so
+their rate is the client's packet rate, and each is bounded to
+`MAX_INPUTS_PER_MESSAGE` pairs). Anything else on that channel, and an
+``input`` on the reliable one or in a room without a tick, is dropped
+(``drops["wrong_channel"]``). What became of the inputs is counted by the
+rooms (`input_counts`), summed here for the host's metrics.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from twisted.logger import Logger
 from vinom.games.interfaces import ACTION_BURST, IGame
 from vinom.match import Match
 from vinom.net.ratelimit import TokenBucket
-from vinom.protocol.events import RELIABLE, SessionClosed, SessionConnected
+from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import ClientMessageKind, decode_client_message
 from vinom.rooms.outbox import SessionOutbox
@@ -56,6 +65,9 @@ log = Logger()
 
 _ACTION = ClientMessageKind.ACTION
 _SYNC = ClientMessageKind.SYNC
+_INPUT = ClientMessageKind.INPUT
+#: The longest a side of a ticking room's session may hold an owed ack (SPEC-35 A.4).
+MAX_ACK_DELAY = 0.1
 RATE_LIMITED = "rate_limited"
 _INF = math.inf
 
@@ -147,6 +159,8 @@ class SeatRouter:
     _bindings: dict[int, _SeatBinding] = field(init=False, factory=dict, repr=False)
     # Rate limits by (match id, player id), for the life of the room.
     _limits: dict[tuple[str, str], _PlayerLimits] = field(init=False, factory=dict, repr=False)
+    # The input counts of the rooms removed so far (`input_counts`).
+    _retired_inputs: Counter[str] = field(init=False, factory=Counter, repr=False)
     _refusals_logged_at: float = field(init=False, default=-math.inf, repr=False)
     _refusals_unlogged: int = field(init=False, default=0, repr=False)
 
@@ -221,6 +235,12 @@ class SeatRouter:
                 )
                 if room.player_connected(player_id, session_id, now):
                     self.counters["sessions_opened"] += 1
+                    if room.tick_rate > 0 and room.snapshot_rate > 0:
+                        self.tune_ack_delays(
+                            session_id,
+                            min(MAX_ACK_DELAY, 1.0 / room.snapshot_rate),
+                            min(MAX_ACK_DELAY, 1.0 / room.tick_rate),
+                        )
                     return
                 del self._bindings[session_id]
             # Admitted during the handshake but no longer admissible (the room
@@ -230,20 +250,42 @@ class SeatRouter:
         except Exception:
             self._internal_error("session_connected")
 
+    def tune_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> None:
+        """A session joined a ticking room: its acks should ride on the states
+        (the host holds an owed ack up to `own_s`, a snapshot interval) and the
+        client's on its inputs (`peer_s`, a tick), with no ack-only datagrams.
+
+        Does nothing yet: the seam of SPEC-35 A.4."""
+        # connected to Reliability.set_ack_delays once the transport change lands
+        # (SPEC-35 A.4): the endpoint's set_ack_delays(session_id, own_s, peer_s).
+
+    def input_counts(self) -> Counter[str]:
+        """What became of the real-time inputs of every room hosted here so far
+        (`Room.input_counts`: held, late, early, duplicate, applied, rejected...)."""
+        total = Counter(self._retired_inputs)
+        for room in self.registry:
+            total.update(room.input_counts)
+        return total
+
     def message_received(self, session_id: int, channel: int, data: bytes, now: float) -> None:
         entry = self._bindings.get(session_id)
         if entry is None:
             self.drops["unknown_session"] += 1
             return
         if channel != RELIABLE:
-            self.drops["wrong_channel"] += 1
+            if channel == UNRELIABLE and entry.room.tick_rate > 0:
+                self._unreliable(entry, data, now)
+            else:
+                self.drops["wrong_channel"] += 1
             return
         message = decode_client_message(data, self.drops)
         if message is None:
             return
         try:
-            kind, action, action_id = message
-            if kind is _ACTION:
+            kind, action, action_id, _ = message
+            if kind is _INPUT:
+                self.drops["wrong_channel"] += 1  # inputs travel unreliable
+            elif kind is _ACTION:
                 assert action is not None
                 # The usual case inline: no limit at all, or nothing held and a
                 # token in the bucket (made at the player's first action, below).
@@ -275,6 +317,21 @@ class SeatRouter:
                 self._remove_if_vacated(room, now)
         except Exception:
             self._internal_error("message_received")
+
+    def _unreliable(self, entry: _SeatBinding, data: bytes, now: float) -> None:
+        """A message on channel 0 of a ticking room: only ``input`` belongs there."""
+        message = decode_client_message(data, self.drops)
+        if message is None:
+            return
+        if message.kind is not _INPUT:
+            self.drops["wrong_channel"] += 1
+            return
+        try:
+            inputs = message.inputs
+            assert inputs is not None
+            entry.room.handle_inputs(entry.player_id, message.action_id, inputs, now)
+        except Exception:
+            self._internal_error("input")
 
     def session_closed(self, event: SessionClosed, now: float) -> None:
         try:
@@ -408,6 +465,7 @@ class SeatRouter:
             self.registry.remove(room.match_id, now)
 
     def _room_removed(self, room: Room) -> None:
+        self._retired_inputs.update(room.input_counts)
         for session_id in room.session_ids():
             entry = self._bindings.get(session_id)
             if entry is not None and entry.room is room:
