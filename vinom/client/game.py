@@ -14,10 +14,20 @@ tick number and time (`tick`, `server_time`), for a client that interpolates
 between states of a real-time game. Events, errors and phase changes
 arrive on the reliable channel, in order. The message schema is in
 `vinom.rooms.messages` and docs/client.md.
+
+A real-time game (one with a tick) sends its states while playing as
+``snap`` messages: delta snapshots against the newest one this session
+acknowledged (docs/protocol.md §14, §16). The session rebuilds each with a
+`SnapshotReceiver` and presents it as the same ``state`` dict, so game code
+does not change; a snap it cannot rebuild is dropped (`snap_drops`). Its
+inputs go with `send_input`: stamped with a tick, repeated until the host
+has them (`vinom.client.realtime`), on the unreliable channel; each carries
+the newest snapshot tick applied, the host's delta baseline.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from itertools import count
 from typing import Any
@@ -26,23 +36,33 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorUDP
 
 from vinom.client.lobby import MatchFound
+from vinom.client.realtime import InputQueue, TickClock
 from vinom.client.udp import GameClientProtocol, connect_game_client
-from vinom.protocol.events import RELIABLE
+from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.rooms.delta import Quantisation, SnapshotReceiver
 from vinom.rooms.messages import (
     decode_server_message,
     encode_action,
+    encode_input,
     encode_leave,
     encode_sync,
+    state_of_snap,
 )
 
 MessageHandler = Callable[[dict[str, Any]], object]
 ENDED_PHASES = ("finished", "aborted")
+#: The longest a side of a ticking room's session may hold an owed ack (SPEC-35 A.4).
+MAX_ACK_DELAY = 0.1
+#: Before the transport has measured a round trip, the lead assumes this one.
+DEFAULT_RTT = 0.1
 
 
 class GameSession:
     """A connected player's view of a match (see module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` (seconds) times the tick estimate of `send_input` and the acks."""
+        self._clock = clock
         self.protocol: GameClientProtocol | None = None
         self.welcome: dict[str, Any] | None = None
         self.state: dict[str, Any] | None = None
@@ -62,6 +82,12 @@ class GameSession:
         self.stale_states = 0
         self.undecodable = 0
         self._action_ids = count(1)
+        # A ticking room: its snapshots' decoder, the server's tick, the inputs
+        # not acknowledged yet, and when the last input message went.
+        self.snapshots: SnapshotReceiver | None = None
+        self.ticks: TickClock | None = None
+        self.inputs = InputQueue()
+        self._input_sent_at = -float("inf")
 
     @property
     def player_id(self) -> str | None:
@@ -114,6 +140,48 @@ class GameSession:
         self._send(encode_action(action, action_id))
         return action_id
 
+    def send_input(self, value: Mapping[str, Any]) -> int:
+        """Send a real-time input (a map, what the game's action handler takes) for
+        the tick it should reach the host by; returns that tick.
+
+        Unreliable, repeated in every input message until the host has it (at
+        most 8 waiting; the oldest go first). Only in a game with a tick, once
+        its welcome came (ValueError otherwise)."""
+        ticks = self.ticks
+        if ticks is None:
+            raise ValueError("send_input is for a game with a tick, after its welcome")
+        tick = self.inputs.add(ticks.input_tick(self._clock(), self._rtt()), value)
+        self._send_inputs()
+        return tick
+
+    @property
+    def snap_drops(self) -> Mapping[str, int]:
+        """Snaps dropped by reason (`vinom.rooms.delta.DROP_REASONS`): ``stale``
+        (late or duplicated: harmless), ``unknown_baseline`` (its baseline was
+        lost; the next ack brings a full one), ``corrupt``, ``checksum`` (bugs)."""
+        return {} if self.snapshots is None else dict(self.snapshots.drops)
+
+    def _send_inputs(self) -> None:
+        if self.protocol is None:
+            raise ValueError("not connected")
+        snapshots = self.snapshots
+        ack = None if snapshots is None else snapshots.newest
+        self._input_sent_at = self._clock()
+        self.protocol.send(UNRELIABLE, encode_input(ack, self.inputs.pending))
+
+    def _rtt(self) -> float:
+        rtt = None if self.protocol is None else self.protocol.round_trip_time
+        return DEFAULT_RTT if rtt is None else rtt
+
+    def tune_ack_delays(self, own_s: float, peer_s: float) -> None:
+        """The welcome of a ticking room came: this side's acks should ride on its
+        inputs (held up to `own_s`, a tick) and the host's on its snaps (`peer_s`,
+        a snapshot interval), with no ack-only datagrams.
+
+        Does nothing yet: the seam of SPEC-35 A.4."""
+        # connected to Reliability.set_ack_delays once the transport change lands
+        # (SPEC-35 A.4): the client connection's set_ack_delays(own_s, peer_s).
+
     def sync(self) -> None:
         """Ask for the current state on the reliable channel."""
         self._send(encode_sync())
@@ -163,8 +231,11 @@ class GameSession:
             self.state = message
             self.phase = message["p"]
             _call(self.on_state, message)
+        elif kind == "snap":
+            self._snap_received(message)
         elif kind == "welcome":
             self.welcome = message
+            self._ticking(message)
             if message["reconnected"] and self.version >= 0:
                 # A new session after a reconnection: the state that follows is the
                 # current one even if its version equals the one we hold; an older
@@ -183,6 +254,52 @@ class GameSession:
             _call(self.on_error, message)
         elif kind == "presence":
             _call(self.on_presence, message)
+
+
+    def _ticking(self, welcome: Mapping[str, Any]) -> None:
+        """A welcome: a ticking room's session gets a snapshot decoder (a new one:
+        the host keeps none of the last session's baselines) and a tick clock."""
+        tick_rate, snapshot_rate = self.tick_rate, self.snapshot_rate
+        if not tick_rate or not snapshot_rate:
+            self.snapshots = self.ticks = None
+            return
+        try:
+            quantisation = Quantisation(welcome.get("q") or ())
+        except (TypeError, ValueError):
+            self.undecodable += 1  # rules this client cannot read: every snap would fail
+            quantisation = Quantisation()
+        self.snapshots = SnapshotReceiver(quantisation)
+        self.ticks = TickClock(tick_rate)
+        self.tune_ack_delays(
+            min(MAX_ACK_DELAY, 1.0 / tick_rate), min(MAX_ACK_DELAY, 1.0 / snapshot_rate)
+        )
+
+    def _snap_received(self, message: dict[str, Any]) -> None:
+        snapshots, ticks = self.snapshots, self.ticks
+        if snapshots is None or ticks is None:
+            self.undecodable += 1  # a snap outside a ticking room
+            return
+        snapshot = snapshots.receive(message["d"])
+        if snapshot is None:
+            return  # counted by reason in snap_drops
+        now = self._clock()
+        ticks.observe(snapshot.tick, now)
+        input_tick = message["ik"]
+        if input_tick is not None:
+            self.inputs.acknowledge(input_tick)
+        # Acks ride on inputs: with none sent for two snapshot intervals, an
+        # input message (carrying any still unacknowledged) says what we hold.
+        rate = self.snapshot_rate or 0.0
+        if rate and now - self._input_sent_at >= 2.0 / rate and self.protocol is not None:
+            self._send_inputs()
+        if message["v"] <= self.version:
+            self.stale_states += 1
+            return
+        state = state_of_snap(message, snapshot.tick, snapshot.view)
+        self.version = state["v"]
+        self.state = state
+        self.phase = "playing"
+        _call(self.on_state, state)
 
 
 def _number(message: Mapping[str, Any] | None, key: str) -> float | None:

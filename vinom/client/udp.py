@@ -47,6 +47,7 @@ from vinom.protocol.client import ClientConnection
 from vinom.protocol.config import ClientConfig
 from vinom.protocol.events import ConnectFailed, MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.layer import ReliabilityFactory, default_reliability
+from vinom.protocol.reliability import Reliability
 from vinom.protocol.route_token import ROUTE_TOKEN_SIZE
 from vinom.protocol.tokens import PublicToken
 
@@ -117,6 +118,16 @@ class GameClientProtocol(DatagramProtocol):
         self.connection.set_ack_delays(own_s, peer_s)
         if not self._dispatching:
             self._flush()  # the timer may have moved
+
+    @property
+    def round_trip_time(self) -> float | None:
+        """The transport's smoothed round-trip time in seconds, once it measured one
+        (None before, or with a reliability layer that does not measure it)."""
+        connection = self.connection
+        layer = None if connection is None else connection.reliability
+        if isinstance(layer, Reliability) and layer.rtt_samples:
+            return float(layer.rtt_s)
+        return None
 
     def disconnect(self) -> Deferred[None]:
         """End the session (redundant `disconnect` packets) and release the port."""

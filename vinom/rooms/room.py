@@ -43,10 +43,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import Counter
 import os
 import random
 import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 

@@ -87,6 +87,13 @@ class Options(usage.Options):
 
     optFlags = [
         [
+            "snapshot-checksums",
+            None,
+            "Real-time rooms send each snapshot's CRC-32 so that clients prove the view "
+            "they rebuilt is the server's (docs/protocol.md section 16; for tests, costs "
+            "host CPU; default: off).",
+        ],
+        [
             "access-log",
             None,
             "Log every HTTP request of the web server and the operations endpoint "

@@ -279,6 +279,7 @@ def host_factory_of(
     room_config = RoomConfig(
         connect_deadline=options["connect-deadline"],
         reconnect_grace=options["reconnect-grace"],
+        snapshot_checksums=bool(options["snapshot-checksums"]),
     )
     if options["game-host"] == "workers" and options["host-workers"] == 0:
         return InlineGameHostFactory(

@@ -353,6 +353,7 @@ class WorkerProcess(ProcessProtocol):
                 "connect_deadline": s.room_config.connect_deadline,
                 "reconnect_grace": s.room_config.reconnect_grace,
                 "state_interval": s.room_config.state_interval,
+                "snapshot_checksums": s.room_config.snapshot_checksums,
             },
             one_shot=self.one_shot,
         )

@@ -150,6 +150,7 @@ class WorkerProtocol(amp.AMP):
                 connect_deadline=float(room_config["connect_deadline"]),
                 reconnect_grace=float(room_config["reconnect_grace"]),
                 state_interval=float(room_config.get("state_interval", 1.0)),
+                snapshot_checksums=bool(room_config.get("snapshot_checksums", False)),
             ),
         )
         return {"pid": os.getpid()}

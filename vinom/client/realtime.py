@@ -1,0 +1,91 @@
+"""The sending side of a real-time game's inputs: which tick to stamp, what to repeat.
+
+Sans-I/O: times and ticks in, ticks and pairs out; no reactor. `GameSession`
+uses them (docs/client.md, "Real-time inputs").
+
+`TickClock` estimates the server's tick from the newest snapshot: the tick
+``k`` it was built at, plus the time since at the game's tick rate. An input
+is stamped for the tick it should reach the host before: that estimate plus a
+lead of ``ceil(rtt / 2 * tick_rate) + 1`` ticks (half a round trip to get
+there, one for jitter; the host holds inputs up to 8 ticks early). Issue #36
+replaces the estimate with real clock sync.
+
+`InputQueue` keeps the inputs the host has not acknowledged yet (at most
+`MAX_UNACKED`, the oldest dropped first), so that every ``input`` message
+repeats them all: a lost datagram loses no input. The host acknowledges
+with each snap's ``ik``, the newest input tick it received.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import define, field
+
+from vinom.rooms.messages import MAX_INPUTS_PER_MESSAGE
+
+#: The most unacknowledged inputs a client keeps (and repeats in each message).
+MAX_UNACKED = MAX_INPUTS_PER_MESSAGE
+
+
+@define
+class TickClock:
+    """The server's tick as the newest snapshot tells it (module docstring)."""
+
+    tick_rate: float
+    # The newest tick seen and when (the caller's clock, in seconds).
+    tick: int | None = None
+    seen_at: float = 0.0
+
+    def observe(self, tick: int, now: float) -> None:
+        """A snapshot of `tick` arrived at `now` (an older one changes nothing)."""
+        if self.tick is None or tick > self.tick:
+            self.tick, self.seen_at = tick, now
+
+    def estimate(self, now: float) -> float | None:
+        """The server's tick at `now` as last seen plus the time since (None before any)."""
+        if self.tick is None:
+            return None
+        return self.tick + max(0.0, now - self.seen_at) * self.tick_rate
+
+    def lead(self, rtt: float) -> int:
+        """Ticks ahead of the estimate an input is stamped, for a round trip of `rtt` s."""
+        return math.ceil(max(0.0, rtt) / 2 * self.tick_rate) + 1
+
+    def input_tick(self, now: float, rtt: float) -> int:
+        """The tick an input sent at `now` is meant for."""
+        estimate = self.estimate(now)
+        base = 0 if estimate is None else math.floor(estimate)
+        return base + self.lead(rtt)
+
+
+@define
+class InputQueue:
+    """The inputs not yet acknowledged by the host, oldest first (module docstring)."""
+
+    pending: deque[tuple[int, Mapping[str, Any]]] = field(
+        factory=lambda: deque(maxlen=MAX_UNACKED)
+    )
+    # The newest tick stamped: ticks only grow, one input per tick.
+    last_tick: int = -1
+    # Inputs dropped unacknowledged because more than MAX_UNACKED were waiting.
+    overflowed: int = 0
+
+    def add(self, tick: int, value: Mapping[str, Any]) -> int:
+        """Queue an input for `tick` (moved to the tick after the last one if not
+        later); returns the tick it was stamped with."""
+        tick = max(tick, self.last_tick + 1)
+        self.last_tick = tick
+        if len(self.pending) == MAX_UNACKED:
+            self.overflowed += 1
+        self.pending.append((tick, value))
+        return tick
+
+    def acknowledge(self, tick: int) -> None:
+        """The host received every input up to `tick` it will ever apply: forget them."""
+        pending = self.pending
+        while pending and pending[0][0] <= tick:
+            pending.popleft()
