@@ -16,15 +16,90 @@ import sys
 import textwrap
 from typing import Any
 
+import msgpack
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_twistd import RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
 from vinom.client.bots import play_bot
+from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
+from vinom.client.udp import GameClientProtocol
+from vinom.protocol.tokens import PublicToken
+
+INPUT_PLUGIN = textwrap.dedent(
+    '''
+    """Real-time inputs: each player's applied input numbers are in their view."""
+
+    from attrs import evolve, frozen
+
+    from vinom.games.base import Game
+    from vinom.games.interfaces import Outcome
+
+
+    @frozen
+    class Track:
+        players: tuple
+        pos: tuple
+        vel: tuple
+        got: tuple
+        over: bool = False
+
+
+    class InputGame(Game):
+        name = "rt-inputs"
+        description = "test: real-time inputs"
+        min_players = max_players = match_size = 2
+        tick_rate = 20.0
+        time_limit = 3.0
+        countdown = 0.0
+        action_rate = 0.0
+        idle_timeout = 0.0
+        offered_by_default = False
+        quantisation = {"pos.*": 0.01, "vel.*": 0.1}
+
+        def create(self, seats, options, rng):
+            n = len(seats)
+            return Track(tuple(s.player_id for s in seats), (0.0,) * n, (0.0,) * n, ((),) * n)
+
+        def check_join(self, state, seat):
+            return None
+
+        def on_move(self, state, seat, action, rng):
+            i = seat.index
+            got = list(state.got)
+            got[i] = got[i] + (action["n"],)
+            vel = list(state.vel)
+            vel[i] = float(action["move"])
+            return Outcome(evolve(state, got=tuple(got), vel=tuple(vel)))
+
+        def tick(self, state, dt, rng):
+            pos = tuple(p + v * dt for p, v in zip(state.pos, state.vel))
+            return Outcome(evolve(state, pos=pos))
+
+        def time_up(self, state):
+            return Outcome(evolve(state, over=True))
+
+        def view(self, state, player_id):
+            me = state.players.index(player_id)
+            return {"pos": list(state.pos), "vel": list(state.vel), "got": list(state.got[me])}
+
+        def is_finished(self, state):
+            return state.over
+
+        def result(self, state):
+            return {"winners": [], "reason": "time"}
+
+
+    inputs = InputGame()
+    '''
+)
+LOSS = 0.1
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK_RATE = 20
@@ -111,12 +186,14 @@ PLUGIN = textwrap.dedent(
 class RealTimeServerTests(TestCase):
     timeout = 90
 
-    async def start_twistd(self) -> tuple[int, str]:
+    async def start_twistd(
+        self, plugin: str = PLUGIN, game: str = "rt-dots", *more: str
+    ) -> tuple[int, str]:
         data_dir = os.path.abspath(self.mktemp())
         plugins = os.path.join(data_dir, "path", "twisted", "plugins")
         os.makedirs(plugins)
-        with open(os.path.join(plugins, "rt_dots.py"), "w") as f:
-            f.write(PLUGIN)
+        with open(os.path.join(plugins, "rt_test_game.py"), "w") as f:
+            f.write(plugin)
         port = free_tcp_port()
         udp = free_udp_range(2)
         process = Collect()
@@ -130,7 +207,7 @@ class RealTimeServerTests(TestCase):
                 "--lobby", f"ssl:{port}:interface=127.0.0.1",
                 "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
                 "--public-host", "127.0.0.1", "--data-dir", data_dir, "--ops-port", "none",
-                "--websocket", "none", "--games", "rt-dots", "--drain-timeout", "0",
+                "--websocket", "none", "--games", game, "--drain-timeout", "0", *more,
             ],
             env=env, path=data_dir,
         )  # fmt: skip
@@ -201,6 +278,120 @@ class RealTimeServerTests(TestCase):
         # The welcome told each client the game's step and its rate of states.
         for session in sessions:
             self.assertEqual((session.tick_rate, session.snapshot_rate), (TICK_RATE, TICK_RATE))
+
+
+    async def test_inputs_and_delta_states_through_a_lossy_link(self) -> None:
+        """Two players send an input per state through a link losing 10% of the
+        datagrams each way: no input is lost or applied twice, every state is
+        the server's (checksums), they keep coming, and they cost far fewer
+        bytes than the view they rebuild."""
+        port, cert = await self.start_twistd(
+            INPUT_PLUGIN, "rt-inputs", "--snapshot-checksums"
+        )
+        lobby = LobbyAddress("127.0.0.1", port, cert)
+        players = await gatherResults(
+            [Deferred.fromCoroutine(_lossy_player(lobby, f"p{n}", n)) for n in range(2)]
+        )
+        for player in players:
+            session = player.session
+            await session.finished
+            await _sleep(0.3)  # the final state follows the final phase, reliably
+            self.assertEqual(session.result, {"winners": [], "reason": "time"})
+            # Inputs: the game applied exactly what was sent, once each, in order;
+            # only the last few (sent as the match ended) may be missing.
+            assert session.view is not None
+            got = session.view["got"]
+            self.assertEqual(got, player.sent[: len(got)])
+            self.assertGreater(len(got), 30)
+            self.assertGreaterEqual(len(got), len(player.sent) - 4)
+            # The link lost datagrams both ways, and the redundant copies made up for it.
+            self.assertGreater(player.proxy.dropped, 3)
+            # Every snapshot came with its checksum, and none failed it.
+            self.assertTrue(player.snaps)
+            self.assertTrue(all(msgpack.unpackb(d)[2] is not None for d in player.snaps))
+            drops = session.snap_drops
+            self.assertEqual((drops.get("checksum", 0), drops.get("corrupt", 0)), (0, 0), drops)
+            # States keep coming at the snapshot rate, less what the link lost.
+            states = player.states
+            span = (states[-1]["ts"] - states[0]["ts"]) / 1000.0
+            self.assertGreater(span, 2.0)
+            self.assertGreater(len(states), 0.75 * TICK_RATE * span)
+            # Most are deltas, far smaller than the view they rebuild.
+            deltas = [d for d in player.snaps if msgpack.unpackb(d)[1] is not None]
+            self.assertGreater(len(deltas), len(player.snaps) / 2)
+            delta_bytes = sum(map(len, deltas)) / len(deltas)
+            full_bytes = sum(len(msgpack.packb(m["s"])) for m in states) / len(states)
+            self.assertLess(delta_bytes, full_bytes / 2, (delta_bytes, full_bytes))
+
+
+class _LossyLink(DatagramProtocol):
+    """A UDP proxy between one client and the host that drops a share of the
+    datagrams each way (deterministic: its own seeded generator)."""
+
+    def __init__(self, host: tuple[str, int], loss: float, seed: int) -> None:
+        self.host = host
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.client: Any = None
+        self.dropped = 0
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        to = self.client if addr == self.host else self.host
+        if addr != self.host:
+            self.client = addr
+        if to is None:
+            return
+        if self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        self.transport.write(data, to)
+
+
+class _LossyPlayer:
+    def __init__(self, session: GameSession, proxy: _LossyLink) -> None:
+        self.session = session
+        self.proxy = proxy
+        self.sent: list[int] = []
+        self.snaps: list[bytes] = []
+        self.states: list[dict[str, Any]] = []
+
+
+async def _lossy_player(lobby: LobbyAddress, name: str, seed: int) -> _LossyPlayer:
+    """Queue, then play through a `_LossyLink`: one input (numbered) per state."""
+    found = await LobbyPlayer(reactor, lobby, name).find_match("rt-inputs")
+    host = found.token["hosts"][0]
+    proxy = _LossyLink((host["host"], host["port"]), LOSS, seed)
+    proxy_port = reactor.listenUDP(0, proxy, interface="127.0.0.1")
+    session = GameSession()
+    player = _LossyPlayer(session, proxy)
+    rng = random.Random(seed)
+
+    def on_message(channel: int, data: bytes) -> None:
+        message = msgpack.unpackb(data)
+        if message.get("t") == "snap":
+            player.snaps.append(message["d"])
+        session.message_received(channel, data)
+
+    def on_state(message: dict[str, Any]) -> None:
+        if message["p"] != "playing" or "got" not in message["s"]:
+            return
+        player.states.append(message)
+        n = len(player.sent) + 1
+        player.sent.append(n)
+        session.send_input({"move": round(rng.uniform(-5, 5), 1), "n": n})
+
+    session.on_state = on_state
+    protocol = GameClientProtocol(
+        reactor,
+        PublicToken.from_json(found.token),
+        addresses=[("127.0.0.1", proxy_port.getHost().port)],
+        on_message=on_message,
+    )
+    reactor.listenUDP(0, protocol, interface="127.0.0.1")
+    session.protocol = await protocol.connected
+    session.finished.addBoth(lambda result: (proxy_port.stopListening(), result)[1])
+    session.finished.addBoth(lambda result: (protocol.disconnect(), result)[1])
+    return player
 
 
 class _PlayedGame:

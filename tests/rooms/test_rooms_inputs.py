@@ -1,0 +1,155 @@
+"""Real-time inputs and delta snaps in a ticking room (vinom.rooms.room, vinom.rooms.inputs).
+
+Inputs are what a client's `input` messages carry: (tick, input) pairs, each
+repeated until acknowledged. The game here (`SeqGame`) refuses any `seq` but
+the next one, so an input applied twice or out of order shows as a rejection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.rooms.test_rooms_snapshots import SA, SB, A, B, SnapshotGame, SnapshotTestCase
+from vinom.protocol.events import RELIABLE
+from vinom.rooms.inputs import DUPLICATE, EARLY, HELD, JITTER_TICKS, LATE, InputBuffer
+
+
+class QuantisedGame(SnapshotGame):
+    quantisation = {"seqs.*": 1.0}
+
+
+class RoomInputTests(SnapshotTestCase):
+    def seqs(self, session: int) -> list[int]:
+        return self.states(session)[-1]["s"]["seqs"]
+
+    def test_an_input_is_applied_at_its_tick_once(self) -> None:
+        room = self.playing(SnapshotGame(tick_rate=20))
+        room.handle_inputs(A, None, ((2, {"seq": 1}),), self.now)
+        self.host.advance(0.05)  # tick 1: not yet
+        self.assertEqual(room.tick_number, 1)
+        self.assertEqual(room.state.seqs[0], 0)
+        # Its redundant copies come with the next input: dropped, counted.
+        room.handle_inputs(A, None, ((2, {"seq": 1}), (3, {"seq": 2})), self.now)
+        self.host.advance(0.05)  # tick 2
+        self.assertEqual(room.state.seqs[0], 1)
+        self.host.advance(0.05)  # tick 3
+        self.assertEqual(self.seqs(SA)[0], 2)
+        self.assertEqual(room.input_counts[DUPLICATE], 1)
+        self.assertEqual(room.input_counts["applied"], 2)
+        self.assertEqual(room.input_counts["rejected"], 0)
+
+    def test_late_inputs_run_at_the_next_tick_in_order_early_ones_are_dropped(self) -> None:
+        room = self.playing(SnapshotGame(tick_rate=20))
+        self.host.advance(0.2)  # tick 4
+        room.handle_inputs(A, None, ((2, {"seq": 1}), (3, {"seq": 2}), (5, {"seq": 3})), self.now)
+        room.handle_inputs(B, None, ((4 + JITTER_TICKS + 1, {"seq": 1}),), self.now)
+        self.host.advance(0.05)  # tick 5: the two late ones, then its own
+        self.assertEqual(room.state.seqs, (3, 0))
+        self.assertEqual(
+            (room.input_counts[LATE], room.input_counts[HELD], room.input_counts[EARLY]), (2, 1, 1)
+        )
+
+    def test_the_snap_says_the_newest_input_received(self) -> None:
+        room = self.playing(SnapshotGame(tick_rate=20))
+        room.handle_inputs(A, None, ((3, {"seq": 1}),), self.now)
+        self.host.advance(0.05)
+        self.assertEqual(self.sender.snaps[-2][1]["ik"], 3)  # to A (seat order)
+        self.assertIsNone(self.sender.snaps[-1][1]["ik"])  # to B
+        self.assertEqual(self.sender.snaps[-1][0], SB)
+
+    def test_a_rejected_input_is_answered_at_most_once_a_second(self) -> None:
+        room = self.playing(SnapshotGame(tick_rate=20))
+        room.handle_inputs(A, None, tuple((k, {"seq": 9}) for k in range(1, 6)), self.now)
+        self.host.advance(0.3)
+        self.assertEqual(room.input_counts["rejected"], 5)
+        self.assertEqual(len(self.sender.to(SA, "error", RELIABLE)), 1)
+
+    def test_snaps_are_deltas_against_the_acknowledged_tick(self) -> None:
+        room = self.playing(QuantisedGame(tick_rate=20), snapshot_checksums=True)
+        room.handle_inputs(A, None, ((1, {"seq": 1}),), self.now)
+        self.host.advance(0.05)
+        first = msgpack.unpackb(self.sender.snaps[-2][1]["d"])
+        self.assertIsNone(first[1])  # nothing acknowledged: a full one
+        room.handle_inputs(A, first[0], ((2, {"seq": 2}),), self.now)
+        room.handle_inputs(B, first[0], (), self.now)
+        self.host.advance(0.05)
+        frames = {s: msgpack.unpackb(m["d"]) for s, m in self.sender.snaps[-2:]}
+        for frame in frames.values():
+            self.assertEqual(frame[0] - frame[1], first[0])  # the acked baseline
+            self.assertIsNotNone(frame[2])  # a checksum
+        # The client-side decoder (in the outbox) rebuilt the exact views.
+        self.assertEqual(self.seqs(SA), [2, 0])
+        self.assertEqual(self.seqs(SB), [2, 0])
+
+    def test_an_ack_of_a_tick_not_run_is_ignored(self) -> None:
+        room = self.playing(SnapshotGame(tick_rate=20))
+        room.handle_inputs(A, 10**9, (), self.now)
+        self.host.advance(0.05)
+        self.assertEqual(room.input_counts["bad_ack"], 1)
+
+    def test_the_welcome_carries_the_quantisation(self) -> None:
+        self.playing(QuantisedGame(tick_rate=20))
+        self.room.player_disconnected(A, SA, self.now)
+        self.room.player_connected(A, SA, self.now)
+        self.assertEqual(self.sender.to(SA, "welcome")[0]["q"], [["seqs.*", 1.0]])
+
+
+class InputBufferTests(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(st.integers(1, 40), min_size=1, max_size=60),
+        st.lists(st.integers(0, 3), min_size=60, max_size=60),
+    )
+    def test_each_input_once_in_tick_order(self, arrivals: list[int], steps: list[int]) -> None:
+        """Random arrival orders with duplicates, the room ticking between arrivals:
+        each tick's input comes out once, each take in tick order, never before its
+        tick, and a late one at the first take after it arrived."""
+        buffer = InputBuffer()
+        current = 0
+        out: list[tuple[int, int, Any]] = []  # (take tick, input tick, value)
+        expected: set[int] = set()
+        verdicts: dict[str, int] = {}
+        for tick, step in zip(arrivals, steps, strict=False):
+            verdict = buffer.offer(tick, {"k": tick}, current)
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            if verdict == EARLY:
+                self.assertGreater(tick, current + JITTER_TICKS)
+            elif verdict == DUPLICATE:
+                self.assertIn(tick, expected)
+            else:
+                self.assertNotIn(tick, expected)
+                self.assertEqual(verdict, LATE if tick <= current else HELD)
+                expected.add(tick)
+                if tick <= current:
+                    late_at = current + 1
+                    verdicts[f"late:{tick}"] = late_at
+            for _ in range(step):
+                current += 1
+                taken = buffer.take(current)
+                self.assertEqual([k for k, _ in taken], sorted(k for k, _ in taken))
+                out.extend((current, k, v) for k, v in taken)
+        while buffer.held:
+            current += 1
+            out.extend((current, k, v) for k, v in buffer.take(current))
+        ticks = [k for _, k, _ in out]
+        self.assertEqual(sorted(ticks), sorted(expected))  # each exactly once
+        for at, tick, value in out:
+            self.assertEqual(value, {"k": tick})
+            self.assertEqual(at, verdicts.get(f"late:{tick}", tick))  # on time, or next
+
+    @given(st.permutations(list(range(1, 9))), st.integers(0, 8))
+    def test_a_compliant_client_loses_nothing(self, order: list[int], current: int) -> None:
+        """Inputs 1-8 arrive in any order (each message repeats the older ones):
+        whatever the room's tick, the whole run comes out in order."""
+        buffer = InputBuffer()
+        for tick in order:
+            for k in range(1, tick + 1):  # the redundant copies of the older ones
+                buffer.offer(k, {"k": k}, current)
+        taken = buffer.take(100)
+        self.assertEqual([k for k, _ in taken], list(range(1, 9)))
+        self.assertEqual(buffer.newest, 8)
