@@ -91,6 +91,15 @@ class ArenaGame(Game[ArenaState]):
     action_rate = 2 * INPUT_RATE
     idle_timeout = 0.0
     offered_by_default = False
+    # How precisely the views' numbers travel (docs/games.md, "Quantisation"): the
+    # view rounds them so already; saying so lets snaps send them as integers.
+    # Each seen player is [index, x, y, vx, vy].
+    quantisation = {
+        "players.*.1": 0.01,
+        "players.*.2": 0.01,
+        "players.*.3": 0.1,
+        "players.*.4": 0.1,
+    }
 
     def __init__(self, players: int = PLAYERS) -> None:
         self.max_players = self.match_size = players

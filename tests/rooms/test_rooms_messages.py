@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from vinom.games.interfaces import Seat
+from vinom.rooms.delta import Quantisation, encode_snapshot
 from vinom.rooms.messages import (
     MAX_CLIENT_MESSAGE,
     ClientMessage,
@@ -21,10 +22,12 @@ from vinom.rooms.messages import (
     encode_action,
     encode_error,
     encode_event,
+    encode_input,
     encode_leave,
     encode_phase,
     encode_presence,
     encode_shared_state,
+    encode_snap,
     encode_state,
     encode_state_for,
     encode_state_header,
@@ -290,3 +293,56 @@ class ServerMessageTests(SynchronousTestCase):
         message = decode_server_message(data)
         if message is not None:
             self.assertIn(message["t"], ("state", "welcome", "phase", "event", "error", "presence"))
+
+
+class RealTimeMessageTests(SynchronousTestCase):
+    """The ``input`` and ``snap`` messages, byte for byte as docs/protocol.md §14 has them."""
+
+    def test_snap_vector(self) -> None:
+        snapshot = encode_snapshot(3, Quantisation().prepare({"x": 1}))
+        data = encode_snap(5, 300, None, None, None, snapshot)
+        self.assertEqual(
+            data.hex(" "),
+            "87 a1 74 a4 73 6e 61 70 a1 76 05 a2 74 73 cd 01 2c a1 72 c0 a1 69 c0"
+            " a2 69 6b c0 a1 64 c4 08 94 03 c0 c0 81 a1 78 01",
+        )
+        message = decode_server_message(data)
+        assert message is not None
+        self.assertEqual(message["d"], snapshot)
+
+    def test_input_vector_and_decoding(self) -> None:
+        data = encode_input(3, [(5, {"m": 1})])
+        self.assertEqual(
+            data.hex(" "), "83 a1 74 a5 69 6e 70 75 74 a1 61 03 a1 78 91 92 05 81 a1 6d 01"
+        )
+        message = decode_client_message(data)
+        assert message is not None
+        self.assertEqual(message.kind, ClientMessageKind.INPUT)
+        self.assertEqual((message.action_id, message.inputs), (3, ((5, {"m": 1}),)))
+
+    def test_malformed_inputs_are_counted_drops(self) -> None:
+        for x in (
+            [[1, {}]] * 9,  # more than 8
+            [[1.0, {}]],  # a non-int tick
+            [[-1, {}]],
+            [[1, [1]]],  # a non-map input
+            [[1]],
+            "x",
+        ):
+            drops: dict[str, int] = {}
+            data = msgpack.packb({"t": "input", "a": None, "x": x})
+            self.assertIsNone(decode_client_message(data, drops))
+            self.assertEqual(drops, {"bad_input": 1}, x)
+        drops = {}
+        data = msgpack.packb({"t": "input", "a": "1", "x": []})
+        self.assertIsNone(decode_client_message(data, drops))
+        self.assertEqual(drops, {"bad_input": 1})
+
+    def test_the_welcome_sends_quantisation_only_when_there_is_some(self) -> None:
+        seats = [Seat("a", "A", 0)]
+        plain = decode_server_message(encode_welcome("m", "g", 0, seats, False))
+        self.assertNotIn("q", plain or {})
+        rules = decode_server_message(
+            encode_welcome("m", "g", 0, seats, False, quantisation=(("p.*", 0.01), ("v", "f32")))
+        )
+        self.assertEqual((rules or {})["q"], [["p.*", 0.01], ["v", "f32"]])
