@@ -8,7 +8,8 @@ sides (so later versions can add keys), unknown types are dropped.
 Channels (see `vinom.protocol.events`): 0 = unreliable (state snapshots; the
 latest version wins), 1 = reliable and ordered (everything else).
 
-Client -> server (always on channel 1; anything else is dropped and counted):
+Client -> server (on channel 1, but ``input`` on channel 0; anything else is
+dropped and counted):
 
 ============  =====================================================================
 message       keys
@@ -24,6 +25,13 @@ message       keys
               ``error`` ``rate_limited`` at most once a second.
 ``sync``      ``{"t": "sync"}``: send me the current state on the reliable channel.
               At most 2 per second (burst 4); more are dropped silently.
+``input``     ``{"t": "input", "a": ack, "x": [[k, input], ...]}``, channel 0, only in
+              a room whose game has a tick: ``a`` is the newest snap tick the
+              client applied (nil before any; the delta baseline ack), ``x`` at
+              most `MAX_INPUTS_PER_MESSAGE` (tick, input map) pairs, oldest
+              first: the inputs the host has not acknowledged (``ik``). The room
+              applies each once, at its tick (`vinom.rooms.inputs`: held up to 8
+              ticks early, late ones at the next tick, duplicates dropped).
 ``leave``     ``{"t": "leave"}``: I leave for good (no reconnection window); the
               game's leave hook runs and the server closes the session.
 ============  =====================================================================
@@ -54,6 +62,12 @@ message       ch  keys
                   sent when no state went out for `RoomConfig.state_interval`
                   seconds (default 1), and on channel 1 after ``welcome``, on
                   ``sync`` and as the final state of an ended room.
+``snap``      0   ``{"t": "snap", "v": version, "ts": ms, "r": remaining, "i": action id,
+                  "ik": newest input tick received, "d": snapshot}``: instead of
+                  ``state`` in a room whose game has a tick, while playing; ``d``
+                  (bin) is the docs/protocol.md §16 snapshot of the view (its tick
+                  is ``k``) against the tick the client acknowledged, else full.
+                  Clients present it as the ``state`` it stands for (`state_of_snap`).
 ``welcome``   1   ``{"t": "welcome", "match": id, "game": name, "title": display
                   name, "seat": index, "players": [{"id", "name", "seat"}...],
                   "reconnected": bool}``: the first message of every session,
@@ -66,6 +80,8 @@ message       ch  keys
                   ``k / tick_rate``, so a client can predict with the same step.
                   ``snapshot_rate`` (number): the states per second a player gets
                   while playing (0: after every change, a game without a tick).
+                  ``q`` (only when the game declares a ``quantisation``): its rules,
+                  ``[[pattern, step or "f32"], ...]``, for decoding ``snap``.
 ``phase``     1   ``{"t": "phase", "p": phase, "v": version, "r": remaining}``, plus
                   ``"result": {"winners": [...], "reason": ..., ...}`` (the game's
                   result) when ``p`` is ``finished`` and ``"reason": str`` when ``p``

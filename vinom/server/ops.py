@@ -171,6 +171,16 @@ class ServerCollector(Collector):
                 messages.add_metric([key[13:]], count)
         yield dropped
         yield messages
+        inputs = CounterMetricFamily(
+            "vinom_inputs",
+            "Real-time inputs of ticking rooms by outcome (held, late, early, duplicate, "
+            "applied, rejected, not_playing, bad_ack; docs/protocol.md section 14).",
+            labels=["outcome"],
+        )
+        for key, count in sorted(totals.items()):
+            if key.startswith("input:"):
+                inputs.add_metric([key[6:]], count)
+        yield inputs
         yield CounterMetricFamily(
             "vinom_handshakes_completed", "UDP handshakes the game hosts completed (welcomes).",
             value=totals.get("welcomes_sent", 0),
