@@ -316,6 +316,13 @@ class RealTimeServerTests(TestCase):
             span = (states[-1]["ts"] - states[0]["ts"]) / 1000.0
             self.assertGreater(span, 2.0)
             self.assertGreater(len(states), 0.75 * TICK_RATE * span)
+            # No ack-only datagrams: the host's acks ride on its snaps, the client's
+            # on its inputs (one a state here), so each way carries about one
+            # datagram a tick (the handshake, welcome, phases and the end aside).
+            self.assertLess(player.proxy.from_host, TICK_RATE * span + 20,
+                            (player.proxy.from_host, span))  # fmt: skip
+            self.assertLess(player.proxy.from_client, TICK_RATE * span + 20,
+                            (player.proxy.from_client, span))  # fmt: skip
             # Most are deltas, far smaller than the view they rebuild.
             deltas = [d for d in player.snaps if msgpack.unpackb(d)[1] is not None]
             self.assertGreater(len(deltas), len(player.snaps) / 2)
@@ -334,11 +341,17 @@ class _LossyLink(DatagramProtocol):
         self.rng = random.Random(seed)
         self.client: Any = None
         self.dropped = 0
+        # Datagrams each way, lost or not.
+        self.from_host = 0
+        self.from_client = 0
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         to = self.client if addr == self.host else self.host
         if addr != self.host:
             self.client = addr
+            self.from_client += 1
+        else:
+            self.from_host += 1
         if to is None:
             return
         if self.rng.random() < self.loss:

@@ -190,6 +190,7 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, dict[str, Any]]] = []
         self.closed: list[int] = []
+        self.ack_delays: dict[int, tuple[float, float]] = {}
         self.on_close: Callable[[int], object] | None = None
         self.receivers: dict[int, SnapshotReceiver] = {}
         self.snaps: list[tuple[int, dict[str, Any]]] = []
@@ -213,6 +214,10 @@ class RecordingOutbox:
         self.closed.append(session_id)
         if self.on_close is not None:
             self.on_close(session_id)
+
+    def set_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> bool:
+        self.ack_delays[session_id] = (own_s, peer_s)
+        return True
 
     def to(
         self, session_id: int, kind: str | None = None, channel: int | None = None

@@ -43,6 +43,7 @@ class ViewKeeper:
         self.views: dict[int, tuple[int, Mapping[str, Any]]] = {}
         self.errors: list[tuple[int, dict[str, Any]]] = []
         self.closed: list[int] = []
+        self.ack_delays: dict[int, tuple[float, float]] = {}
         self.phases: dict[int, list[str]] = {}
         self.applied: dict[int, int] = {}
         self.refused: set[tuple[int, int]] = set()
@@ -73,6 +74,10 @@ class ViewKeeper:
 
     def close_session(self, session_id: int) -> None:
         self.closed.append(session_id)
+
+    def set_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> bool:
+        self.ack_delays[session_id] = (own_s, peer_s)
+        return True
 
 
 class BuiltInGamesTests(SynchronousTestCase):

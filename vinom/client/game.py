@@ -176,11 +176,9 @@ class GameSession:
     def tune_ack_delays(self, own_s: float, peer_s: float) -> None:
         """The welcome of a ticking room came: this side's acks should ride on its
         inputs (held up to `own_s`, a tick) and the host's on its snaps (`peer_s`,
-        a snapshot interval), with no ack-only datagrams.
-
-        Does nothing yet: the seam of SPEC-35 A.4."""
-        # connected to Reliability.set_ack_delays once the transport change lands
-        # (SPEC-35 A.4): the client connection's set_ack_delays(own_s, peer_s).
+        a snapshot interval), with no ack-only datagrams."""
+        if self.protocol is not None:
+            self.protocol.set_ack_delays(own_s, peer_s)
 
     def sync(self) -> None:
         """Ask for the current state on the reliable channel."""

@@ -89,6 +89,10 @@ class StreamOutbox:
             self.dirty.append(stream)
         return True
 
+    def set_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> bool:
+        # A stream (WebSocket) has TCP's acks, none of the reliability layer's.
+        return session_id > 0 and self.endpoint.set_ack_delays(session_id, own_s, peer_s)
+
     def close_session(self, session_id: int) -> None:
         if session_id > 0:
             self._close(session_id)

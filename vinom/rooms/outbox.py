@@ -27,3 +27,7 @@ class SessionOutbox(Outbox, Protocol):
     def close_session(self, session_id: int) -> None:
         """End the session (its peer is told), then report it closed."""
 
+    def set_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> object:
+        """How long the session may hold an owed ack (`own_s`) and its peer may
+        (`peer_s`); a session with no acks of its own (a stream) ignores it."""
+

@@ -55,7 +55,7 @@ from vinom.match import Match
 from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import ClientMessageKind, decode_client_message
+from vinom.rooms.messages import ClientMessage, ClientMessageKind, decode_client_message
 from vinom.rooms.outbox import SessionOutbox
 from vinom.rooms.registry import RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
@@ -253,11 +253,8 @@ class SeatRouter:
     def tune_ack_delays(self, session_id: int, own_s: float, peer_s: float) -> None:
         """A session joined a ticking room: its acks should ride on the states
         (the host holds an owed ack up to `own_s`, a snapshot interval) and the
-        client's on its inputs (`peer_s`, a tick), with no ack-only datagrams.
-
-        Does nothing yet: the seam of SPEC-35 A.4."""
-        # connected to Reliability.set_ack_delays once the transport change lands
-        # (SPEC-35 A.4): the endpoint's set_ack_delays(session_id, own_s, peer_s).
+        client's on its inputs (`peer_s`, a tick), with no ack-only datagrams."""
+        self.outbox.set_ack_delays(session_id, own_s, peer_s)
 
     def input_counts(self) -> Counter[str]:
         """What became of the real-time inputs of every room hosted here so far
@@ -284,7 +281,12 @@ class SeatRouter:
         try:
             kind, action, action_id, _ = message
             if kind is _INPUT:
-                self.drops["wrong_channel"] += 1  # inputs travel unreliable
+                # Over UDP inputs travel unreliable (channel 0); a stream session
+                # (WebSocket) has one ordered channel, whose messages come as channel 1.
+                if entry.room.tick_rate > 0:
+                    self._inputs(entry, message, now)
+                else:
+                    self.drops["wrong_channel"] += 1
             elif kind is _ACTION:
                 assert action is not None
                 # The usual case inline: no limit at all, or nothing held and a
@@ -326,6 +328,9 @@ class SeatRouter:
         if message.kind is not _INPUT:
             self.drops["wrong_channel"] += 1
             return
+        self._inputs(entry, message, now)
+
+    def _inputs(self, entry: _SeatBinding, message: ClientMessage, now: float) -> None:
         try:
             inputs = message.inputs
             assert inputs is not None
