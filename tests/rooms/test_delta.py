@@ -340,15 +340,15 @@ class BadBytesTests(SynchronousTestCase):
     def test_the_receiver_counts_what_it_drops(self) -> None:
         history = SnapshotHistory()
         receiver = SnapshotReceiver()
-        first = history.encode_for(1, {"a": 1})
-        second = history.encode_for(2, {"a": 2}, 1)  # against tick 1, not yet received
+        first = history.encode_for(1, {"a": 1, **KEPT})
+        second = history.encode_for(2, {"a": 2, **KEPT}, 1)  # against tick 1, not yet received
         self.assertIsNone(receiver.receive(second))
         self.assertIsNotNone(receiver.receive(first))
         self.assertIsNone(receiver.receive(first))
         self.assertIsNone(receiver.receive(b"\xc1"))
         snapshot = receiver.receive(second)
         assert snapshot is not None
-        self.assertEqual((snapshot.view, receiver.newest), ({"a": 2}, 2))
+        self.assertEqual((snapshot.view, receiver.newest), ({"a": 2, **KEPT}, 2))
         self.assertEqual(
             dict(receiver.drops), {DROP_UNKNOWN_BASELINE: 1, DROP_STALE: 1, DROP_CORRUPT: 1}
         )
@@ -357,24 +357,47 @@ class BadBytesTests(SynchronousTestCase):
 # -- the host's ring ------------------------------------------------------------------
 
 
+# What a view keeps from tick to tick, so that a patch weighs less than the whole.
+KEPT = {"name": "a name that does not change"}
+
+
 class HistoryTests(SynchronousTestCase):
     def test_newest_ack_wins_and_too_old_is_full(self) -> None:
         history = SnapshotHistory()
         for tick in range(1, 40):
-            history.encode_for(tick, {"t": tick})
+            history.encode_for(tick, {"t": tick, **KEPT})
         self.assertEqual(len(history.sent), DEFAULT_HISTORY)
         history.acknowledge(30)
         history.acknowledge(12)  # late: changes nothing
         self.assertEqual(history.acked, 30)
-        self.assertEqual(
-            decode_snapshot(history.encode_for(40, {"t": 40}), {30: {"t": 30}}).baseline_tick, 30
-        )
+        data = history.encode_for(40, {"t": 40, **KEPT})
+        self.assertEqual(decode_snapshot(data, {30: {"t": 30, **KEPT}}).baseline_tick, 30)
         old = SnapshotHistory()
         for tick in range(1, 40):
-            old.encode_for(tick, {"t": tick}, 2 if tick == 39 else None)  # 2 left the ring
-        self.assertEqual(decode_snapshot(old.encode_for(40, {"t": 40}), {}).baseline_tick, None)
+            old.encode_for(tick, {"t": tick, **KEPT}, 2 if tick == 39 else None)  # 2 left the ring
+        data = old.encode_for(40, {"t": 40, **KEPT})
+        self.assertEqual(decode_snapshot(data, {}).baseline_tick, None)
         self.assertEqual((old.full_sent, old.deltas_sent), (40, 0))
         self.assertRaises(ValueError, SnapshotHistory, capacity=8)
+
+    def test_a_view_whose_every_value_moved_goes_whole_when_smaller(self) -> None:
+        history = SnapshotHistory()
+        receiver = SnapshotReceiver()
+        for tick in range(1, 4):
+            view = {"xs": [tick * 1000 + i for i in range(8)]}
+            snapshot = receiver.receive(history.encode_for(tick, view, receiver.newest))
+            assert snapshot is not None
+            # Every element changed: the patch [8, 0, x0, 1, x1, ...] outweighs the list.
+            self.assertIsNone(snapshot.baseline_tick)
+            self.assertEqual(snapshot.view, view)
+        self.assertEqual((history.full_sent, history.deltas_sent), (3, 0))
+        # One element moved: a patch, smaller than the whole.
+        view = {"xs": [3000 + i for i in range(7)] + [1]}
+        data = history.encode_for(4, view, receiver.newest)
+        snapshot = receiver.receive(data)
+        assert snapshot is not None
+        self.assertEqual((snapshot.baseline_tick, snapshot.view), (3, view))
+        self.assertLess(len(data), len(SnapshotHistory().encode_for(4, view)))
 
     def test_recipients_share_bodies(self) -> None:
         view = ARENA.prepare(arena_view(random.Random(3)))

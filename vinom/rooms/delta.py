@@ -284,6 +284,11 @@ class Prepared:
     wire: Any
     wide: bool  # a float not from a FLOAT32 rule: the body packs floats as float 64
     checksum: int | None  # CRC-32 of the quantised view, when asked for
+    # The view packed whole (a full snapshot's body): packed once, as each
+    # recipient's patch is weighed against it (`SnapshotHistory.encode_for`).
+    full_body: bytes = field(
+        init=False, default=Factory(lambda self: _pack(self.wire, self.wide), takes_self=True)
+    )
 
 
 class _ToWire:
@@ -501,13 +506,17 @@ def encode_body(baseline: Prepared | None, view: Prepared) -> bytes:
     A pure function of the pair (docs/protocol.md), so recipients with the same
     baseline and the same view may share the bytes."""
     if baseline is None:
-        body = view.wire
+        return view.full_body
     else:
         body = _diff(baseline.wire, view.wire)
         if body is _SAME:
             kind = type(view.wire)
             body = {} if kind is dict else [len(view.wire)] if kind is list else view.wire
-    return (_packer64 if view.wide else _packer32).pack(body)
+    return _pack(body, view.wide)
+
+
+def _pack(value: Any, wide: bool) -> bytes:
+    return (_packer64 if wide else _packer32).pack(value)
 
 
 def encode_snapshot(
@@ -738,18 +747,24 @@ class SnapshotHistory:
             else self.quantisation.prepare(view, checksum=self.checksum)
         )
         found = self.baseline(tick)
-        if found is None:
-            self.full_sent += 1
-            data = encode_snapshot(tick, prepared)
-        else:
-            self.deltas_sent += 1
+        data = b""
+        if found is not None:
             base_tick, base = found
-            body = None
-            if cache is not None:
-                body = cache.get((base, prepared))
-                if body is None:
-                    body = cache[(base, prepared)] = encode_body(base, prepared)
-            data = encode_snapshot(tick, prepared, base_tick, base, body)
+            cached = None if cache is None else cache.get((base, prepared))
+            if cached is None:
+                body = encode_body(base, prepared)
+                if cache is not None:
+                    cache[(base, prepared)] = body
+            else:
+                body = cached
+            # A view whose every value moved (a real-time game's positions) patches
+            # to more than it weighs whole: then it goes whole, which any client reads.
+            if len(body) < len(prepared.full_body):
+                self.deltas_sent += 1
+                data = encode_snapshot(tick, prepared, base_tick, base, body)
+        if not data:
+            self.full_sent += 1
+            data = encode_snapshot(tick, prepared, body=prepared.full_body)
         self._record(tick, prepared)
         return data
 
