@@ -538,6 +538,9 @@ async function loadBoard(game) {
       if (game.statusAbout === REFUSED) say(game, "");
       return game.socket.act(action);
     },
+    // A real-time input (a game with a tick): stamped with its tick and repeated
+    // until acknowledged (game.js, GameSocket.input); returns its tick.
+    input: (input) => game.socket.input(input),
     say: (text) => say(game, text),
   };
   let module = null;
