@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, Timeline, make_match
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import Phase, encode_action, encode_leave, encode_sync
+from vinom.rooms.messages import Phase, encode_action, encode_input, encode_leave, encode_sync
 from vinom.rooms.registry import RoomExists, RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import SeatRouter
@@ -359,3 +359,44 @@ class GarbageTests(RouterTestCase):
         for _session, channel, message in self.sender.sent:
             self.assertEqual((channel, message["t"]), (RELIABLE, "state"))
         self.assertEqual(self.sender.closed, [])
+
+
+class InputRoutingTests(RouterTestCase):
+    """`input` reaches a ticking room's jitter buffer on either channel: unreliable
+    over UDP, and on the one ordered channel of a stream session (WebSocket, whose
+    messages come as RELIABLE); a turn-based room takes none."""
+
+    def make_games(self) -> dict[str, Any]:
+        return {"seq": SeqGame(), "seq-tick": SeqGame(tick_rate=20)}
+
+    def start(self, game: str) -> Room:
+        room = self.router.add_match(make_match("m-1", game=game), self.time.now)
+        self.connect(SA, A)
+        self.connect(SB, B)
+        self.assertEqual(room.phase, Phase.PLAYING)
+        return room
+
+    def test_inputs_from_udp_and_stream_sessions_reach_a_ticking_room(self) -> None:
+        room = self.start("seq-tick")
+        tick = room.tick_number
+        self.router.message_received(
+            SA, UNRELIABLE, encode_input(None, [(tick + 1, {"seq": 1})]), self.time.now
+        )
+        self.router.message_received(
+            SB, RELIABLE, encode_input(None, [(tick + 1, {"seq": 1})]), self.time.now
+        )
+        self.time.advance(0.2)
+        self.assertEqual(room.state.seqs, (1, 1))
+        self.assertEqual(room.input_counts["applied"], 2)
+        self.assertEqual(self.router.input_counts()["applied"], 2)
+        self.assertEqual(self.router.drops["wrong_channel"], 0)
+
+    def test_a_turn_based_room_takes_no_input(self) -> None:
+        room = self.start("seq")
+        for channel in (UNRELIABLE, RELIABLE):
+            self.router.message_received(
+                SA, channel, encode_input(None, [(1, {"seq": 1})]), self.time.now
+            )
+        self.time.advance(0.2)
+        self.assertEqual(room.state.seqs, (0, 0))
+        self.assertEqual(self.router.drops["wrong_channel"], 2)
