@@ -50,6 +50,8 @@ from vinom.rooms.messages import (
 )
 
 MessageHandler = Callable[[dict[str, Any]], object]
+# The shortest quiet before an ack-only input (docs/protocol.md section 14, `input`).
+ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
 #: The longest a side of a ticking room's session may hold an owed ack (SPEC-35 A.4).
 MAX_ACK_DELAY = 0.1
@@ -285,10 +287,12 @@ class GameSession:
         input_tick = message["ik"]
         if input_tick is not None:
             self.inputs.acknowledge(input_tick)
-        # Acks ride on inputs: with none sent for two snapshot intervals, an
-        # input message (carrying any still unacknowledged) says what we hold.
+        # Acks ride on inputs: with none sent for two snapshot intervals (and
+        # 100 ms: at most 10 a second, however fast the snaps), an input message
+        # (carrying any still unacknowledged) says what we hold.
         rate = self.snapshot_rate or 0.0
-        if rate and now - self._input_sent_at >= 2.0 / rate and self.protocol is not None:
+        quiet = max(2.0 / rate, ACK_ONLY_FLOOR) if rate else 0.0
+        if rate and now - self._input_sent_at >= quiet and self.protocol is not None:
             self._send_inputs()
         if message["v"] <= self.version:
             self.stale_states += 1

@@ -17,8 +17,10 @@ export const MAX_PENDING_INPUTS = 8;
 // Lead of an input's tick over the estimated server tick when the RTT is unknown.
 export const DEFAULT_INPUT_LEAD = 2;
 // With no input sent for this many snapshot intervals, a snap is acknowledged
-// by an input message of no new input.
+// by an input message of no new input; never sooner than this many ms after the
+// last (at most 10 a second, within the session's message rate at any snapshot rate).
 export const ACK_ONLY_INTERVALS = 2;
+export const ACK_ONLY_FLOOR_MS = 100;
 
 // What each close code of /game means for the player (docs/web.md, "Limits and close codes").
 export const CLOSE_REASONS = {
@@ -165,7 +167,8 @@ export class GameSocket {
       };
     }
     const interval = this.snapshotRate > 0 ? 1000 / this.snapshotRate : 1000 / (this.tickRate || 1);
-    if (this.lastInputSent === null || performance.now() - this.lastInputSent >= ACK_ONLY_INTERVALS * interval) {
+    const quiet = Math.max(ACK_ONLY_INTERVALS * interval, ACK_ONLY_FLOOR_MS);
+    if (this.lastInputSent === null || performance.now() - this.lastInputSent >= quiet) {
       this.sendInputs();
     }
     return state;
