@@ -74,6 +74,32 @@ class ParseFrameTests(SynchronousTestCase):
             Reconnect(None, "p-1", "s"),
         )
 
+    def test_protocol_is_the_clients_game_protocol_and_absent_means_1(self) -> None:
+        # docs/lobby.md, "The game protocol": a client from before the key speaks 1.
+        for absent in (b'{"type":"hello","name":"Ann"}',
+                       b'{"type":"hello","name":"Ann","protocol":null}'):  # fmt: skip
+            self.assertEqual(parse_frame(absent), Hello(None, "Ann", protocol=1))
+        self.assertEqual(
+            parse_frame(b'{"type":"hello","name":"Ann","protocol":7,"previous":{"player_id":"p-1","secret":"s"}}'),
+            Hello(None, "Ann", Previous("p-1", "s"), protocol=7),
+        )
+        self.assertEqual(
+            parse_frame(b'{"type":"reconnect","player_id":"p-1","secret":"s","protocol":3}'),
+            Reconnect(None, "p-1", "s", protocol=3),
+        )
+        self.assertEqual(
+            parse_frame(b'{"type":"reconnect","player_id":"p-1","secret":"s"}').protocol, 1  # type: ignore[union-attr]
+        )
+        for bad in (b'0', b'-1', b'"2"', b'true', b'2.0', b'4294967296', b'[2]'):
+            for frame in (b'{"type":"hello","name":"Ann","protocol":' + bad + b'}',
+                          b'{"type":"reconnect","player_id":"p","secret":"s","protocol":'
+                          + bad + b'}'):  # fmt: skip
+                self.assertEqual(code_of(frame), errors.INVALID_FIELD, frame)
+        self.assertEqual(
+            parse_frame(b'{"type":"hello","name":"Ann","protocol":4294967295}'),
+            Hello(None, "Ann", protocol=codec.MAX_PROTOCOL),
+        )
+
     def test_unknown_fields_are_ignored(self) -> None:
         self.assertEqual(parse_frame(b'{"type":"ping","extra":[1,2]}'), Ping(None))
 
@@ -435,3 +461,19 @@ class DocsTests(SynchronousTestCase):
             text = f.read()
         for code in sorted(errors.ALL_CODES):
             self.assertIn(f"| `{code}` |", text)
+
+    def test_docs_and_the_web_client_speak_the_servers_game_protocol(self) -> None:
+        checkout = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+        with open(os.path.join(checkout, "docs", "lobby.md"), encoding="utf-8") as f:
+            docs = f.read()
+        # The keys of "The game protocol": in hello and reconnect, and in the welcome.
+        self.assertRegex(docs, r"\| `hello` \|[^\n]*`protocol`: integer")
+        self.assertRegex(docs, r"\| `reconnect` \|[^\n]*`protocol`: integer")
+        self.assertRegex(docs, r"\n\| `protocol` \| integer \| the game protocol this server")
+        self.assertIn("does not say speaks **1**", docs)
+        # The web client says the protocol its game.js speaks, the server's: a bump of
+        # PROTOCOL_VERSION is a bump of the web client's PROTOCOL.
+        with open(os.path.join(checkout, "vinom", "webclient", "lobby.js"), encoding="utf-8") as f:
+            found = re.search(r"^export const PROTOCOL = (\d+);$", f.read(), re.MULTILINE)
+        assert found is not None
+        self.assertEqual(int(found[1]), codec.GAME_PROTOCOL)

@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from vinom.errors import LobbyError
 from vinom.lobby import errors
-from vinom.lobby.codec import FrameError, Hello, Ping, Request
+from vinom.lobby.codec import GAME_PROTOCOL, FrameError, Hello, Ping, Request
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import (
     ILobbyServer,
@@ -97,7 +97,7 @@ class ScriptedServer:
             return fail(LobbyError(errors.RATE_LIMITED, "not now", counted=False))
         if isinstance(request, Hello) and request.name == "broken":
             raise RuntimeError("store on fire")
-        connection.welcomed("p-1", request.name)
+        connection.welcomed("p-1", request.name, request.protocol)
         connection.reply(request, {"type": "welcome"})
         return None
 
@@ -204,9 +204,9 @@ class ConnectionTests(SynchronousTestCase):
         self.connection.connection_made()
         self.assertRaises(AssertionError, self.connection.queued, "maze")
         self.assertRaises(AssertionError, self.connection.matched, "maze")
-        self.connection.took_over("p-9", "B", "maze")
+        self.connection.took_over("p-9", "B", "maze", GAME_PROTOCOL)
         self.assertIs(self.connection.state, PlayerState.MATCHED)
-        self.assertRaises(AssertionError, self.connection.welcomed, "p-2", "C")
+        self.assertRaises(AssertionError, self.connection.welcomed, "p-2", "C", GAME_PROTOCOL)
 
     def test_silence_is_aborted_and_a_begun_frame_is_answered_timeout(self) -> None:
         self.connection.connection_made()
@@ -310,7 +310,7 @@ class MessageFramedConnectionTests(SynchronousTestCase):
         self.connection.message_refused(FrameError(errors.MALFORMED_JSON, "binary"))
         self.connection.data_received(b'{"type":"ping","id":2}')
         self.assertEqual(self.wire.frames(), [])
-        self.connection.welcomed("p-1", "slow")
+        self.connection.welcomed("p-1", "slow", GAME_PROTOCOL)
         self.connection.reply(self.server.served[0], {"type": "welcome"})
         self.server.waiting[0].callback(None)
         self.assertEqual(

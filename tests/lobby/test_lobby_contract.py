@@ -25,6 +25,8 @@ from twisted.trial.unittest import TestCase
 from tests.support.redis_server import start_redis
 from tests.support.servers import RunningServer, start_server
 from tests.test_integration_parties import Player, connect_player, connect_raw
+from vinom.client.lobby import PROTOCOL
+from vinom.lobby.codec import GAME_PROTOCOL
 
 Frame = dict[str, Any]
 
@@ -67,8 +69,10 @@ class LobbyContractTests(TestCase):
             self.assertEqual((reply["type"], reply.get("code")), ("error", "hello_required"),
                              frame)  # fmt: skip
         # The connection is fine: hello is answered as ever.
-        self.assertEqual((await player.request({"type": "hello", "name": "Ann"}))["type"],
-                         "welcome")  # fmt: skip
+        self.assertEqual(
+            (await player.request({"type": "hello", "name": "Ann", "protocol": PROTOCOL}))["type"],
+            "welcome",
+        )
         # After hello, leave_room and add_bot outside a room are not_in_room.
         for kind in ("leave_room", "add_bot"):
             reply = await player.request({"type": kind})
@@ -117,6 +121,56 @@ class LobbyContractTests(TestCase):
         await bob.request({"type": "party_leave"})
         joined = await bob.request({"type": "join_room", "room_id": room["room_id"]})
         self.assertEqual(joined["type"], "room")
+
+    async def test_a_client_of_another_game_protocol_is_refused_every_token_clearly(
+        self,
+    ) -> None:
+        server = await self.start()
+        # A server a protocol ahead of this checkout's clients (as every server is of a
+        # client from before the "protocol" key, which speaks 1: docs/lobby.md).
+        newer = GAME_PROTOCOL + 1
+        server.service("lobby").requests.protocol = newer
+        cat = await connect_raw(self, server.lobby)
+        cat_welcome = await cat.request({"type": "hello", "name": "Cat", "protocol": newer})
+        code = (await cat.request({"type": "create_room", "game": "maze"}))["room"]["code"]
+        old = await connect_raw(self, server.lobby)
+        welcome = await old.request({"type": "hello", "name": "Old"})
+        self.assertEqual((welcome["type"], welcome["protocol"]), ("welcome", newer))
+        asks_to_play: list[Frame] = [
+            {"type": "queue", "game": "tictactoe"},
+            {"type": "queue", "game": "chess"},  # whatever else is wrong, it is told this
+            {"type": "create_room", "game": "tictactoe"},
+            {"type": "join_room", "code": code},
+            {"type": "party_create"},
+            {"type": "party_join", "code": "ABCDEF"},
+        ] * 2  # uncounted: asked again and again, the connection stays, telling the same
+        for frame in asks_to_play:
+            reply = await old.request(frame)
+            self.assertEqual((reply["type"], reply["code"]), ("error", "protocol_outdated"), frame)
+            self.assertIn(f"this server speaks game protocol {newer}", reply["message"])
+            self.assertIn("update the client", reply["message"])
+        # Looking around is not playing: the room list and pings are answered.
+        self.assertEqual((await old.request({"type": "get_room_list"}))["type"], "room_list")
+        self.assertEqual((await old.request({"type": "ping"}))["type"], "pong")
+        # A reconnect says its own protocol: without it, it speaks 1 too.
+        again = {"type": "reconnect", "player_id": cat_welcome["player_id"],
+                 "secret": cat_welcome["secret"]}  # fmt: skip
+        stale = await (await connect_raw(self, server.lobby)).request(again)
+        self.assertEqual(stale["code"], "protocol_outdated")
+        unknown = await (await connect_raw(self, server.lobby)).request(
+            {**again, "protocol": newer + 1}
+        )
+        self.assertEqual(unknown["code"], "protocol_outdated")
+        self.assertIn(f"a client for protocol {newer}", unknown["message"])
+        # Clients that speak the server's protocol are matched.
+        players = [await connect_raw(self, server.lobby) for _ in "ab"]
+        for n, player in enumerate(players):
+            hello = await player.request({"type": "hello", "name": f"new{n}", "protocol": newer})
+            self.assertEqual(hello["type"], "welcome")
+            self.assertEqual((await player.request({"type": "queue", "game": "tictactoe"}))["type"],
+                             "queued")  # fmt: skip
+        found = [await player.of_type("match_found") for player in players]
+        self.assertEqual(found[0]["game_id"], found[1]["game_id"])
 
     async def test_hello_and_reconnect_answer_as_documented(self) -> None:
         server = await self.start()

@@ -23,12 +23,23 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from attrs import field, frozen
 
 from vinom.lobby import errors
 from vinom.lobby.names import MAX_NAME_LENGTH, normalize_name
+from vinom.protocol.wire import PROTOCOL_VERSION
+
+# The game protocol this lobby's game hosts speak, told in `welcome`: a client must
+# speak it to be handed a connect token (docs/lobby.md, "Protocol"). It is the UDP
+# and WebSocket game protocol's version, so the two can never disagree.
+GAME_PROTOCOL: Final[int] = PROTOCOL_VERSION
+# What a `hello` or `reconnect` without "protocol" speaks: clients from before the key
+# existed spoke protocol 1.
+UNSTATED_PROTOCOL: Final = 1
+# The largest "protocol" accepted: the request packet carries the version as a u32.
+MAX_PROTOCOL: Final = 2**32 - 1
 
 RequestId = str | int | None
 
@@ -63,12 +74,16 @@ class Hello:
     """`hello`: the first frame of a new player; `name` is shown to other players.
 
     `previous`: the player's earlier identity, if they had one (their lobby
-    connection was lost): a ticket it left queued is withdrawn.
+    connection was lost): a ticket it left queued is withdrawn. `protocol`:
+    the game protocol the client speaks (`UNSTATED_PROTOCOL` when it did not
+    say); a client of another protocol than `GAME_PROTOCOL` is refused any
+    request that would hand it a connect token.
     """
 
     request_id: RequestId
     name: str
     previous: Previous | None = None
+    protocol: int = UNSTATED_PROTOCOL
 
 
 @frozen
@@ -99,12 +114,15 @@ class Ping:
 class Reconnect:
     """`reconnect`: a player of a running match asks for a fresh connect token.
 
-    The secret is left out of the repr: requests are logged when serving them fails.
+    It is a connection's first request, in place of `hello`, so it says the
+    `protocol` the client speaks too. The secret is left out of the repr:
+    requests are logged when serving them fails.
     """
 
     request_id: RequestId
     player_id: str
     secret: str = field(repr=False)
+    protocol: int = UNSTATED_PROTOCOL
 
 
 @frozen
@@ -470,9 +488,10 @@ def _parse_hello(obj: Mapping[str, Any], request_id: RequestId) -> Request:
             f"'name' must be 1 to {MAX_NAME_LENGTH} visible characters on one line"
             " (docs/lobby.md, Names)",
         )
+    protocol = _protocol(obj)
     previous = obj.get("previous")
     if previous is None:
-        return Hello(request_id, name)
+        return Hello(request_id, name, protocol=protocol)
     if not isinstance(previous, dict):
         raise _FieldError(
             errors.INVALID_FIELD,
@@ -488,7 +507,25 @@ def _parse_hello(obj: Mapping[str, Any], request_id: RequestId) -> Request:
             _string(previous, "player_id", MAX_PLAYER_ID_LENGTH),
             _string(previous, "secret", MAX_SECRET_LENGTH),
         ),
+        protocol,
     )
+
+
+def _protocol(obj: Mapping[str, Any]) -> int:
+    """The "protocol" of a `hello` or `reconnect`: absent or null speaks 1 (the clients
+    from before the key); otherwise a whole number from 1 to `MAX_PROTOCOL`."""
+    protocol = obj.get("protocol")
+    if protocol is None:
+        return UNSTATED_PROTOCOL
+    if isinstance(protocol, bool) or not isinstance(protocol, int) or not (
+        1 <= protocol <= MAX_PROTOCOL
+    ):
+        raise _FieldError(
+            errors.INVALID_FIELD,
+            f"'protocol' must be a whole number from 1 to {MAX_PROTOCOL} (the game protocol"
+            " the client speaks), or null",
+        )
+    return protocol
 
 
 def _parse_queue(obj: Mapping[str, Any], request_id: RequestId) -> Request:
@@ -536,7 +573,7 @@ def _parse_ping(obj: Mapping[str, Any], request_id: RequestId) -> Request:
 def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     player_id = _string(obj, "player_id", MAX_PLAYER_ID_LENGTH)
     secret = _string(obj, "secret", MAX_SECRET_LENGTH)
-    return Reconnect(request_id, player_id, secret)
+    return Reconnect(request_id, player_id, secret, _protocol(obj))
 
 
 def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Request:

@@ -149,6 +149,8 @@ class LobbyConnection:
         self.client = client
         self._player_id: str | None = None
         self._name = ""
+        # The game protocol the player's client speaks, from its hello (None before it).
+        self._protocol: int | None = None
         self._state = PlayerState.NEW
         self._game: str | None = None
         self._protocol_errors = 0
@@ -194,6 +196,11 @@ class LobbyConnection:
         return self._name
 
     @property
+    def protocol(self) -> int | None:
+        """The game protocol the client said it speaks in its first request (None before)."""
+        return self._protocol
+
+    @property
     def game(self) -> str | None:
         """The game queued for, gathered for in a room, or matched in."""
         return self._game
@@ -204,11 +211,12 @@ class LobbyConnection:
 
     # Transitions, made by the lobby as it serves requests and places matches.
 
-    def welcomed(self, player_id: str, name: str) -> None:
-        """NEW -> IDLE: the player said hello."""
+    def welcomed(self, player_id: str, name: str, protocol: int) -> None:
+        """NEW -> IDLE: the player said hello, speaking game `protocol`."""
         self._expect(PlayerState.NEW)
         self._player_id = player_id
         self._name = name
+        self._protocol = protocol
         self._enter(PlayerState.IDLE, None)
 
     def queued(self, game: str) -> None:
@@ -246,18 +254,22 @@ class LobbyConnection:
         self._expect(PlayerState.MATCHED)
         self._enter(PlayerState.IDLE, None)
 
-    def took_over(self, player_id: str, name: str, game: str) -> None:
-        """NEW -> MATCHED: a player whose match waits for a host came back on this connection."""
+    def took_over(self, player_id: str, name: str, game: str, protocol: int) -> None:
+        """NEW -> MATCHED: a player whose match waits for a host came back on this
+        connection, with a client speaking game `protocol`."""
         self._expect(PlayerState.NEW)
         self._player_id = player_id
         self._name = name
+        self._protocol = protocol
         self._enter(PlayerState.MATCHED, game)
 
-    def requeued(self, player_id: str, name: str, game: str) -> None:
-        """NEW -> QUEUED: a player came back for the place kept for them in a queue."""
+    def requeued(self, player_id: str, name: str, game: str, protocol: int) -> None:
+        """NEW -> QUEUED: a player came back for the place kept for them in a queue,
+        with a client speaking game `protocol`."""
         self._expect(PlayerState.NEW)
         self._player_id = player_id
         self._name = name
+        self._protocol = protocol
         self._enter(PlayerState.QUEUED, game)
 
     def _expect(self, state: PlayerState) -> None:

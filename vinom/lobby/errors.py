@@ -38,6 +38,8 @@ NOT_IN_PARTY: Final = "not_in_party"
 PARTY_CHANGED: Final = "party_changed"
 NOT_PARTY_LEADER: Final = "not_party_leader"
 PARTY_TOO_LARGE: Final = "party_too_large"
+# The client speaks another game protocol than the server's: it must be updated to play.
+PROTOCOL_OUTDATED: Final = "protocol_outdated"
 
 # Limits and server conditions.
 SERVER_DRAINING: Final = "server_draining"
@@ -79,6 +81,7 @@ ALL_CODES: Final = frozenset(
         PARTY_CHANGED,
         NOT_PARTY_LEADER,
         PARTY_TOO_LARGE,
+        PROTOCOL_OUTDATED,
         SERVER_DRAINING,
         RATE_LIMITED,
         TOO_MANY_CONNECTIONS,
@@ -112,6 +115,9 @@ NOT_COUNTED: Final = frozenset(
         PARTY_TOO_LARGE,
         # The server's rating source refused a ranked ticket: its policy, not a bad frame.
         RATING_REFUSED,
+        # An old client asks again and again, as its player presses "play": each answer
+        # says why, and closing the connection for it would only hide that.
+        PROTOCOL_OUTDATED,
         SERVER_DRAINING,
         MATCH_FAILED,
         UNAVAILABLE,

@@ -25,6 +25,7 @@ from vinom.games.interfaces import default_display_name
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
 from vinom.lobby.codec import (
+    GAME_PROTOCOL,
     AddBot,
     Cancel,
     CreateRoom,
@@ -57,6 +58,12 @@ from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker
 from vinom.parties.interfaces import IPartyStore
 from vinom.parties.memory import MemoryPartyStore
 from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
+
+# The requests of a player who said hello that lead to a connect token: a ticket, a seat
+# in a room, a party (its leader queues it). `reconnect`, a connection's first request,
+# says its own protocol. Refused to a client of another game protocol: a token would
+# only lead it to a game host it cannot talk to, and to silence.
+_LEAD_TO_TOKENS = (Queue, CreateRoom, JoinRoom, PartyCreate, PartyJoin)
 
 
 class RequestHandlers:
@@ -98,6 +105,9 @@ class RequestHandlers:
         self._clock = clock
         # Set while the server shuts down: `queue` is refused with `server_draining`.
         self.draining = False
+        # The game protocol this lobby's hosts speak, told in `welcome`; a client that
+        # speaks another is refused a token. Tests set it to stand up a lobby of another.
+        self.protocol = GAME_PROTOCOL
         self.rooms = RoomRequests(
             match_sizes=match_sizes,
             player_ranges=player_ranges or {},
@@ -127,6 +137,12 @@ class RequestHandlers:
             return None
         if isinstance(request, Hello):
             return self._hello(connection, request)
+        # Before every other check: whatever else is wrong with the request, the player
+        # cannot play until the client is updated, and that is what they are told.
+        if isinstance(request, Reconnect) and connection.state is PlayerState.NEW:
+            self._check_protocol(request.protocol)
+        elif isinstance(request, _LEAD_TO_TOKENS) and connection.protocol is not None:
+            self._check_protocol(connection.protocol)
         if isinstance(request, Queue):
             return self._queue(connection, request)
         if isinstance(request, Cancel):
@@ -152,6 +168,20 @@ class RequestHandlers:
         else:
             raise AssertionError(f"unhandled request {request!r}")
         return None
+
+    def _check_protocol(self, protocol: int) -> None:
+        """Raise `protocol_outdated` if the client speaks another game protocol than ours."""
+        if protocol == self.protocol:
+            return
+        speaks = (
+            f"this server speaks game protocol {self.protocol} and the client speaks"
+            f" protocol {protocol}"
+        )
+        if protocol < self.protocol:
+            advice = "update the client to play"
+        else:
+            advice = f"play with a client for protocol {self.protocol}, or update the server"
+        raise LobbyError(errors.PROTOCOL_OUTDATED, f"{speaks}: {advice}")
 
     def player_left(self, connection: LobbyConnection) -> None:
         """The connection is gone: clean up after its player, if it still owned one."""
@@ -211,7 +241,7 @@ class RequestHandlers:
             if connection.closing:
                 self._players.forget(player_id)
                 return
-            connection.welcomed(player_id, request.name)
+            connection.welcomed(player_id, request.name, request.protocol)
             self._players.bind(player_id, connection)
             connection.reply(
                 request,
@@ -222,6 +252,7 @@ class RequestHandlers:
                     "secret": secret,
                     "games": dict(self.match_sizes),
                     "titles": dict(self.game_titles),
+                    "protocol": self.protocol,
                     **({} if withdrawn is None else {"withdrawn": withdrawn}),
                 },
             )
@@ -489,7 +520,7 @@ class RequestHandlers:
             raise LobbyError(
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
             )
-        connection.requeued(player_id, record.name, ticket.game)
+        connection.requeued(player_id, record.name, ticket.game, request.protocol)
         self._bind_replacing(player_id, connection)
 
         def queued(position: int) -> None:
@@ -523,7 +554,7 @@ class RequestHandlers:
         self, connection: LobbyConnection, record: PlayerRecord, match: Match, request: Reconnect
     ) -> None:
         """A player whose match still waits for a game host comes back on a new connection."""
-        connection.took_over(record.player_id, record.name, match.game)
+        connection.took_over(record.player_id, record.name, match.game, request.protocol)
         self._bind_replacing(record.player_id, connection)
         connection.reply(request, self._placer.waiting_frame(match))
 
