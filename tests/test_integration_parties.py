@@ -39,6 +39,7 @@ from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIs
 from tests.support.ports import free_udp_ports
 from tests.support.redis_server import start_redis
 from vinom.client.bots import LobbyAddress
+from vinom.client.lobby import PROTOCOL
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartyStore
 from vinom.hosting.ports import PortAllocator
@@ -142,7 +143,7 @@ class PartyIntegrationTests(TestCase):
         player = Player()
         await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", port, options), player)
         self.addCleanup(_abort, player)
-        welcome = await player.request({"type": "hello", "name": name})
+        welcome = await player.request({"type": "hello", "name": name, "protocol": PROTOCOL})
         self.assertEqual(welcome["type"], "welcome")
         player.player_id = welcome["player_id"]
         return player
@@ -281,7 +282,7 @@ async def connect_raw(case: TestCase, lobby: LobbyAddress) -> Player:
 async def connect_player(case: TestCase, lobby: LobbyAddress, name: str) -> Player:
     """A `Player` connected to `lobby` (trusting its certificate file) and welcomed."""
     player = await connect_raw(case, lobby)
-    welcome = await player.request({"type": "hello", "name": name})
+    welcome = await player.request({"type": "hello", "name": name, "protocol": PROTOCOL})
     case.assertEqual(welcome["type"], "welcome")
     player.player_id = welcome["player_id"]
     return player

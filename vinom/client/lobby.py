@@ -34,6 +34,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.errors import LobbyError
+from vinom.protocol.wire import PROTOCOL_VERSION
+
+# The game protocol this client speaks, said in every `hello` and `reconnect`: a lobby
+# of another refuses it a connect token with `protocol_outdated` (docs/lobby.md, "The
+# game protocol"). It is the version of the game protocol vinom.client.game speaks.
+PROTOCOL: int = PROTOCOL_VERSION
 
 
 @frozen
@@ -57,6 +63,8 @@ class Welcome:
     player_id: str
     name: str
     secret: str = field(repr=False)
+    # The game protocol the server speaks (None from a server that does not say).
+    protocol: int | None = None
 
 
 @frozen
@@ -243,12 +251,14 @@ class LobbyClient:
         ticket it left queued, so that nobody is matched with a player who is gone."""
 
         def welcomed(frame: dict[str, Any]) -> Welcome:
+            protocol = frame.get("protocol")
             self.welcome = Welcome(
-                str(frame["player_id"]), str(frame["name"]), str(frame["secret"])
+                str(frame["player_id"]), str(frame["name"]), str(frame["secret"]),
+                protocol if isinstance(protocol, int) else None,
             )
             return self.welcome
 
-        frame: dict[str, Any] = {"type": "hello", "name": name}
+        frame: dict[str, Any] = {"type": "hello", "name": name, "protocol": PROTOCOL}
         if previous is not None:
             frame["previous"] = {"player_id": previous.player_id, "secret": previous.secret}
         return self.protocol.request(frame).addCallback(welcomed)
@@ -289,7 +299,7 @@ class LobbyClient:
         (a match aborted for players_missing; `on_queued` sees `Queued(requeued=True)`)."""
         match = self.protocol.expect_match(on_queued)
         request = self.protocol.request(
-            {"type": "reconnect", "player_id": player_id, "secret": secret}
+            {"type": "reconnect", "player_id": player_id, "secret": secret, "protocol": PROTOCOL}
         )
         request.addErrback(_fail_match, match)
         return match

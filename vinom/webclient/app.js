@@ -6,7 +6,7 @@
 // the player's id and secret and the match they are in. On load, a stored
 // match is resumed with the lobby's `reconnect` and a fresh /game session.
 
-import { LobbyConnection, LobbyError, lobbyErrorText } from "./lobby.js";
+import { LobbyConnection, LobbyError, PROTOCOL, lobbyErrorText } from "./lobby.js";
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
@@ -256,7 +256,7 @@ async function enterLobby(name) {
   const lobby = await connectLobby();
   let welcome;
   try {
-    welcome = await lobby.request({ type: "hello", name });
+    welcome = await lobby.request({ type: "hello", name, protocol: PROTOCOL });
   } catch (error) {
     lobby.close();
     throw error;
@@ -793,7 +793,9 @@ async function resume(match) {
   $("me").textContent = match.name;
   let reply;
   try {
-    reply = await lobby.request({ type: "reconnect", player_id: match.player_id, secret: match.secret });
+    reply = await lobby.request({
+      type: "reconnect", player_id: match.player_id, secret: match.secret, protocol: PROTOCOL,
+    });
   } catch (error) {
     app.match = null;
     storeMatch(null);

@@ -4,6 +4,13 @@
 // server sends on its own (match_found, room_update, queued while waiting for
 // a server, an error with a null id) go to `onPush`.
 
+// The game protocol this client speaks (docs/lobby.md, "The game protocol"), said
+// in every `hello` and `reconnect`: a lobby of another answers `protocol_outdated`
+// to any request that would hand out a connect token. It is the version game.js
+// speaks; tests/lobby/test_lobby_codec.py holds it equal to the server's
+// PROTOCOL_VERSION (vinom/protocol/wire.py), so a bump there is a bump here.
+export const PROTOCOL = 1;
+
 // What each lobby error code means for the player (docs/lobby.md, "Errors").
 export const LOBBY_ERRORS = {
   malformed_json: "The client sent something the lobby could not read.",
@@ -34,6 +41,7 @@ export const LOBBY_ERRORS = {
   party_changed: "The party changed while queueing; queue again.",
   not_party_leader: "Only the party leader can queue or cancel.",
   party_too_large: "The party is too large for that game.",
+  protocol_outdated: "This game page is out of date: reload it to update the game client.",
   too_many_connections: "Too many connections from your address.",
   too_many_errors: "The lobby closed the connection after too many bad requests.",
   timeout: "The lobby connection timed out.",
