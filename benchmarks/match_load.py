@@ -71,7 +71,7 @@ from twisted.internet.ssl import Certificate, CertificateOptions, platformTrust
 from benchmarks.loadgen import Latencies
 from benchmarks.lobby_load import FULL_ROOM_PHASES
 from vinom.client.game import ENDED_PHASES
-from vinom.client.lobby import decode_frame
+from vinom.client.lobby import PROTOCOL, decode_frame
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.events import (
     RELIABLE,
@@ -342,7 +342,9 @@ class MatchLoad:
                         tls.get_group_name(),
                     )
                 client.phase = LOBBY
-                self._send(client, {"type": "hello", "name": client.name, "id": 1})
+                # The protocol the client speaks: a lobby of another refuses it a token.
+                hello = {"type": "hello", "name": client.name, "protocol": PROTOCOL, "id": 1}
+                self._send(client, hello)
             elif client.out_buffer:
                 self._send_buffered(client)
             if client.phase == LOBBY:

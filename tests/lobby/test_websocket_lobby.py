@@ -24,7 +24,7 @@ from tests.support.servers import RunningServer, start_server
 from tests.support.websocket_client import HandshakeRefused, WebSocketPlayer, connect_websocket
 from vinom.client.bots import BotDriver
 from vinom.client.game import connect_game
-from vinom.client.lobby import MatchFound, connect_lobby
+from vinom.client.lobby import PROTOCOL, MatchFound, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.lobby import errors
 from vinom.net.origins import OriginPolicy, page_origins, parse_origin
@@ -91,7 +91,9 @@ class WebSocketLobbyTests(TestCase):
 
     async def welcomed(self, name: str) -> tuple[WebSocketPlayer, dict[str, Any]]:
         player = await self.player()
-        welcome = await player.request({"type": "hello", "name": name, "id": "h"})
+        welcome = await player.request(
+            {"type": "hello", "name": name, "protocol": PROTOCOL, "id": "h"}
+        )
         self.assertEqual(welcome["type"], "welcome", welcome)
         return player, welcome
 

@@ -18,9 +18,10 @@ from twisted.trial.unittest import TestCase
 
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.websocket_client import connect_websocket
+from tests.test_integration_parties import connect_raw
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import LobbyError, connect_lobby
+from vinom.client.lobby import PROTOCOL, LobbyAddress, LobbyError, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.server.build import build_info
 
@@ -77,6 +78,31 @@ class TwistdTests(TestCase):
         self.assertEqual((code, signal), (0, None), process.output.decode())
         self.assertIn(b"lobby draining", process.output)
         self.assertIn(b"Server Shut Down", process.output)
+
+    async def test_an_old_client_is_told_to_update_over_tls_and_websocket(self) -> None:
+        web = free_tcp_port()
+        _, _, port, cert = await self.start_twistd("--websocket", f"ssl:{web}:interface=127.0.0.1")
+        # A client from before the "protocol" key speaks 1 (docs/lobby.md); while the
+        # server speaks 1 too, a client of the next protocol stands in for it.
+        old_hello: dict[str, Any] = {"type": "hello", "name": "old"}
+        if PROTOCOL == 1:
+            old_hello["protocol"] = PROTOCOL + 1
+        tls = await connect_raw(self, LobbyAddress("127.0.0.1", port, cert))
+        browser = await connect_websocket(self, web, cert)
+        for player in (tls, browser):
+            welcome = await player.request({**old_hello, "id": 1})
+            self.assertEqual((welcome["type"], welcome["protocol"]), ("welcome", PROTOCOL))
+            refused = await player.request({"type": "queue", "game": "tictactoe", "id": 2})
+            self.assertEqual((refused["type"], refused["code"]), ("error", "protocol_outdated"))
+            self.assertIn(f"this server speaks game protocol {PROTOCOL}", refused["message"])
+            if PROTOCOL > 1:
+                self.assertIn("update the client", refused["message"])
+        # Clients of the server's protocol, the library's, are matched as ever.
+        clients = [await connect_lobby(reactor, "127.0.0.1", port, trust=cert) for _ in "ab"]
+        welcomes = [await c.hello(f"new{n}") for n, c in enumerate(clients)]
+        self.assertEqual([w.protocol for w in welcomes], [PROTOCOL, PROTOCOL])
+        found = await gatherResults([c.queue("tictactoe") for c in clients])
+        self.assertEqual(found[0].game_id, found[1].game_id)
 
     async def start_twistd(self, *extra: str) -> tuple[Any, Collect, int, str]:
         data_dir = os.path.abspath(self.mktemp())
