@@ -17,13 +17,14 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from tests.lobby import hello, reconnect, said
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from vinom.errors import BackendUnavailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.identity import hash_secret
 from vinom.lobby import connection, errors
-from vinom.lobby.codec import FrameDecoder, parse_frame
+from vinom.lobby.codec import GAME_PROTOCOL, FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.placement import SAVE_WITHIN
 from vinom.lobby.server import LobbyFactory, LobbyProtocol, PlayerState
@@ -79,7 +80,7 @@ class Client:
             self.protocol.connectionLost(Failure(ConnectionDone()))
 
     def hello(self, name: str = "Ann") -> dict[str, Any]:
-        welcome = self.request({"type": "hello", "name": name})
+        welcome = self.request(hello(name))
         assert welcome["type"] == "welcome", welcome
         self.player_id = welcome["player_id"]
         return welcome
@@ -256,8 +257,8 @@ class FrameErrorTests(LobbyHarness):
     def test_replies_come_in_request_order(self) -> None:
         client = self.connect()
         client.send(
-            b'{"type":"ping","id":1}\nbad\n{"type":"hello","name":"A","id":2}\n'
-            b'{"type":"queue","game":"maze","id":3}\n{"type":"cancel","id":4}\n'
+            b'{"type":"ping","id":1}\nbad\n{"type":"hello","name":"A","protocol":%d,"id":2}\n'
+            b'{"type":"queue","game":"maze","id":3}\n{"type":"cancel","id":4}\n' % GAME_PROTOCOL
         )
         frames = client.frames()
         self.assertEqual(
@@ -477,12 +478,7 @@ class ReconnectTests(LobbyHarness):
         self.clock.advance(10)
         client = self.connect()
         again = client.request(
-            {
-                "type": "reconnect",
-                "player_id": welcome["player_id"],
-                "secret": welcome["secret"],
-                "id": "r",
-            }
+            reconnect(welcome["player_id"], welcome["secret"], id="r")
         )
         self.assertEqual(again["type"], "match_found")
         self.assertEqual(again["id"], "r")
@@ -497,14 +493,14 @@ class ReconnectTests(LobbyHarness):
         welcome, _, _ = self.play_until_match_found()
         client = self.connect()
         reply = client.request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": "guess", "id": 1}
+            reconnect(welcome["player_id"], "guess", id=1)
         )
         self.assert_error(reply, errors.BAD_SECRET, 1)
         self.assertFalse(client.closed)
 
     def test_unknown_player_is_bad_secret_too(self) -> None:
         reply = self.connect().request(
-            {"type": "reconnect", "player_id": "p-0000000000000000", "secret": "s"}
+            reconnect("p-0000000000000000", "s")
         )
         self.assert_error(reply, errors.BAD_SECRET)
 
@@ -512,7 +508,7 @@ class ReconnectTests(LobbyHarness):
         client = self.connect()
         welcome = client.hello()
         reply = self.connect().request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+            reconnect(welcome["player_id"], welcome["secret"])
         )
         self.assert_error(reply, errors.NO_ACTIVE_MATCH)
 
@@ -520,7 +516,7 @@ class ReconnectTests(LobbyHarness):
         welcome, _, match = self.play_until_match_found()
         self.hosts.end_match(match.match_id)
         reply = self.connect().request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+            reconnect(welcome["player_id"], welcome["secret"])
         )
         self.assert_error(reply, errors.BAD_SECRET)
 
@@ -529,7 +525,7 @@ class ReconnectTests(LobbyHarness):
         client = self.connect()
         client.hello()
         reply = client.request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+            reconnect(welcome["player_id"], welcome["secret"])
         )
         self.assert_error(reply, errors.ALREADY_HELLO)
 
@@ -544,7 +540,7 @@ class ReconnectTests(LobbyHarness):
         late.drop()
         back = self.connect()
         reply = back.request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+            reconnect(welcome["player_id"], welcome["secret"])
         )
         self.assertEqual(
             reply,
@@ -566,7 +562,7 @@ class ReconnectTests(LobbyHarness):
         old.frames()
         new = self.connect()
         new.request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+            reconnect(welcome["player_id"], welcome["secret"])
         )
         [replaced] = old.frames()
         self.assert_error(replaced, errors.SESSION_REPLACED)
@@ -591,7 +587,7 @@ class ReturningPlayerTests(LobbyHarness):
         old, welcome = self.queued_with_welcome("Ann")
         back = self.connect()
         previous = {"player_id": welcome["player_id"], "secret": welcome["secret"]}
-        again = back.request({"type": "hello", "name": "Ann", "previous": previous})
+        again = back.request(hello("Ann", previous=previous))
         self.assertEqual((again["type"], again["withdrawn"]), ("welcome", True))
         self.assertNotEqual(again["player_id"], welcome["player_id"])
         # The earlier connection (still open here) is told and closed.
@@ -609,7 +605,7 @@ class ReturningPlayerTests(LobbyHarness):
         self.assertEqual([m.player_ids for m in self.matches],
                          [(bob.player_id, again["player_id"])])  # fmt: skip
         # The earlier identity is forgotten.
-        reply = self.connect().request({"type": "reconnect", **previous})
+        reply = self.connect().request(said({"type": "reconnect", **previous}))
         self.assert_error(reply, errors.BAD_SECRET)
 
     def test_a_wrong_secret_withdraws_nothing_and_says_so_as_for_nothing_queued(self) -> None:
@@ -618,7 +614,7 @@ class ReturningPlayerTests(LobbyHarness):
             {"player_id": welcome["player_id"], "secret": "guess"},
             {"player_id": "p-0000000000000000", "secret": welcome["secret"]},
         ):
-            again = self.connect().request({"type": "hello", "name": "Eve", "previous": previous})
+            again = self.connect().request(hello("Eve", previous=previous))
             self.assertEqual((again["type"], again["withdrawn"]), ("welcome", False))
         bob = self.connect()
         bob.hello("Bob")
@@ -632,7 +628,7 @@ class ReturningPlayerTests(LobbyHarness):
     def test_reconnect_of_a_queued_player_withdraws_their_ticket(self) -> None:
         old, welcome = self.queued_with_welcome("Ann")
         reply = self.connect().request(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
+            reconnect(welcome["player_id"], welcome["secret"])
         )
         self.assert_error(reply, errors.NO_ACTIVE_MATCH)
         self.assertIn("withdrawn", reply["message"])

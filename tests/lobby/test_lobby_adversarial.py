@@ -26,6 +26,7 @@ from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory, Pl
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby import errors
+from vinom.lobby.codec import GAME_PROTOCOL
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
@@ -182,7 +183,8 @@ class OtherPlayersAreUnaffectedTests(SynchronousTestCase):
             transport = StringTransport(peerAddress=peer)
             protocol.makeConnection(transport)
             protocol.dataReceived(
-                b'{"type":"hello","name":"P%d"}\n{"type":"queue","game":"maze"}\n' % n
+                b'{"type":"hello","name":"P%d","protocol":%d}\n{"type":"queue","game":"maze"}\n'
+                % (n, GAME_PROTOCOL)
             )
             welcome = json.loads(transport.value().splitlines()[0])
             queued.append(welcome["player_id"])

@@ -30,6 +30,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.support.ports import free_udp_ports
 from tests.support.websocket_client import connect_websocket
@@ -127,7 +128,7 @@ class SlowReaderTests(TestCase):
         player = Player()
         await connectProtocol(SSL4ClientEndpoint(reactor, "127.0.0.1", self.port, options), player)
         self.addCleanup(_abort, player)
-        welcome = await player.request({"type": "hello", "name": name})
+        welcome = await player.request(hello(name))
         self.assertEqual(welcome["type"], "welcome")
         player.player_id = welcome["player_id"]
         return player
@@ -233,7 +234,7 @@ class SlowReaderTests(TestCase):
     async def test_a_websocket_peer_that_does_not_read_is_dropped_too(self) -> None:
         reader = await self.connect("Reader")
         slow = await connect_websocket(self, self.web_port, self.trust)
-        welcome = await slow.request({"type": "hello", "name": "Slow", "id": 1})
+        welcome = await slow.request(hello("Slow", id=1))
         self.assertEqual(welcome["type"], "welcome")
         room = await slow.request({"type": "create_room", "game": "maze", "id": 2})
         room_id = room["room"]["room_id"]
@@ -321,7 +322,7 @@ class LingeringCloseTests(TestCase):
         self,
     ) -> None:
         dead = await self.connect()
-        self.assertEqual((await dead.request({"type": "hello", "name": "Dead"}))["type"],
+        self.assertEqual((await dead.request(hello("Dead")))["type"],
                          "welcome")  # fmt: skip
         self.assertEqual((await dead.request({"type": "queue", "game": "maze"}))["type"],
                          "queued")  # fmt: skip

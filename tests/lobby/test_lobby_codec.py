@@ -471,6 +471,15 @@ class DocsTests(SynchronousTestCase):
         self.assertRegex(docs, r"\| `reconnect` \|[^\n]*`protocol`: integer")
         self.assertRegex(docs, r"\n\| `protocol` \| integer \| the game protocol this server")
         self.assertIn("does not say speaks **1**", docs)
+        # The number the docs give as the server's is the server's: a bump of
+        # PROTOCOL_VERSION is a bump of the docs, table, prose and examples alike.
+        speaks = codec.GAME_PROTOCOL
+        self.assertIn(f"this server speaks **protocol {speaks}**", docs)
+        self.assertIn(f"| integer | the game protocol this server speaks ({speaks})", docs)
+        self.assertIn(f'{{"type": "hello", "name": "Ann", "protocol": {speaks}, "id": 1}}', docs)
+        self.assertIn(f"speaks game protocol {speaks} and the client speaks protocol 1", docs)
+        documented = {int(n) for n in re.findall(r'"protocol": ?(\d+)', docs)}
+        self.assertEqual(documented, {speaks})
         # The web client says the protocol its game.js speaks, the server's: a bump of
         # PROTOCOL_VERSION is a bump of the web client's PROTOCOL.
         with open(os.path.join(checkout, "vinom", "webclient", "lobby.js"), encoding="utf-8") as f:

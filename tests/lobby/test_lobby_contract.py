@@ -22,6 +22,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from tests.lobby import said
 from tests.support.redis_server import start_redis
 from tests.support.servers import RunningServer, start_server
 from tests.test_integration_parties import Player, connect_player, connect_raw
@@ -176,7 +177,7 @@ class LobbyContractTests(TestCase):
         server = await self.start()
         ann = await connect_player(self, server.lobby, "Ann")
         secret = ann.frames[0]["secret"]
-        again = {"type": "reconnect", "player_id": ann.player_id, "secret": secret}
+        again = said({"type": "reconnect", "player_id": ann.player_id, "secret": secret})
         # After hello, a second hello and a reconnect are already_hello.
         for frame in ({"type": "hello", "name": "Ann"}, again):
             self.assertEqual((await ann.request(frame)).get("code"), "already_hello", frame)

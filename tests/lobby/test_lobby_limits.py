@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 
+from tests.lobby import reconnect
 from tests.lobby.test_lobby import LobbyHarness
 from vinom.lobby import connection, errors
 from vinom.lobby.codec import FrameDecoder, parse_frame, request_id_of
@@ -66,9 +67,7 @@ class WithdrawalTests(LobbyHarness):
             (found["type"], found["game_id"]), ("match_found", self.matches[3].match_id)
         )
         # A player of the withdrawn match has nothing to reconnect to.
-        reply = self.connect().request(
-            {"type": "reconnect", "player_id": player_ids[0], "secret": "whatever"}
-        )
+        reply = self.connect().request(reconnect(player_ids[0], "whatever"))
         self.assert_error(reply, errors.BAD_SECRET)
 
     def test_a_match_formed_with_none_of_its_players_here_is_withdrawn_at_once(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.lobby import reconnect
 from tests.lobby.test_lobby import Client, LobbyHarness
 from vinom.lobby import errors
 from vinom.match import MatchEnded
@@ -42,9 +43,7 @@ class RequeueTests(LobbyHarness):
 
     def reconnect(self, welcome: dict[str, Any]) -> Client:
         client = self.connect("203.0.113.7")
-        client.send(
-            {"type": "reconnect", "player_id": welcome["player_id"], "secret": welcome["secret"]}
-        )
+        client.send(reconnect(welcome["player_id"], welcome["secret"]))
         return client
 
     def test_the_player_who_came_goes_back_to_the_head_of_the_queue(self) -> None:

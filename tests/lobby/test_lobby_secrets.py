@@ -26,6 +26,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from tests.lobby import said
 from tests.lobby.test_lobby_contract import connect_raw, leave_before_the_end, redis_command
 from tests.support.redis_server import start_redis
 from tests.support.servers import start_server
@@ -62,7 +63,7 @@ class SecretsInLogsTests(TestCase):
         ann = await connect_player(self, server.lobby, "Ann")
         bob = await connect_player(self, server.lobby, "Bob")
         secrets = [ann.frames[0]["secret"], bob.frames[0]["secret"]]
-        again = {"type": "reconnect", "player_id": ann.player_id, "secret": secrets[0]}
+        again = said({"type": "reconnect", "player_id": ann.player_id, "secret": secrets[0]})
 
         # Redis slow (stopped): a reconnect and a hello wait on it and are answered
         # `unavailable`; the lobby logs the request at WARN.

@@ -20,11 +20,12 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
+from tests.lobby import hello, reconnect
 from tests.support.servers import RunningServer, start_server
 from tests.support.websocket_client import HandshakeRefused, WebSocketPlayer, connect_websocket
 from vinom.client.bots import BotDriver
 from vinom.client.game import connect_game
-from vinom.client.lobby import PROTOCOL, MatchFound, connect_lobby
+from vinom.client.lobby import MatchFound, connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.lobby import errors
 from vinom.net.origins import OriginPolicy, page_origins, parse_origin
@@ -91,9 +92,7 @@ class WebSocketLobbyTests(TestCase):
 
     async def welcomed(self, name: str) -> tuple[WebSocketPlayer, dict[str, Any]]:
         player = await self.player()
-        welcome = await player.request(
-            {"type": "hello", "name": name, "protocol": PROTOCOL, "id": "h"}
-        )
+        welcome = await player.request(hello(name, id="h"))
         self.assertEqual(welcome["type"], "welcome", welcome)
         return player, welcome
 
@@ -202,14 +201,12 @@ class WebSocketLobbyTests(TestCase):
         first = await ann.when(is_type("match_found"))
         await ann.closed
         again = await self.player()
-        refound = await again.request({"type": "reconnect", "player_id": welcome["player_id"],
-                                       "secret": welcome["secret"], "id": 9})  # fmt: skip
+        refound = await again.request(reconnect(welcome["player_id"], welcome["secret"], id=9))
         self.assertEqual(refound["type"], "match_found", refound)
         self.assertEqual((refound["game_id"], refound["seat"]), (first["game_id"], first["seat"]))
         self.assertNotEqual(refound["token"], first["token"])
         wrong = await self.player()
-        refused = await wrong.request({"type": "reconnect", "player_id": welcome["player_id"],
-                                       "secret": "not the secret", "id": 1})  # fmt: skip
+        refused = await wrong.request(reconnect(welcome["player_id"], "not the secret", id=1))
         self.assertEqual(error_code(refused), errors.BAD_SECRET)
 
     async def test_bad_messages_get_the_tcp_lobbys_errors_and_count(self) -> None:

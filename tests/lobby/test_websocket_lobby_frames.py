@@ -17,6 +17,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from tests.lobby import hello
 from tests.lobby.test_websocket_lobby import ORIGINS, WEB, error_code, is_type
 from tests.support.servers import RunningServer, start_server
 from tests.support.websocket_client import WebSocketPlayer, connect_websocket
@@ -36,7 +37,7 @@ class WebSocketFrameTests(TestCase):
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
         player = await connect_websocket(self, port, trust)
-        welcome = await player.request({"type": "hello", "name": name, "id": "h"})
+        welcome = await player.request(hello(name, id="h"))
         self.assertEqual(welcome["type"], "welcome", welcome)
         return player, welcome
 
