@@ -82,21 +82,19 @@ class TwistdTests(TestCase):
     async def test_an_old_client_is_told_to_update_over_tls_and_websocket(self) -> None:
         web = free_tcp_port()
         _, _, port, cert = await self.start_twistd("--websocket", f"ssl:{web}:interface=127.0.0.1")
-        # A client from before the "protocol" key speaks 1 (docs/lobby.md); while the
-        # server speaks 1 too, a client of the next protocol stands in for it.
-        old_hello: dict[str, Any] = {"type": "hello", "name": "old"}
-        if PROTOCOL == 1:
-            old_hello["protocol"] = PROTOCOL + 1
+        # A client from before the "protocol" key says none: it speaks 1 (docs/lobby.md,
+        # "The game protocol"), older than the server's.
+        self.assertGreater(PROTOCOL, 1)
         tls = await connect_raw(self, LobbyAddress("127.0.0.1", port, cert))
         browser = await connect_websocket(self, web, cert)
         for player in (tls, browser):
-            welcome = await player.request({**old_hello, "id": 1})
+            welcome = await player.request({"type": "hello", "name": "old", "id": 1})
             self.assertEqual((welcome["type"], welcome["protocol"]), ("welcome", PROTOCOL))
             refused = await player.request({"type": "queue", "game": "tictactoe", "id": 2})
             self.assertEqual((refused["type"], refused["code"]), ("error", "protocol_outdated"))
             self.assertIn(f"this server speaks game protocol {PROTOCOL}", refused["message"])
-            if PROTOCOL > 1:
-                self.assertIn("update the client", refused["message"])
+            self.assertIn("the client speaks protocol 1", refused["message"])
+            self.assertIn("update the client", refused["message"])
         # Clients of the server's protocol, the library's, are matched as ever.
         clients = [await connect_lobby(reactor, "127.0.0.1", port, trust=cert) for _ in "ab"]
         welcomes = [await c.hello(f"new{n}") for n, c in enumerate(clients)]
