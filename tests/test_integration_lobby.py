@@ -33,6 +33,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.support.ports import free_udp_ports
 from tests.support.servers import start_server
@@ -65,7 +66,7 @@ class ScriptedPlayer(LineOnlyReceiver):
         self._waiters: list[tuple[Callable[[Frame], bool], Deferred[Frame]]] = []
 
     def connectionMade(self) -> None:
-        self.send({"type": "hello", "name": self.name, "id": 1})
+        self.send(hello(self.name, id=1))
 
     def send(self, frame: Frame) -> None:
         self.sendLine(json.dumps(frame).encode())

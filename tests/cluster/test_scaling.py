@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from tests.lobby import hello
 from tests.lobby.test_websocket_lobby import is_type
 from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
@@ -346,7 +347,7 @@ class ScalingTests(ClusterTestCase):
         record = await self.redis_call("GET", f"vinom:host:{self.host_id(host)}")
         self.assertEqual(json.loads(record)["game_url"], game_url)
         web = await connect_websocket(self, lobby_web, lobby.trust)
-        welcome = await web.request({"type": "hello", "name": "web", "id": "h"})
+        welcome = await web.request(hello("web", id="h"))
         await web.request({"type": "queue", "game": "tictactoe", "id": 1})
         udp = Deferred.fromCoroutine(
             play_bot(reactor, lobby, GAME, "udp", rng=random.Random(1))

@@ -23,6 +23,7 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
+from tests.lobby import hello, reconnect
 from tests.lobby.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
 from tests.support.ports import free_tcp_port
 from tests.support.servers import RunningServer, start_server
@@ -64,7 +65,7 @@ class GameSocketTestCase(TestCase):
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
         player = await connect_websocket(self, port, trust)
-        welcome = await player.request({"type": "hello", "name": "web", "id": "h"})
+        welcome = await player.request(hello("web", id="h"))
         return player, welcome
 
     async def match(self) -> tuple[PublicToken, MatchFound, Any, dict[str, Any]]:
@@ -168,8 +169,7 @@ class WebSocketMatchTests(GameSocketTestCase):
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
         lobby = await connect_websocket(self, port, trust)
-        refound = await lobby.request({"type": "reconnect", "player_id": welcome["player_id"],
-                                       "secret": welcome["secret"], "id": 1})  # fmt: skip
+        refound = await lobby.request(reconnect(welcome["player_id"], welcome["secret"], id=1))
         self.assertEqual(refound["type"], "match_found", refound)
         again = await self.game_socket(None)
         drivers = [self.bot(again.session, welcome["player_id"]), udp_bot]
@@ -208,8 +208,7 @@ class GameUrlTests(GameSocketTestCase):
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
         player = await connect_websocket(self, port, trust)
-        frame = await player.request({"type": "reconnect", "player_id": welcome["player_id"],
-                                      "secret": welcome["secret"], "id": "r"})  # fmt: skip
+        frame = await player.request(reconnect(welcome["player_id"], welcome["secret"], id="r"))
         self.assertEqual(frame["type"], "match_found", frame)
         return frame
 
