@@ -71,7 +71,7 @@ from twisted.internet.ssl import Certificate, CertificateOptions, platformTrust
 from benchmarks.loadgen import Latencies
 from benchmarks.lobby_load import FULL_ROOM_PHASES
 from vinom.client.game import ENDED_PHASES
-from vinom.client.lobby import PROTOCOL, decode_frame
+from vinom.client.lobby import decode_frame
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.events import (
     RELIABLE,
@@ -81,6 +81,12 @@ from vinom.protocol.events import (
 )
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import decode_server_message, encode_leave
+
+try:
+    # The game protocol the installed vinom's clients speak, said in `hello`.
+    from vinom.client.lobby import PROTOCOL
+except ImportError:  # a build from before the key (compare's baseline): it says none
+    PROTOCOL = None  # type: ignore[assignment]
 
 INF = float("inf")
 MAX_DATAGRAM = 2048
@@ -343,7 +349,9 @@ class MatchLoad:
                     )
                 client.phase = LOBBY
                 # The protocol the client speaks: a lobby of another refuses it a token.
-                hello = {"type": "hello", "name": client.name, "protocol": PROTOCOL, "id": 1}
+                hello: dict[str, Any] = {"type": "hello", "name": client.name, "id": 1}
+                if PROTOCOL is not None:
+                    hello["protocol"] = PROTOCOL
                 self._send(client, hello)
             elif client.out_buffer:
                 self._send_buffered(client)
