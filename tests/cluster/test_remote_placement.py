@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from tests.cluster.test_host_registry import MemoryHostRegistry
+from tests.lobby import reconnect
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.redis_server import start_redis
@@ -191,7 +192,7 @@ class SharedPlacementTests(LobbyHarness):
             self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
         [(match, placing)] = remote.asked
         client = self.connect()
-        reply = client.request({"type": "reconnect", "player_id": "p-yan", "secret": secret})
+        reply = client.request(reconnect("p-yan", secret))
         self.assertEqual((reply["type"], reply["status"]), ("queued", "waiting_for_server"))
         placing.callback(HostAddress("203.0.113.7", 7400))
         [found] = client.frames()
