@@ -16,16 +16,19 @@ class TickClockTests(SynchronousTestCase):
         clock.observe(99, 10.3)  # an older snapshot, arriving late: ignored
         self.assertEqual((clock.tick, clock.seen_at), (100, 10.0))
 
-    def test_inputs_lead_by_half_a_round_trip_and_a_tick(self) -> None:
+    def test_an_input_is_for_the_first_tick_after_it_arrives(self) -> None:
         clock = TickClock(20.0)
         clock.observe(100, 10.0)
-        self.assertEqual(clock.lead(0.0), 1)
-        self.assertEqual(clock.lead(0.1), 2)  # 50 ms: one tick, plus one
-        self.assertEqual(clock.lead(0.11), 3)
-        self.assertEqual(clock.input_tick(10.07, 0.1), 101 + 2)
+        # No round trip: the next tick the host runs.
+        self.assertEqual(clock.input_tick(10.0, 0.0), 101)
+        self.assertEqual(clock.input_tick(10.07, 0.0), 102)  # tick 101 ran meanwhile
+        # 100 ms round trip: 50 ms for the snapshot to come (tick 101 ran then),
+        # 50 ms for the input to go (102 ran then): the input is for 103.
+        self.assertEqual(clock.input_tick(10.0, 0.1), 103)
+        self.assertEqual(clock.input_tick(10.07, 0.1), 104)
 
-    def test_before_any_snapshot_the_lead_alone(self) -> None:
-        self.assertEqual(TickClock(20.0).input_tick(3.0, 0.0), 1)
+    def test_before_any_snapshot_the_first_tick(self) -> None:
+        self.assertEqual(TickClock(20.0).input_tick(3.0, 0.05), 1)
 
 
 class InputQueueTests(SynchronousTestCase):

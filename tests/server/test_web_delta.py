@@ -350,6 +350,7 @@ Promise.all([import('./game.js'), import('./msgpack.js')]).then(async ([g, m]) =
     onMessage: (message) => got.push(message), open: () => fake,
   });
   const deliver = (h) => fake.onmessage({ data: bytes(h).buffer });
+  socket.rtt = 0.05;  // a round trip of one tick at 20 Hz
   const ticks = [];
   deliver(welcome);
   deliver(snaps[0]);  // the first snap: acknowledged at once
@@ -413,7 +414,8 @@ class GameSocketTests(TestCase):
             self.assertTrue(same(state["s"], quantisation.quantise(view)), (tick, state["s"]))
         self.assertEqual(out["drops"], {"corrupt": 1, "unknown_baseline": 0, "checksum": 0,
                                         "stale": 0})  # fmt: skip
-        # Stamped with the newest snap's tick plus 2 (no RTT known), one tick each.
+        # Stamped for the first tick after arrival: the newest snap's tick, plus one
+        # tick of round trip (a 50 ms one at 20 Hz), plus one; one tick each.
         self.assertEqual(out["ticks"], [12, 13, *range(14, 24)])
         sent = [msgpack.unpackb(bytes.fromhex(h)) for h in out["sent"]]
         self.assertEqual(sent[0], {"t": "input", "a": 10, "x": []})

@@ -5,10 +5,13 @@ uses them (docs/client.md, "Real-time inputs").
 
 `TickClock` estimates the server's tick from the newest snapshot: the tick
 ``k`` it was built at, plus the time since at the game's tick rate. An input
-is stamped for the tick it should reach the host before: that estimate plus a
-lead of ``ceil(rtt / 2 * tick_rate) + 1`` ticks (half a round trip to get
-there, one for jitter; the host holds inputs up to 8 ticks early). Issue #36
-replaces the estimate with real clock sync.
+is stamped for the first tick the host runs after it arrives: the ticks run
+by then are the estimate plus a whole round trip's worth (half for the
+snapshot's way here, half for the input's way there), and the input is for
+the next one: ``floor(k + (elapsed + rtt) * tick_rate) + 1``. Stamping further
+ahead only adds latency: an input that arrives a little late is applied at
+the next tick anyway (counted ``late``, never lost), and one early waits (up
+to 8 ticks). Issue #36 replaces the estimate with real clock sync.
 
 `InputQueue` keeps the inputs the host has not acknowledged yet (at most
 `MAX_UNACKED`, the oldest dropped first), so that every ``input`` message
@@ -51,15 +54,13 @@ class TickClock:
             return None
         return self.tick + max(0.0, now - self.seen_at) * self.tick_rate
 
-    def lead(self, rtt: float) -> int:
-        """Ticks ahead of the estimate an input is stamped, for a round trip of `rtt` s."""
-        return math.ceil(max(0.0, rtt) / 2 * self.tick_rate) + 1
-
     def input_tick(self, now: float, rtt: float) -> int:
-        """The tick an input sent at `now` is meant for."""
+        """The tick an input sent at `now` is meant for, over a round trip of `rtt` s:
+        the first the host runs after it arrives (module docstring)."""
         estimate = self.estimate(now)
-        base = 0 if estimate is None else math.floor(estimate)
-        return base + self.lead(rtt)
+        if estimate is None:
+            return 1
+        return math.floor(estimate + max(0.0, rtt) * self.tick_rate) + 1
 
 
 @define

@@ -14,8 +14,6 @@ import { decode, encode } from "./msgpack.js";
 
 // The unacknowledged inputs an `input` message repeats, at most.
 export const MAX_PENDING_INPUTS = 8;
-// Lead of an input's tick over the estimated server tick when the RTT is unknown.
-export const DEFAULT_INPUT_LEAD = 2;
 // With no input sent for this many snapshot intervals, a snap is acknowledged
 // by an input message of no new input; never sooner than this many ms after the
 // last (at most 10 a second, within the session's message rate at any snapshot rate).
@@ -174,18 +172,17 @@ export class GameSocket {
     return state;
   }
 
-  // The tick an input made now is meant for: the estimated server tick (the
-  // newest tick heard of, plus the time since at the tick rate) plus a lead
-  // (1 tick and half the RTT when known, else 2 ticks); after the previous
+  // The tick an input made now is meant for: the first tick the host runs after
+  // it arrives, floor(k + (elapsed + rtt) * tick_rate) + 1 from the newest tick
+  // heard of (docs/client.md; rtt 0 while the page does not know it: an input
+  // a little late is applied at the next tick, never lost); after the previous
   // input's, so each input has a tick of its own.
   inputTick() {
-    let estimate = 0;
+    let k = 1;
     if (this.clock !== null) {
       const elapsed = (performance.now() - this.clock.at) / 1000;
-      estimate = this.clock.k + Math.floor(elapsed * this.tickRate);
+      k = Math.floor(this.clock.k + (elapsed + (this.rtt ?? 0)) * this.tickRate) + 1;
     }
-    const lead = this.rtt === null ? DEFAULT_INPUT_LEAD : Math.ceil((this.rtt / 2) * this.tickRate) + 1;
-    const k = estimate + lead;
     return this.lastTick === null ? k : Math.max(k, this.lastTick + 1);
   }
 
