@@ -13,14 +13,36 @@ state whose view shows a tick applied it (`ack` >= k: its effect is in the
 world the player sees), and `echo`, to the first state that names it as the
 player's last applied action (`i` >= k), which a game host may send before
 any tick has moved anything.
+
+The wire is in one place, `StateWire` (what a player sends for an input, and
+what it reads from each message: tick, view, applied input, echoed action),
+so that the load follows a change of the room messages by swapping that class.
+
+`loss` and `delay_ms` (play's `--loss P`, `--delay MS`) impair the path in
+the load process, both directions, once every player has connected (the
+handshake runs clean): `LossyLink` drops a fraction P of the datagrams each
+player sends and of those it receives, and holds every one it lets through
+for `delay_ms` before sending or delivering it (to within the loop's 2 ms
+wait). Each player and direction draws from a `random.Random` seeded with
+`loss_seed`, its player id and the direction, so the n-th datagram a player
+sends (or receives) is dropped or not whatever the timing.
+
+Per player, in the window: `datagrams_in` (datagrams from the host that
+reached the load's socket, before the simulated drop: what the host sent it),
+`datagrams_out` (datagrams the player sent, before the drop), `dropped_in`,
+`dropped_out`, and `bytes`: the UDP payload bytes (the whole vinom datagram,
+no IP or UDP header) of the datagrams delivered to the player (after the
+drop).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -33,19 +55,84 @@ from vinom.rooms.messages import encode_action
 
 _unpackb = msgpack.unpackb
 MAX_SPEED = 120.0
+# Directions of LossyLink (and its heap's entries).
+OUT = 0  # player -> host
+IN = 1  # host -> player
+
+
+class Update(NamedTuple):
+    """What the load reads from a state the host sent one player."""
+
+    tick: int
+    playing: bool
+    view: Mapping[str, Any]
+    # The player's newest input number a tick has applied (the view's `ack`).
+    applied: int
+    # The player's last action id the host names (`i`), 0 for none.
+    echoed: int
+
+
+class StateWire:
+    """The room messages of today's wire (vinom/rooms/messages.py): each input a
+    reliable `action` carrying the input number as its id; every state a full `state`
+    message. One per player: a wire with delta snapshots keeps the player's baselines
+    here. Switching the load to another wire is swapping this class."""
+
+    __slots__ = ()
+
+    def input(self, number: int, move: list[float]) -> tuple[int, bytes]:
+        """(channel, message) of the player's input `number`."""
+        return RELIABLE, encode_action({"move": move, "n": number}, number)
+
+    def update(self, message: Mapping[str, Any]) -> Update | None:
+        """The state a message carries (None: not a state)."""
+        if message["t"] != "state":
+            return None
+        view = message["s"]
+        return Update(
+            int(message.get("k") or 0), message["p"] == "playing", view,
+            int(view.get("ack", 0)), message.get("i") or 0,
+        )  # fmt: skip
+
+
+class LossyLink:
+    """The load's impairment of the path, both directions (module docstring)."""
+
+    def __init__(self, loss: float, delay_s: float, seed: int) -> None:
+        self.loss = loss
+        self.delay_s = delay_s
+        self.seed = seed
+        # (due, order, direction, client, datagram) held for the delay.
+        self.held: list[tuple[float, int, int, Any, bytes]] = []
+        self._order = 0
+
+    def rngs(self, player_id: str) -> tuple[random.Random, random.Random]:
+        """The player's draws for each direction (OUT, IN)."""
+        return (
+            random.Random(f"{self.seed}/{player_id}/out"),
+            random.Random(f"{self.seed}/{player_id}/in"),
+        )
+
+    def hold(self, now: float, direction: int, client: Any, data: bytes) -> None:
+        self._order += 1
+        heapq.heappush(self.held, (now + self.delay_s, self._order, direction, client, data))
 
 
 class ArenaPlayer:
     """One bot: its inputs in flight and what it received in the window."""
 
     __slots__ = (
-        "bytes", "echo_pending", "heading", "inputs", "me", "next_input", "pending", "playing",
-        "states",
+        "bytes", "datagrams_in", "datagrams_out", "draws", "dropped_in", "dropped_out",
+        "echo_pending", "heading", "inputs", "me", "next_input", "pending", "playing", "states",
+        "wire",
     )  # fmt: skip
 
-    def __init__(self, me: str, heading: float) -> None:
+    def __init__(self, me: str, heading: float, link: LossyLink | None = None) -> None:
         self.me = me
         self.heading = heading
+        self.wire = StateWire()
+        # The loss draws of each direction (OUT, IN); None on a clean path.
+        self.draws = None if link is None or not link.loss else link.rngs(me)
         self.playing = False
         self.inputs = 0  # the last input number sent
         self.next_input = math.inf
@@ -54,6 +141,15 @@ class ArenaPlayer:
         self.echo_pending: list[tuple[int, float]] = []
         self.states = 0
         self.bytes = 0
+        self.datagrams_in = 0
+        self.datagrams_out = 0
+        self.dropped_in = 0
+        self.dropped_out = 0
+
+    def reset(self) -> None:
+        """The window's counts start again."""
+        self.states = self.bytes = 0
+        self.datagrams_in = self.datagrams_out = self.dropped_in = self.dropped_out = 0
 
 
 class ArenaDriver(RoomDriver):
@@ -68,35 +164,113 @@ class ArenaDriver(RoomDriver):
         self.measuring = False
         self.inputs_sent = 0
         self.error_codes: dict[str, int] = {}
+        loss = float(settings.get("loss", 0.0))
+        delay_s = float(settings.get("delay_ms", 0.0)) / 1000
+        self.link = (
+            LossyLink(loss, delay_s, int(settings.get("loss_seed", 0)))
+            if loss or delay_s else None
+        )  # fmt: skip
+        # The link impairs the path once every player has connected (run_arena).
+        self.impaired = False
 
     def make_player(self, room: int, seat: int) -> ArenaPlayer:
-        return ArenaPlayer(player_id(room, seat), self.rng.uniform(0, 2 * math.pi))
+        return ArenaPlayer(player_id(room, seat), self.rng.uniform(0, 2 * math.pi), self.link)
+
+    def flush(self, client: Client, now: float) -> None:
+        # As Driver.flush, counting each datagram sent and passing it through the link.
+        if not self.impaired:
+            out = client.conn.datagrams_to_send(now)
+            if out:
+                player = client.data
+                if player is not None:
+                    player.datagrams_out += len(out)
+                send = client.sock.send
+                for datagram, _ in out:
+                    try:
+                        send(datagram)
+                    except OSError:
+                        self.send_errors += 1
+            self._rearm(client)
+            return
+        link = self.link
+        assert link is not None
+        player = client.data
+        for datagram, _ in client.conn.datagrams_to_send(now):
+            player.datagrams_out += 1
+            if player.draws is not None and player.draws[OUT].random() < link.loss:
+                player.dropped_out += 1
+            elif link.delay_s:
+                link.hold(now, OUT, client, datagram)
+            else:
+                self._send(client, datagram)
+        self._rearm(client)
+
+    def _send(self, client: Client, datagram: bytes) -> None:
+        try:
+            client.sock.send(datagram)
+        except OSError:
+            self.send_errors += 1
+
+    def _rearm(self, client: Client) -> None:
+        when = client.conn.get_timer()
+        if when is not None and when < client.wake:
+            client.wake = when
+            heapq.heappush(self._heap, (when, client.index))
 
     def _readable(self, client: Client, now: float) -> None:
-        # As Driver._readable, counting the bytes of each datagram received.
+        # As Driver._readable, counting each datagram and passing it through the link.
         try:
             data = client.sock.recv(MAX_DATAGRAM)
         except OSError:
             return
+        player: ArenaPlayer = client.data
+        player.datagrams_in += 1
+        if self.impaired:
+            link = self.link
+            assert link is not None
+            if player.draws is not None and player.draws[IN].random() < link.loss:
+                player.dropped_in += 1
+                return
+            if link.delay_s:
+                link.hold(now, IN, client, data)
+                return
+        self._deliver(client, data, now)
+
+    def _deliver(self, client: Client, data: bytes, now: float) -> None:
         client.data.bytes += len(data)
         client.conn.receive_datagram(data, client.server, now)
         self._dispatch(client, now)
         self.flush(client, now)
 
+    def release(self, now: float) -> None:
+        """Send or deliver the datagrams the link held whose delay is over."""
+        link = self.link
+        if link is None:
+            return
+        held = link.held
+        while held and held[0][0] <= now:
+            _due, _order, direction, client, data = heapq.heappop(held)
+            if client.index not in self.clients:
+                continue
+            if direction == OUT:
+                self._send(client, data)
+            else:
+                self._deliver(client, data, now)
+
     def on_message(self, client: Client, channel: int, data: bytes, now: float) -> None:
         player: ArenaPlayer = client.data
         try:
             message = _unpackb(data)
-            kind = message["t"]
-            if kind == "state":
+            update = player.wire.update(message)
+            if update is not None:
                 player.states += 1
-                if not player.playing and message["p"] == "playing":
+                if not player.playing and update.playing:
                     player.playing = True
                     # The room's players spread their inputs over the interval.
                     player.next_input = now + self.rng.uniform(0, self.interval)
-                self._seen(player, player.pending, message["s"].get("ack", 0), now, True)
-                self._seen(player, player.echo_pending, message.get("i") or 0, now, False)
-            elif kind == "error":
+                self._seen(player, player.pending, update.applied, now, True)
+                self._seen(player, player.echo_pending, update.echoed, now, False)
+            elif message["t"] == "error":
                 self.errors += 1
                 code = str(message.get("code"))
                 self.error_codes[code] = self.error_codes.get(code, 0) + 1
@@ -136,7 +310,7 @@ class ArenaDriver(RoomDriver):
             ]
             player.inputs += 1
             number = player.inputs
-            client.conn.send_message(RELIABLE, encode_action({"move": move, "n": number}, number))
+            client.conn.send_message(*player.wire.input(number, move))
             self.flush(client, now)
             player.pending.append((number, now))
             player.echo_pending.append((number, now))
@@ -151,9 +325,7 @@ class ArenaDriver(RoomDriver):
         self.inputs_sent = 0
         self.error_codes.clear()
         for client in self.clients.values():
-            player: ArenaPlayer = client.data
-            player.states = 0
-            player.bytes = 0
+            client.data.reset()
 
 
 def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +333,7 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
     driver.connect_all(float(settings.get("connect_limit", 30.0)))
     if driver.failed:
         raise RuntimeError(f"{driver.failed} players failed to connect")
+    driver.impaired = driver.link is not None
     timeline = Timeline(
         float(settings["warmup"]),
         float(settings["duration"]),
@@ -173,6 +346,7 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
         # Short waits: inputs go out on their time, to the millisecond.
         driver.step(0.002)
         now = clock()
+        driver.release(now)
         driver.send_inputs(now)
         if timeline.check(now) == DONE:
             break
@@ -183,6 +357,10 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
         "not_playing": sum(1 for p in players if not p.playing),
         "states": [p.states for p in players],
         "bytes": [p.bytes for p in players],
+        "datagrams_in": [p.datagrams_in for p in players],
+        "datagrams_out": [p.datagrams_out for p in players],
+        "dropped_in": sum(p.dropped_in for p in players),
+        "dropped_out": sum(p.dropped_out for p in players),
         "inputs": driver.inputs_sent,
         "errors": driver.errors + closed,
         "error_codes": dict(driver.error_codes),

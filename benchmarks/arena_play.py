@@ -9,8 +9,19 @@ process's bots (benchmarks.arena_load) each send a velocity input 20 times
 a second once their room plays. Figures for the measured window:
 
 - `states_per_s_per_client` and `kbytes_per_s_per_client`: the state
-  messages, and the bytes of every datagram from the host, each client
-  received per second (mean over the clients, and the most any received);
+  messages, and the UDP payload bytes (the whole vinom datagram, no IP or
+  UDP header) of the datagrams from the host, each client received per
+  second: after the simulated loss of `--loss` (mean over the clients, and
+  the most any received);
+- `datagrams_host_to_client_per_s_per_player` (`_max`: the most any player
+  got) and `datagrams_client_to_host_per_s_per_player`: the datagrams each
+  way per player per second, counted by the load before its simulated drop
+  (what the host sent each player, what each player sent);
+  `host_datagrams_out/in_per_s_per_player` are the same from the host's
+  counters (which also count any other session's datagrams);
+- `loss`, `delay_ms`, `loss_seed`, and `dropped_to_client` /
+  `dropped_to_host`: the datagrams the load dropped each way in the window
+  (`observed_loss_to_client` / `_to_host`: as fractions);
 - `server_cpu_ms_per_player_s`: the game host's (here the server process's)
   CPU milliseconds per second of play per player (1 ms/s is 0.1% of a core);
 - `input_to_state` p50 / p99: from an input to the first state whose view
@@ -69,7 +80,8 @@ def run(options: ScenarioOptions) -> int:
             ready = harness.wait_for(server, "ready", 60)
             loads = spawn_room_loads(
                 harness, "arena", ready["port"], key, rooms, options, load_cpus,
-                seats=seats, input_rate=options["input-rate"],
+                seats=seats, input_rate=options["input-rate"], loss=options["loss"],
+                delay_ms=options["delay"], loss_seed=options["loss-seed"],
             )  # fmt: skip
             measured = MeasuredRun(harness, server, loads, options, "play", options["duration"])
             results = measured.run(mark_server=True)
@@ -81,6 +93,12 @@ def run(options: ScenarioOptions) -> int:
     before, after = (m["counters"] for m in measured.server_marks)
     states = [n / window for r in results for n in r["states"]]
     kbytes = [n / window / 1000 for r in results for n in r["bytes"]]
+    to_client = [n / window for r in results for n in r["datagrams_in"]]
+    to_host = [n / window for r in results for n in r["datagrams_out"]]
+    dropped_in = sum(int(r["dropped_in"]) for r in results)
+    dropped_out = sum(int(r["dropped_out"]) for r in results)
+    sent_in = sum(sum(r["datagrams_in"]) for r in results)
+    sent_out = sum(sum(r["datagrams_out"]) for r in results)
     effect = merge_histograms(r["histogram"] for r in results)
     echo = merge_histograms(r["echo_histogram"] for r in results)
     not_playing = sum(int(r["not_playing"]) for r in results)
@@ -100,11 +118,25 @@ def run(options: ScenarioOptions) -> int:
         "players": players,
         "loads": options["loads"],
         "input_rate": options["input-rate"],
+        "loss": options["loss"],
+        "delay_ms": options["delay"],
+        "loss_seed": options["loss-seed"],
         "inputs_per_s": round(inputs / window, 1),
         "states_per_s_per_client": round(sum(states) / max(len(states), 1), 1),
         "states_per_s_per_client_max": round(max(states, default=0.0), 1),
         "kbytes_per_s_per_client": round(sum(kbytes) / max(len(kbytes), 1), 2),
         "kbytes_per_s_per_client_max": round(max(kbytes, default=0.0), 2),
+        "datagrams_host_to_client_per_s_per_player": round(
+            sum(to_client) / max(len(to_client), 1), 1
+        ),
+        "datagrams_host_to_client_per_s_per_player_max": round(max(to_client, default=0.0), 1),
+        "datagrams_client_to_host_per_s_per_player": round(
+            sum(to_host) / max(len(to_host), 1), 1
+        ),
+        "dropped_to_client": dropped_in,
+        "dropped_to_host": dropped_out,
+        "observed_loss_to_client": round(dropped_in / max(sent_in, 1), 4),
+        "observed_loss_to_host": round(dropped_out / max(sent_out, 1), 4),
         "input_to_state_p50_ms": percentile_ms(effect, 50),
         "input_to_state_p99_ms": percentile_ms(effect, 99),
         "echo_p50_ms": percentile_ms(echo, 50),
@@ -132,6 +164,10 @@ def run(options: ScenarioOptions) -> int:
         ("KB / s per client (mean, max)",
          f"{summary['kbytes_per_s_per_client']} / {summary['kbytes_per_s_per_client_max']}"),
         ("server CPU ms / s per player", summary["server_cpu_ms_per_player_s"]),
+        ("datagrams / s per player, host -> client (max), client -> host",
+         f"{summary['datagrams_host_to_client_per_s_per_player']} "
+         f"({summary['datagrams_host_to_client_per_s_per_player_max']}) / "
+         f"{summary['datagrams_client_to_host_per_s_per_player']}"),
         ("host datagrams / s per player (out, in)",
          f"{summary['host_datagrams_out_per_s_per_player']} / "
          f"{summary['host_datagrams_in_per_s_per_player']}"),
@@ -140,11 +176,18 @@ def run(options: ScenarioOptions) -> int:
         ("echo (state with i) p50 / p99 ms",
          f"{summary['echo_p50_ms']} / {summary['echo_p99_ms']}"),
         ("errors", errors),
+        *([(f"simulated loss {options['loss']:g}, delay {options['delay']:g} ms: dropped "
+            "to client / to host",
+            f"{dropped_in} ({summary['observed_loss_to_client']:.3f}) / "
+            f"{dropped_out} ({summary['observed_loss_to_host']:.3f})")]
+          if options["loss"] or options["delay"] else []),
         cpu_row(server_cpu_s, measured.load_cpu_s, window, summary["bottleneck"]),
     ]  # fmt: skip
     report(
         f"play --game arena: {rooms} room(s) x {seats} players, inputs at "
-        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured",
+        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured"
+        + (f", loss {options['loss']:g} and {options['delay']:g} ms added each way"
+           if options["loss"] or options["delay"] else ""),
         rows, summary, table=options.show_table,
     )  # fmt: skip
     return 0 if errors == 0 else 1

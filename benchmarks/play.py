@@ -46,7 +46,10 @@ that Twisted's TLS and autobahn set under vinom's game socket.
 `--rooms` arena rooms (default 1) of `--players` players (default 8; 64
 measures the interest helper's views, vinom.games.interest) sending velocity
 inputs at `--input-rate` Hz, with what each client receives per second, the server's
-CPU per player and the input-to-state latency.
+CPU per player and the input-to-state latency. `--loss P` and `--delay MS`
+impair the path in the load process (both directions, once every player has
+connected): a fraction P of the datagrams dropped (seeded by `--loss-seed`),
+MS milliseconds added each way.
 
 `--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
 the players and the game host: a relay process (benchmarks.relay_worker) on
@@ -108,6 +111,21 @@ class Options(ScenarioOptions):
         ],
         ["input-rate", None, "20", "--game arena: inputs per second each player sends."],
         ["players", None, "8", "--game arena: players in each room (the arena grows with them)."],
+        [
+            "loss",
+            None,
+            "0",
+            "--game arena: the fraction of datagrams (0 <= P < 1) the load drops of those "
+            "each player sends and of those it receives, once every player has connected.",
+        ],
+        [
+            "delay",
+            None,
+            "0",
+            "--game arena: milliseconds the load holds every datagram each player sends "
+            "and receives (one-way delay added in each direction).",
+        ],
+        ["loss-seed", None, "35", "--game arena: the seed of --loss's draws."],
         ["loads", None, "1", "Load processes sharing the players (all on the load core)."],
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
@@ -181,6 +199,12 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--players sets the players of an arena room (--game arena)")
         if self["game"] == "arena" and not self["input-rate"] > 0:
             raise usage.UsageError("--input-rate must be above 0")
+        non_negative_floats(self, "loss", "delay")
+        self["loss-seed"] = non_negative_int(self, "loss-seed")
+        if not self["loss"] < 1:
+            raise usage.UsageError("--loss is a fraction: 0 <= P < 1")
+        if self["game"] != "arena" and (self["loss"] or self["delay"]):
+            raise usage.UsageError("--loss and --delay impair the arena's path (--game arena)")
 
 
 def run(options: Options) -> int:
