@@ -231,6 +231,48 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["input_to_state_p99_ms"], 0)
         self.assertGreaterEqual(result["input_to_state_p99_ms"], result["input_to_state_p50_ms"])
         self.assertGreaterEqual(result["echo_p99_ms"], result["echo_p50_ms"])
+        # Datagrams each way, counted by the load: at least a state a tick from the
+        # host, at least an input each time one is due from the player.
+        self.assertGreater(result["datagrams_host_to_client_per_s_per_player"], 0)
+        self.assertGreaterEqual(
+            result["datagrams_host_to_client_per_s_per_player_max"],
+            result["datagrams_host_to_client_per_s_per_player"],
+        )
+        self.assertGreater(result["datagrams_client_to_host_per_s_per_player"], 0)
+        self.assertEqual((result["loss"], result["delay_ms"]), (0, 0))
+        self.assertEqual((result["dropped_to_client"], result["dropped_to_host"]), (0, 0))
+
+    def test_play_arena_over_a_lossy_delayed_path(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--warmup", "0.5", "--duration", "1.5", "--loss", "0.2",
+            "--delay", "20", "--loss-seed", "7",
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["loss"], result["delay_ms"], result["loss_seed"]), (0.2, 20, 7))
+        # The load dropped datagrams both ways (about one in five; no bound on a
+        # loaded machine beyond "some, not all"), and inputs still got through.
+        self.assertGreater(result["dropped_to_client"], 0)
+        self.assertGreater(result["dropped_to_host"], 0)
+        for direction in ("to_client", "to_host"):
+            self.assertGreater(result[f"observed_loss_{direction}"], 0)
+            self.assertLess(result[f"observed_loss_{direction}"], 1)
+        self.assertEqual(result["errors"], 0)
+        self.assertRate(result, "inputs_per_s")
+        self.assertGreater(result["states_per_s_per_client"], 0)
+        self.assertGreater(result["kbytes_per_s_per_client"], 0)
+        self.assertGreater(result["input_to_state_p99_ms"], 0)
+
+    def test_loss_and_delay_are_checked(self) -> None:
+        for args, why in [
+            (("--game", "arena", "--loss", "1"), "--loss"),
+            (("--game", "arena", "--loss", "-0.1"), "loss"),
+            (("--game", "arena", "--delay", "-5"), "delay"),
+            (("--loss", "0.1"), "--game arena"),
+            (("--delay", "100"), "--game arena"),
+        ]:
+            code, _result, stderr = run_bench("play", *args)
+            self.assertNotEqual(code, 0, args)
+            self.assertIn(why, stderr, args)
 
     def test_arena_is_hosted_in_the_server_process_over_udp(self) -> None:
         code, _result, stderr = run_bench("play", "--game", "arena", "--host-workers", "1")
@@ -563,3 +605,39 @@ class LoadCommandTests(unittest.TestCase):
         self.assertEqual(load.main(["--lobby", "nonsense"]), 2)
         self.assertEqual(load.parse_lobby("example.org:7350"), ("example.org", 7350))
         self.assertEqual(load.parse_lobby("[::1]:7350"), ("::1", 7350))
+
+
+class LossyLinkTests(unittest.TestCase):
+    """The arena load's simulated loss draws the same drops for the same seed."""
+
+    def test_draws_depend_on_the_seed_the_player_and_the_direction_only(self) -> None:
+        from benchmarks.arena_load import IN, OUT, LossyLink
+
+        def drops(seed: int, player: str, direction: int) -> list[bool]:
+            rng = LossyLink(0.1, 0.0, seed).rngs(player)[direction]
+            return [rng.random() < 0.1 for _ in range(1000)]
+
+        self.assertEqual(drops(35, "p1", OUT), drops(35, "p1", OUT))
+        self.assertNotEqual(drops(35, "p1", OUT), drops(35, "p1", IN))
+        self.assertNotEqual(drops(35, "p1", OUT), drops(35, "p2", OUT))
+        self.assertNotEqual(drops(35, "p1", OUT), drops(36, "p1", OUT))
+        self.assertTrue(50 < sum(drops(35, "p1", IN)) < 150)
+
+    def test_the_state_wire_reads_a_state_and_builds_an_input(self) -> None:
+        import msgpack
+
+        from benchmarks.arena_load import StateWire
+        from vinom.protocol.events import RELIABLE
+
+        wire = StateWire()
+        channel, data = wire.input(3, [1.0, -2.0])
+        self.assertEqual(channel, RELIABLE)
+        self.assertEqual(
+            msgpack.unpackb(data), {"t": "action", "a": {"move": [1.0, -2.0], "n": 3}, "i": 3}
+        )
+        view = {"ack": 2, "players": []}
+        state = msgpack.unpackb(msgpack.packb(
+            {"t": "state", "v": 9, "p": "playing", "r": None, "k": 41, "ts": 0, "s": view, "i": 3}
+        ))  # fmt: skip
+        self.assertEqual(wire.update(state), (41, True, view, 2, 3))
+        self.assertIsNone(wire.update({"t": "error", "code": "x"}))

@@ -185,3 +185,23 @@ class CompareTests(unittest.TestCase):
         self.assertClose(figure["ratio_range"][1], b_values[1] / a_value, "vinom_per_s")
         self.assertIn("A round 1 FAILED: exit status 3", done.stdout)
         self.assertIn("no module _speedups", done.stdout)
+
+    def test_carries_the_arena_figures_of_issue_35(self) -> None:
+        # play --game arena over a lossy path, once a side: every figure of issue
+        # #35's item 7 is compared, both sides measured it, and the table names it.
+        done = run_compare(
+            "--baseline", sys.prefix, "--rounds", "1", "play", "--game", "arena", "--warmup",
+            "0.3", "--duration", "0.7", "--loss", "0.1",
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        figures = json_line(done)["figures"]
+        for name in (
+            "loss", "kbytes_per_s_per_client", "states_per_s_per_client",
+            "input_to_state_p50_ms", "input_to_state_p99_ms", "server_cpu_ms_per_player_s",
+            "datagrams_host_to_client_per_s_per_player",
+            "datagrams_client_to_host_per_s_per_player", "dropped_to_client", "dropped_to_host",
+        ):  # fmt: skip
+            self.assertIn("A", figures[name], name)
+            self.assertIn("B", figures[name], name)
+            self.assertIn(name, done.stdout)
+        self.assertEqual(figures["loss"]["A"]["median"], 0.1)
