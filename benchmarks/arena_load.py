@@ -27,8 +27,10 @@ wait). Each player and direction draws from a `random.Random` seeded with
 `loss_seed`, its player id and the direction, so the n-th datagram a player
 sends (or receives) is dropped or not whatever the timing.
 
-Per player, in the window: `datagrams_in` (datagrams from the host that
-reached the load's socket, before the simulated drop: what the host sent it),
+Per player, in the window: `tick_rates` (how fast the room's tick moved
+between the first and the newest state it got), `datagrams_in`
+(datagrams from the host that reached the load's socket, before the
+simulated drop: what the host sent it),
 `datagrams_out` (datagrams the player sent, before the drop), `dropped_in`,
 `dropped_out`, and `bytes`: the UDP payload bytes (the whole vinom datagram,
 no IP or UDP header) of the datagrams delivered to the player (after the
@@ -123,8 +125,8 @@ class ArenaPlayer:
 
     __slots__ = (
         "bytes", "datagrams_in", "datagrams_out", "draws", "dropped_in", "dropped_out",
-        "echo_pending", "heading", "inputs", "me", "next_input", "pending", "playing", "states",
-        "wire",
+        "echo_pending", "first_at", "first_tick", "heading", "inputs", "last_at", "last_tick",
+        "me", "next_input", "pending", "playing", "states", "wire",
     )  # fmt: skip
 
     def __init__(self, me: str, heading: float, link: LossyLink | None = None) -> None:
@@ -140,6 +142,9 @@ class ArenaPlayer:
         self.pending: list[tuple[int, float]] = []
         self.echo_pending: list[tuple[int, float]] = []
         self.states = 0
+        # The room's tick in the first and the newest state of the window (-1: none).
+        self.first_tick = self.last_tick = -1
+        self.first_at = self.last_at = 0.0  # when they arrived
         self.bytes = 0
         self.datagrams_in = 0
         self.datagrams_out = 0
@@ -149,6 +154,7 @@ class ArenaPlayer:
     def reset(self) -> None:
         """The window's counts start again."""
         self.states = self.bytes = 0
+        self.first_tick = self.last_tick = -1
         self.datagrams_in = self.datagrams_out = self.dropped_in = self.dropped_out = 0
 
 
@@ -264,6 +270,12 @@ class ArenaDriver(RoomDriver):
             update = player.wire.update(message)
             if update is not None:
                 player.states += 1
+                if update.tick > player.last_tick:
+                    if player.first_tick < 0:
+                        player.first_tick = update.tick
+                        player.first_at = now
+                    player.last_tick = update.tick
+                    player.last_at = now
                 if not player.playing and update.playing:
                     player.playing = True
                     # The room's players spread their inputs over the interval.
@@ -357,6 +369,10 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
         "not_playing": sum(1 for p in players if not p.playing),
         "states": [p.states for p in players],
         "bytes": [p.bytes for p in players],
+        "tick_rates": [
+            (p.last_tick - p.first_tick) / (p.last_at - p.first_at)
+            for p in players if p.last_at > p.first_at
+        ],
         "datagrams_in": [p.datagrams_in for p in players],
         "datagrams_out": [p.datagrams_out for p in players],
         "dropped_in": sum(p.dropped_in for p in players),

@@ -13,6 +13,10 @@ a second once their room plays. Figures for the measured window:
   UDP header) of the datagrams from the host, each client received per
   second: after the simulated loss of `--loss` (mean over the clients, and
   the most any received);
+- `ticks_per_s`: how fast the rooms' tick (`k` in the states) moved, as
+  the clients saw it (mean over the clients): below the tick rate (20), the
+  host was starved of CPU and dropped ticks, and every per-second figure
+  is of a slower game;
 - `datagrams_host_to_client_per_s_per_player` (`_max`: the most any player
   got) and `datagrams_client_to_host_per_s_per_player`: the datagrams each
   way per player per second, counted by the load before its simulated drop
@@ -93,6 +97,7 @@ def run(options: ScenarioOptions) -> int:
     before, after = (m["counters"] for m in measured.server_marks)
     states = [n / window for r in results for n in r["states"]]
     kbytes = [n / window / 1000 for r in results for n in r["bytes"]]
+    ticks = [rate for r in results for rate in r["tick_rates"]]
     to_client = [n / window for r in results for n in r["datagrams_in"]]
     to_host = [n / window for r in results for n in r["datagrams_out"]]
     dropped_in = sum(int(r["dropped_in"]) for r in results)
@@ -124,6 +129,9 @@ def run(options: ScenarioOptions) -> int:
         "inputs_per_s": round(inputs / window, 1),
         "states_per_s_per_client": round(sum(states) / max(len(states), 1), 1),
         "states_per_s_per_client_max": round(max(states, default=0.0), 1),
+        # Ticks the rooms ran per second, as the states' `k` shows them (below the
+        # tick rate: the host is starved and the fixed step drops ticks).
+        "ticks_per_s": round(sum(ticks) / max(len(ticks), 1), 1),
         "kbytes_per_s_per_client": round(sum(kbytes) / max(len(kbytes), 1), 2),
         "kbytes_per_s_per_client_max": round(max(kbytes, default=0.0), 2),
         "datagrams_host_to_client_per_s_per_player": round(
@@ -161,6 +169,7 @@ def run(options: ScenarioOptions) -> int:
         ("inputs applied / s", summary["inputs_per_s"]),
         ("states / s per client (mean, max)",
          f"{summary['states_per_s_per_client']} / {summary['states_per_s_per_client_max']}"),
+        ("room ticks / s (the states' k)", summary["ticks_per_s"]),
         ("KB / s per client (mean, max)",
          f"{summary['kbytes_per_s_per_client']} / {summary['kbytes_per_s_per_client_max']}"),
         ("server CPU ms / s per player", summary["server_cpu_ms_per_player_s"]),

@@ -240,6 +240,9 @@ class ScenarioSmokeTests(unittest.TestCase):
         )
         self.assertGreater(result["datagrams_client_to_host_per_s_per_player"], 0)
         self.assertEqual((result["loss"], result["delay_ms"]), (0, 0))
+        # The rooms' tick moved (no bound below: a loaded machine starves the host).
+        self.assertGreater(result["ticks_per_s"], 0)
+        self.assertLessEqual(result["ticks_per_s"], 20 + 2)
         self.assertEqual((result["dropped_to_client"], result["dropped_to_host"]), (0, 0))
 
     def test_play_arena_over_a_lossy_delayed_path(self) -> None:
