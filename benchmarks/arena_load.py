@@ -363,6 +363,11 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
         if timeline.check(now) == DONE:
             break
     players = [client.data for client in driver.clients.values()]
+    # What the players' connections dropped (by reason), and their sessions' events.
+    drops: dict[str, int] = {}
+    for client in driver.clients.values():
+        for reason, n in getattr(client.conn, "drops", {}).items():
+            drops[reason] = drops.get(reason, 0) + n
     closed = driver.events.get("closed_timeout", 0) + driver.events.get("closed_closed", 0)
     result = {
         "players": len(players),
@@ -385,6 +390,8 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
         "histogram": driver.input_to_state.encoded(),
         "echo_histogram": driver.echo.encoded(),
         "send_errors": driver.send_errors,
+        "client_drops": drops,
+        "session_events": dict(driver.events),
     }
     driver.close()
     return result

@@ -165,6 +165,19 @@ def run(options: ScenarioOptions) -> int:
     }
     if error_codes:
         summary["error_codes"] = error_codes
+    # Datagrams the players' connections dropped, by reason (replayed, decrypt_failed...),
+    # and the sessions' events (connected, closed_timeout...): what to look at first
+    # when states stop.
+    client_drops: dict[str, int] = {}
+    events: dict[str, int] = {}
+    for r in results:
+        for totals, counts in ((client_drops, r.get("client_drops", {})),
+                               (events, r.get("session_events", {}))):  # fmt: skip
+            for reason, n in counts.items():
+                totals[reason] = totals.get(reason, 0) + int(n)
+    if client_drops:
+        summary["client_drops"] = client_drops
+    summary["session_events"] = events
     rows = [
         ("inputs applied / s", summary["inputs_per_s"]),
         ("states / s per client (mean, max)",
