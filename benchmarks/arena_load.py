@@ -14,9 +14,12 @@ world the player sees), and `echo`, to the first state that names it as the
 player's last applied action (`i` >= k), which a game host may send before
 any tick has moved anything.
 
-The wire is in one place, `StateWire` (what a player sends for an input, and
+The wire is in one place, a player's `wire` (what it sends for an input, and
 what it reads from each message: tick, view, applied input, echoed action),
-so that the load follows a change of the room messages by swapping that class.
+chosen at the room's welcome (`wire_for`): `SnapWire`, issue #35's inputs on
+channel 0 and delta `snap`s, in a ticking room of a build that speaks them;
+`StateWire`, reliable actions and full states, on an older build (a baseline
+of `compare`).
 
 `loss` and `delay_ms` (play's `--loss P`, `--delay MS`) impair the path in
 the load process, both directions, once every player has connected (the
@@ -52,8 +55,15 @@ from benchmarks.loadgen import DONE, Latencies, Timeline
 from benchmarks.room_load import RoomDriver
 from benchmarks.server_worker import player_id
 from benchmarks.session_load import MAX_DATAGRAM, Client
-from vinom.protocol.events import RELIABLE
+from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import encode_action
+
+try:  # a build with real-time inputs and delta snaps (issue #35): the load speaks them
+    from vinom.client.realtime import InputQueue, TickClock
+    from vinom.rooms.delta import Quantisation, SnapshotReceiver
+    from vinom.rooms.messages import encode_input
+except ImportError:  # an older build (compare's baseline): reliable actions and full states
+    SnapshotReceiver = None  # type: ignore[assignment,misc]
 
 _unpackb = msgpack.unpackb
 MAX_SPEED = 120.0
@@ -75,18 +85,17 @@ class Update(NamedTuple):
 
 
 class StateWire:
-    """The room messages of today's wire (vinom/rooms/messages.py): each input a
-    reliable `action` carrying the input number as its id; every state a full `state`
-    message. One per player: a wire with delta snapshots keeps the player's baselines
-    here. Switching the load to another wire is swapping this class."""
+    """The room messages of a build before issue #35's wire: each input a reliable
+    `action` carrying the input number as its id; every state a full `state` message.
+    One per player (`SnapWire` keeps the player's baselines and inputs)."""
 
     __slots__ = ()
 
-    def input(self, number: int, move: list[float]) -> tuple[int, bytes]:
+    def input(self, number: int, move: list[float], now: float) -> tuple[int, bytes]:
         """(channel, message) of the player's input `number`."""
         return RELIABLE, encode_action({"move": move, "n": number}, number)
 
-    def update(self, message: Mapping[str, Any]) -> Update | None:
+    def update(self, message: Mapping[str, Any], now: float) -> Update | None:
         """The state a message carries (None: not a state)."""
         if message["t"] != "state":
             return None
@@ -95,6 +104,65 @@ class StateWire:
             int(message.get("k") or 0), message["p"] == "playing", view,
             int(view.get("ack", 0)), message.get("i") or 0,
         )  # fmt: skip
+
+    @property
+    def drops(self) -> Mapping[str, int]:
+        """Messages the wire could not read, by reason."""
+        return {}
+
+
+#: The round trip the inputs' lead assumes before the transport measured one.
+DEFAULT_RTT_S = 0.1
+
+
+class SnapWire(StateWire):
+    """Issue #35's wire (docs/protocol.md section 14), as `GameSession` speaks it:
+    inputs `{"t": "input", "a": ack, "x": [[tick, input], ...]}` on channel 0, stamped
+    for the server's tick plus a lead, every unacknowledged one repeated in each
+    message; `snap`s rebuilt by a `SnapshotReceiver` (a snap it cannot rebuild is
+    dropped and counted in `drops`); the session's acks ride on the inputs and the
+    snaps (`set_ack_delays`: a tick, a snapshot interval). Full `state`s (after the
+    welcome, other phases) are read as `StateWire` reads them."""
+
+    __slots__ = ("conn", "inputs", "receiver", "ticks")
+
+    def __init__(self, welcome: Mapping[str, Any], conn: Any) -> None:
+        tick_rate, snapshot_rate = float(welcome["tick_rate"]), float(welcome["snapshot_rate"])
+        self.conn = conn
+        self.receiver = SnapshotReceiver(Quantisation(welcome.get("q") or ()))
+        self.ticks = TickClock(tick_rate)
+        self.inputs = InputQueue()
+        conn.set_ack_delays(min(0.1, 1 / tick_rate), min(0.1, 1 / snapshot_rate))
+
+    def input(self, number: int, move: list[float], now: float) -> tuple[int, bytes]:
+        layer = self.conn.reliability
+        rtt = layer.rtt_s if getattr(layer, "rtt_samples", 0) else DEFAULT_RTT_S
+        self.inputs.add(self.ticks.input_tick(now, rtt), {"move": move, "n": number})
+        return UNRELIABLE, encode_input(self.receiver.newest, self.inputs.pending)
+
+    def update(self, message: Mapping[str, Any], now: float) -> Update | None:
+        if message["t"] != "snap":
+            return super().update(message, now)
+        snapshot = self.receiver.receive(message["d"])
+        if snapshot is None:
+            return None  # stale, or its baseline lost: counted in the receiver's drops
+        self.ticks.observe(snapshot.tick, now)
+        if message["ik"] is not None:
+            self.inputs.acknowledge(message["ik"])
+        view = snapshot.view
+        return Update(snapshot.tick, True, view, int(view.get("ack", 0)), message["i"] or 0)
+
+    @property
+    def drops(self) -> Mapping[str, int]:
+        return {"snap_" + reason: n for reason, n in self.receiver.drops.items()}
+
+
+def wire_for(welcome: Mapping[str, Any], conn: Any) -> StateWire:
+    """The wire a player speaks in the room `welcome` greets it to: `SnapWire` in a
+    ticking room of a build that has it, else `StateWire`."""
+    if SnapshotReceiver is not None and welcome.get("tick_rate") and welcome.get("snapshot_rate"):
+        return SnapWire(welcome, conn)
+    return StateWire()
 
 
 class LossyLink:
@@ -267,7 +335,7 @@ class ArenaDriver(RoomDriver):
         player: ArenaPlayer = client.data
         try:
             message = _unpackb(data)
-            update = player.wire.update(message)
+            update = player.wire.update(message, now)
             if update is not None:
                 player.states += 1
                 if update.tick > player.last_tick:
@@ -282,6 +350,8 @@ class ArenaDriver(RoomDriver):
                     player.next_input = now + self.rng.uniform(0, self.interval)
                 self._seen(player, player.pending, update.applied, now, True)
                 self._seen(player, player.echo_pending, update.echoed, now, False)
+            elif message["t"] == "welcome":
+                player.wire = wire_for(message, client.conn)
             elif message["t"] == "error":
                 self.errors += 1
                 code = str(message.get("code"))
@@ -322,7 +392,7 @@ class ArenaDriver(RoomDriver):
             ]
             player.inputs += 1
             number = player.inputs
-            client.conn.send_message(*player.wire.input(number, move))
+            client.conn.send_message(*player.wire.input(number, move, now))
             self.flush(client, now)
             player.pending.append((number, now))
             player.echo_pending.append((number, now))
@@ -366,8 +436,9 @@ def run_arena(settings: dict[str, Any]) -> dict[str, Any]:
     # What the players' connections dropped (by reason), and their sessions' events.
     drops: dict[str, int] = {}
     for client in driver.clients.values():
-        for reason, n in getattr(client.conn, "drops", {}).items():
-            drops[reason] = drops.get(reason, 0) + n
+        for counts in (getattr(client.conn, "drops", {}), client.data.wire.drops):
+            for reason, n in counts.items():
+                drops[reason] = drops.get(reason, 0) + n
     closed = driver.events.get("closed_timeout", 0) + driver.events.get("closed_closed", 0)
     result = {
         "players": len(players),

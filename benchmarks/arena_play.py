@@ -23,6 +23,12 @@ a second once their room plays. Figures for the measured window:
   (what the host sent each player, what each player sent);
   `host_datagrams_out/in_per_s_per_player` are the same from the host's
   counters (which also count any other session's datagrams);
+- `input_outcomes`: on a build with real-time inputs, the host's counts of
+  what became of them in the window (applied, held, late, early, duplicate,
+  rejected...; the redundant copies are the duplicates);
+- `client_drops`: what the players' connections and snapshot decoders
+  dropped, by reason (`snap_checksum`: a rebuilt view that did not match the
+  host's, with `--snapshot-checksums`; `snap_unknown_baseline`, `snap_stale`);
 - `loss`, `delay_ms`, `loss_seed`, and `dropped_to_client` /
   `dropped_to_host`: the datagrams the load dropped each way in the window
   (`observed_loss_to_client` / `_to_host`: as fractions);
@@ -78,6 +84,7 @@ def run(options: ScenarioOptions) -> int:
                 ["rooms", json.dumps({
                     "key": key.hex(), "rooms": rooms, "game": "arena", "seats": seats,
                     "state_interval": options["state-interval"],
+                    "snapshot_checksums": options["snapshot-checksums"],
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -113,7 +120,13 @@ def run(options: ScenarioOptions) -> int:
     for r in results:
         for code, n in r["error_codes"].items():
             error_codes[code] = error_codes.get(code, 0) + int(n)
-    inputs = after["actions_applied"] - before["actions_applied"]
+    # Inputs as reliable actions (a build before issue #35) or real-time inputs (after).
+    outcomes = {
+        name: n - before.get("inputs", {}).get(name, 0)
+        for name, n in after.get("inputs", {}).items()
+    }
+    inputs = after["actions_applied"] - before["actions_applied"] + outcomes.get("applied", 0)
+    errors += outcomes.get("rejected", 0)
     server_cpu_s = measured.server_cpu_s
     load_cores = len(set(load_cpus)) if load_cpus[0] is not None else 1
     summary: dict[str, Any] = {
@@ -165,6 +178,8 @@ def run(options: ScenarioOptions) -> int:
     }
     if error_codes:
         summary["error_codes"] = error_codes
+    # What became of the real-time inputs in the window (held, late, early, duplicate...).
+    summary["input_outcomes"] = outcomes
     # Datagrams the players' connections dropped, by reason (replayed, decrypt_failed...),
     # and the sessions' events (connected, closed_timeout...): what to look at first
     # when states stop.

@@ -156,6 +156,12 @@ class Options(ScenarioOptions):
             "(benchmarks.bare_game_socket), the floor under vinom's.",
         ],
         [
+            "snapshot-checksums",
+            None,
+            "--game arena: the host adds a checksum to each snap and the load checks it "
+            "(client_drops.snap_checksum counts mismatches); costs the host CPU.",
+        ],
+        [
             "relay",
             None,
             "Players send through vinom's UDP relay (a process of its own on "
@@ -203,8 +209,11 @@ class Options(ScenarioOptions):
         self["loss-seed"] = non_negative_int(self, "loss-seed")
         if not self["loss"] < 1:
             raise usage.UsageError("--loss is a fraction: 0 <= P < 1")
-        if self["game"] != "arena" and (self["loss"] or self["delay"]):
-            raise usage.UsageError("--loss and --delay impair the arena's path (--game arena)")
+        arena_only = self["loss"] or self["delay"] or self["snapshot-checksums"]
+        if self["game"] != "arena" and arena_only:
+            raise usage.UsageError(
+                "--loss, --delay and --snapshot-checksums are --game arena's"
+            )
 
 
 def run(options: Options) -> int:

@@ -112,6 +112,8 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
         room_config=RoomConfig(
             connect_deadline=float(settings.get("connect_deadline", 60.0)),
             state_interval=float(settings.get("state_interval", 1.0)),
+            # play --game arena --snapshot-checksums (a build with delta snaps).
+            **({"snapshot_checksums": True} if settings.get("snapshot_checksums") else {}),
         ),
     )
     hosts: list[Any] = []
@@ -138,6 +140,9 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
             "drops": dict(endpoint.drops),
             "manager_drops": dict(manager.drops),
             "host_errors": host.protocol.errors + host.core.errors,
+            # Real-time inputs by outcome (applied, late, early, duplicate...): a build
+            # with issue #35's inputs; none on an older one.
+            "inputs": dict(manager.input_counts()) if hasattr(manager, "input_counts") else {},
         }
 
     ready = {

@@ -248,7 +248,7 @@ class ScenarioSmokeTests(unittest.TestCase):
     def test_play_arena_over_a_lossy_delayed_path(self) -> None:
         code, result, stderr = run_bench(
             "play", "--game", "arena", "--warmup", "0.5", "--duration", "1.5", "--loss", "0.2",
-            "--delay", "20", "--loss-seed", "7",
+            "--delay", "20", "--loss-seed", "7", "--snapshot-checksums",
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
         self.assertEqual((result["loss"], result["delay_ms"], result["loss_seed"]), (0.2, 20, 7))
@@ -264,6 +264,11 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["states_per_s_per_client"], 0)
         self.assertGreater(result["kbytes_per_s_per_client"], 0)
         self.assertGreater(result["input_to_state_p99_ms"], 0)
+        # Every snap the players rebuilt matched the host's view (its checksum).
+        self.assertEqual(result.get("client_drops", {}).get("snap_checksum", 0), 0)
+        self.assertEqual(result.get("client_drops", {}).get("snap_corrupt", 0), 0)
+        # Real-time inputs: the host applied some, and counted what became of the rest.
+        self.assertGreater(result["input_outcomes"]["applied"], 0)
 
     def test_loss_and_delay_are_checked(self) -> None:
         for args, why in [
@@ -272,6 +277,7 @@ class ScenarioSmokeTests(unittest.TestCase):
             (("--game", "arena", "--delay", "-5"), "delay"),
             (("--loss", "0.1"), "--game arena"),
             (("--delay", "100"), "--game arena"),
+            (("--snapshot-checksums",), "--game arena"),
         ]:
             code, _result, stderr = run_bench("play", *args)
             self.assertNotEqual(code, 0, args)
@@ -633,7 +639,7 @@ class LossyLinkTests(unittest.TestCase):
         from vinom.protocol.events import RELIABLE
 
         wire = StateWire()
-        channel, data = wire.input(3, [1.0, -2.0])
+        channel, data = wire.input(3, [1.0, -2.0], 0.0)
         self.assertEqual(channel, RELIABLE)
         self.assertEqual(
             msgpack.unpackb(data), {"t": "action", "a": {"move": [1.0, -2.0], "n": 3}, "i": 3}
@@ -642,5 +648,33 @@ class LossyLinkTests(unittest.TestCase):
         state = msgpack.unpackb(msgpack.packb(
             {"t": "state", "v": 9, "p": "playing", "r": None, "k": 41, "ts": 0, "s": view, "i": 3}
         ))  # fmt: skip
-        self.assertEqual(wire.update(state), (41, True, view, 2, 3))
-        self.assertIsNone(wire.update({"t": "error", "code": "x"}))
+        self.assertEqual(wire.update(state, 0.0), (41, True, view, 2, 3))
+        self.assertIsNone(wire.update({"t": "error", "code": "x"}, 0.0))
+
+    def test_the_snap_wire_repeats_unacknowledged_inputs_on_channel_0(self) -> None:
+        import msgpack
+
+        from benchmarks.arena_load import SnapWire, wire_for
+        from vinom.protocol.events import UNRELIABLE
+
+        class Conn:
+            reliability = None
+            delays: tuple[float, float] | None = None
+
+            def set_ack_delays(self, own_s: float, peer_s: float) -> None:
+                self.delays = (own_s, peer_s)
+
+        conn = Conn()
+        wire = wire_for({"t": "welcome", "tick_rate": 20, "snapshot_rate": 20}, conn)
+        assert isinstance(wire, SnapWire)
+        self.assertEqual(conn.delays, (0.05, 0.05))  # acks ride on inputs and snaps
+        wire.input(1, [1.0, 0.0], 0.0)
+        channel, data = wire.input(2, [0.0, 1.0], 0.05)
+        self.assertEqual(channel, UNRELIABLE)
+        message = msgpack.unpackb(data)
+        self.assertEqual((message["t"], message["a"]), ("input", None))
+        self.assertEqual([value["n"] for _tick, value in message["x"]], [1, 2])
+        ticks = [tick for tick, _value in message["x"]]
+        self.assertLess(ticks[0], ticks[1])
+        # A room without a tick keeps the state wire.
+        self.assertNotIsInstance(wire_for({"t": "welcome", "tick_rate": 0}, conn), SnapWire)
