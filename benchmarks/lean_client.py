@@ -31,6 +31,7 @@ sends one.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from vinom.protocol.client import ClientConnection
 from vinom.protocol.crypto import InvalidTag
@@ -62,15 +63,18 @@ from vinom.protocol.wire import (
 _HEADER = struct.Struct("<BQ")
 _SEQUENCE = struct.Struct("<Q")
 _NONCE = struct.Struct("<IQ")
-_BODY_AND_MESSAGE = struct.Struct("<HHIBHH")  # body header, then one message header
+# The body header, then one message header: the installed vinom's (protocol 2 added
+# the ack delay byte; a `compare` baseline may predate it).
+_BODY_AND_MESSAGE = struct.Struct(BODY_HEADER.format + MESSAGE_HEADER.format.lstrip("<"))
 # The ack_delay this client reports (docs/protocol.md 13.3): it acks at once, when it
 # replies or moves next, and keeps no clock per packet, so it says 0 (the host's RTT
 # for it then includes the time to its next move, as before protocol version 2).
-_ACK_DELAY = 0
+# Empty on a build whose header has no such field.
+_ACK_DELAY: tuple[int, ...] = (0,) if len(BODY_HEADER.unpack(bytes(BODY_HEADER.size))) == 4 else ()
 _MASK16 = 0xFFFF
 _MASK32 = 0xFFFFFFFF
 _LENGTH_MASK = 0x1FFF
-_SINGLE = _BODY_AND_MESSAGE.size  # 13
+_SINGLE = _BODY_AND_MESSAGE.size  # 13 (12 before protocol 2)
 _NOTHING: list[bytes] = []  # never appended to
 
 
@@ -78,13 +82,17 @@ class LeanSession:
     """The session of a connected `ClientConnection`, carried on by hand (module docstring)."""
 
     __slots__ = (
-        "acks_owed", "body_seq", "closed", "delivered", "last_reliable", "next_id", "recv_any",
-        "recv_bits", "recv_buffer", "recv_latest", "recv_next", "reliable_owed", "rx", "tx",
-        "tx_seq", "unexpected", "unrel_next", "window",
+        "acks_owed", "body_seq", "clock", "closed", "delivered", "last_reliable", "next_id",
+        "recv_any", "recv_at", "recv_bits", "recv_buffer", "recv_latest", "recv_next",
+        "reliable_owed", "rx", "tx", "tx_seq", "unexpected", "unrel_next", "window",
     )  # fmt: skip
 
-    def __init__(self, conn: ClientConnection) -> None:
-        # Raises ValueError unless the connection is connected and at rest.
+    def __init__(self, conn: ClientConnection, clock: Callable[[], float] | None = None) -> None:
+        # Raises ValueError unless the connection is connected and at rest. With a
+        # `clock` (seconds), the ack delay reported is the time since the newest
+        # packet arrived, as Reliability reports it; without, 0 (module docstring).
+        self.clock = clock
+        self.recv_at = 0.0 if clock is None else clock()
         handover = conn.hand_over()
         layer = handover.reliability
         self.rx = handover.receive_aead
@@ -151,7 +159,8 @@ class LeanSession:
             self.unexpected += 1
             self.closed = True
             return _NOTHING
-        seq16, _ack, _ack_bits, _delay, info, message_id = _BODY_AND_MESSAGE.unpack_from(plain)
+        fields = _BODY_AND_MESSAGE.unpack_from(plain)
+        seq16, info, message_id = fields[0], fields[-2], fields[-1]
         found: list[tuple[int, int, int, int]] | None
         if info <= _LENGTH_MASK and _SINGLE + info == total:
             found = [(0, message_id, _SINGLE, total)]  # the common case: one state
@@ -185,6 +194,8 @@ class LeanSession:
         delta = (seq16 - latest) & _MASK16
         if delta >= 0x8000:
             delta -= 0x10000
+        if (not self.recv_any or delta > 0) and self.clock is not None:
+            self.recv_at = self.clock()
         if not self.recv_any:
             self.recv_any = True
             self.recv_bits = 0
@@ -250,7 +261,8 @@ class LeanSession:
             if not self.ack_owed:
                 return []
             return [self._seal_body(BODY_HEADER.pack(
-                self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits, _ACK_DELAY
+                self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits,
+                *self._ack_delay(),
             ))]  # fmt: skip
         unrel = self.unrel_next
         self.unrel_next = unrel + len(messages)
@@ -261,7 +273,7 @@ class LeanSession:
             return [self._seal_body(
                 _BODY_AND_MESSAGE.pack(
                     self.body_seq & _MASK16, self.recv_latest & _MASK16, self.recv_bits,
-                    _ACK_DELAY, len(messages[0]), unrel & _MASK16,
+                    *self._ack_delay(), len(messages[0]), unrel & _MASK16,
                 )
                 + messages[0]
             )]  # fmt: skip
@@ -293,9 +305,17 @@ class LeanSession:
         """The last reliable message again, in a new packet (its resend)."""
         return self._seal_parts([self.last_reliable])
 
+    def _ack_delay(self) -> tuple[int, ...]:
+        """The body header's ack delay field, if the installed protocol has one."""
+        if not _ACK_DELAY or self.clock is None or not self.recv_any:
+            return _ACK_DELAY
+        # As Reliability rounds it: to the nearest ms, saturating at 255.
+        held = (self.clock() - self.recv_at) * 1000.0 + 0.5
+        return (0 if held < 1.0 else 255 if held >= 255.0 else int(held),)
+
     def _seal_parts(self, parts: list[bytes]) -> bytes:
         header = BODY_HEADER.pack(self.body_seq & _MASK16, self.recv_latest & _MASK16,
-                                  self.recv_bits, _ACK_DELAY)
+                                  self.recv_bits, *self._ack_delay())
         return self._seal_body(header + b"".join(parts))
 
     def _seal_body(self, body: bytes) -> bytes:
