@@ -111,8 +111,10 @@ class StateWire:
         return {}
 
 
-#: The round trip the inputs' lead assumes before the transport measured one.
-DEFAULT_RTT_S = 0.1
+#: The round trip an input's tick assumes before the transport measured one (as
+#: `GameSession`): none, so the next tick; an input that arrives late is applied at
+#: the next tick, one stamped ahead waits (adding latency for nothing).
+DEFAULT_RTT_S = 0.0
 
 
 class SnapWire(StateWire):

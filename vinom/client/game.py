@@ -55,8 +55,10 @@ ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
 #: The longest a side of a ticking room's session may hold an owed ack (SPEC-35 A.4).
 MAX_ACK_DELAY = 0.1
-#: Before the transport has measured a round trip, the lead assumes this one.
-DEFAULT_RTT = 0.1
+#: Before the transport has measured a round trip, an input's tick assumes this one:
+#: none, so the next tick. An input that arrives late is applied at the next tick
+#: (never lost); one stamped ahead waits, adding latency for nothing.
+DEFAULT_RTT = 0.0
 
 
 class GameSession:
