@@ -21,12 +21,9 @@ user installs one.
 from __future__ import annotations
 
 import json
-import os
 import random
-import sys
 import textwrap
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -39,16 +36,13 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
-from tests.server.test_twistd import RUN_TWISTD, Collect
 from tests.support.board_harness import assert_drawn
 from tests.support.browser import Browser, open_browser
-from tests.support.ports import free_tcp_port, free_udp_range
-from tests.support.servers import RunningServer, start_server
+from tests.support.ports import free_tcp_port
+from tests.support.servers import RunningServer, start_server, start_twistd
 from vinom.client.bots import BotReport, play_bot
 from vinom.games.dice import best_selection
 from vinom.games.registry import GameRegistry
-
-ROOT = str(Path(__file__).resolve().parents[2])
 
 # Each step of a test waits at most this long: generous for a loaded machine.
 WAIT = 30.0
@@ -919,53 +913,6 @@ class BoardLoaderTests(TestCase):
         self.assertEqual(await browser.run(lambda d: d.execute_script(_MAZE_LINKS)), [True])
 
 
-async def start_twistd(case: TestCase, files: dict[str, str], *options: str) -> str:
-    """A real `twistd -n vinom` child process with its web server; the page's URL.
-
-    `files` (path: text) are written under a directory put on the server's path, as
-    a user installs a game (a plugin module in `twisted/plugins/`, a package); the
-    `options` follow vinom's own (`--games ...`)."""
-    data_dir = os.path.abspath(case.mktemp())
-    for name, text in files.items():
-        target = Path(data_dir, "path", name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    os.makedirs(os.path.join(data_dir, "path", "twisted", "plugins"), exist_ok=True)
-    web = free_tcp_port()
-    udp = free_udp_range(2)
-    env = dict(os.environ)
-    path = [ROOT, os.path.join(data_dir, "path"), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
-    process = Collect()
-    transport = reactor.spawnProcess(
-        process, sys.executable,
-        [
-            sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
-            "--lobby", f"ssl:{free_tcp_port()}:interface=127.0.0.1",
-            "--websocket", f"ssl:{web}:interface=127.0.0.1",
-            "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
-            "--public-host", "127.0.0.1", "--data-dir", data_dir, "--ops-port", "none",
-            "--drain-timeout", "0", *options,
-        ],
-        env=env, path=data_dir,
-    )  # fmt: skip
-
-    async def stop() -> None:
-        if not process.ended.called:
-            transport.signalProcess("KILL")
-        await process.ended
-
-    case.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-    deadline = reactor.seconds() + WAIT
-    # The start-up line naming the page: the web server is listening.
-    while b"play in a browser" not in process.output:
-        output = process.output.decode(errors="replace")
-        case.assertFalse(process.ended.called, output)
-        case.assertLess(reactor.seconds(), deadline, output)
-        await pause(0.1)
-    return f"https://127.0.0.1:{web}/"
-
-
 # Two games installed the way a user installs one (a plugin module in a
 # `twisted/plugins/` directory on the server's path), with no board of their own:
 # `ender` ends when a player sends {"win": REASON} (that player wins, for that
@@ -1051,9 +998,11 @@ class ResultTextTests(TestCase):
 
     async def start_twistd(self) -> str:
         """`twistd -n vinom` offering the plugin games (RESULT_GAMES); the page's URL."""
-        return await start_twistd(
-            self, {"twisted/plugins/result_games.py": RESULT_GAMES}, "--games", "ender,sleeper"
+        server = await start_twistd(
+            self, {"twisted/plugins/result_games.py": RESULT_GAMES}, "--games", "ender,sleeper",
+            web=True,
         )
+        return server.url
 
     async def enter(self, browser: Browser, url: str, name: str) -> None:
         await browser.get(url)

@@ -23,8 +23,9 @@ import textwrap
 from selenium.webdriver.common.by import By
 from twisted.trial.unittest import TestCase
 
-from tests.server.test_web_client import WAIT, click, pause, start_twistd, wait_for_screen
+from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
 from tests.support.browser import Browser, open_browser
+from tests.support.servers import start_twistd
 
 TICK_RATE = 20
 INPUTS = 16  # the board sends 1..INPUTS, one every INPUT_MS
@@ -212,7 +213,7 @@ class TickingGameTests(TestCase):
         self.assertIs(watching, True, watching)
 
     async def test_the_board_draws_delta_snapshots_and_its_inputs_come_back(self) -> None:
-        url = await start_twistd(
+        server = await start_twistd(
             self,
             {
                 "ticker_game/__init__.py": TICKER_GAME,
@@ -220,8 +221,9 @@ class TickingGameTests(TestCase):
                 "ticker_game/board/ticker.css": TICKER_CSS,
                 "twisted/plugins/ticker_games.py": PLUGIN,
             },
-            "--games", "ticker", "--snapshot-checksums",
+            "--games", "ticker", "--snapshot-checksums", web=True,
         )  # fmt: skip
+        url = server.url
         ann, bob = await open_browser(self), await open_browser(self)
         pages = {"Ann": ann, "Bob": bob}
         for name, page in pages.items():
