@@ -10,9 +10,7 @@ ticks; what each client receives is counted.
 
 from __future__ import annotations
 
-import os
 import random
-import sys
 import textwrap
 from typing import Any
 
@@ -22,8 +20,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
-from tests.server.test_twistd import RUN_TWISTD, Collect
-from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.servers import start_twistd
 from vinom.client.bots import play_bot
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
@@ -101,7 +98,6 @@ INPUT_PLUGIN = textwrap.dedent(
 LOSS = 0.1
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK_RATE = 20
 TIME_LIMIT = 2.5  # the plugin game's
 
@@ -189,43 +185,11 @@ class RealTimeServerTests(TestCase):
     async def start_twistd(
         self, plugin: str = PLUGIN, game: str = "rt-dots", *more: str
     ) -> tuple[int, str]:
-        data_dir = os.path.abspath(self.mktemp())
-        plugins = os.path.join(data_dir, "path", "twisted", "plugins")
-        os.makedirs(plugins)
-        with open(os.path.join(plugins, "rt_test_game.py"), "w") as f:
-            f.write(plugin)
-        port = free_tcp_port()
-        udp = free_udp_range(2)
-        process = Collect()
-        env = dict(os.environ)
-        path = [ROOT, os.path.join(data_dir, "path"), env.get("PYTHONPATH", "")]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
-        transport = reactor.spawnProcess(
-            process, sys.executable,
-            [
-                sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom",
-                "--lobby", f"ssl:{port}:interface=127.0.0.1",
-                "--udp-ports", f"{udp}-{udp + 1}", "--udp-interface", "127.0.0.1",
-                "--public-host", "127.0.0.1", "--data-dir", data_dir, "--ops-port", "none",
-                "--websocket", "none", "--games", game, "--drain-timeout", "0", *more,
-            ],
-            env=env, path=data_dir,
-        )  # fmt: skip
-
-        async def stop() -> None:
-            if not process.ended.called:
-                transport.signalProcess("KILL")
-            await process.ended
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        waited = 0.0
-        while b"starting on" not in process.output:
-            output = process.output.decode(errors="replace")
-            self.assertFalse(process.ended.called, output)
-            self.assertLess(waited, 30.0, output)
-            await _sleep(0.05)
-            waited += 0.05
-        return port, os.path.join(data_dir, "dev-cert.pem")
+        server = await start_twistd(
+            self, {"twisted/plugins/rt_test_game.py": plugin}, "--games", game, *more
+        )
+        assert server.lobby_port is not None
+        return server.lobby_port, server.cert
 
     async def test_each_client_gets_at_most_one_state_per_tick(self) -> None:
         port, cert = await self.start_twistd()
