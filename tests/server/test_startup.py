@@ -33,6 +33,7 @@ from tests.server.test_ops import http_get
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import start_redis
+from tests.support.servers import start_twistd
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import parse_redis_url
@@ -600,29 +601,11 @@ class ListenBacklogTests(TestCase):
                        "pools": {"lobbies": {"backends": ["a"]}},
                        "routes": [{"kind": "any", "pool": "lobbies"}]}, f)  # fmt: skip
         port = free_tcp_port()
-        process = Collect()
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join([ROOT, environment.get("PYTHONPATH", "")])
-        transport = reactor.spawnProcess(
-            process, sys.executable,
-            [sys.executable, "-c", RUN_TWISTD, "-n", "--pidfile=", "vinom", "--role", "gateway",
-             "--gateway", f"tcp:{port}:interface=127.0.0.1", "--gateway-rules", rules,
-             "--ops-port", "none", "--data-dir", directory],
-            env=environment, path=directory,
-        )  # fmt: skip
-
-        async def kill() -> None:
-            if not process.ended.called:
-                transport.signalProcess("KILL")
-            await process.ended
-
-        self.addCleanup(kill)
-        waited = 0.0
-        while b"vinom: the gateway (every client kind):" not in process.output:
-            self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
-            self.assertLess(waited, 30, process.output.decode(errors="replace"))
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+        await start_twistd(
+            self, {}, "--role", "gateway", "--gateway", f"tcp:{port}:interface=127.0.0.1",
+            "--gateway-rules", rules, game_server=False,
+            ready=b"vinom: the gateway (every client kind):",
+        )
         self.assertEqual(listen_backlog(port), expected)
 
 
