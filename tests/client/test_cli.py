@@ -23,7 +23,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
-from tests.support.servers import start_server
+from tests.support.servers import install_files, start_server
 from vinom import cli
 from vinom.client.bots import BotReport, LobbyAddress
 from vinom.games.registry import GameRegistry
@@ -220,10 +220,8 @@ class GamesCommandTests(TestCase):
         a misspelt name does not suggest it, as a server does not offer it unless
         --games names it."""
         directory = os.path.abspath(self.mktemp())
-        plugins = os.path.join(directory, "path", "twisted", "plugins")
-        os.makedirs(plugins)
-        Path(plugins, "ticker_game.py").write_text(TICKER_PLUGIN)
-        env = {"PYTHONPATH": os.pathsep.join([SOURCE_ROOT, os.path.join(directory, "path")]),
+        path = install_files(directory, {"twisted/plugins/ticker_game.py": TICKER_PLUGIN})
+        env = {"PYTHONPATH": os.pathsep.join([SOURCE_ROOT, path]),
                "PATH": os.environ.get("PATH", "")}  # fmt: skip
 
         async def vinom_cli(*argv: str) -> tuple[int, str, str]:
