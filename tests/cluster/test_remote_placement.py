@@ -297,9 +297,7 @@ class EarlyOutcomeTests(TestCase):
     timeout = 30
 
     async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient]:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
                                      clock=Clock(), lobby_id="l-test")  # fmt: skip
         return hosting, redis
@@ -341,9 +339,7 @@ class ChannelCatchUpTests(TestCase):
     timeout = 30
 
     async def test_an_outcome_missed_while_away_is_read_on_subscribing_again(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         # The timers (place_timeout, takeover_after) on a Clock that never moves.
         hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
                                      clock=Clock(), lobby_id="l-test",
@@ -375,9 +371,7 @@ class FormerPlacesTests(TestCase):
     timeout = 30
 
     async def lobby(self, former: str) -> tuple[RemoteMatchHosting, RedisClient, Clock]:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         clock = self.clock = Clock()
         hosting = RemoteMatchHosting(
             redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
@@ -471,9 +465,7 @@ class HostStopTests(TestCase):
     timeout = 30
 
     async def test_a_clean_stop_ends_its_matches_as_shutdown_never_host_crashed(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         heard = await hear_placements(self, redis, "l-test")
         factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
         root = ServerRoot()
@@ -484,11 +476,8 @@ class HostStopTests(TestCase):
                   presence_endpoint=redis.endpoint(reactor),
                   host_id="h-test").setServiceParent(root)  # fmt: skip
         root.startService()
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
-                   "lobby_id": "l-test"}  # fmt: skip
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await redis.handler.lpush("vinom:place:h-test", duel_request())
         await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
         slow = _SlowPort()
         factory.hosts[7400].listening_port = slow  # type: ignore[assignment]
@@ -525,16 +514,11 @@ class EndAnnouncementTests(TestCase):
     timeout = 30
 
     async def test_an_end_redis_refused_is_announced_once_it_takes_writes(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
-                   "lobby_id": "l-test"}  # fmt: skip
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await redis.handler.lpush("vinom:place:h-test", duel_request())
         await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
         self.assertTrue(factory.end_match("m-1"))
@@ -555,15 +539,10 @@ class LostEndTests(TestCase):
     timeout = 30
 
     async def test_an_end_the_promoted_replica_never_had_is_announced_again(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         factory, _ = start_host(self, redis, "h-test")
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        request = {"match": match_to_json(Match("m-1", "duel", players, 1.0)), "attempt": 0,
-                   "lobby_id": "l-test"}  # fmt: skip
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+        await redis.handler.lpush("vinom:place:h-test", duel_request())
         await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
         self.assertTrue(factory.end_match("m-1"))
         await wait_until_async(lambda: redis.handler.get("vinom:ended:m-1"))
@@ -594,13 +573,9 @@ class RequestGivenAgainTests(TestCase):
     timeout = 30
 
     async def test_a_request_taken_before_is_dropped(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         _, hosting = start_host(self, redis, "h-test")
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        request = json.dumps({"match": match_to_json(Match("m-1", "duel", players, 1.0)),
-                              "attempt": 0, "lobby_id": "l-test"})  # fmt: skip
+        request = duel_request()
         await redis.handler.lpush("vinom:place:h-test", request)
         await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
         # What the promoted replica lacks: the claim and the outcome; the request is back.
@@ -616,9 +591,7 @@ class RequestGivenAgainTests(TestCase):
         # A failover: the former lobby's request was on the promoted replica, untaken,
         # and the lobby that took the match over pushed its own attempt; the host's
         # first pop after the failover brings both.
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         heard = await hear_placements(self, redis, "l-a")
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         match = match_to_json(Match("m-1", "duel", players, 1.0))
@@ -637,9 +610,7 @@ class RequestGivenAgainTests(TestCase):
     async def test_two_attempts_at_one_match_a_full_host_refuses_are_both_told(self) -> None:
         # As above, on a host with no free port: each attempt's lobby hears its refusal
         # (the second's could no longer withdraw it) and offers the match elsewhere.
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         heard = {lobby: await hear_placements(self, redis, lobby) for lobby in ("l-a", "l-b")}
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         _, hosting = start_host(self, redis, "h-test")
@@ -669,9 +640,7 @@ class HostTakesRequestsTests(TestCase):
     timeout = 30
 
     async def test_a_burst_of_requests_is_taken_in_one_pop(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         burst = 30
         hosting = GameHostingService(
             PortAllocator(range(7400, 7400 + burst)),
@@ -706,9 +675,7 @@ class RealmTests(TestCase):
     """A lobby places on the live hosts of its own realm only (docs/scaling.md)."""
 
     async def test_only_the_hosts_of_the_lobbys_realm_are_used(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         registry = RedisHostRegistry(redis)
         for host_id, realm, free in (("h-eu", "eu", 2), ("h-us", "us", 8), ("h-any", "default", 8)):
             record = HostRecord(host_id, "127.0.0.1", (7400, 7407), 8, free, 1.0, realm=realm)
@@ -731,9 +698,7 @@ class WaitForHostTests(TestCase):
     timeout = 30
 
     async def test_a_match_waits_for_a_host_that_registers_meanwhile(self) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
                                    clock=reactor, lobby_id="l-test")  # fmt: skip
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
@@ -755,6 +720,21 @@ class WaitForHostTests(TestCase):
         address = await placed
         self.assertLess(reactor.seconds() - started, DEFAULT_PLACEMENT.host_wait)
         self.assertEqual(address.host, "198.51.100.9")
+
+
+async def open_redis(case: TestCase) -> RedisClient:
+    """A client of a real Redis started for the test (tests/support/redis_server.py)."""
+    server = await start_redis(case)
+    redis = RedisClient.open(parse_redis_url(server.url), reactor)
+    case.addCleanup(redis.disconnect)
+    return redis
+
+
+def duel_request() -> str:
+    """Lobby l-test's placement request for match m-1 (duel, two players), first attempt."""
+    players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+    match = match_to_json(Match("m-1", "duel", players, 1.0))
+    return json.dumps({"match": match, "attempt": 0, "lobby_id": "l-test"})
 
 
 def start_host(case: TestCase, redis: RedisClient, host_id: str
@@ -802,9 +782,7 @@ class DeadHostTests(TestCase):
     timeout = 30
 
     async def lobby(self) -> tuple[RemoteMatchHosting, MemoryHostRegistry, Clock]:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         clock = Clock()
         registry = MemoryHostRegistry(clock)
         hosting = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
@@ -929,9 +907,7 @@ class DeadHostTests(TestCase):
     async def test_reading_the_hosts_while_redis_is_away_is_one_line_and_one_on_recovery(
         self,
     ) -> None:
-        server = await start_redis(self)
-        redis = RedisClient.open(parse_redis_url(server.url), reactor)
-        self.addCleanup(redis.disconnect)
+        redis = await open_redis(self)
         clock = Clock()
         away = _Away(MemoryHostRegistry(clock))
         hosting = RemoteMatchHosting(redis=redis, registry=away, clock=clock)  # type: ignore[arg-type]
