@@ -230,6 +230,24 @@ class GatewayTests(GatewayTestCase):
         await enter(browser, page, "Ann")
         self.assertEqual(await browser.text_of("#me"), "Ann")
 
+    async def test_a_browser_enters_the_lobby_through_a_route_that_terminates_tls(self) -> None:
+        """Chromium offers ALPN (h2, http/1.1) on every TLS connection: the gateway's
+        terminating route goes on with no protocol chosen (it refused the handshake,
+        ERR_SSL_PROTOCOL_ERROR, when nothing overlapped), and the page, its files and
+        its WebSocket lobby come through the one TLS port."""
+        port = free_tcp_port()
+        page = f"https://127.0.0.1:{port}/"
+        lobby = await self.lobby("--websocket-origins", page.rstrip("/"), tls=False, web=True)
+        document = rules({"a": lobby})
+        document["routes"].insert(0, {"kind": "tls", "terminate": True})
+        _gateway, _port, ops = await self.gateway(
+            "--certificate", self.cert, "--private-key", self.key, rules=document, port=port
+        )
+        browser = await open_browser(self)
+        await enter(browser, page, "Ann")
+        self.assertEqual(await browser.text_of("#me"), "Ann")
+        self.assertGreater((await self.status(ops))["terminated"], 0)
+
     async def test_tls_terminated_at_the_gateway_is_routed_on_the_hello_realm(self) -> None:
         lobbies = {"a": await self.lobby(tls=False), "b": await self.lobby(tls=False)}
         document = rules(lobbies, realms=True)
