@@ -130,6 +130,17 @@ class RotationTests(SynchronousTestCase):
         self.assertRaises(ValueError, LobbyRotation, ())
 
 
+async def both_seated(session: GameSession, limit: float = 20.0) -> None:
+    """Until the match is past `waiting` (every player connected): a player who left
+    before its partner connected would have it denied (the match aborted), and the
+    partner's report would name no match."""
+    waited = 0.0
+    while session.phase == "waiting":
+        assert waited < limit, "the partner never connected"
+        await deferLater(reactor, 0.05, lambda: None)
+        waited += 0.05
+
+
 async def dead_address() -> LobbyAddress:
     """A port that was just free: nothing listens there."""
     port = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
@@ -229,6 +240,7 @@ class LobbyPlayerTests(TestCase):
         self.assertNotEqual(player.welcome.player_id, "p-0000000000000001")
         self.assertEqual(statuses[0], "searching")
         session = await connect_game(reactor, found)
+        await both_seated(session)
         await session.leave()
         theirs = await partner
         self.assertEqual(theirs.match_id, found.game_id)
@@ -266,6 +278,7 @@ class LobbyPlayerTests(TestCase):
         self.assertEqual(sources, ["127.0.0.2"])
         self.assertEqual(player.lobby_changes, 1)
         session = await connect_game(reactor, found)
+        await both_seated(session)
         await session.leave()
         theirs = await partner
         self.assertEqual(theirs.match_id, found.game_id)
