@@ -708,13 +708,8 @@ class Room:
         if member.left:
             self._send_error(member, "not_seated", "you are out of this game", action_id)
             return False
-        game = self.game
         try:
-            apply_at = self._apply_action_at
-            if apply_at is None:
-                outcome = game.apply_action(self.state, member.seat, action, self.rng)
-            else:
-                outcome = apply_at(self.state, member.seat, action, self.rng, self.history)
+            outcome = self._game_action(member, action)
         except IllegalAction as e:
             self._send_error(member, e.code, e.message, action_id)
             return False
@@ -725,19 +720,30 @@ class Room:
             self._send_error(member, "internal_error", "the game failed on this action", action_id)
             return False
         member.last_action_id = action_id
+        self._acted(member, outcome, now)
+        return True
+
+    def _game_action(self, member: _Member, action: Mapping[str, Any]) -> Outcome:
+        """The game's outcome of this player's action or input (raises what it raises):
+        through `apply_action_at` with the tick history when the game has one."""
+        apply_at = self._apply_action_at
+        if apply_at is None:
+            return self.game.apply_action(self.state, member.seat, action, self.rng)
+        return apply_at(self.state, member.seat, action, self.rng, self.history)
+
+    def _acted(self, member: _Member, outcome: Outcome, now: float) -> None:
+        """Adopt an applied action's or input's outcome: a new version, its events,
+        then the end of the game or the states (and the player's idle clock)."""
         self.state = state = outcome.state
         self.version += 1
-        events = outcome.events
-        if events:
-            for event in events:
-                self._send_event(event)
-        if game.is_finished(state):
+        for event in outcome.events:
+            self._send_event(event)
+        if self.game.is_finished(state):
             self._finish(now)
         else:
             if self._idle_timeout:
                 self._track_idle(member, now)
             self._broadcast_state(now)
-        return True
 
     def send_error(
         self, player_id: str, code: str, message: str, action_id: int | None = None
@@ -1001,11 +1007,7 @@ class Room:
             counts["not_playing"] += 1
             return
         try:
-            apply_at = self._apply_action_at
-            if apply_at is None:
-                outcome = self.game.apply_action(self.state, member.seat, value, self.rng)
-            else:
-                outcome = apply_at(self.state, member.seat, value, self.rng, self.history)
+            outcome = self._game_action(member, value)
         except IllegalAction as e:
             counts["rejected"] += 1
             # Inputs come many a second: one error a second tells enough.
@@ -1018,16 +1020,7 @@ class Room:
             self._game_error("apply_action")
             return
         counts["applied"] += 1
-        self.state = state = outcome.state
-        self.version += 1
-        for event in outcome.events:
-            self._send_event(event)
-        if self.game.is_finished(state):
-            self._finish(now)
-        else:
-            if self._idle_timeout:
-                self._track_idle(member, now)
-            self._broadcast_state(now)
+        self._acted(member, outcome, now)
 
     def _server_time(self, now: float) -> int:
         """A state's ``ts``: whole milliseconds since `start`."""
