@@ -61,7 +61,7 @@ from vinom.rooms.messages import encode_action
 try:  # a build with real-time inputs and delta snaps (issue #35): the load speaks them
     from vinom.client.realtime import InputQueue, TickClock
     from vinom.rooms.delta import Quantisation, SnapshotReceiver
-    from vinom.rooms.messages import encode_input
+    from vinom.rooms.messages import encode_input, ticking_ack_delays
 except ImportError:  # an older build (compare's baseline): reliable actions and full states
     SnapshotReceiver = None  # type: ignore[assignment,misc]
 
@@ -134,7 +134,8 @@ class SnapWire(StateWire):
         self.receiver = SnapshotReceiver(Quantisation(welcome.get("q") or ()))
         self.ticks = TickClock(tick_rate)
         self.inputs = InputQueue()
-        conn.set_ack_delays(min(0.1, 1 / tick_rate), min(0.1, 1 / snapshot_rate))
+        host, client = ticking_ack_delays(tick_rate, snapshot_rate)
+        conn.set_ack_delays(client, host)
 
     def input(self, number: int, move: list[float], now: float) -> tuple[int, bytes]:
         layer = self.conn.reliability

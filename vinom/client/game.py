@@ -47,14 +47,13 @@ from vinom.rooms.messages import (
     encode_leave,
     encode_sync,
     state_of_snap,
+    ticking_ack_delays,
 )
 
 MessageHandler = Callable[[dict[str, Any]], object]
 # The shortest quiet before an ack-only input (docs/protocol.md section 14, `input`).
 ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
-#: The longest a side of a ticking room's session may hold an owed ack (SPEC-35 A.4).
-MAX_ACK_DELAY = 0.1
 #: Before the transport has measured a round trip, an input's tick assumes this one:
 #: none, so the next tick. An input that arrives late is applied at the next tick
 #: (never lost); one stamped ahead waits, adding latency for nothing.
@@ -257,7 +256,6 @@ class GameSession:
         elif kind == "presence":
             _call(self.on_presence, message)
 
-
     def _ticking(self, welcome: Mapping[str, Any]) -> None:
         """A welcome: a ticking room's session gets a snapshot decoder (a new one:
         the host keeps none of the last session's baselines) and a tick clock."""
@@ -272,9 +270,8 @@ class GameSession:
             quantisation = Quantisation()
         self.snapshots = SnapshotReceiver(quantisation)
         self.ticks = TickClock(tick_rate)
-        self.tune_ack_delays(
-            min(MAX_ACK_DELAY, 1.0 / tick_rate), min(MAX_ACK_DELAY, 1.0 / snapshot_rate)
-        )
+        host, client = ticking_ack_delays(tick_rate, snapshot_rate)
+        self.tune_ack_delays(client, host)
 
     def _snap_received(self, message: dict[str, Any]) -> None:
         snapshots, ticks = self.snapshots, self.ticks

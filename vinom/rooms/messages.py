@@ -143,6 +143,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from vinom.games.interfaces import Seat
+from vinom.protocol.reliability import MAX_ACK_DELAY_S
 
 # Client messages beyond this many bytes are dropped: actions are small.
 MAX_CLIENT_MESSAGE = 2048
@@ -574,3 +575,11 @@ def state_of_snap(snap: Mapping[str, Any], tick: int, view: Any) -> dict[str, An
         "s": view,
         "i": snap["i"],
     }
+
+
+def ticking_ack_delays(tick_rate: float, snapshot_rate: float) -> tuple[float, float]:
+    """How long each side of a ticking room's session holds an owed ack: (the host's,
+    the client's). The host's acks ride on its next snap (a snapshot interval), the
+    client's on its next input (a tick), so neither sends an ack-only datagram; each
+    at most the transport's bound (`MAX_ACK_DELAY_S`)."""
+    return min(MAX_ACK_DELAY_S, 1.0 / snapshot_rate), min(MAX_ACK_DELAY_S, 1.0 / tick_rate)

@@ -55,7 +55,12 @@ from vinom.match import Match
 from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.events import RELIABLE, UNRELIABLE, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.messages import ClientMessage, ClientMessageKind, decode_client_message
+from vinom.rooms.messages import (
+    ClientMessage,
+    ClientMessageKind,
+    decode_client_message,
+    ticking_ack_delays,
+)
 from vinom.rooms.outbox import SessionOutbox
 from vinom.rooms.registry import RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
@@ -66,8 +71,6 @@ log = Logger()
 _ACTION = ClientMessageKind.ACTION
 _SYNC = ClientMessageKind.SYNC
 _INPUT = ClientMessageKind.INPUT
-#: The longest a side of a ticking room's session may hold an owed ack (SPEC-35 A.4).
-MAX_ACK_DELAY = 0.1
 RATE_LIMITED = "rate_limited"
 _INF = math.inf
 
@@ -236,11 +239,8 @@ class SeatRouter:
                 if room.player_connected(player_id, session_id, now):
                     self.counters["sessions_opened"] += 1
                     if room.tick_rate > 0 and room.snapshot_rate > 0:
-                        self.tune_ack_delays(
-                            session_id,
-                            min(MAX_ACK_DELAY, 1.0 / room.snapshot_rate),
-                            min(MAX_ACK_DELAY, 1.0 / room.tick_rate),
-                        )
+                        host, client = ticking_ack_delays(room.tick_rate, room.snapshot_rate)
+                        self.tune_ack_delays(session_id, host, client)
                     return
                 del self._bindings[session_id]
             # Admitted during the handshake but no longer admissible (the room
