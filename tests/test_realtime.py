@@ -21,6 +21,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import start_twistd
+from tests.test_e2e import wait_until
 from vinom.client.bots import play_bot
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
@@ -259,7 +260,8 @@ class RealTimeServerTests(TestCase):
         for player in players:
             session = player.session
             await session.finished
-            await _sleep(0.3)  # the final state follows the final phase, reliably
+            # The final state follows the final phase, reliably.
+            await wait_until(lambda s=session: s.state is not None and s.state["p"] == "finished")
             self.assertEqual(session.result, {"winners": [], "reason": "time"})
             # Inputs: the game applied exactly what was sent, once each, in order;
             # only the last few (sent as the match ended) may be missing.
@@ -387,8 +389,3 @@ class _Bot:
     def choose_action(self, view: Any) -> dict[str, Any]:
         return {"move": self.rng.uniform(-5, 5)}
 
-
-def _sleep(seconds: float) -> Deferred[None]:
-    from twisted.internet.task import deferLater
-
-    return deferLater(reactor, seconds, lambda: None)

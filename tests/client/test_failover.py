@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.client.test_cli import bots_options
 from tests.support.servers import start_server
+from tests.test_e2e import wait_until
 from vinom import cli
 from vinom.client.bots import play_bot
 from vinom.client.failover import (
@@ -130,15 +131,11 @@ class RotationTests(SynchronousTestCase):
         self.assertRaises(ValueError, LobbyRotation, ())
 
 
-async def both_seated(session: GameSession, limit: float = 20.0) -> None:
+async def both_seated(session: GameSession) -> None:
     """Until the match is past `waiting` (every player connected): a player who left
     before its partner connected would have it denied (the match aborted), and the
     partner's report would name no match."""
-    waited = 0.0
-    while session.phase == "waiting":
-        assert waited < limit, "the partner never connected"
-        await deferLater(reactor, 0.05, lambda: None)
-        waited += 0.05
+    await wait_until(lambda: session.phase != "waiting", timeout=20.0)
 
 
 async def dead_address() -> LobbyAddress:
