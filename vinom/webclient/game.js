@@ -79,6 +79,19 @@ export function gameUrl(found, location) {
   return `${scheme}//${location.host}/game`;
 }
 
+// A `snap` travels as an array of 6, [v, ts, r, i, ik, d] (r in whole ms, or
+// nil; docs/protocol.md §14): the one server message that is not a map. Read
+// as the map the rest of the client takes, with r in seconds as in a state;
+// null when it is not one.
+export function snapOfArray(fields) {
+  if (fields.length !== 6) return null;
+  const [v, ts, r, i, ik, d] = fields;
+  const integer = (x) => typeof x === "number" && Number.isInteger(x);
+  if (!integer(v) || !integer(ts) || !(d instanceof Uint8Array)) return null;
+  if (![r, i, ik].every((x) => x === null || integer(x))) return null;
+  return { t: "snap", v, ts, r: r === null ? null : r / 1000, i, ik, d };
+}
+
 export class GameSocket {
   // `open` makes the WebSocket (a test passes a stand-in with send, close and readyState).
   constructor(url, token, { onMessage = () => {}, onClose = () => {}, open = (at) => new WebSocket(at) } = {}) {
@@ -108,6 +121,7 @@ export class GameSocket {
         console.warn("a game message that is not msgpack", error);
         return;
       }
+      if (Array.isArray(message)) message = snapOfArray(message);
       if (message !== null && typeof message === "object" && typeof message.t === "string") {
         this.receive(message);
       }
