@@ -27,6 +27,8 @@ from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
 from vinom.cluster.inflight import InFlightCalls
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.services import (
@@ -149,10 +151,6 @@ def build_shared(
     _add(root, "redis", RedisClientService(redis, reactor, calls))
     if not runs_lobby(options):
         return SharedState(None, None, None, None, None, (), redis)
-    # Imported here: txredisapi installs the default reactor when imported.
-    from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
-    from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
-
     def endpoint() -> Any:
         # With Sentinel, each channel asks the sentinels where the master is at each connection.
         return redis.endpoint(reactor)
