@@ -151,9 +151,11 @@ def private_txredisapi_reaches(source: str) -> Iterator[tuple[int, str]]:
         if isinstance(node, ast.ImportFrom) and _from_txredisapi(node):
             if any(_private(alias.name) for alias in node.names):
                 yield node.lineno, ast.unparse(node)
-        elif isinstance(node, ast.Attribute) and _private(node.attr):
-            if isinstance(node.value, ast.Name) and node.value.id in names:
-                yield node.lineno, ast.unparse(node)
+        elif (
+            isinstance(node, ast.Attribute) and _private(node.attr)
+            and isinstance(node.value, ast.Name) and node.value.id in names
+        ):  # fmt: skip
+            yield node.lineno, ast.unparse(node)
     for cls in _txredisapi_classes(tree, names):
         for inner in ast.walk(cls):
             if (
