@@ -16,6 +16,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
@@ -57,6 +58,13 @@ class VersionTests(SynchronousTestCase):
 
     def test_every_workaround_is_pinned_by_a_test(self) -> None:
         self.assertEqual(set(PINNED_BY), set(WORKAROUNDS))
+
+    def test_docs_name_the_version_and_every_workaround(self) -> None:
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "scaling.md").read_text()
+        self.assertIn(f"txredisapi {TXREDISAPI_VERSION}", doc)
+        for name in WORKAROUNDS:
+            self.assertIn(f"| `{name}` |", doc)
+        self.assertIn(f"at most {txredisapi_adapter.MASTER_MAX_DELAY:g} s apart, not 10 s", doc)
 
 
 def _in_a_fresh_python(code: str) -> str:
