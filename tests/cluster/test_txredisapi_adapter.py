@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
@@ -158,6 +158,28 @@ class PoolTests(TestCase):
         await endpoint.until_made(4)
         await pool.set("id", "43")
         self.assertEqual(await pool.get("id"), "43")
+
+
+    async def test_calls_cancelled_while_redis_is_down_leave_the_pool_usable(self) -> None:
+        # RedisClient.bounded cancels a call at its deadline: calls that wait for a
+        # connection, simple and blocking ones, given up on while Redis is down.
+        redis = await start_redis(self)
+        await redis.stop()
+        pool = txredisapi_adapter.pool(HostnameEndpoint(reactor, "127.0.0.1", redis.port),
+                                       name="test", db=0, size=2, password=None,
+                                       timeout=5.0)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        calls = [pool.get("k"), pool.get("k"), pool.set("k", "x"), pool.brpop("q", timeout=1)]
+        for call in calls:
+            call.cancel()
+        for call in calls:
+            await self.assertFailure(call, CancelledError)
+        await redis.start()
+        for value in ("1", "2", "3"):
+            await pool.set("k", value)
+            self.assertEqual(await pool.get("k"), value)
+        self.assertIsNone(await pool.brpop("q", timeout=1))
+        self.assertEqual(redis.command("GET", "k"), b"$1")
 
 
 class MasterPoolTests(TestCase):

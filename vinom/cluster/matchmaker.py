@@ -688,8 +688,8 @@ class RedisMatchmaker:
     def _deadline(
         self, d: Deferred[Any], doing: str, late: Callable[[Any], object] | None = None
     ) -> Deferred[Any]:
-        # Not d.addTimeout: cancelling a txredisapi call that waits for a
-        # connection breaks its pool, so the call is left to finish.
+        # Not d.addTimeout: the call is left to finish, and an answer that comes
+        # after the deadline goes to `late` (a cancelled txredisapi call drops it).
         result: Deferred[Any] = Deferred()
         timeout = self._settings.call_timeout
         self._in_flight.started(result)

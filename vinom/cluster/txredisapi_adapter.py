@@ -62,6 +62,9 @@ Whatever endpoint it is given, txredisapi runs its own timers on the global
 reactor (`replyTimeout`, the backoff). vinom bounds every call itself, on the
 clock it is given (vinom.cluster.client.RedisClient.bounded), and the
 reactor that clock is in production is the global one, where txredisapi's run.
+That bound cancels a call at its deadline, which relies on one more thing of
+txredisapi's (tested too, `PoolTests`): a call cancelled while it waits for a
+connection (Redis down) leaves the pool usable once Redis is back.
 """
 
 from __future__ import annotations
