@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from ipaddress import ip_network
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -68,13 +69,16 @@ class GatewayOptionsTests(SynchronousTestCase):
             self.parse("--redis", "redis://127.0.0.1:6379/0", "--redis-ca-file", password)
         self.assertEqual(str(caught.exception), "--redis-ca-file is for a rediss:// (TLS) --redis")
 
-    def test_trusted_proxies_are_ip_addresses(self) -> None:
+    def test_trusted_proxies_are_ip_addresses_or_networks(self) -> None:
         options = Options()
-        options.parseOptions(["--trusted-proxy", "10.0.0.5, ::1", "--websocket", "none"])
-        self.assertEqual(options["trusted-proxy"], frozenset({"10.0.0.5", "::1"}))
-        with self.assertRaises(usage.UsageError) as caught:
-            Options().parseOptions(["--trusted-proxy", "gateway.local"])
-        self.assertIn("'gateway.local' is not an IP address", str(caught.exception))
+        options.parseOptions(["--trusted-proxy", "10.0.0.5, ::1, 10.244.0.0/16",
+                              "--websocket", "none"])  # fmt: skip
+        self.assertEqual(options["trusted-proxy"],
+                         frozenset(map(ip_network, ["10.0.0.5/32", "::1/128", "10.244.0.0/16"])))
+        for wrong in ("gateway.local", "10.244.0.1/16", "10.0.0.0/33"):
+            with self.subTest(wrong=wrong), self.assertRaises(usage.UsageError) as caught:
+                Options().parseOptions(["--trusted-proxy", wrong])
+            self.assertIn(f"{wrong!r} is not an IP address or network", str(caught.exception))
 
 
 class GatewayRelayOptionsTests(SynchronousTestCase):

@@ -38,6 +38,8 @@ from vinom.server.startup import warn_if_readable
 
 TOKEN_KEY_BYTES = 32
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 def parse_port_range(text: str, option: str = "--udp-ports") -> tuple[int, int]:
     """'7400-7499' -> (7400, 7499); a single port 'N' is the range N-N."""
@@ -466,15 +468,18 @@ def label_value(name: str, value: str) -> str:
     return value
 
 
-def trusted_proxies(name: str, value: str) -> frozenset[str]:
-    """Comma-separated IP addresses (the addresses a PROXY header is taken from)."""
-    found = set()
+def trusted_proxies(name: str, value: str) -> frozenset[IPNetwork]:
+    """Comma-separated IP addresses or networks in CIDR notation (`10.0.0.5`,
+    `10.244.0.0/16`, `fd00::/8`): the peers a PROXY header is taken from. A network
+    fits gateways whose addresses change (Kubernetes pods: their pod network)."""
+    found: set[IPNetwork] = set()
     for part in value.split(","):
         part = part.strip()
         try:
-            found.add(str(ipaddress.ip_address(part)))
+            found.add(ipaddress.ip_network(part, strict=True))
         except ValueError:
             raise usage.UsageError(
-                f"--{name}: {part!r} is not an IP address (give ADDR[,ADDR...])"
+                f"--{name}: {part!r} is not an IP address or network (give ADDR or "
+                "ADDR/PREFIX, comma-separated; a network's host bits are zero)"
             ) from None
     return frozenset(found)

@@ -526,7 +526,8 @@ class Options(usage.Options):
             "trusted-proxy",
             None,
             None,
-            "Comma-separated addresses of gateways (or other PROXY protocol v2 senders) in "
+            "Comma-separated addresses or CIDR networks (10.244.0.0/16: a Kubernetes pod "
+            "network) of gateways (or other PROXY protocol v2 senders) in "
             "front of the lobby and the web server: connections from them must begin with a "
             "PROXY header, whose client address the per-address limits count; a PROXY header "
             "from any other address is refused. Default: none.",
