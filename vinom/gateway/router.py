@@ -66,7 +66,9 @@ class Router:
                 old.backend = backend
                 states[name] = old
             else:
-                states[name] = BackendState(backend)
+                # A discovered backend (a pod that just appeared) is out until its first
+                # check passes, as Kubernetes's readiness would have it.
+                states[name] = BackendState(backend, healthy=backend.discovered_by is None)
         self._states = states
         self.rules = rules
 

@@ -1,7 +1,8 @@
 """`twistd vinom --role gateway`: the gateway role's services (docs/gateway.md).
 
 `build_gateway` adds to the root service, in start order: the Redis pool and
-the rule reader (with --redis), the gateway (health checks), its public
+the rule reader (with --redis), the gateway (health checks), the discovery of
+backends named in DNS (vinom.gateway.discovery), its public
 listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
 /metrics, /status), the UDP relay (--relay-ports: vinom.server.relay's builder,
 its counters on the same /metrics) and the announcement. The rule source
@@ -26,6 +27,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.gateway.discovery import BackendDiscovery
 from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
@@ -61,6 +63,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
         source = FileRuleSource(options["gateway-rules"], gateway)
     _add(root, "gateway-rules", source)
     _add(root, "gateway", gateway)
+    discovery = _add(root, "gateway-discovery", BackendDiscovery(gateway, reactor))
+    gateway.rules_in_force = discovery.check_interval
     listener = _add(root, "gateway-listener",
                     Listener(with_backlog(options["gateway"]), gateway.factory, reactor,
                              "gateway"))  # fmt: skip
