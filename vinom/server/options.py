@@ -15,6 +15,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
 from vinom.cluster.client import RedisSettings, parse_redis_url
+from vinom.cluster.settings import PLACEMENTS
 from vinom.hosting.agones import sdk_port
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
@@ -481,6 +482,16 @@ class Options(usage.Options):
             "agones.dev/sdk-realm); a lobby matches its players with its realm's and "
             "places their matches only on its realm's hosts.",
             label_value,
+        ),
+        param(
+            "placement",
+            None,
+            "spread",
+            "With --redis, how a lobby picks a game host for a match among those with free "
+            "capacity: spread (the least loaded first: matches spread over the hosts) or pack "
+            "(the most loaded first: hosts fill one after another, so idle ones can go, as "
+            "Agones's autoscaling wants).",
+            choice(PLACEMENTS),
         ),
         param(
             "agones-health-interval",

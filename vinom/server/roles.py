@@ -176,7 +176,8 @@ def build_shared(
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
                                    lease_prefix=mm_prefix, realm=options["realm"],
-                                   refuses=relay_refuses(options))  # fmt: skip
+                                   refuses=relay_refuses(options),
+                                   placement=options["placement"])  # fmt: skip
     # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
