@@ -51,7 +51,8 @@ class Gateway(service.Service):
     log = Logger()
 
     def __init__(self, rules: RuleSet, reactor: Any, *, sniff_limit: int, sniff_timeout: float,
-                 drain_timeout: float, tls_options: Any = None) -> None:  # fmt: skip
+                 drain_timeout: float, tls_options: Any = None,
+                 source: str | None = None) -> None:  # fmt: skip
         self.reactor = reactor
         # The rule set as offered (discovered backends unexpanded), and the addresses found.
         self.rules = rules
@@ -59,7 +60,7 @@ class Gateway(service.Service):
         self.router = Router(expand(rules, self.found))
         self.factory = GatewayFactory(self.router, reactor, sniff_limit=sniff_limit,
                                       sniff_timeout=sniff_timeout,
-                                      tls_options=tls_options)  # fmt: skip
+                                      tls_options=tls_options, source=source)  # fmt: skip
         self.health = HealthChecker(self.router, reactor)
         self.drain_timeout = drain_timeout
         self.rules_loaded = 1

@@ -48,7 +48,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     gateway = Gateway(rules, reactor, sniff_limit=options["sniff-limit"],
                       sniff_timeout=options["sniff-timeout"],
                       drain_timeout=options["drain-timeout"],
-                      tls_options=gateway_tls(options))  # fmt: skip
+                      tls_options=gateway_tls(options),
+                      source=options["backend-interface"] or None)  # fmt: skip
     settings = options["redis-settings"]
     if settings is not None:
         from vinom.cluster.client import RedisClient

@@ -518,6 +518,15 @@ class Options(usage.Options):
             existing_file,
         ),
         param(
+            "backend-interface",
+            None,
+            "",
+            "With --role gateway: the local address its connections to the backends are made "
+            "from ('' = the system's choice); the address the backends' --trusted-proxy "
+            "sees.",
+            bind_address,
+        ),
+        param(
             "sniff-limit",
             None,
             8192,

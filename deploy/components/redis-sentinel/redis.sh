@@ -12,6 +12,8 @@ for sentinel in redis-0.redis redis-1.redis redis-2.redis; do
 done
 [ -n "$MASTER" ] || MASTER=redis-0.redis
 cat > /data/redis.conf <<CONF
+# The pod's own address (docs/kubernetes.md, "Pod addresses").
+bind $POD_IP
 port 6379
 dir /data
 appendonly yes

@@ -12,6 +12,8 @@ done
 [ -n "$MASTER" ] || MASTER=redis-0.redis
 mkdir -p /data/sentinel
 cat > /data/sentinel/sentinel.conf <<CONF
+# The pod's own address (docs/kubernetes.md, "Pod addresses").
+bind $POD_IP
 port 26379
 dir /data/sentinel
 # Clients (vinom: --redis-sentinel-password-file) and the other sentinels give it.
