@@ -168,6 +168,15 @@ class _Placing:
         self.answers: dict[int, Deferred[dict[str, Any]]] = {}
 
 
+def choose_host(candidates: list[HostRecord], *, pack: bool) -> HostRecord:
+    """The host a match is offered to among `candidates` (live, with free capacity, least
+    loaded first): the first, or with `pack` (--placement pack) the most loaded, so that
+    hosts fill one after another and idle ones can be scaled down (docs/kubernetes.md)."""
+    if pack:
+        return min(candidates, key=lambda h: (h.free, h.host_id))
+    return candidates[0]
+
+
 @implementer(IMatchHosting)
 class RemoteMatchHosting(Service):
     """A lobby's `IMatchHosting` on the game hosts of the registry (module docstring).
@@ -630,8 +639,7 @@ class RemoteMatchHosting(Service):
         candidates = [h for h in self._hosts if h.free > 0 and h.host_id not in tried]
         if not candidates:
             return None
-        # Least loaded first (the order hosts are kept in), or, packing, the most loaded.
-        best = min(candidates, key=lambda h: (h.free, h.host_id)) if self.pack else candidates[0]
+        best = choose_host(candidates, pack=self.pack)
         # Count the match against the host until its next heartbeat says otherwise.
         self._hosts = [evolve(h, free=h.free - 1) if h is best else h for h in self._hosts]
         self._hosts.sort(key=lambda record: (-record.free, record.host_id))
