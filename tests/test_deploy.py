@@ -583,13 +583,16 @@ class ManifestTests(SynchronousTestCase):
                 document = json.loads(generated["data"][os.path.basename(args["gateway-rules"])])
                 discovered = {b["discover"].partition(".")[0]
                               for b in document["backends"].values()}  # fmt: skip
-                self.assertEqual(discovered, {"lobby-pods"})
+                self.assertEqual(discovered, {"lobby-pods", "host-pods"})
                 self.assertEqual(by[("Service", "lobby-pods")]["spec"]["clusterIP"], "None")
                 keys = {i["key"] for i in mounts["/etc/vinom/secrets"]["secret"]["items"]}
                 self.assertEqual(keys, {"relay-key", "ops-token"})
                 lobby = by[("Deployment", "lobby")]["spec"]["template"]["spec"]["containers"][0]
                 self.assertIn("--trusted-proxy=$(VINOM_POD_NETWORK)", lobby["args"])
-                self.assertNotIn("--websocket=none", lobby["args"])
+                for document in documents:
+                    for template in pod_templates(document):
+                        for each in template["spec"]["containers"]:
+                            self.assertNotIn("--websocket=none", each.get("args", []))
                 for document in documents:
                     for template in pod_templates(document):
                         for each in template["spec"]["containers"]:

@@ -226,10 +226,41 @@ class RenderedManifestsTestCase(TestCase):
                          f"{reports}\n{self.logs('lobby', 'host')}")  # fmt: skip
         self.assertEqual(await ended, [0] * len(busy.outputs), busy.text())
 
+    async def check_a_browser_finishes_a_match_through_the_gateway(self) -> None:
+        """Chromium at the gateway's address: the page, its files and the WebSocket lobby
+        from a lobby pod (TLS ended at the gateway), then the match's /game on the game
+        host's pod (game_url's `host`), against a native bot."""
+        from selenium.webdriver.common.by import By
+
+        from tests.server.test_web_client import WAIT, click, enter, play_tictactoe, wait_for_game
+        from tests.support.browser import open_browser
+
+        browser = await open_browser(self)
+        await enter(browser, f"https://{self.gateways[0]}:7350/", "Ann")
+        await click(browser, '[data-action="queue"][data-game="tictactoe"]')
+        await browser.wait_until(lambda d: d.find_element(By.ID, "queue-panel").is_displayed(),
+                                 WAIT)  # fmt: skip
+        bot = Deferred.fromCoroutine(play_bot(reactor, self.lobbies(), GAME, "robo",
+                                              rng=random.Random(3), think_time=0.2))  # fmt: skip
+        await wait_for_game(browser, "tictactoe")
+        [outcome] = await play_tictactoe({browser: True})
+        report = await bot
+        self.assertEqual(report.outcome, "finished", f"{report}\n{self.logs('gateway')}")
+        self.assertIn(outcome, ("win", "lose", "draw"))
+        # The page came from a lobby pod, the game socket went to a host pod's web server.
+        routed: dict[str, int] = {}
+        for pod in self.cluster.live("Deployment", "gateway"):
+            for name, backend in (await self.status(pod))["backends"].items():
+                kind = name.partition("@")[0]
+                routed[kind] = routed.get(kind, 0) + backend["routed"]
+        self.assertGreater(routed["lobbies-web"], 0, routed)
+        self.assertGreater(routed["hosts-web"], 0, routed)
+
     async def run_everything(self) -> None:
         await self.check_every_container_runs_the_manifests_arguments()
         await self.check_native_bots_finish_through_the_gateways()
         await self.check_two_addresses_are_two_for_the_lobbies()
+        await self.check_a_browser_finishes_a_match_through_the_gateway()
         await self.check_a_killed_lobby_pod_loses_no_running_match()
         await self.check_a_drained_host_finishes_its_matches()
 

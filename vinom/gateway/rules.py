@@ -94,6 +94,9 @@ class Route:
     # A TLS route that terminates: the gateway decrypts, then routes the plaintext's first
     # message by the routes of its kind (`lobby`, `http`).
     terminate: bool = False
+    # An http route's query parameter naming the backend's address: the connection goes to
+    # the pool's backend at that address, or to none (a game host's /game, its own).
+    by_query: str | None = None
 
     def matches(self, sniffed: Sniffed) -> bool:
         if self.kind not in ("any", sniffed.kind):
@@ -274,7 +277,7 @@ def _pool(name: str, spec: object, backends: Mapping[str, Backend]) -> Pool:
 
 def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
     what = f"routes[{index}]"
-    keys = {"kind", "pool", "sni", "alpn", "path_prefix", "by_realm", "terminate"}
+    keys = {"kind", "pool", "sni", "alpn", "path_prefix", "by_realm", "terminate", "by_query"}
     fields = _object(spec, what, keys)
     kind = fields.get("kind")
     if kind not in KINDS:
@@ -296,6 +299,11 @@ def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
     for key in ("sni", "alpn", "path_prefix"):
         if fields.get(key) is not None and not isinstance(fields[key], str):
             raise RuleError(f"{what}.{key}: a string is needed")
+    by_query = fields.get("by_query")
+    if by_query is not None and (kind != "http" or pool is None or by_realm
+                                 or not isinstance(by_query, str) or not by_query):  # fmt: skip
+        raise RuleError(f"{what}.by_query: a query parameter's name, on an http route with a "
+                        "pool (not by_realm)")  # fmt: skip
     sni = fields.get("sni")
     return Route(kind, pool, None if sni is None else sni.lower(), fields.get("alpn"),
-                 fields.get("path_prefix"), by_realm, terminate)  # fmt: skip
+                 fields.get("path_prefix"), by_realm, terminate, by_query)  # fmt: skip

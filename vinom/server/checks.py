@@ -261,16 +261,18 @@ def game_url(public_web_url: str | None, websocket: str | None, public_host: str
         except ValueError:
             port = None
             scheme = None
-        if scheme is None or not parts.hostname or parts.query or parts.fragment:
+        if scheme is None or not parts.hostname or parts.fragment:
             raise usage.UsageError(
-                f"--public-web-url must look like wss://games.example.com[:port][/prefix], "
-                f"not {public_web_url!r}"
+                f"--public-web-url must look like wss://games.example.com[:port][/prefix]"
+                f"[?query], not {public_web_url!r}"
             )
         host = parts.hostname
         if ":" in host:
             host = f"[{host}]"
         netloc = host if port is None else f"{host}:{port}"
-        return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game"
+        # A query stays on game_url: a gateway may route on it (docs/gateway.md, by_query).
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game{query}"
     if websocket is None or websocket.partition(":")[0].lower() != "ssl":
         return None
     port = endpoint_port(websocket)
