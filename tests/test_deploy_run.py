@@ -219,7 +219,7 @@ class RenderedManifestsTestCase(TestCase):
     async def check_a_drained_host_finishes_its_matches(self) -> None:
         games = Deferred.fromCoroutine(self.play(4, first=200, think_time=0.5))
         running = await self.until_running(2)
-        busy = max(running, key=running.__getitem__)
+        busy = self.drained = max(running, key=running.__getitem__)
         ended = self.cluster.terminate(busy)
         reports = await games
         self.assertEqual([r.outcome for r in reports], ["finished"] * 4,
@@ -256,6 +256,17 @@ class RenderedManifestsTestCase(TestCase):
         self.assertGreater(routed["lobbies-web"], 0, routed)
         self.assertGreater(routed["hosts-web"], 0, routed)
 
+    async def check_a_killed_host_pod_is_replaced_and_serves(self) -> None:
+        """A host pod's node is lost while no match runs on it: its controller's new pod
+        registers, turns ready and takes matches with the others."""
+        (lost, *_rest) = self.hosts()
+        await self.cluster.kill(lost)
+        new = self.cluster.replace(lost)
+        await self.cluster.until(lambda: new.ready, 30, "the new host pod ready")
+        reports = await self.play(4, first=300)
+        self.assertEqual([r.outcome for r in reports], ["finished"] * 4,
+                         f"{reports}\n{self.logs('lobby', 'host')}")  # fmt: skip
+
     async def run_everything(self) -> None:
         await self.check_every_container_runs_the_manifests_arguments()
         await self.check_native_bots_finish_through_the_gateways()
@@ -263,6 +274,7 @@ class RenderedManifestsTestCase(TestCase):
         await self.check_a_browser_finishes_a_match_through_the_gateway()
         await self.check_a_killed_lobby_pod_loses_no_running_match()
         await self.check_a_drained_host_finishes_its_matches()
+        await self.check_a_killed_host_pod_is_replaced_and_serves()
 
 
 def events(pod: Any) -> list[dict[str, Any]]:
@@ -292,12 +304,10 @@ class AgonesOverlayTests(RenderedManifestsTestCase):
         # Each GameServer told its SDK server (the stand-in Agones injects beside it) Ready,
         # its Counter, and Allocated while it hosted; the drained one Shutdown at the end.
         servers = [p for p in self.cluster.pods if p.sdk is not None]
-        for pod in servers:
+        for pod in servers:  # (the one killed too, and its replacement)
             calls = pod.sdk.paths()
             self.assertIn("POST /ready", calls)
             self.assertIn("PATCH /v1beta1/counters/matches", calls)
         self.assertTrue(any("POST /allocate" in p.sdk.paths() for p in servers))
-        drained = [p for p in servers if p.gone]
-        self.assertEqual(len(drained), 1)
-        self.assertEqual(drained[0].sdk.paths()[-1], "POST /shutdown")
+        self.assertEqual(self.drained.sdk.paths()[-1], "POST /shutdown")
 

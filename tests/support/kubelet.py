@@ -264,10 +264,12 @@ class Cluster:
                 self.start_pod(kind, name, template)
         self._probe_loop = Deferred.fromCoroutine(self._probe_forever())
 
-    def start_pod(self, kind: str, name: str, template: dict[str, Any]) -> Pod:
+    def start_pod(self, kind: str, name: str, template: dict[str, Any],
+                  index: int | None = None) -> Pod:  # fmt: skip
         owner = (kind, name)
-        index = self._next_pod.get(owner, 0)
-        self._next_pod[owner] = index + 1
+        if index is None:
+            index = self._next_pod.get(owner, 0)
+            self._next_pod[owner] = index + 1
         pod_name = f"{name}-{index}" if kind == "StatefulSet" else f"{name}-{index:05x}"
         fleet_spec: dict[str, Any] | None = None
         if kind == "Fleet":
@@ -460,9 +462,12 @@ class Cluster:
         return pod.ended()
 
     def replace(self, pod: Pod) -> Pod:
-        """The workload's controller makes a new pod for one gone (a new name and address)."""
+        """The workload's controller makes a new pod for one gone: a Deployment's or Fleet's
+        with a new name and address, a StatefulSet's with the same name (its ordinal)."""
         kind, name = pod.owner
         template = next(t for k, n, _r, t in self.workloads() if (k, n) == pod.owner)
+        if kind == "StatefulSet":
+            return self.start_pod(kind, name, template, index=int(pod.name.rpartition("-")[2]))
         return self.start_pod(kind, name, template)
 
     async def stop(self) -> None:
