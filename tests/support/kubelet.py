@@ -189,7 +189,10 @@ class Cluster:
         self.pods: list[Pod] = []
         self.hosts_file = work / "hosts"
         self.entrypoint = dockerfile_entrypoint()
-        self._workloads: dict[tuple[str, str], int] = {}
+        # Each workload's number in its pods' addresses (127.77.N.P), by kind and name: the
+        # same in every Cluster of the same objects (a test plans addresses before start).
+        self._workloads = {(kind, name): n for n, (kind, name) in enumerate(sorted(
+            (kind, name) for kind, name, _replicas, _template in self.workloads()), 1)}
         self._next_pod: dict[tuple[str, str], int] = {}
         self._probing = True
         self._probe_loop: Deferred[None] | None = None
@@ -210,8 +213,6 @@ class Cluster:
                 yield kind, name, d["spec"].get("replicas", 1), d["spec"]["template"]
 
     def pod_ip(self, owner: tuple[str, str], index: int) -> str:
-        if owner not in self._workloads:
-            self._workloads[owner] = len(self._workloads) + 1
         network = ipaddress.ip_network(POD_NETWORK)
         return str(network[self._workloads[owner] * 256 + index + 1])
 
