@@ -41,6 +41,7 @@ through one of its pods' addresses, which a LoadBalancer with
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -97,7 +98,7 @@ exec "$chroot" "$root" "$@"
 
 
 def dockerfile_entrypoint() -> list[str]:
-    """The image's ENTRYPOINT (exec form) and WORKDIR, from the Dockerfile's last stage."""
+    """The image's ENTRYPOINT (exec form), from the Dockerfile."""
     from dockerfile_parse import DockerfileParser
 
     parsed = DockerfileParser(path=str(CHECKOUT / "Dockerfile"))
@@ -188,7 +189,6 @@ class Cluster:
         self.services = [d for d in documents if d["kind"] == "Service"]
         self.pods: list[Pod] = []
         self.hosts_file = work / "hosts"
-        self.entrypoint = dockerfile_entrypoint()
         # Each workload's number in its pods' addresses (127.77.N.P), by kind and name: the
         # same in every Cluster of the same objects (a test plans addresses before start).
         self._workloads = {(kind, name): n for n, (kind, name) in enumerate(sorted(
@@ -200,6 +200,11 @@ class Cluster:
         self.write_hosts()
 
     # -- the objects ---------------------------------------------------------
+
+    @functools.cached_property
+    def entrypoint(self) -> list[str]:
+        """The image's ENTRYPOINT, for a container without `command`."""
+        return dockerfile_entrypoint()
 
     def object(self, kind: str, name: str) -> dict[str, Any]:
         return next(d for d in self.documents
