@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from ipaddress import ip_network
 
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -54,6 +55,28 @@ class GatewayOptionsTests(SynchronousTestCase):
         self.addCleanup(root.stopService)
         self.assertEqual([(port, interface) for port, _f, _b, interface in reactor.tcpServers],
                          [(7301, "127.0.0.1")])  # fmt: skip
+
+    def test_backend_connections_come_from_the_backend_interface(self) -> None:
+        # On Kubernetes the pod's address, which the lobbies' --trusted-proxy covers.
+        reactor = MemoryReactorClock()
+        options = self.parse("--gateway-rules", self.rules_file(json.dumps(RULES)),
+                             "--gateway", "tcp:7301:interface=127.0.0.1", "--ops-port", "none",
+                             "--backend-interface", "127.0.0.5")  # fmt: skip
+        root = makeService(options, reactor)
+        root.startService()
+        self.addCleanup(root.stopService)
+        factory = reactor.tcpServers[0][1]
+        client = IPv4Address("TCP", "198.51.100.7", 5000)
+        connection = factory.buildProtocol(client)
+        connection.makeConnection(StringTransport(peerAddress=client))
+        before = len(reactor.tcpClients)  # (the health check's connection among them)
+        connection.dataReceived(b'{"type":"hello","name":"Ann"}\n')
+        routed = reactor.tcpClients[before:]
+        self.assertEqual([(c[0], c[1], c[4]) for c in routed],
+                         [("127.0.0.1", 7350, ("127.0.0.5", 0))])  # fmt: skip
+        with self.assertRaises(usage.UsageError):
+            self.parse("--gateway-rules", self.rules_file(json.dumps(RULES)),
+                       "--backend-interface", "gateway.local")  # fmt: skip
 
     def test_the_gateways_redis_takes_the_same_files_as_a_lobbys(self) -> None:
         # A gateway reads its rules from the cluster's Redis: behind Sentinel, with
