@@ -148,10 +148,7 @@ class ArenaGame(Game[ArenaState]):
             or type(number) is not int
         ):
             raise IllegalAction("bad_action", 'a move is {"move": [vx, vy], "n": input number}')
-        vx, vy = float(move[0]), float(move[1])
-        speed = math.hypot(vx, vy)
-        if speed > MAX_SPEED:
-            vx, vy = vx * MAX_SPEED / speed, vy * MAX_SPEED / speed
+        vx, vy = capped(move)
         i = seat.index
         return Outcome(
             evolve(
@@ -223,6 +220,33 @@ class ArenaGame(Game[ArenaState]):
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:
         return ArenaBot(rng)
 
+    # -- the client's prediction (docs/games.md, "Prediction and reconciliation"):
+    # the own player's part of the view, and one tick of the same rules as
+    # on_move and tick for it. vinom/webclient/boards/arena.js has their twins.
+
+    def own(self, view: Mapping[str, Any]) -> dict[str, float] | None:
+        """The viewing player's own `{x, y, vx, vy}` in its view (None: a spectator)."""
+        me = view.get("me")
+        for seen in view.get("players", ()):
+            if seen[0] == me:
+                return {"x": seen[1], "y": seen[2], "vx": seen[3], "vy": seen[4]}
+        return None
+
+    def step(
+        self, own: Mapping[str, float], inputs: Sequence[Mapping[str, Any]], dt: float
+    ) -> dict[str, float]:
+        """`own` after one tick: its inputs for the tick applied (as on_move), then
+        the move of `dt` seconds (as tick). A malformed input is skipped, as the
+        room refuses it."""
+        vx, vy = own["vx"], own["vy"]
+        for value in inputs:
+            move = value.get("move")
+            if isinstance(move, list) and len(move) == 2:
+                vx, vy = capped(move)
+        size = self.size
+        return {"x": (own["x"] + vx * dt) % size, "y": (own["y"] + vy * dt) % size,
+                "vx": vx, "vy": vy}  # fmt: skip
+
 
 @implementer(IBot)
 class ArenaBot:
@@ -236,6 +260,15 @@ class ArenaBot:
     def choose_action(self, view: Mapping[str, Any]) -> Mapping[str, Any] | None:
         self.inputs += 1
         return {"move": velocity(self.rng, self), "n": self.inputs}
+
+
+def capped(move: Sequence[float]) -> tuple[float, float]:
+    """A velocity input as the arena takes it: at most MAX_SPEED."""
+    vx, vy = float(move[0]), float(move[1])
+    speed = math.hypot(vx, vy)
+    if speed > MAX_SPEED:
+        vx, vy = vx * MAX_SPEED / speed, vy * MAX_SPEED / speed
+    return vx, vy
 
 
 def velocity(rng: random.Random, bot: Any) -> list[float]:

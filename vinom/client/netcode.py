@@ -350,7 +350,8 @@ class Predictor(Generic[S]):
     # The correction still shown, by field, and when it was set.
     _offset: dict[str, float] = field(factory=dict)
     _offset_at: float = 0.0
-    _last_tick: int | None = None
+    # The tick last rendered: where a correction is measured.
+    _shown: float | None = None
 
     def add(self, tick: int, value: Mapping[str, Any]) -> None:
         """The player gave `value` for `tick` (the tick `send_input` stamped)."""
@@ -359,33 +360,46 @@ class Predictor(Generic[S]):
 
     def state_at(self, tick: int) -> S | None:
         """The predicted state right after `tick` (None before the first snapshot):
-        the snapshot's, replayed with the inputs since, one step a tick."""
+        the snapshot's, replayed with the inputs since, one step a tick (at most
+        `MAX_PREDICTED_TICKS` past the snapshot)."""
         state = self.base
         if state is None:
             return None
         dt = 1.0 / self.tick_rate
-        last = min(tick, self.base_tick + MAX_PREDICTED_TICKS)
-        for k in range(self.base_tick + 1, last + 1):
+        for k in range(self.base_tick + 1, min(tick, self.base_tick + MAX_PREDICTED_TICKS) + 1):
             state = self.step(state, self.inputs.get(k, ()), dt)
-        self._last_tick = last if self._last_tick is None else max(self._last_tick, last)
         return state
+
+    def _at(self, tick: float) -> dict[str, Any] | None:
+        """The prediction at fractional `tick`, the `smooth` fields blended between
+        the ticks around it; no correction."""
+        whole = math.floor(tick)
+        a, b = self.state_at(whole), self.state_at(whole + 1)
+        if a is None or b is None:
+            return None
+        f = tick - whole
+        shown = dict(b)
+        for name in self.smooth:
+            x, y = a.get(name), b.get(name)
+            if isinstance(x, int | float) and isinstance(y, int | float):
+                shown[name] = _lerp(float(x), float(y), f, self.wrap.get(name))
+        return shown
 
     def reconcile(self, tick: int, state: S, now: float) -> float:
         """A snapshot says the own state right after `tick` was `state`: rewind to it,
-        replay the later inputs, and keep what that changed in the prediction as
-        a fading offset. Returns the correction's size (0 when the prediction held)."""
+        replay the later inputs, and keep what that changed in what is shown (at
+        the tick last rendered) as a fading offset. Returns the correction's size,
+        the largest of the `smooth` fields' (0 when the prediction held)."""
         if tick <= self.base_tick:
             return 0.0  # older than the one held: nothing new
-        ahead = tick if self._last_tick is None else max(self._last_tick, tick)
-        # What was shown for the newest tick predicted, before the rewind.
-        before = None if self.base is None else self.state_at(ahead)
+        shown_at = tick if self._shown is None else max(self._shown, float(tick))
+        before = self._at(shown_at)
         self.base, self.base_tick = state, tick
         for k in [k for k in self.inputs if k <= tick]:
             del self.inputs[k]
-        if before is None:
+        after = self._at(shown_at)
+        if before is None or after is None:
             return 0.0
-        after = self.state_at(ahead)
-        assert after is not None
         offset = self.offset(now)
         error = 0.0
         for name in self.smooth:
@@ -399,11 +413,12 @@ class Predictor(Generic[S]):
             error = max(error, abs(d))
             offset[name] = offset.get(name, 0.0) + d
         self._offset, self._offset_at = offset, now
-        if error > CORRECTION_EPSILON:
-            self.corrections += 1
-            self.error_total += error
-            self.last_error = error
-        return error if error > CORRECTION_EPSILON else 0.0
+        if error <= CORRECTION_EPSILON:
+            return 0.0
+        self.corrections += 1
+        self.error_total += error
+        self.last_error = error
+        return error
 
     def offset(self, now: float) -> dict[str, float]:
         """The correction still shown at `now`, by field (fading to nothing)."""
@@ -417,19 +432,14 @@ class Predictor(Generic[S]):
         """The own state to draw at fractional tick `tick` (the tick an input given now
         reaches the host at): the predictions of the ticks around it blended on the
         `smooth` fields, plus the fading correction. None before the first snapshot."""
-        whole = math.floor(tick)
-        a, b = self.state_at(whole), self.state_at(whole + 1)
-        if a is None or b is None:
+        shown = self._at(tick)
+        if shown is None:
             return None
-        f = tick - whole
-        shown = dict(b)
-        offset = self.offset(now)
-        for name in self.smooth:
-            x, y = a.get(name), b.get(name)
-            if isinstance(x, int | float) and isinstance(y, int | float):
-                value = _lerp(float(x), float(y), f, self.wrap.get(name))
-                value += offset.get(name, 0.0)
+        self._shown = tick
+        for name, d in self.offset(now).items():
+            value = shown.get(name)
+            if isinstance(value, int | float):
                 period = self.wrap.get(name)
+                value = value + d
                 shown[name] = value % period if period is not None else value
         return shown
-
