@@ -34,6 +34,7 @@ game's rules at once (`predicted()`), reconciled with every snap.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from itertools import count
@@ -256,7 +257,15 @@ class GameSession:
         ticks = self.ticks
         if ticks is None:
             raise ValueError("send_input is for a game with a tick, after its welcome")
-        tick = self.inputs.add(ticks.input_tick(self._clock(), self._rtt()), value)
+        # The first tick the host runs after the input arrives: the synced clock's
+        # tick now plus half a round trip (what `predicted()` shows), else the
+        # newest snap's tick run on (before any snap: tick 1).
+        ahead = self.prediction_tick
+        if ahead is None:
+            at = ticks.input_tick(self._clock(), self._rtt())
+        else:
+            at = math.floor(ahead) + 1
+        tick = self.inputs.add(at, value)
         if self.prediction is not None:
             self.prediction.add(tick, value)
         self._send_inputs()

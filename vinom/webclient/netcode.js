@@ -215,7 +215,7 @@ export class Predictor {
     this.lastError = 0;
     this.offsets = {};
     this.offsetAt = 0;
-    this.lastTick = null;
+    this.shown = null; // the tick last rendered: where a correction is measured
   }
 
   add(tick, value) {
@@ -224,25 +224,43 @@ export class Predictor {
     this.inputs.get(tick).push(value);
   }
 
+  // The predicted state right after `tick` (null before the first snapshot).
   stateAt(tick) {
     let state = this.base;
     if (state === null) return null;
     const dt = 1 / this.tickRate;
     const last = Math.min(tick, this.baseTick + MAX_PREDICTED_TICKS);
     for (let k = this.baseTick + 1; k <= last; k++) state = this.step(state, this.inputs.get(k) ?? [], dt);
-    this.lastTick = this.lastTick === null ? last : Math.max(this.lastTick, last);
     return state;
   }
 
+  // The prediction at fractional `tick`, the smooth fields blended; no correction.
+  at(tick) {
+    const whole = Math.floor(tick);
+    const a = this.stateAt(whole);
+    const b = this.stateAt(whole + 1);
+    if (a === null || b === null) return null;
+    const f = tick - whole;
+    const shown = { ...b };
+    for (const name of this.smooth) {
+      if (typeof a[name] === "number" && typeof b[name] === "number") {
+        shown[name] = lerp(a[name], b[name], f, this.wrap[name] ?? null);
+      }
+    }
+    return shown;
+  }
+
+  // A snapshot: the own state right after `tick`. Rewinds, replays, and keeps what
+  // that changed at the tick last shown as a fading offset; returns its size.
   reconcile(tick, state, now) {
     if (tick <= this.baseTick) return 0;
-    const ahead = this.lastTick === null ? tick : Math.max(this.lastTick, tick);
-    const before = this.base === null ? null : this.stateAt(ahead);
+    const shownAt = this.shown === null ? tick : Math.max(this.shown, tick);
+    const before = this.at(shownAt);
     this.base = state;
     this.baseTick = tick;
     for (const k of [...this.inputs.keys()]) if (k <= tick) this.inputs.delete(k);
-    if (before === null) return 0;
-    const after = this.stateAt(ahead);
+    const after = this.at(shownAt);
+    if (before === null || after === null) return 0;
     const offsets = this.offset(now);
     let error = 0;
     for (const name of this.smooth) {
@@ -257,15 +275,14 @@ export class Predictor {
     }
     this.offsets = offsets;
     this.offsetAt = now;
-    if (error > CORRECTION_EPSILON) {
-      this.corrections += 1;
-      this.errorTotal += error;
-      this.lastError = error;
-      return error;
-    }
-    return 0;
+    if (error <= CORRECTION_EPSILON) return 0;
+    this.corrections += 1;
+    this.errorTotal += error;
+    this.lastError = error;
+    return error;
   }
 
+  // The correction still shown at `now`, by field.
   offset(now) {
     const fade = this.smoothing > 0 ? Math.exp(-Math.max(0, now - this.offsetAt) / this.smoothing) : 0;
     const out = {};
@@ -275,20 +292,15 @@ export class Predictor {
     return out;
   }
 
+  // The own state to draw at fractional `tick`, with the fading correction.
   render(tick, now) {
-    const whole = Math.floor(tick);
-    const a = this.stateAt(whole);
-    const b = this.stateAt(whole + 1);
-    if (a === null || b === null) return null;
-    const f = tick - whole;
-    const shown = { ...b };
-    const offsets = this.offset(now);
-    for (const name of this.smooth) {
-      const x = a[name];
-      const y = b[name];
-      if (typeof x !== "number" || typeof y !== "number") continue;
+    const shown = this.at(tick);
+    if (shown === null) return null;
+    this.shown = tick;
+    for (const [name, d] of Object.entries(this.offset(now))) {
+      if (typeof shown[name] !== "number") continue;
       const period = this.wrap[name] ?? null;
-      const value = lerp(x, y, f, period) + (offsets[name] ?? 0);
+      const value = shown[name] + d;
       shown[name] = period === null ? value : ((value % period) + period) % period;
     }
     return shown;
