@@ -45,7 +45,7 @@ def scenario(seed: int) -> list[list[Any]]:
         seen = [[i, rng.uniform(0, SIZE), rng.uniform(0, 10), rng.choice("ab")]
                 for i in rng.sample(range(6), 4)]  # fmt: skip
         ops.append(["push", k / RATE, {"p": seen, "n": k}])
-    ops.append(["sample", -0.1])
+    ops.extend([["sample", -0.1], ["sample", 0.57], ["sample", 0.9]])
     for _ in range(20):
         ops.append(["sample", rng.uniform(-0.05, 0.75)])
     ops.append(["reconcile", 3, {"x": 10.0, "v": 0.0}, 0.0])
