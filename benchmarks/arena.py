@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from importlib.resources import files
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -91,6 +92,11 @@ class ArenaGame(Game[ArenaState]):
     action_rate = 2 * INPUT_RATE
     idle_timeout = 0.0
     offered_by_default = False
+    # The browser board, shipped beside the game as a game in its own package ships
+    # one (docs/web.md, "A board in your own package"): the dots drawn with the web
+    # client's interpolation and prediction (docs/games.md, "Real-time games").
+    board = files(__package__) / "arena_board" / "arena.js"
+    board_stylesheet = files(__package__) / "arena_board" / "arena.css"
     # How precisely the views' numbers travel (docs/games.md, "Quantisation"): the
     # view rounds them so already; saying so lets snaps send them as integers.
     # Each seen player is [index, x, y, vx, vy].

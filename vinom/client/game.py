@@ -199,8 +199,12 @@ class GameSession:
 
     def rendered(self) -> Any:
         """The interpolated view to draw now (None before `interpolate` and a snap),
-        placed on the ticks' timeline: tick ``k`` at ``k / tick_rate`` seconds."""
-        buffer, tick, rate = self.interpolation, self.server_tick_now, self.tick_rate
+        placed on the ticks' timeline (tick ``k`` at ``k / tick_rate`` seconds):
+        the server's time as the fastest snaps show it on arrival (the clock
+        without the half round trip the server ran on meanwhile), minus the
+        buffer's delay."""
+        buffer, clock, rate = self.interpolation, self.server_clock, self.tick_rate
+        tick = None if clock is None else clock.tick(self._clock())
         return None if buffer is None or tick is None or not rate else buffer.render(tick / rate)
 
     def predict(

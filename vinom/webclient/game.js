@@ -199,9 +199,11 @@ export class GameSocket {
     return this.interpolation;
   }
 
-  // The interpolated view to draw now, on the ticks' timeline (tick k at k / tickRate s).
+  // The interpolated view to draw now, on the ticks' timeline (tick k at k / tickRate s):
+  // the server's time as the fastest snaps show it on arrival (the clock without
+  // the half round trip the server ran on meanwhile), minus the buffer's delay.
   rendered(now = performance.now() / 1000) {
-    const tick = this.serverTick(now);
+    const tick = this.serverClock === null ? null : this.serverClock.tick(now, 0);
     if (this.interpolation === null || tick === null) return null;
     return this.interpolation.render(tick / this.tickRate);
   }
@@ -234,14 +236,16 @@ export class GameSocket {
   }
 
   // A snap's `ik` acknowledged the inputs up to it: each one's first send to now is
-  // a round trip plus the wait for the host's next snap; the least of the last
-  // 2 seconds' is the estimate (rtt), as the clock keeps its fastest sample.
+  // a round trip plus the wait for the host's next snap (half a snapshot interval
+  // on average, taken off); the least of the last 2 seconds' is the estimate
+  // (rtt), as the clock keeps its fastest sample.
   acknowledged(ik) {
     const now = performance.now();
+    const wait = 0.5 / (this.snapshotRate || this.tickRate || 20);
     for (const [k, at] of this.sentAt) {
       if (k > ik) continue;
       this.sentAt.delete(k);
-      this.rttSamples.push([now, (now - at) / 1000]);
+      this.rttSamples.push([now, Math.max(0, (now - at) / 1000 - wait)]);
     }
     while (this.rttSamples.length > 1 && this.rttSamples[0][0] < now - 2000) this.rttSamples.shift();
     if (this.rttSamples.length > 0) this.rtt = Math.min(...this.rttSamples.map(([, s]) => s));
