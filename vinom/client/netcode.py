@@ -286,6 +286,12 @@ class SnapshotBuffer:
         self._last_render = at
         return at
 
+    @property
+    def rendered_at(self) -> float | None:
+        """The server time (s) of the last render, or None: what the player saw, for
+        a lag-compensated action (``floor(rendered_at * tick_rate)`` is its tick)."""
+        return None if self._last_render == -math.inf else self._last_render
+
     def sample(self, at: float) -> Any:
         """The view at server time `at` (None before any view)."""
         views = self.views

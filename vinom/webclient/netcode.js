@@ -163,6 +163,12 @@ export class SnapshotBuffer {
     if (views.length > BUFFER_SIZE) views.shift();
   }
 
+  // The server time (s) of the last render, or null: what the player saw, for a
+  // lag-compensated action (Math.floor(renderedAt * tickRate) is its tick).
+  get renderedAt() {
+    return this.lastRender === -Infinity ? null : this.lastRender;
+  }
+
   renderTime(serverNow) {
     const at = Math.max(serverNow - this.delay, this.lastRender);
     this.lastRender = at;
