@@ -97,6 +97,8 @@ class ArenaGame(Game[ArenaState]):
     # client's interpolation and prediction (docs/games.md, "Real-time games").
     board = files(__package__) / "arena_board" / "arena.js"
     board_stylesheet = files(__package__) / "arena_board" / "arena.css"
+    # `vinom play arena`'s view, built on the client library's netcode the same way.
+    terminal_view = "benchmarks.arena_view:ArenaView"
     # How precisely the views' numbers travel (docs/games.md, "Quantisation"): the
     # view rounds them so already; saying so lets snaps send them as integers.
     # Each seen player is [index, x, y, vx, vy].

@@ -14,7 +14,9 @@ are all acknowledged the predicted own position is the server's (to the view's
 
 from __future__ import annotations
 
+import curses
 import random
+import re
 from typing import Any
 
 import msgpack
@@ -25,12 +27,14 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from benchmarks.arena import ArenaGame
+from tests.client.test_tui import FakeScreen
 from tests.support.servers import start_twistd
 from tests.test_e2e import wait_until
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
 from vinom.client.netcode import Interpolation
+from vinom.client.tui import TerminalApp
 from vinom.client.udp import GameClientProtocol
 from vinom.protocol.tokens import PublicToken
 
@@ -176,3 +180,53 @@ class NetcodeOverALossyLinkTests(TestCase):
                 # The interpolated view: the players, drawn.
                 rendered = session.rendered()
                 self.assertEqual({p[0] for p in rendered["players"]}, {0, 1})
+
+
+YOU_AT = re.compile(r"you at (-?[\d.]+), (-?[\d.]+)")
+
+
+class ArenaTerminalTests(TestCase):
+    """`vinom play arena`'s view (benchmarks/arena_view.py) in the terminal client,
+    on a fake screen, against the real server, with a second player on a session."""
+
+    timeout = 120
+
+    async def test_an_arrow_moves_your_dot_before_the_server_answers(self) -> None:
+        server = await start_twistd(self, {"twisted/plugins/arena_games.py": PLUGIN},
+                                    "--games", "arena")  # fmt: skip
+        screen = FakeScreen(24, 80)
+        app = TerminalApp(reactor, server.lobby, ArenaGame(2), "ann", screen)
+        done = app.start()
+        self.addCleanup(lambda: (app.quit(), done)[1])
+        bob = await play(server.lobby, "bob", 7)
+        self.addCleanup(lambda: Deferred.fromCoroutine(bob.stop()))  # type: ignore[attr-defined]
+
+        def drawn() -> tuple[float, float] | None:
+            app.redraw()
+            found = YOU_AT.search(screen.text())
+            return None if found is None else (float(found[1]), float(found[2]))
+
+        await wait_until(lambda: app.session is not None and app.session.phase == "playing"
+                         and app.session.server_tick_now is not None and drawn() is not None)
+        await deferLater(reactor, 0.5, lambda: None)
+        session = app.session
+        assert session is not None
+        before, held = drawn(), session.state
+        assert before is not None
+        self.assertIn("@", screen.text())
+        app.handle_key(curses.KEY_RIGHT)
+        after = drawn()
+        # Drawn moved right at once, with no state from the server in between.
+        self.assertIs(session.state, held)
+        assert after is not None
+        self.assertGreater((after[0] - before[0]) % GAME.size, 0.0, (before, after))
+        self.assertLess((after[0] - before[0]) % GAME.size, 6.0, (before, after))
+        self.assertEqual(after[1], before[1])
+        # Half a second on: 100 a second to the right, as the server has it too.
+        await deferLater(reactor, 0.5, lambda: None)
+        later = drawn()
+        assert later is not None and session.view is not None
+        self.assertGreater((later[0] - before[0]) % GAME.size, 40.0, (before, later))
+        own = GAME.own(session.view)
+        assert own is not None
+        self.assertEqual((own["vx"], own["vy"]), (100.0, 0.0))
