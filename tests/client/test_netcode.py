@@ -9,9 +9,11 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+import msgpack
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks.arena import ArenaGame
+from vinom.client.game import GameSession
 from vinom.client.netcode import (
     Interpolation,
     Predictor,
@@ -20,6 +22,9 @@ from vinom.client.netcode import (
     blend,
 )
 from vinom.games.interfaces import Seat
+from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.rooms.delta import SnapshotHistory
+from vinom.rooms.messages import encode_snap, encode_welcome
 
 RATE = 20.0
 
@@ -255,3 +260,125 @@ class PredictionTests(SynchronousTestCase):
         self.assertEqual(predictor.reconcile(9, older, 0.0), 0.0)
         self.assertEqual(predictor.state_at(11)["x"], 1.0)  # type: ignore[index]
 
+
+
+# -- GameSession: the helpers fed from its snaps ------------------------------
+
+
+class Wire:
+    """Stands in for the session's UDP protocol: records what is sent, a fixed round trip."""
+
+    def __init__(self, rtt: float) -> None:
+        self.round_trip_time = rtt
+        self.sent: list[tuple[int, dict[str, Any]]] = []
+
+    def send(self, channel: int, data: bytes) -> None:
+        self.sent.append((channel, msgpack.unpackb(data)))
+
+    def set_ack_delays(self, own: float, peer: float) -> None:
+        pass
+
+
+class Arrivals:
+    """A session of ArenaGame(2)'s player 0, its clock in our hands; snaps built by
+    the room's own encoders from the game's views."""
+
+    def __init__(self, rtt: float = 0.1) -> None:
+        self.now = 10.0
+        self.session = GameSession(clock=lambda: self.now)
+        self.wire = Wire(rtt)
+        self.session.protocol = self.wire  # type: ignore[assignment]
+        self.history = SnapshotHistory()
+        self.version = 0
+
+    def welcome(self) -> None:
+        self.session.message_received(RELIABLE, encode_welcome(
+            "m-1", "arena", 0, SEATS, False, "Arena", RATE, RATE))  # fmt: skip
+
+    def snap(self, tick: int, x0: float, x1: float, vx0: float = 0.0) -> None:
+        self.version += 1
+        view = {"me": 0, "ack": 0, "ticks": tick,
+                "players": [[0, x0, 50.0, vx0, 0.0], [1, x1, 80.0, 0.0, 0.0]]}  # fmt: skip
+        data = self.history.encode_for(tick, view)
+        self.session.message_received(
+            UNRELIABLE, encode_snap(self.version, tick * 50, None, None, None, data)
+        )
+
+
+SEATS = [Seat("p-a", "ada", 0), Seat("p-b", "bob", 1)]
+ARENA2 = ArenaGame(2)
+
+
+class GameSessionNetcodeTests(SynchronousTestCase):
+    def test_nothing_before_the_welcome_of_a_game_with_a_tick(self) -> None:
+        session = GameSession()
+        self.assertIsNone(session.server_tick_now)
+        self.assertIsNone(session.server_time_now)
+        self.assertRaises(ValueError, session.interpolate)
+        self.assertRaises(ValueError, session.predict, ARENA2.step, ARENA2.own)
+        session.message_received(RELIABLE, encode_welcome("m-1", "duel", 0, SEATS, False))
+        self.assertRaises(ValueError, session.interpolate)  # no tick
+        self.assertIsNone(session.rendered())
+        self.assertIsNone(session.predicted())
+
+    def test_the_clock_from_the_snaps(self) -> None:
+        match = Arrivals(rtt=0.1)
+        match.welcome()
+        self.assertIsNone(match.session.server_tick_now)
+        match.snap(40, 10.0, 20.0)
+        # Tick 40 just came; the server ran on for half the round trip (one tick).
+        self.assertAlmostEqual(match.session.server_tick_now, 41.0)  # type: ignore[arg-type]
+        self.assertAlmostEqual(match.session.server_time_now, 2.05)  # type: ignore[arg-type]
+        match.now += 0.1
+        self.assertAlmostEqual(match.session.server_tick_now, 43.0)  # type: ignore[arg-type]
+        # A slow snap (50 ms late) does not move it back.
+        match.now += 0.1
+        match.snap(43, 10.0, 20.0)
+        self.assertAlmostEqual(match.session.server_tick_now, 45.0)  # type: ignore[arg-type]
+
+    def test_the_others_interpolated_two_snapshot_intervals_behind_arrival(self) -> None:
+        match = Arrivals()
+        match.welcome()
+        buffer = match.session.interpolate(ARENA)
+        self.assertAlmostEqual(buffer.delay, 0.1)  # type: ignore[arg-type]
+        for k in range(10):
+            match.snap(k, 10.0, 20.0 + k)
+            match.now += 0.05
+        match.now -= 0.05
+        # The newest (tick 9) just came: drawn at tick 7 (two intervals back).
+        rendered = match.session.rendered()
+        self.assertAlmostEqual(rendered["players"][0][1], 10.0)
+        self.assertAlmostEqual(rendered["players"][1][1], 27.0)
+        match.now += 0.025
+        rendered = match.session.rendered()
+        self.assertAlmostEqual(rendered["players"][1][1], 27.5)
+
+    def test_inputs_predicted_at_once_and_reconciled(self) -> None:
+        match = Arrivals(rtt=0.1)
+        match.welcome()
+        prediction = match.session.predict(ARENA2.step, ARENA2.own, smooth=("x", "y"))
+        match.snap(40, 10.0, 20.0)
+        self.assertEqual(match.session.predicted()["x"], 10.0)  # type: ignore[index]
+        # The input reaches the host a half round trip on: tick 42 (41 + 1).
+        self.assertAlmostEqual(match.session.prediction_tick, 42.0)  # type: ignore[arg-type]
+        match.now += 0.01
+        tick = match.session.send_input({"move": [100.0, 0.0], "n": 1})
+        self.assertEqual(tick, 43)
+        channel, sent = match.wire.sent[-1]
+        self.assertEqual((channel, sent["x"]), (UNRELIABLE, [[43, {"move": [100.0, 0.0], "n": 1}]]))
+        # Drawn moving at once: 20 ms later, 0.6 of the way through tick 43.
+        match.now += 0.02
+        self.assertAlmostEqual(match.session.predicted()["x"], 13.0)  # type: ignore[index]
+        # Tick 43's snap (as long on the way as tick 40's): the server agrees (moved
+        # 5), nothing to correct; drawn at tick 45, two more ticks on.
+        match.now = 10.15
+        match.snap(43, 15.0, 20.0, vx0=100.0)
+        self.assertEqual(prediction.corrections, 0)
+        self.assertAlmostEqual(match.session.prediction_tick, 45.0)  # type: ignore[arg-type]
+        self.assertAlmostEqual(match.session.predicted()["x"], 25.0)  # type: ignore[index]
+        # The server disagrees (at tick 44 it has 15, not 20): what is drawn does not
+        # jump; the 5 becomes an offset that fades from here, and is counted.
+        match.now = 10.20
+        match.snap(44, 15.0, 20.0, vx0=100.0)
+        self.assertEqual((prediction.corrections, prediction.last_error), (1, 5.0))
+        self.assertAlmostEqual(match.session.predicted()["x"], 30.0)  # type: ignore[index]
