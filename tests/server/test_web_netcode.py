@@ -15,11 +15,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import msgpack
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import start_web_server, wait_for_screen
 from tests.support.browser import open_browser
 from vinom.client.netcode import Interpolation, Predictor, ServerClock, SnapshotBuffer
+from vinom.rooms.delta import SnapshotHistory
 
 RATE = 20.0
 SIZE = 100.0
@@ -152,4 +154,98 @@ class NetcodeTwinTests(TestCase):
                 self.assertTrue(close(mine, theirs), (seed, n, mine, theirs))
             # The scenario reached every branch: corrections, extrapolation, holds.
             self.assertTrue(all(expected[-1]), expected[-1])
+        await browser.check()
+
+
+# A GameSocket on a stand-in WebSocket, the page's clock (performance.now) in the
+# script's hands: the welcome and snaps given (hex msgpack) arrive at the times given.
+SESSION_SCRIPT = """
+const [welcome, snaps, done] = arguments;
+Promise.all([import('./game.js'), import('./msgpack.js')]).then(([g, m]) => {
+  const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
+  let now = 10000;
+  const realNow = performance.now.bind(performance);
+  performance.now = () => now;
+  const out = {};
+  try {
+    const fake = { readyState: 1, send() {}, close() {} };
+    const socket = new g.GameSocket('wss://unused.invalid/game', {}, { open: () => fake });
+    const deliver = (h) => fake.onmessage({ data: bytes(h).buffer });
+    out.before = socket.serverTick();
+    try { socket.interpolate(); out.interpolateBefore = 'no error'; }
+    catch (e) { out.interpolateBefore = 'refused'; }
+    deliver(welcome);
+    const mover = (state, inputs, dt) => {
+      let vx = state.vx;
+      for (const value of inputs) vx = value.move;
+      return { x: state.x + vx * dt, vx };
+    };
+    socket.predict(mover, (view) => view.me, { smooth: ['x'] });
+    socket.interpolate({ interpolation: { fields: ['me.x', 'other'] } });
+    deliver(snaps[0]);                       // tick 40 at 10 s
+    out.tick = socket.serverTick();
+    out.rttBefore = socket.rtt;
+    now = 10010;
+    out.stamped = socket.input({ move: 100 });
+    now = 10030;
+    out.predicted = socket.predicted().x;    // moved at once
+    now = 10150;
+    deliver(snaps[1]);                       // tick 43 at 10.15 s, acknowledging the input
+    out.rtt = socket.rtt;
+    out.tickAfter = socket.serverTick();
+    out.rendered = socket.rendered().other;
+    out.corrections = socket.prediction.corrections;
+    deliver(welcome);                         // a new session: a new clock
+    out.afterWelcome = socket.serverTick();
+  } finally {
+    performance.now = realNow;
+  }
+  done(out);
+}, (e) => done({ error: String(e) + (e.stack ?? '') }));
+"""
+
+
+class GameSocketNetcodeTests(TestCase):
+    """game.js feeds netcode.js from its snaps, and measures the round trip."""
+
+    timeout = 120
+
+    async def test_clock_round_trip_prediction_and_interpolation(self) -> None:
+        history = SnapshotHistory()
+        views = {40: {"me": {"x": 10.0, "vx": 0.0}, "other": 0.0},
+                 43: {"me": {"x": 25.0, "vx": 100.0}, "other": 30.0}}  # fmt: skip
+        iks = {40: None, 43: 41}
+        snaps = [
+            msgpack.packb({"t": "snap", "v": tick, "ts": tick * 50, "r": None, "i": None,
+                           "ik": iks[tick], "d": history.encode_for(tick, view)}).hex()
+            for tick, view in views.items()
+        ]  # fmt: skip
+        welcome = msgpack.packb({"t": "welcome", "match": "m", "game": "arena", "seat": 0,
+                                 "players": [], "tick_rate": 20, "snapshot_rate": 20}).hex()
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+        out = await browser.run(
+            lambda d: d.execute_async_script(SESSION_SCRIPT, welcome, snaps)
+        )
+        self.assertNotIn("error", out, out.get("error"))
+        self.assertEqual((out["before"], out["interpolateBefore"]), (None, "refused"))
+        # Tick 40 just came; no round trip known yet (no input acknowledged).
+        self.assertEqual((out["tick"], out["rttBefore"]), (40, None))
+        # 10 ms on: tick 40.2, and the input is for the next tick the host runs.
+        self.assertEqual(out["stamped"], 41)
+        # 30 ms on (tick 40.6): drawn 0.6 of the way through tick 41 at 100 a second.
+        self.assertAlmostEqual(out["predicted"], 13.0)
+        # Sent at 10.01 s, acknowledged at 10.15 s: 140 ms, less half a snapshot
+        # interval (the host's wait for its next snap).
+        self.assertAlmostEqual(out["rtt"], 0.115)
+        # The clock's fastest sample stays tick 40's; half the round trip is added.
+        self.assertAlmostEqual(out["tickAfter"], 43.0 + 0.115 / 2 * 20)
+        # Rendered two intervals behind the arrivals' timeline: tick 41, a third of
+        # the way from tick 40's `other` (0) to tick 43's (30).
+        self.assertAlmostEqual(out["rendered"], 10.0)
+        # The server moved the input's three ticks (41 to 43) as predicted.
+        self.assertEqual(out["corrections"], 0)
+        self.assertIsNone(out["afterWelcome"])
         await browser.check()

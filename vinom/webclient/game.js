@@ -116,7 +116,7 @@ export class GameSocket {
     this.pending = []; // [[k, input], ...]: inputs not yet acknowledged by a snap's `ik`
     this.lastTick = null; // the tick of the newest input stamped
     this.lastInputSent = null; // performance.now() of the last input message
-    this.rtt = null; // seconds: measured from the inputs' acknowledgements (or set by the page)
+    this.rtt = null; // seconds: measured from the inputs' acknowledgements (acknowledged())
     this.rttSamples = []; // [at, seconds]: an input's send to the snap acknowledging it
     this.sentAt = new Map(); // input tick -> performance.now() of its first send
     this.serverClock = null; // a ServerClock from the welcome of a game with a tick
