@@ -47,7 +47,8 @@ class ArenaView(GameUI):
         self.game = game = ArenaGame(players or 8)
         self.session = session
         size = game.size
-        session.predict(game.step, game.own, smooth=("x", "y"), wrap={"x": size, "y": size})
+        session.predict(game.step, game.own, smooth=("x", "y"), wrap={"x": size, "y": size},
+                        tolerance=0.011)
         session.interpolate(
             Interpolation(
                 fields=("players.*.1", "players.*.2"),

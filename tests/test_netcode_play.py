@@ -7,7 +7,7 @@ Each session predicts its own dot with the arena's rules (`ArenaGame.step`,
 `ArenaGame.own`) and interpolates the views; the player changes velocity now
 and then for 3 s, then stands still. Measured: after 2 s the clock's estimate
 of the server's tick, at every snap, is within one tick of the tick the server
-was at (the snap's own tick plus the delay the proxy gave it); once the inputs
+was at (the snap's own tick plus the time since it left the host); once the inputs
 are all acknowledged the predicted own position is the server's (to the view's
 0.01); the interpolated view is drawn.
 """
@@ -53,8 +53,9 @@ class DelayLink(DatagramProtocol):
         self.rng = random.Random(seed)
         self.client: Any = None
         self.dropped = 0
-        # The delay of the newest datagram written to the client, and when.
-        self.last: tuple[float, float] = (0.0, 0.0)
+        # When each datagram written to the client came from the host, by its bytes.
+        self.came: dict[bytes, float] = {}
+        self.current = 0.0
         self.pending: set[Any] = set()
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
@@ -67,13 +68,14 @@ class DelayLink(DatagramProtocol):
             self.dropped += 1
             return
         delay = DELAY + self.rng.uniform(-JITTER, JITTER)
-        call = reactor.callLater(delay, lambda: self.write(data, to, delay, call))
+        came = reactor.seconds()
+        call = reactor.callLater(delay, lambda: self.write(data, to, came, call))
         self.pending.add(call)
 
-    def write(self, data: bytes, to: Any, delay: float, call: Any) -> None:
+    def write(self, data: bytes, to: Any, came: float, call: Any) -> None:
         self.pending.discard(call)
         if to != self.host:
-            self.last = (delay, reactor.seconds())
+            self.came[data] = came
         self.transport.write(data, to)
 
 
@@ -105,10 +107,10 @@ async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
             player.started = now
         if now - player.started < 2.0 or session.tick is None:
             return
-        # The server's tick now: the snap's, plus the delay the proxy gave it (it
-        # left the host as its tick ran) and the moments since it was written.
-        delay, written = link.last
-        truth = session.tick + (delay + now - written) * RATE
+        # The server's tick now: the snap's, plus the time since it came to the
+        # proxy from the host (it left the host as its tick ran), however long the
+        # proxy and this process took to pass it on.
+        truth = session.tick + (now - link.current) * RATE
         estimate = session.server_tick_now
         assert estimate is not None
         player.errors.append(estimate - truth)
@@ -125,11 +127,19 @@ async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
         addresses=[("127.0.0.1", port.getHost().port)],
         on_message=on_message,
     )
+    received = protocol.datagramReceived
+
+    def datagram(data: bytes, addr: Any) -> None:
+        # Which datagram the message handled now came in, and when it left the host.
+        link.current = link.came.pop(data, link.current)
+        received(data, addr)
+
+    protocol.datagramReceived = datagram  # type: ignore[method-assign]
     reactor.listenUDP(0, protocol, interface="127.0.0.1")
     session.protocol = await protocol.connected
     await wait_until(lambda: session.welcome is not None)
     wrap = {"x": GAME.size, "y": GAME.size}
-    session.predict(GAME.step, GAME.own, smooth=("x", "y"), wrap=wrap)
+    session.predict(GAME.step, GAME.own, smooth=("x", "y"), wrap=wrap, tolerance=0.011)
     session.interpolate(
         Interpolation(("players.*.1", "players.*.2"), {"players": "0"},
                       {"players.*.1": GAME.size, "players.*.2": GAME.size})

@@ -78,7 +78,8 @@ export default {
         wrap: { "players.*.1": size, "players.*.2": size },
       },
     });
-    game.predict(stepper(size), own, { smooth: ["x", "y"], wrap });
+    // Corrections within the view's 0.01 rounding are not counted.
+    game.predict(stepper(size), own, { smooth: ["x", "y"], wrap, tolerance: 0.011 });
 
     const shown = new Map(); // seat -> <circle>
     let playing = false;

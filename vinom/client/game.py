@@ -45,6 +45,7 @@ from twisted.internet.interfaces import IReactorUDP
 
 from vinom.client.lobby import MatchFound
 from vinom.client.netcode import (
+    CORRECTION_EPSILON,
     SMOOTHING,
     Interpolation,
     Predictor,
@@ -215,6 +216,7 @@ class GameSession:
         smooth: tuple[str, ...] = (),
         wrap: Mapping[str, float] | None = None,
         smoothing: float = SMOOTHING,
+        tolerance: float = CORRECTION_EPSILON,
     ) -> Predictor[Any]:
         """Predict this player's own state: `own(view)` is its part of a snap's view (a
         map; None when the view has none), `step(state, inputs, dt)` the game's rules
@@ -224,7 +226,7 @@ class GameSession:
         if not rate or self.server_clock is None:
             raise ValueError("predict is for a game with a tick, after its welcome")
         self._own = own
-        self.prediction = Predictor(step, rate, smooth, dict(wrap or {}), smoothing)
+        self.prediction = Predictor(step, rate, smooth, dict(wrap or {}), smoothing, tolerance)
         return self.prediction
 
     @property

@@ -335,7 +335,8 @@ class Predictor(Generic[S]):
     host applies at that tick (usually none or one), then the tick's own step
     of `dt` = 1 / `tick_rate` seconds. The state is a map; the numeric fields
     named in `smooth` have their corrections smoothed (`wrap`: their period on
-    a wrapping world), every other value is taken as predicted.
+    a wrapping world), every other value is taken as predicted. A correction
+    up to `tolerance` (the view's rounding) is smoothed but not counted.
     """
 
     step: Step[S]
@@ -343,6 +344,9 @@ class Predictor(Generic[S]):
     smooth: tuple[str, ...] = ()
     wrap: Mapping[str, float] = field(factory=dict)
     smoothing: float = SMOOTHING
+    # A correction at most this large (in the `smooth` fields' units) is smoothed
+    # but not counted: the view's quantisation step, say (the snapshots' rounding).
+    tolerance: float = CORRECTION_EPSILON
     # The newest authoritative state and its tick.
     base: S | None = None
     base_tick: int = -1
@@ -419,7 +423,7 @@ class Predictor(Generic[S]):
             error = max(error, abs(d))
             offset[name] = offset.get(name, 0.0) + d
         self._offset, self._offset_at = offset, now
-        if error <= CORRECTION_EPSILON:
+        if error <= max(self.tolerance, CORRECTION_EPSILON):
             return 0.0
         self.corrections += 1
         self.error_total += error

@@ -207,12 +207,13 @@ export class SnapshotBuffer {
 
 export class Predictor {
   // step(state, inputs, dt) -> state: the game's rules for one tick.
-  constructor(step, tickRate, { smooth = [], wrap = {}, smoothing = SMOOTHING } = {}) {
+  constructor(step, tickRate, { smooth = [], wrap = {}, smoothing = SMOOTHING, tolerance = CORRECTION_EPSILON } = {}) {
     this.step = step;
     this.tickRate = tickRate;
     this.smooth = smooth;
     this.wrap = wrap;
     this.smoothing = smoothing;
+    this.tolerance = tolerance; // a correction up to this is smoothed, not counted
     this.base = null;
     this.baseTick = -1;
     this.inputs = new Map(); // tick -> [input, ...], ticks after baseTick
@@ -281,7 +282,7 @@ export class Predictor {
     }
     this.offsets = offsets;
     this.offsetAt = now;
-    if (error <= CORRECTION_EPSILON) return 0;
+    if (error <= Math.max(this.tolerance, CORRECTION_EPSILON)) return 0;
     this.corrections += 1;
     this.errorTotal += error;
     this.lastError = error;
