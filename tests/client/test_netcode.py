@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 import msgpack
@@ -83,6 +84,23 @@ class ServerClockTests(SynchronousTestCase):
             clock.observe(k, None, (k - 10) / RATE)
         self.assertAlmostEqual(clock.tick(89 / RATE), 99.0)  # type: ignore[arg-type]
         self.assertIsNone(clock.time(1.0))  # no ts was given
+
+    def test_an_estimate_that_must_come_down_slews_never_steps_back(self) -> None:
+        clock = ServerClock(RATE)
+        clock.observe(0, None, 0.0)  # a trip of 0 (the fastest)...
+        readings = []
+        for k in range(1, 80):  # ...then every one 20 ms longer
+            clock.observe(k, None, k / RATE + 0.02)
+            readings.append(clock.tick(k / RATE + 0.02))
+        # While the fast sample is in the window, the estimate is its: 0.4 tick ahead
+        # of the others'.
+        self.assertAlmostEqual(readings[38], 39.4)  # type: ignore[arg-type]
+        # Once it left (2 s on), the estimate comes down by 5% of the time passing
+        # (a 0.95-tick step a snapshot, not 0.6), until it agrees with the rest.
+        steps = [b - a for a, b in pairwise(readings)]  # type: ignore[operator]
+        self.assertTrue(all(step > 0.95 - 1e-9 for step in steps), steps)
+        self.assertIn(True, [abs(step - 0.95) < 1e-9 for step in steps])
+        self.assertAlmostEqual(readings[-1], 79.0)  # type: ignore[arg-type]
 
     def test_nothing_before_the_first_snapshot(self) -> None:
         clock = ServerClock(RATE)

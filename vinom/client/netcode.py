@@ -17,8 +17,10 @@ in the last `window` seconds is the one that travelled fastest (the clock
 filter of NTP, and of Quake's and Source's client clocks): that offset, plus
 half the round trip for the fastest trip, is the estimate. A lost snapshot
 removes one sample of ~40 and changes nothing; a late one is never the
-maximum. The window follows a server that stalled (its grid moved on) or a
-path that got slower, within `window` seconds.
+maximum. The window follows a server that stalled (its grid moved on) at
+once, and a path that got slower within `window` seconds; an estimate that
+must come down (its fastest sample left the window) slews, at `CLOCK_SLEW`,
+rather than stepping back, so that what is rendered from it never freezes.
 
 `SnapshotBuffer` keeps the recent views by server time and renders the world
 at ``server time - delay``: between the two views around that time, the
@@ -55,6 +57,9 @@ from attrs import define, field, frozen
 
 #: How many seconds of snapshot samples the clock keeps (its filter's window).
 CLOCK_WINDOW = 2.0
+#: How fast the clock's estimate comes down when its fastest sample leaves the
+#: window (seconds per second: it runs 5% slow until it agrees), rather than step back.
+CLOCK_SLEW = 0.05
 #: The interpolation delay, in snapshot intervals, when the caller gives none.
 DELAY_INTERVALS = 2.0
 #: The most a view is extrapolated past the newest snapshot, in snapshot intervals.
@@ -98,6 +103,10 @@ class ServerClock:
     observed: int = 0
     reordered: int = 0
     _newest_tick: int = -1
+    # The offsets in use (tick clock, ts clock), and when they were last updated.
+    _tick_offset: float | None = None
+    _time_offset: float | None = None
+    _updated_at: float | None = None
 
     def observe(self, tick: int, server_ms: float | None, now: float) -> None:
         """A snapshot of tick `tick`, built at `server_ms` ms of the room's time
@@ -112,6 +121,12 @@ class ServerClock:
         samples.append((now, offset, time_offset))
         while len(samples) > 1 and samples[0][0] < now - self.window:
             samples.popleft()
+        best = max(o for _, o, _ in samples)
+        times = [o for _, _, o in samples if o is not None]
+        elapsed = 0.0 if self._updated_at is None else max(0.0, now - self._updated_at)
+        self._tick_offset = _slewed(self._tick_offset, best, elapsed)
+        self._time_offset = _slewed(self._time_offset, max(times) if times else None, elapsed)
+        self._updated_at = now
 
     @property
     def synced(self) -> bool:
@@ -121,18 +136,24 @@ class ServerClock:
     def tick(self, now: float, rtt: float = 0.0) -> float | None:
         """The server's tick at `now`, fractional (tick ``k`` is due at ``k``), over a
         round trip of `rtt` seconds; None before any snapshot."""
-        if not self.samples:
+        if self._tick_offset is None:
             return None
-        best = max(offset for _, offset, _ in self.samples)
-        return (best + now + max(0.0, rtt) / 2) * self.tick_rate
+        return (self._tick_offset + now + max(0.0, rtt) / 2) * self.tick_rate
 
     def time(self, now: float, rtt: float = 0.0) -> float | None:
         """The room's time at `now` in seconds (the clock of ``ts``); None before any
         snapshot that carried ``ts``."""
-        offsets = [offset for _, _, offset in self.samples if offset is not None]
-        if not offsets:
+        if self._time_offset is None:
             return None
-        return max(offsets) + now + max(0.0, rtt) / 2
+        return self._time_offset + now + max(0.0, rtt) / 2
+
+
+def _slewed(current: float | None, best: float | None, elapsed: float) -> float | None:
+    """The offset to use: the window's best at once when it is ahead (a faster trip,
+    a server that moved on), else down towards it at `CLOCK_SLEW` (never a step back)."""
+    if best is None or current is None or best >= current:
+        return best
+    return max(best, current - CLOCK_SLEW * elapsed)
 
 
 # -- interpolation -----------------------------------------------------------

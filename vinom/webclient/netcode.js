@@ -6,7 +6,8 @@
 // ServerClock: each snapshot of tick k received at local time t is a sample
 // k / tickRate - t of the offset between the clocks, short by its trip here;
 // jitter only lengthens a trip, so the largest offset of the last `window`
-// seconds (the fastest trip) plus half the round trip is the estimate.
+// seconds (the fastest trip) plus half the round trip is the estimate; one that
+// must come down slews at CLOCK_SLEW rather than stepping back.
 //
 // SnapshotBuffer: views by server time, rendered at server time minus a delay
 // (two snapshot intervals by default): the numeric fields the game names are
@@ -20,6 +21,7 @@
 // fades out as an offset (time constant `smoothing`), counted in `corrections`.
 
 export const CLOCK_WINDOW = 2.0;
+export const CLOCK_SLEW = 0.05; // s/s: how fast the estimate comes down, never a step back
 export const DELAY_INTERVALS = 2.0;
 export const EXTRAPOLATION_INTERVALS = 1.0;
 export const BUFFER_SIZE = 32;
@@ -38,6 +40,9 @@ export class ServerClock {
     this.observed = 0;
     this.reordered = 0;
     this.newestTick = -1;
+    this.tickOffset = null; // the offsets in use, and when they were last updated
+    this.timeOffset = null;
+    this.updatedAt = null;
   }
 
   // A snapshot of tick `tick`, built at `serverMs` (its ts, or null), arrived at `now`.
@@ -48,6 +53,16 @@ export class ServerClock {
     const timeOffset = serverMs === null || serverMs === undefined ? null : serverMs / 1000 - now;
     this.samples.push([now, tick / this.tickRate - now, timeOffset]);
     while (this.samples.length > 1 && this.samples[0][0] < now - this.window) this.samples.shift();
+    let best = -Infinity;
+    let bestTime = null;
+    for (const [, offset, time] of this.samples) {
+      best = Math.max(best, offset);
+      if (time !== null && (bestTime === null || time > bestTime)) bestTime = time;
+    }
+    const elapsed = this.updatedAt === null ? 0 : Math.max(0, now - this.updatedAt);
+    this.tickOffset = slewed(this.tickOffset, best, elapsed);
+    this.timeOffset = slewed(this.timeOffset, bestTime, elapsed);
+    this.updatedAt = now;
   }
 
   get synced() {
@@ -56,20 +71,20 @@ export class ServerClock {
 
   // The server's fractional tick at `now`, over a round trip of `rtt` s; null before any.
   tick(now, rtt = 0) {
-    if (this.samples.length === 0) return null;
-    let best = -Infinity;
-    for (const [, offset] of this.samples) best = Math.max(best, offset);
-    return (best + now + Math.max(0, rtt) / 2) * this.tickRate;
+    if (this.tickOffset === null) return null;
+    return (this.tickOffset + now + Math.max(0, rtt) / 2) * this.tickRate;
   }
 
   // The room's time at `now` in seconds (the clock of ts); null before any ts.
   time(now, rtt = 0) {
-    let best = null;
-    for (const [, , offset] of this.samples) {
-      if (offset !== null && (best === null || offset > best)) best = offset;
-    }
-    return best === null ? null : best + now + Math.max(0, rtt) / 2;
+    return this.timeOffset === null ? null : this.timeOffset + now + Math.max(0, rtt) / 2;
   }
+}
+
+// The window's best at once when ahead, else down towards it at CLOCK_SLEW.
+function slewed(current, best, elapsed) {
+  if (best === null || current === null || best >= current) return best;
+  return Math.max(best, current - CLOCK_SLEW * elapsed);
 }
 
 function pattern(path) {
