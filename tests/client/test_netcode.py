@@ -16,6 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from benchmarks.arena import ArenaGame
 from vinom.client.game import GameSession
 from vinom.client.netcode import (
+    BUFFER_SIZE,
+    MAX_PREDICTED_TICKS,
     Interpolation,
     Predictor,
     ServerClock,
@@ -171,6 +173,15 @@ class InterpolationTests(SynchronousTestCase):
         buffer.push(0.075, view([0, 15.0, 0.0]))
         self.assertAlmostEqual(buffer.sample(0.0625)["players"][0][1], 12.5)
 
+    def test_the_last_32_views_are_kept(self) -> None:
+        buffer = SnapshotBuffer(20.0, ARENA)
+        for k in range(BUFFER_SIZE + 1):
+            buffer.push(k / 20, view([0, float(k), 0.0]))
+        self.assertEqual(len(buffer.views), 32)
+        # The oldest went: before the oldest kept, the oldest kept is drawn.
+        self.assertEqual(buffer.sample(0.0)["players"][0][1], 1.0)
+        self.assertEqual(buffer.early, 1)
+
     def test_the_delay_is_adjustable(self) -> None:
         buffer = SnapshotBuffer(10.0, delay=0.05, max_extrapolation=0.0)
         self.assertEqual((buffer.delay, buffer.max_extrapolation), (0.05, 0.0))
@@ -269,6 +280,13 @@ class PredictionTests(SynchronousTestCase):
         moving = {"x": 105.0, "y": 100.0, "vx": 100.0, "vy": 0.0}
         predictor.reconcile(13, moving, 2.0)
         self.assertEqual(predictor.state_at(14)["x"], 110.0)  # type: ignore[index]
+
+    def test_at_most_64_ticks_predicted_past_the_snapshot(self) -> None:
+        predictor: Predictor[Any] = Predictor(ArenaGame(2).step, RATE, ("x",))
+        predictor.reconcile(0, {"x": 0.0, "y": 0.0, "vx": 10.0, "vy": 0.0}, 0.0)
+        self.assertEqual(MAX_PREDICTED_TICKS, 64)
+        self.assertAlmostEqual(predictor.state_at(64)["x"], 32.0)  # type: ignore[index]
+        self.assertAlmostEqual(predictor.state_at(100)["x"], 32.0)  # type: ignore[index]
 
     def test_an_older_snapshot_changes_nothing(self) -> None:
         predictor: Predictor[Any] = Predictor(ArenaGame(2).step, RATE, ("x",))
