@@ -19,7 +19,6 @@ import random
 import re
 from typing import Any
 
-import msgpack
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import DatagramProtocol
@@ -37,6 +36,7 @@ from vinom.client.netcode import Interpolation
 from vinom.client.tui import TerminalApp
 from vinom.client.udp import GameClientProtocol
 from vinom.protocol.tokens import PublicToken
+from vinom.rooms.messages import decode_server_message
 
 PLUGIN = "from benchmarks.arena import ArenaGame\n\narena = ArenaGame(2)\n"
 GAME = ArenaGame(2)
@@ -100,7 +100,8 @@ async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
     def on_message(channel: int, data: bytes) -> None:
         held = session.tick
         session.message_received(channel, data)
-        if msgpack.unpackb(data).get("t") != "snap" or session.tick == held:
+        decoded = decode_server_message(data)
+        if decoded is None or decoded["t"] != "snap" or session.tick == held:
             return
         now = reactor.seconds()
         if player.started is None:
