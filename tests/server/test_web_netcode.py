@@ -223,9 +223,10 @@ class GameSocketNetcodeTests(TestCase):
         views = {40: {"me": {"x": 10.0, "vx": 0.0}, "other": 0.0},
                  43: {"me": {"x": 25.0, "vx": 100.0}, "other": 30.0}}  # fmt: skip
         iks = {40: None, 43: 41}
+        # A snap as the host sends it: [v, ts, r, i, ik, d] (docs/protocol.md §14).
         snaps = [
-            msgpack.packb({"t": "snap", "v": tick, "ts": tick * 50, "r": None, "i": None,
-                           "ik": iks[tick], "d": history.encode_for(tick, view)}).hex()
+            msgpack.packb([tick, tick * 50, None, None, iks[tick],
+                           history.encode_for(tick, view)]).hex()
             for tick, view in views.items()
         ]  # fmt: skip
         welcome = msgpack.packb({"t": "welcome", "match": "m", "game": "arena", "seat": 0,
