@@ -96,7 +96,7 @@ const frame = () => {
     if (c.classList.contains('vb-me')) me = at; else dots[c.dataset.seat] = at;
   }
   const socket = seen.sockets[0];
-  const held = socket && socket.interpolation ? socket.interpolation.held : 0;
+  const held = socket && socket.snapshotBuffer ? socket.snapshotBuffer.held : 0;
   seen.frames.push([performance.now(), me, dots, held]);
   requestAnimationFrame(frame);
 };
@@ -110,7 +110,7 @@ return { frames: seen.frames, keys: seen.keys, ups: seen.ups,
          dropped: seen.dropped, snaps: seen.snaps, clock: seen.clock,
          corrections: socket.prediction ? socket.prediction.corrections : null,
          rtt: socket.rtt, tick: socket.serverTick(),
-         held: socket.interpolation.held, extrapolated: socket.interpolation.extrapolated,
+         held: socket.snapshotBuffer.held, extrapolated: socket.snapshotBuffer.extrapolated,
          newest: socket.snapshots.newest,
          drops: socket.snapshots.drops };
 """

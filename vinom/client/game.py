@@ -111,7 +111,7 @@ class GameSession:
         # Client-side netcode (vinom.client.netcode): the server's clock from the
         # snaps; the views for interpolation and the own prediction, when asked for.
         self.server_clock: ServerClock | None = None
-        self.interpolation: SnapshotBuffer | None = None
+        self.snapshot_buffer: SnapshotBuffer | None = None
         self.prediction: Predictor[Any] | None = None
         self._own: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
 
@@ -193,10 +193,10 @@ class GameSession:
         rate = self.snapshot_rate
         if not rate or self.server_clock is None:
             raise ValueError("interpolate is for a game with a tick, after its welcome")
-        self.interpolation = SnapshotBuffer(
+        self.snapshot_buffer = SnapshotBuffer(
             rate, interpolation or Interpolation(), delay, max_extrapolation
         )
-        return self.interpolation
+        return self.snapshot_buffer
 
     def rendered(self) -> Any:
         """The interpolated view to draw now (None before `interpolate` and a snap),
@@ -204,7 +204,7 @@ class GameSession:
         the server's time as the fastest snaps show it on arrival (the clock
         without the half round trip the server ran on meanwhile), minus the
         buffer's delay."""
-        buffer, clock, rate = self.interpolation, self.server_clock, self.tick_rate
+        buffer, clock, rate = self.snapshot_buffer, self.server_clock, self.tick_rate
         tick = None if clock is None else clock.tick(self._clock())
         return None if buffer is None or tick is None or not rate else buffer.render(tick / rate)
 
@@ -431,9 +431,9 @@ class GameSession:
         server_ms = float(ts) if isinstance(ts, int | float) else None
         if self.server_clock is not None:
             self.server_clock.observe(tick, server_ms, now)
-        if self.interpolation is not None and self.tick_rate:
+        if self.snapshot_buffer is not None and self.tick_rate:
             # On the tick's timeline (the fixed step: tick k at k / tick_rate s of play).
-            self.interpolation.push(tick / self.tick_rate, view)
+            self.snapshot_buffer.push(tick / self.tick_rate, view)
         if self.prediction is not None and self._own is not None and isinstance(view, Mapping):
             own = self._own(view)
             if own is not None:

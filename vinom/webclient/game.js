@@ -120,7 +120,7 @@ export class GameSocket {
     this.rttSamples = []; // [at, seconds]: an input's send to the snap acknowledging it
     this.sentAt = new Map(); // input tick -> performance.now() of its first send
     this.serverClock = null; // a ServerClock from the welcome of a game with a tick
-    this.interpolation = null; // a SnapshotBuffer, once a board asked for it
+    this.snapshotBuffer = null; // a SnapshotBuffer, once a board asked for it
     this.prediction = null; // a Predictor, once a board asked for it
     this.own = null; // view -> the own state the prediction starts from
     this.socket = open(url);
@@ -195,8 +195,8 @@ export class GameSocket {
   // { interpolation: { fields, keys, wrap }, delay, maxExtrapolation } (SnapshotBuffer).
   interpolate(options = {}) {
     if (this.serverClock === null) throw new Error("interpolate is for a game with a tick, after its welcome");
-    this.interpolation = new SnapshotBuffer(this.snapshotRate || this.tickRate, options);
-    return this.interpolation;
+    this.snapshotBuffer = new SnapshotBuffer(this.snapshotRate || this.tickRate, options);
+    return this.snapshotBuffer;
   }
 
   // The interpolated view to draw now, on the ticks' timeline (tick k at k / tickRate s):
@@ -204,8 +204,8 @@ export class GameSocket {
   // the half round trip the server ran on meanwhile), minus the buffer's delay.
   rendered(now = performance.now() / 1000) {
     const tick = this.serverClock === null ? null : this.serverClock.tick(now, 0);
-    if (this.interpolation === null || tick === null) return null;
-    return this.interpolation.render(tick / this.tickRate);
+    if (this.snapshotBuffer === null || tick === null) return null;
+    return this.snapshotBuffer.render(tick / this.tickRate);
   }
 
   // Predict the own state: own(view) is its part of a view (null: none), step(state,
@@ -228,7 +228,7 @@ export class GameSocket {
   netcode(tick, ts, view) {
     const now = performance.now() / 1000;
     this.serverClock?.observe(tick, typeof ts === "number" ? ts : null, now);
-    this.interpolation?.push(tick / this.tickRate, view);
+    this.snapshotBuffer?.push(tick / this.tickRate, view);
     if (this.prediction !== null && this.own !== null) {
       const own = this.own(view);
       if (own !== null && own !== undefined) this.prediction.reconcile(tick, own, now);
