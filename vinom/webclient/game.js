@@ -8,7 +8,6 @@
 // rebuilds each view and hands it on as the `state` a board takes, and
 // `input(input)` sends tick-stamped real-time inputs, each repeated until a
 // snap's `ik` acknowledges it (docs/web.md, "Snapshots and inputs").
-
 //
 // Each applied snap also feeds the client-side netcode (netcode.js, docs/web.md
 // "Clock, interpolation and prediction"): `serverTick()` / `serverTime()` from
@@ -209,7 +208,7 @@ export class GameSocket {
   }
 
   // Predict the own state: own(view) is its part of a view (null: none), step(state,
-  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing }.
+  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing, tolerance }.
   predict(step, own, options = {}) {
     if (this.serverClock === null) throw new Error("predict is for a game with a tick, after its welcome");
     this.own = own;
