@@ -118,6 +118,14 @@ def positive_int(name: str, value: str) -> int:
     return number
 
 
+def udp_port(name: str, value: str) -> int:
+    """A UDP port to listen on, 1-65535."""
+    number = _whole(name, value)
+    if not 0 < number < 65536:
+        raise usage.UsageError(f"--{name} must be a port from 1 to 65535, not {number}")
+    return number
+
+
 def non_negative_int(name: str, value: str) -> int:
     number = _whole(name, value)
     if number < 0:

@@ -97,6 +97,8 @@ class ServerCollector(Collector):
             for reason, count in sorted(figures.game_sockets_refused.items()):
                 refused.add_metric([reason], count)
             yield refused
+        if figures.webtransport_sessions_opened is not None:
+            yield from webtransport_families(figures)
         lobby_errors = CounterMetricFamily(
             "vinom_lobby_errors", "Error frames the lobby sent, by code.", labels=["code"]
         )
@@ -399,3 +401,32 @@ def ops_site(
         access_log=access_log,
         process_metrics=process_metrics,
     )
+
+
+def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
+    """The WebTransport listener's families (--webtransport; docs/operations.md)."""
+    yield CounterMetricFamily(
+        "vinom_webtransport_sessions_opened",
+        "WebTransport game sessions opened on a game host.",
+        value=figures.webtransport_sessions_opened,
+    )
+    refused = CounterMetricFamily(
+        "vinom_webtransport_sessions_refused",
+        "WebTransport game sessions refused or closed by a limit, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(figures.webtransport_sessions_refused.items()):
+        refused.add_metric([reason], count)
+    yield refused
+    yield GaugeMetricFamily(
+        "vinom_webtransport_connections", "Open WebTransport (QUIC) connections.",
+        value=figures.webtransport_connections,
+    )
+    drops = CounterMetricFamily(
+        "vinom_webtransport_datagrams_dropped",
+        "UDP datagrams of the WebTransport port dropped before reaching a session, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(figures.webtransport_drops.items()):
+        drops.add_metric([reason], count)
+    yield drops

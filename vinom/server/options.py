@@ -47,6 +47,7 @@ from vinom.server.checks import (
     relay_address,
     session_timeout,
     trusted_proxies,
+    udp_port,
 )
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
@@ -204,6 +205,15 @@ class Options(usage.Options):
             "The public web server (the lobby over WebSocket at /lobby, and the games this "
             "process hosts at /game): a port (TLS with the server's certificate), a strports "
             "description, or 'none'.",
+        ),
+        param(
+            "webtransport",
+            None,
+            None,
+            "A UDP port for game sessions over WebTransport (HTTP/3 datagrams) beside /game: "
+            "browsers that have it play there, the others on the WebSocket. Needs --websocket "
+            "(where the page learns of it). Default: none.",
+            udp_port,
         ),
         param(
             "public-web-url",
@@ -607,6 +617,9 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        if self["webtransport"] is not None and self["websocket"] is None:
+            raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
+                                   "from the web server, and it admits /game's tokens")  # fmt: skip
         self._check_agones()
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
