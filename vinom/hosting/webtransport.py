@@ -403,11 +403,10 @@ class _Connection:
         with contextlib.suppress(Exception):  # the stream is already gone
             self.h3.send_data(session_id, close_capsule(code, reason), end_stream=True)
         self.transmit()
-        if not self.sessions:
-            # Closed once the capsule has had a moment to leave: a connection closed at
-            # once would make the browser report a lost connection instead of the code.
-            if self._closing is None:
-                self._closing = self.server.clock.callLater(self.server.close_delay,
+        # Closed once the capsule has had a moment to leave: a connection closed at
+        # once would make the browser report a lost connection instead of the code.
+        if not self.sessions and self._closing is None:
+            self._closing = self.server.clock.callLater(self.server.close_delay,
                                                             self._close_if_idle)  # fmt: skip
 
     def _close_if_idle(self) -> None:

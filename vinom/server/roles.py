@@ -459,7 +459,7 @@ def build_web(
                 max_sockets_per_ip=options["max-connections-per-ip"],
                 max_sockets=options["max-connections"],
             ), trusted_proxies=proxies)  # fmt: skip
-    transport = offer = None
+    transport, offer = None, WebTransportOffer() if game_sockets is not None else None
     if game_sockets is not None and options["webtransport"] is not None:
         transport, offer = build_webtransport(options, reactor, root, game_sockets)
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],

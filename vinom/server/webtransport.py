@@ -8,8 +8,9 @@ Three parts, wired by vinom.server.roles.build_web:
   ECDSA P-256, 13 days, renewed 3 days before it lapses) that browsers accept
   by its SHA-256, which `hashes()` gives.
 - `WebTransportOffer`: `GET /webtransport` on the web server, JSON saying where
-  the session is (`port`) and the certificate hashes the page passes as
-  `serverCertificateHashes` (empty with an operator's certificate). The web
+  the session is (`port`, null where there is none) and the certificate hashes
+  the page passes as `serverCertificateHashes` (empty with an operator's
+  certificate). The web
   client fetches it from the game's web server (match_found's `game_url`)
   before it opens a session; it is public, so any origin may read it.
 - `WebTransportListener`: a service that listens on the UDP port while it runs;
@@ -64,28 +65,26 @@ class WebTransportCredentials:
 
 
 class WebTransportOffer(Resource):
-    """`GET /webtransport`: `{"port": N, "certificate_hashes": ["<base64 SHA-256>", ...]}`,
-    or 404 while the listener does not listen."""
+    """`GET /webtransport`: `{"port": N, "certificate_hashes": ["<base64 SHA-256>", ...]}`;
+    `{"port": null, "certificate_hashes": []}` where none is offered (no
+    `--webtransport`, or not listening): a page asks every game server, and an
+    answer of 404 would be an error in its console."""
 
     isLeaf = True
 
-    def __init__(self, port: Callable[[], int | None],
-                 credentials: WebTransportCredentials) -> None:  # fmt: skip
+    def __init__(self, port: Callable[[], int | None] = lambda: None,
+                 credentials: WebTransportCredentials | None = None) -> None:  # fmt: skip
         super().__init__()
         self._port = port
         self._credentials = credentials
 
     def render_GET(self, request: Request) -> bytes:
         port = self._port()
-        if port is None:  # not listening (yet, or any more)
-            request.setResponseCode(404)
-            request.setHeader(b"content-type", b"text/plain")
-            return b"no WebTransport listener\n"
+        credentials = self._credentials
+        hashes = [] if port is None or credentials is None else credentials.hashes()
         body = {
             "port": port,
-            "certificate_hashes": [
-                base64.b64encode(h).decode("ascii") for h in self._credentials.hashes()
-            ],
+            "certificate_hashes": [base64.b64encode(h).decode("ascii") for h in hashes],
         }
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
@@ -133,6 +132,11 @@ class WebTransportListener(service.Service):
         if listening is None:
             return None
         return listening.stopListening()
+
+    @property
+    def listening(self) -> IListeningPort | None:
+        """The UDP port while it listens."""
+        return self._listening
 
     def listening_port(self) -> int | None:
         """The UDP port it listens on (the one asked for, or the OS's pick for 0)."""

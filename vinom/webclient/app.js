@@ -480,9 +480,17 @@ function startGame(match, resumed) {
   $("game-players").replaceChildren();
   show("game");
   setConnection("connecting", "joining the game…");
+  $("game-transport").textContent = "–";
+  delete $("game-transport").dataset.kind;
   game.socket = new GameSocket(gameUrl(found, location), found.token, {
     onMessage: (message) => gameMessage(game, message),
     onClose: (event, byUs) => gameClosed(game, event, byUs),
+    onKind: (kind) => {
+      if (app.game !== game) return;
+      const shown = $("game-transport");
+      shown.textContent = kind === "webtransport" ? "WebTransport" : "WebSocket";
+      shown.dataset.kind = kind;
+    },
   });
 }
 

@@ -1,7 +1,8 @@
-// The game session over WebSocket (docs/web.md, "The game session over
-// WebSocket"): the first message is the 1200-byte request packet built from
-// match_found's token, then every message both ways is one msgpack room
-// message (docs/protocol.md, section 14).
+// The game session over WebTransport or WebSocket (docs/web.md, "The game
+// session over WebSocket" and "... over WebTransport"; transport.js picks): the
+// first message is the 1200-byte request packet built from match_found's token,
+// then every message both ways is one msgpack room message (docs/protocol.md,
+// section 14). Inputs go as datagrams where the connection has them.
 //
 // In a room whose game has a tick, while playing, the host sends `snap`s (delta
 // snapshots, docs/protocol.md section 16, decoded by delta.js): GameSocket
@@ -18,6 +19,7 @@
 import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./msgpack.js";
 import { Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
+import { GameConnection } from "./transport.js";
 
 // The unacknowledged inputs an `input` message repeats, at most.
 export const MAX_PENDING_INPUTS = 8;
@@ -100,8 +102,13 @@ export function snapOfArray(fields) {
 }
 
 export class GameSocket {
-  // `open` makes the WebSocket (a test passes a stand-in with send, close and readyState).
-  constructor(url, token, { onMessage = () => {}, onClose = () => {}, open = (at) => new WebSocket(at) } = {}) {
+  // `open` makes the connection: a GameConnection (WebTransport, else WebSocket),
+  // whose `onKind(kind)` says which; a test passes a stand-in with send, close
+  // and readyState.
+  constructor(url, token, {
+    onMessage = () => {}, onClose = () => {}, onKind = () => {},
+    open = (at) => new GameConnection(at, { onKind }),
+  } = {}) {
     this.onMessage = onMessage;
     this.onClose = onClose;
     this.nextAction = 1;
@@ -315,13 +322,20 @@ export class GameSocket {
     return k;
   }
 
+  // Inputs may be lost (each is repeated until acknowledged): a datagram where
+  // the connection has them.
   sendInputs() {
     this.lastInputSent = performance.now();
-    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() });
+    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() }, true);
   }
 
-  send(message) {
-    if (this.socket.readyState === 1) this.socket.send(encode(message)); // OPEN
+  send(message, unreliable = false) {
+    if (this.socket.readyState !== 1) return; // OPEN
+    if (unreliable && typeof this.socket.sendUnreliable === "function") {
+      this.socket.sendUnreliable(encode(message));
+    } else {
+      this.socket.send(encode(message));
+    }
   }
 
   // Sends a game action; returns its id (echoed in an error and in my state's `i`).
