@@ -4,17 +4,25 @@ against a whole server, with aioquic's client on real UDP sockets
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
+import msgpack
+from aioquic.h3.connection import H3_ALPN
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import deferLater
 
 from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby.test_websocket_lobby import PAGE
 from tests.support.ports import free_udp_range
 from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
-from vinom.hosting.websocket import CLOSE_TOKEN_REFUSED
+from vinom.client.game import connect_game
+from vinom.hosting.websocket import CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
 
 
 def within(d: Deferred[Any], seconds: float = 10.0) -> Deferred[Any]:
@@ -65,3 +73,124 @@ class WebTransportSessionTests(WebTransportTestCase):
             await self.webtransport_refusals(), {"token_invalid": 1, "request_size": 1}
         )
         self.assertIn("vinom_webtransport_sessions_opened_total 1.0", await self.metrics())
+
+    async def test_states_come_as_datagrams_and_reliable_messages_on_the_stream(self) -> None:
+        port = await self.start_webtransport()
+        token, found, _web, _welcome = await self.match()
+        player = await self.player(port)
+        player.send_token(token)
+        await within(player.welcomed)
+        udp = await connect_game(reactor, found)
+        self.addCleanup(udp.disconnect)
+        while not any(m["t"] == "state" and how == "datagram" for how, m in player.messages):
+            await deferLater(reactor, 0.02, lambda: None)
+        kinds = {(how, m["t"]) for how, m in player.messages}
+        # The welcome and the state after it (channel 1) on the stream; later states
+        # as datagrams; a state never comes before the welcome.
+        self.assertIn(("stream", "welcome"), kinds)
+        self.assertEqual(player.messages[0][1]["t"], "welcome")
+        # A message the browser sends as a datagram reaches the room: a sync's answer.
+        before = len(player.messages)
+        player.send_datagram(msgpack.packb({"t": "sync"}))
+        while not any(m["t"] == "state" and how == "stream"
+                      for how, m in player.messages[before:]):  # fmt: skip
+            await deferLater(reactor, 0.02, lambda: None)
+
+
+class WebTransportAbuseTests(WebTransportTestCase):
+    async def test_garbage_datagrams_are_dropped_and_counted_and_a_session_still_plays(
+        self,
+    ) -> None:
+        port = await self.start_webtransport()
+        token, _found, _web, _welcome = await self.match()
+        rng = random.Random(37)
+        sender = DatagramProtocol()
+        sending = reactor.listenUDP(0, sender, interface="127.0.0.1")
+        self.addCleanup(sending.stopListening)
+        assert sender.transport is not None
+        garbage = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 1500)))
+                   for _ in range(200)]  # fmt: skip
+        # A real client's first packet, cut short: an Initial too small to start anything.
+        fresh = QuicConnection(configuration=QuicConfiguration(is_client=True,
+                                                               alpn_protocols=H3_ALPN))
+        fresh.connect(("127.0.0.1", port), now=reactor.seconds())
+        [(initial, _)] = fresh.datagrams_to_send(now=reactor.seconds())
+        garbage += [initial[:n] for n in (1, 5, 20, 600)]
+        probe = await connect_webtransport(self, port, origin=PAGE)
+        # In batches, each read before the next is sent: a burst of hundreds would
+        # overflow the socket's receive buffer and be lost before it is read.
+        server = self.server.service("webtransport").server
+        for start in range(0, len(garbage), 20):
+            batch = garbage[start : start + 20]
+            seen = sum(server.drops.values())
+            for data in batch:
+                sender.transport.write(data, ("127.0.0.1", port))
+            for _ in range(500):
+                if sum(server.drops.values()) >= seen + len(batch):
+                    break
+                await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(await within(probe.status), 200)
+        # A stream for a session never opened, and a datagram for one.
+        probe.send_on_unknown_session(b"\x00\x00\x00\x01x")
+        good = await self.player(port)
+        good.send_token(token)
+        await within(good.welcomed)
+        # An oversize datagram after the token: dropped, the session stays.
+        good.send_datagram(b"\x81" * 3000)
+        good.send_datagram(msgpack.packb({"t": "sync"}))
+        before = len(good.messages)
+        while len(good.messages) == before:
+            await deferLater(reactor, 0.02, lambda: None)
+        text = await self.metrics()
+        drops = {
+            m.group(1): float(m.group(2))
+            for m in re.finditer(
+                r'^vinom_webtransport_datagrams_dropped_total\{reason="([^"]+)"\} (\S+)$',
+                text, re.M,
+            )
+        }
+        self.assertEqual(sum(drops.values()), len(garbage) + 2, drops)
+        self.assertEqual(set(drops) - {"malformed", "unknown_connection", "unknown_version",
+                                       "stream_without_session", "datagram_without_session",
+                                       "datagram_too_large"}, set())  # fmt: skip
+        self.assertGreaterEqual(drops.get("stream_without_session", 0), 1, drops)
+        self.assertLessEqual(drops.get("datagram_too_large", 0), 1, drops)
+        self.assertEqual(server.errors, 0)
+
+    async def test_a_token_used_twice_a_wrong_origin_and_path_are_refused(self) -> None:
+        port = await self.start_webtransport()
+        token, _found, _web, _welcome = await self.match()
+        first = await self.player(port)
+        first.send_token(token)
+        await within(first.welcomed)
+        again = await self.player(port)
+        again.send_token(token)
+        self.assertEqual(await within(again.closed), (CLOSE_TOKEN_REFUSED, "token_reused"))
+        stranger = await connect_webtransport(self, port, origin="https://evil.example")
+        self.assertEqual(await within(stranger.status), 403)
+        lost = await connect_webtransport(self, port, origin=PAGE, path="/lobby")
+        self.assertEqual(await within(lost.status), 404)
+        self.assertEqual(await self.webtransport_refusals(),
+                         {"token_reused": 1, "origin": 1, "not_found": 1})  # fmt: skip
+        # The first session was not disturbed: it still hears the room.
+        before = len(first.messages)
+        first.send(msgpack.packb({"t": "sync"}))
+        while len(first.messages) == before:
+            await deferLater(reactor, 0.02, lambda: None)
+
+    async def test_connections_per_address_are_capped(self) -> None:
+        port = await self.start_webtransport("--max-connections-per-ip", "2")
+        players = [await self.player(port) for _ in range(2)]
+        third = await connect_webtransport(self, port, origin=PAGE)
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertFalse(third.status.called)
+        self.assertIn(
+            'vinom_webtransport_datagrams_dropped_total{reason="too_many_connections"}',
+            await self.metrics(),
+        )
+        del players
+
+    async def test_no_token_in_time_closes_the_session(self) -> None:
+        port = await self.start_webtransport("--lobby-hello-timeout", "0.5")
+        silent = await self.player(port)
+        self.assertEqual(await within(silent.closed), (CLOSE_TOKEN_TIMEOUT, "no token in time"))

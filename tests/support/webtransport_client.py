@@ -156,6 +156,13 @@ class WebTransportPlayer(DatagramProtocol):
     def send_token(self, token: PublicToken) -> None:
         self.send(token.request_packet())
 
+    def send_on_unknown_session(self, data: bytes) -> None:
+        """A WebTransport stream and a datagram naming a session that was never opened."""
+        stream_id = self.h3.create_webtransport_stream(4 * 99)
+        self.quic.send_stream_data(stream_id, data)
+        self.h3.send_datagram(4 * 99, data)
+        self.transmit()
+
     def send_datagram(self, message: bytes) -> None:
         assert self.session_id is not None
         self.h3.send_datagram(self.session_id, message)

@@ -579,6 +579,7 @@ class WebTransportServer(DatagramProtocol):
             self.dropped("unknown_connection")
             return
         if header.version is not None and header.version not in _SUPPORTED_VERSIONS:
+            self.dropped("unknown_version")
             if len(data) >= SMALLEST_MAX_DATAGRAM_SIZE and self.transport is not None:
                 # Only to a full-size Initial: no amplification of a small spoofed packet.
                 self.transport.write(encode_quic_version_negotiation(
@@ -586,8 +587,6 @@ class WebTransportServer(DatagramProtocol):
                     destination_cid=header.source_cid,
                     supported_versions=list(_SUPPORTED_VERSIONS),
                 ), addr)  # fmt: skip
-            else:
-                self.dropped("unknown_version")
             return
         if header.packet_type != QuicPacketType.INITIAL or len(data) < SMALLEST_MAX_DATAGRAM_SIZE:
             self.dropped("unknown_connection")
