@@ -553,6 +553,11 @@ def announce(
         if web.game_sockets is not None:
             say("vinom: browsers play on {web} at /game (match_found's game_url: {url})",
                 web=options["websocket"], url=options["game-url"] or "none")  # fmt: skip
+        if web.webtransport is not None:
+            say("vinom: browsers with WebTransport play on UDP {port} at /game ({cert})",
+                port=options["webtransport"],
+                cert="the --certificate" if options["certificate"] is not None
+                else "a 13-day development certificate, offered by its hash")  # fmt: skip
     if options["redis-settings"] is not None:
         agent = hosted.agent
         say("vinom: role {role} on Redis {url}{host}", role=options["role"],

@@ -121,9 +121,10 @@ class WebTransportListener(service.Service):
                 self.port_number, self.server, interface=self._interface, maxPacketSize=4096
             )
         except CannotListenError as e:
+            reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
             raise StartupError(
-                f"cannot listen on udp {e.interface or '*'}:{e.port} for --webtransport "
-                f"({e.socketError}); choose another port with --webtransport"
+                f"cannot listen on udp {e.interface or '*'}:{e.port} for --webtransport: "
+                f"{reason.lower()}; choose another with --webtransport"
             ) from None
 
     def stopService(self) -> Any:
