@@ -28,8 +28,9 @@ has a game socket to spare: the same policy, per-address and total caps as
   WebSocket. The server sends the reliable room messages there, in order.
 - Datagrams (RFC 9297, in the session's context) carry one room message each:
   the server's states (the UNRELIABLE channel: `state`, `snap`) when they fit
-  (`MAX_DATAGRAM_PAYLOAD`; a larger one goes on the stream), the browser's
-  `input`s.
+  (`MAX_DATAGRAM_PAYLOAD`; a larger one goes on the stream) once the browser
+  has sent a message after its token (before, they follow the welcome on the
+  stream), the browser's `input`s.
 - The server ends a session with a CLOSE_WEBTRANSPORT_SESSION capsule whose
   code is the WebSocket path's close code (1000, 4001 with the refusal reason,
   4002, 4008, 1009, 1011), so the web client explains both alike.
@@ -177,6 +178,10 @@ class GameTransportSession:
         self._host: IGameHost | None = None
         self._host_session = 0
         self._held: list[bytes] = []
+        # States go on the stream, behind the welcome, until the browser's first
+        # message after the session opened: a datagram could overtake the welcome
+        # (the UDP sessions' rule for their opening, docs/protocol.md section 14).
+        self._datagrams = False
         gate = self._server.gate
         clock = self._server.clock
         self._bucket = TokenBucket(gate.config.message_rate, gate.config.message_burst,
@@ -234,8 +239,9 @@ class GameTransportSession:
         if self._state == _CLOSED or self._stream_id is None:
             return
         connection = self._connection
+        datagrams = self._datagrams
         for channel, data in messages:
-            if channel == UNRELIABLE and len(data) <= MAX_DATAGRAM_PAYLOAD:
+            if datagrams and channel == UNRELIABLE and len(data) <= MAX_DATAGRAM_PAYLOAD:
                 connection.send_datagram(self.session_id, data)
             else:
                 connection.send_stream(self._stream_id, frame(data))
@@ -255,6 +261,8 @@ class GameTransportSession:
         state = self._state
         if state == _OPEN:
             assert self._host is not None
+            # The browser spoke after its session opened: it has the welcome.
+            self._datagrams = True
             self._host.stream_messages([(self._host_session, message)])
         elif state == _OPENING:
             self._held.append(message)
