@@ -214,6 +214,7 @@ class GameTransportSession:
                 break
             message = self._buffer[4 : 4 + length]
             self._buffer = self._buffer[4 + length :]
+            self._server.messages["stream_in"] += 1
             self._received(message)
         if ended and self._state != _CLOSED:
             self.closed_by_peer()
@@ -226,6 +227,7 @@ class GameTransportSession:
         if len(data) > self._server.gate.config.max_message:
             self._server.dropped("datagram_too_large")
             return
+        self._server.messages["datagram_in"] += 1
         self._received(data)
 
     def closed_by_peer(self) -> None:
@@ -243,8 +245,10 @@ class GameTransportSession:
         for channel, data in messages:
             if datagrams and channel == UNRELIABLE and len(data) <= MAX_DATAGRAM_PAYLOAD:
                 connection.send_datagram(self.session_id, data)
+                self._server.messages["datagram_out"] += 1
             else:
                 connection.send_stream(self._stream_id, frame(data))
+                self._server.messages["stream_out"] += 1
         connection.transmit()
 
     def stream_ended(self) -> None:
@@ -544,6 +548,9 @@ class WebTransportServer(DatagramProtocol):
         self.drops: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
         self.sessions_opened = 0
+        # Room messages through the sessions, by way and direction: stream_in,
+        # stream_out, datagram_in, datagram_out.
+        self.messages: Counter[str] = Counter()
         self.errors = 0
         self.send_errors = 0
 

@@ -430,3 +430,13 @@ def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
     for reason, count in sorted(figures.webtransport_drops.items()):
         drops.add_metric([reason], count)
     yield drops
+    messages = CounterMetricFamily(
+        "vinom_webtransport_messages",
+        "Room messages through WebTransport sessions, by way (stream, datagram) and "
+        "direction (in, out).",
+        labels=["way", "direction"],
+    )
+    for name, count in sorted(figures.webtransport_messages.items()):
+        way, _, direction = name.partition("_")
+        messages.add_metric([way, direction], count)
+    yield messages

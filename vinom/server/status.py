@@ -78,6 +78,7 @@ class ServerFigures:
     webtransport_sessions_refused: Mapping[str, int] = field(factory=dict)
     webtransport_connections: int = 0
     webtransport_drops: Mapping[str, int] = field(factory=dict)
+    webtransport_messages: Mapping[str, int] = field(factory=dict)
 
     @property
     def rtt(self) -> Histogram:
@@ -202,6 +203,7 @@ class StatusReader:
             "webtransport_sessions_refused": dict(transport.refusals),
             "webtransport_connections": transport.open_connections,
             "webtransport_drops": dict(transport.drops),
+            "webtransport_messages": dict(transport.messages),
         }
 
 
