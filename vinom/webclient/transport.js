@@ -89,31 +89,42 @@ export class GameConnection {
   async tryWebTransport(fallbackMs) {
     const abort = new AbortController();
     let transport = null;
-    const late = setTimeout(() => {
+    // Set once the session is on one connection or the other: the attempt that
+    // loses gives way (a late WebTransport is closed; a late failure is ignored).
+    let decided = false;
+    const giveUp = (why) => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(late);
       abort.abort();
-      transport?.close();
-    }, fallbackMs);
-    try {
-      const offer = await webTransportOffer(this.url, { signal: abort.signal });
-      if (offer === null) throw new Error("no WebTransport offered");
-      const options = offer.hashes.length > 0 ? { serverCertificateHashes: offer.hashes } : {};
-      transport = new WebTransport(offer.url, options);
-      transport.closed.catch(() => {}); // a failed attempt is the fallback's business
-      await transport.ready;
-      const stream = await transport.createBidirectionalStream();
-      if (abort.signal.aborted) throw new Error("too late");
-      clearTimeout(late);
-      this.useWebTransport(transport, stream);
-    } catch (error) {
-      clearTimeout(late);
       try {
         transport?.close();
       } catch {
         // already closed
       }
       if (this.closing) return;
-      console.info(`WebTransport not used (${error?.message ?? error}): the game runs over WebSocket`);
+      console.info(`WebTransport not used (${why}): the game runs over WebSocket`);
       this.openWebSocket();
+    };
+    const late = setTimeout(() => giveUp(`not open within ${fallbackMs} ms`), fallbackMs);
+    try {
+      const offer = await webTransportOffer(this.url, { signal: abort.signal });
+      if (offer === null) throw new Error("none offered");
+      if (decided) return;
+      const options = offer.hashes.length > 0 ? { serverCertificateHashes: offer.hashes } : {};
+      transport = new WebTransport(offer.url, options);
+      transport.closed.catch(() => {}); // a failed attempt is the fallback's business
+      await transport.ready;
+      const stream = await transport.createBidirectionalStream();
+      if (decided) {
+        transport.close();
+        return;
+      }
+      decided = true;
+      clearTimeout(late);
+      this.useWebTransport(transport, stream);
+    } catch (error) {
+      giveUp(error?.message ?? String(error));
     }
   }
 
