@@ -18,11 +18,14 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 
 from tests.hosting.test_websocket_game import GameSocketTestCase
+from tests.lobby import reconnect
 from tests.lobby.test_websocket_lobby import PAGE
 from tests.support.ports import free_udp_range
+from tests.support.websocket_client import connect_websocket
 from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
 from vinom.client.game import connect_game
-from vinom.hosting.websocket import CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
+from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
+from vinom.protocol.tokens import PublicToken
 
 
 def within(d: Deferred[Any], seconds: float = 10.0) -> Deferred[Any]:
@@ -105,6 +108,35 @@ class WebTransportSessionTests(WebTransportTestCase):
             udp.send_action({"cell": 4})
         while not any(m["t"] == "state" and how == "datagram" for how, m in player.messages):
             await deferLater(reactor, 0.02, lambda: None)
+
+    async def test_a_closed_session_holds_the_seat_and_a_new_token_takes_it_back(self) -> None:
+        port = await self.start_webtransport()
+        token, found, web, welcome = await self.match()
+        await web.closed  # the lobby closes after match_found
+        first = await self.player(port)
+        first.send_token(token)
+        self.assertFalse((await within(first.welcomed))["reconnected"])
+        udp = await connect_game(reactor, found)
+        self.addCleanup(udp.disconnect)
+        presence: list[dict[str, Any]] = []
+        udp.on_presence = presence.append
+        while udp.phase != "playing":
+            await deferLater(reactor, 0.05, lambda: None)
+        # The browser ends its stream: the session closes, the seat waits for it.
+        first.end_stream()
+        self.assertEqual(await within(first.closed), (CLOSE_NORMAL, "stream ended"))
+        gone = {"t": "presence", "id": welcome["player_id"], "status": "disconnected"}
+        while gone not in presence:
+            await deferLater(reactor, 0.05, lambda: None)
+        # A fresh token from the lobby opens a new session on the same seat.
+        port_web, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port_web is not None and trust is not None
+        lobby = await connect_websocket(self, port_web, trust)
+        refound = await lobby.request(reconnect(welcome["player_id"], welcome["secret"], id=1))
+        self.assertEqual(refound["type"], "match_found", refound)
+        again = await self.player(port)
+        again.send_token(PublicToken.from_json(refound["token"]))
+        self.assertTrue((await within(again.welcomed))["reconnected"])
 
 
 class WebTransportAbuseTests(WebTransportTestCase):

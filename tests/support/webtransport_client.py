@@ -153,6 +153,12 @@ class WebTransportPlayer(DatagramProtocol):
         self.quic.send_stream_data(self.stream_id, struct.pack(">I", len(message)) + message)
         self.transmit()
 
+    def end_stream(self) -> None:
+        """End the session's stream (FIN): the browser is done with the session."""
+        assert self.stream_id is not None
+        self.quic.send_stream_data(self.stream_id, b"", end_stream=True)
+        self.transmit()
+
     def send_token(self, token: PublicToken) -> None:
         self.send(token.request_packet())
 

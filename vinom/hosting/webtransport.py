@@ -209,15 +209,15 @@ class GameTransportSession:
                 self._refuse(CLOSE_TOO_LARGE, "too_large", "message too large")
                 return
             if len(self._buffer) < 4 + length:
-                if len(self._buffer) > 4 + limit:  # pragma: no cover (length checked)
-                    return
-                break
+                break  # the rest of it is still on the way
             message = self._buffer[4 : 4 + length]
             self._buffer = self._buffer[4 + length :]
             self._server.messages["stream_in"] += 1
             self._received(message)
         if ended and self._state != _CLOSED:
-            self.closed_by_peer()
+            # The browser ended its stream: the session is over (its seat's grace).
+            self._end_host_stream()
+            self._close(CLOSE_NORMAL, "stream ended")
 
     def datagram(self, data: bytes) -> None:
         """A datagram of the session: one room message, once the session is open."""
