@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,6 +42,10 @@ def parse(*argv: str) -> Options:
 
 class OptionTests(TestCase):
     def test_off_by_default_a_udp_port_when_given(self) -> None:
+        key = self.mktemp()
+        with open(key, "wb") as f:
+            f.write(bytes(range(32)))
+        os.chmod(key, 0o600)
         self.assertIsNone(parse()["webtransport"])
         self.assertEqual(parse("--webtransport", "7381")["webtransport"], 7381)
         for argv, why in (
@@ -48,6 +53,10 @@ class OptionTests(TestCase):
             (("--webtransport", "70000"), "--webtransport must be a port from 1 to 65535"),
             (("--webtransport", "udp"), "--webtransport must be a whole number, not 'udp'"),
             (("--webtransport", "7381", "--websocket", "none"), "--webtransport needs --websocket"),
+            (("--webtransport", "7381", "--role", "lobby", "--redis", "redis://127.0.0.1:1/0",
+              "--token-key-file", key),
+             "--webtransport is for the processes that host games (--role all or host), "
+             "not --role lobby"),
         ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)

@@ -617,6 +617,9 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        if self["webtransport"] is not None and self["role"] not in ("all", "host"):
+            raise usage.UsageError(f"--webtransport is for the processes that host games "
+                                   f"(--role all or host), not --role {self['role']}")  # fmt: skip
         if self["webtransport"] is not None and self["websocket"] is None:
             raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
                                    "from the web server, and it admits /game's tokens")  # fmt: skip
