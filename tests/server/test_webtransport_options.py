@@ -21,6 +21,7 @@ from vinom.server.certs import (
     RENEW_WEBTRANSPORT_BEFORE,
     WEBTRANSPORT_VALIDITY,
     RenewingCertificate,
+    make_self_signed,
     make_short_lived,
 )
 from vinom.server.startup import StartupError
@@ -127,3 +128,21 @@ class OfferTests(TestCase):
     def test_none_offered(self) -> None:
         _request, body = self.render(WebTransportOffer())
         self.assertEqual(body, {"port": None, "certificate_hashes": []})
+
+    def test_with_the_operators_certificate_no_hash_is_offered(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        cert_pem, key_pem = make_self_signed("games.example")
+        cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+        with open(cert, "wb") as f:
+            f.write(cert_pem)
+        with open(key, "wb") as f:
+            f.write(key_pem)
+        renewing = RenewingCertificate(lambda: 1_790_000_000.0)
+        credentials = WebTransportCredentials(cert, key, renewing)
+        presented, chain, _key = credentials()
+        self.assertEqual(presented.public_bytes(serialization.Encoding.PEM), cert_pem)
+        self.assertEqual(chain, [])
+        _request, body = self.render(WebTransportOffer(lambda: 7381, credentials))
+        self.assertEqual(body, {"port": 7381, "certificate_hashes": []})
+        self.assertEqual(renewing.made, 0)  # no development certificate was made
