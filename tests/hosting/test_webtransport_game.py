@@ -138,6 +138,26 @@ class WebTransportSessionTests(WebTransportTestCase):
         again.send_token(PublicToken.from_json(refound["token"]))
         self.assertTrue((await within(again.welcomed))["reconnected"])
 
+    async def test_a_stopping_server_tells_its_players_then_closes(self) -> None:
+        port = await self.start_webtransport()
+        token, found, _web, _welcome = await self.match()
+        player = await self.player(port)
+        player.send_token(token)
+        await within(player.welcomed)
+        udp = await connect_game(reactor, found)
+        self.addCleanup(udp.disconnect)
+        while udp.phase != "playing":
+            await deferLater(reactor, 0.05, lambda: None)
+        # The root stops the game hosts before the WebTransport listener (it stops
+        # last): the match is aborted and the browser hears it, then the connection
+        # closes at once (not after an idle timeout).
+        await self.server.service("hosting").stopService()
+        while not any(m["t"] == "phase" and m.get("p") == "aborted"
+                      for _, m in player.messages):  # fmt: skip
+            await deferLater(reactor, 0.02, lambda: None)
+        await self.server.service("webtransport").stopService()
+        await within(player.terminated, 2.0)
+
 
 class WebTransportAbuseTests(WebTransportTestCase):
     async def test_garbage_datagrams_are_dropped_and_counted_and_a_session_still_plays(

@@ -421,6 +421,11 @@ class _Connection:
             self._closing = self.server.clock.callLater(self.server.close_delay,
                                                             self._close_if_idle)  # fmt: skip
 
+    def close_now(self) -> None:
+        if not self.ended:
+            self.quic.close(error_code=0, reason_phrase="server stopping")
+            self.transmit()
+
     def _close_if_idle(self) -> None:
         self._closing = None
         if not self.sessions and not self.ended:
@@ -568,6 +573,12 @@ class WebTransportServer(DatagramProtocol):
         self.errors += 1
         if self.errors <= _MAX_LOGGED:
             _log.failure("vinom: {what} failed", what=what)
+
+    def close_all(self) -> None:
+        """Close every connection now (the listener stops): each browser hears it at once
+        rather than after its idle timeout."""
+        for connection in list(self._open):
+            connection.close_now()
 
     def stopProtocol(self) -> None:
         for connection in list(self._open):

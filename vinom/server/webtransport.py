@@ -95,7 +95,16 @@ class WebTransportOffer(Resource):
 
 
 class WebTransportListener(service.Service):
-    """Listens on UDP `port` with `server` while running (`--webtransport`)."""
+    """Listens on UDP `port` with `server` while running (`--webtransport`).
+
+    It stops last (`stops_last`, vinom.server.logs.ServerRoot), once the game
+    hosts have stopped: the final messages of the matches they end reach the
+    browsers on this port, as they reach the WebSockets, whose connections
+    outlive their listener. Then it closes every connection, so that each
+    browser knows at once, and the port.
+    """
+
+    stops_last = True
 
     def __init__(self, server: WebTransportServer, port: int, reactor: Any,
                  interface: str = "") -> None:  # fmt: skip
@@ -132,6 +141,7 @@ class WebTransportListener(service.Service):
         listening, self._listening = self._listening, None
         if listening is None:
             return None
+        self.server.close_all()
         return listening.stopListening()
 
     @property
