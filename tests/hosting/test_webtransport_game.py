@@ -243,13 +243,18 @@ class WebTransportAbuseTests(WebTransportTestCase):
     async def test_connections_per_address_are_capped(self) -> None:
         port = await self.start_webtransport("--max-connections-per-ip", "2")
         players = [await self.player(port) for _ in range(2)]
+        server = self.server.service("webtransport").server
         third = await connect_webtransport(self, port, origin=PAGE)
-        await deferLater(reactor, 0.5, lambda: None)
+        while not server.drops["too_many_connections"]:
+            await deferLater(reactor, 0.02, lambda: None)
+        # Its Initial started nothing: no answer, and the two others still open.
         self.assertFalse(third.status.called)
+        self.assertEqual(server.open_connections, 2)
         self.assertIn(
             'vinom_webtransport_datagrams_dropped_total{reason="too_many_connections"}',
             await self.metrics(),
         )
+        self.assertIn("vinom_webtransport_connections 2.0", await self.metrics())
         del players
 
     async def test_no_token_in_time_closes_the_session(self) -> None:
