@@ -59,6 +59,10 @@ export declare class LobbyConnection {
 export declare const FALLBACK_MS: number;
 /** The largest message sent as one datagram. */
 export declare const MAX_DATAGRAM: number;
+/** After a failed attempt, how long that game server's sessions use the WebSocket at once (ms). */
+export declare const RETRY_AFTER_MS: number;
+/** Forget the failed attempts: the next session tries WebTransport again. */
+export declare function forgetFailures(): void;
 export type TransportKind = "webtransport" | "websocket";
 
 export declare function webUrl(gameUrl: string, path: string): string;

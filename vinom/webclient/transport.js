@@ -14,7 +14,8 @@
 // - If that is not open within FALLBACK_MS (no WebTransport in this browser, no
 //   listener, UDP blocked, a certificate the browser refuses), it opens the
 //   WebSocket instead; nothing was sent on the WebTransport session, so the
-//   connect token is still unused.
+//   connect token is still unused. The page's next sessions with that game
+//   server then use the WebSocket at once, for RETRY_AFTER_MS.
 //
 // `kind` says which one carries the session ("webtransport" or "websocket").
 // The server's close code and reason reach `onclose` as a WebSocket's would
@@ -22,6 +23,18 @@
 
 // How long the WebTransport attempt may take before the WebSocket is opened instead.
 export const FALLBACK_MS = 1000;
+// After an attempt failed, the page's next sessions with that game server go
+// straight to the WebSocket for this long: a network that drops UDP would make
+// every session wait FALLBACK_MS, and each abandoned attempt costs the browser
+// a QUIC handshake it reports in the console when it times out.
+export const RETRY_AFTER_MS = 5 * 60 * 1000;
+// Game URL -> when its last WebTransport attempt failed (performance.now()).
+const failedAt = new Map();
+
+// Forget the failed attempts (a test, or a page that knows the network changed).
+export function forgetFailures() {
+  failedAt.clear();
+}
 // The largest message sent as one datagram (a larger input goes on the stream).
 export const MAX_DATAGRAM = 1100;
 
@@ -79,7 +92,9 @@ export class GameConnection {
     this.transport = null; // the WebTransport, when it does
     this.writer = null;
     this.datagrams = null;
-    if (webTransport && typeof WebTransport === "function") {
+    const failed = failedAt.get(gameUrl);
+    const recent = failed !== undefined && performance.now() - failed < RETRY_AFTER_MS;
+    if (webTransport && typeof WebTransport === "function" && !recent) {
       this.tryWebTransport(fallbackMs);
     } else {
       this.openWebSocket();
@@ -102,6 +117,7 @@ export class GameConnection {
       } catch {
         // already closed
       }
+      if (why !== "none offered") failedAt.set(this.url, performance.now());
       if (this.closing) return;
       console.info(`WebTransport not used (${why}): the game runs over WebSocket`);
       this.openWebSocket();
