@@ -141,6 +141,8 @@ class WebTransportPlayer(DatagramProtocol):
 
     def _message(self, how: str, data: bytes) -> None:
         message = msgpack.unpackb(data)
+        if isinstance(message, list):  # a snap travels as an array (docs/protocol.md §14)
+            message = {"t": "snap", "fields": message}
         self.messages.append((how, message))
         if message.get("t") == "welcome" and not self.welcomed.called:
             self.welcomed.callback(message)
