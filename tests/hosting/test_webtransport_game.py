@@ -12,6 +12,7 @@ import msgpack
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
+from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
@@ -67,13 +68,17 @@ class WebTransportSessionTests(WebTransportTestCase):
         short = await self.player(port)
         short.send(b"not a token")
         self.assertEqual(await within(short.closed), (CLOSE_TOKEN_REFUSED, "request_size"))
+        expired = await self.player(port)
+        expired.send(evolve(token, expires_at=1).request_packet())
+        self.assertEqual(await within(expired.closed), (CLOSE_TOKEN_REFUSED, "token_expired"))
         # The real token opens the session: the welcome on the stream.
         good = await self.player(port)
         good.send_token(token)
         welcome = await within(good.welcomed)
         self.assertEqual(welcome["t"], "welcome")
         self.assertEqual(
-            await self.webtransport_refusals(), {"token_invalid": 1, "request_size": 1}
+            await self.webtransport_refusals(),
+            {"token_invalid": 1, "request_size": 1, "token_expired": 1},
         )
         self.assertIn("vinom_webtransport_sessions_opened_total 1.0", await self.metrics())
 
