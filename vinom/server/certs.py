@@ -61,21 +61,8 @@ def make_self_signed(
     """A self-signed certificate for `hostname` (plus loopback IPs), and its key, as PEM."""
     moment = now or datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    alt_names: list[x509.GeneralName] = [
-        x509.DNSName(hostname),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(moment - datetime.timedelta(minutes=5))
-        .not_valid_after(moment + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        _builder(hostname, key, moment - datetime.timedelta(minutes=5), moment + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -86,6 +73,29 @@ def make_self_signed(
         serialization.NoEncryption(),
     )
     return cert_pem, key_pem
+
+
+def _builder(
+    hostname: str, key: ec.EllipticCurvePrivateKey,
+    not_before: datetime.datetime, not_after: datetime.datetime,
+) -> x509.CertificateBuilder:  # fmt: skip
+    """A self-signed certificate for `hostname` and the loopback addresses, to sign."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    alt_names: list[x509.GeneralName] = [
+        x509.DNSName(hostname),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    )
 
 
 def _still_valid(cert_path: Path, moment: datetime.datetime) -> bool:
@@ -145,25 +155,12 @@ def make_short_lived(
     for `validity` (at most 14 days for browsers to take it by hash)."""
     moment = now or datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    alt_names: list[x509.GeneralName] = [
-        x509.DNSName(hostname),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
     not_after = moment + validity
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        # Browsers count the validity from not_before: no backdating past the limit.
-        .not_valid_before(moment - datetime.timedelta(minutes=1))
-        .not_valid_after(not_after - datetime.timedelta(minutes=1))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    # Browsers count the validity from not_before: no backdating past the limit.
+    cert = _builder(
+        hostname, key, moment - datetime.timedelta(minutes=1),
+        not_after - datetime.timedelta(minutes=1),
+    ).sign(key, hashes.SHA256())  # fmt: skip
     digest = hashes.Hash(hashes.SHA256())
     digest.update(cert.public_bytes(serialization.Encoding.DER))
     return ShortLivedCertificate(cert, key, digest.finalize(), cert.not_valid_after_utc)

@@ -51,7 +51,7 @@ from vinom.server.checks import (
 )
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
-from vinom.server.startup import StartupError, read_secret, redis_password
+from vinom.server.startup import PluginOptions, read_secret, redis_password
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
@@ -61,7 +61,7 @@ DEFAULT_GATEWAY = "tcp:7300"
 ROLES = ("all", "lobby", "host", "gateway")
 
 
-class Options(usage.Options):
+class Options(PluginOptions):
     """Options of `twistd vinom`; every value is checked before anything listens."""
 
     synopsis = "[options]"
@@ -76,16 +76,6 @@ class Options(usage.Options):
         super().__init__()
         self["match-size"] = []
         self["rating-window"] = []
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """As usage.Options; under twistd a bad option ends the start with its one-line
-        message (twistd itself would print its whole --help before it)."""
-        try:
-            super().parseOptions(options)
-        except usage.UsageError as e:
-            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
-                raise
-            raise StartupError(f"{e} (twistd vinom --help lists the options)") from None
 
     optFlags = [
         [

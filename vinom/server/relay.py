@@ -29,7 +29,7 @@ from vinom.server.checks import (
     read_token_key,
 )
 from vinom.server.ops import operations_site
-from vinom.server.startup import Listener, StartupError
+from vinom.server.startup import Listener, PluginOptions, StartupError
 
 _log = Logger()
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -88,8 +88,10 @@ class _CheckedRelayService(RelayService):
                                f"--relay-ports: {e.socketError}") from None  # fmt: skip
 
 
-class Options(usage.Options):
+class Options(PluginOptions):
     """`twistd vinom-relay`'s command line: the relay alone."""
+
+    command = "vinom-relay"
 
     optParameters = [
         *relay_params("7800"),
@@ -98,16 +100,6 @@ class Options(usage.Options):
         param("ops-port", None, "tcp:9180:interface=127.0.0.1", "Operations endpoint "
               "(/health, /ready, /metrics), a strports description, or 'none'."),
     ]  # fmt: skip
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """As usage.Options; under twistd a bad option ends the start with its one-line
-        message (twistd itself would print its whole --help before it)."""
-        try:
-            super().parseOptions(options)
-        except usage.UsageError as e:
-            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
-                raise
-            raise StartupError(f"{e} (twistd vinom-relay --help lists the options)") from None
 
     def postOptions(self) -> None:
         check_relay_ports(self)
