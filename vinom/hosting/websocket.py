@@ -10,12 +10,14 @@ server sends is one room message too. The player sits in the same room as
 the UDP players: the game host opens a *stream session* for it
 (`IGameHost.open_stream`) beside its UDP sessions.
 
-`GameSocketProtocol` is one such socket: it learns the token's match (the
-web server holds the token key, as the lobby issuing the tokens does),
-finds the match's host through the hosting service (`host_of`), opens the
-stream there and relays messages both ways; it is the stream's
-`IStreamPeer`. `GameSocketFactory` builds them and holds the limits (a time
-for the token to come, the message size, a message rate, the open sockets
+`GameSocketProtocol` is one such socket, a thin adapter around a
+`GameStream` (vinom.hosting.game_stream, the session's sans-I/O machine,
+shared with WebTransport): the machine learns the token's match (the web
+server holds the token key, as the lobby issuing the tokens does), finds the
+match's host through the hosting service (`host_of`), opens the stream there
+and relays messages both ways; the socket is the stream's `IStreamPeer`.
+`GameSocketFactory` builds them and holds the limits (a time for the token
+to come, the message size, a message rate, the open sockets
 per client address and in all, counted as the WebSocket lobby counts
 connections: per IPv4 address or IPv6 /64, behind `trusted_proxies` the
 address from X-Forwarded-For) and the Origin policy, the one the WebSocket
@@ -46,7 +48,6 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
-    IDelayedCall,
     IPushProducer,
     IReactorTime,
 )
@@ -56,11 +57,24 @@ from twisted.python.failure import Failure
 from txaio.tx import make_logger
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
+from vinom.hosting.game_stream import (
+    ADMISSION_STATUS,
+    CLOSE_HOST_FAILED,
+    CLOSE_NORMAL,
+    CLOSE_TEXT_MESSAGE,
+    CLOSE_TOKEN_REFUSED,
+    CLOSE_TOKEN_TIMEOUT,
+    CLOSE_TOO_FAST,
+    Close,
+    Counted,
+    GameStream,
+    GameStreamRunner,
+    IGameStreamWire,
+)
+from vinom.hosting.interfaces import IGameHost
 from vinom.net.addresses import client_key
 from vinom.net.limits import LogLimiter
 from vinom.net.origins import OriginPolicy, forwarded_client_address, peer_host_of
-from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import UNRELIABLE
@@ -80,13 +94,6 @@ __all__ = [
     "HeldOutput",
 ]
 
-# Close codes (docs/web.md). 1000-1011 are RFC 6455's, 4000-4999 the application's.
-CLOSE_NORMAL = 1000  # the host ended the session (the match is over, or a new socket took it)
-CLOSE_TEXT_MESSAGE = 4003  # a text message: game messages are binary
-CLOSE_HOST_FAILED = 1011  # the match's host failed while opening the session
-CLOSE_TOKEN_REFUSED = 4001  # the token opens no session (the reason says why)
-CLOSE_TOKEN_TIMEOUT = 4002  # no token within the time allowed
-CLOSE_TOO_FAST = 4008  # messages faster than the rate limit
 # The opcode of a binary frame (RFC 6455, 5.2).
 _BINARY_OPCODE = 2
 # Sockets dropped for reading too slowly: logged at most this many at once and
@@ -94,9 +101,8 @@ _BINARY_OPCODE = 2
 DROP_LOG_BURST = 10
 DROP_LOG_RATE = 1.0
 
-# Upgrade requests refused for the socket caps (docs/web.md), with the reason counted.
-HTTP_TOO_MANY_REQUESTS = 429  # too_many_sockets: the client address has its share open
-HTTP_FULL = 503  # server_full: the web server has its share of game sockets open
+# Upgrade requests refused for the socket caps (docs/web.md; the status is
+# ADMISSION_STATUS's), with the reason counted.
 _REFUSAL_TEXT = {
     "too_many_sockets": "too many game sockets from this address",
     "server_full": "too many game sockets",
@@ -172,12 +178,10 @@ class HeldOutput:
         return [m for m in messages if m is not None]
 
 
-_TOKEN, _OPENING, _OPEN, _CLOSED = range(4)
-
-
-@implementer(IStreamPeer, IPushProducer)
+@implementer(IGameStreamWire, IPushProducer)
 class GameSocketProtocol(WebSocketServerProtocol):
-    """One browser's game session: token first, then room messages both ways."""
+    """One browser's game session: a `GameStream` (token first, then room messages
+    both ways) on an autobahn socket."""
 
     # As in the WebSocket lobby: autobahn's own handshake and failure logs are a
     # flood an attacker chooses; refusals are counted here instead.
@@ -186,13 +190,11 @@ class GameSocketProtocol(WebSocketServerProtocol):
     def __init__(self, owner: GameSocketFactory) -> None:
         super().__init__()
         self._owner = owner
-        self._state = _TOKEN
-        self._host: IGameHost | None = None
-        self._session_id = 0
-        # Messages that came while the stream was opening, sent once it is open.
-        self._held: list[bytes] = []
-        self._bucket: TokenBucket | None = None
-        self._token_timer: IDelayedCall | None = None
+        config = owner.config
+        self._stream = GameStream(owner.find_host, token_timeout=config.token_timeout,
+                                  message_rate=config.message_rate,
+                                  message_burst=config.message_burst)  # fmt: skip
+        self._runner = GameStreamRunner(self._stream, self, owner.clock)
         # The transport's write buffer is full (it paused us); output waits in `_out`.
         self._paused = False
         self._out = HeldOutput()
@@ -218,7 +220,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
         origin = request.headers.get("origin")
         if origin is not None and not owner.origin_policy.allows(origin):
             owner.refused("origin")
-            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+            raise ConnectionDeny(ADMISSION_STATUS["origin"], "origin not allowed")
         assert self.transport is not None
         client = client_key(
             forwarded_client_address(
@@ -228,35 +230,15 @@ class GameSocketProtocol(WebSocketServerProtocol):
         refusal = owner.admit(client)
         if refusal is not None:
             owner.refused(refusal)
-            status = HTTP_TOO_MANY_REQUESTS if refusal == "too_many_sockets" else HTTP_FULL
-            raise ConnectionDeny(status, _REFUSAL_TEXT[refusal])
+            raise ConnectionDeny(ADMISSION_STATUS[refusal], _REFUSAL_TEXT[refusal])
         self._client = client
 
     def onOpen(self) -> None:
-        owner = self._owner
-        config = owner.config
-        clock = owner.clock
-        self._bucket = TokenBucket(config.message_rate, config.message_burst, clock.seconds())
-        self._token_timer = clock.callLater(config.token_timeout, self._token_late)
+        self._runner.run(self._stream.start(self._owner.clock.seconds()))
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn's name)
-        state = self._state
-        if state == _CLOSED:
-            return
-        bucket = self._bucket
-        if bucket is not None and not bucket.take(self._owner.clock.seconds()):
-            self._refuse(CLOSE_TOO_FAST, "too_fast", "too many messages")
-            return
-        if not isBinary:
-            self._refuse(CLOSE_TEXT_MESSAGE, "text_message", "game messages are binary (msgpack)")
-            return
-        if state == _OPEN:
-            assert self._host is not None
-            self._host.stream_messages([(self._session_id, payload)])
-        elif state == _OPENING:
-            self._held.append(payload)
-        else:
-            self._token_received(payload)
+        stream = self._stream
+        self._runner.run(stream.message(payload, self._owner.clock.seconds(), binary=isBinary))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
@@ -264,11 +246,8 @@ class GameSocketProtocol(WebSocketServerProtocol):
         if self.closeHandshakeTimeoutCall is not None:
             self.closeHandshakeTimeoutCall.cancel()
             self.closeHandshakeTimeoutCall = None
-        self._cancel_token_timer()
-        if self._state == _OPEN and self._host is not None:
-            self._host.close_stream(self._session_id)
-        self._state = _CLOSED
-        self._held = []
+        self._runner.run(self._stream.peer_closed())
+        self._runner.cancel()
         self._out = HeldOutput()
         if self._client is not None:
             self._owner.release(self._client)
@@ -302,11 +281,21 @@ class GameSocketProtocol(WebSocketServerProtocol):
             self._write_out(messages)
 
     def stream_ended(self) -> None:
-        self._state = _CLOSED
-        if self._out:
+        self._runner.run(self._stream.host_ended())
+
+    # IGameStreamWire
+
+    def count(self, counted: Counted) -> None:
+        if counted.refused is not None:
+            self._owner.refused(counted.refused)
+        if counted.opened:
+            self._owner.streams_opened += 1
+
+    def end_session(self, close: Close) -> None:
+        if close.drain and self._out:
             self._end_when_sent = True  # after what is held
         elif self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendClose(CLOSE_NORMAL, "session closed")
+            self.sendClose(close.code, close.reason)
 
     # internals
 
@@ -339,79 +328,13 @@ class GameSocketProtocol(WebSocketServerProtocol):
 
     def _drop_slow_reader(self) -> None:
         """The peer reads slower than the match runs: drop the socket (the seat's grace)."""
-        self._owner.refused("too_slow")
-        self._owner.slow_reader_dropped(self._out.held_bytes)
-        self._cancel_token_timer()
-        if self._state == _OPEN and self._host is not None:
-            self._host.close_stream(self._session_id)
-        self._state = _CLOSED
+        held = self._out.held_bytes
         self._out = HeldOutput()
         self._end_when_sent = False
+        self._runner.run(self._stream.drop("too_slow"))
+        self._owner.slow_reader_dropped(held)
         # A close frame would wait behind the unread bytes: abort instead.
         self.dropConnection(abort=True)
-
-    def _token_received(self, payload: bytes) -> None:
-        self._cancel_token_timer()
-        found = self._owner.find_host(payload)
-        if isinstance(found, str):
-            self._refuse(CLOSE_TOKEN_REFUSED, found)
-            return
-        self._state = _OPENING
-        self._host = found
-        try:
-            opening = found.open_stream(payload, self)
-        except Exception:
-            self._owner.refused("host_failed")
-            self._fail_host()
-            return
-        opening.addCallbacks(self._opened, self._open_failed)
-
-    def _opened(self, opened: StreamOpened | StreamRefused) -> None:
-        host = self._host
-        assert host is not None
-        if isinstance(opened, StreamRefused):
-            self._refuse(CLOSE_TOKEN_REFUSED, opened.reason)
-            return
-        if self._state != _OPENING:
-            # The socket went, or broke a limit, while the stream opened.
-            host.close_stream(opened.session_id)
-            return
-        self._state = _OPEN
-        self._session_id = opened.session_id
-        self._owner.streams_opened += 1
-        held, self._held = self._held, []
-        if held:
-            host.stream_messages([(opened.session_id, data) for data in held])
-
-    def _open_failed(self, failure: Failure) -> None:
-        self._owner.refused("host_failed")
-        self._fail_host()
-
-    def _fail_host(self) -> None:
-        self._state = _CLOSED
-        if self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendClose(CLOSE_HOST_FAILED, "the game host failed")
-
-    def _token_late(self) -> None:
-        self._token_timer = None
-        if self._state == _TOKEN:
-            self._refuse(CLOSE_TOKEN_TIMEOUT, "token_timeout", "no token in time")
-
-    def _cancel_token_timer(self) -> None:
-        if self._token_timer is not None and self._token_timer.active():
-            self._token_timer.cancel()
-        self._token_timer = None
-
-    def _refuse(self, code: int, reason: str, text: str | None = None) -> None:
-        self._owner.refused(reason)
-        self._cancel_token_timer()
-        was_open = self._state == _OPEN
-        self._state = _CLOSED
-        self._held = []
-        if was_open and self._host is not None:
-            self._host.close_stream(self._session_id)
-        if self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendClose(code, text if text is not None else reason)
 
 
 class GameSocketFactory(WebSocketServerFactory):

@@ -85,20 +85,19 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
-from vinom.hosting.websocket import (
-    CLOSE_HOST_FAILED,
+from vinom.hosting.game_stream import (
+    ADMISSION_STATUS,
     CLOSE_NORMAL,
-    CLOSE_TOKEN_REFUSED,
-    CLOSE_TOKEN_TIMEOUT,
-    CLOSE_TOO_FAST,
-    GameSocketFactory,
+    Close,
+    Counted,
+    GameStream,
+    GameStreamRunner,
+    IGameStreamWire,
 )
+from vinom.hosting.websocket import GameSocketFactory
 from vinom.net.addresses import client_key
-from vinom.net.ratelimit import TokenBucket
 from vinom.protocol.events import UNRELIABLE
 
 __all__ = [
@@ -159,42 +158,37 @@ class WebTransportConfig:
     idle_timeout: float = 10.0
 
 
-_TOKEN, _OPENING, _OPEN, _CLOSED = range(4)
-
-
-@implementer(IStreamPeer)
+@implementer(IGameStreamWire)
 class GameTransportSession:
-    """One browser's game session over WebTransport: token first, then room messages
-    both ways; the stream session's `IStreamPeer` on the match's host."""
+    """One browser's game session over WebTransport: a `GameStream` (token first, then
+    room messages both ways) on a session's stream and datagrams; the stream session's
+    `IStreamPeer` on the match's host."""
 
     def __init__(self, connection: _Connection, session_id: int, client: str) -> None:
         self._connection = connection
         self._server = connection.server
         self.session_id = session_id
         self._client: str | None = client
-        self._state = _TOKEN
         self._stream_id: int | None = None
         self._buffer = b""
-        self._host: IGameHost | None = None
-        self._host_session = 0
-        self._held: list[bytes] = []
         # States go on the stream, behind the welcome, until the browser's first
         # message after the session opened: a datagram could overtake the welcome
         # (the UDP sessions' rule for their opening, docs/protocol.md section 14).
         self._datagrams = False
         gate = self._server.gate
         clock = self._server.clock
-        self._bucket = TokenBucket(gate.config.message_rate, gate.config.message_burst,
-                                   clock.seconds())  # fmt: skip
-        self._token_timer: IDelayedCall | None = clock.callLater(
-            gate.config.token_timeout, self._token_late
-        )
+        self._stream = GameStream(gate.find_host, token_timeout=gate.config.token_timeout,
+                                  message_rate=gate.config.message_rate,
+                                  message_burst=gate.config.message_burst)  # fmt: skip
+        self._runner = GameStreamRunner(self._stream, self, clock)
+        self._runner.run(self._stream.start(clock.seconds()))
 
     # From the connection
 
     def stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
         """Bytes on one of the session's streams (the first the browser opened is its stream)."""
-        if self._state == _CLOSED:
+        stream = self._stream
+        if stream.is_closed:
             return
         if self._stream_id is None:
             self._stream_id = stream_id
@@ -203,10 +197,10 @@ class GameTransportSession:
             return
         self._buffer += data
         limit = max(self._server.gate.config.max_message, 1200)
-        while len(self._buffer) >= 4 and self._state != _CLOSED:
+        while len(self._buffer) >= 4 and not stream.is_closed:
             (length,) = _LENGTH.unpack_from(self._buffer)
             if length > limit:
-                self._refuse(CLOSE_TOO_LARGE, "too_large", "message too large")
+                self._runner.run(stream.refuse(CLOSE_TOO_LARGE, "too_large", "message too large"))
                 return
             if len(self._buffer) < 4 + length:
                 break  # the rest of it is still on the way
@@ -214,14 +208,13 @@ class GameTransportSession:
             self._buffer = self._buffer[4 + length :]
             self._server.messages["stream_in"] += 1
             self._received(message)
-        if ended and self._state != _CLOSED:
+        if ended and not stream.is_closed:
             # The browser ended its stream: the session is over (its seat's grace).
-            self._end_host_stream()
-            self._close(CLOSE_NORMAL, "stream ended")
+            self._runner.run(stream.close(CLOSE_NORMAL, "stream ended"))
 
     def datagram(self, data: bytes) -> None:
         """A datagram of the session: one room message, once the session is open."""
-        if self._state != _OPEN:
+        if not self._stream.is_open:
             self._server.dropped("datagram_before_token")
             return
         if len(data) > self._server.gate.config.max_message:
@@ -232,13 +225,13 @@ class GameTransportSession:
 
     def closed_by_peer(self) -> None:
         """The browser closed the session, or its connection went."""
-        self._end_host_stream()
+        self._runner.run(self._stream.peer_closed())
         self._finish()
 
     # IStreamPeer
 
     def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
-        if self._state == _CLOSED or self._stream_id is None:
+        if self._stream.is_closed or self._stream_id is None:
             return
         connection = self._connection
         datagrams = self._datagrams
@@ -252,94 +245,33 @@ class GameTransportSession:
         connection.transmit()
 
     def stream_ended(self) -> None:
-        self._state = _CLOSED
-        self._close(CLOSE_NORMAL, "session closed")
+        self._runner.run(self._stream.host_ended())
+
+    # IGameStreamWire
+
+    def count(self, counted: Counted) -> None:
+        if counted.refused is not None:
+            self._server.refused(counted.refused)
+        if counted.opened:
+            self._server.sessions_opened += 1
+
+    def end_session(self, close: Close) -> None:
+        # Nothing is held back here (QUIC's flow control holds it): `drain` needs no wait.
+        self._connection.close_session(self.session_id, close.code, close.reason)
+        self._finish()
 
     # internals
 
     def _received(self, message: bytes) -> None:
-        server = self._server
-        if not self._bucket.take(server.clock.seconds()):
-            self._refuse(CLOSE_TOO_FAST, "too_fast", "too many messages")
-            return
-        state = self._state
-        if state == _OPEN:
-            assert self._host is not None
+        stream = self._stream
+        was_open = stream.is_open
+        self._runner.run(stream.message(message, self._server.clock.seconds()))
+        if was_open and stream.is_open:
             # The browser spoke after its session opened: it has the welcome.
             self._datagrams = True
-            self._host.stream_messages([(self._host_session, message)])
-        elif state == _OPENING:
-            self._held.append(message)
-        elif state == _TOKEN:
-            self._token_received(message)
-
-    def _token_received(self, token: bytes) -> None:
-        self._cancel_token_timer()
-        found = self._server.gate.find_host(token)
-        if isinstance(found, str):
-            self._refuse(CLOSE_TOKEN_REFUSED, found)
-            return
-        self._state = _OPENING
-        self._host = found
-        try:
-            opening = found.open_stream(token, self)
-        except Exception:
-            self._server.refused("host_failed")
-            self._state = _CLOSED
-            self._close(CLOSE_HOST_FAILED, "the game host failed")
-            return
-        opening.addCallbacks(self._opened, self._open_failed)
-
-    def _opened(self, opened: StreamOpened | StreamRefused) -> None:
-        host = self._host
-        assert host is not None
-        if isinstance(opened, StreamRefused):
-            self._refuse(CLOSE_TOKEN_REFUSED, opened.reason)
-            return
-        if self._state != _OPENING:
-            host.close_stream(opened.session_id)  # the browser went meanwhile
-            return
-        self._state = _OPEN
-        self._host_session = opened.session_id
-        self._server.sessions_opened += 1
-        held, self._held = self._held, []
-        if held:
-            host.stream_messages([(opened.session_id, data) for data in held])
-
-    def _open_failed(self, failure: Failure) -> None:
-        self._server.refused("host_failed")
-        self._state = _CLOSED
-        self._close(CLOSE_HOST_FAILED, "the game host failed")
-
-    def _token_late(self) -> None:
-        self._token_timer = None
-        if self._state == _TOKEN:
-            self._refuse(CLOSE_TOKEN_TIMEOUT, "token_timeout", "no token in time")
-
-    def _cancel_token_timer(self) -> None:
-        if self._token_timer is not None and self._token_timer.active():
-            self._token_timer.cancel()
-        self._token_timer = None
-
-    def _refuse(self, code: int, reason: str, text: str | None = None) -> None:
-        self._server.refused(reason)
-        self._end_host_stream()
-        self._close(code, text if text is not None else reason)
-
-    def _end_host_stream(self) -> None:
-        if self._state == _OPEN and self._host is not None:
-            self._host.close_stream(self._host_session)
-        self._state = _CLOSED
-
-    def _close(self, code: int, reason: str) -> None:
-        self._state = _CLOSED
-        self._connection.close_session(self.session_id, code, reason)
-        self._finish()
 
     def _finish(self) -> None:
-        self._state = _CLOSED
-        self._cancel_token_timer()
-        self._held = []
+        self._runner.cancel()
         self._buffer = b""
         if self._client is not None:
             self._server.gate.release(self._client)
@@ -491,7 +423,7 @@ class _Connection:
             origin.decode("utf-8", "replace")
         ):
             server.refused("origin")
-            self._respond(stream_id, 403)
+            self._respond(stream_id, ADMISSION_STATUS["origin"])
             return
         if self.sessions:
             server.refused("second_session")
@@ -500,7 +432,7 @@ class _Connection:
         refusal = server.gate.admit(self.client)
         if refusal is not None:
             server.refused(refusal)
-            self._respond(stream_id, 429 if refusal == "too_many_sockets" else 503)
+            self._respond(stream_id, ADMISSION_STATUS[refusal])
             return
         self.h3.send_headers(stream_id, [
             (b":status", b"200"),
