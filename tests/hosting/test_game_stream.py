@@ -30,7 +30,6 @@ from vinom.hosting.game_stream import (
     ToHost,
 )
 from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
-from vinom.hosting.websocket import CLOSE_TOKEN_REFUSED as WEBSOCKET_TOKEN_REFUSED
 
 TOKEN = b"\x01" * 1200
 OPENED = StreamOpened(7, "p1", "m1")
@@ -65,6 +64,15 @@ class Host:
 def stream(found: Host | str, burst: float = 40.0) -> GameStream:
     return GameStream(lambda token: found, token_timeout=10.0, message_rate=20.0,
                       message_burst=burst)  # fmt: skip
+
+
+def opened_stream(host: Host) -> GameStream:
+    """A session whose token came at 0 and whose stream is open as session 7."""
+    machine = stream(host)
+    machine.start(0.0)
+    machine.message(TOKEN, 0.0)
+    machine.stream_opened(OPENED)
+    return machine
 
 
 class GameStreamTests(SynchronousTestCase):
@@ -114,8 +122,6 @@ class GameStreamTests(SynchronousTestCase):
         machine.message(b"a", 0.0)
         self.assertEqual(machine.message(b"b", 0.0),
                          [Counted(refused="too_fast"), Close(CLOSE_TOO_FAST, "too many messages")])
-        # The WebSocket adapter's codes are the machine's.
-        self.assertEqual(WEBSOCKET_TOKEN_REFUSED, CLOSE_TOKEN_REFUSED)
         self.assertEqual(ADMISSION_STATUS, {"origin": 403, "too_many_sockets": 429,
                                             "server_full": 503})  # fmt: skip
 
@@ -143,10 +149,7 @@ class GameStreamTests(SynchronousTestCase):
 
     def test_the_host_ends_the_session(self) -> None:
         host = Host()
-        machine = stream(host)
-        machine.start(0.0)
-        machine.message(TOKEN, 0.0)
-        machine.stream_opened(OPENED)
+        machine = opened_stream(host)
         # Its stream is over already: nothing to close there; the browser's after its output.
         self.assertEqual(machine.host_ended(), [Close(CLOSE_NORMAL, "session closed", drain=True)])
         self.assertEqual(machine.message(b"a", 0.1), [])
@@ -154,10 +157,7 @@ class GameStreamTests(SynchronousTestCase):
 
     def test_the_browser_ends_the_session(self) -> None:
         host = Host()
-        machine = stream(host)
-        machine.start(0.0)
-        machine.message(TOKEN, 0.0)
-        machine.stream_opened(OPENED)
+        machine = opened_stream(host)
         self.assertEqual(machine.peer_closed(), [CloseStream(host, 7)])
         self.assertEqual(machine.peer_closed(), [])  # once only
         # Gone before its token: only the timer stops.
@@ -167,10 +167,7 @@ class GameStreamTests(SynchronousTestCase):
 
     def test_a_refusal_after_opening_ends_the_hosts_stream(self) -> None:
         host = Host()
-        machine = stream(host)
-        machine.start(0.0)
-        machine.message(TOKEN, 0.0)
-        machine.stream_opened(OPENED)
+        machine = opened_stream(host)
         self.assertEqual(machine.refuse(1009, "too_large", "message too large"), [
             Counted(refused="too_large"), CloseStream(host, 7), Close(1009, "message too large"),
         ])  # fmt: skip
@@ -187,7 +184,7 @@ class GameStreamTests(SynchronousTestCase):
 
 @implementer(IGameStreamWire)
 class Wire:
-    """The adapter's side: what it counted and how it closed."""
+    """The adapter's side: what it counted (its `StreamCounts` too) and how it closed."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
@@ -199,8 +196,11 @@ class Wire:
     def stream_ended(self) -> None:
         pass
 
-    def count(self, counted: Counted) -> None:
-        self.counts[counted.refused if counted.refused is not None else "opened"] += 1
+    def refused(self, reason: str) -> None:
+        self.counts[reason] += 1
+
+    def stream_opened(self) -> None:
+        self.counts["opened"] += 1
 
     def end_session(self, close: Close) -> None:
         self.closes.append(close)
@@ -213,7 +213,7 @@ class GameStreamRunnerTests(SynchronousTestCase):
         self.wire = Wire()
 
     def runner(self, host: Host | str) -> GameStreamRunner:
-        runner = GameStreamRunner(stream(host), self.wire, self.clock)
+        runner = GameStreamRunner(stream(host), self.wire, self.clock, self.wire)
         runner.run(runner.stream.start(self.clock.seconds()))
         return runner
 

@@ -38,7 +38,7 @@ from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import MatchFound, connect_lobby
 from vinom.games.registry import GameRegistry
-from vinom.hosting.websocket import (
+from vinom.hosting.game_stream import (
     CLOSE_NORMAL,
     CLOSE_TEXT_MESSAGE,
     CLOSE_TOKEN_REFUSED,

@@ -25,7 +25,7 @@ from tests.support.ports import free_udp_range
 from tests.support.websocket_client import connect_websocket
 from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
 from vinom.client.game import connect_game
-from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
+from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
 from vinom.protocol.tokens import PublicToken
 
 

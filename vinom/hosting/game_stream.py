@@ -15,8 +15,9 @@ and the hosting service's table, no I/O).
 
 `GameStreamRunner` carries a stream's actions out for an adapter: it calls the
 game host (`open_stream`, whose Deferred it feeds back to the machine,
-`stream_messages`, `close_stream`), keeps the token timer on the reactor, and
-passes the rest (refusals and openings to count, the close to send) to the
+`stream_messages`, `close_stream`), keeps the token timer on the reactor,
+counts refusals and openings in the adapter's `StreamCounts` (the `/game`
+sockets' factory, the WebTransport server), and hands the close to send to the
 adapter's `IGameStreamWire`.
 
 Security: a session holds nothing before its token but its timer; a token
@@ -29,6 +30,7 @@ session that is gone (the seat then enters its reconnection grace).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from attrs import frozen
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -54,6 +56,7 @@ __all__ = [
     "IGameStreamWire",
     "OpenStream",
     "SetTimer",
+    "StreamCounts",
     "ToHost",
 ]
 
@@ -283,21 +286,30 @@ class GameStream:
 class IGameStreamWire(IStreamPeer):
     """What a `GameStreamRunner` asks of its adapter (which is the host's stream peer too)."""
 
-    def count(counted: Counted) -> None:
-        """Count a refusal (by reason) or a session opened."""
-
     def end_session(close: Close) -> None:
         """Close the browser's session with the close code and reason."""
 
 
-class GameStreamRunner:
-    """Carries out a `GameStream`'s actions for `wire` (module docstring); the token
-    timer runs on `clock`."""
+class StreamCounts(Protocol):
+    """Where an adapter's sessions are counted."""
 
-    def __init__(self, stream: GameStream, wire: IGameStreamWire, clock: IReactorTime) -> None:
+    def refused(self, reason: str) -> None:
+        """A session refused, or closed by a limit, for `reason`."""
+
+    def stream_opened(self) -> None:
+        """A session opened on its game host."""
+
+
+class GameStreamRunner:
+    """Carries out a `GameStream`'s actions for `wire`, counted in `counts` (module
+    docstring); the token timer runs on `clock`."""
+
+    def __init__(self, stream: GameStream, wire: IGameStreamWire, clock: IReactorTime,
+                 counts: StreamCounts) -> None:  # fmt: skip
         self.stream = stream
         self._wire = wire
         self._clock = clock
+        self._counts = counts
         self._timer: IDelayedCall | None = None
 
     def run(self, actions: Sequence[Action]) -> None:
@@ -308,7 +320,10 @@ class GameStreamRunner:
             elif isinstance(action, SetTimer):
                 self._set_timer(action.at)
             elif isinstance(action, Counted):
-                wire.count(action)
+                if action.refused is not None:
+                    self._counts.refused(action.refused)
+                if action.opened:
+                    self._counts.stream_opened()
             elif isinstance(action, Close):
                 wire.end_session(action)
             elif isinstance(action, CloseStream):

@@ -59,14 +59,7 @@ from zope.interface import implementer
 
 from vinom.hosting.game_stream import (
     ADMISSION_STATUS,
-    CLOSE_HOST_FAILED,
-    CLOSE_NORMAL,
-    CLOSE_TEXT_MESSAGE,
-    CLOSE_TOKEN_REFUSED,
-    CLOSE_TOKEN_TIMEOUT,
-    CLOSE_TOO_FAST,
     Close,
-    Counted,
     GameStream,
     GameStreamRunner,
     IGameStreamWire,
@@ -82,12 +75,6 @@ from vinom.protocol.tokens import peek_request_token
 from vinom.protocol.wire import REQUEST_SIZE
 
 __all__ = [
-    "CLOSE_HOST_FAILED",
-    "CLOSE_NORMAL",
-    "CLOSE_TEXT_MESSAGE",
-    "CLOSE_TOKEN_REFUSED",
-    "CLOSE_TOKEN_TIMEOUT",
-    "CLOSE_TOO_FAST",
     "GameSocketConfig",
     "GameSocketFactory",
     "GameSocketProtocol",
@@ -194,12 +181,12 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._stream = GameStream(owner.find_host, token_timeout=config.token_timeout,
                                   message_rate=config.message_rate,
                                   message_burst=config.message_burst)  # fmt: skip
-        self._runner = GameStreamRunner(self._stream, self, owner.clock)
+        self._runner = GameStreamRunner(self._stream, self, owner.clock, owner)
         # The transport's write buffer is full (it paused us); output waits in `_out`.
         self._paused = False
         self._out = HeldOutput()
-        # The host ended the session while output was held: close once it is sent.
-        self._end_when_sent = False
+        # The host ended the session while output was held: this close once it is sent.
+        self._end_when_sent: Close | None = None
         # The client key this socket is counted under, once admitted.
         self._client: str | None = None
 
@@ -262,10 +249,11 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._paused = False
         if self._out:
             self._write_out(self._out.take())
-        if self._end_when_sent and not self._paused and not self._out:
-            self._end_when_sent = False
+        close = self._end_when_sent
+        if close is not None and not self._paused and not self._out:
+            self._end_when_sent = None
             if self.state == WebSocketServerProtocol.STATE_OPEN:
-                self.sendClose(CLOSE_NORMAL, "session closed")
+                self.sendClose(close.code, close.reason)
 
     def stopProducing(self) -> None:
         pass  # the connection is going: connectionLost follows
@@ -285,15 +273,9 @@ class GameSocketProtocol(WebSocketServerProtocol):
 
     # IGameStreamWire
 
-    def count(self, counted: Counted) -> None:
-        if counted.refused is not None:
-            self._owner.refused(counted.refused)
-        if counted.opened:
-            self._owner.streams_opened += 1
-
     def end_session(self, close: Close) -> None:
         if close.drain and self._out:
-            self._end_when_sent = True  # after what is held
+            self._end_when_sent = close  # after what is held
         elif self.state == WebSocketServerProtocol.STATE_OPEN:
             self.sendClose(close.code, close.reason)
 
@@ -330,7 +312,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
         """The peer reads slower than the match runs: drop the socket (the seat's grace)."""
         held = self._out.held_bytes
         self._out = HeldOutput()
-        self._end_when_sent = False
+        self._end_when_sent = None
         self._runner.run(self._stream.drop("too_slow"))
         self._owner.slow_reader_dropped(held)
         # A close frame would wait behind the unread bytes: abort instead.
@@ -404,6 +386,9 @@ class GameSocketFactory(WebSocketServerFactory):
 
     def refused(self, reason: str) -> None:
         self.refusals[reason] += 1
+
+    def stream_opened(self) -> None:
+        self.streams_opened += 1
 
     def slow_reader_dropped(self, held: int) -> None:
         """Log a socket dropped for holding more than `held_limit` bytes (counted

@@ -91,7 +91,6 @@ from vinom.hosting.game_stream import (
     ADMISSION_STATUS,
     CLOSE_NORMAL,
     Close,
-    Counted,
     GameStream,
     GameStreamRunner,
     IGameStreamWire,
@@ -180,7 +179,7 @@ class GameTransportSession:
         self._stream = GameStream(gate.find_host, token_timeout=gate.config.token_timeout,
                                   message_rate=gate.config.message_rate,
                                   message_burst=gate.config.message_burst)  # fmt: skip
-        self._runner = GameStreamRunner(self._stream, self, clock)
+        self._runner = GameStreamRunner(self._stream, self, clock, self._server)
         self._runner.run(self._stream.start(clock.seconds()))
 
     # From the connection
@@ -248,12 +247,6 @@ class GameTransportSession:
         self._runner.run(self._stream.host_ended())
 
     # IGameStreamWire
-
-    def count(self, counted: Counted) -> None:
-        if counted.refused is not None:
-            self._server.refused(counted.refused)
-        if counted.opened:
-            self._server.sessions_opened += 1
 
     def end_session(self, close: Close) -> None:
         # Nothing is held back here (QUIC's flow control holds it): `drain` needs no wait.
@@ -497,6 +490,9 @@ class WebTransportServer(DatagramProtocol):
 
     def refused(self, reason: str) -> None:
         self.refusals[reason] += 1
+
+    def stream_opened(self) -> None:
+        self.sessions_opened += 1
 
     def dropped(self, reason: str) -> None:
         self.drops[reason] += 1
