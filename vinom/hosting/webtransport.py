@@ -19,7 +19,10 @@ into HTTP/3. An extended CONNECT (`:protocol webtransport`) at `/game` opens a
 `GameTransportSession` when the Origin is allowed and the client's address
 has a game socket to spare: the same policy, per-address and total caps as
 `/game` over WebSocket, counted together with those sockets (the
-`GameSocketFactory` is the gate of both). In the session:
+`GameSocketFactory` is the gate of both). The session is a thin adapter
+around the WebSocket's own session machine (`GameStream`,
+vinom.hosting.game_stream: token and its timeout, rate limit, refusals, close
+codes); what is WebTransport's is its framing and its datagrams. In the session:
 
 - The browser opens one bidirectional stream. On it every message, both
   ways, is a 4-byte big-endian length and that many bytes; the first message
