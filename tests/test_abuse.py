@@ -18,7 +18,7 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import RunningServer, start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from tests.test_integration_lobby import Frame, ScriptedPlayer, _abort
 
 
@@ -50,7 +50,7 @@ class OneAddressTakesThePortsTests(TestCase):
             answers = sum(1 for p in attackers if p.of_type("match_found") or p.of_type("error"))
             return answers >= 31
 
-        await wait_until(settled)
+        await until(settled)
         found = {f["game_id"] for p in attackers for f in p.of_type("match_found")}
         errors = [f["code"] for p in attackers for f in p.of_type("error")]
         waiting = [p for p in attackers if not p.of_type("match_found") and not p.of_type("error")]

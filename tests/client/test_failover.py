@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.client.test_cli import bots_options
 from tests.support.servers import start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom import cli
 from vinom.client.bots import play_bot
 from vinom.client.failover import (
@@ -135,7 +135,7 @@ async def both_seated(session: GameSession) -> None:
     """Until the match is past `waiting` (every player connected): a player who left
     before its partner connected would have it denied (the match aborted), and the
     partner's report would name no match."""
-    await wait_until(lambda: session.phase != "waiting", timeout=20.0)
+    await until(lambda: session.phase != "waiting", timeout=20.0)
 
 
 async def dead_address() -> LobbyAddress:
