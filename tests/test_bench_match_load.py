@@ -8,6 +8,8 @@ parameters, a full room reached, the room ended by its leave) and that
 every way of failing counts as an error.
 """
 
+# slow: starts benchmark processes
+
 from __future__ import annotations
 
 from pathlib import Path

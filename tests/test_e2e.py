@@ -5,6 +5,8 @@ the bots use the public client library (TLS lobby client with certificate
 verification, connect tokens, the UDP session protocol).
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os

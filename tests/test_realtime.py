@@ -8,6 +8,8 @@ as soon as it sees its previous action applied, far faster than the game
 ticks; what each client receives is counted.
 """
 
+# slow: starts twistd vinom (tests/support/servers.py)
+
 from __future__ import annotations
 
 import random

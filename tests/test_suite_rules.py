@@ -4,6 +4,9 @@
   deadline is a wall-clock assertion (hypothesis's default fails an example
   slower than 200 ms), which a busy machine breaks; the number of examples is
   the test's own choice, in sight.
+- A test module that names what starts Redis, a browser or a child process
+  carries the `# slow: <why>` line that keeps it out of the fast lane
+  (tests/support/lanes.py; the lane's guard fails what this reading misses).
 - A test waits for something on real sockets, processes or Redis with
   tests/support/waiting.py's `until`, not with a polling helper of its own.
 """
@@ -11,25 +14,42 @@
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.lanes import test_modules
+
 TESTS = Path(__file__).resolve().parent
+THIS = "tests/test_suite_rules.py"  # names what starts something, to find it
 # Private polling helpers this suite had, one per module, before `until`.
-POLLING_HELPERS = {"wait_until", "wait_until_async", "_until", "_wait", "_wait_for"}
+POLLING_HELPER = re.compile(
+    r"^\s*(?:async )?def (wait_until|wait_until_async|_until|_wait|_wait_for)\(", re.MULTILINE
+)
 # Browser.wait_until is Selenium's own wait (WebDriverWait, in the driver's thread).
 SELENIUM_WAIT = "tests/support/browser.py"
+# What starts Redis, a browser or a child process, by the names a test module uses.
+STARTS_SOMETHING = re.compile(
+    r"\b(spawnProcess|subprocess|multiprocessing|pty|getProcessOutput\w*|getProcessValue"
+    r"|sys\.executable|start_redis|RedisServer|start_sentinel_cluster|selenium|open_browser"
+    r"|start_twistd|ClusterTestCase|fresh_venv|run_bench)\b"
+)
 
 
 @cache
-def sources() -> list[tuple[str, ast.Module]]:
-    """Every module of tests/, parsed once."""
+def sources() -> list[tuple[str, str]]:
+    """Every module of tests/ (its path in the checkout) and its text."""
     return [
-        (str(path.relative_to(TESTS.parent)), ast.parse(path.read_text(), str(path)))
+        (str(path.relative_to(TESTS.parent)), path.read_text(encoding="utf-8"))
         for path in sorted(TESTS.rglob("*.py"))
     ]
+
+
+def parsed(needle: str) -> list[tuple[str, ast.Module]]:
+    """The modules whose text has `needle`, parsed."""
+    return [(name, ast.parse(text, name)) for name, text in sources() if needle in text]
 
 
 def _called(decorator: ast.expr, name: str) -> ast.Call | None:
@@ -62,7 +82,7 @@ class SuiteRules(SynchronousTestCase):
     def test_every_property_test_has_settings_without_a_deadline(self) -> None:
         wrong = []
         checked = 0
-        for name, module in sources():
+        for name, module in parsed("@given"):
             for node in ast.walk(module):
                 if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     continue
@@ -77,11 +97,18 @@ class SuiteRules(SynchronousTestCase):
 
     def test_no_private_polling_helper(self) -> None:
         found = [
-            f"{name}:{node.lineno} {node.name}"
-            for name, module in sources()
-            for node in ast.walk(module)
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.name in POLLING_HELPERS
-            and name != SELENIUM_WAIT
+            f"{name} {match[1]}"
+            for name, text in sources()
+            if name != SELENIUM_WAIT
+            for match in POLLING_HELPER.finditer(text)
         ]
         self.assertEqual(found, [], "wait with tests.support.waiting.until")
+
+    def test_a_module_that_starts_something_is_marked_slow(self) -> None:
+        unmarked = []
+        texts = dict(sources())
+        for module, why in test_modules().items():
+            path = module.replace(".", "/") + ".py"
+            if why is None and path != THIS and (found := STARTS_SOMETHING.search(texts[path])):
+                unmarked.append(f"{module} names {found[0]}")
+        self.assertEqual(unmarked, [], "put `# slow: <why>` under the docstring")

@@ -8,6 +8,8 @@ against a whole server in this process and a bot, presses keys, and checks on
 the server's side that the terminal player moved.
 """
 
+# slow: runs the terminal client on a pseudo-terminal
+
 from __future__ import annotations
 
 import curses

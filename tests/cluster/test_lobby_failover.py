@@ -7,6 +7,8 @@ while its match is running: the bot finishes its match through the second
 lobby (issue #25, item 6).
 """
 
+# slow: starts twistd vinom processes on Redis
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,8 @@ processes would have; the lobby that dies is a real child process, killed.
 The contract both matchmakers keep is in tests/matchmaking/test_matchmaking.py.
 """
 
+# slow: starts Redis and lobby processes
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,8 @@ told waiting_for_server) rather than landing on another realm's host, and it is
 placed once a host of its realm is up.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,8 @@
 """Redis settings from URLs, the bounded calls of a RedisClient against a real Redis,
 and a RedisSubscription through restarts and cut-offs."""
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import gc

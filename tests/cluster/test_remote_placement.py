@@ -3,6 +3,8 @@ connected players back at the head of the queue; a lobby sharing its store forge
 its own players; match outcomes cross the placement channel as they were; an outcome
 heard before the match itself (two channels, two connections) is not lost."""
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json

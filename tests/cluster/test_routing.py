@@ -7,6 +7,8 @@ back through a lobby that holds none of the match's players, while the match wai
 for its game host, still gets it there.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,8 @@ WebSocket player gets the game host's own `/game` URL in `match_found` and
 plays there.
 """
 
+# slow: starts twistd vinom processes on Redis
+
 from __future__ import annotations
 
 import collections

@@ -8,6 +8,8 @@ with SIGKILL while it runs a match. Each test measures
 the bound docs/scaling.md ("When something fails") documents.
 """
 
+# slow: starts game-host worker processes
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,8 @@ through a failover with matches running and players queued, including a ticket
 the promoted replica never had. The failover times measured are printed.
 """
 
+# slow: starts Redis sentinels and twistd vinom processes
+
 from __future__ import annotations
 
 import collections

@@ -11,6 +11,8 @@ is back in, two client addresses are two for the lobby's per-address limits
 (PROXY protocol v2), and SIGTERM drains and exits 0.
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json

@@ -9,6 +9,8 @@ relay's counters, and its log has no line per route socket. SIGTERM drains: the 
 forwards on for an established route until the drain ends, then the process exits 0.
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json

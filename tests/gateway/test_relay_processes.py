@@ -4,6 +4,8 @@ to: players on vinom's client library finish a match through it, and what should
 nowhere (random datagrams, forged tokens, a token replayed from another address)
 reaches neither the host nor its sender, as real sockets and the relay's counters see."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import base64

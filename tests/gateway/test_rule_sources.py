@@ -11,6 +11,8 @@ redis-server, tests/support/redis_server.py) adds what only it has: the
 realm hash, the periodic refresh, a bad rule set refused once.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json

@@ -11,6 +11,8 @@ does not answer keeps serving, says so on /ready and in one log line, and
 reaches it once it answers.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,8 @@ the real TLS lobby and real UDP to those processes. Processes are killed and
 stopped with real signals.
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os

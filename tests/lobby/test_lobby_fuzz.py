@@ -12,6 +12,8 @@ each is answered `invalid_field`, counted in `/metrics`'s source, nothing is
 logged as a failure, and the connection keeps working.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json

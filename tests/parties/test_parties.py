@@ -7,6 +7,8 @@ sharing parties and hearing each other's changes, racing joins, keys that
 lapse with the lobby that refreshed them.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,8 @@
 while bots queue, play and finish on a whole server on real sockets, the
 dashboard's files, and the page itself in a real headless Chromium."""
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import json

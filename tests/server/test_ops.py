@@ -1,6 +1,8 @@
 """The operations endpoint (vinom.server.ops) of a whole server on real sockets: /health,
 /ready and /metrics, read over HTTP while bots play a match and while it drains."""
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,8 @@
 when it starts (where to go), the one line it ends with when it cannot start, the
 operations token, and its Redis password and TLS, against a real Redis."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,7 @@
 """`twistd -n vinom` as a real child process: answers a TLS hello, stops cleanly on SIGTERM."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,8 @@ own tests (a real redis-server from tests/support/redis_server.py) add what only
 has: stores in two processes sharing state, key lifetimes, a Redis restart.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json
