@@ -39,3 +39,13 @@ class UntilTests(SynchronousTestCase):
         failure = self.failureResultOf(waited, AssertionError)
         self.assertIn("timed out waiting for the ticket", str(failure.value))
         self.assertIn("last seen 0", str(failure.value))
+
+    def test_what_may_be_a_function_called_when_it_fails(self) -> None:
+        clock = Clock()
+        output = [b"starting"]
+        waited = Deferred.fromCoroutine(
+            until(lambda: b"ready" in output, lambda: f"ready in {output}", 0.1, clock=clock)
+        )
+        output.append(b"crashed")
+        clock.pump([0.02] * 6)
+        self.assertIn("ready in [b'starting', b'crashed']", str(self.failureResultOf(waited).value))

@@ -11,6 +11,7 @@ passing test returns as soon as the condition holds.
 
     await until(lambda: len(sessions) == 2, "both players seated")
     await until(lambda: redis.exists(key), "the ticket in Redis")  # a Deferred or a coroutine
+    await until(lambda: b"ready" in child.output, lambda: f"ready in {child.output!r}")
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from twisted.internet.task import deferLater
 
 async def until(
     condition: Callable[[], object],
-    what: str = "the condition",
+    what: str | Callable[[], object] = "the condition",
     timeout: float = 10.0,
     every: float = 0.02,
     clock: IReactorTime | None = None,
@@ -37,7 +38,8 @@ async def until(
     `condition` may return a value, a Deferred or a coroutine (a Redis read, a
     metrics page fetched over HTTP): its outcome is what counts. The test fails
     with `timed out waiting for <what>` and the last value seen after `timeout`
-    seconds of the reactor's time.
+    seconds of the reactor's time; `what` may be a function, called then (a child's
+    output so far, say).
     """
     time: Any = clock if clock is not None else reactor
     deadline = time.seconds() + timeout
@@ -48,5 +50,6 @@ async def until(
         if value:
             return value
         if time.seconds() >= deadline:
-            raise AssertionError(f"timed out waiting for {what} ({timeout} s; last seen {value!r})")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out waiting for {said} ({timeout} s; last seen {value!r})")
         await deferLater(time, every, lambda: None)
