@@ -33,6 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.support.ports import free_udp_ports
+from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import Player, _abort
 from vinom.hosting.ports import PortAllocator
@@ -133,13 +134,6 @@ class SlowReaderTests(TestCase):
         player.player_id = welcome["player_id"]
         return player
 
-    async def until(self, condition: Any, what: str, deadline: float = 20.0) -> None:
-        end = reactor.seconds() + deadline
-        while not condition():
-            if reactor.seconds() > end:
-                self.fail(f"timed out waiting for {what}")
-            await deferLater(reactor, 0.01)
-
     def flood(self, player: Player, count: int) -> None:
         """`count` `get_room_list` requests in one write."""
         assert player.transport is not None
@@ -213,7 +207,7 @@ class SlowReaderTests(TestCase):
             held.append(self.lobby.output.held_bytes)
             return len(reader.frames) >= asked + 2000
 
-        await self.until(answered, "the reader's answers")
+        await until(answered, "the reader's answers", timeout=20.0)
         self.assertLess(max(held), LIMIT // 2)
         self.assertEqual(
             {(f["type"], len(f["rooms"])) for f in reader.frames[asked:]}, {("room_list", 50)}
