@@ -60,15 +60,12 @@ class OneAddressTakesThePortsTests(TestCase):
         # Honest players from another address are placed at once: the first one with
         # the attacker's queued player (its 16th match, the most it can have), the
         # next two together; nobody waits for a server.
-        started = reactor.seconds()
         honest = [await self.connect(server, "127.0.0.2", f"h{n}") for n in range(3)]
         placed = await gatherResults([p.when(_found) for p in honest])
-        waited = reactor.seconds() - started
         self.assertEqual(lobby.matches_from("127.0.0.1"), 16)
         self.assertEqual(placed[1]["game_id"], placed[2]["game_id"])
         for player in honest:
             self.assertNotIn("waiting_for_server", [f.get("status") for f in player.frames])
-        self.assertLess(waited, 2.0)
         self.assertEqual(server.hosting.running_games, 17)
 
 

@@ -317,8 +317,9 @@ class LobbyPlayerTests(TestCase):
         player = LobbyPlayer(reactor, dead, "alone", policy=FAST)
         started = reactor.seconds()
         failure = await self.assertFailure(player.find_match("maze"), NoLobbyAvailable)
-        # give_up_after (1 s), then at most one wait (0.2 s) and one attempt.
-        self.assertLess(reactor.seconds() - started, 1.0 + 0.2 + FAST.attempt_timeout + 1.0)
+        # It tried for give_up_after (1 s), then gave up: a player that never did
+        # would hang this test until trial's timeout.
+        self.assertGreaterEqual(reactor.seconds() - started, 1.0)
         self.assertEqual([address for address, _ in failure.errors], dead)
         self.assertIn(f"{dead[0]}: connection refused; {dead[1]}: connection refused",
                       str(failure))  # fmt: skip

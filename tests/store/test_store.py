@@ -273,9 +273,8 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         store = RedisPlayerStore(await redis_client(self, self.redis, timeout=0.5))
         await store.save_player(PlayerRecord("a", "A", "ab" * 32, 5.0))
         await self.redis.stop()
-        started = reactor.seconds()
+        # Refused, not hung (its deadline: tests/cluster/test_redis.py).
         error = await self.assertFailure(store.get_player("a"), BackendUnavailable)
-        self.assertLess(reactor.seconds() - started, 2.0)
         self.assertIn(f"127.0.0.1:{self.redis.port}", str(error))
         await self.assertFailure(store.save_placement(placement("m-1", "a")), BackendUnavailable)
 
