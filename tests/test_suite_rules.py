@@ -26,10 +26,11 @@ TESTS = Path(__file__).resolve().parent
 THIS = "tests/test_suite_rules.py"  # names what starts something, to find it
 # Private polling helpers this suite had, one per module, before `until`.
 POLLING_HELPER = re.compile(
-    r"^\s*(?:async )?def (wait_until|wait_until_async|_until|_wait|_wait_for)\(", re.MULTILINE
+    r"^\s*(?:async )?def (until|wait_until|wait_until_async|_until|_wait|_wait_for)\(", re.MULTILINE
 )
-# Browser.wait_until is Selenium's own wait (WebDriverWait, in the driver's thread).
-SELENIUM_WAIT = "tests/support/browser.py"
+# `until` itself; Browser.wait_until, Selenium's own wait (WebDriverWait, in the
+# driver's thread); and the screenshot scripts' page waits (no reactor there).
+WAITS = {"tests/support/waiting.py", "tests/support/browser.py", "tests/support/web_screenshot.py"}
 # What starts Redis, a browser or a child process, by the names a test module uses.
 STARTS_SOMETHING = re.compile(
     r"\b(spawnProcess|subprocess|multiprocessing|pty|getProcessOutput\w*|getProcessValue"
@@ -99,7 +100,7 @@ class SuiteRules(SynchronousTestCase):
         found = [
             f"{name} {match[1]}"
             for name, text in sources()
-            if name != SELENIUM_WAIT
+            if name not in WAITS
             for match in POLLING_HELPER.finditer(text)
         ]
         self.assertEqual(found, [], "wait with tests.support.waiting.until")
