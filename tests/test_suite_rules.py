@@ -113,3 +113,11 @@ class SuiteRules(SynchronousTestCase):
             if why is None and path != THIS and (found := STARTS_SOMETHING.search(texts[path])):
                 unmarked.append(f"{module} names {found[0]}")
         self.assertEqual(unmarked, [], "put `# slow: <why>` under the docstring")
+
+    def test_no_module_binds_suppress(self) -> None:
+        # trial reads a module's (a class's, a method's) `suppress` as its list of
+        # warnings to silence: contextlib.suppress imported by that name errors
+        # every test of the module ("'ABCMeta' object is not iterable").
+        binding = re.compile(r"^from contextlib import .*\bsuppress\b", re.MULTILINE)
+        found = [name for name, text in sources() if binding.search(text)]
+        self.assertEqual(found, [], "import contextlib; contextlib.suppress(...)")

@@ -14,13 +14,13 @@ the promoted replica never had. The failover times measured are printed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import random
 import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 
 from attrs import evolve
@@ -452,7 +452,7 @@ class SentinelClusterTests(ClusterTestCase):
         closers: list[Deferred[BotReport]] = []
         while not all(d.called for d in waiting.values()) and len(closers) < 6:
             closers.append(bot(f"c{len(closers)}", 0.0))
-            with suppress(AssertionError):  # not yet: one more late player joins
+            with contextlib.suppress(AssertionError):  # not yet: one more late player joins
                 await until(lambda: all(d.called for d in waiting.values()), timeout=8)
         silent = sorted(name for name, d in waiting.items() if not d.called)
         for d in closers:
