@@ -24,7 +24,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import ITransport
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
-from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
@@ -327,10 +326,8 @@ class LingeringCloseTests(TestCase):
         dead.transport.write(b'{"type":"ping"}\n' * 40_000)
         # It answers no ping: it is let go (its ticket withdrawn) and closed, but
         # the close cannot complete while nothing is read.
-        end = reactor.seconds() + 20
-        while self.matchmaker.queue_length("maze") != 0:
-            self.assertLess(reactor.seconds(), end, "the dead peer was never let go")
-            await deferLater(reactor, 0.02)
+        await until(lambda: self.matchmaker.queue_length("maze") == 0, "the dead peer let go",
+                    timeout=20.0)  # fmt: skip
         self.assertFalse(dead.closed.called)
         # Its socket still counts: the address is at its cap of one connection.
         again = await self.connect()
@@ -342,10 +339,8 @@ class LingeringCloseTests(TestCase):
         dead.transport.resumeProducing()
         await dead.closed
         self.assertIn("timeout", [frame.get("code") for frame in dead.frames])
-        end = reactor.seconds() + 20
-        while self.lobby.connections_from("127.0.0.1") != 0:
-            self.assertLess(reactor.seconds(), end, "the closed socket still counts")
-            await deferLater(reactor, 0.02)
+        await until(lambda: self.lobby.connections_from("127.0.0.1") == 0,
+                    "the closed socket no longer counted", timeout=20.0)  # fmt: skip
         welcome = await self.first_frame_after_hello(await self.connect())
         self.assertEqual(welcome["type"], "welcome", welcome)
 
