@@ -340,7 +340,9 @@ class RealTimeMessageTests(SynchronousTestCase):
         message = decode_client_message(data)
         assert message is not None
         self.assertEqual(message.kind, ClientMessageKind.INPUT)
-        self.assertEqual((message.action_id, message.inputs), (3, ((5, {"m": 1}),)))
+        self.assertEqual(
+            (message.snap_ack, message.inputs, message.action_id), (3, ((5, {"m": 1}),), None)
+        )
 
     def test_malformed_inputs_are_counted_drops(self) -> None:
         for x in (

@@ -175,13 +175,15 @@ MAX_INPUTS_PER_MESSAGE = 8
 class ClientMessage(NamedTuple):
     """A decoded client message (a plain tuple: decoded once per message).
 
-    For an ``input``: `action_id` is its ``a`` (the newest snapshot tick the
-    client applied, or None) and `inputs` its ``x`` pairs, oldest first."""
+    For an ``action``: `action` and its `action_id` (``i``). For an ``input``:
+    `snap_ack`, its ``a`` (the newest snapshot tick the client applied, or None),
+    and `inputs`, its ``x`` pairs, oldest first."""
 
     kind: ClientMessageKind
     action: Mapping[str, Any] | None = None
     action_id: int | None = None
     inputs: tuple[tuple[int, Mapping[str, Any]], ...] | None = None
+    snap_ack: int | None = None
 
 
 _SYNC = ClientMessage(ClientMessageKind.SYNC)
@@ -231,7 +233,7 @@ def decode_client_message(
         if type(action) is not dict or not (action_id is None or type(action_id) is int):
             _count(drops, "bad_action")
             return None
-        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None))
+        return _new_tuple(ClientMessage, (_ACTION, action, action_id, None, None))
     if kind == "input":
         return _decode_input(obj, drops)
     if kind == "sync":
@@ -265,7 +267,7 @@ def _decode_input(
             _count(drops, "bad_input")
             return None
         inputs.append((tick, value))
-    return _new_tuple(ClientMessage, (_INPUT, None, ack, tuple(inputs)))
+    return _new_tuple(ClientMessage, (_INPUT, None, None, tuple(inputs), ack))
 
 
 def encode_input(ack: int | None, inputs: Sequence[tuple[int, Mapping[str, Any]]]) -> bytes:

@@ -15,6 +15,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
 from vinom.cluster.client import RedisSettings, parse_redis_url
+from vinom.cluster.settings import PLACEMENTS
 from vinom.hosting.agones import sdk_port
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
@@ -46,10 +47,11 @@ from vinom.server.checks import (
     relay_address,
     session_timeout,
     trusted_proxies,
+    udp_port,
 )
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
-from vinom.server.startup import StartupError, read_secret, redis_password
+from vinom.server.startup import PluginOptions, read_secret, redis_password
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
@@ -59,7 +61,7 @@ DEFAULT_GATEWAY = "tcp:7300"
 ROLES = ("all", "lobby", "host", "gateway")
 
 
-class Options(usage.Options):
+class Options(PluginOptions):
     """Options of `twistd vinom`; every value is checked before anything listens."""
 
     synopsis = "[options]"
@@ -74,16 +76,6 @@ class Options(usage.Options):
         super().__init__()
         self["match-size"] = []
         self["rating-window"] = []
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """As usage.Options; under twistd a bad option ends the start with its one-line
-        message (twistd itself would print its whole --help before it)."""
-        try:
-            super().parseOptions(options)
-        except usage.UsageError as e:
-            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
-                raise
-            raise StartupError(f"{e} (twistd vinom --help lists the options)") from None
 
     optFlags = [
         [
@@ -203,6 +195,15 @@ class Options(usage.Options):
             "The public web server (the lobby over WebSocket at /lobby, and the games this "
             "process hosts at /game): a port (TLS with the server's certificate), a strports "
             "description, or 'none'.",
+        ),
+        param(
+            "webtransport",
+            None,
+            None,
+            "A UDP port for game sessions over WebTransport (HTTP/3 datagrams) beside /game: "
+            "browsers that have it play there, the others on the WebSocket. Needs --websocket "
+            "(where the page learns of it). Default: none.",
+            udp_port,
         ),
         param(
             "public-web-url",
@@ -483,6 +484,16 @@ class Options(usage.Options):
             label_value,
         ),
         param(
+            "placement",
+            None,
+            "spread",
+            "With --redis, how a lobby picks a game host for a match among those with free "
+            "capacity: spread (the least loaded first: matches spread over the hosts) or pack "
+            "(the most loaded first: hosts fill one after another, so idle ones can go, as "
+            "Agones's autoscaling wants).",
+            choice(PLACEMENTS),
+        ),
+        param(
             "agones-health-interval",
             None,
             2.0,
@@ -507,6 +518,15 @@ class Options(usage.Options):
             existing_file,
         ),
         param(
+            "backend-interface",
+            None,
+            "",
+            "With --role gateway: the local address its connections to the backends are made "
+            "from ('' = the system's choice); the address the backends' --trusted-proxy "
+            "sees.",
+            bind_address,
+        ),
+        param(
             "sniff-limit",
             None,
             8192,
@@ -526,7 +546,8 @@ class Options(usage.Options):
             "trusted-proxy",
             None,
             None,
-            "Comma-separated addresses of gateways (or other PROXY protocol v2 senders) in "
+            "Comma-separated addresses or CIDR networks (10.244.0.0/16: a Kubernetes pod "
+            "network) of gateways (or other PROXY protocol v2 senders) in "
             "front of the lobby and the web server: connections from them must begin with a "
             "PROXY header, whose client address the per-address limits count; a PROXY header "
             "from any other address is refused. Default: none.",
@@ -586,6 +607,12 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        if self["webtransport"] is not None and self["role"] not in ("all", "host"):
+            raise usage.UsageError(f"--webtransport is for the processes that host games "
+                                   f"(--role all or host), not --role {self['role']}")  # fmt: skip
+        if self["webtransport"] is not None and self["websocket"] is None:
+            raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
+                                   "from the web server, and it admits /game's tokens")  # fmt: skip
         self._check_agones()
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip

@@ -83,6 +83,22 @@ class StartupError(SystemExit, Exception):
         super().__init__(f"vinom: {message}")
 
 
+class PluginOptions(usage.Options):
+    """The options of a twistd plugin of vinom's (`command`: its name): as usage.Options,
+    but under twistd a bad option ends the start with its one-line message (twistd
+    itself would print its whole --help before it)."""
+
+    command = "vinom"
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
+                raise
+            raise StartupError(f"{e} (twistd {self.command} --help lists the options)") from None
+
+
 def warn_if_readable(option: str, path: str) -> None:
     """One warning line when a secret's file may be read by its group or by anyone."""
     try:
