@@ -44,10 +44,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
+from attrs import frozen
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vinom.games.interfaces import IGame
+import vinom
+from vinom.games.interfaces import IGame, Seat
 from vinom.hosting.interfaces import (
     HostIdle,
     IDatagramCore,
@@ -56,6 +58,7 @@ from vinom.hosting.interfaces import (
     StreamRefused,
     StreamsReady,
 )
+from vinom.hosting.records import RecordSettings
 from vinom.hosting.streams import StreamOutbox, StreamQueue
 from vinom.match import Match, MatchEnded
 from vinom.protocol.config import HostConfig
@@ -63,6 +66,7 @@ from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, Sess
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import Address, ServerEndpoint
 from vinom.protocol.wire import DROP_HOST_FULL, DROP_NOT_ADMITTED
+from vinom.rooms.record import MatchRecorder, record_header
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import SeatRouter
 from vinom.rooms.timers import TimerQueue
@@ -74,6 +78,17 @@ _MAX_LOGGED = 10
 
 
 HostEvent = MatchEnded | HostIdle | StreamsReady
+
+
+@frozen
+class RecordChunk:
+    """Bytes of a match's record to append to its file (`records_to_write`);
+    `closed`: its last."""
+
+    match_id: str
+    started: float
+    data: bytes
+    closed: bool
 _STREAMS_READY = StreamsReady()
 
 
@@ -95,8 +110,15 @@ class GameHostCore:
         *,
         wall_clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        recording: RecordSettings | None = None,
     ) -> None:
         self.timers = TimerQueue()
+        self._find_game = find_game
+        self._wall_clock = wall_clock
+        self._random_bytes = random_bytes
+        self.recording = recording
+        # The records of the rooms recording now, by match id (vinom.rooms.record).
+        self._recorders: dict[str, MatchRecorder] = {}
         self.endpoint = ServerEndpoint(
             config, self._admit, wall_clock=wall_clock, random_bytes=random_bytes
         )
@@ -171,9 +193,52 @@ class GameHostCore:
         """Host `match` from `now`: its players may connect until its room is removed.
 
         Raises KeyError for an unknown game and `RoomExists` for a match id
-        hosted already.
+        hosted already. With `recording` on for its game (and no `rng` given) the
+        room gets a generator of a fresh seed and a recorder (`records_to_write`).
         """
-        return self.router.add_match(match, now, config, rng)
+        recorder = None
+        settings = self.recording
+        if rng is None and settings is not None and settings.records(match.game):
+            game = self._find_game(match.game)
+            seed = int.from_bytes(self._random_bytes(8), "big")
+            rng = random.Random(seed)
+            room_config = config if config is not None else self.router.config
+            recorder = MatchRecorder(
+                record_header(
+                    match_id=match.match_id, game=match.game, game_version=game.version,
+                    options=room_config.options,
+                    seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+                    bots=[t.bot for t in match.players], seed=seed,
+                    tick_rate=float(game.tick_rate or 0.0), hash_every=settings.hash_every,
+                    started=self._wall_clock(), vinom_version=vinom.__version__,
+                ),
+                hash_every=settings.hash_every,
+            )  # fmt: skip
+        room = self.router.add_match(match, now, config, rng, recorder)
+        if recorder is not None:
+            self._recorders[match.match_id] = recorder
+        return room
+
+    def records_to_write(self) -> list[RecordChunk]:
+        """The records' bytes since the last call (the adapter appends them to the
+        match's file at its flush interval, and when a match ends): each ends on a
+        sync flush, so what was written replays even if the host dies next."""
+        chunks = []
+        recorders = self._recorders
+        for match_id, recorder in list(recorders.items()):
+            data = recorder.take()
+            if recorder.closed:
+                del recorders[match_id]
+            if data or recorder.closed:
+                chunks.append(
+                    RecordChunk(match_id, recorder.header["started"], data, recorder.closed)
+                )
+        return chunks
+
+    @property
+    def recording_count(self) -> int:
+        """Rooms whose record is still open."""
+        return len(self._recorders)
 
     def shutdown(self, reason: str, now: float) -> None:
         """End every room now, telling its players `reason`, and close their sessions."""

@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from vinom.cluster.client import RedisSettings, parse_redis_url
 from vinom.hosting.agones import sdk_port
+from vinom.hosting.records import RecordSettings
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.checks import (
@@ -74,6 +75,7 @@ class Options(usage.Options):
         super().__init__()
         self["match-size"] = []
         self["rating-window"] = []
+        self["no-record-game"] = []
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         """As usage.Options; under twistd a bad option ends the start with its one-line
@@ -94,6 +96,12 @@ class Options(usage.Options):
             "host CPU; default: off).",
         ],
         [
+            "no-record",
+            None,
+            "Record no match (by default every match is recorded in --record-dir, to "
+            "replay it with `vinom replay FILE`; docs/operations.md, Match records).",
+        ],
+        [
             "access-log",
             None,
             "Log every HTTP request of the web server and the operations endpoint "
@@ -108,6 +116,12 @@ class Options(usage.Options):
             "once Agones marks the game server Shutdown. For --role host.",
         ],
     ]
+
+    def opt_no_record_game(self, value: str) -> None:
+        """A game whose matches are not recorded (repeatable; docs/operations.md)."""
+        if not value.strip():
+            raise usage.UsageError("--no-record-game needs a game's name")
+        self["no-record-game"].append(value.strip())
 
     def opt_match_size(self, value: str) -> None:
         """Players per match for one game, GAME=N (repeatable); default: the game's own."""
@@ -275,6 +289,41 @@ class Options(usage.Options):
             "vinom-data",
             "Directory for the dev certificate and other state.",
             directory,
+        ),
+        param(
+            "record-dir",
+            None,
+            None,
+            "Directory of the match records (default: DATA_DIR/records).",
+        ),
+        param(
+            "record-keep-days",
+            None,
+            7.0,
+            "Days a match record is kept; older ones are deleted.",
+            positive_float,
+        ),
+        param(
+            "record-max-mb",
+            None,
+            1024.0,
+            "Megabytes of match records kept in all; the oldest beyond it are deleted.",
+            positive_float,
+        ),
+        param(
+            "record-flush",
+            None,
+            1.0,
+            "Seconds between two writes of the records of running matches (what a "
+            "host crash can lose).",
+            positive_float,
+        ),
+        param(
+            "record-hash-every",
+            None,
+            20,
+            "A state hash in the record every this many ticks (a replay checks each).",
+            positive_int,
         ),
         param(
             "log-format",
@@ -587,6 +636,20 @@ class Options(usage.Options):
         )
         self._check_websocket()
         self._check_agones()
+        unknown = [g for g in self["no-record-game"] if g not in self["game-registry"].names()]
+        if unknown:
+            raise usage.UsageError(
+                f"--no-record-game {unknown[0]!r} is not a game this server offers"
+            )
+        self["recording"] = RecordSettings(
+            directory=self["record-dir"] or os.path.join(self["data-dir"], "records"),
+            enabled=not self["no-record"],
+            games_off=frozenset(self["no-record-game"]),
+            hash_every=self["record-hash-every"],
+            flush_interval=self["record-flush"],
+            max_age=self["record-keep-days"] * 86400.0,
+            max_bytes=int(self["record-max-mb"] * 1024 * 1024),
+        )
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
 

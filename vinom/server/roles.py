@@ -285,12 +285,12 @@ def host_factory_of(
         return InlineGameHostFactory(
             reactor=reactor, find_game=registry.get, protocol_config=protocol,
             public_host=options["public-host"], interface=options["udp-interface"],
-            room_config=room_config,
+            room_config=room_config, recording=options.get("recording"),
         )  # fmt: skip
     settings = WorkerSettings(
         protocol=protocol, public_host=options["public-host"], interface=options["udp-interface"],
         game_names=tuple(registry.names()), room_config=room_config,
-        heartbeat_timeout=options["heartbeat-timeout"],
+        heartbeat_timeout=options["heartbeat-timeout"], recording=options.get("recording"),
     )  # fmt: skip
     if options["game-host"] == "process":
         return ProcessPerMatch(settings, options["process-pool"], reactor)
