@@ -26,7 +26,7 @@ from vinom.games.registry import GameRegistry
 from vinom.match import Match, Ticket
 from vinom.rooms.messages import Phase
 from vinom.rooms.record import MatchRecorder, record_header, state_hash
-from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
+from vinom.rooms.replay import CHECKPOINT_EVERY, RecordError, Replay, ReplayMismatch, read_record
 from vinom.rooms.room import Room, RoomConfig
 
 REGISTRY = GameRegistry.from_plugins()
@@ -259,3 +259,28 @@ class DamagedRecordTests(SynchronousTestCase):
         record = read_record(data[: len(data) - 12])
         self.assertFalse(record.complete)
         self.assertTrue(read_record(data).complete)
+
+
+class SeekTests(SynchronousTestCase):
+    def test_seeking_back_past_checkpoints_gives_the_states_of_a_replay_from_the_start(
+        self,
+    ) -> None:
+        game = ArenaGame(4)
+        _room, _recorder, data = recorded_room(
+            game, bot_match(game, 4), seed=13, limit=60.0, step=0.05
+        )
+        record = read_record(data)
+        self.assertGreater(len(record.entries), 3 * CHECKPOINT_EVERY)
+        fresh = Replay(record, ArenaGame(4))
+        targets = (len(record.entries) - 5, CHECKPOINT_EVERY + 17, 2 * CHECKPOINT_EVERY, 3)
+        expected = {}
+        for target in sorted(targets):
+            fresh.seek(target)
+            expected[target] = (state_hash(fresh.state), fresh.tick)
+        seeking = Replay(record, ArenaGame(4))
+        seeking.run()
+        for target in targets:  # backwards, from checkpoints
+            seeking.seek(target)
+            self.assertEqual((state_hash(seeking.state), seeking.tick), expected[target])
+        seeking.run()  # and on to the end again, every hash checked
+        self.assertTrue(seeking.ended)

@@ -40,6 +40,9 @@ from vinom.rooms.record import (
     state_hash,
 )
 
+#: Entries between two checkpoints a replay keeps for seeking back.
+CHECKPOINT_EVERY = 2000
+
 # The hooks a record may name (the room's `_hook` names).
 _HOOKS = frozenset({"join", "reconnect", "leave", "idle", "time_up"})
 
@@ -152,7 +155,8 @@ class Replay:
     `step()` applies the next entry and returns what it did (None at the end);
     `state` is the game state after the entries applied so far (`position` of
     them), `tick` the room's tick number there. `seek(n)` goes to position `n`
-    (backwards by replaying from the start: the record has no snapshots).
+    (backwards from the nearest checkpoint the replay kept on its way, every
+    `CHECKPOINT_EVERY` entries: states are immutable, so one costs references).
     `run()` replays to the end. Every HASH and END entry is checked when
     reached: a difference raises `ReplayMismatch` and the replay stays there.
     """
@@ -173,6 +177,8 @@ class Replay:
             raise RecordError(f"the record's header is damaged ({e})") from None
         self.hashes_checked = 0
         self.errors = 0
+        # position -> what `_restore` needs to go on from there.
+        self._checkpoints: dict[int, tuple[Any, ...]] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -237,6 +243,8 @@ class Replay:
         except (IndexError, TypeError, ValueError) as e:
             raise RecordError(f"the record is damaged (entry {index + 1}: {e!r})") from None
         self.position = index + 1
+        if self.position % CHECKPOINT_EVERY == 0 and self.position not in self._checkpoints:
+            self._checkpoints[self.position] = self._checkpoint()
         if error is not None:
             self.errors += 1
         return Step(index, kind, self.tick, error)
@@ -257,7 +265,11 @@ class Replay:
         """Go to just after entry `position` (0: the start), checking hashes on the way."""
         position = max(0, min(position, self.length))
         if position < self.position:
-            self._reset()
+            kept = [p for p in self._checkpoints if p <= position]
+            if kept:
+                self._restore(self._checkpoints[max(kept)])
+            else:
+                self._reset()
         while self.position < position:
             self.step()
 
@@ -266,6 +278,20 @@ class Replay:
         return self.game.view(self.state, player_id)
 
     # -- internals ------------------------------------------------------------------
+
+    def _checkpoint(self) -> tuple[Any, ...]:
+        history = self.history
+        ticks = [] if history.oldest < 0 else list(range(history.oldest, history.tick + 1))
+        kept = tuple((k, history.state_at(k)) for k in ticks)
+        return (self.position, self.state, self.rng.getstate(), kept, self.tick, self.version,
+                self.ended)  # fmt: skip
+
+    def _restore(self, checkpoint: tuple[Any, ...]) -> None:
+        self.position, self.state, rng_state, kept, self.tick, self.version, self.ended = checkpoint
+        self.rng.setstate(rng_state)
+        self.history = TickHistory(history_ticks_of(self.game))
+        for k, state in kept:
+            self.history.record(k, state)
 
     def _hook(self, entry: tuple[Any, ...]) -> str | None:
         name = str(entry[1])
