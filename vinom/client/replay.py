@@ -138,9 +138,10 @@ class ReplayViewer:
         replay = self.replay
         if self._tick_rate:
             goal = max(0, replay.tick - int(SEEK_SECONDS * self._tick_rate))
+            # Where playing forward stops too: just before the next tick's call.
             entries = self.record.entries
-            positions = [i for i, e in enumerate(entries) if e[0] == TICK and e[1] == goal]
-            position = positions[0] if positions else 0
+            positions = [i for i, e in enumerate(entries) if e[0] == TICK and e[1] == goal + 1]
+            position = positions[0] if positions and goal > 0 else 0
         else:
             done = self.record.entries[: replay.position]
             moves = [i for i, e in enumerate(done) if e[0] in _MOVES]
