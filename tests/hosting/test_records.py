@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.server.test_tap import parse
@@ -76,5 +77,5 @@ class RecordOptionsTests(SynchronousTestCase):
             (("--record-hash-every", "x"), "--record-hash-every must be a whole number"),
         ):
             with self.subTest(args=args):
-                e = self.assertRaises(Exception, parse, *args)
+                e = self.assertRaises(usage.UsageError, parse, *args)
                 self.assertIn(says, str(e))
