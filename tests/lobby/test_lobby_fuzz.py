@@ -48,6 +48,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "cancel": (),
     "ping": (),
     "reconnect": ("player_id", "secret"),
+    "spectate": ("match_id",),
     "get_room_list": ("game", "offset"),
     "create_room": ("game", "private", "size"),
     "join_room": ("room_id", "code"),

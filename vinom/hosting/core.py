@@ -59,6 +59,7 @@ from vinom.hosting.interfaces import (
     StreamsReady,
 )
 from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings, is_spectator
 from vinom.hosting.streams import StreamOutbox, StreamQueue
 from vinom.match import Match, MatchEnded
 from vinom.protocol.config import HostConfig
@@ -111,6 +112,7 @@ class GameHostCore:
         wall_clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
         recording: RecordSettings | None = None,
+        spectators: SpectatorSettings | None = None,
     ) -> None:
         self.timers = TimerQueue()
         self._find_game = find_game
@@ -146,6 +148,11 @@ class GameHostCore:
         self.streams_opened = 0
         # StreamsReady was returned and streams_to_send not called since.
         self._streams_announced = False
+        # The spectators' stream sessions (vinom.hosting.spectators).
+        self.spectators = SpectatorFeeds(
+            spectators if spectators is not None else SpectatorSettings(),
+            self._streams, self.timers, self._close_spectator,
+        )  # fmt: skip
 
     # -- IDatagramCore --------------------------------------------------------
 
@@ -264,6 +271,8 @@ class GameHostCore:
         if isinstance(checked, str):
             return self._refuse_stream(checked)
         player_id, match_id = checked.player_id, checked.match_id
+        if is_spectator(player_id):
+            return self._open_spectator(token, player_id, match_id, now)
         streams = self._streams.streams
         for old in list(streams.values()):
             if old.player_id == player_id and old.match_id == match_id:
@@ -296,6 +305,9 @@ class GameHostCore:
         if session_id not in self._streams.streams:
             self.stream_drops["no_session"] += 1
             return
+        if self.spectators.has(session_id):
+            self.spectators.dropped()  # read-only
+            return
         if len(data) > self._max_stream_message:
             self.stream_drops["too_large"] += 1
             return
@@ -313,6 +325,9 @@ class GameHostCore:
         if stream is None:
             return
         stream.closed = True
+        if self.spectators.has(session_id):
+            self.spectators.remove(session_id)
+            return
         self._endpoint_events.append(SessionClosed(session_id, "disconnect"))
         self._dispatch(now)
 
@@ -336,6 +351,34 @@ class GameHostCore:
         stream.closed = True
         self._closed_streams.append(session_id)
         self._endpoint_events.append(SessionClosed(session_id, "closed"))
+
+    def _open_spectator(
+        self, token: bytes, player_id: str, match_id: str, now: float
+    ) -> StreamOpened | StreamRefused:
+        """A spectator's stream: fed the match's public view, never seated."""
+        feeds = self.spectators
+        reason = feeds.refusal(self.router.room(match_id))
+        if reason is not None:
+            feeds.counts[f"refused:{reason}"] += 1
+            return self._refuse_stream(reason)
+        endpoint = self.endpoint
+        if endpoint.session_count + len(self._streams.streams) >= endpoint.config.max_sessions:
+            return self._refuse_stream(DROP_HOST_FULL)
+        endpoint.spend_request(token)
+        session_id = self._next_stream_id
+        self._next_stream_id = session_id - 1
+        self._streams.streams[session_id] = StreamQueue(session_id, player_id, match_id)
+        room = self.router.room(match_id)
+        assert room is not None
+        feeds.add(session_id, room, now)
+        self.streams_opened += 1
+        return StreamOpened(session_id, player_id, match_id)
+
+    def _close_spectator(self, session_id: int) -> None:
+        stream = self._streams.streams.pop(session_id, None)
+        if stream is not None:
+            stream.closed = True
+            self._closed_streams.append(session_id)
 
     def _refuse_stream(self, reason: str) -> StreamRefused:
         self.stream_drops[reason] += 1

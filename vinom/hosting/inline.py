@@ -37,6 +37,7 @@ from vinom.hosting.interfaces import (
     WorkerStatus,
 )
 from vinom.hosting.records import RecordFiles, RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.hosting.udp import GameHostProtocol, listen_game_host
 from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
@@ -170,6 +171,8 @@ class InlineGameHost:
             errors=self.protocol.errors + self.core.errors,
             streams_opened=self.core.streams_opened,
         )
+        for what, n in self.core.spectators.counts.items():
+            counts[f"spectators:{what}"] += n
         for reason, n in self.core.stream_drops.items():
             counts[f"stream_drop:{reason}"] += n
         for reason, n in endpoint.drops.items():
@@ -226,6 +229,8 @@ class InlineGameHostFactory:
     room_config: RoomConfig = field(factory=RoomConfig)
     # How the hosts record their matches (None: not at all); see vinom.hosting.records.
     recording: RecordSettings | None = None
+    # Spectators' delay and limit (None: the defaults; vinom.hosting.spectators).
+    spectators: SpectatorSettings | None = None
     # The hosts listening now, and the counters of those that have stopped.
     live: set[InlineGameHost] = field(init=False, factory=set)
     retired: Counter[str] = field(init=False, factory=Counter)
@@ -270,6 +275,7 @@ class InlineGameHostFactory:
             self.find_game,
             self.room_config,
             recording=self.recording,
+            spectators=self.spectators,
         )
         files = self.record_files
         if files is not None:

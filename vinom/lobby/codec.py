@@ -190,9 +190,17 @@ class PartyLeave:
     request_id: RequestId
 
 
+@frozen
+class Spectate:
+    """`spectate`: watch a running match (read-only), by its id (`match_found`'s `game_id`)."""
+
+    request_id: RequestId
+    match_id: str
+
+
 Request = (
     Hello | Queue | Cancel | Ping | Reconnect | GetRoomList | CreateRoom | JoinRoom | LeaveRoom
-    | AddBot | PartyCreate | PartyJoin | PartyLeave
+    | AddBot | PartyCreate | PartyJoin | PartyLeave | Spectate
 )
 
 
@@ -576,6 +584,10 @@ def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     return Reconnect(request_id, player_id, secret, _protocol(obj))
 
 
+def _parse_spectate(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return Spectate(request_id, _string(obj, "match_id", MAX_ID_LENGTH))
+
+
 def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     game = _string(obj, "game", MAX_GAME_LENGTH) if obj.get("game") is not None else None
     offset = obj.get("offset")
@@ -646,6 +658,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "cancel": _parse_cancel,
     "ping": _parse_ping,
     "reconnect": _parse_reconnect,
+    "spectate": _parse_spectate,
     "get_room_list": _parse_get_room_list,
     "create_room": _parse_create_room,
     "join_room": _parse_join_room,

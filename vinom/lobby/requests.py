@@ -41,6 +41,7 @@ from vinom.lobby.codec import (
     Queue,
     Reconnect,
     Request,
+    Spectate,
     error_frame,
     quote_for_message,
 )
@@ -155,6 +156,8 @@ class RequestHandlers:
             return self.parties.join(connection, request)
         if isinstance(request, PartyLeave):
             return self.parties.leave(connection, request)
+        if isinstance(request, Spectate):
+            return self._spectate(connection, request)
         if isinstance(request, GetRoomList):
             self.rooms.room_list(connection, request)
         elif isinstance(request, CreateRoom):
@@ -505,6 +508,27 @@ class RequestHandlers:
             raise LobbyError(errors.NO_ACTIVE_MATCH, message)
 
         return self._store.get_player(player_id).addCallback(verified)
+
+    def _spectate(self, connection: LobbyConnection, request: Spectate) -> Deferred[None]:
+        """A token for a spectator's stream to the match's game host (`spectating`)."""
+        if connection.state is PlayerState.NEW:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+
+        def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
+            if placement is None:
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
+            return self._placer.confirm_running(placement.match_id).addCallback(
+                answer, placement
+            )
+
+        def answer(running: bool, placement: MatchPlacement) -> None:
+            if not running:
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
+            if connection.closing:
+                return
+            connection.reply(request, self._delivery.spectating_frame(placement))
+
+        return self._store.get_placement(request.match_id).addCallback(placed)
 
     def _claim_place(
         self, connection: LobbyConnection, record: PlayerRecord, kept: KeptPlace,

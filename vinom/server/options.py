@@ -17,6 +17,7 @@ from twisted.python import usage
 from vinom.cluster.client import RedisSettings, parse_redis_url
 from vinom.hosting.agones import sdk_port
 from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.checks import (
@@ -324,6 +325,21 @@ class Options(usage.Options):
             20,
             "A state hash in the record every this many ticks (a replay checks each).",
             positive_int,
+        ),
+        param(
+            "spectator-delay",
+            None,
+            0.0,
+            "Seconds spectators lag behind a match (a competitive server: enough that "
+            "what they see no longer helps a player).",
+            non_negative_float,
+        ),
+        param(
+            "max-spectators",
+            None,
+            100,
+            "Spectators one match may have at once (0: no spectators).",
+            non_negative_int,
         ),
         param(
             "log-format",
@@ -641,6 +657,9 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--no-record-game {unknown[0]!r} is not a game this server offers"
             )
+        self["spectators"] = SpectatorSettings(
+            delay=self["spectator-delay"], max_per_match=self["max-spectators"]
+        )
         self["recording"] = RecordSettings(
             directory=self["record-dir"] or os.path.join(self["data-dir"], "records"),
             enabled=not self["no-record"],

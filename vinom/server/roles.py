@@ -286,11 +286,13 @@ def host_factory_of(
             reactor=reactor, find_game=registry.get, protocol_config=protocol,
             public_host=options["public-host"], interface=options["udp-interface"],
             room_config=room_config, recording=options.get("recording"),
+            spectators=options.get("spectators"),
         )  # fmt: skip
     settings = WorkerSettings(
         protocol=protocol, public_host=options["public-host"], interface=options["udp-interface"],
         game_names=tuple(registry.names()), room_config=room_config,
         heartbeat_timeout=options["heartbeat-timeout"], recording=options.get("recording"),
+        spectators=options.get("spectators"),
     )  # fmt: skip
     if options["game-host"] == "process":
         return ProcessPerMatch(settings, options["process-pool"], reactor)

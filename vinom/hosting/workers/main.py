@@ -39,6 +39,7 @@ from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.interfaces import IStreamPeer, StreamOpened
 from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.hosting.workers import commands
 from vinom.match import HOST_CRASHED, MatchEnded, match_from_json, outcome_to_json
 from vinom.protocol.config import ProtocolConfig
@@ -157,6 +158,7 @@ class WorkerProtocol(amp.AMP):
                 RecordSettings.from_json(room_config["recording"])
                 if room_config.get("recording") else None
             ),
+            spectators=SpectatorSettings(**room_config.get("spectators") or {}),
         )
         return {"pid": os.getpid()}
 
