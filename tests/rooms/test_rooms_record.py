@@ -74,6 +74,28 @@ def recorded_room(
     return room, recorder, data
 
 
+@frozen
+class _Point:
+    x: int
+    tags: frozenset[str]
+
+
+class StateHashTests(SynchronousTestCase):
+    """docs/protocol.md §17's hash: the vectors, and the same in every process."""
+
+    def test_vectors(self) -> None:
+        self.assertEqual(state_hash(7), 4395282772176376861)
+        self.assertEqual(state_hash({"b": 1, "a": (1.5, None)}), 0x58949890C99A97FE)
+        self.assertEqual(state_hash(frozenset({"x", "y"})), 0xCD80FDD0D5960C16)
+        # Sets sorted, mappings by key: order of building does not count.
+        self.assertEqual(state_hash({"a": (1.5, None), "b": 1}), 0x58949890C99A97FE)
+        self.assertEqual(
+            state_hash(_Point(1, frozenset({"b", "a"}))),
+            state_hash(_Point(1, frozenset({"a", "b"}))),
+        )
+        self.assertNotEqual(state_hash(_Point(1, frozenset())), state_hash(_Point(2, frozenset())))
+
+
 class RecordAndReplayTests(SynchronousTestCase):
     def test_every_built_in_game_played_by_bots_replays_to_identical_hashes(self) -> None:
         for name in BUILT_IN:
