@@ -20,6 +20,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hosting.test_websocket_game import GameSocketTestCase
+from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
@@ -116,6 +117,44 @@ class SpectatorServerTests(GameSocketTestCase):
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "spectators_full"))
         await self.metric_shows(r'vinom_game_sockets_refused_total\{reason="spectators_full"\} 1')
         await self.metric_shows(r"(?m)^vinom_spectators 1\.0$")
+
+
+class PrivateRoomTests(GameSocketTestCase):
+    hosting = ("--host-workers", "0")
+
+    async def private_match(self, spectators: bool) -> tuple[str, str]:
+        """A private tictactoe room (owner and a bot) that became a match: (code, match id)."""
+        owner, _welcome = await self.web_player()
+        room = await owner.request({"type": "create_room", "game": "tictactoe", "private": True,
+                                    "spectators": spectators, "id": "c"})  # fmt: skip
+        self.assertEqual(room["room"]["spectators"], spectators)
+        owner.send({"type": "add_bot", "id": "b"})
+        found = await owner.when(is_type("match_found"))
+        return room["room"]["code"], found["game_id"]
+
+    async def test_a_private_rooms_match_is_watched_by_its_code_if_its_owner_allows(
+        self,
+    ) -> None:
+        await self.start()
+        code, match_id = await self.private_match(spectators=True)
+        watcher, _ = await self.web_player()
+        frame = await watcher.request({"type": "spectate", "code": code.lower(), "id": 1})
+        self.assertEqual((frame["type"], frame["game_id"]), ("spectating", match_id))
+        socket = await self.game_socket(None)
+        socket.attach(PublicToken.from_json(frame["token"]))
+        await wait_until(lambda: socket.session.welcome is not None)
+        assert socket.session.welcome is not None
+        self.assertEqual(socket.session.welcome["match"], match_id)
+        both = await watcher.request({"type": "spectate", "code": code, "match_id": "x", "id": 2})
+        self.assertEqual(both["code"], "invalid_field")
+
+    async def test_nobody_watches_a_private_rooms_match_unless_its_owner_allows(self) -> None:
+        await self.start()
+        code, match_id = await self.private_match(spectators=False)
+        watcher, _ = await self.web_player()
+        for ask in ({"code": code}, {"match_id": match_id}, {"code": "ZZZZZZ"}):
+            frame = await watcher.request({"type": "spectate", **ask, "id": 1})
+            self.assertEqual(frame["code"], "no_active_match", ask)
 
 
 class SpectatorFeedTests(SynchronousTestCase):

@@ -143,6 +143,8 @@ class CreateRoom:
     game: str
     private: bool
     size: int | None
+    # A private room: its match may be watched by its join code (`spectate`).
+    spectators: bool = False
 
 
 @frozen
@@ -192,10 +194,12 @@ class PartyLeave:
 
 @frozen
 class Spectate:
-    """`spectate`: watch a running match (read-only), by its id (`match_found`'s `game_id`)."""
+    """`spectate`: watch a running match (read-only), by its id (`match_found`'s `game_id`)
+    or by the join `code` of the private room it began as, if its owner allowed it."""
 
     request_id: RequestId
-    match_id: str
+    match_id: str | None
+    code: str | None = None
 
 
 Request = (
@@ -585,7 +589,15 @@ def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
 
 
 def _parse_spectate(obj: Mapping[str, Any], request_id: RequestId) -> Request:
-    return Spectate(request_id, _string(obj, "match_id", MAX_ID_LENGTH))
+    match_id = _string(obj, "match_id", MAX_ID_LENGTH) if "match_id" in obj else None
+    code = _string(obj, "code", MAX_ROOM_ID_LENGTH) if "code" in obj else None
+    if match_id is None and code is None:
+        raise _FieldError(errors.MISSING_FIELD, "'spectate' needs a 'match_id' or a 'code'")
+    if match_id is not None and code is not None:
+        raise _FieldError(
+            errors.INVALID_FIELD, "'spectate' takes a 'match_id' or a 'code', not both"
+        )
+    return Spectate(request_id, match_id, code)
 
 
 def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Request:
@@ -617,7 +629,10 @@ def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request
         raise _FieldError(
             errors.INVALID_FIELD, f"'size' must be a whole number from 1 to {MAX_ROOM_SIZE}"
         )
-    return CreateRoom(request_id, game, private, size)
+    spectators = obj.get("spectators", False)
+    if not isinstance(spectators, bool):
+        raise _FieldError(errors.INVALID_FIELD, "'spectators' must be true or false")
+    return CreateRoom(request_id, game, private, size, spectators)
 
 
 def _parse_join_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:

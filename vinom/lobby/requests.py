@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.codes import normal_code
 from vinom.errors import LobbyError
 from vinom.games.interfaces import default_display_name
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
@@ -513,6 +514,13 @@ class RequestHandlers:
         """A token for a spectator's stream to the match's game host (`spectating`)."""
         if connection.state is PlayerState.NEW:
             raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        # One answer for a match that is not running, a private room's code that
+        # lets nobody watch, and a private room's match asked for by id.
+        match_id = request.match_id
+        if request.code is not None:
+            match_id = self.rooms.watchable.get(normal_code(request.code))
+        if match_id is None or match_id in self.rooms.unwatchable:
+            raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
 
         def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
             if placement is None:
@@ -528,7 +536,7 @@ class RequestHandlers:
                 return
             connection.reply(request, self._delivery.spectating_frame(placement))
 
-        return self._store.get_placement(request.match_id).addCallback(placed)
+        return self._store.get_placement(match_id).addCallback(placed)
 
     def _claim_place(
         self, connection: LobbyConnection, record: PlayerRecord, kept: KeptPlace,
