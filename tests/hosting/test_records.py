@@ -4,14 +4,23 @@ records (vinom.hosting.core): appended per match, pruned by age and size."""
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
+from typing import Any
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.server.test_tap import parse
+from vinom.games.registry import GameRegistry
+from vinom.games.tictactoe import TicTacToeGame
+from vinom.hosting.core import GameHostCore
 from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
+from vinom.match import Match, Ticket
+from vinom.protocol.address import HostAddress
+from vinom.protocol.config import HostConfig, ProtocolConfig
+from vinom.rooms.replay import read_record
 
 
 class RecordFilesTests(SynchronousTestCase):
@@ -79,3 +88,49 @@ class RecordOptionsTests(SynchronousTestCase):
             with self.subTest(args=args):
                 e = self.assertRaises(usage.UsageError, parse, *args)
                 self.assertIn(says, str(e))
+
+
+class _Unrecorded(TicTacToeGame):
+    name = "unrecorded"
+    record_matches = False
+
+
+class CoreRecordingTests(SynchronousTestCase):
+    """The game host core writes a record for each match it is to record."""
+
+    def core(self, **settings: Any) -> GameHostCore:
+        return GameHostCore(
+            HostConfig(ProtocolConfig(token_key=os.urandom(32)), (HostAddress("127.0.0.1", 1),)),
+            GameRegistry([TicTacToeGame(), _Unrecorded()]).get,
+            recording=RecordSettings(directory="unused", **settings),
+            wall_clock=lambda: 86400.0,
+            random_bytes=lambda n: bytes(range(n)),
+        )
+
+    def match(self, game: str, match_id: str) -> Match:
+        return Match(match_id, game, (Ticket("p1", "A", game, None, 0.0),
+                                      Ticket("p2", "B", game, None, 0.0)), 0.0)  # fmt: skip
+
+    def test_recorded_unless_the_server_or_the_game_says_not(self) -> None:
+        core = self.core(games_off=frozenset({"tictactoe"}))
+        core.add_match(self.match("tictactoe", "m-off"), 0.0)
+        core.add_match(self.match("unrecorded", "m-never"), 0.0)
+        self.assertEqual(core.records_to_write(), [])
+        core = self.core()
+        core.add_match(self.match("tictactoe", "m-1"), 0.0)
+        core.add_match(self.match("unrecorded", "m-2"), 0.0)
+        core.add_match(self.match("tictactoe", "m-seeded"), 0.0, rng=random.Random(1))
+        chunks = core.records_to_write()
+        self.assertEqual([(c.match_id, c.started, c.closed) for c in chunks],
+                         [("m-1", 86400.0, False)])  # fmt: skip
+        header = read_record(chunks[0].data).header
+        self.assertEqual(header["seed"], int.from_bytes(bytes(range(8)), "big"))
+        self.assertEqual(header["seats"], [["p1", "A", False], ["p2", "B", False]])
+        self.assertEqual(core.recording_count, 1)
+        core.shutdown("test", 1.0)
+        last = core.records_to_write()
+        self.assertEqual([(c.match_id, c.closed) for c in last], [("m-1", True)])
+        record = read_record(chunks[0].data + last[0].data)
+        self.assertTrue(record.complete)
+        self.assertEqual(record.end[1:3], ("aborted", None))  # type: ignore[index]
+        self.assertEqual(core.recording_count, 0)

@@ -49,7 +49,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 import vinom
-from vinom.games.interfaces import IGame, Seat
+from vinom.games.interfaces import IGame, Seat, records_matches_of
 from vinom.hosting.interfaces import (
     HostIdle,
     IDatagramCore,
@@ -205,8 +205,11 @@ class GameHostCore:
         """
         recorder = None
         settings = self.recording
-        if rng is None and settings is not None and settings.records(match.game):
-            game = self._find_game(match.game)
+        game = self._find_game(match.game) if settings is not None else None
+        if (
+            rng is None and game is not None and settings is not None
+            and settings.records(match.game) and records_matches_of(game)
+        ):
             seed = int.from_bytes(self._random_bytes(8), "big")
             rng = random.Random(seed)
             room_config = config if config is not None else self.router.config
