@@ -11,6 +11,7 @@ pinned on a Clock in the unit tests below.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import Agent, readBody
 
 from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby.test_websocket_lobby import is_type
@@ -117,6 +119,12 @@ class SpectatorServerTests(GameSocketTestCase):
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "spectators_full"))
         await self.metric_shows(r'vinom_game_sockets_refused_total\{reason="spectators_full"\} 1')
         await self.metric_shows(r"(?m)^vinom_spectators 1\.0$")
+        # The dashboard's /status says it too.
+        ops = await self.server.service("ops").port()
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{ops.getHost().port}/status".encode()
+        )
+        self.assertEqual(json.loads(await readBody(response))["spectators"], 1)
 
 
 class PrivateRoomTests(GameSocketTestCase):
