@@ -28,7 +28,8 @@ from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
 from tests.support.websocket_client import GameSocketPlayer
 from tests.test_e2e import wait_until
-from vinom.client.game import connect_game
+from vinom.client.game import GameSession, connect_game
+from vinom.client.udp import GameClientProtocol
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
 from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.protocol.tokens import PublicToken
@@ -125,6 +126,42 @@ class SpectatorServerTests(GameSocketTestCase):
             b"GET", f"http://127.0.0.1:{ops.getHost().port}/status".encode()
         )
         self.assertEqual(json.loads(await readBody(response))["spectators"], 1)
+
+
+class UdpSpectatorTests(GameSocketTestCase):
+    hosting = ("--host-workers", "1")
+
+    async def test_a_spectator_over_udp_watches_to_the_end(self) -> None:
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        watcher, _ = await self.web_player()
+        frame = await watcher.request({"type": "spectate", "match_id": found.game_id, "id": 1})
+        self.assertEqual((frame["host"], frame["port"]), (found.host, found.port))
+        session = GameSession()
+        protocol = GameClientProtocol(
+            reactor, PublicToken.from_json(frame["token"]),
+            on_message=session.message_received,
+        )  # fmt: skip
+        # The client releases its port when its session ends.
+        reactor.listenUDP(0, protocol, interface="127.0.0.1")
+        session.protocol = await protocol.connected
+        session.send_action({"cell": 0})  # read by nobody
+        socket = await self.game_socket(None)
+        drivers = [self.bot(socket.session, welcome["player_id"])]
+        socket.attach(token)
+        udp = await connect_game(reactor, found)
+        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver in drivers:
+            driver.cancel()
+        seen = await session.finished
+        self.assertEqual(seen["result"], finals[0]["result"])
+        assert session.welcome is not None and session.view is not None
+        self.assertEqual(session.welcome["seat"], -1)
+        assert udp.view is not None
+        self.assertEqual(session.view["board"], udp.view["board"])
+        # The host closes the spectator's session after the end.
+        self.assertEqual(await protocol.closed, "disconnect")
 
 
 class PrivateRoomTests(GameSocketTestCase):

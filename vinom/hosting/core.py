@@ -377,7 +377,32 @@ class GameHostCore:
         self.streams_opened += 1
         return StreamOpened(session_id, player_id, match_id)
 
+    def _spectator_event(self, event: object, now: float) -> bool:
+        """A UDP spectator's event, handled here (True), never the router's."""
+        feeds = self.spectators
+        if isinstance(event, MessageReceived):  # the most frequent: no spectator, no cost
+            if not feeds or not feeds.has(event.session_id):
+                return False
+            feeds.dropped()
+            return True
+        if isinstance(event, SessionConnected):
+            if not is_spectator(event.player_id):
+                return False
+            room = self.router.room(event.match_id)
+            if room is None or feeds.refusal(room) is not None:
+                self.endpoint.close_session(event.session_id)  # ended meanwhile
+            else:
+                feeds.add(event.session_id, room, now)
+            return True
+        if isinstance(event, SessionClosed) and feeds.has(event.session_id):
+            feeds.remove(event.session_id)
+            return True
+        return False
+
     def _close_spectator(self, session_id: int) -> None:
+        if session_id > 0:
+            self.endpoint.close_session(session_id)  # its SessionClosed removes nothing more
+            return
         stream = self._streams.streams.pop(session_id, None)
         if stream is not None:
             stream.closed = True
@@ -405,6 +430,13 @@ class GameHostCore:
     # -- internals ---------------------------------------------------------------
 
     def _admit(self, player_id: str, match_id: str, now: float) -> Admission:
+        if is_spectator(player_id):
+            # A spectator over UDP: admitted while the match may take one more.
+            reason = self.spectators.refusal(self.router.room(match_id))
+            if reason is None:
+                return Admission.ACCEPT
+            self.spectators.counts[f"refused:{reason}"] += 1
+            return Admission.FULL if reason == "spectators_full" else Admission.REFUSE
         return self.router.admit(player_id, match_id, now)
 
     def _dispatch(self, now: float) -> None:
@@ -415,6 +447,8 @@ class GameHostCore:
         while events:
             event = events.popleft()
             try:
+                if self._spectator_event(event, now):
+                    continue
                 if isinstance(event, MessageReceived):
                     session_id, channel, data = event
                     router.message_received(session_id, channel, data, now)

@@ -121,9 +121,16 @@ class TokenDelivery:
             "type": "spectating",
             "game": match.game,
             "game_id": match.match_id,
+            "host": address.host,
+            "port": address.port,
             "players": [{"id": t.player_id, "name": t.name} for t in match.players],
             "token": token,
         }
+        if self.relay is not None:
+            # As for a player (match_found): UDP goes through the relay.
+            relay = frame["relay"] = self.relay.route_of(address, self.clock.seconds())
+            frame["host"], frame["port"] = relay["host"], relay["port"]
+            token["hosts"] = [{"host": relay["host"], "port": relay["port"]}]
         if address.game_url is not None:
             frame["game_url"] = address.game_url
         encode_frame(frame)
