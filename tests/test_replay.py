@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import os
 import random
+import socket
 import sys
 import textwrap
 
@@ -24,6 +25,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from tests.support.redis_server import start_redis
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
 from tests.test_e2e import wait_until
 from tests.test_realtime import INPUT_PLUGIN, _lossy_player
@@ -120,6 +122,23 @@ def records_in(server: RunningTwistd) -> list[str]:
     return sorted(glob.glob(os.path.join(server.data_dir, "records", "*.vrec.gz")))
 
 
+def redis_get(port: int, key: str) -> bytes | None:
+    """GET over a plain socket (RESP), the bytes as stored."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        name = key.encode()
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(name), name))
+        data = b""
+        while b"\r\n" not in data:
+            data += s.recv(65536)
+        head, _, rest = data.partition(b"\r\n")
+        size = int(head[1:])
+        if size < 0:
+            return None
+        while len(rest) < size + 2:
+            rest += s.recv(65536)
+        return rest[:size]
+
+
 class RecordedMatchTests(TestCase):
     timeout = 120
 
@@ -165,6 +184,32 @@ class RecordedMatchTests(TestCase):
             self.assertEqual((code, err), (0, ""), out)
             self.assertIn(f"{game} match {record.header['match_id']}", out)
             self.assertIn("replays exactly; finished", out)
+
+    async def test_with_redis_a_finished_record_is_copied_where_every_lobby_finds_it(
+        self,
+    ) -> None:
+        redis = await start_redis(self)
+        key_file = os.path.abspath(self.mktemp())
+        with open(key_file, "wb") as f:
+            f.write(os.urandom(32))
+        server = await start_twistd(
+            self, {}, "--games", "tictactoe", "--redis", redis.url, "--token-key-file", key_file,
+        )  # fmt: skip
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, tictactoe, f"b{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])  # fmt: skip
+        match_id = reports[0].match_id
+        await wait_until(lambda: redis_get(redis.port, f"vinom:record:{match_id}") is not None)
+        stored = redis_get(redis.port, f"vinom:record:{match_id}")
+        assert stored is not None
+        [path] = records_in(server)
+        with open(path, "rb") as f:
+            self.assertEqual(stored, f.read())
+        self.assertTrue(read_record(stored).complete)
 
     async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
         server = await start_twistd(

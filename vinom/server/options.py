@@ -320,6 +320,14 @@ class Options(usage.Options):
             positive_float,
         ),
         param(
+            "record-redis-hours",
+            None,
+            24.0,
+            "With --redis: hours a finished match's record is kept in Redis "
+            "(<prefix>record:<match id>).",
+            positive_float,
+        ),
+        param(
             "record-hash-every",
             None,
             20,

@@ -29,6 +29,7 @@ from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
 from vinom.cluster.inflight import InFlightCalls
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
+from vinom.cluster.records import RedisRecords
 from vinom.cluster.services import (
     MatchmakerService,
     PartyStoreService,
@@ -240,7 +241,8 @@ def build_hosting(
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor),
-                          realm=options["realm"])  # fmt: skip
+                          realm=options["realm"],
+                          records=redis_records(options, shared.redis))  # fmt: skip
         _add(root, "host-agent", agent)
     agones = None
     if options["agones"]:
@@ -252,6 +254,14 @@ def build_hosting(
             on_shutdown=agent.drain if agent is not None else lambda: None,
         )  # fmt: skip
     return HostingRole(hosting, host_factory, agent, agones)
+
+
+def redis_records(options: usage.Options, redis: Any) -> RedisRecords | None:
+    """With --redis: the finished records copied to Redis (none when not recording)."""
+    recording = options.get("recording")
+    if recording is None or not recording.enabled:
+        return None
+    return RedisRecords(redis, recording, options["record-redis-hours"] * 3600.0)
 
 
 def add_agones(root: service.MultiService, hosted: HostingRole) -> None:
