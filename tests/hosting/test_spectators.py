@@ -223,6 +223,8 @@ class SpectatorFeedTests(SynchronousTestCase):
         router.outbox = router.outbox  # the players' messages go to the keeper
         feeds = SpectatorFeeds(SpectatorSettings(delay=2.0), router.outbox, time.timers,
                                closed.append)  # fmt: skip
+        # As the game host core does: the feeds hear of each room's end at once.
+        router.registry.add_end_listener(feeds.room_ended)
         room = router.add_match(bot_match(game, 2), 0.0, RoomConfig(bot_think_time=1.0),
                                 random.Random(1))  # fmt: skip
         feeds.add(-1, room, time.now)
@@ -243,12 +245,19 @@ class SpectatorFeedTests(SynchronousTestCase):
         )
         states = [(t, m) for t, m in by_session[-1] if m is not None and m.get("t") == "state"]
         self.assertGreater(len(states), 4)
+        ended_at = room.ended_at
+        assert ended_at is not None
         for seen_at, message in states[1:]:
+            if seen_at == ended_at:
+                continue  # the end, and what the delay held back, come at once
             changed_at = max(t for t, v in changes if v <= message["v"])
             # Seen 2 s after the change, give or take a look (0.1 s) and a step.
             self.assertGreaterEqual(seen_at, changed_at + 2.0 - 1e-9)
             self.assertLessEqual(seen_at, changed_at + 2.0 + 0.15 + 1e-9)
             self.assertIn("board", message["s"])
+        # At the end: the last states and the phase at once, when the room ended.
+        self.assertEqual([t for t, m in by_session[-1] if m and m.get("t") == "phase"],
+                         [ended_at])  # fmt: skip
         ends = [m for _, m in by_session[-1] if m is not None and m.get("t") == "phase"]
         self.assertEqual(ends[-1]["p"], "finished")
         self.assertEqual(sorted(closed), [-2, -1])

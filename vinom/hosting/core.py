@@ -460,6 +460,7 @@ class GameHostCore:
                 self._error("the seat router failed")
 
     def _match_ended(self, room: Room) -> None:
+        self.spectators.room_ended(room)
         self._events.append(
             MatchEnded(
                 room.match_id, room.phase.value, room.result, room.abort_reason,

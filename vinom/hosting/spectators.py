@@ -13,8 +13,9 @@ version moved, build the public view ``view(state, None)`` once and encode one
 players see while it still matters). A spectator arriving meanwhile gets the
 newest state already due. The players' room does not wait for any of this:
 the feeds read its public attributes on their own timer, in the host's
-`TimerQueue`. When the match ends, its phase and final state follow (with the
-delay), then the spectators' streams close.
+`TimerQueue`. When the match ends, what the delay still held back, the final
+state and the phase are sent at once (the host may stop right after its match,
+and the delay protects nothing any more), then the spectators' streams close.
 
 Limits: at most `max_per_match` spectators of one match (a refusal is
 ``spectators_full``); the web server's per-address limits on ``/game`` count
@@ -135,6 +136,19 @@ class SpectatorFeeds:
         feed.sessions.remove(session_id)
         if not feed.sessions:
             del self._feeds[match_id]
+        self._rewake()
+
+    def room_ended(self, room: Room) -> None:
+        """The room just ended: its spectators get, at once, what the delay still held
+        back, its final state and its end (a game host may stop as soon as its match
+        has ended; once it has, the delay protects nothing)."""
+        feed = self._feeds.get(room.match_id)
+        if feed is None or feed.ended:
+            return
+        now = room.ended_at if room.ended_at is not None else feed.next_look
+        self._look(feed, now)
+        self._send_due(feed, math.inf)
+        feed.closes_at = now
         self._rewake()
 
     def dropped(self) -> None:

@@ -446,6 +446,18 @@ function matchFound(found) {
   startGame(app.match, false);
 }
 
+// ---------- watching a match (spectate: docs/lobby.md) ----------
+
+// A match id ("m-...") or a private room's join code.
+async function watch(what) {
+  const ask = what.startsWith("m-") ? { match_id: what } : { code: what.toUpperCase() };
+  const frame = await app.lobby.request({ type: "spectate", ...ask });
+  startGame({ found: { ...frame, seat: -1 }, player_id: null }, false);
+  app.game.spectator = true;
+  $("screen-game").dataset.spectator = "true";
+  $("game-status").textContent = "Watching the match…";
+}
+
 function startGame(match, resumed) {
   stopGame();
   const found = match.found;
@@ -480,6 +492,7 @@ function startGame(match, resumed) {
   $("game-players").replaceChildren();
   show("game");
   setConnection("connecting", "joining the game…");
+  delete $("screen-game").dataset.spectator;
   game.socket = new GameSocket(gameUrl(found, location), found.token, {
     onMessage: (message) => gameMessage(game, message),
     onClose: (event, byUs) => gameClosed(game, event, byUs),
@@ -576,8 +589,9 @@ function gameMessage(game, message) {
         gameTitles[game.name] = message.title;
         $("game-title").textContent = message.title;
       }
-      setConnection("online", "in game");
-      say(game, message.reconnected ? "Reconnected: back in your match." : "");
+      setConnection("online", game.spectator ? "watching" : "in game");
+      say(game, message.reconnected ? "Reconnected: back in your match."
+        : game.spectator ? "Watching: you see what every player may see." : "");
       if (game.board === null && !game.boardLoading) loadBoard(game);
       renderPlayers(game);
       break;
@@ -709,6 +723,9 @@ function finish(game, result) {
   if (winners.length === 0) {
     text = "It's a draw.";
     outcome = "draw";
+  } else if (game.spectator) {
+    text = `${winners.map((id) => playerName(game, id)).join(" and ")} won.`;
+    outcome = "watched";
   } else if (winners.includes(game.me)) {
     text = winners.length > 1 ? "You share the win!" : "You win!";
     outcome = "win";
@@ -772,6 +789,12 @@ function gameClosed(game, event, byUs) {
 function leaveMatch() {
   const game = app.game;
   if (game === null || game.ended) return;
+  if (game.spectator) {
+    // A spectator just stops watching: back to the lobby, still said hello.
+    stopGame();
+    show("lobby");
+    return;
+  }
   game.left = true;
   game.socket.leave();
 }
@@ -844,6 +867,11 @@ function wire() {
   });
   $("queue-cancel").addEventListener("click", () => run(cancelQueue));
   $("rooms-refresh").addEventListener("click", () => run(refreshRooms));
+  $("watch-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const what = $("watch-input").value.trim();
+    if (what !== "") run(() => watch(what));
+  });
   $("code-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const code = $("code-input").value.trim().toUpperCase();

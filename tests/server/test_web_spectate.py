@@ -1,0 +1,82 @@
+"""A browser watches a running match (`spectate`, docs/lobby.md) on the real page.
+
+Two bots play tictactoe through the whole client stack (TLS lobby, UDP); the
+browser, in the lobby, types the match's id into "Watch a match", and the page
+opens `/game` with the spectator's token: the board is drawn from the public
+view, it follows the moves, and the result says who won. No console error
+(tests/support/browser.py fails the test on one).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from selenium.webdriver.common.by import By
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import TestCase
+
+from tests.server.test_web_client import (
+    WAIT,
+    board_marks,
+    click,
+    enter,
+    start_web_server,
+    wait_for_game,
+)
+from tests.support.browser import open_browser
+from tests.test_e2e import wait_until
+from vinom.client.bots import play_bot
+from vinom.client.game import GameSession
+from vinom.games.registry import GameRegistry
+
+
+class WatchInChromiumTests(TestCase):
+    timeout = 120
+
+    async def test_a_browser_watches_two_bots_play_to_the_result(self) -> None:
+        server, url = await start_web_server(self)
+        browser = await open_browser(self)
+        await enter(browser, url, "Eve")
+        sessions: list[GameSession] = []
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        bots = gatherResults([
+            Deferred.fromCoroutine(play_bot(
+                reactor, server.lobby, tictactoe, f"bot{n}", rng=random.Random(n),
+                think_time=0.6, on_session=sessions.append,
+            ))
+            for n in range(2)
+        ])  # fmt: skip
+        await wait_until(lambda: any(s.welcome is not None for s in sessions))
+        match_id = next(s.welcome for s in sessions if s.welcome is not None)["match"]
+
+        def type_id(driver: Any) -> None:
+            driver.find_element(By.ID, "watch-input").send_keys(match_id)
+
+        await browser.run(type_id)
+        await click(browser, "#watch-start")
+        await wait_for_game(browser, "tictactoe")
+        screen = await browser.run(lambda d: d.execute_script(
+            "const s = document.getElementById('screen-game').dataset;"
+            "return [s.spectator, s.seat, s.match];"
+        ))  # fmt: skip
+        self.assertEqual(screen, ["true", "-1", match_id])
+        reports = await bots
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        await browser.wait_until(
+            lambda d: not d.find_element(By.ID, "result-panel").get_attribute("hidden"), WAIT
+        )
+        outcome = await browser.run(
+            lambda d: d.find_element(By.ID, "result-panel").get_attribute("data-outcome")
+        )
+        winners = [r.name for r in reports if r.won]
+        self.assertEqual(outcome, "watched" if winners else "draw")
+        text = await browser.run(lambda d: d.find_element(By.ID, "result-text").text)
+        self.assertEqual(text, f"{winners[0]} won." if winners else "It's a draw.")
+        # The board the browser drew is the final board the players saw.
+        final = sessions[0].view
+        assert final is not None
+        marks = await board_marks(browser)
+        self.assertEqual(sum(1 for m in marks if m not in ("", "None")),
+                         sum(1 for c in final["board"] if c))  # fmt: skip
