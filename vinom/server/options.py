@@ -97,6 +97,12 @@ class Options(usage.Options):
             "host CPU; default: off).",
         ],
         [
+            "web-replays",
+            None,
+            "The web server serves /replays/<match id>: a recorded match's public views, "
+            "which the page replays (docs/web.md, Replays; default: off).",
+        ],
+        [
             "no-record",
             None,
             "Record no match (by default every match is recorded in --record-dir, to "

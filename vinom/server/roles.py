@@ -65,6 +65,7 @@ from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
 from vinom.server.proxied import proxied_endpoint
+from vinom.server.replays import replays_of
 from vinom.server.startup import (
     Address,
     Announcement,
@@ -465,7 +466,7 @@ def build_web(
             ), trusted_proxies=proxies)  # fmt: skip
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]),
-                    games=options["game-registry"])  # fmt: skip
+                    games=options["game-registry"], replays=replays_of(options))  # fmt: skip
     description = web_description(options, *certificate)
     web = _add(root, "web", Listener(description, site, reactor, "websocket",
                                      listen_on(options, reactor, description)))  # fmt: skip

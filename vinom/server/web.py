@@ -253,6 +253,7 @@ def web_site(
     timeout: float,
     access_log: bool = False,
     games: Iterable[IGame] = (),
+    replays: Resource | None = None,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`, the
@@ -272,6 +273,8 @@ def web_site(
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
         root.putChild(b"game", WebSocketResource(game))
+    if replays is not None:
+        root.putChild(b"replays", replays)
     site = Site(root, timeout=timeout, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False
