@@ -48,7 +48,7 @@ class WatchInChromiumTests(TestCase):
         bots = gatherResults([
             Deferred.fromCoroutine(play_bot(
                 reactor, server.lobby, tictactoe, f"bot{n}", rng=random.Random(n),
-                think_time=0.6, on_session=sessions.append,
+                think_time=1.0, on_session=sessions.append,
             ))
             for n in range(2)
         ])  # fmt: skip
