@@ -28,7 +28,8 @@ from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
 from tests.support.websocket_client import GameSocketPlayer
 from tests.test_e2e import wait_until
-from vinom.client.game import GameSession, connect_game
+from vinom.client.game import connect_game
+from vinom.client.lobby import connect_lobby
 from vinom.client.udp import GameClientProtocol
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
 from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
@@ -134,17 +135,17 @@ class UdpSpectatorTests(GameSocketTestCase):
     async def test_a_spectator_over_udp_watches_to_the_end(self) -> None:
         await self.start()
         token, found, _web, welcome = await self.match()
-        watcher, _ = await self.web_player()
-        frame = await watcher.request({"type": "spectate", "match_id": found.game_id, "id": 1})
-        self.assertEqual((frame["host"], frame["port"]), (found.host, found.port))
-        session = GameSession()
-        protocol = GameClientProtocol(
-            reactor, PublicToken.from_json(frame["token"]),
-            on_message=session.message_received,
-        )  # fmt: skip
-        # The client releases its port when its session ends.
-        reactor.listenUDP(0, protocol, interface="127.0.0.1")
-        session.protocol = await protocol.connected
+        # The client library, as a program watching over the TLS lobby and UDP does.
+        lobby = await connect_lobby(
+            reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
+        )
+        await lobby.hello("watcher")
+        watching = await lobby.spectate(found.game_id)
+        self.assertEqual((watching.host, watching.port, watching.game_id),
+                         (found.host, found.port, found.game_id))  # fmt: skip
+        session = await connect_game(reactor, watching)
+        protocol = session.protocol
+        assert isinstance(protocol, GameClientProtocol)
         session.send_action({"cell": 0})  # read by nobody
         socket = await self.game_socket(None)
         drivers = [self.bot(socket.session, welcome["player_id"])]
@@ -162,6 +163,7 @@ class UdpSpectatorTests(GameSocketTestCase):
         self.assertEqual(session.view["board"], udp.view["board"])
         # The host closes the spectator's session after the end.
         self.assertEqual(await protocol.closed, "disconnect")
+        await lobby.close()
 
 
 class PrivateRoomTests(GameSocketTestCase):
