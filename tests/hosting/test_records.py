@@ -79,6 +79,16 @@ class RecordOptionsTests(SynchronousTestCase):
         self.assertFalse(settings.records("maze"))
         self.assertTrue(settings.records("tictactoe"))
 
+    def test_a_record_dir_that_is_a_file_is_one_clear_line(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        Path(path).write_text("not a directory")
+        e = self.assertRaises(usage.UsageError, parse, "--record-dir", path)
+        self.assertEqual(
+            str(e), f"--record-dir {path!r} is a file, not a directory; name a directory "
+            "with --record-dir (or record nothing with --no-record)",
+        )
+        self.assertFalse(parse("--record-dir", path, "--no-record")["recording"].enabled)
+
     def test_bad_values_are_one_clear_line(self) -> None:
         for args, says in (
             (("--no-record-game", "chess"), "--no-record-game 'chess' is not a game this server"),

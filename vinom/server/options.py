@@ -674,8 +674,14 @@ class Options(usage.Options):
         self["spectators"] = SpectatorSettings(
             delay=self["spectator-delay"], max_per_match=self["max-spectators"]
         )
+        records = self["record-dir"] or os.path.join(self["data-dir"], "records")
+        if not self["no-record"] and os.path.exists(records) and not os.path.isdir(records):
+            raise usage.UsageError(
+                f"--record-dir {records!r} is a file, not a directory; name a directory "
+                "with --record-dir (or record nothing with --no-record)"
+            )
         self["recording"] = RecordSettings(
-            directory=self["record-dir"] or os.path.join(self["data-dir"], "records"),
+            directory=records,
             enabled=not self["no-record"],
             games_off=frozenset(self["no-record-game"]),
             hash_every=self["record-hash-every"],
