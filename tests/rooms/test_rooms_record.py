@@ -103,7 +103,8 @@ class RecordAndReplayTests(SynchronousTestCase):
                 game = REGISTRY.get(name)
                 options = {"target": 20} if name == "duel" else {}
                 room, recorder, data = recorded_room(
-                    game, bot_match(game, game.min_players), seed=7, options=options
+                    game, bot_match(game, game.min_players), seed=7, options=options,
+                    hash_every=1,
                 )
                 self.assertIs(room.phase, Phase.FINISHED)
                 self.assertTrue(recorder.closed)
@@ -115,8 +116,9 @@ class RecordAndReplayTests(SynchronousTestCase):
                 self.assertTrue(replay.ended)
                 self.assertEqual(state_hash(replay.state), state_hash(room.state))
                 self.assertEqual(replay.view(None), game.view(room.state, None))
-                # A hash before every call and one at the end, all checked.
-                self.assertGreater(replay.hashes_checked, 2)
+                # A hash before every call (hash_every=1) and one at the end, all checked.
+                calls = sum(1 for e in record.entries if e[0] in (0, 1))
+                self.assertEqual(replay.hashes_checked, calls + 1)
                 end = record.end
                 assert end is not None
                 self.assertEqual(end[1], "finished")
@@ -222,6 +224,19 @@ class DriftGame(Game[DriftState]):
 class _Idle:
     def choose_action(self, view: Mapping[str, Any]) -> None:
         return None
+
+
+class TurnBasedHashTests(SynchronousTestCase):
+    def test_a_game_without_a_tick_is_hashed_every_n_calls_and_at_the_end(self) -> None:
+        game = REGISTRY.get("maze")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=2, hash_every=5)
+        record = read_record(data)
+        calls = sum(1 for e in record.entries if e[0] in (0, 1))
+        hashes = sum(1 for e in record.entries if e[0] == 4)
+        self.assertEqual(hashes, calls // 5)
+        replay = Replay(record, game)
+        replay.run()
+        self.assertEqual(replay.hashes_checked, hashes + 1)
 
 
 class NonDeterminismTests(SynchronousTestCase):

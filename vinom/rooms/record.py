@@ -10,8 +10,9 @@ draw from the generator before it refuses), every tick, and the start of play
 tells it each call just before making it (`Room.recorder`), and it writes a
 *record* (docs/protocol.md, "Match records"): a gzip stream of MessagePack
 values, a header map then one array per entry. Besides the calls it writes a
-hash of the game state (`state_hash`): before every call of a game without a
-tick, after every `hash_every`-th tick of a game with one, and at the end,
+hash of the game state (`state_hash`): before every `hash_every`-th call of a
+game without a tick, after every `hash_every`-th tick of a game with one, and at
+the end,
 so a replay (`vinom.rooms.replay`) proves it rebuilt the very states, and a
 game that is not deterministic is caught at the tick where it first differs.
 
@@ -57,25 +58,38 @@ END = 5  # [5, phase, result or None, tick number, version, hash]
 GZIP_WBITS = 31
 
 
+_SCALARS = (bool, int, float, str, bytes)
+# Exactly these types (not subclasses, not enums) pack as they are.
+_PLAIN = frozenset({bool, int, float, str, bytes})
+
+
+def _packed(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
 def _canonical(value: Any) -> Any:
     """`value` as plain MessagePack data, the same in every process: attrs and
     dataclass instances become [class name, fields...] (an attrs class's fields
     that take part in equality), mappings their items
     sorted by their encoding, sets their members sorted (a set's order depends on
     the process's hash seed), enums their value."""
-    if value is None or isinstance(value, bool | int | float | str | bytes):
+    if value is None or isinstance(value, _SCALARS):
         return value
     if isinstance(value, enum.Enum):
         return _canonical(value.value)
     if isinstance(value, tuple | list):
-        return [_canonical(v) for v in value]
+        # A tuple of plain values (most of a state) packs as it is.
+        for v in value:
+            if v is not None and type(v) not in _PLAIN:
+                return [_canonical(v) for v in value]
+        return value
     if isinstance(value, Mapping):
         items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
-        items.sort(key=lambda kv: msgpack.packb(kv[0]))
+        items.sort(key=lambda kv: _packed(kv[0]))
         return [1, items]
     if isinstance(value, set | frozenset):
         members = [_canonical(v) for v in value]
-        members.sort(key=msgpack.packb)
+        members.sort(key=_packed)
         return [2, members]
     cls = type(value)
     if attrs.has(cls):
@@ -152,6 +166,8 @@ class MatchRecorder:
         self.closed = False
         #: An entry could not be encoded: nothing more is recorded.
         self.broken = False
+        # Calls into a game without a tick so far (its hashes come every `hash_every`).
+        self._calls = 0
         #: Entries recorded, and bytes handed out by `take` so far.
         self.entries = 0
         self.bytes_taken = 0
@@ -213,10 +229,12 @@ class MatchRecorder:
     # -- internals ------------------------------------------------------------------
 
     def _hash_turn(self, state: Any, tick: int, version: int) -> None:
-        # A game without a tick changes only on calls: a hash before each is cheap
-        # (turn-based states are small) and names the very move that differs.
+        # A game without a tick changes only on calls: a hash before every
+        # `hash_every`-th (a hash costs a maze tens of microseconds, more than a move).
         if not self._ticking:
-            self._add([HASH, tick, version, state_hash(state)])
+            self._calls += 1
+            if self._calls % self.hash_every == 0:
+                self._add([HASH, tick, version, state_hash(state)])
 
     def _add(self, entry: list[Any]) -> None:
         if self.broken or self.ended:
