@@ -102,7 +102,7 @@ class SpectatorFeeds:
     def refusal(self, room: Room | None) -> str | None:
         """Why a spectator cannot watch this room now (None: they can)."""
         if room is None or room.ended:
-            return "no_match"
+            return "not_hosted"
         feed = self._feeds.get(room.match_id)
         if len(feed.sessions if feed is not None else ()) >= self.settings.max_per_match:
             return "spectators_full"
