@@ -4,6 +4,8 @@
     vinom play maze                       a curses client (vinom.client.tui)
     vinom bots --game maze --count 10     bots that queue, play and report
     vinom new-game mygame                 a new game package to start from (vinom.scaffold)
+    vinom watch m-8f3a0c2d                watch a running match (vinom.client.watch)
+    vinom replay FILE [--check]           watch or check a match record (vinom.client.replay)
 
 `play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
 HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
@@ -273,6 +275,25 @@ class NewGameOptions(CommandOptions):
         self["name"] = name
 
 
+class WatchOptions(ClientOptions):
+    synopsis = "<match id or room code> [options]"
+    longdesc = (
+        "Watch a running match in this terminal, read-only: by its id (the dashboard "
+        "shows it), or by the join code of a private room whose owner allows spectators. "
+        "q quits. See docs/client.md."
+    )
+
+    def parseArgs(self, what: str | None = None) -> None:
+        if what is None:
+            raise usage.UsageError("name the match, e.g. 'vinom watch m-8f3a0c2d'")
+        self["what"] = what
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        if len(self["addresses"]) > 1:
+            raise usage.UsageError("vinom watch connects to one lobby: give --lobby once")
+
+
 class ReplayOptions(CommandOptions):
     synopsis = "<file> [--check]"
     longdesc = (
@@ -304,6 +325,7 @@ class Options(CommandOptions):
         ["bots", None, BotsOptions, "Run bots that queue, play and report."],
         ["games", None, GamesOptions, "List the installed games."],
         ["new-game", None, NewGameOptions, "Write a new game package to start from."],
+        ["watch", None, WatchOptions, "Watch a running match in this terminal."],
         ["replay", None, ReplayOptions, "Watch or check a match record."],
     ]
 
@@ -669,6 +691,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     from twisted.internet import reactor
+
+    if options.subCommand == "watch":
+        from vinom.client.watch import run_watch
+
+        return run_watch(reactor, sub["address"], sub["what"], GameRegistry.from_plugins().get)
 
     if options.subCommand == "replay":
         from vinom.client.replay import run_replay

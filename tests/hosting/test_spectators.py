@@ -28,9 +28,13 @@ from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
 from tests.support.websocket_client import GameSocketPlayer
 from tests.test_e2e import wait_until
+from vinom.cli import main
+from vinom.client.canvas import Canvas
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.client.udp import GameClientProtocol
+from vinom.client.watch import WatchView, spectate
+from vinom.games.registry import GameRegistry
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
 from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.protocol.tokens import PublicToken
@@ -164,6 +168,41 @@ class UdpSpectatorTests(GameSocketTestCase):
         # The host closes the spectator's session after the end.
         self.assertEqual(await protocol.closed, "disconnect")
         await lobby.close()
+
+
+class TerminalWatchTests(GameSocketTestCase):
+    hosting = ("--host-workers", "0")
+
+    async def test_vinom_watch_draws_the_match_to_its_result(self) -> None:
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        session = await spectate(reactor, self.server.lobby, found.game_id)
+        view = WatchView(session, GameRegistry.from_plugins().get)
+        socket = await self.game_socket(None)
+        drivers = [self.bot(socket.session, welcome["player_id"])]
+        socket.attach(token)
+        udp = await connect_game(reactor, found)
+        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver in drivers:
+            driver.cancel()
+        await session.finished
+        canvas = Canvas(24, 80)
+        view.draw(canvas)
+        text = canvas.text()
+        self.assertIn(f"vinom watch  Tic-tac-toe  {found.game_id}", text)
+        winners = finals[0]["result"]["winners"]
+        names = {p["id"]: p["name"] for p in session.welcome["players"]}  # type: ignore[index]
+        expected = f"{names[winners[0]]} won" if winners else "a draw"
+        self.assertIn(f"finished: {expected}", text)
+        self.assertIn("watching (read-only)", text)
+        self.assertNotIn("waiting for the match", text)
+        assert udp.view is not None
+        marks = sum(1 for c in udp.view["board"] if c)
+        self.assertGreaterEqual(text.count("X") + text.count("O"), marks)
+        view.handle_key(ord("q"))
+        self.assertTrue(view.done)
+        self.assertEqual(main(["watch"]), 2)
 
 
 class PrivateRoomTests(GameSocketTestCase):
