@@ -114,6 +114,9 @@ setup(
         "msgpack>=1.0",
         # The lobby over WebSocket for browsers (twisted.web + autobahn's Twisted protocols).
         "autobahn>=24.4",
+        # Game sessions over WebTransport (HTTP/3, QUIC datagrams) for browsers: a
+        # sans-I/O QUIC and HTTP/3 stack, driven from the reactor (vinom.hosting.webtransport).
+        "aioquic>=1.2",
         # The operations endpoint's /metrics, in the Prometheus text format.
         "prometheus_client>=0.17",
         # Redis player store and distributed matchmaking behind the same interfaces;

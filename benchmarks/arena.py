@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from importlib.resources import files
 from typing import Any
 
 from attrs import evolve, field, frozen
@@ -91,6 +92,13 @@ class ArenaGame(Game[ArenaState]):
     action_rate = 2 * INPUT_RATE
     idle_timeout = 0.0
     offered_by_default = False
+    # The browser board, shipped beside the game as a game in its own package ships
+    # one (docs/web.md, "A board in your own package"): the dots drawn with the web
+    # client's interpolation and prediction (docs/games.md, "Real-time games").
+    board = files(__package__) / "arena_board" / "arena.js"
+    board_stylesheet = files(__package__) / "arena_board" / "arena.css"
+    # `vinom play arena`'s view, built on the client library's netcode the same way.
+    terminal_view = "benchmarks.arena_view:ArenaView"
     # How precisely the views' numbers travel (docs/games.md, "Quantisation"): the
     # view rounds them so already; saying so lets snaps send them as integers.
     # Each seen player is [index, x, y, vx, vy].
@@ -148,10 +156,7 @@ class ArenaGame(Game[ArenaState]):
             or type(number) is not int
         ):
             raise IllegalAction("bad_action", 'a move is {"move": [vx, vy], "n": input number}')
-        vx, vy = float(move[0]), float(move[1])
-        speed = math.hypot(vx, vy)
-        if speed > MAX_SPEED:
-            vx, vy = vx * MAX_SPEED / speed, vy * MAX_SPEED / speed
+        vx, vy = capped(move)
         i = seat.index
         return Outcome(
             evolve(
@@ -223,6 +228,33 @@ class ArenaGame(Game[ArenaState]):
     def make_bot(self, player_id: str, rng: random.Random) -> IBot:
         return ArenaBot(rng)
 
+    # -- the client's prediction (docs/games.md, "Prediction and reconciliation"):
+    # the own player's part of the view, and one tick of the same rules as
+    # on_move and tick for it. vinom/webclient/boards/arena.js has their twins.
+
+    def own(self, view: Mapping[str, Any]) -> dict[str, float] | None:
+        """The viewing player's own `{x, y, vx, vy}` in its view (None: a spectator)."""
+        me = view.get("me")
+        for seen in view.get("players", ()):
+            if seen[0] == me:
+                return {"x": seen[1], "y": seen[2], "vx": seen[3], "vy": seen[4]}
+        return None
+
+    def step(
+        self, own: Mapping[str, float], inputs: Sequence[Mapping[str, Any]], dt: float
+    ) -> dict[str, float]:
+        """`own` after one tick: its inputs for the tick applied (as on_move), then
+        the move of `dt` seconds (as tick). A malformed input is skipped, as the
+        room refuses it."""
+        vx, vy = own["vx"], own["vy"]
+        for value in inputs:
+            move = value.get("move")
+            if isinstance(move, list) and len(move) == 2:
+                vx, vy = capped(move)
+        size = self.size
+        return {"x": (own["x"] + vx * dt) % size, "y": (own["y"] + vy * dt) % size,
+                "vx": vx, "vy": vy}  # fmt: skip
+
 
 @implementer(IBot)
 class ArenaBot:
@@ -236,6 +268,15 @@ class ArenaBot:
     def choose_action(self, view: Mapping[str, Any]) -> Mapping[str, Any] | None:
         self.inputs += 1
         return {"move": velocity(self.rng, self), "n": self.inputs}
+
+
+def capped(move: Sequence[float]) -> tuple[float, float]:
+    """A velocity input as the arena takes it: at most MAX_SPEED."""
+    vx, vy = float(move[0]), float(move[1])
+    speed = math.hypot(vx, vy)
+    if speed > MAX_SPEED:
+        vx, vy = vx * MAX_SPEED / speed, vy * MAX_SPEED / speed
+    return vx, vy
 
 
 def velocity(rng: random.Random, bot: Any) -> list[float]:

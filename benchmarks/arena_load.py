@@ -338,6 +338,8 @@ class ArenaDriver(RoomDriver):
         player: ArenaPlayer = client.data
         try:
             message = _unpackb(data)
+            if type(message) is list:  # a snap, [v, ts, r, i, ik, d] (docs/protocol.md §14)
+                message = {"t": "snap", "i": message[3], "ik": message[4], "d": message[5]}
             update = player.wire.update(message, now)
             if update is not None:
                 player.states += 1

@@ -483,7 +483,10 @@ class ManifestTests(SynchronousTestCase):
                                 float(args["drain-timeout"]))  # fmt: skip
         self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/ready")
         self.assertEqual(container["livenessProbe"]["httpGet"]["path"], "/health")
-        self.assertEqual(args["ops-port"], "tcp:7390")
+        # Every listener on the pod's own address (docs/kubernetes.md, "Pod addresses").
+        self.assertEqual(args["ops-port"], "tcp:7390:interface=$(POD_IP)")
+        pod_ip = next(v for v in container["env"] if v["name"] == "POD_IP")
+        self.assertEqual(pod_ip["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP")
         # Secrets come from files of the Secret vinom-secrets, never the command line.
         for name in ("redis-password-file", "token-key-file"):
             if name in args:
@@ -553,11 +556,63 @@ class ManifestTests(SynchronousTestCase):
                                 and d["metadata"]["name"] == "host")  # fmt: skip
                     ports = host["spec"]["template"]["spec"]["containers"][0]["ports"]
                     udp = [p for p in ports if p["protocol"] == "UDP"]
-                    self.assertTrue(udp and all(p["hostPort"] == p["containerPort"] for p in udp))
+                    # No host ports: the relay sends to each pod's own address.
+                    self.assertTrue(udp and not any("hostPort" in p for p in udp))
                 if overlay.endswith("external-redis"):
                     self.assertNotIn(("StatefulSet", "redis"), kinds)
                 else:
                     self.check_redis_is_closed(documents)
+
+    def test_what_serves_a_player_is_there(self) -> None:
+        """The points of issue 39 a reader can check on the objects (tests/test_deploy_run.py
+        runs them): the gateway's rule set mounted from its ConfigMap and no key it must not
+        hold; the lobbies trusting the pod network and found per pod; no duplicate port;
+        no host port; Redis one per node; Agones scaled on free match slots."""
+        for overlay, documents in self.rendered.items():
+            with self.subTest(overlay=overlay):
+                by = {(d["kind"], d["metadata"]["name"]): d for d in documents}
+                gateway = by[("Deployment", "gateway")]["spec"]["template"]["spec"]
+                (container,) = gateway["containers"]
+                args = dict(a.removeprefix("--").partition("=")[::2] for a in container["args"])
+                self.assertNotIn("redis", args)
+                self.assertNotIn("token-key-file", args)
+                volumes = {v["name"]: v for v in gateway["volumes"]}
+                mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+                rules = mounts[os.path.dirname(args["gateway-rules"])]["configMap"]["name"]
+                generated = next(d for d in documents if d["metadata"]["name"] == rules)
+                document = json.loads(generated["data"][os.path.basename(args["gateway-rules"])])
+                discovered = {b["discover"].partition(".")[0]
+                              for b in document["backends"].values()}  # fmt: skip
+                self.assertEqual(discovered, {"lobby-pods", "host-pods"})
+                self.assertEqual(by[("Service", "lobby-pods")]["spec"]["clusterIP"], "None")
+                keys = {i["key"] for i in mounts["/etc/vinom/secrets"]["secret"]["items"]}
+                self.assertEqual(keys, {"relay-key", "ops-token"})
+                lobby = by[("Deployment", "lobby")]["spec"]["template"]["spec"]["containers"][0]
+                self.assertIn("--trusted-proxy=$(VINOM_POD_NETWORK)", lobby["args"])
+                for document in documents:
+                    for template in pod_templates(document):
+                        for each in template["spec"]["containers"]:
+                            self.assertNotIn("--websocket=none", each.get("args", []))
+                for document in documents:
+                    for template in pod_templates(document):
+                        for each in template["spec"]["containers"]:
+                            ports = each.get("ports", [])
+                            self.assertEqual(len({p["name"] for p in ports}), len(ports))
+                            self.assertEqual(len({(p["containerPort"], p["protocol"])
+                                                  for p in ports}), len(ports))  # fmt: skip
+                            self.assertFalse(any("hostPort" in p for p in ports))
+                if ("StatefulSet", "redis") in by:
+                    affinity = by[("StatefulSet", "redis")]["spec"]["template"]["spec"]["affinity"]
+                    (term,) = affinity["podAntiAffinity"][
+                        "requiredDuringSchedulingIgnoredDuringExecution"]
+                    self.assertEqual(term["topologyKey"], "kubernetes.io/hostname")
+                if overlay.startswith("agones"):
+                    policy = by[("FleetAutoscaler", "host")]["spec"]["policy"]
+                    self.assertEqual((policy["type"], policy["counter"]["key"]),
+                                     ("Counter", "matches"))  # fmt: skip
+                    self.assertEqual(by[("ConfigMap", "vinom-hosts")]["data"]["placement"], "pack")
+                    fleet = by[("Fleet", "host")]["spec"]["template"]["spec"]
+                    self.assertNotIn("ports", fleet)
 
     def test_the_gateways_relay_serves_the_udp_ports_its_service_lists(self) -> None:
         for overlay, documents in self.rendered.items():
@@ -584,13 +639,15 @@ class ManifestTests(SynchronousTestCase):
                                  args["gateway"]["relay-key-file"])  # fmt: skip
 
     def check_redis_is_closed(self, documents: list[dict[str, Any]]) -> None:
-        (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
+        (policy,) = [d for d in documents
+                     if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "redis"]
         self.assertEqual(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
                          "redis")  # fmt: skip
         (rule,) = policy["spec"]["ingress"]
         (source,) = rule["from"]
         (expression,) = source["podSelector"]["matchExpressions"]
-        self.assertEqual(set(expression["values"]), {"lobby", "host", "gateway", "redis"})
+        # Not the gateways: they hold no Redis password (their rules are a ConfigMap).
+        self.assertEqual(set(expression["values"]), {"lobby", "host", "redis"})
         (redis_url,) = [
             d["data"]["url"] for d in documents if d["metadata"]["name"] == "vinom-redis"
         ]

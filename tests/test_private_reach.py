@@ -86,3 +86,128 @@ class PrivateReachTests(SynchronousTestCase):
             "name.startswith('_')",
         ])  # fmt: skip
         self.assertEqual(list(reaches(source)), [])
+
+
+# The one module of vinom that may import txredisapi: every workaround of its internals
+# lives there, each with the txredisapi version it is for (docs/scaling.md).
+TXREDISAPI_ADAPTER = "vinom/cluster/txredisapi_adapter.py"
+
+
+def _txredisapi_names(tree: ast.AST) -> set[str]:
+    """The names a module binds to txredisapi or to what it imports from it."""
+    names = {"txredisapi"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names
+                         if alias.name.split(".")[0] == "txredisapi")  # fmt: skip
+        elif isinstance(node, ast.ImportFrom) and _from_txredisapi(node):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
+
+
+def _from_txredisapi(node: ast.ImportFrom) -> bool:
+    return not node.level and (node.module or "").split(".")[0] == "txredisapi"
+
+
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _txredisapi_classes(tree: ast.AST, names: set[str]) -> Iterator[ast.ClassDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and any(_root(base) in names for base in node.bases):
+            yield node
+
+
+def txredisapi_reaches(source: str) -> Iterator[tuple[int, str]]:
+    """Each use of txredisapi in `source` that only its adapter may make: its line and text.
+
+    Any import of txredisapi (what is imported can then be used without its
+    name: `from txredisapi import RedisFactory`), and with it every class built
+    on a txredisapi class and every private name reached (`private_txredisapi_reaches`).
+    """
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if any(alias.name.split(".")[0] == "txredisapi" for alias in node.names):
+                yield node.lineno, ast.unparse(node)
+        elif isinstance(node, ast.ImportFrom) and _from_txredisapi(node):
+            yield node.lineno, ast.unparse(node)
+    for cls in _txredisapi_classes(tree, _txredisapi_names(tree)):
+        yield cls.lineno, f"class {cls.name}({', '.join(map(ast.unparse, cls.bases))})"
+
+
+def private_txredisapi_reaches(source: str) -> Iterator[tuple[int, str]]:
+    """Each private name of txredisapi `source` touches: one imported from it, an
+    attribute of txredisapi or of what it imported from it (`txredisapi._SlotFactory`,
+    `RedisFactory._connectionReady`), or `self._name` in a class built on a
+    txredisapi class (txredisapi's private state, which the general rule takes
+    for the class's own)."""
+    tree = ast.parse(source)
+    names = _txredisapi_names(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and _from_txredisapi(node):
+            if any(_private(alias.name) for alias in node.names):
+                yield node.lineno, ast.unparse(node)
+        elif (
+            isinstance(node, ast.Attribute) and _private(node.attr)
+            and isinstance(node.value, ast.Name) and node.value.id in names
+        ):  # fmt: skip
+            yield node.lineno, ast.unparse(node)
+    for cls in _txredisapi_classes(tree, names):
+        for inner in ast.walk(cls):
+            if (
+                isinstance(inner, ast.Attribute) and _private(inner.attr)
+                and isinstance(inner.value, ast.Name) and inner.value.id in ("self", "cls")
+            ):  # fmt: skip
+                yield inner.lineno, ast.unparse(inner)
+
+
+class TxredisapiReachTests(SynchronousTestCase):
+    def test_only_the_adapter_uses_txredisapi(self) -> None:
+        found = [
+            f"{path.relative_to(PACKAGE.parent)}:{line}: {text}"
+            for path in sorted(PACKAGE.rglob("*.py"))
+            if path.relative_to(PACKAGE.parent).as_posix() != TXREDISAPI_ADAPTER
+            for line, text in txredisapi_reaches(path.read_text("utf-8"))
+        ]
+        self.assertEqual(found, [])
+
+    def test_the_adapter_itself_reaches_no_private_name_of_txredisapi(self) -> None:
+        # Its workarounds lean on public but undocumented parts (RedisFactory's
+        # `deferred`, `startConnecting`, ...): a private one would be listed here.
+        adapter = (PACKAGE.parent / TXREDISAPI_ADAPTER).read_text("utf-8")
+        self.assertIn("import txredisapi", adapter)
+        self.assertEqual(list(private_txredisapi_reaches(adapter)), [])
+        self.assertEqual(list(reaches(adapter)), [])
+
+    def test_each_kind_of_txredisapi_use_is_found(self) -> None:
+        source = "\n".join([
+            "import txredisapi",
+            "from txredisapi import RedisFactory",
+            "import txredisapi as redis",
+            "class P(txredisapi.SubscriberProtocol):",
+            "    def f(self):",
+            "        return self._waiting_for_connect",
+            "txredisapi._SlotFactory",
+            "from txredisapi import _PoolSlot",
+            "class Q(redis.RedisFactory): pass",
+            "RedisFactory._connectionReady(f, c)",
+        ])  # fmt: skip
+        self.assertEqual(sorted(line for line, _ in txredisapi_reaches(source)),
+                         [1, 2, 3, 4, 8, 9])  # fmt: skip
+        self.assertEqual(sorted(line for line, _ in private_txredisapi_reaches(source)),
+                         [6, 7, 8, 10])  # fmt: skip
+
+    def test_other_redis_names_are_no_txredisapi_use(self) -> None:
+        source = "\n".join([
+            "from vinom.cluster import txredisapi_adapter",
+            "pool = txredisapi_adapter.pool(endpoint, name='x', db=0, size=1)",
+            "class S(Subscription):",
+            "    def f(self):",
+            "        return self._waiters",
+        ])  # fmt: skip
+        self.assertEqual(list(txredisapi_reaches(source)), [])
+        self.assertEqual(list(private_txredisapi_reaches(source)), [])

@@ -28,6 +28,7 @@ from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
 from vinom.client.udp import GameClientProtocol
 from vinom.protocol.tokens import PublicToken
+from vinom.rooms.messages import decode_server_message
 
 INPUT_PLUGIN = textwrap.dedent(
     '''
@@ -346,8 +347,8 @@ async def _lossy_player(lobby: LobbyAddress, name: str, seed: int) -> _LossyPlay
     rng = random.Random(seed)
 
     def on_message(channel: int, data: bytes) -> None:
-        message = msgpack.unpackb(data)
-        if message.get("t") == "snap":
+        message = decode_server_message(data)
+        if message is not None and message["t"] == "snap":
             player.snaps.append(message["d"])
         session.message_received(channel, data)
 

@@ -29,8 +29,8 @@ from vinom.cluster.client import (
     client_endpoint,
     parse_redis_url,
 )
-from vinom.cluster.hosts import HostRecord, RedisHostRegistry
-from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
+from vinom.cluster.hosts import HostRecord, RedisHostRegistry, least_loaded_first
+from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting, choose_host
 from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
@@ -944,3 +944,16 @@ class _Away:
             return call(*args)
 
         return called
+
+
+class ChooseHostTests(SynchronousTestCase):
+    """--placement: the host a match is offered to among those with free capacity."""
+
+    def test_spread_takes_the_least_loaded_and_pack_the_most_loaded(self) -> None:
+        records = least_loaded_first(
+            HostRecord(name, "10.0.0.1", (7400, 7409), 10, free, 0.0)
+            for name, free in (("a", 9), ("b", 1), ("c", 4), ("d", 1))
+        )  # fmt: skip
+        self.assertEqual(choose_host(records, pack=False).host_id, "a")
+        # The fullest with a slot; ties by host id, as every lobby orders them.
+        self.assertEqual(choose_host(records, pack=True).host_id, "b")

@@ -158,3 +158,31 @@ class ReferenceTests(TestCase):
         self.assertEqual(options["match-sizes"], {example[1]: int(example[2])})
         operations = (DOC.parent / "operations.md").read_text(encoding="utf-8")
         self.assertIn(f"`--match-size {example[1]}={example[2]}`", operations)
+
+
+class RealTimeExampleTests(TestCase):
+    """games.md's real-time example ("A complete example"), run as written."""
+
+    def test_the_glide_example_runs_and_predicts_the_server(self) -> None:
+        [block] = [b for b in python_blocks() if b.startswith('"""glide:')]
+        root = Path(self.mktemp()).resolve()
+        root.mkdir()
+        (root / "glide.py").write_text(block, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "glide.py"], cwd=str(root), capture_output=True, text=True,
+            env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)), timeout=120,
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stderr)
+        line = re.compile(
+            r"tick (\d+): server has Ann at \((.+)\), her client predicts \((.+)\); "
+            r"clock ([\d.]+); Bob drawn at \((.+)\)"
+        )
+        found = [line.fullmatch(text) for text in done.stdout.splitlines()[:-1]]
+        self.assertEqual([m[1] for m in found if m], ["20", "40", "60"], done.stdout)
+        for m in found:
+            assert m is not None
+            self.assertEqual(m[2], m[3])  # predicted where the server has her
+            self.assertEqual(float(m[4]), float(m[1]))  # the clock: the server's tick
+        # Bob moved, and was drawn moving.
+        self.assertEqual(len({m[5] for m in found if m}), 3)
+        self.assertEqual(done.stdout.splitlines()[-1], "corrections: 0")

@@ -11,14 +11,16 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from tests.server.test_ops import http_get, metric_value
-from tests.server.test_twistd import ROOT, Collect
+from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_udp_range
 
 IDLE_TIMEOUT = 1.0
+#: The arguments after Python's that run the relay alone, as an operator does.
+RELAY = ["-c", RUN_TWISTD, "-n", "--pidfile=", "vinom-relay"]
 
 
 class RelayProcess:
-    """`start_relay()` runs `python -m vinom.server.relay` on a free port of 127.0.0.1 with
+    """`start_relay()` runs `twistd -n vinom-relay` on a free port of 127.0.0.1 with
     `self.key_file` as its key; `metrics()` and `metric(name)` read its `/metrics`.
     Mixed into a trial TestCase (before it), whose mktemp, addCleanup and asserts it uses."""
 
@@ -59,7 +61,7 @@ class RelayProcess:
     async def start_relay(self) -> None:
         self.relay_port = free_udp_range(1)
         self.relay = self.spawn([
-            "-m", "vinom.server.relay", "--relay-ports", str(self.relay_port),
+            *RELAY, "--relay-ports", str(self.relay_port),
             "--relay-interface", "127.0.0.1", "--relay-host-interface", "127.0.0.1",
             "--relay-key-file", self.key_file, "--relay-idle-timeout", str(IDLE_TIMEOUT),
             "--ops-port", "tcp:0:interface=127.0.0.1",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from ipaddress import ip_network
 
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -54,6 +56,28 @@ class GatewayOptionsTests(SynchronousTestCase):
         self.assertEqual([(port, interface) for port, _f, _b, interface in reactor.tcpServers],
                          [(7301, "127.0.0.1")])  # fmt: skip
 
+    def test_backend_connections_come_from_the_backend_interface(self) -> None:
+        # On Kubernetes the pod's address, which the lobbies' --trusted-proxy covers.
+        reactor = MemoryReactorClock()
+        options = self.parse("--gateway-rules", self.rules_file(json.dumps(RULES)),
+                             "--gateway", "tcp:7301:interface=127.0.0.1", "--ops-port", "none",
+                             "--backend-interface", "127.0.0.5")  # fmt: skip
+        root = makeService(options, reactor)
+        root.startService()
+        self.addCleanup(root.stopService)
+        factory = reactor.tcpServers[0][1]
+        client = IPv4Address("TCP", "198.51.100.7", 5000)
+        connection = factory.buildProtocol(client)
+        connection.makeConnection(StringTransport(peerAddress=client))
+        before = len(reactor.tcpClients)  # (the health check's connection among them)
+        connection.dataReceived(b'{"type":"hello","name":"Ann"}\n')
+        routed = reactor.tcpClients[before:]
+        self.assertEqual([(c[0], c[1], c[4]) for c in routed],
+                         [("127.0.0.1", 7350, ("127.0.0.5", 0))])  # fmt: skip
+        with self.assertRaises(usage.UsageError):
+            self.parse("--gateway-rules", self.rules_file(json.dumps(RULES)),
+                       "--backend-interface", "gateway.local")  # fmt: skip
+
     def test_the_gateways_redis_takes_the_same_files_as_a_lobbys(self) -> None:
         # A gateway reads its rules from the cluster's Redis: behind Sentinel, with
         # a password for the sentinels too, as the lobbies and hosts reach it.
@@ -68,13 +92,16 @@ class GatewayOptionsTests(SynchronousTestCase):
             self.parse("--redis", "redis://127.0.0.1:6379/0", "--redis-ca-file", password)
         self.assertEqual(str(caught.exception), "--redis-ca-file is for a rediss:// (TLS) --redis")
 
-    def test_trusted_proxies_are_ip_addresses(self) -> None:
+    def test_trusted_proxies_are_ip_addresses_or_networks(self) -> None:
         options = Options()
-        options.parseOptions(["--trusted-proxy", "10.0.0.5, ::1", "--websocket", "none"])
-        self.assertEqual(options["trusted-proxy"], frozenset({"10.0.0.5", "::1"}))
-        with self.assertRaises(usage.UsageError) as caught:
-            Options().parseOptions(["--trusted-proxy", "gateway.local"])
-        self.assertIn("'gateway.local' is not an IP address", str(caught.exception))
+        options.parseOptions(["--trusted-proxy", "10.0.0.5, ::1, 10.244.0.0/16",
+                              "--websocket", "none"])  # fmt: skip
+        self.assertEqual(options["trusted-proxy"],
+                         frozenset(map(ip_network, ["10.0.0.5/32", "::1/128", "10.244.0.0/16"])))
+        for wrong in ("gateway.local", "10.244.0.1/16", "10.0.0.0/33"):
+            with self.subTest(wrong=wrong), self.assertRaises(usage.UsageError) as caught:
+                Options().parseOptions(["--trusted-proxy", wrong])
+            self.assertIn(f"{wrong!r} is not an IP address or network", str(caught.exception))
 
 
 class GatewayRelayOptionsTests(SynchronousTestCase):

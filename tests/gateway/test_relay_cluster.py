@@ -1,6 +1,6 @@
 """A game host as its own `twistd vinom --role host` process behind the UDP relay, placed
 by a `--role lobby` on a real Redis: bots on vinom's client library finish a match
-through `python -m vinom.server.relay`, told only the relay's address."""
+through `twistd -n vinom-relay`, told only the relay's address."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The UDP relay as a real process (`python -m vinom.server.relay`) in front of a real
+"""The UDP relay as a real process (`twistd -n vinom-relay`) in front of a real
 `twistd vinom` whose game host listens on 127.0.0.1 at a port only the relay is sent
 to: players on vinom's client library finish a match through it, and what should go
 nowhere (random datagrams, forged tokens, a token replayed from another address)
@@ -18,8 +18,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.gateway.relay_support import RelayProcess, dropped, forwarded
-from tests.server.test_ops import metric_value
+from tests.gateway.relay_support import RELAY, RelayProcess, dropped, forwarded
+from tests.server.test_ops import http_get, metric_value
+from tests.server.test_startup import only_line
 from tests.server.test_twistd import RUN_TWISTD
 from tests.support.ports import free_tcp_port, free_udp_range
 from vinom.client.bots import BotDriver
@@ -129,12 +130,19 @@ class RelayProcessTests(RelayProcess, TestCase):
                          self.relay.output)  # fmt: skip
         self.assertNotIn(b"Closed", self.relay.output)
         self.relay.transport.signalProcess("TERM")  # type: ignore[attr-defined]
-        self.assertEqual(await self.relay.ended, (0, None))
+        # twistd stops on SIGTERM, then ends by that signal, as it reports a stop by one.
+        self.assertEqual(await self.relay.ended, (None, 15))
+        self.assertIn(b"Server Shut Down.", self.relay.output)
 
     async def test_what_cannot_be_routed_goes_nowhere_and_idle_routes_are_forgotten(
         self,
     ) -> None:
         await self.start_relay()
+        # The operations endpoint is vinom.server.ops's, as every role's: probes answer.
+        base = self.metrics_url.removesuffix("/metrics")
+        self.assertEqual(await http_get(base + "/health"), (200, b"ok\n"))
+        self.assertEqual(await http_get(base + "/ready"), (200, b"ready\n"))
+        self.assertIn(b"process_cpu_seconds_total", await self.metrics())
         relay = ("127.0.0.1", self.relay_port)
         host, player, attacker = await self.socket(), await self.socket(), await self.socket()
         token = RouteTokenIssuer(self.key).issue(*host.address, reactor.seconds())
@@ -186,22 +194,24 @@ class RelayProcessTests(RelayProcess, TestCase):
     async def test_a_busy_port_or_a_bad_option_is_one_line(self) -> None:
         await self.start_relay()
         busy = self.spawn([
-            "-m", "vinom.server.relay", "--relay-ports", str(self.relay_port),
+            *RELAY, "--relay-ports", str(self.relay_port),
             "--relay-interface", "127.0.0.1", "--relay-key-file", self.key_file,
             "--ops-port", "none",
         ])  # fmt: skip
         self.assertEqual(await busy.ended, (1, None))
-        self.assertEqual(busy.output.decode().strip().splitlines()[-1],
-                         f"vinom relay: cannot listen on udp 127.0.0.1:{self.relay_port} for "
-                         "--relay-ports: [Errno 98] Address already in use")  # fmt: skip
+        line = only_line(self, busy.output, "cannot listen")
+        self.assertTrue(
+            line.endswith(f"vinom: cannot listen on udp 127.0.0.1:{self.relay_port} for "
+                          "--relay-ports: [Errno 98] Address already in use"), line
+        )  # fmt: skip
         for argv, said in (
             (["--relay-ports", "1"], "--relay-ports needs --relay-key-file"),
             (["--relay-key-file", self.key_file, "--relay-ports", "9-1"], "--relay-ports"),
             (["--relay-key-file", self.key_file, "--relay-idle-timeout", "0"],
              "--relay-idle-timeout"),
         ):  # fmt: skip
-            bad = self.spawn(["-m", "vinom.server.relay", *argv])
-            self.assertEqual(await bad.ended, (2, None))
+            bad = self.spawn([*RELAY, *argv])
+            self.assertEqual(await bad.ended, (1, None))
             lines = bad.output.decode().strip().splitlines()
             self.assertEqual(len(lines), 1, lines)
             self.assertIn(said, lines[0])

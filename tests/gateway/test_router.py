@@ -148,3 +148,35 @@ class ValidationTests(SynchronousTestCase):
     def test_not_an_object(self) -> None:
         with self.assertRaises(RuleError):
             parse_rules([1, 2])
+
+
+class ByQueryTests(SynchronousTestCase):
+    """A game host's /game through the gateway: the query names the host's address."""
+
+    def router(self) -> Router:
+        document = rules()
+        document["routes"][1] = {"kind": "http", "path_prefix": "/game", "pool": "all",
+                                 "by_query": "host"}  # fmt: skip
+        return Router(parse_rules(document))
+
+    def test_the_query_picks_the_pools_backend_at_that_address(self) -> None:
+        router = self.router()
+        for address, name in (("10.0.0.2", "b"), ("10.0.0.3", "c"), ("10.0.0.2", "b")):
+            picked = router.pick(Sniffed("http", path="/game", query={"host": address}), "x")
+            self.assertEqual(picked.backend.name, name)  # type: ignore[union-attr]
+
+    def test_an_address_not_in_the_pool_or_down_or_missing_has_no_backend(self) -> None:
+        router = self.router()
+        router.state("b").healthy = False  # type: ignore[union-attr]
+        for query in ({"host": "10.0.0.9"}, {"host": "10.0.0.2"}, {}):
+            with self.subTest(query=query):
+                self.assertEqual(router.pick(Sniffed("http", path="/game", query=query), "x"),
+                                 "no_backend")  # fmt: skip
+
+    def test_only_on_an_http_route_with_a_pool(self) -> None:
+        for route in ({"kind": "any", "pool": "all", "by_query": "host"},
+                      {"kind": "http", "by_realm": True, "by_query": "host"},
+                      {"kind": "http", "pool": "all", "by_query": ""}):  # fmt: skip
+            with self.subTest(route=route), self.assertRaises(RuleError) as caught:
+                parse_rules({**rules(), "routes": [route]})
+            self.assertIn("by_query: a query parameter's name", str(caught.exception))

@@ -25,6 +25,7 @@ from vinom.rooms.delta import (
     DROP_UNKNOWN_BASELINE,
     FLOAT32,
     NO_QUANTISATION,
+    PATCH_RETRY,
     ChecksumMismatch,
     CorruptSnapshot,
     DeltaError,
@@ -391,13 +392,21 @@ class HistoryTests(SynchronousTestCase):
             self.assertIsNone(snapshot.baseline_tick)
             self.assertEqual(snapshot.view, view)
         self.assertEqual((history.full_sent, history.deltas_sent), (3, 0))
-        # One element moved: a patch, smaller than the whole.
+        # The patch of tick 2 lost: ticks 3 to 2 + PATCH_RETRY go whole without a
+        # patch being weighed, even once the view calms down (one element moves).
+        for tick in range(4, 3 + PATCH_RETRY):
+            view = {"xs": [3000 + i for i in range(7)] + [tick]}
+            snapshot = receiver.receive(history.encode_for(tick, view, receiver.newest))
+            assert snapshot is not None
+            self.assertEqual((snapshot.baseline_tick, snapshot.view), (None, view))
+        # Then patches again, smaller than the whole.
+        tick = 3 + PATCH_RETRY
         view = {"xs": [3000 + i for i in range(7)] + [1]}
-        data = history.encode_for(4, view, receiver.newest)
+        data = history.encode_for(tick, view, receiver.newest)
         snapshot = receiver.receive(data)
         assert snapshot is not None
-        self.assertEqual((snapshot.baseline_tick, snapshot.view), (3, view))
-        self.assertLess(len(data), len(SnapshotHistory().encode_for(4, view)))
+        self.assertEqual((snapshot.baseline_tick, snapshot.view), (tick - 1, view))
+        self.assertLess(len(data), len(SnapshotHistory().encode_for(tick, view)))
 
     def test_recipients_share_bodies(self) -> None:
         view = ARENA.prepare(arena_view(random.Random(3)))

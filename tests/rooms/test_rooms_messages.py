@@ -292,7 +292,9 @@ class ServerMessageTests(SynchronousTestCase):
     def test_client_decoder_never_raises(self, data: bytes) -> None:
         message = decode_server_message(data)
         if message is not None:
-            self.assertIn(message["t"], ("state", "welcome", "phase", "event", "error", "presence"))
+            self.assertIn(
+                message["t"], ("state", "snap", "welcome", "phase", "event", "error", "presence")
+            )
 
 
 class RealTimeMessageTests(SynchronousTestCase):
@@ -302,13 +304,33 @@ class RealTimeMessageTests(SynchronousTestCase):
         snapshot = encode_snapshot(3, Quantisation().prepare({"x": 1}))
         data = encode_snap(5, 300, None, None, None, snapshot)
         self.assertEqual(
-            data.hex(" "),
-            "87 a1 74 a4 73 6e 61 70 a1 76 05 a2 74 73 cd 01 2c a1 72 c0 a1 69 c0"
-            " a2 69 6b c0 a1 64 c4 08 94 03 c0 c0 81 a1 78 01",
+            data.hex(" "), "96 05 cd 01 2c c0 c0 c0 c4 08 94 03 c0 c0 81 a1 78 01"
+        )
+        message = decode_server_message(data)
+        self.assertEqual(
+            message,
+            {"t": "snap", "v": 5, "ts": 300, "r": None, "i": None, "ik": None, "d": snapshot},
+        )
+        # r travels in whole milliseconds and reads in seconds, as a state's.
+        data = encode_snap(5, 300, 29.5, None, 4, snapshot)
+        self.assertEqual(
+            data.hex(" "), "96 05 cd 01 2c cd 73 3c c0 04 c4 08 94 03 c0 c0 81 a1 78 01"
         )
         message = decode_server_message(data)
         assert message is not None
-        self.assertEqual(message["d"], snapshot)
+        self.assertEqual((message["r"], message["ik"]), (29.5, 4))
+
+    def test_malformed_snaps_are_not_messages(self) -> None:
+        good = [5, 300, None, None, None, b"\x94\x03\xc0\xc0\x80"]
+        self.assertIsNotNone(decode_server_message(msgpack.packb(good)))
+        for at, bad in (
+            (0, None), (0, 1.5), (1, "300"), (2, 29.5), (3, "i"), (4, True), (5, "d"),
+        ):
+            fields = list(good)
+            fields[at] = bad
+            self.assertIsNone(decode_server_message(msgpack.packb(fields)), fields)
+        self.assertIsNone(decode_server_message(msgpack.packb(good[:5])))
+        self.assertIsNone(decode_server_message(msgpack.packb([*good, None])))
 
     def test_input_vector_and_decoding(self) -> None:
         data = encode_input(3, [(5, {"m": 1})])
@@ -318,7 +340,9 @@ class RealTimeMessageTests(SynchronousTestCase):
         message = decode_client_message(data)
         assert message is not None
         self.assertEqual(message.kind, ClientMessageKind.INPUT)
-        self.assertEqual((message.action_id, message.inputs), (3, ((5, {"m": 1}),)))
+        self.assertEqual(
+            (message.snap_ack, message.inputs, message.action_id), (3, ((5, {"m": 1}),), None)
+        )
 
     def test_malformed_inputs_are_counted_drops(self) -> None:
         for x in (

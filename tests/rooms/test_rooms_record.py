@@ -81,7 +81,7 @@ class _Point:
 
 
 class StateHashTests(SynchronousTestCase):
-    """docs/protocol.md §17's hash: the vectors, and the same in every process."""
+    """docs/protocol.md §18's hash: the vectors, and the same in every process."""
 
     def test_vectors(self) -> None:
         self.assertEqual(state_hash(7), 4395282772176376861)

@@ -16,8 +16,10 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from tests.support.browser import open_browser
+from tests.support.ports import free_udp_range
 from tests.support.servers import RunningServer, start_server
 from tests.support.websocket_client import connect_game_socket
+from tests.support.webtransport_client import connect_webtransport
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
@@ -287,3 +289,25 @@ class DashboardInChromiumTests(TestCase):
         await socket.closed
         await browser.wait_for_text("#game-sockets-refused", "1 refused (request_size 1)")
         self.assertEqual(await browser.text_of("#game-sockets-opened"), "0")
+        # No --webtransport: no card for it.
+        self.assertIs(await browser.run(lambda d: d.execute_script(
+            "return document.getElementById('webtransport-card').hidden;")), True)
+
+    async def test_the_page_shows_the_webtransport_sessions_opened_and_refused(self) -> None:
+        udp = free_udp_range(1)
+        server = await start_server(
+            self, "--ops-port", "tcp:0:interface=127.0.0.1",
+            "--websocket", "ssl:0:interface=127.0.0.1", "--webtransport", str(udp), ports=2,
+        )  # fmt: skip
+        browser = await open_browser(self)
+        port = await ops_port(server)
+        await browser.get(f"http://127.0.0.1:{port}/dashboard/")
+        await browser.wait_for_text("#webtransport-refused", "0 refused")
+        self.assertEqual(await browser.text_of("#webtransport-opened"), "0")
+        # A session whose first message is no token: refused and counted.
+        player = await connect_webtransport(self, udp)
+        await player.status
+        player.send(b"not a token")
+        await player.closed
+        await browser.wait_for_text("#webtransport-refused", "1 refused (request_size 1)")
+        self.assertEqual(await browser.text_of("#webtransport-opened"), "0")

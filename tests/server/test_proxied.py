@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+from ipaddress import ip_network
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -56,6 +57,23 @@ class TrustedProxyTests(SynchronousTestCase):
         self.assertEqual((server.peer.host, server.peer.port), ("203.0.113.7", 40000))
         self.assertEqual(server.received, b"hello\n")
         self.assertFalse(transport.disconnecting)
+
+    def test_a_trusted_network_names_its_gateways(self) -> None:
+        # --trusted-proxy 10.0.0.0/24 (a pod network): any gateway address in it is trusted,
+        # one outside is not, whatever the header says.
+        server = Server()
+        factory = TrustedProxyFactory(Factory.forProtocol(lambda: server),
+                                      frozenset({ip_network("10.0.0.0/24")}))  # fmt: skip
+        wrapper = factory.buildProtocol(IPv4Address("TCP", "10.0.0.200", 5000))
+        wrapper.makeConnection(StringTransport())
+        wrapper.dataReceived(HEADER + b"hello\n")
+        self.assertEqual(server.peer.host, "203.0.113.7")
+        outside = factory.buildProtocol(IPv4Address("TCP", "10.0.1.1", 5000))
+        transport = StringTransport()
+        outside.makeConnection(transport)
+        outside.dataReceived(HEADER)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(factory.refused, 1)
 
     def test_a_trusted_address_without_a_header_is_closed(self) -> None:
         wrapper, server, transport, factory = connect(GATEWAY)

@@ -34,6 +34,7 @@ from vinom.rooms.delta import (
     SnapshotReceiver,
     decode_snapshot,
 )
+from vinom.rooms.messages import encode_snap
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -384,9 +385,8 @@ class GameSocketTests(TestCase):
         snaps = []
         for tick, view in views.items():
             data = history.encode_for(tick, view, tick - 1 if tick > 10 else None)
-            snaps.append({"t": "snap", "v": tick * 2, "ts": tick * 50, "r": 30.5, "i": None,
-                          "ik": iks[tick], "d": data})  # fmt: skip
-        snaps.append({"t": "snap", "v": 99, "ts": 700, "r": None, "i": 3, "ik": 23, "d": b"\xc1"})
+            snaps.append(encode_snap(tick * 2, tick * 50, 30.5, None, iks[tick], data))
+        snaps.append(encode_snap(99, 700, None, 3, 23, b"\xc1"))
         welcome = {"t": "welcome", "match": "m", "game": "arena", "seat": 0, "players": [],
                    "tick_rate": 20, "snapshot_rate": 20, "q": pairs(rules)}  # fmt: skip
         _server, url = await start_web_server(self, ports=1)
@@ -395,7 +395,7 @@ class GameSocketTests(TestCase):
         await wait_for_screen(browser, "name")
         out = await browser.run(
             lambda d: d.execute_async_script(
-                SOCKET_SCRIPT, msgpack.packb(welcome).hex(), [msgpack.packb(s).hex() for s in snaps]
+                SOCKET_SCRIPT, msgpack.packb(welcome).hex(), [s.hex() for s in snaps]
             )
         )
         self.assertNotIn("error", out, out.get("error"))

@@ -21,10 +21,13 @@ import re
 import textwrap
 
 from selenium.webdriver.common.by import By
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
 
 from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
 from tests.support.browser import Browser, open_browser
+from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_twistd
 
 TICK_RATE = 20
@@ -166,9 +169,9 @@ Promise.all([import('/game.js'), import('/delta.js')]).then(([g, d]) => {
     return snap.call(this, message);
   };
   const send = g.GameSocket.prototype.send;
-  g.GameSocket.prototype.send = function (message) {
+  g.GameSocket.prototype.send = function (message, ...rest) {
     if (message.t === 'input') seen.sent.push(JSON.parse(JSON.stringify(message)));
-    return send.call(this, message);
+    return send.call(this, message, ...rest);
   };
   done(true);
 }, (e) => done(String(e)));
@@ -203,6 +206,12 @@ class TickingGameTests(TestCase):
 
     timeout = 240
 
+    # The page's Link once the match is on (the WebSocket: no --webtransport).
+    link = "websocket"
+
+    def transport_options(self) -> tuple[str, ...]:
+        return ()
+
     async def enter(self, browser: Browser, url: str, name: str) -> None:
         await browser.get(url)
         await wait_for_screen(browser, "name")
@@ -221,7 +230,7 @@ class TickingGameTests(TestCase):
                 "ticker_game/board/ticker.css": TICKER_CSS,
                 "twisted/plugins/ticker_games.py": PLUGIN,
             },
-            "--games", "ticker", "--snapshot-checksums", web=True,
+            "--games", "ticker", "--snapshot-checksums", *self.transport_options(), web=True,
         )  # fmt: skip
         url = server.url
         ann, bob = await open_browser(self), await open_browser(self)
@@ -240,6 +249,8 @@ class TickingGameTests(TestCase):
             await page.wait_until(lambda d: d.execute_script(
                 "return document.getElementById('game-phase').dataset.phase;") == "playing",
                 WAIT)  # fmt: skip
+            self.assertEqual(await page.run(lambda d: d.execute_script(
+                "return document.getElementById('game-transport').dataset.kind;")), self.link)
         starts = {name: await page.run(lambda d: d.execute_script(WATCH_DRAWS))
                   for name, page in pages.items()}  # fmt: skip
         window = 3.0
@@ -287,3 +298,29 @@ class TickingGameTests(TestCase):
                 )
                 self.assertTrue(all(isinstance(m["a"], int) for m in sent), sent[:3])
                 await page.check()
+
+
+class TickingGameOverWebTransportTests(TickingGameTests):
+    """The same, the pages on WebTransport: snaps and inputs as datagrams."""
+
+    link = "webtransport"
+
+    def transport_options(self) -> tuple[str, ...]:
+        self.ops = free_tcp_port()
+        return ("--webtransport", str(free_udp_range(1)),
+                "--ops-port", f"tcp:{self.ops}:interface=127.0.0.1")  # fmt: skip
+
+    async def test_the_board_draws_delta_snapshots_and_its_inputs_come_back(self) -> None:
+        await super().test_the_board_draws_delta_snapshots_and_its_inputs_come_back()
+        # The snaps came as datagrams, and so did the inputs.
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{self.ops}/metrics".encode()
+        )
+        text = (await readBody(response)).decode()
+        counts = {
+            (m[1], m[2]): float(m[3]) for m in re.finditer(
+                r'^vinom_webtransport_messages_total\{direction="(\w+)",way="(\w+)"\} (\S+)$',
+                text, re.M)
+        }  # fmt: skip
+        self.assertGreater(counts.get(("out", "datagram"), 0), 20, counts)
+        self.assertGreater(counts.get(("in", "datagram"), 0), INPUTS / 2, counts)

@@ -23,10 +23,18 @@ does not change; a snap it cannot rebuild is dropped (`snap_drops`). Its
 inputs go with `send_input`: stamped with a tick, repeated until the host
 has them (`vinom.client.realtime`), on the unreliable channel; each carries
 the newest snapshot tick applied, the host's delta baseline.
+
+Each snap also feeds the client-side netcode (`vinom.client.netcode`,
+docs/client.md "Clock, interpolation and prediction"): `server_clock`
+estimates the server's tick and time (`server_tick_now`,
+`server_time_now`); `interpolate(...)` keeps a `SnapshotBuffer` of the views
+for `rendered()`; `predict(step, own)` runs the player's inputs through the
+game's rules at once (`predicted()`), reconciled with every snap.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from itertools import count
@@ -36,6 +44,15 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorUDP
 
 from vinom.client.lobby import MatchFound
+from vinom.client.netcode import (
+    CORRECTION_EPSILON,
+    SMOOTHING,
+    Interpolation,
+    Predictor,
+    ServerClock,
+    SnapshotBuffer,
+    Step,
+)
 from vinom.client.realtime import InputQueue, TickClock
 from vinom.client.udp import GameClientProtocol, connect_game_client
 from vinom.protocol.events import RELIABLE, UNRELIABLE
@@ -91,6 +108,12 @@ class GameSession:
         self.ticks: TickClock | None = None
         self.inputs = InputQueue()
         self._input_sent_at = -float("inf")
+        # Client-side netcode (vinom.client.netcode): the server's clock from the
+        # snaps; the views for interpolation and the own prediction, when asked for.
+        self.server_clock: ServerClock | None = None
+        self.snapshot_buffer: SnapshotBuffer | None = None
+        self.prediction: Predictor[Any] | None = None
+        self._own: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
 
     @property
     def player_id(self) -> str | None:
@@ -135,6 +158,93 @@ class GameSession:
         ts = None if self.state is None else self.state.get("ts")
         return None if ts is None else ts / 1000.0
 
+    # -- client-side netcode (vinom.client.netcode) -------------------------
+
+    @property
+    def round_trip_time(self) -> float:
+        """The transport's round-trip estimate in seconds (0 before it measured one)."""
+        return self._rtt()
+
+    @property
+    def server_tick_now(self) -> float | None:
+        """The server's tick now, fractional, from the clock sync (`ServerClock`):
+        None before the first snap of a ticking room."""
+        clock = self.server_clock
+        return None if clock is None else clock.tick(self._clock(), self._rtt())
+
+    @property
+    def server_time_now(self) -> float | None:
+        """The room's time now in seconds (the clock of a state's ``ts``), from the
+        clock sync; None before the first snap of a ticking room."""
+        clock = self.server_clock
+        return None if clock is None else clock.time(self._clock(), self._rtt())
+
+    def interpolate(
+        self,
+        interpolation: Interpolation | None = None,
+        *,
+        delay: float | None = None,
+        max_extrapolation: float | None = None,
+    ) -> SnapshotBuffer:
+        """Keep the views of the snaps from now on in a `SnapshotBuffer` (the numeric
+        fields `interpolation` names interpolated), rendered by `rendered()` at the
+        server's time minus `delay` (default: two snapshot intervals). Call it once
+        the welcome came (ValueError before, or in a game without a tick)."""
+        rate = self.snapshot_rate
+        if not rate or self.server_clock is None:
+            raise ValueError("interpolate is for a game with a tick, after its welcome")
+        self.snapshot_buffer = SnapshotBuffer(
+            rate, interpolation or Interpolation(), delay, max_extrapolation
+        )
+        return self.snapshot_buffer
+
+    def rendered(self) -> Any:
+        """The interpolated view to draw now (None before `interpolate` and a snap),
+        placed on the ticks' timeline (tick ``k`` at ``k / tick_rate`` seconds):
+        the server's time as the fastest snaps show it on arrival (the clock
+        without the half round trip the server ran on meanwhile), minus the
+        buffer's delay."""
+        buffer, clock, rate = self.snapshot_buffer, self.server_clock, self.tick_rate
+        tick = None if clock is None else clock.tick(self._clock())
+        return None if buffer is None or tick is None or not rate else buffer.render(tick / rate)
+
+    def predict(
+        self,
+        step: Step[Any],
+        own: Callable[[Mapping[str, Any]], Mapping[str, Any] | None],
+        *,
+        smooth: tuple[str, ...] = (),
+        wrap: Mapping[str, float] | None = None,
+        smoothing: float = SMOOTHING,
+        tolerance: float = CORRECTION_EPSILON,
+    ) -> Predictor[Any]:
+        """Predict this player's own state: `own(view)` is its part of a snap's view (a
+        map; None when the view has none), `step(state, inputs, dt)` the game's rules
+        for one tick; `send_input` feeds it, each snap reconciles it; `predicted()`
+        is what to draw (`Predictor`). After the welcome of a game with a tick."""
+        rate = self.tick_rate
+        if not rate or self.server_clock is None:
+            raise ValueError("predict is for a game with a tick, after its welcome")
+        self._own = own
+        self.prediction = Predictor(step, rate, smooth, dict(wrap or {}), smoothing, tolerance)
+        return self.prediction
+
+    @property
+    def prediction_tick(self) -> float | None:
+        """The fractional tick an input given now reaches the host at: the server's
+        tick now plus half a round trip (what `predicted()` shows)."""
+        tick, rate = self.server_tick_now, self.tick_rate
+        if tick is None or not rate:
+            return None
+        return tick + self._rtt() / 2 * rate
+
+    def predicted(self) -> Mapping[str, Any] | None:
+        """The own state to draw now (None before `predict` and a snap with it)."""
+        prediction, tick = self.prediction, self.prediction_tick
+        if prediction is None or tick is None:
+            return None
+        return prediction.render(tick, self._clock())
+
     # -- sending ----------------------------------------------------------
 
     def send_action(self, action: Mapping[str, Any]) -> int:
@@ -153,7 +263,17 @@ class GameSession:
         ticks = self.ticks
         if ticks is None:
             raise ValueError("send_input is for a game with a tick, after its welcome")
-        tick = self.inputs.add(ticks.input_tick(self._clock(), self._rtt()), value)
+        # The first tick the host runs after the input arrives: the synced clock's
+        # tick now plus half a round trip (what `predicted()` shows), else the
+        # newest snap's tick run on (before any snap: tick 1).
+        ahead = self.prediction_tick
+        if ahead is None:
+            at = ticks.input_tick(self._clock(), self._rtt())
+        else:
+            at = math.floor(ahead) + 1
+        tick = self.inputs.add(at, value)
+        if self.prediction is not None:
+            self.prediction.add(tick, value)
         self._send_inputs()
         return tick
 
@@ -261,7 +381,7 @@ class GameSession:
         the host keeps none of the last session's baselines) and a tick clock."""
         tick_rate, snapshot_rate = self.tick_rate, self.snapshot_rate
         if not tick_rate or not snapshot_rate:
-            self.snapshots = self.ticks = None
+            self.snapshots = self.ticks = self.server_clock = None
             return
         try:
             quantisation = Quantisation(welcome.get("q") or ())
@@ -270,6 +390,8 @@ class GameSession:
             quantisation = Quantisation()
         self.snapshots = SnapshotReceiver(quantisation)
         self.ticks = TickClock(tick_rate)
+        # A new session's snaps start afresh; a reconnection's clock starts over too.
+        self.server_clock = ServerClock(tick_rate)
         host, client = ticking_ack_delays(tick_rate, snapshot_rate)
         self.tune_ack_delays(client, host)
 
@@ -283,6 +405,7 @@ class GameSession:
             return  # counted by reason in snap_drops
         now = self._clock()
         ticks.observe(snapshot.tick, now)
+        self._netcode(snapshot.tick, message.get("ts"), snapshot.view, now)
         input_tick = message["ik"]
         if input_tick is not None:
             self.inputs.acknowledge(input_tick)
@@ -301,6 +424,20 @@ class GameSession:
         self.state = state
         self.phase = "playing"
         _call(self.on_state, state)
+
+    def _netcode(self, tick: int, ts: object, view: Any, now: float) -> None:
+        """An applied snap of `tick`: a sample for the clock, a view for the
+        interpolation, the authoritative own state for the prediction."""
+        server_ms = float(ts) if isinstance(ts, int | float) else None
+        if self.server_clock is not None:
+            self.server_clock.observe(tick, server_ms, now)
+        if self.snapshot_buffer is not None and self.tick_rate:
+            # On the tick's timeline (the fixed step: tick k at k / tick_rate s of play).
+            self.snapshot_buffer.push(tick / self.tick_rate, view)
+        if self.prediction is not None and self._own is not None and isinstance(view, Mapping):
+            own = self._own(view)
+            if own is not None:
+                self.prediction.reconcile(tick, own, now)
 
 
 def _number(message: Mapping[str, Any] | None, key: str) -> float | None:

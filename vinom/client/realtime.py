@@ -11,7 +11,10 @@ snapshot's way here, half for the input's way there), and the input is for
 the next one: ``floor(k + (elapsed + rtt) * tick_rate) + 1``. Stamping further
 ahead only adds latency: an input that arrives a little late is applied at
 the next tick anyway (counted ``late``, never lost), and one early waits (up
-to 8 ticks). Issue #36 replaces the estimate with real clock sync.
+to 8 ticks). `GameSession` stamps from the synced clock of
+`vinom.client.netcode.ServerClock` once a snap came (the same formula, its
+fastest sample rather than the newest); this estimate serves before that,
+and the benchmarks' lean client.
 
 `InputQueue` keeps the inputs the host has not acknowledged yet (at most
 `MAX_UNACKED`, the oldest dropped first), so that every ``input`` message

@@ -64,6 +64,9 @@ _log = Logger()
 KEY_BACKSPACE = (8, 127, curses.KEY_BACKSPACE)
 KEY_REDRAW = 12  # Ctrl-L
 TICK_SECONDS = 0.25
+# A game with a tick redraws this often: its view's interpolation and prediction
+# move between snapshots (a frame at the arena's 20 Hz; a terminal draws no faster).
+FRAME_SECONDS = 0.05
 # How long a quitting client waits for its `leave` to go out before it exits anyway.
 QUIT_GRACE = 2.0
 RECONNECT_ATTEMPTS = 10
@@ -166,6 +169,7 @@ class TerminalApp:
         session.on_event = self._on_event
         session.on_error = self._on_error
         session.on_presence = self._on_presence
+        session.on_welcome = lambda message: self._on_welcome(session, message)
         session.finished.addCallback(self._on_finished)
         return session
 
@@ -233,6 +237,14 @@ class TerminalApp:
         self.redraw()
 
     # -- messages from the game host --------------------------------------------
+
+    def _on_welcome(self, session: GameSession, message: dict[str, Any]) -> None:
+        """A welcome of a game with a tick: a view with a `realtime(session)` hook sets
+        up its client-side netcode there (interpolation, prediction: docs/client.md),
+        for each new session (a reconnection's too)."""
+        setup = getattr(self.ui, "realtime", None)
+        if session.tick_rate and callable(setup):
+            setup(session)
 
     def _on_state(self, message: dict[str, Any]) -> None:
         self._set_remaining(message.get("r"))
@@ -343,6 +355,12 @@ class TerminalApp:
         if session.phase != "playing":
             self.set_notice(f"not yet: the match is {session.phase}", ERROR)
             return None
+        if session.ticks is not None:
+            # A game with a tick: what the player does goes as a real-time input,
+            # stamped with its tick, repeated until acknowledged (docs/client.md).
+            tick = session.send_input(action)
+            self.ui.sent(action)
+            return tick
         action_id = session.send_action(action)
         self.outstanding.add(action_id)
         self.ui.sent(action)
@@ -560,7 +578,7 @@ def run_play(
 
         def begin() -> None:
             reactor.addReader(reader)
-            ticker.start(TICK_SECONDS)
+            ticker.start(FRAME_SECONDS if getattr(game, "tick_rate", 0) else TICK_SECONDS)
             app.start().addBoth(stop)
 
         def stop(result: object) -> None:

@@ -12,16 +12,16 @@ failover). With Sentinel, `SentinelMaster` asks the sentinels where the master
 is before every connection (the pool's and the pub/sub channels'), so that a
 process follows a failover by itself.
 
-txredisapi takes no reactor: it imports the global one and times its
-connections and replies with it. So this module imports txredisapi only when
-it connects (importing it installs the default reactor, which must not
-happen while `twistd --reactor` is still choosing one), and the deadlines
-vinom adds run on the clock the caller passes in.
+Every use of txredisapi itself is in vinom.cluster.txredisapi_adapter (the
+pools, the pub/sub protocol, scripts, its errors, and the workarounds each
+needs, with the version they are for); this module is vinom's own code over
+it. txredisapi takes no reactor and installs the global one when imported, so
+the adapter imports it only when a pool is made, and the deadlines vinom adds
+run on the clock the caller passes in.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import weakref
@@ -32,13 +32,20 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import attrs
 from attrs import define, field, frozen
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.cluster import txredisapi_adapter
 from vinom.cluster.clock import RedisClock
 from vinom.cluster.settings import DEFAULT_PORT, DEFAULT_SENTINEL_PORT, RedisSettings
 from vinom.errors import BackendUnavailable
@@ -153,7 +160,7 @@ def _parse_sentinel_url(url: str, scheme: str) -> RedisSettings:
     )
 
 
-def connect(settings: RedisSettings, reactor: Any) -> Any:
+def connect(settings: RedisSettings, reactor: Any) -> txredisapi_adapter.Pool:
     """A lazy txredisapi connection pool for `settings` (a txredisapi ConnectionHandler), to
     the one Redis it names (`SentinelMaster.pool` is the pool of a `redis+sentinel://` URL).
 
@@ -162,36 +169,12 @@ def connect(settings: RedisSettings, reactor: Any) -> Any:
     start after vinom and may restart under it. Replies are the strings stored
     (txredisapi's number conversion is off); integer replies stay integers.
     """
-    import txredisapi
-
-    factory = txredisapi.RedisFactory(
-        uuid=f"{settings.host}:{settings.port}",
-        # Database 0 is where a connection starts: no SELECT for it.
-        dbid=settings.db or None,
-        poolsize=settings.pool_size,
-        isLazy=True,
-        password=settings.password,
-        replyTimeout=settings.timeout,
-        # Strings stay strings: an id such as "42" must not come back as a number.
-        convertNumbers=False,
-    )
     # (TLS for rediss://, and the connect timeout, are client_endpoint's.)
-    return _lazy_pool(factory, client_endpoint(settings, reactor))
-
-
-def _lazy_pool(factory: Any, endpoint: Any) -> Any:
-    """Start the connections of a txredisapi factory made with `isLazy=True` (lost ones
-    are made again) through `endpoint`, and return its pool (its ConnectionHandler)."""
-    # A lazy pool still makes a Deferred of its first connection (the factory's
-    # `deferred`), which nobody else holds: one lost during its AUTH or SELECT
-    # fails it, and it would be reported as an unhandled error when collected.
-    # txredisapi logs that failure itself ("could not auth"), and the pool reconnects.
-    factory.reconnect = True
-    first = factory.deferred
-    if isinstance(first, Deferred):
-        first.addErrback(lambda _: None)
-    factory.startConnecting(endpoint)
-    return factory.handler
+    return txredisapi_adapter.pool(
+        client_endpoint(settings, reactor), name=f"{settings.host}:{settings.port}",
+        db=settings.db, size=settings.pool_size, password=settings.password,
+        timeout=settings.timeout,
+    )  # fmt: skip
 
 
 # Seconds between two questions to the sentinels while all is well (SentinelMaster.watch).
@@ -201,15 +184,15 @@ WATCH_EVERY = 1.0
 class SentinelMaster:
     """The sentinels of a `redis+sentinel://` URL, and the master they name now.
 
-    txredisapi's `Sentinel` keeps one connection to each sentinel (each
-    reconnects by itself) and asks them all (`SENTINEL MASTERS`) for a master
-    that none of them thinks down. Every connection the process makes to
+    It keeps one connection to each sentinel (each reconnects by itself) and
+    asks them all (`SENTINEL MASTERS`) for a master that none of them thinks
+    down. Every connection the process makes to
     Redis, the pool's and each pub/sub channel's, goes through `endpoint()`,
     which asks before connecting: a connection lost in a failover is made
     again to the replica the sentinels promoted, by the pool's and the
-    channels' own reconnecting. The pool is txredisapi's
-    `SentinelConnectionFactory`, which also checks with `ROLE` that the server
-    reached is a master (the sentinels' news can be a moment old). `watch()`
+    channels' own reconnecting. The pool (`txredisapi_adapter.master_pool`)
+    also checks with `ROLE` that the server reached is a master (the
+    sentinels' news can be a moment old). `watch()`
     asks again every second. When the answer changes, every connection made to
     the former master is closed: a former master that is still up (a manual
     failover, a partition) is, or is about to be, a replica, and a channel left
@@ -219,19 +202,14 @@ class SentinelMaster:
     log = Logger()
 
     def __init__(self, settings: RedisSettings, reactor: Any) -> None:
-        import txredisapi
-
         if not settings.sentinels or settings.master_name is None:
             raise ValueError(f"{settings.url} names no sentinels")
         self.settings = settings
         self.name = settings.master_name
         self._reactor = reactor
-        # txredisapi's Sentinel, given its connections to the sentinels (one each, as it
-        # would make them, but through this reactor and with their first-connection
-        # Deferred handled: _lazy_pool).
-        self.sentinel = txredisapi.Sentinel([])
-        self.sentinel.sentinels = [self._sentinel_connection(host, port)
-                                   for host, port in settings.sentinels]  # fmt: skip
+        # One connection to each sentinel.
+        self.sentinels = [self._sentinel_connection(host, port)
+                          for host, port in settings.sentinels]  # fmt: skip
         self._watch: Any = None
         # Where the master is, as the sentinels last said (None before the first answer).
         self.address: tuple[str, int] | None = None
@@ -239,18 +217,15 @@ class SentinelMaster:
         self._transports: weakref.WeakSet[Any] = weakref.WeakSet()
         self._moved_listeners: list[Callable[[], object]] = []
 
-    def _sentinel_connection(self, host: str, port: int) -> Any:
-        import txredisapi
+    def _sentinel_connection(self, host: str, port: int) -> txredisapi_adapter.Pool:
         from twisted.internet.endpoints import HostnameEndpoint
 
         settings = self.settings
-        factory = txredisapi.RedisFactory(
-            uuid=f"{host}:{port}", dbid=None, poolsize=1, isLazy=True,
-            password=settings.sentinel_password, replyTimeout=settings.timeout,
-            convertNumbers=False,
-        )  # fmt: skip
         endpoint = HostnameEndpoint(self._reactor, host, port, timeout=settings.timeout)
-        return _lazy_pool(factory, endpoint)
+        return txredisapi_adapter.pool(
+            endpoint, name=f"{host}:{port}", db=0, size=1,
+            password=settings.sentinel_password, timeout=settings.timeout,
+        )  # fmt: skip
 
     def watch(self, every: float = WATCH_EVERY) -> None:
         """Ask the sentinels where the master is every `every` seconds, not only when a
@@ -283,9 +258,7 @@ class SentinelMaster:
         out its whole timeout (10 s) when every sentinel says the master is down,
         on the global reactor, and leaves its timer running when cancelled.
         """
-        import txredisapi
-
-        handlers = list(self.sentinel.sentinels)
+        handlers = list(self.sentinels)
         pending = len(handlers)
 
         def settle(address: tuple[str, int] | None) -> None:
@@ -293,7 +266,7 @@ class SentinelMaster:
                 return
             if address is None:
                 why = f"no sentinel of {self.settings.url} names a master {self.name} that is up"
-                result.errback(txredisapi.MasterNotFoundError(why))
+                result.errback(txredisapi_adapter.master_not_found(why))
             else:
                 result.callback(address)
             stop()
@@ -309,7 +282,7 @@ class SentinelMaster:
 
         def answered(masters: object) -> None:
             state = masters.get(self.name) if isinstance(masters, dict) else None
-            if state and self.sentinel.check_master_state(state):
+            if state and txredisapi_adapter.master_is_up(state):
                 settle((str(state["ip"]), int(str(state["port"]))))
             else:
                 one_less()
@@ -360,23 +333,24 @@ class SentinelMaster:
         d: Deferred[Any] = endpoint.connect(factory)
         return d.addCallback(made)
 
-    def pool(self) -> Any:
+    def pool(self) -> txredisapi_adapter.Pool:
         """A lazy pool of `settings.pool_size` connections to the master, as `connect()`
-        makes to one Redis, that follows the master from one server to another."""
+        makes to one Redis, that follows the master from one server to another (a
+        lost connection is made again at most 2 s apart, not 10 s: asking the
+        sentinels again is cheap, and the promoted replica is worth reaching soon)."""
         settings = self.settings
-        factory = _master_factory()(
-            sentinel_manager=self.sentinel, service_name=self.name, is_master=True,
-            uuid=None, dbid=settings.db or None, poolsize=settings.pool_size, isLazy=True,
-            password=settings.password, replyTimeout=settings.timeout, convertNumbers=False,
+        return txredisapi_adapter.master_pool(
+            self.endpoint(), name=self.name, db=settings.db, size=settings.pool_size,
+            password=settings.password, timeout=settings.timeout,
         )  # fmt: skip
-        return _lazy_pool(factory, self.endpoint())
 
     def disconnect(self) -> Deferred[object]:
         """Stop watching and close the connections to the sentinels."""
         if self._watch is not None and self._watch.running:
             self._watch.stop()
-        d: Deferred[object] = self.sentinel.disconnect()
-        return d
+        d = gatherResults([sentinel.disconnect() for sentinel in self.sentinels],
+                          consumeErrors=True)  # fmt: skip
+        return d.addCallback(lambda _: None)
 
 
 def _host_port(address: tuple[str, int]) -> str:
@@ -397,19 +371,6 @@ class _MasterEndpoint:
 
     def __repr__(self) -> str:
         return f"<Redis Sentinel master {self.master.name}>"
-
-
-@functools.cache
-def _master_factory() -> type:
-    import txredisapi
-
-    class _MasterFactory(txredisapi.SentinelConnectionFactory):
-        # Asking the sentinels again is cheap, and the promoted replica is worth
-        # reaching soon: a lost connection is made again at most 2 s apart (not
-        # txredisapi's 10 s), as a pub/sub channel's is.
-        maxDelay = 2.0
-
-    return _MasterFactory
 
 
 @frozen
@@ -434,18 +395,7 @@ class Script:
         """Run the script on `handler` (a txredisapi connection or pool): `EVALSHA`, and
         on NOSCRIPT (Redis has not seen it, or forgot it) `EVAL`, which also keeps it in
         Redis for the `EVALSHA`s after. Not bounded: `RedisClient.run` is."""
-        keys, args = list(keys), list(args)
-
-        def load(failure: Failure) -> Deferred[Any]:
-            import txredisapi
-
-            failure.trap(txredisapi.ScriptDoesNotExist)
-            # EVAL itself: txredisapi's eval() would try EVALSHA once more first.
-            return maybeDeferred(
-                handler.execute_command, "EVAL", self.source, len(keys), *keys, *args
-            )
-
-        d = maybeDeferred(handler.evalsha, self.sha1, keys, args).addErrback(load)
+        d = txredisapi_adapter.run_script(handler, self.source, self.sha1, keys, args)
         return d.addErrback(_refused_for_now)
 
 
@@ -461,9 +411,7 @@ _NOT_NOW = re.compile(r"(?:^|-)(READONLY|NOREPLICAS|MASTERDOWN|LOADING) ")
 def _refused_for_now(failure: Failure) -> Failure:
     """A failure of a call Redis refused for now (`_NOT_NOW`) as `BackendUnavailable`: the
     call did nothing, and may be sent again; any other failure as it is."""
-    import txredisapi
-
-    if failure.check(txredisapi.ResponseError):
+    if txredisapi_adapter.is_error_reply(failure):
         text = failure.getErrorMessage()
         found = _NOT_NOW.search(text)
         if found is not None:
@@ -480,7 +428,7 @@ def milliseconds(seconds: float) -> int:
 class RedisClient:
     """One process's connection pool to Redis, its key prefix and its call deadline."""
 
-    handler: Any  # a txredisapi ConnectionHandler
+    handler: txredisapi_adapter.Pool
     clock: IReactorTime
     settings: RedisSettings
     # Redis's clock as this process knows it, for the deadlines of calls (vinom.cluster.clock);
@@ -529,14 +477,12 @@ class RedisClient:
         timeout = self.settings.timeout
 
         def unavailable(failure: Failure) -> Failure:
-            import txredisapi
-
             # A caller's own cancel() stays a CancelledError.
             if failure.check(TimeoutError):
                 raise BackendUnavailable(
                     f"Redis at {self.settings.url} did not answer within {timeout:g} s"
                 )
-            if failure.check(txredisapi.ConnectionError):
+            if txredisapi_adapter.is_connection_error(failure):
                 raise BackendUnavailable(
                     f"Redis at {self.settings.url} is unreachable: {failure.getErrorMessage()}"
                 )
@@ -616,7 +562,7 @@ class RedisSubscription:
         self._waiters: list[Deferred[None]] = []
         self._service = ClientService(
             endpoint,
-            _SubscriberFactory(self),
+            txredisapi_adapter.subscriber_factory(self, password),
             retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=2.0),
             clock=clock,
         )
@@ -648,6 +594,9 @@ class RedisSubscription:
     def disconnected(self) -> None:
         self._subscribed = False
 
+    def refused(self, why: str) -> None:
+        self.log.error("Redis channel {channel}: {why}", channel=self.channel, why=why)
+
     def heard(self, message: object) -> None:
         text = message.decode() if isinstance(message, bytes) else str(message)
         self._on_message(text)
@@ -669,53 +618,3 @@ class RedisSubscription:
             waiter.errback(CancelledError())
         d: Deferred[None] = self._service.stopService()
         return d
-
-
-@functools.cache
-def _subscriber_protocol() -> type:
-    import txredisapi
-
-    class _Protocol(txredisapi.SubscriberProtocol):
-        subscription: RedisSubscription
-
-        def connectionMade(self) -> Deferred[None]:
-            d: Deferred[None] = super().connectionMade()
-
-            def ready(_: object) -> None:
-                # txredisapi closes a connection whose AUTH was refused.
-                if self.connected and not self.transport.disconnecting:
-                    self.subscription.connected(self)
-
-            return d.addCallback(ready)
-
-        def connectionLost(self, why: object) -> None:
-            self.subscription.disconnected()
-            super().connectionLost(why)
-
-        def messageReceived(self, pattern: object, channel: object, message: object) -> None:
-            self.subscription.heard(message)
-
-    return _Protocol
-
-
-class _SubscriberFactory(Factory):
-    """Builds the subscriber; txredisapi's protocol calls the last two on a refused AUTH."""
-
-    isLazy = True
-
-    def __init__(self, subscription: RedisSubscription) -> None:
-        self.subscription = subscription
-
-    def buildProtocol(self, addr: object) -> Any:
-        protocol = _subscriber_protocol()(password=self.subscription.password)
-        protocol.factory = self
-        protocol.subscription = self.subscription
-        return protocol
-
-    def stopTrying(self) -> None:
-        pass
-
-    def connectionError(self, why: str) -> None:
-        RedisSubscription.log.error(
-            "Redis channel {channel}: {why}", channel=self.subscription.channel, why=why
-        )

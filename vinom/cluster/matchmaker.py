@@ -33,7 +33,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import txredisapi
 from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
@@ -41,6 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.cluster import txredisapi_adapter
 from vinom.cluster.channel import FOLLOWERS_TTL
 from vinom.cluster.client import RedisSubscription, Script, milliseconds
 from vinom.cluster.clock import RedisClock
@@ -688,8 +688,8 @@ class RedisMatchmaker:
     def _deadline(
         self, d: Deferred[Any], doing: str, late: Callable[[Any], object] | None = None
     ) -> Deferred[Any]:
-        # Not d.addTimeout: cancelling a txredisapi call that waits for a
-        # connection breaks its pool, so the call is left to finish.
+        # Not d.addTimeout: the call is left to finish, and an answer that comes
+        # after the deadline goes to `late` (a cancelled txredisapi call drops it).
         result: Deferred[Any] = Deferred()
         timeout = self._settings.call_timeout
         self._in_flight.started(result)
@@ -706,7 +706,7 @@ class RedisMatchmaker:
                 timer.cancel()
             if not result.called:
                 if isinstance(value, Failure):
-                    if value.check(txredisapi.ConnectionError):
+                    if txredisapi_adapter.is_connection_error(value):
                         result.errback(BackendUnavailable(f"{doing}: {value.value}"))
                     else:
                         result.errback(value)

@@ -13,8 +13,9 @@ one Redis (docs/scaling.md). Two parts talk over it:
   players: vinom.cluster.matchmaker) call `host_match` for it; one of them (the
   one that formed it, or another that claims it once that one is late) places
   it on the least loaded live host of its realm (`--realm`: each lobby and
-  host serves one) with free capacity, trying the next host if
-  one refuses or does not claim the request in time. Each of their
+  host serves one) with free capacity (with `--placement pack`, the most loaded
+  one: hosts fill one after another), trying the next host if one refuses
+  or does not claim the request in time. Each of their
   `host_match` fires with the address the host announces, so each delivers
   `match_found` to the players whose connections it holds.
 
@@ -167,6 +168,15 @@ class _Placing:
         self.answers: dict[int, Deferred[dict[str, Any]]] = {}
 
 
+def choose_host(candidates: list[HostRecord], *, pack: bool) -> HostRecord:
+    """The host a match is offered to among `candidates` (live, with free capacity, least
+    loaded first): the first, or with `pack` (--placement pack) the most loaded, so that
+    hosts fill one after another and idle ones can be scaled down (docs/kubernetes.md)."""
+    if pack:
+        return min(candidates, key=lambda h: (h.free, h.host_id))
+    return candidates[0]
+
+
 @implementer(IMatchHosting)
 class RemoteMatchHosting(Service):
     """A lobby's `IMatchHosting` on the game hosts of the registry (module docstring).
@@ -190,8 +200,12 @@ class RemoteMatchHosting(Service):
         lease_prefix: str | None = None,
         refuses: Callable[[HostRecord], str | None] | None = None,
         realm: str = DEFAULT_REALM,
+        placement: str = "spread",
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
+        # PLACEMENTS: with `pack`, the most loaded host with free capacity is offered a
+        # match first, so hosts fill one after another.
+        self.pack = placement == "pack"
         # The realm whose matches this lobby places: on hosts of that realm only (none
         # live: the match waits for one, its players told waiting_for_server).
         self.realm = realm
@@ -625,7 +639,7 @@ class RemoteMatchHosting(Service):
         candidates = [h for h in self._hosts if h.free > 0 and h.host_id not in tried]
         if not candidates:
             return None
-        best = candidates[0]  # least loaded first
+        best = choose_host(candidates, pack=self.pack)
         # Count the match against the host until its next heartbeat says otherwise.
         self._hosts = [evolve(h, free=h.free - 1) if h is best else h for h in self._hosts]
         self._hosts.sort(key=lambda record: (-record.free, record.host_id))

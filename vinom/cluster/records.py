@@ -4,7 +4,7 @@ With `--redis`, the game hosts still write their records to their own
 `--record-dir` (vinom.hosting.records); once a match has ended (its record's
 end is on disk before the end is reported), `RedisRecords.upload` copies the
 file to `<prefix>record:<match_id>`, a string holding the record's bytes (the
-gzip stream of docs/protocol.md §17), with a time to live of
+gzip stream of docs/protocol.md §18), with a time to live of
 `--record-redis-hours` (24 by default): any lobby, tool or operator reads it
 with `GET` from any machine (docs/operations.md, "Match records"). A record
 larger than `MAX_RECORD_BYTES` stays on disk only (logged), as does one whose

@@ -26,7 +26,7 @@ stopping lobby leaves nothing behind in Redis and logs no failed call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -35,10 +35,8 @@ from twisted.logger import Logger
 
 from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.cluster.inflight import InFlightCalls
-
-if TYPE_CHECKING:  # txredisapi, which the matchmaker imports, installs the default reactor
-    from vinom.cluster.matchmaker import RedisMatchmaker
-    from vinom.cluster.parties import RedisPartyStore
+from vinom.cluster.matchmaker import RedisMatchmaker
+from vinom.cluster.parties import RedisPartyStore
 
 # Seconds between tries to start the matchmaker while Redis does not answer.
 START_RETRY = 1.0

@@ -176,6 +176,12 @@ class RedisPartySettings:
 DEFAULT_PARTIES = RedisPartySettings()
 
 
+# How a lobby orders the hosts with free capacity (--placement): `spread` the least
+# loaded first, `pack` the most loaded first (fewest hosts busy: idle ones can be
+# scaled down, docs/kubernetes.md).
+PLACEMENTS = ("spread", "pack")
+
+
 @frozen
 class PlacementSettings:
     """Timings of the placement channel, in seconds; the same in every process."""

@@ -36,16 +36,19 @@ from vinom.gateway.sniff import DEFAULT_LIMIT, DEFAULT_TIMEOUT, PROXY_V2_SIGNATU
 CONNECT_TIMEOUT = 5.0
 
 
-def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
+def client_endpoint(reactor: Any, host: str, port: int, timeout: float,
+                    source: str | None = None) -> Any:  # fmt: skip
     """A TCP client endpoint to host:port: an address is connected to as it is (Twisted's
     HostnameEndpoint would report a refused connection only at its next attempt tick,
-    0.3 s later), a name through HostnameEndpoint."""
+    0.3 s later), a name through HostnameEndpoint. `source`: the local address to connect
+    from (--backend-interface), else the system's choice."""
+    bind = None if not source else (source, 0)
     try:
         version = ipaddress.ip_address(host).version
     except ValueError:
-        return HostnameEndpoint(reactor, host, port, timeout=timeout)
+        return HostnameEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind)
     kind = TCP4ClientEndpoint if version == 4 else TCP6ClientEndpoint
-    return kind(reactor, host, port, timeout=timeout)
+    return kind(reactor, host, port, timeout=timeout, bindAddress=bind)
 
 
 def proxy_v2_header(source: IAddress, destination: IAddress) -> bytes:
@@ -254,6 +257,7 @@ class GatewayFactory(ServerFactory):
         sniff_timeout: float = DEFAULT_TIMEOUT,
         connect_to: Callable[[str, int], Any] | None = None,
         tls_options: Any = None,
+        source: str | None = None,
     ) -> None:
         self.router = router
         self.clock = clock
@@ -269,7 +273,7 @@ class GatewayFactory(ServerFactory):
         self.routed: Counter[str] = Counter()
         self._when_empty: list[Deferred[None]] = []
         self.connect_to = connect_to or (
-            lambda host, port: client_endpoint(clock, host, port, CONNECT_TIMEOUT)
+            lambda host, port: client_endpoint(clock, host, port, CONNECT_TIMEOUT, source)
         )
 
     def buildProtocol(self, addr: IAddress | None) -> GatewayConnection:  # type: ignore[override]

@@ -12,6 +12,9 @@ the pool's strategy:
   same backend while it is up, and only the players of a backend that leaves
   move.
 
+A route with `by_query` names the backend itself: the pool's backend at the
+address its query parameter gives (a game host's /game), if it is up.
+
 `apply(rules)` puts a new rule set in force for the next picks; connections
 already open keep their backend (they hold its `BackendState`), and a backend
 kept by name and address keeps its health and count.
@@ -66,7 +69,9 @@ class Router:
                 old.backend = backend
                 states[name] = old
             else:
-                states[name] = BackendState(backend)
+                # A discovered backend (a pod that just appeared) is out until its first
+                # check passes, as Kubernetes's readiness would have it.
+                states[name] = BackendState(backend, healthy=backend.discovered_by is None)
         self._states = states
         self.rules = rules
 
@@ -80,7 +85,14 @@ class Router:
         if pool is None:
             return "no_route"
         candidates = [self._states[name] for name in pool.backends]
-        chosen = self._choose(pool, candidates, sniffed.player_id or client)
+        route = self.rules.route_for(sniffed)
+        if route is not None and route.by_query is not None:
+            # The backend the query names, by address, if the pool has it and it is up.
+            wanted = sniffed.query.get(route.by_query)
+            chosen = next((s for s in candidates
+                           if s.backend.host == wanted and s.available), None)  # fmt: skip
+        else:
+            chosen = self._choose(pool, candidates, sniffed.player_id or client)
         if chosen is None:
             return "no_backend"
         chosen.routed += 1

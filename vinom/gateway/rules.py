@@ -14,6 +14,13 @@ document::
      "realms": {"eu": "lobbies"},
      "health": {"interval": 2.0, "timeout": 1.0}}
 
+A backend may instead name a DNS name to discover, e.g. a Kubernetes headless
+Service's, whose every address is one backend (`"discover":
+"lobby-pods.vinom.svc.cluster.local:7350", "health_port": 7390`): the rule set
+holds it as a `Backend` with `discover` set, and `expand(rules, found)` makes
+the rule set in force from the addresses found (vinom.gateway.discovery): one
+backend `NAME@ADDRESS` per address, in each pool where NAME is.
+
 A route matches a sniffed connection on `kind` ("tls", "http", "lobby" or
 "any"), and optionally `sni` (exact, or "*.example.com"), `alpn` (one of the
 client's protocols) and `path_prefix` (HTTP); the first route that matches
@@ -27,7 +34,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from vinom.gateway.sniff import Sniffed
 
@@ -40,6 +47,9 @@ HEALTH_PATHS = ("/health", "/ready")
 DEFAULT_HEALTH_PATH = "/ready"
 DEFAULT_HEALTH_INTERVAL = 2.0
 DEFAULT_HEALTH_TIMEOUT = 1.0
+# Seconds between two lookups of a discovered backend's name (CoreDNS's default TTL for a
+# Kubernetes Service is 5 s).
+DEFAULT_DISCOVERY_REFRESH = 5.0
 
 
 class RuleError(ValueError):
@@ -58,6 +68,12 @@ class Backend:
     # The path asked on `health`: /ready (it takes new players: the default) or /health
     # (the process is alive: a draining lobby stays in).
     health_path: str = DEFAULT_HEALTH_PATH
+    # A DNS name to discover (module docstring): `host` is the name, `health` its port
+    # (`health_port`) on each address; `refresh` seconds between lookups.
+    discover: bool = False
+    refresh: float = DEFAULT_DISCOVERY_REFRESH
+    # Of a backend made by `expand`: the discovering backend's name.
+    discovered_by: str | None = None
 
 
 @frozen
@@ -78,6 +94,9 @@ class Route:
     # A TLS route that terminates: the gateway decrypts, then routes the plaintext's first
     # message by the routes of its kind (`lobby`, `http`).
     terminate: bool = False
+    # An http route's query parameter naming the backend's address: the connection goes to
+    # the pool's backend at that address, or to none (a game host's /game, its own).
+    by_query: str | None = None
 
     def matches(self, sniffed: Sniffed) -> bool:
         if self.kind not in ("any", sniffed.kind):
@@ -118,6 +137,36 @@ class RuleSet:
         if route.by_realm and realm is not None and realm in self.realms:
             name = self.realms[realm]
         return None if name is None else self.pools[name]
+
+
+def discovered_name(backend: str, address: str) -> str:
+    """The name of the backend at `address` found for the discovering `backend`."""
+    return f"{backend}@{address}"
+
+
+def expand(rules: RuleSet, found: Mapping[str, tuple[str, ...]]) -> RuleSet:
+    """The rule set in force: each discovering backend of `rules` replaced by one backend
+    per address `found` for it (none while none is found), in its pools too."""
+    backends: dict[str, Backend] = {}
+    members: dict[str, tuple[str, ...]] = {}
+    for name, backend in rules.backends.items():
+        if not backend.discover:
+            backends[name] = backend
+            members[name] = (name,)
+            continue
+        names = []
+        for address in found.get(name, ()):
+            made = discovered_name(name, address)
+            health = None if backend.health is None else (address, backend.health[1])
+            backends[made] = evolve(backend, name=made, host=address, health=health,
+                                    discover=False, discovered_by=name)  # fmt: skip
+            names.append(made)
+        members[name] = tuple(names)
+    pools = {
+        name: evolve(pool, backends=tuple(m for b in pool.backends for m in members[b]))
+        for name, pool in rules.pools.items()
+    }
+    return evolve(rules, backends=backends, pools=pools)
 
 
 def parse_rules(document: object) -> RuleSet:
@@ -173,10 +222,32 @@ def _seconds(value: object, what: str) -> float:
 
 def _backend(name: str, spec: object) -> Backend:
     what = f"backends.{name}"
-    keys = {"address", "health", "health_path", "max_connections", "proxy_protocol"}
+    keys = {"address", "health", "health_path", "max_connections", "proxy_protocol",
+            "discover", "health_port", "refresh"}  # fmt: skip
     fields = _object(spec, what, keys)
-    host, port = _address(fields.get("address"), f"{what}.address")
-    health = None if fields.get("health") is None else _address(fields["health"], f"{what}.health")
+    if "@" in name:
+        raise RuleError(f"{what}: a backend's name has no '@' (discovered backends' have)")
+    discover = "discover" in fields
+    if discover == ("address" in fields):
+        raise RuleError(f"{what}: either an address or a name to discover is needed")
+    if discover:
+        if "health" in fields:
+            raise RuleError(f"{what}.health: a discovered backend takes health_port")
+        host, port = _address(fields["discover"], f"{what}.discover")
+        health_port = fields.get("health_port")
+        if health_port is not None and (isinstance(health_port, bool)
+                                        or not isinstance(health_port, int)
+                                        or not 0 < health_port < 65536):  # fmt: skip
+            raise RuleError(f"{what}.health_port: a port number is needed")
+        health = None if health_port is None else (host, health_port)
+        refresh = _seconds(fields.get("refresh", DEFAULT_DISCOVERY_REFRESH), f"{what}.refresh")
+    else:
+        if "health_port" in fields or "refresh" in fields:
+            raise RuleError(f"{what}: health_port and refresh are for a discovered backend")
+        host, port = _address(fields.get("address"), f"{what}.address")
+        health = (None if fields.get("health") is None
+                  else _address(fields["health"], f"{what}.health"))  # fmt: skip
+        refresh = DEFAULT_DISCOVERY_REFRESH
     cap = fields.get("max_connections")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         raise RuleError(f"{what}.max_connections: a positive integer is needed")
@@ -186,7 +257,7 @@ def _backend(name: str, spec: object) -> Backend:
     path = fields.get("health_path", DEFAULT_HEALTH_PATH)
     if path not in HEALTH_PATHS:
         raise RuleError(f"{what}.health_path: {path!r} is not one of {', '.join(HEALTH_PATHS)}")
-    return Backend(name, host, port, health, cap, proxy, path)
+    return Backend(name, host, port, health, cap, proxy, path, discover, refresh)
 
 
 def _pool(name: str, spec: object, backends: Mapping[str, Backend]) -> Pool:
@@ -206,7 +277,7 @@ def _pool(name: str, spec: object, backends: Mapping[str, Backend]) -> Pool:
 
 def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
     what = f"routes[{index}]"
-    keys = {"kind", "pool", "sni", "alpn", "path_prefix", "by_realm", "terminate"}
+    keys = {"kind", "pool", "sni", "alpn", "path_prefix", "by_realm", "terminate", "by_query"}
     fields = _object(spec, what, keys)
     kind = fields.get("kind")
     if kind not in KINDS:
@@ -228,6 +299,11 @@ def _route(index: int, spec: object, pools: Mapping[str, Pool]) -> Route:
     for key in ("sni", "alpn", "path_prefix"):
         if fields.get(key) is not None and not isinstance(fields[key], str):
             raise RuleError(f"{what}.{key}: a string is needed")
+    by_query = fields.get("by_query")
+    if by_query is not None and (kind != "http" or pool is None or by_realm
+                                 or not isinstance(by_query, str) or not by_query):  # fmt: skip
+        raise RuleError(f"{what}.by_query: a query parameter's name, on an http route with a "
+                        "pool (not by_realm)")  # fmt: skip
     sni = fields.get("sni")
     return Route(kind, pool, None if sni is None else sni.lower(), fields.get("alpn"),
-                 fields.get("path_prefix"), by_realm, terminate)  # fmt: skip
+                 fields.get("path_prefix"), by_realm, terminate, by_query)  # fmt: skip

@@ -9,6 +9,10 @@ one in force stays; one equal to the rule set in force, read again from the
 same origin (a file on SIGHUP), is said in one line too. `Gateway.refuse`
 refuses, the same way, one that could not be read at all.
 
+A rule set's discovered backends (vinom.gateway.rules, `discover`) are filled in
+from the addresses `Gateway.discovered(found)` is given (by
+vinom.gateway.discovery): the rule set in force is `expand(rules, found)`.
+
 `Gateway.drain()` stops taking connections (the listener stops), lets those
 open run for up to `drain_timeout` seconds, then closes them.
 """
@@ -16,7 +20,7 @@ open run for up to `drain_timeout` seconds, then closes them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import service
@@ -27,7 +31,7 @@ from zope.interface import implementer
 from vinom.gateway.health import HealthChecker
 from vinom.gateway.proxy import GatewayFactory
 from vinom.gateway.router import Router
-from vinom.gateway.rules import RuleError, RuleSet, parse_rules
+from vinom.gateway.rules import RuleError, RuleSet, expand, parse_rules
 from vinom.gateway.sources import IRuleConsumer
 
 
@@ -47,12 +51,16 @@ class Gateway(service.Service):
     log = Logger()
 
     def __init__(self, rules: RuleSet, reactor: Any, *, sniff_limit: int, sniff_timeout: float,
-                 drain_timeout: float, tls_options: Any = None) -> None:  # fmt: skip
+                 drain_timeout: float, tls_options: Any = None,
+                 source: str | None = None) -> None:  # fmt: skip
         self.reactor = reactor
-        self.router = Router(rules)
+        # The rule set as offered (discovered backends unexpanded), and the addresses found.
+        self.rules = rules
+        self.found: dict[str, tuple[str, ...]] = {}
+        self.router = Router(expand(rules, self.found))
         self.factory = GatewayFactory(self.router, reactor, sniff_limit=sniff_limit,
                                       sniff_timeout=sniff_timeout,
-                                      tls_options=tls_options)  # fmt: skip
+                                      tls_options=tls_options, source=source)  # fmt: skip
         self.health = HealthChecker(self.router, reactor)
         self.drain_timeout = drain_timeout
         self.rules_loaded = 1
@@ -63,6 +71,8 @@ class Gateway(service.Service):
         self._cut: Callable[[], None] = lambda: None
         # Stops the listener (the server wiring sets it).
         self.stop_listening: Callable[[], object] = lambda: None
+        # Told when a rule set comes in force (the discovery's, vinom.gateway.discovery).
+        self.rules_in_force: Callable[[], object] = lambda: None
 
     def startService(self) -> None:
         super().startService()
@@ -83,7 +93,7 @@ class Gateway(service.Service):
             return False
         read_before = origin in self._origins_read
         self._origins_read |= {origin}
-        if rules == self.router.rules:
+        if rules == self.rules:
             # An operator who sent SIGHUP hears back, whatever the file held; the first
             # offer of a source (at start: the rule set the gateway began with) says
             # nothing new.
@@ -93,13 +103,25 @@ class Gateway(service.Service):
                               origin=origin, backends=len(rules.backends),
                               routes=len(rules.routes))  # fmt: skip
             return True
-        self.router.apply(rules)
+        self.rules = rules
+        self.router.apply(expand(rules, self.found))
         self.health.rules_changed()
+        self.rules_in_force()
         self.rules_loaded += 1
         self.log.info("gateway: rule set from {origin} in force ({backends} backend(s), "
                       "{routes} route(s))", origin=origin, backends=len(rules.backends),
                       routes=len(rules.routes))  # fmt: skip
         return True
+
+    def discovered(self, found: Mapping[str, tuple[str, ...]]) -> None:
+        """The addresses of the discovered backends now (vinom.gateway.discovery): the rule
+        set in force follows; open connections keep their backend."""
+        found = {name: tuple(addresses) for name, addresses in found.items()}
+        if found == self.found:
+            return
+        self.found = found
+        self.router.apply(expand(self.rules, found))
+        self.health.rules_changed()
 
     def refuse(self, error: str, origin: str) -> None:
         """Count a rule set refused, in one line; the one in force stays."""

@@ -67,6 +67,12 @@ from attrs import Factory, define, field, frozen
 FLOAT32: Final = "f32"
 #: The fewest snapshots a `SnapshotHistory` keeps (Quake 3's ring).
 DEFAULT_HISTORY = 32
+#: After a patch that weighed as much as its view whole, the next this many
+#: snapshots go whole without a patch being tried: a view whose values all move
+#: each tick (a real-time game's positions) would cost a diff per snapshot for
+#: nothing. Any snapshot may be full (docs/protocol.md §16.1), so this changes
+#: no byte a client must read, only how soon a view that calms down patches again.
+PATCH_RETRY: Final = 7
 #: A client keeps more decoded views than the host keeps sent ones, so any
 #: baseline the host picks (one the client acknowledged) is still held.
 DEFAULT_RECEIVER_HISTORY = 64
@@ -319,47 +325,61 @@ class _ToWire:
         if depth >= MAX_DEPTH:
             raise TypeError(f"a view nested deeper than {MAX_DEPTH}")
         # The loops below handle the common scalars inline: a call per value is
-        # most of the cost of a walk in Python.
-        deeper = depth + 1
-        child: _Node | None = None
-        if isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            for key, item in value.items():
-                if type(key) is not str:
-                    raise TypeError(f"a view's map key must be a str, not {key!r}")
-                kind = type(item)
-                if node is not None:
-                    child = node.children.get(key, node.wildcard)
-                if child is None:
-                    if kind is int or kind is str or kind is bool or item is None:
-                        out[key] = item
-                        continue
-                elif child.scale and (kind is float or kind is int):
-                    scaled = item * child.scale
-                    if -_MAX_SAFE <= scaled <= _MAX_SAFE:
-                        out[key] = round(scaled)
-                        continue
-                out[key] = self.value(item, child, deeper)
-            return out
+        # most of the cost of a walk in Python. Plain dicts and lists are told
+        # by their type first: `isinstance(x, Mapping)` is an ABC check, slow.
         if kind is list or kind is tuple:
-            items: list[Any] = []
-            append = items.append
-            for i, item in enumerate(value):
-                kind = type(item)
-                if node is not None:
-                    child = node.at(i)
-                if child is None:
-                    if kind is int or kind is str or kind is bool or item is None:
-                        append(item)
-                        continue
-                elif child.scale and (kind is float or kind is int):
-                    scaled = item * child.scale
-                    if -_MAX_SAFE <= scaled <= _MAX_SAFE:
-                        append(round(scaled))
-                        continue
-                append(self.value(item, child, deeper))
-            return items
+            return self._items(value, node, depth + 1)
+        if kind is dict or isinstance(value, Mapping):
+            return self._entries(value, node, depth + 1)
         raise TypeError(f"a view cannot hold {value!r}")
+
+    def _entries(self, value: Mapping[Any, Any], node: _Node | None, deeper: int) -> Any:
+        out: dict[str, Any] = {}
+        child: _Node | None = None
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"a view's map key must be a str, not {key!r}")
+            kind = type(item)
+            if node is not None:
+                child = node.children.get(key, node.wildcard)
+            if child is None:
+                if kind is int or kind is str or kind is bool or item is None:
+                    out[key] = item
+                    continue
+            elif child.scale and (kind is float or kind is int):
+                scaled = item * child.scale
+                if -_MAX_SAFE <= scaled <= _MAX_SAFE:
+                    out[key] = round(scaled)
+                    continue
+            out[key] = self.value(item, child, deeper)
+        return out
+
+    def _items(self, value: Any, node: _Node | None, deeper: int) -> Any:
+        items: list[Any] = []
+        append = items.append
+        child: _Node | None = None
+        # The node of each index, looked up inline (`_Node.at` without its call).
+        wildcard = None if node is None else node.wildcard
+        by_index = None if node is None else node.by_index
+        named = 0 if by_index is None else len(by_index)
+        for i, item in enumerate(value):
+            kind = type(item)
+            if node is not None:
+                if by_index is None:
+                    child = node.children.get(str(i), wildcard)
+                else:
+                    child = by_index[i] if i < named else wildcard
+            if child is None:
+                if kind is int or kind is str or kind is bool or item is None:
+                    append(item)
+                    continue
+            elif child.scale and (kind is float or kind is int):
+                scaled = item * child.scale
+                if -_MAX_SAFE <= scaled <= _MAX_SAFE:
+                    append(round(scaled))
+                    continue
+            append(self.value(item, child, deeper))
+        return items
 
     def _stepped(self, value: float, scale: float) -> Any:
         scaled = value * scale
@@ -707,6 +727,9 @@ class SnapshotHistory:
     sent: dict[int, Prepared] = field(factory=dict)
     full_sent: int = 0
     deltas_sent: int = 0
+    # Snapshots still to send whole, without weighing a patch, after a patch
+    # weighed as much as the view (`PATCH_RETRY`).
+    patch_pause: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.capacity < DEFAULT_HISTORY:
@@ -748,7 +771,9 @@ class SnapshotHistory:
         )
         found = self.baseline(tick)
         data = b""
-        if found is not None:
+        if found is not None and self.patch_pause:
+            self.patch_pause -= 1
+        elif found is not None:
             base_tick, base = found
             cached = None if cache is None else cache.get((base, prepared))
             if cached is None:
@@ -762,6 +787,8 @@ class SnapshotHistory:
             if len(body) < len(prepared.full_body):
                 self.deltas_sent += 1
                 data = encode_snapshot(tick, prepared, base_tick, base, body)
+            else:
+                self.patch_pause = PATCH_RETRY
         if not data:
             self.full_sent += 1
             data = encode_snapshot(tick, prepared, body=prepared.full_body)

@@ -282,7 +282,7 @@ class SeatRouter:
         if message is None:
             return
         try:
-            kind, action, action_id, _ = message
+            kind, action, action_id, _, _ = message
             if kind is _INPUT:
                 # Over UDP inputs travel unreliable (channel 0); a stream session
                 # (WebSocket) has one ordered channel, whose messages come as channel 1.
@@ -337,7 +337,7 @@ class SeatRouter:
         try:
             inputs = message.inputs
             assert inputs is not None
-            entry.room.handle_inputs(entry.player_id, message.action_id, inputs, now)
+            entry.room.handle_inputs(entry.player_id, message.snap_ack, inputs, now)
         except Exception:
             self._internal_error("input")
 

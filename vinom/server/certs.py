@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from attrs import frozen
@@ -114,3 +115,81 @@ def dev_certificate_in(data_dir: str) -> CertificatePaths:
             f"--data-dir {data_dir!r} is not usable ({e.strerror or e}); "
             "name a directory this user may write with --data-dir"
         ) from None
+
+
+# The certificate of the WebTransport listener when no operator certificate is
+# configured (docs/web.md, "WebTransport"). Browsers accept a certificate no CA
+# signed by its SHA-256 (`serverCertificateHashes`) only if it is valid for at
+# most 14 days and its key is ECDSA: made here for 13 days, in memory only, and
+# replaced once fewer than RENEW_WEBTRANSPORT_BEFORE remain.
+WEBTRANSPORT_VALIDITY = datetime.timedelta(days=13)
+RENEW_WEBTRANSPORT_BEFORE = datetime.timedelta(days=3)
+
+
+@frozen
+class ShortLivedCertificate:
+    """A WebTransport development certificate: the certificate and key (cryptography's
+    objects, what aioquic takes), its DER encoding's SHA-256, and when it lapses."""
+
+    certificate: x509.Certificate
+    private_key: ec.EllipticCurvePrivateKey
+    sha256: bytes
+    not_after: datetime.datetime
+
+
+def make_short_lived(
+    hostname: str, *, now: datetime.datetime | None = None,
+    validity: datetime.timedelta = WEBTRANSPORT_VALIDITY,
+) -> ShortLivedCertificate:  # fmt: skip
+    """A leaf ECDSA P-256 certificate for `hostname` and loopback, valid from `now`
+    for `validity` (at most 14 days for browsers to take it by hash)."""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    alt_names: list[x509.GeneralName] = [
+        x509.DNSName(hostname),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    not_after = moment + validity
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # Browsers count the validity from not_before: no backdating past the limit.
+        .not_valid_before(moment - datetime.timedelta(minutes=1))
+        .not_valid_after(not_after - datetime.timedelta(minutes=1))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
+    return ShortLivedCertificate(cert, key, digest.finalize(), cert.not_valid_after_utc)
+
+
+class RenewingCertificate:
+    """The current WebTransport development certificate, made on first use and replaced
+    by a new one when fewer than `renew_before` of its validity remain (read at each
+    new connection and each offer, so a server running for weeks never serves a
+    lapsed one). `wall_clock` gives unix time."""
+
+    def __init__(
+        self, wall_clock: Callable[[], float], hostname: str = "localhost",
+        renew_before: datetime.timedelta = RENEW_WEBTRANSPORT_BEFORE,
+    ) -> None:  # fmt: skip
+        self._wall_clock = wall_clock
+        self._hostname = hostname
+        self._renew_before = renew_before
+        self._current: ShortLivedCertificate | None = None
+        # How many certificates were made (the first included).
+        self.made = 0
+
+    def current(self) -> ShortLivedCertificate:
+        now = datetime.datetime.fromtimestamp(self._wall_clock(), datetime.UTC)
+        current = self._current
+        if current is None or current.not_after - self._renew_before <= now:
+            current = self._current = make_short_lived(self._hostname, now=now)
+            self.made += 1
+        return current

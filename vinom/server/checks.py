@@ -38,6 +38,8 @@ from vinom.server.startup import warn_if_readable
 
 TOKEN_KEY_BYTES = 32
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 def parse_port_range(text: str, option: str = "--udp-ports") -> tuple[int, int]:
     """'7400-7499' -> (7400, 7499); a single port 'N' is the range N-N."""
@@ -113,6 +115,14 @@ def positive_int(name: str, value: str) -> int:
     number = _whole(name, value)
     if number < 1:
         raise usage.UsageError(f"--{name} must be at least 1, not {number}")
+    return number
+
+
+def udp_port(name: str, value: str) -> int:
+    """A UDP port to listen on, 1-65535."""
+    number = _whole(name, value)
+    if not 0 < number < 65536:
+        raise usage.UsageError(f"--{name} must be a port from 1 to 65535, not {number}")
     return number
 
 
@@ -259,16 +269,18 @@ def game_url(public_web_url: str | None, websocket: str | None, public_host: str
         except ValueError:
             port = None
             scheme = None
-        if scheme is None or not parts.hostname or parts.query or parts.fragment:
+        if scheme is None or not parts.hostname or parts.fragment:
             raise usage.UsageError(
-                f"--public-web-url must look like wss://games.example.com[:port][/prefix], "
-                f"not {public_web_url!r}"
+                f"--public-web-url must look like wss://games.example.com[:port][/prefix]"
+                f"[?query], not {public_web_url!r}"
             )
         host = parts.hostname
         if ":" in host:
             host = f"[{host}]"
         netloc = host if port is None else f"{host}:{port}"
-        return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game"
+        # A query stays on game_url: a gateway may route on it (docs/gateway.md, by_query).
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game{query}"
     if websocket is None or websocket.partition(":")[0].lower() != "ssl":
         return None
     port = endpoint_port(websocket)
@@ -466,15 +478,18 @@ def label_value(name: str, value: str) -> str:
     return value
 
 
-def trusted_proxies(name: str, value: str) -> frozenset[str]:
-    """Comma-separated IP addresses (the addresses a PROXY header is taken from)."""
-    found = set()
+def trusted_proxies(name: str, value: str) -> frozenset[IPNetwork]:
+    """Comma-separated IP addresses or networks in CIDR notation (`10.0.0.5`,
+    `10.244.0.0/16`, `fd00::/8`): the peers a PROXY header is taken from. A network
+    fits gateways whose addresses change (Kubernetes pods: their pod network)."""
+    found: set[IPNetwork] = set()
     for part in value.split(","):
         part = part.strip()
         try:
-            found.add(str(ipaddress.ip_address(part)))
+            found.add(ipaddress.ip_network(part, strict=True))
         except ValueError:
             raise usage.UsageError(
-                f"--{name}: {part!r} is not an IP address (give ADDR[,ADDR...])"
+                f"--{name}: {part!r} is not an IP address or network (give ADDR or "
+                "ADDR/PREFIX, comma-separated; a network's host bits are zero)"
             ) from None
     return frozenset(found)

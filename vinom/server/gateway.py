@@ -1,7 +1,8 @@
 """`twistd vinom --role gateway`: the gateway role's services (docs/gateway.md).
 
 `build_gateway` adds to the root service, in start order: the Redis pool and
-the rule reader (with --redis), the gateway (health checks), its public
+the rule reader (with --redis), the gateway (health checks), the discovery of
+backends named in DNS (vinom.gateway.discovery), its public
 listener (--gateway), the operations endpoint (--ops-port: /health, /ready,
 /metrics, /status), the UDP relay (--relay-ports: vinom.server.relay's builder,
 its counters on the same /metrics) and the announcement. The rule source
@@ -14,12 +15,10 @@ are closed; the relay forwards on while a route is open, within the same
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from twisted.application import service
@@ -27,19 +26,18 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.resource import Resource
 
+from vinom.gateway.discovery import BackendDiscovery
 from vinom.gateway.relay import RelayCollector, RelayService
 from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.gateway.sources import FileRuleSource, IRuleSource
 from vinom.server.certs import dev_certificate_in
 from vinom.server.logs import ServerRoot, Site
-from vinom.server.ops import CONTENT_TYPE, OpsAnswer
+from vinom.server.ops import operations_site
 from vinom.server.relay import build_relay
 from vinom.server.startup import Address, Announcement, Listener, StartupError, with_backlog
 from vinom.server.tls import resumable_options
-from vinom.server.web import ReadOnlyRequest
 
 _log = Logger()
 
@@ -50,7 +48,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     gateway = Gateway(rules, reactor, sniff_limit=options["sniff-limit"],
                       sniff_timeout=options["sniff-timeout"],
                       drain_timeout=options["drain-timeout"],
-                      tls_options=gateway_tls(options))  # fmt: skip
+                      tls_options=gateway_tls(options),
+                      source=options["backend-interface"] or None)  # fmt: skip
     settings = options["redis-settings"]
     if settings is not None:
         from vinom.cluster.client import RedisClient
@@ -65,6 +64,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
         source = FileRuleSource(options["gateway-rules"], gateway)
     _add(root, "gateway-rules", source)
     _add(root, "gateway", gateway)
+    discovery = _add(root, "gateway-discovery", BackendDiscovery(gateway, reactor))
+    gateway.rules_in_force = discovery.check_interval
     listener = _add(root, "gateway-listener",
                     Listener(with_backlog(options["gateway"]), gateway.factory, reactor,
                              "gateway"))  # fmt: skip
@@ -274,37 +275,23 @@ def gateway_ops_site(
     gateway: Gateway, token: str | None = None, relay: RelayService | None = None
 ) -> Site:
     """/health, /ready (503 while draining or with no backend up), /metrics (with the
-    relay's counters when it runs here) and /status."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(gateway))
+    relay's counters when it runs here) and /status: vinom.server.ops's one builder."""
+
+    def draining() -> str | None:
+        return "draining" if gateway.draining else None
+
+    def no_backend() -> str | None:
+        return None if any(s.healthy for s in gateway.router.backends) else "no backend is up"
+
+    collectors: list[Collector] = [GatewayCollector(gateway)]
     if relay is not None:
-        registry.register(RelayCollector(relay.relay.core))
-    ProcessCollector(registry=registry)
-
-    def health() -> tuple[int, bytes, str]:
-        return 200, b"ok\n", "text/plain"
-
-    def ready() -> tuple[int, bytes, str]:
-        if gateway.draining:
-            return 503, b"draining\n", "text/plain"
-        if not any(s.healthy for s in gateway.router.backends):
-            return 503, b"no backend is up\n", "text/plain"
-        return 200, b"ready\n", "text/plain"
-
-    def metrics() -> tuple[int, bytes, str]:
-        return 200, generate_latest(registry), CONTENT_TYPE
-
-    def status() -> tuple[int, bytes, str]:
-        return 200, json.dumps(gateway_status(gateway)).encode(), "application/json"
-
-    root = Resource()
-    root.putChild(b"health", OpsAnswer(health))
-    root.putChild(b"ready", OpsAnswer(ready))
-    root.putChild(b"metrics", OpsAnswer(metrics, token))
-    root.putChild(b"status", OpsAnswer(status, token))
-    site = Site(root)
-    site.requestFactory = ReadOnlyRequest
-    site.noisy = False
+        collectors.append(RelayCollector(relay.relay.core))
+    site, _registry = operations_site(
+        collectors,
+        readiness=(draining, no_backend),
+        status=lambda: gateway_status(gateway),
+        token=token,
+    )
     return site
 
 

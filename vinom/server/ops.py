@@ -97,6 +97,8 @@ class ServerCollector(Collector):
             for reason, count in sorted(figures.game_sockets_refused.items()):
                 refused.add_metric([reason], count)
             yield refused
+        if figures.webtransport_sessions_opened is not None:
+            yield from webtransport_families(figures)
         lobby_errors = CounterMetricFamily(
             "vinom_lobby_errors", "Error frames the lobby sent, by code.", labels=["code"]
         )
@@ -311,35 +313,48 @@ class _Dashboard(Resource):
         return body
 
 
-def ops_site(
-    status: StatusReader,
+#: A check of an operations endpoint: the reason for a 503, or None when all is well.
+Check = Callable[[], "str | None"]
+
+
+def _no_trouble() -> str | None:
+    return None
+
+
+def operations_site(
+    collectors: Sequence[Collector],
     *,
-    process_metrics: bool = True,
+    health: Check = _no_trouble,
+    readiness: Sequence[Check] = (),
+    status: Callable[[], object] | None = None,
+    dashboard: bool = False,
     token: str | None = None,
     access_log: bool = False,
-    readiness: Sequence[Callable[[], str | None]] = (),
+    process_metrics: bool = True,
 ) -> tuple[Site, CollectorRegistry]:
-    """The twisted.web site of the operations endpoint, and its metrics registry;
-    with `token`, /metrics and /status ask for it (module docstring); a line per
-    request in the log with `access_log`; `readiness`: more reasons not to be ready
-    (an Agones SDK server that does not answer: vinom.hosting.agones)."""
+    """The twisted.web site of an operations endpoint, and its metrics registry: the
+    one builder of every role's (the server's, the gateway's, the relay's).
+
+    `/health`: 200 `ok`, or 503 with `health()`'s reason; `/ready`: 503 with the
+    first reason the `readiness` checks give, in order, else 200 `ready`; `/metrics`: the
+    `collectors`' figures (and, with `process_metrics`, the process's CPU and
+    memory); `/status`, when `status` is given: its document as JSON; with
+    `dashboard`, the operations dashboard at `/dashboard/`, to which `/` leads.
+    With `token`, `/metrics` and `/status` ask for it (module docstring); a line
+    per request in the log with `access_log`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServerCollector(status))
+    for collector in collectors:
+        registry.register(collector)
     if process_metrics:
         ProcessCollector(registry=registry)
 
-    def health() -> tuple[int, bytes, str]:
-        trouble = status.trouble()
+    def healthy() -> tuple[int, bytes, str]:
+        trouble = health()
         if trouble is not None:
             return 503, f"{trouble}\n".encode(), "text/plain"
         return 200, b"ok\n", "text/plain"
 
     def ready() -> tuple[int, bytes, str]:
-        if status.drain.draining:
-            return 503, b"draining\n", "text/plain"
-        trouble = status.trouble()
-        if trouble is not None:
-            return 503, f"{trouble}\n".encode(), "text/plain"
         for check in readiness:
             reason = check()
             if reason is not None:
@@ -349,19 +364,89 @@ def ops_site(
     def metrics() -> tuple[int, bytes, str]:
         return 200, generate_latest(registry), CONTENT_TYPE
 
-    def status_json() -> tuple[int, bytes, str]:
-        document = status_document(status.read())
-        return 200, json.dumps(document, separators=(",", ":")).encode(), "application/json"
-
     root = Resource()
-    root.putChild(b"health", OpsAnswer(health))
+    root.putChild(b"health", OpsAnswer(healthy))
     root.putChild(b"ready", OpsAnswer(ready))
     root.putChild(b"metrics", OpsAnswer(metrics, token))
-    root.putChild(b"status", OpsAnswer(status_json, token))
-    root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES, token_required=token is not None))
-    # A person who opens the endpoint's address finds the dashboard.
-    root.putChild(b"", Redirect(b"/dashboard/"))
+    if status is not None:
+        document = status
+
+        def status_json() -> tuple[int, bytes, str]:
+            body = json.dumps(document(), separators=(",", ":")).encode()
+            return 200, body, "application/json"
+
+        root.putChild(b"status", OpsAnswer(status_json, token))
+    if dashboard:
+        root.putChild(b"dashboard", _Dashboard(DASHBOARD_FILES, token_required=token is not None))
+        # A person who opens the endpoint's address finds the dashboard.
+        root.putChild(b"", Redirect(b"/dashboard/"))
     site = Site(root, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False
     return site, registry
+
+
+def ops_site(
+    status: StatusReader,
+    *,
+    process_metrics: bool = True,
+    token: str | None = None,
+    access_log: bool = False,
+    readiness: Sequence[Check] = (),
+) -> tuple[Site, CollectorRegistry]:
+    """The game server's operations endpoint (module docstring): its figures from
+    `status`; `readiness`: more reasons not to be ready (an Agones SDK server that
+    does not answer: vinom.hosting.agones)."""
+
+    def draining() -> str | None:
+        return "draining" if status.drain.draining else None
+
+    return operations_site(
+        [ServerCollector(status)],
+        health=status.trouble,
+        readiness=(draining, status.trouble, *readiness),
+        status=lambda: status_document(status.read()),
+        dashboard=True,
+        token=token,
+        access_log=access_log,
+        process_metrics=process_metrics,
+    )
+
+
+def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
+    """The WebTransport listener's families (--webtransport; docs/operations.md)."""
+    yield CounterMetricFamily(
+        "vinom_webtransport_sessions_opened",
+        "WebTransport game sessions opened on a game host.",
+        value=figures.webtransport_sessions_opened,
+    )
+    refused = CounterMetricFamily(
+        "vinom_webtransport_sessions_refused",
+        "WebTransport game sessions refused or closed by a limit, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(figures.webtransport_sessions_refused.items()):
+        refused.add_metric([reason], count)
+    yield refused
+    yield GaugeMetricFamily(
+        "vinom_webtransport_connections", "Open WebTransport (QUIC) connections.",
+        value=figures.webtransport_connections,
+    )
+    drops = CounterMetricFamily(
+        "vinom_webtransport_datagrams_dropped",
+        "UDP datagrams of the WebTransport port dropped before reaching a session, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(figures.webtransport_drops.items()):
+        drops.add_metric([reason], count)
+    yield drops
+    messages = CounterMetricFamily(
+        "vinom_webtransport_messages",
+        "Room messages through WebTransport sessions, by way (stream, datagram) and "
+        "direction (in, out).",
+        labels=["way", "direction"],
+    )
+    for name, count in sorted(figures.webtransport_messages.items()):
+        way, _, direction = name.partition("_")
+        messages.add_metric([way, direction], count)
+    yield messages

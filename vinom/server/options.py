@@ -15,6 +15,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
 from vinom.cluster.client import RedisSettings, parse_redis_url
+from vinom.cluster.settings import PLACEMENTS
 from vinom.hosting.agones import sdk_port
 from vinom.hosting.records import RecordSettings
 from vinom.hosting.spectators import SpectatorSettings
@@ -48,6 +49,7 @@ from vinom.server.checks import (
     relay_address,
     session_timeout,
     trusted_proxies,
+    udp_port,
 )
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
@@ -224,6 +226,15 @@ class Options(usage.Options):
             "The public web server (the lobby over WebSocket at /lobby, and the games this "
             "process hosts at /game): a port (TLS with the server's certificate), a strports "
             "description, or 'none'.",
+        ),
+        param(
+            "webtransport",
+            None,
+            None,
+            "A UDP port for game sessions over WebTransport (HTTP/3 datagrams) beside /game: "
+            "browsers that have it play there, the others on the WebSocket. Needs --websocket "
+            "(where the page learns of it). Default: none.",
+            udp_port,
         ),
         param(
             "public-web-url",
@@ -562,6 +573,16 @@ class Options(usage.Options):
             label_value,
         ),
         param(
+            "placement",
+            None,
+            "spread",
+            "With --redis, how a lobby picks a game host for a match among those with free "
+            "capacity: spread (the least loaded first: matches spread over the hosts) or pack "
+            "(the most loaded first: hosts fill one after another, so idle ones can go, as "
+            "Agones's autoscaling wants).",
+            choice(PLACEMENTS),
+        ),
+        param(
             "agones-health-interval",
             None,
             2.0,
@@ -586,6 +607,15 @@ class Options(usage.Options):
             existing_file,
         ),
         param(
+            "backend-interface",
+            None,
+            "",
+            "With --role gateway: the local address its connections to the backends are made "
+            "from ('' = the system's choice); the address the backends' --trusted-proxy "
+            "sees.",
+            bind_address,
+        ),
+        param(
             "sniff-limit",
             None,
             8192,
@@ -605,7 +635,8 @@ class Options(usage.Options):
             "trusted-proxy",
             None,
             None,
-            "Comma-separated addresses of gateways (or other PROXY protocol v2 senders) in "
+            "Comma-separated addresses or CIDR networks (10.244.0.0/16: a Kubernetes pod "
+            "network) of gateways (or other PROXY protocol v2 senders) in "
             "front of the lobby and the web server: connections from them must begin with a "
             "PROXY header, whose client address the per-address limits count; a PROXY header "
             "from any other address is refused. Default: none.",
@@ -665,6 +696,12 @@ class Options(usage.Options):
             self["game-registry"], dict(self["rating-window"])
         )
         self._check_websocket()
+        if self["webtransport"] is not None and self["role"] not in ("all", "host"):
+            raise usage.UsageError(f"--webtransport is for the processes that host games "
+                                   f"(--role all or host), not --role {self['role']}")  # fmt: skip
+        if self["webtransport"] is not None and self["websocket"] is None:
+            raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
+                                   "from the web server, and it admits /game's tokens")  # fmt: skip
         self._check_agones()
         unknown = [g for g in self["no-record-game"] if g not in self["game-registry"].names()]
         if unknown:

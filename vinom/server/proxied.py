@@ -1,7 +1,8 @@
 """The PROXY protocol's receiving side: which client a trusted gateway speaks for.
 
-With `--trusted-proxy ADDR[,ADDR]`, a connection to the lobby (or the web
-server) from one of those addresses must begin with a PROXY protocol header
+With `--trusted-proxy ADDR[,ADDR]` (addresses or CIDR networks: a Kubernetes
+pod network, where the gateways' addresses change), a connection to the lobby (or
+the web server) from one of those addresses must begin with a PROXY protocol header
 (v2, as vinom's gateway sends, or v1); the header is read by Twisted's
 `twisted.protocols.haproxy.proxyEndpoint` wrapper and the connection's peer
 is the client it names, so per-address limits, logs and metrics count the
@@ -30,8 +31,9 @@ context is the one Twisted's `ssl:` parser builds from the same description
 
 from __future__ import annotations
 
+import ipaddress
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -202,6 +204,28 @@ class DirectProtocol(ProtocolWrapper):
         self.wrappedProtocol.dataReceived(data)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(trusted: Iterable[str | Network]) -> tuple[Network, ...]:
+    """Addresses (one-address networks) and networks, as networks."""
+    return tuple(ipaddress.ip_network(t) for t in trusted)
+
+
+def is_trusted(host: object, networks: tuple[Network, ...]) -> bool:
+    """Whether a peer's `host` (an IP address string; anything else is not) lies in one
+    of `networks`. An IPv4-mapped IPv6 peer (a dual-stack listener's) is its IPv4."""
+    if not isinstance(host, str):
+        return False
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
 class TrustedProxyFactory(WrappingFactory):
     """Wraps a server factory (module docstring); `refused` counts connections refused.
 
@@ -210,14 +234,14 @@ class TrustedProxyFactory(WrappingFactory):
 
     noisy = False
 
-    def __init__(self, wrapped: IProtocolFactory, trusted: frozenset[str]) -> None:
+    def __init__(self, wrapped: IProtocolFactory, trusted: Iterable[str | Network]) -> None:
         super().__init__(wrapped)
-        self.trusted = trusted
+        self.trusted = trusted_networks(trusted)
         self.refused = 0
         self.proxied = haproxy_factory(HeldFactory(wrapped))
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        if getattr(addr, "host", None) in self.trusted:
+        if is_trusted(getattr(addr, "host", None), self.trusted):
             reader = self.proxied.buildProtocol(addr)
             held = reader.wrappedProtocol
             return None if held is None else ProxiedProtocol(self, reader, held)
@@ -250,7 +274,7 @@ class ProxiedEndpoint:
         self,
         reactor: Any,
         description: str,
-        trusted: frozenset[str],
+        trusted: Iterable[str | Network],
         make_endpoint: Callable[[Any, str], Any] = serverFromString,
     ) -> None:
         self.trusted = trusted
@@ -277,7 +301,7 @@ class ProxiedEndpoint:
 def proxied_endpoint(
     reactor: Any,
     description: str,
-    trusted: frozenset[str],
+    trusted: Iterable[str | Network],
     make_endpoint: Callable[[Any, str], Any] = serverFromString,
 ) -> Any:
     """The endpoint a listener with `--trusted-proxy` listens on: `make_endpoint`'s for

@@ -1,25 +1,21 @@
-"""The UDP relay as a process of its own: `python -m vinom.server.relay`.
+"""The UDP relay as a process of its own: `twistd -n vinom-relay` (a twistd plugin).
 
-The relay's options (`RelayOptions`, each checked in one line), the service
-they make (`relay_root`: the relay and, with `--ops-port`, `/health` and the
-Prometheus `/metrics` of its counters), and `main`, which runs it until
-SIGTERM or SIGINT and exits 0. docs/gateway.md, "UDP relay".
+The relay's options (`relay_params`, shared with `twistd vinom --role
+gateway --relay-ports`; `Options` when it runs alone, each mistake one line)
+and the service they make (`makeService`: the relay and, with `--ops-port`,
+`/health`, `/ready` and the Prometheus `/metrics` of its counters). twistd
+runs it until SIGTERM or SIGINT. docs/gateway.md, "UDP relay".
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 from typing import Any, cast
 
-from prometheus_client import CollectorRegistry, generate_latest
 from twisted.application import service
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import Logger
 from twisted.python import usage
-from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 
 from vinom.gateway.relay import RelayCollector, RelayService, relay_service
 from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
@@ -32,8 +28,7 @@ from vinom.server.checks import (
     positive_int,
     read_token_key,
 )
-from vinom.server.logs import Site
-from vinom.server.ops import OpsAnswer
+from vinom.server.ops import operations_site
 from vinom.server.startup import Listener, StartupError
 
 _log = Logger()
@@ -42,7 +37,7 @@ METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def relay_params(ports: str | None) -> list[list[Any]]:
     """The relay's options, one definition for `twistd vinom --role gateway` (`ports`
-    None: no relay unless --relay-ports is given) and `python -m vinom.server.relay`."""
+    None: no relay unless --relay-ports is given) and `twistd vinom-relay`."""
     return [
         param("relay-ports", None, ports, "UDP relay: the public UDP port range players send "
               "to, first-last (a single port: N)."
@@ -72,7 +67,7 @@ def check_relay_ports(options: usage.Options) -> None:
 
 def build_relay(options: usage.Options, reactor: Any) -> RelayService:
     """The relay service its options describe (after `check_relay_ports`): the one builder
-    of `--role gateway --relay-ports` and `python -m vinom.server.relay`."""
+    of `--role gateway --relay-ports` and `twistd vinom-relay`."""
     built = relay_service(
         reactor, key=options["relay-key"], ports=options["relay-port-range"],
         interface=options["relay-interface"], host_interface=options["relay-host-interface"],
@@ -93,16 +88,26 @@ class _CheckedRelayService(RelayService):
                                f"--relay-ports: {e.socketError}") from None  # fmt: skip
 
 
-class RelayOptions(usage.Options):
-    """The relay's command line when it runs alone."""
+class Options(usage.Options):
+    """`twistd vinom-relay`'s command line: the relay alone."""
 
     optParameters = [
         *relay_params("7800"),
         param("relay-key-file", None, None, "Route-token key shared with the lobbies "
               "(their --relay-key-file; 32 bytes: raw, hex or base64). Required."),
         param("ops-port", None, "tcp:9180:interface=127.0.0.1", "Operations endpoint "
-              "(/health, /metrics), a strports description, or 'none'."),
+              "(/health, /ready, /metrics), a strports description, or 'none'."),
     ]  # fmt: skip
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """As usage.Options; under twistd a bad option ends the start with its one-line
+        message (twistd itself would print its whole --help before it)."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:  # parsed on its own (tests, tools): the caller reports
+                raise
+            raise StartupError(f"{e} (twistd vinom-relay --help lists the options)") from None
 
     def postOptions(self) -> None:
         check_relay_ports(self)
@@ -112,66 +117,41 @@ class RelayOptions(usage.Options):
             check_endpoint(self["ops-port"], "ops-port")
 
 
-def relay_root(options: usage.Options, reactor: Any) -> tuple[service.MultiService, RelayService]:
-    """The relay's services from its options: the relay, then its operations endpoint."""
+def makeService(options: usage.Options, reactor: Any = None) -> service.MultiService:
+    """The relay and, with --ops-port, its operations endpoint (vinom.server.ops's one
+    builder: /health, /ready, /metrics of its counters). Where players send and where
+    the figures are is logged once everything listens."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
     root = service.MultiService()
     relay = build_relay(options, reactor)
     relay.setServiceParent(root)
+    ops: Listener | None = None
     if options["ops-port"] is not None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(RelayCollector(relay.relay.core))
-        resource = Resource()
-        resource.putChild(b"health", OpsAnswer(lambda: (200, b"ok\n", "text/plain")))
-        resource.putChild(
-            b"metrics", OpsAnswer(lambda: (200, generate_latest(registry), METRICS_TYPE))
-        )
-        Listener(options["ops-port"], Site(resource), reactor, "ops-port").setServiceParent(root)
-    return root, relay
+        site, _registry = operations_site([RelayCollector(relay.relay.core)])
+        ops = Listener(options["ops-port"], site, reactor, "ops-port")
+        ops.setServiceParent(root)
+    _Announcement(relay, ops, options["relay-interface"]).setServiceParent(root)
+    return root
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the relay until SIGTERM or SIGINT (exit 0); a bad option is one line (exit 2),
-    a port it cannot listen on one line (exit 1)."""
-    options = RelayOptions()
-    try:
-        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
-    except usage.UsageError as e:
-        print(f"vinom relay: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    from twisted.internet import reactor as global_reactor
+class _Announcement(service.Service):
+    """Says, once started, where players send and where the operations endpoint is."""
 
-    reactor = cast(Any, global_reactor)
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
-    root, relay = relay_root(options, reactor)
-    try:
-        root.startService()
-    except StartupError as e:
-        print(f"vinom relay: {str(e.code).removeprefix('vinom: ')}", file=sys.stderr)
-        raise SystemExit(1) from None
-    failed: list[str] = []
+    def __init__(self, relay: RelayService, ops: Listener | None, interface: str) -> None:
+        self.relay, self.ops, self.interface = relay, ops, interface
 
-    def announce_ops(port: IListeningPort) -> None:
+    def startService(self) -> None:
+        super().startService()
+        ports = [cast(Any, p.getHost()).port for p in self.relay.relay.public]
+        _log.info("vinom relay: players send to udp {interface}:{first}-{last}",
+                  interface=self.interface or "*", first=ports[0], last=ports[-1])  # fmt: skip
+        if self.ops is not None:
+            self.ops.port().addCallback(self._announce_ops)
+
+    def _announce_ops(self, port: IListeningPort) -> None:
         where = cast(Any, port.getHost())
         _log.info("vinom relay: operations on http://{host}:{port}/metrics",
                   host=where.host, port=where.port)  # fmt: skip
-
-    def ops_failed(failure: Failure) -> None:
-        failed.append(failure.getErrorMessage())
-        print(f"vinom relay: {failure.getErrorMessage()}", file=sys.stderr)
-        reactor.stop()
-
-    ports = [cast(Any, p.getHost()).port for p in relay.relay.public]
-    _log.info("vinom relay: players send to udp {interface}:{first}-{last}",
-              interface=options["relay-interface"] or "*", first=ports[0],
-              last=ports[-1])  # fmt: skip
-    for child in root:
-        if isinstance(child, Listener):
-            child.port().addCallbacks(announce_ops, ops_failed)
-    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
-    reactor.run()
-    if failed:
-        raise SystemExit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,6 +13,7 @@ differs between them is theirs to say (`IPlayerStore.shared`,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient, RedisSubscription
 from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
 from vinom.cluster.inflight import InFlightCalls
+from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.records import RedisRecords
@@ -45,6 +48,7 @@ from vinom.hosting.interfaces import IMatchHosting
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
+from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
 from vinom.hosting.workers.child import WorkerSettings
 from vinom.hosting.workers.per_match import ProcessPerMatch
 from vinom.hosting.workers.pool import WorkerPool
@@ -60,7 +64,7 @@ from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
-from vinom.server.certs import dev_certificate_in
+from vinom.server.certs import RenewingCertificate, dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
@@ -78,6 +82,11 @@ from vinom.server.startup import (
 from vinom.server.status import StatusReader
 from vinom.server.tls import server_endpoint
 from vinom.server.web import web_site
+from vinom.server.webtransport import (
+    WebTransportCredentials,
+    WebTransportListener,
+    WebTransportOffer,
+)
 from vinom.store.interfaces import IPlayerStore
 from vinom.store.memory import MemoryPlayerStore
 
@@ -151,10 +160,6 @@ def build_shared(
     _add(root, "redis", RedisClientService(redis, reactor, calls))
     if not runs_lobby(options):
         return SharedState(None, None, None, None, None, (), redis)
-    # Imported here: txredisapi installs the default reactor when imported.
-    from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
-    from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
-
     def endpoint() -> Any:
         # With Sentinel, each channel asks the sentinels where the master is at each connection.
         return redis.endpoint(reactor)
@@ -180,7 +185,8 @@ def build_shared(
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
                                    lease_prefix=mm_prefix, realm=options["realm"],
-                                   refuses=relay_refuses(options))  # fmt: skip
+                                   refuses=relay_refuses(options),
+                                   placement=options["placement"])  # fmt: skip
     # Each (re)subscription reads the outcomes published while it was away.
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
@@ -438,6 +444,8 @@ class WebRole:
     lobby_sockets: WebSocketLobbyFactory | None = None
     game_sockets: GameSocketFactory | None = None
     addresses: tuple[Address, ...] = ()
+    # With --webtransport, where games are hosted: the game sessions over WebTransport.
+    webtransport: WebTransportServer | None = None
 
 
 def build_web(
@@ -464,17 +472,41 @@ def build_web(
                 max_sockets_per_ip=options["max-connections-per-ip"],
                 max_sockets=options["max-connections"],
             ), trusted_proxies=proxies)  # fmt: skip
+    transport, offer = None, WebTransportOffer() if game_sockets is not None else None
+    if game_sockets is not None and options["webtransport"] is not None:
+        transport, offer = build_webtransport(options, reactor, root, game_sockets)
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]),
-                    games=options["game-registry"], replays=replays_of(options))  # fmt: skip
+                    games=options["game-registry"], webtransport=offer,
+                    replays=replays_of(options))  # fmt: skip
     description = web_description(options, *certificate)
     web = _add(root, "web", Listener(description, site, reactor, "websocket",
                                      listen_on(options, reactor, description)))  # fmt: skip
     if lobby_sockets is None:
-        return WebRole(None, game_sockets)
+        return WebRole(None, game_sockets, webtransport=transport)
     scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
     address = Address("play in a browser", web, lambda host, port: f"{scheme}://{host}:{port}/")
-    return WebRole(lobby_sockets, game_sockets, (address,))
+    return WebRole(lobby_sockets, game_sockets, (address,), transport)
+
+
+def build_webtransport(
+    options: usage.Options, reactor: Any, root: service.MultiService,
+    game_sockets: GameSocketFactory,
+) -> tuple[WebTransportServer, WebTransportOffer]:  # fmt: skip
+    """`--webtransport PORT`: the game sessions over WebTransport, admitted by the /game
+    sockets' factory (its token key, Origin policy, caps and limits), with the
+    operator's certificate or a renewing development one, and the offer the page reads."""
+    credentials = WebTransportCredentials(
+        options["certificate"], options["private-key"],
+        RenewingCertificate(time.time, options["public-host"]),
+    )  # fmt: skip
+    server = WebTransportServer(game_sockets, credentials, clock=reactor, config=WebTransportConfig(
+        max_connections=options["max-connections"],
+        max_connections_per_ip=options["max-connections-per-ip"],
+    ))  # fmt: skip
+    listener = _add(root, "webtransport", WebTransportListener(server, options["webtransport"],
+                                                               reactor))  # fmt: skip
+    return server, WebTransportOffer(listener.listening_port, credentials)
 
 
 def build_ops(
@@ -488,7 +520,7 @@ def build_ops(
     hosting = hosted.hosting if hosted.hosting is not None else lobbies.match_hosting
     reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
-                          web.game_sockets)  # fmt: skip
+                          web.game_sockets, web.webtransport)  # fmt: skip
     readiness: tuple[Callable[[], str | None], ...] = ()
     if hosted.agones is not None:
         # Health is said only while the game hosts answer, as /health says.
@@ -535,6 +567,11 @@ def announce(
         if web.game_sockets is not None:
             say("vinom: browsers play on {web} at /game (match_found's game_url: {url})",
                 web=options["websocket"], url=options["game-url"] or "none")  # fmt: skip
+        if web.webtransport is not None:
+            say("vinom: browsers with WebTransport play on UDP {port} at /game ({cert})",
+                port=options["webtransport"],
+                cert="the --certificate" if options["certificate"] is not None
+                else "a 13-day development certificate, offered by its hash")  # fmt: skip
     if options["redis-settings"] is not None:
         agent = hosted.agent
         say("vinom: role {role} on Redis {url}{host}", role=options["role"],

@@ -21,6 +21,7 @@ from zope.interface import implementer
 
 from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting, WorkerStatus
 from vinom.hosting.websocket import GameSocketFactory
+from vinom.hosting.webtransport import WebTransportServer
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.placement import EndedMatch, RunningMatch
 from vinom.lobby.server import LobbyFactory
@@ -70,6 +71,14 @@ class ServerFigures:
     # connections dropped for holding more than --lobby-max-output.
     lobby_output_held: int = 0
     lobby_slow_readers_dropped: int = 0
+    # With --webtransport (else None and empty): game sessions over WebTransport opened,
+    # refused or closed by a limit (by reason), QUIC connections open, and datagrams
+    # dropped before reaching a session (by reason).
+    webtransport_sessions_opened: int | None = None
+    webtransport_sessions_refused: Mapping[str, int] = field(factory=dict)
+    webtransport_connections: int = 0
+    webtransport_drops: Mapping[str, int] = field(factory=dict)
+    webtransport_messages: Mapping[str, int] = field(factory=dict)
 
     @property
     def rtt(self) -> Histogram:
@@ -131,6 +140,7 @@ class StatusReader:
     clock: IReactorTime
     websocket: WebSocketLobbyFactory | None = None
     game_sockets: GameSocketFactory | None = None
+    webtransport: WebTransportServer | None = None
 
     def trouble(self) -> str | None:
         """Why the process cannot host matches now (no game-host worker answers), or None."""
@@ -181,7 +191,20 @@ class StatusReader:
             lobby_errors={} if lobby is None else dict(sorted(lobby.errors_sent.items())),
             lobby_output_held=0 if lobby is None else lobby.output.held_bytes,
             lobby_slow_readers_dropped=0 if lobby is None else lobby.output.dropped,
+            **self._webtransport_figures(),
         )
+
+    def _webtransport_figures(self) -> dict[str, Any]:
+        transport = self.webtransport
+        if transport is None:
+            return {}
+        return {
+            "webtransport_sessions_opened": transport.sessions_opened,
+            "webtransport_sessions_refused": dict(transport.refusals),
+            "webtransport_connections": transport.open_connections,
+            "webtransport_drops": dict(transport.drops),
+            "webtransport_messages": dict(transport.messages),
+        }
 
 
 def status_document(figures: ServerFigures) -> dict[str, Any]:
@@ -197,6 +220,8 @@ def status_document(figures: ServerFigures) -> dict[str, Any]:
             "websocket_origins_refused": figures.websocket_origins_refused,
             "game_sockets_opened": figures.game_sockets_opened,
             "game_sockets_refused": dict(figures.game_sockets_refused),
+            "webtransport_sessions_opened": figures.webtransport_sessions_opened,
+            "webtransport_sessions_refused": dict(figures.webtransport_sessions_refused),
         },
         "queues": [
             {"game": game, "waiting": waiting, "match_size": figures.match_sizes[game]}

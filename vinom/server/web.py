@@ -4,6 +4,8 @@
 |---|---|
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
 | `/game` | the game session over WebSocket (`vinom.hosting.websocket`), where games are hosted |
+| `/webtransport` | with `--webtransport`: where its sessions are (`vinom.server.webtransport`) |
+| `/replays/<match id>` | with `--web-replays`: a recorded match's public views (`vinom.server.replays`) |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | `/boards/<game>.js`, `.css` | a game's board: its own package data (`GameBoard`) or vinom's |
 | `/boards.js` | the list of games with a board module (`BoardList`) |
@@ -61,9 +63,10 @@ WEB_CLIENT_TYPES = {
 }
 
 # Everything the page loads is its own; its WebSockets may go to another host
-# when match_found names a game URL there.
+# when match_found names a game URL there, and so may its WebTransport session
+# (https:, on another port) and the fetch of that host's `/webtransport` offer.
 CONTENT_SECURITY_POLICY = (
-    b"default-src 'self'; connect-src 'self' wss:; img-src 'self' data:; "
+    b"default-src 'self'; connect-src 'self' wss: https:; img-src 'self' data:; "
     b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 
@@ -253,12 +256,14 @@ def web_site(
     timeout: float,
     access_log: bool = False,
     games: Iterable[IGame] = (),
+    webtransport: IResource | None = None,
     replays: Resource | None = None,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`, the
     boards `games` ship in their own packages at `/boards/`; a line per request in
-    the log with `access_log`."""
+    the log with `access_log`; `webtransport`, the `/webtransport` offer, where the
+    game session over WebTransport is offered."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     boards = WebClientFiles(str(BOARD_FILES))
     # Children put here are found before the directory's files: a game's own
@@ -273,6 +278,8 @@ def web_site(
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
         root.putChild(b"game", WebSocketResource(game))
+    if webtransport is not None:
+        root.putChild(b"webtransport", webtransport)
     if replays is not None:
         root.putChild(b"replays", replays)
     site = Site(root, timeout=timeout, access_log=access_log)

@@ -579,12 +579,20 @@ function startGame(match, resumed) {
   $("game-players").replaceChildren();
   show("game");
   setConnection("connecting", "joining the game…");
+  $("game-transport").textContent = "–";
+  delete $("game-transport").dataset.kind;
   delete $("screen-game").dataset.spectator;
   delete $("screen-game").dataset.replay;
   $("replay-bar").hidden = true;
   game.socket = new GameSocket(gameUrl(found, location), found.token, {
     onMessage: (message) => gameMessage(game, message),
     onClose: (event, byUs) => gameClosed(game, event, byUs),
+    onKind: (kind) => {
+      if (app.game !== game) return;
+      const shown = $("game-transport");
+      shown.textContent = kind === "webtransport" ? "WebTransport" : "WebSocket";
+      shown.dataset.kind = kind;
+    },
   });
 }
 
@@ -643,6 +651,17 @@ async function loadBoard(game) {
     // A real-time input (a game with a tick): stamped with its tick and repeated
     // until acknowledged (game.js, GameSocket.input); returns its tick.
     input: (input) => game.socket.input(input),
+    // Client-side netcode (netcode.js through GameSocket, docs/web.md "Clock,
+    // interpolation and prediction"): the synced server clock, the views
+    // interpolated for drawing, and the own state predicted from the inputs.
+    tickRate: () => game.socket.tickRate,
+    snapshotRate: () => game.socket.snapshotRate,
+    serverTick: () => game.socket.serverTick(),
+    serverTime: () => game.socket.serverTime(),
+    interpolate: (options) => game.socket.interpolate(options),
+    rendered: () => game.socket.rendered(),
+    predict: (step, own, options) => game.socket.predict(step, own, options),
+    predicted: () => game.socket.predicted(),
     say: (text) => say(game, text),
   };
   let module = null;

@@ -1,16 +1,25 @@
-// The game session over WebSocket (docs/web.md, "The game session over
-// WebSocket"): the first message is the 1200-byte request packet built from
-// match_found's token, then every message both ways is one msgpack room
-// message (docs/protocol.md, section 14).
+// The game session over WebTransport or WebSocket (docs/web.md, "The game
+// session over WebSocket" and "... over WebTransport"; transport.js picks): the
+// first message is the 1200-byte request packet built from match_found's token,
+// then every message both ways is one msgpack room message (docs/protocol.md,
+// section 14). Inputs go as datagrams where the connection has them.
 //
 // In a room whose game has a tick, while playing, the host sends `snap`s (delta
 // snapshots, docs/protocol.md section 16, decoded by delta.js): GameSocket
 // rebuilds each view and hands it on as the `state` a board takes, and
 // `input(input)` sends tick-stamped real-time inputs, each repeated until a
 // snap's `ik` acknowledges it (docs/web.md, "Snapshots and inputs").
+//
+// Each applied snap also feeds the client-side netcode (netcode.js, docs/web.md
+// "Clock, interpolation and prediction"): `serverTick()` / `serverTime()` from
+// the clock sync, `interpolate(...)` then `rendered()` for the others,
+// `predict(step, own)` then `predicted()` for the player's own state. The round
+// trip is measured from the inputs' acknowledgements (`rtt`).
 
 import { SnapshotReceiver } from "./delta.js";
 import { decode, encode } from "./msgpack.js";
+import { Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
+import { GameConnection } from "./transport.js";
 
 // The unacknowledged inputs an `input` message repeats, at most.
 export const MAX_PENDING_INPUTS = 8;
@@ -80,9 +89,27 @@ export function gameUrl(found, location) {
   return `${scheme}//${location.host}/game`;
 }
 
+// A `snap` travels as an array of 6, [v, ts, r, i, ik, d] (r in whole ms, or
+// nil; docs/protocol.md §14): the one server message that is not a map. Read
+// as the map the rest of the client takes, with r in seconds as in a state;
+// null when it is not one.
+export function snapOfArray(fields) {
+  if (fields.length !== 6) return null;
+  const [v, ts, r, i, ik, d] = fields;
+  const integer = (x) => typeof x === "number" && Number.isInteger(x);
+  if (!integer(v) || !integer(ts) || !(d instanceof Uint8Array)) return null;
+  if (![r, i, ik].every((x) => x === null || integer(x))) return null;
+  return { t: "snap", v, ts, r: r === null ? null : r / 1000, i, ik, d };
+}
+
 export class GameSocket {
-  // `open` makes the WebSocket (a test passes a stand-in with send, close and readyState).
-  constructor(url, token, { onMessage = () => {}, onClose = () => {}, open = (at) => new WebSocket(at) } = {}) {
+  // `open` makes the connection: a GameConnection (WebTransport, else WebSocket),
+  // whose `onKind(kind)` says which; a test passes a stand-in with send, close
+  // and readyState.
+  constructor(url, token, {
+    onMessage = () => {}, onClose = () => {}, onKind = () => {},
+    open = (at) => new GameConnection(at, { onKind }),
+  } = {}) {
     this.onMessage = onMessage;
     this.onClose = onClose;
     this.nextAction = 1;
@@ -96,7 +123,13 @@ export class GameSocket {
     this.pending = []; // [[k, input], ...]: inputs not yet acknowledged by a snap's `ik`
     this.lastTick = null; // the tick of the newest input stamped
     this.lastInputSent = null; // performance.now() of the last input message
-    this.rtt = null; // seconds, when the page knows it: input() leads by half of it
+    this.rtt = null; // seconds: measured from the inputs' acknowledgements (acknowledged())
+    this.rttSamples = []; // [at, seconds]: an input's send to the snap acknowledging it
+    this.sentAt = new Map(); // input tick -> performance.now() of its first send
+    this.serverClock = null; // a ServerClock from the welcome of a game with a tick
+    this.snapshotBuffer = null; // a SnapshotBuffer, once a board asked for it
+    this.prediction = null; // a Predictor, once a board asked for it
+    this.own = null; // view -> the own state the prediction starts from
     this.socket = open(url);
     this.socket.binaryType = "arraybuffer";
     this.socket.onopen = () => this.socket.send(requestPacket(token));
@@ -109,6 +142,7 @@ export class GameSocket {
         console.warn("a game message that is not msgpack", error);
         return;
       }
+      if (Array.isArray(message)) message = snapOfArray(message);
       if (message !== null && typeof message === "object" && typeof message.t === "string") {
         this.receive(message);
       }
@@ -142,6 +176,86 @@ export class GameSocket {
     this.snapTick = null;
     this.pending = [];
     this.lastTick = null;
+    this.sentAt.clear();
+    this.serverClock = this.tickRate > 0 ? new ServerClock(this.tickRate) : null;
+  }
+
+  // -- client-side netcode (netcode.js) --------------------------------------
+
+  // The server's fractional tick now from the clock sync; null before a snap.
+  serverTick(now = performance.now() / 1000) {
+    return this.serverClock === null ? null : this.serverClock.tick(now, this.rtt ?? 0);
+  }
+
+  // The room's time now in seconds (the clock of a state's ts); null before a snap.
+  serverTime(now = performance.now() / 1000) {
+    return this.serverClock === null ? null : this.serverClock.time(now, this.rtt ?? 0);
+  }
+
+  // The fractional tick an input given now reaches the host at (what predicted() shows).
+  predictionTick(now = performance.now() / 1000) {
+    const tick = this.serverTick(now);
+    return tick === null ? null : tick + ((this.rtt ?? 0) / 2) * this.tickRate;
+  }
+
+  // Keep the snaps' views from now on for rendered(): `options` are
+  // { interpolation: { fields, keys, wrap }, delay, maxExtrapolation } (SnapshotBuffer).
+  interpolate(options = {}) {
+    if (this.serverClock === null) throw new Error("interpolate is for a game with a tick, after its welcome");
+    this.snapshotBuffer = new SnapshotBuffer(this.snapshotRate || this.tickRate, options);
+    return this.snapshotBuffer;
+  }
+
+  // The interpolated view to draw now, on the ticks' timeline (tick k at k / tickRate s):
+  // the server's time as the fastest snaps show it on arrival (the clock without
+  // the half round trip the server ran on meanwhile), minus the buffer's delay.
+  rendered(now = performance.now() / 1000) {
+    const tick = this.serverClock === null ? null : this.serverClock.tick(now, 0);
+    if (this.snapshotBuffer === null || tick === null) return null;
+    return this.snapshotBuffer.render(tick / this.tickRate);
+  }
+
+  // Predict the own state: own(view) is its part of a view (null: none), step(state,
+  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing, tolerance }.
+  predict(step, own, options = {}) {
+    if (this.serverClock === null) throw new Error("predict is for a game with a tick, after its welcome");
+    this.own = own;
+    this.prediction = new Predictor(step, this.tickRate, options);
+    return this.prediction;
+  }
+
+  // The own state to draw now (null before predict() and a snap).
+  predicted(now = performance.now() / 1000) {
+    const tick = this.predictionTick(now);
+    if (this.prediction === null || tick === null) return null;
+    return this.prediction.render(tick, now);
+  }
+
+  // An applied snap: a clock sample, a view to interpolate, the own state to reconcile.
+  netcode(tick, ts, view) {
+    const now = performance.now() / 1000;
+    this.serverClock?.observe(tick, typeof ts === "number" ? ts : null, now);
+    this.snapshotBuffer?.push(tick / this.tickRate, view);
+    if (this.prediction !== null && this.own !== null) {
+      const own = this.own(view);
+      if (own !== null && own !== undefined) this.prediction.reconcile(tick, own, now);
+    }
+  }
+
+  // A snap's `ik` acknowledged the inputs up to it: each one's first send to now is
+  // a round trip plus the wait for the host's next snap (half a snapshot interval
+  // on average, taken off); the least of the last 2 seconds' is the estimate
+  // (rtt), as the clock keeps its fastest sample.
+  acknowledged(ik) {
+    const now = performance.now();
+    const wait = 0.5 / (this.snapshotRate || this.tickRate || 20);
+    for (const [k, at] of this.sentAt) {
+      if (k > ik) continue;
+      this.sentAt.delete(k);
+      this.rttSamples.push([now, Math.max(0, (now - at) / 1000 - wait)]);
+    }
+    while (this.rttSamples.length > 1 && this.rttSamples[0][0] < now - 2000) this.rttSamples.shift();
+    if (this.rttSamples.length > 0) this.rtt = Math.min(...this.rttSamples.map(([, s]) => s));
   }
 
   heard(k) {
@@ -153,6 +267,7 @@ export class GameSocket {
   snap(message) {
     if (typeof message.ik === "number") {
       this.pending = this.pending.filter(([k]) => k > message.ik);
+      this.acknowledged(message.ik);
     }
     let state = null;
     // A `d` that is not bin is corrupt too: the receiver counts it so.
@@ -160,6 +275,7 @@ export class GameSocket {
     if (snapshot !== null) {
       this.snapTick = snapshot.tick;
       this.heard(snapshot.tick);
+      this.netcode(snapshot.tick, message.ts, snapshot.view);
       state = {
         t: "state", v: message.v, p: "playing", r: message.r ?? null, k: snapshot.tick,
         ts: message.ts, s: snapshot.view, i: message.i ?? null,
@@ -178,9 +294,14 @@ export class GameSocket {
   // heard of (docs/client.md; rtt 0 while the page does not know it: an input
   // a little late is applied at the next tick, never lost); after the previous
   // input's, so each input has a tick of its own.
+  // Once the clock is synced: floor(predictionTick()) + 1, the same estimate
+  // the prediction shows (so the own state moves on the frame of the input).
   inputTick() {
     let k = 1;
-    if (this.clock !== null) {
+    const ahead = this.predictionTick();
+    if (ahead !== null) {
+      k = Math.floor(ahead) + 1;
+    } else if (this.clock !== null) {
       const elapsed = (performance.now() - this.clock.at) / 1000;
       k = Math.floor(this.clock.k + (elapsed + (this.rtt ?? 0)) * this.tickRate) + 1;
     }
@@ -194,18 +315,28 @@ export class GameSocket {
     const k = this.inputTick();
     this.lastTick = k;
     this.pending.push([k, input]);
+    this.sentAt.set(k, performance.now());
+    while (this.sentAt.size > MAX_PENDING_INPUTS) this.sentAt.delete(this.sentAt.keys().next().value);
+    this.prediction?.add(k, input);
     if (this.pending.length > MAX_PENDING_INPUTS) this.pending.splice(0, this.pending.length - MAX_PENDING_INPUTS);
     this.sendInputs();
     return k;
   }
 
+  // Inputs may be lost (each is repeated until acknowledged): a datagram where
+  // the connection has them.
   sendInputs() {
     this.lastInputSent = performance.now();
-    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() });
+    this.send({ t: "input", a: this.snapTick, x: this.pending.slice() }, true);
   }
 
-  send(message) {
-    if (this.socket.readyState === 1) this.socket.send(encode(message)); // OPEN
+  send(message, unreliable = false) {
+    if (this.socket.readyState !== 1) return; // OPEN
+    if (unreliable && typeof this.socket.sendUnreliable === "function") {
+      this.socket.sendUnreliable(encode(message));
+    } else {
+      this.socket.send(encode(message));
+    }
   }
 
   // Sends a game action; returns its id (echoed in an error and in my state's `i`).

@@ -3,20 +3,27 @@
 # sentinel answers yet (the first start), of redis-0, which is the master then.
 set -eu
 PASSWORD="$(cat /etc/redis/secrets/redis-password)"
+SENTINEL_PASSWORD="$(cat /etc/redis/secrets/redis-sentinel-password)"
 ME="$(hostname).redis"
 MASTER=""
 for sentinel in redis-0.redis redis-1.redis redis-2.redis; do
-  MASTER="$(timeout 2 redis-cli -h "$sentinel" -p 26379 sentinel get-master-addr-by-name mymaster 2>/dev/null | head -n 1)" || true
+  MASTER="$(timeout 2 redis-cli --no-auth-warning -a "$SENTINEL_PASSWORD" -h "$sentinel" -p 26379 sentinel get-master-addr-by-name mymaster 2>/dev/null | head -n 1)" || true
   [ -n "$MASTER" ] && break
 done
 [ -n "$MASTER" ] || MASTER=redis-0.redis
 cat > /data/redis.conf <<CONF
+# The pod's own address (docs/kubernetes.md, "Pod addresses").
+bind $POD_IP
 port 6379
 dir /data
 appendonly yes
 requirepass $PASSWORD
 masterauth $PASSWORD
 replica-announce-ip $ME
+# Below the container's memory limit (1Gi), with room for replication and AOF rewrite
+# buffers; when full, writes fail (vinom says so) rather than keys silently evicted.
+maxmemory 768mb
+maxmemory-policy noeviction
 CONF
 if [ "$MASTER" != "$ME" ]; then
   echo "replicaof $MASTER 6379" >> /data/redis.conf

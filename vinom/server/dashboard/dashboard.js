@@ -84,6 +84,18 @@ function render(status) {
     : `${refused} refused` + (refused
       ? ` (${refusals.map(([reason, count]) => `${reason} ${count}`).join(", ")})`
       : ""));
+  // Browsers' game sessions over WebTransport: the card only with --webtransport.
+  const webtransport = status.lobby.webtransport_sessions_opened ?? null;
+  document.getElementById("webtransport-card").hidden = webtransport === null;
+  if (webtransport !== null) {
+    const wtRefusals = Object.entries(status.lobby.webtransport_sessions_refused ?? {})
+      .sort(([a], [b]) => a.localeCompare(b));
+    const wtRefused = wtRefusals.reduce((sum, [, count]) => sum + count, 0);
+    text("webtransport-opened", webtransport);
+    text("webtransport-refused", `${wtRefused} refused` + (wtRefused
+      ? ` (${wtRefusals.map(([reason, count]) => `${reason} ${count}`).join(", ")})`
+      : ""));
+  }
   text("rtt-median", milliseconds(status.rtt.median));
   text("rtt-detail", status.rtt.sessions === 0
     ? "no sessions"

@@ -1,0 +1,260 @@
+"""The web client's netcode helpers (vinom/webclient/netcode.js) against Python's
+(vinom.client.netcode), in real headless Chromium on the page the real server serves.
+
+One seeded scenario, run by both: a clock fed a jittery, lossy, reordered stream
+of snapshots and asked for the server's tick and time; an interpolation buffer
+(list items matched by key, a wrapping field, a snapped one) sampled between,
+before and past its views; a predictor with a one-dimensional mover's rules,
+inputs added and snapshots reconciled (some disagreeing), rendered with its
+fading correction. Every number the page gives equals Python's (to 1e-9), and
+no console error.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgpack
+from twisted.trial.unittest import TestCase
+
+from tests.server.test_web_client import start_web_server, wait_for_screen
+from tests.support.browser import open_browser
+from vinom.client import netcode
+from vinom.client.netcode import Interpolation, Predictor, ServerClock, SnapshotBuffer
+from vinom.rooms.delta import SnapshotHistory
+
+RATE = 20.0
+SIZE = 100.0
+DEFAULTS = ("CLOCK_WINDOW", "CLOCK_SLEW", "DELAY_INTERVALS", "EXTRAPOLATION_INTERVALS",
+            "BUFFER_SIZE", "SMOOTHING", "CORRECTION_EPSILON", "MAX_PREDICTED_TICKS")
+RULES = {
+    "fields": ["p.*.1", "p.*.2"],
+    "keys": {"p": "0"},
+    "wrap": {"p.*.1": SIZE},
+}
+
+
+def scenario(seed: int) -> list[list[Any]]:
+    """The operations, as data both languages run."""
+    rng = random.Random(seed)
+    ops: list[list[Any]] = []
+    for k in range(60):
+        if rng.random() < 0.1:
+            continue
+        arrived = k / RATE + 0.08 + rng.uniform(0, 0.04)
+        ops.append(["observe", k, k * 50.0 + rng.uniform(0, 3), arrived])
+        if rng.random() < 0.5:
+            ops.append(["clock", k / RATE + 0.1, rng.uniform(0.1, 0.3)])
+    for k in range(12):
+        seen = [[i, rng.uniform(0, SIZE), rng.uniform(0, 10), rng.choice("ab")]
+                for i in rng.sample(range(6), 4)]  # fmt: skip
+        ops.append(["push", k / RATE, {"p": seen, "n": k}])
+    ops.extend([["sample", -0.1], ["sample", 0.57], ["sample", 0.9]])
+    for _ in range(20):
+        ops.append(["sample", rng.uniform(-0.05, 0.75)])
+    ops.append(["reconcile", 3, {"x": 10.0, "v": 0.0}, 0.0])
+    for k in range(4, 30):
+        if rng.random() < 0.4:
+            ops.append(["add", k + 3, {"v": rng.choice([-20.0, 0.0, 20.0])}])
+        ops.append(["render", k + 2.5, k / RATE])
+        if rng.random() < 0.6:
+            ops.append(["reconcile", k, {"x": rng.uniform(0, 40), "v": 5.0}, k / RATE])
+    return ops
+
+
+def mover(state: dict[str, float], inputs: Any, dt: float) -> dict[str, float]:
+    v = state["v"]
+    for value in inputs:
+        v = value["v"]
+    return {"x": state["x"] + v * dt, "v": v}
+
+
+def run_python(ops: list[list[Any]]) -> list[Any]:
+    clock = ServerClock(RATE)
+    interpolation = Interpolation(("p.*.1", "p.*.2"), {"p": "0"}, {"p.*.1": SIZE})
+    buffer = SnapshotBuffer(RATE, interpolation)
+    predictor: Predictor[Any] = Predictor(mover, RATE, ("x",))
+    out: list[Any] = []
+    for op, *args in ops:
+        if op == "observe":
+            clock.observe(*args)
+        elif op == "clock":
+            out.append([clock.tick(*args), clock.time(*args)])
+        elif op == "push":
+            buffer.push(*args)
+        elif op == "sample":
+            out.append(buffer.sample(*args))
+        elif op == "reconcile":
+            out.append(predictor.reconcile(*args))
+        elif op == "add":
+            predictor.add(*args)
+        elif op == "render":
+            out.append(predictor.render(*args))
+    out.append([buffer.extrapolated, buffer.held, buffer.early, predictor.corrections])
+    # The defaults, one set for both languages.
+    out.append({name: getattr(netcode, name) for name in DEFAULTS})
+    return out
+
+
+RUN_SCRIPT = """
+const [ops, rules, rate] = [arguments[0], arguments[1], arguments[2]];
+const done = arguments[arguments.length - 1];
+import('./netcode.js').then((n) => {
+  const clock = new n.ServerClock(rate);
+  const buffer = new n.SnapshotBuffer(rate, { interpolation: rules });
+  const mover = (state, inputs, dt) => {
+    let v = state.v;
+    for (const value of inputs) v = value.v;
+    return { x: state.x + v * dt, v };
+  };
+  const predictor = new n.Predictor(mover, rate, { smooth: ['x'] });
+  const out = [];
+  for (const [op, ...args] of ops) {
+    if (op === 'observe') clock.observe(...args);
+    else if (op === 'clock') out.push([clock.tick(...args), clock.time(...args)]);
+    else if (op === 'push') buffer.push(...args);
+    else if (op === 'sample') out.push(buffer.sample(...args));
+    else if (op === 'reconcile') out.push(predictor.reconcile(...args));
+    else if (op === 'add') predictor.add(...args);
+    else if (op === 'render') out.push(predictor.render(...args));
+  }
+  out.push([buffer.extrapolated, buffer.held, buffer.early, predictor.corrections]);
+  out.push(Object.fromEntries(['CLOCK_WINDOW', 'CLOCK_SLEW', 'DELAY_INTERVALS',
+    'EXTRAPOLATION_INTERVALS', 'BUFFER_SIZE', 'SMOOTHING', 'CORRECTION_EPSILON',
+    'MAX_PREDICTED_TICKS'].map((name) => [name, n[name]])));
+  done(out);
+}, (e) => done({ error: String(e) }));
+"""
+
+
+def close(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+class NetcodeTwinTests(TestCase):
+    """netcode.js does what vinom.client.netcode does."""
+
+    timeout = 120
+
+    async def test_the_page_computes_what_python_computes(self) -> None:
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+        for seed in range(3):
+            ops = scenario(seed)
+            expected = run_python(ops)
+            got = await browser.run(
+                lambda d, ops=ops: d.execute_async_script(RUN_SCRIPT, ops, RULES, RATE)
+            )
+            self.assertIsInstance(got, list, got)
+            self.assertEqual(len(got), len(expected))
+            for n, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+                self.assertTrue(close(mine, theirs), (seed, n, mine, theirs))
+            # The scenario reached every branch: corrections, extrapolation, holds.
+            self.assertTrue(all(expected[-2]), expected[-2])
+        await browser.check()
+
+
+# A GameSocket on a stand-in WebSocket, the page's clock (performance.now) in the
+# script's hands: the welcome and snaps given (hex msgpack) arrive at the times given.
+SESSION_SCRIPT = """
+const [welcome, snaps, done] = arguments;
+Promise.all([import('./game.js'), import('./msgpack.js')]).then(([g, m]) => {
+  const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
+  let now = 10000;
+  const realNow = performance.now.bind(performance);
+  performance.now = () => now;
+  const out = {};
+  try {
+    const fake = { readyState: 1, send() {}, close() {} };
+    const socket = new g.GameSocket('wss://unused.invalid/game', {}, { open: () => fake });
+    const deliver = (h) => fake.onmessage({ data: bytes(h).buffer });
+    out.before = socket.serverTick();
+    try { socket.interpolate(); out.interpolateBefore = 'no error'; }
+    catch (e) { out.interpolateBefore = 'refused'; }
+    deliver(welcome);
+    const mover = (state, inputs, dt) => {
+      let vx = state.vx;
+      for (const value of inputs) vx = value.move;
+      return { x: state.x + vx * dt, vx };
+    };
+    socket.predict(mover, (view) => view.me, { smooth: ['x'] });
+    socket.interpolate({ interpolation: { fields: ['me.x', 'other'] } });
+    deliver(snaps[0]);                       // tick 40 at 10 s
+    out.tick = socket.serverTick();
+    out.rttBefore = socket.rtt;
+    now = 10010;
+    out.stamped = socket.input({ move: 100 });
+    now = 10030;
+    out.predicted = socket.predicted().x;    // moved at once
+    now = 10150;
+    deliver(snaps[1]);                       // tick 43 at 10.15 s, acknowledging the input
+    out.rtt = socket.rtt;
+    out.tickAfter = socket.serverTick();
+    out.rendered = socket.rendered().other;
+    out.corrections = socket.prediction.corrections;
+    deliver(welcome);                         // a new session: a new clock
+    out.afterWelcome = socket.serverTick();
+  } finally {
+    performance.now = realNow;
+  }
+  done(out);
+}, (e) => done({ error: String(e) + (e.stack ?? '') }));
+"""
+
+
+class GameSocketNetcodeTests(TestCase):
+    """game.js feeds netcode.js from its snaps, and measures the round trip."""
+
+    timeout = 120
+
+    async def test_clock_round_trip_prediction_and_interpolation(self) -> None:
+        history = SnapshotHistory()
+        views = {40: {"me": {"x": 10.0, "vx": 0.0}, "other": 0.0},
+                 43: {"me": {"x": 25.0, "vx": 100.0}, "other": 30.0}}  # fmt: skip
+        iks = {40: None, 43: 41}
+        # A snap as the host sends it: [v, ts, r, i, ik, d] (docs/protocol.md §14).
+        snaps = [
+            msgpack.packb([tick, tick * 50, None, None, iks[tick],
+                           history.encode_for(tick, view)]).hex()
+            for tick, view in views.items()
+        ]  # fmt: skip
+        welcome = msgpack.packb({"t": "welcome", "match": "m", "game": "arena", "seat": 0,
+                                 "players": [], "tick_rate": 20, "snapshot_rate": 20}).hex()
+        _server, url = await start_web_server(self, ports=1)
+        browser = await open_browser(self)
+        await browser.get(url)
+        await wait_for_screen(browser, "name")
+        out = await browser.run(
+            lambda d: d.execute_async_script(SESSION_SCRIPT, welcome, snaps)
+        )
+        self.assertNotIn("error", out, out.get("error"))
+        self.assertEqual((out["before"], out["interpolateBefore"]), (None, "refused"))
+        # Tick 40 just came; no round trip known yet (no input acknowledged).
+        self.assertEqual((out["tick"], out["rttBefore"]), (40, None))
+        # 10 ms on: tick 40.2, and the input is for the next tick the host runs.
+        self.assertEqual(out["stamped"], 41)
+        # 30 ms on (tick 40.6): drawn 0.6 of the way through tick 41 at 100 a second.
+        self.assertAlmostEqual(out["predicted"], 13.0)
+        # Sent at 10.01 s, acknowledged at 10.15 s: 140 ms, less half a snapshot
+        # interval (the host's wait for its next snap).
+        self.assertAlmostEqual(out["rtt"], 0.115)
+        # The clock's fastest sample stays tick 40's; half the round trip is added.
+        self.assertAlmostEqual(out["tickAfter"], 43.0 + 0.115 / 2 * 20)
+        # Rendered two intervals behind the arrivals' timeline: tick 41, a third of
+        # the way from tick 40's `other` (0) to tick 43's (30).
+        self.assertAlmostEqual(out["rendered"], 10.0)
+        # The server moved the input's three ticks (41 to 43) as predicted.
+        self.assertEqual(out["corrections"], 0)
+        self.assertIsNone(out["afterWelcome"])
+        await browser.check()

@@ -1,0 +1,191 @@
+"""Test helper: a WebTransport game client (aioquic's client, on a real UDP socket).
+
+`WebTransportPlayer` is what a browser does on `--webtransport`'s port, driven
+from the Twisted reactor as the server drives its side: a QUIC connection
+with HTTP/3, an extended CONNECT to `/game` (`status` fires with the response
+status), one bidirectional stream with length-prefixed messages (the token
+first), datagrams both ways. Messages the server sends are decoded (msgpack)
+into `messages` (each with how it came: "stream" or "datagram"); its close
+capsule fires `closed` with (code, reason).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+from aioquic.buffer import Buffer
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import (
+    DatagramReceived,
+    DataReceived,
+    HeadersReceived,
+    WebTransportStreamDataReceived,
+)
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import DatagramProtocol
+from twisted.trial.unittest import TestCase
+
+from vinom.protocol.tokens import PublicToken
+
+
+class WebTransportPlayer(DatagramProtocol):
+    def __init__(self, port: int, origin: str | None, path: str = "/game") -> None:
+        configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
+                                          max_datagram_frame_size=65536,
+                                          server_name="localhost")  # fmt: skip
+        configuration.verify_mode = 0  # ssl.CERT_NONE: the test trusts its own server
+        self.quic = QuicConnection(configuration=configuration)
+        self.h3 = H3Connection(self.quic, enable_webtransport=True)
+        self.server = ("127.0.0.1", port)
+        self.origin = origin
+        self.path = path
+        self.session_id: int | None = None
+        self.stream_id: int | None = None
+        self.status: Deferred[int] = Deferred()
+        self.closed: Deferred[tuple[int, str]] = Deferred()
+        self.terminated: Deferred[None] = Deferred()
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.welcomed: Deferred[dict[str, Any]] = Deferred()
+        self._buffer = b""
+        self._capsules = b""
+        self._timer: IDelayedCall | None = None
+
+    def startProtocol(self) -> None:
+        self.quic.connect(self.server, now=reactor.seconds())
+        self.session_id = self.quic.get_next_available_stream_id()
+        headers = [(b":method", b"CONNECT"), (b":protocol", b"webtransport"),
+                   (b":scheme", b"https"), (b":authority", b"localhost"),
+                   (b":path", self.path.encode())]  # fmt: skip
+        if self.origin is not None:
+            headers.append((b"origin", self.origin.encode()))
+        self.h3.send_headers(self.session_id, headers)
+        self.transmit()
+
+    def stopProtocol(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.quic.receive_datagram(data, addr, now=reactor.seconds())
+        self._events()
+        self.transmit()
+
+    def transmit(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for data, addr in self.quic.datagrams_to_send(now=reactor.seconds()):
+            transport.write(data, addr)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        at = self.quic.get_timer()
+        self._timer = None if at is None else reactor.callLater(
+            max(0.0, at - reactor.seconds()), self._on_timer
+        )
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.quic.handle_timer(now=reactor.seconds())
+        self._events()
+        self.transmit()
+
+    def _events(self) -> None:
+        while (event := self.quic.next_event()) is not None:
+            if isinstance(event, ConnectionTerminated):
+                if not self.terminated.called:
+                    self.terminated.callback(None)
+                continue
+            if isinstance(event, StreamDataReceived) and event.stream_id == self.stream_id:
+                # The stream this client opened: aioquic's client would read the server's
+                # bytes on it as HTTP/3 frames; they are the session's messages.
+                self._stream_bytes(event.data)
+                continue
+            for h3_event in self.h3.handle_event(event):
+                self._h3(h3_event)
+
+    def _h3(self, event: Any) -> None:
+        if isinstance(event, HeadersReceived) and event.stream_id == self.session_id:
+            status = int(dict(event.headers)[b":status"])
+            if not self.status.called:
+                self.status.callback(status)
+        elif isinstance(event, DataReceived) and event.stream_id == self.session_id:
+            self._capsules += event.data
+            if len(self._capsules) >= 8 and not self.closed.called:
+                buf = Buffer(data=self._capsules)
+                buf.pull_uint_var()  # the type (CLOSE_WEBTRANSPORT_SESSION)
+                length = buf.pull_uint_var()
+                body = buf.pull_bytes(length)
+                (code,) = struct.unpack_from(">I", body)
+                self.closed.callback((code, body[4:].decode()))
+        elif isinstance(event, WebTransportStreamDataReceived):
+            self._stream_bytes(event.data)
+        elif isinstance(event, DatagramReceived):
+            self._message("datagram", event.data)
+
+    def _stream_bytes(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= 4:
+            (length,) = struct.unpack_from(">I", self._buffer)
+            if len(self._buffer) < 4 + length:
+                break
+            self._message("stream", self._buffer[4 : 4 + length])
+            self._buffer = self._buffer[4 + length :]
+
+    def _message(self, how: str, data: bytes) -> None:
+        message = msgpack.unpackb(data)
+        if isinstance(message, list):  # a snap travels as an array (docs/protocol.md §14)
+            message = {"t": "snap", "fields": message}
+        self.messages.append((how, message))
+        if message.get("t") == "welcome" and not self.welcomed.called:
+            self.welcomed.callback(message)
+
+    def send(self, message: bytes) -> None:
+        """One length-prefixed message on the session's stream (opened by the first)."""
+        assert self.session_id is not None
+        if self.stream_id is None:
+            self.stream_id = self.h3.create_webtransport_stream(self.session_id)
+        self.quic.send_stream_data(self.stream_id, struct.pack(">I", len(message)) + message)
+        self.transmit()
+
+    def end_stream(self) -> None:
+        """End the session's stream (FIN): the browser is done with the session."""
+        assert self.stream_id is not None
+        self.quic.send_stream_data(self.stream_id, b"", end_stream=True)
+        self.transmit()
+
+    def send_token(self, token: PublicToken) -> None:
+        self.send(token.request_packet())
+
+    def send_on_unknown_session(self, data: bytes) -> None:
+        """A WebTransport stream and a datagram naming a session that was never opened."""
+        stream_id = self.h3.create_webtransport_stream(4 * 99)
+        self.quic.send_stream_data(stream_id, data)
+        self.h3.send_datagram(4 * 99, data)
+        self.transmit()
+
+    def send_datagram(self, message: bytes) -> None:
+        assert self.session_id is not None
+        self.h3.send_datagram(self.session_id, message)
+        self.transmit()
+
+    def close(self) -> None:
+        self.quic.close()
+        self.transmit()
+
+
+async def connect_webtransport(case: TestCase, port: int, *, origin: str | None = None,
+                               path: str = "/game") -> WebTransportPlayer:  # fmt: skip
+    """A player whose CONNECT to `path` was sent; closed at cleanup."""
+    player = WebTransportPlayer(port, origin, path)
+    listening = reactor.listenUDP(0, player, interface="127.0.0.1")
+
+    case.addCleanup(listening.stopListening)
+    return player

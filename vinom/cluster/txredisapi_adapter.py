@@ -1,0 +1,289 @@
+"""vinom's one door to txredisapi: the pools, the pub/sub connection, scripts and errors,
+and every use of the library that leans on more than its documented calls.
+
+Only this module imports txredisapi (tests/test_private_reach.py asserts it). The
+rest of the Redis wing builds its pools here and calls Redis commands on them
+(txredisapi's command methods: `get`, `evalsha`, `execute_command`, ...), and
+asks this module whether a failure is an outage or an error reply. An upgrade of
+txredisapi is checked here: the workarounds below were written for txredisapi
+`TXREDISAPI_VERSION` (the installed version is pinned by a test that names
+them), and tests/cluster/test_txredisapi_adapter.py shows each one working on a
+real Redis, so that an upgrade that breaks one fails there.
+
+1. **Imported late** (`imported_late`). txredisapi imports
+   `twisted.internet.reactor` at its top, which installs the default reactor
+   (in 1.6.0 it needs it for its reply timeouts, its reconnection backoff and
+   the hand-over of a new connection to its pool). Imported while `twistd
+   --reactor` is still choosing one, it would fix the choice, or make
+   `twistd` fail with `ReactorAlreadyInstalledError`; and library code never
+   imports the global reactor. So this module, and so vinom, imports
+   txredisapi only inside the functions below, which run once a reactor runs.
+2. **Pools on vinom's endpoint** (`pools_on_our_endpoint`). `lazyConnectionPool`
+   makes its own `HostnameEndpoint` on the global reactor (TLS only from an
+   old-style context factory). vinom connects through the endpoint it builds
+   (TLS for `rediss://`, its connect timeout, the master the sentinels name at
+   each connection), so a pool is a `RedisFactory` made here, with
+   `reconnect = True`, started with `startConnecting(endpoint)` (1.6.0 calls it
+   "the only supported way of connecting a factory"), and its `handler`. A lazy
+   factory still makes a Deferred of its first connection (`deferred`) that
+   nobody holds: one lost during its AUTH or SELECT fails it, and it would be
+   reported as an unhandled error when collected; it is given an errback here
+   (txredisapi logs "could not auth" itself, and the pool reconnects).
+3. **The Sentinel master's pool** (`master_pool_checks_role`). txredisapi's
+   `SentinelConnectionFactory` checks with `ROLE` that the server reached is a
+   master (the sentinels' news can be a moment old) and closes the connection
+   otherwise. Its pool is used, but on vinom's endpoint (`SentinelMaster` in
+   vinom.cluster.client asks the sentinels), not txredisapi's `Sentinel`,
+   whose `discover_master` waits out its whole timeout (10 s) when every
+   sentinel says the master is down, on the global reactor, and leaves its
+   timer running when cancelled; so its `sentinel_manager` is None (only
+   txredisapi's own endpoint reads it). A lost connection is made again at
+   most 2 s apart (`MASTER_MAX_DELAY`, an attribute of the factory), not 10 s:
+   asking the sentinels again is cheap and the promoted replica is worth
+   reaching soon. A sentinel's answer is judged by `master_is_up`,
+   txredisapi's own rule (`Sentinel.check_master_state`) on the flags its
+   `sentinel_masters()` parses.
+4. **Scripts by SHA1** (`script_sent_whole_once`). `run_script` sends `EVALSHA`,
+   and on NOSCRIPT (txredisapi's `ScriptDoesNotExist`) `EVAL` itself:
+   txredisapi's `eval()` would send `EVALSHA` once more first on a
+   connection of the pool that remembers the script.
+5. **The pub/sub connection** (`subscriber_on_our_service`). A
+   `SubscriberProtocol` subclass (txredisapi's documented way to hear
+   messages), run by Twisted's `ClientService` on vinom's endpoint and clock
+   (vinom.cluster.client.RedisSubscription) instead of txredisapi's
+   `SubscriberFactory` pool. The factory here stands in for the
+   `RedisFactory` the protocol calls on a refused AUTH or SELECT (`isLazy`,
+   `stopTrying()`, `connectionError(why)`, in 1.6.0's
+   `BaseRedisProtocol.connectionMade`), and the subscriber is told its
+   connection is ready when the Deferred `connectionMade` returns fires, after
+   AUTH.
+
+Whatever endpoint it is given, txredisapi runs its own timers on the global
+reactor (`replyTimeout`, the backoff). vinom bounds every call itself, on the
+clock it is given (vinom.cluster.client.RedisClient.bounded), and the
+reactor that clock is in production is the global one, where txredisapi's run.
+That bound cancels a call at its deadline, which relies on one more thing of
+txredisapi's (tested too, `PoolTests`): a call cancelled while it waits for a
+connection (Redis down) leaves the pool usable once Redis is back.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+# The txredisapi release the workarounds above were written for and tested with.
+TXREDISAPI_VERSION = "1.6.0"
+
+# Each workaround of the module docstring by its short name: what to re-check (and the
+# test that pins it, tests/cluster/test_txredisapi_adapter.py) when txredisapi changes.
+WORKAROUNDS: dict[str, str] = {
+    "imported_late": "txredisapi installs the global reactor when imported; "
+    "vinom imports it only inside this module's functions",
+    "pools_on_our_endpoint": "RedisFactory + reconnect + startConnecting(endpoint) + handler, "
+    "its first-connection Deferred handled",
+    "master_pool_checks_role": "SentinelConnectionFactory on vinom's endpoint (no txredisapi "
+    "Sentinel), its ROLE check, maxDelay 2 s, Sentinel.check_master_state",
+    "script_sent_whole_once": "evalsha, ScriptDoesNotExist on NOSCRIPT, then EVAL "
+    "by execute_command",
+    "subscriber_on_our_service": "a SubscriberProtocol subclass under ClientService; the "
+    "factory's isLazy/stopTrying/connectionError; connectionMade's Deferred fires after AUTH",
+}
+
+# Seconds at most between two attempts of the Sentinel master's pool to reconnect.
+MASTER_MAX_DELAY = 2.0
+
+# A txredisapi ConnectionHandler: a pool, on which Redis commands are methods.
+Pool = Any
+
+
+def installed_version() -> str:
+    """The version of the txredisapi that is installed (imports it)."""
+    import txredisapi
+
+    return str(txredisapi.__version__)
+
+
+def pool(
+    endpoint: Any, *, name: str, db: int, size: int, password: str | None, timeout: float
+) -> Pool:
+    """A lazy pool of `size` connections to the Redis `endpoint` reaches, usable at once
+    (calls wait for a connection), that reconnects with txredisapi's backoff (about
+    1 s, then up to 10 s apart). `name` is the pool's label (host:port); `db` is
+    selected on each connection but 0; `timeout` is txredisapi's reply timeout.
+    Replies are the strings stored (txredisapi's number conversion is off)."""
+    import txredisapi
+
+    factory = txredisapi.RedisFactory(
+        uuid=name,
+        # Database 0 is where a connection starts: no SELECT for it.
+        dbid=db or None,
+        poolsize=size,
+        isLazy=True,
+        password=password,
+        replyTimeout=timeout,
+        # Strings stay strings: an id such as "42" must not come back as a number.
+        convertNumbers=False,
+    )
+    return _start(factory, endpoint)
+
+
+def master_factory(*, name: str, db: int, size: int, password: str | None,
+                   timeout: float) -> Any:  # fmt: skip
+    """The factory of a pool to the Sentinel master `name` (`master_pool` starts it):
+    each connection checks with ROLE that it reached a master, and is closed if not."""
+    import txredisapi
+
+    factory = txredisapi.SentinelConnectionFactory(
+        sentinel_manager=None, service_name=name, is_master=True,
+        uuid=None, dbid=db or None, poolsize=size, isLazy=True,
+        password=password, replyTimeout=timeout, convertNumbers=False,
+    )  # fmt: skip
+    factory.maxDelay = MASTER_MAX_DELAY
+    return factory
+
+
+def master_pool(
+    endpoint: Any, *, name: str, db: int, size: int, password: str | None, timeout: float
+) -> Pool:
+    """A lazy pool of `size` connections to the master `endpoint` reaches (one that asks
+    the sentinels at each connection), as `pool()` makes to one Redis."""
+    factory = master_factory(name=name, db=db, size=size, password=password, timeout=timeout)
+    return _start(factory, endpoint)
+
+
+def _start(factory: Any, endpoint: Any) -> Pool:
+    factory.reconnect = True
+    first = factory.deferred
+    if isinstance(first, Deferred):
+        first.addErrback(lambda _: None)
+    factory.startConnecting(endpoint)
+    return factory.handler
+
+
+def master_is_up(state: object) -> bool:
+    """Whether a sentinel's account of a master (a value of the dict
+    `sentinel_masters()` answers) says it is a master that none of them thinks down."""
+    import txredisapi
+
+    return isinstance(state, dict) and bool(txredisapi.Sentinel([]).check_master_state(state))
+
+
+def master_not_found(why: str) -> Exception:
+    """The error of a Sentinel master no sentinel names (a txredisapi ConnectionError)."""
+    import txredisapi
+
+    error: Exception = txredisapi.MasterNotFoundError(why)
+    return error
+
+
+def is_connection_error(failure: Failure) -> bool:
+    """Whether `failure` is txredisapi's word for no connection (not connected, lost,
+    its reply timeout, no master found)."""
+    import txredisapi
+
+    return failure.check(txredisapi.ConnectionError) is not None
+
+
+def is_error_reply(failure: Failure) -> bool:
+    """Whether `failure` is an error Redis replied (`-ERR ...`, `-WRONGTYPE ...`)."""
+    import txredisapi
+
+    return failure.check(txredisapi.ResponseError) is not None
+
+
+def run_script(
+    pool: Pool, source: str, sha1: str, keys: Sequence[object], args: Sequence[object]
+) -> Deferred[Any]:
+    """Run the Lua `source` (whose SHA1 is `sha1`) on `pool`: `EVALSHA`, and on NOSCRIPT
+    (Redis has not seen it, or forgot it) `EVAL`, which also keeps it in Redis for
+    the `EVALSHA`s after."""
+    keys, args = list(keys), list(args)
+
+    def load(failure: Failure) -> Deferred[Any]:
+        import txredisapi
+
+        failure.trap(txredisapi.ScriptDoesNotExist)
+        # EVAL itself: txredisapi's eval() would try EVALSHA once more first.
+        return maybeDeferred(pool.execute_command, "EVAL", source, len(keys), *keys, *args)
+
+    d: Deferred[Any] = maybeDeferred(pool.evalsha, sha1, keys, args)
+    return d.addErrback(load)
+
+
+class Subscriber(Protocol):
+    """What a pub/sub connection of `subscriber_factory` tells."""
+
+    def connected(self, connection: Any) -> None:
+        """A new connection is up and its AUTH (if any) accepted: subscribe on it
+        (`connection.subscribe(channel)`, a Deferred)."""
+
+    def disconnected(self) -> None:
+        """The connection is lost."""
+
+    def heard(self, message: object) -> None:
+        """A message published on a channel subscribed."""
+
+    def refused(self, why: str) -> None:
+        """Redis refused the connection's AUTH (or SELECT); it is closed."""
+
+
+def subscriber_factory(subscriber: Subscriber, password: str | None) -> Factory:
+    """A protocol factory of pub/sub connections (for a `ClientService`) that tell
+    `subscriber`, each sending AUTH first when `password` is given."""
+    return _SubscriberFactory(subscriber, password)
+
+
+class _SubscriberFactory(Factory):
+    """Builds the subscriber; txredisapi's protocol calls the last two on a refused AUTH."""
+
+    isLazy = True
+
+    def __init__(self, subscriber: Subscriber, password: str | None) -> None:
+        self.subscriber = subscriber
+        self.password = password
+
+    def buildProtocol(self, addr: object) -> Any:
+        protocol = _subscriber_protocol()(password=self.password)
+        protocol.factory = self
+        protocol.subscriber = self.subscriber
+        return protocol
+
+    def stopTrying(self) -> None:
+        pass
+
+    def connectionError(self, why: str) -> None:
+        self.subscriber.refused(why)
+
+
+@functools.cache
+def _subscriber_protocol() -> type:
+    # Defined on first use: txredisapi is imported late (workaround 1).
+    import txredisapi
+
+    class _Protocol(txredisapi.SubscriberProtocol):
+        subscriber: Subscriber
+
+        def connectionMade(self) -> Deferred[None]:
+            d: Deferred[None] = super().connectionMade()
+
+            def ready(_: object) -> None:
+                # txredisapi closes a connection whose AUTH was refused.
+                if self.connected and not self.transport.disconnecting:
+                    self.subscriber.connected(self)
+
+            return d.addCallback(ready)
+
+        def connectionLost(self, why: object) -> None:
+            self.subscriber.disconnected()
+            super().connectionLost(why)
+
+        def messageReceived(self, pattern: object, channel: object, message: object) -> None:
+            self.subscriber.heard(message)
+
+    return _Protocol

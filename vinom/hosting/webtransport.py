@@ -1,0 +1,664 @@
+"""The game session over WebTransport, for browsers: a thin Twisted adapter over aioquic.
+
+A browser with WebTransport plays its match over HTTP/3 rather than a
+WebSocket (docs/web.md, "The game session over WebTransport"): states and
+real-time inputs travel as QUIC datagrams, so a lost packet delays nothing
+but itself. This module is the only one of vinom that imports aioquic.
+
+aioquic is a sans-I/O QUIC and HTTP/3 implementation: its `QuicConnection`
+takes datagrams and `now` and returns datagrams and a timer, as vinom's own
+game-host core does. `WebTransportServer` drives it from a Twisted
+`DatagramProtocol` exactly as vinom.hosting.udp drives the game host: it
+feeds each datagram to the connection its connection ID names (a new one for
+a client's first Initial packet), transmits what the connection then has to
+send, and keeps one reactor timer per connection at its `get_timer()`. There
+is no asyncio loop.
+
+On each connection, `H3Connection` (with WebTransport enabled) turns QUIC
+into HTTP/3. An extended CONNECT (`:protocol webtransport`) at `/game` opens a
+`GameTransportSession` when the Origin is allowed and the client's address
+has a game socket to spare: the same policy, per-address and total caps as
+`/game` over WebSocket, counted together with those sockets (the
+`GameSocketFactory` is the gate of both). In the session:
+
+- The browser opens one bidirectional stream. On it every message, both
+  ways, is a 4-byte big-endian length and that many bytes; the first message
+  from the browser is its 1200-byte connect token (the `request` packet of
+  docs/protocol.md), every later one a room message (msgpack), as on the
+  WebSocket. The server sends the reliable room messages there, in order.
+- Datagrams (RFC 9297, in the session's context) carry one room message each:
+  the server's states (the UNRELIABLE channel: `state`, `snap`) when they fit
+  (`MAX_DATAGRAM_PAYLOAD`; a larger one goes on the stream) once the browser
+  has sent a message after its token (before, they follow the welcome on the
+  stream), the browser's `input`s.
+- The server ends a session with a CLOSE_WEBTRANSPORT_SESSION capsule whose
+  code is the WebSocket path's close code (1000, 4001 with the refusal reason,
+  4002, 4008, 1009, 1011), so the web client explains both alike.
+
+Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
+no connection, or would start one past the caps is dropped and counted in
+`drops` by reason; what aioquic refuses inside a connection closes that
+connection (its own errors), and a failure in vinom's handling is logged (at
+most `_MAX_LOGGED` times) and counted in `errors`.
+
+Security: a QUIC connection costs a handshake before anything else, and new
+connections beyond `max_connections` in all or `max_connections_per_ip` per
+address are not started (their Initial packets are dropped, counted); a
+session must present a valid token within the token timeout and respect the
+message rate of the WebSocket path, else it is closed; a connection whose
+session closed is closed too, so nothing outlives its player.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from aioquic.buffer import Buffer, encode_uint_var
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import (
+    DatagramReceived,
+    DataReceived,
+    H3Event,
+    HeadersReceived,
+    WebTransportStreamDataReceived,
+)
+from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import (
+    ConnectionIdIssued,
+    ConnectionIdRetired,
+    ConnectionTerminated,
+    QuicEvent,
+)
+from aioquic.quic.packet import (
+    QuicPacketType,
+    encode_quic_version_negotiation,
+    pull_quic_header,
+)
+from attrs import frozen
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from vinom.hosting.interfaces import IGameHost, IStreamPeer, StreamOpened, StreamRefused
+from vinom.hosting.websocket import (
+    CLOSE_HOST_FAILED,
+    CLOSE_NORMAL,
+    CLOSE_TOKEN_REFUSED,
+    CLOSE_TOKEN_TIMEOUT,
+    CLOSE_TOO_FAST,
+    GameSocketFactory,
+)
+from vinom.net.addresses import client_key
+from vinom.net.ratelimit import TokenBucket
+from vinom.protocol.events import UNRELIABLE
+
+__all__ = [
+    "CLOSE_TOO_LARGE",
+    "GAME_PATH",
+    "MAX_DATAGRAM_PAYLOAD",
+    "Credentials",
+    "GameTransportSession",
+    "WebTransportConfig",
+    "WebTransportServer",
+    "close_capsule",
+    "frame",
+]
+
+_log = Logger()
+_MAX_LOGGED = 10
+
+# The path of the session, as the WebSocket's.
+GAME_PATH = b"/game"
+# A message larger than the session's limit (the WebSocket's 1009).
+CLOSE_TOO_LARGE = 1009
+# The largest room message sent as one datagram: a 1200-byte QUIC packet less its
+# header (up to 1 + 20 + 4 bytes), AEAD tag (16), the DATAGRAM frame's type and
+# length (3) and the session's quarter stream ID (up to 4), with room for an ACK
+# frame beside it. A larger state goes on the stream (aioquic would otherwise hold
+# a datagram that fits no packet for ever).
+MAX_DATAGRAM_PAYLOAD = 1100
+# The CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3, 5.6).
+_CLOSE_CAPSULE = 0x2843
+_LENGTH = struct.Struct(">I")
+# A session's close reason is at most this long (the capsule allows 1024 bytes).
+_MAX_REASON = 1024
+
+# (the certificate, its chain, its private key) as aioquic takes them.
+Credentials = tuple[x509.Certificate, list[x509.Certificate], EllipticCurvePrivateKey | Any]
+
+
+def frame(message: bytes) -> bytes:
+    """One message as it travels on the session's stream: its length, then it."""
+    return _LENGTH.pack(len(message)) + message
+
+
+def close_capsule(code: int, reason: str) -> bytes:
+    """The CLOSE_WEBTRANSPORT_SESSION capsule ending a session with `code` and `reason`."""
+    body = struct.pack(">I", code) + reason.encode("utf-8")[:_MAX_REASON]
+    return encode_uint_var(_CLOSE_CAPSULE) + encode_uint_var(len(body)) + body
+
+
+@frozen
+class WebTransportConfig:
+    """The limits of the WebTransport listener (the sessions' are the WebSocket's)."""
+
+    # QUIC connections at once, in all and per client address (IPv4, IPv6 /64).
+    max_connections: int = 10000
+    max_connections_per_ip: int = 32
+    # Seconds a connection may stay silent (QUIC's idle timeout): a browser that
+    # vanished lets its seat enter the reconnection grace after this.
+    idle_timeout: float = 10.0
+
+
+_TOKEN, _OPENING, _OPEN, _CLOSED = range(4)
+
+
+@implementer(IStreamPeer)
+class GameTransportSession:
+    """One browser's game session over WebTransport: token first, then room messages
+    both ways; the stream session's `IStreamPeer` on the match's host."""
+
+    def __init__(self, connection: _Connection, session_id: int, client: str) -> None:
+        self._connection = connection
+        self._server = connection.server
+        self.session_id = session_id
+        self._client: str | None = client
+        self._state = _TOKEN
+        self._stream_id: int | None = None
+        self._buffer = b""
+        self._host: IGameHost | None = None
+        self._host_session = 0
+        self._held: list[bytes] = []
+        # States go on the stream, behind the welcome, until the browser's first
+        # message after the session opened: a datagram could overtake the welcome
+        # (the UDP sessions' rule for their opening, docs/protocol.md section 14).
+        self._datagrams = False
+        gate = self._server.gate
+        clock = self._server.clock
+        self._bucket = TokenBucket(gate.config.message_rate, gate.config.message_burst,
+                                   clock.seconds())  # fmt: skip
+        self._token_timer: IDelayedCall | None = clock.callLater(
+            gate.config.token_timeout, self._token_late
+        )
+
+    # From the connection
+
+    def stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
+        """Bytes on one of the session's streams (the first the browser opened is its stream)."""
+        if self._state == _CLOSED:
+            return
+        if self._stream_id is None:
+            self._stream_id = stream_id
+        elif stream_id != self._stream_id:
+            self._server.dropped("extra_stream")
+            return
+        self._buffer += data
+        limit = max(self._server.gate.config.max_message, 1200)
+        while len(self._buffer) >= 4 and self._state != _CLOSED:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            if length > limit:
+                self._refuse(CLOSE_TOO_LARGE, "too_large", "message too large")
+                return
+            if len(self._buffer) < 4 + length:
+                break  # the rest of it is still on the way
+            message = self._buffer[4 : 4 + length]
+            self._buffer = self._buffer[4 + length :]
+            self._server.messages["stream_in"] += 1
+            self._received(message)
+        if ended and self._state != _CLOSED:
+            # The browser ended its stream: the session is over (its seat's grace).
+            self._end_host_stream()
+            self._close(CLOSE_NORMAL, "stream ended")
+
+    def datagram(self, data: bytes) -> None:
+        """A datagram of the session: one room message, once the session is open."""
+        if self._state != _OPEN:
+            self._server.dropped("datagram_before_token")
+            return
+        if len(data) > self._server.gate.config.max_message:
+            self._server.dropped("datagram_too_large")
+            return
+        self._server.messages["datagram_in"] += 1
+        self._received(data)
+
+    def closed_by_peer(self) -> None:
+        """The browser closed the session, or its connection went."""
+        self._end_host_stream()
+        self._finish()
+
+    # IStreamPeer
+
+    def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
+        if self._state == _CLOSED or self._stream_id is None:
+            return
+        connection = self._connection
+        datagrams = self._datagrams
+        for channel, data in messages:
+            if datagrams and channel == UNRELIABLE and len(data) <= MAX_DATAGRAM_PAYLOAD:
+                connection.send_datagram(self.session_id, data)
+                self._server.messages["datagram_out"] += 1
+            else:
+                connection.send_stream(self._stream_id, frame(data))
+                self._server.messages["stream_out"] += 1
+        connection.transmit()
+
+    def stream_ended(self) -> None:
+        self._state = _CLOSED
+        self._close(CLOSE_NORMAL, "session closed")
+
+    # internals
+
+    def _received(self, message: bytes) -> None:
+        server = self._server
+        if not self._bucket.take(server.clock.seconds()):
+            self._refuse(CLOSE_TOO_FAST, "too_fast", "too many messages")
+            return
+        state = self._state
+        if state == _OPEN:
+            assert self._host is not None
+            # The browser spoke after its session opened: it has the welcome.
+            self._datagrams = True
+            self._host.stream_messages([(self._host_session, message)])
+        elif state == _OPENING:
+            self._held.append(message)
+        elif state == _TOKEN:
+            self._token_received(message)
+
+    def _token_received(self, token: bytes) -> None:
+        self._cancel_token_timer()
+        found = self._server.gate.find_host(token)
+        if isinstance(found, str):
+            self._refuse(CLOSE_TOKEN_REFUSED, found)
+            return
+        self._state = _OPENING
+        self._host = found
+        try:
+            opening = found.open_stream(token, self)
+        except Exception:
+            self._server.refused("host_failed")
+            self._state = _CLOSED
+            self._close(CLOSE_HOST_FAILED, "the game host failed")
+            return
+        opening.addCallbacks(self._opened, self._open_failed)
+
+    def _opened(self, opened: StreamOpened | StreamRefused) -> None:
+        host = self._host
+        assert host is not None
+        if isinstance(opened, StreamRefused):
+            self._refuse(CLOSE_TOKEN_REFUSED, opened.reason)
+            return
+        if self._state != _OPENING:
+            host.close_stream(opened.session_id)  # the browser went meanwhile
+            return
+        self._state = _OPEN
+        self._host_session = opened.session_id
+        self._server.sessions_opened += 1
+        held, self._held = self._held, []
+        if held:
+            host.stream_messages([(opened.session_id, data) for data in held])
+
+    def _open_failed(self, failure: Failure) -> None:
+        self._server.refused("host_failed")
+        self._state = _CLOSED
+        self._close(CLOSE_HOST_FAILED, "the game host failed")
+
+    def _token_late(self) -> None:
+        self._token_timer = None
+        if self._state == _TOKEN:
+            self._refuse(CLOSE_TOKEN_TIMEOUT, "token_timeout", "no token in time")
+
+    def _cancel_token_timer(self) -> None:
+        if self._token_timer is not None and self._token_timer.active():
+            self._token_timer.cancel()
+        self._token_timer = None
+
+    def _refuse(self, code: int, reason: str, text: str | None = None) -> None:
+        self._server.refused(reason)
+        self._end_host_stream()
+        self._close(code, text if text is not None else reason)
+
+    def _end_host_stream(self) -> None:
+        if self._state == _OPEN and self._host is not None:
+            self._host.close_stream(self._host_session)
+        self._state = _CLOSED
+
+    def _close(self, code: int, reason: str) -> None:
+        self._state = _CLOSED
+        self._connection.close_session(self.session_id, code, reason)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._state = _CLOSED
+        self._cancel_token_timer()
+        self._held = []
+        self._buffer = b""
+        if self._client is not None:
+            self._server.gate.release(self._client)
+            self._client = None
+
+
+class _Connection:
+    """One QUIC connection: aioquic's connection and HTTP/3 layer, its timer, its sessions."""
+
+    def __init__(self, server: WebTransportServer, quic: QuicConnection, addr: Any,
+                 client: str) -> None:  # fmt: skip
+        self.server = server
+        self.quic = quic
+        self.h3 = H3Connection(quic, enable_webtransport=True)
+        self.addr = addr
+        self.client = client
+        self.cids: set[bytes] = set()
+        self.sessions: dict[int, GameTransportSession] = {}
+        self._timer: IDelayedCall | None = None
+        self._timer_at: float | None = None
+        self._closing: IDelayedCall | None = None
+        self.ended = False
+
+    def receive(self, data: bytes, addr: Any, now: float) -> None:
+        self.addr = addr
+        self.quic.receive_datagram(data, addr, now)
+        self._process_events()
+        self.transmit()
+
+    def transmit(self) -> None:
+        if self.ended:
+            return
+        server = self.server
+        now = server.clock.seconds()
+        transport = server.transport
+        if transport is not None:
+            for data, addr in self.quic.datagrams_to_send(now):
+                try:
+                    transport.write(data, addr)
+                except OSError:
+                    server.send_errors += 1
+        timer_at = self.quic.get_timer()
+        if self._timer is not None and self._timer_at != timer_at:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+        if self._timer is None and timer_at is not None:
+            self._timer = server.clock.callLater(max(0.0, timer_at - now), self._on_timer)
+        self._timer_at = timer_at
+        self._process_events()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = max(self._timer_at or 0.0, self.server.clock.seconds())
+        self._timer_at = None
+        try:
+            self.quic.handle_timer(now)
+            self._process_events()
+            self.transmit()
+        except Exception:
+            self.server.failed("a WebTransport connection's timer")
+
+    def send_datagram(self, session_id: int, data: bytes) -> None:
+        self.h3.send_datagram(session_id, data)
+
+    def send_stream(self, stream_id: int, data: bytes) -> None:
+        self.quic.send_stream_data(stream_id, data)
+
+    def close_session(self, session_id: int, code: int, reason: str) -> None:
+        """End a session with a close capsule, then the connection (one session each)."""
+        if self.sessions.pop(session_id, None) is None or self.ended:
+            return
+        with contextlib.suppress(Exception):  # the stream is already gone
+            self.h3.send_data(session_id, close_capsule(code, reason), end_stream=True)
+        self.transmit()
+        # Closed once the capsule has had a moment to leave: a connection closed at
+        # once would make the browser report a lost connection instead of the code.
+        if not self.sessions and self._closing is None:
+            self._closing = self.server.clock.callLater(self.server.close_delay,
+                                                            self._close_if_idle)  # fmt: skip
+
+    def close_now(self) -> None:
+        if not self.ended:
+            self.quic.close(error_code=0, reason_phrase="server stopping")
+            self.transmit()
+
+    def _close_if_idle(self) -> None:
+        self._closing = None
+        if not self.sessions and not self.ended:
+            self.quic.close(error_code=0, reason_phrase="session closed")
+            self.transmit()
+
+    def _process_events(self) -> None:
+        quic = self.quic
+        while (event := quic.next_event()) is not None:
+            self._quic_event(event)
+
+    def _quic_event(self, event: QuicEvent) -> None:
+        server = self.server
+        if isinstance(event, ConnectionIdIssued):
+            self.cids.add(event.connection_id)
+            server.connections[event.connection_id] = self
+        elif isinstance(event, ConnectionIdRetired):
+            self.cids.discard(event.connection_id)
+            server.connections.pop(event.connection_id, None)
+        elif isinstance(event, ConnectionTerminated):
+            self.terminated()
+            return
+        for h3_event in self.h3.handle_event(event):
+            self._h3_event(h3_event)
+
+    def _h3_event(self, event: H3Event) -> None:
+        if isinstance(event, DatagramReceived):
+            session = self.sessions.get(event.stream_id)
+            if session is None:
+                self.server.dropped("datagram_without_session")
+            else:
+                session.datagram(event.data)
+        elif isinstance(event, WebTransportStreamDataReceived):
+            session = self.sessions.get(event.session_id)
+            if session is None:
+                self.server.dropped("stream_without_session")
+                return
+            session.stream_data(event.stream_id, event.data, event.stream_ended)
+        elif isinstance(event, HeadersReceived):
+            self._request(event)
+        elif isinstance(event, DataReceived):
+            # The CONNECT stream's own data: the browser's close capsule, then its end.
+            session = self.sessions.get(event.stream_id)
+            if session is not None and event.stream_ended:
+                self.sessions.pop(event.stream_id, None)
+                session.closed_by_peer()
+                self._close_if_idle()
+
+    def _request(self, event: HeadersReceived) -> None:
+        server = self.server
+        headers = dict(event.headers)
+        stream_id = event.stream_id
+        if headers.get(b":method") != b"CONNECT" or headers.get(b":protocol") != b"webtransport":
+            server.refused("not_webtransport")
+            self._respond(stream_id, 400)
+            return
+        if headers.get(b":path", b"").partition(b"?")[0] != GAME_PATH:
+            server.refused("not_found")
+            self._respond(stream_id, 404)
+            return
+        origin = headers.get(b"origin")
+        if origin is not None and not server.gate.origin_policy.allows(
+            origin.decode("utf-8", "replace")
+        ):
+            server.refused("origin")
+            self._respond(stream_id, 403)
+            return
+        if self.sessions:
+            server.refused("second_session")
+            self._respond(stream_id, 429)
+            return
+        refusal = server.gate.admit(self.client)
+        if refusal is not None:
+            server.refused(refusal)
+            self._respond(stream_id, 429 if refusal == "too_many_sockets" else 503)
+            return
+        self.h3.send_headers(stream_id, [
+            (b":status", b"200"),
+            (b"sec-webtransport-http3-draft", b"draft02"),
+        ])  # fmt: skip
+        self.sessions[stream_id] = GameTransportSession(self, stream_id, self.client)
+
+    def _respond(self, stream_id: int, status: int) -> None:
+        self.h3.send_headers(stream_id, [(b":status", str(status).encode())], end_stream=True)
+
+    def terminated(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        for call in (self._timer, self._closing):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._closing = None
+        sessions, self.sessions = self.sessions, {}
+        for session in sessions.values():
+            session.closed_by_peer()
+        self.server.forget(self)
+
+
+class WebTransportServer(DatagramProtocol):
+    """Serves WebTransport game sessions on one UDP port (see the module docstring).
+
+    `gate` is the `/game` WebSocket factory: its token key, Origin policy, caps
+    and limits apply here too. `credentials()` gives the certificate to present
+    to each new connection (read each time: a development certificate renews).
+    """
+
+    noisy = False
+
+    def __init__(
+        self, gate: GameSocketFactory, credentials: Callable[[], Credentials], *,
+        clock: IReactorTime, config: WebTransportConfig | None = None,
+        close_delay: float = 0.1,
+    ) -> None:  # fmt: skip
+        self.gate = gate
+        self.clock = clock
+        self.config = config if config is not None else WebTransportConfig()
+        self.close_delay = close_delay
+        self._credentials = credentials
+        self.connections: dict[bytes, _Connection] = {}
+        self._open: set[_Connection] = set()
+        self._per_client: Counter[str] = Counter()
+        # Datagrams dropped before reaching a session, by reason; sessions refused or
+        # closed by a limit, by reason; sessions opened on a game host.
+        self.drops: Counter[str] = Counter()
+        self.refusals: Counter[str] = Counter()
+        self.sessions_opened = 0
+        # Room messages through the sessions, by way and direction: stream_in,
+        # stream_out, datagram_in, datagram_out.
+        self.messages: Counter[str] = Counter()
+        self.errors = 0
+        self.send_errors = 0
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def refused(self, reason: str) -> None:
+        self.refusals[reason] += 1
+
+    def dropped(self, reason: str) -> None:
+        self.drops[reason] += 1
+
+    def failed(self, what: str) -> None:
+        self.errors += 1
+        if self.errors <= _MAX_LOGGED:
+            _log.failure("vinom: {what} failed", what=what)
+
+    def close_all(self) -> None:
+        """Close every connection now (the listener stops): each browser hears it at once
+        rather than after its idle timeout."""
+        for connection in list(self._open):
+            connection.close_now()
+
+    def stopProtocol(self) -> None:
+        for connection in list(self._open):
+            connection.terminated()
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        try:
+            self._datagram(data, addr)
+        except Exception:
+            self.failed("a WebTransport datagram's handling")
+
+    def _datagram(self, data: bytes, addr: Any) -> None:
+        buf = Buffer(data=data)
+        try:
+            header = pull_quic_header(buf, host_cid_length=8)
+        except ValueError:
+            self.dropped("malformed")
+            return
+        connection = self.connections.get(header.destination_cid)
+        if connection is not None:
+            connection.receive(data, addr, self.clock.seconds())
+            return
+        if header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
+            self.dropped("unknown_connection")
+            return
+        if header.version is not None and header.version not in _SUPPORTED_VERSIONS:
+            self.dropped("unknown_version")
+            if len(data) >= SMALLEST_MAX_DATAGRAM_SIZE and self.transport is not None:
+                # Only to a full-size Initial: no amplification of a small spoofed packet.
+                self.transport.write(encode_quic_version_negotiation(
+                    source_cid=header.destination_cid,
+                    destination_cid=header.source_cid,
+                    supported_versions=list(_SUPPORTED_VERSIONS),
+                ), addr)  # fmt: skip
+            return
+        if header.packet_type != QuicPacketType.INITIAL or len(data) < SMALLEST_MAX_DATAGRAM_SIZE:
+            self.dropped("unknown_connection")
+            return
+        client = client_key(str(addr[0]))
+        if len(self._open) >= self.config.max_connections:
+            self.dropped("server_full")
+            return
+        if self._per_client[client] >= self.config.max_connections_per_ip:
+            self.dropped("too_many_connections")
+            return
+        certificate, chain, key = self._credentials()
+        configuration = QuicConfiguration(
+            is_client=False,
+            alpn_protocols=H3_ALPN,
+            max_datagram_frame_size=65536,
+            idle_timeout=self.config.idle_timeout,
+            certificate=certificate,
+            certificate_chain=chain,
+            private_key=key,
+        )
+        quic = QuicConnection(
+            configuration=configuration,
+            original_destination_connection_id=header.destination_cid,
+        )
+        connection = _Connection(self, quic, addr, client)
+        self._open.add(connection)
+        self._per_client[client] += 1
+        for cid in (header.destination_cid, quic.host_cid):
+            connection.cids.add(cid)
+            self.connections[cid] = connection
+        connection.receive(data, addr, self.clock.seconds())
+
+    def forget(self, connection: _Connection) -> None:
+        """A connection ended: its IDs and its count go."""
+        for cid in connection.cids:
+            if self.connections.get(cid) is connection:
+                del self.connections[cid]
+        connection.cids.clear()
+        if connection in self._open:
+            self._open.discard(connection)
+            self._per_client[connection.client] -= 1
+            if self._per_client[connection.client] <= 0:
+                del self._per_client[connection.client]
+
+
+_SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)
+# aioquic's connection IDs are 8 bytes (QuicConfiguration.connection_id_length).
+assert QuicConfiguration(is_client=False).connection_id_length == 8
