@@ -5,7 +5,7 @@
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
 | `/game` | the game session over WebSocket (`vinom.hosting.websocket`), where games are hosted |
 | `/webtransport` | with `--webtransport`: where its sessions are (`vinom.server.webtransport`) |
-| `/replays/<match id>` | with `--web-replays`: a recorded match's public views (`vinom.server.replays`) |
+| `/replays/<match id>` | with `--web-replays`: a recorded match's public views (`server.replays`) |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | `/boards/<game>.js`, `.css` | a game's board: its own package data (`GameBoard`) or vinom's |
 | `/boards.js` | the list of games with a board module (`BoardList`) |
