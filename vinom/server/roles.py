@@ -472,7 +472,10 @@ def build_web(
                 max_sockets_per_ip=options["max-connections-per-ip"],
                 max_sockets=options["max-connections"],
             ), trusted_proxies=proxies)  # fmt: skip
-    transport, offer = None, WebTransportOffer() if game_sockets is not None else None
+    # Every web server answers the offer (none where no games are hosted here): a
+    # page behind a gateway may ask the lobbies' web servers, and a 404 would be
+    # an error in its console.
+    transport, offer = None, WebTransportOffer()
     if game_sockets is not None and options["webtransport"] is not None:
         transport, offer = build_webtransport(options, reactor, root, game_sockets)
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
