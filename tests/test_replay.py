@@ -9,6 +9,7 @@ process-wide generator inside its rules is caught at the tick it differs; a
 server killed mid-match (its game host in its process) leaves a record that
 replays up to its last flush.
 """
+# slow: starts twistd vinom and vinom replay (child processes)
 
 from __future__ import annotations
 

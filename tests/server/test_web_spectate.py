@@ -6,6 +6,7 @@ opens `/game` with the spectator's token: the board is drawn from the public
 view, it follows the moves, and the result says who won. No console error
 (tests/support/browser.py fails the test on one).
 """
+# slow: drives Chromium (tests/support/browser.py)
 
 from __future__ import annotations
 
