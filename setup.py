@@ -87,6 +87,8 @@ setup(
             "server/dashboard/*.js",
             "webclient/*.html", "webclient/*.css", "webclient/*.js", "webclient/boards/*.js",
             "webclient/boards/*.css",
+            # The web client as a package of its own (@vinom/client, docs/web.md).
+            "webclient/package.json", "webclient/index.d.ts", "webclient/README.md",
             # `vinom new-game`'s package template (vinom/scaffold.py).
             "scaffold_template/*.tmpl", "scaffold_template/*/*.tmpl",
             "scaffold_template/*/*/*.tmpl",

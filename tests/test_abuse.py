@@ -18,7 +18,7 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import RunningServer, start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from tests.test_integration_lobby import Frame, ScriptedPlayer, _abort
 
 
@@ -50,7 +50,7 @@ class OneAddressTakesThePortsTests(TestCase):
             answers = sum(1 for p in attackers if p.of_type("match_found") or p.of_type("error"))
             return answers >= 31
 
-        await wait_until(settled)
+        await until(settled)
         found = {f["game_id"] for p in attackers for f in p.of_type("match_found")}
         errors = [f["code"] for p in attackers for f in p.of_type("error")]
         waiting = [p for p in attackers if not p.of_type("match_found") and not p.of_type("error")]
@@ -60,15 +60,12 @@ class OneAddressTakesThePortsTests(TestCase):
         # Honest players from another address are placed at once: the first one with
         # the attacker's queued player (its 16th match, the most it can have), the
         # next two together; nobody waits for a server.
-        started = reactor.seconds()
         honest = [await self.connect(server, "127.0.0.2", f"h{n}") for n in range(3)]
         placed = await gatherResults([p.when(_found) for p in honest])
-        waited = reactor.seconds() - started
         self.assertEqual(lobby.matches_from("127.0.0.1"), 16)
         self.assertEqual(placed[1]["game_id"], placed[2]["game_id"])
         for player in honest:
             self.assertNotIn("waiting_for_server", [f.get("status") for f in player.frames])
-        self.assertLess(waited, 2.0)
         self.assertEqual(server.hosting.running_games, 17)
 
 

@@ -7,6 +7,8 @@ harness from rotting; they measure nothing (figures at these sizes mean
 little) and every one finishes in a few seconds.
 """
 
+# slow: runs the benchmarks (python -m benchmarks)
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,8 @@ udp-echo at a tiny size: the figures mean nothing, how they are gathered
 and compared does.
 """
 
+# slow: runs the benchmarks (python -m benchmarks)
+
 from __future__ import annotations
 
 import itertools

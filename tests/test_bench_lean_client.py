@@ -8,6 +8,8 @@ datagrams they produce must be the same bytes, and the host must accept them
 all.
 """
 
+# slow: starts benchmark processes
+
 from __future__ import annotations
 
 from hypothesis import given, settings

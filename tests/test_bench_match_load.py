@@ -8,6 +8,8 @@ parameters, a full room reached, the room ended by its leave) and that
 every way of failing counts as an error.
 """
 
+# slow: starts benchmark processes
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +25,7 @@ from benchmarks.lobby_load import connect_lobby
 from benchmarks.match_load import MatchLoad
 from tests.support.ports import free_tcp_port
 from tests.support.servers import RunningServer, start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.server.certs import make_self_signed
 
 
@@ -52,8 +54,8 @@ class LeanMatchClients(TestCase):
         self.assertEqual(decode_histogram(load.latencies.encoded()).get_total_count(), 6)
         self.assertEqual(load.active, {})
         # Every client left its match: the rooms end and their ports return.
-        await wait_until(lambda: server.hosting.running_games == 0)
-        await wait_until(lambda: server.hosting.allocator.available == 4)
+        await until(lambda: server.hosting.running_games == 0)
+        await until(lambda: server.hosting.allocator.available == 4)
 
     async def test_same_tls_parameters_as_the_client_library(self) -> None:
         server = await self.server()

@@ -8,6 +8,8 @@ with its waiters queued, and checks that the report is well formed and adds
 up: it does not judge the outcome, which is what the suite measures.
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json

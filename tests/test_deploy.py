@@ -17,6 +17,8 @@ is checked is what can be without them:
 - every overlay of deploy/ (see the manifest tests below).
 """
 
+# slow: runs kubectl and hadolint
+
 from __future__ import annotations
 
 import fnmatch

@@ -14,6 +14,8 @@ docs/kubernetes.md, "Running the rendered manifests", says what this proves and
 what only a real cluster can.
 """
 
+# slow: starts the pods of the rendered manifests (tests/support/kubelet.py)
+
 from __future__ import annotations
 
 import datetime
@@ -114,7 +116,7 @@ class RenderedManifestsTestCase(TestCase):
         })  # fmt: skip
         self.cluster.start()
         self.addCleanup(self.cluster.stop)
-        await self.cluster.until(lambda: all(p.ready for p in self.cluster.pods), 60,
+        await self.cluster.pods_until(lambda: all(p.ready for p in self.cluster.pods), 60,
                                  "every pod ready")  # fmt: skip
 
     def lobbies(self) -> list[LobbyAddress]:
@@ -266,7 +268,7 @@ class RenderedManifestsTestCase(TestCase):
         (lost, *_rest) = self.hosts()
         await self.cluster.kill(lost)
         new = self.cluster.replace(lost)
-        await self.cluster.until(lambda: new.ready, 30, "the new host pod ready")
+        await self.cluster.pods_until(lambda: new.ready, 30, "the new host pod ready")
         reports = await self.play(4, first=300)
         self.assertEqual([r.outcome for r in reports], ["finished"] * 4,
                          f"{reports}\n{self.logs('lobby', 'host')}")  # fmt: skip

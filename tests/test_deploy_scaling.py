@@ -20,6 +20,8 @@ Time is a `twisted.internet.testing.Clock`: matches arrive one a second, each la
 ten minutes; a new GameServer is Ready 10 s after the autoscaler asks for it.
 """
 
+# slow: runs kubectl (tests/test_deploy.py)
+
 from __future__ import annotations
 
 import math

@@ -5,24 +5,25 @@ the bots use the public client library (TLS lobby client with certificate
 verification, connect tokens, the UDP session protocol).
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os
 import random
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import start_server
+from tests.support.waiting import until
 from vinom.client.bots import BotDriver, BotReport, play_bot
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby
@@ -33,15 +34,6 @@ from vinom.protocol.tokens import PublicToken
 
 SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 REGISTRY = GameRegistry.from_plugins()
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    waited = 0.0
-    while not condition():
-        if waited >= timeout:
-            raise AssertionError("condition not met in time")
-        await deferLater(reactor, 0.02, lambda: None)
-        waited += 0.02
 
 
 class BotsPlayEveryGame(TestCase):
@@ -78,8 +70,8 @@ class BotsPlayEveryGame(TestCase):
         self.assertTrue(set(results[0]["winners"]) <= {r.player_id for r in reports})
         # The port returns to the allocator (once the host has stopped: a moment
         # after the match leaves running_games) and the room is removed.
-        await wait_until(lambda: server.hosting.running_games == 0)
-        await wait_until(lambda: server.hosting.allocator.available == 4)
+        await until(lambda: server.hosting.running_games == 0)
+        await until(lambda: server.hosting.allocator.available == 4)
         self.assertEqual(len(cores), players)
         self.assertEqual(cores[0].room_count, 0)
 
@@ -121,7 +113,7 @@ class Reconnection(TestCase):
         first_session_id = session.protocol.session.session_id if session.protocol else None
 
         # Play a little, then lose the socket without a word to the host.
-        await wait_until(lambda: driver.actions_sent >= 1 and driver.in_flight is None)
+        await until(lambda: driver.actions_sent >= 1 and driver.in_flight is None)
         self.assertEqual(session.phase, "playing")
         driver.cancel()
         assert session.protocol is not None and session.protocol.transport is not None
@@ -130,7 +122,7 @@ class Reconnection(TestCase):
         assert isinstance(host, InlineGameHost)
         room = host.core.room(found.game_id)
         assert room is not None
-        await wait_until(lambda: room.in_grace(welcome.player_id))
+        await until(lambda: room.in_grace(welcome.player_id))
         self.assertFalse(session.finished.called)
 
         # Back through the lobby with the reconnection secret: a fresh token, same seat.
@@ -143,7 +135,7 @@ class Reconnection(TestCase):
         self.assertIs(resumed, session)
         assert session.protocol is not None and session.protocol.session is not None
         self.assertNotEqual(session.protocol.session.session_id, first_session_id)
-        await wait_until(lambda: session.welcome is not None and session.welcome["reconnected"])
+        await until(lambda: session.welcome is not None and session.welcome["reconnected"])
 
         final = await session.finished
         driver.cancel()
@@ -152,7 +144,7 @@ class Reconnection(TestCase):
         self.assertEqual(theirs.outcome, "finished")
         self.assertEqual(theirs.result, final["result"])
         await session.disconnect()
-        await wait_until(lambda: server.hosting.running_games == 0)
+        await until(lambda: server.hosting.running_games == 0)
 
 
 class GhostTickets(TestCase):
@@ -180,7 +172,7 @@ class GhostTickets(TestCase):
         back = await connect_lobby(reactor, *lobby_address, trust=trust)
         queued: list[Any] = []
         refound_d = back.reconnect(welcome.player_id, welcome.secret, on_queued=queued.append)
-        await wait_until(lambda: bool(queued))
+        await until(lambda: bool(queued))
         self.assertEqual((queued[0].status, queued[0].position), ("searching", 1))
         nxt = await connect_lobby(reactor, *lobby_address, trust=trust)
         await nxt.hello("next")
@@ -189,7 +181,7 @@ class GhostTickets(TestCase):
         self.assertEqual(refound.game_id, their_found.game_id)
         self.assertNotEqual(refound.game_id, found.game_id)
         session = await connect_game(reactor, refound)
-        await wait_until(lambda: session.welcome is not None)
+        await until(lambda: session.welcome is not None)
         assert session.welcome is not None
         self.assertEqual(session.welcome["seat"], 0, "the requeued player was first in line")
         await session.disconnect()
@@ -229,7 +221,7 @@ class GhostTickets(TestCase):
         # The lobby lets go of the player (its ticket withdrawn) at once; its socket,
         # whose close the stopped peer never completes, counts against its address
         # until the close times out.
-        await wait_until(lambda: lobby.state_of(ghost_id) is None, timeout=5.0)
+        await until(lambda: lobby.state_of(ghost_id) is None, timeout=5.0)
         found_in = reactor.seconds() - stopped_at
         # Ping interval plus ping timeout (1 s), and 1 s for a loaded machine's late timers.
         self.assertLess(found_in, 0.5 + 0.5 + 1.0)
@@ -301,7 +293,7 @@ class RoomsWithBots(TestCase):
         assert session.welcome is not None
         self.assertEqual([p["name"] for p in session.welcome["players"]], ["Ann", "Bot"])
         await session.disconnect()
-        await wait_until(lambda: server.hosting.running_games == 0)
+        await until(lambda: server.hosting.running_games == 0)
 
     async def test_in_this_process(self) -> None:
         await self.play_against_a_bot()

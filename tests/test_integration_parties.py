@@ -13,6 +13,8 @@ one lobby withdraws the ticket the other queued, and the lead passes to a
 member on another lobby when the leader disconnects.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json

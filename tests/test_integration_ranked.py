@@ -12,6 +12,8 @@ test does not allow, so it also shows the option reached the matchmaker.
 the Redis matchmaker and its Lua script apply the window.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import os

@@ -14,6 +14,8 @@ are all acknowledged the predicted own position is the server's (to the view's
 0.01); the interpolated view is drawn.
 """
 
+# slow: starts twistd vinom (tests/support/servers.py)
+
 from __future__ import annotations
 
 import curses

@@ -12,6 +12,8 @@ that the console never shows an error; last, `vinom bots` plays the new game on 
 same server, from the server's directory, as the guide has it.
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import itertools

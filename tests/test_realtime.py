@@ -8,6 +8,8 @@ as soon as it sees its previous action applied, far faster than the game
 ticks; what each client receives is counted.
 """
 
+# slow: starts twistd vinom (tests/support/servers.py)
+
 from __future__ import annotations
 
 import random
@@ -21,7 +23,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
 from tests.support.servers import start_twistd
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
@@ -262,7 +264,7 @@ class RealTimeServerTests(TestCase):
             session = player.session
             await session.finished
             # The final state follows the final phase, reliably.
-            await wait_until(lambda s=session: s.state is not None and s.state["p"] == "finished")
+            await until(lambda s=session: s.state is not None and s.state["p"] == "finished")
             self.assertEqual(session.result, {"winners": [], "reason": "time"})
             # Inputs: the game applied exactly what was sent, once each, in order;
             # only the last few (sent as the match ended) may be missing.

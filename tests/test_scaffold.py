@@ -5,6 +5,8 @@ and plays the board the package ships (package data, served by the server under
 its own policy; no path reaches another file); a name or directory it cannot
 use is one line and a non-zero exit."""
 
+# slow: runs the scaffold in a fresh virtualenv (tests/support/fresh_venv.py)
+
 from __future__ import annotations
 
 import http.client

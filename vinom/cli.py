@@ -4,6 +4,8 @@
     vinom play maze                       a curses client (vinom.client.tui)
     vinom bots --game maze --count 10     bots that queue, play and report
     vinom new-game mygame                 a new game package to start from (vinom.scaffold)
+    vinom watch m-8f3a0c2d                watch a running match (vinom.client.watch)
+    vinom replay FILE [--check]           watch or check a match record (vinom.client.replay)
 
 `play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
 HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
@@ -273,6 +275,46 @@ class NewGameOptions(CommandOptions):
         self["name"] = name
 
 
+class WatchOptions(ClientOptions):
+    synopsis = "<match id or room code> [options]"
+    longdesc = (
+        "Watch a running match in this terminal, read-only: by its id (the dashboard "
+        "shows it), or by the join code of a private room whose owner allows spectators. "
+        "q quits. See docs/client.md."
+    )
+
+    def parseArgs(self, what: str | None = None) -> None:
+        if what is None:
+            raise usage.UsageError("name the match, e.g. 'vinom watch m-8f3a0c2d'")
+        self["what"] = what
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        if len(self["addresses"]) > 1:
+            raise usage.UsageError("vinom watch connects to one lobby: give --lobby once")
+
+
+class ReplayOptions(CommandOptions):
+    synopsis = "<file> [--check]"
+    longdesc = (
+        "Watch a match record (a game host writes one per match, DATA_DIR/records/*.vrec.gz) "
+        "in this terminal at the match's pace: space pauses, + and - change the speed, the "
+        "arrow keys seek, q quits. Every state hash in the record is checked; a difference "
+        "stops the replay and says at which tick. See docs/client.md."
+    )
+    optFlags = [
+        ["check", None, "Replay the whole record at once, print one line and exit: 0 if it "
+         "replays exactly, 1 if not (or if it cannot be read)."],
+    ]
+
+    def parseArgs(self, path: str | None = None) -> None:
+        if path is None:
+            raise usage.UsageError(
+                "name the record, e.g. 'vinom replay vinom-data/records/X.vrec.gz'"
+            )
+        self["path"] = path
+
+
 class Options(CommandOptions):
     longdesc = (
         "The vinom client. 'vinom <command> --help' describes each command. The lobby "
@@ -283,6 +325,8 @@ class Options(CommandOptions):
         ["bots", None, BotsOptions, "Run bots that queue, play and report."],
         ["games", None, GamesOptions, "List the installed games."],
         ["new-game", None, NewGameOptions, "Write a new game package to start from."],
+        ["watch", None, WatchOptions, "Watch a running match in this terminal."],
+        ["replay", None, ReplayOptions, "Watch or check a match record."],
     ]
 
     def getSynopsis(self) -> str:
@@ -363,6 +407,16 @@ def games_command(options: GamesOptions, out: TextIO, registry: GameRegistry | N
 PLUGIN_CACHE_COMMAND = (
     'python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"'
 )
+
+
+def replay_check_command(
+    path: str, out: TextIO, err: TextIO, registry: GameRegistry | None = None
+) -> int:
+    """`vinom replay --check FILE`: 0 if the record replays exactly (one line on `out`)."""
+    from vinom.client.replay import check_record
+
+    games = registry if registry is not None else GameRegistry.from_plugins()
+    return check_record(path, games.get, out, err)
 
 
 def new_game_command(
@@ -626,6 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return games_command(sub, sys.stdout)
         if options.subCommand == "new-game":
             return new_game_command(sub, sys.stdout)
+        if options.subCommand == "replay" and sub["check"]:
+            return replay_check_command(sub["path"], sys.stdout, sys.stderr)
         if options.subCommand == "play":
             game = find_game(sub["game"])
         elif options.subCommand == "bots":
@@ -635,6 +691,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     from twisted.internet import reactor
+
+    if options.subCommand == "watch":
+        from vinom.client.watch import run_watch
+
+        return run_watch(reactor, sub["address"], sub["what"], GameRegistry.from_plugins().get)
+
+    if options.subCommand == "replay":
+        from vinom.client.replay import run_replay
+
+        return run_replay(reactor, sub["path"], GameRegistry.from_plugins().get)
 
     if options.subCommand == "play":
         from vinom.client.tui import run_play

@@ -4,6 +4,8 @@
 over real TLS with certificate verification and real UDP on loopback.
 """
 
+# slow: runs the vinom command line
+
 from __future__ import annotations
 
 import io

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support.servers import start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.client.game import GameSession
 from vinom.games.interfaces import Seat
@@ -123,7 +123,7 @@ class BotRunnerTests(TestCase):
         self.assertEqual(report.outcome, "error")
         assert report.error is not None
         self.assertIn("unknown_game", report.error)
-        await wait_until(lambda: lobby.connection_count == 0)
+        await until(lambda: lobby.connection_count == 0)
 
 
 class _Renamed:
@@ -153,7 +153,7 @@ class SessionClosedTests(TestCase):
             )
             for i in range(2)
         ]
-        await wait_until(lambda: len(sessions) == 2 and all(s.welcome for s in sessions))
+        await until(lambda: len(sessions) == 2 and all(s.welcome for s in sessions))
         match_id = sessions[0].welcome["match"]  # type: ignore[index]
         host = server.hosting.host_of(match_id)
         assert isinstance(host, InlineGameHost)

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.client.test_cli import bots_options
 from tests.support.servers import start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom import cli
 from vinom.client.bots import play_bot
 from vinom.client.failover import (
@@ -135,7 +135,7 @@ async def both_seated(session: GameSession) -> None:
     """Until the match is past `waiting` (every player connected): a player who left
     before its partner connected would have it denied (the match aborted), and the
     partner's report would name no match."""
-    await wait_until(lambda: session.phase != "waiting", timeout=20.0)
+    await until(lambda: session.phase != "waiting", timeout=20.0)
 
 
 async def dead_address() -> LobbyAddress:
@@ -317,8 +317,9 @@ class LobbyPlayerTests(TestCase):
         player = LobbyPlayer(reactor, dead, "alone", policy=FAST)
         started = reactor.seconds()
         failure = await self.assertFailure(player.find_match("maze"), NoLobbyAvailable)
-        # give_up_after (1 s), then at most one wait (0.2 s) and one attempt.
-        self.assertLess(reactor.seconds() - started, 1.0 + 0.2 + FAST.attempt_timeout + 1.0)
+        # It tried for give_up_after (1 s), then gave up: a player that never did
+        # would hang this test until trial's timeout.
+        self.assertGreaterEqual(reactor.seconds() - started, 1.0)
         self.assertEqual([address for address, _ in failure.errors], dead)
         self.assertIn(f"{dead[0]}: connection refused; {dead[1]}: connection refused",
                       str(failure))  # fmt: skip

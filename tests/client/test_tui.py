@@ -8,6 +8,8 @@ against a whole server in this process and a bot, presses keys, and checks on
 the server's side that the terminal player moved.
 """
 
+# slow: runs the terminal client on a pseudo-terminal
+
 from __future__ import annotations
 
 import curses
@@ -15,7 +17,7 @@ import os
 import random
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
 from tests.support.servers import start_server
+from tests.support.waiting import until
 from vinom.client import game_views, terminal, tui
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.canvas import BOLD, NORMAL, Canvas, PlayerContext, format_view
@@ -194,6 +197,7 @@ class CanvasTests(SynchronousTestCase):
         target.blit(source, 1, 2, src_y=1, src_x=1)
         self.assertEqual(target.lines(), ["", "  ef", "  hi"])
 
+    @settings(max_examples=100, deadline=None)
     @given(st.integers(0, 40), st.integers(0, 40), st.integers(-50, 50), st.integers(-50, 50),
            st.text(max_size=60))
     def test_any_write_stays_inside(self, h: int, w: int, y: int, x: int, text: str) -> None:
@@ -583,18 +587,6 @@ class TerminalProcess(ProcessProtocol):
         self.ended.callback(reason.value or Exception("no reason"))
 
 
-async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0,
-                   every: float = 0.05, step: Callable[[], object] | None = None) -> None:
-    waited = 0.0
-    while not condition():
-        if waited >= timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        if step is not None:
-            step()
-        await deferLater(reactor, every, lambda: None)
-        waited += every
-
-
 class PseudoTerminalTests(TestCase):
     timeout = 60
 
@@ -630,8 +622,8 @@ class PseudoTerminalTests(TestCase):
         bot = Deferred.fromCoroutine(play_bot(
             reactor, server.lobby, GameRegistry.from_plugins().get("maze"), "bot",
             rng=random.Random(1), think_time=30.0, on_session=sessions.append))
-        await wait_for(lambda: (bool(sessions) and sessions[0].view is not None)
-                       or terminal.ended.called, "the match")
+        await until(lambda: (bool(sessions) and sessions[0].view is not None)
+                    or terminal.ended.called, "the match", timeout=20.0)
         self.assertFalse(terminal.ended.called, _tail(terminal.output))
         bot_view = sessions[0]
 
@@ -644,8 +636,8 @@ class PseudoTerminalTests(TestCase):
         start = tui_position()
         # "@" (you) is on no screen before the maze's; curses sends only what changed,
         # so longer texts may arrive in pieces, but this one arrives whole.
-        await wait_for(lambda: b"@" in terminal.output, "the maze to be drawn")
-        await wait_for(lambda: bot_view.phase == "playing", "play to start")
+        await until(lambda: b"@" in terminal.output, "the maze to be drawn", timeout=20.0)
+        await until(lambda: bot_view.phase == "playing", "play to start", timeout=20.0)
         # Arrow keys (as xterm sends them in keypad mode, which curses asks for) and hjkl,
         # in every direction: from any position one of them is open.
         keys = [b"\x1bOC", b"j", b"\x1bOD", b"k", b"l", b"\x1bOB", b"h", b"\x1bOA"]
@@ -656,8 +648,13 @@ class PseudoTerminalTests(TestCase):
             pressed.append(key)
             process.write(key)
 
-        await wait_for(lambda: tui_position() != start, "the terminal player to move",
-                       every=0.2, step=press_next)
+        def moved() -> bool:
+            if tui_position() != start:
+                return True
+            press_next()
+            return False
+
+        await until(moved, "the terminal player to move", timeout=20.0, every=0.2)
         # Moved by our keys, not by anything else: no farther than one step per key.
         x, y = tui_position()
         self.assertLessEqual(abs(x - start[0]) + abs(y - start[1]), len(pressed))
@@ -692,11 +689,11 @@ class InProcessAppTests(TestCase):
         screen = FakeScreen()
         app = tui.TerminalApp(reactor, server.lobby, game, "ada", screen, reconnect_delay=0.3)
         done = app.start()
-        await wait_for(lambda: "queued for Tic-tac-toe" in screen.text(), "the queue")
+        await until(lambda: "queued for Tic-tac-toe" in screen.text(), "the queue", timeout=20.0)
         bot = Deferred.fromCoroutine(play_bot(
             reactor, server.lobby, game, "bob", rng=random.Random(1), think_time=0.05))
-        await wait_for(lambda: app.session is not None and app.session.phase == "playing",
-                       "the match")
+        await until(lambda: app.session is not None and app.session.phase == "playing",
+                    "the match", timeout=20.0)
         session = app.session
         assert session is not None and session.protocol is not None
         self.assertIn("you play", screen.text())
@@ -705,8 +702,8 @@ class InProcessAppTests(TestCase):
         # The socket goes away without a word to the host: the app comes back by itself.
         assert first.transport is not None
         await maybeDeferred(first.transport.stopListening)
-        await wait_for(lambda: session.protocol is not first and session.welcome is not None
-                       and session.welcome["reconnected"], "the reconnection")
+        await until(lambda: session.protocol is not first and session.welcome is not None
+                    and session.welcome["reconnected"], "the reconnection", timeout=20.0)
         self.assertEqual(app.notice, "reconnected")
 
         # The bot plays for us to the end of the match.

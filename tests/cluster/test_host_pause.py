@@ -23,6 +23,8 @@ matches recorded `host_crashed` while its workers play them out) is said in
 docs/scaling.md, whose numbers a test here keeps equal to the defaults.
 """
 
+# slow: starts game-host worker processes
+
 from __future__ import annotations
 
 import os

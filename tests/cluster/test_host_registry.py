@@ -4,6 +4,8 @@ Time passes on a Clock for the in-memory registry and for real (short TTLs,
 Redis's own key expiry) for the Redis one; `pass_time` hides which.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json

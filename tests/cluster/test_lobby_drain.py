@@ -12,6 +12,8 @@ With a short `--drain-timeout` it exits when that runs out, its players'
 match playing on on the host.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import random

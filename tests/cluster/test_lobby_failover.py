@@ -7,6 +7,8 @@ while its match is running: the bot finishes its match through the second
 lobby (issue #25, item 6).
 """
 
+# slow: starts twistd vinom processes on Redis
+
 from __future__ import annotations
 
 import json
@@ -20,13 +22,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT
 from tests.support.ports import free_tcp_port
+from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress, play_bot
 
 QUEUE = "vinom:mm:q:tictactoe:normal"
@@ -87,16 +89,20 @@ class BotsCommandCase(ClusterTestCase):
         summary: dict[str, Any] = json.loads(command.out.decode().strip().splitlines()[-1])
         return summary
 
-    async def until(self, what: str, check: Any, command: Command, limit: float = 30.0) -> None:
-        """Poll `check` until it is true; fail, saying what `command` said, if the
+    async def bots_until(
+        self, what: str, check: Any, command: Command, limit: float = 30.0
+    ) -> None:
+        """Wait until `check` is true; fail, saying what `command` said, if the
         command ended first or `limit` passed."""
-        waited = 0.0
-        while not await check():
-            said = (command.out + command.err).decode(errors="replace")
-            self.assertFalse(command.ended.called, f"vinom bots ended before {what}:\n{said}")
-            self.assertLess(waited, limit, f"waited {limit} s for {what}; vinom bots:\n{said}")
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+
+        def said() -> str:
+            return (command.out + command.err).decode(errors="replace")
+
+        async def checked() -> bool:
+            self.assertFalse(command.ended.called, f"vinom bots ended before {what}:\n{said()}")
+            return bool(await check())
+
+        await until(checked, lambda: f"{what}; vinom bots:\n{said()}", limit, every=0.05)
 
     async def kill(self, process: Process) -> None:
         process.transport.signalProcess("KILL")
@@ -122,7 +128,7 @@ class LobbyFailoverTests(BotsCommandCase):
                 seen |= {p["player_id"] for p in match["players"]}
             return seen
 
-        await self.until("the bot to queue", players, command)
+        await self.bots_until("the bot to queue", players, command)
         first = await players()
         await self.kill(doomed_process)
         killed = reactor.seconds()
@@ -131,7 +137,7 @@ class LobbyFailoverTests(BotsCommandCase):
             return bool(await players() - first)
 
         # The bot queues again through the survivor on its own; its partner comes after.
-        await self.until("the bot to queue again", back, command, limit=15)
+        await self.bots_until("the bot to queue again", back, command, limit=15)
         print(f"\nthe bot queued again {reactor.seconds() - killed:.2f} s after the kill",
               file=sys.stderr)  # fmt: skip
         partner = await play_bot(reactor, survivor, GAME, "partner", rng=random.Random(2))
@@ -165,17 +171,17 @@ class LobbyFailoverTests(BotsCommandCase):
         command, transport = self.vinom_bots(
             [doomed, survivor], "--count", "2", "--seed", "3", "--think", "0.5"
         )
-        await self.until("both bots to connect to the game host", lambda: sessions(2), command)
+        await self.bots_until("both bots to connect to the game host", lambda: sessions(2), command)
         (match_id,) = self.hosted_matches(host)
         # The bots' machine goes away (SIGSTOP) for longer than the session timeout, and
         # meanwhile the first lobby dies: both game sessions end, and the bots' way back
         # to their match is through a lobby.
         os.kill(transport.pid, signal.SIGSTOP)
         await self.kill(doomed_process)
-        await self.until("the host to end both sessions", lambda: sessions(0), command)
+        await self.bots_until("the host to end both sessions", lambda: sessions(0), command)
         os.kill(transport.pid, signal.SIGCONT)
         resumed = reactor.seconds()
-        await self.until("both bots to reconnect", lambda: sessions(2), command)
+        await self.bots_until("both bots to reconnect", lambda: sessions(2), command)
         print(f"\nboth bots back in their match {reactor.seconds() - resumed:.2f} s after "
               "they resumed", file=sys.stderr)  # fmt: skip
         summary = await self.finished(command)
@@ -206,7 +212,7 @@ class HostCrashTests(BotsCommandCase):
         async def hosted() -> bool:
             return bool(self.hosted_matches(doomed))
 
-        await self.until("the first match to start", hosted, command)
+        await self.bots_until("the first match to start", hosted, command)
         (first,) = self.hosted_matches(doomed)
         survivor = await self.start("host", ports=4)
         await self.kill(doomed)

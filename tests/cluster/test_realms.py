@@ -7,6 +7,8 @@ told waiting_for_server) rather than landing on another realm's host, and it is
 placed once a host of its realm is up.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import json
@@ -16,6 +18,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import ClusterTestCase, Process
+from tests.support.waiting import until
 from vinom.client.lobby import MatchFound, Queued, connect_lobby
 
 
@@ -29,16 +32,9 @@ class RealmTests(ClusterTestCase):
         await client.hello(name)
         return client.queue("tictactoe", on_queued=(told if told is not None else []).append)
 
-    async def until(self, check: object, what: str, limit: float = 20.0) -> None:
-        for _ in range(int(limit / 0.05)):
-            if check():  # type: ignore[operator]
-                return
-            await deferLater(reactor, 0.05, lambda: None)
-        self.fail(what)
-
     async def hosted(self, host: Process, match_id: str) -> None:
-        await self.until(lambda: match_id in self.hosted_matches(host),
-                         f"match {match_id} not hosted:\n{host.text}")  # fmt: skip
+        await until(lambda: match_id in self.hosted_matches(host),
+                    lambda: f"match {match_id} hosted:\n{host.text}", timeout=20.0)  # fmt: skip
 
     async def test_matches_are_formed_and_placed_within_their_realm(self) -> None:
         eu_host = await self.start("host", "--realm", "eu")
@@ -53,7 +49,7 @@ class RealmTests(ClusterTestCase):
         told: dict[str, list[Queued]] = {"eu": [], "us": []}
         first_eu = await self.player(eu_lobby, "eu-1", told["eu"])
         first_us = await self.player(us_lobby, "us-1", told["us"])
-        await self.until(lambda: told["eu"] and told["us"], "the first two were not queued")
+        await until(lambda: told["eu"] and told["us"], "the first two queued", timeout=20.0)
         second_eu = await self.player(eu_lobby, "eu-2")
         second_us = await self.player(us_lobby, "us-2")
         eu: list[MatchFound] = list(await gatherResults([first_eu, second_eu]))
@@ -71,8 +67,8 @@ class RealmTests(ClusterTestCase):
         told: list[Queued] = []
         founds = [await self.player(asia_lobby, "asia-1", told),
                   await self.player(asia_lobby, "asia-2")]  # fmt: skip
-        await self.until(lambda: any(t.status == "waiting_for_server" for t in told),
-                         f"not told waiting_for_server: {told}")  # fmt: skip
+        await until(lambda: any(t.status == "waiting_for_server" for t in told),
+                    lambda: f"waiting_for_server in {told}", timeout=20.0)  # fmt: skip
         # The eu host has free room, and gets nothing.
         await deferLater(reactor, 1.0, lambda: None)
         self.assertEqual(self.hosted_matches(eu_host), [])

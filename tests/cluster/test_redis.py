@@ -1,6 +1,8 @@
 """Redis settings from URLs, the bounded calls of a RedisClient against a real Redis,
 and a RedisSubscription through restarts and cut-offs."""
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import gc
@@ -154,10 +156,9 @@ class RedisClientTests(TestCase):
         await redis.stop()
         client = RedisClient.open(RedisSettings("127.0.0.1", redis.port, timeout=0.3), reactor)
         self.addCleanup(client.disconnect)
-        started = reactor.seconds()
         call = client.bounded(client.handler.get("k"))
         error = await self.assertFailure(call, BackendUnavailable)
-        self.assertLess(reactor.seconds() - started, 1.5)
+        # Its deadline gave up, not a hang (trial's timeout) nor another error.
         self.assertIn("0.3 s", str(error))
 
     async def test_a_redis_error_reply_is_not_mistaken_for_an_outage(self) -> None:
@@ -257,9 +258,8 @@ class ScriptTests(TestCase):
         await redis.stop()
         client = RedisClient.open(RedisSettings("127.0.0.1", redis.port, timeout=0.3), reactor)
         self.addCleanup(client.disconnect)
-        started = reactor.seconds()
-        await self.assertFailure(client.run(Script("return 1")), BackendUnavailable)
-        self.assertLess(reactor.seconds() - started, 1.5)
+        error = await self.assertFailure(client.run(Script("return 1")), BackendUnavailable)
+        self.assertIn("0.3 s", str(error))
 
 
 def _bulk(text: str) -> bytes:

@@ -3,6 +3,8 @@ connected players back at the head of the queue; a lobby sharing its store forge
 its own players; match outcomes cross the placement channel as they were; an outcome
 heard before the match itself (two channels, two connections) is not lost."""
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json
@@ -22,6 +24,7 @@ from tests.lobby import reconnect
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.redis_server import start_redis
+from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import (
     RedisClient,
@@ -390,7 +393,7 @@ class FormerPlacesTests(TestCase):
             self.clock.advance(DEFAULT_PLACEMENT.refresh_every)
             return redis.handler.get("vinom:outcome:m-formed")
 
-        await wait_until_async(moved_on)
+        await until(moved_on)
         return dict(json.loads(await redis.handler.get("vinom:outcome:m-formed")))
 
     async def test_the_lobby_that_formed_a_match_places_it_at_once(self) -> None:
@@ -478,7 +481,7 @@ class HostStopTests(TestCase):
         root.startService()
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
         await redis.handler.lpush("vinom:place:h-test", duel_request())
-        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         slow = _SlowPort()
         factory.hosts[7400].listening_port = slow  # type: ignore[assignment]
         # A lobby reads the registry all along (and may end what a departed host left).
@@ -519,7 +522,7 @@ class EndAnnouncementTests(TestCase):
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
         await redis.handler.lpush("vinom:place:h-test", duel_request())
-        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
         self.assertTrue(factory.end_match("m-1"))
         await deferLater(reactor, 1.5, lambda: None)
@@ -543,9 +546,9 @@ class LostEndTests(TestCase):
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
         await redis.handler.lpush("vinom:place:h-test", duel_request())
-        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         self.assertTrue(factory.end_match("m-1"))
-        await wait_until_async(lambda: redis.handler.get("vinom:ended:m-1"))
+        await until(lambda: redis.handler.get("vinom:ended:m-1"))
         said = json.loads(await redis.handler.get("vinom:ended:m-1"))
         self.assertEqual(said["match_id"], "m-1")
         # Redis as a replica promoted before the end reached it holds it: the match still
@@ -557,7 +560,7 @@ class LostEndTests(TestCase):
         # The connections to the old master are gone; the host's presence channel
         # subscribes again (to the new one).
         await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        await wait_until_async(lambda: redis.handler.get("vinom:ended:m-1"))
+        await until(lambda: redis.handler.get("vinom:ended:m-1"))
         self.assertEqual(json.loads(await redis.handler.get("vinom:ended:m-1")), said)
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
         # (The test's own channel was cut too: it may have subscribed again after the
@@ -577,11 +580,11 @@ class RequestGivenAgainTests(TestCase):
         _, hosting = start_host(self, redis, "h-test")
         request = duel_request()
         await redis.handler.lpush("vinom:place:h-test", request)
-        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         # What the promoted replica lacks: the claim and the outcome; the request is back.
         await redis.handler.delete(["vinom:claim:m-1:0", "vinom:outcome:m-1"])
         await redis.handler.lpush("vinom:place:h-test", request)
-        await wait_until_async(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
+        await until(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
             lambda left: left == 0))  # fmt: skip
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(hosting.matches, 1)
@@ -600,9 +603,9 @@ class RequestGivenAgainTests(TestCase):
             request = {"match": match, "attempt": attempt, "lobby_id": lobby}
             await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
         _, hosting = start_host(self, redis, "h-test")
-        await wait_until_async(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
+        await until(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
             lambda left: left == 0))  # fmt: skip
-        await wait_until_async(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual((hosting.matches, hosting.free_ports), (1, 1))
         self.assertEqual([m["event"] for m in heard], ["placed"])
@@ -618,7 +621,7 @@ class RequestGivenAgainTests(TestCase):
             request = {"match": match_to_json(Match(filler, "duel", players, 1.0)),
                        "attempt": 0, "lobby_id": "l-a"}  # fmt: skip
             await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
-            await wait_until_async(lambda f=filler: redis.handler.get(f"vinom:outcome:{f}"))
+            await until(lambda f=filler: redis.handler.get(f"vinom:outcome:{f}"))
         self.assertEqual(hosting.free_ports, 0)
         match = match_to_json(Match("m-1", "duel", players, 1.0))
         requests = [json.dumps({"match": match, "attempt": attempt, "lobby_id": lobby})
@@ -661,7 +664,7 @@ class HostTakesRequestsTests(TestCase):
         agent.startService()
         self.addCleanup(agent.stopService)
         for i in range(burst):
-            await wait_until_async(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
+            await until(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
         stats = await redis.handler.execute_command("INFO", "commandstats")
         pops = sum(int(calls) for calls in re.findall(r"cmdstat_b?rpop:calls=(\d+)", stats))
         self.assertLessEqual(pops, 3)
@@ -711,14 +714,15 @@ class WaitForHostTests(TestCase):
         # A host registers (a second after the match formed): it takes the match.
         start_host(self, redis, "h-late")
         # (No channel here: the test hands the lobby the outcome the host records.)
-        started = reactor.seconds()
-        while not placed.called:
+        async def handed() -> bool:
             outcome = await redis.handler.get("vinom:outcome:m-wait")
-            if outcome is not None:
+            if outcome is not None and not placed.called:
                 lobby.handle_message(outcome)
-            await deferLater(reactor, 0.05, lambda: None)
+            return placed.called
+
+        await until(handed, "the late host's outcome", timeout=20, every=0.05)
+        # Placed on the late host (a match still without one at host_wait fails).
         address = await placed
-        self.assertLess(reactor.seconds() - started, DEFAULT_PLACEMENT.host_wait)
         self.assertEqual(address.host, "198.51.100.9")
 
 
@@ -764,15 +768,6 @@ async def hear_placements(case: TestCase, redis: RedisClient, lobby_id: str) -> 
     case.addCleanup(channel.stop)
     await channel.when_subscribed()
     return heard
-
-
-async def wait_until_async(check: Callable[[], Deferred[object]], seconds: float = 10.0) -> None:
-    """Poll `check` (a Redis read) until it answers something, for up to `seconds`."""
-    deadline = reactor.seconds() + seconds  # type: ignore[attr-defined]
-    while not await check():
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            raise AssertionError("not seen in time")
-        await deferLater(reactor, 0.02, lambda: None)
 
 
 class DeadHostTests(TestCase):

@@ -7,6 +7,8 @@ back through a lobby that holds none of the match's players, while the match wai
 for its game host, still gets it there.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import json
@@ -23,6 +25,7 @@ from twisted.internet.task import deferLater
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
 from tests.support.ports import free_tcp_port
+from tests.support.waiting import until
 from vinom.client.bots import BotDriver, LobbyAddress, play_bot
 from vinom.client.game import connect_game
 from vinom.client.lobby import MatchFound, Queued, connect_lobby
@@ -72,11 +75,10 @@ class RoutingTests(ClusterTestCase):
         return match_id
 
     async def until_gone(self, *keys: str) -> None:
-        for _ in range(200):
-            if not await self.redis_call("EXISTS", *keys):
-                return
-            await deferLater(reactor, 0.05, lambda: None)
-        self.fail(f"{keys} never went")
+        async def gone() -> bool:
+            return not await self.redis_call("EXISTS", *keys)
+
+        await until(gone, f"{keys} to go", every=0.05)
 
     async def test_a_lobby_holding_none_of_a_matchs_players_hears_nothing_of_it(self) -> None:
         await self.start("host", ports=2)

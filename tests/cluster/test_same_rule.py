@@ -33,6 +33,8 @@ reactor thread (`blockingCallFromThread`), where the Redis connections live.
 The memory side is answered at once; the Redis side is waited for.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import itertools

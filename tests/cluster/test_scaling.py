@@ -9,6 +9,8 @@ WebSocket player gets the game host's own `/game` URL in `match_found` and
 plays there.
 """
 
+# slow: starts twistd vinom processes on Redis
+
 from __future__ import annotations
 
 import collections
@@ -33,6 +35,7 @@ from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import RedisServer
 from tests.support.sentinel import start_sentinel_cluster
+from tests.support.waiting import until
 from tests.support.websocket_client import HandshakeRefused, connect_game_socket, connect_websocket
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
@@ -139,12 +142,11 @@ class ClusterTestCase(TestCase):
             log.write(process.output.output)
 
     async def output_has(self, process: Process, text: str, limit: float = 30.0) -> None:
-        waited = 0.0
-        while text not in process.text:
+        def said() -> bool:
             self.assertFalse(process.output.ended.called, process.text)
-            self.assertLess(waited, limit, process.text)
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+            return text in process.text
+
+        await until(said, lambda: f"{text!r} in:\n{process.text}", limit, every=0.05)
 
     def lobby_address(self, process: Process) -> LobbyAddress:
         port = re.search(r"lobby on ssl:(\d+)", process.text)
@@ -387,30 +389,33 @@ class OperationsEndpointTests(ClusterTestCase):
             self.assertEqual(code, 200)
             return text
 
-        async def until(port: int, name: str, value: float) -> bytes:
-            for _ in range(100):
-                text = await metrics(port)
-                if metric_value(text, name) == value:
-                    return text
-                await deferLater(reactor, 0.05, lambda: None)
-            self.fail(f"{name} never {value}:\n{text.decode()}")
+        async def metric_until(port: int, name: str, value: float) -> bytes:
+            seen: list[bytes] = []
+
+            async def reached() -> bool:
+                seen.append(await metrics(port))
+                return metric_value(seen[-1], name) == value
+
+            await until(reached, lambda: f"{name} to be {value}:\n{seen[-1].decode()}",
+                        every=0.05)  # fmt: skip
+            return seen[-1]
 
         for port in (host_ops, lobby_ops):
             self.assertEqual(await http_get(f"http://127.0.0.1:{port}/health"), (200, b"ok\n"))
             self.assertEqual(await http_get(f"http://127.0.0.1:{port}/ready"), (200, b"ready\n"))
         # The host's own ports; the lobby sees them in the registry.
         self.assertEqual(metric_value(await metrics(host_ops), "vinom_free_ports"), 2)
-        await until(lobby_ops, "vinom_free_ports", 2)
+        await metric_until(lobby_ops, "vinom_free_ports", 2)
 
         # A queued player is in their lobby's figures, not the host's.
         ann = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
         await ann.hello("Ann")
         ann.queue("tictactoe").addErrback(lambda _: None)
-        text = await until(lobby_ops, 'vinom_queue_depth{game="tictactoe"}', 1)
+        text = await metric_until(lobby_ops, 'vinom_queue_depth{game="tictactoe"}', 1)
         self.assertEqual(metric_value(text, "vinom_lobby_connections"), 1)
         self.assertEqual(metric_value(await metrics(host_ops), "vinom_lobby_connections"), 0)
         await ann.close()
-        await until(lobby_ops, 'vinom_queue_depth{game="tictactoe"}', 0)
+        await metric_until(lobby_ops, 'vinom_queue_depth{game="tictactoe"}', 0)
 
         # A match: formed and placed by the lobby, played on the host.
         reports = await gatherResults([
@@ -420,7 +425,7 @@ class OperationsEndpointTests(ClusterTestCase):
             for n in range(2)
         ])
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
-        text = await until(lobby_ops, "vinom_matches_formed_total", 1)
-        host_text = await until(host_ops, "vinom_handshakes_completed_total", 2)
+        text = await metric_until(lobby_ops, "vinom_matches_formed_total", 1)
+        host_text = await metric_until(host_ops, "vinom_handshakes_completed_total", 2)
         self.assertGreater(metric_value(host_text, 'vinom_datagrams_total{direction="in"}'), 10)
         self.assertEqual(metric_value(text, "vinom_handshakes_completed_total"), 0)

@@ -9,6 +9,8 @@ redis_lacks_it`); and every Sentinel failover test (tests/cluster/test_sentinel.
 the master's pool.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import importlib.metadata

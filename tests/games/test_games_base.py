@@ -1,5 +1,7 @@
 """`vinom.games.Game`: defaults for every optional hook, per-verb handlers, terminal views."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os

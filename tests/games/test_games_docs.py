@@ -1,6 +1,8 @@
 """docs/games.md's tutorial, run as written: a third-party game plugin in its own package;
 and what games.md says of the server's options, checked against the server."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os

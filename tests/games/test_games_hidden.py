@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 
 import twisted.plugins
 from tests.support.servers import start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import connect_lobby
 
@@ -133,16 +133,16 @@ class HiddenInformationTests(TestCase):
         ann, bob = "ann", "bob"
         # Both queue at once; the matchmaker pairs them.
         await gatherResults([Deferred.fromCoroutine(join(ann)), Deferred.fromCoroutine(join(bob))])
-        await wait_until(lambda: all(s.phase == "playing" and s.view for s in sessions.values()))
+        await until(lambda: all(s.phase == "playing" and s.view for s in sessions.values()))
 
         sessions[ann].send_action({"throw": "rock"})
         # Bob learns that Ann has thrown, and never what.
-        await wait_until(lambda: ids[ann] in (sessions[bob].view or {}).get("thrown", []))
-        await wait_until(lambda: (sessions[ann].view or {}).get("mine") == "rock")
+        await until(lambda: ids[ann] in (sessions[bob].view or {}).get("thrown", []))
+        await until(lambda: (sessions[ann].view or {}).get("mine") == "rock")
         sessions[bob].send_action({"throw": "paper"})
         await sessions[ann].finished
         await sessions[bob].finished
-        await wait_until(lambda: all((s.view or {}).get("finished") for s in sessions.values()))
+        await until(lambda: all((s.view or {}).get("finished") for s in sessions.values()))
 
         for name, views in seen.items():
             self.assertTrue(views)

@@ -1,5 +1,7 @@
 """The game registry: explicit lists, Twisted plugin discovery, third-party games."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os

@@ -8,11 +8,11 @@ import re
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from tests.server.test_ops import http_get, metric_value
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_udp_range
+from tests.support.waiting import until
 
 IDLE_TIMEOUT = 1.0
 #: The arguments after Python's that run the relay alone, as an operator does.
@@ -50,13 +50,16 @@ class RelayProcess:
     async def spawned_says(
         self, output: Collect, pattern: str, limit: float = 30.0
     ) -> re.Match[str]:
-        waited = 0.0
-        while (found := re.search(pattern, output.output.decode(errors="replace"))) is None:
-            self.assertFalse(output.ended.called, output.output.decode(errors="replace"))
-            self.assertLess(waited, limit, output.output.decode(errors="replace"))
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
-        return found
+        def said() -> str:
+            return output.output.decode(errors="replace")
+
+        def found() -> re.Match[str] | None:
+            self.assertFalse(output.ended.called, said())
+            return re.search(pattern, said())
+
+        match = await until(found, lambda: f"{pattern} in:\n{said()}", limit, every=0.05)
+        assert isinstance(match, re.Match)
+        return match
 
     async def start_relay(self) -> None:
         self.relay_port = free_udp_range(1)

@@ -32,6 +32,8 @@ the traffic went through them, each relay carrying exactly the players of the
 lobbies that name it; afterwards no connection is left open anywhere.
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import collections

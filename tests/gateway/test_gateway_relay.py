@@ -9,6 +9,8 @@ relay's counters, and its log has no line per route socket. SIGTERM drains: the 
 forwards on for an established route until the drain ends, then the process exits 0.
 """
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json
@@ -19,7 +21,6 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, Process
 from tests.gateway.relay_support import forwarded, gateway_relay_options
@@ -27,6 +28,7 @@ from tests.gateway.test_gateway_processes import GatewayTestCase, rules
 from tests.gateway.test_relay_processes import Socket
 from tests.server.test_twistd import ROOT, Collect
 from tests.support.ports import free_udp_range
+from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.protocol.route_token import RouteTokenIssuer
 
@@ -98,16 +100,16 @@ class GatewayRelayTests(GatewayTestCase):
         with open(self.key_file, "rb") as f:
             token = RouteTokenIssuer(f.read()).issue(*host.address, reactor.seconds())
         player.send(token + b"ping", relay)
-        await self.until(lambda: bool(host.received))
+        await until(lambda: bool(host.received))
         route_socket = host.received[0][1]
         gateway.transport.signalProcess("TERM")
         await self.output_has(gateway, "relay: draining: 1 route")
         # Draining: the established route still carries both ways.
         for n in range(3):
             player.send(token + b"again", relay)
-            await self.until(lambda n=n: len(host.received) == 2 + n)
+            await until(lambda n=n: len(host.received) == 2 + n)
             host.send(b"pong", route_socket)
-            await self.until(lambda n=n: len(player.received) == 1 + n)
+            await until(lambda n=n: len(player.received) == 1 + n)
             self.assertFalse(gateway.output.ended.called)
         self.assertEqual(player.received[-1], (b"pong", relay))
         # The player stops sending: its route is forgotten after --relay-idle-timeout,
@@ -122,13 +124,6 @@ class GatewayRelayTests(GatewayTestCase):
         port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         return protocol
-
-    async def until(self, condition: Any, limit: float = 10.0) -> None:
-        waited = 0.0
-        while not condition():
-            self.assertLess(waited, limit, "nothing arrived")
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
 
     async def test_a_busy_relay_port_or_a_relay_option_mistake_is_one_line(self) -> None:
         rules_file = os.path.abspath(self.mktemp())

@@ -2,6 +2,8 @@
 bare echo direct and through a real relay process, and the duel rooms played through
 one, with the relay's CPU per forwarded datagram."""
 
+# slow: starts benchmark processes
+
 from __future__ import annotations
 
 import unittest

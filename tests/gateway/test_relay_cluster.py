@@ -2,6 +2,8 @@
 by a `--role lobby` on a real Redis: bots on vinom's client library finish a match
 through `twistd -n vinom-relay`, told only the relay's address."""
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import random

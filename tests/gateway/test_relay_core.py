@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.testing import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -159,6 +159,7 @@ class RelayCoreTests(SynchronousTestCase):
         self.assertEqual(self.core.route_count, 1)
         self.assertEqual(self.core.close(), [CloseRoute(route)])
 
+    @settings(max_examples=100, deadline=None)
     @given(st.lists(st.binary(max_size=ROUTE_TOKEN_SIZE + 20), max_size=50))
     def test_random_datagrams_get_nothing_sent_anywhere(self, datagrams: list[bytes]) -> None:
         core = RelayCore(KEY, wall_clock=lambda: WALL)

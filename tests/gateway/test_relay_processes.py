@@ -4,12 +4,13 @@ to: players on vinom's client library finish a match through it, and what should
 nowhere (random datagrams, forged tokens, a token replayed from another address)
 reaches neither the host nor its sender, as real sockets and the relay's counters see."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import base64
 import os
 import random
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -23,6 +24,7 @@ from tests.server.test_ops import http_get, metric_value
 from tests.server.test_startup import only_line
 from tests.server.test_twistd import RUN_TWISTD
 from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.waiting import until
 from vinom.client.bots import BotDriver
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
@@ -167,11 +169,11 @@ class RelayProcessTests(RelayProcess, TestCase):
         # The player's token opens a route: the host hears the payload, from a relay
         # socket, and its answer reaches the player from the relay's public port.
         player.send(token + b"ping", relay)
-        await self.wait_for(lambda: bool(host.received))
+        await until(lambda: bool(host.received), "the datagram at the host")
         [(data, route_socket)] = host.received
         self.assertEqual(data, b"ping")
         host.send(b"pong", route_socket)
-        await self.wait_for(lambda: bool(player.received))
+        await until(lambda: bool(player.received), "the answer at the player")
         self.assertEqual(player.received, [(b"pong", relay)])
         # The same token from the attacker's address: dropped, nothing to the host.
         attacker.send(token + b"evil", relay)
@@ -216,16 +218,8 @@ class RelayProcessTests(RelayProcess, TestCase):
             self.assertEqual(len(lines), 1, lines)
             self.assertIn(said, lines[0])
 
-    async def wait_for(self, condition: Callable[[], bool], limit: float = 10.0) -> None:
-        waited = 0.0
-        while not condition():
-            self.assertLess(waited, limit, "nothing arrived")
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+    async def wait_for_metric(self, name: str, value: float) -> None:
+        async def reached() -> bool:
+            return await self.metric(name) == value
 
-    async def wait_for_metric(self, name: str, value: float, limit: float = 10.0) -> None:
-        waited = 0.0
-        while (now := await self.metric(name)) != value:
-            self.assertLess(waited, limit, f"{name} is still {now}")
-            await deferLater(reactor, 0.1, lambda: None)
-            waited += 0.1
+        await until(reached, f"{name} to be {value}", every=0.1)

@@ -11,6 +11,8 @@ does not answer keeps serving, says so on /ready and in one log line, and
 reaches it once it answers.
 """
 
+# slow: starts twistd vinom processes on Redis (tests/cluster/test_scaling.py)
+
 from __future__ import annotations
 
 import os
@@ -31,6 +33,7 @@ from tests.server.test_ops import http_get, metric_value
 from tests.support.agones_sdk import AgonesSDKStandIn, Call
 from tests.support.http import capture_log, listen_site
 from tests.support.ports import free_tcp_port
+from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.ports import PortAllocator
@@ -73,13 +76,6 @@ class AgonesHostTests(ClusterTestCase):
         ])  # fmt: skip
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
 
-    async def until(self, check: Any, what: str, limit: float = 30.0) -> None:
-        waited = 0.0
-        while not check():
-            self.assertLess(waited, limit, what)
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
-
     async def test_the_calls_over_a_whole_match_lifecycle_end_with_shutdown_after_the_drain(
         self,
     ) -> None:
@@ -95,7 +91,7 @@ class AgonesHostTests(ClusterTestCase):
         lobby = await self.start("lobby", "--realm", "eu-west")
         await self.play_one_match(lobby)
         # Its port back, the host is idle: Ready again, its Counter at 0 of 2.
-        await self.until(lambda: sdk.paths().count("POST /ready") == 2, sdk.paths())
+        await until(lambda: sdk.paths().count("POST /ready") == 2, lambda: sdk.paths(), 30)
         self.assertEqual(sdk.counters["matches"], [0, 2])
 
         host.transport.signalProcess("TERM")
@@ -163,7 +159,7 @@ class AgonesHostTests(ClusterTestCase):
             await http_get(f"http://127.0.0.1:{ops}/ready"),
             (503, b"agones: this game server is marked Shutdown\n"),
         )
-        await self.until(lambda: sdk.counters["matches"] == [0, 0], sdk.counters)
+        await until(lambda: sdk.counters["matches"] == [0, 0], lambda: sdk.counters, 30)
         self.assertIn("marked Shutdown: it takes no new matches", host.text)
 
     async def test_an_sdk_server_that_does_not_answer_leaves_the_host_serving(self) -> None:
@@ -194,7 +190,7 @@ class AgonesHostTests(ClusterTestCase):
             bound.close()
         sdk, _port = self.start_sdk(sdk_port)
         await sdk.when_called("POST", "/ready")
-        await self.until(lambda: "answers again" in host.text, host.text)
+        await until(lambda: "answers again" in host.text, lambda: host.text, 30)
         self.assertEqual(await http_get(f"http://127.0.0.1:{ops}/ready"), (200, b"ready\n"))
         self.assertEqual(sdk.state, "Ready")
         self.assertEqual(sdk.counters["matches"], [0, 2])

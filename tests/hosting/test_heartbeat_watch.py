@@ -7,6 +7,8 @@ child: an AMP peer on the other end of its pipes that answers `Configure`
 and `Heartbeat` while it runs, and holds what it is sent while stopped.
 """
 
+# slow: starts game-host worker processes
+
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,8 @@ other over UDP (vinom.client.game), in the same room, with game hosts in this
 process and in a worker process.
 """
 
+# slow: starts game-host worker processes
+
 from __future__ import annotations
 
 import json

@@ -24,7 +24,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import ITransport
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
-from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
@@ -33,6 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.support.ports import free_udp_ports
+from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import Player, _abort
 from vinom.hosting.ports import PortAllocator
@@ -133,13 +133,6 @@ class SlowReaderTests(TestCase):
         player.player_id = welcome["player_id"]
         return player
 
-    async def until(self, condition: Any, what: str, deadline: float = 20.0) -> None:
-        end = reactor.seconds() + deadline
-        while not condition():
-            if reactor.seconds() > end:
-                self.fail(f"timed out waiting for {what}")
-            await deferLater(reactor, 0.01)
-
     def flood(self, player: Player, count: int) -> None:
         """`count` `get_room_list` requests in one write."""
         assert player.transport is not None
@@ -213,7 +206,7 @@ class SlowReaderTests(TestCase):
             held.append(self.lobby.output.held_bytes)
             return len(reader.frames) >= asked + 2000
 
-        await self.until(answered, "the reader's answers")
+        await until(answered, "the reader's answers", timeout=20.0)
         self.assertLess(max(held), LIMIT // 2)
         self.assertEqual(
             {(f["type"], len(f["rooms"])) for f in reader.frames[asked:]}, {("room_list", 50)}
@@ -333,10 +326,8 @@ class LingeringCloseTests(TestCase):
         dead.transport.write(b'{"type":"ping"}\n' * 40_000)
         # It answers no ping: it is let go (its ticket withdrawn) and closed, but
         # the close cannot complete while nothing is read.
-        end = reactor.seconds() + 20
-        while self.matchmaker.queue_length("maze") != 0:
-            self.assertLess(reactor.seconds(), end, "the dead peer was never let go")
-            await deferLater(reactor, 0.02)
+        await until(lambda: self.matchmaker.queue_length("maze") == 0, "the dead peer let go",
+                    timeout=20.0)  # fmt: skip
         self.assertFalse(dead.closed.called)
         # Its socket still counts: the address is at its cap of one connection.
         again = await self.connect()
@@ -348,10 +339,8 @@ class LingeringCloseTests(TestCase):
         dead.transport.resumeProducing()
         await dead.closed
         self.assertIn("timeout", [frame.get("code") for frame in dead.frames])
-        end = reactor.seconds() + 20
-        while self.lobby.connections_from("127.0.0.1") != 0:
-            self.assertLess(reactor.seconds(), end, "the closed socket still counts")
-            await deferLater(reactor, 0.02)
+        await until(lambda: self.lobby.connections_from("127.0.0.1") == 0,
+                    "the closed socket no longer counted", timeout=20.0)  # fmt: skip
         welcome = await self.first_frame_after_hello(await self.connect())
         self.assertEqual(welcome["type"], "welcome", welcome)
 

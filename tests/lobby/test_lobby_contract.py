@@ -12,6 +12,8 @@ two lobbies sharing a real Redis too) and answered alike for a code of no
 party, of a full party and of a queued one.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,8 @@ each is answered `invalid_field`, counted in `/metrics`'s source, nothing is
 logged as a failure, and the connection keeps working.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json
@@ -48,8 +50,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "cancel": (),
     "ping": (),
     "reconnect": ("player_id", "secret"),
+    "spectate": ("match_id", "code"),
     "get_room_list": ("game", "offset"),
-    "create_room": ("game", "private", "size"),
+    "create_room": ("game", "private", "size", "spectators"),
     "join_room": ("room_id", "code"),
     "leave_room": (),
     "add_bot": (),

@@ -13,6 +13,8 @@ constant-time comparison of two SHA-256 digests each (a timing measurement
 would be flaky; the structure is what makes the times equal).
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import hmac

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.lobby import hello
 from tests.lobby.test_websocket_lobby import ORIGINS, WEB, error_code, is_type
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import until
 from tests.support.websocket_client import WebSocketPlayer, connect_websocket
 from vinom.lobby import errors
 
@@ -43,11 +42,8 @@ class WebSocketFrameTests(TestCase):
 
     async def pushed(self, player: WebSocketPlayer, kind: str, count: int) -> Frame:
         """The `count`-th push of type `kind` the player got (1-based), once it has come."""
-        waited = 0.0
-        while len(player.of_type(kind)) < count:
-            self.assertLess(waited, 30.0, player.frames)
-            await deferLater(reactor, 0.02, lambda: None)
-            waited += 0.02
+        await until(lambda: len(player.of_type(kind)) >= count,
+                    lambda: f"push {count} of {kind} in {player.frames}", 30)  # fmt: skip
         return player.of_type(kind)[count - 1]
 
 

@@ -9,6 +9,8 @@ tests/cluster/test_matchmaking_redis.py has what only Redis has (races, lobbies 
 die, restarts).
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import itertools

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -42,6 +42,7 @@ class TokenBucketTests(SynchronousTestCase):
             now = at
         self.assertEqual(bucket.ready_at(now + 1.0), now + 1.0)
 
+    @settings(max_examples=100, deadline=None)
     @given(
         now=st.floats(1e9, 4e9),
         rate=st.floats(0.5, 1e6),
@@ -84,6 +85,7 @@ class TokenBucketTests(SynchronousTestCase):
                             (float("nan"), 1.0), (1.0, float("nan"))):  # fmt: skip
             self.assertRaises(ValueError, TokenBucket, rate, burst)
 
+    @settings(max_examples=100, deadline=None)
     @given(
         rate=st.floats(0.5, 100.0),
         burst=st.floats(1.0, 50.0),

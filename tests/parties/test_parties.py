@@ -7,11 +7,11 @@ sharing parties and hearing each other's changes, racing joins, keys that
 lapse with the lobby that refreshed them.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -23,6 +23,7 @@ from zope.interface.verify import verifyObject
 
 from tests.store.test_store import raw_connection, redis_client
 from tests.support.redis_server import RedisServer, start_redis
+from tests.support.waiting import until
 from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.cluster.watch import WATCH_BREAK
 from vinom.codes import CODE_ALPHABET
@@ -33,14 +34,6 @@ from vinom.parties.memory import MemoryPartyStore
 
 def member(player_id: str) -> PartyMember:
     return PartyMember(player_id, player_id.upper())
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.02, lambda: None)
 
 
 class PartyStoreContract:
@@ -191,7 +184,7 @@ class PartyStoreContract:
         store.add_listener(broken)
         store.add_listener(heard.append)
         await store.create(member("a"))
-        await wait_until(lambda: len(heard) == 1, "the change")
+        await until(lambda: len(heard) == 1, "the change")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
@@ -238,11 +231,11 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         self.assertEqual(await self.store.party_of("b"), joined)
         # Each store hears every change once: its own from the script, the
         # other's on the channel.
-        await wait_until(lambda: len(self.changes) == 2 and len(heard) == 2, "both changes")
+        await until(lambda: len(self.changes) == 2 and len(heard) == 2, "both changes")
         self.assertEqual(self.events(), [("created", "a"), ("joined", "b")])
         self.assertEqual([(c.event, c.player_id) for c in heard], self.events())
         await self.store.leave("a")
-        await wait_until(lambda: len(heard) == 3, "the leave")
+        await until(lambda: len(heard) == 3, "the leave")
         self.assertEqual(heard[-1].party.leader, "b")
 
     async def test_a_member_whose_lobbys_lease_lapsed_is_taken_out_and_the_party_told(
@@ -274,7 +267,7 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         await here.set_queued(party.party_id, "maze", ("a", "b"))
         # The other lobby stops renewing its lease (it died): within its lease and
         # a check, the member is out and the party told, no longer queued.
-        await wait_until(lambda: any(c.event == "left" for c in heard), "the member taken out")
+        await until(lambda: any(c.event == "left" for c in heard), "the member taken out")
         left = next(c for c in heard if c.event == "left")
         self.assertEqual((left.player_id, left.party.player_ids), ("b", ("a",)))
         self.assertIsNone(left.party.queued_for)
@@ -378,7 +371,7 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         # The dying lobby stops refreshing; the living one keeps its member's
         # keys and the party, and takes b out once b's key lapses.
         await dying.stop()
-        await wait_until(lambda: any(c.event == "left" for c in heard), "b to leave", 10)
+        await until(lambda: any(c.event == "left" for c in heard), "b to leave", timeout=10)
         self.assertEqual(heard[-1].player_id, "b")
         after = await alive.party_of("a")
         self.assertEqual(after.player_ids, ("a",))
@@ -412,7 +405,7 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         # The same calls in time do what they say. Redis publishes changes in the order
         # it runs them: the first change heard is this join's, none of the late calls'.
         self.assertEqual((await store.join(party.code, member("c"))).player_ids, ("a", "b", "c"))
-        await wait_until(lambda: len(heard) >= 1, "the join")
+        await until(lambda: len(heard) >= 1, "the join")
         self.assertEqual([(c.event, c.player_id) for c in heard], [("joined", "c")])
         self.assertEqual((await store.create(member("d"))).player_ids, ("d",))
         self.assertEqual((await store.leave("b", refuse_late=True)).player_ids, ("a", "c"))

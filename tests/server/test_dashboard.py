@@ -2,6 +2,8 @@
 while bots queue, play and finish on a whole server on real sockets, the
 dashboard's files, and the page itself in a real headless Chromium."""
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import json
@@ -11,13 +13,13 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from tests.support.browser import open_browser
 from tests.support.ports import free_udp_range
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import until
 from tests.support.websocket_client import connect_game_socket
 from tests.support.webtransport_client import connect_webtransport
 from vinom.client.bots import BotReport, play_bot
@@ -54,14 +56,15 @@ async def status(server: RunningServer) -> dict[str, Any]:
 
 async def status_until(server: RunningServer, check: Any, timeout: float = 10.0) -> dict[str, Any]:
     """Poll /status (as the dashboard does) until `check(document)` holds; the document."""
-    deadline = reactor.seconds() + timeout
-    while True:
-        document = await status(server)
-        if check(document):
-            return document
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"/status never satisfied the check; last:\n{document}")
-        await deferLater(reactor, 0.1, lambda: None)
+    seen: list[dict[str, Any]] = []
+
+    async def satisfied() -> bool:
+        seen.append(await status(server))
+        return bool(check(seen[-1]))
+
+    await until(satisfied, lambda: f"/status to satisfy the check; last:\n{seen[-1:]}", timeout,
+                every=0.1)  # fmt: skip
+    return seen[-1]
 
 
 def queue_of(document: dict[str, Any], game: str) -> int:

@@ -1,6 +1,8 @@
 """The operations endpoint (vinom.server.ops) of a whole server on real sockets: /health,
 /ready and /metrics, read over HTTP while bots play a match and while it drains."""
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import json
@@ -20,7 +22,7 @@ from twisted.web.client import Agent, readBody
 
 from tests.support.browser import Browser, open_browser
 from tests.support.servers import RunningServer, start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.client.lobby import client_tls_options
 from vinom.games.registry import GameRegistry
@@ -84,7 +86,7 @@ class OpsEndpointTests(TestCase):
             self, "--ops-port", "tcp:0:interface=127.0.0.1", "--host-workers", "2", ports=2
         )
         pool = server.service("game-host-processes")
-        await wait_until(lambda: all(w.live for w in pool.workers()), 30)
+        await until(lambda: all(w.live for w in pool.workers()), timeout=30)
         self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
         self.assertEqual(await self.get(server, "/ready"), (200, b"ready\n"))
         code, text = await self.get(server, "/metrics")

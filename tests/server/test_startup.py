@@ -2,6 +2,8 @@
 when it starts (where to go), the one line it ends with when it cannot start, the
 operations token, and its Redis password and TLS, against a real Redis."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json
@@ -34,6 +36,7 @@ from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.redis_server import start_redis
 from tests.support.servers import start_twistd
+from tests.support.waiting import until
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import parse_redis_url
@@ -81,12 +84,10 @@ class Twistd:
         return self.process.output
 
     async def wait_for(self, text: bytes, limit: float = 30.0) -> None:
-        waited = 0.0
-        while text not in self.output:
-            if self.process.ended.called or waited > limit:
-                raise AssertionError(f"no {text!r} in:\n{self.output.decode(errors='replace')}")
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+        await until(lambda: text in self.output or self.process.ended.called, repr(text),
+                    timeout=limit, every=0.05)  # fmt: skip
+        if text not in self.output:
+            raise AssertionError(f"no {text!r} in:\n{self.output.decode(errors='replace')}")
 
     async def ended(self) -> int | None:
         code, _signal = await self.process.ended

@@ -1,5 +1,7 @@
 """Tests for vinom.server.tap: option parsing and validation before anything listens."""
 
+# slow: starts game-host worker processes
+
 from __future__ import annotations
 
 import io

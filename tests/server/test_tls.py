@@ -2,6 +2,8 @@
 (TLS 1.3 session tickets, vinom.server.tls), the dev certificate is ECDSA P-256,
 and the client library offers its last session to the same lobby."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import json

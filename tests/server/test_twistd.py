@@ -1,5 +1,7 @@
 """`twistd -n vinom` as a real child process: answers a TLS hello, stops cleanly on SIGTERM."""
 
+# slow: starts child processes
+
 from __future__ import annotations
 
 import os
@@ -17,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import connect_raw
 from vinom.client.bots import BotDriver
@@ -127,12 +130,12 @@ class TwistdTests(TestCase):
         return transport, process, port, os.path.join(data_dir, "dev-cert.pem")
 
     async def output_has(self, process: Collect, text: bytes, limit: float = 30.0) -> None:
-        waited = 0.0
-        while text not in process.output:
+        def said() -> bool:
             self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
-            self.assertLess(waited, limit, process.output.decode(errors="replace"))
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+            return text in process.output
+
+        await until(said, lambda: f"{text!r} in:\n{process.output.decode(errors='replace')}",
+                    limit, every=0.05)  # fmt: skip
 
     async def two_players(
         self, port: int, cert: str, think_time: float
@@ -237,15 +240,14 @@ class TwistdTests(TestCase):
         self.fail(process.output.decode(errors="replace"))
 
     async def gone(self, pid: int, limit: float = 10.0) -> None:
-        waited = 0.0
-        while True:
+        def exited() -> bool:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                return
-            self.assertLess(waited, limit, f"worker {pid} outlived its lobby")
-            await deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+                return True
+            return False
+
+        await until(exited, f"worker {pid} to exit with its lobby", limit, every=0.05)
 
     def _kill(
         self, transport: object, process: Collect

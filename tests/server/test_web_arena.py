@@ -22,6 +22,8 @@ measured:
 - no console error, nothing refused by the page's policy (tests/support/browser.py).
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import math

@@ -19,6 +19,8 @@ each is one line in the log, and the page lists and serves no board for it
 (tests/test_scaffold.py draws a package's good board in Chromium).
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import re

@@ -18,6 +18,8 @@ out) on a real `twistd -n vinom` running two plugin games, installed as a
 user installs one.
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import json

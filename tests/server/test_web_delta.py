@@ -14,6 +14,8 @@ sends tick-stamped, redundant inputs. Any console error fails a test
 (tests/support/browser.py).
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,8 @@ fading correction. Every number the page gives equals Python's (to 1e-9), and
 no console error.
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import random

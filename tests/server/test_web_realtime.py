@@ -15,6 +15,8 @@ checksummed and none dropped, and the console shows no error and no policy viola
 (tests/support/browser.py).
 """
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 import re

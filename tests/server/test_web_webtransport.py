@@ -4,6 +4,8 @@ server offers it, with the development certificate taken by its hash (no flag,
 no trust store), and over the WebSocket when it does not or cannot; the page
 says which, and shows no console error either way."""
 
+# slow: drives Chromium (tests/support/browser.py)
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,8 @@ own tests (a real redis-server from tests/support/redis_server.py) add what only
 has: stores in two processes sharing state, key lifetimes, a Redis restart.
 """
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import json
@@ -271,9 +273,8 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         store = RedisPlayerStore(await redis_client(self, self.redis, timeout=0.5))
         await store.save_player(PlayerRecord("a", "A", "ab" * 32, 5.0))
         await self.redis.stop()
-        started = reactor.seconds()
+        # Refused, not hung (its deadline: tests/cluster/test_redis.py).
         error = await self.assertFailure(store.get_player("a"), BackendUnavailable)
-        self.assertLess(reactor.seconds() - started, 2.0)
         self.assertIn(f"127.0.0.1:{self.redis.port}", str(error))
         await self.assertFailure(store.save_placement(placement("m-1", "a")), BackendUnavailable)
 

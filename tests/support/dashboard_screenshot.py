@@ -24,20 +24,13 @@ from twisted.internet.threads import deferToThread
 
 from tests.support.browser import check_chromium, start_chromium
 from tests.support.ports import free_udp_range
+from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.lobby import connect_lobby
 from vinom.games.registry import GameRegistry
 from vinom.server.tap import Options, makeService
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "images" / "dashboard.png"
-
-
-async def wait_for(reactor: Any, condition: Any, timeout: float = 30.0) -> None:
-    deadline = reactor.seconds() + timeout
-    while not condition():
-        if reactor.seconds() > deadline:
-            raise RuntimeError("the server did not get there in time")
-        await deferLater(reactor, 0.1, lambda: None)
 
 
 async def photograph(reactor: Any, output: Path) -> None:
@@ -62,7 +55,7 @@ async def photograph(reactor: Any, output: Path) -> None:
         ops_port = (await root.getServiceNamed("ops").port()).getHost().port
         lobby = LobbyAddress("127.0.0.1", lobby_port, f"{data_dir}/dev-cert.pem")
         pool = root.getServiceNamed("game-host-processes")
-        await wait_for(reactor, lambda: all(w.live for w in pool.workers()))
+        await until(lambda: all(w.live for w in pool.workers()), "live workers", 30, clock=reactor)
         registry = GameRegistry.from_plugins()
         names = iter(["ada", "bo", "cy", "di", "eve", "fay", "gus", "hal", "ivy", "jo", "kai"])
         rng = random.Random(7)
@@ -84,7 +77,8 @@ async def photograph(reactor: Any, output: Path) -> None:
         await owner.hello("lee")
         await owner.create_room("maze")
         lobby_factory = root.getServiceNamed("lobby")
-        await wait_for(reactor, lambda: len(lobby_factory.placer.running_matches) == 2)
+        await until(lambda: len(lobby_factory.placer.running_matches) == 2, "two matches", 30,
+                    clock=reactor)
         await deferLater(reactor, 2.5, lambda: None)  # sessions measure their round trips
 
         def shoot(driver: Any) -> None:

@@ -63,6 +63,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from tests.support.agones_sdk import AgonesSDKStandIn
+from tests.support.waiting import until
 
 CHECKOUT = Path(__file__).resolve().parent.parent.parent
 CLUSTER_DOMAIN = "cluster.local"
@@ -493,18 +494,22 @@ class Cluster:
     def live(self, kind: str, name: str) -> list[Pod]:
         return [p for p in self.pods if p.owner == (kind, name) and not p.gone]
 
-    async def until(self, what: Callable[[], bool], timeout: float, why: str) -> None:
-        for _ in range(int(timeout / 0.1)):
+    async def pods_until(self, what: Callable[[], bool], timeout: float, why: str) -> None:
+        """Wait until `what()` holds, failing at once (with the pods' output) if a
+        container exited meanwhile."""
+
+        def held() -> bool:
             if what():
-                return
+                return True
             exited = [f"{p.name}/{o.name}" for p in self.pods if not p.gone
                       for o in p.outputs.values() if o.ended.called]  # fmt: skip
             if exited:
                 raise AssertionError(f"{why}: {', '.join(exited)} exited\n" + "\n".join(
                     p.text() for p in self.pods))  # fmt: skip
-            await deferLater(reactor, 0.1, lambda: None)
-        raise AssertionError(f"{why}: not within {timeout} s\n" + "\n".join(
-            p.text() for p in self.pods))  # fmt: skip
+            return False
+
+        await until(held, lambda: f"{why}\n" + "\n".join(p.text() for p in self.pods),
+                    timeout, every=0.1)  # fmt: skip
 
 
 async def tcp_open(host: str, port: int) -> bool:

@@ -18,13 +18,13 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 # One lookup of the binary for the tests and the matchmaker benchmark.
 from benchmarks.redis_process import redis_server_binary
 from tests.support.ports import free_tcp_port
+from tests.support.waiting import until
 
 
 class _Redis(ProcessProtocol):
@@ -73,12 +73,10 @@ class RedisServer:
              *self.extra],
             env={}, path=self.directory,
         )  # fmt: skip
-        waited = 0.0
-        while not self._answers():
-            if process.ended.called or waited > timeout:
-                raise RuntimeError(f"redis-server did not start: {process.output.decode()!r}")
-            await deferLater(reactor, 0.02, lambda: None)
-            waited += 0.02
+        await until(lambda: process.ended.called or self._answers(),
+                    lambda: f"redis-server to start: {process.output.decode()!r}", timeout)
+        if process.ended.called:
+            raise RuntimeError(f"redis-server did not start: {process.output.decode()!r}")
 
     def _answers(self) -> bool:
         try:

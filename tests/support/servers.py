@@ -13,10 +13,10 @@ from attrs import frozen
 from twisted.application.service import IService, MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress
 from vinom.hosting.service import GameHostingService
 from vinom.server.tap import Options, makeService
@@ -180,10 +180,13 @@ async def start_twistd(
     if ready is None:
         # The page's line: the web server is listening.
         ready = b"play in a browser" if web else b"starting on"
-    deadline = reactor.seconds() + wait
-    while ready not in process.output:
-        output = process.output.decode(errors="replace")
-        case.assertFalse(process.ended.called, output)
-        case.assertLess(reactor.seconds(), deadline, output)
-        await deferLater(reactor, 0.05, lambda: None)
+
+    def said() -> str:
+        return process.output.decode(errors="replace")
+
+    def started() -> bool:
+        case.assertFalse(process.ended.called, said())
+        return ready in process.output
+
+    await until(started, lambda: f"{ready!r} in:\n{said()}", wait, every=0.05)
     return RunningTwistd(process, data_dir, lobby_port, web_port)

@@ -1,6 +1,8 @@
 """The kubelet stand-in's own rules (tests/support/kubelet.py): `$(VAR)` as Kubernetes
 expands it, and the DNS its pods see."""
 
+# slow: starts the pods of the rendered manifests (tests/support/kubelet.py)
+
 from __future__ import annotations
 
 from pathlib import Path

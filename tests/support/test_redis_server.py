@@ -1,5 +1,7 @@
 """The tests' own Redis (tests/support/redis_server.py) answers txredisapi, survives a restart."""
 
+# slow: starts Redis (tests/support/redis_server.py)
+
 from __future__ import annotations
 
 import txredisapi

@@ -4,6 +4,8 @@ session, the fallback, the framing, the datagrams). Node is Debian's `nodejs`
 (scripts/test installs it); a missing one fails the test with the command that
 installs it, never skips."""
 
+# slow: runs node
+
 from __future__ import annotations
 
 import shutil

@@ -64,6 +64,10 @@ class BotDriver:
         self.session.on_error = self._on_error
         self.session.on_phase = lambda message: self._maybe_act()
         self.session.on_welcome = self._on_welcome
+        # A session already playing (a driver attached mid-match) is acted on now,
+        # from its newest view, not at the next state, which may be long in coming
+        # in a turn-based game whose turn is this player's.
+        self._maybe_act()
 
     def _on_welcome(self, message: dict[str, Any]) -> None:
         # After a reconnection the action in flight may have been lost with the old session.

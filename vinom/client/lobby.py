@@ -304,6 +304,19 @@ class LobbyClient:
         request.addErrback(_fail_match, match)
         return match
 
+    def spectate(
+        self, match_id: str | None = None, *, code: str | None = None
+    ) -> Deferred[MatchFound]:
+        """Watch a running match (docs/lobby.md, "spectate"), by its id or by the join
+        code of the private room it began as: fires with where and with what token to
+        connect (`vinom.client.game.connect_game`), read-only, seat -1."""
+        frame: dict[str, Any] = {"type": "spectate"}
+        if match_id is not None:
+            frame["match_id"] = match_id
+        if code is not None:
+            frame["code"] = code
+        return self.protocol.request(frame).addCallback(MatchFound.from_frame)
+
     # Open rooms (docs/lobby.md, "Rooms"). Each of create_room, join_room and
     # add_bot fires with the room as it is then; once its seats are taken,
     # `match_found` fires the Deferred of `room_match()`.
@@ -316,9 +329,12 @@ class LobbyClient:
         return self.protocol.request(frame).addCallback(lambda reply: list(reply["rooms"]))
 
     def create_room(
-        self, game: str, *, private: bool = False, size: int | None = None
+        self, game: str, *, private: bool = False, size: int | None = None,
+        spectators: bool = False,
     ) -> Deferred[dict[str, Any]]:
         frame: dict[str, Any] = {"type": "create_room", "game": game, "private": private}
+        if spectators:
+            frame["spectators"] = True
         if size is not None:
             frame["size"] = size
         return self._room_request(frame)

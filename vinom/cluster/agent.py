@@ -29,6 +29,7 @@ from vinom.cluster.channel import PlacementKeys, address_json, announce_end, dec
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
+from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.errors import BackendUnavailable
 from vinom.hosting.service import GameHostingService
@@ -71,6 +72,7 @@ class HostAgent(Service):
         host_id: str | None = None,
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         realm: str = DEFAULT_REALM,
+        records: RedisRecords | None = None,
     ) -> None:
         self.host_id = host_id or "h-" + secrets.token_hex(6)
         self.realm = realm
@@ -122,6 +124,8 @@ class HostAgent(Service):
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
         self.refused = 0
+        # Copies each ended match's record to Redis (None: records stay on disk).
+        self._records = records
 
     def record(self) -> HostRecord:
         """This host as it announces itself now."""
@@ -381,6 +385,8 @@ class HostAgent(Service):
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
         self._running_here.discard(match_id)
+        if self._records is not None:
+            self._records.upload(match_id)
         self._ends[match_id] = message
         while len(self._ends) > TAKEN_REMEMBERED:
             self._ends.popitem(last=False)

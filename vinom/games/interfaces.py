@@ -179,6 +179,9 @@ class IGame(Interface):
       snapshot numbered `k` showed), None once older than `history_ticks`, so
       the game can judge a shot against the world the shooter saw (lag
       compensation; docs/games.md).
+    - `record_matches` (bool): False for a game whose matches the game hosts
+      do not record (docs/operations.md, "Match records"), e.g. one that
+      cannot replay exactly. Default True (`records_matches_of`).
     - `display_name` (str): the name people read ("Owe Drahn"), shown by
       `vinom games`, the terminal client and sent in the room's `welcome`.
       Default: the registry name in words, capitalised (`display_name_of`).
@@ -268,3 +271,8 @@ class IGame(Interface):
 
     def make_bot(player_id: str, rng: random.Random) -> IBot:
         """A bot that plays legal moves for this player."""
+
+
+def records_matches_of(game: object) -> bool:
+    """Whether the game hosts record `game`'s matches: its `record_matches`, default True."""
+    return bool(getattr(game, "record_matches", True))

@@ -44,10 +44,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
+from attrs import frozen
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vinom.games.interfaces import IGame
+import vinom
+from vinom.games.interfaces import IGame, Seat, records_matches_of
 from vinom.hosting.interfaces import (
     HostIdle,
     IDatagramCore,
@@ -56,6 +58,8 @@ from vinom.hosting.interfaces import (
     StreamRefused,
     StreamsReady,
 )
+from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings, is_spectator
 from vinom.hosting.streams import StreamOutbox, StreamQueue
 from vinom.match import Match, MatchEnded
 from vinom.protocol.config import HostConfig
@@ -63,6 +67,7 @@ from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, Sess
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import Address, ServerEndpoint
 from vinom.protocol.wire import DROP_HOST_FULL, DROP_NOT_ADMITTED
+from vinom.rooms.record import MatchRecorder, record_header
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.router import SeatRouter
 from vinom.rooms.timers import TimerQueue
@@ -74,6 +79,17 @@ _MAX_LOGGED = 10
 
 
 HostEvent = MatchEnded | HostIdle | StreamsReady
+
+
+@frozen
+class RecordChunk:
+    """Bytes of a match's record to append to its file (`records_to_write`);
+    `closed`: its last."""
+
+    match_id: str
+    started: float
+    data: bytes
+    closed: bool
 _STREAMS_READY = StreamsReady()
 
 
@@ -95,8 +111,16 @@ class GameHostCore:
         *,
         wall_clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        recording: RecordSettings | None = None,
+        spectators: SpectatorSettings | None = None,
     ) -> None:
         self.timers = TimerQueue()
+        self._find_game = find_game
+        self._wall_clock = wall_clock
+        self._random_bytes = random_bytes
+        self.recording = recording
+        # The records of the rooms recording now, by match id (vinom.rooms.record).
+        self._recorders: dict[str, MatchRecorder] = {}
         self.endpoint = ServerEndpoint(
             config, self._admit, wall_clock=wall_clock, random_bytes=random_bytes
         )
@@ -124,6 +148,11 @@ class GameHostCore:
         self.streams_opened = 0
         # StreamsReady was returned and streams_to_send not called since.
         self._streams_announced = False
+        # The spectators' stream sessions (vinom.hosting.spectators).
+        self.spectators = SpectatorFeeds(
+            spectators if spectators is not None else SpectatorSettings(),
+            self._streams, self.timers, self._close_spectator,
+        )  # fmt: skip
 
     # -- IDatagramCore --------------------------------------------------------
 
@@ -171,9 +200,55 @@ class GameHostCore:
         """Host `match` from `now`: its players may connect until its room is removed.
 
         Raises KeyError for an unknown game and `RoomExists` for a match id
-        hosted already.
+        hosted already. With `recording` on for its game (and no `rng` given) the
+        room gets a generator of a fresh seed and a recorder (`records_to_write`).
         """
-        return self.router.add_match(match, now, config, rng)
+        recorder = None
+        settings = self.recording
+        game = self._find_game(match.game) if settings is not None else None
+        if (
+            rng is None and game is not None and settings is not None
+            and settings.records(match.game) and records_matches_of(game)
+        ):
+            seed = int.from_bytes(self._random_bytes(8), "big")
+            rng = random.Random(seed)
+            room_config = config if config is not None else self.router.config
+            recorder = MatchRecorder(
+                record_header(
+                    match_id=match.match_id, game=match.game, game_version=game.version,
+                    options=room_config.options,
+                    seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+                    bots=[t.bot for t in match.players], seed=seed,
+                    tick_rate=float(game.tick_rate or 0.0), hash_every=settings.hash_every,
+                    started=self._wall_clock(), vinom_version=vinom.__version__,
+                ),
+                hash_every=settings.hash_every,
+            )  # fmt: skip
+        room = self.router.add_match(match, now, config, rng, recorder)
+        if recorder is not None:
+            self._recorders[match.match_id] = recorder
+        return room
+
+    def records_to_write(self) -> list[RecordChunk]:
+        """The records' bytes since the last call (the adapter appends them to the
+        match's file at its flush interval, and when a match ends): each ends on a
+        sync flush, so what was written replays even if the host dies next."""
+        chunks = []
+        recorders = self._recorders
+        for match_id, recorder in list(recorders.items()):
+            data = recorder.take()
+            if recorder.closed:
+                del recorders[match_id]
+            if data or recorder.closed:
+                chunks.append(
+                    RecordChunk(match_id, recorder.header["started"], data, recorder.closed)
+                )
+        return chunks
+
+    @property
+    def recording_count(self) -> int:
+        """Rooms whose record is still open."""
+        return len(self._recorders)
 
     def shutdown(self, reason: str, now: float) -> None:
         """End every room now, telling its players `reason`, and close their sessions."""
@@ -199,6 +274,8 @@ class GameHostCore:
         if isinstance(checked, str):
             return self._refuse_stream(checked)
         player_id, match_id = checked.player_id, checked.match_id
+        if is_spectator(player_id):
+            return self._open_spectator(token, player_id, match_id, now)
         streams = self._streams.streams
         for old in list(streams.values()):
             if old.player_id == player_id and old.match_id == match_id:
@@ -231,6 +308,9 @@ class GameHostCore:
         if session_id not in self._streams.streams:
             self.stream_drops["no_session"] += 1
             return
+        if self.spectators.has(session_id):
+            self.spectators.dropped()  # read-only
+            return
         if len(data) > self._max_stream_message:
             self.stream_drops["too_large"] += 1
             return
@@ -248,6 +328,9 @@ class GameHostCore:
         if stream is None:
             return
         stream.closed = True
+        if self.spectators.has(session_id):
+            self.spectators.remove(session_id)
+            return
         self._endpoint_events.append(SessionClosed(session_id, "disconnect"))
         self._dispatch(now)
 
@@ -272,6 +355,59 @@ class GameHostCore:
         self._closed_streams.append(session_id)
         self._endpoint_events.append(SessionClosed(session_id, "closed"))
 
+    def _open_spectator(
+        self, token: bytes, player_id: str, match_id: str, now: float
+    ) -> StreamOpened | StreamRefused:
+        """A spectator's stream: fed the match's public view, never seated."""
+        feeds = self.spectators
+        reason = feeds.refusal(self.router.room(match_id))
+        if reason is not None:
+            feeds.counts[f"refused:{reason}"] += 1
+            return self._refuse_stream(reason)
+        endpoint = self.endpoint
+        if endpoint.session_count + len(self._streams.streams) >= endpoint.config.max_sessions:
+            return self._refuse_stream(DROP_HOST_FULL)
+        endpoint.spend_request(token)
+        session_id = self._next_stream_id
+        self._next_stream_id = session_id - 1
+        self._streams.streams[session_id] = StreamQueue(session_id, player_id, match_id)
+        room = self.router.room(match_id)
+        assert room is not None
+        feeds.add(session_id, room, now)
+        self.streams_opened += 1
+        return StreamOpened(session_id, player_id, match_id)
+
+    def _spectator_event(self, event: object, now: float) -> bool:
+        """A UDP spectator's event, handled here (True), never the router's."""
+        feeds = self.spectators
+        if isinstance(event, MessageReceived):  # the most frequent: no spectator, no cost
+            if not feeds or not feeds.has(event.session_id):
+                return False
+            feeds.dropped()
+            return True
+        if isinstance(event, SessionConnected):
+            if not is_spectator(event.player_id):
+                return False
+            room = self.router.room(event.match_id)
+            if room is None or feeds.refusal(room) is not None:
+                self.endpoint.close_session(event.session_id)  # ended meanwhile
+            else:
+                feeds.add(event.session_id, room, now)
+            return True
+        if isinstance(event, SessionClosed) and feeds.has(event.session_id):
+            feeds.remove(event.session_id)
+            return True
+        return False
+
+    def _close_spectator(self, session_id: int) -> None:
+        if session_id > 0:
+            self.endpoint.close_session(session_id)  # its SessionClosed removes nothing more
+            return
+        stream = self._streams.streams.pop(session_id, None)
+        if stream is not None:
+            stream.closed = True
+            self._closed_streams.append(session_id)
+
     def _refuse_stream(self, reason: str) -> StreamRefused:
         self.stream_drops[reason] += 1
         return StreamRefused(reason)
@@ -294,6 +430,13 @@ class GameHostCore:
     # -- internals ---------------------------------------------------------------
 
     def _admit(self, player_id: str, match_id: str, now: float) -> Admission:
+        if is_spectator(player_id):
+            # A spectator over UDP: admitted while the match may take one more.
+            reason = self.spectators.refusal(self.router.room(match_id))
+            if reason is None:
+                return Admission.ACCEPT
+            self.spectators.counts[f"refused:{reason}"] += 1
+            return Admission.FULL if reason == "spectators_full" else Admission.REFUSE
         return self.router.admit(player_id, match_id, now)
 
     def _dispatch(self, now: float) -> None:
@@ -304,6 +447,8 @@ class GameHostCore:
         while events:
             event = events.popleft()
             try:
+                if self._spectator_event(event, now):
+                    continue
                 if isinstance(event, MessageReceived):
                     session_id, channel, data = event
                     router.message_received(session_id, channel, data, now)
@@ -315,6 +460,7 @@ class GameHostCore:
                 self._error("the seat router failed")
 
     def _match_ended(self, room: Room) -> None:
+        self.spectators.room_ended(room)
         self._events.append(
             MatchEnded(
                 room.match_id, room.phase.value, room.result, room.abort_reason,

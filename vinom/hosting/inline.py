@@ -10,6 +10,8 @@ same `IGameHost` interface.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,7 @@ from attrs import define, field
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
@@ -33,12 +36,17 @@ from vinom.hosting.interfaces import (
     StreamsReady,
     WorkerStatus,
 )
+from vinom.hosting.records import RecordFiles, RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.hosting.udp import GameHostProtocol, listen_game_host
 from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
 from vinom.protocol.reliability import Reliability
 from vinom.rooms.room import RoomConfig
+
+# Seconds between two prunes of the record files (when a host starts).
+PRUNE_INTERVAL = 60.0
 
 
 @implementer(IGameHost)
@@ -60,9 +68,26 @@ class InlineGameHost:
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
     # The peers of the stream sessions open now, by session id.
     _peers: dict[int, IStreamPeer] = field(init=False, factory=dict, repr=False)
+    # Where the core's match records go (None: not recorded), flushed every
+    # `RecordSettings.flush_interval` and when a match ends.
+    records: RecordFiles | None = field(default=None, repr=False)
+    _flushing: LoopingCall | None = field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.protocol.on_event = self._event_received
+        records = self.records
+        if records is not None:
+            self._flushing = LoopingCall(self.flush_records)
+            self._flushing.clock = self.clock
+            self._flushing.start(records.settings.flush_interval, now=False)
+
+    def flush_records(self) -> None:
+        """Append what the core's records gained since the last flush to their files."""
+        records = self.records
+        if records is None:
+            return
+        for chunk in self.core.records_to_write():
+            records.write(chunk.match_id, chunk.started, chunk.data, chunk.closed)
 
     def add_match(self, match: Match) -> Deferred[None]:
         self.core.add_match(match, self.clock.seconds())
@@ -84,6 +109,9 @@ class InlineGameHost:
             # closed with redundant disconnects) before the port closes.
             self.core.shutdown(reason, self.clock.seconds())
             self.protocol.transmit()
+            self.flush_records()
+            if self._flushing is not None and self._flushing.running:
+                self._flushing.stop()
             if self.on_stopped is not None:
                 self.on_stopped(self)
             result = self.listening.stopListening()
@@ -143,6 +171,8 @@ class InlineGameHost:
             errors=self.protocol.errors + self.core.errors,
             streams_opened=self.core.streams_opened,
         )
+        for what, n in self.core.spectators.counts.items():
+            counts[f"spectators:{what}"] += n
         for reason, n in self.core.stream_drops.items():
             counts[f"stream_drop:{reason}"] += n
         for reason, n in endpoint.drops.items():
@@ -171,6 +201,7 @@ class InlineGameHost:
         if isinstance(event, StreamsReady):
             self._deliver_streams()
         elif isinstance(event, MatchEnded):
+            self.flush_records()  # the record's end is on disk before the outcome is told
             self._outcomes[event.match_id] = event
             if self.on_match_ended is not None:
                 self.on_match_ended(event)
@@ -196,9 +227,19 @@ class InlineGameHostFactory:
     public_host: str
     interface: str = ""
     room_config: RoomConfig = field(factory=RoomConfig)
+    # How the hosts record their matches (None: not at all); see vinom.hosting.records.
+    recording: RecordSettings | None = None
+    # Spectators' delay and limit (None: the defaults; vinom.hosting.spectators).
+    spectators: SpectatorSettings | None = None
     # The hosts listening now, and the counters of those that have stopped.
     live: set[InlineGameHost] = field(init=False, factory=set)
     retired: Counter[str] = field(init=False, factory=Counter)
+    record_files: RecordFiles | None = field(init=False, default=None)
+    _pruned_at: float = field(init=False, default=-math.inf)
+
+    def __attrs_post_init__(self) -> None:
+        if self.recording is not None and self.recording.enabled:
+            self.record_files = RecordFiles(self.recording)
 
     def totals(self) -> Counter[str]:
         """Counters of every host this factory started, stopped or not."""
@@ -233,13 +274,23 @@ class InlineGameHostFactory:
             HostConfig(protocol=self.protocol_config, addresses=(address,)),
             self.find_game,
             self.room_config,
+            recording=self.recording,
+            spectators=self.spectators,
         )
+        files = self.record_files
+        if files is not None:
+            now = self.reactor.seconds()
+            if now - self._pruned_at >= PRUNE_INTERVAL:
+                self._pruned_at = now
+                files.prune(time.time())
         try:
             protocol, listening = listen_game_host(
                 self.reactor, port, core, self.reactor, interface=self.interface
             )
         except CannotListenError as e:
             return fail(e)
-        host = InlineGameHost(address, core, protocol, listening, self.reactor, self._stopped)
+        host = InlineGameHost(
+            address, core, protocol, listening, self.reactor, self._stopped, records=files
+        )
         self.live.add(host)
         return succeed(host)

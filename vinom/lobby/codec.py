@@ -143,6 +143,8 @@ class CreateRoom:
     game: str
     private: bool
     size: int | None
+    # A private room: its match may be watched by its join code (`spectate`).
+    spectators: bool = False
 
 
 @frozen
@@ -190,9 +192,19 @@ class PartyLeave:
     request_id: RequestId
 
 
+@frozen
+class Spectate:
+    """`spectate`: watch a running match (read-only), by its id (`match_found`'s `game_id`)
+    or by the join `code` of the private room it began as, if its owner allowed it."""
+
+    request_id: RequestId
+    match_id: str | None
+    code: str | None = None
+
+
 Request = (
     Hello | Queue | Cancel | Ping | Reconnect | GetRoomList | CreateRoom | JoinRoom | LeaveRoom
-    | AddBot | PartyCreate | PartyJoin | PartyLeave
+    | AddBot | PartyCreate | PartyJoin | PartyLeave | Spectate
 )
 
 
@@ -576,6 +588,18 @@ def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     return Reconnect(request_id, player_id, secret, _protocol(obj))
 
 
+def _parse_spectate(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    match_id = _string(obj, "match_id", MAX_ID_LENGTH) if "match_id" in obj else None
+    code = _string(obj, "code", MAX_ROOM_ID_LENGTH) if "code" in obj else None
+    if match_id is None and code is None:
+        raise _FieldError(errors.MISSING_FIELD, "'spectate' needs a 'match_id' or a 'code'")
+    if match_id is not None and code is not None:
+        raise _FieldError(
+            errors.INVALID_FIELD, "'spectate' takes a 'match_id' or a 'code', not both"
+        )
+    return Spectate(request_id, match_id, code)
+
+
 def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     game = _string(obj, "game", MAX_GAME_LENGTH) if obj.get("game") is not None else None
     offset = obj.get("offset")
@@ -605,7 +629,10 @@ def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request
         raise _FieldError(
             errors.INVALID_FIELD, f"'size' must be a whole number from 1 to {MAX_ROOM_SIZE}"
         )
-    return CreateRoom(request_id, game, private, size)
+    spectators = obj.get("spectators", False)
+    if not isinstance(spectators, bool):
+        raise _FieldError(errors.INVALID_FIELD, "'spectators' must be true or false")
+    return CreateRoom(request_id, game, private, size, spectators)
 
 
 def _parse_join_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
@@ -646,6 +673,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "cancel": _parse_cancel,
     "ping": _parse_ping,
     "reconnect": _parse_reconnect,
+    "spectate": _parse_spectate,
     "get_room_list": _parse_get_room_list,
     "create_room": _parse_create_room,
     "join_room": _parse_join_room,

@@ -9,17 +9,20 @@ relay's address and a fresh route token (docs/gateway.md, "UDP relay").
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
+from vinom.hosting.spectators import SPECTATOR_PREFIX
 from vinom.lobby.codec import encode_frame
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.protocol.route_token import RouteTokenIssuer, relayable
+from vinom.store.interfaces import MatchPlacement
 
 
 class UnroutableHost(ValueError):
@@ -106,4 +109,29 @@ class TokenDelivery:
             # Where a browser plays this match: the /game of the process hosting it.
             frame["game_url"] = address.game_url
         encode_frame(frame)  # a token that is not JSON-safe fails here, not mid-write
+        return frame
+
+    def spectating_frame(self, placement: MatchPlacement) -> dict[str, Any]:
+        """The `spectating` frame: a token of a fresh spectator id for the match's host,
+        which feeds that session the game's public view (vinom.hosting.spectators)."""
+        match, address = placement.match, placement.address
+        spectator = SPECTATOR_PREFIX + secrets.token_hex(8)
+        token = dict(self.issuer.issue(spectator, match.match_id, address, self.clock.seconds()))
+        frame: dict[str, Any] = {
+            "type": "spectating",
+            "game": match.game,
+            "game_id": match.match_id,
+            "host": address.host,
+            "port": address.port,
+            "players": [{"id": t.player_id, "name": t.name} for t in match.players],
+            "token": token,
+        }
+        if self.relay is not None:
+            # As for a player (match_found): UDP goes through the relay.
+            relay = frame["relay"] = self.relay.route_of(address, self.clock.seconds())
+            frame["host"], frame["port"] = relay["host"], relay["port"]
+            token["hosts"] = [{"host": relay["host"], "port": relay["port"]}]
+        if address.game_url is not None:
+            frame["game_url"] = address.game_url
+        encode_frame(frame)
         return frame

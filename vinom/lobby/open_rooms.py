@@ -55,6 +55,8 @@ class OpenRoom:
     owner: str
     created_at: float
     seats: list[RoomSeat] = field(factory=list)
+    # A private room's owner let its match be watched by its code (`spectate`).
+    spectators: bool = False
 
     @property
     def full(self) -> bool:
@@ -81,6 +83,7 @@ class OpenRoom:
             **self.listing(),
             "private": self.private,
             "code": self.code,
+            "spectators": self.spectators,
             "players": [
                 {"name": s.name, "bot": s.bot, "owner": s.player_id == self.owner}
                 for s in self.seats
@@ -104,7 +107,8 @@ class OpenRooms:
         return len(self._rooms)
 
     def create(
-        self, owner: RoomSeat, game: str, size: int, *, private: bool, now: float
+        self, owner: RoomSeat, game: str, size: int, *, private: bool, now: float,
+        spectators: bool = False,
     ) -> OpenRoom:
         if len(self._rooms) >= self.max_rooms:
             raise RoomError("rate_limited", "too many open rooms on this server; try later")
@@ -113,7 +117,8 @@ class OpenRooms:
         while room_id in self._rooms:
             room_id = f"r-{self._token(8)}"
         code = self._new_code()
-        room = OpenRoom(room_id, game, size, private, code, owner.player_id, now, [owner])
+        room = OpenRoom(room_id, game, size, private, code, owner.player_id, now, [owner],
+                        spectators)  # fmt: skip
         self._rooms[room_id] = room
         self._by_code[code] = room
         self._by_player[owner.player_id] = room

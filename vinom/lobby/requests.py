@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vinom.codes import normal_code
 from vinom.errors import LobbyError
 from vinom.games.interfaces import default_display_name
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
@@ -41,6 +42,7 @@ from vinom.lobby.codec import (
     Queue,
     Reconnect,
     Request,
+    Spectate,
     error_frame,
     quote_for_message,
 )
@@ -155,6 +157,8 @@ class RequestHandlers:
             return self.parties.join(connection, request)
         if isinstance(request, PartyLeave):
             return self.parties.leave(connection, request)
+        if isinstance(request, Spectate):
+            return self._spectate(connection, request)
         if isinstance(request, GetRoomList):
             self.rooms.room_list(connection, request)
         elif isinstance(request, CreateRoom):
@@ -505,6 +509,34 @@ class RequestHandlers:
             raise LobbyError(errors.NO_ACTIVE_MATCH, message)
 
         return self._store.get_player(player_id).addCallback(verified)
+
+    def _spectate(self, connection: LobbyConnection, request: Spectate) -> Deferred[None]:
+        """A token for a spectator's stream to the match's game host (`spectating`)."""
+        if connection.state is PlayerState.NEW:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        # One answer for a match that is not running, a private room's code that
+        # lets nobody watch, and a private room's match asked for by id.
+        match_id = request.match_id
+        if request.code is not None:
+            match_id = self.rooms.watchable.get(normal_code(request.code))
+        if match_id is None or match_id in self.rooms.unwatchable:
+            raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
+
+        def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
+            if placement is None:
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
+            return self._placer.confirm_running(placement.match_id).addCallback(
+                answer, placement
+            )
+
+        def answer(running: bool, placement: MatchPlacement) -> None:
+            if not running:
+                raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
+            if connection.closing:
+                return
+            connection.reply(request, self._delivery.spectating_frame(placement))
+
+        return self._store.get_placement(match_id).addCallback(placed)
 
     def _claim_place(
         self, connection: LobbyConnection, record: PlayerRecord, kept: KeptPlace,

@@ -14,11 +14,13 @@ by its leader.
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from vinom.codes import normal_code
 from vinom.errors import LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import (
@@ -37,6 +39,8 @@ from vinom.match import Match, Ticket, new_match_id
 
 # Rooms in one `room_list` reply, at most (docs/lobby.md, Rooms).
 ROOM_LIST_PAGE = 50
+# Private rooms' matches remembered for `spectate` (each kind), the newest kept.
+REMEMBERED_MATCHES = 10_000
 
 
 class RoomRequests:
@@ -68,6 +72,11 @@ class RoomRequests:
         self._in_party = in_party
         # Matches that began as rooms (for the operations endpoint).
         self.rooms_started = 0
+        # The matches of private rooms: by join code those whose owner let them be
+        # watched, and the ids of the others (not to be watched by id either); the
+        # newest `REMEMBERED_MATCHES` of each.
+        self.watchable: OrderedDict[str, str] = OrderedDict()
+        self.unwatchable: OrderedDict[str, None] = OrderedDict()
 
     def room_list(self, connection: LobbyConnection, request: GetRoomList) -> None:
         self._said_hello(connection)
@@ -95,6 +104,7 @@ class RoomRequests:
             room = self.rooms.create(
                 RoomSeat(player_id, connection.name), request.game, size,
                 private=request.private, now=self._clock.seconds(),
+                spectators=request.private and request.spectators,
             )
         except RoomError as e:
             raise LobbyError(e.code, e.message) from None
@@ -229,6 +239,15 @@ class RoomRequests:
             formed_at=now,
         )
         self.rooms_started += 1
+        if room.private:
+            if room.spectators:
+                self.watchable[normal_code(room.code)] = match.match_id
+                self.watchable.move_to_end(normal_code(room.code))
+            else:
+                self.unwatchable[match.match_id] = None
+            for kept in (self.watchable, self.unwatchable):
+                while len(kept) > REMEMBERED_MATCHES:
+                    kept.popitem(last=False)
         self.log.info("room {room_id} is full: match {match_id}",
                       room_id=room.room_id, match_id=match.match_id)
         self._match_formed(match)

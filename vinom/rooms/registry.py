@@ -21,6 +21,7 @@ from attrs import define, field
 from vinom.games.interfaces import IGame
 from vinom.match import Match
 from vinom.rooms.outbox import Outbox
+from vinom.rooms.record import MatchRecorder
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.timers import TimerQueue
 
@@ -60,11 +61,13 @@ class RoomRegistry:
         now: float,
         config: RoomConfig | None = None,
         rng: random.Random | None = None,
+        recorder: MatchRecorder | None = None,
     ) -> Room:
         """A room for `match`, started at `now`; raises `RoomExists` if its id is taken.
 
         Without `rng` the room uses the registry's generator (shared by such
-        rooms); pass a seeded one to replay a room exactly.
+        rooms); pass a seeded one to replay a room exactly, with the `recorder`
+        that writes its record (vinom.rooms.record).
         """
         if match.match_id in self._rooms:
             raise RoomExists(match.match_id)
@@ -76,6 +79,7 @@ class RoomRegistry:
             config=config if config is not None else RoomConfig(),
             rng=rng if rng is not None else self.rng,
             on_end=self._room_ended,
+            recorder=recorder,
         )
         self._rooms[match.match_id] = room
         room.start(now)

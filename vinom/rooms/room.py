@@ -88,6 +88,7 @@ from vinom.rooms.messages import (
     pack_action_id,
 )
 from vinom.rooms.outbox import Outbox
+from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
 
 log = Logger()
@@ -207,6 +208,8 @@ class Room:
     config: RoomConfig = field(factory=RoomConfig)
     rng: random.Random = field(factory=random.Random)
     on_end: Callable[[Room], object] | None = None
+    # Told every call into the game, before it is made (vinom.rooms.record).
+    recorder: MatchRecorder | None = None
 
     seats: tuple[Seat, ...] = field(init=False)
     state: Any = field(init=False)
@@ -495,6 +498,8 @@ class Room:
             self._tick_due = now + (1.0 - _ON_GRID / 2) / rate
             # Tick 0: the state play starts from (the first states' `k`).
             self.history.record(0, self.state)
+            if self.recorder is not None:
+                self.recorder.play(self.state, self.version)
             self._snapshot_due = now + 1.0 / self.snapshot_rate
         self._track_idle(None, now)
         self._send_states(now)
@@ -520,6 +525,8 @@ class Room:
             self._apply_inputs(self.tick_number, now)
             if self.phase is not _PLAYING:
                 return  # an input ended the game
+            if self.recorder is not None:
+                self.recorder.tick(self.tick_number)
             try:
                 outcome = game.tick(self.state, interval, self.rng)
             except Exception:
@@ -530,6 +537,8 @@ class Room:
             if self.phase is not _PLAYING:
                 return  # the tick ended the game (`_end` stopped the ticks)
             history.record(self.tick_number, self.state)
+            if self.recorder is not None:
+                self.recorder.ticked(self.tick_number, self.state, self.version)
         # Computed from the origin, not by adding `interval`: no drift over a long match.
         next_step = self.tick_number + self.dropped_ticks + 1
         self._tick_due = self._tick_start + (next_step - _ON_GRID / 2) * interval
@@ -574,6 +583,8 @@ class Room:
             member.grace_ends = None
             member.bot_due = _INF
         self._rewake()
+        if self.recorder is not None:
+            self.recorder.end(phase.value, self.result, self.state, self.tick_number, self.version)
         self._send_all(
             encode_phase(phase, self.version, None, result=self.result, reason=self.abort_reason)
         )
@@ -726,6 +737,8 @@ class Room:
     def _game_action(self, member: _Member, action: Mapping[str, Any]) -> Outcome:
         """The game's outcome of this player's action or input (raises what it raises):
         through `apply_action_at` with the tick history when the game has one."""
+        if self.recorder is not None:
+            self.recorder.act(member.seat, action, self.state, self.tick_number, self.version)
         apply_at = self._apply_action_at
         if apply_at is None:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
@@ -1131,6 +1144,9 @@ class Room:
                 self.outbox.send_message(member.session_id, RELIABLE, data)
 
     def _hook(self, name: str, hook: Callable[..., Outcome], *args: Any) -> Outcome | None:
+        if self.recorder is not None:
+            seat = args[1] if len(args) > 1 else None
+            self.recorder.hook(name, seat, self.state, self.tick_number, self.version)
         try:
             return hook(*args)
         except Exception:

@@ -62,6 +62,7 @@ from vinom.rooms.messages import (
     ticking_ack_delays,
 )
 from vinom.rooms.outbox import SessionOutbox
+from vinom.rooms.record import MatchRecorder
 from vinom.rooms.registry import RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
 from vinom.rooms.timers import TimerQueue
@@ -178,6 +179,7 @@ class SeatRouter:
         now: float,
         config: RoomConfig | None = None,
         rng: random.Random | None = None,
+        recorder: MatchRecorder | None = None,
     ) -> Room:
         """Host `match` from `now`: its players may connect until its room is removed.
 
@@ -186,7 +188,8 @@ class SeatRouter:
         """
         game = self.find_game(match.game)
         return self.registry.create(
-            match, game, self.outbox, now, config if config is not None else self.config, rng
+            match, game, self.outbox, now, config if config is not None else self.config, rng,
+            recorder,
         )
 
     def room(self, match_id: str) -> Room | None:

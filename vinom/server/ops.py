@@ -147,6 +147,16 @@ class ServerCollector(Collector):
             value=figures.sessions,
         )
         yield GaugeMetricFamily(
+            "vinom_spectators", "Spectators watching matches on the game hosts now.",
+            value=figures.totals.get("spectators:opened", 0)
+            - figures.totals.get("spectators:closed", 0),
+        )
+        yield CounterMetricFamily(
+            "vinom_spectator_messages",
+            "Messages (states, phases) sent to spectators; one encoding serves them all.",
+            value=figures.totals.get("spectators:messages_sent", 0),
+        )
+        yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
             value=1 if figures.draining else 0,
         )

@@ -17,6 +17,8 @@ from twisted.python import usage
 from vinom.cluster.client import RedisSettings, parse_redis_url
 from vinom.cluster.settings import PLACEMENTS
 from vinom.hosting.agones import sdk_port
+from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.checks import (
@@ -76,6 +78,7 @@ class Options(PluginOptions):
         super().__init__()
         self["match-size"] = []
         self["rating-window"] = []
+        self["no-record-game"] = []
 
     optFlags = [
         [
@@ -84,6 +87,18 @@ class Options(PluginOptions):
             "Real-time rooms send each snapshot's CRC-32 so that clients prove the view "
             "they rebuilt is the server's (docs/protocol.md section 16; for tests, costs "
             "host CPU; default: off).",
+        ],
+        [
+            "web-replays",
+            None,
+            "The web server serves /replays/<match id>: a recorded match's public views, "
+            "which the page replays (docs/web.md, Replays; default: off).",
+        ],
+        [
+            "no-record",
+            None,
+            "Record no match (by default every match is recorded in --record-dir, to "
+            "replay it with `vinom replay FILE`; docs/operations.md, Match records).",
         ],
         [
             "access-log",
@@ -100,6 +115,12 @@ class Options(PluginOptions):
             "once Agones marks the game server Shutdown. For --role host.",
         ],
     ]
+
+    def opt_no_record_game(self, value: str) -> None:
+        """A game whose matches are not recorded (repeatable; docs/operations.md)."""
+        if not value.strip():
+            raise usage.UsageError("--no-record-game needs a game's name")
+        self["no-record-game"].append(value.strip())
 
     def opt_match_size(self, value: str) -> None:
         """Players per match for one game, GAME=N (repeatable); default: the game's own."""
@@ -276,6 +297,64 @@ class Options(PluginOptions):
             "vinom-data",
             "Directory for the dev certificate and other state.",
             directory,
+        ),
+        param(
+            "record-dir",
+            None,
+            None,
+            "Directory of the match records (default: DATA_DIR/records).",
+        ),
+        param(
+            "record-keep-days",
+            None,
+            7.0,
+            "Days a match record is kept; older ones are deleted.",
+            positive_float,
+        ),
+        param(
+            "record-max-mb",
+            None,
+            1024.0,
+            "Megabytes of match records kept in all; the oldest beyond it are deleted.",
+            positive_float,
+        ),
+        param(
+            "record-flush",
+            None,
+            1.0,
+            "Seconds between two writes of the records of running matches (what a "
+            "host crash can lose).",
+            positive_float,
+        ),
+        param(
+            "record-redis-hours",
+            None,
+            24.0,
+            "With --redis: hours a finished match's record is kept in Redis "
+            "(<prefix>record:<match id>).",
+            positive_float,
+        ),
+        param(
+            "record-hash-every",
+            None,
+            20,
+            "A state hash in the record every this many ticks (a replay checks each).",
+            positive_int,
+        ),
+        param(
+            "spectator-delay",
+            None,
+            0.0,
+            "Seconds spectators lag behind a match (a competitive server: enough that "
+            "what they see no longer helps a player).",
+            non_negative_float,
+        ),
+        param(
+            "max-spectators",
+            None,
+            100,
+            "Spectators one match may have at once (0: no spectators).",
+            non_negative_int,
         ),
         param(
             "log-format",
@@ -614,6 +693,29 @@ class Options(PluginOptions):
             raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
                                    "from the web server, and it admits /game's tokens")  # fmt: skip
         self._check_agones()
+        unknown = [g for g in self["no-record-game"] if g not in self["game-registry"].names()]
+        if unknown:
+            raise usage.UsageError(
+                f"--no-record-game {unknown[0]!r} is not a game this server offers"
+            )
+        self["spectators"] = SpectatorSettings(
+            delay=self["spectator-delay"], max_per_match=self["max-spectators"]
+        )
+        records = self["record-dir"] or os.path.join(self["data-dir"], "records")
+        if not self["no-record"] and os.path.exists(records) and not os.path.isdir(records):
+            raise usage.UsageError(
+                f"--record-dir {records!r} is a file, not a directory; name a directory "
+                "with --record-dir (or record nothing with --no-record)"
+            )
+        self["recording"] = RecordSettings(
+            directory=records,
+            enabled=not self["no-record"],
+            games_off=frozenset(self["no-record-game"]),
+            hash_every=self["record-hash-every"],
+            flush_interval=self["record-flush"],
+            max_age=self["record-keep-days"] * 86400.0,
+            max_bytes=int(self["record-max-mb"] * 1024 * 1024),
+        )
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip
 

@@ -32,6 +32,7 @@ from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
+from vinom.cluster.records import RedisRecords
 from vinom.cluster.services import (
     MatchmakerService,
     PartyStoreService,
@@ -68,6 +69,7 @@ from vinom.server.drain import Drain, PlayersMatches
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
 from vinom.server.proxied import proxied_endpoint
+from vinom.server.replays import replays_of
 from vinom.server.startup import (
     Address,
     Announcement,
@@ -246,7 +248,8 @@ def build_hosting(
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor),
-                          realm=options["realm"])  # fmt: skip
+                          realm=options["realm"],
+                          records=redis_records(options, shared.redis))  # fmt: skip
         _add(root, "host-agent", agent)
     agones = None
     if options["agones"]:
@@ -258,6 +261,14 @@ def build_hosting(
             on_shutdown=agent.drain if agent is not None else lambda: None,
         )  # fmt: skip
     return HostingRole(hosting, host_factory, agent, agones)
+
+
+def redis_records(options: usage.Options, redis: Any) -> RedisRecords | None:
+    """With --redis: the finished records copied to Redis (none when not recording)."""
+    recording = options.get("recording")
+    if recording is None or not recording.enabled:
+        return None
+    return RedisRecords(redis, recording, options["record-redis-hours"] * 3600.0)
 
 
 def add_agones(root: service.MultiService, hosted: HostingRole) -> None:
@@ -291,12 +302,14 @@ def host_factory_of(
         return InlineGameHostFactory(
             reactor=reactor, find_game=registry.get, protocol_config=protocol,
             public_host=options["public-host"], interface=options["udp-interface"],
-            room_config=room_config,
+            room_config=room_config, recording=options.get("recording"),
+            spectators=options.get("spectators"),
         )  # fmt: skip
     settings = WorkerSettings(
         protocol=protocol, public_host=options["public-host"], interface=options["udp-interface"],
         game_names=tuple(registry.names()), room_config=room_config,
-        heartbeat_timeout=options["heartbeat-timeout"],
+        heartbeat_timeout=options["heartbeat-timeout"], recording=options.get("recording"),
+        spectators=options.get("spectators"),
     )  # fmt: skip
     if options["game-host"] == "process":
         return ProcessPerMatch(settings, options["process-pool"], reactor)
@@ -459,12 +472,16 @@ def build_web(
                 max_sockets_per_ip=options["max-connections-per-ip"],
                 max_sockets=options["max-connections"],
             ), trusted_proxies=proxies)  # fmt: skip
-    transport, offer = None, WebTransportOffer() if game_sockets is not None else None
+    # Every web server answers the offer (none where no games are hosted here): a
+    # page behind a gateway may ask the lobbies' web servers, and a 404 would be
+    # an error in its console.
+    transport, offer = None, WebTransportOffer()
     if game_sockets is not None and options["webtransport"] is not None:
         transport, offer = build_webtransport(options, reactor, root, game_sockets)
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]),
-                    games=options["game-registry"], webtransport=offer)  # fmt: skip
+                    games=options["game-registry"], webtransport=offer,
+                    replays=replays_of(options))  # fmt: skip
     description = web_description(options, *certificate)
     web = _add(root, "web", Listener(description, site, reactor, "websocket",
                                      listen_on(options, reactor, description)))  # fmt: skip

@@ -240,6 +240,7 @@ def status_document(figures: ServerFigures) -> dict[str, Any]:
         "recent": [_ended(e) for e in figures.recent],
         "free_ports": figures.free_ports,
         "sessions": figures.sessions,
+        "spectators": totals.get("spectators:opened", 0) - totals.get("spectators:closed", 0),
         "datagrams": {
             "in": totals.get("datagrams_received", 0),
             "out": totals.get("datagrams_sent", 0),

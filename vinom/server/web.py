@@ -5,6 +5,7 @@
 | `/lobby` | the lobby over WebSocket (`vinom.lobby.websocket`, docs/web.md); not on a game host |
 | `/game` | the game session over WebSocket (`vinom.hosting.websocket`), where games are hosted |
 | `/webtransport` | with `--webtransport`: where its sessions are (`vinom.server.webtransport`) |
+| `/replays/<match id>` | with `--web-replays`: a recorded match's public views (`server.replays`) |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | `/boards/<game>.js`, `.css` | a game's board: its own package data (`GameBoard`) or vinom's |
 | `/boards.js` | the list of games with a board module (`BoardList`) |
@@ -256,6 +257,7 @@ def web_site(
     access_log: bool = False,
     games: Iterable[IGame] = (),
     webtransport: IResource | None = None,
+    replays: Resource | None = None,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`, the
@@ -278,6 +280,8 @@ def web_site(
         root.putChild(b"game", WebSocketResource(game))
     if webtransport is not None:
         root.putChild(b"webtransport", webtransport)
+    if replays is not None:
+        root.putChild(b"replays", replays)
     site = Site(root, timeout=timeout, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False

@@ -10,6 +10,7 @@ import { LobbyConnection, LobbyError, PROTOCOL, lobbyErrorText } from "./lobby.j
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
+import { decode } from "./msgpack.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE_MATCH = "vinom.match";
@@ -446,6 +447,104 @@ function matchFound(found) {
   startGame(app.match, false);
 }
 
+// ---------- replaying a finished match (/replays/<id>: docs/web.md) ----------
+
+async function openReplay(matchId) {
+  const response = await fetch(`/replays/${encodeURIComponent(matchId)}`);
+  if (!response.ok) {
+    const why = (await response.text()).trim();
+    throw new Error(response.status === 404 ? "There is no record of that match." : why);
+  }
+  const doc = decode(new Uint8Array(await response.arrayBuffer()));
+  startReplay(doc);
+}
+
+function startReplay(doc) {
+  stopGame();
+  const game = {
+    name: doc.game, me: null, seat: -1, players: [], presence: {}, phase: "playing",
+    remaining: null, remainingAt: 0, version: -1, latest: null, board: null,
+    boardLoading: false, ended: false, removedIdle: false, result: null,
+    timer: setInterval(replayTick, 100), socket: null, resumed: false, spectator: true,
+    replay: { doc, at: 0, shown: -1, playing: true, speed: 1, last: performance.now() },
+  };
+  app.game = game;
+  $("board").replaceChildren();
+  $("result-panel").hidden = true;
+  $("game-leave").hidden = true;
+  $("replay-bar").hidden = false;
+  const frames = doc.frames;
+  const seek = $("replay-seek");
+  seek.max = String(frames.length ? frames[frames.length - 1][0] : 0);
+  seek.value = "0";
+  $("replay-pause").textContent = "Pause";
+  $("game-title").textContent = doc.title || gameTitle(doc.game);
+  $("game-status").textContent = doc.error ? `This record does not replay exactly: ${doc.error}` : "Replay";
+  $("game-turn").textContent = "–";
+  $("game-players").replaceChildren();
+  $("screen-game").dataset.spectator = "true";
+  $("screen-game").dataset.replay = "true";
+  show("game");
+  gameMessage(game, { t: "welcome", match: doc.match_id, players: doc.players, seat: -1, reconnected: false });
+  setConnection("online", "replay");
+  replayShow(game, 0);
+}
+
+// Show the last frame at or before `ms` of match time (from the start when going back).
+function replayShow(game, ms) {
+  const replay = game.replay;
+  const frames = replay.doc.frames;
+  replay.at = ms;
+  let index = -1;
+  while (index + 1 < frames.length && frames[index + 1][0] <= ms) index += 1;
+  if (index === replay.shown || index < 0) return;
+  if (index < replay.shown) {
+    game.version = -1;
+    if (game.ended) {
+      game.ended = false;
+      $("result-panel").hidden = true;
+    }
+  }
+  replay.shown = index;
+  const [, phase, view] = frames[index];
+  gameMessage(game, { t: "state", v: index + 1, p: phase, r: null, k: 0, ts: frames[index][0], s: view, i: null });
+  $("replay-seek").value = String(frames[index][0]);
+  const end = replay.doc.end;
+  if (index === frames.length - 1 && end !== null && !game.ended) {
+    gameMessage(game, { t: "phase", p: end.phase, v: index + 2, r: null, result: end.result ?? {}, reason: end.result?.reason });
+  }
+}
+
+function replayTick() {
+  const game = app.game;
+  if (game === null || !game.replay) return;
+  const replay = game.replay;
+  const now = performance.now();
+  const elapsed = now - replay.last;
+  replay.last = now;
+  if (!replay.playing) return;
+  replayShow(game, replay.at + elapsed * replay.speed);
+}
+
+function closeReplay() {
+  stopGame();
+  $("replay-bar").hidden = true;
+  delete $("screen-game").dataset.replay;
+  show(app.welcome ? "lobby" : "name");
+}
+
+// ---------- watching a match (spectate: docs/lobby.md) ----------
+
+// A match id ("m-...") or a private room's join code.
+async function watch(what) {
+  const ask = what.startsWith("m-") ? { match_id: what } : { code: what.toUpperCase() };
+  const frame = await app.lobby.request({ type: "spectate", ...ask });
+  startGame({ found: { ...frame, seat: -1 }, player_id: null }, false);
+  app.game.spectator = true;
+  $("screen-game").dataset.spectator = "true";
+  $("game-status").textContent = "Watching the match…";
+}
+
 function startGame(match, resumed) {
   stopGame();
   const found = match.found;
@@ -482,6 +581,9 @@ function startGame(match, resumed) {
   setConnection("connecting", "joining the game…");
   $("game-transport").textContent = "–";
   delete $("game-transport").dataset.kind;
+  delete $("screen-game").dataset.spectator;
+  delete $("screen-game").dataset.replay;
+  $("replay-bar").hidden = true;
   game.socket = new GameSocket(gameUrl(found, location), found.token, {
     onMessage: (message) => gameMessage(game, message),
     onClose: (event, byUs) => gameClosed(game, event, byUs),
@@ -595,8 +697,9 @@ function gameMessage(game, message) {
         gameTitles[game.name] = message.title;
         $("game-title").textContent = message.title;
       }
-      setConnection("online", "in game");
-      say(game, message.reconnected ? "Reconnected: back in your match." : "");
+      setConnection("online", game.spectator ? "watching" : "in game");
+      say(game, message.reconnected ? "Reconnected: back in your match."
+        : game.spectator ? "Watching: you see what every player may see." : "");
       if (game.board === null && !game.boardLoading) loadBoard(game);
       renderPlayers(game);
       break;
@@ -728,6 +831,9 @@ function finish(game, result) {
   if (winners.length === 0) {
     text = "It's a draw.";
     outcome = "draw";
+  } else if (game.spectator) {
+    text = `${winners.map((id) => playerName(game, id)).join(" and ")} won.`;
+    outcome = "watched";
   } else if (winners.includes(game.me)) {
     text = winners.length > 1 ? "You share the win!" : "You win!";
     outcome = "win";
@@ -791,6 +897,12 @@ function gameClosed(game, event, byUs) {
 function leaveMatch() {
   const game = app.game;
   if (game === null || game.ended) return;
+  if (game.spectator) {
+    // A spectator just stops watching: back to the lobby, still said hello.
+    stopGame();
+    show("lobby");
+    return;
+  }
   game.left = true;
   game.socket.leave();
 }
@@ -863,6 +975,31 @@ function wire() {
   });
   $("queue-cancel").addEventListener("click", () => run(cancelQueue));
   $("rooms-refresh").addEventListener("click", () => run(refreshRooms));
+  $("replay-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const what = $("replay-input").value.trim();
+    if (what !== "") run(() => openReplay(what));
+  });
+  $("replay-seek").addEventListener("input", () => {
+    const game = app.game;
+    if (game?.replay) replayShow(game, Number($("replay-seek").value));
+  });
+  $("replay-pause").addEventListener("click", () => {
+    const replay = app.game?.replay;
+    if (!replay) return;
+    replay.playing = !replay.playing;
+    $("replay-pause").textContent = replay.playing ? "Pause" : "Play";
+  });
+  $("replay-speed").addEventListener("change", () => {
+    const replay = app.game?.replay;
+    if (replay) replay.speed = Number($("replay-speed").value);
+  });
+  $("replay-close").addEventListener("click", closeReplay);
+  $("watch-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const what = $("watch-input").value.trim();
+    if (what !== "") run(() => watch(what));
+  });
   $("code-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const code = $("code-input").value.trim().toUpperCase();

@@ -55,6 +55,7 @@ export const TOKEN_REFUSALS = {
   not_admitted: "the match did not admit you",
   match_full: "the match is full",
   host_full: "the game server is full",
+  spectators_full: "the match has as many spectators as it may have",
 };
 
 export function closeText(code, reason) {

@@ -38,6 +38,8 @@ from vinom.hosting.interfaces import (
     StreamRefused,
     WorkerStatus,
 )
+from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.hosting.workers import commands
 from vinom.hosting.workers.logs import read_worker_event
 from vinom.hosting.workers.watch import HeartbeatWatch
@@ -75,6 +77,10 @@ class WorkerSettings:
     heartbeat_timeout: float = 3.0
     # A child that is not configured this long after it was started is killed.
     ready_timeout: float = 20.0
+    # How the child's hosts record their matches (None: not at all).
+    recording: RecordSettings | None = None
+    # Spectators' delay and limit (None: the defaults).
+    spectators: SpectatorSettings | None = None
 
 
 @implementer(IAddress)
@@ -354,6 +360,10 @@ class WorkerProcess(ProcessProtocol):
                 "reconnect_grace": s.room_config.reconnect_grace,
                 "state_interval": s.room_config.state_interval,
                 "snapshot_checksums": s.room_config.snapshot_checksums,
+                "recording": None if s.recording is None else s.recording.to_json(),
+                "spectators": None if s.spectators is None else {
+                    "delay": s.spectators.delay, "max_per_match": s.spectators.max_per_match,
+                },
             },
             one_shot=self.one_shot,
         )

@@ -38,6 +38,8 @@ from vinom.errors import UnknownGame
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.interfaces import IStreamPeer, StreamOpened
+from vinom.hosting.records import RecordSettings
+from vinom.hosting.spectators import SpectatorSettings
 from vinom.hosting.workers import commands
 from vinom.match import HOST_CRASHED, MatchEnded, match_from_json, outcome_to_json
 from vinom.protocol.config import ProtocolConfig
@@ -152,6 +154,11 @@ class WorkerProtocol(amp.AMP):
                 state_interval=float(room_config.get("state_interval", 1.0)),
                 snapshot_checksums=bool(room_config.get("snapshot_checksums", False)),
             ),
+            recording=(
+                RecordSettings.from_json(room_config["recording"])
+                if room_config.get("recording") else None
+            ),
+            spectators=SpectatorSettings(**room_config.get("spectators") or {}),
         )
         return {"pid": os.getpid()}
 

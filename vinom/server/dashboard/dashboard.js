@@ -71,6 +71,7 @@ function render(status) {
   text("waiting-for-port", status.matches.waiting_for_port);
   text("free-ports", status.free_ports);
   text("sessions", status.sessions);
+  text("spectators", status.spectators);
   text("handshakes", status.handshakes_completed);
   text("matches-formed", status.matches.formed);
   // Browsers' game sessions (/game); null without a web server.

@@ -1,0 +1,126 @@
+"""`vinom replay`: the viewer driven as a user drives it (time passing, keys), and
+`--check` as a user runs it, on records of rooms played by bots (vinom.rooms.record)."""
+
+from __future__ import annotations
+
+import curses
+import gzip
+import io
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from benchmarks.arena import ArenaGame
+from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+from vinom.cli import main, replay_check_command
+from vinom.client.canvas import Canvas
+from vinom.client.replay import ReplayViewer
+from vinom.games.registry import GameRegistry
+from vinom.rooms.record import state_hash
+from vinom.rooms.replay import Replay, read_record
+
+
+def write(case: SynchronousTestCase, data: bytes) -> str:
+    path = os.path.abspath(case.mktemp()) + ".vrec.gz"
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+class ViewerTests(SynchronousTestCase):
+    def arena(self) -> tuple[ReplayViewer, int]:
+        game = ArenaGame(2)
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4, limit=40.0)
+        return ReplayViewer(read_record(data), ArenaGame(2)), room.tick_number
+
+    def test_a_real_time_match_plays_at_its_pace_and_speed(self) -> None:
+        viewer, _ticks = self.arena()
+        viewer.advance(1.0)
+        self.assertEqual(viewer.replay.tick, 20)
+        viewer.handle_key(ord("+"))
+        viewer.advance(1.0)
+        self.assertEqual(viewer.replay.tick, 60)
+        viewer.handle_key(ord(" "))
+        viewer.advance(5.0)
+        self.assertEqual(viewer.replay.tick, 60)
+        self.assertIn("paused", viewer.status())
+
+    def test_seeking_back_and_forth_shows_the_states_of_those_ticks(self) -> None:
+        viewer, ticks = self.arena()
+        viewer.handle_key(curses.KEY_RIGHT)
+        viewer.handle_key(curses.KEY_RIGHT)
+        self.assertEqual(viewer.replay.tick, 400)
+        at_400 = state_hash(viewer.replay.state)
+        viewer.handle_key(curses.KEY_LEFT)
+        self.assertEqual(viewer.replay.tick, 200)
+        viewer.handle_key(curses.KEY_RIGHT)
+        self.assertEqual((viewer.replay.tick, state_hash(viewer.replay.state)), (400, at_400))
+        viewer.handle_key(curses.KEY_END)
+        self.assertTrue(viewer.at_end)
+        self.assertEqual(viewer.replay.tick, ticks)
+        self.assertIn("end: aborted", viewer.status())
+        viewer.handle_key(curses.KEY_HOME)
+        self.assertEqual(viewer.replay.position, 0)
+        viewer.handle_key(ord("q"))
+        self.assertTrue(viewer.done)
+
+    def test_a_turn_based_match_is_drawn_in_its_terminal_view_move_by_move(self) -> None:
+        game = REGISTRY.get("tictactoe")
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=9)
+        viewer = ReplayViewer(read_record(data), game)
+        viewer.advance(0.5)
+        canvas = Canvas(24, 80)
+        viewer.draw(canvas)
+        self.assertIn("vinom replay  Tic-tac-toe  m-1", canvas.text())
+        self.assertIn("move 1", canvas.text())
+        viewer.handle_key(curses.KEY_END)
+        canvas = Canvas(24, 80)
+        viewer.draw(canvas)
+        # The final board as the game's own terminal view draws it, names and all.
+        final = Replay(read_record(data), game)
+        final.run()
+        board = game.view(room.state, None)["board"]
+        marks = sum(1 for cell in board if cell)
+        self.assertGreaterEqual(sum(canvas.text().count(m) for m in ("X", "O")), marks)
+        self.assertIn("end: finished", canvas.text())
+
+
+class CheckCommandTests(SynchronousTestCase):
+    def test_check_says_the_match_replays_exactly(self) -> None:
+        game = REGISTRY.get("maze")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        path = write(self, data)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY), 0)
+        self.assertEqual(err.getvalue(), "")
+        self.assertIn(f"{path}: maze match m-1, ", out.getvalue())
+        self.assertIn("replays exactly; finished", out.getvalue())
+
+    def test_a_bad_record_is_one_line_and_status_1(self) -> None:
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        damaged = bytearray(data)
+        damaged[len(damaged) // 2] ^= 0x55
+        other = GameRegistry([REGISTRY.get("maze")])
+        for payload, registry, says in (
+            (b"not a record", REGISTRY, "not a match record (not gzip data)"),
+            (gzip.compress(b"\x81\xa1a\x01"), REGISTRY, "its header names no vinom-record format"),
+            (bytes(damaged), REGISTRY, "damaged"),
+            (data, other, "a match of 'tictactoe', a game this installation does not have"),
+        ):
+            with self.subTest(says=says):
+                path = write(self, payload)
+                out, err = io.StringIO(), io.StringIO()
+                self.assertEqual(replay_check_command(path, out, err, registry), 1)
+                self.assertEqual(out.getvalue(), "")
+                self.assertTrue(err.getvalue().startswith(f"vinom: {path}: "), err.getvalue())
+                self.assertIn(says, err.getvalue())
+                self.assertEqual(err.getvalue().count("\n"), 1)
+
+    def test_a_missing_file_and_a_missing_argument(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command("/nonexistent.vrec.gz", out, err, REGISTRY), 1)
+        self.assertEqual(
+            err.getvalue(), "vinom: cannot read /nonexistent.vrec.gz: No such file or directory\n"
+        )
+        self.assertEqual(main(["replay"]), 2)

@@ -1,0 +1,146 @@
+"""The game host's record files (vinom.hosting.records) and the core handing out
+records (vinom.hosting.core): appended per match, pruned by age and size."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.server.test_tap import parse
+from vinom.games.registry import GameRegistry
+from vinom.games.tictactoe import TicTacToeGame
+from vinom.hosting.core import GameHostCore
+from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
+from vinom.match import Match, Ticket
+from vinom.protocol.address import HostAddress
+from vinom.protocol.config import HostConfig, ProtocolConfig
+from vinom.rooms.replay import read_record
+
+
+class RecordFilesTests(SynchronousTestCase):
+    def files(self, **kwargs: float) -> RecordFiles:
+        directory = os.path.join(os.path.abspath(self.mktemp()), "records")
+        return RecordFiles(RecordSettings(directory=directory, **kwargs))  # type: ignore[arg-type]
+
+    def test_a_record_is_appended_to_one_file_per_match_named_by_its_start(self) -> None:
+        files = self.files()
+        files.write("m-1", 0.0, b"abc", closed=False)
+        files.write("m/2", 86400.0, b"x", closed=True)
+        files.write("m-1", 0.0, b"def", closed=True)
+        names = sorted(os.listdir(files.directory))
+        self.assertEqual(names, ["19700101T000000Z-m-1.vrec.gz", "19700102T000000Z-m_2.vrec.gz"])
+        self.assertEqual((files.directory / names[0]).read_bytes(), b"abcdef")
+        self.assertEqual(record_file_name("m-1", 0.0), names[0])
+        self.assertEqual(files.bytes_written, 7)
+
+    def test_prune_deletes_old_files_then_the_oldest_beyond_the_size(self) -> None:
+        files = self.files(max_age=100.0, max_bytes=25)
+        now = time.time()
+        for n, age in enumerate((500.0, 50.0, 40.0, 30.0)):
+            files.write(f"m-{n}", 0.0, b"x" * 10, closed=True)
+            path = files.directory / record_file_name(f"m-{n}", 0.0)
+            os.utime(path, (now - age, now - age))
+        files.write("live", 0.0, b"y" * 10, closed=False)  # still recording: kept
+        os.utime(files.path_of("live"), (now - 1000, now - 1000))  # type: ignore[arg-type]
+        (files.directory / "notes.txt").write_text("not a record")
+        self.assertEqual(files.prune(now), 3)
+        left = sorted(p.name for p in Path(files.directory).iterdir())
+        self.assertEqual(left, [record_file_name("live", 0.0), record_file_name("m-3", 0.0),
+                                "notes.txt"])  # fmt: skip
+
+    def test_a_write_that_fails_is_counted_and_the_match_goes_on(self) -> None:
+        blocker = os.path.abspath(self.mktemp())
+        Path(blocker).write_text("a file where the directory should be")
+        files = RecordFiles(RecordSettings(directory=os.path.join(blocker, "records")))
+        files.write("m-1", 0.0, b"abc", closed=True)
+        self.assertEqual(files.write_errors, 1)
+
+
+class RecordOptionsTests(SynchronousTestCase):
+    def test_recording_is_on_by_default_into_the_data_directory(self) -> None:
+        options = parse("--data-dir", "/srv/vinom")
+        self.assertEqual(
+            options["recording"],
+            RecordSettings(directory="/srv/vinom/records", enabled=True, hash_every=20,
+                           flush_interval=1.0, max_age=7 * 86400.0,
+                           max_bytes=1024 * 1024 * 1024),
+        )  # fmt: skip
+
+    def test_switched_off_per_server_and_per_game(self) -> None:
+        self.assertFalse(parse("--no-record")["recording"].enabled)
+        settings = parse("--no-record-game", "maze", "--record-dir", "/r")["recording"]
+        self.assertEqual((settings.directory, settings.games_off), ("/r", frozenset({"maze"})))
+        self.assertFalse(settings.records("maze"))
+        self.assertTrue(settings.records("tictactoe"))
+
+    def test_a_record_dir_that_is_a_file_is_one_clear_line(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        Path(path).write_text("not a directory")
+        e = self.assertRaises(usage.UsageError, parse, "--record-dir", path)
+        self.assertEqual(
+            str(e), f"--record-dir {path!r} is a file, not a directory; name a directory "
+            "with --record-dir (or record nothing with --no-record)",
+        )
+        self.assertFalse(parse("--record-dir", path, "--no-record")["recording"].enabled)
+
+    def test_bad_values_are_one_clear_line(self) -> None:
+        for args, says in (
+            (("--no-record-game", "chess"), "--no-record-game 'chess' is not a game this server"),
+            (("--record-flush", "0"), "--record-flush"),
+            (("--record-hash-every", "x"), "--record-hash-every must be a whole number"),
+        ):
+            with self.subTest(args=args):
+                e = self.assertRaises(usage.UsageError, parse, *args)
+                self.assertIn(says, str(e))
+
+
+class _Unrecorded(TicTacToeGame):
+    name = "unrecorded"
+    record_matches = False
+
+
+class CoreRecordingTests(SynchronousTestCase):
+    """The game host core writes a record for each match it is to record."""
+
+    def core(self, **settings: Any) -> GameHostCore:
+        return GameHostCore(
+            HostConfig(ProtocolConfig(token_key=os.urandom(32)), (HostAddress("127.0.0.1", 1),)),
+            GameRegistry([TicTacToeGame(), _Unrecorded()]).get,
+            recording=RecordSettings(directory="unused", **settings),
+            wall_clock=lambda: 86400.0,
+            random_bytes=lambda n: bytes(range(n)),
+        )
+
+    def match(self, game: str, match_id: str) -> Match:
+        return Match(match_id, game, (Ticket("p1", "A", game, None, 0.0),
+                                      Ticket("p2", "B", game, None, 0.0)), 0.0)  # fmt: skip
+
+    def test_recorded_unless_the_server_or_the_game_says_not(self) -> None:
+        core = self.core(games_off=frozenset({"tictactoe"}))
+        core.add_match(self.match("tictactoe", "m-off"), 0.0)
+        core.add_match(self.match("unrecorded", "m-never"), 0.0)
+        self.assertEqual(core.records_to_write(), [])
+        core = self.core()
+        core.add_match(self.match("tictactoe", "m-1"), 0.0)
+        core.add_match(self.match("unrecorded", "m-2"), 0.0)
+        core.add_match(self.match("tictactoe", "m-seeded"), 0.0, rng=random.Random(1))
+        chunks = core.records_to_write()
+        self.assertEqual([(c.match_id, c.started, c.closed) for c in chunks],
+                         [("m-1", 86400.0, False)])  # fmt: skip
+        header = read_record(chunks[0].data).header
+        self.assertEqual(header["seed"], int.from_bytes(bytes(range(8)), "big"))
+        self.assertEqual(header["seats"], [["p1", "A", False], ["p2", "B", False]])
+        self.assertEqual(core.recording_count, 1)
+        core.shutdown("test", 1.0)
+        last = core.records_to_write()
+        self.assertEqual([(c.match_id, c.closed) for c in last], [("m-1", True)])
+        record = read_record(chunks[0].data + last[0].data)
+        self.assertTrue(record.complete)
+        self.assertEqual(record.end[1:3], ("aborted", None))  # type: ignore[index]
+        self.assertEqual(core.recording_count, 0)

@@ -1,0 +1,305 @@
+"""Spectators (`spectate`, vinom.hosting.spectators) on a whole server, over real sockets.
+
+Two players play tictactoe (one on the WebSocket lobby and `/game`, one on the
+TLS lobby and UDP), with the game host in a worker process; spectators ask
+the WebSocket lobby to `spectate` the match by its id and watch it on `/game`
+(tests/support/websocket_client.py): a welcome with no seat, the game's
+public view as it changes, the result, then the host closes their socket.
+What they send is dropped; the match does not notice them. The delay is
+pinned on a Clock in the unit tests below.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import Agent, readBody
+
+from tests.hosting.test_websocket_game import GameSocketTestCase
+from tests.lobby.test_websocket_lobby import is_type
+from tests.rooms.test_rooms_fixtures import Timeline
+from tests.rooms.test_rooms_games import ViewKeeper, make_router
+from tests.rooms.test_rooms_record import REGISTRY, bot_match
+from tests.support.websocket_client import GameSocketPlayer
+from tests.test_e2e import wait_until
+from vinom.cli import main
+from vinom.client.canvas import Canvas
+from vinom.client.game import connect_game
+from vinom.client.lobby import connect_lobby
+from vinom.client.udp import GameClientProtocol
+from vinom.client.watch import WatchView, spectate
+from vinom.games.registry import GameRegistry
+from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
+from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
+from vinom.protocol.tokens import PublicToken
+from vinom.rooms.messages import decode_server_message
+from vinom.rooms.room import RoomConfig
+
+
+class SpectatorServerTests(GameSocketTestCase):
+    hosting = ("--host-workers", "1")
+
+    async def spectator(self, match_id: str) -> tuple[dict[str, Any], GameSocketPlayer | None]:
+        watcher, _welcome = await self.web_player()
+        frame = await watcher.request({"type": "spectate", "match_id": match_id, "id": "s"})
+        if frame["type"] != "spectating":
+            return frame, None
+        socket = await self.game_socket(None)
+        socket.attach(PublicToken.from_json(frame["token"]))
+        return frame, socket
+
+    async def metric_shows(self, pattern: str) -> None:
+        for _ in range(100):
+            text = await self.metrics()
+            if re.search(pattern, text):
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertRegex(text, pattern)
+
+    async def test_spectators_watch_a_match_to_its_end_without_touching_it(self) -> None:
+        await self.start()
+        token, found, web, welcome = await self.match()
+        frame, watching = await self.spectator(found.game_id)
+        assert watching is not None
+        self.assertEqual(frame["game"], "tictactoe")
+        self.assertEqual(frame["game_id"], found.game_id)
+        self.assertEqual(len(frame["players"]), 2)
+        # Where a browser watches: the /game of the host, as the players were told.
+        self.assertEqual(frame.get("game_url"), web.of_type("match_found")[0].get("game_url"))
+        # A spectator's messages are read by nobody: an action of theirs goes nowhere.
+        watching.session.send_action({"cell": 4})
+        socket = await self.game_socket(None)
+        drivers = [self.bot(socket.session, welcome["player_id"])]
+        socket.attach(token)
+        udp = await connect_game(reactor, found)
+        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver in drivers:
+            driver.cancel()
+        seen = await watching.session.finished
+        self.assertEqual(seen["p"], "finished")
+        self.assertEqual(seen["result"], finals[0]["result"])
+        # Its welcome names the players and gives the spectator no seat...
+        assert watching.session.welcome is not None
+        self.assertEqual(watching.session.welcome["seat"], -1)
+        self.assertEqual(
+            [p["id"] for p in watching.session.welcome["players"]],
+            [p["id"] for p in frame["players"]],
+        )
+        # ...and it saw the public view: the final board the players saw.
+        assert watching.session.view is not None and udp.view is not None
+        self.assertEqual(watching.session.view["board"], udp.view["board"])
+        # The host closes its socket once the match is over.
+        closed = await watching.closed
+        self.assertEqual(closed.code, CLOSE_NORMAL)
+        # The worker's figures come with its heartbeats (a second apart).
+        await self.metric_shows(r"(?m)^vinom_spectator_messages_total [1-9]")
+        await self.metric_shows(r"(?m)^vinom_spectators 0\.0$")
+
+    async def test_unknown_matches_hello_first_and_the_per_match_limit(self) -> None:
+        await self.start("--max-spectators", "1")
+        _token, found, _web, _welcome = await self.match()
+        frame, _ = await self.spectator("no-such-match")
+        self.assertEqual((frame["type"], frame["code"]), ("error", "no_active_match"))
+        port, trust = self.server.websocket_port, self.server.lobby.trust
+        assert port is not None and trust is not None
+        from tests.support.websocket_client import connect_websocket
+
+        early = await connect_websocket(self, port, trust)
+        refused = await early.request({"type": "spectate", "match_id": found.game_id, "id": 1})
+        self.assertEqual(refused["code"], "hello_required")
+        bad = await early.request({"type": "spectate", "id": 2})
+        self.assertEqual(bad["code"], "missing_field")
+        _frame, first = await self.spectator(found.game_id)
+        assert first is not None
+        await wait_until(lambda: first.session.welcome is not None)
+        _frame, second = await self.spectator(found.game_id)
+        assert second is not None
+        closed = await second.closed
+        self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "spectators_full"))
+        await self.metric_shows(r'vinom_game_sockets_refused_total\{reason="spectators_full"\} 1')
+        await self.metric_shows(r"(?m)^vinom_spectators 1\.0$")
+        # The dashboard's /status says it too.
+        ops = await self.server.service("ops").port()
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{ops.getHost().port}/status".encode()
+        )
+        self.assertEqual(json.loads(await readBody(response))["spectators"], 1)
+
+
+class UdpSpectatorTests(GameSocketTestCase):
+    hosting = ("--host-workers", "1")
+
+    async def test_a_spectator_over_udp_watches_to_the_end(self) -> None:
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        # The client library, as a program watching over the TLS lobby and UDP does.
+        lobby = await connect_lobby(
+            reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
+        )
+        await lobby.hello("watcher")
+        watching = await lobby.spectate(found.game_id)
+        self.assertEqual((watching.host, watching.port, watching.game_id),
+                         (found.host, found.port, found.game_id))  # fmt: skip
+        session = await connect_game(reactor, watching)
+        protocol = session.protocol
+        assert isinstance(protocol, GameClientProtocol)
+        session.send_action({"cell": 0})  # read by nobody
+        socket = await self.game_socket(None)
+        drivers = [self.bot(socket.session, welcome["player_id"])]
+        socket.attach(token)
+        udp = await connect_game(reactor, found)
+        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver in drivers:
+            driver.cancel()
+        seen = await session.finished
+        self.assertEqual(seen["result"], finals[0]["result"])
+        assert session.welcome is not None and session.view is not None
+        self.assertEqual(session.welcome["seat"], -1)
+        assert udp.view is not None
+        self.assertEqual(session.view["board"], udp.view["board"])
+        # The host closes the spectator's session after the end.
+        self.assertEqual(await protocol.closed, "disconnect")
+        await lobby.close()
+
+
+class TerminalWatchTests(GameSocketTestCase):
+    hosting = ("--host-workers", "0")
+
+    async def test_vinom_watch_draws_the_match_to_its_result(self) -> None:
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        session = await spectate(reactor, self.server.lobby, found.game_id)
+        view = WatchView(session, GameRegistry.from_plugins().get)
+        socket = await self.game_socket(None)
+        drivers = [self.bot(socket.session, welcome["player_id"])]
+        socket.attach(token)
+        udp = await connect_game(reactor, found)
+        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
+        finals = [await driver.session.finished for driver in drivers]
+        for driver in drivers:
+            driver.cancel()
+        await session.finished
+        canvas = Canvas(24, 80)
+        view.draw(canvas)
+        text = canvas.text()
+        self.assertIn(f"vinom watch  Tic-tac-toe  {found.game_id}", text)
+        winners = finals[0]["result"]["winners"]
+        names = {p["id"]: p["name"] for p in session.welcome["players"]}  # type: ignore[index]
+        expected = f"{names[winners[0]]} won" if winners else "a draw"
+        self.assertIn(f"finished: {expected}", text)
+        self.assertIn("watching (read-only)", text)
+        self.assertNotIn("waiting for the match", text)
+        assert udp.view is not None
+        marks = sum(1 for c in udp.view["board"] if c)
+        self.assertGreaterEqual(text.count("X") + text.count("O"), marks)
+        view.handle_key(ord("q"))
+        self.assertTrue(view.done)
+        self.assertEqual(main(["watch"]), 2)
+
+
+class PrivateRoomTests(GameSocketTestCase):
+    hosting = ("--host-workers", "0")
+
+    async def private_match(self, spectators: bool) -> tuple[str, str]:
+        """A private tictactoe room (owner and a bot) that became a match: (code, match id)."""
+        owner, _welcome = await self.web_player()
+        room = await owner.request({"type": "create_room", "game": "tictactoe", "private": True,
+                                    "spectators": spectators, "id": "c"})  # fmt: skip
+        self.assertEqual(room["room"]["spectators"], spectators)
+        owner.send({"type": "add_bot", "id": "b"})
+        found = await owner.when(is_type("match_found"))
+        return room["room"]["code"], found["game_id"]
+
+    async def test_a_private_rooms_match_is_watched_by_its_code_if_its_owner_allows(
+        self,
+    ) -> None:
+        await self.start()
+        code, match_id = await self.private_match(spectators=True)
+        watcher, _ = await self.web_player()
+        frame = await watcher.request({"type": "spectate", "code": code.lower(), "id": 1})
+        self.assertEqual((frame["type"], frame["game_id"]), ("spectating", match_id))
+        socket = await self.game_socket(None)
+        socket.attach(PublicToken.from_json(frame["token"]))
+        await wait_until(lambda: socket.session.welcome is not None)
+        assert socket.session.welcome is not None
+        self.assertEqual(socket.session.welcome["match"], match_id)
+        both = await watcher.request({"type": "spectate", "code": code, "match_id": "x", "id": 2})
+        self.assertEqual(both["code"], "invalid_field")
+
+    async def test_nobody_watches_a_private_rooms_match_unless_its_owner_allows(self) -> None:
+        await self.start()
+        code, match_id = await self.private_match(spectators=False)
+        watcher, _ = await self.web_player()
+        for ask in ({"code": code}, {"match_id": match_id}, {"code": "ZZZZZZ"}):
+            frame = await watcher.request({"type": "spectate", **ask, "id": 1})
+            self.assertEqual(frame["code"], "no_active_match", ask)
+
+
+class SpectatorFeedTests(SynchronousTestCase):
+    """The feeds on a room played by bots, on a Timeline: one encoding per change for
+    every spectator, `delay` seconds late, then the end and the streams closed."""
+
+    def test_every_spectator_gets_the_same_bytes_delay_seconds_late(self) -> None:
+        game = REGISTRY.get("tictactoe")
+        time = Timeline()
+        sent: list[tuple[int, float, bytes]] = []
+        closed: list[int] = []
+
+        class Outbox(ViewKeeper):
+            def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+                if session_id < 0:
+                    sent.append((session_id, time.now, data))
+                else:
+                    super().send_message(session_id, channel, data)
+
+        router = make_router(game, Outbox(), time)
+        router.outbox = router.outbox  # the players' messages go to the keeper
+        feeds = SpectatorFeeds(SpectatorSettings(delay=2.0), router.outbox, time.timers,
+                               closed.append)  # fmt: skip
+        # As the game host core does: the feeds hear of each room's end at once.
+        router.registry.add_end_listener(feeds.room_ended)
+        room = router.add_match(bot_match(game, 2), 0.0, RoomConfig(bot_think_time=1.0),
+                                random.Random(1))  # fmt: skip
+        feeds.add(-1, room, time.now)
+        feeds.add(-2, room, time.now)
+        changes: list[tuple[float, int]] = []
+        version = room.version
+        while not room.ended and time.now < 60:
+            time.advance(0.05)
+            if room.version != version:
+                version = room.version
+                changes.append((time.now, version))
+        time.pump([0.05] * 60)
+        by_session = {
+            s: [(t, decode_server_message(d)) for sid, t, d in sent if sid == s] for s in (-1, -2)
+        }
+        self.assertEqual(
+            [d for sid, _, d in sent if sid == -1], [d for sid, _, d in sent if sid == -2]
+        )
+        states = [(t, m) for t, m in by_session[-1] if m is not None and m.get("t") == "state"]
+        self.assertGreater(len(states), 4)
+        ended_at = room.ended_at
+        assert ended_at is not None
+        for seen_at, message in states[1:]:
+            if seen_at == ended_at:
+                continue  # the end, and what the delay held back, come at once
+            changed_at = max(t for t, v in changes if v <= message["v"])
+            # Seen 2 s after the change, give or take a look (0.1 s) and a step.
+            self.assertGreaterEqual(seen_at, changed_at + 2.0 - 1e-9)
+            self.assertLessEqual(seen_at, changed_at + 2.0 + 0.15 + 1e-9)
+            self.assertIn("board", message["s"])
+        # At the end: the last states and the phase at once, when the room ended.
+        self.assertEqual([t for t, m in by_session[-1] if m and m.get("t") == "phase"],
+                         [ended_at])  # fmt: skip
+        ends = [m for _, m in by_session[-1] if m is not None and m.get("t") == "phase"]
+        self.assertEqual(ends[-1]["p"], "finished")
+        self.assertEqual(sorted(closed), [-2, -1])
+        self.assertEqual(len(feeds), 0)

@@ -1,0 +1,323 @@
+"""Match records (vinom.rooms.record) and their exact replay (vinom.rooms.replay).
+
+Rooms run through the seat router on a Timeline, as in test_rooms_bots: bots
+(or a test's sessions) play; the room's recorder writes the record; `Replay`
+rebuilds the match from the record's bytes alone and checks every hash. A
+game written only with the public API that reads the wall clock or the global
+generator is caught at the tick where it first differs.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import evolve, frozen
+from twisted.trial.unittest import SynchronousTestCase
+
+from benchmarks.arena import ArenaGame
+from tests.rooms.test_rooms_fixtures import Timeline
+from tests.rooms.test_rooms_games import ViewKeeper, make_router
+from vinom.games import Game, Outcome, Seat
+from vinom.games.interfaces import IGame
+from vinom.games.registry import GameRegistry
+from vinom.match import Match, Ticket
+from vinom.rooms.messages import Phase
+from vinom.rooms.record import MatchRecorder, record_header, state_hash
+from vinom.rooms.replay import CHECKPOINT_EVERY, RecordError, Replay, ReplayMismatch, read_record
+from vinom.rooms.room import Room, RoomConfig
+
+REGISTRY = GameRegistry.from_plugins()
+BUILT_IN = ("tictactoe", "dice", "owedrahn", "maze", "duel")
+
+
+def bot_match(game: IGame, players: int) -> Match:
+    return Match(
+        match_id="m-1",
+        game=game.name,
+        players=tuple(
+            Ticket(f"bot-{n}", f"BOT {n}", game.name, None, 0.0, bot=True) for n in range(players)
+        ),
+        formed_at=0.0,
+    )
+
+
+def recorded_room(
+    game: IGame, match: Match, seed: int, options: Mapping[str, Any] | None = None,
+    hash_every: int = 20, step: float = 0.05, limit: float = 3600.0,
+) -> tuple[Room, MatchRecorder, bytes]:
+    """Play `match` to its end with a recorder; returns the room, recorder and record."""
+    time = Timeline()
+    router = make_router(game, ViewKeeper(), time)
+    config = RoomConfig(bot_think_time=0.05, options=dict(options or {}))
+    recorder = MatchRecorder(
+        record_header(
+            match_id=match.match_id, game=game.name, game_version=game.version,
+            options=config.options,
+            seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+            bots=[t.bot for t in match.players], seed=seed,
+            tick_rate=float(game.tick_rate or 0), hash_every=hash_every, started=0.0,
+            vinom_version="test",
+        ),
+        hash_every=hash_every,
+    )  # fmt: skip
+    room = router.add_match(match, time.now, config, random.Random(seed), recorder)
+    data = recorder.take()
+    while not room.ended and time.now < limit:
+        time.advance(step)
+        data += recorder.take()
+    if not room.ended:
+        room.abort("test_over", time.now)
+    data += recorder.take()
+    return room, recorder, data
+
+
+@frozen
+class _Point:
+    x: int
+    tags: frozenset[str]
+
+
+class StateHashTests(SynchronousTestCase):
+    """docs/protocol.md §18's hash: the vectors, and the same in every process."""
+
+    def test_vectors(self) -> None:
+        self.assertEqual(state_hash(7), 4395282772176376861)
+        self.assertEqual(state_hash({"b": 1, "a": (1.5, None)}), 0x58949890C99A97FE)
+        self.assertEqual(state_hash(frozenset({"x", "y"})), 0xCD80FDD0D5960C16)
+        # Sets sorted, mappings by key: order of building does not count.
+        self.assertEqual(state_hash({"a": (1.5, None), "b": 1}), 0x58949890C99A97FE)
+        self.assertEqual(
+            state_hash(_Point(1, frozenset({"b", "a"}))),
+            state_hash(_Point(1, frozenset({"a", "b"}))),
+        )
+        self.assertNotEqual(state_hash(_Point(1, frozenset())), state_hash(_Point(2, frozenset())))
+
+
+class RecordAndReplayTests(SynchronousTestCase):
+    def test_every_built_in_game_played_by_bots_replays_to_identical_hashes(self) -> None:
+        for name in BUILT_IN:
+            with self.subTest(game=name):
+                game = REGISTRY.get(name)
+                options = {"target": 20} if name == "duel" else {}
+                room, recorder, data = recorded_room(
+                    game, bot_match(game, game.min_players), seed=7, options=options,
+                    hash_every=1,
+                )
+                self.assertIs(room.phase, Phase.FINISHED)
+                self.assertTrue(recorder.closed)
+                record = read_record(data)
+                self.assertTrue(record.complete)
+                self.assertEqual(record.game, name)
+                replay = Replay(record, REGISTRY.get(name))
+                replay.run()
+                self.assertTrue(replay.ended)
+                self.assertEqual(state_hash(replay.state), state_hash(room.state))
+                self.assertEqual(replay.view(None), game.view(room.state, None))
+                # A hash before every call (hash_every=1) and one at the end, all checked.
+                calls = sum(1 for e in record.entries if e[0] in (0, 1))
+                self.assertEqual(replay.hashes_checked, calls + 1)
+                end = record.end
+                assert end is not None
+                self.assertEqual(end[1], "finished")
+                self.assertEqual(end[2], room.result)
+
+    def test_a_ticking_game_with_lag_compensation_replays_exactly(self) -> None:
+        # The arena (benchmarks/arena.py): 20 ticks a second, inputs, apply_action_at.
+        game = ArenaGame(4)
+        room, _recorder, data = recorded_room(
+            game, bot_match(game, 4), seed=11, limit=30.0, step=0.05
+        )
+        self.assertIs(room.phase, Phase.ABORTED)
+        self.assertGreater(room.tick_number, 500)
+        replay = Replay(read_record(data), ArenaGame(4))
+        replay.run()
+        self.assertEqual(replay.tick, room.tick_number)
+        self.assertEqual(state_hash(replay.state), state_hash(room.state))
+        # One hash a second (every 20 ticks), the one at play's start and the end.
+        self.assertEqual(replay.hashes_checked, room.tick_number // 20 + 2)
+
+    def test_a_seek_back_replays_from_the_start_to_the_same_state(self) -> None:
+        game = REGISTRY.get("dice")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=3)
+        replay = Replay(read_record(data), game)
+        replay.seek(replay.length // 2)
+        middle = state_hash(replay.state)
+        replay.run()
+        replay.seek(replay.length // 2)
+        self.assertEqual(state_hash(replay.state), middle)
+        self.assertEqual(replay.position, replay.length // 2)
+
+    def test_a_record_cut_off_replays_up_to_its_last_flush(self) -> None:
+        game = ArenaGame(2)
+        time = Timeline()
+        match = bot_match(game, 2)
+        recorder = MatchRecorder(
+            record_header(
+                match_id="m-1", game="arena", game_version="1", options={},
+                seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+                bots=[True, True], seed=5, tick_rate=20.0, hash_every=20, started=0.0,
+                vinom_version="test",
+            )
+        )  # fmt: skip
+        router = make_router(game, ViewKeeper(), time)
+        room = router.add_match(
+            match, 0.0, RoomConfig(bot_think_time=0.05), random.Random(5), recorder
+        )
+        flushed = b""
+        for _ in range(10):  # ten flushes a second apart, then the host "dies"
+            time.pump([0.05] * 20)
+            flushed += recorder.take()
+        time.pump([0.05] * 10)  # played, never flushed
+        record = read_record(flushed + recorder.take()[:7])  # and a torn last write
+        self.assertFalse(record.complete)
+        replay = Replay(record, ArenaGame(2))
+        replay.run()
+        self.assertEqual(replay.tick, 200)
+        self.assertFalse(replay.ended)
+        self.assertGreater(room.tick_number, 200)
+
+
+@frozen
+class DriftState:
+    players: tuple[str, ...]
+    ticks: int = 0
+    value: float = 0.0
+    left: tuple[bool, ...] = (False,)
+    finished: bool = False
+    reason: str = ""
+    winners: tuple[str, ...] = ()
+    scores: tuple[int, ...] = (0,)
+
+
+class DriftGame(Game[DriftState]):
+    """A real-time game that breaks determinism from tick `from_tick`: its tick reads
+    the process-wide generator (as reading the clock or a file would)."""
+
+    name = "drift"
+    description = "test: not deterministic"
+    min_players = max_players = match_size = 1
+    tick_rate = 20.0
+    time_limit = 10.0
+    countdown = 0.0
+
+    def __init__(self, from_tick: int) -> None:
+        self.from_tick = from_tick
+
+    def create(self, seats: Any, options: Any, rng: random.Random) -> DriftState:
+        return DriftState(players=tuple(s.player_id for s in seats), value=rng.random())
+
+    def tick(self, state: DriftState, dt: float, rng: random.Random) -> Outcome:
+        ticks = state.ticks + 1
+        noise = random.random() if ticks >= self.from_tick else rng.random()
+        return Outcome(evolve(state, ticks=ticks, value=state.value + noise))
+
+    def view(self, state: DriftState, player_id: str | None) -> Mapping[str, Any]:
+        return {"ticks": state.ticks}
+
+    def make_bot(self, player_id: str, rng: random.Random) -> Any:
+        return _Idle()
+
+
+class _Idle:
+    def choose_action(self, view: Mapping[str, Any]) -> None:
+        return None
+
+
+class TurnBasedHashTests(SynchronousTestCase):
+    def test_a_game_without_a_tick_is_hashed_every_n_calls_and_at_the_end(self) -> None:
+        game = REGISTRY.get("maze")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=2, hash_every=5)
+        record = read_record(data)
+        calls = sum(1 for e in record.entries if e[0] in (0, 1))
+        hashes = sum(1 for e in record.entries if e[0] == 4)
+        self.assertEqual(hashes, calls // 5)
+        replay = Replay(record, game)
+        replay.run()
+        self.assertEqual(replay.hashes_checked, hashes + 1)
+
+
+class NonDeterminismTests(SynchronousTestCase):
+    def test_a_game_reading_global_randomness_is_caught_at_the_tick_it_differs(self) -> None:
+        game = DriftGame(from_tick=37)
+        room, _recorder, data = recorded_room(game, bot_match(game, 1), seed=1, hash_every=1)
+        self.assertIs(room.phase, Phase.FINISHED)
+        replay = Replay(read_record(data), DriftGame(from_tick=37))
+        with self.assertRaises(ReplayMismatch) as caught:
+            replay.run()
+        self.assertEqual(caught.exception.tick, 37)
+        self.assertIn("at tick 37", str(caught.exception))
+        # The replay stops there: the states up to tick 36 were the recorded ones.
+        self.assertEqual(replay.tick, 37)
+        self.assertEqual(replay.state.ticks, 37)
+
+    def test_with_a_hash_every_20_ticks_it_is_caught_at_the_next_hash(self) -> None:
+        game = DriftGame(from_tick=37)
+        _room, _recorder, data = recorded_room(game, bot_match(game, 1), seed=1, hash_every=20)
+        with self.assertRaises(ReplayMismatch) as caught:
+            Replay(read_record(data), DriftGame(from_tick=37)).run()
+        self.assertEqual(caught.exception.tick, 40)
+
+    def test_a_deterministic_run_of_the_same_game_replays(self) -> None:
+        game = DriftGame(from_tick=10**9)
+        _room, _recorder, data = recorded_room(game, bot_match(game, 1), seed=1, hash_every=1)
+        replay = Replay(read_record(data), DriftGame(from_tick=10**9))
+        replay.run()
+        self.assertTrue(replay.ended)
+
+
+class DamagedRecordTests(SynchronousTestCase):
+    def record(self) -> bytes:
+        game = REGISTRY.get("tictactoe")
+        return recorded_room(game, bot_match(game, 2), seed=2)[2]
+
+    def test_not_a_record(self) -> None:
+        for data, says in (
+            (b"hello world", "not a match record (not gzip data)"),
+            (b"", "not a match record (no header)"),
+            (zlib.compress(b"x", wbits=31), "not a match record (no header)"),
+        ):
+            with self.subTest(data=data[:5]):
+                with self.assertRaises(RecordError) as caught:
+                    read_record(data)
+                self.assertEqual(str(caught.exception), says)
+
+    def test_damage_inside_the_stream_is_one_clear_error(self) -> None:
+        data = bytearray(self.record())
+        data[len(data) // 2] ^= 0xFF
+        with self.assertRaises(RecordError) as caught:
+            Replay(read_record(bytes(data)), REGISTRY.get("tictactoe")).run()
+        self.assertIn("damaged", str(caught.exception))
+
+    def test_a_truncated_record_reads_as_incomplete(self) -> None:
+        data = self.record()
+        record = read_record(data[: len(data) - 12])
+        self.assertFalse(record.complete)
+        self.assertTrue(read_record(data).complete)
+
+
+class SeekTests(SynchronousTestCase):
+    def test_seeking_back_past_checkpoints_gives_the_states_of_a_replay_from_the_start(
+        self,
+    ) -> None:
+        game = ArenaGame(4)
+        _room, _recorder, data = recorded_room(
+            game, bot_match(game, 4), seed=13, limit=60.0, step=0.05
+        )
+        record = read_record(data)
+        self.assertGreater(len(record.entries), 3 * CHECKPOINT_EVERY)
+        fresh = Replay(record, ArenaGame(4))
+        targets = (len(record.entries) - 5, CHECKPOINT_EVERY + 17, 2 * CHECKPOINT_EVERY, 3)
+        expected = {}
+        for target in sorted(targets):
+            fresh.seek(target)
+            expected[target] = (state_hash(fresh.state), fresh.tick)
+        seeking = Replay(record, ArenaGame(4))
+        seeking.run()
+        for target in targets:  # backwards, from checkpoints
+            seeking.seek(target)
+            self.assertEqual((state_hash(seeking.state), seeking.tick), expected[target])
+        seeking.run()  # and on to the end again, every hash checked
+        self.assertTrue(seeking.ended)

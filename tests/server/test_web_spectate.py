@@ -1,0 +1,181 @@
+"""A browser watches a running match (`spectate`, docs/lobby.md) on the real page.
+
+Two bots play tictactoe through the whole client stack (TLS lobby, UDP); the
+browser, in the lobby, types the match's id into "Watch a match", and the page
+opens `/game` with the spectator's token: the board is drawn from the public
+view, it follows the moves, and the result says who won. No console error
+(tests/support/browser.py fails the test on one).
+"""
+# slow: drives Chromium (tests/support/browser.py)
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import msgpack
+from selenium.webdriver.common.by import By
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import TestCase
+
+from tests.server.test_web_client import (
+    WAIT,
+    board_marks,
+    click,
+    enter,
+    start_web_server,
+    wait_for_game,
+)
+from tests.support.browser import open_browser
+from tests.support.ports import free_tcp_port
+from tests.support.servers import start_server
+from tests.test_e2e import wait_until
+from vinom.client.bots import play_bot
+from vinom.client.game import GameSession
+from vinom.games.registry import GameRegistry
+
+
+class WatchInChromiumTests(TestCase):
+    timeout = 120
+
+    async def test_a_browser_watches_two_bots_play_to_the_result(self) -> None:
+        server, url = await start_web_server(self)
+        browser = await open_browser(self)
+        await enter(browser, url, "Eve")
+        sessions: list[GameSession] = []
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        bots = gatherResults([
+            Deferred.fromCoroutine(play_bot(
+                reactor, server.lobby, tictactoe, f"bot{n}", rng=random.Random(n),
+                think_time=1.0, on_session=sessions.append,
+            ))
+            for n in range(2)
+        ])  # fmt: skip
+        await wait_until(lambda: any(s.welcome is not None for s in sessions))
+        match_id = next(s.welcome for s in sessions if s.welcome is not None)["match"]
+
+        def type_id(driver: Any) -> None:
+            driver.find_element(By.ID, "watch-input").send_keys(match_id)
+
+        await browser.run(type_id)
+        await click(browser, "#watch-start")
+        await wait_for_game(browser, "tictactoe")
+        screen = await browser.run(lambda d: d.execute_script(
+            "const s = document.getElementById('screen-game').dataset;"
+            "return [s.spectator, s.seat, s.match];"
+        ))  # fmt: skip
+        self.assertEqual(screen, ["true", "-1", match_id])
+        reports = await bots
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        await browser.wait_until(
+            lambda d: not d.find_element(By.ID, "result-panel").get_attribute("hidden"), WAIT
+        )
+        outcome = await browser.run(
+            lambda d: d.find_element(By.ID, "result-panel").get_attribute("data-outcome")
+        )
+        winners = [r.name for r in reports if r.won]
+        self.assertEqual(outcome, "watched" if winners else "draw")
+        text = await browser.run(lambda d: d.find_element(By.ID, "result-text").text)
+        self.assertEqual(text, f"{winners[0]} won." if winners else "It's a draw.")
+        # The board the browser drew is the final board the players saw.
+        final = sessions[0].view
+        assert final is not None
+        marks = await board_marks(browser)
+        self.assertEqual(sum(1 for m in marks if m not in ("", "None")),
+                         sum(1 for c in final["board"] if c))  # fmt: skip
+
+
+class ReplayInChromiumTests(TestCase):
+    timeout = 120
+
+    async def test_a_browser_replays_a_finished_match_and_seeks_to_its_end(self) -> None:
+        port = free_tcp_port()
+        server = await start_server(
+            self, "--websocket", f"ssl:{port}:interface=127.0.0.1", "--web-replays", ports=4
+        )
+        url = f"https://127.0.0.1:{port}/"
+        sessions: list[GameSession] = []
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(play_bot(
+                reactor, server.lobby, tictactoe, f"bot{n}", rng=random.Random(n),
+                on_session=sessions.append,
+            ))
+            for n in range(2)
+        ])  # fmt: skip
+        match_id = reports[0].match_id
+        assert match_id is not None
+        browser = await open_browser(self)
+        await enter(browser, url, "Rex")
+        await self.replay(browser, match_id)
+        await wait_for_game(browser, "tictactoe")
+        flags = await browser.run(lambda d: d.execute_script(
+            "const s = document.getElementById('screen-game').dataset;"
+            "return [s.replay, s.spectator, document.getElementById('replay-bar').hidden];"
+        ))  # fmt: skip
+        self.assertEqual(flags, ["true", "true", False])
+        # Drag the slider to the end: the final board and the result.
+        await browser.run(lambda d: d.execute_script(
+            "const seek = document.getElementById('replay-seek');"
+            "seek.value = seek.max; seek.dispatchEvent(new Event('input'));"
+        ))  # fmt: skip
+        await browser.wait_until(
+            lambda d: not d.find_element(By.ID, "result-panel").get_attribute("hidden"), WAIT
+        )
+        final = sessions[0].view
+        assert final is not None
+        marks = await board_marks(browser)
+        self.assertEqual(sum(1 for m in marks if m not in ("", "None")),
+                         sum(1 for c in final["board"] if c))  # fmt: skip
+        winners = [r.name for r in reports if r.won]
+        text = await browser.run(lambda d: d.find_element(By.ID, "result-text").text)
+        self.assertEqual(text, f"{winners[0]} won." if winners else "It's a draw.")
+        # Back to the start: the board empties again.
+        await browser.run(lambda d: d.execute_script(
+            "const seek = document.getElementById('replay-seek');"
+            "seek.value = 0; seek.dispatchEvent(new Event('input'));"
+        ))  # fmt: skip
+        await browser.wait_until(
+            lambda d: d.find_element(By.ID, "result-panel").get_attribute("hidden"), WAIT
+        )
+
+    async def replay(self, browser: Any, match_id: str) -> None:
+        def type_id(driver: Any) -> None:
+            field = driver.find_element(By.ID, "replay-input")
+            field.clear()
+            field.send_keys(match_id)
+            driver.find_element(By.ID, "replay-start").click()
+
+        await browser.run(type_id)
+
+
+class ReplaysResourceTests(TestCase):
+    """`/replays/<match id>` over HTTP (vinom.server.replays), without a browser."""
+
+    def test_answers(self) -> None:
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import record_file_name
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        game = REGISTRY.get("tictactoe")
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
+        with open(os.path.join(directory, record_file_name("m-1", 0.0)), "wb") as f:
+            f.write(data)
+        with open(os.path.join(directory, record_file_name("m-bad", 0.0)), "wb") as f:
+            f.write(b"junk")
+        replays = Replays(directory, REGISTRY.get)
+        status, body = replays.answer("m-1")
+        self.assertEqual(status, 200)
+        doc = msgpack.unpackb(body)
+        self.assertEqual((doc["match_id"], doc["game"], doc["error"]), ("m-1", "tictactoe", None))
+        self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
+        self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
+        times = [f[0] for f in doc["frames"]]
+        self.assertEqual(times, sorted(times))
+        self.assertEqual(replays.answer("m-none"), (404, b"no record of this match"))
+        status, body = replays.answer("m-bad")
+        self.assertEqual((status, body), (422, b"not a match record (not gzip data)"))

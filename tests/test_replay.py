@@ -1,0 +1,278 @@
+"""Match records on a real `twistd -n vinom`, replayed by the real `vinom replay`.
+
+The server records every match by default (docs/operations.md, "Match
+records") into DATA_DIR/records; real clients play (bots through the whole
+client stack; players sending real-time inputs through a lossy UDP link);
+then `vinom replay --check FILE`, a child process as a user runs it, rebuilds
+each match from its file alone and checks every hash. A game that reads the
+process-wide generator inside its rules is caught at the tick it differs; a
+server killed mid-match (its game host in its process) leaves a record that
+replays up to its last flush.
+"""
+# slow: starts twistd vinom and vinom replay (child processes)
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import socket
+import sys
+import textwrap
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from tests.support.redis_server import start_redis
+from tests.support.servers import ROOT, RunningTwistd, start_twistd
+from tests.test_e2e import wait_until
+from tests.test_realtime import INPUT_PLUGIN, _lossy_player
+from vinom.client.bots import play_bot
+from vinom.games.registry import GameRegistry
+from vinom.rooms.replay import read_record
+
+RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
+
+DRIFT_PLUGIN = textwrap.dedent(
+    '''
+    """A real-time game that is not deterministic: from its 10th tick on it draws
+    from the process-wide generator, not the room's."""
+
+    import random
+
+    from attrs import evolve, frozen
+    from zope.interface import implementer
+
+    from vinom.games.base import Game
+    from vinom.games.interfaces import IBot, Outcome
+
+
+    @frozen
+    class Drift:
+        players: tuple
+        ticks: int = 0
+        value: float = 0.0
+        over: bool = False
+
+
+    class DriftGame(Game):
+        name = "rt-drift"
+        description = "test: not deterministic"
+        min_players = max_players = match_size = 2
+        tick_rate = 20.0
+        time_limit = 2.0
+        countdown = 0.0
+        action_rate = 0.0
+        idle_timeout = 0.0
+        offered_by_default = False
+
+        def create(self, seats, options, rng):
+            return Drift(tuple(s.player_id for s in seats))
+
+        def check_join(self, state, seat):
+            return None
+
+        def tick(self, state, dt, rng):
+            ticks = state.ticks + 1
+            noise = random.random() if ticks >= 10 else rng.random()
+            return Outcome(evolve(state, ticks=ticks, value=state.value + noise))
+
+        def time_up(self, state):
+            return Outcome(evolve(state, over=True))
+
+        def view(self, state, player_id):
+            return {"ticks": state.ticks}
+
+        def is_finished(self, state):
+            return state.over
+
+        def result(self, state):
+            return {"winners": [], "reason": "time"}
+
+        def make_bot(self, player_id, rng):
+            return Idle()
+
+
+    @implementer(IBot)
+    class Idle:
+        def choose_action(self, view):
+            return None
+
+
+    drift = DriftGame()
+    '''
+)
+
+
+async def replay_check(server: RunningTwistd, path: str) -> tuple[str, str, int]:
+    """`vinom replay --check PATH` as a child process (the server's games installed)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (ROOT, os.path.join(server.data_dir, "path"), env.get("PYTHONPATH", "")) if p
+    )
+    out, err, code = await getProcessOutputAndValue(
+        sys.executable, ["-c", RUN_CLI, "replay", "--check", path], env=env
+    )
+    return out.decode(), err.decode(), code
+
+
+def records_in(server: RunningTwistd) -> list[str]:
+    return sorted(glob.glob(os.path.join(server.data_dir, "records", "*.vrec.gz")))
+
+
+def redis_get(port: int, key: str) -> bytes | None:
+    """GET over a plain socket (RESP), the bytes as stored."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        name = key.encode()
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(name), name))
+        data = b""
+        while b"\r\n" not in data:
+            data += s.recv(65536)
+        head, _, rest = data.partition(b"\r\n")
+        size = int(head[1:])
+        if size < 0:
+            return None
+        while len(rest) < size + 2:
+            rest += s.recv(65536)
+        return rest[:size]
+
+
+class RecordedMatchTests(TestCase):
+    timeout = 120
+
+    async def test_a_bot_match_and_a_real_time_match_through_a_lossy_link_replay_exactly(
+        self,
+    ) -> None:
+        server = await start_twistd(
+            self, {"twisted/plugins/rt_test_game.py": INPUT_PLUGIN},
+            "--games", "tictactoe,rt-inputs",
+        )  # fmt: skip
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults(
+            [
+                Deferred.fromCoroutine(
+                    play_bot(reactor, server.lobby, tictactoe, f"b{n}", rng=random.Random(n))
+                )
+                for n in range(2)
+            ]
+        )
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        players = await gatherResults(
+            [Deferred.fromCoroutine(_lossy_player(server.lobby, f"p{n}", n)) for n in range(2)]
+        )
+        for player in players:
+            await player.session.finished
+        # The end of each record is written before the host reports the match over.
+        await wait_until(lambda: len(records_in(server)) == 2)
+        by_game = {}
+        for path in records_in(server):
+            with open(path, "rb") as f:
+                record = read_record(f.read())
+            self.assertTrue(record.complete)
+            by_game[record.game] = (path, record)
+        self.assertEqual(set(by_game), {"tictactoe", "rt-inputs"})
+        # The real-time record holds each input the game applied, once, in order.
+        _path, realtime = by_game["rt-inputs"]
+        for seat in (0, 1):
+            numbers = [e[2]["n"] for e in realtime.entries if e[0] == 1 and e[1] == seat]
+            self.assertGreater(len(numbers), 30)
+            self.assertEqual(numbers, list(range(1, len(numbers) + 1)))
+        for game, (path, record) in by_game.items():
+            out, err, code = await replay_check(server, path)
+            self.assertEqual((code, err), (0, ""), out)
+            self.assertIn(f"{game} match {record.header['match_id']}", out)
+            self.assertIn("replays exactly; finished", out)
+
+    async def test_with_redis_a_finished_record_is_copied_where_every_lobby_finds_it(
+        self,
+    ) -> None:
+        redis = await start_redis(self)
+        key_file = os.path.abspath(self.mktemp())
+        with open(key_file, "wb") as f:
+            f.write(os.urandom(32))
+        server = await start_twistd(
+            self, {}, "--games", "tictactoe", "--redis", redis.url, "--token-key-file", key_file,
+        )  # fmt: skip
+        tictactoe = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, tictactoe, f"b{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])  # fmt: skip
+        match_id = reports[0].match_id
+        await wait_until(lambda: redis_get(redis.port, f"vinom:record:{match_id}") is not None)
+        stored = redis_get(redis.port, f"vinom:record:{match_id}")
+        assert stored is not None
+        [path] = records_in(server)
+        with open(path, "rb") as f:
+            self.assertEqual(stored, f.read())
+        self.assertTrue(read_record(stored).complete)
+
+    async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
+        server = await start_twistd(
+            self, {"twisted/plugins/rt_drift.py": DRIFT_PLUGIN},
+            "--games", "rt-drift", "--record-hash-every", "1",
+        )  # fmt: skip
+        game = _IdleGame()
+        await gatherResults(
+            [
+                Deferred.fromCoroutine(
+                    play_bot(reactor, server.lobby, game, f"b{n}", rng=random.Random(n))
+                )
+                for n in range(2)
+            ]
+        )
+        await wait_until(lambda: len(records_in(server)) == 1)
+        out, err, code = await replay_check(server, records_in(server)[0])
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("the replayed state differs from the record at tick 10 (entry", err)
+        self.assertEqual(err.count("\n"), 1, err)
+
+    async def test_a_server_killed_mid_match_leaves_a_record_that_replays_to_its_last_flush(
+        self,
+    ) -> None:
+        server = await start_twistd(
+            self, {"twisted/plugins/rt_test_game.py": INPUT_PLUGIN.replace(
+                "time_limit = 3.0", "time_limit = 60.0")},
+            # The game host in the server's process: killing it kills the host.
+            "--games", "rt-inputs", "--record-flush", "0.2", "--host-workers", "0",
+        )  # fmt: skip
+        players = await gatherResults(
+            [Deferred.fromCoroutine(_lossy_player(server.lobby, f"p{n}", n)) for n in range(2)]
+        )
+        # Play a second or two, then the server (and its game-host worker) dies.
+        await wait_until(
+            lambda: bool(records_in(server)) and os.path.getsize(records_in(server)[0]) > 2000
+        )
+        await deferLater(reactor, 0.5, lambda: None)
+        server.process.transport.signalProcess("KILL")
+        await server.process.ended
+        for player in players:  # the players give up on the dead server
+            await player.session.disconnect()
+            await player.proxy.transport.stopListening()
+        path = records_in(server)[0]
+        with open(path, "rb") as f:
+            record = read_record(f.read())
+        self.assertFalse(record.complete)
+        out, err, code = await replay_check(server, path)
+        self.assertEqual((code, err), (0, ""), out)
+        self.assertIn("no end: the record stops at its last flush", out)
+
+
+class _IdleGame:
+    """What `play_bot` needs of the game it queues for: its name and a bot (idle)."""
+
+    name = "rt-drift"
+
+    def make_bot(self, player_id: str, rng: random.Random) -> object:
+        return _Idle()
+
+
+class _Idle:
+    def choose_action(self, view: object) -> None:
+        return None
+

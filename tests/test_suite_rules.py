@@ -1,0 +1,123 @@
+"""The rules the test suite keeps, read from its sources (nothing is run).
+
+- Every property test (`@given`) says its `@settings` and has no deadline: a
+  deadline is a wall-clock assertion (hypothesis's default fails an example
+  slower than 200 ms), which a busy machine breaks; the number of examples is
+  the test's own choice, in sight.
+- A test module that names what starts Redis, a browser or a child process
+  carries the `# slow: <why>` line that keeps it out of the fast lane
+  (tests/support/lanes.py; the lane's guard fails what this reading misses).
+- A test waits for something on real sockets, processes or Redis with
+  tests/support/waiting.py's `until`, not with a polling helper of its own.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support.lanes import test_modules
+
+TESTS = Path(__file__).resolve().parent
+THIS = "tests/test_suite_rules.py"  # names what starts something, to find it
+# Private polling helpers this suite had, one per module, before `until`.
+POLLING_HELPER = re.compile(
+    r"^\s*(?:async )?def (until|wait_until|wait_until_async|_until|_wait|_wait_for)\(", re.MULTILINE
+)
+# `until` itself; Browser.wait_until, Selenium's own wait (WebDriverWait, in the
+# driver's thread); and the screenshot scripts' page waits (no reactor there).
+WAITS = {"tests/support/waiting.py", "tests/support/browser.py", "tests/support/web_screenshot.py"}
+# What starts Redis, a browser or a child process, by the names a test module uses.
+STARTS_SOMETHING = re.compile(
+    r"\b(spawnProcess|subprocess|multiprocessing|pty|getProcessOutput\w*|getProcessValue"
+    r"|sys\.executable|start_redis|RedisServer|start_sentinel_cluster|selenium|open_browser"
+    r"|start_twistd|ClusterTestCase|fresh_venv|run_bench)\b"
+)
+
+
+@cache
+def sources() -> list[tuple[str, str]]:
+    """Every module of tests/ (its path in the checkout) and its text."""
+    return [
+        (str(path.relative_to(TESTS.parent)), path.read_text(encoding="utf-8"))
+        for path in sorted(TESTS.rglob("*.py"))
+    ]
+
+
+def parsed(needle: str) -> list[tuple[str, ast.Module]]:
+    """The modules whose text has `needle`, parsed."""
+    return [(name, ast.parse(text, name)) for name, text in sources() if needle in text]
+
+
+def _called(decorator: ast.expr, name: str) -> ast.Call | None:
+    """The decorator `@name(...)` (or `@hypothesis.name(...)`), if this is one."""
+    if not isinstance(decorator, ast.Call):
+        return None
+    func = decorator.func
+    called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    return decorator if called == name else None
+
+
+def _without_deadline(call: ast.Call, module: ast.Module) -> bool:
+    """Whether `settings(...)` says deadline=None, itself or through the settings it extends."""
+    for keyword in call.keywords:
+        if keyword.arg == "deadline":
+            return isinstance(keyword.value, ast.Constant) and keyword.value.value is None
+    if call.args and isinstance(call.args[0], ast.Name):
+        parent = call.args[0].id
+        for statement in module.body:
+            if (
+                isinstance(statement, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == parent for t in statement.targets)
+                and isinstance(statement.value, ast.Call)
+            ):
+                return _without_deadline(statement.value, module)
+    return False
+
+
+class SuiteRules(SynchronousTestCase):
+    def test_every_property_test_has_settings_without_a_deadline(self) -> None:
+        wrong = []
+        checked = 0
+        for name, module in parsed("@given"):
+            for node in ast.walk(module):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                if not any(_called(d, "given") for d in node.decorator_list):
+                    continue
+                checked += 1
+                settings = [c for d in node.decorator_list if (c := _called(d, "settings"))]
+                if not settings or not _without_deadline(settings[0], module):
+                    wrong.append(f"{name}:{node.lineno} {node.name}")
+        self.assertGreater(checked, 40)  # the reading finds the suite's property tests
+        self.assertEqual(wrong, [], "@given without @settings(..., deadline=None)")
+
+    def test_no_private_polling_helper(self) -> None:
+        found = [
+            f"{name} {match[1]}"
+            for name, text in sources()
+            if name not in WAITS
+            for match in POLLING_HELPER.finditer(text)
+        ]
+        self.assertEqual(found, [], "wait with tests.support.waiting.until")
+
+    def test_a_module_that_starts_something_is_marked_slow(self) -> None:
+        unmarked = []
+        texts = dict(sources())
+        for module, why in test_modules().items():
+            path = module.replace(".", "/") + ".py"
+            if why is None and path != THIS and (found := STARTS_SOMETHING.search(texts[path])):
+                unmarked.append(f"{module} names {found[0]}")
+        self.assertEqual(unmarked, [], "put `# slow: <why>` under the docstring")
+
+    def test_no_module_binds_suppress(self) -> None:
+        # trial reads a module's (a class's, a method's) `suppress` as its list of
+        # warnings to silence: contextlib.suppress imported by that name errors
+        # every test of the module ("'ABCMeta' object is not iterable").
+        binding = re.compile(r"^from contextlib import .*\bsuppress\b", re.MULTILINE)
+        found = [name for name, text in sources() if binding.search(text)]
+        self.assertEqual(found, [], "import contextlib; contextlib.suppress(...)")

@@ -1,0 +1,318 @@
+"""`vinom replay FILE`: watch a match record in the terminal, or check it.
+
+`ReplayViewer` plays a record (vinom.rooms.replay) at the match's pace, in
+the game's terminal view (vinom.client.game_views) of its public view
+``view(state, None)``, the spectator's: space pauses, + and - change the
+speed (1/4 to 16 times), the arrow keys seek 10 seconds (a turn-based game:
+10 moves) back or forward, Home and End go to the start and the end, q quits.
+It is driven by `advance(seconds)` and `handle_key(key)`, so a test drives it
+without a terminal; `run_replay` puts it on curses. A hash that differs stops
+the replay where it differs and says so in the status line.
+
+`check_record` is the non-interactive form (`vinom replay --check FILE`):
+it replays the whole record as fast as it can and prints one line; a record
+that is damaged, of a game not installed, or that does not replay exactly is
+one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import curses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from twisted.internet.task import LoopingCall
+
+from vinom.client.canvas import BOLD, DIM, REVERSE, Area, Canvas, PlayerContext, format_view
+from vinom.client.game_views import ui_for
+from vinom.client.terminal import KEY_ESCAPE, CursesScreen, KeyReader
+from vinom.games.interfaces import IGame, display_name_of
+from vinom.rooms.record import ACT, HOOK, TICK
+from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read_record
+
+#: Seconds a turn-based game's move is shown at speed 1.
+MOVE_SECONDS = 0.5
+#: What the arrow keys seek: seconds of a real-time game, moves of a turn-based one.
+SEEK_SECONDS = 10.0
+SEEK_MOVES = 10
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+FRAME_SECONDS = 0.05
+# The calls that make a move of a turn-based game (hooks count: a player leaving).
+_MOVES = (ACT, HOOK)
+
+
+class ReplayError(Exception):
+    """A record that cannot be replayed here (one line for the user)."""
+
+
+def load_record(path: str, find_game: Callable[[str], IGame]) -> tuple[Record, IGame]:
+    """The record in `path` and the installed game it is of; raises `ReplayError`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ReplayError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        record = read_record(data)
+    except RecordError as e:
+        raise ReplayError(f"{path}: {e}") from None
+    try:
+        game = find_game(record.game)
+    except KeyError:
+        raise ReplayError(
+            f"{path}: a match of {record.game!r}, a game this installation does not have "
+            "(see 'vinom games')"
+        ) from None
+    return record, game
+
+
+class ReplayViewer:
+    """A record played at the match's pace (see the module docstring)."""
+
+    def __init__(self, record: Record, game: IGame) -> None:
+        self.record = record
+        self.game = game
+        self.replay = Replay(record, game)
+        self.ui = ui_for(game)
+        self.speed = 1.0
+        self.paused = False
+        self.done = False
+        #: Why the replay stopped early (a differing hash, a damaged record), or "".
+        self.error = ""
+        self._tick_rate = float(game.tick_rate or 0.0)
+        # Match time owed to the replay and not yet played (seconds at speed 1).
+        self._owed = 0.0
+        seats = record.header["seats"]
+        self.context = PlayerContext(None, {str(p): str(n) for p, n, _bot in seats})
+        self.moves = 0
+
+    # -- driving ------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """`seconds` of wall time passed: play what the match did in them (at `speed`)."""
+        if self.paused or self.error or self.at_end:
+            return
+        self._owed += seconds * self.speed
+        if self._tick_rate:
+            target = self.replay.tick + int(self._owed * self._tick_rate)
+            self._owed -= (target - self.replay.tick) / self._tick_rate
+            self._play(lambda: self.replay.tick >= target and self._next_kind() == TICK)
+        else:
+            while self._owed >= MOVE_SECONDS and not self.at_end and not self.error:
+                self._owed -= MOVE_SECONDS
+                self._play_moves(1)
+
+    def handle_key(self, key: int) -> None:
+        if key in (ord("q"), ord("Q"), KEY_ESCAPE):
+            self.done = True
+        elif key == ord(" "):
+            self.paused = not self.paused
+        elif key in (ord("+"), ord("=")):
+            self.speed = next((s for s in SPEEDS if s > self.speed), SPEEDS[-1])
+        elif key in (ord("-"), ord("_")):
+            self.speed = next((s for s in reversed(SPEEDS) if s < self.speed), SPEEDS[0])
+        elif key in (curses.KEY_RIGHT, ord("l")):
+            self.seek_by(1)
+        elif key in (curses.KEY_LEFT, ord("h")):
+            self.seek_by(-1)
+        elif key == curses.KEY_HOME:
+            self._guard(lambda: self.replay.seek(0))
+            self.error = ""
+        elif key == curses.KEY_END:
+            self._play(lambda: False)
+
+    def seek_by(self, direction: int) -> None:
+        """10 seconds (or moves) forward (1) or back (-1)."""
+        self._owed = 0.0
+        if direction > 0:
+            if self._tick_rate:
+                target = self.replay.tick + int(SEEK_SECONDS * self._tick_rate)
+                self._play(lambda: self.replay.tick >= target and self._next_kind() == TICK)
+            else:
+                self._play_moves(SEEK_MOVES)
+            return
+        self.error = ""
+        replay = self.replay
+        if self._tick_rate:
+            goal = max(0, replay.tick - int(SEEK_SECONDS * self._tick_rate))
+            # Where playing forward stops too: just before the next tick's call.
+            entries = self.record.entries
+            positions = [i for i, e in enumerate(entries) if e[0] == TICK and e[1] == goal + 1]
+            position = positions[0] if positions and goal > 0 else 0
+        else:
+            done = self.record.entries[: replay.position]
+            moves = [i for i, e in enumerate(done) if e[0] in _MOVES]
+            position = moves[-SEEK_MOVES] if len(moves) >= SEEK_MOVES else 0
+        self._guard(lambda: replay.seek(position))
+
+    @property
+    def at_end(self) -> bool:
+        return self.replay.position >= self.replay.length
+
+    # -- drawing -------------------------------------------------------------------
+
+    def status(self) -> str:
+        replay = self.replay
+        where = (
+            f"tick {replay.tick}" if self._tick_rate
+            else f"move {self._moves_done()}"
+        )  # fmt: skip
+        text = f"{where}  {replay.position}/{replay.length}  x{self.speed:g}"
+        if self.paused:
+            text += "  paused"
+        if self.at_end:
+            end = self.record.end
+            text += "  end: " + (str(end[1]) if end is not None else "the record stops here")
+        return text
+
+    def draw(self, canvas: Canvas) -> None:
+        height, width = canvas.height, canvas.width
+        canvas.fill(0, REVERSE)
+        match_id = self.record.header.get("match_id", "")
+        header = f" vinom replay  {display_name_of(self.game)}  {match_id}"
+        canvas.put(0, 0, header, REVERSE)
+        status = self.status()
+        canvas.put(0, max(len(header) + 2, width - len(status) - 1), status, REVERSE)
+        view = self.replay.view(None)
+        try:
+            self.ui.draw(canvas, Area(2, 1, max(0, height - 4), max(0, width - 2)), view,
+                         self.context)  # fmt: skip
+        except Exception:
+            for i, line in enumerate(format_view(view, self.context)):
+                canvas.put(2 + i, 1, line)
+        if self.error:
+            canvas.put(height - 2, 1, self.error, BOLD)
+        canvas.put(height - 1, 1, "space pause  +/- speed  arrows seek  home/end  q quit", DIM)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _moves_done(self) -> int:
+        return sum(1 for e in self.record.entries[: self.replay.position] if e[0] in _MOVES)
+
+    def _next_kind(self) -> int | None:
+        replay = self.replay
+        if replay.position >= replay.length:
+            return None
+        return int(self.record.entries[replay.position][0])
+
+    def _play(self, until: Callable[[], bool]) -> None:
+        def run() -> None:
+            while not self.at_end and not until():
+                self.replay.step()
+
+        self._guard(run)
+
+    def _play_moves(self, count: int) -> None:
+        def run() -> None:
+            left = count
+            while not self.at_end and left > 0:
+                step = self.replay.step()
+                if step is not None and step.kind in _MOVES:
+                    left -= 1
+
+        self._guard(run)
+
+    def _guard(self, run: Callable[[], object]) -> None:
+        try:
+            run()
+        except (ReplayMismatch, RecordError) as e:
+            self.error = str(e)
+            self.paused = True
+
+
+def check_record(path: str, find_game: Callable[[str], IGame], out: TextIO, err: TextIO) -> int:
+    """`vinom replay --check FILE`: replay it all, one line on `out` (or `err`: status 1)."""
+    try:
+        record, game = load_record(path, find_game)
+    except ReplayError as e:
+        err.write(f"vinom: {e}\n")
+        return 1
+    replay = Replay(record, game)
+    started = time.process_time()
+    try:
+        replay.run()
+    except (ReplayMismatch, RecordError) as e:
+        err.write(f"vinom: {path}: {e}\n")
+        return 1
+    cpu = time.process_time() - started
+    header = record.header
+    version = str(header.get("game_version", ""))
+    end = record.end
+    how = (
+        f"{end[1]}" + (f" ({end[2].get('reason')})" if isinstance(end[2], dict) else "")
+        if end is not None else "no end: the record stops at its last flush"
+    )  # fmt: skip
+    note = (
+        "" if version == str(game.version)
+        else f" (recorded with rules {version}, replayed with {game.version})"
+    )  # fmt: skip
+    match_id = header.get("match_id", "?")
+    out.write(
+        f"{path}: {record.game} match {match_id}, {len(record.entries)} entries, "
+        f"{replay.tick} ticks, {replay.hashes_checked} hashes checked: replays exactly; "
+        f"{how}; {cpu:.2f} s CPU{note}\n"
+    )
+    return 0
+
+
+def run_replay(reactor: Any, path: str, find_game: Callable[[str], IGame]) -> int:
+    """`vinom replay FILE` on a terminal: the viewer on curses until q."""
+    try:
+        record, game = load_record(path, find_game)
+    except ReplayError as e:
+        sys.stderr.write(f"vinom: {e}\n")
+        return 1
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        sys.stderr.write("vinom: 'vinom replay' needs a terminal (or --check to verify a record)\n")
+        return 1
+    viewer = ReplayViewer(record, game)
+    window = curses.initscr()
+    try:
+        curses.noecho()
+        curses.cbreak()
+        window.keypad(True)
+        window.nodelay(True)
+        with contextlib.suppress(curses.error):
+            curses.curs_set(0)
+        screen = CursesScreen(window)
+        last = [reactor.seconds()]
+
+        def frame() -> None:
+            for key in screen.read_keys():
+                viewer.handle_key(key)
+            now = reactor.seconds()
+            viewer.advance(now - last[0])
+            last[0] = now
+            if viewer.done:
+                if frames.running:
+                    frames.stop()
+                reactor.stop()
+                return
+            height, width = screen.size()
+            canvas = Canvas(height, width)
+            viewer.draw(canvas)
+            screen.show(canvas)
+
+        def key(k: int) -> None:
+            viewer.handle_key(k)
+
+        frames = LoopingCall(frame)
+        frames.clock = reactor
+        reader = KeyReader(screen.read_keys, key, lambda: setattr(viewer, "done", True))
+        reactor.callWhenRunning(lambda: (reactor.addReader(reader), frames.start(FRAME_SECONDS)))
+        reactor.run()
+    finally:
+        window.keypad(False)
+        curses.nocbreak()
+        curses.echo()
+        curses.endwin()
+    if viewer.error:
+        sys.stderr.write(f"vinom: {path}: {viewer.error}\n")
+        return 1
+    return 0
+
+
+

@@ -1,0 +1,94 @@
+"""Match records in Redis: a game host copies each finished record where every lobby finds it.
+
+With `--redis`, the game hosts still write their records to their own
+`--record-dir` (vinom.hosting.records); once a match has ended (its record's
+end is on disk before the end is reported), `RedisRecords.upload` copies the
+file to `<prefix>record:<match_id>`, a string holding the record's bytes (the
+gzip stream of docs/protocol.md §18), with a time to live of
+`--record-redis-hours` (24 by default): any lobby, tool or operator reads it
+with `GET` from any machine (docs/operations.md, "Match records"). A record
+larger than `MAX_RECORD_BYTES` stays on disk only (logged), as does one whose
+upload fails (Redis away): the match is not affected either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from vinom.cluster.client import RedisClient
+from vinom.hosting.records import RECORD_SUFFIX, RecordSettings, record_file_name
+
+#: Records beyond this many bytes are not copied to Redis (a string holds up to 512 MB,
+#: but one this large would stall Redis while it is written).
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+DEFAULT_REDIS_HOURS = 24.0
+
+
+def record_key(redis: RedisClient, match_id: str) -> str:
+    """`<prefix>record:<match_id>`."""
+    return redis.key("record", match_id)
+
+
+class RedisRecords:
+    """Copies finished match records from `settings.directory` to Redis (module docstring)."""
+
+    log = Logger()
+
+    def __init__(
+        self, redis: RedisClient, settings: RecordSettings, ttl: float = DEFAULT_REDIS_HOURS * 3600,
+        read: Callable[[Path], bytes] = Path.read_bytes,
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._ttl_ms = max(1, round(ttl * 1000))
+        self._read = read
+        self.uploaded = 0
+        self.failed = 0
+
+    def path_of(self, match_id: str) -> Path | None:
+        """The newest record file of `match_id` in the directory, if any."""
+        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
+        try:
+            names = [n for n in os.listdir(self._settings.directory)
+                     if n.endswith(suffix) and n.endswith(RECORD_SUFFIX)]  # fmt: skip
+        except OSError:
+            return None
+        return Path(self._settings.directory, max(names)) if names else None
+
+    def upload(self, match_id: str) -> Deferred[Any]:
+        """Copy the match's record to Redis; never fails (a failure is logged)."""
+        path = self.path_of(match_id)
+        if path is None:
+            return succeed(None)
+        try:
+            data = self._read(path)
+        except OSError as e:
+            self.failed += 1
+            self.log.warn("match record {path}: cannot read it ({error})", path=str(path), error=e)
+            return succeed(None)
+        if len(data) > MAX_RECORD_BYTES:
+            self.log.warn("match record {path}: {n} bytes, kept on disk only", path=str(path),
+                          n=len(data))  # fmt: skip
+            return succeed(None)
+        redis = self._redis
+        d = redis.bounded(
+            redis.handler.execute_command(
+                "SET", record_key(redis, match_id), data, "PX", self._ttl_ms
+            )
+        )
+
+        def done(_: object) -> None:
+            self.uploaded += 1
+
+        def failed(failure: Any) -> None:
+            self.failed += 1
+            self.log.warn("match {match_id}: its record was not copied to Redis: {why}",
+                          match_id=match_id, why=failure.getErrorMessage())  # fmt: skip
+
+        return d.addCallbacks(done, failed)

@@ -1,0 +1,217 @@
+"""Spectators of a running match: read-only sessions fed the game's public view, delayed.
+
+A spectator holds a connect token the lobby issued for a match with a
+spectator id (`SPECTATOR_PREFIX`, docs/lobby.md "spectate"), and opens a
+stream session (the web server's ``/game``) with it, as a player does. The
+game host core hands such a session to `SpectatorFeeds` instead of the seat
+router: it sits in no seat, the room never learns of it, and whatever it sends
+is dropped (counted). The feeds look at each spectated room at its snapshot
+rate (a game without a tick: every `POLL_INTERVAL`), and when the room's
+version moved, build the public view ``view(state, None)`` once and encode one
+``state`` message, which every spectator of the match is sent, the same bytes,
+`delay` seconds later (a competitive match's spectators must not see what the
+players see while it still matters). A spectator arriving meanwhile gets the
+newest state already due. The players' room does not wait for any of this:
+the feeds read its public attributes on their own timer, in the host's
+`TimerQueue`. When the match ends, what the delay still held back, the final
+state and the phase are sent at once (the host may stop right after its match,
+and the delay protects nothing any more), then the spectators' streams close.
+
+Limits: at most `max_per_match` spectators of one match (a refusal is
+``spectators_full``); the web server's per-address limits on ``/game`` count
+spectators' sockets as they count players'.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Callable
+
+from attrs import define, field, frozen
+
+from vinom.protocol.events import RELIABLE
+from vinom.rooms.messages import encode_phase, encode_state, encode_welcome
+from vinom.rooms.outbox import Outbox
+from vinom.rooms.room import Room
+from vinom.rooms.timers import TimerQueue
+
+#: The player id of every spectator token starts with this (no player's can: theirs
+#: are 'p-' and hex digits, vinom.identity).
+SPECTATOR_PREFIX = "~spectator-"
+#: Seconds between two looks at a spectated room of a game without a tick.
+POLL_INTERVAL = 0.1
+DEFAULT_MAX_PER_MATCH = 100
+
+
+def is_spectator(player_id: str) -> bool:
+    return player_id.startswith(SPECTATOR_PREFIX)
+
+
+@frozen
+class SpectatorSettings:
+    """`delay`: seconds spectators lag behind the match; `max_per_match`: spectators
+    one match may have (0: none)."""
+
+    delay: float = 0.0
+    max_per_match: int = DEFAULT_MAX_PER_MATCH
+
+
+@define(eq=False)
+class _Feed:
+    room: Room
+    sessions: list[int] = field(factory=list)
+    # Encoded messages, when each is due and whether it is a state, oldest first.
+    frames: deque[tuple[float, bytes, bool]] = field(factory=deque)
+    # The newest state message already due: what a newcomer is sent first.
+    current: bytes = b""
+    version: int = -1
+    next_look: float = 0.0
+    ended: bool = False
+    # When the last frame of an ended match is due (the streams close after it).
+    closes_at: float = math.inf
+
+
+class SpectatorFeeds:
+    """Every spectated match of one game host core (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: SpectatorSettings,
+        outbox: Outbox,
+        timers: TimerQueue,
+        close_stream: Callable[[int], object],
+    ) -> None:
+        self.settings = settings
+        self._outbox = outbox
+        self._timers = timers
+        self._close_stream = close_stream
+        self._feeds: dict[str, _Feed] = {}
+        self._match_of: dict[int, str] = {}
+        self.wake = math.inf
+        #: opened, closed, refused:<reason>, messages_dropped (theirs), messages_sent
+        #: (to them, one per spectator), view_errors.
+        self.counts: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._match_of)
+
+    def has(self, session_id: int) -> bool:
+        return session_id in self._match_of
+
+    def refusal(self, room: Room | None) -> str | None:
+        """Why a spectator cannot watch this room now (None: they can)."""
+        if room is None or room.ended:
+            return "not_hosted"
+        feed = self._feeds.get(room.match_id)
+        if len(feed.sessions if feed is not None else ()) >= self.settings.max_per_match:
+            return "spectators_full"
+        return None
+
+    def add(self, session_id: int, room: Room, now: float) -> None:
+        """Feed this stream session the room's match (`refusal` said it may)."""
+        feed = self._feeds.get(room.match_id)
+        if feed is None:
+            feed = self._feeds[room.match_id] = _Feed(room)
+            self._look(feed, now)
+        feed.sessions.append(session_id)
+        self._match_of[session_id] = room.match_id
+        self.counts["opened"] += 1
+        send = self._outbox.send_message
+        send(session_id, RELIABLE, encode_welcome(
+            room.match_id, room.game.name, -1, room.seats, False, None,
+            room.tick_rate, 0.0,
+        ))  # fmt: skip
+        if feed.current:
+            send(session_id, RELIABLE, feed.current)
+        self._rewake()
+
+    def remove(self, session_id: int) -> None:
+        """The spectator's stream closed."""
+        match_id = self._match_of.pop(session_id, None)
+        if match_id is None:
+            return
+        self.counts["closed"] += 1
+        feed = self._feeds[match_id]
+        feed.sessions.remove(session_id)
+        if not feed.sessions:
+            del self._feeds[match_id]
+        self._rewake()
+
+    def room_ended(self, room: Room) -> None:
+        """The room just ended: its spectators get, at once, what the delay still held
+        back, its final state and its end (a game host may stop as soon as its match
+        has ended; once it has, the delay protects nothing)."""
+        feed = self._feeds.get(room.match_id)
+        if feed is None or feed.ended:
+            return
+        now = room.ended_at if room.ended_at is not None else feed.next_look
+        self._look(feed, now)
+        self._send_due(feed, math.inf)
+        feed.closes_at = now
+        self._rewake()
+
+    def dropped(self) -> None:
+        """A spectator sent something: never read."""
+        self.counts["messages_dropped"] += 1
+
+    def handle_timer(self, now: float) -> None:
+        for feed in list(self._feeds.values()):
+            if not feed.ended and feed.next_look <= now:
+                self._look(feed, now)
+            self._send_due(feed, now)
+            if feed.ended and feed.closes_at <= now:
+                for session_id in list(feed.sessions):
+                    self.remove(session_id)
+                    self._close_stream(session_id)
+        self._rewake()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _look(self, feed: _Feed, now: float) -> None:
+        room = feed.room
+        rate = room.snapshot_rate
+        feed.next_look = now + (1.0 / rate if rate else POLL_INTERVAL)
+        due = now + self.settings.delay
+        if room.version != feed.version:
+            feed.version = room.version
+            try:
+                view = room.game.view(room.state, None)
+                data = encode_state(room.version, room.phase, room.remaining(now), view, None,
+                                    room.tick_number, 0)  # fmt: skip
+            except Exception:
+                self.counts["view_errors"] += 1
+            else:
+                feed.frames.append((due, data, True))
+        if room.ended:
+            feed.ended = True
+            phase = encode_phase(
+                room.phase, room.version, None, result=room.result, reason=room.abort_reason
+            )
+            feed.frames.append((due, phase, False))
+            feed.closes_at = due
+        self._send_due(feed, now)
+
+    def _send_due(self, feed: _Feed, now: float) -> None:
+        frames = feed.frames
+        send = self._outbox.send_message
+        while frames and frames[0][0] <= now:
+            _, data, is_state = frames.popleft()
+            if is_state:
+                feed.current = data
+            for session_id in feed.sessions:
+                send(session_id, RELIABLE, data)
+            self.counts["messages_sent"] += len(feed.sessions)
+
+    def _rewake(self) -> None:
+        wake = math.inf
+        for feed in self._feeds.values():
+            if feed.frames:
+                wake = min(wake, feed.frames[0][0])
+            # An ended match's streams close after its last frame; a running one's
+            # room is looked at again.
+            wake = min(wake, feed.closes_at if feed.ended else feed.next_look)
+        if wake != self.wake:
+            self.wake = wake
+            if wake != math.inf:
+                self._timers.schedule(wake, self)

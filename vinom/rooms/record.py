@@ -1,0 +1,247 @@
+"""Match records: what a room fed its game, written as it happens, to replay it exactly.
+
+A game is a set of pure functions over immutable state with the room's seeded
+random generator, so a match is fully determined by its start (game, rules
+version, options, seats, the generator's seed) and the calls the room made
+into the game, in order: the hooks (join, reconnect, leave, idle, time up),
+every action and real-time input it applied (rejected ones too: a game may
+draw from the generator before it refuses), every tick, and the start of play
+(where the tick history starts). `MatchRecorder` is the room's hook: the room
+tells it each call just before making it (`Room.recorder`), and it writes a
+*record* (docs/protocol.md, "Match records"): a gzip stream of MessagePack
+values, a header map then one array per entry. Besides the calls it writes a
+hash of the game state (`state_hash`): before every `hash_every`-th call of a
+game without a tick, after every `hash_every`-th tick of a game with one, and at
+the end,
+so a replay (`vinom.rooms.replay`) proves it rebuilt the very states, and a
+game that is not deterministic is caught at the tick where it first differs.
+
+The recorder is sans-I/O: it keeps what it encoded until `take()`, which
+returns the bytes to append to the record so far, ending on a zlib sync flush
+(so whatever was taken is readable even if the process dies before the next
+take: a crashed host's record replays up to its last flush). After `end()`
+the next `take()` also ends the gzip stream. It never raises into the room:
+an entry it cannot encode (an action no MessagePack encoder takes; the wire
+decoded it, so it should not happen) marks the record ``broken`` and it
+records nothing more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import msgpack
+
+from vinom.games.interfaces import Seat
+
+#: The first header field of every record, and the version of its layout.
+RECORD_FORMAT = "vinom-record"
+RECORD_VERSION = 1
+#: A game with a tick: a state hash before every this many ticks (1 s at 20 Hz).
+DEFAULT_HASH_EVERY = 20
+
+# Entry kinds: the first element of each entry array (docs/protocol.md).
+HOOK = 0  # [0, name, seat index or -1]
+ACT = 1  # [1, seat index, action]: an action or real-time input
+TICK = 2  # [2, tick number]
+PLAY = 3  # [3]: play started (tick 0 of the tick history)
+HASH = 4  # [4, tick number, version, hash]: the state as it is here
+END = 5  # [5, phase, result or None, tick number, version, hash]
+
+# wbits for a gzip container around the deflate stream (zlib's convention).
+GZIP_WBITS = 31
+
+
+_SCALARS = (bool, int, float, str, bytes)
+# Exactly these types (not subclasses, not enums) pack as they are.
+_PLAIN = frozenset({bool, int, float, str, bytes})
+
+
+def _packed(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _canonical(value: Any) -> Any:
+    """`value` as plain MessagePack data, the same in every process: attrs and
+    dataclass instances become [class name, fields...] (an attrs class's fields
+    that take part in equality), mappings their items
+    sorted by their encoding, sets their members sorted (a set's order depends on
+    the process's hash seed), enums their value."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, enum.Enum):
+        return _canonical(value.value)
+    if isinstance(value, tuple | list):
+        # A tuple of plain values (most of a state) packs as it is.
+        for v in value:
+            if v is not None and type(v) not in _PLAIN:
+                return [_canonical(v) for v in value]
+        return value
+    if isinstance(value, Mapping):
+        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
+        items.sort(key=lambda kv: _packed(kv[0]))
+        return [1, items]
+    if isinstance(value, set | frozenset):
+        members = [_canonical(v) for v in value]
+        members.sort(key=_packed)
+        return [2, members]
+    cls = type(value)
+    if attrs.has(cls):
+        # Fields left out of equality (a cache derived from the others) are left out.
+        fields = [a.name for a in attrs.fields(cls) if a.eq]
+        return [cls.__qualname__, *(_canonical(getattr(value, n)) for n in fields)]
+    if dataclasses.is_dataclass(value):
+        names = [f.name for f in dataclasses.fields(value)]
+        return [cls.__qualname__, *(_canonical(getattr(value, n)) for n in names)]
+    slots = getattr(value, "__dict__", None)
+    if slots is not None:
+        return [cls.__qualname__, _canonical(dict(slots))]
+    return [cls.__qualname__, repr(value)]
+
+
+def state_hash(state: Any) -> int:
+    """A 64-bit hash of a game state, the same for equal states in any process
+    (BLAKE2b of its canonical MessagePack form; see `_canonical`)."""
+    packed = msgpack.packb(_canonical(state), use_bin_type=True)
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "big")
+
+
+def record_header(
+    *,
+    match_id: str,
+    game: str,
+    game_version: str,
+    options: Mapping[str, Any],
+    seats: Sequence[Seat],
+    bots: Sequence[bool],
+    seed: int,
+    tick_rate: float,
+    hash_every: int,
+    started: float,
+    vinom_version: str,
+) -> dict[str, Any]:
+    """The header map a record starts with (docs/protocol.md, "Match records")."""
+    return {
+        "format": RECORD_FORMAT,
+        "v": RECORD_VERSION,
+        "match_id": match_id,
+        "game": game,
+        "game_version": str(game_version),
+        "options": dict(options),
+        "seats": [[s.player_id, s.name, bool(b)] for s, b in zip(seats, bots, strict=True)],
+        "seed": seed,
+        "tick_rate": float(tick_rate),
+        "hash_every": hash_every,
+        "started": float(started),
+        "vinom": vinom_version,
+    }
+
+
+class MatchRecorder:
+    """The record of one match as the room plays it (see the module docstring).
+
+    `header` is `record_header(...)`; the room calls `hook`, `act`, `play`,
+    `tick` and `end`, each before the call into the game it names; the host
+    calls `take()` at its flush interval and once the room ended.
+    """
+
+    def __init__(self, header: Mapping[str, Any], *, hash_every: int = DEFAULT_HASH_EVERY) -> None:
+        self.header = dict(header)
+        self.hash_every = max(1, int(hash_every))
+        self._ticking = float(self.header.get("tick_rate", 0.0) or 0.0) > 0
+        # Level 1: the fastest; a record is mostly small repeated maps, which it
+        # still shrinks about fivefold.
+        self._compress = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS)
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._pending: list[bytes] = [self._packer.pack(self.header)]
+        #: The room ended (`end` was called); `take` closes the stream after it.
+        self.ended = False
+        #: The stream is complete: `end` and the `take` after it ran.
+        self.closed = False
+        #: An entry could not be encoded: nothing more is recorded.
+        self.broken = False
+        # Calls into a game without a tick so far (its hashes come every `hash_every`).
+        self._calls = 0
+        #: Entries recorded, and bytes handed out by `take` so far.
+        self.entries = 0
+        self.bytes_taken = 0
+
+    # -- the room's calls -------------------------------------------------------
+
+    def hook(self, name: str, seat: Seat | None, state: Any, tick: int, version: int) -> None:
+        """Before the game's hook `name` (join, reconnect, leave, idle, time_up)."""
+        self._hash_turn(state, tick, version)
+        self._add([HOOK, name, -1 if seat is None else seat.index])
+
+    def act(
+        self, seat: Seat, action: Mapping[str, Any], state: Any, tick: int, version: int
+    ) -> None:
+        """Before the game applies this player's action or real-time input."""
+        self._hash_turn(state, tick, version)
+        self._add([ACT, seat.index, action])
+
+    def play(self, state: Any, version: int) -> None:
+        """Play started: the room records tick 0 in its tick history now."""
+        self._add([HASH, 0, version, state_hash(state)])
+        self._add([PLAY])
+
+    def tick(self, tick: int) -> None:
+        """Before the game's tick number `tick` (its inputs applied already)."""
+        self._add([TICK, tick])
+
+    def ticked(self, tick: int, state: Any, version: int) -> None:
+        """After tick `tick`, in the state it left (the one its snapshot shows)."""
+        if tick % self.hash_every == 0:
+            self._add([HASH, tick, version, state_hash(state)])
+
+    def end(
+        self, phase: str, result: Mapping[str, Any] | None, state: Any, tick: int, version: int
+    ) -> None:
+        """The room finished or was aborted, in this final state."""
+        if self.ended:
+            return
+        final = None if result is None else dict(result)
+        self._add([END, phase, final, tick, version, state_hash(state)])
+        self.ended = True
+
+    # -- the host's ---------------------------------------------------------------
+
+    def take(self) -> bytes:
+        """The record's bytes since the last `take`, readable up to here."""
+        if self.closed:
+            return b""
+        data = self._compress.compress(b"".join(self._pending))
+        self._pending = []
+        if self.ended or self.broken:
+            data += self._compress.flush(zlib.Z_FINISH)
+            self.closed = True
+        else:
+            data += self._compress.flush(zlib.Z_SYNC_FLUSH)
+        self.bytes_taken += len(data)
+        return data
+
+    # -- internals ------------------------------------------------------------------
+
+    def _hash_turn(self, state: Any, tick: int, version: int) -> None:
+        # A game without a tick changes only on calls: a hash before every
+        # `hash_every`-th (a hash costs a maze tens of microseconds, more than a move).
+        if not self._ticking:
+            self._calls += 1
+            if self._calls % self.hash_every == 0:
+                self._add([HASH, tick, version, state_hash(state)])
+
+    def _add(self, entry: list[Any]) -> None:
+        if self.broken or self.ended:
+            return
+        try:
+            self._pending.append(self._packer.pack(entry))
+        except Exception:
+            self.broken = True
+            return
+        self.entries += 1

@@ -1,0 +1,159 @@
+"""`/replays/<match id>`: a recorded match's public views, for the web client's replay viewer.
+
+With `--web-replays` (off by default: a record shows a whole match, and the
+operator decides who may see finished matches), the web server answers
+`GET /replays/<match id>` with the match replayed from its record in
+`--record-dir` (vinom.rooms.replay), every recorded hash checked: one
+MessagePack map (`application/msgpack`) the page plays with seek and speed
+on its own clock (docs/web.md, "Replays"):
+
+    {"match_id", "game", "title", "players": [{"id", "name", "seat"}],
+     "tick_rate", "frames": [[ms, phase, view], ...],
+     "end": {"phase", "result"} or nil, "error": str or nil}
+
+`frames` holds the public view, `view(state, None)`, each time it changed: a
+real-time game at most `FRAMES_PER_SECOND` times a second of match time (a
+frame's `ms` is its tick's time), a turn-based one after each call that
+changed it, `MOVE_MS` apart. A record that does not replay exactly gives the
+frames up to where it differs and the `error`. 404: no record of that id (or
+replays are off); 422: a record that cannot be read or of a game not
+installed, the reason in the body. A record is replayed at most once per
+`CACHE_SIZE` recent requests (replaying a 10-minute arena match takes about a
+second).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from vinom.games.interfaces import IGame, display_name_of
+from vinom.hosting.records import RECORD_SUFFIX, record_file_name
+from vinom.rooms.record import ACT, HOOK, TICK
+from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
+
+FRAMES_PER_SECOND = 10
+MOVE_MS = 500
+CACHE_SIZE = 8
+
+
+def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str, Any]:
+    """The document of the module docstring from a record's bytes; raises RecordError
+    (or KeyError for a game not installed)."""
+    record = read_record(data)
+    game = find_game(record.game)
+    replay = Replay(record, game)
+    tick_rate = float(game.tick_rate or 0.0)
+    every = max(1, round(tick_rate / FRAMES_PER_SECOND)) if tick_rate else 1
+    frames: list[list[Any]] = []
+    last: Any = None
+    moves = 0
+    error = None
+
+    def add(ms: int, phase: str) -> None:
+        nonlocal last
+        view = replay.view(None)
+        if view != last:
+            last = view
+            frames.append([ms, phase, view])
+
+    add(0, "playing")
+    try:
+        for step in replay.steps():
+            if step.kind == TICK:
+                if step.tick % every == 0:
+                    add(round(step.tick * 1000 / tick_rate), "playing")
+            elif not tick_rate and step.kind in (ACT, HOOK):
+                moves += 1
+                add(moves * MOVE_MS, "playing")
+    except ReplayMismatch as e:
+        error = str(e)
+    end = record.end
+    ms = round(replay.tick * 1000 / tick_rate) if tick_rate else (moves + 1) * MOVE_MS
+    if error is None:
+        last = None
+        add(ms, str(end[1]) if end is not None else "playing")
+    return {
+        "match_id": record.header.get("match_id"),
+        "game": record.game,
+        "title": display_name_of(game),
+        "players": [{"id": p, "name": n, "seat": i}
+                    for i, (p, n, _bot) in enumerate(record.header["seats"])],
+        "tick_rate": tick_rate,
+        "frames": frames,
+        "end": None if end is None else {"phase": end[1], "result": end[2]},
+        "error": error,
+    }  # fmt: skip
+
+
+class Replays(Resource):
+    """`/replays/`: each child is a match id (module docstring)."""
+
+    def __init__(self, directory: str, find_game: Callable[[str], IGame]) -> None:
+        super().__init__()
+        self.directory = directory
+        self.find_game = find_game
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return _Replay(self, path.decode("utf-8", "replace"))
+
+    def path_of(self, match_id: str) -> Path | None:
+        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
+        try:
+            names = [n for n in os.listdir(self.directory)
+                     if n.endswith(suffix) and n.endswith(RECORD_SUFFIX)]  # fmt: skip
+        except OSError:
+            return None
+        return Path(self.directory, max(names)) if names else None
+
+    def answer(self, match_id: str) -> tuple[int, bytes]:
+        cached = self._cache.get(match_id)
+        if cached is not None:
+            self._cache.move_to_end(match_id)
+            return 200, cached
+        path = self.path_of(match_id)
+        if path is None:
+            return 404, b"no record of this match"
+        try:
+            body = msgpack.packb(replay_document(path.read_bytes(), self.find_game))
+        except (OSError, RecordError) as e:
+            return 422, str(e).encode()
+        except KeyError:
+            return 422, b"a match of a game this server does not have"
+        self._cache[match_id] = body
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return 200, body
+
+
+class _Replay(Resource):
+    isLeaf = True
+
+    def __init__(self, replays: Replays, match_id: str) -> None:
+        super().__init__()
+        self.replays = replays
+        self.match_id = match_id
+
+    def render_GET(self, request: Request) -> bytes:
+        status, body = self.replays.answer(self.match_id)
+        request.setResponseCode(status)
+        request.setHeader(b"content-type",
+                          b"application/msgpack" if status == 200 else b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return body
+
+
+def replays_of(options: Mapping[str, Any]) -> Replays | None:
+    """The `/replays/` resource if --web-replays asks for it and matches are recorded."""
+    recording = options.get("recording")
+    if not options.get("web-replays") or recording is None:
+        return None
+    return Replays(recording.directory, options["game-registry"].get)
