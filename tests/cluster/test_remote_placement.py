@@ -923,6 +923,35 @@ class DeadHostTests(TestCase):
         ])  # fmt: skip
 
 
+    async def test_a_read_the_stop_cuts_short_is_no_outage(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        held = _Held(MemoryHostRegistry(clock))
+        hosting = RemoteMatchHosting(redis=redis, registry=held, clock=clock)  # type: ignore[arg-type]
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        hosting.startService()  # its first read waits on Redis
+        hosting.stopService()  # and the stop closes the connections under it
+        held.reading.errback(BackendUnavailable("Lost connection"))
+        said = [formatEvent(e) for e in events
+                if e.get("log_namespace", "").startswith("vinom.cluster.placement")]  # fmt: skip
+        self.assertEqual(said, [])
+
+
+class _Held:
+    """A registry whose `live_hosts` waits until the test fires `reading`."""
+
+    def __init__(self, registry: MemoryHostRegistry) -> None:
+        self.registry = registry
+        self.reading: Deferred[Any] = Deferred()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "live_hosts":
+            return lambda: self.reading
+        return getattr(self.registry, name)
+
+
 class _Away:
     """A registry that fails (Redis away) while `away`, else is `registry`."""
 

@@ -146,12 +146,13 @@ class GatewayClusterTests(GatewayTestCase):
         await browser.check()  # no console error, no failed load, all along
 
         # Through the gateways: every lobby connection (TLS, passed through), the
-        # browser's page and lobby (HTTP) and its game socket (TLS, by its name) ...
+        # browser's page and lobby (HTTP), and on the game host's name (TLS, routed by
+        # it) the page's ask for a WebTransport offer (none here) and its game socket ...
         tls = [await self.metric(ops, 'vinom_gateway_routed_total{kind="tls"}')
                for _process, _port, ops in gateways]  # fmt: skip
-        self.assertEqual(tls, [4 + 1, 5])
+        self.assertEqual(tls, [4 + 2, 5])
         game_sockets = (await self.status(gateways[0][2]))["backends"]
-        self.assertEqual(sum(game_sockets[f"{name}-web"]["routed"] for name in host_webs), 1)
+        self.assertEqual(sum(game_sockets[f"{name}-web"]["routed"] for name in host_webs), 2)
         self.assertGreaterEqual(
             await self.metric(gateways[0][2], 'vinom_gateway_routed_total{kind="http"}'), 2
         )

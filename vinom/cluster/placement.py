@@ -360,9 +360,13 @@ class RemoteMatchHosting(Service):
                            and self._usable(host)]  # fmt: skip
             return self._registry.claim_departed()
 
+        def failed(failure: Failure) -> None:
+            # A read the stop cut short (its connection closed under it) is no outage.
+            if self.running:
+                self._reading.failed(failure.value)
+
         d = self._registry.live_hosts().addCallback(read)
-        return d.addCallbacks(lambda _: self._reading.worked(),
-                              lambda failure: self._reading.failed(failure.value))  # fmt: skip
+        return d.addCallbacks(lambda _: self._reading.worked(), failed)
 
     def _usable(self, host: HostRecord) -> bool:
         reason = None if self._refuses is None else self._refuses(host)
