@@ -32,7 +32,7 @@ from twisted.trial.unittest import TestCase
 from benchmarks.arena import ArenaGame
 from tests.client.test_tui import FakeScreen
 from tests.support.servers import start_twistd
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession
 from vinom.client.lobby import LobbyAddress
@@ -142,7 +142,7 @@ async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
     protocol.datagramReceived = datagram  # type: ignore[method-assign]
     reactor.listenUDP(0, protocol, interface="127.0.0.1")
     session.protocol = await protocol.connected
-    await wait_until(lambda: session.welcome is not None)
+    await until(lambda: session.welcome is not None)
     wrap = {"x": GAME.size, "y": GAME.size}
     session.predict(GAME.step, GAME.own, smooth=("x", "y"), wrap=wrap, tolerance=0.011)
     session.interpolate(
@@ -228,7 +228,7 @@ class ArenaTerminalTests(TestCase):
             found = YOU_AT.search(screen.text())
             return None if found is None else (float(found[1]), float(found[2]))
 
-        await wait_until(lambda: app.session is not None and app.session.phase == "playing"
+        await until(lambda: app.session is not None and app.session.phase == "playing"
                          and app.session.server_tick_now is not None and drawn() is not None)
         await deferLater(reactor, 0.5, lambda: None)
         session = app.session

@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.support.redis_server import start_redis
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from tests.test_realtime import INPUT_PLUGIN, _lossy_player
 from vinom.client.bots import play_bot
 from vinom.games.registry import GameRegistry
@@ -166,7 +166,7 @@ class RecordedMatchTests(TestCase):
         for player in players:
             await player.session.finished
         # The end of each record is written before the host reports the match over.
-        await wait_until(lambda: len(records_in(server)) == 2)
+        await until(lambda: len(records_in(server)) == 2)
         by_game = {}
         for path in records_in(server):
             with open(path, "rb") as f:
@@ -204,7 +204,7 @@ class RecordedMatchTests(TestCase):
             for n in range(2)
         ])  # fmt: skip
         match_id = reports[0].match_id
-        await wait_until(lambda: redis_get(redis.port, f"vinom:record:{match_id}") is not None)
+        await until(lambda: redis_get(redis.port, f"vinom:record:{match_id}") is not None)
         stored = redis_get(redis.port, f"vinom:record:{match_id}")
         assert stored is not None
         [path] = records_in(server)
@@ -226,7 +226,7 @@ class RecordedMatchTests(TestCase):
                 for n in range(2)
             ]
         )
-        await wait_until(lambda: len(records_in(server)) == 1)
+        await until(lambda: len(records_in(server)) == 1)
         out, err, code = await replay_check(server, records_in(server)[0])
         self.assertEqual((code, out), (1, ""))
         self.assertIn("the replayed state differs from the record at tick 10 (entry", err)
@@ -245,7 +245,7 @@ class RecordedMatchTests(TestCase):
             [Deferred.fromCoroutine(_lossy_player(server.lobby, f"p{n}", n)) for n in range(2)]
         )
         # Play a second or two, then the server (and its game-host worker) dies.
-        await wait_until(
+        await until(
             lambda: bool(records_in(server)) and os.path.getsize(records_in(server)[0]) > 2000
         )
         await deferLater(reactor, 0.5, lambda: None)

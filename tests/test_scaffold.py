@@ -28,10 +28,11 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
-from tests.client.test_tui import TerminalProcess, wait_for
+from tests.client.test_tui import TerminalProcess
 from tests.server.test_web_client import click, enter, pause, wait_for_game, wait_for_screen
 from tests.support.browser import Browser, check_chromium, open_browser
 from tests.support.fresh_venv import FreshVenv, Twistd, make_venv, start_twistd
+from tests.support.waiting import until
 from vinom import cli
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -251,19 +252,24 @@ class NewGameInstalledTests(TestCase):
             return terminal.ended
 
         self.addCleanup(kill)
-        await wait_for(lambda: b"queued" in terminal.output, "the terminal player to queue")
+        await until(lambda: b"queued" in terminal.output, "the terminal player to queue")
         bot = getProcessOutputAndValue(
             str(venv.python),
             ["-m", "vinom.cli", "bots", "--game", "stone-pile", "--count", "1", "--json",
              "--think", "0.1", "--timeout", "60", *lobby],
             env=venv.env, path=str(work), reactor=reactor,
         )  # fmt: skip
-        await wait_for(lambda: bot.called, "the match to end", timeout=60, every=0.3,
-                       step=lambda: process.write(b"b"))
+        def ended() -> bool:
+            if bot.called:
+                return True
+            process.write(b"b")  # the next key for the terminal player
+            return False
+
+        await until(ended, "the match to end", timeout=60, every=0.3)
         out, err, code = await bot
         self.assertEqual(code, 0, (out + err).decode())
         self.assertEqual(json.loads(out)["finished"], 1)
-        await wait_for(lambda: b"game over" in terminal.output, "the result on the screen")
+        await until(lambda: b"game over" in terminal.output, "the result on the screen")
         process.write(b"q")
         self.assertIsInstance(await terminal.ended, ProcessDone)
 

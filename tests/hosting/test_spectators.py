@@ -26,8 +26,8 @@ from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
+from tests.support.waiting import until
 from tests.support.websocket_client import GameSocketPlayer
-from tests.test_e2e import wait_until
 from vinom.cli import main
 from vinom.client.canvas import Canvas
 from vinom.client.game import connect_game
@@ -35,8 +35,8 @@ from vinom.client.lobby import connect_lobby
 from vinom.client.udp import GameClientProtocol
 from vinom.client.watch import WatchView, spectate
 from vinom.games.registry import GameRegistry
+from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
-from vinom.hosting.websocket import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import decode_server_message
 from vinom.rooms.room import RoomConfig
@@ -118,7 +118,7 @@ class SpectatorServerTests(GameSocketTestCase):
         self.assertEqual(bad["code"], "missing_field")
         _frame, first = await self.spectator(found.game_id)
         assert first is not None
-        await wait_until(lambda: first.session.welcome is not None)
+        await until(lambda: first.session.welcome is not None)
         _frame, second = await self.spectator(found.game_id)
         assert second is not None
         closed = await second.closed
@@ -228,7 +228,7 @@ class PrivateRoomTests(GameSocketTestCase):
         self.assertEqual((frame["type"], frame["game_id"]), ("spectating", match_id))
         socket = await self.game_socket(None)
         socket.attach(PublicToken.from_json(frame["token"]))
-        await wait_until(lambda: socket.session.welcome is not None)
+        await until(lambda: socket.session.welcome is not None)
         assert socket.session.welcome is not None
         self.assertEqual(socket.session.welcome["match"], match_id)
         both = await watcher.request({"type": "spectate", "code": code, "match_id": "x", "id": 2})

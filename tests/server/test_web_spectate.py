@@ -31,7 +31,7 @@ from tests.server.test_web_client import (
 from tests.support.browser import open_browser
 from tests.support.ports import free_tcp_port
 from tests.support.servers import start_server
-from tests.test_e2e import wait_until
+from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.client.game import GameSession
 from vinom.games.registry import GameRegistry
@@ -53,7 +53,7 @@ class WatchInChromiumTests(TestCase):
             ))
             for n in range(2)
         ])  # fmt: skip
-        await wait_until(lambda: any(s.welcome is not None for s in sessions))
+        await until(lambda: any(s.welcome is not None for s in sessions))
         match_id = next(s.welcome for s in sessions if s.welcome is not None)["match"]
 
         def type_id(driver: Any) -> None:

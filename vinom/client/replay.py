@@ -17,7 +17,6 @@ one line on stderr and exit status 1.
 
 from __future__ import annotations
 
-import contextlib
 import curses
 import sys
 import time
@@ -29,7 +28,7 @@ from twisted.internet.task import LoopingCall
 
 from vinom.client.canvas import BOLD, DIM, REVERSE, Area, Canvas, PlayerContext, format_view
 from vinom.client.game_views import ui_for
-from vinom.client.terminal import KEY_ESCAPE, CursesScreen, KeyReader
+from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
 from vinom.games.interfaces import IGame, display_name_of
 from vinom.rooms.record import ACT, HOOK, TICK
 from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read_record
@@ -269,15 +268,7 @@ def run_replay(reactor: Any, path: str, find_game: Callable[[str], IGame]) -> in
         sys.stderr.write("vinom: 'vinom replay' needs a terminal (or --check to verify a record)\n")
         return 1
     viewer = ReplayViewer(record, game)
-    window = curses.initscr()
-    try:
-        curses.noecho()
-        curses.cbreak()
-        window.keypad(True)
-        window.nodelay(True)
-        with contextlib.suppress(curses.error):
-            curses.curs_set(0)
-        screen = CursesScreen(window)
+    with curses_screen() as screen:
         last = [reactor.seconds()]
 
         def frame() -> None:
@@ -304,11 +295,6 @@ def run_replay(reactor: Any, path: str, find_game: Callable[[str], IGame]) -> in
         reader = KeyReader(screen.read_keys, key, lambda: setattr(viewer, "done", True))
         reactor.callWhenRunning(lambda: (reactor.addReader(reader), frames.start(FRAME_SECONDS)))
         reactor.run()
-    finally:
-        window.keypad(False)
-        curses.nocbreak()
-        curses.echo()
-        curses.endwin()
     if viewer.error:
         sys.stderr.write(f"vinom: {path}: {viewer.error}\n")
         return 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import curses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
@@ -35,6 +35,28 @@ from vinom.client.canvas import (
 )
 
 KEY_ESCAPE = 27
+
+
+@contextlib.contextmanager
+def curses_screen() -> Iterator[CursesScreen]:
+    """The terminal as a `CursesScreen` for a client's view (no echo, keys read at once
+    and without blocking, no cursor, a short Escape delay), restored as it was on
+    leaving, whatever ends the view: `vinom play`, `vinom watch`, `vinom replay`."""
+    window = curses.initscr()
+    try:
+        curses.noecho()
+        curses.cbreak()
+        window.keypad(True)
+        window.nodelay(True)
+        with contextlib.suppress(curses.error):
+            curses.curs_set(0)
+        curses.set_escdelay(25)
+        yield CursesScreen(window)
+    finally:
+        window.keypad(False)
+        curses.nocbreak()
+        curses.echo()
+        curses.endwin()
 
 
 class CursesScreen:

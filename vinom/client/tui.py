@@ -19,7 +19,6 @@ typed as JSON and `q` leaves the match.
 
 from __future__ import annotations
 
-import contextlib
 import curses
 import json
 import random
@@ -54,7 +53,7 @@ from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
 from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
-from vinom.client.terminal import KEY_ESCAPE, CursesScreen, KeyReader
+from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
 from vinom.games.interfaces import IBot, IGame, display_name_of
 
 _log = Logger()
@@ -553,49 +552,37 @@ def run_play(
     observers: list[FileLogObserver] = [textFileLogObserver(log)] if log is not None else []
     # Logged events and warnings must not be printed over the screen.
     globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)
-    window = curses.initscr()
     app: TerminalApp | None = None
     try:
-        curses.noecho()
-        curses.cbreak()
-        window.keypad(True)
-        window.nodelay(True)
-        with contextlib.suppress(curses.error):
-            curses.curs_set(0)
-        curses.set_escdelay(25)
-        screen = CursesScreen(window)
-        app = TerminalApp(reactor, lobby, game, name, screen)
+        with curses_screen() as screen:
+            app = TerminalApp(reactor, lobby, game, name, screen)
 
-        def tick() -> None:
-            # Polling here too catches KEY_RESIZE, which curses queues without input.
-            for key in screen.read_keys():
-                app.handle_key(key)
-            app.tick()
+            def tick() -> None:
+                # Polling here too catches KEY_RESIZE, which curses queues without input.
+                for key in screen.read_keys():
+                    app.handle_key(key)
+                app.tick()
 
-        reader = KeyReader(screen.read_keys, app.handle_key, app.quit)
-        ticker = LoopingCall(tick)
-        ticker.clock = reactor
+            reader = KeyReader(screen.read_keys, app.handle_key, app.quit)
+            ticker = LoopingCall(tick)
+            ticker.clock = reactor
 
-        def begin() -> None:
-            reactor.addReader(reader)
-            ticker.start(FRAME_SECONDS if getattr(game, "tick_rate", 0) else TICK_SECONDS)
-            app.start().addBoth(stop)
+            def begin() -> None:
+                reactor.addReader(reader)
+                ticker.start(FRAME_SECONDS if getattr(game, "tick_rate", 0) else TICK_SECONDS)
+                app.start().addBoth(stop)
 
-        def stop(result: object) -> None:
-            if ticker.running:
-                ticker.stop()
-            reactor.removeReader(reader)
-            if reactor.running:
-                reactor.stop()
+            def stop(result: object) -> None:
+                if ticker.running:
+                    ticker.stop()
+                reactor.removeReader(reader)
+                if reactor.running:
+                    reactor.stop()
 
-        reactor.callWhenRunning(begin)
-        reactor.addSystemEventTrigger("before", "shutdown", app.shutdown)
-        reactor.run()
+            reactor.callWhenRunning(begin)
+            reactor.addSystemEventTrigger("before", "shutdown", app.shutdown)
+            reactor.run()
     finally:
-        window.keypad(False)
-        curses.nocbreak()
-        curses.echo()
-        curses.endwin()
         if log is not None:
             log.close()
     if app is None:

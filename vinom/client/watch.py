@@ -12,7 +12,6 @@ and `vinom replay` do), the players and the phase, and the result at the end;
 from __future__ import annotations
 
 import contextlib
-import curses
 import sys
 from typing import Any
 
@@ -24,7 +23,7 @@ from vinom.client.errors import describe_failure
 from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
 from vinom.client.lobby import LobbyAddress, connect_lobby
-from vinom.client.terminal import KEY_ESCAPE, CursesScreen, KeyReader
+from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
 from vinom.games.interfaces import IGame, display_name_of
 
 FRAME_SECONDS = 0.1
@@ -112,15 +111,7 @@ def run_watch(reactor: Any, lobby: LobbyAddress, what: str, find_game: Any) -> i
         sys.stderr.write("vinom: 'vinom watch' needs a terminal\n")
         return 1
     outcome: list[int] = []
-    window = curses.initscr()
-    try:
-        curses.noecho()
-        curses.cbreak()
-        window.keypad(True)
-        window.nodelay(True)
-        with contextlib.suppress(curses.error):
-            curses.curs_set(0)
-        screen = CursesScreen(window)
+    with curses_screen() as screen:
         state: dict[str, Any] = {"view": None, "error": ""}
 
         def frame() -> None:
@@ -161,11 +152,6 @@ def run_watch(reactor: Any, lobby: LobbyAddress, what: str, find_game: Any) -> i
         frames.clock = reactor
         reactor.callWhenRunning(start)
         reactor.run()
-    finally:
-        window.keypad(False)
-        curses.nocbreak()
-        curses.echo()
-        curses.endwin()
     if state["error"]:
         sys.stderr.write(f"vinom: {state['error']}\n")
     elif state["view"] is not None and state["view"].result_text():
