@@ -32,7 +32,7 @@ from tests.support.waiting import until
 from tests.test_realtime import INPUT_PLUGIN, _lossy_player
 from vinom.client.bots import play_bot
 from vinom.games.registry import GameRegistry
-from vinom.rooms.replay import read_record
+from vinom.rooms.replay import RecordError, read_record
 
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
 
@@ -123,6 +123,20 @@ def records_in(server: RunningTwistd) -> list[str]:
     return sorted(glob.glob(os.path.join(server.data_dir, "records", "*.vrec.gz")))
 
 
+def complete_records(server: RunningTwistd) -> int:
+    """How many of the server's records have their end written (a record being
+    written may be cut anywhere: not complete)."""
+    complete = 0
+    for path in records_in(server):
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            complete += read_record(data).complete
+        except RecordError:
+            continue
+    return complete
+
+
 def redis_get(port: int, key: str) -> bytes | None:
     """GET over a plain socket (RESP), the bytes as stored."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -165,8 +179,9 @@ class RecordedMatchTests(TestCase):
         )
         for player in players:
             await player.session.finished
-        # The end of each record is written before the host reports the match over.
-        await until(lambda: len(records_in(server)) == 2)
+        # Each record's end is written as its room closes, which may come a moment
+        # after a player heard the match was over: wait for both ends.
+        await until(lambda: complete_records(server) == 2, "both records complete")
         by_game = {}
         for path in records_in(server):
             with open(path, "rb") as f:
@@ -226,7 +241,7 @@ class RecordedMatchTests(TestCase):
                 for n in range(2)
             ]
         )
-        await until(lambda: len(records_in(server)) == 1)
+        await until(lambda: complete_records(server) == 1, "the record complete")
         out, err, code = await replay_check(server, records_in(server)[0])
         self.assertEqual((code, out), (1, ""))
         self.assertIn("the replayed state differs from the record at tick 10 (entry", err)
