@@ -8,6 +8,7 @@ public view as it changes, the result, then the host closes their socket.
 What they send is dropped; the match does not notice them. The delay is
 pinned on a Clock in the unit tests below.
 """
+# slow: starts game-host worker processes (the server's default --host-workers)
 
 from __future__ import annotations
 
