@@ -588,15 +588,34 @@ def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     return Reconnect(request_id, player_id, secret, _protocol(obj))
 
 
-def _parse_spectate(obj: Mapping[str, Any], request_id: RequestId) -> Request:
-    match_id = _string(obj, "match_id", MAX_ID_LENGTH) if "match_id" in obj else None
-    code = _string(obj, "code", MAX_ROOM_ID_LENGTH) if "code" in obj else None
-    if match_id is None and code is None:
-        raise _FieldError(errors.MISSING_FIELD, "'spectate' needs a 'match_id' or a 'code'")
-    if match_id is not None and code is not None:
+def _either(
+    obj: Mapping[str, Any], frame: str, first: tuple[str, int], second: tuple[str, int]
+) -> tuple[str | None, str | None]:
+    """Exactly one of two string fields (name, longest), for `frame`'s errors."""
+    (a_name, a_max), (b_name, b_max) = first, second
+    a = _string(obj, a_name, a_max) if a_name in obj else None
+    b = _string(obj, b_name, b_max) if b_name in obj else None
+    if a is None and b is None:
+        raise _FieldError(errors.MISSING_FIELD, f"'{frame}' needs a '{a_name}' or a '{b_name}'")
+    if a is not None and b is not None:
         raise _FieldError(
-            errors.INVALID_FIELD, "'spectate' takes a 'match_id' or a 'code', not both"
+            errors.INVALID_FIELD, f"'{frame}' takes a '{a_name}' or a '{b_name}', not both"
         )
+    return a, b
+
+
+def _flag(obj: Mapping[str, Any], name: str) -> bool:
+    """An optional boolean field, false when absent."""
+    value = obj.get(name, False)
+    if not isinstance(value, bool):
+        raise _FieldError(errors.INVALID_FIELD, f"'{name}' must be true or false")
+    return value
+
+
+def _parse_spectate(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    match_id, code = _either(
+        obj, "spectate", ("match_id", MAX_ID_LENGTH), ("code", MAX_ROOM_ID_LENGTH)
+    )
     return Spectate(request_id, match_id, code)
 
 
@@ -619,9 +638,7 @@ def _parse_get_room_list(obj: Mapping[str, Any], request_id: RequestId) -> Reque
 
 def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     game = _string(obj, "game", MAX_GAME_LENGTH)
-    private = obj.get("private", False)
-    if not isinstance(private, bool):
-        raise _FieldError(errors.INVALID_FIELD, "'private' must be true or false")
+    private = _flag(obj, "private")
     size = obj.get("size")
     if size is not None and (
         isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_ROOM_SIZE
@@ -629,21 +646,13 @@ def _parse_create_room(obj: Mapping[str, Any], request_id: RequestId) -> Request
         raise _FieldError(
             errors.INVALID_FIELD, f"'size' must be a whole number from 1 to {MAX_ROOM_SIZE}"
         )
-    spectators = obj.get("spectators", False)
-    if not isinstance(spectators, bool):
-        raise _FieldError(errors.INVALID_FIELD, "'spectators' must be true or false")
-    return CreateRoom(request_id, game, private, size, spectators)
+    return CreateRoom(request_id, game, private, size, _flag(obj, "spectators"))
 
 
 def _parse_join_room(obj: Mapping[str, Any], request_id: RequestId) -> Request:
-    room_id = _string(obj, "room_id", MAX_ROOM_ID_LENGTH) if "room_id" in obj else None
-    code = _string(obj, "code", MAX_ROOM_ID_LENGTH) if "code" in obj else None
-    if room_id is None and code is None:
-        raise _FieldError(errors.MISSING_FIELD, "'join_room' needs a 'room_id' or a 'code'")
-    if room_id is not None and code is not None:
-        raise _FieldError(
-            errors.INVALID_FIELD, "'join_room' takes a 'room_id' or a 'code', not both"
-        )
+    room_id, code = _either(
+        obj, "join_room", ("room_id", MAX_ROOM_ID_LENGTH), ("code", MAX_ROOM_ID_LENGTH)
+    )
     return JoinRoom(request_id, room_id, code)
 
 
