@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -89,14 +89,11 @@ class ServerCollector(Collector):
                 "WebSocket game sessions (/game) opened on a game host.",
                 value=figures.game_sockets_opened,
             )
-            refused = CounterMetricFamily(
+            yield _by_reason(
                 "vinom_game_sockets_refused",
                 "WebSocket game sockets (/game) refused or closed by a limit, by reason.",
-                labels=["reason"],
+                figures.game_sockets_refused,
             )
-            for reason, count in sorted(figures.game_sockets_refused.items()):
-                refused.add_metric([reason], count)
-            yield refused
         if figures.webtransport_sessions_opened is not None:
             yield from webtransport_families(figures)
         lobby_errors = CounterMetricFamily(
@@ -413,6 +410,14 @@ def ops_site(
     )
 
 
+def _by_reason(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:
+    """A counter family labelled by `reason`, one sample per reason in name order."""
+    family = CounterMetricFamily(name, documentation, labels=["reason"])
+    for reason, count in sorted(counts.items()):
+        family.add_metric([reason], count)
+    return family
+
+
 def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
     """The WebTransport listener's families (--webtransport; docs/operations.md)."""
     yield CounterMetricFamily(
@@ -420,26 +425,20 @@ def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
         "WebTransport game sessions opened on a game host.",
         value=figures.webtransport_sessions_opened,
     )
-    refused = CounterMetricFamily(
+    yield _by_reason(
         "vinom_webtransport_sessions_refused",
         "WebTransport game sessions refused or closed by a limit, by reason.",
-        labels=["reason"],
+        figures.webtransport_sessions_refused,
     )
-    for reason, count in sorted(figures.webtransport_sessions_refused.items()):
-        refused.add_metric([reason], count)
-    yield refused
     yield GaugeMetricFamily(
         "vinom_webtransport_connections", "Open WebTransport (QUIC) connections.",
         value=figures.webtransport_connections,
     )
-    drops = CounterMetricFamily(
+    yield _by_reason(
         "vinom_webtransport_datagrams_dropped",
         "UDP datagrams of the WebTransport port dropped before reaching a session, by reason.",
-        labels=["reason"],
+        figures.webtransport_drops,
     )
-    for reason, count in sorted(figures.webtransport_drops.items()):
-        drops.add_metric([reason], count)
-    yield drops
     messages = CounterMetricFamily(
         "vinom_webtransport_messages",
         "Room messages through WebTransport sessions, by way (stream, datagram) and "
