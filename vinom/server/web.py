@@ -41,7 +41,7 @@ from twisted.web.resource import IResource, NoResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
-from vinom.games.interfaces import IGame, board_files_of
+from vinom.games.interfaces import IGame
 from vinom.hosting.websocket import GameSocketFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.server.logs import Site
@@ -182,7 +182,10 @@ def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
     the game gets vinom's board for it, if any, else the generic board."""
     boards: dict[str, BoardFile] = {}
     for game in games:
-        module, stylesheet = board_files_of(game)
+        # As the game declares them (IGame's optional `board`, `board_stylesheet`),
+        # unchecked: what is wrong with one is said below.
+        module = getattr(game, "board", None)
+        stylesheet = getattr(game, "board_stylesheet", None)
         if module is None and stylesheet is None:
             continue
         try:
