@@ -452,16 +452,16 @@ class MakeServiceTests(TestCase):
         root, _ = self.make("--match-size", "maze=4")
         assert isinstance(root, MultiService)
         lobby = root.getServiceNamed("lobby")
-        self.assertEqual(lobby.match_sizes["maze"], 4)
-        self.assertEqual(lobby.match_sizes["tictactoe"], 2)
+        self.assertEqual(lobby.games["maze"].match_size, 4)
+        self.assertEqual(lobby.games["tictactoe"].match_size, 2)
 
     def test_benchmark_games_are_offered_only_when_named(self) -> None:
         root, _ = self.make()
         assert isinstance(root, MultiService)
-        self.assertNotIn("duel", root.getServiceNamed("lobby").match_sizes)
+        self.assertNotIn("duel", root.getServiceNamed("lobby").games)
         root, _ = self.make("--games", "duel")
         assert isinstance(root, MultiService)
-        self.assertEqual(dict(root.getServiceNamed("lobby").match_sizes), {"duel": 2})
+        self.assertEqual(root.getServiceNamed("lobby").games.match_sizes(), {"duel": 2})
 
     def test_lobby_limits_reach_the_lobby(self) -> None:
         root, _ = self.make(

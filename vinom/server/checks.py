@@ -439,7 +439,7 @@ def match_size_overrides(registry: GameRegistry, sizes: dict[str, int]) -> dict[
                 f"--match-size {name}={size}: {name} takes {game.min_players} to "
                 f"{game.max_players} players"
             )
-        team_size = registry.team_sizes().get(name)
+        team_size = registry.rules()[name].team_size
         if team_size is not None and size % team_size:
             raise usage.UsageError(
                 f"--match-size {name}={size}: {name} has teams of {team_size}; the match "
@@ -459,8 +459,8 @@ def rating_windows(
                 f"--rating-window {name}=...: no game {name!r} (offered: "
                 f"{', '.join(registry.names())})"
             )
-    windows = {name: RatingWindow(*window) for name, window in registry.rating_windows().items()}
-    return {**windows, **overrides}
+    windows = {name: rules.rating_window for name, rules in registry.rules().items()}
+    return {**{name: w for name, w in windows.items() if w is not None}, **overrides}
 
 
 # A Kubernetes label value: up to 63 characters, alphanumerics with '-', '_' or '.'

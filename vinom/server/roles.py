@@ -40,8 +40,8 @@ from vinom.cluster.services import (
     SubscriptionService,
 )
 from vinom.cluster.watch import watch_key
-from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry
+from vinom.games.rules import GameCatalogue
 from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IMatchHosting
@@ -52,6 +52,7 @@ from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
 from vinom.hosting.workers.child import WorkerSettings
 from vinom.hosting.workers.per_match import ProcessPerMatch
 from vinom.hosting.workers.pool import WorkerPool
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.delivery import RelayRouting
 from vinom.lobby.server import LobbyFactory
@@ -114,10 +115,12 @@ def runs_host(options: usage.Options) -> bool:
     return role in ("all", "host")
 
 
-def match_sizes_of(options: usage.Options) -> dict[str, int]:
-    """Players per match of each offered game: its own, or --match-size's."""
+def game_rules_of(options: usage.Options) -> GameCatalogue:
+    """The rules of each offered game: its own, with --match-size's and --rating-window's."""
     registry: GameRegistry = options["game-registry"]
-    return {**registry.match_sizes(), **options["match-sizes"]}
+    return registry.rules().overridden(
+        match_sizes=options["match-sizes"], windows=options["rating-windows"]
+    )
 
 
 @frozen
@@ -144,12 +147,10 @@ def build_shared(
 ) -> SharedState:
     """The player store, matchmaker and parties; with --redis the process's Redis pool
     joins the root first, so that it closes after everything that uses it."""
-    registry: GameRegistry = options["game-registry"]
-    match_sizes = match_sizes_of(options)
+    games = game_rules_of(options)
     settings = options["redis-settings"]
     if settings is None:
-        in_memory = MemoryMatchmaker(match_sizes, reactor, windows=options["rating-windows"],
-                                     team_sizes=registry.team_sizes())  # fmt: skip
+        in_memory = MemoryMatchmaker(games, reactor)
         return SharedState(MemoryPlayerStore(), in_memory, None, None, None, (), None)
     if check:
         # Under twistd: a Redis that does not answer is one line and a non-zero exit.
@@ -168,13 +169,12 @@ def build_shared(
     # (docs/scaling.md); the default realm keeps the keys it always had.
     mm_prefix = matchmaker_prefix(settings.key_prefix, options["realm"])
     matchmaker = RedisMatchmaker(
-        redis.handler, endpoint(), match_sizes, reactor,
+        redis.handler, endpoint(), games, reactor,
         settings=RedisMatchmakerSettings(prefix=mm_prefix,
                                          party_prefix=settings.key_prefix + "party",
                                          watch_key=watch_key(settings.key_prefix),
                                          placement_prefix=settings.key_prefix),
-        password=settings.password, windows=options["rating-windows"],
-        team_sizes=registry.team_sizes(),
+        password=settings.password,
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
@@ -191,7 +191,7 @@ def build_shared(
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
     parties = RedisPartyStore(
-        redis, endpoint(), reactor, max_size=max(match_sizes.values(), default=8),
+        redis, endpoint(), reactor, max_size=games.largest_match or 8,
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
                                     watch_key=watch_key(settings.key_prefix)),
         password=settings.password,
@@ -356,7 +356,6 @@ def lobby_factory(
     issuer: TokenIssuer,
 ) -> LobbyFactory:
     assert shared.store is not None  # a process that runs a lobby has a store
-    registry: GameRegistry = options["game-registry"]
     return LobbyFactory(
         config=LobbyConfig(
             max_connections_per_ip=options["max-connections-per-ip"],
@@ -374,19 +373,14 @@ def lobby_factory(
             max_matches_per_ip=options["max-matches-per-ip"],
             max_output_bytes=options["lobby-max-output"],
         ),
-        match_sizes=match_sizes_of(options),
-        matchmaker=shared.matchmaker,
-        hosting=match_hosting,
-        token_issuer=issuer,
-        store=shared.store,
+        games=game_rules_of(options),
+        backends=LobbyBackends(
+            matchmaker=shared.matchmaker, hosting=match_hosting, store=shared.store,
+            token_issuer=issuer, parties=shared.parties, party_joins=shared.party_joins,
+            relay=relay_routing_of(options),
+        ),
         clock=reactor,
-        player_ranges={g.name: (g.min_players, g.max_players) for g in registry},
-        parties=shared.parties,
-        team_sizes=registry.team_sizes(),
-        party_join_limiter=shared.party_joins,
-        game_titles={g.name: display_name_of(g) for g in registry},
-        relay=relay_routing_of(options),
-    )
+    )  # fmt: skip
 
 
 def relay_refuses(options: usage.Options) -> Callable[[Any], str | None] | None:
