@@ -449,11 +449,14 @@ class MakeServiceTests(TestCase):
         self.assertEqual(hosting.allocator.available, 100)
 
     def test_match_size_reaches_the_lobby(self) -> None:
-        root, _ = self.make("--match-size", "maze=4")
+        root, _ = self.make("--match-size", "maze=4", "--rating-window", "dice=10,100")
         assert isinstance(root, MultiService)
         lobby = root.getServiceNamed("lobby")
         self.assertEqual(lobby.games["maze"].match_size, 4)
         self.assertEqual(lobby.games["tictactoe"].match_size, 2)
+        # The operator's window in the rules the lobby and its matchmaker share.
+        self.assertEqual(lobby.games["dice"].rating_window, RatingWindow(10, 100))
+        self.assertIsNone(lobby.games["maze"].rating_window)
 
     def test_benchmark_games_are_offered_only_when_named(self) -> None:
         root, _ = self.make()
