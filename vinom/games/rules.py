@@ -234,14 +234,18 @@ class GameCatalogue(Mapping[str, GameRules]):
     ) -> GameCatalogue:
         """These rules with an operator's match sizes and ranked windows (`--match-size`,
         `--rating-window`) in place of the games' own; each named game must be here."""
-        changed = []
-        for rules in self.rules:
-            size = (match_sizes or {}).get(rules.name, rules.match_size)
-            window = (windows or {}).get(rules.name, rules.rating_window)
-            changed.append(evolve(rules, match_size=size, rating_window=window))
-        for name in [*(match_sizes or {}), *(windows or {})]:
-            self[name]
-        return GameCatalogue(changed)
+        sizes, windows = match_sizes or {}, windows or {}
+        unknown = [name for name in [*sizes, *windows] if name not in self]
+        if unknown:
+            raise UnknownGame(unknown[0], list(self))
+        return GameCatalogue(
+            evolve(
+                rules,
+                match_size=sizes.get(rules.name, rules.match_size),
+                rating_window=windows.get(rules.name, rules.rating_window),
+            )
+            for rules in self.rules
+        )
 
     @property
     def largest_match(self) -> int:
