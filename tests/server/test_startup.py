@@ -41,7 +41,8 @@ from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import parse_redis_url
 from vinom.server.certs import make_self_signed
-from vinom.server.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
+from vinom.server.endpoints import listen_interface
+from vinom.server.startup import Listener, StartupError, check_redis, is_loopback
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
