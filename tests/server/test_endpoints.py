@@ -134,6 +134,10 @@ class ProxiedParserTests(TestCase):
         endpoint.listen(Factory())
         [(port, _factory, backlog, _interface)] = memory.tcpServers
         self.assertEqual((port, backlog), (7350, 9))
+        # ... quoted as they were given.
+        endpoint = serverFromString(memory, "vinom-proxied:trusted=10.0.0.1:unix:/run/a\\=b\\:c")
+        endpoint.listen(Factory())
+        self.assertEqual([server[0] for server in memory.unixServers], ["/run/a=b:c"])
 
 
 class ShortFormTests(SynchronousTestCase):

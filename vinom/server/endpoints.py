@@ -204,7 +204,8 @@ def is_tls(description: str) -> bool:
 def _unparse(positional: tuple[str, ...], named: dict[str, str]) -> str:
     """A description of these fields (a wrapper's inner one, as Twisted's `haproxy:`
     makes it: the named fields after the positional ones)."""
-    fields = [quoteStringArgument(field) for field in positional]
+    # A positional field's '=' escaped too, or it would read as a named one.
+    fields = [quoteStringArgument(field).replace("=", "\\=") for field in positional]
     fields += [f"{quoteStringArgument(k)}={quoteStringArgument(v)}" for k, v in named.items()]
     return ":".join(fields)
 
