@@ -575,6 +575,24 @@ class ListenerTests(TestCase):
         failed = self.failureResultOf(listener.port(), Exception)
         self.assertEqual(failed.value.port, port)
 
+    def test_a_description_it_cannot_build_or_listen_on_is_one_line(self) -> None:
+        with self.assertRaises(StartupError) as raised:
+            Listener("vinom-ssl:0:privateKey=/nonexistent.pem", ServerFactory(), reactor, "lobby")
+        self.assertEqual(
+            str(raised.exception),
+            "vinom: cannot listen for --lobby on 'vinom-ssl:0:privateKey=/nonexistent.pem': "
+            "'/nonexistent.pem': no such file or directory",
+        )
+        # A vinom-ssl: without its certificate is built, and cannot listen.
+        listener = Listener("vinom-ssl:0:interface=127.0.0.1", ServerFactory(), reactor, "lobby")
+        with self.assertRaises(StartupError) as raised:
+            listener.startService()
+        self.assertEqual(
+            str(raised.exception),
+            "vinom: cannot listen for --lobby: vinom-ssl: no privateKey= (the certificate's "
+            "key) given",
+        )
+
 
 def listen_backlog(port: int) -> int:
     """The backlog of the socket listening on TCP `port`, as the kernel has it: `ss`

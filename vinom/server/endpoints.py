@@ -68,11 +68,15 @@ class ListenerOption:
 
 
 LISTENER_OPTIONS = {
-    "lobby": ListenerOption(f"{TLS_KIND}:{{}}", False, True, True, True),
-    "websocket": ListenerOption(f"{TLS_KIND}:{{}}", True, True, True, True),
-    "gateway": ListenerOption("tcp:{}", False, False, True, False),
-    "ops-port": ListenerOption("tcp:{}:interface=127.0.0.1", True, False, False, False),
-}
+    "lobby": ListenerOption(f"{TLS_KIND}:{{}}", can_be_none=False, tls=True, players=True,
+                            proxied=True),
+    "websocket": ListenerOption(f"{TLS_KIND}:{{}}", can_be_none=True, tls=True, players=True,
+                                proxied=True),
+    "gateway": ListenerOption("tcp:{}", can_be_none=False, tls=False, players=True,
+                              proxied=False),
+    "ops-port": ListenerOption("tcp:{}:interface=127.0.0.1", can_be_none=True, tls=False,
+                               players=False, proxied=False),
+}  # fmt: skip
 
 
 def description_of(option: str, value: str) -> str | None:
@@ -107,7 +111,7 @@ def check_description(description: str) -> None:
         serverFromString(MemoryReactor(), description)
     except ValueError:
         raise
-    except (TypeError, KeyError, OSError) as e:  # a parser's word for a field it lacks
+    except Exception as e:  # a parser's own word (TypeError for a field it lacks, ...)
         raise ValueError(str(e) or type(e).__name__) from None
 
 

@@ -166,7 +166,7 @@ class Listener(service.Service):
         self.option = option
         try:
             self.endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
-        except (ValueError, TypeError, KeyError, OSError) as e:
+        except Exception as e:  # a parser's own word: checked when the options were read
             raise StartupError(f"cannot listen for --{option} on {description!r}: {e}") from None
         self.factory = factory
         self._listening: IListeningPort | Failure | None = None
