@@ -27,6 +27,7 @@ from vinom.server.endpoints import (
     listen_interface,
     listening_description,
 )
+from vinom.server.relay import Options as RelayOptions
 from vinom.server.tls import TICKET_LIFETIME
 
 
@@ -209,3 +210,20 @@ class ShortFormTests(SynchronousTestCase):
                 self.assertEqual(endpoint_port(description), port)
                 self.assertEqual(listen_interface(description), interface)
                 self.assertEqual(is_tls(description), tls)
+
+    def test_the_relay_reads_its_ops_port_as_a_server_does(self) -> None:
+        key = self.mktemp()
+        with open(key, "w") as f:
+            f.write("11" * 32)
+        for value, description in (
+            ("9181", "tcp:9181:interface=127.0.0.1"),
+            ("none", None),
+            ("unix:/run/relay.sock", "unix:/run/relay.sock"),
+        ):
+            with self.subTest(value=value):
+                options = RelayOptions()
+                options.parseOptions(["--relay-key-file", key, "--ops-port", value])
+                self.assertEqual(options["ops-port"], description)
+        e = self.assertRaises(usage.UsageError, RelayOptions().parseOptions,
+                              ["--relay-key-file", key, "--ops-port", "bogus:1"])  # fmt: skip
+        self.assertIn("--ops-port must be a port, a strports description or 'none'", str(e))
