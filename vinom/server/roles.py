@@ -67,9 +67,9 @@ from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
 from vinom.server.certs import RenewingCertificate, dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
+from vinom.server.endpoints import is_tls, listen_interface, listening_description
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
-from vinom.server.proxied import proxied_endpoint
 from vinom.server.replays import replays_of
 from vinom.server.startup import (
     Address,
@@ -77,11 +77,8 @@ from vinom.server.startup import (
     Listener,
     check_redis,
     is_loopback,
-    listen_interface,
-    with_backlog,
 )
 from vinom.server.status import StatusReader
-from vinom.server.tls import server_endpoint
 from vinom.server.web import web_site
 from vinom.server.webtransport import (
     WebTransportCredentials,
@@ -339,9 +336,9 @@ def build_lobby(
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
-    description = lobby_description(options, *certificate)
-    listener = Listener(description, lobby, reactor, "lobby",
-                        listen_on(options, reactor, description))  # fmt: skip
+    description = listening_description("lobby", options["lobby"], certificate,
+                                        options["trusted-proxy"])  # fmt: skip
+    listener = Listener(description, lobby, reactor, "lobby")
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
@@ -476,12 +473,12 @@ def build_web(
                     access_log=bool(options["access-log"]),
                     games=options["game-registry"], webtransport=offer,
                     replays=replays_of(options))  # fmt: skip
-    description = web_description(options, *certificate)
-    web = _add(root, "web", Listener(description, site, reactor, "websocket",
-                                     listen_on(options, reactor, description)))  # fmt: skip
+    description = listening_description("websocket", options["websocket"], certificate,
+                                        options["trusted-proxy"])  # fmt: skip
+    web = _add(root, "web", Listener(description, site, reactor, "websocket"))
     if lobby_sockets is None:
         return WebRole(None, game_sockets, webtransport=transport)
-    scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
+    scheme = "https" if is_tls(options["websocket"]) else "http"
     address = Address("play in a browser", web, lambda host, port: f"{scheme}://{host}:{port}/")
     return WebRole(lobby_sockets, game_sockets, (address,), transport)
 
@@ -592,39 +589,6 @@ def certificate_of(options: usage.Options) -> tuple[str, str]:
         cert=str(paths.certificate.resolve()),
     )
     return str(paths.certificate), str(paths.private_key)
-
-
-def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
-    """The lobby's strports description: the certificate filled in for bare 'ssl:PORT',
-    and a player-facing listen backlog (`vinom.server.startup.with_backlog`)."""
-    return _with_certificate(options["lobby"], certificate, private_key)
-
-
-def web_description(options: usage.Options, certificate: str, private_key: str) -> str:
-    """The web server's strports description (--websocket), completed as `lobby_description`."""
-    return _with_certificate(options["websocket"], certificate, private_key)
-
-
-def _with_certificate(description: str, certificate: str, private_key: str) -> str:
-    kind = description.partition(":")[0].lower()
-    if kind == "ssl" and "privateKey=" not in description:
-        description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
-    return with_backlog(description)
-
-
-def listen_on(options: usage.Options, reactor: Any, description: str) -> Any:
-    """A player-facing listener's endpoint: TLS that lets returning players resume
-    (vinom.server.tls), with --trusted-proxy inside the reading of the gateways'
-    PROXY headers (vinom.server.proxied)."""
-    trusted = options["trusted-proxy"]
-    if not trusted:
-        return server_endpoint(reactor, description)
-    return proxied_endpoint(reactor, description, trusted, server_endpoint)
-
-
-def _escape(path: str) -> str:
-    # strports uses ':' as its separator and '\\' as its escape.
-    return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
 def _add(root: service.MultiService, name: str, child: _S) -> _S:
