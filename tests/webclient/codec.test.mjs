@@ -45,6 +45,10 @@ test("a key named __proto__ is an ordinary key, in its place", () => {
   assert.deepEqual(Object.getOwnPropertyDescriptor(inner, "__proto__").value, [2]);
   assert.equal(hex(encode(value)), hex(data));
   assert.deepEqual(decode(encode(["__proto__"])), ["__proto__"]);
+  // A key that is no str but names it (an array of it) is no prototype either.
+  const named = decode(encode(new Map([[["__proto__"], { polluted: true }]])));
+  assert.equal(Object.getPrototypeOf(named), Object.prototype);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(named, "__proto__").value, { polluted: true });
 });
 
 test("what is not one msgpack value is a DecodeError", () => {

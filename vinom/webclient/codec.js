@@ -62,20 +62,26 @@ const utf8Encoder = new TextEncoder();
 const extensions = new ExtensionCodec();
 extensions.register({ type: -1, encode: () => null, decode: (data, type) => new ExtData(type, data) });
 
-function anyKey(key) {
-  return typeof key === "string" ? key : String(key);
-}
-
-function strKey(key) {
-  if (typeof key !== "string") throw new DecodeError("a map key that is not a str");
-  return key;
+// The property name of a decoded map key (a str, or in a plain decode anything,
+// as String(key) names it); "__proto__", however it came, as the stand-in.
+function keyName(key, typed, seen) {
+  if (typed && typeof key !== "string") throw new DecodeError("a map key that is not a str");
+  const name = typeof key === "string" ? key : String(key);
+  if (name !== PROTO) return name;
+  seen.proto = true;
+  return PROTO_STAND_IN;
 }
 
 class VinomDecoder extends Decoder {
   constructor(typed) {
-    super({ useBigInt64: true, extensionCodec: extensions, mapKeyConverter: typed ? strKey : anyKey });
+    const seen = { proto: false };
+    super({
+      useBigInt64: true,
+      extensionCodec: extensions,
+      mapKeyConverter: (key) => keyName(key, typed, seen),
+    });
     this.typed = typed;
-    this.sawProto = false;
+    this.seen = seen;
   }
 
   decodeUtf8String(byteLength, headerOffset) {
@@ -90,8 +96,9 @@ class VinomDecoder extends Decoder {
       throw new DecodeError(`invalid UTF-8 in a str at ${at}`);
     }
     this.pos += headerOffset + byteLength;
+    // The library refuses a "__proto__" key before its mapKeyConverter sees it.
     if (text === PROTO && this.stateIsMapKey()) {
-      this.sawProto = true;
+      this.seen.proto = true;
       return PROTO_STAND_IN;
     }
     return text;
@@ -151,7 +158,7 @@ const decoders = { plain: new VinomDecoder(false), typed: new VinomDecoder(true)
 
 export function decode(input, { typed = false } = {}) {
   const decoder = typed ? decoders.typed : decoders.plain;
-  decoder.sawProto = false;
+  decoder.seen.proto = false;
   let value;
   try {
     value = decoder.decode(input);
@@ -160,7 +167,7 @@ export function decode(input, { typed = false } = {}) {
     if (error instanceof RangeError) throw new DecodeError(error.message);
     throw error;
   }
-  return decoder.sawProto ? withProtoKeys(value) : value;
+  return decoder.seen.proto ? withProtoKeys(value) : value;
 }
 
 class VinomEncoder extends Encoder {
