@@ -85,17 +85,23 @@ class VinomDecoder extends Decoder {
   }
 
   decodeUtf8String(byteLength, headerOffset) {
-    if (this.bytes.byteLength < this.pos + headerOffset + byteLength) {
-      throw new DecodeError(`truncated: a str of ${byteLength} bytes`);
-    }
     const at = this.pos + headerOffset;
+    const end = at + byteLength;
+    if (end > this.bytes.byteLength) throw new DecodeError(`truncated: a str of ${byteLength} bytes`);
+    let ascii = true;
+    for (let i = at; i < end && ascii; i++) ascii = this.bytes[i] < 0x80;
     let text;
-    try {
-      text = utf8Decoder.decode(this.bytes.subarray(at, at + byteLength));
-    } catch {
-      throw new DecodeError(`invalid UTF-8 in a str at ${at}`);
+    if (ascii) {
+      // ASCII is UTF-8: the library's own (fast, its keys cached) decoding.
+      text = super.decodeUtf8String(byteLength, headerOffset);
+    } else {
+      try {
+        text = utf8Decoder.decode(this.bytes.subarray(at, end));
+      } catch {
+        throw new DecodeError(`invalid UTF-8 in a str at ${at}`);
+      }
+      this.pos += headerOffset + byteLength;
     }
-    this.pos += headerOffset + byteLength;
     // The library refuses a "__proto__" key before its mapKeyConverter sees it.
     if (text === PROTO && this.stateIsMapKey()) {
       this.seen.proto = true;
@@ -195,9 +201,14 @@ class VinomEncoder extends Encoder {
   }
 
   encodeString(value) {
-    const data = utf8Encoder.encode(value);
-    this.writeStringHeader(data.length);
-    this.writeU8a(data);
+    // The library writes a lone surrogate as three bytes that are not UTF-8.
+    if (typeof value.isWellFormed !== "function") {
+      const data = utf8Encoder.encode(value);
+      this.writeStringHeader(data.length);
+      this.writeU8a(data);
+    } else {
+      super.encodeString(value.isWellFormed() ? value : value.toWellFormed());
+    }
   }
 
   encodeObject(value, depth) {
