@@ -90,7 +90,8 @@ def import_map_source(page: str) -> str:
 
 @functools.cache
 def content_security_policy() -> bytes:
-    """The policy of everything the web client loads (read from its index.html once)."""
+    """The policy of everything the web client loads (its index.html read once, by
+    `web_site`)."""
     page = (WEB_CLIENT_FILES / "index.html").read_text("utf-8")
     return POLICY.format(import_map=import_map_source(page)).encode("ascii")
 
@@ -288,6 +289,8 @@ def web_site(
     boards `games` ship in their own packages at `/boards/`; a line per request in
     the log with `access_log`; `webtransport`, the `/webtransport` offer, where the
     game session over WebTransport is offered."""
+    # Read at start, as the boards are, not on a request: the page's own file.
+    content_security_policy()
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     boards = WebClientFiles(str(BOARD_FILES))
     # Children put here are found before the directory's files: a game's own
