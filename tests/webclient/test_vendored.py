@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -75,7 +76,16 @@ class VendoredMessagePackTests(TestCase):
             sys.executable,
             [str(ROOT / "scripts" / "vendor-msgpack"), "--check"],
             path=str(ROOT),
-            env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+            # npm's cache and any proxy or registry setting of the user's.
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(Path.home()),
+                **{
+                    name: value
+                    for name, value in os.environ.items()
+                    if name.lower().endswith("_proxy") or name.lower().startswith("npm_config_")
+                },
+            },
         )
         report = (out + err).decode(errors="replace")
         self.assertEqual(code, 0, report)
