@@ -169,8 +169,9 @@ class WebTransportBrowserTests(TestCase):
                 r'^vinom_webtransport_messages_total\{direction="(\w+)",way="(\w+)"\} (\S+)$',
                 text, re.M)
         }  # fmt: skip
-        # The snaps (20 a second to each page) and the inputs came as datagrams.
-        self.assertGreater(counts.get(("out", "datagram"), 0), 40, counts)
+        # The snaps (up to 20 a second to each page while a dot moves) and the inputs
+        # came as datagrams.
+        self.assertGreater(counts.get(("out", "datagram"), 0), 10, counts)
         self.assertGreater(counts.get(("in", "datagram"), 0), 4, counts)
         for page in pages.values():
             await page.check()
