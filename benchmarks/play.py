@@ -44,7 +44,8 @@ aioquic, its sessions admitted by the `/game` factory above, a development
 certificate), and each player is an aioquic client sending its token and
 moves on the session's stream and receiving its states as datagrams
 (benchmarks.webtransport_load); a move no state has shown within 0.25 s is
-followed by a `sync` (counted in `resends`: a state datagram was lost).
+followed by a `sync` (counted in `resends`: a state datagram lost, or
+late behind a saturated server).
 `--bare` (with `websocket` or `ws`) serves `/game` with the bare autobahn
 server of benchmarks.bare_game_socket instead of vinom: the same sockets,
 TLS, framing and messages with none of vinom's work between them, the floor

@@ -15,7 +15,8 @@ move in flight, each move timed from sending it to the first state showing it.
 A state is a datagram, which QUIC does not send again: a player whose move no
 state has shown within `RESEND_S` sends `sync` (the room then sends the
 current state on the stream), as a client that lost states does; those are
-counted in `resends`.
+counted in `resends` (a state lost, or later than that behind a saturated
+server: each sync is then more work for it, as a resend is over UDP).
 
 The players share one epoll loop, no reactor: a readable socket feeds its
 connection, and a heap of the connections' aioquic timers (acknowledgements,
@@ -248,7 +249,7 @@ class WebTransportPlay:
             self.error_codes[code] = self.error_codes.get(code, 0) + 1
 
     def resend_late(self, now: float) -> None:
-        """`sync` for each move no state has shown within RESEND_S (a state datagram lost)."""
+        """`sync` for each move no state has shown within RESEND_S (lost or late)."""
         for index, link in enumerate(self.players):
             player = link.player
             if player.playing and player.sent and now - player.sent_at > RESEND_S:
