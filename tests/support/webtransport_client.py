@@ -54,6 +54,8 @@ class WebTransportPlayer(DatagramProtocol):
         self.status: Deferred[int] = Deferred()
         self.closed: Deferred[tuple[int, str]] = Deferred()
         self.terminated: Deferred[None] = Deferred()
+        # The connection's end: its error code and reason.
+        self.termination: tuple[int, str] | None = None
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.welcomed: Deferred[dict[str, Any]] = Deferred()
         self._buffer = b""
@@ -108,6 +110,7 @@ class WebTransportPlayer(DatagramProtocol):
     def _events(self) -> None:
         while (event := self.quic.next_event()) is not None:
             if isinstance(event, ConnectionTerminated):
+                self.termination = (event.error_code, event.reason_phrase)
                 if not self.terminated.called:
                     self.terminated.callback(None)
                 continue

@@ -42,6 +42,17 @@ codes); what is WebTransport's is its framing and its datagrams. In the session:
   the server ends its side of the stream (FIN) behind them, and sends the
   capsule once the browser has ended its side (it read to the end), or after
   `close_wait` seconds if it does not.
+- A browser that reads slower than the match runs (or not at all) leaves what
+  is sent to it in aioquic, which holds it without a limit (QUIC's flow and
+  congestion control stop it leaving). aioquic does not say how much it holds,
+  so each connection keeps `backlog`: the bytes of messages handed to it less
+  the bytes of the packets it has written since, never below 0. Every byte
+  handed leaves in a packet that carries it and more (headers, acknowledgements,
+  resends), so aioquic holds at least `backlog` bytes unsent: past the
+  WebSocket's `held_limit` the session is dropped as a slow WebSocket is
+  (counted `too_slow`, logged, the seat's grace) and its connection closed at
+  once (CONNECTION_CLOSE with H3_EXCESSIVE_LOAD, reason `too_slow`, which no
+  congestion window holds back), with everything it held.
 
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
@@ -66,7 +77,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aioquic.buffer import Buffer, encode_uint_var
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import (
     DatagramReceived,
     DataReceived,
@@ -256,6 +267,8 @@ class GameTransportSession:
                 connection.send_stream(self._stream_id, frame(data))
                 self._server.messages["stream_out"] += 1
         connection.transmit()
+        if connection.backlog > self._server.gate.config.held_limit:
+            self._drop_slow_reader()
 
     def stream_ended(self) -> None:
         self._runner.run(self._stream.host_ended())
@@ -270,6 +283,15 @@ class GameTransportSession:
         self._finish()
 
     # internals
+
+    def _drop_slow_reader(self) -> None:
+        """The browser reads slower than the match runs: drop the session (its seat's
+        grace) and close the connection, with all aioquic holds for it."""
+        held = self._connection.backlog
+        self._runner.run(self._stream.drop("too_slow"))
+        self._server.gate.slow_reader_dropped(held)
+        self._connection.abort(self.session_id, ErrorCode.H3_EXCESSIVE_LOAD, "too_slow")
+        self._finish()
 
     def _received(self, message: bytes) -> None:
         stream = self._stream
@@ -306,6 +328,9 @@ class _Connection:
         self._timer_at: float | None = None
         self._closing: IDelayedCall | None = None
         self.ended = False
+        # Bytes of messages handed to aioquic less the bytes of packets written since,
+        # floored at 0: a lower bound on what aioquic holds unsent (module docstring).
+        self.backlog = 0
 
     def receive(self, data: bytes, addr: Any, now: float) -> None:
         self.addr = addr
@@ -320,11 +345,14 @@ class _Connection:
         now = server.clock.seconds()
         transport = server.transport
         if transport is not None:
+            written = 0
             for data, addr in self.quic.datagrams_to_send(now):
+                written += len(data)
                 try:
                     transport.write(data, addr)
                 except OSError:
                     server.send_errors += 1
+            self.backlog = max(0, self.backlog - written)
         timer_at = self.quic.get_timer()
         if self._timer is not None and self._timer_at != timer_at:
             if self._timer.active():
@@ -347,10 +375,20 @@ class _Connection:
             self.server.failed("a WebTransport connection's timer")
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
+        self.backlog += len(data)
         self.h3.send_datagram(session_id, data)
 
     def send_stream(self, stream_id: int, data: bytes) -> None:
+        self.backlog += len(data)
         self.quic.send_stream_data(stream_id, data)
+
+    def abort(self, session_id: int, error_code: int, reason: str) -> None:
+        """Close the connection at once, its session with it (no capsule: it would wait
+        behind what the browser has not read)."""
+        self.sessions.pop(session_id, None)
+        if not self.ended:
+            self.quic.close(error_code=error_code, reason_phrase=reason)
+            self.transmit()
 
     def close_session(self, session_id: int, code: int, reason: str,
                       read_first: int | None = None) -> None:  # fmt: skip
