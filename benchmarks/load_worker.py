@@ -18,6 +18,7 @@ KINDS = {
     "arena": "benchmarks.arena_load:run_arena",
     "play": "benchmarks.room_load:run_play",
     "play-websocket": "benchmarks.websocket_load:run_play_websocket",
+    "play-webtransport": "benchmarks.webtransport_load:run_play_webtransport",
     "sessions": "benchmarks.room_load:run_sessions",
 }
 
