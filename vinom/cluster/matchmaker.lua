@@ -1,9 +1,13 @@
 -- The Redis matchmaker's one script (vinom/cluster/matchmaker.py loads it).
 --
 -- Every change to the queues happens here, so each is one atomic step in
--- Redis: a ticket is picked and removed by the same call that forms its
--- match, and no other call runs in between. docs/matchmaking.md lists the
--- keys. KEYS: the watch guard's key (watch.lua, put before this script).
+-- Redis. The match rule is not here: the lobby that leads a game (holds its
+-- lease) reads the live tickets ('snapshot'), runs the rule of
+-- vinom/matchmaking/windows.py on them, and forms the matches it chose with
+-- 'take', which forms them only if the queue has not changed but for tickets
+-- added at its tail since the snapshot (each queue's version counts every other
+-- change), so no ticket is matched twice and the matches are the rule's.
+-- docs/matchmaking.md lists the keys. KEYS: the watch guard's key (watch.lua, put before this script).
 -- ARGV: op, prefix, lobby id of the caller, now, the match log's length,
 -- then op's arguments.
 
@@ -99,28 +103,22 @@ local function live(qkey, player)
           size = tonumber(t[6]) or 1, hearers = hearers}
 end
 
--- The rating window rule of vinom/matchmaking/windows.py, computed the same way.
-local function width(w, t)
-  local waited = now - t.queued_at
-  if waited < 0 then waited = 0 end
-  local x = w.base + w.growth * waited
-  if w.max ~= nil and x > w.max then x = w.max end
-  return x
-end
+local function leader_key(game) return prefix .. ':leader:' .. game end
 
-local function fits(w, a, b)
-  if a.rating == nil or b.rating == nil then return true end
-  local d = math.abs(a.rating - b.rating)
-  return d <= width(w, a) and d <= width(w, b)
-end
+-- Every change to a queue but a ticket added at its tail moves its version:
+-- a 'take' against an older snapshot is refused.
+local function changed(qkey) redis.call('INCR', qkey .. ':v') end
+local function version(qkey) return tonumber(redis.call('GET', qkey .. ':v') or '0') end
 
 -- Take the tickets out of their queue, keep them as "matched" for a while
 -- (so a lobby restoring its tickets skips them) and announce the match to the
--- lobbies that hear it (`lobbies`: the caller, which formed it, and each lobby
--- holding a player of it), each on its own channel: no other lobby hears it.
-local function form(qkey, game_json, group, match_id, matched_ms)
+-- lobbies that hear it (`lobbies`: each lobby holding a player of it; the
+-- owner of the ticket `placer` places it), each on its own channel: no
+-- other lobby hears it.
+local function form(qkey, game_json, group, placer, match_id, matched_ms)
   local datas = {}
-  local lobbies, named = {me}, {[me] = true}
+  local by = group[placer].hearers[1]
+  local lobbies, named = {}, {}
   for i, t in ipairs(group) do
     for _, lobby in ipairs(t.hearers) do
       if not named[lobby] then
@@ -136,7 +134,7 @@ local function form(qkey, game_json, group, match_id, matched_ms)
   end
   local body = '"match_id":"' .. match_id .. '","game":' .. game_json .. ',"formed_at":'
     .. now_text .. ',"players":[' .. table.concat(datas, ',') .. '],"formed_by":'
-    .. cjson.encode(me) .. ',"lobbies":' .. cjson.encode(lobbies) .. '}'
+    .. cjson.encode(by) .. ',"lobbies":' .. cjson.encode(lobbies) .. '}'
   -- The log lets a lobby whose subscriber was cut off hear what it missed.
   local log_id = redis.call('XADD', prefix .. ':match-log', 'MAXLEN', '~', log_length, '*',
                             'match', '{' .. body)
@@ -150,263 +148,16 @@ local function form(qkey, game_json, group, match_id, matched_ms)
   return message
 end
 
--- The team of each ticket of `group` (indexes into pending) in `teams` teams
--- of `team_size` seats, no party split, or nil: team_places in
--- vinom/matchmaking/windows.py, searched the same way (each ticket in order
--- into the lowest team with room, backing up; teams with the same room left
--- are tried once), so both matchmakers seat a match alike.
-local function team_places(pending, group, team_size, teams)
-  local room, places = {}, {}
-  for t = 1, teams do room[t] = team_size end
-  local function place(i)
-    if i > #group then return true end
-    local size = pending[group[i]].size
-    local tried = {}
-    for t = 1, teams do
-      if room[t] >= size and not tried[room[t]] then
-        tried[room[t]] = true
-        room[t] = room[t] - size
-        places[i] = t
-        if place(i + 1) then return true end
-        room[t] = room[t] + size
-        places[i] = nil
-      end
-    end
-    return false
+-- Hold (take or renew) the lease of leading `game`'s matching for `ms`: held
+-- while no live lobby holds it. True if the caller holds it now.
+local function lead(game, ms)
+  local key = leader_key(game)
+  local holder = redis.call('GET', key)
+  if holder == me or not holder or lobby_state(holder) ~= 'live' then
+    redis.call('SET', key, me, 'PX', ms)
+    return true
   end
-  if place(1) then return places end
-  return nil
-end
-
--- The groups to form from `pending` (live tickets in queue order), at most
--- `most` of them: the rule of fill_groups in vinom/matchmaking/windows.py.
--- The oldest ticket anchors a group and takes, in queue order, each later
--- ticket that fits in the seats left (a party takes one seat per member and
--- is never split), that fits every window (ranked), and after which the
--- tickets behind it can still fill the seats left exactly. A group that
--- fills every seat is a match; one that cannot leaves its tickets to
--- younger anchors.
-local function groups(pending, size, ranked, w, most)
-  local taken, found = {}, {}
-  local every = bit.lshift(1, size + 1) - 1
-  for a = 1, #pending do
-    if #found == most then break end
-    if not taken[a] and pending[a].size <= size then
-      local free = {}
-      for b = a + 1, #pending do
-        if not taken[b] then free[#free + 1] = b end
-      end
-      -- fillable[k]: bit n set if some of the tickets free[k..] take n seats exactly.
-      local fillable = {}
-      fillable[#free + 1] = 1
-      for k = #free, 1, -1 do
-        local behind = fillable[k + 1]
-        fillable[k] = bit.bor(behind,
-                              bit.band(bit.lshift(behind, pending[free[k]].size), every))
-      end
-      local left = size - pending[a].size
-      if bit.band(bit.rshift(fillable[1], left), 1) == 1 then
-        local group = {a}
-        for k, b in ipairs(free) do
-          if left == 0 then break end
-          local c = pending[b]
-          if c.size <= left and bit.band(bit.rshift(fillable[k + 1], left - c.size), 1) == 1 then
-            local ok = true
-            if ranked then
-              for _, m in ipairs(group) do
-                if not fits(w, pending[m], c) then ok = false break end
-              end
-            end
-            if ok then
-              group[#group + 1] = b
-              left = left - c.size
-            end
-          end
-        end
-        if left == 0 then
-          for _, m in ipairs(group) do taken[m] = true end
-          found[#found + 1] = group
-        end
-      end
-    end
-  end
-  return found, taken
-end
-
--- The seats left in each team, most first, as a string ("3,1"): a way to
--- seat a group. The Lua side of Rooms in vinom/matchmaking/windows.py.
-local function rooms_key(rooms)
-  local copy = {}
-  for i, r in ipairs(rooms) do copy[i] = r end
-  table.sort(copy, function(x, y) return x > y end)
-  return table.concat(copy, ',')
-end
-
--- Add to the set `into` the rooms after seating (delta -size) or unseating
--- (delta +size) a ticket of size players in one team, each way it fits.
-local function shift(key, delta, team_size, into)
-  local rooms = {}
-  for r in string.gmatch(key, '%d+') do rooms[#rooms + 1] = tonumber(r) end
-  for i = 1, #rooms do
-    local before = rooms[i]
-    local r = before + delta
-    if r >= 0 and r <= team_size then
-      rooms[i] = r
-      into[rooms_key(rooms)] = true
-      rooms[i] = before
-    end
-  end
-end
-
--- `groups` in teams: _fill_teams in vinom/matchmaking/windows.py. A group is
--- the set of ways its tickets can be seated (rooms left per team); a ticket
--- is taken if some way to seat it with the group leaves rooms that the
--- tickets behind it can fill exactly, each in one team (and it fits every
--- window, ranked). A match's tickets are put in seat order: team by team.
-local function team_groups(pending, teams, team_size, ranked, w, most)
-  local taken, found = {}, {}
-  local full, done = {}, {}
-  for t = 1, teams do
-    full[t] = team_size
-    done[t] = 0
-  end
-  local full_key, done_key = rooms_key(full), rooms_key(done)
-  for a = 1, #pending do
-    if #found == most then break end
-    if not taken[a] and pending[a].size <= team_size then
-      local free = {}
-      for b = a + 1, #pending do
-        if not taken[b] then free[#free + 1] = b end
-      end
-      -- fillable[k]: the rooms that some of the tickets free[k..] fill exactly.
-      local fillable = {}
-      fillable[#free + 1] = {[done_key] = true}
-      for k = #free, 1, -1 do
-        local set = {}
-        for key in pairs(fillable[k + 1]) do
-          set[key] = true
-          shift(key, pending[free[k]].size, team_size, set)
-        end
-        fillable[k] = set
-      end
-      local seated, ways, any = {}, {}, false
-      shift(full_key, -pending[a].size, team_size, seated)
-      for key in pairs(seated) do
-        if fillable[1][key] then
-          ways[key] = true
-          any = true
-        end
-      end
-      if any then
-        local group = {a}
-        for k, b in ipairs(free) do
-          if ways[done_key] then break end
-          local c = pending[b]
-          local after, ok = {}, false
-          for key in pairs(ways) do
-            local next_ways = {}
-            shift(key, -c.size, team_size, next_ways)
-            for n in pairs(next_ways) do
-              if fillable[k + 1][n] then
-                after[n] = true
-                ok = true
-              end
-            end
-          end
-          if ok and ranked then
-            for _, m in ipairs(group) do
-              if not fits(w, pending[m], c) then ok = false break end
-            end
-          end
-          if ok then
-            group[#group + 1] = b
-            ways = after
-          end
-        end
-        if ways[done_key] then
-          for _, m in ipairs(group) do taken[m] = true end
-          local places, in_seats = team_places(pending, group, team_size, teams), {}
-          for t = 1, teams do
-            for i, m in ipairs(group) do
-              if places[i] == t then in_seats[#in_seats + 1] = m end
-            end
-          end
-          found[#found + 1] = in_seats
-        end
-      end
-    end
-  end
-  return found, taken
-end
-
--- Form matches in one queue. Arguments from `first`: game, queue, game as
--- JSON, match size, window base, growth, max ('' for none), match ids
--- (space separated: at most one match per id), ranked scan limit, matched_ms,
--- team size (0: no teams), the party store's prefix ('' for none).
-local function pass(first)
-  local game, queue, game_json = ARGV[first], ARGV[first + 1], ARGV[first + 2]
-  local size = tonumber(ARGV[first + 3])
-  local w = {base = tonumber(ARGV[first + 4]), growth = tonumber(ARGV[first + 5]),
-             max = tonumber(ARGV[first + 6])}
-  local ids = {}
-  for id in string.gmatch(ARGV[first + 7], '%S+') do ids[#ids + 1] = id end
-  local scan_limit = tonumber(ARGV[first + 8])
-  local matched_ms = tonumber(ARGV[first + 9])
-  local team_size = tonumber(ARGV[first + 10]) or 0
-  party_prefix = ARGV[first + 11] or ''
-  local qkey = queue_key(game, queue)
-  local ranked = queue == 'ranked'
-  local matches = {}
-  -- The live tickets read and not matched, in queue order. Everything before
-  -- the next read is matched (removed), dead (removed), skipped (waiting for
-  -- a lobby that is away: counted in `skipped`) or in here, so each read
-  -- starts at #pending + skipped. A normal queue is read a chunk at a time (solo
-  -- tickets fill their match from the head); a ranked queue's first
-  -- scan_limit tickets are read at once. Groups form from what has been read.
-  local pending, skipped = {}, 0
-  local chunk = size * #ids
-  if chunk < 16 then chunk = 16 end
-  if ranked then chunk = scan_limit end
-  while #matches < #ids do
-    local from = #pending + skipped
-    local members = redis.call('ZRANGE', qkey, from, from + chunk - 1)
-    if #members == 0 then break end
-    for _, player in ipairs(members) do
-      local t = live(qkey, player)
-      if t then
-        pending[#pending + 1] = t
-      elseif t == false then
-        skipped = skipped + 1
-      end
-    end
-    local found, taken
-    if team_size > 0 then
-      found, taken = team_groups(pending, size / team_size, team_size, ranked, w,
-                                 #ids - #matches)
-    else
-      found, taken = groups(pending, size, ranked, w, #ids - #matches)
-    end
-    for _, group in ipairs(found) do
-      local players = {}
-      for i, m in ipairs(group) do players[i] = pending[m] end
-      matches[#matches + 1] = form(qkey, game_json, players, ids[#matches + 1], matched_ms)
-    end
-    local kept = {}
-    for i, t in ipairs(pending) do
-      if not taken[i] then kept[#kept + 1] = t end
-    end
-    pending = kept
-    -- A ranked queue is looked at up to scan_limit deep; a normal one until
-    -- that many tickets wait unmatched (parties that fit nowhere yet).
-    if ranked or #pending + skipped >= scan_limit then break end
-  end
-  -- "more": every id was used, so another pass may form more matches.
-  return matches, #matches == #ids
-end
-
-local function result(fields, matches, more)
-  return '{' .. fields .. '"matches":[' .. table.concat(matches, ',') .. '],"more":'
-    .. tostring(more) .. '}'
+  return false
 end
 
 if op == 'enqueue' then
@@ -438,6 +189,7 @@ if op == 'enqueue' then
         -- A ticket of a lobby that died (or is away): the player came back
         -- through another, and this ticket replaces it.
         redis.call('ZREM', queue_key(old[3], old[4]), player)
+        changed(queue_key(old[3], old[4]))
       end
     end
     if refused then
@@ -445,7 +197,10 @@ if op == 'enqueue' then
     else
       local seq = redis.call('INCR', prefix .. ':seq')
       local score = seq
-      if head == '1' then score = -seq end
+      if head == '1' then
+        score = -seq
+        changed(qkey)
+      end
       redis.call('DEL', tk)
       redis.call('HSET', tk, 'state', 'queued', 'owner', me, 'game', game, 'queue', queue,
                  'rating', rating, 'queued_at', queued_at, 'data', data, 'size', size,
@@ -455,8 +210,14 @@ if op == 'enqueue' then
       answers[#answers + 1] = '{"position":' .. position .. ',"score":' .. score .. '}'
     end
   end
-  local matches, more = pass(first_pass)
-  return result('"tickets":[' .. table.concat(answers, ',') .. '],', matches, more)
+  -- The game's leader matches them: this caller if it leads (or takes the
+  -- lease, nobody holding it), else told on its channel.
+  local leads = lead(game, ARGV[first_pass + 2])
+  if not leads then
+    redis.call('PUBLISH', prefix .. ':matches:' .. redis.call('GET', leader_key(game)),
+               '{"pass":' .. cjson.encode(game) .. ',"queue":' .. cjson.encode(queue) .. '}')
+  end
+  return '{"tickets":[' .. table.concat(answers, ',') .. '],"leads":' .. tostring(leads) .. '}'
 elseif op == 'withdraw' then
   -- The id of an enqueue call its lobby gave up on, then its players: each
   -- ticket that call stored and that is still queued goes (one a later call
@@ -468,15 +229,57 @@ elseif op == 'withdraw' then
     local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'game', 'queue', 'call')
     if t[1] == 'queued' and t[2] == me and t[5] == call then
       redis.call('ZREM', queue_key(t[3], t[4]), player)
+      changed(queue_key(t[3], t[4]))
       redis.call('DEL', ticket_key(player))
       withdrawn = withdrawn + 1
     end
   end
   return withdrawn
-elseif op == 'pass' then
+elseif op == 'snapshot' then
+  -- game, queue, scan limit, the party store's prefix ('' for none). The
+  -- queue's version and its first live tickets (at most scan limit read), in
+  -- queue order: [player, rating or false, queued_at, size] each. Tickets of
+  -- dead lobbies go; those waiting for an away lobby are left out.
   watched()
-  local matches, more = pass(6)
-  return result('', matches, more)
+  party_prefix = ARGV[9]
+  local qkey = queue_key(ARGV[6], ARGV[7])
+  local out = {}
+  for _, player in ipairs(redis.call('ZRANGE', qkey, 0, tonumber(ARGV[8]) - 1)) do
+    local t = live(qkey, player)
+    if t == nil then
+      changed(qkey)
+    elseif t then
+      out[#out + 1] = {t.player, t.rating or false, t.queued_at, t.size}
+    end
+  end
+  return cjson.encode({version(qkey), out})
+elseif op == 'take' then
+  -- game, queue, game as JSON, the snapshot's version, matched_ms, the party
+  -- store's prefix, then per match: its id, the placer (the index of the ticket
+  -- whose lobby places it), its number of tickets n, n players (in seat order). Refused ('{"stale":true}') if the queue changed since
+  -- the snapshot (but for tickets added at its tail); a match one of whose
+  -- lobbies is no longer live is left (its tickets stay queued).
+  local qkey = queue_key(ARGV[6], ARGV[7])
+  if version(qkey) ~= tonumber(ARGV[9]) then return '{"stale":true}' end
+  watched()
+  party_prefix = ARGV[11]
+  local matches = {}
+  local i = 12
+  while i <= #ARGV do
+    local match_id, placer, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    local group, ok = {}, true
+    for k = 1, n do
+      local t = live(qkey, ARGV[i + 2 + k])
+      if not t then ok = false end
+      group[k] = t
+    end
+    if ok then
+      matches[#matches + 1] = form(qkey, ARGV[8], group, placer, match_id, ARGV[10])
+    end
+    i = i + 3 + n
+  end
+  changed(qkey)
+  return '{"matches":[' .. table.concat(matches, ',') .. ']}'
 elseif op == 'cancel' then
   -- player, deadline ('' for none: a withdrawal nobody is waiting for),
   -- matched_ms. Past the deadline: -1, the ticket untouched. A ticket of
@@ -489,6 +292,7 @@ elseif op == 'cancel' then
   local t = redis.call('HMGET', tk, 'state', 'game', 'queue', 'owner')
   if t[1] ~= 'queued' then return 0 end
   redis.call('ZREM', queue_key(t[2], t[3]), player)
+  changed(queue_key(t[2], t[3]))
   redis.call('DEL', tk)
   if t[4] ~= me then
     redis.call('HSET', tk, 'state', 'withdrawn')
@@ -503,15 +307,21 @@ elseif op == 'position' then
   if not rank then return 0 end
   return rank + 1
 elseif op == 'heartbeat' then
-  -- The lease in ms; renews the lobby's lease (its key) and answers whether
-  -- it was still held (0 if it had lapsed, or Redis lost its data), and Redis's time (TIME: seconds, microseconds), from
-  -- which the lobby knows Redis's clock for its deadlines.
+  -- The lease in ms, then the games; renews the lobby's lease (its key) and
+  -- answers whether it was still held (0 if it had lapsed, or Redis lost its
+  -- data), Redis's time (TIME: seconds, microseconds), from which the lobby
+  -- knows Redis's clock for its deadlines, and the games it leads: it renews
+  -- their leases and takes those no live lobby holds.
   watched()
   local key = lobby_key(me)
   local existed = redis.call('EXISTS', key)
   redis.call('SET', key, '1', 'PX', ARGV[6])
   local t = redis.call('TIME')
-  return {existed, tonumber(t[1]), tonumber(t[2])}
+  local led = {}
+  for i = 7, #ARGV do
+    if lead(ARGV[i], ARGV[6]) then led[#led + 1] = ARGV[i] end
+  end
+  return {existed, tonumber(t[1]), tonumber(t[2]), led}
 elseif op == 'restore' then
   -- Groups of eight: player, game, queue, rating, queued_at, seats JSON,
   -- score, size. A ticket Redis still knows (queued, or matched a moment
@@ -531,6 +341,7 @@ elseif op == 'restore' then
                  'queue', ARGV[i + 2], 'rating', ARGV[i + 3], 'queued_at', ARGV[i + 4],
                  'data', ARGV[i + 5], 'size', ARGV[i + 7])
       redis.call('ZADD', queue_key(ARGV[i + 1], ARGV[i + 2]), score, player)
+      changed(queue_key(ARGV[i + 1], ARGV[i + 2]))
       if math.abs(score) > top then top = math.abs(score) end
       restored = restored + 1
     end
@@ -560,16 +371,22 @@ elseif op == 'adopt' then
   redis.call('PEXPIRE', key, ARGV[8])
   return '{"log_id":"' .. t[2] .. '",' .. string.sub(body, 2)
 elseif op == 'release' then
-  -- The lobby stops: its queued tickets and its key go.
-  for i = 6, #ARGV do
+  -- The lobby stops: its queued tickets, its key and its leases go. The number
+  -- of players, the players, then the games.
+  for i = 7, 6 + tonumber(ARGV[6]) do
     local player = ARGV[i]
     local t = redis.call('HMGET', ticket_key(player), 'state', 'owner', 'game', 'queue')
     if t[1] == 'queued' and t[2] == me then
       redis.call('ZREM', queue_key(t[3], t[4]), player)
+      changed(queue_key(t[3], t[4]))
       redis.call('DEL', ticket_key(player))
     end
   end
   redis.call('DEL', lobby_key(me))
+  -- Its leases go: the next lobby to call takes them.
+  for i = 7 + tonumber(ARGV[6]), #ARGV do
+    if redis.call('GET', leader_key(ARGV[i])) == me then redis.call('DEL', leader_key(ARGV[i])) end
+  end
   return 0
 end
 return redis.error_reply('unknown matchmaker operation ' .. tostring(op))

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from attrs import frozen
 from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
@@ -60,7 +61,9 @@ from vinom.matchmaking.interfaces import (
 from vinom.matchmaking.windows import (
     DEFAULT_WINDOW,
     RatingWindow,
+    fifo_groups,
     party_too_large,
+    ranked_groups,
 )
 
 SCRIPT = Script.packaged("matchmaker.lua")
@@ -83,6 +86,20 @@ class _Refused(BackendUnavailable):
 
 def _ignore(message: str) -> None:
     """The presence channel carries nothing: being subscribed is what counts."""
+
+
+@frozen
+class _Waiting:
+    """A live ticket as the leader reads it from Redis: what the rule needs."""
+
+    player_id: str
+    rating: float | None
+    queued_at: float
+    size: int
+
+
+# A leader's attempts at one matching pass whose take finds the queue changed.
+_ATTEMPTS = 8
 
 
 def _seats_json(ticket: Ticket) -> str:
@@ -171,16 +188,18 @@ class RedisMatchmaker:
         self._restoring = False
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
+        # Queues with a matching pass running, and those due another once it ends.
         self._passes: set[tuple[str, str]] = set()
+        self._again: set[tuple[str, str]] = set()
+        self._pass_waiters: dict[tuple[str, str], list[Deferred[None]]] = {}
+        # The games whose matching this lobby leads (holds the lease of), as of
+        # its last heartbeat or enqueue answer.
+        self._leads: set[str] = set()
         # Tickets waiting for their queue's enqueue call, and the queues with one in flight.
         self._waiting: dict[tuple[str, str], list[tuple[Ticket, bool, Deferred[int]]]] = {}
         self._sending: set[tuple[str, str]] = set()
         self._matched_ms = str(int(settings.matched_memory * 1000))
-        self._pass_template = {
-            (game, queue): self._make_pass_template(game, queue)
-            for game in games
-            for queue in QUEUES
-        }
+        self._lease_ms = str(int(settings.lobby_lease * 1000))
 
     # -- lifecycle
 
@@ -206,7 +225,7 @@ class RedisMatchmaker:
 
         async def stop() -> None:
             try:
-                await self._script("release", *players)
+                await self._script("release", str(len(players)), *players, *self._games)
             except Exception as e:
                 # Its tickets lapse with its key, as if it had died.
                 self.log.warn("could not release tickets: {error}", error=e)
@@ -385,24 +404,21 @@ class RedisMatchmaker:
                 str(ticket.size),
             ]
         game, queue = key
-        # Enough match ids for every match the batch can make; a pass that uses
-        # them all runs again.
-        matches = len(batch) // self._games[game].match_size + 2
 
-        def stored(reply: Any) -> None:
+        def stored(reply: Any) -> Deferred[None] | None:
             try:
                 answer = json.loads(reply)
                 if answer.get("expired"):
                     failed(Failure(_Refused(
                         "enqueue: Redis ran it after its deadline; nothing was queued"
                     )))  # fmt: skip
-                    return
+                    return None
                 answers = answer["tickets"]
                 if len(answers) != len(batch):
                     raise ValueError(f"{len(answers)} answers for {len(batch)} tickets")
             except (ValueError, KeyError, TypeError) as e:
                 failed(Failure(BackendUnavailable(f"enqueue: unexpected answer ({e})")))
-                return
+                return None
             # Owned before the matches of this answer are announced (announcing
             # forgets the players matched), unless a match of the player was heard
             # on the channel before this answer: the ticket is gone already, and
@@ -412,12 +428,17 @@ class RedisMatchmaker:
                 matched_meanwhile = self._adding.pop(ticket.player_id, False)
                 if "score" in entry and not matched_meanwhile:
                     self._owned[ticket.player_id] = (ticket, float(entry["score"]))
-            self._formed(game, queue, answer)
-            for (ticket, _, waiter), entry in zip(batch, answers, strict=True):
-                if "score" in entry:
-                    waiter.callback(int(entry["position"]))
-                else:
-                    waiter.errback(AlreadyQueued(ticket.player_id))
+
+            def reply_to_callers(_: object) -> None:
+                for (ticket, _, waiter), entry in zip(batch, answers, strict=True):
+                    if "score" in entry:
+                        waiter.callback(int(entry["position"]))
+                    else:
+                        waiter.errback(AlreadyQueued(ticket.player_id))
+
+            # A leading lobby answers once its pass has formed what the tickets
+            # complete, as the memory matchmaker does.
+            return self._led(game, queue, answer).addCallback(reply_to_callers)
 
         def failed(failure: Failure) -> None:
             for ticket, _, waiter in batch:
@@ -433,9 +454,8 @@ class RedisMatchmaker:
                 d.addErrback(self._warn, "withdrawing an enqueue given up on")
 
         def late(reply: Any) -> None:
-            # Announce a match the call formed as it stored the tickets (it stands);
-            # the withdrawal takes out the rest.
-            self._formed(game, queue, json.loads(reply))
+            # The withdrawal takes the tickets out; a pass due stands.
+            self._led(game, queue, json.loads(reply))
 
         def next_batch(_: object) -> None:
             self._sending.discard(key)
@@ -443,64 +463,105 @@ class RedisMatchmaker:
 
         for ticket, _, _ in batch:
             self._adding[ticket.player_id] = False
-        d = self._script(
-            "enqueue", *arguments, *self._pass_arguments(game, queue, matches), late=late
-        )
+        d = self._script("enqueue", *arguments, game, queue, self._lease_ms, late=late)
         d.addCallbacks(stored, failed).addErrback(self._warn, "enqueue")
         d.addBoth(next_batch)
 
-    def _pass_arguments(self, game: str, queue: str, matches: int) -> list[str]:
-        before, after = self._pass_template[game, queue]
-        return [*before, " ".join(self._new_id() for _ in range(matches)), *after]
+    def _led(self, game: str, queue: str, answer: Mapping[str, Any]) -> Deferred[None]:
+        """After an enqueue: if this lobby leads the game, match the queue (else the
+        script told the leader to); fires once that pass is over."""
+        if answer.get("leads"):
+            self._leads.add(game)
+            return self._pass_soon(game, queue)
+        return succeed(None)
 
-    def _make_pass_template(self, game: str, queue: str) -> tuple[list[str], list[str]]:
-        window = self._windows[game]
-        before = [
-            game,
-            queue,
-            json.dumps(game),
-            str(self._games[game].match_size),
-            repr(float(window.base)),
-            repr(float(window.growth)),
-            "" if window.max is None else repr(float(window.max)),
-        ]
-        after = [
-            str(self._settings.ranked_scan_limit),
-            self._matched_ms,
-            str(self._games[game].team_size or 0),
-            self._settings.party_prefix,
-        ]
-        return before, after
-
-    def _run_pass(self, game: str, queue: str) -> Deferred[None]:
-        """Form every match one queue allows now (passes that fill up run again)."""
+    def _pass_soon(self, game: str, queue: str) -> Deferred[None]:
+        """Run a matching pass on one queue, or one more after the one running; fires
+        (never fails) once a pass that started after this call is over."""
+        key = (game, queue)
+        over: Deferred[None] = Deferred()
+        self._pass_waiters.setdefault(key, []).append(over)
+        if key in self._passes:
+            self._again.add(key)
+            return over
+        self._passes.add(key)
 
         async def run() -> None:
-            while True:
-                reply = await self._script(
-                    "pass",
-                    *self._pass_arguments(game, queue, self._settings.matches_per_pass),
-                )
-                if not self._formed(game, queue, json.loads(reply)):
-                    return
+            again = True
+            while again:
+                waiters = self._pass_waiters.pop(key, [])
+                self._again.discard(key)
+                try:
+                    await self._run_pass(game, queue)
+                except Exception as e:
+                    self.log.warn("matching pass failed: {error}", error=e)
+                finally:
+                    for waiter in waiters:
+                        waiter.callback(None)
+                again = key in self._again
+            self._passes.discard(key)
 
-        return Deferred.fromCoroutine(run())
+        Deferred.fromCoroutine(run())
+        return over
 
-    def _formed(self, game: str, queue: str, answer: Mapping[str, Any]) -> bool:
-        """Announce the matches of a script's answer; whether another pass is due."""
+    async def _run_pass(self, game: str, queue: str) -> None:
+        """Form every match one queue allows now, by the rule of
+        vinom.matchmaking.windows, on the live tickets read from Redis.
+
+        The take is refused if the queue changed meanwhile (but for tickets
+        added at its tail): then the pass reads it again. A pass that formed
+        as many matches as it may at once, or read as many tickets as it may,
+        runs again.
+        """
+        rules = self._games[game]
+        settings = self._settings
+        for _ in range(_ATTEMPTS):
+            reply = await self._script(
+                "snapshot", game, queue, str(settings.ranked_scan_limit),
+                settings.party_prefix,
+            )  # fmt: skip
+            version, rows = json.loads(reply)
+            waiting = [
+                _Waiting(str(player), None if rating is False else float(rating),
+                         float(queued_at), int(size))
+                for player, rating, queued_at, size in rows
+            ]  # fmt: skip
+            if queue == "ranked":
+                groups = ranked_groups(waiting, rules.match_size, self._windows[game],
+                                       self._clock.seconds(), rules.team_size)  # fmt: skip
+            else:
+                groups = fifo_groups(waiting, rules.match_size, rules.team_size)
+            if not groups:
+                return
+            groups = groups[: settings.matches_per_pass]
+            arguments = [game, queue, json.dumps(game), str(version), self._matched_ms,
+                         settings.party_prefix]  # fmt: skip
+            place = {t.player_id: i for i, t in enumerate(waiting)}
+            for group in groups:
+                # The lobby of the ticket queued last places the match: the one whose
+                # enqueue completed it.
+                last = max(range(len(group)), key=lambda i: place[group[i].player_id])
+                arguments += [self._new_id(), str(last + 1), str(len(group)),
+                              *(t.player_id for t in group)]  # fmt: skip
+            answer = json.loads(await self._script("take", *arguments))
+            if answer.get("stale"):
+                continue
+            self._formed(answer)
+            if len(groups) < settings.matches_per_pass and len(rows) < settings.ranked_scan_limit:
+                return
+        # Still changing, or more to form: the next pass (or tick) goes on.
+        self._again.add((game, queue))
+
+    def _formed(self, answer: Mapping[str, Any]) -> None:
+        """Announce the matches of a take's answer that this lobby hears (those with
+        a player of its own; each lobby that hears one is told on its channel)."""
         for message in answer.get("matches", ()):
+            if self.lobby_id not in message.get("lobbies", ()):
+                continue
             # Not _logged: the channel's place in the log only moves with what
             # the channel (or the catch-up) delivered, so a catch-up misses nothing.
             self._announce(match_from_json(message), message.get("formed_by"),
                            message.get("lobbies"))  # fmt: skip
-        more = bool(answer.get("more"))
-        if more and (game, queue) not in self._passes:
-            # Outside the caller's Deferred: the caller has its answer already.
-            self._passes.add((game, queue))
-            d = self._run_pass(game, queue)
-            d.addErrback(self._warn, "matching pass")
-            d.addBoth(lambda _: self._passes.discard((game, queue)))
-        return more
 
     # -- announcing matches
 
@@ -509,6 +570,12 @@ class RedisMatchmaker:
             text = message.decode() if isinstance(message, bytes) else str(message)
             # The script writes the match id first: a match this lobby formed
             # (and announced from the script's answer) needs no parsing.
+            if text.startswith('{"pass":'):
+                # A lobby enqueued into a game this lobby leads.
+                note = json.loads(text)
+                if note["pass"] in self._games:
+                    self._pass_soon(note["pass"], str(note["queue"]))
+                return
             start = text.find('"match_id":"') + len('"match_id":"')
             if text[start : text.find('"', start)] in self._announced:
                 data = json.loads(text[: text.find(',"match_id"')] + "}")
@@ -600,17 +667,20 @@ class RedisMatchmaker:
     # -- heartbeat
 
     def _heartbeat(self) -> Deferred[None]:
-        lease_ms = str(int(self._settings.lobby_lease * 1000))
         # A heartbeat sent while Redis was down goes out when it is back and
         # may be the one that finds the key gone: its late answer counts too.
-        return self._script("heartbeat", lease_ms, late=self._beaten).addCallback(self._beaten)
+        return self._script(
+            "heartbeat", self._lease_ms, *self._games, late=self._beaten
+        ).addCallback(self._beaten)
 
     def _beaten(self, answer: object) -> Deferred[None] | None:
         existed = answer
-        if isinstance(answer, list) and len(answer) == 3:
+        if isinstance(answer, list) and len(answer) == 4:
             existed = answer[0]
             # Redis's time, just arrived: an estimate of its clock (vinom.cluster.clock).
             self._redis_clock.heard(answer[1], answer[2])
+            led = answer[3] if isinstance(answer[3], list) else ()
+            self._leads = {g.decode() if isinstance(g, bytes) else str(g) for g in led}
         if existed != 0 or not self._owned:
             return None
         # Our lease had lapsed (we stalled, or Redis lost its data): other lobbies
@@ -641,15 +711,15 @@ class RedisMatchmaker:
             self.log.info("put {count} lapsed tickets back in their queues", count=count)
 
     def _tick(self) -> Deferred[None]:
-        # Ranked windows widen with time; a normal queue may hold tickets put
-        # back or left by a dead lobby. All calls leave at once.
-        calls = [self._heartbeat(), self._restore_if_due()]
-        calls += [
-            self._run_pass(game, queue)
-            for game in self._games
-            for queue in QUEUES
-            if (game, queue) not in self._passes
-        ]
+        # The heartbeat renews (or takes) the leases of games; the leader's passes:
+        # ranked windows widen with time; a normal queue may hold tickets put
+        # back or left by a dead lobby.
+        def passes(_: object) -> None:
+            for game in sorted(self._leads):
+                for queue in QUEUES:
+                    self._pass_soon(game, queue)
+
+        calls = [self._heartbeat().addCallback(passes), self._restore_if_due()]
         # The timer keeps running whatever fails: the next tick tries again (logged
         # once as ticks fail, once as they work again).
         return gatherResults(calls, consumeErrors=True).addCallbacks(

@@ -9,13 +9,16 @@ everyone taken so far (and the seats left: a party's ticket takes one seat
 per member), until the match is full; then the next oldest ticket left over
 does the same (`fill_groups`). In a game with teams seats are counted team
 by team, a party always within one team, and the match's seats are then
-ordered team by team (`seat_teams`). The Redis matchmaker's Lua script implements the same rule
-(vinom/cluster/matchmaker.py); docs/matchmaking.md has examples.
+ordered team by team (`seat_teams`). This is the one definition of the rule:
+the Redis matchmaker (vinom/cluster/matchmaker.py) runs it too, in the lobby
+leading the game, on the tickets it reads from Redis; docs/matchmaking.md has
+examples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 # RatingWindow is a game's record (games declare one); imported from here as well.
 from vinom.games.rules import GameRules, RatingWindow
@@ -23,7 +26,24 @@ from vinom.match import Ticket
 from vinom.matchmaking.interfaces import PartyTooLarge
 
 
-def fits(a: Ticket, b: Ticket, window: RatingWindow, now: float) -> bool:
+class Waiting(Protocol):
+    """What the rule reads of a waiting ticket (a `Ticket`, or the Redis matchmaker's
+    view of one)."""
+
+    @property
+    def rating(self) -> float | None: ...
+
+    @property
+    def queued_at(self) -> float: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+W = TypeVar("W", bound=Waiting)
+
+
+def fits(a: Waiting, b: Waiting, window: RatingWindow, now: float) -> bool:
     """May `a` and `b` be in one match at `now`? (Within both tickets' windows.)"""
     if a.rating is None or b.rating is None:
         return True
@@ -51,8 +71,8 @@ def team_places(sizes: Sequence[int], team_size: int, teams: int) -> list[int] |
     `teams` teams of `team_size` seats; no ticket is split across teams. The
     answer is the first found by trying each ticket, in order, in the lowest
     team with room, backing up when a later ticket fits nowhere (teams with
-    the same room left are tried once: they are alike). matchmaker.lua
-    searches the same way, so both matchmakers seat a match alike.
+    the same room left are tried once: they are alike).
+    Both matchmakers seat a match this way.
     """
     room = [team_size] * teams
     places: list[int] = []
@@ -76,7 +96,7 @@ def team_places(sizes: Sequence[int], team_size: int, teams: int) -> list[int] |
     return places if place(0) else None
 
 
-def seat_teams(group: Sequence[Ticket], team_size: int, teams: int) -> tuple[Ticket, ...]:
+def seat_teams(group: Sequence[W], team_size: int, teams: int) -> tuple[W, ...]:
     """`group` in seat order: team by team, each team's tickets in queue order."""
     places = team_places([t.size for t in group], team_size, teams)
     if places is None:
@@ -86,11 +106,11 @@ def seat_teams(group: Sequence[Ticket], team_size: int, teams: int) -> tuple[Tic
 
 
 def fill_groups(
-    tickets: Sequence[Ticket],
+    tickets: Sequence[W],
     seats: int,
-    may_join: Callable[[Sequence[Ticket], Ticket], bool],
+    may_join: Callable[[Sequence[W], W], bool],
     team_size: int | None = None,
-) -> list[tuple[Ticket, ...]]:
+) -> list[tuple[W, ...]]:
     """The matches of `seats` seats to form from `tickets` (in queue order, oldest first).
 
     The oldest ticket not yet matched anchors a group. It takes, in queue
@@ -102,7 +122,7 @@ def fill_groups(
     the anchor (in a ranked queue, as far as seat counts go: ratings are
     checked as tickets are taken). A group that cannot fill its seats leaves
     its tickets to the groups of younger anchors. Both queues of both
-    matchmakers follow this rule (matchmaker.lua for Redis).
+    matchmakers follow this rule.
 
     With a `team_size` (which divides `seats`) the seats are teams, seats
     [0, team_size), [team_size, 2 * team_size), ..., and "fits" and "can
@@ -112,7 +132,7 @@ def fill_groups(
     if team_size is not None:
         return _fill_teams(tickets, seats // team_size, team_size, may_join)
     taken: set[int] = set()
-    groups: list[tuple[Ticket, ...]] = []
+    groups: list[tuple[W, ...]] = []
     every = (1 << (seats + 1)) - 1
     for anchor_index, anchor in enumerate(tickets):
         if anchor_index in taken or anchor.size > seats:
@@ -167,11 +187,11 @@ def _unseated(rooms: Rooms, size: int, team_size: int) -> set[Rooms]:
 
 
 def _fill_teams(
-    tickets: Sequence[Ticket],
+    tickets: Sequence[W],
     teams: int,
     team_size: int,
-    may_join: Callable[[Sequence[Ticket], Ticket], bool],
-) -> list[tuple[Ticket, ...]]:
+    may_join: Callable[[Sequence[W], W], bool],
+) -> list[tuple[W, ...]]:
     """`fill_groups` in teams: the same rule, with seats counted team by team.
 
     A group is the set of ways its tickets can be seated (as the rooms left
@@ -179,7 +199,7 @@ def _fill_teams(
     rooms that the tickets behind it can fill exactly, each in one team.
     """
     taken: set[int] = set()
-    groups: list[tuple[Ticket, ...]] = []
+    groups: list[tuple[W, ...]] = []
     full: Rooms = (team_size,) * teams
     done: Rooms = (0,) * teams
     for anchor_index, anchor in enumerate(tickets):
@@ -216,19 +236,19 @@ def _fill_teams(
 
 
 def fifo_groups(
-    tickets: Sequence[Ticket], seats: int, team_size: int | None = None
-) -> list[tuple[Ticket, ...]]:
+    tickets: Sequence[W], seats: int, team_size: int | None = None
+) -> list[tuple[W, ...]]:
     """The matches of a `normal` queue: `fill_groups` with ratings ignored."""
     return fill_groups(tickets, seats, lambda group, candidate: True, team_size)
 
 
 def ranked_groups(
-    tickets: Sequence[Ticket],
+    tickets: Sequence[W],
     size: int,
     window: RatingWindow,
     now: float,
     team_size: int | None = None,
-) -> list[tuple[Ticket, ...]]:
+) -> list[tuple[W, ...]]:
     """The matches to form from `tickets` (in queue order, oldest first) at `now`.
 
     A party's ticket is rated as one: by its `rating` (the lobby's choice of
