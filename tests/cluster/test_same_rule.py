@@ -281,11 +281,13 @@ class MatchmakerSameRuleTests(TestCase):
                     transcript.append(f"t={clock.seconds():g} wait {call[1]} s")
                     for _ in range(call[1]):
                         clock.advance(1.0)
-                        # Every pass the tick started is answered before this.
+                        # The tick's heartbeat is answered before this, then its passes.
                         await shared.position("nobody")
+                        await shared.settled()
                     answers = (("ok", None), ("ok", None))
                 # Whatever a call started (another pass) is answered before this.
                 await shared.position("nobody")
+                await shared.settled()
                 where = "\n  ".join(["in this example:", *transcript])
                 self.assertEqual(answers[1], answers[0], f"answers (Redis, memory) {where}")
                 new = {side: matches[before[side] :] for side, matches in heard.items()}

@@ -192,6 +192,8 @@ class RedisMatchmaker:
         self._passes: set[tuple[str, str]] = set()
         self._again: set[tuple[str, str]] = set()
         self._pass_waiters: dict[tuple[str, str], list[Deferred[None]]] = {}
+        # Callers of `settled` waiting for the passes to end.
+        self._idle: list[Deferred[None]] = []
         # The games whose matching this lobby leads (holds the lease of), as of
         # its last heartbeat or enqueue answer.
         self._leads: set[str] = set()
@@ -475,6 +477,16 @@ class RedisMatchmaker:
             return self._pass_soon(game, queue)
         return succeed(None)
 
+    def settled(self) -> Deferred[None]:
+        """Fires once no matching pass of this lobby is running (at once if none is):
+        every match the passes it started could form is formed. For a caller that
+        moved the clock (a test) and wants the passes of that tick done."""
+        if not self._passes:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._idle.append(waiter)
+        return waiter
+
     def _pass_soon(self, game: str, queue: str) -> Deferred[None]:
         """Run a matching pass on one queue, or one more after the one running; fires
         (never fails) once a pass that started after this call is over."""
@@ -500,6 +512,10 @@ class RedisMatchmaker:
                         waiter.callback(None)
                 again = key in self._again
             self._passes.discard(key)
+            if not self._passes:
+                idle, self._idle = self._idle, []
+                for waiter in idle:
+                    waiter.callback(None)
 
         Deferred.fromCoroutine(run())
         return over
