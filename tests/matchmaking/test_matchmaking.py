@@ -607,7 +607,9 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
         return matchmaker
 
     async def settle(self) -> None:
+        # The tick's heartbeat answers before this; then the passes it started end.
         await self.matchmaker.position("nobody")
+        await self.matchmaker.settled()
 
 
 class _Model:

@@ -1,12 +1,14 @@
 -- The Redis matchmaker's one script (vinom/cluster/matchmaker.py loads it).
 --
 -- Every change to the queues happens here, so each is one atomic step in
--- Redis. The match rule is not here: the lobby that leads a game (holds its
--- lease) reads the live tickets ('snapshot'), runs the rule of
--- vinom/matchmaking/windows.py on them, and forms the matches it chose with
--- 'take', which forms them only if the queue has not changed but for tickets
--- added at its tail since the snapshot (each queue's version counts every other
--- change), so no ticket is matched twice and the matches are the rule's.
+-- Redis. The match rule is not here: a lobby reads the live tickets
+-- ('snapshot'), runs the rule of vinom/matchmaking/windows.py on them, and forms
+-- the matches it chose with 'take', which forms them only if the queue has not
+-- changed but for tickets added at its tail since the snapshot (each queue's
+-- version counts every other change), so no ticket is matched twice and the
+-- matches are the rule's whichever lobbies race. A lobby runs a pass after each
+-- enqueue; the lobby leading a game (holding its lease) also runs them on its
+-- timer, for the ranked windows that widen while tickets wait.
 -- docs/matchmaking.md lists the keys. KEYS: the watch guard's key (watch.lua, put before this script).
 -- ARGV: op, prefix, lobby id of the caller, now, the match log's length,
 -- then op's arguments.
@@ -164,10 +166,9 @@ if op == 'enqueue' then
   -- The deadline, the call's id (kept in its tickets, for 'withdraw'), the
   -- number of tickets n, then for each: player, head ('1' at the head of the
   -- queue), rating ('' for none), queued_at, the JSON of the ticket's seats
-  -- and its size; then the pass arguments (the tickets' game and queue first:
-  -- one call enqueues into one queue). One matching pass follows. Past the
-  -- deadline nothing is stored and no pass runs.
-  if too_late(ARGV[6]) then return '{"expired":true,"tickets":[],"matches":[],"more":false}' end
+  -- and its size; then the tickets' game and queue (one call enqueues into one
+  -- queue). Past the deadline nothing is stored.
+  if too_late(ARGV[6]) then return '{"expired":true,"tickets":[]}' end
   local call = ARGV[7]
   local count = tonumber(ARGV[8])
   local first_pass = 9 + 6 * count
@@ -210,14 +211,8 @@ if op == 'enqueue' then
       answers[#answers + 1] = '{"position":' .. position .. ',"score":' .. score .. '}'
     end
   end
-  -- The game's leader matches them: this caller if it leads (or takes the
-  -- lease, nobody holding it), else told on its channel.
-  local leads = lead(game, ARGV[first_pass + 2])
-  if not leads then
-    redis.call('PUBLISH', prefix .. ':matches:' .. redis.call('GET', leader_key(game)),
-               '{"pass":' .. cjson.encode(game) .. ',"queue":' .. cjson.encode(queue) .. '}')
-  end
-  return '{"tickets":[' .. table.concat(answers, ',') .. '],"leads":' .. tostring(leads) .. '}'
+  -- The caller runs a matching pass next ('snapshot', then 'take').
+  return '{"tickets":[' .. table.concat(answers, ',') .. ']}'
 elseif op == 'withdraw' then
   -- The id of an enqueue call its lobby gave up on, then its players: each
   -- ticket that call stored and that is still queued goes (one a later call

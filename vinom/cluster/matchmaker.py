@@ -194,6 +194,8 @@ class RedisMatchmaker:
         self._pass_waiters: dict[tuple[str, str], list[Deferred[None]]] = {}
         # Callers of `settled` waiting for the passes to end.
         self._idle: list[Deferred[None]] = []
+        # Set by `stop`: no pass starts, and a running one ends at its next step.
+        self._stopped = False
         # The games whose matching this lobby leads (holds the lease of), as of
         # its last heartbeat or enqueue answer.
         self._leads: set[str] = set()
@@ -222,6 +224,7 @@ class RedisMatchmaker:
         """Stop the timer and the subscriber; take this lobby's queued tickets out of Redis."""
         if self._ticker.running:
             self._ticker.stop()
+        self._stopped = True
         players = list(self._owned)
         self._owned.clear()
 
@@ -438,9 +441,9 @@ class RedisMatchmaker:
                     else:
                         waiter.errback(AlreadyQueued(ticket.player_id))
 
-            # A leading lobby answers once its pass has formed what the tickets
-            # complete, as the memory matchmaker does.
-            return self._led(game, queue, answer).addCallback(reply_to_callers)
+            # Answered once the pass has formed what the tickets complete, as the
+            # memory matchmaker does.
+            return self._pass_soon(game, queue).addCallback(reply_to_callers)
 
         def failed(failure: Failure) -> None:
             for ticket, _, waiter in batch:
@@ -455,27 +458,15 @@ class RedisMatchmaker:
                 d = self._script("withdraw", call, *players)
                 d.addErrback(self._warn, "withdrawing an enqueue given up on")
 
-        def late(reply: Any) -> None:
-            # The withdrawal takes the tickets out; a pass due stands.
-            self._led(game, queue, json.loads(reply))
-
         def next_batch(_: object) -> None:
             self._sending.discard(key)
             self._send_enqueues(key)
 
         for ticket, _, _ in batch:
             self._adding[ticket.player_id] = False
-        d = self._script("enqueue", *arguments, game, queue, self._lease_ms, late=late)
+        d = self._script("enqueue", *arguments, game, queue)
         d.addCallbacks(stored, failed).addErrback(self._warn, "enqueue")
         d.addBoth(next_batch)
-
-    def _led(self, game: str, queue: str, answer: Mapping[str, Any]) -> Deferred[None]:
-        """After an enqueue: if this lobby leads the game, match the queue (else the
-        script told the leader to); fires once that pass is over."""
-        if answer.get("leads"):
-            self._leads.add(game)
-            return self._pass_soon(game, queue)
-        return succeed(None)
 
     def settled(self) -> Deferred[None]:
         """Fires once no matching pass of this lobby is running (at once if none is):
@@ -491,6 +482,8 @@ class RedisMatchmaker:
         """Run a matching pass on one queue, or one more after the one running; fires
         (never fails) once a pass that started after this call is over."""
         key = (game, queue)
+        if self._stopped:
+            return succeed(None)
         over: Deferred[None] = Deferred()
         self._pass_waiters.setdefault(key, []).append(over)
         if key in self._passes:
@@ -500,7 +493,7 @@ class RedisMatchmaker:
 
         async def run() -> None:
             again = True
-            while again:
+            while again and not self._stopped:
                 waiters = self._pass_waiters.pop(key, [])
                 self._again.discard(key)
                 try:
@@ -512,6 +505,8 @@ class RedisMatchmaker:
                         waiter.callback(None)
                 again = key in self._again
             self._passes.discard(key)
+            for waiter in self._pass_waiters.pop(key, []):
+                waiter.callback(None)  # stopped: no pass is coming
             if not self._passes:
                 idle, self._idle = self._idle, []
                 for waiter in idle:
@@ -532,6 +527,8 @@ class RedisMatchmaker:
         rules = self._games[game]
         settings = self._settings
         for _ in range(_ATTEMPTS):
+            if self._stopped:
+                return
             reply = await self._script(
                 "snapshot", game, queue, str(settings.ranked_scan_limit),
                 settings.party_prefix,
@@ -586,12 +583,6 @@ class RedisMatchmaker:
             text = message.decode() if isinstance(message, bytes) else str(message)
             # The script writes the match id first: a match this lobby formed
             # (and announced from the script's answer) needs no parsing.
-            if text.startswith('{"pass":'):
-                # A lobby enqueued into a game this lobby leads.
-                note = json.loads(text)
-                if note["pass"] in self._games:
-                    self._pass_soon(note["pass"], str(note["queue"]))
-                return
             start = text.find('"match_id":"') + len('"match_id":"')
             if text[start : text.find('"', start)] in self._announced:
                 data = json.loads(text[: text.find(',"match_id"')] + "}")
