@@ -1,17 +1,20 @@
-"""One rule, written twice: the Python and the Lua side given the same random inputs.
+"""The memory and the Redis backends given the same random inputs answer alike.
 
-Each rule the Redis backends keep in a Lua script is also written in Python
-for one lobby process. These tests drive both with the same random sequence
-of calls (hypothesis draws it and shrinks a failing one; the failure message
-lists the calls of the failing example) and assert that both answer alike at
-every step:
+The match rule is written once (vinom/matchmaking/windows.py) and both
+matchmakers run it; the party rules are still written twice (parties.lua and
+vinom/parties/memory.py). These tests drive both backends with the same random
+sequence of calls (hypothesis draws it and shrinks a failing one; the failure
+message lists the calls of the failing example) and assert that both answer
+alike at every step:
 
-- `MatchmakerSameRuleTests`: `MemoryMatchmaker` (vinom/matchmaking/memory.py,
-  rating windows in vinom/matchmaking/windows.py) against `RedisMatchmaker`
-  (vinom/cluster/matchmaker.py + matchmaker.lua) on a real redis-server
-  (tests/support/redis_server.py). Solo and party tickets enter the normal and the
-  ranked queues of games with and without teams, with random ratings and
-  random rating windows; tickets are requeued at the head and cancelled;
+- `MatchmakerBackendsTests`: `MemoryMatchmaker` (vinom/matchmaking/memory.py)
+  against `RedisMatchmaker` (vinom/cluster/matchmaker.py: the rule run on the
+  tickets its snapshot reads, matches formed by matchmaker.lua's take) on a
+  real redis-server (tests/support/redis_server.py): what differs is the
+  storage, the liveness of lobbies, the snapshot and the take. Solo and
+  party tickets enter the normal and the ranked queues of games with and
+  without teams, with random ratings and random rating windows;
+  tickets are requeued at the head and cancelled;
   time passes on the one `Clock` both read, a second at a time (the period
   of both matchmakers' re-evaluation), so windows widen alike on both sides.
   Both must answer each call alike (position or error), form the same
@@ -159,7 +162,7 @@ def by_queue(matches: list[Match]) -> dict[tuple[str, str], list[tuple[Any, ...]
     return formed
 
 
-class MatchmakerSameRuleTests(TestCase):
+class MatchmakerBackendsTests(TestCase):
     timeout = 300
     maxDiff = None  # a failure shows the whole difference of the matches
 

@@ -4,10 +4,15 @@ Each lobby process runs one `RedisMatchmaker` on the same Redis. Tickets live
 in Redis, one sorted set per game and queue (`normal` or `ranked`) ordered by
 arrival, the ticket itself in a hash. Every change to the queues is one call
 of one Lua script (matchmaker.lua beside this module), which Redis runs
-atomically: the call that picks a match's tickets removes them, so however
-many lobbies race, no ticket is matched twice. Each match is published on a
-channel; every instance hears it and calls its listeners, so the lobby that
-holds a player's connection can tell them.
+atomically. The match rule is not in it: a matching pass reads the queue's
+live tickets and version (`snapshot`), runs the rule of
+vinom.matchmaking.windows on them here, as the in-memory matchmaker does, and
+forms the chosen matches with `take`, refused if the queue changed meanwhile
+(but for tickets added at its tail), so however many lobbies race, no ticket
+is matched twice and every match is the rule's. A lobby runs a pass after
+each enqueue call; the lobby holding a game's lease also every `tick_every`.
+Each match is published on the channels of the lobbies holding its players,
+which call their listeners.
 
 A lobby owns the tickets of its players. The script matches a ticket only
 while its lobby is live: it holds its lease (a key it renews every
