@@ -85,6 +85,7 @@ def run(options: ScenarioOptions) -> int:
                     "key": key.hex(), "rooms": rooms, "game": "arena", "seats": seats,
                     "state_interval": options["state-interval"],
                     "snapshot_checksums": options["snapshot-checksums"],
+                    "record": not options["no-record"],
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -139,6 +140,8 @@ def run(options: ScenarioOptions) -> int:
         "loss": options["loss"],
         "delay_ms": options["delay"],
         "loss_seed": options["loss-seed"],
+        # Whether the host recorded its matches (play --no-record; benchmarks.play).
+        "recording": bool(ready.get("recording")),
         "inputs_per_s": round(inputs / window, 1),
         "states_per_s_per_client": round(sum(states) / max(len(states), 1), 1),
         "states_per_s_per_client_max": round(max(states, default=0.0), 1),
@@ -222,7 +225,8 @@ def run(options: ScenarioOptions) -> int:
     ]  # fmt: skip
     report(
         f"play --game arena: {rooms} room(s) x {seats} players, inputs at "
-        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured"
+        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured, "
+        + ("recording" if summary["recording"] else "not recording")
         + (f", loss {options['loss']:g} and {options['delay']:g} ms added each way"
            if options["loss"] or options["delay"] else ""),
         rows, summary, table=options.show_table,

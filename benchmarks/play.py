@@ -51,6 +51,12 @@ impair the path in the load process (both directions, once every player has
 connected): a fraction P of the datagrams dropped (seeded by `--loss-seed`),
 MS milliseconds added each way.
 
+The host records every match as `twistd vinom` does by default (match
+records, vinom.hosting.records: files in a temporary directory); `--no-record`
+records none, as `twistd vinom --no-record` (`recording` in the JSON line says
+which; a build from before match records never records). Alternate the two on
+one build (`compare --variant --no-record`) for recording's cost.
+
 `--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
 the players and the game host: a relay process (benchmarks.relay_worker) on
 the server's core, each player sending to it behind a route token of its own.
@@ -162,6 +168,12 @@ class Options(ScenarioOptions):
             "(client_drops.snap_checksum counts mismatches); costs the host CPU.",
         ],
         [
+            "no-record",
+            None,
+            "The host records no match (by default it records every match, as "
+            "`twistd vinom` does).",
+        ],
+        [
             "relay",
             None,
             "Players send through vinom's UDP relay (a process of its own on "
@@ -241,6 +253,7 @@ def run(options: Options) -> int:
                     "host_workers": options["host-workers"],
                     "websocket": websocket,
                     "tls": tls,
+                    "record": not options["no-record"],
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -290,6 +303,9 @@ def run(options: Options) -> int:
         "host_workers": options["host-workers"],
         "transport": options["transport"],
         "server": "bare autobahn" if options["bare"] else "vinom",
+        # Whether the host recorded its matches (false with --no-record, or on a build
+        # from before match records).
+        "recording": bool(ready.get("recording")),
     }
     rows: list[tuple[str, Any]] = []
     if options["host-workers"]:
@@ -354,6 +370,7 @@ def run(options: Options) -> int:
             where += ", bare autobahn server"
     if options["relay"]:
         where += ", through the UDP relay"
+    where += ", recording" if summary["recording"] else ", not recording"
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",

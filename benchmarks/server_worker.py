@@ -9,7 +9,11 @@ to it, with player ids every bench process derives the same way
 those players with the key passed to both processes, exactly as the lobby
 would. The worker answers `mark` commands with its counters, CPU and RSS.
 With `websocket` it also serves the game WebSocket (`/game`, TLS) for the
-host's matches and reports its `websocket_port`.
+host's matches and reports its `websocket_port`. With `record` (play's
+default; `play --no-record` leaves it out) the host records every match as
+`twistd vinom` does by default (vinom.hosting.records, files in a temporary
+directory removed when the worker stops); `recording` in its ready message
+says whether it did (false on a build from before match records).
 With `host_workers` N > 0 the rooms run in N game-host worker processes
 instead (`vinom.hosting.workers.pool.WorkerPool`, as `--host-workers N` runs
 them): once every worker is live the worker starts one host per worker (the
@@ -39,7 +43,9 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -81,6 +87,22 @@ def _room_players(room: int, now: float, game: str = DUEL, seats: int = 2) -> tu
     )
 
 
+def bench_recording(reactor: Any, settings: dict[str, Any]) -> Any:
+    """The `RecordSettings` of the rooms' host: every match recorded into a temporary
+    directory (removed at shutdown) when `settings` ask for `record`; None when they
+    do not, or when the installed build has no match records (a baseline from before
+    issue #38), whose factory takes no `recording`."""
+    if not settings.get("record"):
+        return None
+    try:
+        from vinom.hosting.records import RecordSettings
+    except ImportError:
+        return None
+    directory = tempfile.mkdtemp(prefix="vinom-bench-records-")
+    reactor.addSystemEventTrigger("after", "shutdown", shutil.rmtree, directory, True)
+    return RecordSettings(directory=directory)
+
+
 def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     """The inline host with its matches (or, with `host_workers`, the worker hosts)."""
     if int(settings.get("host_workers", 0)) > 0:
@@ -103,6 +125,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     else:
         game = DuelGame()
     registry = GameRegistry([game])
+    recording = bench_recording(reactor, settings)
     factory = InlineGameHostFactory(
         reactor=reactor,
         find_game=registry.get,
@@ -115,6 +138,8 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
             # play --game arena --snapshot-checksums (a build with delta snaps).
             **({"snapshot_checksums": True} if settings.get("snapshot_checksums") else {}),
         ),
+        # Only where there is one to give: an older factory takes no `recording`.
+        **({"recording": recording} if recording is not None else {}),
     )
     hosts: list[Any] = []
     factory.start_host(free_udp_port(interface)).addCallback(hosts.append)
@@ -150,6 +175,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
         "ports": [host.address.port],
         "rss_empty": rss_empty,
         "rss_rooms": rss_bytes(),
+        "recording": recording is not None,
     }
     if settings.get("websocket"):
         ready["websocket_port"] = listen_game_socket(
@@ -203,6 +229,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
 
     interface = settings.get("interface", "127.0.0.1")
     count = int(settings["host_workers"])
+    recording = bench_recording(reactor, settings)
     pool = WorkerPool(
         WorkerSettings(
             protocol=ProtocolConfig(token_key=bytes.fromhex(settings["key"])),
@@ -213,6 +240,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
                 connect_deadline=float(settings.get("connect_deadline", 60.0)),
                 state_interval=float(settings.get("state_interval", 1.0)),
             ),
+            **({"recording": recording} if recording is not None else {}),
         ),
         count,
         reactor,
@@ -241,6 +269,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
         "pids": pids,
         "rss_empty": rss_empty,
         "rss_rooms": rss_bytes(),
+        "recording": recording is not None,
     }
     return ready, pool_counters(pool, {pid: i for i, pid in enumerate(pids)})
 

@@ -208,6 +208,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(code, 0, stderr)
         self.assertEqual(result["scenario"], "play")
         self.assertEqual(result["players"], 6)
+        # The host records its matches, as `twistd vinom` does by default.
+        self.assertIs(result["recording"], True)
         self.assertRate(result, "moves_per_s")
         # Every applied move reaches both players of its room.
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
