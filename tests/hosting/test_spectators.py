@@ -278,7 +278,11 @@ class SpectatorFeedTests(SynchronousTestCase):
             if room.version != version:
                 version = room.version
                 changes.append((time.now, version))
-        time.pump([0.05] * 60)
+        time.pump([0.05] * 20)
+        # A second after the end: the spectators are still owed it (the host holds).
+        self.assertTrue(feeds.holding)
+        self.assertEqual(closed, [])
+        time.pump([0.05] * 40)
         by_session = {
             s: [(t, decode_server_message(d)) for sid, t, d in sent if sid == s] for s in (-1, -2)
         }
@@ -290,17 +294,19 @@ class SpectatorFeedTests(SynchronousTestCase):
         ended_at = room.ended_at
         assert ended_at is not None
         for seen_at, message in states[1:]:
-            if seen_at == ended_at:
-                continue  # the end, and what the delay held back, come at once
             changed_at = max(t for t, v in changes if v <= message["v"])
             # Seen 2 s after the change, give or take a look (0.1 s) and a step.
             self.assertGreaterEqual(seen_at, changed_at + 2.0 - 1e-9)
             self.assertLessEqual(seen_at, changed_at + 2.0 + 0.15 + 1e-9)
             self.assertIn("board", message["s"])
-        # At the end: the last states and the phase at once, when the room ended.
-        self.assertEqual([t for t, m in by_session[-1] if m and m.get("t") == "phase"],
-                         [ended_at])  # fmt: skip
+        # The last state and the end come as late as every change before them (the
+        # final board and the result not before the audience saw the play to them).
+        self.assertEqual(states[-1][1]["v"], room.version)
+        [end_seen_at] = [t for t, m in by_session[-1] if m and m.get("t") == "phase"]
+        self.assertGreaterEqual(end_seen_at, ended_at + 2.0 - 1e-9)
+        self.assertLessEqual(end_seen_at, ended_at + 2.0 + 0.05 + 1e-9)
         ends = [m for _, m in by_session[-1] if m is not None and m.get("t") == "phase"]
         self.assertEqual(ends[-1]["p"], "finished")
         self.assertEqual(sorted(closed), [-2, -1])
         self.assertEqual(len(feeds), 0)
+        self.assertFalse(feeds.holding)

@@ -13,9 +13,17 @@ version moved, build the public view ``view(state, None)`` once and encode one
 players see while it still matters). A spectator arriving meanwhile gets the
 newest state already due. The players' room does not wait for any of this:
 the feeds read its public attributes on their own timer, in the host's
-`TimerQueue`. When the match ends, what the delay still held back, the final
-state and the phase are sent at once (the host may stop right after its match,
-and the delay protects nothing any more), then the spectators' streams close.
+`TimerQueue`. When the match ends, its final state and phase are queued as
+every change was: the spectators see the last seconds `delay` late too, and
+their streams close after the end is sent. Until then the feeds are
+`holding` that ended match, and the game host core holds its `HostIdle`
+(vinom.hosting.core): a host whose last match ended stays up (and keeps its
+port) `delay` seconds more for the spectators, a drain waits for them within
+its timeout. The outcome is still reported at once (the lobby and the players
+learn the result when it happens): the delay keeps the spectators' picture
+from helping a player while the match runs, and once it has ended there is
+no player left to help, but a broadcast that showed the end before the
+play leading to it would spoil the match for its audience.
 
 Limits: at most `max_per_match` spectators of one match (a refusal is
 ``spectators_full``); the web server's per-address limits on ``/game`` count
@@ -81,11 +89,14 @@ class SpectatorFeeds:
         outbox: Outbox,
         timers: TimerQueue,
         close_stream: Callable[[int], object],
+        on_released: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self._outbox = outbox
         self._timers = timers
         self._close_stream = close_stream
+        # Called when the feeds stop `holding` an ended match (its last spectator gone).
+        self._on_released = on_released
         self._feeds: dict[str, _Feed] = {}
         self._match_of: dict[int, str] = {}
         self.wake = math.inf
@@ -98,6 +109,11 @@ class SpectatorFeeds:
 
     def has(self, session_id: int) -> bool:
         return session_id in self._match_of
+
+    @property
+    def holding(self) -> bool:
+        """Whether spectators of an ended match are still owed its delayed end."""
+        return any(feed.ended for feed in self._feeds.values())
 
     def refusal(self, room: Room | None) -> str | None:
         """Why a spectator cannot watch this room now (None: they can)."""
@@ -136,19 +152,18 @@ class SpectatorFeeds:
         feed.sessions.remove(session_id)
         if not feed.sessions:
             del self._feeds[match_id]
+            if feed.ended and self._on_released is not None and not self.holding:
+                self._on_released()
         self._rewake()
 
     def room_ended(self, room: Room) -> None:
-        """The room just ended: its spectators get, at once, what the delay still held
-        back, its final state and its end (a game host may stop as soon as its match
-        has ended; once it has, the delay protects nothing)."""
+        """The room just ended: its final state and its end are queued, `delay`
+        seconds late as every change before them (see the module docstring)."""
         feed = self._feeds.get(room.match_id)
         if feed is None or feed.ended:
             return
         now = room.ended_at if room.ended_at is not None else feed.next_look
         self._look(feed, now)
-        self._send_due(feed, math.inf)
-        feed.closes_at = now
         self._rewake()
 
     def dropped(self) -> None:
