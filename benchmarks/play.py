@@ -57,6 +57,14 @@ records none, as `twistd vinom --no-record` (`recording` in the JSON line says
 which; a build from before match records never records). Alternate the two on
 one build (`compare --variant --no-record`) for recording's cost.
 
+`--spectators N` (arena) has N spectators watch the first room's match over
+UDP, as `spectate` seats them (docs/lobby.md): one more load process
+(benchmarks.spectator_load) on the load core. The JSON adds what they got
+(`spectator_states_per_s`, `spectator_kbytes_per_s`: mean per spectator;
+`spectator_datagrams_per_s`: all of them). What they cost the players and
+the host is B/A of `compare --baseline-args "--spectators 0" play --game arena
+--spectators N`: `input_to_state_p99_ms` and `server_cpu_ms_per_player_s`.
+
 `--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
 the players and the game host: a relay process (benchmarks.relay_worker) on
 the server's core, each player sending to it behind a route token of its own.
@@ -132,6 +140,13 @@ class Options(ScenarioOptions):
             "and receives (one-way delay added in each direction).",
         ],
         ["loss-seed", None, "35", "--game arena: the seed of --loss's draws."],
+        [
+            "spectators",
+            None,
+            "0",
+            "--game arena: spectators watching the first room's match over UDP (a load "
+            "process of their own on the load core); compare with --spectators 0.",
+        ],
         ["loads", None, "1", "Load processes sharing the players (all on the load core)."],
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
@@ -219,6 +234,9 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--input-rate must be above 0")
         non_negative_floats(self, "loss", "delay")
         self["loss-seed"] = non_negative_int(self, "loss-seed")
+        self["spectators"] = non_negative_int(self, "spectators")
+        if self["spectators"] and self["game"] != "arena":
+            raise usage.UsageError("--spectators watch an arena match (--game arena)")
         if not self["loss"] < 1:
             raise usage.UsageError("--loss is a fraction: 0 <= P < 1")
         arena_only = self["loss"] or self["delay"] or self["snapshot-checksums"]

@@ -13,7 +13,9 @@ host's matches and reports its `websocket_port`. With `record` (play's
 default; `play --no-record` leaves it out) the host records every match as
 `twistd vinom` does by default (vinom.hosting.records, files in a temporary
 directory removed when the worker stops); `recording` in its ready message
-says whether it did (false on a build from before match records).
+says whether it did (false on a build from before match records). With
+`spectators` N > 0 (play --game arena --spectators N) one match may have N
+spectators (at least the default 100).
 With `host_workers` N > 0 the rooms run in N game-host worker processes
 instead (`vinom.hosting.workers.pool.WorkerPool`, as `--host-workers N` runs
 them): once every worker is live the worker starts one host per worker (the
@@ -103,6 +105,18 @@ def bench_recording(reactor: Any, settings: dict[str, Any]) -> Any:
     return RecordSettings(directory=directory)
 
 
+def bench_spectators(settings: dict[str, Any]) -> dict[str, Any]:
+    """The factory's `spectators` when `settings` have `spectators` watch (play --game
+    arena --spectators N): room for N on one match; nothing otherwise (a build from
+    before spectators takes no such argument, and has the defaults)."""
+    wanted = int(settings.get("spectators", 0))
+    if wanted <= 0:
+        return {}
+    from vinom.hosting.spectators import DEFAULT_MAX_PER_MATCH, SpectatorSettings
+
+    return {"spectators": SpectatorSettings(max_per_match=max(wanted, DEFAULT_MAX_PER_MATCH))}
+
+
 def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     """The inline host with its matches (or, with `host_workers`, the worker hosts)."""
     if int(settings.get("host_workers", 0)) > 0:
@@ -140,6 +154,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
         ),
         # Only where there is one to give: an older factory takes no `recording`.
         **({"recording": recording} if recording is not None else {}),
+        **bench_spectators(settings),
     )
     hosts: list[Any] = []
     factory.start_host(free_udp_port(interface)).addCallback(hosts.append)
