@@ -38,6 +38,7 @@ from vinom.client.watch import WatchView, spectate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
+from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import decode_server_message
 from vinom.rooms.room import RoomConfig
@@ -252,12 +253,15 @@ class SpectatorFeedTests(SynchronousTestCase):
         game = REGISTRY.get("tictactoe")
         time = Timeline()
         sent: list[tuple[int, float, bytes]] = []
+        channels: list[int] = []  # of what spectator -1 was sent
         closed: list[int] = []
 
         class Outbox(ViewKeeper):
             def send_message(self, session_id: int, channel: int, data: bytes) -> None:
                 if session_id < 0:
                     sent.append((session_id, time.now, data))
+                    if session_id == -1:
+                        channels.append(channel)
                 else:
                     super().send_message(session_id, channel, data)
 
@@ -307,6 +311,14 @@ class SpectatorFeedTests(SynchronousTestCase):
         self.assertLessEqual(end_seen_at, ended_at + 2.0 + 0.05 + 1e-9)
         ends = [m for _, m in by_session[-1] if m is not None and m.get("t") == "phase"]
         self.assertEqual(ends[-1]["p"], "finished")
+        # The welcome and the match's final state and end on the reliable channel; the
+        # states of the running match as a player's, latest wins (no acknowledgement).
+        kinds = [m["t"] if m else None for _, m in by_session[-1]]
+        self.assertEqual(kinds[0], "welcome")
+        self.assertEqual(channels[0], RELIABLE)
+        self.assertEqual(channels[-2:], [RELIABLE, RELIABLE])
+        self.assertEqual(kinds[-2:], ["state", "phase"])
+        self.assertEqual(set(channels[1:-2]), {UNRELIABLE})
         self.assertEqual(sorted(closed), [-2, -1])
         self.assertEqual(len(feeds), 0)
         self.assertFalse(feeds.holding)

@@ -8,8 +8,10 @@ router: it sits in no seat, the room never learns of it, and whatever it sends
 is dropped (counted). The feeds look at each spectated room at its snapshot
 rate (a game without a tick: every `POLL_INTERVAL`), and when the room's
 version moved, build the public view ``view(state, None)`` once and encode one
-``state`` message, which every spectator of the match is sent, the same bytes,
-`delay` seconds later (a competitive match's spectators must not see what the
+``state`` message, which every spectator of the match is sent, the same bytes
+(on the unreliable channel, latest wins, as the players' states: a spectator
+costs the host a datagram per state and no acknowledgement), `delay` seconds
+later (a competitive match's spectators must not see what the
 players see while it still matters). A spectator arriving meanwhile gets the
 newest state already due. The players' room does not wait for any of this:
 the feeds read its public attributes on their own timer, in the host's
@@ -38,7 +40,7 @@ from collections.abc import Callable
 
 from attrs import define, field, frozen
 
-from vinom.protocol.events import RELIABLE
+from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import encode_phase, encode_state, encode_welcome
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.room import Room
@@ -69,8 +71,11 @@ class SpectatorSettings:
 class _Feed:
     room: Room
     sessions: list[int] = field(factory=list)
-    # Encoded messages, when each is due and whether it is a state, oldest first.
-    frames: deque[tuple[float, bytes, bool]] = field(factory=deque)
+    # Encoded messages, oldest first: when each is due, whether it is a state of the
+    # running match (sent unreliably), and the message.
+    frames: deque[tuple[float, bool, bytes]] = field(factory=deque)
+    # The newest state encoded (the final state, sent again reliably at the end).
+    last_state: bytes = b""
     # The newest state message already due: what a newcomer is sent first.
     current: bytes = b""
     version: int = -1
@@ -197,13 +202,18 @@ class SpectatorFeeds:
             except Exception:
                 self.counts["view_errors"] += 1
             else:
-                feed.frames.append((due, data, True))
+                feed.last_state = data
+                if not room.ended:
+                    feed.frames.append((due, True, data))
         if room.ended:
             feed.ended = True
             phase = encode_phase(
                 room.phase, room.version, None, result=room.result, reason=room.abort_reason
             )
-            feed.frames.append((due, phase, False))
+            # The final state and the end, both reliably: every spectator sees the end.
+            if feed.last_state:
+                feed.frames.append((due, False, feed.last_state))
+            feed.frames.append((due, False, phase))
             feed.closes_at = due
         self._send_due(feed, now)
 
@@ -211,11 +221,15 @@ class SpectatorFeeds:
         frames = feed.frames
         send = self._outbox.send_message
         while frames and frames[0][0] <= now:
-            _, data, is_state = frames.popleft()
-            if is_state:
+            _, running, data = frames.popleft()
+            # A running match's states go as the players' do, latest wins (a lost one
+            # is replaced by the next, and owes no acknowledgement); its final state
+            # and its end reliably.
+            if running:
                 feed.current = data
+            channel = UNRELIABLE if running else RELIABLE
             for session_id in feed.sessions:
-                send(session_id, RELIABLE, data)
+                send(session_id, channel, data)
             self.counts["messages_sent"] += len(feed.sessions)
 
     def _rewake(self) -> None:
