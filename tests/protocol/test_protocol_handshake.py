@@ -237,14 +237,14 @@ class TokenCheckTests(SynchronousTestCase):
         self.assert_silently_dropped(net, "wrong_application")
 
     def test_wrong_version(self) -> None:
-        # Version 1 (the 8-byte body header) and a version from the future.
+        # Version 1 (the 8-byte body header), 2 (snaps as maps) and one from the future.
         net = Net()
-        for version in (1, 3):
+        for version in (1, 2, 4):
             request = bytearray(net.token().request_packet())
-            self.assertEqual(request[1:5], (2).to_bytes(4, "little"))
+            self.assertEqual(request[1:5], (3).to_bytes(4, "little"))
             request[1:5] = version.to_bytes(4, "little")
             net.server.receive_datagram(bytes(request), CLIENT_ADDR, net.now)
-        self.assertEqual(net.server.drops["wrong_version"], 2)
+        self.assertEqual(net.server.drops["wrong_version"], 3)
         self.assertEqual(net.server.datagrams_to_send(), [])
 
     def test_wrong_host(self) -> None:

@@ -206,7 +206,7 @@ class ConfigTests(SynchronousTestCase):
     def test_validation(self) -> None:
         self.assertRaises(ValueError, ProtocolConfig, token_key=b"short")
         self.assertRaises(ValueError, ProtocolConfig, token_key=TOKEN_KEY, application_id=2**53)
-        for old_or_unknown in (1, 3):
+        for old_or_unknown in (1, 2, 4):
             self.assertRaises(ValueError, ProtocolConfig, token_key=TOKEN_KEY,
                               protocol_version=old_or_unknown)
         self.assertRaises(ValueError, HostConfig, PROTOCOL, ())

@@ -11,7 +11,7 @@ import socket
 import struct
 from typing import Any, Final
 
-PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION: Final = 3
 
 # Largest datagram either side ever sends: safe on every real path (QUIC's
 # minimum), so nothing is ever fragmented by IP.

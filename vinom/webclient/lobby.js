@@ -9,7 +9,7 @@
 // to any request that would hand out a connect token. It is the version game.js
 // speaks; tests/lobby/test_lobby_codec.py holds it equal to the server's
 // PROTOCOL_VERSION (vinom/protocol/wire.py), so a bump there is a bump here.
-export const PROTOCOL = 2;
+export const PROTOCOL = 3;
 
 // What each lobby error code means for the player (docs/lobby.md, "Errors").
 export const LOBBY_ERRORS = {
