@@ -12,6 +12,7 @@ pinned on a Clock in the unit tests below.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -22,6 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, readBody
 
+from benchmarks.arena import ArenaGame
 from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
@@ -322,3 +324,42 @@ class SpectatorFeedTests(SynchronousTestCase):
         self.assertEqual(sorted(closed), [-2, -1])
         self.assertEqual(len(feeds), 0)
         self.assertFalse(feeds.holding)
+
+    def test_a_ticking_match_is_looked_at_half_a_tick_after_its_ticks(self) -> None:
+        # The spectators' sends fall between the room's ticks, never in the moment the
+        # players' states of a tick go out.
+        game = ArenaGame(2)
+        time = Timeline()
+        sends: list[float] = []
+
+        class Outbox(ViewKeeper):
+            def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+                message = decode_server_message(data)
+                if session_id < 0 and message is not None and message["t"] == "state":
+                    sends.append(time.now)
+
+        router = make_router(game, Outbox(), time)
+        feeds = SpectatorFeeds(SpectatorSettings(), router.outbox, time.timers,
+                               lambda session_id: None)  # fmt: skip
+        room = router.add_match(bot_match(game, 2), 0.0, RoomConfig(bot_think_time=0.05),
+                                random.Random(1))  # fmt: skip
+        time.advance(0.0123)  # the spectator comes between two of the room's timers
+        feeds.add(-1, room, time.now)
+        ticked_at: list[float] = []
+        tick = room.tick_number
+        for _ in range(2000):
+            time.advance(0.001)
+            if room.tick_number != tick:
+                tick = room.tick_number
+                ticked_at.append(time.now)
+        interval = 1 / room.tick_rate
+        self.assertGreater(len(ticked_at), 30)
+        later = [t for t in sends if t > ticked_at[1]]
+        self.assertGreater(len(later), 30)
+        for seen_at in later:
+            since_tick = seen_at - max(t for t in ticked_at if t <= seen_at)
+            self.assertAlmostEqual(since_tick, interval / 2, delta=0.002)
+        # Still one look per snapshot.
+        gaps = {round(b - a, 3) for a, b in itertools.pairwise(later)}
+        self.assertEqual(gaps, {round(1 / room.snapshot_rate, 3)})
+

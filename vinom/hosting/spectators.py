@@ -6,7 +6,8 @@ stream session (the web server's ``/game``) with it, as a player does. The
 game host core hands such a session to `SpectatorFeeds` instead of the seat
 router: it sits in no seat, the room never learns of it, and whatever it sends
 is dropped (counted). The feeds look at each spectated room at its snapshot
-rate (a game without a tick: every `POLL_INTERVAL`), and when the room's
+rate, half a tick after the room's ticks (a game without a tick: every
+`POLL_INTERVAL`), and when the room's
 version moved, build the public view ``view(state, None)`` once and encode one
 ``state`` message, which every spectator of the match is sent, the same bytes
 (on the unreliable channel, latest wins, as the players' states: a spectator
@@ -83,6 +84,23 @@ class _Feed:
     ended: bool = False
     # When the last frame of an ended match is due (the streams close after it).
     closes_at: float = math.inf
+
+
+def _next_look(room: Room, now: float) -> float:
+    """When the feeds look at `room` again: a snapshot interval on (a game without a
+    tick: `POLL_INTERVAL`), moved to half a tick after one of the room's ticks, so
+    that the spectators' sends never hold back the players' states of a tick."""
+    rate = room.snapshot_rate
+    if not rate:
+        return now + POLL_INTERVAL
+    wanted = now + 1.0 / rate
+    tick_rate = room.tick_rate
+    next_tick = room.next_timer()
+    if not tick_rate or next_tick is None or next_tick < now:
+        return wanted
+    tick = 1.0 / tick_rate
+    mid = next_tick + tick / 2
+    return mid + max(0, round((wanted - mid) / tick)) * tick
 
 
 class SpectatorFeeds:
@@ -190,8 +208,7 @@ class SpectatorFeeds:
 
     def _look(self, feed: _Feed, now: float) -> None:
         room = feed.room
-        rate = room.snapshot_rate
-        feed.next_look = now + (1.0 / rate if rate else POLL_INTERVAL)
+        feed.next_look = _next_look(room, now)
         due = now + self.settings.delay
         if room.version != feed.version:
             feed.version = room.version
