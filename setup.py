@@ -89,6 +89,9 @@ setup(
             "webclient/boards/*.css",
             # The web client as a package of its own (@vinom/client, docs/web.md).
             "webclient/package.json", "webclient/index.d.ts", "webclient/README.md",
+            # The MessagePack library it loads, vendored (scripts/vendor-msgpack).
+            "webclient/vendor/msgpack/*.mjs", "webclient/vendor/msgpack/utils/*.mjs",
+            "webclient/vendor/msgpack/LICENSE", "webclient/vendor/msgpack/VERSION",
             # `vinom new-game`'s package template (vinom/scaffold.py).
             "scaffold_template/*.tmpl", "scaffold_template/*/*.tmpl",
             "scaffold_template/*/*/*.tmpl",

@@ -19,6 +19,7 @@ KINDS = {
     "arena-spectators": "benchmarks.spectator_load:run_spectators",
     "play": "benchmarks.room_load:run_play",
     "play-websocket": "benchmarks.websocket_load:run_play_websocket",
+    "play-webtransport": "benchmarks.webtransport_load:run_play_webtransport",
     "sessions": "benchmarks.room_load:run_sessions",
 }
 

@@ -23,13 +23,14 @@ def main() -> None:
     reactor = global_reactor()
     from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 
+    from vinom.games.rules import GameCatalogue
     from vinom.match import Match, Ticket
     from vinom.matchmaking.memory import MemoryMatchmaker
 
     game = "duel"
     party = int(settings.get("party_size", 1))
     # A match seats two parties of `party` (two players without parties).
-    sizes = {game: int(settings["size"]) * party}
+    games = GameCatalogue.sized({game: int(settings["size"]) * party})
     matchmaker: Any
     if settings.get("redis_port"):
         import txredisapi
@@ -41,10 +42,10 @@ def main() -> None:
         pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=4, reconnect=True,
                                              replyTimeout=30)
         matchmaker = RedisMatchmaker(
-            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), sizes, reactor
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), games, reactor
         )
     else:
-        matchmaker = MemoryMatchmaker(sizes, reactor)
+        matchmaker = MemoryMatchmaker(games, reactor)
     heard: list[tuple[str, ...]] = []
     # Its own tickets (their leaders' ids start with its prefix) heard matched.
     prefix, count = settings["prefix"], int(settings["count"])

@@ -37,6 +37,15 @@ message rate limit is lifted (each player moves hundreds of times a
 second); everything else is the server's default path. `--transport ws` is
 the same over plain HTTP (`ws://`): vinom behind a reverse proxy that
 terminates TLS (docs/web.md), which shows what TLS costs the server.
+`--transport webtransport` seats them on WebTransport instead, as a browser
+with WebTransport plays (docs/protocol.md section 17): the server process
+also listens as `--webtransport` does (vinom.hosting.webtransport, over
+aioquic, its sessions admitted by the `/game` factory above, a development
+certificate), and each player is an aioquic client sending its token and
+moves on the session's stream and receiving its states as datagrams
+(benchmarks.webtransport_load); a move no state has shown within 0.25 s is
+followed by a `sync` (counted in `resends`: a state datagram lost, or
+late behind a saturated server).
 `--bare` (with `websocket` or `ws`) serves `/game` with the bare autobahn
 server of benchmarks.bare_game_socket instead of vinom: the same sockets,
 TLS, framing and messages with none of vinom's work between them, the floor
@@ -163,8 +172,9 @@ class Options(ScenarioOptions):
             None,
             "udp",
             "How the players connect: udp, websocket (the game "
-            "WebSocket, /game over TLS), or ws (/game over plain HTTP, "
-            "as behind a TLS-terminating proxy).",
+            "WebSocket, /game over TLS), ws (/game over plain HTTP, "
+            "as behind a TLS-terminating proxy), or webtransport (HTTP/3 "
+            "over QUIC, as --webtransport serves browsers).",
         ],
     ]
 
@@ -210,14 +220,16 @@ class Options(ScenarioOptions):
         self["host-workers"] = non_negative_int(self, "host-workers")
         if self["host-workers"] > self["rooms"]:
             raise usage.UsageError("--host-workers cannot exceed --rooms")
-        if self["transport"] not in ("udp", "websocket", "ws"):
-            raise usage.UsageError("--transport is udp, websocket or ws")
+        if self["transport"] not in ("udp", "websocket", "ws", "webtransport"):
+            raise usage.UsageError("--transport is udp, websocket, ws or webtransport")
         if self["relay"] and self["transport"] != "udp":
-            raise usage.UsageError("--relay relays UDP: the game WebSocket is not relayed")
-        if self["bare"] and self["transport"] == "udp":
+            raise usage.UsageError("--relay relays UDP: the browsers' transports are not relayed")
+        if self["bare"] and self["transport"] not in ("websocket", "ws"):
             raise usage.UsageError("--bare measures the game WebSocket: --transport websocket|ws")
         if self["transport"] != "udp" and self["host-workers"]:
-            raise usage.UsageError("--transport websocket hosts the rooms in the server process")
+            raise usage.UsageError(
+                f"--transport {self['transport']} hosts the rooms in the server process"
+            )
         if self["game"] == "arena" and (self["host-workers"] or self["transport"] != "udp"):
             raise usage.UsageError(
                 "--game arena hosts its rooms in the server process, over UDP "
@@ -259,7 +271,8 @@ def run(options: Options) -> int:
 
     server_cpu, load_cpus = cpu_plan(options["loads"], options.pin)
     websocket = options["transport"] != "udp"
-    tls = options["transport"] == "websocket"
+    webtransport = options["transport"] == "webtransport"
+    tls = options["transport"] in ("websocket", "webtransport")
     try:
         with Harness(options.hard_limit(), on_progress) as harness:
             server = harness.spawn(
@@ -272,6 +285,7 @@ def run(options: Options) -> int:
                     "websocket": websocket,
                     "tls": tls,
                     "record": not options["no-record"],
+                    "webtransport": webtransport,
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -284,6 +298,7 @@ def run(options: Options) -> int:
                                   "key": key.hex()}  # fmt: skip
             loads = spawn_room_loads(
                 harness,
+                "play-webtransport" if webtransport else
                 "play-websocket" if websocket else "play",
                 ready["port"],
                 key,
@@ -292,6 +307,7 @@ def run(options: Options) -> int:
                 load_cpus,
                 ports=ready["ports"],
                 websocket_port=ready.get("websocket_port"),
+                webtransport_port=ready.get("webtransport_port"),
                 tls=tls,
                 relay=relay_settings,
             )
@@ -382,7 +398,9 @@ def run(options: Options) -> int:
         if options["host-workers"]
         else "in the server process"
     )
-    if websocket:
+    if webtransport:
+        where += ", players on WebTransport"
+    elif websocket:
         where += ", players on the game WebSocket" + ("" if tls else " (plain, no TLS)")
         if options["bare"]:
             where += ", bare autobahn server"

@@ -9,7 +9,10 @@ to it, with player ids every bench process derives the same way
 those players with the key passed to both processes, exactly as the lobby
 would. The worker answers `mark` commands with its counters, CPU and RSS.
 With `websocket` it also serves the game WebSocket (`/game`, TLS) for the
-host's matches and reports its `websocket_port`. With `record` (play's
+host's matches and reports its `websocket_port`; with `webtransport` as well
+the game sessions over WebTransport (vinom.hosting.webtransport, on a UDP port,
+admitted by that WebSocket's factory as `twistd vinom --webtransport` admits
+them) and reports its `webtransport_port`. With `record` (play's
 default; `play --no-record` leaves it out) the host records every match as
 `twistd vinom` does by default (vinom.hosting.records, files in a temporary
 directory removed when the worker stops); `recording` in its ready message
@@ -193,15 +196,19 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
         "recording": recording is not None,
     }
     if settings.get("websocket"):
-        ready["websocket_port"] = listen_game_socket(
-            reactor, host, factory.protocol_config, interface, settings.get("tls", True)
-        )
+        ready.update(listen_game_socket(
+            reactor, host, factory.protocol_config, interface, settings.get("tls", True),
+            bool(settings.get("webtransport")),
+        ))  # fmt: skip
     return ready, counters
 
 
-def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, tls: bool) -> int:
+def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, tls: bool,
+                       webtransport: bool = False) -> dict[str, int]:  # fmt: skip
     """`/game` (vinom.hosting.websocket) for `host`'s matches, over TLS as `twistd vinom` serves it
-    (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port."""
+    (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port
+    (`websocket_port`), and with `webtransport` the WebTransport listener's
+    (`webtransport_port`), whose sessions that socket's factory admits."""
     from autobahn.twisted.resource import WebSocketResource
     from twisted.internet.ssl import PrivateCertificate
     from twisted.web.resource import Resource
@@ -227,11 +234,39 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
     root.putChild(b"game", WebSocketResource(game))
     site = Site(root)
     site.noisy = False
+    ports = {}
+    if webtransport:
+        ports["webtransport_port"] = listen_webtransport(reactor, game, interface)
     if not tls:
-        return int(reactor.listenTCP(0, site, interface=interface).getHost().port)
+        ports["websocket_port"] = int(reactor.listenTCP(0, site, interface=interface)
+                                      .getHost().port)  # fmt: skip
+        return ports
     cert, key = make_self_signed("localhost")
     options = PrivateCertificate.loadPEM(cert + key).options()
-    return int(reactor.listenSSL(0, site, options, interface=interface).getHost().port)
+    ports["websocket_port"] = int(reactor.listenSSL(0, site, options, interface=interface)
+                                  .getHost().port)  # fmt: skip
+    return ports
+
+
+def listen_webtransport(reactor: Any, game: Any, interface: str) -> int:
+    """vinom's WebTransport listener for the sessions `game` (the `/game` factory) admits,
+    with a development certificate as `twistd vinom --webtransport` makes; its UDP port."""
+    from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
+    from vinom.server.certs import RenewingCertificate
+
+    certificate = RenewingCertificate(time.time)
+
+    def credentials() -> Any:
+        current = certificate.current()
+        return (current.certificate, [], current.private_key)
+
+    # Every player comes from 127.0.0.1: the per-address connection cap is lifted
+    # (the /game factory's caps, which count these sessions too, already are).
+    config = WebTransportConfig(max_connections=1 << 20, max_connections_per_ip=1 << 20)
+    server = WebTransportServer(game, credentials, clock=reactor, config=config)
+    # The same largest datagram as --webtransport's listener (vinom.server.webtransport).
+    port = reactor.listenUDP(0, server, interface=interface, maxPacketSize=4096)
+    return int(port.getHost().port)
 
 
 async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:

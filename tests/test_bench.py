@@ -357,6 +357,32 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
         self.assertEqual(result["errors"], 0)
 
+    def test_play_over_webtransport(self) -> None:
+        # Each player an aioquic client on a UDP socket of its own (as a browser with
+        # WebTransport): 20 QUIC connections from one address, past the listener's
+        # default per-address cap, which the bench server lifts.
+        code, result, stderr = run_bench(
+            "play", "--rooms", "10", "--transport", "webtransport", "--warmup", "0.3",
+            "--duration", "0.7",
+        )  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["scenario"], result["transport"]), ("play", "webtransport"))
+        self.assertEqual(result["players"], 20)
+        self.assertRate(result, "moves_per_s")
+        # Every applied move reaches both players of its room (as datagrams).
+        self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
+        self.assertEqual(result["errors"], 0)
+        self.assertGreater(result["server_cpu_us_per_move"], 0)
+        self.assertGreaterEqual(result["p99_ms"], result["p50_ms"])
+
+    def test_webtransport_is_neither_bare_nor_relayed(self) -> None:
+        for extra in ("--bare", "--relay"):
+            code, result, stderr = run_bench("play", "--transport", "webtransport", extra)
+            self.assertEqual(code, 2, stderr)
+            self.assertIn(extra, stderr)
+            self.assertNotIn("Traceback", stderr)
+            self.assertEqual(result, {})
+
     def test_play_websocket_with_host_workers_is_a_usage_error(self) -> None:
         code, result, stderr = run_bench(
             "play", "--rooms", "2", "--transport", "websocket", "--host-workers", "1"

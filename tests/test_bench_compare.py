@@ -236,3 +236,19 @@ class CompareTests(unittest.TestCase):
         self.assertEqual(done.returncode, 2)
         self.assertEqual(done.stdout, "")
         self.assertIn("no-such-option", done.stderr)
+
+    def test_compares_play_over_webtransport(self) -> None:
+        # The transport of issue #37 against itself, once a side: the figures the
+        # issue asks for (server CPU per move and p99) are compared.
+        done = run_compare(
+            "--baseline", sys.prefix, "--rounds", "1", "play", "--transport", "webtransport",
+            "--rooms", "2", "--warmup", "0.3", "--duration", "0.7",
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        summary = json_line(done)
+        self.assertEqual([run["result"]["transport"] for run in summary["runs"]],
+                         ["webtransport", "webtransport"])  # fmt: skip
+        for name in ("server_cpu_us_per_move", "p99_ms", "moves_per_s"):
+            self.assertIn("A", summary["figures"][name], name)
+            self.assertIn("B", summary["figures"][name], name)
+            self.assertIn(name, done.stdout)

@@ -37,8 +37,10 @@ from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.support.ports import free_udp_ports
 from tests.support.servers import start_server
+from vinom.games.rules import GameCatalogue
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
@@ -123,13 +125,12 @@ class TLSLobbyIntegrationTests(TestCase):
         self.hosting = GameHostingService(self.allocator, self.hosts)
         self.hosting.startService()
         self.addCleanup(self.hosting.stopService)
+        games = GameCatalogue.sized({"tictactoe": 2})
         self.lobby = LobbyFactory(
             config=LobbyConfig(),
-            match_sizes={"tictactoe": 2},
-            matchmaker=MemoryMatchmaker({"tictactoe": 2}, reactor),
-            hosting=self.hosting,
-            token_issuer=PlaceholderTokenIssuer(),
-            store=MemoryPlayerStore(),
+            games=games,
+            backends=LobbyBackends(MemoryMatchmaker(games, reactor), self.hosting,
+                                   MemoryPlayerStore(), PlaceholderTokenIssuer()),
             clock=reactor,
         )
         self.lobby.startService()

@@ -44,8 +44,10 @@ from vinom.client.bots import LobbyAddress
 from vinom.client.lobby import PROTOCOL
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartyStore
+from vinom.games.rules import GameCatalogue
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.matchmaking.memory import MemoryMatchmaker
@@ -53,7 +55,7 @@ from vinom.server.certs import ensure_dev_certificate
 from vinom.store.memory import MemoryPlayerStore
 
 Frame = dict[str, Any]
-MATCH_SIZES = {"maze": 4}
+GAMES = GameCatalogue.sized({"maze": 4})
 
 
 class Player(LineOnlyReceiver):
@@ -125,13 +127,10 @@ class PartyIntegrationTests(TestCase):
         self.addCleanup(hosting.stopService)
         lobby = LobbyFactory(
             config=LobbyConfig(),
-            match_sizes=MATCH_SIZES,
-            matchmaker=matchmaker,
-            hosting=hosting,
-            token_issuer=PlaceholderTokenIssuer(),
-            store=MemoryPlayerStore(),
+            games=GAMES,
+            backends=LobbyBackends(matchmaker, hosting, MemoryPlayerStore(),
+                                   PlaceholderTokenIssuer(), parties=parties),
             clock=reactor,
-            parties=parties,
         )
         lobby.startService()
         self.addCleanup(lobby.stopService)
@@ -176,7 +175,7 @@ class PartyIntegrationTests(TestCase):
             self.assertIsInstance(await player.closed, ConnectionDone)
 
     async def test_a_party_of_two_and_two_solo_players_make_one_maze(self) -> None:
-        port = await self.start_lobby(MemoryMatchmaker(MATCH_SIZES, reactor))
+        port = await self.start_lobby(MemoryMatchmaker(GAMES, reactor))
         await self.play_party_and_two_solos(port, port, port)
 
     async def test_a_party_of_two_and_two_solo_players_make_one_maze_on_two_lobbies(
@@ -190,7 +189,7 @@ class PartyIntegrationTests(TestCase):
             self.addCleanup(pool.disconnect)
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port)
             settings = RedisMatchmakerSettings(tick_every=0.1)
-            matchmaker = RedisMatchmaker(pool, endpoint, MATCH_SIZES, reactor, settings=settings)
+            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
             # The lobby's id with each member it holds: a party's match is published
@@ -213,7 +212,7 @@ class PartyIntegrationTests(TestCase):
             self.addCleanup(pool.disconnect)
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port)
             settings = RedisMatchmakerSettings(tick_every=0.1)
-            matchmaker = RedisMatchmaker(pool, endpoint, MATCH_SIZES, reactor, settings=settings)
+            matchmaker = RedisMatchmaker(pool, endpoint, GAMES, reactor, settings=settings)
             await matchmaker.start()
             self.addCleanup(matchmaker.stop)
             # The lobby's id with each member it holds: a party's match is published

@@ -63,7 +63,7 @@ def game_names(name: str) -> GameNames:
         raise ScaffoldError(f"{name!r} cannot name a game package: choose another name")
     words = re.split(r"[-_]+", name)
     class_prefix = "".join(word[:1].upper() + word[1:] for word in words)
-    # As vinom.games.interfaces.default_display_name words a registry name.
+    # As vinom.games.rules.default_display_name words a registry name.
     display_name = " ".join(word for word in words if word).capitalize()
     return GameNames(name, package, class_prefix, display_name)
 

@@ -35,6 +35,7 @@ from tests.support.waiting import until
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.watch import WATCH_BREAK
 from vinom.errors import BackendUnavailable
+from vinom.games.rules import GameCatalogue
 from vinom.match import Match, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.windows import RatingWindow, fifo_groups
@@ -66,8 +67,8 @@ async def start_lobby(
                                          replyTimeout=settings.call_timeout)
     case.addCleanup(pool.disconnect)
     matchmaker = RedisMatchmaker(
-        pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), sizes, reactor,
-        settings=settings, windows=windows,
+        pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+        GameCatalogue.sized(sizes, windows=windows), reactor, settings=settings,
     )  # fmt: skip
     await matchmaker.start()
     case.addCleanup(matchmaker.stop)
@@ -316,7 +317,8 @@ class BurstTests(TestCase):
         self.addCleanup(pool.disconnect)
         clock = Clock()
         matchmaker = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
-                                     {"maze": 3}, clock, settings=settings)  # fmt: skip
+                                     GameCatalogue.sized({"maze": 3}), clock,
+                                     settings=settings)  # fmt: skip
         await matchmaker.start()
         await redis.stop()
         stopped: list[Deferred[None]] = []
@@ -349,8 +351,8 @@ class BurstTests(TestCase):
         self.addCleanup(pool.disconnect)
         held = _HeldEnqueues(pool)
         matchmaker = RedisMatchmaker(
-            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), {"tictactoe": 2},
-            reactor, settings=settings,
+            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
+            GameCatalogue.sized({"tictactoe": 2}), reactor, settings=settings,
         )  # fmt: skip
         await matchmaker.start()
         self.addCleanup(matchmaker.stop)
@@ -725,7 +727,8 @@ class RedisRestartTests(TestCase):
         pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=1, reconnect=True)
         self.addCleanup(pool.disconnect)
         matchmaker = RedisMatchmaker(
-            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), {"tictactoe": 2}, reactor,
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+            GameCatalogue.sized({"tictactoe": 2}), reactor,
             settings=RedisMatchmakerSettings(call_timeout=0.3),
         )
         with self.assertRaises(BackendUnavailable) as refused:
@@ -754,11 +757,11 @@ class SameRuleTests(TestCase):
             sizes = {"maze": 4, "trio": 3, "duo": 4, "six": 6, "quads": 8}
             teams = {"duo": 2, "six": 3, "quads": 4}
             settings = RedisMatchmakerSettings(prefix=f"run{run}", lobby_lease=3600.0)
+            games = GameCatalogue.sized(sizes, team_sizes=teams)
             shared = RedisMatchmaker(pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
-                                     sizes, clock, settings=settings,
-                                     team_sizes=teams)  # fmt: skip
+                                     games, clock, settings=settings)  # fmt: skip
             await shared.start()
-            alone = MemoryMatchmaker(sizes, clock, team_sizes=teams)
+            alone = MemoryMatchmaker(games, clock)
             heard: dict[str, list[Match]] = {"redis": [], "memory": []}
             shared.add_listener(heard["redis"].append)
             alone.add_listener(heard["memory"].append)
@@ -870,8 +873,9 @@ class LateCallTests(TestCase):
         self.addCleanup(pool.disconnect)
         held = _HeldEnqueues(pool, op)
         matchmaker = RedisMatchmaker(
-            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), {"tictactoe": 2},
-            reactor, settings=RedisMatchmakerSettings(call_timeout=0.5),
+            held, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port),
+            GameCatalogue.sized({"tictactoe": 2}), reactor,
+            settings=RedisMatchmakerSettings(call_timeout=0.5),
         )  # fmt: skip
         await matchmaker.start()
         self.addCleanup(matchmaker.stop)

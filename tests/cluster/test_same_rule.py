@@ -57,6 +57,7 @@ from tests.support.redis_server import RedisServer, start_redis
 from vinom.cluster.client import RedisClient
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.cluster.parties import RedisPartySettings, RedisPartyStore
+from vinom.games.rules import GameCatalogue
 from vinom.match import QUEUES, Match, Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.windows import RatingWindow
@@ -223,16 +224,16 @@ class MatchmakerSameRuleTests(TestCase):
         formed: dict[str, int],
     ) -> None:
         clock = Clock()
-        memory = MemoryMatchmaker(SIZES, clock, windows=windows, team_sizes=TEAMS,
-                                  reevaluate_every=1.0)  # fmt: skip
+        games = GameCatalogue.sized(SIZES, team_sizes=TEAMS, windows=windows)
+        memory = MemoryMatchmaker(games, clock, reevaluate_every=1.0)
         # Calls carry deadlines on Redis's real clock, half call_timeout after the
         # clock's now: long enough that a loaded machine misses none (the test
         # waits for every answer before it moves the clock on).
         settings = RedisMatchmakerSettings(prefix=f"same{run}", lobby_lease=3600.0,
                                            tick_every=1.0, call_timeout=60.0)  # fmt: skip
         shared = RedisMatchmaker(
-            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), SIZES, clock,
-            windows=windows, team_sizes=TEAMS, settings=settings,
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", redis.port), games, clock,
+            settings=settings,
         )  # fmt: skip
         heard: dict[str, list[Match]] = {"memory": [], "redis": []}
         memory.add_listener(heard["memory"].append)

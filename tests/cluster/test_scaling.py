@@ -149,7 +149,7 @@ class ClusterTestCase(TestCase):
         await until(said, lambda: f"{text!r} in:\n{process.text}", limit, every=0.05)
 
     def lobby_address(self, process: Process) -> LobbyAddress:
-        port = re.search(r"lobby on ssl:(\d+)", process.text)
+        port = re.search(r"lobby on vinom-ssl:(\d+)", process.text)
         assert port is not None, process.text
         return LobbyAddress("127.0.0.1", int(port.group(1)),
                             os.path.join(process.data_dir, "dev-cert.pem"))  # fmt: skip

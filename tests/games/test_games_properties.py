@@ -20,10 +20,11 @@ from tests.games.test_games_support import assert_plain, bot_states, play_bots, 
 from vinom.games.common import ERROR_CODES
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
-from vinom.games.interfaces import IGame, IllegalAction, Outcome, Seat, shared_view_of
+from vinom.games.interfaces import IGame, IllegalAction, Outcome, Seat
 from vinom.games.maze import MazeGame
 from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry
+from vinom.games.rules import GameRules
 from vinom.games.tictactoe import TicTacToeGame
 
 GAMES: dict[str, IGame] = {
@@ -189,7 +190,7 @@ class PropertyTests(TestCase):
         same view (the room sends one player's view to all): check it on every
         state of bot games. (The test suite also runs every room with
         VINOM_CHECK_VIEWS on; see tests/__init__.py.)"""
-        shared = [game for game in GAMES.values() if shared_view_of(game)]
+        shared = [game for game in GAMES.values() if GameRules.of(game).shared_view]
         self.assertEqual(sorted(g.name for g in shared), sorted(GAMES))  # none hides anything
         for game in shared:
             for seed, count in ((3, game.min_players), (4, game.max_players)):

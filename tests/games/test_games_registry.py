@@ -19,13 +19,13 @@ import vinom
 from vinom.errors import UnknownGame
 from vinom.games.dice import DiceGame
 from vinom.games.duel import DuelGame
-from vinom.games.interfaces import DEFAULT_ACTION_RATE, IGame, action_rate_of, shared_view_of
+from vinom.games.interfaces import IGame
 from vinom.games.maze import MazeGame
 from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry, check_game, format_games
+from vinom.games.rules import DEFAULT_ACTION_RATE, GameRules, RatingWindow
 from vinom.match import Ticket
 from vinom.matchmaking.memory import MemoryMatchmaker
-from vinom.matchmaking.windows import RatingWindow
 
 BUILT_IN = ["dice", "duel", "maze", "owedrahn", "tictactoe"]
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -71,7 +71,7 @@ class RegistryTests(TestCase):
         registry = GameRegistry([maze, dice])
         self.assertIs(registry.get("maze"), maze)
         self.assertEqual(registry.names(), ["dice", "maze"])
-        self.assertEqual(registry.match_sizes(), {"dice": 2, "maze": 2})
+        self.assertEqual(registry.rules().match_sizes(), {"dice": 2, "maze": 2})
         self.assertIn("dice", registry)
         self.assertNotIn("chess", registry)
         self.assertEqual(len(registry), 2)
@@ -93,7 +93,7 @@ class RegistryTests(TestCase):
         # not have (`vinom play`, --games) and a ticket for a game a matchmaker keeps no
         # queue for; each is still what its callers caught before (KeyError, ValueError).
         registry = GameRegistry([MazeGame()])
-        matchmaker = MemoryMatchmaker(registry.match_sizes(), Clock())
+        matchmaker = MemoryMatchmaker(registry.rules(), Clock())
         ticket = Ticket("p-1", "Ann", "chess", None, 0.0)
         refused = self.failureResultOf(matchmaker.enqueue(ticket), UnknownGame).value
         for error in (self.assertRaises(UnknownGame, registry.get, "chess"), refused):
@@ -148,7 +148,8 @@ class RegistryTests(TestCase):
         self,
     ) -> None:
         registry = GameRegistry([WindowedGame(), MazeGame()])
-        self.assertEqual(registry.rating_windows(), {"windowed": (30.0, 3.0, 300.0)})
+        windows = {name: rules.rating_window for name, rules in registry.rules().items()}
+        self.assertEqual(windows, {"windowed": RatingWindow(30.0, 3.0, 300.0), "maze": None})
         rows = {row["name"]: row["rating_window"] for row in registry.describe()}
         self.assertEqual(rows, {"windowed": (30.0, 3.0, 300.0), "maze": None})
 
@@ -162,7 +163,8 @@ class RegistryTests(TestCase):
             name = "uncapped"
             rating_window = Window(10, 0.5)
 
-        self.assertEqual(GameRegistry([Uncapped()]).rating_windows(), {"uncapped": (10, 0.5, None)})
+        self.assertEqual(GameRegistry([Uncapped()]).rules()["uncapped"].rating_window,
+                         RatingWindow(10, 0.5, None))  # fmt: skip
         for bad in (Window(-1, 1), Window(1, float("inf")), Window("10", 1), Window(1, 1, True),
                     Window(1, None), 100):  # fmt: skip
             game = Uncapped()
@@ -179,7 +181,8 @@ class RegistryTests(TestCase):
             team_size = 2
 
         registry = GameRegistry([Pairs(), MazeGame()])
-        self.assertEqual(registry.team_sizes(), {"pairs": 2})
+        teams = {name: rules.team_size for name, rules in registry.rules().items()}
+        self.assertEqual(teams, {"pairs": 2, "maze": None})
         rows = {row["name"]: row["team_size"] for row in registry.describe()}
         self.assertEqual(rows, {"pairs": 2, "maze": None})
         for bad in (3, 8, 0, -2, True, 2.0, "2"):
@@ -201,9 +204,8 @@ class RegistryTests(TestCase):
         directlyProvides(plain, IGame)
         self.assertFalse(hasattr(plain, "action_rate") or hasattr(plain, "shared_view"))
         check_game(plain)
-        self.assertEqual(
-            (action_rate_of(plain), shared_view_of(plain)), (DEFAULT_ACTION_RATE, False)
-        )
+        rules = GameRules.of(plain)
+        self.assertEqual((rules.action_rate, rules.shared_view), (DEFAULT_ACTION_RATE, False))
         [row] = GameRegistry([plain]).describe()  # type: ignore[list-item]
         self.assertEqual((row["action_rate"], row["shared_view"]), (DEFAULT_ACTION_RATE, False))
 
@@ -273,7 +275,8 @@ class PluginTests(TestCase):
             self.assertIn(name, registry)
             self.assertTrue(IGame.providedBy(registry.get(name)))
         self.assertEqual(
-            {name: registry.match_sizes()[name] for name in BUILT_IN}, dict.fromkeys(BUILT_IN, 2)
+            {name: registry.rules()[name].match_size for name in BUILT_IN},
+            dict.fromkeys(BUILT_IN, 2),
         )
 
     def test_no_init_in_plugin_directory(self) -> None:

@@ -22,6 +22,7 @@ from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby import reconnect
 from tests.lobby.test_websocket_lobby import PAGE
 from tests.support.ports import free_udp_range
+from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
 from vinom.client.game import connect_game
@@ -39,9 +40,10 @@ class WebTransportTestCase(GameSocketTestCase):
         await self.start("--webtransport", str(port), *args)
         return port
 
-    async def player(self, port: int, origin: str | None = PAGE,
-                     path: str = "/game") -> WebTransportPlayer:  # fmt: skip
-        player = await connect_webtransport(self, port, origin=origin, path=path)
+    async def player(self, port: int, origin: str | None = PAGE, path: str = "/game",
+                     reads_to_end: bool = True) -> WebTransportPlayer:  # fmt: skip
+        player = await connect_webtransport(self, port, origin=origin, path=path,
+                                            reads_to_end=reads_to_end)  # fmt: skip
         self.assertEqual(await within(player.status), 200 if path == "/game" else 404)
         return player
 
@@ -162,6 +164,44 @@ class WebTransportSessionTests(WebTransportTestCase):
             await deferLater(reactor, 0.02, lambda: None)
         await self.server.service("webtransport").stopService()
         await within(player.terminated, 2.0)
+
+
+    async def aborted_match(self, reads_to_end: bool) -> WebTransportPlayer:
+        """A player in a match whose game host stops (the match is aborted)."""
+        port = await self.start_webtransport()
+        token, found, _web, _welcome = await self.match()
+        player = await self.player(port, reads_to_end=reads_to_end)
+        player.send_token(token)
+        await within(player.welcomed)
+        udp = await connect_game(reactor, found)
+        self.addCleanup(udp.disconnect)
+        await until(lambda: udp.phase == "playing", "the match plays")
+        await self.server.service("hosting").stopService()
+        return player
+
+    async def test_the_close_waits_until_the_browser_read_the_final_messages(self) -> None:
+        # A browser drops what it has not read of a stream when its session closes:
+        # the server ends its side of the stream behind the last messages, and its
+        # close capsule waits until the browser ends its own (docs/protocol.md 17).
+        player = await self.aborted_match(reads_to_end=False)
+        await within(player.stream_end)
+        aborted = {"t": "phase", "p": "aborted"}
+        self.assertIn(aborted, [{"t": m["t"], "p": m.get("p")} for _, m in player.messages])
+        await deferLater(reactor, 0, lambda: None)  # what came with the end is handled
+        self.assertFalse(player.closed.called, "closed before the browser read to the end")
+        player.end_stream()
+        code, _reason = await within(player.closed)
+        self.assertEqual(code, CLOSE_NORMAL)
+
+    async def test_a_browser_that_does_not_read_to_the_end_is_closed_all_the_same(
+        self,
+    ) -> None:
+        player = await self.aborted_match(reads_to_end=False)
+        await within(player.stream_end)
+        # It never ends its side: the capsule goes after close_wait (1 s).
+        code, _reason = await within(player.closed)
+        self.assertEqual(code, CLOSE_NORMAL)
+        self.assertFalse(player.ended_own)
 
 
 class WebTransportAbuseTests(WebTransportTestCase):

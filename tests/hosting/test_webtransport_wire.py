@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgpack
 from twisted.trial.unittest import TestCase
 
-from vinom.hosting.webtransport import close_capsule, frame
+from vinom.hosting.webtransport import WebTransportConfig, close_capsule, frame
 
 
 def hex_bytes(text: str) -> bytes:
@@ -28,3 +28,9 @@ class WireTests(TestCase):
         capsule = close_capsule(4001, "x" * 5000)
         self.assertEqual(capsule[:4], hex_bytes("68 43 44 04"))  # length 1028, a 2-byte varint
         self.assertEqual(len(capsule), 4 + 4 + 1024)
+
+    def test_the_documented_timings(self) -> None:
+        # docs/protocol.md 17: QUIC's idle timeout 10 s; a closing session's capsule
+        # waits at most 1 s for the browser to read to the end of its stream.
+        config = WebTransportConfig()
+        self.assertEqual((config.idle_timeout, config.close_wait), (10.0, 1.0))

@@ -20,10 +20,12 @@ from zope.interface.verify import verifyObject
 from tests.lobby import hello, reconnect, said
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from vinom.errors import BackendUnavailable
+from vinom.games.rules import GameCatalogue
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.identity import hash_secret
 from vinom.lobby import connection, errors
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import GAME_PROTOCOL, FrameDecoder, parse_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.placement import SAVE_WITHIN
@@ -36,6 +38,7 @@ from vinom.store.interfaces import MatchPlacement, PlayerRecord
 from vinom.store.memory import MemoryPlayerStore
 
 MATCH_SIZES = {"tictactoe": 2, "maze": 3}
+GAMES = GameCatalogue.sized(MATCH_SIZES)
 
 
 class Client:
@@ -96,7 +99,7 @@ class LobbyHarness(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.store = MemoryPlayerStore()
-        self.matchmaker = MemoryMatchmaker(MATCH_SIZES, self.clock)
+        self.matchmaker = MemoryMatchmaker(GAMES, self.clock)
         self.udp = FakeUDPReactor()
         self.hosts = PlaceholderGameHostFactory(self.udp, "0.0.0.0", "198.51.100.9")
         self.allocator = PortAllocator(self.ports)
@@ -109,18 +112,27 @@ class LobbyHarness(SynchronousTestCase):
         self.hosting.startService()
         self._peer_port = 40000
 
-    def make_factory(self, **overrides: Any) -> LobbyFactory:
+    def make_factory(
+        self,
+        *,
+        config: LobbyConfig | None = None,
+        games: GameCatalogue = GAMES,
+        **backends: Any,
+    ) -> LobbyFactory:
+        """A lobby of the harness's parts; `backends` replace its `LobbyBackends`'."""
         arguments: dict[str, Any] = dict(
-            config=self.config,
-            match_sizes=MATCH_SIZES,
             matchmaker=self.matchmaker,
             hosting=self.hosting,
             token_issuer=self.issuer,
             store=self.store,
+        )
+        arguments.update(backends)
+        return LobbyFactory(
+            config=config or self.config,
+            games=games,
+            backends=LobbyBackends(**arguments),
             clock=self.clock,
         )
-        arguments.update(overrides)
-        return LobbyFactory(**arguments)
 
     def connect(self, host: str = "192.0.2.1", factory: LobbyFactory | None = None) -> Client:
         factory = factory or self.factory
@@ -906,7 +918,7 @@ class PlacementSaveTests(LobbyHarness):
         """The lobby of the test is one on `store` (with a matchmaker of its own: no
         other lobby hears its matches)."""
         self.matches.clear()
-        self.matchmaker = MemoryMatchmaker(MATCH_SIZES, self.clock)
+        self.matchmaker = MemoryMatchmaker(GAMES, self.clock)
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(store=store, matchmaker=self.matchmaker)
         self.factory.startService()
@@ -1058,7 +1070,8 @@ class InternalErrorTests(LobbyHarness):
         )
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual(client.request({"type": "ping"})["type"], "pong")
-        factory = self.make_factory(matchmaker=AwayMatchmaker({"tictactoe": 2}, self.clock))
+        away = AwayMatchmaker(GameCatalogue.sized({"tictactoe": 2}), self.clock)
+        factory = self.make_factory(matchmaker=away)
         queuer = self.connect(factory=factory)
         queuer.hello("B")
         self.assert_error(

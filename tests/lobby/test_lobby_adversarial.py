@@ -23,9 +23,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from vinom.games.rules import GameCatalogue
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.lobby import errors
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import GAME_PROTOCOL
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
@@ -33,22 +35,19 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.store.memory import MemoryPlayerStore
 
 SERVER_TYPES = {"welcome", "queued", "cancelled", "match_found", "error", "pong"}
-MATCH_SIZES = {"tictactoe": 2, "maze": 3}
+GAMES = GameCatalogue.sized({"tictactoe": 2, "maze": 3})
 
 
 def make_lobby(config: LobbyConfig) -> tuple[LobbyFactory, MemoryMatchmaker, Clock]:
     clock = Clock()
-    matchmaker = MemoryMatchmaker(MATCH_SIZES, clock)
+    matchmaker = MemoryMatchmaker(GAMES, clock)
     hosting = GameHostingService(
         PortAllocator([7400]), PlaceholderGameHostFactory(FakeUDPReactor(), "", "127.0.0.1")
     )
     factory = LobbyFactory(
         config=config,
-        match_sizes=MATCH_SIZES,
-        matchmaker=matchmaker,
-        hosting=hosting,
-        token_issuer=PlaceholderTokenIssuer(),
-        store=MemoryPlayerStore(),
+        games=GAMES,
+        backends=LobbyBackends(matchmaker, hosting, MemoryPlayerStore(), PlaceholderTokenIssuer()),
         clock=clock,
     )
     return factory, matchmaker, clock

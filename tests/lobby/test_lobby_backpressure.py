@@ -35,8 +35,10 @@ from tests.support.ports import free_udp_ports
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import Player, _abort
+from vinom.games.rules import GameCatalogue, GameRules
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.server import LobbyFactory
 from vinom.lobby.websocket import WebSocketLobbyFactory
@@ -48,6 +50,8 @@ from vinom.server.web import web_site
 from vinom.store.memory import MemoryPlayerStore
 
 LIMIT = 32 * 1024
+# Maze matches of 4; a maze room seats 2 to 4.
+MAZE = GameCatalogue([GameRules("maze", 4, min_players=2)])
 ROOMS = 55
 
 
@@ -87,12 +91,9 @@ class SlowReaderTests(TestCase):
                 frame_rate=many,
                 frame_burst=many,
             ),
-            match_sizes={"maze": 4},
-            player_ranges={"maze": (2, 4)},
-            matchmaker=MemoryMatchmaker({"maze": 4}, reactor),
-            hosting=hosting,
-            token_issuer=PlaceholderTokenIssuer(),
-            store=MemoryPlayerStore(),
+            games=MAZE,
+            backends=LobbyBackends(MemoryMatchmaker(MAZE, reactor), hosting, MemoryPlayerStore(),
+                                   PlaceholderTokenIssuer()),
             clock=reactor,
         )
         self.lobby.startService()
@@ -270,7 +271,7 @@ class LingeringCloseTests(TestCase):
         hosting.startService()
         self.addCleanup(hosting.stopService)
         many = 100_000
-        self.matchmaker = MemoryMatchmaker({"maze": 4}, reactor)
+        self.matchmaker = MemoryMatchmaker(MAZE, reactor)
         self.lobby = LobbyFactory(
             config=LobbyConfig(
                 max_connections_per_ip=1,
@@ -281,12 +282,9 @@ class LingeringCloseTests(TestCase):
                 frame_rate=many,
                 frame_burst=many,
             ),
-            match_sizes={"maze": 4},
-            player_ranges={"maze": (2, 4)},
-            matchmaker=self.matchmaker,
-            hosting=hosting,
-            token_issuer=PlaceholderTokenIssuer(),
-            store=MemoryPlayerStore(),
+            games=MAZE,
+            backends=LobbyBackends(self.matchmaker, hosting, MemoryPlayerStore(),
+                                   PlaceholderTokenIssuer()),
             clock=reactor,
         )
         self.lobby.startService()

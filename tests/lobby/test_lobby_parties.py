@@ -8,6 +8,7 @@ from typing import Any
 from tests.cluster.test_remote_placement import ScriptedHosting, SharedStore
 from tests.lobby.test_lobby import Client, LobbyHarness
 from vinom.codes import CODE_ALPHABET, CODE_LENGTH
+from vinom.games.rules import GameCatalogue, GameRules
 from vinom.hosting.interfaces import NoHostAvailable
 from vinom.lobby import errors
 from vinom.lobby.server import PlayerState
@@ -16,6 +17,7 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.parties.memory import MemoryPartyStore
 
 PARTY_GAMES = {"tictactoe": 2, "maze": 4}
+PARTY_RULES = GameCatalogue.sized(PARTY_GAMES)
 
 
 class PartyHarness(LobbyHarness):
@@ -26,10 +28,10 @@ class PartyHarness(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
         # A four-player maze, where a party of two meets two solo players.
-        self.matchmaker = MemoryMatchmaker(PARTY_GAMES, self.clock)
+        self.matchmaker = MemoryMatchmaker(PARTY_RULES, self.clock)
         self.matches: list[Match] = []
         self.matchmaker.add_listener(self.matches.append)
-        self.factory = self.make_factory(match_sizes=PARTY_GAMES, matchmaker=self.matchmaker)
+        self.factory = self.make_factory(games=PARTY_RULES, matchmaker=self.matchmaker)
         self.factory.startService()
 
     def player(self, name: str) -> Client:
@@ -53,7 +55,7 @@ class PartyTests(PartyHarness):
         # With Redis, another lobby takes out a member whose lobby's lease lapsed
         # (vinom.cluster.parties, "check"): the store's change is all this lobby hears.
         store = MemoryPartyStore(4)
-        self.factory = self.make_factory(match_sizes=PARTY_GAMES, matchmaker=self.matchmaker,
+        self.factory = self.make_factory(games=PARTY_RULES, matchmaker=self.matchmaker,
                                          parties=store)  # fmt: skip
         self.factory.startService()
         ann, bob = self.player("Ann"), self.player("Bob")
@@ -276,7 +278,7 @@ class PartyNoHostTests(PartyHarness):
     def setUp(self) -> None:
         super().setUp()
         self.remote = ScriptedHosting()
-        self.factory = self.make_factory(match_sizes=PARTY_GAMES, matchmaker=self.matchmaker,
+        self.factory = self.make_factory(games=PARTY_RULES, matchmaker=self.matchmaker,
                                          hosting=self.remote, store=SharedStore())  # fmt: skip
         self.factory.startService()
 
@@ -308,12 +310,12 @@ class TeamTests(PartyHarness):
 
     def setUp(self) -> None:
         super().setUp()
-        match_sizes = {"duo": 4}
-        self.matchmaker = MemoryMatchmaker(match_sizes, self.clock, team_sizes={"duo": 2})
+        games = GameCatalogue([GameRules("duo", 4, team_size=2)])
+        self.matchmaker = MemoryMatchmaker(games, self.clock)
         self.matches = []
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(
-            match_sizes=match_sizes, matchmaker=self.matchmaker, team_sizes={"duo": 2}
+            games=games, matchmaker=self.matchmaker
         )
         self.factory.startService()
 

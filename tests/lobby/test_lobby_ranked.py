@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from tests.lobby.test_lobby import Client, LobbyHarness
 from tests.lobby.test_lobby_parties import PARTY_GAMES
+from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
 from vinom.lobby.ratings import IRatingSource, RatingRefused, party_rating
 from vinom.lobby.server import PlayerState
@@ -58,14 +59,13 @@ class RankedHarness(LobbyHarness):
         return {"tictactoe": 2, "maze": 3}
 
     def use(self, match_sizes: dict[str, int], source: IRatingSource | None = None) -> None:
-        self.matchmaker = MemoryMatchmaker(  # type: ignore[assignment]
-            match_sizes, self.clock, windows={game: WINDOW for game in match_sizes}
-        )
+        games = GameCatalogue.sized(match_sizes, windows=dict.fromkeys(match_sizes, WINDOW))
+        self.matchmaker = MemoryMatchmaker(games, self.clock)  # type: ignore[assignment]
         self.addCleanup(self.matchmaker.stop)
         self.matches: list[Match] = []
         self.matchmaker.add_listener(self.matches.append)
         self.factory = self.make_factory(
-            match_sizes=match_sizes, matchmaker=self.matchmaker, rating_source=source or self.source
+            games=games, matchmaker=self.matchmaker, ratings=source or self.source
         )
         self.factory.startService()
 

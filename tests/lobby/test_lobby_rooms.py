@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.lobby.test_lobby import Client, LobbyHarness
 from vinom.codes import CODE_ALPHABET, CODE_LENGTH
+from vinom.games.rules import GameCatalogue, GameRules
 from vinom.lobby import errors
 from vinom.lobby.server import LobbyFactory
 
@@ -15,7 +16,9 @@ class RoomTests(LobbyHarness):
     ports = (7400, 7401)
 
     def make_factory(self, **overrides: Any) -> LobbyFactory:
-        overrides.setdefault("player_ranges", {"tictactoe": (2, 2), "maze": (1, 4)})
+        # A maze room seats 1 to 4 players; the matchmaker's maze match is 3.
+        games = GameCatalogue([GameRules("tictactoe", 2), GameRules("maze", 3, 1, 4)])
+        overrides.setdefault("games", games)
         return super().make_factory(**overrides)
 
     def player(self, name: str, host: str = "192.0.2.1") -> Client:

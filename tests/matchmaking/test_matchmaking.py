@@ -29,6 +29,7 @@ from zope.interface.verify import verifyObject
 from tests.support.redis_server import start_redis
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
 from vinom.errors import UnknownGame
+from vinom.games.rules import GameCatalogue
 from vinom.match import Match, Ticket, new_match_id
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
@@ -536,7 +537,8 @@ class MemoryMatchmakerTests(MatchmakerContract, TestCase):
         windows: dict[str, RatingWindow],
         teams: dict[str, int] | None = None,
     ) -> Any:
-        matchmaker = MemoryMatchmaker(sizes, self.clock, windows=windows, team_sizes=teams)
+        games = GameCatalogue.sized(sizes, team_sizes=teams, windows=windows)
+        matchmaker = MemoryMatchmaker(games, self.clock)
         self.addCleanup(matchmaker.stop)
         return matchmaker
 
@@ -565,7 +567,7 @@ class MemoryMatchmakerTests(MatchmakerContract, TestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_match_sizes_must_be_positive(self) -> None:
-        self.assertRaises(ValueError, MemoryMatchmaker, {"x": 0}, self.clock)
+        self.assertRaises(ValueError, GameCatalogue.sized, {"x": 0})
 
     def test_windows_are_not_negative(self) -> None:
         self.assertRaises(ValueError, RatingWindow, base=-1)
@@ -596,9 +598,9 @@ class RedisMatchmakerTests(MatchmakerContract, TestCase):
                                              reconnect=True)
         self.addCleanup(pool.disconnect)
         matchmaker = RedisMatchmaker(
-            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port), sizes, self.clock,
-            windows=windows, settings=RedisMatchmakerSettings(lobby_lease=3600.0),
-            team_sizes=teams,
+            pool, TCP4ClientEndpoint(reactor, "127.0.0.1", self.redis.port),
+            GameCatalogue.sized(sizes, team_sizes=teams, windows=windows), self.clock,
+            settings=RedisMatchmakerSettings(lobby_lease=3600.0),
         )
         await matchmaker.start()
         self.addCleanup(matchmaker.stop)
@@ -656,7 +658,7 @@ class FifoMatchmakerPropertyTests(SynchronousTestCase):
     ) -> None:
         sizes = {"duel": 2, "trio": 3}
         clock = Clock()
-        matchmaker = MemoryMatchmaker(sizes, clock)
+        matchmaker = MemoryMatchmaker(GameCatalogue.sized(sizes), clock)
         matches: list[Match] = []
         model = _Model(sizes)
 
@@ -717,7 +719,9 @@ class RankedWindowPropertyTests(SynchronousTestCase):
         windows = {"duel": RatingWindow(base=50, growth=25, max=None),
                    "trio": RatingWindow(base=20, growth=40, max=300)}
         clock = Clock()
-        matchmaker = MemoryMatchmaker({"duel": 2, "trio": 3}, clock, windows=windows)
+        matchmaker = MemoryMatchmaker(
+            GameCatalogue.sized({"duel": 2, "trio": 3}, windows=windows), clock
+        )
         matches: list[Match] = []
         matchmaker.add_listener(matches.append)
         for index, (rating, wait, game) in enumerate(arrivals):
@@ -793,7 +797,7 @@ class PartyFillPropertyTests(SynchronousTestCase):
         self, operations: list[tuple[str, int, int]]
     ) -> None:
         seats = 4
-        matchmaker = MemoryMatchmaker({"maze": seats}, Clock())
+        matchmaker = MemoryMatchmaker(GameCatalogue.sized({"maze": seats}), Clock())
         matches: list[Match] = []
         matchmaker.add_listener(matches.append)
         waiting: list[Ticket] = []  # in queue order
@@ -859,7 +863,9 @@ class TeamFillPropertyTests(SynchronousTestCase):
         self, shape: tuple[int, int], operations: list[tuple[str, int, int]]
     ) -> None:
         seats, team_size = shape
-        matchmaker = MemoryMatchmaker({"duo": seats}, Clock(), team_sizes={"duo": team_size})
+        matchmaker = MemoryMatchmaker(
+            GameCatalogue.sized({"duo": seats}, team_sizes={"duo": team_size}), Clock()
+        )
         matches: list[Match] = []
         matchmaker.add_listener(matches.append)
         waiting: list[Ticket] = []  # in queue order

@@ -19,7 +19,7 @@ from attrs import evolve, frozen
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, SeqState, make_match
 from tests.rooms.test_rooms_snapshots import SA, SB, A, B, ClockHost, SnapshotTestCase
 from vinom.games import Game, IllegalAction, Outcome, Seat, TickHistory
-from vinom.games.history import DEFAULT_HISTORY_SECONDS, history_ticks_of
+from vinom.games.rules import DEFAULT_HISTORY_SECONDS, GameRules
 from vinom.protocol.events import RELIABLE
 from vinom.rooms.messages import Phase
 from vinom.rooms.room import MAX_CATCH_UP_TICKS, Room, RoomConfig
@@ -267,10 +267,10 @@ class LagCompensationTests(SnapshotTestCase):
 class HistoryDefaultsTests(SnapshotTestCase):
     def test_the_default_is_one_second_of_ticks(self) -> None:
         self.assertEqual(DEFAULT_HISTORY_SECONDS, 1.0)
-        self.assertEqual(history_ticks_of(SeqGame(tick_rate=20)), 20)
-        self.assertEqual(history_ticks_of(SeqGame(tick_rate=7.5)), 8)
-        self.assertEqual(history_ticks_of(SeqGame()), 0)
-        self.assertEqual(history_ticks_of(Shooter()), 10)
+        self.assertEqual(GameRules.of(SeqGame(tick_rate=20)).history_ticks, 20)
+        self.assertEqual(GameRules.of(SeqGame(tick_rate=7.5)).history_ticks, 8)
+        self.assertEqual(GameRules.of(SeqGame()).history_ticks, 0)
+        self.assertEqual(GameRules.of(Shooter()).history_ticks, 10)
         text = (DOCS / "games.md").read_text(encoding="utf-8")
         self.assertIn("default `None`: one second's worth, `ceil(tick_rate)`", text)
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from ipaddress import ip_network
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support.servers import start_server
 from vinom.gateway.proxy import proxy_v2_header
-from vinom.server.proxied import TrustedProxyFactory
 
 CLIENT = IPv4Address("TCP", "203.0.113.7", 40000)
 GATEWAY = IPv4Address("TCP", "10.0.0.9", 51000)
@@ -39,9 +38,18 @@ class Server(Protocol):
         self.lost = True
 
 
-def connect(source: IPv4Address) -> tuple[Any, Server, StringTransport, TrustedProxyFactory]:
+def proxied_factory(trusted: str, server: Server) -> Any:
+    """The factory a `vinom-proxied:` listener listens with, serving `server`."""
+    memory = MemoryReactor()
+    endpoint = serverFromString(memory, f"vinom-proxied:trusted={trusted}:tcp:7350")
+    endpoint.listen(Factory.forProtocol(lambda: server))
+    [(_port, factory, _backlog, _interface)] = memory.tcpServers
+    return factory
+
+
+def connect(source: IPv4Address) -> tuple[Any, Server, StringTransport, Any]:
     server = Server()
-    factory = TrustedProxyFactory(Factory.forProtocol(lambda: server), frozenset({"10.0.0.9"}))
+    factory = proxied_factory("10.0.0.9", server)
     wrapper = factory.buildProtocol(source)
     transport = StringTransport(peerAddress=source)
     wrapper.makeConnection(transport)
@@ -62,8 +70,7 @@ class TrustedProxyTests(SynchronousTestCase):
         # --trusted-proxy 10.0.0.0/24 (a pod network): any gateway address in it is trusted,
         # one outside is not, whatever the header says.
         server = Server()
-        factory = TrustedProxyFactory(Factory.forProtocol(lambda: server),
-                                      frozenset({ip_network("10.0.0.0/24")}))  # fmt: skip
+        factory = proxied_factory("10.0.0.0/24", server)
         wrapper = factory.buildProtocol(IPv4Address("TCP", "10.0.0.200", 5000))
         wrapper.makeConnection(StringTransport())
         wrapper.dataReceived(HEADER + b"hello\n")
@@ -144,15 +151,17 @@ class TrustedProxyTLSTests(TestCase):
         for lobby in ("ssl:0:interface=127.0.0.1",
                       "ssl:0:interface=127.0.0.1:sslmethod=TLSv1_2_METHOD"):  # fmt: skip
             direct = await start_server(self, "--lobby", lobby)
-            proxied = await start_server(self, "--lobby", lobby, "--trusted-proxy", "127.0.0.1")
-            header = proxy_v2_header(CLIENT, IPv4Address("TCP", "127.0.0.1", proxied.lobby.port))
             seen_direct = await deferToThread(
                 observe_tls, direct.lobby.port, direct.lobby.trust, b""
             )
-            seen_proxied = await deferToThread(
-                observe_tls, proxied.lobby.port, proxied.lobby.trust, header
-            )
-            self.assertEqual(seen_proxied, seen_direct)
+            # --trusted-proxy, and its full strports description (docs/operations.md).
+            for argv in (("--lobby", lobby, "--trusted-proxy", "127.0.0.1"),
+                         ("--lobby", f"vinom-proxied:trusted=127.0.0.1:{lobby}")):  # fmt: skip
+                proxied = await start_server(self, *argv)
+                port = proxied.lobby.port
+                header = proxy_v2_header(CLIENT, IPv4Address("TCP", "127.0.0.1", port))
+                seen_proxied = await deferToThread(observe_tls, port, proxied.lobby.trust, header)
+                self.assertEqual(seen_proxied, seen_direct)
             self.assertEqual([s[3] for s in seen_direct], ["welcome", "welcome"])
             if "sslmethod" in lobby:
                 self.assertEqual({s[0] for s in seen_proxied}, {"TLSv1.2"})

@@ -41,7 +41,8 @@ from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.cluster.client import parse_redis_url
 from vinom.server.certs import make_self_signed
-from vinom.server.startup import Listener, StartupError, check_redis, is_loopback, listen_interface
+from vinom.server.endpoints import listen_interface
+from vinom.server.startup import Listener, StartupError, check_redis, is_loopback
 
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
@@ -573,6 +574,24 @@ class ListenerTests(TestCase):
         )
         failed = self.failureResultOf(listener.port(), Exception)
         self.assertEqual(failed.value.port, port)
+
+    def test_a_description_it_cannot_build_or_listen_on_is_one_line(self) -> None:
+        with self.assertRaises(StartupError) as raised:
+            Listener("vinom-ssl:0:privateKey=/nonexistent.pem", ServerFactory(), reactor, "lobby")
+        self.assertEqual(
+            str(raised.exception),
+            "vinom: cannot listen for --lobby on 'vinom-ssl:0:privateKey=/nonexistent.pem': "
+            "'/nonexistent.pem': no such file or directory",
+        )
+        # A vinom-ssl: without its certificate is built, and cannot listen.
+        listener = Listener("vinom-ssl:0:interface=127.0.0.1", ServerFactory(), reactor, "lobby")
+        with self.assertRaises(StartupError) as raised:
+            listener.startService()
+        self.assertEqual(
+            str(raised.exception),
+            "vinom: cannot listen for --lobby: vinom-ssl: no privateKey= (the certificate's "
+            "key) given",
+        )
 
 
 def listen_backlog(port: int) -> int:

@@ -12,6 +12,7 @@ from twisted.application.service import Application, MultiService
 from twisted.internet.ssl import Certificate
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import ILogObserver
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
@@ -28,7 +29,6 @@ from vinom.server.checks import (
     read_token_key,
 )
 from vinom.server.logs import ServerRoot
-from vinom.server.roles import lobby_description, web_description
 from vinom.server.tap import Options, makeService
 
 
@@ -82,7 +82,7 @@ class OptionsTests(TestCase):
 
     def test_defaults(self) -> None:
         options = parse()
-        self.assertEqual(options["lobby"], "ssl:7350")
+        self.assertEqual(options["lobby"], "vinom-ssl:7350")
         self.assertEqual(options["udp-port-range"], (7400, 7499))
         self.assertEqual(options["max-games"], 100)
         self.assertEqual(options["log-format"], "text")
@@ -288,19 +288,19 @@ class OptionsTests(TestCase):
                 self.assertIn(why, str(e))
 
     def test_lobby_takes_a_bare_port_and_data_dir_must_name_a_directory(self) -> None:
-        self.assertEqual(parse("--lobby", "7351")["lobby"], "ssl:7351")
+        self.assertEqual(parse("--lobby", "7351")["lobby"], "vinom-ssl:7351")
         e = self.assertRaises(usage.UsageError, parse, "--data-dir", " ")
         self.assertIn("--data-dir must name a directory", str(e))
 
     def test_websocket_options(self) -> None:
         options = parse()
-        self.assertEqual(options["websocket"], "ssl:7380")
+        self.assertEqual(options["websocket"], "vinom-ssl:7380")
         policy = options["websocket-origin-policy"]
         self.assertEqual(
             policy.origins, ("https://localhost:7380", "https://127.0.0.1:7380")
         )
         public = parse("--public-host", "games.example", "--websocket", "8443")
-        self.assertEqual(public["websocket"], "ssl:8443")
+        self.assertEqual(public["websocket"], "vinom-ssl:8443")
         self.assertEqual(
             public["websocket-origin-policy"].origins,
             ("https://localhost:8443", "https://127.0.0.1:8443", "https://games.example:8443"),
@@ -315,8 +315,8 @@ class OptionsTests(TestCase):
         self.assertEqual(parse()["websocket-proxies"], 0)
         self.assertEqual(parse("--websocket-proxies", "2")["websocket-proxies"], 2)
         for argv, why in (
-            (("--websocket", "ssl:"), "--websocket 'ssl:': ssl needs a port"),
-            (("--websocket", "nonsense:1"), "--websocket 'nonsense:1' is not a valid endpoint"),
+            (("--websocket", "ssl:"), "not 'ssl:': vinom-ssl needs a port"),
+            (("--websocket", "nonsense:1"), "not 'nonsense:1': Unknown endpoint type"),
             (("--websocket", " "), "--websocket must be a port"),
             (("--websocket-origins", "games.example"), "--websocket-origins"),
             (("--websocket-origins", "https://games.example/play"), "--websocket-origins"),
@@ -350,26 +350,12 @@ class OptionsTests(TestCase):
         )
         self.assertIn("no such file", str(e))
 
-    def test_lobby_description_fills_certificate(self) -> None:
-        options = parse()
-        self.assertEqual(
-            lobby_description(options, "/d/c:ert.pem", "/d/key.pem"),
-            "ssl:7350:privateKey=/d/key.pem:certKey=/d/c\\:ert.pem:backlog=1024",
-        )
-        tcp = parse("--lobby", "tcp:7350")
-        self.assertEqual(lobby_description(tcp, "c", "k"), "tcp:7350:backlog=1024")
-        mine = parse("--lobby", "tcp:7350:backlog=5")
-        self.assertEqual(lobby_description(mine, "c", "k"), "tcp:7350:backlog=5")
-
-    def test_web_description_fills_certificate(self) -> None:
-        self.assertEqual(
-            web_description(parse(), "/d/cert.pem", "/d/key.pem"),
-            "ssl:7380:privateKey=/d/key.pem:certKey=/d/cert.pem:backlog=1024",
-        )
-        proxied = parse("--websocket", "tcp:7380:interface=127.0.0.1")
-        self.assertEqual(
-            web_description(proxied, "c", "k"), "tcp:7380:interface=127.0.0.1:backlog=1024"
-        )
+    def test_trusted_proxy_is_said_once(self) -> None:
+        e = self.assertRaises(
+            usage.UsageError, parse, "--lobby", "vinom-proxied:trusted=10.0.0.5:ssl:7350",
+            "--trusted-proxy", "10.0.0.6",
+        )  # fmt: skip
+        self.assertIn("--trusted-proxy and a vinom-proxied: --lobby", str(e))
 
 
 class TokenKeyTests(TestCase):
@@ -436,32 +422,37 @@ class MakeServiceTests(TestCase):
         assert isinstance(root, MultiService)
         root.startService()
         self.addCleanup(root.stopService)
-        self.assertEqual(len(reactor.sslServers), 2)
-        port, _factory, _context, backlog, interface = reactor.sslServers[0]
+        # TLS run over TCP connections, as Twisted's listenSSL does (vinom.server.tls).
+        tls = [s for s in reactor.tcpServers if isinstance(s[1], TLSMemoryBIOFactory)]
+        self.assertEqual(len(tls), 2)
+        port, _factory, backlog, interface = tls[0]
         self.assertEqual((port, backlog, interface), (7399, 1024, "127.0.0.1"))
         # The web server: TLS on every interface (like the default lobby), a twisted.web site.
-        port, factory, _context, backlog, interface = reactor.sslServers[1]
+        port, factory, backlog, interface = tls[1]
         self.assertEqual((port, backlog, interface), (7398, 1024, ""))
-        self.assertIsInstance(factory, Site)
+        self.assertIsInstance(factory.wrappedFactory, Site)
         # No UDP port is held before a match needs one.
         hosting = root.getServiceNamed("hosting")
         self.assertEqual(hosting.running_games, 0)
         self.assertEqual(hosting.allocator.available, 100)
 
     def test_match_size_reaches_the_lobby(self) -> None:
-        root, _ = self.make("--match-size", "maze=4")
+        root, _ = self.make("--match-size", "maze=4", "--rating-window", "dice=10,100")
         assert isinstance(root, MultiService)
         lobby = root.getServiceNamed("lobby")
-        self.assertEqual(lobby.match_sizes["maze"], 4)
-        self.assertEqual(lobby.match_sizes["tictactoe"], 2)
+        self.assertEqual(lobby.games["maze"].match_size, 4)
+        self.assertEqual(lobby.games["tictactoe"].match_size, 2)
+        # The operator's window in the rules the lobby and its matchmaker share.
+        self.assertEqual(lobby.games["dice"].rating_window, RatingWindow(10, 100))
+        self.assertIsNone(lobby.games["maze"].rating_window)
 
     def test_benchmark_games_are_offered_only_when_named(self) -> None:
         root, _ = self.make()
         assert isinstance(root, MultiService)
-        self.assertNotIn("duel", root.getServiceNamed("lobby").match_sizes)
+        self.assertNotIn("duel", root.getServiceNamed("lobby").games)
         root, _ = self.make("--games", "duel")
         assert isinstance(root, MultiService)
-        self.assertEqual(dict(root.getServiceNamed("lobby").match_sizes), {"duel": 2})
+        self.assertEqual(root.getServiceNamed("lobby").games.match_sizes(), {"duel": 2})
 
     def test_lobby_limits_reach_the_lobby(self) -> None:
         root, _ = self.make(
@@ -504,7 +495,7 @@ class MakeServiceTests(TestCase):
 
     def test_given_certificate_is_used(self) -> None:
         paths = ensure_dev_certificate(self.mktemp())
-        root, reactor = self.make(
+        root, _reactor = self.make(
             "--certificate", str(paths.certificate), "--private-key", str(paths.private_key)
         )
         assert isinstance(root, MultiService)
@@ -512,9 +503,8 @@ class MakeServiceTests(TestCase):
         self.addCleanup(root.stopService)
         given = Certificate.loadPEM(paths.certificate.read_bytes())
         # The TLS lobby and the web server both present it.
-        self.assertEqual(len(reactor.sslServers), 2)
-        for _port, _factory, context, _backlog, _interface in reactor.sslServers:
-            served = Certificate(context.certificate)
+        for name in ("lobby-listener", "web"):
+            served = Certificate(root.getServiceNamed(name).endpoint.options.certificate)
             self.assertEqual(served.digest(), given.digest())
 
     def test_json_log_format_installs_an_observer(self) -> None:

@@ -19,8 +19,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -28,7 +26,6 @@ from tests.server.test_startup import Twistd
 from tests.support.ports import free_tcp_port
 from vinom.client.lobby import connect_lobby
 from vinom.server.certs import make_self_signed
-from vinom.server.tls import TICKET_LIFETIME, server_endpoint
 
 
 def lobby_visit(port: int, context: ssl.SSLContext, session: ssl.SSLSession | None) -> dict:
@@ -200,33 +197,3 @@ class ClientLibraryResumptionTests(TestCase):
             reactor.callLater(0.02, d.callback, None)
             await d
         self.assertEqual(server.reused, [False, True])
-
-
-class ServerEndpointTests(TestCase):
-    """`server_endpoint` reads an `ssl:` description as Twisted does."""
-
-    def test_ssl_fields_reach_the_listening_port(self) -> None:
-        directory = self.mktemp()
-        os.makedirs(directory)
-        cert_pem, key_pem = make_self_signed("localhost")
-        paths = {}
-        for name, data in (("c:ert.pem", cert_pem), ("key.pem", key_pem)):
-            paths[name] = os.path.join(directory, name)
-            with open(paths[name], "wb") as f:
-                f.write(data)
-        escaped = paths["c:ert.pem"].replace(":", "\\:")
-        memory = MemoryReactor()
-        endpoint = server_endpoint(
-            memory, f"ssl:7350:interface=127.0.0.1:backlog=7:privateKey={paths['key.pem']}"
-            f":certKey={escaped}",
-        )  # fmt: skip
-        endpoint.listen(Factory())
-        [(port, _, options, backlog, interface)] = memory.sslServers
-        self.assertEqual((port, backlog, interface), (7350, 7, "127.0.0.1"))
-        self.assertEqual(options.getContext().get_timeout(), TICKET_LIFETIME)
-
-    def test_other_kinds_are_twisteds(self) -> None:
-        memory = MemoryReactor()
-        server_endpoint(memory, "tcp:7351:interface=127.0.0.1").listen(Factory())
-        [(port, _, backlog, interface)] = memory.tcpServers
-        self.assertEqual((port, backlog, interface), (7351, 50, "127.0.0.1"))

@@ -6,7 +6,8 @@ that loads `https://127.0.0.1:PORT/`, enters a name and plays by clicking the
 page, as a person would: over the WebSocket lobby and the game session over
 WebSocket, against other browsers, the game's bot (`add_bot`) and the client
 library's UDP bot. The page's files and types are checked over HTTPS, and
-its msgpack module against Python's msgpack.
+its MessagePack codec (codec.js on the vendored @msgpack/msgpack) against
+Python's msgpack.
 
 What a player sees is checked, not only what the page does: every board is
 measured as drawn (tests/support/board_harness.py, `assert_drawn`), any policy
@@ -273,8 +274,12 @@ class WebClientFilesTests(TestCase):
         self.assertNotIn("unsafe-inline", csp)
         self.assertIn(b'src="app.js"', page)
         self.assertIn(b'href="style.css"', page)
-        scripts = ["app.js", "lobby.js", "game.js", "msgpack.js", "delta.js", "fallback.js",
-                   "loader.js", "boards/tictactoe.js", "boards/dice.js"]  # fmt: skip
+        # The one inline script, the import map, is allowed by its hash and no other.
+        self.assertRegex(csp, r"script-src 'self' 'sha256-[A-Za-z0-9+/]{43}='; ")
+        self.assertIn(b'<script type="importmap">', page)
+        scripts = ["app.js", "lobby.js", "game.js", "codec.js", "delta.js", "fallback.js",
+                   "loader.js", "boards/tictactoe.js", "boards/dice.js",
+                   "vendor/msgpack/index.mjs", "vendor/msgpack/utils/utf8.mjs"]  # fmt: skip
         for name in scripts:
             code, headers, body = await self.fetch(f"/{name}")
             self.assertEqual(
@@ -298,7 +303,7 @@ class WebClientFilesTests(TestCase):
         self.assertEqual((code, headers["content-type"]), (200, "text/html; charset=utf-8"))
         # No listings, no other files, nothing outside the directory.
         for path in ("/boards/", "/boards/nothing.js", "/nothing-here", "/../setup.py",
-                     "/%2e%2e/web.py"):  # fmt: skip
+                     "/%2e%2e/web.py", "/vendor/msgpack/", "/vendor/msgpack/VERSION"):  # fmt: skip
             code, _, _ = await self.fetch(path)
             self.assertEqual(code, 404, path)
 
@@ -358,7 +363,7 @@ class WebClientInChromiumTests(TestCase):
             await browser.check()
         browser.problems.clear()  # seen: the test's end finds nothing more
 
-    async def test_msgpack_module_agrees_with_python_msgpack(self) -> None:
+    async def test_the_codec_agrees_with_python_msgpack(self) -> None:
         _server, url = await start_web_server(self, ports=1)
         browser = await open_browser(self)
         await browser.get(url)
@@ -390,7 +395,7 @@ class WebClientInChromiumTests(TestCase):
         refused = ["", "c1", "92" + "01", "a2" + "ff" + "fe", "01" + "02", "cd" + "01"]
         script = """
         const [encoded, wide, refused, done] = arguments;
-        import('./msgpack.js').then((m) => {
+        import('./codec.js').then((m) => {
           const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
           const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
           const show = (v) => {

@@ -78,7 +78,7 @@ def same(a: Any, b: Any) -> bool:
 # page computes it; or null. Then the drop counts.
 RECEIVE_SCRIPT = """
 const [rules, datagrams, done] = arguments;
-Promise.all([import('./delta.js'), import('./msgpack.js')]).then(([delta, m]) => {
+Promise.all([import('./delta.js'), import('./codec.js')]).then(([delta, m]) => {
   const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
   const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
   const receiver = new delta.SnapshotReceiver({ rules });
@@ -343,7 +343,7 @@ class DeltaDecoderTests(TestCase):
 # order, `input` is called between them, and everything sent and handed on is reported.
 SOCKET_SCRIPT = """
 const [welcome, snaps, done] = arguments;
-Promise.all([import('./game.js'), import('./msgpack.js')]).then(async ([g, m]) => {
+Promise.all([import('./game.js'), import('./codec.js')]).then(async ([g, m]) => {
   const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
   const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
   const sent = [];

@@ -171,7 +171,7 @@ class NetcodeTwinTests(TestCase):
 # script's hands: the welcome and snaps given (hex msgpack) arrive at the times given.
 SESSION_SCRIPT = """
 const [welcome, snaps, done] = arguments;
-Promise.all([import('./game.js'), import('./msgpack.js')]).then(([g, m]) => {
+Promise.all([import('./game.js'), import('./codec.js')]).then(([g, m]) => {
   const bytes = (h) => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16));
   let now = 10000;
   const realNow = performance.now.bind(performance);

@@ -4,7 +4,8 @@ Two bots play tictactoe through the whole client stack (TLS lobby, UDP); the
 browser, in the lobby, types the match's id into "Watch a match", and the page
 opens `/game` with the spectator's token: the board is drawn from the public
 view, it follows the moves, and the result says who won. No console error
-(tests/support/browser.py fails the test on one).
+(tests/support/browser.py fails the test on one). The same on a real `twistd
+vinom --webtransport`, where the page watches over WebTransport as it plays.
 """
 # slow: drives Chromium (tests/support/browser.py)
 
@@ -19,6 +20,7 @@ from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
 
 from tests.server.test_web_client import (
     WAIT,
@@ -29,10 +31,10 @@ from tests.server.test_web_client import (
     wait_for_game,
 )
 from tests.support.browser import open_browser
-from tests.support.ports import free_tcp_port
-from tests.support.servers import start_server
+from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.servers import start_server, start_twistd
 from tests.support.waiting import until
-from vinom.client.bots import play_bot
+from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.game import GameSession
 from vinom.games.registry import GameRegistry
 
@@ -42,13 +44,33 @@ class WatchInChromiumTests(TestCase):
 
     async def test_a_browser_watches_two_bots_play_to_the_result(self) -> None:
         server, url = await start_web_server(self)
+        await self.watch(server.lobby, url, "websocket")
+
+    async def test_a_browser_watches_over_webtransport_on_twistd(self) -> None:
+        ops = free_tcp_port()
+        server = await start_twistd(
+            self, {}, "--webtransport", str(free_udp_range(1)),
+            "--ops-port", f"tcp:{ops}:interface=127.0.0.1", web=True,
+        )  # fmt: skip
+        await self.watch(server.lobby, server.url, "webtransport")
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{ops}/metrics".encode()
+        )
+        text = (await readBody(response)).decode()
+        # The page's one game session: the spectator's, over WebTransport.
+        self.assertIn("vinom_webtransport_sessions_opened_total 1.0", text)
+        self.assertIn("vinom_game_sockets_opened_total 0.0", text)
+
+    async def watch(self, lobby: LobbyAddress, url: str, kind: str) -> None:
+        """Eve watches two bots play on `lobby`'s server from its page at `url`, her
+        game session on `kind` (the page's Link line)."""
         browser = await open_browser(self)
         await enter(browser, url, "Eve")
         sessions: list[GameSession] = []
         tictactoe = GameRegistry.from_plugins().get("tictactoe")
         bots = gatherResults([
             Deferred.fromCoroutine(play_bot(
-                reactor, server.lobby, tictactoe, f"bot{n}", rng=random.Random(n),
+                reactor, lobby, tictactoe, f"bot{n}", rng=random.Random(n),
                 think_time=1.0, on_session=sessions.append,
             ))
             for n in range(2)
@@ -67,6 +89,12 @@ class WatchInChromiumTests(TestCase):
             "return [s.spectator, s.seat, s.match];"
         ))  # fmt: skip
         self.assertEqual(screen, ["true", "-1", match_id])
+        await browser.wait_until(lambda d: d.find_element(By.ID, "game-transport")
+                                 .get_attribute("data-kind"), WAIT)  # fmt: skip
+        shown = await browser.run(
+            lambda d: d.find_element(By.ID, "game-transport").get_attribute("data-kind")
+        )
+        self.assertEqual(shown, kind)
         reports = await bots
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
         await browser.wait_until(
@@ -85,6 +113,7 @@ class WatchInChromiumTests(TestCase):
         marks = await board_marks(browser)
         self.assertEqual(sum(1 for m in marks if m not in ("", "None")),
                          sum(1 for c in final["board"] if c))  # fmt: skip
+        await browser.check()
 
 
 class ReplayInChromiumTests(TestCase):

@@ -2,19 +2,27 @@
 headless Chromium (tests/support/browser.py): it plays over WebTransport when the
 server offers it, with the development certificate taken by its hash (no flag,
 no trust store), and over the WebSocket when it does not or cannot; the page
-says which, and shows no console error either way."""
+says which, and shows no console error either way. The games: tictactoe (turns,
+reliable messages) and the real-time arena (benchmarks/arena.py with its board,
+installed as a user installs a game: snaps and inputs as datagrams)."""
 
 # slow: drives Chromium (tests/support/browser.py)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
+from tests.server.test_web_arena import PLUGIN as ARENA_PLUGIN
+from tests.server.test_web_arena import SIZE as ARENA_SIZE
+from tests.server.test_web_arena import torus
 from tests.server.test_web_client import (
     WAIT,
     click,
@@ -23,12 +31,35 @@ from tests.server.test_web_client import (
     play_tictactoe,
     start_web_server,
     wait_for_game,
+    wait_for_screen,
 )
 from tests.support.browser import Browser, open_browser
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_server, start_twistd
 
 QUEUE = '[data-action="queue"][data-game="tictactoe"]'
+ARENA_QUEUE = '[data-action="queue"][data-game="arena"]'
+
+# The arena's dots as drawn: [the own dot's centre, {seat: centre} of the others].
+DOTS = """
+const others = {};
+let me = null;
+for (const c of document.querySelectorAll('[data-board=arena] .vb-arena-dot')) {
+  const at = [Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))];
+  if (c.classList.contains('vb-me')) me = at; else others[c.dataset.seat] = at;
+}
+return [me, others];
+"""
+
+
+def rightwards(before: list[float], after: list[float]) -> float:
+    """How far right `after` is of `before` on the arena's torus (negative: left)."""
+    dx = (after[0] - before[0]) % ARENA_SIZE
+    return dx if dx <= ARENA_SIZE / 2 else dx - ARENA_SIZE
+
+
+def downwards(before: list[float], after: list[float]) -> float:
+    return rightwards([before[1]], [after[1]])
 
 
 async def transport_shown(browser: Browser) -> Any:
@@ -69,6 +100,81 @@ class WebTransportBrowserTests(TestCase):
         self.assertIn("vinom_webtransport_sessions_opened_total 2.0", text)
         # Nobody played over the WebSocket.
         self.assertIn("vinom_game_sockets_opened_total 0.0", text)
+
+    async def test_two_browsers_play_the_realtime_arena_over_webtransport_on_twistd(
+        self,
+    ) -> None:
+        udp, ops = free_udp_range(1), free_tcp_port()
+        server = await start_twistd(
+            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
+            "--webtransport", str(udp), "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+            web=True,
+        )  # fmt: skip
+        ann, bob = await open_browser(self), await open_browser(self)
+        pages = {"Ann": ann, "Bob": bob}
+        for name, page in pages.items():
+            await page.get(server.url)
+            await wait_for_screen(page, "name")
+            await page.run(lambda d, name=name: d.find_element(By.ID, "name-input")
+                           .send_keys(name))  # fmt: skip
+            await click(page, "#name-submit")
+            await page.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, ARENA_QUEUE), WAIT)
+        for page in pages.values():
+            await click(page, ARENA_QUEUE)
+        for page in pages.values():
+            await wait_for_game(page, "arena")
+            self.assertEqual(await transport_shown(page), ["WebTransport", "webtransport"])
+            await page.wait_until(lambda d: d.execute_script(
+                "return document.getElementById('game-phase').dataset.phase;") == "playing",
+                WAIT)  # fmt: skip
+            await page.wait_until(lambda d: (lambda dots: dots[0] and len(dots[1]) == 1)(
+                d.execute_script(DOTS)), WAIT)  # fmt: skip
+
+        async def dots(page: Browser) -> Any:
+            return await page.run(lambda d: d.execute_script(DOTS))
+
+        async def move(page: Browser, key: str, way: Any, start: list[float]) -> None:
+            # While the key is held, the own dot goes that way (the arena: 100 a second).
+            await page.run(lambda d: ActionChains(d).key_down(key).perform())
+            await page.wait_until(lambda d: way(start, d.execute_script(DOTS)[0]) > 30, WAIT)
+            await page.run(lambda d: ActionChains(d).key_up(key).perform())
+
+        async def seen_moving(page: Browser, way: Any, start: list[float]) -> None:
+            # The other page draws it that way once the server's snaps say so (the
+            # server may have moved it a tick less than its own page predicted; where
+            # it is at rest is checked below).
+            await page.wait_until(lambda d: way(
+                start, next(iter(d.execute_script(DOTS)[1].values()))) > 20, WAIT)
+
+        ann_start, (ann_seen_by_bob,) = (await dots(ann))[0], (await dots(bob))[1].values()
+        bob_start, (bob_seen_by_ann,) = (await dots(bob))[0], (await dots(ann))[1].values()
+        await move(ann, Keys.ARROW_RIGHT, rightwards, ann_start)
+        await seen_moving(bob, rightwards, ann_seen_by_bob)
+        await move(bob, Keys.ARROW_DOWN, downwards, bob_start)
+        await seen_moving(ann, downwards, bob_seen_by_ann)
+        # At rest again, each page draws the other where that player's own page does.
+        for me, other in ((ann, bob), (bob, ann)):
+            own = (await dots(me))[0]
+            await other.wait_until(lambda d, own=own: torus(
+                own, next(iter(d.execute_script(DOTS)[1].values()))) < 0.05, WAIT)
+        own_ann, own_bob = (await dots(ann))[0], (await dots(bob))[0]
+        self.assertEqual(own_ann[1], ann_start[1], "Ann moved right only")
+        self.assertEqual(own_bob[0], bob_start[0], "Bob moved down only")
+
+        text = await metrics(ops)
+        self.assertIn("vinom_webtransport_sessions_opened_total 2.0", text)
+        self.assertIn("vinom_game_sockets_opened_total 0.0", text)
+        counts = {
+            (m[1], m[2]): float(m[3]) for m in re.finditer(
+                r'^vinom_webtransport_messages_total\{direction="(\w+)",way="(\w+)"\} (\S+)$',
+                text, re.M)
+        }  # fmt: skip
+        # The snaps (up to 20 a second to each page while a dot moves) and the inputs
+        # came as datagrams.
+        self.assertGreater(counts.get(("out", "datagram"), 0), 10, counts)
+        self.assertGreater(counts.get(("in", "datagram"), 0), 4, counts)
+        for page in pages.values():
+            await page.check()
 
     async def test_without_a_listener_the_page_plays_over_the_websocket(self) -> None:
         server, url = await start_web_server(self)

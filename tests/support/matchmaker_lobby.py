@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
+from vinom.games.rules import GameCatalogue
 from vinom.match import Ticket
 from vinom.matchmaking.windows import RatingWindow
 
@@ -25,9 +26,11 @@ from vinom.matchmaking.windows import RatingWindow
 async def main(port: int, config: dict[str, Any]) -> None:
     pool = txredisapi.lazyConnectionPool("127.0.0.1", port, poolsize=2, reconnect=True)
     matchmaker = RedisMatchmaker(
-        pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port), config["sizes"], reactor,
+        pool, TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+        GameCatalogue.sized(config["sizes"], windows={
+            game: RatingWindow(**w) for game, w in config.get("windows", {}).items()
+        }), reactor,
         settings=RedisMatchmakerSettings(**config["settings"]),
-        windows={game: RatingWindow(**w) for game, w in config.get("windows", {}).items()},
     )  # fmt: skip
     await matchmaker.start()
     await gatherResults([matchmaker.enqueue(Ticket(**t)) for t in config["tickets"]])

@@ -6,7 +6,9 @@ with HTTP/3, an extended CONNECT to `/game` (`status` fires with the response
 status), one bidirectional stream with length-prefixed messages (the token
 first), datagrams both ways. Messages the server sends are decoded (msgpack)
 into `messages` (each with how it came: "stream" or "datagram"); its close
-capsule fires `closed` with (code, reason).
+capsule fires `closed` with (code, reason). When the server ends its side of the
+stream, the player ends its own, as the web client does (it read to the end),
+unless made with `reads_to_end=False` (a page that stopped reading).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from vinom.protocol.tokens import PublicToken
 
 
 class WebTransportPlayer(DatagramProtocol):
-    def __init__(self, port: int, origin: str | None, path: str = "/game") -> None:
+    def __init__(self, port: int, origin: str | None, path: str = "/game",
+                 reads_to_end: bool = True) -> None:  # fmt: skip
         configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
                                           max_datagram_frame_size=65536,
                                           server_name="localhost")  # fmt: skip
@@ -51,10 +54,17 @@ class WebTransportPlayer(DatagramProtocol):
         self.status: Deferred[int] = Deferred()
         self.closed: Deferred[tuple[int, str]] = Deferred()
         self.terminated: Deferred[None] = Deferred()
+        # The connection's end: its error code and reason.
+        self.termination: tuple[int, str] | None = None
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.welcomed: Deferred[dict[str, Any]] = Deferred()
         self._buffer = b""
         self._capsules = b""
+        self.reads_to_end = reads_to_end
+        # The server ended its side of the stream; this player ended its own.
+        self.stream_ended = False
+        self.stream_end: Deferred[None] = Deferred()
+        self.ended_own = False
         self._timer: IDelayedCall | None = None
 
     def startProtocol(self) -> None:
@@ -100,6 +110,7 @@ class WebTransportPlayer(DatagramProtocol):
     def _events(self) -> None:
         while (event := self.quic.next_event()) is not None:
             if isinstance(event, ConnectionTerminated):
+                self.termination = (event.error_code, event.reason_phrase)
                 if not self.terminated.called:
                     self.terminated.callback(None)
                 continue
@@ -107,6 +118,11 @@ class WebTransportPlayer(DatagramProtocol):
                 # The stream this client opened: aioquic's client would read the server's
                 # bytes on it as HTTP/3 frames; they are the session's messages.
                 self._stream_bytes(event.data)
+                if event.end_stream:
+                    self.stream_ended = True
+                    self.stream_end.callback(None)
+                    if self.reads_to_end and not self.ended_own:
+                        self.end_stream()
                 continue
             for h3_event in self.h3.handle_event(event):
                 self._h3(h3_event)
@@ -158,6 +174,7 @@ class WebTransportPlayer(DatagramProtocol):
     def end_stream(self) -> None:
         """End the session's stream (FIN): the browser is done with the session."""
         assert self.stream_id is not None
+        self.ended_own = True
         self.quic.send_stream_data(self.stream_id, b"", end_stream=True)
         self.transmit()
 
@@ -182,9 +199,10 @@ class WebTransportPlayer(DatagramProtocol):
 
 
 async def connect_webtransport(case: TestCase, port: int, *, origin: str | None = None,
-                               path: str = "/game") -> WebTransportPlayer:  # fmt: skip
+                               path: str = "/game",
+                               reads_to_end: bool = True) -> WebTransportPlayer:  # fmt: skip
     """A player whose CONNECT to `path` was sent; closed at cleanup."""
-    player = WebTransportPlayer(port, origin, path)
+    player = WebTransportPlayer(port, origin, path, reads_to_end)
     listening = reactor.listenUDP(0, player, interface="127.0.0.1")
 
     case.addCleanup(listening.stopListening)

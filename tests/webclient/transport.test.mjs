@@ -21,8 +21,12 @@ function feed() {
   return { readable, push: (bytes) => controller.enqueue(Uint8Array.from(bytes)), end: () => controller.close() };
 }
 
+// A writable side keeping what is written in `into` (and `into.closed` once ended).
 function writable(into) {
-  return new WritableStream({ write(chunk) { into.push(Uint8Array.from(chunk)); } });
+  return new WritableStream({
+    write(chunk) { into.push(Uint8Array.from(chunk)); },
+    close() { into.closed = true; },
+  });
 }
 
 class FakeWebTransport {
@@ -123,6 +127,28 @@ test("WebTransport carries the session when offered: framed stream messages, dat
   const closed = new Promise((resolve) => { connection.onclose = resolve; });
   transport.end({ closeCode: 4001, reason: "token_reused" });
   assert.deepEqual(await closed, { code: 4001, reason: "token_reused" });
+});
+
+test("the server's end of the stream, behind its last message, is answered by the page's", async () => {
+  // The server closes the session once the page has read to the end (a browser drops
+  // what it has not read when the session closes): the page ends its side to say so.
+  install();
+  const connection = new GameConnection("wss://127.0.0.1:7380/game");
+  await opened(connection);
+  const transport = FakeWebTransport.made[0];
+  const got = [];
+  connection.onmessage = (event) => got.push([...new Uint8Array(event.data)]);
+  transport.stream.push([0, 0, 0, 1, 0xc0]);
+  await tick();
+  assert.notEqual(transport.streamWritten.closed, true);
+  transport.stream.end();
+  await tick();
+  await tick();
+  assert.deepEqual(got, [[0xc0]]);
+  assert.equal(transport.streamWritten.closed, true);
+  const closed = new Promise((resolve) => { connection.onclose = resolve; });
+  transport.end({ closeCode: 1000, reason: "session closed" });
+  assert.deepEqual(await closed, { code: 1000, reason: "session closed" });
 });
 
 test("a lost connection closes as 1006", async () => {

@@ -31,7 +31,8 @@ from twisted.python.failure import Failure
 from vinom.client.canvas import BOLD, DIM, REVERSE, Area, Canvas, PlayerContext, format_view
 from vinom.client.game_views import ui_for
 from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
-from vinom.games.interfaces import IGame, display_name_of
+from vinom.games.interfaces import IGame
+from vinom.games.rules import GameRules
 from vinom.rooms.record import ACT, HOOK, TICK
 from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read_record
 
@@ -181,7 +182,7 @@ class ReplayViewer:
         height, width = canvas.height, canvas.width
         canvas.fill(0, REVERSE)
         match_id = self.record.header.get("match_id", "")
-        header = f" vinom replay  {display_name_of(self.game)}  {match_id}"
+        header = f" vinom replay  {GameRules.of(self.game).title}  {match_id}"
         canvas.put(0, 0, header, REVERSE)
         status = self.status()
         canvas.put(0, max(len(header) + 2, width - len(status) - 1), status, REVERSE)

@@ -54,7 +54,8 @@ from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
 from vinom.client.lobby import LobbyClient, LobbyError, Queued, Welcome, connect_lobby
 from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
-from vinom.games.interfaces import IBot, IGame, display_name_of
+from vinom.games.interfaces import IBot, IGame
+from vinom.games.rules import GameRules
 
 _log = Logger()
 
@@ -147,7 +148,7 @@ class TerminalApp:
             await client.close()
             return
         self.welcome = await client.hello(self.name)
-        self.set_status(f"queued for {display_name_of(self.game)}")
+        self.set_status(f"queued for {GameRules.of(self.game).title}")
         found = await client.queue(self.game.name, on_queued=self._queued)
         self.lobby_client = None
         self.set_status(f"match {found.game_id}: connecting to {found.host}:{found.port}")
@@ -176,10 +177,10 @@ class TerminalApp:
         if queued.status == "waiting_for_server":
             text = "match found, waiting for a free game server"
         elif queued.position is not None:
-            shown = display_name_of(self.game)
+            shown = GameRules.of(self.game).title
             text = f"queued for {shown} (position {queued.position}), searching"
         else:
-            text = f"queued for {display_name_of(self.game)}, searching"
+            text = f"queued for {GameRules.of(self.game).title}, searching"
         self.set_status(text)
 
     def _failed(self, failure: Failure) -> None:
@@ -378,7 +379,7 @@ class TerminalApp:
                 self._bot = self.game.make_bot(self.welcome.player_id, self.rng)
             except NotImplementedError:  # bots are optional for a `vinom.games.Game`
                 self.autopilot = False
-                self.set_notice(f"{display_name_of(self.game)} has no bot")
+                self.set_notice(f"{GameRules.of(self.game).title} has no bot")
                 return
         action = self._bot.choose_action(session.view)
         if action is None:
@@ -493,7 +494,7 @@ class TerminalApp:
     def draw(self, canvas: Canvas) -> None:
         height, width = canvas.height, canvas.width
         canvas.fill(0, REVERSE)
-        header = f" vinom {display_name_of(self.game)}"
+        header = f" vinom {GameRules.of(self.game).title}"
         if self.welcome is not None:
             header += f"  {self.welcome.name}"
         if self.session is not None and self.session.seat is not None:

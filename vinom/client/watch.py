@@ -24,7 +24,8 @@ from vinom.client.game import GameSession, connect_game
 from vinom.client.game_views import ui_for
 from vinom.client.lobby import LobbyAddress, connect_lobby
 from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
-from vinom.games.interfaces import IGame, display_name_of
+from vinom.games.interfaces import IGame
+from vinom.games.rules import GameRules
 
 FRAME_SECONDS = 0.1
 
@@ -67,7 +68,7 @@ class WatchView:
         canvas.fill(0, REVERSE)
         session, game = self.session, self.game
         welcome = session.welcome or {}
-        title = display_name_of(game) if game is not None else str(welcome.get("game", ""))
+        title = GameRules.of(game).title if game is not None else str(welcome.get("game", ""))
         header = f" vinom watch  {title}  {welcome.get('match', '')}"
         canvas.put(0, 0, header, REVERSE)
         status = session.phase + (f": {self.result_text()}" if self.result_text() else "")

@@ -49,6 +49,7 @@ from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_MATCHMAKER, RedisMatchmakerSettings
 from vinom.cluster.watch import guarded
 from vinom.errors import BackendUnavailable, UnknownGame
+from vinom.games.rules import GameRules
 from vinom.match import QUEUES, Match, Ticket, match_from_json, new_match_id, ticket_to_json
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
@@ -59,7 +60,6 @@ from vinom.matchmaking.interfaces import (
 from vinom.matchmaking.windows import (
     DEFAULT_WINDOW,
     RatingWindow,
-    check_team_sizes,
     party_too_large,
 )
 
@@ -99,10 +99,11 @@ class RedisMatchmaker:
 
     `redis` is a txredisapi connection handler (a pool is best: calls share
     it); `subscriber_endpoint` reaches the same Redis for the matches
-    channel, which needs a connection of its own. `match_sizes`, `windows`
-    and `team_sizes` are as for `MemoryMatchmaker`, and must be the same in
-    every lobby. `clock` gives `now` and runs the heartbeat. Call `start()` before
-    use and `stop()` at shutdown.
+    channel, which needs a connection of its own. `games` (each game's
+    `GameRules`: match size, team size, ranked window) and `default_window` are
+    as for `MemoryMatchmaker`, and must be the same in every lobby. `clock`
+    gives `now` and runs the heartbeat. Call `start()` before use and `stop()`
+    at shutdown.
     """
 
     log = Logger()
@@ -111,31 +112,27 @@ class RedisMatchmaker:
         self,
         redis: Any,
         subscriber_endpoint: IStreamClientEndpoint,
-        match_sizes: Mapping[str, int],
+        games: Mapping[str, GameRules],
         clock: IReactorTime,
         *,
         lobby_id: str | None = None,
         settings: RedisMatchmakerSettings = DEFAULT_MATCHMAKER,
-        windows: Mapping[str, RatingWindow] | None = None,
         default_window: RatingWindow = DEFAULT_WINDOW,
         new_id: Callable[[], str] = new_match_id,
         password: str | None = None,
-        team_sizes: Mapping[str, int] | None = None,
         redis_clock: RedisClock | None = None,
     ) -> None:
-        for game, size in match_sizes.items():
-            if size < 1:
-                raise ValueError(f"game {game!r} has match size {size}; it must be at least 1")
-        self._team_sizes = check_team_sizes(match_sizes, team_sizes)
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(8)
         self._redis = redis
-        self._sizes = dict(match_sizes)
+        self._games = dict(games)
         self._clock = clock
         # Redis's clock, which the heartbeat reads (the process's RedisClient's, shared).
         self._redis_clock = redis_clock or RedisClock(clock)
         self._settings = settings
         self._lua = _script_for(settings)
-        self._windows = {game: (windows or {}).get(game, default_window) for game in match_sizes}
+        self._windows = {
+            game: rules.rating_window or default_window for game, rules in games.items()
+        }
         self._new_id = new_id
         self._listeners: list[MatchListener] = []
         # The tickets of this lobby's players: player id -> (ticket, its score).
@@ -181,7 +178,7 @@ class RedisMatchmaker:
         self._matched_ms = str(int(settings.matched_memory * 1000))
         self._pass_template = {
             (game, queue): self._make_pass_template(game, queue)
-            for game in match_sizes
+            for game in games
             for queue in QUEUES
         }
 
@@ -342,13 +339,13 @@ class RedisMatchmaker:
         return self._windows[game]
 
     def _add(self, ticket: Ticket, *, at_head: bool) -> Deferred[int]:
-        if ticket.game not in self._sizes:
+        if ticket.game not in self._games:
             return fail(UnknownGame(ticket.game))
         if ticket.queue not in QUEUES:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._owned:
             return fail(AlreadyQueued(ticket.player_id))
-        too_large = party_too_large(ticket, self._sizes, self._team_sizes)
+        too_large = party_too_large(ticket, self._games[ticket.game])
         if too_large is not None:
             return fail(too_large)
         waiting = Deferred[int]()
@@ -390,7 +387,7 @@ class RedisMatchmaker:
         game, queue = key
         # Enough match ids for every match the batch can make; a pass that uses
         # them all runs again.
-        matches = len(batch) // self._sizes[game] + 2
+        matches = len(batch) // self._games[game].match_size + 2
 
         def stored(reply: Any) -> None:
             try:
@@ -462,7 +459,7 @@ class RedisMatchmaker:
             game,
             queue,
             json.dumps(game),
-            str(self._sizes[game]),
+            str(self._games[game].match_size),
             repr(float(window.base)),
             repr(float(window.growth)),
             "" if window.max is None else repr(float(window.max)),
@@ -470,7 +467,7 @@ class RedisMatchmaker:
         after = [
             str(self._settings.ranked_scan_limit),
             self._matched_ms,
-            str(self._team_sizes.get(game, 0)),
+            str(self._games[game].team_size or 0),
             self._settings.party_prefix,
         ]
         return before, after
@@ -649,7 +646,7 @@ class RedisMatchmaker:
         calls = [self._heartbeat(), self._restore_if_due()]
         calls += [
             self._run_pass(game, queue)
-            for game in self._sizes
+            for game in self._games
             for queue in QUEUES
             if (game, queue) not in self._passes
         ]

@@ -11,34 +11,15 @@ a read-only `TickHistory` in `apply_action_at` (see `IGame`): the game looks up
 as Valve's Source engine does.
 
 States are immutable, so keeping one is keeping a reference: the history
-costs a slot per tick, no copy. It is bounded (`history_ticks_of`): a tick
+costs a slot per tick, no copy. It is bounded (`GameRules.history_ticks`): a tick
 older than that is gone and `state_at` answers None, which also caps how far
 back a client can claim to have aimed.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any
-
-#: Seconds of ticks a room keeps by default for a game that says nothing
-#: (`history_ticks_of`): one second, enough for a 300 ms round trip plus an
-#: interpolation delay of a few ticks.
-DEFAULT_HISTORY_SECONDS = 1.0
-
-
-def history_ticks_of(game: object) -> int:
-    """How many past ticks' states a room keeps for `game`: its `history_ticks`
-    if set, else one second's worth (`ceil(tick_rate)`); 0 for a game without a
-    tick. A negative value is taken as 0 (no history)."""
-    tick_rate = float(getattr(game, "tick_rate", 0.0) or 0.0)
-    if tick_rate <= 0:
-        return 0
-    ticks = getattr(game, "history_ticks", None)
-    if ticks is None:
-        return math.ceil(tick_rate * DEFAULT_HISTORY_SECONDS)
-    return max(0, int(ticks))
 
 
 class TickHistory:

@@ -58,89 +58,8 @@ class IllegalAction(Exception):
         self.message = message
 
 
-#: Actions per second per player for a game that declares no `action_rate`:
-#: plenty for turn-based play and bots, while a flood costs the host little.
-DEFAULT_ACTION_RATE = 20.0
 #: The burst a player may send at once, in seconds of their game's action rate.
 ACTION_BURST = 2.0
-
-
-def default_display_name(name: str) -> str:
-    """The display name of a game that declares none: its registry name in words,
-    capitalised ("dice" -> "Dice", "tic_tac-toe" -> "Tic tac toe")."""
-    words = name.replace("_", " ").replace("-", " ").split()
-    return " ".join(words).capitalize()
-
-
-def display_name_of(game: object) -> str:
-    """The name people read for the game (`display_name`, e.g. "Owe Drahn"); a
-    game that declares none gets one derived from its registry name."""
-    shown = getattr(game, "display_name", None)
-    if isinstance(shown, str) and shown.strip():
-        return shown
-    return default_display_name(str(getattr(game, "name", "")))
-
-
-def offered_by_default(game: object) -> bool:
-    """Whether a server offers the game when `--games` does not say which games."""
-    return bool(getattr(game, "offered_by_default", True))
-
-
-def idle_timeout_of(game: object) -> float:
-    """The game's `idle_timeout` in seconds; 0 (the default) for no idle rule."""
-    return float(getattr(game, "idle_timeout", 0.0))
-
-
-def action_rate_of(game: object) -> float:
-    """The game's `action_rate` (actions per second per player; 0: unlimited)."""
-    return float(getattr(game, "action_rate", DEFAULT_ACTION_RATE))
-
-
-def rating_window_of(game: object) -> tuple[float, float, float | None] | None:
-    """The game's `rating_window` as (base, growth, max), or None if it declares none.
-
-    Read by duck typing, so that the game layer need not import the
-    matchmaker's `RatingWindow` (any object with `base`, `growth` and `max`
-    will do); `check_game` checks the values.
-    """
-    window = getattr(game, "rating_window", None)
-    if window is None:
-        return None
-    maximum = window.max
-    return (
-        float(window.base),
-        float(window.growth),
-        None if maximum is None else float(maximum),
-    )
-
-
-def team_size_of(game: object) -> int | None:
-    """The game's `team_size`: players per team, or None for a game without teams."""
-    team_size = getattr(game, "team_size", None)
-    return None if team_size is None else int(team_size)
-
-
-def board_files_of(game: object) -> tuple[object | None, object | None]:
-    """The game's (`board`, `board_stylesheet`) as it declares them, unchecked: the web
-    server checks that each is a readable file of the right kind when it starts, and
-    says in one line what is wrong with one that is not (vinom.server.web)."""
-    return getattr(game, "board", None), getattr(game, "board_stylesheet", None)
-
-
-def snapshot_rate_of(game: object) -> float:
-    """States per second a playing room sends each player of this game: its
-    `snapshot_rate`, by default its `tick_rate`; 0 for a game without a tick
-    (a state after every change)."""
-    tick_rate = float(getattr(game, "tick_rate", 0.0) or 0.0)
-    if tick_rate <= 0:
-        return 0.0
-    rate = getattr(game, "snapshot_rate", None)
-    return tick_rate if rate is None else float(rate)
-
-
-def shared_view_of(game: object) -> bool:
-    """The game's `shared_view`: True if every player gets the same view."""
-    return getattr(game, "shared_view", False) is True
 
 
 class IBot(Interface):
@@ -154,11 +73,11 @@ class IGame(Interface):
     """A game definition. Every method is a pure function of its arguments.
 
     Optional attributes (read with `getattr`, so a game without them still
-    works; `action_rate_of` and `shared_view_of` give the defaults):
+    works; `vinom.games.rules.GameRules.of` reads them and gives the defaults):
 
     - `action_rate` (float): actions per second per player the room applies;
       a player may spend a burst of `ACTION_BURST` seconds' worth at once.
-      0 means unlimited. Default `DEFAULT_ACTION_RATE`.
+      0 means unlimited. Default `vinom.games.rules.DEFAULT_ACTION_RATE`.
     - `shared_view` (bool): True if `view(state, player_id)` is the same for
       every player (no hidden information), so the room builds and encodes
       it once per change instead of once per player. Default False.
@@ -167,11 +86,11 @@ class IGame(Interface):
       one per tick, built after the tick from everything applied since the
       last one (actions only mark the state changed). Must be above 0 and
       at most `tick_rate`; a game without a tick must leave it None. Default
-      None: `tick_rate` (`snapshot_rate_of`). A game without a tick sends a
+      None: `tick_rate` (`GameRules.snapshot_rate`). A game without a tick sends a
       state after every change.
     - `history_ticks` (int or None): for a game with a tick, how many past
       ticks' states the room keeps for lag compensation. Default None: one
-      second's worth, `ceil(tick_rate)` (`vinom.games.history.history_ticks_of`).
+      second's worth, `ceil(tick_rate)` (`GameRules.history_ticks`).
     - `apply_action_at(state, seat, action, rng, history) -> Outcome`: if the
       game defines it, the room calls it for every action instead of
       `apply_action`, with a read-only `vinom.games.history.TickHistory`:
@@ -181,35 +100,35 @@ class IGame(Interface):
       compensation; docs/games.md).
     - `record_matches` (bool): False for a game whose matches the game hosts
       do not record (docs/operations.md, "Match records"), e.g. one that
-      cannot replay exactly. Default True (`records_matches_of`).
+      cannot replay exactly. Default True (`GameRules.records_matches`).
     - `display_name` (str): the name people read ("Owe Drahn"), shown by
       `vinom games`, the terminal client and sent in the room's `welcome`.
-      Default: the registry name in words, capitalised (`display_name_of`).
+      Default: the registry name in words, capitalised (`GameRules.title`).
     - `offered_by_default` (bool): False for a game a server offers only when
       `--games` names it (a test or benchmark game). Default True.
     - `idle_timeout` (float) with the hooks `idle_players(state)` and
       `idle(state, seat) -> Outcome`: a player named by `idle_players` who
       sends no action for `idle_timeout` seconds is handed to `idle` (the
       `Game` base class forfeits them) and counts as gone. Default 0: no
-      idle rule (`idle_timeout_of`).
-    - `rating_window` (`vinom.matchmaking.windows.RatingWindow`, or any
+      idle rule.
+    - `rating_window` (`vinom.games.rules.RatingWindow`, or any
       object with numbers `base` and `growth` and `max` a number or None):
       how far apart the ratings of players matched in the game's ranked
       queue may be, widening while they wait. Default None: the
-      matchmaker's default window (`rating_window_of`).
+      matchmaker's default window.
     - `team_size` (int or None): players per team. The match size must be a
       multiple of it; teams are seats [0, team_size), [team_size,
       2 * team_size), ... The matchmaker seats every party within one team
       (a party larger than a team is refused) and the lobby gives each
       player `team` = seat // team_size. Default None: no teams, each
-      player's `team` is their seat (`team_size_of`).
+      player's `team` is their seat.
     - `board` and `board_stylesheet` (`importlib.resources.abc.Traversable`
       or None): the web client's board for the game, a JavaScript module, and
       its style sheet, as package data of the game's own package (e.g.
       `files(__package__) / "board" / "nim.js"`). The web server reads them
       when it starts and serves them at `/boards/<name>.js` and
       `/boards/<name>.css` (docs/web.md). Default None: the board vinom ships
-      for the game, if any, else the generic board (`board_files_of`).
+      for the game, if any, else the generic board.
     """
 
     name: str = Attribute("Registry name, lower case, e.g. 'maze'.")
@@ -272,7 +191,3 @@ class IGame(Interface):
     def make_bot(player_id: str, rng: random.Random) -> IBot:
         """A bot that plays legal moves for this player."""
 
-
-def records_matches_of(game: object) -> bool:
-    """Whether the game hosts record `game`'s matches: its `record_matches`, default True."""
-    return bool(getattr(game, "record_matches", True))

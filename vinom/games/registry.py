@@ -21,16 +21,8 @@ from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
 from vinom.errors import UnknownGame
-from vinom.games.interfaces import (
-    IGame,
-    action_rate_of,
-    display_name_of,
-    offered_by_default,
-    rating_window_of,
-    shared_view_of,
-    snapshot_rate_of,
-    team_size_of,
-)
+from vinom.games.interfaces import IGame
+from vinom.games.rules import GameCatalogue, GameRules
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _log = Logger()
@@ -126,7 +118,7 @@ def _check_rating_window(name: str, window: object) -> None:
 
 
 class GameRegistry:
-    """Games by name. Read-only once built."""
+    """Games by name, and their rules (`rules`). Read-only once built."""
 
     def __init__(self, games: Iterable[IGame]) -> None:
         self._games: dict[str, IGame] = {}
@@ -135,6 +127,8 @@ class GameRegistry:
             if game.name in self._games:
                 raise ValueError(f"two games are named {game.name!r}")
             self._games[game.name] = game
+        # Each game's optional attributes are read once, here, into its rules.
+        self._rules = GameCatalogue(GameRules.of(game) for game in self._games.values())
 
     @classmethod
     def from_plugins(cls, package: types.ModuleType | None = None) -> GameRegistry:
@@ -161,7 +155,9 @@ class GameRegistry:
         """The games a server offers: those `names` (UnknownGame for a name not
         installed), or with None every game that is offered by default."""
         if names is None:
-            return GameRegistry(g for g in self._games.values() if offered_by_default(g))
+            return GameRegistry(
+                g for g in self._games.values() if self._rules[g.name].offered_by_default
+            )
         return GameRegistry(self.get(name) for name in dict.fromkeys(names))
 
     def get(self, name: str) -> IGame:
@@ -175,45 +171,38 @@ class GameRegistry:
         """Installed game names, sorted."""
         return sorted(self._games)
 
-    def match_sizes(self) -> dict[str, int]:
-        """Players per match for each game, for the matchmaker."""
-        return {name: self._games[name].match_size for name in self.names()}
-
-    def rating_windows(self) -> dict[str, tuple[float, float, float | None]]:
-        """(base, growth, max) of each game that declares a `rating_window`."""
-        windows = {name: rating_window_of(self._games[name]) for name in self.names()}
-        return {name: window for name, window in windows.items() if window is not None}
-
-    def team_sizes(self) -> dict[str, int]:
-        """Players per team of each game that declares a `team_size`."""
-        sizes = {name: team_size_of(self._games[name]) for name in self.names()}
-        return {name: size for name, size in sizes.items() if size is not None}
+    def rules(self) -> GameCatalogue:
+        """The rules of every game here, by name: what the matchmakers, the lobby and
+        the server read of the games (`GameRules`)."""
+        return self._rules
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per game for `vinom games` (msgpack/JSON-safe)."""
         rows = []
-        for name in self.names():
-            game = self._games[name]
+        for rules in self._rules.values():
+            window = rules.rating_window
             rows.append(
                 {
-                    "name": name,
-                    "display_name": display_name_of(game),
-                    "description": game.description,
-                    "version": game.version,
-                    "players": [game.min_players, game.max_players],
-                    "match_size": game.match_size,
-                    "tick_rate": game.tick_rate,
+                    "name": rules.name,
+                    "display_name": rules.title,
+                    "description": rules.description,
+                    "version": rules.version,
+                    "players": [rules.min_players, rules.max_players],
+                    "match_size": rules.match_size,
+                    "tick_rate": self._games[rules.name].tick_rate,
                     # What the room sends: 0 for a game without a tick (a state
                     # after every change), else the game's rate or its tick rate.
-                    "snapshot_rate": snapshot_rate_of(game),
-                    "time_limit": game.time_limit,
-                    "countdown": game.countdown,
-                    "action_rate": action_rate_of(game),
-                    "shared_view": shared_view_of(game),
-                    "rating_window": rating_window_of(game),
-                    "team_size": team_size_of(game),
-                    "offered_by_default": offered_by_default(game),
-                    "module": type(game).__module__,
+                    "snapshot_rate": rules.snapshot_rate,
+                    "time_limit": self._games[rules.name].time_limit,
+                    "countdown": self._games[rules.name].countdown,
+                    "action_rate": rules.action_rate,
+                    "shared_view": rules.shared_view,
+                    "rating_window": (
+                        None if window is None else (window.base, window.growth, window.max)
+                    ),
+                    "team_size": rules.team_size,
+                    "offered_by_default": rules.offered_by_default,
+                    "module": type(self._games[rules.name]).__module__,
                 }
             )
         return rows

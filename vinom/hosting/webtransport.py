@@ -36,7 +36,23 @@ codes); what is WebTransport's is its framing and its datagrams. In the session:
   stream), the browser's `input`s.
 - The server ends a session with a CLOSE_WEBTRANSPORT_SESSION capsule whose
   code is the WebSocket path's close code (1000, 4001 with the refusal reason,
-  4002, 4008, 1009, 1011), so the web client explains both alike.
+  4002, 4008, 1009, 1011), so the web client explains both alike. A browser
+  drops what it has not read of its streams when the session closes, so the
+  final messages (the result, a spectator's last states) must be read first:
+  the server ends its side of the stream (FIN) behind them, and sends the
+  capsule once the browser has ended its side (it read to the end), or after
+  `close_wait` seconds if it does not.
+- A browser that reads slower than the match runs (or not at all) leaves what
+  is sent to it in aioquic, which holds it without a limit (QUIC's flow and
+  congestion control stop it leaving). aioquic does not say how much it holds,
+  so each connection keeps `backlog`: the bytes of messages handed to it less
+  the bytes of the packets it has written since, never below 0. Every byte
+  handed leaves in a packet that carries it and more (headers, acknowledgements,
+  resends), so aioquic holds at least `backlog` bytes unsent: past the
+  WebSocket's `held_limit` the session is dropped as a slow WebSocket is
+  (counted `too_slow`, logged, the seat's grace) and its connection closed at
+  once (CONNECTION_CLOSE with H3_EXCESSIVE_LOAD, reason `too_slow`, which no
+  congestion window holds back), with everything it held.
 
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
@@ -61,7 +77,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aioquic.buffer import Buffer, encode_uint_var
-from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import (
     DatagramReceived,
     DataReceived,
@@ -158,6 +174,9 @@ class WebTransportConfig:
     # Seconds a connection may stay silent (QUIC's idle timeout): a browser that
     # vanished lets its seat enter the reconnection grace after this.
     idle_timeout: float = 10.0
+    # Seconds a closing session waits for the browser to end its side of the stream
+    # (it has read the final messages) before its close capsule goes anyway.
+    close_wait: float = 1.0
 
 
 @implementer(IGameStreamWire)
@@ -172,6 +191,8 @@ class GameTransportSession:
         self.session_id = session_id
         self._client: str | None = client
         self._stream_id: int | None = None
+        # The browser ended its side of the stream (it is leaving).
+        self._peer_ended = False
         self._buffer = b""
         # States go on the stream, behind the welcome, until the browser's first
         # message after the session opened: a datagram could overtake the welcome
@@ -212,6 +233,7 @@ class GameTransportSession:
             self._received(message)
         if ended and not stream.is_closed:
             # The browser ended its stream: the session is over (its seat's grace).
+            self._peer_ended = True
             self._runner.run(stream.close(CLOSE_NORMAL, "stream ended"))
 
     def datagram(self, data: bytes) -> None:
@@ -245,6 +267,8 @@ class GameTransportSession:
                 connection.send_stream(self._stream_id, frame(data))
                 self._server.messages["stream_out"] += 1
         connection.transmit()
+        if connection.backlog > self._server.gate.config.held_limit:
+            self._drop_slow_reader()
 
     def stream_ended(self) -> None:
         self._runner.run(self._stream.host_ended())
@@ -253,10 +277,21 @@ class GameTransportSession:
 
     def end_session(self, close: Close) -> None:
         # Nothing is held back here (QUIC's flow control holds it): `drain` needs no wait.
-        self._connection.close_session(self.session_id, close.code, close.reason)
+        # The final messages are read before the capsule where the browser reads on.
+        read_first = None if self._peer_ended else self._stream_id
+        self._connection.close_session(self.session_id, close.code, close.reason, read_first)
         self._finish()
 
     # internals
+
+    def _drop_slow_reader(self) -> None:
+        """The browser reads slower than the match runs: drop the session (its seat's
+        grace) and close the connection, with all aioquic holds for it."""
+        held = self._connection.backlog
+        self._runner.run(self._stream.drop("too_slow"))
+        self._server.gate.slow_reader_dropped(held)
+        self._connection.abort(self.session_id, ErrorCode.H3_EXCESSIVE_LOAD, "too_slow")
+        self._finish()
 
     def _received(self, message: bytes) -> None:
         stream = self._stream
@@ -286,10 +321,16 @@ class _Connection:
         self.client = client
         self.cids: set[bytes] = set()
         self.sessions: dict[int, GameTransportSession] = {}
+        # Ended sessions whose close capsule waits for the browser to read to the end
+        # of their stream: the capsule, and the call that sends it anyway.
+        self.closing: dict[int, tuple[bytes, IDelayedCall]] = {}
         self._timer: IDelayedCall | None = None
         self._timer_at: float | None = None
         self._closing: IDelayedCall | None = None
         self.ended = False
+        # Bytes of messages handed to aioquic less the bytes of packets written since,
+        # floored at 0: a lower bound on what aioquic holds unsent (module docstring).
+        self.backlog = 0
 
     def receive(self, data: bytes, addr: Any, now: float) -> None:
         self.addr = addr
@@ -304,11 +345,14 @@ class _Connection:
         now = server.clock.seconds()
         transport = server.transport
         if transport is not None:
+            written = 0
             for data, addr in self.quic.datagrams_to_send(now):
+                written += len(data)
                 try:
                     transport.write(data, addr)
                 except OSError:
                     server.send_errors += 1
+            self.backlog = max(0, self.backlog - written)
         timer_at = self.quic.get_timer()
         if self._timer is not None and self._timer_at != timer_at:
             if self._timer.active():
@@ -331,32 +375,72 @@ class _Connection:
             self.server.failed("a WebTransport connection's timer")
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
+        self.backlog += len(data)
         self.h3.send_datagram(session_id, data)
 
     def send_stream(self, stream_id: int, data: bytes) -> None:
+        self.backlog += len(data)
         self.quic.send_stream_data(stream_id, data)
 
-    def close_session(self, session_id: int, code: int, reason: str) -> None:
-        """End a session with a close capsule, then the connection (one session each)."""
+    def abort(self, session_id: int, error_code: int, reason: str) -> None:
+        """Close the connection at once, its session with it (no capsule: it would wait
+        behind what the browser has not read)."""
+        self.sessions.pop(session_id, None)
+        if not self.ended:
+            self.quic.close(error_code=error_code, reason_phrase=reason)
+            self.transmit()
+
+    def close_session(self, session_id: int, code: int, reason: str,
+                      read_first: int | None = None) -> None:  # fmt: skip
+        """End a session with a close capsule, then the connection (one session each).
+
+        With `read_first` (the session's stream), the server's side of that stream
+        ends now, behind the messages already sent, and the capsule waits until the
+        browser ends its side (`peer_read`) or `close_wait` seconds."""
         if self.sessions.pop(session_id, None) is None or self.ended:
             return
+        capsule = close_capsule(code, reason)
+        if read_first is None:
+            self._send_capsule(session_id, capsule)
+            return
         with contextlib.suppress(Exception):  # the stream is already gone
-            self.h3.send_data(session_id, close_capsule(code, reason), end_stream=True)
+            self.quic.send_stream_data(read_first, b"", end_stream=True)
+        self.transmit()
+        wait = self.server.clock.callLater(self.server.config.close_wait, self.peer_read,
+                                           session_id)  # fmt: skip
+        self.closing[session_id] = (capsule, wait)
+
+    def peer_read(self, session_id: int) -> None:
+        """The browser ended its side of a closing session's stream (or was waited for
+        long enough): its close capsule goes."""
+        pending = self.closing.pop(session_id, None)
+        if pending is None or self.ended:
+            return
+        capsule, wait = pending
+        if wait.active():
+            wait.cancel()
+        self._send_capsule(session_id, capsule)
+
+    def _send_capsule(self, session_id: int, capsule: bytes) -> None:
+        with contextlib.suppress(Exception):  # the stream is already gone
+            self.h3.send_data(session_id, capsule, end_stream=True)
         self.transmit()
         # Closed once the capsule has had a moment to leave: a connection closed at
         # once would make the browser report a lost connection instead of the code.
-        if not self.sessions and self._closing is None:
+        if not self.sessions and not self.closing and self._closing is None:
             self._closing = self.server.clock.callLater(self.server.close_delay,
                                                             self._close_if_idle)  # fmt: skip
 
     def close_now(self) -> None:
         if not self.ended:
+            for session_id in list(self.closing):  # their codes, before the end
+                self.peer_read(session_id)
             self.quic.close(error_code=0, reason_phrase="server stopping")
             self.transmit()
 
     def _close_if_idle(self) -> None:
         self._closing = None
-        if not self.sessions and not self.ended:
+        if not self.sessions and not self.closing and not self.ended:
             self.quic.close(error_code=0, reason_phrase="session closed")
             self.transmit()
 
@@ -383,15 +467,21 @@ class _Connection:
         if isinstance(event, DatagramReceived):
             session = self.sessions.get(event.stream_id)
             if session is None:
-                self.server.dropped("datagram_without_session")
+                closing = event.stream_id in self.closing
+                self.server.dropped("session_closing" if closing else "datagram_without_session")
             else:
                 session.datagram(event.data)
         elif isinstance(event, WebTransportStreamDataReceived):
             session = self.sessions.get(event.session_id)
-            if session is None:
+            if session is not None:
+                session.stream_data(event.stream_id, event.data, event.stream_ended)
+            elif event.session_id in self.closing:
+                # What the browser sent while its session closed is not read; the end
+                # of its side says it read the server's to the end.
+                if event.stream_ended:
+                    self.peer_read(event.session_id)
+            else:
                 self.server.dropped("stream_without_session")
-                return
-            session.stream_data(event.stream_id, event.data, event.stream_ended)
         elif isinstance(event, HeadersReceived):
             self._request(event)
         elif isinstance(event, DataReceived):
@@ -400,6 +490,12 @@ class _Connection:
             if session is not None and event.stream_ended:
                 self.sessions.pop(event.stream_id, None)
                 session.closed_by_peer()
+                self._close_if_idle()
+            elif event.stream_ended and event.stream_id in self.closing:
+                # The browser closed a session that was closing: no capsule to send.
+                _capsule, wait = self.closing.pop(event.stream_id)
+                if wait.active():
+                    wait.cancel()
                 self._close_if_idle()
 
     def _request(self, event: HeadersReceived) -> None:
@@ -443,7 +539,9 @@ class _Connection:
         if self.ended:
             return
         self.ended = True
-        for call in (self._timer, self._closing):
+        waits = [wait for _capsule, wait in self.closing.values()]
+        self.closing = {}
+        for call in (self._timer, self._closing, *waits):
             if call is not None and call.active():
                 call.cancel()
         self._timer = self._closing = None

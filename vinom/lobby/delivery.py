@@ -16,6 +16,7 @@ from typing import Any
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
+from vinom.games.rules import GameRules
 from vinom.hosting.spectators import SPECTATOR_PREFIX
 from vinom.lobby.codec import encode_frame
 from vinom.match import Match, Ticket
@@ -59,13 +60,13 @@ class RelayRouting:
 class TokenDelivery:
     """Issues connect tokens and wraps each in a `match_found` frame.
 
-    `team_sizes`: players per team of each game with teams; a player's
-    `team` is their seat // team size there, their seat elsewhere.
+    `games`: the games' rules; a player's `team` is their seat // team size
+    in a game with teams, their seat elsewhere.
     """
 
     issuer: ITokenIssuer
     clock: IReactorTime
-    team_sizes: Mapping[str, int] = field(factory=dict)
+    games: Mapping[str, GameRules] = field(factory=dict)
     relay: RelayRouting | None = None
 
     def match_found_frame(
@@ -73,7 +74,8 @@ class TokenDelivery:
     ) -> dict[str, Any]:
         """The `match_found` frame of `ticket`'s player; raises if no token can be issued."""
         seat = match.player_ids.index(ticket.player_id)
-        team_size = self.team_sizes.get(match.game)
+        rules = self.games.get(match.game)
+        team_size = None if rules is None else rules.team_size
         token = dict(
             self.issuer.issue(
                 ticket.player_id,

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.errors import BackendUnavailable, LobbyError
+from vinom.games.rules import GameRules
 from vinom.lobby import errors
 from vinom.lobby.codec import Cancel, PartyCreate, PartyJoin, PartyLeave, Queue
 from vinom.lobby.connection import Frame, LobbyConnection, PlayerState
@@ -75,7 +76,7 @@ class PartyRequests:
     def __init__(
         self,
         *,
-        match_sizes: Mapping[str, int],
+        games: Mapping[str, GameRules],
         store: IPartyStore,
         matchmaker: IMatchmaker,
         players: Players,
@@ -84,7 +85,7 @@ class PartyRequests:
         draining: Callable[[], bool],
         ratings: IRatingSource | None = None,
     ) -> None:
-        self.match_sizes = dict(match_sizes)
+        self._games = games
         self._ratings = ratings or ClaimedRatings()
         self.store = store
         self._matchmaker = matchmaker
@@ -188,7 +189,7 @@ class PartyRequests:
             raise LobbyError(
                 errors.NOT_PARTY_LEADER, "only the party's leader queues the party"
             )
-        size = self.match_sizes[request.game]
+        size = self._games[request.game].match_size
         if len(party.members) > size:
             raise LobbyError(
                 errors.PARTY_TOO_LARGE,

@@ -13,8 +13,7 @@ party member leaves their party.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
+from attrs import frozen
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -22,9 +21,10 @@ from twisted.python.failure import Failure
 
 from vinom.codes import normal_code
 from vinom.errors import LobbyError
-from vinom.games.interfaces import default_display_name
+from vinom.games.rules import GameCatalogue
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import (
     GAME_PROTOCOL,
     AddBot,
@@ -52,20 +52,31 @@ from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
-from vinom.lobby.ratings import ClaimedRatings, IRatingSource, rating_of
+from vinom.lobby.ratings import ClaimedRatings, rating_of
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
 from vinom.match import QUEUES, RANKED_QUEUE, Match, Ticket
-from vinom.matchmaking.interfaces import AlreadyQueued, IMatchmaker
-from vinom.parties.interfaces import IPartyStore
+from vinom.matchmaking.interfaces import AlreadyQueued
 from vinom.parties.memory import MemoryPartyStore
-from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
+from vinom.store.interfaces import MatchPlacement, PlayerRecord
 
 # The requests of a player who said hello that lead to a connect token: a ticket, a seat
 # in a room, a party (its leader queues it). `reconnect`, a connection's first request,
 # says its own protocol. Refused to a client of another game protocol: a token would
 # only lead it to a game host it cannot talk to, and to silence.
 _LEAD_TO_TOKENS = (Queue, CreateRoom, JoinRoom, PartyCreate, PartyJoin)
+
+
+@frozen
+class LobbyParts:
+    """The parts of one lobby its request handlers share with it (`LobbyFactory`
+    builds them): its players, limits, match placer, token delivery and kept places."""
+
+    players: Players
+    limits: LobbyLimits
+    placer: MatchPlacer
+    delivery: TokenDelivery
+    requeues: Requeues
 
 
 class RequestHandlers:
@@ -76,34 +87,20 @@ class RequestHandlers:
     def __init__(
         self,
         *,
-        match_sizes: Mapping[str, int],
-        matchmaker: IMatchmaker,
-        store: IPlayerStore,
-        players: Players,
-        limits: LobbyLimits,
-        placer: MatchPlacer,
-        delivery: TokenDelivery,
+        games: GameCatalogue,
+        backends: LobbyBackends,
+        parts: LobbyParts,
         clock: IReactorTime,
-        requeues: Requeues,
-        player_ranges: Mapping[str, tuple[int, int]] | None = None,
-        parties: IPartyStore | None = None,
-        rating_source: IRatingSource | None = None,
-        game_titles: Mapping[str, str] | None = None,
     ) -> None:
-        self.match_sizes = dict(match_sizes)
-        # The name people read for each game ("Owe Drahn"), sent in the welcome.
-        titles = game_titles or {}
-        self.game_titles = {
-            name: titles.get(name) or default_display_name(name) for name in match_sizes
-        }
-        self._ratings = rating_source or ClaimedRatings()
-        self._requeues = requeues
-        self._matchmaker = matchmaker
-        self._store = store
-        self._players = players
-        self._limits = limits
-        self._placer = placer
-        self._delivery = delivery
+        self.games = games
+        self._ratings = backends.ratings or ClaimedRatings()
+        self._requeues = parts.requeues
+        self._matchmaker = matchmaker = backends.matchmaker
+        self._store = backends.store
+        self._players = players = parts.players
+        self._limits = limits = parts.limits
+        self._placer = placer = parts.placer
+        self._delivery = parts.delivery
         self._clock = clock
         # Set while the server shuts down: `queue` is refused with `server_draining`.
         self.draining = False
@@ -111,8 +108,7 @@ class RequestHandlers:
         # speaks another is refused a token. Tests set it to stand up a lobby of another.
         self.protocol = GAME_PROTOCOL
         self.rooms = RoomRequests(
-            match_sizes=match_sizes,
-            player_ranges=player_ranges or {},
+            games=games,
             players=players,
             limits=limits,
             clock=clock,
@@ -122,8 +118,8 @@ class RequestHandlers:
         )
         # Parties of up to the largest match any game has (8 without games).
         self.parties = PartyRequests(
-            match_sizes=match_sizes,
-            store=parties or MemoryPartyStore(max(match_sizes.values(), default=8)),
+            games=games,
+            store=backends.parties or MemoryPartyStore(games.largest_match or 8),
             matchmaker=matchmaker,
             players=players,
             limits=limits,
@@ -254,8 +250,9 @@ class RequestHandlers:
                     "player_id": player_id,
                     "name": request.name,
                     "secret": secret,
-                    "games": dict(self.match_sizes),
-                    "titles": dict(self.game_titles),
+                    "games": self.games.match_sizes(),
+                    # The name people read for each game ("Owe Drahn").
+                    "titles": {name: rules.title for name, rules in self.games.items()},
                     "protocol": self.protocol,
                     **({} if withdrawn is None else {"withdrawn": withdrawn}),
                 },
@@ -338,7 +335,7 @@ class RequestHandlers:
             raise LobbyError(
                 errors.SERVER_DRAINING, "the server is shutting down and takes no new players"
             )
-        if request.game not in self.match_sizes:
+        if request.game not in self.games:
             raise LobbyError(
                 errors.UNKNOWN_GAME, f"no game called {quote_for_message(request.game)}"
             )

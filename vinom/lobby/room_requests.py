@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from vinom.codes import normal_code
 from vinom.errors import LobbyError
+from vinom.games.rules import GameRules
 from vinom.lobby import errors
 from vinom.lobby.codec import (
     AddBot,
@@ -51,8 +52,7 @@ class RoomRequests:
     def __init__(
         self,
         *,
-        match_sizes: Mapping[str, int],
-        player_ranges: Mapping[str, tuple[int, int]],
+        games: Mapping[str, GameRules],
         players: Players,
         limits: LobbyLimits,
         clock: IReactorTime,
@@ -61,8 +61,7 @@ class RoomRequests:
         rooms: OpenRooms | None = None,
         in_party: Callable[[str], bool] = lambda player_id: False,
     ) -> None:
-        self.match_sizes = dict(match_sizes)
-        self.player_ranges = dict(player_ranges)
+        self._games = games
         self.rooms = rooms or OpenRooms()
         self._players = players
         self._limits = limits
@@ -203,13 +202,14 @@ class RoomRequests:
         return player_id
 
     def _known(self, game: str) -> None:
-        if game not in self.match_sizes:
+        if game not in self._games:
             raise LobbyError(errors.UNKNOWN_GAME, f"no game called {quote_for_message(game)}")
 
     def _size(self, game: str, size: int | None) -> int:
+        rules = self._games[game]
         if size is None:
-            return self.match_sizes[game]
-        low, high = self.player_ranges.get(game, (self.match_sizes[game], self.match_sizes[game]))
+            return rules.match_size
+        low, high = rules.player_range
         if not low <= size <= high:
             raise LobbyError(
                 errors.INVALID_FIELD, f"a {game} room seats {low} to {high} players, not {size}"

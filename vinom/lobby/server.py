@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -36,27 +36,22 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import IMatchHosting
+from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
-from vinom.lobby.delivery import RelayRouting, TokenDelivery
+from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
-from vinom.lobby.ratings import IRatingSource
-from vinom.lobby.requests import RequestHandlers
+from vinom.lobby.requests import LobbyParts, RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.lobby.timer import ConnectionTimer
-from vinom.matchmaking.interfaces import IMatchmaker
 from vinom.net.addresses import client_key
-from vinom.net.limits import IAddressLimiter
-from vinom.parties.interfaces import IPartyStore
-from vinom.protocol.interfaces import ITokenIssuer
-from vinom.store.interfaces import IPlayerStore
 
 __all__ = ["LobbyFactory", "LobbyProtocol", "PlayerState"]
 
@@ -163,34 +158,20 @@ class LobbyFactory(ServerFactory, Service):
         self,
         *,
         config: LobbyConfig,
-        match_sizes: Mapping[str, int],
-        matchmaker: IMatchmaker,
-        hosting: IMatchHosting,
-        token_issuer: ITokenIssuer,
-        store: IPlayerStore,
+        games: GameCatalogue,
+        backends: LobbyBackends,
         clock: IReactorTime,
-        player_ranges: Mapping[str, tuple[int, int]] | None = None,
-        parties: IPartyStore | None = None,
-        rating_source: IRatingSource | None = None,
-        team_sizes: Mapping[str, int] | None = None,
-        party_join_limiter: IAddressLimiter | None = None,
-        game_titles: Mapping[str, str] | None = None,
-        relay: RelayRouting | None = None,
     ) -> None:
-        """Whether other lobbies share the state is the backends' to say (the store's
-        `shared`, the matchmaker's `formed_here`), not the lobby's.
-        `parties`: where parties are kept (in memory, for this lobby alone, by
-        default). `rating_source`: the rating of each ranked ticket (by default the
-        client's claim: vinom.lobby.ratings). `team_sizes`: players per team of each
-        game with teams (a player's token `team` is seat // team size).
-        `party_join_limiter`: the limit of `party_join` attempts per address (by
-        default in this process; lobbies sharing Redis share a `RedisAddressLimiter`).
-        `game_titles`: each game's display name for the welcome (by default made
-        from its name). `relay`: the UDP relay the game hosts sit behind, if any
-        (`match_found` then carries its address and a route token)."""
+        """A lobby of `games` (their rules: sizes, player ranges, teams, titles)
+        standing on `backends`, its timers and `now` on `clock`. Whether other
+        lobbies share the state is the backends' to say (the store's `shared`, the
+        matchmaker's `formed_here`), not the lobby's."""
         self.config = config
         self.clock = clock
-        self.limits = LobbyLimits(config, clock, party_joins=party_join_limiter)
+        #: The rules of the games this lobby offers (`welcome` lists them).
+        self.games = games
+        matchmaker, store = backends.matchmaker, backends.store
+        self.limits = LobbyLimits(config, clock, party_joins=backends.party_joins)
         # Error frames sent, by code; bytes held for peers that do not read, and
         # the connections dropped for it (the operations endpoint shows both).
         self.errors_sent: Counter[str] = Counter()
@@ -198,10 +179,10 @@ class LobbyFactory(ServerFactory, Service):
         self._players = Players(store)
         # Waiting for the last player's connection to close (`close_players`).
         self._closed_waiters: list[Deferred[None]] = []
-        delivery = TokenDelivery(token_issuer, clock, dict(team_sizes or {}), relay)
+        delivery = TokenDelivery(backends.token_issuer, clock, games, backends.relay)
         self.requeues = Requeues(config.requeue_window, clock, self._requeue_lapsed)
         self.placer = MatchPlacer(
-            hosting=hosting,
+            hosting=backends.hosting,
             store=store,
             players=self._players,
             limits=self.limits,
@@ -211,21 +192,8 @@ class LobbyFactory(ServerFactory, Service):
             requeue=matchmaker.requeue,
             formed_here=matchmaker.formed_here,
         )
-        self.requests = RequestHandlers(
-            match_sizes=match_sizes,
-            matchmaker=matchmaker,
-            store=store,
-            players=self._players,
-            limits=self.limits,
-            placer=self.placer,
-            delivery=delivery,
-            clock=clock,
-            requeues=self.requeues,
-            player_ranges=player_ranges,
-            parties=parties,
-            rating_source=rating_source,
-            game_titles=game_titles,
-        )
+        parts = LobbyParts(self._players, self.limits, self.placer, delivery, self.requeues)
+        self.requests = RequestHandlers(games=games, backends=backends, parts=parts, clock=clock)
         matchmaker.add_listener(self.placer.match_formed)
         matchmaker.add_listener(self.requests.parties.match_formed)
 
@@ -400,11 +368,6 @@ class LobbyFactory(ServerFactory, Service):
         self.placer.stop()
 
     # What operators and tests look at.
-
-    @property
-    def match_sizes(self) -> dict[str, int]:
-        """Game name -> players per match, as `welcome` lists them."""
-        return dict(self.requests.match_sizes)
 
     @property
     def connection_count(self) -> int:

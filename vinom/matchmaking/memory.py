@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from vinom.errors import UnknownGame
+from vinom.games.rules import GameRules
 from vinom.match import NORMAL_QUEUE, QUEUES, RANKED_QUEUE, Match, Ticket, new_match_id
 from vinom.matchmaking.interfaces import (
     AlreadyQueued,
@@ -35,7 +36,6 @@ from vinom.matchmaking.interfaces import (
 from vinom.matchmaking.windows import (
     DEFAULT_WINDOW,
     RatingWindow,
-    check_team_sizes,
     fifo_groups,
     party_too_large,
     ranked_groups,
@@ -44,40 +44,36 @@ from vinom.matchmaking.windows import (
 
 @implementer(IMatchmaker)
 class MemoryMatchmaker:
-    """Queues per game and queue kind; `match_sizes` maps a game name to its players per match.
+    """Queues per game and queue kind, for the games of `games` (`GameRules` by name).
 
-    `windows` gives a game's `RatingWindow` for its ranked queue (the default
-    window otherwise). `team_sizes` gives the team size of each game with
-    teams (it must divide the match size): a party is seated in one team.
+    A game's rules give its players per match, its team size (a party is
+    seated in one team) and the `RatingWindow` of its ranked queue
+    (`default_window` for a game that has none).
     """
 
     log = Logger()
 
     def __init__(
         self,
-        match_sizes: Mapping[str, int],
+        games: Mapping[str, GameRules],
         clock: IReactorTime,
         *,
         new_id: Callable[[], str] = new_match_id,
-        windows: Mapping[str, RatingWindow] | None = None,
         default_window: RatingWindow = DEFAULT_WINDOW,
         reevaluate_every: float = 1.0,
-        team_sizes: Mapping[str, int] | None = None,
     ) -> None:
-        for game, size in match_sizes.items():
-            if size < 1:
-                raise ValueError(f"game {game!r} has match size {size}; it must be at least 1")
-        self._team_sizes = check_team_sizes(match_sizes, team_sizes)
         if reevaluate_every <= 0:
             raise ValueError("reevaluate_every must be positive")
-        self._sizes = dict(match_sizes)
+        self._games = dict(games)
         self._clock = clock
         self._new_id = new_id
-        self._windows = {game: (windows or {}).get(game, default_window) for game in match_sizes}
+        self._windows = {
+            game: rules.rating_window or default_window for game, rules in games.items()
+        }
         self._reevaluate_every = reevaluate_every
         # dicts keep insertion order: each is one queue keyed by player id.
         self._queues: dict[tuple[str, str], dict[str, Ticket]] = {
-            (game, queue): {} for game in match_sizes for queue in QUEUES
+            (game, queue): {} for game in games for queue in QUEUES
         }
         self._queue_of: dict[str, tuple[str, str]] = {}
         self._listeners: list[MatchListener] = []
@@ -99,13 +95,13 @@ class MemoryMatchmaker:
         return self._add(ticket, at_head=True)
 
     def _add(self, ticket: Ticket, *, at_head: bool) -> Deferred[int]:
-        if ticket.game not in self._sizes:
+        if ticket.game not in self._games:
             return fail(UnknownGame(ticket.game))
         if ticket.queue not in QUEUES:
             return fail(UnknownQueue(ticket.queue))
         if ticket.player_id in self._queue_of:
             return fail(AlreadyQueued(ticket.player_id))
-        too_large = party_too_large(ticket, self._sizes, self._team_sizes)
+        too_large = party_too_large(ticket, self._games[ticket.game])
         if too_large is not None:
             return fail(too_large)
         key = (ticket.game, ticket.queue)
@@ -164,7 +160,7 @@ class MemoryMatchmaker:
         # The timer runs only while ranked tickets wait: an idle matchmaker
         # (its last ranked ticket matched or cancelled) leaves nothing
         # scheduled on its clock.
-        waiting = any(self._queues[(game, RANKED_QUEUE)] for game in self._sizes)
+        waiting = any(self._queues[(game, RANKED_QUEUE)] for game in self._games)
         if self._timer is not None and self._timer.active():
             if not waiting:
                 self.stop()
@@ -176,23 +172,24 @@ class MemoryMatchmaker:
 
     def _reevaluate(self) -> None:
         self._timer = None
-        for game in self._sizes:
+        for game in self._games:
             self._form_matches((game, RANKED_QUEUE))
         self._arm_timer()
 
     def _form_matches(self, key: tuple[str, str]) -> None:
         game, kind = key
         queue = self._queues[key]
-        size = self._sizes[game]
+        rules = self._games[game]
+        size = rules.match_size
         if kind == NORMAL_QUEUE:
-            groups = fifo_groups(list(queue.values()), size, self._team_sizes.get(game))
+            groups = fifo_groups(list(queue.values()), size, rules.team_size)
         else:
             groups = ranked_groups(
                 list(queue.values()),
                 size,
                 self._windows[game],
                 self._clock.seconds(),
-                self._team_sizes.get(game),
+                rules.team_size,
             )
         for players in groups:
             for ticket in players:

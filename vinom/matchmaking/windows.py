@@ -15,31 +15,12 @@ ordered team by team (`seat_teams`). The Redis matchmaker's Lua script implement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from attrs import field, frozen
-
+# RatingWindow is a game's record (games declare one); imported from here as well.
+from vinom.games.rules import GameRules, RatingWindow
 from vinom.match import Ticket
 from vinom.matchmaking.interfaces import PartyTooLarge
-
-
-def _not_negative(instance: object, attribute: object, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"a rating window's {getattr(attribute, 'name', '')} must not be negative")
-
-
-@frozen
-class RatingWindow:
-    """How far apart two ratings may be: `base` points, `growth` more per second waited."""
-
-    base: float = field(default=100.0, validator=_not_negative)
-    growth: float = field(default=20.0, validator=_not_negative)
-    max: float | None = field(default=None, validator=_not_negative)
-
-    def width(self, waited: float) -> float:
-        """The window after `waited` seconds in the queue."""
-        width = self.base + self.growth * max(0.0, waited)
-        return width if self.max is None else min(width, self.max)
 
 
 def fits(a: Ticket, b: Ticket, window: RatingWindow, now: float) -> bool:
@@ -52,35 +33,14 @@ def fits(a: Ticket, b: Ticket, window: RatingWindow, now: float) -> bool:
     )
 
 
-def check_team_sizes(
-    match_sizes: Mapping[str, int], team_sizes: Mapping[str, int] | None
-) -> dict[str, int]:
-    """`team_sizes` of the games in `match_sizes`; raise `ValueError` unless each divides
-    its game's match size."""
-    checked: dict[str, int] = {}
-    for game, team_size in (team_sizes or {}).items():
-        if game not in match_sizes:
-            continue
-        if team_size < 1 or match_sizes[game] % team_size:
-            raise ValueError(
-                f"game {game!r} has teams of {team_size}; its match size "
-                f"{match_sizes[game]} must be a multiple of it"
-            )
-        checked[game] = team_size
-    return checked
-
-
-def party_too_large(
-    ticket: Ticket, match_sizes: Mapping[str, int], team_sizes: Mapping[str, int]
-) -> PartyTooLarge | None:
+def party_too_large(ticket: Ticket, rules: GameRules) -> PartyTooLarge | None:
     """The error for a ticket with more players than its game's match (or team) seats."""
-    seats = match_sizes[ticket.game]
+    seats = rules.match_size
     if ticket.size > seats:
         return PartyTooLarge(f"{ticket.size} players; {ticket.game} seats {seats}")
-    team_size = team_sizes.get(ticket.game)
-    if team_size is not None and ticket.size > team_size:
+    if rules.team_size is not None and ticket.size > rules.team_size:
         return PartyTooLarge(
-            f"{ticket.size} players; {ticket.game} has teams of {team_size}"
+            f"{ticket.size} players; {ticket.game} has teams of {rules.team_size}"
         )
     return None
 

@@ -76,7 +76,7 @@ PATCH_RETRY: Final = 7
 #: A client keeps more decoded views than the host keeps sent ones, so any
 #: baseline the host picks (one the client acknowledged) is still held.
 DEFAULT_RECEIVER_HISTORY = 64
-#: Deepest nesting the decoder accepts (msgpack.js stops at 256 too); views are shallow.
+#: Deepest nesting the decoder accepts (the web client's codec.js: 256); views are shallow.
 MAX_DEPTH: Final = 64
 
 # Beyond this an integer is no longer exact in JavaScript (2^53 - 1).

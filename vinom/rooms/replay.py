@@ -25,8 +25,9 @@ from typing import Any
 import msgpack
 from attrs import frozen
 
-from vinom.games.history import TickHistory, history_ticks_of
+from vinom.games.history import TickHistory
 from vinom.games.interfaces import IGame, Seat
+from vinom.games.rules import GameRules
 from vinom.rooms.record import (
     ACT,
     END,
@@ -189,7 +190,7 @@ class Replay:
             if bot:
                 # The room draws each bot's seed from its generator after `create`.
                 self.rng.getrandbits(64)
-        self.history = TickHistory(history_ticks_of(game))
+        self.history = TickHistory(GameRules.of(game).history_ticks)
         self._apply_at = getattr(game, "apply_action_at", None)
         self.position = 0
         self.tick = 0
@@ -289,7 +290,7 @@ class Replay:
     def _restore(self, checkpoint: tuple[Any, ...]) -> None:
         self.position, self.state, rng_state, kept, self.tick, self.version, self.ended = checkpoint
         self.rng.setstate(rng_state)
-        self.history = TickHistory(history_ticks_of(self.game))
+        self.history = TickHistory(GameRules.of(self.game).history_ticks)
         for k, state in kept:
             self.history.record(k, state)
 

@@ -31,7 +31,7 @@ catches up by whole steps, at most `MAX_CATCH_UP_TICKS` per wake-up; beyond
 that it drops the rest of the lag (the grid moves on, `dropped_ticks` counts
 the steps never run) rather than spiral further behind. One snapshot follows
 the steps of a wake-up. The state after each tick is kept for the game's last
-`history_ticks_of(game)` ticks, for lag compensation (`TickHistory`,
+`GameRules.history_ticks` ticks, for lag compensation (`TickHistory`,
 `IGame.apply_action_at`).
 
 Version rule: the version grows by exactly one for every applied action,
@@ -54,7 +54,7 @@ from attrs import define, field, frozen
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.games.history import TickHistory, history_ticks_of
+from vinom.games.history import TickHistory
 from vinom.games.interfaces import (
     GameEvent,
     IBot,
@@ -62,13 +62,9 @@ from vinom.games.interfaces import (
     IllegalAction,
     Outcome,
     Seat,
-    action_rate_of,
-    display_name_of,
-    idle_timeout_of,
-    shared_view_of,
-    snapshot_rate_of,
 )
 from vinom.games.registry import check_game
+from vinom.games.rules import GameRules
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
@@ -283,15 +279,16 @@ class Room:
         # Games from the registry were checked as plugins; one passed directly
         # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
-        self.action_rate = action_rate_of(self.game)
-        self.snapshot_rate = snapshot_rate_of(self.game)
-        self._shared_view = shared_view_of(self.game)
+        rules = GameRules.of(self.game)
+        self.action_rate = rules.action_rate
+        self.snapshot_rate = rules.snapshot_rate
+        self._shared_view = rules.shared_view
         self._check_views = self._shared_view and self.config.check_views
-        self._title = display_name_of(self.game)
-        self._tick_rate = float(self.game.tick_rate or 0.0)
+        self._title = rules.title
+        self._tick_rate = rules.tick_rate
         self.quantisation = quantisation_of(self.game)
-        self._idle_timeout = idle_timeout_of(self.game)
-        self.history = TickHistory(history_ticks_of(self.game))
+        self._idle_timeout = rules.idle_timeout
+        self.history = TickHistory(rules.history_ticks)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
         self.seats = tuple(
             Seat(player_id=t.player_id, name=t.name, index=i)

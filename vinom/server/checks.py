@@ -1,5 +1,5 @@
 """The checks behind `twistd vinom`'s options: each option's coerce column and the
-checks of values that need more than the option's text (endpoints, certificates,
+checks of values that need more than the option's text (certificates,
 games, the public URL).
 
 A coercer takes the option's name and its text and returns its value, or raises
@@ -34,6 +34,7 @@ from vinom.games.registry import GameRegistry
 from vinom.matchmaking.windows import RatingWindow
 from vinom.protocol.address import HostAddress
 from vinom.protocol.tokens import MAX_TIMEOUT_MS, token_host_bytes
+from vinom.server.endpoints import endpoint_port, is_tls
 from vinom.server.startup import warn_if_readable
 
 TOKEN_KEY_BYTES = 32
@@ -214,47 +215,6 @@ def bind_address(name: str, value: str) -> str:
     return value
 
 
-def lobby_endpoint(name: str, value: str) -> str:
-    """A strports description; a bare port means TLS on it (as --websocket and --ops-port)."""
-    return _listener(name, value, "ssl", " such as ssl:7350")
-
-
-def gateway_endpoint(name: str, value: str) -> str:
-    """A strports description; a bare port means plain TCP on it (TLS passes through)."""
-    return _listener(name, value, "tcp", "")
-
-
-def _listener(name: str, value: str, bare: str, example: str) -> str:
-    """A strports description, a bare port meaning `bare` on it, checked without listening."""
-    description = value.strip()
-    if description.isdigit():
-        description = f"{bare}:{description}"
-    if not description:
-        raise usage.UsageError(f"--{name} must be a port or a strports description{example}")
-    check_endpoint(description, name)
-    return description
-
-
-def ops_endpoint(name: str, value: str) -> str | None:
-    """A strports description, a bare port (on 127.0.0.1), or None for 'none'."""
-    description = value.strip()
-    if description.isdigit():
-        description = f"tcp:{description}:interface=127.0.0.1"
-    if description.lower() == "none":
-        return None
-    from twisted.internet.endpoints import serverFromString
-    from twisted.internet.testing import MemoryReactor
-
-    try:
-        serverFromString(MemoryReactor(), description)
-    except (ValueError, KeyError, TypeError) as e:
-        raise usage.UsageError(
-            f"--{name} must be a port, a strports description such as tcp:7390 or "
-            f"'none': {e}"
-        ) from None
-    return description
-
-
 def game_url(public_web_url: str | None, websocket: str | None, public_host: str) -> str | None:
     """The public URL of this process's `/game` WebSocket (match_found's `game_url`), or
     None when there is none (`--websocket none`) or it cannot be known (plain HTTP or
@@ -281,7 +241,7 @@ def game_url(public_web_url: str | None, websocket: str | None, public_host: str
         # A query stays on game_url: a gateway may route on it (docs/gateway.md, by_query).
         query = f"?{parts.query}" if parts.query else ""
         return f"{scheme}://{netloc}{parts.path.rstrip('/')}/game{query}"
-    if websocket is None or websocket.partition(":")[0].lower() != "ssl":
+    if websocket is None or not is_tls(websocket):
         return None
     port = endpoint_port(websocket)
     if not port:
@@ -359,52 +319,6 @@ def _openssl_reasons(error: SSL.Error) -> str:
     return "; ".join(reasons) or str(error)
 
 
-def endpoint_port(description: str) -> int | None:
-    """The port a strports description listens on (None if it names none, e.g. unix:)."""
-    kind, _, rest = description.partition(":")
-    if kind.lower() not in ("ssl", "tcp", "tcp6"):
-        return None
-    fields = rest.split(":") if rest else []
-    named = dict(f.split("=", 1) for f in fields if "=" in f)
-    positional = [f for f in fields if "=" not in f]
-    port = named.get("port", positional[0] if positional else None)
-    return int(port) if port is not None and port.isdigit() else None
-
-
-def check_endpoint(description: str, option: str = "lobby") -> None:
-    """Check a server endpoint description without listening.
-
-    TLS descriptions are checked by hand because Twisted's parser loads the
-    certificate files, and the dev certificate is only made when the service starts.
-    """
-    from twisted.internet.endpoints import serverFromString
-    from twisted.internet.testing import MemoryReactor
-
-    kind, _, rest = description.partition(":")
-    if kind.lower() == "ssl":
-        fields = rest.split(":") if rest else []
-        positional = [f for f in fields if "=" not in f]
-        named = dict(f.split("=", 1) for f in fields if "=" in f)
-        port = named.get("port", positional[0] if positional else None)
-        if port is None or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise usage.UsageError(
-                f"--{option} {description!r}: ssl needs a port, e.g. ssl:7350"
-            )
-        for name in ("privateKey", "certKey"):
-            path = named.get(name)
-            if path is not None and not os.path.isfile(path):
-                raise usage.UsageError(
-                    f"--{option} {description!r}: {name} {path!r}: no such file"
-                )
-        return
-    try:
-        serverFromString(MemoryReactor(), description)
-    except (ValueError, TypeError, KeyError) as e:
-        raise usage.UsageError(
-            f"--{option} {description!r} is not a valid endpoint: {e}"
-        ) from None
-
-
 def offered_games(names: str | None) -> GameRegistry:
     """The games --games names (all offered by default if None), from the installed plugins."""
     installed = GameRegistry.from_plugins()
@@ -439,7 +353,7 @@ def match_size_overrides(registry: GameRegistry, sizes: dict[str, int]) -> dict[
                 f"--match-size {name}={size}: {name} takes {game.min_players} to "
                 f"{game.max_players} players"
             )
-        team_size = registry.team_sizes().get(name)
+        team_size = registry.rules()[name].team_size
         if team_size is not None and size % team_size:
             raise usage.UsageError(
                 f"--match-size {name}={size}: {name} has teams of {team_size}; the match "
@@ -459,8 +373,8 @@ def rating_windows(
                 f"--rating-window {name}=...: no game {name!r} (offered: "
                 f"{', '.join(registry.names())})"
             )
-    windows = {name: RatingWindow(*window) for name, window in registry.rating_windows().items()}
-    return {**windows, **overrides}
+    windows = {name: rules.rating_window for name, rules in registry.rules().items()}
+    return {**{name: w for name, w in windows.items() if w is not None}, **overrides}
 
 
 # A Kubernetes label value: up to 63 characters, alphanumerics with '-', '_' or '.'

@@ -33,10 +33,11 @@ from vinom.gateway.rules import RuleError, RuleSet
 from vinom.gateway.service import Gateway, load_rules
 from vinom.gateway.sources import FileRuleSource, IRuleSource
 from vinom.server.certs import dev_certificate_in
+from vinom.server.endpoints import listening_description
 from vinom.server.logs import ServerRoot, Site
 from vinom.server.ops import operations_site
 from vinom.server.relay import build_relay
-from vinom.server.startup import Address, Announcement, Listener, StartupError, with_backlog
+from vinom.server.startup import Address, Announcement, Listener, StartupError
 from vinom.server.tls import resumable_options
 
 _log = Logger()
@@ -67,8 +68,8 @@ def build_gateway(options: usage.Options, reactor: Any, root: ServerRoot, instal
     discovery = _add(root, "gateway-discovery", BackendDiscovery(gateway, reactor))
     gateway.rules_in_force = discovery.check_interval
     listener = _add(root, "gateway-listener",
-                    Listener(with_backlog(options["gateway"]), gateway.factory, reactor,
-                             "gateway"))  # fmt: skip
+                    Listener(listening_description("gateway", options["gateway"]),
+                             gateway.factory, reactor, "gateway"))  # fmt: skip
     gateway.stop_listening = listener.stopService
     relay: RelayService | None = None
     if options["relay-ports"] is not None:

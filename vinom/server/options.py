@@ -23,20 +23,15 @@ from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.checks import (
     bind_address,
     check_certificate,
-    check_endpoint,
     choice,
     directory,
-    endpoint_port,
     existing_file,
     game_url,
-    gateway_endpoint,
     label_value,
-    lobby_endpoint,
     match_size_overrides,
     non_negative_float,
     non_negative_int,
     offered_games,
-    ops_endpoint,
     output_limit,
     param,
     parse_port_range,
@@ -50,6 +45,7 @@ from vinom.server.checks import (
     trusted_proxies,
     udp_port,
 )
+from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
 from vinom.server.startup import PluginOptions, read_secret, redis_settings
@@ -204,9 +200,9 @@ class Options(PluginOptions):
             "lobby",
             "l",
             DEFAULT_LOBBY,
-            "Lobby endpoint, a strports description. 'ssl:PORT' uses --certificate/"
-            "--private-key, or the dev certificate when they are not given.",
-            lobby_endpoint,
+            "Lobby endpoint: a port (TLS on it) or a strports description. 'ssl:' is "
+            "read as 'vinom-ssl:' (the same fields, with TLS session tickets); without "
+            "privateKey= it gets --certificate/--private-key, or the dev certificate.",
         ),
         param(
             "websocket",
@@ -214,7 +210,7 @@ class Options(PluginOptions):
             DEFAULT_WEBSOCKET,
             "The public web server (the lobby over WebSocket at /lobby, and the games this "
             "process hosts at /game): a port (TLS with the server's certificate), a strports "
-            "description, or 'none'.",
+            "description as for --lobby, or 'none'.",
         ),
         param(
             "webtransport",
@@ -511,7 +507,6 @@ class Options(PluginOptions):
             "Operations endpoint (/health, /ready, /metrics, /status, /dashboard/): a port "
             "(on 127.0.0.1), a strports description, or 'none'. Loopback by default: it is "
             "for the operator, not for players.",
-            ops_endpoint,
         ),
         param(
             "ops-token-file",
@@ -583,9 +578,8 @@ class Options(PluginOptions):
             "gateway",
             None,
             DEFAULT_GATEWAY,
-            "With --role gateway: its public listener, a strports description (plain TCP: "
-            "TLS passes through to the backends).",
-            gateway_endpoint,
+            "With --role gateway: its public listener, a port or a strports description "
+            "(plain TCP: TLS passes through to the backends).",
         ),
         param(
             "gateway-rules",
@@ -652,6 +646,7 @@ class Options(PluginOptions):
 
     def postOptions(self) -> None:
         """What the coerce column cannot check alone: options that depend on each other."""
+        self._check_listeners()
         low, high = self["udp-port-range"] = parse_port_range(self["udp-ports"])
         pool = high - low + 1
         if self["max-games"] is None:
@@ -804,18 +799,21 @@ class Options(PluginOptions):
             self["redis-ca-file"],
         )
 
+    def _check_listeners(self) -> None:
+        """Each listener's description, its short forms read (vinom.server.endpoints)."""
+        for option in LISTENER_OPTIONS:
+            self[option] = description_of(option, self[option])
+        for option in ("lobby", "websocket"):
+            wraps = (self[option] or "").partition(":")[0].lower() == PROXIED_KIND
+            if wraps and self["trusted-proxy"]:
+                raise usage.UsageError(f"--trusted-proxy and a {PROXIED_KIND}: --{option} "
+                                       "both say which proxies to trust: give one")  # fmt: skip
+
     def _check_websocket(self) -> None:
-        web = self["websocket"].strip()
-        if web.lower() == "none":
-            self["websocket"] = None
+        web = self["websocket"]
+        if web is None:
             self["websocket-origin-policy"] = None
             return
-        if web.isdigit():
-            web = f"ssl:{web}"
-        if not web:
-            raise usage.UsageError("--websocket must be a port, a strports description or 'none'")
-        check_endpoint(web, "websocket")
-        self["websocket"] = web
         if self["websocket-origins"] is None:
             port = endpoint_port(web)
             hosts = ("localhost", "127.0.0.1", self["public-host"])

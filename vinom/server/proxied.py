@@ -12,9 +12,12 @@ address from its first call. A connection from any other address that
 begins with a PROXY header is refused (closed, one log line): only a trusted
 gateway may say where a connection comes from.
 
-Twisted's wrapper is used through its one public name, `proxyEndpoint`, over
-an endpoint of ours that keeps the wrapping factory it is given instead of
-listening (`_KeepFactory`). Around it, per trusted connection, `ProxiedProtocol`
+`vinom-proxied:trusted=ADDR[,ADDR...]:DESCRIPTION` (vinom.server.endpoints) is
+this over the endpoint of DESCRIPTION: `ProxiedEndpoint`. Twisted's wrapper is
+used through its one public name, `proxyEndpoint`, which wraps an endpoint: the
+endpoint it wraps (`_SortingEndpoint`) listens with the PROXY-reading factory it
+is handed for the trusted peers' connections and the server's own factory for
+the others. Around Twisted's wrapper, per trusted connection, `ProxiedProtocol`
 does what the wrapper leaves out: it holds the server's protocol until the
 header is read (the wrapper starts it at once, while the peer is still the
 gateway's), hands the wrapper the header whole (the wrapper closes a
@@ -23,33 +26,31 @@ a header the wrapper refuses (it closes those silently). For that it finds
 where the header ends (its length field for v2, the line end for v1); the
 header's contents are Twisted's to read.
 
-The listener is plain TCP underneath: `proxied_endpoint` puts the header
-reading before TLS, where a `ssl:` description would put TLS first. The TLS
-context is the one Twisted's `ssl:` parser builds from the same description
-(every option of it kept), taken from the `listenSSL` call of its endpoint.
+Over TLS (`vinom-ssl:`, vinom.server.tls) the header is read first, before the
+handshake: the TLS endpoint is put over this one (`TLSServerEndpoint.over`),
+every option of its description kept.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
+from attrs import frozen
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IAddress,
+    IListeningPort,
     IProtocol,
     IProtocolFactory,
-    IReactorSSL,
     IStreamServerEndpoint,
 )
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
@@ -118,25 +119,6 @@ class HeldFactory(WrappingFactory[HeldProtocol]):
     def buildProtocol(self, addr: IAddress | None) -> Any:
         inner = self.wrappedFactory.buildProtocol(addr)
         return None if inner is None else self.protocol(self, inner)
-
-
-@implementer(IStreamServerEndpoint)
-class _KeepFactory:
-    """An endpoint that listens nowhere: it keeps the factory it is asked to listen with
-    (the one `proxyEndpoint` wraps around ours)."""
-
-    factory: Any = None
-
-    def listen(self, factory: IProtocolFactory) -> Deferred[Any]:
-        self.factory = factory
-        return succeed(None)
-
-
-def haproxy_factory(wrapped: IProtocolFactory) -> Any:
-    """Twisted's PROXY-reading factory around `wrapped` (see the module docstring)."""
-    keep = _KeepFactory()
-    proxyEndpoint(keep).listen(wrapped)
-    return keep.factory
 
 
 class ProxiedProtocol(ProtocolWrapper):
@@ -228,82 +210,55 @@ def is_trusted(host: object, networks: tuple[Network, ...]) -> bool:
 
 class TrustedProxyFactory(WrappingFactory):
     """Wraps a server factory (module docstring); `refused` counts connections refused.
+    `reading` is Twisted's PROXY-reading factory around `HeldFactory(wrapped)`.
 
     A trusted connection is ProxiedProtocol > Twisted's PROXY wrapper > HeldProtocol >
     the server's protocol; any other, DirectProtocol > the server's protocol."""
 
     noisy = False
 
-    def __init__(self, wrapped: IProtocolFactory, trusted: Iterable[str | Network]) -> None:
+    def __init__(
+        self, wrapped: IProtocolFactory, trusted: Iterable[str | Network], reading: Any
+    ) -> None:
         super().__init__(wrapped)
         self.trusted = trusted_networks(trusted)
         self.refused = 0
-        self.proxied = haproxy_factory(HeldFactory(wrapped))
+        self.reading = reading
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         if is_trusted(getattr(addr, "host", None), self.trusted):
-            reader = self.proxied.buildProtocol(addr)
+            reader = self.reading.buildProtocol(addr)
             held = reader.wrappedProtocol
             return None if held is None else ProxiedProtocol(self, reader, held)
         inner = self.wrappedFactory.buildProtocol(addr)
         return None if inner is None else DirectProtocol(self, inner)
 
 
-@implementer(IReactorSSL)
-class _KeepListenSSL:
-    """A reactor that listens nowhere: it keeps what an `ssl:` endpoint asks it to
-    listen with (`listenSSL`'s arguments), the TLS context among them."""
-
-    arguments: tuple[int, Any, int, str] | None = None
-
-    def listenSSL(  # IReactorSSL's names: SSL4ServerEndpoint passes them by name
-        self, port: int, factory: Any, contextFactory: Any,  # noqa: N803
-        backlog: int = 50, interface: str = "",
-    ) -> Any:  # fmt: skip
-        self.arguments = (port, contextFactory, backlog, interface)
-
-    def connectSSL(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("only listens")
-
-
+@implementer(IStreamServerEndpoint)
+@frozen
 class ProxiedEndpoint:
-    """Listens on plain TCP and serves `TrustedProxyFactory(TLS(factory))` (or without
-    TLS, for any other kind of description)."""
+    """Listens on `plain`, reading a PROXY header first on the connections from the
+    `trusted` networks (module docstring)."""
 
-    def __init__(
-        self,
-        reactor: Any,
-        description: str,
-        trusted: Iterable[str | Network],
-        make_endpoint: Callable[[Any, str], Any] = serverFromString,
-    ) -> None:
-        self.trusted = trusted
-        self.tls: Any = None
-        if description.partition(":")[0].lower() != "ssl":
-            self.tcp: Any = make_endpoint(reactor, description)
-            return
-        # The endpoint an ssl: description makes (Twisted's parser, or vinom.server.tls's
-        # with session tickets) listens with listenSSL(port, factory, context, backlog,
-        # interface): the same context and socket, with the TLS wrapping put inside the
-        # PROXY header's reading instead of outermost.
-        keep = _KeepListenSSL()
-        make_endpoint(keep, description).listen(Factory())
-        assert keep.arguments is not None
-        port, self.tls, backlog, interface = keep.arguments
-        kind = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
-        self.tcp = kind(reactor, port, backlog, interface)
+    plain: IStreamServerEndpoint
+    trusted: tuple[Network, ...]
 
-    def listen(self, factory: IProtocolFactory) -> Any:
-        inner = factory if self.tls is None else TLSMemoryBIOFactory(self.tls, False, factory)
-        return self.tcp.listen(TrustedProxyFactory(inner, self.trusted))
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        sorting = _SortingEndpoint(self.plain, self.trusted, factory)
+        listening: Deferred[IListeningPort] = proxyEndpoint(sorting).listen(HeldFactory(factory))
+        return listening
 
 
-def proxied_endpoint(
-    reactor: Any,
-    description: str,
-    trusted: Iterable[str | Network],
-    make_endpoint: Callable[[Any, str], Any] = serverFromString,
-) -> Any:
-    """The endpoint a listener with `--trusted-proxy` listens on: `make_endpoint`'s for
-    `description`, with the PROXY header read first."""
-    return ProxiedEndpoint(reactor, description, trusted, make_endpoint)
+@implementer(IStreamServerEndpoint)
+@frozen
+class _SortingEndpoint:
+    """The endpoint Twisted's `proxyEndpoint` wraps: it listens on `plain` with the
+    PROXY-reading factory it is handed for the trusted peers and `direct`, the
+    server's own, for the others."""
+
+    plain: IStreamServerEndpoint
+    trusted: tuple[Network, ...]
+    direct: IProtocolFactory
+
+    def listen(self, reading: IProtocolFactory) -> Deferred[IListeningPort]:
+        return self.plain.listen(TrustedProxyFactory(self.direct, self.trusted, reading))

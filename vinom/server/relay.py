@@ -21,13 +21,13 @@ from vinom.gateway.relay import RelayCollector, RelayService, relay_service
 from vinom.gateway.relay_core import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_ROUTES
 from vinom.server.checks import (
     bind_address,
-    check_endpoint,
     param,
     parse_port_range,
     positive_float,
     positive_int,
     read_token_key,
 )
+from vinom.server.endpoints import description_of
 from vinom.server.ops import operations_site
 from vinom.server.startup import Listener, PluginOptions, StartupError
 
@@ -98,15 +98,13 @@ class Options(PluginOptions):
         param("relay-key-file", None, None, "Route-token key shared with the lobbies "
               "(their --relay-key-file; 32 bytes: raw, hex or base64). Required."),
         param("ops-port", None, "tcp:9180:interface=127.0.0.1", "Operations endpoint "
-              "(/health, /ready, /metrics), a strports description, or 'none'."),
+              "(/health, /ready, /metrics): a port (on 127.0.0.1), a strports description, "
+              "or 'none'."),
     ]  # fmt: skip
 
     def postOptions(self) -> None:
         check_relay_ports(self)
-        if self["ops-port"] == "none":
-            self["ops-port"] = None
-        else:
-            check_endpoint(self["ops-port"], "ops-port")
+        self["ops-port"] = description_of("ops-port", self["ops-port"])
 
 
 def makeService(options: usage.Options, reactor: Any = None) -> service.MultiService:

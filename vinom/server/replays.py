@@ -34,7 +34,8 @@ import msgpack
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from vinom.games.interfaces import IGame, display_name_of
+from vinom.games.interfaces import IGame
+from vinom.games.rules import GameRules
 from vinom.hosting.records import RECORD_SUFFIX, record_file_name
 from vinom.rooms.record import ACT, HOOK, TICK
 from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
@@ -83,7 +84,7 @@ def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str,
     return {
         "match_id": record.header.get("match_id"),
         "game": record.game,
-        "title": display_name_of(game),
+        "title": GameRules.of(game).title,
         "players": [{"id": p, "name": n, "seat": i}
                     for i, (p, n, _bot) in enumerate(record.header["seats"])],
         "tick_rate": tick_rate,

@@ -40,8 +40,8 @@ from vinom.cluster.services import (
     SubscriptionService,
 )
 from vinom.cluster.watch import watch_key
-from vinom.games.interfaces import display_name_of
 from vinom.games.registry import GameRegistry
+from vinom.games.rules import GameCatalogue
 from vinom.hosting.agones import AgonesLifecycle, AgonesSDK
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IMatchHosting
@@ -52,6 +52,7 @@ from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
 from vinom.hosting.workers.child import WorkerSettings
 from vinom.hosting.workers.per_match import ProcessPerMatch
 from vinom.hosting.workers.pool import WorkerPool
+from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.delivery import RelayRouting
 from vinom.lobby.server import LobbyFactory
@@ -66,9 +67,9 @@ from vinom.rooms.room import RoomConfig
 from vinom.server.build import build_info
 from vinom.server.certs import RenewingCertificate, dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
+from vinom.server.endpoints import is_tls, listen_interface, listening_description
 from vinom.server.logs import ServerRoot
 from vinom.server.ops import ops_site
-from vinom.server.proxied import proxied_endpoint
 from vinom.server.replays import replays_of
 from vinom.server.startup import (
     Address,
@@ -76,11 +77,8 @@ from vinom.server.startup import (
     Listener,
     check_redis,
     is_loopback,
-    listen_interface,
-    with_backlog,
 )
 from vinom.server.status import StatusReader
-from vinom.server.tls import server_endpoint
 from vinom.server.web import web_site
 from vinom.server.webtransport import (
     WebTransportCredentials,
@@ -114,10 +112,12 @@ def runs_host(options: usage.Options) -> bool:
     return role in ("all", "host")
 
 
-def match_sizes_of(options: usage.Options) -> dict[str, int]:
-    """Players per match of each offered game: its own, or --match-size's."""
+def game_rules_of(options: usage.Options) -> GameCatalogue:
+    """The rules of each offered game: its own, with --match-size's and --rating-window's."""
     registry: GameRegistry = options["game-registry"]
-    return {**registry.match_sizes(), **options["match-sizes"]}
+    return registry.rules().overridden(
+        match_sizes=options["match-sizes"], windows=options["rating-windows"]
+    )
 
 
 @frozen
@@ -144,12 +144,10 @@ def build_shared(
 ) -> SharedState:
     """The player store, matchmaker and parties; with --redis the process's Redis pool
     joins the root first, so that it closes after everything that uses it."""
-    registry: GameRegistry = options["game-registry"]
-    match_sizes = match_sizes_of(options)
+    games = game_rules_of(options)
     settings = options["redis-settings"]
     if settings is None:
-        in_memory = MemoryMatchmaker(match_sizes, reactor, windows=options["rating-windows"],
-                                     team_sizes=registry.team_sizes())  # fmt: skip
+        in_memory = MemoryMatchmaker(games, reactor)
         return SharedState(MemoryPlayerStore(), in_memory, None, None, None, (), None)
     if check:
         # Under twistd: a Redis that does not answer is one line and a non-zero exit.
@@ -168,13 +166,12 @@ def build_shared(
     # (docs/scaling.md); the default realm keeps the keys it always had.
     mm_prefix = matchmaker_prefix(settings.key_prefix, options["realm"])
     matchmaker = RedisMatchmaker(
-        redis.handler, endpoint(), match_sizes, reactor,
+        redis.handler, endpoint(), games, reactor,
         settings=RedisMatchmakerSettings(prefix=mm_prefix,
                                          party_prefix=settings.key_prefix + "party",
                                          watch_key=watch_key(settings.key_prefix),
                                          placement_prefix=settings.key_prefix),
-        password=settings.password, windows=options["rating-windows"],
-        team_sizes=registry.team_sizes(),
+        password=settings.password,
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
@@ -191,7 +188,7 @@ def build_shared(
     channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
                                 settings.password, catch_up=placement.catch_up)  # fmt: skip
     parties = RedisPartyStore(
-        redis, endpoint(), reactor, max_size=max(match_sizes.values(), default=8),
+        redis, endpoint(), reactor, max_size=games.largest_match or 8,
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
                                     watch_key=watch_key(settings.key_prefix)),
         password=settings.password,
@@ -339,9 +336,9 @@ def build_lobby(
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
     lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
-    description = lobby_description(options, *certificate)
-    listener = Listener(description, lobby, reactor, "lobby",
-                        listen_on(options, reactor, description))  # fmt: skip
+    description = listening_description("lobby", options["lobby"], certificate,
+                                        options["trusted-proxy"])  # fmt: skip
+    listener = Listener(description, lobby, reactor, "lobby")
     _add(root, "lobby-listener", listener)
     # A certificate of the operator's own is trusted as any other; the dev one is not.
     trust = f" --trust {Path(certificate[0]).resolve()}" if options["certificate"] is None else ""
@@ -356,7 +353,6 @@ def lobby_factory(
     issuer: TokenIssuer,
 ) -> LobbyFactory:
     assert shared.store is not None  # a process that runs a lobby has a store
-    registry: GameRegistry = options["game-registry"]
     return LobbyFactory(
         config=LobbyConfig(
             max_connections_per_ip=options["max-connections-per-ip"],
@@ -374,19 +370,14 @@ def lobby_factory(
             max_matches_per_ip=options["max-matches-per-ip"],
             max_output_bytes=options["lobby-max-output"],
         ),
-        match_sizes=match_sizes_of(options),
-        matchmaker=shared.matchmaker,
-        hosting=match_hosting,
-        token_issuer=issuer,
-        store=shared.store,
+        games=game_rules_of(options),
+        backends=LobbyBackends(
+            matchmaker=shared.matchmaker, hosting=match_hosting, store=shared.store,
+            token_issuer=issuer, parties=shared.parties, party_joins=shared.party_joins,
+            relay=relay_routing_of(options),
+        ),
         clock=reactor,
-        player_ranges={g.name: (g.min_players, g.max_players) for g in registry},
-        parties=shared.parties,
-        team_sizes=registry.team_sizes(),
-        party_join_limiter=shared.party_joins,
-        game_titles={g.name: display_name_of(g) for g in registry},
-        relay=relay_routing_of(options),
-    )
+    )  # fmt: skip
 
 
 def relay_refuses(options: usage.Options) -> Callable[[Any], str | None] | None:
@@ -482,12 +473,12 @@ def build_web(
                     access_log=bool(options["access-log"]),
                     games=options["game-registry"], webtransport=offer,
                     replays=replays_of(options))  # fmt: skip
-    description = web_description(options, *certificate)
-    web = _add(root, "web", Listener(description, site, reactor, "websocket",
-                                     listen_on(options, reactor, description)))  # fmt: skip
+    description = listening_description("websocket", options["websocket"], certificate,
+                                        options["trusted-proxy"])  # fmt: skip
+    web = _add(root, "web", Listener(description, site, reactor, "websocket"))
     if lobby_sockets is None:
         return WebRole(None, game_sockets, webtransport=transport)
-    scheme = "https" if options["websocket"].lower().startswith("ssl") else "http"
+    scheme = "https" if is_tls(options["websocket"]) else "http"
     address = Address("play in a browser", web, lambda host, port: f"{scheme}://{host}:{port}/")
     return WebRole(lobby_sockets, game_sockets, (address,), transport)
 
@@ -598,39 +589,6 @@ def certificate_of(options: usage.Options) -> tuple[str, str]:
         cert=str(paths.certificate.resolve()),
     )
     return str(paths.certificate), str(paths.private_key)
-
-
-def lobby_description(options: usage.Options, certificate: str, private_key: str) -> str:
-    """The lobby's strports description: the certificate filled in for bare 'ssl:PORT',
-    and a player-facing listen backlog (`vinom.server.startup.with_backlog`)."""
-    return _with_certificate(options["lobby"], certificate, private_key)
-
-
-def web_description(options: usage.Options, certificate: str, private_key: str) -> str:
-    """The web server's strports description (--websocket), completed as `lobby_description`."""
-    return _with_certificate(options["websocket"], certificate, private_key)
-
-
-def _with_certificate(description: str, certificate: str, private_key: str) -> str:
-    kind = description.partition(":")[0].lower()
-    if kind == "ssl" and "privateKey=" not in description:
-        description += f":privateKey={_escape(private_key)}:certKey={_escape(certificate)}"
-    return with_backlog(description)
-
-
-def listen_on(options: usage.Options, reactor: Any, description: str) -> Any:
-    """A player-facing listener's endpoint: TLS that lets returning players resume
-    (vinom.server.tls), with --trusted-proxy inside the reading of the gateways'
-    PROXY headers (vinom.server.proxied)."""
-    trusted = options["trusted-proxy"]
-    if not trusted:
-        return server_endpoint(reactor, description)
-    return proxied_endpoint(reactor, description, trusted, server_endpoint)
-
-
-def _escape(path: str) -> str:
-    # strports uses ':' as its separator and '\\' as its escape.
-    return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
 def _add(root: service.MultiService, name: str, child: _S) -> _S:

@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 from vinom.cluster.blocking import ReplyError, ask, error_code
 from vinom.cluster.client import parse_redis_url
 from vinom.cluster.settings import RedisSettings
+from vinom.server.endpoints import listening_fields
 
 _log = Logger()
 
@@ -177,60 +178,6 @@ def redis_settings(
     return settings
 
 
-def strports_fields(description: str) -> tuple[list[str], dict[str, str]]:
-    """The positional and named fields of a strports description, kind first, read
-    by Twisted's quoting rules: ':' separates fields, the first '=' of a field names
-    it, and a backslash makes the next character plain (`interface=\\:\\:1` is ::1)."""
-    positional: list[str] = []
-    named: dict[str, str] = {}
-    current: list[str] = []
-    name: str | None = None
-    chars = iter(description)
-    for char in chars:
-        if char == "\\":
-            current.append(next(chars, ""))
-        elif char == ":":
-            _add_field(positional, named, name, "".join(current))
-            current, name = [], None
-        elif char == "=" and name is None:
-            name, current = "".join(current), []
-        else:
-            current.append(char)
-    _add_field(positional, named, name, "".join(current))
-    return positional, named
-
-
-def _add_field(positional: list[str], named: dict[str, str], name: str | None, value: str) -> None:
-    if name is None:
-        positional.append(value)
-    else:
-        named[name] = value
-
-
-def listen_interface(description: str) -> str | None:
-    """The address a tcp/ssl strports description binds ('' for every interface), or
-    None for other kinds (unix sockets and the like, which stay on this machine)."""
-    positional, named = strports_fields(description)
-    if positional[0].lower() not in ("tcp", "tcp6", "ssl"):
-        return None
-    return named.get("interface", "")
-
-
-# Twisted's listen backlog is 50: when hundreds of players connect at once the
-# kernel drops SYNs and they retry a second later. Linux caps it at somaxconn.
-DEFAULT_BACKLOG = 1024
-
-
-def with_backlog(description: str) -> str:
-    """A player-facing listener's strports description (the lobby's, the web server's,
-    the gateway's): a listen backlog of `DEFAULT_BACKLOG` for ssl/tcp unless it names one."""
-    _positional, named = strports_fields(description)
-    kind = description.partition(":")[0].lower()
-    if kind in ("ssl", "tcp", "tcp6") and "backlog" not in named:
-        description += f":backlog={DEFAULT_BACKLOG}"
-    return description
-
-
 def is_loopback(interface: str) -> bool:
     if interface == "localhost":
         return True
@@ -241,22 +188,23 @@ def is_loopback(interface: str) -> bool:
 
 
 class Listener(service.Service):
-    """Listens on a strports description while running; a failure to listen ends the
-    start in one line naming the option that moves it (`--ops-port`, `--lobby`,
-    `--websocket`). `port()` gives the listening port. `endpoint`, when given, is
-    the description's endpoint built otherwise (the lobby's: vinom.server.tls).
+    """Listens on a strports description while running (its endpoint built by
+    `serverFromString`, vinom.server.endpoints); a description it cannot build or a
+    failure to listen ends the start in one line naming the option that moves it
+    (`--ops-port`, `--lobby`, `--websocket`, `--gateway`). `port()` gives the
+    listening port.
 
     It listens in `privilegedStartService` (before twistd gives up root, for a port
     below 1024), or in `startService` when that was not called."""
 
-    def __init__(
-        self, description: str, factory: Any, reactor: Any, option: str,
-        endpoint: IStreamServerEndpoint | None = None,
-    ) -> None:  # fmt: skip
+    def __init__(self, description: str, factory: Any, reactor: Any, option: str) -> None:
         self.description = description
-        self.endpoint = serverFromString(reactor, description) if endpoint is None else endpoint
-        self.factory = factory
         self.option = option
+        try:
+            self.endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+        except Exception as e:  # a parser's own word: checked when the options were read
+            raise StartupError(f"cannot listen for --{option} on {description!r}: {e}") from None
+        self.factory = factory
         self._listening: IListeningPort | Failure | None = None
         self._waiting: list[Deferred[IListeningPort]] = []
         self._in_listen = False
@@ -301,9 +249,7 @@ class Listener(service.Service):
             self._in_listen = False
         if isinstance(self._listening, Failure):
             failure = self._listening
-            if isinstance(failure.value, CannotListenError | OSError):
-                raise StartupError(self._cannot_listen(failure.value)) from None
-            failure.raiseException()
+            raise StartupError(self._reason(failure)) from None
 
     def _listened(self, port: IListeningPort) -> None:
         self._listening = port
@@ -314,21 +260,21 @@ class Listener(service.Service):
     def _failed(self, failure: Failure) -> None:
         self._listening = failure
         if not self._in_listen:  # later than the start: said here, as one line
-            reason = (
-                self._cannot_listen(failure.value)
-                if isinstance(failure.value, CannotListenError | OSError)
-                else f"cannot listen for --{self.option}: {failure.getErrorMessage()}"
-            )
-            _log.error("vinom: {reason}", reason=reason)
+            _log.error("vinom: {reason}", reason=self._reason(failure))
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(failure)
+
+    def _reason(self, failure: Failure) -> str:
+        if isinstance(failure.value, CannotListenError | OSError):
+            return self._cannot_listen(failure.value)
+        return f"cannot listen for --{self.option}: {failure.getErrorMessage()}"
 
     def _cannot_listen(self, error: CannotListenError | OSError) -> str:
         if isinstance(error, OSError):
             # Raised as it is by a unix socket's endpoint (the directory of its lock
             # file missing, say), naming that file or another: the description says where.
-            positional, named = strports_fields(self.description)
+            positional, named = listening_fields(self.description)
             path = named.get("address", positional[1] if len(positional) > 1 else "")
             unix = positional[0].lower() == "unix"
             where = f"unix socket {path}" if unix else self.description

@@ -152,7 +152,7 @@ class StatusReader:
     def read(self) -> ServerFigures:
         lobby = self.lobby
         hosts = self.hosts
-        match_sizes = {} if lobby is None else lobby.match_sizes
+        match_sizes = {} if lobby is None else lobby.games.match_sizes()
         placer = None if lobby is None else lobby.placer
         matchmaker = self.matchmaker
         return ServerFigures(

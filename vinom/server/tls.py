@@ -1,12 +1,18 @@
-"""The lobby's TLS listener: an `ssl:` strports description whose server context
-lets a returning client resume its TLS session.
+"""vinom's TLS listener, `vinom-ssl:` (vinom.server.endpoints): the fields of Twisted's
+`ssl:` description, with a server context that lets a returning client resume its
+TLS session and answers ALPN as a server should.
 
 Twisted's `ssl:` endpoint turns session tickets and the session cache off.
-`server_endpoint` builds the same endpoint (port, interface, backlog,
-certificate, key, chain, method, DH parameters: every field Twisted's `ssl:`
-parser takes) with TLS 1.3 session tickets on: a player who plays again or
-reconnects after a dropped connection offers the ticket of its last
-connection and skips the certificate and its signature (docs/security.md).
+`vinom-ssl:` takes the same fields (port, interface, backlog, privateKey,
+certKey, extraCertChain, dhParameters, sslmethod) and issues TLS 1.3 session
+tickets: a player who plays again or reconnects after a dropped connection
+offers the ticket of its last connection and skips the certificate and its
+signature (docs/operations.md, "TLS sessions: returning players resume").
+
+`TLSServerEndpoint` runs TLS over another endpoint's connections, as Twisted's
+`listenSSL` does over TCP (a `TLSMemoryBIOFactory` around the served factory);
+`over` puts it over another endpoint, so that a PROXY header is read before the
+handshake (vinom.server.proxied).
 
 Safety: OpenSSL accepts a ticket only with a fresh (EC)DHE exchange (the
 `psk_dhe_ke` mode; plain `psk_ke` needs an option not set here), so a
@@ -15,7 +21,7 @@ resumed connection has forward secrecy like a full one, and no early data
 random when the process starts and never writes anywhere; a ticket is
 accepted for `TICKET_LIFETIME` seconds, by the process that issued it (a
 ticket offered to another lobby process, or after a restart, gets a full
-handshake). Other descriptions (tcp:, unix:, ...) are Twisted's own.
+handshake).
 
 ALPN: a client that offers protocols (every browser, curl, anything built on
 HTTP libraries) is answered with the first of the served factory's
@@ -32,50 +38,93 @@ from __future__ import annotations
 
 from typing import Any
 
-from OpenSSL import SSL
-from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
-from twisted.internet.interfaces import IProtocolNegotiationFactory, IStreamServerEndpoint
+from attrs import evolve, frozen
+from OpenSSL import SSL, crypto
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IProtocolNegotiationFactory,
+    IStreamServerEndpoint,
+)
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
     DiffieHellmanParameters,
     PrivateCertificate,
 )
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.filepath import FilePath
-
-from vinom.server.startup import strports_fields
+from zope.interface import implementer
 
 # How long a session ticket is accepted (the ticket lifetime a client is told):
 # long enough for a player's evening of matches, short enough that a leaked
 # ticket is soon worthless.
 TICKET_LIFETIME = 3600
 
-# The named fields of Twisted's `ssl:` description (twisted.internet.endpoints._parseSSL).
-_SSL_FIELDS = frozenset(
-    {"port", "privateKey", "certKey", "sslmethod", "interface", "backlog",
-     "extraCertChain", "dhParameters"}
-)  # fmt: skip
+# The named fields of a `vinom-ssl:` description: those of Twisted's `ssl:`.
+TLS_FIELDS = ("port", "interface", "backlog", "privateKey", "certKey", "extraCertChain",
+              "dhParameters", "sslmethod")  # fmt: skip
 
 
-def server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
-    """The endpoint of a strports `description`; for `ssl:`, one that issues TLS 1.3
-    session tickets (see the module docstring)."""
-    positional, named = strports_fields(description)
-    if positional[0].lower() != "ssl" or not named.keys() <= _SSL_FIELDS or len(positional) > 2:
-        return serverFromString(reactor, description)
-    port = named.get("port", positional[1] if len(positional) > 1 else "")
-    private_key = named.get("privateKey", "server.pem")
-    options = resumable_options(
-        private_key,
-        named.get("certKey", private_key),
-        extra_chain=named.get("extraCertChain"),
-        dh_parameters=named.get("dhParameters"),
-        method=named.get("sslmethod"),
-    )
-    return SSL4ServerEndpoint(
-        reactor, int(port), options, backlog=int(named.get("backlog", 50)),
-        interface=named.get("interface", ""),
-    )  # fmt: skip
+@implementer(IStreamServerEndpoint)
+@frozen
+class TLSServerEndpoint:
+    """TLS over the connections of `plain` (see the module docstring), with `options`;
+    None when the description named no certificate: a server fills it in before it
+    listens (vinom.server.endpoints), and listening without one fails saying so."""
+
+    plain: IStreamServerEndpoint
+    options: CertificateOptions | None
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        if self.options is None:
+            return fail(ValueError("vinom-ssl: no privateKey= (the certificate's key) given"))
+        return self.plain.listen(TLSMemoryBIOFactory(self.options, False, factory))
+
+    def over(self, plain: IStreamServerEndpoint) -> TLSServerEndpoint:
+        """The same TLS over the connections of another endpoint."""
+        return evolve(self, plain=plain)
+
+
+def tls_server_endpoint(
+    reactor: Any, positional: tuple[str, ...], named: dict[str, str]
+) -> TLSServerEndpoint:
+    """The endpoint of a `vinom-ssl:` description's fields (the port positional or
+    named); ValueError, in one line, for a field it lacks, does not know or cannot use."""
+    unknown = sorted(named.keys() - set(TLS_FIELDS))
+    if unknown:
+        raise ValueError(f"vinom-ssl has no field {unknown[0]!r} (its fields: "
+                         f"{', '.join(TLS_FIELDS)})")  # fmt: skip
+    if len(positional) > 1 or (positional and "port" in named):
+        raise ValueError("vinom-ssl takes one field without a name, the port")
+    port = named.get("port", positional[0] if positional else "")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"vinom-ssl needs a port from 0 to 65535 (vinom-ssl:PORT), not {port!r}")
+    backlog = named.get("backlog", "50")
+    if not backlog.isdigit() or int(backlog) < 1:
+        raise ValueError(f"vinom-ssl's backlog must be a number of at least 1, not {backlog!r}")
+    method = named.get("sslmethod")
+    if method is not None and not (method.endswith("_METHOD") and hasattr(SSL, method)):
+        raise ValueError(f"vinom-ssl's sslmethod {method!r} is not one of OpenSSL's "
+                         "(TLS_METHOD, TLSv1_2_METHOD, ...)")  # fmt: skip
+    interface = named.get("interface", "")
+    private_key = named.get("privateKey")
+    options = None
+    if private_key is not None:
+        try:
+            options = resumable_options(
+                private_key, named.get("certKey", private_key),
+                extra_chain=named.get("extraCertChain"),
+                dh_parameters=named.get("dhParameters"), method=method,
+            )  # fmt: skip
+        except OSError as e:
+            raise ValueError(f"{e.filename!r}: {(e.strerror or str(e)).lower()}") from None
+        except (SSL.Error, crypto.Error) as e:
+            raise ValueError(f"OpenSSL refuses the certificate or key ({e})") from None
+    tcp = TCP6ServerEndpoint if ":" in interface else TCP4ServerEndpoint
+    return TLSServerEndpoint(tcp(reactor, int(port), int(backlog), interface), options)
 
 
 def resumable_options(

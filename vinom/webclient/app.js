@@ -10,7 +10,7 @@ import { LobbyConnection, LobbyError, PROTOCOL, lobbyErrorText } from "./lobby.j
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
-import { decode } from "./msgpack.js";
+import { decode } from "./codec.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE_MATCH = "vinom.match";

@@ -16,7 +16,7 @@
 // (CorruptSnapshot, UnknownBaseline, ChecksumMismatch); SnapshotReceiver never
 // throws on bytes.
 
-import { DecodeError, Ext, Float32, Float64, decode, encode } from "./msgpack.js";
+import { DecodeError, Ext, Float32, Float64, decode, encode } from "./codec.js";
 
 // The views a receiver keeps by tick (the host keeps 32 it sent: any baseline
 // it picks, one this client acknowledged, is still here).

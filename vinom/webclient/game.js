@@ -17,7 +17,7 @@
 // trip is measured from the inputs' acknowledgements (`rtt`).
 
 import { SnapshotReceiver } from "./delta.js";
-import { decode, encode } from "./msgpack.js";
+import { decode, encode } from "./codec.js";
 import { Predictor, ServerClock, SnapshotBuffer } from "./netcode.js";
 import { GameConnection } from "./transport.js";
 

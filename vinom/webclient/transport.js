@@ -168,7 +168,12 @@ export class GameConnection {
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) return;
+        if (done) {
+          // The server ended its side behind its last message: ending ours tells it
+          // that all was read, and its close (with the code) follows at once.
+          this.writer?.close().catch(() => {});
+          return;
+        }
         const joined = new Uint8Array(buffer.length + value.length);
         joined.set(buffer);
         joined.set(value, buffer.length);

@@ -1,0 +1,47 @@
+"""`LobbyBackends`: the services a lobby stands on, handed to `LobbyFactory` as one value.
+
+The lobby keeps its own state (connections, limits, kept places) and asks
+these for the rest: where tickets wait (`matchmaker`), where matches are
+played (`hosting`), where player records are kept (`store`), who signs
+connect tokens (`token_issuer`), and the optional ones: where parties are
+kept, how `party_join` attempts are counted, where ranked ratings come from,
+and the UDP relay in front of the game hosts. Whether other lobbies share
+them is theirs to say (the store's `shared`, the matchmaker's `formed_here`):
+the server wiring chooses in memory or in Redis (vinom.server.roles), a test
+its own, and the lobby is built the same way for each.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from vinom.hosting.interfaces import IMatchHosting
+from vinom.lobby.delivery import RelayRouting
+from vinom.lobby.ratings import IRatingSource
+from vinom.matchmaking.interfaces import IMatchmaker
+from vinom.net.limits import IAddressLimiter
+from vinom.parties.interfaces import IPartyStore
+from vinom.protocol.interfaces import ITokenIssuer
+from vinom.store.interfaces import IPlayerStore
+
+
+@frozen
+class LobbyBackends:
+    """What a lobby uses and does not own.
+
+    `parties`: where parties are kept (None: in memory, for this lobby alone).
+    `party_joins`: the limit of `party_join` attempts per address (None: counted
+    in this process; lobbies sharing Redis share a `RedisAddressLimiter`).
+    `ratings`: the rating of each ranked ticket (None: the client's claim,
+    vinom.lobby.ratings). `relay`: the UDP relay the game hosts sit behind, if
+    any (`match_found` then carries its address and a route token).
+    """
+
+    matchmaker: IMatchmaker
+    hosting: IMatchHosting
+    store: IPlayerStore
+    token_issuer: ITokenIssuer
+    parties: IPartyStore | None = None
+    party_joins: IAddressLimiter | None = None
+    ratings: IRatingSource | None = None
+    relay: RelayRouting | None = None
