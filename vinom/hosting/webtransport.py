@@ -71,6 +71,7 @@ session closed is closed too, so nothing outlives its player.
 from __future__ import annotations
 
 import contextlib
+import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -106,6 +107,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.hosting.datagrams import DatagramReader
 from vinom.hosting.game_stream import (
     ADMISSION_STATUS,
     CLOSE_NORMAL,
@@ -132,6 +134,8 @@ __all__ = [
 
 _log = Logger()
 _MAX_LOGGED = 10
+# A reactor call this close before aioquic's timer handles it (timers fire a hair early).
+_EARLY = 0.0005
 
 # The path of the session, as the WebSocket's.
 GAME_PATH = b"/game"
@@ -266,8 +270,13 @@ class GameTransportSession:
             else:
                 connection.send_stream(self._stream_id, frame(data))
                 self._server.messages["stream_out"] += 1
-        connection.transmit()
-        if connection.backlog > self._server.gate.config.held_limit:
+        connection.flush()
+
+    def check_backlog(self) -> None:
+        """Drop the session if the browser reads slower than the match runs (after a
+        transmit: what is left in `backlog` is held)."""
+        if (not self._stream.is_closed
+                and self._connection.backlog > self._server.gate.config.held_limit):  # fmt: skip
             self._drop_slow_reader()
 
     def stream_ended(self) -> None:
@@ -333,42 +342,71 @@ class _Connection:
         self.backlog = 0
 
     def receive(self, data: bytes, addr: Any, now: float) -> None:
+        """A datagram of this connection: fed to aioquic, its events handled; what it
+        owes is sent when the batch it came in has been handled (`flush`)."""
         self.addr = addr
         self.quic.receive_datagram(data, addr, now)
         self._process_events()
+        self.flush()
+
+    def flush(self) -> None:
+        """Transmit now, or once the batch of datagrams being handled is done: what
+        the connection owes for all of it then leaves in as few packets as it can
+        (say the acknowledgement of a move with the state that shows it)."""
+        server = self.server
+        if server.batching:
+            server.dirty.add(self)
+            return
         self.transmit()
+        for session in list(self.sessions.values()):
+            session.check_backlog()
 
     def transmit(self) -> None:
         if self.ended:
             return
         server = self.server
         now = server.clock.seconds()
-        transport = server.transport
-        if transport is not None:
+        send = server.sender()
+        if send is not None:
             written = 0
             for data, addr in self.quic.datagrams_to_send(now):
                 written += len(data)
                 try:
-                    transport.write(data, addr)
+                    send(data, addr)
                 except OSError:
                     server.send_errors += 1
             self.backlog = max(0, self.backlog - written)
-        timer_at = self.quic.get_timer()
-        if self._timer is not None and self._timer_at != timer_at:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        if self._timer is None and timer_at is not None:
-            self._timer = server.clock.callLater(max(0.0, timer_at - now), self._on_timer)
-        self._timer_at = timer_at
+        self._arm(self.quic.get_timer(), now)
         self._process_events()
+
+    def _arm(self, timer_at: float | None, now: float) -> None:
+        """Keep the reactor's call at or before aioquic's timer. A call due earlier than
+        the timer is kept (it finds nothing due and arms again: aioquic's timer moves
+        on nearly every packet, a rescheduled call costs more than an early one); one
+        due later is moved forward; none is needed without a timer, but an armed
+        one is left to fire."""
+        self._timer_at = timer_at
+        if timer_at is None:
+            return
+        timer = self._timer
+        if timer is not None and timer.active():
+            if timer.getTime() <= timer_at:
+                return
+            timer.reset(max(0.0, timer_at - now))
+            return
+        self._timer = self.server.clock.callLater(max(0.0, timer_at - now), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        now = max(self._timer_at or 0.0, self.server.clock.seconds())
-        self._timer_at = None
+        timer_at = self._timer_at
+        now = self.server.clock.seconds()
+        if timer_at is None or timer_at > now + _EARLY:
+            # Fired before aioquic's timer (moved on since it was armed): arm again.
+            self._arm(timer_at, now)
+            return
         try:
-            self.quic.handle_timer(now)
+            # A call may fire a hair before its time: the timer is then due.
+            self.quic.handle_timer(max(timer_at, now))
             self._process_events()
             self.transmit()
         except Exception:
@@ -584,6 +622,12 @@ class WebTransportServer(DatagramProtocol):
         self.messages: Counter[str] = Counter()
         self.errors = 0
         self.send_errors = 0
+        # While a batch of datagrams is handled, the connections that owe packets
+        # (sent once the batch is done, `_Connection.flush`).
+        self.batching = False
+        self.dirty: set[_Connection] = set()
+        self._reading: DatagramReader | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def open_connections(self) -> int:
@@ -609,15 +653,62 @@ class WebTransportServer(DatagramProtocol):
         for connection in list(self._open):
             connection.close_now()
 
+    def startProtocol(self) -> None:
+        # Datagrams go out through the port's socket (as vinom.hosting.udp's: Port.write
+        # checks every address, and ours are the literals recvfrom gave), and those
+        # waiting behind one that arrives are read and handled with it.
+        sock = getattr(self.transport, "socket", None)
+        self._socket = sock if isinstance(sock, socket.socket) else None
+        if self._socket is not None:
+            self._reading = DatagramReader(
+                self._socket, self._handle_datagrams,
+                read_size=int(getattr(self.transport, "maxPacketSize", 4096)),
+                recvmmsg=False,
+            )  # fmt: skip
+
     def stopProtocol(self) -> None:
+        self._socket = None
+        if self._reading is not None:
+            self._reading.close()
+            self._reading = None
         for connection in list(self._open):
             connection.terminated()
 
+    def sender(self) -> Callable[[bytes, Any], Any] | None:
+        """What sends a datagram (`sendto` of the port's socket, else the port's `write`)."""
+        if self._socket is not None:
+            return self._socket.sendto
+        if self.transport is not None:
+            return self.transport.write
+        return None
+
     def datagramReceived(self, data: bytes, addr: Any) -> None:
+        batch = [(data, addr)]
+        if self._reading is not None:
+            self._reading.read_more(batch)
+        self._handle_datagrams(batch)
+
+    def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
+        """Handle a batch of datagrams, then transmit once on each connection that owes
+        packets for any of them; returns the bytes handled."""
+        read = 0
+        self.batching = True
         try:
-            self._datagram(data, addr)
-        except Exception:
-            self.failed("a WebTransport datagram's handling")
+            for data, addr in datagrams:
+                read += len(data)
+                try:
+                    self._datagram(data, addr)
+                except Exception:
+                    self.failed("a WebTransport datagram's handling")
+        finally:
+            self.batching = False
+        dirty, self.dirty = self.dirty, set()
+        for connection in dirty:
+            try:
+                connection.flush()
+            except Exception:
+                self.failed("a WebTransport connection's transmit")
+        return read
 
     def _datagram(self, data: bytes, addr: Any) -> None:
         buf = Buffer(data=data)
