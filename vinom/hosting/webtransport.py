@@ -692,12 +692,14 @@ class WebTransportServer(DatagramProtocol):
         """Handle a batch of datagrams, then transmit once on each connection that owes
         packets for any of them; returns the bytes handled."""
         read = 0
+        # Timed once, as the batch was read: every datagram in it had arrived by then.
+        now = self.clock.seconds()
         self.batching = True
         try:
             for data, addr in datagrams:
                 read += len(data)
                 try:
-                    self._datagram(data, addr)
+                    self._datagram(data, addr, now)
                 except Exception:
                     self.failed("a WebTransport datagram's handling")
         finally:
@@ -710,7 +712,14 @@ class WebTransportServer(DatagramProtocol):
                 self.failed("a WebTransport connection's transmit")
         return read
 
-    def _datagram(self, data: bytes, addr: Any) -> None:
+    def _datagram(self, data: bytes, addr: Any, now: float) -> None:
+        if data and data[0] & 0xC0 == 0x40:
+            # A short header (the packets of an open connection): the destination
+            # connection ID is the 8 bytes after the first, with no header to parse.
+            connection = self.connections.get(data[1:9])
+            if connection is not None:
+                connection.receive(data, addr, now)
+                return
         buf = Buffer(data=data)
         try:
             header = pull_quic_header(buf, host_cid_length=8)
@@ -719,7 +728,7 @@ class WebTransportServer(DatagramProtocol):
             return
         connection = self.connections.get(header.destination_cid)
         if connection is not None:
-            connection.receive(data, addr, self.clock.seconds())
+            connection.receive(data, addr, now)
             return
         if header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
             self.dropped("unknown_connection")
@@ -764,7 +773,7 @@ class WebTransportServer(DatagramProtocol):
         for cid in (header.destination_cid, quic.host_cid):
             connection.cids.add(cid)
             self.connections[cid] = connection
-        connection.receive(data, addr, self.clock.seconds())
+        connection.receive(data, addr, now)
 
     def forget(self, connection: _Connection) -> None:
         """A connection ended: its IDs and its count go."""
