@@ -102,12 +102,12 @@ from aioquic.quic.packet import (
 from attrs import frozen
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorFDSet, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vinom.hosting.datagrams import DatagramReader
+from vinom.hosting.datagrams import DatagramReader, GameHostPort
 from vinom.hosting.game_stream import (
     ADMISSION_STATUS,
     CLOSE_NORMAL,
@@ -130,10 +130,13 @@ __all__ = [
     "WebTransportServer",
     "close_capsule",
     "frame",
+    "listen_webtransport",
 ]
 
 _log = Logger()
 _MAX_LOGGED = 10
+# The largest datagram read (QUIC's are at most 1500 on the paths browsers take).
+READ_SIZE = 4096
 # A reactor call this close before aioquic's timer handles it (timers fire a hair early).
 _EARLY = 0.0005
 
@@ -662,8 +665,8 @@ class WebTransportServer(DatagramProtocol):
         if self._socket is not None:
             self._reading = DatagramReader(
                 self._socket, self._handle_datagrams,
-                read_size=int(getattr(self.transport, "maxPacketSize", 4096)),
-                recvmmsg=False,
+                read_size=int(getattr(self.transport, "maxPacketSize", READ_SIZE)),
+                recvmmsg=isinstance(self.transport, GameHostPort),
             )  # fmt: skip
 
     def stopProtocol(self) -> None:
@@ -681,6 +684,11 @@ class WebTransportServer(DatagramProtocol):
         if self.transport is not None:
             return self.transport.write
         return None
+
+    def read_waiting(self) -> None:
+        """Read and handle every datagram waiting (a `GameHostPort`'s doRead)."""
+        if self._reading is not None:
+            self._reading.read_waiting()
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         batch = [(data, addr)]
@@ -786,6 +794,22 @@ class WebTransportServer(DatagramProtocol):
             self._per_client[connection.client] -= 1
             if self._per_client[connection.client] <= 0:
                 del self._per_client[connection.client]
+
+
+def listen_webtransport(reactor: Any, port: int, server: WebTransportServer,
+                        interface: str = "") -> IListeningPort:  # fmt: skip
+    """Serve `server` on UDP `port` (0: any free port); raises CannotListenError.
+
+    On a reactor that watches file descriptors (every POSIX reactor) the port is a
+    `GameHostPort`, which reads the datagrams waiting in batches (one `recvmmsg` each
+    on Linux, IPv4), as a game host's; elsewhere the reactor's own."""
+    if not IReactorFDSet.providedBy(reactor):
+        listening: IListeningPort = reactor.listenUDP(port, server, interface=interface,
+                                                      maxPacketSize=READ_SIZE)  # fmt: skip
+        return listening
+    game_port = GameHostPort(port, server, interface, READ_SIZE, reactor)
+    game_port.startListening()
+    return game_port
 
 
 _SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)
