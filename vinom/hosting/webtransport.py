@@ -14,6 +14,18 @@ a client's first Initial packet), transmits what the connection then has to
 send, and keeps one reactor timer per connection at its `get_timer()`. There
 is no asyncio loop.
 
+Its cost per move is mostly aioquic's per packet (docs/performance.md, "play
+--transport webtransport"), so the adapter makes as few packets as it can,
+as the game host does: the datagrams waiting on the socket are read and
+handled as one batch (vinom.hosting.datagrams; `listen_webtransport` serves
+the port as a `GameHostPort`, one `recvmmsg` per batch), and only then does
+each connection that owes anything transmit, once: the states a room sent a
+browser for every move in the batch leave together, in one packet where they
+fit. Packets go out with the socket's `sendto` (Port.write checks every
+address). aioquic's timer moves on almost every packet; the reactor's call
+is moved only when the timer comes earlier, and one that fires before the
+timer finds nothing due and is armed again.
+
 On each connection, `H3Connection` (with WebTransport enabled) turns QUIC
 into HTTP/3. An extended CONNECT (`:protocol webtransport`) at `/game` opens a
 `GameTransportSession` when the Origin is allowed and the client's address
