@@ -128,6 +128,7 @@ from vinom.hosting.game_stream import (
     GameStreamRunner,
     IGameStreamWire,
 )
+from vinom.hosting.udp import SOCKET_BUFFER
 from vinom.hosting.websocket import GameSocketFactory
 from vinom.net.addresses import client_key
 from vinom.protocol.events import UNRELIABLE
@@ -680,6 +681,12 @@ class WebTransportServer(DatagramProtocol):
                 read_size=int(getattr(self.transport, "maxPacketSize", READ_SIZE)),
                 recvmmsg=isinstance(self.transport, GameHostPort),
             )  # fmt: skip
+            # The game host's socket buffers: every browser's packets wait in one
+            # socket while the reactor is busy, and a full one loses them (a lost
+            # move waits for QUIC's loss timer).
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):  # else: the system's default
+                    self._socket.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
     def stopProtocol(self) -> None:
         self._socket = None
