@@ -414,19 +414,19 @@ class GatewayTests(GatewayTestCase):
             await client.hello(f"held{i}")
             sessions.append(Deferred.fromCoroutine(self._queue_and_join(client)))
         for session in await gatherResults(sessions):
-            while session.state is None:
-                await deferLater(reactor, 0.05, lambda: None)
+            await until(lambda session=session: session.state is not None, "the match's state")  # type: ignore[misc]
         draining.process.transport.signalProcess("TERM")
         # The lobby is alive (its /health answers 200) and takes no new player (/ready).
-        while (await http_get(f"http://127.0.0.1:{draining.ops}/ready"))[0] != 503:
-            await deferLater(reactor, 0.05, lambda: None)
+        async def unready() -> bool:
+            return (await http_get(f"http://127.0.0.1:{draining.ops}/ready"))[0] == 503
+
+        await until(unready, "/ready to answer 503")
         self.assertEqual((await http_get(f"http://127.0.0.1:{draining.ops}/health"))[0], 200)
         # The gateway puts it out at its next check: a readiness check, not a liveness one.
-        began = reactor.seconds()
-        while (await self.status(ops))["backends"]["a"]["up"]:
-            self.assertLess(reactor.seconds() - began, 20.0,
-                            "the gateway kept a draining lobby in")  # fmt: skip
-            await deferLater(reactor, 0.05, lambda: None)
+        async def put_out() -> bool:
+            return not (await self.status(ops))["backends"]["a"]["up"]
+
+        await until(put_out, "the gateway to put the draining lobby out", timeout=20)
         before = (await self.status(ops))["backends"]
         # New players through the gateway all reach lobby b at once: none is told
         # `server_draining` and sent on to try again.
