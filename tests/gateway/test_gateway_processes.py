@@ -273,9 +273,10 @@ class GatewayTests(GatewayTestCase):
         self.assertEqual(json.loads(reply.split(b"\n")[0])["type"], "welcome")
         status = await self.status(ops)
         self.assertEqual(status["terminated"], 4)
-        while status["connections"]:  # each closed (its TLS layer and what is inside)
-            await deferLater(reactor, 0.05, lambda: None)
-            status = await self.status(ops)
+        async def all_closed() -> bool:  # each closed (its TLS layer and what is inside)
+            return not (await self.status(ops))["connections"]
+
+        await until(all_closed, "every connection closed")
 
     async def test_two_client_addresses_are_two_for_the_lobby(self) -> None:
         lobby = await self.lobby("--max-connections-per-ip", "1")
@@ -385,8 +386,10 @@ class GatewayTests(GatewayTestCase):
         lobbies[doomed].process.transport.signalProcess("KILL")
         # The gateway closes the player's lobby connection with its lobby's; the player
         # comes back through the gateway, which sends them to the lobby still up.
-        while (await self.status(ops))["backends"][doomed]["up"]:
-            await deferLater(reactor, 0.05, lambda: None)
+        async def put_out() -> bool:
+            return not (await self.status(ops))["backends"][doomed]["up"]
+
+        await until(put_out, "the killed lobby put out")
         again = await connect_lobby(reactor, "127.0.0.1", port, trust=self.cert)
         refound = await again.reconnect(welcome.player_id, welcome.secret)
         self.assertEqual(refound.game_id, found.game_id)
