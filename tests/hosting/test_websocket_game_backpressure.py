@@ -311,9 +311,6 @@ class LongMessageTests(TestCase):
             protocol=RecordingPlayer,
         )  # fmt: skip
         assert isinstance(player, RecordingPlayer)
-        end = reactor.seconds() + 10
-        while not player.of_type("event"):
-            self.assertLess(reactor.seconds(), end, "no event came")
-            await deferLater(reactor, 0.01)
+        await until(lambda: player.of_type("event"), "the event", every=0.01)
         self.assertEqual(player.of_type("event")[0]["d"], {"blob": "x" * 20000})
         self.assertEqual(self.flushLoggedErrors(), [])
