@@ -8,7 +8,7 @@ matched, connect over UDP and hold their matches open; the host's process
 group (the host and its children) is stopped with SIGSTOP for `PAUSE`
 seconds and continued with SIGCONT. The host's worker supervisor must not
 take its own pause for its workers' silence: no worker is killed, the host
-registers again at once, and every match plays on to `finished`.
+registers again (how soon is printed), and every match plays on to `finished`.
 
 How the test players tolerate the silence: their connect tokens carry a
 session timeout (the lobby's `--session-timeout`) longer than the pause, so
