@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -133,12 +134,23 @@ class HarnessPieceTests(unittest.TestCase):
         self.assertTrue(dead, "the command outlived its killed harness")
 
     def test_close_stops_a_worker_ignoring_stdin_at_once(self) -> None:
+        waited_out: list[float | None] = []
         with Harness(60) as harness:
             worker = harness.spawn_command("sleeper", ["sleep", "300"], None, ignores_stdin=True)
-            started = time.monotonic()
-        self.assertIsNotNone(worker.popen.returncode)
-        # SIGTERM at once, not after the grace given to workers that read stdin (3 s).
-        self.assertLess(time.monotonic() - started, 2.5)
+            wait = worker.popen.wait
+
+            def counted_wait(timeout: float | None = None) -> int:
+                try:
+                    return wait(timeout)
+                except subprocess.TimeoutExpired:
+                    waited_out.append(timeout)
+                    raise
+
+            worker.popen.wait = counted_wait  # type: ignore[method-assign]
+        self.assertEqual(worker.popen.returncode, -signal.SIGTERM)
+        # SIGTERM at once, not after the grace given to workers that read stdin (3 s):
+        # no wait for it to end ran out.
+        self.assertEqual(waited_out, [])
 
     def test_a_silent_worker_is_reported_busy_or_idle(self) -> None:
         # A server stuck in a loop (the CPU its wait used) is told apart from one
@@ -208,6 +220,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(code, 0, stderr)
         self.assertEqual(result["scenario"], "play")
         self.assertEqual(result["players"], 6)
+        # The host records its matches, as `twistd vinom` does by default.
+        self.assertIs(result["recording"], True)
         self.assertRate(result, "moves_per_s")
         # Every applied move reaches both players of its room.
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
@@ -248,6 +262,24 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["ticks_per_s"], 0)
         self.assertLessEqual(result["ticks_per_s"], 20 + 2)
         self.assertEqual((result["dropped_to_client"], result["dropped_to_host"]), (0, 0))
+
+    def test_play_arena_with_spectators(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--spectators", "5", "--warmup", "0.5", "--duration", "1"
+        )
+        self.assertEqual(code, 0, (stderr, result))
+        self.assertEqual((result["spectators"], result["errors"]), (5, 0))
+        # Every spectator gets the match's states (one per tick at most, a few in a
+        # window on a loaded machine), each datagram at least a state's bytes.
+        self.assertGreater(result["spectator_states_per_s"], 0)
+        self.assertLessEqual(result["spectator_states_per_s"], 20 + 1)
+        self.assertGreater(result["spectator_kbytes_per_s"], 0)
+        self.assertGreaterEqual(result["spectator_datagrams_per_s"],
+                                5 * result["spectator_states_per_s"] * 0.9)  # fmt: skip
+        self.assertGreater(result["input_to_state_p99_ms"], 0)
+        code, _result, stderr = run_bench("play", "--spectators", "5")
+        self.assertEqual(code, 2)
+        self.assertIn("--spectators watch an arena match", stderr)
 
     def test_play_arena_over_a_lossy_delayed_path(self) -> None:
         code, result, stderr = run_bench(
@@ -342,8 +374,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         # WebTransport): 20 QUIC connections from one address, past the listener's
         # default per-address cap, which the bench server lifts.
         code, result, stderr = run_bench(
-            "play", "--rooms", "10", "--transport", "webtransport", "--warmup", "0.3",
-            "--duration", "0.7",
+            "play", "--rooms", "10", "--transport", "webtransport", "--warmup", "0.5",
+            "--duration", "2",
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
         self.assertEqual((result["scenario"], result["transport"]), ("play", "webtransport"))
