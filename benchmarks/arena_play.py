@@ -70,6 +70,7 @@ def run(options: ScenarioOptions) -> int:
     key = os.urandom(32)
     rooms = int(options["rooms"])
     seats = int(options["players"])  # in each room
+    watching = int(options["spectators"])
     players = rooms * seats
     progress = progress_for(options, "play arena", options.planned_seconds())
 
@@ -85,6 +86,8 @@ def run(options: ScenarioOptions) -> int:
                     "key": key.hex(), "rooms": rooms, "game": "arena", "seats": seats,
                     "state_interval": options["state-interval"],
                     "snapshot_checksums": options["snapshot-checksums"],
+                    "record": not options["no-record"],
+                    **({"spectators": watching} if watching else {}),
                 })],
                 server_cpu,
             )  # fmt: skip
@@ -94,8 +97,21 @@ def run(options: ScenarioOptions) -> int:
                 seats=seats, input_rate=options["input-rate"], loss=options["loss"],
                 delay_ms=options["delay"], loss_seed=options["loss-seed"],
             )  # fmt: skip
+            if watching:
+                loads.append(harness.spawn(
+                    "spectators", "benchmarks.load_worker",
+                    ["arena-spectators", json.dumps({
+                        "host": "127.0.0.1", "port": ready["port"], "key": key.hex(),
+                        "spectators": watching, "warmup": options["warmup"],
+                        "duration": options["duration"],
+                    })],
+                    load_cpus[-1],
+                ))  # fmt: skip
             measured = MeasuredRun(harness, server, loads, options, "play", options["duration"])
             results = measured.run(mark_server=True)
+            # The spectators' load reports apart from the players' (its CPU counts as load).
+            watched = results[-1] if watching else None
+            results = results[:-1] if watching else results
     except BenchError as e:
         progress.finish()
         return report_failure("play", e, options)
@@ -139,6 +155,8 @@ def run(options: ScenarioOptions) -> int:
         "loss": options["loss"],
         "delay_ms": options["delay"],
         "loss_seed": options["loss-seed"],
+        # Whether the host recorded its matches (play --no-record; benchmarks.play).
+        "recording": bool(ready.get("recording")),
         "inputs_per_s": round(inputs / window, 1),
         "states_per_s_per_client": round(sum(states) / max(len(states), 1), 1),
         "states_per_s_per_client_max": round(max(states, default=0.0), 1),
@@ -176,6 +194,18 @@ def run(options: ScenarioOptions) -> int:
         "server_cpu_share": round(server_cpu_s / window, 4),
         "bottleneck": bottleneck(server_cpu_s, measured.load_cpu_s, window, load_cores),
     }
+    if watched is not None:
+        errors += int(watched["errors"])
+        per_spectator = max(len(watched["spectator_messages"]), 1)
+        summary.update({
+            "spectators": watching,
+            "spectator_states_per_s": round(
+                sum(watched["spectator_messages"]) / window / per_spectator, 1),
+            "spectator_kbytes_per_s": round(
+                sum(watched["spectator_bytes"]) / window / 1000 / per_spectator, 2),
+            "spectator_datagrams_per_s": round(sum(watched["spectator_datagrams"]) / window, 1),
+        })  # fmt: skip
+        summary["errors"] = errors
     if error_codes:
         summary["error_codes"] = error_codes
     # What became of the real-time inputs in the window (held, late, early, duplicate...).
@@ -212,6 +242,9 @@ def run(options: ScenarioOptions) -> int:
          f"{summary['input_to_state_p50_ms']} / {summary['input_to_state_p99_ms']}"),
         ("echo (state with i) p50 / p99 ms",
          f"{summary['echo_p50_ms']} / {summary['echo_p99_ms']}"),
+        *([(f"{watching} spectators: states / s, KB / s each; datagrams / s in all",
+            f"{summary['spectator_states_per_s']}, {summary['spectator_kbytes_per_s']}; "
+            f"{summary['spectator_datagrams_per_s']}")] if watched is not None else []),
         ("errors", errors),
         *([(f"simulated loss {options['loss']:g}, delay {options['delay']:g} ms: dropped "
             "to client / to host",
@@ -222,7 +255,8 @@ def run(options: ScenarioOptions) -> int:
     ]  # fmt: skip
     report(
         f"play --game arena: {rooms} room(s) x {seats} players, inputs at "
-        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured"
+        f"{options['input-rate']:g} Hz, {options['duration']:g} s measured, "
+        + ("recording" if summary["recording"] else "not recording")
         + (f", loss {options['loss']:g} and {options['delay']:g} ms added each way"
            if options["loss"] or options["delay"] else ""),
         rows, summary, table=options.show_table,

@@ -17,6 +17,12 @@ fails (non-zero exit status or no JSON line) is shown with the end of its
 standard error; the other runs still run, and `compare` then exits with 1.
 Only runs alternated in one session compare: these machines drift too much
 between sessions.
+
+`--baseline-args ARGS` adds ARGS (shell words) to side A's scenario options
+only: with it `--baseline` may be left out, and both sides then run this
+interpreter (and its vinom), so one option's cost is measured on one build,
+e.g. `compare --baseline-args --no-record play` for match recording's (A: not
+recording, B: recording). Only pass an option a side's build knows.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -74,7 +81,9 @@ rounds.coerceDoc = "A whole number, at least 1."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options):
-    synopsis = "--baseline VENV [--rounds N] <scenario> [scenario options]"
+    synopsis = (
+        "(--baseline VENV | --baseline-args ARGS) [--rounds N] <scenario> [scenario options]"
+    )
     longdesc = __doc__
     optFlags = [
         ["json", None, "Print only the JSON line (no table)."],
@@ -83,11 +92,21 @@ class Options(usage.Options):
     optParameters = [
         ["baseline", None, None, "Virtualenv of build A: its bin/python runs side A.", str],
         ["rounds", None, 3, "Runs of each side, alternated A B A B ...", rounds],
+        [
+            "baseline-args",
+            None,
+            None,
+            "Scenario options (shell words) side A adds to the given ones; without "
+            "--baseline, side A is this interpreter too (one build, two option sets).",
+            str,
+        ],
     ]
 
     scenario: str
     scenario_args: list[str]
     scenario_options: usage.Options
+    # Side A's scenario options beyond the shared ones (--baseline-args).
+    baseline_args: list[str]
 
     def parseArgs(self, *args: str) -> None:
         # The scenarios are those of `python -m benchmarks`, whose Options parses
@@ -100,10 +119,16 @@ class Options(usage.Options):
         if not args or args[0] not in table:
             raise usage.UsageError("name the scenario to compare: " + ", ".join(table))
         self.scenario, *self.scenario_args = args
-        # Checked here, once, rather than by each of the 2N runs.
+        try:
+            self.baseline_args = shlex.split(self["baseline-args"] or "")
+        except ValueError as e:
+            raise usage.UsageError(f"--baseline-args: {e}") from None
+        # Checked here, once, rather than by each of the 2N runs (side A's options too).
         self.scenario_options = table[self.scenario]()
         try:
             self.scenario_options.parseOptions(self.scenario_args)
+            if self.baseline_args:
+                table[self.scenario]().parseOptions([*self.scenario_args, *self.baseline_args])
         except usage.UsageError as e:
             raise usage.UsageError(f"{self.scenario}: {e}") from None
         if self.scenario_options.get("profile"):
@@ -111,8 +136,15 @@ class Options(usage.Options):
             raise usage.UsageError("--profile: profile each build on its own, not with compare")
 
     def postOptions(self) -> None:
-        if self["baseline"] is None:
-            raise usage.UsageError("--baseline VENV is required (the virtualenv of build A)")
+        if self["baseline"] is None and not self.baseline_args:
+            raise usage.UsageError(
+                "--baseline VENV (the virtualenv of build A) or --baseline-args ARGS "
+                "(side A's own options on this build) is required"
+            )
+
+    def side_args(self, side: str) -> list[str]:
+        """The scenario's options on `side`."""
+        return [*self.scenario_args, *(self.baseline_args if side == "A" else ())]
 
     def run_limit(self) -> float | None:
         """Seconds after which one run is stopped (its scenario's hard limit, and start-up)."""
@@ -130,12 +162,13 @@ def measures_sources() -> bool:
     return bool(os.environ.get("VINOM_BENCH_SOURCES"))
 
 
-def side_env(side: str) -> dict[str, str]:
+def side_env(sources: bool) -> dict[str, str]:
     """The environment of one side's runs: the same for both but VINOM_BENCH_SOURCES,
-    which only B may have (A always measures the vinom installed in VENV)."""
+    kept only where the side measures the sources (B, and A when it is B's build:
+    a baseline VENV always measures the vinom installed in it)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    if side == "A":
+    if not sources:
         env.pop("VINOM_BENCH_SOURCES", None)
     return env
 
@@ -147,11 +180,11 @@ def baseline_python(venv: str) -> str:
     return python
 
 
-def probe(side: str, python: str, cwd: str) -> dict[str, Any]:
+def probe(side: str, python: str, cwd: str, sources: bool) -> dict[str, Any]:
     """The build record of the vinom `python` imports as `side` (see PROBE)."""
     try:
         done = subprocess.run(
-            [python, "-c", PROBE], capture_output=True, cwd=cwd, env=side_env(side),
+            [python, "-c", PROBE], capture_output=True, cwd=cwd, env=side_env(sources),
             timeout=120, check=False,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -168,10 +201,11 @@ def probe(side: str, python: str, cwd: str) -> dict[str, Any]:
 
 
 def run_once(
-    side: str, number: int, python: str, options: Options, cwd: str, out: IO[str] | None
+    side: str, number: int, python: str, sources: bool, options: Options, cwd: str,
+    out: IO[str] | None,
 ) -> dict[str, Any]:
     """One run of the scenario on `side`: its record for the `runs` list."""
-    argv = [python, "-m", "benchmarks", options.scenario, *options.scenario_args, "--json", "-q"]
+    argv = [python, "-m", "benchmarks", options.scenario, *options.side_args(side), "--json", "-q"]
     if out is not None:
         out.write(f"compare: {side} round {number}/{options['rounds']} ... ")
         out.flush()
@@ -179,7 +213,7 @@ def run_once(
     started = time.monotonic()
     try:
         done = subprocess.run(
-            argv, capture_output=True, cwd=cwd, env=side_env(side),
+            argv, capture_output=True, cwd=cwd, env=side_env(sources),
             timeout=options.run_limit(), check=False,
         )  # fmt: skip
         code: int | None = done.returncode
@@ -273,6 +307,8 @@ def describe_side(side: str, record: Mapping[str, Any]) -> str:
     )
     if record.get("sources"):
         text += ", the checkout's sources (VINOM_BENCH_SOURCES=1)"
+    if record.get("args"):
+        text += f", with {shlex.join(record['args'])}"
     return text
 
 
@@ -320,7 +356,9 @@ def _exit(signum: int, frame: FrameType | None) -> None:
 
 def run(options: Options) -> int:
     pythons = {"B": sys.executable}
-    sources = {"A": False, "B": measures_sources()}
+    # Without --baseline, side A is this build too (only its options differ).
+    same_build = options["baseline"] is None
+    sources = {"A": same_build and measures_sources(), "B": measures_sources()}
     out = sys.stdout
     progress = None if options["quiet"] else sys.stderr
     # SIGTERM ends compare as Ctrl-C does: the run under way is killed, and its
@@ -329,13 +367,15 @@ def run(options: Options) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="vinom-compare-") as cwd:
             try:
-                pythons["A"] = baseline_python(options["baseline"])
-                builds = {side: probe(side, pythons[side], cwd) for side in SIDES}
+                pythons["A"] = (
+                    sys.executable if same_build else baseline_python(options["baseline"])
+                )
+                builds = {side: probe(side, pythons[side], cwd, sources[side]) for side in SIDES}
             except SetupError as e:
                 sys.stderr.write(f"compare: {e}\n")
                 return 2
             runs = [
-                run_once(side, number, pythons[side], options, cwd, progress)
+                run_once(side, number, pythons[side], sources[side], options, cwd, progress)
                 for number in range(1, options["rounds"] + 1)
                 for side in SIDES
             ]
@@ -347,7 +387,8 @@ def run(options: Options) -> int:
         "args": options.scenario_args,
         "rounds": options["rounds"],
         "sides": {
-            side: {"python": pythons[side], "sources": sources[side], "build": builds[side]}
+            side: {"python": pythons[side], "sources": sources[side], "build": builds[side],
+                   "args": options.side_args(side)[len(options.scenario_args):]}
             for side in SIDES
         },
         "runs": runs,
@@ -356,7 +397,7 @@ def run(options: Options) -> int:
     }
     if not options["json"]:
         title = (
-            f"compare: {' '.join([options.scenario, *options.scenario_args])}, "
+            f"compare: {shlex.join([options.scenario, *options.scenario_args])}, "
             f"{options['rounds']} rounds alternated (A B A B ...)"
         )
         write_table(out, title, summary)

@@ -60,6 +60,20 @@ impair the path in the load process (both directions, once every player has
 connected): a fraction P of the datagrams dropped (seeded by `--loss-seed`),
 MS milliseconds added each way.
 
+The host records every match as `twistd vinom` does by default (match
+records, vinom.hosting.records: files in a temporary directory); `--no-record`
+records none, as `twistd vinom --no-record` (`recording` in the JSON line says
+which; a build from before match records never records). Alternate the two on
+one build (`compare --variant --no-record`) for recording's cost.
+
+`--spectators N` (arena) has N spectators watch the first room's match over
+UDP, as `spectate` seats them (docs/lobby.md): one more load process
+(benchmarks.spectator_load) on the load core. The JSON adds what they got
+(`spectator_states_per_s`, `spectator_kbytes_per_s`: mean per spectator;
+`spectator_datagrams_per_s`: all of them). What they cost the players and
+the host is B/A of `compare --baseline-args "--spectators 0" play --game arena
+--spectators N`: `input_to_state_p99_ms` and `server_cpu_ms_per_player_s`.
+
 `--relay` (UDP) puts vinom's UDP relay (docs/gateway.md, "UDP relay") between
 the players and the game host: a relay process (benchmarks.relay_worker) on
 the server's core, each player sending to it behind a route token of its own.
@@ -135,6 +149,13 @@ class Options(ScenarioOptions):
             "and receives (one-way delay added in each direction).",
         ],
         ["loss-seed", None, "35", "--game arena: the seed of --loss's draws."],
+        [
+            "spectators",
+            None,
+            "0",
+            "--game arena: spectators watching the first room's match over UDP (a load "
+            "process of their own on the load core); compare with --spectators 0.",
+        ],
         ["loads", None, "1", "Load processes sharing the players (all on the load core)."],
         ["warmup", None, "2", "Seconds of warm-up after every player connected."],
         ["duration", None, "10", "Seconds measured."],
@@ -170,6 +191,12 @@ class Options(ScenarioOptions):
             None,
             "--game arena: the host adds a checksum to each snap and the load checks it "
             "(client_drops.snap_checksum counts mismatches); costs the host CPU.",
+        ],
+        [
+            "no-record",
+            None,
+            "The host records no match (by default it records every match, as "
+            "`twistd vinom` does).",
         ],
         [
             "relay",
@@ -219,6 +246,9 @@ class Options(ScenarioOptions):
             raise usage.UsageError("--input-rate must be above 0")
         non_negative_floats(self, "loss", "delay")
         self["loss-seed"] = non_negative_int(self, "loss-seed")
+        self["spectators"] = non_negative_int(self, "spectators")
+        if self["spectators"] and self["game"] != "arena":
+            raise usage.UsageError("--spectators watch an arena match (--game arena)")
         if not self["loss"] < 1:
             raise usage.UsageError("--loss is a fraction: 0 <= P < 1")
         arena_only = self["loss"] or self["delay"] or self["snapshot-checksums"]
@@ -254,6 +284,7 @@ def run(options: Options) -> int:
                     "host_workers": options["host-workers"],
                     "websocket": websocket,
                     "tls": tls,
+                    "record": not options["no-record"],
                     "webtransport": webtransport,
                 })],
                 server_cpu,
@@ -306,6 +337,9 @@ def run(options: Options) -> int:
         "host_workers": options["host-workers"],
         "transport": options["transport"],
         "server": "bare autobahn" if options["bare"] else "vinom",
+        # Whether the host recorded its matches (false with --no-record, or on a build
+        # from before match records).
+        "recording": bool(ready.get("recording")),
     }
     rows: list[tuple[str, Any]] = []
     if options["host-workers"]:
@@ -372,6 +406,7 @@ def run(options: Options) -> int:
             where += ", bare autobahn server"
     if options["relay"]:
         where += ", through the UDP relay"
+    where += ", recording" if summary["recording"] else ", not recording"
     report(
         f"play: {options['rooms']} duel rooms x 2 players ({where}), {options['loads']} load "
         f"process(es), {options['duration']:g} s measured",

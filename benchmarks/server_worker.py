@@ -12,7 +12,13 @@ With `websocket` it also serves the game WebSocket (`/game`, TLS) for the
 host's matches and reports its `websocket_port`; with `webtransport` as well
 the game sessions over WebTransport (vinom.hosting.webtransport, on a UDP port,
 admitted by that WebSocket's factory as `twistd vinom --webtransport` admits
-them) and reports its `webtransport_port`.
+them) and reports its `webtransport_port`. With `record` (play's
+default; `play --no-record` leaves it out) the host records every match as
+`twistd vinom` does by default (vinom.hosting.records, files in a temporary
+directory removed when the worker stops); `recording` in its ready message
+says whether it did (false on a build from before match records). With
+`spectators` N > 0 (play --game arena --spectators N) one match may have N
+spectators (at least the default 100).
 With `host_workers` N > 0 the rooms run in N game-host worker processes
 instead (`vinom.hosting.workers.pool.WorkerPool`, as `--host-workers N` runs
 them): once every worker is live the worker starts one host per worker (the
@@ -42,7 +48,9 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -84,6 +92,34 @@ def _room_players(room: int, now: float, game: str = DUEL, seats: int = 2) -> tu
     )
 
 
+def bench_recording(reactor: Any, settings: dict[str, Any]) -> Any:
+    """The `RecordSettings` of the rooms' host: every match recorded into a temporary
+    directory (removed at shutdown) when `settings` ask for `record`; None when they
+    do not, or when the installed build has no match records (a baseline from before
+    issue #38), whose factory takes no `recording`."""
+    if not settings.get("record"):
+        return None
+    try:
+        from vinom.hosting.records import RecordSettings
+    except ImportError:
+        return None
+    directory = tempfile.mkdtemp(prefix="vinom-bench-records-")
+    reactor.addSystemEventTrigger("after", "shutdown", shutil.rmtree, directory, True)
+    return RecordSettings(directory=directory)
+
+
+def bench_spectators(settings: dict[str, Any]) -> dict[str, Any]:
+    """The factory's `spectators` when `settings` have `spectators` watch (play --game
+    arena --spectators N): room for N on one match; nothing otherwise (a build from
+    before spectators takes no such argument, and has the defaults)."""
+    wanted = int(settings.get("spectators", 0))
+    if wanted <= 0:
+        return {}
+    from vinom.hosting.spectators import DEFAULT_MAX_PER_MATCH, SpectatorSettings
+
+    return {"spectators": SpectatorSettings(max_per_match=max(wanted, DEFAULT_MAX_PER_MATCH))}
+
+
 def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     """The inline host with its matches (or, with `host_workers`, the worker hosts)."""
     if int(settings.get("host_workers", 0)) > 0:
@@ -106,6 +142,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     else:
         game = DuelGame()
     registry = GameRegistry([game])
+    recording = bench_recording(reactor, settings)
     factory = InlineGameHostFactory(
         reactor=reactor,
         find_game=registry.get,
@@ -118,6 +155,9 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
             # play --game arena --snapshot-checksums (a build with delta snaps).
             **({"snapshot_checksums": True} if settings.get("snapshot_checksums") else {}),
         ),
+        # Only where there is one to give: an older factory takes no `recording`.
+        **({"recording": recording} if recording is not None else {}),
+        **bench_spectators(settings),
     )
     hosts: list[Any] = []
     factory.start_host(free_udp_port(interface)).addCallback(hosts.append)
@@ -153,6 +193,7 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
         "ports": [host.address.port],
         "rss_empty": rss_empty,
         "rss_rooms": rss_bytes(),
+        "recording": recording is not None,
     }
     if settings.get("websocket"):
         ready.update(listen_game_socket(
@@ -238,6 +279,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
 
     interface = settings.get("interface", "127.0.0.1")
     count = int(settings["host_workers"])
+    recording = bench_recording(reactor, settings)
     pool = WorkerPool(
         WorkerSettings(
             protocol=ProtocolConfig(token_key=bytes.fromhex(settings["key"])),
@@ -248,6 +290,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
                 connect_deadline=float(settings.get("connect_deadline", 60.0)),
                 state_interval=float(settings.get("state_interval", 1.0)),
             ),
+            **({"recording": recording} if recording is not None else {}),
         ),
         count,
         reactor,
@@ -276,6 +319,7 @@ async def start_worker_rooms(reactor: Any, settings: dict[str, Any]) -> Ready:
         "pids": pids,
         "rss_empty": rss_empty,
         "rss_rooms": rss_bytes(),
+        "recording": recording is not None,
     }
     return ready, pool_counters(pool, {pid: i for i, pid in enumerate(pids)})
 

@@ -208,6 +208,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(code, 0, stderr)
         self.assertEqual(result["scenario"], "play")
         self.assertEqual(result["players"], 6)
+        # The host records its matches, as `twistd vinom` does by default.
+        self.assertIs(result["recording"], True)
         self.assertRate(result, "moves_per_s")
         # Every applied move reaches both players of its room.
         self.assertGreater(result["msgs_delivered_per_s"], result["moves_per_s"])
@@ -248,6 +250,24 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["ticks_per_s"], 0)
         self.assertLessEqual(result["ticks_per_s"], 20 + 2)
         self.assertEqual((result["dropped_to_client"], result["dropped_to_host"]), (0, 0))
+
+    def test_play_arena_with_spectators(self) -> None:
+        code, result, stderr = run_bench(
+            "play", "--game", "arena", "--spectators", "5", "--warmup", "0.5", "--duration", "1"
+        )
+        self.assertEqual(code, 0, (stderr, result))
+        self.assertEqual((result["spectators"], result["errors"]), (5, 0))
+        # Every spectator gets the match's states (one per tick at most, a few in a
+        # window on a loaded machine), each datagram at least a state's bytes.
+        self.assertGreater(result["spectator_states_per_s"], 0)
+        self.assertLessEqual(result["spectator_states_per_s"], 20 + 1)
+        self.assertGreater(result["spectator_kbytes_per_s"], 0)
+        self.assertGreaterEqual(result["spectator_datagrams_per_s"],
+                                5 * result["spectator_states_per_s"] * 0.9)  # fmt: skip
+        self.assertGreater(result["input_to_state_p99_ms"], 0)
+        code, _result, stderr = run_bench("play", "--spectators", "5")
+        self.assertEqual(code, 2)
+        self.assertIn("--spectators watch an arena match", stderr)
 
     def test_play_arena_over_a_lossy_delayed_path(self) -> None:
         code, result, stderr = run_bench(

@@ -208,6 +208,35 @@ class CompareTests(unittest.TestCase):
             self.assertIn(name, done.stdout)
         self.assertEqual(figures["loss"]["A"]["median"], 0.1)
 
+    def test_one_build_with_two_option_sets(self) -> None:
+        # --baseline-args without --baseline: both sides run this build; only side A
+        # adds the options (here: the host records no match, as play's cost of
+        # recording is measured).
+        done = run_compare(
+            "--baseline-args", "--no-record", "--rounds", "1", "play", "--game", "arena",
+            "--warmup", "0.3", "--duration", "0.7",
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        summary = json_line(done)
+        sides = summary["sides"]
+        self.assertEqual((sides["A"]["python"], sides["B"]["python"]),
+                         (sys.executable, sys.executable))  # fmt: skip
+        self.assertEqual(sides["A"]["build"], sides["B"]["build"])
+        self.assertEqual((sides["A"]["args"], sides["B"]["args"]), (["--no-record"], []))
+        self.assertEqual(summary["args"],
+                         ["--game", "arena", "--warmup", "0.3", "--duration", "0.7"])  # fmt: skip
+        recording = {run["side"]: run["result"]["recording"] for run in summary["runs"]}
+        self.assertEqual(recording, {"A": False, "B": True})
+        table = done.stdout.strip().splitlines()[:-1]
+        self.assertTrue(any(line.startswith("A (baseline)") and line.endswith("with --no-record")
+                            for line in table), table)  # fmt: skip
+
+    def test_options_side_a_cannot_take_are_refused_before_any_run(self) -> None:
+        done = run_compare("--baseline-args", "--no-such-option", *TINY_UDP_ECHO, timeout=60)
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stdout, "")
+        self.assertIn("no-such-option", done.stderr)
+
     def test_compares_play_over_webtransport(self) -> None:
         # The transport of issue #37 against itself, once a side: the figures the
         # issue asks for (server CPU per move and p99) are compared.

@@ -7,9 +7,8 @@ Each session predicts its own dot with the arena's rules (`ArenaGame.step`,
 `ArenaGame.own`) and interpolates the views; the player changes velocity now
 and then for 3 s, then stands still. Measured: after 2 s the clock's estimate
 of the server's tick at each snap is within one tick of the tick the server
-was at (the snap's own tick plus the time since it left the host: at every
-snap on a quiet machine, nine in ten on a busy one, whose starved host sends
-late); once the inputs
+was at (its schedule: tick k at its start plus k / 20 s, the start read from the
+earliest snap to reach the proxy), at every snap; once the inputs
 are all acknowledged the predicted own position is the server's (to the view's
 0.01); the interpolated view is drawn.
 """
@@ -89,8 +88,26 @@ class Player:
         self.link = link
         self.rng = random.Random(seed)
         self.steering = True
-        self.errors: list[float] = []
+        # (when, the clock's estimate of the server's tick, the snap's tick, when
+        # that snap came to the proxy from the host), at each snap after 2 s.
+        self.samples: list[tuple[float, float, int, float]] = []
         self.started: float | None = None
+
+    def clock_errors(self) -> list[float]:
+        """The estimate's distance from the server's schedule at each sample. The
+        host runs tick k at its start plus k / RATE and catches up by whole steps
+        when it runs late (vinom.rooms.room), so the server's tick at `when` is
+        `(when - start) * RATE`; its start is the earliest a snap could have left
+        it: the least of (came to the proxy - k / RATE) over the snaps of the
+        second either side, loopback taking next to nothing. A snap a starved host
+        sent late is then late, not a truth that moved; a host stalled for longer
+        than it catches up drops the ticks beyond, and its schedule starts later."""
+        errors = []
+        for when, estimate, _, _ in self.samples:
+            start = min(came - tick / RATE for _, _, tick, came in self.samples
+                        if abs(came - when) <= 1.0)  # fmt: skip
+            errors.append(estimate - (when - start) * RATE)
+        return errors
 
 
 async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
@@ -112,13 +129,9 @@ async def play(lobby: LobbyAddress, name: str, seed: int) -> Player:
             player.started = now
         if now - player.started < 2.0 or session.tick is None:
             return
-        # The server's tick now: the snap's, plus the time since it came to the
-        # proxy from the host (it left the host as its tick ran), however long the
-        # proxy and this process took to pass it on.
-        truth = session.tick + (now - link.current) * RATE
         estimate = session.server_tick_now
         assert estimate is not None
-        player.errors.append(estimate - truth)
+        player.samples.append((now, estimate, session.tick, link.current))
 
     def on_state(message: dict[str, Any]) -> None:
         if message["p"] == "playing" and player.steering and player.rng.random() < 0.3:
@@ -181,16 +194,12 @@ class NetcodeOverALossyLinkTests(TestCase):
             with self.subTest(player=n):
                 session = player.session
                 self.assertGreater(player.link.dropped, 0)
-                # The clock: within one tick of the server's after 2 s. A host starved
-                # by a busy machine runs its ticks late and sends their snaps late,
-                # and then the snap's tick understates where its grid is: so nine in
-                # ten samples, and none beyond three ticks (on a quiet machine every
-                # sample is within one; tests/client/test_netcode.py holds the clock
-                # to every sample of a simulated link).
-                errors = sorted(map(abs, player.errors))
+                # The clock: within one tick of the server's schedule at every snap
+                # after 2 s (tests/client/test_netcode.py holds the clock to the same
+                # on a simulated link).
+                errors = player.clock_errors()
                 self.assertGreater(len(errors), 30)
-                self.assertLess(errors[len(errors) * 9 // 10], 1.0, errors[-5:])
-                self.assertLess(errors[-1], 3.0, errors[-5:])
+                self.assertLess(max(map(abs, errors)), 1.0, errors)
                 # The prediction: where the server has the player.
                 assert session.view is not None
                 own = GAME.own(session.view)

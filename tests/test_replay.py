@@ -109,12 +109,17 @@ DRIFT_PLUGIN = textwrap.dedent(
 
 async def replay_check(server: RunningTwistd, path: str) -> tuple[str, str, int]:
     """`vinom replay --check PATH` as a child process (the server's games installed)."""
+    return await vinom_replay(server, "--check", path)
+
+
+async def vinom_replay(server: RunningTwistd, *args: str) -> tuple[str, str, int]:
+    """`vinom replay ARGS` as a child process (the server's games installed)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (ROOT, os.path.join(server.data_dir, "path"), env.get("PYTHONPATH", "")) if p
     )
     out, err, code = await getProcessOutputAndValue(
-        sys.executable, ["-c", RUN_CLI, "replay", "--check", path], env=env
+        sys.executable, ["-c", RUN_CLI, "replay", *args], env=env
     )
     return out.decode(), err.decode(), code
 
@@ -226,6 +231,29 @@ class RecordedMatchTests(TestCase):
         with open(path, "rb") as f:
             self.assertEqual(stored, f.read())
         self.assertTrue(read_record(stored).complete)
+
+        # An operator on any machine checks (and keeps) it by the match id alone.
+        saved = os.path.abspath(self.mktemp())
+        out, err, code = await vinom_replay(
+            server, "--redis", redis.url, match_id, "--check", "--save", saved
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"match {match_id} (Redis): tictactoe match {match_id}", out)
+        self.assertIn("replays exactly; finished", out)
+        self.assertEqual(err, f"vinom: match {match_id}: record saved to {saved} "
+                              f"({len(stored):,} bytes)\n")  # fmt: skip
+        with open(saved, "rb") as f:
+            self.assertEqual(f.read(), stored)
+        # A match with no record there (never recorded, or expired) is one line.
+        out, err, code = await vinom_replay(server, "--redis", redis.url, "m-nope", "--check")
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn("no record of match 'm-nope' in Redis", err)
+        self.assertIn("'vinom:record:m-nope'", err)
+        # Without a terminal the viewer says so, as for a file.
+        out, err, code = await vinom_replay(server, "--redis", redis.url, match_id)
+        self.assertEqual(code, 1)
+        self.assertIn("needs a terminal", err)
 
     async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
         server = await start_twistd(

@@ -6,6 +6,7 @@
     vinom new-game mygame                 a new game package to start from (vinom.scaffold)
     vinom watch m-8f3a0c2d                watch a running match (vinom.client.watch)
     vinom replay FILE [--check]           watch or check a match record (vinom.client.replay)
+    vinom replay --redis URL MATCH_ID     the same, the record read from a deployment's Redis
 
 `play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
 HOST:PORT` (default localhost:7350) and `--trust CERT`, the certificate to
@@ -295,24 +296,57 @@ class WatchOptions(ClientOptions):
 
 
 class ReplayOptions(CommandOptions):
-    synopsis = "<file> [--check]"
+    synopsis = "<file> [--check] | --redis URL <match id> [--check] [--save FILE]"
     longdesc = (
         "Watch a match record (a game host writes one per match, DATA_DIR/records/*.vrec.gz) "
         "in this terminal at the match's pace: space pauses, + and - change the speed, the "
         "arrow keys seek, q quits. Every state hash in the record is checked; a difference "
-        "stops the replay and says at which tick. See docs/client.md."
+        "stops the replay and says at which tick. With --redis, the argument is a match id "
+        "and its record is read from that Redis, where the game hosts of a server run with "
+        "--redis copy each finished match's record (kept --record-redis-hours). See "
+        "docs/client.md and docs/operations.md."
     )
     optFlags = [
         ["check", None, "Replay the whole record at once, print one line and exit: 0 if it "
          "replays exactly, 1 if not (or if it cannot be read)."],
     ]
+    optParameters = [
+        ["redis", None, None, "Read the record of the match id given from this Redis "
+         "(redis://, rediss:// or redis+sentinel://, as twistd vinom's --redis) at "
+         "<prefix>record:<match id>."],
+        ["redis-password-file", None, None, "With --redis: the file holding its password "
+         "(default: $VINOM_REDIS_PASSWORD, else the URL's)."],
+        ["redis-sentinel-password-file", None, None, "With a redis+sentinel:// --redis: the "
+         "file holding the sentinels' password (default: $VINOM_REDIS_SENTINEL_PASSWORD)."],
+        ["redis-ca-file", None, None, "With a rediss:// --redis: the CA certificate(s) that "
+         "issued Redis's certificate (default: the system's)."],
+        ["save", None, None, "With --redis: also write the record to this file (Redis keeps "
+         "it --record-redis-hours only)."],
+    ]
 
     def parseArgs(self, path: str | None = None) -> None:
         if path is None:
             raise usage.UsageError(
+                "name the match, e.g. 'vinom replay --redis redis://10.0.0.5 m-8f3a0c2d'"
+                if self["redis"] is not None else
                 "name the record, e.g. 'vinom replay vinom-data/records/X.vrec.gz'"
-            )
+            )  # fmt: skip
         self["path"] = path
+
+    def postOptions(self) -> None:
+        self["redis-settings"] = None
+        if self["redis"] is None:
+            for name in ("redis-password-file", "redis-sentinel-password-file",
+                         "redis-ca-file", "save"):  # fmt: skip
+                if self[name] is not None:
+                    raise usage.UsageError(f"--{name} is for --redis, which is not given")
+            return
+        from vinom.server.startup import redis_settings
+
+        self["redis-settings"] = redis_settings(
+            self["redis"], self["redis-password-file"], self["redis-sentinel-password-file"],
+            self["redis-ca-file"],
+        )
 
 
 class Options(CommandOptions):
@@ -417,6 +451,62 @@ def replay_check_command(
 
     games = registry if registry is not None else GameRegistry.from_plugins()
     return check_record(path, games.get, out, err)
+
+
+def fetch_from_redis(reactor: Any, options: ReplayOptions, err: TextIO) -> Deferred[bytes]:
+    """The record of `vinom replay --redis URL MATCH_ID`, written to --save's file too."""
+    from vinom.server.record_fetch import fetch_record
+
+    async def fetch() -> bytes:
+        data = await fetch_record(reactor, options["redis-settings"], options["path"])
+        if options["save"] is not None:
+            try:
+                Path(options["save"]).write_bytes(data)
+            except OSError as e:
+                raise CommandError(f"--save {options['save']}: {e.strerror or e}") from None
+            err.write(f"vinom: match {options['path']}: record saved to {options['save']} "
+                      f"({len(data):,} bytes)\n")  # fmt: skip
+        return data
+
+    return Deferred.fromCoroutine(fetch())
+
+
+def replay_redis_command(
+    reactor: Any, options: ReplayOptions, out: TextIO, err: TextIO,
+    registry: GameRegistry | None = None,
+) -> int:
+    """`vinom replay --redis URL MATCH_ID [--check]`: the record read from Redis, then
+    watched (a terminal) or checked as a file's would be."""
+    from vinom.client.replay import ReplayError, check_loaded, parse_record, run_replay
+
+    games = registry if registry is not None else GameRegistry.from_plugins()
+    label = f"match {options['path']} (Redis)"
+    if not options["check"]:
+        return run_replay(reactor, label, games.get,
+                          fetch=lambda: fetch_from_redis(reactor, options, err))  # fmt: skip
+    status: list[int] = []
+
+    def check(data: bytes) -> None:
+        try:
+            record, game = parse_record(label, data, games.get)
+        except ReplayError as e:
+            err.write(f"vinom: {e}\n")
+            status.append(1)
+            return
+        status.append(check_loaded(label, record, game, out, err))
+
+    def failed(failure: Failure) -> None:
+        err.write(f"vinom: {failure.getErrorMessage()}\n")
+        status.append(1)
+
+    def run() -> None:
+        d = fetch_from_redis(reactor, options, err)
+        d.addCallbacks(check, failed)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(run)
+    reactor.run()
+    return status[0] if status else 1
 
 
 def new_game_command(
@@ -680,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return games_command(sub, sys.stdout)
         if options.subCommand == "new-game":
             return new_game_command(sub, sys.stdout)
-        if options.subCommand == "replay" and sub["check"]:
+        if options.subCommand == "replay" and sub["check"] and sub["redis"] is None:
             return replay_check_command(sub["path"], sys.stdout, sys.stderr)
         if options.subCommand == "play":
             game = find_game(sub["game"])
@@ -696,6 +786,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vinom.client.watch import run_watch
 
         return run_watch(reactor, sub["address"], sub["what"], GameRegistry.from_plugins().get)
+
+    if options.subCommand == "replay" and sub["redis"] is not None:
+        return replay_redis_command(reactor, sub, sys.stdout, sys.stderr)
 
     if options.subCommand == "replay":
         from vinom.client.replay import run_replay

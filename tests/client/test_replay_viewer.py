@@ -7,6 +7,7 @@ import curses
 import gzip
 import io
 import os
+import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -124,3 +125,18 @@ class CheckCommandTests(SynchronousTestCase):
             err.getvalue(), "vinom: cannot read /nonexistent.vrec.gz: No such file or directory\n"
         )
         self.assertEqual(main(["replay"]), 2)
+
+    def test_redis_options_are_checked_before_anything_runs(self) -> None:
+        for argv, says in (
+            (["replay", "--save", "x.vrec.gz", "f.vrec.gz"], "--save is for --redis"),
+            (["replay", "--redis", "redis://127.0.0.1:1"], "name the match"),
+            (["replay", "--redis", "http://x", "m-1"], "--redis: "),
+            (["replay", "--redis", "redis://127.0.0.1:1", "--redis-ca-file", "ca.pem", "m-1"],
+             "--redis-ca-file is for a rediss:// (TLS) --redis"),
+        ):
+            with self.subTest(argv=argv):
+                err = io.StringIO()
+                self.patch(sys, "stderr", err)
+                self.assertEqual(main(argv), 2)
+                self.assertIn(says, err.getvalue())
+                self.assertEqual(err.getvalue().count("\n"), 1, err.getvalue())

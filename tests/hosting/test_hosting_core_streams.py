@@ -12,12 +12,17 @@ from typing import Any
 
 from tests.hosting.test_hosting_core import HOST, CoreTestCase
 from tests.rooms.test_rooms_fixtures import make_match
-from vinom.hosting.core import HostIdle
+from vinom.games.duel import DuelGame
+from vinom.games.registry import GameRegistry
+from vinom.games.tictactoe import TicTacToeGame
+from vinom.hosting.core import GameHostCore, HostConfig, HostIdle
 from vinom.hosting.interfaces import StreamOpened, StreamRefused, StreamsReady
+from vinom.hosting.spectators import SPECTATOR_PREFIX, SpectatorSettings
 from vinom.match import MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import decode_server_message, encode_action, encode_leave
+from vinom.rooms.room import RoomConfig
 
 
 class StreamPlayer:
@@ -258,3 +263,60 @@ class StreamRefusalTests(StreamCoreTestCase):
         self.assertEqual(sum(self.core.router.drops.values()), 1)
         self.assertEqual(len(c.messages), before, "never a reply to garbage")
         self.assertFalse(c.closed)
+
+
+class DelayedSpectatorTests(StreamCoreTestCase):
+    """A spectator `delay` seconds behind sees the match's last seconds that late too,
+    and the host is idle (free to stop) only once the delayed end has been sent."""
+
+    DELAY = 5.0
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.core = GameHostCore(
+            HostConfig(self.core.endpoint.config.protocol, (HOST,)),
+            GameRegistry([DuelGame(), TicTacToeGame()]).get,
+            RoomConfig(),
+            wall_clock=self.wall,
+            spectators=SpectatorSettings(delay=self.DELAY),
+        )
+
+    def test_the_end_comes_delay_seconds_late_and_the_host_waits_for_it(self) -> None:
+        self.core.add_match(make_match("m-t", ("p-x", "p-o"), "tictactoe"), self.now)
+        x, o = self.open("p-x", "m-t"), self.open("p-o", "m-t")
+        watcher = self.open(SPECTATOR_PREFIX + "1", "m-t")
+        players = {"p-x": x, "p-o": o}
+        rows = {"p-x": [0, 1, 2], "p-o": [3, 4, 5]}
+        for action_id in range(1, 10):
+            assert x.view is not None
+            turn = x.view["turn"]
+            if turn is None:
+                break
+            self.send(players[turn], encode_action({"cell": rows[turn].pop(0)}, action_id))
+            self.run_for(0.5)
+        assert x.view is not None
+        self.assertTrue(x.view["round_over"])
+        winner = x.view["round_winner"]
+        loser = o if winner == "p-x" else x
+        self.send(loser, encode_action({"rematch": False}, 99))  # the match ends here
+        ended_at = self.now
+        [ended] = [e for e in self.events if isinstance(e, MatchEnded)]
+        self.assertEqual(ended.phase, "finished")  # the outcome is told at once
+        # The players leave; the room goes; the spectator is still DELAY behind.
+        self.send(x, encode_leave())
+        self.send(o, encode_leave())
+        self.run_for(self.DELAY - 0.5)
+        self.assertEqual(watcher.of_type("phase"), [])
+        self.assertLess(watcher.version, x.version)  # the last moves not shown yet
+        self.assertFalse(watcher.closed)
+        self.assertNotIn(HostIdle(), self.events)
+        self.run_for(1.0)
+        phases = watcher.of_type("phase")
+        self.assertEqual(phases[-1]["p"], "finished")
+        self.assertEqual(phases[-1]["result"]["winners"], [winner])
+        self.assertEqual(watcher.of_type("state")[-1]["v"], x.version)
+        self.assertTrue(watcher.closed)
+        self.assertEqual(self.events[-1], HostIdle())
+        self.assertEqual(self.events.count(HostIdle()), 1)
+        self.assertGreaterEqual(self.now, ended_at + self.DELAY)
+        self.assertEqual(self.strays, [])

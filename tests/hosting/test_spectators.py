@@ -12,6 +12,7 @@ pinned on a Clock in the unit tests below.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -22,6 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, readBody
 
+from benchmarks.arena import ArenaGame
 from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
@@ -38,6 +40,7 @@ from vinom.client.watch import WatchView, spectate
 from vinom.games.registry import GameRegistry
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
+from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.tokens import PublicToken
 from vinom.rooms.messages import decode_server_message
 from vinom.rooms.room import RoomConfig
@@ -252,12 +255,15 @@ class SpectatorFeedTests(SynchronousTestCase):
         game = REGISTRY.get("tictactoe")
         time = Timeline()
         sent: list[tuple[int, float, bytes]] = []
+        channels: list[int] = []  # of what spectator -1 was sent
         closed: list[int] = []
 
         class Outbox(ViewKeeper):
             def send_message(self, session_id: int, channel: int, data: bytes) -> None:
                 if session_id < 0:
                     sent.append((session_id, time.now, data))
+                    if session_id == -1:
+                        channels.append(channel)
                 else:
                     super().send_message(session_id, channel, data)
 
@@ -278,7 +284,11 @@ class SpectatorFeedTests(SynchronousTestCase):
             if room.version != version:
                 version = room.version
                 changes.append((time.now, version))
-        time.pump([0.05] * 60)
+        time.pump([0.05] * 20)
+        # A second after the end: the spectators are still owed it (the host holds).
+        self.assertTrue(feeds.holding)
+        self.assertEqual(closed, [])
+        time.pump([0.05] * 40)
         by_session = {
             s: [(t, decode_server_message(d)) for sid, t, d in sent if sid == s] for s in (-1, -2)
         }
@@ -290,17 +300,66 @@ class SpectatorFeedTests(SynchronousTestCase):
         ended_at = room.ended_at
         assert ended_at is not None
         for seen_at, message in states[1:]:
-            if seen_at == ended_at:
-                continue  # the end, and what the delay held back, come at once
             changed_at = max(t for t, v in changes if v <= message["v"])
             # Seen 2 s after the change, give or take a look (0.1 s) and a step.
             self.assertGreaterEqual(seen_at, changed_at + 2.0 - 1e-9)
             self.assertLessEqual(seen_at, changed_at + 2.0 + 0.15 + 1e-9)
             self.assertIn("board", message["s"])
-        # At the end: the last states and the phase at once, when the room ended.
-        self.assertEqual([t for t, m in by_session[-1] if m and m.get("t") == "phase"],
-                         [ended_at])  # fmt: skip
+        # The last state and the end come as late as every change before them (the
+        # final board and the result not before the audience saw the play to them).
+        self.assertEqual(states[-1][1]["v"], room.version)
+        [end_seen_at] = [t for t, m in by_session[-1] if m and m.get("t") == "phase"]
+        self.assertGreaterEqual(end_seen_at, ended_at + 2.0 - 1e-9)
+        self.assertLessEqual(end_seen_at, ended_at + 2.0 + 0.05 + 1e-9)
         ends = [m for _, m in by_session[-1] if m is not None and m.get("t") == "phase"]
         self.assertEqual(ends[-1]["p"], "finished")
+        # The welcome and the match's final state and end on the reliable channel; the
+        # states of the running match as a player's, latest wins (no acknowledgement).
+        kinds = [m["t"] if m else None for _, m in by_session[-1]]
+        self.assertEqual(kinds[0], "welcome")
+        self.assertEqual(channels[0], RELIABLE)
+        self.assertEqual(channels[-2:], [RELIABLE, RELIABLE])
+        self.assertEqual(kinds[-2:], ["state", "phase"])
+        self.assertEqual(set(channels[1:-2]), {UNRELIABLE})
         self.assertEqual(sorted(closed), [-2, -1])
         self.assertEqual(len(feeds), 0)
+        self.assertFalse(feeds.holding)
+
+    def test_a_ticking_match_is_looked_at_half_a_tick_after_its_ticks(self) -> None:
+        # The spectators' sends fall between the room's ticks, never in the moment the
+        # players' states of a tick go out.
+        game = ArenaGame(2)
+        time = Timeline()
+        sends: list[float] = []
+
+        class Outbox(ViewKeeper):
+            def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+                message = decode_server_message(data)
+                if session_id < 0 and message is not None and message["t"] == "state":
+                    sends.append(time.now)
+
+        router = make_router(game, Outbox(), time)
+        feeds = SpectatorFeeds(SpectatorSettings(), router.outbox, time.timers,
+                               lambda session_id: None)  # fmt: skip
+        room = router.add_match(bot_match(game, 2), 0.0, RoomConfig(bot_think_time=0.05),
+                                random.Random(1))  # fmt: skip
+        time.advance(0.0123)  # the spectator comes between two of the room's timers
+        feeds.add(-1, room, time.now)
+        ticked_at: list[float] = []
+        tick = room.tick_number
+        for _ in range(2000):
+            time.advance(0.001)
+            if room.tick_number != tick:
+                tick = room.tick_number
+                ticked_at.append(time.now)
+        interval = 1 / room.tick_rate
+        self.assertGreater(len(ticked_at), 30)
+        later = [t for t in sends if t > ticked_at[1]]
+        self.assertGreater(len(later), 30)
+        for seen_at in later:
+            since_tick = seen_at - max(t for t in ticked_at if t <= seen_at)
+            self.assertAlmostEqual(since_tick, interval / 2, delta=0.002)
+        # Still one look per snapshot.
+        gaps = {round(b - a, 3) for a, b in itertools.pairwise(later)}
+        self.assertEqual(gaps, {round(1 / room.snapshot_rate, 3)})
+

@@ -16,9 +16,11 @@ measured:
 - Bob sees Ann's dot, interpolated: while she moves its drawn position changes
   every animation frame, and never jumps further than a snapshot interval's
   travel at the arena's top speed (a frame drawn late covers its time; a frame
-  where the buffer held at its extrapolation bound, rare, is the one excuse);
+  where the buffer held at its extrapolation bound, after two snaps lost in a
+  row or a starved page, is the one excuse);
 - the clock sync's estimate of the server's tick in each page is within one
-  tick of the tick the server is at (measured against its snaps);
+  tick of the tick the server is at (its schedule, read from the snaps' ticks
+  and when they came over loopback) at nine snaps in ten, within two at all;
 - no console error, nothing refused by the page's policy (tests/support/browser.py).
 """
 
@@ -55,23 +57,23 @@ import('/game.js').then((g) => {{
   let seed = 12345;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   const seen = {{ sockets: [], dropped: 0, snaps: 0, frames: [], keys: [], ups: [], clock: [],
-                 lostInputs: 0 }};
+                 lostInputs: 0, lost: [] }};
   window.__arena = seen;
   const receive = g.GameSocket.prototype.receive;
   g.GameSocket.prototype.receive = function (message) {{
     if (!seen.sockets.includes(this)) seen.sockets.push(this);
     if (message.t === 'snap') {{
       seen.snaps += 1;
-      if (random() < {LOSS}) {{ seen.dropped += 1; return; }}
+      if (random() < {LOSS}) {{ seen.dropped += 1; seen.lost.push(performance.now()); return; }}
     }}
     const came = performance.now();
     setTimeout(() => {{
       const held = this.snapTick;
       receive.call(this, message);
-      // A snap applied just now: the server is at its tick plus the time since the
-      // snap came over loopback (the link's 100 ms, and whatever the timer added).
+      // A snap applied just now: the clock's estimate, with the snap's tick and when
+      // it came over loopback (the test reads the server's schedule from them).
       if (message.t === 'snap' && this.snapTick !== held && this.rtt !== null) {{
-        seen.clock.push([this.serverTick(), this.snapTick + (performance.now() - came) / 50]);
+        seen.clock.push([performance.now(), this.serverTick(), this.snapTick, came]);
       }}
     }}, {DELAY_MS});
   }};
@@ -109,13 +111,26 @@ READ = """
 const seen = window.__arena;
 const socket = seen.sockets[0];
 return { frames: seen.frames, keys: seen.keys, ups: seen.ups,
-         dropped: seen.dropped, snaps: seen.snaps, clock: seen.clock,
+         dropped: seen.dropped, lost: seen.lost, snaps: seen.snaps, clock: seen.clock,
          corrections: socket.prediction ? socket.prediction.corrections : null,
          rtt: socket.rtt, tick: socket.serverTick(),
          held: socket.snapshotBuffer.held, extrapolated: socket.snapshotBuffer.extrapolated,
          newest: socket.snapshots.newest,
          drops: socket.snapshots.drops };
 """
+
+
+def schedule_errors(samples: list[list[float]]) -> list[float]:
+    """The clock's estimate, less the server's tick by its schedule, at each of
+    the page's samples ([when, estimate, the snap's tick, when it came], page ms).
+    The schedule's start is the earliest a snap of the second either side came
+    less its tick's time: a host stalled for longer than it catches up drops the
+    ticks beyond (vinom.rooms.room), and its schedule starts that much later."""
+    errors = []
+    for when, estimate, _, _ in samples:
+        start = min(came - tick * 50 for _, _, tick, came in samples if abs(came - when) <= 1000)
+        errors.append(estimate - (when - start) / 50)
+    return errors
 
 
 def torus(a: list[float], b: list[float]) -> float:
@@ -160,7 +175,11 @@ class ArenaBoardTests(TestCase):
         await pause(2.0)
         for page in pages.values():
             await page.run(lambda d: d.execute_script(WATCH))
-        await pause(0.5)
+        # Some frames drawn at rest before the key (a busy machine draws fewer a second).
+        for page in pages.values():
+            await page.wait_until(
+                lambda d: d.execute_script("return window.__arena.frames.length") > 15, WAIT
+            )
         keys = ActionChains(ann.driver)
         await ann.run(lambda d: keys.key_down(Keys.ARROW_RIGHT).perform())
         await pause(1.5)
@@ -198,16 +217,23 @@ class ArenaBoardTests(TestCase):
         # late by a busy machine (more than a snapshot interval after the last) may
         # cover more, at her speed. The one excuse for a frame standing still is the
         # documented bound: the buffer held (`held` grew: no snapshot for two
-        # intervals and more, its timers starved), and then the frame after it may
-        # catch up the time held; rare, or the test fails.
+        # intervals and more), and then the frame after it may catch up the time
+        # held. That takes two snaps lost in a row, or the page's timers (which
+        # make the link) starved for a snapshot interval: a hold with neither in the
+        # 300 ms before it fails the test.
         track = [(f[0], f[2][ann_seat], f[3]) for f in bob_seen["frames"] if ann_seat in f[2]]
         moves = [(torus(a, b), t1 - t0, h1 > h0, t1)
                  for (t0, a, h0), (t1, b, h1) in pairwise(track)]  # fmt: skip
         moving = [i for i, move in enumerate(moves) if move[0] > 0]
         self.assertGreater(len(moving), 30, "Bob saw Ann move")
         during = moves[moving[0] : moving[-1] + 1]
-        holds = sum(held for _, _, held, _ in during)
-        self.assertLessEqual(holds, len(during) / 4, "the buffer held too often")
+        lost = bob_seen["lost"]
+        for _, _, held, t in during:
+            if held:
+                recent = [gap for _, gap, _, at in moves if t - 300 <= at <= t]
+                starved = any(gap > 50 for gap in recent)
+                twice = any(b - a < 60 for a, b in pairwise(x for x in lost if t - 300 <= x <= t))
+                self.assertTrue(starved or twice, ("a hold with no loss or starving", t))
         since = during[0][3] - during[0][1]  # the last frame drawn without a hold
         for d, ms, held, t in during:
             if held:
@@ -230,18 +256,18 @@ class ArenaBoardTests(TestCase):
                 self.assertEqual(data["drops"]["checksum"], 0, data["drops"])
                 self.assertEqual(data["drops"]["corrupt"], 0, data["drops"])
                 # The clock: the estimate of the server's tick as each snap is applied
-                # (once the round trip is known: the board's first input), against its
-                # tick plus the time since it came over loopback: within one tick (the
-                # median: on a busy machine the page's timers, which make the link,
-                # run late now and then; tests/test_netcode_play.py holds the Python
-                # client to every sample).
-                errors = sorted(abs(estimate - truth) for estimate, truth in data["clock"])
+                # (once the round trip is known: the board's first input), against the
+                # server's schedule (tick k at its start plus k / 20 s, catching up
+                # when late: vinom.rooms.room; schedule_errors): within one tick at
+                # nine snaps in ten and two at every one. The link here is the page's
+                # own timers, which a busy machine runs late in bursts; the round
+                # trips measured through them then read long for a while (a bias of
+                # half the excess, 1.5 ticks at worst over many runs at load 10).
+                # tests/test_netcode_play.py holds the Python client, over a real UDP
+                # proxy, to every snap within one tick.
+                signed = schedule_errors(data["clock"])
+                errors = sorted(map(abs, signed))
                 self.assertGreater(len(errors), 40)
-                # A page starved of the CPU (a tenth of its frames more than 50 ms
-                # apart) runs the link's timers late, which the truth here cannot
-                # see: then within three ticks.
-                gaps = sorted(b[0] - a[0] for a, b in pairwise(data["frames"]))
-                starved = gaps[len(gaps) * 9 // 10] > 50
-                bound = 3.0 if starved else 1.0
-                self.assertLess(errors[len(errors) // 2], bound, (errors[-5:], gaps[-5:]))
+                self.assertLess(errors[len(errors) * 9 // 10], 1.0, signed)
+                self.assertLess(errors[-1], 2.0, signed)
                 await page.check()

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from vinom.client.canvas import BOLD, DIM, REVERSE, Area, Canvas, PlayerContext, format_view
 from vinom.client.game_views import ui_for
@@ -55,15 +57,23 @@ def load_record(path: str, find_game: Callable[[str], IGame]) -> tuple[Record, I
         data = Path(path).read_bytes()
     except OSError as e:
         raise ReplayError(f"cannot read {path}: {e.strerror or e}") from None
+    return parse_record(path, data, find_game)
+
+
+def parse_record(
+    label: str, data: bytes, find_game: Callable[[str], IGame]
+) -> tuple[Record, IGame]:
+    """The record in `data` (from `label`: a file, a match in Redis) and its game;
+    raises `ReplayError`."""
     try:
         record = read_record(data)
     except RecordError as e:
-        raise ReplayError(f"{path}: {e}") from None
+        raise ReplayError(f"{label}: {e}") from None
     try:
         game = find_game(record.game)
     except KeyError:
         raise ReplayError(
-            f"{path}: a match of {record.game!r}, a game this installation does not have "
+            f"{label}: a match of {record.game!r}, a game this installation does not have "
             "(see 'vinom games')"
         ) from None
     return record, game
@@ -230,6 +240,11 @@ def check_record(path: str, find_game: Callable[[str], IGame], out: TextIO, err:
     except ReplayError as e:
         err.write(f"vinom: {e}\n")
         return 1
+    return check_loaded(path, record, game, out, err)
+
+
+def check_loaded(path: str, record: Record, game: IGame, out: TextIO, err: TextIO) -> int:
+    """`check_record` of a record already read (`path`: where it came from)."""
     replay = Replay(record, game)
     started = time.process_time()
     try:
@@ -258,21 +273,33 @@ def check_record(path: str, find_game: Callable[[str], IGame], out: TextIO, err:
     return 0
 
 
-def run_replay(reactor: Any, path: str, find_game: Callable[[str], IGame]) -> int:
-    """`vinom replay FILE` on a terminal: the viewer on curses until q."""
-    try:
-        record, game = load_record(path, find_game)
-    except ReplayError as e:
-        sys.stderr.write(f"vinom: {e}\n")
-        return 1
+def run_replay(
+    reactor: Any,
+    path: str,
+    find_game: Callable[[str], IGame],
+    fetch: Callable[[], Deferred[bytes]] | None = None,
+) -> int:
+    """`vinom replay FILE` on a terminal: the viewer on curses until q.
+
+    With `fetch`, the record's bytes come from it (`path` names where: a match in
+    Redis), once the reactor runs; a failure to fetch or read them is one line."""
+    loaded: tuple[Record, IGame] | None = None
+    if fetch is None:
+        try:
+            loaded = load_record(path, find_game)
+        except ReplayError as e:
+            sys.stderr.write(f"vinom: {e}\n")
+            return 1
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         sys.stderr.write("vinom: 'vinom replay' needs a terminal (or --check to verify a record)\n")
         return 1
-    viewer = ReplayViewer(record, game)
+    viewers: list[ReplayViewer] = []
+    failures: list[str] = []
     with curses_screen() as screen:
         last = [reactor.seconds()]
 
         def frame() -> None:
+            viewer = viewers[0]
             for key in screen.read_keys():
                 viewer.handle_key(key)
             now = reactor.seconds()
@@ -289,17 +316,43 @@ def run_replay(reactor: Any, path: str, find_game: Callable[[str], IGame]) -> in
             screen.show(canvas)
 
         def key(k: int) -> None:
-            viewer.handle_key(k)
+            if viewers:
+                viewers[0].handle_key(k)
+
+        def quit_now() -> None:
+            if viewers:
+                viewers[0].done = True
+            else:
+                reactor.stop()
+
+        def start(record_and_game: tuple[Record, IGame]) -> None:
+            viewers.append(ReplayViewer(*record_and_game))
+            last[0] = reactor.seconds()
+            frames.start(FRAME_SECONDS)
+
+        def failed(failure: Failure) -> None:
+            failures.append(failure.getErrorMessage())
+            reactor.stop()
+
+        def begin() -> None:
+            reactor.addReader(reader)
+            if loaded is not None:
+                start(loaded)
+                return
+            assert fetch is not None
+            d = fetch()
+            d.addCallback(lambda data: parse_record(path, data, find_game))
+            d.addCallbacks(start, failed)
 
         frames = LoopingCall(frame)
         frames.clock = reactor
-        reader = KeyReader(screen.read_keys, key, lambda: setattr(viewer, "done", True))
-        reactor.callWhenRunning(lambda: (reactor.addReader(reader), frames.start(FRAME_SECONDS)))
+        reader = KeyReader(screen.read_keys, key, quit_now)
+        reactor.callWhenRunning(begin)
         reactor.run()
-    if viewer.error:
-        sys.stderr.write(f"vinom: {path}: {viewer.error}\n")
+    if failures:
+        sys.stderr.write(f"vinom: {failures[0]}\n")
+        return 1
+    if viewers and viewers[0].error:
+        sys.stderr.write(f"vinom: {path}: {viewers[0].error}\n")
         return 1
     return 0
-
-
-

@@ -152,7 +152,7 @@ class GameHostCore:
         # The spectators' stream sessions (vinom.hosting.spectators).
         self.spectators = SpectatorFeeds(
             spectators if spectators is not None else SpectatorSettings(),
-            self._streams, self.timers, self._close_spectator,
+            self._streams, self.timers, self._close_spectator, self._spectators_released,
         )  # fmt: skip
 
     # -- IDatagramCore --------------------------------------------------------
@@ -470,6 +470,11 @@ class GameHostCore:
         )
 
     def _room_removed(self, room: Room) -> None:
+        # Idle once the spectators of an ended match have had its delayed end too.
+        if len(self.router.registry) == 0 and not self.spectators.holding:
+            self._events.append(HostIdle())
+
+    def _spectators_released(self) -> None:
         if len(self.router.registry) == 0:
             self._events.append(HostIdle())
 

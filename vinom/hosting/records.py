@@ -37,8 +37,6 @@ RECORD_SUFFIX = ".vrec.gz"
 DEFAULT_FLUSH_INTERVAL = 1.0
 DEFAULT_MAX_AGE_DAYS = 7.0
 DEFAULT_MAX_MEGABYTES = 1024.0
-# How a record's file is opened for each flush: appended to, made if missing.
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 # Characters a match id keeps in a file name; the others become '_'.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -87,6 +85,26 @@ def record_file_name(match_id: str, started: float) -> str:
     return f"{stamp}-{_UNSAFE.sub('_', match_id)[:80]}{RECORD_SUFFIX}"
 
 
+def _append(path: Path, data: bytes) -> None:
+    """Append `data` to the file at `path` (made, with its directory, if missing).
+
+    With the bare system calls: a host appends every running match's record once
+    a flush interval, and a buffered file object per append cost more than the
+    append (the directory is made only when the file cannot be)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 class RecordFiles:
     """Appends records' bytes to their files and prunes old ones (blocking file I/O,
     small appends; see the module docstring)."""
@@ -112,21 +130,7 @@ class RecordFiles:
             path = self._paths[match_id] = self.directory / record_file_name(match_id, started)
         try:
             if data:
-                try:
-                    fd = os.open(path, _APPEND, 0o644)
-                except FileNotFoundError:
-                    # The directory is made when first needed (or again, if removed),
-                    # not asked for at every write: one system call less a flush.
-                    self.directory.mkdir(parents=True, exist_ok=True)
-                    fd = os.open(path, _APPEND, 0o644)
-                # The bare descriptor, not a buffered file object: no fstat, seek or
-                # buffer for a write of a few hundred bytes.
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                finally:
-                    os.close(fd)
+                _append(path, data)
                 self.bytes_written += len(data)
         except OSError as e:
             self.write_errors += 1

@@ -6,16 +6,27 @@ stream session (the web server's ``/game``) with it, as a player does. The
 game host core hands such a session to `SpectatorFeeds` instead of the seat
 router: it sits in no seat, the room never learns of it, and whatever it sends
 is dropped (counted). The feeds look at each spectated room at its snapshot
-rate (a game without a tick: every `POLL_INTERVAL`), and when the room's
+rate, half a tick after the room's ticks (a game without a tick: every
+`POLL_INTERVAL`), and when the room's
 version moved, build the public view ``view(state, None)`` once and encode one
-``state`` message, which every spectator of the match is sent, the same bytes,
-`delay` seconds later (a competitive match's spectators must not see what the
+``state`` message, which every spectator of the match is sent, the same bytes
+(on the unreliable channel, latest wins, as the players' states: a spectator
+costs the host a datagram per state and no acknowledgement), `delay` seconds
+later (a competitive match's spectators must not see what the
 players see while it still matters). A spectator arriving meanwhile gets the
 newest state already due. The players' room does not wait for any of this:
 the feeds read its public attributes on their own timer, in the host's
-`TimerQueue`. When the match ends, what the delay still held back, the final
-state and the phase are sent at once (the host may stop right after its match,
-and the delay protects nothing any more), then the spectators' streams close.
+`TimerQueue`. When the match ends, its final state and phase are queued as
+every change was: the spectators see the last seconds `delay` late too, and
+their streams close after the end is sent. Until then the feeds are
+`holding` that ended match, and the game host core holds its `HostIdle`
+(vinom.hosting.core): a host whose last match ended stays up (and keeps its
+port) `delay` seconds more for the spectators, a drain waits for them within
+its timeout. The outcome is still reported at once (the lobby and the players
+learn the result when it happens): the delay keeps the spectators' picture
+from helping a player while the match runs, and once it has ended there is
+no player left to help, but a broadcast that showed the end before the
+play leading to it would spoil the match for its audience.
 
 Limits: at most `max_per_match` spectators of one match (a refusal is
 ``spectators_full``); the web server's per-address limits on ``/game`` count
@@ -30,7 +41,7 @@ from collections.abc import Callable
 
 from attrs import define, field, frozen
 
-from vinom.protocol.events import RELIABLE
+from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.rooms.messages import encode_phase, encode_state, encode_welcome
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.room import Room
@@ -61,8 +72,11 @@ class SpectatorSettings:
 class _Feed:
     room: Room
     sessions: list[int] = field(factory=list)
-    # Encoded messages, when each is due and whether it is a state, oldest first.
-    frames: deque[tuple[float, bytes, bool]] = field(factory=deque)
+    # Encoded messages, oldest first: when each is due, whether it is a state of the
+    # running match (sent unreliably), and the message.
+    frames: deque[tuple[float, bool, bytes]] = field(factory=deque)
+    # The newest state encoded (the final state, sent again reliably at the end).
+    last_state: bytes = b""
     # The newest state message already due: what a newcomer is sent first.
     current: bytes = b""
     version: int = -1
@@ -70,6 +84,23 @@ class _Feed:
     ended: bool = False
     # When the last frame of an ended match is due (the streams close after it).
     closes_at: float = math.inf
+
+
+def _next_look(room: Room, now: float) -> float:
+    """When the feeds look at `room` again: a snapshot interval on (a game without a
+    tick: `POLL_INTERVAL`), moved to half a tick after one of the room's ticks, so
+    that the spectators' sends never hold back the players' states of a tick."""
+    rate = room.snapshot_rate
+    if not rate:
+        return now + POLL_INTERVAL
+    wanted = now + 1.0 / rate
+    tick_rate = room.tick_rate
+    next_tick = room.next_timer()
+    if not tick_rate or next_tick is None or next_tick < now:
+        return wanted
+    tick = 1.0 / tick_rate
+    mid = next_tick + tick / 2
+    return mid + max(0, round((wanted - mid) / tick)) * tick
 
 
 class SpectatorFeeds:
@@ -81,11 +112,14 @@ class SpectatorFeeds:
         outbox: Outbox,
         timers: TimerQueue,
         close_stream: Callable[[int], object],
+        on_released: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self._outbox = outbox
         self._timers = timers
         self._close_stream = close_stream
+        # Called when the feeds stop `holding` an ended match (its last spectator gone).
+        self._on_released = on_released
         self._feeds: dict[str, _Feed] = {}
         self._match_of: dict[int, str] = {}
         self.wake = math.inf
@@ -98,6 +132,11 @@ class SpectatorFeeds:
 
     def has(self, session_id: int) -> bool:
         return session_id in self._match_of
+
+    @property
+    def holding(self) -> bool:
+        """Whether spectators of an ended match are still owed its delayed end."""
+        return any(feed.ended for feed in self._feeds.values())
 
     def refusal(self, room: Room | None) -> str | None:
         """Why a spectator cannot watch this room now (None: they can)."""
@@ -136,19 +175,18 @@ class SpectatorFeeds:
         feed.sessions.remove(session_id)
         if not feed.sessions:
             del self._feeds[match_id]
+            if feed.ended and self._on_released is not None and not self.holding:
+                self._on_released()
         self._rewake()
 
     def room_ended(self, room: Room) -> None:
-        """The room just ended: its spectators get, at once, what the delay still held
-        back, its final state and its end (a game host may stop as soon as its match
-        has ended; once it has, the delay protects nothing)."""
+        """The room just ended: its final state and its end are queued, `delay`
+        seconds late as every change before them (see the module docstring)."""
         feed = self._feeds.get(room.match_id)
         if feed is None or feed.ended:
             return
         now = room.ended_at if room.ended_at is not None else feed.next_look
         self._look(feed, now)
-        self._send_due(feed, math.inf)
-        feed.closes_at = now
         self._rewake()
 
     def dropped(self) -> None:
@@ -170,8 +208,7 @@ class SpectatorFeeds:
 
     def _look(self, feed: _Feed, now: float) -> None:
         room = feed.room
-        rate = room.snapshot_rate
-        feed.next_look = now + (1.0 / rate if rate else POLL_INTERVAL)
+        feed.next_look = _next_look(room, now)
         due = now + self.settings.delay
         if room.version != feed.version:
             feed.version = room.version
@@ -182,13 +219,18 @@ class SpectatorFeeds:
             except Exception:
                 self.counts["view_errors"] += 1
             else:
-                feed.frames.append((due, data, True))
+                feed.last_state = data
+                if not room.ended:
+                    feed.frames.append((due, True, data))
         if room.ended:
             feed.ended = True
             phase = encode_phase(
                 room.phase, room.version, None, result=room.result, reason=room.abort_reason
             )
-            feed.frames.append((due, phase, False))
+            # The final state and the end, both reliably: every spectator sees the end.
+            if feed.last_state:
+                feed.frames.append((due, False, feed.last_state))
+            feed.frames.append((due, False, phase))
             feed.closes_at = due
         self._send_due(feed, now)
 
@@ -196,11 +238,15 @@ class SpectatorFeeds:
         frames = feed.frames
         send = self._outbox.send_message
         while frames and frames[0][0] <= now:
-            _, data, is_state = frames.popleft()
-            if is_state:
+            _, running, data = frames.popleft()
+            # A running match's states go as the players' do, latest wins (a lost one
+            # is replaced by the next, and owes no acknowledgement); its final state
+            # and its end reliably.
+            if running:
                 feed.current = data
+            channel = UNRELIABLE if running else RELIABLE
             for session_id in feed.sessions:
-                send(session_id, RELIABLE, data)
+                send(session_id, channel, data)
             self.counts["messages_sent"] += len(feed.sessions)
 
     def _rewake(self) -> None:

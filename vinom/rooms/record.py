@@ -23,7 +23,14 @@ take: a crashed host's record replays up to its last flush). After `end()`
 the next `take()` also ends the gzip stream. It never raises into the room:
 an entry it cannot encode (an action no MessagePack encoder takes; the wire
 decoded it, so it should not happen) marks the record ``broken`` and it
-records nothing more.
+records nothing more; the entries since the last `take` are lost with it
+(they share one buffer, which the encoder empties as it fails), so the
+record ends at the flush before.
+
+Cost: per move, an entry packed into that buffer (no bytes object of its
+own) and, for a game without a tick, a hash every `hash_every` calls; per
+tick, an entry and a hash every `hash_every` ticks. A hash walks the state
+with one function per type, chosen once per type (`_plan_of`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import operator
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -74,37 +82,88 @@ def _canonical(value: Any) -> Any:
     dataclass instances become [class name, fields...] (an attrs class's fields
     that take part in equality), mappings their items
     sorted by their encoding, sets their members sorted (a set's order depends on
-    the process's hash seed), enums their value."""
-    if value is None or isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, enum.Enum):
-        return _canonical(value.value)
-    if isinstance(value, tuple | list):
-        # A tuple of plain values (most of a state) packs as it is.
-        for v in value:
-            if v is not None and type(v) not in _PLAIN:
-                return [_canonical(v) for v in value]
-        return value
-    if isinstance(value, Mapping):
-        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
-        items.sort(key=lambda kv: _packed(kv[0]))
-        return [1, items]
-    if isinstance(value, set | frozenset):
-        members = [_canonical(v) for v in value]
-        members.sort(key=_packed)
-        return [2, members]
+    the process's hash seed), enums their value.
+
+    How a type is turned is decided once per type (`_plan_of`), not per value:
+    a state hash walks the same few classes every time."""
     cls = type(value)
-    if attrs.has(cls):
-        # Fields left out of equality (a cache derived from the others) are left out.
-        fields = [a.name for a in attrs.fields(cls) if a.eq]
-        return [cls.__qualname__, *(_canonical(getattr(value, n)) for n in fields)]
-    if dataclasses.is_dataclass(value):
-        names = [f.name for f in dataclasses.fields(value)]
-        return [cls.__qualname__, *(_canonical(getattr(value, n)) for n in names)]
+    if cls in _PLAIN or value is None:
+        return value
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _plan_of(cls)
+    return plan(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _enum(value: Any) -> Any:
+    return _canonical(value.value)
+
+
+def _sequence(value: Any) -> Any:
+    # A tuple of plain values (most of a state) packs as it is.
+    for v in value:
+        if v is not None and type(v) not in _PLAIN:
+            return [_canonical(v) for v in value]
+    return value
+
+
+def _mapping(value: Any) -> Any:
+    items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
+    items.sort(key=lambda kv: _packed(kv[0]))
+    return [1, items]
+
+
+def _set(value: Any) -> Any:
+    members = [_canonical(v) for v in value]
+    members.sort(key=_packed)
+    return [2, members]
+
+
+def _fields(name: str, names: Sequence[str]) -> Any:
+    """[name, the fields `names` of a value, each canonical]."""
+    if not names:
+        return lambda value: [name]
+    get = operator.attrgetter(*names)
+    if len(names) == 1:
+        return lambda value: [name, _canonical(get(value))]
+    return lambda value: [name, *map(_canonical, get(value))]
+
+
+def _other(value: Any) -> Any:
+    cls = type(value)
     slots = getattr(value, "__dict__", None)
     if slots is not None:
         return [cls.__qualname__, _canonical(dict(slots))]
     return [cls.__qualname__, repr(value)]
+
+
+def _plan_of(cls: type) -> Any:
+    """The function turning a value of `cls` (not None, not a plain scalar) into
+    its canonical form: the rules of `_canonical`, in their order."""
+    if issubclass(cls, _SCALARS):
+        return _same
+    if issubclass(cls, enum.Enum):
+        return _enum
+    if issubclass(cls, tuple | list):
+        return _sequence
+    if issubclass(cls, Mapping):
+        return _mapping
+    if issubclass(cls, set | frozenset):
+        return _set
+    if attrs.has(cls):
+        # Fields left out of equality (a cache derived from the others) are left out.
+        return _fields(cls.__qualname__, [a.name for a in attrs.fields(cls) if a.eq])
+    if dataclasses.is_dataclass(cls):
+        return _fields(cls.__qualname__, [f.name for f in dataclasses.fields(cls)])
+    return _other
+
+
+# Type -> the function turning its values (`_plan_of`); a game's states use a few.
+_PLANS: dict[type, Any] = {}
 
 
 def state_hash(state: Any) -> int:
@@ -163,8 +222,11 @@ class MatchRecorder:
         # pending buffer, which keeps glibc from mmap-ing (and zeroing) fresh pages
         # for every match: 2 us a recorder instead of about 45.
         self._compress = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS, MEM_LEVEL)
-        self._packer = msgpack.Packer(use_bin_type=True)
-        self._pending: list[bytes] = [self._packer.pack(self.header)]
+        # Entries are packed into the packer's one buffer as they come (no bytes
+        # object per entry); `take` compresses the buffer and empties it.
+        self._packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+        self._pack = self._packer.pack
+        self._pack(self.header)
         #: The room ended (`end` was called); `take` closes the stream after it.
         self.ended = False
         #: The stream is complete: `end` and the `take` after it ran.
@@ -181,29 +243,41 @@ class MatchRecorder:
 
     def hook(self, name: str, seat: Seat | None, state: Any, tick: int, version: int) -> None:
         """Before the game's hook `name` (join, reconnect, leave, idle, time_up)."""
-        self._hash_turn(state, tick, version)
-        self._add([HOOK, name, -1 if seat is None else seat.index])
+        if not self._ticking:
+            self._hash_turn(state, tick, version)
+        self._add((HOOK, name, -1 if seat is None else seat.index))
 
     def act(
         self, seat: Seat, action: Mapping[str, Any], state: Any, tick: int, version: int
     ) -> None:
         """Before the game applies this player's action or real-time input."""
-        self._hash_turn(state, tick, version)
-        self._add([ACT, seat.index, action])
+        # The room's hottest call (every move): the hash test and the packing inline.
+        if not self._ticking:
+            self._calls += 1
+            if self._calls % self.hash_every == 0:
+                self._add((HASH, tick, version, state_hash(state)))
+        if self.broken or self.ended:
+            return
+        try:
+            self._pack((ACT, seat.index, action))
+        except Exception:
+            self._break()
+            return
+        self.entries += 1
 
     def play(self, state: Any, version: int) -> None:
         """Play started: the room records tick 0 in its tick history now."""
-        self._add([HASH, 0, version, state_hash(state)])
-        self._add([PLAY])
+        self._add((HASH, 0, version, state_hash(state)))
+        self._add((PLAY,))
 
     def tick(self, tick: int) -> None:
         """Before the game's tick number `tick` (its inputs applied already)."""
-        self._add([TICK, tick])
+        self._add((TICK, tick))
 
     def ticked(self, tick: int, state: Any, version: int) -> None:
         """After tick `tick`, in the state it left (the one its snapshot shows)."""
         if tick % self.hash_every == 0:
-            self._add([HASH, tick, version, state_hash(state)])
+            self._add((HASH, tick, version, state_hash(state)))
 
     def end(
         self, phase: str, result: Mapping[str, Any] | None, state: Any, tick: int, version: int
@@ -212,7 +286,7 @@ class MatchRecorder:
         if self.ended:
             return
         final = None if result is None else dict(result)
-        self._add([END, phase, final, tick, version, state_hash(state)])
+        self._add((END, phase, final, tick, version, state_hash(state)))
         self.ended = True
 
     # -- the host's ---------------------------------------------------------------
@@ -221,8 +295,8 @@ class MatchRecorder:
         """The record's bytes since the last `take`, readable up to here."""
         if self.closed:
             return b""
-        data = self._compress.compress(b"".join(self._pending))
-        self._pending = []
+        data = self._compress.compress(self._packer.bytes())
+        self._packer.reset()
         if self.ended or self.broken:
             data += self._compress.flush(zlib.Z_FINISH)
             self.closed = True
@@ -236,17 +310,24 @@ class MatchRecorder:
     def _hash_turn(self, state: Any, tick: int, version: int) -> None:
         # A game without a tick changes only on calls: a hash before every
         # `hash_every`-th (a hash costs a maze tens of microseconds, more than a move).
-        if not self._ticking:
-            self._calls += 1
-            if self._calls % self.hash_every == 0:
-                self._add([HASH, tick, version, state_hash(state)])
+        self._calls += 1
+        if self._calls % self.hash_every == 0:
+            self._add((HASH, tick, version, state_hash(state)))
 
-    def _add(self, entry: list[Any]) -> None:
+    def _add(self, entry: tuple[Any, ...]) -> None:
         if self.broken or self.ended:
             return
         try:
-            self._pending.append(self._packer.pack(entry))
+            self._pack(entry)
         except Exception:
-            self.broken = True
+            self._break()
             return
         self.entries += 1
+
+    def _break(self) -> None:
+        # The packer emptied its buffer as it failed: the entries since the last
+        # `take` are lost with it (the header too, if nothing was taken yet: put back,
+        # so that the record still says what it is).
+        self.broken = True
+        if self.bytes_taken == 0:
+            self._pack(self.header)

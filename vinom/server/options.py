@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 
-import attrs
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.python import usage
 
-from vinom.cluster.client import RedisSettings, parse_redis_url
+from vinom.cluster.client import RedisSettings
 from vinom.cluster.settings import PLACEMENTS
 from vinom.hosting.agones import sdk_port
 from vinom.hosting.records import RecordSettings
@@ -49,7 +48,7 @@ from vinom.server.checks import (
 from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
-from vinom.server.startup import PluginOptions, read_secret, redis_password
+from vinom.server.startup import PluginOptions, read_secret, redis_settings
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
@@ -795,30 +794,10 @@ class Options(PluginOptions):
 
     def _redis_settings(self) -> RedisSettings:
         """--redis and the files that go with it (password, sentinel password, CA)."""
-        try:
-            settings = parse_redis_url(self["redis"])
-        except ValueError as e:
-            raise usage.UsageError(f"--redis: {e}") from None
-        password = redis_password(self["redis-password-file"], os.environ)
-        if password is not None:
-            settings = attrs.evolve(settings, password=password)
-        if settings.sentinels:
-            sentinel_password = redis_password(self["redis-sentinel-password-file"], os.environ,
-                                               sentinel=True)  # fmt: skip
-            settings = attrs.evolve(settings, sentinel_password=sentinel_password)
-        elif self["redis-sentinel-password-file"] is not None:
-            raise usage.UsageError(
-                "--redis-sentinel-password-file is for a redis+sentinel:// --redis"
-            )
-        if self["redis-ca-file"] is not None:
-            if not settings.tls:
-                raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")
-            settings = attrs.evolve(settings, ca_file=self["redis-ca-file"])
-            try:
-                settings.tls_options()
-            except ValueError as e:
-                raise usage.UsageError(f"--redis-ca-file {e}") from None
-        return settings
+        return redis_settings(
+            self["redis"], self["redis-password-file"], self["redis-sentinel-password-file"],
+            self["redis-ca-file"],
+        )
 
     def _check_listeners(self) -> None:
         """Each listener's description, its short forms read (vinom.server.endpoints)."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from attrs import frozen
 from twisted.application import service
 from twisted.internet.address import UNIXAddress
@@ -32,6 +33,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from vinom.cluster.blocking import ReplyError, ask, error_code
+from vinom.cluster.client import parse_redis_url
 from vinom.cluster.settings import RedisSettings
 from vinom.server.endpoints import listening_fields
 
@@ -140,6 +142,40 @@ def redis_password(
         option = "--redis-sentinel-password-file" if sentinel else "--redis-password-file"
         return read_secret(option, path)
     return environ.get(REDIS_SENTINEL_PASSWORD_ENV if sentinel else REDIS_PASSWORD_ENV) or None
+
+
+def redis_settings(
+    url: str,
+    password_file: str | None = None,
+    sentinel_password_file: str | None = None,
+    ca_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RedisSettings:
+    """--redis and the files that go with it (password, sentinel password, CA), as
+    `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong."""
+    if environ is None:
+        environ = os.environ  # read now: a test, or a caller, may have replaced it
+    try:
+        settings = parse_redis_url(url)
+    except ValueError as e:
+        raise usage.UsageError(f"--redis: {e}") from None
+    password = redis_password(password_file, environ)
+    if password is not None:
+        settings = attrs.evolve(settings, password=password)
+    if settings.sentinels:
+        sentinel_password = redis_password(sentinel_password_file, environ, sentinel=True)
+        settings = attrs.evolve(settings, sentinel_password=sentinel_password)
+    elif sentinel_password_file is not None:
+        raise usage.UsageError("--redis-sentinel-password-file is for a redis+sentinel:// --redis")
+    if ca_file is not None:
+        if not settings.tls:
+            raise usage.UsageError("--redis-ca-file is for a rediss:// (TLS) --redis")
+        settings = attrs.evolve(settings, ca_file=ca_file)
+        try:
+            settings.tls_options()
+        except ValueError as e:
+            raise usage.UsageError(f"--redis-ca-file {e}") from None
+    return settings
 
 
 def is_loopback(interface: str) -> bool:
