@@ -64,8 +64,11 @@ END = 5  # [5, phase, result or None, tick number, version, hash]
 
 # wbits for a gzip container around the deflate stream (zlib's convention).
 GZIP_WBITS = 31
-# zlib's memLevel for records (see MatchRecorder.__init__).
-MEM_LEVEL = 7
+# How a record is compressed (see MatchRecorder.__init__): a gzip container (16 +)
+# around an 8 KiB window, and zlib's memLevel 6; any gzip reader takes it
+# (GZIP_WBITS reads every window size).
+RECORD_WBITS = 16 + 13
+MEM_LEVEL = 6
 # The packer's first buffer: a flush interval's entries of most matches fit, and it
 # grows when they do not. msgpack's default (256 KiB to 1 MiB) is a fresh mapping of
 # the process per recorder, whose pages fault in as the entries land and go back
@@ -229,11 +232,12 @@ class MatchRecorder:
         self.hash_every = max(1, int(hash_every))
         self._ticking = float(self.header.get("tick_rate", 0.0) or 0.0) > 0
         # Level 1: the fastest; a record is mostly small repeated maps, which it
-        # still shrinks about fivefold. memLevel 7, not zlib's 8: about the same output
-        # at level 1 (its hash chains are short), and half the hash table and
-        # pending buffer, which keeps glibc from mmap-ing (and zeroing) fresh pages
-        # for every match: 2 us a recorder instead of about 45.
-        self._compress = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS, MEM_LEVEL)
+        # still shrinks about fivefold. An 8 KiB window and memLevel 6, not zlib's
+        # 32 KiB and 8: records repeat within a few entries, so the output is about
+        # 1% larger, and the stream's state is about 40 KiB instead of about 260,
+        # which the allocator hands back and maps again (its pages faulting in) for
+        # every match: a duel's recorder with its stream cost about 42 us, now 8.
+        self._compress = zlib.compressobj(1, zlib.DEFLATED, RECORD_WBITS, MEM_LEVEL)
         # Entries are packed into the packer's one buffer as they come (no bytes
         # object per entry); `take` compresses the buffer and empties it.
         self._packer = _new_packer()
