@@ -251,7 +251,11 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
 def listen_webtransport(reactor: Any, game: Any, interface: str) -> int:
     """vinom's WebTransport listener for the sessions `game` (the `/game` factory) admits,
     with a development certificate as `twistd vinom --webtransport` makes; its UDP port."""
-    from vinom.hosting.webtransport import WebTransportConfig, WebTransportServer
+    from vinom.hosting.webtransport import (
+        WebTransportConfig,
+        WebTransportServer,
+        listen_webtransport,
+    )
     from vinom.server.certs import RenewingCertificate
 
     certificate = RenewingCertificate(time.time)
@@ -264,8 +268,8 @@ def listen_webtransport(reactor: Any, game: Any, interface: str) -> int:
     # (the /game factory's caps, which count these sessions too, already are).
     config = WebTransportConfig(max_connections=1 << 20, max_connections_per_ip=1 << 20)
     server = WebTransportServer(game, credentials, clock=reactor, config=config)
-    # The same largest datagram as --webtransport's listener (vinom.server.webtransport).
-    port = reactor.listenUDP(0, server, interface=interface, maxPacketSize=4096)
+    # The same port as --webtransport's listener (vinom.server.webtransport).
+    port = listen_webtransport(reactor, 0, server, interface)
     return int(port.getHost().port)
 
 

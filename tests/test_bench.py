@@ -362,8 +362,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         # WebTransport): 20 QUIC connections from one address, past the listener's
         # default per-address cap, which the bench server lifts.
         code, result, stderr = run_bench(
-            "play", "--rooms", "10", "--transport", "webtransport", "--warmup", "0.3",
-            "--duration", "0.7",
+            "play", "--rooms", "10", "--transport", "webtransport", "--warmup", "0.5",
+            "--duration", "2",
         )  # fmt: skip
         self.assertEqual(code, 0, stderr)
         self.assertEqual((result["scenario"], result["transport"]), ("play", "webtransport"))

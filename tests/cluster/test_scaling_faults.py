@@ -254,8 +254,8 @@ class LobbyDeathTests(ClusterTestCase):
             code = (await leader.request({"type": "party_create"}))["party"]["code"]
             self.assertEqual((await member.request({"type": "party_join", "code": code}))["type"],
                              "party")  # fmt: skip
-            self.assertEqual((await leader.request({"type": "queue", "game": game}))["type"],
-                             "queued")  # fmt: skip
+            reply = await leader.request({"type": "queue", "game": game})
+            self.assertEqual(reply["type"], "queued", reply)
         await dee.of_type("queued")
         doomed.transport.signalProcess("KILL")
         await doomed.output.ended

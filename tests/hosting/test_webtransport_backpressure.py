@@ -11,6 +11,10 @@ it, the rest would wait in aioquic. What is checked is what peers see: the
 other player keeps playing and sees the first one's seat disconnected, the
 first one's connection is closed with H3_EXCESSIVE_LOAD and `too_slow`, and
 the drop is counted and logged.
+
+And batching: the datagrams waiting on the listener's socket are handled
+together, and what the server owes one connection for all of them leaves in
+one packet (`BatchTests`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IGameHost
 from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
-from vinom.hosting.webtransport import Credentials, WebTransportServer
+from vinom.hosting.webtransport import Credentials, WebTransportServer, listen_webtransport
 from vinom.net.origins import OriginPolicy
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
 from vinom.protocol.tokens import IssuerConfig, TokenIssuer
+from vinom.rooms.messages import encode_sync
 from vinom.rooms.room import RoomConfig
 from vinom.server.certs import RenewingCertificate
 
@@ -52,10 +57,25 @@ class _OneMatch:
         return self.host
 
 
-class SlowReaderTests(TestCase):
+class _CountingPlayer(WebTransportPlayer):
+    """A player that notes how many messages each UDP datagram it received carried."""
+
+    def __init__(self, port: int, origin: str | None) -> None:
+        super().__init__(port, origin)
+        self.carried: list[int] = []
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        before = len(self.messages)
+        super().datagramReceived(data, addr)
+        self.carried.append(len(self.messages) - before)
+
+
+class ServedMatch(TestCase):
+    """A tictactoe match on a real game host, served over WebTransport on 127.0.0.1."""
+
     timeout = 60
 
-    async def start(self) -> None:
+    async def start(self, state_interval: float = STATE_INTERVAL) -> None:
         protocol = ProtocolConfig(token_key=b"k" * 32)
         self.issuer = TokenIssuer(IssuerConfig(protocol))
         hosts = InlineGameHostFactory(
@@ -64,7 +84,7 @@ class SlowReaderTests(TestCase):
             protocol_config=protocol,
             public_host="127.0.0.1",
             interface="127.0.0.1",
-            room_config=RoomConfig(state_interval=STATE_INTERVAL, reconnect_grace=30.0),
+            room_config=RoomConfig(state_interval=state_interval, reconnect_grace=30.0),
         )
         port = free_udp_range(1)
         self.address = HostAddress("127.0.0.1", port)
@@ -81,16 +101,17 @@ class SlowReaderTests(TestCase):
             return (current.certificate, [], current.private_key)
 
         self.server = WebTransportServer(gate, credentials, clock=reactor)
-        listening = reactor.listenUDP(0, self.server, interface="127.0.0.1")
+        listening = listen_webtransport(reactor, 0, self.server, "127.0.0.1")
         self.addCleanup(listening.stopListening)
-        self.port = listening.getHost().port
+        self.port = listening.getHost().port  # type: ignore[attr-defined]
         self.logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(self.logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
 
-    async def player(self, player_id: str) -> tuple[WebTransportPlayer, Any]:
+    async def player(self, player_id: str, kind: type[WebTransportPlayer] = WebTransportPlayer,
+                     ) -> tuple[WebTransportPlayer, Any]:  # fmt: skip
         """A player with its session open and welcomed; and its UDP port."""
-        player = WebTransportPlayer(self.port, None)
+        player = kind(self.port, None)
         listening = reactor.listenUDP(0, player, interface="127.0.0.1")
         self.addCleanup(listening.stopListening)
         self.assertEqual(await player.status.addTimeout(10, reactor), 200)
@@ -100,6 +121,8 @@ class SlowReaderTests(TestCase):
         await player.welcomed.addTimeout(10, reactor)
         return player, listening
 
+
+class SlowReaderTests(ServedMatch):
     async def test_a_browser_that_stops_reading_is_dropped_and_the_match_goes_on(
         self,
     ) -> None:
@@ -128,3 +151,24 @@ class SlowReaderTests(TestCase):
         await a.terminated.addTimeout(10, reactor)
         self.assertEqual(a.termination, (ErrorCode.H3_EXCESSIVE_LOAD, "too_slow"))
         self.assertEqual(self.server.open_connections, 1)
+
+
+class BatchTests(ServedMatch):
+    async def test_the_replies_to_datagrams_read_together_leave_in_one_packet(self) -> None:
+        # No periodic state: what the player receives is what it asks for.
+        await self.start(state_interval=3600.0)
+        a, _port = await self.player("p-a", _CountingPlayer)
+        assert isinstance(a, _CountingPlayer)
+
+        def states() -> int:
+            return sum(1 for _, m in a.messages if m["t"] == "state")
+
+        await until(lambda: states() >= 1, "the first state")
+        seen, before = states(), len(a.carried)
+        # Two requests, two QUIC packets sent in one turn of the reactor: both wait on
+        # the server's socket when it reads, and are handled in one batch.
+        a.send(encode_sync())
+        a.send(encode_sync())
+        await until(lambda: states() >= seen + 2, "both states")
+        # The two states (on the stream) came in one packet, not one each.
+        self.assertEqual([n for n in a.carried[before:] if n], [2])

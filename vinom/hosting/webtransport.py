@@ -14,6 +14,18 @@ a client's first Initial packet), transmits what the connection then has to
 send, and keeps one reactor timer per connection at its `get_timer()`. There
 is no asyncio loop.
 
+Its cost per move is mostly aioquic's per packet (docs/performance.md, "play
+--transport webtransport"), so the adapter makes as few packets as it can,
+as the game host does: the datagrams waiting on the socket are read and
+handled as one batch (vinom.hosting.datagrams; `listen_webtransport` serves
+the port as a `GameHostPort`, one `recvmmsg` per batch), and only then does
+each connection that owes anything transmit, once: the states a room sent a
+browser for every move in the batch leave together, in one packet where they
+fit. Packets go out with the socket's `sendto` (Port.write checks every
+address). aioquic's timer moves on almost every packet; the reactor's call
+is moved only when the timer comes earlier, and one that fires before the
+timer finds nothing due and is armed again.
+
 On each connection, `H3Connection` (with WebTransport enabled) turns QUIC
 into HTTP/3. An extended CONNECT (`:protocol webtransport`) at `/game` opens a
 `GameTransportSession` when the Origin is allowed and the client's address
@@ -71,6 +83,7 @@ session closed is closed too, so nothing outlives its player.
 from __future__ import annotations
 
 import contextlib
+import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -101,11 +114,12 @@ from aioquic.quic.packet import (
 from attrs import frozen
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorFDSet, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vinom.hosting.datagrams import DatagramReader, GameHostPort
 from vinom.hosting.game_stream import (
     ADMISSION_STATUS,
     CLOSE_NORMAL,
@@ -114,6 +128,7 @@ from vinom.hosting.game_stream import (
     GameStreamRunner,
     IGameStreamWire,
 )
+from vinom.hosting.udp import SOCKET_BUFFER
 from vinom.hosting.websocket import GameSocketFactory
 from vinom.net.addresses import client_key
 from vinom.protocol.events import UNRELIABLE
@@ -128,10 +143,15 @@ __all__ = [
     "WebTransportServer",
     "close_capsule",
     "frame",
+    "listen_webtransport",
 ]
 
 _log = Logger()
 _MAX_LOGGED = 10
+# The largest datagram read (QUIC's are at most 1500 on the paths browsers take).
+READ_SIZE = 4096
+# A reactor call this close before aioquic's timer handles it (timers fire a hair early).
+_EARLY = 0.0005
 
 # The path of the session, as the WebSocket's.
 GAME_PATH = b"/game"
@@ -266,8 +286,13 @@ class GameTransportSession:
             else:
                 connection.send_stream(self._stream_id, frame(data))
                 self._server.messages["stream_out"] += 1
-        connection.transmit()
-        if connection.backlog > self._server.gate.config.held_limit:
+        connection.flush()
+
+    def check_backlog(self) -> None:
+        """Drop the session if the browser reads slower than the match runs (after a
+        transmit: what is left in `backlog` is held)."""
+        if (not self._stream.is_closed
+                and self._connection.backlog > self._server.gate.config.held_limit):  # fmt: skip
             self._drop_slow_reader()
 
     def stream_ended(self) -> None:
@@ -333,42 +358,71 @@ class _Connection:
         self.backlog = 0
 
     def receive(self, data: bytes, addr: Any, now: float) -> None:
+        """A datagram of this connection: fed to aioquic, its events handled; what it
+        owes is sent when the batch it came in has been handled (`flush`)."""
         self.addr = addr
         self.quic.receive_datagram(data, addr, now)
         self._process_events()
+        self.flush()
+
+    def flush(self) -> None:
+        """Transmit now, or once the batch of datagrams being handled is done: what
+        the connection owes for all of it then leaves in as few packets as it can
+        (say the acknowledgement of a move with the state that shows it)."""
+        server = self.server
+        if server.batching:
+            server.dirty.add(self)
+            return
         self.transmit()
+        for session in list(self.sessions.values()):
+            session.check_backlog()
 
     def transmit(self) -> None:
         if self.ended:
             return
         server = self.server
         now = server.clock.seconds()
-        transport = server.transport
-        if transport is not None:
+        send = server.sender()
+        if send is not None:
             written = 0
             for data, addr in self.quic.datagrams_to_send(now):
                 written += len(data)
                 try:
-                    transport.write(data, addr)
+                    send(data, addr)
                 except OSError:
                     server.send_errors += 1
             self.backlog = max(0, self.backlog - written)
-        timer_at = self.quic.get_timer()
-        if self._timer is not None and self._timer_at != timer_at:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        if self._timer is None and timer_at is not None:
-            self._timer = server.clock.callLater(max(0.0, timer_at - now), self._on_timer)
-        self._timer_at = timer_at
+        self._arm(self.quic.get_timer(), now)
         self._process_events()
+
+    def _arm(self, timer_at: float | None, now: float) -> None:
+        """Keep the reactor's call at or before aioquic's timer. A call due earlier than
+        the timer is kept (it finds nothing due and arms again: aioquic's timer moves
+        on nearly every packet, a rescheduled call costs more than an early one); one
+        due later is moved forward; none is needed without a timer, but an armed
+        one is left to fire."""
+        self._timer_at = timer_at
+        if timer_at is None:
+            return
+        timer = self._timer
+        if timer is not None and timer.active():
+            if timer.getTime() <= timer_at:
+                return
+            timer.reset(max(0.0, timer_at - now))
+            return
+        self._timer = self.server.clock.callLater(max(0.0, timer_at - now), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        now = max(self._timer_at or 0.0, self.server.clock.seconds())
-        self._timer_at = None
+        timer_at = self._timer_at
+        now = self.server.clock.seconds()
+        if timer_at is None or timer_at > now + _EARLY:
+            # Fired before aioquic's timer (moved on since it was armed): arm again.
+            self._arm(timer_at, now)
+            return
         try:
-            self.quic.handle_timer(now)
+            # A call may fire a hair before its time: the timer is then due.
+            self.quic.handle_timer(max(timer_at, now))
             self._process_events()
             self.transmit()
         except Exception:
@@ -584,6 +638,12 @@ class WebTransportServer(DatagramProtocol):
         self.messages: Counter[str] = Counter()
         self.errors = 0
         self.send_errors = 0
+        # While a batch of datagrams is handled, the connections that owe packets
+        # (sent once the batch is done, `_Connection.flush`).
+        self.batching = False
+        self.dirty: set[_Connection] = set()
+        self._reading: DatagramReader | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def open_connections(self) -> int:
@@ -609,17 +669,84 @@ class WebTransportServer(DatagramProtocol):
         for connection in list(self._open):
             connection.close_now()
 
+    def startProtocol(self) -> None:
+        # Datagrams go out through the port's socket (as vinom.hosting.udp's: Port.write
+        # checks every address, and ours are the literals recvfrom gave), and those
+        # waiting behind one that arrives are read and handled with it.
+        sock = getattr(self.transport, "socket", None)
+        self._socket = sock if isinstance(sock, socket.socket) else None
+        if self._socket is not None:
+            self._reading = DatagramReader(
+                self._socket, self._handle_datagrams,
+                read_size=int(getattr(self.transport, "maxPacketSize", READ_SIZE)),
+                recvmmsg=isinstance(self.transport, GameHostPort),
+            )  # fmt: skip
+            # The game host's socket buffers: every browser's packets wait in one
+            # socket while the reactor is busy, and a full one loses them (a lost
+            # move waits for QUIC's loss timer).
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):  # else: the system's default
+                    self._socket.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+
     def stopProtocol(self) -> None:
+        self._socket = None
+        if self._reading is not None:
+            self._reading.close()
+            self._reading = None
         for connection in list(self._open):
             connection.terminated()
 
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
-        try:
-            self._datagram(data, addr)
-        except Exception:
-            self.failed("a WebTransport datagram's handling")
+    def sender(self) -> Callable[[bytes, Any], Any] | None:
+        """What sends a datagram (`sendto` of the port's socket, else the port's `write`)."""
+        if self._socket is not None:
+            return self._socket.sendto
+        if self.transport is not None:
+            return self.transport.write
+        return None
 
-    def _datagram(self, data: bytes, addr: Any) -> None:
+    def read_waiting(self) -> None:
+        """Read and handle every datagram waiting (a `GameHostPort`'s doRead)."""
+        if self._reading is not None:
+            self._reading.read_waiting()
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        batch = [(data, addr)]
+        if self._reading is not None:
+            self._reading.read_more(batch)
+        self._handle_datagrams(batch)
+
+    def _handle_datagrams(self, datagrams: list[tuple[bytes, Any]]) -> int:
+        """Handle a batch of datagrams, then transmit once on each connection that owes
+        packets for any of them; returns the bytes handled."""
+        read = 0
+        # Timed once, as the batch was read: every datagram in it had arrived by then.
+        now = self.clock.seconds()
+        self.batching = True
+        try:
+            for data, addr in datagrams:
+                read += len(data)
+                try:
+                    self._datagram(data, addr, now)
+                except Exception:
+                    self.failed("a WebTransport datagram's handling")
+        finally:
+            self.batching = False
+        dirty, self.dirty = self.dirty, set()
+        for connection in dirty:
+            try:
+                connection.flush()
+            except Exception:
+                self.failed("a WebTransport connection's transmit")
+        return read
+
+    def _datagram(self, data: bytes, addr: Any, now: float) -> None:
+        if data and data[0] & 0xC0 == 0x40:
+            # A short header (the packets of an open connection): the destination
+            # connection ID is the 8 bytes after the first, with no header to parse.
+            connection = self.connections.get(data[1:9])
+            if connection is not None:
+                connection.receive(data, addr, now)
+                return
         buf = Buffer(data=data)
         try:
             header = pull_quic_header(buf, host_cid_length=8)
@@ -628,7 +755,7 @@ class WebTransportServer(DatagramProtocol):
             return
         connection = self.connections.get(header.destination_cid)
         if connection is not None:
-            connection.receive(data, addr, self.clock.seconds())
+            connection.receive(data, addr, now)
             return
         if header.packet_type == QuicPacketType.VERSION_NEGOTIATION:
             self.dropped("unknown_connection")
@@ -673,7 +800,7 @@ class WebTransportServer(DatagramProtocol):
         for cid in (header.destination_cid, quic.host_cid):
             connection.cids.add(cid)
             self.connections[cid] = connection
-        connection.receive(data, addr, self.clock.seconds())
+        connection.receive(data, addr, now)
 
     def forget(self, connection: _Connection) -> None:
         """A connection ended: its IDs and its count go."""
@@ -686,6 +813,22 @@ class WebTransportServer(DatagramProtocol):
             self._per_client[connection.client] -= 1
             if self._per_client[connection.client] <= 0:
                 del self._per_client[connection.client]
+
+
+def listen_webtransport(reactor: Any, port: int, server: WebTransportServer,
+                        interface: str = "") -> IListeningPort:  # fmt: skip
+    """Serve `server` on UDP `port` (0: any free port); raises CannotListenError.
+
+    On a reactor that watches file descriptors (every POSIX reactor) the port is a
+    `GameHostPort`, which reads the datagrams waiting in batches (one `recvmmsg` each
+    on Linux, IPv4), as a game host's; elsewhere the reactor's own."""
+    if not IReactorFDSet.providedBy(reactor):
+        listening: IListeningPort = reactor.listenUDP(port, server, interface=interface,
+                                                      maxPacketSize=READ_SIZE)  # fmt: skip
+        return listening
+    game_port = GameHostPort(port, server, interface, READ_SIZE, reactor)
+    game_port.startListening()
+    return game_port
 
 
 _SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)

@@ -32,7 +32,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from vinom.hosting.webtransport import Credentials, WebTransportServer
+from vinom.hosting.webtransport import Credentials, WebTransportServer, listen_webtransport
 from vinom.server.certs import RenewingCertificate
 from vinom.server.startup import StartupError
 
@@ -126,9 +126,8 @@ class WebTransportListener(service.Service):
         if self._listening is not None:
             return
         try:
-            self._listening = self._reactor.listenUDP(
-                self.port_number, self.server, interface=self._interface, maxPacketSize=4096
-            )
+            self._listening = listen_webtransport(self._reactor, self.port_number, self.server,
+                                                  self._interface)  # fmt: skip
         except CannotListenError as e:
             reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
             raise StartupError(
