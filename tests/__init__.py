@@ -12,6 +12,20 @@ import vinom  # noqa: F401
 # does not fails its test with a logged SharedViewMismatch.
 os.environ.setdefault("VINOM_CHECK_VIEWS", "1")
 
+# Hypothesis keeps its example database and the character tables it builds for
+# `st.text()` (2 s of CPU for each process that has none) under `.hypothesis` in
+# the working directory, which for trial is `_trial_temp` (`_trial_temp/N` under
+# -jN), emptied at every run: so each run built them again in every worker. Kept
+# in the user's cache instead (outside the checkout), they are built once.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY",
+    os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "vinom",
+        "hypothesis",
+    ),
+)
+
 # In the fast lane (tox -e fast, tests/support/lanes.py) a test that starts a child
 # process fails, here in each trial worker as in the process that runs them.
 if os.environ.get("VINOM_TEST_LANE") == "fast":

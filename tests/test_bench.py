@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -133,12 +134,23 @@ class HarnessPieceTests(unittest.TestCase):
         self.assertTrue(dead, "the command outlived its killed harness")
 
     def test_close_stops_a_worker_ignoring_stdin_at_once(self) -> None:
+        waited_out: list[float | None] = []
         with Harness(60) as harness:
             worker = harness.spawn_command("sleeper", ["sleep", "300"], None, ignores_stdin=True)
-            started = time.monotonic()
-        self.assertIsNotNone(worker.popen.returncode)
-        # SIGTERM at once, not after the grace given to workers that read stdin (3 s).
-        self.assertLess(time.monotonic() - started, 2.5)
+            wait = worker.popen.wait
+
+            def counted_wait(timeout: float | None = None) -> int:
+                try:
+                    return wait(timeout)
+                except subprocess.TimeoutExpired:
+                    waited_out.append(timeout)
+                    raise
+
+            worker.popen.wait = counted_wait  # type: ignore[method-assign]
+        self.assertEqual(worker.popen.returncode, -signal.SIGTERM)
+        # SIGTERM at once, not after the grace given to workers that read stdin (3 s):
+        # no wait for it to end ran out.
+        self.assertEqual(waited_out, [])
 
     def test_a_silent_worker_is_reported_busy_or_idle(self) -> None:
         # A server stuck in a loop (the CPU its wait used) is told apart from one

@@ -8,7 +8,8 @@
   carries the `# slow: <why>` line that keeps it out of the fast lane
   (tests/support/lanes.py; the lane's guard fails what this reading misses).
 - A test waits for something on real sockets, processes or Redis with
-  tests/support/waiting.py's `until`, not with a polling helper of its own.
+  tests/support/waiting.py's `until`, not with a polling helper of its own
+  nor a loop that only sleeps and asserts (`while ...: await deferLater(...)`).
 """
 
 from __future__ import annotations
@@ -121,3 +122,31 @@ class SuiteRules(SynchronousTestCase):
         binding = re.compile(r"^from contextlib import .*\bsuppress\b", re.MULTILINE)
         found = [name for name, text in sources() if binding.search(text)]
         self.assertEqual(found, [], "import contextlib; contextlib.suppress(...)")
+
+    def test_no_hand_written_polling_loop(self) -> None:
+        # `while not x: await deferLater(...)`, with or without an assertion on a
+        # deadline: what `until` does, with a timeout and a message saying what.
+        sleeps = {"deferLater", "sleep", "_sleep"}
+
+        def sleeping(statement: ast.stmt) -> bool:
+            if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Await)
+                    and isinstance(statement.value.value, ast.Call)):  # fmt: skip
+                return False
+            func = statement.value.value.func
+            return (func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")) in sleeps
+
+        def asserting(statement: ast.stmt) -> bool:
+            if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+                return False
+            return str(getattr(statement.value.func, "attr", "")).startswith("assert")
+
+        found = [
+            f"{name}:{node.lineno}"
+            for name, module in parsed("while ")
+            if name not in WAITS
+            for node in ast.walk(module)
+            if isinstance(node, ast.While)
+            and any(sleeping(s) for s in node.body)
+            and all(sleeping(s) or asserting(s) for s in node.body)
+        ]
+        self.assertEqual(found, [], "wait with tests.support.waiting.until")

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -290,8 +290,8 @@ class LobbyPlayerTests(TestCase):
             )
             for i in range(2)
         ]  # fmt: skip
-        while not (len(sessions) == 2 and all(s.welcome for s in sessions)):
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: len(sessions) == 2 and all(s.welcome for s in sessions),
+                    "both sessions welcomed")  # fmt: skip
         # The lobby goes away, then the game host ends both sessions: the bots look for
         # a lobby to reconnect through, find none, and say so once FAST gives up.
         listening = await server.service("lobby-listener").port()

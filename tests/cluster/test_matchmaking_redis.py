@@ -41,9 +41,6 @@ from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.matchmaking.windows import RatingWindow, fifo_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# What scheduling adds to a measured time on a loaded machine (as in
-# tests.cluster.test_scaling_faults).
-SLACK = 1.5
 
 
 class Lobby:
@@ -169,8 +166,10 @@ class RaceTests(TestCase):
             every.update((m.match_id, m) for lobby in lobbies for m in lobby.heard)
             return len(every) >= expected_matches and hears_only_its_own(lobbies, owners)
 
-        await until(all_heard, "every lobby to hear the matches of its players", timeout=30)
-        elapsed = time.monotonic() - started
+        await until(all_heard, "every lobby to hear the matches of its players", timeout=60)
+        # A figure to watch, not to assert (a busy machine's clock): the timeout
+        # above is the bound for a wedged run.
+        print(f"\n{count} tickets matched in {time.monotonic() - started:.1f} s", file=sys.stderr)
         # Each lobby heard the matches it formed or that hold its players, once; no other.
         self.assertTrue(hears_only_its_own(lobbies, owners))
         self.assertEqual(len(every), expected_matches)
@@ -184,7 +183,6 @@ class RaceTests(TestCase):
         self.assertEqual(len(unmatched), duels % 2 + mazes % 3)
         for player_id in unmatched:
             self.assertIsNotNone(await lobbies[0].matchmaker.position(player_id))
-        self.assertLess(elapsed, 60)
 
     async def test_racing_lobbies_never_split_a_party_nor_match_it_twice(self) -> None:
         redis = await start_redis(self)
@@ -293,14 +291,17 @@ class BurstTests(TestCase):
         settings = RedisMatchmakerSettings(enqueue_batch=4, call_timeout=1.0)
         lobby = await start_lobby(self, redis.port, {"maze": 3}, settings)
         await redis.stop()
-        started = time.monotonic()
         failures = await gatherResults(
             [lobby.matchmaker.enqueue(ticket(f"q{i}", "maze")).addCallbacks(
                 lambda _: None, lambda f: f.value) for i in range(10)],
         )  # fmt: skip
         self.assertTrue(all(isinstance(f, BackendUnavailable) for f in failures), failures)
-        # Three calls of at most four tickets, one after another, each within its timeout.
-        self.assertLess(time.monotonic() - started, 3 * 1.0 + 2)
+        # Each says why, in its player's terms: the call that carried it (three of
+        # at most four tickets) was refused or gave up at its own deadline; none
+        # waited for Redis to come back (it never does here).
+        for failure in failures:
+            self.assertRegex(str(failure), r"^enqueue: (Redis did not answer within 1\.0 s"
+                                           r"|.*(refused|lost|closed|unreachable))")
 
     async def test_a_lobby_stopped_as_its_enqueue_fails_stops_after_the_withdrawal(
         self
@@ -333,9 +334,15 @@ class BurstTests(TestCase):
         matchmaker.enqueue(ticket("p", "maze")).addCallbacks(self.fail, stop)
         clock.advance(1.0)  # the enqueue is given up on; the lobby stops
         self.assertEqual(len(stopped), 1)
-        while not stopped[0].called:
+        # The lobby's clock runs on (its stop waits for the withdrawal's call, which
+        # answers on the reactor's own time); `until` lets the reactor run meanwhile.
+        def advanced() -> bool:
+            if stopped[0].called:
+                return True
             clock.advance(0.5)
-            await deferLater(reactor, 0.01, lambda: None)
+            return False
+
+        await until(advanced, "the lobby to stop", every=0.01)
         await stopped[0]
         self.assertEqual(left_running, [[]])
 
@@ -413,7 +420,7 @@ class DeadLobbyTests(TestCase):
             for i in range(10)
         ] + [{"player_id": "ghost-normal", "name": "g", "game": "tictactoe", "rating": None,
               "queued_at": time.time(), "queue": "normal"}]  # fmt: skip
-        child, _ = await self.spawn_lobby(
+        child, dead_id = await self.spawn_lobby(
             redis, {"sizes": {"tictactoe": 2}, "settings": settings,
                     "windows": {"tictactoe": window}, "tickets": ghosts},
         )  # fmt: skip
@@ -423,21 +430,29 @@ class DeadLobbyTests(TestCase):
             windows={"tictactoe": RatingWindow(**window)},
         )  # fmt: skip
         self.assertIsNotNone(await lobby.matchmaker.position("ghost0"))
+        # The dead lobby's lease lapses `ttl` after its last renewal, by Redis's
+        # own clock (no reading of ours): its key holds a TTL of at most that.
+        lease = f"vinom:mm:lobby:{dead_id}"
+        self.assertTrue(0 < int(redis.command("PTTL", lease)[1:]) <= ttl * 1000)
         killed = time.monotonic()
         child.kill()  # type: ignore[attr-defined]
         await child.ended
 
-        # Its tickets lapse within the TTL (and the next pass of a living lobby).
+        # Its tickets lapse with the lease, in the next pass of a living lobby;
+        # while the lease holds, they stay (the tickets read first, then the lease:
+        # one still there was there at the reading).
         positions: dict[str, int | None] = {}
 
         async def gone() -> bool:
             for g in ghosts:
                 positions[g["player_id"]] = await lobby.matchmaker.position(g["player_id"])
+            if redis.command("EXISTS", lease) == b":1":
+                self.assertTrue(all(positions.values()), f"dropped under a lease: {positions}")
             return not any(positions.values())
 
-        while not await gone():
-            self.assertLess(time.monotonic() - killed, ttl + 1.0, positions)
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(gone, lambda: f"the ghosts to lapse: {positions}", timeout=ttl + 20)
+        print(f"\nthe dead lobby's tickets lapsed after {time.monotonic() - killed:.2f} s",
+              file=sys.stderr)  # fmt: skip
 
         # The living lobby's players are matched, each with the other living
         # player near them, never with a ghost of the same rating.
@@ -462,7 +477,7 @@ class DeadLobbyTests(TestCase):
         # Three of a maze of four wait in the lobby that dies.
         ghosts = [{"player_id": f"ghost{i}", "name": "g", "game": "maze", "rating": None,
                    "queued_at": 0.0} for i in range(3)]  # fmt: skip
-        child, _ = await self.spawn_lobby(
+        child, dead_id = await self.spawn_lobby(
             redis, {"sizes": {"maze": 4}, "settings": settings, "tickets": ghosts}
         )
         lobby = await start_lobby(
@@ -475,17 +490,22 @@ class DeadLobbyTests(TestCase):
         self.assertEqual(type(refused.exception).__name__, "AlreadyQueued")
         child.kill()  # type: ignore[attr-defined]
         await child.ended
-        killed = time.monotonic()
+        # The dead lobby's lease (30 s) holds throughout: what frees its tickets is
+        # its closed connections, which the test shows by finishing under the lease
+        # (checked at the end, on Redis: no reading of a busy machine's clock).
+        lease = f"vinom:mm:lobby:{dead_id}"
+        self.assertEqual(redis.command("EXISTS", lease), b":1")
+
         # Right after the kill: a returning player's ticket replaces their ghost
         # (polled: Redis hears the connections close a moment after the kill) ...
-        while True:
+        async def replaced() -> int | None:
             try:
-                position = await lobby.matchmaker.enqueue(ticket("ghost0", "maze"))
-                break
+                return int(await lobby.matchmaker.enqueue(ticket("ghost0", "maze")))
             except Exception as e:
                 self.assertEqual(type(e).__name__, "AlreadyQueued")
-                self.assertLess(time.monotonic() - killed, SLACK, "the dead lobby's ticket held")
-                await deferLater(reactor, 0.05, lambda: None)
+                return None
+
+        position = await until(replaced, "the ghost's ticket replaced", timeout=15)
         # ... and it is not matched with the other two ghosts, nor is a new
         # player, though the four would fill a maze.
         self.assertEqual(position, 3)
@@ -497,7 +517,7 @@ class DeadLobbyTests(TestCase):
         await lobby.matchmaker.enqueue(ticket("new3", "maze"))
         await until(lambda: len(lobby.heard) == 1, "the match", timeout=5)
         self.assertEqual(lobby.heard[0].player_ids, ("ghost0", "new1", "new2", "new3"))
-        self.assertLess(time.monotonic() - killed, 30.0)
+        self.assertEqual(redis.command("EXISTS", lease), b":1", "the lease lapsed first")
 
     async def test_a_lobby_that_stalled_past_its_lease_puts_its_tickets_back(self) -> None:
         redis = await start_redis(self)
@@ -559,12 +579,14 @@ class DeadLobbyTests(TestCase):
         # it waits (the lobby is away) for a lease and a tick after Redis came back.
         # How long Redis has been watched again is read from Redis after each look:
         # one made while that is under 0.9 lease surely came before the window's end.
-        while True:
+        async def window_over() -> bool:
             position = await lobby.matchmaker.position("waiting")
             if redis.watch_lasted_ms() >= lease * 0.9 * 1000:
-                break
+                return True
             self.assertEqual(position, 1)
-            await deferLater(reactor, 0.05, lambda: None)
+            return False
+
+        await until(window_over, "the away window's end", every=0.05)
         child.transport.signalProcess(signal.SIGCONT)  # type: ignore[attr-defined]
         await lobby.matchmaker.enqueue(ticket("partner"))
         await until(lambda: len(lobby.heard) == 1, "the match", timeout=5)
@@ -640,10 +662,7 @@ class RedisRestartTests(TestCase):
             except BackendUnavailable:
                 return False
 
-        deadline = time.monotonic() + 15
-        while not await back():
-            self.assertLess(time.monotonic(), deadline, "the ticket was not put back")
-            await deferLater(reactor, 0.1, lambda: None)
+        await until(back, "the ticket put back", timeout=15, every=0.1)
         self.assertIsNone(await first.matchmaker.position("lost"))
         self.assertIsNone(await first.matchmaker.position("leaving"))
         # A lobby is live for the others once its presence channel is subscribed
@@ -658,14 +677,14 @@ class RedisRestartTests(TestCase):
         # while one is still reconnecting reaches Redis past its deadline and is
         # refused (unavailable, nothing queued). A player then tries again.
         async def enqueue(lobby: Lobby, player: str) -> None:
-            deadline = time.monotonic() + 15
-            while True:
+            async def queued() -> bool:
                 try:
                     await lobby.matchmaker.enqueue(ticket(player))
-                    return
+                    return True
                 except BackendUnavailable:
-                    self.assertLess(time.monotonic(), deadline, f"{player} never queued")
-                    await deferLater(reactor, 0.2, lambda: None)
+                    return False
+
+            await until(queued, f"{player} queued", timeout=15, every=0.2)
 
         await enqueue(second, "newcomer")
         await enqueue(second, "x")

@@ -528,8 +528,7 @@ class EndAnnouncementTests(TestCase):
         await deferLater(reactor, 1.5, lambda: None)
         self.assertEqual([m for m in heard if m["event"] == "ended"], [])
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "0")
-        while not [m for m in heard if m["event"] == "ended"]:
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: [m for m in heard if m["event"] == "ended"], "the end announced")
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
 
 

@@ -4,8 +4,11 @@
 (tests/support/redis_server.py), as in tests/cluster/test_scaling.py: a lobby killed with
 SIGKILL while its players are queued, and Redis killed and started again on
 the same port (empty) while lobbies and a game host run, and a game host killed
-with SIGKILL while it runs a match. Each test measures
-the bound docs/scaling.md ("When something fails") documents.
+with SIGKILL while it runs a match. Each test checks what docs/scaling.md ("When
+something fails") documents, and prints how long it took: a lease's length is read
+from Redis (its key's TTL, by Redis's clock) and what waits on it is checked by the
+order of events (nothing dropped while the lease holds), not by a wall-clock bound a
+busy machine breaks; the one bound kept is a promise the docs make, with its margin.
 """
 
 # slow: starts game-host worker processes
@@ -19,7 +22,7 @@ import re
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, TimeoutError, gatherResults
@@ -29,6 +32,7 @@ from twisted.internet.task import deferLater
 from tests.cluster.test_scaling import GAME, ClusterTestCase, Process
 from tests.server.test_ops import http_get, metric_value
 from tests.support.ports import free_tcp_port
+from tests.support.waiting import until
 from tests.test_integration_parties import Player, connect_player
 from vinom.client.bots import BotDriver, BotReport, LobbyAddress, play_bot, run_bots
 from vinom.client.game import connect_game
@@ -56,8 +60,6 @@ RATING_STEP = 1000.0
 PARTY_CHECK = DEFAULT_PARTIES.check_every
 # The bound on each call of the player store (2 s by default).
 REDIS_TIMEOUT = parse_redis_url("redis://127.0.0.1/0").timeout
-# What polling adds to a measured time on a loaded machine.
-SLACK = 1.5
 
 
 def lobby_id(process: Process) -> str:
@@ -74,13 +76,17 @@ async def play_once_redis_is_back(lobby: LobbyAddress, name: str, *, seed: int,
                                   within: float = 20.0) -> BotReport:  # fmt: skip
     """A bot through `lobby`, started again while the lobby answers `unavailable`
     (its Redis connections not back yet), for up to `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        played = await play_bot(reactor, lobby, GAME, name, rng=random.Random(seed))
-        unavailable = played.outcome == "error" and "unavailable" in (played.error or "")
-        if not unavailable or time.monotonic() > deadline:
-            return played
-        await deferLater(reactor, 0.2, lambda: None)
+    tried: list[BotReport] = []
+
+    async def played() -> BotReport | None:
+        tried.append(await play_bot(reactor, lobby, GAME, name, rng=random.Random(seed)))
+        unavailable = tried[-1].outcome == "error" and "unavailable" in (tried[-1].error or "")
+        return None if unavailable else tried[-1]
+
+    try:
+        return cast(BotReport, await until(played, f"{name} served", timeout=within, every=0.2))
+    except AssertionError:
+        return tried[-1]  # still `unavailable`: the caller's assertion says so
 
 
 async def play_match(welcome: Welcome, match: MatchFound, seed: int = 1) -> str:
@@ -126,26 +132,27 @@ class LobbyDeathTests(ClusterTestCase):
 
         self.assertEqual(await queued_ghosts(), ghost_ids)
         dead_key = f"vinom:mm:lobby:{lobby_id(doomed)}"
+        # The documented bound: lobby_lease after its last heartbeat (before the
+        # kill), then the next pass of a living lobby. The lease's part is Redis's:
+        # the key lapses by its TTL, at most LEASE, whatever this machine's load.
+        self.assertTrue(0 < await self.redis_call("PTTL", dead_key) <= LEASE * 1000)
         doomed.transport.signalProcess("KILL")
         await doomed.output.ended
         killed = time.monotonic()
         # Their TLS connections drop with the process.
         await gatherResults([g.closed for g in ghosts])
 
-        lapsed: float | None = None
-        while await queued_ghosts():
-            if lapsed is None and not await self.redis_call("EXISTS", dead_key):
-                lapsed = time.monotonic() - killed
-            self.assertLess(time.monotonic() - killed, LEASE + TICK + SLACK + 10,
-                            "the dead lobby's tickets are still queued")  # fmt: skip
-            await deferLater(reactor, 0.1, lambda: None)
-        gone = time.monotonic() - killed
-        report("the dead lobby's tickets gone from the queues after", gone)
-        # The documented bound: lobby_lease after its last heartbeat (before the
-        # kill), then the next pass of the living lobby.
-        self.assertLessEqual(gone, LEASE + TICK + SLACK)
-        if lapsed is not None:
-            self.assertLessEqual(lapsed, LEASE + SLACK)
+        # The tickets go once the lease has lapsed, never while it holds: queues read
+        # first, then the lease, so a lease still there was there at the reading.
+        async def dropped() -> bool:
+            queued = await queued_ghosts()
+            if await self.redis_call("EXISTS", dead_key):
+                self.assertEqual(queued, ghost_ids, "dropped while the lease held")
+            return not queued
+
+        await until(dropped, "the dead lobby's tickets to leave the queues",
+                    timeout=LEASE + TICK + 20)  # fmt: skip
+        report("the dead lobby's tickets gone from the queues after", time.monotonic() - killed)
 
         # The living lobby's players: two play tictactoe to the end, four fill a maze;
         # each match is of them alone.
@@ -186,8 +193,7 @@ class LobbyDeathTests(ClusterTestCase):
             told: list[Queued] = []
             lost.append(client.queue("tictactoe", RATING_STEP * i, queue="ranked",
                                      on_queued=told.append))  # fmt: skip
-            while not told:
-                await deferLater(reactor, 0.02, lambda: None)
+            await until(lambda told=told: told, "queued")  # type: ignore[misc]
         ghost_ids = {w.player_id for w in welcomes}
         doomed.transport.signalProcess("KILL")
         await doomed.output.ended
@@ -219,9 +225,11 @@ class LobbyDeathTests(ClusterTestCase):
         games = [(newcomer[0], newcomer[1])] + [(w, f) for w, f, _ in back[:10]]
         games += [(w, f) for w, f, _ in partners]
         # Ten matches form: each of two living players, none with a ghost.
-        while len(formed := await self.match_log()) < 10:
-            self.assertLess(time.monotonic() - killed, 15.0, formed)
-            await deferLater(reactor, 0.1, lambda: None)
+        async def ten_formed() -> dict[str, set[str]] | None:
+            formed = await self.match_log()
+            return formed if len(formed) >= 10 else None
+
+        formed = cast(dict[str, set[str]], await until(ten_formed, "ten matches", timeout=30))
         ghostly = [m for m, players in formed.items() if players & ghost_ids]
         self.assertEqual(len(ghostly), 0, f"{len(ghostly)} of {len(formed)} matches had a ghost")
         played = await gatherResults([Deferred.fromCoroutine(play(w, f)) for w, f in games])
@@ -257,6 +265,9 @@ class LobbyDeathTests(ClusterTestCase):
             reply = await leader.request({"type": "queue", "game": game})
             self.assertEqual(reply["type"], "queued", reply)
         await dee.of_type("queued")
+        dead_key = f"vinom:mm:lobby:{lobby_id(doomed)}"
+        # Its lease lapses by Redis's clock, at most LEASE after its last heartbeat.
+        self.assertTrue(0 < await self.redis_call("PTTL", dead_key) <= LEASE * 1000)
         doomed.transport.signalProcess("KILL")
         await doomed.output.ended
         killed = time.monotonic()
@@ -269,15 +280,23 @@ class LobbyDeathTests(ClusterTestCase):
                 self.assertEqual((await solo.request({"type": "queue", "game": game}))["type"],
                                  "queued")  # fmt: skip
         # Ann and Dee are told their partner left, and that the party's ticket was
-        # withdrawn, as for a member who leaves.
-        bound = LEASE + PARTY_CHECK + SLACK
+        # withdrawn, as for a member who leaves; not while the dead lobby's lease holds
+        # (the frames read first, then the lease: one still there was there then).
+        def told_left(player: Player) -> bool:
+            return any(f["type"] == "party_update" and f["event"] == "left"
+                       for f in player.frames)  # fmt: skip
+
+        async def both_told() -> bool:
+            told = [told_left(p) for p in (ann, dee)]
+            if await self.redis_call("EXISTS", dead_key):
+                self.assertEqual(told, [False, False], "told while the lease held")
+            return all(told)
+
+        bound = LEASE + PARTY_CHECK + 20  # a wedged run's
+        await until(both_told, "Ann and Dee told", timeout=bound)
         for player, gone in ((ann, bob), (dee, cid)):
             left = player.when(lambda f: f["type"] == "party_update" and f["event"] == "left")
-            try:
-                update = await left.addTimeout(bound, reactor)
-            except TimeoutError:
-                self.fail(f"{player.player_id} was not told within {bound} s; "
-                          f"matches formed: {await self.match_log()}")  # fmt: skip
+            update = await left
             self.assertEqual(update["player_id"], gone.player_id)
             self.assertEqual([m["player_id"] for m in update["party"]["members"]],
                              [player.player_id])  # fmt: skip
@@ -286,9 +305,7 @@ class LobbyDeathTests(ClusterTestCase):
             except TimeoutError:
                 self.fail(f"{player.player_id} was not told its ticket went: {player.frames}")
             self.assertEqual(cancelled["reason"], "member_left")
-        told = time.monotonic() - killed
-        report("the parties were told after", told)
-        self.assertLessEqual(told, bound)
+        report("the parties were told after", time.monotonic() - killed)
         # Nobody was matched meanwhile.
         self.assertEqual(await self.match_log(), {})
         # Queued again, each as a party of one, they make a maze with its solos.
@@ -328,8 +345,7 @@ class RedisRestartTests(ClusterTestCase):
         waiting_welcome = await waiting.hello("waiting")
         told: list[Queued] = []
         waiting_found = waiting.queue("tictactoe", on_queued=told.append)
-        while not told:
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: told, "queued")
         idle = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
         await idle.hello("idle")
         late = await connect_lobby(reactor, second.host, second.port, trust=second.trust)
@@ -370,9 +386,10 @@ class RedisRestartTests(ClusterTestCase):
         restarted = time.monotonic()
         # The game host registers again with its next heartbeat (and its pool's
         # reconnection, which backs off while Redis is away).
-        while host_id not in await self.redis_call("SMEMBERS", "vinom:hosts"):
-            self.assertLess(time.monotonic() - restarted, 20.0, "the host did not register")
-            await deferLater(reactor, 0.1, lambda: None)
+        async def registered() -> bool:
+            return host_id in await self.redis_call("SMEMBERS", "vinom:hosts")
+
+        await until(registered, "the host to register again", timeout=20, every=0.1)
         report("the host registered again after", time.monotonic() - restarted)
         # The player queued before the restart is still queued (their lobby put the
         # ticket back) and is matched with a newcomer through the other lobby.
@@ -588,9 +605,7 @@ class HostDeathTests(ClusterTestCase):
             client = await lobby_client(own)
             again.append(client.reconnect(welcome.player_id, welcome.secret,
                                           on_queued=heard.append))  # fmt: skip
-        while not all(queued):
-            self.assertLess(time.monotonic() - killed, 5.0, "not requeued within 5 s")
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: all(queued), "both requeued", timeout=15, every=0.05)
         report("the dead host's players back at the head of the queue after",
                time.monotonic() - killed)  # fmt: skip
         for heard in queued:
@@ -617,8 +632,10 @@ class HostDeathTests(ClusterTestCase):
         self.assertEqual([f["p"] for f in await gatherResults(finals)], ["finished"] * 2)
         # Once their lobby has heard that match end (it removes its placement), the
         # same address plays again through it: two players, two matches' worth.
-        while await self.redis_call("EXISTS", f"vinom:match:{refound[0].game_id}"):
-            await deferLater(reactor, 0.05, lambda: None)
+        async def ended() -> bool:
+            return not await self.redis_call("EXISTS", f"vinom:match:{refound[0].game_id}")
+
+        await until(ended, "the lobby to hear the match end")
         fresh = await run_bots(reactor, own, GAME, 2, seed=40, name_prefix="fresh-")
         self.assertEqual([(r.outcome, r.error) for r in fresh], [("finished", None)] * 2)
 
@@ -628,7 +645,12 @@ class HostDeathTests(ClusterTestCase):
         self.assertEqual([r.outcome for r in played], ["finished"] * len(played))
         last = await last_offer
         report("the last offer to the dead host after", last)
-        self.assertLess(last, 2.0)
+        # The documented promise (docs/scaling.md: a host silent for `silent_after`,
+        # 1 s, gets no new match; a lobby reads every 0.5 s), so a bound, with 0.5 s
+        # more for a busy machine's late read. `last` is the look before the one that
+        # saw the offer, so a late-running test only makes it smaller; without the
+        # rule the dead host would get matches until its registration lapsed (3 s).
+        self.assertLess(last, 2.5)
 
     async def test_a_host_stalled_for_a_moment_keeps_its_matches(self) -> None:
         # A host stopped (SIGSTOP) for 1.5 s, well under the 2.5 s without a heartbeat

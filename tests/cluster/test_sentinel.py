@@ -55,6 +55,11 @@ from vinom.lobby.players import log_failure
 from vinom.server.startup import StartupError, check_redis
 from vinom.server.tap import Options
 
+# What a busy machine may add to a failover's documented bound (docs/scaling.md,
+# "Redis Sentinel") before a test says the process did not follow the master: the
+# bound is the promise, so it stays, loose enough that only a process still on the
+# dead master after its reconnection back-off (or never leaving it) breaks it.
+FOLLOW_MARGIN = 10.0
 
 class ParseSentinelUrlTests(SynchronousTestCase):
     def test_sentinels_master_name_and_database(self) -> None:
@@ -272,13 +277,14 @@ class SentinelFailoverTests(TestCase):
         promotion = Deferred.fromCoroutine(cluster.wait_for_failover())
         failures: list[object] = []
         while True:
-            call = time.monotonic()
             try:
                 written = await redis.bounded(redis.handler.set(redis.key("k"), "after"))
             except BackendUnavailable as error:
                 failures.append(error)
-                # Never a hang: each failed call gives up within the timeout (and a little).
-                self.assertLess(time.monotonic() - call, settings.timeout + 0.5)
+                # Never a hang: each failed call is refused (no master) or gives up at
+                # its own deadline, and says which.
+                self.assertRegex(str(error), r"^Redis at \S+ (did not answer within 1 s$"
+                                             r"|is unreachable: )")  # fmt: skip
                 await _sleep(0.05)
                 continue
             self.assertEqual(written, "OK")
@@ -289,8 +295,12 @@ class SentinelFailoverTests(TestCase):
               f"SIGKILL; the pool wrote to it {followed:.2f} s after SIGKILL "
               f"({len(failures)} calls refused meanwhile)")  # fmt: skip
         self.assertGreater(len(failures), 0)
-        # Reached within the pool's longest reconnection delay (2 s) and one timeout.
-        self.assertLess(followed, promoted + 2.0 + settings.timeout)
+        # Reached within the pool's longest reconnection delay (2 s) and one timeout of
+        # the promotion: the documented promise (docs/scaling.md), so kept as a bound,
+        # with FOLLOW_MARGIN for a busy machine. Both figures are read by this process
+        # on one clock, so a machine that runs it late stretches both alike; a pool that
+        # did not follow the sentinels would stay on the dead master for good.
+        self.assertLess(followed, promoted + 2.0 + settings.timeout + FOLLOW_MARGIN)
         # The promoted replica holds what was replicated, and does not have the script
         # yet: EVALSHA's NOSCRIPT is answered with EVAL.
         self.assertEqual(await redis.bounded(redis.handler.get(redis.key("k"))), "after")
@@ -339,8 +349,9 @@ class SentinelFailoverTests(TestCase):
         followed = time.monotonic() - cluster.killed_at  # type: ignore[operator]
         print(f"\nSENTINEL FAILOVER: the replica promoted {promoted:.2f} s after it; the "
               f"pool wrote to it {followed:.2f} s after it ({refused} calls refused)")  # fmt: skip
-        # Moved within the watch's second (and a reconnection) of the promotion.
-        self.assertLess(followed, promoted + 2 * WATCH_EVERY + settings.timeout)
+        # Moved within the watch's second (and a reconnection) of the promotion: the
+        # documented promise, with FOLLOW_MARGIN for a busy machine (as above).
+        self.assertLess(followed, promoted + 2 * WATCH_EVERY + settings.timeout + FOLLOW_MARGIN)
         self.assertNotEqual(cluster.master.port, former)
         await until(lambda: publish_until_heard(redis, heard), "the channel to hear the new master",
                     every=0.1)  # fmt: skip
@@ -569,16 +580,16 @@ class StartupCheckTests(TestCase):
             "WRONGPASS": evolve(good, password="wrong"),
         }
         for reason, settings in mistakes.items():
-            started = time.monotonic()
+            slept: list[float] = []
             with self.assertRaises(StartupError, msg=reason) as raised:
-                check_redis(settings, wait=5.0)
+                check_redis(settings, wait=5.0, sleep=slept.append)
             message = str(raised.exception)
             self.assertIn(reason, message)
             self.assertTrue(message.startswith(f"vinom: Redis at {settings.url} "), message)
             self.assertNotIn("\n", message)
             self.assertNotIn("-pw", message.replace("master-pw", ""))
-            # Refused: no waiting.
-            self.assertLess(time.monotonic() - started, 2.0, reason)
+            # Refused at the first try: no waiting.
+            self.assertEqual(slept, [], reason)
         self.assertIn("--redis-sentinel-password-file",
                       self._refusal(evolve(good, sentinel_password=None)))  # fmt: skip
 
@@ -645,25 +656,30 @@ class EndsThroughFailoverTests(ClusterTestCase):
             # The host announced each end on the promoted replica (it retries while
             # Redis does not answer): its matches set there is empty.
             matches = f"vinom:host-matches:{self.host_id(host)}"
-            deadline = time.monotonic() + 30
-            while await self.redis_call("SCARD", matches):
-                self.assertLess(time.monotonic(), deadline, "the host never announced the ends")
-                await _sleep(0.1)
+            async def announced() -> bool:
+                return not await self.redis_call("SCARD", matches)
+
+            await until(announced, "the host to announce the ends", timeout=30, every=0.1)
         finally:
             lobby_process.transport.signalProcess(signal.SIGCONT)
         woke = time.monotonic()
 
         # The lobby counts none of them as running once it is back on the new master...
-        deadline = woke + 20
-        while (left := await running()) != 0:
-            self.assertLess(time.monotonic(), deadline, f"{left:g} matches still running")
-            await _sleep(0.1)
+        left: list[float] = []
+
+        async def settled_down() -> bool:
+            left.append(await running())
+            return left[-1] == 0
+
+        await until(settled_down, lambda: f"{left[-1]:g} matches still running", timeout=20,
+                    every=0.1)  # fmt: skip
         settled = time.monotonic() - woke
         # ...so a SIGTERM'd lobby has nothing to wait for: it exits at once, not after
         # its drain timeout (120 s).
         lobby_process.transport.signalProcess(signal.SIGTERM)
         terminated = time.monotonic()
         await until(lambda: lobby_process.output.ended.called, timeout=15)
+        self.assertNotIn("drain: waiting up to", lobby_process.text)
         for process in (host, lobby_process):
             self.assertNotIn("Traceback", process.text)
         exited = time.monotonic() - terminated

@@ -25,13 +25,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 import vinom
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.sentinel import start_sentinel_cluster
+from tests.support.waiting import until
 from vinom.cluster import txredisapi_adapter
 from vinom.cluster.txredisapi_adapter import TXREDISAPI_VERSION, WORKAROUNDS
 
@@ -230,8 +230,9 @@ class MasterPoolTests(TestCase):
         for words in (("MONITOR", "gone", "127.0.0.1", str(nowhere.port), "2"),
                       ("SET", "gone", "down-after-milliseconds", "100")):  # fmt: skip
             self.assertEqual(cluster.sentinel_command(0, "SENTINEL", *words), "OK")
-        while "s_down" not in str(cluster.sentinel_command(0, "SENTINEL", "MASTER", "gone")):
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: "s_down" in str(cluster.sentinel_command(0, "SENTINEL", "MASTER",
+                                                                     "gone")),
+                    "the sentinel to see the master down")  # fmt: skip
         sentinel = txredisapi_adapter.pool(HostnameEndpoint(reactor, "127.0.0.1", port),
                                            name="sentinel", db=0, size=1, password=None,
                                            timeout=5.0)  # fmt: skip
@@ -288,8 +289,7 @@ class SubscriberTests(TestCase):
                                             timeout=5.0)  # fmt: skip
         self.addCleanup(publisher.disconnect)
         self.assertEqual(await publisher.publish("news", "hello"), 1)
-        while not heard.messages:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: heard.messages, "the message")
         self.assertEqual((heard.told, heard.messages), (["connected"], ["hello"]))
 
     async def test_a_refused_password_is_told_and_the_connection_closed(self) -> None:

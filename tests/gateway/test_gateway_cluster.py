@@ -44,7 +44,6 @@ from typing import Any
 from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME
 from tests.gateway.relay_support import forwarded, gateway_relay_options
@@ -59,6 +58,7 @@ from tests.server.test_web_client import (
 )
 from tests.support.browser import open_browser
 from tests.support.ports import free_tcp_port, free_udp_ports
+from tests.support.waiting import until
 from vinom.client.bots import BotReport, LobbyAddress, play_bot
 
 OPENED = "vinom_relay_routes_opened_total"
@@ -173,11 +173,14 @@ class GatewayClusterTests(GatewayTestCase):
         # no gateway a lobby connection (the browser's idle HTTP connections to the web
         # servers may stay, until the web server's idle timeout: no player is on them).
         await browser.get("about:blank")
-        waited = 0.0
-        while left := await self.left_over(lobbies, [ops for _p, _port, ops in gateways]):
-            self.assertLess(waited, 5.0, f"left after every player went: {left}")
-            await deferLater(reactor, 0.1, lambda: None)
-            waited += 0.1
+        left: list[object] = []
+
+        async def nothing_left() -> bool:
+            left[:] = [await self.left_over(lobbies, [ops for _p, _port, ops in gateways])]
+            return not left[0]
+
+        await until(nothing_left, lambda: f"nothing left after every player went: {left}",
+                    every=0.1)  # fmt: skip
         for process in [*(lobby.process for lobby in lobbies.values()),
                         *(gateway for gateway, _port, _ops in gateways)]:  # fmt: skip
             self.assertNotIn("Traceback", process.text)

@@ -273,9 +273,10 @@ class GatewayTests(GatewayTestCase):
         self.assertEqual(json.loads(reply.split(b"\n")[0])["type"], "welcome")
         status = await self.status(ops)
         self.assertEqual(status["terminated"], 4)
-        while status["connections"]:  # each closed (its TLS layer and what is inside)
-            await deferLater(reactor, 0.05, lambda: None)
-            status = await self.status(ops)
+        async def all_closed() -> bool:  # each closed (its TLS layer and what is inside)
+            return not (await self.status(ops))["connections"]
+
+        await until(all_closed, "every connection closed")
 
     async def test_two_client_addresses_are_two_for_the_lobby(self) -> None:
         lobby = await self.lobby("--max-connections-per-ip", "1")
@@ -385,8 +386,10 @@ class GatewayTests(GatewayTestCase):
         lobbies[doomed].process.transport.signalProcess("KILL")
         # The gateway closes the player's lobby connection with its lobby's; the player
         # comes back through the gateway, which sends them to the lobby still up.
-        while (await self.status(ops))["backends"][doomed]["up"]:
-            await deferLater(reactor, 0.05, lambda: None)
+        async def put_out() -> bool:
+            return not (await self.status(ops))["backends"][doomed]["up"]
+
+        await until(put_out, "the killed lobby put out")
         again = await connect_lobby(reactor, "127.0.0.1", port, trust=self.cert)
         refound = await again.reconnect(welcome.player_id, welcome.secret)
         self.assertEqual(refound.game_id, found.game_id)
@@ -414,19 +417,19 @@ class GatewayTests(GatewayTestCase):
             await client.hello(f"held{i}")
             sessions.append(Deferred.fromCoroutine(self._queue_and_join(client)))
         for session in await gatherResults(sessions):
-            while session.state is None:
-                await deferLater(reactor, 0.05, lambda: None)
+            await until(lambda session=session: session.state is not None, "the match's state")  # type: ignore[misc]
         draining.process.transport.signalProcess("TERM")
         # The lobby is alive (its /health answers 200) and takes no new player (/ready).
-        while (await http_get(f"http://127.0.0.1:{draining.ops}/ready"))[0] != 503:
-            await deferLater(reactor, 0.05, lambda: None)
+        async def unready() -> bool:
+            return (await http_get(f"http://127.0.0.1:{draining.ops}/ready"))[0] == 503
+
+        await until(unready, "/ready to answer 503")
         self.assertEqual((await http_get(f"http://127.0.0.1:{draining.ops}/health"))[0], 200)
         # The gateway puts it out at its next check: a readiness check, not a liveness one.
-        began = reactor.seconds()
-        while (await self.status(ops))["backends"]["a"]["up"]:
-            self.assertLess(reactor.seconds() - began, 20.0,
-                            "the gateway kept a draining lobby in")  # fmt: skip
-            await deferLater(reactor, 0.05, lambda: None)
+        async def put_out() -> bool:
+            return not (await self.status(ops))["backends"]["a"]["up"]
+
+        await until(put_out, "the gateway to put the draining lobby out", timeout=20)
         before = (await self.status(ops))["backends"]
         # New players through the gateway all reach lobby b at once: none is told
         # `server_draining` and sent on to try again.

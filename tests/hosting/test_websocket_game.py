@@ -29,6 +29,7 @@ from tests.lobby import hello, reconnect
 from tests.lobby.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
 from tests.support.ports import free_tcp_port
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import until
 from tests.support.websocket_client import (
     GameSocketPlayer,
     HandshakeRefused,
@@ -152,21 +153,19 @@ class WebSocketMatchTests(GameSocketTestCase):
         token, found, web, welcome = await self.match()
         await web.closed  # the lobby closes after match_found
         first = await self.game_socket(token)
-        while first.session.welcome is None:  # (through a worker process, with workers)
-            await deferLater(reactor, 0.05, lambda: None)
+        # (Through a worker process, with workers.)
+        await until(lambda: first.session.welcome is not None, "the welcome")
         self.assertFalse(first.session.welcome["reconnected"])
         udp = await connect_game(reactor, found)
         presence: list[dict[str, Any]] = []
         udp_bot = self.bot(udp, PublicToken.from_json(found.token).player_id)
         udp.on_presence = presence.append
-        while udp.phase != "playing":
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: udp.phase == "playing", "the match to play")
         # The browser's socket goes; its seat is held for the reconnection grace.
         first.sendClose(1000)
         await first.closed
-        while {"t": "presence", "id": welcome["player_id"], "status": "disconnected"} \
-                not in presence:
-            await deferLater(reactor, 0.05, lambda: None)
+        gone = {"t": "presence", "id": welcome["player_id"], "status": "disconnected"}
+        await until(lambda: gone in presence, "the other player told of the disconnection")
         # It asks the lobby for a fresh token and opens /game again.
         port, trust = self.server.websocket_port, self.server.lobby.trust
         assert port is not None and trust is not None
@@ -235,8 +234,7 @@ class GameSocketLimitTests(GameSocketTestCase):
         self.assertEqual((closed.code, closed.reason), (CLOSE_TOKEN_REFUSED, "token_expired"))
         # The real token still opens the session; used twice, it is refused.
         ok = await self.game_socket(token)
-        while ok.session.welcome is None:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: ok.session.welcome is not None, "the welcome")
         ok.sendClose(1000)
         await ok.closed
         closed = await (await self.game_socket(token)).closed
@@ -251,8 +249,7 @@ class GameSocketLimitTests(GameSocketTestCase):
         await self.start(ports=3)
         token, _found, _web, _welcome = await self.match()
         socket = await self.game_socket(token)
-        while socket.session.welcome is None:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: socket.session.welcome is not None, "the welcome")
         socket.sendMessage(b"\x81" + b"x" * 4096, isBinary=True)
         self.assertEqual((await socket.closed).code, 1009)
         # A text message.
@@ -294,8 +291,7 @@ class GameSocketLimitTests(GameSocketTestCase):
         socket = await self.game_socket(None)
         driver = self.bot(socket.session, welcome["player_id"])
         socket.attach(token)
-        while socket.session.welcome is None:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: socket.session.welcome is not None, "the welcome")
         for garbage in (b"\xc1", b"\x01", b"\x81\xa1t\xa4zzzz"):
             socket.sendMessage(garbage, isBinary=True)
         udp = await connect_game(reactor, found)
@@ -382,16 +378,14 @@ class DocumentedFrameTests(GameSocketTestCase):
         token, found, _web, _welcome = await self.match()
         socket = await self.game_socket(token)
         udp = await connect_game(reactor, found)
-        while socket.session.state is None or socket.session.phase != "playing":
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: socket.session.state is not None
+                    and socket.session.phase == "playing", "the match to play")  # fmt: skip
         errors: list[dict[str, Any]] = []
         socket.session.on_error = errors.append
         socket.sendMessage(msgpack.packb(frame), isBinary=True)
         cell = frame["a"]["cell"]
-        deadline = reactor.seconds() + 10
-        while not errors and (socket.session.view or {})["board"][cell] == "":
-            self.assertLess(reactor.seconds(), deadline, "the documented frame did nothing")
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: errors or (socket.session.view or {})["board"][cell] != "",
+                    "the documented frame to do something")  # fmt: skip
         if errors:  # not this player's turn: the game answered the action by its id
             self.assertEqual((errors[0]["i"], errors[0]["code"]), (frame["i"], "not_your_turn"))
         else:

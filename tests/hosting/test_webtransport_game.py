@@ -94,27 +94,26 @@ class WebTransportSessionTests(WebTransportTestCase):
         self.addCleanup(udp.disconnect)
         # Until the browser speaks after its token, states follow the welcome on the
         # stream (a datagram could overtake it).
-        while not any(m["t"] == "state" for how, m in player.messages):
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: any(m["t"] == "state" for _how, m in player.messages), "a state")
         self.assertEqual([(how, m["t"]) for how, m in player.messages][:2],
                          [("stream", "welcome"), ("stream", "state")])  # fmt: skip
         # A message the browser sends as a datagram reaches the room: a sync's
         # answer (on the stream, as on channel 1).
         before = len(player.messages)
         player.send_datagram(msgpack.packb({"t": "sync"}))
-        while not any(m["t"] == "state" and how == "stream"
-                      for how, m in player.messages[before:]):  # fmt: skip
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: any(m["t"] == "state" and how == "stream"
+                                for how, m in player.messages[before:]),
+                    "a state on the stream")  # fmt: skip
         # From then on, states come as datagrams: the UDP player's first move makes one.
         view = [m for _, m in player.messages if m["t"] == "state"][-1]["s"]
         if view["turn"] == token.player_id:
             player.send(msgpack.packb({"t": "action", "a": {"cell": 4}, "i": 1}))
         else:
-            while udp.view is None:
-                await deferLater(reactor, 0.02, lambda: None)
+            await until(lambda: udp.view is not None, "the UDP player's view")
             udp.send_action({"cell": 4})
-        while not any(m["t"] == "state" and how == "datagram" for how, m in player.messages):
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: any(m["t"] == "state" and how == "datagram"
+                                for how, m in player.messages),
+                    "a state as a datagram")  # fmt: skip
 
     async def test_a_closed_session_holds_the_seat_and_a_new_token_takes_it_back(self) -> None:
         port = await self.start_webtransport()
@@ -127,14 +126,12 @@ class WebTransportSessionTests(WebTransportTestCase):
         self.addCleanup(udp.disconnect)
         presence: list[dict[str, Any]] = []
         udp.on_presence = presence.append
-        while udp.phase != "playing":
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: udp.phase == "playing", "the match to play")
         # The browser ends its stream: the session closes, the seat waits for it.
         first.end_stream()
         self.assertEqual(await within(first.closed), (CLOSE_NORMAL, "stream ended"))
         gone = {"t": "presence", "id": welcome["player_id"], "status": "disconnected"}
-        while gone not in presence:
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: gone in presence, "the other player told of the disconnection")
         # A fresh token from the lobby opens a new session on the same seat.
         port_web, trust = self.server.websocket_port, self.server.lobby.trust
         assert port_web is not None and trust is not None
@@ -153,15 +150,13 @@ class WebTransportSessionTests(WebTransportTestCase):
         await within(player.welcomed)
         udp = await connect_game(reactor, found)
         self.addCleanup(udp.disconnect)
-        while udp.phase != "playing":
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: udp.phase == "playing", "the match to play")
         # The root stops the game hosts before the WebTransport listener (it stops
         # last): the match is aborted and the browser hears it, then the connection
         # closes at once (not after an idle timeout).
         await self.server.service("hosting").stopService()
-        while not any(m["t"] == "phase" and m.get("p") == "aborted"
-                      for _, m in player.messages):  # fmt: skip
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: any(m["t"] == "phase" and m.get("p") == "aborted"
+                                for _, m in player.messages), "the match aborted")  # fmt: skip
         await self.server.service("webtransport").stopService()
         await within(player.terminated, 2.0)
 
@@ -246,8 +241,7 @@ class WebTransportAbuseTests(WebTransportTestCase):
         good.send_datagram(b"\x81" * 3000)
         good.send_datagram(msgpack.packb({"t": "sync"}))
         before = len(good.messages)
-        while len(good.messages) == before:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: len(good.messages) > before, "an answer to the sync")
         text = await self.metrics()
         drops = {
             m.group(1): float(m.group(2))
@@ -282,16 +276,14 @@ class WebTransportAbuseTests(WebTransportTestCase):
         # The first session was not disturbed: it still hears the room.
         before = len(first.messages)
         first.send(msgpack.packb({"t": "sync"}))
-        while len(first.messages) == before:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: len(first.messages) > before, "an answer to the sync")
 
     async def test_connections_per_address_are_capped(self) -> None:
         port = await self.start_webtransport("--max-connections-per-ip", "2")
         players = [await self.player(port) for _ in range(2)]
         server = self.server.service("webtransport").server
         third = await connect_webtransport(self, port, origin=PAGE)
-        while not server.drops["too_many_connections"]:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: server.drops["too_many_connections"], "the third refused")
         # Its Initial started nothing: no answer, and the two others still open.
         self.assertFalse(third.status.called)
         self.assertEqual(server.open_connections, 2)

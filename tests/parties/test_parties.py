@@ -315,8 +315,8 @@ class RedisPartyStoreTests(PartyStoreContract, TestCase):
         # half a lease (five checks), read from Redis in the same script as the renewal:
         # well inside the window however late this process runs.
         renew = ("SET", "vinom:mm:lobby:l-there", "1", "PX", lease_ms)
-        while self.redis.watch_lasted_ms() < lease * 0.5 * 1000:
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: self.redis.watch_lasted_ms() >= lease * 0.5 * 1000,
+                    "half a lease of watch", every=0.02)  # fmt: skip
         lasted = self.redis.watch_lasted_ms(then=renew)
         self.assertLess(lasted, (lease + 0.1) * 1000)
         await deferLater(reactor, 0.3, lambda: None)

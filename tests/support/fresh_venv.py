@@ -21,6 +21,7 @@ so that only what the virtualenv holds is importable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import site
@@ -40,6 +41,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.server.test_twistd import RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.waiting import until
 
 # A checkout's files that `pip install .` has no use for, or that an earlier
 # build left behind (a stale build/ or compiled module must not be installed).
@@ -212,6 +214,6 @@ async def _stop(transport: object, process: Collect) -> None:
         if process.ended.called:
             return
         transport.signalProcess(signal)  # type: ignore[attr-defined]
-        deadline = reactor.seconds() + wait
-        while not process.ended.called and reactor.seconds() < deadline:
-            await deferLater(reactor, 0.05, lambda: None)
+        with contextlib.suppress(AssertionError):  # still running: the next signal
+            await until(lambda: process.ended.called, "the server to stop", timeout=wait,
+                        every=0.05)  # fmt: skip
