@@ -311,7 +311,14 @@ class MatchRecorder:
         """The record's bytes since the last `take`, readable up to here."""
         if self.closed:
             return b""
-        data = self._compress.compress(self._packer.bytes())
+        pending = self._packer.bytes()
+        if not pending and not (self.ended or self.broken):
+            # Nothing since the last take. A sync flush would still give the four
+            # bytes of an empty block, and the host would open and append to the
+            # file of every match whose players left and whose seats wait for
+            # them, once a flush interval, for nothing.
+            return b""
+        data = self._compress.compress(pending)
         self._packer.reset()
         if self.ended or self.broken:
             data += self._compress.flush(zlib.Z_FINISH)
