@@ -1,4 +1,4 @@
-"""The match scenario: C clients from a TLS lobby connection to the first state of a full room.
+"""The match scenario: C clients from a lobby connection (TLS or plain) to a full room.
 
 Each client connects to the lobby over TLS (verifying the server's
 certificate), says `hello`, queues for the 2-player `duel` game, receives
@@ -25,6 +25,16 @@ handshake, frames, datagrams), for less of the load's CPU; `tls` in the
 JSON names the protocol, cipher and key exchange they negotiated.
 `--client twisted` runs the client library itself on the reactor
 (`benchmarks.lobby_load.match_client`), for comparison.
+
+`--lobby-tls off` runs the lobby on plain TCP (`--lobby
+tcp:PORT:interface=127.0.0.1`), as behind a load balancer that terminates
+TLS, and the lean clients speak plain TCP to it: the transport the peers'
+plain-WebSocket clients get (Colyseus's `ws://`), for comparing on equal
+transport. The UDP game sessions are the same either way (sealed by the
+connect token's keys). Builds back to c0bedc0 take `--lobby tcp:...`, so
+`compare` runs it on them too. Not with `--returning` (no TLS session to
+resume) nor `--gateway` (`--gateway-tls terminate` is that lobby behind a
+gateway).
 
 `--host-workers N` (N > 0) hosts the games in N game-host worker processes,
 as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
@@ -95,6 +105,8 @@ from benchmarks.redis_process import start_redis
 CLIENT_KINDS = {"lean": "match", "twisted": "match-twisted"}
 # --gateway-tls: what the gateway does with the clients' TLS.
 GATEWAY_TLS = ("passthrough", "terminate")
+# --lobby-tls: whether the clients speak TLS to the lobby.
+LOBBY_TLS = {"on": True, "off": False}
 
 
 class Options(ScenarioOptions):
@@ -115,6 +127,10 @@ class Options(ScenarioOptions):
         ["gateway-tls", None, "passthrough", "With --gateway: 'passthrough' (TLS copied to "
                                              "the lobbies) or 'terminate' (the gateway does "
                                              "the TLS; the lobbies listen on plain TCP)."],
+        ["lobby-tls", None, "on", "'on': the clients speak TLS to the lobby; 'off': the "
+                                  "lobby listens on plain TCP (--lobby tcp:PORT, as behind a "
+                                  "TLS-terminating load balancer) and the clients speak "
+                                  "plain TCP."],
     ]
     optFlags = [
         ["gateway", None, "Clients connect through a --role gateway process in front of the "
@@ -148,11 +164,28 @@ class Options(ScenarioOptions):
             raise usage.UsageError(f"--gateway-tls must be one of {', '.join(GATEWAY_TLS)}")
         if self["gateway-tls"] != "passthrough" and not self["gateway"]:
             raise usage.UsageError(f"--gateway-tls {self['gateway-tls']} needs --gateway")
+        if self["lobby-tls"] not in LOBBY_TLS:
+            raise usage.UsageError(f"--lobby-tls must be one of {', '.join(LOBBY_TLS)}")
+        self["lobby-tls"] = LOBBY_TLS[self["lobby-tls"]]
+        if not self["lobby-tls"]:
+            for flag, why in (("gateway", "--gateway-tls terminate is the plain lobby "
+                                          "behind a gateway"),
+                              ("returning", "there is no TLS session to resume")):
+                if self[flag]:
+                    raise usage.UsageError(f"--lobby-tls off and --{flag} do not go "
+                                           f"together: {why}")
+            if self["client"] != "lean":
+                raise usage.UsageError("--lobby-tls off runs the lean clients only")
 
     @property
     def terminating(self) -> bool:
         """Whether the gateway terminates TLS (and the lobbies listen on plain TCP)."""
         return bool(self["gateway"]) and self["gateway-tls"] == "terminate"
+
+    @property
+    def lobby_tls(self) -> bool:
+        """Whether the lobbies listen with TLS (not behind a terminating gateway, nor off)."""
+        return bool(self["lobby-tls"]) and not self.terminating
 
     def planned_seconds(self) -> float:
         return self["clients"] / 100.0
@@ -168,7 +201,7 @@ def start_single(
             "data_dir": data_dir,
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
-            "lobby_tls": not options.terminating,
+            "lobby_tls": options.lobby_tls,
             "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
         })],
         cpu,
@@ -232,7 +265,7 @@ def start_cluster(
                 "data_dir": os.path.join(data_dir, name),
                 "udp_ports": options["udp-ports"],
                 "lobby_extra": lobby_extra(options),
-                "lobby_tls": not options.terminating,
+                "lobby_tls": options.lobby_tls,
                 "extra_args": ["--role", role, *shared, *extra],
             })],
             cpu,
@@ -294,6 +327,8 @@ def run(options: Options) -> int:
                 "in_flight": options["in-flight"],
                 "game": "duel",
                 "returning": bool(options["returning"]),
+                # Through a terminating gateway the clients still speak TLS (to it).
+                "tls": bool(options["lobby-tls"]),
             }
             load = harness.spawn(
                 "load", "benchmarks.lobby_worker",
@@ -341,6 +376,7 @@ def run(options: Options) -> int:
         "redis": bool(options["redis"]),
         "gateway": bool(options["gateway"]),
         "returning": bool(options["returning"]),
+        "lobby_tls": bool(options["lobby-tls"]),
         "cores": {"server": server_cpu, "load": load_cpus[0],
                   **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),
@@ -413,5 +449,7 @@ def run(options: Options) -> int:
         title += f", {options['host-workers']} game-host worker(s)"
     if options["gateway"]:
         title += f", through a gateway (TLS {options['gateway-tls']})"
+    if not options["lobby-tls"]:
+        title += ", plain TCP lobby"
     report(title, rows, summary, table=options.show_table)
     return 0 if summary["errors"] == 0 else 1

@@ -1,4 +1,4 @@
-"""The match scenario's load: lean clients, from a TLS lobby connection to a full room.
+"""The match scenario's load: lean clients, from a lobby connection (TLS or plain) to a full room.
 
 `run_match` drives `clients` clients, at most `in_flight` at once, in one
 plain poll loop: no reactor, no Deferreds, no Twisted TLS transport. Each
@@ -21,6 +21,9 @@ library) does, in the same conversation with the server:
    p % lobbies), and offers the TLS session of that player's last
    connection to the same lobby, as `vinom.client.lobby.connect_lobby` does
    (`resumed` counts the handshakes the server resumed);
+   With `tls` false the lobby listens on plain TCP (as behind a
+   TLS-terminating load balancer, `match --lobby-tls off`): no handshake,
+   the frames go over the socket as they are;
 2. `hello`, then, after `welcome`, `queue` for the game, then `queued` and
    `match_found` (newline-delimited JSON, docs/lobby.md); then TLS
    `close_notify` and close, as `LobbyClient.close` does;
@@ -201,12 +204,14 @@ class MatchLoad:
         timeout: float = 60.0,
         watch_stdin: bool = False,
         returning: int = 0,
+        tls: bool = True,
     ) -> None:
         self.lobbies = [(host, port), *more_lobbies]
         self.hostname = hostname or default_hostname(host)
         self.hostname_is_ip = isIPAddress(self.hostname) or isIPv6Address(self.hostname)
         self.server_name = None if self.hostname_is_ip else self.hostname.encode("idna")
-        self.context = tls_context(trust)
+        # None: the lobby listens on plain TCP (as behind a TLS-terminating proxy).
+        self.context = tls_context(trust) if tls else None
         self.game = game
         self.timeout = timeout
         self.selector = selectors.DefaultSelector()
@@ -254,14 +259,15 @@ class MatchLoad:
             code = sock.connect_ex(address)
             if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                 raise ClientFailed(f"connect_{errno.errorcode.get(code, code)}")
-            tls = SSL.Connection(self.context, sock)
-            if self.server_name is not None:
-                tls.set_tlsext_host_name(self.server_name)
-            tls.set_connect_state()
-            session = self.sessions.get((client.player, lobby)) if self.returning else None
-            if session is not None:
-                tls.set_session(session)
-            client.tls = tls
+            if self.context is not None:
+                tls = SSL.Connection(self.context, sock)
+                if self.server_name is not None:
+                    tls.set_tlsext_host_name(self.server_name)
+                tls.set_connect_state()
+                session = self.sessions.get((client.player, lobby)) if self.returning else None
+                if session is not None:
+                    tls.set_session(session)
+                client.tls = tls
         except ClientFailed as e:
             self.fail(client, e.kind)
             return
@@ -323,14 +329,21 @@ class MatchLoad:
 
     def _lobby_event(self, client: MatchClient) -> None:
         tls = client.tls
-        assert tls is not None and client.sock is not None
+        assert client.sock is not None
         try:
             if client.phase == CONNECTING:
                 code = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code:
                     raise ClientFailed(f"connect_{errno.errorcode.get(code, code)}")
+                if tls is None:
+                    # Plain TCP: the conversation starts once connected.
+                    client.phase = LOBBY
+                    self._send_hello(client)
+                    self._read_lines(client)
+                    return
                 client.phase = TLS
             if client.phase == TLS:
+                assert tls is not None
                 try:
                     tls.do_handshake()
                 except SSL.WantReadError:
@@ -348,11 +361,7 @@ class MatchLoad:
                         tls.get_group_name(),
                     )
                 client.phase = LOBBY
-                # The protocol the client speaks: a lobby of another refuses it a token.
-                hello: dict[str, Any] = {"type": "hello", "name": client.name, "id": 1}
-                if PROTOCOL is not None:
-                    hello["protocol"] = PROTOCOL
-                self._send(client, hello)
+                self._send_hello(client)
             elif client.out_buffer:
                 self._send_buffered(client)
             if client.phase == LOBBY:
@@ -363,6 +372,13 @@ class MatchLoad:
             self.fail(client, f"tls_{type(e).__name__}")
         except OSError as e:
             self.fail(client, f"lobby_{type(e).__name__}")
+
+    def _send_hello(self, client: MatchClient) -> None:
+        # The protocol the client speaks: a lobby of another refuses it a token.
+        hello: dict[str, Any] = {"type": "hello", "name": client.name, "id": 1}
+        if PROTOCOL is not None:
+            hello["protocol"] = PROTOCOL
+        self._send(client, hello)
 
     def _check_peer(self, tls: SSL.Connection) -> None:
         try:
@@ -378,27 +394,29 @@ class MatchLoad:
         self._send_buffered(client)
 
     def _send_buffered(self, client: MatchClient) -> None:
-        tls = client.tls
-        assert tls is not None and client.sock is not None
+        sock = client.sock
+        assert sock is not None
+        writer = client.tls or sock
         try:
             while client.out_buffer:
-                sent = tls.send(client.out_buffer)
+                sent = writer.send(client.out_buffer)
                 client.out_buffer = client.out_buffer[sent:]
-        except SSL.WantWriteError:
-            self._want(client, client.sock, _READ | _WRITE)
+        except (SSL.WantWriteError, BlockingIOError):
+            self._want(client, sock, _READ | _WRITE)
             return
         except SSL.WantReadError:
             pass
-        self._want(client, client.sock, _READ)
+        self._want(client, sock, _READ)
 
     def _read_lines(self, client: MatchClient) -> None:
         tls, sock = client.tls, client.sock
-        assert tls is not None and sock is not None
+        assert sock is not None
+        reader = tls or sock
         closed = False
         while True:
             try:
-                data = tls.recv(65536)
-            except SSL.WantReadError:
+                data = reader.recv(65536)
+            except (SSL.WantReadError, BlockingIOError):
                 if not client.out_buffer:
                     self._want(client, sock, _READ)  # after a WantWrite below
                 break
@@ -622,6 +640,7 @@ def run_match(settings: dict[str, Any]) -> dict[str, Any]:
         timeout=float(settings.get("client_timeout", 60.0)),
         watch_stdin=True,
         returning=in_flight if settings.get("returning") else 0,
+        tls=bool(settings.get("tls", True)),
     )
     emit("measuring")
     started = time.perf_counter()

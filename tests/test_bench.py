@@ -459,6 +459,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertGreater(result["server_cpu_ms_per_client"], 0)
         self.assertEqual(result["client"], "lean")
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+        # TLS is the default.
+        self.assertIs(result["lobby_tls"], True)
 
     def test_match_with_returning_players(self) -> None:
         # Ten players play two matches each: their second connections resume.
@@ -469,6 +471,20 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(result["errors"], 0)
         self.assertTrue(result["returning"])
         self.assertEqual(result["tls_resumed"], 10)
+
+    def test_match_on_a_plain_lobby(self) -> None:
+        # As behind a TLS-terminating load balancer: the lobby on plain TCP, the
+        # clients speaking plain lobby frames to it, every client in a full room.
+        code, result, stderr = run_bench(
+            "match", "--clients", "20", "--in-flight", "10", "--lobby-tls", "off"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["clients"], result["errors"]), (20, 0))
+        self.assertIs(result["lobby_tls"], False)
+        # No TLS was negotiated with anyone.
+        self.assertNotIn("tls", result)
+        self.assertRate(result, "clients_per_s")
+        self.assertGreater(result["server_cpu_ms_per_client"], 0)
 
     def test_match_with_host_workers(self) -> None:
         code, result, stderr = run_bench(
@@ -536,6 +552,10 @@ class ScenarioSmokeTests(unittest.TestCase):
             (("--lobbies", "2"), "--lobbies more than 1 needs --redis"),
             (("--lobbies", "0", "--redis"), "--lobbies must be at least 1"),
             (("--redis", "--client", "twisted"), "--redis runs the lean clients only"),
+            (("--lobby-tls", "maybe"), "--lobby-tls must be one of on, off"),
+            (("--lobby-tls", "off", "--returning"), "no TLS session to resume"),
+            (("--lobby-tls", "off", "--gateway"), "--lobby-tls off and --gateway"),
+            (("--lobby-tls", "off", "--client", "twisted"), "--lobby-tls off runs the lean"),
         ]:
             code, result, stderr = run_bench("match", *args)
             self.assertEqual(code, 2, stderr)

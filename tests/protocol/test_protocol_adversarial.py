@@ -26,6 +26,7 @@ from tests.protocol.test_protocol_support import (
     Net,
 )
 from vinom.protocol.client import CONNECTED, REQUESTING, RESPONDING, ClientConnection
+from vinom.protocol.config import DEFAULT_DISCONNECT_REDUNDANCY
 from vinom.protocol.events import RELIABLE, MessageReceived
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import ServerEndpoint
@@ -188,8 +189,13 @@ class DamagedPacketTests(SynchronousTestCase):
         hs.server.close_session(sid)
         disconnects = [d for d, _ in hs.server.datagrams_to_send(hs.now)]
         self.assertEqual({d[0] for d in disconnects}, {DISCONNECT})
-        self.assert_client_unmoved(hs, damaged(disconnects[0]))
-        hs.client.receive_datagram(disconnects[0], SERVER_ADDR, hs.now)
+        # Five copies, as docs/protocol.md says (netcode.io's ten halved), each its own
+        # packet: the last alone, the others lost, still ends the session.
+        self.assertEqual(len(disconnects), DEFAULT_DISCONNECT_REDUNDANCY)
+        self.assertEqual(DEFAULT_DISCONNECT_REDUNDANCY, 5)
+        self.assertEqual(len(set(disconnects)), 5)
+        self.assert_client_unmoved(hs, damaged(disconnects[-1]))
+        hs.client.receive_datagram(disconnects[-1], SERVER_ADDR, hs.now)
         self.assertEqual(hs.client.state, "closed")
 
     def test_client_disconnect_and_denied(self) -> None:
@@ -201,7 +207,7 @@ class DamagedPacketTests(SynchronousTestCase):
         drain(hs.server)
         hs.client.disconnect()
         disconnects = [d for d, _ in hs.client.datagrams_to_send(hs.now)]
-        self.assertEqual(len(disconnects), 10)
+        self.assertEqual(len(disconnects), DEFAULT_DISCONNECT_REDUNDANCY)
         self.assert_server_unmoved(hs, damaged(disconnects[0]))
         self.assertEqual(hs.server.session_count, 1)
         hs.server.receive_datagram(disconnects[3], CLIENT_ADDR, hs.now)

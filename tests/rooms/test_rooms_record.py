@@ -25,6 +25,7 @@ from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from vinom.games import Game, Outcome, Seat
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry
+from vinom.games.tictactoe import TicTacToeGame
 from vinom.match import Match, Ticket
 from vinom.rooms.messages import Phase
 from vinom.rooms.record import MatchRecorder, record_header, state_hash
@@ -176,6 +177,30 @@ class RecordAndReplayTests(SynchronousTestCase):
         replay.seek(replay.length // 2)
         self.assertEqual(state_hash(replay.state), middle)
         self.assertEqual(replay.position, replay.length // 2)
+
+    def test_a_take_with_nothing_new_gives_nothing(self) -> None:
+        # A match whose players left (its seats held for them) records nothing new,
+        # and the host then writes nothing to its file; the record still reads.
+        game = TicTacToeGame()
+        match = bot_match(game, 2)
+        recorder = MatchRecorder(
+            record_header(
+                match_id="m-1", game=game.name, game_version=game.version, options={},
+                seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+                bots=[False, False], seed=5, tick_rate=0.0, hash_every=20, started=0.0,
+                vinom_version="test",
+            )
+        )  # fmt: skip
+        first = recorder.take()
+        self.assertGreater(len(first), 0)  # the header
+        self.assertEqual(recorder.take(), b"")
+        self.assertEqual(recorder.take(), b"")
+        seats = [Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)]
+        recorder.end("aborted", None, game.create(seats, {}, random.Random(5)), 0, 0)
+        last = recorder.take()
+        self.assertGreater(len(last), 0)
+        self.assertEqual(recorder.take(), b"")
+        self.assertTrue(read_record(first + last).complete)
 
     def test_a_record_cut_off_replays_up_to_its_last_flush(self) -> None:
         game = ArenaGame(2)

@@ -33,7 +33,7 @@ import enum
 from collections import Counter
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -514,9 +514,20 @@ class LobbyConnection:
             self.send_error(item.code, item.message, item.request_id)
             return
         self._busy = True
-        d = maybeDeferred(self._server.serve, self, item)
-        d.addErrback(self._failed, item)
-        d.addBoth(self._served)
+        # A request served at once (most are: the matchmaker and the rooms are in
+        # memory) is finished here, without a Deferred and its two callbacks; one
+        # that waits (on Redis) is finished when its Deferred fires.
+        try:
+            waiting = self._server.serve(self, item)
+        except Exception:
+            self._failed(Failure(), item)
+            self._served(None)
+            return
+        if waiting is None:
+            self._served(None)
+            return
+        waiting.addErrback(self._failed, item)
+        waiting.addBoth(self._served)
 
     def _rate_limited(self, request_id: RequestId) -> None:
         self.send_error(
