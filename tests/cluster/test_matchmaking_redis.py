@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -397,7 +398,8 @@ class DeadLobbyTests(TestCase):
                 transport.signalProcess("KILL")
 
         self.addCleanup(lambda: (kill(), child.ended)[1])
-        await until(lambda: b"ready" in child.output or child.ended.called,
+        # The whole line: the pipe may hand over "ready" before the lobby id after it.
+        await until(lambda: re.search(rb"ready \S+\n", child.output) or child.ended.called,
                     "the child lobby", timeout=30)
         line = child.output.decode().strip().splitlines()[-1]
         self.assertTrue(line.startswith("ready "), child.output.decode())
