@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks.harness import encode_histogram, new_histogram
 from benchmarks.worker import cpu_seconds, emit
@@ -113,3 +113,36 @@ class Timeline:
     @property
     def load_cpu_s(self) -> float:
         return self.cpu_at_end - self.cpu_at_start
+
+
+class PlayTallies(Protocol):
+    """What a play load counts over the measured window (benchmarks.room_load,
+    websocket_load, webtransport_load)."""
+
+    measuring: bool
+    latencies: Latencies
+    moves: int
+    messages: int
+    errors: int
+    resends: int
+    error_codes: dict[str, int]
+
+    def mark_window(self) -> None: ...
+
+
+def play_timeline(settings: dict[str, Any], play: PlayTallies) -> Timeline:
+    """The play loads' warm-up and window: at its start every tally starts again."""
+
+    def on_measure() -> None:
+        play.mark_window()
+        play.measuring = True
+        play.latencies.clear()
+        play.moves = play.messages = play.errors = play.resends = 0
+        play.error_codes.clear()
+
+    return Timeline(
+        float(settings["warmup"]),
+        float(settings["duration"]),
+        on_measure=on_measure,
+        progress=lambda: {"count": play.moves},
+    )

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from benchmarks.lean_client import LeanSession
-from benchmarks.loadgen import DONE, Latencies, Timeline
+from benchmarks.loadgen import DONE, Latencies, Timeline, play_timeline
 from benchmarks.server_worker import match_id, player_id
 from benchmarks.session_load import (
     MAX_DATAGRAM,
@@ -273,22 +273,7 @@ def run_play(settings: dict[str, Any]) -> dict[str, Any]:
     # with the first lean bodies.
     play = LeanPlay(driver)
 
-    def on_measure() -> None:
-        play.mark_window()
-        play.measuring = True
-        play.latencies.clear()
-        play.moves = 0
-        play.messages = 0
-        play.errors = 0
-        play.resends = 0
-        play.error_codes.clear()
-
-    timeline = Timeline(
-        float(settings["warmup"]),
-        float(settings["duration"]),
-        on_measure=on_measure,
-        progress=lambda: {"count": play.moves},
-    )
+    timeline = play_timeline(settings, play)
     poller, by_fd = poll_sockets([client.sock for client in play.clients])
     poll = poller.poll
     readable = play.readable

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgpack
 
-from benchmarks.loadgen import DONE, Latencies, Timeline
+from benchmarks.loadgen import DONE, Latencies, play_timeline
 from benchmarks.room_load import Player
 from benchmarks.server_worker import match_id, player_id
 from benchmarks.session_load import Aborted, make_issuer, poll_sockets, raise_fd_limit
@@ -139,6 +139,7 @@ class WebSocketPlay:
         self.moves = 0
         self.messages = 0
         self.errors = 0
+        self.resends = 0  # (never: TCP resends for it; a tally every play load has)
         self.closed = 0
         self.error_codes: dict[str, int] = {}
 
@@ -227,21 +228,7 @@ def run_play_websocket(settings: dict[str, Any]) -> dict[str, Any]:
     play = WebSocketPlay(settings)
     play.connect_all()
 
-    def on_measure() -> None:
-        play.mark_window()
-        play.measuring = True
-        play.latencies.clear()
-        play.moves = 0
-        play.messages = 0
-        play.errors = 0
-        play.error_codes.clear()
-
-    timeline = Timeline(
-        float(settings["warmup"]),
-        float(settings["duration"]),
-        on_measure=on_measure,
-        progress=lambda: {"count": play.moves},
-    )
+    timeline = play_timeline(settings, play)
     poller, by_fd = poll_sockets([link.sock for link in play.players])  # type: ignore[misc]
     poll = poller.poll
     readable = play.readable

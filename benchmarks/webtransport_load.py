@@ -39,7 +39,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
 
-from benchmarks.loadgen import DONE, Latencies, Timeline
+from benchmarks.loadgen import DONE, Latencies, play_timeline
 from benchmarks.room_load import RESEND_S, Player
 from benchmarks.server_worker import match_id, player_id
 from benchmarks.session_load import Aborted, make_issuer, poll_sockets, raise_fd_limit
@@ -298,22 +298,7 @@ def run_play_webtransport(settings: dict[str, Any]) -> dict[str, Any]:
                 )
         emit("progress", phase="connect", count=len(play.players), elapsed=0.0)
 
-        def on_measure() -> None:
-            play.mark_window()
-            play.measuring = True
-            play.latencies.clear()
-            play.moves = 0
-            play.messages = 0
-            play.errors = 0
-            play.resends = 0
-            play.error_codes.clear()
-
-        timeline = Timeline(
-            float(settings["warmup"]),
-            float(settings["duration"]),
-            on_measure=on_measure,
-            progress=lambda: {"count": play.moves},
-        )
+        timeline = play_timeline(settings, play)
         timeline.start()
         next_check = clock() + RESEND_S / 2
         while True:
