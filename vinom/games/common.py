@@ -185,7 +185,7 @@ class BuiltinGame:
 
     name = ""
     # The name people read (`vinom games`, the terminal client, the room's
-    # welcome); None: the registry name in words, capitalised (`display_name_of`).
+    # welcome); None: the registry name in words, capitalised (`GameRules.of`).
     display_name: str | None = None
     description = ""
     version = "1"
@@ -207,7 +207,7 @@ class BuiltinGame:
     # Players per team (None: no teams; a player's team is their seat).
     team_size: int | None = None
     # States per second a game with a tick sends each player while playing (at
-    # most one per tick); None: one per tick (`snapshot_rate_of`).
+    # most one per tick); None: one per tick (`GameRules.of`).
     snapshot_rate: float | None = None
     #: The key of the per-player scores in `result`.
     score_key = "scores"

@@ -20,8 +20,6 @@ from vinom.protocol.wire import KEY_SIZE, MAX_HOSTS, PROTOCOL_VERSION
 # they stay within the integers a double holds exactly.
 MAX_APPLICATION_ID = 2**53 - 1
 DEFAULT_APPLICATION_ID = 0x76696E6F6D  # "vinom"
-# The largest message a game host accepts from a client: the rooms' limit
-# (vinom.rooms.messages.MAX_CLIENT_MESSAGE; a test keeps the two equal).
 # Copies of `disconnect` a side sends when it closes a session (docs/protocol.md,
 # "Disconnect redundancy"). netcode.io sends 10; the copies leave in the same
 # instant, so they guard against independent losses only (a burst that drops one
@@ -29,6 +27,8 @@ DEFAULT_APPLICATION_ID = 0x76696E6F6D  # "vinom"
 # million) while each copy is a seal and a send: with 10, a duel's two sessions
 # were 20 of the host's 28 datagrams from handshake to end.
 DEFAULT_DISCONNECT_REDUNDANCY = 5
+# The largest message a game host accepts from a client: the rooms' limit
+# (vinom.rooms.messages.MAX_CLIENT_MESSAGE; a test keeps the two equal).
 DEFAULT_MAX_RECEIVE_MESSAGE = 2048
 # Out-of-order client bytes a game host session holds before it refuses bodies
 # (the client resends them): 16 of the largest client messages.
