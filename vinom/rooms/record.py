@@ -51,7 +51,8 @@ from vinom.games.interfaces import Seat
 #: The first header field of every record, and the version of its layout.
 RECORD_FORMAT = "vinom-record"
 RECORD_VERSION = 1
-#: A game with a tick: a state hash before every this many ticks (1 s at 20 Hz).
+#: A state hash after every this many ticks (1 s at 20 Hz), or before every this many
+#: calls into a game without a tick.
 DEFAULT_HASH_EVERY = 20
 
 # Entry kinds: the first element of each entry array (docs/protocol.md).

@@ -333,7 +333,8 @@ class Options(PluginOptions):
             "record-hash-every",
             None,
             20,
-            "A state hash in the record every this many ticks (a replay checks each).",
+            "A state hash in the record every this many ticks (a turn-based game: calls into "
+            "the game, its moves, joins and leaves), and one at the end; a replay checks each.",
             positive_int,
         ),
         param(
