@@ -586,8 +586,9 @@ class RedisMatchmaker:
     def _heard(self, message: object) -> None:
         try:
             text = message.decode() if isinstance(message, bytes) else str(message)
-            # The script writes the match id first: a match this lobby formed
-            # (and announced from the script's answer) needs no parsing.
+            # The script writes the log id, then the match id, then the rest: a
+            # match this lobby formed (and announced from the script's answer)
+            # needs no parsing beyond its log id.
             start = text.find('"match_id":"') + len('"match_id":"')
             if text[start : text.find('"', start)] in self._announced:
                 data = json.loads(text[: text.find(',"match_id"')] + "}")
