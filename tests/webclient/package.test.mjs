@@ -18,6 +18,19 @@ test("the package's exports and files exist", async () => {
   for (const file of manifest.files) await readFile(new URL(file, dir));
 });
 
+test("every module a packaged file imports is packaged too", async () => {
+  // npm publishes `files` alone: a relative import of one left out breaks the package
+  // while the page, served from the whole directory, works.
+  const manifest = JSON.parse(await readFile(new URL("package.json", dir), "utf8"));
+  const files = new Set(manifest.files);
+  for (const file of manifest.files.filter((name) => name.endsWith(".js"))) {
+    const text = await readFile(new URL(file, dir), "utf8");
+    for (const [, imported] of text.matchAll(/^import[^"]*"\.\/([^"]+)";/gm)) {
+      assert.ok(files.has(imported), `${file} imports ./${imported}, not in package.json's files`);
+    }
+  }
+});
+
 test("every declared name is exported by its module", async () => {
   const types = await readFile(new URL("index.d.ts", dir), "utf8");
   const sections = types.split(/^\/\/ ---- (\S+):/m).slice(1);
