@@ -273,6 +273,19 @@ class DriftGame(Game[DriftState]):
         return _Idle()
 
 
+class HugeGame(DriftGame):
+    """A deterministic real-time game whose state holds an integer past 64 bits from
+    tick `from_tick` on."""
+
+    name = "huge"
+    description = "test: a state no MessagePack encoder takes"
+
+    def tick(self, state: DriftState, dt: float, rng: random.Random) -> Outcome:
+        ticks = state.ticks + 1
+        value = 2**70 if ticks >= self.from_tick else state.value + rng.random()
+        return Outcome(evolve(state, ticks=ticks, value=value))
+
+
 class _Idle:
     def choose_action(self, view: Mapping[str, Any]) -> None:
         return None
@@ -375,6 +388,21 @@ class DamagedRecordTests(SynchronousTestCase):
         recorder.act(seats[0], {"cell": object()}, None, 0, 0)
         record = read_record(recorder.take())
         self.assertEqual((record.header["match_id"], record.entries), ("m", ()))
+
+    def test_a_state_that_cannot_be_hashed_ends_the_record_not_the_match(self) -> None:
+        # A Python int past 64 bits is a fine game state but no MessagePack integer:
+        # the record stops before it, and the match plays on to its end.
+        game = HugeGame(from_tick=30)
+        room, recorder, data = recorded_room(game, bot_match(game, 1), seed=1, hash_every=1)
+        self.assertIs(room.phase, Phase.FINISHED)
+        self.assertTrue(recorder.broken)
+        self.assertTrue(recorder.closed)
+        record = read_record(data)
+        self.assertFalse(record.complete)
+        self.assertEqual(max(e[1] for e in record.entries if e[0] == 2), 30)
+        replay = Replay(record, HugeGame(from_tick=30))
+        replay.run()
+        self.assertEqual(replay.tick, 30)  # its last tick entry, whose hash it could not take
 
     def test_a_truncated_record_reads_as_incomplete(self) -> None:
         data = self.record()

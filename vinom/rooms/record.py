@@ -25,7 +25,8 @@ an entry it cannot encode (an action no MessagePack encoder takes; the wire
 decoded it, so it should not happen) marks the record ``broken`` and it
 records nothing more; the entries since the last `take` are lost with it
 (they share one buffer, which the encoder empties as it fails), so the
-record ends at the flush before.
+record ends at the flush before. A state it cannot hash (an integer past 64
+bits, say) marks it ``broken`` too, keeping the entries before it.
 
 Cost: per move, an entry packed into that buffer (no bytes object of its
 own) and, for a game without a tick, a hash every `hash_every` calls; per
@@ -272,7 +273,7 @@ class MatchRecorder:
         if not self._ticking:
             self._calls += 1
             if self._calls % self.hash_every == 0:
-                self._add((HASH, tick, version, state_hash(state)))
+                self._add_hash(tick, version, state)
         if self.broken or self.ended:
             return
         try:
@@ -284,7 +285,7 @@ class MatchRecorder:
 
     def play(self, state: Any, version: int) -> None:
         """Play started: the room records tick 0 in its tick history now."""
-        self._add((HASH, 0, version, state_hash(state)))
+        self._add_hash(0, version, state)
         self._add((PLAY,))
 
     def tick(self, tick: int) -> None:
@@ -294,7 +295,7 @@ class MatchRecorder:
     def ticked(self, tick: int, state: Any, version: int) -> None:
         """After tick `tick`, in the state it left (the one its snapshot shows)."""
         if tick % self.hash_every == 0:
-            self._add((HASH, tick, version, state_hash(state)))
+            self._add_hash(tick, version, state)
 
     def end(
         self, phase: str, result: Mapping[str, Any] | None, state: Any, tick: int, version: int
@@ -303,7 +304,9 @@ class MatchRecorder:
         if self.ended:
             return
         final = None if result is None else dict(result)
-        self._add((END, phase, final, tick, version, state_hash(state)))
+        digest = self._hash(state)
+        if digest is not None:
+            self._add((END, phase, final, tick, version, digest))
         self.ended = True
 
     # -- the host's ---------------------------------------------------------------
@@ -336,7 +339,24 @@ class MatchRecorder:
         # `hash_every`-th (a hash costs a maze tens of microseconds, more than a move).
         self._calls += 1
         if self._calls % self.hash_every == 0:
-            self._add((HASH, tick, version, state_hash(state)))
+            self._add_hash(tick, version, state)
+
+    def _hash(self, state: Any) -> int | None:
+        # A state no MessagePack encoder takes (an integer past 64 bits, a cycle)
+        # cannot be hashed: the record ends before it (`broken`; the entries packed
+        # so far are kept), and the room plays on.
+        if self.broken or self.ended:
+            return None
+        try:
+            return state_hash(state)
+        except Exception:
+            self.broken = True
+            return None
+
+    def _add_hash(self, tick: int, version: int, state: Any) -> None:
+        digest = self._hash(state)
+        if digest is not None:
+            self._add((HASH, tick, version, digest))
 
     def _add(self, entry: tuple[Any, ...]) -> None:
         if self.broken or self.ended:
