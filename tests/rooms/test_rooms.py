@@ -269,6 +269,22 @@ class LifecycleTests(RoomTestCase):
         self.assertEqual(self.ended, [room])
         self.assertNoTimers()
 
+    def test_a_result_no_message_can_carry_ends_the_match_as_the_games_error(self) -> None:
+        # An integer past 64 bits is a fine Python result but no MessagePack one: the
+        # match still ends, and everyone is told, as for a result that raises.
+        game = SeqGame()
+        game.result = lambda state: {"winners": [A], "score": 2**70}  # type: ignore[method-assign]
+        room = self.playing_room(game)
+        self.assertTrue(room.handle_action(A, {"win": True}, 5, self.time.now))
+        self.assertEqual(room.phase, Phase.FINISHED)
+        self.assertEqual(room.result, {"winners": [], "reason": "error"})
+        self.assertEqual(room.game_errors, 1)
+        self.assertEqual(len(self.flushLoggedErrors(OverflowError)), 1)
+        for session in (SA, SB):
+            self.assertEqual(self.sender.to(session, "phase")[-1]["result"],
+                             {"winners": [], "reason": "error"})  # fmt: skip
+        self.assertEqual(self.ended, [room])
+
     def test_game_finishes_on_action(self) -> None:
         room = self.playing_room()
         self.assertTrue(room.handle_action(A, {"win": True}, 5, self.time.now))

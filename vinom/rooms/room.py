@@ -558,7 +558,11 @@ class Room:
 
     def _finish(self, now: float) -> None:
         try:
-            self.result = dict(self.game.result(self.state))
+            result = dict(self.game.result(self.state))
+            # A result no room message can carry (an integer past 64 bits, say) is
+            # the game's error too: found here, not while the end is being sent.
+            encode_phase(Phase.FINISHED, self.version, None, result=result)
+            self.result = result
         except Exception:
             self._game_error("result")
             self.result = {"winners": [], "reason": "error"}
