@@ -620,7 +620,7 @@ class Options(PluginOptions):
             None,
             None,
             "Comma-separated addresses or CIDR networks (10.244.0.0/16: a Kubernetes pod "
-            "network) of gateways (or other PROXY protocol v2 senders) in "
+            "network) of gateways (or other PROXY protocol senders, v2 or v1) in "
             "front of the lobby and the web server: connections from them must begin with a "
             "PROXY header, whose client address the per-address limits count; a PROXY header "
             "from any other address is refused. Default: none.",
