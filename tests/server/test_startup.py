@@ -734,6 +734,7 @@ class GarbageCollectionTests(TestCase):
         before, frozen, threshold, configured, left = json.loads(out)
         self.assertEqual(before, 700)
         self.assertEqual(threshold, configured)
+        self.assertEqual(configured, 50_000)  # as docs/performance.md says
         self.assertGreater(configured, before)
         # The modules imported so far are frozen; next to nothing is left to walk.
         self.assertGreater(frozen, 10_000)
