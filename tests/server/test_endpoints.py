@@ -169,6 +169,7 @@ class ShortFormTests(SynchronousTestCase):
             ("lobby", " ", "--lobby must be a port or a strports description"),
             ("lobby", "none", "--lobby must be a port or a strports description"),
             ("gateway", "tcp:port=abc", "--gateway must be a port or a strports description"),
+            ("lobby", "tcp:99999", "the port must be from 0 to 65535, not 99999"),
             ("ops-port", "bogus:1", "--ops-port must be a port, a strports description or "
                                     "'none', not 'bogus:1'"),
         ):  # fmt: skip

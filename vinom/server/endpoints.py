@@ -113,6 +113,10 @@ def check_description(description: str) -> None:
         raise
     except Exception as e:  # a parser's own word (TypeError for a field it lacks, ...)
         raise ValueError(str(e) or type(e).__name__) from None
+    # Twisted's tcp: takes any number and fails only when it listens.
+    port = endpoint_port(description)
+    if port is not None and port > 65535:
+        raise ValueError(f"the port must be from 0 to 65535, not {port}")
 
 
 def listening_description(
