@@ -18,6 +18,9 @@ COMPILED = [
     "vinom/protocol/reliability_receive.py",
     "vinom/protocol/layer.py",
     "vinom/protocol/server.py",
+    "vinom/protocol/server_session.py",
+    "vinom/protocol/server_ciphers.py",
+    "vinom/protocol/server_timers.py",
     "vinom/hosting/udp.py",
     "vinom/hosting/datagrams.py",
 ]
