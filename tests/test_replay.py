@@ -31,7 +31,9 @@ from tests.support.servers import ROOT, RunningTwistd, start_twistd
 from tests.support.waiting import until
 from tests.test_realtime import INPUT_PLUGIN, _lossy_player
 from vinom.client.bots import play_bot
+from vinom.games.interfaces import Seat
 from vinom.games.registry import GameRegistry
+from vinom.rooms.record import MatchRecorder, record_header
 from vinom.rooms.replay import RecordError, read_record
 
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
@@ -112,11 +114,13 @@ async def replay_check(server: RunningTwistd, path: str) -> tuple[str, str, int]
     return await vinom_replay(server, "--check", path)
 
 
-async def vinom_replay(server: RunningTwistd, *args: str) -> tuple[str, str, int]:
-    """`vinom replay ARGS` as a child process (the server's games installed)."""
+async def vinom_replay(server: RunningTwistd | None, *args: str) -> tuple[str, str, int]:
+    """`vinom replay ARGS` as a child process (the server's games installed; None:
+    the built-in ones only)."""
     env = dict(os.environ)
+    games = os.path.join(server.data_dir, "path") if server is not None else ""
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (ROOT, os.path.join(server.data_dir, "path"), env.get("PYTHONPATH", "")) if p
+        p for p in (ROOT, games, env.get("PYTHONPATH", "")) if p
     )
     out, err, code = await getProcessOutputAndValue(
         sys.executable, ["-c", RUN_CLI, "replay", *args], env=env
@@ -140,6 +144,15 @@ def complete_records(server: RunningTwistd) -> int:
         except RecordError:
             continue
     return complete
+
+
+def redis_set(port: int, key: str, value: bytes) -> None:
+    """SET over a plain socket (RESP)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        name = key.encode()
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                  % (len(name), name, len(value), value))  # fmt: skip
+        assert s.recv(16) == b"+OK\r\n"
 
 
 def redis_get(port: int, key: str) -> bytes | None:
@@ -254,6 +267,35 @@ class RecordedMatchTests(TestCase):
         out, err, code = await vinom_replay(server, "--redis", redis.url, match_id)
         self.assertEqual(code, 1)
         self.assertIn("needs a terminal", err)
+
+    async def test_a_record_the_installed_game_refuses_is_one_line_from_redis_and_file(
+        self,
+    ) -> None:
+        # The installed rules refuse the record's start (tictactoe with one seat),
+        # as a game updated since the match may: `--check` says so in one line
+        # with status 1, read from Redis (which printed nothing) as from a file
+        # (which printed a traceback).
+        header = record_header(
+            match_id="m-one-seat", game="tictactoe", game_version="1", options={},
+            seats=[Seat("p1", "ann", 0)], bots=[False], seed=1, tick_rate=0.0,
+            hash_every=1, started=0.0, vinom_version="test",
+        )  # fmt: skip
+        data = MatchRecorder(header).take()
+        redis = await start_redis(self)
+        redis_set(redis.port, "vinom:record:m-one-seat", data)
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(data)
+        refused = (
+            "the installed tictactoe refuses the record's seats or options "
+            "(ValueError: tictactoe needs 2 to 2 players, got 1)\n"
+        )
+        out, err, code = await vinom_replay(
+            None, "--redis", redis.url, "m-one-seat", "--check"
+        )
+        self.assertEqual((code, out, err), (1, "", f"vinom: match m-one-seat (Redis): {refused}"))
+        out, err, code = await vinom_replay(None, "--check", path)
+        self.assertEqual((code, out, err), (1, "", f"vinom: {path}: {refused}"))
 
     async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
         server = await start_twistd(
