@@ -455,13 +455,27 @@ class ConfigAndIdentityTests(SynchronousTestCase):
 
 
 class DocsTests(SynchronousTestCase):
-    def test_docs_list_every_error_code(self) -> None:
+    def test_docs_and_the_web_client_give_every_error_code_and_no_other(self) -> None:
+        # Every code the lobby sends (errors.ALL_CODES: the fuzz and adversarial
+        # tests hold every error frame to it) has a row in docs/lobby.md's "Errors"
+        # saying when, and a text for the player in the web client's LOBBY_ERRORS;
+        # neither names a code the lobby never sends.
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-        docs = os.path.join(checkout, "docs", "lobby.md")
-        with open(docs, encoding="utf-8") as f:
-            text = f.read()
-        for code in sorted(errors.ALL_CODES):
-            self.assertIn(f"| `{code}` |", text)
+        with open(os.path.join(checkout, "docs", "lobby.md"), encoding="utf-8") as f:
+            docs = f.read()
+        table = docs.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+        rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([^|\n]*?) \|", table, re.M))
+        self.assertEqual(set(rows), set(errors.ALL_CODES))
+        for code, when in rows.items():
+            self.assertGreater(len(when.strip()), 10, code)
+        with open(os.path.join(checkout, "vinom", "webclient", "lobby.js"), encoding="utf-8") as f:
+            script = f.read()
+        body = script.split("export const LOBBY_ERRORS = {\n", 1)[1].split("\n};", 1)[0]
+        texts = dict(re.findall(r'^  ([a-z_]+): "([^"\n]*)",$', body, re.M))
+        self.assertEqual(len(texts), len(body.splitlines()), "one code and its text per line")
+        self.assertEqual(set(texts), set(errors.ALL_CODES))
+        for code, text in texts.items():
+            self.assertTrue(text.endswith("."), code)
 
     def test_docs_and_the_web_client_speak_the_servers_game_protocol(self) -> None:
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
