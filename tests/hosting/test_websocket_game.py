@@ -23,10 +23,10 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, readBody
 
 from tests.lobby import hello, reconnect
 from tests.lobby.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
+from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import until
@@ -99,19 +99,17 @@ class GameSocketTestCase(TestCase):
 
     async def metrics(self) -> str:
         ops = await self.server.service("ops").port()
-        response = await Agent(reactor).request(
-            b"GET", f"http://127.0.0.1:{ops.getHost().port}/metrics".encode()
-        )
-        return (await readBody(response)).decode()
+        return await fetch_metrics(ops.getHost().port)
+
+    async def by_reason(self, name: str) -> dict[str, float]:
+        """The counter `name`'s figures by their `reason` label, from /metrics now."""
+        return samples(await self.metrics(), name, "reason")
 
     async def refusals(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_game_sockets_refused_total\{reason="([^"]+)"\} (\S+)$', text, re.M
-            )
-        }
+        return await self.by_reason("vinom_game_sockets_refused_total")
+
+    async def message_drops(self) -> dict[str, float]:
+        return await self.by_reason("vinom_messages_dropped_total")
 
     def bot(self, session: GameSession, player_id: str) -> BotDriver:
         game = GameRegistry.from_plugins().get("tictactoe")
@@ -120,11 +118,12 @@ class GameSocketTestCase(TestCase):
         driver.attach()
         return driver
 
-
-class WebSocketMatchTests(GameSocketTestCase):
-    async def test_a_tictactoe_match_one_player_on_websocket_one_on_udp(self) -> None:
-        await self.start()
-        token, found, _web, welcome = await self.match()
+    async def bots_play(
+        self, token: PublicToken, found: MatchFound, welcome: dict[str, Any]
+    ) -> tuple[GameSocketPlayer, GameSession, list[dict[str, Any]], list[BotDriver]]:
+        """`match()`'s match played to its end by bots: the WebSocket lobby's player on
+        `/game` with `token`, the other on UDP. Its socket, the UDP session, each
+        one's last message and their drivers (stopped)."""
         # The bot listens before the token goes: the first states may come at once.
         socket = await self.game_socket(None)
         drivers = [self.bot(socket.session, welcome["player_id"])]
@@ -132,8 +131,17 @@ class WebSocketMatchTests(GameSocketTestCase):
         udp = await connect_game(reactor, found)
         drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
         finals = [await driver.session.finished for driver in drivers]
-        for driver, final in zip(drivers, finals, strict=True):
+        for driver in drivers:
             driver.cancel()
+        return socket, udp, finals, drivers
+
+
+class WebSocketMatchTests(GameSocketTestCase):
+    async def test_a_tictactoe_match_one_player_on_websocket_one_on_udp(self) -> None:
+        await self.start()
+        token, found, _web, welcome = await self.match()
+        socket, udp, finals, drivers = await self.bots_play(token, found, welcome)
+        for driver, final in zip(drivers, finals, strict=True):
             self.assertEqual(final["p"], "finished", final)
             self.assertGreater(driver.actions_sent, 0)
         self.assertEqual(finals[0]["result"], finals[1]["result"])
@@ -309,15 +317,6 @@ class GameSocketLimitTests(GameSocketTestCase):
         )
         self.assertEqual(await self.refusals(), {})
 
-    async def message_drops(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
-            )
-        }
-
     async def test_open_sockets_per_address_are_capped_with_429(self) -> None:
         # The lobby's per-address cap applies to game sockets too: sockets that send
         # no token are held until the token timeout, so they must be counted.
@@ -392,15 +391,6 @@ class DocumentedFrameTests(GameSocketTestCase):
             self.assertEqual(socket.session.state["i"], frame["i"])
         self.assertEqual((await self.message_drops()).get("unknown_type"), None)
         await udp.disconnect()
-
-    async def message_drops(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
-            )
-        }
 
 
 class WebGameRateTests(GameSocketTestCase):
