@@ -24,7 +24,7 @@ from tests.support.ports import free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
-from vinom.client.game import connect_game
+from vinom.client.game import GameSession, connect_game
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
 from vinom.protocol.tokens import PublicToken
 
@@ -49,9 +49,11 @@ class WebTransportTestCase(GameSocketTestCase):
     async def webtransport_refusals(self) -> dict[str, float]:
         return await self.by_reason("vinom_webtransport_sessions_refused_total")
 
-    async def playing(self, reads_to_end: bool = True) -> tuple[WebTransportPlayer, Any]:
-        """A player welcomed over WebTransport, in a match that plays (the other player
-        on UDP): that player and the UDP session."""
+    async def seated(
+        self, reads_to_end: bool = True
+    ) -> tuple[WebTransportPlayer, PublicToken, GameSession]:
+        """A player welcomed over WebTransport, the match's other player connected on
+        UDP: that player, its token and the UDP session."""
         port = await self.start_webtransport()
         token, found, _web, _welcome = await self.match()
         player = await self.player(port, reads_to_end=reads_to_end)
@@ -59,6 +61,11 @@ class WebTransportTestCase(GameSocketTestCase):
         await within(player.welcomed)
         udp = await connect_game(reactor, found)
         self.addCleanup(udp.disconnect)
+        return player, token, udp
+
+    async def playing(self, reads_to_end: bool = True) -> tuple[WebTransportPlayer, GameSession]:
+        """`seated`, once the match plays: the WebTransport player and the UDP session."""
+        player, _token, udp = await self.seated(reads_to_end)
         await until(lambda: udp.phase == "playing", "the match to play")
         return player, udp
 
@@ -90,13 +97,7 @@ class WebTransportSessionTests(WebTransportTestCase):
         self.assertIn("vinom_webtransport_sessions_opened_total 1.0", await self.metrics())
 
     async def test_states_come_as_datagrams_and_reliable_messages_on_the_stream(self) -> None:
-        port = await self.start_webtransport()
-        token, found, _web, _welcome = await self.match()
-        player = await self.player(port)
-        player.send_token(token)
-        await within(player.welcomed)
-        udp = await connect_game(reactor, found)
-        self.addCleanup(udp.disconnect)
+        player, token, udp = await self.seated()
         # Until the browser speaks after its token, states follow the welcome on the
         # stream (a datagram could overtake it).
         await until(lambda: any(m["t"] == "state" for _how, m in player.messages), "a state")
