@@ -19,13 +19,17 @@ import random
 import socket
 import sys
 import textwrap
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from tests.client.test_tui import TerminalProcess
+from tests.rooms.test_rooms_record import bot_match, recorded_room
 from tests.support.redis_server import start_redis
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
 from tests.support.waiting import until
@@ -126,6 +130,26 @@ async def vinom_replay(server: RunningTwistd | None, *args: str) -> tuple[str, s
         sys.executable, ["-c", RUN_CLI, "replay", *args], env=env
     )
     return out.decode(), err.decode(), code
+
+
+def viewer_on_a_terminal(case: TestCase, path: str) -> tuple[TerminalProcess, Any]:
+    """`vinom replay PATH` in a pseudo-terminal of 24 x 100 (killed at the cleanup if
+    still there): its output and its process."""
+    terminal = TerminalProcess()
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": ROOT, "TERM": "xterm",
+           "LINES": "24", "COLUMNS": "100"}  # fmt: skip
+    process = reactor.spawnProcess(
+        terminal, sys.executable, [sys.executable, "-c", RUN_CLI, "replay", path],
+        env=env, usePTY=True,
+    )
+
+    def kill() -> Deferred[BaseException]:
+        if not terminal.ended.called:
+            process.signalProcess("KILL")
+        return terminal.ended
+
+    case.addCleanup(kill)
+    return terminal, process
 
 
 def records_in(server: RunningTwistd) -> list[str]:
@@ -296,6 +320,29 @@ class RecordedMatchTests(TestCase):
         self.assertEqual((code, out, err), (1, "", f"vinom: match m-one-seat (Redis): {refused}"))
         out, err, code = await vinom_replay(None, "--check", path)
         self.assertEqual((code, out, err), (1, "", f"vinom: {path}: {refused}"))
+        # The viewer, on a terminal, says the same and exits (it waited for a key on an
+        # empty screen, then exited 0 without a word).
+        terminal, _process = viewer_on_a_terminal(self, path)
+        ended = await terminal.ended
+        self.assertIsInstance(ended, ProcessTerminated)
+        assert isinstance(ended, ProcessTerminated)
+        self.assertEqual(ended.exitCode, 1, terminal.output)
+        self.assertIn(f"vinom: {path}: {refused}".replace("\n", "\r\n").encode(), terminal.output)
+        self.assertNotIn(b"Traceback", terminal.output)
+
+    async def test_the_viewer_on_a_terminal_draws_the_match_and_quits_on_q(self) -> None:
+        game = GameRegistry.from_plugins().get("maze")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(data)
+        terminal, process = viewer_on_a_terminal(self, path)
+        await until(lambda: b"vinom replay" in terminal.output or terminal.ended.called,
+                    "the viewer drawn")  # fmt: skip
+        process.write(b"q")
+        ended = await terminal.ended
+        self.assertIsInstance(ended, ProcessDone, terminal.output)
+        self.assertNotIn(b"Traceback", terminal.output)
 
     async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
         server = await start_twistd(

@@ -322,9 +322,7 @@ def run_replay(
             viewer.advance(now - last[0])
             last[0] = now
             if viewer.done:
-                if frames.running:
-                    frames.stop()
-                reactor.stop()
+                stop()
                 return
             height, width = screen.size()
             canvas = Canvas(height, width)
@@ -339,6 +337,15 @@ def run_replay(
             if viewers:
                 viewers[0].done = True
             else:
+                stop()
+
+        def stop() -> None:
+            # The keys' reader first: the reactor's shutdown would hang it up, and
+            # its hang-up would stop the stopped reactor again.
+            if frames.running:
+                frames.stop()
+            reactor.removeReader(reader)
+            if reactor.running:
                 reactor.stop()
 
         def start(record_and_game: tuple[Record, IGame]) -> None:
@@ -347,8 +354,11 @@ def run_replay(
             frames.start(FRAME_SECONDS)
 
         def failed(failure: Failure) -> None:
-            failures.append(error_line(cast(BaseException, failure.value)))
-            reactor.stop()
+            error = cast(BaseException, failure.value)
+            # The record's own faults name where it came from, as `--check` does.
+            named = isinstance(error, (RecordError, ReplayMismatch))
+            failures.append(f"{path}: {error_line(error)}" if named else error_line(error))
+            stop()
 
         def begin() -> None:
             reactor.addReader(reader)
