@@ -23,11 +23,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, readBody
 
 from benchmarks.arena import ArenaGame
-from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
+from tests.support.game_sockets import GameSocketTestCase
 from tests.support.waiting import until
 from tests.support.websocket_client import GameSocketPlayer
 from vinom.cli import main

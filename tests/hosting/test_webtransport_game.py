@@ -17,9 +17,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 
-from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby import reconnect
 from tests.lobby.test_websocket_lobby import PAGE
+from tests.support.game_sockets import GameSocketTestCase
 from tests.support.ports import free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
