@@ -28,10 +28,10 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from tests.client.test_tui import TerminalProcess
 from tests.rooms.test_rooms_record import bot_match, recorded_room
 from tests.support.redis_server import start_redis
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
+from tests.support.terminal import TerminalProcess, in_a_terminal
 from tests.support.waiting import until
 from tests.test_realtime import INPUT_PLUGIN, _lossy_player
 from vinom.client.bots import play_bot
@@ -133,23 +133,10 @@ async def vinom_replay(server: RunningTwistd | None, *args: str) -> tuple[str, s
 
 
 def viewer_on_a_terminal(case: TestCase, path: str) -> tuple[TerminalProcess, Any]:
-    """`vinom replay PATH` in a pseudo-terminal of 24 x 100 (killed at the cleanup if
-    still there): its output and its process."""
-    terminal = TerminalProcess()
+    """`vinom replay PATH` in a pseudo-terminal of 24 x 100: its output and its process."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": ROOT, "TERM": "xterm",
            "LINES": "24", "COLUMNS": "100"}  # fmt: skip
-    process = reactor.spawnProcess(
-        terminal, sys.executable, [sys.executable, "-c", RUN_CLI, "replay", path],
-        env=env, usePTY=True,
-    )
-
-    def kill() -> Deferred[BaseException]:
-        if not terminal.ended.called:
-            process.signalProcess("KILL")
-        return terminal.ended
-
-    case.addCleanup(kill)
-    return terminal, process
+    return in_a_terminal(case, [sys.executable, "-c", RUN_CLI, "replay", path], env)
 
 
 def records_in(server: RunningTwistd) -> list[str]:
