@@ -63,17 +63,17 @@ class RankedIntegrationTests(TestCase):
         return RankedPlayer(client)
 
     async def far_apart_wait_and_close_ones_match_at_once(self, server: RunningServer) -> None:
+        # Everyone connected first: then the queueing takes a round trip each.
         low, high = await self.player(server, "Low"), await self.player(server, "High")
+        # The witnesses (the module docstring): dice on the default window.
+        witnesses = {pair: [await self.player(server, f"{pair}{n}") for n in range(2)]
+                     for pair in ("quick", "slow")}  # fmt: skip
+        near, nearer = await self.player(server, "Near"), await self.player(server, "Nearer")
         self.assertEqual((await low.queue(1500)).queue, "ranked")
         self.assertEqual((await high.queue(2000)).queue, "ranked")
-        # The witnesses (the module docstring): dice on the default window.
-        witnesses = {}
         for pair, ratings in (("quick", (1000, 1140)), ("slow", (3000, 3260))):
-            players = [await self.player(server, f"{pair}{n}") for n in range(2)]
-            for player, rating in zip(players, ratings, strict=True):
+            for player, rating in zip(witnesses[pair], ratings, strict=True):
                 await player.queue(rating, "dice")
-            witnesses[pair] = players
-        near, nearer = await self.player(server, "Near"), await self.player(server, "Nearer")
         await near.queue(5000)
         await nearer.queue(5005)
         # Each pair's name, in the order the pairs are matched.
