@@ -98,6 +98,8 @@ _INF = math.inf
 MAX_CATCH_UP_TICKS = 5
 # A time within this fraction of a tick before a grid time is on it (`_tick`).
 _ON_GRID = 1e-6
+# The room's deadlines, as `Room._earliest` names the one that comes first.
+_PHASE_ENDS, _TICK_DUE, _STATE_DUE, _GRACE_ENDS, _IDLE_DUE, _BOT_DUE = range(6)
 
 # Games that passed `check_game` (by id, while they live): checking costs about
 # 0.1 ms, and a game object serves many rooms.
@@ -397,46 +399,54 @@ class Room:
     def handle_timer(self, now: float) -> None:
         """Do what is due by `now` (earliest first), then hand `timers` the next deadline."""
         while not self.ended:
-            # Ties go to the phase first: a time limit ends the match before
-            # the tick or the grace lapse due at the same moment.
-            ends = self._phase_ends
-            due = _INF if ends is None else ends
-            which = 0
-            if self._tick_due < due:
-                due, which = self._tick_due, 1
-            if self._state_due < due:
-                due, which = self._state_due, 2
-            lapsed = None
-            for member in self._order:
-                grace_ends = member.grace_ends
-                if grace_ends is not None and grace_ends < due:
-                    due, which, lapsed = grace_ends, 3, member
-            if self._idle_due < due:
-                due, which = self._idle_due, 4
-            bot = None
-            for member in self._bots:
-                if member.bot_due < due:
-                    due, which, bot = member.bot_due, 5, member
+            due, which, member = self._earliest()
             if due > now:
                 break
-            if which == 0:
+            if which == _PHASE_ENDS:
+                ends = self._phase_ends
                 self._phase_deadline(now)
                 if self._phase_ends == ends:
                     self._phase_ends = None  # never the same deadline twice
-            elif which == 1:
+            elif which == _TICK_DUE:
                 self._tick(now)
-            elif which == 2:
+            elif which == _STATE_DUE:
                 self._send_states(now)
-            elif which == 3:
-                assert lapsed is not None
-                lapsed.grace_ends = None
-                self._leave(lapsed, now)
-            elif which == 4:
+            elif which == _GRACE_ENDS:
+                assert member is not None
+                member.grace_ends = None
+                self._leave(member, now)
+            elif which == _IDLE_DUE:
                 self._idle_expired(now)
             else:
-                assert bot is not None
-                self._bot_acts(bot, now)
+                assert member is not None
+                self._bot_acts(member, now)
         self._rewake()
+
+    def _earliest(self) -> tuple[float, int, Member | None]:
+        """The room's earliest deadline: when (inf: none), which (`_PHASE_ENDS` ...)
+        and whose, for a seat's (a reconnection window, a bot's turn).
+
+        Ties go to the phase first: a time limit ends the match before the tick
+        or the grace lapse due at the same moment.
+        """
+        ends = self._phase_ends
+        due = _INF if ends is None else ends
+        which = _PHASE_ENDS
+        whose = None
+        if self._tick_due < due:
+            due, which = self._tick_due, _TICK_DUE
+        if self._state_due < due:
+            due, which = self._state_due, _STATE_DUE
+        for member in self._order:
+            grace_ends = member.grace_ends
+            if grace_ends is not None and grace_ends < due:
+                due, which, whose = grace_ends, _GRACE_ENDS, member
+        if self._idle_due < due:
+            due, which = self._idle_due, _IDLE_DUE
+        for member in self._bots:
+            if member.bot_due < due:
+                due, which, whose = member.bot_due, _BOT_DUE, member
+        return due, which, whose
 
     def _phase_deadline(self, now: float) -> None:
         phase = self.phase
@@ -1058,21 +1068,7 @@ class Room:
 
     def _rewake(self) -> None:
         """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""
-        ends = self._phase_ends
-        wake = _INF if ends is None else ends
-        if self._tick_due < wake:
-            wake = self._tick_due
-        if self._state_due < wake:
-            wake = self._state_due
-        for member in self._order:
-            grace_ends = member.grace_ends
-            if grace_ends is not None and grace_ends < wake:
-                wake = grace_ends
-        if self._idle_due < wake:
-            wake = self._idle_due
-        for member in self._bots:
-            if member.bot_due < wake:
-                wake = member.bot_due
+        wake = self._earliest()[0]
         if wake != self.wake:
             self.wake = wake
             if wake != _INF:
