@@ -21,6 +21,7 @@ COMPILED = [
     "vinom/protocol/server_session.py",
     "vinom/protocol/server_ciphers.py",
     "vinom/protocol/server_timers.py",
+    "vinom/protocol/spent_tokens.py",
     "vinom/hosting/udp.py",
     "vinom/hosting/datagrams.py",
 ]

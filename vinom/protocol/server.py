@@ -13,7 +13,8 @@ Wire format: docs/protocol.md.
 
 Its parts, one module each: `ServerSession`, what it keeps per peer
 (server_session.py); `SessionCiphers`, who keeps cipher objects
-(server_ciphers.py); `SessionTimers`, when each session wakes (server_timers.py).
+(server_ciphers.py); `SessionTimers`, when each session wakes (server_timers.py);
+`SpentTokens`, the tokens that opened a session (spent_tokens.py).
 This module is the endpoint itself: the datagram path, the handshake and the
 sessions' flushes.
 
@@ -24,7 +25,6 @@ replaced on an instance. tox runs the suite on both builds.
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections import Counter, deque
@@ -62,6 +62,7 @@ from vinom.protocol.server_session import (
     ServerSession,
 )
 from vinom.protocol.server_timers import TIMER_GRID, SessionTimers
+from vinom.protocol.spent_tokens import SpentTokens
 from vinom.protocol.tokens import PrivateToken
 from vinom.protocol.wire import (
     CHALLENGE,
@@ -172,13 +173,9 @@ class ServerEndpoint:
         self._ciphers = SessionCiphers(self._sessions, config.cipher_sessions)
         self._by_address: dict[Address, ServerSession] = {}
         self._by_player: dict[str, ServerSession] = {}
-        # Nonces of tokens that opened a session (until they expire): a token
-        # opens one session, once. They are forgotten by the (unix) second their
-        # tokens expire: tokens issued together share one, so a crowd's nonces
-        # cost a list slot each, not a (time, nonce) record each (see _spend).
-        self._used_tokens: set[bytes] = set()
-        self._spent_by_expiry: dict[int, list[bytes]] = {}
-        self._expiry_heap: list[int] = []
+        # Nonces of tokens that opened a session, until they expire (one token,
+        # one session: vinom.protocol.spent_tokens).
+        self._spent_tokens = SpentTokens()
         # Sessions' wake-ups (vinom.protocol.server_timers).
         self._timers = SessionTimers(self._sessions)
         self._dirty: list[ServerSession] = []
@@ -217,7 +214,7 @@ class ServerEndpoint:
         token nonces and the seconds they expire at, timers. Strangers' datagrams
         must never grow it (for monitoring, and the adversarial tests)."""
         return (len(self._sessions) + len(self._by_address) + len(self._by_player)
-                + len(self._used_tokens) + len(self._expiry_heap)
+                + self._spent_tokens.entries()
                 + self._timers.entries() + len(self._dirty))
 
     def session_address(self, session_id: int) -> Address | None:
@@ -499,7 +496,7 @@ class ServerEndpoint:
             return DROP_WRONG_HOST
         if token.player_id in self._by_player:
             return DROP_ALREADY_CONNECTED
-        if token_nonce in self._used_tokens:
+        if token_nonce in self._spent_tokens:
             # One token, one session: a second session would reuse its keys.
             return DROP_TOKEN_REUSED
         return token
@@ -508,9 +505,10 @@ class ServerEndpoint:
         """Mark the token of a checked `request` spent (until it expires): it opened a
         session elsewhere (a stream), so it opens none here, nor another stream."""
         _, _, _, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
-        self._forget_expired_tokens()
-        if token_nonce not in self._used_tokens:
-            self._spend(token_nonce, expires_at)
+        spent = self._spent_tokens
+        spent.forget_expired(self._wall_clock())
+        if token_nonce not in spent:
+            spent.spend(token_nonce, expires_at)
 
     def _on_request(self, data: bytes, addr: Address, now: float) -> None:
         checked = self.check_request(data)
@@ -592,7 +590,7 @@ class ServerEndpoint:
         if player_id in self._by_player:
             self.drops[DROP_ALREADY_CONNECTED] += 1
             return
-        if cookie.token_nonce in self._used_tokens:
+        if cookie.token_nonce in self._spent_tokens:
             self.drops[DROP_TOKEN_REUSED] += 1
             return
         verdict = self._admit(player_id, match_id, now)
@@ -609,7 +607,7 @@ class ServerEndpoint:
 
     def _create_session(self, cookie: CookieContents, player_id: str, match_id: str,
                         response_seq: int, addr: Address, now: float) -> None:
-        self._forget_expired_tokens()
+        self._spent_tokens.forget_expired(self._wall_clock())
         sid = self._next_session_id
         self._next_session_id = sid + 1
         s = ServerSession(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
@@ -621,7 +619,7 @@ class ServerEndpoint:
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
-        self._spend(cookie.token_nonce, cookie.token_expires_at)
+        self._spent_tokens.spend(cookie.token_nonce, cookie.token_expires_at)
         self.events.append(
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
         )
@@ -638,24 +636,6 @@ class ServerEndpoint:
         s.last_sent = now
         self._send_unauthenticated(packet, s.address)
         self.welcomes_sent += 1
-
-    def _spend(self, token_nonce: bytes, expires_at: int) -> None:
-        """The token with this nonce opened a session: it opens none again until it
-        expires (and is refused for being expired from then on)."""
-        self._used_tokens.add(token_nonce)
-        spent = self._spent_by_expiry.get(expires_at)
-        if spent is None:
-            spent = self._spent_by_expiry[expires_at] = []
-            heapq.heappush(self._expiry_heap, expires_at)
-        spent.append(token_nonce)
-
-    def _forget_expired_tokens(self) -> None:
-        wall = self._wall_clock()
-        heap = self._expiry_heap
-        used = self._used_tokens
-        while heap and heap[0] <= wall:
-            for nonce in self._spent_by_expiry.pop(heapq.heappop(heap)):
-                used.discard(nonce)
 
     # -- sessions ---------------------------------------------------------
 
