@@ -64,7 +64,7 @@ from vinom.games.interfaces import (
     Seat,
 )
 from vinom.games.registry import check_game
-from vinom.games.rules import GameRules
+from vinom.games.rules import rules_of
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
@@ -279,7 +279,7 @@ class Room:
         # Games from the registry were checked as plugins; one passed directly
         # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
-        rules = GameRules.of(self.game)
+        rules = rules_of(self.game)
         self.action_rate = rules.action_rate
         self.snapshot_rate = rules.snapshot_rate
         self._shared_view = rules.shared_view
