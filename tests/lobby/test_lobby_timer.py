@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -70,3 +72,23 @@ class ConnectionTimerTests(TestCase):
         self.clock.advance(10)
         self.assertEqual(self.fired, [5.75])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_closed_timer_never_fires_and_lets_go_of_its_callback(self) -> None:
+        self.timer.set(5)
+        self.timer.close()
+        self.timer.set(1)  # the connection is gone: nothing is set any more
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+        class Connection:
+            def expired(self) -> None:
+                raise AssertionError("a closed timer fired")
+
+        connection = Connection()
+        timer = ConnectionTimer(self.clock, connection.expired)
+        gone = weakref.ref(connection)
+        timer.set(1)
+        timer.close()
+        del connection
+        self.assertIsNone(gone())

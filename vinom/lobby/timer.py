@@ -9,7 +9,8 @@ schedules a new one rather than `reset`ting it: Twisted moves a call to an
 earlier time by searching its whole list of timed calls, and a lobby moves
 every player's timer earlier (the hello's 10 s becomes a queued player's 5 s
 ping), one search through every connection's timer per player; a cancel and a
-new call cost a heap operation each.
+new call cost a heap operation each. `close()` stops it for good when its
+connection is gone, letting go of `expired`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ class ConnectionTimer:
         self._call: IDelayedCall | None = None
         # When `expired` is due (inf: not set); the pending call comes no later.
         self._deadline = math.inf
+        self._closed = False
 
     def set(self, seconds: float | None) -> None:
-        """Expire `seconds` from now (replacing any earlier setting), or never (None)."""
+        """Expire `seconds` from now (replacing any earlier setting), or never (None).
+        Nothing, once closed."""
         call = self._call
-        if seconds is None:
+        if seconds is None or self._closed:
             self._deadline = math.inf
             if call is not None:
                 self._call = None
@@ -49,6 +52,14 @@ class ConnectionTimer:
                 call.cancel()
         self._call = self._clock.callLater(seconds, self._fire)
 
+    def close(self) -> None:
+        """Stop for good (the connection is gone) and let go of `expired`, which
+        refers back to the connection: with it kept, a closed connection's objects
+        would wait for the garbage collector instead of going at once."""
+        self.set(None)
+        self._closed = True
+        self._expired = _nothing
+
     def _fire(self) -> None:
         self._call = None
         remaining = self._deadline - self._clock.seconds()
@@ -57,3 +68,7 @@ class ConnectionTimer:
             return
         self._deadline = math.inf
         self._expired()
+
+
+def _nothing() -> None:
+    return None
