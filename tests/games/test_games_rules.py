@@ -143,6 +143,11 @@ class RulesOfTests(SynchronousTestCase):
 
 
 class CatalogueTests(SynchronousTestCase):
+    def test_titles_and_match_sizes_by_name(self) -> None:
+        catalogue = GameRegistry([Shooter(), Pairs()]).rules()
+        self.assertEqual(catalogue.titles(), {"pairs": "Duel", "shooter": "Space Shooter"})
+        self.assertEqual(catalogue.match_sizes(), {"pairs": 4, "shooter": 2})
+
     def test_the_registry_builds_the_rules_once(self) -> None:
         registry = GameRegistry([MazeGame(), Pairs(), DuelGame()])
         self.assertIs(registry.rules(), registry.rules())

@@ -284,6 +284,10 @@ class GameCatalogue(Mapping[str, GameRules]):
         """Game name -> players per match (the `welcome`'s `games`)."""
         return {rules.name: rules.match_size for rules in self.rules}
 
+    def titles(self) -> dict[str, str]:
+        """Game name -> the name people read (the `welcome`'s `titles`)."""
+        return {rules.name: rules.title for rules in self.rules}
+
     def __getitem__(self, name: str) -> GameRules:
         try:
             return self._by_name[name]
