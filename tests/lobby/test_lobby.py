@@ -1154,6 +1154,33 @@ class InternalErrorTests(LobbyHarness):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
+    def test_a_token_json_cannot_carry_fails_only_that_delivery(self) -> None:
+        class Unsafe(PlaceholderTokenIssuer):
+            def issue(
+                self,
+                player_id: str,
+                match_id: str,
+                address: HostAddress,
+                now: float,
+                **user_data: Any,
+            ) -> Mapping[str, Any]:
+                token = dict(super().issue(player_id, match_id, address, now, **user_data))
+                if user_data["name"] == "B":
+                    token["expires_at"] = float("nan")
+                return token
+
+        factory = self.make_factory(token_issuer=Unsafe())
+        first = self.connect(factory=factory)
+        first.hello("A")
+        first.request({"type": "queue", "game": "tictactoe"})
+        second = self.connect(factory=factory)
+        second.hello("B")
+        second.send({"type": "queue", "game": "tictactoe"})
+        self.assertEqual(first.frames()[-1]["type"], "match_found")
+        self.assert_error(second.frames()[-1], errors.INTERNAL_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
 class PlaceholderTokenIssuerTests(SynchronousTestCase):
     def test_issues_a_fresh_json_safe_token(self) -> None:
         issuer = PlaceholderTokenIssuer(lifetime=15.0)
