@@ -65,7 +65,7 @@ from vinom.games.interfaces import (
     Seat,
 )
 from vinom.games.registry import check_game
-from vinom.games.rules import GameRules
+from vinom.games.rules import rules_of
 from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
@@ -254,7 +254,7 @@ class Room:
         # Games from the registry were checked as plugins; one passed directly
         # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
-        rules = GameRules.of(self.game)
+        rules = rules_of(self.game)
         self.action_rate = rules.action_rate
         self.snapshot_rate = rules.snapshot_rate
         self._check_views = rules.shared_view and self.config.check_views
