@@ -74,6 +74,9 @@ class RenderedManifestsTestCase(TestCase):
 
     timeout = 180
     overlay = ""
+    # The stand-in's pod network: one of its own per overlay, so that the two may run
+    # at once (trial -j2, tox.ini) without a pod address in common.
+    network = POD_NETWORK
 
     async def setUp(self) -> None:  # type: ignore[override]
         # Each pod runs in namespaces of its own (docs/contributing.md): say so at once.
@@ -85,7 +88,7 @@ class RenderedManifestsTestCase(TestCase):
         self.documents = render(self.overlay)
         work = Path(self.mktemp()).resolve()
         work.mkdir(parents=True)
-        probe = Cluster(self.documents, work / "plan", {})
+        probe = Cluster(self.documents, work / "plan", {}, network=self.network)
         gateways = probe.planned_ips("Deployment", "gateway", 2)
         self.gateways = gateways
         public = next(d for d in self.documents if d["kind"] == "ConfigMap"
@@ -97,7 +100,7 @@ class RenderedManifestsTestCase(TestCase):
             "web-url": f"wss://{gateways[0]}:7350",
             "origin": f"https://{gateways[0]}:7350",
             "relay": f"{gateways[0]}:7400-7407",
-            "pod-network": POD_NETWORK,
+            "pod-network": self.network,
         })  # fmt: skip
         cert, key = certificate(["play.example.com"], gateways)
         self.cert = str(work / "tls.crt")
@@ -113,7 +116,7 @@ class RenderedManifestsTestCase(TestCase):
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
             "PYTHONUNBUFFERED": "1",
             **{k: v for k, v in os.environ.items() if k.startswith("VINOM_NO_")},
-        })  # fmt: skip
+        }, network=self.network)  # fmt: skip
         self.cluster.start()
         self.addCleanup(self.cluster.stop)
         await self.cluster.pods_until(lambda: all(p.ready for p in self.cluster.pods), 60,
@@ -304,6 +307,7 @@ class StatefulSetOverlayTests(RenderedManifestsTestCase):
 
 class AgonesOverlayTests(RenderedManifestsTestCase):
     overlay = "agones"
+    network = "127.78.0.0/16"
 
     async def test_players_play_through_the_rendered_manifests(self) -> None:
         await self.run_everything()

@@ -8,7 +8,8 @@ as far as one machine allows:
 - each pod of each Deployment, StatefulSet (`NAME-0`, `NAME-1`, ...) and Agones
   Fleet (a GameServer `NAME-xxxxx` each) gets an address of its own, a loopback
   one (`127.77.W.P`: Linux routes all of 127.0.0.0/8 to loopback), its "pod IP":
-  the pod network is 127.77.0.0/16;
+  the pod network is 127.77.0.0/16, or the one a Cluster is given (two
+  clusters on two networks may run at once);
 - each container runs as a real process with the manifests' command and
   arguments unchanged (a container without `command` runs the image's
   ENTRYPOINT, read from the Dockerfile: `twistd -n --pidfile= vinom`), its
@@ -178,8 +179,10 @@ class Cluster:
 
     def __init__(self, documents: list[dict[str, Any]], work: Path,
                  secrets: dict[str, dict[str, bytes]],
-                 environ: dict[str, str] | None = None) -> None:  # fmt: skip
+                 environ: dict[str, str] | None = None,
+                 network: str = POD_NETWORK) -> None:  # fmt: skip
         self.documents = documents
+        self.network = ipaddress.ip_network(network)
         self.work = work
         self.secrets = secrets
         self.environ = environ or {}
@@ -219,8 +222,7 @@ class Cluster:
                 yield kind, name, d["spec"].get("replicas", 1), d["spec"]["template"]
 
     def pod_ip(self, owner: tuple[str, str], index: int) -> str:
-        network = ipaddress.ip_network(POD_NETWORK)
-        return str(network[self._workloads[owner] * 256 + index + 1])
+        return str(self.network[self._workloads[owner] * 256 + index + 1])
 
     def planned_ips(self, kind: str, name: str, count: int) -> list[str]:
         """The addresses the first `count` pods of a workload get (a certificate names them)."""

@@ -22,15 +22,10 @@ tests/__init__.py call `forbid_child_processes` in every process of the run).
     python -m tests.support.lanes --why      # each slow module, and why
     python -m tests.support.lanes --run -j2  # trial on the fast modules, with these options
     python -m tests.support.lanes --without tests.cluster  # trial on every other module
-    python -m tests.support.lanes --all        # every module: two workers, then ALONE
-    python -m tests.support.lanes --all tests.rooms  # trial on the modules named
 
-`--without` is how the pure-Python run of `scripts/test` (tox's `tests-pure`)
+The last is how the pure-Python run of `scripts/test` (tox's `tests-pure`)
 leaves out the modules that run once, on the compiled build (tox.ini says
-which and why). `--all` is the compiled run (tox's `tests`): every module but
-ALONE with two trial workers (`-j2`, or the `-jN` given), then ALONE one test at
-a time, since those must not overlap anything (tests/test_deploy_run.py's pods
-take fixed addresses); given module names, it is plain trial on them.
+which and why).
 """
 
 from __future__ import annotations
@@ -79,12 +74,6 @@ LANE_VARIABLE = "VINOM_TEST_LANE"
 # library with `ldconfig -p` (vinom.hosting.mmsg finds libc so on import).
 ALLOWED_STARTERS = frozenset({"twisted.trial._dist.disttrial", "ctypes.util"})
 
-# The modules `--all` runs after the others, one test at a time: the two
-# overlays of tests/test_deploy_run.py run their pods on the same fixed pod
-# addresses (127.77.N.P, tests/support/kubelet.py), so no other test may run
-# beside them.
-ALONE = ("tests.test_deploy_run",)
-
 
 class ChildProcessInFastLane(AssertionError):
     """A test of the fast lane started a child process."""
@@ -127,22 +116,6 @@ def forbid_child_processes() -> None:
     subprocess.Popen._execute_child = guarded_execute  # type: ignore[attr-defined]
 
 
-def run_all(argv: list[str]) -> int:
-    """`--all`: trial on the modules named, or on every module (module docstring)."""
-    import subprocess
-
-    names = [a for a in argv if not a.startswith("-")]
-    options = [a for a in argv if a.startswith("-")]
-    trial = [sys.executable, "-m", "twisted.trial"]
-    if names:
-        return subprocess.call([*trial, *options, *names])
-    jobs = [a for a in options if a.startswith(("-j", "--jobs="))] or ["-j2"]
-    rest = [a for a in options if not a.startswith(("-j", "--jobs="))]
-    together = subprocess.call([*trial, *jobs, *rest, *without(list(ALONE))])
-    alone = subprocess.call([*trial, *rest, *ALONE])
-    return together or alone
-
-
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--why"]:
         for module, why in test_modules().items():
@@ -162,12 +135,9 @@ def main(argv: list[str]) -> None:
         options = [a for a in argv[1:] if a.startswith("-")]
         sys.argv = ["trial", *options, *without(names)]
         run()
-    elif argv[:1] == ["--all"]:
-        raise SystemExit(run_all(argv[1:]))
     elif argv:
         raise SystemExit("usage: python -m tests.support.lanes [--why | --run [trial options]"
-                         " | --without MODULE... [trial options]"
-                         " | --all [MODULE...] [trial options]]")
+                         " | --without MODULE... [trial options]]")
     else:
         print("\n".join(fast()))
 

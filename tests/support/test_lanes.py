@@ -13,13 +13,7 @@ from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import TestCase
 
-from tests.support.lanes import (
-    ALONE,
-    ChildProcessInFastLane,
-    fast,
-    forbid_child_processes,
-    test_modules,
-)
+from tests.support.lanes import ChildProcessInFastLane, fast, forbid_child_processes, test_modules
 from tests.support.lanes import without as every_module_without
 
 
@@ -78,13 +72,6 @@ class WithoutTests(TestCase):
             every_module_without(["tests.cluster", "tests.test_deploy"], tests),
             ["tests.clusters.test_other", "tests.lobby.test_lobby", "tests.test_top"],
         )
-
-
-    def test_the_modules_run_alone_exist(self) -> None:
-        # `--all` runs them after the others: a renamed one would run beside them.
-        modules = test_modules()
-        for module in ALONE:
-            self.assertIn(module, modules)
 
 
 class GuardTests(TestCase):
