@@ -36,6 +36,11 @@ connect token's keys). Builds back to c0bedc0 take `--lobby tcp:...`, so
 resume) nor `--gateway` (`--gateway-tls terminate` is that lobby behind a
 gateway).
 
+The game host records every match, as `twistd vinom` does by default;
+`--no-record` passes `--no-record` to the server, so that `compare
+--baseline-args --no-record match` measures recording's cost per match on
+one build.
+
 `--host-workers N` (N > 0) hosts the games in N game-host worker processes,
 as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
 server process); the run starts once every worker is live. The workers
@@ -139,6 +144,8 @@ class Options(ScenarioOptions):
                         "of the scenario's own (docs/scaling.md)."],
         ["returning", None, "The clients are --in-flight players who play again: each offers "
                             "its last TLS session to the lobby (lean clients)."],
+        ["no-record", None, "The game host records no match (twistd vinom --no-record; by "
+                            "default it records every one, as twistd vinom does)."],
     ]
 
     def postOptions(self) -> None:
@@ -202,12 +209,18 @@ def start_single(
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
             "lobby_tls": options.lobby_tls,
-            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
+            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options),
+                           *record_args(options)],
         })],
         cpu,
     )
     ready = harness.wait_for(server, "ready", 60)
     return server, [int(ready["lobby_port"])], str(ready["trust"])
+
+
+def record_args(options: Options) -> list[str]:
+    """The server's options for `--no-record` (none otherwise: it records, by default)."""
+    return ["--no-record"] if options["no-record"] else []
 
 
 def trust_gateway(options: Options) -> list[str]:
@@ -271,7 +284,8 @@ def start_cluster(
             cpu,
         )  # fmt: skip
 
-    host = spawn("host", "host", ["--host-workers", str(options["host-workers"])])
+    host = spawn("host", "host", ["--host-workers", str(options["host-workers"]),
+                                  *record_args(options)])
     harness.wait_for(host, "ready", 90)
     lobbies = [
         spawn(f"lobby{i}", "lobby", ["--certificate", str(certificate.certificate),

@@ -9,13 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import reactor
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import Clock
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.server.test_tap import parse
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
+from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
@@ -144,3 +148,64 @@ class CoreRecordingTests(SynchronousTestCase):
         self.assertTrue(record.complete)
         self.assertEqual(record.end[1:3], ("aborted", None))  # type: ignore[index]
         self.assertEqual(core.recording_count, 0)
+
+
+class _UDPOnClock:
+    """A reactor whose time is a `Clock` and whose UDP ports are the real reactor's
+    (sockets on 127.0.0.1): the inline hosts' flush timer runs on the clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+    def callLater(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> IDelayedCall:
+        return self.clock.callLater(delay, f, *args, **kwargs)
+
+    def getDelayedCalls(self) -> list[IDelayedCall]:
+        return self.clock.getDelayedCalls()
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", **kwargs: Any) -> Any:
+        return reactor.listenUDP(port, protocol, interface=interface, **kwargs)
+
+
+class InlineHostFlushTests(TestCase):
+    """The inline hosts' records are flushed every flush interval by one timer of
+    their factory, from the first host started to the last one stopped."""
+
+    async def test_every_live_hosts_record_is_flushed_each_interval(self) -> None:
+        directory = os.path.abspath(self.mktemp())
+        clock = Clock()
+        factory = InlineGameHostFactory(
+            reactor=_UDPOnClock(clock), find_game=GameRegistry([TicTacToeGame()]).get,
+            protocol_config=ProtocolConfig(token_key=os.urandom(32)),
+            public_host="127.0.0.1", interface="127.0.0.1",
+            recording=RecordSettings(directory=directory, flush_interval=2.0),
+        )  # fmt: skip
+        hosts = [self.successResultOf(factory.start_host(0)) for _ in range(2)]
+        for i, host in enumerate(hosts):
+            clock.advance(0.5)
+            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+            match = Match(f"m-{i}", "tictactoe", players, 0.0)
+            self.successResultOf(host.add_match(match))
+        files = factory.record_files
+        assert files is not None
+        self.assertEqual([files.path_of(f"m-{i}") for i in range(2)], [None, None])
+        clock.advance(1.0)  # two seconds after the first host started: both are flushed
+        for i in range(2):
+            path = files.path_of(f"m-{i}")
+            assert path is not None
+            record = read_record(path.read_bytes())
+            self.assertEqual((record.header["match_id"], record.complete), (f"m-{i}", False))
+        await hosts[0].stop()
+        clock.advance(2.0)
+        self.assertIsNone(files.path_of("m-0"))  # closed, complete on disk
+        self.assertIsNotNone(files.path_of("m-1"))
+        await hosts[1].stop()
+        # No host is live: no timer is left behind.
+        self.assertEqual(clock.getDelayedCalls(), [])
+        for name in os.listdir(directory):
+            self.assertTrue(read_record(Path(directory, name).read_bytes()).complete)
+        self.assertEqual(len(os.listdir(directory)), 2)

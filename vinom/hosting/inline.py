@@ -68,23 +68,18 @@ class InlineGameHost:
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
     # The peers of the stream sessions open now, by session id.
     _peers: dict[int, IStreamPeer] = field(init=False, factory=dict, repr=False)
-    # Where the core's match records go (None: not recorded), flushed every
-    # `RecordSettings.flush_interval` and when a match ends.
+    # Where the core's match records go (None: not recorded). The host flushes
+    # them when a match ends and when it stops; its factory's one timer flushes
+    # every live host's every `RecordSettings.flush_interval` (`flush_records`).
     records: RecordFiles | None = field(default=None, repr=False)
-    _flushing: LoopingCall | None = field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.protocol.on_event = self._event_received
-        records = self.records
-        if records is not None:
-            self._flushing = LoopingCall(self.flush_records)
-            self._flushing.clock = self.clock
-            self._flushing.start(records.settings.flush_interval, now=False)
 
     def flush_records(self) -> None:
         """Append what the core's records gained since the last flush to their files."""
         records = self.records
-        if records is None:
+        if records is None or not self.core.recording_count:
             return
         for chunk in self.core.records_to_write():
             records.write(chunk.match_id, chunk.started, chunk.data, chunk.closed)
@@ -110,8 +105,6 @@ class InlineGameHost:
             self.core.shutdown(reason, self.clock.seconds())
             self.protocol.transmit()
             self.flush_records()
-            if self._flushing is not None and self._flushing.running:
-                self._flushing.stop()
             if self.on_stopped is not None:
                 self.on_stopped(self)
             result = self.listening.stopListening()
@@ -236,6 +229,10 @@ class InlineGameHostFactory:
     retired: Counter[str] = field(init=False, factory=Counter)
     record_files: RecordFiles | None = field(init=False, default=None)
     _pruned_at: float = field(init=False, default=-math.inf)
+    # One timer flushes the records of every live host (not one per host: a host
+    # lives for one match, and a timer's start and stop per match cost as much as
+    # the rest of a short match's record); running while a host is live.
+    _flushing: LoopingCall | None = field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.recording is not None and self.recording.enabled:
@@ -267,6 +264,23 @@ class InlineGameHostFactory:
         if host in self.live:
             self.live.discard(host)
             self.retired.update(host.counters())
+        flushing = self._flushing
+        if not self.live and flushing is not None and flushing.running:
+            flushing.stop()
+
+    def flush_records(self) -> None:
+        """Append what every live host's records gained since the last flush to their
+        files (every `RecordSettings.flush_interval` while a host is live)."""
+        for host in list(self.live):
+            host.flush_records()
+
+    def _start_flushing(self, interval: float) -> None:
+        flushing = self._flushing
+        if flushing is None:
+            flushing = self._flushing = LoopingCall(self.flush_records)
+            flushing.clock = self.reactor
+        if not flushing.running:
+            flushing.start(interval, now=False)
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
         address = HostAddress(self.public_host, port)
@@ -293,4 +307,6 @@ class InlineGameHostFactory:
             address, core, protocol, listening, self.reactor, self._stopped, records=files
         )
         self.live.add(host)
+        if files is not None:
+            self._start_flushing(files.settings.flush_interval)
         return succeed(host)

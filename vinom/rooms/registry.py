@@ -32,6 +32,10 @@ class RoomExists(Exception):
     """A room for this match id is hosted already."""
 
 
+#: The generator rooms share when neither they nor their registry were given one.
+shared_rng = random.Random()
+
+
 @define
 class RoomRegistry:
     """Create, look up and remove rooms; ended rooms go `linger` seconds after they end.
@@ -42,8 +46,11 @@ class RoomRegistry:
     timers: TimerQueue
     linger: float = 3.0
     # The generator of every room created without one of its own: a
-    # Mersenne Twister holds 2.5 KB of state, too much to keep per room.
-    rng: random.Random = field(factory=random.Random, repr=False)
+    # Mersenne Twister holds 2.5 KB of state, too much to keep per room. By
+    # default the process's one (`shared_rng`): a registry is made per game host,
+    # and a host per match, and a fresh generator seeds itself from 2.5 KB of
+    # os.urandom, about 25 us a match.
+    rng: random.Random = field(factory=lambda: shared_rng, repr=False)
     # When the oldest lingering room goes (inf: none lingers); see TimerQueue.
     wake: float = field(init=False, default=math.inf, repr=False)
     _rooms: dict[str, Room] = field(init=False, factory=dict, repr=False)
