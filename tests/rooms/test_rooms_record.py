@@ -14,6 +14,7 @@ import enum
 import gzip
 import io
 import random
+import struct
 import subprocess
 import zlib
 from collections.abc import Mapping
@@ -403,6 +404,12 @@ class InterleavedRecordsTests(SynchronousTestCase):
         for n, data in enumerate(records):
             record = read_record(data)
             self.assertTrue(record.complete)
+            # docs/protocol.md, "Match records": the gzip header, the empty final
+            # block, and the trailer of the MessagePack bytes' CRC-32 and length.
+            raw = gzip.decompress(data)
+            self.assertEqual(data[:10].hex(" "), "1f 8b 08 00 00 00 00 00 04 03")
+            trailer = struct.pack("<II", zlib.crc32(raw), len(raw))
+            self.assertEqual(data[-10:], b"\x03\x00" + trailer)
             self.assertEqual(record.entries[1], (1, 0, {"cell": n}))
             self.assertEqual(len(list(msgpack.Unpacker(io.BytesIO(gzip.decompress(data))))),
                              1 + len(record.entries))  # fmt: skip
