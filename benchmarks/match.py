@@ -39,7 +39,8 @@ gateway).
 The game host records every match, as `twistd vinom` does by default;
 `--no-record` passes `--no-record` to the server, so that `compare
 --baseline-args --no-record match` measures recording's cost per match on
-one build.
+one build. JSON: `records`, the records the server wrote (a file per match;
+0 with `--no-record`).
 
 `--host-workers N` (N > 0) hosts the games in N game-host worker processes,
 as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
@@ -218,6 +219,13 @@ def start_single(
     return server, [int(ready["lobby_port"])], str(ready["trust"])
 
 
+def count_records(data_dir: str) -> int:
+    """The match records the run's servers wrote under `data_dir` (0 with --no-record)."""
+    return sum(
+        name.endswith(".vrec.gz") for _, _, names in os.walk(data_dir) for name in names
+    )
+
+
 def record_args(options: Options) -> list[str]:
     """The server's options for `--no-record` (none otherwise: it records, by default)."""
     return ["--no-record"] if options["no-record"] else []
@@ -354,6 +362,8 @@ def run(options: Options) -> int:
                 more_servers=more,
             )
             (result,) = measured.run(mark_server=workers and not options["redis"], mark=marked)
+        # The servers have stopped: every record is closed.
+        records = count_records(data_dir)
     except BenchError as e:
         progress.finish()
         return report_failure("match", e, options)
@@ -391,6 +401,7 @@ def run(options: Options) -> int:
         "gateway": bool(options["gateway"]),
         "returning": bool(options["returning"]),
         "lobby_tls": bool(options["lobby-tls"]),
+        "records": records,
         "cores": {"server": server_cpu, "load": load_cpus[0],
                   **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),
