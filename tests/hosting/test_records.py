@@ -19,7 +19,7 @@ from tests.server.test_tap import parse
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
-from vinom.hosting.inline import InlineGameHostFactory
+from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
@@ -171,10 +171,10 @@ class _UDPOnClock:
 
 
 class InlineHostFlushTests(TestCase):
-    """The inline hosts' records are flushed every flush interval by one timer of
-    their factory, from the first host started to the last one stopped."""
+    """The inline hosts' records are flushed every flush interval from each host's
+    start by one timer of their factory, and none is left once no host is live."""
 
-    async def test_every_live_hosts_record_is_flushed_each_interval(self) -> None:
+    async def test_each_hosts_records_are_flushed_each_interval_from_its_start(self) -> None:
         directory = os.path.abspath(self.mktemp())
         clock = Clock()
         factory = InlineGameHostFactory(
@@ -183,29 +183,45 @@ class InlineHostFlushTests(TestCase):
             public_host="127.0.0.1", interface="127.0.0.1",
             recording=RecordSettings(directory=directory, flush_interval=2.0),
         )  # fmt: skip
-        hosts = [self.successResultOf(factory.start_host(0)) for _ in range(2)]
-        for i, host in enumerate(hosts):
-            clock.advance(0.5)
-            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
-                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
-            match = Match(f"m-{i}", "tictactoe", players, 0.0)
-            self.successResultOf(host.add_match(match))
         files = factory.record_files
         assert files is not None
-        self.assertEqual([files.path_of(f"m-{i}") for i in range(2)], [None, None])
-        clock.advance(1.0)  # two seconds after the first host started: both are flushed
-        for i in range(2):
-            path = files.path_of(f"m-{i}")
-            assert path is not None
-            record = read_record(path.read_bytes())
-            self.assertEqual((record.header["match_id"], record.complete), (f"m-{i}", False))
-        await hosts[0].stop()
-        clock.advance(2.0)
-        self.assertIsNone(files.path_of("m-0"))  # closed, complete on disk
-        self.assertIsNotNone(files.path_of("m-1"))
-        await hosts[1].stop()
+
+        def start(match_id: str) -> InlineGameHost:
+            host = self.successResultOf(factory.start_host(0))
+            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+            self.successResultOf(host.add_match(Match(match_id, "tictactoe", players, 0.0)))
+            return host
+
+        def written(match_id: str) -> bool:
+            path = files.path_of(match_id)
+            return path is not None and path.exists()
+
+        first = start("m-0")
+        clock.advance(0.5)
+        second = start("m-1")
+        clock.advance(1.4)  # 1.9 s: within a tenth of an interval of the first's flush
+        self.assertEqual((written("m-0"), written("m-1")), (False, False))
+        clock.advance(0.1)  # 2.0 s: the first's flush, not the second's yet
+        self.assertEqual((written("m-0"), written("m-1")), (True, False))
+        record = read_record(files.path_of("m-0").read_bytes())  # type: ignore[union-attr]
+        self.assertEqual((record.header["match_id"], record.complete), ("m-0", False))
+        clock.advance(0.5)  # 2.5 s: the second's
+        self.assertTrue(written("m-1"))
+        # A match that ends before its host's first flush is written once, whole, as
+        # it ends: the other hosts' flushes meanwhile leave it be.
+        clock.advance(0.1)
+        third = start("m-2")
+        clock.advance(1.4)  # 4.0 s: the first's second flush
+        self.assertEqual(written("m-2"), False)
+        clock.advance(0.1)
+        await third.stop()
+        self.assertIsNone(files.path_of("m-2"))  # closed, its last bytes written
+        await first.stop()
+        await second.stop()
         # No host is live: no timer is left behind.
         self.assertEqual(clock.getDelayedCalls(), [])
-        for name in os.listdir(directory):
+        names = sorted(os.listdir(directory))
+        self.assertEqual(len(names), 3)
+        for name in names:
             self.assertTrue(read_record(Path(directory, name).read_bytes()).complete)
-        self.assertEqual(len(os.listdir(directory)), 2)

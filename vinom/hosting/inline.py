@@ -10,17 +10,18 @@ same `IGameHost` interface.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
@@ -47,6 +48,9 @@ from vinom.rooms.room import RoomConfig
 
 # Seconds between two prunes of the record files (when a host starts).
 PRUNE_INTERVAL = 60.0
+# A host's records are flushed every flush interval from its start, or up to this
+# fraction of it early, with the others due by then (`_flush_due`).
+FLUSH_BATCH = 0.1
 
 
 @implementer(IGameHost)
@@ -69,8 +73,8 @@ class InlineGameHost:
     # The peers of the stream sessions open now, by session id.
     _peers: dict[int, IStreamPeer] = field(init=False, factory=dict, repr=False)
     # Where the core's match records go (None: not recorded). The host flushes
-    # them when a match ends and when it stops; its factory's one timer flushes
-    # every live host's every `RecordSettings.flush_interval` (`flush_records`).
+    # them when a match ends and when it stops, and its factory's one timer every
+    # `RecordSettings.flush_interval` from its start (`flush_records`).
     records: RecordFiles | None = field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -229,10 +233,17 @@ class InlineGameHostFactory:
     retired: Counter[str] = field(init=False, factory=Counter)
     record_files: RecordFiles | None = field(init=False, default=None)
     _pruned_at: float = field(init=False, default=-math.inf)
-    # One timer flushes the records of every live host (not one per host: a host
-    # lives for one match, and a timer's start and stop per match cost as much as
-    # the rest of a short match's record); running while a host is live.
-    _flushing: LoopingCall | None = field(init=False, default=None, repr=False)
+    # When each live host's records are next flushed, (time, order, host) in a heap,
+    # and the one timer call that flushes those due (`_flush_due`): not a timer per
+    # host (a host lives for one match, and a LoopingCall's start and stop per
+    # match cost as much as the rest of a short match's record), and not one tick
+    # for all hosts (which would flush a match that ends in less than a flush
+    # interval once as it runs and once as it ends: two appends, not one).
+    _flush_times: list[tuple[float, int, InlineGameHost]] = field(
+        init=False, factory=list, repr=False
+    )
+    _flush_order: Iterator[int] = field(init=False, factory=itertools.count, repr=False)
+    _flush_call: IDelayedCall | None = field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.recording is not None and self.recording.enabled:
@@ -264,23 +275,45 @@ class InlineGameHostFactory:
         if host in self.live:
             self.live.discard(host)
             self.retired.update(host.counters())
-        flushing = self._flushing
-        if not self.live and flushing is not None and flushing.running:
-            flushing.stop()
+        if not self.live:
+            # No host left to flush: no timer left behind.
+            self._flush_times.clear()
+            if self._flush_call is not None and self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
 
-    def flush_records(self) -> None:
-        """Append what every live host's records gained since the last flush to their
-        files (every `RecordSettings.flush_interval` while a host is live)."""
-        for host in list(self.live):
-            host.flush_records()
+    def _schedule_flush(self, host: InlineGameHost, when: float) -> None:
+        heapq.heappush(self._flush_times, (when, next(self._flush_order), host))
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(
+                max(0.0, when - self.reactor.seconds()), self._flush_due
+            )
 
-    def _start_flushing(self, interval: float) -> None:
-        flushing = self._flushing
-        if flushing is None:
-            flushing = self._flushing = LoopingCall(self.flush_records)
-            flushing.clock = self.reactor
-        if not flushing.running:
-            flushing.start(interval, now=False)
+    def _flush_due(self) -> None:
+        """Flush the records of every live host whose flush interval has passed since
+        it started or was last flushed (or will within `FLUSH_BATCH` of one: one
+        call flushes them together, a little early rather than late)."""
+        self._flush_call = None
+        files = self.record_files
+        times = self._flush_times
+        if files is None:
+            return
+        interval = files.settings.flush_interval
+        now = self.reactor.seconds()
+        horizon = now + interval * FLUSH_BATCH
+        flushed = []
+        while times and times[0][0] <= horizon:
+            when, _, host = heapq.heappop(times)
+            if host in self.live:  # a stopped host flushed its records as it stopped
+                host.flush_records()
+                flushed.append((when, host))
+        for when, host in flushed:
+            after = when + interval
+            heapq.heappush(
+                times, (after if after > horizon else now + interval, next(self._flush_order), host)
+            )
+        if times:
+            self._flush_call = self.reactor.callLater(max(0.0, times[0][0] - now), self._flush_due)
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
         address = HostAddress(self.public_host, port)
@@ -308,5 +341,5 @@ class InlineGameHostFactory:
         )
         self.live.add(host)
         if files is not None:
-            self._start_flushing(files.settings.flush_interval)
+            self._schedule_flush(host, self.reactor.seconds() + files.settings.flush_interval)
         return succeed(host)
