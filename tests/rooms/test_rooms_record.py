@@ -15,7 +15,6 @@ import gzip
 import io
 import random
 import struct
-import subprocess
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -342,7 +341,7 @@ class InterleavedRecordsTests(SynchronousTestCase):
     """A host's recorders compress with one deflate stream of the process; each
     record is still a gzip stream of its own, whatever was taken between its takes."""
 
-    def test_records_taken_in_turns_are_each_whole_for_gzip_and_zcat(self) -> None:
+    def test_records_taken_in_turns_are_each_a_whole_gzip_stream(self) -> None:
         game = TicTacToeGame()
         seats = [Seat("a", "A", 0), Seat("b", "B", 1)]
         state = game.create(seats, {}, random.Random(1))
@@ -376,8 +375,6 @@ class InterleavedRecordsTests(SynchronousTestCase):
             # Any gzip reader takes it whole: the header, the blocks, the CRC and length.
             unpacked = list(msgpack.Unpacker(io.BytesIO(gzip.decompress(data[n]))))
             self.assertEqual(len(unpacked), 1 + len(record.entries))
-            zcat = subprocess.run(["gzip", "-dc"], input=data[n], capture_output=True, check=True)
-            self.assertEqual(zcat.stdout, gzip.decompress(data[n]))
             # Cut off after a take, it reads up to there.
             partial = read_record(cut[n])
             self.assertFalse(partial.complete)
