@@ -50,6 +50,7 @@ from zope.interface import implementer
 
 import vinom
 from vinom.games.interfaces import IGame, Seat
+from vinom.games.rules import rules_of
 from vinom.hosting.interfaces import (
     HostIdle,
     IDatagramCore,
@@ -206,11 +207,9 @@ class GameHostCore:
         recorder = None
         settings = self.recording
         game = self._find_game(match.game) if settings is not None else None
-        # `GameRules.of(game).records_matches`, read as it reads it: all the rules
-        # are a few dozen attribute reads, and a host adds a match or two.
         if (
             rng is None and game is not None and settings is not None
-            and settings.records(match.game) and getattr(game, "record_matches", True)
+            and settings.records(match.game) and rules_of(game).records_matches
         ):
             seed = int.from_bytes(self._random_bytes(8), "big")
             rng = random.Random(seed)
