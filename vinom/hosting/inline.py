@@ -239,8 +239,11 @@ class InlineGameHostFactory:
     # match cost as much as the rest of a short match's record), and not one tick
     # for all hosts (which would flush a match that ends in less than a flush
     # interval once as it runs and once as it ends: two appends, not one).
-    _flush_times: list[tuple[float, int, InlineGameHost]] = field(
-        init=False, factory=list, repr=False
+    # An entry is [time, order, host]; a host that stops has its entry's host set
+    # to None (`_flush_entries`), so that the heap does not keep it alive.
+    _flush_times: list[list[Any]] = field(init=False, factory=list, repr=False)
+    _flush_entries: dict[InlineGameHost, list[Any]] = field(
+        init=False, factory=dict, repr=False
     )
     _flush_order: Iterator[int] = field(init=False, factory=itertools.count, repr=False)
     _flush_call: IDelayedCall | None = field(init=False, default=None, repr=False)
@@ -275,19 +278,27 @@ class InlineGameHostFactory:
         if host in self.live:
             self.live.discard(host)
             self.retired.update(host.counters())
+        entry = self._flush_entries.pop(host, None)
+        if entry is not None:
+            entry[2] = None
         if not self.live:
             # No host left to flush: no timer left behind.
             self._flush_times.clear()
+            self._flush_entries.clear()
             if self._flush_call is not None and self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
 
     def _schedule_flush(self, host: InlineGameHost, when: float) -> None:
-        heapq.heappush(self._flush_times, (when, next(self._flush_order), host))
+        self._push_flush(host, when)
         if self._flush_call is None:
             self._flush_call = self.reactor.callLater(
                 max(0.0, when - self.reactor.seconds()), self._flush_due
             )
+
+    def _push_flush(self, host: InlineGameHost, when: float) -> None:
+        entry = self._flush_entries[host] = [when, next(self._flush_order), host]
+        heapq.heappush(self._flush_times, entry)
 
     def _flush_due(self) -> None:
         """Flush the records of every live host whose flush interval has passed since
@@ -304,14 +315,13 @@ class InlineGameHostFactory:
         flushed = []
         while times and times[0][0] <= horizon:
             when, _, host = heapq.heappop(times)
-            if host in self.live:  # a stopped host flushed its records as it stopped
+            if host is not None:  # a stopped host flushed its records as it stopped
                 host.flush_records()
                 flushed.append((when, host))
         for when, host in flushed:
             after = when + interval
-            heapq.heappush(
-                times, (after if after > horizon else now + interval, next(self._flush_order), host)
-            )
+            if host in self._flush_entries:  # not stopped by its flush
+                self._push_flush(host, after if after > horizon else now + interval)
         if times:
             self._flush_call = self.reactor.callLater(max(0.0, times[0][0] - now), self._flush_due)
 
