@@ -7,7 +7,6 @@ import ipaddress
 from typing import Any
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.haproxy._v2parser import V2Parser
@@ -33,10 +32,8 @@ class Harness:
     def __init__(self) -> None:
         self.reactor = MemoryReactorClock()
         self.router = Router(parse_rules(RULES))
-        self.factory = GatewayFactory(
-            self.router, self.reactor, sniff_limit=256, sniff_timeout=5.0,
-            connect_to=lambda host, port: TCP4ClientEndpoint(self.reactor, host, port),
-        )  # fmt: skip
+        self.factory = GatewayFactory(self.router, self.reactor, sniff_limit=256,
+                                      sniff_timeout=5.0)  # fmt: skip
 
     def client(self, host: str = "203.0.113.7") -> tuple[Any, StringTransport]:
         protocol = self.factory.buildProtocol(IPv4Address("TCP", host, 40000))
