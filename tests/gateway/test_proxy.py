@@ -76,6 +76,22 @@ class GatewayConnectionTests(SynchronousTestCase):
         self.assertIs(backend_transport.producer, client_transport)
         self.assertEqual(h.factory.routed, {"lobby": 1})
 
+    def test_a_client_sending_while_its_backend_is_reached_waits_and_keeps_its_order(
+        self,
+    ) -> None:
+        h = Harness()
+        client, client_transport = h.client()
+        client.dataReceived(HELLO)
+        # A client that waits for the answer keeps reading (nothing to hold back) ...
+        self.assertEqual(client_transport.producerState, "producing")
+        # ... one that sends more before the backend answers is read no further until then.
+        client.dataReceived(b'{"type":"ping"}\n')
+        self.assertEqual(client_transport.producerState, "paused")
+        _backend, backend_transport, _where = h.backend()
+        self.assertEqual(client_transport.producerState, "producing")
+        _info, rest = V2Parser().feed(backend_transport.value())
+        self.assertEqual(rest, HELLO + b'{"type":"ping"}\n')
+
     def test_a_backend_whose_rule_says_so_gets_no_header(self) -> None:
         h = Harness()
         client, _ = h.client()

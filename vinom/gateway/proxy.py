@@ -138,6 +138,10 @@ class GatewayConnection(Protocol):
             return
         self._buffer += data
         if self._connecting:
+            # More while the backend is being reached: nothing more is read until it
+            # answers (paused only now: a client usually waits for the answer, and
+            # pausing and resuming its reading costs two system calls).
+            self.transport.pauseProducing()  # type: ignore[union-attr]
             return
         decision = sniff(self._buffer, self.factory.sniff_limit)
         if decision is None:
@@ -160,8 +164,6 @@ class GatewayConnection(Protocol):
         chosen.connections += 1
         self.factory.routed[decision.kind] += 1
         self._connecting = True
-        # Nothing more is read from the client until the backend answers.
-        self.transport.pauseProducing()  # type: ignore[union-attr]
         self.factory.connect(chosen.backend.host, chosen.backend.port, self)
 
     def _terminate(self) -> None:
