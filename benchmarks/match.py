@@ -36,6 +36,12 @@ connect token's keys). Builds back to c0bedc0 take `--lobby tcp:...`, so
 resume) nor `--gateway` (`--gateway-tls terminate` is that lobby behind a
 gateway).
 
+The game host records every match, as `twistd vinom` does by default;
+`--no-record` passes `--no-record` to the server, so that `compare
+--baseline-args --no-record match` measures recording's cost per match on
+one build. JSON: `records`, the records the server wrote (a file per match;
+0 with `--no-record`).
+
 `--host-workers N` (N > 0) hosts the games in N game-host worker processes,
 as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
 server process); the run starts once every worker is live. The workers
@@ -147,6 +153,8 @@ class Options(ScenarioOptions):
                                 "(twisted.protocols.portforward) forwarding each connection "
                                 "to the lobby behind a PROXY v2 header, in place of the "
                                 "gateway (TLS passed through)."],
+        ["no-record", None, "The game host records no match (twistd vinom --no-record; by "
+                            "default it records every one, as twistd vinom does)."],
     ]
 
     def postOptions(self) -> None:
@@ -215,12 +223,25 @@ def start_single(
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
             "lobby_tls": options.lobby_tls,
-            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
+            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options),
+                           *record_args(options)],
         })],
         cpu,
     )
     ready = harness.wait_for(server, "ready", 60)
     return server, [int(ready["lobby_port"])], str(ready["trust"])
+
+
+def count_records(data_dir: str) -> int:
+    """The match records the run's servers wrote under `data_dir` (0 with --no-record)."""
+    return sum(
+        name.endswith(".vrec.gz") for _, _, names in os.walk(data_dir) for name in names
+    )
+
+
+def record_args(options: Options) -> list[str]:
+    """The server's options for `--no-record` (none otherwise: it records, by default)."""
+    return ["--no-record"] if options["no-record"] else []
 
 
 def trust_gateway(options: Options) -> list[str]:
@@ -285,7 +306,8 @@ def start_cluster(
             cpu,
         )  # fmt: skip
 
-    host = spawn("host", "host", ["--host-workers", str(options["host-workers"])])
+    host = spawn("host", "host", ["--host-workers", str(options["host-workers"]),
+                                  *record_args(options)])
     harness.wait_for(host, "ready", 90)
     lobbies = [
         spawn(f"lobby{i}", "lobby", ["--certificate", str(certificate.certificate),
@@ -354,6 +376,8 @@ def run(options: Options) -> int:
                 more_servers=more,
             )
             (result,) = measured.run(mark_server=workers and not options["redis"], mark=marked)
+        # The servers have stopped: every record is closed.
+        records = count_records(data_dir)
     except BenchError as e:
         progress.finish()
         return report_failure("match", e, options)
@@ -391,6 +415,7 @@ def run(options: Options) -> int:
         "gateway": bool(options["gateway"]),
         "returning": bool(options["returning"]),
         "lobby_tls": bool(options["lobby-tls"]),
+        "records": records,
         "cores": {"server": server_cpu, "load": load_cpus[0],
                   **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),

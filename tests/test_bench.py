@@ -461,6 +461,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
         # TLS is the default.
         self.assertIs(result["lobby_tls"], True)
+        # As twistd vinom by default, the server recorded every match: a file each.
+        self.assertEqual(result["records"], 10)
 
     def test_match_with_returning_players(self) -> None:
         # Ten players play two matches each: their second connections resume.
@@ -485,6 +487,14 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertNotIn("tls", result)
         self.assertRate(result, "clients_per_s")
         self.assertGreater(result["server_cpu_ms_per_client"], 0)
+
+    def test_match_without_records(self) -> None:
+        # `--no-record` is twistd vinom's: the matches are played, none recorded.
+        code, result, stderr = run_bench(
+            "match", "--clients", "10", "--in-flight", "10", "--lobby-tls", "off", "--no-record"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["clients"], result["errors"], result["records"]), (10, 0, 0))
 
     def test_match_with_host_workers(self) -> None:
         code, result, stderr = run_bench(
