@@ -73,7 +73,11 @@ which the clients verify, and the lobbies listen on plain TCP (`--lobby
 tcp:...`) and read plain lobby frames behind the PROXY header. When pinned
 the gateway has a core apart from the server's (shared with the load on a
 2-core machine: `cores` says which); its CPU is counted in `server_cpu_s`
-and reported apart as `gateway_cpu_ms_per_client`.
+and reported apart as `gateway_cpu_ms_per_client`. `--gateway-floor` runs, in
+the gateway's place, the floor it is measured against: bare Twisted
+(`twisted.protocols.portforward`) sending each connection on to the lobby
+behind a PROXY protocol v2 header, TLS passed through, with no sniffing,
+routing, timers nor counts (`gateway_floor` in the JSON).
 """
 
 from __future__ import annotations
@@ -145,6 +149,10 @@ class Options(ScenarioOptions):
                         "of the scenario's own (docs/scaling.md)."],
         ["returning", None, "The clients are --in-flight players who play again: each offers "
                             "its last TLS session to the lobby (lean clients)."],
+        ["gateway-floor", None, "With --gateway: the floor, bare Twisted "
+                                "(twisted.protocols.portforward) forwarding each connection "
+                                "to the lobby behind a PROXY v2 header, in place of the "
+                                "gateway (TLS passed through)."],
         ["no-record", None, "The game host records no match (twistd vinom --no-record; by "
                             "default it records every one, as twistd vinom does)."],
     ]
@@ -172,6 +180,11 @@ class Options(ScenarioOptions):
             raise usage.UsageError(f"--gateway-tls must be one of {', '.join(GATEWAY_TLS)}")
         if self["gateway-tls"] != "passthrough" and not self["gateway"]:
             raise usage.UsageError(f"--gateway-tls {self['gateway-tls']} needs --gateway")
+        if self["gateway-floor"]:
+            if not self["gateway"] or self["gateway-tls"] != "passthrough":
+                raise usage.UsageError("--gateway-floor needs --gateway, passing TLS through")
+            if self["lobbies"] > 1:
+                raise usage.UsageError("--gateway-floor forwards to one lobby (not --lobbies)")
         if self["lobby-tls"] not in LOBBY_TLS:
             raise usage.UsageError(f"--lobby-tls must be one of {', '.join(LOBBY_TLS)}")
         self["lobby-tls"] = LOBBY_TLS[self["lobby-tls"]]
@@ -247,7 +260,8 @@ def start_gateway(
     gateway = harness.spawn(
         "gateway", "benchmarks.gateway_worker",
         [json.dumps({"lobby_ports": ports, "data_dir": os.path.join(data_dir, "gateway"),
-                     "terminate": options.terminating})],
+                     "terminate": options.terminating,
+                     "floor": bool(options["gateway-floor"])})],
         cpu,
     )  # fmt: skip
     ready = harness.wait_for(gateway, "ready", 60)
@@ -416,6 +430,7 @@ def run(options: Options) -> int:
     }
     if options["gateway"]:
         summary["gateway_tls"] = options["gateway-tls"]
+        summary["gateway_floor"] = bool(options["gateway-floor"])
         summary["gateway_cpu_ms_per_client"] = per_client(by_process["gateway"])
         # The gateway's count since it started: only the load connects to it.
         summary["gateway_tls_terminated"] = int(
@@ -457,6 +472,8 @@ def run(options: Options) -> int:
         *([("TLS at the gateway", f"{options['gateway-tls']} "
             f"({summary['gateway_tls_terminated']:,} terminated)")]
           if options["gateway"] else []),
+        *([("gateway", "the floor: bare Twisted portforward")]
+          if options["gateway-floor"] else []),
         *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
           if "worker_cpu_ms_per_client" in summary and not options["redis"] else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),
