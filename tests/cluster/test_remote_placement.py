@@ -34,6 +34,7 @@ from vinom.cluster.client import (
 )
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry, least_loaded_first
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting, choose_host
+from vinom.cluster.players import RedisPlayerStore
 from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
@@ -54,6 +55,7 @@ class ScriptedHosting:
     matches = 0
     running_games = 0
     free_ports = 0
+    records_placements = True
 
     def __init__(self) -> None:
         self.asked: list[tuple[Match, Deferred[HostAddress]]] = []
@@ -84,32 +86,11 @@ class ScriptedHosting:
         return succeed(True)
 
 
-class SharedStore(MemoryPlayerStore):
-    """A player store other lobbies use too, as a Redis one is."""
-
-    shared = True
-
-
-class SharedMatchmaker:
-    """A matchmaker other lobbies use too, as this lobby sees it: `here` says whether
-    this lobby formed each match."""
-
-    def __init__(self, matchmaker: Any, here: bool) -> None:
-        self._matchmaker = matchmaker
-        self._here = here
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._matchmaker, name)
-
-    def formed_here(self, match_id: str) -> bool:
-        return self._here
-
-
 class NoHostTests(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
         self.remote = ScriptedHosting()
-        self.store = SharedStore()
+        self.store = MemoryPlayerStore()
         self.factory = self.make_factory(hosting=self.remote, store=self.store)
         self.factory.startService()
 
@@ -148,17 +129,33 @@ class NoHostTests(LobbyHarness):
         self.assertEqual(self.successResultOf(self.store.get_player("p-other")), other)
 
 
-class SharedPlacementTests(LobbyHarness):
-    """With a shared store every lobby hears every placement; the record is saved by
-    the lobbies that answer for a player of the match and by the one that formed it, and
-    removed at the match's end by every lobby."""
+class RecordedStore(MemoryPlayerStore):
+    """A player store shared with other lobbies, as a Redis one is, counting the
+    placement writes this lobby makes."""
 
-    def start(self, formed_here: bool) -> ScriptedHosting:
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
+        self.writes.append("save " + placement.match_id)
+        return super().save_placement(placement)
+
+    def remove_placement(self, match_id: str, forget: Any = ()) -> Deferred[None]:
+        self.writes.append("remove " + match_id)
+        return super().remove_placement(match_id, forget)
+
+
+class SharedPlacementTests(LobbyHarness):
+    """With remote hosting the game host's scripts save the placement record and remove
+    it (`HostRecordsPlacementTests`): a lobby that follows the match writes nothing of it,
+    so a match split across lobbies costs each only its own players' frames."""
+
+    def start(self) -> ScriptedHosting:
         remote = ScriptedHosting()
         # The harness's own lobby hears the matches too: this one gets its own store.
-        self.shared = SharedStore()
-        matchmaker = SharedMatchmaker(self.matchmaker, formed_here)
-        self.factory = self.make_factory(hosting=remote, store=self.shared, matchmaker=matchmaker)
+        self.shared = RecordedStore()
+        self.factory = self.make_factory(hosting=remote, store=self.shared)
         self.factory.startService()
         return remote
 
@@ -170,25 +167,28 @@ class SharedPlacementTests(LobbyHarness):
         placing.callback(HostAddress("203.0.113.7", 7400))
         return match
 
-    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
-        match = self.other_lobbys_match(self.start(formed_here=False))
-        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
-
-    def test_every_lobby_removes_the_record_at_the_end(self) -> None:
-        # The lobbies that saved it may be gone (their players' lobby died): this one,
-        # which did not save it, removes it all the same when the match ends.
-        remote = self.start(formed_here=False)
+    def test_a_lobby_without_its_players_writes_nothing_of_the_match(self) -> None:
+        remote = self.start()
         match = self.other_lobbys_match(remote)
-        saved = MatchPlacement(match, HostAddress("203.0.113.7", 7400), 1.0)
-        self.successResultOf(self.shared.save_placement(saved))
         remote.end(match)
-        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+        self.assertEqual(self.shared.writes, [])
+
+    def test_a_lobby_with_a_player_of_the_match_only_delivers_it(self) -> None:
+        remote = self.start()
+        ada = self.queued_player("ada")
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        found = ada.frames()[-1]
+        self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
+        remote.end(match)
+        self.assertEqual(self.shared.writes, [])
 
     def test_a_player_reconnecting_here_while_their_match_waits_gets_it(self) -> None:
         # Another lobby's player (that lobby died, say) reconnects through this one
         # before their match is placed: this lobby followed the match, so it answers
         # with the wait and then delivers the match.
-        remote = self.start(formed_here=False)
+        remote = self.start()
         secret = "s" * 32
         self.shared.save_player(PlayerRecord("p-yan", "yan", hash_secret(secret), 1.0))
         for name in ("yan", "zed"):
@@ -200,26 +200,7 @@ class SharedPlacementTests(LobbyHarness):
         placing.callback(HostAddress("203.0.113.7", 7400))
         [found] = client.frames()
         self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
-        saved = self.successResultOf(self.shared.get_placement(match.match_id))
-        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
-        # It answered for yan, so it removes the record at the end.
-        remote.end(match)
-        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
-
-    def test_the_lobby_that_formed_the_match_saves_it(self) -> None:
-        match = self.other_lobbys_match(self.start(formed_here=True))
-        saved = self.successResultOf(self.shared.get_placement(match.match_id))
-        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
-
-    def test_a_lobby_with_a_player_of_the_match_saves_it(self) -> None:
-        remote = self.start(formed_here=False)
-        ada = self.queued_player("ada")
-        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
-        [(match, placing)] = remote.asked
-        placing.callback(HostAddress("203.0.113.7", 7400))
-        self.assertEqual(ada.frames()[-1]["type"], "match_found")
-        saved = self.successResultOf(self.shared.get_placement(match.match_id))
-        self.assertEqual(saved.player_ids, match.player_ids)
+        self.assertEqual(self.shared.writes, [])
 
 
 class GonePlayerTests(LobbyHarness):
@@ -231,8 +212,8 @@ class GonePlayerTests(LobbyHarness):
 
     def test_the_match_of_a_player_gone_as_it_formed_is_answered_for(self) -> None:
         remote = ScriptedHosting()
-        held = HeldCancels(SharedMatchmaker(self.matchmaker, here=False))
-        self.store = SharedStore()
+        held = HeldCancels(self.matchmaker)
+        self.store = MemoryPlayerStore()
         self.factory = self.make_factory(hosting=remote, store=self.store, matchmaker=held)
         self.factory.startService()
         ada = self.queued_player("ada")
@@ -565,6 +546,46 @@ class LostEndTests(TestCase):
         # (The test's own channel was cut too: it may have subscribed again after the
         # announcement; if not, it heard it, as it was.)
         self.assertIn([m for m in heard if m["event"] == "ended"], ([], [said]))
+
+
+class HostRecordsPlacementTests(TestCase):
+    """On a real Redis: the game host's `placed` saves the match's placement record where
+    a `reconnect` through any lobby finds it, and its `ended` (or the claim of its
+    departure, `host_crashed`) removes it: one writer per match, not one per lobby."""
+
+    timeout = 30
+
+    async def placed(self) -> tuple[RedisClient, RedisPlayerStore, PlaceholderGameHostFactory]:
+        redis = await open_redis(self)
+        store = RedisPlayerStore(redis)
+        await store.save_player(PlayerRecord("p0", "P0", "00" * 32, 1.0))
+        factory, _ = start_host(self, redis, "h-test")
+        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
+        return redis, store, factory
+
+    async def test_the_host_saves_the_placement_and_its_end_removes_it(self) -> None:
+        redis, store, factory = await self.placed()
+        placement = await store.placement_for_player("p1")
+        assert placement is not None
+        self.assertEqual((placement.match_id, placement.address),
+                         ("m-1", HostAddress("198.51.100.9", 7400)))  # fmt: skip
+        self.assertEqual(placement, await store.get_placement("m-1"))
+        # The player record outlives the placement.
+        pttl = ("PTTL", "vinom:player:p0")
+        self.assertGreater(await redis.handler.execute_command(*pttl), 23 * 3600 * 1000)
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: store.get_placement("m-1").addCallback(lambda p: p is None))
+        self.assertIsNone(await store.placement_for_player("p0"))
+        self.assertLessEqual(await redis.handler.execute_command(*pttl), 12 * 3600 * 1000)
+
+    async def test_the_claim_of_a_dead_hosts_departure_removes_its_placements(self) -> None:
+        redis, store, _ = await self.placed()
+        # The host as Redis sees it once it died: no key, no presence connection.
+        await redis.handler.delete(["vinom:host:h-test", "vinom:host-heard:h-test"])
+        await RedisHostRegistry(redis, settle=0.0).claim_departed()
+        self.assertIsNone(await store.get_placement("m-1"))
+        self.assertIsNone(await store.placement_for_player("p1"))
 
 
 class RequestGivenAgainTests(TestCase):

@@ -39,6 +39,7 @@ from vinom.match import (
     match_from_json,
     outcome_to_json,
 )
+from vinom.store.interfaces import MatchPlacement
 
 # Placement requests a host takes from its list in one call at most (RPOP's count).
 REQUESTS_PER_POP = 64
@@ -364,7 +365,10 @@ class HostAgent(Service):
             "host_id": self.host_id,
             "address": address_json(address),
         }
-        recorded = await decide(self._redis, self._keys, self._settings, placed)
+        # The placement record goes with the outcome: the lobbies that follow the match
+        # save nothing (one writer per match, however many lobbies hear it).
+        record = MatchPlacement(match, address, self._clock.seconds())
+        recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
             # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)

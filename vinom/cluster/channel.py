@@ -14,8 +14,15 @@ from attrs import frozen
 from twisted.internet.defer import Deferred
 
 from vinom.cluster.client import RedisClient, Script, milliseconds
+from vinom.cluster.players import (
+    DEFAULT_PLACEMENT_TTL,
+    DEFAULT_PLAYER_TTL,
+    PLACEMENT_LUA,
+    encode_placement,
+)
 from vinom.cluster.settings import PlacementSettings
 from vinom.protocol.address import HostAddress
+from vinom.store.interfaces import MatchPlacement
 
 # The lobbies that follow a match (`<prefix>lobbies:<match_id>`, a set) hear its
 # placement events on their own channels (`<prefix>placements:<lobby_id>`): the
@@ -53,17 +60,22 @@ return 0
 
 # KEYS: the match's outcome key, the host's matches, the host index, the match's
 # followers. ARGV: the outcome (JSON), its TTL (ms), the channels' prefix, the match
-# id, the TTL of the host's matches (ms). `_DECIDE` for a host's `placed`: the match
-# joins the host's matches in the same call, so that whoever claims the host's
-# departure finds it (vinom.cluster.hosts); the index is kept at least as long.
+# id, the TTL of the host's matches (ms), the key prefix, the placement record ('' for
+# none) and its TTL (ms). `_DECIDE` for a host's `placed`: the match joins the host's
+# matches in the same call, so that whoever claims the host's departure finds it
+# (vinom.cluster.hosts; the index is kept at least as long), and its placement record is
+# saved (vinom.cluster.players), where a `reconnect` through any lobby finds it: one
+# writer per match, whatever the number of lobbies that follow it.
 _DECIDE_PLACED = Script(
     TO_FOLLOWERS_LUA
+    + PLACEMENT_LUA
     + """
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   local ttl = tonumber(ARGV[5])
   redis.call('SADD', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ttl)
   if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+  if ARGV[7] ~= '' then save_placement(ARGV[6], ARGV[7], ARGV[8]) end
   to_followers(KEYS[4], ARGV[3], ARGV[1])
   return 1
 end
@@ -79,15 +91,18 @@ return 0
 ENDED_TTL = 3600.0
 
 # KEYS: the host's matches, the match's followers, its end record. ARGV: the match id,
-# the channels' prefix, the `ended` message, the record's TTL (ms). The match leaves the
-# host's matches as its end is recorded and published to its lobbies, which are then
-# done with it: one call. The record is what a lobby that missed the message reads
-# (`RemoteMatchHosting.catch_up`).
+# the channels' prefix, the `ended` message, the record's TTL (ms), the key prefix, the
+# player TTL (ms). The match leaves the host's matches as its end is recorded and
+# published to its lobbies, which are then done with it, and its placement record goes
+# (vinom.cluster.players): one call. The end record is what a lobby that missed the
+# message reads (`RemoteMatchHosting.catch_up`).
 _END = Script(
     TO_FOLLOWERS_LUA
+    + PLACEMENT_LUA
     + """
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+remove_placement(ARGV[5], ARGV[1], ARGV[6])
 to_followers(KEYS[2], ARGV[2], ARGV[3])
 redis.call('DEL', KEYS[2])
 return 1
@@ -157,16 +172,21 @@ def address_from(data: Mapping[str, Any]) -> HostAddress:
 
 
 def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
-            outcome: Mapping[str, Any]) -> Deferred[bool]:  # fmt: skip
+           outcome: Mapping[str, Any], placement: MatchPlacement | None = None,
+           ) -> Deferred[bool]:  # fmt: skip
     """Record a match's outcome (`placed` or `failed`) and publish it to the lobbies that
-    follow the match, unless an outcome is recorded already; whether this one was."""
+    follow the match, unless an outcome is recorded already; whether this one was. A
+    `placed` one saves `placement` in the player store's keys in the same call."""
     text = json.dumps(outcome, separators=(",", ":"))
     match_id = str(outcome["match_id"])
     ttl = milliseconds(settings.key_ttl)
     if outcome["event"] == "placed":
         index = [keys.outcome(match_id), keys.host_matches(str(outcome["host_id"])), keys.hosts,
                  keys.followers(match_id)]  # fmt: skip
-        d = redis.run(_DECIDE_PLACED, index, [text, ttl, keys.channels, match_id, ttl])
+        record = "" if placement is None else encode_placement(placement)
+        d = redis.run(_DECIDE_PLACED, index, [text, ttl, keys.channels, match_id, ttl,
+                                              keys.prefix, record,
+                                              milliseconds(DEFAULT_PLACEMENT_TTL)])  # fmt: skip
     else:
         index = [keys.outcome(match_id), keys.followers(match_id)]
         d = redis.run(_DECIDE, index, [text, ttl, keys.channels])
@@ -176,9 +196,11 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
 def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
                  message: Mapping[str, Any]) -> Deferred[None]:  # fmt: skip
     """Record a match's `ended` and publish it to its lobbies as its host, taking it out
-    of the host's matches. Saying it again changes nothing for a lobby that heard it."""
+    of the host's matches and removing its placement record. Saying it again changes
+    nothing for a lobby that heard it."""
     text = json.dumps(message, separators=(",", ":"))
     match_id = str(message["match_id"])
     index = [keys.host_matches(host_id), keys.followers(match_id), keys.ended(match_id)]
-    d = redis.run(_END, index, [match_id, keys.channels, text, milliseconds(ENDED_TTL)])
+    d = redis.run(_END, index, [match_id, keys.channels, text, milliseconds(ENDED_TTL),
+                                keys.prefix, milliseconds(DEFAULT_PLAYER_TTL)])  # fmt: skip
     return d.addCallback(lambda _: None)

@@ -31,6 +31,7 @@ from zope.interface import Interface, implementer
 
 from vinom.cluster.channel import ENDED_TTL, TO_FOLLOWERS_LUA, PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
+from vinom.cluster.players import DEFAULT_PLAYER_TTL, PLACEMENT_LUA
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
 from vinom.cluster.watch import guarded, watch_key
 from vinom.match import HOST_CRASHED
@@ -179,15 +180,16 @@ return found
 # lobbies, as the host would have). Returns each claimed host id and how many matches it ended.
 _CLAIM_DEPARTED = (
     TO_FOLLOWERS_LUA
+    + PLACEMENT_LUA
     + """
 if not watch(KEYS[1]) then return {} end
 local claimed = {}
 local n = (#KEYS - 2) / 2
 for i = 3, n + 2 do
-  local host_id = ARGV[i + 4]
+  local host_id = ARGV[i + 6]
   if redis.call('EXISTS', KEYS[i]) == 0
       and (redis.call('EXISTS', KEYS[i + n]) == 0
-           or redis.call('PUBSUB', 'NUMSUB', ARGV[i + 4 + n])[2] == 0)
+           or redis.call('PUBSUB', 'NUMSUB', ARGV[i + 6 + n])[2] == 0)
       and redis.call('SREM', KEYS[2], host_id) == 1 then
     local matches_key = ARGV[1] .. host_id
     local match_ids = redis.call('SMEMBERS', matches_key)
@@ -197,6 +199,7 @@ for i = 3, n + 2 do
         event = 'ended', match_id = match_id, host_id = host_id,
         outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[4]}})
       redis.call('SET', ARGV[5] .. match_id, message, 'PX', ARGV[6])
+      remove_placement(ARGV[7], match_id, ARGV[8])
       to_followers(followers, ARGV[2], message)
       redis.call('DEL', followers)
     end
@@ -330,7 +333,8 @@ class RedisHostRegistry:
         keys = [self._watch_key, self._index_key, *(self._host_key(i) for i in ids),
                 *(self._heard_key(i) for i in ids)]  # fmt: skip
         args = [self._keys.host_matches(""), self._keys.channels, self._keys.followers(""),
-                HOST_CRASHED, self._keys.ended(""), milliseconds(ENDED_TTL), *ids,
+                HOST_CRASHED, self._keys.ended(""), milliseconds(ENDED_TTL),
+                self._keys.prefix, milliseconds(DEFAULT_PLAYER_TTL), *ids,
                 *(presence_channel(self.redis, i) for i in ids)]  # fmt: skip
         claimed = list(await self.redis.run(self._claim_script, keys, args) or ())
         for host_id, ended in zip(claimed[::2], claimed[1::2], strict=True):

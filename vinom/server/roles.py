@@ -7,8 +7,7 @@ listener, the web server, the operations endpoint, and last the
 announcement of where to go. `build_shared` returns one `SharedState`, in
 this process's memory or in Redis (its pool joins the root first, its
 services just before the lobby); the lobby is given its parts, and what
-differs between them is theirs to say (`IPlayerStore.shared`,
-`IMatchmaker.formed_here`).
+differs between them is theirs to say (`IMatchHosting.records_placements`).
 """
 
 from __future__ import annotations
