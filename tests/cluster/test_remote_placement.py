@@ -23,13 +23,13 @@ from tests.cluster.test_host_registry import MemoryHostRegistry
 from tests.lobby import reconnect
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
+from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
+from vinom.cluster.channel import PlacementKeys, decide
 from vinom.cluster.client import (
     RedisClient,
-    RedisSubscription,
-    client_endpoint,
     parse_redis_url,
 )
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry, least_loaded_first
@@ -315,37 +315,57 @@ class EarlyOutcomeTests(TestCase):
         self.assertEqual(hosting.matches, 0)
 
 
-class ChannelCatchUpTests(TestCase):
-    """On a real Redis: an outcome published while the lobby's placements channel was
-    not subscribed (its connection dropped, or it followed a Sentinel failover) is read
-    when it subscribes again, not after `place_timeout`."""
+class EventsStreamTests(TestCase):
+    """On a real Redis: a lobby's placement events wait in its stream while it does not
+    read (its connection dropped, it followed a Sentinel failover, Redis lost its group),
+    and are read once it does, not after `place_timeout`."""
 
     timeout = 30
 
-    async def test_an_outcome_missed_while_away_is_read_on_subscribing_again(self) -> None:
+    async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient, Deferred[HostAddress]]:
         redis = await open_redis(self)
         # The timers (place_timeout, takeover_after) on a Clock that never moves.
-        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+        hosting = RemoteMatchHosting(redis=redis, registry=MemoryHostRegistry(Clock()),  # type: ignore[arg-type]
                                      clock=Clock(), lobby_id="l-test",
                                      formed_by=lambda match_id: "l-other")  # fmt: skip
-        channel = RedisSubscription(redis.endpoint(reactor), hosting.channel,
-                                    hosting.handle_message, reactor,
-                                    catch_up=hosting.catch_up)  # fmt: skip
-        channel.start()
-        self.addCleanup(channel.stop)
-        await channel.when_subscribed()
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         placed = hosting.host_match(Match("m-away", "duel", players, 1.0))
-        # The host places it (another lobby formed it) while this lobby's channel is
-        # down: its `placed` reaches nobody here; the outcome key stays.
-        await redis.handler.set("vinom:outcome:m-away", json.dumps({
-            "event": "placed", "match_id": "m-away", "host_id": "h-1",
-            "address": {"host": "127.0.0.1", "port": 7400},
-        }))  # fmt: skip
-        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        address = await placed
-        self.assertEqual(address, HostAddress("127.0.0.1", 7400))
+        await redis.handler.sadd("vinom:lobbies:m-away", "l-test")
+        return hosting, redis, placed
+
+    async def place(self, redis: RedisClient) -> None:
+        """The match's host places it (another lobby formed it), as its agent does."""
+        placed = {"event": "placed", "match_id": "m-away", "host_id": "h-1",
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, placed))
+
+    async def test_an_outcome_told_while_the_lobby_was_away_is_read_when_it_is_back(
+        self,
+    ) -> None:
+        hosting, redis, placed = await self.lobby()
+        await self.place(redis)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
         self.assertEqual(hosting.running_games, 1)
+
+    async def test_a_stream_redis_lost_is_read_again_from_its_start(self) -> None:
+        hosting, redis, placed = await self.lobby()
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
+        # Redis lost the stream and its group (a restart, a replica promoted before it
+        # had them); the host's `placed` makes a new one.
+        await redis.handler.delete("vinom:placements:l-test")
+        await self.place(redis)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+
+    async def test_a_stopped_lobby_leaves_no_stream(self) -> None:
+        hosting, redis, _ = await self.lobby()
+        hosting.startService()
+        await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
+        await hosting.stopService()
+        self.assertEqual(await redis.handler.exists("vinom:placements:l-test"), 0)
 
 
 class FormerPlacesTests(TestCase):
@@ -516,36 +536,32 @@ class EndAnnouncementTests(TestCase):
 class LostEndTests(TestCase):
     """On a real Redis: an end the master acknowledged and lost with its death (a replica
     promoted before it had it: asynchronous replication) is announced again, as it was,
-    once the host's presence channel subscribes to the new master: recorded for the
-    lobbies that missed it, and published to those that follow the match."""
+    once the host's presence channel subscribes to the new master: added to the streams
+    of the lobbies that follow the match."""
 
     timeout = 30
 
     async def test_an_end_the_promoted_replica_never_had_is_announced_again(self) -> None:
         redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
         await redis.handler.lpush("vinom:place:h-test", duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         self.assertTrue(factory.end_match("m-1"))
-        await until(lambda: redis.handler.get("vinom:ended:m-1"))
-        said = json.loads(await redis.handler.get("vinom:ended:m-1"))
+        await until(lambda: [m for m in heard if m["event"] == "ended"], "the end")
+        [said] = [m for m in heard if m["event"] == "ended"]
         self.assertEqual(said["match_id"], "m-1")
         # Redis as a replica promoted before the end reached it holds it: the match still
-        # the host's, its followers still named, no end record.
+        # the host's, its followers still named, the end not in the lobby's stream.
         await redis.handler.sadd("vinom:host-matches:h-test", "m-1")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.delete("vinom:ended:m-1")
-        heard = await hear_placements(self, redis, "l-test")
         # The connections to the old master are gone; the host's presence channel
         # subscribes again (to the new one).
         await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        await until(lambda: redis.handler.get("vinom:ended:m-1"))
-        self.assertEqual(json.loads(await redis.handler.get("vinom:ended:m-1")), said)
+        await until(lambda: len([m for m in heard if m["event"] == "ended"]) == 2, "again")
+        self.assertEqual([m for m in heard if m["event"] == "ended"], [said, said])
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
-        # (The test's own channel was cut too: it may have subscribed again after the
-        # announcement; if not, it heard it, as it was.)
-        self.assertIn([m for m in heard if m["event"] == "ended"], ([], [said]))
 
 
 class HostRecordsPlacementTests(TestCase):
@@ -777,19 +793,6 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str
     return factory, hosting
 
 
-async def hear_placements(case: TestCase, redis: RedisClient, lobby_id: str) -> list[Any]:
-    """What the placement channel of lobby `lobby_id` (the lobby that follows a match,
-    vinom.cluster.channel) says from now on, decoded, in order."""
-    heard: list[Any] = []
-    channel = RedisSubscription(client_endpoint(redis.settings, reactor),
-                                f"vinom:placements:{lobby_id}",
-                                lambda text: heard.append(json.loads(text)), reactor)  # fmt: skip
-    channel.start()
-    case.addCleanup(channel.stop)
-    await channel.when_subscribed()
-    return heard
-
-
 class DeadHostTests(TestCase):
     """A lobby's view of the hosts' lives, on a Clock with the in-memory registry model:
     a silent host gets no new match, a dead one's match ends before `reconnect` answers."""
@@ -952,7 +955,8 @@ class DeadHostTests(TestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         hosting.startService()  # its first read waits on Redis
-        hosting.stopService()  # and the stop closes the connections under it
+        stopped = hosting.stopService()  # and the stop closes the connections under it
+        self.addCleanup(lambda: stopped)
         held.reading.errback(BackendUnavailable("Lost connection"))
         said = [formatEvent(e) for e in events
                 if e.get("log_namespace", "").startswith("vinom.cluster.placement")]  # fmt: skip

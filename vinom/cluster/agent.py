@@ -6,7 +6,8 @@ connection (subscribed to its presence channel for as long as the process lives:
 lobbies end its matches only once it is gone, not while it is only paused), takes
 the placement requests lobbies push to its list, hosts each match on its own
 `GameHostingService` and says where to the lobbies that follow the match (their
-placements channels); when a match ends it says how, to the same lobbies.
+placement streams, vinom.cluster.channel); when a match ends it says how, to the same
+lobbies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.cluster.channel import PlacementKeys, address_json, announce_end, decide
+from vinom.cluster.channel import TELL, PlacementKeys, address_json, announce_end, decide
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
@@ -428,7 +429,7 @@ class HostAgent(Service):
         after the master died may lack an end the master acknowledged; its lobbies, if
         they missed the message too, would count the match as running for good. The
         host's matches set there still names such a match: it is announced again (as it
-        was, if remembered; else with no outcome), recorded and published."""
+        was, if remembered; else with no outcome), told to its lobbies."""
         try:
             key = self._keys.host_matches(self.host_id)
             members = await self._redis.bounded(self._redis.handler.smembers(key))
@@ -476,4 +477,4 @@ class HostAgent(Service):
 
     async def _publish(self, lobby_id: str, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"))
-        await self._redis.bounded(self._redis.handler.publish(self._keys.channel(lobby_id), text))
+        await self._redis.run(TELL, [self._keys.events(lobby_id)], [text])
