@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
@@ -175,7 +175,12 @@ def build_shared(
     )  # fmt: skip
     # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
     redis.on_master_moved(matchmaker.restore_tickets)
+    # The one connection that waits on the lobby's placement events, closed after the
+    # placement stops (it stops last, as the pool).
+    events = RedisClient.open(evolve(settings, pool_size=1), reactor)
+    _add(root, "redis-placement-events", RedisClientService(events, reactor))
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
+                                   events_redis=events,
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
