@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
@@ -481,7 +482,7 @@ class HostStopTests(TestCase):
                   host_id="h-test").setServiceParent(root)  # fmt: skip
         root.startService()
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         slow = _SlowPort()
         factory.hosts[7400].listening_port = slow  # type: ignore[assignment]
@@ -522,7 +523,7 @@ class EndAnnouncementTests(TestCase):
         heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
         self.assertTrue(factory.end_match("m-1"))
@@ -546,7 +547,7 @@ class LostEndTests(TestCase):
         heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         self.assertTrue(factory.end_match("m-1"))
         await until(lambda: [m for m in heard if m["event"] == "ended"], "the end")
@@ -576,7 +577,7 @@ class HostRecordsPlacementTests(TestCase):
         store = RedisPlayerStore(redis)
         await store.save_player(PlayerRecord("p0", "P0", "00" * 32, 1.0))
         factory, _ = start_host(self, redis, "h-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         return redis, store, factory
 
@@ -596,10 +597,23 @@ class HostRecordsPlacementTests(TestCase):
         self.assertLessEqual(await redis.handler.execute_command(*pttl), 12 * 3600 * 1000)
 
     async def test_the_claim_of_a_dead_hosts_departure_removes_its_placements(self) -> None:
-        redis, store, _ = await self.placed()
-        # The host as Redis sees it once it died: no key, no presence connection.
-        await redis.handler.delete(["vinom:host:h-test", "vinom:host-heard:h-test"])
-        await RedisHostRegistry(redis, settle=0.0).claim_departed()
+        redis = await open_redis(self)
+        store = RedisPlayerStore(redis)
+        registry = RedisHostRegistry(redis, settle=0.0)
+        record = HostRecord("h-dead", "198.51.100.9", (7400, 7401), 2, 2, 1.0)
+        await registry.register(record, 0.2)
+        # Its `placed`, as its agent records it, then its death: its key lapses and it
+        # holds no presence connection.
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        match = Match("m-1", "duel", players, 1.0)
+        placed = {"event": "placed", "match_id": "m-1", "host_id": "h-dead",
+                  "address": {"host": "198.51.100.9", "port": 7400}}  # fmt: skip
+        placement = MatchPlacement(match, HostAddress("198.51.100.9", 7400), 1.0)
+        keys = PlacementKeys("vinom:")
+        self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed, placement))
+        self.assertEqual(await store.placement_for_player("p1"), placement)
+        await until(lambda: registry.claim_departed().addCallback(lambda ids: ids == ["h-dead"]),
+                    "its departure claimed")  # fmt: skip
         self.assertIsNone(await store.get_placement("m-1"))
         self.assertIsNone(await store.placement_for_player("p1"))
 
@@ -615,13 +629,12 @@ class RequestGivenAgainTests(TestCase):
         redis = await open_redis(self)
         _, hosting = start_host(self, redis, "h-test")
         request = duel_request()
-        await redis.handler.lpush("vinom:place:h-test", request)
+        await offer(redis, request)
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         # What the promoted replica lacks: the claim and the outcome; the request is back.
         await redis.handler.delete(["vinom:claim:m-1:0", "vinom:outcome:m-1"])
-        await redis.handler.lpush("vinom:place:h-test", request)
-        await until(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
-            lambda left: left == 0))  # fmt: skip
+        await offer(redis, request)
+        await until(lambda: all_taken(redis), "every request taken")
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(hosting.matches, 1)
         self.assertIsNone(await redis.handler.get("vinom:claim:m-1:0"))
@@ -637,10 +650,9 @@ class RequestGivenAgainTests(TestCase):
         await redis.handler.sadd("vinom:lobbies:m-1", "l-a")
         for attempt, lobby in ((0, "l-a"), (2, "l-b")):
             request = {"match": match, "attempt": attempt, "lobby_id": lobby}
-            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await offer(redis, json.dumps(request))
         _, hosting = start_host(self, redis, "h-test")
-        await until(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
-            lambda left: left == 0))  # fmt: skip
+        await until(lambda: all_taken(redis), "every request taken")
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual((hosting.matches, hosting.free_ports), (1, 1))
@@ -656,13 +668,13 @@ class RequestGivenAgainTests(TestCase):
         for filler in ("m-x", "m-y"):
             request = {"match": match_to_json(Match(filler, "duel", players, 1.0)),
                        "attempt": 0, "lobby_id": "l-a"}  # fmt: skip
-            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await offer(redis, json.dumps(request))
             await until(lambda f=filler: redis.handler.get(f"vinom:outcome:{f}"))
         self.assertEqual(hosting.free_ports, 0)
         match = match_to_json(Match("m-1", "duel", players, 1.0))
         requests = [json.dumps({"match": match, "attempt": attempt, "lobby_id": lobby})
                     for attempt, lobby in ((0, "l-a"), (2, "l-b"))]  # fmt: skip
-        await redis.handler.lpush("vinom:place:h-test", requests)
+        await offer(redis, *requests)
         for _ in range(100):
             if all(any(m["event"] == "refused" for m in heard[lobby]) for lobby in heard):
                 break
@@ -673,7 +685,7 @@ class RequestGivenAgainTests(TestCase):
 
 
 class HostTakesRequestsTests(TestCase):
-    """On a real Redis: a game host takes every placement request waiting in its list in
+    """On a real Redis: a game host takes every placement request waiting in its stream in
     one call, not one round trip each (a burst of matches is not left to time out)."""
 
     timeout = 30
@@ -690,19 +702,19 @@ class HostTakesRequestsTests(TestCase):
         agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
                           public_host="198.51.100.9", ports=(7400, 7400 + burst - 1),
                           clock=reactor, presence_endpoint=redis.endpoint(reactor),
-                          host_id="h-test")  # fmt: skip
+                          host_id="h-test", requests_redis=reader(self, redis))  # fmt: skip
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         for i in range(burst):
             request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),
                        "attempt": 0, "lobby_id": "l-test"}  # fmt: skip
-            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await offer(redis, json.dumps(request))
         await redis.handler.execute_command("CONFIG", "RESETSTAT")
         agent.startService()
         self.addCleanup(agent.stopService)
         for i in range(burst):
             await until(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
         stats = await redis.handler.execute_command("INFO", "commandstats")
-        pops = sum(int(calls) for calls in re.findall(r"cmdstat_b?rpop:calls=(\d+)", stats))
+        pops = sum(int(calls) for calls in re.findall(r"cmdstat_xreadgroup:calls=(\d+)", stats))
         self.assertLessEqual(pops, 3)
         outcomes = [json.loads(await redis.handler.get(f"vinom:outcome:m-{i}"))
                     for i in range(burst)]  # fmt: skip
@@ -770,6 +782,32 @@ async def open_redis(case: TestCase) -> RedisClient:
     return redis
 
 
+def reader(case: TestCase, redis: RedisClient) -> RedisClient:
+    """A client of one connection on `redis`'s server, for a host's waiting read."""
+    client = RedisClient.open(evolve(redis.settings, pool_size=1), reactor)
+    case.addCleanup(client.disconnect)
+    return client
+
+
+async def offer(redis: RedisClient, *requests: str, host_id: str = "h-test") -> None:
+    """Add placement requests to a host's stream, as lobbies do (vinom.cluster.placement)."""
+    for request in requests:
+        await redis.handler.execute_command("XADD", f"vinom:place:{host_id}", "*", "r", request)
+
+
+async def all_taken(redis: RedisClient, host_id: str = "h-test") -> bool:
+    """Whether the host read every request of its stream and handled each (`XACK`)."""
+    key = f"vinom:place:{host_id}"
+    stream = await redis.handler.execute_command("XINFO", "STREAM", key)
+    groups = await redis.handler.execute_command("XINFO", "GROUPS", key)
+    if not groups:
+        return False  # the host has not read yet
+    [group] = groups
+    last = dict(zip(stream[::2], stream[1::2], strict=True))["last-generated-id"]
+    read = dict(zip(group[::2], group[1::2], strict=True))
+    return bool(read["last-delivered-id"] == last and read["pending"] == 0)
+
+
 def duel_request() -> str:
     """Lobby l-test's placement request for match m-1 (duel, two players), first attempt."""
     players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
@@ -786,7 +824,8 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str
     hosting.startService()
     agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
                       public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
-                      presence_endpoint=redis.endpoint(reactor), host_id=host_id)  # fmt: skip
+                      presence_endpoint=redis.endpoint(reactor), host_id=host_id,
+                      requests_redis=reader(case, redis))  # fmt: skip
     agent.startService()
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)

@@ -556,7 +556,7 @@ class HostDeathTests(ClusterTestCase):
             self.addCleanup(session.disconnect)
 
         offers = f"vinom:place:{doomed_id}"
-        offered = await self.redis_call("LLEN", offers)
+        offered = await self.redis_call("XLEN", offers)
         doomed.transport.signalProcess("KILL")
         await doomed.output.ended
         killed = time.monotonic()
@@ -578,7 +578,7 @@ class HostDeathTests(ClusterTestCase):
             nonlocal offered
             while not traffic.called:
                 now = time.monotonic() - killed
-                length = await self.redis_call("LLEN", offers)
+                length = await self.redis_call("XLEN", offers)
                 if length > offered:
                     offered, last = length, before
                 before = now

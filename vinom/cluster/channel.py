@@ -56,14 +56,17 @@ end
 # KEYS: a lobby's stream. ARGV: the message. One event for one lobby (a refusal).
 TELL = Script(TO_FOLLOWERS_LUA + "tell(KEYS[1], ARGV[1])\nreturn 1")
 
-# KEYS: a lobby's stream. Its consumer group (`lobby`), reading from the stream's start
-# (the events added before the group: a group lost with its stream, say), and the
-# stream's TTL if it has none yet (made by this call).
-OPEN_EVENTS = Script(f"""
-redis.pcall('XGROUP', 'CREATE', KEYS[1], 'lobby', '0', 'MKSTREAM')
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], {milliseconds(EVENTS_TTL)})
-end
+# The requests a host's stream keeps at most (`MAXLEN ~`): a live host takes them
+# within a second, and a dead one's are not taken.
+REQUESTS_KEPT = 1000
+
+# KEYS: a stream (a lobby's events, a host's requests). ARGV: the consumer group's name,
+# the stream's TTL (ms). The group, reading from the stream's start (what was added
+# before it: a group lost with its stream, say), and the stream's TTL if it has none
+# yet (made by this call).
+OPEN_GROUP = Script("""
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """)
 
@@ -150,6 +153,7 @@ class PlacementKeys:
         return f"{self.prefix}lobbies:{match_id}"
 
     def requests(self, host_id: str) -> str:
+        """A host's stream of placement requests (its consumer group: `host`)."""
         return f"{self.prefix}place:{host_id}"
 
     def placer(self, match_id: str) -> str:

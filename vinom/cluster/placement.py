@@ -70,8 +70,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.cluster.channel import (
+    EVENTS_TTL,
     FOLLOWERS_TTL,
-    OPEN_EVENTS,
+    OPEN_GROUP,
+    REQUESTS_KEPT,
     PlacementKeys,
     address_from,
     decide,
@@ -99,12 +101,16 @@ _EARLY_OUTCOMES = 4096
 # The placement events a lobby reads in one call at most.
 EVENTS_PER_READ = 256
 
-# KEYS: a host's request list. ARGV: the request, the list's TTL (ms).
-_PUSH = Script("""
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-""")
+# Lua: add a request (ARGV[i]) to a host's stream (KEYS[k]), renewing its TTL (ARGV[j]).
+_PUSH_LUA = f"""
+local function push(k, i, j)
+  redis.call('XADD', KEYS[k], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[i])
+  redis.call('PEXPIRE', KEYS[k], ARGV[j])
+end
+"""
+
+# KEYS: a host's request stream. ARGV: the request, the stream's TTL (ms).
+_PUSH = Script(_PUSH_LUA + "push(1, 1, 2)\nreturn 1")
 
 # Lua: claim the match (KEYS[1], the placer key) for this lobby (ARGV[2]) for ARGV[1]
 # ms: unless another lobby holds the claim and still holds its lease (ARGV[4], the
@@ -137,18 +143,18 @@ return 1
 """
 )
 
-# KEYS: the match's placer key, its followers, a host's request list. ARGV: as
-# `_CLAIM`'s, then the request and the list's TTL (ms). The first request of the lobby
+# KEYS: the match's placer key, its followers, a host's request stream. ARGV: as
+# `_CLAIM`'s, then the request and the stream's TTL (ms). The first request of the lobby
 # that claims the match goes with the claim: one call. 0 if another live lobby holds it.
 _CLAIM_AND_PUSH = Script(
     _CLAIM_LUA
+    + _PUSH_LUA
     + """
 local n = #ARGV
 if not claim() then return 0 end
 redis.call('SADD', KEYS[2], unpack(ARGV, 5, n - 2))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('LPUSH', KEYS[3], ARGV[n - 1])
-redis.call('PEXPIRE', KEYS[3], ARGV[n])
+push(3, n - 1, n)
 return 1
 """
 )
@@ -396,7 +402,8 @@ class RemoteMatchHosting(Service):
         while self.running:
             try:
                 if not group_ready:
-                    await self._redis.run(OPEN_EVENTS, [self.events], [])
+                    await self._redis.run(OPEN_GROUP, [self.events],
+                                          ["lobby", milliseconds(EVENTS_TTL)])  # fmt: skip
                     group_ready = True
                 reply = await self._events_redis.bounded(self._events_redis.handler.execute_command(
                     "XREADGROUP", "GROUP", "lobby", self.lobby_id, "COUNT", EVENTS_PER_READ,

@@ -240,7 +240,12 @@ def build_hosting(
     if shared.redis is not None:
         # Stops with the hosting service; leaves the registry once the games have stopped
         # and their ends are announced (HostAgent.stopService).
+        # The one connection that waits on the host's requests, closed after the agent
+        # stops (it stops last, as the pool).
+        requests = RedisClient.open(evolve(shared.redis.settings, pool_size=1), reactor)
+        _add(root, "redis-placement-requests", RedisClientService(requests, reactor))
         agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
+                          requests_redis=requests,
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor),
