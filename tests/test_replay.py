@@ -19,19 +19,25 @@ import random
 import socket
 import sys
 import textwrap
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from tests.rooms.test_rooms_record import bot_match, recorded_room
 from tests.support.redis_server import start_redis
 from tests.support.servers import ROOT, RunningTwistd, start_twistd
+from tests.support.terminal import TerminalProcess, in_a_terminal
 from tests.support.waiting import until
 from tests.test_realtime import INPUT_PLUGIN, _lossy_player
 from vinom.client.bots import play_bot
+from vinom.games.interfaces import Seat
 from vinom.games.registry import GameRegistry
+from vinom.rooms.record import MatchRecorder, record_header
 from vinom.rooms.replay import RecordError, read_record
 
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
@@ -112,16 +118,25 @@ async def replay_check(server: RunningTwistd, path: str) -> tuple[str, str, int]
     return await vinom_replay(server, "--check", path)
 
 
-async def vinom_replay(server: RunningTwistd, *args: str) -> tuple[str, str, int]:
-    """`vinom replay ARGS` as a child process (the server's games installed)."""
+async def vinom_replay(server: RunningTwistd | None, *args: str) -> tuple[str, str, int]:
+    """`vinom replay ARGS` as a child process (the server's games installed; None:
+    the built-in ones only)."""
     env = dict(os.environ)
+    games = os.path.join(server.data_dir, "path") if server is not None else ""
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (ROOT, os.path.join(server.data_dir, "path"), env.get("PYTHONPATH", "")) if p
+        p for p in (ROOT, games, env.get("PYTHONPATH", "")) if p
     )
     out, err, code = await getProcessOutputAndValue(
         sys.executable, ["-c", RUN_CLI, "replay", *args], env=env
     )
     return out.decode(), err.decode(), code
+
+
+def viewer_on_a_terminal(case: TestCase, path: str) -> tuple[TerminalProcess, Any]:
+    """`vinom replay PATH` in a pseudo-terminal of 24 x 100: its output and its process."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": ROOT, "TERM": "xterm",
+           "LINES": "24", "COLUMNS": "100"}  # fmt: skip
+    return in_a_terminal(case, [sys.executable, "-c", RUN_CLI, "replay", path], env)
 
 
 def records_in(server: RunningTwistd) -> list[str]:
@@ -140,6 +155,15 @@ def complete_records(server: RunningTwistd) -> int:
         except RecordError:
             continue
     return complete
+
+
+def redis_set(port: int, key: str, value: bytes) -> None:
+    """SET over a plain socket (RESP)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        name = key.encode()
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                  % (len(name), name, len(value), value))  # fmt: skip
+        assert s.recv(16) == b"+OK\r\n"
 
 
 def redis_get(port: int, key: str) -> bytes | None:
@@ -254,6 +278,58 @@ class RecordedMatchTests(TestCase):
         out, err, code = await vinom_replay(server, "--redis", redis.url, match_id)
         self.assertEqual(code, 1)
         self.assertIn("needs a terminal", err)
+
+    async def test_a_record_the_installed_game_refuses_is_one_line_from_redis_and_file(
+        self,
+    ) -> None:
+        # The installed rules refuse the record's start (tictactoe with one seat),
+        # as a game updated since the match may: `--check` says so in one line
+        # with status 1, read from Redis (which printed nothing) as from a file
+        # (which printed a traceback).
+        header = record_header(
+            match_id="m-one-seat", game="tictactoe", game_version="1", options={},
+            seats=[Seat("p1", "ann", 0)], bots=[False], seed=1, tick_rate=0.0,
+            hash_every=1, started=0.0, vinom_version="test",
+        )  # fmt: skip
+        data = MatchRecorder(header).take()
+        redis = await start_redis(self)
+        redis_set(redis.port, "vinom:record:m-one-seat", data)
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(data)
+        refused = (
+            "the installed tictactoe refuses the record's seats or options "
+            "(ValueError: tictactoe needs 2 to 2 players, got 1)\n"
+        )
+        out, err, code = await vinom_replay(
+            None, "--redis", redis.url, "m-one-seat", "--check"
+        )
+        self.assertEqual((code, out, err), (1, "", f"vinom: match m-one-seat (Redis): {refused}"))
+        out, err, code = await vinom_replay(None, "--check", path)
+        self.assertEqual((code, out, err), (1, "", f"vinom: {path}: {refused}"))
+        # The viewer, on a terminal, says the same and exits (it waited for a key on an
+        # empty screen, then exited 0 without a word).
+        terminal, _process = viewer_on_a_terminal(self, path)
+        ended = await terminal.ended
+        self.assertIsInstance(ended, ProcessTerminated)
+        assert isinstance(ended, ProcessTerminated)
+        self.assertEqual(ended.exitCode, 1, terminal.output)
+        self.assertIn(f"vinom: {path}: {refused}".replace("\n", "\r\n").encode(), terminal.output)
+        self.assertNotIn(b"Traceback", terminal.output)
+
+    async def test_the_viewer_on_a_terminal_draws_the_match_and_quits_on_q(self) -> None:
+        game = GameRegistry.from_plugins().get("maze")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(data)
+        terminal, process = viewer_on_a_terminal(self, path)
+        await until(lambda: b"vinom replay" in terminal.output or terminal.ended.called,
+                    "the viewer drawn")  # fmt: skip
+        process.write(b"q")
+        ended = await terminal.ended
+        self.assertIsInstance(ended, ProcessDone, terminal.output)
+        self.assertNotIn(b"Traceback", terminal.output)
 
     async def test_a_game_drawing_from_the_global_generator_is_caught_at_its_tick(self) -> None:
         server = await start_twistd(

@@ -19,19 +19,19 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
 from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
-from tests.client.test_tui import TerminalProcess
-from tests.server.test_web_client import click, enter, pause, wait_for_game, wait_for_screen
+from tests.server.test_web_client import click, enter, wait_for_game, wait_for_screen
 from tests.support.browser import Browser, check_chromium, open_browser
 from tests.support.fresh_venv import FreshVenv, Twistd, make_venv, start_twistd
+from tests.support.terminal import in_a_terminal
 from tests.support.waiting import until
 from vinom import cli
 
@@ -237,21 +237,12 @@ class NewGameInstalledTests(TestCase):
     async def play_in_the_terminal(self, venv: FreshVenv, server: Twistd, work: Path) -> None:
         """`vinom play stone-pile` in a pseudo-terminal (the generic text view) against a
         bot, `b` (the game's bot picks my move) pressed until the match is over."""
-        terminal = TerminalProcess()
         env = {**venv.env, "TERM": "xterm", "LINES": "30", "COLUMNS": "100"}
         lobby = ["--lobby", f"127.0.0.1:{server.lobby_port}", "--trust", str(server.certificate)]
-        process = reactor.spawnProcess(
-            terminal, str(venv.python),
-            [str(venv.python), "-m", "vinom.cli", "play", "stone-pile", "--name", "tui", *lobby],
-            env=env, path=str(work), usePTY=True,
+        terminal, process = in_a_terminal(
+            self, [str(venv.python), "-m", "vinom.cli", "play", "stone-pile", "--name", "tui",
+                   *lobby], env, path=str(work),
         )  # fmt: skip
-
-        def kill() -> Deferred[BaseException]:
-            if not terminal.ended.called:
-                process.signalProcess("KILL")
-            return terminal.ended
-
-        self.addCleanup(kill)
         await until(lambda: b"queued" in terminal.output, "the terminal player to queue")
         bot = getProcessOutputAndValue(
             str(venv.python),
@@ -390,13 +381,16 @@ class NewGameBoardTests(TestCase):
 async def play_stones_board(browser: Browser, name: str) -> str:
     """Play the board `vinom new-game NAME` writes by its buttons, as a player does:
     on each turn the move that leaves a multiple of four; the outcome the page shows."""
-    deadline = reactor.seconds() + 60
-    while True:
+    seen: Any = None
+
+    async def over() -> str | None:
+        nonlocal seen
         seen = await browser.run(lambda d: d.execute_script(STONES_DRAWN, name))
-        assert reactor.seconds() < deadline, f"the match never ended: {seen}"
         if seen is not None and seen["done"]:
             return str(seen["done"])
         usable = [take for take, enabled in (seen or {}).get("buttons", []) if enabled]
         if usable:
             await click(browser, f'#board button[data-take="{seen["stones"] % 4 or 1}"]')
-        await pause(0.2)
+        return None
+
+    return str(await until(over, lambda: f"the match's end: {seen}", 60, every=0.2))

@@ -29,6 +29,8 @@ THIS = "tests/test_suite_rules.py"  # names what starts something, to find it
 POLLING_HELPER = re.compile(
     r"^\s*(?:async )?def (until|wait_until|wait_until_async|_until|_wait|_wait_for)\(", re.MULTILINE
 )
+# A pass of a polling loop of its own checking the reactor's clock against its deadline.
+DEADLINE = re.compile(r"assert\w*\(?\s*reactor\.seconds\(\)\s*[,<]|if reactor\.seconds\(\) >")
 # `until` itself; Browser.wait_until, Selenium's own wait (WebDriverWait, in the
 # driver's thread); and the screenshot scripts' page waits (no reactor there).
 WAITS = {"tests/support/waiting.py", "tests/support/browser.py", "tests/support/web_screenshot.py"}
@@ -96,6 +98,17 @@ class SuiteRules(SynchronousTestCase):
                     wrong.append(f"{name}:{node.lineno} {node.name}")
         self.assertGreater(checked, 40)  # the reading finds the suite's property tests
         self.assertEqual(wrong, [], "@given without @settings(..., deadline=None)")
+
+    def test_no_loop_against_a_deadline_of_its_own(self) -> None:
+        # A loop that does a step and checks `reactor.seconds()` against a deadline
+        # on each pass is `until` written out again: the step goes in its condition.
+        found = [
+            f"{name}:{text.count(chr(10), 0, match.start()) + 1}"
+            for name, text in sources()
+            if name not in WAITS and name != THIS
+            for match in DEADLINE.finditer(text)
+        ]
+        self.assertEqual(found, [], "poll with tests.support.waiting.until(step, ...)")
 
     def test_no_private_polling_helper(self) -> None:
         found = [

@@ -477,7 +477,13 @@ def replay_redis_command(
 ) -> int:
     """`vinom replay --redis URL MATCH_ID [--check]`: the record read from Redis, then
     watched (a terminal) or checked as a file's would be."""
-    from vinom.client.replay import ReplayError, check_loaded, parse_record, run_replay
+    from vinom.client.replay import (
+        ReplayError,
+        check_loaded,
+        error_line,
+        parse_record,
+        run_replay,
+    )
 
     games = registry if registry is not None else GameRegistry.from_plugins()
     label = f"match {options['path']} (Redis)"
@@ -496,12 +502,14 @@ def replay_redis_command(
         status.append(check_loaded(label, record, game, out, err))
 
     def failed(failure: Failure) -> None:
-        err.write(f"vinom: {failure.getErrorMessage()}\n")
+        err.write(f"vinom: {error_line(cast(BaseException, failure.value))}\n")
         status.append(1)
 
     def run() -> None:
         d = fetch_from_redis(reactor, options, err)
-        d.addCallbacks(check, failed)
+        # `failed` hears a fault in the check as well as in the fetch: one line, status 1.
+        d.addCallback(check)
+        d.addErrback(failed)
         d.addBoth(lambda _: reactor.stop())
 
     reactor.callWhenRunning(run)

@@ -28,13 +28,13 @@ from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import ProcessDone
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import vinom
 from tests.support.servers import start_server
+from tests.support.terminal import in_a_terminal
 from tests.support.waiting import until
 from vinom.client import game_views, terminal, tui
 from vinom.client.bots import LobbyAddress, play_bot
@@ -572,21 +572,6 @@ class KeyReaderTests(SynchronousTestCase):
 # -- a real terminal ---------------------------------------------------------------------
 
 
-class TerminalProcess(ProcessProtocol):
-    """`vinom play` in a pseudo-terminal: collects the screen output and the exit."""
-
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[BaseException] = Deferred()
-
-    def childDataReceived(self, fd: int, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Failure) -> None:
-        # The exception, not the Failure: a Failure would make the Deferred fail.
-        self.ended.callback(reason.value or Exception("no reason"))
-
-
 class PseudoTerminalTests(TestCase):
     timeout = 60
 
@@ -594,7 +579,6 @@ class PseudoTerminalTests(TestCase):
         server = await start_server(self, ports=2)
         directory = self.mktemp()
         os.makedirs(directory)
-        terminal = TerminalProcess()
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": SOURCE_ROOT,
@@ -603,20 +587,13 @@ class PseudoTerminalTests(TestCase):
             "COLUMNS": "100",
             "HOME": directory,
         }
-        process = reactor.spawnProcess(
-            terminal, sys.executable,
+        terminal, process = in_a_terminal(
+            self,
             [sys.executable, "-m", "vinom.cli", "play", "maze", "--lobby",
              f"127.0.0.1:{server.lobby.port}", "--trust", os.path.abspath(str(server.lobby.trust)),
              "--name", "tui"],
-            env=env, path=directory, usePTY=True,
+            env, path=directory,
         )
-
-        def kill() -> Deferred[BaseException]:
-            if not terminal.ended.called:
-                process.signalProcess("KILL")
-            return terminal.ended
-
-        self.addCleanup(kill)
         # A bot makes the match; it thinks long, so the terminal player has the maze.
         sessions: list[GameSession] = []
         bot = Deferred.fromCoroutine(play_bot(

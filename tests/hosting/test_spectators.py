@@ -19,16 +19,15 @@ import re
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, readBody
 
 from benchmarks.arena import ArenaGame
-from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby.test_websocket_lobby import is_type
 from tests.rooms.test_rooms_fixtures import Timeline
 from tests.rooms.test_rooms_games import ViewKeeper, make_router
 from tests.rooms.test_rooms_record import REGISTRY, bot_match
+from tests.support.game_sockets import GameSocketTestCase
 from tests.support.waiting import until
 from tests.support.websocket_client import GameSocketPlayer
 from vinom.cli import main
@@ -59,12 +58,10 @@ class SpectatorServerTests(GameSocketTestCase):
         return frame, socket
 
     async def metric_shows(self, pattern: str) -> None:
-        for _ in range(100):
-            text = await self.metrics()
-            if re.search(pattern, text):
-                return
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertRegex(text, pattern)
+        async def shown() -> bool:
+            return re.search(pattern, await self.metrics()) is not None
+
+        await until(shown, f"{pattern} on /metrics", every=0.05)
 
     async def test_spectators_watch_a_match_to_its_end_without_touching_it(self) -> None:
         await self.start()
@@ -78,14 +75,7 @@ class SpectatorServerTests(GameSocketTestCase):
         self.assertEqual(frame.get("game_url"), web.of_type("match_found")[0].get("game_url"))
         # A spectator's messages are read by nobody: an action of theirs goes nowhere.
         watching.session.send_action({"cell": 4})
-        socket = await self.game_socket(None)
-        drivers = [self.bot(socket.session, welcome["player_id"])]
-        socket.attach(token)
-        udp = await connect_game(reactor, found)
-        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
-        finals = [await driver.session.finished for driver in drivers]
-        for driver in drivers:
-            driver.cancel()
+        _socket, udp, finals, _drivers = await self.bots_play(token, found, welcome)
         seen = await watching.session.finished
         self.assertEqual(seen["p"], "finished")
         self.assertEqual(seen["result"], finals[0]["result"])
@@ -155,14 +145,7 @@ class UdpSpectatorTests(GameSocketTestCase):
         protocol = session.protocol
         assert isinstance(protocol, GameClientProtocol)
         session.send_action({"cell": 0})  # read by nobody
-        socket = await self.game_socket(None)
-        drivers = [self.bot(socket.session, welcome["player_id"])]
-        socket.attach(token)
-        udp = await connect_game(reactor, found)
-        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
-        finals = [await driver.session.finished for driver in drivers]
-        for driver in drivers:
-            driver.cancel()
+        _socket, udp, finals, _drivers = await self.bots_play(token, found, welcome)
         seen = await session.finished
         self.assertEqual(seen["result"], finals[0]["result"])
         assert session.welcome is not None and session.view is not None
@@ -182,14 +165,7 @@ class TerminalWatchTests(GameSocketTestCase):
         token, found, _web, welcome = await self.match()
         session = await spectate(reactor, self.server.lobby, found.game_id)
         view = WatchView(session, GameRegistry.from_plugins().get)
-        socket = await self.game_socket(None)
-        drivers = [self.bot(socket.session, welcome["player_id"])]
-        socket.attach(token)
-        udp = await connect_game(reactor, found)
-        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
-        finals = [await driver.session.finished for driver in drivers]
-        for driver in drivers:
-            driver.cancel()
+        _socket, udp, finals, _drivers = await self.bots_play(token, found, welcome)
         await session.finished
         canvas = Canvas(24, 80)
         view.draw(canvas)

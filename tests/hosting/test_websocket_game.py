@@ -12,7 +12,6 @@ process and in a worker process.
 from __future__ import annotations
 
 import json
-import random
 import re
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,18 @@ from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python import usage
-from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, readBody
 
-from tests.lobby import hello, reconnect
-from tests.lobby.test_websocket_lobby import ORIGINS, PAGE, WEB, is_type
+from tests.lobby import reconnect
+from tests.lobby.test_websocket_lobby import PAGE
+from tests.support.game_sockets import GameSocketTestCase
 from tests.support.ports import free_tcp_port
-from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import until
 from tests.support.websocket_client import (
     GameSocketPlayer,
     HandshakeRefused,
-    WebSocketPlayer,
-    connect_game_socket,
     connect_websocket,
 )
-from vinom.client.bots import BotDriver
-from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import MatchFound, connect_lobby
-from vinom.games.registry import GameRegistry
+from vinom.client.game import connect_game
 from vinom.hosting.game_stream import (
     CLOSE_NORMAL,
     CLOSE_TEXT_MESSAGE,
@@ -51,89 +43,13 @@ from vinom.hosting.game_stream import (
 from vinom.protocol.tokens import PublicToken
 from vinom.server.tap import Options
 
-OPS = ("--ops-port", "tcp:0:interface=127.0.0.1")
-
-
-class GameSocketTestCase(TestCase):
-    timeout = 60
-    # Extra server options (a worker process in the subclass).
-    hosting: tuple[str, ...] = ()
-
-    async def start(self, *args: str, ports: int = 2) -> RunningServer:
-        self.server = await start_server(self, *WEB, *ORIGINS, *OPS, *self.hosting, *args,
-                                         ports=ports)  # fmt: skip
-        return self.server
-
-    async def web_player(self) -> tuple[WebSocketPlayer, dict[str, Any]]:
-        port, trust = self.server.websocket_port, self.server.lobby.trust
-        assert port is not None and trust is not None
-        player = await connect_websocket(self, port, trust)
-        welcome = await player.request(hello("web", id="h"))
-        return player, welcome
-
-    async def match(self) -> tuple[PublicToken, MatchFound, Any, dict[str, Any]]:
-        """A tictactoe match of a WebSocket-lobby player (its token) and a TCP one."""
-        web, welcome = await self.web_player()
-        queued = await web.request({"type": "queue", "game": "tictactoe", "id": 1})
-        self.assertEqual(queued["type"], "queued", queued)
-        tcp = await connect_lobby(
-            reactor, "127.0.0.1", self.server.lobby.port, trust=self.server.lobby.trust
-        )
-        await tcp.hello("udp")
-        found = await tcp.queue("tictactoe")
-        frame = await web.when(is_type("match_found"))
-        return PublicToken.from_json(frame["token"]), found, web, welcome
-
-    async def game_socket(
-        self,
-        token: PublicToken | None,
-        *,
-        origin: str | None = None,
-        first: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> GameSocketPlayer:
-        port, trust = self.server.websocket_port, self.server.lobby.trust
-        assert port is not None and trust is not None
-        return await connect_game_socket(self, port, trust, token, origin=origin, first=first,
-                                         headers=headers)  # fmt: skip
-
-    async def metrics(self) -> str:
-        ops = await self.server.service("ops").port()
-        response = await Agent(reactor).request(
-            b"GET", f"http://127.0.0.1:{ops.getHost().port}/metrics".encode()
-        )
-        return (await readBody(response)).decode()
-
-    async def refusals(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_game_sockets_refused_total\{reason="([^"]+)"\} (\S+)$', text, re.M
-            )
-        }
-
-    def bot(self, session: GameSession, player_id: str) -> BotDriver:
-        game = GameRegistry.from_plugins().get("tictactoe")
-        driver = BotDriver(session, game.make_bot(player_id, random.Random(player_id)),
-                           clock=reactor)  # fmt: skip
-        driver.attach()
-        return driver
-
 
 class WebSocketMatchTests(GameSocketTestCase):
     async def test_a_tictactoe_match_one_player_on_websocket_one_on_udp(self) -> None:
         await self.start()
         token, found, _web, welcome = await self.match()
-        # The bot listens before the token goes: the first states may come at once.
-        socket = await self.game_socket(None)
-        drivers = [self.bot(socket.session, welcome["player_id"])]
-        socket.attach(token)
-        udp = await connect_game(reactor, found)
-        drivers.append(self.bot(udp, PublicToken.from_json(found.token).player_id))
-        finals = [await driver.session.finished for driver in drivers]
+        socket, udp, finals, drivers = await self.bots_play(token, found, welcome)
         for driver, final in zip(drivers, finals, strict=True):
-            driver.cancel()
             self.assertEqual(final["p"], "finished", final)
             self.assertGreater(driver.actions_sent, 0)
         self.assertEqual(finals[0]["result"], finals[1]["result"])
@@ -309,15 +225,6 @@ class GameSocketLimitTests(GameSocketTestCase):
         )
         self.assertEqual(await self.refusals(), {})
 
-    async def message_drops(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
-            )
-        }
-
     async def test_open_sockets_per_address_are_capped_with_429(self) -> None:
         # The lobby's per-address cap applies to game sockets too: sockets that send
         # no token are held until the token timeout, so they must be counted.
@@ -392,15 +299,6 @@ class DocumentedFrameTests(GameSocketTestCase):
             self.assertEqual(socket.session.state["i"], frame["i"])
         self.assertEqual((await self.message_drops()).get("unknown_type"), None)
         await udp.disconnect()
-
-    async def message_drops(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_messages_dropped_total\{reason="([^"]+)"\} (\S+)$', text, re.M
-            )
-        }
 
 
 class WebGameRateTests(GameSocketTestCase):

@@ -5,7 +5,6 @@ against a whole server, with aioquic's client on real UDP sockets
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
 import msgpack
@@ -18,14 +17,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 
-from tests.hosting.test_websocket_game import GameSocketTestCase
 from tests.lobby import reconnect
 from tests.lobby.test_websocket_lobby import PAGE
+from tests.support.game_sockets import GameSocketTestCase
 from tests.support.ports import free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
-from vinom.client.game import connect_game
+from vinom.client.game import GameSession, connect_game
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
 from vinom.protocol.tokens import PublicToken
 
@@ -48,14 +47,27 @@ class WebTransportTestCase(GameSocketTestCase):
         return player
 
     async def webtransport_refusals(self) -> dict[str, float]:
-        text = await self.metrics()
-        return {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_webtransport_sessions_refused_total\{reason="([^"]+)"\} (\S+)$',
-                text, re.M,
-            )
-        }
+        return await self.by_reason("vinom_webtransport_sessions_refused_total")
+
+    async def seated(
+        self, reads_to_end: bool = True
+    ) -> tuple[WebTransportPlayer, PublicToken, GameSession]:
+        """A player welcomed over WebTransport, the match's other player connected on
+        UDP: that player, its token and the UDP session."""
+        port = await self.start_webtransport()
+        token, found, _web, _welcome = await self.match()
+        player = await self.player(port, reads_to_end=reads_to_end)
+        player.send_token(token)
+        await within(player.welcomed)
+        udp = await connect_game(reactor, found)
+        self.addCleanup(udp.disconnect)
+        return player, token, udp
+
+    async def playing(self, reads_to_end: bool = True) -> tuple[WebTransportPlayer, GameSession]:
+        """`seated`, once the match plays: the WebTransport player and the UDP session."""
+        player, _token, udp = await self.seated(reads_to_end)
+        await until(lambda: udp.phase == "playing", "the match to play")
+        return player, udp
 
 
 class WebTransportSessionTests(WebTransportTestCase):
@@ -85,13 +97,7 @@ class WebTransportSessionTests(WebTransportTestCase):
         self.assertIn("vinom_webtransport_sessions_opened_total 1.0", await self.metrics())
 
     async def test_states_come_as_datagrams_and_reliable_messages_on_the_stream(self) -> None:
-        port = await self.start_webtransport()
-        token, found, _web, _welcome = await self.match()
-        player = await self.player(port)
-        player.send_token(token)
-        await within(player.welcomed)
-        udp = await connect_game(reactor, found)
-        self.addCleanup(udp.disconnect)
+        player, token, udp = await self.seated()
         # Until the browser speaks after its token, states follow the welcome on the
         # stream (a datagram could overtake it).
         await until(lambda: any(m["t"] == "state" for _how, m in player.messages), "a state")
@@ -143,14 +149,7 @@ class WebTransportSessionTests(WebTransportTestCase):
         self.assertTrue((await within(again.welcomed))["reconnected"])
 
     async def test_a_stopping_server_tells_its_players_then_closes(self) -> None:
-        port = await self.start_webtransport()
-        token, found, _web, _welcome = await self.match()
-        player = await self.player(port)
-        player.send_token(token)
-        await within(player.welcomed)
-        udp = await connect_game(reactor, found)
-        self.addCleanup(udp.disconnect)
-        await until(lambda: udp.phase == "playing", "the match to play")
+        player, _udp = await self.playing()
         # The root stops the game hosts before the WebTransport listener (it stops
         # last): the match is aborted and the browser hears it, then the connection
         # closes at once (not after an idle timeout).
@@ -163,14 +162,7 @@ class WebTransportSessionTests(WebTransportTestCase):
 
     async def aborted_match(self, reads_to_end: bool) -> WebTransportPlayer:
         """A player in a match whose game host stops (the match is aborted)."""
-        port = await self.start_webtransport()
-        token, found, _web, _welcome = await self.match()
-        player = await self.player(port, reads_to_end=reads_to_end)
-        player.send_token(token)
-        await within(player.welcomed)
-        udp = await connect_game(reactor, found)
-        self.addCleanup(udp.disconnect)
-        await until(lambda: udp.phase == "playing", "the match plays")
+        player, _udp = await self.playing(reads_to_end)
         await self.server.service("hosting").stopService()
         return player
 
@@ -224,13 +216,11 @@ class WebTransportAbuseTests(WebTransportTestCase):
         server = self.server.service("webtransport").server
         for start in range(0, len(garbage), 20):
             batch = garbage[start : start + 20]
-            seen = sum(server.drops.values())
+            read = sum(server.drops.values()) + len(batch)
             for data in batch:
                 sender.transport.write(data, ("127.0.0.1", port))
-            for _ in range(500):
-                if sum(server.drops.values()) >= seen + len(batch):
-                    break
-                await deferLater(reactor, 0.01, lambda: None)
+            await until(lambda read=read: sum(server.drops.values()) >= read,
+                        "the batch read", every=0.01)  # fmt: skip
         self.assertEqual(await within(probe.status), 200)
         # A stream for a session never opened, and a datagram for one.
         probe.send_on_unknown_session(b"\x00\x00\x00\x01x")
@@ -242,14 +232,7 @@ class WebTransportAbuseTests(WebTransportTestCase):
         good.send_datagram(msgpack.packb({"t": "sync"}))
         before = len(good.messages)
         await until(lambda: len(good.messages) > before, "an answer to the sync")
-        text = await self.metrics()
-        drops = {
-            m.group(1): float(m.group(2))
-            for m in re.finditer(
-                r'^vinom_webtransport_datagrams_dropped_total\{reason="([^"]+)"\} (\S+)$',
-                text, re.M,
-            )
-        }
+        drops = await self.by_reason("vinom_webtransport_datagrams_dropped_total")
         self.assertEqual(sum(drops.values()), len(garbage) + 2, drops)
         self.assertEqual(set(drops) - {"malformed", "unknown_connection", "unknown_version",
                                        "stream_without_session", "datagram_without_session",

@@ -148,12 +148,16 @@ class SlowReaderTests(TestCase):
         """Push to the slow reader (the reader joins and leaves its room) until a push
         waits in the lobby: the slow reader's link is full, its answers have filled
         it. The bytes held then."""
-        end = reactor.seconds() + 20
-        while self.lobby.output.held_bytes == 0:
-            self.assertLess(reactor.seconds(), end, "the slow reader's link never filled")
+
+        async def held() -> bool:
+            if self.lobby.output.held_bytes:
+                return True
             joined = await reader.request({"type": "join_room", "room_id": room_id})
             self.assertEqual(joined["type"], "room", joined)
             self.assertEqual((await reader.request({"type": "leave_room"}))["type"], "room_left")
+            return False
+
+        await until(held, "the slow reader's link full", 20, every=0)
         return self.lobby.output.held_bytes
 
     async def push_until_dropped(self, reader: Player, room_id: str) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 from importlib.resources import files
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+import vinom
 from vinom.identity import hash_secret, new_player_id, new_secret, secret_matches
 from vinom.lobby import codec, errors
 from vinom.lobby.codec import (
@@ -31,6 +34,7 @@ from vinom.lobby.codec import (
 from vinom.lobby.config import LobbyConfig
 from vinom.net.addresses import client_key
 from vinom.net.limits import KeyedTokenBuckets, LogLimiter
+from vinom.parties import interfaces as parties
 
 
 def code_of(line: bytes) -> str:
@@ -455,13 +459,51 @@ class ConfigAndIdentityTests(SynchronousTestCase):
 
 
 class DocsTests(SynchronousTestCase):
-    def test_docs_list_every_error_code(self) -> None:
+    def test_docs_and_the_web_client_give_every_error_code_and_no_other(self) -> None:
+        # Every code the lobby sends (errors.ALL_CODES: the fuzz and adversarial
+        # tests hold every error frame to it) has a row in docs/lobby.md's "Errors"
+        # saying when, and a text for the player in the web client's LOBBY_ERRORS;
+        # neither names a code the lobby never sends.
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-        docs = os.path.join(checkout, "docs", "lobby.md")
-        with open(docs, encoding="utf-8") as f:
-            text = f.read()
-        for code in sorted(errors.ALL_CODES):
-            self.assertIn(f"| `{code}` |", text)
+        with open(os.path.join(checkout, "docs", "lobby.md"), encoding="utf-8") as f:
+            docs = f.read()
+        table = docs.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+        rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([^|\n]*?) \|", table, re.M))
+        self.assertEqual(set(rows), set(errors.ALL_CODES))
+        for code, when in rows.items():
+            self.assertGreater(len(when.strip()), 10, code)
+        with open(os.path.join(checkout, "vinom", "webclient", "lobby.js"), encoding="utf-8") as f:
+            script = f.read()
+        body = script.split("export const LOBBY_ERRORS = {\n", 1)[1].split("\n};", 1)[0]
+        texts = dict(re.findall(r'^  ([a-z_]+): "([^"\n]*)",$', body, re.M))
+        self.assertEqual(len(texts), len(body.splitlines()), "one code and its text per line")
+        self.assertEqual(set(texts), set(errors.ALL_CODES))
+        for code, text in texts.items():
+            self.assertTrue(text.endswith("."), code)
+
+    def test_every_code_written_where_an_error_frame_starts_is_a_lobby_code(self) -> None:
+        # The lobby answers LobbyError's code; open rooms' RoomError and the parties'
+        # PartyError are passed on as they are. Each code written out where the server
+        # raises one is one of errors.ALL_CODES (so the docs and LOBBY_ERRORS have it),
+        # but the two a party_join answers as unknown_party.
+        package = Path(vinom.__file__).parent
+        written: dict[str, str] = {}
+        for path in sorted(package.rglob("*.py")):
+            if path.is_relative_to(package / "client"):
+                continue  # the client's own failures (a match_found it cannot read)
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                        and node.func.id in {"LobbyError", "RoomError", "PartyError"}
+                        and node.args and isinstance(node.args[0], ast.Constant)):  # fmt: skip
+                    written[str(node.args[0].value)] = f"{path.name}:{node.lineno}"
+        self.assertIn("room_full", written)  # the reading finds them
+        party_codes = {parties.UNKNOWN_PARTY, parties.ALREADY_IN_PARTY, parties.NOT_IN_PARTY,
+                       parties.PARTY_CHANGED}  # fmt: skip
+        answered_as_unknown_party = {parties.PARTY_FULL, parties.PARTY_QUEUED}
+        strays = {code: where for code, where in written.items()
+                  if code not in errors.ALL_CODES | answered_as_unknown_party}  # fmt: skip
+        self.assertEqual(strays, {})
+        self.assertLessEqual(party_codes, errors.ALL_CODES)
 
     def test_docs_and_the_web_client_speak_the_servers_game_protocol(self) -> None:
         checkout = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))

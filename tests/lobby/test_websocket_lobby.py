@@ -10,7 +10,6 @@ needs no socket, is tested on its own.
 from __future__ import annotations
 
 import random
-import re
 from typing import Any
 
 from twisted.internet import reactor
@@ -21,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
 from tests.lobby import hello, reconnect
+from tests.support.metrics import fetch_metrics, samples
 from tests.support.servers import RunningServer, start_server
 from tests.support.websocket_client import HandshakeRefused, WebSocketPlayer, connect_websocket
 from vinom.client.bots import BotDriver
@@ -274,13 +274,8 @@ class WebSocketLobbyTests(TestCase):
             self.assertEqual(pong["type"], "pong")
         # Refusals are counted on /metrics.
         ops = await self.server.service("ops").port()
-        response = await Agent(reactor).request(
-            b"GET", f"http://127.0.0.1:{ops.getHost().port}/metrics".encode()
-        )
-        text = (await readBody(response)).decode()
-        found = re.search(r"^vinom_websocket_origins_refused_total (\S+)$", text, re.MULTILINE)
-        assert found is not None, text
-        self.assertEqual(float(found.group(1)), 3.0)
+        text = await fetch_metrics(ops.getHost().port)
+        self.assertEqual(samples(text, "vinom_websocket_origins_refused_total"), {(): 3.0})
 
     async def test_the_connection_caps_count_websocket_and_tcp_connections(self) -> None:
         await self.start("--max-connections-per-ip", "2")

@@ -43,6 +43,7 @@ from tests.support.board_harness import assert_drawn
 from tests.support.browser import Browser, open_browser
 from tests.support.ports import free_tcp_port
 from tests.support.servers import RunningServer, start_server, start_twistd
+from tests.support.waiting import until
 from vinom.client.bots import BotReport, play_bot
 from vinom.games.dice import best_selection
 from vinom.games.registry import GameRegistry
@@ -143,17 +144,18 @@ def tictactoe_step(driver: Any, finisher: bool) -> str | None:
 
 async def play_tictactoe(players: dict[Browser, bool], timeout: float = 45.0) -> list[str]:
     """Play until every page shows the result; the outcomes ("win", "lose", "draw")."""
-    deadline = reactor.seconds() + timeout
     outcomes: dict[Browser, str] = {}
-    while len(outcomes) < len(players):
+
+    async def every_page_shows_it() -> bool:
         for browser, finisher in players.items():
             if browser not in outcomes:
                 outcome = await browser.run(lambda d, f=finisher: tictactoe_step(d, f))
                 if outcome is not None:
                     outcomes[browser] = outcome
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"no result on every page in {timeout} s: {outcomes}")
-        await pause()
+        return len(outcomes) == len(players)
+
+    await until(every_page_shows_it, lambda: f"the result on every page: {outcomes}",
+                timeout, every=0.15)  # fmt: skip
     return [outcomes[browser] for browser in players]
 
 
@@ -230,14 +232,17 @@ async def open_room_with_bots(browser: Browser, url: str, game: str) -> None:
     await enter(browser, url, "Ann")
     await click(browser, f'[data-action="create-room"][data-game="{game}"]')
     await wait_for_screen(browser, "room")
-    deadline = reactor.seconds() + WAIT
-    while await browser.run(lambda d: d.execute_script(
-        "return document.body.dataset.screen === 'room'"
-        " && !document.getElementById('room-add-bot').hidden;"
-    )):
-        assert reactor.seconds() < deadline, "the room never filled"
+
+    async def filled() -> bool:
+        if not await browser.run(lambda d: d.execute_script(
+            "return document.body.dataset.screen === 'room'"
+            " && !document.getElementById('room-add-bot').hidden;"
+        )):
+            return True
         await click(browser, "#room-add-bot")
-        await pause(0.5)
+        return False
+
+    await until(filled, "the room filled with bots", WAIT, every=0.5)
     await wait_for_game(browser, game)
 
 
@@ -348,13 +353,15 @@ class WebClientInChromiumTests(TestCase):
             "style.textContent = 'body { color: rgb(255, 0, 0); }';"
             "document.head.appendChild(style);"
         ))
-        deadline = reactor.seconds() + WAIT
         problems: list[str] = []
-        while not (any(p.startswith("CSP style-src") for p in problems)
-                   and any("Content Security Policy" in p for p in problems)):
-            self.assertLess(reactor.seconds(), deadline, problems)
-            await pause()
-            problems = await browser.collect()
+
+        async def refused_and_said() -> bool:
+            problems[:] = await browser.collect()
+            return (any(p.startswith("CSP style-src") for p in problems)
+                    and any("Content Security Policy" in p for p in problems))  # fmt: skip
+
+        await until(refused_and_said, lambda: f"the refusal from the page and the console: "
+                    f"{problems}", WAIT, every=0.15)  # fmt: skip
         colour = await browser.run(lambda d: d.execute_script(
             "return getComputedStyle(document.body).color;"
         ))
@@ -511,12 +518,15 @@ class WebClientInChromiumTests(TestCase):
         await wait_for_game(bob, "tictactoe")
         before = await my_player_row(ann)
         # Two moves, one each.
-        deadline = reactor.seconds() + WAIT
-        while sum(1 for mark in await board_marks(ann) if mark) < 2:
+
+        async def two_moves() -> bool:
+            if sum(1 for mark in await board_marks(ann) if mark) >= 2:
+                return True
             for page in (ann, bob):
                 await page.run(lambda d: tictactoe_step(d, False))
-            self.assertLess(reactor.seconds(), deadline, "two moves were not made")
-            await pause(0.3)
+            return False
+
+        await until(two_moves, "two moves made", WAIT, every=0.3)
         await pause(1.0)  # a move clicked last may still be on its way
         marks = await board_marks(ann)
         await bob.wait_until(lambda d: d.execute_script(
@@ -591,9 +601,11 @@ class WebClientInChromiumTests(TestCase):
         # bot's are over, and check the scores add up.
         my_turns = bot_turns = banked = 0
         mine_before: bool | None = None
-        deadline = reactor.seconds() + 60
-        while my_turns < 3 or bot_turns < 2:
-            self.assertLess(reactor.seconds(), deadline, (my_turns, bot_turns))
+
+        async def turns_played() -> bool:
+            nonlocal my_turns, bot_turns, banked, mine_before
+            if my_turns >= 3 and bot_turns >= 2:
+                return True
             seen = await browser.run(lambda d: d.execute_script("""
                 const turn = document.querySelector('[data-testid=dice-turn]');
                 if (turn === null || turn.dataset.phase === undefined) return null;
@@ -605,8 +617,7 @@ class WebClientInChromiumTests(TestCase):
                           .map(r => [r.dataset.playerId, Number(r.dataset.score)]))};
             """))
             if seen is None:
-                await pause()
-                continue
+                return False
             if not seen["mine"]:
                 # My turn's instructions go with my turn.
                 self.assertNotIn(seen["status"], DICE_INSTRUCTIONS)
@@ -620,7 +631,10 @@ class WebClientInChromiumTests(TestCase):
                 await self.dice_step(browser, seen)
                 if seen["phase"] == "decide":
                     banked += 1
-            await pause(0.3)
+            return False
+
+        await until(turns_played, lambda: f"3 turns of mine ({my_turns}) and 2 of the bot's "
+                    f"({bot_turns})", 60, every=0.3)  # fmt: skip
         scores = await browser.run(lambda d: d.execute_script(
             "return Object.fromEntries([...document.querySelectorAll('.dice-player')]"
             ".map(r => [r.dataset.playerId, Number(r.dataset.score)]));"
@@ -679,11 +693,14 @@ class WebClientInChromiumTests(TestCase):
         _server, url = await start_web_server(self)
         browser = await open_browser(self, width=1280, height=720)
         await open_room_with_bots(browser, url, "tictactoe")
-        deadline = reactor.seconds() + 45
-        while not (await browser.run(lambda d: d.execute_script(_TTT_READ))).get("roundOver"):
+
+        async def round_over() -> bool:
+            if (await browser.run(lambda d: d.execute_script(_TTT_READ))).get("roundOver"):
+                return True
             await browser.run(lambda d: tictactoe_step(d, False))
-            self.assertLess(reactor.seconds(), deadline, "round 1 did not end")
-            await pause()
+            return False
+
+        await until(round_over, "the end of round 1", 45, every=0.15)
         await pause(2.0)  # four times the bot's think time: the offer is still there
         offer = await browser.run(lambda d: d.execute_script(_TTT_ROUND))
         self.assertFalse(offer["hidden"], offer)
@@ -760,12 +777,16 @@ class WebClientInChromiumTests(TestCase):
         keys = {"N": Keys.ARROW_UP, "S": Keys.ARROW_DOWN, "E": Keys.ARROW_RIGHT,
                 "W": Keys.ARROW_LEFT}  # fmt: skip
         back = {"N": "S", "S": "N", "E": "W", "W": "E"}
-        deadline = reactor.seconds() + WAIT
-        while await browser.text_of("#result-text") != "Disconnected from the match.":
-            self.assertLess(reactor.seconds(), deadline)
+
+        async def cut_off() -> bool:
+            if await browser.text_of("#result-text") == "Disconnected from the match.":
+                return True
             for direction in dirs:
                 await browser.run(lambda d, k=keys[direction], b=keys[back[direction]]:
                                   d.find_element(By.TAG_NAME, "body").send_keys(k, b, k, b))
+            return False
+
+        await until(cut_off, "the page cut off for its flood", WAIT, every=0)
         self.assertEqual(
             await browser.text_of("#connection"),
             "offline: Too many messages were sent too fast.",

@@ -23,12 +23,11 @@ import re
 import textwrap
 
 from selenium.webdriver.common.by import By
-from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, readBody
 
 from tests.server.test_web_client import WAIT, click, pause, wait_for_screen
 from tests.support.browser import Browser, open_browser
+from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_twistd
 
@@ -315,14 +314,7 @@ class TickingGameOverWebTransportTests(TickingGameTests):
     async def test_the_board_draws_delta_snapshots_and_its_inputs_come_back(self) -> None:
         await super().test_the_board_draws_delta_snapshots_and_its_inputs_come_back()
         # The snaps came as datagrams, and so did the inputs.
-        response = await Agent(reactor).request(
-            b"GET", f"http://127.0.0.1:{self.ops}/metrics".encode()
-        )
-        text = (await readBody(response)).decode()
-        counts = {
-            (m[1], m[2]): float(m[3]) for m in re.finditer(
-                r'^vinom_webtransport_messages_total\{direction="(\w+)",way="(\w+)"\} (\S+)$',
-                text, re.M)
-        }  # fmt: skip
+        text = await fetch_metrics(self.ops)
+        counts = samples(text, "vinom_webtransport_messages_total", "direction", "way")
         self.assertGreater(counts.get(("out", "datagram"), 0), 20, counts)
         self.assertGreater(counts.get(("in", "datagram"), 0), INPUTS / 2, counts)

@@ -20,7 +20,6 @@ from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, readBody
 
 from tests.server.test_web_client import (
     WAIT,
@@ -31,6 +30,7 @@ from tests.server.test_web_client import (
     wait_for_game,
 )
 from tests.support.browser import open_browser
+from tests.support.metrics import fetch_metrics
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_server, start_twistd
 from tests.support.waiting import until
@@ -53,10 +53,7 @@ class WatchInChromiumTests(TestCase):
             "--ops-port", f"tcp:{ops}:interface=127.0.0.1", web=True,
         )  # fmt: skip
         await self.watch(server.lobby, server.url, "webtransport")
-        response = await Agent(reactor).request(
-            b"GET", f"http://127.0.0.1:{ops}/metrics".encode()
-        )
-        text = (await readBody(response)).decode()
+        text = await fetch_metrics(ops)
         # The page's one game session: the spectator's, over WebTransport.
         self.assertIn("vinom_webtransport_sessions_opened_total 1.0", text)
         self.assertIn("vinom_game_sockets_opened_total 0.0", text)

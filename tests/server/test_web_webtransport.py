@@ -10,15 +10,12 @@ installed as a user installs a game: snaps and inputs as datagrams)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, readBody
 
 from tests.server.test_web_arena import PLUGIN as ARENA_PLUGIN
 from tests.server.test_web_arena import SIZE as ARENA_SIZE
@@ -34,6 +31,7 @@ from tests.server.test_web_client import (
     wait_for_screen,
 )
 from tests.support.browser import Browser, open_browser
+from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_server, start_twistd
 
@@ -72,20 +70,12 @@ async def transport_shown(browser: Browser) -> Any:
     ))  # fmt: skip
 
 
-async def metrics(port: int) -> str:
-    response = await Agent(reactor).request(b"GET", f"http://127.0.0.1:{port}/metrics".encode())
-    return (await readBody(response)).decode()
-
-
 class WebTransportBrowserTests(TestCase):
     timeout = 180
 
-    async def test_two_browsers_play_tictactoe_over_webtransport_on_twistd(self) -> None:
-        udp, ops = free_udp_range(1), free_tcp_port()
-        server = await start_twistd(self, {}, "--webtransport", str(udp),
-                                    "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-                                    web=True)  # fmt: skip
-        url = f"https://127.0.0.1:{server.web_port}/"
+    async def two_play_tictactoe(self, url: str, transport: list[str]) -> None:
+        """Ann and Bob, each in a Chromium, enter at `url`, queue for tictactoe and play it
+        to its end, each page's Link fact saying `transport` ([its text, its kind])."""
         ann, bob = await open_browser(self), await open_browser(self)
         await enter(ann, url, "Ann")
         await enter(bob, url, "Bob")
@@ -93,10 +83,18 @@ class WebTransportBrowserTests(TestCase):
         await click(bob, QUEUE)
         for page in (ann, bob):
             await wait_for_game(page, "tictactoe")
-            self.assertEqual(await transport_shown(page), ["WebTransport", "webtransport"])
+            self.assertEqual(await transport_shown(page), transport)
         outcomes = await play_tictactoe({ann: True, bob: False})
         self.assertTrue(consistent(outcomes), outcomes)
-        text = await metrics(ops)
+
+    async def test_two_browsers_play_tictactoe_over_webtransport_on_twistd(self) -> None:
+        udp, ops = free_udp_range(1), free_tcp_port()
+        server = await start_twistd(self, {}, "--webtransport", str(udp),
+                                    "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
+                                    web=True)  # fmt: skip
+        url = f"https://127.0.0.1:{server.web_port}/"
+        await self.two_play_tictactoe(url, ["WebTransport", "webtransport"])
+        text = await fetch_metrics(ops)
         self.assertIn("vinom_webtransport_sessions_opened_total 2.0", text)
         # Nobody played over the WebSocket.
         self.assertIn("vinom_game_sockets_opened_total 0.0", text)
@@ -161,14 +159,10 @@ class WebTransportBrowserTests(TestCase):
         self.assertEqual(own_ann[1], ann_start[1], "Ann moved right only")
         self.assertEqual(own_bob[0], bob_start[0], "Bob moved down only")
 
-        text = await metrics(ops)
+        text = await fetch_metrics(ops)
         self.assertIn("vinom_webtransport_sessions_opened_total 2.0", text)
         self.assertIn("vinom_game_sockets_opened_total 0.0", text)
-        counts = {
-            (m[1], m[2]): float(m[3]) for m in re.finditer(
-                r'^vinom_webtransport_messages_total\{direction="(\w+)",way="(\w+)"\} (\S+)$',
-                text, re.M)
-        }  # fmt: skip
+        counts = samples(text, "vinom_webtransport_messages_total", "direction", "way")
         # The snaps (up to 20 a second to each page while a dot moves) and the inputs
         # came as datagrams.
         self.assertGreater(counts.get(("out", "datagram"), 0), 10, counts)
@@ -177,18 +171,8 @@ class WebTransportBrowserTests(TestCase):
             await page.check()
 
     async def test_without_a_listener_the_page_plays_over_the_websocket(self) -> None:
-        server, url = await start_web_server(self)
-        ann, bob = await open_browser(self), await open_browser(self)
-        await enter(ann, url, "Ann")
-        await enter(bob, url, "Bob")
-        await click(ann, QUEUE)
-        await click(bob, QUEUE)
-        for page in (ann, bob):
-            await wait_for_game(page, "tictactoe")
-            self.assertEqual(await transport_shown(page), ["WebSocket", "websocket"])
-        outcomes = await play_tictactoe({ann: True, bob: False})
-        self.assertTrue(consistent(outcomes), outcomes)
-        del server
+        _server, url = await start_web_server(self)
+        await self.two_play_tictactoe(url, ["WebSocket", "websocket"])
 
     async def test_a_listener_that_does_not_answer_falls_back_to_the_websocket(self) -> None:
         # The offer names the UDP port, but nothing is read from it (as behind a
@@ -198,16 +182,6 @@ class WebTransportBrowserTests(TestCase):
                                     "--webtransport", str(free_udp_range(1)), ports=4)  # fmt: skip
         listening = server.service("webtransport").listening
         listening.stopReading()
-        url = f"https://127.0.0.1:{web}/"
-        ann, bob = await open_browser(self), await open_browser(self)
-        await enter(ann, url, "Ann")
-        await enter(bob, url, "Bob")
-        await click(ann, QUEUE)
-        await click(bob, QUEUE)
-        for page in (ann, bob):
-            await wait_for_game(page, "tictactoe")
-            self.assertEqual(await transport_shown(page), ["WebSocket", "websocket"])
-        outcomes = await play_tictactoe({ann: True, bob: False})
-        self.assertTrue(consistent(outcomes), outcomes)
+        await self.two_play_tictactoe(f"https://127.0.0.1:{web}/", ["WebSocket", "websocket"])
         self.assertEqual(server.service("webtransport").server.sessions_opened, 0)
 

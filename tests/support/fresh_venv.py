@@ -36,7 +36,6 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_twistd import RUN_TWISTD, Collect
@@ -191,20 +190,19 @@ async def start_twistd(
 
 async def _listening(case: TestCase, server: Twistd, port: int, limit: float = 30.0) -> None:
     """Wait until the lobby port takes a TCP connection (the server is up)."""
-    deadline = reactor.seconds() + limit
-    while True:
+
+    async def taken() -> Protocol | None:
         case.assertFalse(server.process.ended.called, server.output())
         try:
-            protocol = await connectProtocol(
+            return await connectProtocol(
                 TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1), Protocol()
             )
         except ConnectError:
-            case.assertLess(reactor.seconds(), deadline, server.output())
-            await deferLater(reactor, 0.1, lambda: None)
-            continue
-        assert protocol.transport is not None
-        protocol.transport.loseConnection()
-        return
+            return None
+
+    protocol = await until(taken, server.output, limit, every=0.1)
+    assert isinstance(protocol, Protocol) and protocol.transport is not None
+    protocol.transport.loseConnection()
 
 
 async def _stop(transport: object, process: Collect) -> None:

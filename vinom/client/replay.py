@@ -22,9 +22,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -49,6 +49,17 @@ _MOVES = (ACT, HOOK)
 
 class ReplayError(Exception):
     """A record that cannot be replayed here (one line for the user)."""
+
+
+def error_line(error: BaseException) -> str:
+    """`error` as one line for the user. vinom's own errors are written as
+    sentences for the user; any other (a fault, a library's error) is named by its
+    kind too, so that a `KeyError('x')` does not print as a bare `'x'`."""
+    text = str(error)
+    if text and type(error).__module__.split(".")[0] == "vinom":
+        return text
+    kind = type(error).__name__
+    return f"{kind}: {text}" if text else kind
 
 
 def load_record(path: str, find_game: Callable[[str], IGame]) -> tuple[Record, IGame]:
@@ -245,12 +256,17 @@ def check_record(path: str, find_game: Callable[[str], IGame], out: TextIO, err:
 
 def check_loaded(path: str, record: Record, game: IGame, out: TextIO, err: TextIO) -> int:
     """`check_record` of a record already read (`path`: where it came from)."""
-    replay = Replay(record, game)
     started = time.process_time()
     try:
+        replay = Replay(record, game)
         replay.run()
     except (ReplayMismatch, RecordError) as e:
         err.write(f"vinom: {path}: {e}\n")
+        return 1
+    except Exception as e:
+        # A fault outside the game's calls (which the replay catches, as the
+        # room does): still one line and status 1, never a silent exit.
+        err.write(f"vinom: {path}: the replay failed: {error_line(e)}\n")
         return 1
     cpu = time.process_time() - started
     header = record.header
@@ -306,9 +322,7 @@ def run_replay(
             viewer.advance(now - last[0])
             last[0] = now
             if viewer.done:
-                if frames.running:
-                    frames.stop()
-                reactor.stop()
+                stop()
                 return
             height, width = screen.size()
             canvas = Canvas(height, width)
@@ -323,6 +337,15 @@ def run_replay(
             if viewers:
                 viewers[0].done = True
             else:
+                stop()
+
+        def stop() -> None:
+            # The keys' reader first: the reactor's shutdown would hang it up, and
+            # its hang-up would stop the stopped reactor again.
+            if frames.running:
+                frames.stop()
+            reactor.removeReader(reader)
+            if reactor.running:
                 reactor.stop()
 
         def start(record_and_game: tuple[Record, IGame]) -> None:
@@ -331,18 +354,22 @@ def run_replay(
             frames.start(FRAME_SECONDS)
 
         def failed(failure: Failure) -> None:
-            failures.append(failure.getErrorMessage())
-            reactor.stop()
+            error = cast(BaseException, failure.value)
+            # The record's own faults name where it came from, as `--check` does.
+            named = isinstance(error, (RecordError, ReplayMismatch))
+            failures.append(f"{path}: {error_line(error)}" if named else error_line(error))
+            stop()
 
         def begin() -> None:
             reactor.addReader(reader)
             if loaded is not None:
-                start(loaded)
-                return
-            assert fetch is not None
-            d = fetch()
-            d.addCallback(lambda data: parse_record(path, data, find_game))
-            d.addCallbacks(start, failed)
+                d = succeed(loaded)
+            else:
+                assert fetch is not None
+                d = fetch().addCallback(lambda data: parse_record(path, data, find_game))
+            # `failed` hears the viewer's own start failing too, not only the fetch.
+            d.addCallback(start)
+            d.addErrback(failed)
 
         frames = LoopingCall(frame)
         frames.clock = reactor

@@ -185,7 +185,15 @@ class Replay:
     def _reset(self) -> None:
         self.rng = random.Random(self._seed)
         game = self.game
-        self.state = game.create(self.seats, self._options, self.rng)
+        try:
+            self.state = game.create(self.seats, self._options, self.rng)
+        except Exception as e:
+            # The room had created this match: rules that refuse its seats or
+            # options now are not the rules it was played with.
+            raise RecordError(
+                f"the installed {game.name} refuses the record's seats or options "
+                f"({type(e).__name__}: {e})"
+            ) from None
         for bot in self._bots:
             if bot:
                 # The room draws each bot's seed from its generator after `create`.

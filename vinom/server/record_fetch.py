@@ -33,7 +33,9 @@ async def fetch_record(reactor: Any, settings: RedisSettings, match_id: str) -> 
     try:
         data = await client.bounded(client.handler.get(key))
     finally:
-        await client.disconnect()
+        # Hanging up is the tool's last act: its own failure must stand in
+        # neither for the answer nor for the error that came instead of one.
+        await client.disconnect().addErrback(lambda _: None)
     if data is None:
         raise RecordNotFound(
             f"no record of match {match_id!r} in Redis at {settings.url} (key {key!r}): a "

@@ -1,5 +1,5 @@
 // Types of vinom's browser client modules (docs/web.md, "The client package"):
-// lobby.js, game.js and transport.js. Every import is by file, as the web
+// lobby.js, game.js, transport.js and netcode.js. Every import is by file, as the web
 // client itself imports them: `import { GameSocket } from "@vinom/client/game.js"`.
 
 // ---- lobby.js: the lobby over WebSocket (docs/lobby.md) ----
@@ -141,4 +141,81 @@ export declare class GameSocket {
   sync(): void;
   leave(): void;
   close(): void;
+}
+
+// ---- netcode.js: clock, interpolation and prediction (docs/web.md) ----
+// Times are seconds of the caller's clock (performance.now() / 1000 in a page).
+
+export declare const CLOCK_WINDOW: number;
+export declare const CLOCK_SLEW: number;
+export declare const DELAY_INTERVALS: number;
+export declare const EXTRAPOLATION_INTERVALS: number;
+export declare const BUFFER_SIZE: number;
+export declare const SMOOTHING: number;
+export declare const CORRECTION_EPSILON: number;
+export declare const MAX_PREDICTED_TICKS: number;
+
+/** Which numeric fields of a view are interpolated (paths such as "players.*.1"),
+ * the key that matches a list's items, and the worlds that wrap (field: its size). */
+export interface Interpolation {
+  fields?: string[];
+  keys?: Record<string, string>;
+  wrap?: Record<string, number>;
+}
+
+/** The server's tick and time, estimated from the snapshots' ticks and `ts`. */
+export declare class ServerClock {
+  constructor(tickRate: number, options?: { window?: number });
+  tickRate: number;
+  observed: number;
+  reordered: number;
+  /** A snapshot of `tick`, built at `serverMs` (its ts, or null), arrived at `now`. */
+  observe(tick: number, serverMs: number | null, now: number): void;
+  readonly synced: boolean;
+  /** The server's fractional tick at `now`; null before any snapshot. */
+  tick(now: number, rtt?: number): number | null;
+  /** The room's time at `now` in seconds (the clock of ts); null before any ts. */
+  time(now: number, rtt?: number): number | null;
+}
+
+/** The rules of an `Interpolation`, compiled once. */
+export declare function compile(interpolation?: Interpolation): unknown;
+/** `a` and `b` blended at `f` (0: a, 1: b) by the interpolation's fields. */
+export declare function blend<T>(a: T, b: T, f: number, interpolation?: Interpolation): T;
+
+/** Views by server time, rendered `delay` seconds behind it. */
+export declare class SnapshotBuffer<V = unknown> {
+  constructor(snapshotRate: number, options?: {
+    interpolation?: Interpolation;
+    delay?: number | null;
+    maxExtrapolation?: number | null;
+  });
+  delay: number;
+  extrapolated: number;
+  held: number;
+  early: number;
+  push(serverTime: number, view: V): void;
+  /** The server time of the last render, or null (a lag-compensated action's tick). */
+  readonly renderedAt: number | null;
+  renderTime(serverNow: number): number;
+  sample(at: number): V | null;
+  render(serverNow: number): V | null;
+}
+
+/** The own state predicted from the newest snapshot through the game's `step`. */
+export declare class Predictor<S = Record<string, unknown>, I = Record<string, unknown>> {
+  constructor(step: (state: S, inputs: I[], dt: number) => S, tickRate: number, options?: {
+    smooth?: string[];
+    wrap?: Record<string, number>;
+    smoothing?: number;
+    tolerance?: number;
+  });
+  corrections: number;
+  add(tick: number, value: I): void;
+  stateAt(tick: number): S | null;
+  at(tick: number): S | null;
+  /** A snapshot: the own state right after `tick`; the size of the correction. */
+  reconcile(tick: number, state: S, now: number): number;
+  offset(now: number): Record<string, number>;
+  render(tick: number, now: number): S | null;
 }

@@ -11,7 +11,8 @@
 // PROTOCOL_VERSION (vinom/protocol/wire.py), so a bump there is a bump here.
 export const PROTOCOL = 3;
 
-// What each lobby error code means for the player (docs/lobby.md, "Errors").
+// What each lobby error code means for the player: one text for every code the lobby
+// sends (docs/lobby.md, "Errors"; tests/lobby/test_lobby_codec.py holds the three equal).
 export const LOBBY_ERRORS = {
   malformed_json: "The client sent something the lobby could not read.",
   not_an_object: "The client sent something the lobby could not read.",
@@ -22,6 +23,8 @@ export const LOBBY_ERRORS = {
   hello_required: "Enter a name first.",
   already_hello: "You already have a name on this connection.",
   unknown_game: "This server does not run that game.",
+  unknown_queue: "That queue does not exist here.",
+  rating_refused: "You cannot play ranked games right now.",
   bad_secret: "Your previous match is over or could not be found.",
   no_active_match: "You have no match to go back to.",
   rate_limited: "Slow down a little, then try again.",
@@ -35,9 +38,7 @@ export const LOBBY_ERRORS = {
   not_room_owner: "Only the room's owner can do that.",
   unknown_party: "No party has that code.",
   already_in_party: "You are already in a party.",
-  party_full: "That party is full.",
   not_in_party: "You are not in a party.",
-  party_queued: "That party is already waiting for a match.",
   party_changed: "The party changed while queueing; queue again.",
   not_party_leader: "Only the party leader can queue or cancel.",
   party_too_large: "The party is too large for that game.",
@@ -47,6 +48,7 @@ export const LOBBY_ERRORS = {
   timeout: "The lobby connection timed out.",
   session_replaced: "You opened this game in another tab or window.",
   match_failed: "No game server could start the match; queue again.",
+  unavailable: "The server is busy for a moment; try again.",
   internal_error: "The server had a problem; try again.",
 };
 
