@@ -666,14 +666,17 @@ class RoleServiceTests(TestCase):
                         "--redis", "redis://127.0.0.1:1/0", "--token-key-file", key, *argv)
         root = makeService(options, MemoryReactor())
         assert isinstance(root, MultiService)
-        self.addCleanup(root.getServiceNamed("redis").redis.disconnect)
+        # The pool, and each placement stream's connection of its own.
+        for child in root:
+            if (child.name or "").startswith("redis"):
+                self.addCleanup(child.redis.disconnect)  # type: ignore[attr-defined]
         return root
 
     def test_lobby_role_has_no_game_hosting(self) -> None:
         root = self.make("--role", "lobby")
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "matchmaker", "placement", "placement-channel", "parties", "lobby",
+            ["redis", "redis-placement-events", "matchmaker", "placement", "parties", "lobby",
              "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip
 
@@ -681,14 +684,16 @@ class RoleServiceTests(TestCase):
         # Its web server serves /game only: browsers play its matches there.
         root = self.make("--role", "host")
         self.assertEqual(
-            [s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops", "announcement"]
-        )
+            [s.name for s in root], ["redis", "hosting", "redis-placement-requests", "host-agent",
+                                     "web", "ops", "announcement"]
+        )  # fmt: skip
         self.assertEqual(
             root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
         )
         without = self.make("--role", "host", "--websocket", "none")
         self.assertEqual(
-            [s.name for s in without], ["redis", "hosting", "host-agent", "ops", "announcement"]
+            [s.name for s in without],
+            ["redis", "hosting", "redis-placement-requests", "host-agent", "ops", "announcement"],
         )
         self.assertIsNone(without.getServiceNamed("hosting").game_url)
 
@@ -696,6 +701,7 @@ class RoleServiceTests(TestCase):
         root = self.make()
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
-             "parties", "lobby", "lobby-listener", "web", "ops", "announcement"],
+            ["redis", "redis-placement-events", "hosting", "redis-placement-requests",
+             "host-agent", "matchmaker", "placement", "parties", "lobby", "lobby-listener",
+             "web", "ops", "announcement"],
         )  # fmt: skip
