@@ -361,6 +361,20 @@ class EventsStreamTests(TestCase):
         await self.place(redis)
         self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
 
+    async def test_an_entry_that_is_no_event_is_refused_and_reading_goes_on(self) -> None:
+        hosting, redis, placed = await self.lobby()
+        await redis.handler.execute_command("XADD", "vinom:placements:l-test", "*", "x", "1")
+        await redis.handler.execute_command("XADD", "vinom:placements:l-test", "*", "m", "{")
+        await self.place(redis)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        said = [formatEvent(e) for e in events if "not a placement message" in formatEvent(e)]
+        self.assertEqual(len(said), 2)
+
     async def test_a_stopped_lobby_leaves_no_stream(self) -> None:
         hosting, redis, _ = await self.lobby()
         hosting.startService()

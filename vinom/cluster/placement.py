@@ -419,7 +419,9 @@ class RemoteMatchHosting(Service):
             self._hearing.worked()
             for _, entries in reply or ():
                 for _, fields in entries:
-                    self.handle_message(dict(zip(fields[::2], fields[1::2], strict=True))["m"])
+                    # (Anything but an event is refused as one: `handle_message` says so.)
+                    event = dict(zip(fields[::2], fields[1::2], strict=True)).get("m", "")
+                    self.handle_message(event)
 
     def refresh_hosts(self) -> Deferred[None]:
         """Read the live hosts (a host silent for `silent_after` gets no new match: it
