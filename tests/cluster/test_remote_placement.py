@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
@@ -716,7 +715,7 @@ class HostTakesRequestsTests(TestCase):
         agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
                           public_host="198.51.100.9", ports=(7400, 7400 + burst - 1),
                           clock=reactor, presence_endpoint=redis.endpoint(reactor),
-                          host_id="h-test", requests_redis=reader(self, redis))  # fmt: skip
+                          host_id="h-test")  # fmt: skip
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         for i in range(burst):
             request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),
@@ -796,13 +795,6 @@ async def open_redis(case: TestCase) -> RedisClient:
     return redis
 
 
-def reader(case: TestCase, redis: RedisClient) -> RedisClient:
-    """A client of one connection on `redis`'s server, for a host's waiting read."""
-    client = RedisClient.open(evolve(redis.settings, pool_size=1), reactor)
-    case.addCleanup(client.disconnect)
-    return client
-
-
 async def offer(redis: RedisClient, *requests: str, host_id: str = "h-test") -> None:
     """Add placement requests to a host's stream, as lobbies do (vinom.cluster.placement)."""
     for request in requests:
@@ -838,8 +830,7 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str
     hosting.startService()
     agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
                       public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
-                      presence_endpoint=redis.endpoint(reactor), host_id=host_id,
-                      requests_redis=reader(case, redis))  # fmt: skip
+                      presence_endpoint=redis.endpoint(reactor), host_id=host_id)  # fmt: skip
     agent.startService()
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)

@@ -666,17 +666,14 @@ class RoleServiceTests(TestCase):
                         "--redis", "redis://127.0.0.1:1/0", "--token-key-file", key, *argv)
         root = makeService(options, MemoryReactor())
         assert isinstance(root, MultiService)
-        # The pool, and each placement stream's connection of its own.
-        for child in root:
-            if (child.name or "").startswith("redis"):
-                self.addCleanup(child.redis.disconnect)  # type: ignore[attr-defined]
+        self.addCleanup(root.getServiceNamed("redis").redis.disconnect)
         return root
 
     def test_lobby_role_has_no_game_hosting(self) -> None:
         root = self.make("--role", "lobby")
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "redis-placement-events", "matchmaker", "placement", "parties", "lobby",
+            ["redis", "matchmaker", "placement", "parties", "lobby",
              "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip
 
@@ -684,16 +681,14 @@ class RoleServiceTests(TestCase):
         # Its web server serves /game only: browsers play its matches there.
         root = self.make("--role", "host")
         self.assertEqual(
-            [s.name for s in root], ["redis", "hosting", "redis-placement-requests", "host-agent",
-                                     "web", "ops", "announcement"]
-        )  # fmt: skip
+            [s.name for s in root], ["redis", "hosting", "host-agent", "web", "ops", "announcement"]
+        )
         self.assertEqual(
             root.getServiceNamed("hosting").game_url, "wss://127.0.0.1:7380/game"
         )
         without = self.make("--role", "host", "--websocket", "none")
         self.assertEqual(
-            [s.name for s in without],
-            ["redis", "hosting", "redis-placement-requests", "host-agent", "ops", "announcement"],
+            [s.name for s in without], ["redis", "hosting", "host-agent", "ops", "announcement"]
         )
         self.assertIsNone(without.getServiceNamed("hosting").game_url)
 
@@ -701,7 +696,6 @@ class RoleServiceTests(TestCase):
         root = self.make()
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "redis-placement-events", "hosting", "redis-placement-requests",
-             "host-agent", "matchmaker", "placement", "parties", "lobby", "lobby-listener",
-             "web", "ops", "announcement"],
+            ["redis", "hosting", "host-agent", "matchmaker", "placement", "parties", "lobby",
+             "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip

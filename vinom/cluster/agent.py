@@ -82,14 +82,8 @@ class HostAgent(Service):
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         realm: str = DEFAULT_REALM,
         records: RedisRecords | None = None,
-        requests_redis: RedisClient | None = None,
     ) -> None:
         self.host_id = host_id or "h-" + secrets.token_hex(6)
-        # The client whose one connection waits on this host's requests (`_serve`): a
-        # pool of its own (`pool_size` 1), since a pool hands calls to its connections in
-        # turn, and every call given to the waiting one (a claim, a heartbeat) would wait
-        # with it. By default `redis`.
-        self._requests_redis = requests_redis or redis
         self.realm = realm
         self._redis = redis
         self._registry = registry
@@ -258,7 +252,8 @@ class HostAgent(Service):
         """Take the requests of this host's stream through its consumer group (`host`):
         every request waiting, oldest first, in one reply (a burst of matches is taken
         in one round trip), and when none waits the next one as soon as it comes
-        (`BLOCK`: the connection of `requests_redis` waits up to a second). A request
+        (`BLOCK`: one connection of the pool, which no other call is given meanwhile,
+        waits up to a second). A request
         stays pending in the group until it is handled (`XACK`, sent with the next
         read), so after any failed read (Redis away, a failover) the host first reads
         its pending ones again: one whose reply was lost on the way is taken, one taken
@@ -275,10 +270,9 @@ class HostAgent(Service):
                     done, self._handled = self._handled, []
                     await self._redis.bounded(
                         self._redis.handler.execute_command("XACK", key, "host", *done))
-                reading = self._requests_redis
-                reply = await reading.bounded(reading.handler.execute_command(
+                reply = await self._redis.blocking(
                     "XREADGROUP", "GROUP", "host", self.host_id, "COUNT", REQUESTS_PER_POP,
-                    "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">"))  # fmt: skip
+                    "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
             except Exception as error:
                 if self._serving:
                     ready = "NOGROUP" not in str(error)

@@ -222,14 +222,8 @@ class RemoteMatchHosting(Service):
         refuses: Callable[[HostRecord], str | None] | None = None,
         realm: str = DEFAULT_REALM,
         placement: str = "spread",
-        events_redis: RedisClient | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(6)
-        # The client whose one connection waits on this lobby's events (`_listen`): a
-        # pool of its own (`pool_size` 1), since a pool hands calls to its connections in
-        # turn, and every call given to the waiting one would wait with it. By default
-        # `redis` (for a test that makes no other call meanwhile).
-        self._events_redis = events_redis or redis
         # PLACEMENTS: with `pack`, the most loaded host with free capacity is offered a
         # match first, so hosts fill one after another.
         self.pack = placement == "pack"
@@ -393,7 +387,8 @@ class RemoteMatchHosting(Service):
 
     async def _listen(self) -> None:
         """Read this lobby's events while it runs, as they come (`XREADGROUP ... BLOCK`:
-        the connection of `events_redis` waits up to a second, not the reactor), and hand each to
+        one connection of the pool, which no other call is given meanwhile, waits up to
+        a second, not the reactor), and hand each to
         `handle_message`. With `NOACK`: an event is read once; a lobby that dies with it
         unread is gone with what it would have done with it. A stream or group that
         Redis lost (a restart, a replica promoted before it had them, a stream that
@@ -405,9 +400,9 @@ class RemoteMatchHosting(Service):
                     await self._redis.run(OPEN_GROUP, [self.events],
                                           ["lobby", milliseconds(EVENTS_TTL)])  # fmt: skip
                     group_ready = True
-                reply = await self._events_redis.bounded(self._events_redis.handler.execute_command(
+                reply = await self._redis.blocking(
                     "XREADGROUP", "GROUP", "lobby", self.lobby_id, "COUNT", EVENTS_PER_READ,
-                    "BLOCK", 1000, "NOACK", "STREAMS", self.events, ">"))  # fmt: skip
+                    "BLOCK", 1000, "NOACK", "STREAMS", self.events, ">")  # fmt: skip
             except Exception as error:
                 if not self.running:
                     return

@@ -58,6 +58,17 @@ real Redis, so that an upgrade that breaks one fails there.
    connection is ready when the Deferred `connectionMade` returns fires, after
    AUTH.
 
+6. **A waiting read off the pool's turn** (`blocking_read_off_the_turn`). A
+   pool hands its calls to its connections in turn (1.6.0: `getConnection(peek
+   =True)` leaves the connection in `connectionQueue`), except for the
+   commands it marks blocking (`BLPOP`, `BRPOP`, ...), which take their
+   connection out of the queue until they are answered. Its `execute_command`
+   is never marked so: an `XREADGROUP ... BLOCK` sent through it would hold
+   every call given to its connection meanwhile. `blocking_command` takes the
+   connection out as txredisapi does for its own blocking commands
+   (`connectionQueue.get()`, `put()` once answered), so the placement
+   streams' waiting reads hold one connection of the pool and no other call.
+
 Whatever endpoint it is given, txredisapi runs its own timers on the global
 reactor (`replyTimeout`, the backoff). vinom bounds every call itself, on the
 clock it is given (vinom.cluster.client.RedisClient.bounded), and the
@@ -93,6 +104,8 @@ WORKAROUNDS: dict[str, str] = {
     "by execute_command",
     "subscriber_on_our_service": "a SubscriberProtocol subclass under ClientService; the "
     "factory's isLazy/stopTrying/connectionError; connectionMade's Deferred fires after AUTH",
+    "blocking_read_off_the_turn": "handler._factory.getConnection(peek=False) and "
+    "connectionQueue.put, as txredisapi's blocking commands take a connection",
 }
 
 # Seconds at most between two attempts of the Sentinel master's pool to reconnect.
@@ -214,6 +227,27 @@ def run_script(
 
     d: Deferred[Any] = maybeDeferred(pool.evalsha, sha1, keys, args)
     return d.addErrback(load)
+
+
+def blocking_command(pool: Pool, *args: object) -> Deferred[Any]:
+    """`execute_command(*args)` on a connection of `pool` taken out of its turn until
+    answered, for a command that waits (`XREADGROUP ... BLOCK`: workaround 6)."""
+    factory = pool._factory
+    connecting: Deferred[Any] = factory.getConnection(peek=False)
+
+    def run(connection: Any) -> Deferred[Any]:
+        def put_back(result: object) -> object:
+            factory.connectionQueue.put(connection)
+            return result
+
+        try:
+            call: Deferred[Any] = connection.execute_command(*args)
+        except Exception:
+            factory.connectionQueue.put(connection)
+            raise
+        return call.addBoth(put_back)
+
+    return connecting.addCallback(run)
 
 
 class Subscriber(Protocol):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from attrs import evolve, frozen
+from attrs import frozen
 from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
@@ -175,12 +175,7 @@ def build_shared(
     )  # fmt: skip
     # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
     redis.on_master_moved(matchmaker.restore_tickets)
-    # The one connection that waits on the lobby's placement events, closed after the
-    # placement stops (it stops last, as the pool).
-    events = RedisClient.open(evolve(settings, pool_size=1), reactor)
-    _add(root, "redis-placement-events", RedisClientService(events, reactor))
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
-                                   events_redis=events,
                                    lobby_id=matchmaker.lobby_id,
                                    formed_by=matchmaker.formed_by,
                                    lobbies_of=matchmaker.lobbies_of,
@@ -240,12 +235,7 @@ def build_hosting(
     if shared.redis is not None:
         # Stops with the hosting service; leaves the registry once the games have stopped
         # and their ends are announced (HostAgent.stopService).
-        # The one connection that waits on the host's requests, closed after the agent
-        # stops (it stops last, as the pool).
-        requests = RedisClient.open(evolve(shared.redis.settings, pool_size=1), reactor)
-        _add(root, "redis-placement-requests", RedisClientService(requests, reactor))
         agent = HostAgent(redis=shared.redis, registry=RedisHostRegistry(shared.redis),
-                          requests_redis=requests,
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor),
