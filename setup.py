@@ -12,8 +12,16 @@ from setuptools.command.build_ext import build_ext
 COMPILED = [
     "vinom/protocol/replay.py",
     "vinom/protocol/reliability.py",
+    "vinom/protocol/reliability_wire.py",
+    "vinom/protocol/reliability_acks.py",
+    "vinom/protocol/reliability_send.py",
+    "vinom/protocol/reliability_receive.py",
     "vinom/protocol/layer.py",
     "vinom/protocol/server.py",
+    "vinom/protocol/server_session.py",
+    "vinom/protocol/server_ciphers.py",
+    "vinom/protocol/server_timers.py",
+    "vinom/protocol/spent_tokens.py",
     "vinom/hosting/udp.py",
     "vinom/hosting/datagrams.py",
 ]

@@ -11,6 +11,11 @@ pool (the lobbies then listen on plain TCP). It reports the port it listens
 on (`gateway_port`) once it listens, and the certificate the clients verify
 (`trust`) when it terminates TLS, and answers `mark` with its CPU, RSS and
 the gateway's counts (`terminated`: connections whose TLS it terminated).
+
+With `floor` it runs the floor instead (`match --gateway-floor`): bare Twisted,
+`twisted.protocols.portforward`, sending each connection to the first lobby
+behind a PROXY protocol v2 header; what the gateway does on top of that
+(sniffing, routing, its timers and counts) is the difference of the two.
 """
 
 from __future__ import annotations
@@ -37,6 +42,45 @@ def rules(lobby_ports: list[int], terminate: bool = False) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def listen_floor(reactor: Any, lobby_port: int) -> Any:
+    """The floor: portforward to the lobby, a PROXY v2 header first (vinom.gateway.proxy's)."""
+    from twisted.protocols import portforward
+
+    from vinom.gateway.proxy import proxy_v2_header
+
+    class HeaderFirst(portforward.ProxyClient):
+        def connectionMade(self) -> None:
+            client: Any = self.peer.transport  # type: ignore[union-attr]
+            self.transport.write(proxy_v2_header(client.getPeer(), client.getHost()))
+            super().connectionMade()
+
+    class Connector(portforward.ProxyClientFactory):
+        protocol = HeaderFirst
+        noisy = False
+
+    class Forward(portforward.ProxyServer):
+        clientProtocolFactory = Connector
+
+    Forward.reactor = reactor
+    factory = portforward.ProxyFactory("127.0.0.1", lobby_port)
+    factory.protocol = Forward
+    factory.noisy = False
+    return reactor.listenTCP(free_tcp_port("127.0.0.1"), factory, backlog=1024,
+                             interface="127.0.0.1")  # fmt: skip
+
+
+def main_floor(settings: dict[str, Any]) -> None:
+    reactor = global_reactor()
+    port = listen_floor(reactor, settings["lobby_ports"][0])
+
+    def mark(command: dict[str, Any]) -> dict[str, Any]:
+        return {"cpu_s": cpu_seconds(), "rss": rss_bytes(), "counters": {"terminated": 0}}
+
+    control = start_control(reactor, {"mark": mark})
+    control.emit("ready", pid=os.getpid(), gateway_port=port.getHost().port, trust=None)
+    reactor.run()
+
+
 def main() -> None:
     from twisted.logger import (
         FilteringLogObserver,
@@ -50,6 +94,9 @@ def main() -> None:
     from vinom.server.certs import CERT_FILE
 
     settings = json.loads(sys.argv[1])
+    if settings.get("floor"):
+        main_floor(settings)
+        return
     reactor = global_reactor()
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr),

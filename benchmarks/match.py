@@ -36,6 +36,12 @@ connect token's keys). Builds back to c0bedc0 take `--lobby tcp:...`, so
 resume) nor `--gateway` (`--gateway-tls terminate` is that lobby behind a
 gateway).
 
+The game host records every match, as `twistd vinom` does by default;
+`--no-record` passes `--no-record` to the server, so that `compare
+--baseline-args --no-record match` measures recording's cost per match on
+one build. JSON: `records`, the records the server wrote (a file per match;
+0 with `--no-record`).
+
 `--host-workers N` (N > 0) hosts the games in N game-host worker processes,
 as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
 server process); the run starts once every worker is live. The workers
@@ -67,7 +73,11 @@ which the clients verify, and the lobbies listen on plain TCP (`--lobby
 tcp:...`) and read plain lobby frames behind the PROXY header. When pinned
 the gateway has a core apart from the server's (shared with the load on a
 2-core machine: `cores` says which); its CPU is counted in `server_cpu_s`
-and reported apart as `gateway_cpu_ms_per_client`.
+and reported apart as `gateway_cpu_ms_per_client`. `--gateway-floor` runs, in
+the gateway's place, the floor it is measured against: bare Twisted
+(`twisted.protocols.portforward`) sending each connection on to the lobby
+behind a PROXY protocol v2 header, TLS passed through, with no sniffing,
+routing, timers nor counts (`gateway_floor` in the JSON).
 """
 
 from __future__ import annotations
@@ -139,6 +149,12 @@ class Options(ScenarioOptions):
                         "of the scenario's own (docs/scaling.md)."],
         ["returning", None, "The clients are --in-flight players who play again: each offers "
                             "its last TLS session to the lobby (lean clients)."],
+        ["gateway-floor", None, "With --gateway: the floor, bare Twisted "
+                                "(twisted.protocols.portforward) forwarding each connection "
+                                "to the lobby behind a PROXY v2 header, in place of the "
+                                "gateway (TLS passed through)."],
+        ["no-record", None, "The game host records no match (twistd vinom --no-record; by "
+                            "default it records every one, as twistd vinom does)."],
     ]
 
     def postOptions(self) -> None:
@@ -164,6 +180,11 @@ class Options(ScenarioOptions):
             raise usage.UsageError(f"--gateway-tls must be one of {', '.join(GATEWAY_TLS)}")
         if self["gateway-tls"] != "passthrough" and not self["gateway"]:
             raise usage.UsageError(f"--gateway-tls {self['gateway-tls']} needs --gateway")
+        if self["gateway-floor"]:
+            if not self["gateway"] or self["gateway-tls"] != "passthrough":
+                raise usage.UsageError("--gateway-floor needs --gateway, passing TLS through")
+            if self["lobbies"] > 1:
+                raise usage.UsageError("--gateway-floor forwards to one lobby (not --lobbies)")
         if self["lobby-tls"] not in LOBBY_TLS:
             raise usage.UsageError(f"--lobby-tls must be one of {', '.join(LOBBY_TLS)}")
         self["lobby-tls"] = LOBBY_TLS[self["lobby-tls"]]
@@ -202,12 +223,25 @@ def start_single(
             "udp_ports": options["udp-ports"],
             "lobby_extra": lobby_extra(options),
             "lobby_tls": options.lobby_tls,
-            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options)],
+            "extra_args": ["--host-workers", str(options["host-workers"]), *trust_gateway(options),
+                           *record_args(options)],
         })],
         cpu,
     )
     ready = harness.wait_for(server, "ready", 60)
     return server, [int(ready["lobby_port"])], str(ready["trust"])
+
+
+def count_records(data_dir: str) -> int:
+    """The match records the run's servers wrote under `data_dir` (0 with --no-record)."""
+    return sum(
+        name.endswith(".vrec.gz") for _, _, names in os.walk(data_dir) for name in names
+    )
+
+
+def record_args(options: Options) -> list[str]:
+    """The server's options for `--no-record` (none otherwise: it records, by default)."""
+    return ["--no-record"] if options["no-record"] else []
 
 
 def trust_gateway(options: Options) -> list[str]:
@@ -226,7 +260,8 @@ def start_gateway(
     gateway = harness.spawn(
         "gateway", "benchmarks.gateway_worker",
         [json.dumps({"lobby_ports": ports, "data_dir": os.path.join(data_dir, "gateway"),
-                     "terminate": options.terminating})],
+                     "terminate": options.terminating,
+                     "floor": bool(options["gateway-floor"])})],
         cpu,
     )  # fmt: skip
     ready = harness.wait_for(gateway, "ready", 60)
@@ -271,7 +306,8 @@ def start_cluster(
             cpu,
         )  # fmt: skip
 
-    host = spawn("host", "host", ["--host-workers", str(options["host-workers"])])
+    host = spawn("host", "host", ["--host-workers", str(options["host-workers"]),
+                                  *record_args(options)])
     harness.wait_for(host, "ready", 90)
     lobbies = [
         spawn(f"lobby{i}", "lobby", ["--certificate", str(certificate.certificate),
@@ -340,6 +376,8 @@ def run(options: Options) -> int:
                 more_servers=more,
             )
             (result,) = measured.run(mark_server=workers and not options["redis"], mark=marked)
+        # The servers have stopped: every record is closed.
+        records = count_records(data_dir)
     except BenchError as e:
         progress.finish()
         return report_failure("match", e, options)
@@ -377,6 +415,7 @@ def run(options: Options) -> int:
         "gateway": bool(options["gateway"]),
         "returning": bool(options["returning"]),
         "lobby_tls": bool(options["lobby-tls"]),
+        "records": records,
         "cores": {"server": server_cpu, "load": load_cpus[0],
                   **({"gateway": load_cpus[1]} if options["gateway"] else {})},
         "wall_s": round(wall, 3),
@@ -391,6 +430,7 @@ def run(options: Options) -> int:
     }
     if options["gateway"]:
         summary["gateway_tls"] = options["gateway-tls"]
+        summary["gateway_floor"] = bool(options["gateway-floor"])
         summary["gateway_cpu_ms_per_client"] = per_client(by_process["gateway"])
         # The gateway's count since it started: only the load connects to it.
         summary["gateway_tls_terminated"] = int(
@@ -432,6 +472,8 @@ def run(options: Options) -> int:
         *([("TLS at the gateway", f"{options['gateway-tls']} "
             f"({summary['gateway_tls_terminated']:,} terminated)")]
           if options["gateway"] else []),
+        *([("gateway", "the floor: bare Twisted portforward")]
+          if options["gateway-floor"] else []),
         *([("  game-host workers' CPU ms / client", summary["worker_cpu_ms_per_client"])]
           if "worker_cpu_ms_per_client" in summary and not options["redis"] else []),
         ("load CPU ms / client", summary["load_cpu_ms_per_client"]),

@@ -10,7 +10,9 @@ a scenario misses its target.
 Only samples holding the GIL count (`--gil`): a thread waiting in a system
 call that released it (a record file's open and write on a disk busy with
 other work) is not using the CPU, and counting it put `_append` at 6-19% of
-a `match` profile whose records cost about 2% of the server's CPU. The
+a `match` profile whose records cost about 2% of the server's CPU. OpenSSL's
+work is left out too: pyOpenSSL's calls release the GIL, so the lobby's TLS
+handshakes (about 0.29 ms of server CPU a new player in `match`) do not show. The
 garbage collector runs in whatever frame's allocation crossed its threshold,
 so one collection (10-80 ms with a young generation of 10,000) lands whole on
 one function: an allocating function like `GameHostCore.__init__` shows a

@@ -461,6 +461,8 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
         # TLS is the default.
         self.assertIs(result["lobby_tls"], True)
+        # As twistd vinom by default, the server recorded every match: a file each.
+        self.assertEqual(result["records"], 10)
 
     def test_match_with_returning_players(self) -> None:
         # Ten players play two matches each: their second connections resume.
@@ -485,6 +487,14 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertNotIn("tls", result)
         self.assertRate(result, "clients_per_s")
         self.assertGreater(result["server_cpu_ms_per_client"], 0)
+
+    def test_match_without_records(self) -> None:
+        # `--no-record` is twistd vinom's: the matches are played, none recorded.
+        code, result, stderr = run_bench(
+            "match", "--clients", "10", "--in-flight", "10", "--lobby-tls", "off", "--no-record"
+        )
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["clients"], result["errors"], result["records"]), (10, 0, 0))
 
     def test_match_with_host_workers(self) -> None:
         code, result, stderr = run_bench(
@@ -511,6 +521,25 @@ class ScenarioSmokeTests(unittest.TestCase):
         self.assertEqual(result["cores"].keys(), {"server", "load", "gateway"})
         self.assertEqual((result["gateway_tls"], result["gateway_tls_terminated"]),
                          ("passthrough", 0))  # fmt: skip
+        self.assertFalse(result["gateway_floor"])
+
+    def test_match_through_the_gateway_floor(self) -> None:
+        code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10",
+                                         "--gateway", "--gateway-floor")  # fmt: skip
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual((result["gateway"], result["gateway_floor"]), (True, True))
+        # Bare portforward with a PROXY header in front of the lobby still makes every match.
+        self.assertEqual((result["clients"], result["errors"]), (20, 0))
+        self.assertTrue(result["tls"].startswith("TLSv1.3 "), result["tls"])
+        self.assertGreaterEqual(result["gateway_cpu_ms_per_client"], 0)
+        for args, says in [
+            (("--gateway-floor",), "--gateway-floor needs --gateway"),
+            (("--gateway", "--gateway-tls", "terminate", "--gateway-floor"),
+             "--gateway-floor needs --gateway, passing TLS through"),
+        ]:  # fmt: skip
+            code, result, stderr = run_bench("match", *args)
+            self.assertEqual(code, 2, stderr)
+            self.assertIn(says, stderr)
 
     def test_match_through_a_gateway_terminating_tls(self) -> None:
         code, result, stderr = run_bench("match", "--clients", "20", "--in-flight", "10",

@@ -12,7 +12,13 @@ from vinom.games.duel import DuelGame
 from vinom.games.maze import MazeGame
 from vinom.games.owedrahn import OweDrahnGame
 from vinom.games.registry import GameRegistry
-from vinom.games.rules import DEFAULT_ACTION_RATE, GameCatalogue, GameRules, RatingWindow
+from vinom.games.rules import (
+    DEFAULT_ACTION_RATE,
+    GameCatalogue,
+    GameRules,
+    RatingWindow,
+    rules_of,
+)
 
 
 class Pairs(DuelGame):
@@ -94,7 +100,54 @@ class RulesOfAGameTests(SynchronousTestCase):
             self.assertRaises(ValueError, bad)
 
 
+class CountedReads(DuelGame):
+    """A game that counts how often its tick rate is read."""
+
+    name = "counted"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    @property
+    def tick_rate(self) -> float:  # type: ignore[override]
+        self.reads += 1
+        return 0.0
+
+
+class RulesOfTests(SynchronousTestCase):
+    """`rules_of`: a game object's rules, read once per object (rooms and hosts ask per match)."""
+
+    def test_a_game_is_read_once_however_many_rooms_ask(self) -> None:
+        game = CountedReads()
+        first = rules_of(game)
+        self.assertEqual(first, GameRules.of(CountedReads()))
+        reads = game.reads
+        for _ in range(3):
+            self.assertIs(rules_of(game), first)
+        self.assertEqual(game.reads, reads)
+
+    def test_each_game_object_has_its_own_and_a_gone_game_takes_its_rules_along(self) -> None:
+        self.assertEqual(rules_of(Shooter()).tick_rate, 30.0)  # gone once read
+        self.assertEqual(rules_of(DuelGame()).tick_rate, 0.0)  # may take the same id
+        self.assertEqual(rules_of(Shooter()).title, "Space Shooter")
+
+    def test_a_game_that_cannot_be_weakly_referenced_is_read_each_time(self) -> None:
+        class Slotted:
+            __slots__ = ()
+            name = "slotted"
+            min_players = max_players = match_size = 2
+
+        game = Slotted()
+        self.assertEqual(rules_of(game), rules_of(game))
+        self.assertEqual(rules_of(game).match_size, 2)
+
+
 class CatalogueTests(SynchronousTestCase):
+    def test_titles_and_match_sizes_by_name(self) -> None:
+        catalogue = GameRegistry([Shooter(), Pairs()]).rules()
+        self.assertEqual(catalogue.titles(), {"pairs": "Duel", "shooter": "Space Shooter"})
+        self.assertEqual(catalogue.match_sizes(), {"pairs": 4, "shooter": 2})
+
     def test_the_registry_builds_the_rules_once(self) -> None:
         registry = GameRegistry([MazeGame(), Pairs(), DuelGame()])
         self.assertIs(registry.rules(), registry.rules())

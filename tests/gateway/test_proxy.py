@@ -7,7 +7,6 @@ import ipaddress
 from typing import Any
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.haproxy._v2parser import V2Parser
@@ -33,10 +32,8 @@ class Harness:
     def __init__(self) -> None:
         self.reactor = MemoryReactorClock()
         self.router = Router(parse_rules(RULES))
-        self.factory = GatewayFactory(
-            self.router, self.reactor, sniff_limit=256, sniff_timeout=5.0,
-            connect_to=lambda host, port: TCP4ClientEndpoint(self.reactor, host, port),
-        )  # fmt: skip
+        self.factory = GatewayFactory(self.router, self.reactor, sniff_limit=256,
+                                      sniff_timeout=5.0)  # fmt: skip
 
     def client(self, host: str = "203.0.113.7") -> tuple[Any, StringTransport]:
         protocol = self.factory.buildProtocol(IPv4Address("TCP", host, 40000))
@@ -78,6 +75,22 @@ class GatewayConnectionTests(SynchronousTestCase):
         self.assertIs(client_transport.producer, backend_transport)
         self.assertIs(backend_transport.producer, client_transport)
         self.assertEqual(h.factory.routed, {"lobby": 1})
+
+    def test_a_client_sending_while_its_backend_is_reached_waits_and_keeps_its_order(
+        self,
+    ) -> None:
+        h = Harness()
+        client, client_transport = h.client()
+        client.dataReceived(HELLO)
+        # A client that waits for the answer keeps reading (nothing to hold back) ...
+        self.assertEqual(client_transport.producerState, "producing")
+        # ... one that sends more before the backend answers is read no further until then.
+        client.dataReceived(b'{"type":"ping"}\n')
+        self.assertEqual(client_transport.producerState, "paused")
+        _backend, backend_transport, _where = h.backend()
+        self.assertEqual(client_transport.producerState, "producing")
+        _info, rest = V2Parser().feed(backend_transport.value())
+        self.assertEqual(rest, HELLO + b'{"type":"ping"}\n')
 
     def test_a_backend_whose_rule_says_so_gets_no_header(self) -> None:
         h = Harness()

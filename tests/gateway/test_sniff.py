@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -55,6 +57,25 @@ class TLSTests(SynchronousTestCase):
         hello = bytearray(client_hello("localhost"))
         hello[5 + 4 + 34] = 0xFF  # the session id's length, past the message's end
         self.assertEqual(sniff(bytes(hello)), Refused("bad_tls"))
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.data())
+    def test_a_hello_with_any_bytes_changed_is_read_or_refused_never_a_crash(
+        self, data: st.DataObject
+    ) -> None:
+        hello = bytearray(HELLO)
+        # Any byte of the handshake message (its lengths and vectors included) set to
+        # anything: the gateway decides, or waits for more, or counts a refusal.
+        for _ in range(data.draw(st.integers(1, 4))):
+            at = data.draw(st.integers(5, len(hello) - 1))
+            hello[at] = data.draw(st.integers(0, 255))
+        decision = sniff(bytes(hello))
+        self.assertIsInstance(decision, (Sniffed, Refused, type(None)))
+        if isinstance(decision, Refused):
+            self.assertEqual(decision.reason, "bad_tls")
+
+
+HELLO = client_hello("fuzz.example.com", [b"h2", b"vinom/1"])
 
 
 class HTTPTests(SynchronousTestCase):

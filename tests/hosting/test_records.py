@@ -9,13 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import reactor
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import Clock
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.server.test_tap import parse
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
+from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
 from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
@@ -144,3 +148,80 @@ class CoreRecordingTests(SynchronousTestCase):
         self.assertTrue(record.complete)
         self.assertEqual(record.end[1:3], ("aborted", None))  # type: ignore[index]
         self.assertEqual(core.recording_count, 0)
+
+
+class _UDPOnClock:
+    """A reactor whose time is a `Clock` and whose UDP ports are the real reactor's
+    (sockets on 127.0.0.1): the inline hosts' flush timer runs on the clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+    def callLater(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> IDelayedCall:
+        return self.clock.callLater(delay, f, *args, **kwargs)
+
+    def getDelayedCalls(self) -> list[IDelayedCall]:
+        return self.clock.getDelayedCalls()
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", **kwargs: Any) -> Any:
+        return reactor.listenUDP(port, protocol, interface=interface, **kwargs)
+
+
+class InlineHostFlushTests(TestCase):
+    """The inline hosts' records are flushed every flush interval from each host's
+    start by one timer of their factory, and none is left once no host is live."""
+
+    async def test_each_hosts_records_are_flushed_each_interval_from_its_start(self) -> None:
+        directory = os.path.abspath(self.mktemp())
+        clock = Clock()
+        factory = InlineGameHostFactory(
+            reactor=_UDPOnClock(clock), find_game=GameRegistry([TicTacToeGame()]).get,
+            protocol_config=ProtocolConfig(token_key=os.urandom(32)),
+            public_host="127.0.0.1", interface="127.0.0.1",
+            recording=RecordSettings(directory=directory, flush_interval=2.0),
+        )  # fmt: skip
+        files = factory.record_files
+        assert files is not None
+
+        def start(match_id: str) -> InlineGameHost:
+            host = self.successResultOf(factory.start_host(0))
+            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+            self.successResultOf(host.add_match(Match(match_id, "tictactoe", players, 0.0)))
+            return host
+
+        def written(match_id: str) -> bool:
+            path = files.path_of(match_id)
+            return path is not None and path.exists()
+
+        first = start("m-0")
+        clock.advance(0.5)
+        second = start("m-1")
+        clock.advance(1.4)  # 1.9 s: within a tenth of an interval of the first's flush
+        self.assertEqual((written("m-0"), written("m-1")), (False, False))
+        clock.advance(0.1)  # 2.0 s: the first's flush, not the second's yet
+        self.assertEqual((written("m-0"), written("m-1")), (True, False))
+        record = read_record(files.path_of("m-0").read_bytes())  # type: ignore[union-attr]
+        self.assertEqual((record.header["match_id"], record.complete), ("m-0", False))
+        clock.advance(0.5)  # 2.5 s: the second's
+        self.assertTrue(written("m-1"))
+        # A match that ends before its host's first flush is written once, whole, as
+        # it ends: the other hosts' flushes meanwhile leave it be.
+        clock.advance(0.1)
+        third = start("m-2")
+        clock.advance(1.4)  # 4.0 s: the first's second flush
+        self.assertEqual(written("m-2"), False)
+        clock.advance(0.1)
+        await third.stop()
+        self.assertIsNone(files.path_of("m-2"))  # closed, its last bytes written
+        await first.stop()
+        await second.stop()
+        # No host is live: no timer is left behind.
+        self.assertEqual(clock.getDelayedCalls(), [])
+        names = sorted(os.listdir(directory))
+        self.assertEqual(len(names), 3)
+        for name in names:
+            self.assertTrue(read_record(Path(directory, name).read_bytes()).complete)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -52,3 +54,41 @@ class ConnectionTimerTests(TestCase):
         for seconds in (10, 5, 60, 5, 1):
             self.timer.set(seconds)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_a_later_setting_moves_no_call_and_the_call_waits_out_the_rest(self) -> None:
+        self.timer.set(5)
+        (pending,) = self.clock.getDelayedCalls()
+        for _ in range(3):
+            self.clock.advance(1)
+            self.timer.set(5)  # a frame arrived: the timeout starts again
+            self.assertEqual(self.clock.getDelayedCalls(), [pending])
+        self.clock.advance(2)  # the first call comes at 5 and waits until 8
+        self.assertEqual(self.fired, [])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0.5)
+        self.timer.set(0.25)  # sooner than the call waiting for 8: a new call
+        self.clock.advance(0.25)
+        self.assertEqual(self.fired, [5.75])
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [5.75])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_closed_timer_never_fires_and_lets_go_of_its_callback(self) -> None:
+        self.timer.set(5)
+        self.timer.close()
+        self.timer.set(1)  # the connection is gone: nothing is set any more
+        self.clock.advance(10)
+        self.assertEqual(self.fired, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+        class Connection:
+            def expired(self) -> None:
+                raise AssertionError("a closed timer fired")
+
+        connection = Connection()
+        timer = ConnectionTimer(self.clock, connection.expired)
+        gone = weakref.ref(connection)
+        timer.set(1)
+        timer.close()
+        del connection
+        self.assertIsNone(gone())

@@ -17,7 +17,7 @@ from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, SeqState, 
 from vinom.protocol.events import RELIABLE, UNRELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import Phase, encode_state
-from vinom.rooms.registry import RoomExists, RoomRegistry
+from vinom.rooms.registry import SHARED_RNG, RoomExists, RoomRegistry
 from vinom.rooms.room import Room, RoomConfig, SharedViewMismatch
 
 A, B, C = "p-a", "p-b", "p-c"
@@ -629,6 +629,16 @@ class RegistryTests(SynchronousTestCase):
         return self.registry.create(
             make_match(match_id), SeqGame(), self.sender, self.time.now, config, rng
         )
+
+    def test_rooms_without_a_generator_share_the_process_one_across_registries(self) -> None:
+        # One game host (and registry) per match: seeding a generator for each cost
+        # about 15 us a match.
+        other = RoomRegistry(self.time.timers)
+        self.assertIs(self.create("m-1").rng, SHARED_RNG)
+        room = other.create(make_match("m-2"), SeqGame(), self.sender, self.time.now)
+        self.assertIs(room.rng, SHARED_RNG)
+        seeded = random.Random(7)
+        self.assertIs(self.create("m-3", rng=seeded).rng, seeded)
 
     def test_create_and_look_up(self) -> None:
         room = self.create("m-1")

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import gzip
+import io
 import random
+import struct
 import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import msgpack
 from attrs import evolve, field, frozen
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -331,6 +335,81 @@ class NonDeterminismTests(SynchronousTestCase):
         replay = Replay(read_record(data), DriftGame(from_tick=10**9))
         replay.run()
         self.assertTrue(replay.ended)
+
+
+class InterleavedRecordsTests(SynchronousTestCase):
+    """A host's recorders compress with one deflate stream of the process; each
+    record is still a gzip stream of its own, whatever was taken between its takes."""
+
+    def test_records_taken_in_turns_are_each_a_whole_gzip_stream(self) -> None:
+        game = TicTacToeGame()
+        seats = [Seat("a", "A", 0), Seat("b", "B", 1)]
+        state = game.create(seats, {}, random.Random(1))
+        recorders = [
+            MatchRecorder(record_header(
+                match_id=f"m-{n}", game=game.name, game_version=game.version, options={},
+                seats=seats, bots=[False, False], seed=n, tick_rate=0.0, hash_every=20,
+                started=0.0, vinom_version="test",
+            ))
+            for n in range(3)
+        ]  # fmt: skip
+        data = [b"", b"", b""]
+        cut = [b"", b"", b""]  # what a host that died after the second round had written
+        for round_ in range(4):
+            for n, recorder in enumerate(recorders):
+                for move in range(5 + n):
+                    recorder.act(seats[move % 2], {"cell": move, "round": round_}, state, 0, 0)
+                data[n] += recorder.take()
+            if round_ == 1:
+                cut = list(data)
+        for n, recorder in enumerate(recorders):
+            recorder.end("aborted", None, state, 0, 0)
+            data[n] += recorder.take()
+        for n in range(3):
+            record = read_record(data[n])
+            self.assertTrue(record.complete)
+            self.assertEqual(record.header["match_id"], f"m-{n}")
+            moves = [e for e in record.entries if e[0] == 1]
+            self.assertEqual(len(moves), 4 * (5 + n))
+            self.assertEqual(moves[-1], (1, (4 + n) % 2, {"cell": 4 + n, "round": 3}))
+            # Any gzip reader takes it whole: the header, the blocks, the CRC and length.
+            unpacked = list(msgpack.Unpacker(io.BytesIO(gzip.decompress(data[n]))))
+            self.assertEqual(len(unpacked), 1 + len(record.entries))
+            # Cut off after a take, it reads up to there.
+            partial = read_record(cut[n])
+            self.assertFalse(partial.complete)
+            self.assertEqual(len([e for e in partial.entries if e[0] == 1]), 2 * (5 + n))
+
+    def test_short_records_ended_at_their_first_take_in_turns_are_whole(self) -> None:
+        # Matches whose players connect and leave before the host's first flush:
+        # each record is written whole at once, between the others'.
+        game = TicTacToeGame()
+        seats = [Seat("a", "A", 0), Seat("b", "B", 1)]
+        state = game.create(seats, {}, random.Random(1))
+        records = []
+        for n in range(4):
+            recorder = MatchRecorder(record_header(
+                match_id=f"m-{n}", game=game.name, game_version=game.version, options={},
+                seats=seats, bots=[False, False], seed=n, tick_rate=0.0, hash_every=20,
+                started=0.0, vinom_version="test",
+            ))  # fmt: skip
+            recorder.hook("join", seats[0], state, 0, 0)
+            recorder.act(seats[0], {"cell": n}, state, 0, 0)
+            recorder.end("aborted", None, state, 0, 1)
+            records.append(recorder.take())
+            self.assertTrue(recorder.closed)
+        for n, data in enumerate(records):
+            record = read_record(data)
+            self.assertTrue(record.complete)
+            # docs/protocol.md, "Match records": the gzip header, the empty final
+            # block, and the trailer of the MessagePack bytes' CRC-32 and length.
+            raw = gzip.decompress(data)
+            self.assertEqual(data[:10].hex(" "), "1f 8b 08 00 00 00 00 00 04 03")
+            trailer = struct.pack("<II", zlib.crc32(raw), len(raw))
+            self.assertEqual(data[-10:], b"\x03\x00" + trailer)
+            self.assertEqual(record.entries[1], (1, 0, {"cell": n}))
+            self.assertEqual(len(list(msgpack.Unpacker(io.BytesIO(gzip.decompress(data))))),
+                             1 + len(record.entries))  # fmt: skip
 
 
 class DamagedRecordTests(SynchronousTestCase):

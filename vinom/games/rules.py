@@ -6,7 +6,9 @@ attributes a plain game may leave out, read with `getattr`. `GameRules.of`
 is the one place they are read and their defaults applied; everything past
 the game registry (rooms, both matchmakers, the lobby, the server) reads the
 frozen record, so a new per-game setting is a field here and a line in `of`,
-not a parameter added to every constructor it passes through.
+not a parameter added to every constructor it passes through. Code that needs
+a game object's rules for every match (a room, a game host) asks `rules_of`,
+which reads them once per game object, as the registry does.
 
 `GameCatalogue` is the rules of the games one server offers, by name: the
 game registry builds it once (`GameRegistry.rules`), the server applies its
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 import types
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -174,6 +177,31 @@ class GameRules:
         )  # fmt: skip
 
 
+# The rules read by `rules_of`, by the game object's id while it lives (the weak
+# reference's callback drops the entry when the game goes, before its id can be
+# taken by another object).
+_rules_by_game: dict[int, tuple[weakref.ref[Any], GameRules]] = {}
+
+
+def rules_of(game: object) -> GameRules:
+    """`GameRules.of(game)`, read once per game object: a room and a game host need
+    a game's rules for every match (reading them takes about as long as the rest of
+    making a room's state), and a game's rules are fixed once it serves, as the
+    registry reads them once (`GameRegistry`). A game object that cannot be weakly
+    referenced is read each time."""
+    key = id(game)
+    known = _rules_by_game.get(key)
+    if known is not None and known[0]() is game:
+        return known[1]
+    rules = GameRules.of(game)
+    try:
+        reference = weakref.ref(game, lambda _: _rules_by_game.pop(key, None))
+    except TypeError:
+        return rules
+    _rules_by_game[key] = (reference, rules)
+    return rules
+
+
 def _window_of(window: Any) -> RatingWindow | None:
     """A game's `rating_window`, read by duck typing (base, growth, max)."""
     if window is None:
@@ -255,6 +283,10 @@ class GameCatalogue(Mapping[str, GameRules]):
     def match_sizes(self) -> dict[str, int]:
         """Game name -> players per match (the `welcome`'s `games`)."""
         return {rules.name: rules.match_size for rules in self.rules}
+
+    def titles(self) -> dict[str, str]:
+        """Game name -> the name people read (the `welcome`'s `titles`)."""
+        return {rules.name: rules.title for rules in self.rules}
 
     def __getitem__(self, name: str) -> GameRules:
         try:

@@ -2,7 +2,8 @@
 
 A client connection (`GatewayConnection`) buffers what it receives until
 `sniff` decides (vinom.gateway.sniff), within a byte limit and a timeout;
-then the `Router` picks a backend, the gateway connects to it, sends a PROXY
+then the `Router` picks a backend, the gateway connects to it (the reactor's
+`connectTCP` for an address: no endpoint nor Deferred per connection), sends a PROXY
 protocol v2 header (unless the backend's rule says not to) and the bytes it
 read, unchanged, and from then on copies bytes both ways. As in
 twisted.protocols.portforward, each side's transport is the other's
@@ -15,17 +16,18 @@ Every connection closed before it reached a backend is counted by reason in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 import struct
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IAddress, IDelayedCall
-from twisted.internet.protocol import Factory, Protocol, ServerFactory, connectionDone
+from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -57,16 +59,32 @@ def proxy_v2_header(source: IAddress, destination: IAddress) -> bytes:
     if isinstance(source, (IPv4Address, IPv6Address)) and isinstance(
         destination, (IPv4Address, IPv6Address)
     ):
-        src = ipaddress.ip_address(source.host.split("%")[0])
-        dst = ipaddress.ip_address(destination.host.split("%")[0])
-        if src.version == 6 and dst.version == 4:
-            dst = ipaddress.IPv6Address(f"::ffff:{dst}")
-        elif src.version == 4 and dst.version == 6:
-            src = ipaddress.IPv6Address(f"::ffff:{src}")
-        family = 0x11 if src.version == 4 else 0x21  # TCP over IPv4 / IPv6
-        body = src.packed + dst.packed + struct.pack("!HH", source.port, destination.port)
-        return PROXY_V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(body)) + body
+        src, dst = _packed(source.host), _packed(destination.host)
+        if len(src) != len(dst):  # one of each family: both as IPv6 (IPv4-mapped)
+            src, dst = _as_ipv6(src), _as_ipv6(dst)
+        if len(src) == 4:
+            return _PROXY_TCP4 + src + dst + _PORTS.pack(source.port, destination.port)
+        return _PROXY_TCP6 + src + dst + _PORTS.pack(source.port, destination.port)
     return PROXY_V2_SIGNATURE + bytes([0x20, 0x00]) + b"\x00\x00"
+
+
+# The header's fixed part: version 2 PROXY, TCP over IPv4 / IPv6, and the address block's
+# length (two addresses and two ports).
+_PROXY_TCP4 = PROXY_V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", 4 + 4 + 4)
+_PROXY_TCP6 = PROXY_V2_SIGNATURE + bytes([0x21, 0x21]) + struct.pack("!H", 16 + 16 + 4)
+_PORTS = struct.Struct("!HH")
+_IPV4_MAPPED = bytes(10) + b"\xff\xff"
+
+
+def _packed(host: str) -> bytes:
+    """An address's bytes (4 or 16); an IPv6 address's zone (`%eth0`) is left out."""
+    if ":" in host:
+        return socket.inet_pton(socket.AF_INET6, host.split("%")[0])
+    return socket.inet_pton(socket.AF_INET, host)
+
+
+def _as_ipv6(packed: bytes) -> bytes:
+    return _IPV4_MAPPED + packed if len(packed) == 4 else packed
 
 
 class BackendConnection(Protocol):
@@ -74,6 +92,9 @@ class BackendConnection(Protocol):
 
     def __init__(self, client: GatewayConnection) -> None:
         self.client = client
+
+    def connectionMade(self) -> None:
+        self.client.backend_connected(self)
 
     def dataReceived(self, data: bytes) -> None:
         self.client.transport.write(data)  # type: ignore[union-attr]
@@ -93,6 +114,7 @@ class GatewayConnection(Protocol):
         self._timer: IDelayedCall | None = None
         self._backend: BackendConnection | None = None
         self._state: BackendState | None = None
+        self._peer: IAddress | None = None
         self._closed = False
         self._connecting = False
         self._refused = False
@@ -116,6 +138,10 @@ class GatewayConnection(Protocol):
             return
         self._buffer += data
         if self._connecting:
+            # More while the backend is being reached: nothing more is read until it
+            # answers (paused only now: a client usually waits for the answer, and
+            # pausing and resuming its reading costs two system calls).
+            self.transport.pauseProducing()  # type: ignore[union-attr]
             return
         decision = sniff(self._buffer, self.factory.sniff_limit)
         if decision is None:
@@ -123,13 +149,13 @@ class GatewayConnection(Protocol):
         if isinstance(decision, Refused):
             self._refuse(decision.reason)
             return
-        if decision.kind == "tls":
-            route = self.factory.router.rules.route_for(decision)
-            if route is not None and route.terminate:
-                self._terminate()
-                return
-        peer = self.transport.getPeer()  # type: ignore[union-attr]
-        chosen = self.factory.router.pick(decision, getattr(peer, "host", ""))
+        router = self.factory.router
+        route = router.rules.route_for(decision)
+        if decision.kind == "tls" and route is not None and route.terminate:
+            self._terminate()
+            return
+        self._peer = peer = self.transport.getPeer()  # type: ignore[union-attr]
+        chosen = router.pick_on(route, decision, getattr(peer, "host", ""))
         if isinstance(chosen, str):
             self._refuse(chosen)
             return
@@ -138,12 +164,7 @@ class GatewayConnection(Protocol):
         chosen.connections += 1
         self.factory.routed[decision.kind] += 1
         self._connecting = True
-        # Nothing more is read from the client until the backend answers.
-        self.transport.pauseProducing()  # type: ignore[union-attr]
-        backend = chosen.backend
-        endpoint = self.factory.connect_to(backend.host, backend.port)
-        d = endpoint.connect(_OneConnection(BackendConnection(self)))
-        d.addCallbacks(self._connected, self._not_connected)
+        self.factory.connect(chosen.backend.host, chosen.backend.port, self)
 
     def _terminate(self) -> None:
         """Decrypt here: a plaintext connection inside TLS routes the first message."""
@@ -162,7 +183,8 @@ class GatewayConnection(Protocol):
         first, self._buffer = self._buffer, b""
         self._tls.dataReceived(first)
 
-    def _connected(self, backend: BackendConnection) -> None:
+    def backend_connected(self, backend: BackendConnection) -> None:
+        """The backend answered: the PROXY header and the bytes read go first."""
         self._connecting = False
         if self._closed:
             backend.transport.loseConnection()  # type: ignore[union-attr]
@@ -172,7 +194,8 @@ class GatewayConnection(Protocol):
         first = self._buffer
         self._buffer = b""
         if self._state.backend.proxy_protocol:
-            first = proxy_v2_header(self.transport.getPeer(), self.transport.getHost()) + first
+            peer = self._peer or self.transport.getPeer()
+            first = proxy_v2_header(peer, self.transport.getHost()) + first
         backend.transport.write(first)  # type: ignore[union-attr]
         # Each side's transport pauses the other's reading while its own output is full.
         client: Any = self.transport
@@ -180,7 +203,8 @@ class GatewayConnection(Protocol):
         backend.transport.registerProducer(client, True)  # type: ignore[union-attr]
         client.resumeProducing()
 
-    def _not_connected(self, failure: Failure) -> None:
+    def backend_failed(self, failure: Failure) -> None:
+        """The backend could not be reached: the client is closed, the backend is out."""
         self._connecting = False
         self.factory.refused["backend_unreachable"] += 1
         state = self._state
@@ -233,14 +257,29 @@ class GatewayConnection(Protocol):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
-class _OneConnection(Factory):
+@functools.lru_cache(maxsize=256)
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address (else a name to look up): backends are few."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _BackendFactory(ClientFactory):
+    """Connects one client's connection to its backend."""
+
     noisy = False
 
-    def __init__(self, protocol: Protocol) -> None:
-        self._protocol = protocol
+    def __init__(self, client: GatewayConnection) -> None:
+        self.client = client
 
-    def buildProtocol(self, addr: IAddress | None) -> Protocol:
-        return self._protocol
+    def buildProtocol(self, addr: IAddress | None) -> BackendConnection:
+        return BackendConnection(self.client)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.client.backend_failed(reason)
 
 
 class GatewayFactory(ServerFactory):
@@ -255,7 +294,6 @@ class GatewayFactory(ServerFactory):
         *,
         sniff_limit: int = DEFAULT_LIMIT,
         sniff_timeout: float = DEFAULT_TIMEOUT,
-        connect_to: Callable[[str, int], Any] | None = None,
         tls_options: Any = None,
         source: str | None = None,
     ) -> None:
@@ -272,9 +310,20 @@ class GatewayFactory(ServerFactory):
         self.refused: Counter[str] = Counter()
         self.routed: Counter[str] = Counter()
         self._when_empty: list[Deferred[None]] = []
-        self.connect_to = connect_to or (
-            lambda host, port: client_endpoint(clock, host, port, CONNECT_TIMEOUT, source)
-        )
+        self._source = source
+        self._bind = None if not source else (source, 0)
+
+    def connect(self, host: str, port: int, client: GatewayConnection) -> None:
+        """Connect `client` to the backend at host:port: its `backend_connected` or
+        `backend_failed` is called. An address is connected to by the reactor's connectTCP
+        (no endpoint, no Deferred: one connection per client), a name through
+        HostnameEndpoint (`client_endpoint`)."""
+        factory = _BackendFactory(client)
+        if _is_address(host):
+            self.clock.connectTCP(host, port, factory, CONNECT_TIMEOUT, self._bind)
+            return
+        endpoint = client_endpoint(self.clock, host, port, CONNECT_TIMEOUT, self._source)
+        endpoint.connect(factory).addErrback(client.backend_failed)
 
     def buildProtocol(self, addr: IAddress | None) -> GatewayConnection:  # type: ignore[override]
         connection = GatewayConnection()

@@ -26,7 +26,7 @@ import hashlib
 
 from attrs import define
 
-from vinom.gateway.rules import Backend, Pool, RuleSet
+from vinom.gateway.rules import Backend, Pool, Route, RuleSet
 from vinom.gateway.sniff import Sniffed
 
 
@@ -81,11 +81,15 @@ class Router:
     def pick(self, sniffed: Sniffed, client: str) -> BackendState | str:
         """The backend for a new connection, or why there is none: `no_route` (no
         route matches) or `no_backend` (every backend of the pool is down or full)."""
-        pool = self.rules.pool_for(sniffed)
+        return self.pick_on(self.rules.route_for(sniffed), sniffed, client)
+
+    def pick_on(self, route: Route | None, sniffed: Sniffed, client: str) -> BackendState | str:
+        """`pick`, with the route the rule set in force gives `sniffed` already found
+        (`rules.route_for(sniffed)`): the gateway looks it up once per connection."""
+        pool = self.rules.pool_of(route, sniffed)
         if pool is None:
             return "no_route"
         candidates = [self._states[name] for name in pool.backends]
-        route = self.rules.route_for(sniffed)
         if route is not None and route.by_query is not None:
             # The backend the query names, by address, if the pool has it and it is up.
             wanted = sniffed.query.get(route.by_query)
@@ -99,20 +103,20 @@ class Router:
         return chosen
 
     def _choose(self, pool: Pool, states: list[BackendState], key: str) -> BackendState | None:
+        if pool.strategy == "round_robin":
+            turn = self._turns.get(pool.name, 0)
+            for step in range(len(states)):
+                state = states[(turn + step) % len(states)]
+                if state.available:
+                    self._turns[pool.name] = (turn + step + 1) % len(states)
+                    return state
+            return None
         available = [s for s in states if s.available]
         if not available:
             return None
         if pool.strategy == "least_connections":
             return min(available, key=lambda s: s.connections)
-        if pool.strategy == "consistent_hash":
-            return max(available, key=lambda s: _score(key, s.backend.name))
-        turn = self._turns.get(pool.name, 0)
-        for step in range(len(states)):
-            state = states[(turn + step) % len(states)]
-            if state.available:
-                self._turns[pool.name] = (turn + step + 1) % len(states)
-                return state
-        return None  # pragma: no cover (available is not empty)
+        return max(available, key=lambda s: _score(key, s.backend.name))  # consistent_hash
 
 
 def _score(key: str, backend: str) -> int:

@@ -129,7 +129,10 @@ class RuleSet:
     def pool_for(self, sniffed: Sniffed) -> Pool | None:
         """The pool of the first route that matches, or None (no route, or one that
         terminates TLS and so has no pool of its own)."""
-        route = self.route_for(sniffed)
+        return self.pool_of(self.route_for(sniffed), sniffed)
+
+    def pool_of(self, route: Route | None, sniffed: Sniffed) -> Pool | None:
+        """The pool `route` (found by `route_for(sniffed)`) sends `sniffed` to (`pool_for`)."""
         if route is None:
             return None
         name = route.pool

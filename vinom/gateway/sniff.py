@@ -20,6 +20,7 @@ gateway speaks it, to its backends.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
@@ -133,28 +134,48 @@ class _Reader:
         return len(self.data) - self.at
 
 
+# An extension's type and the length of its data.
+_EXTENSION_HEADER = struct.Struct("!HH")
+
+
+def _skip(body: bytes, at: int, n: int) -> int:
+    """The offset after the vector at `at` whose length takes `n` bytes (ValueError if
+    `body` is shorter)."""
+    end = at + n + int.from_bytes(body[at : at + n])
+    if end > len(body) or at + n > len(body):
+        raise ValueError("short")
+    return end
+
+
 def _client_hello(body: bytes) -> Sniffed:
-    hello = _Reader(body)
-    hello.take(2 + 32)  # legacy version, random
-    hello.vector(1)  # session id
-    hello.vector(2)  # cipher suites
-    hello.vector(1)  # compression methods
+    # Walked by offsets, not copied: of its many extensions (a post-quantum key share
+    # alone is over 1 KiB) only the server name and ALPN are read.
+    at = _skip(body, 2 + 32, 1)  # session id, after the legacy version and random
+    at = _skip(body, at, 2)  # cipher suites
+    at = _skip(body, at, 1)  # compression methods
     sni: str | None = None
     alpn: list[str] = []
-    if hello.left:
-        extensions = hello.vector(2)
-        while extensions.left:
-            kind, data = extensions.number(2), extensions.vector(2)
+    if at < len(body):
+        end = _skip(body, at, 2)  # extensions
+        at += 2
+        while at < end:
+            if at + 4 > end:
+                raise ValueError("short")
+            kind, size = _EXTENSION_HEADER.unpack_from(body, at)
+            data_end = at + 4 + size
+            if data_end > end:
+                raise ValueError("short")
             if kind == 0:  # server_name
-                names = data.vector(2)
+                names = _Reader(body[at + 4 : data_end]).vector(2)
                 while names.left:
                     name_type, name = names.number(1), names.vector(2).data
                     if name_type == 0:
                         sni = name.decode("ascii").lower()
             elif kind == 16:  # application_layer_protocol_negotiation
-                protocols = data.vector(2)
+                protocols = _Reader(body[at + 4 : data_end]).vector(2)
                 while protocols.left:
                     alpn.append(protocols.vector(1).data.decode("ascii", "replace"))
+            at = data_end
     return Sniffed("tls", sni=sni, alpn=tuple(alpn))
 
 

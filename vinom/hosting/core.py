@@ -50,7 +50,7 @@ from zope.interface import implementer
 
 import vinom
 from vinom.games.interfaces import IGame, Seat
-from vinom.games.rules import GameRules
+from vinom.games.rules import rules_of
 from vinom.hosting.interfaces import (
     HostIdle,
     IDatagramCore,
@@ -209,7 +209,7 @@ class GameHostCore:
         game = self._find_game(match.game) if settings is not None else None
         if (
             rng is None and game is not None and settings is not None
-            and settings.records(match.game) and GameRules.of(game).records_matches
+            and settings.records(match.game) and rules_of(game).records_matches
         ):
             seed = int.from_bytes(self._random_bytes(8), "big")
             rng = random.Random(seed)

@@ -10,17 +10,18 @@ same `IGameHost` interface.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import define, field
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from zope.interface import implementer
 
 from vinom.games.interfaces import IGame
@@ -47,6 +48,9 @@ from vinom.rooms.room import RoomConfig
 
 # Seconds between two prunes of the record files (when a host starts).
 PRUNE_INTERVAL = 60.0
+# A host's records are flushed every flush interval from its start, or up to this
+# fraction of it early, with the others due by then (`_flush_due`).
+FLUSH_BATCH = 0.1
 
 
 @implementer(IGameHost)
@@ -68,23 +72,18 @@ class InlineGameHost:
     _outcomes: dict[str, MatchEnded] = field(init=False, factory=dict, repr=False)
     # The peers of the stream sessions open now, by session id.
     _peers: dict[int, IStreamPeer] = field(init=False, factory=dict, repr=False)
-    # Where the core's match records go (None: not recorded), flushed every
-    # `RecordSettings.flush_interval` and when a match ends.
+    # Where the core's match records go (None: not recorded). The host flushes
+    # them when a match ends and when it stops, and its factory's one timer every
+    # `RecordSettings.flush_interval` from its start (`flush_records`).
     records: RecordFiles | None = field(default=None, repr=False)
-    _flushing: LoopingCall | None = field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self.protocol.on_event = self._event_received
-        records = self.records
-        if records is not None:
-            self._flushing = LoopingCall(self.flush_records)
-            self._flushing.clock = self.clock
-            self._flushing.start(records.settings.flush_interval, now=False)
 
     def flush_records(self) -> None:
         """Append what the core's records gained since the last flush to their files."""
         records = self.records
-        if records is None:
+        if records is None or not self.core.recording_count:
             return
         for chunk in self.core.records_to_write():
             records.write(chunk.match_id, chunk.started, chunk.data, chunk.closed)
@@ -110,8 +109,6 @@ class InlineGameHost:
             self.core.shutdown(reason, self.clock.seconds())
             self.protocol.transmit()
             self.flush_records()
-            if self._flushing is not None and self._flushing.running:
-                self._flushing.stop()
             if self.on_stopped is not None:
                 self.on_stopped(self)
             result = self.listening.stopListening()
@@ -236,6 +233,20 @@ class InlineGameHostFactory:
     retired: Counter[str] = field(init=False, factory=Counter)
     record_files: RecordFiles | None = field(init=False, default=None)
     _pruned_at: float = field(init=False, default=-math.inf)
+    # When each live host's records are next flushed, (time, order, host) in a heap,
+    # and the one timer call that flushes those due (`_flush_due`): not a timer per
+    # host (a host lives for one match, and a LoopingCall's start and stop per
+    # match cost as much as the rest of a short match's record), and not one tick
+    # for all hosts (which would flush a match that ends in less than a flush
+    # interval once as it runs and once as it ends: two appends, not one).
+    # An entry is [time, order, host]; a host that stops has its entry's host set
+    # to None (`_flush_entries`), so that the heap does not keep it alive.
+    _flush_times: list[list[Any]] = field(init=False, factory=list, repr=False)
+    _flush_entries: dict[InlineGameHost, list[Any]] = field(
+        init=False, factory=dict, repr=False
+    )
+    _flush_order: Iterator[int] = field(init=False, factory=itertools.count, repr=False)
+    _flush_call: IDelayedCall | None = field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.recording is not None and self.recording.enabled:
@@ -267,6 +278,52 @@ class InlineGameHostFactory:
         if host in self.live:
             self.live.discard(host)
             self.retired.update(host.counters())
+        entry = self._flush_entries.pop(host, None)
+        if entry is not None:
+            entry[2] = None
+        if not self.live:
+            # No host left to flush: no timer left behind.
+            self._flush_times.clear()
+            self._flush_entries.clear()
+            if self._flush_call is not None and self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+
+    def _schedule_flush(self, host: InlineGameHost, when: float) -> None:
+        self._push_flush(host, when)
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(
+                max(0.0, when - self.reactor.seconds()), self._flush_due
+            )
+
+    def _push_flush(self, host: InlineGameHost, when: float) -> None:
+        entry = self._flush_entries[host] = [when, next(self._flush_order), host]
+        heapq.heappush(self._flush_times, entry)
+
+    def _flush_due(self) -> None:
+        """Flush the records of every live host whose flush interval has passed since
+        it started or was last flushed (or will within `FLUSH_BATCH` of one: one
+        call flushes them together, a little early rather than late)."""
+        self._flush_call = None
+        files = self.record_files
+        times = self._flush_times
+        if files is None:
+            return
+        interval = files.settings.flush_interval
+        now = self.reactor.seconds()
+        horizon = now + interval * FLUSH_BATCH
+        flushed = []
+        while times and times[0][0] <= horizon:
+            when, _, host = heapq.heappop(times)
+            if host is not None:  # a stopped host flushed its records as it stopped
+                host.flush_records()
+                flushed.append((when, host))
+        for when, host in flushed:
+            after = when + interval
+            if host in self._flush_entries:  # not stopped by its flush
+                self._push_flush(host, after if after > horizon else now + interval)
+        if times:
+            self._flush_call = self.reactor.callLater(max(0.0, times[0][0] - now), self._flush_due)
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
         address = HostAddress(self.public_host, port)
@@ -293,4 +350,6 @@ class InlineGameHostFactory:
             address, core, protocol, listening, self.reactor, self._stopped, records=files
         )
         self.live.add(host)
+        if files is not None:
+            self._schedule_flush(host, self.reactor.seconds() + files.settings.flush_interval)
         return succeed(host)

@@ -81,11 +81,23 @@ class RecordSettings:
 
 def record_file_name(match_id: str, started: float) -> str:
     """``<UTC start>-<match id>.vrec.gz`` (the match id made safe for a file name)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    return f"{stamp}-{_UNSAFE.sub('_', match_id)[:80]}{RECORD_SUFFIX}"
+    return f"{_stamp(started)}-{_UNSAFE.sub('_', match_id)[:80]}{RECORD_SUFFIX}"
 
 
-def _append(path: Path, data: bytes) -> None:
+# The last second stamped and its stamp: the matches a host starts within a second
+# share it (strftime is a few microseconds, and a host names a file per match).
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def _stamp(started: float) -> str:
+    global _last_stamp
+    second = int(started)
+    if _last_stamp[0] != second:
+        _last_stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+    return _last_stamp[1]
+
+
+def _append(path: str, data: bytes) -> None:
     """Append `data` to the file at `path` (made, with its directory, if missing).
 
     With the bare system calls: a host appends every running match's record once
@@ -95,7 +107,7 @@ def _append(path: Path, data: bytes) -> None:
     try:
         fd = os.open(path, flags, 0o666)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, flags, 0o666)
     try:
         view = memoryview(data)
@@ -112,7 +124,10 @@ class RecordFiles:
     def __init__(self, settings: RecordSettings) -> None:
         self.settings = settings
         self.directory = Path(settings.directory)
-        self._paths: dict[str, Path] = {}
+        # The files of the matches recording now, by match id: strings, not Paths
+        # (a Path joined per match cost more than the rest of naming its file).
+        self._directory = str(self.directory)
+        self._paths: dict[str, str] = {}
         #: Bytes written, files pruned, and writes that failed (the disk full, the
         #: directory gone): the record of that match is lost, the match goes on.
         self.bytes_written = 0
@@ -121,13 +136,16 @@ class RecordFiles:
 
     def path_of(self, match_id: str) -> Path | None:
         """The file of a match recording now (or whose last bytes were written)."""
-        return self._paths.get(match_id)
+        path = self._paths.get(match_id)
+        return None if path is None else Path(path)
 
     def write(self, match_id: str, started: float, data: bytes, closed: bool) -> None:
         """Append `data` to the match's record; `closed`: its last bytes."""
         path = self._paths.get(match_id)
         if path is None:
-            path = self._paths[match_id] = self.directory / record_file_name(match_id, started)
+            path = self._paths[match_id] = os.path.join(
+                self._directory, record_file_name(match_id, started)
+            )
         try:
             if data:
                 _append(path, data)
@@ -142,7 +160,7 @@ class RecordFiles:
     def prune(self, now: float) -> int:
         """Delete the files older than `max_age`, then the oldest beyond `max_bytes`;
         returns how many went. Files of matches still recording stay."""
-        live = set(self._paths.values())
+        live = {Path(path) for path in self._paths.values()}
         found: list[tuple[float, int, Path]] = []
         try:
             entries: Iterable[os.DirEntry[str]] = list(os.scandir(self.directory))

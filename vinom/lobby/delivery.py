@@ -23,6 +23,7 @@ from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.interfaces import ITokenIssuer
 from vinom.protocol.route_token import RouteTokenIssuer, relayable
+from vinom.protocol.tokens import TokenIssuer
 from vinom.store.interfaces import MatchPlacement
 
 
@@ -110,7 +111,12 @@ class TokenDelivery:
         if address.game_url is not None:
             # Where a browser plays this match: the /game of the process hosting it.
             frame["game_url"] = address.game_url
-        encode_frame(frame)  # a token that is not JSON-safe fails here, not mid-write
+        if not isinstance(self.issuer, TokenIssuer):
+            # Another issuer's token may hold what JSON cannot: it fails here, not
+            # mid-write. vinom's own are JSON by construction (PublicToken.to_json),
+            # and encoding the 2 KB frame here and again when it is sent cost about
+            # 20 us a player.
+            encode_frame(frame)
         return frame
 
     def spectating_frame(self, placement: MatchPlacement) -> dict[str, Any]:

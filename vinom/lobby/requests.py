@@ -252,7 +252,7 @@ class RequestHandlers:
                     "secret": secret,
                     "games": self.games.match_sizes(),
                     # The name people read for each game ("Owe Drahn").
-                    "titles": {name: rules.title for name, rules in self.games.items()},
+                    "titles": self.games.titles(),
                     "protocol": self.protocol,
                     **({} if withdrawn is None else {"withdrawn": withdrawn}),
                 },

@@ -68,6 +68,8 @@ class LobbyProtocol(Protocol):
         self._output: OutputGate | None = None
         self._peer_host = ""
         self._timer = ConnectionTimer(factory.clock, self._timed_out)
+        # Whether the output gate is the transport's producer.
+        self._producing = False
 
     def connectionMade(self) -> None:
         peer_host = self._peer_host = _host_of(self.transport.getPeer())
@@ -76,6 +78,7 @@ class LobbyProtocol(Protocol):
         )
         # The transport (or the TLS wrapper over it) pauses the gate while its buffer is full.
         IConsumer(self.transport).registerProducer(self._output, True)
+        self._producing = True
         self.connection = self.factory.new_connection(self, peer_host)
         if not self.connection.connection_made():
             return
@@ -92,9 +95,17 @@ class LobbyProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._output is not None:
             self._output.discard()
-        self._timer.set(None)
-        if self.connection is not None:
-            self.connection.connection_lost()
+            self._stop_producing()
+        self._timer.close()
+        connection = self.connection
+        if connection is not None:
+            connection.connection_lost()
+        # The connection, the output gate and the timer referred back to this
+        # protocol: without those references a closed connection's objects (about
+        # 30, TLS wrapper included) are freed at once, not left to the garbage
+        # collector, whose passes over such leftovers cost the lobby a few percent.
+        self.connection = None
+        self._output = None
 
     def _timed_out(self) -> None:
         if self.connection is not None:
@@ -111,8 +122,13 @@ class LobbyProtocol(Protocol):
             # What is held goes out before the close (or the close times out), and a
             # transport does not close while a producer is registered.
             self._output.flush()
-            IConsumer(self.transport).unregisterProducer()
+            self._stop_producing()
         self.transport.loseConnection()
+
+    def _stop_producing(self) -> None:
+        if self._producing:
+            self._producing = False
+            IConsumer(self.transport).unregisterProducer()
 
     def abort(self) -> None:
         if self._output is not None:

@@ -11,20 +11,25 @@ Until a client echoes a valid cookie, the endpoint keeps nothing about it: the
 cookie carries the session's keys and identity, sealed under a host-local key.
 Wire format: docs/protocol.md.
 
-Installed builds compile this module with mypyc (setup.py, COMPILED): there its
-declared types are checked at run time and its classes' methods cannot be
+Its parts, one module each: `ServerSession`, what it keeps per peer
+(server_session.py); `SessionCiphers`, who keeps cipher objects
+(server_ciphers.py); `SessionTimers`, when each session wakes (server_timers.py);
+`SpentTokens`, the tokens that opened a session (spent_tokens.py).
+This module is the endpoint itself: the datagram path, the handshake and the
+sessions' flushes.
+
+Installed builds compile these modules with mypyc (setup.py, COMPILED): there their
+declared types are checked at run time and their classes' methods cannot be
 replaced on an instance. tox runs the suite on both builds.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Final
 
 from attrs import evolve
 
@@ -43,7 +48,21 @@ from vinom.protocol.events import (
 from vinom.protocol.interfaces import Admission, Admit
 from vinom.protocol.layer import ReliabilityFactory, ReliabilityLayer, host_reliability
 from vinom.protocol.reliability import SendQueueFull
-from vinom.protocol.replay import ReplayWindow
+from vinom.protocol.server_ciphers import RECENT_CIPHERS, SessionCiphers
+from vinom.protocol.server_session import (
+    ACTIVE,
+    ACTIVITY_NAMES,
+    IDLE,
+    KEEPALIVES_PER_TIMEOUT,
+    OPEN,
+    OPENING,
+    QUIET,
+    WARM_PAYLOADS,
+    Address,
+    ServerSession,
+)
+from vinom.protocol.server_timers import TIMER_GRID, SessionTimers
+from vinom.protocol.spent_tokens import SpentTokens
 from vinom.protocol.tokens import PrivateToken
 from vinom.protocol.wire import (
     CHALLENGE,
@@ -91,7 +110,16 @@ from vinom.protocol.wire import (
     address_bytes,
 )
 
-Address = Any  # what the transport hands us: (host, port) or an IPv6 4-tuple
+# Names other modules and the tests import from here.
+__all__ = [
+    "KEEPALIVES_PER_TIMEOUT",
+    "RECENT_CIPHERS",
+    "WARM_PAYLOADS",
+    "Address",
+    "Event",
+    "ServerEndpoint",
+]
+
 Event = SessionConnected | SessionClosed | MessageReceived
 
 _INF = float("inf")
@@ -102,113 +130,6 @@ _EMPTY_PLAIN = (b"",)  # a keepalive's one empty plaintext
 _MIN_RESPONSE = HEADER_SIZE + MIN_COOKIE + TAG_SIZE
 _MAX_RESPONSE = HEADER_SIZE + MAX_COOKIE + TAG_SIZE
 _ZERO_PADDING = bytes(REQUEST_SIZE - PADDING_START)
-# Timers never fire sooner than this after they are set, so a layer that keeps
-# asking for "now" cannot spin the event loop.
-_MIN_TIMER_DELAY = 0.001
-# Keepalive and timeout wake-ups fall on this grid (see _schedule); a power of two,
-# so that its multiples are exact even on unix-time clocks.
-_TIMER_GRID = 1.0 / 32
-# A peer hears from us at least this many times per session timeout, so one or
-# two lost keepalives never end a session (whatever timeout the token sets).
-KEEPALIVES_PER_TIMEOUT = 3
-# Payload packets (both ways) since a session was last idle after which it is
-# worth keeping cipher objects for (see _Session).
-WARM_PAYLOADS = 8
-# Cipher objects made for handshakes and a new session's first packets, kept for
-# the next step one round trip later (see ServerEndpoint._cipher): about 2.5 KB
-# each, a fixed 160 KB for the host, never per session.
-RECENT_CIPHERS = 64
-# A session's activity, as the timer last saw it (see _Session.activity).
-ACTIVE: Final = 2  # payload traffic since the timer last looked
-QUIET: Final = 1  # none since the last look
-IDLE: Final = 0  # none for two looks: it gave up its ciphers and grown tables
-_ACTIVITY_NAMES: Final = {ACTIVE: "active", QUIET: "quiet", IDLE: "idle"}
-
-
-# `_Session.opening`: no unreliable message sent yet; the opening is over.
-_OPENING: Final = -1
-_OPEN: Final = -2
-
-
-class _Session(ReplayWindow):
-    """One authenticated peer (mutable, one per session: not per packet).
-
-    It is its own replay window (`is_replay`, `mark`: the sequences accepted from
-    the peer), which saves an idle session an object of its own.
-    """
-
-    __slots__ = (
-        "activity",
-        "address",
-        "closed",
-        "dirty",
-        "grid",
-        "id",
-        "in_cipher_queue",
-        "keepalive",
-        "last_recv",
-        "last_sent",
-        "match_id",
-        "opening",
-        "payloads",
-        "player_id",
-        "reliability",
-        "rx",
-        "rx_key",
-        "timeout",
-        "token_nonce",
-        "tx",
-        "tx_key",
-        "tx_seq",
-        "wake",
-    )
-
-    def __init__(self, session_id: int, address: Address, player_id: str, match_id: str,
-                 cookie: CookieContents, reliability: ReliabilityLayer, tx_seq: int,
-                 now: float) -> None:
-        self.id = session_id
-        self.address = address
-        self.player_id = player_id
-        self.match_id = match_id
-        self.token_nonce = cookie.token_nonce
-        self.rx_key = cookie.client_to_server_key
-        self.tx_key = cookie.server_to_client_key
-        # Cipher objects (about 2.5 KB each): made once per key, kept while the
-        # session carries payloads and is among the endpoint's recently active
-        # ones (see _enlist). `activity`: ACTIVE, QUIET or IDLE (above).
-        # `payloads`: payload packets (both ways) since the session was last
-        # idle; only a warm session (WARM_PAYLOADS of them) keeps cipher objects,
-        # so sessions that exchange a first state and go quiet (a crowd
-        # connecting at once, say) never hold any.
-        self.rx: Aead | None = None
-        self.tx: Aead | None = None
-        self.activity = ACTIVE
-        self.payloads = 0
-        self.in_cipher_queue = False  # in the endpoint's queue of cipher holders
-        self.tx_seq = tx_seq
-        ReplayWindow.__init__(self)
-        self.reliability = reliability
-        self.timeout = cookie.timeout_ms / 1000.0
-        # Set by the endpoint: its keepalive interval, shortened for a short timeout,
-        # and the timer grid (0: exact timers, for intervals too short to round).
-        self.keepalive = self.timeout / KEEPALIVES_PER_TIMEOUT
-        self.grid = 0.0
-        self.last_recv = now
-        self.last_sent = now
-        self.wake = _INF
-        self.dirty = False
-        self.closed = False
-        # The session's opening (see `ServerEndpoint.send_message`): _OPENING
-        # until its first unreliable message, then the reliable mark the peer must
-        # acknowledge before unreliable messages go unreliably; _OPEN after that.
-        self.opening = _OPENING
-
-    @property
-    def warm(self) -> bool:
-        """Carried enough payloads since it was last idle to keep cipher objects."""
-        return self.payloads >= WARM_PAYLOADS
-
-
 class ServerEndpoint:
     """Serves one game host port: handshakes, sessions, timers (see module docstring).
 
@@ -240,35 +161,24 @@ class ServerEndpoint:
         self._version = protocol.protocol_version
         self._application_id = protocol.application_id
         self._token_aead = new_aead(protocol.token_key)
-        # Cipher objects by key, oldest first (see _cipher).
-        self._recent_ciphers: dict[bytes, Aead] = {}
         self._addresses = frozenset((a.host, a.port) for a in config.addresses)
         self._keepalive = config.keepalive_interval
-        # Sessions holding cipher objects, oldest first (see _enlist).
-        # Sessions that may hold cipher objects, oldest first (see _enlist).
-        self._cipher_queue: deque[int] = deque()
-        self._max_cipher_sessions = config.cipher_sessions
         self._cookies = CookieJar(config.cookie_rotation, random_bytes)
         # Host-wide sequence of stateless replies (challenge, denied) and cookies;
         # a random start keeps nonces unique across restarts of the host.
         self._stateless_seq = _random_u48(random_bytes)
         self._next_session_id = 1
-        self._sessions: dict[int, _Session] = {}
-        self._by_address: dict[Address, _Session] = {}
-        self._by_player: dict[str, _Session] = {}
-        # Nonces of tokens that opened a session (until they expire): a token
-        # opens one session, once. They are forgotten by the (unix) second their
-        # tokens expire: tokens issued together share one, so a crowd's nonces
-        # cost a list slot each, not a (time, nonce) record each (see _spend).
-        self._used_tokens: set[bytes] = set()
-        self._spent_by_expiry: dict[int, list[bytes]] = {}
-        self._expiry_heap: list[int] = []
-        # Sessions' wake-ups: the times in a heap, the sessions due at each in a
-        # list (see _schedule). Idle sessions wake on a shared grid, hundreds per
-        # time, so a session costs a list slot here, not a (time, id) record.
-        self._timers: list[float] = []
-        self._due: dict[float, list[int]] = {}
-        self._dirty: list[_Session] = []
+        self._sessions: dict[int, ServerSession] = {}
+        # Who keeps cipher objects (vinom.protocol.server_ciphers).
+        self._ciphers = SessionCiphers(self._sessions, config.cipher_sessions)
+        self._by_address: dict[Address, ServerSession] = {}
+        self._by_player: dict[str, ServerSession] = {}
+        # Nonces of tokens that opened a session, until they expire (one token,
+        # one session: vinom.protocol.spent_tokens).
+        self._spent_tokens = SpentTokens()
+        # Sessions' wake-ups (vinom.protocol.server_timers).
+        self._timers = SessionTimers(self._sessions)
+        self._dirty: list[ServerSession] = []
         self._out: list[tuple[bytes, Address]] = []
         # What happened, oldest first: next_event() pops it; an adapter draining
         # many may pop this deque itself (one call fewer per event).
@@ -304,8 +214,8 @@ class ServerEndpoint:
         token nonces and the seconds they expire at, timers. Strangers' datagrams
         must never grow it (for monitoring, and the adversarial tests)."""
         return (len(self._sessions) + len(self._by_address) + len(self._by_player)
-                + len(self._used_tokens) + len(self._expiry_heap)
-                + sum(map(len, self._due.values())) + len(self._dirty))
+                + self._spent_tokens.entries()
+                + self._timers.entries() + len(self._dirty))
 
     def session_address(self, session_id: int) -> Address | None:
         s = self._sessions.get(session_id)
@@ -318,7 +228,7 @@ class ServerEndpoint:
             return None
         return SessionInfo(
             session_id=s.id, player_id=s.player_id, match_id=s.match_id,
-            address=(s.address[0], s.address[1]), activity=_ACTIVITY_NAMES[s.activity],
+            address=(s.address[0], s.address[1]), activity=ACTIVITY_NAMES[s.activity],
             warm=s.warm, receive_cipher=s.rx is not None, send_cipher=s.tx is not None,
             last_received=s.last_recv, next_look=s.wake, latest_sequence=s.latest,
         )
@@ -342,7 +252,7 @@ class ServerEndpoint:
             return False
         s.reliability.set_ack_delays(own_s, peer_s)
         # A shorter own delay may bring an owed ack forward: look again.
-        self._schedule(s, self._now, s.reliability.next_timer())
+        self._timers.schedule(s, self._now, s.reliability.next_timer())
         return True
 
     def next_event(self) -> Event | None:
@@ -376,7 +286,7 @@ class ServerEndpoint:
             return False
         try:
             if channel == UNRELIABLE:
-                if s.opening != _OPEN and self._opening(s):
+                if s.opening != OPEN and self._opening(s):
                     s.reliability.send_reliable(data)
                 else:
                     s.reliability.replace_unreliable(data)
@@ -395,13 +305,13 @@ class ServerEndpoint:
         return True
 
     @staticmethod
-    def _opening(s: _Session) -> bool:
+    def _opening(s: ServerSession) -> bool:
         """True while `s`'s opening is not acknowledged (see `send_message`)."""
         reliability = s.reliability
-        if s.opening == _OPENING:
+        if s.opening == OPENING:
             s.opening = reliability.reliable_mark()
         if reliability.reliable_acked(s.opening):
-            s.opening = _OPEN
+            s.opening = OPEN
             return False
         return True
 
@@ -431,40 +341,25 @@ class ServerEndpoint:
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None if nothing is pending."""
-        heap = self._timers
-        due = self._due
-        sessions = self._sessions
-        while heap:
-            when = heap[0]
-            sids = due[when]
-            # Entries of sessions that closed or moved their wake-up since are
-            # dropped as they are met, each once.
-            while sids:
-                s = sessions.get(sids[-1])
-                if s is not None and s.wake == when:
-                    return when
-                sids.pop()
-            heapq.heappop(heap)
-            del due[when]
-        return None
+        return self._timers.next_wake()
 
     def handle_timer(self, now: float) -> None:
         """Timeouts, keepalives and the reliability layers' resends due at `now`."""
         self._now = now
-        heap = self._timers
-        due = self._due
+        timers = self._timers
         sessions = self._sessions
-        while heap and heap[0] <= now:
-            when = heapq.heappop(heap)
-            # The list is taken out first: a wake-up set meanwhile (always later
-            # than `now`) goes to another.
-            for sid in due.pop(when):
+        while True:
+            due = timers.pop_due(now)
+            if due is None:
+                return
+            when, sids = due
+            for sid in sids:
                 s = sessions.get(sid)
                 if s is None or s.wake != when:
                     continue
                 self._wake(s, now)
 
-    def _wake(self, s: _Session, now: float) -> None:
+    def _wake(self, s: ServerSession, now: float) -> None:
         """A session's wake-up: its timeout, keepalive, resends, and giving back
         what an idle session need not hold."""
         s.wake = _INF
@@ -520,7 +415,7 @@ class ServerEndpoint:
             # and the packet is a payload of a warm session: a forged packet must not
             # evict another session's ciphers, and keepalives alone must not make an
             # idle session keep any.
-            rx = kept if kept is not None else self._recent_cipher(s.rx_key)
+            rx = kept if kept is not None else self._ciphers.recent(s.rx_key)
             try:
                 plain = rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                    data[HEADER_SIZE:], data[:HEADER_SIZE])
@@ -530,7 +425,7 @@ class ServerEndpoint:
             if kept is None and kind == PAYLOAD:
                 s.activity = ACTIVE  # first, so that keeping it does not evict it
                 if s.payloads >= WARM_PAYLOADS:
-                    self._keep_rx(s, rx)
+                    self._ciphers.keep_rx(s, rx)
             s.mark(seq)  # only now: a forged packet must not move the window
             s.last_recv = now
             if kind == PAYLOAD:
@@ -601,7 +496,7 @@ class ServerEndpoint:
             return DROP_WRONG_HOST
         if token.player_id in self._by_player:
             return DROP_ALREADY_CONNECTED
-        if token_nonce in self._used_tokens:
+        if token_nonce in self._spent_tokens:
             # One token, one session: a second session would reuse its keys.
             return DROP_TOKEN_REUSED
         return token
@@ -610,9 +505,10 @@ class ServerEndpoint:
         """Mark the token of a checked `request` spent (until it expires): it opened a
         session elsewhere (a stream), so it opens none here, nor another stream."""
         _, _, _, expires_at, token_nonce = REQUEST_PREFIX.unpack_from(data)
-        self._forget_expired_tokens()
-        if token_nonce not in self._used_tokens:
-            self._spend(token_nonce, expires_at)
+        spent = self._spent_tokens
+        spent.forget_expired(self._wall_clock())
+        if token_nonce not in spent:
+            spent.spend(token_nonce, expires_at)
 
     def _on_request(self, data: bytes, addr: Address, now: float) -> None:
         checked = self.check_request(data)
@@ -628,7 +524,7 @@ class ServerEndpoint:
         if len(self._sessions) >= self.config.max_sessions:
             self.drops[DROP_HOST_FULL] += 1
             return
-        s2c = self._cipher(token.server_to_client_key)
+        s2c = self._ciphers.for_handshake(token.server_to_client_key)
         if verdict is Admission.FULL:
             self._send_denied(s2c, addr)
             return
@@ -671,9 +567,9 @@ class ServerEndpoint:
         existing = self._by_address.get(addr)
         if existing is not None and existing.token_nonce == cookie.token_nonce:
             # Not kept: a resent response only earns the welcome again.
-            rx = existing.rx or self._cipher(existing.rx_key)
+            rx = existing.rx or self._ciphers.for_handshake(existing.rx_key)
         else:
-            rx = self._cipher(cookie.client_to_server_key)
+            rx = self._ciphers.for_handshake(cookie.client_to_server_key)
         try:
             rx.decrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq), data[-TAG_SIZE:], data[:-TAG_SIZE])
         except InvalidTag:
@@ -694,12 +590,12 @@ class ServerEndpoint:
         if player_id in self._by_player:
             self.drops[DROP_ALREADY_CONNECTED] += 1
             return
-        if cookie.token_nonce in self._used_tokens:
+        if cookie.token_nonce in self._spent_tokens:
             self.drops[DROP_TOKEN_REUSED] += 1
             return
         verdict = self._admit(player_id, match_id, now)
         if verdict is Admission.FULL:
-            self._send_denied(self._cipher(cookie.server_to_client_key), addr)
+            self._send_denied(self._ciphers.for_handshake(cookie.server_to_client_key), addr)
             return
         if verdict is not Admission.ACCEPT:
             self.drops[DROP_NOT_ADMITTED] += 1
@@ -711,57 +607,39 @@ class ServerEndpoint:
 
     def _create_session(self, cookie: CookieContents, player_id: str, match_id: str,
                         response_seq: int, addr: Address, now: float) -> None:
-        self._forget_expired_tokens()
+        self._spent_tokens.forget_expired(self._wall_clock())
         sid = self._next_session_id
         self._next_session_id = sid + 1
-        s = _Session(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
+        s = ServerSession(sid, addr, player_id, match_id, cookie, self._reliability_factory(now),
                      _random_u48(self._random_bytes), now)
         s.keepalive = min(self._keepalive, s.keepalive)
-        if s.keepalive >= 8 * _TIMER_GRID:
-            s.grid = _TIMER_GRID
+        if s.keepalive >= 8 * TIMER_GRID:
+            s.grid = TIMER_GRID
         s.mark(response_seq)
         self._sessions[sid] = s
         self._by_address[addr] = s
         self._by_player[player_id] = s
-        self._spend(cookie.token_nonce, cookie.token_expires_at)
+        self._spent_tokens.spend(cookie.token_nonce, cookie.token_expires_at)
         self.events.append(
             SessionConnected(sid, player_id, match_id, (addr[0], addr[1]), bytes(cookie.user_data))
         )
         self._send_welcome(s, now)
-        self._schedule(s, now, s.reliability.next_timer())
+        self._timers.schedule(s, now, s.reliability.next_timer())
 
-    def _send_welcome(self, s: _Session, now: float) -> None:
+    def _send_welcome(self, s: ServerSession, now: float) -> None:
         seq = s.tx_seq
         s.tx_seq = seq + 1
         header = HEADER.pack(WELCOME, seq)
-        tx = s.tx or self._cipher(s.tx_key)
+        tx = s.tx or self._ciphers.for_handshake(s.tx_key)
         packet = header + tx.encrypt(NONCE.pack(NONCE_DOMAIN_SESSION, seq),
                                        WELCOME_BODY.pack(s.id, now), header)
         s.last_sent = now
         self._send_unauthenticated(packet, s.address)
         self.welcomes_sent += 1
 
-    def _spend(self, token_nonce: bytes, expires_at: int) -> None:
-        """The token with this nonce opened a session: it opens none again until it
-        expires (and is refused for being expired from then on)."""
-        self._used_tokens.add(token_nonce)
-        spent = self._spent_by_expiry.get(expires_at)
-        if spent is None:
-            spent = self._spent_by_expiry[expires_at] = []
-            heapq.heappush(self._expiry_heap, expires_at)
-        spent.append(token_nonce)
-
-    def _forget_expired_tokens(self) -> None:
-        wall = self._wall_clock()
-        heap = self._expiry_heap
-        used = self._used_tokens
-        while heap and heap[0] <= wall:
-            for nonce in self._spent_by_expiry.pop(heapq.heappop(heap)):
-                used.discard(nonce)
-
     # -- sessions ---------------------------------------------------------
 
-    def _seal_packets(self, s: _Session, kind: int, plains: Sequence[bytes], tx: Aead) -> None:
+    def _seal_packets(self, s: ServerSession, kind: int, plains: Sequence[bytes], tx: Aead) -> None:
         """Seal one session packet of `kind` per plaintext, in order, with `tx`.
 
         The sequences are taken first, so that none is ever sealed twice; one call
@@ -777,85 +655,7 @@ class ServerEndpoint:
                     address))
             seq += 1
 
-    def _cipher(self, key: bytes) -> Aead:
-        """The cipher object for a token's key in a handshake step, kept for the next.
-
-        A handshake needs each of its two keys twice, one round trip apart: the
-        challenge and the welcome under the server-to-client key, the response and
-        the session's first packet under the other. The last RECENT_CIPHERS made
-        here are kept, by key, so that the next step finds its object made
-        (`_recent_cipher`). Only keys of valid tokens (sealed by the lobby) get
-        here, never a stranger's.
-        """
-        recent = self._recent_ciphers
-        aead = recent.get(key)
-        if aead is None:
-            aead = new_aead(key)
-            if len(recent) >= RECENT_CIPHERS:
-                del recent[next(iter(recent))]
-            recent[key] = aead
-        return aead
-
-    def _recent_cipher(self, key: bytes) -> Aead:
-        """A cipher object for a session's key: one a handshake step made, else a new
-        one (not kept: an idle session's keepalives must not churn the table)."""
-        aead = self._recent_ciphers.get(key)
-        return aead if aead is not None else new_aead(key)
-
-    def _keep_rx(self, s: _Session, rx: Aead) -> None:
-        """Keep an authenticated peer's receiving cipher (the tag verified with it)."""
-        queued = s.tx is not None
-        s.rx = rx
-        if not queued:
-            self._enlist(s)
-
-    def _make_tx(self, s: _Session) -> Aead:
-        """Build and keep the session's sending cipher (something is being sent)."""
-        tx = new_aead(s.tx_key)
-        queued = s.rx is not None
-        s.tx = tx
-        if not queued:
-            self._enlist(s)
-        return tx
-
-    def _enlist(self, s: _Session) -> None:
-        """`s` is about to hold cipher objects: list it, evicting others beyond the limit.
-
-        Only sessions carrying payloads keep ciphers (~5 KB a session): keepalives
-        and disconnects use throwaway ones, and a session with no payload between
-        two wake-ups of its timer (a keepalive interval at most) gives its ciphers
-        up, so thousands of idle sessions hold none. At most `cipher_sessions`
-        sessions hold theirs; beyond that, the least recently active one gives them
-        up (second-chance order: one with payload traffic since it was last looked
-        at goes round again) and makes them again on its next packet, about 2 us.
-        Only called once a payload from the peer authenticated or a payload to it
-        is being sealed, so strangers cannot evict anyone. Each cipher is built
-        when first needed.
-        """
-        if s.in_cipher_queue:
-            return  # still queued since it last held ciphers; it keeps its place
-        s.in_cipher_queue = True
-        queue = self._cipher_queue
-        queue.append(s.id)
-        limit = self._max_cipher_sessions
-        if len(queue) > limit:
-            sessions = self._sessions
-            while len(queue) > limit:
-                sid = queue.popleft()
-                other = sessions.get(sid)
-                if other is None:
-                    continue  # closed since
-                other.in_cipher_queue = False
-                if other.rx is None and other.tx is None:
-                    continue  # gave them up since (idle)
-                if other.activity == ACTIVE:
-                    other.activity = QUIET
-                    other.in_cipher_queue = True
-                    queue.append(sid)
-                else:
-                    other.rx = other.tx = None
-
-    def _flush_session(self, s: _Session, now: float) -> None:
+    def _flush_session(self, s: ServerSession, now: float) -> None:
         bodies = s.reliability.build_bodies(now)
         if bodies:
             s.activity = ACTIVE
@@ -864,58 +664,28 @@ class ServerEndpoint:
             if tx is None:
                 # Kept once the session is warm, else one throwaway for all of them.
                 if s.payloads >= WARM_PAYLOADS:
-                    tx = self._make_tx(s)
+                    tx = self._ciphers.make_tx(s)
                 else:
-                    tx = self._recent_cipher(s.tx_key)
+                    tx = self._ciphers.recent(s.tx_key)
             self._seal_packets(s, PAYLOAD, bodies, tx)
             s.last_sent = now
         elif now - s.last_sent >= s.keepalive - s.grid:
             # Keepalives alone never make a session keep a cipher.
-            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or self._recent_cipher(s.tx_key))
+            self._seal_packets(s, KEEPALIVE, _EMPTY_PLAIN, s.tx or self._ciphers.recent(s.tx_key))
             s.last_sent = now
         due = s.reliability.next_timer()
         # Else the wake-up already set comes first: the keepalive and timeout times
         # only move later (last_sent and last_recv only grow), so only the
         # reliability layer can want an earlier one.
         if s.wake == _INF or (due is not None and due < s.wake):
-            self._schedule(s, now, due)
+            self._timers.schedule(s, now, due)
 
-    def _schedule(self, s: _Session, now: float, due: float | None) -> None:
-        """Set the session's wake-up: keepalive, timeout or `due` (its reliability
-        layer's timer), whichever comes first."""
-        grid = s.grid
-        if grid:
-            # On a shared grid, one wake-up of the host serves every session due in
-            # that slot, not one wake-up per session (ten thousand idle sessions: ~30
-            # wake-ups a second instead of ~10,000). Keepalives go up to one slot
-            # early (never late), timeouts up to one slot late (never early); the
-            # reliability layer's timers below stay exact.
-            when = ((s.last_sent + s.keepalive - grid) // grid + 1.0) * grid
-            deadline = ((s.last_recv + s.timeout) // grid + 1.0) * grid
-        else:
-            when = s.last_sent + s.keepalive
-            deadline = s.last_recv + s.timeout
-        if deadline < when:
-            when = deadline
-        if due is not None and due < when:
-            when = due
-        if when < now + _MIN_TIMER_DELAY:
-            when = now + _MIN_TIMER_DELAY
-        if when < s.wake:
-            s.wake = when
-            sids = self._due.get(when)
-            if sids is None:
-                self._due[when] = [s.id]
-                heapq.heappush(self._timers, when)
-            else:
-                sids.append(s.id)
-
-    def _remove(self, s: _Session, reason: str) -> None:
+    def _remove(self, s: ServerSession, reason: str) -> None:
         if s.closed:
             return
         if reason != "disconnect":
             # The peer may still be listening; tell it, more than once in case of loss.
-            tx = s.tx or self._recent_cipher(s.tx_key)
+            tx = s.tx or self._ciphers.recent(s.tx_key)
             if reason == "closed" and s.dirty:
                 # What the session was given last (a room's final phase, say) goes out
                 # once, before the disconnects: nothing is sent after they are.
@@ -925,10 +695,7 @@ class ServerEndpoint:
             self._seal_packets(s, DISCONNECT, [b""] * self.config.disconnect_redundancy, tx)
         s.closed = True
         s.rx = s.tx = None
-        recent = self._recent_ciphers
-        if recent:
-            recent.pop(s.rx_key, None)
-            recent.pop(s.tx_key, None)
+        self._ciphers.forget(s)
         del self._sessions[s.id]
         if self._by_address.get(s.address) is s:
             del self._by_address[s.address]

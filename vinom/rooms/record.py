@@ -17,11 +17,13 @@ so a replay (`vinom.rooms.replay`) proves it rebuilt the very states, and a
 game that is not deterministic is caught at the tick where it first differs.
 
 The recorder is sans-I/O: it keeps what it encoded until `take()`, which
-returns the bytes to append to the record so far, ending on a zlib sync flush
-(so whatever was taken is readable even if the process dies before the next
-take: a crashed host's record replays up to its last flush). After `end()`
-the next `take()` also ends the gzip stream. It never raises into the room:
-an entry it cannot encode (an action no MessagePack encoder takes; the wire
+returns the bytes to append to the record so far, ending on a deflate flush
+point (so whatever was taken is readable even if the process dies before the
+next take: a crashed host's record replays up to its last flush). After
+`end()` the next `take()` also ends the gzip stream. A record's first take
+is compressed by the process's one deflate stream (`_Deflate`), the takes
+after it by a stream of the record's own. It never raises into the room: an
+entry it cannot encode (an action no MessagePack encoder takes; the wire
 decoded it, so it should not happen) marks the record ``broken`` and it
 records nothing more; the entries since the last `take` are lost with it
 (they share one buffer, which the encoder empties as it fails), so the
@@ -40,6 +42,7 @@ import dataclasses
 import enum
 import hashlib
 import operator
+import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -66,11 +69,17 @@ END = 5  # [5, phase, result or None, tick number, version, hash]
 
 # wbits for a gzip container around the deflate stream (zlib's convention).
 GZIP_WBITS = 31
-# How a record is compressed (see MatchRecorder.__init__): a gzip container (16 +)
-# around an 8 KiB window, and zlib's memLevel 6; any gzip reader takes it
-# (GZIP_WBITS reads every window size).
-RECORD_WBITS = 16 + 13
+# How a record is compressed (see `_Deflate`): raw deflate in an 8 KiB window at
+# zlib's memLevel 6, inside a gzip header and trailer written here; any gzip reader
+# takes it (GZIP_WBITS reads every window size).
+RECORD_WBITS = -13
 MEM_LEVEL = 6
+# The gzip member's header (RFC 1952) as zlib writes it for level 1: deflate, no
+# flags, no time, "fastest" (4), Unix (3).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\x03"
+# An empty final deflate block (fixed codes, just the end code): what ends a record's
+# blocks, before the gzip trailer.
+FINAL_BLOCK = b"\x03\x00"
 # The packer's first buffer: a flush interval's entries of most matches fit, and it
 # grows when they do not. msgpack's default (256 KiB to 1 MiB) is a fresh mapping of
 # the process per recorder, whose pages fault in as the entries land and go back
@@ -88,6 +97,43 @@ def _new_packer() -> msgpack.Packer:
         return msgpack.Packer(use_bin_type=True, autoreset=False, buf_size=PACKER_BUFFER)
     except TypeError:  # msgpack before 1.1 takes no buf_size
         return msgpack.Packer(use_bin_type=True, autoreset=False)
+
+
+class _Deflate:
+    """The process's one deflate stream, which compresses every record's takes.
+
+    Each take is compressed and then ends on a *full* flush (Z_FULL_FLUSH): its
+    blocks end on a byte boundary and refer to nothing before them, so they are
+    a valid run of deflate blocks wherever they are put, and the blocks of one
+    record's takes, between its gzip header and an empty final block with the
+    gzip trailer (`MatchRecorder.take`), are the record's deflate stream. Nothing
+    of one match reaches another's record (a full flush forgets the window).
+
+    A record's first take goes through it (`MatchRecorder.take`), and so does
+    the whole record of a match that ends before the host's first flush, the
+    most common record (players who connect and leave): a stream's state is
+    about 64 KiB, which a stream per record allocated for each match, its
+    pages faulting in again when the allocator had handed them back (about 12
+    us a match with 200 matches live, a third of a short match's recorder). A
+    match that goes on gets a stream of its own from its second take, so that
+    each take is compressed against the ones before it: the full flush forgets,
+    and a sparse match's takes each compressed alone were up to 45% larger.
+    """
+
+    def __init__(self) -> None:
+        self._stream = zlib.compressobj(1, zlib.DEFLATED, RECORD_WBITS, MEM_LEVEL)
+
+    def blocks(self, data: bytes) -> bytes:
+        """`data` compressed, ending on a full flush."""
+        stream = self._stream
+        return stream.compress(data) + stream.flush(zlib.Z_FULL_FLUSH)
+
+
+_deflate = _Deflate()
+
+
+def _ignore(entry: Any) -> None:
+    """Packs nothing: a recorder's `_entry` once it records nothing more."""
 
 
 def _packed(value: Any) -> bytes:
@@ -233,18 +279,23 @@ class MatchRecorder:
         self.header = dict(header)
         self.hash_every = max(1, int(hash_every))
         self._ticking = float(self.header.get("tick_rate", 0.0) or 0.0) > 0
-        # Level 1: the fastest; a record is mostly small repeated maps, which it
-        # still shrinks about fivefold. An 8 KiB window and memLevel 6, not zlib's
-        # 32 KiB and 8: records repeat within a few entries, so the output is about
-        # 1% larger, and the stream's state is about 40 KiB instead of about 260,
-        # which the allocator hands back and maps again (its pages faulting in) for
-        # every match: a duel's recorder with its stream cost about 42 us, now 8.
-        self._compress = zlib.compressobj(1, zlib.DEFLATED, RECORD_WBITS, MEM_LEVEL)
+        # Compressed at level 1, the fastest (a record is mostly small repeated
+        # maps, which it still shrinks about fivefold): its first take by the
+        # process's one deflate stream (`_Deflate`), and so is the whole record of
+        # a match that ends before the host's first flush; a match that goes on
+        # gets a stream of its own at its second take (`take`). This record's
+        # CRC-32 and length so far, for the gzip trailer.
+        self._stream: Any = None
+        self._crc = 0
+        self._size = 0
         # Entries are packed into the packer's one buffer as they come (no bytes
         # object per entry); `take` compresses the buffer and empties it.
         self._packer = _new_packer()
         self._pack = self._packer.pack
         self._pack(self.header)
+        # What packs an entry: `_pack`, or `_ignore` once nothing more is recorded
+        # (`ended` or `broken`), so that the calls test neither.
+        self._entry: Any = self._pack
         #: The room ended (`end` was called); `take` closes the stream after it.
         self.ended = False
         #: The stream is complete: `end` and the `take` after it ran.
@@ -253,8 +304,7 @@ class MatchRecorder:
         self.broken = False
         # Calls into a game without a tick so far (its hashes come every `hash_every`).
         self._calls = 0
-        #: Entries recorded, and bytes handed out by `take` so far.
-        self.entries = 0
+        #: Bytes handed out by `take` so far.
         self.bytes_taken = 0
 
     # -- the room's calls -------------------------------------------------------
@@ -269,19 +319,17 @@ class MatchRecorder:
         self, seat: Seat, action: Mapping[str, Any], state: Any, tick: int, version: int
     ) -> None:
         """Before the game applies this player's action or real-time input."""
-        # The room's hottest call (every move): the hash test and the packing inline.
+        # The room's hottest call (every move), kept to the least: the hash countdown
+        # and the packing inline; no test of `ended` or `broken` (`_entry` packs
+        # nothing once either is set); no count of entries (`take` counts them).
         if not self._ticking:
             self._calls += 1
             if self._calls % self.hash_every == 0:
                 self._add_hash(tick, version, state)
-        if self.broken or self.ended:
-            return
         try:
-            self._pack((ACT, seat.index, action))
+            self._entry((ACT, seat.index, action))
         except Exception:
             self._break()
-            return
-        self.entries += 1
 
     def play(self, state: Any, version: int) -> None:
         """Play started: the room records tick 0 in its tick history now."""
@@ -308,6 +356,7 @@ class MatchRecorder:
         if digest is not None:
             self._add((END, phase, final, tick, version, digest))
         self.ended = True
+        self._entry = _ignore
 
     # -- the host's ---------------------------------------------------------------
 
@@ -322,13 +371,27 @@ class MatchRecorder:
             # file of every match whose players left and whose seats wait for
             # them, once a flush interval, for nothing.
             return b""
-        data = self._compress.compress(pending)
-        self._packer.reset()
-        if self.ended or self.broken:
-            data += self._compress.flush(zlib.Z_FINISH)
-            self.closed = True
+        last = self.ended or self.broken
+        stream = self._stream
+        if stream is None and self.bytes_taken and not last:
+            # A match that outlived its first take: a stream of its own from here,
+            # which compresses each take against the ones before it.
+            stream = self._stream = zlib.compressobj(1, zlib.DEFLATED, RECORD_WBITS, MEM_LEVEL)
+        if not pending:
+            data = b""
+        elif stream is None:
+            data = _deflate.blocks(pending)
         else:
-            data += self._compress.flush(zlib.Z_SYNC_FLUSH)
+            data = stream.compress(pending) + stream.flush(zlib.Z_SYNC_FLUSH)
+        self._crc = zlib.crc32(pending, self._crc)
+        self._size += len(pending)
+        self._packer.reset()
+        if not self.bytes_taken:
+            data = GZIP_HEADER + data
+        if last:
+            data += FINAL_BLOCK + struct.pack("<II", self._crc, self._size & 0xFFFFFFFF)
+            self.closed = True
+            self._stream = None
         self.bytes_taken += len(data)
         return data
 
@@ -351,6 +414,7 @@ class MatchRecorder:
             return state_hash(state)
         except Exception:
             self.broken = True
+            self._entry = _ignore
             return None
 
     def _add_hash(self, tick: int, version: int, state: Any) -> None:
@@ -359,19 +423,16 @@ class MatchRecorder:
             self._add((HASH, tick, version, digest))
 
     def _add(self, entry: tuple[Any, ...]) -> None:
-        if self.broken or self.ended:
-            return
         try:
-            self._pack(entry)
+            self._entry(entry)
         except Exception:
             self._break()
-            return
-        self.entries += 1
 
     def _break(self) -> None:
         # The packer emptied its buffer as it failed: the entries since the last
         # `take` are lost with it (the header too, if nothing was taken yet: put back,
         # so that the record still says what it is).
         self.broken = True
+        self._entry = _ignore
         if self.bytes_taken == 0:
             self._pack(self.header)

@@ -27,6 +27,9 @@ from vinom.rooms.timers import TimerQueue
 
 RoomListener = Callable[[Room], object]
 
+#: The generator of the rooms of every registry made without one of its own.
+SHARED_RNG = random.Random()
+
 
 class RoomExists(Exception):
     """A room for this match id is hosted already."""
@@ -41,9 +44,11 @@ class RoomRegistry:
 
     timers: TimerQueue
     linger: float = 3.0
-    # The generator of every room created without one of its own: a
-    # Mersenne Twister holds 2.5 KB of state, too much to keep per room.
-    rng: random.Random = field(factory=random.Random, repr=False)
+    # The generator of every room created without one of its own: by default
+    # the process's one (`SHARED_RNG`). A Mersenne Twister holds 2.5 KB of state
+    # and takes about 15 us to seed from the OS: too much per room, and per
+    # registry too, as each match gets a game host (and registry) of its own.
+    rng: random.Random = field(default=SHARED_RNG, repr=False)
     # When the oldest lingering room goes (inf: none lingers); see TimerQueue.
     wake: float = field(init=False, default=math.inf, repr=False)
     _rooms: dict[str, Room] = field(init=False, factory=dict, repr=False)

@@ -21,6 +21,8 @@ phase changes and the states sent reliably (on joining, on `sync`, at the end)
 go out at once. Whatever the game, a state also goes out when none did for
 `RoomConfig.state_interval` seconds. Every state carries the room's tick
 number and its time (milliseconds since `start`), for clients that interpolate.
+The room decides when states go; `vinom.rooms.views` builds and sends them, and
+`vinom.rooms.member` holds what it knows of each seat.
 
 Fixed step: a game with a tick advances in whole steps of `1 / tick_rate`
 seconds (its `tick` always gets exactly that `dt`), on a grid that starts when
@@ -57,42 +59,37 @@ from twisted.python.failure import Failure
 from vinom.games.history import TickHistory
 from vinom.games.interfaces import (
     GameEvent,
-    IBot,
     IGame,
     IllegalAction,
     Outcome,
     Seat,
 )
 from vinom.games.registry import check_game
-from vinom.games.rules import GameRules
+from vinom.games.rules import rules_of
 from vinom.match import Match
-from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
-from vinom.rooms.delta import Prepared, Quantisation, SnapshotHistory, quantisation_of
+from vinom.rooms.delta import Quantisation, SnapshotHistory, quantisation_of
 from vinom.rooms.inputs import InputBuffer
+from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
     encode_error,
     encode_event,
     encode_phase,
     encode_presence,
-    encode_shared_state,
-    encode_snap_for,
-    encode_snap_header,
     encode_state,
     encode_welcome,
-    pack_action_id,
 )
 from vinom.rooms.outbox import Outbox
 from vinom.rooms.record import MatchRecorder
 from vinom.rooms.timers import TimerQueue
+from vinom.rooms.views import RoomViews
 
 log = Logger()
 
 _PLAYING = Phase.PLAYING
 _INF = math.inf
-# No action id at all (a broadcast's recipients' ids are int or None).
-_NO_ACTION_ID = object()
 
 #: The most ticks a room runs in one wake-up to catch up after a stall (a
 #: quarter of a second at 20 Hz). Running every missed step could take longer
@@ -101,6 +98,8 @@ _NO_ACTION_ID = object()
 MAX_CATCH_UP_TICKS = 5
 # A time within this fraction of a tick before a grid time is on it (`_tick`).
 _ON_GRID = 1e-6
+# The room's deadlines, as `Room._earliest` names the one that comes first.
+_PHASE_ENDS, _TICK_DUE, _STATE_DUE, _GRACE_ENDS, _IDLE_DUE, _BOT_DUE = range(6)
 
 # Games that passed `check_game` (by id, while they live): checking costs about
 # 0.1 ms, and a game object serves many rooms.
@@ -160,31 +159,6 @@ class RoomConfig:
     snapshot_checksums: bool = False
 
 
-@define(eq=False)
-class _Member:
-    """A seat and what the room knows of its player's connection."""
-
-    seat: Seat
-    session_id: int | None = None
-    joined: bool = False
-    left: bool = False
-    # When the reconnection window of a disconnected player closes.
-    grace_ends: float | None = None
-    last_action_id: int | None = None
-    # Since when the player's silence counts (their last action, or when the game
-    # began to await them), for the game's idle rule.
-    idle_since: float = 0.0
-    # The game's bot playing this seat (a bot ticket), and when it next acts.
-    bot: IBot | None = None
-    bot_due: float = _INF
-    # A ticking room: the player's real-time inputs waiting for their tick, the
-    # snapshots sent to their current session (its delta baselines), and when
-    # they last heard that an input was rejected.
-    inputs: InputBuffer | None = None
-    snapshots: SnapshotHistory | None = None
-    input_noticed_at: float = -_INF
-
-
 @define(eq=False, repr=False)
 class Room:
     """One match: seats from the `Match`, the game's immutable state and its version.
@@ -236,8 +210,8 @@ class Room:
     # acks naming a tick not yet run (bad_ack).
     input_counts: Counter[str] = field(init=False, factory=Counter)
 
-    _members: dict[str, _Member] = field(init=False, factory=dict)
-    _order: tuple[_Member, ...] = field(init=False, default=())
+    _members: dict[str, Member] = field(init=False, factory=dict)
+    _order: tuple[Member, ...] = field(init=False, default=())
     # The end of the current phase (connect deadline, countdown, time limit):
     # also the deadline that moves the room on.
     _phase_ends: float | None = field(init=False, default=None)
@@ -257,7 +231,7 @@ class Room:
     # The member whose session is being set up: left out of unreliable state
     # broadcasts until its welcome and its first state (both reliable) are queued,
     # since a body carries its unreliable messages before its reliable ones.
-    _joining: _Member | None = field(init=False, default=None)
+    _joining: Member | None = field(init=False, default=None)
     # The game's idle rule: its timeout (0: none), the players it counts now, and
     # when the first of them times out.
     _idle_timeout: float = field(init=False, default=0.0)
@@ -266,27 +240,34 @@ class Room:
     # Read from the game once: actions per second per player (0: unlimited),
     # and whether every player gets the same view.
     action_rate: float = field(init=False, default=0.0)
-    _shared_view: bool = field(init=False, default=False)
     _check_views: bool = field(init=False, default=False)
+    # Builds and sends the players' states (vinom.rooms.views), shared view or not.
+    _views: RoomViews = field(init=False)
     # The game's display name, sent in every welcome.
     _title: str = field(init=False, default="")
     # The game's ticks per second (0: none), sent in every welcome.
     _tick_rate: float = field(init=False, default=0.0)
     # The seats the game's bot plays, if any.
-    _bots: tuple[_Member, ...] = field(init=False, default=())
+    _bots: tuple[Member, ...] = field(init=False, default=())
 
     def __attrs_post_init__(self) -> None:
         # Games from the registry were checked as plugins; one passed directly
         # (to a SeatRouter or here) is checked now, before it runs.
         _check_game_once(self.game)
-        rules = GameRules.of(self.game)
+        rules = rules_of(self.game)
         self.action_rate = rules.action_rate
         self.snapshot_rate = rules.snapshot_rate
-        self._shared_view = rules.shared_view
-        self._check_views = self._shared_view and self.config.check_views
+        self._check_views = rules.shared_view and self.config.check_views
         self._title = rules.title
         self._tick_rate = rules.tick_rate
         self.quantisation = quantisation_of(self.game)
+        self._views = RoomViews(
+            self.game,
+            self.outbox,
+            self.quantisation,
+            shared=rules.shared_view,
+            checksums=self.config.snapshot_checksums,
+        )
         self._idle_timeout = rules.idle_timeout
         self.history = TickHistory(rules.history_ticks)
         self._apply_action_at = getattr(self.game, "apply_action_at", None)
@@ -294,7 +275,7 @@ class Room:
             Seat(player_id=t.player_id, name=t.name, index=i)
             for i, t in enumerate(self.match.players)
         )
-        self._order = tuple(_Member(seat) for seat in self.seats)
+        self._order = tuple(Member(seat) for seat in self.seats)
         self._members = {m.seat.player_id: m for m in self._order}
         self.state = self.game.create(self.seats, self.config.options, self.rng)
         for member, ticket in zip(self._order, self.match.players, strict=True):
@@ -418,46 +399,54 @@ class Room:
     def handle_timer(self, now: float) -> None:
         """Do what is due by `now` (earliest first), then hand `timers` the next deadline."""
         while not self.ended:
-            # Ties go to the phase first: a time limit ends the match before
-            # the tick or the grace lapse due at the same moment.
-            ends = self._phase_ends
-            due = _INF if ends is None else ends
-            which = 0
-            if self._tick_due < due:
-                due, which = self._tick_due, 1
-            if self._state_due < due:
-                due, which = self._state_due, 2
-            lapsed = None
-            for member in self._order:
-                grace_ends = member.grace_ends
-                if grace_ends is not None and grace_ends < due:
-                    due, which, lapsed = grace_ends, 3, member
-            if self._idle_due < due:
-                due, which = self._idle_due, 4
-            bot = None
-            for member in self._bots:
-                if member.bot_due < due:
-                    due, which, bot = member.bot_due, 5, member
+            due, which, member = self._earliest()
             if due > now:
                 break
-            if which == 0:
+            if which == _PHASE_ENDS:
+                ends = self._phase_ends
                 self._phase_deadline(now)
                 if self._phase_ends == ends:
                     self._phase_ends = None  # never the same deadline twice
-            elif which == 1:
+            elif which == _TICK_DUE:
                 self._tick(now)
-            elif which == 2:
+            elif which == _STATE_DUE:
                 self._send_states(now)
-            elif which == 3:
-                assert lapsed is not None
-                lapsed.grace_ends = None
-                self._leave(lapsed, now)
-            elif which == 4:
+            elif which == _GRACE_ENDS:
+                assert member is not None
+                member.grace_ends = None
+                self._leave(member, now)
+            elif which == _IDLE_DUE:
                 self._idle_expired(now)
             else:
-                assert bot is not None
-                self._bot_acts(bot, now)
+                assert member is not None
+                self._bot_acts(member, now)
         self._rewake()
+
+    def _earliest(self) -> tuple[float, int, Member | None]:
+        """The room's earliest deadline: when (inf: none), which (`_PHASE_ENDS` ...)
+        and whose, for a seat's (a reconnection window, a bot's turn).
+
+        Ties go to the phase first: a time limit ends the match before the tick
+        or the grace lapse due at the same moment.
+        """
+        ends = self._phase_ends
+        due = _INF if ends is None else ends
+        which = _PHASE_ENDS
+        whose = None
+        if self._tick_due < due:
+            due, which = self._tick_due, _TICK_DUE
+        if self._state_due < due:
+            due, which = self._state_due, _STATE_DUE
+        for member in self._order:
+            grace_ends = member.grace_ends
+            if grace_ends is not None and grace_ends < due:
+                due, which, whose = grace_ends, _GRACE_ENDS, member
+        if self._idle_due < due:
+            due, which = self._idle_due, _IDLE_DUE
+        for member in self._bots:
+            if member.bot_due < due:
+                due, which, whose = member.bot_due, _BOT_DUE, member
+        return due, which, whose
 
     def _phase_deadline(self, now: float) -> None:
         phase = self.phase
@@ -677,7 +666,7 @@ class Room:
         if not self.ended:
             self._leave(member, now)
 
-    def _leave(self, member: _Member, now: float, idle: bool = False) -> None:
+    def _leave(self, member: Member, now: float, idle: bool = False) -> None:
         member.left = True
         if member.grace_ends is not None:
             member.grace_ends = None
@@ -735,7 +724,7 @@ class Room:
         self._acted(member, outcome, now)
         return True
 
-    def _game_action(self, member: _Member, action: Mapping[str, Any]) -> Outcome:
+    def _game_action(self, member: Member, action: Mapping[str, Any]) -> Outcome:
         """The game's outcome of this player's action or input (raises what it raises):
         through `apply_action_at` with the tick history when the game has one."""
         if self.recorder is not None:
@@ -745,7 +734,7 @@ class Room:
             return self.game.apply_action(self.state, member.seat, action, self.rng)
         return apply_at(self.state, member.seat, action, self.rng, self.history)
 
-    def _acted(self, member: _Member, outcome: Outcome, now: float) -> None:
+    def _acted(self, member: Member, outcome: Outcome, now: float) -> None:
         """Adopt an applied action's or input's outcome: a new version, its events,
         then the end of the game or the states (and the player's idle clock)."""
         self.state = state = outcome.state
@@ -795,7 +784,7 @@ class Room:
 
     # -- the game's idle rule ---------------------------------------------------
 
-    def _track_idle(self, actor: _Member | None, now: float) -> None:
+    def _track_idle(self, actor: Member | None, now: float) -> None:
         """After a change: `actor` just acted; players the game newly awaits start
         counting now. Sets when the first counted player times out."""
         timeout = self._idle_timeout
@@ -856,7 +845,6 @@ class Room:
             # The periodic state is for when none goes out: it waits a whole
             # interval from this one (`handle_timer` picks up the later time).
             self._state_due = now + self.config.state_interval
-        send = self.outbox.send_message
         ends = self._phase_ends
         remaining = None
         if ends is not None:
@@ -865,109 +853,19 @@ class Room:
                 remaining = 0.0
         version, phase, state = self.version, self.phase, self.state
         tick, server_time = self.tick_number, self._server_time(now)
-        joining = self._joining
-        if phase is _PLAYING and self.snapshot_rate:
-            self._send_snaps(version, remaining, tick, server_time, state, joining)
-            return
         try:
             if self._check_views:
                 self._check_shared_view(state, version)
-            if self._shared_view:
-                # One view and one encoding for everyone: each recipient's
-                # message is that plus their own last action id (the bytes
-                # encode_state would give them), re-packed only when it differs.
-                shared = b""
-                data = b""
-                last_id: object = _NO_ACTION_ID
-                for member in self._order:
-                    session_id = member.session_id
-                    if session_id is None or member is joining:
-                        continue
-                    if not shared:
-                        view = self.game.view(state, member.seat.player_id)
-                        shared = encode_shared_state(
-                            version, phase, remaining, view, tick, server_time
-                        )
-                    action_id = member.last_action_id
-                    if action_id is not last_id:
-                        last_id = action_id
-                        data = shared + pack_action_id(action_id)
-                    send(session_id, UNRELIABLE, data)
-            else:
-                view_for = self.game.view
-                for member in self._order:
-                    session_id = member.session_id
-                    if session_id is not None and member is not joining:
-                        view = view_for(state, member.seat.player_id)
-                        send(
-                            session_id,
-                            UNRELIABLE,
-                            encode_state(
-                                version,
-                                phase,
-                                remaining,
-                                view,
-                                member.last_action_id,
-                                tick,
-                                server_time,
-                            ),
-                        )
-        except Exception:
-            self._game_error("view")
-
-    def _send_snaps(
-        self,
-        version: int,
-        remaining: float | None,
-        tick: int,
-        server_time: int,
-        state: Any,
-        joining: _Member | None,
-    ) -> None:
-        """A ticking room while playing: each player's view as a `snap`, delta-encoded
-        against the newest one they acknowledged (docs/protocol.md §14, §16).
-
-        Runs per recipient per snapshot, so it does each thing once: a shared
-        view is built and quantised once for everyone, and bodies are encoded
-        once per (baseline, view) pair (`cache`: players who acknowledged the
-        same tick of a shared view get the same bytes)."""
-        send = self.outbox.send_message
-        header = encode_snap_header(version, server_time, remaining)
-        quantisation, checksum = self.quantisation, self.config.snapshot_checksums
-        view_for = self.game.view
-        shared = self._shared_view
-        common: Prepared | None = None
-        cache: dict[tuple[Prepared, Prepared], bytes] = {}
-        try:
-            if self._check_views:
-                self._check_shared_view(state, version)
-                shared = self._shared_view
-            for member in self._order:
-                session_id = member.session_id
-                history = member.snapshots
-                if session_id is None or member is joining or history is None:
-                    continue
-                if shared:
-                    if common is None:
-                        common = quantisation.prepare(
-                            view_for(state, member.seat.player_id), checksum=checksum
-                        )
-                    prepared = common
-                else:
-                    prepared = quantisation.prepare(
-                        view_for(state, member.seat.player_id), checksum=checksum
-                    )
-                inputs = member.inputs
-                send(
-                    session_id,
-                    UNRELIABLE,
-                    encode_snap_for(
-                        header,
-                        member.last_action_id,
-                        None if inputs is None else inputs.newest,
-                        history.encode_for(tick, prepared, None, cache),
-                    ),
+            if phase is _PLAYING and self.snapshot_rate:
+                # Delta-encoded snaps (docs/protocol.md §14, §16).
+                self._views.send_snaps(
+                    self._order, self._joining, version, remaining, state, tick, server_time
                 )
+            else:
+                self._views.send_states(
+                    self._order, self._joining, version, phase, remaining, state, tick,
+                    server_time,
+                )  # fmt: skip
         except Exception:
             self._game_error("view")
 
@@ -1015,7 +913,7 @@ class Room:
                 if self.phase is not _PLAYING:
                     return
 
-    def _apply_input(self, member: _Member, value: Mapping[str, Any], now: float) -> None:
+    def _apply_input(self, member: Member, value: Mapping[str, Any], now: float) -> None:
         counts = self.input_counts
         if member.left:
             counts["not_playing"] += 1
@@ -1047,31 +945,28 @@ class Room:
         game, two players and the version, and gives each player their own
         view from then on, so that nothing hidden is shown to another player.
         """
-        view_for = self.game.view
-        first = self._order[0].seat.player_id
-        expected = view_for(state, first)
-        for member in self._order[1:]:
-            player_id = member.seat.player_id
-            if view_for(state, player_id) != expected:
-                self._shared_view = self._check_views = False
-                log.failure(
-                    "Game {game} says shared_view = True, but view(state, player) differs "
-                    "between {first!r} and {other!r} (room {match_id}, version {version}); "
-                    "each player gets their own view in this room from now on. Fix the "
-                    "game's view, or leave shared_view out (it defaults to False).",
-                    Failure(
-                        SharedViewMismatch(
-                            f"game {self.game.name!r}: view(state, {first!r}) != "
-                            f"view(state, {player_id!r}) at version {version}"
-                        )
-                    ),
-                    game=self.game.name,
-                    first=first,
-                    other=player_id,
-                    match_id=self.match.match_id,
-                    version=version,
+        difference = self._views.shared_view_difference(state, self._order)
+        if difference is None:
+            return
+        first, player_id = difference
+        self._views.shared = self._check_views = False
+        log.failure(
+            "Game {game} says shared_view = True, but view(state, player) differs "
+            "between {first!r} and {other!r} (room {match_id}, version {version}); "
+            "each player gets their own view in this room from now on. Fix the "
+            "game's view, or leave shared_view out (it defaults to False).",
+            Failure(
+                SharedViewMismatch(
+                    f"game {self.game.name!r}: view(state, {first!r}) != "
+                    f"view(state, {player_id!r}) at version {version}"
                 )
-                return
+            ),
+            game=self.game.name,
+            first=first,
+            other=player_id,
+            match_id=self.match.match_id,
+            version=version,
+        )
 
     # -- bot seats ------------------------------------------------------------
 
@@ -1084,7 +979,7 @@ class Room:
                 if due < self.wake:
                     self._rewake()
 
-    def _bot_acts(self, member: _Member, now: float) -> None:
+    def _bot_acts(self, member: Member, now: float) -> None:
         member.bot_due = _INF
         if member.left or self.phase is not _PLAYING:
             return
@@ -1098,7 +993,7 @@ class Room:
             # Refused (the game moved on, or a bot bug): it looks again after a while.
             member.bot_due = now + max(self.config.bot_think_time, 0.1)
 
-    def _send_state_reliably(self, member: _Member, now: float) -> None:
+    def _send_state_reliably(self, member: Member, now: float) -> None:
         assert member.session_id is not None
         try:
             data = encode_state(
@@ -1128,7 +1023,7 @@ class Room:
             if session_id is not None and (to is None or member.seat.player_id in to):
                 send(session_id, RELIABLE, data)
 
-    def _send_error(self, member: _Member, code: str, message: str, action_id: int | None) -> None:
+    def _send_error(self, member: Member, code: str, message: str, action_id: int | None) -> None:
         if member.session_id is not None:
             self.outbox.send_message(
                 member.session_id, RELIABLE, encode_error(code, message, action_id)
@@ -1139,7 +1034,7 @@ class Room:
             if member.session_id is not None:
                 self.outbox.send_message(member.session_id, RELIABLE, data)
 
-    def _send_others(self, sender: _Member, data: bytes) -> None:
+    def _send_others(self, sender: Member, data: bytes) -> None:
         for member in self._order:
             if member is not sender and member.session_id is not None:
                 self.outbox.send_message(member.session_id, RELIABLE, data)
@@ -1173,21 +1068,7 @@ class Room:
 
     def _rewake(self) -> None:
         """Recompute `wake`; a new value goes to the timer queue (the old entry goes stale)."""
-        ends = self._phase_ends
-        wake = _INF if ends is None else ends
-        if self._tick_due < wake:
-            wake = self._tick_due
-        if self._state_due < wake:
-            wake = self._state_due
-        for member in self._order:
-            grace_ends = member.grace_ends
-            if grace_ends is not None and grace_ends < wake:
-                wake = grace_ends
-        if self._idle_due < wake:
-            wake = self._idle_due
-        for member in self._bots:
-            if member.bot_due < wake:
-                wake = member.bot_due
+        wake = self._earliest()[0]
         if wake != self.wake:
             self.wake = wake
             if wake != _INF:

@@ -1,0 +1,164 @@
+"""What a room sends its players of its state: each one's view, encoded (sans-I/O).
+
+A `Room` decides when states go out (vinom.rooms.room: after a change, at a
+tick's snapshot, periodically); `RoomViews` builds and sends them, one
+unreliable message per connected player through the room's `Outbox`:
+
+- `send_states`: a `state` (a game without a tick, or any game outside play).
+  With a shared view (`GameRules.shared_view`) the view is built and encoded
+  once for everyone, and each player's message is those bytes plus their own
+  last action id (what `encode_state` would give them).
+- `send_snaps`: a ticking room while playing, a `snap` per player, delta-encoded
+  against the newest one they acknowledged (docs/protocol.md §14, §16); a shared
+  view is built and quantised once, and a body encoded once per (baseline, view)
+  pair, so that players who acknowledged the same tick get the same bytes.
+- `shared_view_difference`: the debug check that a game which says it shares
+  its view gives every seat the same one (`RoomConfig.check_views`); the room
+  logs what it finds and turns `shared` off.
+
+Both run per recipient per state, the busiest code of a room. An error raised by
+the game's `view` propagates: the room counts and logs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from attrs import define
+
+from vinom.games.interfaces import IGame
+from vinom.protocol.events import UNRELIABLE
+from vinom.rooms.delta import Prepared, Quantisation
+from vinom.rooms.member import Member
+from vinom.rooms.messages import (
+    Phase,
+    encode_shared_state,
+    encode_snap_for,
+    encode_snap_header,
+    encode_state,
+    pack_action_id,
+)
+from vinom.rooms.outbox import Outbox
+
+# No action id at all (a broadcast's recipients' ids are int or None).
+_NO_ACTION_ID = object()
+
+
+@define(eq=False)
+class RoomViews:
+    """One room's way from its state to its players' messages."""
+
+    game: IGame
+    outbox: Outbox
+    # The game's quantisation of its views, for snaps.
+    quantisation: Quantisation
+    # Every player gets the same view: the game's `shared_view`, until the debug
+    # check finds that it does not.
+    shared: bool
+    # Each `snap` carries the CRC-32 of its view (RoomConfig.snapshot_checksums).
+    checksums: bool
+
+    def send_states(
+        self,
+        members: Sequence[Member],
+        joining: Member | None,
+        version: int,
+        phase: Phase,
+        remaining: float | None,
+        state: Any,
+        tick: int,
+        server_time: int,
+    ) -> None:
+        """A `state` to every member with a session but `joining` (unreliably)."""
+        send = self.outbox.send_message
+        if self.shared:
+            shared = b""
+            data = b""
+            last_id: object = _NO_ACTION_ID
+            for member in members:
+                session_id = member.session_id
+                if session_id is None or member is joining:
+                    continue
+                if not shared:
+                    view = self.game.view(state, member.seat.player_id)
+                    shared = encode_shared_state(version, phase, remaining, view, tick, server_time)
+                action_id = member.last_action_id
+                if action_id is not last_id:
+                    # Re-packed only when it differs from the last recipient's.
+                    last_id = action_id
+                    data = shared + pack_action_id(action_id)
+                send(session_id, UNRELIABLE, data)
+            return
+        view_for = self.game.view
+        for member in members:
+            session_id = member.session_id
+            if session_id is not None and member is not joining:
+                view = view_for(state, member.seat.player_id)
+                send(
+                    session_id,
+                    UNRELIABLE,
+                    encode_state(
+                        version, phase, remaining, view, member.last_action_id, tick, server_time
+                    ),
+                )
+
+    def send_snaps(
+        self,
+        members: Sequence[Member],
+        joining: Member | None,
+        version: int,
+        remaining: float | None,
+        state: Any,
+        tick: int,
+        server_time: int,
+    ) -> None:
+        """A `snap` of tick `tick` to every member with a session and a snapshot
+        history but `joining` (unreliably), each against their own baseline."""
+        send = self.outbox.send_message
+        header = encode_snap_header(version, server_time, remaining)
+        quantisation, checksum = self.quantisation, self.checksums
+        view_for = self.game.view
+        shared = self.shared
+        common: Prepared | None = None
+        cache: dict[tuple[Prepared, Prepared], bytes] = {}
+        for member in members:
+            session_id = member.session_id
+            history = member.snapshots
+            if session_id is None or member is joining or history is None:
+                continue
+            if shared:
+                if common is None:
+                    common = quantisation.prepare(
+                        view_for(state, member.seat.player_id), checksum=checksum
+                    )
+                prepared = common
+            else:
+                prepared = quantisation.prepare(
+                    view_for(state, member.seat.player_id), checksum=checksum
+                )
+            inputs = member.inputs
+            send(
+                session_id,
+                UNRELIABLE,
+                encode_snap_for(
+                    header,
+                    member.last_action_id,
+                    None if inputs is None else inputs.newest,
+                    history.encode_for(tick, prepared, None, cache),
+                ),
+            )
+
+    def shared_view_difference(
+        self, state: Any, members: Sequence[Member]
+    ) -> tuple[str, str] | None:
+        """Two players whose views of `state` differ (the first seat's and another's),
+        or None when every seat sees the same."""
+        view_for = self.game.view
+        first = members[0].seat.player_id
+        expected = view_for(state, first)
+        for member in members[1:]:
+            player_id = member.seat.player_id
+            if view_for(state, player_id) != expected:
+                return first, player_id
+        return None
