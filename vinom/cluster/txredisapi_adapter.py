@@ -65,9 +65,11 @@ real Redis, so that an upgrade that breaks one fails there.
    connection out of the queue until they are answered. Its `execute_command`
    is never marked so: an `XREADGROUP ... BLOCK` sent through it would hold
    every call given to its connection meanwhile. `blocking_command` takes the
-   connection out as txredisapi does for its own blocking commands
-   (`connectionQueue.get()`, `put()` once answered), so the placement
-   streams' waiting reads hold one connection of the pool and no other call.
+   connection out as txredisapi does for its own blocking commands (the
+   factory's `getConnection(peek=False)`, `connectionQueue.put()` once
+   answered; the factory of each pool made here is kept beside it, the
+   handler holding it only privately), so the placement streams' waiting
+   reads hold one connection of the pool and no other call.
 
 Whatever endpoint it is given, txredisapi runs its own timers on the global
 reactor (`replyTimeout`, the backoff). vinom bounds every call itself, on the
@@ -81,6 +83,7 @@ connection (Redis down) leaves the pool usable once Redis is back.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -104,7 +107,7 @@ WORKAROUNDS: dict[str, str] = {
     "by execute_command",
     "subscriber_on_our_service": "a SubscriberProtocol subclass under ClientService; the "
     "factory's isLazy/stopTrying/connectionError; connectionMade's Deferred fires after AUTH",
-    "blocking_read_off_the_turn": "handler._factory.getConnection(peek=False) and "
+    "blocking_read_off_the_turn": "the factory's getConnection(peek=False) and "
     "connectionQueue.put, as txredisapi's blocking commands take a connection",
 }
 
@@ -113,6 +116,9 @@ MASTER_MAX_DELAY = 2.0
 
 # A txredisapi ConnectionHandler: a pool, on which Redis commands are methods.
 Pool = Any
+
+# The factory of each pool made here, by its handler (`_start`).
+_FACTORIES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def installed_version() -> str:
@@ -176,7 +182,10 @@ def _start(factory: Any, endpoint: Any) -> Pool:
     if isinstance(first, Deferred):
         first.addErrback(lambda _: None)
     factory.startConnecting(endpoint)
-    return factory.handler
+    handler = factory.handler
+    # The pool's factory, for `blocking_command` (the handler keeps it only privately).
+    _FACTORIES[handler] = factory
+    return handler
 
 
 def master_is_up(state: object) -> bool:
@@ -230,9 +239,9 @@ def run_script(
 
 
 def blocking_command(pool: Pool, *args: object) -> Deferred[Any]:
-    """`execute_command(*args)` on a connection of `pool` taken out of its turn until
-    answered, for a command that waits (`XREADGROUP ... BLOCK`: workaround 6)."""
-    factory = pool._factory
+    """`execute_command(*args)` on a connection of `pool` (one made here) taken out of its
+    turn until answered, for a command that waits (`XREADGROUP ... BLOCK`: workaround 6)."""
+    factory = _FACTORIES[pool]
     connecting: Deferred[Any] = factory.getConnection(peek=False)
 
     def run(connection: Any) -> Deferred[Any]:
