@@ -317,6 +317,50 @@ class RecordedMatchTests(TestCase):
         self.assertIn(f"vinom: {path}: {refused}".replace("\n", "\r\n").encode(), terminal.output)
         self.assertNotIn(b"Traceback", terminal.output)
 
+    async def test_a_fault_in_the_viewer_is_one_line_and_an_exit_not_a_frozen_screen(
+        self,
+    ) -> None:
+        # A game whose spectator view fails (a fault outside the replay's recorded
+        # calls, as `--check` reports it): the viewer says so in one line and exits
+        # 1 (its frames stopped on the first fault and it waited, q included, for
+        # ever on a frozen screen).
+        plugins = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(plugins, "twisted", "plugins"))
+        with open(os.path.join(plugins, "twisted", "plugins", "blind_game.py"), "w") as f:
+            f.write(textwrap.dedent("""
+                from vinom.games.tictactoe import TicTacToeGame
+
+                class BlindGame(TicTacToeGame):
+                    name = "blind"
+
+                    def view(self, state, player_id):
+                        if player_id is None:
+                            raise LookupError("no spectator view")
+                        return super().view(state, player_id)
+
+                blind = BlindGame()
+            """))
+        header = record_header(
+            match_id="m-blind", game="blind", game_version="1", options={},
+            seats=[Seat("p1", "ann", 0), Seat("p2", "bob", 1)], bots=[False, False],
+            seed=1, tick_rate=0.0, hash_every=1, started=0.0, vinom_version="test",
+        )  # fmt: skip
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(MatchRecorder(header).take())
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join((ROOT, plugins)),
+               "TERM": "xterm", "LINES": "24", "COLUMNS": "100"}  # fmt: skip
+        argv = [sys.executable, "-c", RUN_CLI, "replay", path]
+        terminal, _process = in_a_terminal(self, argv, env)
+        await until(lambda: terminal.ended.called, "the viewer exited on its fault", timeout=20)
+        ended = await terminal.ended
+        self.assertIsInstance(ended, ProcessTerminated, terminal.output)
+        assert isinstance(ended, ProcessTerminated)
+        self.assertEqual(ended.exitCode, 1, terminal.output)
+        line = f"vinom: {path}: the replay failed: LookupError: no spectator view\r\n"
+        self.assertIn(line.encode(), terminal.output)
+        self.assertNotIn(b"Traceback", terminal.output)
+
     async def test_the_viewer_on_a_terminal_draws_the_match_and_quits_on_q(self) -> None:
         game = GameRegistry.from_plugins().get("maze")
         _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)

@@ -225,3 +225,49 @@ class InlineHostFlushTests(TestCase):
         self.assertEqual(len(names), 3)
         for name in names:
             self.assertTrue(read_record(Path(directory, name).read_bytes()).complete)
+
+    async def test_a_host_started_after_an_early_batch_is_not_flushed_late(self) -> None:
+        # The factory's one timer waits for the first entry due; a host that starts
+        # while it waits for a later one (a host flushed early in a batch) is still
+        # flushed by its own time: early rather than late (docs/operations.md).
+        directory = os.path.abspath(self.mktemp())
+        clock = Clock()
+        factory = InlineGameHostFactory(
+            reactor=_UDPOnClock(clock), find_game=GameRegistry([TicTacToeGame()]).get,
+            protocol_config=ProtocolConfig(token_key=os.urandom(32)),
+            public_host="127.0.0.1", interface="127.0.0.1",
+            recording=RecordSettings(directory=directory, flush_interval=2.0),
+        )  # fmt: skip
+        files = factory.record_files
+        assert files is not None
+
+        def start(match_id: str) -> InlineGameHost:
+            host = self.successResultOf(factory.start_host(0))
+            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+            self.successResultOf(host.add_match(Match(match_id, "tictactoe", players, 0.0)))
+            self.addCleanup(host.stop)
+            return host
+
+        def written(match_id: str) -> bool:
+            path = files.path_of(match_id)
+            return path is not None and path.exists()
+
+        # (Times that binary fractions add up to exactly.)
+        first = start("m-0")
+        clock.advance(0.125)
+        second = start("m-1")  # due at 2.125: flushed with the first at 2, next at 4.125
+        clock.advance(1.875)
+        self.assertEqual((written("m-0"), written("m-1")), (True, True))
+        clock.advance(1.0)
+        await first.stop()  # 3 s
+        clock.advance(1.0)  # 4 s: the second's (due 4.125) goes early, next at 6.125
+        clock.advance(0.0625)
+        third = start("m-2")  # 4.0625 s: due at 6.0625
+        clock.advance(1.9375)
+        self.assertFalse(written("m-2"))
+        clock.advance(0.0625)  # 6.0625 s
+        self.assertTrue(written("m-2"))
+        await second.stop()
+        await third.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -351,7 +351,14 @@ def run_replay(
         def start(record_and_game: tuple[Record, IGame]) -> None:
             viewers.append(ReplayViewer(*record_and_game))
             last[0] = reactor.seconds()
-            frames.start(FRAME_SECONDS)
+            # A frame that raises stops the frames: said as `--check` says it, and
+            # the viewer exits (else it waits on a frozen screen, q included).
+            frames.start(FRAME_SECONDS).addErrback(faulted)
+
+        def faulted(failure: Failure) -> None:
+            error = cast(BaseException, failure.value)
+            failures.append(f"{path}: the replay failed: {error_line(error)}")
+            stop()
 
         def failed(failure: Failure) -> None:
             error = cast(BaseException, failure.value)

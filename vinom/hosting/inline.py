@@ -291,10 +291,16 @@ class InlineGameHostFactory:
 
     def _schedule_flush(self, host: InlineGameHost, when: float) -> None:
         self._push_flush(host, when)
-        if self._flush_call is None:
-            self._flush_call = self.reactor.callLater(
-                max(0.0, when - self.reactor.seconds()), self._flush_due
-            )
+        call = self._flush_call
+        if call is not None and call.getTime() <= when:
+            return
+        # No call yet, or one for a later entry (one flushed early in a batch, its
+        # next flush an interval after that): this host's would come late.
+        if call is not None and call.active():
+            call.cancel()
+        self._flush_call = self.reactor.callLater(
+            max(0.0, when - self.reactor.seconds()), self._flush_due
+        )
 
     def _push_flush(self, host: InlineGameHost, when: float) -> None:
         entry = self._flush_entries[host] = [when, next(self._flush_order), host]

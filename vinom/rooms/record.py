@@ -21,8 +21,9 @@ returns the bytes to append to the record so far, ending on a deflate flush
 point (so whatever was taken is readable even if the process dies before the
 next take: a crashed host's record replays up to its last flush). After
 `end()` the next `take()` also ends the gzip stream. A record's first take
-is compressed by the process's one deflate stream (`_Deflate`), the takes
-after it by a stream of the record's own. It never raises into the room: an
+is compressed by the process's one deflate stream (`_Deflate`), and so is a
+second that is its last; the takes after it by a stream of the record's own.
+It never raises into the room: an
 entry it cannot encode (an action no MessagePack encoder takes; the wire
 decoded it, so it should not happen) marks the record ``broken`` and it
 records nothing more; the entries since the last `take` are lost with it
