@@ -23,17 +23,18 @@ from tests.cluster.test_host_registry import MemoryHostRegistry
 from tests.lobby import reconnect
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
+from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
+from vinom.cluster.channel import PlacementKeys, decide
 from vinom.cluster.client import (
     RedisClient,
-    RedisSubscription,
-    client_endpoint,
     parse_redis_url,
 )
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry, least_loaded_first
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting, choose_host
+from vinom.cluster.players import RedisPlayerStore
 from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
@@ -54,6 +55,7 @@ class ScriptedHosting:
     matches = 0
     running_games = 0
     free_ports = 0
+    records_placements = True
 
     def __init__(self) -> None:
         self.asked: list[tuple[Match, Deferred[HostAddress]]] = []
@@ -84,32 +86,11 @@ class ScriptedHosting:
         return succeed(True)
 
 
-class SharedStore(MemoryPlayerStore):
-    """A player store other lobbies use too, as a Redis one is."""
-
-    shared = True
-
-
-class SharedMatchmaker:
-    """A matchmaker other lobbies use too, as this lobby sees it: `here` says whether
-    this lobby formed each match."""
-
-    def __init__(self, matchmaker: Any, here: bool) -> None:
-        self._matchmaker = matchmaker
-        self._here = here
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._matchmaker, name)
-
-    def formed_here(self, match_id: str) -> bool:
-        return self._here
-
-
 class NoHostTests(LobbyHarness):
     def setUp(self) -> None:
         super().setUp()
         self.remote = ScriptedHosting()
-        self.store = SharedStore()
+        self.store = MemoryPlayerStore()
         self.factory = self.make_factory(hosting=self.remote, store=self.store)
         self.factory.startService()
 
@@ -148,17 +129,33 @@ class NoHostTests(LobbyHarness):
         self.assertEqual(self.successResultOf(self.store.get_player("p-other")), other)
 
 
-class SharedPlacementTests(LobbyHarness):
-    """With a shared store every lobby hears every placement; the record is saved by
-    the lobbies that answer for a player of the match and by the one that formed it, and
-    removed at the match's end by every lobby."""
+class RecordedStore(MemoryPlayerStore):
+    """A player store shared with other lobbies, as a Redis one is, counting the
+    placement writes this lobby makes."""
 
-    def start(self, formed_here: bool) -> ScriptedHosting:
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
+        self.writes.append("save " + placement.match_id)
+        return super().save_placement(placement)
+
+    def remove_placement(self, match_id: str, forget: Any = ()) -> Deferred[None]:
+        self.writes.append("remove " + match_id)
+        return super().remove_placement(match_id, forget)
+
+
+class SharedPlacementTests(LobbyHarness):
+    """With remote hosting the game host's scripts save the placement record and remove
+    it (`HostRecordsPlacementTests`): a lobby that follows the match writes nothing of it,
+    so a match split across lobbies costs each only its own players' frames."""
+
+    def start(self) -> ScriptedHosting:
         remote = ScriptedHosting()
         # The harness's own lobby hears the matches too: this one gets its own store.
-        self.shared = SharedStore()
-        matchmaker = SharedMatchmaker(self.matchmaker, formed_here)
-        self.factory = self.make_factory(hosting=remote, store=self.shared, matchmaker=matchmaker)
+        self.shared = RecordedStore()
+        self.factory = self.make_factory(hosting=remote, store=self.shared)
         self.factory.startService()
         return remote
 
@@ -170,25 +167,28 @@ class SharedPlacementTests(LobbyHarness):
         placing.callback(HostAddress("203.0.113.7", 7400))
         return match
 
-    def test_a_lobby_without_its_players_leaves_the_record_to_theirs(self) -> None:
-        match = self.other_lobbys_match(self.start(formed_here=False))
-        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
-
-    def test_every_lobby_removes_the_record_at_the_end(self) -> None:
-        # The lobbies that saved it may be gone (their players' lobby died): this one,
-        # which did not save it, removes it all the same when the match ends.
-        remote = self.start(formed_here=False)
+    def test_a_lobby_without_its_players_writes_nothing_of_the_match(self) -> None:
+        remote = self.start()
         match = self.other_lobbys_match(remote)
-        saved = MatchPlacement(match, HostAddress("203.0.113.7", 7400), 1.0)
-        self.successResultOf(self.shared.save_placement(saved))
         remote.end(match)
-        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
+        self.assertEqual(self.shared.writes, [])
+
+    def test_a_lobby_with_a_player_of_the_match_only_delivers_it(self) -> None:
+        remote = self.start()
+        ada = self.queued_player("ada")
+        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
+        [(match, placing)] = remote.asked
+        placing.callback(HostAddress("203.0.113.7", 7400))
+        found = ada.frames()[-1]
+        self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
+        remote.end(match)
+        self.assertEqual(self.shared.writes, [])
 
     def test_a_player_reconnecting_here_while_their_match_waits_gets_it(self) -> None:
         # Another lobby's player (that lobby died, say) reconnects through this one
         # before their match is placed: this lobby followed the match, so it answers
         # with the wait and then delivers the match.
-        remote = self.start(formed_here=False)
+        remote = self.start()
         secret = "s" * 32
         self.shared.save_player(PlayerRecord("p-yan", "yan", hash_secret(secret), 1.0))
         for name in ("yan", "zed"):
@@ -200,26 +200,7 @@ class SharedPlacementTests(LobbyHarness):
         placing.callback(HostAddress("203.0.113.7", 7400))
         [found] = client.frames()
         self.assertEqual((found["type"], found["game_id"]), ("match_found", match.match_id))
-        saved = self.successResultOf(self.shared.get_placement(match.match_id))
-        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
-        # It answered for yan, so it removes the record at the end.
-        remote.end(match)
-        self.assertIsNone(self.successResultOf(self.shared.get_placement(match.match_id)))
-
-    def test_the_lobby_that_formed_the_match_saves_it(self) -> None:
-        match = self.other_lobbys_match(self.start(formed_here=True))
-        saved = self.successResultOf(self.shared.get_placement(match.match_id))
-        self.assertEqual(saved.address, HostAddress("203.0.113.7", 7400))
-
-    def test_a_lobby_with_a_player_of_the_match_saves_it(self) -> None:
-        remote = self.start(formed_here=False)
-        ada = self.queued_player("ada")
-        self.matchmaker.enqueue(Ticket("p-zed", "zed", "tictactoe", None, 1.0))
-        [(match, placing)] = remote.asked
-        placing.callback(HostAddress("203.0.113.7", 7400))
-        self.assertEqual(ada.frames()[-1]["type"], "match_found")
-        saved = self.successResultOf(self.shared.get_placement(match.match_id))
-        self.assertEqual(saved.player_ids, match.player_ids)
+        self.assertEqual(self.shared.writes, [])
 
 
 class GonePlayerTests(LobbyHarness):
@@ -231,8 +212,8 @@ class GonePlayerTests(LobbyHarness):
 
     def test_the_match_of_a_player_gone_as_it_formed_is_answered_for(self) -> None:
         remote = ScriptedHosting()
-        held = HeldCancels(SharedMatchmaker(self.matchmaker, here=False))
-        self.store = SharedStore()
+        held = HeldCancels(self.matchmaker)
+        self.store = MemoryPlayerStore()
         self.factory = self.make_factory(hosting=remote, store=self.store, matchmaker=held)
         self.factory.startService()
         ada = self.queued_player("ada")
@@ -334,37 +315,71 @@ class EarlyOutcomeTests(TestCase):
         self.assertEqual(hosting.matches, 0)
 
 
-class ChannelCatchUpTests(TestCase):
-    """On a real Redis: an outcome published while the lobby's placements channel was
-    not subscribed (its connection dropped, or it followed a Sentinel failover) is read
-    when it subscribes again, not after `place_timeout`."""
+class EventsStreamTests(TestCase):
+    """On a real Redis: a lobby's placement events wait in its stream while it does not
+    read (its connection dropped, it followed a Sentinel failover, Redis lost its group),
+    and are read once it does, not after `place_timeout`."""
 
     timeout = 30
 
-    async def test_an_outcome_missed_while_away_is_read_on_subscribing_again(self) -> None:
+    async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient, Deferred[HostAddress]]:
         redis = await open_redis(self)
         # The timers (place_timeout, takeover_after) on a Clock that never moves.
-        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+        hosting = RemoteMatchHosting(redis=redis, registry=MemoryHostRegistry(Clock()),  # type: ignore[arg-type]
                                      clock=Clock(), lobby_id="l-test",
                                      formed_by=lambda match_id: "l-other")  # fmt: skip
-        channel = RedisSubscription(redis.endpoint(reactor), hosting.channel,
-                                    hosting.handle_message, reactor,
-                                    catch_up=hosting.catch_up)  # fmt: skip
-        channel.start()
-        self.addCleanup(channel.stop)
-        await channel.when_subscribed()
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         placed = hosting.host_match(Match("m-away", "duel", players, 1.0))
-        # The host places it (another lobby formed it) while this lobby's channel is
-        # down: its `placed` reaches nobody here; the outcome key stays.
-        await redis.handler.set("vinom:outcome:m-away", json.dumps({
-            "event": "placed", "match_id": "m-away", "host_id": "h-1",
-            "address": {"host": "127.0.0.1", "port": 7400},
-        }))  # fmt: skip
-        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        address = await placed
-        self.assertEqual(address, HostAddress("127.0.0.1", 7400))
+        await redis.handler.sadd("vinom:lobbies:m-away", "l-test")
+        return hosting, redis, placed
+
+    async def place(self, redis: RedisClient) -> None:
+        """The match's host places it (another lobby formed it), as its agent does."""
+        placed = {"event": "placed", "match_id": "m-away", "host_id": "h-1",
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, placed))
+
+    async def test_an_outcome_told_while_the_lobby_was_away_is_read_when_it_is_back(
+        self,
+    ) -> None:
+        hosting, redis, placed = await self.lobby()
+        await self.place(redis)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
         self.assertEqual(hosting.running_games, 1)
+
+    async def test_a_stream_redis_lost_is_read_again_from_its_start(self) -> None:
+        hosting, redis, placed = await self.lobby()
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
+        # Redis lost the stream and its group (a restart, a replica promoted before it
+        # had them); the host's `placed` makes a new one.
+        await redis.handler.delete("vinom:placements:l-test")
+        await self.place(redis)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+
+    async def test_an_entry_that_is_no_event_is_refused_and_reading_goes_on(self) -> None:
+        hosting, redis, placed = await self.lobby()
+        await redis.handler.execute_command("XADD", "vinom:placements:l-test", "*", "x", "1")
+        await redis.handler.execute_command("XADD", "vinom:placements:l-test", "*", "m", "{")
+        await self.place(redis)
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        said = [formatEvent(e) for e in events if "not a placement message" in formatEvent(e)]
+        self.assertEqual(len(said), 2)
+
+    async def test_a_stopped_lobby_leaves_no_stream(self) -> None:
+        hosting, redis, _ = await self.lobby()
+        hosting.startService()
+        await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
+        await hosting.stopService()
+        self.assertEqual(await redis.handler.exists("vinom:placements:l-test"), 0)
 
 
 class FormerPlacesTests(TestCase):
@@ -480,7 +495,7 @@ class HostStopTests(TestCase):
                   host_id="h-test").setServiceParent(root)  # fmt: skip
         root.startService()
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         slow = _SlowPort()
         factory.hosts[7400].listening_port = slow  # type: ignore[assignment]
@@ -521,7 +536,7 @@ class EndAnnouncementTests(TestCase):
         heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
         self.assertTrue(factory.end_match("m-1"))
@@ -535,36 +550,85 @@ class EndAnnouncementTests(TestCase):
 class LostEndTests(TestCase):
     """On a real Redis: an end the master acknowledged and lost with its death (a replica
     promoted before it had it: asynchronous replication) is announced again, as it was,
-    once the host's presence channel subscribes to the new master: recorded for the
-    lobbies that missed it, and published to those that follow the match."""
+    once the host's presence channel subscribes to the new master: added to the streams
+    of the lobbies that follow the match."""
 
     timeout = 30
 
     async def test_an_end_the_promoted_replica_never_had_is_announced_again(self) -> None:
         redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-test")
         factory, _ = start_host(self, redis, "h-test")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.lpush("vinom:place:h-test", duel_request())
+        await offer(redis, duel_request())
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         self.assertTrue(factory.end_match("m-1"))
-        await until(lambda: redis.handler.get("vinom:ended:m-1"))
-        said = json.loads(await redis.handler.get("vinom:ended:m-1"))
+        await until(lambda: [m for m in heard if m["event"] == "ended"], "the end")
+        [said] = [m for m in heard if m["event"] == "ended"]
         self.assertEqual(said["match_id"], "m-1")
         # Redis as a replica promoted before the end reached it holds it: the match still
-        # the host's, its followers still named, no end record.
+        # the host's, its followers still named, the end not in the lobby's stream.
         await redis.handler.sadd("vinom:host-matches:h-test", "m-1")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
-        await redis.handler.delete("vinom:ended:m-1")
-        heard = await hear_placements(self, redis, "l-test")
         # The connections to the old master are gone; the host's presence channel
         # subscribes again (to the new one).
         await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        await until(lambda: redis.handler.get("vinom:ended:m-1"))
-        self.assertEqual(json.loads(await redis.handler.get("vinom:ended:m-1")), said)
+        await until(lambda: len([m for m in heard if m["event"] == "ended"]) == 2, "again")
+        self.assertEqual([m for m in heard if m["event"] == "ended"], [said, said])
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
-        # (The test's own channel was cut too: it may have subscribed again after the
-        # announcement; if not, it heard it, as it was.)
-        self.assertIn([m for m in heard if m["event"] == "ended"], ([], [said]))
+
+
+class HostRecordsPlacementTests(TestCase):
+    """On a real Redis: the game host's `placed` saves the match's placement record where
+    a `reconnect` through any lobby finds it, and its `ended` (or the claim of its
+    departure, `host_crashed`) removes it: one writer per match, not one per lobby."""
+
+    timeout = 30
+
+    async def placed(self) -> tuple[RedisClient, RedisPlayerStore, PlaceholderGameHostFactory]:
+        redis = await open_redis(self)
+        store = RedisPlayerStore(redis)
+        await store.save_player(PlayerRecord("p0", "P0", "00" * 32, 1.0))
+        factory, _ = start_host(self, redis, "h-test")
+        await offer(redis, duel_request())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
+        return redis, store, factory
+
+    async def test_the_host_saves_the_placement_and_its_end_removes_it(self) -> None:
+        redis, store, factory = await self.placed()
+        placement = await store.placement_for_player("p1")
+        assert placement is not None
+        self.assertEqual((placement.match_id, placement.address),
+                         ("m-1", HostAddress("198.51.100.9", 7400)))  # fmt: skip
+        self.assertEqual(placement, await store.get_placement("m-1"))
+        # The player record outlives the placement.
+        pttl = ("PTTL", "vinom:player:p0")
+        self.assertGreater(await redis.handler.execute_command(*pttl), 23 * 3600 * 1000)
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: store.get_placement("m-1").addCallback(lambda p: p is None))
+        self.assertIsNone(await store.placement_for_player("p0"))
+        self.assertLessEqual(await redis.handler.execute_command(*pttl), 12 * 3600 * 1000)
+
+    async def test_the_claim_of_a_dead_hosts_departure_removes_its_placements(self) -> None:
+        redis = await open_redis(self)
+        store = RedisPlayerStore(redis)
+        registry = RedisHostRegistry(redis, settle=0.0)
+        record = HostRecord("h-dead", "198.51.100.9", (7400, 7401), 2, 2, 1.0)
+        await registry.register(record, 0.2)
+        # Its `placed`, as its agent records it, then its death: its key lapses and it
+        # holds no presence connection.
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        match = Match("m-1", "duel", players, 1.0)
+        placed = {"event": "placed", "match_id": "m-1", "host_id": "h-dead",
+                  "address": {"host": "198.51.100.9", "port": 7400}}  # fmt: skip
+        placement = MatchPlacement(match, HostAddress("198.51.100.9", 7400), 1.0)
+        keys = PlacementKeys("vinom:")
+        self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed, placement))
+        self.assertEqual(await store.placement_for_player("p1"), placement)
+        await until(lambda: registry.claim_departed().addCallback(lambda ids: ids == ["h-dead"]),
+                    "its departure claimed")  # fmt: skip
+        self.assertIsNone(await store.get_placement("m-1"))
+        self.assertIsNone(await store.placement_for_player("p1"))
 
 
 class RequestGivenAgainTests(TestCase):
@@ -578,13 +642,12 @@ class RequestGivenAgainTests(TestCase):
         redis = await open_redis(self)
         _, hosting = start_host(self, redis, "h-test")
         request = duel_request()
-        await redis.handler.lpush("vinom:place:h-test", request)
+        await offer(redis, request)
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         # What the promoted replica lacks: the claim and the outcome; the request is back.
         await redis.handler.delete(["vinom:claim:m-1:0", "vinom:outcome:m-1"])
-        await redis.handler.lpush("vinom:place:h-test", request)
-        await until(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
-            lambda left: left == 0))  # fmt: skip
+        await offer(redis, request)
+        await until(lambda: all_taken(redis), "every request taken")
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(hosting.matches, 1)
         self.assertIsNone(await redis.handler.get("vinom:claim:m-1:0"))
@@ -600,10 +663,9 @@ class RequestGivenAgainTests(TestCase):
         await redis.handler.sadd("vinom:lobbies:m-1", "l-a")
         for attempt, lobby in ((0, "l-a"), (2, "l-b")):
             request = {"match": match, "attempt": attempt, "lobby_id": lobby}
-            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await offer(redis, json.dumps(request))
         _, hosting = start_host(self, redis, "h-test")
-        await until(lambda: redis.handler.llen("vinom:place:h-test").addCallback(
-            lambda left: left == 0))  # fmt: skip
+        await until(lambda: all_taken(redis), "every request taken")
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual((hosting.matches, hosting.free_ports), (1, 1))
@@ -619,13 +681,13 @@ class RequestGivenAgainTests(TestCase):
         for filler in ("m-x", "m-y"):
             request = {"match": match_to_json(Match(filler, "duel", players, 1.0)),
                        "attempt": 0, "lobby_id": "l-a"}  # fmt: skip
-            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await offer(redis, json.dumps(request))
             await until(lambda f=filler: redis.handler.get(f"vinom:outcome:{f}"))
         self.assertEqual(hosting.free_ports, 0)
         match = match_to_json(Match("m-1", "duel", players, 1.0))
         requests = [json.dumps({"match": match, "attempt": attempt, "lobby_id": lobby})
                     for attempt, lobby in ((0, "l-a"), (2, "l-b"))]  # fmt: skip
-        await redis.handler.lpush("vinom:place:h-test", requests)
+        await offer(redis, *requests)
         for _ in range(100):
             if all(any(m["event"] == "refused" for m in heard[lobby]) for lobby in heard):
                 break
@@ -636,7 +698,7 @@ class RequestGivenAgainTests(TestCase):
 
 
 class HostTakesRequestsTests(TestCase):
-    """On a real Redis: a game host takes every placement request waiting in its list in
+    """On a real Redis: a game host takes every placement request waiting in its stream in
     one call, not one round trip each (a burst of matches is not left to time out)."""
 
     timeout = 30
@@ -658,14 +720,14 @@ class HostTakesRequestsTests(TestCase):
         for i in range(burst):
             request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),
                        "attempt": 0, "lobby_id": "l-test"}  # fmt: skip
-            await redis.handler.lpush("vinom:place:h-test", json.dumps(request))
+            await offer(redis, json.dumps(request))
         await redis.handler.execute_command("CONFIG", "RESETSTAT")
         agent.startService()
         self.addCleanup(agent.stopService)
         for i in range(burst):
             await until(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
         stats = await redis.handler.execute_command("INFO", "commandstats")
-        pops = sum(int(calls) for calls in re.findall(r"cmdstat_b?rpop:calls=(\d+)", stats))
+        pops = sum(int(calls) for calls in re.findall(r"cmdstat_xreadgroup:calls=(\d+)", stats))
         self.assertLessEqual(pops, 3)
         outcomes = [json.loads(await redis.handler.get(f"vinom:outcome:m-{i}"))
                     for i in range(burst)]  # fmt: skip
@@ -733,6 +795,25 @@ async def open_redis(case: TestCase) -> RedisClient:
     return redis
 
 
+async def offer(redis: RedisClient, *requests: str, host_id: str = "h-test") -> None:
+    """Add placement requests to a host's stream, as lobbies do (vinom.cluster.placement)."""
+    for request in requests:
+        await redis.handler.execute_command("XADD", f"vinom:place:{host_id}", "*", "r", request)
+
+
+async def all_taken(redis: RedisClient, host_id: str = "h-test") -> bool:
+    """Whether the host read every request of its stream and handled each (`XACK`)."""
+    key = f"vinom:place:{host_id}"
+    stream = await redis.handler.execute_command("XINFO", "STREAM", key)
+    groups = await redis.handler.execute_command("XINFO", "GROUPS", key)
+    if not groups:
+        return False  # the host has not read yet
+    [group] = groups
+    last = dict(zip(stream[::2], stream[1::2], strict=True))["last-generated-id"]
+    read = dict(zip(group[::2], group[1::2], strict=True))
+    return bool(read["last-delivered-id"] == last and read["pending"] == 0)
+
+
 def duel_request() -> str:
     """Lobby l-test's placement request for match m-1 (duel, two players), first attempt."""
     players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
@@ -754,19 +835,6 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)
     return factory, hosting
-
-
-async def hear_placements(case: TestCase, redis: RedisClient, lobby_id: str) -> list[Any]:
-    """What the placement channel of lobby `lobby_id` (the lobby that follows a match,
-    vinom.cluster.channel) says from now on, decoded, in order."""
-    heard: list[Any] = []
-    channel = RedisSubscription(client_endpoint(redis.settings, reactor),
-                                f"vinom:placements:{lobby_id}",
-                                lambda text: heard.append(json.loads(text)), reactor)  # fmt: skip
-    channel.start()
-    case.addCleanup(channel.stop)
-    await channel.when_subscribed()
-    return heard
 
 
 class DeadHostTests(TestCase):
@@ -931,7 +999,8 @@ class DeadHostTests(TestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         hosting.startService()  # its first read waits on Redis
-        hosting.stopService()  # and the stop closes the connections under it
+        stopped = hosting.stopService()  # and the stop closes the connections under it
+        self.addCleanup(lambda: stopped)
         held.reading.errback(BackendUnavailable("Lost connection"))
         said = [formatEvent(e) for e in events
                 if e.get("log_namespace", "").startswith("vinom.cluster.placement")]  # fmt: skip

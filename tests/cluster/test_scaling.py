@@ -287,7 +287,7 @@ class ScalingTests(ClusterTestCase):
         left = killed_at + ttl + refresh - reactor.seconds()
         if left > 0:
             await deferLater(reactor, left, lambda: None)
-        offered_before = await self.redis_call("LLEN", f"vinom:place:{doomed_id}")
+        offered_before = await self.redis_call("XLEN", f"vinom:place:{doomed_id}")
         late = await gatherResults(
             [
                 run_bots(reactor, first, GAME, 4, seed=5, name_prefix="g"),
@@ -296,7 +296,7 @@ class ScalingTests(ClusterTestCase):
         )
         reports = early[0] + early[1] + late[0] + late[1]
         self.check_matched_once(late[0] + late[1], 8)
-        self.assertEqual(await self.redis_call("LLEN", f"vinom:place:{doomed_id}"),
+        self.assertEqual(await self.redis_call("XLEN", f"vinom:place:{doomed_id}"),
                          offered_before)  # fmt: skip
         self.assertNotIn(doomed_id, await self.redis_call("SMEMBERS", "vinom:hosts"))
         # Every match ran on the survivor, at its address.

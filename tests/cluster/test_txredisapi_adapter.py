@@ -42,6 +42,7 @@ PINNED_BY = {
     "master_pool_checks_role": "MasterPoolTests; test_sentinel",
     "script_sent_whole_once": "test_redis.ScriptTests",
     "subscriber_on_our_service": "SubscriberTests; test_redis.RedisSubscriptionTests",
+    "blocking_read_off_the_turn": "BlockingReadTests",
 }
 
 
@@ -182,6 +183,40 @@ class PoolTests(TestCase):
             self.assertEqual(await pool.get("k"), value)
         self.assertIsNone(await pool.brpop("q", timeout=1))
         self.assertEqual(redis.command("GET", "k"), b"$1")
+
+
+class BlockingReadTests(TestCase):
+    """Workaround 6: a read that waits in Redis holds one connection of the pool, and the
+    calls made meanwhile go to the others; through `execute_command` they would wait
+    behind it."""
+
+    timeout = 30
+
+    async def test_calls_made_while_a_read_waits_are_answered_first(self) -> None:
+        redis = await start_redis(self)
+        endpoint = _CountingEndpoint(redis.port)
+        pool = txredisapi_adapter.pool(endpoint, name="test", db=0, size=2, password=None,
+                                       timeout=5.0)  # fmt: skip
+        self.addCleanup(pool.disconnect)
+        await pool.set("k", "v")
+        await endpoint.until_made(2)
+        for _ in range(2):
+            await pool.set("k", "v")  # (both connections ready)
+        waiting = txredisapi_adapter.blocking_command(
+            pool, "XREAD", "BLOCK", 3000, "STREAMS", "s", "$")
+        answered: list[object] = []
+        waiting.addBoth(lambda result: answered.append(result) or result)
+        for _ in range(6):
+            self.assertEqual(await pool.get("k"), "v")
+        # Every call was answered while the read still waited.
+        self.assertEqual(answered, [])
+        await pool.execute_command("XADD", "s", "*", "f", "x")
+        [(stream, [(_, fields)])] = await waiting
+        self.assertEqual((stream, fields), ("s", ["f", "x"]))
+        # The connection is the pool's again: calls go on both.
+        for _ in range(4):
+            self.assertEqual(await pool.get("k"), "v")
+
 
 
 class MasterPoolTests(TestCase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.cluster.test_remote_placement import ScriptedHosting, SharedStore
+from tests.cluster.test_remote_placement import ScriptedHosting
 from tests.lobby.test_lobby import Client, LobbyHarness
 from vinom.codes import CODE_ALPHABET, CODE_LENGTH
 from vinom.games.rules import GameCatalogue, GameRules
@@ -15,6 +15,7 @@ from vinom.lobby.server import PlayerState
 from vinom.match import Match
 from vinom.matchmaking.memory import MemoryMatchmaker
 from vinom.parties.memory import MemoryPartyStore
+from vinom.store.memory import MemoryPlayerStore
 
 PARTY_GAMES = {"tictactoe": 2, "maze": 4}
 PARTY_RULES = GameCatalogue.sized(PARTY_GAMES)
@@ -279,7 +280,8 @@ class PartyNoHostTests(PartyHarness):
         super().setUp()
         self.remote = ScriptedHosting()
         self.factory = self.make_factory(games=PARTY_RULES, matchmaker=self.matchmaker,
-                                         hosting=self.remote, store=SharedStore())  # fmt: skip
+                                         hosting=self.remote,
+                                         store=MemoryPlayerStore())  # fmt: skip
         self.factory.startService()
 
     def test_party_members_get_match_failed_and_the_solos_go_back_to_the_queue(self) -> None:

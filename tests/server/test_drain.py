@@ -64,12 +64,6 @@ class DrainTests(LobbyHarness):
         self.assertEqual(late, [], "the drain's timeout is cancelled")
 
 
-class _SharedStore(MemoryPlayerStore):
-    """A player store other lobbies share (as the Redis one is)."""
-
-    shared = True
-
-
 class LobbyOnlyDrainTests(LobbyHarness):
     """A lobby whose matches run on game hosts elsewhere, on a shared store: the drain
     waits for its players' matches, then closes its players' connections."""
@@ -78,7 +72,7 @@ class LobbyOnlyDrainTests(LobbyHarness):
 
     def setUp(self) -> None:
         super().setUp()
-        self.store = _SharedStore()
+        self.store = MemoryPlayerStore()
         self.factory.stopService()
         self.factory = self.make_factory(store=self.store)
         self.factory.startService()

@@ -673,7 +673,7 @@ class RoleServiceTests(TestCase):
         root = self.make("--role", "lobby")
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "matchmaker", "placement", "placement-channel", "parties", "lobby",
+            ["redis", "matchmaker", "placement", "parties", "lobby",
              "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip
 
@@ -696,6 +696,6 @@ class RoleServiceTests(TestCase):
         root = self.make()
         self.assertEqual(
             [s.name for s in root],
-            ["redis", "hosting", "host-agent", "matchmaker", "placement", "placement-channel",
-             "parties", "lobby", "lobby-listener", "web", "ops", "announcement"],
+            ["redis", "hosting", "host-agent", "matchmaker", "placement", "parties", "lobby",
+             "lobby-listener", "web", "ops", "announcement"],
         )  # fmt: skip

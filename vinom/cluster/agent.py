@@ -4,9 +4,10 @@ It registers the host in the `IHostRegistry` with a TTL and renews it every
 `heartbeat_every` (its heartbeat, with its free capacity), holds its presence
 connection (subscribed to its presence channel for as long as the process lives:
 lobbies end its matches only once it is gone, not while it is only paused), takes
-the placement requests lobbies push to its list, hosts each match on its own
+the placement requests lobbies add to its stream, hosts each match on its own
 `GameHostingService` and says where to the lobbies that follow the match (their
-placements channels); when a match ends it says how, to the same lobbies.
+placement streams, vinom.cluster.channel); when a match ends it says how, to the same
+lobbies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from vinom.cluster.channel import PlacementKeys, address_json, announce_end, decide
+from vinom.cluster.channel import (
+    OPEN_GROUP,
+    TELL,
+    PlacementKeys,
+    address_json,
+    announce_end,
+    decide,
+)
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
@@ -39,8 +47,9 @@ from vinom.match import (
     match_from_json,
     outcome_to_json,
 )
+from vinom.store.interfaces import MatchPlacement
 
-# Placement requests a host takes from its list in one call at most (RPOP's count).
+# Placement requests a host takes from its stream in one call at most (XREADGROUP's count).
 REQUESTS_PER_POP = 64
 
 # The matches a host remembers having taken (a request Redis gives again is dropped).
@@ -90,6 +99,8 @@ class HostAgent(Service):
         # Matches being hosted here now -> other attempts at them waiting to learn
         # whether they were refused (the refusal's reason), or not (None).
         self._hosting_now: dict[str, list[Deferred[str | None]]] = {}
+        # The ids of the requests handled since the last `XACK` (`_serve`).
+        self._handled: list[str] = []
         # Set once a stop has left the registry: nothing more is announced after that.
         self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
@@ -238,31 +249,52 @@ class HostAgent(Service):
         self._left = True
 
     async def _serve(self) -> None:
+        """Take the requests of this host's stream through its consumer group (`host`):
+        every request waiting, oldest first, in one reply (a burst of matches is taken
+        in one round trip), and when none waits the next one as soon as it comes
+        (`BLOCK`: one connection of the pool, which no other call is given meanwhile,
+        waits up to a second). A request
+        stays pending in the group until it is handled (`XACK`, sent with the next
+        read), so after any failed read (Redis away, a failover) the host first reads
+        its pending ones again: one whose reply was lost on the way is taken, one taken
+        already is dropped (`_hosted`). A stream or group Redis lost is made again."""
         key = self._keys.requests(self.host_id)
+        ready, backlog = False, True
         while self._serving:
             try:
-                # Every request waiting, oldest first, in one reply (a burst of matches
-                # is taken in one round trip, not one request per trip)...
-                requests = await self._redis.bounded(
-                    self._redis.handler.execute_command("RPOP", key, REQUESTS_PER_POP)
-                )
-                if not requests:
-                    # ...and when none waits, the next one as soon as it comes. Blocks
-                    # one pool connection (not the reactor) for up to a second.
-                    # txredisapi sends BRPOP without its reply timeout: a Redis gone
-                    # silent holds this loop until it answers or the connection
-                    # drops (the heartbeat's bounded calls report the outage).
-                    reply = await self._redis.handler.brpop(key, timeout=1)
-                    requests = [reply[1]] if reply else []
+                if not ready:
+                    ttl = milliseconds(self._settings.key_ttl)
+                    await self._redis.run(OPEN_GROUP, [key], ["host", ttl])
+                    ready = True
+                if self._handled:
+                    done, self._handled = self._handled, []
+                    await self._redis.bounded(
+                        self._redis.handler.execute_command("XACK", key, "host", *done))
+                reply = await self._redis.blocking(
+                    "XREADGROUP", "GROUP", "host", self.host_id, "COUNT", REQUESTS_PER_POP,
+                    "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
             except Exception as error:
                 if self._serving:
-                    self._popping.failed(error)
-                    await deferLater(self._clock, 0.5, lambda: None)
+                    ready = "NOGROUP" not in str(error)
+                    backlog = True
+                    if ready:
+                        self._popping.failed(error)
+                        await deferLater(self._clock, 0.5, lambda: None)
                 continue
             self._popping.worked()
-            for text in requests:
-                d = Deferred.fromCoroutine(self._take(text))
-                d.addErrback(self._take_failed)
+            backlog = False
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    if not fields:  # trimmed away while pending: nothing to take
+                        self._handled.append(entry_id)
+                        continue
+                    text = dict(zip(fields[::2], fields[1::2], strict=True)).get("r", "")
+                    d = Deferred.fromCoroutine(self._take(text))
+                    d.addErrback(self._take_failed)
+                    d.addBoth(self._was_handled, entry_id)
+
+    def _was_handled(self, _: object, entry_id: str) -> None:
+        self._handled.append(entry_id)
 
     def _take_failed(self, failure: Failure) -> None:
         if failure.check(BackendUnavailable):
@@ -364,7 +396,10 @@ class HostAgent(Service):
             "host_id": self.host_id,
             "address": address_json(address),
         }
-        recorded = await decide(self._redis, self._keys, self._settings, placed)
+        # The placement record goes with the outcome: the lobbies that follow the match
+        # save nothing (one writer per match, however many lobbies hear it).
+        record = MatchPlacement(match, address, self._clock.seconds())
+        recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
             # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
@@ -424,7 +459,7 @@ class HostAgent(Service):
         after the master died may lack an end the master acknowledged; its lobbies, if
         they missed the message too, would count the match as running for good. The
         host's matches set there still names such a match: it is announced again (as it
-        was, if remembered; else with no outcome), recorded and published."""
+        was, if remembered; else with no outcome), told to its lobbies."""
         try:
             key = self._keys.host_matches(self.host_id)
             members = await self._redis.bounded(self._redis.handler.smembers(key))
@@ -472,4 +507,4 @@ class HostAgent(Service):
 
     async def _publish(self, lobby_id: str, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"))
-        await self._redis.bounded(self._redis.handler.publish(self._keys.channel(lobby_id), text))
+        await self._redis.run(TELL, [self._keys.events(lobby_id)], [text])

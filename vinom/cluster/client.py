@@ -491,6 +491,12 @@ class RedisClient:
         call.addTimeout(timeout, self.clock)
         return call.addErrback(unavailable)
 
+    def blocking(self, *command: object) -> Deferred[Any]:
+        """A command that waits in Redis (`XREADGROUP ... BLOCK`) on a connection of the
+        pool that no other call is given meanwhile (txredisapi_adapter, workaround 6),
+        bounded as `bounded()` bounds a call: its wait must be shorter than `timeout`."""
+        return self.bounded(txredisapi_adapter.blocking_command(self.handler, *command))
+
     def run(
         self, script: Script, keys: Sequence[object] = (), args: Sequence[object] = ()
     ) -> Deferred[Any]:

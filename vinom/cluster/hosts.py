@@ -29,8 +29,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from vinom.cluster.channel import ENDED_TTL, TO_FOLLOWERS_LUA, PlacementKeys
+from vinom.cluster.channel import TO_FOLLOWERS_LUA, PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
+from vinom.cluster.players import DEFAULT_PLAYER_TTL, PLACEMENT_LUA
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
 from vinom.cluster.watch import guarded, watch_key
 from vinom.match import HOST_CRASHED
@@ -168,17 +169,19 @@ return found
 
 # KEYS: the watch guard's key, the index, the keys of the hosts in it, then their heard
 # keys. ARGV: the prefix of the hosts' matches keys, the prefix of the lobbies'
-# channels, the prefix of the matches' followers keys, the reason of the ends
-# (`host_crashed`), the prefix of the matches' end records and their TTL (ms,
-# vinom.cluster.channel), the host ids, then their presence channels. A host in the index
+# streams, the prefix of the matches' followers keys, the reason of the ends
+# (`host_crashed`), the key prefix and the player TTL (ms: each ended match's placement
+# record goes, vinom.cluster.players), the host ids, then their presence channels. A
+# host in the index
 # without a key has departed if it is also gone (its heard key lapsed, or nobody holds
 # its presence channel: its process died), once Redis has been watched long enough
 # (vinom.cluster.watch; until then it may only have been unable to renew its key):
 # this call claims it (SREM: in one script, so exactly one caller does) and ends the
-# matches it left (`ended`, `host_crashed`, recorded and published to each match's
-# lobbies, as the host would have). Returns each claimed host id and how many matches it ended.
+# matches it left (`ended`, `host_crashed`, told to each match's lobbies, as the host
+# would have). Returns each claimed host id and how many matches it ended.
 _CLAIM_DEPARTED = (
     TO_FOLLOWERS_LUA
+    + PLACEMENT_LUA
     + """
 if not watch(KEYS[1]) then return {} end
 local claimed = {}
@@ -196,7 +199,7 @@ for i = 3, n + 2 do
       local message = cjson.encode({
         event = 'ended', match_id = match_id, host_id = host_id,
         outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[4]}})
-      redis.call('SET', ARGV[5] .. match_id, message, 'PX', ARGV[6])
+      remove_placement(ARGV[5], match_id, ARGV[6])
       to_followers(followers, ARGV[2], message)
       redis.call('DEL', followers)
     end
@@ -329,8 +332,8 @@ class RedisHostRegistry:
         ids = await self._indexed()
         keys = [self._watch_key, self._index_key, *(self._host_key(i) for i in ids),
                 *(self._heard_key(i) for i in ids)]  # fmt: skip
-        args = [self._keys.host_matches(""), self._keys.channels, self._keys.followers(""),
-                HOST_CRASHED, self._keys.ended(""), milliseconds(ENDED_TTL), *ids,
+        args = [self._keys.host_matches(""), self._keys.streams, self._keys.followers(""),
+                HOST_CRASHED, self._keys.prefix, milliseconds(DEFAULT_PLAYER_TTL), *ids,
                 *(presence_channel(self.redis, i) for i in ids)]  # fmt: skip
         claimed = list(await self.redis.run(self._claim_script, keys, args) or ())
         for host_id, ended in zip(claimed[::2], claimed[1::2], strict=True):

@@ -603,9 +603,6 @@ class RedisMatchmaker:
         self._logged(data.get("log_id"))
         self._announce(match, data.get("formed_by"), data.get("lobbies"))
 
-    def formed_here(self, match_id: str) -> bool:
-        return self.formed_by(match_id) == self.lobby_id
-
     def formed_by(self, match_id: str) -> str | None:
         """The `lobby_id` of the lobby whose call formed an announced match (its
         enqueue or its matching pass), or None if not known."""

@@ -23,9 +23,11 @@ Why Redis and not a direct connection (AMP) from lobby to host: lobbies and
 hosts already share Redis and nothing else, so a host needs no listening
 port of its own nor lobbies its address; a request waits in the host's list
 however briefly the host is away; and the outcome must reach every lobby that
-follows the match, not only the one that placed it, which pub/sub does: each
-lobby has its own channel, and the scripts that publish a match's events
-publish them to each lobby of the match's followers set (vinom.cluster.channel).
+follows the match, not only the one that placed it: each lobby has its own
+stream of events, which it reads through a consumer group, and the scripts that
+record a match's events add them to the stream of each lobby of the match's
+followers set (vinom.cluster.channel). An event waits in the stream while its
+lobby is cut off, and the group's place in it follows a Sentinel failover.
 
 The steps, each bounded in time (keys and TTLs in docs/scaling.md):
 
@@ -41,10 +43,11 @@ The steps, each bounded in time (keys and TTLs in docs/scaling.md):
    host claims it first (`withdrawn`), so a request is run by one host or
    by none.
 4. The host hosts the match, records the outcome (`SET outcome:<match> NX`)
-   and publishes `placed` with the address, or publishes `refused` (full,
-   draining, failed to start), and the lobby tries the next host.
+   and tells `placed` with the address (saving the placement record in the
+   same call), or tells `refused` (full, draining, failed to start), and the
+   lobby tries the next host.
 5. If no host took it within `place_timeout`, the lobby records and
-   publishes `failed`; `host_match` fails with `NoHostAvailable` in every
+   tells `failed`; `host_match` fails with `NoHostAvailable` in every
    lobby that follows the match. A lobby that heard nothing by `place_timeout`
    reads the outcome key.
 """
@@ -66,7 +69,15 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.cluster.channel import FOLLOWERS_TTL, PlacementKeys, address_from, decide
+from vinom.cluster.channel import (
+    EVENTS_TTL,
+    FOLLOWERS_TTL,
+    OPEN_GROUP,
+    REQUESTS_KEPT,
+    PlacementKeys,
+    address_from,
+    decide,
+)
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
 from vinom.cluster.outage import Outage
@@ -87,12 +98,19 @@ EndedCallback = Callable[[MatchEnded | None], object]
 # Outcomes (`placed`, `failed`) a lobby heard before the match itself, kept for it.
 _EARLY_OUTCOMES = 4096
 
-# KEYS: a host's request list. ARGV: the request, the list's TTL (ms).
-_PUSH = Script("""
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-""")
+# The placement events a lobby reads in one call at most.
+EVENTS_PER_READ = 256
+
+# Lua: add a request (ARGV[i]) to a host's stream (KEYS[k]), renewing its TTL (ARGV[j]).
+_PUSH_LUA = f"""
+local function push(k, i, j)
+  redis.call('XADD', KEYS[k], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[i])
+  redis.call('PEXPIRE', KEYS[k], ARGV[j])
+end
+"""
+
+# KEYS: a host's request stream. ARGV: the request, the stream's TTL (ms).
+_PUSH = Script(_PUSH_LUA + "push(1, 1, 2)\nreturn 1")
 
 # Lua: claim the match (KEYS[1], the placer key) for this lobby (ARGV[2]) for ARGV[1]
 # ms: unless another lobby holds the claim and still holds its lease (ARGV[4], the
@@ -125,18 +143,18 @@ return 1
 """
 )
 
-# KEYS: the match's placer key, its followers, a host's request list. ARGV: as
-# `_CLAIM`'s, then the request and the list's TTL (ms). The first request of the lobby
+# KEYS: the match's placer key, its followers, a host's request stream. ARGV: as
+# `_CLAIM`'s, then the request and the stream's TTL (ms). The first request of the lobby
 # that claims the match goes with the claim: one call. 0 if another live lobby holds it.
 _CLAIM_AND_PUSH = Script(
     _CLAIM_LUA
+    + _PUSH_LUA
     + """
 local n = #ARGV
 if not claim() then return 0 end
 redis.call('SADD', KEYS[2], unpack(ARGV, 5, n - 2))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('LPUSH', KEYS[3], ARGV[n - 1])
-redis.call('PEXPIRE', KEYS[3], ARGV[n])
+push(3, n - 1, n)
 return 1
 """
 )
@@ -181,11 +199,14 @@ def choose_host(candidates: list[HostRecord], *, pack: bool) -> HostRecord:
 class RemoteMatchHosting(Service):
     """A lobby's `IMatchHosting` on the game hosts of the registry (module docstring).
 
-    `handle_message` takes the placements channel's messages (the caller
-    subscribes: `vinom.cluster.client.RedisSubscription` on `channel`).
+    It reads its stream of placement events (`events`) while it runs, and hands
+    each to `handle_message`.
     """
 
     log = Logger()
+    # The host's `placed` script saves the placement record and its end removes it
+    # (vinom.cluster.channel): no lobby of the match writes it.
+    records_placements = True
 
     def __init__(
         self,
@@ -230,7 +251,7 @@ class RemoteMatchHosting(Service):
         self._placing: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
-        # The matches channel and the placements channel are two connections: a
+        # The matches channel and the placement events are two connections: a
         # match's outcome may arrive before this lobby hears of the match itself.
         self._early: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._hosts: list[HostRecord] = []
@@ -239,16 +260,18 @@ class RemoteMatchHosting(Service):
         self._all_ended: list[Deferred[None]] = []
         # Hosts whose life is being proven (`confirm_running`) -> the callers waiting.
         self._proving: dict[str, list[Deferred[bool]]] = {}
-        # Reading the registry, every refresh_every: logged once as it fails, once as it
-        # works again.
+        # Reading the registry, every refresh_every, and this lobby's events: logged once
+        # as it fails, once as it works again.
         self._reading = Outage(self.log, clock, "reading the live game hosts")
+        self._hearing = Outage(self.log, clock, "reading the placement events")
+        self._listening: Deferred[None] = succeed(None)
         self.placed_here = 0
         self.failed_here = 0
 
     @property
-    def channel(self) -> str:
-        """This lobby's channel: the placement events of the matches it follows."""
-        return self._keys.channel(self.lobby_id)
+    def events(self) -> str:
+        """This lobby's stream: the placement events of the matches it follows."""
+        return self._keys.events(self.lobby_id)
 
     def _claim_arguments(self, match_id: str) -> list[str | int]:
         lobbies = () if self._lobbies_of is None else self._lobbies_of(match_id)
@@ -342,11 +365,58 @@ class RemoteMatchHosting(Service):
     def startService(self) -> None:
         super().startService()
         self._refresh.start(self._settings.refresh_every, now=True)
+        self._listening = Deferred.fromCoroutine(self._listen()).addErrback(
+            lambda f: self.log.failure("placement events: the loop ended", f)
+        )
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
+        """Stop reading the registry and the events (the read out answers within a
+        second), then delete the stream: nobody reads it any more (an event added after
+        this makes it again, for `EVENTS_TTL`)."""
         super().stopService()
         if self._refresh.running:
             self._refresh.stop()
+
+        def delete(_: object) -> Deferred[None]:
+            d = self._redis.bounded(self._redis.handler.delete(self.events))
+            return d.addCallbacks(lambda _: None, lambda f: self.log.info(
+                "deleting the placement events: {error}", error=f.value))  # fmt: skip
+
+        listening, self._listening = self._listening, succeed(None)
+        return listening.addCallback(delete)
+
+    async def _listen(self) -> None:
+        """Read this lobby's events while it runs, as they come (`XREADGROUP ... BLOCK`:
+        one connection of the pool, which no other call is given meanwhile, waits up to
+        a second, not the reactor), and hand each to
+        `handle_message`. With `NOACK`: an event is read once; a lobby that dies with it
+        unread is gone with what it would have done with it. A stream or group that
+        Redis lost (a restart, a replica promoted before it had them, a stream that
+        lapsed) is made again, reading what the stream holds from its start."""
+        group_ready = False
+        while self.running:
+            try:
+                if not group_ready:
+                    await self._redis.run(OPEN_GROUP, [self.events],
+                                          ["lobby", milliseconds(EVENTS_TTL)])  # fmt: skip
+                    group_ready = True
+                reply = await self._redis.blocking(
+                    "XREADGROUP", "GROUP", "lobby", self.lobby_id, "COUNT", EVENTS_PER_READ,
+                    "BLOCK", 1000, "NOACK", "STREAMS", self.events, ">")  # fmt: skip
+            except Exception as error:
+                if not self.running:
+                    return
+                group_ready = "NOGROUP" not in str(error)
+                if group_ready:
+                    self._hearing.failed(error)
+                    await deferLater(self._clock, 0.5, lambda: None)
+                continue
+            self._hearing.worked()
+            for _, entries in reply or ():
+                for _, fields in entries:
+                    # (Anything but an event is refused as one: `handle_message` says so.)
+                    event = dict(zip(fields[::2], fields[1::2], strict=True)).get("m", "")
+                    self.handle_message(event)
 
     def refresh_hosts(self) -> Deferred[None]:
         """Read the live hosts (a host silent for `silent_after` gets no new match: it
@@ -394,7 +464,7 @@ class RemoteMatchHosting(Service):
             return True
         self.log.info("match {match_id}: its game host {host_id} is gone", match_id=match_id,
                       host_id=host_id)  # fmt: skip
-        # Ended here at once (the registry's `ended` for it comes on the channel too,
+        # Ended here at once (the registry's `ended` for it comes in the events too,
         # and finds it ended), so that the caller sees what its end left.
         self._ended(match_id, MatchEnded(match_id, "aborted", None, HOST_CRASHED))
         return False
@@ -445,10 +515,10 @@ class RemoteMatchHosting(Service):
             await deferLater(self._clock, step, lambda: None)
             now = await self._registry.get(host_id)
 
-    # -- the channel
+    # -- the events
 
     def handle_message(self, text: str) -> None:
-        """One message of the placements channel."""
+        """One placement event of this lobby's stream. Heard twice changes nothing."""
         try:
             message = json.loads(text)
             event = message["event"]
@@ -468,35 +538,6 @@ class RemoteMatchHosting(Service):
                 self._ended(match_id, None if outcome is None else outcome_from_json(outcome))
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement message: {text!r}", text=text)
-
-    async def catch_up(self) -> None:
-        """Read what became of the matches this lobby follows: called each time the
-        placements channel is subscribed again, since a message published while it
-        was not (the connection dropped, or followed a Sentinel failover) is never
-        heard. A match waiting to be placed would wait for `place_timeout`; a running
-        match whose `ended` was missed would count as running for good (per-address
-        limits, a drain waiting its whole timeout): its end record says it ended.
-
-        Read after subscribing, so nothing falls between: an end recorded after the
-        read is published after it too, and heard."""
-        waiting = list(self._placing)
-        running = list(self._running)
-        if not waiting and not running:
-            return
-        keys = [self._keys.outcome(match_id) for match_id in waiting]
-        keys += [self._keys.ended(match_id) for match_id in running]
-        texts = await self._redis.bounded(self._redis.handler.mget(keys))
-        for match_id, text in zip(waiting, texts[: len(waiting)], strict=True):
-            if text is not None and match_id in self._placing:
-                self._outcome(json.loads(text))
-        missed = 0
-        for match_id, text in zip(running, texts[len(waiting) :], strict=True):
-            if text is not None and match_id in self._running:
-                missed += 1
-                self.handle_message(text)
-        if missed:
-            self.log.info("{count} match(es) ended while this lobby's channel was away: "
-                          "read from their end records", count=missed)  # fmt: skip
 
     def _outcome(self, message: Mapping[str, Any]) -> None:
         match_id = str(message["match_id"])
@@ -588,7 +629,7 @@ class RemoteMatchHosting(Service):
         first = self._settings.hosts_tried if placing.took_over else 0
         for attempt in range(first, first + self._settings.hosts_tried):
             if match.match_id not in self._placing:
-                return  # placed (heard on the channel)
+                return  # placed (heard in the events)
             host = await self._pick_host(tried)
             if host is None and not tried:
                 host = await self._wait_for_host(placing, deadline)
@@ -597,7 +638,7 @@ class RemoteMatchHosting(Service):
             tried.add(host.host_id)
             offered = await self._offer(match, host, attempt, deadline, claim=not claimed)
             if offered is None:
-                # Another lobby places it; the channel (or the timeout) tells us.
+                # Another lobby places it; its events (or the timeout) tells us.
                 self._take_over_later(match)
                 return
             claimed = True
@@ -624,7 +665,7 @@ class RemoteMatchHosting(Service):
         while self._clock.seconds() < until:
             await deferLater(self._clock, self._settings.refresh_every, lambda: None)
             if placing.match.match_id not in self._placing:
-                return None  # placed or failed meanwhile (heard on the channel)
+                return None  # placed or failed meanwhile (heard in the events)
             await self.refresh_hosts()
             host = await self._pick_host(set())
             if host is not None:

@@ -54,43 +54,55 @@ return 1
 """
 )
 
-# KEYS: the placement, then n current-match pointers, then the n player records.
-# ARGV: the placement, the match id, the placement TTL (ms).
-_SAVE_PLACEMENT = Script("""
-local n = (#KEYS - 1) / 2
-local ttl = tonumber(ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-for i = 2, n + 1 do
-  redis.call('SET', KEYS[i], ARGV[2], 'PX', ttl)
-  local left = redis.call('PTTL', KEYS[i + n])
-  if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[i + n], ttl) end
+# Lua, shared with the game host's scripts (vinom.cluster.channel, vinom.cluster.hosts),
+# which save a placement as the host places its match and remove it as it ends, so that
+# one writer does each, whatever the number of lobbies following the match.
+# `save_placement`: the placement (`text`, its JSON) under `<prefix>match:<id>` and each
+# player's current-match pointer, for `ttl` ms; a player record outlives them.
+# `remove_placement`: the placement goes, with each pointer that still names it (its
+# player may be in a newer match by now); a player whose match ended gets a fresh
+# player TTL (`player_ttl`, ms).
+PLACEMENT_LUA = """
+local function save_placement(prefix, text, ttl)
+  local placement = cjson.decode(text)
+  local match_id = placement['match']['match_id']
+  redis.call('SET', prefix .. 'match:' .. match_id, text, 'PX', ttl)
+  for _, ticket in ipairs(placement['match']['players']) do
+    local player_id = ticket['player_id']
+    redis.call('SET', prefix .. 'player-match:' .. player_id, match_id, 'PX', ttl)
+    local record = prefix .. 'player:' .. player_id
+    local left = redis.call('PTTL', record)
+    if left >= 0 and left < tonumber(ttl) then redis.call('PEXPIRE', record, ttl) end
+  end
 end
+local function remove_placement(prefix, match_id, player_ttl)
+  local key = prefix .. 'match:' .. match_id
+  local text = redis.call('GET', key)
+  if not text then return end
+  for _, ticket in ipairs(cjson.decode(text)['match']['players']) do
+    local player_id = ticket['player_id']
+    local pointer = prefix .. 'player-match:' .. player_id
+    if redis.call('GET', pointer) == match_id then
+      redis.call('DEL', pointer)
+      local record = prefix .. 'player:' .. player_id
+      if redis.call('PTTL', record) >= 0 then redis.call('PEXPIRE', record, player_ttl) end
+    end
+  end
+  redis.call('DEL', key)
+end
+"""
+
+# ARGV: the key prefix, the placement, its TTL (ms).
+_SAVE_PLACEMENT = Script(PLACEMENT_LUA + """
+save_placement(ARGV[1], ARGV[2], ARGV[3])
 return 1
 """)
 
-# KEYS: the placement. ARGV: the match id, the player TTL (ms), the prefix of the
-# current-match pointers, the prefix of the player records, then the ids of the
-# players to forget. One call: the players are read from the placement itself.
-# A pointer is cleared only if it still names this match: its player may be in a
-# newer one by now. A player whose match ended gets a fresh player TTL.
-_REMOVE_PLACEMENT = Script("""
-local text = redis.call('GET', KEYS[1])
-if text then
-  local placement = cjson.decode(text)
-  for _, ticket in ipairs(placement['match']['players']) do
-    local player_id = ticket['player_id']
-    local pointer = ARGV[3] .. player_id
-    if redis.call('GET', pointer) == ARGV[1] then
-      redis.call('DEL', pointer)
-      local record = ARGV[4] .. player_id
-      if redis.call('PTTL', record) >= 0 then
-        redis.call('PEXPIRE', record, ARGV[2])
-      end
-    end
-  end
-  redis.call('DEL', KEYS[1])
-end
-for i = 5, #ARGV do redis.call('DEL', ARGV[4] .. ARGV[i]) end
+# ARGV: the key prefix, the match id, the player TTL (ms), then the ids of the players
+# to forget.
+_REMOVE_PLACEMENT = Script(PLACEMENT_LUA + """
+remove_placement(ARGV[1], ARGV[2], ARGV[3])
+for i = 4, #ARGV do redis.call('DEL', ARGV[1] .. 'player:' .. ARGV[i]) end
 return 1
 """)
 
@@ -111,8 +123,6 @@ return ARGV[1]
 class RedisPlayerStore:
     """Players and placements in Redis, behind `IPlayerStore`, shared by every lobby
     on it; TTLs in seconds."""
-
-    shared = True
 
     redis: RedisClient
     player_ttl: float = field(default=DEFAULT_PLAYER_TTL, validator=positive)
@@ -140,14 +150,6 @@ class RedisPlayerStore:
     def _pointer_key(self, player_id: str) -> str:
         return self.redis.key("player-match", player_id)
 
-    def _placement_keys(self, placement: MatchPlacement) -> list[str]:
-        players = placement.player_ids
-        return [
-            self._match_key(placement.match_id),
-            *(self._pointer_key(p) for p in players),
-            *(self._player_key(p) for p in players),
-        ]
-
     def save_player(self, record: PlayerRecord) -> Deferred[None]:
         keys = [self._player_key(record.player_id), self._pointer_key(record.player_id)]
         args = [encode_player(record), self._player_ttl_ms, self.redis.deadline()]
@@ -174,8 +176,8 @@ class RedisPlayerStore:
         return d.addCallback(lambda _: None)
 
     def save_placement(self, placement: MatchPlacement) -> Deferred[None]:
-        args = [encode_placement(placement), placement.match_id, self._placement_ttl_ms]
-        d = self.redis.run(_SAVE_PLACEMENT, self._placement_keys(placement), args)
+        args = [self.redis.key(""), encode_placement(placement), self._placement_ttl_ms]
+        d = self.redis.run(_SAVE_PLACEMENT, [], args)
         return d.addCallback(lambda _: None)
 
     def get_placement(self, match_id: str) -> Deferred[MatchPlacement | None]:
@@ -192,15 +194,10 @@ class RedisPlayerStore:
         return d.addCallback(found)
 
     def remove_placement(self, match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
-        args = [
-            match_id,
-            self._player_ttl_ms,
-            self._pointer_key(""),
-            self._player_key(""),
-            *forget,
-        ]
-        d = self.redis.run(_REMOVE_PLACEMENT, [self._match_key(match_id)], args)
+        args = [self.redis.key(""), match_id, self._player_ttl_ms, *forget]
+        d = self.redis.run(_REMOVE_PLACEMENT, [], args)
         return d.addCallback(lambda _: None)
+
 
 def encode_player(record: PlayerRecord) -> str:
     return json.dumps(

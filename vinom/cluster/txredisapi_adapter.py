@@ -58,6 +58,19 @@ real Redis, so that an upgrade that breaks one fails there.
    connection is ready when the Deferred `connectionMade` returns fires, after
    AUTH.
 
+6. **A waiting read off the pool's turn** (`blocking_read_off_the_turn`). A
+   pool hands its calls to its connections in turn (1.6.0: `getConnection(peek
+   =True)` leaves the connection in `connectionQueue`), except for the
+   commands it marks blocking (`BLPOP`, `BRPOP`, ...), which take their
+   connection out of the queue until they are answered. Its `execute_command`
+   is never marked so: an `XREADGROUP ... BLOCK` sent through it would hold
+   every call given to its connection meanwhile. `blocking_command` takes the
+   connection out as txredisapi does for its own blocking commands (the
+   factory's `getConnection(peek=False)`, `connectionQueue.put()` once
+   answered; the factory of each pool made here is kept beside it, the
+   handler holding it only privately), so the placement streams' waiting
+   reads hold one connection of the pool and no other call.
+
 Whatever endpoint it is given, txredisapi runs its own timers on the global
 reactor (`replyTimeout`, the backoff). vinom bounds every call itself, on the
 clock it is given (vinom.cluster.client.RedisClient.bounded), and the
@@ -70,6 +83,7 @@ connection (Redis down) leaves the pool usable once Redis is back.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -93,6 +107,8 @@ WORKAROUNDS: dict[str, str] = {
     "by execute_command",
     "subscriber_on_our_service": "a SubscriberProtocol subclass under ClientService; the "
     "factory's isLazy/stopTrying/connectionError; connectionMade's Deferred fires after AUTH",
+    "blocking_read_off_the_turn": "the factory's getConnection(peek=False) and "
+    "connectionQueue.put, as txredisapi's blocking commands take a connection",
 }
 
 # Seconds at most between two attempts of the Sentinel master's pool to reconnect.
@@ -100,6 +116,9 @@ MASTER_MAX_DELAY = 2.0
 
 # A txredisapi ConnectionHandler: a pool, on which Redis commands are methods.
 Pool = Any
+
+# The factory of each pool made here, by its handler (`_start`).
+_FACTORIES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def installed_version() -> str:
@@ -163,7 +182,10 @@ def _start(factory: Any, endpoint: Any) -> Pool:
     if isinstance(first, Deferred):
         first.addErrback(lambda _: None)
     factory.startConnecting(endpoint)
-    return factory.handler
+    handler = factory.handler
+    # The pool's factory, for `blocking_command` (the handler keeps it only privately).
+    _FACTORIES[handler] = factory
+    return handler
 
 
 def master_is_up(state: object) -> bool:
@@ -214,6 +236,27 @@ def run_script(
 
     d: Deferred[Any] = maybeDeferred(pool.evalsha, sha1, keys, args)
     return d.addErrback(load)
+
+
+def blocking_command(pool: Pool, *args: object) -> Deferred[Any]:
+    """`execute_command(*args)` on a connection of `pool` (one made here) taken out of its
+    turn until answered, for a command that waits (`XREADGROUP ... BLOCK`: workaround 6)."""
+    factory = _FACTORIES[pool]
+    connecting: Deferred[Any] = factory.getConnection(peek=False)
+
+    def run(connection: Any) -> Deferred[Any]:
+        def put_back(result: object) -> object:
+            factory.connectionQueue.put(connection)
+            return result
+
+        try:
+            call: Deferred[Any] = connection.execute_command(*args)
+        except Exception:
+            factory.connectionQueue.put(connection)
+            raise
+        return call.addBoth(put_back)
+
+    return connecting.addCallback(run)
 
 
 class Subscriber(Protocol):

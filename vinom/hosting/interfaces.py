@@ -114,6 +114,11 @@ class IMatchHosting(Interface):
     matches: int = Attribute("Matches placed or waiting for a port whose port is not back yet.")
     running_games: int = Attribute("Matches with a game host right now.")
     free_ports: int = Attribute("Game ports free now.")
+    records_placements: bool = Attribute(
+        "Whether the hosting saves each placement in the player store itself as the match"
+        " is placed, and removes it as it ends (the game hosts' scripts on Redis: one"
+        " writer per match); False: the lobby saves it before `match_found`."
+    )
 
     def host_match(
         match: Match,

@@ -39,6 +39,8 @@ class GameHostingService(Service):
     """Runs one game host per match on a port from the allocator."""
 
     log = Logger()
+    # The lobby in this process saves its placements (IMatchHosting).
+    records_placements = False
 
     def __init__(
         self,

@@ -3,11 +3,13 @@
 `MatchPlacer` listens to the matchmaker. For each match it asks the hosting
 service for a game host, telling the players `waiting_for_server` while no
 port is free and withdrawing the match if all its players leave meanwhile;
-then it records the placement in the player store and delivers each
-connected player's `match_found` (through `TokenDelivery`), which closes the
-connection. A player who is not connected then can still `reconnect` for a
-token while the match runs. When the match ends its placement and its gone
-players are forgotten.
+then, unless the hosting records it itself (`records_placements`: the game
+hosts' scripts on Redis), it records the placement in the player store, and
+it delivers each connected player's `match_found` (through `TokenDelivery`),
+which closes the connection. A player who is not connected then can still
+`reconnect` for a token while the match runs. When the match ends its
+placement (unless the hosting removes it) and the gone players this lobby
+answers for are forgotten.
 """
 
 from __future__ import annotations
@@ -93,19 +95,13 @@ class MatchPlacer:
         clock: IReactorTime,
         requeues: Requeues,
         requeue: Callable[[Ticket], Deferred[int]] | None = None,
-        formed_here: Callable[[str], bool] | None = None,
     ) -> None:
         self._hosting = hosting
         # Puts a ticket back at the head of its queue (the matchmaker's `requeue`).
         self._requeue = requeue
-        # The store is shared with other lobbies (Redis): a player not connected
-        # here may be another lobby's, whose record is not ours to remove.
-        self._shared_store = store.shared
-        # With a shared store: whether this lobby formed a match (the matchmaker's
-        # `formed_here`), and so places it.
-        self._formed_here = formed_here
-        # With a shared store: the players this lobby answers for of each match not
-        # ended (`_answers_for` when it formed).
+        # The players this lobby answers for of each match not ended (`_answers_for`
+        # when it formed): a player it does not may be another lobby's (a store shared
+        # through Redis), whose record is not ours to remove.
         self._ours: dict[str, frozenset[str]] = {}
         self._requeues = requeues
         self._store = store
@@ -149,7 +145,7 @@ class MatchPlacer:
 
     @property
     def players_matches(self) -> int:
-        """With a shared store: the matches not ended (formed, waiting for a host or
+        """The matches not ended (formed, waiting for a host or
         running) with a player this lobby answers for (`_answers_for` when the match
         formed); their ends reach it through the hosting's `on_ended`."""
         return sum(1 for ours in self._ours.values() if ours)
@@ -189,16 +185,15 @@ class MatchPlacer:
     def match_formed(self, match: Match) -> None:
         """The matchmaker's listener.
 
-        With a shared store (Redis) a lobby hears the matches it formed and those
+        With lobbies sharing Redis a lobby hears the matches it formed and those
         holding its players, and follows each until it is placed: if the lobby that
         formed it dies, the others place it. A match of players it does not hold
         reaches it only when one of them reconnects through it while the match waits
         for a game host (the matchmaker's `adopt`).
         """
-        if self._shared_store:
-            self._ours[match.match_id] = frozenset(
-                p for p in match.player_ids if self._answers_for(p)
-            )
+        self._ours[match.match_id] = frozenset(
+            p for p in match.player_ids if self._answers_for(p)
+        )
         self.matches_formed += 1
         self.log.info(
             "match {match_id} formed for {game}: {players}",
@@ -230,11 +225,6 @@ class MatchPlacer:
         queued them and they left as their ticket was matched (their address still
         counts the match here until it ends)."""
         return self._players.is_connected(player_id) or self._limits.is_pending(player_id)
-
-    def _formed(self, match: Match) -> bool:
-        # Without the matchmaker's word, count it as this lobby's: saving a placement
-        # twice is harmless, leaving it unsaved is not.
-        return self._formed_here is None or self._formed_here(match.match_id)
 
     def withdraw_if_abandoned(self, match: Match) -> None:
         """Withdraw a match waiting for a port once none of its players is connected.
@@ -274,7 +264,7 @@ class MatchPlacer:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
-        if not self._saves_placement(match):
+        if self._hosting.records_placements:
             self._deliver(placement)
             return succeed(None)
         return Deferred.fromCoroutine(self._save_and_deliver(placement))
@@ -382,15 +372,6 @@ class MatchPlacer:
         self._stopped = True
         for pause in list(self._save_pauses):
             pause.cancel()
-
-    def _saves_placement(self, match: Match) -> bool:
-        """Whether this lobby records the placement. With a shared store every lobby
-        that follows the match hears its placement; the same record is saved by each
-        lobby that answers for one of its players (before their `match_found`) and by
-        the lobby that formed it (for players connected nowhere then)."""
-        if not self._shared_store or self._ours.get(match.match_id) or self._formed(match):
-            return True
-        return any(self._players.is_connected(p) for p in match.player_ids)
 
     def _deliver(self, placement: MatchPlacement) -> None:
         match = placement.match
@@ -572,10 +553,12 @@ class MatchPlacer:
             self._limits.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 forget.append(player_id)
-        # Every lobby that follows the match removes it (the call is idempotent): the
-        # lobbies that saved it may be gone.
-        d = self._store.remove_placement(match.match_id, forget=forget)
-        d.addErrback(log_failure, self.log, "removing the placement of {player_id}", match.match_id)
+        # The placement goes with the match (unless its game host's end removed it) and
+        # the gone players this lobby answers for with it, in one store call.
+        if forget or not self._hosting.records_placements:
+            d = self._store.remove_placement(match.match_id, forget=forget)
+            d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
+                         match.match_id)  # fmt: skip
         self._check_players_matches()
 
 

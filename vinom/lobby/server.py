@@ -180,8 +180,8 @@ class LobbyFactory(ServerFactory, Service):
     ) -> None:
         """A lobby of `games` (their rules: sizes, player ranges, teams, titles)
         standing on `backends`, its timers and `now` on `clock`. Whether other
-        lobbies share the state is the backends' to say (the store's `shared`, the
-        matchmaker's `formed_here`), not the lobby's."""
+        lobbies share the state is the backends' to say (the hosting's
+        `records_placements`), not the lobby's."""
         self.config = config
         self.clock = clock
         #: The rules of the games this lobby offers (`welcome` lists them).
@@ -206,7 +206,6 @@ class LobbyFactory(ServerFactory, Service):
             clock=clock,
             requeues=self.requeues,
             requeue=matchmaker.requeue,
-            formed_here=matchmaker.formed_here,
         )
         parts = LobbyParts(self._players, self.limits, self.placer, delivery, self.requeues)
         self.requests = RequestHandlers(games=games, backends=backends, parts=parts, clock=clock)

@@ -59,12 +59,6 @@ class IMatchmaker(Interface):
         now, and the lobby follows it. None if the player's ticket is in no match
         waiting for its game host."""
 
-    def formed_here(match_id: str) -> bool:
-        """Whether this lobby's call formed a match its listeners heard of: every match
-        of a matchmaker this lobby alone uses; with one shared by lobbies, those of
-        this lobby's enqueues and matching passes (the lobby that formed a match
-        places it)."""
-
 
 class AlreadyQueued(Exception):
     """The player already has a ticket in some queue."""

@@ -130,10 +130,6 @@ class MemoryMatchmaker:
         self._arm_timer()
         return succeed(True)
 
-    def formed_here(self, match_id: str) -> bool:
-        # No other lobby uses this matchmaker.
-        return True
-
     def adopt(self, player_id: str) -> Deferred[Match | None]:
         # Its one lobby heard every match.
         return succeed(None)

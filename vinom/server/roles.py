@@ -7,8 +7,7 @@ listener, the web server, the operations endpoint, and last the
 announcement of where to go. `build_shared` returns one `SharedState`, in
 this process's memory or in Redis (its pool joins the root first, its
 services just before the lobby); the lobby is given its parts, and what
-differs between them is theirs to say (`IPlayerStore.shared`,
-`IMatchmaker.formed_here`).
+differs between them is theirs to say (`IMatchHosting.records_placements`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from twisted.python import usage
 
 from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.client import RedisClient, RedisSubscription
+from vinom.cluster.client import RedisClient
 from vinom.cluster.hosts import DEFAULT_REALM, RedisHostRegistry
 from vinom.cluster.inflight import InFlightCalls
 from vinom.cluster.matchmaker import RedisMatchmaker, RedisMatchmakerSettings
@@ -37,7 +36,6 @@ from vinom.cluster.services import (
     MatchmakerService,
     PartyStoreService,
     RedisClientService,
-    SubscriptionService,
 )
 from vinom.cluster.watch import watch_key
 from vinom.games.registry import GameRegistry
@@ -184,9 +182,6 @@ def build_shared(
                                    lease_prefix=mm_prefix, realm=options["realm"],
                                    refuses=relay_refuses(options),
                                    placement=options["placement"])  # fmt: skip
-    # Each (re)subscription reads the outcomes published while it was away.
-    channel = RedisSubscription(endpoint(), placement.channel, placement.handle_message, reactor,
-                                settings.password, catch_up=placement.catch_up)  # fmt: skip
     parties = RedisPartyStore(
         redis, endpoint(), reactor, max_size=games.largest_match or 8,
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
@@ -201,7 +196,6 @@ def build_shared(
     services = (
         ("matchmaker", MatchmakerService(matchmaker, reactor)),
         ("placement", placement),
-        ("placement-channel", SubscriptionService(channel)),
         ("parties", PartyStoreService(parties)),
     )
     return SharedState(calls.track(RedisPlayerStore(redis)), calls.track(matchmaker),

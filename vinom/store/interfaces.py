@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from attrs import frozen
 from twisted.internet.defer import Deferred
-from zope.interface import Attribute, Interface
+from zope.interface import Interface
 
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
@@ -67,12 +67,6 @@ class MatchPlacement:
 
 class IPlayerStore(Interface):
     """Players and match placements; every method returns a Deferred."""
-
-    shared = Attribute(
-        "Whether other lobbies use this store too (Redis): a player not connected to "
-        "this lobby is then not necessarily gone, and their record not this lobby's "
-        "to remove."
-    )
 
     def save_player(record: PlayerRecord) -> Deferred[None]:
         """Create or replace the record of `record.player_id`."""

@@ -20,8 +20,6 @@ from vinom.store.interfaces import IPlayerStore, MatchPlacement, PlayerRecord
 class MemoryPlayerStore:
     """Players and placements in dictionaries, for one lobby."""
 
-    shared = False
-
     _players: dict[str, PlayerRecord] = field(factory=dict, init=False)
     _placements: dict[str, MatchPlacement] = field(factory=dict, init=False)
     _current: dict[str, str] = field(factory=dict, init=False)
