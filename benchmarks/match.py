@@ -54,11 +54,11 @@ a redis-server of the scenario's own, `--lobbies` N processes of `twistd
 vinom --role lobby` and one of `--role host` (its games in process or in
 `--host-workers` workers), all sharing a token key file, the lobbies one
 fresh dev certificate. The run starts once the host is in the registry and
-every lobby runs its matchmaker, hears the placements channel and has seen
-the host. Client i connects to lobby i % N, so the two players of a match
-are often on different lobbies (`matches_across_lobbies`). Every server
-process (lobbies, host and its workers, redis-server) runs on the server's
-core; `server_cpu_s` is their sum and `server_cpu_by_process` each one's.
+every lobby runs its matchmaker and has seen the host. Client i connects to
+lobby i % N, so the two players of a match are often on different lobbies
+(`matches_across_lobbies`). Every server process (lobbies, host and its
+workers, redis-server) runs on the server's core; `server_cpu_s` is their
+sum and `server_cpu_by_process` each one's.
 
 `--gateway` puts a `twistd vinom --role gateway` process (docs/gateway.md;
 `benchmarks.gateway_worker`) in front of the lobby or lobbies: every client

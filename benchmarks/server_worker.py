@@ -38,8 +38,8 @@ child per match (`--game-host process`) it is ready only once every worker,
 or every pre-started child, is, and `mark` reports the workers and, for
 `--game-host process`, every spawn latency observed (`spawn_samples`).
 With `--role lobby` or `--role host` in `extra_args` (match --redis) it
-runs that part alone: a lobby is ready once its Redis matchmaker runs, it
-hears the placements channel and has seen a live game host; a host once
+runs that part alone: a lobby is ready once its Redis matchmaker runs and
+it has seen a live game host; a host once
 its record is in the Redis registry (`host_id` in its ready message).
 """
 
@@ -492,11 +492,11 @@ def start_server(reactor: Any, settings: dict[str, Any]) -> Started:
 async def _lobby_ready(
     reactor: Any, root: Any, ready: dict[str, Any], server_counters: Callable[[], Any]
 ) -> Ready:
-    """A `--role lobby` server is ready once its Redis matchmaker runs, it hears the
-    placements channel and it has read a live game host from the registry."""
+    """A `--role lobby` server is ready once its Redis matchmaker runs and it has read
+    a live game host from the registry (its placement events wait in its stream
+    until it reads them: docs/scaling.md)."""
     matchmaker = root.getServiceNamed("matchmaker")
     placement = root.getServiceNamed("placement")
-    await root.getServiceNamed("placement-channel").subscription.when_subscribed()
     deadline = reactor.seconds() + WORKERS_READY_S
     while not (matchmaker.started and placement.live_hosts):
         if reactor.seconds() > deadline:
