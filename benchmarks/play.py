@@ -64,7 +64,7 @@ The host records every match as `twistd vinom` does by default (match
 records, vinom.hosting.records: files in a temporary directory); `--no-record`
 records none, as `twistd vinom --no-record` (`recording` in the JSON line says
 which; a build from before match records never records). Alternate the two on
-one build (`compare --variant --no-record`) for recording's cost.
+one build (`compare --baseline-args --no-record play`) for recording's cost.
 
 `--spectators N` (arena) has N spectators watch the first room's match over
 UDP, as `spectate` seats them (docs/lobby.md): one more load process
