@@ -174,7 +174,9 @@ class InlineHostFlushTests(TestCase):
     """The inline hosts' records are flushed every flush interval from each host's
     start by one timer of their factory, and none is left once no host is live."""
 
-    async def test_each_hosts_records_are_flushed_each_interval_from_its_start(self) -> None:
+    def factory(self) -> tuple[str, Clock, InlineGameHostFactory]:
+        """A record directory, a Clock and a factory of tictactoe hosts on real UDP
+        sockets that record there, flushing every 2 s of the Clock."""
         directory = os.path.abspath(self.mktemp())
         clock = Clock()
         factory = InlineGameHostFactory(
@@ -183,15 +185,23 @@ class InlineHostFlushTests(TestCase):
             public_host="127.0.0.1", interface="127.0.0.1",
             recording=RecordSettings(directory=directory, flush_interval=2.0),
         )  # fmt: skip
+        return directory, clock, factory
+
+    def start(self, factory: InlineGameHostFactory, match_id: str) -> InlineGameHost:
+        """A host of `factory` playing a tictactoe match `match_id`."""
+        host = self.successResultOf(factory.start_host(0))
+        players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                   Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+        self.successResultOf(host.add_match(Match(match_id, "tictactoe", players, 0.0)))
+        return host
+
+    async def test_each_hosts_records_are_flushed_each_interval_from_its_start(self) -> None:
+        directory, clock, factory = self.factory()
         files = factory.record_files
         assert files is not None
 
         def start(match_id: str) -> InlineGameHost:
-            host = self.successResultOf(factory.start_host(0))
-            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
-                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
-            self.successResultOf(host.add_match(Match(match_id, "tictactoe", players, 0.0)))
-            return host
+            return self.start(factory, match_id)
 
         def written(match_id: str) -> bool:
             path = files.path_of(match_id)
@@ -230,22 +240,12 @@ class InlineHostFlushTests(TestCase):
         # The factory's one timer waits for the first entry due; a host that starts
         # while it waits for a later one (a host flushed early in a batch) is still
         # flushed by its own time: early rather than late (docs/operations.md).
-        directory = os.path.abspath(self.mktemp())
-        clock = Clock()
-        factory = InlineGameHostFactory(
-            reactor=_UDPOnClock(clock), find_game=GameRegistry([TicTacToeGame()]).get,
-            protocol_config=ProtocolConfig(token_key=os.urandom(32)),
-            public_host="127.0.0.1", interface="127.0.0.1",
-            recording=RecordSettings(directory=directory, flush_interval=2.0),
-        )  # fmt: skip
+        _directory, clock, factory = self.factory()
         files = factory.record_files
         assert files is not None
 
         def start(match_id: str) -> InlineGameHost:
-            host = self.successResultOf(factory.start_host(0))
-            players = (Ticket("p1", "A", "tictactoe", None, 0.0),
-                       Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
-            self.successResultOf(host.add_match(Match(match_id, "tictactoe", players, 0.0)))
+            host = self.start(factory, match_id)
             self.addCleanup(host.stop)
             return host
 
