@@ -1142,7 +1142,12 @@ class InternalErrorTests(LobbyHarness):
                     raise RuntimeError("no key")
                 return super().issue(player_id, match_id, address, now, **user_data)
 
-        factory = self.make_factory(token_issuer=Broken())
+        self.assert_only_b_refused(Broken(), RuntimeError)
+
+    def assert_only_b_refused(self, issuer: Any, error: type[Exception]) -> None:
+        """A and B queue for one match; `issuer` fails on B's token with `error`: A is
+        told `match_found`, B an internal error, and the error is logged once."""
+        factory = self.make_factory(token_issuer=issuer)
         first = self.connect(factory=factory)
         first.hello("A")
         first.request({"type": "queue", "game": "tictactoe"})
@@ -1151,8 +1156,7 @@ class InternalErrorTests(LobbyHarness):
         second.send({"type": "queue", "game": "tictactoe"})
         self.assertEqual(first.frames()[-1]["type"], "match_found")
         self.assert_error(second.frames()[-1], errors.INTERNAL_ERROR)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-
+        self.assertEqual(len(self.flushLoggedErrors(error)), 1)
 
     def test_a_token_json_cannot_carry_fails_only_that_delivery(self) -> None:
         class Unsafe(PlaceholderTokenIssuer):
@@ -1169,16 +1173,7 @@ class InternalErrorTests(LobbyHarness):
                     token["expires_at"] = float("nan")
                 return token
 
-        factory = self.make_factory(token_issuer=Unsafe())
-        first = self.connect(factory=factory)
-        first.hello("A")
-        first.request({"type": "queue", "game": "tictactoe"})
-        second = self.connect(factory=factory)
-        second.hello("B")
-        second.send({"type": "queue", "game": "tictactoe"})
-        self.assertEqual(first.frames()[-1]["type"], "match_found")
-        self.assert_error(second.frames()[-1], errors.INTERNAL_ERROR)
-        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assert_only_b_refused(Unsafe(), ValueError)
 
 
 class PlaceholderTokenIssuerTests(SynchronousTestCase):
