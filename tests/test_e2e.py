@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, gatherResults
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -89,6 +89,27 @@ class BotsPlayEveryGame(TestCase):
 
     async def test_owedrahn(self) -> None:
         await self.play("owedrahn")
+
+    async def test_bots_cancelled_mid_match_release_their_ports(self) -> None:
+        # A runner's deadline (`vinom bots --timeout`) cancels bots mid-match. Trial's
+        # check for a clean reactor is the rest of the assertion: no socket and no
+        # resend or think timer outlives a cancelled bot.
+        game = REGISTRY.get("tictactoe")
+        server = await start_server(self, ports=4)
+        sessions: list[GameSession] = []
+        bots = [
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"slow{i}", rng=random.Random(i),
+                         think_time=60.0, on_session=sessions.append)
+            )
+            for i in range(2)
+        ]
+        await until(lambda: len(sessions) == 2 and all(s.connected for s in sessions))
+        for bot in bots:
+            bot.cancel()
+        for bot in bots:
+            await self.assertFailure(bot, CancelledError)
+        self.assertEqual([s.connected for s in sessions], [False, False])
 
 
 class Reconnection(TestCase):

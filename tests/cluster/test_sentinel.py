@@ -143,9 +143,11 @@ async def play(
 
     session.finished.addCallback(end)
     session.on_closed = lambda closed: end({"p": "error", "reason": f"closed: {closed['reason']}"})
-    final = await ended
-    driver.cancel()
-    await session.disconnect()
+    try:
+        final = await ended
+    finally:  # also when the test cancels a late player mid-match
+        driver.cancel()
+        await session.disconnect()
     return BotReport(name, player_id, match_id, str(final["p"]), error=final.get("reason"))
 
 

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.protocol.test_protocol_support import FakeAdmission
 from tests.support.doubles import EchoCore
+from tests.support.waiting import until
 from vinom.client.udp import ConnectFailedError, GameClientProtocol, connect_game_client
 from vinom.hosting.datagrams import DatagramReader
 from vinom.hosting.udp import SOCKET_BUFFER, listen_game_host
@@ -395,6 +396,18 @@ class RealUDPTests(TestCase):
         self.assertEqual(failure.reason, "timeout")
         self.assertEqual(self.endpoint.session_count, 0)
         self.assertGreaterEqual(self.endpoint.drops["not_admitted"], 2)
+
+    async def test_a_cancelled_connect_releases_its_port(self) -> None:
+        # The host never answers; the player gives up mid-handshake (a closing UI, a
+        # test's cleanup). Trial's check for a clean reactor is the rest of the
+        # assertion: the client's socket and its resend timer must both be gone.
+        self.admission.verdict = Admission.REFUSE
+        d = connect_game_client(reactor, self.token())
+        await until(lambda: self.endpoint.drops["not_admitted"] >= 1)
+        d.cancel()
+        failure = await self.assertFailure(d, CancelledError)
+        self.assertIsInstance(failure, CancelledError)
+        await deferLater(reactor, 0, lambda: None)  # the port closes on the next turn
 
     @inlineCallbacks
     def test_full_room_is_denied(self) -> Any:

@@ -140,27 +140,34 @@ async def play_bot(
     except Exception as e:  # a bot reports what went wrong; it does not crash its runner
         return _report(name, player, None, {"p": "error", "reason": _describe(e)}, [], 0)
     drivers: list[BotDriver] = []
-    while True:
-        assert player.welcome is not None
-        if not drivers or drivers[-1].session is not session:
-            driver = BotDriver(session, game.make_bot(player.welcome.player_id, rng),
-                               think_time, reactor)  # fmt: skip
-            driver.attach()
-            drivers.append(driver)
-            if on_session is not None:
-                on_session(session)
-        final = await _play(session)
-        drivers[-1].cancel()
-        if not _worth_rejoining(final):
-            break
-        try:
-            found, session = await _rejoin(reactor, player, session, policy)
-        except Exception as e:
-            ended = "session closed" if final["p"] == "closed" else str(final["p"])
-            final = {"p": "error", "reason": f"{ended}: {final.get('reason')}; {_describe(e)}"}
-            break
-        reconnects += 1
-    await session.disconnect()
+    try:
+        while True:
+            assert player.welcome is not None
+            if not drivers or drivers[-1].session is not session:
+                driver = BotDriver(session, game.make_bot(player.welcome.player_id, rng),
+                                   think_time, reactor)  # fmt: skip
+                driver.attach()
+                drivers.append(driver)
+                if on_session is not None:
+                    on_session(session)
+            final = await _play(session)
+            drivers[-1].cancel()
+            if not _worth_rejoining(final):
+                break
+            try:
+                found, session = await _rejoin(reactor, player, session, policy)
+            except Exception as e:
+                ended = "session closed" if final["p"] == "closed" else str(final["p"])
+                final = {"p": "error",
+                         "reason": f"{ended}: {final.get('reason')}; {_describe(e)}"}  # fmt: skip
+                break
+            reconnects += 1
+    finally:
+        # Also when the bot is cancelled mid-match (a runner's deadline): its timer
+        # stops and its port is released.
+        if drivers:
+            drivers[-1].cancel()
+        await session.disconnect()
     return _report(name, player, found.game_id, final, drivers, reconnects)
 
 

@@ -10,7 +10,8 @@ Typical use (a bot or a game UI)::
 
 `connect_game_client` listens on a free local port, runs the handshake and
 fires with the connected `GameClientProtocol`, or fails with
-`ConnectFailedError` (reason `timeout`, `denied`, `token_expired`). Messages go
+`ConnectFailedError` (reason `timeout`, `denied`, `token_expired`); cancelling
+that Deferred gives up the handshake and releases the port. Messages go
 to `on_message(channel, data)`, or queue in `client.messages` if no callback is
 given. `client.closed` fires with the reason when the session ends (`timeout`,
 `disconnect` by the host, `closed` by us); the local port is then released.
@@ -90,7 +91,8 @@ class GameClientProtocol(DatagramProtocol):
         self._reliability_factory = reliability_factory
         self.connection: ClientConnection | None = None
         self.session: SessionConnected | None = None
-        self.connected: Deferred[GameClientProtocol] = Deferred()
+        # Cancelling the connect gives up the handshake and releases the port.
+        self.connected: Deferred[GameClientProtocol] = Deferred(self._give_up)
         self.closed: Deferred[str] = Deferred()
         self.messages: deque[tuple[int, bytes]] = deque()
         self._wake_up = WakeUp(clock, self._on_timer)
@@ -239,6 +241,9 @@ class GameClientProtocol(DatagramProtocol):
         self._dispatch()
         self._flush()
 
+    def _give_up(self, _: Deferred[GameClientProtocol]) -> None:
+        self._stop()
+
     def _stop_soon(self) -> None:
         # Not from inside the handler chain: let the final packets be written first.
         if self._stopping is None and self._stop_call is None:
@@ -307,8 +312,13 @@ def connect_game_client(
                           maxPacketSize=2048)
         return protocol.connected
 
-    d = gatherResults([resolve(h.host) for h in targets], consumeErrors=True)
-    return d.addCallback(listen)
+    async def connect() -> GameClientProtocol:
+        # A coroutine, not a callback chain on `gatherResults`: a DeferredList ignores
+        # `cancel()` once it has fired, which would leave a cancelled handshake running.
+        resolved = await gatherResults([resolve(h.host) for h in targets], consumeErrors=True)
+        return await listen(resolved)
+
+    return Deferred.fromCoroutine(connect())
 
 
 def _route_of(relay: Mapping[str, Any]) -> bytes:
