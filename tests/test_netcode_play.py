@@ -25,7 +25,6 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from benchmarks.arena import ArenaGame
@@ -169,12 +168,22 @@ class NetcodeOverALossyLinkTests(TestCase):
         )
         for player in players:
             self.addCleanup(lambda p=player: Deferred.fromCoroutine(p.stop()))
-        await deferLater(reactor, 4.0, lambda: None)
+        # Steering until each has 40 snaps past its first 2 s (2 s at 20 a second).
+        await until(lambda: all(len(player.samples) >= 40 for player in players),
+                    lambda: f"40 samples each: {[len(p.samples) for p in players]}",
+                    timeout=60)  # fmt: skip
         for player in players:
             player.steering = False
             player.session.send_input({"move": [0, 0], "n": 2})
-        # A second standing still: every input acknowledged, the snaps caught up.
-        await deferLater(reactor, 1.0, lambda: None)
+
+        def standing(player: Player) -> bool:
+            # Every input acknowledged, and the server has the player standing still.
+            own = None if player.session.view is None else GAME.own(player.session.view)
+            return not player.session.inputs.pending and own is not None \
+                and (own["vx"], own["vy"]) == (0, 0)
+
+        await until(lambda: all(map(standing, players)), "both players standing still",
+                    timeout=30)  # fmt: skip
         for n, player in enumerate(players):
             with self.subTest(player=n):
                 session = player.session
@@ -185,14 +194,18 @@ class NetcodeOverALossyLinkTests(TestCase):
                 errors, stalled = schedule_errors(player.samples, RATE)
                 self.assertGreater(len(errors), 20, (stalled, errors))
                 self.assertLess(max(map(abs, errors)), 1.0, errors)
-                # The prediction: where the server has the player.
-                assert session.view is not None
-                own = GAME.own(session.view)
-                predicted = session.predicted()
-                assert own is not None and predicted is not None
-                self.assertLess(abs(predicted["x"] - own["x"]), 0.02, (predicted, own))
-                self.assertLess(abs(predicted["y"] - own["y"]), 0.02, (predicted, own))
-                self.assertEqual((own["vx"], own["vy"]), (0, 0))
+                # The prediction: where the server has the player, once the
+                # correction the last snaps brought has faded.
+                def at_the_server(session: GameSession = session) -> bool:
+                    assert session.view is not None
+                    own = GAME.own(session.view)
+                    predicted = session.predicted()
+                    assert own is not None and predicted is not None
+                    return abs(predicted["x"] - own["x"]) < 0.02 \
+                        and abs(predicted["y"] - own["y"]) < 0.02
+
+                await until(at_the_server, lambda s=session: f"the prediction "
+                            f"{s.predicted()} at the server's {GAME.own(s.view)}")  # fmt: skip
                 # The interpolated view: the players, drawn.
                 rendered = session.rendered()
                 self.assertEqual({p[0] for p in rendered["players"]}, {0, 1})
@@ -224,7 +237,16 @@ class ArenaTerminalTests(TestCase):
 
         await until(lambda: app.session is not None and app.session.phase == "playing"
                          and app.session.server_tick_now is not None and drawn() is not None)
-        await deferLater(reactor, 0.5, lambda: None)
+        # The dot at rest: drawn at the same place on two reads 0.1 s apart (the
+        # correction the first snaps brought has faded).
+        seen: list[tuple[float, float] | None] = [None]
+
+        def at_rest() -> bool:
+            now = drawn()
+            still, seen[0] = now is not None and now == seen[0], now
+            return still
+
+        await until(at_rest, lambda: f"the dot at rest (drawn at {seen[0]})", every=0.1)
         session = app.session
         assert session is not None
         before, held = drawn(), session.state
@@ -238,11 +260,14 @@ class ArenaTerminalTests(TestCase):
         self.assertGreater((after[0] - before[0]) % GAME.size, 0.0, (before, after))
         self.assertLess((after[0] - before[0]) % GAME.size, 6.0, (before, after))
         self.assertEqual(after[1], before[1])
-        # Half a second on: 100 a second to the right, as the server has it too.
-        await deferLater(reactor, 0.5, lambda: None)
-        later = drawn()
-        assert later is not None and session.view is not None
-        self.assertGreater((later[0] - before[0]) % GAME.size, 40.0, (before, later))
-        own = GAME.own(session.view)
-        assert own is not None
-        self.assertEqual((own["vx"], own["vy"]), (100.0, 0.0))
+        # On to the right, 100 a second, as the server has it too: the snaps come
+        # with the new velocity, and the dot is drawn on its way (40 units on, well
+        # short of the arena's 300 wide wrap).
+        def server_moving() -> object:
+            own = None if session.view is None else GAME.own(session.view)
+            return own is not None and (own["vx"], own["vy"]) == (100.0, 0.0)
+
+        await until(server_moving, lambda: f"the server's own dot moving right "
+                                           f"({session.view and GAME.own(session.view)})")
+        await until(lambda: ((drawn() or before)[0] - before[0]) % GAME.size > 40.0,
+                    lambda: f"the dot drawn 40 on from {before} (at {drawn()})")
