@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -23,7 +24,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, c
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.portforward import ProxyFactory
@@ -199,14 +200,16 @@ class StartupErrorTests(TestCase):
     async def test_a_redis_that_refuses_connections_ends_the_start_in_one_line(self) -> None:
         key = self.token_key()
         port = free_tcp_port()
-        twistd = Twistd(self, "--redis", f"redis://127.0.0.1:{port}/0", "--token-key-file", key)
-        # It gives up after its 5 s, as its one line says, rather than retrying for good.
+        twistd = Twistd(self, "--redis", f"redis://127.0.0.1:{port}/0", "--token-key-file", key,
+                        "--redis-start-wait", "0.5")  # fmt: skip
+        # It gives up after its wait (5 s by default: RedisStartWaitTests), as its one
+        # line says, rather than retrying for good.
         self.assertEqual(await twistd.ended(), 1)
         lines = twistd.output.decode().strip().splitlines()
         self.assertEqual(len(lines), 1, twistd.output.decode())
         self.assertEqual(
             lines[0],
-            f"vinom: Redis at redis://127.0.0.1:{port}/0 did not answer for 5 s (Connection "
+            f"vinom: Redis at redis://127.0.0.1:{port}/0 did not answer for 0.5 s (Connection "
             "refused); start it or correct --redis",
         )
 
@@ -247,15 +250,18 @@ class AnnouncementTests(TestCase):
         self.assertEqual(response.headers.getRawHeaders(b"location"), [b"/dashboard/"])
         self.assertEqual((await http_get(dashboard))[0], 200)
         self.assertEqual(await http_get(root + "health"), (200, b"ok\n"))
-        # No access log by default.
-        await deferLater(reactor, 0.2, lambda: None)
+        # No access log by default: none in all the server wrote until it stopped.
+        twistd.transport.signalProcess("TERM")
+        self.assertEqual(await twistd.ended(), 0, twistd.output.decode())
         self.assertNotIn(b'"GET /health', twistd.output)
         self.assertNotIn(b'"GET /dashboard/', twistd.output)
         # One time stamp per line, a worker's relayed lines included.
         for line in twistd.output.splitlines():
             self.assertLessEqual(len(TIMESTAMP.findall(line)), 1, line)
-        # A worker that starts has nothing to say (WorkerLogTests: what it says, how).
-        self.assertNotIn(b"[worker 0]", twistd.output)
+        # A worker that starts has nothing to say until it stops (WorkerLogTests: what
+        # it says, how).
+        running, _, _ = twistd.output.partition(b"signal SIGTERM: draining")
+        self.assertNotIn(b"[worker 0]", running)
 
     async def test_an_operations_endpoint_on_a_unix_socket_is_announced_by_its_path(
         self,
@@ -460,11 +466,8 @@ class RedisSecretTests(TestCase):
 
     async def registered(self, redis: Any) -> None:
         """The server's game host shows in Redis: it connected and authenticated."""
-        for _ in range(100):
-            if redis.command("KEYS", "vinom:*") != b"*0":
-                return
-            await deferLater(reactor, 0.05, lambda: None)
-        self.fail("the server wrote nothing to Redis")
+        await until(lambda: redis.command("KEYS", "vinom:*") != b"*0",
+                    "the server's keys in Redis", timeout=30)  # fmt: skip
 
     def assert_not_in_argv(self, twistd: Twistd) -> None:
         process = psutil.Process(twistd.transport.pid)
@@ -681,7 +684,8 @@ class FakeRedis(LineReceiver):
 
 
 class RedisStartWaitTests(TestCase):
-    """The start-up check asks again within its wait when Redis says -LOADING."""
+    """The start-up check asks again within its wait when Redis says -LOADING or does not
+    answer, and then gives up in one line; its wait on a Clock."""
 
     timeout = 20
 
@@ -695,19 +699,41 @@ class RedisStartWaitTests(TestCase):
 
     async def test_a_loading_redis_is_asked_again(self) -> None:
         url, factory = self.fake_redis(loading=3)
-        await deferToThread(check_redis, parse_redis_url(url), 5.0)
+        clock, slept = self.clock()
+        await deferToThread(check_redis, parse_redis_url(url), 5.0, slept, clock.seconds)
         self.assertEqual(factory.commands, [b"PING"] * 4)
+        self.assertEqual(clock.seconds(), 0.75)
 
     async def test_a_redis_loading_past_the_wait_is_one_line(self) -> None:
         url, factory = self.fake_redis(loading=1000)
+        clock, slept = self.clock()
         with self.assertRaises(StartupError) as raised:
-            await deferToThread(check_redis, parse_redis_url(url), 0.6)
+            await deferToThread(check_redis, parse_redis_url(url), 0.6, slept, clock.seconds)
         self.assertEqual(
             str(raised.exception),
             f"vinom: Redis at {url} did not answer for 0.6 s (LOADING Redis is loading the "
             "dataset in memory); start it or correct --redis",
         )
-        self.assertGreater(len(factory.commands), 1)
+        # Asked at 0, 0.25, 0.5 and 0.75 s on the check's clock, past its wait at the last.
+        self.assertEqual(factory.commands, [b"PING"] * 4)
+
+    def test_the_default_wait_is_five_seconds_of_tries(self) -> None:
+        url = f"redis://127.0.0.1:{free_tcp_port()}/0"
+        clock, slept = self.clock()
+        with self.assertRaises(StartupError) as raised:
+            check_redis(parse_redis_url(url), sleep=slept, now=clock.seconds)
+        self.assertEqual(
+            str(raised.exception),
+            f"vinom: Redis at {url} did not answer for 5 s (Connection refused); start it "
+            "or correct --redis",
+        )
+        # Tried four times a second, the last try at 5 s.
+        self.assertEqual(clock.seconds(), 5.0)
+
+    def clock(self) -> tuple[Clock, Callable[[float], None]]:
+        """A Clock for the check's time, and the sleep that advances it."""
+        clock = Clock()
+        return clock, clock.advance
 
 
 class GarbageCollectionTests(TestCase):

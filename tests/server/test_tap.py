@@ -101,6 +101,7 @@ class OptionsTests(TestCase):
         self.assertEqual(options["queue-burst"], 32)
         self.assertEqual(options["lobby-hello-timeout"], 10.0)
         self.assertEqual(options["lobby-idle-timeout"], 60.0)
+        self.assertEqual(options["redis-start-wait"], 5.0)
 
     def test_help_documents_every_option(self) -> None:
         text = str(Options())
@@ -167,6 +168,7 @@ class OptionsTests(TestCase):
             ("--reconnect-grace", "-1"),
             ("--connect-deadline", "soon"),
             ("--token-lifetime", "0"),
+            ("--redis-start-wait", "0"),
             ("--frame-rate", "inf"),
             ("--session-timeout", "nan"),
             ("--session-timeout", "5000000"),

@@ -48,7 +48,7 @@ from vinom.server.checks import (
 from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
-from vinom.server.startup import PluginOptions, read_secret, redis_settings
+from vinom.server.startup import REDIS_START_WAIT, PluginOptions, read_secret, redis_settings
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
@@ -187,6 +187,14 @@ class Options(PluginOptions):
             None,
             "CA certificate(s) (PEM) that issued the certificate of a rediss:// Redis. "
             "Default: the system's trusted roots.",
+        ),
+        param(
+            "redis-start-wait",
+            None,
+            REDIS_START_WAIT,
+            "With --redis: seconds a starting server waits for Redis to answer before it "
+            "gives up in one line (a Redis started alongside it, or still loading).",
+            positive_float,
         ),
         param(
             "games",

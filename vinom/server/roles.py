@@ -149,7 +149,7 @@ def build_shared(
         return SharedState(MemoryPlayerStore(), in_memory, None, None, None, (), None)
     if check:
         # Under twistd: a Redis that does not answer is one line and a non-zero exit.
-        check_redis(settings)
+        check_redis(settings, options["redis-start-wait"])
     redis = RedisClient.open(settings, reactor)
     # The pool closes last, once the lobby's calls in flight are answered.
     calls = InFlightCalls(reactor)

@@ -301,6 +301,7 @@ def check_redis(
     settings: RedisSettings,
     wait: float = REDIS_START_WAIT,
     sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.monotonic,
 ) -> None:
     """Block until the Redis of `settings` answers PING (after AUTH, over TLS for
     rediss://), trying for `wait` seconds; else raise StartupError saying why. With
@@ -308,8 +309,9 @@ def check_redis(
     and the server they name must answer as a master; the master found is logged.
 
     Run before the reactor starts: a Redis that refuses connections is one clear
-    line and a non-zero exit, not a server that logs reconnection attempts."""
-    deadline = time.monotonic() + wait
+    line and a non-zero exit, not a server that logs reconnection attempts. `sleep`
+    and `now` are the clock it waits on (a test's)."""
+    deadline = now() + wait
     while True:
         if settings.sentinels:
             found, trouble = _sentinel_trouble(settings)
@@ -323,7 +325,7 @@ def check_redis(
         refused, why = trouble
         if refused:
             raise StartupError(f"Redis at {settings.url} {why}; correct --redis and its options")
-        if time.monotonic() >= deadline:
+        if now() >= deadline:
             raise StartupError(
                 f"Redis at {settings.url} did not answer for {wait:g} s ({why}); start it "
                 "or correct --redis"
