@@ -9,10 +9,10 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from tests.support.waiting import until
 from vinom.gateway.proxy import GatewayFactory
 from vinom.gateway.router import Router
 from vinom.gateway.rules import parse_rules
@@ -29,6 +29,7 @@ class Flood(Protocol):
     def __init__(self) -> None:
         self.written = 0
         self.paused = 0
+        self.lost = False
         self._running = False
 
     def connectionMade(self) -> None:
@@ -52,6 +53,10 @@ class Flood(Protocol):
 
     def stopProducing(self) -> None:
         self._running = False
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._running = False
+        self.lost = True
 
 
 class Sleeper(Protocol):
@@ -79,11 +84,20 @@ class BackpressureTests(TestCase):
         self.addCleanup(gateway.stopListening)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", gateway.getHost().port)
         client: Any = await connectProtocol(endpoint, Sleeper())
-        await deferLater(reactor, 1.0, lambda: None)
-        # The backend was made to wait, and sent no more than the sockets between hold.
-        self.assertGreater(flood.paused, 0)
+        # The backend is made to wait: paused, and sending no more (the same count on
+        # two reads 0.1 s apart) ...
+        seen = [-1]
+
+        def held() -> bool:
+            still, seen[0] = flood.written == seen[0], flood.written
+            return flood.paused > 0 and still
+
+        await until(held, lambda: f"the backend paused and held ({flood.paused} pauses, "
+                                  f"{flood.written} bytes sent)", every=0.1)
+        # ... having sent no more than the sockets between hold.
         self.assertLess(flood.written, BOUND)
         client.transport.abortConnection()
         for connection in list(factory.connections):
             connection.close()
-        await deferLater(reactor, 0.1, lambda: None)
+        # Ends with the backend's connection closed by the gateway, not left to the reactor.
+        await until(lambda: flood.lost, "the backend's connection closed")
