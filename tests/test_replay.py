@@ -24,7 +24,6 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
@@ -411,7 +410,9 @@ class RecordedMatchTests(TestCase):
         await until(
             lambda: bool(records_in(server)) and os.path.getsize(records_in(server)[0]) > 2000
         )
-        await deferLater(reactor, 0.5, lambda: None)
+        # And one flush more: killed with a record written in more than one go.
+        flushed = os.path.getsize(records_in(server)[0])
+        await until(lambda: os.path.getsize(records_in(server)[0]) > flushed, "one more flush")
         server.process.transport.signalProcess("KILL")
         await server.process.ended
         for player in players:  # the players give up on the dead server

@@ -14,7 +14,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -201,8 +200,9 @@ class TwistdTests(TestCase):
         # A player waiting in the queue when SIGTERM comes.
         waiting = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
         await waiting.hello("waiting")
-        queued = waiting.queue("maze")
-        await deferLater(reactor, 0.2, lambda: None)
+        in_queue: Deferred[object] = Deferred()
+        queued = waiting.queue("maze", on_queued=in_queue.callback)
+        await in_queue
         transport.signalProcess("TERM")
         with self.assertRaises(LobbyError) as caught:
             await queued
@@ -231,13 +231,15 @@ class TwistdTests(TestCase):
         """The pids of the first `count` game-host workers, once each has said it is ready
         (in any order: worker 1 may be ready before worker 0)."""
         ready = rb"game-host worker \d \(pid (\d+)\) ready"
-        for _ in range(600):
-            pids = [int(p) for p in re.findall(ready, process.output)]
-            if len(pids) >= count:
-                return pids[:count]
+
+        def pids() -> list[int]:
             self.assertFalse(process.ended.called, process.output.decode(errors="replace"))
-            await deferLater(reactor, 0.05, lambda: None)
-        self.fail(process.output.decode(errors="replace"))
+            return [int(p) for p in re.findall(ready, process.output)]
+
+        await until(lambda: len(pids()) >= count,
+                    lambda: f"{count} workers ready in:\n{process.output.decode(errors='replace')}",
+                    timeout=30, every=0.05)  # fmt: skip
+        return pids()[:count]
 
     async def gone(self, pid: int, limit: float = 10.0) -> None:
         def exited() -> bool:
