@@ -28,7 +28,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
-from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -37,6 +36,7 @@ from tests.lobby import hello
 from tests.support.doubles import PlaceholderGameHostFactory, PlaceholderTokenIssuer
 from tests.support.ports import free_udp_ports
 from tests.support.servers import start_server
+from tests.support.waiting import until
 from vinom.games.rules import GameCatalogue
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
@@ -180,11 +180,7 @@ class TLSLobbyIntegrationTests(TestCase):
             self.assertTrue(udp_port_is_taken(port), port)
         self.assertEqual(self.hosting.running_games, 5)
         # The server side forgets each connection as its close completes.
-        for _ in range(500):
-            if self.lobby.connection_count == 0:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(self.lobby.connection_count, 0)
+        await until(lambda: self.lobby.connection_count == 0, "every connection forgotten")
 
     async def test_waiting_for_server_then_match_found_when_a_game_ends(self) -> None:
         [port] = free_udp_ports(1)
@@ -277,11 +273,7 @@ class RealServiceIntegrationTests(TestCase):
             self.assertTrue(udp_port_is_taken(port), port)
         self.assertEqual(server.hosting.running_games, 5)
         lobby = server.service("lobby")
-        for _ in range(500):
-            if lobby.connection_count == 0:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(lobby.connection_count, 0)
+        await until(lambda: lobby.connection_count == 0, "every connection forgotten")
 
     async def test_a_tcp_connection_that_never_starts_tls_is_dropped(self) -> None:
         server = await start_server(self, "--lobby-hello-timeout", "0.2", ports=1)
@@ -291,11 +283,7 @@ class RealServiceIntegrationTests(TestCase):
         lobby = server.service("lobby")
         self.assertEqual(lobby.connection_count, 1)
         await silent.lost
-        for _ in range(100):
-            if lobby.connection_count == 0:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(lobby.connection_count, 0)
+        await until(lambda: lobby.connection_count == 0, "the connection forgotten")
 
 
 class SilentClient(Protocol):

@@ -138,7 +138,9 @@ class SuiteRules(SynchronousTestCase):
 
     def test_no_hand_written_polling_loop(self) -> None:
         # `while not x: await deferLater(...)`, with or without an assertion on a
-        # deadline: what `until` does, with a timeout and a message saying what.
+        # deadline, or `for _ in range(100): if x: break; await deferLater(...)` (a
+        # bound counted in passes, as short as 1 s): what `until` does, with a
+        # timeout and a message saying what.
         sleeps = {"deferLater", "sleep", "_sleep"}
 
         def sleeping(statement: ast.stmt) -> bool:
@@ -153,13 +155,23 @@ class SuiteRules(SynchronousTestCase):
                 return False
             return str(getattr(statement.value.func, "attr", "")).startswith("assert")
 
+        def leaving(statement: ast.stmt) -> bool:
+            # `if x: break` (or return): the loop's condition, written in its body.
+            return isinstance(statement, ast.If) and not statement.orelse and all(
+                isinstance(s, ast.Break | ast.Return | ast.Continue) for s in statement.body
+            )
+
+        def counted(node: ast.AST) -> bool:
+            return isinstance(node, ast.For) and isinstance(node.iter, ast.Call) \
+                and getattr(node.iter.func, "id", None) == "range"
+
         found = [
             f"{name}:{node.lineno}"
-            for name, module in parsed("while ")
+            for name, module in parsed("await ")
             if name not in WAITS
             for node in ast.walk(module)
-            if isinstance(node, ast.While)
-            and any(sleeping(s) for s in node.body)
-            and all(sleeping(s) or asserting(s) for s in node.body)
+            if (isinstance(node, ast.While) or counted(node))
+            and any(sleeping(s) for s in getattr(node, "body", ()))
+            and all(sleeping(s) or asserting(s) or leaving(s) for s in getattr(node, "body", ()))
         ]
         self.assertEqual(found, [], "wait with tests.support.waiting.until")

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.support.http import capture_log
 from tests.support.redis_server import start_redis
+from tests.support.waiting import until
 from vinom.cluster.client import (
     RedisClient,
     RedisSettings,
@@ -177,10 +178,7 @@ class RedisClientTests(TestCase):
         settings = RedisSettings("127.0.0.1", redis.port, password="wrong", timeout=0.5)
         client = RedisClient.open(settings, reactor)
         await self.assertFailure(client.bounded(client.handler.get("k")), BackendUnavailable)
-        for _ in range(100):
-            if any("could not auth" in line for line in lines):
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: any("could not auth" in line for line in lines), "the AUTH refused")
         # txredisapi's line, once for each connection of the pool, and nothing else.
         self.assertTrue(lines)
         self.assertEqual({line.split(":")[0] for line in lines}, {"Redis error"}, lines)
@@ -202,10 +200,7 @@ class RedisClientTests(TestCase):
             master_name="mymaster", sentinel_password="wrong",
         )  # fmt: skip
         master = SentinelMaster(settings, reactor)
-        for _ in range(100):
-            if any("could not auth" in line for line in lines):
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: any("could not auth" in line for line in lines), "the AUTH refused")
         self.assertEqual({line.split(":")[0] for line in lines}, {"Redis error"}, lines)
         await master.disconnect()
         del master

@@ -688,10 +688,8 @@ class RequestGivenAgainTests(TestCase):
         requests = [json.dumps({"match": match, "attempt": attempt, "lobby_id": lobby})
                     for attempt, lobby in ((0, "l-a"), (2, "l-b"))]  # fmt: skip
         await offer(redis, *requests)
-        for _ in range(100):
-            if all(any(m["event"] == "refused" for m in heard[lobby]) for lobby in heard):
-                break
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: all(any(m["event"] == "refused" for m in heard[lobby])
+                                for lobby in heard), "a refusal at each lobby")  # fmt: skip
         refusals = {lobby: [(m["match_id"], m["attempt"], m["reason"]) for m in messages
                             if m["event"] == "refused"] for lobby, messages in heard.items()}
         self.assertEqual(refusals, {"l-a": [("m-1", 0, "full")], "l-b": [("m-1", 2, "full")]})

@@ -146,22 +146,18 @@ class RoutingTests(ClusterTestCase):
         flaky.queue("tictactoe").addErrback(lambda _: None)
         steadys = steady.queue("tictactoe")
         ticket = f"vinom:mm:t:{welcome.player_id}"
-        for _ in range(100):
-            if await self.redis_call("HGET", ticket, "state") == "matched":
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        async def matched() -> bool:
+            return bool(await self.redis_call("HGET", ticket, "state") == "matched")
+
+        await until(matched, "the ticket matched")
         # Matched; the player's connection goes, and they come back through a lobby
         # that holds neither player of the match.
         await flaky.close()
         again = await connect_lobby(reactor, third.host, third.port, trust=third.trust)
         told: list[Queued] = []
         refound = again.reconnect(welcome.player_id, welcome.secret, on_queued=told.append)
-        for _ in range(100):
-            if told:
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: told, "the third lobby taking the player back to their match")
         self.stop(host, "CONT")
-        self.assertTrue(told, "the third lobby did not take the player back to their match")
         self.assertEqual(told[0].status, "waiting_for_server")
         founds: list[MatchFound] = list(await gatherResults([refound, steadys]))
         self.assertEqual(founds[0].game_id, founds[1].game_id)
@@ -182,21 +178,14 @@ class RoutingTests(ClusterTestCase):
         steady_welcome = await steady.hello("steady")
         steady_told: list[Queued] = []
         steadys = steady.queue("tictactoe", on_queued=steady_told.append)
-        for _ in range(100):
-            if steady_told:
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        await until(lambda: steady_told, "the steady player queued")
         # The host stops, then the former forms the match (its enqueue) and asks it.
         self.stop(stopped, "STOP")
         flaky.queue("tictactoe").addErrback(lambda _: None)
         match_id = await self.matched(welcome.player_id)
         claimed = f"vinom:placer:{match_id}"
-        for _ in range(100):
-            if await self.redis_call("GET", claimed):
-                break
-            await deferLater(reactor, 0.02, lambda: None)
         # Claimed by the former at once (the others wait `takeover_after`, 2 s).
-        self.assertIsNotNone(await self.redis_call("GET", claimed))
+        await until(lambda: self.redis_call("GET", claimed), "the match claimed")
         # The former dies with the match claimed; its player comes back elsewhere.
         former.transport.signalProcess("KILL")
         again = await connect_lobby(reactor, third.host, third.port, trust=third.trust)
@@ -213,14 +202,11 @@ class RoutingTests(ClusterTestCase):
     async def matched(self, player_id: str) -> str:
         """The id of the match a player's ticket was matched into (its log entry's)."""
         ticket = f"vinom:mm:t:{player_id}"
-        for _ in range(200):
-            log_id = await self.redis_call("HGET", ticket, "log")
-            if log_id:
-                entries = await self.redis_call("XRANGE", "vinom:mm:match-log", log_id, log_id)
-                fields = entries[0][1]
-                return str(json.loads(fields[fields.index("match") + 1])["match_id"])
-            await deferLater(reactor, 0.02, lambda: None)
-        self.fail(f"{player_id} was never matched")
+        log_id = await until(lambda: self.redis_call("HGET", ticket, "log"),
+                             f"{player_id} matched")  # fmt: skip
+        entries = await self.redis_call("XRANGE", "vinom:mm:match-log", log_id, log_id)
+        fields = entries[0][1]
+        return str(json.loads(fields[fields.index("match") + 1])["match_id"])
 
     async def play_to_the_end(self, founds: list[MatchFound], player_ids: list[str]) -> None:
         sessions = [await connect_game(reactor, found) for found in founds]

@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -141,20 +141,15 @@ class AgonesHostTests(ClusterTestCase):
             self.assertEqual(code, 200)
             return metric_value(text, "vinom_free_ports")
 
-        for _ in range(200):
-            if await lobby_sees_free_ports() == 2:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(await lobby_sees_free_ports(), 2)
+        async def lobby_sees(ports: int) -> bool:
+            return await lobby_sees_free_ports() == ports
+
+        await until(lambda: lobby_sees(2), "the lobby seeing 2 free ports")
 
         # Agones marks it Shutdown (a Fleet scaled down, a node drained): the lobbies
         # see no free port on it any more, its /ready says why, its Counter has no room.
         sdk.set_state("Shutdown")
-        for _ in range(200):
-            if await lobby_sees_free_ports() == 0:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(await lobby_sees_free_ports(), 0)
+        await until(lambda: lobby_sees(0), "the lobby seeing no free port")
         self.assertEqual(
             await http_get(f"http://127.0.0.1:{ops}/ready"),
             (503, b"agones: this game server is marked Shutdown\n"),
@@ -433,11 +428,7 @@ class InProcessTests(TestCase):
         self.assertEqual(sdk.paths()[-1], "POST /shutdown")
         # The watch stream is closed by the host (trial fails a test that leaves a
         # connection or a timer behind).
-        for _ in range(100):
-            if not sdk.watching:
-                break
-            await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(sdk.watching, 0)
+        await until(lambda: not sdk.watching, "the watch stream closed")
         self.assertEqual(sdk.counters["matches"], [0, 3])
 
     async def test_calls_write_no_log_line(self) -> None:

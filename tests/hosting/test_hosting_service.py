@@ -7,13 +7,13 @@ import socket
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
 from tests.support.ports import free_udp_port
+from tests.support.waiting import until
 from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
@@ -153,10 +153,7 @@ class PlaceholderOnRealSocketsTests(TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.sendto(b"hello?", ("127.0.0.1", port))
             client.setblocking(False)
-            for _ in range(200):
-                if host.protocol.dropped:
-                    break
-                await deferLater(global_reactor, 0.01, lambda: None)
+            await until(lambda: host.protocol.dropped, "the datagram dropped")
             self.assertEqual(host.protocol.dropped, 1)
             self.assertRaises(BlockingIOError, client.recvfrom, 100)
         await host.stop()

@@ -19,14 +19,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.lobby import said
 from tests.support.redis_server import start_redis
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import until
 from tests.test_integration_parties import Player, connect_player, connect_raw
 from vinom.client.lobby import PROTOCOL
 from vinom.lobby.codec import GAME_PROTOCOL
@@ -314,11 +313,10 @@ async def leave_before_the_end(port: int, *players: Player) -> None:
         player.transport.loseConnection()
         await player.closed
     keys = [f"vinom:player:{p.player_id}" for p in players if p.player_id]
-    for _ in range(250):
-        if not keys or not await redis_command(port, "EXISTS", *keys):
-            return
-        await deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError("the lobbies did not forget their players")
+    async def forgotten() -> bool:
+        return not keys or not await redis_command(port, "EXISTS", *keys)
+
+    await until(forgotten, "the lobbies forgetting their players")
 
 
 async def redis_command(port: int, *args: str) -> Any:

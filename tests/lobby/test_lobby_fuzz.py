@@ -23,14 +23,13 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.store.test_store import raw_connection
 from tests.support.redis_server import start_redis
 from tests.support.servers import start_server
+from tests.support.waiting import until
 from tests.test_integration_parties import connect_player, connect_raw
 from vinom.lobby import errors
 from vinom.lobby.codec import (
@@ -230,8 +229,7 @@ class RedisLobbyFuzzTests(TestCase):
             assert client.transport is not None
             client.transport.loseConnection()
             await client.closed
-        for _ in range(500):
-            if not await keys.keys("vinom:player:*"):
-                break
-            await deferLater(reactor, 0.01)
-        self.assertEqual(await keys.keys("vinom:player:*"), [])
+        async def forgotten() -> bool:
+            return not await keys.keys("vinom:player:*")
+
+        await until(forgotten, "the players forgotten in Redis")

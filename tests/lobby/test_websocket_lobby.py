@@ -15,13 +15,13 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.internet.ssl import Certificate
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 
 from tests.lobby import hello, reconnect
 from tests.support.metrics import fetch_metrics, samples
 from tests.support.servers import RunningServer, start_server
+from tests.support.waiting import until
 from tests.support.websocket_client import HandshakeRefused, WebSocketPlayer, connect_websocket
 from vinom.client.bots import BotDriver
 from vinom.client.game import connect_game
@@ -96,13 +96,6 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(welcome["type"], "welcome", welcome)
         return player, welcome
 
-    async def settle(self, condition: Any) -> None:
-        for _ in range(300):
-            if condition():
-                return
-            await deferLater(reactor, 0.01, lambda: None)
-        self.fail("condition not met in time")
-
     async def test_every_request_and_a_match_of_two_websocket_players(self) -> None:
         await self.start()
         ann, welcome = await self.welcomed("Ann")
@@ -132,7 +125,7 @@ class WebSocketLobbyTests(TestCase):
             closed = await player.closed
             self.assertEqual((closed.was_clean, closed.code), (True, 1000), closed)
         lobby = self.server.service("lobby")
-        await self.settle(lambda: lobby.connection_count == 0)
+        await until(lambda: lobby.connection_count == 0, "every connection forgotten")
 
     async def test_a_websocket_player_and_a_tcp_player_share_the_queue(self) -> None:
         await self.start()
@@ -319,7 +312,7 @@ class WebSocketLobbyTests(TestCase):
         self.assertEqual(silent.frames, [])
         self.assertFalse(closed.was_clean)
         lobby = self.server.service("lobby")
-        await self.settle(lambda: lobby.connection_count == 0)
+        await until(lambda: lobby.connection_count == 0, "every connection forgotten")
 
     async def test_a_queued_websocket_player_is_pinged_and_told_of_the_drain(self) -> None:
         await self.start("--lobby-ping-interval", "0.2")

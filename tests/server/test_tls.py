@@ -18,12 +18,12 @@ import threading
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_startup import Twistd
 from tests.support.ports import free_tcp_port
+from tests.support.waiting import until
 from vinom.client.lobby import connect_lobby
 from vinom.server.certs import make_self_signed
 
@@ -186,14 +186,8 @@ class ClientLibraryResumptionTests(TestCase):
         for _ in range(2):
             lobby = await connect_lobby(reactor, "127.0.0.1", server.port, trust=server.cert)
             # The server's greeting comes after its session tickets.
-            greeted: Deferred[None] = Deferred()
-            while lobby.protocol.frames_received == 0:
-                reactor.callLater(0.02, greeted.callback, None)
-                await greeted
-                greeted = Deferred()
+            await until(lambda lobby=lobby: lobby.protocol.frames_received > 0,
+                        "the server's greeting")
             await lobby.close()
-        while len(server.reused) < 2:
-            d: Deferred[None] = Deferred()
-            reactor.callLater(0.02, d.callback, None)
-            await d
+        await until(lambda: len(server.reused) == 2, "both handshakes told")
         self.assertEqual(server.reused, [False, True])
