@@ -335,7 +335,7 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         lobbies = [self.lobby() for _ in range(3)]
         claims = await gatherResults([lobby.claim_departed() for lobby in lobbies])
         self.assertEqual(sorted(claims), [[], [], ["doomed"]])
-        await deferLater(reactor, 0.2, lambda: None)
+        await self.heard(heard, 3)
         ended = [m for m in heard if m["event"] == "ended"]
         self.assertEqual(sorted(m["match_id"] for m in ended), ["m-1", "m-2", "m-3"])
         for message in ended:
@@ -376,9 +376,16 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.assertGreater(await raw.execute_command("PTTL", KEYS.hosts), self.ttl * 1000)
         heard = await self.hear_channel()
         self.assertEqual(await self.registry.claim_departed(), ["doomed"])
-        await deferLater(reactor, 0.2, lambda: None)
+        await self.heard(heard, 1)
         self.assertEqual([m["match_id"] for m in heard], ["m-1"])
 
+
+    async def heard(self, heard: list[dict[str, Any]], ended: int) -> None:
+        """Until `ended` ends were heard on the channel; then a moment more, in which
+        no other may come (a second announcement of one)."""
+        await until(lambda: len([m for m in heard if m["event"] == "ended"]) >= ended,
+                    lambda: f"{ended} ends heard, not {heard}")  # fmt: skip
+        await deferLater(reactor, 0.2, lambda: None)
 
     async def hold_presence(self, host_id: str) -> RedisSubscription:
         """The presence connection of `host_id`, open, as its HostAgent holds it."""
@@ -419,7 +426,7 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
         self.assertEqual(await registry.claim_departed(), [])
         await self.pass_time(self.ttl)
         self.assertEqual(await registry.claim_departed(), ["stuck"])
-        await deferLater(reactor, 0.2, lambda: None)
+        await self.heard(heard, 1)
         self.assertEqual([m["outcome"]["reason"] for m in heard], ["host_crashed"])
 
     async def test_a_host_whose_presence_closed_is_departed_as_its_key_lapses(self) -> None:
@@ -453,7 +460,7 @@ class RedisHostRegistryTests(HostRegistryContract, TestCase):
             claimed += await self.registry.claim_departed()
             await self.pass_time(0.1)
         self.assertEqual(claimed, ["hasty"])
-        await deferLater(reactor, 0.2, lambda: None)
+        await self.heard(heard, 2)
         ended = [m for m in heard if m["event"] == "ended"]
         self.assertEqual([(m["match_id"], (m["outcome"] or {}).get("reason")) for m in ended],
                          [("m-clean", None), ("m-hasty", "host_crashed")])  # fmt: skip

@@ -515,6 +515,9 @@ class HostStopTests(TestCase):
         self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 1)
         slow.closed.callback(None)
         await stopped
+        # The end announced; and a moment more of the lobby's reading, in which it
+        # must not announce it again.
+        await until(lambda: [m for m in heard if m["event"] == "ended"], "the end announced")
         await deferLater(reactor, 0.2, lambda: None)
         reading = False
         await reader
@@ -767,6 +770,8 @@ class WaitForHostTests(TestCase):
         waiting: list[int] = []
         placed = lobby.host_match(Match("m-wait", "duel", players, 1.0),
                                   on_waiting=waiting.append)  # fmt: skip
+        await until(lambda: waiting, "the players told to wait")
+        # And no more for a second: no failure, no second telling.
         await deferLater(reactor, 1.0, lambda: None)
         self.assertFalse(placed.called)
         self.assertEqual(waiting, [1])

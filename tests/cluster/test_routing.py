@@ -112,12 +112,17 @@ class RoutingTests(ClusterTestCase):
             match_id = await self.play(lobby, *names)
             await self.until_gone(f"vinom:match:{match_id}", f"vinom:lobbies:{match_id}")
             await deferLater(reactor, 0.3, lambda: None)  # any lobby's late call
+            # Everything Redis ran before this marker has come through MONITOR once
+            # the marker has (it streams in the order Redis runs them).
+            marker = f"vinom:marker:{match_id}"
+            await self.redis_call("EXISTS", marker)
+            await until(lambda: monitor.mentioning(marker), "the marker through MONITOR")
             # The commands, without their time and client: `"SET" "vinom:outcome:m-..."`.
             named = [line.split("] ", 1)[1] for line in monitor.mentioning(match_id)]
-            # Not until_gone's look-ups, nor the once-only load of a script new to Redis
-            # (EVALSHA refused, EVAL).
-            mine = f'"EXISTS" "vinom:match:{match_id}"'
-            named = [line for line in named if not line.startswith((mine, '"EVAL" '))]
+            # Not until_gone's look-ups nor the marker, nor the once-only load of a
+            # script new to Redis (EVALSHA refused, EVAL).
+            mine = (f'"EXISTS" "vinom:match:{match_id}"', f'"EXISTS" "{marker}"', '"EVAL" ')
+            named = [line for line in named if not line.startswith(mine)]
             return [re.sub(r"m-[0-9a-f]+", "m-*", re.sub(r'"\d+-\d+"', '"*"', line))
                     for line in named]  # fmt: skip
 
