@@ -242,16 +242,30 @@ class RedisPlayerStoreTests(PlayerStoreContract, TestCase):
         self.assertIsNone(await store.get_player("a"))
 
     async def test_saving_a_player_refreshes_the_record_ttl(self) -> None:
-        # Sleeps only lengthen on a loaded machine: each check keeps 0.8 s in hand.
+        # Read on Redis's own clock (the key's PTTL), not this machine's: a second
+        # save puts the whole TTL back, and the record then lapses.
         store = RedisPlayerStore(await redis_client(self, self.redis), player_ttl=2.0)
+        raw = await raw_connection(self, self.redis)
         record = PlayerRecord("a", "A", "ab" * 32, 5.0)
         await store.save_player(record)
-        await sleep(1.2)
+
+        async def ttl() -> int:
+            return int(await raw.execute_command("PTTL", "vinom:player:a"))
+
+        async def half_gone() -> bool:
+            return 0 < await ttl() < 1000
+
+        async def lapsed() -> bool:
+            return await store.get_player("a") is None
+
+        self.assertGreater(await ttl(), 0)
+        # Half its TTL gone by Redis's clock ...
+        await until(half_gone, "half the TTL gone")
         await store.save_player(record)
-        await sleep(1.2)  # past the first save's TTL, inside the second's
+        # ... and the second save gives it the whole again.
+        self.assertGreater(await ttl(), 1000)
         self.assertEqual(await store.get_player("a"), record)
-        await sleep(1.0)
-        self.assertIsNone(await store.get_player("a"))
+        await until(lapsed, "the record lapsed")
 
     async def test_placements_expire_after_their_ttl(self) -> None:
         store = RedisPlayerStore(await redis_client(self, self.redis), placement_ttl=1.0)
