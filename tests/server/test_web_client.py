@@ -527,20 +527,22 @@ class WebClientInChromiumTests(TestCase):
             return False
 
         await until(two_moves, "two moves made", WAIT, every=0.3)
-        await pause(1.0)  # a move clicked last may still be on its way
+        # (A move clicked last may still be on its way: it may land before or during
+        # the reload, and is then on both boards.)
         marks = await board_marks(ann)
-        await bob.wait_until(lambda d: d.execute_script(
-            "return [...document.querySelectorAll('.ttt-cell')].map(c => c.dataset.mark);"
-        ) == marks, WAIT)
 
         await ann.reload()
         await wait_for_game(ann, "tictactoe")
         await ann.wait_until(lambda d: d.execute_script(
             "return document.getElementById('screen-game').dataset.reconnected;") == "true", WAIT)
         self.assertEqual(await my_player_row(ann), before)
-        await ann.wait_until(lambda d: d.execute_script(
-            "return [...document.querySelectorAll('.ttt-cell')].map(c => c.dataset.mark);"
-        ) == marks, WAIT)
+
+        # Her board is Bob's (the server's), with every move made before the reload.
+        async def same_board() -> bool:
+            mine, theirs = await board_marks(ann), await board_marks(bob)
+            return mine == theirs and all(m == n for m, n in zip(marks, mine, strict=True) if m)
+
+        await until(same_board, lambda: f"Ann's board as Bob's, with {marks}", WAIT, every=0.3)
         # Bob sees Ann back (no presence badge) and the match plays on to its result.
         await bob.wait_until(lambda d: d.execute_script(
             "const row = document.querySelector("
