@@ -12,6 +12,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHost, PlaceholderGameHostFactory
+from tests.support.http import capture_log
 from tests.support.ports import free_udp_port
 from tests.support.waiting import until
 from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting
@@ -82,11 +83,33 @@ class HostingServiceTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(results[3]).port, 7400)
         self.assertEqual(self.service.running_games, 2)
 
-    def test_a_host_that_cannot_listen_fails_the_match_and_returns_the_port(self) -> None:
+    def test_a_port_another_process_holds_is_skipped_in_one_line(self) -> None:
+        # Another service on a port of --udp-ports (an operator's mistake), or a
+        # test run that picked the same port: the match goes to the next free port
+        # of the range, and the taken one goes back to the end of the ring.
         self.reactor.taken.add(7400)
+        lines = capture_log(self)
+        address = self.successResultOf(self.service.host_match(make_match("m-1", "a")))
+        self.assertEqual(address.port, 7401)
+        self.assertEqual((self.service.running_games, self.allocator.available), (1, 1))
+        self.assertEqual(len(lines), 2, lines)  # the line, then the match hosted
+        self.assertEqual(lines[0], "UDP port 7400 of the game port range is in use by another "
+                                   "process; match m-1 takes another")  # fmt: skip
+        self.assertNotIn("Traceback", "".join(lines))
+
+    def test_every_free_port_held_elsewhere_fails_the_match(self) -> None:
+        # Each free port tried once, then the match fails (the lobby tells its
+        # players), every port back in the ring.
+        self.reactor.taken.update({7400, 7401})
         self.failureResultOf(self.service.host_match(make_match("m-1", "a")), CannotListenError)
-        self.assertEqual(self.allocator.available, 2)
-        self.assertEqual(self.service.running_games, 0)
+        self.assertEqual((self.service.running_games, self.allocator.available), (0, 2))
+        # Likewise with a port of the range running a match: each free one is tried
+        # once, not over and over.
+        self.reactor.taken.clear()
+        running = self.successResultOf(self.service.host_match(make_match("m-2", "b")))
+        self.reactor.taken.add(14801 - running.port)  # the other of 7400 and 7401
+        self.failureResultOf(self.service.host_match(make_match("m-3", "c")), CannotListenError)
+        self.assertEqual((self.service.running_games, self.allocator.available), (1, 1))
 
     def test_cancelling_a_waiting_match_withdraws_it(self) -> None:
         self.service.host_match(make_match("m-1", "a"))

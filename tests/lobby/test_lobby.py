@@ -21,6 +21,7 @@ from zope.interface.verify import verifyObject
 
 from tests.lobby import hello, reconnect, said
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory, PlaceholderTokenIssuer
+from tests.support.http import capture_log
 from vinom.errors import BackendUnavailable
 from vinom.games.rules import GameCatalogue
 from vinom.hosting.ports import PortAllocator
@@ -482,7 +483,10 @@ class MatchFoundTests(LobbyHarness):
         self.assertEqual(self.allocator.available, 2)
 
     def test_match_failed_when_no_host_can_start(self) -> None:
-        self.udp.taken.add(7400)
+        # Every port of the range held by another process: each is skipped
+        # (hosting's test), then the match fails, said in one line, no traceback.
+        self.udp.taken.update({7400, 7401})
+        lines = capture_log(self)
         first = self.queued_player("A")
         second = self.queued_player("B")
         for client in (first, second):
@@ -490,8 +494,12 @@ class MatchFoundTests(LobbyHarness):
             self.assert_error(frame, errors.MATCH_FAILED)
             self.assertFalse(client.closed)
             self.assertIs(self.factory.state_of(client.player_id or ""), PlayerState.IDLE)
-        self.assertEqual(len(self.flushLoggedErrors()), 1)
-        # They can queue again; the next match gets the other port.
+        self.assertEqual(self.flushLoggedErrors(), [])
+        [said] = [line for line in lines if "not placed" in line]
+        self.assertRegex(said, r"^match m-\w+ not placed: Couldn.t listen on \S+:740[01]")
+        self.assertNotIn("Traceback", "".join(lines))
+        # They can queue again; once a port is free, the next match gets it.
+        self.udp.taken.discard(7401)
         first.request({"type": "queue", "game": "tictactoe"})
         second.send({"type": "queue", "game": "tictactoe"})
         self.assertEqual(second.frames()[-1]["port"], 7401)

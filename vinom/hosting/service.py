@@ -13,6 +13,7 @@ from collections.abc import Callable
 from attrs import evolve, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -146,11 +147,7 @@ class GameHostingService(Service):
         self, match: Match, acquired: Deferred[int], on_ended: EndedCallback | None
     ) -> HostAddress:
         port = await acquired
-        try:
-            host = await self.host_factory.start_host(port)
-        except BaseException:
-            self.allocator.release(port)
-            raise
+        host = await self._start_host(match, port)
         try:
             if self._stopping:
                 raise HostingStopped("the game hosting service is stopping")
@@ -170,6 +167,36 @@ class GameHostingService(Service):
         if self.game_url is None:
             return host.address
         return evolve(host.address, game_url=self.game_url)
+
+    async def _start_host(self, match: Match, port: int) -> IGameHost:
+        """A game host on `port`, else on the next free port of the range while
+        another process holds the one tried (another service on a port of the
+        range: one line each, not a failed match), until every free port was
+        tried; then the last CannotListenError (the match fails: its players are
+        told, rather than queued again at once into the same failure)."""
+        tried: set[int] = set()
+        while True:
+            try:
+                return await self.host_factory.start_host(port)
+            except CannotListenError as e:
+                self.allocator.release(port)
+                tried.add(port)
+                # The free ports go round in order (a released one goes last): the
+                # first tried one again means every free one was tried.
+                if self.allocator.available:
+                    port = await self.allocator.acquire()
+                    if port not in tried:
+                        self.log.warn(
+                            "UDP port {port} of the game port range is in use by another "
+                            "process; match {match_id} takes another",
+                            port=e.port, match_id=match.match_id,
+                        )  # fmt: skip
+                        continue
+                    self.allocator.release(port)
+                raise
+            except BaseException:
+                self.allocator.release(port)
+                raise
 
     def _idle(self, result: object, match_id: str) -> Deferred[None] | None:
         if isinstance(result, Failure):

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -422,6 +423,11 @@ class MatchPlacer:
             self.log.info(
                 "match {match_id} withdrawn: the server is stopping", match_id=match.match_id
             )
+        elif failure.check(CannotListenError):
+            # Every free port of the game port range held by another process (each
+            # skipped with a line of its own): an operator's mistake, one line.
+            self.log.warn("match {match_id} not placed: {error}", match_id=match.match_id,
+                          error=failure.value)  # fmt: skip
         elif failure.check(BackendUnavailable):
             # Redis away (restarting, failing over): one line, no traceback.
             self.log.warn("match {match_id} not placed: {error}", match_id=match.match_id,
