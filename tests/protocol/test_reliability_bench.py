@@ -16,6 +16,7 @@ Scenarios:
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from twisted.trial.unittest import TestCase
@@ -117,15 +118,15 @@ class BenchSmokeTests(TestCase):
     def test_bench_runs_and_reports(self) -> None:
         figures = bench_reliability(rounds=300, bulk_messages=1)
         self.assertEqual(figures["pingpong_bodies"], 600.0)
-        for key in (
-            "pingpong_us_per_body",
-            "pingpong_build_us_per_body",
-            "pingpong_receive_us_per_body",
-            "bulk_mb_per_s",
-            "bulk_us_per_body",
-        ):
+        # The thread's CPU time never runs backwards ...
+        for key in ("pingpong_us_per_body", "bulk_mb_per_s", "bulk_us_per_body"):
             self.assertGreaterEqual(figures[key], 0.0, key)
         self.assertGreater(figures["bulk_mb_per_s"], 0.0)
+        # ... but the build/receive split is wall time less the clock's own cost,
+        # measured apart: on a busy machine, at this tiny size, it may come out
+        # below zero. A figure, reported, not held to anything (a loaded run saw -5.4).
+        for key in ("pingpong_build_us_per_body", "pingpong_receive_us_per_body"):
+            self.assertTrue(math.isfinite(figures[key]), key)
 
 
 if __name__ == "__main__":
