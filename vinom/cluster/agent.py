@@ -267,9 +267,11 @@ class HostAgent(Service):
                     await self._redis.run(OPEN_GROUP, [key], ["host", ttl])
                     ready = True
                 if self._handled:
-                    done, self._handled = self._handled, []
+                    # Kept until acknowledged: a pending one read again is not taken twice.
+                    done = list(self._handled)
                     await self._redis.bounded(
                         self._redis.handler.execute_command("XACK", key, "host", *done))
+                    del self._handled[:len(done)]
                 reply = await self._redis.blocking(
                     "XREADGROUP", "GROUP", "host", self.host_id, "COUNT", REQUESTS_PER_POP,
                     "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
@@ -285,6 +287,8 @@ class HostAgent(Service):
             backlog = False
             for _, entries in reply or ():
                 for entry_id, fields in entries:
+                    if entry_id in self._handled:
+                        continue  # handled, its acknowledgement lost
                     if not fields:  # trimmed away while pending: nothing to take
                         self._handled.append(entry_id)
                         continue
@@ -320,21 +324,16 @@ class HostAgent(Service):
             self.log.info("match {match_id}: a request taken already, dropped",
                           match_id=match.match_id)  # fmt: skip
             return
-        claimed = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.claim(match.match_id, attempt), self.host_id,
-                pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
-        if not claimed:
-            return  # withdrawn by its lobby, which gave up waiting for us
+        # Read through the group, the request is this host's: a lobby takes back only
+        # what the group has not delivered yet, or what a departed host left
+        # (vinom.cluster.placement's `_WITHDRAW`). No claim of its own: no round trip.
         if match.match_id in self._hosting_now:
             # Two attempts at the match came in one pop (after a failover: the former
             # lobby's, left untaken on the promoted replica, and the one of the lobby
-            # that took the match over), each with its own claim: the first claimed
-            # hosts it, and its `placed` reaches every lobby that follows the match. If
-            # it is refused instead, this attempt's lobby (which can no longer withdraw
-            # it) is told too, and offers the match to the next host.
+            # that took the match over): the first hosts it, and its `placed` reaches
+            # every lobby that follows the match. If it is refused instead, this
+            # attempt's lobby (which can no longer withdraw it) is told too, and offers
+            # the match to the next host.
             first_refused = await self._outcome_here(match.match_id)
             if first_refused is not None:
                 await self._refuse(match, attempt, lobby_id, first_refused)
@@ -373,7 +372,7 @@ class HostAgent(Service):
         return waiter
 
     async def _host(self, match: Match, attempt: int, lobby_id: str) -> str | None:
-        """Host a match whose attempt this host claimed; the reason it refused it, if it
+        """Host a match whose request this host took; the reason it refused it, if it
         did."""
         if self.draining or not self._serving or self._hosting.free_ports < 1:
             reason = "draining" if self.draining else "full"

@@ -104,13 +104,45 @@ EVENTS_PER_READ = 256
 # Lua: add a request (ARGV[i]) to a host's stream (KEYS[k]), renewing its TTL (ARGV[j]).
 _PUSH_LUA = f"""
 local function push(k, i, j)
-  redis.call('XADD', KEYS[k], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[i])
+  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[i])
   redis.call('PEXPIRE', KEYS[k], ARGV[j])
+  return id
 end
 """
 
-# KEYS: a host's request stream. ARGV: the request, the stream's TTL (ms).
-_PUSH = Script(_PUSH_LUA + "push(1, 1, 2)\nreturn 1")
+# KEYS: a host's request stream. ARGV: the request, the stream's TTL (ms). The entry's id.
+_PUSH = Script(_PUSH_LUA + "return push(1, 1, 2)")
+
+# KEYS: a host's request stream, the host's key, the host index. ARGV: the request's
+# entry id, the host id. Takes a request back (1) unless the host's group read it (0):
+# delivered is taken, XREADGROUP being the host's claim, so a request is run by one
+# host or by none. A request a departed host read (neither live nor in the index: its
+# departure was claimed, vinom.cluster.hosts) is taken back too, acknowledged for it,
+# and offered to the next host: a dead host's pending work goes to a live one.
+_WITHDRAW = Script("""
+local function later(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, bm = tonumber(am), tonumber(bm)
+  return am > bm or (am == bm and tonumber(as) > tonumber(bs))
+end
+local delivered = '0-0'
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) == 'table' and not groups.err then
+  for _, group in ipairs(groups) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == 'host' then delivered = fields['last-delivered-id'] end
+  end
+end
+if not later(ARGV[1], delivered) and (redis.call('EXISTS', KEYS[2]) == 1
+    or redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1) then
+  return 0
+end
+redis.pcall('XACK', KEYS[1], 'host', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+""")
 
 # Lua: claim the match (KEYS[1], the placer key) for this lobby (ARGV[2]) for ARGV[1]
 # ms: unless another lobby holds the claim and still holds its lease (ARGV[4], the
@@ -145,7 +177,8 @@ return 1
 
 # KEYS: the match's placer key, its followers, a host's request stream. ARGV: as
 # `_CLAIM`'s, then the request and the stream's TTL (ms). The first request of the lobby
-# that claims the match goes with the claim: one call. 0 if another live lobby holds it.
+# that claims the match goes with the claim: one call. Its entry id, or 0 if another
+# live lobby holds the claim.
 _CLAIM_AND_PUSH = Script(
     _CLAIM_LUA
     + _PUSH_LUA
@@ -154,8 +187,7 @@ local n = #ARGV
 if not claim() then return 0 end
 redis.call('SADD', KEYS[2], unpack(ARGV, 5, n - 2))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-push(3, n - 1, n)
-return 1
+return push(3, n - 1, n)
 """
 )
 
@@ -707,30 +739,27 @@ class RemoteMatchHosting(Service):
             match_id = match.match_id
             keys = [self._keys.placer(match_id), self._keys.followers(match_id), requests]
             arguments = [*self._claim_arguments(match_id), request, ttl]
-            if not await self._redis.run(_CLAIM_AND_PUSH, keys, arguments):
+            entry = await self._redis.run(_CLAIM_AND_PUSH, keys, arguments)
+            if not entry:
                 placing.answers.pop(attempt, None)
                 return None
         else:
-            await self._redis.run(_PUSH, [requests], [request, ttl])
-        wait = min(self._settings.accept_timeout, max(0.0, deadline - self._clock.seconds()))
-        heard = await self._within(answer, wait)
-        if heard is None:
-            # Not answered in time: take the request back unless the host has claimed it.
-            withdrawn = await self._redis.bounded(
-                self._redis.handler.set(
-                    self._keys.claim(match.match_id, attempt), "withdrawn:" + self.lobby_id,
-                    pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
-                )
-            )  # fmt: skip
-            if withdrawn:
+            entry = await self._redis.run(_PUSH, [requests], [request, ttl])
+        withdraw = [requests, self._keys.host(host.host_id), self._keys.hosts]
+        while True:
+            left = max(0.0, deadline - self._clock.seconds())
+            heard = await self._within(answer, min(self._settings.accept_timeout, left))
+            if heard is not None:
+                break
+            # Not answered in time: take the request back unless the host read it; and
+            # (asked again every accept_timeout) once the host that read it departed.
+            if await self._redis.run(_WITHDRAW, withdraw, [entry, host.host_id]):
                 self.log.info("game host {host_id} did not take match {match_id} in time",
                               host_id=host.host_id, match_id=match.match_id)  # fmt: skip
                 return False
-            # Claimed: the host is starting it; it answers before our deadline or not at
-            # all. Never offered to another host now (it could run twice): if its answer
-            # is not heard, the timeout of every lobby reads the outcome key.
-            heard = await self._within(answer, max(0.0, deadline - self._clock.seconds()))
-            if heard is None:
+            if self._clock.seconds() >= deadline:
+                # Never offered to another host while its host lives (it could run twice):
+                # the timeout of every lobby reads the outcome key.
                 return True
         if heard.get("event") == "refused":
             return False
