@@ -99,8 +99,8 @@ class HostAgent(Service):
         # Matches being hosted here now -> other attempts at them waiting to learn
         # whether they were refused (the refusal's reason), or not (None).
         self._hosting_now: dict[str, list[Deferred[str | None]]] = {}
-        # The ids of the requests handled since the last `XACK` (`_serve`).
-        self._handled: list[str] = []
+        # The ids of the requests handled and not acknowledged yet (`_serve`).
+        self._handled: set[str] = set()
         # Set once a stop has left the registry: nothing more is announced after that.
         self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
@@ -254,7 +254,7 @@ class HostAgent(Service):
         in one round trip), and when none waits the next one as soon as it comes
         (`BLOCK`: one connection of the pool, which no other call is given meanwhile,
         waits up to a second). A request
-        stays pending in the group until it is handled (`XACK`, sent with the next
+        stays pending in the group until it is handled (`XACK`, sent beside the next
         read), so after any failed read (Redis away, a failover) the host first reads
         its pending ones again: one whose reply was lost on the way is taken, one taken
         already is dropped (`_hosted`). A stream or group Redis lost is made again."""
@@ -267,11 +267,13 @@ class HostAgent(Service):
                     await self._redis.run(OPEN_GROUP, [key], ["host", ttl])
                     ready = True
                 if self._handled:
-                    # Kept until acknowledged: a pending one read again is not taken twice.
-                    done = list(self._handled)
-                    await self._redis.bounded(
+                    # Sent with the read, not before it; kept until acknowledged: one
+                    # pending read again is not taken twice.
+                    done = sorted(self._handled)
+                    acked = self._redis.bounded(
                         self._redis.handler.execute_command("XACK", key, "host", *done))
-                    del self._handled[:len(done)]
+                    acked.addCallbacks(lambda _, done=done: self._handled.difference_update(
+                        done), lambda _: None)  # (a failed read follows)  # fmt: skip
                 reply = await self._redis.blocking(
                     "XREADGROUP", "GROUP", "host", self.host_id, "COUNT", REQUESTS_PER_POP,
                     "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
@@ -290,7 +292,7 @@ class HostAgent(Service):
                     if entry_id in self._handled:
                         continue  # handled, its acknowledgement lost
                     if not fields:  # trimmed away while pending: nothing to take
-                        self._handled.append(entry_id)
+                        self._handled.add(entry_id)
                         continue
                     text = dict(zip(fields[::2], fields[1::2], strict=True)).get("r", "")
                     d = Deferred.fromCoroutine(self._take(text))
@@ -298,7 +300,7 @@ class HostAgent(Service):
                     d.addBoth(self._was_handled, entry_id)
 
     def _was_handled(self, _: object, entry_id: str) -> None:
-        self._handled.append(entry_id)
+        self._handled.add(entry_id)
 
     def _take_failed(self, failure: Failure) -> None:
         if failure.check(BackendUnavailable):
