@@ -15,7 +15,7 @@ one Redis (docs/scaling.md). Two parts talk over it:
   it on the least loaded live host of its realm (`--realm`: each lobby and
   host serves one) with free capacity (with `--placement pack`, the most loaded
   one: hosts fill one after another), trying the next host if one refuses
-  or does not claim the request in time. Each of their
+  or does not read the request in time. Each of their
   `host_match` fires with the address the host announces, so each delivers
   `match_found` to the players whose connections it holds.
 
@@ -38,10 +38,11 @@ The steps, each bounded in time (keys and TTLs in docs/scaling.md):
    they do: a claim whose holder's lease is gone (it died) is taken over.
 2. It pushes `{match, attempt}` onto `place:<host>` and waits
    `accept_timeout` for the host's answer.
-3. The host pops it, with every other request waiting, and claims the
-   attempt (`SET claim:<match>:<attempt> NX`); a lobby that gave up on the
-   host claims it first (`withdrawn`), so a request is run by one host or
-   by none.
+3. The host reads it through its consumer group, with every other request
+   waiting: the read is its claim. A lobby that gave up on the host takes the
+   request back only if the group has not delivered it, or once the host that
+   read it has departed (`_WITHDRAW`), so a request is run by one host or by
+   none, and a dead host's goes to the next host.
 4. The host hosts the match, records the outcome (`SET outcome:<match> NX`)
    and tells `placed` with the address (saving the placement record in the
    same call), or tells `refused` (full, draining, failed to start), and the
