@@ -343,10 +343,6 @@ class HostAgent(Service):
             self.log.info("match {match_id}: attempt {attempt} came with another, dropped",
                           match_id=match.match_id, attempt=attempt)  # fmt: skip
             return
-        if self._hosted(match.match_id):
-            self.log.info("match {match_id}: a request taken already, dropped",
-                          match_id=match.match_id)  # fmt: skip
-            return
         self._taken[match.match_id] = None
         while len(self._taken) > TAKEN_REMEMBERED:
             self._taken.popitem(last=False)
