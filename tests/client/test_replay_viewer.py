@@ -104,7 +104,7 @@ class CheckCommandTests(SynchronousTestCase):
         damaged[len(damaged) // 2] ^= 0x55
         other = GameRegistry([REGISTRY.get("maze")])
         for payload, registry, says in (
-            (b"not a record", REGISTRY, "not a match record (not gzip data)"),
+            (b"not a record", REGISTRY, "not a match record (neither a record file nor gzip"),
             (gzip.compress(b"\x81\xa1a\x01"), REGISTRY, "its header names no vinom-record format"),
             (bytes(damaged), REGISTRY, "damaged"),
             (data, other, "a match of 'tictactoe', a game this installation does not have"),

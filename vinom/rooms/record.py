@@ -56,6 +56,10 @@ from vinom.games.interfaces import Seat
 #: The first header field of every record, and the version of its layout.
 RECORD_FORMAT = "vinom-record"
 RECORD_VERSION = 1
+#: The first header field of a record file holding many matches' records (version 2
+#: of the files a host writes; version 1 was one gzip record per file), and its version.
+RECORD_FILE_FORMAT = "vinom-records"
+RECORD_FILE_VERSION = 2
 #: A state hash after every this many ticks (1 s at 20 Hz), or before every this many
 #: calls into a game without a tick.
 DEFAULT_HASH_EVERY = 20
@@ -266,6 +270,23 @@ def record_header(
         "started": float(started),
         "vinom": vinom_version,
     }
+
+
+def record_file_header(*, pid: int, started: float) -> bytes:
+    """The first bytes of a record file (docs/protocol.md, "Match records"): a
+    MessagePack map naming the format, its version, the writing process and when
+    it started the file."""
+    return _packed(
+        {"format": RECORD_FILE_FORMAT, "v": RECORD_FILE_VERSION, "pid": int(pid),
+         "started": float(started)}
+    )  # fmt: skip
+
+
+def record_frame(match_id: str, data: bytes) -> bytes:
+    """One frame of a record file: the MessagePack array [match id, bytes], the
+    bytes a piece of that match's record (what `MatchRecorder.take` gave). A
+    match's pieces in the order of the file, joined, are its record."""
+    return _packed((match_id, data))
 
 
 class MatchRecorder:
