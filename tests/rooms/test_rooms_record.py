@@ -407,6 +407,11 @@ class InterleavedRecordsTests(SynchronousTestCase):
             self.assertEqual(data[:10].hex(" "), "1f 8b 08 00 00 00 00 00 04 03")
             trailer = struct.pack("<II", zlib.crc32(raw), len(raw))
             self.assertEqual(data[-10:], b"\x03\x00" + trailer)
+            # A short record is one stored block (docs/protocol.md): not the last
+            # (00), its length and the length's complement (little-endian), the bytes.
+            self.assertLess(len(raw), 512)
+            self.assertEqual(data[10:15], struct.pack("<BHH", 0, len(raw), len(raw) ^ 0xFFFF))
+            self.assertEqual(data[15:-10], raw)
             self.assertEqual(record.entries[1], (1, 0, {"cell": n}))
             self.assertEqual(len(list(msgpack.Unpacker(io.BytesIO(gzip.decompress(data))))),
                              1 + len(record.entries))  # fmt: skip

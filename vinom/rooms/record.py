@@ -21,8 +21,9 @@ returns the bytes to append to the record so far, ending on a deflate flush
 point (so whatever was taken is readable even if the process dies before the
 next take: a crashed host's record replays up to its last flush). After
 `end()` the next `take()` also ends the gzip stream. A record's first take
-is compressed by the process's one deflate stream (`_Deflate`), and so is a
-second that is its last; the takes after it by a stream of the record's own.
+is compressed by the process's one deflate stream (`_Deflate`), or stored
+uncompressed if it is short (`STORE_BELOW`), and so is a second that is its
+last; the takes after it by a stream of the record's own.
 It never raises into the room: an
 entry it cannot encode (an action no MessagePack encoder takes; the wire
 decoded it, so it should not happen) marks the record ``broken`` and it
@@ -90,6 +91,11 @@ FINAL_BLOCK = b"\x03\x00"
 # the process per recorder, whose pages fault in as the entries land and go back
 # at its end: about 60 us a match, more than the rest of the record.
 PACKER_BUFFER = 4096
+# A record's first take shorter than this is stored in the stream, not compressed: the
+# whole record of a short match (players who join and leave; about 250 bytes) compressed
+# to as many bytes (251 of 256), and compressing it, the full flush clearing the
+# stream's tables, cost about 5 us, a third of its recorder.
+STORE_BELOW = 512
 
 
 _SCALARS = (bool, int, float, str, bytes)
@@ -135,6 +141,16 @@ class _Deflate:
 
 
 _deflate = _Deflate()
+
+
+def _stored(data: bytes) -> bytes:
+    """`data` as one stored (uncompressed) deflate block, not the last (RFC 1951
+    3.2.4: a header byte, its length and the length's complement, little-endian,
+    then the bytes): a valid run of deflate blocks wherever it is put after blocks
+    that end on a byte boundary, as a full flush leaves them. For under
+    `STORE_BELOW` bytes."""
+    size = len(data)
+    return struct.pack("<BHH", 0, size, size ^ 0xFFFF) + data
 
 
 def _ignore(entry: Any) -> None:
@@ -402,7 +418,9 @@ class MatchRecorder:
         if not pending:
             data = b""
         elif stream is None:
-            data = _deflate.blocks(pending)
+            data = (
+                _stored(pending) if len(pending) < STORE_BELOW else _deflate.blocks(pending)
+            )
         else:
             data = stream.compress(pending) + stream.flush(zlib.Z_SYNC_FLUSH)
         self._crc = zlib.crc32(pending, self._crc)
