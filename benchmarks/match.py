@@ -246,8 +246,9 @@ def count_records(data_dir: str) -> int:
                 count += 1
             elif name.endswith(".vrec"):
                 with open(os.path.join(folder, name), "rb") as f:
-                    unpacker = msgpack.Unpacker(raw=False, max_bin_len=2**31 - 1)
-                    unpacker.feed(f.read())
+                    data = f.read()
+                unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(1, len(data)))
+                unpacker.feed(data)
                 matches = {frame[0] for frame in itertools.islice(unpacker, 1, None)}
                 count += len(matches)
     return count

@@ -146,8 +146,17 @@ class RecordOptionsTests(SynchronousTestCase):
             options["recording"],
             RecordSettings(directory="/srv/vinom/records", enabled=True, hash_every=20,
                            flush_interval=1.0, max_age=7 * 86400.0,
-                           max_bytes=1024 * 1024 * 1024),
+                           max_bytes=1024 * 1024 * 1024, file_bytes=64 * 1024 * 1024,
+                           file_age=3600.0),
         )  # fmt: skip
+        chosen = parse("--record-file-mb", "8", "--record-file-minutes", "5")["recording"]
+        self.assertEqual((chosen.file_bytes, chosen.file_age), (8 * 1024 * 1024, 300.0))
+
+    def test_a_worker_gets_the_settings_whole(self) -> None:
+        # A game-host worker process is configured by JSON (vinom.hosting.workers).
+        settings = parse("--record-file-mb", "8", "--record-file-minutes", "5",
+                         "--no-record-game", "tictactoe")["recording"]  # fmt: skip
+        self.assertEqual(RecordSettings.from_json(settings.to_json()), settings)
 
     def test_switched_off_per_server_and_per_game(self) -> None:
         self.assertFalse(parse("--no-record")["recording"].enabled)

@@ -32,8 +32,21 @@ from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.match import Match, Ticket
 from vinom.rooms.messages import Phase
-from vinom.rooms.record import MatchRecorder, record_header, state_hash
-from vinom.rooms.replay import CHECKPOINT_EVERY, RecordError, Replay, ReplayMismatch, read_record
+from vinom.rooms.record import (
+    MatchRecorder,
+    record_file_header,
+    record_frame,
+    record_header,
+    state_hash,
+)
+from vinom.rooms.replay import (
+    CHECKPOINT_EVERY,
+    RecordError,
+    Replay,
+    ReplayMismatch,
+    read_record,
+    read_record_file,
+)
 from vinom.rooms.room import Room, RoomConfig
 
 REGISTRY = GameRegistry.from_plugins()
@@ -432,6 +445,36 @@ class DamagedRecordTests(SynchronousTestCase):
                 with self.assertRaises(RecordError) as caught:
                     read_record(data)
                 self.assertEqual(str(caught.exception), says)
+
+    def test_a_record_file_cut_inside_a_frame_reads_up_to_the_frame_before(self) -> None:
+        record = self.record()
+        head = record_file_header(pid=1, started=0.0)
+        data = head + record_frame("m-1", record[:60]) + record_frame("m-2", b"x")
+        cut = data + record_frame("m-1", record[60:])[:-3]  # the host died writing it
+        read = read_record_file(cut)
+        self.assertFalse(read.whole)
+        self.assertEqual(dict(read.records), {"m-1": record[:60], "m-2": b"x"})
+        whole = read_record_file(data + record_frame("m-1", record[60:]))
+        self.assertTrue(whole.whole)
+        self.assertTrue(read_record(whole.records["m-1"]).complete)
+        # A version 1 file is a file of its one match.
+        self.assertEqual(dict(read_record_file(record).records), {"m-1": record})
+
+    def test_a_record_file_that_is_not_one_or_is_damaged_is_one_clear_error(self) -> None:
+        head = record_file_header(pid=1, started=0.0)
+        later = msgpack.packb({"format": "vinom-records", "v": 3, "pid": 1, "started": 0.0})
+        for data, says in (
+            (b"hello world", "not a match record (neither a record file nor gzip data)"),
+            (b"", "not a match record (neither a record file nor gzip data)"),
+            (msgpack.packb({"format": "x"}), "its header names no vinom-records format"),
+            (later, "a match record file of version 3; this vinom reads versions 1 and 2"),
+            (head + msgpack.packb([1, 2]), "the record file is damaged (frame 1 is not a frame)"),
+            (head + b"\xc1", "the record file is damaged after 0 frames"),
+        ):
+            with self.subTest(data=data[:5]):
+                with self.assertRaises(RecordError) as caught:
+                    read_record_file(data)
+                self.assertIn(says, str(caught.exception))
 
     def test_damage_inside_the_stream_is_one_clear_error(self) -> None:
         data = bytearray(self.record())

@@ -424,7 +424,10 @@ class RecordIndex:
             return
         if not data:
             return
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_bin_len=len(data))
+        unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, max_buffer_size=max(1, len(data)),
+            max_bin_len=len(data),
+        )
         unpacker.feed(data)
         pieces = self._pieces
         done = 0

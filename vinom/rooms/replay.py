@@ -4,7 +4,9 @@
 "Match records") into its header and entries; a record whose stream stops
 short (a host that crashed, a copy cut off) reads up to its last whole entry
 and says it is incomplete; one that is not a record, or is damaged inside,
-raises `RecordError` with one line saying what. `Replay` then makes the calls
+raises `RecordError` with one line saying what. `read_record_file(data)`
+splits a host's record file (many matches' records, in frames) into its
+matches' records, each for `read_record`. `Replay` then makes the calls
 the room made, in order, on the installed game, with a generator seeded as the
 room's was, and checks every recorded state hash: the first that differs
 raises `ReplayMismatch` naming the tick (and the entry), and the replay stops
@@ -161,7 +163,10 @@ def read_record_file(data: bytes) -> RecordFile:
         record = read_record(data)
         match_id = str(record.header.get("match_id", "?"))
         return RecordFile(record.header, {match_id: data}, True)
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_bin_len=len(data))
+    unpacker = msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=max(1, len(data)),
+        max_bin_len=len(data),
+    )
     unpacker.feed(data)
     try:
         header = unpacker.unpack()
