@@ -133,6 +133,15 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertIsNone(index.take("m-2"))  # taken: forgotten
         files.write("m-1", 0.0, b"def", closed=True)
         self.assertEqual(index.find("m-1"), b"abcdef")
+        # A match still writing to an older file, after newer ones began, is found
+        # there, with what it gains.
+        rotating = RecordFiles(RecordSettings(directory=directory, file_bytes=1), pid=7)
+        self.addCleanup(rotating.close)
+        rotating.write("long", 0.0, b"12", closed=False)
+        rotating.write("m-4", 0.0, b"4", closed=True)  # a file of its own: the first is full
+        self.assertEqual((index.find("long"), index.find("m-4")), (b"12", b"4"))
+        rotating.write("long", 0.0, b"34", closed=True)
+        self.assertEqual(index.find("long"), b"1234")
         # One made after a file was written finds only what is written after it.
         later = RecordIndex(directory, skip_existing=True)
         files.write("m-3", 0.0, b"ghi", closed=True)

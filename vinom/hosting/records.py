@@ -328,9 +328,10 @@ class RecordIndex:
 
     It remembers how far it read each version 2 file and where each match's pieces
     are in it (a few hundred bytes a match, dropped with the file), so that a
-    lookup reads only what was appended since the last; `take` also forgets the
-    match. Version 1 files are found by their name (unless `skip_existing`: then
-    only what is written after it was made is found)."""
+    lookup reads only what was appended since the last, newest file first and no
+    further than the file holding the match (a match id in no file reads them all,
+    once); `take` also forgets the match. Version 1 files are found by their name
+    (unless `skip_existing`: then only what is written after it was made is found)."""
 
     def __init__(self, directory: str, *, skip_existing: bool = False) -> None:
         self.directory = directory
@@ -359,7 +360,7 @@ class RecordIndex:
         old = self._version_1(match_id) if self._old_files else None
         if old is not None:
             return old
-        self._scan()
+        self._scan(match_id)
         pieces = self._pieces.pop(match_id, None) if forget else self._pieces.get(match_id)
         if not pieces:
             return None
@@ -398,8 +399,10 @@ class RecordIndex:
             os.path.join(self.directory, n) for n in names if n.endswith(RECORD_FILE_SUFFIX)
         )
 
-    def _scan(self) -> None:
-        """Read what the files gained since the last scan; forget the files gone."""
+    def _scan(self, match_id: str) -> None:
+        """Read what the files gained since they were last read, newest first, until
+        `match_id` is found (all its frames are in one file: once found, only that
+        file is read again); forget the files gone."""
         paths = self._files()
         gone = set(self._read) - set(paths)
         if gone:
@@ -411,8 +414,14 @@ class RecordIndex:
                     self._pieces[match_id] = kept
                 else:
                     del self._pieces[match_id]
-        for path in paths:
+        known = self._pieces.get(match_id)
+        if known:
+            self._scan_file(known[0][0])
+            return
+        for path in reversed(paths):
             self._scan_file(path)
+            if match_id in self._pieces:
+                return
 
     def _scan_file(self, path: str) -> None:
         at = self._read.get(path, 0)
