@@ -5,7 +5,8 @@
     vinom bots --game maze --count 10     bots that queue, play and report
     vinom new-game mygame                 a new game package to start from (vinom.scaffold)
     vinom watch m-8f3a0c2d                watch a running match (vinom.client.watch)
-    vinom replay FILE [--match ID] [--check]  watch or check a match record (vinom.client.replay)
+    vinom replay FILE [--check]           watch or check a match record (vinom.client.replay);
+                                          --match ID picks one of a record file's matches
     vinom replay --redis URL MATCH_ID     the same, the record read from a deployment's Redis
 
 `play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
