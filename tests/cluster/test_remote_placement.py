@@ -529,6 +529,34 @@ class HostStopTests(TestCase):
         self.assertEqual(await redis.handler.sismember("vinom:hosts", "h-test"), 0)
 
 
+class HostStopsItsReadingTests(TestCase):
+    timeout = 30
+
+    async def test_a_host_stopped_while_its_reads_fail_leaves_nothing_behind(self) -> None:
+        # Its request stream is not a stream (a key of another type): every read
+        # fails, and the host waits a moment before the next. Stopped meanwhile, it
+        # ends its reading before it has stopped (trial fails a test that leaves the
+        # wait's timer or a read in flight behind: CI saw a host stopped by a test's
+        # cleanup leave one).
+        redis = await open_redis(self)
+        await redis.handler.set("vinom:place:h-test", "not a stream")
+        lines: list[str] = []
+        observer = lambda event: lines.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-test")  # fmt: skip
+        agent.startService()
+        await until(lambda: any("taking placement requests" in line for line in lines),
+                    "a failed read")  # fmt: skip
+        await hosting.stopService()
+        await agent.stopService()
+
+
 class EndAnnouncementTests(TestCase):
     """On a real Redis: the end of a match is announced again while Redis refuses it
     (failing over, short of replicas), so that its lobbies stop counting it as running."""

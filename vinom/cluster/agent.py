@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -116,6 +116,10 @@ class HostAgent(Service):
             redis.settings.password, catch_up=self._restore_ends,
         )  # fmt: skip
         self._serving = False
+        # The loop taking requests, and its wait after a failed read: a stop cuts the
+        # wait short and waits for the loop (a read out answers within a second).
+        self._serve_loop: Deferred[None] = succeed(None)
+        self._pause: Deferred[None] | None = None
         self._registered = False
         # A capacity update sent in the last refresh_every / 2, and whether capacity
         # changed since.
@@ -181,7 +185,7 @@ class HostAgent(Service):
         self._heartbeat.start(self._settings.heartbeat_every, now=True)
         self._serving = True
         self._left = False
-        Deferred.fromCoroutine(self._serve()).addErrback(
+        self._serve_loop = Deferred.fromCoroutine(self._serve()).addErrback(
             lambda f: self.log.failure("placement requests: the loop ended", f)
         )
 
@@ -214,6 +218,8 @@ class HostAgent(Service):
         `STOP_WAIT` seconds."""
         super().stopService()
         self._serving = False
+        if self._pause is not None:
+            self._pause.cancel()
         self.draining = True
         if self._quiet is not None and self._quiet.active():
             self._quiet.cancel()
@@ -242,6 +248,8 @@ class HostAgent(Service):
             self._heartbeat.stop()
         # A heartbeat still out would register the host again after it left.
         await DeferredList([self._last_beat])
+        # Its reading over (the loop's read out, or its wait cut short).
+        await self._serve_loop
         # Unregistered first: with its key gone, the presence closing cannot make the
         # host look like one that died.
         await self._unregister()
@@ -283,7 +291,13 @@ class HostAgent(Service):
                     backlog = True
                     if ready:
                         self._popping.failed(error)
-                        await deferLater(self._clock, 0.5, lambda: None)
+                        self._pause = deferLater(self._clock, 0.5, lambda: None)
+                        try:
+                            await self._pause
+                        except CancelledError:
+                            pass  # stopping
+                        finally:
+                            self._pause = None
                 continue
             self._popping.worked()
             backlog = False
