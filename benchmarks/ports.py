@@ -8,56 +8,18 @@ use"). Outside that range the kernel hands out nothing, so only another
 server picking the same port at random could take it. This process hands
 out no port twice (of the last few thousand): a test that names the ports of
 several servers before any of them binds would otherwise give two the same.
-
-Nor does any other process of this user on the machine, for `RESERVED_FOR`
-seconds: each port handed out is reserved by a file of its own in a shared
-directory (`reserve`), created only if absent. A server binds its ports late
-(a game host's UDP port when a match is placed on it), and until then the port
-looks free: trial's two workers, and other runs of the suite at the same time,
-picked the same game port now and then ("address already in use" at the
-placement, a match that failed).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import socket
-import tempfile
-import time
 from collections import OrderedDict
 
 _LOWEST = 10_000
 # The ports handed out lately (their servers may not have bound them yet).
 _HANDED_OUT: OrderedDict[int, None] = OrderedDict()
 _REMEMBERED = 4096
-# How long a port handed out stays reserved for the process it went to: longer
-# than a test holds a port it has not bound yet (trial's longest timeout is 240 s),
-# short enough that the suite's runs at once leave most ports unreserved.
-RESERVED_FOR = 300.0
-RESERVATIONS = os.path.join(tempfile.gettempdir(), f"vinom-ports-{os.getuid()}")
-
-
-def reserve(port: int, directory: str = RESERVATIONS) -> bool:
-    """Reserve `port` for this process: False if another took it in the last
-    `RESERVED_FOR` seconds (a reservation older than that is taken over). Without
-    a usable directory, every port counts as reserved (the in-process check stays)."""
-    path = os.path.join(directory, str(port))
-    for _ in range(2):
-        try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            return True
-        except FileExistsError:
-            try:
-                if time.time() - os.stat(path).st_mtime < RESERVED_FOR:
-                    return False
-                os.unlink(path)  # stale: its process is long done with it
-            except FileNotFoundError:
-                pass
-        except OSError:
-            return True
-    return False
 
 
 def ephemeral_ports() -> tuple[int, int]:
@@ -80,10 +42,9 @@ def _free(interface: str, port: int, kind: int) -> bool:
 
 
 def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
-                    attempts: int = 500,
-                    reservations: str = RESERVATIONS) -> tuple[int, int]:  # fmt: skip
-    """`size` consecutive ports of socket `kind`, all free now, outside the
-    ephemeral range and reserved for this process in `reservations`: (first, last)."""
+                    attempts: int = 500) -> tuple[int, int]:  # fmt: skip
+    """`size` consecutive ports of socket `kind`, all free now and outside the
+    ephemeral range: (first, last)."""
     rng = random.Random()
     low_ephemeral, high_ephemeral = ephemeral_ports()
     spans = [(_LOWEST, low_ephemeral - size), (high_ephemeral + 1, 65535 - size)]
@@ -96,9 +57,7 @@ def free_port_range(interface: str, size: int, kind: int = socket.SOCK_DGRAM,
         ports = range(low, low + size)
         if any(port in _HANDED_OUT for port in ports):
             continue
-        if all(_free(interface, port, kind) for port in ports) and all(
-            reserve(port, reservations) for port in ports
-        ):
+        if all(_free(interface, port, kind) for port in ports):
             for port in ports:
                 _HANDED_OUT[port] = None
             while len(_HANDED_OUT) > _REMEMBERED:
