@@ -39,8 +39,8 @@ gateway).
 The game host records every match, as `twistd vinom` does by default;
 `--no-record` passes `--no-record` to the server, so that `compare
 --baseline-args --no-record match` measures recording's cost per match on
-one build. JSON: `records`, the records the server wrote (a file per match;
-0 with `--no-record`).
+one build. JSON: `records`, the match records the server wrote (matches in its
+record files; 0 with `--no-record`).
 
 `--host-workers N` (N > 0) hosts the games in N game-host worker processes,
 as `twistd vinom --host-workers N` does (the default, 0, hosts them in the
@@ -82,12 +82,14 @@ routing, timers nor counts (`gateway_floor` in the JSON).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import tempfile
 from typing import Any
 
+import msgpack
 from twisted.python import usage
 
 from benchmarks.common import (
@@ -233,10 +235,23 @@ def start_single(
 
 
 def count_records(data_dir: str) -> int:
-    """The match records the run's servers wrote under `data_dir` (0 with --no-record)."""
-    return sum(
-        name.endswith(".vrec.gz") for _, _, names in os.walk(data_dir) for name in names
-    )
+    """The match records the run's servers wrote under `data_dir` (0 with --no-record):
+    a version 1 file (`*.vrec.gz`) holds one, a record file (`*.vrec`, docs/protocol.md
+    "Match records") the matches its frames name. Read here with msgpack alone, so that
+    a side's build from before record files counts too."""
+    count = 0
+    for folder, _, names in os.walk(data_dir):
+        for name in names:
+            if name.endswith(".vrec.gz"):
+                count += 1
+            elif name.endswith(".vrec"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    data = f.read()
+                unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(1, len(data)))
+                unpacker.feed(data)
+                matches = {frame[0] for frame in itertools.islice(unpacker, 1, None)}
+                count += len(matches)
+    return count
 
 
 def record_args(options: Options) -> list[str]:

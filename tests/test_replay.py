@@ -38,7 +38,7 @@ from vinom.client.bots import play_bot
 from vinom.games.interfaces import Seat
 from vinom.games.registry import GameRegistry
 from vinom.rooms.record import MatchRecorder, record_header
-from vinom.rooms.replay import RecordError, read_record
+from vinom.rooms.replay import RecordError, read_record, read_record_file
 
 RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
 
@@ -113,9 +113,9 @@ DRIFT_PLUGIN = textwrap.dedent(
 )
 
 
-async def replay_check(server: RunningTwistd, path: str) -> tuple[str, str, int]:
-    """`vinom replay --check PATH` as a child process (the server's games installed)."""
-    return await vinom_replay(server, "--check", path)
+async def replay_check(server: RunningTwistd, path: str, *args: str) -> tuple[str, str, int]:
+    """`vinom replay --check PATH ARGS` as a child process (the server's games installed)."""
+    return await vinom_replay(server, "--check", path, *args)
 
 
 async def vinom_replay(server: RunningTwistd | None, *args: str) -> tuple[str, str, int]:
@@ -140,16 +140,29 @@ def viewer_on_a_terminal(case: TestCase, path: str) -> tuple[TerminalProcess, An
 
 
 def records_in(server: RunningTwistd) -> list[str]:
-    return sorted(glob.glob(os.path.join(server.data_dir, "records", "*.vrec.gz")))
+    """The server's record files (docs/operations.md, "Match records")."""
+    return sorted(glob.glob(os.path.join(server.data_dir, "records", "*.vrec")))
+
+
+def records_of(server: RunningTwistd) -> dict[str, tuple[str, bytes]]:
+    """Each match id in the server's record files -> (its file, its record's bytes)."""
+    found = {}
+    for path in records_in(server):
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            records = read_record_file(data).records
+        except RecordError:
+            continue
+        found.update((match_id, (path, record)) for match_id, record in records.items())
+    return found
 
 
 def complete_records(server: RunningTwistd) -> int:
     """How many of the server's records have their end written (a record being
     written may be cut anywhere: not complete)."""
     complete = 0
-    for path in records_in(server):
-        with open(path, "rb") as f:
-            data = f.read()
+    for _path, data in records_of(server).values():
         try:
             complete += read_record(data).complete
         except RecordError:
@@ -212,9 +225,8 @@ class RecordedMatchTests(TestCase):
         # after a player heard the match was over: wait for both ends.
         await until(lambda: complete_records(server) == 2, "both records complete")
         by_game = {}
-        for path in records_in(server):
-            with open(path, "rb") as f:
-                record = read_record(f.read())
+        for path, data in records_of(server).values():
+            record = read_record(data)
             self.assertTrue(record.complete)
             by_game[record.game] = (path, record)
         self.assertEqual(set(by_game), {"tictactoe", "rt-inputs"})
@@ -225,7 +237,9 @@ class RecordedMatchTests(TestCase):
             self.assertGreater(len(numbers), 30)
             self.assertEqual(numbers, list(range(1, len(numbers) + 1)))
         for game, (path, record) in by_game.items():
-            out, err, code = await replay_check(server, path)
+            # A record file may hold both: --match picks one.
+            out, err, code = await replay_check(server, path, "--match",
+                                                record.header["match_id"])  # fmt: skip
             self.assertEqual((code, err), (0, ""), out)
             self.assertIn(f"{game} match {record.header['match_id']}", out)
             self.assertIn("replays exactly; finished", out)
@@ -251,9 +265,8 @@ class RecordedMatchTests(TestCase):
         await until(lambda: redis_get(redis.port, f"vinom:record:{match_id}") is not None)
         stored = redis_get(redis.port, f"vinom:record:{match_id}")
         assert stored is not None
-        [path] = records_in(server)
-        with open(path, "rb") as f:
-            self.assertEqual(stored, f.read())
+        # The bytes of the match's record in the host's record file.
+        self.assertEqual(stored, records_of(server)[match_id][1])
         self.assertTrue(read_record(stored).complete)
 
         # An operator on any machine checks (and keeps) it by the match id alone.
@@ -417,9 +430,8 @@ class RecordedMatchTests(TestCase):
         for player in players:  # the players give up on the dead server
             await player.session.disconnect()
             await player.proxy.transport.stopListening()
-        path = records_in(server)[0]
-        with open(path, "rb") as f:
-            record = read_record(f.read())
+        [(path, data)] = records_of(server).values()
+        record = read_record(data)
         self.assertFalse(record.complete)
         out, err, code = await replay_check(server, path)
         self.assertEqual((code, err), (0, ""), out)

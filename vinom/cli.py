@@ -5,7 +5,8 @@
     vinom bots --game maze --count 10     bots that queue, play and report
     vinom new-game mygame                 a new game package to start from (vinom.scaffold)
     vinom watch m-8f3a0c2d                watch a running match (vinom.client.watch)
-    vinom replay FILE [--check]           watch or check a match record (vinom.client.replay)
+    vinom replay FILE [--check]           watch or check a match record (vinom.client.replay);
+                                          --match ID picks one of a record file's matches
     vinom replay --redis URL MATCH_ID     the same, the record read from a deployment's Redis
 
 `play` and `bots` talk to a running server (`twistd -n vinom`): `--lobby
@@ -296,10 +297,11 @@ class WatchOptions(ClientOptions):
 
 
 class ReplayOptions(CommandOptions):
-    synopsis = "<file> [--check] | --redis URL <match id> [--check] [--save FILE]"
+    synopsis = "<file> [--match ID] [--check] | --redis URL <match id> [--check] [--save FILE]"
     longdesc = (
-        "Watch a match record (a game host writes one per match, DATA_DIR/records/*.vrec.gz) "
-        "in this terminal at the match's pace: space pauses, + and - change the speed, the "
+        "Watch a match record (a game host appends its matches' records to record files, "
+        "DATA_DIR/records/*.vrec; --match picks one, and without it a file of many lists "
+        "them) in this terminal at the match's pace: space pauses, + and - change the speed, the "
         "arrow keys seek, q quits. Every state hash in the record is checked; a difference "
         "stops the replay and says at which tick. With --redis, the argument is a match id "
         "and its record is read from that Redis, where the game hosts of a server run with "
@@ -311,6 +313,8 @@ class ReplayOptions(CommandOptions):
          "replays exactly, 1 if not (or if it cannot be read)."],
     ]
     optParameters = [
+        ["match", "m", None, "The match to replay of a record file holding many (without "
+         "it, their list; with --check, every one is checked)."],
         ["redis", None, None, "Read the record of the match id given from this Redis "
          "(redis://, rediss:// or redis+sentinel://, as twistd vinom's --redis) at "
          "<prefix>record:<match id>."],
@@ -329,12 +333,15 @@ class ReplayOptions(CommandOptions):
             raise usage.UsageError(
                 "name the match, e.g. 'vinom replay --redis redis://10.0.0.5 m-8f3a0c2d'"
                 if self["redis"] is not None else
-                "name the record, e.g. 'vinom replay vinom-data/records/X.vrec.gz'"
+                "name the record file, e.g. 'vinom replay vinom-data/records/X.vrec'"
             )  # fmt: skip
         self["path"] = path
 
     def postOptions(self) -> None:
         self["redis-settings"] = None
+        if self["redis"] is not None and self["match"] is not None:
+            raise usage.UsageError("--match is for a record file; with --redis, the argument "
+                                   "is the match id")
         if self["redis"] is None:
             for name in ("redis-password-file", "redis-sentinel-password-file",
                          "redis-ca-file", "save"):  # fmt: skip
@@ -444,13 +451,15 @@ PLUGIN_CACHE_COMMAND = (
 
 
 def replay_check_command(
-    path: str, out: TextIO, err: TextIO, registry: GameRegistry | None = None
-) -> int:
-    """`vinom replay --check FILE`: 0 if the record replays exactly (one line on `out`)."""
+    path: str, out: TextIO, err: TextIO, registry: GameRegistry | None = None,
+    match_id: str | None = None,
+) -> int:  # fmt: skip
+    """`vinom replay --check FILE [--match ID]`: 0 if the record replays exactly (one
+    line on `out`; one per match of a file of many when none is named)."""
     from vinom.client.replay import check_record
 
     games = registry if registry is not None else GameRegistry.from_plugins()
-    return check_record(path, games.get, out, err)
+    return check_record(path, games.get, out, err, match_id)
 
 
 def fetch_from_redis(reactor: Any, options: ReplayOptions, err: TextIO) -> Deferred[bytes]:
@@ -779,7 +788,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.subCommand == "new-game":
             return new_game_command(sub, sys.stdout)
         if options.subCommand == "replay" and sub["check"] and sub["redis"] is None:
-            return replay_check_command(sub["path"], sys.stdout, sys.stderr)
+            return replay_check_command(
+                sub["path"], sys.stdout, sys.stderr, match_id=sub["match"]
+            )
         if options.subCommand == "play":
             game = find_game(sub["game"])
         elif options.subCommand == "bots":
@@ -801,7 +812,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.subCommand == "replay":
         from vinom.client.replay import run_replay
 
-        return run_replay(reactor, sub["path"], GameRegistry.from_plugins().get)
+        return run_replay(
+            reactor, sub["path"], GameRegistry.from_plugins().get, match_id=sub["match"]
+        )
 
     if options.subCommand == "play":
         from vinom.client.tui import run_play

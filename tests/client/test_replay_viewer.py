@@ -9,6 +9,7 @@ import io
 import os
 import sys
 
+import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks.arena import ArenaGame
@@ -17,6 +18,7 @@ from vinom.cli import main, replay_check_command
 from vinom.client.canvas import Canvas
 from vinom.client.replay import ReplayViewer
 from vinom.games.registry import GameRegistry
+from vinom.hosting.records import RecordFiles, RecordSettings
 from vinom.rooms.record import state_hash
 from vinom.rooms.replay import Replay, read_record
 
@@ -104,7 +106,7 @@ class CheckCommandTests(SynchronousTestCase):
         damaged[len(damaged) // 2] ^= 0x55
         other = GameRegistry([REGISTRY.get("maze")])
         for payload, registry, says in (
-            (b"not a record", REGISTRY, "not a match record (not gzip data)"),
+            (b"not a record", REGISTRY, "not a match record (neither a record file nor gzip"),
             (gzip.compress(b"\x81\xa1a\x01"), REGISTRY, "its header names no vinom-record format"),
             (bytes(damaged), REGISTRY, "damaged"),
             (data, other, "a match of 'tictactoe', a game this installation does not have"),
@@ -117,6 +119,54 @@ class CheckCommandTests(SynchronousTestCase):
                 self.assertTrue(err.getvalue().startswith(f"vinom: {path}: "), err.getvalue())
                 self.assertIn(says, err.getvalue())
                 self.assertEqual(err.getvalue().count("\n"), 1)
+
+    def record_file(self) -> str:
+        """A host's record file holding a maze match m-1 and a tictactoe match m-2,
+        written as a game host writes it (vinom.hosting.records)."""
+        directory = os.path.abspath(self.mktemp())
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        for game, match_id in (("maze", "m-1"), ("tictactoe", "m-2")):
+            played = REGISTRY.get(game)
+            match = attrs.evolve(bot_match(played, 2), match_id=match_id)
+            _room, _recorder, data = recorded_room(played, match, seed=5)
+            files.write(match_id, 0.0, data[:100], closed=False)
+            files.write(match_id, 0.0, data[100:], closed=True)
+        [name] = os.listdir(directory)
+        return os.path.join(directory, name)
+
+    def test_a_file_of_many_matches_is_listed_and_match_picks_one(self) -> None:
+        path = self.record_file()
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        # No match named: the file's matches, to pick one from (no terminal needed).
+        self.assertEqual(main(["replay", path]), 0)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[0], f"{path}: 2 matches (pick one with --match ID)")
+        self.assertEqual([line.split()[:2] for line in lines[1:]],
+                         [["m-1", "maze"], ["m-2", "tictactoe"]])  # fmt: skip
+        self.assertTrue(all(line.endswith("finished") for line in lines[1:]), lines)
+        # --check without --match checks each; with it, that one.
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY), 0)
+        self.assertEqual(err.getvalue(), "")
+        self.assertEqual(len(out.getvalue().splitlines()), 2)
+        self.assertIn("maze match m-1, ", out.getvalue())
+        self.assertIn("tictactoe match m-2, ", out.getvalue())
+        out = io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY, match_id="m-2"), 0)
+        self.assertEqual(len(out.getvalue().splitlines()), 1)
+        self.assertIn(f"{path}: tictactoe match m-2, ", out.getvalue())
+        # A match the file does not hold is one line naming those it does.
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY, match_id="m-9"), 1)
+        self.assertEqual(err.getvalue(), f"vinom: {path} holds no match 'm-9' (it holds 2: "
+                                         f"m-1, m-2; 'vinom replay {path}' lists them)\n")
+        # --match names a file's match; with --redis the argument is the match.
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        self.assertEqual(main(["replay", "--redis", "redis://127.0.0.1:1", "-m", "x", "m-1"]), 2)
+        self.assertIn("--match is for a record file", stderr.getvalue())
 
     def test_a_missing_file_and_a_missing_argument(self) -> None:
         out, err = io.StringIO(), io.StringIO()

@@ -21,43 +21,94 @@ from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
 from vinom.hosting.inline import InlineGameHost, InlineGameHostFactory
-from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
+from vinom.hosting.records import RecordFiles, RecordIndex, RecordSettings, records_file_name
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
-from vinom.rooms.replay import read_record
+from vinom.rooms.record import record_file_header, record_frame
+from vinom.rooms.replay import read_record, read_record_file
+
+
+def record_of(directory: str, match_id: str) -> bytes | None:
+    """The record of `match_id` in `directory`'s record files, as a reader finds it."""
+    return RecordIndex(directory).find(match_id)
 
 
 class RecordFilesTests(SynchronousTestCase):
-    def files(self, **kwargs: float) -> RecordFiles:
+    def files(self, clock: Clock | None = None, **kwargs: float) -> RecordFiles:
         directory = os.path.join(os.path.abspath(self.mktemp()), "records")
-        return RecordFiles(RecordSettings(directory=directory, **kwargs))  # type: ignore[arg-type]
+        files = RecordFiles(RecordSettings(directory=directory, **kwargs),  # type: ignore[arg-type]
+                            clock=(clock or Clock()).seconds, pid=4242)  # fmt: skip
+        self.addCleanup(files.close)
+        return files
 
-    def test_a_record_is_appended_to_one_file_per_match_named_by_its_start(self) -> None:
+    def test_matches_are_appended_as_frames_to_one_open_file_of_the_process(self) -> None:
         files = self.files()
         files.write("m-1", 0.0, b"abc", closed=False)
         files.write("m/2", 86400.0, b"x", closed=True)
         files.write("m-1", 0.0, b"def", closed=True)
         names = sorted(os.listdir(files.directory))
-        self.assertEqual(names, ["19700101T000000Z-m-1.vrec.gz", "19700102T000000Z-m_2.vrec.gz"])
-        self.assertEqual((files.directory / names[0]).read_bytes(), b"abcdef")
-        self.assertEqual(record_file_name("m-1", 0.0), names[0])
-        self.assertEqual(files.bytes_written, 7)
+        # One file, named by its start (UTC), the process and its number in the process.
+        self.assertEqual(names, ["19700101T000000Z-4242-1.vrec"])
+        self.assertEqual(records_file_name(4242, 1, 0.0), names[0])
+        data = (files.directory / names[0]).read_bytes()
+        # The header map, then [match id, bytes] frames (docs/protocol.md, "Match records").
+        header = bytes.fromhex("84 a6 666f726d6174 ad 76696e6f6d2d7265636f726473 a1 76 02"
+                               " a3 706964 cd 1092 a7 73746172746564 cb 0000000000000000")
+        self.assertEqual(data, header + bytes.fromhex("92 a3 6d2d31 c4 03 616263"
+                                                      "92 a3 6d2f32 c4 01 78"
+                                                      "92 a3 6d2d31 c4 03 646566"))  # fmt: skip
+        self.assertEqual(files.bytes_written, len(data))
+        read = read_record_file(data)
+        self.assertEqual(dict(read.records), {"m-1": b"abcdef", "m/2": b"x"})
+        self.assertTrue(read.whole)
+        self.assertEqual(record_of(str(files.directory), "m-1"), b"abcdef")
 
-    def test_prune_deletes_old_files_then_the_oldest_beyond_the_size(self) -> None:
-        files = self.files(max_age=100.0, max_bytes=25)
+    def test_a_full_or_old_file_gives_way_to_the_next_but_stays_open_for_its_matches(
+        self,
+    ) -> None:
+        clock = Clock()
+        files = self.files(clock, file_bytes=60, file_age=100.0)
+        files.write("long", 0.0, b"a" * 40, closed=False)  # the file is full now
+        files.write("m-1", 0.0, b"b", closed=True)  # ... so the next file takes it
+        files.write("long", 0.0, b"c", closed=False)  # still the first file's
+        clock.advance(100.0)
+        files.write("m-2", 0.0, b"d", closed=True)  # the second is old: a third
+        names = sorted(os.listdir(files.directory))
+        self.assertEqual([n.split("-", 1)[1] for n in names],
+                         ["4242-1.vrec", "4242-2.vrec", "4242-3.vrec"])  # fmt: skip
+        self.assertEqual(files.path_of("long"), files.directory / names[0])
+        self.assertEqual(files.open_paths(), {str(files.directory / names[0]),
+                                              str(files.directory / names[2])})  # fmt: skip
+        files.write("long", 0.0, b"e", closed=True)
+        self.assertEqual(files.open_paths(), {str(files.directory / names[2])})
+        self.assertEqual(record_of(str(files.directory), "long"), b"a" * 40 + b"ce")
+
+    def test_prune_deletes_old_files_then_the_oldest_beyond_the_size_never_an_open_one(
+        self,
+    ) -> None:
+        # Each file is full at its first frame here: a file per match, of `size` bytes.
+        size = len(record_file_header(pid=4242, started=0.0)) + len(record_frame("m-0", b"x" * 10))
+        files = self.files(max_age=100.0, max_bytes=3 * size + 11, file_bytes=1)
         now = time.time()
-        for n, age in enumerate((500.0, 50.0, 40.0, 30.0)):
-            files.write(f"m-{n}", 0.0, b"x" * 10, closed=True)
-            path = files.directory / record_file_name(f"m-{n}", 0.0)
-            os.utime(path, (now - age, now - age))
         files.write("live", 0.0, b"y" * 10, closed=False)  # still recording: kept
-        os.utime(files.path_of("live"), (now - 1000, now - 1000))  # type: ignore[arg-type]
+        paths = {"live": files.path_of("live")}
+        for n in range(4):
+            files.write(f"m-{n}", 0.0, b"x" * 10, closed=False)
+            paths[f"m-{n}"] = files.path_of(f"m-{n}")
+            files.write(f"m-{n}", 0.0, b"", closed=True)
+        for name, age in (("live", 1000.0), ("m-0", 500.0), ("m-1", 50.0), ("m-2", 40.0),
+                          ("m-3", 30.0)):  # fmt: skip
+            os.utime(paths[name], (now - age, now - age))  # type: ignore[arg-type]
+        old = files.directory / "20200101T000000Z-m-9.vrec.gz"  # a version 1 file
+        old.write_bytes(b"z" * 10)
+        os.utime(old, (now - 20.0, now - 20.0))
         (files.directory / "notes.txt").write_text("not a record")
-        self.assertEqual(files.prune(now), 3)
+        # m-0 is too old; then the oldest beyond the size: m-1 (not the live one).
+        self.assertEqual(files.prune(now), 2)
         left = sorted(p.name for p in Path(files.directory).iterdir())
-        self.assertEqual(left, [record_file_name("live", 0.0), record_file_name("m-3", 0.0),
-                                "notes.txt"])  # fmt: skip
+        kept = [paths[n].name for n in ("live", "m-2", "m-3")]  # type: ignore[union-attr]
+        self.assertEqual(left, sorted([*kept, old.name, "notes.txt"]))
 
     def test_a_write_that_fails_is_counted_and_the_match_goes_on(self) -> None:
         blocker = os.path.abspath(self.mktemp())
@@ -65,6 +116,37 @@ class RecordFilesTests(SynchronousTestCase):
         files = RecordFiles(RecordSettings(directory=os.path.join(blocker, "records")))
         files.write("m-1", 0.0, b"abc", closed=True)
         self.assertEqual(files.write_errors, 1)
+
+    def test_the_index_reads_a_growing_file_once_and_a_frame_cut_short_later(self) -> None:
+        files = self.files()
+        directory = str(files.directory)
+        index = RecordIndex(directory)
+        files.write("m-1", 0.0, b"abc", closed=False)
+        self.assertEqual(index.find("m-1"), b"abc")
+        path = files.path_of("m-1")
+        assert path is not None
+        with open(path, "ab") as f:  # a frame being written: its first bytes only
+            f.write(bytes.fromhex("92 a3 6d2d32 c4 05 6869"))
+        self.assertIsNone(index.find("m-2"))
+        with open(path, "ab") as f:
+            f.write(b"jkl")
+        self.assertEqual(index.take("m-2"), b"hijkl")
+        self.assertIsNone(index.take("m-2"))  # taken: forgotten
+        files.write("m-1", 0.0, b"def", closed=True)
+        self.assertEqual(index.find("m-1"), b"abcdef")
+        # A match still writing to an older file, after newer ones began, is found
+        # there, with what it gains.
+        rotating = RecordFiles(RecordSettings(directory=directory, file_bytes=1), pid=7)
+        self.addCleanup(rotating.close)
+        rotating.write("long", 0.0, b"12", closed=False)
+        rotating.write("m-4", 0.0, b"4", closed=True)  # a file of its own: the first is full
+        self.assertEqual((index.find("long"), index.find("m-4")), (b"12", b"4"))
+        rotating.write("long", 0.0, b"34", closed=True)
+        self.assertEqual(index.find("long"), b"1234")
+        # One made after a file was written finds only what is written after it.
+        later = RecordIndex(directory, skip_existing=True)
+        files.write("m-3", 0.0, b"ghi", closed=True)
+        self.assertEqual((later.find("m-1"), later.find("m-3")), (None, b"ghi"))
 
 
 class RecordOptionsTests(SynchronousTestCase):
@@ -74,8 +156,17 @@ class RecordOptionsTests(SynchronousTestCase):
             options["recording"],
             RecordSettings(directory="/srv/vinom/records", enabled=True, hash_every=20,
                            flush_interval=1.0, max_age=7 * 86400.0,
-                           max_bytes=1024 * 1024 * 1024),
+                           max_bytes=1024 * 1024 * 1024, file_bytes=64 * 1024 * 1024,
+                           file_age=3600.0),
         )  # fmt: skip
+        chosen = parse("--record-file-mb", "8", "--record-file-minutes", "5")["recording"]
+        self.assertEqual((chosen.file_bytes, chosen.file_age), (8 * 1024 * 1024, 300.0))
+
+    def test_a_worker_gets_the_settings_whole(self) -> None:
+        # A game-host worker process is configured by JSON (vinom.hosting.workers).
+        settings = parse("--record-file-mb", "8", "--record-file-minutes", "5",
+                         "--no-record-game", "tictactoe")["recording"]  # fmt: skip
+        self.assertEqual(RecordSettings.from_json(settings.to_json()), settings)
 
     def test_switched_off_per_server_and_per_game(self) -> None:
         self.assertFalse(parse("--no-record")["recording"].enabled)
@@ -215,7 +306,7 @@ class InlineHostFlushTests(TestCase):
         self.assertEqual((written("m-0"), written("m-1")), (False, False))
         clock.advance(0.1)  # 2.0 s: the first's flush, not the second's yet
         self.assertEqual((written("m-0"), written("m-1")), (True, False))
-        record = read_record(files.path_of("m-0").read_bytes())  # type: ignore[union-attr]
+        record = read_record(record_of(directory, "m-0"))  # type: ignore[arg-type]
         self.assertEqual((record.header["match_id"], record.complete), ("m-0", False))
         clock.advance(0.5)  # 2.5 s: the second's
         self.assertTrue(written("m-1"))
@@ -232,10 +323,14 @@ class InlineHostFlushTests(TestCase):
         await second.stop()
         # No host is live: no timer is left behind.
         self.assertEqual(clock.getDelayedCalls(), [])
+        # One file holds the three (closed: no host is live).
         names = sorted(os.listdir(directory))
-        self.assertEqual(len(names), 3)
-        for name in names:
-            self.assertTrue(read_record(Path(directory, name).read_bytes()).complete)
+        self.assertEqual(len(names), 1)
+        self.assertEqual(files.open_paths(), set())
+        records = read_record_file(Path(directory, names[0]).read_bytes()).records
+        self.assertEqual(list(records), ["m-0", "m-1", "m-2"])
+        for data in records.values():
+            self.assertTrue(read_record(data).complete)
 
     async def test_a_host_started_after_an_early_batch_is_not_flushed_late(self) -> None:
         # The factory's one timer waits for the first entry due; a host that starts

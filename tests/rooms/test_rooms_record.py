@@ -32,8 +32,21 @@ from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.match import Match, Ticket
 from vinom.rooms.messages import Phase
-from vinom.rooms.record import MatchRecorder, record_header, state_hash
-from vinom.rooms.replay import CHECKPOINT_EVERY, RecordError, Replay, ReplayMismatch, read_record
+from vinom.rooms.record import (
+    MatchRecorder,
+    record_file_header,
+    record_frame,
+    record_header,
+    state_hash,
+)
+from vinom.rooms.replay import (
+    CHECKPOINT_EVERY,
+    RecordError,
+    Replay,
+    ReplayMismatch,
+    read_record,
+    read_record_file,
+)
 from vinom.rooms.room import Room, RoomConfig
 
 REGISTRY = GameRegistry.from_plugins()
@@ -407,6 +420,11 @@ class InterleavedRecordsTests(SynchronousTestCase):
             self.assertEqual(data[:10].hex(" "), "1f 8b 08 00 00 00 00 00 04 03")
             trailer = struct.pack("<II", zlib.crc32(raw), len(raw))
             self.assertEqual(data[-10:], b"\x03\x00" + trailer)
+            # A short record is one stored block (docs/protocol.md): not the last
+            # (00), its length and the length's complement (little-endian), the bytes.
+            self.assertLess(len(raw), 512)
+            self.assertEqual(data[10:15], struct.pack("<BHH", 0, len(raw), len(raw) ^ 0xFFFF))
+            self.assertEqual(data[15:-10], raw)
             self.assertEqual(record.entries[1], (1, 0, {"cell": n}))
             self.assertEqual(len(list(msgpack.Unpacker(io.BytesIO(gzip.decompress(data))))),
                              1 + len(record.entries))  # fmt: skip
@@ -427,6 +445,36 @@ class DamagedRecordTests(SynchronousTestCase):
                 with self.assertRaises(RecordError) as caught:
                     read_record(data)
                 self.assertEqual(str(caught.exception), says)
+
+    def test_a_record_file_cut_inside_a_frame_reads_up_to_the_frame_before(self) -> None:
+        record = self.record()
+        head = record_file_header(pid=1, started=0.0)
+        data = head + record_frame("m-1", record[:60]) + record_frame("m-2", b"x")
+        cut = data + record_frame("m-1", record[60:])[:-3]  # the host died writing it
+        read = read_record_file(cut)
+        self.assertFalse(read.whole)
+        self.assertEqual(dict(read.records), {"m-1": record[:60], "m-2": b"x"})
+        whole = read_record_file(data + record_frame("m-1", record[60:]))
+        self.assertTrue(whole.whole)
+        self.assertTrue(read_record(whole.records["m-1"]).complete)
+        # A version 1 file is a file of its one match.
+        self.assertEqual(dict(read_record_file(record).records), {"m-1": record})
+
+    def test_a_record_file_that_is_not_one_or_is_damaged_is_one_clear_error(self) -> None:
+        head = record_file_header(pid=1, started=0.0)
+        later = msgpack.packb({"format": "vinom-records", "v": 3, "pid": 1, "started": 0.0})
+        for data, says in (
+            (b"hello world", "not a match record (neither a record file nor gzip data)"),
+            (b"", "not a match record (neither a record file nor gzip data)"),
+            (msgpack.packb({"format": "x"}), "its header names no vinom-records format"),
+            (later, "a match record file of version 3; this vinom reads versions 1 and 2"),
+            (head + msgpack.packb([1, 2]), "the record file is damaged (frame 1 is not a frame)"),
+            (head + b"\xc1", "the record file is damaged after 0 frames"),
+        ):
+            with self.subTest(data=data[:5]):
+                with self.assertRaises(RecordError) as caught:
+                    read_record_file(data)
+                self.assertIn(says, str(caught.exception))
 
     def test_damage_inside_the_stream_is_one_clear_error(self) -> None:
         data = bytearray(self.record())

@@ -182,7 +182,7 @@ class ReplaysResourceTests(TestCase):
 
     def test_answers(self) -> None:
         from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
-        from vinom.hosting.records import record_file_name
+        from vinom.hosting.records import RecordFiles, RecordSettings, record_file_name
         from vinom.server.replays import Replays
 
         directory = os.path.abspath(self.mktemp())
@@ -205,3 +205,12 @@ class ReplaysResourceTests(TestCase):
         self.assertEqual(replays.answer("m-none"), (404, b"no record of this match"))
         status, body = replays.answer("m-bad")
         self.assertEqual((status, body), (422, b"not a match record (not gzip data)"))
+        # A match in a host's record file (format version 2), found as it is written.
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        files.write("m-2", 0.0, data[:50], closed=False)
+        self.assertEqual(replays.answer("m-2")[0], 422)  # cut short: not even its header
+        files.write("m-3", 0.0, data, closed=True)
+        status, body = replays.answer("m-3")
+        self.assertEqual(status, 200)
+        self.assertEqual(msgpack.unpackb(body)["end"], {"phase": "finished", "result": room.result})

@@ -13,6 +13,11 @@ the replay where it differs and says so in the status line.
 it replays the whole record as fast as it can and prints one line; a record
 that is damaged, of a game not installed, or that does not replay exactly is
 one line on stderr and exit status 1.
+
+A record file a host writes holds many matches (docs/operations.md, "Match
+records"): `--match ID` picks one. Without it, a file of one match is that
+match; of more, the viewer lists them (`list_matches`: one line each, to pick
+from) and `--check` checks every one, a line each.
 """
 
 from __future__ import annotations
@@ -34,7 +39,15 @@ from vinom.client.terminal import KEY_ESCAPE, KeyReader, curses_screen
 from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
 from vinom.rooms.record import ACT, HOOK, TICK
-from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read_record
+from vinom.rooms.replay import (
+    Record,
+    RecordError,
+    RecordFile,
+    Replay,
+    ReplayMismatch,
+    read_record,
+    read_record_file,
+)
 
 #: Seconds a turn-based game's move is shown at speed 1.
 MOVE_SECONDS = 0.5
@@ -62,13 +75,56 @@ def error_line(error: BaseException) -> str:
     return f"{kind}: {text}" if text else kind
 
 
-def load_record(path: str, find_game: Callable[[str], IGame]) -> tuple[Record, IGame]:
-    """The record in `path` and the installed game it is of; raises `ReplayError`."""
+def read_file(path: str) -> RecordFile:
+    """The matches of the record file `path`; raises `ReplayError`."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise ReplayError(f"cannot read {path}: {e.strerror or e}") from None
-    return parse_record(path, data, find_game)
+    try:
+        return read_record_file(data)
+    except RecordError as e:
+        raise ReplayError(f"{path}: {e}") from None
+
+
+def pick_match(path: str, file: RecordFile, match_id: str | None) -> bytes | None:
+    """The record of `match_id` in `file` (or of its only match); None when no match
+    is named and the file holds more than one. Raises `ReplayError`."""
+    records = file.records
+    if match_id is not None:
+        data = records.get(match_id)
+        if data is None:
+            held = ", ".join(list(records)[:5]) + (", ..." if len(records) > 5 else "")
+            raise ReplayError(
+                f"{path} holds no match {match_id!r} (it holds {len(records)}"
+                + (f": {held}" if held else "") + f"; 'vinom replay {path}' lists them)"
+            )
+        return data
+    if not records:
+        raise ReplayError(f"{path}: no match in this record file yet")
+    if len(records) == 1:
+        return next(iter(records.values()))
+    return None
+
+
+def list_matches(path: str, file: RecordFile, out: TextIO) -> None:
+    """One line per match of `file`: its id, game, start (UTC), players, and how it
+    ended (or that it has no end: still recording, or its host died)."""
+    out.write(f"{path}: {len(file.records)} matches (pick one with --match ID)\n")
+    for match_id, data in file.records.items():
+        try:
+            record = read_record(data)
+        except RecordError as e:
+            out.write(f"  {match_id}  {e}\n")
+            continue
+        header = record.header
+        started = time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.gmtime(float(header.get("started", 0.0)))
+        )
+        players = ", ".join(str(seat[1]) for seat in header.get("seats", ()))
+        end = record.end
+        how = str(end[1]) if end is not None else "no end"
+        out.write(f"  {match_id}  {record.game}  {started}  {players}  {how}\n")
 
 
 def parse_record(
@@ -244,14 +300,29 @@ class ReplayViewer:
             self.paused = True
 
 
-def check_record(path: str, find_game: Callable[[str], IGame], out: TextIO, err: TextIO) -> int:
-    """`vinom replay --check FILE`: replay it all, one line on `out` (or `err`: status 1)."""
+def check_record(
+    path: str, find_game: Callable[[str], IGame], out: TextIO, err: TextIO,
+    match_id: str | None = None,
+) -> int:  # fmt: skip
+    """`vinom replay --check FILE [--match ID]`: replay it all, one line on `out` (or
+    `err`: status 1); every match of a file of many when none is named."""
     try:
-        record, game = load_record(path, find_game)
+        file = read_file(path)
+        data = pick_match(path, file, match_id)
     except ReplayError as e:
         err.write(f"vinom: {e}\n")
         return 1
-    return check_loaded(path, record, game, out, err)
+    chosen = [data] if data is not None else list(file.records.values())
+    status = 0
+    for one in chosen:
+        try:
+            record, game = parse_record(path, one, find_game)
+        except ReplayError as e:
+            err.write(f"vinom: {e}\n")
+            status = 1
+            continue
+        status = max(status, check_loaded(path, record, game, out, err))
+    return status
 
 
 def check_loaded(path: str, record: Record, game: IGame, out: TextIO, err: TextIO) -> int:
@@ -294,15 +365,22 @@ def run_replay(
     path: str,
     find_game: Callable[[str], IGame],
     fetch: Callable[[], Deferred[bytes]] | None = None,
+    match_id: str | None = None,
 ) -> int:
-    """`vinom replay FILE` on a terminal: the viewer on curses until q.
+    """`vinom replay FILE [--match ID]` on a terminal: the viewer on curses until q
+    (a file of many matches and none named: their list, status 0).
 
     With `fetch`, the record's bytes come from it (`path` names where: a match in
     Redis), once the reactor runs; a failure to fetch or read them is one line."""
     loaded: tuple[Record, IGame] | None = None
     if fetch is None:
         try:
-            loaded = load_record(path, find_game)
+            file = read_file(path)
+            data = pick_match(path, file, match_id)
+            if data is None:
+                list_matches(path, file, sys.stdout)
+                return 0
+            loaded = parse_record(path, data, find_game)
         except ReplayError as e:
             sys.stderr.write(f"vinom: {e}\n")
             return 1

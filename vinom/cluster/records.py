@@ -2,9 +2,10 @@
 
 With `--redis`, the game hosts still write their records to their own
 `--record-dir` (vinom.hosting.records); once a match has ended (its record's
-end is on disk before the end is reported), `RedisRecords.upload` copies the
-file to `<prefix>record:<match_id>`, a string holding the record's bytes (the
-gzip stream of docs/protocol.md §18), with a time to live of
+end is on disk before the end is reported), `RedisRecords.upload` copies its
+record, found in the host's record files (`RecordIndex`, which reads each file
+once as it grows), to `<prefix>record:<match_id>`, a string holding the
+record's bytes (one match's gzip stream, docs/protocol.md §18), with a time to live of
 `--record-redis-hours` (24 by default): any lobby, tool or operator reads it
 with `GET` from any machine (docs/operations.md, "Match records"). A record
 larger than `MAX_RECORD_BYTES` stays on disk only (logged), as does one whose
@@ -13,16 +14,13 @@ upload fails (Redis away): the match is not affected either way.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from vinom.cluster.client import RedisClient
-from vinom.hosting.records import RECORD_SUFFIX, RecordSettings, record_file_name
+from vinom.hosting.records import RecordIndex, RecordSettings
 
 #: Records beyond this many bytes are not copied to Redis (a string holds up to 512 MB,
 #: but one this large would stall Redis while it is written).
@@ -42,39 +40,23 @@ class RedisRecords:
 
     def __init__(
         self, redis: RedisClient, settings: RecordSettings, ttl: float = DEFAULT_REDIS_HOURS * 3600,
-        read: Callable[[Path], bytes] = Path.read_bytes,
     ) -> None:
         self._redis = redis
         self._settings = settings
         self._ttl_ms = max(1, round(ttl * 1000))
-        self._read = read
+        # The records this host writes from now on (not those of earlier runs).
+        self._index = RecordIndex(settings.directory, skip_existing=True)
         self.uploaded = 0
         self.failed = 0
 
-    def path_of(self, match_id: str) -> Path | None:
-        """The newest record file of `match_id` in the directory, if any."""
-        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
-        try:
-            names = [n for n in os.listdir(self._settings.directory)
-                     if n.endswith(suffix) and n.endswith(RECORD_SUFFIX)]  # fmt: skip
-        except OSError:
-            return None
-        return Path(self._settings.directory, max(names)) if names else None
-
     def upload(self, match_id: str) -> Deferred[Any]:
         """Copy the match's record to Redis; never fails (a failure is logged)."""
-        path = self.path_of(match_id)
-        if path is None:
-            return succeed(None)
-        try:
-            data = self._read(path)
-        except OSError as e:
-            self.failed += 1
-            self.log.warn("match record {path}: cannot read it ({error})", path=str(path), error=e)
+        data = self._index.take(match_id)
+        if data is None:
             return succeed(None)
         if len(data) > MAX_RECORD_BYTES:
-            self.log.warn("match record {path}: {n} bytes, kept on disk only", path=str(path),
-                          n=len(data))  # fmt: skip
+            self.log.warn("match {match_id}: its record is {n} bytes, kept on disk only",
+                          match_id=match_id, n=len(data))  # fmt: skip
             return succeed(None)
         redis = self._redis
         d = redis.bounded(

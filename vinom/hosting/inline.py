@@ -361,7 +361,10 @@ class InlineGameHostFactory:
             del self._parked[host.address.port]
         self._unschedule_flush(host)
         if not self.live:
-            # No host left to flush: no timer left behind.
+            # No host left to flush: no timer left behind, no record file left open
+            # (the next match starts a new one).
+            if self.record_files is not None:
+                self.record_files.close()
             self._flush_times.clear()
             self._flush_entries.clear()
             if self._flush_call is not None and self._flush_call.active():

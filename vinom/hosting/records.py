@@ -1,40 +1,63 @@
-"""Where a game host keeps its match records: files in the data directory.
+"""Where a game host keeps its match records: record files in the data directory.
 
 `RecordSettings` is what an operator chose (docs/operations.md, "Match
 records"): on or off, the games not recorded, the hash interval, the
-directory, how often records are flushed, and how long and how much of them
-are kept. The game host core (vinom.hosting.core) writes the records
-(vinom.rooms.record) and hands out their bytes; `RecordFiles` appends them to
-one file per match, ``<UTC start>-<match id>.vrec.gz`` in the directory, and
-`prune` deletes the files older than ``max_age`` and then the oldest beyond
-``max_bytes`` in all (never the file of a match still recording).
+directory, how often records are flushed, how large and how old a record file
+grows before the next is started, and how long and how much of them are kept.
+The game host core (vinom.hosting.core) writes the records
+(vinom.rooms.record) and hands out their bytes; `RecordFiles` appends them, as
+frames naming their match, to the process's open record file,
+``<UTC start>-<pid>-<n>.vrec`` in the directory (docs/protocol.md, "Match
+records": format version 2), and `prune` deletes the files older than
+``max_age`` and then the oldest beyond ``max_bytes`` in all (never a file
+still open: the one written now, or an older one a match still recording
+writes to).
 
-Each flush opens the match's file, appends and closes it: no file descriptor
-is held per match (a host may run thousands), and what was flushed is on disk
-(in the page cache; the kernel writes it out) if the host process crashes
-right after. A record is a gzip stream with a sync flush after each take, so a
-crashed match's file replays up to its last flush; `zcat` reads whole ones.
+One open file per process, not a file per match: creating, writing and closing
+a file for each match cost more than the rest of its record (about 50 us of a
+short match's 100, most of it in the kernel making the file), and a directory of a
+file per match grows to hundreds of thousands of files that `prune` lists.
+A match's frames all go to the file that was open when its first frame was
+written, so its record is in one file; that file is closed once it is neither
+the one written now nor written by a match still recording. Each flush is one
+`os.write` (unbuffered): what was flushed is in the page cache (the kernel
+writes it out) if the host process crashes right after, and a crashed match's
+frames replay up to its last flush (a file cut inside a frame reads up to the
+frame before). `RecordIndex` finds a match's record in the files again (the
+Redis copy, `/replays/`). Version 1 files (a gzip record per match,
+``*.vrec.gz``) are still read and pruned.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from attrs import frozen
 from twisted.logger import Logger
 
-from vinom.rooms.record import DEFAULT_HASH_EVERY
+from vinom.rooms.record import (
+    DEFAULT_HASH_EVERY,
+    RECORD_FILE_FORMAT,
+    record_file_header,
+    record_frame,
+)
 
 _log = Logger()
 
-#: The file name suffix of a match record (a gzip stream).
+#: The file name suffix of a record file (format version 2: many matches' records).
+RECORD_FILE_SUFFIX = ".vrec"
+#: The file name suffix of a version 1 record file (one match's gzip record).
 RECORD_SUFFIX = ".vrec.gz"
 DEFAULT_FLUSH_INTERVAL = 1.0
+DEFAULT_FILE_MEGABYTES = 64.0
+DEFAULT_FILE_MINUTES = 60.0
 DEFAULT_MAX_AGE_DAYS = 7.0
 DEFAULT_MAX_MEGABYTES = 1024.0
 # Characters a match id keeps in a file name; the others become '_'.
@@ -53,6 +76,10 @@ class RecordSettings:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     max_age: float = DEFAULT_MAX_AGE_DAYS * 86400.0
     max_bytes: int = int(DEFAULT_MAX_MEGABYTES * 1024 * 1024)
+    # A record file is closed and the next started once it holds this many bytes,
+    # or once it is this many seconds old (what prune deletes at once).
+    file_bytes: int = int(DEFAULT_FILE_MEGABYTES * 1024 * 1024)
+    file_age: float = DEFAULT_FILE_MINUTES * 60.0
 
     def records(self, game: str) -> bool:
         """Whether a match of `game` is recorded."""
@@ -64,7 +91,8 @@ class RecordSettings:
             "directory": self.directory, "enabled": self.enabled,
             "games_off": sorted(self.games_off), "hash_every": self.hash_every,
             "flush_interval": self.flush_interval, "max_age": self.max_age,
-            "max_bytes": self.max_bytes,
+            "max_bytes": self.max_bytes, "file_bytes": self.file_bytes,
+            "file_age": self.file_age,
         }  # fmt: skip
 
     @classmethod
@@ -76,16 +104,24 @@ class RecordSettings:
             flush_interval=float(data["flush_interval"]),
             max_age=float(data["max_age"]),
             max_bytes=int(data["max_bytes"]),
+            file_bytes=int(data.get("file_bytes", DEFAULT_FILE_MEGABYTES * 1024 * 1024)),
+            file_age=float(data.get("file_age", DEFAULT_FILE_MINUTES * 60.0)),
         )  # fmt: skip
 
 
 def record_file_name(match_id: str, started: float) -> str:
-    """``<UTC start>-<match id>.vrec.gz`` (the match id made safe for a file name)."""
+    """``<UTC start>-<match id>.vrec.gz``: a version 1 record file's name (the match
+    id made safe for a file name)."""
     return f"{_stamp(started)}-{_UNSAFE.sub('_', match_id)[:80]}{RECORD_SUFFIX}"
 
 
+def records_file_name(pid: int, number: int, started: float) -> str:
+    """``<UTC start>-<pid>-<n>.vrec``: the name of a process's `number`th record file."""
+    return f"{_stamp(started)}-{pid}-{number}{RECORD_FILE_SUFFIX}"
+
+
 # The last second stamped and its stamp: the matches a host starts within a second
-# share it (strftime is a few microseconds, and a host names a file per match).
+# share it (strftime is a few microseconds).
 _last_stamp: tuple[int, str] = (-1, "")
 
 
@@ -97,83 +133,174 @@ def _stamp(started: float) -> str:
     return _last_stamp[1]
 
 
-def _append(path: str, data: bytes) -> None:
-    """Append `data` to the file at `path` (made, with its directory, if missing).
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
-    With the bare system calls: a host appends every running match's record once
-    a flush interval, and a buffered file object per append cost more than the
-    append (the directory is made only when the file cannot be)."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o666)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, flags, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+
+class _OpenFile:
+    """A record file this process writes: its descriptor, size, start, and how many
+    matches still recording write to it."""
+
+    __slots__ = ("fd", "live", "path", "size", "started")
+
+    def __init__(self, path: str, fd: int, size: int, started: float) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = size
+        self.started = started
+        self.live = 0
 
 
 class RecordFiles:
-    """Appends records' bytes to their files and prunes old ones (blocking file I/O,
-    small appends; see the module docstring)."""
+    """Appends records' frames to this process's record file and prunes old files
+    (blocking file I/O, small appends; see the module docstring)."""
 
-    def __init__(self, settings: RecordSettings) -> None:
+    def __init__(
+        self, settings: RecordSettings, clock: Callable[[], float] = time.time,
+        pid: int | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.directory = Path(settings.directory)
-        # The files of the matches recording now, by match id: strings, not Paths
-        # (a Path joined per match cost more than the rest of naming its file).
         self._directory = str(self.directory)
-        self._paths: dict[str, str] = {}
+        self._clock = clock
+        self._pid = os.getpid() if pid is None else pid
+        self._numbers = itertools.count(1)
+        # The file written now (None: none yet, or it was closed or failed), and the
+        # file of each match recording now, by match id.
+        self._current: _OpenFile | None = None
+        self._files: dict[str, _OpenFile | None] = {}
         #: Bytes written, files pruned, and writes that failed (the disk full, the
-        #: directory gone): the record of that match is lost, the match goes on.
+        #: directory gone): the rest of that match's record is lost, the match goes on.
         self.bytes_written = 0
         self.pruned = 0
         self.write_errors = 0
 
     def path_of(self, match_id: str) -> Path | None:
-        """The file of a match recording now (or whose last bytes were written)."""
-        path = self._paths.get(match_id)
-        return None if path is None else Path(path)
+        """The file a match recording now writes to (None once its last bytes are written)."""
+        file = self._files.get(match_id)
+        return None if file is None else Path(file.path)
+
+    def open_paths(self) -> set[str]:
+        """The record files this process still writes to."""
+        paths = {f.path for f in self._files.values() if f is not None}
+        if self._current is not None:
+            paths.add(self._current.path)
+        return paths
 
     def write(self, match_id: str, started: float, data: bytes, closed: bool) -> None:
-        """Append `data` to the match's record; `closed`: its last bytes."""
-        path = self._paths.get(match_id)
-        if path is None:
-            path = self._paths[match_id] = os.path.join(
-                self._directory, record_file_name(match_id, started)
-            )
-        try:
-            if data:
-                _append(path, data)
-                self.bytes_written += len(data)
-        except OSError as e:
-            self.write_errors += 1
-            if self.write_errors <= 3:
-                _log.warn("cannot write the match record {path}: {error}", path=str(path), error=e)
+        """Append `data`, a piece of the match's record, as a frame; `closed`: its last
+        bytes. `started` is unused (a version 1 file's name took it)."""
+        files = self._files
+        file = files.get(match_id, _NEW)
+        if file is _NEW:
+            file = files[match_id] = self._file_for_new_match()
+            if file is not None:
+                file.live += 1
+        if file is not None and data:
+            frame = record_frame(match_id, data)
+            try:
+                _write_all(file.fd, frame)
+            except OSError as e:
+                self._failed(file.path, e)
+                self._abandon(file)
+                file = None
+            else:
+                file.size += len(frame)
+                self.bytes_written += len(frame)
         if closed:
-            del self._paths[match_id]
+            del files[match_id]
+            if file is not None:
+                file.live -= 1
+                if file.live == 0 and file is not self._current:
+                    os.close(file.fd)
+
+    def close(self) -> None:
+        """Close the files still open (the process is stopping; nothing more is written)."""
+        seen = set()
+        for file in [self._current, *self._files.values()]:
+            if file is not None and file.fd not in seen:
+                seen.add(file.fd)
+                os.close(file.fd)
+        self._current = None
+        self._files = dict.fromkeys(self._files)
+
+    def _file_for_new_match(self) -> _OpenFile | None:
+        """The file written now, or a new one if it is full or old (or there is none)."""
+        current = self._current
+        now = self._clock()
+        settings = self.settings
+        if current is not None and (
+            current.size >= settings.file_bytes or now - current.started >= settings.file_age
+        ):
+            self._current = None
+            if current.live == 0:
+                os.close(current.fd)
+            current = None
+        if current is None:
+            try:
+                current = self._current = self._open(now)
+            except OSError as e:
+                self._failed(self._directory, e)
+                return None
+        return current
+
+    def _open(self, now: float) -> _OpenFile:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        while True:
+            path = os.path.join(
+                self._directory, records_file_name(self._pid, next(self._numbers), now)
+            )
+            try:
+                fd = os.open(path, flags, 0o666)
+            except FileNotFoundError:
+                os.makedirs(self._directory, exist_ok=True)
+                fd = os.open(path, flags, 0o666)
+            except FileExistsError:  # a process of the same pid before this one
+                continue
+            break
+        header = record_file_header(pid=self._pid, started=now)
+        try:
+            _write_all(fd, header)
+        except OSError:
+            os.close(fd)
+            raise
+        self.bytes_written += len(header)
+        return _OpenFile(path, fd, len(header), now)
+
+    def _abandon(self, file: _OpenFile) -> None:
+        # A write that failed may have left part of a frame: nothing more is appended
+        # after it (a reader stops there), and its matches' records end at what it has.
+        if file is self._current:
+            self._current = None
+        for match_id, other in self._files.items():
+            if other is file:
+                self._files[match_id] = None
+        os.close(file.fd)
+
+    def _failed(self, path: str, error: OSError) -> None:
+        self.write_errors += 1
+        if self.write_errors <= 3:
+            _log.warn("cannot write the match records {path}: {error}", path=path, error=error)
 
     def prune(self, now: float) -> int:
-        """Delete the files older than `max_age`, then the oldest beyond `max_bytes`;
-        returns how many went. Files of matches still recording stay."""
-        live = {Path(path) for path in self._paths.values()}
-        found: list[tuple[float, int, Path]] = []
+        """Delete the record files older than `max_age`, then the oldest beyond
+        `max_bytes`; returns how many went. Files still open stay."""
+        live = self.open_paths()
+        found: list[tuple[float, int, str]] = []
         try:
             entries: Iterable[os.DirEntry[str]] = list(os.scandir(self.directory))
         except OSError:
             return 0
         for entry in entries:
-            if not entry.name.endswith(RECORD_SUFFIX):
+            if not entry.name.endswith((RECORD_FILE_SUFFIX, RECORD_SUFFIX)):
                 continue
             try:
                 stat = entry.stat()
             except OSError:
                 continue
-            found.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+            found.append((stat.st_mtime, stat.st_size, entry.path))
         found.sort()
         total = sum(size for _, size, _ in found)
         removed = 0
@@ -182,10 +309,155 @@ class RecordFiles:
                 continue
             if now - mtime > self.settings.max_age or total > self.settings.max_bytes:
                 try:
-                    path.unlink()
+                    os.unlink(path)
                 except OSError:
                     continue
                 total -= size
                 removed += 1
         self.pruned += removed
         return removed
+
+
+# `RecordFiles._files`'s "no entry" (None is a match whose file failed).
+_NEW: Any = object()
+
+
+class RecordIndex:
+    """Finds a match's record in a directory's record files (the Redis copy of a
+    finished match, `/replays/`), reading each file once, as it grows.
+
+    It remembers how far it read each version 2 file and where each match's pieces
+    are in it (a few hundred bytes a match, dropped with the file), so that a
+    lookup reads only what was appended since the last, newest file first and no
+    further than the file holding the match (a match id in no file reads them all,
+    once); `take` also forgets the match. Version 1 files are found by their name
+    (unless `skip_existing`: then only what is written after it was made is found)."""
+
+    def __init__(self, directory: str, *, skip_existing: bool = False) -> None:
+        self.directory = directory
+        # How far each file was read, and each match's pieces: (path, start, end).
+        self._read: dict[str, int] = {}
+        self._pieces: dict[str, list[tuple[str, int, int]]] = {}
+        # Version 1 files are looked for only among the files there already.
+        self._old_files = not skip_existing
+        if skip_existing:
+            # Only what is written from now on (a host's Redis copy: its own new matches).
+            for path in self._files():
+                try:
+                    self._read[path] = os.path.getsize(path)
+                except OSError:
+                    continue
+
+    def find(self, match_id: str) -> bytes | None:
+        """The record of `match_id` as far as it is written, or None."""
+        return self._find(match_id, forget=False)
+
+    def take(self, match_id: str) -> bytes | None:
+        """`find`, and forget the match (its record is complete: it will not be asked again)."""
+        return self._find(match_id, forget=True)
+
+    def _find(self, match_id: str, forget: bool) -> bytes | None:
+        old = self._version_1(match_id) if self._old_files else None
+        if old is not None:
+            return old
+        self._scan(match_id)
+        pieces = self._pieces.pop(match_id, None) if forget else self._pieces.get(match_id)
+        if not pieces:
+            return None
+        parts = []
+        try:
+            handles: dict[str, Any] = {}
+            try:
+                for path, start, end in pieces:
+                    f = handles.get(path)
+                    if f is None:
+                        f = handles[path] = open(path, "rb")  # noqa: SIM115
+                    f.seek(start)
+                    parts.append(f.read(end - start))
+            finally:
+                for f in handles.values():
+                    f.close()
+        except OSError:
+            return None
+        return b"".join(parts)
+
+    def _version_1(self, match_id: str) -> bytes | None:
+        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
+        try:
+            names = [n for n in os.listdir(self.directory)
+                     if n.endswith(suffix) and n.endswith(RECORD_SUFFIX)]  # fmt: skip
+            return Path(self.directory, max(names)).read_bytes() if names else None
+        except OSError:
+            return None
+
+    def _files(self) -> list[str]:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return []
+        return sorted(
+            os.path.join(self.directory, n) for n in names if n.endswith(RECORD_FILE_SUFFIX)
+        )
+
+    def _scan(self, match_id: str) -> None:
+        """Read what the files gained since they were last read, newest first, until
+        `match_id` is found (all its frames are in one file: once found, only that
+        file is read again); forget the files gone."""
+        paths = self._files()
+        gone = set(self._read) - set(paths)
+        if gone:
+            for path in gone:
+                del self._read[path]
+            for match_id, pieces in list(self._pieces.items()):
+                kept = [p for p in pieces if p[0] not in gone]
+                if kept:
+                    self._pieces[match_id] = kept
+                else:
+                    del self._pieces[match_id]
+        known = self._pieces.get(match_id)
+        if known:
+            self._scan_file(known[0][0])
+            return
+        for path in reversed(paths):
+            self._scan_file(path)
+            if match_id in self._pieces:
+                return
+
+    def _scan_file(self, path: str) -> None:
+        at = self._read.get(path, 0)
+        try:
+            with open(path, "rb") as f:
+                f.seek(at)
+                data = f.read()
+        except OSError:
+            return
+        if not data:
+            return
+        unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, max_buffer_size=max(1, len(data)),
+            max_bin_len=len(data),
+        )
+        unpacker.feed(data)
+        pieces = self._pieces
+        done = 0
+        try:
+            if at == 0:
+                header = unpacker.unpack()
+                if not isinstance(header, dict) or header.get("format") != RECORD_FILE_FORMAT:
+                    self._read[path] = len(data)  # not ours: never read again
+                    return
+                done = unpacker.tell()
+            while True:
+                frame = unpacker.unpack()
+                end = unpacker.tell()
+                if (isinstance(frame, list) and len(frame) == 2
+                        and isinstance(frame[0], str) and isinstance(frame[1], bytes)):  # fmt: skip
+                    pieces.setdefault(frame[0], []).append(
+                        (path, at + end - len(frame[1]), at + end)
+                    )
+                done = end
+        except msgpack.OutOfData:
+            pass  # a frame still being written: read again from its start next time
+        except Exception:
+            done = len(data)  # damaged: the rest is not read
+        self._read[path] = at + done

@@ -4,7 +4,9 @@
 "Match records") into its header and entries; a record whose stream stops
 short (a host that crashed, a copy cut off) reads up to its last whole entry
 and says it is incomplete; one that is not a record, or is damaged inside,
-raises `RecordError` with one line saying what. `Replay` then makes the calls
+raises `RecordError` with one line saying what. `read_record_file(data)`
+splits a host's record file (many matches' records, in frames) into its
+matches' records, each for `read_record`. `Replay` then makes the calls
 the room made, in order, on the installed game, with a generator seeded as the
 room's was, and checks every recorded state hash: the first that differs
 raises `ReplayMismatch` naming the tick (and the entry), and the replay stops
@@ -35,6 +37,8 @@ from vinom.rooms.record import (
     HASH,
     HOOK,
     PLAY,
+    RECORD_FILE_FORMAT,
+    RECORD_FILE_VERSION,
     RECORD_FORMAT,
     RECORD_VERSION,
     TICK,
@@ -137,6 +141,62 @@ def read_record(data: bytes) -> Record:
         entries.append(tuple(entry))
     complete = eof and whole and bool(entries) and entries[-1][0] == END
     return Record(header, tuple(entries), complete)
+
+
+@frozen
+class RecordFile:
+    """The matches of a record file (`read_record_file`): each match id, in the order
+    of its first piece, with its record's bytes (its pieces joined), and whether
+    the file ends on a whole frame (False: cut in a frame, a host that died while
+    writing; the frames before it are kept)."""
+
+    header: Mapping[str, Any]
+    records: Mapping[str, bytes]
+    whole: bool
+
+
+def read_record_file(data: bytes) -> RecordFile:
+    """The matches in a record file of version 2 (docs/protocol.md, "Match records");
+    raises `RecordError` for what is not one, or is damaged inside. A version 1
+    file (one match's record) reads as a file of that one match."""
+    if data.startswith(b"\x1f\x8b"):
+        record = read_record(data)
+        match_id = str(record.header.get("match_id", "?"))
+        return RecordFile(record.header, {match_id: data}, True)
+    unpacker = msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=max(1, len(data)),
+        max_bin_len=len(data),
+    )
+    unpacker.feed(data)
+    try:
+        header = unpacker.unpack()
+    except Exception:
+        header = None
+    if not isinstance(header, Mapping):
+        raise RecordError("not a match record (neither a record file nor gzip data)")
+    if header.get("format") != RECORD_FILE_FORMAT:
+        raise RecordError("not a match record file (its header names no vinom-records format)")
+    if header.get("v") != RECORD_FILE_VERSION:
+        raise RecordError(
+            f"a match record file of version {header.get('v')!r}; this vinom reads "
+            f"versions 1 and {RECORD_FILE_VERSION}"
+        )
+    pieces: dict[str, list[bytes]] = {}
+    frames = 0
+    while True:
+        try:
+            frame = unpacker.unpack()
+        except msgpack.OutOfData:
+            break
+        except Exception as e:
+            raise RecordError(f"the record file is damaged after {frames} frames ({e})") from None
+        frames += 1
+        if not (isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], str)
+                and isinstance(frame[1], bytes)):  # fmt: skip
+            raise RecordError(f"the record file is damaged (frame {frames} is not a frame)")
+        pieces.setdefault(frame[0], []).append(frame[1])
+    whole = unpacker.tell() == len(data)
+    return RecordFile(header, {m: b"".join(p) for m, p in pieces.items()}, whole)
 
 
 @frozen

@@ -314,6 +314,21 @@ class Options(PluginOptions):
             positive_float,
         ),
         param(
+            "record-file-mb",
+            None,
+            64.0,
+            "Megabytes a record file grows to before a game-host process starts the next "
+            "(the unit in which records are deleted).",
+            positive_float,
+        ),
+        param(
+            "record-file-minutes",
+            None,
+            60.0,
+            "Minutes after which a game-host process starts its next record file.",
+            positive_float,
+        ),
+        param(
             "record-flush",
             None,
             1.0,
@@ -710,6 +725,8 @@ class Options(PluginOptions):
             flush_interval=self["record-flush"],
             max_age=self["record-keep-days"] * 86400.0,
             max_bytes=int(self["record-max-mb"] * 1024 * 1024),
+            file_bytes=int(self["record-file-mb"] * 1024 * 1024),
+            file_age=self["record-file-minutes"] * 60.0,
         )
         self["game-url"] = game_url(self["public-web-url"], self["websocket"],
                                     self["public-host"])  # fmt: skip

@@ -3,7 +3,9 @@
 With `--web-replays` (off by default: a record shows a whole match, and the
 operator decides who may see finished matches), the web server answers
 `GET /replays/<match id>` with the match replayed from its record in
-`--record-dir` (vinom.rooms.replay), every recorded hash checked: one
+`--record-dir`'s record files (found by `vinom.hosting.records.RecordIndex`,
+which reads each file once as it grows) with every recorded hash checked
+(vinom.rooms.replay): one
 MessagePack map (`application/msgpack`) the page plays with seek and speed
 on its own clock (docs/web.md, "Replays"):
 
@@ -24,10 +26,8 @@ second).
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -36,7 +36,7 @@ from twisted.web.server import Request
 
 from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
-from vinom.hosting.records import RECORD_SUFFIX, record_file_name
+from vinom.hosting.records import RecordIndex
 from vinom.rooms.record import ACT, HOOK, TICK
 from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
 
@@ -102,30 +102,22 @@ class Replays(Resource):
         self.directory = directory
         self.find_game = find_game
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._index = RecordIndex(directory)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Replay(self, path.decode("utf-8", "replace"))
-
-    def path_of(self, match_id: str) -> Path | None:
-        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
-        try:
-            names = [n for n in os.listdir(self.directory)
-                     if n.endswith(suffix) and n.endswith(RECORD_SUFFIX)]  # fmt: skip
-        except OSError:
-            return None
-        return Path(self.directory, max(names)) if names else None
 
     def answer(self, match_id: str) -> tuple[int, bytes]:
         cached = self._cache.get(match_id)
         if cached is not None:
             self._cache.move_to_end(match_id)
             return 200, cached
-        path = self.path_of(match_id)
-        if path is None:
+        data = self._index.find(match_id)
+        if data is None:
             return 404, b"no record of this match"
         try:
-            body = msgpack.packb(replay_document(path.read_bytes(), self.find_game))
-        except (OSError, RecordError) as e:
+            body = msgpack.packb(replay_document(data, self.find_game))
+        except RecordError as e:
             return 422, str(e).encode()
         except KeyError:
             return 422, b"a match of a game this server does not have"
