@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -524,6 +525,43 @@ class HostStopTests(TestCase):
         # Gone, with nothing left for a lobby to claim.
         self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 0)
         self.assertEqual(await redis.handler.sismember("vinom:hosts", "h-test"), 0)
+
+
+class HostStopWhileRedisAwayTests(TestCase):
+    """On a real Redis that stopped answering for a while: a game host stopped while it
+    waits to read its requests again leaves no timer behind (trial's check for a clean reactor is
+    the rest of the assertion; a stopped host's back-off call once outlived it)."""
+
+    timeout = 60
+
+    async def test_a_host_stopped_while_redis_is_away_leaves_no_timer(self) -> None:
+        server = await start_redis(self)
+        redis = RedisClient.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        lines: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-test")  # fmt: skip
+        agent.startService()
+        await until(lambda: redis.handler.exists("vinom:host:h-test"), "the host registered")
+        server.transport.signalProcess(signal.SIGSTOP)
+        self.addCleanup(server.transport.signalProcess, signal.SIGCONT)
+        await until(lambda: any("taking placement requests failed" in line for line in lines),
+                    "the host's reads failing", timeout=30)  # fmt: skip
+        # Redis answers again, and the host is stopped as it waits to read again.
+        server.transport.signalProcess(signal.SIGCONT)
+        await agent.stopService()
+        await deferLater(reactor, 0, lambda: None)
 
 
 class EndAnnouncementTests(TestCase):

@@ -12,6 +12,7 @@ lobbies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -116,6 +117,7 @@ class HostAgent(Service):
             redis.settings.password, catch_up=self._restore_ends,
         )  # fmt: skip
         self._serving = False
+        self._backoff: Deferred[None] | None = None
         self._registered = False
         # A capacity update sent in the last refresh_every / 2, and whether capacity
         # changed since.
@@ -214,6 +216,8 @@ class HostAgent(Service):
         `STOP_WAIT` seconds."""
         super().stopService()
         self._serving = False
+        if self._backoff is not None:
+            self._backoff.cancel()
         self.draining = True
         if self._quiet is not None and self._quiet.active():
             self._quiet.cancel()
@@ -283,7 +287,11 @@ class HostAgent(Service):
                     backlog = True
                     if ready:
                         self._popping.failed(error)
-                        await deferLater(self._clock, 0.5, lambda: None)
+                        # Cancelled by stopService: a stopped host leaves no timer.
+                        self._backoff = deferLater(self._clock, 0.5, lambda: None)
+                        with contextlib.suppress(CancelledError):
+                            await self._backoff
+                        self._backoff = None
                 continue
             self._popping.worked()
             backlog = False
