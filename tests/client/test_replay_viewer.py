@@ -8,8 +8,10 @@ import gzip
 import io
 import os
 import sys
+import zlib
 
 import attrs
+import msgpack
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks.arena import ArenaGame
@@ -190,3 +192,70 @@ class CheckCommandTests(SynchronousTestCase):
                 self.assertEqual(main(argv), 2)
                 self.assertIn(says, err.getvalue())
                 self.assertEqual(err.getvalue().count("\n"), 1, err.getvalue())
+
+
+class HostileFileTests(SynchronousTestCase):
+    """Record files from elsewhere (a bug report's attachment): `vinom replay` stays
+    one line and status 1 on what it cannot take, and prints nothing that drives
+    the terminal."""
+
+    def run_cli(self, argv: list[str]) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+        return main(argv), out.getvalue(), err.getvalue()
+
+    def test_a_compression_bomb_is_one_line_and_status_1(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        # A record header, then a bin of more zeros than a reader inflates (64 MiB,
+        # docs/protocol.md, "Match records"): 70 kilobytes that decompress beyond it.
+        size = 65 << 20
+        header = msgpack.packb({"format": "vinom-record", "v": 1, "game": "maze",
+                                "seats": [], "seed": 1, "options": {}})  # fmt: skip
+        stream = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [stream.compress(header + b"\xc6" + size.to_bytes(4, "big"))]
+        zeros = bytes(1 << 20)
+        for _ in range(size // len(zeros)):
+            parts.append(stream.compress(zeros))
+        bomb = b"".join(parts) + stream.flush()
+        frames = record_file_header(pid=1, started=0.0) + record_frame("m-1", bomb)
+        for name, payload in (("one.vrec.gz", bomb), ("many.vrec", frames)):
+            with self.subTest(name=name):
+                path = write(self, payload) + name
+                os.rename(path[: -len(name)], path)
+                for argv in (["replay", "--check", path], ["replay", path]):
+                    status, out, err = self.run_cli(argv)
+                    self.assertEqual(status, 1, (argv, out, err))
+                    self.assertIn("decompresses to more than", err)
+                    self.assertEqual(err.count("\n"), 1, err)
+
+    def test_control_characters_in_a_match_id_are_shown_escaped(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        evil = "m-1\x1b]0;owned\x07\x1b[2J"
+        path = write(self, record_file_header(pid=1, started=0.0)
+                     + record_frame(evil, data) + record_frame("m-2", b"junk"))  # fmt: skip
+        status, out, err = self.run_cli(["replay", path])
+        self.assertEqual(status, 0, err)
+        self.assertNotIn("\x1b", out)
+        self.assertNotIn("\x07", out)
+        self.assertIn("m-1\\x1b]0;owned\\x07\\x1b[2J", out)
+        status, out, err = self.run_cli(["replay", "--match", "m-9", path])
+        self.assertEqual(status, 1)
+        self.assertNotIn("\x1b", err)
+
+    def test_checking_many_matches_names_the_one_that_fails(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        path = write(self, record_file_header(pid=1, started=0.0)
+                     + record_frame("m-good", data) + record_frame("m-bad", b"junk"))  # fmt: skip
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY), 1)
+        self.assertIn("replays exactly", out.getvalue())
+        self.assertEqual(err.getvalue(), f"vinom: {path}: match m-bad: not a match record "
+                                         f"(not gzip data)\n")
