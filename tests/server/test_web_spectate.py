@@ -214,3 +214,27 @@ class ReplaysResourceTests(TestCase):
         status, body = replays.answer("m-3")
         self.assertEqual(status, 200)
         self.assertEqual(msgpack.unpackb(body)["end"], {"phase": "finished", "result": room.result})
+
+    def test_a_match_asked_for_while_it_is_recorded_is_whole_once_it_ends(self) -> None:
+        """A page opened on a match still playing gets the record so far; asked again
+        once the match has ended, the whole match (not the first answer, kept)."""
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = REGISTRY.get("tictactoe")
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        replays = Replays(directory, REGISTRY.get)
+        files.write("m-1", 0.0, data[: len(data) * 2 // 3], closed=False)
+        status, body = replays.answer("m-1")
+        self.assertEqual(status, 200)
+        self.assertIsNone(msgpack.unpackb(body)["end"])
+        files.write("m-1", 0.0, data[len(data) * 2 // 3 :], closed=True)
+        status, body = replays.answer("m-1")
+        self.assertEqual(status, 200)
+        doc = msgpack.unpackb(body)
+        self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
+        self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
