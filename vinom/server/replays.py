@@ -101,27 +101,30 @@ class Replays(Resource):
         super().__init__()
         self.directory = directory
         self.find_game = find_game
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        # Each match's last document and the length of the record it was made from:
+        # a record still growing (its match plays on) is replayed again once it grew.
+        self._cache: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self._index = RecordIndex(directory)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Replay(self, path.decode("utf-8", "replace"))
 
     def answer(self, match_id: str) -> tuple[int, bytes]:
-        cached = self._cache.get(match_id)
-        if cached is not None:
-            self._cache.move_to_end(match_id)
-            return 200, cached
         data = self._index.find(match_id)
         if data is None:
             return 404, b"no record of this match"
+        cached = self._cache.get(match_id)
+        if cached is not None and cached[0] == len(data):
+            self._cache.move_to_end(match_id)
+            return 200, cached[1]
         try:
             body = msgpack.packb(replay_document(data, self.find_game))
         except RecordError as e:
             return 422, str(e).encode()
         except KeyError:
             return 422, b"a match of a game this server does not have"
-        self._cache[match_id] = body
+        self._cache[match_id] = (len(data), body)
+        self._cache.move_to_end(match_id)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return 200, body
