@@ -148,6 +148,36 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertEqual((later.find("m-1"), later.find("m-3")), (None, b"ghi"))
 
 
+    def test_a_match_in_no_file_opens_only_the_files_that_grew(self) -> None:
+        # /replays/<any id> is a miss for an id in no file: it must not cost one
+        # open and read of every record file in the directory per request.
+        import builtins
+
+        files = self.files(file_bytes=1)  # a file per match
+        directory = str(files.directory)
+        for n in range(20):
+            files.write(f"m-{n}", 0.0, b"abc", closed=True)
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("nobody"))  # the first reads them all, once
+        opened: list[str] = []
+        real_open = builtins.open
+
+        def counting_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).startswith(directory):
+                opened.append(os.path.basename(path))
+            return real_open(path, *args, **kwargs)
+
+        self.patch(builtins, "open", counting_open)
+        for n in range(5):
+            self.assertIsNone(index.find(f"nobody-{n}"))
+        self.assertEqual(opened, [])
+        files.write("m-20", 0.0, b"def", closed=True)  # a new file: read once
+        self.assertIsNone(index.find("nobody-else"))
+        self.assertEqual(len(opened), 1)
+        self.assertEqual(index.find("m-20"), b"def")
+        self.assertEqual(index.find("m-3"), b"abc")
+
+
 class RecordOptionsTests(SynchronousTestCase):
     def test_recording_is_on_by_default_into_the_data_directory(self) -> None:
         options = parse("--data-dir", "/srv/vinom")
