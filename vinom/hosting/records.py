@@ -30,6 +30,7 @@ Redis copy, `/replays/`). Version 1 files (a gzip record per match,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -264,7 +265,11 @@ class RecordFiles:
         try:
             _write_all(fd, header)
         except OSError:
+            # A full disk takes the file but not its header: no empty file is left
+            # (the next match tries again, a new file each, until there is room).
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise
         self.bytes_written += len(header)
         return _OpenFile(path, fd, len(header), now)
