@@ -104,6 +104,7 @@ class OpsEndpointTests(TestCase):
         ])
         self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
         code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
         self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
         self.assertEqual(self.metric(text, "vinom_record_write_errors_total"), 1)
 
