@@ -12,7 +12,7 @@ import zlib
 
 import attrs
 import msgpack
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from benchmarks.arena import ArenaGame
 from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
@@ -229,6 +229,15 @@ class HostileFileTests(SynchronousTestCase):
                     self.assertEqual(status, 1, (argv, out, err))
                     self.assertIn("decompresses to more than", err)
                     self.assertEqual(err.count("\n"), 1, err)
+
+    def test_a_device_or_pipe_named_as_the_record_is_one_line(self) -> None:
+        # /dev/zero never ends: read whole, it took all memory (a MemoryError traceback).
+        if not os.path.exists("/dev/zero"):
+            raise SkipTest("no /dev/zero here")
+        for argv in (["replay", "--check", "/dev/zero"], ["replay", "/dev/zero"]):
+            status, out, err = self.run_cli(argv)
+            self.assertEqual((status, out), (1, ""))
+            self.assertEqual(err, "vinom: cannot read /dev/zero: not a regular file\n")
 
     def test_control_characters_in_a_match_id_are_shown_escaped(self) -> None:
         from vinom.rooms.record import record_file_header, record_frame
