@@ -23,10 +23,11 @@ from) and `--check` checks every one, a line each.
 from __future__ import annotations
 
 import curses
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -88,7 +89,12 @@ def shown(text: object) -> str:
 def read_file(path: str) -> RecordFile:
     """The matches of the record file `path`; raises `ReplayError`."""
     try:
-        data = Path(path).read_bytes()
+        # A device or a pipe may never end (/dev/zero), or never open (a FIFO with no
+        # writer, without O_NONBLOCK): only a regular file is read, whole.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ReplayError(f"cannot read {path}: not a regular file")
+            data = f.read()
     except OSError as e:
         raise ReplayError(f"cannot read {path}: {e.strerror or e}") from None
     try:
