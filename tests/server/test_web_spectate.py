@@ -238,3 +238,44 @@ class ReplaysResourceTests(TestCase):
         doc = msgpack.unpackb(body)
         self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
         self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
+
+    def test_replaying_is_bounded_to_a_share_of_a_cpu_then_503_with_retry_after(self) -> None:
+        """A replay runs in the web server's process (a 10-minute arena match: about a
+        second of CPU); one client asking for match after match must not take it all."""
+        import itertools
+
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import REPLAY_CPU_BURST, REPLAY_CPU_SHARE, Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        for n in range(6):
+            files.write(f"m-{n}", 0.0, data, closed=True)
+        now = [0.0]
+        cost = 2.0  # CPU seconds each replay takes, as the process's CPU clock says
+        spent = itertools.count(0.0, cost)
+        replays = Replays(directory, REGISTRY.get, clock=lambda: now[0],
+                          cpu=lambda: next(spent))  # fmt: skip
+        self.assertEqual((REPLAY_CPU_BURST, REPLAY_CPU_SHARE), (5.0, 0.25))
+        # A burst of 5 CPU seconds: three replays of 2 (the third goes 1 into debt).
+        for n in range(3):
+            self.assertEqual(replays.answer(f"m-{n}")[0], 200)
+        # Then 503, saying when: 1 CPU second of debt at a quarter of a CPU is 4 s.
+        self.assertEqual(replays.answer("m-3"), (503, b"replays are busy: try again in 4 s"))
+        request = DummyRequest([b"m-3"])
+        body = replays.getChild(b"m-3", request).render(request)
+        self.assertEqual((request.responseCode, body),
+                         (503, b"replays are busy: try again in 4 s"))  # fmt: skip
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [b"4"])
+        # What was replayed is still served (kept), and an unknown id is still a 404.
+        self.assertEqual(replays.answer("m-0")[0], 200)
+        self.assertEqual(replays.answer("m-none")[0], 404)
+        now[0] += 4.0
+        self.assertEqual(replays.answer("m-3")[0], 200)
+        self.assertEqual(replays.answer("m-4")[0], 503)
