@@ -22,10 +22,20 @@ replays are off); 422: a record that cannot be read or of a game not
 installed, the reason in the body. A record is replayed at most once per
 `CACHE_SIZE` recent requests (replaying a 10-minute arena match takes about a
 second).
+
+A replay runs in the web server's process, on its reactor (with the game hosts,
+when they are in the same process), so the CPU it spends is bounded: a bucket
+of `REPLAY_CPU_BURST` CPU seconds, refilled at `REPLAY_CPU_SHARE` of a CPU; a
+replay may start while the bucket is not in debt, and what it costs (the
+process's CPU clock before and after) is taken from it. In debt, a request that
+needs a replay is a 503 with `Retry-After` (what was already replayed is still
+served): one client asking for match after match gets no more than that share.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,6 +53,10 @@ from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
 FRAMES_PER_SECOND = 10
 MOVE_MS = 500
 CACHE_SIZE = 8
+#: CPU seconds of replays the bucket holds, and the share of a CPU it refills at
+#: (module docstring).
+REPLAY_CPU_BURST = 5.0
+REPLAY_CPU_SHARE = 0.25
 
 
 def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str, Any]:
@@ -97,10 +111,19 @@ def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str,
 class Replays(Resource):
     """`/replays/`: each child is a match id (module docstring)."""
 
-    def __init__(self, directory: str, find_game: Callable[[str], IGame]) -> None:
+    def __init__(
+        self, directory: str, find_game: Callable[[str], IGame], *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.directory = directory
         self.find_game = find_game
+        self._clock = clock
+        self._cpu = cpu
+        # The replay CPU bucket (module docstring): CPU seconds left, as of `_filled`.
+        self._bucket = REPLAY_CPU_BURST
+        self._filled = clock()
         # Each match's last document and the length of the record it was made from:
         # a record still growing (its match plays on) is replayed again once it grew.
         self._cache: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
@@ -109,7 +132,20 @@ class Replays(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Replay(self, path.decode("utf-8", "replace"))
 
+    def busy_for(self) -> int:
+        """Whole seconds until a replay may start (0: now): the bucket refilled to
+        now, and how long its debt takes to pay back."""
+        now = self._clock()
+        self._bucket = min(
+            REPLAY_CPU_BURST, self._bucket + (now - self._filled) * REPLAY_CPU_SHARE
+        )
+        self._filled = now
+        if self._bucket >= 0.0:
+            return 0
+        return max(1, math.ceil(-self._bucket / REPLAY_CPU_SHARE))
+
     def answer(self, match_id: str) -> tuple[int, bytes]:
+        """The status and body of `GET /replays/<match_id>` (module docstring)."""
         data = self._index.find(match_id)
         if data is None:
             return 404, b"no record of this match"
@@ -117,12 +153,18 @@ class Replays(Resource):
         if cached is not None and cached[0] == len(data):
             self._cache.move_to_end(match_id)
             return 200, cached[1]
+        wait = self.busy_for()
+        if wait:
+            return 503, f"replays are busy: try again in {wait} s".encode()
+        started = self._cpu()
         try:
             body = msgpack.packb(replay_document(data, self.find_game))
         except RecordError as e:
             return 422, str(e).encode()
         except KeyError:
             return 422, b"a match of a game this server does not have"
+        finally:
+            self._bucket -= max(0.0, self._cpu() - started)
         self._cache[match_id] = (len(data), body)
         self._cache.move_to_end(match_id)
         while len(self._cache) > CACHE_SIZE:
@@ -141,6 +183,8 @@ class _Replay(Resource):
     def render_GET(self, request: Request) -> bytes:
         status, body = self.replays.answer(self.match_id)
         request.setResponseCode(status)
+        if status == 503:
+            request.setHeader(b"retry-after", str(self.replays.busy_for()).encode())
         request.setHeader(b"content-type",
                           b"application/msgpack" if status == 200 else b"text/plain; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
