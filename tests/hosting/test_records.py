@@ -178,6 +178,20 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertEqual(index.find("m-3"), b"abc")
 
 
+    def test_the_index_refuses_a_record_file_of_another_version(self) -> None:
+        # docs/protocol.md: a reader refuses another `format` or `v` (a later vinom's
+        # files in a shared directory may hold frames of another layout).
+        import msgpack
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        later = msgpack.packb({"format": "vinom-records", "v": 3, "pid": 1, "started": 0.0})
+        Path(directory, "20300101T000000Z-1-1.vrec").write_bytes(
+            later + record_frame("m-1", b"abc")
+        )
+        self.assertIsNone(RecordIndex(directory).find("m-1"))
+
+
 class RecordOptionsTests(SynchronousTestCase):
     def test_recording_is_on_by_default_into_the_data_directory(self) -> None:
         options = parse("--data-dir", "/srv/vinom")
