@@ -46,6 +46,7 @@ from twisted.logger import Logger
 from vinom.rooms.record import (
     DEFAULT_HASH_EVERY,
     RECORD_FILE_FORMAT,
+    RECORD_FILE_VERSION,
     record_file_header,
     record_frame,
 )
@@ -467,7 +468,8 @@ class RecordIndex:
         try:
             if at == 0:
                 header = unpacker.unpack()
-                if not isinstance(header, dict) or header.get("format") != RECORD_FILE_FORMAT:
+                if (not isinstance(header, dict) or header.get("format") != RECORD_FILE_FORMAT
+                        or header.get("v") != RECORD_FILE_VERSION):  # fmt: skip
                     self._read[path] = len(data)  # not ours: never read again
                     return
                 done = unpacker.tell()
