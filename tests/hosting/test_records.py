@@ -192,6 +192,16 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertIsNone(RecordIndex(directory).find("m-1"))
 
 
+    def test_a_version_1_file_is_found_by_its_whole_match_id(self) -> None:
+        # /replays/m-1 is not match om-1's record (its file name ends the same).
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        Path(directory, "20200101T000000Z-om-1.vrec.gz").write_bytes(b"om-1's")
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("m-1"))
+        self.assertEqual(index.find("om-1"), b"om-1's")
+
+
 class RecordOptionsTests(SynchronousTestCase):
     def test_recording_is_on_by_default_into_the_data_directory(self) -> None:
         options = parse("--data-dir", "/srv/vinom")
