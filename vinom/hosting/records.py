@@ -400,9 +400,10 @@ class RecordIndex:
             return []
 
     def _version_1(self, match_id: str, entries: list[os.DirEntry[str]]) -> bytes | None:
-        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
-        names = [e.name for e in entries
-                 if e.name.endswith(suffix) and e.name.endswith(RECORD_SUFFIX)]  # fmt: skip
+        # `<stamp>-<safe id>.vrec.gz`, the stamp without a '-': the whole id after the
+        # first '-' (not any name ending the same: m-1 is not om-1).
+        name = record_file_name(match_id, 0.0).split("-", 1)[1]
+        names = [e.name for e in entries if e.name.partition("-")[2] == name]
         try:
             return Path(self.directory, max(names)).read_bytes() if names else None
         except OSError:
