@@ -268,3 +268,26 @@ class HostileFileTests(SynchronousTestCase):
         self.assertIn("replays exactly", out.getvalue())
         self.assertEqual(err.getvalue(), f"vinom: {path}: match m-bad: not a match record "
                                          f"(not gzip data)\n")
+
+    def test_a_match_with_a_damaged_header_is_listed_as_such(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        header = {"format": "vinom-record", "v": 1, "game": "tictactoe", "seed": 1,
+                  "options": {}, "match_id": "m-1", "started": 0.0,
+                  "seats": [["p1", "ann", False], ["p2", "bob", False]]}  # fmt: skip
+        frames = b"".join(
+            record_frame(match_id, gzip.compress(msgpack.packb({**header, **damage})))
+            for match_id, damage in (
+                ("m-1", {}), ("m-2", {"started": "noon"}), ("m-3", {"seats": [1]}),
+                ("m-4", {"started": 1e300}),
+            )
+        )  # fmt: skip
+        path = write(self, record_file_header(pid=1, started=0.0) + frames)
+        status, out, err = self.run_cli(["replay", path])
+        self.assertEqual((status, err), (0, ""))
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 5, out)
+        self.assertEqual(lines[1].split()[:2], ["m-1", "tictactoe"])
+        self.assertIn("ann, bob", lines[1])
+        for line in lines[2:]:
+            self.assertIn("the record's header is damaged", line)
