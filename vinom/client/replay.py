@@ -136,12 +136,18 @@ def list_matches(path: str, file: RecordFile, out: TextIO) -> None:
             out.write(f"  {shown(match_id)}  {e}\n")
             continue
         header = record.header
-        started = time.strftime(
-            "%Y-%m-%d %H:%M:%S", time.gmtime(float(header.get("started", 0.0)))
-        )
-        players = ", ".join(shown(seat[1]) for seat in header.get("seats", ()))
-        end = record.end
-        how = shown(end[1]) if end is not None else "no end"
+        try:
+            started = time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.gmtime(float(header.get("started", 0.0)))
+            )
+            players = ", ".join(shown(seat[1]) for seat in header.get("seats", ()))
+            end = record.end
+            how = shown(end[1]) if end is not None and len(end) > 1 else "no end"
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, OSError) as e:
+            # A header that decodes but not as a header (its start not a time, a
+            # seat not a list): that match's line says so, the others are listed.
+            out.write(f"  {shown(match_id)}  the record's header is damaged ({e})\n")
+            continue
         out.write(
             f"  {shown(match_id)}  {shown(record.game)}  {started}  {players}  {how}\n"
         )
