@@ -36,6 +36,7 @@ from vinom.rooms.record import (
     GZIP_WBITS,
     HASH,
     HOOK,
+    MAX_RECORD_RAW_BYTES,
     PLAY,
     RECORD_FILE_FORMAT,
     RECORD_FILE_VERSION,
@@ -94,13 +95,6 @@ class Record:
         if self.entries and self.entries[-1][0] == END:
             return self.entries[-1]
         return None
-
-
-#: A record decompresses to at most this many bytes (docs/protocol.md, "Match
-#: records"): a compression bomb (a few kilobytes inflating to gigabytes, in a file
-#: from elsewhere) is refused once this much is inflated, with one line (before, it
-#: raised from msgpack's own 100 MiB buffer after inflating it all).
-MAX_RECORD_RAW_BYTES = 64 * 1024 * 1024
 
 
 def _decompress(data: bytes) -> tuple[bytes, bool]:
