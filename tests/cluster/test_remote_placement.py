@@ -35,6 +35,7 @@ from vinom.cluster.client import (
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry, least_loaded_first
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting, choose_host
 from vinom.cluster.players import RedisPlayerStore
+from vinom.cluster.settings import PlacementSettings
 from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
@@ -633,8 +634,8 @@ class HostRecordsPlacementTests(TestCase):
 
 class RequestGivenAgainTests(TestCase):
     """On a real Redis: a placement request a host took comes back to it (a replica
-    promoted before it had the taking and the claim: asynchronous replication); the
-    host does not host the match a second time."""
+    promoted before it had the taking: asynchronous replication); the host does not
+    host the match a second time."""
 
     timeout = 30
 
@@ -644,13 +645,13 @@ class RequestGivenAgainTests(TestCase):
         request = duel_request()
         await offer(redis, request)
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
-        # What the promoted replica lacks: the claim and the outcome; the request is back.
-        await redis.handler.delete(["vinom:claim:m-1:0", "vinom:outcome:m-1"])
+        # What the promoted replica lacks: the outcome; the request is back.
+        await redis.handler.delete("vinom:outcome:m-1")
         await offer(redis, request)
         await until(lambda: all_taken(redis), "every request taken")
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(hosting.matches, 1)
-        self.assertIsNone(await redis.handler.get("vinom:claim:m-1:0"))
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
 
     async def test_two_attempts_at_one_match_taken_together_host_it_once(self) -> None:
         # A failover: the former lobby's request was on the promoted replica, untaken,
@@ -733,6 +734,62 @@ class HostTakesRequestsTests(TestCase):
                     for i in range(burst)]  # fmt: skip
         self.assertEqual({o["event"] for o in outcomes}, {"placed"})
         self.assertEqual(len({o["address"]["port"] for o in outcomes}), burst)
+
+
+class RequestTakenBackTests(TestCase):
+    """On a real Redis: a lobby takes a placement request back from a host that did not
+    read it within `accept_timeout`, or that read it and died before it answered (its
+    departure claimed: vinom.cluster.hosts), and offers the match to the next host; a
+    dead host's request does not wait for `place_timeout` (docs/scaling.md, faults)."""
+
+    timeout = 30
+
+    async def offered_to_silent_host(self) -> tuple[RedisClient, RedisHostRegistry,
+                                                    Deferred[HostAddress]]:  # fmt: skip
+        redis = await open_redis(self)
+        registry = RedisHostRegistry(redis)
+        lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=reactor,
+                                   lobby_id="l-test",
+                                   settings=PlacementSettings(accept_timeout=0.3))  # fmt: skip
+        lobby.startService()
+        self.addCleanup(lobby.stopService)
+        start_host(self, redis, "h-live")
+        # A host that registered and never answers (stopped, or dead); the least loaded,
+        # so offered the match first.
+        silent = HostRecord("h-silent", "198.51.100.7", (7500, 7509), 10, 10, reactor.seconds())
+        await registry.register(silent, 10.0)
+        await until(lambda: len(lobby.live_hosts) == 2, "both hosts read")
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        placed = lobby.host_match(Match("m-1", "duel", players, 1.0))
+        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:h-silent"),
+                    "the request to the silent host")  # fmt: skip
+        return redis, registry, placed
+
+    async def next_host_places(self, redis: RedisClient, placed: Deferred[HostAddress]) -> None:
+        await until(lambda: placed.called, "placed", timeout=15)
+        self.assertEqual((await placed).host, "198.51.100.9")
+        # Taken out of the silent host's stream: it never runs it, should it come back.
+        self.assertEqual(await redis.handler.execute_command(
+            "XLEN", "vinom:place:h-silent"), 0)  # fmt: skip
+
+    async def test_a_request_the_host_did_not_read_goes_to_the_next_host(self) -> None:
+        redis, _, placed = await self.offered_to_silent_host()
+        await self.next_host_places(redis, placed)
+
+    async def test_a_request_a_host_read_and_died_with_goes_to_the_next_host(self) -> None:
+        redis, registry, placed = await self.offered_to_silent_host()
+        key = "vinom:place:h-silent"
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "0")
+        read = await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "host", "h-silent", "STREAMS", key, ">")  # fmt: skip
+        self.assertEqual(len(read[0][1]), 1)
+        # Read, so the host's: not taken back while the host lives.
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertFalse(placed.called)
+        self.assertEqual(await redis.handler.execute_command("XLEN", key), 1)
+        # It dies (gone from the registry: its departure claimed).
+        await registry.unregister("h-silent")
+        await self.next_host_places(redis, placed)
 
 
 class RealmTests(TestCase):

@@ -99,8 +99,8 @@ class HostAgent(Service):
         # Matches being hosted here now -> other attempts at them waiting to learn
         # whether they were refused (the refusal's reason), or not (None).
         self._hosting_now: dict[str, list[Deferred[str | None]]] = {}
-        # The ids of the requests handled since the last `XACK` (`_serve`).
-        self._handled: list[str] = []
+        # The ids of the requests handled and not acknowledged yet (`_serve`).
+        self._handled: set[str] = set()
         # Set once a stop has left the registry: nothing more is announced after that.
         self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
@@ -254,7 +254,7 @@ class HostAgent(Service):
         in one round trip), and when none waits the next one as soon as it comes
         (`BLOCK`: one connection of the pool, which no other call is given meanwhile,
         waits up to a second). A request
-        stays pending in the group until it is handled (`XACK`, sent with the next
+        stays pending in the group until it is handled (`XACK`, sent beside the next
         read), so after any failed read (Redis away, a failover) the host first reads
         its pending ones again: one whose reply was lost on the way is taken, one taken
         already is dropped (`_hosted`). A stream or group Redis lost is made again."""
@@ -267,9 +267,13 @@ class HostAgent(Service):
                     await self._redis.run(OPEN_GROUP, [key], ["host", ttl])
                     ready = True
                 if self._handled:
-                    done, self._handled = self._handled, []
-                    await self._redis.bounded(
+                    # Sent with the read, not before it; kept until acknowledged: one
+                    # pending read again is not taken twice.
+                    done = sorted(self._handled)
+                    acked = self._redis.bounded(
                         self._redis.handler.execute_command("XACK", key, "host", *done))
+                    acked.addCallbacks(lambda _, done=done: self._handled.difference_update(
+                        done), lambda _: None)  # (a failed read follows)  # fmt: skip
                 reply = await self._redis.blocking(
                     "XREADGROUP", "GROUP", "host", self.host_id, "COUNT", REQUESTS_PER_POP,
                     "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
@@ -285,8 +289,10 @@ class HostAgent(Service):
             backlog = False
             for _, entries in reply or ():
                 for entry_id, fields in entries:
+                    if entry_id in self._handled:
+                        continue  # handled, its acknowledgement lost
                     if not fields:  # trimmed away while pending: nothing to take
-                        self._handled.append(entry_id)
+                        self._handled.add(entry_id)
                         continue
                     text = dict(zip(fields[::2], fields[1::2], strict=True)).get("r", "")
                     d = Deferred.fromCoroutine(self._take(text))
@@ -294,7 +300,7 @@ class HostAgent(Service):
                     d.addBoth(self._was_handled, entry_id)
 
     def _was_handled(self, _: object, entry_id: str) -> None:
-        self._handled.append(entry_id)
+        self._handled.add(entry_id)
 
     def _take_failed(self, failure: Failure) -> None:
         if failure.check(BackendUnavailable):
@@ -320,31 +326,22 @@ class HostAgent(Service):
             self.log.info("match {match_id}: a request taken already, dropped",
                           match_id=match.match_id)  # fmt: skip
             return
-        claimed = await self._redis.bounded(
-            self._redis.handler.set(
-                self._keys.claim(match.match_id, attempt), self.host_id,
-                pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
-            )
-        )  # fmt: skip
-        if not claimed:
-            return  # withdrawn by its lobby, which gave up waiting for us
+        # Read through the group, the request is this host's: a lobby takes back only
+        # what the group has not delivered yet, or what a departed host left
+        # (vinom.cluster.placement's `_WITHDRAW`). No claim of its own: no round trip.
         if match.match_id in self._hosting_now:
             # Two attempts at the match came in one pop (after a failover: the former
             # lobby's, left untaken on the promoted replica, and the one of the lobby
-            # that took the match over), each with its own claim: the first claimed
-            # hosts it, and its `placed` reaches every lobby that follows the match. If
-            # it is refused instead, this attempt's lobby (which can no longer withdraw
-            # it) is told too, and offers the match to the next host.
+            # that took the match over): the first hosts it, and its `placed` reaches
+            # every lobby that follows the match. If it is refused instead, this
+            # attempt's lobby (which can no longer withdraw it) is told too, and offers
+            # the match to the next host.
             first_refused = await self._outcome_here(match.match_id)
             if first_refused is not None:
                 await self._refuse(match, attempt, lobby_id, first_refused)
                 return
             self.log.info("match {match_id}: attempt {attempt} came with another, dropped",
                           match_id=match.match_id, attempt=attempt)  # fmt: skip
-            return
-        if self._hosted(match.match_id):
-            self.log.info("match {match_id}: a request taken already, dropped",
-                          match_id=match.match_id)  # fmt: skip
             return
         self._taken[match.match_id] = None
         while len(self._taken) > TAKEN_REMEMBERED:
@@ -373,7 +370,7 @@ class HostAgent(Service):
         return waiter
 
     async def _host(self, match: Match, attempt: int, lobby_id: str) -> str | None:
-        """Host a match whose attempt this host claimed; the reason it refused it, if it
+        """Host a match whose request this host took; the reason it refused it, if it
         did."""
         if self.draining or not self._serving or self._hosting.free_ports < 1:
             reason = "draining" if self.draining else "full"

@@ -159,8 +159,6 @@ class PlacementKeys:
     def placer(self, match_id: str) -> str:
         return f"{self.prefix}placer:{match_id}"
 
-    def claim(self, match_id: str, attempt: int) -> str:
-        return f"{self.prefix}claim:{match_id}:{attempt}"
 
     def outcome(self, match_id: str) -> str:
         return f"{self.prefix}outcome:{match_id}"
@@ -168,6 +166,10 @@ class PlacementKeys:
     def host_matches(self, host_id: str) -> str:
         """The ids of the matches placed on a host and not ended (a set)."""
         return f"{self.prefix}host-matches:{host_id}"
+
+    def host(self, host_id: str) -> str:
+        """A live host's registration (vinom.cluster.hosts)."""
+        return f"{self.prefix}host:{host_id}"
 
     @property
     def hosts(self) -> str:

@@ -1,55 +1,28 @@
 """Placing matches on game hosts in other processes, through Redis.
 
 With `--redis`, lobbies and game hosts are separate processes that share
-one Redis (docs/scaling.md). Two parts talk over it:
+one Redis and nothing else (docs/scaling.md, "Placing matches on game hosts",
+has every step, key and timeout). `RemoteMatchHosting`, here, is each lobby's
+`IMatchHosting`; `HostAgent` (vinom.cluster.agent) is each host's end;
+vinom.cluster.channel has the keys and scripts both use.
 
-- `HostAgent` (vinom.cluster.agent), in each game-host process: registers the host in the
-  `IHostRegistry` with a TTL and renews it every TTL/3 (its heartbeat, with
-  its free capacity), takes the placement requests lobbies push to its list,
-  hosts each match on its own `GameHostingService` and says where to the
-  lobbies that follow the match; when a match ends it says how.
-- `RemoteMatchHosting`, in each lobby process: the lobby's `IMatchHosting`.
-  The lobbies that hear a match (the one that formed it and those holding its
-  players: vinom.cluster.matchmaker) call `host_match` for it; one of them (the
-  one that formed it, or another that claims it once that one is late) places
-  it on the least loaded live host of its realm (`--realm`: each lobby and
-  host serves one) with free capacity (with `--placement pack`, the most loaded
-  one: hosts fill one after another), trying the next host if one refuses
-  or does not claim the request in time. Each of their
-  `host_match` fires with the address the host announces, so each delivers
-  `match_found` to the players whose connections it holds.
-
-Why Redis and not a direct connection (AMP) from lobby to host: lobbies and
-hosts already share Redis and nothing else, so a host needs no listening
-port of its own nor lobbies its address; a request waits in the host's list
-however briefly the host is away; and the outcome must reach every lobby that
-follows the match, not only the one that placed it: each lobby has its own
-stream of events, which it reads through a consumer group, and the scripts that
-record a match's events add them to the stream of each lobby of the match's
-followers set (vinom.cluster.channel). An event waits in the stream while its
-lobby is cut off, and the group's place in it follows a Sentinel failover.
-
-The steps, each bounded in time (keys and TTLs in docs/scaling.md):
-
-1. The lobby that formed the match claims it (`SET placer:<match> NX`, in one
-   call with its first request, naming the match's lobbies as its followers);
-   the others wait, and try the same claim only if they heard no outcome
-   `takeover_after` after the match, and again every `takeover_after` until
-   they do: a claim whose holder's lease is gone (it died) is taken over.
-2. It pushes `{match, attempt}` onto `place:<host>` and waits
-   `accept_timeout` for the host's answer.
-3. The host pops it, with every other request waiting, and claims the
-   attempt (`SET claim:<match>:<attempt> NX`); a lobby that gave up on the
-   host claims it first (`withdrawn`), so a request is run by one host or
-   by none.
-4. The host hosts the match, records the outcome (`SET outcome:<match> NX`)
-   and tells `placed` with the address (saving the placement record in the
-   same call), or tells `refused` (full, draining, failed to start), and the
-   lobby tries the next host.
-5. If no host took it within `place_timeout`, the lobby records and
-   tells `failed`; `host_match` fails with `NoHostAvailable` in every
-   lobby that follows the match. A lobby that heard nothing by `place_timeout`
-   reads the outcome key.
+Every lobby that hears a match (the one that formed it and those holding its
+players) calls `host_match` for it and waits for its outcome on its own stream
+of placement events. The lobby that formed it places it: it claims it
+(`placer:<match>`, in one call with its first request, naming the match's
+lobbies as its followers); the others claim it only if they heard no outcome
+`takeover_after` after the match, and a claim whose holder's lease is gone (it
+died) is taken over. The placer adds the request to the stream of the least
+loaded live host of its realm (with `--placement pack` the most loaded). The
+host's read through its consumer group is its claim; a request it did not read
+within `accept_timeout`, or read and died with, the lobby takes back
+(`_WITHDRAW`) and offers to the next host. The host hosts the match and records
+`placed` (or says `refused`), publishing it to the followers in the same
+script; a lobby that placed nothing by 80 % of `place_timeout` records
+`failed`, and any lobby that heard nothing by `place_timeout` reads the outcome
+key. Why Redis and not a connection from lobby to host: a host needs no
+listening port nor lobbies its address, a request waits in its stream while
+the host is briefly away, and the outcome reaches every lobby of the match.
 """
 
 from __future__ import annotations
@@ -104,13 +77,45 @@ EVENTS_PER_READ = 256
 # Lua: add a request (ARGV[i]) to a host's stream (KEYS[k]), renewing its TTL (ARGV[j]).
 _PUSH_LUA = f"""
 local function push(k, i, j)
-  redis.call('XADD', KEYS[k], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[i])
+  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[i])
   redis.call('PEXPIRE', KEYS[k], ARGV[j])
+  return id
 end
 """
 
-# KEYS: a host's request stream. ARGV: the request, the stream's TTL (ms).
-_PUSH = Script(_PUSH_LUA + "push(1, 1, 2)\nreturn 1")
+# KEYS: a host's request stream. ARGV: the request, the stream's TTL (ms). The entry's id.
+_PUSH = Script(_PUSH_LUA + "return push(1, 1, 2)")
+
+# KEYS: a host's request stream, the host's key, the host index. ARGV: the request's
+# entry id, the host id. Takes a request back (1) unless the host's group read it (0):
+# delivered is taken, XREADGROUP being the host's claim, so a request is run by one
+# host or by none. A request a departed host read (neither live nor in the index: its
+# departure was claimed, vinom.cluster.hosts) is taken back too, acknowledged for it,
+# and offered to the next host: a dead host's pending work goes to a live one.
+_WITHDRAW = Script("""
+local function later(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, bm = tonumber(am), tonumber(bm)
+  return am > bm or (am == bm and tonumber(as) > tonumber(bs))
+end
+local delivered = '0-0'
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) == 'table' and not groups.err then
+  for _, group in ipairs(groups) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == 'host' then delivered = fields['last-delivered-id'] end
+  end
+end
+if not later(ARGV[1], delivered) and (redis.call('EXISTS', KEYS[2]) == 1
+    or redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1) then
+  return 0
+end
+redis.pcall('XACK', KEYS[1], 'host', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+""")
 
 # Lua: claim the match (KEYS[1], the placer key) for this lobby (ARGV[2]) for ARGV[1]
 # ms: unless another lobby holds the claim and still holds its lease (ARGV[4], the
@@ -129,23 +134,12 @@ local function claim()
 end
 """
 
-# KEYS: the match's placer key, its followers. ARGV: the TTL of the placer key (ms),
-# the lobby id, the TTL of the followers (ms), the lease prefix (`_CLAIM_LUA`), then
-# the lobbies that follow the match. The claim writes who hears the match's placement
-# events (vinom.cluster.channel). 0 if another live lobby holds the claim.
-_CLAIM = Script(
-    _CLAIM_LUA
-    + """
-if not claim() then return 0 end
-redis.call('SADD', KEYS[2], unpack(ARGV, 5))
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return 1
-"""
-)
-
-# KEYS: the match's placer key, its followers, a host's request stream. ARGV: as
-# `_CLAIM`'s, then the request and the stream's TTL (ms). The first request of the lobby
-# that claims the match goes with the claim: one call. 0 if another live lobby holds it.
+# KEYS: the match's placer key, its followers, a host's request stream. ARGV: the TTL of
+# the placer key (ms), the lobby id, the TTL of the followers (ms), the lease prefix
+# (`_CLAIM_LUA`), the lobbies that follow the match, then the request ('': none) and the
+# stream's TTL (ms). The claim writes who hears the match's placement events
+# (vinom.cluster.channel), and the lobby's first request goes with it: one call. The
+# request's entry id (1 without one), or 0 if another live lobby holds the claim.
 _CLAIM_AND_PUSH = Script(
     _CLAIM_LUA
     + _PUSH_LUA
@@ -154,8 +148,8 @@ local n = #ARGV
 if not claim() then return 0 end
 redis.call('SADD', KEYS[2], unpack(ARGV, 5, n - 2))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-push(3, n - 1, n)
-return 1
+if ARGV[n - 1] == '' then return 1 end
+return push(3, n - 1, n)
 """
 )
 
@@ -675,8 +669,9 @@ class RemoteMatchHosting(Service):
     def _claim(self, match: Match) -> Deferred[bool]:
         """`SET placer:<match> NX`: whether this lobby is the one that places the match."""
         match_id = match.match_id
-        keys = [self._keys.placer(match_id), self._keys.followers(match_id)]
-        return self._redis.run(_CLAIM, keys, self._claim_arguments(match_id)).addCallback(bool)
+        keys = [self._keys.placer(match_id), self._keys.followers(match_id), ""]
+        arguments = [*self._claim_arguments(match_id), "", 0]
+        return self._redis.run(_CLAIM_AND_PUSH, keys, arguments).addCallback(bool)
 
     async def _pick_host(self, tried: set[str]) -> HostRecord | None:
         if not self._hosts:
@@ -707,30 +702,27 @@ class RemoteMatchHosting(Service):
             match_id = match.match_id
             keys = [self._keys.placer(match_id), self._keys.followers(match_id), requests]
             arguments = [*self._claim_arguments(match_id), request, ttl]
-            if not await self._redis.run(_CLAIM_AND_PUSH, keys, arguments):
+            entry = await self._redis.run(_CLAIM_AND_PUSH, keys, arguments)
+            if not entry:
                 placing.answers.pop(attempt, None)
                 return None
         else:
-            await self._redis.run(_PUSH, [requests], [request, ttl])
-        wait = min(self._settings.accept_timeout, max(0.0, deadline - self._clock.seconds()))
-        heard = await self._within(answer, wait)
-        if heard is None:
-            # Not answered in time: take the request back unless the host has claimed it.
-            withdrawn = await self._redis.bounded(
-                self._redis.handler.set(
-                    self._keys.claim(match.match_id, attempt), "withdrawn:" + self.lobby_id,
-                    pexpire=milliseconds(self._settings.key_ttl), only_if_not_exists=True,
-                )
-            )  # fmt: skip
-            if withdrawn:
+            entry = await self._redis.run(_PUSH, [requests], [request, ttl])
+        withdraw = [requests, self._keys.host(host.host_id), self._keys.hosts]
+        while True:
+            left = max(0.0, deadline - self._clock.seconds())
+            heard = await self._within(answer, min(self._settings.accept_timeout, left))
+            if heard is not None:
+                break
+            # Not answered in time: take the request back unless the host read it; and
+            # (asked again every accept_timeout) once the host that read it departed.
+            if await self._redis.run(_WITHDRAW, withdraw, [entry, host.host_id]):
                 self.log.info("game host {host_id} did not take match {match_id} in time",
                               host_id=host.host_id, match_id=match.match_id)  # fmt: skip
                 return False
-            # Claimed: the host is starting it; it answers before our deadline or not at
-            # all. Never offered to another host now (it could run twice): if its answer
-            # is not heard, the timeout of every lobby reads the outcome key.
-            heard = await self._within(answer, max(0.0, deadline - self._clock.seconds()))
-            if heard is None:
+            if self._clock.seconds() >= deadline:
+                # Never offered to another host while its host lives (it could run twice):
+                # the timeout of every lobby reads the outcome key.
                 return True
         if heard.get("event") == "refused":
             return False

@@ -186,7 +186,8 @@ PLACEMENTS = ("spread", "pack")
 class PlacementSettings:
     """Timings of the placement channel, in seconds; the same in every process."""
 
-    # A host has this long to claim a request before the lobby tries the next host.
+    # A host has this long to read a request before the lobby takes it back and tries the
+    # next host (and again as often until its deadline: a host that read it and died).
     accept_timeout: float = field(default=2.0, validator=positive)
     # Every lobby's bound on one match's placement, from when it heard the match.
     place_timeout: float = field(default=20.0, validator=positive)
@@ -216,7 +217,7 @@ class PlacementSettings:
     # match waits for a free port in one process, before it fails (`no_host`): a host
     # registering again after Redis was away, or one freeing a port, takes it.
     host_wait: float = field(default=5.0, validator=positive)
-    # Lifetime of the claim, outcome and request-list keys.
+    # Lifetime of the placer, outcome and request-stream keys.
     key_ttl: float = field(default=120.0, validator=positive)
 
 

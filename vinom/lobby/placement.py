@@ -4,9 +4,10 @@
 service for a game host, telling the players `waiting_for_server` while no
 port is free and withdrawing the match if all its players leave meanwhile;
 then, unless the hosting records it itself (`records_placements`: the game
-hosts' scripts on Redis), it records the placement in the player store, and
-it delivers each connected player's `match_found` (through `TokenDelivery`),
-which closes the connection. A player who is not connected then can still
+hosts' scripts on Redis), it records the placement in the player store (one
+in this process's memory: the hosting is in process too), and it delivers each
+connected player's `match_found` (through `TokenDelivery`), which closes the
+connection. A player who is not connected then can still
 `reconnect` for a token while the match runs. When the match ends its
 placement (unless the hosting removes it) and the gone players this lobby
 answers for are forgotten.
@@ -20,9 +21,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -47,14 +47,6 @@ NO_HOST = "no_host"
 
 # How many ended matches `MatchPlacer.recent_matches` remembers.
 RECENT_MATCHES = 50
-
-# A placement the store could not save because it is away (Redis restarting or
-# failing over) is saved again, after a pause from the first to the longest, for
-# up to SAVE_WITHIN seconds; then its players are told where it runs without it.
-SAVE_RETRY_FIRST = 0.25
-SAVE_RETRY_LONGEST = 2.0
-SAVE_WITHIN = 10.0
-
 
 @frozen
 class RunningMatch:
@@ -124,9 +116,6 @@ class MatchPlacer:
         self._recent: deque[EndedMatch] = deque(maxlen=RECENT_MATCHES)
         # Waiting for the last match of this lobby's players to end (a drain).
         self._players_matches_waiters: list[Deferred[None]] = []
-        # The pauses before saving a placement again (`stop` cuts them short).
-        self._save_pauses: set[Deferred[None]] = set()
-        self._stopped = False
 
     @property
     def waiting_matches(self) -> int:
@@ -260,118 +249,18 @@ class MatchPlacer:
                 found.append(connection)
         return found
 
-    def _place(self, address: HostAddress, match: Match) -> Deferred[None]:
+    def _place(self, address: HostAddress, match: Match) -> None:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
-        if self._hosting.records_placements:
-            self._deliver(placement)
-            return succeed(None)
-        return Deferred.fromCoroutine(self._save_and_deliver(placement))
-
-    async def _save_and_deliver(self, placement: MatchPlacement) -> None:
-        """Save the placement, then deliver `match_found`.
-
-        The match runs on its game host already, and players other lobbies hold may
-        be connected to it: a store that is away (Redis restarting, failing over)
-        delays this lobby's `match_found`, it does not fail the match, whose other
-        players would wait for the connect deadline and see it aborted for
-        players_missing. The save is tried again while SAVE_WITHIN seconds have not
-        passed; then (or once the lobby stops, or on any other failure) the players
-        are told where the match runs without it: only their `reconnect` to it is lost.
-        """
-        match_id = placement.match_id
-        given_up_at = self._clock.seconds() + SAVE_WITHIN
-        pause = SAVE_RETRY_FIRST
-        failures = 0
-        while True:
-            try:
-                await self._store.save_placement(placement)
-            except BackendUnavailable as e:
-                failures += 1
-                if failures == 1:
-                    self.log.warn(
-                        "match {match_id}: saving its placement failed ({error}); trying "
-                        "again for {within:.0f} s before its players are told",
-                        match_id=match_id, error=e, within=SAVE_WITHIN,
-                    )  # fmt: skip
-                if self._clock.seconds() + pause > given_up_at or not await self._pause(pause):
-                    self.log.warn("match {match_id}: its players are told where it runs; its "
-                                  "placement is not saved (their `reconnect` will not find "
-                                  "it): {error}", match_id=match_id, error=e)  # fmt: skip
-                    break
-                pause = min(pause * 2, SAVE_RETRY_LONGEST)
-                if match_id not in self._running:
-                    break  # it ended meanwhile
-                continue
-            except Exception:
-                # Not the store's absence (a bug, a refusal of another kind): still not a
-                # reason to fail a match its game host runs.
-                self.log.failure("saving the placement of match {match_id} failed; its "
-                                 "players are told where it runs", match_id=match_id)  # fmt: skip
-                break
-            if failures:
-                self.log.info("match {match_id}: its placement is saved, after {failures} "
-                              "failure(s)", match_id=match_id, failures=failures)  # fmt: skip
-            if match_id not in self._running:
-                # It ended while the save was out, and its end removed the record first.
-                d = self._store.remove_placement(match_id)
-                d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
-                             match_id)  # fmt: skip
-            break
-        if match_id in self._running:
-            self._deliver(placement)
-        else:
-            self._ended_undelivered(placement.match)
-
-    def _ended_undelivered(self, match: Match) -> None:
-        """The match ended before this lobby could tell its players where it ran (the
-        save waited for the store). Those still waiting here who keep a place at the
-        head of the queue (its game host crashed) are put back there; the others are
-        told it failed, and may queue again."""
-        for ticket in match.players:
-            player_id = ticket.player_id
-            if self._pending.get(player_id) is match:
-                del self._pending[player_id]
-            connection = self._players.connection_of(player_id)
-            if connection is None or connection.state is not PlayerState.MATCHED:
-                continue
-            kept = self._requeues.claim(player_id)
-            if kept is not None and self._requeue is not None and ticket.party_id is None:
-                self._requeue_connected(connection, kept.ticket, kept.reason)
-                continue
-            if kept is not None:
-                self._limits.uncount_pending(player_id)
-            connection.match_failed()
-            connection.push(
-                error_frame(errors.MATCH_FAILED, "the match ended before its game server "
-                            "could be joined; queue again")
-            )  # fmt: skip
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait `seconds`; False if the lobby stopped (before or meanwhile)."""
-        if self._stopped:
-            return False
-        pause = deferLater(self._clock, seconds, lambda: None)
-        self._save_pauses.add(pause)
-        try:
-            await pause
-        except CancelledError:
-            return False
-        finally:
-            self._save_pauses.discard(pause)
-        return True
-
-    def start(self) -> None:
-        """The lobby (re)starts: placements wait for the store again."""
-        self._stopped = False
-
-    def stop(self) -> None:
-        """The lobby stops: placements waiting to be saved again, now or after their
-        save still out, are delivered unsaved rather than left on the clock."""
-        self._stopped = True
-        for pause in list(self._save_pauses):
-            pause.cancel()
+        if not self._hosting.records_placements:
+            # Hosted in this process, with the store in its memory: saved here. A failure
+            # (a bug) is no reason to fail a match its game host runs: only the players'
+            # `reconnect` to it is lost.
+            d = maybeDeferred(self._store.save_placement, placement)
+            d.addErrback(log_failure, self.log, "saving the placement of {player_id}",
+                         match.match_id)  # fmt: skip
+        self._deliver(placement)
 
     def _deliver(self, placement: MatchPlacement) -> None:
         match = placement.match

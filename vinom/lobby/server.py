@@ -304,7 +304,6 @@ class LobbyFactory(ServerFactory, Service):
     def startService(self) -> None:
         super().startService()
         self.requests.draining = False
-        self.placer.start()
 
     def drain(self) -> None:
         """Take no new players: `queue` gets `server_draining`, queued players are told so
@@ -380,7 +379,6 @@ class LobbyFactory(ServerFactory, Service):
         """Drain (if not begun already) as the service stops."""
         super().stopService()
         self.drain()
-        self.placer.stop()
 
     # What operators and tests look at.
 
