@@ -291,3 +291,22 @@ class HostileFileTests(SynchronousTestCase):
         self.assertIn("ann, bob", lines[1])
         for line in lines[2:]:
             self.assertIn("the record's header is damaged", line)
+
+    def test_checking_a_file_of_many_damaged_matches_is_a_few_lines(self) -> None:
+        # A file of a million junk frames is not a million lines on stderr.
+        from vinom.rooms.record import record_file_header, record_frame
+
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        frames = record_frame("m-good", data) + b"".join(
+            record_frame(f"m-{n}", b"junk") for n in range(25)
+        )
+        path = write(self, record_file_header(pid=1, started=0.0) + frames)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY), 1)
+        self.assertIn("replays exactly", out.getvalue())
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 11, lines)
+        self.assertEqual(lines[0], f"vinom: {path}: match m-0: not a match record (not gzip data)")
+        self.assertEqual(lines[-1], f"vinom: {path}: 15 more matches do not replay (check "
+                                    f"one with --match ID)")
