@@ -23,6 +23,7 @@ from) and `--check` checks every one, a line each.
 from __future__ import annotations
 
 import curses
+import io
 import os
 import stat
 import sys
@@ -50,6 +51,8 @@ from vinom.rooms.replay import (
     read_record_file,
 )
 
+#: `--check` of a file of many matches says this many failures, then how many more.
+ERROR_LINES = 10
 #: Seconds a turn-based game's move is shown at speed 1.
 MOVE_SECONDS = 0.5
 #: What the arrow keys seek: seconds of a real-time game, moves of a turn-based one.
@@ -345,15 +348,28 @@ def check_record(
         else [(f"{path}: match {shown(m)}", one) for m, one in file.records.items()]
     )  # fmt: skip
     status = 0
+    hidden = 0
     for label, one in chosen:
+        line = io.StringIO()
         try:
             record, game = parse_record(label, one, find_game)
         except ReplayError as e:
-            err.write(f"vinom: {e}\n")
-            status = 1
-            continue
-        status = max(status, check_loaded(path, record, game, out, err, where=label))
-    return status
+            line.write(f"vinom: {e}\n")
+            failed = 1
+        else:
+            failed = check_loaded(path, record, game, out, line, where=label)
+        if failed:
+            # The first few failures, then how many more: a file of a million
+            # damaged matches is not a million lines.
+            if status < ERROR_LINES:
+                err.write(line.getvalue())
+            else:
+                hidden += 1
+            status += 1
+    if hidden:
+        err.write(f"vinom: {path}: {hidden} more matches do not replay (check one with "
+                  "--match ID)\n")  # fmt: skip
+    return min(status, 1)
 
 
 def check_loaded(
