@@ -279,3 +279,53 @@ class ReplaysResourceTests(TestCase):
         now[0] += 4.0
         self.assertEqual(replays.answer("m-3")[0], 200)
         self.assertEqual(replays.answer("m-4")[0], 503)
+
+    def test_a_replay_runs_in_slices_between_the_reactors_other_work(self) -> None:
+        """A long match's replay (seconds of CPU) does not stall the process's
+        reactor, which runs the lobby and games too: it is made a slice at a time,
+        the reactor turning between; meanwhile another replay is a 503."""
+        from twisted.internet.task import Clock
+        from twisted.web.server import NOT_DONE_YET
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from benchmarks.arena import ArenaGame
+        from tests.rooms.test_rooms_record import bot_match, recorded_room
+        from vinom.games.registry import GameRegistry
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = ArenaGame(2)
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4, limit=60.0)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        files.write("m-1", 0.0, data, closed=True)
+        files.write("m-2", 0.0, data, closed=True)
+        clock = Clock()
+        replays = Replays(directory, GameRegistry([ArenaGame(2)]).get, reactor=clock)
+
+        def get(match_id: str) -> DummyRequest:
+            request = DummyRequest([match_id.encode()])
+            request.method = b"GET"
+            body = replays.getChild(match_id.encode(), request).render(request)
+            if body is not NOT_DONE_YET:
+                request.write(body)
+                request.finish()
+            return request
+
+        first = get("m-1")
+        self.assertEqual(first.finished, 0)  # not made at once
+        second = get("m-2")
+        self.assertEqual((second.finished, second.responseCode), (1, 503))
+        self.assertEqual(second.responseHeaders.getRawHeaders(b"retry-after"), [b"1"])
+        turns = 0
+        while not first.finished and turns < 10000:
+            clock.advance(0.0)
+            turns += 1
+        self.assertGreater(turns, 1)
+        self.assertEqual(first.finished, 1)
+        self.assertEqual(first.responseCode, None)  # 200, the default
+        doc = msgpack.unpackb(b"".join(first.written))
+        self.assertEqual(doc["end"]["phase"], "finished")
+        self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
+        self.assertEqual(get("m-2").finished, 0)  # its turn now
