@@ -149,6 +149,60 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertEqual((later.find("m-1"), later.find("m-3")), (None, b"ghi"))
 
 
+    def test_a_match_in_no_file_opens_only_the_files_that_grew(self) -> None:
+        # /replays/<any id> is a miss for an id in no file: it must not cost one
+        # open and read of every record file in the directory per request.
+        import builtins
+
+        files = self.files(file_bytes=1)  # a file per match
+        directory = str(files.directory)
+        for n in range(20):
+            files.write(f"m-{n}", 0.0, b"abc", closed=True)
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("nobody"))  # the first reads them all, once
+        opened: list[str] = []
+        real_open = builtins.open
+
+        def counting_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).startswith(directory):
+                opened.append(os.path.basename(path))
+            return real_open(path, *args, **kwargs)
+
+        self.patch(builtins, "open", counting_open)
+        for n in range(5):
+            self.assertIsNone(index.find(f"nobody-{n}"))
+        self.assertEqual(opened, [])
+        files.write("m-20", 0.0, b"def", closed=True)  # a new file: read once
+        self.assertIsNone(index.find("nobody-else"))
+        self.assertEqual(len(opened), 1)
+        self.assertEqual(index.find("m-20"), b"def")
+        self.assertEqual(index.find("m-3"), b"abc")
+
+
+    def test_the_index_refuses_a_record_file_of_another_version(self) -> None:
+        # docs/protocol.md: a reader refuses another `format` or `v` (a later vinom's
+        # files in a shared directory may hold frames of another layout).
+        import msgpack
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        later = msgpack.packb({"format": "vinom-records", "v": 3, "pid": 1, "started": 0.0})
+        Path(directory, "20300101T000000Z-1-1.vrec").write_bytes(
+            later + record_frame("m-1", b"abc")
+        )
+        self.assertIsNone(RecordIndex(directory).find("m-1"))
+
+
+    def test_a_version_1_file_is_found_by_its_whole_match_id(self) -> None:
+        # /replays/m-1 is not match om-1's record (its file name ends the same).
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        Path(directory, "20200101T000000Z-om-1.vrec.gz").write_bytes(b"om-1's")
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("m-1"))
+        self.assertEqual(index.find("om-1"), b"om-1's")
+
+
 class RecordOptionsTests(SynchronousTestCase):
     def test_recording_is_on_by_default_into_the_data_directory(self) -> None:
         options = parse("--data-dir", "/srv/vinom")

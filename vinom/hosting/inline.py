@@ -311,6 +311,9 @@ class InlineGameHostFactory:
         total = Counter(self.retired)
         for host in self.live:
             total.update(host.counters())
+        files = self.record_files
+        if files is not None:
+            total["record_write_errors"] += files.write_errors
         return total
 
     def session_count(self) -> int:
