@@ -792,6 +792,58 @@ class RequestTakenBackTests(TestCase):
         await self.next_host_places(redis, placed)
 
 
+class PausedHostTimeoutTests(TestCase):
+    """On a real Redis, the lobby on a Clock: a host that read a request and was paused
+    (SIGSTOP: not departed, so the request stays its own) past `place_timeout` finds the
+    match given up when it goes on. Its players were told `no_host` at the timeout: the
+    host's late `placed` is refused (`placed too late`), so no lobby still waiting sends
+    its players there and no placement record points them at a match nobody else joins
+    (docs/scaling.md, faults: a host is paused)."""
+
+    timeout = 30
+
+    async def test_a_request_read_by_a_host_paused_past_place_timeout_is_given_up(
+            self) -> None:  # fmt: skip
+        redis = await open_redis(self)
+        registry = RedisHostRegistry(redis)
+        clock = Clock()
+        settings = PlacementSettings(accept_timeout=1.0, place_timeout=5.0)
+        lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
+                                   lobby_id="l-test", settings=settings)  # fmt: skip
+        lobby.startService()
+        self.addCleanup(lobby.stopService)
+        # Another lobby of the match, still waiting (it heard the match a moment later).
+        other = await hear_placements(self, redis, "l-other")
+        paused = HostRecord("h-paused", "198.51.100.7", (7500, 7509), 10, 10, 0.0)
+        await registry.register(paused, 600.0)
+        await lobby.refresh_hosts()
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        match = Match("m-1", "duel", players, 1.0)
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-other")
+        placed = lobby.host_match(match)
+        key = "vinom:place:h-paused"
+        await until(lambda: redis.handler.execute_command("XLEN", key), "the request")
+        # The host reads it (its claim), then is paused: live in the registry throughout.
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "0")
+        await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "host", "h-paused", "STREAMS", key, ">")  # fmt: skip
+        for _ in range(12):
+            clock.advance(0.5)
+            # (The lobby's calls to Redis answered before its clock moves on.)
+            await redis.handler.ping()
+        await until(lambda: placed.called, "the lobby's answer")
+        self.failureResultOf(placed, NoHostAvailable)
+        # The host goes on and hosts the match: too late, its `placed` is refused.
+        late = {"event": "placed", "match_id": "m-1", "host_id": "h-paused",
+                "address": {"host": "198.51.100.7", "port": 7500}}  # fmt: skip
+        record = MatchPlacement(match, HostAddress("198.51.100.7", 7500), 1.0)
+        self.assertFalse(await decide(redis, PlacementKeys("vinom:"), settings, late, record))
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual(outcome["event"], "failed")
+        await until(lambda: other, "the other lobby told")
+        self.assertEqual([m["event"] for m in other], ["failed"])
+
+
 class RealmTests(TestCase):
     """A lobby places on the live hosts of its own realm only (docs/scaling.md)."""
 
