@@ -579,6 +579,46 @@ class LostEndTests(TestCase):
         self.assertEqual(await redis.handler.sismember("vinom:host-matches:h-test", "m-1"), 0)
 
 
+class LostPlacementTests(TestCase):
+    """On a real Redis: a placement the master acknowledged and lost with its death (a
+    replica promoted before it had it) is recorded again by its host once its presence
+    channel subscribes to the new master; so a lobby of the match that had not read its
+    `placed` yet answers its players with the host at its `place_timeout` (they join
+    the others, not `no_host`), and a `reconnect` finds the placement."""
+
+    timeout = 30
+
+    async def test_a_placement_the_promoted_replica_never_had_is_recorded_again(
+            self) -> None:  # fmt: skip
+        redis = await open_redis(self)
+        start_host(self, redis, "h-test")
+        await offer(redis, duel_request())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
+        # Redis as a replica promoted before the placement reached it: none of its keys.
+        await redis.handler.delete("vinom:outcome:m-1", "vinom:match:m-1",
+                                   "vinom:player-match:p0", "vinom:player-match:p1")
+        await redis.handler.srem("vinom:host-matches:h-test", "m-1")
+        # Another lobby of the match, which had not read the `placed` (on a Clock).
+        clock = Clock()
+        lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                   clock=clock, lobby_id="l-b", formed_by=lambda _: "l-a",
+                                   settings=PlacementSettings(place_timeout=5.0,
+                                                              takeover_after=60.0))
+        lobby.startService()
+        self.addCleanup(lobby.stopService)
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        placed = lobby.host_match(Match("m-1", "duel", players, 1.0))
+        # The host's presence channel subscribes again (to the new master).
+        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await until(lambda: redis.handler.sismember("vinom:host-matches:h-test", "m-1"),
+                    "the placement recorded again")  # fmt: skip
+        clock.advance(5.0)
+        await until(lambda: placed.called, "the lobby's answer")
+        self.assertEqual((await placed).host, "198.51.100.9")
+        found = await RedisPlayerStore(redis).placement_for_player("p1")
+        self.assertEqual(found.match_id if found else None, "m-1")
+
+
 class HostRecordsPlacementTests(TestCase):
     """On a real Redis: the game host's `placed` saves the match's placement record where
     a `reconnect` through any lobby finds it, and its `ended` (or the claim of its
