@@ -619,6 +619,48 @@ class LostPlacementTests(TestCase):
         self.assertEqual(found.match_id if found else None, "m-1")
 
 
+class LatePlacementTests(TestCase):
+    """On a real Redis: a host whose `placed` came too late (another host's was recorded
+    first: a host paused or cut off past the lobby's taking its request back, a request
+    read twice across a failover) runs a copy of the match that nobody joins. Its end
+    is not the match's: it is told to no lobby, and the placement record of the host
+    the players play on stays (docs/scaling.md, faults)."""
+
+    timeout = 30
+
+    async def test_the_end_of_a_copy_placed_too_late_is_told_to_nobody(self) -> None:
+        redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-test")
+        keys = PlacementKeys("vinom:")
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        match = Match("m-1", "duel", players, 1.0)
+        # Placed on another host first; the players play there.
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        there = HostAddress("203.0.113.5", 7600)
+        placed = {"event": "placed", "match_id": "m-1", "host_id": "h-other",
+                  "address": {"host": there.host, "port": there.port}}  # fmt: skip
+        self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed,
+                                     MatchPlacement(match, there, 1.0)))  # fmt: skip
+        factory, hosting = start_host(self, redis, "h-test")
+        await offer(redis, duel_request())
+        await until(lambda: all_taken(redis), "the request taken")
+        await until(lambda: hosting.matches == 1, "the copy hosted")
+        # The copy ends (at its connect deadline: nobody joined it).
+        self.assertTrue(factory.end_match("m-1"))
+        # A match placed here after it ends too: its end is heard, and m-1's before it.
+        others = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2, 4))
+        await redis.handler.sadd("vinom:lobbies:m-2", "l-test")
+        await offer(redis, json.dumps({"match": match_to_json(Match("m-2", "duel", others, 1.0)),
+                                       "attempt": 0, "lobby_id": "l-test"}))  # fmt: skip
+        await until(lambda: redis.handler.get("vinom:outcome:m-2"))
+        self.assertTrue(factory.end_match("m-2"))
+        await until(lambda: [m for m in heard if m["event"] == "ended"], "an end")
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual([m["match_id"] for m in heard if m["event"] == "ended"], ["m-2"])
+        record = await RedisPlayerStore(redis).placement_for_player("p0")
+        self.assertEqual(None if record is None else record.address, there)
+
+
 class HostRecordsPlacementTests(TestCase):
     """On a real Redis: the game host's `placed` saves the match's placement record where
     a `reconnect` through any lobby finds it, and its `ended` (or the claim of its

@@ -135,6 +135,9 @@ class HostAgent(Service):
         # ended, to record them again on a promoted replica that never had them
         # (`_restore_ends`).
         self._placements: dict[str, tuple[dict[str, Any], MatchPlacement]] = {}
+        # Matches hosted here whose `placed` came too late (another outcome was recorded
+        # first): copies nobody joins, whose end is not the match's (`_ended`).
+        self._copies: set[str] = set()
         # The last registration sent (the host unregisters after its answer).
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
@@ -405,7 +408,11 @@ class HostAgent(Service):
         recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
             self._placements.pop(match.match_id, None)
-            # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
+            # Given up, or placed on another host first (this host paused or cut off past
+            # the lobby's taking its request back; a request read twice across a
+            # failover): nobody comes, it aborts at the connect deadline.
+            if match.match_id in self._running_here:
+                self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return None
         self.placed += 1
@@ -425,6 +432,13 @@ class HostAgent(Service):
         message = {"event": "ended", "match_id": match_id, "outcome": data}
         self._running_here.discard(match_id)
         self._placements.pop(match_id, None)
+        if match_id in self._copies:
+            # Not the match's end: it may run on another host, whose placement record,
+            # game record and end to its lobbies this would overwrite.
+            self._copies.discard(match_id)
+            if not self.draining:
+                self._capacity_changed()
+            return
         if self._records is not None:
             self._records.upload(match_id)
         self._ends[match_id] = message
