@@ -403,11 +403,8 @@ class HostAgent(Service):
         # The placement record goes with the outcome: the lobbies that follow the match
         # save nothing (one writer per match, however many lobbies hear it).
         record = MatchPlacement(match, address, self._clock.seconds())
-        if match.match_id in self._running_here:
-            self._placements[match.match_id] = (placed, record)
         recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
-            self._placements.pop(match.match_id, None)
             # Given up, or placed on another host first (this host paused or cut off past
             # the lobby's taking its request back; a request read twice across a
             # failover): nobody comes, it aborts at the connect deadline.
@@ -415,6 +412,9 @@ class HostAgent(Service):
                 self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return None
+        if match.match_id in self._running_here:
+            # Recorded (acknowledged): what a promoted replica may lack (`_restore_ends`).
+            self._placements[match.match_id] = (placed, record)
         self.placed += 1
         self._capacity_changed()
         return None
