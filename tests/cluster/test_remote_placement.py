@@ -618,6 +618,43 @@ class LostPlacementTests(TestCase):
         found = await RedisPlayerStore(redis).placement_for_player("p1")
         self.assertEqual(found.match_id if found else None, "m-1")
 
+    async def test_a_lost_placement_placed_elsewhere_meanwhile_ends_as_a_copy(self) -> None:
+        # As above, but the lobby took its request back from the new master (which
+        # lacked the host's read) and another host placed the match first.
+        redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-test")
+        factory, _ = start_host(self, redis, "h-test")
+        await offer(redis, duel_request())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"))
+        await redis.handler.delete("vinom:outcome:m-1", "vinom:match:m-1",
+                                   "vinom:player-match:p0", "vinom:player-match:p1")
+        await redis.handler.srem("vinom:host-matches:h-test", "m-1")
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        there = HostAddress("203.0.113.5", 7600)
+        elsewhere = {"event": "placed", "match_id": "m-1", "host_id": "h-other",
+                     "address": {"host": there.host, "port": there.port}}  # fmt: skip
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
+                                     elsewhere, MatchPlacement(Match("m-1", "duel", players,
+                                                                     1.0), there, 1.0)))
+        said: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            said.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await until(lambda: [line for line in said if "placed elsewhere" in line],
+                    "the host finding its match placed elsewhere")  # fmt: skip
+        # The host's copy ends: the players play on h-other, whose placement stays.
+        self.assertTrue(factory.end_match("m-1"))
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual([m["event"] for m in heard if m["match_id"] == "m-1"][-1], "placed")
+        self.assertNotIn("ended", [m["event"] for m in heard])
+        record = await RedisPlayerStore(redis).placement_for_player("p0")
+        self.assertEqual(None if record is None else record.address, there)
+
 
 class LatePlacementTests(TestCase):
     """On a real Redis: a host whose `placed` came too late (another host's was recorded

@@ -514,6 +514,19 @@ class HostAgent(Service):
                     self.log.info("game host {host_id}: recorded again the placement of "
                                   "{match_id}, which Redis had lost", host_id=self.host_id,
                                   match_id=match_id)  # fmt: skip
+                    continue
+                text = await self._redis.bounded(
+                    self._redis.handler.get(self._keys.outcome(match_id)))
+                outcome = None if text is None else json.loads(text)
+                if (outcome is not None and outcome.get("host_id") != self.host_id
+                        and match_id in self._placements):  # fmt: skip
+                    # Given up meanwhile, or placed on another host (its lobby took the
+                    # request back from the new master, which lacked this host's read):
+                    # this one is a copy now.
+                    self._placements.pop(match_id, None)
+                    self._copies.add(match_id)
+                    self.log.warn("match {match_id}: placed elsewhere while Redis had lost "
+                                  "its placement here", match_id=match_id)  # fmt: skip
         except Exception as error:
             # Not raised: the presence connection would close (and this host look gone
             # to lobbies). Left to the next subscription.
