@@ -911,6 +911,56 @@ class RequestTakenBackTests(TestCase):
         await self.next_host_places(redis, placed)
 
 
+class LateAnswerTests(TestCase):
+    """On a real Redis, the lobby on a Clock: a host that read a request and answers
+    after `accept_timeout` (slow to start the match, briefly paused) is heard: its
+    refusal sends the match to the next host at once, and the lobby does not ask Redis
+    again and again meanwhile."""
+
+    timeout = 30
+
+    async def test_a_refusal_heard_after_accept_timeout_sends_the_match_on(self) -> None:
+        redis = await open_redis(self)
+        registry = RedisHostRegistry(redis)
+        clock = Clock()
+        settings = PlacementSettings(accept_timeout=1.0, place_timeout=20.0)
+        lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
+                                   lobby_id="l-test", settings=settings)  # fmt: skip
+        lobby.startService()
+        self.addCleanup(lobby.stopService)
+        await registry.register(
+            HostRecord("h-slow", "198.51.100.7", (7500, 7509), 10, 10, 0.0), 600.0)
+        await registry.register(
+            HostRecord("h-next", "198.51.100.8", (7500, 7509), 10, 9, 0.0), 600.0)
+        await lobby.refresh_hosts()
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        placed = lobby.host_match(Match("m-1", "duel", players, 1.0))
+        key = "vinom:place:h-slow"
+        await until(lambda: redis.handler.execute_command("XLEN", key), "the request")
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "0")
+        await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "host", "h-slow", "STREAMS", key, ">")  # fmt: skip
+        # Not answered within accept_timeout: read, so left to the host.
+        clock.advance(1.0)
+        await redis.handler.ping()
+        clock.advance(0.5)
+        await redis.handler.ping()
+        self.assertEqual(await redis.handler.execute_command("XLEN", key), 1)
+        # Then the host refuses it (full).
+        refused = {"event": "refused", "match_id": "m-1", "attempt": 0, "host_id": "h-slow",
+                   "reason": "full"}  # fmt: skip
+        await redis.handler.execute_command(
+            "XADD", "vinom:placements:l-test", "*", "m", json.dumps(refused))  # fmt: skip
+        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:h-next"),
+                    "the request to the next host")  # fmt: skip
+        self.assertFalse(placed.called)
+        await redis.handler.execute_command("CONFIG", "RESETSTAT")
+        await deferLater(reactor, 0.3, lambda: None)
+        stats = await redis.handler.execute_command("INFO", "commandstats")
+        scripts = sum(int(calls) for calls in re.findall(r"cmdstat_evalsha:calls=(\d+)", stats))
+        self.assertLessEqual(scripts, 2)
+
+
 class PausedHostTimeoutTests(TestCase):
     """On a real Redis, the lobby on a Clock: a host that read a request and was paused
     (SIGSTOP: not departed, so the request stays its own) past `place_timeout` finds the

@@ -753,11 +753,13 @@ class RemoteMatchHosting(Service):
 
         timer = self._clock.callLater(seconds, expired)
 
-        def heard(message: dict[str, Any]) -> None:
+        def heard(message: dict[str, Any]) -> dict[str, Any]:
             if timer.active():
                 timer.cancel()
             if not result.called:
                 result.callback(message)
+            # Kept: the answer may come after this wait ran out, to the next one.
+            return message
 
         answer.addCallback(heard)
         return result
