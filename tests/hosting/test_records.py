@@ -16,6 +16,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.server.test_tap import parse
+from tests.support.ports import free_udp_port
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
@@ -366,3 +367,32 @@ class InlineHostFlushTests(TestCase):
         await second.stop()
         await third.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    async def test_a_reused_hosts_next_match_is_flushed_from_its_start(self) -> None:
+        # A host parked between two matches (vinom.hosting.inline, "Reuse") has no
+        # flush of its own while parked, and its next match is flushed every
+        # interval from that match's start, as a new host's would be.
+        _directory, clock, factory = self.factory()
+        files = factory.record_files
+        assert files is not None
+        port = free_udp_port()
+        players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                   Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+        host = self.successResultOf(factory.start_host(port))
+        self.addCleanup(factory.stop_parked)
+        self.addCleanup(host.stop)
+        self.successResultOf(host.add_match(Match("m-0", "tictactoe", players, 0.0)))
+        clock.advance(30.5)  # nobody came: aborted at the connect deadline,
+        clock.advance(3.0)  # and gone once its room has lingered
+        self.successResultOf(host.when_idle())
+        self.assertTrue(factory.park(host))
+        clock.advance(30.0)
+        self.assertEqual(clock.getDelayedCalls(), [], "a parked host wakes nobody")
+        again = self.successResultOf(factory.start_host(port))
+        self.assertIs(again, host)
+        self.successResultOf(host.add_match(Match("m-1", "tictactoe", players, 0.0)))
+        clock.advance(1.9)
+        self.assertIsNone(files.path_of("m-1"))
+        clock.advance(0.1)
+        path = files.path_of("m-1")
+        self.assertTrue(path is not None and path.exists())
