@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from txredisapi import ResponseError
 from zope.interface import implementer
 
 from tests.cluster.test_host_registry import MemoryHostRegistry
@@ -28,7 +29,7 @@ from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.channel import PlacementKeys, decide
+from vinom.cluster.channel import PlacementKeys, decide, stream_lost
 from vinom.cluster.client import (
     RedisClient,
     parse_redis_url,
@@ -525,6 +526,20 @@ class HostStopTests(TestCase):
         # Gone, with nothing left for a lobby to claim.
         self.assertEqual(await redis.handler.exists("vinom:host:h-test"), 0)
         self.assertEqual(await redis.handler.sismember("vinom:hosts", "h-test"), 0)
+
+
+class StreamLostTests(SynchronousTestCase):
+    """A failed stream read that says Redis lost the stream or its group is made again
+    quietly; anything else is an outage (one log line, a back-off)."""
+
+    def test_nogroup_and_redis_7s_unblocked_are_a_lost_stream_not_an_outage(self) -> None:
+        self.assertTrue(stream_lost(ResponseError(
+            "NOGROUP No such key 'vinom:place:h-1' or consumer group 'host'")))  # fmt: skip
+        # Redis 7 wakes a read blocked on a stream deleted meanwhile (one that lapsed).
+        self.assertTrue(stream_lost(ResponseError("UNBLOCKED the stream key no longer exists")))
+        self.assertFalse(stream_lost(ConnectionError("Not connected")))
+        self.assertFalse(stream_lost(BackendUnavailable("Redis at redis://r:6379/0 did not "
+                                                        "answer")))  # fmt: skip
 
 
 class HostStopWhileRedisAwayTests(TestCase):

@@ -34,6 +34,7 @@ from vinom.cluster.channel import (
     address_json,
     announce_end,
     decide,
+    stream_lost,
 )
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
@@ -290,7 +291,7 @@ class HostAgent(Service):
                     "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
             except Exception as error:
                 if self._serving:
-                    ready = "NOGROUP" not in str(error)
+                    ready = not stream_lost(error)
                     backlog = True
                     if ready:
                         self._popping.failed(error)

@@ -50,6 +50,7 @@ from vinom.cluster.channel import (
     PlacementKeys,
     address_from,
     decide,
+    stream_lost,
 )
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
@@ -400,7 +401,7 @@ class RemoteMatchHosting(Service):
             except Exception as error:
                 if not self.running:
                     return
-                group_ready = "NOGROUP" not in str(error)
+                group_ready = not stream_lost(error)
                 if group_ready:
                     self._hearing.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
