@@ -8,9 +8,11 @@ import gzip
 import io
 import os
 import sys
+import zlib
 
 import attrs
-from twisted.trial.unittest import SynchronousTestCase
+import msgpack
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from benchmarks.arena import ArenaGame
 from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
@@ -190,3 +192,121 @@ class CheckCommandTests(SynchronousTestCase):
                 self.assertEqual(main(argv), 2)
                 self.assertIn(says, err.getvalue())
                 self.assertEqual(err.getvalue().count("\n"), 1, err.getvalue())
+
+
+class HostileFileTests(SynchronousTestCase):
+    """Record files from elsewhere (a bug report's attachment): `vinom replay` stays
+    one line and status 1 on what it cannot take, and prints nothing that drives
+    the terminal."""
+
+    def run_cli(self, argv: list[str]) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+        return main(argv), out.getvalue(), err.getvalue()
+
+    def test_a_compression_bomb_is_one_line_and_status_1(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        # A record header, then a bin of more zeros than a reader inflates (64 MiB,
+        # docs/protocol.md, "Match records"): 70 kilobytes that decompress beyond it.
+        size = 65 << 20
+        header = msgpack.packb({"format": "vinom-record", "v": 1, "game": "maze",
+                                "seats": [], "seed": 1, "options": {}})  # fmt: skip
+        stream = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [stream.compress(header + b"\xc6" + size.to_bytes(4, "big"))]
+        zeros = bytes(1 << 20)
+        for _ in range(size // len(zeros)):
+            parts.append(stream.compress(zeros))
+        bomb = b"".join(parts) + stream.flush()
+        frames = record_file_header(pid=1, started=0.0) + record_frame("m-1", bomb)
+        for name, payload in (("one.vrec.gz", bomb), ("many.vrec", frames)):
+            with self.subTest(name=name):
+                path = write(self, payload) + name
+                os.rename(path[: -len(name)], path)
+                for argv in (["replay", "--check", path], ["replay", path]):
+                    status, out, err = self.run_cli(argv)
+                    self.assertEqual(status, 1, (argv, out, err))
+                    self.assertIn("decompresses to more than", err)
+                    self.assertEqual(err.count("\n"), 1, err)
+
+    def test_a_device_or_pipe_named_as_the_record_is_one_line(self) -> None:
+        # /dev/zero never ends: read whole, it took all memory (a MemoryError traceback).
+        if not os.path.exists("/dev/zero"):
+            raise SkipTest("no /dev/zero here")
+        for argv in (["replay", "--check", "/dev/zero"], ["replay", "/dev/zero"]):
+            status, out, err = self.run_cli(argv)
+            self.assertEqual((status, out), (1, ""))
+            self.assertEqual(err, "vinom: cannot read /dev/zero: not a regular file\n")
+
+    def test_control_characters_in_a_match_id_are_shown_escaped(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        evil = "m-1\x1b]0;owned\x07\x1b[2J"
+        path = write(self, record_file_header(pid=1, started=0.0)
+                     + record_frame(evil, data) + record_frame("m-2", b"junk"))  # fmt: skip
+        status, out, err = self.run_cli(["replay", path])
+        self.assertEqual(status, 0, err)
+        self.assertNotIn("\x1b", out)
+        self.assertNotIn("\x07", out)
+        self.assertIn("m-1\\x1b]0;owned\\x07\\x1b[2J", out)
+        status, out, err = self.run_cli(["replay", "--match", "m-9", path])
+        self.assertEqual(status, 1)
+        self.assertNotIn("\x1b", err)
+
+    def test_checking_many_matches_names_the_one_that_fails(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        path = write(self, record_file_header(pid=1, started=0.0)
+                     + record_frame("m-good", data) + record_frame("m-bad", b"junk"))  # fmt: skip
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY), 1)
+        self.assertIn("replays exactly", out.getvalue())
+        self.assertEqual(err.getvalue(), f"vinom: {path}: match m-bad: not a match record "
+                                         f"(not gzip data)\n")
+
+    def test_a_match_with_a_damaged_header_is_listed_as_such(self) -> None:
+        from vinom.rooms.record import record_file_header, record_frame
+
+        header = {"format": "vinom-record", "v": 1, "game": "tictactoe", "seed": 1,
+                  "options": {}, "match_id": "m-1", "started": 0.0,
+                  "seats": [["p1", "ann", False], ["p2", "bob", False]]}  # fmt: skip
+        frames = b"".join(
+            record_frame(match_id, gzip.compress(msgpack.packb({**header, **damage})))
+            for match_id, damage in (
+                ("m-1", {}), ("m-2", {"started": "noon"}), ("m-3", {"seats": [1]}),
+                ("m-4", {"started": 1e300}),
+            )
+        )  # fmt: skip
+        path = write(self, record_file_header(pid=1, started=0.0) + frames)
+        status, out, err = self.run_cli(["replay", path])
+        self.assertEqual((status, err), (0, ""))
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 5, out)
+        self.assertEqual(lines[1].split()[:2], ["m-1", "tictactoe"])
+        self.assertIn("ann, bob", lines[1])
+        for line in lines[2:]:
+            self.assertIn("the record's header is damaged", line)
+
+    def test_checking_a_file_of_many_damaged_matches_is_a_few_lines(self) -> None:
+        # A file of a million junk frames is not a million lines on stderr.
+        from vinom.rooms.record import record_file_header, record_frame
+
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=5)
+        frames = record_frame("m-good", data) + b"".join(
+            record_frame(f"m-{n}", b"junk") for n in range(25)
+        )
+        path = write(self, record_file_header(pid=1, started=0.0) + frames)
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(replay_check_command(path, out, err, REGISTRY), 1)
+        self.assertIn("replays exactly", out.getvalue())
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 11, lines)
+        self.assertEqual(lines[0], f"vinom: {path}: match m-0: not a match record (not gzip data)")
+        self.assertEqual(lines[-1], f"vinom: {path}: 15 more matches do not replay (check "
+                                    f"one with --match ID)")

@@ -15,7 +15,12 @@ from tests.support.doubles import FakeUDPReactor, PlaceholderGameHost, Placehold
 from tests.support.http import capture_log
 from tests.support.ports import free_udp_port
 from tests.support.waiting import until
-from vinom.hosting.interfaces import IGameHost, IGameHostFactory, IMatchHosting
+from vinom.hosting.interfaces import (
+    IGameHost,
+    IGameHostFactory,
+    IMatchHosting,
+    IParkingHostFactory,
+)
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService, HostingStopped
 from vinom.match import Match, MatchEnded, Ticket
@@ -160,6 +165,102 @@ class HostingServiceTests(SynchronousTestCase):
         self.assertEqual(service.allocator.available, 1)
 
 
+
+
+@implementer(IParkingHostFactory)
+class ParkingFactory(PlaceholderGameHostFactory):
+    """Placeholder hosts, parked by port when their matches end (unless `refuse`)."""
+
+    def __init__(self, reactor: FakeUDPReactor) -> None:
+        super().__init__(reactor, "127.0.0.1", "203.0.113.7")
+        self.parked: dict[int, PlaceholderGameHost] = {}
+        self.refuse = False
+        self.started = 0
+
+    def start_host(self, port: int) -> Deferred[IGameHost]:
+        parked = self.parked.pop(port, None)
+        if parked is not None:
+            return succeed(parked)
+        self.started += 1
+        return super().start_host(port)
+
+    def park(self, host: IGameHost) -> bool:
+        if self.refuse or not isinstance(host, PlaceholderGameHost) or host.matches:
+            return False
+        self.parked[host.address.port] = host
+        return True
+
+    def stop_parked(self) -> Deferred[None]:
+        parked, self.parked = list(self.parked.values()), {}
+        for host in parked:
+            host.stop()
+        return succeed(None)
+
+
+class ParkingServiceTests(SynchronousTestCase):
+    """With a factory that parks (vinom.hosting.inline's does), an idle host waits on
+    its port for the next match there instead of stopping."""
+
+    def setUp(self) -> None:
+        self.reactor = FakeUDPReactor()
+        self.factory = ParkingFactory(self.reactor)
+        self.allocator = PortAllocator([7400])
+        self.service = GameHostingService(self.allocator, self.factory)
+        self.service.startService()
+
+    def test_the_next_match_on_the_port_reuses_the_parked_host(self) -> None:
+        ended: list[MatchEnded | None] = []
+        self.service.host_match(make_match("m-1", "a", "b"), on_ended=ended.append)
+        first = self.service.host_of("m-1")
+        waiting = self.service.host_match(make_match("m-2", "c", "d"))
+        outcome = MatchEnded("m-1", "finished", {"winners": ["a"]}, None, ("a", "b"))
+        self.factory.end_match("m-1", outcome)
+        # Its outcome reaches the caller though the port went on to m-2 at once.
+        self.assertEqual(ended, [outcome])
+        self.assertEqual(self.successResultOf(waiting).port, 7400)
+        self.assertIs(self.service.host_of("m-2"), first)
+        self.assertEqual((self.factory.started, list(self.reactor.listening)), (1, [7400]))
+        self.factory.end_match("m-2")
+        self.assertEqual((self.allocator.available, self.service.running_games), (1, 0))
+        self.assertEqual(list(self.factory.parked), [7400], "listening still")
+
+    def test_a_host_the_factory_will_not_park_is_stopped(self) -> None:
+        self.factory.refuse = True
+        self.service.host_match(make_match("m-1", "a"))
+        self.factory.end_match("m-1")
+        self.assertEqual((self.reactor.listening, self.allocator.available), ({}, 1))
+
+    def test_a_host_that_failed_is_stopped_not_parked(self) -> None:
+        @implementer(IGameHost)
+        class Failing(PlaceholderGameHost):
+            def add_match(self, match: Match) -> Deferred[None]:
+                return succeed(None)  # holds nothing: the factory would park it
+
+            def when_idle(self) -> Deferred[None]:
+                return fail(RuntimeError("the host's process died"))
+
+        made: list[Failing] = []
+
+        @implementer(IParkingHostFactory)
+        class FailingFactory(ParkingFactory):
+            def start_host(self, port: int) -> Deferred[IGameHost]:
+                made.append(Failing(HostAddress("127.0.0.1", port), None))  # type: ignore[arg-type]
+                return succeed(made[-1])
+
+        factory = FailingFactory(self.reactor)
+        service = GameHostingService(PortAllocator([9000]), factory)
+        self.successResultOf(service.host_match(make_match("m-1", "a")))
+        self.flushLoggedErrors(RuntimeError)
+        self.assertEqual((service.allocator.available, service.running_games), (1, 0))
+        self.assertEqual(factory.parked, {})
+        self.assertTrue(made[0].stopped)
+
+    def test_stopping_stops_the_parked_hosts(self) -> None:
+        self.service.host_match(make_match("m-1", "a"))
+        self.factory.end_match("m-1")
+        self.assertIn(7400, self.reactor.listening)
+        self.successResultOf(self.service.stopService())
+        self.assertEqual((self.reactor.listening, self.factory.parked), ({}, {}))
 
 
 class PlaceholderOnRealSocketsTests(TestCase):

@@ -16,6 +16,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.server.test_tap import parse
+from tests.support.ports import free_udp_port
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
@@ -146,6 +147,60 @@ class RecordFilesTests(SynchronousTestCase):
         later = RecordIndex(directory, skip_existing=True)
         files.write("m-3", 0.0, b"ghi", closed=True)
         self.assertEqual((later.find("m-1"), later.find("m-3")), (None, b"ghi"))
+
+
+    def test_a_match_in_no_file_opens_only_the_files_that_grew(self) -> None:
+        # /replays/<any id> is a miss for an id in no file: it must not cost one
+        # open and read of every record file in the directory per request.
+        import builtins
+
+        files = self.files(file_bytes=1)  # a file per match
+        directory = str(files.directory)
+        for n in range(20):
+            files.write(f"m-{n}", 0.0, b"abc", closed=True)
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("nobody"))  # the first reads them all, once
+        opened: list[str] = []
+        real_open = builtins.open
+
+        def counting_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).startswith(directory):
+                opened.append(os.path.basename(path))
+            return real_open(path, *args, **kwargs)
+
+        self.patch(builtins, "open", counting_open)
+        for n in range(5):
+            self.assertIsNone(index.find(f"nobody-{n}"))
+        self.assertEqual(opened, [])
+        files.write("m-20", 0.0, b"def", closed=True)  # a new file: read once
+        self.assertIsNone(index.find("nobody-else"))
+        self.assertEqual(len(opened), 1)
+        self.assertEqual(index.find("m-20"), b"def")
+        self.assertEqual(index.find("m-3"), b"abc")
+
+
+    def test_the_index_refuses_a_record_file_of_another_version(self) -> None:
+        # docs/protocol.md: a reader refuses another `format` or `v` (a later vinom's
+        # files in a shared directory may hold frames of another layout).
+        import msgpack
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        later = msgpack.packb({"format": "vinom-records", "v": 3, "pid": 1, "started": 0.0})
+        Path(directory, "20300101T000000Z-1-1.vrec").write_bytes(
+            later + record_frame("m-1", b"abc")
+        )
+        self.assertIsNone(RecordIndex(directory).find("m-1"))
+
+
+    def test_a_version_1_file_is_found_by_its_whole_match_id(self) -> None:
+        # /replays/m-1 is not match om-1's record (its file name ends the same).
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        Path(directory, "20200101T000000Z-om-1.vrec.gz").write_bytes(b"om-1's")
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("m-1"))
+        self.assertEqual(index.find("om-1"), b"om-1's")
 
 
 class RecordOptionsTests(SynchronousTestCase):
@@ -366,3 +421,32 @@ class InlineHostFlushTests(TestCase):
         await second.stop()
         await third.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    async def test_a_reused_hosts_next_match_is_flushed_from_its_start(self) -> None:
+        # A host parked between two matches (vinom.hosting.inline, "Reuse") has no
+        # flush of its own while parked, and its next match is flushed every
+        # interval from that match's start, as a new host's would be.
+        _directory, clock, factory = self.factory()
+        files = factory.record_files
+        assert files is not None
+        port = free_udp_port()
+        players = (Ticket("p1", "A", "tictactoe", None, 0.0),
+                   Ticket("p2", "B", "tictactoe", None, 0.0))  # fmt: skip
+        host = self.successResultOf(factory.start_host(port))
+        self.addCleanup(factory.stop_parked)
+        self.addCleanup(host.stop)
+        self.successResultOf(host.add_match(Match("m-0", "tictactoe", players, 0.0)))
+        clock.advance(30.5)  # nobody came: aborted at the connect deadline,
+        clock.advance(3.0)  # and gone once its room has lingered
+        self.successResultOf(host.when_idle())
+        self.assertTrue(factory.park(host))
+        clock.advance(30.0)
+        self.assertEqual(clock.getDelayedCalls(), [], "a parked host wakes nobody")
+        again = self.successResultOf(factory.start_host(port))
+        self.assertIs(again, host)
+        self.successResultOf(host.add_match(Match("m-1", "tictactoe", players, 0.0)))
+        clock.advance(1.9)
+        self.assertIsNone(files.path_of("m-1"))
+        clock.advance(0.1)
+        path = files.path_of("m-1")
+        self.assertTrue(path is not None and path.exists())

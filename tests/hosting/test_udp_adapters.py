@@ -259,6 +259,16 @@ class AdapterTests(SynchronousTestCase):
         self.host.transmit()
         self.assertEqual(self.host.send_errors, 1)
 
+    def test_a_core_with_nothing_due_leaves_no_timer(self) -> None:
+        # The host's last session closes (its match ended): nothing is due, so the
+        # reactor keeps no wake-up for it, though its port listens on (a reused host).
+        client, sid = self.connected_client()
+        client.doStop()
+        self.assertNotEqual(self.clock.getDelayedCalls(), [])
+        self.endpoint.close_session(sid)
+        self.host.transmit()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_stopping_cancels_the_timer(self) -> None:
         client, _ = self.connected_client()
         self.host.doStop()

@@ -249,6 +249,44 @@ class RecordAndReplayTests(SynchronousTestCase):
         self.assertGreater(room.tick_number, 200)
 
 
+    def test_a_record_stops_at_what_a_reader_inflates_and_still_replays(self) -> None:
+        # A reader inflates at most MAX_RECORD_RAW_BYTES of a record (a compression
+        # bomb's bound); the recorder stops there, so a long match's record still
+        # reads (up to there) instead of being refused whole. A small limit here.
+        from vinom.rooms import record as record_module
+
+        self.patch(record_module, "MAX_RECORD_RAW_BYTES", 3000)
+        game = ArenaGame(2)
+        time = Timeline()
+        match = bot_match(game, 2)
+        recorder = MatchRecorder(
+            record_header(
+                match_id="m-1", game="arena", game_version="1", options={},
+                seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+                bots=[True, True], seed=5, tick_rate=20.0, hash_every=20, started=0.0,
+                vinom_version="test",
+            )
+        )  # fmt: skip
+        router = make_router(game, ViewKeeper(), time)
+        room = router.add_match(
+            match, 0.0, RoomConfig(bot_think_time=0.05), random.Random(5), recorder
+        )
+        data = b""
+        for _ in range(20):
+            time.pump([0.05] * 20)
+            data += recorder.take()
+        raw = zlib.decompress(data, 31)  # the whole gzip stream: ended properly
+        self.assertLessEqual(len(raw), 3000)
+        self.assertGreater(len(raw), 1000)
+        record = read_record(data)
+        self.assertFalse(record.complete)
+        replay = Replay(record, ArenaGame(2))
+        replay.run()
+        self.assertGreater(replay.tick, 0)
+        self.assertLess(replay.tick, room.tick_number)
+        self.assertEqual(recorder.take(), b"")
+
+
 @frozen
 class DriftState:
     players: tuple[str, ...]

@@ -81,6 +81,33 @@ class OpsEndpointTests(TestCase):
         code, text = await self.get(server, "/metrics")
         self.assertEqual(self.metric(text, "vinom_draining"), 1)
 
+    async def test_a_record_directory_gone_mid_run_is_counted_and_the_match_plays_on(
+        self,
+    ) -> None:
+        records = os.path.abspath(self.mktemp())
+        server = await start_server(
+            self, "--ops-port", "tcp:0:interface=127.0.0.1", "--record-dir", records, ports=2
+        )
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(self.metric(text, "vinom_record_write_errors_total"), 0)
+        # An operator's mistake after the start: a file where the directory was.
+        if os.path.isdir(records):
+            os.rmdir(records)
+        with open(records, "w") as f:
+            f.write("not a directory")
+        game = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        code, text = await self.get(server, "/metrics")
+        self.assertEqual(code, 200)
+        self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
+        self.assertEqual(self.metric(text, "vinom_record_write_errors_total"), 1)
+
     async def test_worker_figures_reach_the_lobby_process(self) -> None:
         server = await start_server(
             self, "--ops-port", "tcp:0:interface=127.0.0.1", "--host-workers", "2", ports=2

@@ -214,3 +214,116 @@ class ReplaysResourceTests(TestCase):
         status, body = replays.answer("m-3")
         self.assertEqual(status, 200)
         self.assertEqual(msgpack.unpackb(body)["end"], {"phase": "finished", "result": room.result})
+
+    def test_a_match_asked_for_while_it_is_recorded_is_whole_once_it_ends(self) -> None:
+        """A page opened on a match still playing gets the record so far; asked again
+        once the match has ended, the whole match (not the first answer, kept)."""
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = REGISTRY.get("tictactoe")
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        replays = Replays(directory, REGISTRY.get)
+        files.write("m-1", 0.0, data[: len(data) * 2 // 3], closed=False)
+        status, body = replays.answer("m-1")
+        self.assertEqual(status, 200)
+        self.assertIsNone(msgpack.unpackb(body)["end"])
+        files.write("m-1", 0.0, data[len(data) * 2 // 3 :], closed=True)
+        status, body = replays.answer("m-1")
+        self.assertEqual(status, 200)
+        doc = msgpack.unpackb(body)
+        self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
+        self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
+
+    def test_replaying_is_bounded_to_a_share_of_a_cpu_then_503_with_retry_after(self) -> None:
+        """A replay runs in the web server's process (a 10-minute arena match: about a
+        second of CPU); one client asking for match after match must not take it all."""
+        import itertools
+
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import REPLAY_CPU_BURST, REPLAY_CPU_SHARE, Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        for n in range(6):
+            files.write(f"m-{n}", 0.0, data, closed=True)
+        now = [0.0]
+        cost = 2.0  # CPU seconds each replay takes, as the process's CPU clock says
+        spent = itertools.count(0.0, cost)
+        replays = Replays(directory, REGISTRY.get, clock=lambda: now[0],
+                          cpu=lambda: next(spent))  # fmt: skip
+        self.assertEqual((REPLAY_CPU_BURST, REPLAY_CPU_SHARE), (5.0, 0.25))
+        # A burst of 5 CPU seconds: three replays of 2 (the third goes 1 into debt).
+        for n in range(3):
+            self.assertEqual(replays.answer(f"m-{n}")[0], 200)
+        # Then 503, saying when: 1 CPU second of debt at a quarter of a CPU is 4 s.
+        self.assertEqual(replays.answer("m-3"), (503, b"replays are busy: try again in 4 s"))
+        request = DummyRequest([b"m-3"])
+        replays.getChild(b"m-3", request).render(request)
+        self.assertEqual((request.responseCode, b"".join(request.written)),
+                         (503, b"replays are busy: try again in 4 s"))  # fmt: skip
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [b"4"])
+        # What was replayed is still served (kept), and an unknown id is still a 404.
+        self.assertEqual(replays.answer("m-0")[0], 200)
+        self.assertEqual(replays.answer("m-none")[0], 404)
+        now[0] += 4.0
+        self.assertEqual(replays.answer("m-3")[0], 200)
+        self.assertEqual(replays.answer("m-4")[0], 503)
+
+    def test_a_replay_runs_in_slices_between_the_reactors_other_work(self) -> None:
+        """A long match's replay (seconds of CPU) does not stall the process's
+        reactor, which runs the lobby and games too: it is made a slice at a time,
+        the reactor turning between; meanwhile another replay is a 503."""
+        from twisted.internet.task import Clock
+        from twisted.web.server import NOT_DONE_YET
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from benchmarks.arena import ArenaGame
+        from tests.rooms.test_rooms_record import bot_match, recorded_room
+        from vinom.games.registry import GameRegistry
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = ArenaGame(2)
+        room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4, limit=60.0)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        files.write("m-1", 0.0, data, closed=True)
+        files.write("m-2", 0.0, data, closed=True)
+        clock = Clock()
+        replays = Replays(directory, GameRegistry([ArenaGame(2)]).get, reactor=clock)
+
+        def get(match_id: str) -> DummyRequest:
+            request = DummyRequest([match_id.encode()])
+            request.method = b"GET"
+            self.assertIs(replays.getChild(match_id.encode(), request).render(request),
+                          NOT_DONE_YET)  # fmt: skip
+            return request
+
+        first = get("m-1")
+        self.assertEqual(first.finished, 0)  # not made at once: a slice, then the reactor
+        second = get("m-2")
+        self.assertEqual((second.finished, second.responseCode), (1, 503))
+        self.assertEqual(second.responseHeaders.getRawHeaders(b"retry-after"), [b"1"])
+        turns = 0
+        while not first.finished and turns < 10000:
+            clock.advance(0.0)
+            turns += 1
+        self.assertEqual(first.finished, 1)
+        self.assertEqual(first.responseCode, 200)
+        doc = msgpack.unpackb(b"".join(first.written))
+        self.assertIsNotNone(doc["end"])
+        self.assertIsNone(doc["error"])
+        self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
+        self.assertEqual(get("m-2").finished, 0)  # its turn now

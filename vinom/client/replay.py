@@ -23,10 +23,12 @@ from) and `--check` checks every one, a line each.
 from __future__ import annotations
 
 import curses
+import io
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -49,6 +51,8 @@ from vinom.rooms.replay import (
     read_record_file,
 )
 
+#: `--check` of a file of many matches says this many failures, then how many more.
+ERROR_LINES = 10
 #: Seconds a turn-based game's move is shown at speed 1.
 MOVE_SECONDS = 0.5
 #: What the arrow keys seek: seconds of a real-time game, moves of a turn-based one.
@@ -75,10 +79,25 @@ def error_line(error: BaseException) -> str:
     return f"{kind}: {text}" if text else kind
 
 
+def shown(text: object) -> str:
+    """`text` from a record (a match id, a player's name, an end's reason) to print:
+    its non-printable characters escaped (a record file may come from elsewhere, and
+    an escape sequence in it must not drive the terminal it is listed on)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def read_file(path: str) -> RecordFile:
     """The matches of the record file `path`; raises `ReplayError`."""
     try:
-        data = Path(path).read_bytes()
+        # A device or a pipe may never end (/dev/zero), or never open (a FIFO with no
+        # writer, without O_NONBLOCK): only a regular file is read, whole.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ReplayError(f"cannot read {path}: not a regular file")
+            data = f.read()
     except OSError as e:
         raise ReplayError(f"cannot read {path}: {e.strerror or e}") from None
     try:
@@ -94,7 +113,9 @@ def pick_match(path: str, file: RecordFile, match_id: str | None) -> bytes | Non
     if match_id is not None:
         data = records.get(match_id)
         if data is None:
-            held = ", ".join(list(records)[:5]) + (", ..." if len(records) > 5 else "")
+            held = ", ".join(shown(m) for m in list(records)[:5]) + (
+                ", ..." if len(records) > 5 else ""
+            )
             raise ReplayError(
                 f"{path} holds no match {match_id!r} (it holds {len(records)}"
                 + (f": {held}" if held else "") + f"; 'vinom replay {path}' lists them)"
@@ -115,16 +136,24 @@ def list_matches(path: str, file: RecordFile, out: TextIO) -> None:
         try:
             record = read_record(data)
         except RecordError as e:
-            out.write(f"  {match_id}  {e}\n")
+            out.write(f"  {shown(match_id)}  {e}\n")
             continue
         header = record.header
-        started = time.strftime(
-            "%Y-%m-%d %H:%M:%S", time.gmtime(float(header.get("started", 0.0)))
+        try:
+            started = time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.gmtime(float(header.get("started", 0.0)))
+            )
+            players = ", ".join(shown(seat[1]) for seat in header.get("seats", ()))
+            end = record.end
+            how = shown(end[1]) if end is not None and len(end) > 1 else "no end"
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, OSError) as e:
+            # A header that decodes but not as a header (its start not a time, a
+            # seat not a list): that match's line says so, the others are listed.
+            out.write(f"  {shown(match_id)}  the record's header is damaged ({e})\n")
+            continue
+        out.write(
+            f"  {shown(match_id)}  {shown(record.game)}  {started}  {players}  {how}\n"
         )
-        players = ", ".join(str(seat[1]) for seat in header.get("seats", ()))
-        end = record.end
-        how = str(end[1]) if end is not None else "no end"
-        out.write(f"  {match_id}  {record.game}  {started}  {players}  {how}\n")
 
 
 def parse_record(
@@ -249,7 +278,7 @@ class ReplayViewer:
         height, width = canvas.height, canvas.width
         canvas.fill(0, REVERSE)
         match_id = self.record.header.get("match_id", "")
-        header = f" vinom replay  {GameRules.of(self.game).title}  {match_id}"
+        header = f" vinom replay  {GameRules.of(self.game).title}  {shown(match_id)}"
         canvas.put(0, 0, header, REVERSE)
         status = self.status()
         canvas.put(0, max(len(header) + 2, width - len(status) - 1), status, REVERSE)
@@ -312,46 +341,68 @@ def check_record(
     except ReplayError as e:
         err.write(f"vinom: {e}\n")
         return 1
-    chosen = [data] if data is not None else list(file.records.values())
+    # A file of many checked whole: each line names its match (the record's own
+    # header may be what is damaged).
+    chosen = (
+        [(path, data)] if data is not None
+        else [(f"{path}: match {shown(m)}", one) for m, one in file.records.items()]
+    )  # fmt: skip
     status = 0
-    for one in chosen:
+    hidden = 0
+    for label, one in chosen:
+        line = io.StringIO()
         try:
-            record, game = parse_record(path, one, find_game)
+            record, game = parse_record(label, one, find_game)
         except ReplayError as e:
-            err.write(f"vinom: {e}\n")
-            status = 1
-            continue
-        status = max(status, check_loaded(path, record, game, out, err))
-    return status
+            line.write(f"vinom: {e}\n")
+            failed = 1
+        else:
+            failed = check_loaded(path, record, game, out, line, where=label)
+        if failed:
+            # The first few failures, then how many more: a file of a million
+            # damaged matches is not a million lines.
+            if status < ERROR_LINES:
+                err.write(line.getvalue())
+            else:
+                hidden += 1
+            status += 1
+    if hidden:
+        err.write(f"vinom: {path}: {hidden} more matches do not replay (check one with "
+                  "--match ID)\n")  # fmt: skip
+    return min(status, 1)
 
 
-def check_loaded(path: str, record: Record, game: IGame, out: TextIO, err: TextIO) -> int:
-    """`check_record` of a record already read (`path`: where it came from)."""
+def check_loaded(
+    path: str, record: Record, game: IGame, out: TextIO, err: TextIO, where: str = "",
+) -> int:  # fmt: skip
+    """`check_record` of a record already read (`path`: where it came from; `where`,
+    if given, what its error line names instead: the match of a file of many)."""
+    where = where or path
     started = time.process_time()
     try:
         replay = Replay(record, game)
         replay.run()
     except (ReplayMismatch, RecordError) as e:
-        err.write(f"vinom: {path}: {e}\n")
+        err.write(f"vinom: {where}: {e}\n")
         return 1
     except Exception as e:
         # A fault outside the game's calls (which the replay catches, as the
         # room does): still one line and status 1, never a silent exit.
-        err.write(f"vinom: {path}: the replay failed: {error_line(e)}\n")
+        err.write(f"vinom: {where}: the replay failed: {error_line(e)}\n")
         return 1
     cpu = time.process_time() - started
     header = record.header
     version = str(header.get("game_version", ""))
     end = record.end
     how = (
-        f"{end[1]}" + (f" ({end[2].get('reason')})" if isinstance(end[2], dict) else "")
+        shown(end[1]) + (f" ({shown(end[2].get('reason'))})" if isinstance(end[2], dict) else "")
         if end is not None else "no end: the record stops at its last flush"
     )  # fmt: skip
     note = (
         "" if version == str(game.version)
         else f" (recorded with rules {version}, replayed with {game.version})"
     )  # fmt: skip
-    match_id = header.get("match_id", "?")
+    match_id = shown(header.get("match_id", "?"))
     out.write(
         f"{path}: {record.game} match {match_id}, {len(record.entries)} entries, "
         f"{replay.tick} ticks, {replay.hashes_checked} hashes checked: replays exactly; "

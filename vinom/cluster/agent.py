@@ -12,6 +12,7 @@ lobbies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from vinom.cluster.channel import (
     address_json,
     announce_end,
     decide,
+    stream_lost,
 )
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
@@ -116,10 +118,10 @@ class HostAgent(Service):
             redis.settings.password, catch_up=self._restore_ends,
         )  # fmt: skip
         self._serving = False
-        # The loop taking requests, and its wait after a failed read: a stop cuts the
-        # wait short and waits for the loop (a read out answers within a second).
+        # The loop taking requests: a stop waits for it (a read out answers within a
+        # second; its wait after a failed read is cut short).
         self._serve_loop: Deferred[None] = succeed(None)
-        self._pause: Deferred[None] | None = None
+        self._backoff: Deferred[None] | None = None
         self._registered = False
         # A capacity update sent in the last refresh_every / 2, and whether capacity
         # changed since.
@@ -135,6 +137,13 @@ class HostAgent(Service):
         # The `ended` messages of the last matches ended here, to say them again as they
         # were to a promoted replica that never had them.
         self._ends: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # The `placed` outcome and placement record of each match placed here and not
+        # ended, to record them again on a promoted replica that never had them
+        # (`_restore_ends`).
+        self._placements: dict[str, tuple[dict[str, Any], MatchPlacement]] = {}
+        # Matches hosted here whose `placed` came too late (another outcome was recorded
+        # first): copies nobody joins, whose end is not the match's (`_ended`).
+        self._copies: set[str] = set()
         # The last registration sent (the host unregisters after its answer).
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
@@ -218,8 +227,8 @@ class HostAgent(Service):
         `STOP_WAIT` seconds."""
         super().stopService()
         self._serving = False
-        if self._pause is not None:
-            self._pause.cancel()
+        if self._backoff is not None:
+            self._backoff.cancel()
         self.draining = True
         if self._quiet is not None and self._quiet.active():
             self._quiet.cancel()
@@ -287,17 +296,15 @@ class HostAgent(Service):
                     "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
             except Exception as error:
                 if self._serving:
-                    ready = "NOGROUP" not in str(error)
+                    ready = not stream_lost(error)
                     backlog = True
                     if ready:
                         self._popping.failed(error)
-                        self._pause = deferLater(self._clock, 0.5, lambda: None)
-                        try:
-                            await self._pause
-                        except CancelledError:
-                            pass  # stopping
-                        finally:
-                            self._pause = None
+                        # Cancelled by stopService: a stopped host leaves no timer.
+                        self._backoff = deferLater(self._clock, 0.5, lambda: None)
+                        with contextlib.suppress(CancelledError):
+                            await self._backoff
+                        self._backoff = None
                 continue
             self._popping.worked()
             backlog = False
@@ -412,9 +419,16 @@ class HostAgent(Service):
         record = MatchPlacement(match, address, self._clock.seconds())
         recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
-            # Its lobbies gave up on it already: nobody comes, it aborts at the connect deadline.
+            # Given up, or placed on another host first (this host paused or cut off past
+            # the lobby's taking its request back; a request read twice across a
+            # failover): nobody comes, it aborts at the connect deadline.
+            if match.match_id in self._running_here:
+                self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return None
+        if match.match_id in self._running_here:
+            # Recorded (acknowledged): what a promoted replica may lack (`_restore_ends`).
+            self._placements[match.match_id] = (placed, record)
         self.placed += 1
         self._capacity_changed()
         return None
@@ -431,6 +445,14 @@ class HostAgent(Service):
         data = None if outcome is None else outcome_to_json(outcome)
         message = {"event": "ended", "match_id": match_id, "outcome": data}
         self._running_here.discard(match_id)
+        self._placements.pop(match_id, None)
+        if match_id in self._copies:
+            # Not the match's end: it may run on another host, whose placement record,
+            # game record and end to its lobbies this would overwrite.
+            self._copies.discard(match_id)
+            if not self.draining:
+                self._capacity_changed()
+            return
         if self._records is not None:
             self._records.upload(match_id)
         self._ends[match_id] = message
@@ -470,7 +492,15 @@ class HostAgent(Service):
         after the master died may lack an end the master acknowledged; its lobbies, if
         they missed the message too, would count the match as running for good. The
         host's matches set there still names such a match: it is announced again (as it
-        was, if remembered; else with no outcome), told to its lobbies."""
+        was, if remembered; else with no outcome), told to its lobbies.
+
+        So with a placement: a match placed here lately (within `key_ttl`, as long as
+        its outcome key lives) that the host's matches set there lacks has its `placed`
+        recorded again (`decide`: outcome, the host's matches, placement record, told
+        to its lobbies), unless another outcome is recorded there already. Else the
+        lobbies of the match that had not read its `placed` yet give it up at their
+        `place_timeout` while the others' players play it (its players split), a
+        `reconnect` finds no placement, and the host's death would end nothing."""
         try:
             key = self._keys.host_matches(self.host_id)
             members = await self._redis.bounded(self._redis.handler.smembers(key))
@@ -488,6 +518,29 @@ class HostAgent(Service):
                 self.log.info("game host {host_id}: announced again the end of {count} "
                               "match(es) Redis had lost", host_id=self.host_id,
                               count=len(lost))  # fmt: skip
+            held = {m.decode() if isinstance(m, bytes) else str(m) for m in members or ()}
+            recent = self._clock.seconds() - self._settings.key_ttl
+            for match_id, (placed, record) in sorted(self._placements.items()):
+                if (match_id in held or record.placed_at <= recent
+                        or match_id not in self._placements):  # (ended meanwhile)
+                    continue
+                if await decide(self._redis, self._keys, self._settings, placed, record):
+                    self.log.info("game host {host_id}: recorded again the placement of "
+                                  "{match_id}, which Redis had lost", host_id=self.host_id,
+                                  match_id=match_id)  # fmt: skip
+                    continue
+                text = await self._redis.bounded(
+                    self._redis.handler.get(self._keys.outcome(match_id)))
+                outcome = None if text is None else json.loads(text)
+                if (outcome is not None and outcome.get("host_id") != self.host_id
+                        and match_id in self._placements):  # fmt: skip
+                    # Given up meanwhile, or placed on another host (its lobby took the
+                    # request back from the new master, which lacked this host's read):
+                    # this one is a copy now.
+                    self._placements.pop(match_id, None)
+                    self._copies.add(match_id)
+                    self.log.warn("match {match_id}: placed elsewhere while Redis had lost "
+                                  "its placement here", match_id=match_id)  # fmt: skip
         except Exception as error:
             # Not raised: the presence connection would close (and this host look gone
             # to lobbies). Left to the next subscription.

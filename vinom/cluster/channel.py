@@ -177,6 +177,15 @@ class PlacementKeys:
         return f"{self.prefix}hosts"
 
 
+def stream_lost(error: object) -> bool:
+    """Whether a failed stream read says Redis lost the stream or its group, which the
+    reader makes again, not an outage to log: `NOGROUP`, or `UNBLOCKED` (Redis 7 wakes
+    a read blocked on a stream deleted meanwhile, such as one that lapsed, with it;
+    Redis 6 answers such a read with nothing)."""
+    text = str(error)
+    return "NOGROUP" in text or "UNBLOCKED" in text
+
+
 def address_json(address: HostAddress) -> dict[str, Any]:
     """A host address as the channel's messages carry it."""
     data: dict[str, Any] = {"host": address.host, "port": address.port}

@@ -50,6 +50,7 @@ from vinom.cluster.channel import (
     PlacementKeys,
     address_from,
     decide,
+    stream_lost,
 )
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
@@ -400,7 +401,7 @@ class RemoteMatchHosting(Service):
             except Exception as error:
                 if not self.running:
                     return
-                group_ready = "NOGROUP" not in str(error)
+                group_ready = not stream_lost(error)
                 if group_ready:
                     self._hearing.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
@@ -591,9 +592,21 @@ class RemoteMatchHosting(Service):
                 waiter.callback(None)
 
     def _timed_out(self, match_id: str) -> None:
-        """Nothing heard in time: the outcome key says what became of the match."""
+        """Nothing heard in time: `failed` is recorded unless an outcome is (the first
+        decides), and the outcome key says what became of the match. Recorded, not only
+        read: a host that read the request and was paused past this timeout (not
+        departed: the request stays its own) would record `placed` when it goes on, for
+        players told `no_host`, and to the lobbies of the match still waiting; so its
+        `placed` comes too late, as every lobby's timeout agrees."""
         if match_id not in self._placing:
             return
+        failed = {"event": "failed", "match_id": match_id,
+                  "reason": "no game host took the match in time"}  # fmt: skip
+
+        def reread(recorded: bool) -> Deferred[str | None]:
+            if recorded:
+                return succeed(json.dumps(failed))
+            return self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
 
         def read(text: str | None) -> None:
             message = None if text is None else json.loads(text)
@@ -605,8 +618,8 @@ class RemoteMatchHosting(Service):
         def unreadable(failure: Failure) -> None:
             self._failed(match_id, f"the placement could not be read: {failure.value}")
 
-        d = self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
-        d.addCallback(read).addErrback(unreadable)
+        d = decide(self._redis, self._keys, self._settings, failed)
+        d.addCallback(reread).addCallback(read).addErrback(unreadable)
 
     # -- placing (the lobby that claimed the match)
 
@@ -741,11 +754,13 @@ class RemoteMatchHosting(Service):
 
         timer = self._clock.callLater(seconds, expired)
 
-        def heard(message: dict[str, Any]) -> None:
+        def heard(message: dict[str, Any]) -> dict[str, Any]:
             if timer.active():
                 timer.cancel()
             if not result.called:
                 result.callback(message)
+            # Kept: the answer may come after this wait ran out, to the next one.
+            return message
 
         answer.addCallback(heard)
         return result

@@ -428,6 +428,20 @@ class GameHostCore:
         """Sessions of the endpoint (authenticated peers)."""
         return self.endpoint.session_count
 
+    @property
+    def vacant(self) -> bool:
+        """Nothing of any match is left: no room, no session (UDP or stream), no
+        spectator waiting for an ended match, no record open. Only counters, the
+        spent tokens and the cookie keys remain: a vacant core may take the next
+        match on its port (vinom.hosting.inline, "Reuse")."""
+        return (
+            not len(self.router.registry)
+            and not self.spectators.holding
+            and not self.endpoint.session_count
+            and not self._streams.streams
+            and not self._recorders
+        )
+
     # -- internals ---------------------------------------------------------------
 
     def _admit(self, player_id: str, match_id: str, now: float) -> Admission:

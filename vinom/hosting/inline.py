@@ -2,10 +2,51 @@
 
 One `InlineGameHost` is one listening UDP port: the `GameHostProtocol`
 adapter over a `GameHostCore` (sessions, seats and rooms, sans-I/O). The
-hosting service adds matches to it and stops it (returning the port to the
-allocator) once `when_idle` fires: the core's `HostIdle` event, turned into
-Deferreds here. A child-process host will run the same core and implement the
-same `IGameHost` interface.
+hosting service adds matches to it and, once `when_idle` fires (the core's
+`HostIdle` event, turned into Deferreds here), parks it with its factory and
+returns the port to the allocator. A worker process runs the same hosts
+behind the same `IGameHost` interface, and stops them instead.
+
+Reuse. Starting a host per match cost about a tenth of a millisecond of the
+server's CPU per match (a socket bound and its options set, a port and
+protocol, a core with its endpoint, cookie jar, router and timers built, all
+closed again as the match ended): most of what a short match costs outside
+its players' handshakes. So `InlineGameHostFactory.park` keeps the host of
+an ended match, listening, and the next `start_host` of its port returns
+it; the allocator still hands each port to one match at a time, in the same
+order, so every port-to-match mapping (`--udp-ports`, drain, the Agones
+Counter, the relay's routes, the per-match metrics) is as it was. A parked
+port is bound until the server stops (`stop_parked`), as it was while its
+last match ran, so no other process can take it between two matches.
+
+Why a reused port lets nothing of one match reach the next, where a fresh
+host on the same port would not either:
+
+- A host is parked only when its core is `vacant`: every room is removed,
+  and with it every session bound to it was closed (UDP sessions with their
+  redundant `disconnect`s, streams with their close), spectators included.
+  A packet of an old session finds no session for its address and is
+  dropped (`drop:no_session`); one from the new match's players cannot be
+  opened with an old session's keys, which were the old token's.
+- What opens a session is a connect token, sealed by the lobby, naming the
+  host's address (host and port, not a host instance), the player and the
+  match. So a fresh host on the same port would take exactly the tokens a
+  reused one takes: the port was never the boundary between matches. The
+  boundary is admission: the seat router admits a token's player only into
+  a match hosted now, by its match id (64 random bits, `new_match_id`), so
+  an old token or cookie (a `request` or `response` replayed, over UDP or a
+  `/game` stream) is dropped as `not_admitted`. A reused host is stricter
+  still: it remembers the tokens that opened a session until they expire
+  (`token_reused`), which a fresh one would have forgotten.
+- Session ids only grow on a reused endpoint and stream ids only fall, so
+  no id of the old match names a session of the new one (a late close of an
+  old stream reaches only its own peer). The stateless replies' nonce
+  counter and the cookie keys go on, so no nonce repeats under a key.
+- What a parked host drops is counted in its counters as any host's drops
+  are (`vinom_datagrams_dropped_total` in `/metrics`), and it answers no stranger.
+
+tests/hosting/test_host_reuse.py replays an old match's packets and token at
+a reused port over real sockets.
 """
 
 from __future__ import annotations
@@ -19,7 +60,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import define, field
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from zope.interface import implementer
@@ -29,8 +70,8 @@ from vinom.hosting.core import GameHostCore, HostIdle
 from vinom.hosting.interfaces import (
     Histogram,
     IGameHost,
-    IGameHostFactory,
     IHostingStatistics,
+    IParkingHostFactory,
     IStreamPeer,
     StreamOpened,
     StreamRefused,
@@ -87,6 +128,15 @@ class InlineGameHost:
             return
         for chunk in self.core.records_to_write():
             records.write(chunk.match_id, chunk.started, chunk.data, chunk.closed)
+
+    def vacate(self) -> bool:
+        """Ready this idle host for another match on its port (its factory parks it):
+        False if something of a match is left in it (`GameHostCore.vacant`); else
+        its outcomes, read by now, are forgotten and True returned."""
+        if self._stopped is not None or not self.core.vacant:
+            return False
+        self._outcomes.clear()
+        return True
 
     def add_match(self, match: Match) -> Deferred[None]:
         self.core.add_match(match, self.clock.seconds())
@@ -208,10 +258,11 @@ class InlineGameHost:
                 waiter.callback(None)
 
 
-@implementer(IGameHostFactory, IHostingStatistics)
+@implementer(IParkingHostFactory, IHostingStatistics)
 @define
 class InlineGameHostFactory:
-    """Starts `InlineGameHost`s on the ports the allocator hands out.
+    """Starts `InlineGameHost`s on the ports the allocator hands out, and parks those
+    whose matches have ended for the next match on their port (module docstring).
 
     `reactor` provides IReactorUDP and IReactorTime; `find_game` looks up a game by
     name (a `GameRegistry.get`); `public_host` is the address clients are told
@@ -247,6 +298,9 @@ class InlineGameHostFactory:
     )
     _flush_order: Iterator[int] = field(init=False, factory=itertools.count, repr=False)
     _flush_call: IDelayedCall | None = field(init=False, default=None, repr=False)
+    # Hosts whose matches have ended, kept listening for the next match on their
+    # port, by port (`park`; the module docstring's "Reuse"). They stay `live`.
+    _parked: dict[int, InlineGameHost] = field(init=False, factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.recording is not None and self.recording.enabled:
@@ -257,6 +311,9 @@ class InlineGameHostFactory:
         total = Counter(self.retired)
         for host in self.live:
             total.update(host.counters())
+        files = self.record_files
+        if files is not None:
+            total["record_write_errors"] += files.write_errors
         return total
 
     def session_count(self) -> int:
@@ -274,13 +331,38 @@ class InlineGameHostFactory:
     def spawn_latency(self) -> Histogram | None:
         return None
 
+    @property
+    def parked(self) -> int:
+        """Hosts parked now, listening for the next match on their port."""
+        return len(self._parked)
+
+    def park(self, host: IGameHost) -> bool:
+        """Keep `host`, whose matches have ended, for the next match on its port
+        (IParkingHostFactory; the module docstring's "Reuse")."""
+        if not isinstance(host, InlineGameHost) or host not in self.live or not host.vacate():
+            return False
+        self._unschedule_flush(host)  # its records were flushed as its match ended
+        self._parked[host.address.port] = host
+        return True
+
+    def stop_parked(self) -> Deferred[None]:
+        """Stop every parked host, closing its port."""
+        parked = list(self._parked.values())
+        self._parked.clear()
+        return DeferredList([host.stop() for host in parked]).addCallback(lambda _: None)
+
+    def _unschedule_flush(self, host: InlineGameHost) -> None:
+        entry = self._flush_entries.pop(host, None)
+        if entry is not None:
+            entry[2] = None
+
     def _stopped(self, host: InlineGameHost) -> None:
         if host in self.live:
             self.live.discard(host)
             self.retired.update(host.counters())
-        entry = self._flush_entries.pop(host, None)
-        if entry is not None:
-            entry[2] = None
+        if self._parked.get(host.address.port) is host:
+            del self._parked[host.address.port]
+        self._unschedule_flush(host)
         if not self.live:
             # No host left to flush: no timer left behind, no record file left open
             # (the next match starts a new one).
@@ -335,6 +417,18 @@ class InlineGameHostFactory:
             self._flush_call = self.reactor.callLater(max(0.0, times[0][0] - now), self._flush_due)
 
     def start_host(self, port: int) -> Deferred[IGameHost]:
+        """A host listening on `port`: the one parked there, else a new one."""
+        files = self.record_files
+        if files is not None:
+            now = self.reactor.seconds()
+            if now - self._pruned_at >= PRUNE_INTERVAL:
+                self._pruned_at = now
+                files.prune(time.time())
+        parked = self._parked.pop(port, None)
+        if parked is not None:
+            if files is not None:
+                self._schedule_flush(parked, self.reactor.seconds() + files.settings.flush_interval)
+            return succeed(parked)
         address = HostAddress(self.public_host, port)
         core = GameHostCore(
             HostConfig(protocol=self.protocol_config, addresses=(address,)),
@@ -343,12 +437,6 @@ class InlineGameHostFactory:
             recording=self.recording,
             spectators=self.spectators,
         )
-        files = self.record_files
-        if files is not None:
-            now = self.reactor.seconds()
-            if now - self._pruned_at >= PRUNE_INTERVAL:
-                self._pruned_at = now
-                files.prune(time.time())
         try:
             protocol, listening = listen_game_host(
                 self.reactor, port, core, self.reactor, interface=self.interface

@@ -149,6 +149,28 @@ class IGameHostFactory(Interface):
         """Start a host listening on `port`."""
 
 
+class IParkingHostFactory(IGameHostFactory):
+    """A factory whose hosts can serve match after match on their port.
+
+    The hosting service parks the host of a match that has ended instead of
+    stopping it: the host keeps its socket bound and listening, serving no one,
+    and the next `start_host` of that port returns it rather than binding a new
+    one. The port goes back to the allocator either way, so ports still map to
+    matches one to one. `InlineGameHostFactory` parks (vinom.hosting.inline,
+    "Reuse", argues why a parked port lets nothing of one match reach the
+    next); the worker factories do not (a port parked in one worker process
+    could not be bound by another).
+    """
+
+    def park(host: IGameHost) -> bool:
+        """Keep `host`, whose matches have all ended, for the next `start_host` of its
+        port: True if kept; False if it cannot be (something of a match is left in
+        it, or it is not one of this factory's live hosts): stop it then."""
+
+    def stop_parked() -> Deferred[None]:
+        """Stop every parked host (their ports are closed); fires once they have."""
+
+
 class IDatagramCore(Interface):
     """A sans-I/O host of one datagram port, as a transport adapter drives it.
 

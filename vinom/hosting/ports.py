@@ -4,7 +4,8 @@
 every port is taken, waits first come first served; `release(port)` gives
 the port to the oldest waiter, or puts it at the tail of the ring. Putting
 released ports last means a port rests as long as possible before reuse, so
-stray datagrams of a finished game rarely reach the next one. The number of
+stray datagrams of a finished game rarely reach the next one (when they do,
+the next game's host drops them: vinom.hosting.inline, "Reuse"). The number of
 ports in use can never exceed the pool.
 """
 

@@ -30,6 +30,7 @@ Redis copy, `/replays/`). Version 1 files (a gzip record per match,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -45,6 +46,7 @@ from twisted.logger import Logger
 from vinom.rooms.record import (
     DEFAULT_HASH_EVERY,
     RECORD_FILE_FORMAT,
+    RECORD_FILE_VERSION,
     record_file_header,
     record_frame,
 )
@@ -264,7 +266,11 @@ class RecordFiles:
         try:
             _write_all(fd, header)
         except OSError:
+            # A full disk takes the file but not its header: no empty file is left
+            # (the next match tries again, a new file each, until there is room).
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise
         self.bytes_written += len(header)
         return _OpenFile(path, fd, len(header), now)
@@ -329,8 +335,9 @@ class RecordIndex:
     It remembers how far it read each version 2 file and where each match's pieces
     are in it (a few hundred bytes a match, dropped with the file), so that a
     lookup reads only what was appended since the last, newest file first and no
-    further than the file holding the match (a match id in no file reads them all,
-    once); `take` also forgets the match. Version 1 files are found by their name
+    further than the file holding the match (a match id in no file reads them all
+    once, and then opens only the files that grew: a `stat` each); `take` also
+    forgets the match. Version 1 files are found by their name
     (unless `skip_existing`: then only what is written after it was made is found)."""
 
     def __init__(self, directory: str, *, skip_existing: bool = False) -> None:
@@ -357,10 +364,14 @@ class RecordIndex:
         return self._find(match_id, forget=True)
 
     def _find(self, match_id: str, forget: bool) -> bytes | None:
-        old = self._version_1(match_id) if self._old_files else None
+        # One listing of the directory a lookup (its sizes from it, no file opened
+        # that did not grow): a match id in no file, which anyone reaching
+        # `/replays/` can ask for, costs a `scandir` and a `stat` a file.
+        entries = self._entries()
+        old = self._version_1(match_id, entries) if self._old_files else None
         if old is not None:
             return old
-        self._scan(match_id)
+        self._scan(match_id, entries)
         pieces = self._pieces.pop(match_id, None) if forget else self._pieces.get(match_id)
         if not pieces:
             return None
@@ -381,29 +392,38 @@ class RecordIndex:
             return None
         return b"".join(parts)
 
-    def _version_1(self, match_id: str) -> bytes | None:
-        suffix = record_file_name(match_id, 0.0).split("-", 1)[1]
+    def _entries(self) -> list[os.DirEntry[str]]:
         try:
-            names = [n for n in os.listdir(self.directory)
-                     if n.endswith(suffix) and n.endswith(RECORD_SUFFIX)]  # fmt: skip
+            with os.scandir(self.directory) as listing:
+                return list(listing)
+        except OSError:
+            return []
+
+    def _version_1(self, match_id: str, entries: list[os.DirEntry[str]]) -> bytes | None:
+        # `<stamp>-<safe id>.vrec.gz`, the stamp without a '-': the whole id after the
+        # first '-' (not any name ending the same: m-1 is not om-1).
+        name = record_file_name(match_id, 0.0).split("-", 1)[1]
+        names = [e.name for e in entries if e.name.partition("-")[2] == name]
+        try:
             return Path(self.directory, max(names)).read_bytes() if names else None
         except OSError:
             return None
 
-    def _files(self) -> list[str]:
-        try:
-            names = os.listdir(self.directory)
-        except OSError:
-            return []
-        return sorted(
-            os.path.join(self.directory, n) for n in names if n.endswith(RECORD_FILE_SUFFIX)
-        )
+    def _files(self, entries: list[os.DirEntry[str]] | None = None) -> list[str]:
+        if entries is None:
+            entries = self._entries()
+        return sorted(e.path for e in entries if e.name.endswith(RECORD_FILE_SUFFIX))
 
-    def _scan(self, match_id: str) -> None:
+    def _scan(self, match_id: str, entries: list[os.DirEntry[str]]) -> None:
         """Read what the files gained since they were last read, newest first, until
         `match_id` is found (all its frames are in one file: once found, only that
-        file is read again); forget the files gone."""
-        paths = self._files()
+        file is read again); forget the files gone. A file no larger than what was
+        read of it is not opened."""
+        ours = sorted(
+            ((e.path, e) for e in entries if e.name.endswith(RECORD_FILE_SUFFIX)),
+            key=lambda pair: pair[0],
+        )
+        paths = [path for path, _ in ours]
         gone = set(self._read) - set(paths)
         if gone:
             for path in gone:
@@ -418,10 +438,16 @@ class RecordIndex:
         if known:
             self._scan_file(known[0][0])
             return
-        for path in reversed(paths):
-            self._scan_file(path)
-            if match_id in self._pieces:
-                return
+        read = self._read
+        for path, entry in reversed(ours):
+            try:
+                grew = entry.stat().st_size > read.get(path, 0)
+            except OSError:
+                continue
+            if grew:
+                self._scan_file(path)
+                if match_id in self._pieces:
+                    return
 
     def _scan_file(self, path: str) -> None:
         at = self._read.get(path, 0)
@@ -443,7 +469,8 @@ class RecordIndex:
         try:
             if at == 0:
                 header = unpacker.unpack()
-                if not isinstance(header, dict) or header.get("format") != RECORD_FILE_FORMAT:
+                if (not isinstance(header, dict) or header.get("format") != RECORD_FILE_FORMAT
+                        or header.get("v") != RECORD_FILE_VERSION):  # fmt: skip
                     self._read[path] = len(data)  # not ours: never read again
                     return
                 done = unpacker.tell()

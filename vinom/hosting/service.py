@@ -2,8 +2,11 @@
 
 For a match it acquires a port from the `PortAllocator` (waiting, first come
 first served, when all are taken), starts an `IGameHost` on it through an
-`IGameHostFactory`, adds the match, and when the host reports idle it stops
-the host and releases the port, which wakes the oldest waiting match.
+`IGameHostFactory`, adds the match, and when the host reports idle it parks
+the host with its factory (an `IParkingHostFactory`: the next match on that
+port reuses it, still listening; vinom.hosting.inline, "Reuse") or else stops
+it, and releases the port, which wakes the oldest waiting match. Stopping
+the service stops the hosts running and parked.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vinom.hosting.interfaces import HostingStopped, IGameHost, IGameHostFactory, IMatchHosting
+from vinom.hosting.interfaces import (
+    HostingStopped,
+    IGameHost,
+    IGameHostFactory,
+    IMatchHosting,
+    IParkingHostFactory,
+)
 from vinom.hosting.ports import PortAllocator
 from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
@@ -37,7 +46,7 @@ class _Running:
 
 @implementer(IMatchHosting)
 class GameHostingService(Service):
-    """Runs one game host per match on a port from the allocator."""
+    """Runs each match on a game host on a port from the allocator (one match a port)."""
 
     log = Logger()
     # The lobby in this process saves its placements (IMatchHosting).
@@ -52,6 +61,9 @@ class GameHostingService(Service):
     ) -> None:
         self.allocator = allocator
         self.host_factory = host_factory
+        # Where the hosts of ended matches wait for the next match on their port
+        # (None: the factory's hosts serve one match each, and are stopped).
+        self._parking: IParkingHostFactory | None = IParkingHostFactory(host_factory, None)
         # The public URL of this process's `/game` WebSocket, put into the address of
         # every match hosted here (None: browsers cannot play here, or it is unknown).
         self.game_url = game_url
@@ -201,29 +213,37 @@ class GameHostingService(Service):
     def _idle(self, result: object, match_id: str) -> Deferred[None] | None:
         if isinstance(result, Failure):
             self.log.failure("game host of {match_id} failed", result, match_id=match_id)
+            return self._retire(match_id, park=False)
         return self._retire(match_id)
 
-    def _retire(self, match_id: str) -> Deferred[None] | None:
+    def _retire(self, match_id: str, park: bool = True) -> Deferred[None] | None:
         running = self._running.pop(match_id, None)
         if running is None:
             # Retired already (by stopService); when_idle may still fire afterwards.
             return None
-        d = self._stop_quietly(running.host, match_id)
-
-        def release(_: object) -> None:
-            self.allocator.release(running.port)
-            self.log.info(
-                "match {match_id} ended; port {port} released", match_id=match_id, port=running.port
-            )
-            if running.on_ended is not None:
-                try:
-                    running.on_ended(running.host.outcome(match_id))
-                except Exception:
-                    self.log.failure("on_ended callback failed for {match_id}", match_id=match_id)
-            self._match_gone(match_id)
-
-        d.addCallback(release)
+        host = running.host
+        if park and not self._stopping and self._parking is not None:
+            # Read before the host is parked: parking forgets it, and the port, once
+            # released, may take the next match at once.
+            outcome = host.outcome(match_id)
+            if self._parking.park(host):
+                self._released(match_id, running, outcome)
+                return None
+        d = self._stop_quietly(host, match_id)
+        d.addCallback(lambda _: self._released(match_id, running, host.outcome(match_id)))
         return d
+
+    def _released(self, match_id: str, running: _Running, outcome: MatchEnded | None) -> None:
+        self.allocator.release(running.port)
+        self.log.info(
+            "match {match_id} ended; port {port} released", match_id=match_id, port=running.port
+        )
+        if running.on_ended is not None:
+            try:
+                running.on_ended(outcome)
+            except Exception:
+                self.log.failure("on_ended callback failed for {match_id}", match_id=match_id)
+        self._match_gone(match_id)
 
     def _stop_quietly(self, host: IGameHost, match_id: str) -> Deferred[None]:
         d: Deferred[None] = maybeDeferred(host.stop)
@@ -237,12 +257,15 @@ class GameHostingService(Service):
         return d
 
     def stopService(self) -> Deferred[object]:
-        """Withdraw waiting matches and stop every game host, releasing its port."""
+        """Withdraw waiting matches and stop every game host, running or parked,
+        releasing its port."""
         super().stopService()
         self._stopping = True
         for waiter in list(self._waiting):
             waiter.cancel()
         stopping = [d for d in map(self._retire, list(self._running)) if d is not None]
+        if self._parking is not None:
+            stopping.append(self._parking.stop_parked())
         return DeferredList(stopping).addCallback(lambda _: None)
 
     def startService(self) -> None:

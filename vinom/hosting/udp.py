@@ -7,7 +7,8 @@ hosting layer), and keeps one reactor timer (a `WakeUp`) at the core's
 `get_timer()`, calling its `handle_timer` when it fires. It knows nothing of
 sessions or rooms (vinom.hosting.core has them). Nothing raises out of
 `datagramReceived`: bad packets are the core's counted drops, and a failure
-in the core is logged and counted in `errors`. After calling the core
+in the core is logged and counted in `errors`. When the core has no timer
+left, the reactor timer is cancelled. After calling the core
 directly (adding a match, shutting it down), its owner calls `transmit()`.
 
 Datagrams go out through the listening port's socket directly (`sendto`) when
@@ -215,6 +216,10 @@ class GameHostProtocol(DatagramProtocol):
                 return
             if when is not None:
                 self._wake_up.at(when, now)
+            else:
+                # Nothing is due any more (its sessions closed): no reactor wake-up
+                # for nothing, as a reused host's would be between two matches.
+                self._wake_up.cancel()
 
     def _on_timer(self) -> None:
         try:

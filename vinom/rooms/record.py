@@ -96,6 +96,13 @@ PACKER_BUFFER = 4096
 # to as many bytes (251 of 256), and compressing it, the full flush clearing the
 # stream's tables, cost about 5 us, a third of its recorder.
 STORE_BELOW = 512
+#: The most MessagePack bytes a record holds, and a reader inflates
+#: (vinom.rooms.replay; docs/protocol.md, "Match records"): a compression bomb
+#: (a few kilobytes inflating to gigabytes, in a file from elsewhere) is refused
+#: once this much is inflated, and a recorder ends its record before a take that
+#: would pass it (about 3.5 hours of an 8-player arena match played by bots), so
+#: that every record a host writes reads.
+MAX_RECORD_RAW_BYTES = 64 * 1024 * 1024
 
 
 _SCALARS = (bool, int, float, str, bytes)
@@ -416,6 +423,12 @@ class MatchRecorder:
             # file of every match whose players left and whose seats wait for
             # them, once a flush interval, for nothing.
             return b""
+        if self._size + len(pending) > MAX_RECORD_RAW_BYTES:
+            # Past what a reader inflates: the record ends before these entries
+            # (`broken`: it stops short, and replays up to there).
+            pending = b""
+            self.broken = True
+            self._entry = _ignore
         last = self.ended or self.broken
         stream = self._stream
         if stream is None and self.bytes_taken and not last:

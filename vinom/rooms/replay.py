@@ -36,6 +36,7 @@ from vinom.rooms.record import (
     GZIP_WBITS,
     HASH,
     HOOK,
+    MAX_RECORD_RAW_BYTES,
     PLAY,
     RECORD_FILE_FORMAT,
     RECORD_FILE_VERSION,
@@ -99,7 +100,14 @@ class Record:
 def _decompress(data: bytes) -> tuple[bytes, bool]:
     decompressor = zlib.decompressobj(GZIP_WBITS)
     try:
-        raw = decompressor.decompress(data)
+        raw = decompressor.decompress(data, MAX_RECORD_RAW_BYTES)
+        if len(raw) >= MAX_RECORD_RAW_BYTES and (
+            decompressor.unconsumed_tail or not decompressor.eof
+        ):
+            raise RecordError(
+                f"the record decompresses to more than {MAX_RECORD_RAW_BYTES >> 20} MiB, "
+                "the most a reader takes"
+            )
     except zlib.error as e:
         if not data.startswith(b"\x1f\x8b"):
             raise RecordError("not a match record (not gzip data)") from None
@@ -111,7 +119,9 @@ def read_record(data: bytes) -> Record:
     """Decode a record's bytes; raises `RecordError` (see the module docstring)."""
     raw, eof = _decompress(data)
     # Lists stay lists: an action reaches the game as the wire decoded it.
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker = msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=max(1, len(raw))
+    )
     unpacker.feed(raw)
     values: list[Any] = []
     try:

@@ -153,6 +153,12 @@ class ServerCollector(Collector):
             "Messages (states, phases) sent to spectators; one encoding serves them all.",
             value=figures.totals.get("spectators:messages_sent", 0),
         )
+        yield CounterMetricFamily(
+            "vinom_record_write_errors",
+            "Match record writes that failed (a full disk, a directory gone): the rest "
+            "of those matches' records is lost; the matches go on.",
+            value=figures.totals.get("record_write_errors", 0),
+        )
         yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
             value=1 if figures.draining else 0,

@@ -22,17 +22,34 @@ replays are off); 422: a record that cannot be read or of a game not
 installed, the reason in the body. A record is replayed at most once per
 `CACHE_SIZE` recent requests (replaying a 10-minute arena match takes about a
 second).
+
+A replay runs in the web server's process, on its reactor (with the lobby and
+the game hosts, when they are in the same process), so it is made a slice at a
+time (`STEPS_PER_SLICE` steps; the reactor's turns between, a `Cooperator`
+giving replays about 10 ms a turn), one at a time (a request that needs
+another replay meanwhile is a 503, `Retry-After: 1`), and the CPU it spends
+is bounded: a bucket
+of `REPLAY_CPU_BURST` CPU seconds, refilled at `REPLAY_CPU_SHARE` of a CPU; a
+replay may start while the bucket is not in debt, and what it costs (the
+process's CPU clock before and after) is taken from it. In debt, a request that
+needs a replay is a 503 with `Retry-After` (what was already replayed is still
+served): one client asking for match after match gets no more than that share.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any, cast
 
 import msgpack
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Cooperator
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
@@ -43,11 +60,30 @@ from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
 FRAMES_PER_SECOND = 10
 MOVE_MS = 500
 CACHE_SIZE = 8
+#: CPU seconds of replays the bucket holds, and the share of a CPU it refills at
+#: (module docstring).
+REPLAY_CPU_BURST = 5.0
+REPLAY_CPU_SHARE = 0.25
+#: Steps of a replay made between two turns of the reactor (with `reactor`).
+STEPS_PER_SLICE = 200
 
 
 def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str, Any]:
     """The document of the module docstring from a record's bytes; raises RecordError
     (or KeyError for a game not installed)."""
+    slices = document_slices(data, find_game)
+    while True:
+        try:
+            next(slices)
+        except StopIteration as done:
+            return cast(dict[str, Any], done.value)
+
+
+def document_slices(
+    data: bytes, find_game: Callable[[str], IGame]
+) -> Generator[None, None, dict[str, Any]]:
+    """`replay_document` a slice at a time: it yields after every `STEPS_PER_SLICE`
+    steps of the replay and returns the document."""
     record = read_record(data)
     game = find_game(record.game)
     replay = Replay(record, game)
@@ -67,7 +103,9 @@ def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str,
 
     add(0, "playing")
     try:
-        for step in replay.steps():
+        for n, step in enumerate(replay.steps(), 1):
+            if n % STEPS_PER_SLICE == 0:
+                yield None
             if step.kind == TICK:
                 if step.tick % every == 0:
                     add(round(step.tick * 1000 / tick_rate), "playing")
@@ -97,31 +135,108 @@ def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str,
 class Replays(Resource):
     """`/replays/`: each child is a match id (module docstring)."""
 
-    def __init__(self, directory: str, find_game: Callable[[str], IGame]) -> None:
+    def __init__(
+        self, directory: str, find_game: Callable[[str], IGame], *,
+        reactor: IReactorTime | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.directory = directory
         self.find_game = find_game
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._clock = clock
+        self._cpu = cpu
+        # The replay CPU bucket (module docstring): CPU seconds left, as of `_filled`.
+        self._bucket = REPLAY_CPU_BURST
+        self._filled = clock()
+        # Each match's last document and the length of the record it was made from:
+        # a record still growing (its match plays on) is replayed again once it grew.
+        self._cache: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self._index = RecordIndex(directory)
+        # With a reactor, replays are made a slice at a time between its turns (its
+        # cooperator gives them about 10 ms a turn), one at a time.
+        self._cooperator = (
+            None if reactor is None
+            else Cooperator(scheduler=lambda work: reactor.callLater(0, work))
+        )  # fmt: skip
+        self._replaying = False
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Replay(self, path.decode("utf-8", "replace"))
 
+    def busy_for(self) -> int:
+        """Whole seconds until a replay may start (0: now): the bucket refilled to
+        now, and how long its debt takes to pay back (1 while one is being made)."""
+        now = self._clock()
+        self._bucket = min(
+            REPLAY_CPU_BURST, self._bucket + (now - self._filled) * REPLAY_CPU_SHARE
+        )
+        self._filled = now
+        if self._bucket >= 0.0:
+            return 1 if self._replaying else 0
+        return max(1, math.ceil(-self._bucket / REPLAY_CPU_SHARE))
+
     def answer(self, match_id: str) -> tuple[int, bytes]:
-        cached = self._cache.get(match_id)
-        if cached is not None:
-            self._cache.move_to_end(match_id)
-            return 200, cached
+        """The status and body of `GET /replays/<match_id>` (module docstring), made
+        at once."""
+        steps = self._answer(match_id)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return cast(tuple[int, bytes], done.value)
+
+    def answer_soon(self, match_id: str) -> Deferred[tuple[int, bytes]]:
+        """`answer`, its replay made a slice at a time between the reactor's turns
+        (at once without a reactor)."""
+        cooperator = self._cooperator
+        if cooperator is None:
+            return succeed(self.answer(match_id))
+        # The lookup and the first slice now (what needs no replay is answered at
+        # once, and a replay started is one the next request waits for).
+        steps = self._answer(match_id)
+        try:
+            next(steps)
+        except StopIteration as done:
+            return succeed(cast(tuple[int, bytes], done.value))
+        answered: list[tuple[int, bytes]] = []
+
+        def work() -> Iterator[None]:
+            answered.append((yield from steps))
+
+        return cooperator.cooperate(work()).whenDone().addCallback(lambda _: answered[0])
+
+    def _answer(self, match_id: str) -> Generator[None, None, tuple[int, bytes]]:
         data = self._index.find(match_id)
         if data is None:
             return 404, b"no record of this match"
+        cached = self._cache.get(match_id)
+        if cached is not None and cached[0] == len(data):
+            self._cache.move_to_end(match_id)
+            return 200, cached[1]
+        wait = self.busy_for()
+        if wait:
+            return 503, f"replays are busy: try again in {wait} s".encode()
+        self._replaying = True
+        slices = document_slices(data, self.find_game)
         try:
-            body = msgpack.packb(replay_document(data, self.find_game))
+            while True:
+                started = self._cpu()
+                try:
+                    next(slices)
+                finally:
+                    self._bucket -= max(0.0, self._cpu() - started)
+                yield None
+        except StopIteration as done:
+            body = msgpack.packb(done.value)
         except RecordError as e:
             return 422, str(e).encode()
         except KeyError:
             return 422, b"a match of a game this server does not have"
-        self._cache[match_id] = body
+        finally:
+            self._replaying = False
+        self._cache[match_id] = (len(data), body)
+        self._cache.move_to_end(match_id)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return 200, body
@@ -135,18 +250,31 @@ class _Replay(Resource):
         self.replays = replays
         self.match_id = match_id
 
-    def render_GET(self, request: Request) -> bytes:
-        status, body = self.replays.answer(self.match_id)
-        request.setResponseCode(status)
-        request.setHeader(b"content-type",
-                          b"application/msgpack" if status == 200 else b"text/plain; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-store")
-        return body
+    def render_GET(self, request: Request) -> int:
+        replays = self.replays
+        gone: list[object] = []
+        request.notifyFinish().addBoth(gone.append)
+
+        def send(answer: tuple[int, bytes]) -> None:
+            if gone:
+                return  # the client left while the replay was made (it is kept)
+            status, body = answer
+            request.setResponseCode(status)
+            if status == 503:
+                request.setHeader(b"retry-after", str(replays.busy_for()).encode())
+            request.setHeader(b"content-type", b"application/msgpack" if status == 200
+                              else b"text/plain; charset=utf-8")  # fmt: skip
+            request.setHeader(b"cache-control", b"no-store")
+            request.write(body)
+            request.finish()
+
+        replays.answer_soon(self.match_id).addCallback(send)
+        return NOT_DONE_YET
 
 
-def replays_of(options: Mapping[str, Any]) -> Replays | None:
+def replays_of(options: Mapping[str, Any], reactor: IReactorTime) -> Replays | None:
     """The `/replays/` resource if --web-replays asks for it and matches are recorded."""
     recording = options.get("recording")
     if not options.get("web-replays") or recording is None:
         return None
-    return Replays(recording.directory, options["game-registry"].get)
+    return Replays(recording.directory, options["game-registry"].get, reactor=reactor)

@@ -450,7 +450,15 @@ function matchFound(found) {
 // ---------- replaying a finished match (/replays/<id>: docs/web.md) ----------
 
 async function openReplay(matchId) {
-  const response = await fetch(`/replays/${encodeURIComponent(matchId)}`);
+  let response = await fetch(`/replays/${encodeURIComponent(matchId)}`);
+  // Another replay being made (503, Retry-After: 1): wait for it, a few times, rather
+  // than show "busy" to a viewer who only arrived at the same moment as another.
+  for (let tries = 0; response.status === 503 && tries < 10; tries += 1) {
+    const wait = Number(response.headers.get("Retry-After"));
+    if (!(wait > 0 && wait <= 2)) break;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    response = await fetch(`/replays/${encodeURIComponent(matchId)}`);
+  }
   if (!response.ok) {
     const why = (await response.text()).trim();
     throw new Error(response.status === 404 ? "There is no record of that match." : why);
