@@ -97,7 +97,10 @@ class HostingServiceTests(SynchronousTestCase):
         address = self.successResultOf(self.service.host_match(make_match("m-1", "a")))
         self.assertEqual(address.port, 7401)
         self.assertEqual((self.service.running_games, self.allocator.available), (1, 1))
-        self.assertEqual(len(lines), 2, lines)  # the line, then the match hosted
+        # Its end gives back the port it ran on.
+        self.factory.end_match("m-1")
+        self.assertEqual((self.service.running_games, self.allocator.available), (0, 2))
+        self.assertEqual(len(lines), 3, lines)  # the line, the match hosted, its end
         self.assertEqual(lines[0], "UDP port 7400 of the game port range is in use by another "
                                    "process; match m-1 takes another")  # fmt: skip
         self.assertNotIn("Traceback", "".join(lines))

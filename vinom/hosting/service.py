@@ -159,7 +159,7 @@ class GameHostingService(Service):
         self, match: Match, acquired: Deferred[int], on_ended: EndedCallback | None
     ) -> HostAddress:
         port = await acquired
-        host = await self._start_host(match, port)
+        host, port = await self._start_host(match, port)
         try:
             if self._stopping:
                 raise HostingStopped("the game hosting service is stopping")
@@ -180,8 +180,8 @@ class GameHostingService(Service):
             return host.address
         return evolve(host.address, game_url=self.game_url)
 
-    async def _start_host(self, match: Match, port: int) -> IGameHost:
-        """A game host on `port`, else on the next free port of the range while
+    async def _start_host(self, match: Match, port: int) -> tuple[IGameHost, int]:
+        """A game host on `port` and its port, else on the next free port of the range while
         another process holds the one tried (another service on a port of the
         range: one line each, not a failed match), until every free port was
         tried; then the last CannotListenError (the match fails: its players are
@@ -189,7 +189,7 @@ class GameHostingService(Service):
         tried: set[int] = set()
         while True:
             try:
-                return await self.host_factory.start_host(port)
+                return await self.host_factory.start_host(port), port
             except CannotListenError as e:
                 self.allocator.release(port)
                 tried.add(port)
