@@ -974,14 +974,7 @@ class LateAnswerTests(TestCase):
     timeout = 30
 
     async def test_a_refusal_heard_after_accept_timeout_sends_the_match_on(self) -> None:
-        redis = await open_redis(self)
-        registry = RedisHostRegistry(redis)
-        clock = Clock()
-        settings = PlacementSettings(accept_timeout=1.0, place_timeout=20.0)
-        lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
-                                   lobby_id="l-test", settings=settings)  # fmt: skip
-        lobby.startService()
-        self.addCleanup(lobby.stopService)
+        redis, registry, clock, lobby = await clocked_lobby(self, place_timeout=20.0)
         await registry.register(
             HostRecord("h-slow", "198.51.100.7", (7500, 7509), 10, 10, 0.0), 600.0)
         await registry.register(
@@ -1027,14 +1020,7 @@ class PausedHostTimeoutTests(TestCase):
 
     async def test_a_request_read_by_a_host_paused_past_place_timeout_is_given_up(
             self) -> None:  # fmt: skip
-        redis = await open_redis(self)
-        registry = RedisHostRegistry(redis)
-        clock = Clock()
-        settings = PlacementSettings(accept_timeout=1.0, place_timeout=5.0)
-        lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
-                                   lobby_id="l-test", settings=settings)  # fmt: skip
-        lobby.startService()
-        self.addCleanup(lobby.stopService)
+        redis, registry, clock, lobby = await clocked_lobby(self, place_timeout=5.0)
         # Another lobby of the match, still waiting (it heard the match a moment later).
         other = await hear_placements(self, redis, "l-other")
         paused = HostRecord("h-paused", "198.51.100.7", (7500, 7509), 10, 10, 0.0)
@@ -1060,7 +1046,8 @@ class PausedHostTimeoutTests(TestCase):
         late = {"event": "placed", "match_id": "m-1", "host_id": "h-paused",
                 "address": {"host": "198.51.100.7", "port": 7500}}  # fmt: skip
         record = MatchPlacement(match, HostAddress("198.51.100.7", 7500), 1.0)
-        self.assertFalse(await decide(redis, PlacementKeys("vinom:"), settings, late, record))
+        keys = PlacementKeys("vinom:")
+        self.assertFalse(await decide(redis, keys, PlacementSettings(), late, record))
         outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
         self.assertEqual(outcome["event"], "failed")
         await until(lambda: other, "the other lobby told")
@@ -1127,6 +1114,22 @@ async def open_redis(case: TestCase) -> RedisClient:
     redis = RedisClient.open(parse_redis_url(server.url), reactor)
     case.addCleanup(redis.disconnect)
     return redis
+
+
+async def clocked_lobby(
+    case: TestCase, place_timeout: float
+) -> tuple[RedisClient, RedisHostRegistry, Clock, RemoteMatchHosting]:
+    """A lobby's placement (`l-test`) on a real Redis, its timeouts on a Clock (a second
+    to accept, `place_timeout` to place), running until the test's end."""
+    redis = await open_redis(case)
+    registry = RedisHostRegistry(redis)
+    clock = Clock()
+    settings = PlacementSettings(accept_timeout=1.0, place_timeout=place_timeout)
+    lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
+                               lobby_id="l-test", settings=settings)  # fmt: skip
+    lobby.startService()
+    case.addCleanup(lobby.stopService)
+    return redis, registry, clock, lobby
 
 
 async def offer(redis: RedisClient, *requests: str, host_id: str = "h-test") -> None:

@@ -220,21 +220,8 @@ class RecordAndReplayTests(SynchronousTestCase):
         self.assertTrue(read_record(first + last).complete)
 
     def test_a_record_cut_off_replays_up_to_its_last_flush(self) -> None:
-        game = ArenaGame(2)
         time = Timeline()
-        match = bot_match(game, 2)
-        recorder = MatchRecorder(
-            record_header(
-                match_id="m-1", game="arena", game_version="1", options={},
-                seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
-                bots=[True, True], seed=5, tick_rate=20.0, hash_every=20, started=0.0,
-                vinom_version="test",
-            )
-        )  # fmt: skip
-        router = make_router(game, ViewKeeper(), time)
-        room = router.add_match(
-            match, 0.0, RoomConfig(bot_think_time=0.05), random.Random(5), recorder
-        )
+        recorder, room = recorded_arena_match(time)
         flushed = b""
         for _ in range(10):  # ten flushes a second apart, then the host "dies"
             time.pump([0.05] * 20)
@@ -256,21 +243,8 @@ class RecordAndReplayTests(SynchronousTestCase):
         from vinom.rooms import record as record_module
 
         self.patch(record_module, "MAX_RECORD_RAW_BYTES", 3000)
-        game = ArenaGame(2)
         time = Timeline()
-        match = bot_match(game, 2)
-        recorder = MatchRecorder(
-            record_header(
-                match_id="m-1", game="arena", game_version="1", options={},
-                seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
-                bots=[True, True], seed=5, tick_rate=20.0, hash_every=20, started=0.0,
-                vinom_version="test",
-            )
-        )  # fmt: skip
-        router = make_router(game, ViewKeeper(), time)
-        room = router.add_match(
-            match, 0.0, RoomConfig(bot_think_time=0.05), random.Random(5), recorder
-        )
+        recorder, room = recorded_arena_match(time)
         data = b""
         for _ in range(20):
             time.pump([0.05] * 20)
@@ -599,3 +573,22 @@ class SeekTests(SynchronousTestCase):
             self.assertEqual((state_hash(seeking.state), seeking.tick), expected[target])
         seeking.run()  # and on to the end again, every hash checked
         self.assertTrue(seeking.ended)
+
+
+def recorded_arena_match(time: Timeline) -> tuple[MatchRecorder, Any]:
+    """A two-bot arena match recorded from its start (seed 5, a hash every 20 ticks),
+    in a room on `time`: its recorder and its room."""
+    game = ArenaGame(2)
+    match = bot_match(game, 2)
+    recorder = MatchRecorder(
+        record_header(
+            match_id="m-1", game="arena", game_version="1", options={},
+            seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
+            bots=[True, True], seed=5, tick_rate=20.0, hash_every=20, started=0.0,
+            vinom_version="test",
+        )
+    )  # fmt: skip
+    router = make_router(game, ViewKeeper(), time)
+    room = router.add_match(match, 0.0, RoomConfig(bot_think_time=0.05), random.Random(5),
+                            recorder)  # fmt: skip
+    return recorder, room

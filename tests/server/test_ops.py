@@ -50,6 +50,17 @@ class OpsEndpointTests(TestCase):
     def metric(self, text: bytes, name: str) -> float:
         return metric_value(text, name)
 
+    async def play_one_match(self, server: RunningServer) -> None:
+        """Two bots play a tictactoe match on `server` to its end."""
+        game = GameRegistry.from_plugins().get("tictactoe")
+        reports = await gatherResults([
+            Deferred.fromCoroutine(
+                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
+            )
+            for n in range(2)
+        ])
+        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+
     async def test_health_ready_and_metrics_through_a_match_and_a_drain(self) -> None:
         server = await start_server(self, "--ops-port", "tcp:0:interface=127.0.0.1", ports=2)
         self.assertEqual(await self.get(server, "/health"), (200, b"ok\n"))
@@ -60,14 +71,7 @@ class OpsEndpointTests(TestCase):
         self.assertEqual(self.metric(text, 'vinom_queue_depth{game="tictactoe"}'), 0)
         self.assertGreater(self.metric(text, "process_cpu_seconds_total"), 0)
 
-        game = GameRegistry.from_plugins().get("tictactoe")
-        reports = await gatherResults([
-            Deferred.fromCoroutine(
-                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
-            )
-            for n in range(2)
-        ])
-        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        await self.play_one_match(server)
         code, text = await self.get(server, "/metrics")
         self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
         self.assertEqual(self.metric(text, "vinom_handshakes_completed_total"), 2)
@@ -95,14 +99,7 @@ class OpsEndpointTests(TestCase):
             os.rmdir(records)
         with open(records, "w") as f:
             f.write("not a directory")
-        game = GameRegistry.from_plugins().get("tictactoe")
-        reports = await gatherResults([
-            Deferred.fromCoroutine(
-                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
-            )
-            for n in range(2)
-        ])
-        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        await self.play_one_match(server)
         code, text = await self.get(server, "/metrics")
         self.assertEqual(code, 200)
         self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
@@ -125,14 +122,7 @@ class OpsEndpointTests(TestCase):
                    if s.name == "vinom_host_spawn_seconds_count"]
         self.assertEqual(spawned[0].value, 2)
 
-        game = GameRegistry.from_plugins().get("tictactoe")
-        reports = await gatherResults([
-            Deferred.fromCoroutine(
-                play_bot(reactor, server.lobby, game, f"bot{n}", rng=random.Random(n))
-            )
-            for n in range(2)
-        ])
-        self.assertEqual([r.outcome for r in reports], ["finished", "finished"])
+        await self.play_one_match(server)
         # The workers' counters arrive with their heartbeats (every second).
         await pool.refresh()
         code, text = await self.get(server, "/metrics")
