@@ -179,6 +179,23 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertEqual(index.find("m-3"), b"abc")
 
 
+    def test_a_match_in_a_newer_file_is_found_after_an_older_file_was_pruned(self) -> None:
+        # Forgetting a pruned file's matches must not lose track of the match asked
+        # for: it is found in whichever file holds it.
+        files = self.files(file_bytes=1)  # a file per match
+        directory = str(files.directory)
+        files.write("m-1", 0.0, b"abc", closed=True)
+        files.write("m-2", 0.0, b"def", closed=True)
+        index = RecordIndex(directory)
+        self.assertIsNone(index.find("nobody"))  # both files read
+        files.write("m-3", 0.0, b"ghi", closed=True)
+        self.assertEqual(index.find("m-3"), b"ghi")  # a third file, read since
+        os.unlink(min(str(p) for p in Path(directory).glob("*.vrec")))  # m-1's: pruned
+        files.write("m-4", 0.0, b"jkl", closed=True)  # in a fourth file
+        self.assertEqual(index.find("m-4"), b"jkl")
+        self.assertEqual(index.find("m-2"), b"def")
+        self.assertIsNone(index.find("m-1"))
+
     def test_the_index_refuses_a_record_file_of_another_version(self) -> None:
         # docs/protocol.md: a reader refuses another `format` or `v` (a later vinom's
         # files in a shared directory may hold frames of another layout).

@@ -428,12 +428,12 @@ class RecordIndex:
         if gone:
             for path in gone:
                 del self._read[path]
-            for match_id, pieces in list(self._pieces.items()):
+            for other, pieces in list(self._pieces.items()):
                 kept = [p for p in pieces if p[0] not in gone]
                 if kept:
-                    self._pieces[match_id] = kept
+                    self._pieces[other] = kept
                 else:
-                    del self._pieces[match_id]
+                    del self._pieces[other]
         known = self._pieces.get(match_id)
         if known:
             self._scan_file(known[0][0])
