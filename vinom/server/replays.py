@@ -42,7 +42,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import msgpack
 from twisted.internet.defer import Deferred, succeed
@@ -67,16 +67,23 @@ REPLAY_CPU_SHARE = 0.25
 #: Steps of a replay made between two turns of the reactor (with `reactor`).
 STEPS_PER_SLICE = 200
 
+_T = TypeVar("_T")
+
+
+def run_to_end(steps: Generator[None, None, _T]) -> _T:
+    """Run a sliced computation (`document_slices`, `Replays._answer`) to its end, at
+    once: what it returns."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(_T, done.value)
+
 
 def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str, Any]:
     """The document of the module docstring from a record's bytes; raises RecordError
     (or KeyError for a game not installed)."""
-    slices = document_slices(data, find_game)
-    while True:
-        try:
-            next(slices)
-        except StopIteration as done:
-            return cast(dict[str, Any], done.value)
+    return run_to_end(document_slices(data, find_game))
 
 
 def document_slices(
@@ -179,12 +186,7 @@ class Replays(Resource):
     def answer(self, match_id: str) -> tuple[int, bytes]:
         """The status and body of `GET /replays/<match_id>` (module docstring), made
         at once."""
-        steps = self._answer(match_id)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                return cast(tuple[int, bytes], done.value)
+        return run_to_end(self._answer(match_id))
 
     def answer_soon(self, match_id: str) -> Deferred[tuple[int, bytes]]:
         """`answer`, its replay made a slice at a time between the reactor's turns
