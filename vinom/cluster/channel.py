@@ -159,7 +159,6 @@ class PlacementKeys:
     def placer(self, match_id: str) -> str:
         return f"{self.prefix}placer:{match_id}"
 
-
     def outcome(self, match_id: str) -> str:
         return f"{self.prefix}outcome:{match_id}"
 

@@ -272,14 +272,14 @@ class RedisHostRegistry:
         return watch_key(self.redis.settings.key_prefix)
 
     def _host_key(self, host_id: str) -> str:
-        return self.redis.key("host", host_id)
+        return self._keys.host(host_id)
 
     def _heard_key(self, host_id: str) -> str:
         return self.redis.key("host-heard", host_id)
 
     @property
     def _index_key(self) -> str:
-        return self.redis.key("hosts")
+        return self._keys.hosts
 
     @property
     def _keys(self) -> PlacementKeys:
