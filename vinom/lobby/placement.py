@@ -312,13 +312,10 @@ class MatchPlacer:
             self.log.info(
                 "match {match_id} withdrawn: the server is stopping", match_id=match.match_id
             )
-        elif failure.check(CannotListenError):
-            # Every free port of the game port range held by another process (each
-            # skipped with a line of its own): an operator's mistake, one line.
-            self.log.warn("match {match_id} not placed: {error}", match_id=match.match_id,
-                          error=failure.value)  # fmt: skip
-        elif failure.check(BackendUnavailable):
-            # Redis away (restarting, failing over): one line, no traceback.
+        elif failure.check(BackendUnavailable, CannotListenError):
+            # Redis away (restarting, failing over), or every free port of the game port
+            # range held by another process (each skipped with a line of its own, an
+            # operator's mistake): one line, no traceback.
             self.log.warn("match {match_id} not placed: {error}", match_id=match.match_id,
                           error=failure.value)  # fmt: skip
         else:
