@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet import reactor
@@ -917,8 +917,11 @@ class RequestTakenBackTests(TestCase):
 
     timeout = 30
 
-    async def offered_to_silent_host(self) -> tuple[RedisClient, RedisHostRegistry,
-                                                    Deferred[HostAddress]]:  # fmt: skip
+    async def offered_to_silent_host(
+        self, read: Callable[[RedisClient], Awaitable[Deferred[Any]]] | None = None
+    ) -> tuple[RedisClient, RedisHostRegistry, Deferred[HostAddress]]:
+        """A match offered to a host that never answers; `read`, if given, sends a read
+        of the silent host before the offer (and gives the read's Deferred)."""
         redis = await open_redis(self)
         registry = RedisHostRegistry(redis)
         lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=reactor,
@@ -932,10 +935,13 @@ class RequestTakenBackTests(TestCase):
         silent = HostRecord("h-silent", "198.51.100.7", (7500, 7509), 10, 10, reactor.seconds())
         await registry.register(silent, 10.0)
         await until(lambda: len(lobby.live_hosts) == 2, "both hosts read")
+        reading = None if read is None else await read(redis)
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         placed = lobby.host_match(Match("m-1", "duel", players, 1.0))
         await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:h-silent"),
                     "the request to the silent host")  # fmt: skip
+        if reading is not None:
+            await reading
         return redis, registry, placed
 
     async def next_host_places(self, redis: RedisClient, placed: Deferred[HostAddress]) -> None:
@@ -950,12 +956,20 @@ class RequestTakenBackTests(TestCase):
         await self.next_host_places(redis, placed)
 
     async def test_a_request_a_host_read_and_died_with_goes_to_the_next_host(self) -> None:
-        redis, registry, placed = await self.offered_to_silent_host()
         key = "vinom:place:h-silent"
-        await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "0")
-        read = await redis.handler.execute_command(
-            "XREADGROUP", "GROUP", "host", "h-silent", "STREAMS", key, ">")  # fmt: skip
-        self.assertEqual(len(read[0][1]), 1)
+        reads: list[Any] = []
+
+        async def read(redis: RedisClient) -> Deferred[Any]:
+            # Waiting in Redis before the offer, as a host's read does: the request is
+            # delivered as it is added, however slow this machine, never withdrawn first.
+            await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "$",
+                                                "MKSTREAM")  # fmt: skip
+            return redis.blocking("XREADGROUP", "GROUP", "host", "h-silent", "COUNT", 1,
+                                  "BLOCK", 5000, "STREAMS", key, ">").addCallback(
+                                      reads.append)  # fmt: skip
+
+        redis, registry, placed = await self.offered_to_silent_host(read)
+        self.assertEqual(len(reads[0][0][1]), 1)
         # Read, so the host's: not taken back while the host lives.
         await deferLater(reactor, 1.0, lambda: None)
         self.assertFalse(placed.called)
