@@ -47,6 +47,7 @@ from vinom.rooms.record import (
     DEFAULT_HASH_EVERY,
     RECORD_FILE_FORMAT,
     RECORD_FILE_VERSION,
+    frame_parts,
     record_file_header,
     record_frame,
 )
@@ -477,10 +478,10 @@ class RecordIndex:
             while True:
                 frame = unpacker.unpack()
                 end = unpacker.tell()
-                if (isinstance(frame, list) and len(frame) == 2
-                        and isinstance(frame[0], str) and isinstance(frame[1], bytes)):  # fmt: skip
-                    pieces.setdefault(frame[0], []).append(
-                        (path, at + end - len(frame[1]), at + end)
+                parts = frame_parts(frame)
+                if parts is not None:
+                    pieces.setdefault(parts[0], []).append(
+                        (path, at + end - len(parts[1]), at + end)
                     )
                 done = end
         except msgpack.OutOfData:

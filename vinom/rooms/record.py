@@ -315,6 +315,15 @@ def record_frame(match_id: str, data: bytes) -> bytes:
     return _packed((match_id, data))
 
 
+def frame_parts(value: Any) -> tuple[str, bytes] | None:
+    """The match id and bytes of a record file's frame as a reader decoded it (the
+    array of `record_frame`), or None if `value` is not a frame."""
+    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], bytes)):  # fmt: skip
+        return value[0], value[1]
+    return None
+
+
 class MatchRecorder:
     """The record of one match as the room plays it (see the module docstring).
 

@@ -43,6 +43,7 @@ from vinom.rooms.record import (
     RECORD_FORMAT,
     RECORD_VERSION,
     TICK,
+    frame_parts,
     state_hash,
 )
 
@@ -201,10 +202,10 @@ def read_record_file(data: bytes) -> RecordFile:
         except Exception as e:
             raise RecordError(f"the record file is damaged after {frames} frames ({e})") from None
         frames += 1
-        if not (isinstance(frame, list) and len(frame) == 2 and isinstance(frame[0], str)
-                and isinstance(frame[1], bytes)):  # fmt: skip
+        parts = frame_parts(frame)
+        if parts is None:
             raise RecordError(f"the record file is damaged (frame {frames} is not a frame)")
-        pieces.setdefault(frame[0], []).append(frame[1])
+        pieces.setdefault(parts[0], []).append(parts[1])
     whole = unpacker.tell() == len(data)
     return RecordFile(header, {m: b"".join(p) for m, p in pieces.items()}, whole)
 
