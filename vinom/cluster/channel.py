@@ -1,7 +1,7 @@
 """The placement channel's shared parts: its keys, its messages' host addresses, the
-scripts that record a match's outcome and announce its end (vinom.cluster.placement
-has the steps; `RemoteMatchHosting` there and `HostAgent` in vinom.cluster.agent are
-its two ends).
+scripts that ask for a match's placement, record its outcome and announce its end
+(vinom.cluster.placement has the steps; `RemoteMatchHosting` there and `HostAgent` in
+vinom.cluster.agent are its two ends).
 
 Each lobby hears the placement events of the matches it follows on a Redis stream of
 its own, `<prefix>placements:<lobby_id>`, which it reads through a consumer group
@@ -53,14 +53,11 @@ local function to_followers(key, streams, message)
 end
 """
 
-# KEYS: a lobby's stream. ARGV: the message. One event for one lobby (a refusal).
-TELL = Script(TO_FOLLOWERS_LUA + "tell(KEYS[1], ARGV[1])\nreturn 1")
-
-# The requests a host's stream keeps at most (`MAXLEN ~`): a live host takes them
-# within a second, and a dead one's are not taken.
+# The requests a realm's stream keeps at most (`MAXLEN ~`): its live hosts take them
+# within a second, and a request older than `place_timeout` is given up anyway.
 REQUESTS_KEPT = 1000
 
-# KEYS: a stream (a lobby's events, a host's requests). ARGV: the consumer group's name,
+# KEYS: a stream (a lobby's events, a realm's requests). ARGV: the consumer group's name,
 # the stream's TTL (ms). The group, reading from the stream's start (what was added
 # before it: a group lost with its stream, say), and the stream's TTL if it has none
 # yet (made by this call).
@@ -73,6 +70,41 @@ return 1
 # How long the set of a match's followers is kept: as long as its placement record
 # (vinom.cluster.players); its end deletes it.
 FOLLOWERS_TTL = 24 * 3600.0
+
+# KEYS: the match's followers, its outcome, its realm's request stream, its `requested`
+# marker. ARGV: the lobby id, the followers' TTL (ms), the request, the TTL of the
+# stream and marker (ms). The lobby follows the match (it hears its outcome on its
+# stream from now on) unless an outcome is recorded already (returned: nothing to
+# wait for); the first lobby to follow it, or the first after a failover lost the
+# marker, adds the request: one call, so no outcome is published in between, and a
+# lobby that formed the match and died at once leaves it to the next lobby of its
+# players, with no claim to take over.
+FOLLOW = Script(f"""
+local outcome = redis.call('GET', KEYS[2])
+if outcome then return outcome end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX') then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+return false
+""")
+
+# KEYS: a realm's request stream, the match's outcome. ARGV: the group, the entry id,
+# `place_timeout` (ms). Whether a host that read the request is to host it (1): not if
+# an outcome is recorded (a lobby gave it up, or another host placed it) nor if it is
+# older than `place_timeout` by Redis's clock (every lobby has given it up), which is
+# then acknowledged.
+TAKE = Script("""
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = tonumber(string.match(ARGV[2], '^(%d+)'))
+if redis.call('EXISTS', KEYS[2]) == 0 and now - at <= tonumber(ARGV[3]) then return 1 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 0
+""")
 
 # KEYS: the match's outcome key, its followers. ARGV: the outcome (JSON), its TTL (ms),
 # the streams' prefix. Records the outcome unless one is recorded already (the first
@@ -152,12 +184,14 @@ class PlacementKeys:
         """The ids of the lobbies that follow a match (a set)."""
         return f"{self.prefix}lobbies:{match_id}"
 
-    def requests(self, host_id: str) -> str:
-        """A host's stream of placement requests (its consumer group: `host`)."""
-        return f"{self.prefix}place:{host_id}"
+    def requests(self, realm: str, relayed: bool = False) -> str:
+        """A realm's stream of placement requests (its hosts' consumer group: `hosts`);
+        `relayed`: those of lobbies with --relay, which only hosts announcing an IP
+        address read."""
+        return f"{self.prefix}place:{realm}{':relayed' if relayed else ''}"
 
-    def placer(self, match_id: str) -> str:
-        return f"{self.prefix}placer:{match_id}"
+    def requested(self, match_id: str) -> str:
+        return f"{self.prefix}requested:{match_id}"
 
     def outcome(self, match_id: str) -> str:
         return f"{self.prefix}outcome:{match_id}"

@@ -176,12 +176,8 @@ def build_shared(
     # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
     redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
-                                   lobby_id=matchmaker.lobby_id,
-                                   formed_by=matchmaker.formed_by,
-                                   lobbies_of=matchmaker.lobbies_of,
-                                   lease_prefix=mm_prefix, realm=options["realm"],
-                                   refuses=relay_refuses(options),
-                                   placement=options["placement"])  # fmt: skip
+                                   lobby_id=matchmaker.lobby_id, realm=options["realm"],
+                                   refuses=relay_refuses(options))  # fmt: skip
     parties = RedisPartyStore(
         redis, endpoint(), reactor, max_size=games.largest_match or 8,
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
@@ -239,7 +235,7 @@ def build_hosting(
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor),
-                          realm=options["realm"],
+                          realm=options["realm"], placement=options["placement"],
                           records=redis_records(options, shared.redis))  # fmt: skip
         _add(root, "host-agent", agent)
     agones = None
