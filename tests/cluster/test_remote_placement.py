@@ -825,24 +825,30 @@ class HostRecordsPlacementTests(TestCase):
 
 class RequestGivenAgainTests(TestCase):
     """On a real Redis: a placement request a host took comes back to it (a replica
-    promoted before it had the taking: asynchronous replication); the host does not
-    host the match a second time."""
+    promoted before it had the taking, or the placement: asynchronous replication); the
+    host does not host the match a second time, and says its placement again."""
 
     timeout = 30
 
-    async def test_a_request_taken_before_is_dropped(self) -> None:
+    async def test_a_request_taken_before_is_hosted_once_and_its_placement_said_again(
+        self,
+    ) -> None:
         redis = await open_redis(self)
         _, hosting = start_host(self, redis, "h-test")
         request = duel_request()
         await offer(redis, request)
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
-        # What the promoted replica lacks: the outcome; the request is back.
-        await redis.handler.delete("vinom:outcome:m-1")
+        placed = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        # What the promoted replica lacks: the placement; a lobby still waiting asks
+        # for the match again.
+        await redis.handler.delete("vinom:outcome:m-1", "vinom:match:m-1")
         await offer(redis, request)
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "the placement again")
         await until(lambda: all_taken(redis), "every request taken")
-        await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(hosting.matches, 1)
-        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1")), placed)
+        found = await RedisPlayerStore(redis).get_placement("m-1")
+        self.assertEqual(None if found is None else found.address.port, placed["address"]["port"])
 
     async def test_two_requests_for_one_match_host_it_once(self) -> None:
         # A failover lost the request's marker but not the request: a lobby of the match

@@ -370,10 +370,16 @@ class HostAgent(Service):
             return
         match_id = match.match_id
         if match_id in self._taken:
-            # A request taken before, given again by a Redis that lost its acknowledgement
-            # (a replica promoted before it had it): the match runs here already.
-            self.log.info("match {match_id}: a request taken already, dropped",
-                          match_id=match_id)  # fmt: skip
+            # A request taken before, given again: by a Redis that lost its
+            # acknowledgement, or by a lobby still waiting after a failover lost the
+            # request and the placement. The match runs here already: its `placed` is
+            # said again (the first outcome recorded still wins).
+            placed = self._placements.get(match_id)
+            if placed is not None and await decide(self._redis, self._keys, self._settings,
+                                                   *placed):  # fmt: skip
+                self.log.info("game host {host_id}: recorded again the placement of "
+                              "{match_id}, which Redis had lost", host_id=self.host_id,
+                              match_id=match_id)  # fmt: skip
             await self._ack(key, entry_id)
             return
         self._taken[match_id] = None
@@ -381,8 +387,13 @@ class HostAgent(Service):
             self._taken.popitem(last=False)
         outcome = self._keys.outcome(match_id)
         ms = milliseconds(self._settings.place_timeout)
-        if not await self._redis.run(TAKE, [key, outcome], ["hosts", entry_id, ms]):
-            return  # given up (or placed) already: acknowledged, not hosted
+        try:
+            if not await self._redis.run(TAKE, [key, outcome], ["hosts", entry_id, ms]):
+                return  # given up (or placed) already: acknowledged, not hosted
+        except Exception:
+            # Not taken (Redis away): pending still, taken by the next claim of it.
+            self._taken.pop(match_id, None)
+            raise
         await self._host(match)
         await self._ack(key, entry_id)
 
@@ -412,8 +423,12 @@ class HostAgent(Service):
         # The placement record goes with the outcome: the lobbies that follow the match
         # save nothing (one writer per match, however many lobbies hear it).
         record = MatchPlacement(match, address, self._clock.seconds())
+        if match.match_id in self._running_here:
+            # What a promoted replica may lack (`_restore_ends`, or the request again).
+            self._placements[match.match_id] = (placed, record)
         recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
+            self._placements.pop(match.match_id, None)
             # Given up, or placed on another host first (this host paused past
             # `claim_after` or `place_timeout`; a request read twice across a failover):
             # nobody comes, it aborts at the connect deadline.
@@ -421,9 +436,6 @@ class HostAgent(Service):
                 self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return
-        if match.match_id in self._running_here:
-            # Recorded (acknowledged): what a promoted replica may lack (`_restore_ends`).
-            self._placements[match.match_id] = (placed, record)
         self.placed += 1
         self._capacity_changed()
 
