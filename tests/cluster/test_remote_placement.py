@@ -58,7 +58,6 @@ class ScriptedHosting:
     matches = 0
     running_games = 0
     free_ports = 0
-    records_placements = True
 
     def __init__(self) -> None:
         self.asked: list[tuple[Match, Deferred[HostAddress]]] = []

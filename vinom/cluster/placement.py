@@ -100,9 +100,6 @@ class RemoteMatchHosting(Service):
     """
 
     log = Logger()
-    # The host's `placed` script saves the placement record and its end removes it
-    # (vinom.cluster.channel): no lobby of the match writes it.
-    records_placements = True
 
     def __init__(
         self,

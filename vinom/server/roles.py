@@ -7,7 +7,7 @@ listener, the web server, the operations endpoint, and last the
 announcement of where to go. `build_shared` returns one `SharedState`, in
 this process's memory or in Redis (its pool joins the root first, its
 services just before the lobby); the lobby is given its parts, and what
-differs between them is theirs to say (`IMatchHosting.records_placements`).
+differs between them is theirs to say (each `IMatchHosting` saves its placements).
 """
 
 from __future__ import annotations
@@ -226,7 +226,11 @@ def build_hosting(
         # Before the hosting service, so that it stops after it: hosts stop first.
         _add(root, "game-host-processes", host_factory)
     game_url = options["game-url"] if options["websocket"] is not None else None
-    hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url))
+    # In one process the hosting saves each placement in the lobby's store, in memory; a
+    # cluster's host records them on Redis through its agent.
+    store = shared.store if shared.redis is None else None
+    hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url,
+                                                       store=store, clock=reactor))
     agent = None
     if shared.redis is not None:
         # Stops with the hosting service; leaves the registry once the games have stopped
