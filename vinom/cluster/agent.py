@@ -21,7 +21,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -124,11 +124,6 @@ class HostAgent(Service):
         self._serve_loop: Deferred[None] = succeed(None)
         self._backoff: Deferred[None] | None = None
         self._registered = False
-        # A capacity update sent in the last refresh_every / 2, and whether capacity
-        # changed since.
-        self._announcing = False
-        self._announce_again = False
-        self._quiet: IDelayedCall | None = None
         self.draining = False
         # Announcements of ends not answered yet (the host leaves the registry after them).
         self._ending: set[Deferred[None]] = set()
@@ -230,10 +225,6 @@ class HostAgent(Service):
         if self._backoff is not None:
             self._backoff.cancel()
         self.draining = True
-        if self._quiet is not None and self._quiet.active():
-            self._quiet.cancel()
-        self._quiet = None
-        self._announcing = self._announce_again = False
         return Deferred.fromCoroutine(self._leave())
 
     async def _leave(self) -> None:
@@ -437,7 +428,6 @@ class HostAgent(Service):
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
             return
         self.placed += 1
-        self._capacity_changed()
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)
@@ -448,8 +438,6 @@ class HostAgent(Service):
             # Not the match's end: it may run on another host, whose placement record,
             # game record and end to its lobbies this would overwrite.
             self._copies.discard(match_id)
-            if not self.draining:
-                self._capacity_changed()
             return
         if self._records is not None:
             self._records.upload(match_id)
@@ -459,8 +447,6 @@ class HostAgent(Service):
         d = Deferred.fromCoroutine(self._announce_end(match_id, message))
         self._ending.add(d)
         d.addBoth(lambda _: self._ending.discard(d))
-        if not self.draining:
-            self._capacity_changed()
 
     async def _announce_end(self, match_id: str, message: dict[str, Any]) -> None:
         """Tell the match's lobbies it ended; while Redis does not answer (restarting,
@@ -544,25 +530,3 @@ class HostAgent(Service):
             # to lobbies). Left to the next subscription.
             self.log.warn("game host {host_id}: reading its matches after Redis came back "
                           "failed: {error}", host_id=self.host_id, error=error)  # fmt: skip
-
-    def _capacity_changed(self) -> None:
-        """Register again so that lobbies see the new free capacity by their next read
-        of the registry, not at the next heartbeat. At most one such update per half
-        `refresh_every` (lobbies read every `refresh_every`): the changes made
-        meanwhile go in one more at its end."""
-        if not self._serving:
-            return  # stopped: unregistered, nothing to announce
-        if self._announcing:
-            self._announce_again = True
-            return
-        self._announcing = True
-
-        def quiet_over() -> None:
-            self._quiet = None
-            self._announcing = False
-            if self._announce_again:
-                self._announce_again = False
-                self._capacity_changed()
-
-        self.heartbeat()
-        self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
