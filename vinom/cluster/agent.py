@@ -385,17 +385,18 @@ class HostAgent(Service):
             # Not taken (Redis away): pending still, taken by the next claim of it.
             self._taken.pop(match_id, None)
             raise
-        await self._host(match)
+        await self._host(match, entry_id)
         await self._ack(key, entry_id)
 
-    async def _host(self, match: Match) -> None:
+    async def _host(self, match: Match, entry_id: str) -> None:
         """Host a match whose request this host took, and record it `placed`; a match it
         could not start is recorded `failed` (its players go back to the head of the
         queue, told `no_host`)."""
+        hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match.match_id))
+        # Its port is taken (or it waits for one): the request no longer holds a slot.
+        self._taking.discard(entry_id)
         try:
-            address = await self._hosting.host_match(
-                match, on_ended=partial(self._ended, match.match_id)
-            )
+            address = await hosted
         except Exception as error:
             self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
                           error=error)  # fmt: skip
