@@ -1,0 +1,109 @@
+"""Faults of the pull placement (vinom.cluster.placement, agent, channel) that players
+would see, each on a real Redis with real host agents and lobbies' placement: a lobby
+that hears a match after its host placed it, or after it ended, and a lobby whose own
+players all left a match that other lobbies' players still wait for."""
+
+# slow: starts Redis (tests/support/redis_server.py)
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+
+from tests.cluster.test_remote_placement import open_redis, start_host
+from tests.support.waiting import until
+from vinom.cluster.client import RedisClient
+from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.placement import RemoteMatchHosting
+from vinom.hosting.interfaces import NoHostAvailable
+from vinom.match import Match, MatchEnded, Ticket
+from vinom.protocol.address import HostAddress
+
+
+def duel(match_id: str = "m-1") -> Match:
+    players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+    return Match(match_id, "duel", players, 1.0)
+
+
+def lobby(case: TestCase, redis: RedisClient, lobby_id: str,
+          clock: Clock | None = None) -> RemoteMatchHosting:  # fmt: skip
+    """A lobby's placement reading its events until the test ends."""
+    hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                 clock=clock or reactor, lobby_id=lobby_id)  # fmt: skip
+    hosting.startService()
+    case.addCleanup(hosting.stopService)
+    return hosting
+
+
+class LateFollowerTests(TestCase):
+    """A match split over two lobbies: the second hears it (the matchmaker's channel,
+    or its log read after a reconnection) only after the host placed it. Its players
+    get the address; the match's end must reach it too, as it reaches the first:
+    else it counts the match running for good (its drain waits, its players' addresses
+    stay counted, a `host_crashed` keeps them no place in the queue)."""
+
+    timeout = 30
+
+    async def test_a_lobby_that_follows_a_placed_match_hears_its_end(self) -> None:
+        redis = await open_redis(self)
+        factory, _ = start_host(self, redis, "h-1")
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        ends: dict[str, list[MatchEnded | None]] = {"l-a": [], "l-b": []}
+        address = await first.host_match(duel(), on_ended=ends["l-a"].append)
+        # The second lobby hears the match now, after its placement.
+        late = await second.host_match(duel(), on_ended=ends["l-b"].append)
+        self.assertEqual(late, address)
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: ends["l-a"], "the first lobby told the end")
+        await until(lambda: ends["l-b"], "the late lobby told the end", timeout=5)
+        self.assertEqual((first.matches, second.matches), (0, 0))
+
+    async def test_a_lobby_that_hears_a_match_after_it_ended_sends_nobody_there(
+            self) -> None:  # fmt: skip
+        # A lobby cut off from Redis hears, from the match log, a match formed and
+        # placed meanwhile, which ended (aborted: its players never came). Its players
+        # must not be sent to a game that is over (a port that may run another match
+        # by now): they are answered as for a match no host took, and queue again.
+        redis = await open_redis(self)
+        factory, _ = start_host(self, redis, "h-1")
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        ended: list[MatchEnded | None] = []
+        await first.host_match(duel(), on_ended=ended.append)
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: ended, "the end told")
+        late = second.host_match(duel())
+        await until(lambda: late.called, "the late lobby's answer")
+        self.failureResultOf(late, NoHostAvailable)
+        self.assertEqual(second.matches, 0)
+
+
+class WithdrawTests(TestCase):
+    """A match of two lobbies' players waits for a host: one lobby's players all
+    leave, so it withdraws the match (`MatchPlacer.withdraw_if_abandoned` cancels its
+    placement). The other lobby's players still wait: they must keep waiting and get
+    the match once a host frees a slot, not be told `no_host` because players of
+    another lobby left (with one lobby, a match keeps waiting while one player is
+    connected). The lobby that formed a match by its timer and holds none of its
+    players withdraws it at once, the same way, when no host is free."""
+
+    timeout = 30
+
+    async def test_one_lobbys_withdrawal_leaves_the_others_players_waiting(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        first, second = lobby(self, redis, "l-a", clock), lobby(self, redis, "l-b", clock)
+        gone = first.host_match(duel())
+        waiting = second.host_match(duel())
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        gone.cancel()
+        self.failureResultOf(gone, CancelledError)
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertFalse(waiting.called, "the other lobby's players were given up")
+        # A host registers with a free slot: the match is placed for those who wait.
+        start_host(self, redis, "h-late")
+        address = await waiting
+        self.assertEqual(address, HostAddress("198.51.100.9", 7400))
+
