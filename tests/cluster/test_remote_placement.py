@@ -295,6 +295,9 @@ class EarlyOutcomeTests(TestCase):
         return Match("m-early", "duel", players, 1.0)
 
     async def record(self, redis: RedisClient, outcome: dict[str, Any]) -> None:
+        # The lobby that asked for the match follows it (a match placed and without
+        # followers has ended).
+        await redis.handler.sadd("vinom:lobbies:m-early", "l-first")
         keys = PlacementKeys("vinom:")
         self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, outcome))
 
@@ -1119,6 +1122,8 @@ class DeadHostTests(TestCase):
         # Placed already (its outcome recorded first), so nothing is asked of a host here.
         placed = {"event": "placed", "match_id": "m-1", "host_id": host_id,
                   "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        # (Asked for by another lobby, which follows it.)
+        await self.redis.handler.sadd("vinom:lobbies:m-1", "l-first")
         self.assertTrue(await decide(self.redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
                                      placed))  # fmt: skip
         await hosting.host_match(match, on_ended=ended.append)
@@ -1178,6 +1183,7 @@ class DeadHostTests(TestCase):
         for match in matches:
             placed = {"event": "placed", "match_id": match.match_id, "host_id": "h-1",
                       "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+            await self.redis.handler.sadd(f"vinom:lobbies:{match.match_id}", "l-first")
             self.assertTrue(await decide(self.redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
                                          placed))  # fmt: skip
             await hosting.host_match(match)

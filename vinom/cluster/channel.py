@@ -67,6 +67,9 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) 
 return 1
 """)
 
+# What `FOLLOW` answers for a match placed and ended already.
+ENDED = "ended"
+
 # How long the set of a match's followers is kept: as long as its placement record
 # (vinom.cluster.players); its end deletes it.
 FOLLOWERS_TTL = 24 * 3600.0
@@ -78,10 +81,19 @@ FOLLOWERS_TTL = 24 * 3600.0
 # wait for); the first lobby to follow it, or the first after a failover lost the
 # marker, adds the request: one call, so no outcome is published in between, and a
 # lobby that formed the match and died at once leaves it to the next lobby of its
-# players, with no claim to take over.
+# players, with no claim to take over. A match placed already is followed still (the
+# lobby hears its end as the others do) while it runs: its end deletes its followers,
+# which the first follower made before any host could place it; placed and without
+# followers, it ended, and `ENDED` is returned (its players are not sent there).
 FOLLOW = Script(f"""
 local outcome = redis.call('GET', KEYS[2])
-if outcome then return outcome end
+if outcome then
+  if cjson.decode(outcome)['event'] == 'placed' then
+    if redis.call('EXISTS', KEYS[1]) == 0 then return '{ENDED}' end
+    redis.call('SADD', KEYS[1], ARGV[1])
+  end
+  return outcome
+end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX') then

@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.cluster.channel import (
+    ENDED,
     EVENTS_TTL,
     FOLLOW,
     FOLLOWERS_TTL,
@@ -202,13 +203,17 @@ class RemoteMatchHosting(Service):
         d = self._redis.run(FOLLOW, keys, [self.lobby_id, milliseconds(FOLLOWERS_TTL), request,
                                            ttl])  # fmt: skip
         # An outcome recorded already (another lobby's timeout, a host faster than us).
-        d.addCallback(self._followed)
+        d.addCallback(self._followed, match_id)
         # Redis away: asked again `FOLLOW_AGAIN` later, and `place_timeout` decides.
         d.addErrback(lambda f: self.log.warn("asking to place {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
 
-    def _followed(self, outcome: str | bytes | None) -> None:
-        if outcome:
+    def _followed(self, outcome: str | bytes | None, match_id: str) -> None:
+        if outcome in (ENDED, ENDED.encode()):
+            # Placed and over before this lobby heard it (it heard it late: its
+            # connection to Redis came back): nobody is sent to a game that is over.
+            self._failed(match_id, "the match ended before its players were told")
+        elif outcome:
             self.handle_message(outcome)
 
     def _not_placed_yet(self, match_id: str) -> None:
