@@ -7,12 +7,14 @@ players all left a match that other lobbies' players still wait for."""
 
 from __future__ import annotations
 
+import json
+
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.cluster.test_remote_placement import open_redis, start_host
+from tests.cluster.test_remote_placement import all_taken, open_redis, start_host
 from tests.support.waiting import until
 from vinom.cluster.client import RedisClient
 from vinom.cluster.hosts import RedisHostRegistry
@@ -107,3 +109,21 @@ class WithdrawTests(TestCase):
         address = await waiting
         self.assertEqual(address, HostAddress("198.51.100.9", 7400))
 
+
+    async def test_a_match_every_lobby_withdrew_is_given_up_and_not_hosted(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        first, second = lobby(self, redis, "l-a", clock), lobby(self, redis, "l-b", clock)
+        placing = [first.host_match(duel()), second.host_match(duel())]
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        for d in placing:
+            d.cancel()
+            self.failureResultOf(d, CancelledError)
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "the match given up")
+        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1")),
+                         {"event": "failed", "match_id": "m-1", "reason": "withdrawn"})
+        # A host that reads the request later hosts nothing.
+        _, hosting = start_host(self, redis, "h-late")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))

@@ -135,6 +135,19 @@ return 0
 )
 
 
+# KEYS: the match's outcome key, its followers. ARGV: the `failed` outcome (JSON), its
+# TTL (ms), the lobby id. A lobby whose players all left a match that waits for a host
+# stops following it; the last of its followers to leave records it `failed` (unless an
+# outcome is recorded), so that no host takes it: while another lobby follows it, that
+# lobby's players wait on.
+_WITHDRAW = Script("""
+redis.call('SREM', KEYS[2], ARGV[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+return 0
+""")
+
+
 # KEYS: the match's outcome key, the host's matches, the host index, the match's
 # followers. ARGV: the outcome (JSON), its TTL (ms), the streams' prefix, the match
 # id, the TTL of the host's matches (ms), the key prefix, the placement record ('' for
@@ -266,6 +279,17 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
     else:
         index = [keys.outcome(match_id), keys.followers(match_id)]
         d = redis.run(_DECIDE, index, [text, ttl, keys.streams])
+    return d.addCallback(lambda recorded: recorded == 1)
+
+
+def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
+             lobby_id: str, match_id: str) -> Deferred[bool]:  # fmt: skip
+    """Stop following a match whose players this lobby held all left while it waited,
+    recording it `failed` (`withdrawn`) if no other lobby follows it; whether it did."""
+    failed = {"event": "failed", "match_id": match_id, "reason": "withdrawn"}
+    text = json.dumps(failed, separators=(",", ":"))
+    d = redis.run(_WITHDRAW, [keys.outcome(match_id), keys.followers(match_id)],
+                  [text, milliseconds(settings.key_ttl), lobby_id])  # fmt: skip
     return d.addCallback(lambda recorded: recorded == 1)
 
 

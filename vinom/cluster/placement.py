@@ -43,6 +43,7 @@ from vinom.cluster.channel import (
     address_from,
     decide,
     stream_lost,
+    withdraw,
 )
 from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
@@ -181,8 +182,9 @@ class RemoteMatchHosting(Service):
     ) -> Deferred[HostAddress]:
         match_id = match.match_id
         placing = _Placing(match, on_ended, on_waiting)
-        # Cancelled (its players all left while it waited): given up, so no host takes it.
-        placing.result = Deferred(lambda _: self._give_up(match_id, "withdrawn"))
+        # Cancelled (its players all left while it waited): no longer followed here, and
+        # given up if no other lobby follows it, so no host takes it.
+        placing.result = Deferred(lambda _: self._withdraw(match_id))
         self._placing[match_id] = placing
         placing.timers = [
             self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id),
@@ -454,6 +456,18 @@ class RemoteMatchHosting(Service):
         match hears the same outcome."""
         if match_id in self._placing:
             self._give_up(match_id, "no game host took the match in time")
+
+    def _withdraw(self, match_id: str) -> None:
+        """This lobby's players of a waiting match all left: it stops following the
+        match (its Deferred fails with CancelledError), which waits on for the players
+        of any other lobby that follows it; the last follower to leave gives it up. Not
+        recorded `failed` for every lobby: players of another lobby, still connected,
+        are not sent back to the queue because others left."""
+        self._done(match_id)
+        d = withdraw(self._redis, self._keys, self._settings, self.lobby_id, match_id)
+        d.addErrback(lambda f: self.log.warn("withdrawing {match_id} failed: {error}",
+                                             match_id=match_id, error=f.value))  # fmt: skip
+        self._check_all_ended()
 
     def _give_up(self, match_id: str, reason: str) -> None:
         failed = {"event": "failed", "match_id": match_id, "reason": reason}
