@@ -8,16 +8,13 @@ players all left a match that other lobbies' players still wait for."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from tests.cluster.test_remote_placement import (
-    ScriptedHosting,
     all_taken,
     open_redis,
     start_host,
@@ -27,7 +24,7 @@ from tests.support.waiting import until
 from vinom.cluster.client import RedisClient
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
-from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
+from vinom.hosting.interfaces import NoHostAvailable
 from vinom.match import Match, MatchEnded, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.store.memory import MemoryPlayerStore
@@ -138,39 +135,34 @@ class WithdrawTests(TestCase):
         self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
 
 
-@implementer(IMatchHosting)
-class NoFreeHost(ScriptedHosting):
-    """An IMatchHosting with no free host: every match waits (`on_waiting` at once, as
-    `RemoteMatchHosting` does when no live host has a free slot); counts withdrawals."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.withdrawn: list[str] = []
+class FormedForOthersTests(LobbyHarness, TestCase):
+    """On a real Redis, with no game host: the lobby whose call formed a match (the
+    matchmaker's leader, by its timer, as the windows of other lobbies' tickets widen)
+    hears it though it holds none of its players. It must not withdraw the match as one
+    whose players all left: a withdrawal gave it up for every lobby that follows it
+    (`WithdrawTests`), so the players waiting on the other lobbies were told `no_host`
+    at once instead of `waiting_for_server`, in a cluster whose hosts are all busy."""
 
-    def host_match(self, match: Match, on_waiting: Callable[[int], object] | None = None,
-                   on_ended: Callable[[MatchEnded | None], object] | None = None,
-                   ) -> Deferred[HostAddress]:  # fmt: skip
-        d: Deferred[HostAddress] = Deferred(lambda _: self.withdrawn.append(match.match_id))
-        self.asked.append((match, d))
-        if on_waiting is not None:
-            on_waiting(1)
-        return d
+    timeout = 30
 
-
-class FormedForOthersTests(LobbyHarness):
-    """The lobby whose call formed a match (the matchmaker's leader, by its timer, as the
-    windows of other lobbies' tickets widen) hears it though it holds none of its
-    players. With no host free, it must not withdraw the match as one whose players
-    all left: a withdrawal is recorded `failed` for every lobby that follows it
-    (`WithdrawTests`), so the players waiting on the other lobbies would be told
-    `no_host` at once, instead of `waiting_for_server`."""
-
-    def test_a_match_of_other_lobbies_players_is_not_withdrawn_here(self) -> None:
-        hosting = NoFreeHost()
+    async def test_a_match_of_other_lobbies_players_is_not_withdrawn_here(self) -> None:
+        redis = await open_redis(self)
+        hosting = lobby(self, redis, "l-test", self.clock)
+        await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
         self.factory = self.make_factory(hosting=hosting, store=MemoryPlayerStore())
         self.factory.startService()
+        # Another lobby's players (this lobby holds neither), matched together here.
         for name in ("yan", "zed"):
             self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
-        [(_, placing)] = hosting.asked
-        self.assertEqual(hosting.withdrawn, [])
-        self.assertFalse(placing.called)
+        [match] = self.matches
+        await until(lambda: redis.handler.exists(f"vinom:requested:{match.match_id}"),
+                    "its request")  # fmt: skip
+        await redis.handler.ping()
+        self.assertEqual(self.factory.matches_withdrawn, 0)
+        self.assertIsNone(await redis.handler.get(f"vinom:outcome:{match.match_id}"))
+        # Their own lobby follows it, as it hears it: it waits for a host.
+        waiting = lobby(self, redis, "l-theirs", self.clock).host_match(match)
+        await until(lambda: redis.handler.sismember(f"vinom:lobbies:{match.match_id}",
+                                                    "l-theirs"), "followed there")  # fmt: skip
+        self.assertFalse(waiting.called)
