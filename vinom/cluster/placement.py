@@ -190,12 +190,14 @@ class RemoteMatchHosting(Service):
             self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id),
             self._clock.callLater(FOLLOW_AGAIN, self._not_placed_yet, match_id),
         ]
-        if not self.free_ports and self.running:
-            self._tell_waiting(placing)
-        self._follow(placing)
+        # No live host with a free slot: its players told to wait once the match is
+        # followed (not before this call returns: the lobby would take a match that
+        # waits, of none of its players, for one whose players all left, and withdraw
+        # it; it may have formed it for other lobbies' players).
+        self._follow(placing, waiting=not self.free_ports and self.running)
         return placing.result
 
-    def _follow(self, placing: _Placing) -> None:
+    def _follow(self, placing: _Placing, waiting: bool = False) -> None:
         match_id = placing.match.match_id
         request = json.dumps({"match": match_to_json(placing.match)}, separators=(",", ":"))
         keys = [self._keys.followers(match_id), self._keys.outcome(match_id),
@@ -209,6 +211,9 @@ class RemoteMatchHosting(Service):
         # Redis away: asked again `FOLLOW_AGAIN` later, and `place_timeout` decides.
         d.addErrback(lambda f: self.log.warn("asking to place {match_id} failed: {error}",
                                              match_id=match_id, error=f.value))  # fmt: skip
+        if waiting:
+            d.addCallback(lambda _: self._tell_waiting(placing) if match_id in self._placing
+                          else None)  # fmt: skip
 
     def _followed(self, outcome: str | bytes | None, match_id: str) -> None:
         if outcome in (ENDED, ENDED.encode()):
