@@ -194,7 +194,7 @@ class RemoteMatchHosting(Service):
         # followed (not before this call returns: the lobby would take a match that
         # waits, of none of its players, for one whose players all left, and withdraw
         # it; it may have formed it for other lobbies' players).
-        self._follow(placing, waiting=not self.free_ports and self.running)
+        self._follow(placing, waiting=self.free_ports == 0 and bool(self.running))
         return placing.result
 
     def _follow(self, placing: _Placing, waiting: bool = False) -> None:
