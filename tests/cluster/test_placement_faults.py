@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 from tests.cluster.test_remote_placement import (
     all_taken,
     open_redis,
+    request_for,
     start_host,
 )
 from tests.lobby.test_lobby import LobbyHarness
@@ -24,6 +25,7 @@ from tests.support.waiting import until
 from vinom.cluster.client import RedisClient
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
+from vinom.cluster.settings import PlacementSettings
 from vinom.hosting.interfaces import NoHostAvailable
 from vinom.match import Match, MatchEnded, Ticket
 from vinom.protocol.address import HostAddress
@@ -166,3 +168,46 @@ class FormedForOthersTests(LobbyHarness, TestCase):
         await until(lambda: redis.handler.sismember(f"vinom:lobbies:{match.match_id}",
                                                     "l-theirs"), "followed there")  # fmt: skip
         self.assertFalse(waiting.called)
+
+
+class FailoverSplitTests(TestCase):
+    """On a real Redis: a Sentinel failover promotes a replica that lacks the last
+    writes of host A (its `placed` for a match and its acknowledgement: replication is
+    asynchronous), but has A's read of the request, pending for A since before the
+    failover, so idle longer than `claim_after` at once. One lobby of the match had
+    read A's `placed` (its players were sent to A); another had not and waits. Host B
+    claims the request (`XAUTOCLAIM`) before A's presence channel subscribes to the new
+    master and says its placement again: B's `placed` is recorded, and the waiting
+    lobby's players are sent to B. One match, two addresses: each half of its players
+    waits for the others until the connect deadline aborts both copies."""
+
+    timeout = 30
+
+    async def test_a_live_host_s_read_lost_in_a_failover_is_not_hosted_twice(self) -> None:
+        redis = await open_redis(self)
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        start_host(self, redis, "h-a")
+        told_a = await first.host_match(duel())
+        await until(lambda: redis.handler.sismember("vinom:host-matches:h-a", "m-1"))
+        # The promoted replica: A's `placed` and its acknowledgement lost, its read of
+        # the request (as a new entry read by A) kept; the other lobby still follows.
+        await redis.handler.delete("vinom:outcome:m-1", "vinom:match:m-1",
+                                   "vinom:player-match:p0", "vinom:player-match:p1")
+        await redis.handler.srem("vinom:host-matches:h-a", "m-1")
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-b")
+        key = "vinom:place:default"
+        await redis.handler.execute_command("XADD", key, "*", "r", request_for("m-1"))
+        await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "hosts", "h-a", "COUNT", 1, "STREAMS", key, ">")
+        await deferLater(reactor, 0.6, lambda: None)
+        # Host B comes up on the new master (claim_after shortened for the test).
+        start_host(self, redis, "h-b", settings=PlacementSettings(claim_after=0.5))
+        waiting = second.host_match(duel())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "a placement again")
+        # A's presence channel subscribes to the new master.
+        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await waiting
+        # (Both hosts announce the same address here: the outcome names the host.)
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual((outcome["host_id"], outcome["address"]["host"]),
+                         ("h-a", told_a.host), "the match's players were sent to two hosts")
