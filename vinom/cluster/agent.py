@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.cluster.channel import (
+    CLAIM_SOURCE,
     OPEN_GROUP,
     TAKE,
     PlacementKeys,
@@ -41,6 +42,7 @@ from vinom.cluster.outage import Outage
 from vinom.cluster.placement import read_delay
 from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
+from vinom.cluster.watch import guarded, watch_key
 from vinom.errors import BackendUnavailable
 from vinom.hosting.service import GameHostingService
 from vinom.match import (
@@ -140,6 +142,9 @@ class HostAgent(Service):
         # Matches hosted here whose `placed` came too late (another outcome was recorded
         # first): copies nobody joins, whose end is not the match's (`_ended`).
         self._copies: set[str] = set()
+        # Claims a request another host read and left (its reader dead), or one this
+        # host read itself, after `claim_after` (vinom.cluster.channel, `CLAIM_SOURCE`).
+        self._claim = guarded(CLAIM_SOURCE, settings.host_ttl + settings.heartbeat_every)
         # The last registration sent (the host unregisters after its answer).
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
@@ -266,8 +271,9 @@ class HostAgent(Service):
         """Take requests from the realm's stream through its hosts' consumer group
         (`hosts`), one at a time and only while a slot is free: the load spreads by
         itself. First a request another host read and has not placed in `claim_after`
-        (it died or is paused: `XAUTOCLAIM`), then one no host read yet; with none,
-        wait for the next request added (`XREAD ... BLOCK`, up to a second, on one
+        (it died or is paused: its registration gone), or this host's own
+        (`CLAIM_SOURCE`), then one no host read yet; with none, wait for the next
+        request added (`XREAD ... BLOCK`, up to a second, on one
         connection of the pool), then `read_delay` (--placement), then read again:
         whichever host reads first takes it. A stream or group Redis lost is made
         again."""
@@ -319,12 +325,13 @@ class HostAgent(Service):
     async def _next(self, streams: list[str]) -> tuple[str, str, str] | None:
         """The next request for this host: (stream, entry id, request), or None."""
         idle = milliseconds(self._settings.claim_after)
-        for command in ("XAUTOCLAIM", "XREADGROUP"):
+        for command in ("XCLAIM", "XREADGROUP"):
             for key in streams:
-                if command == "XAUTOCLAIM":
-                    reply = await self._redis.bounded(self._redis.handler.execute_command(
-                        "XAUTOCLAIM", key, "hosts", self.host_id, idle, "0-0", "COUNT", 1))
-                    entries = reply[1] if reply else []
+                if command == "XCLAIM":
+                    reply = await self._redis.run(self._claim, [key, watch_key(
+                        self._keys.prefix)], ["hosts", self.host_id, idle,
+                                              self._keys.host("")])  # fmt: skip
+                    entries = [reply] if reply else []
                 else:
                     reply = await self._redis.bounded(self._redis.handler.execute_command(
                         "XREADGROUP", "GROUP", "hosts", self.host_id, "COUNT", 1, "STREAMS",

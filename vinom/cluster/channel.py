@@ -103,6 +103,31 @@ end
 return false
 """)
 
+# KEYS: a realm's request stream, the guard's key (vinom.cluster.watch). ARGV: the
+# group, this host's id, `claim_after` (ms), the prefix of the hosts' keys. A request
+# read and not acknowledged for `claim_after` (`XPENDING ... IDLE`), claimed
+# (`XCLAIM`) by this host when it read it itself or its reader is dead: its
+# registration gone while Redis has been watched for a host's TTL and heartbeat
+# (`settle`). A reader still registered is alive (slow, or a failover lost its
+# `placed` and acknowledgement, which it says again as it subscribes to the new
+# master): taking its request would host the match twice, and the lobbies that heard
+# its `placed` and those that hear the other host's would send their players to two
+# addresses. The claimed entry ({id, fields}; fields empty for one trimmed away), or
+# nothing.
+CLAIM_SOURCE = """
+local judged = watch(KEYS[2])
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 16)
+for _, entry in ipairs(pending) do
+  local reader = entry[2]
+  if reader == ARGV[2] or (judged and redis.call('EXISTS', ARGV[4] .. reader) == 0) then
+    local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], entry[1])
+    if claimed[1] then return claimed[1] end
+    return {entry[1], {}}
+  end
+end
+return false
+"""
+
 # KEYS: a realm's request stream, the match's outcome. ARGV: the group, the entry id,
 # `place_timeout` (ms). Whether a host that read the request is to host it (1): not if
 # an outcome is recorded (a lobby gave it up, or another host placed it) nor if it is

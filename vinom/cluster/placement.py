@@ -11,7 +11,7 @@ A pull design on Redis's own at-least-once queue: every lobby that hears a match
 follows it (`FOLLOW`), and the first to follow it adds its request to its realm's
 stream, in the same call. The realm's hosts read that stream through one consumer
 group, each only while it has a free slot, so no lobby chooses a host; a live host
-claims a request a dead host read and left (`XAUTOCLAIM`). The host records `placed`
+claims a request a dead host read and left (`XCLAIM`). The host records `placed`
 (the first outcome recorded wins) and publishes it to the followers' streams. A lobby
 that heard nothing by `place_timeout` records `failed` the same way, so a host that
 reads the request later does not host it. Why Redis and not a connection from lobby

@@ -190,7 +190,8 @@ class PlacementSettings:
     # request waits this long in its realm's stream for a host with a free slot.
     place_timeout: float = field(default=20.0, validator=positive)
     # A request a host read and did not place for this long is taken by another host
-    # (`XAUTOCLAIM`): its reader died or is paused. Longer than a match takes to start.
+    # (`XCLAIM`): its reader died or is paused (its registration gone). Longer than a
+    # match takes to start.
     claim_after: float = field(default=6.0, validator=positive)
     # How often a lobby re-reads the live hosts (and ends the matches of departed ones).
     refresh_every: float = field(default=0.5, validator=positive)
