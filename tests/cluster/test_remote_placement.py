@@ -15,7 +15,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock, LoopingCall, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from txredisapi import ResponseError
@@ -1092,6 +1092,59 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str, ports: int = 2,
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)
     return factory, hosting
+
+
+class PlacementOrderTests(TestCase):
+    """On a real Redis, the hosts' waits on a Clock: `--placement` is the order in which
+    hosts with a free slot read a new request. With `pack` the fullest reads first (hosts
+    fill one after another), with `spread` the idlest (docs/scaling.md, step 2)."""
+
+    timeout = 30
+
+    async def taker(self, placement: str) -> str:
+        """Which of two hosts of three slots takes a request: h-busy (one match running)
+        or h-idle (none)."""
+        redis = await open_redis(self)
+        clock = Clock()
+        # Once measured, the clock goes on (the hosts' stops wait on it), to the end.
+        pump = LoopingCall(clock.advance, 0.1)
+        self.addCleanup(lambda: pump.stop() if pump.running else None)
+        for host_id in ("h-busy", "h-idle"):
+            factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+            hosting = GameHostingService(PortAllocator(range(7400, 7403)), factory)
+            hosting.startService()
+            agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                              public_host="198.51.100.9", ports=(7400, 7402), clock=clock,
+                              presence_endpoint=redis.endpoint(reactor), host_id=host_id,
+                              placement=placement)  # fmt: skip
+            if host_id == "h-busy":
+                players = tuple(Ticket(f"x{i}", f"X{i}", "duel", None, 1.0) for i in range(2))
+                await hosting.host_match(Match("m-running", "duel", players, 1.0))
+            agent.startService()
+            self.addCleanup(agent.stopService)
+            self.addCleanup(hosting.stopService)
+
+        async def both_waiting() -> bool:
+            info = await redis.handler.execute_command("INFO", "clients")
+            return "blocked_clients:2" in info
+
+        await until(both_waiting, "both hosts waiting for a request")
+        timers = len(clock.getDelayedCalls())
+        await offer(redis, duel_request())
+        # Both woken; each waits its read delay on the clock (but the idlest with
+        # `spread`, whose delay is none).
+        waits = 2 if placement == "pack" else 1
+        await until(lambda: len(clock.getDelayedCalls()) == timers + waits, "the hosts' waits")
+        clock.advance(0.04)  # past the first's wait (0.033 s or 0.017 s), not the other's
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        pump.start(0.01)
+        return str(json.loads(str(outcome))["host_id"])
+
+    async def test_pack_gives_the_request_to_the_fullest_host(self) -> None:
+        self.assertEqual(await self.taker("pack"), "h-busy")
+
+    async def test_spread_gives_the_request_to_the_idlest_host(self) -> None:
+        self.assertEqual(await self.taker("spread"), "h-idle")
 
 
 class DeadHostTests(TestCase):
