@@ -869,7 +869,8 @@ class PullTests(TestCase):
     so a burst spreads over them by itself with none over its capacity, a full host
     leaves a request to the next host that frees a slot, and a request a host read and
     died with (or is paused with) is taken by a live host after `claim_after`
-    (`XAUTOCLAIM`), not left to `place_timeout` (docs/scaling.md, faults)."""
+    (`XAUTOCLAIM`), not left to `place_timeout` (docs/scaling.md, faults), and a
+    relaying lobby's request is read only by hosts announcing an IP address."""
 
     timeout = 30
 
@@ -912,6 +913,35 @@ class PullTests(TestCase):
         outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
         self.assertEqual(outcome["host_id"], "h-live")
         await until(lambda: all_taken(redis), "the request handled")
+
+    async def test_a_relaying_lobbys_match_goes_only_to_a_host_announcing_an_ip(self) -> None:
+        # --relay: a route token carries an address, so a host announcing a name
+        # (--public-host) must not take the match of a lobby that relays its players.
+        redis = await open_redis(self)
+        lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                   clock=reactor, lobby_id="l-relay",
+                                   refuses=lambda host: None)  # fmt: skip
+        named = GameHostingService(PortAllocator(range(7500, 7502)), PlaceholderGameHostFactory(
+            FakeUDPReactor(), "0.0.0.0", "host-7.internal"))  # fmt: skip
+        named.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=named,
+                          public_host="host-7.internal", ports=(7500, 7501), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-named")
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(named.stopService)
+        placed = lobby.host_match(Match("m-1", "duel", tuple(
+            Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2)), 1.0))
+        placed.addErrback(lambda _: None)
+        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:default:relayed"),
+                    "the request in the realm's relayed stream")  # fmt: skip
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertEqual(named.matches, 0)
+        _, addressed = start_host(self, redis, "h-ip")
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertEqual((json.loads(str(outcome))["host_id"], addressed.matches), ("h-ip", 1))
+        # (The lobby, not reading its events here, finds the outcome as it asks again.)
+        await until(lambda: placed.called, "the lobby's answer")
 
     async def test_a_request_given_up_is_not_hosted(self) -> None:
         redis = await open_redis(self)
