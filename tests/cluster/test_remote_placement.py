@@ -15,7 +15,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock, LoopingCall, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from txredisapi import ResponseError
@@ -872,7 +872,8 @@ class PullTests(TestCase):
     so a burst spreads over them by itself with none over its capacity, a full host
     leaves a request to the next host that frees a slot, and a request a host read and
     died with (or is paused with) is taken by a live host after `claim_after`
-    (`XAUTOCLAIM`), not left to `place_timeout` (docs/scaling.md, faults)."""
+    (`XAUTOCLAIM`), not left to `place_timeout` (docs/scaling.md, faults), and a
+    relaying lobby's request is read only by hosts announcing an IP address."""
 
     timeout = 30
 
@@ -915,6 +916,35 @@ class PullTests(TestCase):
         outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
         self.assertEqual(outcome["host_id"], "h-live")
         await until(lambda: all_taken(redis), "the request handled")
+
+    async def test_a_relaying_lobbys_match_goes_only_to_a_host_announcing_an_ip(self) -> None:
+        # --relay: a route token carries an address, so a host announcing a name
+        # (--public-host) must not take the match of a lobby that relays its players.
+        redis = await open_redis(self)
+        lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                   clock=reactor, lobby_id="l-relay",
+                                   refuses=lambda host: None)  # fmt: skip
+        named = GameHostingService(PortAllocator(range(7500, 7502)), PlaceholderGameHostFactory(
+            FakeUDPReactor(), "0.0.0.0", "host-7.internal"))  # fmt: skip
+        named.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=named,
+                          public_host="host-7.internal", ports=(7500, 7501), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-named")
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(named.stopService)
+        placed = lobby.host_match(Match("m-1", "duel", tuple(
+            Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2)), 1.0))
+        placed.addErrback(lambda _: None)
+        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:default:relayed"),
+                    "the request in the realm's relayed stream")  # fmt: skip
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertEqual(named.matches, 0)
+        _, addressed = start_host(self, redis, "h-ip")
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertEqual((json.loads(str(outcome))["host_id"], addressed.matches), ("h-ip", 1))
+        # (The lobby, not reading its events here, finds the outcome as it asks again.)
+        await until(lambda: placed.called, "the lobby's answer")
 
     async def test_a_request_given_up_is_not_hosted(self) -> None:
         redis = await open_redis(self)
@@ -1095,6 +1125,59 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str, ports: int = 2,
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)
     return factory, hosting
+
+
+class PlacementOrderTests(TestCase):
+    """On a real Redis, the hosts' waits on a Clock: `--placement` is the order in which
+    hosts with a free slot read a new request. With `pack` the fullest reads first (hosts
+    fill one after another), with `spread` the idlest (docs/scaling.md, step 2)."""
+
+    timeout = 30
+
+    async def taker(self, placement: str) -> str:
+        """Which of two hosts of three slots takes a request: h-busy (one match running)
+        or h-idle (none)."""
+        redis = await open_redis(self)
+        clock = Clock()
+        # Once measured, the clock goes on (the hosts' stops wait on it), to the end.
+        pump = LoopingCall(clock.advance, 0.1)
+        self.addCleanup(lambda: pump.stop() if pump.running else None)
+        for host_id in ("h-busy", "h-idle"):
+            factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+            hosting = GameHostingService(PortAllocator(range(7400, 7403)), factory)
+            hosting.startService()
+            agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                              public_host="198.51.100.9", ports=(7400, 7402), clock=clock,
+                              presence_endpoint=redis.endpoint(reactor), host_id=host_id,
+                              placement=placement)  # fmt: skip
+            if host_id == "h-busy":
+                players = tuple(Ticket(f"x{i}", f"X{i}", "duel", None, 1.0) for i in range(2))
+                await hosting.host_match(Match("m-running", "duel", players, 1.0))
+            agent.startService()
+            self.addCleanup(agent.stopService)
+            self.addCleanup(hosting.stopService)
+
+        async def both_waiting() -> bool:
+            info = await redis.handler.execute_command("INFO", "clients")
+            return "blocked_clients:2" in info
+
+        await until(both_waiting, "both hosts waiting for a request")
+        timers = len(clock.getDelayedCalls())
+        await offer(redis, duel_request())
+        # Both woken; each waits its read delay on the clock (but the idlest with
+        # `spread`, whose delay is none).
+        waits = 2 if placement == "pack" else 1
+        await until(lambda: len(clock.getDelayedCalls()) == timers + waits, "the hosts' waits")
+        clock.advance(0.04)  # past the first's wait (0.033 s or 0.017 s), not the other's
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        pump.start(0.01)
+        return str(json.loads(str(outcome))["host_id"])
+
+    async def test_pack_gives_the_request_to_the_fullest_host(self) -> None:
+        self.assertEqual(await self.taker("pack"), "h-busy")
+
+    async def test_spread_gives_the_request_to_the_idlest_host(self) -> None:
+        self.assertEqual(await self.taker("spread"), "h-idle")
 
 
 class DeadHostTests(TestCase):

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.server.test_tap import parse
 from tests.support.ports import free_udp_port
+from vinom.games.interfaces import Seat
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore
@@ -25,7 +26,7 @@ from vinom.hosting.records import RecordFiles, RecordIndex, RecordSettings, reco
 from vinom.match import Match, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import HostConfig, ProtocolConfig
-from vinom.rooms.record import record_file_header, record_frame
+from vinom.rooms.record import MatchRecorder, record_file_header, record_frame, record_header
 from vinom.rooms.replay import read_record, read_record_file
 
 
@@ -218,6 +219,29 @@ class RecordFilesTests(SynchronousTestCase):
         index = RecordIndex(directory)
         self.assertIsNone(index.find("m-1"))
         self.assertEqual(index.find("om-1"), b"om-1's")
+
+
+    def test_version_1_files_of_ids_alike_but_for_unsafe_characters_are_told_apart(self) -> None:
+        # m/1 and m_1 both have the file name <stamp>-m_1.vrec.gz: the header says whose.
+        def record_of(match_id: str) -> bytes:
+            recorder = MatchRecorder(record_header(
+                match_id=match_id, game="tictactoe", game_version="1", options={},
+                seats=[Seat("p1", "P1", 0), Seat("p2", "P2", 1)], bots=[False, False],
+                seed=1, tick_rate=0.0, hash_every=20, started=0.0, vinom_version="test",
+            ))  # fmt: skip
+            recorder.end("aborted", None, None, 0, 0)
+            return recorder.take()
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        Path(directory, "20200101T000000Z-m_1.vrec.gz").write_bytes(record_of("m/1"))
+        Path(directory, "20200102T000000Z-m_1.vrec.gz").write_bytes(record_of("m_1"))
+        index = RecordIndex(directory)
+        for match_id in ("m/1", "m_1"):
+            found = index.find(match_id)
+            assert found is not None
+            self.assertEqual(read_record(found).header["match_id"], match_id)
+        self.assertIsNone(index.find("m:1"))  # the same file name, neither header
 
 
 class RecordOptionsTests(SynchronousTestCase):

@@ -15,6 +15,7 @@ import gzip
 import io
 import random
 import struct
+import tracemalloc
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -471,6 +472,22 @@ class DamagedRecordTests(SynchronousTestCase):
         self.assertTrue(read_record(whole.records["m-1"]).complete)
         # A version 1 file is a file of its one match.
         self.assertEqual(dict(read_record_file(record).records), {"m-1": record})
+
+    def test_a_file_of_tiny_frames_reads_in_a_small_multiple_of_its_size(self) -> None:
+        """A host that flushes a quiet match each second writes pieces of a few bytes;
+        reading such a file kept each piece's objects (about 200 bytes each), 12 times
+        the file's size for pieces of one byte."""
+        head = record_file_header(pid=1, started=0.0)
+        data = head + b"".join(record_frame(f"m-{n % 3}", b"x") for n in range(20_000))
+        tracemalloc.start()
+        try:
+            read = read_record_file(data)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertEqual({m: len(b) for m, b in read.records.items()},
+                         {"m-0": 6667, "m-1": 6667, "m-2": 6666})  # fmt: skip
+        self.assertLess(peak, 3 * len(data))
 
     def test_a_record_file_that_is_not_one_or_is_damaged_is_one_clear_error(self) -> None:
         head = record_file_header(pid=1, started=0.0)

@@ -35,6 +35,7 @@ import itertools
 import os
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from twisted.logger import Logger
 
 from vinom.rooms.record import (
     DEFAULT_HASH_EVERY,
+    GZIP_WBITS,
     RECORD_FILE_FORMAT,
     RECORD_FILE_VERSION,
     frame_parts,
@@ -116,6 +118,19 @@ def record_file_name(match_id: str, started: float) -> str:
     """``<UTC start>-<match id>.vrec.gz``: a version 1 record file's name (the match
     id made safe for a file name)."""
     return f"{_stamp(started)}-{_UNSAFE.sub('_', match_id)[:80]}{RECORD_SUFFIX}"
+
+
+def _named_in_header(data: bytes) -> str | None:
+    """The match id a version 1 record's header names (None: no header reads)."""
+    try:
+        head = zlib.decompressobj(GZIP_WBITS).decompress(data, 64 * 1024)
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(head)
+        header = unpacker.unpack()
+    except Exception:
+        return None
+    named = header.get("match_id") if isinstance(header, Mapping) else None
+    return named if isinstance(named, str) else None
 
 
 def records_file_name(pid: int, number: int, started: float) -> str:
@@ -403,12 +418,24 @@ class RecordIndex:
     def _version_1(self, match_id: str, entries: list[os.DirEntry[str]]) -> bytes | None:
         # `<stamp>-<safe id>.vrec.gz`, the stamp without a '-': the whole id after the
         # first '-' (not any name ending the same: m-1 is not om-1).
+        # Ids that differ only in what a file name cannot hold (m/1, m_1) share a
+        # name: the newest file whose header names the match, else the newest whose
+        # header does not read (a record cut short, which a replay reports as such).
         name = record_file_name(match_id, 0.0).split("-", 1)[1]
-        names = [e.name for e in entries if e.name.partition("-")[2] == name]
-        try:
-            return Path(self.directory, max(names)).read_bytes() if names else None
-        except OSError:
-            return None
+        names = sorted((e.name for e in entries if e.name.partition("-")[2] == name),
+                       reverse=True)  # fmt: skip
+        unread = None
+        for found in names:
+            try:
+                data = Path(self.directory, found).read_bytes()
+            except OSError:
+                continue
+            named = _named_in_header(data)
+            if named == match_id:
+                return data
+            if named is None and unread is None:
+                unread = data
+        return unread
 
     def _files(self, entries: list[os.DirEntry[str]] | None = None) -> list[str]:
         if entries is None:
