@@ -15,18 +15,26 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.cluster.test_remote_placement import (
+    _HeldStarts,
     all_taken,
+    duel_request,
+    offer,
     open_redis,
     request_for,
     start_host,
 )
 from tests.lobby.test_lobby import LobbyHarness
+from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
+from tests.support.placement_events import hear_placements
 from tests.support.waiting import until
+from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient
 from vinom.cluster.hosts import RedisHostRegistry
 from vinom.cluster.placement import RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
 from vinom.hosting.interfaces import NoHostAvailable
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService
 from vinom.match import Match, MatchEnded, Ticket
 from vinom.protocol.address import HostAddress
 from vinom.store.memory import MemoryPlayerStore
@@ -211,3 +219,39 @@ class FailoverSplitTests(TestCase):
         outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
         self.assertEqual((outcome["host_id"], outcome["address"]["host"]),
                          ("h-a", told_a.host), "the match's players were sent to two hosts")
+
+
+class StoppingHostTests(TestCase):
+    """On a real Redis: a host stopped cleanly (SIGTERM: a rolling deploy, a scale-down)
+    while it starts a match it took (a worker's start takes a moment) cannot host it.
+    The match is not the host's to fail: its players, waiting, get it from another host
+    with a free slot, not `no_host` (back to the queue, matched again) because one host
+    of the realm was going away."""
+
+    timeout = 30
+
+    async def test_a_match_a_stopping_host_could_not_start_goes_to_another_host(
+            self) -> None:  # fmt: skip
+        redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-a")
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-a")
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-stopping")
+        agent.startService()
+        held = _HeldStarts()
+        factory.start_host = held.start_host(factory.start_host)  # type: ignore[method-assign]
+        await offer(redis, duel_request())
+        await until(lambda: held.waiting, "the host starting the match")
+        # SIGTERM: the root stops the agent and the hosting service together.
+        stopped = [agent.stopService(), hosting.stopService()]
+        held.release()
+        for d in stopped:
+            await d
+        start_host(self, redis, "h-other", settings=PlacementSettings(claim_after=0.5))
+        await until(lambda: heard, "the match's outcome")
+        self.assertEqual([(m["event"], m.get("host_id")) for m in heard],
+                         [("placed", "h-other")])  # fmt: skip
