@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 
 from vinom.cluster.channel import (
     CLAIM_SOURCE,
+    GIVE_BACK,
     OPEN_GROUP,
     TAKE,
     PlacementKeys,
@@ -44,6 +45,7 @@ from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.cluster.watch import guarded, watch_key
 from vinom.errors import BackendUnavailable
+from vinom.hosting.interfaces import HostingStopped
 from vinom.hosting.service import GameHostingService
 from vinom.match import (
     Match,
@@ -392,25 +394,34 @@ class HostAgent(Service):
             # Not taken (Redis away): pending still, taken by the next claim of it.
             self._taken.pop(match_id, None)
             raise
-        await self._host(match, entry_id)
-        await self._ack(key, entry_id)
+        if await self._host(match, entry_id):
+            await self._ack(key, entry_id)
+        else:
+            ttl = milliseconds(self._settings.key_ttl)
+            await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl])
 
-    async def _host(self, match: Match, entry_id: str) -> None:
+    async def _host(self, match: Match, entry_id: str) -> bool:
         """Host a match whose request this host took, and record it `placed`; a match it
         could not start is recorded `failed` (its players go back to the head of the
-        queue, told `no_host`)."""
+        queue, told `no_host`), but for one it could not start because it is stopping:
+        False, its request given back to the realm's other hosts."""
         hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match.match_id))
         # Its port is taken (or it waits for one): the request no longer holds a slot.
         self._taking.discard(entry_id)
         try:
             address = await hosted
+        except HostingStopped:
+            self.log.info("match {match_id} given back to the other hosts: this host is "
+                          "stopping", match_id=match.match_id)  # fmt: skip
+            self._taken.pop(match.match_id, None)
+            return False
         except Exception as error:
             self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
                           error=error)  # fmt: skip
             failed = {"event": "failed", "match_id": match.match_id,
                       "reason": f"the game host could not start it: {error}"}  # fmt: skip
             await decide(self._redis, self._keys, self._settings, failed)
-            return
+            return True
         if match.match_id not in self._ends:  # (not ended at once)
             self._running_here.add(match.match_id)
         placed = {
@@ -434,8 +445,9 @@ class HostAgent(Service):
             if match.match_id in self._running_here:
                 self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
-            return
+            return True
         self.placed += 1
+        return True
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)

@@ -128,6 +128,16 @@ end
 return false
 """
 
+# KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the
+# stream's TTL (ms). A request a stopping host took and could not host, given back to
+# the realm's other hosts: added again and acknowledged, in one call.
+GIVE_BACK = Script(f"""
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+""")
+
 # KEYS: a realm's request stream, the match's outcome. ARGV: the group, the entry id,
 # `place_timeout` (ms). Whether a host that read the request is to host it (1): not if
 # an outcome is recorded (a lobby gave it up, or another host placed it) nor if it is
