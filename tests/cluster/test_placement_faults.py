@@ -255,3 +255,31 @@ class StoppingHostTests(TestCase):
         await until(lambda: heard, "the match's outcome")
         self.assertEqual([(m["event"], m.get("host_id")) for m in heard],
                          [("placed", "h-other")])  # fmt: skip
+
+
+class FloodTests(TestCase):
+    """On a real Redis: a flood of matches while every host of the realm is full (a
+    launch, hosts scaling up behind it). Each match's request waits in the realm's
+    stream for up to `place_timeout`; the stream keeps the requests still waiting, not
+    only the last thousand: else the oldest waiting matches lose their request (their
+    lobbies, whose marker says it is asked for, add nothing again), and when a host
+    frees a slot it serves a newer match while the oldest players get `no_host` at
+    their timeout."""
+
+    timeout = 60
+
+    async def test_the_oldest_waiting_match_is_served_first_after_a_flood(self) -> None:
+        redis = await open_redis(self)
+        lobby_ = lobby(self, redis, "l-a", Clock())
+        placing = {}
+        for i in range(1200):
+            players = tuple(Ticket(f"p{i}-{s}", f"P{i}", "duel", None, 1.0) for s in (0, 1))
+            match = Match(f"m-{i:04}", "duel", players, 1.0)
+            placing[match.match_id] = lobby_.host_match(match)
+            if i % 100 == 99:
+                await until(lambda i=i: redis.handler.exists(f"vinom:requested:m-{i:04}"),
+                            "the requests")  # fmt: skip
+        # A host frees a slot (one registers): it takes the oldest request waiting.
+        start_host(self, redis, "h-1", ports=1)
+        await until(lambda: placing["m-0000"].called, "the oldest match placed", timeout=10)
+        self.assertEqual((await placing["m-0000"]).host, "198.51.100.9")
