@@ -53,9 +53,11 @@ local function to_followers(key, streams, message)
 end
 """
 
-# The requests a realm's stream keeps at most (`MAXLEN ~`): its live hosts take them
-# within a second, and a request older than `place_timeout` is given up anyway.
-REQUESTS_KEPT = 1000
+# A realm's stream keeps its requests this many times `place_timeout` (`MINID ~`, by
+# the ids' times): a request waits that long at most for a host with a free slot
+# (older, every lobby gave it up), however many wait, as in a flood with every host
+# full; a cap on their number would drop the oldest still waiting.
+REQUESTS_KEPT_FOR = 2
 
 # KEYS: a stream (a lobby's events, a realm's requests). ARGV: the consumer group's name,
 # the stream's TTL (ms). The group, reading from the stream's start (what was added
@@ -76,15 +78,16 @@ FOLLOWERS_TTL = 24 * 3600.0
 
 # KEYS: the match's followers, its outcome, its realm's request stream, its `requested`
 # marker. ARGV: the lobby id, the followers' TTL (ms), the request, the TTL of the
-# stream and marker (ms). The lobby follows the match (it hears its outcome on its
-# stream from now on) unless an outcome is recorded already (returned: nothing to
-# wait for); the first lobby to follow it, or the first after a failover lost the
-# marker, adds the request: one call, so no outcome is published in between, and a
-# lobby that formed the match and died at once leaves it to the next lobby of its
-# players, with no claim to take over. A match placed already is followed still (the
-# lobby hears its end as the others do) while it runs: its end deletes its followers,
-# which the first follower made before any host could place it; placed and without
-# followers, it ended, and `ENDED` is returned (its players are not sent there).
+# stream and marker (ms), how long the stream keeps a request (ms, `REQUESTS_KEPT_FOR`).
+# The lobby follows the match (it hears its outcome on its stream from now on) unless an
+# outcome is recorded already (returned: nothing to wait for); the first lobby to follow
+# it, or the first after a failover lost the marker, adds the request: one call, so no
+# outcome is published in between, and a lobby that formed the match and died at once
+# leaves it to the next lobby of its players, with no claim to take over. A match placed
+# already is followed still (the lobby hears its end as the others do) while it runs:
+# its end deletes its followers, which the first follower made before any host could
+# place it; placed and without followers, it ended, and `ENDED` is returned (its players
+# are not sent there).
 FOLLOW = Script(f"""
 local outcome = redis.call('GET', KEYS[2])
 if outcome then
@@ -97,7 +100,9 @@ end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX') then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[3])
+  local id = redis.call('XADD', KEYS[3], '*', 'r', ARGV[3])
+  local added = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', KEYS[3], 'MINID', '~', string.format('%d', added - tonumber(ARGV[5])))
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 return false
@@ -131,8 +136,8 @@ return false
 # KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the
 # stream's TTL (ms). A request a stopping host took and could not host, given back to
 # the realm's other hosts: added again and acknowledged, in one call.
-GIVE_BACK = Script(f"""
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', {REQUESTS_KEPT}, '*', 'r', ARGV[3])
+GIVE_BACK = Script("""
+redis.call('XADD', KEYS[1], '*', 'r', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1

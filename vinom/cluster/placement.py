@@ -39,6 +39,7 @@ from vinom.cluster.channel import (
     FOLLOW,
     FOLLOWERS_TTL,
     OPEN_GROUP,
+    REQUESTS_KEPT_FOR,
     PlacementKeys,
     address_from,
     decide,
@@ -204,8 +205,9 @@ class RemoteMatchHosting(Service):
                 self._keys.requests(self.realm, self._refuses is not None),
                 self._keys.requested(match_id)]  # fmt: skip
         ttl = milliseconds(self._settings.key_ttl)
+        kept = milliseconds(REQUESTS_KEPT_FOR * self._settings.place_timeout)
         d = self._redis.run(FOLLOW, keys, [self.lobby_id, milliseconds(FOLLOWERS_TTL), request,
-                                           ttl])  # fmt: skip
+                                           ttl, kept])  # fmt: skip
         # An outcome recorded already (another lobby's timeout, a host faster than us).
         d.addCallback(self._followed, match_id)
         # Redis away: asked again `FOLLOW_AGAIN` later, and `place_timeout` decides.
