@@ -28,9 +28,10 @@ from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.placement_events import hear_placements
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
+from vinom.cluster.channel import PlacementKeys, announce_end, decide
 from vinom.cluster.client import RedisClient
 from vinom.cluster.hosts import RedisHostRegistry
-from vinom.cluster.placement import RemoteMatchHosting
+from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
 from vinom.hosting.interfaces import NoHostAvailable
 from vinom.hosting.ports import PortAllocator
@@ -283,3 +284,37 @@ class FloodTests(TestCase):
         start_host(self, redis, "h-1", ports=1)
         await until(lambda: placing["m-0000"].called, "the oldest match placed", timeout=10)
         self.assertEqual((await placing["m-0000"]).host, "198.51.100.9")
+
+
+class MissedEndsTests(TestCase):
+    """On a real Redis: a busy lobby that does not read its events for a few seconds (a
+    long collection, its connection to Redis dropped, a failover it follows) while more
+    than a thousand of its matches end. Every end waits in its stream until it reads
+    on: a lost `ended` is never said again, and the lobby would count that match as
+    running for good (its drain waits on it, its players' addresses stay counted, a
+    `host_crashed` keeps them no place in the queue)."""
+
+    timeout = 60
+
+    async def test_a_lobby_that_did_not_read_for_a_while_hears_every_end(self) -> None:
+        redis = await open_redis(self)
+        keys = PlacementKeys("vinom:")
+        # Its placement, not reading its stream yet (as while it was away).
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=Clock(), lobby_id="l-busy")  # fmt: skip
+        count = 1100
+        for i in range(count):
+            match_id = f"m-{i:04}"
+            await redis.handler.sadd(f"vinom:lobbies:{match_id}", "l-first")
+            placed = {"event": "placed", "match_id": match_id, "host_id": "h-1",
+                      "address": {"host": "198.51.100.9", "port": 7400}}  # fmt: skip
+            self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed))
+            hosting.host_match(duel(match_id))
+        await until(lambda: hosting.running_games == count, "its matches placed")
+        for i in range(count):
+            await announce_end(redis, keys, "h-1", {"event": "ended",
+                                                    "match_id": f"m-{i:04}", "outcome": None})
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        await until(lambda: hosting.matches == 0,
+                    lambda: f"every end heard ({hosting.matches} not)", timeout=10)
