@@ -30,9 +30,12 @@ from vinom.cluster.settings import PlacementSettings
 from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import MatchPlacement
 
-# The events a lobby's stream keeps at most (`MAXLEN ~`: trimmed by whole nodes, so
-# a few more): a live lobby reads them within a second, and a dead one's are not read.
-EVENTS_KEPT = 1000
+# How long a lobby's stream keeps an event (`MINID ~`, by the ids' times, as each is
+# added): a live lobby reads them within a second, and one that did not read for a
+# while (a long pause, its connection dropped, a failover it follows) reads every event
+# of that while, however many: a count would drop the oldest, and an `ended` lost is
+# never said again (the lobby would count its match as running for good).
+EVENTS_KEPT_FOR = 120.0
 
 # How long a lobby's stream lives after its last event (a dead lobby's goes then).
 EVENTS_TTL = 3600.0
@@ -45,7 +48,10 @@ EVENTS_TTL = 3600.0
 # vinom.cluster.hosts).
 TO_FOLLOWERS_LUA = f"""
 local function tell(stream, message)
-  redis.call('XADD', stream, 'MAXLEN', '~', {EVENTS_KEPT}, '*', 'm', message)
+  local id = redis.call('XADD', stream, '*', 'm', message)
+  local added = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', stream, 'MINID', '~',
+             string.format('%d', added - {milliseconds(EVENTS_KEPT_FOR)}))
   redis.call('PEXPIRE', stream, {milliseconds(EVENTS_TTL)})
 end
 local function to_followers(key, streams, message)
