@@ -30,7 +30,7 @@ from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.channel import PlacementKeys, announce_end, decide
 from vinom.cluster.client import RedisClient
-from vinom.cluster.hosts import RedisHostRegistry
+from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
 from vinom.hosting.interfaces import NoHostAvailable
@@ -318,3 +318,31 @@ class MissedEndsTests(TestCase):
         self.addCleanup(hosting.stopService)
         await until(lambda: hosting.matches == 0,
                     lambda: f"every end heard ({hosting.matches} not)", timeout=10)
+
+
+class PausedReaderTests(TestCase):
+    """On a real Redis: a host that read a request and was paused (SIGSTOP) stops
+    renewing its registration; once it lapses, a live host takes the request
+    (`claim_after` after the read), as it takes a dead host's: its players get the
+    match a few seconds late, not `no_host` at `place_timeout`."""
+
+    timeout = 30
+
+    async def test_a_request_read_by_a_host_paused_since_is_taken_by_a_live_host(
+            self) -> None:  # fmt: skip
+        redis = await open_redis(self)
+        registry = RedisHostRegistry(redis)
+        paused = HostRecord("h-paused", "198.51.100.7", (7500, 7501), 2, 2, 1.0)
+        await registry.register(paused, 0.5)
+        key = "vinom:place:default"
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "hosts", "$", "MKSTREAM")
+        await offer(redis, duel_request())
+        await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "hosts", "h-paused", "COUNT", 1, "STREAMS", key, ">")
+        _, live = start_host(self, redis, "h-live", settings=PlacementSettings(claim_after=0.5))
+        # Not while its registration lives (it may be only slow).
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed by the live host")
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual((outcome["host_id"], live.matches), ("h-live", 1))
