@@ -8,9 +8,10 @@ players all left a match that other lobbies' players still wait for."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
@@ -26,10 +27,11 @@ from tests.cluster.test_remote_placement import (
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.placement_events import hear_placements
+from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.channel import PlacementKeys, announce_end, decide
-from vinom.cluster.client import RedisClient
+from vinom.cluster.client import RedisClient, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
@@ -346,3 +348,45 @@ class PausedReaderTests(TestCase):
         await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed by the live host")
         outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
         self.assertEqual((outcome["host_id"], live.matches), ("h-live", 1))
+
+
+class GapRedis(RedisClient):
+    """A pool on which a request is added (as a lobby adds one) just before the host's
+    next wait for requests (`XREAD ... BLOCK`) reaches Redis: after the host found none
+    to read, before it waits. Says whether that wait ran out with nothing."""
+
+    gap_request: str | None = None
+    missed: bool | None = None
+
+    def blocking(self, *command: object) -> Deferred[Any]:
+        request = self.gap_request
+        if command[0] != "XREAD" or request is None:
+            return RedisClient.blocking(self, *command)
+        self.gap_request = None
+        added = self.handler.execute_command("XADD", "vinom:place:default", "*", "r", request)
+
+        def seen(reply: Any) -> Any:
+            self.missed = reply is None
+            return reply
+
+        return added.addCallback(
+            lambda _: RedisClient.blocking(self, *command).addCallback(seen))
+
+
+class ArrivalGapTests(TestCase):
+    """On a real Redis: a request added while the realm's only host is between finding
+    nothing to read and waiting for the next request is read at once, not when its wait
+    runs out a second later (by then its lobby told its players `waiting_for_server`,
+    though the host was idle)."""
+
+    timeout = 30
+
+    async def test_a_request_added_as_the_host_goes_to_wait_is_read_at_once(self) -> None:
+        server = await start_redis(self)
+        redis = GapRedis.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        start_host(self, redis, "h-1")
+        await until(lambda: redis.handler.exists("vinom:host:h-1"), "the host registered")
+        redis.gap_request = duel_request()
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertIs(redis.missed, False)
