@@ -31,6 +31,7 @@ from vinom.cluster.channel import (
     GIVE_BACK,
     OPEN_GROUP,
     TAKE,
+    WAIT_FROM,
     PlacementKeys,
     address_json,
     announce_end,
@@ -302,8 +303,9 @@ class HostAgent(Service):
                     d.addErrback(self._take_failed)
                     d.addBoth(self._taken_now, entry_id)
                     continue
+                since = await self._redis.run(WAIT_FROM, streams, ["hosts"])
                 await self._redis.blocking("XREAD", "COUNT", 1, "BLOCK", 1000, "STREAMS",
-                                           *streams, *["$"] * len(streams))  # fmt: skip
+                                           *streams, *since)  # fmt: skip
                 delay = read_delay(self.record(), pack=self._pack, most=READ_DELAY)
                 if delay > 0:
                     await self._pause(delay)

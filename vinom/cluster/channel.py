@@ -139,6 +139,28 @@ end
 return false
 """
 
+# KEYS: request streams. ARGV: the group. Where a host waits for the next request of
+# each stream from (`XREAD ... BLOCK`): after the last the group was given, so that a
+# request added between the host's read that found none and its wait wakes it at once
+# (from `$`, it would wait out its block); `$` for a stream or group not made yet.
+WAIT_FROM = Script("""
+local ids = {}
+for i, key in ipairs(KEYS) do
+  ids[i] = '$'
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    for _, group in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+      local name, last
+      for j = 1, #group, 2 do
+        if group[j] == 'name' then name = group[j + 1] end
+        if group[j] == 'last-delivered-id' then last = group[j + 1] end
+      end
+      if name == ARGV[1] then ids[i] = last end
+    end
+  end
+end
+return ids
+""")
+
 # KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the
 # stream's TTL (ms). A request a stopping host took and could not host, given back to
 # the realm's other hosts: added again and acknowledged, in one call.
