@@ -5,7 +5,7 @@ Nothing here needs a cluster: the parts are
 
 - the rendered manifests' numbers: the Fleet's replicas and its Counter `matches`
   capacity, the FleetAutoscaler's `bufferSize`, `minCapacity`, `maxCapacity` and
-  sync interval, the lobbies' --placement (the ConfigMap vinom-hosts);
+  sync interval, the hosts' --placement (the ConfigMap vinom-hosts);
 - Agones's Counter policy as its documentation states it (autoscaling.agones.dev
   FleetAutoscaler, "Counter"): keep `bufferSize` free slots over the Fleet's
   aggregate count, its aggregate capacity within [minCapacity, maxCapacity], at each
@@ -13,7 +13,7 @@ Nothing here needs a cluster: the parts are
   free capacity first (the Fleet's `priorities`);
 - a vinom host's Agones states (docs/kubernetes.md): Ready while idle, Allocated
   while it runs a match;
-- vinom's own choice of host for each match (`vinom.cluster.placement.choose_host`),
+- which host takes each match first (`vinom.cluster.placement.choose_host`),
   among live hosts with free capacity, least loaded first as the registry lists them.
 
 Time is a `twisted.internet.testing.Clock`: matches arrive one a second, each lasts
@@ -52,7 +52,7 @@ class GameServer:
 
 
 class Fleet:
-    """The Fleet, its autoscaler and the lobbies' placement, on a clock (module docstring)."""
+    """The Fleet, its autoscaler and the hosts' placement, on a clock (module docstring)."""
 
     def __init__(self, documents: list[dict[str, Any]], clock: Clock) -> None:
         by = {(d["kind"], d["metadata"]["name"]): d for d in documents}
@@ -96,14 +96,14 @@ class Fleet:
             self.servers.remove(server)
 
     def place(self) -> None:
-        """A lobby places one match: vinom's choice among the live hosts with free slots."""
+        """One match placed: taken by the host with a free slot that reads it first."""
         records = least_loaded_first(
             HostRecord(s.name, "10.0.0.1", (7400, 7409), s.capacity, s.capacity - s.count, 0.0)
             for s in self.live()
         )  # fmt: skip
         candidates = [r for r in records if r.free > 0]
         if not candidates:
-            self.waiting += 1  # it waits for a host (the lobby's host_wait), tried again
+            self.waiting += 1  # its request waits in the stream for a host, read again
             self.clock.callLater(1.0, self.retry)
             return
         chosen = choose_host(candidates, pack=self.pack)

@@ -122,7 +122,8 @@ class TLSLobbyIntegrationTests(TestCase):
         server_cert = PrivateCertificate.loadPEM(self.cert_pem + paths.private_key.read_bytes())
         self.hosts = PlaceholderGameHostFactory(reactor, "127.0.0.1", "127.0.0.1")
         self.allocator = PortAllocator(udp_ports)
-        self.hosting = GameHostingService(self.allocator, self.hosts)
+        store = MemoryPlayerStore()
+        self.hosting = GameHostingService(self.allocator, self.hosts, store=store, clock=reactor)
         self.hosting.startService()
         self.addCleanup(self.hosting.stopService)
         games = GameCatalogue.sized({"tictactoe": 2})
@@ -130,7 +131,7 @@ class TLSLobbyIntegrationTests(TestCase):
             config=LobbyConfig(),
             games=games,
             backends=LobbyBackends(MemoryMatchmaker(games, reactor), self.hosting,
-                                   MemoryPlayerStore(), PlaceholderTokenIssuer()),
+                                   store, PlaceholderTokenIssuer()),
             clock=reactor,
         )
         self.lobby.startService()

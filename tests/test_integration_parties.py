@@ -119,16 +119,18 @@ class PartyIntegrationTests(TestCase):
                 self.cert_pem + paths.private_key.read_bytes()
             )
         server_cert = self.server_cert
+        store = MemoryPlayerStore()
         hosting = GameHostingService(
             PortAllocator(free_udp_ports(2)),
             PlaceholderGameHostFactory(reactor, "127.0.0.1", "127.0.0.1"),
+            store=store, clock=reactor,
         )
         hosting.startService()
         self.addCleanup(hosting.stopService)
         lobby = LobbyFactory(
             config=LobbyConfig(),
             games=GAMES,
-            backends=LobbyBackends(matchmaker, hosting, MemoryPlayerStore(),
+            backends=LobbyBackends(matchmaker, hosting, store,
                                    PlaceholderTokenIssuer(), parties=parties),
             clock=reactor,
         )

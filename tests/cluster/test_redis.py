@@ -112,8 +112,8 @@ class SettingsTests(SynchronousTestCase):
             ),
             RedisPartySettings: ("party_ttl", "refresh_every", "check_every"),
             PlacementSettings: (
-                "accept_timeout", "place_timeout", "hosts_tried", "takeover_after",
-                "refresh_every", "heartbeat_every", "host_ttl", "silent_after", "key_ttl",
+                "place_timeout", "claim_after", "refresh_every", "heartbeat_every",
+                "host_ttl", "silent_after", "stall_grace", "key_ttl",
             ),
         }  # fmt: skip
         for settings, names in cases.items():

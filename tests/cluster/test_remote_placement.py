@@ -1,21 +1,21 @@
-"""The lobby's side of remote placement, on a Clock: a match no game host took puts its
-connected players back at the head of the queue; a lobby sharing its store forgets only
-its own players; match outcomes cross the placement channel as they were; an outcome
-heard before the match itself (two channels, two connections) is not lost."""
+"""Remote placement (vinom.cluster.placement, agent, channel): a match no game host took
+puts its connected players back at the head of the queue; a lobby sharing its store
+forgets only its own players; match outcomes cross the placement channel as they were;
+the first lobby to follow a match asks for it, the realm's hosts take requests only
+while they have a free slot, and a live host takes what a dead one read."""
 
 # slow: starts Redis (tests/support/redis_server.py)
 
 from __future__ import annotations
 
 import json
-import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock, LoopingCall, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from txredisapi import ResponseError
@@ -58,7 +58,6 @@ class ScriptedHosting:
     matches = 0
     running_games = 0
     free_ports = 0
-    records_placements = True
 
     def __init__(self) -> None:
         self.asked: list[tuple[Match, Deferred[HostAddress]]] = []
@@ -279,7 +278,9 @@ class OutcomeJsonTests(SynchronousTestCase):
 
 
 class EarlyOutcomeTests(TestCase):
-    """On a real Redis, with no game host: the outcome decides, not a placement attempt."""
+    """On a real Redis, with no game host: an outcome recorded before this lobby follows
+    the match (another lobby's timeout, a host faster than this lobby's call) decides
+    at once, and no request is added for it."""
 
     timeout = 30
 
@@ -293,26 +294,31 @@ class EarlyOutcomeTests(TestCase):
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         return Match("m-early", "duel", players, 1.0)
 
-    async def test_placed_heard_before_the_match_gives_its_address(self) -> None:
+    async def record(self, redis: RedisClient, outcome: dict[str, Any]) -> None:
+        # The lobby that asked for the match follows it (a match placed and without
+        # followers has ended).
+        await redis.handler.sadd("vinom:lobbies:m-early", "l-first")
+        keys = PlacementKeys("vinom:")
+        self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, outcome))
+
+    async def test_placed_recorded_before_the_lobby_follows_gives_its_address(self) -> None:
         hosting, redis = await self.lobby()
-        hosting.handle_message(json.dumps({
-            "event": "placed", "match_id": "m-early", "host_id": "h-1",
-            "address": {"host": "127.0.0.1", "port": 7400},
-        }))  # fmt: skip
+        await self.record(redis, {"event": "placed", "match_id": "m-early", "host_id": "h-1",
+                                  "address": {"host": "127.0.0.1", "port": 7400}})  # fmt: skip
         ended: list[MatchEnded | None] = []
         address = await hosting.host_match(self.match(), on_ended=ended.append)
         self.assertEqual(address, HostAddress("127.0.0.1", 7400))
         self.assertEqual(hosting.running_games, 1)
-        # This lobby did not try to place it (another one had).
-        self.assertIsNone(await redis.handler.get("vinom:placer:m-early"))
+        # Nothing asked of the hosts: it was placed.
+        self.assertEqual(await redis.handler.exists("vinom:place:default"), 0)
         hosting.handle_message(json.dumps({"event": "ended", "match_id": "m-early",
                                            "outcome": None}))  # fmt: skip
         self.assertEqual((ended, hosting.matches), ([None], 0))
 
-    async def test_failed_heard_before_the_match_fails_it(self) -> None:
-        hosting, _ = await self.lobby()
-        hosting.handle_message(json.dumps({"event": "failed", "match_id": "m-early",
-                                           "reason": "no game host took the match"}))
+    async def test_failed_recorded_before_the_lobby_follows_fails_it(self) -> None:
+        hosting, redis = await self.lobby()
+        await self.record(redis, {"event": "failed", "match_id": "m-early",
+                                  "reason": "no game host took the match"})  # fmt: skip
         with self.assertRaises(NoHostAvailable):
             await hosting.host_match(self.match())
         self.assertEqual(hosting.matches, 0)
@@ -327,13 +333,13 @@ class EventsStreamTests(TestCase):
 
     async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient, Deferred[HostAddress]]:
         redis = await open_redis(self)
-        # The timers (place_timeout, takeover_after) on a Clock that never moves.
+        # The timers (place_timeout) on a Clock that never moves.
         hosting = RemoteMatchHosting(redis=redis, registry=MemoryHostRegistry(Clock()),  # type: ignore[arg-type]
-                                     clock=Clock(), lobby_id="l-test",
-                                     formed_by=lambda match_id: "l-other")  # fmt: skip
+                                     clock=Clock(), lobby_id="l-test")  # fmt: skip
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         placed = hosting.host_match(Match("m-away", "duel", players, 1.0))
-        await redis.handler.sadd("vinom:lobbies:m-away", "l-test")
+        await until(lambda: redis.handler.sismember("vinom:lobbies:m-away", "l-test"),
+                    "the lobby following the match")  # fmt: skip
         return hosting, redis, placed
 
     async def place(self, redis: RedisClient) -> None:
@@ -385,86 +391,70 @@ class EventsStreamTests(TestCase):
         self.assertEqual(await redis.handler.exists("vinom:placements:l-test"), 0)
 
 
-class FormerPlacesTests(TestCase):
-    """On a real Redis, with no game host: the lobby that formed a match places it; the
-    others claim it only if it is still not placed after `takeover_after`."""
+class FollowTests(TestCase):
+    """On a real Redis, with no game host, the lobbies on a Clock: every lobby of a match
+    follows it, and the first to follow adds its request to the realm's stream (so a
+    lobby that formed a match and died at once leaves nothing to take over); a request
+    Redis lost (a replica promoted before it had it) is added again; a lobby that heard
+    nothing by `place_timeout` records `failed`, which every follower hears."""
 
     timeout = 30
 
-    async def lobby(self, former: str) -> tuple[RemoteMatchHosting, RedisClient, Clock]:
+    async def lobbies(self) -> tuple[RedisClient, Clock, list[RemoteMatchHosting]]:
         redis = await open_redis(self)
-        clock = self.clock = Clock()
-        hosting = RemoteMatchHosting(
-            redis=redis, registry=RedisHostRegistry(redis), clock=clock, lobby_id="l-test",
-            formed_by=lambda match_id: former, lease_prefix="vinom:mm",
-        )
-        return hosting, redis, clock
+        clock = Clock()
+        lobbies = [RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                      clock=clock, lobby_id=lobby_id)
+                   for lobby_id in ("l-a", "l-b")]  # fmt: skip
+        return redis, clock, lobbies
 
     def match(self) -> Match:
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         return Match("m-formed", "duel", players, 1.0)
 
-    async def outcome(self, redis: RedisClient) -> dict[str, object]:
-        # No live host: the placing lobby waits `host_wait` for one (its clock moved on
-        # at each look), then records `failed`.
-        def moved_on() -> Deferred[object]:
-            self.clock.advance(DEFAULT_PLACEMENT.refresh_every)
-            return redis.handler.get("vinom:outcome:m-formed")
+    async def requests(self, redis: RedisClient) -> list[str]:
+        entries = await redis.handler.execute_command("XRANGE", "vinom:place:default", "-", "+")
+        return [json.loads(fields[1])["match"]["match_id"] for _, fields in entries]
 
-        await until(moved_on)
-        return dict(json.loads(await redis.handler.get("vinom:outcome:m-formed")))
+    async def test_the_first_lobby_to_follow_a_match_asks_for_it_once(self) -> None:
+        redis, _, (first, second) = await self.lobbies()
+        first.host_match(self.match()).addErrback(lambda _: None)
+        second.host_match(self.match()).addErrback(lambda _: None)
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-formed").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        self.assertEqual(await self.requests(redis), ["m-formed"])
 
-    async def test_the_lobby_that_formed_a_match_places_it_at_once(self) -> None:
-        hosting, redis, _ = await self.lobby("l-test")
-        hosting.host_match(self.match()).addErrback(lambda _: None)
-        outcome = await self.outcome(redis)
-        self.assertEqual(outcome["event"], "failed")
-        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
-
-    async def test_another_lobby_takes_a_match_over_only_once_its_former_is_late(self) -> None:
-        hosting, redis, clock = await self.lobby("l-other")
-        hosting.host_match(self.match()).addErrback(lambda _: None)
-        # Nothing written for a while: a round trip to Redis, then the key is still unset.
+    async def test_a_request_redis_lost_is_added_again(self) -> None:
+        redis, clock, (lobby, _) = await self.lobbies()
+        lobby.host_match(self.match()).addErrback(lambda _: None)
+        await until(lambda: self.requests(redis), "the request")
+        # A replica promoted before it had the request: neither it nor its marker.
+        await redis.handler.delete("vinom:place:default", "vinom:requested:m-formed")
+        clock.advance(1.0)
+        await until(lambda: self.requests(redis), "the request added again")
+        self.assertEqual(await self.requests(redis), ["m-formed"])
+        # Added once only while it waits: the marker says it is in the stream.
+        clock.advance(1.0)
         await redis.handler.ping()
-        clock.advance(1.9)
         await redis.handler.ping()
-        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
-        clock.advance(0.1)  # takeover_after (2 s): the former has not placed it
-        outcome = await self.outcome(redis)
-        self.assertEqual(outcome["event"], "failed")
-        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
+        self.assertEqual(await self.requests(redis), ["m-formed"])
 
-    async def test_a_match_claimed_by_a_former_that_died_is_taken_over_once_its_lease_lapses(
+    async def test_a_match_no_host_took_by_place_timeout_fails_for_every_follower(
         self,
     ) -> None:
-        hosting, redis, clock = await self.lobby("l-other")
-        # The former claimed the match, and holds its lease (`<mm>:lobby:<id>`).
-        await redis.handler.set("vinom:placer:m-formed", "l-other")
-        await redis.handler.set("vinom:mm:lobby:l-other", "1")
-        hosting.host_match(self.match()).addErrback(lambda _: None)
-        clock.advance(2.0)  # takeover_after: the claim is a live lobby's, left to it
-        await redis.handler.ping()
-        await redis.handler.ping()
-        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-other")
-        self.assertIsNone(await redis.handler.get("vinom:outcome:m-formed"))
-        # The former dies: its lease lapses, and the next try takes the claim over.
-        await redis.handler.delete("vinom:mm:lobby:l-other")
-        clock.advance(2.0)
-        outcome = await self.outcome(redis)
-        self.assertEqual(outcome["event"], "failed")  # no live host: given up at once
-        self.assertEqual(await redis.handler.get("vinom:placer:m-formed"), "l-test")
-
-    async def test_a_match_placed_by_its_former_is_never_claimed_by_another(self) -> None:
-        hosting, redis, clock = await self.lobby("l-other")
-        placed = hosting.host_match(self.match())
-        hosting.handle_message(json.dumps({
-            "event": "placed", "match_id": "m-formed", "host_id": "h-1",
-            "address": {"host": "127.0.0.1", "port": 7400},
-        }))  # fmt: skip
-        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
-        clock.advance(5.0)
-        await redis.handler.ping()
-        self.assertIsNone(await redis.handler.get("vinom:placer:m-formed"))
+        redis, clock, (first, second) = await self.lobbies()
+        for lobby in (first, second):
+            lobby.startService()
+            self.addCleanup(lobby.stopService)
+        failed = [first.host_match(self.match()), second.host_match(self.match())]
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-formed").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        clock.advance(DEFAULT_PLACEMENT.place_timeout)
+        for d in failed:
+            await until(lambda d=d: d.called, "the lobby's answer")
+            self.failureResultOf(d, NoHostAvailable)
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-formed"))
+        self.assertEqual(outcome["event"], "failed")
 
 
 class _SlowPort:
@@ -657,9 +647,8 @@ class LostPlacementTests(TestCase):
         # Another lobby of the match, which had not read the `placed` (on a Clock).
         clock = Clock()
         lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
-                                   clock=clock, lobby_id="l-b", formed_by=lambda _: "l-a",
-                                   settings=PlacementSettings(place_timeout=5.0,
-                                                              takeover_after=60.0))
+                                   clock=clock, lobby_id="l-b",
+                                   settings=PlacementSettings(place_timeout=5.0))
         lobby.startService()
         self.addCleanup(lobby.stopService)
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
@@ -714,8 +703,8 @@ class LostPlacementTests(TestCase):
 
 class LatePlacementTests(TestCase):
     """On a real Redis: a host whose `placed` came too late (another host's was recorded
-    first: a host paused or cut off past the lobby's taking its request back, a request
-    read twice across a failover) runs a copy of the match that nobody joins. Its end
+    first: a host paused past `claim_after` while it started the match, a request read
+    twice across a failover) runs a copy of the match that nobody joins. Its end
     is not the match's: it is told to no lobby, and the placement record of the host
     the players play on stays (docs/scaling.md, faults)."""
 
@@ -727,15 +716,20 @@ class LatePlacementTests(TestCase):
         keys = PlacementKeys("vinom:")
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         match = Match("m-1", "duel", players, 1.0)
-        # Placed on another host first; the players play there.
         await redis.handler.sadd("vinom:lobbies:m-1", "l-test")
+        factory, hosting = start_host(self, redis, "h-test")
+        # The host takes the request and starts the match slowly (paused meanwhile).
+        held = _HeldStarts()
+        factory.start_host = held.start_host(factory.start_host)  # type: ignore[method-assign]
+        await offer(redis, duel_request())
+        await until(lambda: held.waiting, "the host starting the match")
+        # Placed on another host first; the players play there.
         there = HostAddress("203.0.113.5", 7600)
         placed = {"event": "placed", "match_id": "m-1", "host_id": "h-other",
                   "address": {"host": there.host, "port": there.port}}  # fmt: skip
         self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed,
                                      MatchPlacement(match, there, 1.0)))  # fmt: skip
-        factory, hosting = start_host(self, redis, "h-test")
-        await offer(redis, duel_request())
+        held.release()
         await until(lambda: all_taken(redis), "the request taken")
         await until(lambda: hosting.matches == 1, "the copy hosted")
         # The copy ends (at its connect deadline: nobody joined it).
@@ -743,8 +737,8 @@ class LatePlacementTests(TestCase):
         # A match placed here after it ends too: its end is heard, and m-1's before it.
         others = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2, 4))
         await redis.handler.sadd("vinom:lobbies:m-2", "l-test")
-        await offer(redis, json.dumps({"match": match_to_json(Match("m-2", "duel", others, 1.0)),
-                                       "attempt": 0, "lobby_id": "l-test"}))  # fmt: skip
+        await offer(redis, json.dumps({"match": match_to_json(Match("m-2", "duel", others,
+                                                                    1.0))}))  # fmt: skip
         await until(lambda: redis.handler.get("vinom:outcome:m-2"))
         self.assertTrue(factory.end_match("m-2"))
         await until(lambda: [m for m in heard if m["event"] == "ended"], "an end")
@@ -752,6 +746,30 @@ class LatePlacementTests(TestCase):
         self.assertEqual([m["match_id"] for m in heard if m["event"] == "ended"], ["m-2"])
         record = await RedisPlayerStore(redis).placement_for_player("p0")
         self.assertEqual(None if record is None else record.address, there)
+
+
+class _HeldStarts:
+    """Holds a game host factory's starts until `release` (a host paused as it starts a
+    match)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Deferred[None]] = []
+        self.released = False
+
+    def start_host(self, start: Callable[[int], Deferred[Any]]) -> Callable[[int], Deferred[Any]]:
+        def held(port: int) -> Deferred[Any]:
+            if self.released:
+                return start(port)
+            gate: Deferred[None] = Deferred()
+            self.waiting.append(gate)
+            return gate.addCallback(lambda _: start(port))
+
+        return held
+
+    def release(self) -> None:
+        self.released = True
+        for gate in self.waiting:
+            gate.callback(None)
 
 
 class HostRecordsPlacementTests(TestCase):
@@ -809,37 +827,38 @@ class HostRecordsPlacementTests(TestCase):
 
 class RequestGivenAgainTests(TestCase):
     """On a real Redis: a placement request a host took comes back to it (a replica
-    promoted before it had the taking: asynchronous replication); the host does not
-    host the match a second time."""
+    promoted before it had the taking, or the placement: asynchronous replication); the
+    host does not host the match a second time, and says its placement again."""
 
     timeout = 30
 
-    async def test_a_request_taken_before_is_dropped(self) -> None:
+    async def test_a_request_taken_before_is_hosted_once_and_its_placement_said_again(
+        self,
+    ) -> None:
         redis = await open_redis(self)
         _, hosting = start_host(self, redis, "h-test")
         request = duel_request()
         await offer(redis, request)
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
-        # What the promoted replica lacks: the outcome; the request is back.
-        await redis.handler.delete("vinom:outcome:m-1")
+        placed = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        # What the promoted replica lacks: the placement; a lobby still waiting asks
+        # for the match again.
+        await redis.handler.delete("vinom:outcome:m-1", "vinom:match:m-1")
         await offer(redis, request)
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "the placement again")
         await until(lambda: all_taken(redis), "every request taken")
-        await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(hosting.matches, 1)
-        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1")), placed)
+        found = await RedisPlayerStore(redis).get_placement("m-1")
+        self.assertEqual(None if found is None else found.address.port, placed["address"]["port"])
 
-    async def test_two_attempts_at_one_match_taken_together_host_it_once(self) -> None:
-        # A failover: the former lobby's request was on the promoted replica, untaken,
-        # and the lobby that took the match over pushed its own attempt; the host's
-        # first pop after the failover brings both.
+    async def test_two_requests_for_one_match_host_it_once(self) -> None:
+        # A failover lost the request's marker but not the request: a lobby of the match
+        # added it again, and the host finds both.
         redis = await open_redis(self)
         heard = await hear_placements(self, redis, "l-a")
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        match = match_to_json(Match("m-1", "duel", players, 1.0))
         await redis.handler.sadd("vinom:lobbies:m-1", "l-a")
-        for attempt, lobby in ((0, "l-a"), (2, "l-b")):
-            request = {"match": match, "attempt": attempt, "lobby_id": lobby}
-            await offer(redis, json.dumps(request))
+        await offer(redis, duel_request(), duel_request())
         _, hosting = start_host(self, redis, "h-test")
         await until(lambda: all_taken(redis), "every request taken")
         await until(lambda: redis.handler.get("vinom:outcome:m-1"))
@@ -847,179 +866,94 @@ class RequestGivenAgainTests(TestCase):
         self.assertEqual((hosting.matches, hosting.free_ports), (1, 1))
         self.assertEqual([m["event"] for m in heard], ["placed"])
 
-    async def test_two_attempts_at_one_match_a_full_host_refuses_are_both_told(self) -> None:
-        # As above, on a host with no free port: each attempt's lobby hears its refusal
-        # (the second's could no longer withdraw it) and offers the match elsewhere.
-        redis = await open_redis(self)
-        heard = {lobby: await hear_placements(self, redis, lobby) for lobby in ("l-a", "l-b")}
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        _, hosting = start_host(self, redis, "h-test")
-        for filler in ("m-x", "m-y"):
-            request = {"match": match_to_json(Match(filler, "duel", players, 1.0)),
-                       "attempt": 0, "lobby_id": "l-a"}  # fmt: skip
-            await offer(redis, json.dumps(request))
-            await until(lambda f=filler: redis.handler.get(f"vinom:outcome:{f}"))
-        self.assertEqual(hosting.free_ports, 0)
-        match = match_to_json(Match("m-1", "duel", players, 1.0))
-        requests = [json.dumps({"match": match, "attempt": attempt, "lobby_id": lobby})
-                    for attempt, lobby in ((0, "l-a"), (2, "l-b"))]  # fmt: skip
-        await offer(redis, *requests)
-        await until(lambda: all(any(m["event"] == "refused" for m in heard[lobby])
-                                for lobby in heard), "a refusal at each lobby")  # fmt: skip
-        refusals = {lobby: [(m["match_id"], m["attempt"], m["reason"]) for m in messages
-                            if m["event"] == "refused"] for lobby, messages in heard.items()}
-        self.assertEqual(refusals, {"l-a": [("m-1", 0, "full")], "l-b": [("m-1", 2, "full")]})
 
-
-class HostTakesRequestsTests(TestCase):
-    """On a real Redis: a game host takes every placement request waiting in its stream in
-    one call, not one round trip each (a burst of matches is not left to time out)."""
+class PullTests(TestCase):
+    """On a real Redis: the realm's hosts take requests only while they have a free slot,
+    so a burst spreads over them by itself with none over its capacity, a full host
+    leaves a request to the next host that frees a slot, and a request a host read and
+    died with (or is paused with) is taken by a live host after `claim_after`
+    (`XAUTOCLAIM`), not left to `place_timeout` (docs/scaling.md, faults), and a
+    relaying lobby's request is read only by hosts announcing an IP address."""
 
     timeout = 30
 
-    async def test_a_burst_of_requests_is_taken_in_one_pop(self) -> None:
+    async def test_a_burst_spreads_over_the_hosts_with_free_slots(self) -> None:
         redis = await open_redis(self)
-        burst = 30
-        hosting = GameHostingService(
-            PortAllocator(range(7400, 7400 + burst)),
-            PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9"),
-        )
-        hosting.startService()
-        self.addCleanup(hosting.stopService)
-        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
-                          public_host="198.51.100.9", ports=(7400, 7400 + burst - 1),
-                          clock=reactor, presence_endpoint=redis.endpoint(reactor),
-                          host_id="h-test")  # fmt: skip
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        for i in range(burst):
-            request = {"match": match_to_json(Match(f"m-{i}", "duel", players, 1.0)),
-                       "attempt": 0, "lobby_id": "l-test"}  # fmt: skip
-            await offer(redis, json.dumps(request))
-        await redis.handler.execute_command("CONFIG", "RESETSTAT")
+        hosts = [start_host(self, redis, f"h-{n}", ports=3)[1] for n in range(2)]
+        await offer(redis, *(request_for(f"m-{i}", 2 * i) for i in range(6)))
+        for i in range(6):
+            await until(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"), f"m-{i} placed")
+        outcomes = [json.loads(await redis.handler.get(f"vinom:outcome:m-{i}"))
+                    for i in range(6)]  # fmt: skip
+        self.assertEqual({o["event"] for o in outcomes}, {"placed"})
+        self.assertEqual([hosting.matches for hosting in hosts], [3, 3])
+
+    async def test_a_full_host_leaves_the_request_to_a_host_with_a_free_slot(self) -> None:
+        redis = await open_redis(self)
+        _, full = start_host(self, redis, "h-full", ports=1)
+        await offer(redis, request_for("m-x", 8))
+        await until(lambda: full.matches == 1, "the first host full")
+        await offer(redis, duel_request())
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        _, free = start_host(self, redis, "h-free", ports=1)
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertEqual((full.matches, free.matches), (1, 1))
+
+    async def test_a_request_a_host_read_and_died_with_is_taken_by_a_live_host(self) -> None:
+        redis = await open_redis(self)
+        key = "vinom:place:default"
+        # A host that read the request (its group's read) and died before it placed it.
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "hosts", "$", "MKSTREAM")
+        await offer(redis, duel_request())
+        read = await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "hosts", "h-dead", "COUNT", 1, "STREAMS", key, ">")
+        self.assertEqual(len(read[0][1]), 1)
+        _, live = start_host(self, redis, "h-live",
+                             settings=PlacementSettings(claim_after=0.5))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed by the live host")
+        self.assertEqual(live.matches, 1)
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual(outcome["host_id"], "h-live")
+        await until(lambda: all_taken(redis), "the request handled")
+
+    async def test_a_relaying_lobbys_match_goes_only_to_a_host_announcing_an_ip(self) -> None:
+        # --relay: a route token carries an address, so a host announcing a name
+        # (--public-host) must not take the match of a lobby that relays its players.
+        redis = await open_redis(self)
+        lobby = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                   clock=reactor, lobby_id="l-relay",
+                                   refuses=lambda host: None)  # fmt: skip
+        named = GameHostingService(PortAllocator(range(7500, 7502)), PlaceholderGameHostFactory(
+            FakeUDPReactor(), "0.0.0.0", "host-7.internal"))  # fmt: skip
+        named.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=named,
+                          public_host="host-7.internal", ports=(7500, 7501), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-named")
         agent.startService()
         self.addCleanup(agent.stopService)
-        for i in range(burst):
-            await until(lambda i=i: redis.handler.get(f"vinom:outcome:m-{i}"))
-        stats = await redis.handler.execute_command("INFO", "commandstats")
-        pops = sum(int(calls) for calls in re.findall(r"cmdstat_xreadgroup:calls=(\d+)", stats))
-        self.assertLessEqual(pops, 3)
-        outcomes = [json.loads(await redis.handler.get(f"vinom:outcome:m-{i}"))
-                    for i in range(burst)]  # fmt: skip
-        self.assertEqual({o["event"] for o in outcomes}, {"placed"})
-        self.assertEqual(len({o["address"]["port"] for o in outcomes}), burst)
-
-
-class RequestTakenBackTests(TestCase):
-    """On a real Redis: a lobby takes a placement request back from a host that did not
-    read it within `accept_timeout`, or that read it and died before it answered (its
-    departure claimed: vinom.cluster.hosts), and offers the match to the next host; a
-    dead host's request does not wait for `place_timeout` (docs/scaling.md, faults)."""
-
-    timeout = 30
-
-    async def offered_to_silent_host(
-        self, read: Callable[[RedisClient], Awaitable[Deferred[Any]]] | None = None
-    ) -> tuple[RedisClient, RedisHostRegistry, Deferred[HostAddress]]:
-        """A match offered to a host that never answers; `read`, if given, sends a read
-        of the silent host before the offer (and gives the read's Deferred)."""
-        redis = await open_redis(self)
-        registry = RedisHostRegistry(redis)
-        lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=reactor,
-                                   lobby_id="l-test",
-                                   settings=PlacementSettings(accept_timeout=0.3))  # fmt: skip
-        lobby.startService()
-        self.addCleanup(lobby.stopService)
-        start_host(self, redis, "h-live")
-        # A host that registered and never answers (stopped, or dead); the least loaded,
-        # so offered the match first.
-        silent = HostRecord("h-silent", "198.51.100.7", (7500, 7509), 10, 10, reactor.seconds())
-        await registry.register(silent, 10.0)
-        await until(lambda: len(lobby.live_hosts) == 2, "both hosts read")
-        reading = None if read is None else await read(redis)
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        placed = lobby.host_match(Match("m-1", "duel", players, 1.0))
-        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:h-silent"),
-                    "the request to the silent host")  # fmt: skip
-        if reading is not None:
-            await reading
-        return redis, registry, placed
-
-    async def next_host_places(self, redis: RedisClient, placed: Deferred[HostAddress]) -> None:
-        await until(lambda: placed.called, "placed", timeout=15)
-        self.assertEqual((await placed).host, "198.51.100.9")
-        # Taken out of the silent host's stream: it never runs it, should it come back.
-        self.assertEqual(await redis.handler.execute_command(
-            "XLEN", "vinom:place:h-silent"), 0)  # fmt: skip
-
-    async def test_a_request_the_host_did_not_read_goes_to_the_next_host(self) -> None:
-        redis, _, placed = await self.offered_to_silent_host()
-        await self.next_host_places(redis, placed)
-
-    async def test_a_request_a_host_read_and_died_with_goes_to_the_next_host(self) -> None:
-        key = "vinom:place:h-silent"
-        reads: list[Any] = []
-
-        async def read(redis: RedisClient) -> Deferred[Any]:
-            # Waiting in Redis before the offer, as a host's read does: the request is
-            # delivered as it is added, however slow this machine, never withdrawn first.
-            await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "$",
-                                                "MKSTREAM")  # fmt: skip
-            return redis.blocking("XREADGROUP", "GROUP", "host", "h-silent", "COUNT", 1,
-                                  "BLOCK", 5000, "STREAMS", key, ">").addCallback(
-                                      reads.append)  # fmt: skip
-
-        redis, registry, placed = await self.offered_to_silent_host(read)
-        self.assertEqual(len(reads[0][0][1]), 1)
-        # Read, so the host's: not taken back while the host lives.
+        self.addCleanup(named.stopService)
+        placed = lobby.host_match(Match("m-1", "duel", tuple(
+            Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2)), 1.0))
+        placed.addErrback(lambda _: None)
+        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:default:relayed"),
+                    "the request in the realm's relayed stream")  # fmt: skip
         await deferLater(reactor, 1.0, lambda: None)
-        self.assertFalse(placed.called)
-        self.assertEqual(await redis.handler.execute_command("XLEN", key), 1)
-        # It dies (gone from the registry: its departure claimed).
-        await registry.unregister("h-silent")
-        await self.next_host_places(redis, placed)
+        self.assertEqual(named.matches, 0)
+        _, addressed = start_host(self, redis, "h-ip")
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertEqual((json.loads(str(outcome))["host_id"], addressed.matches), ("h-ip", 1))
+        # (The lobby, not reading its events here, finds the outcome as it asks again.)
+        await until(lambda: placed.called, "the lobby's answer")
 
-
-class LateAnswerTests(TestCase):
-    """On a real Redis, the lobby on a Clock: a host that read a request and answers
-    after `accept_timeout` (slow to start the match, briefly paused) is heard: its
-    refusal sends the match to the next host at once, and the lobby does not ask Redis
-    again and again meanwhile."""
-
-    timeout = 30
-
-    async def test_a_refusal_heard_after_accept_timeout_sends_the_match_on(self) -> None:
-        redis, registry, clock, lobby = await clocked_lobby(self, place_timeout=20.0)
-        await registry.register(
-            HostRecord("h-slow", "198.51.100.7", (7500, 7509), 10, 10, 0.0), 600.0)
-        await registry.register(
-            HostRecord("h-next", "198.51.100.8", (7500, 7509), 10, 9, 0.0), 600.0)
-        await lobby.refresh_hosts()
-        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-        placed = lobby.host_match(Match("m-1", "duel", players, 1.0))
-        key = "vinom:place:h-slow"
-        await until(lambda: redis.handler.execute_command("XLEN", key), "the request")
-        await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "0")
-        await redis.handler.execute_command(
-            "XREADGROUP", "GROUP", "host", "h-slow", "STREAMS", key, ">")  # fmt: skip
-        # Not answered within accept_timeout: read, so left to the host.
-        clock.advance(1.0)
-        await redis.handler.ping()
-        clock.advance(0.5)
-        await redis.handler.ping()
-        self.assertEqual(await redis.handler.execute_command("XLEN", key), 1)
-        # Then the host refuses it (full).
-        refused = {"event": "refused", "match_id": "m-1", "attempt": 0, "host_id": "h-slow",
-                   "reason": "full"}  # fmt: skip
-        await redis.handler.execute_command(
-            "XADD", "vinom:placements:l-test", "*", "m", json.dumps(refused))  # fmt: skip
-        await until(lambda: redis.handler.execute_command("XLEN", "vinom:place:h-next"),
-                    "the request to the next host")  # fmt: skip
-        self.assertFalse(placed.called)
-        await redis.handler.execute_command("CONFIG", "RESETSTAT")
-        await deferLater(reactor, 0.3, lambda: None)
-        stats = await redis.handler.execute_command("INFO", "commandstats")
-        scripts = sum(int(calls) for calls in re.findall(r"cmdstat_evalsha:calls=(\d+)", stats))
-        self.assertLessEqual(scripts, 2)
+    async def test_a_request_given_up_is_not_hosted(self) -> None:
+        redis = await open_redis(self)
+        await offer(redis, duel_request())
+        failed = {"event": "failed", "match_id": "m-1", "reason": "no game host took it"}
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, failed))
+        _, hosting = start_host(self, redis, "h-test")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual(hosting.matches, 0)
 
 
 class PausedHostTimeoutTests(TestCase):
@@ -1034,22 +968,19 @@ class PausedHostTimeoutTests(TestCase):
 
     async def test_a_request_read_by_a_host_paused_past_place_timeout_is_given_up(
             self) -> None:  # fmt: skip
-        redis, registry, clock, lobby = await clocked_lobby(self, place_timeout=5.0)
+        redis, _, clock, lobby = await clocked_lobby(self, place_timeout=5.0)
         # Another lobby of the match, still waiting (it heard the match a moment later).
         other = await hear_placements(self, redis, "l-other")
-        paused = HostRecord("h-paused", "198.51.100.7", (7500, 7509), 10, 10, 0.0)
-        await registry.register(paused, 600.0)
-        await lobby.refresh_hosts()
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         match = Match("m-1", "duel", players, 1.0)
         await redis.handler.sadd("vinom:lobbies:m-1", "l-other")
         placed = lobby.host_match(match)
-        key = "vinom:place:h-paused"
+        key = "vinom:place:default"
         await until(lambda: redis.handler.execute_command("XLEN", key), "the request")
-        # The host reads it (its claim), then is paused: live in the registry throughout.
-        await redis.handler.execute_command("XGROUP", "CREATE", key, "host", "0")
+        # The host reads it (its claim), then is paused: no other host to claim it.
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "hosts", "0")
         await redis.handler.execute_command(
-            "XREADGROUP", "GROUP", "host", "h-paused", "STREAMS", key, ">")  # fmt: skip
+            "XREADGROUP", "GROUP", "hosts", "h-paused", "STREAMS", key, ">")  # fmt: skip
         for _ in range(12):
             clock.advance(0.5)
             # (The lobby's calls to Redis answered before its clock moves on.)
@@ -1117,7 +1048,7 @@ class WaitForHostTests(TestCase):
             return placed.called
 
         await until(handed, "the late host's outcome", timeout=20, every=0.05)
-        # Placed on the late host (a match still without one at host_wait fails).
+        # Placed on the late host (a match still without one at place_timeout fails).
         address = await placed
         self.assertEqual(address.host, "198.51.100.9")
 
@@ -1138,7 +1069,7 @@ async def clocked_lobby(
     redis = await open_redis(case)
     registry = RedisHostRegistry(redis)
     clock = Clock()
-    settings = PlacementSettings(accept_timeout=1.0, place_timeout=place_timeout)
+    settings = PlacementSettings(place_timeout=place_timeout)
     lobby = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
                                lobby_id="l-test", settings=settings)  # fmt: skip
     lobby.startService()
@@ -1146,46 +1077,107 @@ async def clocked_lobby(
     return redis, registry, clock, lobby
 
 
-async def offer(redis: RedisClient, *requests: str, host_id: str = "h-test") -> None:
-    """Add placement requests to a host's stream, as lobbies do (vinom.cluster.placement)."""
+async def offer(redis: RedisClient, *requests: str) -> None:
+    """Add placement requests to the default realm's stream, as lobbies do
+    (vinom.cluster.channel's `FOLLOW`)."""
     for request in requests:
-        await redis.handler.execute_command("XADD", f"vinom:place:{host_id}", "*", "r", request)
+        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r", request)
 
 
-async def all_taken(redis: RedisClient, host_id: str = "h-test") -> bool:
-    """Whether the host read every request of its stream and handled each (`XACK`)."""
-    key = f"vinom:place:{host_id}"
+async def all_taken(redis: RedisClient) -> bool:
+    """Whether the hosts read every request of the realm's stream and handled each."""
+    key = "vinom:place:default"
     stream = await redis.handler.execute_command("XINFO", "STREAM", key)
     groups = await redis.handler.execute_command("XINFO", "GROUPS", key)
     if not groups:
-        return False  # the host has not read yet
+        return False  # no host has read yet
     [group] = groups
     last = dict(zip(stream[::2], stream[1::2], strict=True))["last-generated-id"]
     read = dict(zip(group[::2], group[1::2], strict=True))
     return bool(read["last-delivered-id"] == last and read["pending"] == 0)
 
 
+def request_for(match_id: str, first: int = 0) -> str:
+    """A placement request for duel `match_id` of players p<first> and p<first + 1>."""
+    players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in (first, first + 1))
+    return json.dumps({"match": match_to_json(Match(match_id, "duel", players, 1.0))})
+
+
 def duel_request() -> str:
-    """Lobby l-test's placement request for match m-1 (duel, two players), first attempt."""
-    players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
-    match = match_to_json(Match("m-1", "duel", players, 1.0))
-    return json.dumps({"match": match, "attempt": 0, "lobby_id": "l-test"})
+    """A placement request for match m-1 (duel, players p0 and p1)."""
+    return request_for("m-1")
 
 
-def start_host(case: TestCase, redis: RedisClient, host_id: str
+def start_host(case: TestCase, redis: RedisClient, host_id: str, ports: int = 2,
+               settings: PlacementSettings = DEFAULT_PLACEMENT,
                ) -> tuple[PlaceholderGameHostFactory, GameHostingService]:  # fmt: skip
-    """A game host of two ports on `redis` (its hosting service and agent), running until
-    the test's end; the agent leaves once its games stopped: the hosting stops first."""
+    """A game host of `ports` ports on `redis` (its hosting service and agent), running
+    until the test's end; the agent leaves once its games stopped: the hosting stops
+    first."""
     factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
-    hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+    hosting = GameHostingService(PortAllocator(range(7400, 7400 + ports)), factory)
     hosting.startService()
     agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
-                      public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
-                      presence_endpoint=redis.endpoint(reactor), host_id=host_id)  # fmt: skip
+                      public_host="198.51.100.9", ports=(7400, 7399 + ports), clock=reactor,
+                      presence_endpoint=redis.endpoint(reactor), host_id=host_id,
+                      settings=settings)  # fmt: skip
     agent.startService()
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)
     return factory, hosting
+
+
+class PlacementOrderTests(TestCase):
+    """On a real Redis, the hosts' waits on a Clock: `--placement` is the order in which
+    hosts with a free slot read a new request. With `pack` the fullest reads first (hosts
+    fill one after another), with `spread` the idlest (docs/scaling.md, step 2)."""
+
+    timeout = 30
+
+    async def taker(self, placement: str) -> str:
+        """Which of two hosts of three slots takes a request: h-busy (one match running)
+        or h-idle (none)."""
+        redis = await open_redis(self)
+        clock = Clock()
+        # Once measured, the clock goes on (the hosts' stops wait on it), to the end.
+        pump = LoopingCall(clock.advance, 0.1)
+        self.addCleanup(lambda: pump.stop() if pump.running else None)
+        for host_id in ("h-busy", "h-idle"):
+            factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+            hosting = GameHostingService(PortAllocator(range(7400, 7403)), factory)
+            hosting.startService()
+            agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                              public_host="198.51.100.9", ports=(7400, 7402), clock=clock,
+                              presence_endpoint=redis.endpoint(reactor), host_id=host_id,
+                              placement=placement)  # fmt: skip
+            if host_id == "h-busy":
+                players = tuple(Ticket(f"x{i}", f"X{i}", "duel", None, 1.0) for i in range(2))
+                await hosting.host_match(Match("m-running", "duel", players, 1.0))
+            agent.startService()
+            self.addCleanup(agent.stopService)
+            self.addCleanup(hosting.stopService)
+
+        async def both_waiting() -> bool:
+            info = await redis.handler.execute_command("INFO", "clients")
+            return "blocked_clients:2" in info
+
+        await until(both_waiting, "both hosts waiting for a request")
+        timers = len(clock.getDelayedCalls())
+        await offer(redis, duel_request())
+        # Both woken; each waits its read delay on the clock (but the idlest with
+        # `spread`, whose delay is none).
+        waits = 2 if placement == "pack" else 1
+        await until(lambda: len(clock.getDelayedCalls()) == timers + waits, "the hosts' waits")
+        clock.advance(0.04)  # past the first's wait (0.033 s or 0.017 s), not the other's
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        pump.start(0.01)
+        return str(json.loads(str(outcome))["host_id"])
+
+    async def test_pack_gives_the_request_to_the_fullest_host(self) -> None:
+        self.assertEqual(await self.taker("pack"), "h-busy")
+
+    async def test_spread_gives_the_request_to_the_idlest_host(self) -> None:
+        self.assertEqual(await self.taker("spread"), "h-idle")
 
 
 class DeadHostTests(TestCase):
@@ -1195,7 +1187,7 @@ class DeadHostTests(TestCase):
     timeout = 30
 
     async def lobby(self) -> tuple[RemoteMatchHosting, MemoryHostRegistry, Clock]:
-        redis = await open_redis(self)
+        redis = self.redis = await open_redis(self)
         clock = Clock()
         registry = MemoryHostRegistry(clock)
         hosting = RemoteMatchHosting(redis=redis, registry=registry, clock=clock,
@@ -1210,10 +1202,13 @@ class DeadHostTests(TestCase):
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         match = Match("m-1", "duel", players, 1.0)
         ended: list[MatchEnded | None] = []
-        # Placed already (its outcome heard first), so nothing is offered to a host here.
+        # Placed already (its outcome recorded first), so nothing is asked of a host here.
         placed = {"event": "placed", "match_id": "m-1", "host_id": host_id,
                   "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
-        hosting.handle_message(json.dumps(placed))
+        # (Asked for by another lobby, which follows it.)
+        await self.redis.handler.sadd("vinom:lobbies:m-1", "l-first")
+        self.assertTrue(await decide(self.redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
+                                     placed))  # fmt: skip
         await hosting.host_match(match, on_ended=ended.append)
         return match, ended
 
@@ -1269,10 +1264,11 @@ class DeadHostTests(TestCase):
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         matches = [Match(f"m-{i}", "duel", players, 1.0) for i in range(20)]
         for match in matches:
-            hosting.handle_message(json.dumps({
-                "event": "placed", "match_id": match.match_id, "host_id": "h-1",
-                "address": {"host": "127.0.0.1", "port": 7400},
-            }))  # fmt: skip
+            placed = {"event": "placed", "match_id": match.match_id, "host_id": "h-1",
+                      "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+            await self.redis.handler.sadd(f"vinom:lobbies:{match.match_id}", "l-first")
+            self.assertTrue(await decide(self.redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT,
+                                         placed))  # fmt: skip
             await hosting.host_match(match)
         confirmed = [hosting.confirm_running(match.match_id) for match in matches]
         for _ in range(40):  # no heartbeat: its registration lapses after host_ttl
@@ -1390,7 +1386,7 @@ class _Away:
 
 
 class ChooseHostTests(SynchronousTestCase):
-    """--placement: the host a match is offered to among those with free capacity."""
+    """--placement: the host with a free slot that reads a new request first."""
 
     def test_spread_takes_the_least_loaded_and_pack_the_most_loaded(self) -> None:
         records = least_loaded_first(

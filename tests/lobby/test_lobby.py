@@ -104,7 +104,9 @@ class LobbyHarness(SynchronousTestCase):
         self.udp = FakeUDPReactor()
         self.hosts = PlaceholderGameHostFactory(self.udp, "0.0.0.0", "198.51.100.9")
         self.allocator = PortAllocator(self.ports)
-        self.hosting = GameHostingService(self.allocator, self.hosts)
+        # The hosting saves each placement in the lobby's store (`reconnect` reads it).
+        self.hosting = GameHostingService(self.allocator, self.hosts, store=self.store,
+                                          clock=self.clock)
         self.issuer = PlaceholderTokenIssuer(lifetime=30.0)
         self.matches: list[Match] = []
         self.matchmaker.add_listener(self.matches.append)
@@ -920,9 +922,9 @@ class AwayMatchmaker(MemoryMatchmaker):
 
 
 class PlacementSaveTests(LobbyHarness):
-    """A lobby hosting its matches in process saves each placement in its store (in
-    memory) as it tells the players where to go; a save that fails (a bug) does not fail
-    a match its game host runs: only the players' `reconnect` to it is lost."""
+    """The hosting of a lobby in one process saves each placement in the lobby's store
+    (in memory) before the players are told where to go; a save that fails (a bug) does
+    not fail a match its game host runs: only the players' `reconnect` to it is lost."""
 
     def test_the_placement_is_saved_as_the_players_are_told(self) -> None:
         first, second = self.queued_player("A"), self.queued_player("B")
@@ -942,7 +944,11 @@ class PlacementSaveTests(LobbyHarness):
             self.matches.clear()
             self.matchmaker = MemoryMatchmaker(GAMES, self.clock)
             self.matchmaker.add_listener(self.matches.append)
-            self.factory = self.make_factory(store=BrokenPlacements(), matchmaker=self.matchmaker)
+            broken = BrokenPlacements()
+            hosting = GameHostingService(PortAllocator(self.ports), self.hosts, store=broken,
+                                         clock=self.clock)  # fmt: skip
+            self.factory = self.make_factory(store=broken, matchmaker=self.matchmaker,
+                                             hosting=hosting)  # fmt: skip
             self.factory.startService()
             first, second = self.queued_player("A"), self.queued_player("B")
             for client in (first, second):

@@ -41,13 +41,15 @@ GAMES = GameCatalogue.sized({"tictactoe": 2, "maze": 3})
 def make_lobby(config: LobbyConfig) -> tuple[LobbyFactory, MemoryMatchmaker, Clock]:
     clock = Clock()
     matchmaker = MemoryMatchmaker(GAMES, clock)
+    store = MemoryPlayerStore()
     hosting = GameHostingService(
-        PortAllocator([7400]), PlaceholderGameHostFactory(FakeUDPReactor(), "", "127.0.0.1")
+        PortAllocator([7400]), PlaceholderGameHostFactory(FakeUDPReactor(), "", "127.0.0.1"),
+        store=store, clock=clock,
     )
     factory = LobbyFactory(
         config=config,
         games=GAMES,
-        backends=LobbyBackends(matchmaker, hosting, MemoryPlayerStore(), PlaceholderTokenIssuer()),
+        backends=LobbyBackends(matchmaker, hosting, store, PlaceholderTokenIssuer()),
         clock=clock,
     )
     return factory, matchmaker, clock

@@ -4,10 +4,10 @@ It registers the host in the `IHostRegistry` with a TTL and renews it every
 `heartbeat_every` (its heartbeat, with its free capacity), holds its presence
 connection (subscribed to its presence channel for as long as the process lives:
 lobbies end its matches only once it is gone, not while it is only paused), takes
-the placement requests lobbies add to its stream, hosts each match on its own
-`GameHostingService` and says where to the lobbies that follow the match (their
-placement streams, vinom.cluster.channel); when a match ends it says how, to the same
-lobbies.
+placement requests from its realm's stream while it has a free slot, hosts each match
+on its own `GameHostingService` and says where to the lobbies that follow the match
+(their placement streams, vinom.cluster.channel); when a match ends it says how, to
+the same lobbies.
 """
 
 from __future__ import annotations
@@ -16,20 +16,22 @@ import contextlib
 import json
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from vinom.cluster.channel import (
+    CLAIM_SOURCE,
+    GIVE_BACK,
     OPEN_GROUP,
-    TELL,
+    TAKE,
+    WAIT_FROM,
     PlacementKeys,
     address_json,
     announce_end,
@@ -39,9 +41,12 @@ from vinom.cluster.channel import (
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
+from vinom.cluster.placement import read_delay
 from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
+from vinom.cluster.watch import guarded, watch_key
 from vinom.errors import BackendUnavailable
+from vinom.hosting.interfaces import HostingStopped
 from vinom.hosting.service import GameHostingService
 from vinom.match import (
     Match,
@@ -49,10 +54,11 @@ from vinom.match import (
     match_from_json,
     outcome_to_json,
 )
+from vinom.protocol.route_token import relayable
 from vinom.store.interfaces import MatchPlacement
 
-# Placement requests a host takes from its stream in one call at most (XREADGROUP's count).
-REQUESTS_PER_POP = 64
+# The longest a host waits, once a request is added, before it reads (`read_delay`).
+READ_DELAY = 0.05
 
 # The matches a host remembers having taken (a request Redis gives again is dropped).
 TAKEN_REMEMBERED = 4096
@@ -84,9 +90,12 @@ class HostAgent(Service):
         settings: PlacementSettings = DEFAULT_PLACEMENT,
         realm: str = DEFAULT_REALM,
         records: RedisRecords | None = None,
+        placement: str = "spread",
     ) -> None:
         self.host_id = host_id or "h-" + secrets.token_hex(6)
         self.realm = realm
+        # --placement pack: the busiest host with a free slot reads a request first.
+        self._pack = placement == "pack"
         self._redis = redis
         self._registry = registry
         self._hosting = hosting
@@ -96,13 +105,10 @@ class HostAgent(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._capacity = hosting.free_ports
-        # Matches whose request this host took -> why it refused them (None: it did not).
-        self._taken: OrderedDict[str, str | None] = OrderedDict()
-        # Matches being hosted here now -> other attempts at them waiting to learn
-        # whether they were refused (the refusal's reason), or not (None).
-        self._hosting_now: dict[str, list[Deferred[str | None]]] = {}
-        # The ids of the requests handled and not acknowledged yet (`_serve`).
-        self._handled: set[str] = set()
+        # Matches whose request this host took (a request Redis gives again is dropped).
+        self._taken: OrderedDict[str, None] = OrderedDict()
+        # The entry ids of the requests being taken now (each holds a slot meanwhile).
+        self._taking: set[str] = set()
         # Set once a stop has left the registry: nothing more is announced after that.
         self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
@@ -123,11 +129,6 @@ class HostAgent(Service):
         self._serve_loop: Deferred[None] = succeed(None)
         self._backoff: Deferred[None] | None = None
         self._registered = False
-        # A capacity update sent in the last refresh_every / 2, and whether capacity
-        # changed since.
-        self._announcing = False
-        self._announce_again = False
-        self._quiet: IDelayedCall | None = None
         self.draining = False
         # Announcements of ends not answered yet (the host leaves the registry after them).
         self._ending: set[Deferred[None]] = set()
@@ -144,10 +145,12 @@ class HostAgent(Service):
         # Matches hosted here whose `placed` came too late (another outcome was recorded
         # first): copies nobody joins, whose end is not the match's (`_ended`).
         self._copies: set[str] = set()
+        # Claims a request another host read and left (its reader dead), or one this
+        # host read itself, after `claim_after` (vinom.cluster.channel, `CLAIM_SOURCE`).
+        self._claim = guarded(CLAIM_SOURCE, settings.host_ttl + settings.heartbeat_every)
         # The last registration sent (the host unregisters after its answer).
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
-        self.refused = 0
         # Copies each ended match's record to Redis (None: records stay on disk).
         self._records = records
 
@@ -230,10 +233,6 @@ class HostAgent(Service):
         if self._backoff is not None:
             self._backoff.cancel()
         self.draining = True
-        if self._quiet is not None and self._quiet.active():
-            self._quiet.cancel()
-        self._quiet = None
-        self._announcing = self._announce_again = False
         return Deferred.fromCoroutine(self._leave())
 
     async def _leave(self) -> None:
@@ -265,147 +264,166 @@ class HostAgent(Service):
         await self._presence.stop()
         self._left = True
 
+    def _free(self) -> int:
+        """Slots this host can take a request for now (none while draining or stopping)."""
+        if self.draining or not self._serving:
+            return 0
+        return self._hosting.free_ports - len(self._taking)
+
     async def _serve(self) -> None:
-        """Take the requests of this host's stream through its consumer group (`host`):
-        every request waiting, oldest first, in one reply (a burst of matches is taken
-        in one round trip), and when none waits the next one as soon as it comes
-        (`BLOCK`: one connection of the pool, which no other call is given meanwhile,
-        waits up to a second). A request
-        stays pending in the group until it is handled (`XACK`, sent beside the next
-        read), so after any failed read (Redis away, a failover) the host first reads
-        its pending ones again: one whose reply was lost on the way is taken, one taken
-        already is dropped (`_hosted`). A stream or group Redis lost is made again."""
-        key = self._keys.requests(self.host_id)
-        ready, backlog = False, True
+        """Take requests from the realm's stream through its hosts' consumer group
+        (`hosts`), one at a time and only while a slot is free: the load spreads by
+        itself. First a request another host read and has not placed in `claim_after`
+        (it died or is paused: its registration gone), or this host's own
+        (`CLAIM_SOURCE`), then one no host read yet; with none, wait for the next
+        request added (`XREAD ... BLOCK`, up to a second, on one
+        connection of the pool), then `read_delay` (--placement), then read again:
+        whichever host reads first takes it. A stream or group Redis lost is made
+        again."""
+        streams = [self._keys.requests(self.realm)]
+        if relayable(self._public_host):
+            streams.append(self._keys.requests(self.realm, relayed=True))
+        ready = False
         while self._serving:
             try:
                 if not ready:
-                    ttl = milliseconds(self._settings.key_ttl)
-                    await self._redis.run(OPEN_GROUP, [key], ["host", ttl])
+                    for key in streams:
+                        await self._redis.run(OPEN_GROUP, [key], [
+                            "hosts", milliseconds(self._settings.key_ttl)])  # fmt: skip
                     ready = True
-                if self._handled:
-                    # Sent with the read, not before it; kept until acknowledged: one
-                    # pending read again is not taken twice.
-                    done = sorted(self._handled)
-                    acked = self._redis.bounded(
-                        self._redis.handler.execute_command("XACK", key, "host", *done))
-                    acked.addCallbacks(lambda _, done=done: self._handled.difference_update(
-                        done), lambda _: None)  # (a failed read follows)  # fmt: skip
-                reply = await self._redis.blocking(
-                    "XREADGROUP", "GROUP", "host", self.host_id, "COUNT", REQUESTS_PER_POP,
-                    "BLOCK", 1000, "STREAMS", key, "0" if backlog else ">")  # fmt: skip
+                if self._free() < 1:
+                    await self._pause(self._settings.refresh_every)
+                    continue
+                entry = await self._next(streams)
+                self._popping.worked()
+                if entry is not None:
+                    key, entry_id, text = entry
+                    self._taking.add(entry_id)
+                    d = Deferred.fromCoroutine(self._take(key, entry_id, text))
+                    d.addErrback(self._take_failed)
+                    d.addBoth(self._taken_now, entry_id)
+                    continue
+                since = await self._redis.run(WAIT_FROM, streams, ["hosts"])
+                await self._redis.blocking("XREAD", "COUNT", 1, "BLOCK", 1000, "STREAMS",
+                                           *streams, *since)  # fmt: skip
+                delay = read_delay(self.record(), pack=self._pack, most=READ_DELAY)
+                if delay > 0:
+                    await self._pause(delay)
             except Exception as error:
                 if self._serving:
                     ready = not stream_lost(error)
-                    backlog = True
                     if ready:
                         self._popping.failed(error)
-                        # Cancelled by stopService: a stopped host leaves no timer.
-                        self._backoff = deferLater(self._clock, 0.5, lambda: None)
-                        with contextlib.suppress(CancelledError):
-                            await self._backoff
-                        self._backoff = None
-                continue
-            self._popping.worked()
-            backlog = False
-            for _, entries in reply or ():
+                        await self._pause(0.5)
+
+    def _taken_now(self, _: object, entry_id: str) -> None:
+        self._taking.discard(entry_id)
+
+    async def _pause(self, seconds: float) -> None:
+        # Cancelled by stopService: a stopped host leaves no timer.
+        self._backoff = deferLater(self._clock, seconds, lambda: None)
+        with contextlib.suppress(CancelledError):
+            await self._backoff
+        self._backoff = None
+
+    async def _next(self, streams: list[str]) -> tuple[str, str, str] | None:
+        """The next request for this host: (stream, entry id, request), or None."""
+        idle = milliseconds(self._settings.claim_after)
+        for command in ("XCLAIM", "XREADGROUP"):
+            for key in streams:
+                if command == "XCLAIM":
+                    reply = await self._redis.run(self._claim, [key, watch_key(
+                        self._keys.prefix)], ["hosts", self.host_id, idle,
+                                              self._keys.host("")])  # fmt: skip
+                    entries = [reply] if reply else []
+                else:
+                    reply = await self._redis.bounded(self._redis.handler.execute_command(
+                        "XREADGROUP", "GROUP", "hosts", self.host_id, "COUNT", 1, "STREAMS",
+                        key, ">"))  # fmt: skip
+                    entries = reply[0][1] if reply else []
                 for entry_id, fields in entries:
-                    if entry_id in self._handled:
-                        continue  # handled, its acknowledgement lost
+                    if entry_id in self._taking:
+                        continue  # being taken here (claimed back from this host itself)
                     if not fields:  # trimmed away while pending: nothing to take
-                        self._handled.add(entry_id)
+                        await self._ack(key, entry_id)
                         continue
                     text = dict(zip(fields[::2], fields[1::2], strict=True)).get("r", "")
-                    d = Deferred.fromCoroutine(self._take(text))
-                    d.addErrback(self._take_failed)
-                    d.addBoth(self._was_handled, entry_id)
+                    return key, entry_id, text
+        return None
 
-    def _was_handled(self, _: object, entry_id: str) -> None:
-        self._handled.add(entry_id)
+    def _ack(self, key: str, entry_id: str) -> Deferred[Any]:
+        return self._redis.bounded(
+            self._redis.handler.execute_command("XACK", key, "hosts", entry_id))
 
     def _take_failed(self, failure: Failure) -> None:
         if failure.check(BackendUnavailable):
-            # Redis away (restarting, failing over): one line, no traceback; the lobby
-            # offers the match again or gives it up by its own timeouts.
+            # Redis away (restarting, failing over): one line, no traceback; the request
+            # stays pending, claimed again after `claim_after` (here or by another host).
             self.log.warn("a placement request failed: {error}", error=failure.value)
         else:
             self.log.failure("a placement request failed", failure)
 
-    async def _take(self, text: str | bytes) -> None:
+    async def _take(self, key: str, entry_id: str, text: str | bytes) -> None:
         try:
-            request = json.loads(text)
-            match = match_from_json(request["match"])
-            attempt = int(request["attempt"])
-            # A refusal goes to the lobby that asked (it waits for it), no other.
-            lobby_id = str(request["lobby_id"])
+            match = match_from_json(json.loads(text)["match"])
         except (ValueError, KeyError, TypeError):
             self.log.warn("not a placement request: {text!r}", text=text)
+            await self._ack(key, entry_id)
             return
-        if self._hosted(match.match_id):
-            # A request taken before, given again by a Redis that lost the taking (a
-            # replica promoted before it had it): the match runs here already.
-            self.log.info("match {match_id}: a request taken already, dropped",
-                          match_id=match.match_id)  # fmt: skip
+        match_id = match.match_id
+        if match_id in self._taken:
+            # A request taken before, given again: by a Redis that lost its
+            # acknowledgement, or by a lobby still waiting after a failover lost the
+            # request and the placement. The match runs here already: its `placed` is
+            # said again (the first outcome recorded still wins).
+            placed = self._placements.get(match_id)
+            if placed is not None and await decide(self._redis, self._keys, self._settings,
+                                                   *placed):  # fmt: skip
+                self.log.info("game host {host_id}: recorded again the placement of "
+                              "{match_id}, which Redis had lost", host_id=self.host_id,
+                              match_id=match_id)  # fmt: skip
+            await self._ack(key, entry_id)
             return
-        # Read through the group, the request is this host's: a lobby takes back only
-        # what the group has not delivered yet, or what a departed host left
-        # (vinom.cluster.placement's `_WITHDRAW`). No claim of its own: no round trip.
-        if match.match_id in self._hosting_now:
-            # Two attempts at the match came in one pop (after a failover: the former
-            # lobby's, left untaken on the promoted replica, and the one of the lobby
-            # that took the match over): the first hosts it, and its `placed` reaches
-            # every lobby that follows the match. If it is refused instead, this
-            # attempt's lobby (which can no longer withdraw it) is told too, and offers
-            # the match to the next host.
-            first_refused = await self._outcome_here(match.match_id)
-            if first_refused is not None:
-                await self._refuse(match, attempt, lobby_id, first_refused)
-                return
-            self.log.info("match {match_id}: attempt {attempt} came with another, dropped",
-                          match_id=match.match_id, attempt=attempt)  # fmt: skip
-            return
-        self._taken[match.match_id] = None
+        self._taken[match_id] = None
         while len(self._taken) > TAKEN_REMEMBERED:
             self._taken.popitem(last=False)
-        self._hosting_now[match.match_id] = []
-        refused: str | None = None
+        outcome = self._keys.outcome(match_id)
+        ms = milliseconds(self._settings.place_timeout)
         try:
-            refused = await self._host(match, attempt, lobby_id)
-        finally:
-            if match.match_id in self._taken:
-                self._taken[match.match_id] = refused
-            for waiter in self._hosting_now.pop(match.match_id):
-                waiter.callback(refused)
+            if not await self._redis.run(TAKE, [key, outcome], ["hosts", entry_id, ms]):
+                return  # given up (or placed) already: acknowledged, not hosted
+        except Exception:
+            # Not taken (Redis away): pending still, taken by the next claim of it.
+            self._taken.pop(match_id, None)
+            raise
+        if await self._host(match, entry_id):
+            await self._ack(key, entry_id)
+        else:
+            ttl = milliseconds(self._settings.key_ttl)
+            await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl])
 
-    def _hosted(self, match_id: str) -> bool:
-        """Whether this host hosted `match_id` (a request it took and did not refuse; a
-        match it refused may be offered again, and taken if it can now)."""
-        return (match_id in self._taken and self._taken[match_id] is None
-                and match_id not in self._hosting_now)  # fmt: skip
-
-    def _outcome_here(self, match_id: str) -> Deferred[str | None]:
-        """Once the attempt at `match_id` being hosted here is decided: why this host
-        refused it, or None if it did not."""
-        waiter: Deferred[str | None] = Deferred()
-        self._hosting_now[match_id].append(waiter)
-        return waiter
-
-    async def _host(self, match: Match, attempt: int, lobby_id: str) -> str | None:
-        """Host a match whose request this host took; the reason it refused it, if it
-        did."""
-        if self.draining or not self._serving or self._hosting.free_ports < 1:
-            reason = "draining" if self.draining else "full"
-            await self._refuse(match, attempt, lobby_id, reason)
-            return reason
+    async def _host(self, match: Match, entry_id: str) -> bool:
+        """Host a match whose request this host took, and record it `placed`; a match it
+        could not start is recorded `failed` (its players go back to the head of the
+        queue, told `no_host`), but for one it could not start because it is stopping:
+        False, its request given back to the realm's other hosts."""
+        hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match.match_id))
+        # Its port is taken (or it waits for one): the request no longer holds a slot.
+        self._taking.discard(entry_id)
         try:
-            address = await self._hosting.host_match(
-                match, on_ended=partial(self._ended, match.match_id)
-            )
+            address = await hosted
+        except HostingStopped:
+            self.log.info("match {match_id} given back to the other hosts: this host is "
+                          "stopping", match_id=match.match_id)  # fmt: skip
+            self._taken.pop(match.match_id, None)
+            return False
         except Exception as error:
             self.log.warn("match {match_id} not hosted: {error}", match_id=match.match_id,
                           error=error)  # fmt: skip
-            await self._refuse(match, attempt, lobby_id, "failed")
-            return "failed"
+            failed = {"event": "failed", "match_id": match.match_id,
+                      "reason": f"the game host could not start it: {error}"}  # fmt: skip
+            await decide(self._redis, self._keys, self._settings, failed)
+            return True
         if match.match_id not in self._ends:  # (not ended at once)
             self._running_here.add(match.match_id)
         placed = {
@@ -417,29 +435,21 @@ class HostAgent(Service):
         # The placement record goes with the outcome: the lobbies that follow the match
         # save nothing (one writer per match, however many lobbies hear it).
         record = MatchPlacement(match, address, self._clock.seconds())
+        if match.match_id in self._running_here:
+            # What a promoted replica may lack (`_restore_ends`, or the request again).
+            self._placements[match.match_id] = (placed, record)
         recorded = await decide(self._redis, self._keys, self._settings, placed, record)
         if not recorded:
-            # Given up, or placed on another host first (this host paused or cut off past
-            # the lobby's taking its request back; a request read twice across a
-            # failover): nobody comes, it aborts at the connect deadline.
+            self._placements.pop(match.match_id, None)
+            # Given up, or placed on another host first (this host paused past
+            # `claim_after` or `place_timeout`; a request read twice across a failover):
+            # nobody comes, it aborts at the connect deadline.
             if match.match_id in self._running_here:
                 self._copies.add(match.match_id)
             self.log.warn("match {match_id} was placed too late", match_id=match.match_id)
-            return None
-        if match.match_id in self._running_here:
-            # Recorded (acknowledged): what a promoted replica may lack (`_restore_ends`).
-            self._placements[match.match_id] = (placed, record)
+            return True
         self.placed += 1
-        self._capacity_changed()
-        return None
-
-    async def _refuse(self, match: Match, attempt: int, lobby_id: str, reason: str) -> None:
-        self.refused += 1
-        await self._publish(
-            lobby_id,
-            {"event": "refused", "match_id": match.match_id, "attempt": attempt,
-             "host_id": self.host_id, "reason": reason}
-        )  # fmt: skip
+        return True
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)
@@ -450,8 +460,6 @@ class HostAgent(Service):
             # Not the match's end: it may run on another host, whose placement record,
             # game record and end to its lobbies this would overwrite.
             self._copies.discard(match_id)
-            if not self.draining:
-                self._capacity_changed()
             return
         if self._records is not None:
             self._records.upload(match_id)
@@ -461,8 +469,6 @@ class HostAgent(Service):
         d = Deferred.fromCoroutine(self._announce_end(match_id, message))
         self._ending.add(d)
         d.addBoth(lambda _: self._ending.discard(d))
-        if not self.draining:
-            self._capacity_changed()
 
     async def _announce_end(self, match_id: str, message: dict[str, Any]) -> None:
         """Tell the match's lobbies it ended; while Redis does not answer (restarting,
@@ -546,29 +552,3 @@ class HostAgent(Service):
             # to lobbies). Left to the next subscription.
             self.log.warn("game host {host_id}: reading its matches after Redis came back "
                           "failed: {error}", host_id=self.host_id, error=error)  # fmt: skip
-
-    def _capacity_changed(self) -> None:
-        """Register again so that lobbies see the new free capacity by their next read
-        of the registry, not at the next heartbeat. At most one such update per half
-        `refresh_every` (lobbies read every `refresh_every`): the changes made
-        meanwhile go in one more at its end."""
-        if not self._serving:
-            return  # stopped: unregistered, nothing to announce
-        if self._announcing:
-            self._announce_again = True
-            return
-        self._announcing = True
-
-        def quiet_over() -> None:
-            self._quiet = None
-            self._announcing = False
-            if self._announce_again:
-                self._announce_again = False
-                self._capacity_changed()
-
-        self.heartbeat()
-        self._quiet = self._clock.callLater(self._settings.refresh_every / 2, quiet_over)
-
-    async def _publish(self, lobby_id: str, message: Mapping[str, Any]) -> None:
-        text = json.dumps(message, separators=(",", ":"))
-        await self._redis.run(TELL, [self._keys.events(lobby_id)], [text])

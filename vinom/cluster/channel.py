@@ -1,7 +1,7 @@
 """The placement channel's shared parts: its keys, its messages' host addresses, the
-scripts that record a match's outcome and announce its end (vinom.cluster.placement
-has the steps; `RemoteMatchHosting` there and `HostAgent` in vinom.cluster.agent are
-its two ends).
+scripts that ask for a match's placement, record its outcome and announce its end
+(vinom.cluster.placement has the steps; `RemoteMatchHosting` there and `HostAgent` in
+vinom.cluster.agent are its two ends).
 
 Each lobby hears the placement events of the matches it follows on a Redis stream of
 its own, `<prefix>placements:<lobby_id>`, which it reads through a consumer group
@@ -30,9 +30,12 @@ from vinom.cluster.settings import PlacementSettings
 from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import MatchPlacement
 
-# The events a lobby's stream keeps at most (`MAXLEN ~`: trimmed by whole nodes, so
-# a few more): a live lobby reads them within a second, and a dead one's are not read.
-EVENTS_KEPT = 1000
+# How long a lobby's stream keeps an event (`MINID ~`, by the ids' times, as each is
+# added): a live lobby reads them within a second, and one that did not read for a
+# while (a long pause, its connection dropped, a failover it follows) reads every event
+# of that while, however many: a count would drop the oldest, and an `ended` lost is
+# never said again (the lobby would count its match as running for good).
+EVENTS_KEPT_FOR = 120.0
 
 # How long a lobby's stream lives after its last event (a dead lobby's goes then).
 EVENTS_TTL = 3600.0
@@ -45,7 +48,10 @@ EVENTS_TTL = 3600.0
 # vinom.cluster.hosts).
 TO_FOLLOWERS_LUA = f"""
 local function tell(stream, message)
-  redis.call('XADD', stream, 'MAXLEN', '~', {EVENTS_KEPT}, '*', 'm', message)
+  local id = redis.call('XADD', stream, '*', 'm', message)
+  local added = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', stream, 'MINID', '~',
+             string.format('%d', added - {milliseconds(EVENTS_KEPT_FOR)}))
   redis.call('PEXPIRE', stream, {milliseconds(EVENTS_TTL)})
 end
 local function to_followers(key, streams, message)
@@ -53,14 +59,13 @@ local function to_followers(key, streams, message)
 end
 """
 
-# KEYS: a lobby's stream. ARGV: the message. One event for one lobby (a refusal).
-TELL = Script(TO_FOLLOWERS_LUA + "tell(KEYS[1], ARGV[1])\nreturn 1")
+# A realm's stream keeps its requests this many times `place_timeout` (`MINID ~`, by
+# the ids' times): a request waits that long at most for a host with a free slot
+# (older, every lobby gave it up), however many wait, as in a flood with every host
+# full; a cap on their number would drop the oldest still waiting.
+REQUESTS_KEPT_FOR = 2
 
-# The requests a host's stream keeps at most (`MAXLEN ~`): a live host takes them
-# within a second, and a dead one's are not taken.
-REQUESTS_KEPT = 1000
-
-# KEYS: a stream (a lobby's events, a host's requests). ARGV: the consumer group's name,
+# KEYS: a stream (a lobby's events, a realm's requests). ARGV: the consumer group's name,
 # the stream's TTL (ms). The group, reading from the stream's start (what was added
 # before it: a group lost with its stream, say), and the stream's TTL if it has none
 # yet (made by this call).
@@ -70,9 +75,116 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) 
 return 1
 """)
 
+# What `FOLLOW` answers for a match placed and ended already.
+ENDED = "ended"
+
 # How long the set of a match's followers is kept: as long as its placement record
 # (vinom.cluster.players); its end deletes it.
 FOLLOWERS_TTL = 24 * 3600.0
+
+# KEYS: the match's followers, its outcome, its realm's request stream, its `requested`
+# marker. ARGV: the lobby id, the followers' TTL (ms), the request, the TTL of the
+# stream and marker (ms), how long the stream keeps a request (ms, `REQUESTS_KEPT_FOR`).
+# The lobby follows the match (it hears its outcome on its stream from now on) unless an
+# outcome is recorded already (returned: nothing to wait for); the first lobby to follow
+# it, or the first after a failover lost the marker, adds the request: one call, so no
+# outcome is published in between, and a lobby that formed the match and died at once
+# leaves it to the next lobby of its players, with no claim to take over. A match placed
+# already is followed still (the lobby hears its end as the others do) while it runs:
+# its end deletes its followers, which the first follower made before any host could
+# place it; placed and without followers, it ended, and `ENDED` is returned (its players
+# are not sent there).
+FOLLOW = Script(f"""
+local outcome = redis.call('GET', KEYS[2])
+if outcome then
+  if cjson.decode(outcome)['event'] == 'placed' then
+    if redis.call('EXISTS', KEYS[1]) == 0 then return '{ENDED}' end
+    redis.call('SADD', KEYS[1], ARGV[1])
+  end
+  return outcome
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX') then
+  local id = redis.call('XADD', KEYS[3], '*', 'r', ARGV[3])
+  local added = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', KEYS[3], 'MINID', '~', string.format('%d', added - tonumber(ARGV[5])))
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+return false
+""")
+
+# KEYS: a realm's request stream, the guard's key (vinom.cluster.watch). ARGV: the
+# group, this host's id, `claim_after` (ms), the prefix of the hosts' keys. A request
+# read and not acknowledged for `claim_after` (`XPENDING ... IDLE`), claimed
+# (`XCLAIM`) by this host when it read it itself or its reader is dead: its
+# registration gone while Redis has been watched for a host's TTL and heartbeat
+# (`settle`). A reader still registered is alive (slow, or a failover lost its
+# `placed` and acknowledgement, which it says again as it subscribes to the new
+# master): taking its request would host the match twice, and the lobbies that heard
+# its `placed` and those that hear the other host's would send their players to two
+# addresses. The claimed entry ({id, fields}; fields empty for one trimmed away), or
+# nothing.
+CLAIM_SOURCE = """
+local judged = watch(KEYS[2])
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 16)
+for _, entry in ipairs(pending) do
+  local reader = entry[2]
+  if reader == ARGV[2] or (judged and redis.call('EXISTS', ARGV[4] .. reader) == 0) then
+    local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], entry[1])
+    if claimed[1] then return claimed[1] end
+    return {entry[1], {}}
+  end
+end
+return false
+"""
+
+# KEYS: request streams. ARGV: the group. Where a host waits for the next request of
+# each stream from (`XREAD ... BLOCK`): after the last the group was given, so that a
+# request added between the host's read that found none and its wait wakes it at once
+# (from `$`, it would wait out its block); `$` for a stream or group not made yet.
+WAIT_FROM = Script("""
+local ids = {}
+for i, key in ipairs(KEYS) do
+  ids[i] = '$'
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    for _, group in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+      local name, last
+      for j = 1, #group, 2 do
+        if group[j] == 'name' then name = group[j + 1] end
+        if group[j] == 'last-delivered-id' then last = group[j + 1] end
+      end
+      if name == ARGV[1] then ids[i] = last end
+    end
+  end
+end
+return ids
+""")
+
+# KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the
+# stream's TTL (ms). A request a stopping host took and could not host, given back to
+# the realm's other hosts: added again and acknowledged, in one call.
+GIVE_BACK = Script("""
+redis.call('XADD', KEYS[1], '*', 'r', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+""")
+
+# KEYS: a realm's request stream, the match's outcome. ARGV: the group, the entry id,
+# `place_timeout` (ms). Whether a host that read the request is to host it (1): not if
+# an outcome is recorded (a lobby gave it up, or another host placed it) nor if it is
+# older than `place_timeout` by Redis's clock (every lobby has given it up), which is
+# then acknowledged.
+TAKE = Script("""
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local at = tonumber(string.match(ARGV[2], '^(%d+)'))
+if redis.call('EXISTS', KEYS[2]) == 0 and now - at <= tonumber(ARGV[3]) then return 1 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 0
+""")
 
 # KEYS: the match's outcome key, its followers. ARGV: the outcome (JSON), its TTL (ms),
 # the streams' prefix. Records the outcome unless one is recorded already (the first
@@ -89,6 +201,19 @@ end
 return 0
 """
 )
+
+
+# KEYS: the match's outcome key, its followers. ARGV: the `failed` outcome (JSON), its
+# TTL (ms), the lobby id. A lobby whose players all left a match that waits for a host
+# stops following it; the last of its followers to leave records it `failed` (unless an
+# outcome is recorded), so that no host takes it: while another lobby follows it, that
+# lobby's players wait on.
+_WITHDRAW = Script("""
+redis.call('SREM', KEYS[2], ARGV[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+return 0
+""")
 
 
 # KEYS: the match's outcome key, the host's matches, the host index, the match's
@@ -152,12 +277,14 @@ class PlacementKeys:
         """The ids of the lobbies that follow a match (a set)."""
         return f"{self.prefix}lobbies:{match_id}"
 
-    def requests(self, host_id: str) -> str:
-        """A host's stream of placement requests (its consumer group: `host`)."""
-        return f"{self.prefix}place:{host_id}"
+    def requests(self, realm: str, relayed: bool = False) -> str:
+        """A realm's stream of placement requests (its hosts' consumer group: `hosts`);
+        `relayed`: those of lobbies with --relay, which only hosts announcing an IP
+        address read."""
+        return f"{self.prefix}place:{realm}{':relayed' if relayed else ''}"
 
-    def placer(self, match_id: str) -> str:
-        return f"{self.prefix}placer:{match_id}"
+    def requested(self, match_id: str) -> str:
+        return f"{self.prefix}requested:{match_id}"
 
     def outcome(self, match_id: str) -> str:
         return f"{self.prefix}outcome:{match_id}"
@@ -220,6 +347,17 @@ def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
     else:
         index = [keys.outcome(match_id), keys.followers(match_id)]
         d = redis.run(_DECIDE, index, [text, ttl, keys.streams])
+    return d.addCallback(lambda recorded: recorded == 1)
+
+
+def withdraw(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
+             lobby_id: str, match_id: str) -> Deferred[bool]:  # fmt: skip
+    """Stop following a match whose players this lobby held all left while it waited,
+    recording it `failed` (`withdrawn`) if no other lobby follows it; whether it did."""
+    failed = {"event": "failed", "match_id": match_id, "reason": "withdrawn"}
+    text = json.dumps(failed, separators=(",", ":"))
+    d = redis.run(_WITHDRAW, [keys.outcome(match_id), keys.followers(match_id)],
+                  [text, milliseconds(settings.key_ttl), lobby_id])  # fmt: skip
     return d.addCallback(lambda recorded: recorded == 1)
 
 

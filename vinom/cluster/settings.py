@@ -176,9 +176,9 @@ class RedisPartySettings:
 DEFAULT_PARTIES = RedisPartySettings()
 
 
-# How a lobby orders the hosts with free capacity (--placement): `spread` the least
-# loaded first, `pack` the most loaded first (fewest hosts busy: idle ones can be
-# scaled down, docs/kubernetes.md).
+# Which game host with a free slot reads a request first (--placement): `spread` the
+# least loaded, `pack` the most loaded (fewest hosts busy: idle ones can be scaled
+# down, docs/kubernetes.md).
 PLACEMENTS = ("spread", "pack")
 
 
@@ -186,16 +186,13 @@ PLACEMENTS = ("spread", "pack")
 class PlacementSettings:
     """Timings of the placement channel, in seconds; the same in every process."""
 
-    # A host has this long to read a request before the lobby takes it back and tries the
-    # next host (and again as often until its deadline: a host that read it and died).
-    accept_timeout: float = field(default=2.0, validator=positive)
-    # Every lobby's bound on one match's placement, from when it heard the match.
+    # Every lobby's bound on one match's placement, from when it heard the match: the
+    # request waits this long in its realm's stream for a host with a free slot.
     place_timeout: float = field(default=20.0, validator=positive)
-    # Hosts one match is offered to at most.
-    hosts_tried: int = field(default=3, validator=positive)
-    # A match formed by another lobby is left to it this long; if it is not
-    # placed (or given up) by then, this lobby tries to claim it (its former died).
-    takeover_after: float = field(default=2.0, validator=positive)
+    # A request a host read and did not place for this long is taken by another host
+    # (`XCLAIM`): its reader died or is paused (its registration gone). Longer than a
+    # match takes to start.
+    claim_after: float = field(default=6.0, validator=positive)
     # How often a lobby re-reads the live hosts (and ends the matches of departed ones).
     refresh_every: float = field(default=0.5, validator=positive)
     # A host renews its registration this often (its heartbeat).
@@ -212,12 +209,7 @@ class PlacementSettings:
     # has been silent this long: as long as the players' --reconnect-grace, which holds
     # their seats for as long. A killed host's connections close at once: no wait.
     stall_grace: float = field(default=30.0, validator=positive)
-    # A match for which no live host has free capacity waits this long for one (the
-    # registry re-read every refresh_every; its players told waiting_for_server), as a
-    # match waits for a free port in one process, before it fails (`no_host`): a host
-    # registering again after Redis was away, or one freeing a port, takes it.
-    host_wait: float = field(default=5.0, validator=positive)
-    # Lifetime of the placer, outcome and request-stream keys.
+    # Lifetime of the outcome, requested-marker and request-stream keys.
     key_ttl: float = field(default=120.0, validator=positive)
 
 

@@ -109,16 +109,14 @@ class HostingStopped(Exception):
 
 class IMatchHosting(Interface):
     """Where the lobby places formed matches: the game ports of this process's hosts
-    (`vinom.hosting.service.GameHostingService`), or, later, hosts elsewhere."""
+    (`vinom.hosting.service.GameHostingService`), or hosts elsewhere through Redis
+    (`vinom.cluster.placement.RemoteMatchHosting`). Either saves each match's placement
+    in the player store as it is placed and removes it as it ends (one writer per
+    match): the lobby only reads it (`reconnect`)."""
 
     matches: int = Attribute("Matches placed or waiting for a port whose port is not back yet.")
     running_games: int = Attribute("Matches with a game host right now.")
     free_ports: int = Attribute("Game ports free now.")
-    records_placements: bool = Attribute(
-        "Whether the hosting saves each placement in the player store itself as the match"
-        " is placed, and removes it as it ends (the game hosts' scripts on Redis: one"
-        " writer per match); False: the lobby saves it before `match_found`."
-    )
 
     def host_match(
         match: Match,

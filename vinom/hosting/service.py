@@ -17,10 +17,12 @@ from attrs import evolve, frozen
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import (
     HostingStopped,
     IGameHost,
@@ -31,6 +33,7 @@ from vinom.hosting.interfaces import (
 from vinom.hosting.ports import PortAllocator
 from vinom.match import Match, MatchEnded
 from vinom.protocol.address import HostAddress
+from vinom.store.interfaces import IPlayerStore, MatchPlacement
 
 WaitingCallback = Callable[[int], object]
 # Called with how the match ended (None if its host could not say: it failed).
@@ -49,8 +52,6 @@ class GameHostingService(Service):
     """Runs each match on a game host on a port from the allocator (one match a port)."""
 
     log = Logger()
-    # The lobby in this process saves its placements (IMatchHosting).
-    records_placements = False
 
     def __init__(
         self,
@@ -58,7 +59,16 @@ class GameHostingService(Service):
         host_factory: IGameHostFactory,
         *,
         game_url: str | None = None,
+        store: IPlayerStore | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
+        """`store` (with `clock`, the placements' time): where each match's placement is
+        saved as it is hosted and removed as it ends, for `reconnect` (the lobby's
+        player store, with the lobby in this process; None on a game host of a
+        cluster, whose agent records them on Redis)."""
+        if store is not None and clock is None:
+            raise ValueError("a store of placements needs a clock")
+        self._store, self._clock = store, clock
         self.allocator = allocator
         self.host_factory = host_factory
         # Where the hosts of ended matches wait for the next match on their port
@@ -176,9 +186,23 @@ class GameHostingService(Service):
             port=port,
         )
         host.when_idle().addBoth(self._idle, match.match_id)
-        if self.game_url is None:
-            return host.address
-        return evolve(host.address, game_url=self.game_url)
+        address = host.address if self.game_url is None else evolve(host.address,
+                                                                     game_url=self.game_url)
+        if self._store is not None and self._clock is not None:
+            # A failure (a bug) is no reason to fail a match its game host runs: only the
+            # players' `reconnect` to it is lost.
+            placement = MatchPlacement(match, address, self._clock.seconds())
+            maybeDeferred(self._store.save_placement, placement).addErrback(
+                self._store_failed, "saving", match.match_id)
+        return address
+
+    def _store_failed(self, failure: Failure, doing: str, match_id: str) -> None:
+        if failure.check(BackendUnavailable):
+            self.log.warn("{doing} the placement of {match_id} failed: {error}", doing=doing,
+                          match_id=match_id, error=failure.value)  # fmt: skip
+        else:
+            self.log.failure("{doing} the placement of {match_id} failed", failure,
+                             doing=doing, match_id=match_id)  # fmt: skip
 
     async def _start_host(self, match: Match, port: int) -> tuple[IGameHost, int]:
         """A game host on `port` and its port, else on the next free port of the range while
@@ -234,6 +258,9 @@ class GameHostingService(Service):
         return d
 
     def _released(self, match_id: str, running: _Running, outcome: MatchEnded | None) -> None:
+        if self._store is not None:
+            maybeDeferred(self._store.remove_placement, match_id).addErrback(
+                self._store_failed, "removing", match_id)
         self.allocator.release(running.port)
         self.log.info(
             "match {match_id} ended; port {port} released", match_id=match_id, port=running.port

@@ -6,7 +6,7 @@ played (`hosting`), where player records are kept (`store`), who signs
 connect tokens (`token_issuer`), and the optional ones: where parties are
 kept, how `party_join` attempts are counted, where ranked ratings come from,
 and the UDP relay in front of the game hosts. Whether other lobbies share
-them is theirs to say (the hosting's `records_placements`):
+them is theirs to say (each hosting saves its own placements):
 the server wiring chooses in memory or in Redis (vinom.server.roles), a test
 its own, and the lobby is built the same way for each.
 """

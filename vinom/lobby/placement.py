@@ -3,14 +3,11 @@
 `MatchPlacer` listens to the matchmaker. For each match it asks the hosting
 service for a game host, telling the players `waiting_for_server` while no
 port is free and withdrawing the match if all its players leave meanwhile;
-then, unless the hosting records it itself (`records_placements`: the game
-hosts' scripts on Redis), it records the placement in the player store (one
-in this process's memory: the hosting is in process too), and it delivers each
-connected player's `match_found` (through `TokenDelivery`), which closes the
-connection. A player who is not connected then can still
-`reconnect` for a token while the match runs. When the match ends its
-placement (unless the hosting removes it) and the gone players this lobby
-answers for are forgotten.
+then (the hosting having saved the placement in the player store) it delivers
+each connected player's `match_found` (through `TokenDelivery`), which closes
+the connection. A player who is not connected then can still `reconnect` for
+a token while the match runs. When the match ends (the hosting removing its
+placement) the gone players this lobby answers for are forgotten.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -254,13 +251,6 @@ class MatchPlacer:
         self._waiting.pop(match.match_id, None)
         placement = MatchPlacement(match, address, self._clock.seconds())
         self._running[match.match_id] = RunningMatch(match, address, placement.placed_at)
-        if not self._hosting.records_placements:
-            # Hosted in this process, with the store in its memory: saved here. A failure
-            # (a bug) is no reason to fail a match its game host runs: only the players'
-            # `reconnect` to it is lost.
-            d = maybeDeferred(self._store.save_placement, placement)
-            d.addErrback(log_failure, self.log, "saving the placement of {player_id}",
-                         match.match_id)  # fmt: skip
         self._deliver(placement)
 
     def _deliver(self, placement: MatchPlacement) -> None:
@@ -445,9 +435,9 @@ class MatchPlacer:
             self._limits.uncount_pending(player_id)
             if not self._players.is_connected(player_id):
                 forget.append(player_id)
-        # The placement goes with the match (unless its game host's end removed it) and
-        # the gone players this lobby answers for with it, in one store call.
-        if forget or not self._hosting.records_placements:
+        # The gone players this lobby answers for, in one store call (the hosting removed
+        # the placement).
+        if forget:
             d = self._store.remove_placement(match.match_id, forget=forget)
             d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
                          match.match_id)  # fmt: skip

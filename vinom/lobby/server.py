@@ -180,8 +180,8 @@ class LobbyFactory(ServerFactory, Service):
     ) -> None:
         """A lobby of `games` (their rules: sizes, player ranges, teams, titles)
         standing on `backends`, its timers and `now` on `clock`. Whether other
-        lobbies share the state is the backends' to say (the hosting's
-        `records_placements`), not the lobby's."""
+        lobbies share the state is the backends' to say (each hosting saves its
+        placements), not the lobby's."""
         self.config = config
         self.clock = clock
         #: The rules of the games this lobby offers (`welcome` lists them).

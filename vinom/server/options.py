@@ -584,10 +584,10 @@ class Options(PluginOptions):
             "placement",
             None,
             "spread",
-            "With --redis, how a lobby picks a game host for a match among those with free "
-            "capacity: spread (the least loaded first: matches spread over the hosts) or pack "
-            "(the most loaded first: hosts fill one after another, so idle ones can go, as "
-            "Agones's autoscaling wants).",
+            "With --redis, which game host with a free slot takes a match first (a game "
+            "host's option: hosts take matches from their realm's queue): spread (the "
+            "least loaded: matches spread over the hosts) or pack (the most loaded: hosts "
+            "fill one after another, so idle ones can go, as Agones's autoscaling wants).",
             choice(PLACEMENTS),
         ),
         param(

@@ -7,7 +7,7 @@ listener, the web server, the operations endpoint, and last the
 announcement of where to go. `build_shared` returns one `SharedState`, in
 this process's memory or in Redis (its pool joins the root first, its
 services just before the lobby); the lobby is given its parts, and what
-differs between them is theirs to say (`IMatchHosting.records_placements`).
+differs between them is theirs to say (each `IMatchHosting` saves its placements).
 """
 
 from __future__ import annotations
@@ -176,12 +176,8 @@ def build_shared(
     # After a Sentinel failover the promoted replica may lack the last tickets enqueued.
     redis.on_master_moved(matchmaker.restore_tickets)
     placement = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis), clock=reactor,
-                                   lobby_id=matchmaker.lobby_id,
-                                   formed_by=matchmaker.formed_by,
-                                   lobbies_of=matchmaker.lobbies_of,
-                                   lease_prefix=mm_prefix, realm=options["realm"],
-                                   refuses=relay_refuses(options),
-                                   placement=options["placement"])  # fmt: skip
+                                   lobby_id=matchmaker.lobby_id, realm=options["realm"],
+                                   refuses=relay_refuses(options))  # fmt: skip
     parties = RedisPartyStore(
         redis, endpoint(), reactor, max_size=games.largest_match or 8,
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
@@ -230,7 +226,11 @@ def build_hosting(
         # Before the hosting service, so that it stops after it: hosts stop first.
         _add(root, "game-host-processes", host_factory)
     game_url = options["game-url"] if options["websocket"] is not None else None
-    hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url))
+    # In one process the hosting saves each placement in the lobby's store, in memory; a
+    # cluster's host records them on Redis through its agent.
+    store = shared.store if shared.redis is None else None
+    hosting = _add(root, "hosting", GameHostingService(allocator, host_factory, game_url=game_url,
+                                                       store=store, clock=reactor))
     agent = None
     if shared.redis is not None:
         # Stops with the hosting service; leaves the registry once the games have stopped
@@ -239,7 +239,7 @@ def build_hosting(
                           hosting=hosting, public_host=options["public-host"],
                           ports=(low, low + options["max-games"] - 1), clock=reactor,
                           presence_endpoint=shared.redis.endpoint(reactor),
-                          realm=options["realm"],
+                          realm=options["realm"], placement=options["placement"],
                           records=redis_records(options, shared.redis))  # fmt: skip
         _add(root, "host-agent", agent)
     agones = None

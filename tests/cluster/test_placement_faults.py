@@ -1,0 +1,392 @@
+"""Faults of the pull placement (vinom.cluster.placement, agent, channel) that players
+would see, each on a real Redis with real host agents and lobbies' placement: a lobby
+that hears a match after its host placed it, or after it ended, and a lobby whose own
+players all left a match that other lobbies' players still wait for."""
+
+# slow: starts Redis (tests/support/redis_server.py)
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import TestCase
+
+from tests.cluster.test_remote_placement import (
+    _HeldStarts,
+    all_taken,
+    duel_request,
+    offer,
+    open_redis,
+    request_for,
+    start_host,
+)
+from tests.lobby.test_lobby import LobbyHarness
+from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
+from tests.support.placement_events import hear_placements
+from tests.support.redis_server import start_redis
+from tests.support.waiting import until
+from vinom.cluster.agent import HostAgent
+from vinom.cluster.channel import PlacementKeys, announce_end, decide
+from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.hosts import HostRecord, RedisHostRegistry
+from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
+from vinom.cluster.settings import PlacementSettings
+from vinom.hosting.interfaces import NoHostAvailable
+from vinom.hosting.ports import PortAllocator
+from vinom.hosting.service import GameHostingService
+from vinom.match import Match, MatchEnded, Ticket
+from vinom.protocol.address import HostAddress
+from vinom.store.memory import MemoryPlayerStore
+
+
+def duel(match_id: str = "m-1") -> Match:
+    players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+    return Match(match_id, "duel", players, 1.0)
+
+
+def lobby(case: TestCase, redis: RedisClient, lobby_id: str,
+          clock: Clock | None = None) -> RemoteMatchHosting:  # fmt: skip
+    """A lobby's placement reading its events until the test ends."""
+    hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                 clock=clock or reactor, lobby_id=lobby_id)  # fmt: skip
+    hosting.startService()
+    case.addCleanup(hosting.stopService)
+    return hosting
+
+
+class LateFollowerTests(TestCase):
+    """A match split over two lobbies: the second hears it (the matchmaker's channel,
+    or its log read after a reconnection) only after the host placed it. Its players
+    get the address; the match's end must reach it too, as it reaches the first:
+    else it counts the match running for good (its drain waits, its players' addresses
+    stay counted, a `host_crashed` keeps them no place in the queue)."""
+
+    timeout = 30
+
+    async def test_a_lobby_that_follows_a_placed_match_hears_its_end(self) -> None:
+        redis = await open_redis(self)
+        factory, _ = start_host(self, redis, "h-1")
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        ends: dict[str, list[MatchEnded | None]] = {"l-a": [], "l-b": []}
+        address = await first.host_match(duel(), on_ended=ends["l-a"].append)
+        # The second lobby hears the match now, after its placement.
+        late = await second.host_match(duel(), on_ended=ends["l-b"].append)
+        self.assertEqual(late, address)
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: ends["l-a"], "the first lobby told the end")
+        await until(lambda: ends["l-b"], "the late lobby told the end", timeout=5)
+        self.assertEqual((first.matches, second.matches), (0, 0))
+
+    async def test_a_lobby_that_hears_a_match_after_it_ended_sends_nobody_there(
+            self) -> None:  # fmt: skip
+        # A lobby cut off from Redis hears, from the match log, a match formed and
+        # placed meanwhile, which ended (aborted: its players never came). Its players
+        # must not be sent to a game that is over (a port that may run another match
+        # by now): they are answered as for a match no host took, and queue again.
+        redis = await open_redis(self)
+        factory, _ = start_host(self, redis, "h-1")
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        ended: list[MatchEnded | None] = []
+        await first.host_match(duel(), on_ended=ended.append)
+        self.assertTrue(factory.end_match("m-1"))
+        await until(lambda: ended, "the end told")
+        late = second.host_match(duel())
+        await until(lambda: late.called, "the late lobby's answer")
+        self.failureResultOf(late, NoHostAvailable)
+        self.assertEqual(second.matches, 0)
+
+
+class WithdrawTests(TestCase):
+    """A match of two lobbies' players waits for a host: one lobby's players all
+    leave, so it withdraws the match (`MatchPlacer.withdraw_if_abandoned` cancels its
+    placement). The other lobby's players still wait: they must keep waiting and get
+    the match once a host frees a slot, not be told `no_host` because players of
+    another lobby left (with one lobby, a match keeps waiting while one player is
+    connected). The lobby that formed a match by its timer and holds none of its
+    players withdraws it at once, the same way, when no host is free."""
+
+    timeout = 30
+
+    async def test_one_lobbys_withdrawal_leaves_the_others_players_waiting(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        first, second = lobby(self, redis, "l-a", clock), lobby(self, redis, "l-b", clock)
+        gone = first.host_match(duel())
+        waiting = second.host_match(duel())
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        gone.cancel()
+        self.failureResultOf(gone, CancelledError)
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertFalse(waiting.called, "the other lobby's players were given up")
+        # A host registers with a free slot: the match is placed for those who wait.
+        start_host(self, redis, "h-late")
+        address = await waiting
+        self.assertEqual(address, HostAddress("198.51.100.9", 7400))
+
+
+    async def test_a_match_every_lobby_withdrew_is_given_up_and_not_hosted(self) -> None:
+        redis = await open_redis(self)
+        clock = Clock()
+        first, second = lobby(self, redis, "l-a", clock), lobby(self, redis, "l-b", clock)
+        placing = [first.host_match(duel()), second.host_match(duel())]
+        await until(lambda: redis.handler.scard("vinom:lobbies:m-1").addCallback(
+            lambda n: n == 2), "both lobbies following")  # fmt: skip
+        for d in placing:
+            d.cancel()
+            self.failureResultOf(d, CancelledError)
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "the match given up")
+        self.assertEqual(json.loads(await redis.handler.get("vinom:outcome:m-1")),
+                         {"event": "failed", "match_id": "m-1", "reason": "withdrawn"})
+        # A host that reads the request later hosts nothing.
+        _, hosting = start_host(self, redis, "h-late")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual((hosting.matches, first.matches, second.matches), (0, 0, 0))
+
+
+
+class FormedForOthersTests(LobbyHarness, TestCase):
+    """On a real Redis, with no game host: the lobby whose call formed a match (the
+    matchmaker's leader, by its timer, as the windows of other lobbies' tickets widen)
+    hears it though it holds none of its players. It must not withdraw the match as one
+    whose players all left: a withdrawal gave it up for every lobby that follows it
+    (`WithdrawTests`), so the players waiting on the other lobbies were told `no_host`
+    at once instead of `waiting_for_server`, in a cluster whose hosts are all busy."""
+
+    timeout = 30
+
+    async def test_a_match_of_other_lobbies_players_is_not_withdrawn_here(self) -> None:
+        redis = await open_redis(self)
+        hosting = lobby(self, redis, "l-test", self.clock)
+        await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
+        self.factory = self.make_factory(hosting=hosting, store=MemoryPlayerStore())
+        self.factory.startService()
+        # Another lobby's players (this lobby holds neither), matched together here.
+        for name in ("yan", "zed"):
+            self.matchmaker.enqueue(Ticket(f"p-{name}", name, "tictactoe", None, 1.0))
+        [match] = self.matches
+        await until(lambda: redis.handler.exists(f"vinom:requested:{match.match_id}"),
+                    "its request")  # fmt: skip
+        await redis.handler.ping()
+        self.assertEqual(self.factory.matches_withdrawn, 0)
+        self.assertIsNone(await redis.handler.get(f"vinom:outcome:{match.match_id}"))
+        # Their own lobby follows it, as it hears it: it waits for a host.
+        waiting = lobby(self, redis, "l-theirs", self.clock).host_match(match)
+        await until(lambda: redis.handler.sismember(f"vinom:lobbies:{match.match_id}",
+                                                    "l-theirs"), "followed there")  # fmt: skip
+        self.assertFalse(waiting.called)
+
+
+class FailoverSplitTests(TestCase):
+    """On a real Redis: a Sentinel failover promotes a replica that lacks the last
+    writes of host A (its `placed` for a match and its acknowledgement: replication is
+    asynchronous), but has A's read of the request, pending for A since before the
+    failover, so idle longer than `claim_after` at once. One lobby of the match had
+    read A's `placed` (its players were sent to A); another had not and waits. Host B
+    claims the request (`XAUTOCLAIM`) before A's presence channel subscribes to the new
+    master and says its placement again: B's `placed` is recorded, and the waiting
+    lobby's players are sent to B. One match, two addresses: each half of its players
+    waits for the others until the connect deadline aborts both copies."""
+
+    timeout = 30
+
+    async def test_a_live_host_s_read_lost_in_a_failover_is_not_hosted_twice(self) -> None:
+        redis = await open_redis(self)
+        first, second = lobby(self, redis, "l-a"), lobby(self, redis, "l-b")
+        start_host(self, redis, "h-a")
+        told_a = await first.host_match(duel())
+        await until(lambda: redis.handler.sismember("vinom:host-matches:h-a", "m-1"))
+        # The promoted replica: A's `placed` and its acknowledgement lost, its read of
+        # the request (as a new entry read by A) kept; the other lobby still follows.
+        await redis.handler.delete("vinom:outcome:m-1", "vinom:match:m-1",
+                                   "vinom:player-match:p0", "vinom:player-match:p1")
+        await redis.handler.srem("vinom:host-matches:h-a", "m-1")
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-b")
+        key = "vinom:place:default"
+        await redis.handler.execute_command("XADD", key, "*", "r", request_for("m-1"))
+        await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "hosts", "h-a", "COUNT", 1, "STREAMS", key, ">")
+        await deferLater(reactor, 0.6, lambda: None)
+        # Host B comes up on the new master (claim_after shortened for the test).
+        start_host(self, redis, "h-b", settings=PlacementSettings(claim_after=0.5))
+        waiting = second.host_match(duel())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "a placement again")
+        # A's presence channel subscribes to the new master.
+        await redis.handler.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await waiting
+        # (Both hosts announce the same address here: the outcome names the host.)
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual((outcome["host_id"], outcome["address"]["host"]),
+                         ("h-a", told_a.host), "the match's players were sent to two hosts")
+
+
+class StoppingHostTests(TestCase):
+    """On a real Redis: a host stopped cleanly (SIGTERM: a rolling deploy, a scale-down)
+    while it starts a match it took (a worker's start takes a moment) cannot host it.
+    The match is not the host's to fail: its players, waiting, get it from another host
+    with a free slot, not `no_host` (back to the queue, matched again) because one host
+    of the realm was going away."""
+
+    timeout = 30
+
+    async def test_a_match_a_stopping_host_could_not_start_goes_to_another_host(
+            self) -> None:  # fmt: skip
+        redis = await open_redis(self)
+        heard = await hear_placements(self, redis, "l-a")
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-a")
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
+        hosting = GameHostingService(PortAllocator(range(7400, 7402)), factory)
+        hosting.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=hosting,
+                          public_host="198.51.100.9", ports=(7400, 7401), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-stopping")
+        agent.startService()
+        held = _HeldStarts()
+        factory.start_host = held.start_host(factory.start_host)  # type: ignore[method-assign]
+        await offer(redis, duel_request())
+        await until(lambda: held.waiting, "the host starting the match")
+        # SIGTERM: the root stops the agent and the hosting service together.
+        stopped = [agent.stopService(), hosting.stopService()]
+        held.release()
+        for d in stopped:
+            await d
+        start_host(self, redis, "h-other", settings=PlacementSettings(claim_after=0.5))
+        await until(lambda: heard, "the match's outcome")
+        self.assertEqual([(m["event"], m.get("host_id")) for m in heard],
+                         [("placed", "h-other")])  # fmt: skip
+
+
+class FloodTests(TestCase):
+    """On a real Redis: a flood of matches while every host of the realm is full (a
+    launch, hosts scaling up behind it). Each match's request waits in the realm's
+    stream for up to `place_timeout`; the stream keeps the requests still waiting, not
+    only the last thousand: else the oldest waiting matches lose their request (their
+    lobbies, whose marker says it is asked for, add nothing again), and when a host
+    frees a slot it serves a newer match while the oldest players get `no_host` at
+    their timeout."""
+
+    timeout = 60
+
+    async def test_the_oldest_waiting_match_is_served_first_after_a_flood(self) -> None:
+        redis = await open_redis(self)
+        lobby_ = lobby(self, redis, "l-a", Clock())
+        placing = {}
+        for i in range(1200):
+            players = tuple(Ticket(f"p{i}-{s}", f"P{i}", "duel", None, 1.0) for s in (0, 1))
+            match = Match(f"m-{i:04}", "duel", players, 1.0)
+            placing[match.match_id] = lobby_.host_match(match)
+            if i % 100 == 99 or i == 0:
+                await until(lambda i=i: redis.handler.exists(f"vinom:requested:m-{i:04}"),
+                            "the requests")  # fmt: skip
+        # A host frees a slot (one registers): it takes the oldest request waiting.
+        start_host(self, redis, "h-1", ports=1)
+        await until(lambda: placing["m-0000"].called, "the oldest match placed", timeout=10)
+        self.assertEqual((await placing["m-0000"]).host, "198.51.100.9")
+
+
+class MissedEndsTests(TestCase):
+    """On a real Redis: a busy lobby that does not read its events for a few seconds (a
+    long collection, its connection to Redis dropped, a failover it follows) while more
+    than a thousand of its matches end. Every end waits in its stream until it reads
+    on: a lost `ended` is never said again, and the lobby would count that match as
+    running for good (its drain waits on it, its players' addresses stay counted, a
+    `host_crashed` keeps them no place in the queue)."""
+
+    timeout = 60
+
+    async def test_a_lobby_that_did_not_read_for_a_while_hears_every_end(self) -> None:
+        redis = await open_redis(self)
+        keys = PlacementKeys("vinom:")
+        # Its placement, not reading its stream yet (as while it was away).
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=Clock(), lobby_id="l-busy")  # fmt: skip
+        count = 1100
+        for i in range(count):
+            match_id = f"m-{i:04}"
+            await redis.handler.sadd(f"vinom:lobbies:{match_id}", "l-first")
+            placed = {"event": "placed", "match_id": match_id, "host_id": "h-1",
+                      "address": {"host": "198.51.100.9", "port": 7400}}  # fmt: skip
+            self.assertTrue(await decide(redis, keys, DEFAULT_PLACEMENT, placed))
+            hosting.host_match(duel(match_id))
+        await until(lambda: hosting.running_games == count, "its matches placed")
+        for i in range(count):
+            await announce_end(redis, keys, "h-1", {"event": "ended",
+                                                    "match_id": f"m-{i:04}", "outcome": None})
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        await until(lambda: hosting.matches == 0,
+                    lambda: f"every end heard ({hosting.matches} not)", timeout=10)
+
+
+class PausedReaderTests(TestCase):
+    """On a real Redis: a host that read a request and was paused (SIGSTOP) stops
+    renewing its registration; once it lapses, a live host takes the request
+    (`claim_after` after the read), as it takes a dead host's: its players get the
+    match a few seconds late, not `no_host` at `place_timeout`."""
+
+    timeout = 30
+
+    async def test_a_request_read_by_a_host_paused_since_is_taken_by_a_live_host(
+            self) -> None:  # fmt: skip
+        redis = await open_redis(self)
+        registry = RedisHostRegistry(redis)
+        paused = HostRecord("h-paused", "198.51.100.7", (7500, 7501), 2, 2, 1.0)
+        await registry.register(paused, 0.5)
+        key = "vinom:place:default"
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "hosts", "$", "MKSTREAM")
+        await offer(redis, duel_request())
+        await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "hosts", "h-paused", "COUNT", 1, "STREAMS", key, ">")
+        _, live = start_host(self, redis, "h-live", settings=PlacementSettings(claim_after=0.5))
+        # Not while its registration lives (it may be only slow).
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertIsNone(await redis.handler.get("vinom:outcome:m-1"))
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed by the live host")
+        outcome = json.loads(await redis.handler.get("vinom:outcome:m-1"))
+        self.assertEqual((outcome["host_id"], live.matches), ("h-live", 1))
+
+
+class GapRedis(RedisClient):
+    """A pool on which a request is added (as a lobby adds one) just before the host's
+    next wait for requests (`XREAD ... BLOCK`) reaches Redis: after the host found none
+    to read, before it waits. Says whether that wait ran out with nothing."""
+
+    gap_request: str | None = None
+    missed: bool | None = None
+
+    def blocking(self, *command: object) -> Deferred[Any]:
+        request = self.gap_request
+        if command[0] != "XREAD" or request is None:
+            return RedisClient.blocking(self, *command)
+        self.gap_request = None
+        added = self.handler.execute_command("XADD", "vinom:place:default", "*", "r", request)
+
+        def seen(reply: Any) -> Any:
+            self.missed = reply is None
+            return reply
+
+        return added.addCallback(
+            lambda _: RedisClient.blocking(self, *command).addCallback(seen))
+
+
+class ArrivalGapTests(TestCase):
+    """On a real Redis: a request added while the realm's only host is between finding
+    nothing to read and waiting for the next request is read at once, not when its wait
+    runs out a second later (by then its lobby told its players `waiting_for_server`,
+    though the host was idle)."""
+
+    timeout = 30
+
+    async def test_a_request_added_as_the_host_goes_to_wait_is_read_at_once(self) -> None:
+        server = await start_redis(self)
+        redis = GapRedis.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        start_host(self, redis, "h-1")
+        await until(lambda: redis.handler.exists("vinom:host:h-1"), "the host registered")
+        redis.gap_request = duel_request()
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertIs(redis.missed, False)
