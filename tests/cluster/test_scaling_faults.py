@@ -482,10 +482,11 @@ class StalledRedisTests(ClusterTestCase):
 class RefusedPlacementSaveTests(ClusterTestCase):
     """A match placed on its game host while one of its players' lobbies cannot write to
     Redis (a failover's READONLY, a master short of replicas): the host saved the
-    placement with its outcome, so that lobby, which writes nothing of the match, tells
-    its player `match_found` at once; never `match_failed` for a match its partner is
-    already waiting in (who would see it aborted for players_missing at the connect
-    deadline)."""
+    placement with its outcome, so that lobby, whose `FOLLOW` Redis refuses, reads the
+    outcome and tells its player `match_found` at once; never `match_failed` for a match
+    its partner is already waiting in (who would see it aborted for players_missing at
+    the connect deadline). Once Redis takes writes it follows the match, and hears its
+    end."""
 
     timeout = 60
 
@@ -517,6 +518,8 @@ class RefusedPlacementSaveTests(ClusterTestCase):
         played = await gatherResults([Deferred.fromCoroutine(play_match(clients[0][1], found)),
                                       Deferred.fromCoroutine(play_match(clients[1][1], second))])
         self.assertEqual(played, ["finished", "finished"])
+        await until(lambda: f"match {found.game_id} ended" in refused_lobby.text,
+                    "the refused lobby to hear the end of its match")  # fmt: skip
 
 
 class HostDeathTests(ClusterTestCase):

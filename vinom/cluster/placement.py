@@ -129,6 +129,9 @@ class RemoteMatchHosting(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._placing: dict[str, _Placing] = {}
+        # Placed matches answered from their outcome, read while Redis took no writes,
+        # and followed again until it takes one (`_not_followed`).
+        self._unfollowed: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
         self._hosts: list[HostRecord] = []
@@ -209,21 +212,53 @@ class RemoteMatchHosting(Service):
         d = self._redis.run(FOLLOW, keys, [self.lobby_id, milliseconds(FOLLOWERS_TTL), request,
                                            ttl, kept])  # fmt: skip
         # An outcome recorded already (another lobby's timeout, a host faster than us).
-        d.addCallback(self._followed, match_id)
-        # Redis away: asked again `FOLLOW_AGAIN` later, and `place_timeout` decides.
-        d.addErrback(lambda f: self.log.warn("asking to place {match_id} failed: {error}",
-                                             match_id=match_id, error=f.value))  # fmt: skip
+        d.addCallbacks(self._followed, self._not_followed, callbackArgs=(placing,),
+                        errbackArgs=(placing,))  # fmt: skip
         if waiting:
             d.addCallback(lambda _: self._tell_waiting(placing) if match_id in self._placing
                           else None)  # fmt: skip
 
-    def _followed(self, outcome: str | bytes | None, match_id: str) -> None:
+    def _followed(self, outcome: str | bytes | None, placing: _Placing) -> None:
+        match_id = placing.match.match_id
+        unfollowed = self._unfollowed.pop(match_id, None) is not None
         if outcome in (ENDED, ENDED.encode()):
             # Placed and over before this lobby heard it (it heard it late: its
-            # connection to Redis came back): nobody is sent to a game that is over.
+            # connection to Redis came back): nobody is sent to a game that is over;
+            # or over before this lobby could follow a match it answered from a read.
             self._failed(match_id, "the match ended before its players were told")
+            if unfollowed:
+                self._ended(match_id, None)
         elif outcome:
             self.handle_message(outcome)
+
+    def _not_followed(self, failure: Failure, placing: _Placing) -> None:
+        """`FOLLOW` failed: Redis away, or taking no writes while it answers reads (a
+        failover's READONLY, a master short of replicas). An outcome recorded already
+        is read and answers the players at once (a host placed the match: its other
+        players are in it), and a match answered so is followed again each second
+        until Redis takes the write, so that its end reaches this lobby; else
+        `FOLLOW_AGAIN` asks again, and `place_timeout` decides."""
+        match_id = placing.match.match_id
+        if match_id in self._unfollowed:
+            if self.running and match_id in self._running:
+                self._clock.callLater(FOLLOW_AGAIN, self._follow, placing)
+            return
+        self.log.warn("asking to place {match_id} failed: {error}", match_id=match_id,
+                      error=failure.value)  # fmt: skip
+        Deferred.fromCoroutine(self._read_outcome(placing)).addErrback(lambda _: None)
+
+    async def _read_outcome(self, placing: _Placing) -> None:
+        match_id = placing.match.match_id
+        outcome = await self._redis.bounded(self._redis.handler.get(self._keys.outcome(match_id)))
+        if outcome is None or match_id not in self._placing:
+            return
+        if json.loads(outcome)["event"] == "placed":
+            followers = self._keys.followers(match_id)
+            if not await self._redis.bounded(self._redis.handler.exists(followers)):
+                return self._followed(ENDED, placing)
+            self._unfollowed[match_id] = placing
+            self._clock.callLater(FOLLOW_AGAIN, self._follow, placing)
+        self.handle_message(outcome)
 
     def _not_placed_yet(self, match_id: str) -> None:
         placing = self._placing.get(match_id)
