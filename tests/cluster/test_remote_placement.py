@@ -1168,7 +1168,10 @@ class PlacementOrderTests(TestCase):
         # `spread`, whose delay is none).
         waits = 2 if placement == "pack" else 1
         await until(lambda: len(clock.getDelayedCalls()) == timers + waits, "the hosts' waits")
-        clock.advance(0.04)  # past the first's wait (0.033 s or 0.017 s), not the other's
+        # Past the first's wait (pack: h-busy's 0.033 s; spread: h-idle's, none), short of
+        # the other's (h-idle's 0.05 s; h-busy's 0.017 s, which 0.04 s passed: it then read
+        # before h-idle whenever the idle host's wake was handled after the clock moved).
+        clock.advance(0.04 if placement == "pack" else 0.01)
         outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
         pump.start(0.01)
         return str(json.loads(str(outcome))["host_id"])

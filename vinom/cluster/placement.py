@@ -129,8 +129,7 @@ class RemoteMatchHosting(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._placing: dict[str, _Placing] = {}
-        # Placed matches answered from their outcome, read while Redis took no writes,
-        # and followed again until it takes one (`_not_followed`).
+        # Placed matches answered from their outcome, read, not followed (`_not_followed`).
         self._unfollowed: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
@@ -223,8 +222,7 @@ class RemoteMatchHosting(Service):
         unfollowed = self._unfollowed.pop(match_id, None) is not None
         if outcome in (ENDED, ENDED.encode()):
             # Placed and over before this lobby heard it (it heard it late: its
-            # connection to Redis came back): nobody is sent to a game that is over;
-            # or over before this lobby could follow a match it answered from a read.
+            # connection to Redis came back): nobody is sent to a game that is over.
             self._failed(match_id, "the match ended before its players were told")
             if unfollowed:
                 self._ended(match_id, None)
@@ -232,12 +230,10 @@ class RemoteMatchHosting(Service):
             self.handle_message(outcome)
 
     def _not_followed(self, failure: Failure, placing: _Placing) -> None:
-        """`FOLLOW` failed: Redis away, or taking no writes while it answers reads (a
-        failover's READONLY, a master short of replicas). An outcome recorded already
-        is read and answers the players at once (a host placed the match: its other
-        players are in it), and a match answered so is followed again each second
-        until Redis takes the write, so that its end reaches this lobby; else
-        `FOLLOW_AGAIN` asks again, and `place_timeout` decides."""
+        """`FOLLOW` failed (Redis away, or refusing writes: READONLY, NOREPLICAS): a
+        recorded outcome, read, answers the players at once (placed: their partners are
+        in it), and the match is followed again each second until Redis takes the write
+        (to hear its end); with none, `FOLLOW_AGAIN` asks again, `place_timeout` decides."""
         match_id = placing.match.match_id
         if match_id in self._unfollowed:
             if self.running and match_id in self._running:
