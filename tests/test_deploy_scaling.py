@@ -13,8 +13,8 @@ Nothing here needs a cluster: the parts are
   free capacity first (the Fleet's `priorities`);
 - a vinom host's Agones states (docs/kubernetes.md): Ready while idle, Allocated
   while it runs a match;
-- which host takes each match first (`vinom.cluster.placement.choose_host`),
-  among live hosts with free capacity, least loaded first as the registry lists them.
+- which host takes each match first: the one of shortest `read_delay`
+  (vinom.cluster.agent) among live hosts with free capacity, ties by host id.
 
 Time is a `twisted.internet.testing.Clock`: matches arrive one a second, each lasts
 ten minutes; a new GameServer is Ready 10 s after the autoscaler asks for it.
@@ -32,8 +32,8 @@ from twisted.internet.testing import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_deploy import render
+from vinom.cluster.agent import read_delay
 from vinom.cluster.hosts import HostRecord, least_loaded_first
-from vinom.cluster.placement import choose_host
 
 STARTUP = 10.0  # seconds from the autoscaler's ask to a Ready GameServer
 MATCH_LENGTH = 600.0
@@ -106,7 +106,7 @@ class Fleet:
             self.waiting += 1  # its request waits in the stream for a host, read again
             self.clock.callLater(1.0, self.retry)
             return
-        chosen = choose_host(candidates, pack=self.pack)
+        chosen = min(candidates, key=lambda h: (read_delay(h, pack=self.pack, most=1.0), h.host_id))
         server = next(s for s in self.servers if s.name == chosen.host_id)
         server.count += 1
         self.peak = max(self.peak, len(self.servers))

@@ -35,7 +35,7 @@ from vinom.cluster.client import RedisClient, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
-from vinom.hosting.interfaces import NoHostAvailable
+from vinom.hosting.interfaces import HostingStopped, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.match import Match, MatchEnded, Ticket
@@ -179,6 +179,7 @@ class FormedForOthersTests(LobbyHarness, TestCase):
         await until(lambda: redis.handler.sismember(f"vinom:lobbies:{match.match_id}",
                                                     "l-theirs"), "followed there")  # fmt: skip
         self.assertFalse(waiting.called)
+        waiting.addErrback(lambda f: f.trap(HostingStopped))  # (as the test's lobbies stop)
 
 
 class FailoverSplitTests(TestCase):
@@ -286,6 +287,10 @@ class FloodTests(TestCase):
         start_host(self, redis, "h-1", ports=1)
         await until(lambda: placing["m-0000"].called, "the oldest match placed", timeout=10)
         self.assertEqual((await placing["m-0000"]).host, "198.51.100.9")
+        # The others wait on; a lobby that stops fails them.
+        await lobby_.stopService()
+        for d in list(placing.values())[1:]:
+            self.failureResultOf(d, HostingStopped)
 
 
 class MissedEndsTests(TestCase):

@@ -28,18 +28,18 @@ from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
 from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
-from vinom.cluster.agent import HostAgent
-from vinom.cluster.channel import PlacementKeys, decide, stream_lost
+from vinom.cluster.agent import HostAgent, read_delay
+from vinom.cluster.channel import PlacementKeys, announce_end, decide, stream_lost
 from vinom.cluster.client import (
     RedisClient,
     parse_redis_url,
 )
-from vinom.cluster.hosts import HostRecord, RedisHostRegistry, least_loaded_first
-from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting, choose_host
+from vinom.cluster.hosts import HostRecord, RedisHostRegistry
+from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.players import RedisPlayerStore
 from vinom.cluster.settings import PlacementSettings
 from vinom.errors import BackendUnavailable
-from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
+from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
 from vinom.identity import hash_secret
@@ -334,8 +334,9 @@ class EventsStreamTests(TestCase):
     async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient, Deferred[HostAddress]]:
         redis = await open_redis(self)
         # The timers (place_timeout) on a Clock that never moves.
+        self.clock = Clock()
         hosting = RemoteMatchHosting(redis=redis, registry=MemoryHostRegistry(Clock()),  # type: ignore[arg-type]
-                                     clock=Clock(), lobby_id="l-test")  # fmt: skip
+                                     clock=self.clock, lobby_id="l-test")  # fmt: skip
         players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
         placed = hosting.host_match(Match("m-away", "duel", players, 1.0))
         await until(lambda: redis.handler.sismember("vinom:lobbies:m-away", "l-test"),
@@ -383,12 +384,87 @@ class EventsStreamTests(TestCase):
         said = [formatEvent(e) for e in events if "not a placement message" in formatEvent(e)]
         self.assertEqual(len(said), 2)
 
-    async def test_a_stopped_lobby_leaves_no_stream(self) -> None:
-        hosting, redis, _ = await self.lobby()
+    async def test_a_stopped_lobby_leaves_no_stream_and_no_timer(self) -> None:
+        hosting, redis, placed = await self.lobby()
         hosting.startService()
         await until(lambda: redis.handler.exists("vinom:placements:l-test"), "its stream")
         await hosting.stopService()
         self.assertEqual(await redis.handler.exists("vinom:placements:l-test"), 0)
+        # Its waiting match fails here, and stays followed for the other lobbies of its
+        # players (as a lobby that died leaves it).
+        self.failureResultOf(placed, HostingStopped)
+        self.assertTrue(await redis.handler.sismember("vinom:lobbies:m-away", "l-test"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+def retry_due(clock: Clock) -> bool:
+    """Whether a call is due `FOLLOW_AGAIN` (1 s) from now: a `FOLLOW` asked again (the
+    lobby's other timers, its registry reads and its events' read after a failure, are
+    due every half second)."""
+    return any(call.getTime() == clock.seconds() + 1.0 for call in clock.getDelayedCalls())
+
+
+class RefusedFollowTests(TestCase):
+    """On a real Redis that refuses writes (a master short of replicas: NOREPLICAS, as
+    READONLY during a failover), the lobby on a Clock: a match placed already is
+    answered from its recorded outcome, read (its partners are in it), and followed
+    again each `FOLLOW_AGAIN` until Redis takes the write, so that the lobby hears its
+    end; a lobby that stops leaves no such retry behind."""
+
+    timeout = 30
+
+    async def lobby(self) -> tuple[RemoteMatchHosting, RedisClient, Clock]:
+        redis = await open_redis(self)
+        clock = Clock()
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=clock, lobby_id="l-late")  # fmt: skip
+        placed = {"event": "placed", "match_id": "m-refused", "host_id": "h-1",
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        await redis.handler.sadd("vinom:lobbies:m-refused", "l-first")
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, placed))
+        await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
+        self.addCleanup(redis.handler.execute_command, "CONFIG", "SET",
+                        "min-replicas-to-write", "0")  # fmt: skip
+        return hosting, redis, clock
+
+    def match(self) -> Match:
+        players = tuple(Ticket(f"p{i}", f"P{i}", "duel", None, 1.0) for i in range(2))
+        return Match("m-refused", "duel", players, 1.0)
+
+    async def test_a_placed_match_is_answered_and_followed_once_redis_takes_writes(
+        self,
+    ) -> None:
+        hosting, redis, clock = await self.lobby()
+        hosting.startService()
+        self.addCleanup(hosting.stopService)
+        ended: list[MatchEnded | None] = []
+        placed = hosting.host_match(self.match(), on_ended=ended.append)
+        self.assertEqual(await placed, HostAddress("127.0.0.1", 7400))
+        followers = "vinom:lobbies:m-refused"
+        for _ in range(2):  # refused again: asked again a second later
+            await until(lambda: retry_due(clock), "the retry")
+            clock.advance(1.0)
+            await redis.handler.ping()
+            self.assertFalse(await redis.handler.sismember(followers, "l-late"))
+        await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "0")
+        await until(lambda: retry_due(clock), "the retry")
+        clock.advance(1.0)
+        await until(lambda: redis.handler.sismember(followers, "l-late"), "followed")
+        # Followed: it hears the match's end as the first lobby does.
+        end = {"event": "ended", "match_id": "m-refused", "outcome": None}
+        await announce_end(redis, PlacementKeys("vinom:"), "h-1", end)
+        await until(lambda: ended, "the end heard")
+        self.assertEqual((ended, hosting.matches), ([None], 0))
+
+    async def test_a_lobby_that_stops_meanwhile_leaves_no_retry(self) -> None:
+        hosting, _, clock = await self.lobby()
+        hosting.startService()
+        self.assertEqual(await hosting.host_match(self.match()), HostAddress("127.0.0.1", 7400))
+        await until(lambda: retry_due(clock), "the retry")
+        stopped = hosting.stopService()
+        clock.advance(0.5)  # (its events' read waits half a second after a failure)
+        await stopped
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class FollowTests(TestCase):
@@ -1388,14 +1464,20 @@ class _Away:
         return called
 
 
-class ChooseHostTests(SynchronousTestCase):
-    """--placement: the host with a free slot that reads a new request first."""
+class ReadDelayTests(SynchronousTestCase):
+    """--placement: the host with a free slot that reads a new request first (the
+    shortest `read_delay`; a tie goes to whichever reads first)."""
 
     def test_spread_takes_the_least_loaded_and_pack_the_most_loaded(self) -> None:
-        records = least_loaded_first(
-            HostRecord(name, "10.0.0.1", (7400, 7409), 10, free, 0.0)
-            for name, free in (("a", 9), ("b", 1), ("c", 4), ("d", 1))
-        )  # fmt: skip
-        self.assertEqual(choose_host(records, pack=False).host_id, "a")
-        # The fullest with a slot; ties by host id, as every lobby orders them.
-        self.assertEqual(choose_host(records, pack=True).host_id, "b")
+        records = [HostRecord(name, "10.0.0.1", (7400, 7409), 10, free, 0.0)
+                   for name, free in (("a", 9), ("b", 1), ("c", 4), ("d", 6))]  # fmt: skip
+
+        def first(pack: bool) -> list[str]:
+            delays = {r.host_id: read_delay(r, pack=pack, most=0.05) for r in records}
+            return sorted(delays, key=delays.__getitem__)
+
+        self.assertEqual(first(pack=False), ["a", "d", "c", "b"])
+        self.assertEqual(first(pack=True), ["b", "c", "d", "a"])
+        # Both within the most a host waits; a host of no capacity waits the most.
+        self.assertEqual(read_delay(HostRecord("e", "10.0.0.1", (7400, 7400), 0, 0, 0.0),
+                                    pack=False, most=0.05), 0.05)  # fmt: skip

@@ -33,7 +33,6 @@ from vinom.cluster.channel import (
     TAKE,
     WAIT_FROM,
     PlacementKeys,
-    address_json,
     announce_end,
     decide,
     stream_lost,
@@ -41,7 +40,6 @@ from vinom.cluster.channel import (
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
-from vinom.cluster.placement import read_delay
 from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.cluster.watch import guarded, watch_key
@@ -65,6 +63,17 @@ TAKEN_REMEMBERED = 4096
 
 # A stopping host waits this long at most for its games to stop before it unregisters.
 STOP_WAIT = 10.0
+
+
+def read_delay(record: HostRecord, *, pack: bool, most: float) -> float:
+    """How long a host waits, once a request is added, before it reads: up to `most`,
+    the longer the more free slots it has with `pack` (--placement pack: the busiest
+    host reads first, so hosts fill one after another and idle ones can be scaled
+    down, docs/kubernetes.md), or the fewer with `spread` (the idlest reads first)."""
+    if record.capacity <= 0:
+        return most
+    share = record.free / record.capacity
+    return most * (share if pack else 1.0 - share)
 
 
 def _ignore(message: str) -> None:
@@ -430,7 +439,7 @@ class HostAgent(Service):
             "event": "placed",
             "match_id": match.match_id,
             "host_id": self.host_id,
-            "address": address_json(address),
+            "address": address.to_json(),
         }
         # The placement record goes with the outcome: the lobbies that follow the match
         # save nothing (one writer per match, however many lobbies hear it).

@@ -27,7 +27,6 @@ from vinom.cluster.players import (
     encode_placement,
 )
 from vinom.cluster.settings import PlacementSettings
-from vinom.protocol.address import HostAddress
 from vinom.store.interfaces import MatchPlacement
 
 # How long a lobby's stream keeps an event (`MINID ~`, by the ids' times, as each is
@@ -310,22 +309,6 @@ def stream_lost(error: object) -> bool:
     Redis 6 answers such a read with nothing)."""
     text = str(error)
     return "NOGROUP" in text or "UNBLOCKED" in text
-
-
-def address_json(address: HostAddress) -> dict[str, Any]:
-    """A host address as the channel's messages carry it."""
-    data: dict[str, Any] = {"host": address.host, "port": address.port}
-    if address.game_url is not None:
-        data["game_url"] = address.game_url
-    return data
-
-
-def address_from(data: Mapping[str, Any]) -> HostAddress:
-    """The host address of a channel message (`address_json`)."""
-    game_url = data.get("game_url")
-    return HostAddress(
-        str(data["host"]), int(data["port"]), game_url=None if game_url is None else str(game_url)
-    )
 
 
 def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,

@@ -41,7 +41,6 @@ from vinom.cluster.channel import (
     OPEN_GROUP,
     REQUESTS_KEPT_FOR,
     PlacementKeys,
-    address_from,
     decide,
     stream_lost,
     withdraw,
@@ -50,7 +49,7 @@ from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
-from vinom.hosting.interfaces import IMatchHosting, NoHostAvailable
+from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.match import HOST_CRASHED, Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
 
@@ -63,23 +62,6 @@ EVENTS_PER_READ = 256
 # if Redis lost it (a failover before it was replicated; `FOLLOW` adds nothing while
 # the request's marker lives), and its players are told `waiting_for_server`.
 FOLLOW_AGAIN = 1.0
-
-
-def read_delay(record: HostRecord, *, pack: bool, most: float) -> float:
-    """How long a host waits, once a request is added, before it reads: up to `most`,
-    the longer the more free slots it has with `pack` (--placement pack: the busiest
-    host reads first, so hosts fill one after another and idle ones can be scaled
-    down, docs/kubernetes.md), or the fewer with `spread` (the idlest reads first)."""
-    if record.capacity <= 0:
-        return most
-    share = record.free / record.capacity
-    return most * (share if pack else 1.0 - share)
-
-
-def choose_host(candidates: list[HostRecord], *, pack: bool) -> HostRecord:
-    """The host of `candidates` (live, with a free slot) that reads a new request first:
-    the one with the shortest `read_delay`."""
-    return min(candidates, key=lambda h: (read_delay(h, pack=pack, most=1.0), h.host_id))
 
 
 class _Placing:
@@ -189,10 +171,8 @@ class RemoteMatchHosting(Service):
         # given up if no other lobby follows it, so no host takes it.
         placing.result = Deferred(lambda _: self._withdraw(match_id))
         self._placing[match_id] = placing
-        placing.timers = [
-            self._clock.callLater(self._settings.place_timeout, self._timed_out, match_id),
-            self._clock.callLater(FOLLOW_AGAIN, self._not_placed_yet, match_id),
-        ]
+        self._later(placing, self._settings.place_timeout, self._timed_out, match_id)
+        self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
         # No live host with a free slot: its players told to wait once the match is
         # followed (not before this call returns: the lobby would take a match that
         # waits, of none of its players, for one whose players all left, and withdraw
@@ -237,7 +217,7 @@ class RemoteMatchHosting(Service):
         match_id = placing.match.match_id
         if match_id in self._unfollowed:
             if self.running and match_id in self._running:
-                self._clock.callLater(FOLLOW_AGAIN, self._follow, placing)
+                self._later(placing, FOLLOW_AGAIN, self._follow, placing)
             return
         self.log.warn("asking to place {match_id} failed: {error}", match_id=match_id,
                       error=failure.value)  # fmt: skip
@@ -253,8 +233,9 @@ class RemoteMatchHosting(Service):
             if not await self._redis.bounded(self._redis.handler.exists(followers)):
                 return self._followed(ENDED, placing)
             self._unfollowed[match_id] = placing
-            self._clock.callLater(FOLLOW_AGAIN, self._follow, placing)
         self.handle_message(outcome)
+        if match_id in self._unfollowed:  # (answered: its timers are done with)
+            self._later(placing, FOLLOW_AGAIN, self._follow, placing)
 
     def _not_placed_yet(self, match_id: str) -> None:
         placing = self._placing.get(match_id)
@@ -262,7 +243,13 @@ class RemoteMatchHosting(Service):
             return
         self._tell_waiting(placing)
         self._follow(placing)
-        placing.timers.append(self._clock.callLater(FOLLOW_AGAIN, self._not_placed_yet, match_id))
+        self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
+
+    def _later(self, placing: _Placing, delay: float, call: Callable[..., object],
+               *args: object) -> None:  # fmt: skip
+        """A timer of the match's (cancelled as it is answered, ended, or this stops)."""
+        placing.timers = [timer for timer in placing.timers if timer.active()]
+        placing.timers.append(self._clock.callLater(delay, call, *args))
 
     def _tell_waiting(self, placing: _Placing) -> None:
         on_waiting, placing.on_waiting = placing.on_waiting, None
@@ -284,11 +271,20 @@ class RemoteMatchHosting(Service):
 
     def stopService(self) -> Deferred[None]:
         """Stop reading the registry and the events (the read out answers within a
-        second), then delete the stream: nobody reads it any more (an event added after
-        this makes it again, for `EVENTS_TTL`)."""
+        second) and following matches, leaving no timer: each still waiting here fails
+        with `HostingStopped`. Then delete the stream: nobody reads it any more (an
+        event added after this makes it again, for `EVENTS_TTL`)."""
         super().stopService()
         if self._refresh.running:
             self._refresh.stop()
+        for match_id in list(self._unfollowed):
+            self._unfollow(match_id)
+        for match_id, placing in list(self._placing.items()):
+            # Not withdrawn: followed still, as a lobby that died leaves it, for the
+            # other lobbies' players and its own reconnecting through another lobby.
+            self._done(match_id)
+            placing.result.errback(HostingStopped("the lobby is stopping"))
+        self._check_all_ended()
 
         def delete(_: object) -> Deferred[None]:
             d = self._redis.bounded(self._redis.handler.delete(self.events))
@@ -438,7 +434,8 @@ class RemoteMatchHosting(Service):
             event = message["event"]
             match_id = str(message["match_id"])
             if event == "placed":
-                self._placed(match_id, str(message["host_id"]), address_from(message["address"]))
+                address = HostAddress.from_json(message["address"])
+                self._placed(match_id, str(message["host_id"]), address)
             elif event == "failed":
                 self._failed(match_id, str(message.get("reason", "")))
             elif event == "ended":
@@ -453,6 +450,13 @@ class RemoteMatchHosting(Service):
             if timer.active():
                 timer.cancel()
         return placing
+
+    def _unfollow(self, match_id: str) -> None:
+        """A placed match answered from its outcome is no longer followed again."""
+        placing = self._unfollowed.pop(match_id, None)
+        for timer in () if placing is None else placing.timers:
+            if timer.active():
+                timer.cancel()
 
     def _placed(self, match_id: str, host_id: str, address: HostAddress) -> None:
         placing = self._done(match_id)
@@ -469,6 +473,7 @@ class RemoteMatchHosting(Service):
         self._check_all_ended()
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+        self._unfollow(match_id)
         running = self._running.pop(match_id, None)
         if running is None:
             return

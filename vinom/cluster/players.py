@@ -236,11 +236,7 @@ def encode_placement(placement: MatchPlacement) -> str:
     return json.dumps(
         {
             "match": match_to_json(match),
-            "address": {
-                "host": placement.address.host,
-                "port": placement.address.port,
-                "game_url": placement.address.game_url,
-            },
+            "address": placement.address.to_json(),
             "placed_at": placement.placed_at,
         }
     )
@@ -252,16 +248,9 @@ def decode_placement(text: str, key: str) -> MatchPlacement:
         match = data["match"]
         return MatchPlacement(
             match_from_json(match),
-            HostAddress(
-                str(data["address"]["host"]),
-                int(data["address"]["port"]),
-                game_url=_optional_str(data["address"].get("game_url")),
-            ),
+            HostAddress.from_json(data["address"]),
             float(data["placed_at"]),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable placement at Redis key {key!r}: {error!r}") from None
 
-
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
