@@ -283,7 +283,7 @@ class WebClientFilesTests(TestCase):
         self.assertRegex(csp, r"script-src 'self' 'sha256-[A-Za-z0-9+/]{43}='; ")
         self.assertIn(b'<script type="importmap">', page)
         scripts = ["app.js", "lobby.js", "game.js", "codec.js", "delta.js", "fallback.js",
-                   "loader.js", "boards/tictactoe.js", "boards/dice.js",
+                   "loader.js", "replays.js", "boards/tictactoe.js", "boards/dice.js",
                    "vendor/msgpack/index.mjs", "vendor/msgpack/utils/utf8.mjs"]  # fmt: skip
         for name in scripts:
             code, headers, body = await self.fetch(f"/{name}")

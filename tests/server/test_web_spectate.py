@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+import re
+from typing import Any, cast
 
 import msgpack
+from attrs import frozen
 from selenium.webdriver.common.by import By
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import (
@@ -32,7 +35,7 @@ from tests.server.test_web_client import (
 from tests.support.browser import open_browser
 from tests.support.metrics import fetch_metrics
 from tests.support.ports import free_tcp_port, free_udp_range
-from tests.support.servers import start_server, start_twistd
+from tests.support.servers import RunningServer, start_server, start_twistd
 from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.game import GameSession
@@ -113,15 +116,100 @@ class WatchInChromiumTests(TestCase):
         await browser.check()
 
 
+@frozen
+class FinishedMatch:
+    """A match played to its end on a server with `--web-replays` (its page at `url`)."""
+
+    server: RunningServer
+    url: str
+    match_id: str
+    final: dict[str, Any]  # the last view a player saw
+    winners: list[str]
+
+
+def replay_answers(lines: list[str], match_id: str) -> list[str]:
+    """The statuses of a browser's requests for `match_id`'s replay, in the order of
+    the web server's access log `lines` (`--access-log`: the combined log format,
+    whose last field is the client's User-Agent)."""
+    line = re.compile(
+        rf'"GET /replays/{re.escape(match_id)} HTTP/[\d.]+" (\d{{3}}) .*"[^"]*Chrome/[^"]*"$'
+    )  # fmt: skip
+    return [found[1] for found in map(line.search, lines) if found is not None]
+
+
 class ReplayInChromiumTests(TestCase):
     timeout = 120
 
     async def test_a_browser_replays_a_finished_match_and_seeks_to_its_end(self) -> None:
+        match = await self.finished_match()
+        browser = await open_browser(self)
+        await enter(browser, match.url, "Rex")
+        await self.replay(browser, match.match_id)
+        await self.seek_to_the_end_and_back(browser, match)
+
+    async def test_a_browser_meeting_another_replay_being_made_waits_for_it(self) -> None:
+        """The page asks for a replay while the server makes another (its one replay
+        at a time: the slot held here, as a replay being made holds it): the answer
+        is a 503 with `Retry-After: 1`, and the page waits, says so, and asks again
+        (docs/web.md, "Replays") until the slot is free, then plays the match, never
+        saying "busy". The server's access log shows the browser's 503s, then its 200."""
+        match = await self.finished_match("--access-log")
+        lines: list[str] = []
+        observer = cast(ILogObserver, lambda event: lines.append(formatEvent(event)))
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        replays = match.server.service("web").factory.resource.getStaticEntity(b"replays")
+        browser = await open_browser(self)
+        await enter(browser, match.url, "Rex")
+        taken = replays.slot.acquire()  # as a replay being made takes it
+        self.assertTrue(taken.called)  # free until now: this test holds it
+        await self.replay(browser, match.match_id)
+
+        def answers() -> list[str]:
+            """The statuses of the browser's requests for the replay, in the access log."""
+            return replay_answers(lines, match.match_id)
+
+        # Two 503s: the page asked again after the first (the loop, not a reload).
+        await until(lambda: len(answers()) >= 2,
+                    lambda: f"the browser's second request (answered so far: {answers()})",
+                    WAIT)  # fmt: skip
+        self.assertEqual(answers()[:2], ["503", "503"])
+        waiting = await browser.run(lambda d: d.execute_script(
+            "return [document.querySelector('main > .screen:not([hidden])').id,"
+            " document.getElementById('notice').hidden,"
+            " document.getElementById('notice-text').innerText];"
+        ))  # fmt: skip
+        self.assertEqual(waiting[:2], ["screen-lobby", False])
+        self.assertEqual(waiting[2], "Waiting for the server, which is making other replays: "
+                                     "asking again in 1 s…")  # fmt: skip
+        replays.slot.release()
+        await wait_for_game(browser, "tictactoe")
+        statuses = answers()
+        self.assertEqual((statuses[-1], set(statuses[:-1])), ("200", {"503"}))
+        notice = await browser.run(lambda d: d.execute_script(
+            "return [document.getElementById('notice').hidden, document.body.innerText];"
+        ))  # fmt: skip
+        self.assertTrue(notice[0])
+        self.assertNotIn("busy", notice[1].lower())
+        # Chromium's console has a network line for each 503 (any fetch answered 5xx
+        # gets one; no page can prevent it), the same count as the server answered,
+        # and nothing else.
+        problems = await browser.collect()
+        self.assertEqual(problems, statuses.count("503") * [
+            f"console: {match.url}replays/{match.match_id} - Failed to load resource: "
+            "the server responded with a status of 503 (Service Unavailable)"
+        ])  # fmt: skip
+        browser.problems.clear()  # seen: the end of the test finds nothing more
+        await self.seek_to_the_end_and_back(browser, match)
+
+    async def finished_match(self, *args: str) -> FinishedMatch:
+        """Two bots' tictactoe match played to its end on a server with `--web-replays`
+        (and `args`)."""
         port = free_tcp_port()
         server = await start_server(
-            self, "--websocket", f"ssl:{port}:interface=127.0.0.1", "--web-replays", ports=4
-        )
-        url = f"https://127.0.0.1:{port}/"
+            self, "--websocket", f"ssl:{port}:interface=127.0.0.1", "--web-replays", *args,
+            ports=4,
+        )  # fmt: skip
         sessions: list[GameSession] = []
         tictactoe = GameRegistry.from_plugins().get("tictactoe")
         reports = await gatherResults([
@@ -133,9 +221,14 @@ class ReplayInChromiumTests(TestCase):
         ])  # fmt: skip
         match_id = reports[0].match_id
         assert match_id is not None
-        browser = await open_browser(self)
-        await enter(browser, url, "Rex")
-        await self.replay(browser, match_id)
+        final = sessions[0].view
+        assert final is not None
+        winners = [r.name for r in reports if r.won]
+        return FinishedMatch(server, f"https://127.0.0.1:{port}/", match_id, final, winners)
+
+    async def seek_to_the_end_and_back(self, browser: Any, match: FinishedMatch) -> None:
+        """The page plays `match`'s replay: the replay bar; dragged to the end, the
+        final board and the result; back to the start, the board empties again."""
         await wait_for_game(browser, "tictactoe")
         flags = await browser.run(lambda d: d.execute_script(
             "const s = document.getElementById('screen-game').dataset;"
@@ -150,12 +243,10 @@ class ReplayInChromiumTests(TestCase):
         await browser.wait_until(
             lambda d: not d.find_element(By.ID, "result-panel").get_attribute("hidden"), WAIT
         )
-        final = sessions[0].view
-        assert final is not None
         marks = await board_marks(browser)
         self.assertEqual(sum(1 for m in marks if m not in ("", "None")),
-                         sum(1 for c in final["board"] if c))  # fmt: skip
-        winners = [r.name for r in reports if r.won]
+                         sum(1 for c in match.final["board"] if c))  # fmt: skip
+        winners = match.winners
         text = await browser.run(lambda d: d.find_element(By.ID, "result-text").text)
         self.assertEqual(text, f"{winners[0]} won." if winners else "It's a draw.")
         # Back to the start: the board empties again.
@@ -327,3 +418,34 @@ class ReplaysResourceTests(TestCase):
         self.assertIsNone(doc["error"])
         self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
         self.assertEqual(get("m-2").finished, 0)  # its turn now
+
+    def test_holding_the_slot_makes_a_replay_wait_and_serves_what_was_made(self) -> None:
+        """`Replays.slot`, held by other work as a replay being made holds it: a request
+        that needs a replay is a 503 with `Retry-After: 1`; a document already made
+        is still served; released, the replay is made."""
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        files.write("m-1", 0.0, data, closed=True)
+        files.write("m-2", 0.0, data, closed=True)
+        replays = Replays(directory, REGISTRY.get)
+        self.assertEqual((replays.answer("m-1")[0], replays.busy_for()), (200, 0))
+        self.assertTrue(replays.slot.acquire().called)
+        self.assertEqual(replays.busy_for(), 1)
+        self.assertEqual(replays.answer("m-2"), (503, b"replays are busy: try again in 1 s"))
+        request = DummyRequest([b"m-2"])
+        replays.getChild(b"m-2", request).render(request)
+        self.assertEqual(request.responseCode, 503)
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [b"1"])
+        self.assertEqual(replays.answer("m-1")[0], 200)
+        replays.slot.release()
+        self.assertEqual(replays.answer("m-2")[0], 200)
+        self.assertFalse(replays.slot.locked)  # a replay made gives the slot back

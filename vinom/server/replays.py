@@ -26,8 +26,9 @@ second).
 A replay runs in the web server's process, on its reactor (with the lobby and
 the game hosts, when they are in the same process), so it is made a slice at a
 time (`STEPS_PER_SLICE` steps; the reactor's turns between, a `Cooperator`
-giving replays about 10 ms a turn), one at a time (a request that needs
-another replay meanwhile is a 503, `Retry-After: 1`), and the CPU it spends
+giving replays about 10 ms a turn), one at a time (`Replays.slot`; a request
+that needs another replay meanwhile is a 503, `Retry-After: 1`, which the page
+waits out), and the CPU it spends
 is bounded: a bucket
 of `REPLAY_CPU_BURST` CPU seconds, refilled at `REPLAY_CPU_SHARE` of a CPU; a
 replay may start while the bucket is not in debt, and what it costs (the
@@ -45,7 +46,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
 import msgpack
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Cooperator
 from twisted.web.resource import Resource
@@ -166,7 +167,11 @@ class Replays(Resource):
             None if reactor is None
             else Cooperator(scheduler=lambda work: reactor.callLater(0, work))
         )  # fmt: skip
-        self._replaying = False
+        #: The one-at-a-time slot (module docstring): a replay starts only while it is
+        #: free and holds it until made. Other work that must not overlap a replay
+        #: may hold it too (`acquire`, then `release`); meanwhile a request that
+        #: needs a replay is a 503, `Retry-After: 1` (documents made are served).
+        self.slot = DeferredLock()
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         return _Replay(self, path.decode("utf-8", "replace"))
@@ -180,7 +185,7 @@ class Replays(Resource):
         )
         self._filled = now
         if self._bucket >= 0.0:
-            return 1 if self._replaying else 0
+            return 1 if self.slot.locked else 0
         return max(1, math.ceil(-self._bucket / REPLAY_CPU_SHARE))
 
     def answer(self, match_id: str) -> tuple[int, bytes]:
@@ -219,7 +224,7 @@ class Replays(Resource):
         wait = self.busy_for()
         if wait:
             return 503, f"replays are busy: try again in {wait} s".encode()
-        self._replaying = True
+        self.slot.acquire()  # free (busy_for): taken at once
         slices = document_slices(data, self.find_game)
         try:
             while True:
@@ -236,7 +241,7 @@ class Replays(Resource):
         except KeyError:
             return 422, b"a match of a game this server does not have"
         finally:
-            self._replaying = False
+            self.slot.release()
         self._cache[match_id] = (len(data), body)
         self._cache.move_to_end(match_id)
         while len(self._cache) > CACHE_SIZE:

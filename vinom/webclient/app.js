@@ -11,6 +11,7 @@ import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
 import { decode } from "./codec.js";
+import { fetchReplay } from "./replays.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE_MATCH = "vinom.match";
@@ -95,6 +96,7 @@ const app = {
   queued: null,
   match: null, // {found, player_id, secret, name}
   game: null, // the running game view: see startGame
+  replayAsked: null, // the replay being asked for (openReplay)
 };
 
 // ---------- small helpers ----------
@@ -450,15 +452,20 @@ function matchFound(found) {
 // ---------- replaying a finished match (/replays/<id>: docs/web.md) ----------
 
 async function openReplay(matchId) {
-  let response = await fetch(`/replays/${encodeURIComponent(matchId)}`);
-  // Another replay being made (503, Retry-After: 1): wait for it, a few times, rather
-  // than show "busy" to a viewer who only arrived at the same moment as another.
-  for (let tries = 0; response.status === 503 && tries < 10; tries += 1) {
-    const wait = Number(response.headers.get("Retry-After"));
-    if (!(wait > 0 && wait <= 2)) break;
-    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
-    response = await fetch(`/replays/${encodeURIComponent(matchId)}`);
-  }
+  // The replay last asked for; a newer one, or a match started meanwhile, replaces it.
+  const asked = {};
+  app.replayAsked = asked;
+  let waiting = null; // the notice shown while the server is busy (replays.js)
+  const response = await fetchReplay(`/replays/${encodeURIComponent(matchId)}`, {
+    wanted: () => app.replayAsked === asked,
+    onWait: (seconds) => {
+      waiting = `Waiting for the server, which is making other replays: asking again in ${seconds} s…`;
+      notify(waiting, "info");
+    },
+  });
+  if (waiting !== null && $("notice-text").textContent === waiting) clearNotice();
+  if (response === null) return;
+  app.replayAsked = null;
   if (!response.ok) {
     const why = (await response.text()).trim();
     throw new Error(response.status === 404 ? "There is no record of that match." : why);
@@ -555,6 +562,7 @@ async function watch(what) {
 
 function startGame(match, resumed) {
   stopGame();
+  app.replayAsked = null; // a replay still waited for is not shown over the match
   const found = match.found;
   const game = {
     name: found.game,
