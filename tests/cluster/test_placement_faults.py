@@ -208,7 +208,7 @@ class FailoverSplitTests(TestCase):
         await redis.handler.srem("vinom:host-matches:h-a", "m-1")
         await redis.handler.sadd("vinom:lobbies:m-1", "l-b")
         key = "vinom:place:default"
-        await redis.handler.execute_command("XADD", key, "*", "r", request_for("m-1"))
+        await redis.handler.execute_command("XADD", key, "*", "r", request_for("m-1"), "m", "m-1")
         await redis.handler.execute_command(
             "XREADGROUP", "GROUP", "hosts", "h-a", "COUNT", 1, "STREAMS", key, ">")
         await deferLater(reactor, 0.6, lambda: None)
@@ -368,7 +368,8 @@ class GapRedis(RedisClient):
         if command[0] != "XREAD" or request is None:
             return RedisClient.blocking(self, *command)
         self.gap_request = None
-        added = self.handler.execute_command("XADD", "vinom:place:default", "*", "r", request)
+        added = self.handler.execute_command("XADD", "vinom:place:default", "*", "r", request,
+                                             "m", json.loads(request)["match"]["match_id"])
 
         def seen(reply: Any) -> Any:
             self.missed = reply is None

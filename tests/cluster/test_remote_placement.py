@@ -1157,7 +1157,9 @@ async def offer(redis: RedisClient, *requests: str) -> None:
     """Add placement requests to the default realm's stream, as lobbies do
     (vinom.cluster.channel's `FOLLOW`)."""
     for request in requests:
-        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r", request)
+        match_id = json.loads(request)["match"]["match_id"]
+        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r", request,
+                                            "m", match_id)  # fmt: skip
 
 
 async def all_taken(redis: RedisClient) -> bool:

@@ -30,7 +30,7 @@ from vinom.cluster.channel import (
     CLAIM_SOURCE,
     GIVE_BACK,
     OPEN_GROUP,
-    TAKE,
+    READ,
     WAIT_FROM,
     PlacementKeys,
     announce_end,
@@ -57,6 +57,9 @@ from vinom.store.interfaces import MatchPlacement
 
 # The longest a host waits, once a request is added, before it reads (`read_delay`).
 READ_DELAY = 0.05
+
+# The most requests a host reads at once (each while it has a free slot for it).
+READ_AT_ONCE = 16
 
 # The matches a host remembers having taken (a request Redis gives again is dropped).
 TAKEN_REMEMBERED = 4096
@@ -157,6 +160,8 @@ class HostAgent(Service):
         # Claims a request another host read and left (its reader dead), or one this
         # host read itself, after `claim_after` (vinom.cluster.channel, `CLAIM_SOURCE`).
         self._claim = guarded(CLAIM_SOURCE, settings.host_ttl + settings.heartbeat_every)
+        # When it next looks for such a request (`_next`).
+        self._claim_at = 0.0
         # The last registration sent (the host unregisters after its answer).
         self._last_beat: Deferred[None] = succeed(None)
         self.placed = 0
@@ -281,14 +286,13 @@ class HostAgent(Service):
 
     async def _serve(self) -> None:
         """Take requests from the realm's stream through its hosts' consumer group
-        (`hosts`), one at a time and only while a slot is free: the load spreads by
-        itself. First a request another host read and has not placed in `claim_after`
-        (it died or is paused: its registration gone), or this host's own
-        (`CLAIM_SOURCE`), then one no host read yet; with none, wait for the next
-        request added (`XREAD ... BLOCK`, up to a second, on one
-        connection of the pool), then `read_delay` (--placement), then read again:
-        whichever host reads first takes it. A stream or group Redis lost is made
-        again."""
+        (`hosts`), only while a slot is free, one per slot: the load spreads by itself.
+        Now and then first a request another host read and has not placed in
+        `claim_after` (it died or is paused: its registration gone), or this host's own
+        (`CLAIM_SOURCE`), then those no host read yet (`READ`); with none, wait for the
+        next request added (`XREAD ... BLOCK`, up to a second, on one connection of the
+        pool), then `read_delay` (--placement), then read again: whichever host reads
+        first takes it. A stream or group Redis lost is made again."""
         streams = [self._keys.requests(self.realm)]
         if relayable(self._public_host):
             streams.append(self._keys.requests(self.realm, relayed=True))
@@ -303,14 +307,14 @@ class HostAgent(Service):
                 if self._free() < 1:
                     await self._pause(self._settings.refresh_every)
                     continue
-                entry = await self._next(streams)
+                entries = await self._next(streams)
                 self._popping.worked()
-                if entry is not None:
-                    key, entry_id, text = entry
+                for key, entry_id, text in entries:
                     self._taking.add(entry_id)
                     d = Deferred.fromCoroutine(self._take(key, entry_id, text))
                     d.addErrback(self._take_failed)
                     d.addBoth(self._taken_now, entry_id)
+                if entries:
                     continue
                 since = await self._redis.run(WAIT_FROM, streams, ["hosts"])
                 await self._redis.blocking("XREAD", "COUNT", 1, "BLOCK", 1000, "STREAMS",
@@ -335,21 +339,31 @@ class HostAgent(Service):
             await self._backoff
         self._backoff = None
 
-    async def _next(self, streams: list[str]) -> tuple[str, str, str] | None:
-        """The next request for this host: (stream, entry id, request), or None."""
+    async def _next(self, streams: list[str]) -> list[tuple[str, str, str]]:
+        """The next requests for this host, as many as it has free slots (up to
+        `READ_AT_ONCE`): (stream, entry id, request). Every `claim_after / 4`, first a
+        request a dead host read and left, or its own (`CLAIM_SOURCE`)."""
+        found: list[tuple[str, str, str]] = []
+        commands = ["XREADGROUP"]
+        if self._clock.seconds() >= self._claim_at:
+            self._claim_at = self._clock.seconds() + self._settings.claim_after / 4
+            commands.insert(0, "XCLAIM")
         idle = milliseconds(self._settings.claim_after)
-        for command in ("XCLAIM", "XREADGROUP"):
+        timeout = milliseconds(self._settings.place_timeout)
+        for command in commands:
             for key in streams:
+                wanted = min(self._free(), READ_AT_ONCE) - len(found)
+                if wanted < 1:
+                    return found
                 if command == "XCLAIM":
                     reply = await self._redis.run(self._claim, [key, watch_key(
-                        self._keys.prefix)], ["hosts", self.host_id, idle,
-                                              self._keys.host("")])  # fmt: skip
+                        self._keys.prefix)], ["hosts", self.host_id, idle, self._keys.host(
+                            ""), self._keys.outcome(""), timeout])  # fmt: skip
                     entries = [reply] if reply else []
                 else:
-                    reply = await self._redis.bounded(self._redis.handler.execute_command(
-                        "XREADGROUP", "GROUP", "hosts", self.host_id, "COUNT", 1, "STREAMS",
-                        key, ">"))  # fmt: skip
-                    entries = reply[0][1] if reply else []
+                    outcomes = self._keys.outcome("")
+                    entries = await self._redis.run(READ, [key], [
+                        "hosts", self.host_id, wanted, outcomes, timeout])  # fmt: skip
                 for entry_id, fields in entries:
                     if entry_id in self._taking:
                         continue  # being taken here (claimed back from this host itself)
@@ -357,8 +371,8 @@ class HostAgent(Service):
                         await self._ack(key, entry_id)
                         continue
                     text = dict(zip(fields[::2], fields[1::2], strict=True)).get("r", "")
-                    return key, entry_id, text
-        return None
+                    found.append((key, entry_id, text))
+        return found
 
     def _ack(self, key: str, entry_id: str) -> Deferred[Any]:
         return self._redis.bounded(
@@ -396,26 +410,17 @@ class HostAgent(Service):
         self._taken[match_id] = None
         while len(self._taken) > TAKEN_REMEMBERED:
             self._taken.popitem(last=False)
-        outcome = self._keys.outcome(match_id)
-        ms = milliseconds(self._settings.place_timeout)
-        try:
-            if not await self._redis.run(TAKE, [key, outcome], ["hosts", entry_id, ms]):
-                return  # given up (or placed) already: acknowledged, not hosted
-        except Exception:
-            # Not taken (Redis away): pending still, taken by the next claim of it.
-            self._taken.pop(match_id, None)
-            raise
-        if await self._host(match, entry_id):
-            await self._ack(key, entry_id)
-        else:
+        if not await self._host(match, (key, entry_id)):
             ttl = milliseconds(self._settings.key_ttl)
-            await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl])
+            await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl, match_id])
 
-    async def _host(self, match: Match, entry_id: str) -> bool:
-        """Host a match whose request this host took, and record it `placed`; a match it
-        could not start is recorded `failed` (its players go back to the head of the
-        queue, told `no_host`), but for one it could not start because it is stopping:
-        False, its request given back to the realm's other hosts."""
+    async def _host(self, match: Match, request: tuple[str, str]) -> bool:
+        """Host a match whose request (stream, entry id) this host took, and record it
+        `placed`, acknowledging the request; a match it could not start is recorded
+        `failed` (its players go back to the head of the queue, told `no_host`), but for
+        one it could not start because it is stopping: False, its request given back to
+        the realm's other hosts."""
+        entry_id = request[1]
         hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match.match_id))
         # Its port is taken (or it waits for one): the request no longer holds a slot.
         self._taking.discard(entry_id)
@@ -431,7 +436,7 @@ class HostAgent(Service):
                           error=error)  # fmt: skip
             failed = {"event": "failed", "match_id": match.match_id,
                       "reason": f"the game host could not start it: {error}"}  # fmt: skip
-            await decide(self._redis, self._keys, self._settings, failed)
+            await decide(self._redis, self._keys, self._settings, failed, ack=request)
             return True
         if match.match_id not in self._ends:  # (not ended at once)
             self._running_here.add(match.match_id)
@@ -447,7 +452,8 @@ class HostAgent(Service):
         if match.match_id in self._running_here:
             # What a promoted replica may lack (`_restore_ends`, or the request again).
             self._placements[match.match_id] = (placed, record)
-        recorded = await decide(self._redis, self._keys, self._settings, placed, record)
+        recorded = await decide(self._redis, self._keys, self._settings, placed, record,
+                                ack=request)  # fmt: skip
         if not recorded:
             self._placements.pop(match.match_id, None)
             # Given up, or placed on another host first (this host paused past

@@ -83,7 +83,8 @@ FOLLOWERS_TTL = 24 * 3600.0
 
 # KEYS: the match's followers, its outcome, its realm's request stream, its `requested`
 # marker. ARGV: the lobby id, the followers' TTL (ms), the request, the TTL of the
-# stream and marker (ms), how long the stream keeps a request (ms, `REQUESTS_KEPT_FOR`).
+# stream and marker (ms), how long the stream keeps a request (ms, `REQUESTS_KEPT_FOR`),
+# the match id (the entry's field `m`, which `TAKEABLE_LUA` checks).
 # The lobby follows the match (it hears its outcome on its stream from now on) unless an
 # outcome is recorded already (returned: nothing to wait for); the first lobby to follow
 # it, or the first after a failover lost the marker, adds the request: one call, so no
@@ -105,7 +106,7 @@ end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if redis.call('SET', KEYS[4], '1', 'PX', ARGV[4], 'NX') then
-  local id = redis.call('XADD', KEYS[3], '*', 'r', ARGV[3])
+  local id = redis.call('XADD', KEYS[3], '*', 'r', ARGV[3], 'm', ARGV[6])
   local added = tonumber(string.match(id, '^(%d+)'))
   redis.call('XTRIM', KEYS[3], 'MINID', '~', string.format('%d', added - tonumber(ARGV[5])))
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
@@ -113,26 +114,58 @@ end
 return false
 """)
 
+# Lua: whether a host is to host a request it read or claimed (`entry`: {id, fields}):
+# not if an outcome is recorded for its match (a lobby gave it up, another host placed
+# it), nor if it is older than `place_timeout` (`oldest`, ms, by Redis's clock: every
+# lobby has given it up); such a request is acknowledged. ARGV[1] is the group.
+TAKEABLE_LUA = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local function takeable(stream, entry, outcomes, place_timeout)
+  local fields, match_id = entry[2], nil
+  for i = 1, #fields - 1, 2 do if fields[i] == 'm' then match_id = fields[i + 1] end end
+  local at = tonumber(string.match(entry[1], '^(%d+)'))
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now - at <= tonumber(place_timeout) and not (match_id and
+      redis.call('EXISTS', outcomes .. match_id) == 1) then return true end
+  redis.call('XACK', stream, ARGV[1], entry[1])
+  return false
+end
+"""
+
+# KEYS: a realm's request stream. ARGV: the group, this host's id, how many, the prefix
+# of the outcome keys, `place_timeout` (ms). The requests no host read yet, as many as
+# asked (`XREADGROUP`), that are to be hosted (`TAKEABLE_LUA`): one call.
+READ = Script(TAKEABLE_LUA + """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], '>')
+local taken = {}
+for _, entry in ipairs(reply and reply[1][2] or {}) do
+  if takeable(KEYS[1], entry, ARGV[4], ARGV[5]) then table.insert(taken, entry) end
+end
+return taken
+""")
+
 # KEYS: a realm's request stream, the guard's key (vinom.cluster.watch). ARGV: the
-# group, this host's id, `claim_after` (ms), the prefix of the hosts' keys. A request
-# read and not acknowledged for `claim_after` (`XPENDING ... IDLE`), claimed
-# (`XCLAIM`) by this host when it read it itself or its reader is dead: its
-# registration gone while Redis has been watched for a host's TTL and heartbeat
-# (`settle`). A reader still registered is alive (slow, or a failover lost its
-# `placed` and acknowledgement, which it says again as it subscribes to the new
-# master): taking its request would host the match twice, and the lobbies that heard
-# its `placed` and those that hear the other host's would send their players to two
-# addresses. The claimed entry ({id, fields}; fields empty for one trimmed away), or
-# nothing.
-CLAIM_SOURCE = """
+# group, this host's id, `claim_after` (ms), the prefix of the hosts' keys, the prefix
+# of the outcome keys, `place_timeout` (ms). A request read and not acknowledged for
+# `claim_after` (`XPENDING ... IDLE`), claimed (`XCLAIM`) by this host when it read it
+# itself or its reader is dead: its registration gone while Redis has been watched for
+# a host's TTL and heartbeat (`settle`). A reader still registered is alive (slow, or a
+# failover lost its `placed` and acknowledgement, which it says again as it subscribes
+# to the new master): taking its request would host the match twice, and the lobbies
+# that heard its `placed` and those that hear the other host's would send their players
+# to two addresses. The claimed entry that is to be hosted (`TAKEABLE_LUA`; {id, {}}
+# for one trimmed away), or nothing.
+CLAIM_SOURCE = TAKEABLE_LUA + """
 local judged = watch(KEYS[2])
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 16)
 for _, entry in ipairs(pending) do
   local reader = entry[2]
   if reader == ARGV[2] or (judged and redis.call('EXISTS', ARGV[4] .. reader) == 0) then
     local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], entry[1])
-    if claimed[1] then return claimed[1] end
-    return {entry[1], {}}
+    if not claimed[1] then return {entry[1], {}} end
+    if takeable(KEYS[1], claimed[1], ARGV[5], ARGV[6]) then return claimed[1] end
   end
 end
 return false
@@ -161,37 +194,25 @@ return ids
 """)
 
 # KEYS: a realm's request stream. ARGV: the group, the entry id, the request, the
-# stream's TTL (ms). A request a stopping host took and could not host, given back to
-# the realm's other hosts: added again and acknowledged, in one call.
+# stream's TTL (ms), the match id. A request a stopping host took and could not host,
+# given back to the realm's other hosts: added again and acknowledged, in one call.
 GIVE_BACK = Script("""
-redis.call('XADD', KEYS[1], '*', 'r', ARGV[3])
+redis.call('XADD', KEYS[1], '*', 'r', ARGV[3], 'm', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """)
 
-# KEYS: a realm's request stream, the match's outcome. ARGV: the group, the entry id,
-# `place_timeout` (ms). Whether a host that read the request is to host it (1): not if
-# an outcome is recorded (a lobby gave it up, or another host placed it) nor if it is
-# older than `place_timeout` by Redis's clock (every lobby has given it up), which is
-# then acknowledged.
-TAKE = Script("""
-redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local at = tonumber(string.match(ARGV[2], '^(%d+)'))
-if redis.call('EXISTS', KEYS[2]) == 0 and now - at <= tonumber(ARGV[3]) then return 1 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return 0
-""")
-
-# KEYS: the match's outcome key, its followers. ARGV: the outcome (JSON), its TTL (ms),
-# the streams' prefix. Records the outcome unless one is recorded already (the first
-# decides) and, if it did, publishes it to the match's lobbies: one call. A failed
-# match's followers are done with it.
+# KEYS: the match's outcome key, its followers[, the request's stream]. ARGV: the
+# outcome (JSON), its TTL (ms), the streams' prefix[, the request's entry id]. Records
+# the outcome unless one is recorded already (the first decides) and, if it did,
+# publishes it to the match's lobbies; a host acknowledges the request it read (group
+# `hosts`) whichever outcome is recorded: one call. A failed match's followers are done
+# with it.
 _DECIDE = Script(
     TO_FOLLOWERS_LUA
     + """
+if KEYS[3] then redis.call('XACK', KEYS[3], 'hosts', ARGV[4]) end
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   to_followers(KEYS[2], ARGV[3], ARGV[1])
   redis.call('DEL', KEYS[2])
@@ -216,9 +237,10 @@ return 0
 
 
 # KEYS: the match's outcome key, the host's matches, the host index, the match's
-# followers. ARGV: the outcome (JSON), its TTL (ms), the streams' prefix, the match
-# id, the TTL of the host's matches (ms), the key prefix, the placement record ('' for
-# none) and its TTL (ms). `_DECIDE` for a host's `placed`: the match joins the host's
+# followers[, the request's stream]. ARGV: the outcome (JSON), its TTL (ms), the
+# streams' prefix, the match id, the TTL of the host's matches (ms), the key prefix, the
+# placement record ('' for none) and its TTL (ms)[, the request's entry id]. `_DECIDE`
+# for a host's `placed` (its request acknowledged the same way): the match joins the host's
 # matches in the same call, so that whoever claims the host's departure finds it
 # (vinom.cluster.hosts; the index is kept at least as long), and its placement record is
 # saved (vinom.cluster.players), where a `reconnect` through any lobby finds it: one
@@ -227,6 +249,7 @@ _DECIDE_PLACED = Script(
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
     + """
+if KEYS[5] then redis.call('XACK', KEYS[5], 'hosts', ARGV[9]) end
 if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
   local ttl = tonumber(ARGV[5])
   redis.call('SADD', KEYS[2], ARGV[4])
@@ -313,23 +336,26 @@ def stream_lost(error: object) -> bool:
 
 def decide(redis: RedisClient, keys: PlacementKeys, settings: PlacementSettings,
            outcome: Mapping[str, Any], placement: MatchPlacement | None = None,
-           ) -> Deferred[bool]:  # fmt: skip
+           ack: tuple[str, str] | None = None) -> Deferred[bool]:  # fmt: skip
     """Record a match's outcome (`placed` or `failed`) and publish it to the lobbies that
     follow the match, unless an outcome is recorded already; whether this one was. A
-    `placed` one saves `placement` in the player store's keys in the same call."""
+    `placed` one saves `placement` in the player store's keys in the same call, and
+    `ack` (a request's stream and entry id) is acknowledged in it either way."""
     text = json.dumps(outcome, separators=(",", ":"))
     match_id = str(outcome["match_id"])
     ttl = milliseconds(settings.key_ttl)
+    acked = ([ack[0]], [ack[1]]) if ack is not None else ([], [])
     if outcome["event"] == "placed":
         index = [keys.outcome(match_id), keys.host_matches(str(outcome["host_id"])), keys.hosts,
-                 keys.followers(match_id)]  # fmt: skip
+                 keys.followers(match_id), *acked[0]]  # fmt: skip
         record = "" if placement is None else encode_placement(placement)
         d = redis.run(_DECIDE_PLACED, index, [text, ttl, keys.streams, match_id, ttl,
                                               keys.prefix, record,
-                                              milliseconds(DEFAULT_PLACEMENT_TTL)])  # fmt: skip
+                                              milliseconds(DEFAULT_PLACEMENT_TTL),
+                                              *acked[1]])  # fmt: skip
     else:
-        index = [keys.outcome(match_id), keys.followers(match_id)]
-        d = redis.run(_DECIDE, index, [text, ttl, keys.streams])
+        index = [keys.outcome(match_id), keys.followers(match_id), *acked[0]]
+        d = redis.run(_DECIDE, index, [text, ttl, keys.streams, *acked[1]])
     return d.addCallback(lambda recorded: recorded == 1)
 
 

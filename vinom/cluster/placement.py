@@ -189,7 +189,7 @@ class RemoteMatchHosting(Service):
         ttl = milliseconds(self._settings.key_ttl)
         kept = milliseconds(REQUESTS_KEPT_FOR * self._settings.place_timeout)
         d = self._redis.run(FOLLOW, keys, [self.lobby_id, milliseconds(FOLLOWERS_TTL), request,
-                                           ttl, kept])  # fmt: skip
+                                           ttl, kept, match_id])  # fmt: skip
         # An outcome recorded already (another lobby's timeout, a host faster than us).
         d.addCallbacks(self._followed, self._not_followed, callbackArgs=(placing,),
                         errbackArgs=(placing,))  # fmt: skip
