@@ -976,6 +976,19 @@ class PullTests(TestCase):
         await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
         self.assertEqual((full.matches, free.matches), (1, 1))
 
+    async def test_a_host_reads_a_backlog_one_request_per_free_slot(self) -> None:
+        redis = await open_redis(self)
+        await offer(redis, *(request_for(f"m-{i}", 2 * i) for i in range(3)))
+        _, two_slots = start_host(self, redis, "h-two", ports=2)
+        await until(lambda: two_slots.matches == 2, "two matches hosted")
+        await deferLater(reactor, 0.5, lambda: None)
+        # The third waits in the stream, unread: no host has a slot for it.
+        self.assertEqual(two_slots.matches, 2)
+        [group] = await redis.handler.execute_command("XINFO", "GROUPS", "vinom:place:default")
+        self.assertEqual(dict(zip(group[::2], group[1::2], strict=True))["pending"], 0)
+        _, other = start_host(self, redis, "h-other", ports=1)
+        await until(lambda: other.matches == 1, "the third hosted by a host with a slot")
+
     async def test_a_request_a_host_read_and_died_with_is_taken_by_a_live_host(self) -> None:
         redis = await open_redis(self)
         key = "vinom:place:default"
