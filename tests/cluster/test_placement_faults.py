@@ -396,3 +396,48 @@ class ArrivalGapTests(TestCase):
         redis.gap_request = duel_request()
         await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
         self.assertIs(redis.missed, False)
+
+
+class BatchReadTests(TestCase):
+    """On a real Redis: a host reads as many requests as it has free slots in one call
+    (`READ`), so a read can leave several requests pending for one host. None of them
+    may wait for a claim (`claim_after`, then one claim per look) while the host that
+    read them lives, nor be dropped as too old after a host died with a whole batch:
+    each is a match whose players wait."""
+
+    timeout = 60
+
+    async def test_a_request_read_before_another_streams_read_failed_is_hosted(
+            self) -> None:  # fmt: skip
+        # A host announcing an IP address reads two streams; Redis lost the second (it
+        # lapsed: no relaying lobby added to it for `key_ttl`), so reading it fails
+        # after the read of the first took the request. Taken now, not after
+        # `claim_after` (long here) as a request of the host's own left pending.
+        redis = await open_redis(self)
+        start_host(self, redis, "h-1", settings=PlacementSettings(claim_after=60.0,
+                                                                  place_timeout=120.0))
+        await until(lambda: redis.handler.exists("vinom:place:default:relayed"),
+                    "the host's groups made")  # fmt: skip
+        await redis.handler.delete("vinom:place:default:relayed")
+        await offer(redis, duel_request())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed", timeout=20)
+
+    async def test_a_batch_a_host_read_and_died_with_is_taken_before_it_is_too_old(
+            self) -> None:  # fmt: skip
+        # A host with 16 free slots read 16 requests (one `READ`) and died. A live host
+        # claims them after `claim_after`: all of them, not one per look (every
+        # `claim_after / 4`, or each second as its wait for new requests runs out),
+        # while the last ones grow older than `place_timeout` and are dropped (their
+        # lobbies tell their players `no_host`).
+        redis = await open_redis(self)
+        key = "vinom:place:default"
+        await redis.handler.execute_command("XGROUP", "CREATE", key, "hosts", "$", "MKSTREAM")
+        await offer(redis, *(request_for(f"m-{i}", 2 * i) for i in range(16)))
+        read = await redis.handler.execute_command(
+            "XREADGROUP", "GROUP", "hosts", "h-dead", "COUNT", 16, "STREAMS", key, ">")
+        self.assertEqual(len(read[0][1]), 16)
+        # (It claims once the watch has lasted a host's TTL and heartbeat, 3.5 s.)
+        settings = PlacementSettings(claim_after=1.0, place_timeout=8.0)
+        _, live = start_host(self, redis, "h-live", ports=16, settings=settings)
+        await until(lambda: all_taken(redis), "every request handled", timeout=30)
+        self.assertEqual(live.matches, 16)

@@ -307,13 +307,18 @@ class HostAgent(Service):
                 if self._free() < 1:
                     await self._pause(self._settings.refresh_every)
                     continue
-                entries = await self._next(streams)
+                entries: list[tuple[str, str, str]] = []
+                try:
+                    await self._next(streams, entries)
+                finally:
+                    # Those read before a later read of the batch failed are pending for
+                    # this host: taken now, not left to its own claim (`claim_after`).
+                    for key, entry_id, text in entries:
+                        self._taking.add(entry_id)
+                        d = Deferred.fromCoroutine(self._take(key, entry_id, text))
+                        d.addErrback(self._take_failed)
+                        d.addBoth(self._taken_now, entry_id)
                 self._popping.worked()
-                for key, entry_id, text in entries:
-                    self._taking.add(entry_id)
-                    d = Deferred.fromCoroutine(self._take(key, entry_id, text))
-                    d.addErrback(self._take_failed)
-                    d.addBoth(self._taken_now, entry_id)
                 if entries:
                     continue
                 since = await self._redis.run(WAIT_FROM, streams, ["hosts"])
@@ -339,11 +344,13 @@ class HostAgent(Service):
             await self._backoff
         self._backoff = None
 
-    async def _next(self, streams: list[str]) -> list[tuple[str, str, str]]:
-        """The next requests for this host, as many as it has free slots (up to
-        `READ_AT_ONCE`): (stream, entry id, request). Every `claim_after / 4`, first a
-        request a dead host read and left, or its own (`CLAIM_SOURCE`)."""
-        found: list[tuple[str, str, str]] = []
+    async def _next(self, streams: list[str], found: list[tuple[str, str, str]]) -> None:
+        """Add to `found` the next requests for this host, as many as it has free slots
+        (up to `READ_AT_ONCE`): (stream, entry id, request); each as it is read, so that
+        a later read that fails loses none. Every `claim_after / 4`, and again at once
+        while one is found, first a request a dead host read and left, or its own
+        (`CLAIM_SOURCE`, one per look): a host that died with a batch read left up to
+        `READ_AT_ONCE`, which would otherwise grow older than `place_timeout` waiting."""
         commands = ["XREADGROUP"]
         if self._clock.seconds() >= self._claim_at:
             self._claim_at = self._clock.seconds() + self._settings.claim_after / 4
@@ -354,12 +361,14 @@ class HostAgent(Service):
             for key in streams:
                 wanted = min(self._free(), READ_AT_ONCE) - len(found)
                 if wanted < 1:
-                    return found
+                    return
                 if command == "XCLAIM":
                     reply = await self._redis.run(self._claim, [key, watch_key(
                         self._keys.prefix)], ["hosts", self.host_id, idle, self._keys.host(
                             ""), self._keys.outcome(""), timeout])  # fmt: skip
                     entries = [reply] if reply else []
+                    if reply:
+                        self._claim_at = 0.0  # (there may be more: look again next time)
                 else:
                     outcomes = self._keys.outcome("")
                     entries = await self._redis.run(READ, [key], [
@@ -372,7 +381,6 @@ class HostAgent(Service):
                         continue
                     text = dict(zip(fields[::2], fields[1::2], strict=True)).get("r", "")
                     found.append((key, entry_id, text))
-        return found
 
     def _ack(self, key: str, entry_id: str) -> Deferred[Any]:
         return self._redis.bounded(
