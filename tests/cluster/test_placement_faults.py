@@ -441,3 +441,62 @@ class BatchReadTests(TestCase):
         _, live = start_host(self, redis, "h-live", ports=16, settings=settings)
         await until(lambda: all_taken(redis), "every request handled", timeout=30)
         self.assertEqual(live.matches, 16)
+
+
+class HeldCountRedis(RedisClient):
+    """A pool whose next answer that is a count (`EXISTS`, once `hold` is set) is held
+    until the test releases it: a lobby's read of a match's followers, out as the
+    lobby stops."""
+
+    hold = False
+    held: Deferred[None] | None = None
+
+    def bounded(self, call: Deferred[Any]) -> Deferred[Any]:
+        def maybe_hold(reply: Any) -> Any:
+            if not (self.hold and isinstance(reply, int)):
+                return reply
+            self.hold = False
+            self.held = Deferred()
+            return self.held.addCallback(lambda _: reply)
+
+        return RedisClient.bounded(self, call).addCallback(maybe_hold)
+
+
+class StopWhileReadingOutcomeTests(TestCase):
+    """On a real Redis that refuses writes (NOREPLICAS, as READONLY during a failover),
+    the lobby on a Clock: its `FOLLOW` of a match placed already is refused, so it reads
+    the outcome; the lobby stops while that read is out. It leaves no timer behind (a
+    stopped lobby following the match again a second later would add itself to the
+    match's followers, whose events then fill a stream nobody reads)."""
+
+    timeout = 30
+
+    async def test_a_lobby_that_stops_while_reading_an_outcome_leaves_no_timer(
+            self) -> None:  # fmt: skip
+        server = await start_redis(self)
+        redis = HeldCountRedis.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        placed = {"event": "placed", "match_id": "m-1", "host_id": "h-1",
+                  "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
+        await redis.handler.sadd("vinom:lobbies:m-1", "l-first")
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, placed))
+        clock = Clock()
+        hosting = RemoteMatchHosting(redis=redis, registry=RedisHostRegistry(redis),
+                                     clock=clock, lobby_id="l-late")  # fmt: skip
+        hosting.startService()
+        # (Its events' group made: it waits for events.)
+        await until(lambda: redis.handler.execute_command("CLIENT", "LIST").addCallback(
+            lambda text: "cmd=xreadgroup" in str(text)), "the lobby reading its events")
+        await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
+        self.addCleanup(redis.handler.execute_command, "CONFIG", "SET",
+                        "min-replicas-to-write", "0")  # fmt: skip
+        redis.hold = True
+        answer = hosting.host_match(duel())
+        answer.addErrback(lambda _: None)
+        await until(lambda: redis.held is not None, "the followers' read out")
+        stopped = hosting.stopService()
+        assert redis.held is not None
+        redis.held.callback(None)
+        clock.advance(0.5)  # (its events' read waits half a second after a failure)
+        await stopped
+        self.assertEqual(clock.getDelayedCalls(), [])

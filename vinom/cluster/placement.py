@@ -232,6 +232,10 @@ class RemoteMatchHosting(Service):
             followers = self._keys.followers(match_id)
             if not await self._redis.bounded(self._redis.handler.exists(followers)):
                 return self._followed(ENDED, placing)
+            if match_id not in self._placing:
+                # Answered meanwhile (its `placed` heard), or this lobby stopped: not
+                # followed again (a stopped lobby would leave a timer, and follow it).
+                return
             self._unfollowed[match_id] = placing
         self.handle_message(outcome)
         if match_id in self._unfollowed:  # (answered: its timers are done with)
