@@ -500,3 +500,22 @@ class StopWhileReadingOutcomeTests(TestCase):
         clock.advance(0.5)  # (its events' read waits half a second after a failure)
         await stopped
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class EarlierLobbyTests(TestCase):
+    """On a real Redis, during a rolling upgrade: a lobby of the version before the
+    entries' field `m` adds requests with the request alone (field `r`). A host reading
+    one whose match was given up (its players all left: withdrawn) does not host it:
+    a copy nobody joins would hold a port until its connect deadline."""
+
+    timeout = 30
+
+    async def test_a_given_up_request_without_its_match_field_is_not_hosted(self) -> None:
+        redis = await open_redis(self)
+        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r",
+                                            duel_request())  # fmt: skip
+        failed = {"event": "failed", "match_id": "m-1", "reason": "withdrawn"}
+        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, failed))
+        _, hosting = start_host(self, redis, "h-1")
+        await until(lambda: all_taken(redis), "the request read and dropped")
+        self.assertEqual(hosting.matches, 0)

@@ -117,13 +117,25 @@ return false
 # Lua: whether a host is to host a request it read or claimed (`entry`: {id, fields}):
 # not if an outcome is recorded for its match (a lobby gave it up, another host placed
 # it), nor if it is older than `place_timeout` (`oldest`, ms, by Redis's clock: every
-# lobby has given it up); such a request is acknowledged. ARGV[1] is the group.
+# lobby has given it up); such a request is acknowledged. ARGV[1] is the group. An
+# entry without field `m` (a lobby of the version before it, during a rolling upgrade)
+# names its match in its request: else a match given up would be hosted, a copy.
 TAKEABLE_LUA = """
 redis.replicate_commands()
 local t = redis.call('TIME')
 local function takeable(stream, entry, outcomes, place_timeout)
-  local fields, match_id = entry[2], nil
-  for i = 1, #fields - 1, 2 do if fields[i] == 'm' then match_id = fields[i + 1] end end
+  local fields, match_id, request = entry[2], nil, nil
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'm' then match_id = fields[i + 1] end
+    if fields[i] == 'r' then request = fields[i + 1] end
+  end
+  if not match_id and request then
+    local ok, decoded = pcall(cjson.decode, request)
+    if ok and type(decoded) == 'table' and type(decoded['match']) == 'table'
+        and type(decoded['match']['match_id']) == 'string' then
+      match_id = decoded['match']['match_id']
+    end
+  end
   local at = tonumber(string.match(entry[1], '^(%d+)'))
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if now - at <= tonumber(place_timeout) and not (match_id and
