@@ -437,7 +437,7 @@ class BatchReadTests(TestCase):
             "XREADGROUP", "GROUP", "hosts", "h-dead", "COUNT", 16, "STREAMS", key, ">")
         self.assertEqual(len(read[0][1]), 16)
         # (It claims once the watch has lasted a host's TTL and heartbeat, 3.5 s.)
-        settings = PlacementSettings(claim_after=1.0, place_timeout=8.0)
+        settings = PlacementSettings(claim_after=1.0, place_timeout=12.0)
         _, live = start_host(self, redis, "h-live", ports=16, settings=settings)
         await until(lambda: all_taken(redis), "every request handled", timeout=30)
         self.assertEqual(live.matches, 16)
