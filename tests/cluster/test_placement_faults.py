@@ -8,6 +8,7 @@ players all left a match that other lobbies' players still wait for."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import reactor
@@ -30,8 +31,8 @@ from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.channel import PlacementKeys, announce_end, decide
-from vinom.cluster.client import RedisClient, parse_redis_url
+from vinom.cluster.channel import READ, PlacementKeys, announce_end, decide
+from vinom.cluster.client import RedisClient, Script, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
@@ -519,3 +520,57 @@ class EarlierLobbyTests(TestCase):
         _, hosting = start_host(self, redis, "h-1")
         await until(lambda: all_taken(redis), "the request read and dropped")
         self.assertEqual(hosting.matches, 0)
+
+
+class HeldReadRedis(RedisClient):
+    """A pool whose next host's read (`READ`) that found a request (once `hold` is set)
+    is held until the test releases it: a read out as its host begins to drain."""
+
+    hold = False
+    held: Deferred[None] | None = None
+
+    def run(self, script: Script, keys: Sequence[object] = (),
+            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
+        def maybe_hold(reply: Any) -> Any:
+            if not (self.hold and script is READ and reply):
+                return reply
+            self.hold = False
+            self.held = Deferred()
+            return self.held.addCallback(lambda _: reply)
+
+        return RedisClient.run(self, script, keys, args).addCallback(maybe_hold)
+
+
+class DrainWhileReadingTests(TestCase):
+    """On a real Redis: a host reads requests (up to one per free slot, `READ`) just as
+    it begins to drain (SIGTERM: a scale-down, a rolling deploy). A draining host takes
+    no new match: else its drain waits for a whole match more (up to 16 of them) that
+    began after it was told to drain. The request goes to another host of the realm."""
+
+    timeout = 30
+
+    async def test_a_request_read_as_the_host_began_to_drain_goes_to_another_host(
+            self) -> None:  # fmt: skip
+        server = await start_redis(self)
+        redis = HeldReadRedis.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.7")
+        draining = GameHostingService(PortAllocator(range(7500, 7502)), factory)
+        draining.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=draining,
+                          public_host="198.51.100.7", ports=(7500, 7501), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-draining")
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(draining.stopService)
+        await until(lambda: redis.handler.exists("vinom:place:default"), "the host reading")
+        redis.hold = True
+        await offer(redis, duel_request())
+        await until(lambda: redis.held is not None, "the host's read out")
+        agent.drain()
+        assert redis.held is not None
+        redis.held.callback(None)
+        start_host(self, redis, "h-other")
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertEqual((json.loads(str(outcome))["host_id"], draining.matches),
+                         ("h-other", 0))  # fmt: skip
