@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
@@ -31,11 +31,12 @@ from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.channel import READ, PlacementKeys, announce_end, decide
+from vinom.cluster.channel import GIVE_BACK, READ, PlacementKeys, announce_end, decide
 from vinom.cluster.client import RedisClient, Script, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
 from vinom.cluster.settings import PlacementSettings
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import HostingStopped, NoHostAvailable
 from vinom.hosting.ports import PortAllocator
 from vinom.hosting.service import GameHostingService
@@ -572,5 +573,60 @@ class DrainWhileReadingTests(TestCase):
         redis.held.callback(None)
         start_host(self, redis, "h-other")
         outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
+        self.assertEqual((json.loads(str(outcome))["host_id"], draining.matches),
+                         ("h-other", 0))  # fmt: skip
+
+
+class LostGiveBackRedis(HeldReadRedis):
+    """`HeldReadRedis` whose next give-back (`GIVE_BACK`, once `lose_give_back` is set)
+    fails without reaching Redis, as while Redis does not answer (a failover, a stall)."""
+
+    lose_give_back = False
+
+    def run(self, script: Script, keys: Sequence[object] = (),
+            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
+        if script is GIVE_BACK and self.lose_give_back:
+            self.lose_give_back = False
+            return fail(BackendUnavailable("Redis did not answer within 5 s"))
+        return HeldReadRedis.run(self, script, keys, args)
+
+
+class DrainGiveBackLostTests(TestCase):
+    """On a real Redis: a host reads a request as it begins to drain, and its give-back
+    fails (Redis did not answer: a failover, a stall). The request stays pending for
+    the draining host, which lives on (its matches play on) and is registered: no other
+    host may claim it. It must still reach a host with a free slot within the match's
+    `place_timeout`, not leave its players waiting until they are told `no_host`."""
+
+    timeout = 40
+
+    async def test_a_request_a_draining_host_failed_to_give_back_goes_to_another_host(
+            self) -> None:  # fmt: skip
+        server = await start_redis(self)
+        redis = LostGiveBackRedis.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        settings = PlacementSettings(claim_after=0.5)
+        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.7")
+        draining = GameHostingService(PortAllocator(range(7500, 7502)), factory)
+        draining.startService()
+        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=draining,
+                          public_host="198.51.100.7", ports=(7500, 7501), clock=reactor,
+                          presence_endpoint=redis.endpoint(reactor), host_id="h-draining",
+                          settings=settings)  # fmt: skip
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.addCleanup(draining.stopService)
+        await until(lambda: redis.handler.exists("vinom:place:default"), "the host reading")
+        redis.hold = True
+        await offer(redis, duel_request())
+        await until(lambda: redis.held is not None, "the host's read out")
+        agent.drain()
+        redis.lose_give_back = True
+        assert redis.held is not None
+        redis.held.callback(None)
+        await until(lambda: not redis.lose_give_back, "the give-back lost")
+        start_host(self, redis, "h-other", settings=settings)
+        outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed",
+                              timeout=15)  # fmt: skip
         self.assertEqual((json.loads(str(outcome))["host_id"], draining.matches),
                          ("h-other", 0))  # fmt: skip

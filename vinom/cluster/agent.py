@@ -218,7 +218,7 @@ class HostAgent(Service):
     def drain(self) -> None:
         """Take no new matches: announce no free capacity (staying registered, since its
         matches play on), give back to the realm's other hosts the requests its read
-        out brings (`_take`)."""
+        out brings, and those it claims back from itself (`_next`, `_take`)."""
         if self.draining:
             return
         self.draining = True
@@ -305,7 +305,7 @@ class HostAgent(Service):
                         await self._redis.run(OPEN_GROUP, [key], [
                             "hosts", milliseconds(self._settings.key_ttl)])  # fmt: skip
                     ready = True
-                if self._free() < 1:
+                if self._free() < 1 and not self.draining:
                     await self._pause(self._settings.refresh_every)
                     continue
                 entries: list[tuple[str, str, str]] = []
@@ -320,6 +320,11 @@ class HostAgent(Service):
                         d.addErrback(self._take_failed)
                         d.addBoth(self._taken_now, entry_id)
                 self._popping.worked()
+                if self.draining:
+                    # It reads nothing new; it only looks again, now and then, for what it
+                    # read and still holds (`_next`).
+                    await self._pause(self._settings.refresh_every)
+                    continue
                 if entries:
                     continue
                 since = await self._redis.run(WAIT_FROM, streams, ["hosts"])
@@ -351,8 +356,12 @@ class HostAgent(Service):
         a later read that fails loses none. Every `claim_after / 4`, and again at once
         while one is found, first a request a dead host read and left, or its own
         (`CLAIM_SOURCE`, one per look): a host that died with a batch read left up to
-        `READ_AT_ONCE`, which would otherwise grow older than `place_timeout` waiting."""
-        commands = ["XREADGROUP"]
+        `READ_AT_ONCE`, which would otherwise grow older than `place_timeout` waiting.
+        A draining host only claims, to give back (`_take`): a request it read and still
+        holds (its give-back failed, or the answer of its read was lost) is claimed by no
+        other host while it lives, and would wait out `place_timeout` for nothing."""
+        giving_back = self.draining
+        commands = [] if giving_back else ["XREADGROUP"]
         if self._clock.seconds() >= self._claim_at:
             self._claim_at = self._clock.seconds() + self._settings.claim_after / 4
             commands.insert(0, "XCLAIM")
@@ -360,7 +369,8 @@ class HostAgent(Service):
         timeout = milliseconds(self._settings.place_timeout)
         for command in commands:
             for key in streams:
-                wanted = min(self._free(), READ_AT_ONCE) - len(found)
+                slots = READ_AT_ONCE if giving_back else min(self._free(), READ_AT_ONCE)
+                wanted = slots - len(found)
                 if wanted < 1:
                     return
                 if command == "XCLAIM":
@@ -390,7 +400,8 @@ class HostAgent(Service):
     def _take_failed(self, failure: Failure) -> None:
         if failure.check(BackendUnavailable):
             # Redis away (restarting, failing over): one line, no traceback; the request
-            # stays pending, claimed again after `claim_after` (here or by another host).
+            # stays pending, claimed again after `claim_after` (here, draining or not, or
+            # by another host once this one is gone).
             self.log.warn("a placement request failed: {error}", error=failure.value)
         else:
             self.log.failure("a placement request failed", failure)
