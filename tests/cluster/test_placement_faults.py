@@ -31,7 +31,14 @@ from tests.support.placement_events import hear_placements
 from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
-from vinom.cluster.channel import GIVE_BACK, READ, PlacementKeys, announce_end, decide
+from vinom.cluster.channel import (
+    _DECIDE_PLACED,
+    GIVE_BACK,
+    READ,
+    PlacementKeys,
+    announce_end,
+    decide,
+)
 from vinom.cluster.client import RedisClient, Script, parse_redis_url
 from vinom.cluster.hosts import HostRecord, RedisHostRegistry
 from vinom.cluster.placement import DEFAULT_PLACEMENT, RemoteMatchHosting
@@ -630,3 +637,63 @@ class DrainGiveBackLostTests(TestCase):
                               timeout=15)  # fmt: skip
         self.assertEqual((json.loads(str(outcome))["host_id"], draining.matches),
                          ("h-other", 0))  # fmt: skip
+
+
+class HeldPlacedRedis(RedisClient):
+    """A pool whose next `placed` script (once `hold` is set) is held before it is sent,
+    until the test releases it: a host saying again the placement of a match Redis lost."""
+
+    hold = False
+    held: Deferred[None] | None = None
+
+    def run(self, script: Script, keys: Sequence[object] = (),
+            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
+        if not (self.hold and script is _DECIDE_PLACED):
+            return RedisClient.run(self, script, keys, args)
+        self.hold = False
+        self.held = Deferred()
+        return self.held.addCallback(lambda _: RedisClient.run(self, script, keys, args))
+
+
+class SameEntryIdTests(TestCase):
+    """On a real Redis: a host announcing an IP address reads two streams, the realm's
+    and its relayed one, whose entry ids are made apart (`<ms>-<seq>`): two requests
+    added in the same millisecond, one to each, have the same id. One request, being
+    taken (a match taken before, given again after a failover lost its placement),
+    must not make the host pass over the other, a new match: left pending for the
+    host's own claim, its players wait `claim_after` for nothing (or `no_host`)."""
+
+    timeout = 30
+
+    async def test_a_request_whose_id_another_stream_s_request_has_is_hosted(
+            self) -> None:  # fmt: skip
+        server = await start_redis(self)
+        redis = HeldPlacedRedis.open(parse_redis_url(server.url), reactor)
+        self.addCleanup(redis.disconnect)
+        settings = PlacementSettings(claim_after=60.0, place_timeout=120.0)
+        start_host(self, redis, "h-1", ports=3, settings=settings)
+        await offer(redis, duel_request())
+        await until(lambda: redis.handler.get("vinom:outcome:m-1"), "m-1 placed")
+        await until(lambda: redis.handler.exists("vinom:place:default:relayed"),
+                    "the host's groups made")  # fmt: skip
+        # A failover lost m-1's placement; a lobby still waiting asks for it again.
+        await redis.handler.delete("vinom:outcome:m-1")
+        seconds, micros = await redis.handler.execute_command("TIME")
+        entry_id = f"{int(seconds) * 1000 + int(micros) // 1000 + 1000}-0"
+        redis.hold = True
+        await redis.handler.execute_command("XADD", "vinom:place:default", entry_id, "r",
+                                            duel_request(), "m", "m-1")  # fmt: skip
+        await until(lambda: redis.held is not None, "m-1's placement said again, held")
+        # A relaying lobby's new match, added in the same millisecond on its stream.
+        key = "vinom:place:default:relayed"
+        await redis.handler.execute_command("XADD", key, entry_id, "r",
+                                            request_for("m-2", 2), "m", "m-2")  # fmt: skip
+
+        async def read() -> bool:
+            [group] = await redis.handler.execute_command("XINFO", "GROUPS", key)
+            return dict(zip(group[::2], group[1::2], strict=True))["last-delivered-id"] == entry_id
+
+        await until(read, "m-2's request read")
+        assert redis.held is not None
+        redis.held.callback(None)
+        await until(lambda: redis.handler.get("vinom:outcome:m-2"), "m-2 placed", timeout=5)

@@ -119,8 +119,10 @@ class HostAgent(Service):
         self._capacity = hosting.free_ports
         # Matches whose request this host took (a request Redis gives again is dropped).
         self._taken: OrderedDict[str, None] = OrderedDict()
-        # The entry ids of the requests being taken now (each holds a slot meanwhile).
-        self._taking: set[str] = set()
+        # The requests being taken now, (stream, entry id) (each holds a slot meanwhile):
+        # not the entry id alone, which the two streams of a host announcing an IP address
+        # give two requests added in the same millisecond.
+        self._taking: set[tuple[str, str]] = set()
         # Set once a stop has left the registry: nothing more is announced after that.
         self._left = False
         # Taking requests (retried every 0.5 s while Redis is away): logged once each way.
@@ -315,10 +317,10 @@ class HostAgent(Service):
                     # Those read before a later read of the batch failed are pending for
                     # this host: taken now, not left to its own claim (`claim_after`).
                     for key, entry_id, text in entries:
-                        self._taking.add(entry_id)
+                        self._taking.add((key, entry_id))
                         d = Deferred.fromCoroutine(self._take(key, entry_id, text))
                         d.addErrback(self._take_failed)
-                        d.addBoth(self._taken_now, entry_id)
+                        d.addBoth(self._taken_now, (key, entry_id))
                 self._popping.worked()
                 if self.draining:
                     # It reads nothing new; it only looks again, now and then, for what it
@@ -340,8 +342,8 @@ class HostAgent(Service):
                         self._popping.failed(error)
                         await self._pause(0.5)
 
-    def _taken_now(self, _: object, entry_id: str) -> None:
-        self._taking.discard(entry_id)
+    def _taken_now(self, _: object, request: tuple[str, str]) -> None:
+        self._taking.discard(request)
 
     async def _pause(self, seconds: float) -> None:
         # Cancelled by stopService: a stopped host leaves no timer.
@@ -385,7 +387,7 @@ class HostAgent(Service):
                     entries = await self._redis.run(READ, [key], [
                         "hosts", self.host_id, wanted, outcomes, timeout])  # fmt: skip
                 for entry_id, fields in entries:
-                    if entry_id in self._taking:
+                    if (key, entry_id) in self._taking:
                         continue  # being taken here (claimed back from this host itself)
                     if not fields:  # trimmed away while pending: nothing to take
                         await self._ack(key, entry_id)
@@ -446,10 +448,9 @@ class HostAgent(Service):
         `failed` (its players go back to the head of the queue, told `no_host`), but for
         one it could not start because it is stopping: False, its request given back to
         the realm's other hosts."""
-        entry_id = request[1]
         hosted = self._hosting.host_match(match, on_ended=partial(self._ended, match.match_id))
         # Its port is taken (or it waits for one): the request no longer holds a slot.
-        self._taking.discard(entry_id)
+        self._taking.discard(request)
         try:
             address = await hosted
         except HostingStopped:
