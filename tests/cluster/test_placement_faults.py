@@ -24,6 +24,7 @@ from tests.cluster.test_remote_placement import (
     open_redis,
     request_for,
     start_host,
+    start_host_agent,
 )
 from tests.lobby.test_lobby import LobbyHarness
 from tests.support.doubles import FakeUDPReactor, PlaceholderGameHostFactory
@@ -32,7 +33,6 @@ from tests.support.redis_server import start_redis
 from tests.support.waiting import until
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.channel import (
-    _DECIDE_PLACED,
     GIVE_BACK,
     READ,
     PlacementKeys,
@@ -452,23 +452,46 @@ class BatchReadTests(TestCase):
         self.assertEqual(live.matches, 16)
 
 
-class HeldCountRedis(RedisClient):
-    """A pool whose next answer that is a count (`EXISTS`, once `hold` is set) is held
-    until the test releases it: a lobby's read of a match's followers, out as the
-    lobby stops."""
+class HeldRedis(RedisClient):
+    """A pool that holds back one call until the test releases it (`held.callback`),
+    once `hold` names it: a script's answer, when it found something (`READ`), or `int`
+    (the next plain answer that is a count: a lobby's `EXISTS` of a match's followers);
+    or with `hold_placed`, the next `placed` outcome recorded (`decide`), before it is
+    sent (a host saying again the placement of a match Redis lost). The next run of the
+    script `lose` fails without reaching Redis, as while Redis does not answer (a
+    failover, a stall)."""
 
-    hold = False
+    hold: Script | type[int] | None = None
+    hold_placed = False
     held: Deferred[None] | None = None
+    lose: Script | None = None
+
+    def _held(self) -> Deferred[None]:
+        self.hold, self.hold_placed, self.held = None, False, Deferred()
+        return self.held
 
     def bounded(self, call: Deferred[Any]) -> Deferred[Any]:
         def maybe_hold(reply: Any) -> Any:
-            if not (self.hold and isinstance(reply, int)):
-                return reply
-            self.hold = False
-            self.held = Deferred()
-            return self.held.addCallback(lambda _: reply)
+            if self.hold is int and isinstance(reply, int):
+                return self._held().addCallback(lambda _: reply)
+            return reply
 
         return RedisClient.bounded(self, call).addCallback(maybe_hold)
+
+    def run(self, script: Script, keys: Sequence[object] = (),
+            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
+        if script is self.lose:
+            self.lose = None
+            return fail(BackendUnavailable("Redis did not answer within 5 s"))
+        if self.hold_placed and args and '"event":"placed"' in str(args[0]):
+            return self._held().addCallback(lambda _: RedisClient.run(self, script, keys, args))
+
+        def maybe_hold(reply: Any) -> Any:
+            if script is self.hold and reply:
+                return self._held().addCallback(lambda _: reply)
+            return reply
+
+        return RedisClient.run(self, script, keys, args).addCallback(maybe_hold)
 
 
 class StopWhileReadingOutcomeTests(TestCase):
@@ -483,7 +506,7 @@ class StopWhileReadingOutcomeTests(TestCase):
     async def test_a_lobby_that_stops_while_reading_an_outcome_leaves_no_timer(
             self) -> None:  # fmt: skip
         server = await start_redis(self)
-        redis = HeldCountRedis.open(parse_redis_url(server.url), reactor)
+        redis = HeldRedis.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
         placed = {"event": "placed", "match_id": "m-1", "host_id": "h-1",
                   "address": {"host": "127.0.0.1", "port": 7400}}  # fmt: skip
@@ -499,7 +522,7 @@ class StopWhileReadingOutcomeTests(TestCase):
         await redis.handler.execute_command("CONFIG", "SET", "min-replicas-to-write", "1")
         self.addCleanup(redis.handler.execute_command, "CONFIG", "SET",
                         "min-replicas-to-write", "0")  # fmt: skip
-        redis.hold = True
+        redis.hold = int
         answer = hosting.host_match(duel())
         answer.addErrback(lambda _: None)
         await until(lambda: redis.held is not None, "the followers' read out")
@@ -530,25 +553,6 @@ class EarlierLobbyTests(TestCase):
         self.assertEqual(hosting.matches, 0)
 
 
-class HeldReadRedis(RedisClient):
-    """A pool whose next host's read (`READ`) that found a request (once `hold` is set)
-    is held until the test releases it: a read out as its host begins to drain."""
-
-    hold = False
-    held: Deferred[None] | None = None
-
-    def run(self, script: Script, keys: Sequence[object] = (),
-            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
-        def maybe_hold(reply: Any) -> Any:
-            if not (self.hold and script is READ and reply):
-                return reply
-            self.hold = False
-            self.held = Deferred()
-            return self.held.addCallback(lambda _: reply)
-
-        return RedisClient.run(self, script, keys, args).addCallback(maybe_hold)
-
-
 class DrainWhileReadingTests(TestCase):
     """On a real Redis: a host reads requests (up to one per free slot, `READ`) just as
     it begins to drain (SIGTERM: a scale-down, a rolling deploy). A draining host takes
@@ -560,19 +564,11 @@ class DrainWhileReadingTests(TestCase):
     async def test_a_request_read_as_the_host_began_to_drain_goes_to_another_host(
             self) -> None:  # fmt: skip
         server = await start_redis(self)
-        redis = HeldReadRedis.open(parse_redis_url(server.url), reactor)
+        redis = HeldRedis.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
-        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.7")
-        draining = GameHostingService(PortAllocator(range(7500, 7502)), factory)
-        draining.startService()
-        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=draining,
-                          public_host="198.51.100.7", ports=(7500, 7501), clock=reactor,
-                          presence_endpoint=redis.endpoint(reactor), host_id="h-draining")
-        agent.startService()
-        self.addCleanup(agent.stopService)
-        self.addCleanup(draining.stopService)
+        _, draining, agent = start_host_agent(self, redis, "h-draining")
         await until(lambda: redis.handler.exists("vinom:place:default"), "the host reading")
-        redis.hold = True
+        redis.hold = READ
         await offer(redis, duel_request())
         await until(lambda: redis.held is not None, "the host's read out")
         agent.drain()
@@ -582,20 +578,6 @@ class DrainWhileReadingTests(TestCase):
         outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed")
         self.assertEqual((json.loads(str(outcome))["host_id"], draining.matches),
                          ("h-other", 0))  # fmt: skip
-
-
-class LostGiveBackRedis(HeldReadRedis):
-    """`HeldReadRedis` whose next give-back (`GIVE_BACK`, once `lose_give_back` is set)
-    fails without reaching Redis, as while Redis does not answer (a failover, a stall)."""
-
-    lose_give_back = False
-
-    def run(self, script: Script, keys: Sequence[object] = (),
-            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
-        if script is GIVE_BACK and self.lose_give_back:
-            self.lose_give_back = False
-            return fail(BackendUnavailable("Redis did not answer within 5 s"))
-        return HeldReadRedis.run(self, script, keys, args)
 
 
 class DrainGiveBackLostTests(TestCase):
@@ -610,49 +592,24 @@ class DrainGiveBackLostTests(TestCase):
     async def test_a_request_a_draining_host_failed_to_give_back_goes_to_another_host(
             self) -> None:  # fmt: skip
         server = await start_redis(self)
-        redis = LostGiveBackRedis.open(parse_redis_url(server.url), reactor)
+        redis = HeldRedis.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
         settings = PlacementSettings(claim_after=0.5)
-        factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.7")
-        draining = GameHostingService(PortAllocator(range(7500, 7502)), factory)
-        draining.startService()
-        agent = HostAgent(redis=redis, registry=RedisHostRegistry(redis), hosting=draining,
-                          public_host="198.51.100.7", ports=(7500, 7501), clock=reactor,
-                          presence_endpoint=redis.endpoint(reactor), host_id="h-draining",
-                          settings=settings)  # fmt: skip
-        agent.startService()
-        self.addCleanup(agent.stopService)
-        self.addCleanup(draining.stopService)
+        _, draining, agent = start_host_agent(self, redis, "h-draining", settings=settings)
         await until(lambda: redis.handler.exists("vinom:place:default"), "the host reading")
-        redis.hold = True
+        redis.hold = READ
         await offer(redis, duel_request())
         await until(lambda: redis.held is not None, "the host's read out")
         agent.drain()
-        redis.lose_give_back = True
+        redis.lose = GIVE_BACK
         assert redis.held is not None
         redis.held.callback(None)
-        await until(lambda: not redis.lose_give_back, "the give-back lost")
+        await until(lambda: redis.lose is None, "the give-back lost")
         start_host(self, redis, "h-other", settings=settings)
         outcome = await until(lambda: redis.handler.get("vinom:outcome:m-1"), "placed",
                               timeout=15)  # fmt: skip
         self.assertEqual((json.loads(str(outcome))["host_id"], draining.matches),
                          ("h-other", 0))  # fmt: skip
-
-
-class HeldPlacedRedis(RedisClient):
-    """A pool whose next `placed` script (once `hold` is set) is held before it is sent,
-    until the test releases it: a host saying again the placement of a match Redis lost."""
-
-    hold = False
-    held: Deferred[None] | None = None
-
-    def run(self, script: Script, keys: Sequence[object] = (),
-            args: Sequence[object] = ()) -> Deferred[Any]:  # fmt: skip
-        if not (self.hold and script is _DECIDE_PLACED):
-            return RedisClient.run(self, script, keys, args)
-        self.hold = False
-        self.held = Deferred()
-        return self.held.addCallback(lambda _: RedisClient.run(self, script, keys, args))
 
 
 class SameEntryIdTests(TestCase):
@@ -668,7 +625,7 @@ class SameEntryIdTests(TestCase):
     async def test_a_request_whose_id_another_stream_s_request_has_is_hosted(
             self) -> None:  # fmt: skip
         server = await start_redis(self)
-        redis = HeldPlacedRedis.open(parse_redis_url(server.url), reactor)
+        redis = HeldRedis.open(parse_redis_url(server.url), reactor)
         self.addCleanup(redis.disconnect)
         settings = PlacementSettings(claim_after=60.0, place_timeout=120.0)
         start_host(self, redis, "h-1", ports=3, settings=settings)
@@ -680,7 +637,7 @@ class SameEntryIdTests(TestCase):
         await redis.handler.delete("vinom:outcome:m-1")
         seconds, micros = await redis.handler.execute_command("TIME")
         entry_id = f"{int(seconds) * 1000 + int(micros) // 1000 + 1000}-0"
-        redis.hold = True
+        redis.hold_placed = True
         await redis.handler.execute_command("XADD", "vinom:place:default", entry_id, "r",
                                             duel_request(), "m", "m-1")  # fmt: skip
         await until(lambda: redis.held is not None, "m-1's placement said again, held")

@@ -1205,6 +1205,15 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str, ports: int = 2,
     """A game host of `ports` ports on `redis` (its hosting service and agent), running
     until the test's end; the agent leaves once its games stopped: the hosting stops
     first."""
+    factory, hosting, _ = start_host_agent(case, redis, host_id, ports, settings)
+    return factory, hosting
+
+
+def start_host_agent(
+    case: TestCase, redis: RedisClient, host_id: str, ports: int = 2,
+    settings: PlacementSettings = DEFAULT_PLACEMENT,
+) -> tuple[PlaceholderGameHostFactory, GameHostingService, HostAgent]:  # fmt: skip
+    """`start_host`, with its agent (to drain it)."""
     factory = PlaceholderGameHostFactory(FakeUDPReactor(), "0.0.0.0", "198.51.100.9")
     hosting = GameHostingService(PortAllocator(range(7400, 7400 + ports)), factory)
     hosting.startService()
@@ -1215,7 +1224,7 @@ def start_host(case: TestCase, redis: RedisClient, host_id: str, ports: int = 2,
     agent.startService()
     case.addCleanup(agent.stopService)
     case.addCleanup(hosting.stopService)
-    return factory, hosting
+    return factory, hosting, agent
 
 
 class PlacementOrderTests(TestCase):
