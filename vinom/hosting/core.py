@@ -379,13 +379,9 @@ class GameHostCore:
         return StreamOpened(session_id, player_id, match_id)
 
     def _spectator_event(self, event: object, now: float) -> bool:
-        """A UDP spectator's event, handled here (True), never the router's."""
+        """A UDP spectator's connect or close, handled here (True), never the router's
+        (a spectator's message is `_dispatch`'s)."""
         feeds = self.spectators
-        if isinstance(event, MessageReceived):  # the most frequent: no spectator, no cost
-            if not feeds or not feeds.has(event.session_id):
-                return False
-            feeds.dropped()
-            return True
         if isinstance(event, SessionConnected):
             if not is_spectator(event.player_id):
                 return False
@@ -459,14 +455,20 @@ class GameHostCore:
         causes meanwhile (a session it closes); a failure costs that event only."""
         events = self._endpoint_events
         router = self.router
+        spectators = self.spectators
         while events:
             event = events.popleft()
             try:
-                if self._spectator_event(event, now):
-                    continue
                 if isinstance(event, MessageReceived):
+                    # A message, once a move: one look-up for a spectator's (never
+                    # read), not `_spectator_event`'s tests of every kind of event.
                     session_id, channel, data = event
-                    router.message_received(session_id, channel, data, now)
+                    if spectators.has(session_id):
+                        spectators.dropped()
+                    else:
+                        router.message_received(session_id, channel, data, now)
+                elif self._spectator_event(event, now):
+                    continue
                 elif isinstance(event, SessionConnected):
                     router.session_connected(event, now)
                 elif isinstance(event, SessionClosed):
