@@ -429,18 +429,17 @@ class HostAgent(Service):
                               match_id=match_id)  # fmt: skip
             await self._ack(key, entry_id)
             return
+        if not self.draining:
+            self._taken[match_id] = None
+            while len(self._taken) > TAKEN_REMEMBERED:
+                self._taken.popitem(last=False)
+            if await self._host(match, (key, entry_id)):
+                return
+        # Given back to the realm's other hosts: read as this host began to drain or stop
+        # (its read out, a batch of up to `READ_AT_ONCE`: a new match here would hold its
+        # drain for a whole match), or stopping as it started it (`_host`).
         ttl = milliseconds(self._settings.key_ttl)
-        if self.draining:
-            # Read as this host began to drain or stop (its read out, a batch of up to
-            # `READ_AT_ONCE`): a new match here would hold its drain for a whole match.
-            # Given back to the realm's other hosts, as one a stopping host cannot start.
-            await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl, match_id])
-            return
-        self._taken[match_id] = None
-        while len(self._taken) > TAKEN_REMEMBERED:
-            self._taken.popitem(last=False)
-        if not await self._host(match, (key, entry_id)):
-            await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl, match_id])
+        await self._redis.run(GIVE_BACK, [key], ["hosts", entry_id, text, ttl, match_id])
 
     async def _host(self, match: Match, request: tuple[str, str]) -> bool:
         """Host a match whose request (stream, entry id) this host took, and record it

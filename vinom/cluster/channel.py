@@ -116,7 +116,7 @@ return false
 
 # Lua: whether a host is to host a request it read or claimed (`entry`: {id, fields}):
 # not if an outcome is recorded for its match (a lobby gave it up, another host placed
-# it), nor if it is older than `place_timeout` (`oldest`, ms, by Redis's clock: every
+# it), nor if it is older than `place_timeout` (ms, by Redis's clock: every
 # lobby has given it up); such a request is acknowledged. ARGV[1] is the group. An
 # entry without field `m` (a lobby of the version before it, during a rolling upgrade)
 # names its match in its request: else a match given up would be hosted, a copy.

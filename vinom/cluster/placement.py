@@ -75,6 +75,11 @@ class _Placing:
         self.result: Deferred[HostAddress] = Deferred()
         self.timers: list[IDelayedCall] = []
 
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            if timer.active():
+                timer.cancel()
+
 
 @implementer(IMatchHosting)
 class RemoteMatchHosting(Service):
@@ -450,17 +455,15 @@ class RemoteMatchHosting(Service):
 
     def _done(self, match_id: str) -> _Placing | None:
         placing = self._placing.pop(match_id, None)
-        for timer in () if placing is None else placing.timers:
-            if timer.active():
-                timer.cancel()
+        if placing is not None:
+            placing.cancel_timers()
         return placing
 
     def _unfollow(self, match_id: str) -> None:
         """A placed match answered from its outcome is no longer followed again."""
         placing = self._unfollowed.pop(match_id, None)
-        for timer in () if placing is None else placing.timers:
-            if timer.active():
-                timer.cancel()
+        if placing is not None:
+            placing.cancel_timers()
 
     def _placed(self, match_id: str, host_id: str, address: HostAddress) -> None:
         placing = self._done(match_id)
