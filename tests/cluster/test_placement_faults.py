@@ -20,6 +20,7 @@ from tests.cluster.test_remote_placement import (
     _HeldStarts,
     all_taken,
     duel_request,
+    given_up_is_not_hosted,
     offer,
     open_redis,
     request_for,
@@ -543,14 +544,7 @@ class EarlierLobbyTests(TestCase):
     timeout = 30
 
     async def test_a_given_up_request_without_its_match_field_is_not_hosted(self) -> None:
-        redis = await open_redis(self)
-        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r",
-                                            duel_request())  # fmt: skip
-        failed = {"event": "failed", "match_id": "m-1", "reason": "withdrawn"}
-        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, failed))
-        _, hosting = start_host(self, redis, "h-1")
-        await until(lambda: all_taken(redis), "the request read and dropped")
-        self.assertEqual(hosting.matches, 0)
+        await given_up_is_not_hosted(self, match_field=False)
 
 
 class DrainWhileReadingTests(TestCase):

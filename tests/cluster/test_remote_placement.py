@@ -980,8 +980,10 @@ class PullTests(TestCase):
         redis = await open_redis(self)
         await offer(redis, *(request_for(f"m-{i}", 2 * i) for i in range(3)))
         _, two_slots = start_host(self, redis, "h-two", ports=2)
-        await until(lambda: two_slots.matches == 2, "two matches hosted")
-        await deferLater(reactor, 0.5, lambda: None)
+        # Both recorded `placed`, their requests acknowledged in the same call.
+        await until(lambda: redis.handler.execute_command(
+            "EXISTS", "vinom:outcome:m-0", "vinom:outcome:m-1").addCallback(
+                lambda found: found == 2), "two matches placed")  # fmt: skip
         # The third waits in the stream, unread: no host has a slot for it.
         self.assertEqual(two_slots.matches, 2)
         [group] = await redis.handler.execute_command("XINFO", "GROUPS", "vinom:place:default")
@@ -1036,13 +1038,7 @@ class PullTests(TestCase):
         await until(lambda: placed.called, "the lobby's answer")
 
     async def test_a_request_given_up_is_not_hosted(self) -> None:
-        redis = await open_redis(self)
-        await offer(redis, duel_request())
-        failed = {"event": "failed", "match_id": "m-1", "reason": "no game host took it"}
-        self.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, failed))
-        _, hosting = start_host(self, redis, "h-test")
-        await until(lambda: all_taken(redis), "the request read and dropped")
-        self.assertEqual(hosting.matches, 0)
+        await given_up_is_not_hosted(self, match_field=True)
 
 
 class PausedHostTimeoutTests(TestCase):
@@ -1166,13 +1162,27 @@ async def clocked_lobby(
     return redis, registry, clock, lobby
 
 
-async def offer(redis: RedisClient, *requests: str) -> None:
+async def offer(redis: RedisClient, *requests: str, match_field: bool = True) -> None:
     """Add placement requests to the default realm's stream, as lobbies do
-    (vinom.cluster.channel's `FOLLOW`)."""
+    (vinom.cluster.channel's `FOLLOW`); without `match_field`, as a lobby of the
+    version before the entries' field `m` does (the request alone, field `r`)."""
     for request in requests:
         match_id = json.loads(request)["match"]["match_id"]
-        await redis.handler.execute_command("XADD", "vinom:place:default", "*", "r", request,
-                                            "m", match_id)  # fmt: skip
+        fields = ("r", request, "m", match_id) if match_field else ("r", request)
+        await redis.handler.execute_command("XADD", "vinom:place:default", "*", *fields)
+
+
+async def given_up_is_not_hosted(case: TestCase, *, match_field: bool) -> None:
+    """A request whose match was given up (its players all left: withdrawn) before a
+    host read it is read, dropped, and not hosted: a copy nobody joins would hold a
+    port until its connect deadline."""
+    redis = await open_redis(case)
+    await offer(redis, duel_request(), match_field=match_field)
+    failed = {"event": "failed", "match_id": "m-1", "reason": "withdrawn"}
+    case.assertTrue(await decide(redis, PlacementKeys("vinom:"), DEFAULT_PLACEMENT, failed))
+    _, hosting = start_host(case, redis, "h-test")
+    await until(lambda: all_taken(redis), "the request read and dropped")
+    case.assertEqual(hosting.matches, 0)
 
 
 async def all_taken(redis: RedisClient) -> bool:
