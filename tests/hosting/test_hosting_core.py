@@ -21,6 +21,7 @@ from vinom.games.maze import MazeGame
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
 from vinom.hosting.core import GameHostCore, HostIdle
+from vinom.hosting.spectators import SPECTATOR_PREFIX
 from vinom.match import MatchEnded
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import ClientConnection
@@ -404,3 +405,27 @@ class IdlePlayerTests(CoreTestCase):
     def id_of(self, player: Player) -> str:
         [welcome] = player.of_type("welcome")
         return str(welcome["players"][welcome["seat"]]["id"])
+
+
+class SpectatorMessageTests(CoreTestCase):
+    """A UDP spectator's messages are read by nobody: each is dropped and counted as
+    the spectators' (`messages_dropped`), never handed to the seat router, and the
+    players' match goes on as if it had sent nothing."""
+
+    def test_a_spectators_action_is_dropped_counted_and_never_routed(self) -> None:
+        self.core.add_match(make_match("m-t", ("p-x", "p-o"), "tictactoe"), self.now)
+        x, o = self.join("p-x", "m-t"), self.join("p-o", "m-t")
+        watcher = self.join(SPECTATOR_PREFIX + "1", "m-t")
+        self.assertTrue(watcher.connected)
+        self.assertEqual(watcher.of_type("welcome")[0]["seat"], -1)
+        assert x.view is not None
+        turn = x.view["turn"]
+        version = x.version
+        for action_id in (1, 2):
+            watcher.connection.send_message(RELIABLE, encode_action({"cell": 4}, action_id))
+            self.run_for(0.1)
+        self.assertEqual(self.core.spectators.counts["messages_dropped"], 2)
+        self.assertEqual(self.core.router.drops, {})
+        self.assertEqual(self.core.router.counters["actions_rejected"], 0)
+        self.assertEqual((x.version, x.view["turn"]), (version, turn), "the board untouched")
+        self.assertEqual(watcher.of_type("error") + o.of_type("error"), [])
