@@ -37,6 +37,7 @@ RANKS: Mapping[str, int] = {
     "matchmaking": 4,
     "parties": 4,
     "store": 4,
+    "accounts": 4,  # who a player is (authenticators) and what persists of them
     "hosting": 5,
     "lobby": 6,
     # 7: the gateway in front of lobbies (it knows the lobby's first frame, not its code).

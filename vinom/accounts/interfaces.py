@@ -1,0 +1,108 @@
+"""The seams of player identity: authenticators prove who a player is, the account
+store keeps what persists of them.
+
+At `hello` (and `reconnect`) the lobby hands the frame's `auth` object to the
+server's `IAuthenticator`, which answers with an `Identity` (a provider and a
+subject that provider vouches for) or fails with `AuthFailed`. The lobby then
+asks the `IAccountStore` for the account linked to that identity (made on first
+use), refuses a banned one, and welcomes the player with the account's id as
+their player id. Both seams answer with Deferreds: nothing here may block the
+reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from attrs import field, frozen
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+
+class AuthFailed(Exception):
+    """The credentials were refused; `reason` is a short machine-readable word
+    (`expired`, `bad_signature`, `unknown_kid`, ...) sent to the client as the
+    `auth_failed` error's `reason`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@frozen
+class Identity:
+    """Who the authenticator says the player is: `provider` ("guest", "jwt",
+    "device", "signed", or a plugin's own name) and `subject`, unique within it.
+
+    `display_name` is a name the provider vouches for (None: the player's
+    `hello` name is used); `claims` what else it said, kept for the game.
+    """
+
+    provider: str
+    subject: str
+    display_name: str | None = None
+    claims: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen
+class Ban:
+    """Why and until when an account is banned (`until` None: for good)."""
+
+    reason: str
+    until: float | None
+
+
+@frozen
+class Account:
+    """What persists of a player: the id is their player id whenever they sign in."""
+
+    account_id: str
+    display_name: str
+    created: float
+    last_seen: float
+    identities: Sequence[Identity] = ()
+    ban: Ban | None = None
+    metadata: Mapping[str, Any] = field(factory=dict)
+
+    def banned_at(self, now: float) -> Ban | None:
+        """The ban in force at `now`, if any."""
+        if self.ban is None or (self.ban.until is not None and self.ban.until <= now):
+            return None
+        return self.ban
+
+
+class IAuthenticator(Interface):
+    """Proves who a player is from the `auth` object of their `hello`.
+
+    Found as Twisted plugins (like games) by `name`; a studio's own scheme
+    (Steam tickets, its own tokens) is one more plugin. Every implementation
+    passes the shared suite in tests/accounts/.
+    """
+
+    name = Attribute("The word operators choose it by (`--auth NAME`) and clients send as `auth.kind`.")
+
+    def authenticate(credentials: Mapping[str, Any], peer: str) -> Deferred[Identity]:
+        """The identity `credentials` prove, or a failure with `AuthFailed`.
+
+        `credentials` is the `auth` object of the frame, already checked to be
+        a small JSON object; `peer` the client's address (for logs). Never
+        blocks: keys are fetched and cached off the reactor's thread or with
+        twisted.web's client.
+        """
+
+
+class IAccountStore(Interface):
+    """Accounts, their linked identities, bans, ratings and match history.
+
+    Two implementations behind one shared suite: SQLite in the data directory
+    (the embedded default) and PostgreSQL (every lobby of a cluster shares it).
+    """
+
+    def account_for(identity: Identity, name: str, now: float) -> Deferred[Account]:
+        """The account linked to `identity`, made on first use with `name` as its
+        display name; its last-seen time becomes `now`."""
+
+    def get(account_id: str) -> Deferred[Account | None]:
+        """The account with this id, or None."""
