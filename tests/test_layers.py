@@ -1,8 +1,10 @@
 """The package's layers point one way: imports read from the sources with `ast`.
 
 Every vinom module belongs to a unit (a subpackage of vinom, or a single module
-at its top) and every unit has a rank (`RANKS`, docs/architecture.md): a module
-may import modules of its own rank or lower, never higher. Every import counts:
+at its top). Every unit has a rank (`RANKS`, docs/architecture.md) and a list of
+the units it may import (`MAY_IMPORT`, the same table as docs/architecture.md's
+"Layers"): a module imports modules of its own unit or of a unit on its list,
+and no unit on a list has a higher rank nor leads back to it. Every import counts:
 `import` and `from` forms, relative or absolute, at module level or inside a
 function (a deferred import is still a dependency), and a string constant
 naming a vinom module as `importlib` (or a "module:attribute" setting) would
@@ -52,9 +54,43 @@ RANKS: Mapping[str, int] = {
     "scaffold": 10,
 }
 
-# The units that may import the Redis wing: nothing below the server wiring knows
-# whether its state is shared (programs above it have no business with Redis).
-CLUSTER_IMPORTERS = frozenset({"cluster", "server"})
+# Floor 0: every unit above it may import these (they import nothing of vinom).
+FLOOR_0 = frozenset({"vinom", "match", "codes", "identity", "errors", "net"})
+_STACK = FLOOR_0 | {"protocol", "games", "rooms"}
+
+# Which unit may import which (besides itself): docs/architecture.md's table "may import",
+# kept equal to it by a test. Ranks alone are ceilings; this is the documented graph.
+MAY_IMPORT: Mapping[str, frozenset[str]] = {
+    **{unit: frozenset() for unit in FLOOR_0},
+    "protocol": FLOOR_0,
+    "games": FLOOR_0 | {"protocol"},
+    "rooms": FLOOR_0 | {"protocol", "games"},
+    # Floor 4 side by side: none of its units imports another.
+    "matchmaking": _STACK,
+    "parties": _STACK,
+    "store": _STACK,
+    "accounts": frozenset({"match", "identity", "errors", "net"}),
+    # A host runs the matches it is handed: it never learns how they were formed or who
+    # the players' accounts are.
+    "hosting": _STACK | {"store"},
+    "lobby": _STACK | {"matchmaking", "parties", "store", "accounts", "hosting"},
+    # The gateway reads a lobby's first frame and the relay's route tokens, nothing of
+    # the lobby's own code.
+    "gateway": FLOOR_0 | {"protocol"},
+    # The Redis wing implements the interfaces of floors 4 and 5 and stores the gateway's
+    # rules; the lobby uses it only through those interfaces.
+    "cluster": _STACK | {"matchmaking", "parties", "store", "accounts", "hosting", "gateway"},
+    # The server wiring builds everything below it; it alone imports the Redis wing.
+    "server": _STACK
+    | {"matchmaking", "parties", "store", "accounts", "hosting", "lobby", "gateway", "cluster"},
+    # A player's program speaks the wire (protocol/, the lobby's frames it writes itself)
+    # and replays records (rooms/): it shares no code with the lobby or a host.
+    "client": _STACK | {"accounts"},
+    "scaffold": FLOOR_0,
+    # The `vinom` command: the client's programs, the scaffold, and the server's
+    # start-up checks and record fetcher.
+    "cli": _STACK | {"client", "scaffold", "server"},
+}
 
 # A string that names a vinom module the way importlib or a "module:attribute" setting does.
 _MODULE_NAME = re.compile(r"vinom(?:\.[A-Za-z_]\w*)+(?::[A-Za-z_][\w.]*)?")
@@ -122,15 +158,44 @@ def upward_imports(
     return wrong
 
 
-def cluster_importers(graph: Mapping[str, Iterable[str]]) -> list[str]:
-    """Each import of the Redis wing from outside `CLUSTER_IMPORTERS`, as "importer -> imported"."""
+def forbidden_imports(
+    graph: Mapping[str, Iterable[str]], allowed: Mapping[str, Iterable[str]] = MAY_IMPORT
+) -> list[str]:
+    """Each import of a unit its importer's unit may not import, as "importer -> imported"."""
     return [
         f"{name} -> {other}"
         for name, imported in sorted(graph.items())
-        if unit_of(name) not in CLUSTER_IMPORTERS
         for other in sorted(imported)
-        if unit_of(other) == "cluster"
+        if unit_of(other) != unit_of(name) and unit_of(other) not in allowed[unit_of(name)]
     ]
+
+
+def documented_table(text: str) -> dict[str, frozenset[str]]:
+    """docs/architecture.md's table "unit | may import": each row's unit -> its units.
+
+    A unit is written as in the docs (`lobby/`, `match.py`, `vinom/__init__.py`);
+    "floor 0" stands for every unit of floor 0, and "nothing" for none."""
+    section = text.split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    rows = section.split("| unit | may import |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+
+    def unit(written: str) -> str:
+        written = written.strip().strip("`")
+        return (
+            "vinom" if written == "vinom/__init__.py" else written.removesuffix(".py").rstrip("/")
+        )
+
+    table: dict[str, frozenset[str]] = {}
+    for row in rows:
+        units, may = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        allowed: set[str] = set()
+        for item in (i.strip() for i in may.split(",")):
+            if item == "floor 0":
+                allowed |= FLOOR_0
+            elif item != "nothing":
+                allowed.add(unit(item))
+        for written in units.split(","):
+            table[unit(written)] = frozenset(allowed)
+    return table
 
 
 def find_circle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
@@ -188,8 +253,27 @@ class LayerTests(SynchronousTestCase):
     def test_no_circle_between_packages(self) -> None:
         self.assertIsNone(find_circle(unit_graph(import_graph())))
 
+    def test_every_import_is_a_documented_edge(self) -> None:
+        """A unit imports only the units docs/architecture.md lets it import."""
+        self.assertEqual(forbidden_imports(import_graph()), [])
+
+    def test_the_documented_table_is_this_table(self) -> None:
+        """docs/architecture.md's "may import" table says what `MAY_IMPORT` says."""
+        text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+        self.assertEqual(documented_table(text), dict(MAY_IMPORT))
+
+    def test_every_documented_edge_points_down(self) -> None:
+        """Each unit's list holds units of its own rank or lower, in no circle."""
+        self.assertEqual(MAY_IMPORT.keys(), RANKS.keys())
+        up = [f"{u} -> {o}" for u, may in MAY_IMPORT.items() for o in may if RANKS[o] > RANKS[u]]
+        self.assertEqual(up, [])
+        self.assertIsNone(find_circle(MAY_IMPORT))
+
     def test_only_the_server_wiring_imports_the_redis_wing(self) -> None:
-        self.assertEqual(cluster_importers(import_graph()), [])
+        """Below the wiring nothing knows whether its state is shared; programs above it
+        have no business with Redis."""
+        importers = sorted(u for u, may in MAY_IMPORT.items() if "cluster" in may)
+        self.assertEqual(importers, ["server"])
 
     def test_no_import_circles(self) -> None:
         graph = {
@@ -246,4 +330,53 @@ class CheckerTests(SynchronousTestCase):
             "client/views.py": "from vinom.cluster.client import RedisClient\n",
             "server/__init__.py": "", "server/tap.py": "from vinom.cluster import client\n",
         })  # fmt: skip
-        self.assertEqual(cluster_importers(graph), ["vinom.client.views -> vinom.cluster.client"])
+        self.assertEqual(forbidden_imports(graph), ["vinom.client.views -> vinom.cluster.client"])
+
+    def test_a_downward_import_off_the_documented_graph_is_caught(self) -> None:
+        """Below in rank is not enough: the client and the gateway never import the lobby,
+        the floor-4 units never import each other, a host never imports the matchmaker."""
+        graph = {
+            "vinom.client.lobby": {"vinom.lobby.codec", "vinom.protocol.wire"},
+            "vinom.gateway.sniff": {"vinom.lobby.codec", "vinom.net.limits"},
+            "vinom.parties.memory": {"vinom.matchmaking.interfaces"},
+            "vinom.hosting.service": {"vinom.matchmaking.interfaces", "vinom.store.interfaces"},
+            "vinom.accounts.interfaces": {"vinom.protocol.wire", "vinom.identity"},
+            "vinom.lobby.codec": {"vinom.protocol.wire"},
+            "vinom.protocol.wire": set(),
+        }
+        self.assertEqual(upward_imports(graph), [])
+        self.assertEqual(
+            forbidden_imports(graph),
+            [
+                "vinom.accounts.interfaces -> vinom.protocol.wire",
+                "vinom.client.lobby -> vinom.lobby.codec",
+                "vinom.gateway.sniff -> vinom.lobby.codec",
+                "vinom.hosting.service -> vinom.matchmaking.interfaces",
+                "vinom.parties.memory -> vinom.matchmaking.interfaces",
+            ],
+        )
+
+    def test_a_made_up_client_to_lobby_import_is_caught(self) -> None:
+        """Read from the sources: a client module importing the lobby's codec fails."""
+        graph = self.graph_of({
+            "lobby/__init__.py": "", "lobby/codec.py": "",
+            "client/views.py": "from ..lobby.codec import encode\n",
+        })  # fmt: skip
+        self.assertEqual(forbidden_imports(graph), ["vinom.client.views -> vinom.lobby.codec"])
+
+    def test_the_documented_table_is_read_as_written(self) -> None:
+        text = (
+            "# A\n\n## Layers\n\n| unit | may import |\n|---|---|\n"
+            "| `match.py`, `vinom/__init__.py` | nothing |\n"
+            "| `protocol/` | floor 0 |\n"
+            "| `client/` | floor 0, `protocol/`, `cli.py` |\n\nMore.\n\n## Processes\n"
+        )
+        self.assertEqual(
+            documented_table(text),
+            {
+                "match": frozenset(),
+                "vinom": frozenset(),
+                "protocol": FLOOR_0,
+                "client": FLOOR_0 | {"protocol", "cli"},
+            },
+        )
