@@ -81,6 +81,7 @@ setup(
     name="vinom",
     version="0.1.0",
     description="A Twisted framework for real-time multiplayer game servers",
+    license="MIT",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
@@ -97,6 +98,7 @@ setup(
             "webclient/boards/*.css",
             # The web client as a package of its own (@vinom/client, docs/web.md).
             "webclient/package.json", "webclient/index.d.ts", "webclient/README.md",
+            "webclient/LICENSE",
             # The MessagePack library it loads, vendored (scripts/vendor-msgpack).
             "webclient/vendor/msgpack/*.mjs", "webclient/vendor/msgpack/utils/*.mjs",
             "webclient/vendor/msgpack/LICENSE", "webclient/vendor/msgpack/VERSION",
@@ -142,6 +144,7 @@ setup(
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
+        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",
         "Topic :: Games/Entertainment",
     ],
