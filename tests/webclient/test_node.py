@@ -8,11 +8,12 @@ installs it, never skips."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from twisted.internet import utils
 from twisted.trial.unittest import TestCase
+
+from tests.support.npm import PATH, tool
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -22,18 +23,14 @@ class NodeTests(TestCase):
     timeout = 120
 
     async def test_the_node_test_files_pass(self) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise AssertionError("the web client's tests need Node.js 20 or later: run "
-                                 "scripts/test, or `apt-get install -y nodejs`")  # fmt: skip
+        node = tool("node")
         files = sorted(str(p) for p in HERE.glob("*.test.mjs"))
         self.assertTrue(files)
         out, err, code = await utils.getProcessOutputAndValue(
             node,
-            # codec.js's "@msgpack/msgpack" is the vendored copy, as on the page.
-            ["--import", "./tests/webclient/vendored-msgpack.mjs", "--test", *files],
+            ["--test", *files],
             path=str(ROOT),
-            env={"PATH": "/usr/bin:/bin"},
+            env={"PATH": PATH},
         )
         report = (out + err).decode(errors="replace")
         self.assertEqual(code, 0, report)

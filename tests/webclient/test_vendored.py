@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
 from twisted.internet import utils
 from twisted.trial.unittest import TestCase
+
+from tests.support.npm import npm_env, tool
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 WEBCLIENT = ROOT / "vinom" / "webclient"
@@ -57,35 +57,26 @@ class VendoredMessagePackTests(TestCase):
         self.assertIn("LICENSE", present)
         self.assertEqual(present, files)
 
-    def test_the_package_depends_on_the_vendored_version(self) -> None:
-        fields, _ = pinned()
+    def test_the_page_and_the_package_load_the_vendored_copy(self) -> None:
+        """codec.js imports the vendored entry point by its relative path: the page needs
+        no import map and the package no dependency (docs/web.md, "The MessagePack
+        library"); the package ships the copy."""
+        codec = (WEBCLIENT / "codec.js").read_text("utf-8")
+        imports = re.findall(r'^import .* from "([^"]+)";$', codec, re.MULTILINE)
+        self.assertEqual(imports, ["./vendor/msgpack/index.mjs"])
         manifest = json.loads((WEBCLIENT / "package.json").read_text("utf-8"))
-        self.assertEqual(manifest["dependencies"], {"@msgpack/msgpack": fields["version"]})
-        # The page's import map names the vendored entry point.
+        self.assertNotIn("dependencies", manifest)
+        self.assertIn("vendor/msgpack/", manifest["files"])
         page = (WEBCLIENT / "index.html").read_text("utf-8")
-        found = re.search(r'<script type="importmap">(.*?)</script>', page, re.DOTALL)
-        assert found is not None
-        imports = json.loads(found.group(1))["imports"]
-        self.assertEqual(imports, {"@msgpack/msgpack": "./vendor/msgpack/index.mjs"})
+        self.assertNotIn("importmap", page)
 
     async def test_the_pinned_files_are_the_registrys(self) -> None:
-        if shutil.which("npm") is None:
-            raise AssertionError("checking the vendored MessagePack library needs npm: "
-                                 "`apt-get install -y npm`")  # fmt: skip
+        tool("npm")
         out, err, code = await utils.getProcessOutputAndValue(
             sys.executable,
             [str(ROOT / "scripts" / "vendor-msgpack"), "--check"],
             path=str(ROOT),
-            # npm's cache and any proxy or registry setting of the user's.
-            env={
-                "PATH": "/usr/bin:/bin",
-                "HOME": str(Path.home()),
-                **{
-                    name: value
-                    for name, value in os.environ.items()
-                    if name.lower().endswith("_proxy") or name.lower().startswith("npm_config_")
-                },
-            },
+            env=npm_env(),
         )
         report = (out + err).decode(errors="replace")
         self.assertEqual(code, 0, report)

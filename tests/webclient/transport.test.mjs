@@ -210,3 +210,41 @@ test("after a failed attempt, the next sessions with that server go straight to 
   assert.equal(await opened(other), "webtransport");
   assert.equal(RETRY_AFTER_MS, 300000);
 });
+
+// Every console method, recorded instead of printed while `run` runs.
+async function consoleDuring(run) {
+  const said = [];
+  const methods = ["log", "info", "warn", "error", "debug"];
+  const saved = Object.fromEntries(methods.map((name) => [name, console[name]]));
+  for (const name of methods) console[name] = (...args) => said.push([name, ...args]);
+  try {
+    await run();
+  } finally {
+    Object.assign(console, saved);
+  }
+  return said;
+}
+
+test("a fallback is told to onFallback, and nothing is logged", async () => {
+  const reasons = [];
+  const said = await consoleDuring(async () => {
+    install({ ready: "refused" });
+    const told = new GameConnection("wss://127.0.0.1:7380/game", { onFallback: (why) => reasons.push(why) });
+    assert.equal(await opened(told), "websocket");
+    forgetFailures();
+    install({ ready: "refused" });
+    const quiet = new GameConnection("wss://127.0.0.1:7380/game");
+    assert.equal(await opened(quiet), "websocket");
+  });
+  assert.deepEqual(reasons, ["refused"]);
+  assert.deepEqual(said, []);
+});
+
+test("the WebSocket is made with the constructor given, where the runtime has none", async () => {
+  install({ offer: { port: null, certificate_hashes: [] } });
+  delete globalThis.WebSocket;
+  delete globalThis.WebTransport;
+  const connection = new GameConnection("wss://127.0.0.1:7380/game", { WebSocket: FakeWebSocket });
+  assert.equal(await opened(connection), "websocket");
+  assert.equal(FakeWebSocket.made[0].url, "wss://127.0.0.1:7380/game");
+});

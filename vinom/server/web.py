@@ -27,11 +27,8 @@ players get the generic board.
 
 from __future__ import annotations
 
-import base64
-import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -70,30 +67,12 @@ WEB_CLIENT_TYPES = {
 # Everything the page loads is its own; its WebSockets may go to another host
 # when match_found names a game URL there, and so may its WebTransport session
 # (https:, on another port) and the fetch of that host's `/webtransport` offer.
-# The one inline script is the page's import map (where `@msgpack/msgpack` is),
-# allowed by its hash: a browser reads an import map only from the page itself.
+# Nothing inline: the page's modules import each other (and the vendored
+# MessagePack library) by relative paths, so it needs no import map.
 POLICY = (
-    "default-src 'self'; script-src 'self' '{import_map}'; connect-src 'self' wss: https:; "
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    b"default-src 'self'; script-src 'self'; connect-src 'self' wss: https:; "
+    b"img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.DOTALL)
-
-
-def import_map_source(page: str) -> str:
-    """The hash source (`sha256-...`) of the import map of `page` (HTML), for the policy."""
-    found = IMPORT_MAP.search(page)
-    if found is None:
-        raise ValueError("the page has no <script type=\"importmap\">")
-    digest = hashlib.sha256(found.group(1).encode("utf-8")).digest()
-    return "sha256-" + base64.b64encode(digest).decode("ascii")
-
-
-@functools.cache
-def content_security_policy() -> bytes:
-    """The policy of everything the web client loads (its index.html read once, by
-    `web_site`)."""
-    page = (WEB_CLIENT_FILES / "index.html").read_text("utf-8")
-    return POLICY.format(import_map=import_map_source(page)).encode("ascii")
 
 
 class ReadOnlyRequest(Request):
@@ -148,7 +127,7 @@ class WebClientFiles(File):
 def set_page_headers(request: Request) -> None:
     """The headers of everything the web client loads: its policy, no sniffing, no stale copy."""
     request.setHeader(b"x-content-type-options", b"nosniff")
-    request.setHeader(b"content-security-policy", content_security_policy())
+    request.setHeader(b"content-security-policy", POLICY)
     # Revalidated on every load: a new server version is picked up at once.
     request.setHeader(b"cache-control", b"no-cache")
 
@@ -292,8 +271,6 @@ def web_site(
     boards `games` ship in their own packages at `/boards/`; a line per request in
     the log with `access_log`; `webtransport`, the `/webtransport` offer, where the
     game session over WebTransport is offered."""
-    # Read at start, as the boards are, not on a request: the page's own file.
-    content_security_policy()
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     boards = WebClientFiles(str(BOARD_FILES))
     # Children put here are found before the directory's files: a game's own

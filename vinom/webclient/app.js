@@ -609,6 +609,9 @@ function startGame(match, resumed) {
       shown.textContent = kind === "webtransport" ? "WebTransport" : "WebSocket";
       shown.dataset.kind = kind;
     },
+    // The package logs nothing; the page tells its console, for a developer.
+    onFallback: (why) => console.info(`WebTransport not used (${why}): the game runs over WebSocket`),
+    onWarning: (text, error) => console.warn(text, error),
   });
 }
 

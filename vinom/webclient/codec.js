@@ -1,7 +1,8 @@
 // vinom's game messages as MessagePack (docs/protocol.md, section 14):
-// @msgpack/msgpack, set up for them. The page loads the library from
-// vendor/msgpack/ (its import map in index.html); a package user gets it from
-// npm as the package's dependency (docs/web.md, "The MessagePack library").
+// @msgpack/msgpack, set up for them. The library is the copy vendored in
+// vendor/msgpack/, imported by its relative path: the page, Node and a
+// bundler all load the very version this module's overrides are written for,
+// with no import map and nothing to install (docs/web.md, "The MessagePack library").
 //
 // decode(bytes) -> value: every msgpack type. Maps become plain objects (keys
 // as strings, "__proto__" an ordinary key), str is UTF-8 checked, bin is a
@@ -29,7 +30,7 @@
 // not its documented API: the vendored version is pinned, and the tests of
 // this module run on every upgrade, docs/web.md).
 
-import { DecodeError, Decoder, Encoder, ExtData, ExtensionCodec } from "@msgpack/msgpack";
+import { DecodeError, Decoder, Encoder, ExtData, ExtensionCodec } from "./vendor/msgpack/index.mjs";
 
 export { DecodeError, ExtData as Ext };
 

@@ -103,15 +103,19 @@ export function snapOfArray(fields) {
 }
 
 export class GameSocket {
-  // `open` makes the connection: a GameConnection (WebTransport, else WebSocket),
-  // whose `onKind(kind)` says which; a test passes a stand-in with send, close
-  // and readyState.
+  // `open` makes the connection: a GameConnection (WebTransport, else WebSocket,
+  // made with `WebSocket`, by default the runtime's own), whose `onKind(kind)`
+  // says which and `onFallback(why)` why not WebTransport; a test passes a
+  // stand-in with send, close and readyState. Nothing is logged: a message
+  // dropped as unreadable goes to `onWarning(text, error)`.
   constructor(url, token, {
-    onMessage = () => {}, onClose = () => {}, onKind = () => {},
-    open = (at) => new GameConnection(at, { onKind }),
+    onMessage = () => {}, onClose = () => {}, onKind = () => {}, onFallback = () => {},
+    onWarning = () => {}, WebSocket = globalThis.WebSocket,
+    open = (at) => new GameConnection(at, { onKind, onFallback, WebSocket }),
   } = {}) {
     this.onMessage = onMessage;
     this.onClose = onClose;
+    this.onWarning = onWarning;
     this.nextAction = 1;
     this.closedByUs = false;
     // Real-time play (a game with a tick): the welcome's rates and rules.
@@ -139,7 +143,7 @@ export class GameSocket {
       try {
         message = decode(new Uint8Array(event.data));
       } catch (error) {
-        console.warn("a game message that is not msgpack", error);
+        this.onWarning("a game message that is not msgpack", error);
         return;
       }
       if (Array.isArray(message)) message = snapOfArray(message);
@@ -169,7 +173,7 @@ export class GameSocket {
     try {
       this.snapshots = new SnapshotReceiver({ rules: message.q ?? null });
     } catch (error) {
-      console.warn("a welcome whose quantisation rules cannot be read", error);
+      this.onWarning("a welcome whose quantisation rules cannot be read", error);
       this.snapshots = new SnapshotReceiver();
     }
     // A new session's host holds none of this one's snapshots or inputs.

@@ -1,6 +1,21 @@
 // Types of vinom's browser client modules (docs/web.md, "The client package"):
-// lobby.js, game.js, transport.js and netcode.js. Every import is by file, as the web
+// lobby.js, transport.js, game.js, netcode.js, delta.js and codec.js, one section
+// each. The package's root (`import { GameSocket } from "@vinom/client"`, index.js)
+// exports them all; each module can be imported by its file name too, as the web
 // client itself imports them: `import { GameSocket } from "@vinom/client/game.js"`.
+
+/** What a WebSocket constructor makes: the browser's WebSocket, or the `ws` package's. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType: string;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: unknown;
+  onmessage: unknown;
+  onclose: unknown;
+}
+/** A WebSocket constructor (`globalThis.WebSocket` by default; Node before 22 has none). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 // ---- lobby.js: the lobby over WebSocket (docs/lobby.md) ----
 
@@ -10,9 +25,14 @@ export declare const PROTOCOL: number;
 export declare const LOBBY_ERRORS: Readonly<Record<string, string>>;
 export declare function lobbyErrorText(code: string, message?: string): string;
 
-/** A lobby frame: JSON, its `type` naming it (docs/lobby.md). */
-export interface LobbyFrame {
+/** A frame the client sends (docs/lobby.md, "Client frames"); `request` adds its `id`. */
+export interface ClientFrame {
   type: string;
+  [key: string]: unknown;
+}
+
+/** What every frame from the lobby may carry: the `id` of the request it answers. */
+interface LobbyFrameBase {
   id?: number | string | null;
   [key: string]: unknown;
 }
@@ -27,17 +47,172 @@ export interface PublicToken {
   [key: string]: unknown;
 }
 
-export interface MatchFound extends LobbyFrame {
-  type: "match_found";
-  game: string;
-  game_url?: string;
-  token: PublicToken;
+/** The UDP relay in front of the game hosts (docs/gateway.md, "UDP relay"). */
+export interface RelayRoute {
+  host: string;
+  port: number;
+  token: string;
 }
 
-export declare class LobbyError extends Error {
-  constructor(frame: LobbyFrame);
+export interface Welcome extends LobbyFrameBase {
+  type: "welcome";
+  player_id: string;
+  name: string;
+  secret: string;
+  /** Game name -> players per match. */
+  games: Record<string, number>;
+  /** Game name -> its display name. */
+  titles: Record<string, string>;
+  protocol: number;
+  withdrawn?: boolean;
+}
+
+export interface Queued extends LobbyFrameBase {
+  type: "queued";
+  game: string;
+  queue?: "normal" | "ranked";
+  position: number;
+  status: "searching" | "waiting_for_server";
+  requeued?: true;
+  reason?: string;
+  party_id?: string;
+}
+
+export interface Cancelled extends LobbyFrameBase {
+  type: "cancelled";
+  game: string;
+  party_id?: string;
+  reason?: string;
+}
+
+export interface Ping extends LobbyFrameBase {
+  type: "ping";
+}
+
+export interface Pong extends LobbyFrameBase {
+  type: "pong";
+  /** The server's clock, Unix seconds. */
+  time: number;
+}
+
+export interface MatchFound extends LobbyFrameBase {
+  type: "match_found";
+  game: string;
+  game_id: string;
+  host: string;
+  port: number;
+  seat: number;
+  token: PublicToken;
+  expires_at: number | null;
+  relay?: RelayRoute;
+  game_url?: string;
+}
+
+export interface Spectating extends LobbyFrameBase {
+  type: "spectating";
+  game: string;
+  game_id: string;
+  host: string;
+  port: number;
+  players: { id: string; name: string }[];
+  token: PublicToken;
+  relay?: RelayRoute;
+  game_url?: string;
+}
+
+/** An open room, as `room`, `room_update` and `room_list` carry it (docs/lobby.md, "Rooms"). */
+export interface Room {
+  room_id: string;
+  game: string;
+  seats: number;
+  taken: number;
+  owner: string;
+  private?: boolean;
+  code?: string;
+  players?: { name: string; bot: boolean; owner: boolean }[];
+  [key: string]: unknown;
+}
+
+export interface RoomFrame extends LobbyFrameBase {
+  type: "room";
+  room: Room;
+}
+
+export interface RoomUpdate extends LobbyFrameBase {
+  type: "room_update";
+  room: Room;
+}
+
+export interface RoomList extends LobbyFrameBase {
+  type: "room_list";
+  rooms: Room[];
+  offset: number;
+  more: boolean;
+}
+
+export interface RoomLeft extends LobbyFrameBase {
+  type: "room_left";
+}
+
+/** A party, as `party` and `party_update` carry it (docs/lobby.md, "Parties"). */
+export interface Party {
+  party_id: string;
   code: string;
-  frame: LobbyFrame;
+  leader: string;
+  members: { player_id: string; name: string }[];
+  queued_for: string | null;
+  queue?: string | null;
+  [key: string]: unknown;
+}
+
+export interface PartyFrame extends LobbyFrameBase {
+  type: "party";
+  party: Party;
+}
+
+export interface PartyUpdate extends LobbyFrameBase {
+  type: "party_update";
+  event: "joined" | "left" | "queued" | "unqueued";
+  player_id: string;
+  party: Party;
+}
+
+export interface PartyLeft extends LobbyFrameBase {
+  type: "party_left";
+  party_id: string;
+  reason?: string;
+}
+
+/** An error (docs/lobby.md, "Errors"); `request` rejects with it as a LobbyError. */
+export interface ErrorFrame extends LobbyFrameBase {
+  type: "error";
+  code: string;
+  message: string;
+  id: number | string | null;
+}
+
+/** A frame from the lobby (docs/lobby.md): `type` tells which, and narrows it. */
+export type LobbyFrame =
+  | Welcome
+  | Queued
+  | Cancelled
+  | Ping
+  | Pong
+  | MatchFound
+  | Spectating
+  | RoomFrame
+  | RoomUpdate
+  | RoomList
+  | RoomLeft
+  | PartyFrame
+  | PartyUpdate
+  | PartyLeft
+  | ErrorFrame;
+
+export declare class LobbyError extends Error {
+  constructor(frame: ErrorFrame);
+  code: string;
+  frame: ErrorFrame;
 }
 
 export declare class LobbyConnection {
@@ -45,11 +220,13 @@ export declare class LobbyConnection {
     /** Frames the server sends on its own (match_found, room_update, ...). */
     onPush?: (frame: LobbyFrame) => void;
     onClose?: (event: { code: number; reason: string }, byUs: boolean) => void;
+    /** Makes the socket (default: the runtime's WebSocket; under Node 20, pass the `ws` package's). */
+    WebSocket?: WebSocketConstructor;
   });
   open(): Promise<LobbyConnection>;
   /** Sends `frame` with a fresh id; the reply with that id, or a LobbyError. */
-  request(frame: LobbyFrame): Promise<LobbyFrame>;
-  send(frame: LobbyFrame): void;
+  request(frame: ClientFrame): Promise<LobbyFrame>;
+  send(frame: ClientFrame): void;
   close(): void;
 }
 
@@ -76,6 +253,10 @@ export declare class GameConnection {
     webTransport?: boolean;
     fallbackMs?: number;
     onKind?: (kind: TransportKind) => void;
+    /** Why WebTransport was not used (nothing is logged otherwise). */
+    onFallback?: (why: string) => void;
+    /** Makes the WebSocket (default: the runtime's). */
+    WebSocket?: WebSocketConstructor;
   });
   readonly kind: TransportKind | null;
   readyState: 0 | 1 | 3;
@@ -104,6 +285,11 @@ export declare function requestPacket(token: PublicToken): Uint8Array;
 /** Where to play a match: `match_found`'s game_url, or /game on the page's host. */
 export declare function gameUrl(found: { game_url?: string }, location: { protocol: string; host: string }): string;
 
+/** A `snap` as it travels (an array of 6), read as a map; null when it is not one. */
+export declare function snapOfArray(fields: unknown[]): {
+  t: "snap"; v: number; ts: number; r: number | null; i: number | null; ik: number | null; d: Uint8Array;
+} | null;
+
 /** A room message from the game host: `t` names it (welcome, state, event, phase, ...). */
 export interface RoomMessage {
   t: string;
@@ -122,22 +308,72 @@ export interface GameState extends RoomMessage {
   i: number | null;
 }
 
-export declare class GameSocket {
+/** The options of `GameSocket.interpolate` (those of a SnapshotBuffer). */
+export interface InterpolateOptions {
+  interpolation?: Interpolation;
+  delay?: number | null;
+  maxExtrapolation?: number | null;
+}
+
+/** The options of `GameSocket.predict` (those of a Predictor). */
+export interface PredictOptions {
+  smooth?: string[];
+  wrap?: Record<string, number>;
+  smoothing?: number;
+  tolerance?: number;
+}
+
+/**
+ * The game session. For a real-time game, `View` is the type of a snapshot's view
+ * (a state's `s`), `Own` the player's own state that `predict` steps and `Input` what
+ * `input` sends: `new GameSocket<World, Tank, Controls>(...)`.
+ */
+export declare class GameSocket<View = unknown, Own = Record<string, unknown>, Input = Record<string, unknown>> {
   constructor(url: string, token: PublicToken, options?: {
     onMessage?: (message: RoomMessage) => void;
     onClose?: (event: { code: number; reason: string }, byUs: boolean) => void;
     /** Which connection carries the session, once known. */
     onKind?: (kind: TransportKind) => void;
+    /** Why WebTransport was not used. */
+    onFallback?: (why: string) => void;
+    /** A message dropped as unreadable (nothing is logged otherwise). */
+    onWarning?: (text: string, error: unknown) => void;
+    /** Makes the WebSocket (default: the runtime's). */
+    WebSocket?: WebSocketConstructor;
     /** Makes the connection (default: a GameConnection). */
     open?: (url: string) => Pick<GameConnection, "send" | "close" | "readyState" | "onopen" | "onmessage" | "onclose">;
   });
+  /** The welcome's ticks per second (0: no tick) and states per second. */
   tickRate: number;
   snapshotRate: number;
+  /** Seconds, from the inputs' acknowledgements; null before any. */
   rtt: number | null;
+  /** The clock sync of a game with a tick, from its welcome on; null before. */
+  serverClock: ServerClock | null;
+  /** The snapshot decoder (its `drops` count what was dropped, by reason). */
+  snapshots: SnapshotReceiver<View>;
+  /** The server's fractional tick now (`now`: seconds, performance.now() / 1000); null before a snap. */
+  serverTick(now?: number): number | null;
+  /** The room's time now in seconds (the clock of a state's `ts`); null before a snap. */
+  serverTime(now?: number): number | null;
+  /** The fractional tick an input given now reaches the host at (what `predicted` shows). */
+  predictionTick(now?: number): number | null;
+  /** Keep the snaps' views from now on for `rendered` (a game with a tick, after its welcome). */
+  interpolate(options?: InterpolateOptions): SnapshotBuffer<View>;
+  /** The interpolated view to draw now; null before `interpolate` and a snap. */
+  rendered(now?: number): View | null;
+  /** Predict the own state: `own(view)` its part of a view (null: none), `step` the game's rules for a tick. */
+  predict(
+    step: (state: Own, inputs: Input[], dt: number) => Own,
+    own: (view: View) => Own | null | undefined,
+    options?: PredictOptions,
+  ): Predictor<Own, Input>;
+  /** The own state to draw now; null before `predict` and a snap. */
+  predicted(now?: number): Own | null;
   /** Sends a game action; its id (echoed in an error and in my state's `i`). */
   act(action: Record<string, unknown>): number;
   /** Sends a real-time input stamped with its tick, repeated until acknowledged; the tick. */
-  input(input: Record<string, unknown>): number;
+  input(input: Input): number;
   sync(): void;
   leave(): void;
   close(): void;
@@ -219,3 +455,89 @@ export declare class Predictor<S = Record<string, unknown>, I = Record<string, u
   offset(now: number): Record<string, number>;
   render(tick: number, now: number): S | null;
 }
+
+// ---- delta.js: delta snapshots (docs/protocol.md, section 16) ----
+
+/** The views a SnapshotReceiver keeps, by tick. */
+export declare const RECEIVER_HISTORY: number;
+/** The deepest nesting of a view. */
+export declare const MAX_DEPTH: number;
+/** Why a SnapshotReceiver drops a snapshot (the keys of its `drops`). */
+export declare const DROP_REASONS: readonly ["corrupt", "unknown_baseline", "checksum", "stale"];
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export declare class DeltaError extends Error {}
+export declare class CorruptSnapshot extends DeltaError {}
+export declare class UnknownBaseline extends DeltaError {
+  constructor(tick: number);
+  tick: number;
+}
+export declare class ChecksumMismatch extends DeltaError {}
+
+/** A game's quantisation rules, as the welcome's `q` carries them: [pattern, step or "f32"] pairs. */
+export type QuantisationRules = [string, number | "f32"][] | Record<string, number | "f32">;
+
+export declare class Quantisation {
+  constructor(rules?: QuantisationRules | null);
+}
+export declare const NO_QUANTISATION: Quantisation;
+
+/** CRC-32 of bytes, zlib's. */
+export declare function crc32(bytes: Uint8Array): number;
+/** The canonical msgpack encoding of a decoded view (16.4). */
+export declare function canonicalEncoding(view: unknown): Uint8Array;
+/** CRC-32 of a view's canonical encoding. */
+export declare function checksum(view: unknown): number;
+
+/** A decoded snapshot: the view of `tick`, rebuilt against `baselineTick` (null: sent whole). */
+export interface Snapshot<V = unknown> {
+  tick: number;
+  baselineTick: number | null;
+  checksum: number | null;
+  view: V;
+}
+
+/** Decodes a snapshot against the views held by tick; throws only a DeltaError. */
+export declare function decodeSnapshot<V = unknown>(
+  data: Uint8Array | ArrayBuffer,
+  baselines: Map<number, unknown> | Record<number, unknown>,
+  quantisation?: Quantisation,
+  options?: { verify?: boolean },
+): Snapshot<V>;
+
+/** The client's side: the views rebuilt by tick, the newest applied, the drops by reason. */
+export declare class SnapshotReceiver<V = unknown> {
+  constructor(options?: { rules?: QuantisationRules | null; quantisation?: Quantisation | null; capacity?: number });
+  quantisation: Quantisation;
+  capacity: number;
+  newest: number | null;
+  applied: number;
+  drops: Record<DropReason, number>;
+  /** Applies a snapshot newer than the newest applied one; null when dropped (never throws on bytes). */
+  receive(data: unknown): Snapshot<V> | null;
+}
+
+// ---- codec.js: MessagePack for vinom's messages (docs/web.md, "The MessagePack library") ----
+
+/** Anything that is not one msgpack value (truncated, trailing bytes, bad UTF-8, too deep). */
+export declare class DecodeError extends Error {}
+/** A msgpack ext value (the timestamp type -1 too). */
+export declare class Ext {
+  constructor(type: number, data: Uint8Array);
+  type: number;
+  data: Uint8Array;
+}
+/** A number to be encoded as float 32; a typed decode's float 32. */
+export declare class Float32 {
+  constructor(value: number);
+  value: number;
+}
+/** A typed decode's float 64; encoded as float 64. */
+export declare class Float64 {
+  constructor(value: number);
+  value: number;
+}
+/** One msgpack value; `typed`: floats as Float32/Float64 and only str map keys (delta.js). */
+export declare function decode(input: Uint8Array | ArrayBuffer, options?: { typed?: boolean }): unknown;
+/** The msgpack encoding of a value (Maps in their order, Float32 as float 32, BigInts as 64-bit integers). */
+export declare function encode(value: unknown): Uint8Array;

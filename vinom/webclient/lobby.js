@@ -3,6 +3,10 @@
 // the reply carrying that id (or rejects with a LobbyError); frames the
 // server sends on its own (match_found, room_update, queued while waiting for
 // a server, an error with a null id) go to `onPush`.
+//
+// The socket is made with `options.WebSocket`, a constructor taking the URL
+// (the page's own WebSocket by default; under Node before 22, which has none,
+// the `ws` package's: `new LobbyConnection(url, { WebSocket })`).
 
 // The game protocol this client speaks (docs/lobby.md, "The game protocol"), said
 // in every `hello` and `reconnect`: a lobby of another answers `protocol_outdated`
@@ -67,12 +71,21 @@ export class LobbyError extends Error {
 // The lobby answers pings only while it is told something; a frame every few
 // seconds keeps a queued or seated player alive (docs/lobby.md, "Limits").
 const KEEPALIVE_MS = 4000;
+// A WebSocket's readyState when open (the same for the browser's and ws's).
+const OPEN = 1;
 
 export class LobbyConnection {
-  constructor(url, { onPush = () => {}, onClose = () => {} } = {}) {
+  constructor(url, { onPush = () => {}, onClose = () => {}, WebSocket = globalThis.WebSocket } = {}) {
+    if (typeof WebSocket !== "function") {
+      throw new TypeError(
+        "LobbyConnection needs a WebSocket: this runtime has none, so pass one as " +
+          "{ WebSocket } (under Node before 22: the ws package's)",
+      );
+    }
     this.url = url;
     this.onPush = onPush;
     this.onClose = onClose;
+    this.WebSocket = WebSocket;
     this.socket = null;
     this.nextId = 1;
     this.pending = new Map();
@@ -82,7 +95,7 @@ export class LobbyConnection {
 
   open() {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.url);
+      const socket = new this.WebSocket(this.url);
       this.socket = socket;
       let opened = false;
       socket.onopen = () => {
@@ -131,7 +144,7 @@ export class LobbyConnection {
   }
 
   send(frame) {
-    if (this.socket !== null && this.socket.readyState === WebSocket.OPEN) {
+    if (this.socket !== null && this.socket.readyState === OPEN) {
       this.socket.send(JSON.stringify(frame));
     }
   }
@@ -139,7 +152,7 @@ export class LobbyConnection {
   request(frame) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      if (this.socket === null || this.socket.readyState !== WebSocket.OPEN) {
+      if (this.socket === null || this.socket.readyState !== OPEN) {
         reject(new Error("not connected to the lobby"));
         return;
       }

@@ -17,7 +17,10 @@
 //   connect token is still unused. The page's next sessions with that game
 //   server then use the WebSocket at once, for RETRY_AFTER_MS.
 //
-// `kind` says which one carries the session ("webtransport" or "websocket").
+// `kind` says which one carries the session ("webtransport" or "websocket"),
+// and `onFallback(why)` why WebTransport was not used (nothing is logged: the
+// page passes console.info; a game's own page may say it where it likes).
+// `options.WebSocket` makes the WebSocket (by default the runtime's own).
 // The server's close code and reason reach `onclose` as a WebSocket's would
 // (the WebTransport session's close capsule carries the same codes).
 
@@ -78,8 +81,13 @@ function framed(message) {
 
 export class GameConnection {
   // `options.webTransport: false` skips the attempt (a test, or a page that wants the WebSocket).
-  constructor(gameUrl, { webTransport = true, fallbackMs = FALLBACK_MS, onKind = () => {} } = {}) {
+  constructor(gameUrl, {
+    webTransport = true, fallbackMs = FALLBACK_MS, onKind = () => {}, onFallback = () => {},
+    WebSocket = globalThis.WebSocket,
+  } = {}) {
     this.url = gameUrl;
+    this.WebSocket = WebSocket;
+    this.onFallback = onFallback;
     this.readyState = CONNECTING;
     this.binaryType = "arraybuffer";
     this.kind = null;
@@ -119,7 +127,7 @@ export class GameConnection {
       }
       if (why !== "none offered") failedAt.set(this.url, performance.now());
       if (this.closing) return;
-      console.info(`WebTransport not used (${why}): the game runs over WebSocket`);
+      this.onFallback(why);
       this.openWebSocket();
     };
     const late = setTimeout(() => giveUp(`not open within ${fallbackMs} ms`), fallbackMs);
@@ -215,7 +223,7 @@ export class GameConnection {
   }
 
   openWebSocket() {
-    const socket = new WebSocket(this.url);
+    const socket = new this.WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.setKind("websocket");
