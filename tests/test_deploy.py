@@ -21,6 +21,7 @@ is checked is what can be without them:
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import json
 import os
@@ -615,6 +616,47 @@ class ManifestTests(SynchronousTestCase):
                     self.assertEqual(by[("ConfigMap", "vinom-hosts")]["data"]["placement"], "pack")
                     fleet = by[("Fleet", "host")]["spec"]["template"]["spec"]
                     self.assertNotIn("ports", fleet)
+
+    def test_each_pod_holds_only_the_secret_keys_it_reads_and_no_api_token(self) -> None:
+        """A pod mounts of the Secret vinom-secrets exactly the keys its containers read (their
+        arguments, probes and the scripts they run name each file): a game host never holds
+        the relay key. No pod gets a service account token but the Agones GameServer's,
+        whose SDK sidecar calls the API (Agones hides the token from vinom's container)."""
+        for overlay, documents in self.rendered.items():
+            data = {d["metadata"]["name"]: d.get("data", {}) for d in documents
+                    if d["kind"] == "ConfigMap"}  # fmt: skip
+            for document in documents:
+                for template in pod_templates(document):
+                    pod = template["spec"]
+                    where = f"{overlay} {document['kind']}/{document['metadata']['name']}"
+                    with self.subTest(where=where):
+                        if document["kind"] == "Fleet":
+                            self.assertNotIn("automountServiceAccountToken", pod)
+                        else:
+                            self.assertIs(pod.get("automountServiceAccountToken"), False)
+                        self.check_secret_keys(pod, data)
+
+    def check_secret_keys(self, pod: dict[str, Any], data: dict[str, dict[str, str]]) -> None:
+        # (A StatefulSet's volume claims are no volume of the pod's: {}.)
+        volumes = collections.defaultdict(dict, {v["name"]: v for v in pod.get("volumes", [])})
+        read: dict[str, set[str]] = {}
+        for container in pod["containers"]:
+            mounts = container.get("volumeMounts", [])
+            text = json.dumps([container.get(k) for k in
+                               ("command", "args", "readinessProbe", "livenessProbe")])  # fmt: skip
+            text += "".join(json.dumps(data[volumes[m["name"]]["configMap"]["name"]])
+                            for m in mounts if "configMap" in volumes[m["name"]])  # fmt: skip
+            for mount in mounts:
+                secret = volumes[mount["name"]].get("secret", {})
+                if secret.get("secretName") == "vinom-secrets":
+                    read.setdefault(mount["name"], set()).update(re.findall(
+                        re.escape(mount["mountPath"]) + r"/([\w.-]+)", text))  # fmt: skip
+        self.assertTrue(read)
+        for name, keys in read.items():
+            items = volumes[name]["secret"].get("items")
+            self.assertIsNotNone(items, f"{name}: the whole Secret is mounted")
+            self.assertEqual({i["key"] for i in items}, keys)
+            self.assertEqual({i["path"] for i in items}, keys)
 
     def test_the_gateways_relay_serves_the_udp_ports_its_service_lists(self) -> None:
         for overlay, documents in self.rendered.items():

@@ -41,7 +41,7 @@ from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
 from tests.cluster.test_scaling import GAME
-from tests.support.kubelet import POD_NETWORK, Cluster, password
+from tests.support.kubelet import OWN_NETWORK, POD_NETWORK, Cluster, own_network, password
 from tests.test_deploy import render
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.lobby import LobbyClient, LobbyClientProtocol, client_tls_options
@@ -72,19 +72,25 @@ def certificate(names: list[str], addresses: list[str]) -> tuple[bytes, bytes]:
 class RenderedManifestsTestCase(TestCase):
     """One overlay's pods, run (module docstring)."""
 
-    timeout = 180
+    # The test's run in its own network (own_network) times out first, with its pods' output.
+    timeout = 180 if OWN_NETWORK in os.environ else 300
     overlay = ""
     # The stand-in's pod network: one of its own per overlay, so that the two may run
     # at once (trial -j2, tox.ini) without a pod address in common.
     network = POD_NETWORK
 
-    async def setUp(self) -> None:  # type: ignore[override]
-        # Each pod runs in namespaces of its own (docs/contributing.md): say so at once.
-        probe_namespaces = subprocess.run(["unshare", "-Urm", "true"], capture_output=True,
+    def setUp(self) -> None:
+        # The test and each pod run in namespaces of their own (docs/contributing.md): say
+        # so at once.
+        probe_namespaces = subprocess.run(["unshare", "-Urmn", "true"], capture_output=True,
                                           text=True, check=False)  # fmt: skip
         self.assertEqual(probe_namespaces.returncode, 0,
                          "the kubelet stand-in needs unprivileged user namespaces "
-                         f"(unshare -Urm): {probe_namespaces.stderr.strip()}")  # fmt: skip
+                         f"(unshare -Urmn): {probe_namespaces.stderr.strip()}")  # fmt: skip
+
+    async def start(self) -> None:
+        """The overlay rendered, its pods started, all ready (in the test's own network,
+        `own_network`)."""
         self.documents = render(self.overlay)
         work = Path(self.mktemp()).resolve()
         work.mkdir(parents=True)
@@ -277,6 +283,7 @@ class RenderedManifestsTestCase(TestCase):
                          f"{reports}\n{self.logs('lobby', 'host')}")  # fmt: skip
 
     async def run_everything(self) -> None:
+        await self.start()
         await self.check_every_container_runs_the_manifests_arguments()
         await self.check_native_bots_finish_through_the_gateways()
         await self.check_two_addresses_are_two_for_the_lobbies()
@@ -301,6 +308,7 @@ def events(pod: Any) -> list[dict[str, Any]]:
 class StatefulSetOverlayTests(RenderedManifestsTestCase):
     overlay = "statefulset"
 
+    @own_network
     async def test_players_play_through_the_rendered_manifests(self) -> None:
         await self.run_everything()
 
@@ -309,6 +317,7 @@ class AgonesOverlayTests(RenderedManifestsTestCase):
     overlay = "agones"
     network = "127.78.0.0/16"
 
+    @own_network
     async def test_players_play_through_the_rendered_manifests(self) -> None:
         await self.run_everything()
         # Each GameServer told its SDK server (the stand-in Agones injects beside it) Ready,

@@ -19,7 +19,9 @@ as far as one machine allows:
   namespaces (`unshare -Urmu`, no privilege needed), a root of its own
   (`chroot`) in which every mounted Secret, ConfigMap, emptyDir and volume
   claim is a directory at its `mountPath`, /etc is the machine's with an
-  overlay (so `/etc/vinom/...` can be made), the hostname is the pod's name,
+  overlay (so `/etc/vinom/...` can be made) and an empty directory in place of
+  each of its directories the caller cannot enter (Debian's redis-server's
+  /etc/redis, 2770 redis:redis), the hostname is the pod's name,
   and /etc/hosts is the cluster's DNS: each Service's names
   (`NAME`, `NAME.NAMESPACE.svc.cluster.local`; a headless Service's are its
   ready pods' addresses, or all its pods' with `publishNotReadyAddresses`, and
@@ -31,12 +33,17 @@ as far as one machine allows:
   `localhost:$AGONES_SDK_HTTP_PORT`, as Agones injects the variable, with the
   Fleet's Counters.
 
-What it cannot be: the processes share the machine's network stack (a pod
-binds its own address, as the manifests' listeners do), they run as the
-caller (uid 0 inside the user namespace) not as `runAsUser`, no resource
-limit is enforced, and there is no kube-proxy: a client reaches a Service
-through one of its pods' addresses, which a LoadBalancer with
-`externalTrafficPolicy: Local` does too.
+The pods, and the test's own players, share a network of their own
+(`own_network`: the test runs again in a child trial in new user and network
+namespaces), so the manifests' ports never meet what the machine listens on
+(a developer's `twistd -n vinom` on 7350, another run).
+
+What it cannot be: the pods share that one network stack (a pod binds its
+own address, as the manifests' listeners do), they run as the caller (uid 0
+inside the user namespace) not as `runAsUser`, no resource limit is
+enforced, and there is no kube-proxy: a client reaches a Service through one
+of its pods' addresses, which a LoadBalancer with `externalTrafficPolicy:
+Local` does too.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ import shlex
 import shutil
 import string
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +69,7 @@ from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
 
 from tests.support.agones_sdk import AgonesSDKStandIn
 from tests.support.waiting import until
@@ -69,6 +77,8 @@ from tests.support.waiting import until
 CHECKOUT = Path(__file__).resolve().parent.parent.parent
 CLUSTER_DOMAIN = "cluster.local"
 POD_NETWORK = "127.77.0.0/16"
+# Set (to the test's id) in the child trial that runs a test in a network of its own.
+OWN_NETWORK = "VINOM_TEST_OWN_NETWORK"
 # The container's root: every top-level directory of the machine's bound in, /etc as an
 # overlay (writable, the machine's underneath), the volumes at their mount paths, the
 # cluster's /etc/hosts; then the pod's hostname, and the container's command.
@@ -86,6 +96,11 @@ for entry in /*; do
 done
 mkdir "$root/etc" "$root/proc"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$etc_upper,workdir=$etc_work" "$root/etc"
+# A directory of the machine's /etc the container's root cannot enter (Debian's redis-server
+# makes /etc/redis 2770 redis:redis, whose owner the user namespace does not map) would stop
+# a mount or a file under it: an image has no such directory, the container sees an empty one.
+find /etc -mindepth 1 -type d \( ! -readable -o ! -executable \) -prune -print |
+while IFS= read -r hidden; do mount -t tmpfs -o mode=755 tmpfs "$root$hidden"; done
 mount --rbind /proc "$root/proc"
 touch "$root/etc/hosts"
 mount --bind "$hosts" "$root/etc/hosts"
@@ -512,6 +527,62 @@ class Cluster:
 
         await until(held, lambda: f"{why}\n" + "\n".join(p.text() for p in self.pods),
                     timeout, every=0.1)  # fmt: skip
+
+
+def own_network(
+    method: Callable[[TestCase], Coroutine[Any, Any, None]],
+) -> Callable[[TestCase], Coroutine[Any, Any, None]]:
+    """A test method whose pods, and the test's own clients, have a network of their own.
+
+    The pods listen on the manifests' ports (7350, 7380, 7390, UDP 7400-...) at their
+    pod addresses; in the machine's network stack anything on those ports of 0.0.0.0
+    (a developer's `twistd -n vinom`, another run) would stop them. So the test runs
+    again in a child trial in new user and network namespaces (`unshare -Urn`, no
+    privilege needed), whose loopback is up and holds nothing else: its pods, its
+    players, Chromium and the Agones SDK stand-ins all live there, and the machine's
+    ports are out of reach both ways. The test passes when the child's run of it does,
+    and fails with its output when not."""
+
+    @functools.wraps(method)
+    async def in_own_network(case: TestCase) -> None:
+        if os.environ.get(OWN_NETWORK) == case.id():
+            loopback_up()
+            await method(case)
+            return
+        await rerun_in_own_network(case)
+
+    return in_own_network
+
+
+async def rerun_in_own_network(case: TestCase) -> None:
+    """`case`'s test, run by a child trial in new user and network namespaces."""
+    work = Path(case.mktemp()).resolve()
+    work.mkdir(parents=True)
+    env = {**os.environ, OWN_NETWORK: case.id(),
+           # The parent's import path (the installed build, then the checkout's tests).
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
+    argv = [shutil.which("unshare") or "unshare", "-Urn", sys.executable, "-m",
+            "twisted.trial", f"--temp-directory={work / '_trial_temp'}", case.id()]  # fmt: skip
+    output = Output("trial", case.id())
+    reactor.spawnProcess(output, argv[0], argv, env=env, path=str(work))
+    code = await output.ended
+    if code != 0 or "PASSED" not in output.text:
+        raise AssertionError(f"{case.id()} in a network of its own (unshare -Urn): exit "
+                             f"{code}\n{output.text}")  # fmt: skip
+
+
+def loopback_up() -> None:
+    """Bring up `lo` (a new network namespace's is down): 127.0.0.0/8 is then local."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    layout = "16sh22x"  # struct ifreq: the interface's name, then ifr_flags
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        _name, flags = struct.unpack(layout, fcntl.ioctl(
+            s, siocgifflags, struct.pack(layout, b"lo", 0)))  # fmt: skip
+        fcntl.ioctl(s, siocsifflags, struct.pack(layout, b"lo", flags | iff_up))
 
 
 async def tcp_open(host: str, port: int) -> bool:

@@ -1,5 +1,5 @@
 """The kubelet stand-in's own rules (tests/support/kubelet.py): `$(VAR)` as Kubernetes
-expands it, and the DNS its pods see."""
+expands it, the DNS its pods see, and the network of their own they share with the test."""
 
 # slow: starts the pods of the rendered manifests (tests/support/kubelet.py)
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.support.kubelet import Cluster, Pod, expand
+from tests.support.kubelet import Cluster, Pod, expand, own_network, tcp_open
 
 
 def service(name: str, component: str, **spec: Any) -> dict[str, Any]:
@@ -48,3 +50,21 @@ class RecordsTests(SynchronousTestCase):
         self.assertEqual(cluster.records()["lobby-pods"], ["127.77.1.1"])
         lobby.gone = True
         self.assertEqual(cluster.records()["lobby-pods.vinom"], [])
+
+
+class OwnNetworkTests(TestCase):
+    """A test in a network of its own (`own_network`, the rendered manifests' pods and
+    players): the manifests' ports are its own, whatever the machine listens on."""
+
+    @own_network
+    async def test_the_manifests_ports_are_free_whatever_the_machine_holds(self) -> None:
+        # Nothing of the machine's is reachable here (a `twistd -n vinom` on 7350, say)...
+        for port in (7350, 7380, 7390):
+            self.assertFalse(await tcp_open("127.0.0.1", port), port)
+        # ... and the ports a pod binds, on every address, are free.
+        for port in (7350, 7380, 7390):
+            listening = reactor.listenTCP(port, Factory.forProtocol(Protocol), interface="0.0.0.0")
+            self.addCleanup(listening.stopListening)
+        relay = reactor.listenUDP(7400, DatagramProtocol(), interface="0.0.0.0")
+        self.addCleanup(relay.stopListening)
+        self.assertTrue(await tcp_open("127.77.1.1", 7350))
