@@ -34,3 +34,10 @@ class WireTests(TestCase):
         # waits at most 1 s for the browser to read to the end of its stream.
         config = WebTransportConfig()
         self.assertEqual((config.idle_timeout, config.close_wait), (10.0, 1.0))
+
+    def test_the_documented_receive_budget(self) -> None:
+        # docs/web.md, "Limits and counters": what one connection may make the server
+        # hold of what its browser sent and the server has not read.
+        config = WebTransportConfig()
+        self.assertEqual((config.stream_receive_budget, config.receive_budget),
+                         (64 * 1024, 256 * 1024))  # fmt: skip

@@ -66,6 +66,16 @@ codes); what is WebTransport's is its framing and its datagrams. In the session:
   once (CONNECTION_CLOSE with H3_EXCESSIVE_LOAD, reason `too_slow`, which no
   congestion window holds back), with everything it held.
 
+Receive budget: aioquic holds a stream's data from the first byte not yet read
+up to the highest offset received (zero-filling any gap) and doubles the
+windows each time that offset passes half of one, so a peer sending a few bytes
+just below the window each round trip doubles what the server holds each time.
+`BoundedQuicConnection` checks each STREAM and CRYPTO frame before aioquic
+takes it: past `stream_receive_budget` unread bytes on a stream or
+`receive_budget` on all of them the connection is closed (FLOW_CONTROL_ERROR,
+RFC 9000 section 21.6) and counted in `closes` (`receive_budget`), and so is one
+whose HTTP/3 layer holds more than a stream's budget of frames not yet whole.
+
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
 `drops` by reason; what aioquic refuses inside a connection closes that
@@ -89,7 +99,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aioquic.buffer import Buffer, encode_uint_var
+from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import (
     DatagramReceived,
@@ -99,7 +109,7 @@ from aioquic.h3.events import (
     WebTransportStreamDataReceived,
 )
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionError, QuicReceiveContext
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
@@ -107,6 +117,7 @@ from aioquic.quic.events import (
     QuicEvent,
 )
 from aioquic.quic.packet import (
+    QuicErrorCode,
     QuicPacketType,
     encode_quic_version_negotiation,
     pull_quic_header,
@@ -197,6 +208,12 @@ class WebTransportConfig:
     # Seconds a closing session waits for the browser to end its side of the stream
     # (it has read the final messages) before its close capsule goes anyway.
     close_wait: float = 1.0
+    # The most one connection may make the server hold of what its browser sent and
+    # the server has not read (module docstring, "Receive budget"): bytes ahead of what
+    # was read on one stream, in all its streams, and of HTTP/3 frames not yet whole.
+    # They are also the flow-control windows a connection starts with.
+    stream_receive_budget: int = 64 * 1024
+    receive_budget: int = 256 * 1024
 
 
 @implementer(IGameStreamWire)
@@ -334,10 +351,98 @@ class GameTransportSession:
             self._client = None
 
 
+# The reason a connection over its receive budget is closed and counted under.
+RECEIVE_BUDGET = "receive_budget"
+
+
+class BoundedQuicConnection(QuicConnection):
+    """aioquic's server connection, refusing what would hold more than vinom's budget
+    (module docstring, "Receive budget").
+
+    aioquic keeps a stream's data from the first byte not yet read up to the highest
+    offset received, zero-filling any gap, and doubles a stream's and the connection's
+    window each time that highest offset passes half of it: a peer sending a few bytes
+    just below the window each round trip makes it hold twice as much each time. So
+    every STREAM and CRYPTO frame is checked here before aioquic takes it: one that
+    would leave more than `stream_budget` bytes unread on its stream, or more than
+    `budget` on all of the connection's streams together, closes the connection with
+    FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
+    `over_budget`, and aioquic never holds it. The two are also the windows the
+    connection starts with (`configure`), so a peer that never raises them is never
+    refused. The frames' layout is RFC 9000's (19.6, 19.8), read from the frame
+    before aioquic reads it; what aioquic keeps per stream is read through
+    `receiver.starting_offset()` and `receiver.highest_offset`, which aioquic
+    has had in every release since 1.0."""
+
+    def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream_budget = stream_budget
+        self.budget = budget
+        # Why the connection was closed for holding too much, once it was.
+        self.over_budget: str | None = None
+        # A STREAM frame was taken since the flag was last cleared (then HTTP/3 may
+        # hold part of a frame: `_Connection` checks it).
+        self.stream_data = False
+
+    @staticmethod
+    def configure(configuration: QuicConfiguration, stream_budget: int, budget: int) -> None:
+        """Start a connection's windows at the budget."""
+        configuration.max_stream_data = stream_budget
+        configuration.max_data = budget
+
+    def _handle_stream_frame(self, context: QuicReceiveContext, frame_type: int,
+                             buf: Buffer) -> None:  # fmt: skip
+        start = buf.tell()
+        try:
+            stream_id = buf.pull_uint_var()
+            offset = buf.pull_uint_var() if frame_type & 4 else 0
+            length = buf.pull_uint_var() if frame_type & 2 else buf.capacity - buf.tell()
+        except BufferReadError:
+            stream_id = None  # malformed: aioquic's own reading refuses it
+        buf.seek(start)
+        if stream_id is not None:
+            self._check_stream(frame_type, stream_id, offset + length)
+        self.stream_data = True
+        super()._handle_stream_frame(context, frame_type, buf)
+
+    def _check_stream(self, frame_type: int, stream_id: int, end: int) -> None:
+        streams = self._streams
+        stream = streams.get(stream_id)
+        read = highest = 0
+        if stream is not None:
+            read, highest = stream.receiver.starting_offset(), stream.receiver.highest_offset
+        if end <= highest:
+            return  # nothing more to hold than now
+        if end - read > self.stream_budget:
+            self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
+        held = sum(s.receiver.highest_offset - s.receiver.starting_offset()
+                   for s in streams.values())  # fmt: skip
+        if held + end - highest > self.budget:
+            self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
+
+    def _handle_crypto_frame(self, context: QuicReceiveContext, frame_type: int,
+                             buf: Buffer) -> None:  # fmt: skip
+        start = buf.tell()
+        try:
+            end = buf.pull_uint_var() + buf.pull_uint_var()
+        except BufferReadError:
+            end = 0
+        buf.seek(start)
+        receiver = self._crypto_streams[context.epoch].receiver
+        if end - receiver.starting_offset() > self.stream_budget:
+            self._refuse(frame_type, QuicErrorCode.CRYPTO_BUFFER_EXCEEDED)
+        super()._handle_crypto_frame(context, frame_type, buf)
+
+    def _refuse(self, frame_type: int, error_code: int) -> None:
+        self.over_budget = RECEIVE_BUDGET
+        raise QuicConnectionError(error_code=error_code, frame_type=frame_type,
+                                  reason_phrase="over the receive budget")  # fmt: skip
+
+
 class _Connection:
     """One QUIC connection: aioquic's connection and HTTP/3 layer, its timer, its sessions."""
 
-    def __init__(self, server: WebTransportServer, quic: QuicConnection, addr: Any,
+    def __init__(self, server: WebTransportServer, quic: BoundedQuicConnection, addr: Any,
                  client: str) -> None:  # fmt: skip
         self.server = server
         self.quic = quic
@@ -353,6 +458,8 @@ class _Connection:
         self._timer_at: float | None = None
         self._closing: IDelayedCall | None = None
         self.ended = False
+        # Closed by a limit of its own (counted once, `closed_by_limit`).
+        self.counted = False
         # Bytes of messages handed to aioquic less the bytes of packets written since,
         # floored at 0: a lower bound on what aioquic holds unsent (module docstring).
         self.backlog = 0
@@ -361,9 +468,28 @@ class _Connection:
         """A datagram of this connection: fed to aioquic, its events handled; what it
         owes is sent when the batch it came in has been handled (`flush`)."""
         self.addr = addr
-        self.quic.receive_datagram(data, addr, now)
+        quic = self.quic
+        quic.receive_datagram(data, addr, now)
         self._process_events()
+        if quic.stream_data or (quic.over_budget is not None and not self.counted):
+            quic.stream_data = False
+            self._check_held()
         self.flush()
+
+    def _check_held(self) -> None:
+        """Close the connection, counted, if it holds more than its budget: aioquic
+        refused a frame (`BoundedQuicConnection`), or HTTP/3 holds more of frames not
+        yet whole than a stream may (it keeps them until they are)."""
+        quic = self.quic
+        if quic.over_budget is None and not self.ended:
+            h3_streams = getattr(self.h3, "_stream", {})
+            if sum(len(stream.buffer) for stream in h3_streams.values()) > quic.stream_budget:
+                quic.over_budget = RECEIVE_BUDGET
+                quic.close(error_code=ErrorCode.H3_EXCESSIVE_LOAD,
+                           reason_phrase="over the receive budget")  # fmt: skip
+        if quic.over_budget is not None and not self.counted:
+            self.counted = True
+            self.server.closed_by_limit(quic.over_budget)
 
     def flush(self) -> None:
         """Transmit now, or once the batch of datagrams being handled is done: what
@@ -636,6 +762,8 @@ class WebTransportServer(DatagramProtocol):
         # Room messages through the sessions, by way and direction: stream_in,
         # stream_out, datagram_in, datagram_out.
         self.messages: Counter[str] = Counter()
+        # Connections closed by a limit of their own, by reason (`receive_budget`).
+        self.closes: Counter[str] = Counter()
         self.errors = 0
         self.send_errors = 0
         # While a batch of datagrams is handled, the connections that owe packets
@@ -657,6 +785,9 @@ class WebTransportServer(DatagramProtocol):
 
     def dropped(self, reason: str) -> None:
         self.drops[reason] += 1
+
+    def closed_by_limit(self, reason: str) -> None:
+        self.closes[reason] += 1
 
     def failed(self, what: str) -> None:
         self.errors += 1
@@ -790,9 +921,13 @@ class WebTransportServer(DatagramProtocol):
             certificate_chain=chain,
             private_key=key,
         )
-        quic = QuicConnection(
+        config = self.config
+        BoundedQuicConnection.configure(configuration, config.stream_receive_budget,
+                                        config.receive_budget)  # fmt: skip
+        quic = BoundedQuicConnection(
             configuration=configuration,
             original_destination_connection_id=header.destination_cid,
+            stream_budget=config.stream_receive_budget, budget=config.receive_budget,
         )
         connection = _Connection(self, quic, addr, client)
         self._open.add(connection)
