@@ -85,7 +85,8 @@ most `_MAX_LOGGED` times) and counted in `errors`.
 Security: a QUIC connection costs a handshake before anything else, and new
 connections beyond `max_connections` in all or `max_connections_per_ip` per
 address are not started (their Initial packets are dropped, counted); a
-session must present a valid token within the token timeout and respect the
+connection must open its session within the token timeout (else it is closed,
+counted `no_session`: pings alone would keep it for ever); a session must present a valid token within the token timeout and respect the
 message rate of the WebSocket path, else it is closed; a connection whose
 session closed is closed too, so nothing outlives its player.
 """
@@ -351,8 +352,10 @@ class GameTransportSession:
             self._client = None
 
 
-# The reason a connection over its receive budget is closed and counted under.
+# The reasons a connection is closed by a limit of its own, and counted under: over
+# its receive budget; no session opened within the token timeout.
 RECEIVE_BUDGET = "receive_budget"
+NO_SESSION = "no_session"
 
 
 class BoundedQuicConnection(QuicConnection):
@@ -460,6 +463,10 @@ class _Connection:
         self.ended = False
         # Closed by a limit of its own (counted once, `closed_by_limit`).
         self.counted = False
+        # A session must open within the token timeout, or the connection goes: one
+        # that only keeps itself alive (pings) would hold a slot for ever.
+        self._session_deadline: IDelayedCall | None = server.clock.callLater(
+            server.gate.config.token_timeout, self._no_session)  # fmt: skip
         # Bytes of messages handed to aioquic less the bytes of packets written since,
         # floored at 0: a lower bound on what aioquic holds unsent (module docstring).
         self.backlog = 0
@@ -618,6 +625,15 @@ class _Connection:
             self.quic.close(error_code=0, reason_phrase="server stopping")
             self.transmit()
 
+    def _no_session(self) -> None:
+        """No session opened within the token timeout: the connection is closed, counted."""
+        self._session_deadline = None
+        if not self.ended:
+            self.counted = True
+            self.server.closed_by_limit(NO_SESSION)
+            self.quic.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase="no session in time")
+            self.transmit()
+
     def _close_if_idle(self) -> None:
         self._closing = None
         if not self.sessions and not self.closing and not self.ended:
@@ -710,6 +726,9 @@ class _Connection:
             (b":status", b"200"),
             (b"sec-webtransport-http3-draft", b"draft02"),
         ])  # fmt: skip
+        if self._session_deadline is not None:
+            self._session_deadline.cancel()
+            self._session_deadline = None
         self.sessions[stream_id] = GameTransportSession(self, stream_id, self.client)
 
     def _respond(self, stream_id: int, status: int) -> None:
@@ -721,10 +740,10 @@ class _Connection:
         self.ended = True
         waits = [wait for _capsule, wait in self.closing.values()]
         self.closing = {}
-        for call in (self._timer, self._closing, *waits):
+        for call in (self._timer, self._closing, self._session_deadline, *waits):
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._closing = None
+        self._timer = self._closing = self._session_deadline = None
         sessions, self.sessions = self.sessions, {}
         for session in sessions.values():
             session.closed_by_peer()
