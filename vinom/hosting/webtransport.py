@@ -84,16 +84,24 @@ most `_MAX_LOGGED` times) and counted in `errors`.
 
 Security: a QUIC connection costs a handshake before anything else, and new
 connections beyond `max_connections` in all or `max_connections_per_ip` per
-address are not started (their Initial packets are dropped, counted); a
-connection must open its session within the token timeout (else it is closed,
-counted `no_session`: pings alone would keep it for ever); a session must present a valid token within the token timeout and respect the
-message rate of the WebSocket path, else it is closed; a connection whose
-session closed is closed too, so nothing outlives its player.
+address are not started (their Initial packets are dropped, counted). While
+`retry_above` connections are in their handshake, a client's first Initial is
+answered with a Retry (`RetryTokens`): only an Initial that brings its token
+back from its own address starts a connection, so a spoofed address gets a
+packet smaller than its Initial and costs no handshake. A connection must open
+its session within the token timeout (else it is closed, counted `no_session`:
+pings alone would keep it for ever); a session must present a valid token
+within the token timeout and respect the message rate of the WebSocket path,
+else it is closed; a connection whose session closed is closed too, so nothing
+outlives its player.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
+import os
 import socket
 import struct
 from collections import Counter
@@ -115,11 +123,13 @@ from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
+    HandshakeCompleted,
     QuicEvent,
 )
 from aioquic.quic.packet import (
     QuicErrorCode,
     QuicPacketType,
+    encode_quic_retry,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
@@ -215,6 +225,53 @@ class WebTransportConfig:
     # They are also the flow-control windows a connection starts with.
     stream_receive_budget: int = 64 * 1024
     receive_budget: int = 256 * 1024
+    # Address validation (RFC 9000 8.1.2): while this many connections or more are in
+    # their handshake, a new client's first Initial is answered with a Retry (a
+    # token, smaller than the Initial), and a connection starts only for an Initial
+    # that brings a token back from its own address. 0: always.
+    retry_above: int = 64
+    # Seconds a Retry token is good for (a client answers a Retry at once).
+    retry_token_lifetime: float = 10.0
+
+
+class RetryTokens:
+    """The Retry tokens of one listener (RFC 9000 8.1.2): a client that brings one back
+    receives at the address it claims.
+
+    A token is the time it was issued, the client's original destination
+    connection ID and the Retry's source connection ID, with an HMAC-SHA256 (cut
+    to 16 bytes) over them and the client's address under a key made at start:
+    checking one costs a hash, so Initials with forged tokens cost little."""
+
+    _HEAD = struct.Struct(">dB")
+    _MAC = 16
+
+    def __init__(self, key: bytes | None = None, lifetime: float = 10.0) -> None:
+        self._key = key if key is not None else os.urandom(32)
+        self.lifetime = lifetime
+
+    def issue(self, addr: Any, original_cid: bytes, retry_cid: bytes, now: float) -> bytes:
+        body = self._HEAD.pack(now, len(original_cid)) + original_cid + retry_cid
+        return body + self._mac(addr, body)
+
+    def check(self, addr: Any, token: bytes, destination_cid: bytes,
+              now: float) -> bytes | None:  # fmt: skip
+        """The client's original destination connection ID if `token` is one this
+        listener issued to `addr` for a Retry from `destination_cid`, in its lifetime."""
+        body, mac = token[: -self._MAC], token[-self._MAC :]
+        if len(body) < self._HEAD.size or not hmac.compare_digest(mac, self._mac(addr, body)):
+            return None
+        issued, length = self._HEAD.unpack_from(body)
+        original = body[self._HEAD.size : self._HEAD.size + length]
+        if body[self._HEAD.size + length :] != destination_cid or not (
+            0 <= now - issued <= self.lifetime
+        ):
+            return None
+        return original
+
+    def _mac(self, addr: Any, body: bytes) -> bytes:
+        where = f"{addr[0]} {addr[1]} ".encode()
+        return hmac.new(self._key, where + body, hashlib.sha256).digest()[: self._MAC]
 
 
 @implementer(IGameStreamWire)
@@ -463,6 +520,8 @@ class _Connection:
         self.ended = False
         # Closed by a limit of its own (counted once, `closed_by_limit`).
         self.counted = False
+        # In its handshake (counted in the server's `handshakes` until it completes).
+        self.handshaking = True
         # A session must open within the token timeout, or the connection goes: one
         # that only keeps itself alive (pings) would hold a slot for ever.
         self._session_deadline: IDelayedCall | None = server.clock.callLater(
@@ -656,6 +715,8 @@ class _Connection:
         elif isinstance(event, ConnectionTerminated):
             self.terminated()
             return
+        elif isinstance(event, HandshakeCompleted):
+            server.handshake_done(self)
         for h3_event in self.h3.handle_event(event):
             self._h3_event(h3_event)
 
@@ -783,6 +844,10 @@ class WebTransportServer(DatagramProtocol):
         self.messages: Counter[str] = Counter()
         # Connections closed by a limit of their own, by reason (`receive_budget`).
         self.closes: Counter[str] = Counter()
+        # Connections in their handshake now; Retry packets sent (`retry_above`).
+        self.handshakes = 0
+        self.retries = 0
+        self._tokens = RetryTokens(lifetime=self.config.retry_token_lifetime)
         self.errors = 0
         self.send_errors = 0
         # While a batch of datagrams is handled, the connections that owe packets
@@ -807,6 +872,11 @@ class WebTransportServer(DatagramProtocol):
 
     def closed_by_limit(self, reason: str) -> None:
         self.closes[reason] += 1
+
+    def handshake_done(self, connection: _Connection) -> None:
+        if connection.handshaking:
+            connection.handshaking = False
+            self.handshakes -= 1
 
     def failed(self, what: str) -> None:
         self.errors += 1
@@ -923,6 +993,17 @@ class WebTransportServer(DatagramProtocol):
         if header.packet_type != QuicPacketType.INITIAL or len(data) < SMALLEST_MAX_DATAGRAM_SIZE:
             self.dropped("unknown_connection")
             return
+        original_cid, retry_cid = header.destination_cid, None
+        if header.token:
+            # A client answering a Retry: it receives at this address.
+            original = self._tokens.check(addr, header.token, header.destination_cid, now)
+            if original is None:
+                self.dropped("invalid_token")
+                return
+            original_cid, retry_cid = original, header.destination_cid
+        elif self.handshakes >= self.config.retry_above:
+            self._retry(header.version, header.source_cid, header.destination_cid, addr, now)
+            return
         client = client_key(str(addr[0]))
         if len(self._open) >= self.config.max_connections:
             self.dropped("server_full")
@@ -945,16 +1026,34 @@ class WebTransportServer(DatagramProtocol):
                                         config.receive_budget)  # fmt: skip
         quic = BoundedQuicConnection(
             configuration=configuration,
-            original_destination_connection_id=header.destination_cid,
+            original_destination_connection_id=original_cid,
+            retry_source_connection_id=retry_cid,
             stream_budget=config.stream_receive_budget, budget=config.receive_budget,
         )
         connection = _Connection(self, quic, addr, client)
         self._open.add(connection)
         self._per_client[client] += 1
+        self.handshakes += 1
         for cid in (header.destination_cid, quic.host_cid):
             connection.cids.add(cid)
             self.connections[cid] = connection
         connection.receive(data, addr, now)
+
+    def _retry(self, version: int | None, client_cid: bytes, original_cid: bytes, addr: Any,
+               now: float) -> None:  # fmt: skip
+        """Answer an Initial with a Retry: a token the client must bring back from this
+        address before any state is kept or any handshake made for it."""
+        sender = self.sender()
+        if sender is None or version is None:
+            return
+        retry_cid = os.urandom(8)
+        token = self._tokens.issue(addr, original_cid, retry_cid, now)
+        self.retries += 1
+        with contextlib.suppress(OSError):
+            sender(encode_quic_retry(version=version, source_cid=retry_cid,
+                                     destination_cid=client_cid,
+                                     original_destination_cid=original_cid,
+                                     retry_token=token), addr)  # fmt: skip
 
     def forget(self, connection: _Connection) -> None:
         """A connection ended: its IDs and its count go."""
@@ -962,6 +1061,7 @@ class WebTransportServer(DatagramProtocol):
             if self.connections.get(cid) is connection:
                 del self.connections[cid]
         connection.cids.clear()
+        self.handshake_done(connection)
         if connection in self._open:
             self._open.discard(connection)
             self._per_client[connection.client] -= 1

@@ -79,6 +79,7 @@ class ServerFigures:
     webtransport_sessions_refused: Mapping[str, int] = field(factory=dict)
     webtransport_connections: int = 0
     webtransport_connections_closed: Mapping[str, int] = field(factory=dict)
+    webtransport_retries: int = 0
     webtransport_drops: Mapping[str, int] = field(factory=dict)
     webtransport_messages: Mapping[str, int] = field(factory=dict)
 
@@ -205,6 +206,7 @@ class StatusReader:
             "webtransport_sessions_refused": dict(transport.refusals),
             "webtransport_connections": transport.open_connections,
             "webtransport_connections_closed": dict(transport.closes),
+            "webtransport_retries": transport.retries,
             "webtransport_drops": dict(transport.drops),
             "webtransport_messages": dict(transport.messages),
         }
