@@ -214,7 +214,8 @@ class WebTransportConfig:
     max_connections: int = 10000
     max_connections_per_ip: int = 32
     # Seconds a connection may stay silent (QUIC's idle timeout): a browser that
-    # vanished lets its seat enter the reconnection grace after this.
+    # vanished lets its seat enter the reconnection grace after this. While it has a
+    # session, the browser is pinged after a third of it without a packet from it.
     idle_timeout: float = 10.0
     # Seconds a closing session waits for the browser to end its side of the stream
     # (it has read the final messages) before its close capsule goes anyway.
@@ -522,6 +523,10 @@ class _Connection:
         self.counted = False
         # In its handshake (counted in the server's `handshakes` until it completes).
         self.handshaking = True
+        # When a packet last came from the browser, and the call that pings it when it
+        # has been quiet for a third of the idle timeout (`keep_alive`).
+        self.last_heard = server.clock.seconds()
+        self._keepalive: IDelayedCall | None = None
         # A session must open within the token timeout, or the connection goes: one
         # that only keeps itself alive (pings) would hold a slot for ever.
         self._session_deadline: IDelayedCall | None = server.clock.callLater(
@@ -534,6 +539,7 @@ class _Connection:
         """A datagram of this connection: fed to aioquic, its events handled; what it
         owes is sent when the batch it came in has been handled (`flush`)."""
         self.addr = addr
+        self.last_heard = now
         quic = self.quic
         quic.receive_datagram(data, addr, now)
         self._process_events()
@@ -684,6 +690,26 @@ class _Connection:
             self.quic.close(error_code=0, reason_phrase="server stopping")
             self.transmit()
 
+    def keep_alive(self) -> None:
+        """Ping the browser whenever it has been quiet for a third of the idle timeout,
+        while it has a session: its acknowledgement is a packet heard. In a quiet match
+        neither end sends anything (a spectator's page never does), and QUIC's idle
+        timeout would close the connection of a browser that is still there; one that
+        is gone does not answer and is closed as before."""
+        interval = self.server.config.idle_timeout / 3
+        clock = self.server.clock
+        if self.ended or not self.sessions:
+            self._keepalive = None
+            return
+        now = clock.seconds()
+        if now - self.last_heard >= interval - _EARLY:
+            self.quic.send_ping(0)
+            self.transmit()
+            due = interval
+        else:
+            due = self.last_heard + interval - now
+        self._keepalive = clock.callLater(due, self.keep_alive)
+
     def _no_session(self) -> None:
         """No session opened within the token timeout: the connection is closed, counted."""
         self._session_deadline = None
@@ -791,6 +817,8 @@ class _Connection:
             self._session_deadline.cancel()
             self._session_deadline = None
         self.sessions[stream_id] = GameTransportSession(self, stream_id, self.client)
+        if self._keepalive is None:
+            self.keep_alive()
 
     def _respond(self, stream_id: int, status: int) -> None:
         self.h3.send_headers(stream_id, [(b":status", str(status).encode())], end_stream=True)
@@ -801,10 +829,11 @@ class _Connection:
         self.ended = True
         waits = [wait for _capsule, wait in self.closing.values()]
         self.closing = {}
-        for call in (self._timer, self._closing, self._session_deadline, *waits):
+        for call in (self._timer, self._closing, self._session_deadline, self._keepalive,
+                     *waits):  # fmt: skip
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._closing = self._session_deadline = None
+        self._timer = self._closing = self._session_deadline = self._keepalive = None
         sessions, self.sessions = self.sessions, {}
         for session in sessions.values():
             session.closed_by_peer()
