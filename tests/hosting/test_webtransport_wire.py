@@ -3,6 +3,10 @@ docs/protocol.md section 17 gives them."""
 
 from __future__ import annotations
 
+import re
+from importlib.metadata import version
+from pathlib import Path
+
 import msgpack
 from twisted.trial.unittest import TestCase
 
@@ -41,3 +45,12 @@ class WireTests(TestCase):
         config = WebTransportConfig()
         self.assertEqual((config.stream_receive_budget, config.receive_budget),
                          (64 * 1024, 256 * 1024))  # fmt: skip
+
+
+class DependencyTests(TestCase):
+    def test_aioquic_is_required_from_its_path_challenge_fix_and_installed_so(self) -> None:
+        setup = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+        [required] = re.findall(r'"aioquic>=([0-9.]+)"', setup)
+        self.assertEqual(required, "1.3")
+        installed = tuple(int(part) for part in version("aioquic").split(".")[:2])
+        self.assertGreaterEqual(installed, (1, 3))

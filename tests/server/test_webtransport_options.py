@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from tests.support.ports import free_udp_range
+from tests.support.servers import start_server
 from vinom.server.certs import (
     RENEW_WEBTRANSPORT_BEFORE,
     WEBTRANSPORT_VALIDITY,
@@ -58,6 +59,9 @@ class OptionTests(TestCase):
               "--token-key-file", key),
              "--webtransport is for the processes that host games (--role all or host), "
              "not --role lobby"),
+            (("--webtransport", "7401", "--udp-ports", "7400-7401"),
+             "--webtransport 7401 is inside --udp-ports 7400-7401, whose ports the game hosts "
+             "give to matches: choose a port outside the range"),
         ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
@@ -75,6 +79,15 @@ class OptionTests(TestCase):
             f"vinom: cannot listen on udp 127.0.0.1:{port} for --webtransport: address "
             "already in use; choose another with --webtransport",
         )
+
+
+class InterfaceTests(TestCase):
+    async def test_the_listener_is_on_the_game_ports_interface(self) -> None:
+        # --udp-interface 127.0.0.1 (start_server's): the game ports, and WebTransport's.
+        server = await start_server(self, "--websocket", "tcp:0:interface=127.0.0.1",
+                                    "--webtransport", str(free_udp_range(1)), ports=2)  # fmt: skip
+        listening = server.service("webtransport").listening
+        self.assertEqual(listening.getHost().host, "127.0.0.1")
 
 
 class DevelopmentCertificateTests(TestCase):
