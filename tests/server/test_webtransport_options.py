@@ -7,6 +7,8 @@ import base64
 import datetime
 import json
 import os
+import re
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,6 +20,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from tests.support.ports import free_udp_range
 from tests.support.servers import start_server
+from vinom.server import ops
 from vinom.server.certs import (
     RENEW_WEBTRANSPORT_BEFORE,
     WEBTRANSPORT_VALIDITY,
@@ -159,3 +162,13 @@ class OfferTests(TestCase):
         _request, body = self.render(WebTransportOffer(lambda: 7381, credentials))
         self.assertEqual(body, {"port": 7381, "certificate_hashes": []})
         self.assertEqual(renewing.made, 0)  # no development certificate was made
+
+
+class DocumentedTests(TestCase):
+    def test_every_webtransport_family_is_in_the_operations_guide(self) -> None:
+        families = set(re.findall(r'"(vinom_webtransport_\w+)"', Path(ops.__file__).read_text()))
+        self.assertIn("vinom_webtransport_connections_closed", families)
+        self.assertIn("vinom_webtransport_retries", families)
+        guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+        for name in sorted(families):
+            self.assertIn(f"| `{name}", guide)
