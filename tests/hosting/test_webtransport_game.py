@@ -8,14 +8,14 @@ import random
 from typing import Any
 
 import msgpack
-from aioquic.h3.connection import H3_ALPN
+from aioquic.h3.connection import H3_ALPN, ErrorCode
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from attrs import evolve
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 
 from tests.lobby import reconnect
 from tests.lobby.test_websocket_lobby import PAGE
@@ -23,7 +23,11 @@ from tests.support.game_sockets import GameSocketTestCase
 from tests.support.ports import free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
-from tests.support.webtransport_client import WebTransportPlayer, connect_webtransport
+from tests.support.webtransport_client import (
+    WebTransportPlayer,
+    connect_quic,
+    connect_webtransport,
+)
 from vinom.client.game import GameSession, connect_game
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED, CLOSE_TOKEN_TIMEOUT
 from vinom.protocol.tokens import PublicToken
@@ -281,3 +285,30 @@ class WebTransportAbuseTests(WebTransportTestCase):
         port = await self.start_webtransport("--lobby-hello-timeout", "0.5")
         silent = await self.player(port)
         self.assertEqual(await within(silent.closed), (CLOSE_TOKEN_TIMEOUT, "no token in time"))
+
+    async def test_a_connection_without_a_session_in_time_is_closed_and_counted(self) -> None:
+        # Connections that complete the handshake and then only ping hold every slot of
+        # their address; a session must open within the token timeout (1 s here).
+        port = await self.start_webtransport("--lobby-hello-timeout", "1",
+                                             "--max-connections-per-ip", "2")  # fmt: skip
+        server = self.server.service("webtransport").server
+        token, _found, _web, _welcome = await self.match()
+        idle = [await connect_quic(self, port) for _ in range(2)]
+        pinging = LoopingCall(lambda: [peer.ping() for peer in idle])
+        pinging.start(0.2)
+        self.addCleanup(pinging.stop)
+        # A player's handshake finds no slot: its Initial starts nothing (aioquic's
+        # client sends it again, with a growing delay, as a browser's does).
+        player = await connect_webtransport(self, port, origin=PAGE)
+        await until(lambda: server.drops["too_many_connections"], "the player's Initial dropped")
+        self.assertFalse(player.status.called)
+        for peer in idle:
+            self.assertEqual(await within(peer.terminated),
+                             (ErrorCode.H3_NO_ERROR, "no session in time"))  # fmt: skip
+        self.assertEqual(server.closes, {"no_session": 2})
+        self.assertIn('vinom_webtransport_connections_closed_total{reason="no_session"} 2.0',
+                      await self.metrics())  # fmt: skip
+        # The slots are free again: the player's handshake succeeds and it plays.
+        self.assertEqual(await within(player.status), 200)
+        player.send_token(token)
+        await within(player.welcomed)

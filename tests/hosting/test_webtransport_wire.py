@@ -3,6 +3,10 @@ docs/protocol.md section 17 gives them."""
 
 from __future__ import annotations
 
+import re
+from importlib.metadata import version
+from pathlib import Path
+
 import msgpack
 from twisted.trial.unittest import TestCase
 
@@ -34,3 +38,19 @@ class WireTests(TestCase):
         # waits at most 1 s for the browser to read to the end of its stream.
         config = WebTransportConfig()
         self.assertEqual((config.idle_timeout, config.close_wait), (10.0, 1.0))
+
+    def test_the_documented_receive_budget(self) -> None:
+        # docs/web.md, "Limits and counters": what one connection may make the server
+        # hold of what its browser sent and the server has not read.
+        config = WebTransportConfig()
+        self.assertEqual((config.stream_receive_budget, config.receive_budget),
+                         (64 * 1024, 256 * 1024))  # fmt: skip
+
+
+class DependencyTests(TestCase):
+    def test_aioquic_is_required_from_its_path_challenge_fix_and_installed_so(self) -> None:
+        setup = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+        [required] = re.findall(r'"aioquic>=([0-9.]+)"', setup)
+        self.assertEqual(required, "1.3")
+        installed = tuple(int(part) for part in version("aioquic").split(".")[:2])
+        self.assertGreaterEqual(installed, (1, 3))

@@ -122,10 +122,14 @@ class StartupErrorTests(TestCase):
     timeout = 60
 
     async def test_a_bad_option_value_is_one_line_without_the_help(self) -> None:
+        udp = free_udp_range(2)
         for argv, text in (
             (("--frame-rate", "fast"), "vinom: --frame-rate must be a number, not 'fast'"),
             (("--ops-port", "bogus:1"), "vinom: --ops-port must be a port"),
             (("--bad",), "vinom: option --bad not recognized"),
+            (("--udp-ports", f"{udp}-{udp + 1}", "--websocket", "tcp:0:interface=127.0.0.1",
+              "--webtransport", str(udp + 1)),
+             f"vinom: --webtransport {udp + 1} is inside --udp-ports {udp}-{udp + 1}"),
         ):
             with self.subTest(argv=argv):
                 twistd = Twistd(self, *argv)

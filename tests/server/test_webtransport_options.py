@@ -7,6 +7,8 @@ import base64
 import datetime
 import json
 import os
+import re
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,6 +19,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from tests.support.ports import free_udp_range
+from tests.support.servers import start_server
+from vinom.server import ops
 from vinom.server.certs import (
     RENEW_WEBTRANSPORT_BEFORE,
     WEBTRANSPORT_VALIDITY,
@@ -58,6 +62,9 @@ class OptionTests(TestCase):
               "--token-key-file", key),
              "--webtransport is for the processes that host games (--role all or host), "
              "not --role lobby"),
+            (("--webtransport", "7401", "--udp-ports", "7400-7401"),
+             "--webtransport 7401 is inside --udp-ports 7400-7401, whose ports the game hosts "
+             "give to matches: choose a port outside the range"),
         ):
             with self.subTest(argv=argv):
                 e = self.assertRaises(usage.UsageError, parse, *argv)
@@ -75,6 +82,15 @@ class OptionTests(TestCase):
             f"vinom: cannot listen on udp 127.0.0.1:{port} for --webtransport: address "
             "already in use; choose another with --webtransport",
         )
+
+
+class InterfaceTests(TestCase):
+    async def test_the_listener_is_on_the_game_ports_interface(self) -> None:
+        # --udp-interface 127.0.0.1 (start_server's): the game ports, and WebTransport's.
+        server = await start_server(self, "--websocket", "tcp:0:interface=127.0.0.1",
+                                    "--webtransport", str(free_udp_range(1)), ports=2)  # fmt: skip
+        listening = server.service("webtransport").listening
+        self.assertEqual(listening.getHost().host, "127.0.0.1")
 
 
 class DevelopmentCertificateTests(TestCase):
@@ -146,3 +162,13 @@ class OfferTests(TestCase):
         _request, body = self.render(WebTransportOffer(lambda: 7381, credentials))
         self.assertEqual(body, {"port": 7381, "certificate_hashes": []})
         self.assertEqual(renewing.made, 0)  # no development certificate was made
+
+
+class DocumentedTests(TestCase):
+    def test_every_webtransport_family_is_in_the_operations_guide(self) -> None:
+        families = set(re.findall(r'"(vinom_webtransport_\w+)"', Path(ops.__file__).read_text()))
+        self.assertIn("vinom_webtransport_connections_closed", families)
+        self.assertIn("vinom_webtransport_retries", families)
+        guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+        for name in sorted(families):
+            self.assertIn(f"| `{name}", guide)

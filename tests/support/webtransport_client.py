@@ -27,7 +27,8 @@ from aioquic.h3.events import (
 )
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
+from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamDataReceived
+from aioquic.quic.rangeset import RangeSet
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -207,3 +208,95 @@ async def connect_webtransport(case: TestCase, port: int, *, origin: str | None 
 
     case.addCleanup(listening.stopListening)
     return player
+
+
+class QuicPeer(DatagramProtocol):
+    """A bare QUIC client of the `--webtransport` port, as an attacker writes one:
+    aioquic's client with HTTP/3's ALPN, which completes the handshake (`handshake`
+    fires) and then sends only what the test asks, never a CONNECT. `terminated`
+    fires with the server's error code and reason when the connection ends."""
+
+    def __init__(self, port: int) -> None:
+        configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
+                                          server_name="localhost")  # fmt: skip
+        configuration.verify_mode = 0  # ssl.CERT_NONE: the test trusts its own server
+        self.quic = QuicConnection(configuration=configuration)
+        self.server = ("127.0.0.1", port)
+        self.handshake: Deferred[None] = Deferred()
+        self.terminated: Deferred[tuple[int, str]] = Deferred()
+        self._timer: IDelayedCall | None = None
+
+    def startProtocol(self) -> None:
+        self.quic.connect(self.server, now=reactor.seconds())
+        self.transmit()
+
+    def stopProtocol(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.quic.receive_datagram(data, addr, now=reactor.seconds())
+        self._events()
+        self.transmit()
+
+    def _events(self) -> None:
+        while (event := self.quic.next_event()) is not None:
+            if isinstance(event, HandshakeCompleted) and not self.handshake.called:
+                self.handshake.callback(None)
+            elif isinstance(event, ConnectionTerminated) and not self.terminated.called:
+                self.terminated.callback((event.error_code, event.reason_phrase))
+
+    def transmit(self) -> None:
+        if self.transport is None:
+            return
+        for data, addr in self.quic.datagrams_to_send(now=reactor.seconds()):
+            self.transport.write(data, addr)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        at = self.quic.get_timer()
+        self._timer = None if at is None else reactor.callLater(
+            max(0.0, at - reactor.seconds()), self._on_timer
+        )
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.quic.handle_timer(now=reactor.seconds())
+        self._events()
+        self.transmit()
+
+    def ping(self) -> None:
+        """A PING frame: the connection is not idle."""
+        self.quic.send_ping(0)
+        self.transmit()
+
+    def window(self, stream_id: int) -> int:
+        """The highest offset the server lets this client send on `stream_id` (its
+        MAX_STREAM_DATA and MAX_DATA, as aioquic's client tracks them)."""
+        quic: Any = self.quic
+        stream = quic._get_or_create_stream_for_send(stream_id)
+        left = quic._remote_max_data - quic._remote_max_data_used
+        return int(min(stream.max_stream_data_remote, stream.sender.highest_offset + left))
+
+    def send_at(self, stream_id: int, offset: int, data: bytes) -> None:
+        """One STREAM frame of `data` at `offset` on `stream_id`, with nothing before it
+        sent (a gap the server must hold open if it takes the frame)."""
+        quic: Any = self.quic
+        sender = quic._get_or_create_stream_for_send(stream_id).sender
+        # aioquic's sender sends from where its buffer stops: move it to `offset`.
+        sender._buffer = bytearray()
+        sender._buffer_start = sender._buffer_stop = offset
+        sender._pending = RangeSet()
+        sender._acked = RangeSet()
+        self.quic.send_stream_data(stream_id, data)
+        self.transmit()
+
+
+async def connect_quic(case: TestCase, port: int) -> QuicPeer:
+    """A `QuicPeer` whose handshake with the server on `port` is complete; closed at
+    cleanup."""
+    peer = QuicPeer(port)
+    listening = reactor.listenUDP(0, peer, interface="127.0.0.1")
+    case.addCleanup(listening.stopListening)
+    await peer.handshake.addTimeout(10, reactor)
+    return peer

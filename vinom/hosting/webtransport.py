@@ -66,6 +66,16 @@ codes); what is WebTransport's is its framing and its datagrams. In the session:
   once (CONNECTION_CLOSE with H3_EXCESSIVE_LOAD, reason `too_slow`, which no
   congestion window holds back), with everything it held.
 
+Receive budget: aioquic holds a stream's data from the first byte not yet read
+up to the highest offset received (zero-filling any gap) and doubles the
+windows each time that offset passes half of one, so a peer sending a few bytes
+just below the window each round trip doubles what the server holds each time.
+`BoundedQuicConnection` checks each STREAM and CRYPTO frame before aioquic
+takes it: past `stream_receive_budget` unread bytes on a stream or
+`receive_budget` on all of them the connection is closed (FLOW_CONTROL_ERROR,
+RFC 9000 section 21.6) and counted in `closes` (`receive_budget`), and so is one
+whose HTTP/3 layer holds more than a stream's budget of frames not yet whole.
+
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
 `drops` by reason; what aioquic refuses inside a connection closes that
@@ -74,22 +84,31 @@ most `_MAX_LOGGED` times) and counted in `errors`.
 
 Security: a QUIC connection costs a handshake before anything else, and new
 connections beyond `max_connections` in all or `max_connections_per_ip` per
-address are not started (their Initial packets are dropped, counted); a
-session must present a valid token within the token timeout and respect the
-message rate of the WebSocket path, else it is closed; a connection whose
-session closed is closed too, so nothing outlives its player.
+address are not started (their Initial packets are dropped, counted). While
+`retry_above` connections are in their handshake, a client's first Initial is
+answered with a Retry (`RetryTokens`): only an Initial that brings its token
+back from its own address starts a connection, so a spoofed address gets a
+packet smaller than its Initial and costs no handshake. A connection must open
+its session within the token timeout (else it is closed, counted `no_session`:
+pings alone would keep it for ever); a session must present a valid token
+within the token timeout and respect the message rate of the WebSocket path,
+else it is closed; a connection whose session closed is closed too, so nothing
+outlives its player.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
+import os
 import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aioquic.buffer import Buffer, encode_uint_var
+from aioquic.buffer import Buffer, BufferReadError, encode_uint_var
 from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import (
     DatagramReceived,
@@ -99,15 +118,18 @@ from aioquic.h3.events import (
     WebTransportStreamDataReceived,
 )
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import QuicConnection, QuicConnectionError, QuicReceiveContext
 from aioquic.quic.events import (
     ConnectionIdIssued,
     ConnectionIdRetired,
     ConnectionTerminated,
+    HandshakeCompleted,
     QuicEvent,
 )
 from aioquic.quic.packet import (
+    QuicErrorCode,
     QuicPacketType,
+    encode_quic_retry,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
@@ -192,11 +214,65 @@ class WebTransportConfig:
     max_connections: int = 10000
     max_connections_per_ip: int = 32
     # Seconds a connection may stay silent (QUIC's idle timeout): a browser that
-    # vanished lets its seat enter the reconnection grace after this.
+    # vanished lets its seat enter the reconnection grace after this. While it has a
+    # session, the browser is pinged after a third of it without a packet from it.
     idle_timeout: float = 10.0
     # Seconds a closing session waits for the browser to end its side of the stream
     # (it has read the final messages) before its close capsule goes anyway.
     close_wait: float = 1.0
+    # The most one connection may make the server hold of what its browser sent and
+    # the server has not read (module docstring, "Receive budget"): bytes ahead of what
+    # was read on one stream, in all its streams, and of HTTP/3 frames not yet whole.
+    # They are also the flow-control windows a connection starts with.
+    stream_receive_budget: int = 64 * 1024
+    receive_budget: int = 256 * 1024
+    # Address validation (RFC 9000 8.1.2): while this many connections or more are in
+    # their handshake, a new client's first Initial is answered with a Retry (a
+    # token, smaller than the Initial), and a connection starts only for an Initial
+    # that brings a token back from its own address. 0: always.
+    retry_above: int = 64
+    # Seconds a Retry token is good for (a client answers a Retry at once).
+    retry_token_lifetime: float = 10.0
+
+
+class RetryTokens:
+    """The Retry tokens of one listener (RFC 9000 8.1.2): a client that brings one back
+    receives at the address it claims.
+
+    A token is the time it was issued, the client's original destination
+    connection ID and the Retry's source connection ID, with an HMAC-SHA256 (cut
+    to 16 bytes) over them and the client's address under a key made at start:
+    checking one costs a hash, so Initials with forged tokens cost little."""
+
+    _HEAD = struct.Struct(">dB")
+    _MAC = 16
+
+    def __init__(self, key: bytes | None = None, lifetime: float = 10.0) -> None:
+        self._key = key if key is not None else os.urandom(32)
+        self.lifetime = lifetime
+
+    def issue(self, addr: Any, original_cid: bytes, retry_cid: bytes, now: float) -> bytes:
+        body = self._HEAD.pack(now, len(original_cid)) + original_cid + retry_cid
+        return body + self._mac(addr, body)
+
+    def check(self, addr: Any, token: bytes, destination_cid: bytes,
+              now: float) -> bytes | None:  # fmt: skip
+        """The client's original destination connection ID if `token` is one this
+        listener issued to `addr` for a Retry from `destination_cid`, in its lifetime."""
+        body, mac = token[: -self._MAC], token[-self._MAC :]
+        if len(body) < self._HEAD.size or not hmac.compare_digest(mac, self._mac(addr, body)):
+            return None
+        issued, length = self._HEAD.unpack_from(body)
+        original = body[self._HEAD.size : self._HEAD.size + length]
+        if body[self._HEAD.size + length :] != destination_cid or not (
+            0 <= now - issued <= self.lifetime
+        ):
+            return None
+        return original
+
+    def _mac(self, addr: Any, body: bytes) -> bytes:
+        where = f"{addr[0]} {addr[1]} ".encode()
+        return hmac.new(self._key, where + body, hashlib.sha256).digest()[: self._MAC]
 
 
 @implementer(IGameStreamWire)
@@ -334,10 +410,100 @@ class GameTransportSession:
             self._client = None
 
 
+# The reasons a connection is closed by a limit of its own, and counted under: over
+# its receive budget; no session opened within the token timeout.
+RECEIVE_BUDGET = "receive_budget"
+NO_SESSION = "no_session"
+
+
+class BoundedQuicConnection(QuicConnection):
+    """aioquic's server connection, refusing what would hold more than vinom's budget
+    (module docstring, "Receive budget").
+
+    aioquic keeps a stream's data from the first byte not yet read up to the highest
+    offset received, zero-filling any gap, and doubles a stream's and the connection's
+    window each time that highest offset passes half of it: a peer sending a few bytes
+    just below the window each round trip makes it hold twice as much each time. So
+    every STREAM and CRYPTO frame is checked here before aioquic takes it: one that
+    would leave more than `stream_budget` bytes unread on its stream, or more than
+    `budget` on all of the connection's streams together, closes the connection with
+    FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
+    `over_budget`, and aioquic never holds it. The two are also the windows the
+    connection starts with (`configure`), so a peer that never raises them is never
+    refused. The frames' layout is RFC 9000's (19.6, 19.8), read from the frame
+    before aioquic reads it; what aioquic keeps per stream is read through
+    `receiver.starting_offset()` and `receiver.highest_offset`, which aioquic
+    has had in every release since 1.0."""
+
+    def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream_budget = stream_budget
+        self.budget = budget
+        # Why the connection was closed for holding too much, once it was.
+        self.over_budget: str | None = None
+        # A STREAM frame was taken since the flag was last cleared (then HTTP/3 may
+        # hold part of a frame: `_Connection` checks it).
+        self.stream_data = False
+
+    @staticmethod
+    def configure(configuration: QuicConfiguration, stream_budget: int, budget: int) -> None:
+        """Start a connection's windows at the budget."""
+        configuration.max_stream_data = stream_budget
+        configuration.max_data = budget
+
+    def _handle_stream_frame(self, context: QuicReceiveContext, frame_type: int,
+                             buf: Buffer) -> None:  # fmt: skip
+        start = buf.tell()
+        try:
+            stream_id = buf.pull_uint_var()
+            offset = buf.pull_uint_var() if frame_type & 4 else 0
+            length = buf.pull_uint_var() if frame_type & 2 else buf.capacity - buf.tell()
+        except BufferReadError:
+            stream_id = None  # malformed: aioquic's own reading refuses it
+        buf.seek(start)
+        if stream_id is not None:
+            self._check_stream(frame_type, stream_id, offset + length)
+        self.stream_data = True
+        super()._handle_stream_frame(context, frame_type, buf)
+
+    def _check_stream(self, frame_type: int, stream_id: int, end: int) -> None:
+        streams = self._streams
+        stream = streams.get(stream_id)
+        read = highest = 0
+        if stream is not None:
+            read, highest = stream.receiver.starting_offset(), stream.receiver.highest_offset
+        if end <= highest:
+            return  # nothing more to hold than now
+        if end - read > self.stream_budget:
+            self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
+        held = sum(s.receiver.highest_offset - s.receiver.starting_offset()
+                   for s in streams.values())  # fmt: skip
+        if held + end - highest > self.budget:
+            self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
+
+    def _handle_crypto_frame(self, context: QuicReceiveContext, frame_type: int,
+                             buf: Buffer) -> None:  # fmt: skip
+        start = buf.tell()
+        try:
+            end = buf.pull_uint_var() + buf.pull_uint_var()
+        except BufferReadError:
+            end = 0
+        buf.seek(start)
+        receiver = self._crypto_streams[context.epoch].receiver
+        if end - receiver.starting_offset() > self.stream_budget:
+            self._refuse(frame_type, QuicErrorCode.CRYPTO_BUFFER_EXCEEDED)
+        super()._handle_crypto_frame(context, frame_type, buf)
+
+    def _refuse(self, frame_type: int, error_code: int) -> None:
+        self.over_budget = RECEIVE_BUDGET
+        raise QuicConnectionError(error_code=error_code, frame_type=frame_type,
+                                  reason_phrase="over the receive budget")  # fmt: skip
+
+
 class _Connection:
     """One QUIC connection: aioquic's connection and HTTP/3 layer, its timer, its sessions."""
 
-    def __init__(self, server: WebTransportServer, quic: QuicConnection, addr: Any,
+    def __init__(self, server: WebTransportServer, quic: BoundedQuicConnection, addr: Any,
                  client: str) -> None:  # fmt: skip
         self.server = server
         self.quic = quic
@@ -353,6 +519,18 @@ class _Connection:
         self._timer_at: float | None = None
         self._closing: IDelayedCall | None = None
         self.ended = False
+        # Closed by a limit of its own (counted once, `closed_by_limit`).
+        self.counted = False
+        # In its handshake (counted in the server's `handshakes` until it completes).
+        self.handshaking = True
+        # When a packet last came from the browser, and the call that pings it when it
+        # has been quiet for a third of the idle timeout (`keep_alive`).
+        self.last_heard = server.clock.seconds()
+        self._keepalive: IDelayedCall | None = None
+        # A session must open within the token timeout, or the connection goes: one
+        # that only keeps itself alive (pings) would hold a slot for ever.
+        self._session_deadline: IDelayedCall | None = server.clock.callLater(
+            server.gate.config.token_timeout, self._no_session)  # fmt: skip
         # Bytes of messages handed to aioquic less the bytes of packets written since,
         # floored at 0: a lower bound on what aioquic holds unsent (module docstring).
         self.backlog = 0
@@ -361,9 +539,29 @@ class _Connection:
         """A datagram of this connection: fed to aioquic, its events handled; what it
         owes is sent when the batch it came in has been handled (`flush`)."""
         self.addr = addr
-        self.quic.receive_datagram(data, addr, now)
+        self.last_heard = now
+        quic = self.quic
+        quic.receive_datagram(data, addr, now)
         self._process_events()
+        if quic.stream_data or (quic.over_budget is not None and not self.counted):
+            quic.stream_data = False
+            self._check_held()
         self.flush()
+
+    def _check_held(self) -> None:
+        """Close the connection, counted, if it holds more than its budget: aioquic
+        refused a frame (`BoundedQuicConnection`), or HTTP/3 holds more of frames not
+        yet whole than a stream may (it keeps them until they are)."""
+        quic = self.quic
+        if quic.over_budget is None and not self.ended:
+            h3_streams = getattr(self.h3, "_stream", {})
+            if sum(len(stream.buffer) for stream in h3_streams.values()) > quic.stream_budget:
+                quic.over_budget = RECEIVE_BUDGET
+                quic.close(error_code=ErrorCode.H3_EXCESSIVE_LOAD,
+                           reason_phrase="over the receive budget")  # fmt: skip
+        if quic.over_budget is not None and not self.counted:
+            self.counted = True
+            self.server.closed_by_limit(quic.over_budget)
 
     def flush(self) -> None:
         """Transmit now, or once the batch of datagrams being handled is done: what
@@ -492,6 +690,35 @@ class _Connection:
             self.quic.close(error_code=0, reason_phrase="server stopping")
             self.transmit()
 
+    def keep_alive(self) -> None:
+        """Ping the browser whenever it has been quiet for a third of the idle timeout,
+        while it has a session: its acknowledgement is a packet heard. In a quiet match
+        neither end sends anything (a spectator's page never does), and QUIC's idle
+        timeout would close the connection of a browser that is still there; one that
+        is gone does not answer and is closed as before."""
+        interval = self.server.config.idle_timeout / 3
+        clock = self.server.clock
+        if self.ended or not self.sessions:
+            self._keepalive = None
+            return
+        now = clock.seconds()
+        if now - self.last_heard >= interval - _EARLY:
+            self.quic.send_ping(0)
+            self.transmit()
+            due = interval
+        else:
+            due = self.last_heard + interval - now
+        self._keepalive = clock.callLater(due, self.keep_alive)
+
+    def _no_session(self) -> None:
+        """No session opened within the token timeout: the connection is closed, counted."""
+        self._session_deadline = None
+        if not self.ended:
+            self.counted = True
+            self.server.closed_by_limit(NO_SESSION)
+            self.quic.close(error_code=ErrorCode.H3_NO_ERROR, reason_phrase="no session in time")
+            self.transmit()
+
     def _close_if_idle(self) -> None:
         self._closing = None
         if not self.sessions and not self.closing and not self.ended:
@@ -514,6 +741,8 @@ class _Connection:
         elif isinstance(event, ConnectionTerminated):
             self.terminated()
             return
+        elif isinstance(event, HandshakeCompleted):
+            server.handshake_done(self)
         for h3_event in self.h3.handle_event(event):
             self._h3_event(h3_event)
 
@@ -584,7 +813,12 @@ class _Connection:
             (b":status", b"200"),
             (b"sec-webtransport-http3-draft", b"draft02"),
         ])  # fmt: skip
+        if self._session_deadline is not None:
+            self._session_deadline.cancel()
+            self._session_deadline = None
         self.sessions[stream_id] = GameTransportSession(self, stream_id, self.client)
+        if self._keepalive is None:
+            self.keep_alive()
 
     def _respond(self, stream_id: int, status: int) -> None:
         self.h3.send_headers(stream_id, [(b":status", str(status).encode())], end_stream=True)
@@ -595,10 +829,11 @@ class _Connection:
         self.ended = True
         waits = [wait for _capsule, wait in self.closing.values()]
         self.closing = {}
-        for call in (self._timer, self._closing, *waits):
+        for call in (self._timer, self._closing, self._session_deadline, self._keepalive,
+                     *waits):  # fmt: skip
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._closing = None
+        self._timer = self._closing = self._session_deadline = self._keepalive = None
         sessions, self.sessions = self.sessions, {}
         for session in sessions.values():
             session.closed_by_peer()
@@ -636,6 +871,12 @@ class WebTransportServer(DatagramProtocol):
         # Room messages through the sessions, by way and direction: stream_in,
         # stream_out, datagram_in, datagram_out.
         self.messages: Counter[str] = Counter()
+        # Connections closed by a limit of their own, by reason (`receive_budget`).
+        self.closes: Counter[str] = Counter()
+        # Connections in their handshake now; Retry packets sent (`retry_above`).
+        self.handshakes = 0
+        self.retries = 0
+        self._tokens = RetryTokens(lifetime=self.config.retry_token_lifetime)
         self.errors = 0
         self.send_errors = 0
         # While a batch of datagrams is handled, the connections that owe packets
@@ -657,6 +898,14 @@ class WebTransportServer(DatagramProtocol):
 
     def dropped(self, reason: str) -> None:
         self.drops[reason] += 1
+
+    def closed_by_limit(self, reason: str) -> None:
+        self.closes[reason] += 1
+
+    def handshake_done(self, connection: _Connection) -> None:
+        if connection.handshaking:
+            connection.handshaking = False
+            self.handshakes -= 1
 
     def failed(self, what: str) -> None:
         self.errors += 1
@@ -773,6 +1022,17 @@ class WebTransportServer(DatagramProtocol):
         if header.packet_type != QuicPacketType.INITIAL or len(data) < SMALLEST_MAX_DATAGRAM_SIZE:
             self.dropped("unknown_connection")
             return
+        original_cid, retry_cid = header.destination_cid, None
+        if header.token:
+            # A client answering a Retry: it receives at this address.
+            original = self._tokens.check(addr, header.token, header.destination_cid, now)
+            if original is None:
+                self.dropped("invalid_token")
+                return
+            original_cid, retry_cid = original, header.destination_cid
+        elif self.handshakes >= self.config.retry_above:
+            self._retry(header.version, header.source_cid, header.destination_cid, addr, now)
+            return
         client = client_key(str(addr[0]))
         if len(self._open) >= self.config.max_connections:
             self.dropped("server_full")
@@ -790,17 +1050,39 @@ class WebTransportServer(DatagramProtocol):
             certificate_chain=chain,
             private_key=key,
         )
-        quic = QuicConnection(
+        config = self.config
+        BoundedQuicConnection.configure(configuration, config.stream_receive_budget,
+                                        config.receive_budget)  # fmt: skip
+        quic = BoundedQuicConnection(
             configuration=configuration,
-            original_destination_connection_id=header.destination_cid,
+            original_destination_connection_id=original_cid,
+            retry_source_connection_id=retry_cid,
+            stream_budget=config.stream_receive_budget, budget=config.receive_budget,
         )
         connection = _Connection(self, quic, addr, client)
         self._open.add(connection)
         self._per_client[client] += 1
+        self.handshakes += 1
         for cid in (header.destination_cid, quic.host_cid):
             connection.cids.add(cid)
             self.connections[cid] = connection
         connection.receive(data, addr, now)
+
+    def _retry(self, version: int | None, client_cid: bytes, original_cid: bytes, addr: Any,
+               now: float) -> None:  # fmt: skip
+        """Answer an Initial with a Retry: a token the client must bring back from this
+        address before any state is kept or any handshake made for it."""
+        sender = self.sender()
+        if sender is None or version is None:
+            return
+        retry_cid = os.urandom(8)
+        token = self._tokens.issue(addr, original_cid, retry_cid, now)
+        self.retries += 1
+        with contextlib.suppress(OSError):
+            sender(encode_quic_retry(version=version, source_cid=retry_cid,
+                                     destination_cid=client_cid,
+                                     original_destination_cid=original_cid,
+                                     retry_token=token), addr)  # fmt: skip
 
     def forget(self, connection: _Connection) -> None:
         """A connection ended: its IDs and its count go."""
@@ -808,6 +1090,7 @@ class WebTransportServer(DatagramProtocol):
             if self.connections.get(cid) is connection:
                 del self.connections[cid]
         connection.cids.clear()
+        self.handshake_done(connection)
         if connection in self._open:
             self._open.discard(connection)
             self._per_client[connection.client] -= 1

@@ -441,6 +441,16 @@ def webtransport_families(figures: ServerFigures) -> Iterator[Metric]:
         value=figures.webtransport_connections,
     )
     yield _by_reason(
+        "vinom_webtransport_connections_closed",
+        "WebTransport (QUIC) connections closed by a limit of their own, by reason.",
+        figures.webtransport_connections_closed,
+    )
+    yield CounterMetricFamily(
+        "vinom_webtransport_retries",
+        "QUIC Retry packets sent (address validation while many handshakes are in progress).",
+        value=figures.webtransport_retries,
+    )
+    yield _by_reason(
         "vinom_webtransport_datagrams_dropped",
         "UDP datagrams of the WebTransport port dropped before reaching a session, by reason.",
         figures.webtransport_drops,

@@ -260,7 +260,7 @@ class Options(PluginOptions):
             "udp-interface",
             None,
             "",
-            "Address game hosts bind to ('' = all interfaces).",
+            "Address game hosts and the --webtransport listener bind to ('' = all interfaces).",
             bind_address,
         ),
         param(
@@ -710,6 +710,11 @@ class Options(PluginOptions):
         if self["webtransport"] is not None and self["websocket"] is None:
             raise usage.UsageError("--webtransport needs --websocket: the page learns of it "
                                    "from the web server, and it admits /game's tokens")  # fmt: skip
+        if self["webtransport"] is not None and low <= self["webtransport"] <= high:
+            raise usage.UsageError(
+                f"--webtransport {self['webtransport']} is inside --udp-ports {low}-{high}, "
+                "whose ports the game hosts give to matches: choose a port outside the range"
+            )
         self._check_agones()
         unknown = [g for g in self["no-record-game"] if g not in self["game-registry"].names()]
         if unknown:

@@ -492,8 +492,9 @@ def build_webtransport(
         max_connections=options["max-connections"],
         max_connections_per_ip=options["max-connections-per-ip"],
     ))  # fmt: skip
-    listener = _add(root, "webtransport", WebTransportListener(server, options["webtransport"],
-                                                               reactor))  # fmt: skip
+    # On the game ports' interface: the sessions are the games' UDP, reached as they are.
+    listener = _add(root, "webtransport", WebTransportListener(
+        server, options["webtransport"], reactor, interface=options["udp-interface"]))  # fmt: skip
     return server, WebTransportOffer(listener.listening_port, credentials)
 
 

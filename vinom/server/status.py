@@ -73,10 +73,13 @@ class ServerFigures:
     lobby_slow_readers_dropped: int = 0
     # With --webtransport (else None and empty): game sessions over WebTransport opened,
     # refused or closed by a limit (by reason), QUIC connections open, and datagrams
-    # dropped before reaching a session (by reason).
+    # dropped before reaching a session (by reason), QUIC connections closed by a
+    # limit of their own (by reason), and Retry packets sent.
     webtransport_sessions_opened: int | None = None
     webtransport_sessions_refused: Mapping[str, int] = field(factory=dict)
     webtransport_connections: int = 0
+    webtransport_connections_closed: Mapping[str, int] = field(factory=dict)
+    webtransport_retries: int = 0
     webtransport_drops: Mapping[str, int] = field(factory=dict)
     webtransport_messages: Mapping[str, int] = field(factory=dict)
 
@@ -202,6 +205,8 @@ class StatusReader:
             "webtransport_sessions_opened": transport.sessions_opened,
             "webtransport_sessions_refused": dict(transport.refusals),
             "webtransport_connections": transport.open_connections,
+            "webtransport_connections_closed": dict(transport.closes),
+            "webtransport_retries": transport.retries,
             "webtransport_drops": dict(transport.drops),
             "webtransport_messages": dict(transport.messages),
         }
