@@ -70,7 +70,7 @@ from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.delta import Quantisation, SnapshotHistory, quantisation_of
-from vinom.rooms.inputs import InputBuffer
+from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
@@ -206,8 +206,8 @@ class Room:
     # The game's quantisation of its views (its `quantisation` attribute), for snaps.
     quantisation: Quantisation = field(init=False)
     # What became of the players' real-time inputs: held, late, early,
-    # duplicate (`vinom.rooms.inputs`), applied, rejected, not_playing, and
-    # acks naming a tick not yet run (bad_ack).
+    # duplicate, too_late, capped (`vinom.rooms.inputs`), applied, rejected,
+    # not_playing, and acks naming a tick not yet run (bad_ack).
     input_counts: Counter[str] = field(init=False, factory=Counter)
 
     _members: dict[str, Member] = field(init=False, factory=dict)
@@ -903,12 +903,18 @@ class Room:
 
     def _apply_inputs(self, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
-        ones), in seat order, each player's in tick order."""
+        ones), in seat order, each player's in tick order, at most
+        `MAX_INPUTS_PER_TICK` of each (`vinom.rooms.inputs`)."""
         for member in self._order:
             buffer = member.inputs
             if buffer is None or not buffer.held or buffer.held[0][0] > tick:
                 continue
-            for _, value in buffer.take(tick):
+            due, too_late, capped = buffer.take(tick)
+            if too_late or capped:
+                counts = self.input_counts
+                counts[TOO_LATE] += too_late
+                counts[CAPPED] += capped
+            for _, value in due:
                 self._apply_input(member, value, now)
                 if self.phase is not _PLAYING:
                     return
