@@ -47,6 +47,7 @@ import contextlib
 import math
 import os
 import random
+import traceback
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -351,9 +352,9 @@ class Room:
     def check_admission(self, player_id: str) -> tuple[Admission, str | None]:
         """`admission`, with the reason when the game's `check_join` refused the seat.
 
-        The reason is the game's text (or "check_join failed" when the game
-        raised); it is for the host's log and counters, not for the client,
-        which only learns that it was denied.
+        The reason is the game's text (or "check_join failed: " and the
+        exception when the game raised); it is for the host's log and counters,
+        not for the client, which only learns that it was denied.
         """
         member = self._members.get(player_id)
         if member is None or member.bot is not None:
@@ -366,9 +367,8 @@ class Room:
         if not member.joined:
             try:
                 reason = self.game.check_join(self.state, member.seat)
-            except Exception:
-                self._game_error("check_join")
-                return Admission.FULL, "check_join failed"
+            except Exception as e:
+                return Admission.FULL, self._check_join_failed(e, player_id)
             if reason is not None:
                 return Admission.FULL, str(reason)
         return Admission.ACCEPT, None
@@ -1054,6 +1054,26 @@ class Room:
         except Exception:
             self._game_error(name)
             return None
+
+    def _check_join_failed(self, error: Exception, player_id: str) -> str:
+        """The game's `check_join` raised: a bug in the game, not in the host, told in
+        one line (where it raised, and what), the first few times; the reason."""
+        self._game_errors += 1
+        what = f"{type(error).__name__}: {error}"
+        if self._game_errors <= 3:
+            frames = traceback.extract_tb(error.__traceback__)
+            where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+            log.error(
+                "Game {game}'s check_join raised {what}{where} (room {match_id}): player"
+                " {player_id} was refused. check_join(state, seat) returns None to let"
+                " the player in, or a reason to refuse.",
+                game=self.game.name,
+                what=what,
+                where=where,
+                match_id=self.match.match_id,
+                player_id=player_id,
+            )
+        return f"check_join failed: {what}"
 
     def _game_error(self, where: str) -> None:
         # Log the first failures with a traceback, then only count them, so a
