@@ -21,11 +21,13 @@ host dropped is what its `/metrics` page says (docs/protocol.md §14).
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from twisted.internet import reactor
 from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
 
 from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port
@@ -107,6 +109,11 @@ COUNTING_PLUGIN = textwrap.dedent(
     counting = CountingGame()
     '''
 )
+
+
+async def fetch_text(url: str) -> str:
+    response = await Agent(reactor).request(b"GET", url.encode())
+    return (await readBody(response)).decode()
 
 
 class InputAbuseTests(TestCase):
@@ -196,6 +203,10 @@ class InputAbuseTests(TestCase):
         inputs = await until(dropped, f"{expected} inputs counted too_late", 30.0, every=0.2)
         assert isinstance(inputs, dict)
         self.assertGreater(inputs.get("capped", 0), 0, inputs)
+        # /status has the same figures, by outcome.
+        status = json.loads(await fetch_text(f"http://127.0.0.1:{self.ops}/status"))
+        self.assertGreaterEqual(status["inputs"]["too_late"], expected, status["inputs"])
+        self.assertGreater(status["inputs"]["capped"], 0, status["inputs"])
 
     async def test_a_flood_of_input_datagrams_is_cut_to_the_bucket(self) -> None:
         """One UDP session sends 3,000 `input` datagrams in a burst: a second's worth

@@ -73,7 +73,7 @@ ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
 #: Before the transport has measured a round trip, an input's tick assumes this one:
 #: none, so the next tick. An input that arrives late is applied at the next tick
-#: (never lost); one stamped ahead waits, adding latency for nothing.
+#: (up to 8 ticks late); one stamped ahead waits, adding latency for nothing.
 DEFAULT_RTT = 0.0
 
 

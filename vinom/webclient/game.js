@@ -292,7 +292,7 @@ export class GameSocket {
   // The tick an input made now is meant for: the first tick the host runs after
   // it arrives, floor(k + (elapsed + rtt) * tick_rate) + 1 from the newest tick
   // heard of (docs/client.md; rtt 0 while the page does not know it: an input
-  // a little late is applied at the next tick, never lost); after the previous
+  // a little late is applied at the next tick, up to 8 ticks late); after the previous
   // input's, so each input has a tick of its own.
   // Once the clock is synced: floor(predictionTick()) + 1, the same estimate
   // the prediction shows (so the own state moves on the frame of the input).
