@@ -8,6 +8,7 @@ the next one, so an input applied twice or out of order shows as a rejection.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -32,6 +33,7 @@ from vinom.rooms.inputs import (
     TOO_LATE,
     InputBuffer,
 )
+from vinom.rooms.router import INPUT_MESSAGES_PER_TICK
 
 
 class QuantisedGame(SnapshotGame):
@@ -245,3 +247,19 @@ class InputBufferTests(SynchronousTestCase):
             taken.extend(k for k, _ in due)
         self.assertEqual(taken, list(range(1, 9)))
         self.assertEqual(buffer.newest, 8)
+
+
+class InputLimitDocTests(SynchronousTestCase):
+    """docs/protocol.md §14 states the input limits the code applies."""
+
+    def test_the_doc_states_the_limits(self) -> None:
+        doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+        self.assertIn(
+            f"at most **{MAX_INPUTS_PER_TICK}** of a player's inputs (`MAX_INPUTS_PER_TICK`", doc
+        )
+        self.assertIn(f"at most **{LATE_TICKS}** ticks after its own tick (`LATE_TICKS`", doc)
+        self.assertIn(
+            f"at most **{INPUT_MESSAGES_PER_TICK}** `input` messages per tick of its game"
+            " (`INPUT_MESSAGES_PER_TICK`",
+            doc,
+        )
