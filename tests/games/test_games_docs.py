@@ -11,9 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
 
 import vinom
+from tests.support.servers import start_twistd
+from tests.support.waiting import until
+from vinom.client.failover import LobbyPlayer
+from vinom.client.game import GameSession, connect_game
 from vinom.server.options import Options
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -188,3 +194,44 @@ class RealTimeExampleTests(TestCase):
         # Bob moved, and was drawn moving.
         self.assertEqual(len({m[5] for m in found if m}), 3)
         self.assertEqual(done.stdout.splitlines()[-1], "corrections: 0")
+
+
+class GlideOnAServerTests(TestCase):
+    """games.md's real-time example, run as written on a real `twistd -n vinom`: the
+    module as the doc gives it, installed with a plugin file as the tutorial's;
+    two players join over UDP, steer, and see their dots glide."""
+
+    timeout = 90
+
+    async def test_two_players_join_the_glide_example_and_steer(self) -> None:
+        [block] = [b for b in python_blocks() if b.startswith('"""glide:')]
+        plugin = "from glide import Glide\n\nglide = Glide()\n"
+        server = await start_twistd(
+            self, {"glide.py": block, "twisted/plugins/glide_example_plugin.py": plugin},
+            "--games", "glide",
+        )  # fmt: skip
+        found = await gatherResults(
+            [LobbyPlayer(reactor, server.lobby, name).find_match("glide") for name in "AB"]
+        )
+        sessions = list(await gatherResults([connect_game(reactor, f) for f in found]))
+        for session in sessions:
+            self.addCleanup(session.disconnect)
+
+        def playing(session: GameSession) -> bool:
+            return session.state is not None and session.state["p"] == "playing"
+
+        await until(lambda: all(playing(s) for s in sessions), "both players playing", 30.0)
+        me = sessions[0].view["me"]
+        start = sessions[0].view["dots"][me]
+        sessions[0].send_input({"steer": [40.0, 0.0]})
+
+        def moved() -> bool:
+            dot = sessions[0].view["dots"][me]
+            return dot["vx"] == 40.0 and dot["x"] != start["x"]
+
+        await until(moved, "Ann's dot gliding", 30.0)
+        # The other player sees it too, and the host said nothing alarming.
+        await until(lambda: sessions[1].view["dots"][me]["vx"] == 40.0, "Bob sees it", 30.0)
+        said = server.output.decode(errors="replace")
+        self.assertNotIn("CRITICAL", said)
+        self.assertNotIn("Traceback", said)

@@ -245,10 +245,15 @@ class BuiltinGame:
 
     def idle_players(self, state: Any) -> Sequence[str]:
         """The players whose silence counts now: by default everyone still playing;
-        a turn-based game names only the player whose move it awaits."""
-        if state.finished:
+        a turn-based game names only the player whose move it awaits. Read from what
+        the state has: its `players` (none without them), less those it marks `left`."""
+        players = getattr(state, "players", None)
+        if players is None or self.is_finished(state):
             return ()
-        return tuple(p for p, gone in zip(state.players, state.left, strict=True) if not gone)
+        left = getattr(state, "left", None)
+        if left is None:
+            return tuple(players)
+        return tuple(p for p, gone in zip(players, left, strict=True) if not gone)
 
 
     def time_up(self, state: Any) -> Outcome:
