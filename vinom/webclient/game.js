@@ -216,7 +216,9 @@ export class GameSocket {
   }
 
   // Predict the own state: own(view) is its part of a view (null: none), step(state,
-  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing, tolerance }.
+  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing,
+  // tolerance, teleport }. A view with no own state (a dead entity) resets the
+  // prediction until one has it again.
   predict(step, own, options = {}) {
     if (this.serverClock === null) throw new Error("predict is for a game with a tick, after its welcome");
     this.own = own;
@@ -239,6 +241,8 @@ export class GameSocket {
     if (this.prediction !== null && this.own !== null) {
       const own = this.own(view);
       if (own !== null && own !== undefined) this.prediction.reconcile(tick, own, now);
+      // The own entity is gone (dead): drive nothing on until it is back.
+      else if (this.prediction.base !== null) this.prediction.reset();
     }
   }
 
