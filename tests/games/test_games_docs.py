@@ -20,6 +20,7 @@ from tests.support.servers import start_twistd
 from tests.support.waiting import until
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession, connect_game
+from vinom.client.netcode import Interpolation, blend
 from vinom.server.options import Options
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -235,3 +236,20 @@ class GlideOnAServerTests(TestCase):
         said = server.output.decode(errors="replace")
         self.assertNotIn("CRITICAL", said)
         self.assertNotIn("Traceback", said)
+
+
+class EntitiesDocTests(TestCase):
+    def test_games_md_and_protocol_md_agree_on_maps_keyed_by_id(self) -> None:
+        """Both pages tell a game to keep entities that come and go in maps keyed by
+        id (a delta patches a list by index); and a client that interpolates does
+        match a map's entities by key, as games.md says, with no rule to write."""
+        games = DOC.read_text(encoding="utf-8")
+        protocol = (DOC.parent / "protocol.md").read_text(encoding="utf-8")
+        self.assertIn("keep entities that come and go in maps keyed by id", protocol)
+        self.assertIn("Keep entities that come and go in **maps keyed by id**", games)
+        before = {"players": {"7": {"x": 0.0}, "9": {"x": 10.0}}}
+        after = {"players": {"9": {"x": 20.0}, "11": {"x": 5.0}}}
+        self.assertEqual(
+            blend(before, after, 0.5, Interpolation(fields=("players.*.x",))),
+            {"players": {"9": {"x": 15.0}, "11": {"x": 5.0}}},
+        )
