@@ -253,3 +253,31 @@ class EntitiesDocTests(TestCase):
             blend(before, after, 0.5, Interpolation(fields=("players.*.x",))),
             {"players": {"9": {"x": 15.0}, "11": {"x": 5.0}}},
         )
+
+
+class ArenaWireDocTests(TestCase):
+    def test_games_md_gives_the_arena_input_and_view_as_the_code_has_them(self) -> None:
+        """games.md, "The arena's wire": the input the arena takes, its speed cap, its
+        side for two players and the view's keys, checked against benchmarks/arena.py."""
+        import random
+
+        from benchmarks.arena import MAX_SPEED, RADIUS, ArenaGame
+        from vinom.games import IllegalAction, Seat
+
+        games = DOC.read_text(encoding="utf-8")
+        self.assertIn('`{"move": [vx, vy], "n": k}`', games)
+        self.assertIn(f"`MAX_SPEED`, {MAX_SPEED:g}", games)
+        self.assertIn(f"within {RADIUS:g} of the viewer", games)
+        game, rng = ArenaGame(2), random.Random(1)
+        self.assertIn(f"({game.size:g} for two players)", games)
+        seats = [Seat("a", "A", 0), Seat("b", "B", 1)]
+        state = game.create(seats, {}, rng)
+        moved = game.apply_action(state, seats[0], {"move": [300.0, 0.0], "n": 1}, rng).state
+        self.assertEqual((moved.vx[0], moved.vy[0]), (MAX_SPEED, 0.0))  # scaled down
+        for bad in ({"move": [1.0, 0.0]}, {"move": [1.0], "n": 1}, {"move": "N", "n": 1}):
+            self.assertRaises(IllegalAction, game.apply_action, state, seats[0], bad, rng)
+        ticked = game.tick(moved, 0.05, rng).state
+        view = game.view(ticked, "a")
+        self.assertEqual(sorted(view), ["ack", "me", "players", "ticks"])
+        self.assertEqual((view["me"], view["ack"]), (0, 1))
+        self.assertEqual(len(view["players"][0]), 5)
