@@ -288,6 +288,38 @@ class PredictionTests(SynchronousTestCase):
         self.assertAlmostEqual(predictor.state_at(64)["x"], 32.0)  # type: ignore[index]
         self.assertAlmostEqual(predictor.state_at(100)["x"], 32.0)  # type: ignore[index]
 
+    def test_a_correction_beyond_teleport_is_shown_at_once(self) -> None:
+        """A respawn in the same snapshot (no snapshot without the entity between):
+        beyond `teleport` it is drawn where it is, counted as a teleport; below
+        it a correction is smoothed as ever."""
+        predictor: Predictor[Any] = Predictor(ArenaGame(2).step, RATE, ("x", "y"), teleport=50.0)
+        self.assertEqual(Predictor(ArenaGame(2).step, RATE).teleport, math.inf)
+        here = {"x": 100.0, "y": 100.0, "vx": 0.0, "vy": 0.0}
+        predictor.reconcile(10, here, 0.0)
+        self.assertEqual(predictor.render(12.0, 0.0)["x"], 100.0)  # type: ignore[index]
+        predictor.reconcile(11, {**here, "x": 110.0}, 1.0)  # 10 off: smoothed
+        self.assertAlmostEqual(predictor.render(12.0, 1.0)["x"], 100.0)  # type: ignore[index]
+        self.assertEqual((predictor.corrections, predictor.teleports), (1, 0))
+        predictor.reconcile(12, {**here, "x": 250.0}, 2.0)  # respawned: shown there
+        self.assertEqual(predictor.render(12.0, 2.0)["x"], 250.0)  # type: ignore[index]
+        self.assertEqual((predictor.corrections, predictor.teleports), (1, 1))
+
+    def test_reset_forgets_or_starts_over_from_a_state(self) -> None:
+        predictor: Predictor[Any] = Predictor(ArenaGame(2).step, RATE, ("x",))
+        predictor.reconcile(10, {"x": 0.0, "y": 0.0, "vx": 10.0, "vy": 0.0}, 0.0)
+        predictor.add(12, {"move": [20.0, 0.0]})
+        predictor.reset()
+        self.assertIsNone(predictor.state_at(20))
+        self.assertIsNone(predictor.render(20.0, 0.0))
+        self.assertEqual(predictor.inputs, {})
+        # A teleport the game knows of: predicted from there at once, later inputs kept.
+        predictor.add(12, {"move": [20.0, 0.0]})
+        predictor.add(14, {"move": [40.0, 0.0]})
+        predictor.reset(12, {"x": 200.0, "y": 0.0, "vx": 0.0, "vy": 0.0})
+        self.assertEqual(list(predictor.inputs), [14])
+        self.assertAlmostEqual(predictor.render(14.0, 0.0)["x"], 202.0)  # type: ignore[index]
+        self.assertEqual(predictor.corrections, 0)
+
     def test_an_older_snapshot_changes_nothing(self) -> None:
         predictor: Predictor[Any] = Predictor(ArenaGame(2).step, RATE, ("x",))
         self.assertIsNone(predictor.state_at(3))
@@ -331,10 +363,15 @@ class Arrivals:
         self.session.message_received(RELIABLE, encode_welcome(
             "m-1", "arena", 0, SEATS, False, "Arena", RATE, RATE))  # fmt: skip
 
-    def snap(self, tick: int, x0: float, x1: float, vx0: float = 0.0) -> None:
+    def snap(
+        self, tick: int, x0: float | None, x1: float, vx0: float = 0.0
+    ) -> None:
+        """A snap of `tick`; player 0 is not in it when `x0` is None (dead)."""
         self.version += 1
-        view = {"me": 0, "ack": 0, "ticks": tick,
-                "players": [[0, x0, 50.0, vx0, 0.0], [1, x1, 80.0, 0.0, 0.0]]}  # fmt: skip
+        players = [[1, x1, 80.0, 0.0, 0.0]]
+        if x0 is not None:
+            players.insert(0, [0, x0, 50.0, vx0, 0.0])
+        view = {"me": 0, "ack": 0, "ticks": tick, "players": players}
         data = self.history.encode_for(tick, view)
         self.session.message_received(
             UNRELIABLE, encode_snap(self.version, tick * 50, None, None, None, data)
@@ -346,6 +383,24 @@ ARENA2 = ArenaGame(2)
 
 
 class GameSessionNetcodeTests(SynchronousTestCase):
+    def test_a_dead_entity_is_not_driven_on_and_its_respawn_does_not_slide(self) -> None:
+        """A snap without the own entity (dead) resets the prediction: nothing is
+        drawn for it (not the dead one driven on at its last velocity for up to 64
+        ticks); the respawn, across the map, is drawn where it is at once."""
+        match = Arrivals(rtt=0.1)
+        match.welcome()
+        prediction = match.session.predict(ARENA2.step, ARENA2.own, smooth=("x", "y"))
+        match.snap(40, 10.0, 20.0, vx0=100.0)
+        self.assertIsNotNone(match.session.predicted())
+        match.now += 0.05
+        match.snap(41, None, 20.0)  # killed
+        self.assertIsNone(match.session.predicted())
+        match.now += 0.5
+        self.assertIsNone(match.session.predicted())
+        match.snap(51, 250.0, 20.0)  # respawned far away
+        self.assertAlmostEqual(match.session.predicted()["x"], 250.0)  # type: ignore[index]
+        self.assertEqual((prediction.corrections, prediction.offset(match.now)), (0, {}))
+
     def test_nothing_before_the_welcome_of_a_game_with_a_tick(self) -> None:
         session = GameSession()
         self.assertIsNone(session.server_tick_now)

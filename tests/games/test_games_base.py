@@ -100,6 +100,29 @@ class GameBaseTests(unittest.TestCase):
             {"winners": ["a"], "reason": "time_up", "scores": {"a": 1, "b": 0}},
         )
 
+    def test_default_join_and_idle_rules_read_only_what_a_state_has(self) -> None:
+        """A state with only `players` (and its own end, as docs/games.md's `glide`):
+        a seated player may join until the game is over; everyone counts as idle."""
+
+        @frozen
+        class Dots:
+            players: tuple[str, ...]
+            over: bool = False
+
+        class DotsGame(Game[Dots]):
+            name = "dots"
+
+            def is_finished(self, state: Dots) -> bool:
+                return state.over
+
+        game, state = DotsGame(), Dots(("a", "b"))
+        self.assertIsNone(game.check_join(state, SEATS[0]))
+        self.assertEqual(game.check_join(state, Seat("z", "Z", 0)), "not seated in this game")
+        self.assertEqual(game.idle_players(state), ("a", "b"))
+        over = Dots(("a", "b"), over=True)
+        self.assertEqual(game.check_join(over, SEATS[0]), "the game is over")
+        self.assertEqual(game.idle_players(over), ())
+
     def test_generic_terminal_view_by_default(self) -> None:
         self.assertIsInstance(ui_for(self.game), GenericUI)
 

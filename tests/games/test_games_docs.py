@@ -11,9 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
 
 import vinom
+from tests.support.servers import start_twistd
+from tests.support.waiting import until
+from vinom.client.failover import LobbyPlayer
+from vinom.client.game import GameSession, connect_game
+from vinom.client.netcode import Interpolation, blend
 from vinom.server.options import Options
 
 # Where `vinom` is imported from (the checkout, or site-packages under tox).
@@ -188,3 +195,89 @@ class RealTimeExampleTests(TestCase):
         # Bob moved, and was drawn moving.
         self.assertEqual(len({m[5] for m in found if m}), 3)
         self.assertEqual(done.stdout.splitlines()[-1], "corrections: 0")
+
+
+class GlideOnAServerTests(TestCase):
+    """games.md's real-time example, run as written on a real `twistd -n vinom`: the
+    module as the doc gives it, installed with a plugin file as the tutorial's;
+    two players join over UDP, steer, and see their dots glide."""
+
+    timeout = 90
+
+    async def test_two_players_join_the_glide_example_and_steer(self) -> None:
+        [block] = [b for b in python_blocks() if b.startswith('"""glide:')]
+        plugin = "from glide import Glide\n\nglide = Glide()\n"
+        server = await start_twistd(
+            self, {"glide.py": block, "twisted/plugins/glide_example_plugin.py": plugin},
+            "--games", "glide",
+        )  # fmt: skip
+        found = await gatherResults(
+            [LobbyPlayer(reactor, server.lobby, name).find_match("glide") for name in "AB"]
+        )
+        sessions = list(await gatherResults([connect_game(reactor, f) for f in found]))
+        for session in sessions:
+            self.addCleanup(session.disconnect)
+
+        def playing(session: GameSession) -> bool:
+            return session.state is not None and session.state["p"] == "playing"
+
+        await until(lambda: all(playing(s) for s in sessions), "both players playing", 30.0)
+        me = sessions[0].view["me"]
+        start = sessions[0].view["dots"][me]
+        sessions[0].send_input({"steer": [40.0, 0.0]})
+
+        def moved() -> bool:
+            dot = sessions[0].view["dots"][me]
+            return dot["vx"] == 40.0 and dot["x"] != start["x"]
+
+        await until(moved, "Ann's dot gliding", 30.0)
+        # The other player sees it too, and the host said nothing alarming.
+        await until(lambda: sessions[1].view["dots"][me]["vx"] == 40.0, "Bob sees it", 30.0)
+        said = server.output.decode(errors="replace")
+        self.assertNotIn("CRITICAL", said)
+        self.assertNotIn("Traceback", said)
+
+
+class EntitiesDocTests(TestCase):
+    def test_games_md_and_protocol_md_agree_on_maps_keyed_by_id(self) -> None:
+        """Both pages tell a game to keep entities that come and go in maps keyed by
+        id (a delta patches a list by index); and a client that interpolates does
+        match a map's entities by key, as games.md says, with no rule to write."""
+        games = DOC.read_text(encoding="utf-8")
+        protocol = (DOC.parent / "protocol.md").read_text(encoding="utf-8")
+        self.assertIn("keep entities that come and go in maps keyed by id", protocol)
+        self.assertIn("Keep entities that come and go in **maps keyed by id**", games)
+        before = {"players": {"7": {"x": 0.0}, "9": {"x": 10.0}}}
+        after = {"players": {"9": {"x": 20.0}, "11": {"x": 5.0}}}
+        self.assertEqual(
+            blend(before, after, 0.5, Interpolation(fields=("players.*.x",))),
+            {"players": {"9": {"x": 15.0}, "11": {"x": 5.0}}},
+        )
+
+
+class ArenaWireDocTests(TestCase):
+    def test_games_md_gives_the_arena_input_and_view_as_the_code_has_them(self) -> None:
+        """games.md, "The arena's wire": the input the arena takes, its speed cap, its
+        side for two players and the view's keys, checked against benchmarks/arena.py."""
+        import random
+
+        from benchmarks.arena import MAX_SPEED, RADIUS, ArenaGame
+        from vinom.games import IllegalAction, Seat
+
+        games = DOC.read_text(encoding="utf-8")
+        self.assertIn('`{"move": [vx, vy], "n": k}`', games)
+        self.assertIn(f"`MAX_SPEED`, {MAX_SPEED:g}", games)
+        self.assertIn(f"within {RADIUS:g} of the viewer", games)
+        game, rng = ArenaGame(2), random.Random(1)
+        self.assertIn(f"({game.size:g} for two players)", games)
+        seats = [Seat("a", "A", 0), Seat("b", "B", 1)]
+        state = game.create(seats, {}, rng)
+        moved = game.apply_action(state, seats[0], {"move": [300.0, 0.0], "n": 1}, rng).state
+        self.assertEqual((moved.vx[0], moved.vy[0]), (MAX_SPEED, 0.0))  # scaled down
+        for bad in ({"move": [1.0, 0.0]}, {"move": [1.0], "n": 1}, {"move": "N", "n": 1}):
+            self.assertRaises(IllegalAction, game.apply_action, state, seats[0], bad, rng)
+        ticked = game.tick(moved, 0.05, rng).state
+        view = game.view(ticked, "a")
+        self.assertEqual(sorted(view), ["ack", "me", "players", "ticks"])
+        self.assertEqual((view["me"], view["ack"]), (0, 1))
+        self.assertEqual(len(view["players"][0]), 5)

@@ -11,6 +11,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.rooms.test_rooms_fixtures import RecordingOutbox, SeqGame, SeqState, Timeline, make_match
@@ -117,9 +118,23 @@ class AdmissionTests(RoomTestCase):
             raise RuntimeError("a bug in check_join")
 
         game.check_join = broken  # type: ignore[method-assign]
-        self.assertEqual(room.check_admission(A), (Admission.FULL, "check_join failed"))
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        self.assertEqual(
+            room.check_admission(A),
+            (Admission.FULL, "check_join failed: RuntimeError: a bug in check_join"),
+        )
         self.assertEqual(room.game_errors, 1)
-        self.flushLoggedErrors(RuntimeError)
+        # One error line that names the game, the exception and where it was
+        # raised: no traceback, nothing critical (the host is fine, the game is not).
+        [event] = [e for e in logged if "check_join" in e.get("log_format", "")]
+        self.assertEqual(event["log_level"], LogLevel.error)
+        self.assertNotIn("log_failure", event)
+        text = formatEvent(event)
+        self.assertIn("check_join raised RuntimeError: a bug in check_join at ", text)
+        self.assertIn("test_rooms.py:", text)
+        self.assertIn(f"player {A} was refused", text)
 
 
 class GameCheckTests(RoomTestCase):

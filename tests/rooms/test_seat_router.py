@@ -15,7 +15,12 @@ from vinom.protocol.interfaces import Admission
 from vinom.rooms.messages import Phase, encode_action, encode_input, encode_leave, encode_sync
 from vinom.rooms.registry import RoomExists, RoomRegistry
 from vinom.rooms.room import Room, RoomConfig
-from vinom.rooms.router import SeatRouter
+from vinom.rooms.router import (
+    INPUT_MESSAGES_PER_TICK,
+    INPUT_RATE_LIMITED,
+    STREAM,
+    SeatRouter,
+)
 
 A, B = "p-a", "p-b"
 SA, SB = 11, 12
@@ -320,7 +325,7 @@ class GarbageTests(RouterTestCase):
         messages=st.lists(
             st.tuples(
                 st.sampled_from([SA, SB, 999]),
-                st.sampled_from([RELIABLE, UNRELIABLE, 7]),
+                st.sampled_from([RELIABLE, UNRELIABLE, STREAM, 7]),
                 st.one_of(
                     st.binary(max_size=64),
                     st.builds(
@@ -362,9 +367,10 @@ class GarbageTests(RouterTestCase):
 
 
 class InputRoutingTests(RouterTestCase):
-    """`input` reaches a ticking room's jitter buffer on either channel: unreliable
-    over UDP, and on the one ordered channel of a stream session (WebSocket, whose
-    messages come as RELIABLE); a turn-based room takes none."""
+    """`input` reaches a ticking room's jitter buffer unreliable over UDP, and on the
+    one ordered channel of a stream session (WebSocket, WebTransport: `STREAM`);
+    on UDP's reliable channel it is dropped as `wrong_channel`, and a turn-based
+    room takes none. Each session's input messages are rate-limited."""
 
     def make_games(self) -> dict[str, Any]:
         return {"seq": SeqGame(), "seq-tick": SeqGame(tick_rate=20)}
@@ -383,7 +389,7 @@ class InputRoutingTests(RouterTestCase):
             SA, UNRELIABLE, encode_input(None, [(tick + 1, {"seq": 1})]), self.time.now
         )
         self.router.message_received(
-            SB, RELIABLE, encode_input(None, [(tick + 1, {"seq": 1})]), self.time.now
+            SB, STREAM, encode_input(None, [(tick + 1, {"seq": 1})]), self.time.now
         )
         self.time.advance(0.2)
         self.assertEqual(room.state.seqs, (1, 1))
@@ -391,12 +397,46 @@ class InputRoutingTests(RouterTestCase):
         self.assertEqual(self.router.input_counts()["applied"], 2)
         self.assertEqual(self.router.drops["wrong_channel"], 0)
 
+    def test_an_input_on_the_reliable_channel_is_dropped(self) -> None:
+        """docs/protocol.md §14: over UDP an `input` travels on channel 0; one on
+        channel 1 is dropped and counted `wrong_channel`, even in a ticking room."""
+        room = self.start("seq-tick")
+        self.router.message_received(
+            SA, RELIABLE, encode_input(None, [(room.tick_number + 1, {"seq": 1})]), self.time.now
+        )
+        self.time.advance(0.2)
+        self.assertEqual(room.state.seqs, (0, 0))
+        self.assertEqual(self.router.drops["wrong_channel"], 1)
+        self.assertEqual(self.router.input_counts()["held"], 0)
+
+    def test_input_messages_are_limited_per_session(self) -> None:
+        """At most INPUT_MESSAGES_PER_TICK a tick (a burst of a second's worth):
+        the rest are dropped before they are read, counted `input_rate_limited`."""
+        self.assertEqual(INPUT_MESSAGES_PER_TICK, 4)
+        room = self.start("seq-tick")
+        rate = INPUT_MESSAGES_PER_TICK * 20  # the game's tick rate
+        flood = encode_input(None, [(room.tick_number + 1, {"seq": 1})])
+        for _ in range(1000):
+            self.router.message_received(SA, UNRELIABLE, flood, self.time.now)
+        # A second's burst got through (one input, then its copies), the rest not.
+        self.assertEqual(self.router.drops[INPUT_RATE_LIMITED], 1000 - rate)
+        self.assertEqual(room.input_counts["held"] + room.input_counts["duplicate"], rate)
+        # The other session has a bucket of its own, and the stream one is limited too.
+        for _ in range(rate + 10):
+            self.router.message_received(SB, STREAM, flood, self.time.now)
+        self.assertEqual(self.router.drops[INPUT_RATE_LIMITED], 1000 - rate + 10)
+        # The bucket refills at its rate: a tick later, four more.
+        self.time.advance(0.05)
+        for _ in range(10):
+            self.router.message_received(SA, UNRELIABLE, flood, self.time.now)
+        self.assertEqual(self.router.drops[INPUT_RATE_LIMITED], 1000 - rate + 10 + 6)
+
     def test_a_turn_based_room_takes_no_input(self) -> None:
         room = self.start("seq")
-        for channel in (UNRELIABLE, RELIABLE):
+        for channel in (UNRELIABLE, RELIABLE, STREAM):
             self.router.message_received(
                 SA, channel, encode_input(None, [(1, {"seq": 1})]), self.time.now
             )
         self.time.advance(0.2)
         self.assertEqual(room.state.seqs, (0, 0))
-        self.assertEqual(self.router.drops["wrong_channel"], 2)
+        self.assertEqual(self.router.drops["wrong_channel"], 3)

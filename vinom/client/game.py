@@ -73,7 +73,7 @@ ACK_ONLY_FLOOR = 0.1
 ENDED_PHASES = ("finished", "aborted")
 #: Before the transport has measured a round trip, an input's tick assumes this one:
 #: none, so the next tick. An input that arrives late is applied at the next tick
-#: (never lost); one stamped ahead waits, adding latency for nothing.
+#: (up to 8 ticks late); one stamped ahead waits, adding latency for nothing.
 DEFAULT_RTT = 0.0
 
 
@@ -217,16 +217,22 @@ class GameSession:
         wrap: Mapping[str, float] | None = None,
         smoothing: float = SMOOTHING,
         tolerance: float = CORRECTION_EPSILON,
+        teleport: float = math.inf,
     ) -> Predictor[Any]:
         """Predict this player's own state: `own(view)` is its part of a snap's view (a
         map; None when the view has none), `step(state, inputs, dt)` the game's rules
         for one tick; `send_input` feeds it, each snap reconciles it; `predicted()`
-        is what to draw (`Predictor`). After the welcome of a game with a tick."""
+        is what to draw (`Predictor`). A snap whose view has no own state (the
+        entity is dead) resets the prediction: nothing is predicted until one
+        has it again, shown where it is; a correction beyond `teleport` is shown
+        at once. After the welcome of a game with a tick."""
         rate = self.tick_rate
         if not rate or self.server_clock is None:
             raise ValueError("predict is for a game with a tick, after its welcome")
         self._own = own
-        self.prediction = Predictor(step, rate, smooth, dict(wrap or {}), smoothing, tolerance)
+        self.prediction = Predictor(
+            step, rate, smooth, dict(wrap or {}), smoothing, tolerance, teleport
+        )
         return self.prediction
 
     @property
@@ -438,6 +444,9 @@ class GameSession:
             own = self._own(view)
             if own is not None:
                 self.prediction.reconcile(tick, own, now)
+            elif self.prediction.base is not None:
+                # The own entity is gone (dead): drive nothing on until it is back.
+                self.prediction.reset()
 
 
 def _number(message: Mapping[str, Any] | None, key: str) -> float | None:

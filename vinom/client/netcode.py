@@ -41,7 +41,12 @@ rewinds to it and replays the inputs the server had not applied yet (those
 stamped after its tick; the rest are forgotten). What the replay changed in
 the prediction (the server saw something the client did not: a late input,
 a collision) is not snapped: it becomes an offset that decays with a
-`smoothing` time constant, and is counted in `corrections`.
+`smoothing` time constant, and is counted in `corrections`. A change larger
+than `teleport` (a respawn, a teleport) is shown at once instead, counted in
+`teleports`: sliding there would cross the map. `reset()` forgets the
+prediction when the own entity is gone (dead: `GameSession` calls it when a
+snapshot's view has no own state, so that nothing dead is driven on), and
+`reset(tick, state)` starts it over from a state, shown where it is.
 """
 
 from __future__ import annotations
@@ -357,7 +362,8 @@ class Predictor(Generic[S]):
     of `dt` = 1 / `tick_rate` seconds. The state is a map; the numeric fields
     named in `smooth` have their corrections smoothed (`wrap`: their period on
     a wrapping world), every other value is taken as predicted. A correction
-    up to `tolerance` (the view's rounding) is smoothed but not counted.
+    up to `tolerance` (the view's rounding) is smoothed but not counted; one
+    beyond `teleport` is shown at once (a respawn), counted in `teleports`.
     """
 
     step: Step[S]
@@ -368,6 +374,9 @@ class Predictor(Generic[S]):
     # A correction at most this large (in the `smooth` fields' units) is smoothed
     # but not counted: the view's quantisation step, say (the snapshots' rounding).
     tolerance: float = CORRECTION_EPSILON
+    # A correction larger than this (in the `smooth` fields' units) is a jump in
+    # the game (a respawn, a teleport): shown at once, not smoothed.
+    teleport: float = math.inf
     # The newest authoritative state and its tick.
     base: S | None = None
     base_tick: int = -1
@@ -378,11 +387,30 @@ class Predictor(Generic[S]):
     corrections: int = 0
     error_total: float = 0.0
     last_error: float = 0.0
+    # Corrections beyond `teleport`, shown at once.
+    teleports: int = 0
     # The correction still shown, by field, and when it was set.
     _offset: dict[str, float] = field(factory=dict)
     _offset_at: float = 0.0
     # The tick last rendered: where a correction is measured.
     _shown: float | None = None
+
+    def reset(self, tick: int | None = None, state: S | None = None) -> None:
+        """Start over. Without a state: the own entity is gone (dead, out of the
+        game): nothing is predicted (`render` gives None) and the inputs held are
+        forgotten, until a snapshot with an own state, which is then shown where
+        it is. With `state`, the own state right after `tick`: predicted from it
+        at once, with no correction to smooth (a respawn or a teleport the game
+        knows of); the inputs stamped after `tick` are kept."""
+        self._offset = {}
+        self._shown = None
+        if state is None or tick is None:
+            self.base, self.base_tick = None, -1
+            self.inputs.clear()
+            return
+        self.base, self.base_tick = state, tick
+        for k in [k for k in self.inputs if k <= tick]:
+            del self.inputs[k]
 
     def add(self, tick: int, value: Mapping[str, Any]) -> None:
         """The player gave `value` for `tick` (the tick `send_input` stamped)."""
@@ -443,6 +471,11 @@ class Predictor(Generic[S]):
                 d = (d + period / 2) % period - period / 2
             error = max(error, abs(d))
             offset[name] = offset.get(name, 0.0) + d
+        if error > self.teleport:
+            # A jump in the game: shown where it is, nothing slides there.
+            self._offset, self._offset_at = {}, now
+            self.teleports += 1
+            return error
         self._offset, self._offset_at = offset, now
         if error <= max(self.tolerance, CORRECTION_EPSILON):
             return 0.0

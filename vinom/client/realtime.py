@@ -10,8 +10,8 @@ by then are the estimate plus a whole round trip's worth (half for the
 snapshot's way here, half for the input's way there), and the input is for
 the next one: ``floor(k + (elapsed + rtt) * tick_rate) + 1``. Stamping further
 ahead only adds latency: an input that arrives a little late is applied at
-the next tick anyway (counted ``late``, never lost), and one early waits (up
-to 8 ticks). `GameSession` stamps from the synced clock of
+the next tick anyway (counted ``late``; up to 8 ticks late), and one early
+waits (up to 8 ticks). `GameSession` stamps from the synced clock of
 `vinom.client.netcode.ServerClock` once a snap came (the same formula, its
 fastest sample rather than the newest); this estimate serves before that,
 and the benchmarks' lean client.

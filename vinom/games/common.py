@@ -224,7 +224,15 @@ class BuiltinGame:
         self.action_rate = cls.action_rate if action_rate is DEFAULT else action_rate
 
     def check_join(self, state: Any, seat: Seat) -> str | None:
-        return check_join(state.players, state.left, state.finished, seat)
+        """The usual join check on what the state has of it: a seated player (when it
+        has `players`), not gone for good (when it has `left`), the game not over."""
+        players = getattr(state, "players", None)
+        if players is None:
+            return "the game is over" if self.is_finished(state) else None
+        left = getattr(state, "left", None)
+        if left is None:
+            left = (False,) * len(players)
+        return check_join(players, left, self.is_finished(state), seat)
 
     def join(self, state: Any, seat: Seat) -> Outcome:
         return Outcome(state)
@@ -237,10 +245,15 @@ class BuiltinGame:
 
     def idle_players(self, state: Any) -> Sequence[str]:
         """The players whose silence counts now: by default everyone still playing;
-        a turn-based game names only the player whose move it awaits."""
-        if state.finished:
+        a turn-based game names only the player whose move it awaits. Read from what
+        the state has: its `players` (none without them), less those it marks `left`."""
+        players = getattr(state, "players", None)
+        if players is None or self.is_finished(state):
             return ()
-        return tuple(p for p, gone in zip(state.players, state.left, strict=True) if not gone)
+        left = getattr(state, "left", None)
+        if left is None:
+            return tuple(players)
+        return tuple(p for p, gone in zip(players, left, strict=True) if not gone)
 
 
     def time_up(self, state: Any) -> Outcome:

@@ -64,13 +64,13 @@ from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings, is_spect
 from vinom.hosting.streams import StreamOutbox, StreamQueue
 from vinom.match import Match, MatchEnded
 from vinom.protocol.config import HostConfig
-from vinom.protocol.events import RELIABLE, MessageReceived, SessionClosed, SessionConnected
+from vinom.protocol.events import MessageReceived, SessionClosed, SessionConnected
 from vinom.protocol.interfaces import Admission
 from vinom.protocol.server import Address, ServerEndpoint
 from vinom.protocol.wire import DROP_HOST_FULL, DROP_NOT_ADMITTED
 from vinom.rooms.record import MatchRecorder, record_header
 from vinom.rooms.room import Room, RoomConfig
-from vinom.rooms.router import SeatRouter
+from vinom.rooms.router import STREAM, SeatRouter
 from vinom.rooms.timers import TimerQueue
 
 _log = Logger()
@@ -305,7 +305,8 @@ class GameHostCore:
 
     def stream_received(self, session_id: int, data: bytes, now: float) -> None:
         """One message from a stream's peer: a room message, msgpack, as a UDP client
-        sends on its reliable channel. Never raises on what is in it."""
+        sends on its channels (a stream has one, `STREAM`, for every kind of message,
+        ``input`` included). Never raises on what is in it."""
         if session_id not in self._streams.streams:
             self.stream_drops["no_session"] += 1
             return
@@ -316,7 +317,7 @@ class GameHostCore:
             self.stream_drops["too_large"] += 1
             return
         try:
-            self.router.message_received(session_id, RELIABLE, data, now)
+            self.router.message_received(session_id, STREAM, data, now)
         except Exception:
             self._error("the seat router failed")
         if self._endpoint_events:

@@ -47,6 +47,7 @@ import contextlib
 import math
 import os
 import random
+import traceback
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -70,7 +71,7 @@ from vinom.match import Match
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.interfaces import Admission
 from vinom.rooms.delta import Quantisation, SnapshotHistory, quantisation_of
-from vinom.rooms.inputs import InputBuffer
+from vinom.rooms.inputs import CAPPED, TOO_LATE, InputBuffer
 from vinom.rooms.member import Member
 from vinom.rooms.messages import (
     Phase,
@@ -206,8 +207,8 @@ class Room:
     # The game's quantisation of its views (its `quantisation` attribute), for snaps.
     quantisation: Quantisation = field(init=False)
     # What became of the players' real-time inputs: held, late, early,
-    # duplicate (`vinom.rooms.inputs`), applied, rejected, not_playing, and
-    # acks naming a tick not yet run (bad_ack).
+    # duplicate, too_late, capped (`vinom.rooms.inputs`), applied, rejected,
+    # not_playing, and acks naming a tick not yet run (bad_ack).
     input_counts: Counter[str] = field(init=False, factory=Counter)
 
     _members: dict[str, Member] = field(init=False, factory=dict)
@@ -351,9 +352,9 @@ class Room:
     def check_admission(self, player_id: str) -> tuple[Admission, str | None]:
         """`admission`, with the reason when the game's `check_join` refused the seat.
 
-        The reason is the game's text (or "check_join failed" when the game
-        raised); it is for the host's log and counters, not for the client,
-        which only learns that it was denied.
+        The reason is the game's text (or "check_join failed: " and the
+        exception when the game raised); it is for the host's log and counters,
+        not for the client, which only learns that it was denied.
         """
         member = self._members.get(player_id)
         if member is None or member.bot is not None:
@@ -366,9 +367,8 @@ class Room:
         if not member.joined:
             try:
                 reason = self.game.check_join(self.state, member.seat)
-            except Exception:
-                self._game_error("check_join")
-                return Admission.FULL, "check_join failed"
+            except Exception as e:
+                return Admission.FULL, self._check_join_failed(e, player_id)
             if reason is not None:
                 return Admission.FULL, str(reason)
         return Admission.ACCEPT, None
@@ -903,12 +903,18 @@ class Room:
 
     def _apply_inputs(self, tick: int, now: float) -> None:
         """Before the game runs `tick`: each player's inputs for it (and any late
-        ones), in seat order, each player's in tick order."""
+        ones), in seat order, each player's in tick order, at most
+        `MAX_INPUTS_PER_TICK` of each (`vinom.rooms.inputs`)."""
         for member in self._order:
             buffer = member.inputs
             if buffer is None or not buffer.held or buffer.held[0][0] > tick:
                 continue
-            for _, value in buffer.take(tick):
+            due, too_late, capped = buffer.take(tick)
+            if too_late or capped:
+                counts = self.input_counts
+                counts[TOO_LATE] += too_late
+                counts[CAPPED] += capped
+            for _, value in due:
                 self._apply_input(member, value, now)
                 if self.phase is not _PLAYING:
                     return
@@ -1048,6 +1054,26 @@ class Room:
         except Exception:
             self._game_error(name)
             return None
+
+    def _check_join_failed(self, error: Exception, player_id: str) -> str:
+        """The game's `check_join` raised: a bug in the game, not in the host, told in
+        one line (where it raised, and what), the first few times; the reason."""
+        self._game_errors += 1
+        what = f"{type(error).__name__}: {error}"
+        if self._game_errors <= 3:
+            frames = traceback.extract_tb(error.__traceback__)
+            where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+            log.error(
+                "Game {game}'s check_join raised {what}{where} (room {match_id}): player"
+                " {player_id} was refused. check_join(state, seat) returns None to let"
+                " the player in, or a reason to refuse.",
+                game=self.game.name,
+                what=what,
+                where=where,
+                match_id=self.match.match_id,
+                player_id=player_id,
+            )
+        return f"check_join failed: {what}"
 
     def _game_error(self, where: str) -> None:
         # Log the first failures with a traceback, then only count them, so a

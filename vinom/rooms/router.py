@@ -31,12 +31,18 @@ phase. A `sync` without a token is dropped silently
 
 Real-time inputs: in a room whose game has a tick, ``input`` messages come
 on the unreliable channel and go to the room's jitter buffer
-(`Room.handle_inputs`); they take no token (each repeats the last few, so
-their rate is the client's packet rate, and each is bounded to
-`MAX_INPUTS_PER_MESSAGE` pairs). Anything else on that channel, and an
-``input`` on the reliable one or in a room without a tick, is dropped
-(``drops["wrong_channel"]``). What became of the inputs is counted by the
-rooms (`input_counts`), summed here for the host's metrics.
+(`Room.handle_inputs`). They take no token of the action rate (each repeats
+the last few, and is bounded to `MAX_INPUTS_PER_MESSAGE` pairs), but each
+session has a bucket of its own for them: `INPUT_MESSAGES_PER_TICK` messages
+a tick of its game, a burst of a second's worth; every message on the
+unreliable channel takes a token before it is decoded, and one that finds
+none is dropped (``drops["input_rate_limited"]``), so that a flood costs the
+host a bucket's arithmetic per datagram. Anything else on that channel, and
+an ``input`` on the reliable one or in a room without a tick, is dropped
+(``drops["wrong_channel"]``). A stream session (WebSocket, WebTransport) has
+one ordered channel for everything: its messages come as `STREAM`, where an
+``input`` is as good as on the unreliable channel. What became of the inputs
+is counted by the rooms (`input_counts`), summed here for the host's metrics.
 """
 
 from __future__ import annotations
@@ -73,7 +79,16 @@ _ACTION = ClientMessageKind.ACTION
 _SYNC = ClientMessageKind.SYNC
 _INPUT = ClientMessageKind.INPUT
 RATE_LIMITED = "rate_limited"
+INPUT_RATE_LIMITED = "input_rate_limited"
 _INF = math.inf
+
+#: The channel a stream session's messages come on (WebSocket, WebTransport): one
+#: ordered channel that carries every kind of message, ``input`` included.
+STREAM = -1
+#: ``input`` messages one session may send per tick of its game (a client sends
+#: one a tick, or fewer: ack-only ones at most ten a second); a burst of a
+#: second's worth. More are dropped (``drops["input_rate_limited"]``).
+INPUT_MESSAGES_PER_TICK = 4
 
 
 @define(eq=False)
@@ -94,7 +109,8 @@ class _SeatBinding:
     """
 
     __slots__ = (
-        "actions", "held", "limits", "player_id", "room", "router", "session_id", "wake",
+        "actions", "held", "inputs", "limits", "player_id", "room", "router", "session_id",
+        "wake",
     )  # fmt: skip
 
     def __init__(
@@ -119,6 +135,8 @@ class _SeatBinding:
         # Actions waiting for a token, oldest first, and when the next may go.
         self.held: deque[tuple[Mapping[str, Any], int | None]] | None = None
         self.wake = _INF
+        # The session's bucket of input messages (a ticking room), made at its first.
+        self.inputs: TokenBucket | None = None
 
     def handle_timer(self, now: float) -> None:
         self.router.release_held(self, now)
@@ -153,8 +171,8 @@ class SeatRouter:
     # Seconds between two log lines about refused joins (the rest are counted).
     log_interval: float = 10.0
     # Dropped client messages by reason (see `decode_client_message`, plus
-    # `unknown_session`, `wrong_channel`, `rate_limited`, `held_at_end` and
-    # `sync_rate_limited`).
+    # `unknown_session`, `wrong_channel`, `rate_limited`, `held_at_end`,
+    # `sync_rate_limited` and `input_rate_limited`).
     drops: Counter[str] = field(init=False, factory=Counter)
     # Other counts: actions_applied, actions_rejected, actions_delayed,
     # sessions_opened, sessions_refused, sessions_closed, joins_refused
@@ -272,11 +290,14 @@ class SeatRouter:
         if entry is None:
             self.drops["unknown_session"] += 1
             return
-        if channel != RELIABLE:
-            if channel == UNRELIABLE and entry.room.tick_rate > 0:
+        if channel == UNRELIABLE:
+            if entry.room.tick_rate > 0:
                 self._unreliable(entry, data, now)
             else:
                 self.drops["wrong_channel"] += 1
+            return
+        if channel != RELIABLE and channel != STREAM:
+            self.drops["wrong_channel"] += 1
             return
         message = decode_client_message(data, self.drops)
         if message is None:
@@ -285,9 +306,10 @@ class SeatRouter:
             kind, action, action_id, _, _ = message
             if kind is _INPUT:
                 # Over UDP inputs travel unreliable (channel 0); a stream session
-                # (WebSocket) has one ordered channel, whose messages come as channel 1.
-                if entry.room.tick_rate > 0:
-                    self._inputs(entry, message, now)
+                # has one ordered channel, whose messages come as `STREAM`.
+                if channel == STREAM and entry.room.tick_rate > 0:
+                    if self._input_allowed(entry, now):
+                        self._inputs(entry, message, now)
                 else:
                     self.drops["wrong_channel"] += 1
             elif kind is _ACTION:
@@ -325,6 +347,8 @@ class SeatRouter:
 
     def _unreliable(self, entry: _SeatBinding, data: bytes, now: float) -> None:
         """A message on channel 0 of a ticking room: only ``input`` belongs there."""
+        if not self._input_allowed(entry, now):
+            return
         message = decode_client_message(data, self.drops)
         if message is None:
             return
@@ -332,6 +356,17 @@ class SeatRouter:
             self.drops["wrong_channel"] += 1
             return
         self._inputs(entry, message, now)
+
+    def _input_allowed(self, entry: _SeatBinding, now: float) -> bool:
+        """Take a token of the session's input bucket; False (counted) if none is there."""
+        bucket = entry.inputs
+        if bucket is None:
+            rate = INPUT_MESSAGES_PER_TICK * entry.room.tick_rate
+            bucket = entry.inputs = TokenBucket(rate, rate, now)
+        if bucket.take(now):
+            return True
+        self.drops[INPUT_RATE_LIMITED] += 1
+        return False
 
     def _inputs(self, entry: _SeatBinding, message: ClientMessage, now: float) -> None:
         try:

@@ -189,7 +189,8 @@ class ServerCollector(Collector):
         inputs = CounterMetricFamily(
             "vinom_inputs",
             "Real-time inputs of ticking rooms by outcome (held, late, early, duplicate, "
-            "applied, rejected, not_playing, bad_ack; docs/protocol.md section 14).",
+            "too_late, capped, applied, rejected, not_playing, bad_ack; docs/protocol.md "
+            "section 14).",
             labels=["outcome"],
         )
         for key, count in sorted(totals.items()):

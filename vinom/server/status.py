@@ -259,6 +259,10 @@ def status_document(figures: ServerFigures) -> dict[str, Any]:
             key[len("message_drop:"):]: count for key, count in sorted(totals.items())
             if key.startswith("message_drop:")
         },
+        "inputs": {
+            key[len("input:"):]: count for key, count in sorted(totals.items())
+            if key.startswith("input:")
+        },
         "rtt": {
             "sessions": rtt.count,
             "median": _percentile(figures.round_trip_times, 0.5),

@@ -220,7 +220,9 @@ export class GameSocket {
   }
 
   // Predict the own state: own(view) is its part of a view (null: none), step(state,
-  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing, tolerance }.
+  // inputs, dt) the game's rules for a tick; `options` { smooth, wrap, smoothing,
+  // tolerance, teleport }. A view with no own state (a dead entity) resets the
+  // prediction until one has it again.
   predict(step, own, options = {}) {
     if (this.serverClock === null) throw new Error("predict is for a game with a tick, after its welcome");
     this.own = own;
@@ -243,6 +245,8 @@ export class GameSocket {
     if (this.prediction !== null && this.own !== null) {
       const own = this.own(view);
       if (own !== null && own !== undefined) this.prediction.reconcile(tick, own, now);
+      // The own entity is gone (dead): drive nothing on until it is back.
+      else if (this.prediction.base !== null) this.prediction.reset();
     }
   }
 
@@ -296,7 +300,7 @@ export class GameSocket {
   // The tick an input made now is meant for: the first tick the host runs after
   // it arrives, floor(k + (elapsed + rtt) * tick_rate) + 1 from the newest tick
   // heard of (docs/client.md; rtt 0 while the page does not know it: an input
-  // a little late is applied at the next tick, never lost); after the previous
+  // a little late is applied at the next tick, up to 8 ticks late); after the previous
   // input's, so each input has a tick of its own.
   // Once the clock is synced: floor(predictionTick()) + 1, the same estimate
   // the prediction shows (so the own state moves on the frame of the input).

@@ -445,8 +445,13 @@ export declare class Predictor<S = Record<string, unknown>, I = Record<string, u
     wrap?: Record<string, number>;
     smoothing?: number;
     tolerance?: number;
+    /** A correction beyond this is shown at once, not smoothed (a respawn). */
+    teleport?: number;
   });
   corrections: number;
+  teleports: number;
+  /** Start over: no state, the own entity is gone; a state (at `tick`), predicted from it at once. */
+  reset(tick?: number | null, state?: S | null): void;
   add(tick: number, value: I): void;
   stateAt(tick: number): S | null;
   at(tick: number): S | null;

@@ -18,7 +18,10 @@
 // Predictor: the own state replayed from the newest snapshot through the
 // game's step(state, inputs, dt), one fixed step a tick, with the inputs
 // stamped after it; each snapshot rewinds and replays, and what that changed
-// fades out as an offset (time constant `smoothing`), counted in `corrections`.
+// fades out as an offset (time constant `smoothing`), counted in `corrections`;
+// a change beyond `teleport` (a respawn) is shown at once, counted in
+// `teleports`. reset() forgets it while the own entity is gone (GameSocket calls
+// it for a view with no own state); reset(tick, state) starts over from a state.
 
 export const CLOCK_WINDOW = 2.0;
 export const CLOCK_SLEW = 0.05; // s/s: how fast the estimate comes down, never a step back
@@ -222,13 +225,17 @@ export class SnapshotBuffer {
 
 export class Predictor {
   // step(state, inputs, dt) -> state: the game's rules for one tick.
-  constructor(step, tickRate, { smooth = [], wrap = {}, smoothing = SMOOTHING, tolerance = CORRECTION_EPSILON } = {}) {
+  constructor(step, tickRate, {
+    smooth = [], wrap = {}, smoothing = SMOOTHING, tolerance = CORRECTION_EPSILON, teleport = Infinity,
+  } = {}) {
     this.step = step;
     this.tickRate = tickRate;
     this.smooth = smooth;
     this.wrap = wrap;
     this.smoothing = smoothing;
     this.tolerance = tolerance; // a correction up to this is smoothed, not counted
+    this.teleport = teleport; // a correction beyond this is shown at once (a respawn)
+    this.teleports = 0;
     this.base = null;
     this.baseTick = -1;
     this.inputs = new Map(); // tick -> [input, ...], ticks after baseTick
@@ -238,6 +245,23 @@ export class Predictor {
     this.offsets = {};
     this.offsetAt = 0;
     this.shown = null; // the tick last rendered: where a correction is measured
+  }
+
+  // Start over: with no state, the own entity is gone (nothing predicted, the
+  // inputs held forgotten, until a snapshot has it again, shown where it is);
+  // with `state` (right after `tick`), predicted from it at once, nothing to smooth.
+  reset(tick = null, state = null) {
+    this.offsets = {};
+    this.shown = null;
+    if (tick === null || state === null) {
+      this.base = null;
+      this.baseTick = -1;
+      this.inputs.clear();
+      return;
+    }
+    this.base = state;
+    this.baseTick = tick;
+    for (const k of [...this.inputs.keys()]) if (k <= tick) this.inputs.delete(k);
   }
 
   add(tick, value) {
@@ -294,6 +318,13 @@ export class Predictor {
       if (period !== undefined) d = ((((d + period / 2) % period) + period) % period) - period / 2;
       error = Math.max(error, Math.abs(d));
       offsets[name] = (offsets[name] ?? 0) + d;
+    }
+    if (error > this.teleport) {
+      // A jump in the game: shown where it is, nothing slides there.
+      this.offsets = {};
+      this.offsetAt = now;
+      this.teleports += 1;
+      return error;
     }
     this.offsets = offsets;
     this.offsetAt = now;

@@ -1,0 +1,257 @@
+"""Real-time inputs abused from real clients against a real `twistd -n vinom` process.
+
+The game is a plugin written only with vinom's public game API, installed as a
+user installs one: it takes any input `{"n": k}` and its view tells each player
+how many of their inputs each tick applied (the most in one tick) and which.
+The players are real clients on real sockets: the client library over UDP, and
+a `/game` WebSocket. What the game applied is what their views show; what the
+host dropped is what its `/metrics` page says (docs/protocol.md §14).
+
+- A lag switch: both players go silent for a few seconds, then send every
+  input they held back, stamped with its tick, eight a message. The game
+  applies at most `MAX_INPUTS_PER_TICK` a tick, and only the last
+  `LATE_TICKS` ticks' worth; the rest are counted `too_late`.
+- A flood of `input` datagrams from one UDP session: the session's bucket lets
+  `INPUT_MESSAGES_PER_TICK` a tick through (a second's burst), and counts the
+  rest `input_rate_limited`.
+- An `input` on UDP's reliable channel is not applied: counted `wrong_channel`.
+"""
+
+# slow: starts twistd vinom (tests/support/servers.py)
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+
+from tests.support.metrics import fetch_metrics, samples
+from tests.support.ports import free_tcp_port
+from tests.support.servers import RunningTwistd, start_twistd
+from tests.support.waiting import until
+from tests.support.websocket_client import connect_game_socket
+from vinom.client.failover import LobbyPlayer
+from vinom.client.game import GameSession, connect_game
+from vinom.protocol.events import RELIABLE, UNRELIABLE
+from vinom.protocol.tokens import PublicToken
+from vinom.rooms.inputs import LATE_TICKS, MAX_INPUTS_PER_TICK
+from vinom.rooms.messages import encode_input
+from vinom.rooms.router import INPUT_MESSAGES_PER_TICK
+
+TICK_RATE = 50
+
+COUNTING_PLUGIN = textwrap.dedent(
+    f'''
+    """Real-time inputs counted: how many each tick applied, for each player."""
+
+    from attrs import evolve, frozen
+
+    from vinom.games.base import Game
+    from vinom.games.interfaces import Outcome
+
+
+    @frozen
+    class Tally:
+        players: tuple
+        ticks: int = 0
+        # Per player: the inputs applied before the coming tick, the most before
+        # any one tick, and the input numbers applied.
+        now: tuple = ()
+        most: tuple = ()
+        got: tuple = ()
+        over: bool = False
+
+
+    class CountingGame(Game):
+        name = "counting"
+        description = "test: real-time inputs counted per tick"
+        min_players = max_players = match_size = 2
+        tick_rate = {TICK_RATE}
+        time_limit = 60.0
+        countdown = 0.0
+        idle_timeout = 0.0
+        offered_by_default = False
+
+        def create(self, seats, options, rng):
+            n = len(seats)
+            return Tally(tuple(s.player_id for s in seats), now=(0,) * n, most=(0,) * n,
+                         got=((),) * n)
+
+        def on_n(self, state, seat, action, rng):
+            i = seat.index
+            now, most, got = list(state.now), list(state.most), list(state.got)
+            now[i] += 1
+            most[i] = max(most[i], now[i])
+            got[i] = (*got[i], action["n"])
+            return Outcome(evolve(state, now=tuple(now), most=tuple(most), got=tuple(got)))
+
+        def tick(self, state, dt, rng):
+            return Outcome(evolve(state, ticks=state.ticks + 1, now=(0,) * len(state.now)))
+
+        def time_up(self, state):
+            return Outcome(evolve(state, over=True))
+
+        def view(self, state, player_id):
+            me = state.players.index(player_id)
+            return {{"k": state.ticks, "most": state.most[me], "got": list(state.got[me])}}
+
+        def is_finished(self, state):
+            return state.over
+
+        def result(self, state):
+            return {{"winners": [], "reason": "time"}}
+
+
+    counting = CountingGame()
+    '''
+)
+
+
+async def fetch_text(url: str) -> str:
+    response = await Agent(reactor).request(b"GET", url.encode())
+    return (await readBody(response)).decode()
+
+
+class InputAbuseTests(TestCase):
+    timeout = 120
+
+    async def serve(self) -> RunningTwistd:
+        self.ops = free_tcp_port()
+        server = await start_twistd(
+            self, {"twisted/plugins/counting_game.py": COUNTING_PLUGIN},
+            "--games", "counting", "--ops-port", f"tcp:{self.ops}:interface=127.0.0.1",
+            web=True,
+        )  # fmt: skip
+        self.server = server
+        return server
+
+    async def inputs(self) -> dict[str, float]:
+        return samples(await fetch_metrics(self.ops), "vinom_inputs_total", "outcome")
+
+    async def message_drops(self) -> dict[str, float]:
+        return samples(await fetch_metrics(self.ops), "vinom_messages_dropped_total", "reason")
+
+    async def udp_players(self) -> list[GameSession]:
+        """Two players matched through the lobby, each on its UDP session."""
+        found = await gatherResults([
+            LobbyPlayer(reactor, self.server.lobby, f"p{n}").find_match("counting")
+            for n in range(2)
+        ])  # fmt: skip
+        sessions = list(await gatherResults([connect_game(reactor, f) for f in found]))
+        for session in sessions:
+            self.addCleanup(session.disconnect)
+        return sessions
+
+    async def udp_and_web_players(self) -> list[GameSession]:
+        """Two players matched through the lobby: one on UDP, one on a `/game` WebSocket."""
+        found = await gatherResults([
+            LobbyPlayer(reactor, self.server.lobby, f"p{n}").find_match("counting")
+            for n in range(2)
+        ])  # fmt: skip
+        udp = await connect_game(reactor, found[0])
+        self.addCleanup(udp.disconnect)
+        assert self.server.web_port is not None
+        socket = await connect_game_socket(
+            self, self.server.web_port, self.server.cert, PublicToken.from_json(found[1].token)
+        )
+        return [udp, socket.session]
+
+    async def playing(self, sessions: list[GameSession], at_least: int = 1) -> int:
+        """Wait until every session has a playing state of tick `at_least` or later:
+        the tick the newest of them shows."""
+
+        def tick(session: GameSession) -> int:
+            state = session.state
+            return -1 if state is None or state["p"] != "playing" else int(state["k"])
+
+        await until(lambda: all(tick(s) >= at_least for s in sessions), f"tick {at_least}", 30.0)
+        return max(tick(s) for s in sessions)
+
+    async def test_a_lag_switch_over_udp_and_websocket(self) -> None:
+        """Silent for 4 s (200 ticks), then every held-back input at once: the game
+        applies at most MAX_INPUTS_PER_TICK a tick, LATE_TICKS in all."""
+        await self.serve()
+        sessions = await self.udp_and_web_players()
+        silent_until = await self.playing(sessions) + 4 * TICK_RATE
+        current = await self.playing(sessions, silent_until)
+        for session in sessions:
+            self.assertEqual(session.view["got"], [])
+            held_back = [(k, {"n": k}) for k in range(current + 1)]
+            assert session.protocol is not None
+            for at in range(0, len(held_back), 8):
+                session.protocol.send(UNRELIABLE, encode_input(None, held_back[at : at + 8]))
+        await self.playing(sessions, current + 2 * LATE_TICKS)
+        for session in sessions:
+            view = session.view
+            assert view is not None
+            self.assertGreater(view["k"], current)
+            self.assertLessEqual(view["most"], MAX_INPUTS_PER_TICK, view)
+            self.assertGreater(len(view["got"]), 0, view)
+            self.assertLessEqual(len(view["got"]), LATE_TICKS + 1, view)
+            self.assertGreaterEqual(min(view["got"]), current - LATE_TICKS, view)
+        # The host's figures (gathered from its workers now and then) say what was dropped.
+        expected = 2 * (current - LATE_TICKS)
+
+        async def dropped() -> dict[str, float] | None:
+            inputs = await self.inputs()
+            return inputs if inputs.get("too_late", 0) >= expected else None
+
+        inputs = await until(dropped, f"{expected} inputs counted too_late", 30.0, every=0.2)
+        assert isinstance(inputs, dict)
+        self.assertGreater(inputs.get("capped", 0), 0, inputs)
+        # /status has the same figures, by outcome.
+        status = json.loads(await fetch_text(f"http://127.0.0.1:{self.ops}/status"))
+        self.assertGreaterEqual(status["inputs"]["too_late"], expected, status["inputs"])
+        self.assertGreater(status["inputs"]["capped"], 0, status["inputs"])
+
+    async def test_a_flood_of_input_datagrams_is_cut_to_the_bucket(self) -> None:
+        """One UDP session sends 3,000 `input` datagrams in a burst: a second's worth
+        of the bucket gets through, the rest are dropped and counted."""
+        await self.serve()
+        sessions = await self.udp_players()
+        current = await self.playing(sessions, 5)
+        flooder = sessions[0]
+        assert flooder.protocol is not None
+        sent = 3000
+        for n in range(sent):
+            # Each message a new input for the coming ticks (all but the first few early).
+            flooder.protocol.send(UNRELIABLE, encode_input(None, [(current + 1 + n, {"n": n})]))
+        bound = 2 * INPUT_MESSAGES_PER_TICK * TICK_RATE  # the burst, and a second's refill
+
+        async def counted() -> bool:
+            drops = await self.message_drops()
+            inputs = await self.inputs()
+            through = sum(inputs.get(k, 0) for k in ("held", "early", "late", "duplicate"))
+            return drops.get("input_rate_limited", 0) + through >= sent
+
+        await until(counted, "every datagram of the flood counted", 30.0, every=0.2)
+        drops = await self.message_drops()
+        self.assertGreaterEqual(drops.get("input_rate_limited", 0), sent - bound, drops)
+        await self.playing(sessions, current + LATE_TICKS + 2)
+        view = flooder.view
+        assert view is not None
+        # What got through was applied at its tick, one a tick at most.
+        self.assertLessEqual(view["most"], 1, view)
+        self.assertLessEqual(len(view["got"]), view["k"] - current, view)
+
+    async def test_an_input_on_the_reliable_channel_is_dropped(self) -> None:
+        """docs/protocol.md §14: over UDP `input` travels on channel 0; one sent on
+        channel 1 is not applied, and counted `wrong_channel`."""
+        await self.serve()
+        sessions = await self.udp_players()
+        current = await self.playing(sessions, 2)
+        sender = sessions[0]
+        assert sender.protocol is not None
+        sender.protocol.send(RELIABLE, encode_input(None, [(current + 3, {"n": 1})]))
+        sender.protocol.send(UNRELIABLE, encode_input(None, [(current + 4, {"n": 2})]))
+        await self.playing(sessions, current + 10)
+        view = sender.view
+        assert view is not None
+        self.assertEqual(view["got"], [2])
+        drops = await self.message_drops()
+        self.assertEqual(drops.get("wrong_channel", 0), 1, drops)
+

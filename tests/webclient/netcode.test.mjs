@@ -1,0 +1,62 @@
+// netcode.js's Predictor and GameSocket's use of it under Node's test runner: a dead
+// own entity is not driven on, and a respawn or a teleport is shown where it is,
+// not slid there (the twin of tests/client/test_netcode.py's tests of the same).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { GameSocket } from "../../vinom/webclient/game.js";
+import { Predictor, ServerClock } from "../../vinom/webclient/netcode.js";
+
+const RATE = 20;
+
+// One tick of a dot: its inputs' velocity, then the move (a game's step).
+function step(state, inputs, dt) {
+  let { vx } = state;
+  for (const input of inputs) vx = input.vx;
+  return { ...state, vx, x: state.x + vx * dt };
+}
+
+test("reset() forgets the prediction; reset(tick, state) starts over from a state", () => {
+  const predictor = new Predictor(step, RATE, { smooth: ["x"] });
+  predictor.reconcile(10, { x: 0, vx: 10 }, 0);
+  predictor.add(12, { vx: 20 });
+  predictor.reset();
+  assert.equal(predictor.stateAt(20), null);
+  assert.equal(predictor.render(20, 0), null);
+  assert.equal(predictor.inputs.size, 0);
+  predictor.add(12, { vx: 20 });
+  predictor.add(14, { vx: 40 });
+  predictor.reset(12, { x: 200, vx: 0 });
+  assert.deepEqual([...predictor.inputs.keys()], [14]);
+  assert.equal(predictor.render(14, 0).x, 202);
+  assert.equal(predictor.corrections, 0);
+});
+
+test("a correction beyond `teleport` is shown at once; below it, smoothed", () => {
+  assert.equal(new Predictor(step, RATE).teleport, Infinity);
+  const predictor = new Predictor(step, RATE, { smooth: ["x"], teleport: 50 });
+  predictor.reconcile(10, { x: 100, vx: 0 }, 0);
+  assert.equal(predictor.render(12, 0).x, 100);
+  predictor.reconcile(11, { x: 110, vx: 0 }, 1); // 10 off: smoothed
+  assert.ok(Math.abs(predictor.render(12, 1).x - 100) < 1e-9);
+  assert.deepEqual([predictor.corrections, predictor.teleports], [1, 0]);
+  predictor.reconcile(12, { x: 900, vx: 0 }, 2); // respawned: shown there
+  assert.equal(predictor.render(12, 2).x, 900);
+  assert.deepEqual([predictor.corrections, predictor.teleports], [1, 1]);
+});
+
+test("GameSocket: a view without the own entity resets the prediction", () => {
+  const stand = { send() {}, close() {}, readyState: 0 };
+  const socket = new GameSocket("wss://game.test/game", {}, { open: () => stand });
+  socket.tickRate = RATE;
+  socket.serverClock = new ServerClock(RATE);
+  const own = (view) => view.dots[view.me] ?? null;
+  const prediction = socket.predict(step, own, { smooth: ["x"] });
+  socket.netcode(40, 2000, { me: 0, dots: [{ x: 10, vx: 100 }] });
+  assert.equal(prediction.stateAt(42).x, 20);
+  socket.netcode(41, 2050, { me: 0, dots: [] }); // killed
+  assert.equal(prediction.stateAt(60), null);
+  socket.netcode(51, 2550, { me: 0, dots: [{ x: 250, vx: 0 }] }); // respawned far away
+  assert.equal(prediction.render(52, 100).x, 250);
+  assert.equal(prediction.corrections, 0);
+});
