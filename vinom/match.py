@@ -83,6 +83,11 @@ class Match:
     game: str
     players: tuple[Ticket, ...]
     formed_at: float
+    # Whether anyone may watch it (`spectate`, `/replays/`): False for the match of a
+    # private room whose owner let nobody watch. It travels with the match (its
+    # placement in the store, its request to a game host, its record's header), so
+    # that every lobby and web server decides by it (`watch_refusal`).
+    spectators: bool = True
 
     @property
     def player_ids(self) -> tuple[str, ...]:
@@ -125,13 +130,16 @@ def ticket_from_json(data: Mapping[str, Any]) -> Ticket:
 
 
 def match_to_json(match: Match) -> dict[str, Any]:
-    """A match as a JSON object."""
-    return {
+    """A match as a JSON object (`spectators` only when nobody may watch it)."""
+    data: dict[str, Any] = {
         "match_id": match.match_id,
         "game": match.game,
         "players": [ticket_to_json(t) for t in match.players],
         "formed_at": match.formed_at,
     }
+    if not match.spectators:
+        data["spectators"] = False
+    return data
 
 
 def match_from_json(data: Mapping[str, Any]) -> Match:
@@ -141,7 +149,36 @@ def match_from_json(data: Mapping[str, Any]) -> Match:
         game=str(data["game"]),
         players=tuple(ticket_from_json(t) for t in data["players"]),
         formed_at=float(data["formed_at"]),
+        spectators=data.get("spectators", True) is not False,
     )
+
+
+# Why a match may not be watched (`watch_refusal`).
+NO_SPECTATORS = "no_spectators"
+"""Its private room's owner let nobody watch it: as if there were no such match."""
+STILL_PLAYING = "still_playing"
+"""A replay of a match that has not ended (or whose spectators' delay has not passed)."""
+ALREADY_ENDED = "ended"
+"""Watching live a match that has ended."""
+
+
+def watch_refusal(spectators: bool, *, ended: bool, replay: bool) -> str | None:
+    """The one rule of who may watch a match, live (`spectate`, `replay` False) or
+    replayed from its record (`/replays/`, `replay` True): None if it may be watched,
+    else why not (`NO_SPECTATORS`, `STILL_PLAYING`, `ALREADY_ENDED`).
+
+    `spectators` is the match's own policy (`Match.spectators`, or its record's
+    header); `ended`: whether the match is over, for a replay only once its
+    spectators have had its end too (`--spectator-delay` after it). A match is
+    either live or replayable, never both: a replay of a running match would show
+    its play without the spectators' delay."""
+    if not spectators:
+        return NO_SPECTATORS
+    if replay and not ended:
+        return STILL_PLAYING
+    if not replay and ended:
+        return ALREADY_ENDED
+    return None
 
 
 def new_match_id() -> str:

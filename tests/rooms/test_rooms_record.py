@@ -80,7 +80,7 @@ def recorded_room(
             seats=[Seat(t.player_id, t.name, i) for i, t in enumerate(match.players)],
             bots=[t.bot for t in match.players], seed=seed,
             tick_rate=float(game.tick_rate or 0), hash_every=hash_every, started=0.0,
-            vinom_version="test",
+            vinom_version="test", spectators=match.spectators,
         ),
         hash_every=hash_every,
     )  # fmt: skip

@@ -16,6 +16,7 @@ import random
 import re
 from typing import Any, cast
 
+import attrs
 import msgpack
 from attrs import frozen
 from selenium.webdriver.common.by import By
@@ -293,7 +294,7 @@ class ReplaysResourceTests(TestCase):
         self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
         times = [f[0] for f in doc["frames"]]
         self.assertEqual(times, sorted(times))
-        self.assertEqual(replays.answer("m-none"), (404, b"no record of this match"))
+        self.assertEqual(replays.answer("m-none"), (404, b"no finished match has this id"))
         status, body = replays.answer("m-bad")
         self.assertEqual((status, body), (422, b"not a match record (not gzip data)"))
         # A match in a host's record file (format version 2), found as it is written.
@@ -306,9 +307,12 @@ class ReplaysResourceTests(TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(msgpack.unpackb(body)["end"], {"phase": "finished", "result": room.result})
 
-    def test_a_match_asked_for_while_it_is_recorded_is_whole_once_it_ends(self) -> None:
-        """A page opened on a match still playing gets the record so far; asked again
-        once the match has ended, the whole match (not the first answer, kept)."""
+    def test_a_match_still_playing_is_not_served_until_its_spectators_had_its_end(
+        self,
+    ) -> None:
+        """A record still growing (its match plays on) is no replay: it would show the
+        play ahead of `--spectator-delay`. Once it ends, it is served `delay` seconds
+        after this server first found it ended, the whole match."""
         from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
         from vinom.hosting.records import RecordFiles, RecordSettings
         from vinom.server.replays import Replays
@@ -318,17 +322,38 @@ class ReplaysResourceTests(TestCase):
         room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4)
         files = RecordFiles(RecordSettings(directory=directory))
         self.addCleanup(files.close)
-        replays = Replays(directory, REGISTRY.get)
+        now = [100.0]
+        replays = Replays(directory, REGISTRY.get, clock=lambda: now[0], spectator_delay=5.0)
         files.write("m-1", 0.0, data[: len(data) * 2 // 3], closed=False)
-        status, body = replays.answer("m-1")
-        self.assertEqual(status, 200)
-        self.assertIsNone(msgpack.unpackb(body)["end"])
+        self.assertEqual(replays.answer("m-1"), (404, b"no finished match has this id"))
         files.write("m-1", 0.0, data[len(data) * 2 // 3 :], closed=True)
+        self.assertEqual(replays.answer("m-1"), (404, b"no finished match has this id"))
+        now[0] += 4.9
+        self.assertEqual(replays.answer("m-1")[0], 404)
+        now[0] += 0.1
         status, body = replays.answer("m-1")
         self.assertEqual(status, 200)
         doc = msgpack.unpackb(body)
         self.assertEqual(doc["end"], {"phase": "finished", "result": room.result})
         self.assertEqual(doc["frames"][-1][2], game.view(room.state, None))
+
+    def test_a_private_room_that_lets_nobody_watch_is_never_replayed(self) -> None:
+        """The record's header carries its match's policy (`"spectators": false`):
+        finished, it is answered as no record at all."""
+        from tests.rooms.test_rooms_record import REGISTRY, bot_match, recorded_room
+        from vinom.hosting.records import RecordFiles, RecordSettings
+        from vinom.server.replays import Replays
+
+        directory = os.path.abspath(self.mktemp())
+        game = REGISTRY.get("tictactoe")
+        _room, _recorder, data = recorded_room(
+            game, attrs.evolve(bot_match(game, 2), spectators=False), seed=4
+        )
+        files = RecordFiles(RecordSettings(directory=directory))
+        self.addCleanup(files.close)
+        files.write("m-1", 0.0, data, closed=True)
+        self.assertEqual(Replays(directory, REGISTRY.get).answer("m-1"),
+                         (404, b"no finished match has this id"))  # fmt: skip
 
     def test_replaying_is_bounded_to_a_share_of_a_cpu_then_503_with_retry_after(self) -> None:
         """A replay runs in the web server's process (a 10-minute arena match: about a

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -106,6 +106,7 @@ class PlaceholderGameHost:
         self._idle_waiters: list[Deferred[None]] = []
         self._outcomes: dict[str, MatchEnded] = {}
         self.dropped_stream_messages = 0
+        self.on_match_ended: Callable[[MatchEnded], object] | None = None
 
     def add_match(self, match: Match) -> Deferred[None]:
         if self.stopped:
@@ -121,6 +122,8 @@ class PlaceholderGameHost:
         self._outcomes[match_id] = outcome or MatchEnded(
             match_id, "finished", {"winners": [], "reason": "completed"}, None, match.player_ids
         )
+        if self.on_match_ended is not None:
+            self.on_match_ended(self._outcomes[match_id])
         if not self.matches:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:

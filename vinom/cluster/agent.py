@@ -40,6 +40,7 @@ from vinom.cluster.channel import (
 from vinom.cluster.client import RedisClient, RedisSubscription, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry, presence_channel
 from vinom.cluster.outage import Outage
+from vinom.cluster.players import MARK_ENDED, ended_keys
 from vinom.cluster.records import RedisRecords
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
 from vinom.cluster.watch import guarded, watch_key
@@ -117,6 +118,7 @@ class HostAgent(Service):
         self._settings = settings
         self._keys = PlacementKeys(redis.settings.key_prefix)
         self._capacity = hosting.free_ports
+        hosting.on_match_over = self._over
         # Matches whose request this host took (a request Redis gives again is dropped).
         self._taken: OrderedDict[str, None] = OrderedDict()
         # The requests being taken now, (stream, entry id) (each holds a slot meanwhile):
@@ -491,6 +493,19 @@ class HostAgent(Service):
             return True
         self.placed += 1
         return True
+
+    def _over(self, outcome: MatchEnded) -> None:
+        """A match here ended, its room lingering a little longer (for its players, and its
+        spectators' delay): its placement is marked ended on Redis, so that every lobby
+        answers `spectate` for it `match_ended`. A mark Redis did not take is not tried
+        again: the end itself is announced (and retried) once the room is gone (`_ended`),
+        which removes the placement."""
+        match_id = outcome.match_id
+        if match_id in self._copies or match_id not in self._running_here:
+            return
+        self._redis.run(MARK_ENDED, ended_keys(self._redis, match_id)).addErrback(
+            lambda _: None
+        )
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
         data = None if outcome is None else outcome_to_json(outcome)

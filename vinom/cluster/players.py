@@ -9,7 +9,10 @@ prefix `vinom:`):
   after it is saved, and never before the player's current match's placement;
 - `vinom:match:<match_id>`: the placement (JSON), expiring after `placement_ttl`;
 - `vinom:player-match:<player_id>`: the id of the player's current match,
-  with the placement's lifetime.
+  with the placement's lifetime;
+- `vinom:match-ended:<match_id>`: `1` once the placed match has ended (its
+  host keeps its room a little longer), with what is left of the placement's
+  lifetime, removed with it.
 
 The TTLs are a safety net for records a crashed lobby can no longer remove;
 a lobby that runs removes them itself. Every call fails with
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
@@ -88,7 +92,7 @@ local function remove_placement(prefix, match_id, player_ttl)
       if redis.call('PTTL', record) >= 0 then redis.call('PEXPIRE', record, player_ttl) end
     end
   end
-  redis.call('DEL', key)
+  redis.call('DEL', key, prefix .. 'match-ended:' .. match_id)
 end
 """
 
@@ -105,6 +109,27 @@ remove_placement(ARGV[1], ARGV[2], ARGV[3])
 for i = 4, #ARGV do redis.call('DEL', ARGV[1] .. 'player:' .. ARGV[i]) end
 return 1
 """)
+
+
+# KEYS: the placement, its ended mark. The mark lives as long as the placement has left.
+MARK_ENDED = Script("""
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then redis.call('SET', KEYS[2], '1', 'PX', left) end
+return 1
+""")
+
+# KEYS: the placement, its ended mark: the placement's JSON and 1 if ended (0 if not),
+# or nil.
+_GET_PLACEMENT = Script("""
+local text = redis.call('GET', KEYS[1])
+if not text then return false end
+return {text, redis.call('EXISTS', KEYS[2])}
+""")
+
+
+def ended_keys(redis: RedisClient, match_id: str) -> list[str]:
+    """The keys of a placement and of its ended mark (`MARK_ENDED`)."""
+    return [redis.key("match", match_id), redis.key("match-ended", match_id)]
 
 
 # KEYS: the player record. ARGV: what to answer if there is none (`UNKNOWN_PLAYER_TEXT`).
@@ -181,9 +206,19 @@ class RedisPlayerStore:
         return d.addCallback(lambda _: None)
 
     def get_placement(self, match_id: str) -> Deferred[MatchPlacement | None]:
-        key = self._match_key(match_id)
-        d = self.redis.bounded(self.redis.handler.get(key))
-        return d.addCallback(lambda text: None if text is None else decode_placement(text, key))
+        keys = ended_keys(self.redis, match_id)
+
+        def read(found: list[Any] | None) -> MatchPlacement | None:
+            if not found:
+                return None
+            text, ended = found
+            return decode_placement(text, keys[0], ended=int(ended) == 1)
+
+        return self.redis.run(_GET_PLACEMENT, keys, []).addCallback(read)
+
+    def placement_ended(self, match_id: str) -> Deferred[None]:
+        d = self.redis.run(MARK_ENDED, ended_keys(self.redis, match_id), [])
+        return d.addCallback(lambda _: None)
 
     def placement_for_player(self, player_id: str) -> Deferred[MatchPlacement | None]:
         def found(match_id: str | None) -> Deferred[MatchPlacement | None] | None:
@@ -242,7 +277,7 @@ def encode_placement(placement: MatchPlacement) -> str:
     )
 
 
-def decode_placement(text: str, key: str) -> MatchPlacement:
+def decode_placement(text: str | bytes, key: str, *, ended: bool = False) -> MatchPlacement:
     try:
         data = json.loads(text)
         match = data["match"]
@@ -250,6 +285,7 @@ def decode_placement(text: str, key: str) -> MatchPlacement:
             match_from_json(match),
             HostAddress.from_json(data["address"]),
             float(data["placed_at"]),
+            ended=ended,
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"unreadable placement at Redis key {key!r}: {error!r}") from None

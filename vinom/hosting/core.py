@@ -222,6 +222,7 @@ class GameHostCore:
                     bots=[t.bot for t in match.players], seed=seed,
                     tick_rate=float(game.tick_rate or 0.0), hash_every=settings.hash_every,
                     started=self._wall_clock(), vinom_version=vinom.__version__,
+                    spectators=match.spectators,
                 ),
                 hash_every=settings.hash_every,
             )  # fmt: skip

@@ -78,6 +78,10 @@ class IGameHost(Interface):
     """
 
     address: HostAddress = Attribute("The address clients connect to.")
+    on_match_ended: Callable[[MatchEnded], object] | None = Attribute(
+        "Called with each match's outcome as it ends (its room still lingers: "
+        "`when_idle` fires later), or None."
+    )
 
     def add_match(match: Match) -> Deferred[None]:
         """Admit the match's players and create its room."""

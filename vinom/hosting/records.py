@@ -60,6 +60,10 @@ _log = Logger()
 RECORD_FILE_SUFFIX = ".vrec"
 #: The file name suffix of a version 1 record file (one match's gzip record).
 RECORD_SUFFIX = ".vrec.gz"
+#: The modes of the record files and of a record directory this process makes (the
+#: umask may take more away): the owner's only (docs/operations.md, "Match records").
+RECORD_FILE_MODE = 0o600
+RECORD_DIRECTORY_MODE = 0o700
 DEFAULT_FLUSH_INTERVAL = 1.0
 DEFAULT_FILE_MEGABYTES = 64.0
 DEFAULT_FILE_MINUTES = 60.0
@@ -270,11 +274,13 @@ class RecordFiles:
             path = os.path.join(
                 self._directory, records_file_name(self._pid, next(self._numbers), now)
             )
+            # Owner only: a record holds its match's seed (the room's whole random
+            # draw, future ones included) and every player's input.
             try:
-                fd = os.open(path, flags, 0o666)
+                fd = os.open(path, flags, RECORD_FILE_MODE)
             except FileNotFoundError:
-                os.makedirs(self._directory, exist_ok=True)
-                fd = os.open(path, flags, 0o666)
+                os.makedirs(self._directory, mode=RECORD_DIRECTORY_MODE, exist_ok=True)
+                fd = os.open(path, flags, RECORD_FILE_MODE)
             except FileExistsError:  # a process of the same pid before this one
                 continue
             break

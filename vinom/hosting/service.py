@@ -84,6 +84,9 @@ class GameHostingService(Service):
         # who waits for there to be none (a drain).
         self._matches: set[str] = set()
         self._all_ended: list[Deferred[None]] = []
+        #: Called with each match's outcome as it ends, before its room is gone and its
+        #: port back (a cluster's host agent marks its placement ended on Redis).
+        self.on_match_over: Callable[[MatchEnded], object] | None = None
 
     @property
     def running_games(self) -> int:
@@ -179,6 +182,7 @@ class GameHostingService(Service):
             self.allocator.release(port)
             raise
         self._running[match.match_id] = _Running(host, port, on_ended)
+        host.on_match_ended = self._over
         self.log.info(
             "match {match_id} ({game}) hosted on port {port}",
             match_id=match.match_id,
@@ -195,6 +199,21 @@ class GameHostingService(Service):
             maybeDeferred(self._store.save_placement, placement).addErrback(
                 self._store_failed, "saving", match.match_id)
         return address
+
+    def _over(self, outcome: MatchEnded) -> None:
+        """A match ended (its room lingers): its placement says so (`spectate` answers
+        `match_ended`), before the port is back."""
+        match_id = outcome.match_id
+        if match_id not in self._running:
+            return
+        if self._store is not None:
+            maybeDeferred(self._store.placement_ended, match_id).addErrback(
+                self._store_failed, "ending", match_id)
+        if self.on_match_over is not None:
+            try:
+                self.on_match_over(outcome)
+            except Exception:
+                self.log.failure("on_match_over failed for {match_id}", match_id=match_id)
 
     def _store_failed(self, failure: Failure, doing: str, match_id: str) -> None:
         if failure.check(BackendUnavailable):

@@ -27,6 +27,8 @@ ALREADY_QUEUED: Final = "already_queued"
 NOT_QUEUED: Final = "not_queued"
 BAD_SECRET: Final = "bad_secret"
 NO_ACTIVE_MATCH: Final = "no_active_match"
+# `spectate` for a match that has ended (its room still lingers a moment).
+MATCH_ENDED: Final = "match_ended"
 UNKNOWN_ROOM: Final = "unknown_room"
 ROOM_FULL: Final = "room_full"
 ALREADY_IN_ROOM: Final = "already_in_room"
@@ -70,6 +72,7 @@ ALL_CODES: Final = frozenset(
         NOT_QUEUED,
         BAD_SECRET,
         NO_ACTIVE_MATCH,
+        MATCH_ENDED,
         UNKNOWN_ROOM,
         ROOM_FULL,
         ALREADY_IN_ROOM,
@@ -115,6 +118,8 @@ NOT_COUNTED: Final = frozenset(
         PARTY_TOO_LARGE,
         # The server's rating source refused a ranked ticket: its policy, not a bad frame.
         RATING_REFUSED,
+        # A match may end between the id a client saw and its `spectate`.
+        MATCH_ENDED,
         # An old client asks again and again, as its player presses "play": each answer
         # says why, and closing the connection for it would only hide that.
         PROTOCOL_OUTDATED,

@@ -4,8 +4,9 @@
 the players of each address who are pending (queued, waiting for a game
 server, or in a match that has not ended), with the matches each address
 has players in; keeps the per-address token buckets of `queue` requests
-and the per-address limit of `party_join` attempts (shared by every lobby on
-one Redis when it is a `vinom.cluster.address_limits.RedisAddressLimiter`);
+and the per-address limit of requests naming a join code (`party_join`,
+`spectate` by code; shared by every lobby on one Redis when it is a
+`vinom.cluster.address_limits.RedisAddressLimiter`);
 and logs its refusals at a limited rate. It knows nothing of frames: the
 connection asks it at connect time, the request handlers before a `queue`,
 and match placement tells it when a match forms and when it ends.
@@ -53,7 +54,7 @@ class LobbyLimits:
         *,
         party_joins: IAddressLimiter | None = None,
     ) -> None:
-        """`party_joins`: the limit of `party_join` attempts per address (by default
+        """`party_joins`: the limit of requests naming a join code per address (by default
         `queue_rate` per second after a burst of `queue_burst`, in this process)."""
         self._config = config
         self._clock = clock
@@ -148,18 +149,19 @@ class LobbyLimits:
                 counted=False,
             )
 
-    def check_party_join(self, client: str, peer_host: str) -> Deferred[None]:
-        """Count a `party_join` attempt of `client`; fails with `rate_limited` (not
-        counted) past the limit. Join codes are short: this is what makes guessing
-        one slow."""
+    def check_code_guess(self, client: str, peer_host: str) -> Deferred[None]:
+        """Count a request naming a join code (`party_join`, `spectate` by `code`) of
+        `client`; fails with `rate_limited` (not counted) past the limit. Join codes are
+        short: this one count of every guess is what makes guessing one slow."""
 
         def checked(allowed: bool) -> None:
             if not allowed:
-                self._log_refusal("a party_join", peer_host, "party_join rate")
+                self._log_refusal("a join code", peer_host, "join code rate")
                 raise LobbyError(
                     errors.RATE_LIMITED,
-                    f"more than {self._config.queue_rate:g} party_join requests per second "
-                    "from this address; try again shortly",
+                    f"more than {self._config.queue_rate:g} requests naming a join code "
+                    "(party_join, spectate by code) per second from this address; try "
+                    "again shortly",
                     counted=False,
                 )
 

@@ -129,7 +129,7 @@ class PartyRequests:
             # codes cannot be tried fast; and a code that names a party that is full or
             # queued is answered like one that names none, so a guess learns nothing
             # until it is right and the party has room.
-            await self._limits.check_party_join(connection.client, connection.peer_host)
+            await self._limits.check_code_guess(connection.client, connection.peer_host)
             try:
                 party = await self.store.join(request.code, member)
             except PartyError as e:

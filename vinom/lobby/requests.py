@@ -55,7 +55,7 @@ from vinom.lobby.players import Players, log_failure
 from vinom.lobby.ratings import ClaimedRatings, rating_of
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
-from vinom.match import QUEUES, RANKED_QUEUE, Match, Ticket
+from vinom.match import NO_SPECTATORS, QUEUES, RANKED_QUEUE, Match, Ticket, watch_refusal
 from vinom.matchmaking.interfaces import AlreadyQueued
 from vinom.parties.memory import MemoryPartyStore
 from vinom.store.interfaces import MatchPlacement, PlayerRecord
@@ -508,20 +508,39 @@ class RequestHandlers:
         return self._store.get_player(player_id).addCallback(verified)
 
     def _spectate(self, connection: LobbyConnection, request: Spectate) -> Deferred[None]:
-        """A token for a spectator's stream to the match's game host (`spectating`)."""
+        """A token for a spectator's stream to the match's game host (`spectating`).
+
+        Whether the match may be watched is its own policy, read with its placement
+        (`Match.spectators`), by the rule `/replays/` follows too
+        (vinom.match.watch_refusal): so every lobby answers alike, whichever held its
+        room."""
         if connection.state is PlayerState.NEW:
             raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
-        # One answer for a match that is not running, a private room's code that
-        # lets nobody watch, and a private room's match asked for by id.
-        match_id = request.match_id
         if request.code is not None:
-            match_id = self.rooms.watchable.get(normal_code(request.code))
-        if match_id is None or match_id in self.rooms.unwatchable:
+            # Join codes are short: a guess is counted with `party_join`'s.
+            code = normal_code(request.code)
+            checked = self._limits.check_code_guess(connection.client, connection.peer_host)
+            return checked.addCallback(
+                lambda _: self._watch(connection, request, self.rooms.watchable.get(code))
+            )
+        return self._watch(connection, request, request.match_id)
+
+    def _watch(
+        self, connection: LobbyConnection, request: Spectate, match_id: str | None
+    ) -> Deferred[None]:
+        # One answer for a match that is not running, a private room's code that lets
+        # nobody watch, and such a room's match asked for by id: neither can be probed.
+        if match_id is None:
             raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
 
         def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
-            if placement is None:
+            refusal = None if placement is None else watch_refusal(
+                placement.match.spectators, ended=placement.ended, replay=False
+            )
+            if placement is None or refusal == NO_SPECTATORS:
                 raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")
+            if refusal is not None:
+                raise LobbyError(errors.MATCH_ENDED, "this match has ended")
             return self._placer.confirm_running(placement.match_id).addCallback(
                 answer, placement
             )

@@ -40,7 +40,7 @@ from vinom.match import Match, Ticket, new_match_id
 
 # Rooms in one `room_list` reply, at most (docs/lobby.md, Rooms).
 ROOM_LIST_PAGE = 50
-# Private rooms' matches remembered for `spectate` (each kind), the newest kept.
+# Private rooms' codes remembered for `spectate` by code, the newest kept.
 REMEMBERED_MATCHES = 10_000
 
 
@@ -71,11 +71,10 @@ class RoomRequests:
         self._in_party = in_party
         # Matches that began as rooms (for the operations endpoint).
         self.rooms_started = 0
-        # The matches of private rooms: by join code those whose owner let them be
-        # watched, and the ids of the others (not to be watched by id either); the
-        # newest `REMEMBERED_MATCHES` of each.
+        # The matches of private rooms whose owner let them be watched, by join code;
+        # the newest `REMEMBERED_MATCHES`. (Whether a match may be watched at all is
+        # its own `Match.spectators`, which every lobby reads from its placement.)
         self.watchable: OrderedDict[str, str] = OrderedDict()
-        self.unwatchable: OrderedDict[str, None] = OrderedDict()
 
     def room_list(self, connection: LobbyConnection, request: GetRoomList) -> None:
         self._said_hello(connection)
@@ -237,17 +236,16 @@ class RoomRequests:
                 for s in room.seats
             ),
             formed_at=now,
+            # The room's policy goes with its match: every lobby and web server
+            # decides by it (vinom.match.watch_refusal).
+            spectators=not room.private or room.spectators,
         )
         self.rooms_started += 1
-        if room.private:
-            if room.spectators:
-                self.watchable[normal_code(room.code)] = match.match_id
-                self.watchable.move_to_end(normal_code(room.code))
-            else:
-                self.unwatchable[match.match_id] = None
-            for kept in (self.watchable, self.unwatchable):
-                while len(kept) > REMEMBERED_MATCHES:
-                    kept.popitem(last=False)
+        if room.private and room.spectators:
+            self.watchable[normal_code(room.code)] = match.match_id
+            self.watchable.move_to_end(normal_code(room.code))
+            while len(self.watchable) > REMEMBERED_MATCHES:
+                self.watchable.popitem(last=False)
         self.log.info("room {room_id} is full: match {match_id}",
                       room_id=room.room_id, match_id=match.match_id)
         self._match_formed(match)

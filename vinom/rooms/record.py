@@ -280,9 +280,12 @@ def record_header(
     hash_every: int,
     started: float,
     vinom_version: str,
+    spectators: bool = True,
 ) -> dict[str, Any]:
-    """The header map a record starts with (docs/protocol.md, "Match records")."""
-    return {
+    """The header map a record starts with (docs/protocol.md, "Match records");
+    `spectators` False (the match of a private room that lets nobody watch) adds
+    `"spectators": false`, which `/replays/` honours (vinom.match.watch_refusal)."""
+    header: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "v": RECORD_VERSION,
         "match_id": match_id,
@@ -296,6 +299,9 @@ def record_header(
         "started": float(started),
         "vinom": vinom_version,
     }
+    if not spectators:
+        header["spectators"] = False
+    return header
 
 
 def record_file_header(*, pid: int, started: float) -> bytes:

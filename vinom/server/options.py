@@ -48,7 +48,13 @@ from vinom.server.checks import (
 from vinom.server.endpoints import LISTENER_OPTIONS, PROXIED_KIND, description_of, endpoint_port
 from vinom.server.logs import LOG_FORMATS
 from vinom.server.relay import check_relay_ports, relay_params
-from vinom.server.startup import REDIS_START_WAIT, PluginOptions, read_secret, redis_settings
+from vinom.server.startup import (
+    REDIS_START_WAIT,
+    PluginOptions,
+    read_secret,
+    redis_settings,
+    warn_if_readable,
+)
 
 DEFAULT_LOBBY = "ssl:7350"
 DEFAULT_OPS = "tcp:7390:interface=127.0.0.1"
@@ -730,6 +736,10 @@ class Options(PluginOptions):
                 f"--record-dir {records!r} is a file, not a directory; name a directory "
                 "with --record-dir (or record nothing with --no-record)"
             )
+        if not self["no-record"]:
+            # Records hold each match's seed: written 0600 in a directory made 0700; one
+            # the operator made looser is theirs to tighten, and said so.
+            warn_if_readable("--record-dir", records)
         self["recording"] = RecordSettings(
             directory=records,
             enabled=not self["no-record"],

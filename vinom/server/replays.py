@@ -55,12 +55,18 @@ from twisted.web.server import NOT_DONE_YET, Request
 from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
 from vinom.hosting.records import RecordIndex
+from vinom.match import watch_refusal
 from vinom.rooms.record import ACT, HOOK, TICK
-from vinom.rooms.replay import RecordError, Replay, ReplayMismatch, read_record
+from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read_record
 
 FRAMES_PER_SECOND = 10
 MOVE_MS = 500
 CACHE_SIZE = 8
+#: Matches whose end this server remembers having seen (for `--spectator-delay`).
+ENDS_REMEMBERED = 10_000
+#: The answer for a match that is not to be replayed (no record, a private room's
+#: that lets nobody watch, one still playing): one answer for all, nothing to probe.
+NOT_FOUND = (404, b"no finished match has this id")
 #: CPU seconds of replays the bucket holds, and the share of a CPU it refills at
 #: (module docstring).
 REPLAY_CPU_BURST = 5.0
@@ -88,11 +94,12 @@ def replay_document(data: bytes, find_game: Callable[[str], IGame]) -> dict[str,
 
 
 def document_slices(
-    data: bytes, find_game: Callable[[str], IGame]
+    data: bytes | Record, find_game: Callable[[str], IGame]
 ) -> Generator[None, None, dict[str, Any]]:
     """`replay_document` a slice at a time: it yields after every `STEPS_PER_SLICE`
-    steps of the replay and returns the document."""
-    record = read_record(data)
+    steps of the replay and returns the document (of a record's bytes, or of the
+    record read from them)."""
+    record = data if isinstance(data, Record) else read_record(data)
     game = find_game(record.game)
     replay = Replay(record, game)
     tick_rate = float(game.tick_rate or 0.0)
@@ -148,10 +155,16 @@ class Replays(Resource):
         reactor: IReactorTime | None = None,
         clock: Callable[[], float] = time.monotonic,
         cpu: Callable[[], float] = time.process_time,
+        spectator_delay: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
         self.directory = directory
         self.find_game = find_game
+        # A match is replayed once its spectators have had its end: `spectator_delay`
+        # seconds after this server first found its record ended (when each was, the
+        # newest `ENDS_REMEMBERED`).
+        self._delay = spectator_delay
+        self._ends_seen: OrderedDict[str, float] = OrderedDict()
         self._clock = clock
         self._cpu = cpu
         # The replay CPU bucket (module docstring): CPU seconds left, as of `_filled`.
@@ -216,16 +229,23 @@ class Replays(Resource):
     def _answer(self, match_id: str) -> Generator[None, None, tuple[int, bytes]]:
         data = self._index.find(match_id)
         if data is None:
-            return 404, b"no record of this match"
+            return NOT_FOUND
         cached = self._cache.get(match_id)
         if cached is not None and cached[0] == len(data):
             self._cache.move_to_end(match_id)
             return 200, cached[1]
+        try:
+            record = read_record(data)
+        except RecordError as e:
+            return 422, str(e).encode()
+        if watch_refusal(record.header.get("spectators", True) is not False,
+                         ended=self._ended(match_id, record), replay=True) is not None:
+            return NOT_FOUND
         wait = self.busy_for()
         if wait:
             return 503, f"replays are busy: try again in {wait} s".encode()
         self.slot.acquire()  # free (busy_for): taken at once
-        slices = document_slices(data, self.find_game)
+        slices = document_slices(record, self.find_game)
         try:
             while True:
                 started = self._cpu()
@@ -247,6 +267,19 @@ class Replays(Resource):
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return 200, body
+
+    def _ended(self, match_id: str, record: Record) -> bool:
+        """Whether the match is over for replaying: its record ends (`END`, the whole
+        stream) and its spectators' delay has passed since this server first saw it."""
+        if record.end is None or not record.complete:
+            return False
+        seen = self._ends_seen
+        now = self._clock()
+        first = seen.setdefault(match_id, now)
+        seen.move_to_end(match_id)
+        while len(seen) > ENDS_REMEMBERED:
+            seen.popitem(last=False)
+        return now - first >= self._delay
 
 
 class _Replay(Resource):
@@ -284,4 +317,6 @@ def replays_of(options: Mapping[str, Any], reactor: IReactorTime) -> Replays | N
     recording = options.get("recording")
     if not options.get("web-replays") or recording is None:
         return None
-    return Replays(recording.directory, options["game-registry"].get, reactor=reactor)
+    spectators = options.get("spectators")
+    return Replays(recording.directory, options["game-registry"].get, reactor=reactor,
+                   spectator_delay=0.0 if spectators is None else spectators.delay)

@@ -108,7 +108,8 @@ class PluginOptions(usage.Options):
 
 
 def warn_if_readable(option: str, path: str) -> None:
-    """One warning line when a secret's file may be read by its group or by anyone."""
+    """One warning line when a secret's file (or a directory of secrets, the match
+    records) may be read by its group or by anyone."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -116,8 +117,9 @@ def warn_if_readable(option: str, path: str) -> None:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         _log.warn(
             "vinom: {option} {path} can be read by others (mode {mode:o}); "
-            "make it private: chmod 600 {path}",
+            "make it private: chmod {private} {path}",
             option=option, path=path, mode=stat.S_IMODE(mode),
+            private="700" if stat.S_ISDIR(mode) else "600",
         )  # fmt: skip
 
 

@@ -31,11 +31,14 @@ class PlayerRecord:
 
 @frozen
 class MatchPlacement:
-    """A match and the game host address it runs on."""
+    """A match and the game host address it runs on; `ended`: the match is over, its
+    room kept a little longer (for its players, and its spectators' delay) before
+    its host lets it go and the placement is removed."""
 
     match: Match
     address: HostAddress
     placed_at: float
+    ended: bool = False
 
     @property
     def match_id(self) -> str:
@@ -85,6 +88,10 @@ class IPlayerStore(Interface):
 
     def placement_for_player(player_id: str) -> Deferred[MatchPlacement | None]:
         """The placement of the player's current match, or None."""
+
+    def placement_ended(match_id: str) -> Deferred[None]:
+        """The placed match has ended (its game host keeps its room a little longer):
+        its placement reads `ended` from now on, until it is removed."""
 
     def remove_placement(match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
         """Forget a match; its players no longer have it as their current match.

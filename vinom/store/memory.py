@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
@@ -55,6 +55,12 @@ class MemoryPlayerStore:
     def placement_for_player(self, player_id: str) -> Deferred[MatchPlacement | None]:
         match_id = self._current.get(player_id)
         return succeed(None if match_id is None else self._placements.get(match_id))
+
+    def placement_ended(self, match_id: str) -> Deferred[None]:
+        placement = self._placements.get(match_id)
+        if placement is not None:
+            self._placements[match_id] = evolve(placement, ended=True)
+        return succeed(None)
 
     def remove_placement(self, match_id: str, forget: Iterable[str] = ()) -> Deferred[None]:
         placement = self._placements.pop(match_id, None)

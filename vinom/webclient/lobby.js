@@ -31,6 +31,7 @@ export const LOBBY_ERRORS = {
   rating_refused: "You cannot play ranked games right now.",
   bad_secret: "Your previous match is over or could not be found.",
   no_active_match: "You have no match to go back to.",
+  match_ended: "That match has ended.",
   rate_limited: "Slow down a little, then try again.",
   already_queued: "You are already waiting for a match.",
   not_queued: "You are not in a queue (the match may already have formed).",

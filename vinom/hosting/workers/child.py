@@ -160,6 +160,7 @@ class WorkerGameHost:
         self.port = port
         self.address = address
         self.matches: list[str] = []
+        self.on_match_ended: Callable[[MatchEnded], object] | None = None
         self._outcomes: dict[str, MatchEnded] = {}
         self._idle = False
         self._idle_waiters: list[Deferred[None]] = []
@@ -202,6 +203,8 @@ class WorkerGameHost:
 
     def match_ended(self, event: MatchEnded) -> None:
         self._outcomes[event.match_id] = event
+        if self.on_match_ended is not None:
+            self.on_match_ended(event)
 
     # Stream sessions: the sockets are here, the host in the worker.
 
