@@ -294,8 +294,9 @@ class SqlAccountStore:
     def around(
         self, account_id: str, game: str, queue: str, limit: int = 10
     ) -> Deferred[list[LeaderboardEntry]]:
-        """The page of `limit` rows (at most MAX_PAGE) with this player near its middle;
-        empty if the player has no rating there."""
+        """The page of `limit` rows (at most MAX_PAGE) with this player near its middle
+        (a full page at either end of the board); empty if the player has no rating
+        there."""
 
         def around(sql: _Sql) -> list[LeaderboardEntry]:
             mine = sql.one("SELECT conservative FROM ratings WHERE account_id = ? AND game = ? "
@@ -307,8 +308,11 @@ class SqlAccountStore:
                 "(conservative > ? OR (conservative = ? AND account_id < ?))",
                 game, queue, mine[0], mine[0], account_id,
             )  # fmt: skip
+            total = sql.one("SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ?",
+                            game, queue)  # fmt: skip
             size = _page(limit)
-            offset = max(0, int(above[0] if above else 0) - size // 2)
+            # The player near the middle; a full page at either end of the board.
+            offset = max(0, min(int(above[0]) - size // 2, int(total[0]) - size))
             return _board_page(sql, game, queue, offset, size)
 
         return self._run(around, write=False)
