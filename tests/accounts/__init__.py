@@ -1,1 +1,1 @@
-"""Tests of vinom.accounts: the authenticators and the account stores, each kind against one contract."""
+"""Tests of vinom.accounts: authenticators and account stores, each kind against one contract."""

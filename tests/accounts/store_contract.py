@@ -9,6 +9,7 @@ lobbies would share it.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -224,9 +225,10 @@ class AccountStoreContract:
         self.assertLess(changes[bob].after.mu, 1500.0)
         self.assertGreater(changes[ann].change, 0)
         self.assertEqual(changes[ann].after.matches, 1)
-        stored = await self.store.ratings_of([ann, bob, "a-0000000000000000"], "tictactoe", "ranked")
+        nobody = "a-0000000000000000"
+        stored = await self.store.ratings_of([ann, bob, nobody], "tictactoe", "ranked")
         self.assertEqual(stored[ann], changes[ann].after)
-        self.assertEqual(stored["a-0000000000000000"], ratings.new_rating())
+        self.assertEqual(stored[nobody], ratings.new_rating())
         # Another queue or game is another rating.
         self.assertEqual((await self.store.ratings_of([ann], "dice", "ranked"))[ann],
                          ratings.new_rating())  # fmt: skip
@@ -272,7 +274,7 @@ class AccountStoreContract:
         # changes chain up, none lost.
         history = await self.store.history(ann, 10)
         chain = sorted(history, key=lambda h: h.change.before.matches)
-        for earlier, later in zip(chain, chain[1:], strict=False):
+        for earlier, later in itertools.pairwise(chain):
             self.assertEqual(earlier.change.after, later.change.before)
         self.assertEqual(chain[-1].change.after, mine)
 
@@ -368,8 +370,8 @@ class AccountStoreContract:
         self.assertEqual([(o.account_id, o.display_name) for o in last.opponents],
                          [(ids[6], "p6")])  # fmt: skip
         self.assertLess(last.change.change, 0)
-        self.assertEqual(last.change.after,
-                         (await self.store.ratings_of([loser], "dice", "ranked"))[loser])  # fmt: skip
+        now = await self.store.ratings_of([loser], "dice", "ranked")
+        self.assertEqual(last.change.after, now[loser])
         self.assertEqual(len(await self.store.history(loser, 1000)), 21)
         self.assertEqual(await self.store.history(ids[0], 5), [])
 
