@@ -590,8 +590,13 @@ def store_from_url(
     return SqlAccountStore(pool, schema.SQLITE, path, migrations)
 
 
-async def open_store(url: str | None, data_dir: str, reactor: Any = None) -> SqlAccountStore:
+async def open_store(
+    url: str | None,
+    data_dir: str,
+    reactor: Any = None,
+    migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
+) -> SqlAccountStore:
     """A started store (store_from_url, then start())."""
-    store = store_from_url(url, data_dir, reactor)
+    store = store_from_url(url, data_dir, reactor, migrations)
     await store.start()
     return store
