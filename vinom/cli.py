@@ -365,6 +365,7 @@ class AccountCommandOptions(CommandOptions):
          "file or a postgresql:// URL (default: DATA_DIR/accounts.sqlite3)."],
         ["data-dir", "d", "vinom-data", "The server's data directory (for the default database)."],
     ]  # fmt: skip
+    synopsis = "COMMAND ACCOUNT"
     # The arguments after ACCOUNT, by name.
     more: tuple[str, ...] = ()
 

@@ -89,6 +89,19 @@ class AccountStoreContract:
         other = await self.store.account_for(Identity("signed", "user-1"), "Ann", 300.0)
         self.assertNotEqual(other.account_id, made.account_id)
 
+    async def test_two_lobbies_signing_in_one_new_player_at_once_make_one_account(
+        self: Any,
+    ) -> None:
+        lobbies = [self.store, await self.open(), await self.open()]
+        accounts = await gatherResults([
+            lobby.account_for(Identity("jwt", "new-player"), "Neo", 5.0)
+            for lobby in lobbies for _ in range(3)
+        ])  # fmt: skip
+        self.assertEqual(len({a.account_id for a in accounts}), 1)
+        found = await self.store.find("jwt", "new-player")
+        assert found is not None
+        self.assertEqual(found.account_id, accounts[0].account_id)
+
     async def test_names_are_checked_as_hello_names_are(self: Any) -> None:
         account = await self.store.account_for(Identity("jwt", "u"), "  Cafe\u0301 ", 1.0)
         self.assertEqual(account.display_name, "Caf\u00e9")  # NFC, trimmed

@@ -132,7 +132,7 @@ class SqlAccountStore:
 
     def _run(self, work: Callable[..., T], *args: Any, write: bool = True) -> Deferred[T]:
         """`work(cursor, *args)` in one transaction in the pool's thread."""
-        return self._pool.runInteraction(self._transaction, work, write, *args)  # type: ignore[no-any-return]
+        return self._pool.runInteraction(self._transaction, work, write, *args)
 
     def _transaction(self, cursor: Any, work: Callable[..., T], write: bool, *args: Any) -> T:
         if self._dialect.begin:

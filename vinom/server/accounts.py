@@ -85,18 +85,17 @@ def migrate_now(url: str) -> int:
             ):
                 # The connection's block commits the migration when it ends without error.
                 return schema.migrate(cursor, schema.POSTGRESQL)
-        connection = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=10.0)
+        file = sqlite3.connect(sqlite_path(url), isolation_level=None, timeout=10.0)
         try:
-            cursor = connection.cursor()
             try:
-                found = schema.migrate(cursor, schema.SQLITE)
+                found = schema.migrate(file.cursor(), schema.SQLITE)
             except BaseException:
-                connection.rollback()
+                file.rollback()
                 raise
-            connection.commit()
+            file.commit()
             return found
         finally:
-            connection.close()
+            file.close()
     except SchemaTooNew as e:
         raise StartupError(f"--database {describe(url)}: {e}") from None
     except Exception as e:
