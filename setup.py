@@ -139,6 +139,13 @@ setup(
         # Redis player store and distributed matchmaking behind the same interfaces;
         # 1.6 for its pool's startConnecting(endpoint), which Redis Sentinel goes through.
         "txredisapi>=1.6.0",
+        # The account store on PostgreSQL (`--database postgresql://...`, every lobby of a
+        # cluster sharing it): psycopg 3 through twisted.enterprise.adbapi. A requirement,
+        # not an extra, as txredisapi is: a cluster's lobbies and the `vinom accounts`
+        # command need it wherever vinom is installed, and the binary wheel brings libpq.
+        "psycopg[binary]>=3.1",
+        # Ratings the server computes after ranked matches (Plackett-Luce, vinom.accounts.ratings).
+        "openskill>=6.0",
         # Redis's own reply parser in C: txredisapi uses it when it is installed, and
         # its pure-Python parser was a fifth of a lobby's CPU on Redis (docs/performance.md).
         "hiredis>=3.0",

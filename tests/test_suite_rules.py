@@ -34,10 +34,11 @@ DEADLINE = re.compile(r"assert\w*\(?\s*reactor\.seconds\(\)\s*[,<]|if reactor\.s
 # `until` itself; Browser.wait_until, Selenium's own wait (WebDriverWait, in the
 # driver's thread); and the screenshot scripts' page waits (no reactor there).
 WAITS = {"tests/support/waiting.py", "tests/support/browser.py", "tests/support/web_screenshot.py"}
-# What starts Redis, a browser or a child process, by the names a test module uses.
+# What starts Redis, PostgreSQL, a browser or a child process, by the names a test module uses.
 STARTS_SOMETHING = re.compile(
     r"\b(spawnProcess|subprocess|multiprocessing|pty|getProcessOutput\w*|getProcessValue"
     r"|sys\.executable|start_redis|RedisServer|start_sentinel_cluster|selenium|open_browser"
+    r"|postgres_database|PostgresServer"
     r"|start_twistd|ClusterTestCase|fresh_venv|run_bench)\b"
 )
 

@@ -356,6 +356,79 @@ class ReplayOptions(CommandOptions):
         )
 
 
+class AccountCommandOptions(CommandOptions):
+    """What every `vinom accounts` command takes: the database and the account."""
+
+    optFlags = [["json", None, "Print the account as one JSON object."]]
+    optParameters = [
+        ["database", None, None, "The account database, as twistd vinom's --database: a SQLite "
+         "file or a postgresql:// URL (default: DATA_DIR/accounts.sqlite3)."],
+        ["data-dir", "d", "vinom-data", "The server's data directory (for the default database)."],
+    ]  # fmt: skip
+    synopsis = "COMMAND ACCOUNT"
+    # The arguments after ACCOUNT, by name.
+    more: tuple[str, ...] = ()
+
+    def getSynopsis(self) -> str:
+        return f"Usage: vinom accounts {self.synopsis}"
+
+    def parseArgs(self, account: str | None = None, *more: str) -> None:
+        if account is None or len(more) != len(self.more):
+            raise usage.UsageError(f"usage: vinom accounts {self.synopsis}")
+        self["account"] = account
+        self.update(zip(self.more, more, strict=True))
+
+
+class AccountShowOptions(AccountCommandOptions):
+    synopsis = "show ACCOUNT [--json]"
+
+
+class AccountBanOptions(AccountCommandOptions):
+    synopsis = "ban ACCOUNT --reason TEXT [--duration 7d]"
+    optParameters = [
+        *AccountCommandOptions.optParameters,
+        ["reason", "r", None, "Why (shown to the player when they are refused; required)."],
+        ["duration", None, None, "How long: 90s, 30m, 12h, 7d (default: for good)."],
+    ]
+
+    def postOptions(self) -> None:
+        if not self["reason"]:
+            raise usage.UsageError("a ban needs --reason")
+
+
+class AccountUnbanOptions(AccountCommandOptions):
+    synopsis = "unban ACCOUNT"
+
+
+class AccountLinkOptions(AccountCommandOptions):
+    synopsis = "link ACCOUNT PROVIDER:SUBJECT"
+    more = ("identity",)
+
+
+class AccountUnlinkOptions(AccountCommandOptions):
+    synopsis = "unlink ACCOUNT PROVIDER:SUBJECT"
+    more = ("identity",)
+
+
+class AccountsOptions(CommandOptions):
+    synopsis = "<show|ban|unban|link|unlink> ACCOUNT [options]"
+    longdesc = (
+        "The account database's operator commands (docs/accounts.md). ACCOUNT is an "
+        "account id (a-...) or an identity linked to it, PROVIDER:SUBJECT."
+    )
+    subCommands = [
+        ["show", None, AccountShowOptions, "Show an account."],
+        ["ban", None, AccountBanOptions, "Ban an account (refused at its next hello)."],
+        ["unban", None, AccountUnbanOptions, "Lift an account's ban."],
+        ["link", None, AccountLinkOptions, "Link one more identity to an account."],
+        ["unlink", None, AccountUnlinkOptions, "Unlink an identity (not the last one)."],
+    ]
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError("name a command: show, ban, unban, link, unlink")
+
+
 class Options(CommandOptions):
     longdesc = (
         "The vinom client. 'vinom <command> --help' describes each command. The lobby "
@@ -368,6 +441,7 @@ class Options(CommandOptions):
         ["new-game", None, NewGameOptions, "Write a new game package to start from."],
         ["watch", None, WatchOptions, "Watch a running match in this terminal."],
         ["replay", None, ReplayOptions, "Watch or check a match record."],
+        ["accounts", None, AccountsOptions, "Show, ban, unban or link player accounts."],
     ]
 
     def getSynopsis(self) -> str:
@@ -740,6 +814,21 @@ def _report_json(report: BotReport) -> dict[str, Any]:
     }
 
 
+async def accounts(reactor: Any, command: str, options: Any) -> int:
+    """`vinom accounts COMMAND`: a refusal or a database that cannot be used is one line."""
+    import sqlite3
+
+    import psycopg
+
+    from vinom.accounts.records import AccountError, SchemaTooNew
+    from vinom.client.accounts import accounts_command
+
+    try:
+        return await accounts_command(reactor, command, options, sys.stdout)
+    except (AccountError, SchemaTooNew, sqlite3.Error, psycopg.Error) as e:
+        raise CommandError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e)) from e
+
+
 # -- main ---------------------------------------------------------------------
 
 
@@ -815,6 +904,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_replay(
             reactor, sub["path"], GameRegistry.from_plugins().get, match_id=sub["match"]
         )
+
+    if options.subCommand == "accounts":
+        return run_with_reactor(reactor, lambda r: accounts(r, sub.subCommand, sub.subOptions))
 
     if options.subCommand == "play":
         from vinom.client.tui import run_play

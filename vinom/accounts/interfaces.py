@@ -19,6 +19,14 @@ from attrs import field, frozen
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
+from vinom.accounts.records import (
+    HistoryEntry,
+    LeaderboardEntry,
+    RankedResult,
+    Rating,
+    RatingChange,
+)
+
 
 class AuthFailed(Exception):
     """The credentials were refused; `reason` is a short machine-readable word
@@ -81,7 +89,9 @@ class IAuthenticator(Interface):
     passes the shared suite in tests/accounts/.
     """
 
-    name = Attribute("The word operators choose it by (`--auth NAME`) and clients send as `auth.kind`.")
+    name = Attribute(
+        "The word operators choose it by (`--auth NAME`) and clients send as `auth.kind`."
+    )
 
     def authenticate(credentials: Mapping[str, Any], peer: str) -> Deferred[Identity]:
         """The identity `credentials` prove, or a failure with `AuthFailed`.
@@ -106,3 +116,54 @@ class IAccountStore(Interface):
 
     def get(account_id: str) -> Deferred[Account | None]:
         """The account with this id, or None."""
+
+    # What the store keeps beyond the two calls above (vinom.accounts.records has
+    # the values and errors; docs/accounts.md the rules).
+
+    def find(provider: str, subject: str) -> Deferred[Account | None]:
+        """The account linked to (provider, subject), or None."""
+
+    def link(account_id: str, identity: Identity, now: float) -> Deferred[Account]:
+        """Link one more identity to the account (IdentityTaken if another has it)."""
+
+    def unlink(account_id: str, identity: Identity) -> Deferred[Account]:
+        """Unlink one (NotLinked; LastIdentity for the account's only one)."""
+
+    def rename(account_id: str, name: str) -> Deferred[Account]:
+        """A new display name, checked as a `hello` name is."""
+
+    def set_metadata(account_id: str, metadata: Mapping[str, Any]) -> Deferred[Account]:
+        """Replace the account's metadata bag (a small JSON object)."""
+
+    def ban(account_id: str, reason: str, until: float | None) -> Deferred[Account]:
+        """Ban the account until `until` (None: for good)."""
+
+    def unban(account_id: str) -> Deferred[Account]:
+        """Lift the account's ban."""
+
+    def authenticate_device(device_id: str, secret: str, now: float) -> Deferred[Identity]:
+        """('device', device_id) if `secret` is that device's (kept, hashed, on its
+        first use), else AuthFailed('bad_secret')."""
+
+    def record_match(result: RankedResult, now: float) -> Deferred[dict[str, RatingChange]]:
+        """Rate a ranked match (a RankedResult) once per match id: each player's
+        RatingChange; a second call changes nothing and answers the same."""
+
+    def ratings_of(
+        account_ids: Sequence[str], game: str, queue: str
+    ) -> Deferred[dict[str, Rating]]:
+        """Each account's Rating in one game's queue (a new player's when it has none)."""
+
+    def top(game: str, queue: str, limit: int) -> Deferred[list[LeaderboardEntry]]:
+        """A leaderboard's first rows (LeaderboardEntry), by conservative rating."""
+
+    def around(
+        account_id: str, game: str, queue: str, limit: int
+    ) -> Deferred[list[LeaderboardEntry]]:
+        """The leaderboard's page around this player (empty without a rating)."""
+
+    def history(account_id: str, limit: int) -> Deferred[list[HistoryEntry]]:
+        """The player's last rated matches (HistoryEntry), newest first."""
+
+    def close() -> None:
+        """Release the store's connections."""

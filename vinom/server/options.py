@@ -20,6 +20,7 @@ from vinom.hosting.records import RecordSettings
 from vinom.hosting.spectators import SpectatorSettings
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
+from vinom.server.accounts import database_option, database_url
 from vinom.server.checks import (
     bind_address,
     check_certificate,
@@ -306,6 +307,16 @@ class Options(PluginOptions):
             "vinom-data",
             "Directory for the dev certificate and other state.",
             directory,
+        ),
+        param(
+            "database",
+            None,
+            None,
+            "The account database (docs/accounts.md): a postgresql://user@host/db URL, which "
+            "every lobby of a cluster shares (keep its password out of the command line: "
+            "$PGPASSWORD or ~/.pgpass), or a SQLite file. Default: DATA_DIR/accounts.sqlite3; "
+            "with --redis, only a postgresql:// URL, and none by default.",
+            database_option,
         ),
         param(
             "record-dir",
@@ -696,6 +707,7 @@ class Options(PluginOptions):
         )
         self._check_relay()
         self._check_role()
+        self["database-url"] = database_url(self)
         if self["host-workers"] is None:
             self["host-workers"] = max(1, (os.cpu_count() or 1) - 1)
         self["ops-token"] = (

@@ -13,6 +13,7 @@ from twisted.application import service
 from twisted.python import usage
 
 from vinom.server import roles
+from vinom.server.accounts import build_accounts
 from vinom.server.gateway import build_gateway
 from vinom.server.options import Options
 from vinom.server.startup import settle_garbage_collection
@@ -41,6 +42,10 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
+    # The lobby's account database (none with --redis and no --database), migrated
+    # before the reactor runs under twistd (vinom.server.accounts); its store is what
+    # build_accounts returns, for the lobby's authentication.
+    build_accounts(options, reactor, root, check=under_twistd)
     hosted = roles.build_hosting(options, reactor, root, shared, protocol)
     lobbies = roles.build_lobby(options, reactor, root, shared, hosted, protocol, certificate)
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)

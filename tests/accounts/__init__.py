@@ -1,0 +1,1 @@
+"""Tests of vinom.accounts: authenticators and account stores, each kind against one contract."""

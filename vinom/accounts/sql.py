@@ -1,0 +1,602 @@
+"""The account store on SQL: one implementation for SQLite and PostgreSQL.
+
+Every call is one transaction run by a `twisted.enterprise.adbapi` connection
+pool in its threads, so nothing waits on the database in the reactor's
+thread; the SQL is written once (vinom.accounts.schema, `Dialect` for what
+differs). Where two lobbies may race on PostgreSQL, a unique key decides and
+the loser reads what the winner wrote:
+
+- the first sign-in of an identity: its (provider, subject) key; the account
+  the losing transaction made is removed in the same transaction;
+- a device's first use: the device id's key;
+- a ranked match's result: the match id's key on `rated_matches`. The second
+  `record_match` of one match waits for the first one's transaction, changes
+  nothing and answers with the changes the first one stored. Two different
+  matches sharing a player lock those players' account rows in one order
+  (`FOR UPDATE`, by account id) before reading their ratings, so no update is
+  lost and no two transactions wait on each other in a circle.
+
+SQLite has one connection in its pool (one writer), and each write starts
+with BEGIN IMMEDIATE so that a second process on the same file (the
+`vinom accounts` command beside a running server) waits for the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from vinom.accounts import ratings, schema
+from vinom.accounts.interfaces import Account, AuthFailed, Ban, IAccountStore, Identity
+from vinom.accounts.records import (
+    HistoryEntry,
+    IdentityTaken,
+    InvalidValue,
+    LastIdentity,
+    LeaderboardEntry,
+    NotLinked,
+    Opponent,
+    RankedResult,
+    Rating,
+    RatingChange,
+    UnknownAccount,
+    checked_identity,
+    checked_name,
+    checked_reason,
+    encode_metadata,
+    new_account_id,
+)
+from vinom.identity import hash_secret, verify_secret
+
+T = TypeVar("T")
+
+# The file `--database` names by default, in the server's data directory.
+SQLITE_FILE = "accounts.sqlite3"
+# A leaderboard page or a history holds at most this many rows.
+MAX_PAGE = 100
+# Device credentials: a device id as Nakama takes it (10 to 128 characters), and a
+# secret of at least 128 bits in URL-safe base64 (22 characters; vinom's clients
+# make 32 random bytes, 43 characters), so that one SHA-256 is enough to keep it.
+DEVICE_ID_LENGTH = (10, 128)
+DEVICE_SECRET_LENGTH = (22, 128)
+# Seconds a PostgreSQL connection attempt may take before the call fails.
+CONNECT_TIMEOUT = 10
+# PostgreSQL connections per process (each a thread of the pool).
+POSTGRES_POOL = 4
+# Seconds a SQLite write waits for another process's lock on the file.
+SQLITE_BUSY_TIMEOUT = 10.0
+
+_ACCOUNT_COLUMNS = "account_id, display_name, created, last_seen, ban_reason, ban_until, metadata"
+
+
+def _printable_ascii(text: object, low: int, high: int) -> bool:
+    return (
+        isinstance(text, str) and low <= len(text) <= high and text.isascii()
+        and text.isprintable() and " " not in text
+    )  # fmt: skip
+
+
+@implementer(IAccountStore)
+class SqlAccountStore:
+    """Accounts in SQLite or PostgreSQL behind `IAccountStore` (module docstring).
+
+    Built by `store_from_url`; `start()` opens the pool and migrates the schema,
+    `close()` ends it.
+    """
+
+    def __init__(
+        self,
+        pool: adbapi.ConnectionPool,
+        dialect: schema.Dialect,
+        where: str,
+        migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
+    ) -> None:
+        self._pool = pool
+        self._dialect = dialect
+        self._migrations = migrations
+        # The database as an operator would name it (a path, or a URL without its password).
+        self.where = where
+
+    # -- life ---------------------------------------------------------------
+
+    def start(self) -> Deferred[int]:
+        """Start the pool and migrate the schema; fires with the version found, or fails
+        with SchemaTooNew or the database's own error (the pool then closed)."""
+        self._pool.start()
+
+        def failed(failure: Any) -> Any:
+            self.close()
+            return failure
+
+        d: Deferred[int] = self._pool.runInteraction(
+            schema.migrate, self._dialect, self._migrations
+        )
+        d.addErrback(failed)
+        return d
+
+    def close(self) -> None:
+        """Stop the pool's threads and close its connections."""
+        if self._pool.running:
+            self._pool.close()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _run(self, work: Callable[..., T], *args: Any, write: bool = True) -> Deferred[T]:
+        """`work(cursor, *args)` in one transaction in the pool's thread."""
+        return self._pool.runInteraction(self._transaction, work, write, *args)
+
+    def _transaction(self, cursor: Any, work: Callable[..., T], write: bool, *args: Any) -> T:
+        if self._dialect.begin:
+            cursor.execute(self._dialect.begin if write else "BEGIN")
+        return work(_Sql(cursor, self._dialect), *args)
+
+    # -- accounts -----------------------------------------------------------
+
+    def account_for(self, identity: Identity, name: str, now: float) -> Deferred[Account]:
+        try:
+            provider, subject = checked_identity(identity.provider, identity.subject)
+            display = checked_name(name)
+            # A name the provider vouches for wins, unless players may not show it.
+            if identity.display_name is not None:
+                with suppress(InvalidValue):
+                    display = checked_name(identity.display_name)
+        except InvalidValue as e:
+            return _failed(e)
+        return self._run(_account_for, provider, subject, display, now)
+
+    def get(self, account_id: str) -> Deferred[Account | None]:
+        return self._run(_load, account_id, write=False)
+
+    def find(self, provider: str, subject: str) -> Deferred[Account | None]:
+        """The account linked to (provider, subject), or None."""
+
+        def find(sql: _Sql) -> Account | None:
+            row = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
+                          provider, subject)  # fmt: skip
+            return None if row is None else _load(sql, row[0])
+
+        return self._run(find, write=False)
+
+    def link(self, account_id: str, identity: Identity, now: float) -> Deferred[Account]:
+        """Link one more identity; IdentityTaken if another account has it (linking it
+        to the account it is linked to is no change)."""
+        try:
+            provider, subject = checked_identity(identity.provider, identity.subject)
+        except InvalidValue as e:
+            return _failed(e)
+
+        def link(sql: _Sql) -> Account:
+            _lock(sql, [account_id])
+            sql.run("INSERT INTO identities (provider, subject, account_id, linked) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (provider, subject) DO NOTHING",
+                    provider, subject, account_id, now)  # fmt: skip
+            owner = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
+                            provider, subject)  # fmt: skip
+            if owner is None or owner[0] != account_id:
+                raise IdentityTaken(f"{provider}:{subject} is linked to another account")
+            return _must_load(sql, account_id)
+
+        return self._run(link)
+
+    def unlink(self, account_id: str, identity: Identity) -> Deferred[Account]:
+        """Unlink an identity; NotLinked if this account does not have it, LastIdentity
+        if it is the account's only one."""
+
+        def unlink(sql: _Sql) -> Account:
+            _lock(sql, [account_id])
+            owner = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
+                            identity.provider, identity.subject)  # fmt: skip
+            if owner is None or owner[0] != account_id:
+                raise NotLinked(
+                    f"{identity.provider}:{identity.subject} is not linked to {account_id}"
+                )
+            count = sql.one("SELECT COUNT(*) FROM identities WHERE account_id = ?", account_id)
+            if count is None or int(count[0]) <= 1:
+                raise LastIdentity(f"{account_id} would have no identity left to sign in with")
+            sql.run("DELETE FROM identities WHERE provider = ? AND subject = ?",
+                    identity.provider, identity.subject)  # fmt: skip
+            return _must_load(sql, account_id)
+
+        return self._run(unlink)
+
+    def rename(self, account_id: str, name: str) -> Deferred[Account]:
+        """Change the display name (checked as a `hello` name is)."""
+        try:
+            display = checked_name(name)
+        except InvalidValue as e:
+            return _failed(e)
+        return self._update(account_id, "display_name = ?", display)
+
+    def set_metadata(self, account_id: str, metadata: Mapping[str, Any]) -> Deferred[Account]:
+        """Replace the metadata bag (a JSON object of at most MAX_METADATA_BYTES)."""
+        try:
+            text = encode_metadata(metadata)
+        except InvalidValue as e:
+            return _failed(e)
+        return self._update(account_id, "metadata = ?", text)
+
+    def ban(self, account_id: str, reason: str, until: float | None) -> Deferred[Account]:
+        """Ban the account until `until` (None: for good); a new ban replaces the old."""
+        try:
+            text = checked_reason(reason)
+        except InvalidValue as e:
+            return _failed(e)
+        return self._update(account_id, "ban_reason = ?, ban_until = ?", text, until)
+
+    def unban(self, account_id: str) -> Deferred[Account]:
+        return self._update(account_id, "ban_reason = NULL, ban_until = NULL")
+
+    def _update(self, account_id: str, assignments: str, *values: Any) -> Deferred[Account]:
+        def update(sql: _Sql) -> Account:
+            changed = sql.run(f"UPDATE accounts SET {assignments} WHERE account_id = ?",
+                              *values, account_id)  # fmt: skip
+            if changed == 0:
+                raise UnknownAccount(account_id)
+            return _must_load(sql, account_id)
+
+        return self._run(update)
+
+    # -- devices ------------------------------------------------------------
+
+    def authenticate_device(self, device_id: str, secret: str, now: float) -> Deferred[Identity]:
+        """The identity ('device', device_id) if `secret` is the device's: a device seen
+        for the first time keeps the secret's hash; AuthFailed('bad_secret') for a wrong
+        secret, AuthFailed('invalid') for an id or secret of the wrong form."""
+        if not _printable_ascii(device_id, *DEVICE_ID_LENGTH):
+            return _failed(AuthFailed("invalid", "a device id is 10 to 128 printable characters"))
+        if not _printable_ascii(secret, *DEVICE_SECRET_LENGTH):
+            return _failed(AuthFailed("invalid", "a device secret is 22 to 128 characters"))
+
+        def device(sql: _Sql) -> Identity:
+            made = sql.run("INSERT INTO devices (device_id, secret_hash, created) VALUES (?, ?, ?) "
+                           "ON CONFLICT (device_id) DO NOTHING",
+                           device_id, hash_secret(secret), now)  # fmt: skip
+            if not made:
+                row = sql.one("SELECT secret_hash FROM devices WHERE device_id = ?", device_id)
+                if not verify_secret(secret, None if row is None else row[0]):
+                    raise AuthFailed("bad_secret")
+            return Identity("device", device_id)
+
+        return self._run(device)
+
+    # -- ratings ------------------------------------------------------------
+
+    def record_match(self, result: RankedResult, now: float) -> Deferred[dict[str, RatingChange]]:
+        """Rate a ranked match once: each player's rating change by account id. A second
+        call with the same match id changes nothing and answers as the first did.
+        UnknownAccount (and nothing recorded) if a player has no account."""
+        return self._run(_record_match, result, now)
+
+    def ratings_of(
+        self, account_ids: Sequence[str], game: str, queue: str
+    ) -> Deferred[dict[str, Rating]]:
+        """The ratings of these accounts in one game's queue (a new player's when none)."""
+
+        def read(sql: _Sql) -> dict[str, Rating]:
+            found = _ratings(sql, list(account_ids), game, queue, lock=False)
+            return {a: found.get(a, ratings.new_rating()) for a in account_ids}
+
+        return self._run(read, write=False)
+
+    def top(self, game: str, queue: str, limit: int = 10) -> Deferred[list[LeaderboardEntry]]:
+        """The first `limit` (at most MAX_PAGE) of a leaderboard, by conservative value."""
+        return self._run(_board_page, game, queue, 0, _page(limit), write=False)
+
+    def around(
+        self, account_id: str, game: str, queue: str, limit: int = 10
+    ) -> Deferred[list[LeaderboardEntry]]:
+        """The page of `limit` rows (at most MAX_PAGE) with this player near its middle
+        (a full page at either end of the board); empty if the player has no rating
+        there."""
+
+        def around(sql: _Sql) -> list[LeaderboardEntry]:
+            mine = sql.one("SELECT conservative FROM ratings WHERE account_id = ? AND game = ? "
+                           "AND queue = ?", account_id, game, queue)  # fmt: skip
+            if mine is None:
+                return []
+            above = sql.one(
+                "SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ? AND "
+                "(conservative > ? OR (conservative = ? AND account_id < ?))",
+                game, queue, mine[0], mine[0], account_id,
+            )  # fmt: skip
+            total = sql.one("SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ?",
+                            game, queue)  # fmt: skip
+            size = _page(limit)
+            # The player near the middle; a full page at either end of the board.
+            offset = max(0, min(int(above[0]) - size // 2, int(total[0]) - size))
+            return _board_page(sql, game, queue, offset, size)
+
+        return self._run(around, write=False)
+
+    def history(self, account_id: str, limit: int = 10) -> Deferred[list[HistoryEntry]]:
+        """The player's last `limit` (at most MAX_PAGE) rated matches, newest first."""
+        return self._run(_history, account_id, _page(limit), write=False)
+
+
+def _page(limit: int) -> int:
+    if not isinstance(limit, int) or limit < 1:
+        raise InvalidValue("a page holds at least one row")
+    return min(limit, MAX_PAGE)
+
+
+def _failed(error: Exception) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.errback(error)
+    return d
+
+
+class _Sql:
+    """A transaction's cursor, taking '?' markers whatever the database."""
+
+    def __init__(self, cursor: Any, dialect: schema.Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def run(self, statement: str, *args: Any) -> int:
+        """Execute; the number of rows changed."""
+        self.cursor.execute(self.dialect.sql(statement), args)
+        return int(self.cursor.rowcount)
+
+    def one(self, statement: str, *args: Any) -> Any:
+        self.cursor.execute(self.dialect.sql(statement), args)
+        return self.cursor.fetchone()
+
+    def all(self, statement: str, *args: Any) -> list[Any]:
+        self.cursor.execute(self.dialect.sql(statement), args)
+        return list(self.cursor.fetchall())
+
+
+def _markers(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _load(sql: _Sql, account_id: str) -> Account | None:
+    row = sql.one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?", account_id)
+    if row is None:
+        return None
+    identities = sql.all("SELECT provider, subject FROM identities WHERE account_id = ? "
+                         "ORDER BY linked, provider, subject", account_id)  # fmt: skip
+    account_id, name, created, last_seen, ban_reason, ban_until, metadata = row
+    until = None if ban_until is None else float(ban_until)
+    return Account(
+        account_id=account_id,
+        display_name=name,
+        created=float(created),
+        last_seen=float(last_seen),
+        identities=tuple(Identity(provider, subject) for provider, subject in identities),
+        ban=None if ban_reason is None else Ban(ban_reason, until),
+        metadata=json.loads(metadata),
+    )
+
+
+def _must_load(sql: _Sql, account_id: str) -> Account:
+    account = _load(sql, account_id)
+    if account is None:
+        raise UnknownAccount(account_id)
+    return account
+
+
+def _lock(sql: _Sql, account_ids: Iterable[str]) -> None:
+    """Lock these accounts' rows in one order (PostgreSQL; SQLite has one writer);
+    UnknownAccount if one is missing."""
+    wanted = sorted(set(account_ids))
+    found = sql.all(f"SELECT account_id FROM accounts WHERE account_id IN ({_markers(wanted)}) "
+                    f"ORDER BY account_id{sql.dialect.for_update}", *wanted)  # fmt: skip
+    missing = set(wanted) - {row[0] for row in found}
+    if missing:
+        raise UnknownAccount(", ".join(sorted(missing)))
+
+
+def _account_for(sql: _Sql, provider: str, subject: str, name: str, now: float) -> Account:
+    row = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
+                  provider, subject)  # fmt: skip
+    if row is None:
+        account_id = new_account_id()
+        sql.run(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, NULL, NULL, '{}')", account_id, name, now, now)  # fmt: skip
+        linked = sql.run("INSERT INTO identities (provider, subject, account_id, linked) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT (provider, subject) DO NOTHING",
+                         provider, subject, account_id, now)  # fmt: skip
+        if linked:
+            return _must_load(sql, account_id)
+        # Another lobby made this identity's account meanwhile: theirs is the one.
+        sql.run("DELETE FROM accounts WHERE account_id = ?", account_id)
+        row = sql.one("SELECT account_id FROM identities WHERE provider = ? AND subject = ?",
+                      provider, subject)  # fmt: skip
+    sql.run("UPDATE accounts SET last_seen = ? WHERE account_id = ? AND last_seen < ?",
+            now, row[0], now)  # fmt: skip
+    return _must_load(sql, row[0])
+
+
+def _ratings(
+    sql: _Sql, account_ids: list[str], game: str, queue: str, lock: bool
+) -> dict[str, Rating]:
+    if not account_ids:
+        return {}
+    if lock:
+        _lock(sql, account_ids)
+    rows = sql.all(f"SELECT account_id, mu, sigma, matches FROM ratings WHERE game = ? AND "
+                   f"queue = ? AND account_id IN ({_markers(account_ids)})",
+                   game, queue, *account_ids)  # fmt: skip
+    return {a: Rating(float(mu), float(sigma), int(n)) for a, mu, sigma, n in rows}
+
+
+def _record_match(sql: _Sql, result: RankedResult, now: float) -> dict[str, RatingChange]:
+    first = sql.run("INSERT INTO rated_matches (match_id, game, queue, ended) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (match_id) DO NOTHING",
+                    result.match_id, result.game, result.queue, now)  # fmt: skip
+    if not first:
+        return _stored_changes(sql, result.match_id)
+    before = _ratings(sql, list(result.players), result.game, result.queue, lock=True)
+    after = ratings.rate(result, before)
+    changes: dict[str, RatingChange] = {}
+    for team_index, team in enumerate(result.teams):
+        outcome = result.outcome_of(team_index)
+        for player in team:
+            old = before.get(player, ratings.new_rating())
+            new = after[player]
+            changes[player] = RatingChange(player, old, new)
+            sql.run(
+                "INSERT INTO ratings (account_id, game, queue, mu, sigma, conservative, matches, "
+                "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, game, queue) "
+                "DO UPDATE SET mu = excluded.mu, sigma = excluded.sigma, conservative = "
+                "excluded.conservative, matches = excluded.matches, updated = excluded.updated",
+                player, result.game, result.queue, new.mu, new.sigma, new.conservative,
+                new.matches, now,
+            )  # fmt: skip
+            sql.run(
+                "INSERT INTO match_players (match_id, account_id, team, place, outcome, ended, "
+                "mu_before, sigma_before, matches_before, mu_after, sigma_after) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                result.match_id, player, team_index, result.places[team_index], outcome, now,
+                old.mu, old.sigma, old.matches, new.mu, new.sigma,
+            )  # fmt: skip
+    return changes
+
+
+def _change(account_id: str, mu0: Any, sigma0: Any, n: Any, mu1: Any, sigma1: Any) -> RatingChange:
+    before = Rating(float(mu0), float(sigma0), int(n))
+    return RatingChange(account_id, before, Rating(float(mu1), float(sigma1), int(n) + 1))
+
+
+def _stored_changes(sql: _Sql, match_id: str) -> dict[str, RatingChange]:
+    rows = sql.all("SELECT account_id, mu_before, sigma_before, matches_before, mu_after, "
+                   "sigma_after FROM match_players WHERE match_id = ? ORDER BY team, account_id",
+                   match_id)  # fmt: skip
+    return {row[0]: _change(*row) for row in rows}
+
+
+def _board_page(
+    sql: _Sql, game: str, queue: str, offset: int, limit: int
+) -> list[LeaderboardEntry]:
+    rows = sql.all(
+        "SELECT r.account_id, a.display_name, r.mu, r.sigma, r.matches FROM ratings r "
+        "JOIN accounts a ON a.account_id = r.account_id WHERE r.game = ? AND r.queue = ? "
+        "ORDER BY r.conservative DESC, r.account_id LIMIT ? OFFSET ?",
+        game, queue, limit, offset,
+    )  # fmt: skip
+    return [
+        LeaderboardEntry(offset + i + 1, a, name, Rating(float(mu), float(sigma), int(n)))
+        for i, (a, name, mu, sigma, n) in enumerate(rows)
+    ]
+
+
+def _history(sql: _Sql, account_id: str, limit: int) -> list[HistoryEntry]:
+    mine = sql.all(
+        "SELECT p.match_id, m.game, m.queue, p.ended, p.outcome, p.place, p.team, p.mu_before, "
+        "p.sigma_before, p.matches_before, p.mu_after, p.sigma_after FROM match_players p "
+        "JOIN rated_matches m ON m.match_id = p.match_id WHERE p.account_id = ? "
+        "ORDER BY p.ended DESC, p.match_id DESC LIMIT ?",
+        account_id, limit,
+    )  # fmt: skip
+    if not mine:
+        return []
+    match_ids = [row[0] for row in mine]
+    others = sql.all(
+        f"SELECT p.match_id, p.team, p.account_id, a.display_name FROM match_players p "
+        f"LEFT JOIN accounts a ON a.account_id = p.account_id "
+        f"WHERE p.match_id IN ({_markers(match_ids)}) ORDER BY p.team, p.account_id",
+        *match_ids,
+    )  # fmt: skip
+    entries = []
+    for match_id, game, queue, ended, outcome, place, team, *rating in mine:
+        opponents = tuple(
+            Opponent(other, name or other)
+            for m, other_team, other, name in others
+            if m == match_id and other_team != team
+        )
+        entries.append(HistoryEntry(
+            match_id, game, queue, float(ended), outcome, int(place), opponents,
+            _change(account_id, *rating),
+        ))  # fmt: skip
+    return entries
+
+
+# -- opening a store -------------------------------------------------------------
+
+
+def _sqlite_connected(connection: sqlite3.Connection) -> None:
+    # Foreign keys are off in SQLite unless each connection asks; WAL lets the
+    # `vinom accounts` command read while the server writes.
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA journal_mode = WAL")
+
+
+def describe(url: str) -> str:
+    """The database as a log line may name it: a URL's password left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{user}{host}{port}").geturl()
+
+
+def database_url(value: str | None, data_dir: str) -> str:
+    """What `--database` names: a postgresql:// URL as given, else a SQLite file (a
+    path, or sqlite:///PATH); None is DATA_DIR/accounts.sqlite3."""
+    if value is None:
+        return str(Path(data_dir) / SQLITE_FILE)
+    return value
+
+
+def is_postgresql(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(url: str) -> str:
+    return url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+
+
+def store_from_url(
+    url: str | None,
+    data_dir: str,
+    reactor: Any = None,
+    migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
+) -> SqlAccountStore:
+    """The account store `--database` names (database_url), not started: its
+    `start()` opens it and migrates the schema (to the last of `migrations`)."""
+    where = database_url(url, data_dir)
+    extra: dict[str, Any] = {} if reactor is None else {"cp_reactor": reactor}
+    if is_postgresql(where):
+        pool = adbapi.ConnectionPool(
+            "psycopg", where, connect_timeout=CONNECT_TIMEOUT, cp_min=1, cp_max=POSTGRES_POOL,
+            cp_reconnect=True, cp_noisy=False, **extra,
+        )  # fmt: skip
+        return SqlAccountStore(pool, schema.POSTGRESQL, describe(where), migrations)
+    if "://" in where and not where.startswith("sqlite:///"):
+        raise InvalidValue(
+            f"--database {describe(where)!r}: a postgresql:// URL or a SQLite file's path"
+        )
+    path = sqlite_path(where)
+    # One connection, used by the pool's one thread; closed at the end from the
+    # reactor's thread, hence check_same_thread=False. isolation_level=None: the
+    # store begins its own transactions (BEGIN IMMEDIATE for writes).
+    pool = adbapi.ConnectionPool(
+        "sqlite3", path, check_same_thread=False, isolation_level=None,
+        timeout=SQLITE_BUSY_TIMEOUT, cp_min=1, cp_max=1, cp_noisy=False,
+        cp_openfun=_sqlite_connected, **extra,
+    )  # fmt: skip
+    return SqlAccountStore(pool, schema.SQLITE, path, migrations)
+
+
+async def open_store(
+    url: str | None,
+    data_dir: str,
+    reactor: Any = None,
+    migrations: Sequence[Sequence[str]] = schema.MIGRATIONS,
+) -> SqlAccountStore:
+    """A started store (store_from_url, then start())."""
+    store = store_from_url(url, data_dir, reactor, migrations)
+    await store.start()
+    return store
