@@ -8,7 +8,8 @@
 | `/replays/<match id>` | with `--web-replays`: a recorded match's public views (`server.replays`) |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | `/boards/<game>.js`, `.css` | a game's board: its own package data (`GameBoard`) or vinom's |
-| `/boards.js` | the list of games with a board module (`BoardList`) |
+| `/boards.js` | the list of games with a board module (`DefaultExport`) |
+| `/settings.js` | what the page offers as the options allow (`DefaultExport`) |
 | anything else | 404 |
 
 The web client is static (HTML, CSS and JavaScript modules, no build step),
@@ -260,16 +261,18 @@ class GameBoard(Resource):
         return self._board.body
 
 
-class BoardList(Resource):
-    """`/boards.js`: a module whose default export lists `board_names()`, so that the
-    page imports only boards that exist (a missing one would be a failed request in
-    the player's console)."""
+class DefaultExport(Resource):
+    """A JavaScript module made at start whose default export is `value` (as JSON):
+    `/boards.js`, the games with a board (`board_names()` and the games' own), so
+    that the page imports only boards that exist (a missing one would be a failed
+    request in the player's console); `/settings.js`, what the page offers as this
+    server's options allow (`{"replays": bool}`)."""
 
     isLeaf = True
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, value: object) -> None:
         super().__init__()
-        self._body = f"export default {json.dumps(names)};\n".encode()
+        self._body = f"export default {json.dumps(value)};\n".encode()
 
     def render_GET(self, request: Request) -> bytes:
         set_page_headers(request)
@@ -303,7 +306,9 @@ def web_site(
         boards.putChild(file_name.encode(), GameBoard(board))
     root.putChild(b"boards", boards)
     names = {*board_names(), *(name.removesuffix(".js") for name in own if name.endswith(".js"))}
-    root.putChild(b"boards.js", BoardList(sorted(names)))
+    root.putChild(b"boards.js", DefaultExport(sorted(names)))
+    # What the page offers: "Replay a finished match" only where /replays/ answers.
+    root.putChild(b"settings.js", DefaultExport({"replays": replays is not None}))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
