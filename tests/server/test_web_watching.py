@@ -184,3 +184,112 @@ class ArenaReplayTests(TestCase):
         status = await browser.text_of(".vb-arena-status")
         self.assertEqual(status, "A replay: every player's dot.")
         await browser.check()
+
+
+# A game whose own board module has a syntax error (a `;` where a key should be).
+BROKEN_PLUGIN = """
+from pathlib import Path
+
+from benchmarks.arena import ArenaGame
+
+
+class BrokenBoardGame(ArenaGame):
+    name = "broken"
+    display_name = "Broken"
+    board = Path(__file__).resolve().parent.parent.parent / "broken_board" / "broken.js"
+    board_stylesheet = None
+
+
+broken = BrokenBoardGame(2)
+"""
+BROKEN_BOARD = "export default {\n  create(element, game) {\n    return {; };\n  },\n};\n"
+
+
+async def generic_hint(browser: Browser) -> str | None:
+    return await browser.text_of("[data-testid=generic-hint]")
+
+
+class WhatTheViewerIsOfferedTests(TestCase):
+    timeout = 120
+
+    async def test_no_replay_form_where_replays_are_off_and_an_unknown_match_said_so(
+        self,
+    ) -> None:
+        server = await start_twistd(self, {}, web=True)
+        browser = await open_browser(self)
+        await name_and_lobby(browser, server.url, "Eve", "tictactoe")
+        # The page has asked the server what it offers by now (its one import).
+        await browser.wait_until(lambda d: d.execute_script(
+            "return performance.getEntriesByType('resource')"
+            ".some((e) => e.name.endsWith('/settings.js'));"
+        ), WAIT)  # fmt: skip
+        await pause(0.3)
+        shown = await browser.run(lambda d: d.find_element(By.ID, "replay-form").is_displayed())
+        self.assertFalse(shown)
+        self.assertTrue(await browser.run(
+            lambda d: d.find_element(By.ID, "watch-form").is_displayed()
+        ))  # fmt: skip
+        await type_into(browser, "watch-input", "m-0123456789abcdef", "watch-start")
+        await browser.wait_until(lambda d: not d.find_element(By.ID, "notice").get_attribute(
+            "hidden"), WAIT)  # fmt: skip
+        self.assertEqual(
+            await browser.text_of("#notice-text"),
+            "No running match has the id m-0123456789abcdef: it may have ended.",
+        )
+        await browser.check()
+
+    async def test_a_spectator_of_a_game_without_a_board_gets_no_action_box(self) -> None:
+        from vinom.games.registry import GameRegistry
+
+        server = await start_twistd(self, {}, "--games", "duel", web=True)
+        duel = GameRegistry.from_plugins().get("duel")
+        sessions = bots_playing(self, server.lobby, duel, think_time=1.0)
+        match_id = await match_of(sessions)
+        browser = await open_browser(self)
+        await name_and_lobby(browser, server.url, "Eve", "duel")
+        await type_into(browser, "watch-input", match_id, "watch-start")
+        await wait_for_game(browser, "generic")
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.querySelector('[data-testid=generic-view]').textContent !== '';"
+        ), WAIT)  # fmt: skip
+        boxes = await browser.run(lambda d: d.execute_script(
+            "return document.querySelectorAll('#board form, #board input, #board button').length;"
+        ))  # fmt: skip
+        self.assertEqual(boxes, 0)
+        self.assertEqual(
+            await generic_hint(browser),
+            "This game has no board of its own yet: the match is shown as JSON, players by name.",
+        )
+        await browser.check()
+
+    async def test_a_board_with_a_syntax_error_is_one_line_at_start_and_failed_on_the_page(
+        self,
+    ) -> None:
+        from tests.server.test_startup import only_line
+
+        server = await start_twistd(
+            self, {"twisted/plugins/broken_games.py": BROKEN_PLUGIN,
+                   "broken_board/broken.js": BROKEN_BOARD},
+            "--games", "broken", web=True,
+        )  # fmt: skip
+        line = only_line(self, server.output, "syntax error")
+        self.assertTrue(line.endswith(
+            "vinom: game 'broken': its board "
+            f"{os.path.join(server.data_dir, 'path', 'broken_board', 'broken.js')} has a"
+            " syntax error at line 3, column 13; its players will see that the board failed"
+            " to load"
+        ), line)  # fmt: skip
+        browser = await open_browser(self)
+        await name_and_lobby(browser, server.url, "Ann", "broken")
+        await click(browser, '[data-action="create-room"][data-game="broken"]')
+        await wait_for_screen(browser, "room")
+        await click(browser, "#room-add-bot")
+        await wait_for_game(browser, "generic")
+        hint = await generic_hint(browser)
+        assert hint is not None
+        self.assertTrue(hint.startswith(
+            "This game's board did not load (the server's log and the browser's console say"
+            " why): its view is shown as JSON"
+        ), hint)  # fmt: skip
+        # Told, not thrown: the page's console has a warning naming the error, no error.
+        await browser.check()
