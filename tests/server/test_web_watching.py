@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
 from typing import Any
 
 from selenium.webdriver.common.by import By
@@ -31,7 +30,7 @@ from twisted.trial.unittest import TestCase
 from benchmarks.arena import ArenaGame
 from tests.server.test_web_client import WAIT, click, pause, wait_for_game, wait_for_screen
 from tests.support.browser import Browser, open_browser
-from tests.support.ports import free_tcp_port, free_udp_range
+from tests.support.ports import free_udp_range
 from tests.support.servers import start_twistd
 from tests.support.waiting import until
 from vinom.client.bots import LobbyAddress, play_bot
