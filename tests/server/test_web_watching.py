@@ -151,26 +151,31 @@ class ArenaSpectatorTests(TestCase):
 class ArenaReplayTests(TestCase):
     timeout = 120
 
-    async def test_the_arenas_replay_draws_every_dot(self) -> None:
+    async def replay(self, game: IGame, files: dict[str, str]) -> Browser:
+        """A page replaying a bots' match of `game` (installed with `files`) from its
+        record, on a server with `--web-replays`."""
         from tests.rooms.test_rooms_record import bot_match, recorded_room
         from vinom.hosting.records import RecordFiles, RecordSettings
 
         records = os.path.abspath(self.mktemp())
-        game = ArenaGame(2)
         _room, _recorder, data = recorded_room(game, bot_match(game, 2), seed=4, limit=20.0)
-        files = RecordFiles(RecordSettings(directory=records))
-        files.write("m-arena", 0.0, data, closed=True)
-        files.close()
+        record = RecordFiles(RecordSettings(directory=records))
+        record.write("m-replayed", 0.0, data, closed=True)
+        record.close()
         server = await start_twistd(
-            self, {"twisted/plugins/arena_games.py": ARENA_PLUGIN}, "--games", "arena",
-            "--web-replays", "--record-dir", records, web=True,
+            self, files, "--games", game.name, "--web-replays", "--record-dir", records,
+            web=True,
         )  # fmt: skip
         browser = await open_browser(self)
-        await name_and_lobby(browser, server.url, "Rex", "arena")
+        await name_and_lobby(browser, server.url, "Rex", game.name)
         await browser.wait_until(
             lambda d: d.find_element(By.ID, "replay-form").is_displayed(), WAIT
         )
-        await type_into(browser, "replay-input", "m-arena", "replay-start")
+        await type_into(browser, "replay-input", "m-replayed", "replay-start")
+        return browser
+
+    async def test_the_arenas_replay_draws_every_dot(self) -> None:
+        browser = await self.replay(ArenaGame(2), {"twisted/plugins/arena_games.py": ARENA_PLUGIN})
         await wait_for_game(browser, "arena")
         await browser.run(lambda d: d.execute_script(DOTS))
         await browser.wait_until(lambda d: d.execute_script(
@@ -182,6 +187,20 @@ class ArenaReplayTests(TestCase):
         self.assertGreater(len({str(f) for f in both}), 10)
         status = await browser.text_of(".vb-arena-status")
         self.assertEqual(status, "A replay: every player's dot.")
+        await browser.check()
+
+    async def test_a_replay_of_a_game_without_a_board_has_no_action_box(self) -> None:
+        from vinom.games.registry import GameRegistry
+
+        browser = await self.replay(GameRegistry.from_plugins().get("duel"), {})
+        await wait_for_game(browser, "generic")
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.querySelector('[data-testid=generic-view]').textContent !== '';"
+        ), WAIT)  # fmt: skip
+        boxes = await browser.run(lambda d: d.execute_script(
+            "return document.querySelectorAll('#board form, #board input, #board button').length;"
+        ))  # fmt: skip
+        self.assertEqual(boxes, 0)
         await browser.check()
 
 
