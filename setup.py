@@ -149,6 +149,11 @@ setup(
         # Redis's own reply parser in C: txredisapi uses it when it is installed, and
         # its pure-Python parser was a fifth of a lobby's CPU on Redis (docs/performance.md).
         "hiredis>=3.0",
+        # A game's own board module parsed at start, so that a syntax error in it is
+        # one line in the server's log rather than a board its players never get
+        # (vinom.server.web.syntax_error): tree-sitter and its JavaScript grammar.
+        "tree-sitter>=0.23",
+        "tree-sitter-javascript>=0.23",
     ],
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[

@@ -10,6 +10,8 @@
 // - the own dot is predicted (`game.predict`, `predicted`) with the arena's own
 //   rules, `own` and `step` below (the twins of ArenaGame.own and step): an
 //   input moves it on the frame it is given, and each snapshot reconciles it.
+// A spectator or a replay's viewer (`game.spectator`) has no dot of their own:
+// every player's is drawn interpolated, and no key or pointer is taken.
 //
 // The view (ArenaGame.view): {me, ack, ticks, players: [[seat, x, y, vx, vy]]},
 // the players within 300 of me. The arena's side is 600 for 8 players, growing
@@ -66,7 +68,11 @@ export default {
     field.append(svg("rect", { class: "vb-arena-floor", width: size, height: size }));
     const dots = svg("g", { class: "vb-arena-dots" });
     field.append(dots);
-    const status = html("p", { class: "vb-arena-status" }, "Arrow keys or WASD to move.");
+    // A spectator or a replay's viewer plays nothing: every dot is someone else's.
+    const watching = game.spectator === true;
+    const status = html("p", { class: "vb-arena-status" }, watching
+      ? (game.replay ? "A replay: every player's dot." : "Watching: every player's dot.")
+      : "Arrow keys or WASD to move.");
     root.append(field, status);
     element.append(root);
 
@@ -79,7 +85,7 @@ export default {
       },
     });
     // Corrections within the view's 0.01 rounding are not counted.
-    game.predict(stepper(size), own, { smooth: ["x", "y"], wrap, tolerance: 0.011 });
+    if (!watching) game.predict(stepper(size), own, { smooth: ["x", "y"], wrap, tolerance: 0.011 });
 
     const shown = new Map(); // seat -> <circle>
     let playing = false;
@@ -108,7 +114,7 @@ export default {
       frame = requestAnimationFrame(draw);
       const view = game.rendered();
       if (view === null) return;
-      const mine = game.predicted() ?? own(view);
+      const mine = watching ? null : game.predicted() ?? own(view);
       const seen = new Set();
       for (const [seat, x, y] of view.players ?? []) {
         if (seat === view.me) continue;
@@ -199,13 +205,16 @@ export default {
       pointer = null;
       steer();
     };
-    document.addEventListener("keydown", onKey);
-    document.addEventListener("keyup", onKey);
-    field.addEventListener("pointerdown", onDown);
-    field.addEventListener("pointermove", onMove);
-    field.addEventListener("pointerup", onUp);
-    field.addEventListener("pointercancel", onUp);
-    const steering = setInterval(() => { if (pointer !== null) steer(); }, 100);
+    let steering = null;
+    if (!watching) {
+      document.addEventListener("keydown", onKey);
+      document.addEventListener("keyup", onKey);
+      field.addEventListener("pointerdown", onDown);
+      field.addEventListener("pointermove", onMove);
+      field.addEventListener("pointerup", onUp);
+      field.addEventListener("pointercancel", onUp);
+      steering = setInterval(() => { if (pointer !== null) steer(); }, 100);
+    }
     frame = requestAnimationFrame(draw);
 
     function stop() {
@@ -213,13 +222,14 @@ export default {
       if (frame !== null) cancelAnimationFrame(frame);
       frame = null;
       if (timer !== null) clearTimeout(timer);
-      clearInterval(steering);
+      if (steering !== null) clearInterval(steering);
       document.removeEventListener("keydown", onKey);
       document.removeEventListener("keyup", onKey);
     }
 
     return {
       update(state) {
+        if (watching) return;
         const started = !playing && state.p === "playing";
         playing = state.p === "playing";
         // A first input, standing still: its acknowledgement gives the page the
@@ -232,6 +242,8 @@ export default {
         if (playing) steer();
       },
       end() {
+        // A replay may be sought back from its end: it keeps drawing.
+        if (game.replay) return;
         stop(); // the last frame stays drawn
         status.textContent = "The match is over.";
       },

@@ -266,6 +266,10 @@ class ReplayInChromiumTests(TestCase):
             field.send_keys(match_id)
             driver.find_element(By.ID, "replay-start").click()
 
+        # The form is offered once the page has read the server's /settings.js.
+        await browser.wait_until(
+            lambda d: d.find_element(By.ID, "replay-form").is_displayed(), WAIT
+        )
         await browser.run(type_id)
 
 

@@ -18,10 +18,19 @@ from twisted.internet.error import (
 from twisted.python.failure import Failure
 
 from vinom.client.lobby import LobbyAddress, LobbyError
+from vinom.client.udp import ConnectFailedError
 
 # Where `twistd vinom` keeps its dev certificate (its --data-dir), and where the
 # command-line clients look for it when no --trust is given.
 DEFAULT_TRUST = os.path.join("vinom-data", "dev-cert.pem")
+
+
+# Why the handshake with a match's game server failed (vinom.client.udp), in words.
+_GAME_CONNECT = {
+    "timeout": "the match's game server did not answer in time (is UDP to it blocked?)",
+    "denied": "the match's game server refused the connection",
+    "token_expired": "the connect token expired before the match's game server answered",
+}
 
 
 def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> str:
@@ -38,6 +47,9 @@ def describe_failure(failure: Failure | BaseException, lobby: LobbyAddress) -> s
         return f"cannot reach the lobby at {where}: {error}"
     if isinstance(error, LobbyError):
         return f"the lobby at {where} refused: {error.code}: {error.message}"
+    if isinstance(error, ConnectFailedError):
+        reason = error.reason
+        return _GAME_CONNECT.get(reason, f"could not connect to the match's game server: {reason}")
     text = str(error)
     if "certificate verify failed" in text and lobby.trust is None:
         # Most often: the server runs on its dev certificate and this client was

@@ -28,6 +28,8 @@ from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
 
 FRAME_SECONDS = 0.1
+#: The keys that stop watching.
+QUIT_KEYS = frozenset((ord("q"), ord("Q"), KEY_ESCAPE))
 
 
 class WatchView:
@@ -88,7 +90,7 @@ class WatchView:
         canvas.put(height - 1, 1, "watching (read-only)  q quits", DIM)
 
     def handle_key(self, key: int) -> None:
-        if key in (ord("q"), ord("Q"), KEY_ESCAPE):
+        if key in QUIT_KEYS:
             self.done = True
 
 
@@ -118,11 +120,6 @@ def run_watch(reactor: Any, lobby: LobbyAddress, what: str, find_game: Any) -> i
         def frame() -> None:
             view = state["view"]
             if view is not None:
-                for key in screen.read_keys():
-                    view.handle_key(key)
-                if view.done:
-                    stop(0)
-                    return
                 height, width = screen.size()
                 canvas = Canvas(height, width)
                 view.draw(canvas)
@@ -143,11 +140,23 @@ def run_watch(reactor: Any, lobby: LobbyAddress, what: str, find_game: Any) -> i
             state["error"] = describe_failure(failure, lobby)
             stop(1)
 
+        # The terminal's keys come to the reader (and to it only: a key read there is
+        # gone from the screen): q or Escape quits, while connecting too.
+        def key(pressed: int) -> None:
+            view = state["view"]
+            if view is None:
+                if pressed in QUIT_KEYS:
+                    stop(0)
+                return
+            view.handle_key(pressed)
+            if view.done:
+                stop(0)
+
         def start() -> None:
             d = Deferred.fromCoroutine(spectate(reactor, lobby, what))
             d.addCallbacks(watching, failed)
             frames.start(FRAME_SECONDS)
-            reactor.addReader(KeyReader(screen.read_keys, lambda k: None, lambda: stop(0)))
+            reactor.addReader(KeyReader(screen.read_keys, key, lambda: stop(0)))
 
         frames = LoopingCall(frame)
         frames.clock = reactor

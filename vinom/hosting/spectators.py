@@ -215,7 +215,7 @@ class SpectatorFeeds:
             try:
                 view = room.game.view(room.state, None)
                 data = encode_state(room.version, room.phase, room.remaining(now), view, None,
-                                    room.tick_number, 0)  # fmt: skip
+                                    room.tick_number, room.server_time(now))  # fmt: skip
             except Exception:
                 self.counts["view_errors"] += 1
             else:

@@ -944,6 +944,10 @@ class Room:
         """A state's ``ts``: whole milliseconds since `start`."""
         return round((now - self._started_at) * 1000.0)
 
+    def server_time(self, now: float) -> int:
+        """The room's time at `now` as a state's ``ts`` says it (the spectators' too)."""
+        return self._server_time(now)
+
     def _check_shared_view(self, state: Any, version: int) -> None:
         """The debug check of `shared_view`: every seat's view must be the same.
 

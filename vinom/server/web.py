@@ -8,7 +8,8 @@
 | `/replays/<match id>` | with `--web-replays`: a recorded match's public views (`server.replays`) |
 | `/` | the web client: `index.html` and its files, shipped in vinom/webclient/ |
 | `/boards/<game>.js`, `.css` | a game's board: its own package data (`GameBoard`) or vinom's |
-| `/boards.js` | the list of games with a board module (`BoardList`) |
+| `/boards.js` | the list of games with a board module (`DefaultExport`) |
+| `/settings.js` | what the page offers as the options allow (`DefaultExport`) |
 | anything else | 404 |
 
 The web client is static (HTML, CSS and JavaScript modules, no build step),
@@ -22,7 +23,8 @@ start, into memory and served by name only: `/boards/<game>.js` is a key of
 a dict, never a path joined to a directory, so no URL reaches any other file
 of the game's package. One that cannot be served (missing, not a `.js` or
 `.css` file, unreadable, not UTF-8) is one line in the log at start, and its
-players get the generic board.
+players get the generic board; a module whose JavaScript does not parse is one
+line in the log at start too (and served: the page says it failed to load).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import tree_sitter_javascript
 from attrs import frozen
 from autobahn.twisted.resource import WebSocketResource
+from tree_sitter import Language, Node, Parser
 from twisted.logger import Logger
 from twisted.web.http import CACHED
 from twisted.web.resource import IResource, NoResource, Resource
@@ -180,6 +184,28 @@ def read_board_file(what: str, found: object, suffix: str) -> BoardFile:
     return BoardFile(body, WEB_CLIENT_TYPES[suffix].encode(), etag)
 
 
+@functools.cache
+def _javascript() -> Parser:
+    return Parser(Language(tree_sitter_javascript.language()))
+
+
+def syntax_error(source: bytes) -> tuple[int, int] | None:
+    """Where the JavaScript module `source` first breaks the language's grammar (line
+    and column, from 1), or None: a board's typo found at start, not by its players."""
+    tree = _javascript().parse(source)
+    if not tree.root_node.has_error:
+        return None
+    node: Node = tree.root_node
+    # Down the first child holding an error to the error itself.
+    while not (node.is_error or node.is_missing):
+        child = next((c for c in node.children if c.has_error or c.is_missing), None)
+        if child is None:
+            break
+        node = child
+    row, column = node.start_point
+    return row + 1, column + 1
+
+
 def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
     """The boards the games name in their own packages, by file name under `/boards/`
     (`nim.js`, `nim.css`). A board that cannot be served is one line in the log, and
@@ -212,6 +238,15 @@ def game_boards(games: Iterable[IGame]) -> dict[str, BoardFile]:
                 game=game.name, problem=str(problem),
             )  # fmt: skip
             continue
+        # Served all the same (the page then says the board failed to load, and the
+        # browser's console where): the grammar here may be older than the browser's.
+        at = syntax_error(files[f"{game.name}.js"].body)
+        if at is not None:
+            _log.warn(
+                "vinom: game {game!r}: its board {module} has a syntax error at line "
+                "{line}, column {column}; its players will see that the board failed to load",
+                game=game.name, module=str(module), line=at[0], column=at[1],
+            )  # fmt: skip
         boards.update(files)
     return boards
 
@@ -239,16 +274,18 @@ class GameBoard(Resource):
         return self._board.body
 
 
-class BoardList(Resource):
-    """`/boards.js`: a module whose default export lists `board_names()`, so that the
-    page imports only boards that exist (a missing one would be a failed request in
-    the player's console)."""
+class DefaultExport(Resource):
+    """A JavaScript module made at start whose default export is `value` (as JSON):
+    `/boards.js`, the games with a board (`board_names()` and the games' own), so
+    that the page imports only boards that exist (a missing one would be a failed
+    request in the player's console); `/settings.js`, what the page offers as this
+    server's options allow (`{"replays": bool}`)."""
 
     isLeaf = True
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, value: object) -> None:
         super().__init__()
-        self._body = f"export default {json.dumps(names)};\n".encode()
+        self._body = f"export default {json.dumps(value)};\n".encode()
 
     def render_GET(self, request: Request) -> bytes:
         set_page_headers(request)
@@ -280,7 +317,9 @@ def web_site(
         boards.putChild(file_name.encode(), GameBoard(board))
     root.putChild(b"boards", boards)
     names = {*board_names(), *(name.removesuffix(".js") for name in own if name.endswith(".js"))}
-    root.putChild(b"boards.js", BoardList(sorted(names)))
+    root.putChild(b"boards.js", DefaultExport(sorted(names)))
+    # What the page offers: "Replay a finished match" only where /replays/ answers.
+    root.putChild(b"settings.js", DefaultExport({"replays": replays is not None}))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:

@@ -11,7 +11,7 @@ import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
 import { decode } from "./codec.js";
-import { fetchReplay } from "./replays.js";
+import { ReplayNetcode, fetchReplay } from "./replays.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE_MATCH = "vinom.match";
@@ -483,6 +483,8 @@ function startReplay(doc) {
     timer: setInterval(replayTick, 100), socket: null, resumed: false, spectator: true,
     replay: { doc, at: 0, shown: -1, playing: true, speed: 1, last: performance.now() },
   };
+  // What a real-time board draws from: the frames at the replay's time.
+  game.replay.netcode = new ReplayNetcode(doc, () => replayTime(game.replay));
   app.game = game;
   $("board").replaceChildren();
   $("result-panel").hidden = true;
@@ -530,6 +532,14 @@ function replayShow(game, ms) {
   }
 }
 
+// The replay's time now (ms of match time): where the last tick left it, and
+// the time played since, so that a board drawing every animation frame moves
+// smoothly between the 100 ms ticks.
+function replayTime(replay) {
+  if (!replay.playing) return replay.at;
+  return replay.at + (performance.now() - replay.last) * replay.speed;
+}
+
 function replayTick() {
   const game = app.game;
   if (game === null || !game.replay) return;
@@ -553,9 +563,19 @@ function closeReplay() {
 // A match id ("m-...") or a private room's join code.
 async function watch(what) {
   const ask = what.startsWith("m-") ? { match_id: what } : { code: what.toUpperCase() };
-  const frame = await app.lobby.request({ type: "spectate", ...ask });
-  startGame({ found: { ...frame, seat: -1 }, player_id: null }, false);
-  app.game.spectator = true;
+  let frame;
+  try {
+    frame = await app.lobby.request({ type: "spectate", ...ask });
+  } catch (error) {
+    // The lobby's one answer for a match it will not show (docs/lobby.md, "spectate").
+    if (error instanceof LobbyError && error.code === "no_active_match") {
+      throw new Error(ask.code === undefined
+        ? `No running match has the id ${what}: it may have ended.`
+        : `No running match may be watched with the code ${ask.code}.`);
+    }
+    throw error;
+  }
+  startGame({ found: { ...frame, seat: -1 }, player_id: null, spectator: true }, false);
   $("screen-game").dataset.spectator = "true";
   $("game-status").textContent = "Watching the match…";
 }
@@ -583,6 +603,7 @@ function startGame(match, resumed) {
     timer: setInterval(renderTimer, 250),
     socket: null,
     resumed,
+    spectator: match.spectator === true,
   };
   app.game = game;
   $("board").replaceChildren();
@@ -657,11 +678,21 @@ function withNames(game, text) {
 
 async function loadBoard(game) {
   game.boardLoading = true;
+  // A live match's netcode is its GameSocket's; a replay's, its frames'.
+  const net = () => game.replay?.netcode ?? game.socket;
+  const watching = game.spectator === true;
   const api = {
     seat: game.seat,
     players: game.players,
     me: game.me,
+    // Watching a match or a replay: nothing the board does is sent (a spectator's
+    // messages are dropped unread), and the board shows no way to play.
+    spectator: watching,
+    replay: Boolean(game.replay),
+    // The board's own module did not load (an error in it): the generic board says so.
+    boardFailed: false,
     act: (action) => {
+      if (watching) return null;
       // A refused action's error stays until the player acts again: then it is
       // no longer what is true now.
       if (game.statusAbout === REFUSED) say(game, "");
@@ -669,24 +700,25 @@ async function loadBoard(game) {
     },
     // A real-time input (a game with a tick): stamped with its tick and repeated
     // until acknowledged (game.js, GameSocket.input); returns its tick.
-    input: (input) => game.socket.input(input),
+    input: (input) => (watching ? null : game.socket.input(input)),
     // Client-side netcode (netcode.js through GameSocket, docs/web.md "Clock,
     // interpolation and prediction"): the synced server clock, the views
     // interpolated for drawing, and the own state predicted from the inputs.
-    tickRate: () => game.socket.tickRate,
-    snapshotRate: () => game.socket.snapshotRate,
-    serverTick: () => game.socket.serverTick(),
-    serverTime: () => game.socket.serverTime(),
-    interpolate: (options) => game.socket.interpolate(options),
-    rendered: () => game.socket.rendered(),
-    predict: (step, own, options) => game.socket.predict(step, own, options),
-    predicted: () => game.socket.predicted(),
+    tickRate: () => net().tickRate,
+    snapshotRate: () => net().snapshotRate,
+    serverTick: () => net().serverTick(),
+    serverTime: () => net().serverTime(),
+    interpolate: (options) => net().interpolate(options),
+    rendered: () => net().rendered(),
+    predict: (step, own, options) => net().predict(step, own, options),
+    predicted: () => net().predicted(),
     say: (text) => say(game, text),
   };
   let module = null;
   try {
     module = await loadBoardModule(game.name);
   } catch (error) {
+    api.boardFailed = true;
     console.warn(`the ${game.name} board did not load; using the generic one`, error);
   }
   if (game !== app.game) return;
@@ -1042,7 +1074,16 @@ function wire() {
   $("play-again").addEventListener("click", playAgain);
 }
 
+// What this server offers (/settings.js, made from its options): the replay
+// form only where /replays/ answers (--web-replays). Until it is known, and if
+// it cannot be, the form stays hidden.
+async function offer() {
+  const settings = (await import("./settings.js")).default;
+  $("replay-form").hidden = settings.replays !== true;
+}
+
 wire();
+offer().catch((error) => console.warn("the server's settings did not load", error));
 const match = storedMatch();
 if (match !== null && match.player_id && match.secret) {
   show("game");

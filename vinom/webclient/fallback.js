@@ -1,6 +1,8 @@
-// The generic board, for a game with no module in boards/: it shows the
-// player's view as formatted JSON and sends an action typed as JSON. Every
-// new game is playable in the browser with it before it has a board of its own.
+// The generic board, for a game with no module in boards/ (or whose module did
+// not load: `game.boardFailed`): it shows the player's view as formatted JSON
+// and sends an action typed as JSON (a spectator's or a replay's viewer's,
+// `game.spectator`, gets no box). Every new game is playable in the browser
+// with it before it has a board of its own.
 //
 // Players appear by name, never by id: every string (value or key) of the
 // view that is a player's id is shown as that player's name (with the seat,
@@ -49,10 +51,21 @@ export const fallbackBoard = {
     form.append(input, send);
     const hint = document.createElement("p");
     hint.className = "muted small";
-    hint.textContent = "This game has no board of its own yet: its view is shown as JSON, "
-      + "and an action is typed as a JSON object, as the game's own documentation gives it. "
-      + "Players are shown by name; type a name where an action names a player.";
-    element.append(hint, view, form);
+    hint.dataset.testid = "generic-hint";
+    // Why the view is JSON: the game has no board, or its board did not load.
+    const why = game.boardFailed
+      ? "This game's board did not load (the server's log and the browser's console say why)"
+      : "This game has no board of its own yet";
+    if (game.spectator) {
+      // A spectator or a replay's viewer plays nothing: no box to act in.
+      hint.textContent = `${why}: the match is shown as JSON, players by name.`;
+      element.append(hint, view);
+    } else {
+      hint.textContent = `${why}: its view is shown as JSON, `
+        + "and an action is typed as a JSON object, as the game's own documentation gives it. "
+        + "Players are shown by name; type a name where an action names a player.";
+      element.append(hint, view, form);
+    }
 
     const onSubmit = (event) => {
       event.preventDefault();

@@ -163,6 +163,12 @@ export class GameSocket {
       return;
     } else if (message.t === "state" && typeof message.k === "number") {
       this.heard(message.k);
+      // A state of a ticking match at play feeds the netcode as a snap does: a
+      // spectator's every view comes so (docs/protocol.md §14, "Spectators"), a
+      // player's after a welcome or a sync.
+      if (message.p === "playing" && this.serverClock !== null) {
+        this.netcode(message.k, message.ts, message.s);
+      }
     }
     this.onMessage(message);
   }

@@ -4,6 +4,8 @@
 // the replays' CPU share is back), and a viewer who arrives at such a moment
 // should see the replay follow, not "busy". The page's shell (app.js) draws it.
 
+import { blend } from "./netcode.js";
+
 // At most this many 503s are waited out, each of at most this many seconds: a
 // longer wait, or a 503 without a usable Retry-After, is the answer (the server's
 // words, "replays are busy: try again in N s").
@@ -28,4 +30,63 @@ export async function fetchReplay(url, { wanted = () => true, onWait = () => {},
     response = await fetch(url);
   }
   return wanted() ? response : null;
+}
+
+// What a board's `game` gives a real-time board in a replay (docs/web.md,
+// "Replays"), in place of a live match's GameSocket: `rendered()` is the view
+// at the replay's time `time()` (ms of match time), the named fields
+// interpolated between the two frames around it as `interpolate(options)`
+// says (netcode.js `blend`: the same rules as a live match's SnapshotBuffer),
+// so a board draws every animation frame between the frames the record keeps
+// (at most 10 a second). Nobody plays in a replay: `predicted()` is null.
+export class ReplayNetcode {
+  constructor(doc, time) {
+    this.frames = Array.isArray(doc.frames) ? doc.frames : [];
+    this.tickRate = typeof doc.tick_rate === "number" ? doc.tick_rate : 0;
+    this.snapshotRate = 0;
+    this.time = time;
+    this.interpolation = null; // set by interpolate()
+  }
+
+  interpolate(options = {}) {
+    this.interpolation = options.interpolation ?? {};
+    return this;
+  }
+
+  // The view to draw now; null before interpolate() or before the first frame.
+  rendered() {
+    if (this.interpolation === null) return null;
+    const frames = this.frames;
+    const ms = this.time();
+    // The last frame at or before ms (frames are in time order).
+    let low = 0;
+    let high = frames.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (frames[middle][0] <= ms) low = middle + 1;
+      else high = middle;
+    }
+    const index = low - 1;
+    if (index < 0) return null;
+    const [t0, phase, view] = frames[index];
+    const next = frames[index + 1];
+    if (next === undefined || phase !== "playing" || next[1] !== "playing" || next[0] <= t0) return view;
+    return blend(view, next[2], (ms - t0) / (next[0] - t0), this.interpolation);
+  }
+
+  predict() {
+    return null;
+  }
+
+  predicted() {
+    return null;
+  }
+
+  serverTick() {
+    return this.tickRate > 0 ? (this.time() / 1000) * this.tickRate : null;
+  }
+
+  serverTime() {
+    return this.time() / 1000;
+  }
 }
