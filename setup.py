@@ -138,6 +138,9 @@ setup(
         # Redis's own reply parser in C: txredisapi uses it when it is installed, and
         # its pure-Python parser was a fifth of a lobby's CPU on Redis (docs/performance.md).
         "hiredis>=3.0",
+        # Player authentication (--auth jwt, signed): JWT signatures, issuers, audiences,
+        # JWKS keys; the crypto extra is `cryptography`, already required above.
+        "PyJWT[crypto]>=2.8",
     ],
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[

@@ -81,7 +81,9 @@ class IAuthenticator(Interface):
     passes the shared suite in tests/accounts/.
     """
 
-    name = Attribute("The word operators choose it by (`--auth NAME`) and clients send as `auth.kind`.")
+    name = Attribute(
+        "The word operators choose it by (`--auth NAME`) and clients send as `auth.kind`."
+    )
 
     def authenticate(credentials: Mapping[str, Any], peer: str) -> Deferred[Identity]:
         """The identity `credentials` prove, or a failure with `AuthFailed`.

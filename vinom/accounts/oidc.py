@@ -260,6 +260,9 @@ class JwksKeys:
             d.callback(fetched)
 
 
+_DONE = Failure(ResponseDone())
+
+
 class _BoundedBody(Protocol):
     """A response body, refused past `limit` bytes."""
 
@@ -279,7 +282,7 @@ class _BoundedBody(Protocol):
             return
         self._parts.append(data)
 
-    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:
+    def connectionLost(self, reason: Failure = _DONE) -> None:
         if self._done.called:
             return
         if reason.check(ResponseDone, PotentialDataLoss):
