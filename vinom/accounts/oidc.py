@@ -197,24 +197,16 @@ class JwksKeys:
         if key is not None:
             stale = self._fetched_at is not None and now - self._fetched_at > self._max_age
             if stale and self._may_fetch(now):
-                self.refresh()
+                self.refresh()  # in the background: this key is good meanwhile
             return succeed(key)
-        if self._waiting is None:
-            if not self._may_fetch(now):
-                return fail(self._missing(kid, fetched=self._fetched_at is not None))
-            self.refresh()
-        return self._wait().addCallback(self._after, kid)
+        if self._waiting is None and not self._may_fetch(now):
+            return fail(self._missing(kid, fetched=self._fetched_at is not None))
+        return self.refresh().addCallback(self._after, kid)
 
     def _may_fetch(self, now: float) -> bool:
         if self._waiting is not None:
             return False
         return self._attempted_at is None or now - self._attempted_at >= self._refresh_interval
-
-    def _wait(self) -> Deferred[bool]:
-        assert self._waiting is not None
-        d: Deferred[bool] = Deferred()
-        self._waiting.append(d)
-        return d
 
     def _after(self, fetched: bool, kid: str | None) -> SigningKey:
         key = _pick(self._keys, kid)
@@ -227,16 +219,20 @@ class JwksKeys:
             return AuthFailed("unavailable", "the identity provider's keys could not be fetched")
         return AuthFailed("unknown_kid", "the identity provider has no key with the token's kid")
 
-    def refresh(self) -> None:
-        """Fetch the keys now (at start, and when a `kid` is unknown)."""
+    def refresh(self) -> Deferred[bool]:
+        """Fetch the keys now (at start, and when a `kid` is unknown), or join the fetch
+        in flight; fires with whether it succeeded."""
+        waiter: Deferred[bool] = Deferred()
         if self._waiting is not None:
-            return
+            self._waiting.append(waiter)
+            return waiter
         self._attempted_at = self._clock.seconds()
-        self._waiting = []
+        self._waiting = [waiter]
         self.fetches += 1
         d = Deferred.fromCoroutine(self._fetched())
         d.addErrback(self._fetch_failed)
         d.addCallback(self._done)
+        return waiter
 
     async def _fetched(self) -> bool:
         data = await self._fetch()
@@ -401,7 +397,7 @@ def make_jwt(
         fetch = http_fetcher(agent, settings.jwks_url, reactor, settings.timeout)
         jwks = JwksKeys(fetch, reactor, refresh_interval=settings.refresh_interval)
         # The keys are fetched once the reactor runs, before the first player needs them.
-        reactor.callWhenRunning(jwks.refresh)
+        reactor.callWhenRunning(jwks.refresh)  # (its outcome: logged if it fails)
         keys = jwks
     return JwtAuthenticator(keys, reactor, issuer=settings.issuer, audience=settings.audience,
                             leeway=settings.leeway)  # fmt: skip
