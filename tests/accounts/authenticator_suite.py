@@ -17,7 +17,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from vinom.accounts.interfaces import AuthFailed, IAuthenticator, Identity

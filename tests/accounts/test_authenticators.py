@@ -116,8 +116,12 @@ class JwtChecks:
         return {"kind": "jwt", "token": self.idp.token("ann")}, Identity("jwt", "ann")
 
     def malformed_credentials(self) -> list[Mapping[str, Any]]:
-        return [{"kind": "jwt"}, {"kind": "jwt", "token": ["x"]},
-                {"kind": "jwt", "token": "a.b.c"}, {"kind": "jwt", "token": "x" * 4000}]  # fmt: skip
+        return [
+            {"kind": "jwt"},
+            {"kind": "jwt", "token": ["x"]},
+            {"kind": "jwt", "token": "a.b.c"},
+            {"kind": "jwt", "token": "x" * 4000},
+        ]
 
 
 class JwtStaticKeysSuite(JwtChecks, AuthenticatorSuite, TestCase):
@@ -160,8 +164,8 @@ class JwtStaticKeysSuite(JwtChecks, AuthenticatorSuite, TestCase):
     def test_the_leeway_forgives_a_little_clock_difference(self) -> None:
         now = int(self.clock.seconds())
         token = self.idp.token("a", exp=now - 20, nbf=now + 20)
-        identity = outcome(self.make_authenticator().authenticate({"kind": "jwt",
-                                                                   "token": token}, "p"))  # fmt: skip
+        authenticator = self.make_authenticator()
+        identity = outcome(authenticator.authenticate({"kind": "jwt", "token": token}, "p"))
         self.assertIsInstance(identity, Identity)
 
     def test_a_key_file_holds_a_jwks_or_one_pem_key(self) -> None:

@@ -62,6 +62,8 @@ _MESSAGES = {
     "too_long_lived": "the token lives too long for a signed token",
     "invalid": "the credentials are not valid",
 }
+# Refusals whose message adds the authenticator's detail (which claim, which kind).
+_DETAILED = frozenset({"malformed", "missing_claim", "wrong_kind", "too_large", "invalid"})
 # Refusals that say nothing about the client: not taken from its address's bucket.
 _NOT_THE_CLIENTS = frozenset({"unavailable", "rate_limited"})
 
@@ -87,8 +89,8 @@ def derived_player_id(identity: Identity) -> str:
 def auth_failed(reason: str, detail: str = "") -> LobbyError:
     """The `auth_failed` error with `reason`; `detail` (the authenticator's) for people."""
     message = _MESSAGES.get(reason, _MESSAGES["invalid"])
-    if detail and reason not in ("rate_limited", "unavailable", "required"):
-        message = f"{message} ({detail[:120]})"
+    if detail and reason in _DETAILED:
+        message = f"{message}: {detail[:120]}"
     return LobbyError(errors.AUTH_FAILED, message, fields={"reason": reason})
 
 
