@@ -64,6 +64,7 @@ class LobbyError(Exception):
 
     `fields`: what the error frame carries besides its code and message (an
     `auth_failed`'s `reason`, a `banned`'s `reason` and `until`), on both sides.
+    `final` (lobby side only): the connection closes after the error (`banned`).
     """
 
     def __init__(
@@ -73,9 +74,11 @@ class LobbyError(Exception):
         *,
         counted: bool | None = None,
         fields: Mapping[str, Any] | None = None,
+        final: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.counted = counted
         self.fields: Mapping[str, Any] = fields or {}
+        self.final = final

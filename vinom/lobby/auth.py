@@ -101,6 +101,7 @@ def banned(account: Account, until: float | None, reason: str) -> LobbyError:
         errors.BANNED,
         f"this account is banned {when}: {reason}",
         fields={"reason": reason, "until": until},
+        final=True,
     )
 
 

@@ -544,6 +544,8 @@ class LobbyConnection:
             assert isinstance(error, LobbyError)
             self.send_error(error.code, error.message, request.request_id, counted=error.counted,
                             fields=error.fields)  # fmt: skip
+            if error.final:
+                self.close()
             return
         if failure.check(BackendUnavailable, BackendUnavailable):
             # Redis is away (restarting, unreachable): no bug here, and the

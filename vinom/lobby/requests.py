@@ -255,7 +255,8 @@ class RequestHandlers:
         """The signed-in player of `auth` (None: a guest, nothing to wait for)."""
         if self._auth is None:
             return None
-        return self._auth.sign_in(auth, name, connection.client, connection.peer_host)
+        signing = self._auth.sign_in(auth, name, connection.client, connection.peer_host)
+        return signing
 
     def _welcome(
         self, connection: LobbyConnection, request: Hello, player_id: str, name: str,
