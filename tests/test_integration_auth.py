@@ -6,6 +6,8 @@ or down makes only the sign-in wait while the lobby answers everyone else."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from typing import Any
 
@@ -13,10 +15,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
+from tests.client.test_cli import bots_options
 from tests.support.doc_examples import python_example
 from tests.support.identity_provider import AUDIENCE, ISSUER, IdentityProvider
 from tests.support.servers import start_server
 from tests.test_integration_parties import Player, connect_raw
+from vinom import cli
 from vinom.accounts.interfaces import Identity
 from vinom.client.lobby import PROTOCOL, LobbyAddress, connect_lobby, jwt_auth
 from vinom.errors import LobbyError
@@ -178,15 +182,41 @@ class JwtSignInTests(TestCase):
 
 
 class SignedTokenTests(TestCase):
-    timeout = 30
+    timeout = 60
 
-    async def test_a_token_signed_by_the_studios_backend_signs_the_player_in(self) -> None:
+    async def signed_server(self, *extra: str) -> Any:
         directory = self.mktemp()
         os.makedirs(directory)
         secret = os.path.join(directory, "shared.key")
         with open(secret, "w") as f:
             f.write("6f1c" * 16 + "\n")
-        server = await start_server(self, "--auth", "signed", "--auth-secret-file", secret)
+        return await start_server(self, "--auth", "signed", "--auth-secret-file", secret, *extra)
+
+    async def test_bots_sign_in_with_the_tokens_they_are_given(self) -> None:
+        server = await self.signed_server()
+        make = python_example()
+        tokens = [make(("6f1c" * 16).encode(), f"bot-account-{n}") for n in range(2)]
+        base = ["--game", "tictactoe", "--count", "2", "--seed", "3", "--json",
+                "--lobby", f"127.0.0.1:{server.lobby.port}", "--trust", str(server.lobby.trust)]
+        argv = [*base, "--auth-kind", "signed"]
+        for token in tokens:
+            argv += ["--auth-token", token]
+        out = io.StringIO()
+        code = await cli.bots_command(reactor, bots_options(*argv), out)
+        summary = json.loads(out.getvalue())
+        self.assertEqual((code, summary["finished"]), (0, 2), summary)
+        self.assertEqual(
+            sorted(r["player_id"] for r in summary["reports"]),
+            sorted(derived_player_id(Identity("signed", f"bot-account-{n}")) for n in range(2)),
+        )
+        # Without tokens, bots are turned away by this server, each with the reason.
+        out = io.StringIO()
+        code = await cli.bots_command(reactor, bots_options(*base), out)
+        self.assertEqual(code, 1)
+        self.assertIn("auth_failed", out.getvalue())
+
+    async def test_a_token_signed_by_the_studios_backend_signs_the_player_in(self) -> None:
+        server = await self.signed_server()
         token = python_example()(("6f1c" * 16).encode(), "studio-player-9")
         player = await connect_raw(self, server.lobby)
         welcome = await player.request({"type": "hello", "name": "Nia", "protocol": PROTOCOL,

@@ -246,8 +246,9 @@ class JwksKeys:
     def _fetch_failed(self, failure: Failure) -> bool:
         self.failures += 1
         if self._log_limit.allow():
+            error = failure.getErrorMessage() or type(failure.value).__name__
             self.log.warn("vinom: fetching the identity provider's keys failed: {error}",
-                          error=failure.getErrorMessage() or failure.type.__name__)  # fmt: skip
+                          error=error)  # fmt: skip
         return False
 
     def _done(self, fetched: bool) -> None:
@@ -274,7 +275,7 @@ class _BoundedBody(Protocol):
         self._size += len(data)
         if self._size > self._limit:
             self._done.errback(ValueError(f"the JWKS document is over {self._limit} bytes"))
-            self.transport.stopProducing()  # type: ignore[attr-defined]
+            self.transport.stopProducing()  # type: ignore[union-attr]
             return
         self._parts.append(data)
 
@@ -344,7 +345,7 @@ class JwtAuthenticator:
                 raise AuthFailed("malformed", "the token's 'kid' is not a string")
         except AuthFailed as e:
             return fail(e)
-        d = self.keys.key_for(kid)
+        d: Deferred[Any] = self.keys.key_for(kid)
         d.addCallback(self._verified, token)
         return d.addErrback(as_auth_failure)
 

@@ -133,4 +133,5 @@ def as_auth_failure(failure: Failure) -> Failure:
     nothing else."""
     if failure.check(AuthFailed):
         return failure
-    return Failure(AuthFailed("invalid", f"{failure.type.__name__}: {failure.getErrorMessage()}"))
+    error = failure.value
+    return Failure(AuthFailed("invalid", f"{type(error).__name__}: {failure.getErrorMessage()}"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import Any, cast
 
 from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred
@@ -155,10 +155,11 @@ class LobbyAuth:
             raise auth_failed("wrong_kind", f"this server takes auth of kind {self.kind!r}")
         if not self.required or self.authenticator is None:
             return None  # a guest who said so
-        d: Deferred[Identity] = maybeDeferred(self.authenticator.authenticate, auth, peer_host)
+        d: Deferred[Any] = maybeDeferred(self.authenticator.authenticate, auth, peer_host)
         d.addTimeout(self._timeout, self._clock)
-        signed = d.addCallback(self._account_of, name)
-        return signed.addErrback(self._failed, client, peer_host)
+        d.addCallback(self._account_of, name)
+        d.addErrback(self._failed, client, peer_host)
+        return cast(Deferred[SignedIn], d)
 
     def _account_of(self, identity: Identity, name: str) -> Deferred[SignedIn] | SignedIn:
         # A name the provider vouches for, if it is a valid name; the hello's otherwise.

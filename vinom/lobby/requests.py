@@ -237,7 +237,7 @@ class RequestHandlers:
         d.addCallback(cancelled)
         d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}", player_id)
 
-    def _hello(self, connection: LobbyConnection, request: Hello) -> Deferred[None]:
+    def _hello(self, connection: LobbyConnection, request: Hello) -> Deferred[None] | None:
         if connection.state is not PlayerState.NEW:
             raise LobbyError(errors.ALREADY_HELLO, "this connection has said hello already")
         signing = self._sign_in(connection, request.auth, request.name)
