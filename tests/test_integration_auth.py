@@ -16,9 +16,10 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from tests.client.test_cli import bots_options
-from tests.support.doc_examples import python_example
+from tests.support.doc_examples import getting_started_issuer, python_example
 from tests.support.identity_provider import AUDIENCE, ISSUER, IdentityProvider
 from tests.support.servers import start_server
+from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import Player, connect_raw
 from vinom import cli
 from vinom.accounts.interfaces import Identity
@@ -80,6 +81,24 @@ class JwtSignInTests(TestCase):
         player = await connect_raw(self, lobby)
         welcome = await self.hello(player, {"kind": "jwt", "token": self.idp.token("cy", "k3")})
         self.assertEqual(welcome["type"], "welcome", welcome)
+
+    async def test_browsers_sign_in_over_the_websocket_lobby_alike(self) -> None:
+        self.idp = IdentityProvider()
+        self.idp.add_key("k1", "ES256")
+        url, ca = self.idp.serve(self)
+        server = await start_server(
+            self, "--auth", "jwt", "--auth-jwks-url", url, "--auth-jwks-ca", ca,
+            "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE,
+            "--websocket", "ssl:0:interface=127.0.0.1",
+        )  # fmt: skip
+        assert server.websocket_port is not None and server.lobby.trust is not None
+        browser = await connect_websocket(self, server.websocket_port, server.lobby.trust)
+        refused = await browser.request({"type": "hello", "name": "web", "id": 1})
+        self.assertEqual((refused["code"], refused["reason"]), ("auth_failed", "required"))
+        welcome = await browser.request({"type": "hello", "name": "web", "id": 2, "auth": {
+            "kind": "jwt", "token": self.idp.token("web-user", "k1")}})  # fmt: skip
+        self.assertEqual((welcome["type"], welcome["auth"]), ("welcome", "jwt"))
+        self.assertEqual(welcome["player_id"], derived_player_id(Identity("jwt", "web-user")))
 
     async def test_each_refusal_has_its_exact_reason(self) -> None:
         lobby = await self.start("--auth-failure-burst", "100")
@@ -179,6 +198,34 @@ class JwtSignInTests(TestCase):
         except LobbyError as e:
             return e
         raise AssertionError("the request succeeded")
+
+
+class GettingStartedTests(TestCase):
+    timeout = 60
+
+    async def test_the_local_issuer_of_getting_started_signs_players_in(self) -> None:
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        issuer = getting_started_issuer()
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(directory)
+        issuer["make_keys"]()  # type: ignore[operator]
+        token = issuer["token"]("ann")  # type: ignore[operator]
+        # The options the section gives, on a test server's ports.
+        server = await start_server(
+            self, "--auth", "jwt", "--auth-key-file", os.path.join(directory, "jwks.json"),
+            "--auth-issuer", "https://issuer.localhost/", "--auth-audience", "my-game",
+        )  # fmt: skip
+        player = await connect_raw(self, server.lobby)
+        welcome = await player.request({"type": "hello", "name": "ann", "protocol": PROTOCOL,
+                                        "auth": {"kind": "jwt", "token": token}})  # fmt: skip
+        self.assertEqual((welcome["type"], welcome["name"], welcome["auth"]),
+                         ("welcome", "Ann", "jwt"))  # fmt: skip
+        other = await connect_raw(self, server.lobby)
+        refused = await other.request({"type": "hello", "name": "bo", "protocol": PROTOCOL})
+        self.assertEqual((refused["code"], refused["reason"]), ("auth_failed", "required"))
+        self.assertEqual(refused["message"], "this server needs an 'auth' object in hello (and "
+                         "reconnect): sign in")  # fmt: skip
 
 
 class SignedTokenTests(TestCase):

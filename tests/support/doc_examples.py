@@ -1,5 +1,6 @@
 """The code examples of the docs, taken from the docs themselves, so a test runs what a
-reader copies: the signed-token makers of docs/operations.md, "Authentication"."""
+reader copies: the signed-token makers of docs/operations.md, "Authentication", and the
+local JWT issuer of docs/getting-started.md, "Turn authentication on"."""
 
 from __future__ import annotations
 
@@ -29,3 +30,11 @@ def python_example() -> Callable[[bytes, str], str]:
 def node_example() -> str:
     """`vinomToken(key, player)` as docs/operations.md writes it (JavaScript source)."""
     return fenced("operations.md", "js", "function vinomToken")
+
+
+def getting_started_issuer() -> dict[str, object]:
+    """The namespace of docs/getting-started.md's `issuer.py` (`make_keys`, `token`),
+    run as a module is imported (not as `__main__`); it works in the current directory."""
+    namespace: dict[str, object] = {"__name__": "issuer"}
+    exec(fenced("getting-started.md", "python", "def make_keys"), namespace)
+    return namespace
