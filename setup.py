@@ -154,6 +154,9 @@ setup(
         # (vinom.server.web.syntax_error): tree-sitter and its JavaScript grammar.
         "tree-sitter>=0.23",
         "tree-sitter-javascript>=0.23",
+        # Player authentication (--auth jwt, signed): JWT signatures, issuers, audiences,
+        # JWKS keys; the crypto extra is `cryptography`, already required above.
+        "PyJWT[crypto]>=2.8",
     ],
     entry_points={"console_scripts": ["vinom = vinom.cli:main"]},
     classifiers=[

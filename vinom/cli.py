@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from vinom import __version__
 from vinom.client.bots import BotReport, play_bot
 from vinom.client.errors import DEFAULT_TRUST, describe_failure
-from vinom.client.lobby import LobbyAddress, connect_lobby
+from vinom.client.lobby import Auth, LobbyAddress, connect_lobby
 from vinom.errors import UnknownGame
 from vinom.games.interfaces import IGame
 from vinom.games.registry import GameRegistry, format_games
@@ -237,17 +237,32 @@ class BotsOptions(ClientOptions):
         ["seed", "s", None, "Seed for the bots' choices (default: a random seed)."],
         ["think", None, "0", "Seconds each bot waits before each action."],
         ["timeout", None, "0", "Give up on bots still playing after this many seconds (0: never)."],
+        ["auth-kind", None, "jwt", "The kind of the --auth-token tokens: jwt or signed (or "
+         "a plugin's)."],
     ]
     optFlags = [
         ["json", None, "Print one JSON object (the summary and every bot) instead of text."],
         ["quiet", None, "Print only the summary, not a line per bot."],
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self["auth-token"] = []
+
+    def opt_auth_token(self, value: str) -> None:
+        """A bot's token for a server with authentication (repeatable: one per bot, in order)."""
+        self["auth-token"].append(value.strip())
+
     def postOptions(self) -> None:
         super().postOptions()
         if self["game"] is None:
             raise usage.UsageError("--game is required, e.g. 'vinom bots --game maze'")
         self["count"] = _number("count", self["count"], int, 1)
+        tokens = self["auth-token"]
+        if tokens and len(tokens) < self["count"]:
+            raise usage.UsageError(f"--auth-token: {self['count']} bots need {self['count']} "
+                                   f"tokens (one per bot), not {len(tokens)}")  # fmt: skip
+        self["auths"] = [{"kind": self["auth-kind"], "token": t} for t in tokens] or None
         self["think"] = _number("think", self["think"], float, 0)
         self["timeout"] = _number("timeout", self["timeout"], float, 0)
         if self["seed"] is not None:
@@ -712,6 +727,7 @@ async def bots_command(
         [f"{options['name']}{i}" for i in range(count)],
         seed=options["seed"],
         think_time=options["think"],
+        auths=options["auths"],
         timeout=options["timeout"],
         on_report=(lambda report: out.write(bot_line(report) + "\n")) if lines else None,
     )
@@ -739,11 +755,13 @@ async def run_bot_fleet(
     think_time: float = 0.0,
     timeout: float = 0.0,
     on_report: Callable[[BotReport], object] | None = None,
+    auths: Sequence[Auth] | None = None,
 ) -> list[BotReport]:
     """One `play_bot` per name, all at once; after `timeout` (if > 0) the rest are cancelled.
 
     Given several lobbies, the i-th bot starts at the i-th lobby (modulo their
-    number) and each moves to the next when its lobby is lost. Reports come back in
+    number) and each moves to the next when its lobby is lost; `auths`, one per name:
+    each bot's credentials (None: guests). Reports come back in
     the order of `names`; a cancelled bot's outcome is `timeout`.
     """
     master = random.Random(seed)
@@ -753,6 +771,7 @@ async def run_bot_fleet(
             play_bot(
                 reactor, lobby, game, name,
                 rng=random.Random(master.random()), think_time=think_time, start=i,
+                auth=None if auths is None else auths[i],
             )
         )
         d.addCallback(_report_ok, timeout)

@@ -15,7 +15,8 @@ comes (vinom.client.lobby). Its codes are in vinom.lobby.errors and docs/lobby.m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class BackendUnavailable(Exception):
@@ -60,10 +61,24 @@ class LobbyError(Exception):
     `vinom.lobby.errors.NOT_COUNTED`). A `queue` refused by a limit on the
     client's whole address is `rate_limited` but not counted: another player
     behind the same address may have caused it.
+
+    `fields`: what the error frame carries besides its code and message (an
+    `auth_failed`'s `reason`, a `banned`'s `reason` and `until`), on both sides.
+    `final` (lobby side only): the connection closes after the error (`banned`).
     """
 
-    def __init__(self, code: str, message: str, *, counted: bool | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        counted: bool | None = None,
+        fields: Mapping[str, Any] | None = None,
+        final: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.counted = counted
+        self.fields: Mapping[str, Any] = fields or {}
+        self.final = final

@@ -17,14 +17,17 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from tests.support.identity_provider import AUDIENCE, ISSUER, IdentityProvider
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import connect_raw
+from vinom.accounts.interfaces import Identity
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import PROTOCOL, LobbyAddress, LobbyError, connect_lobby
+from vinom.client.lobby import PROTOCOL, LobbyAddress, LobbyError, connect_lobby, jwt_auth
 from vinom.games.registry import GameRegistry
+from vinom.lobby.auth import derived_player_id
 from vinom.server.build import build_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,6 +63,9 @@ class TwistdTests(TestCase):
             "--websocket", f"ssl:{web}:interface=127.0.0.1"
         )
         self.assertIn(cert.encode(), process.output)  # its path is logged for clients
+        # One line says who the players are: anonymous, by default.
+        self.assertIn(b"vinom: players are anonymous: any name, a fresh player id each time "
+                      b"(--auth guest)", process.output)  # fmt: skip
         build = build_info()  # the server imports the same vinom as this test
         self.assertIn(
             f"packet path {build['code']}, AEAD {build['aead']}".encode(), process.output
@@ -103,6 +109,27 @@ class TwistdTests(TestCase):
         self.assertEqual([w.protocol for w in welcomes], [PROTOCOL, PROTOCOL])
         found = await gatherResults([c.queue("tictactoe") for c in clients])
         self.assertEqual(found[0].game_id, found[1].game_id)
+
+    async def test_players_sign_in_with_a_jwt_of_the_provider(self) -> None:
+        idp = IdentityProvider()
+        idp.add_key("k1", "EdDSA")
+        keys = os.path.abspath(self.mktemp())
+        with open(keys, "wb") as f:
+            f.write(idp.jwks())
+        _, process, port, cert = await self.start_twistd(
+            "--auth", "jwt", "--auth-key-file", keys, "--auth-issuer", ISSUER,
+            "--auth-audience", AUDIENCE,
+        )  # fmt: skip
+        self.assertIn(b"vinom: players sign in with a JWT from the identity provider",
+                      process.output)  # fmt: skip
+        lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        self.addCleanup(lobby.close)
+        welcome = await lobby.hello("ann", auth=jwt_auth(idp.token("user-1", "k1")))
+        self.assertEqual(welcome.player_id, derived_player_id(Identity("jwt", "user-1")))
+        # An old client, without auth, is told to sign in.
+        old = await connect_raw(self, LobbyAddress("127.0.0.1", port, cert))
+        refused = await old.request({"type": "hello", "name": "old"})
+        self.assertEqual((refused["code"], refused["reason"]), ("auth_failed", "required"))
 
     async def start_twistd(self, *extra: str) -> tuple[Any, Collect, int, str]:
         data_dir = os.path.abspath(self.mktemp())

@@ -19,7 +19,7 @@ from twisted.internet.task import deferLater
 
 from vinom.client.failover import DEFAULT_POLICY, FailoverPolicy, LobbyPlayer, NoLobbyAvailable
 from vinom.client.game import GameSession, connect_game
-from vinom.client.lobby import LobbyAddress, MatchFound
+from vinom.client.lobby import Auth, LobbyAddress, MatchFound
 from vinom.client.udp import ConnectFailedError
 from vinom.games.interfaces import IBot, IGame
 
@@ -122,6 +122,7 @@ async def play_bot(
     on_session: Callable[[GameSession], object] | None = None,
     start: int = 0,
     policy: FailoverPolicy = DEFAULT_POLICY,
+    auth: Auth | None = None,
 ) -> BotReport:
     """One bot: hello, queue for `game`, connect over UDP, play to the end, disconnect.
 
@@ -129,9 +130,10 @@ async def play_bot(
     lost lobby connection moves the bot to the next (`vinom.client.failover`). A lost
     game session is resumed through `reconnect`, and a match aborted for
     `players_missing` is followed by the next one from the place kept at the head of
-    the queue: the report is of the last match.
+    the queue: the report is of the last match. `auth`: the bot's credentials, for a
+    server with authentication (docs/lobby.md, "Authentication").
     """
-    player = LobbyPlayer(reactor, lobby, name, start=start, policy=policy)
+    player = LobbyPlayer(reactor, lobby, name, start=start, policy=policy, auth=auth)
     rng = rng or random.Random()
     reconnects = 0
     try:

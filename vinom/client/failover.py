@@ -43,6 +43,7 @@ from twisted.internet.error import (
 from twisted.internet.task import deferLater
 
 from vinom.client.lobby import (
+    Auth,
     LobbyAddress,
     LobbyClient,
     LobbyError,
@@ -215,8 +216,11 @@ class LobbyPlayer:
         rng: random.Random | None = None,
         on_queued: QueuedCallback | None = None,
         connect: LobbyConnect | None = None,
+        auth: Auth | None = None,
     ) -> None:
         addresses = (lobbies,) if isinstance(lobbies, LobbyAddress) else tuple(lobbies)
+        # The player's credentials, sent with every hello and reconnect (None: a guest).
+        self.auth = auth
         self.reactor = reactor
         self.name = name
         self.rotation = LobbyRotation(addresses, policy, index=start)
@@ -259,13 +263,13 @@ class LobbyPlayer:
         matched with it) and the same `queue` request as before.
         """
         assert self._wanted is not None
-        self.welcome = await client.hello(self.name, previous=self.welcome)
+        self.welcome = await client.hello(self.name, previous=self.welcome, auth=self.auth)
         game, rating, queue = self._wanted
         return await client.queue(game, rating, queue=queue, on_queued=self.on_queued)
 
     async def _queue_or_recover(self, client: LobbyClient) -> MatchFound:
         if self.welcome is None:
-            self.welcome = await client.hello(self.name)
+            self.welcome = await client.hello(self.name, auth=self.auth)
             assert self._wanted is not None
             game, rating, queue = self._wanted
             return await client.queue(game, rating, queue=queue, on_queued=self.on_queued)
@@ -280,7 +284,7 @@ class LobbyPlayer:
     async def _reconnect(self, client: LobbyClient) -> MatchFound:
         assert self.welcome is not None
         return await client.reconnect(
-            self.welcome.player_id, self.welcome.secret, on_queued=self.on_queued
+            self.welcome.player_id, self.welcome.secret, on_queued=self.on_queued, auth=self.auth
         )
 
     async def _through_lobbies(self, step: Callable[[LobbyClient], Any]) -> MatchFound:

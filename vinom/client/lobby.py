@@ -42,6 +42,28 @@ from vinom.protocol.wire import PROTOCOL_VERSION
 PROTOCOL: int = PROTOCOL_VERSION
 
 
+# The `auth` object of `hello` and `reconnect` (docs/lobby.md, "Authentication").
+Auth = Mapping[str, Any]
+GUEST: Auth = {"kind": "guest"}
+
+
+def jwt_auth(token: str) -> Auth:
+    """Credentials of a JWT from the studio's identity provider (`--auth jwt`)."""
+    return {"kind": "jwt", "token": token}
+
+
+def signed_auth(token: str) -> Auth:
+    """Credentials of a token the studio's backend signed (`--auth signed`)."""
+    return {"kind": "signed", "token": token}
+
+
+def error_of(frame: Mapping[str, Any]) -> LobbyError:
+    """The `LobbyError` of an `error` frame, with the fields it carries besides its code
+    and message (an `auth_failed`'s `reason`, a `banned`'s `reason` and `until`)."""
+    fields = {k: v for k, v in frame.items() if k not in ("type", "code", "message", "id")}
+    return LobbyError(str(frame.get("code")), str(frame.get("message")), fields=fields)
+
+
 @frozen
 class LobbyAddress:
     """Where a lobby listens, and the certificate to trust (None: the platform's CAs)."""
@@ -202,13 +224,13 @@ class LobbyClientProtocol(LineOnlyReceiver):
         waiter = self._waiting.pop(request_id, None) if isinstance(request_id, int) else None
         if waiter is not None:
             if kind == "error":
-                waiter.errback(LobbyError(str(frame.get("code")), str(frame.get("message"))))
+                waiter.errback(error_of(frame))
             else:
                 waiter.callback(frame)
         elif kind == "error" and self._match is not None and not self._match.called:
             # An error with no request of ours (e.g. server draining, connection cap).
             match, self._match = self._match, None
-            match.errback(LobbyError(str(frame.get("code")), str(frame.get("message"))))
+            match.errback(error_of(frame))
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self.transport is not None:
@@ -245,10 +267,15 @@ class LobbyClient:
         self.protocol = protocol
         self.welcome: Welcome | None = None
 
-    def hello(self, name: str, *, previous: Welcome | None = None) -> Deferred[Welcome]:
+    def hello(
+        self, name: str, *, previous: Welcome | None = None, auth: Auth | None = None
+    ) -> Deferred[Welcome]:
         """Say hello as a new player. `previous`: the `Welcome` of this player's earlier
         connection, if it was lost (its lobby may have died): the server withdraws the
-        ticket it left queued, so that nobody is matched with a player who is gone."""
+        ticket it left queued, so that nobody is matched with a player who is gone.
+        `auth`: the credentials a server with authentication needs (`jwt_auth`,
+        `signed_auth`; none or `GUEST` for a guest); a refusal fails with
+        `LobbyError` `auth_failed`, its `fields["reason"]` saying why."""
 
         def welcomed(frame: dict[str, Any]) -> Welcome:
             protocol = frame.get("protocol")
@@ -261,6 +288,8 @@ class LobbyClient:
         frame: dict[str, Any] = {"type": "hello", "name": name, "protocol": PROTOCOL}
         if previous is not None:
             frame["previous"] = {"player_id": previous.player_id, "secret": previous.secret}
+        if auth is not None:
+            frame["auth"] = dict(auth)
         return self.protocol.request(frame).addCallback(welcomed)
 
     def queue(
@@ -292,15 +321,19 @@ class LobbyClient:
         return self.protocol.request({"type": "ping"})
 
     def reconnect(
-        self, player_id: str, secret: str, *, on_queued: QueuedCallback | None = None
-    ) -> Deferred[MatchFound]:
+        self, player_id: str, secret: str, *, on_queued: QueuedCallback | None = None,
+        auth: Auth | None = None,
+    ) -> Deferred[MatchFound]:  # fmt: skip
         """Fires with `match_found`: a fresh connect token for the seat this player holds
         in a running match, or the next match after a place kept at the head of a queue
-        (a match aborted for players_missing; `on_queued` sees `Queued(requeued=True)`)."""
+        (a match aborted for players_missing; `on_queued` sees `Queued(requeued=True)`).
+        `auth`: as in `hello`, the same account's credentials where the server needs them."""
         match = self.protocol.expect_match(on_queued)
-        request = self.protocol.request(
-            {"type": "reconnect", "player_id": player_id, "secret": secret, "protocol": PROTOCOL}
-        )
+        frame: dict[str, Any] = {"type": "reconnect", "player_id": player_id, "secret": secret,
+                                 "protocol": PROTOCOL}  # fmt: skip
+        if auth is not None:
+            frame["auth"] = dict(auth)
+        request = self.protocol.request(frame)
         request.addErrback(_fail_match, match)
         return match
 

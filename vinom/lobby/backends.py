@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from vinom.accounts.interfaces import IAccountStore, IAuthenticator
 from vinom.hosting.interfaces import IMatchHosting
 from vinom.lobby.delivery import RelayRouting
 from vinom.lobby.ratings import IRatingSource
@@ -33,8 +34,9 @@ class LobbyBackends:
     `party_joins`: the limit of `party_join` attempts per address (None: counted
     in this process; lobbies sharing Redis share a `RedisAddressLimiter`).
     `ratings`: the rating of each ranked ticket (None: the client's claim,
-    vinom.lobby.ratings). `relay`: the UDP relay the game hosts sit behind, if
-    any (`match_found` then carries its address and a route token).
+    vinom.lobby.ratings). `authenticator`, `accounts`: vinom.lobby.auth. `relay`:
+    the UDP relay the game hosts sit behind, if any (`match_found` then carries its
+    address and a route token).
     """
 
     matchmaker: IMatchmaker
@@ -45,3 +47,8 @@ class LobbyBackends:
     party_joins: IAddressLimiter | None = None
     ratings: IRatingSource | None = None
     relay: RelayRouting | None = None
+    # Who proves the players' identities at `hello` (None: guests, as ever), and
+    # where their accounts are kept (None: no accounts; a signed-in player's id is
+    # derived from their identity).
+    authenticator: IAuthenticator | None = None
+    accounts: IAccountStore | None = None

@@ -69,6 +69,27 @@ class Previous:
     secret: str = field(repr=False)
 
 
+# The `auth` object of `hello` and `reconnect`: at most this many keys, and this many
+# characters in its keys and string values together (a JWT of a few kilobytes fits).
+MAX_AUTH_KEYS = 8
+MAX_AUTH_CHARS = 3072
+MAX_AUTH_KIND_LENGTH = 32
+
+
+@frozen
+class BadAuth:
+    """An `auth` object refused before any authenticator sees it, with the
+    `auth_failed` reason: `too_large` or `malformed`."""
+
+    reason: str
+    message: str
+
+
+# The credentials of a `hello` or `reconnect`: an object of scalars with a string
+# `kind`, one refused as it was read, or none (an old client, or a guest).
+Auth = Mapping[str, Any] | BadAuth | None
+
+
 @frozen
 class Hello:
     """`hello`: the first frame of a new player; `name` is shown to other players.
@@ -84,6 +105,8 @@ class Hello:
     name: str
     previous: Previous | None = None
     protocol: int = UNSTATED_PROTOCOL
+    # Left out of the repr: it holds a bearer token.
+    auth: Auth = field(default=None, repr=False)
 
 
 @frozen
@@ -123,6 +146,7 @@ class Reconnect:
     player_id: str
     secret: str = field(repr=False)
     protocol: int = UNSTATED_PROTOCOL
+    auth: Auth = field(default=None, repr=False)
 
 
 @frozen
@@ -501,9 +525,10 @@ def _parse_hello(obj: Mapping[str, Any], request_id: RequestId) -> Request:
             " (docs/lobby.md, Names)",
         )
     protocol = _protocol(obj)
+    auth = _auth(obj)
     previous = obj.get("previous")
     if previous is None:
-        return Hello(request_id, name, protocol=protocol)
+        return Hello(request_id, name, protocol=protocol, auth=auth)
     if not isinstance(previous, dict):
         raise _FieldError(
             errors.INVALID_FIELD,
@@ -520,6 +545,7 @@ def _parse_hello(obj: Mapping[str, Any], request_id: RequestId) -> Request:
             _string(previous, "secret", MAX_SECRET_LENGTH),
         ),
         protocol,
+        auth,
     )
 
 
@@ -585,7 +611,39 @@ def _parse_ping(obj: Mapping[str, Any], request_id: RequestId) -> Request:
 def _parse_reconnect(obj: Mapping[str, Any], request_id: RequestId) -> Request:
     player_id = _string(obj, "player_id", MAX_PLAYER_ID_LENGTH)
     secret = _string(obj, "secret", MAX_SECRET_LENGTH)
-    return Reconnect(request_id, player_id, secret, _protocol(obj))
+    return Reconnect(request_id, player_id, secret, _protocol(obj), _auth(obj))
+
+
+def _auth(obj: Mapping[str, Any]) -> Auth:
+    """The `auth` of a `hello` or `reconnect`: absent or null is None; an object of at
+    most `MAX_AUTH_KEYS` keys whose strings hold at most `MAX_AUTH_CHARS` characters
+    in all (else `too_large`), its values strings, numbers, booleans or null and its
+    `kind` a string (else `malformed`). Refusals are answered `auth_failed`, by the
+    lobby, after its limit on failures."""
+    auth = obj.get("auth")
+    if auth is None:
+        return None
+    if not isinstance(auth, dict):
+        return BadAuth("malformed", "'auth' must be an object with a string 'kind', or null")
+    chars = 0
+    for key, value in auth.items():
+        chars += len(key) + (len(value) if isinstance(value, str) else 0)
+    if len(auth) > MAX_AUTH_KEYS or chars > MAX_AUTH_CHARS:
+        return BadAuth(
+            "too_large",
+            f"'auth' may hold at most {MAX_AUTH_KEYS} keys and {MAX_AUTH_CHARS} characters",
+        )
+    for value in auth.values():
+        if isinstance(value, dict | list) or (
+            isinstance(value, str) and not _is_unicode_text(value)
+        ):
+            return BadAuth("malformed", "the values of 'auth' must be strings, numbers, "
+                           "booleans or null")  # fmt: skip
+    kind = auth.get("kind")
+    if not isinstance(kind, str) or not 1 <= len(kind) <= MAX_AUTH_KIND_LENGTH:
+        return BadAuth("malformed", f"'auth' needs a 'kind': a string of 1 to "
+                       f"{MAX_AUTH_KIND_LENGTH} characters")  # fmt: skip
+    return auth
 
 
 def _either(
@@ -710,6 +768,11 @@ def encode_frame(frame: Mapping[str, Any]) -> bytes:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def error_frame(code: str, message: str, request_id: RequestId = None) -> dict[str, Any]:
-    """An `error` frame; `id` is always present (null when unknown)."""
+def error_frame(
+    code: str, message: str, request_id: RequestId = None, fields: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """An `error` frame; `id` is always present (null when unknown). `fields` come
+    between the code and the message (an `auth_failed`'s `reason`)."""
+    if fields:
+        return {"type": "error", "code": code, **fields, "message": message, "id": request_id}
     return {"type": "error", "code": code, "message": message, "id": request_id}

@@ -53,4 +53,11 @@ class LobbyConfig:
     # Bytes of frames a connection may hold back while its peer does not read (its
     # transport's buffer full); past it the connection is dropped (vinom.lobby.output).
     max_output_bytes: int = field(default=256 * 1024, validator=[instance_of(int), ge(4096)])
+    # Seconds a sign-in (`hello` or `reconnect` with `auth`) may take: the authenticator
+    # (a JWKS fetch) and the account store; past it `auth_failed`, reason `unavailable`.
+    auth_timeout: float = field(default=5.0, converter=float, validator=gt(0.0))
+    # Refused sign-ins per address: a token bucket, taken from only by a failure, and
+    # an empty one refuses every sign-in from the address (`rate_limited`) unverified.
+    auth_failure_rate: float = field(default=0.2, converter=float, validator=gt(0.0))
+    auth_failure_burst: int = field(default=10, validator=[instance_of(int), ge(1)])
 

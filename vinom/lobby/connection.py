@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -428,13 +429,14 @@ class LobbyConnection:
         request_id: RequestId = None,
         *,
         counted: bool | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         """An `error` frame; too many protocol errors close the connection.
 
         `counted` overrides whether the error counts (default: unless its code
-        is one of `errors.NOT_COUNTED`).
+        is one of `errors.NOT_COUNTED`); `fields` go into the frame (`reason`).
         """
-        self.send(error_frame(code, message, request_id))
+        self.send(error_frame(code, message, request_id, fields))
         if counted is None:
             counted = code not in errors.NOT_COUNTED
         if not counted or self._closing:
@@ -540,7 +542,10 @@ class LobbyConnection:
         if failure.check(LobbyError):
             error = failure.value
             assert isinstance(error, LobbyError)
-            self.send_error(error.code, error.message, request.request_id, counted=error.counted)
+            self.send_error(error.code, error.message, request.request_id, counted=error.counted,
+                            fields=error.fields)  # fmt: skip
+            if error.final:
+                self.close()
             return
         if failure.check(BackendUnavailable, BackendUnavailable):
             # Redis is away (restarting, unreachable): no bug here, and the

@@ -40,6 +40,10 @@ NOT_IN_PARTY: Final = "not_in_party"
 PARTY_CHANGED: Final = "party_changed"
 NOT_PARTY_LEADER: Final = "not_party_leader"
 PARTY_TOO_LARGE: Final = "party_too_large"
+# `hello` or `reconnect` whose `auth` the server's authenticator refused (its `reason`
+# says why: docs/lobby.md, "Authentication"), or an account that is banned.
+AUTH_FAILED: Final = "auth_failed"
+BANNED: Final = "banned"
 # The client speaks another game protocol than the server's: it must be updated to play.
 PROTOCOL_OUTDATED: Final = "protocol_outdated"
 
@@ -85,6 +89,8 @@ ALL_CODES: Final = frozenset(
         NOT_PARTY_LEADER,
         PARTY_TOO_LARGE,
         PROTOCOL_OUTDATED,
+        AUTH_FAILED,
+        BANNED,
         SERVER_DRAINING,
         RATE_LIMITED,
         TOO_MANY_CONNECTIONS,
@@ -123,6 +129,10 @@ NOT_COUNTED: Final = frozenset(
         # An old client asks again and again, as its player presses "play": each answer
         # says why, and closing the connection for it would only hide that.
         PROTOCOL_OUTDATED,
+        # Refusals of credentials are limited per address instead (a client may try
+        # again with a fresh token), and a banned account's connection is closed.
+        AUTH_FAILED,
+        BANNED,
         SERVER_DRAINING,
         MATCH_FAILED,
         UNAVAILABLE,

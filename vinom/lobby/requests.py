@@ -24,10 +24,12 @@ from vinom.errors import LobbyError
 from vinom.games.rules import GameCatalogue
 from vinom.identity import hash_secret, new_player_id, new_secret, verify_secret
 from vinom.lobby import errors
+from vinom.lobby.auth import LobbyAuth, SignedIn
 from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import (
     GAME_PROTOCOL,
     AddBot,
+    Auth,
     Cancel,
     CreateRoom,
     GetRoomList,
@@ -65,18 +67,22 @@ from vinom.store.interfaces import MatchPlacement, PlayerRecord
 # says its own protocol. Refused to a client of another game protocol: a token would
 # only lead it to a game host it cannot talk to, and to silence.
 _LEAD_TO_TOKENS = (Queue, CreateRoom, JoinRoom, PartyCreate, PartyJoin)
+# The name an account is made with if its first sign-in is a `reconnect` (which has none).
+RECONNECT_NAME = "player"
 
 
 @frozen
 class LobbyParts:
     """The parts of one lobby its request handlers share with it (`LobbyFactory`
-    builds them): its players, limits, match placer, token delivery and kept places."""
+    builds them): its players, limits, match placer, token delivery, kept places
+    and sign-ins (None: guests only)."""
 
     players: Players
     limits: LobbyLimits
     placer: MatchPlacer
     delivery: TokenDelivery
     requeues: Requeues
+    auth: LobbyAuth | None = None
 
 
 class RequestHandlers:
@@ -101,6 +107,7 @@ class RequestHandlers:
         self._limits = limits = parts.limits
         self._placer = placer = parts.placer
         self._delivery = parts.delivery
+        self._auth = parts.auth
         self._clock = clock
         # Set while the server shuts down: `queue` is refused with `server_draining`.
         self.draining = False
@@ -230,47 +237,99 @@ class RequestHandlers:
         d.addCallback(cancelled)
         d.addErrback(log_failure, self.log, "cancelling the ticket of {player_id}", player_id)
 
-    def _hello(self, connection: LobbyConnection, request: Hello) -> Deferred[None]:
+    def _hello(self, connection: LobbyConnection, request: Hello) -> Deferred[None] | None:
         if connection.state is not PlayerState.NEW:
             raise LobbyError(errors.ALREADY_HELLO, "this connection has said hello already")
-        player_id = new_player_id()
+        signing = self._sign_in(connection, request.auth, request.name)
+        if signing is None:
+            return self._welcome(connection, request, new_player_id(), request.name, None)
+        return signing.addCallback(
+            lambda signed: self._welcome(
+                connection, request, signed.player_id, signed.name, signed
+            )
+        )
+
+    def _sign_in(
+        self, connection: LobbyConnection, auth: Auth, name: str
+    ) -> Deferred[SignedIn] | None:
+        """The signed-in player of `auth` (None: a guest, nothing to wait for)."""
+        if self._auth is None:
+            return None
+        signing = self._auth.sign_in(auth, name, connection.client, connection.peer_host)
+        return signing
+
+    def _welcome(
+        self, connection: LobbyConnection, request: Hello, player_id: str, name: str,
+        signed: SignedIn | None,
+    ) -> Deferred[None] | None:  # fmt: skip
+        if connection.closing:
+            return None  # gone while signing in
         secret = new_secret()
-        record = PlayerRecord(player_id, request.name, hash_secret(secret), self._clock.seconds())
+        record = PlayerRecord(player_id, name, hash_secret(secret), self._clock.seconds())
 
         def saved(withdrawn: bool | None) -> None:
             if connection.closing:
-                self._players.forget(player_id)
+                if signed is None or self._players.connection_of(player_id) is None:
+                    self._players.forget(player_id)
                 return
-            connection.welcomed(player_id, request.name, request.protocol)
-            self._players.bind(player_id, connection)
+            connection.welcomed(player_id, name, request.protocol)
+            if signed is not None:
+                self._bind_replacing(player_id, connection)
+            else:
+                self._players.bind(player_id, connection)
             connection.reply(
                 request,
                 {
                     "type": "welcome",
                     "player_id": player_id,
-                    "name": request.name,
+                    "name": name,
                     "secret": secret,
                     "games": self.games.match_sizes(),
                     # The name people read for each game ("Owe Drahn").
                     "titles": self.games.titles(),
                     "protocol": self.protocol,
                     **({} if withdrawn is None else {"withdrawn": withdrawn}),
+                    # A signed-in player: the kind of credentials that proved who they are.
+                    **({} if signed is None else {"auth": signed.identity.provider}),
                 },
             )
 
         previous = request.previous
-        if previous is None:
+        if previous is None and signed is None:
             return self._store.save_player(record).addCallback(lambda _: saved(None))
 
-        async def returning(previous: Previous) -> None:
-            # A returning player: what their earlier identity left queued goes first.
-            earlier = await self._store.get_player(previous.player_id)
-            withdrawn = await self._withdraw_if_theirs(earlier, previous.player_id,
-                                                       previous.secret)  # fmt: skip
+        async def returning(previous: Previous | None) -> None:
+            withdrawn = None
+            if signed is not None:
+                # The same account on an earlier connection: that one goes.
+                await self._replace_earlier(player_id, connection)
+            if previous is not None:
+                # A returning player: what their earlier identity left queued goes first.
+                earlier = await self._store.get_player(previous.player_id)
+                withdrawn = await self._withdraw_if_theirs(earlier, previous.player_id,
+                                                           previous.secret)  # fmt: skip
             await self._store.save_player(record)
             saved(withdrawn)
 
         return Deferred.fromCoroutine(returning(previous))
+
+    def _replace_earlier(self, player_id: str, connection: LobbyConnection) -> Deferred[bool]:
+        """A signed-in player's account is on another connection here, or queued on
+        another lobby: a ticket of theirs is withdrawn, an open room's seat or a party
+        left, and that connection told `session_replaced`; a match they are in keeps
+        their seat (they `reconnect` to it)."""
+        earlier = self._players.connection_of(player_id)
+        if earlier is None or earlier is connection or earlier.state is PlayerState.QUEUED:
+            return self._withdraw_earlier_ticket(player_id)
+        self._players.unbind(earlier)
+        if earlier.state is PlayerState.IN_ROOM:
+            self.rooms.player_gone(player_id)
+        self.parties.player_left(earlier)
+        earlier.push(
+            error_frame(errors.SESSION_REPLACED, "the player signed in on another connection"),
+            final=True,
+        )
+        return succeed(False)
 
     def _withdraw_if_theirs(
         self, record: PlayerRecord | None, player_id: str, secret: str
@@ -329,7 +388,9 @@ class RequestHandlers:
             raise LobbyError(errors.ALREADY_QUEUED, f"already queued for {connection.game}")
         if connection.state is PlayerState.IN_ROOM:
             raise LobbyError(errors.ALREADY_IN_ROOM, "in an open room; leave it to queue")
-        if connection.state is PlayerState.MATCHED:
+        if connection.state is PlayerState.MATCHED or self._limits.is_pending(player_id):
+            # (A signed-in player keeps their id: one who signed in again while their
+            # match runs plays it out, or reconnects to it, before queueing again.)
             raise LobbyError(errors.ALREADY_QUEUED, "already in a match")
         if self.draining:
             raise LobbyError(
@@ -505,7 +566,17 @@ class RequestHandlers:
                 message += " (their queued ticket was withdrawn: say hello and queue again)"
             raise LobbyError(errors.NO_ACTIVE_MATCH, message)
 
-        return self._store.get_player(player_id).addCallback(verified)
+        signing = self._sign_in(connection, request.auth, RECONNECT_NAME)
+        if signing is None:
+            return self._store.get_player(player_id).addCallback(verified)
+
+        def signed_in(signed: SignedIn) -> Deferred[None]:
+            # Signed in as someone else: one answer with an unknown id and a wrong secret.
+            if signed.player_id != player_id:
+                raise LobbyError(errors.BAD_SECRET, "unknown player or wrong secret")
+            return self._store.get_player(player_id).addCallback(verified)
+
+        return signing.addCallback(signed_in)
 
     def _spectate(self, connection: LobbyConnection, request: Spectate) -> Deferred[None]:
         """A token for a spectator's stream to the match's game host (`spectating`).

@@ -38,6 +38,7 @@ from zope.interface import implementer
 
 from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
+from vinom.lobby.auth import LobbyAuth
 from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
@@ -207,7 +208,9 @@ class LobbyFactory(ServerFactory, Service):
             requeues=self.requeues,
             requeue=matchmaker.requeue,
         )
-        parts = LobbyParts(self._players, self.limits, self.placer, delivery, self.requeues)
+        self.auth = LobbyAuth(backends.authenticator, backends.accounts, config, clock)
+        parts = LobbyParts(self._players, self.limits, self.placer, delivery, self.requeues,
+                           self.auth)  # fmt: skip
         self.requests = RequestHandlers(games=games, backends=backends, parts=parts, clock=clock)
         matchmaker.add_listener(self.placer.match_formed)
         matchmaker.add_listener(self.requests.parties.match_formed)

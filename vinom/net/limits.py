@@ -54,6 +54,12 @@ class KeyedTokenBuckets:
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, now)
         return bucket.take(now)
 
+    def ready(self, key: str) -> bool:
+        """Whether `key`'s bucket has a token now, taking none: a limit on failures
+        asks before an attempt and takes (`allow`) only when the attempt fails."""
+        bucket = self._buckets.get(key)
+        return bucket is None or bucket.wait(self._clock.seconds()) == 0.0
+
     def _sweep(self, now: float) -> None:
         self._buckets = {k: b for k, b in self._buckets.items() if not b.is_full(now)}
         self._sweep_at = max(self.MIN_SWEEP, 2 * len(self._buckets))

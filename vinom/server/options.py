@@ -21,6 +21,7 @@ from vinom.hosting.spectators import SpectatorSettings
 from vinom.matchmaking.windows import RatingWindow
 from vinom.net.origins import OriginPolicy, page_origins
 from vinom.server.accounts import database_option, database_url
+from vinom.server.auth import AUTH_PARAMS, auth_option, auth_settings
 from vinom.server.checks import (
     bind_address,
     check_certificate,
@@ -81,6 +82,7 @@ class Options(PluginOptions):
         self["match-size"] = []
         self["rating-window"] = []
         self["no-record-game"] = []
+        self["auth-option"] = []
 
     optFlags = [
         [
@@ -123,6 +125,11 @@ class Options(PluginOptions):
         if not value.strip():
             raise usage.UsageError("--no-record-game needs a game's name")
         self["no-record-game"].append(value.strip())
+
+    def opt_auth_option(self, value: str) -> None:
+        """An option of the --auth plugin, KEY=VALUE (repeatable; a studio's own
+        authenticator reads them)."""
+        self["auth-option"].append(auth_option(value))
 
     def opt_match_size(self, value: str) -> None:
         """Players per match for one game, GAME=N (repeatable); default: the game's own."""
@@ -513,6 +520,7 @@ class Options(PluginOptions):
             "peer does not read; past it the connection is dropped (at least 4096).",
             output_limit,
         ),
+        *AUTH_PARAMS,
         param(
             "session-timeout",
             None,
@@ -734,6 +742,7 @@ class Options(PluginOptions):
                 "whose ports the game hosts give to matches: choose a port outside the range"
             )
         self._check_agones()
+        self["auth-plugin"], self["auth-settings"] = auth_settings(self)
         unknown = [g for g in self["no-record-game"] if g not in self["game-registry"].names()]
         if unknown:
             raise usage.UsageError(

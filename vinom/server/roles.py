@@ -62,6 +62,7 @@ from vinom.protocol.config import IssuerConfig, ProtocolConfig, generate_token_k
 from vinom.protocol.route_token import RouteTokenIssuer, relayable
 from vinom.protocol.tokens import TokenIssuer
 from vinom.rooms.room import RoomConfig
+from vinom.server.auth import auth_line, authenticator_of
 from vinom.server.build import build_info
 from vinom.server.certs import RenewingCertificate, dev_certificate_in
 from vinom.server.drain import Drain, PlayersMatches
@@ -363,12 +364,18 @@ def lobby_factory(
             ping_timeout=options["lobby-ping-timeout"],
             max_matches_per_ip=options["max-matches-per-ip"],
             max_output_bytes=options["lobby-max-output"],
+            auth_timeout=options["auth-timeout"],
+            auth_failure_rate=options["auth-failure-rate"],
+            auth_failure_burst=options["auth-failure-burst"],
         ),
         games=game_rules_of(options),
         backends=LobbyBackends(
             matchmaker=shared.matchmaker, hosting=match_hosting, store=shared.store,
             token_issuer=issuer, parties=shared.parties, party_joins=shared.party_joins,
             relay=relay_routing_of(options),
+            # The account store (--database, vinom.accounts.store.store_from_url) joins
+            # here and in authenticator_of once it is built; until then none.
+            authenticator=authenticator_of(options, reactor, None),
         ),
         clock=reactor,
     )  # fmt: skip
@@ -544,6 +551,7 @@ def announce(
         say("vinom: lobby on {lobby} (WebSocket: {web}), games: {names}",
             lobby=options["lobby"], web=options["websocket"] or "none",
             names=", ".join(registry.names()))  # fmt: skip
+        say("vinom: {auth}", auth=auth_line(options))
     if hosted.hosting is not None:
         low, _high = options["udp-port-range"]
         build = build_info()

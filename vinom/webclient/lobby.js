@@ -48,6 +48,8 @@ export const LOBBY_ERRORS = {
   not_party_leader: "Only the party leader can queue or cancel.",
   party_too_large: "The party is too large for that game.",
   protocol_outdated: "This game page is out of date: reload it to update the game client.",
+  auth_failed: "Signing in failed; sign in again.",
+  banned: "This account is banned.",
   too_many_connections: "Too many connections from your address.",
   too_many_errors: "The lobby closed the connection after too many bad requests.",
   timeout: "The lobby connection timed out.",
