@@ -29,6 +29,7 @@ line in the log at start too (and served: the page says it failed to load).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
