@@ -87,9 +87,9 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     # and replays records (rooms/): it shares no code with the lobby or a host.
     "client": _STACK | {"accounts"},
     "scaffold": FLOOR_0,
-    # The `vinom` command: the client's programs, the scaffold, and the server's
-    # start-up checks and record fetcher.
-    "cli": _STACK | {"client", "scaffold", "server"},
+    # The `vinom` command: the client's programs, the scaffold, the server's Redis
+    # settings and record fetcher, and the account store's records (`vinom accounts`).
+    "cli": _STACK | {"accounts", "client", "scaffold", "server"},
 }
 
 # A string that names a vinom module the way importlib or a "module:attribute" setting does.

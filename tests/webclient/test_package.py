@@ -2,12 +2,13 @@
 `npm pack` of the directory vinom is imported from, the tarball installed into a
 fresh project with esbuild, TypeScript and ws from npm's registry, and no other
 step. The package README's page example is bundled by esbuild (the vendored
-MessagePack library inside the bundle) and passes `tsc --strict` on its own
-types, with TypeScript 5 and 7; its Node example, importing the package's root
-with ws's WebSocket passed in (Node 20 has no WebSocket of its own), says hello to
-a real `twistd vinom` lobby over WebSocket and is welcomed, and nothing of the
-package writes to the console. npm and node are Debian's (scripts/test installs
-them); npm's cache keeps the tools after the first run."""
+MessagePack library inside the bundle); it and the README's TypeScript example
+pass `tsc --strict` on the package's own types, with TypeScript 5 and 7; its Node
+example, importing the package's root with ws's WebSocket passed in (Node 20 has
+no WebSocket of its own), says hello to a real `twistd vinom` lobby over
+WebSocket and is welcomed, and nothing of the package writes to the console. npm
+and node are Debian's (scripts/test installs them); npm's cache keeps the tools
+after the first run."""
 
 # slow: runs npm, esbuild, tsc and node (child processes; npm's registry unless cached) and twistd
 
@@ -45,15 +46,17 @@ TSCONFIG = {
         "moduleResolution": "bundler",
         "lib": ["es2022", "dom"],
     },
-    "files": ["page.js"],
+    "files": ["page.js", "netcode.ts"],
 }
 
 
-def readme_examples() -> tuple[str, str]:
-    """The package README's two examples: the page's and Node's."""
+def readme_examples() -> tuple[str, str, str]:
+    """The package README's three examples: the page's, TypeScript's and Node's."""
     text = (WEBCLIENT / "README.md").read_text("utf-8")
-    page, node = re.findall(r"^```js\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
-    return page, node
+    examples = re.findall(r"^```(js|ts)\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    (js, page), (ts, typed), (js_too, node) = examples
+    assert (js, ts, js_too) == ("js", "ts", "js"), examples
+    return page, typed, node
 
 
 class PackageTests(TestCase):
@@ -103,8 +106,9 @@ class PackageTests(TestCase):
                                              "typescript5", "ws"}
         )  # fmt: skip
 
-        page, bot = readme_examples()
+        page, typed, bot = readme_examples()
         (studio / "page.js").write_text(page, "utf-8")
+        (studio / "netcode.ts").write_text(typed, "utf-8")
         (studio / "tsconfig.json").write_text(json.dumps(TSCONFIG), "utf-8")
         # `tsc -p .` of each TypeScript (exit 0: no error; each prints what it finds).
         for tsc in ("node_modules/typescript/bin/tsc", "node_modules/typescript5/bin/tsc"):

@@ -321,6 +321,8 @@ export interface PredictOptions {
   wrap?: Record<string, number>;
   smoothing?: number;
   tolerance?: number;
+  /** A correction beyond this is shown at once, not smoothed (a respawn). */
+  teleport?: number;
 }
 
 /**
