@@ -339,3 +339,34 @@ class SpectatorFeedTests(SynchronousTestCase):
         gaps = {round(b - a, 3) for a, b in itertools.pairwise(later)}
         self.assertEqual(gaps, {round(1 / room.snapshot_rate, 3)})
 
+    def test_a_spectators_states_carry_the_rooms_tick_and_time_when_looked_at(self) -> None:
+        # A page interpolates a spectator's states on the server's timeline, as a
+        # player's snaps: `k` and `ts` are the room's when the view was taken, however
+        # late (`delay`) the state is sent.
+        game = ArenaGame(2)
+        time = Timeline()
+        sent: list[tuple[float, Any]] = []
+
+        class Outbox(ViewKeeper):
+            def send_message(self, session_id: int, channel: int, data: bytes) -> None:
+                message = decode_server_message(data)
+                if session_id < 0 and message is not None and message["t"] == "state":
+                    sent.append((time.now, message))
+
+        router = make_router(game, Outbox(), time)
+        feeds = SpectatorFeeds(SpectatorSettings(delay=0.5), router.outbox, time.timers,
+                               lambda session_id: None)  # fmt: skip
+        room = router.add_match(bot_match(game, 2), 0.0, RoomConfig(bot_think_time=0.05),
+                                random.Random(1))  # fmt: skip
+        feeds.add(-1, room, time.now)
+        ticks = {0: room.tick_number}  # the room's tick by the ms of its clock
+        for _ in range(3000):
+            time.advance(0.001)
+            ticks[room.server_time(time.now)] = room.tick_number
+        playing = [(at, m) for at, m in sent if m["p"] == "playing"]
+        self.assertGreater(len(playing), 30)
+        for at, message in playing:
+            # Taken half a second before it was sent, at the room's tick then.
+            self.assertLessEqual(abs(message["ts"] - room.server_time(at - 0.5)), 1)
+            self.assertEqual(message["k"], ticks[message["ts"]], message)
+        self.assertGreater(playing[-1][1]["k"], playing[0][1]["k"])

@@ -54,6 +54,21 @@ const frame = () => {
 requestAnimationFrame(frame);
 """
 
+# Before the page watches: every message its GameSocket sends (after the token's
+# request packet, which goes to the connection itself), by its type.
+COUNT_SENT = """
+const done = arguments[arguments.length - 1];
+import('/game.js').then((g) => {
+  window.__sent = [];
+  const send = g.GameSocket.prototype.send;
+  g.GameSocket.prototype.send = function (message, unreliable) {
+    window.__sent.push(message.t);
+    return send.call(this, message, unreliable);
+  };
+  done(true);
+}, (e) => done(String(e)));
+"""
+
 
 async def name_and_lobby(browser: Browser, url: str, name: str, game: str) -> None:
     """Open the page, give a name, and wait for `game` in the lobby's list."""
@@ -122,6 +137,8 @@ class ArenaSpectatorTests(TestCase):
         match_id = await match_of(sessions)
         browser = await open_browser(self)
         await name_and_lobby(browser, url, "Eve", "arena")
+        counted = await browser.run(lambda d: d.execute_async_script(COUNT_SENT))
+        self.assertIs(counted, True, counted)
         await type_into(browser, "watch-input", match_id, "watch-start")
         await wait_for_game(browser, "arena")
         await browser.wait_until(
@@ -145,6 +162,8 @@ class ArenaSpectatorTests(TestCase):
         self.assertGreater(len({str(f) for f in both}), 10)
         status = await browser.text_of(".vb-arena-status")
         self.assertEqual(status, "Watching: every player's dot.")
+        # Nothing sent to the game: a spectator's messages would be dropped unread.
+        self.assertEqual(await browser.run(lambda d: d.execute_script("return window.__sent;")), [])
         await browser.check()
 
 
