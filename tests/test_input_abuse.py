@@ -45,6 +45,8 @@ from vinom.rooms.messages import encode_input
 from vinom.rooms.router import INPUT_MESSAGES_PER_TICK
 
 TICK_RATE = 50
+# The ticks past the newest one seen a lag switch stamps inputs for.
+AHEAD = 3
 
 COUNTING_PLUGIN = textwrap.dedent(
     f'''
@@ -119,6 +121,13 @@ async def fetch_text(url: str) -> str:
     return (await readBody(response)).decode()
 
 
+def lag_switch(current: int) -> list[tuple[int, dict[str, int]]]:
+    """What a lag switch releases at `current`, the newest tick its client saw: an
+    input for every tick since the start, and for the next few (`AHEAD`, as a
+    client stamps them: some are in time, however far the host ran on meanwhile)."""
+    return [(k, {"n": k}) for k in range(current + AHEAD + 1)]
+
+
 class InputAbuseTests(TestCase):
     timeout = 120
 
@@ -183,7 +192,7 @@ class InputAbuseTests(TestCase):
         current = await self.playing(sessions, silent_until)
         for session in sessions:
             self.assertEqual(session.view["got"], [[], []])
-            held_back = [(k, {"n": k}) for k in range(current + 1)]
+            held_back = lag_switch(current)
             assert session.protocol is not None
             for at in range(0, len(held_back), 8):
                 session.protocol.send(UNRELIABLE, encode_input(None, held_back[at : at + 8]))
@@ -213,7 +222,7 @@ class InputAbuseTests(TestCase):
         most MAX_INPUTS_PER_TICK a tick, only the last LATE_TICKS ticks' inputs."""
         self.assertLessEqual(most, MAX_INPUTS_PER_TICK, got)
         self.assertGreater(len(got), 0)
-        self.assertLessEqual(len(got), LATE_TICKS + 1, got)
+        self.assertLessEqual(len(got), LATE_TICKS + AHEAD, got)
         self.assertGreaterEqual(min(got), current - LATE_TICKS, got)
 
     async def test_a_lag_switch_over_webtransport(self) -> None:
@@ -235,7 +244,7 @@ class InputAbuseTests(TestCase):
         seat = welcome["seat"]
         silent_until = await self.playing([udp]) + 4 * TICK_RATE
         current = await self.playing([udp], silent_until)
-        held_back = [(k, {"n": k}) for k in range(current + 1)]
+        held_back = lag_switch(current)
         for at in range(0, len(held_back), 8):
             player.send_datagram(encode_input(None, held_back[at : at + 8]))
         await self.playing([udp], current + 2 * LATE_TICKS)
@@ -244,8 +253,8 @@ class InputAbuseTests(TestCase):
         self.assert_held_back(view["most"][seat], view["got"][seat], current)
 
     async def test_a_flood_of_input_datagrams_is_cut_to_the_bucket(self) -> None:
-        """One UDP session sends 3,000 `input` datagrams in a burst: a second's worth
-        of the bucket gets through, the rest are dropped and counted."""
+        """One UDP session sends 3,000 `input` messages in a burst: the bucket's burst
+        (and its refill meanwhile) gets through, the rest are dropped and counted."""
         await self.serve()
         sessions = await self.udp_players()
         current = await self.playing(sessions, 5)
@@ -255,17 +264,24 @@ class InputAbuseTests(TestCase):
         for n in range(sent):
             # Each message a new input for the coming ticks (all but the first few early).
             flooder.protocol.send(UNRELIABLE, encode_input(None, [(current + 1 + n, {"n": n})]))
-        bound = 2 * INPUT_MESSAGES_PER_TICK * TICK_RATE  # the burst, and a second's refill
+        # The bucket's burst (200) and its refill while the host reads the flood (200
+        # a second): a third of the flood leaves room for a slow machine.
+        bound = sent // 3
+        self.assertEqual(INPUT_MESSAGES_PER_TICK * TICK_RATE, 200)
 
-        async def counted() -> bool:
-            drops = await self.message_drops()
+        async def counted() -> tuple[float, float] | None:
+            drops = (await self.message_drops()).get("input_rate_limited", 0)
             inputs = await self.inputs()
             through = sum(inputs.get(k, 0) for k in ("held", "early", "late", "duplicate"))
-            return drops.get("input_rate_limited", 0) + through >= sent
+            # (A loaded machine's socket may lose a few of the flood's datagrams.)
+            return (drops, through) if drops + through >= 0.9 * sent else None
 
-        await until(counted, "every datagram of the flood counted", 30.0, every=0.2)
-        drops = await self.message_drops()
-        self.assertGreaterEqual(drops.get("input_rate_limited", 0), sent - bound, drops)
+        figures = await until(counted, "the flood counted", 30.0, every=0.2)
+        assert isinstance(figures, tuple)
+        drops, through = figures
+        # At most the bucket's worth reached the room; the rest was dropped, counted.
+        self.assertLessEqual(through, bound, figures)
+        self.assertGreaterEqual(drops, 0.9 * sent - bound, figures)
         await self.playing(sessions, current + LATE_TICKS + 2)
         view = flooder.view
         assert view is not None
