@@ -298,8 +298,8 @@ class InputAbuseTests(TestCase):
         current = await self.playing(sessions, 2)
         sender = sessions[0]
         assert sender.protocol is not None
-        sender.protocol.send(RELIABLE, encode_input(None, [(current + 3, {"n": 1})]))
-        sender.protocol.send(UNRELIABLE, encode_input(None, [(current + 4, {"n": 2})]))
+        sender.protocol.send(RELIABLE, encode_input(None, [(current + 5, {"n": 1})]))
+        sender.protocol.send(UNRELIABLE, encode_input(None, [(current + 6, {"n": 2})]))
         await self.playing(sessions, current + 10)
         view = sender.view
         assert view is not None
