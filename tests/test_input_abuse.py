@@ -7,8 +7,9 @@ The players are real clients on real sockets: the client library over UDP, and
 a `/game` WebSocket. What the game applied is what their views show; what the
 host dropped is what its `/metrics` page says (docs/protocol.md §14).
 
-- A lag switch: both players go silent for a few seconds, then send every
-  input they held back, stamped with its tick, eight a message. The game
+- A lag switch: the players go silent for a few seconds, then send every
+  input they held back, stamped with its tick, eight a message (over UDP, a
+  `/game` WebSocket, and WebTransport datagrams). The game
   applies at most `MAX_INPUTS_PER_TICK` a tick, and only the last
   `LATE_TICKS` ticks' worth; the rest are counted `too_late`.
 - A flood of `input` datagrams from one UDP session: the session's bucket lets
@@ -30,10 +31,11 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from tests.support.metrics import fetch_metrics, samples
-from tests.support.ports import free_tcp_port
+from tests.support.ports import free_tcp_port, free_udp_port
 from tests.support.servers import RunningTwistd, start_twistd
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_game_socket
+from tests.support.webtransport_client import connect_webtransport
 from vinom.client.failover import LobbyPlayer
 from vinom.client.game import GameSession, connect_game
 from vinom.protocol.events import RELIABLE, UNRELIABLE
@@ -43,6 +45,8 @@ from vinom.rooms.messages import encode_input
 from vinom.rooms.router import INPUT_MESSAGES_PER_TICK
 
 TICK_RATE = 50
+# The ticks past the newest one seen a lag switch stamps inputs for.
+AHEAD = 3
 
 COUNTING_PLUGIN = textwrap.dedent(
     f'''
@@ -96,8 +100,9 @@ COUNTING_PLUGIN = textwrap.dedent(
             return Outcome(evolve(state, over=True))
 
         def view(self, state, player_id):
-            me = state.players.index(player_id)
-            return {{"k": state.ticks, "most": state.most[me], "got": list(state.got[me])}}
+            # Everyone's figures, by seat: a player sees what the others' inputs did.
+            return {{"me": state.players.index(player_id), "k": state.ticks,
+                     "most": list(state.most), "got": [list(g) for g in state.got]}}
 
         def is_finished(self, state):
             return state.over
@@ -116,15 +121,22 @@ async def fetch_text(url: str) -> str:
     return (await readBody(response)).decode()
 
 
+def lag_switch(current: int) -> list[tuple[int, dict[str, int]]]:
+    """What a lag switch releases at `current`, the newest tick its client saw: an
+    input for every tick since the start, and for the next few (`AHEAD`, as a
+    client stamps them: some are in time, however far the host ran on meanwhile)."""
+    return [(k, {"n": k}) for k in range(current + AHEAD + 1)]
+
+
 class InputAbuseTests(TestCase):
     timeout = 120
 
-    async def serve(self) -> RunningTwistd:
+    async def serve(self, *options: str) -> RunningTwistd:
         self.ops = free_tcp_port()
         server = await start_twistd(
             self, {"twisted/plugins/counting_game.py": COUNTING_PLUGIN},
             "--games", "counting", "--ops-port", f"tcp:{self.ops}:interface=127.0.0.1",
-            web=True,
+            *options, web=True,
         )  # fmt: skip
         self.server = server
         return server
@@ -179,8 +191,8 @@ class InputAbuseTests(TestCase):
         silent_until = await self.playing(sessions) + 4 * TICK_RATE
         current = await self.playing(sessions, silent_until)
         for session in sessions:
-            self.assertEqual(session.view["got"], [])
-            held_back = [(k, {"n": k}) for k in range(current + 1)]
+            self.assertEqual(session.view["got"], [[], []])
+            held_back = lag_switch(current)
             assert session.protocol is not None
             for at in range(0, len(held_back), 8):
                 session.protocol.send(UNRELIABLE, encode_input(None, held_back[at : at + 8]))
@@ -189,10 +201,7 @@ class InputAbuseTests(TestCase):
             view = session.view
             assert view is not None
             self.assertGreater(view["k"], current)
-            self.assertLessEqual(view["most"], MAX_INPUTS_PER_TICK, view)
-            self.assertGreater(len(view["got"]), 0, view)
-            self.assertLessEqual(len(view["got"]), LATE_TICKS + 1, view)
-            self.assertGreaterEqual(min(view["got"]), current - LATE_TICKS, view)
+            self.assert_held_back(view["most"][view["me"]], view["got"][view["me"]], current)
         # The host's figures (gathered from its workers now and then) say what was dropped.
         expected = 2 * (current - LATE_TICKS)
 
@@ -208,9 +217,44 @@ class InputAbuseTests(TestCase):
         self.assertGreaterEqual(status["inputs"]["too_late"], expected, status["inputs"])
         self.assertGreater(status["inputs"]["capped"], 0, status["inputs"])
 
+    def assert_held_back(self, most: int, got: list[int], current: int) -> None:
+        """What the game applied of a player's lag switch released at `current`: at
+        most MAX_INPUTS_PER_TICK a tick, only the last LATE_TICKS ticks' inputs."""
+        self.assertLessEqual(most, MAX_INPUTS_PER_TICK, got)
+        self.assertGreater(len(got), 0)
+        self.assertLessEqual(len(got), LATE_TICKS + AHEAD, got)
+        self.assertGreaterEqual(min(got), current - LATE_TICKS, got)
+
+    async def test_a_lag_switch_over_webtransport(self) -> None:
+        """The same over WebTransport, the held-back inputs sent as datagrams (as a
+        browser sends them): the other player, on UDP, sees what the game applied."""
+        webtransport = free_udp_port()
+        await self.serve("--webtransport", str(webtransport))
+        found = await gatherResults([
+            LobbyPlayer(reactor, self.server.lobby, f"p{n}").find_match("counting")
+            for n in range(2)
+        ])  # fmt: skip
+        player = await connect_webtransport(self, webtransport)
+        self.assertEqual(await player.status.addTimeout(10, reactor), 200)
+        player.send_token(PublicToken.from_json(found[1].token))
+        welcome = await player.welcomed.addTimeout(10, reactor)
+        udp = await connect_game(reactor, found[0])
+        self.addCleanup(udp.disconnect)
+        self.addCleanup(player.close)
+        seat = welcome["seat"]
+        silent_until = await self.playing([udp]) + 4 * TICK_RATE
+        current = await self.playing([udp], silent_until)
+        held_back = lag_switch(current)
+        for at in range(0, len(held_back), 8):
+            player.send_datagram(encode_input(None, held_back[at : at + 8]))
+        await self.playing([udp], current + 2 * LATE_TICKS)
+        view = udp.view
+        assert view is not None
+        self.assert_held_back(view["most"][seat], view["got"][seat], current)
+
     async def test_a_flood_of_input_datagrams_is_cut_to_the_bucket(self) -> None:
-        """One UDP session sends 3,000 `input` datagrams in a burst: a second's worth
-        of the bucket gets through, the rest are dropped and counted."""
+        """One UDP session sends 3,000 `input` messages in a burst: the bucket's burst
+        (and its refill meanwhile) gets through, the rest are dropped and counted."""
         await self.serve()
         sessions = await self.udp_players()
         current = await self.playing(sessions, 5)
@@ -220,23 +264,31 @@ class InputAbuseTests(TestCase):
         for n in range(sent):
             # Each message a new input for the coming ticks (all but the first few early).
             flooder.protocol.send(UNRELIABLE, encode_input(None, [(current + 1 + n, {"n": n})]))
-        bound = 2 * INPUT_MESSAGES_PER_TICK * TICK_RATE  # the burst, and a second's refill
+        # The bucket's burst (200) and its refill while the host reads the flood (200
+        # a second): a third of the flood leaves room for a slow machine.
+        bound = sent // 3
+        self.assertEqual(INPUT_MESSAGES_PER_TICK * TICK_RATE, 200)
 
-        async def counted() -> bool:
-            drops = await self.message_drops()
+        async def counted() -> tuple[float, float] | None:
+            drops = (await self.message_drops()).get("input_rate_limited", 0)
             inputs = await self.inputs()
             through = sum(inputs.get(k, 0) for k in ("held", "early", "late", "duplicate"))
-            return drops.get("input_rate_limited", 0) + through >= sent
+            # (A loaded machine's socket may lose a few of the flood's datagrams.)
+            return (drops, through) if drops + through >= 0.9 * sent else None
 
-        await until(counted, "every datagram of the flood counted", 30.0, every=0.2)
-        drops = await self.message_drops()
-        self.assertGreaterEqual(drops.get("input_rate_limited", 0), sent - bound, drops)
+        figures = await until(counted, "the flood counted", 30.0, every=0.2)
+        assert isinstance(figures, tuple)
+        drops, through = figures
+        # At most the bucket's worth reached the room; the rest was dropped, counted.
+        self.assertLessEqual(through, bound, figures)
+        self.assertGreaterEqual(drops, 0.9 * sent - bound, figures)
         await self.playing(sessions, current + LATE_TICKS + 2)
         view = flooder.view
         assert view is not None
         # What got through was applied at its tick, one a tick at most.
-        self.assertLessEqual(view["most"], 1, view)
-        self.assertLessEqual(len(view["got"]), view["k"] - current, view)
+        me = view["me"]
+        self.assertLessEqual(view["most"][me], 1, view)
+        self.assertLessEqual(len(view["got"][me]), view["k"] - current, view)
 
     async def test_an_input_on_the_reliable_channel_is_dropped(self) -> None:
         """docs/protocol.md §14: over UDP `input` travels on channel 0; one sent on
@@ -246,12 +298,18 @@ class InputAbuseTests(TestCase):
         current = await self.playing(sessions, 2)
         sender = sessions[0]
         assert sender.protocol is not None
-        sender.protocol.send(RELIABLE, encode_input(None, [(current + 3, {"n": 1})]))
-        sender.protocol.send(UNRELIABLE, encode_input(None, [(current + 4, {"n": 2})]))
+        sender.protocol.send(RELIABLE, encode_input(None, [(current + 5, {"n": 1})]))
+        sender.protocol.send(UNRELIABLE, encode_input(None, [(current + 6, {"n": 2})]))
         await self.playing(sessions, current + 10)
         view = sender.view
         assert view is not None
-        self.assertEqual(view["got"], [2])
-        drops = await self.message_drops()
-        self.assertEqual(drops.get("wrong_channel", 0), 1, drops)
+        self.assertEqual(view["got"][view["me"]], [2])
+        # The host's figures come from its workers now and then.
+        async def counted() -> dict[str, float] | None:
+            drops = await self.message_drops()
+            return drops if drops.get("wrong_channel") else None
+
+        drops = await until(counted, "the input counted wrong_channel", 30.0, every=0.2)
+        assert isinstance(drops, dict)
+        self.assertEqual(drops["wrong_channel"], 1, drops)
 
