@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import psycopg
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.accounts import ratings, schema
@@ -55,6 +57,7 @@ from vinom.accounts.records import (
     encode_metadata,
     new_account_id,
 )
+from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, verify_secret
 
 T = TypeVar("T")
@@ -131,8 +134,23 @@ class SqlAccountStore:
     # -- plumbing -----------------------------------------------------------
 
     def _run(self, work: Callable[..., T], *args: Any, write: bool = True) -> Deferred[T]:
-        """`work(cursor, *args)` in one transaction in the pool's thread."""
-        return self._pool.runInteraction(self._transaction, work, write, *args)
+        """`work(cursor, *args)` in one transaction in the pool's thread; a database that
+        is down or does not answer fails the call with BackendUnavailable."""
+        d: Deferred[T] = self._pool.runInteraction(self._transaction, work, write, *args)
+        d.addErrback(self._unavailable)
+        return d
+
+    def _unavailable(self, failure: Failure) -> Failure:
+        # The transaction was rolled back (or never began): the call did nothing. After
+        # a server restart each pooled connection fails one call this way, and adbapi
+        # replaces it (logging its failed rollback once).
+        error = failure.check(adbapi.ConnectionLost, psycopg.OperationalError,
+                              psycopg.InterfaceError, sqlite3.OperationalError)  # fmt: skip
+        if error is None:
+            return failure
+        text = str(failure.value).strip()
+        reason = text.splitlines()[0] if text else type(failure.value).__name__
+        raise BackendUnavailable(f"the account database {self.where}: {reason}")
 
     def _transaction(self, cursor: Any, work: Callable[..., T], write: bool, *args: Any) -> T:
         if self._dialect.begin:
