@@ -305,33 +305,35 @@ class SqlAccountStore:
 
         return self._run(read, write=False)
 
-    def top(self, game: str, queue: str, limit: int = 10) -> Deferred[list[LeaderboardEntry]]:
-        """The first `limit` (at most MAX_PAGE) of a leaderboard, by conservative value."""
-        return self._run(_board_page, game, queue, 0, _page(limit), write=False)
+    def top(
+        self, game: str, queue: str, limit: int, now: float
+    ) -> Deferred[list[LeaderboardEntry]]:
+        """The first `limit` (at most MAX_PAGE) of a leaderboard at `now`, by conservative
+        value; accounts banned at `now` are left out."""
+        return self._run(_board_page, game, queue, now, 0, _page(limit), write=False)
 
     def around(
-        self, account_id: str, game: str, queue: str, limit: int = 10
+        self, account_id: str, game: str, queue: str, limit: int, now: float
     ) -> Deferred[list[LeaderboardEntry]]:
         """The page of `limit` rows (at most MAX_PAGE) with this player near its middle
         (a full page at either end of the board); empty if the player has no rating
-        there."""
+        there or is banned at `now`."""
 
         def around(sql: _Sql) -> list[LeaderboardEntry]:
-            mine = sql.one("SELECT conservative FROM ratings WHERE account_id = ? AND game = ? "
-                           "AND queue = ?", account_id, game, queue)  # fmt: skip
+            mine = sql.one(f"SELECT r.conservative FROM ratings r {_SHOWN_JOIN} AND "
+                           f"r.account_id = ?", game, queue, now, account_id)  # fmt: skip
             if mine is None:
                 return []
             above = sql.one(
-                "SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ? AND "
-                "(conservative > ? OR (conservative = ? AND account_id < ?))",
-                game, queue, mine[0], mine[0], account_id,
+                f"SELECT COUNT(*) FROM ratings r {_SHOWN_JOIN} AND (r.conservative > ? OR "
+                f"(r.conservative = ? AND r.account_id < ?))",
+                game, queue, now, mine[0], mine[0], account_id,
             )  # fmt: skip
-            total = sql.one("SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ?",
-                            game, queue)  # fmt: skip
+            total = sql.one(f"SELECT COUNT(*) FROM ratings r {_SHOWN_JOIN}", game, queue, now)
             size = _page(limit)
             # The player near the middle; a full page at either end of the board.
             offset = max(0, min(int(above[0]) - size // 2, int(total[0]) - size))
-            return _board_page(sql, game, queue, offset, size)
+            return _board_page(sql, game, queue, now, offset, size)
 
         return self._run(around, write=False)
 
@@ -493,14 +495,21 @@ def _stored_changes(sql: _Sql, match_id: str) -> dict[str, RatingChange]:
     return {row[0]: _change(*row) for row in rows}
 
 
+# A leaderboard's rows: one game's queue, without the accounts banned at the time
+# given (parameters: game, queue, now).
+_SHOWN_JOIN = (
+    "JOIN accounts a ON a.account_id = r.account_id WHERE r.game = ? AND r.queue = ? AND "
+    "(a.ban_reason IS NULL OR (a.ban_until IS NOT NULL AND a.ban_until <= ?))"
+)
+
+
 def _board_page(
-    sql: _Sql, game: str, queue: str, offset: int, limit: int
+    sql: _Sql, game: str, queue: str, now: float, offset: int, limit: int
 ) -> list[LeaderboardEntry]:
     rows = sql.all(
-        "SELECT r.account_id, a.display_name, r.mu, r.sigma, r.matches FROM ratings r "
-        "JOIN accounts a ON a.account_id = r.account_id WHERE r.game = ? AND r.queue = ? "
-        "ORDER BY r.conservative DESC, r.account_id LIMIT ? OFFSET ?",
-        game, queue, limit, offset,
+        f"SELECT r.account_id, a.display_name, r.mu, r.sigma, r.matches FROM ratings r "
+        f"{_SHOWN_JOIN} ORDER BY r.conservative DESC, r.account_id LIMIT ? OFFSET ?",
+        game, queue, now, limit, offset,
     )  # fmt: skip
     return [
         LeaderboardEntry(offset + i + 1, a, name, Rating(float(mu), float(sigma), int(n)))
