@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from zope.interface.verify import verifyObject
 
 from vinom.accounts import ratings
-from vinom.accounts.device import DeviceAuthenticator
+from vinom.accounts.device import make_device
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.records import (
     MAX_METADATA_BYTES,
@@ -205,28 +205,42 @@ class AccountStoreContract:
                                   ("x" * 129, SECRET), ("phone 00003", SECRET)):  # fmt: skip
             with self.assertRaises(AuthFailed) as raised:
                 await self.store.authenticate_device(device_id, secret, 4.0)
-            self.assertEqual(raised.exception.reason, "invalid")
+            self.assertEqual(raised.exception.reason, "malformed")
 
     async def test_the_device_authenticator_signs_in_a_player(self: Any) -> None:
         from twisted.internet.task import Clock
 
         clock = Clock()
         clock.advance(50.0)
-        device = DeviceAuthenticator(self.store, clock)
+        device = make_device(None, clock, self.store)
         self.assertTrue(verifyObject(IAuthenticator, device))
+        self.assertEqual(device.name, "device")
         credentials = {"kind": "device", "device_id": "browser-abcdef", "secret": SECRET}
         identity = await device.authenticate(credentials, "127.0.0.1")
         account = await self.store.account_for(identity, "Ann", clock.seconds())
         again = await device.authenticate(credentials, "127.0.0.1")
         self.assertEqual((await self.store.account_for(again, "Ann", 60.0)).account_id,
                          account.account_id)  # fmt: skip
-        wrong = {**credentials, "secret": "g" * 43}
+        refusals = [
+            ({**credentials, "secret": "g" * 43}, "bad_secret"),
+            ({**credentials, "kind": "jwt"}, "wrong_kind"),
+            ({}, "wrong_kind"),
+            ({"kind": "device", "device_id": 5, "secret": SECRET}, "malformed"),
+            ({"kind": "device", "device_id": "browser-abcdef"}, "malformed"),
+            ({**credentials, "secret": "short"}, "malformed"),
+            ({**credentials, "device_id": "x" * 5000}, "too_large"),
+        ]
+        for wrong, reason in refusals:
+            with self.assertRaises(AuthFailed) as raised:
+                await device.authenticate(wrong, "127.0.0.1")
+            self.assertEqual(raised.exception.reason, reason, wrong)
+        # A store that cannot answer (closed): `unavailable`, at once.
+        self.store.close()
         with self.assertRaises(AuthFailed) as raised:
-            await device.authenticate(wrong, "127.0.0.1")
-        self.assertEqual(raised.exception.reason, "bad_secret")
-        with self.assertRaises(AuthFailed) as raised:
-            await device.authenticate({"kind": "device", "device_id": 5}, "127.0.0.1")
-        self.assertEqual(raised.exception.reason, "invalid")
+            await device.authenticate(credentials, "127.0.0.1")
+        self.assertEqual(raised.exception.reason, "unavailable")
+        with self.assertRaises(ValueError):
+            make_device(None, clock, None)
 
     # -- ratings ------------------------------------------------------------
 

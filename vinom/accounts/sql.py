@@ -106,6 +106,7 @@ class SqlAccountStore:
         self._pool = pool
         self._dialect = dialect
         self._migrations = migrations
+        self._closed = False
         # The database as an operator would name it (a path, or a URL without its password).
         self.where = where
 
@@ -127,7 +128,9 @@ class SqlAccountStore:
         return d
 
     def close(self) -> None:
-        """Stop the pool's threads and close its connections."""
+        """Stop the pool's threads and close its connections; later calls fail with
+        BackendUnavailable."""
+        self._closed = True
         if self._pool.running:
             self._pool.close()
 
@@ -136,6 +139,9 @@ class SqlAccountStore:
     def _run(self, work: Callable[..., T], *args: Any, write: bool = True) -> Deferred[T]:
         """`work(cursor, *args)` in one transaction in the pool's thread; a database that
         is down or does not answer fails the call with BackendUnavailable."""
+        if self._closed:
+            # adbapi would queue the call for good on its stopped thread pool.
+            return _failed(BackendUnavailable(f"the account database {self.where}: closed"))
         d: Deferred[T] = self._pool.runInteraction(self._transaction, work, write, *args)
         d.addErrback(self._unavailable)
         return d
@@ -268,11 +274,11 @@ class SqlAccountStore:
     def authenticate_device(self, device_id: str, secret: str, now: float) -> Deferred[Identity]:
         """The identity ('device', device_id) if `secret` is the device's: a device seen
         for the first time keeps the secret's hash; AuthFailed('bad_secret') for a wrong
-        secret, AuthFailed('invalid') for an id or secret of the wrong form."""
+        secret, AuthFailed('malformed') for an id or secret of the wrong form."""
         if not _printable_ascii(device_id, *DEVICE_ID_LENGTH):
-            return _failed(AuthFailed("invalid", "a device id is 10 to 128 printable characters"))
+            return _failed(AuthFailed("malformed", "a device id is 10 to 128 printable characters"))
         if not _printable_ascii(secret, *DEVICE_SECRET_LENGTH):
-            return _failed(AuthFailed("invalid", "a device secret is 22 to 128 characters"))
+            return _failed(AuthFailed("malformed", "a device secret is 22 to 128 characters"))
 
         def device(sql: _Sql) -> Identity:
             made = sql.run("INSERT INTO devices (device_id, secret_hash, created) VALUES (?, ?, ?) "
