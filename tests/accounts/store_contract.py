@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from zope.interface.verify import verifyObject
 
 from vinom.accounts import ratings
-from vinom.accounts.device import DeviceAuthenticator
+from vinom.accounts.device import make_device
 from vinom.accounts.interfaces import AuthFailed, IAccountStore, IAuthenticator, Identity
 from vinom.accounts.records import (
     MAX_METADATA_BYTES,
@@ -33,6 +33,8 @@ from vinom.accounts.schema import LATEST, MIGRATIONS
 from vinom.accounts.sql import SqlAccountStore, store_from_url
 
 SECRET = "s" * 43
+# When the leaderboards are read (after every match of these tests).
+NOW = 1e6
 
 
 class AccountStoreContract:
@@ -203,28 +205,42 @@ class AccountStoreContract:
                                   ("x" * 129, SECRET), ("phone 00003", SECRET)):  # fmt: skip
             with self.assertRaises(AuthFailed) as raised:
                 await self.store.authenticate_device(device_id, secret, 4.0)
-            self.assertEqual(raised.exception.reason, "invalid")
+            self.assertEqual(raised.exception.reason, "malformed")
 
     async def test_the_device_authenticator_signs_in_a_player(self: Any) -> None:
         from twisted.internet.task import Clock
 
         clock = Clock()
         clock.advance(50.0)
-        device = DeviceAuthenticator(self.store, clock)
+        device = make_device(None, clock, self.store)
         self.assertTrue(verifyObject(IAuthenticator, device))
+        self.assertEqual(device.name, "device")
         credentials = {"kind": "device", "device_id": "browser-abcdef", "secret": SECRET}
         identity = await device.authenticate(credentials, "127.0.0.1")
         account = await self.store.account_for(identity, "Ann", clock.seconds())
         again = await device.authenticate(credentials, "127.0.0.1")
         self.assertEqual((await self.store.account_for(again, "Ann", 60.0)).account_id,
                          account.account_id)  # fmt: skip
-        wrong = {**credentials, "secret": "g" * 43}
+        refusals = [
+            ({**credentials, "secret": "g" * 43}, "bad_secret"),
+            ({**credentials, "kind": "jwt"}, "wrong_kind"),
+            ({}, "wrong_kind"),
+            ({"kind": "device", "device_id": 5, "secret": SECRET}, "malformed"),
+            ({"kind": "device", "device_id": "browser-abcdef"}, "malformed"),
+            ({**credentials, "secret": "short"}, "malformed"),
+            ({**credentials, "device_id": "x" * 5000}, "too_large"),
+        ]
+        for wrong, reason in refusals:
+            with self.assertRaises(AuthFailed) as raised:
+                await device.authenticate(wrong, "127.0.0.1")
+            self.assertEqual(raised.exception.reason, reason, wrong)
+        # A store that cannot answer (closed): `unavailable`, at once.
+        self.store.close()
         with self.assertRaises(AuthFailed) as raised:
-            await device.authenticate(wrong, "127.0.0.1")
-        self.assertEqual(raised.exception.reason, "bad_secret")
-        with self.assertRaises(AuthFailed) as raised:
-            await device.authenticate({"kind": "device", "device_id": 5}, "127.0.0.1")
-        self.assertEqual(raised.exception.reason, "invalid")
+            await device.authenticate(credentials, "127.0.0.1")
+        self.assertEqual(raised.exception.reason, "unavailable")
+        with self.assertRaises(ValueError):
+            make_device(None, clock, None)
 
     # -- ratings ------------------------------------------------------------
 
@@ -323,7 +339,7 @@ class AccountStoreContract:
         with self.assertRaises(UnknownAccount):
             await self.store.record_match(stranger, 1.0)
         self.assertEqual(await self.store.history(ann, 10), [])
-        self.assertEqual(await self.store.top("tictactoe", "ranked", 10), [])
+        self.assertEqual(await self.store.top("tictactoe", "ranked", 10, NOW), [])
         # The match id is still free for the real result.
         (bob,) = await self.players("bob")
         fixed = RankedResult("m-1", "tictactoe", "ranked", ((ann,), (bob,)), (1, 2))
@@ -353,7 +369,7 @@ class AccountStoreContract:
 
     async def test_leaderboard_top_and_around_a_player(self: Any) -> None:
         ids = await self._league()
-        everyone = await self.store.top("dice", "ranked", 100)
+        everyone = await self.store.top("dice", "ranked", 100, NOW)
         # p0 never played: not on the board; everyone else is, by conservative value.
         self.assertEqual({e.account_id for e in everyone}, set(ids[1:]))
         self.assertEqual([e.rank for e in everyone], list(range(1, 8)))
@@ -361,16 +377,34 @@ class AccountStoreContract:
         self.assertEqual(values, sorted(values, reverse=True))
         self.assertEqual([e.display_name for e in everyone],
                          [f"p{ids.index(e.account_id)}" for e in everyone])  # fmt: skip
-        self.assertEqual(await self.store.top("dice", "ranked", 3), everyone[:3])
+        self.assertEqual(await self.store.top("dice", "ranked", 3, NOW), everyone[:3])
         for entry in everyone:
-            page = await self.store.around(entry.account_id, "dice", "ranked", 3)
+            page = await self.store.around(entry.account_id, "dice", "ranked", 3, NOW)
             start = min(max(0, entry.rank - 2), len(everyone) - 3)
             self.assertEqual(page, everyone[start:start + 3])
             self.assertIn(entry, page)
-        self.assertEqual(await self.store.around(ids[0], "dice", "ranked", 5), [])
-        self.assertEqual(await self.store.top("dice", "normal", 10), [])
+        self.assertEqual(await self.store.around(ids[0], "dice", "ranked", 5, NOW), [])
+        self.assertEqual(await self.store.top("dice", "normal", 10, NOW), [])
         with self.assertRaises(InvalidValue):
-            await self.store.top("dice", "ranked", 0)
+            await self.store.top("dice", "ranked", 0, NOW)
+
+    async def test_a_banned_player_leaves_the_leaderboard_while_banned(self: Any) -> None:
+        await self._league()
+        everyone = await self.store.top("dice", "ranked", 100, NOW)
+        cheat = everyone[1].account_id
+        await self.store.ban(cheat, "win trading", NOW + 100.0)
+        during = await self.store.top("dice", "ranked", 100, NOW)
+        self.assertEqual([e.account_id for e in during],
+                         [e.account_id for e in everyone if e.account_id != cheat])  # fmt: skip
+        self.assertEqual([e.rank for e in during], list(range(1, 7)))
+        self.assertEqual(await self.store.around(cheat, "dice", "ranked", 3, NOW), [])
+        last = everyone[-1].account_id
+        self.assertEqual([e.rank for e in await self.store.around(last, "dice", "ranked", 3, NOW)],
+                         [4, 5, 6])  # fmt: skip
+        # The ban over, the player is back where their rating puts them.
+        self.assertEqual(await self.store.top("dice", "ranked", 100, NOW + 100.0), everyone)
+        await self.store.unban(cheat)
+        self.assertEqual(await self.store.top("dice", "ranked", 100, NOW), everyone)
 
     async def test_history_is_newest_first_with_opponents_and_changes(self: Any) -> None:
         ids = await self._league()
@@ -396,7 +430,8 @@ class AccountStoreContract:
             winner = entry.opponents[0].account_id
             result = RankedResult(entry.match_id, "dice", "ranked", ((winner,), (loser,)), (1, 2))
             replayed.update(ratings.rate(result, replayed))
-        board = {e.account_id: e.rating for e in await self.store.top("dice", "ranked", 100)}
+        board = {e.account_id: e.rating
+                 for e in await self.store.top("dice", "ranked", 100, NOW)}  # fmt: skip
         self.assertEqual(board, {p: r for p, r in replayed.items() if r.matches})
 
     # -- schema ---------------------------------------------------------------
@@ -405,10 +440,10 @@ class AccountStoreContract:
         ann, bob = await self.players("ann", "bob")
         await self.store.record_match(
             RankedResult("m-1", "dice", "ranked", ((ann,), (bob,)), (1, 2)), 5.0)  # fmt: skip
-        before = (await self.store.get(ann), await self.store.top("dice", "ranked", 10))
+        before = (await self.store.get(ann), await self.store.top("dice", "ranked", 10, NOW))
         self.store.close()
         reopened = await self.open()
-        self.assertEqual((await reopened.get(ann), await reopened.top("dice", "ranked", 10)),
+        self.assertEqual((await reopened.get(ann), await reopened.top("dice", "ranked", 10, NOW)),
                          before)  # fmt: skip
 
     async def test_a_newer_schema_is_migrated_in_order_and_a_newer_database_refused(

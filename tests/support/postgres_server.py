@@ -108,6 +108,12 @@ class PostgresServer:
             for statement in statements:
                 connection.execute(statement)  # type: ignore[arg-type]
 
+    def restart(self) -> None:
+        """Stop the server (its connections cut) and start it again, as an operator's
+        restart would; blocking (from a thread)."""
+        self._run(str(postgres_bin() / "pg_ctl"), "restart", "-m", "fast", "-w", "-t", "60",
+                  "-D", str(self.data), "-l", str(self.log))  # fmt: skip
+
     def stop(self) -> None:
         if self.running:
             self.running = False

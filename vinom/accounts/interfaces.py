@@ -154,13 +154,14 @@ class IAccountStore(Interface):
     ) -> Deferred[dict[str, Rating]]:
         """Each account's Rating in one game's queue (a new player's when it has none)."""
 
-    def top(game: str, queue: str, limit: int) -> Deferred[list[LeaderboardEntry]]:
-        """A leaderboard's first rows (LeaderboardEntry), by conservative rating."""
+    def top(game: str, queue: str, limit: int, now: float) -> Deferred[list[LeaderboardEntry]]:
+        """A leaderboard's first rows (LeaderboardEntry), by conservative rating, without
+        the accounts banned at `now`."""
 
     def around(
-        account_id: str, game: str, queue: str, limit: int
+        account_id: str, game: str, queue: str, limit: int, now: float
     ) -> Deferred[list[LeaderboardEntry]]:
-        """The leaderboard's page around this player (empty without a rating)."""
+        """The leaderboard's page around this player (empty without a rating, or banned)."""
 
     def history(account_id: str, limit: int) -> Deferred[list[HistoryEntry]]:
         """The player's last rated matches (HistoryEntry), newest first."""

@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import psycopg
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vinom.accounts import ratings, schema
@@ -55,6 +57,7 @@ from vinom.accounts.records import (
     encode_metadata,
     new_account_id,
 )
+from vinom.errors import BackendUnavailable
 from vinom.identity import hash_secret, verify_secret
 
 T = TypeVar("T")
@@ -103,6 +106,7 @@ class SqlAccountStore:
         self._pool = pool
         self._dialect = dialect
         self._migrations = migrations
+        self._closed = False
         # The database as an operator would name it (a path, or a URL without its password).
         self.where = where
 
@@ -124,15 +128,35 @@ class SqlAccountStore:
         return d
 
     def close(self) -> None:
-        """Stop the pool's threads and close its connections."""
+        """Stop the pool's threads and close its connections; later calls fail with
+        BackendUnavailable."""
+        self._closed = True
         if self._pool.running:
             self._pool.close()
 
     # -- plumbing -----------------------------------------------------------
 
     def _run(self, work: Callable[..., T], *args: Any, write: bool = True) -> Deferred[T]:
-        """`work(cursor, *args)` in one transaction in the pool's thread."""
-        return self._pool.runInteraction(self._transaction, work, write, *args)
+        """`work(cursor, *args)` in one transaction in the pool's thread; a database that
+        is down or does not answer fails the call with BackendUnavailable."""
+        if self._closed:
+            # adbapi would queue the call for good on its stopped thread pool.
+            return _failed(BackendUnavailable(f"the account database {self.where}: closed"))
+        d: Deferred[T] = self._pool.runInteraction(self._transaction, work, write, *args)
+        d.addErrback(self._unavailable)
+        return d
+
+    def _unavailable(self, failure: Failure) -> Failure:
+        # The transaction was rolled back (or never began): the call did nothing. After
+        # a server restart each pooled connection fails one call this way, and adbapi
+        # replaces it (logging its failed rollback once).
+        error = failure.check(adbapi.ConnectionLost, psycopg.OperationalError,
+                              psycopg.InterfaceError, sqlite3.OperationalError)  # fmt: skip
+        if error is None:
+            return failure
+        text = str(failure.value).strip()
+        reason = text.splitlines()[0] if text else type(failure.value).__name__
+        raise BackendUnavailable(f"the account database {self.where}: {reason}")
 
     def _transaction(self, cursor: Any, work: Callable[..., T], write: bool, *args: Any) -> T:
         if self._dialect.begin:
@@ -250,11 +274,11 @@ class SqlAccountStore:
     def authenticate_device(self, device_id: str, secret: str, now: float) -> Deferred[Identity]:
         """The identity ('device', device_id) if `secret` is the device's: a device seen
         for the first time keeps the secret's hash; AuthFailed('bad_secret') for a wrong
-        secret, AuthFailed('invalid') for an id or secret of the wrong form."""
+        secret, AuthFailed('malformed') for an id or secret of the wrong form."""
         if not _printable_ascii(device_id, *DEVICE_ID_LENGTH):
-            return _failed(AuthFailed("invalid", "a device id is 10 to 128 printable characters"))
+            return _failed(AuthFailed("malformed", "a device id is 10 to 128 printable characters"))
         if not _printable_ascii(secret, *DEVICE_SECRET_LENGTH):
-            return _failed(AuthFailed("invalid", "a device secret is 22 to 128 characters"))
+            return _failed(AuthFailed("malformed", "a device secret is 22 to 128 characters"))
 
         def device(sql: _Sql) -> Identity:
             made = sql.run("INSERT INTO devices (device_id, secret_hash, created) VALUES (?, ?, ?) "
@@ -287,33 +311,35 @@ class SqlAccountStore:
 
         return self._run(read, write=False)
 
-    def top(self, game: str, queue: str, limit: int = 10) -> Deferred[list[LeaderboardEntry]]:
-        """The first `limit` (at most MAX_PAGE) of a leaderboard, by conservative value."""
-        return self._run(_board_page, game, queue, 0, _page(limit), write=False)
+    def top(
+        self, game: str, queue: str, limit: int, now: float
+    ) -> Deferred[list[LeaderboardEntry]]:
+        """The first `limit` (at most MAX_PAGE) of a leaderboard at `now`, by conservative
+        value; accounts banned at `now` are left out."""
+        return self._run(_board_page, game, queue, now, 0, _page(limit), write=False)
 
     def around(
-        self, account_id: str, game: str, queue: str, limit: int = 10
+        self, account_id: str, game: str, queue: str, limit: int, now: float
     ) -> Deferred[list[LeaderboardEntry]]:
         """The page of `limit` rows (at most MAX_PAGE) with this player near its middle
         (a full page at either end of the board); empty if the player has no rating
-        there."""
+        there or is banned at `now`."""
 
         def around(sql: _Sql) -> list[LeaderboardEntry]:
-            mine = sql.one("SELECT conservative FROM ratings WHERE account_id = ? AND game = ? "
-                           "AND queue = ?", account_id, game, queue)  # fmt: skip
+            mine = sql.one(f"SELECT r.conservative FROM ratings r {_SHOWN_JOIN} AND "
+                           f"r.account_id = ?", game, queue, now, account_id)  # fmt: skip
             if mine is None:
                 return []
             above = sql.one(
-                "SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ? AND "
-                "(conservative > ? OR (conservative = ? AND account_id < ?))",
-                game, queue, mine[0], mine[0], account_id,
+                f"SELECT COUNT(*) FROM ratings r {_SHOWN_JOIN} AND (r.conservative > ? OR "
+                f"(r.conservative = ? AND r.account_id < ?))",
+                game, queue, now, mine[0], mine[0], account_id,
             )  # fmt: skip
-            total = sql.one("SELECT COUNT(*) FROM ratings WHERE game = ? AND queue = ?",
-                            game, queue)  # fmt: skip
+            total = sql.one(f"SELECT COUNT(*) FROM ratings r {_SHOWN_JOIN}", game, queue, now)
             size = _page(limit)
             # The player near the middle; a full page at either end of the board.
             offset = max(0, min(int(above[0]) - size // 2, int(total[0]) - size))
-            return _board_page(sql, game, queue, offset, size)
+            return _board_page(sql, game, queue, now, offset, size)
 
         return self._run(around, write=False)
 
@@ -475,14 +501,21 @@ def _stored_changes(sql: _Sql, match_id: str) -> dict[str, RatingChange]:
     return {row[0]: _change(*row) for row in rows}
 
 
+# A leaderboard's rows: one game's queue, without the accounts banned at the time
+# given (parameters: game, queue, now).
+_SHOWN_JOIN = (
+    "JOIN accounts a ON a.account_id = r.account_id WHERE r.game = ? AND r.queue = ? AND "
+    "(a.ban_reason IS NULL OR (a.ban_until IS NOT NULL AND a.ban_until <= ?))"
+)
+
+
 def _board_page(
-    sql: _Sql, game: str, queue: str, offset: int, limit: int
+    sql: _Sql, game: str, queue: str, now: float, offset: int, limit: int
 ) -> list[LeaderboardEntry]:
     rows = sql.all(
-        "SELECT r.account_id, a.display_name, r.mu, r.sigma, r.matches FROM ratings r "
-        "JOIN accounts a ON a.account_id = r.account_id WHERE r.game = ? AND r.queue = ? "
-        "ORDER BY r.conservative DESC, r.account_id LIMIT ? OFFSET ?",
-        game, queue, limit, offset,
+        f"SELECT r.account_id, a.display_name, r.mu, r.sigma, r.matches FROM ratings r "
+        f"{_SHOWN_JOIN} ORDER BY r.conservative DESC, r.account_id LIMIT ? OFFSET ?",
+        game, queue, now, limit, offset,
     )  # fmt: skip
     return [
         LeaderboardEntry(offset + i + 1, a, name, Rating(float(mu), float(sigma), int(n)))
