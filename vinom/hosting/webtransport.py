@@ -429,11 +429,12 @@ class BoundedQuicConnection(QuicConnection):
     `budget` on all of the connection's streams together, closes the connection with
     FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
     `over_budget`, and aioquic never holds it. The two are also the windows the
-    connection starts with (`configure`), so a peer that never raises them is never
-    refused. The frames' layout is RFC 9000's (19.6, 19.8), read from the frame
-    before aioquic reads it; what aioquic keeps per stream is read through
-    `receiver.starting_offset()` and `receiver.highest_offset`, which aioquic
-    has had in every release since 1.0."""
+    connection starts with (`configure`), so a peer that keeps within the windows
+    it was first given is never refused. The frames' layout is RFC 9000's (19.6,
+    19.8), read from the frame before aioquic reads it; what aioquic keeps per
+    stream is read through `receiver.starting_offset()` and
+    `receiver.highest_offset`, as aioquic 1.3 and later have them (the handlers'
+    presence is checked when this module loads)."""
 
     def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -489,8 +490,8 @@ class BoundedQuicConnection(QuicConnection):
         except BufferReadError:
             end = 0
         buf.seek(start)
-        receiver = self._crypto_streams[context.epoch].receiver
-        if end - receiver.starting_offset() > self.stream_budget:
+        stream = self._crypto_streams.get(context.epoch)
+        if stream is not None and end - stream.receiver.starting_offset() > self.stream_budget:
             self._refuse(frame_type, QuicErrorCode.CRYPTO_BUFFER_EXCEEDED)
         super()._handle_crypto_frame(context, frame_type, buf)
 
@@ -1117,3 +1118,9 @@ def listen_webtransport(reactor: Any, port: int, server: WebTransportServer,
 _SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)
 # aioquic's connection IDs are 8 bytes (QuicConfiguration.connection_id_length).
 assert QuicConfiguration(is_client=False).connection_id_length == 8
+# The receive budget is checked in aioquic's STREAM and CRYPTO frame handlers, which
+# BoundedQuicConnection extends (1.3 and later have them): a release without them
+# would leave it unchecked, so the listener does not load on one.
+for _handler in ("_handle_stream_frame", "_handle_crypto_frame"):
+    if not callable(getattr(QuicConnection, _handler, None)):
+        raise ImportError(f"vinom needs aioquic>=1.3 (its QuicConnection has no {_handler})")
