@@ -5,9 +5,12 @@ The window chase: a client completes the handshake, sends no CONNECT, and then
 each round trip one 10-byte STREAM frame just below the window the server gave
 it, leaving everything before it a gap. aioquic alone holds the whole gap
 (zero-filled) and doubles the window each time, so the server's memory doubles
-each round trip; with vinom's budget the connection is closed the first time
-a frame would hold more than a stream may, with FLOW_CONTROL_ERROR, and counted.
-The server is a real `twistd -n vinom` child process, its RSS read from /proc.
+each round trip. With vinom's budget the windows slide with what was read
+(nothing, here): the chase holds one stream's budget at most, and the
+connection is closed when it has opened no session in time; a client that
+sends past its windows anyway is closed at once with FLOW_CONTROL_ERROR. Both
+are counted. The server is a real `twistd -n vinom` child process, its RSS read
+from /proc.
 """
 
 # slow: starts a `twistd -n vinom` child process (tests/support/servers.py)
@@ -23,16 +26,17 @@ from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_twistd
 from tests.support.waiting import until
-from tests.support.webtransport_client import QuicPeer, connect_quic
+from tests.support.webtransport_client import connect_quic
 from vinom.hosting.webtransport import WebTransportConfig
 
 MiB = 1024 * 1024
-# The frames the chase sends at most: aioquic alone would then hold 2**6 MiB from
-# its default 1 MiB window (enough to see, not enough to hurt a shared machine).
+# The frames the chase sends: aioquic alone would then hold 2**6 MiB from its
+# default 1 MiB window (enough to see, not enough to hurt a shared machine).
 ROUNDS = 7
 # What the server process may grow by beside the budget: one handshake's and one
 # connection's objects, the metrics page, the allocator's rounding.
 SLACK = 6 * MiB
+OVER = (QuicErrorCode.FLOW_CONTROL_ERROR, "over the receive budget")
 
 
 def rss(pid: int) -> int:
@@ -44,45 +48,39 @@ def rss(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-async def chase(peer: QuicPeer) -> None:
-    """One 10-byte frame just below the window of stream 0, then the server's answer:
-    a raised window or the connection's end."""
-    window = peer.window(0)
-    peer.send_at(0, window - 10, b"0123456789")
-    await until(lambda: peer.terminated.called or peer.window(0) > window,
-                "the server to raise the window or end the connection")  # fmt: skip
-
-
 class WindowChaseTests(TestCase):
     timeout = 60
 
-    async def test_the_window_chase_is_closed_counted_and_holds_no_more_than_the_budget(
+    async def test_the_window_chase_holds_no_more_than_the_budget_and_is_closed(
         self,
     ) -> None:
         udp, ops = free_udp_range(1), free_tcp_port()
+        # No session in 3 s (the token timeout) closes a connection.
         server = await start_twistd(self, {}, "--webtransport", str(udp),
                                     "--ops-port", f"tcp:{ops}:interface=127.0.0.1",
-                                    web=True)  # fmt: skip
+                                    "--lobby-hello-timeout", "3", web=True)  # fmt: skip
         pid = server.process.transport.pid
+        config = WebTransportConfig()
         peer = await connect_quic(self, udp)
-        before = rss(pid)
-        peak = before
-        sent = 0
+        before = peak = rss(pid)
+        windows = []
         for _ in range(ROUNDS):
-            if peer.terminated.called:
-                break
-            await chase(peer)
-            sent += 1
+            window = peer.window(0)
+            windows.append(window)
+            peer.send_at(0, window - 10, b"0123456789")
+            await within(peer.round_trip())
             peak = max(peak, rss(pid))
-        budget = WebTransportConfig().receive_budget
-        self.assertLess(peak - before, budget + SLACK, f"RSS {before} -> {peak}")
-        self.assertTrue(peer.terminated.called, f"still open after {sent} frames")
-        code, reason = await peer.terminated
-        self.assertEqual((code, reason), (QuicErrorCode.FLOW_CONTROL_ERROR,
-                                          "over the receive budget"))  # fmt: skip
-        # The first frame held a gap of one stream's budget; the second, which would
-        # have held twice that, closed the connection.
-        self.assertEqual(sent, 2)
+        self.assertLess(peak - before, config.receive_budget + SLACK, f"RSS {before} -> {peak}")
+        # The window never grew: nothing of the stream was read.
+        self.assertEqual(set(windows), {config.stream_receive_budget})
+        self.assertEqual(peer.window(0), config.stream_receive_budget)
+        # No session in time: closed, and what it held given back.
+        self.assertEqual(await within(peer.terminated),
+                         (ErrorCode.H3_NO_ERROR, "no session in time"))  # fmt: skip
+        # One that sends past its window is closed at once.
+        past = await connect_quic(self, udp)
+        past.send_at(0, 2 * config.stream_receive_budget, b"0123456789", past_windows=True)
+        self.assertEqual(await within(past.terminated), OVER)
 
         async def closed() -> dict[str, float]:
             text = await fetch_metrics(ops)
@@ -90,9 +88,9 @@ class WindowChaseTests(TestCase):
                 return {}
             return samples(text, "vinom_webtransport_connections_closed_total", "reason")
 
-        self.assertEqual(await until(closed, "the connection gone and counted"),
-                         {"receive_budget": 1.0})  # fmt: skip
-        self.assertLess(rss(pid) - before, budget + SLACK)
+        self.assertEqual(await until(closed, "the connections gone and counted"),
+                         {"no_session": 1.0, "receive_budget": 1.0})  # fmt: skip
+        self.assertLess(rss(pid) - before, config.receive_budget + SLACK)
 
 
 class ReceiveBudgetTests(WebTransportTestCase):
@@ -103,13 +101,36 @@ class ReceiveBudgetTests(WebTransportTestCase):
         server = self.server.service("webtransport").server
         config = server.config
         peer = await connect_quic(self, port)
-        # Each stream's gap within its budget; together over the connection's.
-        streams = config.receive_budget // config.stream_receive_budget + 1
+        # Each stream's gap as large as a stream's window, until the connection's
+        # window is used up: then no window is left for another stream.
+        streams = config.receive_budget // config.stream_receive_budget
         for n in range(streams):
             peer.send_at(4 * (n + 1), config.stream_receive_budget - 10, b"0123456789")
-        self.assertEqual(await within(peer.terminated),
-                         (QuicErrorCode.FLOW_CONTROL_ERROR, "over the receive budget"))
+        await within(peer.round_trip())
+        self.assertEqual(peer.window(4 * (streams + 1)), 0)
+        self.assertFalse(peer.terminated.called)
+        # Past it anyway: closed.
+        peer.send_at(4 * (streams + 1), 10, b"0123456789", past_windows=True)
+        self.assertEqual(await within(peer.terminated), OVER)
         self.assertEqual(server.closes, {"receive_budget": 1})
+
+    async def test_a_window_slides_with_what_was_read(self) -> None:
+        # A peer that sends in order has its window raised as the server reads: it
+        # may send any amount, a window's worth at a time.
+        port = await self.start_webtransport()
+        server = self.server.service("webtransport").server
+        budget = server.config.stream_receive_budget
+        peer = await connect_quic(self, port)
+        stream_id = 4 * 7
+        # A WebTransport stream (its signal 0x41, then a session ID) of a session never
+        # opened: HTTP/3 hands its bytes on as they come, and they are dropped.
+        header = bytes([0x40, 0x41, 0x00])
+        peer.quic.send_stream_data(stream_id, header + bytes(4 * budget))
+        peer.transmit()
+        await until(lambda: peer.window(stream_id) >= 4 * budget, "the window raised")
+        self.assertLessEqual(peer.window(stream_id), 4 * budget + len(header) + budget)
+        self.assertEqual(server.closes, {})
+        self.assertGreater(server.drops["stream_without_session"], 0)
 
     async def test_an_http3_frame_never_whole_is_bounded(self) -> None:
         port = await self.start_webtransport()

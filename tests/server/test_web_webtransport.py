@@ -15,6 +15,9 @@ from typing import Any
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from twisted.internet import reactor
+from twisted.internet.defer import gatherResults
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_arena import PLUGIN as ARENA_PLUGIN
@@ -35,6 +38,8 @@ from tests.support.metrics import fetch_metrics, samples
 from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.servers import start_server, start_twistd
 from tests.support.waiting import until
+from vinom.client.game import connect_game
+from vinom.client.lobby import connect_lobby
 
 QUEUE = '[data-action="queue"][data-game="tictactoe"]'
 ARENA_QUEUE = '[data-action="queue"][data-game="arena"]'
@@ -175,6 +180,40 @@ class WebTransportBrowserTests(TestCase):
         self.assertGreater(counts.get(("in", "datagram"), 0), 4, counts)
         for page in pages.values():
             await page.check()
+
+    async def test_a_spectator_of_a_quiet_match_stays_past_the_idle_timeout(self) -> None:
+        # Two players seated in a tictactoe match on twistd, nobody moving; Eve's page
+        # watches it over WebTransport. Nothing travels to her page or from it while
+        # the match is quiet, past QUIC's idle timeout (10 s) that used to drop it.
+        server = await start_twistd(self, {}, "--webtransport", str(free_udp_range(1)),
+                                    web=True)  # fmt: skip
+        lobbies = [await connect_lobby(reactor, "127.0.0.1", server.lobby.port,
+                                       trust=server.lobby.trust) for _ in range(2)]  # fmt: skip
+        for n, lobby in enumerate(lobbies):
+            self.addCleanup(lobby.close)
+            await lobby.hello(f"p{n}")
+        found = await gatherResults([lobby.queue("tictactoe") for lobby in lobbies])
+        players = [await connect_game(reactor, f) for f in found]
+        for player in players:
+            self.addCleanup(player.disconnect)
+        await until(lambda: all(p.phase == "playing" for p in players), "the match to play")
+        eve = await open_browser(self)
+        await enter(eve, server.url, "Eve")
+        await eve.run(lambda d: d.find_element(By.ID, "watch-input").send_keys(found[0].game_id))
+        await click(eve, "#watch-start")
+        await wait_for_game(eve, "tictactoe")
+        self.assertEqual(await transport_shown(eve), ["WebTransport", "webtransport"])
+        await deferLater(reactor, 15.0, lambda: None)
+        # Still watching: the next move is drawn, and no lost connection was told.
+        for player in players:  # whoever's turn it is takes the centre
+            player.send_action({"cell": 4})
+        await eve.wait_until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.ttt-cell')]"
+            ".filter(c => c.dataset.mark).length;") == 1, WAIT)  # fmt: skip
+        page = await eve.run(lambda d: d.find_element(By.TAG_NAME, "body").text)
+        self.assertNotIn("The connection to the game was lost", page)
+        self.assertEqual(await transport_shown(eve), ["WebTransport", "webtransport"])
+        await eve.check()
 
     async def test_without_a_listener_the_page_plays_over_the_websocket(self) -> None:
         _server, url = await start_web_server(self)

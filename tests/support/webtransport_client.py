@@ -27,7 +27,12 @@ from aioquic.h3.events import (
 )
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamDataReceived
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    HandshakeCompleted,
+    PingAcknowledged,
+    StreamDataReceived,
+)
 from aioquic.quic.rangeset import RangeSet
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -225,6 +230,8 @@ class QuicPeer(DatagramProtocol):
         self.handshake: Deferred[None] = Deferred()
         self.terminated: Deferred[tuple[int, str]] = Deferred()
         self._timer: IDelayedCall | None = None
+        self._pings: dict[int, Deferred[None]] = {}
+        self._next_ping = 0
 
     def startProtocol(self) -> None:
         self.quic.connect(self.server, now=reactor.seconds())
@@ -246,6 +253,8 @@ class QuicPeer(DatagramProtocol):
                 self.handshake.callback(None)
             elif isinstance(event, ConnectionTerminated) and not self.terminated.called:
                 self.terminated.callback((event.error_code, event.reason_phrase))
+            elif isinstance(event, PingAcknowledged) and event.uid in self._pings:
+                self._pings.pop(event.uid).callback(None)
 
     def transmit(self) -> None:
         if self.transport is None:
@@ -270,6 +279,16 @@ class QuicPeer(DatagramProtocol):
         self.quic.send_ping(0)
         self.transmit()
 
+    def round_trip(self) -> Deferred[None]:
+        """A PING, fired when the server acknowledged it (it has handled everything sent
+        before, and what it sent back with the acknowledgement has been read)."""
+        self._next_ping += 1
+        uid = self._next_ping
+        self._pings[uid] = Deferred()
+        self.quic.send_ping(uid)
+        self.transmit()
+        return self._pings[uid]
+
     def window(self, stream_id: int) -> int:
         """The highest offset the server lets this client send on `stream_id` (its
         MAX_STREAM_DATA and MAX_DATA, as aioquic's client tracks them)."""
@@ -278,11 +297,19 @@ class QuicPeer(DatagramProtocol):
         left = quic._remote_max_data - quic._remote_max_data_used
         return int(min(stream.max_stream_data_remote, stream.sender.highest_offset + left))
 
-    def send_at(self, stream_id: int, offset: int, data: bytes) -> None:
+    def send_at(self, stream_id: int, offset: int, data: bytes, *,
+                past_windows: bool = False) -> None:  # fmt: skip
         """One STREAM frame of `data` at `offset` on `stream_id`, with nothing before it
-        sent (a gap the server must hold open if it takes the frame)."""
+        sent (a gap the server must hold open if it takes the frame); `past_windows`:
+        sent even where the server's windows do not reach (aioquic's client would
+        wait for them)."""
         quic: Any = self.quic
-        sender = quic._get_or_create_stream_for_send(stream_id).sender
+        stream = quic._get_or_create_stream_for_send(stream_id)
+        sender = stream.sender
+        if past_windows:
+            end = offset + len(data)
+            stream.max_stream_data_remote = max(stream.max_stream_data_remote, end)
+            quic._remote_max_data += end
         # aioquic's sender sends from where its buffer stops: move it to `offset`.
         sender._buffer = bytearray()
         sender._buffer_start = sender._buffer_stop = offset

@@ -70,11 +70,12 @@ Receive budget: aioquic holds a stream's data from the first byte not yet read
 up to the highest offset received (zero-filling any gap) and doubles the
 windows each time that offset passes half of one, so a peer sending a few bytes
 just below the window each round trip doubles what the server holds each time.
-`BoundedQuicConnection` checks each STREAM and CRYPTO frame before aioquic
-takes it: past `stream_receive_budget` unread bytes on a stream or
-`receive_budget` on all of them the connection is closed (FLOW_CONTROL_ERROR,
-RFC 9000 section 21.6) and counted in `closes` (`receive_budget`), and so is one
-whose HTTP/3 layer holds more than a stream's budget of frames not yet whole.
+`BoundedQuicConnection` slides the windows instead (what was read plus
+`stream_receive_budget` on a stream, plus `receive_budget` on the connection)
+and checks each STREAM and CRYPTO frame before aioquic takes it: one past its
+windows or its budget closes the connection (FLOW_CONTROL_ERROR, RFC 9000
+section 21.6), counted in `closes` (`receive_budget`), and so does an HTTP/3
+layer holding more than a stream's budget of frames not yet whole.
 
 Nothing raises out of `datagramReceived`: a datagram that is not QUIC, names
 no connection, or would start one past the caps is dropped and counted in
@@ -223,7 +224,7 @@ class WebTransportConfig:
     # The most one connection may make the server hold of what its browser sent and
     # the server has not read (module docstring, "Receive budget"): bytes ahead of what
     # was read on one stream, in all its streams, and of HTTP/3 frames not yet whole.
-    # They are also the flow-control windows a connection starts with.
+    # They are its flow-control windows, sliding with what was read.
     stream_receive_budget: int = 64 * 1024
     receive_budget: int = 256 * 1024
     # Address validation (RFC 9000 8.1.2): while this many connections or more are in
@@ -417,23 +418,28 @@ NO_SESSION = "no_session"
 
 
 class BoundedQuicConnection(QuicConnection):
-    """aioquic's server connection, refusing what would hold more than vinom's budget
-    (module docstring, "Receive budget").
+    """aioquic's server connection, holding no more of what its peer sent than vinom's
+    budget (module docstring, "Receive budget").
 
     aioquic keeps a stream's data from the first byte not yet read up to the highest
-    offset received, zero-filling any gap, and doubles a stream's and the connection's
-    window each time that highest offset passes half of it: a peer sending a few bytes
-    just below the window each round trip makes it hold twice as much each time. So
-    every STREAM and CRYPTO frame is checked here before aioquic takes it: one that
-    would leave more than `stream_budget` bytes unread on its stream, or more than
-    `budget` on all of the connection's streams together, closes the connection with
-    FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a CRYPTO frame) and sets
-    `over_budget`, and aioquic never holds it. The two are also the windows the
-    connection starts with (`configure`), so a peer that never raises them is never
-    refused. The frames' layout is RFC 9000's (19.6, 19.8), read from the frame
-    before aioquic reads it; what aioquic keeps per stream is read through
-    `receiver.starting_offset()` and `receiver.highest_offset`, which aioquic
-    has had in every release since 1.0."""
+    offset received, zero-filling any gap, and doubles a stream's and the
+    connection's window each time that highest offset passes half of it: a peer
+    sending a few bytes just below the window each round trip makes it hold twice as
+    much each time. Here the windows slide instead: a stream's is what was read of
+    it plus `stream_budget`, the connection's what was read of all of them plus
+    `budget`, each raised (by aioquic's own MAX_STREAM_DATA and MAX_DATA frames) once
+    it can grow by half a budget, never otherwise. And every STREAM and CRYPTO frame
+    is checked before aioquic takes it: one beyond its windows, or that would leave
+    more than `stream_budget` bytes unread on its stream or `budget` on all of them,
+    closes the connection with FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED for a
+    CRYPTO frame) and sets `over_budget`, and aioquic never holds it.
+
+    The frames' layout is RFC 9000's (19.6, 19.8), read before aioquic reads it;
+    what aioquic keeps is read through its streams' `receiver.starting_offset()` and
+    `receiver.highest_offset` and its `_local_max_data`, and its window writers are
+    called with its doubling rule's input (the highest offset, the data used) hidden,
+    as aioquic 1.3 and later have them (the handlers' presence is checked when this
+    module loads)."""
 
     def __init__(self, *, stream_budget: int, budget: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -451,6 +457,12 @@ class BoundedQuicConnection(QuicConnection):
         configuration.max_stream_data = stream_budget
         configuration.max_data = budget
 
+    def held(self) -> int:
+        """The bytes received and not read on all the connection's streams (aioquic keeps
+        each stream's from its first unread byte to its highest offset)."""
+        return sum(stream.receiver.highest_offset - stream.receiver.starting_offset()
+                   for stream in self._streams.values())  # fmt: skip
+
     def _handle_stream_frame(self, context: QuicReceiveContext, frame_type: int,
                              buf: Buffer) -> None:  # fmt: skip
         start = buf.tell()
@@ -467,18 +479,19 @@ class BoundedQuicConnection(QuicConnection):
         super()._handle_stream_frame(context, frame_type, buf)
 
     def _check_stream(self, frame_type: int, stream_id: int, end: int) -> None:
-        streams = self._streams
-        stream = streams.get(stream_id)
+        stream = self._streams.get(stream_id)
         read = highest = 0
+        window = self.stream_budget  # a new stream's (`configure`)
         if stream is not None:
             read, highest = stream.receiver.starting_offset(), stream.receiver.highest_offset
+            window = stream.max_stream_data_local or window
         if end <= highest:
             return  # nothing more to hold than now
-        if end - read > self.stream_budget:
-            self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
-        held = sum(s.receiver.highest_offset - s.receiver.starting_offset()
-                   for s in streams.values())  # fmt: skip
-        if held + end - highest > self.budget:
+        more = end - highest
+        connection = self._local_max_data
+        if (end > min(window, read + self.stream_budget)
+                or connection.used + more > connection.value
+                or self.held() + more > self.budget):  # fmt: skip
             self._refuse(frame_type, QuicErrorCode.FLOW_CONTROL_ERROR)
 
     def _handle_crypto_frame(self, context: QuicReceiveContext, frame_type: int,
@@ -489,8 +502,8 @@ class BoundedQuicConnection(QuicConnection):
         except BufferReadError:
             end = 0
         buf.seek(start)
-        receiver = self._crypto_streams[context.epoch].receiver
-        if end - receiver.starting_offset() > self.stream_budget:
+        stream = self._crypto_streams.get(context.epoch)
+        if stream is not None and end - stream.receiver.starting_offset() > self.stream_budget:
             self._refuse(frame_type, QuicErrorCode.CRYPTO_BUFFER_EXCEEDED)
         super()._handle_crypto_frame(context, frame_type, buf)
 
@@ -498,6 +511,30 @@ class BoundedQuicConnection(QuicConnection):
         self.over_budget = RECEIVE_BUDGET
         raise QuicConnectionError(error_code=error_code, frame_type=frame_type,
                                   reason_phrase="over the receive budget")  # fmt: skip
+
+    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        receiver = stream.receiver
+        if stream.max_stream_data_local:  # 0: a stream only this end sends on
+            wanted = receiver.starting_offset() + self.stream_budget
+            if wanted - stream.max_stream_data_local >= self.stream_budget // 2:
+                stream.max_stream_data_local = wanted
+        # aioquic writes the frame where the window moved; its doubling is not asked.
+        highest, receiver.highest_offset = receiver.highest_offset, 0
+        try:
+            super()._write_stream_limits(builder, space, stream)
+        finally:
+            receiver.highest_offset = highest
+
+    def _write_connection_limits(self, builder: Any, space: Any) -> None:
+        limit = self._local_max_data
+        wanted = limit.used - self.held() + self.budget
+        if wanted - limit.value >= self.budget // 2:
+            limit.value = wanted
+        used, limit.used = limit.used, 0
+        try:
+            super()._write_connection_limits(builder, space)
+        finally:
+            limit.used = used
 
 
 class _Connection:
@@ -1117,3 +1154,10 @@ def listen_webtransport(reactor: Any, port: int, server: WebTransportServer,
 _SUPPORTED_VERSIONS = tuple(QuicConfiguration(is_client=False).supported_versions)
 # aioquic's connection IDs are 8 bytes (QuicConfiguration.connection_id_length).
 assert QuicConfiguration(is_client=False).connection_id_length == 8
+# The receive budget is kept in aioquic's STREAM and CRYPTO frame handlers and its
+# window writers, which BoundedQuicConnection extends (1.3 and later have them): a
+# release without them would leave it unchecked, so the listener does not load on one.
+for _handler in ("_handle_stream_frame", "_handle_crypto_frame", "_write_stream_limits",
+                 "_write_connection_limits"):  # fmt: skip
+    if not callable(getattr(QuicConnection, _handler, None)):
+        raise ImportError(f"vinom needs aioquic>=1.3 (its QuicConnection has no {_handler})")
