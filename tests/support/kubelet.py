@@ -501,6 +501,8 @@ class Cluster:
         for pod in self.pods:
             pod.signal("KILL")
             await pod.ended()
+            # Kept for a test that timed out (no assertion showed the pods' output).
+            (self.work / "pods" / pod.name / "output.log").write_text(pod.text())
             if pod.sdk is not None:
                 pod.sdk.close_watches()
                 await pod.sdk_port.stopListening()

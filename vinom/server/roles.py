@@ -170,6 +170,7 @@ def build_shared(
                                          watch_key=watch_key(settings.key_prefix),
                                          placement_prefix=settings.key_prefix),
         password=settings.password,
+        username=settings.username,
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
@@ -183,6 +184,7 @@ def build_shared(
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
                                     watch_key=watch_key(settings.key_prefix)),
         password=settings.password,
+        username=settings.username,
         # A member whose lobby's lease lapses is taken out of their party.
         lobby_id=matchmaker.lobby_id, lease_prefix=mm_prefix,
     )  # fmt: skip

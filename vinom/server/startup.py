@@ -155,9 +155,10 @@ def redis_settings(
     sentinel_password_file: str | None = None,
     ca_file: str | None = None,
     environ: Mapping[str, str] | None = None,
+    user: str | None = None,
 ) -> RedisSettings:
-    """--redis and the files that go with it (password, sentinel password, CA), as
-    `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong."""
+    """--redis and what goes with it (password, sentinel password, CA files, the ACL user),
+    as `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong."""
     if environ is None:
         environ = os.environ  # read now: a test, or a caller, may have replaced it
     try:
@@ -167,6 +168,13 @@ def redis_settings(
     password = redis_password(password_file, environ)
     if password is not None:
         settings = attrs.evolve(settings, password=password)
+    if user is not None:
+        if not user or any(c.isspace() for c in user):
+            raise usage.UsageError(f"--redis-user must be a Redis ACL user's name, not {user!r}")
+        if settings.password is None:
+            raise usage.UsageError("--redis-user needs the user's password: "
+                                   "--redis-password-file or $VINOM_REDIS_PASSWORD")
+        settings = attrs.evolve(settings, username=user)
     if settings.sentinels:
         sentinel_password = redis_password(sentinel_password_file, environ, sentinel=True)
         settings = attrs.evolve(settings, sentinel_password=sentinel_password)
@@ -389,12 +397,14 @@ def _address(host: str, port: int) -> str:
 
 def _ask(
     settings: RedisSettings, address: tuple[str, int], password: str | None,
-    *commands: list[bytes],
+    *commands: list[bytes], username: str | None = None,
 ) -> Any:  # fmt: skip
-    """AUTH (with `password`) then `commands` on a connection of their own (TLS for
-    rediss://); the last reply, or the first error reply (a `ReplyError`)."""
+    """AUTH (with `password`, as `username` when given) then `commands` on a connection of
+    their own (TLS for rediss://); the last reply, or the first error reply (a
+    `ReplyError`)."""
     tls = ssl.create_default_context(cafile=settings.ca_file) if settings.tls else None
-    return ask(address, *commands, password=password, timeout=settings.timeout, tls=tls)
+    return ask(address, *commands, password=password, timeout=settings.timeout, tls=tls,
+               username=username)  # fmt: skip
 
 
 def _redis_trouble(
@@ -408,7 +418,7 @@ def _redis_trouble(
     commands = [[b"PING"], *([[b"ROLE"]] if role else [])]
     try:
         reply = _ask(settings, address or (settings.host, settings.port), settings.password,
-                     *commands)  # fmt: skip
+                     *commands, username=settings.username)  # fmt: skip
     except ssl.SSLCertVerificationError as e:
         return True, f"presented a certificate that is not trusted ({e.verify_message})"
     except (OSError, ValueError) as e:
