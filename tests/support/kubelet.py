@@ -570,7 +570,8 @@ async def rerun_in_own_network(case: TestCase) -> None:
     code = await output.ended
     if code != 0 or "PASSED" not in output.text:
         raise AssertionError(f"{case.id()} in a network of its own (unshare -Urn): exit "
-                             f"{code}\n{output.text}")  # fmt: skip
+                             f"{code} (each pod's output: {work}/**/pods/*/output.log)\n"
+                             f"{output.text}")  # fmt: skip
 
 
 def loopback_up() -> None:
