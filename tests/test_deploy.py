@@ -224,6 +224,20 @@ class DockerfileStepsTests(TestCase):
         venv.run([venv.python, *self.moved(install[1:], wheels), *offline, "--ignore-installed"],
                  cwd=work)  # fmt: skip
         self.assertTrue(venv.import_path("vinom").startswith(str(venv.root)))
+        # ...then Twisted's plugin cache, refreshed while site-packages is writable: the
+        # image's user cannot write it (docs/operations.md), and a start would say so
+        # once per plugin module ("Unable to write to plugin cache") for a stale one.
+        (refresh,) = [c for c in run_commands(runtime) if c[:2] == ["python", "-c"]
+                      and "getPlugins" in c[2]]  # fmt: skip
+        venv.run([venv.python, *refresh[1:]], cwd=work)
+        where = venv.run([venv.python, "-c", "import json, twisted.plugins as p; "
+                          "print(json.dumps(list(p.__path__)))"], cwd=work).stdout  # fmt: skip
+        vinom_plugins = [Path(d) for d in json.loads(where) if list(Path(d).glob("vinom*.py"))]
+        self.assertEqual(len(vinom_plugins), 1, where)
+        caches = [d / "dropin.cache" for d in json.loads(where) for d in [Path(d)]
+                  if list(d.glob("*.py"))]  # fmt: skip
+        self.assertIn(vinom_plugins[0] / "dropin.cache", caches)
+        cached = {cache: cache.stat().st_mtime_ns for cache in caches}
 
         # ENTRYPOINT + CMD, the ports moved to free ones on loopback.
         entry, command = exec_form(runtime, "ENTRYPOINT"), exec_form(runtime, "CMD")
@@ -262,6 +276,9 @@ class DockerfileStepsTests(TestCase):
         process.signalProcess("TERM")
         code, _signal = await output.ended
         self.assertEqual(code, 0, output.output.decode(errors="replace"))
+        # The start found the cache current: it neither rebuilt it nor tried to.
+        self.assertEqual({cache: cache.stat().st_mtime_ns for cache in caches}, cached)
+        self.assertNotIn(b"plugin cache", output.output)
         # ...and fails once nothing answers.
         self.assertEqual(venv.run(probe, cwd=run_dir, check=False).returncode, 1)
 

@@ -73,6 +73,7 @@ from vinom.server.startup import (
     Address,
     Announcement,
     Listener,
+    check_record_dir,
     check_redis,
     is_loopback,
 )
@@ -214,12 +215,16 @@ class HostingRole:
 
 def build_hosting(
     options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
-    protocol: ProtocolConfig,
+    protocol: ProtocolConfig, check: bool = False,
 ) -> HostingRole:  # fmt: skip
     """The port allocator, the game hosts --game-host asks for, and with Redis the agent
-    that registers this host and takes the matches lobbies place on it."""
+    that registers this host and takes the matches lobbies place on it. With `check`
+    (under twistd) a --record-dir they cannot write ends the start in one line."""
     if not runs_host(options):
         return HostingRole()
+    recording = options.get("recording")
+    if check and recording is not None and recording.enabled:
+        check_record_dir(recording.directory)
     low, _high = options["udp-port-range"]
     # The ring holds one port per concurrent game: --max-games bounds the games.
     allocator = PortAllocator(range(low, low + options["max-games"]))
@@ -508,9 +513,12 @@ def build_ops(
     if options["ops-port"] is None:
         return ()
     hosting = hosted.hosting if hosted.hosting is not None else lobbies.match_hosting
+    recording = options.get("recording")
+    record_dir = (recording.directory if hosted.hosting is not None and recording is not None
+                  and recording.enabled else None)  # fmt: skip
     reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
-                          web.game_sockets, web.webtransport)  # fmt: skip
+                          web.game_sockets, web.webtransport, record_dir)  # fmt: skip
     readiness: tuple[Callable[[], str | None], ...] = ()
     if hosted.agones is not None:
         # Health is said only while the game hosts answer, as /health says.

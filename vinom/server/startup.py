@@ -98,6 +98,13 @@ class PluginOptions(usage.Options):
 
     command = "vinom"
 
+    def opt_version(self) -> None:
+        """Display vinom's version and build, and Twisted's, and exit."""
+        from vinom.server.build import version_line
+
+        print(version_line())
+        raise SystemExit(0)
+
     def parseOptions(self, options: list[str] | None = None) -> None:
         try:
             super().parseOptions(options)
@@ -105,6 +112,24 @@ class PluginOptions(usage.Options):
             if self.parent is None:  # parsed on its own (tests, tools): the caller reports
                 raise
             raise StartupError(f"{e} (twistd {self.command} --help lists the options)") from None
+
+
+def check_record_dir(directory: str) -> None:
+    """That the game hosts can write match records in `directory` (--record-dir): made if
+    missing, and a file made and removed in it; else the start ends in one line."""
+    import tempfile
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".vinom-write-check-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StartupError(
+            f"cannot write match records in --record-dir {directory!r}: "
+            f"{e.strerror or e}; name a directory this server's user may write with "
+            "--record-dir, or record nothing with --no-record"
+        ) from None
 
 
 def warn_if_readable(option: str, path: str) -> None:

@@ -41,7 +41,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     protocol = roles.protocol_config(options)
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
-    hosted = roles.build_hosting(options, reactor, root, shared, protocol)
+    hosted = roles.build_hosting(options, reactor, root, shared, protocol, check=under_twistd)
     lobbies = roles.build_lobby(options, reactor, root, shared, hosted, protocol, certificate)
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
     web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)
