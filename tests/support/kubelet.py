@@ -560,9 +560,10 @@ async def rerun_in_own_network(case: TestCase) -> None:
     """`case`'s test, run by a child trial in new user and network namespaces."""
     work = Path(case.mktemp()).resolve()
     work.mkdir(parents=True)
-    env = {**os.environ, OWN_NETWORK: case.id(),
-           # The parent's import path (the installed build, then the checkout's tests).
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
+    # The parent's import path (the installed build first, as here), then the checkout for
+    # the tests (sys.path's '' was the directory the parent started in).
+    path = dict.fromkeys([*(p for p in sys.path if p), str(CHECKOUT)])
+    env = {**os.environ, OWN_NETWORK: case.id(), "PYTHONPATH": os.pathsep.join(path)}
     argv = [shutil.which("unshare") or "unshare", "-Urn", sys.executable, "-m",
             "twisted.trial", f"--temp-directory={work / '_trial_temp'}", case.id()]  # fmt: skip
     output = Output("trial", case.id())
