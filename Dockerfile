@@ -27,9 +27,13 @@ FROM python:3.11.13-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 vinom \
     && useradd --system --uid 10001 --gid vinom --home-dir /var/lib/vinom --create-home vinom
 
+# Twisted's plugin cache is written here, as root: site-packages is not the vinom user's,
+# and a cache out of date would be rebuilt (and fail to be written, a line each) at
+# every start (docs/operations.md).
 COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir --no-index --find-links /wheels vinom==0.1.0 \
-    && rm -rf /wheels
+    && rm -rf /wheels \
+    && python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
 USER 10001:10001
 WORKDIR /var/lib/vinom

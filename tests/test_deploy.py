@@ -224,6 +224,20 @@ class DockerfileStepsTests(TestCase):
         venv.run([venv.python, *self.moved(install[1:], wheels), *offline, "--ignore-installed"],
                  cwd=work)  # fmt: skip
         self.assertTrue(venv.import_path("vinom").startswith(str(venv.root)))
+        # ...then Twisted's plugin cache, refreshed while site-packages is writable: the
+        # image's user cannot write it (docs/operations.md), and a start would say so
+        # once per plugin module ("Unable to write to plugin cache") for a stale one.
+        (refresh,) = [c for c in run_commands(runtime) if c[:2] == ["python", "-c"]
+                      and "getPlugins" in c[2]]  # fmt: skip
+        venv.run([venv.python, *refresh[1:]], cwd=work)
+        where = venv.run([venv.python, "-c", "import json, twisted.plugins as p; "
+                          "print(json.dumps(list(p.__path__)))"], cwd=work).stdout  # fmt: skip
+        vinom_plugins = [Path(d) for d in json.loads(where) if list(Path(d).glob("vinom*.py"))]
+        self.assertEqual(len(vinom_plugins), 1, where)
+        caches = [d / "dropin.cache" for d in json.loads(where) for d in [Path(d)]
+                  if list(d.glob("*.py"))]  # fmt: skip
+        self.assertIn(vinom_plugins[0] / "dropin.cache", caches)
+        cached = {cache: cache.stat().st_mtime_ns for cache in caches}
 
         # ENTRYPOINT + CMD, the ports moved to free ones on loopback.
         entry, command = exec_form(runtime, "ENTRYPOINT"), exec_form(runtime, "CMD")
@@ -262,6 +276,9 @@ class DockerfileStepsTests(TestCase):
         process.signalProcess("TERM")
         code, _signal = await output.ended
         self.assertEqual(code, 0, output.output.decode(errors="replace"))
+        # The start found the cache current: it neither rebuilt it nor tried to.
+        self.assertEqual({cache: cache.stat().st_mtime_ns for cache in caches}, cached)
+        self.assertNotIn(b"plugin cache", output.output)
         # ...and fails once nothing answers.
         self.assertEqual(venv.run(probe, cwd=run_dir, check=False).returncode, 1)
 
@@ -657,6 +674,37 @@ class ManifestTests(SynchronousTestCase):
             self.assertIsNotNone(items, f"{name}: the whole Secret is mounted")
             self.assertEqual({i["key"] for i in items}, keys)
             self.assertEqual({i["path"] for i in items}, keys)
+
+    def test_each_role_is_its_own_redis_user_as_documented(self) -> None:
+        """The lobbies and the hosts give Redis their own ACL user (`--redis-user`) and its
+        password; the Redis pods declare each with the rules docs/scaling.md ("Redis users")
+        writes, on vinom's keys and channels alone and never Redis's administration
+        (tests/test_deploy_run.py fails on a command one is refused)."""
+        script = (DEPLOY / "components" / "redis-sentinel" / "redis.sh").read_text()
+        declared = dict(re.findall(r"^user (vinom-\w+) on >\$\w+ (.*)$", script, re.M))
+        self.assertEqual(set(declared), {"vinom-lobby", "vinom-host"})
+        scaling = (CHECKOUT / "docs" / "scaling.md").read_text()
+        for user, rules in declared.items():
+            self.assertIn(f"user {user} on >{user.removeprefix('vinom-').upper()}-PASSWORD "
+                          f"{rules}\n", scaling)  # fmt: skip
+            words = rules.split()
+            self.assertEqual(words[:5], ["resetkeys", "~vinom:*", "resetchannels", "&vinom:*",
+                                         "-@all"])  # fmt: skip
+            self.assertTrue(all(w.startswith("+") and "@" not in w for w in words[5:]), rules)
+            self.assertNotIn("+flushall", words)
+        for overlay, documents in self.rendered.items():
+            for document in documents:
+                for template in pod_templates(document):
+                    (container, *_) = template["spec"]["containers"]
+                    args = dict(a.removeprefix("--").partition("=")[::2]
+                                for a in container.get("args", []))  # fmt: skip
+                    if "redis" not in args:
+                        continue
+                    role = args["role"]
+                    with self.subTest(overlay=overlay, role=role):
+                        self.assertEqual(args["redis-user"], f"vinom-{role}")
+                        self.assertEqual(args["redis-password-file"],
+                                         f"/etc/vinom/secrets/redis-{role}-password")  # fmt: skip
 
     def test_the_gateways_relay_serves_the_udp_ports_its_service_lists(self) -> None:
         for overlay, documents in self.rendered.items():

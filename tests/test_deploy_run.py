@@ -45,6 +45,7 @@ from tests.support.kubelet import OWN_NETWORK, POD_NETWORK, Cluster, own_network
 from tests.test_deploy import render
 from vinom.client.bots import LobbyAddress, play_bot
 from vinom.client.lobby import LobbyClient, LobbyClientProtocol, client_tls_options
+from vinom.cluster.blocking import ask
 
 
 def certificate(names: list[str], addresses: list[str]) -> tuple[bytes, bytes]:
@@ -113,7 +114,8 @@ class RenderedManifestsTestCase(TestCase):
         Path(self.cert).write_bytes(cert)
         secrets = {
             "vinom-secrets": {"token-key": os.urandom(32), "relay-key": os.urandom(32),
-                              "redis-password": password(),
+                              "redis-password": password(), "redis-lobby-password": password(),
+                              "redis-host-password": password(),
                               "redis-sentinel-password": password(), "ops-token": password()},
             "vinom-tls": {"tls.crt": cert, "tls.key": key},
         }  # fmt: skip
@@ -282,6 +284,19 @@ class RenderedManifestsTestCase(TestCase):
         self.assertEqual([r.outcome for r in reports], ["finished"] * 4,
                          f"{reports}\n{self.logs('lobby', 'host')}")  # fmt: skip
 
+    def check_redis_refused_no_command(self) -> None:
+        """The lobbies and hosts, each as its own Redis ACL user (docs/scaling.md, "Redis
+        users"), were never refused a command, a key or a channel: Redis's ACL LOG, on
+        every Redis pod, is empty."""
+        password = self.cluster.secrets["vinom-secrets"]["redis-password"].decode()
+        users = set()
+        for pod in self.cluster.live("StatefulSet", "redis"):
+            refused = ask((pod.ip, 6379), ["ACL", "LOG"], password=password)
+            self.assertEqual(refused, [], f"{pod.name}: {refused}")
+            clients = ask((pod.ip, 6379), ["CLIENT", "LIST"], password=password)
+            users |= set(re.findall(r" user=(\S+)", clients))
+        self.assertLessEqual({"vinom-lobby", "vinom-host"}, users)
+
     async def run_everything(self) -> None:
         await self.start()
         await self.check_every_container_runs_the_manifests_arguments()
@@ -291,6 +306,7 @@ class RenderedManifestsTestCase(TestCase):
         await self.check_a_killed_lobby_pod_loses_no_running_match()
         await self.check_a_drained_host_finishes_its_matches()
         await self.check_a_killed_host_pod_is_replaced_and_serves()
+        self.check_redis_refused_no_command()
 
 
 def events(pod: Any) -> list[dict[str, Any]]:

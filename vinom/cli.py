@@ -335,6 +335,8 @@ class ReplayOptions(CommandOptions):
          "<prefix>record:<match id>."],
         ["redis-password-file", None, None, "With --redis: the file holding its password "
          "(default: $VINOM_REDIS_PASSWORD, else the URL's)."],
+        ["redis-user", None, None, "With --redis: the Redis ACL user whose password that is "
+         "(default: Redis's `default` user)."],
         ["redis-sentinel-password-file", None, None, "With a redis+sentinel:// --redis: the "
          "file holding the sentinels' password (default: $VINOM_REDIS_SENTINEL_PASSWORD)."],
         ["redis-ca-file", None, None, "With a rediss:// --redis: the CA certificate(s) that "
@@ -358,7 +360,7 @@ class ReplayOptions(CommandOptions):
             raise usage.UsageError("--match is for a record file; with --redis, the argument "
                                    "is the match id")
         if self["redis"] is None:
-            for name in ("redis-password-file", "redis-sentinel-password-file",
+            for name in ("redis-password-file", "redis-user", "redis-sentinel-password-file",
                          "redis-ca-file", "save"):  # fmt: skip
                 if self[name] is not None:
                     raise usage.UsageError(f"--{name} is for --redis, which is not given")
@@ -367,7 +369,7 @@ class ReplayOptions(CommandOptions):
 
         self["redis-settings"] = redis_settings(
             self["redis"], self["redis-password-file"], self["redis-sentinel-password-file"],
-            self["redis-ca-file"],
+            self["redis-ca-file"], user=self["redis-user"],
         )
 
 

@@ -75,7 +75,7 @@ class GatewayRelayTests(GatewayTestCase):
         listening_lines = gateway.text.count("starting on")
         await self.play_two_bots(port, "j")
         self.assertEqual(await self.metric(ops, "vinom_relay_routes_opened_total"), 2)
-        self.assertIn('"log_format"', gateway.text)
+        self.assertIn('"message": ', gateway.text)
         self.assert_no_route_socket_lines(gateway, listening_lines)
 
     def assert_no_route_socket_lines(self, gateway: Process, listening_lines: int) -> None:

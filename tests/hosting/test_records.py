@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -106,7 +107,18 @@ class RecordFilesTests(SynchronousTestCase):
         os.utime(old, (now - 20.0, now - 20.0))
         (files.directory / "notes.txt").write_text("not a record")
         # m-0 is too old; then the oldest beyond the size: m-1 (not the live one).
-        self.assertEqual(files.prune(now), 2)
+        with capturedLogs() as logged:
+            self.assertEqual(files.prune(now), 2)
+        # One line says so, with what was kept; a prune that removes nothing says nothing.
+        kept_bytes = sum(p.stat().st_size for p in Path(files.directory).iterdir()
+                         if p.name != "notes.txt")  # fmt: skip
+        self.assertEqual([formatEvent(e) for e in logged], [
+            f"pruned 2 match record files ({2 * size} bytes) from {files.directory}: older "
+            f"than {100 / 86400:g} days or beyond {(3 * size + 11) / 1048576:g} MB; 4 files "
+            f"({kept_bytes} bytes) kept"])  # fmt: skip
+        with capturedLogs() as logged:
+            self.assertEqual(files.prune(now), 0)
+        self.assertEqual(logged, [])
         left = sorted(p.name for p in Path(files.directory).iterdir())
         kept = [paths[n].name for n in ("live", "m-2", "m-3")]  # type: ignore[union-attr]
         self.assertEqual(left, sorted([*kept, old.name, "notes.txt"]))

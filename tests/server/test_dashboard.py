@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
@@ -233,6 +234,8 @@ class DashboardInChromiumTests(TestCase):
         self.assertEqual(await browser.text_of("#running tbody"), "no match is running")
         self.assertEqual(await browser.text_of("#free-ports"), "2")
         self.assertEqual(await browser.text_of("#game-sockets-refused"), "no web server")
+        self.assertEqual(await browser.text_of("#record-files"), "0")
+        self.assertEqual(await browser.text_of("#record-bytes"), "0.0 KB on disk")
         self.assertFalse(await browser.run(lambda d: d.execute_script(
             "return document.getElementById('draining').checkVisibility();"
         )))
@@ -260,6 +263,12 @@ class DashboardInChromiumTests(TestCase):
         ))
         self.assertIn("finished", await browser.text_of(ended) or "")
         await browser.wait_for_text("#running-count", "0")
+        # The match's record, in the record files on disk (--record-dir).
+        on_disk = [p.stat().st_size for p in Path(server.data_dir, "records").iterdir()
+                   if p.name.endswith(".vrec")]  # fmt: skip
+        await browser.wait_for_text("#record-files", str(len(on_disk)))
+        self.assertEqual(await browser.text_of("#record-bytes"),
+                         f"{sum(on_disk) / 1024:.1f} KB on disk")  # fmt: skip
 
         server.root.before_stop()  # SIGTERM's drain: the banner says so
         await browser.wait_until(lambda d: d.execute_script(

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,12 +21,16 @@ from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
+import twisted
+import vinom
 from tests.support.browser import Browser, open_browser
+from tests.support.metrics import samples
 from tests.support.servers import RunningServer, start_server
 from tests.support.waiting import until
 from vinom.client.bots import play_bot
 from vinom.client.lobby import client_tls_options
 from vinom.games.registry import GameRegistry
+from vinom.server.build import build_info
 
 
 def metric_value(text: bytes, name: str) -> float:
@@ -104,6 +109,34 @@ class OpsEndpointTests(TestCase):
         self.assertEqual(code, 200)
         self.assertEqual(self.metric(text, "vinom_matches_formed_total"), 1)
         self.assertEqual(self.metric(text, "vinom_record_write_errors_total"), 1)
+
+    async def test_the_record_files_on_disk_and_the_build_are_figures(self) -> None:
+        """An operator sees the records' count and size (/metrics, /status) and which vinom
+        runs (vinom_build_info: version, compiled or pure build, Twisted's version)."""
+        records = os.path.abspath(self.mktemp())
+        server = await start_server(
+            self, "--ops-port", "tcp:0:interface=127.0.0.1", "--record-dir", records, ports=2
+        )
+        _code, text = await self.get(server, "/metrics")
+        build = samples(text.decode(), "vinom_build_info", "version", "build", "twisted")
+        self.assertEqual(build, {(vinom.__version__, build_info()["code"],
+                                  twisted.__version__): 1.0})  # fmt: skip
+        self.assertEqual(self.metric(text, "vinom_record_files"), 0)
+        self.assertEqual(self.metric(text, "vinom_record_bytes"), 0)
+
+        await self.play_one_match(server)
+
+        def on_disk() -> list[int]:
+            return [p.stat().st_size for p in Path(records).iterdir()
+                    if p.name.endswith(".vrec")]  # fmt: skip
+
+        await until(lambda: sum(on_disk()) > 0, "the match's record on disk")
+        _code, text = await self.get(server, "/metrics")
+        self.assertEqual(self.metric(text, "vinom_record_files"), len(on_disk()))
+        self.assertEqual(self.metric(text, "vinom_record_bytes"), sum(on_disk()))
+        _code, body = await self.get(server, "/status")
+        self.assertEqual(json.loads(body)["records"],
+                         {"files": len(on_disk()), "bytes": sum(on_disk())})  # fmt: skip
 
     async def test_worker_figures_reach_the_lobby_process(self) -> None:
         server = await start_server(

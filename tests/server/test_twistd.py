@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import random
 import re
 import sys
@@ -66,6 +67,10 @@ class TwistdTests(TestCase):
         # One line says who the players are: anonymous, by default.
         self.assertIn(b"vinom: players are anonymous: any name, a fresh player id each time "
                       b"(--auth guest)", process.output)  # fmt: skip
+        # The match records' directory is made at start, private: records hold seeds.
+        records = os.path.join(os.path.dirname(cert), "records")
+        self.assertEqual(oct(stat.S_IMODE(os.stat(records).st_mode)), oct(0o700))
+        self.assertNotIn(b"can be read by others", process.output)
         build = build_info()  # the server imports the same vinom as this test
         self.assertIn(
             f"packet path {build['code']}, AEAD {build['aead']}".encode(), process.output

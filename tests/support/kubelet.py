@@ -501,6 +501,8 @@ class Cluster:
         for pod in self.pods:
             pod.signal("KILL")
             await pod.ended()
+            # Kept for a test that timed out (no assertion showed the pods' output).
+            (self.work / "pods" / pod.name / "output.log").write_text(pod.text())
             if pod.sdk is not None:
                 pod.sdk.close_watches()
                 await pod.sdk_port.stopListening()
@@ -558,9 +560,10 @@ async def rerun_in_own_network(case: TestCase) -> None:
     """`case`'s test, run by a child trial in new user and network namespaces."""
     work = Path(case.mktemp()).resolve()
     work.mkdir(parents=True)
-    env = {**os.environ, OWN_NETWORK: case.id(),
-           # The parent's import path (the installed build, then the checkout's tests).
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
+    # The parent's import path (the installed build first, as here), then the checkout for
+    # the tests (sys.path's '' was the directory the parent started in).
+    path = dict.fromkeys([*(p for p in sys.path if p), str(CHECKOUT)])
+    env = {**os.environ, OWN_NETWORK: case.id(), "PYTHONPATH": os.pathsep.join(path)}
     argv = [shutil.which("unshare") or "unshare", "-Urn", sys.executable, "-m",
             "twisted.trial", f"--temp-directory={work / '_trial_temp'}", case.id()]  # fmt: skip
     output = Output("trial", case.id())
@@ -568,7 +571,8 @@ async def rerun_in_own_network(case: TestCase) -> None:
     code = await output.ended
     if code != 0 or "PASSED" not in output.text:
         raise AssertionError(f"{case.id()} in a network of its own (unshare -Urn): exit "
-                             f"{code}\n{output.text}")  # fmt: skip
+                             f"{code} (each pod's output: {work}/**/pods/*/output.log)\n"
+                             f"{output.text}")  # fmt: skip
 
 
 def loopback_up() -> None:

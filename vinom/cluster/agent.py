@@ -138,6 +138,7 @@ class HostAgent(Service):
         self._presence = RedisSubscription(
             presence_endpoint, presence_channel(redis, self.host_id), _ignore, clock,
             redis.settings.password, catch_up=self._restore_ends,
+            username=redis.settings.username,
         )  # fmt: skip
         self._serving = False
         # The loop taking requests: a stop waits for it (a read out answers within a

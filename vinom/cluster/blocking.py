@@ -40,12 +40,15 @@ def ask(
     password: str | None = None,
     timeout: float = 2.0,
     tls: ssl.SSLContext | None = None,
+    username: str | None = None,
 ) -> Any:
-    """AUTH with `password` (if any), then `commands` in turn, at `address`; the last
+    """AUTH with `password` (if any; as `username` when given), then `commands` in turn, at
+    `address`; the last
     reply, or the first error reply. Raises OSError (ssl.SSLError included) when the
     connection fails or closes before a whole reply, ValueError when what comes back
     is not the Redis protocol."""
-    auth: list[Sequence[bytes | str]] = [] if password is None else [("AUTH", password)]
+    auth: list[Sequence[bytes | str]] = [] if password is None else [
+        ("AUTH", password) if username is None else ("AUTH", username, password)]
     with socket.create_connection(address, timeout=timeout) as raw:
         conn: socket.socket = raw
         if tls is not None:

@@ -173,7 +173,7 @@ def connect(settings: RedisSettings, reactor: Any) -> txredisapi_adapter.Pool:
     return txredisapi_adapter.pool(
         client_endpoint(settings, reactor), name=f"{settings.host}:{settings.port}",
         db=settings.db, size=settings.pool_size, password=settings.password,
-        timeout=settings.timeout,
+        timeout=settings.timeout, username=settings.username,
     )  # fmt: skip
 
 
@@ -341,7 +341,7 @@ class SentinelMaster:
         settings = self.settings
         return txredisapi_adapter.master_pool(
             self.endpoint(), name=self.name, db=settings.db, size=settings.pool_size,
-            password=settings.password, timeout=settings.timeout,
+            password=settings.password, timeout=settings.timeout, username=settings.username,
         )  # fmt: skip
 
     def disconnect(self) -> Deferred[object]:
@@ -557,6 +557,7 @@ class RedisSubscription:
         clock: IReactorTime,
         password: str | None = None,
         catch_up: Callable[[], Awaitable[object]] | None = None,
+        username: str | None = None,
     ) -> None:
         from twisted.application.internet import ClientService, backoffPolicy
 
@@ -568,7 +569,7 @@ class RedisSubscription:
         self._waiters: list[Deferred[None]] = []
         self._service = ClientService(
             endpoint,
-            txredisapi_adapter.subscriber_factory(self, password),
+            txredisapi_adapter.subscriber_factory(self, password, username),
             retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=2.0),
             clock=clock,
         )

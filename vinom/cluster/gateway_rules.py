@@ -59,7 +59,7 @@ class RedisGatewayRules(service.Service):
         self._loop: LoopingCall | None = None
         self._subscription = RedisSubscription(
             redis.endpoint(reactor), self.channel, lambda _message: self.read(), reactor,
-            redis.settings.password, catch_up=self.read,
+            redis.settings.password, catch_up=self.read, username=redis.settings.username,
         )  # fmt: skip
 
     def startService(self) -> None:

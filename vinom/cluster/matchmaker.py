@@ -143,6 +143,7 @@ class RedisMatchmaker:
         new_id: Callable[[], str] = new_match_id,
         password: str | None = None,
         redis_clock: RedisClock | None = None,
+        username: str | None = None,
     ) -> None:
         self.lobby_id = lobby_id or "l-" + secrets.token_hex(8)
         self._redis = redis
@@ -177,7 +178,7 @@ class RedisMatchmaker:
         self._channel = f"{settings.prefix}:matches:{self.lobby_id}"
         self._subscription = RedisSubscription(
             subscriber_endpoint, self._channel, self._heard, clock, password,
-            catch_up=self._catch_up,
+            catch_up=self._catch_up, username=username,
         )  # fmt: skip
         # Open while this process lives: the script counts its subscribers.
         self._presence = RedisSubscription(
@@ -186,6 +187,7 @@ class RedisMatchmaker:
             _ignore,
             clock,
             password,
+            username=username,
         )
         self._ticking = Outage(self.log, clock, "the matchmaker's tick")
         # A restore after a failover is due until one succeeds (`restore_tickets`).

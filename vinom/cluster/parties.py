@@ -95,6 +95,7 @@ class RedisPartyStore:
         max_size: int = DEFAULT_MAX_SIZE,
         settings: RedisPartySettings | None = None,
         password: str | None = None,
+        username: str | None = None,
         lobby_id: str = "",
         lease_prefix: str | None = None,
         lease_settle: float = DEFAULT_MATCHMAKER.lobby_lease + DEFAULT_MATCHMAKER.tick_every,
@@ -115,6 +116,7 @@ class RedisPartyStore:
             self._heard,
             clock,
             password,
+            username=username,
         )
         self._stopped: Deferred[None] | None = None
         self._refresher = LoopingCall(self._refresh)

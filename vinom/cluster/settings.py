@@ -54,6 +54,8 @@ class RedisSettings:
     db: int = field(default=0, validator=validators.ge(0))
     # Kept out of repr so that logging the settings never logs the password.
     password: str | None = field(default=None, repr=False)
+    # The Redis ACL user the password is of (AUTH user password); None: Redis's `default`.
+    username: str | None = None
     pool_size: int = field(default=4, validator=positive)
     timeout: float = field(default=2.0, validator=positive)
     key_prefix: str = DEFAULT_PREFIX

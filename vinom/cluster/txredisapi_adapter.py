@@ -129,12 +129,14 @@ def installed_version() -> str:
 
 
 def pool(
-    endpoint: Any, *, name: str, db: int, size: int, password: str | None, timeout: float
+    endpoint: Any, *, name: str, db: int, size: int, password: str | None, timeout: float,
+    username: str | None = None,
 ) -> Pool:
     """A lazy pool of `size` connections to the Redis `endpoint` reaches, usable at once
     (calls wait for a connection), that reconnects with txredisapi's backoff (about
     1 s, then up to 10 s apart). `name` is the pool's label (host:port); `db` is
-    selected on each connection but 0; `timeout` is txredisapi's reply timeout.
+    selected on each connection but 0; `timeout` is txredisapi's reply timeout; each
+    connection sends AUTH [username] password first when `password` is given.
     Replies are the strings stored (txredisapi's number conversion is off)."""
     import txredisapi
 
@@ -145,6 +147,7 @@ def pool(
         poolsize=size,
         isLazy=True,
         password=password,
+        username=username,
         replyTimeout=timeout,
         # Strings stay strings: an id such as "42" must not come back as a number.
         convertNumbers=False,
@@ -153,7 +156,7 @@ def pool(
 
 
 def master_factory(*, name: str, db: int, size: int, password: str | None,
-                   timeout: float) -> Any:  # fmt: skip
+                   timeout: float, username: str | None = None) -> Any:  # fmt: skip
     """The factory of a pool to the Sentinel master `name` (`master_pool` starts it):
     each connection checks with ROLE that it reached a master, and is closed if not."""
     import txredisapi
@@ -161,18 +164,20 @@ def master_factory(*, name: str, db: int, size: int, password: str | None,
     factory = txredisapi.SentinelConnectionFactory(
         sentinel_manager=None, service_name=name, is_master=True,
         uuid=None, dbid=db or None, poolsize=size, isLazy=True,
-        password=password, replyTimeout=timeout, convertNumbers=False,
+        password=password, replyTimeout=timeout, convertNumbers=False, username=username,
     )  # fmt: skip
     factory.maxDelay = MASTER_MAX_DELAY
     return factory
 
 
 def master_pool(
-    endpoint: Any, *, name: str, db: int, size: int, password: str | None, timeout: float
+    endpoint: Any, *, name: str, db: int, size: int, password: str | None, timeout: float,
+    username: str | None = None,
 ) -> Pool:
     """A lazy pool of `size` connections to the master `endpoint` reaches (one that asks
     the sentinels at each connection), as `pool()` makes to one Redis."""
-    factory = master_factory(name=name, db=db, size=size, password=password, timeout=timeout)
+    factory = master_factory(name=name, db=db, size=size, password=password, timeout=timeout,
+                             username=username)  # fmt: skip
     return _start(factory, endpoint)
 
 
@@ -276,10 +281,11 @@ class Subscriber(Protocol):
         """Redis refused the connection's AUTH (or SELECT); it is closed."""
 
 
-def subscriber_factory(subscriber: Subscriber, password: str | None) -> Factory:
+def subscriber_factory(subscriber: Subscriber, password: str | None,
+                       username: str | None = None) -> Factory:  # fmt: skip
     """A protocol factory of pub/sub connections (for a `ClientService`) that tell
     `subscriber`, each sending AUTH first when `password` is given."""
-    return _SubscriberFactory(subscriber, password)
+    return _SubscriberFactory(subscriber, password, username)
 
 
 class _SubscriberFactory(Factory):
@@ -287,12 +293,14 @@ class _SubscriberFactory(Factory):
 
     isLazy = True
 
-    def __init__(self, subscriber: Subscriber, password: str | None) -> None:
+    def __init__(self, subscriber: Subscriber, password: str | None,
+                 username: str | None = None) -> None:  # fmt: skip
         self.subscriber = subscriber
         self.password = password
+        self.username = username
 
     def buildProtocol(self, addr: object) -> Any:
-        protocol = _subscriber_protocol()(password=self.password)
+        protocol = _subscriber_protocol()(password=self.password, username=self.username)
         protocol.factory = self
         protocol.subscriber = self.subscriber
         return protocol

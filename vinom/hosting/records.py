@@ -314,7 +314,8 @@ class RecordFiles:
 
     def prune(self, now: float) -> int:
         """Delete the record files older than `max_age`, then the oldest beyond
-        `max_bytes`; returns how many went. Files still open stay."""
+        `max_bytes`; returns how many went, and says so in one line when any did. Files
+        still open stay."""
         live = self.open_paths()
         found: list[tuple[float, int, str]] = []
         try:
@@ -331,7 +332,7 @@ class RecordFiles:
             found.append((stat.st_mtime, stat.st_size, entry.path))
         found.sort()
         total = sum(size for _, size, _ in found)
-        removed = 0
+        removed = removed_bytes = 0
         for mtime, size, path in found:
             if path in live:
                 continue
@@ -342,8 +343,35 @@ class RecordFiles:
                     continue
                 total -= size
                 removed += 1
+                removed_bytes += size
         self.pruned += removed
+        if removed:
+            settings = self.settings
+            _log.info(
+                "pruned {removed} match record files ({removed_bytes} bytes) from {directory}: "
+                "older than {days:g} days or beyond {megabytes:g} MB; {kept} files "
+                "({kept_bytes} bytes) kept",
+                removed=removed, removed_bytes=removed_bytes, directory=self._directory,
+                days=settings.max_age / 86400, megabytes=settings.max_bytes / (1024 * 1024),
+                kept=len(found) - removed, kept_bytes=total,
+            )  # fmt: skip
         return removed
+
+
+def records_on_disk(directory: str) -> tuple[int, int]:
+    """How many record files (either version) `directory` holds, and their bytes; (0, 0)
+    when it cannot be read (not made yet: no match recorded)."""
+    files = size = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0, 0
+    for entry in entries:
+        if entry.name.endswith((RECORD_FILE_SUFFIX, RECORD_SUFFIX)):
+            with contextlib.suppress(OSError):
+                size += entry.stat().st_size
+                files += 1
+    return files, size
 
 
 # `RecordFiles._files`'s "no entry" (None is a match whose file failed).

@@ -9,6 +9,15 @@ every benchmark result carries it.
 from __future__ import annotations
 
 
+def version_line() -> str:
+    """What `twistd vinom --version` prints: vinom's version and build, and Twisted's."""
+    import twisted
+    import vinom
+
+    info = build_info()
+    return f"vinom {vinom.__version__} ({info['code']} build), Twisted {twisted.__version__}"
+
+
 def build_info() -> dict[str, str]:
     """`code`: "compiled" or "pure"; `aead`: the AEAD's implementation ("cryptography")."""
     from vinom.protocol import crypto, server

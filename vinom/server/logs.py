@@ -3,19 +3,22 @@
 twistd starts logging after `makeService`, looking first for an `ILogObserver`
 component on the application; `ServerRoot` puts one there when JSON is
 asked for, so `twistd vinom --log-format json` needs no `--logger` incantation.
-JSON lines go to standard output, where container platforms collect them.
+JSON lines go to standard output, where container platforms collect them: one
+object per event with its time, level, namespace and rendered message, then the
+event's own fields (`json_line`; docs/operations.md, "Logs").
 The web sites' access log (a line per HTTP request) is off unless asked for.
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any, cast
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.logger import ILogObserver, jsonFileLogObserver
+from twisted.logger import FileLogObserver, ILogObserver, formatEvent
 from twisted.web import http, server
 
 LOG_FORMATS = ("text", "json")
@@ -34,9 +37,41 @@ class Site(server.Site):
             super().log(request)
 
 
+# The fields every JSON line starts with (docs/operations.md, "Logs"); an event's own
+# field of one of these names gives way.
+JSON_LINE_FIELDS = ("time", "level", "namespace", "message")
+# What Twisted's legacy log bridge adds to an event (twisted.python.log.msg), which the
+# rendered message already says.
+_LEGACY_FIELDS = frozenset({"message", "time", "isError", "format", "why", "failure",
+                            "printed", "system"})  # fmt: skip
+
+
+def json_line(event: Mapping[str, Any]) -> str:
+    """One event as one JSON object (no newline): `time` (seconds since the epoch),
+    `level`, `namespace`, `message` (the text twistd's text log would show), then
+    `traceback` when it carries a failure, and its own fields (values JSON cannot
+    hold as their text). Twisted's bookkeeping (`log_format`, `log_flattened`,
+    `log_logger`, `log_source`, ...) stays out: the message already says it."""
+    level = event.get("log_level")
+    line: dict[str, Any] = {
+        "time": event.get("log_time"),
+        "level": getattr(level, "name", None),
+        "namespace": event.get("log_namespace"),
+        "message": formatEvent(dict(event)),
+    }
+    failure = event.get("log_failure")
+    if failure is not None:
+        line["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if key.startswith("log_") or key in line or key in _LEGACY_FIELDS:
+            continue
+        line[key] = value
+    return json.dumps(line, default=str, ensure_ascii=False)
+
+
 def json_lines_observer(stream: IO[str] | None = None) -> ILogObserver:
-    """An observer writing one JSON object per event and line (record separator off)."""
-    return jsonFileLogObserver(stream or sys.stdout, recordSeparator="")
+    """An observer writing one JSON object per event and line (`json_line`)."""
+    return FileLogObserver(stream or sys.stdout, lambda event: json_line(event) + "\n")
 
 
 class ServerRoot(service.MultiService):

@@ -51,11 +51,17 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.util import Redirect
 
+import twisted
+import vinom
+from vinom.server.build import build_info
 from vinom.server.logs import Site
 from vinom.server.status import ServerFigures, StatusReader, status_document
 from vinom.server.web import ReadOnlyRequest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# vinom_build_info's labels: read once (which modules are compiled does not change).
+BUILD = {"version": vinom.__version__, "build": build_info()["code"],
+         "twisted": twisted.__version__}  # fmt: skip
 # The dashboard's page, script and style, shipped in the package (setup.py package_data).
 DASHBOARD_FILES = Path(__file__).with_name("dashboard")
 ASSET_TYPES = {
@@ -73,6 +79,13 @@ class ServerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         figures = self.status.read()
+        build = GaugeMetricFamily(
+            "vinom_build_info", "Always 1: the running vinom's version and build (compiled: "
+            "the packet path mypyc-compiled; pure: Python sources), and Twisted's version.",
+            labels=["version", "build", "twisted"],
+        )
+        build.add_metric([BUILD["version"], BUILD["build"], BUILD["twisted"]], 1)
+        yield build
         yield GaugeMetricFamily(
             "vinom_lobby_connections", "Open lobby connections.",
             value=figures.lobby_connections,
@@ -159,6 +172,16 @@ class ServerCollector(Collector):
             "of those matches' records is lost; the matches go on.",
             value=figures.totals.get("record_write_errors", 0),
         )
+        if figures.record_files is not None:
+            yield GaugeMetricFamily(
+                "vinom_record_files",
+                "Match record files in --record-dir now (pruned by --record-keep-days and "
+                "--record-max-mb).", value=figures.record_files,
+            )  # fmt: skip
+            yield GaugeMetricFamily(
+                "vinom_record_bytes", "Bytes of the match record files in --record-dir now.",
+                value=figures.record_bytes,
+            )
         yield GaugeMetricFamily(
             "vinom_draining", "1 while the server drains (SIGTERM), else 0.",
             value=1 if figures.draining else 0,

@@ -189,6 +189,14 @@ class Options(PluginOptions):
             "else the password in --redis, else none.",
         ),
         param(
+            "redis-user",
+            None,
+            None,
+            "With --redis: the Redis ACL user (AUTH user password) whose password "
+            "--redis-password-file holds, as each role's own user (docs/scaling.md, \"Redis "
+            "users\"). Default: Redis's `default` user.",
+        ),
+        param(
             "redis-sentinel-password-file",
             None,
             None,
@@ -817,7 +825,8 @@ class Options(PluginOptions):
                     f"--role {self['role']} needs --redis: lobbies and game hosts in separate "
                     "processes find each other in Redis"
                 )
-            for name in ("redis-password-file", "redis-sentinel-password-file", "redis-ca-file"):
+            for name in ("redis-password-file", "redis-user", "redis-sentinel-password-file",
+                         "redis-ca-file"):  # fmt: skip
                 if self[name] is not None:
                     raise usage.UsageError(f"--{name} is for --redis, which is not given")
             return
@@ -858,7 +867,7 @@ class Options(PluginOptions):
         """--redis and the files that go with it (password, sentinel password, CA)."""
         return redis_settings(
             self["redis"], self["redis-password-file"], self["redis-sentinel-password-file"],
-            self["redis-ca-file"],
+            self["redis-ca-file"], user=self["redis-user"],
         )
 
     def _check_listeners(self) -> None:

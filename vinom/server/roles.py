@@ -74,6 +74,7 @@ from vinom.server.startup import (
     Address,
     Announcement,
     Listener,
+    check_record_dir,
     check_redis,
     is_loopback,
 )
@@ -171,6 +172,7 @@ def build_shared(
                                          watch_key=watch_key(settings.key_prefix),
                                          placement_prefix=settings.key_prefix),
         password=settings.password,
+        username=settings.username,
         # Its heartbeat reads Redis's clock for every call's deadline.
         redis_clock=redis.redis_clock,
     )  # fmt: skip
@@ -184,6 +186,7 @@ def build_shared(
         settings=RedisPartySettings(prefix=settings.key_prefix + "party",
                                     watch_key=watch_key(settings.key_prefix)),
         password=settings.password,
+        username=settings.username,
         # A member whose lobby's lease lapses is taken out of their party.
         lobby_id=matchmaker.lobby_id, lease_prefix=mm_prefix,
     )  # fmt: skip
@@ -213,12 +216,16 @@ class HostingRole:
 
 def build_hosting(
     options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
-    protocol: ProtocolConfig,
+    protocol: ProtocolConfig, check: bool = False,
 ) -> HostingRole:  # fmt: skip
     """The port allocator, the game hosts --game-host asks for, and with Redis the agent
-    that registers this host and takes the matches lobbies place on it."""
+    that registers this host and takes the matches lobbies place on it. With `check`
+    (under twistd) a --record-dir they cannot write ends the start in one line."""
     if not runs_host(options):
         return HostingRole()
+    recording = options.get("recording")
+    if check and recording is not None and recording.enabled:
+        check_record_dir(recording.directory)
     low, _high = options["udp-port-range"]
     # The ring holds one port per concurrent game: --max-games bounds the games.
     allocator = PortAllocator(range(low, low + options["max-games"]))
@@ -514,9 +521,12 @@ def build_ops(
     if options["ops-port"] is None:
         return ()
     hosting = hosted.hosting if hosted.hosting is not None else lobbies.match_hosting
+    recording = options.get("recording")
+    record_dir = (recording.directory if hosted.hosting is not None and recording is not None
+                  and recording.enabled else None)  # fmt: skip
     reader = StatusReader(lobbies.lobby, shared.matchmaker, hosting,
                           hosted.host_factory, drain, reactor, web.lobby_sockets,
-                          web.game_sockets, web.webtransport)  # fmt: skip
+                          web.game_sockets, web.webtransport, record_dir)  # fmt: skip
     readiness: tuple[Callable[[], str | None], ...] = ()
     if hosted.agones is not None:
         # Health is said only while the game hosts answer, as /health says.

@@ -98,6 +98,13 @@ class PluginOptions(usage.Options):
 
     command = "vinom"
 
+    def opt_version(self) -> None:
+        """Display vinom's version and build, and Twisted's, and exit."""
+        from vinom.server.build import version_line
+
+        print(version_line())
+        raise SystemExit(0)
+
     def parseOptions(self, options: list[str] | None = None) -> None:
         try:
             super().parseOptions(options)
@@ -105,6 +112,27 @@ class PluginOptions(usage.Options):
             if self.parent is None:  # parsed on its own (tests, tools): the caller reports
                 raise
             raise StartupError(f"{e} (twistd {self.command} --help lists the options)") from None
+
+
+def check_record_dir(directory: str) -> None:
+    """That the game hosts can write match records in `directory` (--record-dir): made if
+    missing (private, as the game hosts make it: records hold their matches' seeds), and
+    a file made and removed in it; else the start ends in one line."""
+    import tempfile
+
+    from vinom.hosting.records import RECORD_DIRECTORY_MODE
+
+    try:
+        os.makedirs(directory, mode=RECORD_DIRECTORY_MODE, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".vinom-write-check-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StartupError(
+            f"cannot write match records in --record-dir {directory!r}: "
+            f"{e.strerror or e}; name a directory this server's user may write with "
+            "--record-dir, or record nothing with --no-record"
+        ) from None
 
 
 def warn_if_readable(option: str, path: str) -> None:
@@ -157,9 +185,10 @@ def redis_settings(
     sentinel_password_file: str | None = None,
     ca_file: str | None = None,
     environ: Mapping[str, str] | None = None,
+    user: str | None = None,
 ) -> RedisSettings:
-    """--redis and the files that go with it (password, sentinel password, CA), as
-    `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong."""
+    """--redis and what goes with it (password, sentinel password, CA files, the ACL user),
+    as `twistd vinom` reads them; raises `usage.UsageError` saying which is wrong."""
     if environ is None:
         environ = os.environ  # read now: a test, or a caller, may have replaced it
     try:
@@ -169,6 +198,13 @@ def redis_settings(
     password = redis_password(password_file, environ)
     if password is not None:
         settings = attrs.evolve(settings, password=password)
+    if user is not None:
+        if not user or any(c.isspace() for c in user):
+            raise usage.UsageError(f"--redis-user must be a Redis ACL user's name, not {user!r}")
+        if settings.password is None:
+            raise usage.UsageError("--redis-user needs the user's password: "
+                                   "--redis-password-file or $VINOM_REDIS_PASSWORD")
+        settings = attrs.evolve(settings, username=user)
     if settings.sentinels:
         sentinel_password = redis_password(sentinel_password_file, environ, sentinel=True)
         settings = attrs.evolve(settings, sentinel_password=sentinel_password)
@@ -391,12 +427,14 @@ def _address(host: str, port: int) -> str:
 
 def _ask(
     settings: RedisSettings, address: tuple[str, int], password: str | None,
-    *commands: list[bytes],
+    *commands: list[bytes], username: str | None = None,
 ) -> Any:  # fmt: skip
-    """AUTH (with `password`) then `commands` on a connection of their own (TLS for
-    rediss://); the last reply, or the first error reply (a `ReplyError`)."""
+    """AUTH (with `password`, as `username` when given) then `commands` on a connection of
+    their own (TLS for rediss://); the last reply, or the first error reply (a
+    `ReplyError`)."""
     tls = ssl.create_default_context(cafile=settings.ca_file) if settings.tls else None
-    return ask(address, *commands, password=password, timeout=settings.timeout, tls=tls)
+    return ask(address, *commands, password=password, timeout=settings.timeout, tls=tls,
+               username=username)  # fmt: skip
 
 
 def _redis_trouble(
@@ -410,7 +448,7 @@ def _redis_trouble(
     commands = [[b"PING"], *([[b"ROLE"]] if role else [])]
     try:
         reply = _ask(settings, address or (settings.host, settings.port), settings.password,
-                     *commands)  # fmt: skip
+                     *commands, username=settings.username)  # fmt: skip
     except ssl.SSLCertVerificationError as e:
         return True, f"presented a certificate that is not trusted ({e.verify_message})"
     except (OSError, ValueError) as e:

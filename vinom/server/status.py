@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from vinom.hosting.interfaces import Histogram, IHostingStatistics, IMatchHosting, WorkerStatus
+from vinom.hosting.records import records_on_disk
 from vinom.hosting.websocket import GameSocketFactory
 from vinom.hosting.webtransport import WebTransportServer
 from vinom.lobby.open_rooms import OpenRoom
@@ -82,6 +83,10 @@ class ServerFigures:
     webtransport_retries: int = 0
     webtransport_drops: Mapping[str, int] = field(factory=dict)
     webtransport_messages: Mapping[str, int] = field(factory=dict)
+    # Where this process's game hosts record matches: the record files there and their
+    # bytes (None and 0 when it records none: --no-record, or no game hosts).
+    record_files: int | None = None
+    record_bytes: int = 0
 
     @property
     def rtt(self) -> Histogram:
@@ -144,6 +149,8 @@ class StatusReader:
     websocket: WebSocketLobbyFactory | None = None
     game_sockets: GameSocketFactory | None = None
     webtransport: WebTransportServer | None = None
+    # The --record-dir of the game hosts that record here (None: none do).
+    record_dir: str | None = None
 
     def trouble(self) -> str | None:
         """Why the process cannot host matches now (no game-host worker answers), or None."""
@@ -195,7 +202,14 @@ class StatusReader:
             lobby_output_held=0 if lobby is None else lobby.output.held_bytes,
             lobby_slow_readers_dropped=0 if lobby is None else lobby.output.dropped,
             **self._webtransport_figures(),
+            **self._record_figures(),
         )
+
+    def _record_figures(self) -> dict[str, Any]:
+        if self.record_dir is None:
+            return {}
+        files, size = records_on_disk(self.record_dir)
+        return {"record_files": files, "record_bytes": size}
 
     def _webtransport_figures(self) -> dict[str, Any]:
         transport = self.webtransport
@@ -283,6 +297,9 @@ def status_document(figures: ServerFigures) -> dict[str, Any]:
             for w in figures.workers
         ],
         "rooms": {"open": _open_rooms(figures), "started": figures.rooms_started},
+        "records": None if figures.record_files is None else {
+            "files": figures.record_files, "bytes": figures.record_bytes,
+        },
     }
 
 

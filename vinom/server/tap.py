@@ -46,7 +46,7 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     # before the reactor runs under twistd (vinom.server.accounts); its store is what
     # build_accounts returns, for the lobby's authentication.
     build_accounts(options, reactor, root, check=under_twistd)
-    hosted = roles.build_hosting(options, reactor, root, shared, protocol)
+    hosted = roles.build_hosting(options, reactor, root, shared, protocol, check=under_twistd)
     lobbies = roles.build_lobby(options, reactor, root, shared, hosted, protocol, certificate)
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
     web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)

@@ -56,6 +56,12 @@ function milliseconds(seconds) {
   return seconds === null ? "–" : `${(seconds * 1000).toFixed(1)} ms`;
 }
 
+function size(bytes) {
+  return bytes < 1024 * 1024
+    ? `${(bytes / 1024).toFixed(1)} KB`
+    : `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
 function names(players) {
   return players.map((p) => (p.bot ? `${p.name} (bot)` : p.name)).join(", ");
 }
@@ -96,6 +102,11 @@ function render(status) {
       ? ` (${wtRefusals.map(([reason, count]) => `${reason} ${count}`).join(", ")})`
       : ""));
   }
+  // The record files on this server's disk (--record-dir); null when it records none.
+  text("record-files", status.records === null ? "–" : status.records.files);
+  text("record-bytes", status.records === null
+    ? "not recording here"
+    : `${size(status.records.bytes)} on disk`);
   text("rtt-median", milliseconds(status.rtt.median));
   text("rtt-detail", status.rtt.sessions === 0
     ? "no sessions"
