@@ -16,7 +16,8 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hosting.test_hosting_core import CoreTestCase, make_match
-from tests.protocol.test_protocol_vectors import documented
+from tests.protocol.test_protocol_vectors import SESSION, documented
+from tests.support.vectors import unhex
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.tokens import encode_user_data
@@ -24,8 +25,8 @@ from vinom.protocol.wire import NONCE_DOMAIN_SESSION
 from vinom.rooms.messages import encode_leave
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-C2S = bytes(range(0x20, 0x40))
-S2C = bytes(range(0x40, 0x60))
+C2S = unhex(SESSION["derived"]["client_to_server_key"])
+S2C = unhex(SESSION["derived"]["server_to_client_key"])
 
 
 def protocol_doc() -> str:
@@ -41,21 +42,28 @@ def open_packet(packet: bytes, key: bytes) -> bytes:
 class VectorInputsTests(SynchronousTestCase):
     def test_the_welcome_vector_names_its_session_id_and_time(self) -> None:
         _, vectors = documented()
-        session_id, server_time = struct.unpack("<Qd", open_packet(vectors["welcome"], S2C))
-        self.assertEqual((session_id, server_time), (1, 1000.0))
+        [welcome] = [v for v in SESSION["vectors"] if v["name"] == "welcome"]
+        plaintext = open_packet(vectors["welcome"], S2C)
+        self.assertEqual(plaintext.hex(), welcome["plaintext"])
+        session_id, server_time = struct.unpack("<Qd", plaintext)
+        self.assertEqual((session_id, server_time), (welcome["session_id"], welcome["server_time"]))
         text = protocol_doc()
         self.assertIn("`session_id` 1", text)
         self.assertIn("`server_time` 1000.0", text)
 
     def test_the_user_data_bytes_are_given(self) -> None:
-        data = encode_user_data("Ada", 0, 1500.0)
+        inputs = SESSION["inputs"]
+        data = encode_user_data(**inputs["user_data"])
+        self.assertEqual(data.hex(), inputs["user_data_hex"])
         self.assertIn(f"`{data.hex()}`", protocol_doc())
 
     def test_the_payload_bodies_are_given(self) -> None:
         _, vectors = documented()
+        plaintexts = {v["name"]: v["plaintext"] for v in SESSION["vectors"] if "plaintext" in v}
         text = re.sub(r"`\s*`", "", protocol_doc())  # the bodies are written in parts
         for name, key in (("payload_client", C2S), ("payload_server", S2C)):
             body = open_packet(vectors[name], key)
+            self.assertEqual(body.hex(), plaintexts[name], name)
             self.assertIn(f"`{body.hex()}`", text, name)
         self.assertIn("it acknowledges the client's\n  body 0", protocol_doc())
 
