@@ -51,6 +51,42 @@ class VectorInputsTests(SynchronousTestCase):
         self.assertIn("`session_id` 1", text)
         self.assertIn("`server_time` 1000.0", text)
 
+    def test_the_inputs_the_text_gives_are_the_files(self) -> None:
+        # Section 12 tells its inputs in words before the generated blocks: each is
+        # vectors/protocol.json's (a key as its first three bytes ... its last).
+        text = protocol_doc()
+        text = text[text.index("## 12. Test vectors") : text.index("<!-- vectors:session begin")]
+        text = " ".join(text.split())
+        inputs, derived = SESSION["inputs"], SESSION["derived"]
+
+        def short(key: str) -> str:
+            return f"`{key[:6]}...{key[-2:]}`"
+
+        [host] = inputs["hosts"]
+        client = inputs["client"]
+        told = [
+            short(inputs["token_key"]), f"`{inputs['application_id']:#X}`".replace("0X", "0x"),
+            f"version {inputs['protocol_version']}",
+            short(derived["client_to_server_key"]), short(derived["server_to_client_key"]),
+            short(derived["token_nonce"]), f"`{inputs['player_id']}`", f"`{inputs['match_id']}`",
+            f"`{host['host']}:{host['port']}`", f"unix {inputs['created_at']}",
+            f"lifetime {inputs['token_lifetime']} s",
+            f"expires {inputs['created_at'] + inputs['token_lifetime']}",
+            f"timeout {inputs['timeout_ms']} ms", f"`{inputs['user_data_hex']}`",
+            f"clock {inputs['host_time']} s", f"{inputs['cookie_rotation']:g} s rotation",
+            f"unix time {inputs['unix_time']}", f"`{derived['first_stateless_sequence']:#x}`",
+            short(derived["cookie_key"]), f"`{derived['first_session_sequence']:#x}`",
+            f"`{client['host']}:{client['port']}`", f"`{derived['client_first_sequence']:#x}`",
+            f"host time {inputs['keepalive_time']}",
+            f"`{inputs['client_message']['hex']}`", f"`{inputs['host_message']['hex']}`",
+            f"channel {inputs['client_message']['channel']}",
+            f"channel {inputs['host_message']['channel']}",
+            *(f"count up from `{inputs[side + '_random_start']:#x}`"
+              for side in ("issuer", "host", "client")),
+        ]  # fmt: skip
+        for words in told:
+            self.assertIn(words, text)
+
     def test_the_user_data_bytes_are_given(self) -> None:
         inputs = SESSION["inputs"]
         data = encode_user_data(**inputs["user_data"])

@@ -77,7 +77,8 @@ def public_token() -> PublicToken:
 
 
 def server(verdict: Admission = Admission.ACCEPT) -> ServerEndpoint:
-    return ServerEndpoint(HostConfig(protocol(), (HOST,)), FakeAdmission(verdict),
+    config = HostConfig(protocol(), (HOST,), cookie_rotation=INPUTS["cookie_rotation"])
+    return ServerEndpoint(config, FakeAdmission(verdict),
                           wall_clock=lambda: WALL,
                           random_bytes=Counting(INPUTS["host_random_start"]))  # fmt: skip
 
