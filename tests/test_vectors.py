@@ -4,7 +4,7 @@ takes. Each group's vectors are checked against the code by its own module
 (tests/protocol/test_protocol_vectors.py, test_reliability.py,
 tests/rooms/test_rooms_messages.py, tests/gateway/test_relay_token.py,
 tests/rooms/test_delta.py, tests/hosting/test_webtransport_wire.py,
-tests/hosting/test_records.py) and by the web client's Node suite
+tests/hosting/test_records.py, tests/rooms/test_rooms_record.py) and by the web client's Node suite
 (tests/webclient/vectors.test.mjs)."""
 
 from __future__ import annotations

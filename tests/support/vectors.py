@@ -28,7 +28,7 @@ DOC = ROOT / "docs" / "protocol.md"
 
 #: The groups of the file, in the document's order.
 GROUPS = ("session", "reliability", "messages", "route_tokens", "delta", "webtransport",
-          "records")  # fmt: skip
+          "records", "state_hashes")  # fmt: skip
 
 _REGION = re.compile(
     r"(<!-- vectors:(\w+) begin[^>]*-->\n)(.*?)(<!-- vectors:\2 end -->)", re.S
@@ -191,6 +191,13 @@ def _records(g: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _state_hashes(g: dict[str, Any]) -> list[str]:
+    lines = ["| state | hash |", "|---|---|"]
+    for v in g["vectors"]:
+        lines.append(f"| `{_value(v['value'])}` | `{v['hex']}` |")
+    return [*lines, ""]
+
+
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "session": _session,
     "reliability": _reliability,
@@ -199,6 +206,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "delta": _delta,
     "webtransport": _webtransport,
     "records": _records,
+    "state_hashes": _state_hashes,
 }
 
 

@@ -5,8 +5,9 @@
 // transport.test.mjs. The rest is not the web client's: it has no UDP session
 // (the sealed packets of §12, the reliability bodies of §13.14), opens no route
 // token (§15.1: the relay's), sends no close capsule (§17: the server's; the
-// browser's WebTransport reads it) and reads no record file (§18: the server's
-// replays are served to it as JSON).
+// browser's WebTransport reads it), and reads no record file nor hashes a state
+// (§18: the server replays records; the browser gets a replay's views, docs/web.md
+// "Replays").
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
