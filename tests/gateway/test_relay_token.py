@@ -1,15 +1,13 @@
-"""Route tokens (vinom.protocol.route_token): the vectors of docs/protocol.md §15.1,
-and what a relay refuses to open."""
+"""Route tokens (vinom.protocol.route_token): the vectors of vectors/protocol.json
+(docs/protocol.md §15.1), and what a relay refuses to open."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.vectors import group, unhex
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.route_token import (
     ROUTE_TOKEN_SIZE,
@@ -19,18 +17,14 @@ from vinom.protocol.route_token import (
     seal_route_token,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
-KEY = bytes(range(0x00, 0x20))
-NONCE = bytes(range(0x60, 0x6C))
-VECTOR = re.compile(
-    r"<!-- vector:route_token (\S+) (\d+) (\d+) -->\n```text\n([0-9a-f]+)\n```"
-)
+ROUTE_TOKENS = group("route_tokens")
+KEY = unhex(ROUTE_TOKENS["inputs"]["key"])
+NONCE = unhex(ROUTE_TOKENS["inputs"]["nonce"])
 
 
 def vectors() -> list[tuple[Route, bytes]]:
-    found = VECTOR.findall(DOC.read_text())
-    return [(Route(host, int(port), int(expiry)), bytes.fromhex(token))
-            for host, port, expiry, token in found]  # fmt: skip
+    return [(Route(v["host"], v["port"], v["expires_at"]), unhex(v["hex"]))
+            for v in ROUTE_TOKENS["vectors"]]  # fmt: skip
 
 
 class VectorTests(SynchronousTestCase):
@@ -41,6 +35,12 @@ class VectorTests(SynchronousTestCase):
         for route, token in vectors():
             self.assertEqual(len(token), ROUTE_TOKEN_SIZE)
             self.assertEqual(seal_route_token(route, NONCE, new_aead(KEY)).hex(), token.hex())
+
+    def test_the_plaintexts_are_the_documented_ones(self) -> None:
+        for v in ROUTE_TOKENS["vectors"]:
+            token = unhex(v["hex"])
+            header, nonce = token[:1], token[1:13]
+            self.assertEqual(new_aead(KEY).decrypt(nonce, token[13:], header).hex(), v["plaintext"])
 
     def test_opening_gives_the_documented_route(self) -> None:
         for route, token in vectors():

@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.server.test_tap import parse
 from tests.support.ports import free_udp_port
+from tests.support.vectors import unhex, vectors
 from vinom.games.interfaces import Seat
 from vinom.games.registry import GameRegistry
 from vinom.games.tictactoe import TicTacToeGame
@@ -54,12 +55,14 @@ class RecordFilesTests(SynchronousTestCase):
         self.assertEqual(names, ["19700101T000000Z-4242-1.vrec"])
         self.assertEqual(records_file_name(4242, 1, 0.0), names[0])
         data = (files.directory / names[0]).read_bytes()
-        # The header map, then [match id, bytes] frames (docs/protocol.md, "Match records").
-        header = bytes.fromhex("84 a6 666f726d6174 ad 76696e6f6d2d7265636f726473 a1 76 02"
-                               " a3 706964 cd 1092 a7 73746172746564 cb 0000000000000000")
-        self.assertEqual(data, header + bytes.fromhex("92 a3 6d2d31 c4 03 616263"
-                                                      "92 a3 6d2f32 c4 01 78"
-                                                      "92 a3 6d2d31 c4 03 646566"))  # fmt: skip
+        # The header map, then [match id, bytes] frames (docs/protocol.md, "Match records"):
+        # the file's header and first frame are vectors/protocol.json's.
+        found = vectors("records")
+        header, first = found["file_header"], found["frame"]
+        self.assertEqual((header["value"]["pid"], header["value"]["started"]), (4242, 0.0))
+        self.assertEqual((first["match_id"], first["piece"]), ("m-1", b"abc".hex()))
+        later = bytes.fromhex("92 a3 6d2f32 c4 01 78" "92 a3 6d2d31 c4 03 646566")
+        self.assertEqual(data, unhex(header["hex"]) + unhex(first["hex"]) + later)
         self.assertEqual(files.bytes_written, len(data))
         read = read_record_file(data)
         self.assertEqual(dict(read.records), {"m-1": b"abcdef", "m/2": b"x"})
@@ -503,3 +506,20 @@ class InlineHostFlushTests(TestCase):
         clock.advance(0.1)
         path = files.path_of("m-1")
         self.assertTrue(path is not None and path.exists())
+
+
+class VectorTests(SynchronousTestCase):
+    """The record file vectors of vectors/protocol.json (docs/protocol.md section 18)."""
+
+    def test_the_header_and_the_frame_are_written_and_read_so(self) -> None:
+        found = vectors("records")
+        header, frame = found["file_header"], found["frame"]
+        value = header["value"]
+        self.assertEqual((value["format"], value["v"]), ("vinom-records", 2))
+        made = record_file_header(pid=value["pid"], started=value["started"])
+        self.assertEqual(made.hex(), header["hex"])
+        made = record_frame(frame["match_id"], unhex(frame["piece"]))
+        self.assertEqual(made.hex(), frame["hex"])
+        read = read_record_file(unhex(header["hex"]) + unhex(frame["hex"]))
+        self.assertEqual(read.header, value)
+        self.assertEqual(dict(read.records), {frame["match_id"]: unhex(frame["piece"])})

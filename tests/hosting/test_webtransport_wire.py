@@ -1,5 +1,5 @@
 """The WebTransport session's framing and close capsule, byte for byte as
-docs/protocol.md section 17 gives them."""
+vectors/protocol.json (docs/protocol.md section 17) gives them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import msgpack
 from twisted.trial.unittest import TestCase
 
+from tests.support.vectors import vectors
 from vinom.hosting.webtransport import WebTransportConfig, close_capsule, frame
 
 
@@ -18,15 +19,16 @@ def hex_bytes(text: str) -> bytes:
 
 
 class WireTests(TestCase):
-    def test_a_message_on_the_stream(self) -> None:
-        self.assertEqual(frame(msgpack.packb({"t": "sync"})),
-                         hex_bytes("00 00 00 08 81 a1 74 a4 73 79 6e 63"))  # fmt: skip
-
-    def test_the_close_capsules(self) -> None:
-        self.assertEqual(close_capsule(4001, "token_invalid"), hex_bytes(
-            "68 43 11 00 00 0f a1 74 6f 6b 65 6e 5f 69 6e 76 61 6c 69 64"))  # fmt: skip
-        self.assertEqual(close_capsule(1000, "session closed"), hex_bytes(
-            "68 43 12 00 00 03 e8 73 65 73 73 69 6f 6e 20 63 6c 6f 73 65 64"))  # fmt: skip
+    def test_the_vectors(self) -> None:
+        found = vectors("webtransport")
+        self.assertEqual(sorted(v["kind"] for v in found.values()),
+                         ["close_capsule", "close_capsule", "stream"])  # fmt: skip
+        for name, v in found.items():
+            if v["kind"] == "stream":
+                made = frame(msgpack.packb(v["message"]))
+            else:
+                made = close_capsule(v["code"], v["reason"])
+            self.assertEqual(made.hex(), v["hex"], name)
 
     def test_a_long_reason_is_cut_to_1024_bytes(self) -> None:
         capsule = close_capsule(4001, "x" * 5000)

@@ -16,7 +16,8 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hosting.test_hosting_core import CoreTestCase, make_match
-from tests.protocol.test_protocol_vectors import documented
+from tests.protocol.test_protocol_vectors import SESSION, documented
+from tests.support.vectors import unhex
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import RELIABLE
 from vinom.protocol.tokens import encode_user_data
@@ -24,8 +25,8 @@ from vinom.protocol.wire import NONCE_DOMAIN_SESSION
 from vinom.rooms.messages import encode_leave
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-C2S = bytes(range(0x20, 0x40))
-S2C = bytes(range(0x40, 0x60))
+C2S = unhex(SESSION["derived"]["client_to_server_key"])
+S2C = unhex(SESSION["derived"]["server_to_client_key"])
 
 
 def protocol_doc() -> str:
@@ -41,21 +42,64 @@ def open_packet(packet: bytes, key: bytes) -> bytes:
 class VectorInputsTests(SynchronousTestCase):
     def test_the_welcome_vector_names_its_session_id_and_time(self) -> None:
         _, vectors = documented()
-        session_id, server_time = struct.unpack("<Qd", open_packet(vectors["welcome"], S2C))
-        self.assertEqual((session_id, server_time), (1, 1000.0))
+        [welcome] = [v for v in SESSION["vectors"] if v["name"] == "welcome"]
+        plaintext = open_packet(vectors["welcome"], S2C)
+        self.assertEqual(plaintext.hex(), welcome["plaintext"])
+        session_id, server_time = struct.unpack("<Qd", plaintext)
+        self.assertEqual((session_id, server_time), (welcome["session_id"], welcome["server_time"]))
         text = protocol_doc()
         self.assertIn("`session_id` 1", text)
         self.assertIn("`server_time` 1000.0", text)
 
+    def test_the_inputs_the_text_gives_are_the_files(self) -> None:
+        # Section 12 tells its inputs in words before the generated blocks: each is
+        # vectors/protocol.json's (a key as its first three bytes ... its last).
+        text = protocol_doc()
+        text = text[text.index("## 12. Test vectors") : text.index("<!-- vectors:session begin")]
+        text = " ".join(text.split())
+        inputs, derived = SESSION["inputs"], SESSION["derived"]
+
+        def short(key: str) -> str:
+            return f"`{key[:6]}...{key[-2:]}`"
+
+        [host] = inputs["hosts"]
+        client = inputs["client"]
+        told = [
+            short(inputs["token_key"]), f"`{inputs['application_id']:#X}`".replace("0X", "0x"),
+            f"version {inputs['protocol_version']}",
+            short(derived["client_to_server_key"]), short(derived["server_to_client_key"]),
+            short(derived["token_nonce"]), f"`{inputs['player_id']}`", f"`{inputs['match_id']}`",
+            f"`{host['host']}:{host['port']}`", f"unix {inputs['created_at']}",
+            f"lifetime {inputs['token_lifetime']} s",
+            f"expires {inputs['created_at'] + inputs['token_lifetime']}",
+            f"timeout {inputs['timeout_ms']} ms", f"`{inputs['user_data_hex']}`",
+            f"clock {inputs['host_time']} s", f"{inputs['cookie_rotation']:g} s rotation",
+            f"unix time {inputs['unix_time']}", f"`{derived['first_stateless_sequence']:#x}`",
+            short(derived["cookie_key"]), f"`{derived['first_session_sequence']:#x}`",
+            f"`{client['host']}:{client['port']}`", f"`{derived['client_first_sequence']:#x}`",
+            f"host time {inputs['keepalive_time']}",
+            f"`{inputs['client_message']['hex']}`", f"`{inputs['host_message']['hex']}`",
+            f"channel {inputs['client_message']['channel']}",
+            f"channel {inputs['host_message']['channel']}",
+            *(f"count up from `{inputs[side + '_random_start']:#x}`"
+              for side in ("issuer", "host", "client")),
+        ]  # fmt: skip
+        for words in told:
+            self.assertIn(words, text)
+
     def test_the_user_data_bytes_are_given(self) -> None:
-        data = encode_user_data("Ada", 0, 1500.0)
+        inputs = SESSION["inputs"]
+        data = encode_user_data(**inputs["user_data"])
+        self.assertEqual(data.hex(), inputs["user_data_hex"])
         self.assertIn(f"`{data.hex()}`", protocol_doc())
 
     def test_the_payload_bodies_are_given(self) -> None:
         _, vectors = documented()
+        plaintexts = {v["name"]: v["plaintext"] for v in SESSION["vectors"] if "plaintext" in v}
         text = re.sub(r"`\s*`", "", protocol_doc())  # the bodies are written in parts
         for name, key in (("payload_client", C2S), ("payload_server", S2C)):
             body = open_packet(vectors[name], key)
+            self.assertEqual(body.hex(), plaintexts[name], name)
             self.assertIn(f"`{body.hex()}`", text, name)
         self.assertIn("it acknowledges the client's\n  body 0", protocol_doc())
 

@@ -1,20 +1,20 @@
-"""The test vectors of docs/protocol.md: the code must produce and accept exactly those bytes.
+"""The session vectors of vectors/protocol.json (docs/protocol.md section 12): the code
+must produce and accept exactly those bytes.
 
 All randomness is replaced by counting bytes (see `Counting`), so every key,
-nonce and first sequence number is fixed. To regenerate the section of the
-document after a deliberate wire change: ``python -m tests.protocol.test_protocol_vectors``.
+nonce and first sequence number is fixed; the inputs are the file's. After a
+deliberate wire change, edit the file and regenerate the document:
+``python -m tests.support.vectors``.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.protocol.test_protocol_support import FakeAdmission
+from tests.support.vectors import group, unhex
 from vinom.protocol.address import HostAddress
 from vinom.protocol.client import CONNECTED, ClientConnection
 from vinom.protocol.config import HostConfig, IssuerConfig, ProtocolConfig
@@ -33,15 +33,15 @@ from vinom.protocol.tokens import (
     token_associated_data,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
-
-TOKEN_KEY = bytes(range(0x00, 0x20))
-APPLICATION_ID = 0x76696E6F6D
-WALL = 1_700_000_000.0
-NOW = 1000.0
-HOST = HostAddress("127.0.0.1", 40000)
-SERVER_ADDR = ("127.0.0.1", 40000)
-CLIENT_ADDR = ("127.0.0.1", 50000)
+SESSION = group("session")
+INPUTS = SESSION["inputs"]
+TOKEN_KEY = unhex(INPUTS["token_key"])
+APPLICATION_ID = INPUTS["application_id"]
+WALL = float(INPUTS["unix_time"])
+NOW = INPUTS["host_time"]
+[HOST] = [HostAddress(h["host"], h["port"]) for h in INPUTS["hosts"]]
+SERVER_ADDR = (HOST.host, HOST.port)
+CLIENT_ADDR = (INPUTS["client"]["host"], INPUTS["client"]["port"])
 ORDER = ("private_token", "request", "challenge", "response", "welcome", "payload_client",
          "payload_server", "keepalive", "disconnect", "denied")
 
@@ -62,21 +62,30 @@ def protocol() -> ProtocolConfig:
     return ProtocolConfig(token_key=TOKEN_KEY, application_id=APPLICATION_ID)
 
 
+def user_data() -> bytes:
+    data = INPUTS["user_data"]
+    return encode_user_data(data["name"], data["team"], data["rating"])
+
+
 def public_token() -> PublicToken:
-    issuer = TokenIssuer(IssuerConfig(protocol(), token_lifetime=60.0, session_timeout=5.0),
-                         random_bytes=Counting(0x20))
-    return issuer.issue_token(player_id="p-0123456789abcdef", match_id="m-fedcba9876543210",
-                              hosts=(HOST,), now=WALL,
-                              user_data=encode_user_data("Ada", 0, 1500.0))
+    config = IssuerConfig(protocol(), token_lifetime=float(INPUTS["token_lifetime"]),
+                          session_timeout=INPUTS["timeout_ms"] / 1000)  # fmt: skip
+    issuer = TokenIssuer(config, random_bytes=Counting(INPUTS["issuer_random_start"]))
+    return issuer.issue_token(player_id=INPUTS["player_id"], match_id=INPUTS["match_id"],
+                              hosts=(HOST,), now=float(INPUTS["created_at"]),
+                              user_data=user_data())  # fmt: skip
 
 
 def server(verdict: Admission = Admission.ACCEPT) -> ServerEndpoint:
-    return ServerEndpoint(HostConfig(protocol(), (HOST,)), FakeAdmission(verdict),
-                          wall_clock=lambda: WALL, random_bytes=Counting(0x80))
+    config = HostConfig(protocol(), (HOST,), cookie_rotation=INPUTS["cookie_rotation"])
+    return ServerEndpoint(config, FakeAdmission(verdict),
+                          wall_clock=lambda: WALL,
+                          random_bytes=Counting(INPUTS["host_random_start"]))  # fmt: skip
 
 
 def client(token: PublicToken) -> ClientConnection:
-    return ClientConnection(token, NOW, wall_clock=lambda: WALL, random_bytes=Counting(0xC0))
+    return ClientConnection(token, NOW, wall_clock=lambda: WALL,
+                            random_bytes=Counting(INPUTS["client_random_start"]))  # fmt: skip
 
 
 def one(out: list[tuple[bytes, Any]]) -> bytes:
@@ -105,20 +114,22 @@ def run(feed: dict[str, bytes] | None = None) -> tuple[dict[str, bytes], list[An
     host.receive_datagram(response, CLIENT_ADDR, NOW)
     welcome = step("welcome", one(host.datagrams_to_send(NOW)))
     player.receive_datagram(welcome, SERVER_ADDR, NOW)
-    player.send_message(1, b"hello")
+    hello, state = INPUTS["client_message"], INPUTS["host_message"]
+    player.send_message(hello["channel"], unhex(hello["hex"]))
     payload = step("payload_client", one(player.datagrams_to_send(NOW)))
     host.receive_datagram(payload, CLIENT_ADDR, NOW)
     host_events = [e for e in iter(host.next_event, None)]
     sid = host_events[0].session_id
-    host.send_message(sid, 0, b"state")
+    host.send_message(sid, state["channel"], unhex(state["hex"]))
     payload = step("payload_server", one(host.datagrams_to_send(NOW)))
     player.receive_datagram(payload, SERVER_ADDR, NOW)
-    player.handle_timer(NOW + 2.0)
-    keepalive = step("keepalive", one(player.datagrams_to_send(NOW + 2.0)))
-    host.receive_datagram(keepalive, CLIENT_ADDR, NOW + 2.0)
+    later = INPUTS["keepalive_time"]
+    player.handle_timer(later)
+    keepalive = step("keepalive", one(player.datagrams_to_send(later)))
+    host.receive_datagram(keepalive, CLIENT_ADDR, later)
     player.disconnect()
-    disconnects = [d for d, _ in player.datagrams_to_send(NOW + 2.0)]
-    host.receive_datagram(step("disconnect", disconnects[0]), CLIENT_ADDR, NOW + 2.0)
+    disconnects = [d for d, _ in player.datagrams_to_send(later)]
+    host.receive_datagram(step("disconnect", disconnects[0]), CLIENT_ADDR, later)
     host_events += [e for e in iter(host.next_event, None)]
     client_events = [e for e in iter(player.next_event, None)]
 
@@ -130,31 +141,9 @@ def run(feed: dict[str, bytes] | None = None) -> tuple[dict[str, bytes], list[An
     return made, host_events, client_events
 
 
-def wrap(data: bytes) -> str:
-    text = data.hex()
-    return "\n".join(text[i:i + 64] for i in range(0, len(text), 64))
-
-
-def render() -> str:
-    made, _, _ = run()
-    lines = ["<!-- vector:token -->", "```json",
-             json.dumps(public_token().to_json(), indent=2), "```", ""]
-    for name in ORDER:
-        lines += [f"<!-- vector:{name} ({len(made[name])} bytes) -->", "```text",
-                  wrap(made[name]), "```", ""]
-    return "\n".join(lines)
-
-
 def documented() -> tuple[dict[str, Any], dict[str, bytes]]:
-    text = DOC.read_text(encoding="utf-8")
-    token_match = re.search(r"<!-- vector:token -->\s*```json\n(.*?)```", text, re.S)
-    assert token_match is not None, "docs/protocol.md lacks the token vector"
-    packets = {
-        m.group(1): bytes.fromhex("".join(m.group(2).split()))
-        for m in re.finditer(r"<!-- vector:(\w+) \(\d+ bytes\) -->\s*```text\n(.*?)```", text,
-                             re.S)
-    }
-    return json.loads(token_match.group(1)), packets
+    """The file's token (its JSON, as the lobby sends it) and packets by name."""
+    return SESSION["token"], {v["name"]: unhex(v["hex"]) for v in SESSION["vectors"]}
 
 
 class VectorTests(SynchronousTestCase):
@@ -181,8 +170,8 @@ class VectorTests(SynchronousTestCase):
         self.assertEqual((private.player_id, private.match_id, private.hosts),
                          (public.player_id, public.match_id, public.hosts))
         self.assertEqual(private.client_to_server_key, public.client_to_server_key)
-        self.assertEqual(decode_user_data(private.user_data),
-                         {"name": "Ada", "team": 0, "rating": 1500.0})
+        self.assertEqual(decode_user_data(private.user_data), INPUTS["user_data"])
+        self.assertEqual(private.user_data.hex(), INPUTS["user_data_hex"])
         self.assertEqual(seal_private_token(private, protocol(), public.expires_at, public.nonce),
                          public.sealed)
 
@@ -192,15 +181,33 @@ class VectorTests(SynchronousTestCase):
         connected = host_events[0]
         self.assertIsInstance(connected, SessionConnected)
         self.assertEqual((connected.player_id, connected.match_id, connected.address),
-                         ("p-0123456789abcdef", "m-fedcba9876543210", CLIENT_ADDR))
-        self.assertEqual(host_events[1], MessageReceived(connected.session_id, 1, b"hello"))
+                         (INPUTS["player_id"], INPUTS["match_id"], CLIENT_ADDR))  # fmt: skip
+        hello, state = INPUTS["client_message"], INPUTS["host_message"]
+        self.assertEqual(host_events[1], MessageReceived(connected.session_id, hello["channel"],
+                                                         unhex(hello["hex"])))  # fmt: skip
         self.assertEqual(host_events[2], SessionClosed(connected.session_id, "disconnect"))
         self.assertEqual(len(host_events), 3)
         self.assertIsInstance(client_events[0], SessionConnected)
-        self.assertEqual(client_events[1], MessageReceived(connected.session_id, 0, b"state"))
+        self.assertEqual(client_events[1], MessageReceived(connected.session_id, state["channel"],
+                                                           unhex(state["hex"])))  # fmt: skip
         self.assertEqual(client_events[2], SessionClosed(connected.session_id, "closed"))
         self.assertEqual([type(e).__name__ for e in client_events[3:]], ["ConnectFailed"])
         self.assertEqual(client_events[3].reason, "denied")
+
+    def test_the_derived_values_are_the_counted_bytes(self) -> None:
+        token_json, packets = documented()
+        derived = SESSION["derived"]
+        public = PublicToken.from_json(token_json)
+        self.assertEqual((public.client_to_server_key.hex(), public.server_to_client_key.hex(),
+                          public.nonce.hex()),
+                         (derived["client_to_server_key"], derived["server_to_client_key"],
+                          derived["token_nonce"]))  # fmt: skip
+        sequence = {name: int.from_bytes(packets[name][1:7], "little")
+                    for name in ("challenge", "response", "welcome", "denied")}  # fmt: skip
+        self.assertEqual(sequence, {"challenge": derived["first_stateless_sequence"],
+                                    "denied": derived["first_stateless_sequence"],
+                                    "response": derived["client_first_sequence"],
+                                    "welcome": derived["first_session_sequence"]})  # fmt: skip
 
     def test_scenario_connects(self) -> None:
         token = public_token()
@@ -210,7 +217,3 @@ class VectorTests(SynchronousTestCase):
         host.receive_datagram(one(player.datagrams_to_send(NOW)), CLIENT_ADDR, NOW)
         player.receive_datagram(one(host.datagrams_to_send(NOW)), SERVER_ADDR, NOW)
         self.assertEqual(player.state, CONNECTED)
-
-
-if __name__ == "__main__":
-    print(render())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import tracemalloc
 from typing import Any
 
 from twisted.trial.unittest import TestCase
 
+from tests.support.vectors import unhex, vectors
+from vinom.protocol.events import RELIABLE
 from vinom.protocol.reliability import (
     ACK_BITS,
     ACK_EVERY_BODIES,
@@ -101,16 +102,7 @@ class ConstructionTests(TestCase):
 
 
 class LayoutTests(TestCase):
-    """The exact bytes of the reliability test vectors in docs/protocol.md."""
-
-    def test_first_body_with_one_message_per_channel(self) -> None:
-        side = endpoint()
-        side.send_reliable(b"hello")
-        side.send_unreliable(b"snap")
-        self.assertEqual(
-            side.build_bodies(0.0),
-            [bytes.fromhex("0000ffff0000000000" "04000000736e6170" "0540000068656c6c6f")],
-        )
+    """Exact bytes beyond the test vectors (those are `VectorTests`)."""
 
     def test_ack_only_body(self) -> None:
         side = endpoint()
@@ -118,20 +110,6 @@ class LayoutTests(TestCase):
         # The ack delay byte says the ack was held 10 ms.
         self.assertEqual(
             side.build_bodies(1.0 + DEFAULT_ACK_DELAY_S), [bytes(8) + bytes([10])]
-        )
-
-    def test_fragments(self) -> None:
-        # 32-byte bodies: 9 header + 6 fragment header + 17 data.
-        side = endpoint(max_body=32)
-        data = bytes(range(40))
-        side.send_reliable(data)
-        self.assertEqual(
-            side.build_bodies(0.0),
-            [
-                bytes.fromhex("0000ffff0000000000" "1160000000 02".replace(" ", "")) + data[:17],
-                bytes.fromhex("0100ffff0000000000" "1160010001 02".replace(" ", "")) + data[17:34],
-                bytes.fromhex("0200ffff0000000000" "0660020002 02".replace(" ", "")) + data[34:],
-            ],
         )
 
     def test_unreliable_fragments_share_one_sequence(self) -> None:
@@ -833,83 +811,43 @@ class CompactKeepingRecordsTests(TestCase):
             self.assertEqual(a.stats()["lost_packets"], 0)
 
 
-def documented_vectors() -> dict[str, list[bytes]]:
-    """The test vectors block of the reliability spec: a description, then hex lines."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for name in ("protocol.md",):
-        path = os.path.join(root, "docs", name)
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        marker = text.find("first body, max_body 1175:")
-        if marker < 0:
-            continue
-        block = text[marker : text.index("```", marker)]
-        vectors: dict[str, list[bytes]] = {}
-        for paragraph in block.strip().split("\n\n"):
-            title, *lines = paragraph.strip().splitlines()
-            vectors[title] = [bytes.fromhex(line) for line in lines]
-        return vectors
-    raise AssertionError("the reliability test vectors are not in docs/")
-
-
-class DocumentedVectorTests(TestCase):
-    """docs/ gives these bytes; the code must produce and accept exactly them."""
+class VectorTests(TestCase):
+    """The reliability vectors of vectors/protocol.json (docs/protocol.md 13.14): the
+    code must produce and accept exactly those bodies."""
 
     def setUp(self) -> None:
-        self.vectors = documented_vectors()
+        self.vectors = vectors("reliability")
         self.assertEqual(len(self.vectors), 6)
 
-    def vector(self, prefix: str) -> list[bytes]:
-        [bodies] = [v for title, v in self.vectors.items() if title.startswith(prefix)]
-        return bodies
+    def vector(self, name: str) -> list[bytes]:
+        return [unhex(b) for b in self.vectors[name]["bodies"]]
 
-    def test_first_body(self) -> None:
-        side = endpoint(max_body=1175)
-        side.send_reliable(b"hello")
-        side.send_unreliable(b"snap")
-        [expected] = self.vector("first body")
-        self.assertEqual(side.build_bodies(0.0), [expected])
-        self.assertEqual(endpoint(max_body=1175).receive_body(expected, 0.0),
-                         [(0, b"snap"), (1, b"hello")])
+    def test_every_vector_is_produced_and_accepted(self) -> None:
+        for name, v in self.vectors.items():
+            with self.subTest(name=name):
+                side = endpoint(max_body=v["max_body"])
+                for received in v["received"]:
+                    side.receive_body(unhex(received["hex"]), received["at"])
+                for sent in v["send"]:
+                    data = unhex(sent["hex"])
+                    if sent["channel"] == RELIABLE:
+                        side.send_reliable(data)
+                    else:
+                        side.send_unreliable(data)
+                self.assertEqual([b.hex() for b in side.build_bodies(v["now"])], v["bodies"])
+                if "delivered" in v:
+                    receiver = endpoint(max_body=v["max_body"])
+                    got = [m for b in self.vector(name) for m in receiver.receive_body(b, 0.0)]
+                    self.assertEqual(got, [(d["channel"], unhex(d["hex"]))
+                                           for d in v["delivered"]])  # fmt: skip
 
-    def test_acks(self) -> None:
-        side = endpoint(max_body=1175)
-        for seq in (0, 1, 3):
-            side.receive_body(body(seq, 0xFFFF, 0, reliable(seq, b"x")), 0.0)
-        side.send_unreliable(b"")
-        self.assertEqual(side.build_bodies(0.0), self.vector("after receiving packets"))
-
-    def test_ack_only(self) -> None:
-        side = endpoint(max_body=1175)
-        side.receive_body(body(0, 0xFFFF, 0, reliable(0, b"x")), 1.0)
-        [expected] = self.vector("ack-only body")
-        self.assertEqual(side.build_bodies(1.0 + DEFAULT_ACK_DELAY_S), [expected])
-        self.assertEqual(endpoint().receive_body(expected, 0.0), [])
-
-    def test_reliable_fragments(self) -> None:
-        side = endpoint(max_body=32)
-        side.send_reliable(bytes(range(40)))
-        expected = self.vector("max_body 32: send_reliable")
-        self.assertEqual(side.build_bodies(0.0), expected)
-        receiver = endpoint(max_body=32)
-        got = [receiver.receive_body(item, 0.0) for item in expected]
-        self.assertEqual(got, [[], [], [(1, bytes(range(40)))]])
-
-    def test_unreliable_fragments(self) -> None:
-        side = endpoint(max_body=32)
-        side.send_unreliable(bytes(range(21)))
-        expected = self.vector("max_body 32: send_unreliable")
-        self.assertEqual(side.build_bodies(0.0), expected)
-        receiver = endpoint(max_body=32)
-        got = [receiver.receive_body(item, 0.0) for item in reversed(expected)]
-        self.assertEqual(got, [[], [(0, bytes(range(21)))]])
-
-    def test_saturated_ack_delay(self) -> None:
-        side = endpoint(max_body=1175)
-        side.receive_body(body(0, 0xFFFF, 0, unreliable(0, b"x")), 0.0)
-        side.send_unreliable(b"s")
-        [expected] = self.vector("ack_delay saturated")
-        self.assertEqual(side.build_bodies(0.3), [expected])
-        self.assertEqual(endpoint().receive_body(expected, 0.0), [(0, b"s")])
+    def test_fragments_deliver_their_message_once_whole_in_any_order(self) -> None:
+        for name in ("reliable_fragments", "unreliable_fragments"):
+            v = self.vectors[name]
+            [message] = [(d["channel"], unhex(d["hex"])) for d in v["delivered"]]
+            # Reliable fragments in order, unreliable ones reversed: only the last completes it.
+            bodies = self.vector(name)
+            bodies = bodies if message[0] == RELIABLE else bodies[::-1]
+            receiver = endpoint(max_body=v["max_body"])
+            got = [receiver.receive_body(item, 0.0) for item in bodies]
+            self.assertEqual(got, [[]] * (len(bodies) - 1) + [[message]], name)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support.vectors import unhex, vectors
 from vinom.games.interfaces import Seat
 from vinom.rooms.delta import Quantisation, encode_snapshot
 from vinom.rooms.messages import (
@@ -298,27 +299,24 @@ class ServerMessageTests(SynchronousTestCase):
 
 
 class RealTimeMessageTests(SynchronousTestCase):
-    """The ``input`` and ``snap`` messages, byte for byte as docs/protocol.md §14 has them."""
+    """The ``input`` and ``snap`` messages, byte for byte as vectors/protocol.json (docs/protocol.md
+    §14.1) has them."""
 
-    def test_snap_vector(self) -> None:
-        snapshot = encode_snapshot(3, Quantisation().prepare({"x": 1}))
-        data = encode_snap(5, 300, None, None, None, snapshot)
-        self.assertEqual(
-            data.hex(" "), "96 05 cd 01 2c c0 c0 c0 c4 08 94 03 c0 c0 81 a1 78 01"
-        )
-        message = decode_server_message(data)
-        self.assertEqual(
-            message,
-            {"t": "snap", "v": 5, "ts": 300, "r": None, "i": None, "ik": None, "d": snapshot},
-        )
-        # r travels in whole milliseconds and reads in seconds, as a state's.
-        data = encode_snap(5, 300, 29.5, None, 4, snapshot)
-        self.assertEqual(
-            data.hex(" "), "96 05 cd 01 2c cd 73 3c c0 04 c4 08 94 03 c0 c0 81 a1 78 01"
-        )
-        message = decode_server_message(data)
-        assert message is not None
-        self.assertEqual((message["r"], message["ik"]), (29.5, 4))
+    def test_snap_vectors(self) -> None:
+        snaps = [v for v in vectors("messages").values() if v["kind"] == "snap"]
+        self.assertEqual(len(snaps), 2)
+        for v in snaps:
+            fields = v["snap"]
+            snapshot = encode_snapshot(v["d_tick"], Quantisation().prepare(v["d_view"]))
+            self.assertEqual(snapshot.hex(), fields["d"])
+            # r travels in whole milliseconds and reads in seconds, as a state's.
+            remaining = None if fields["r"] is None else fields["r"] / 1000
+            data = encode_snap(fields["v"], fields["ts"], remaining, fields["i"], fields["ik"],
+                               snapshot)  # fmt: skip
+            self.assertEqual(data.hex(), v["hex"], v["name"])
+            read = {"t": "snap", "v": fields["v"], "ts": fields["ts"], "r": remaining,
+                    "i": fields["i"], "ik": fields["ik"], "d": snapshot}  # fmt: skip
+            self.assertEqual(decode_server_message(unhex(v["hex"])), read)
 
     def test_malformed_snaps_are_not_messages(self) -> None:
         good = [5, 300, None, None, None, b"\x94\x03\xc0\xc0\x80"]
@@ -333,16 +331,15 @@ class RealTimeMessageTests(SynchronousTestCase):
         self.assertIsNone(decode_server_message(msgpack.packb([*good, None])))
 
     def test_input_vector_and_decoding(self) -> None:
-        data = encode_input(3, [(5, {"m": 1})])
-        self.assertEqual(
-            data.hex(" "), "83 a1 74 a5 69 6e 70 75 74 a1 61 03 a1 78 91 92 05 81 a1 6d 01"
-        )
-        message = decode_client_message(data)
-        assert message is not None
-        self.assertEqual(message.kind, ClientMessageKind.INPUT)
-        self.assertEqual(
-            (message.snap_ack, message.inputs, message.action_id), (3, ((5, {"m": 1}),), None)
-        )
+        v = vectors("messages")["input"]
+        message = v["message"]
+        inputs = [(k, x) for k, x in message["x"]]
+        self.assertEqual(encode_input(message["a"], inputs).hex(), v["hex"])
+        decoded = decode_client_message(unhex(v["hex"]))
+        assert decoded is not None
+        self.assertEqual(decoded.kind, ClientMessageKind.INPUT)
+        self.assertEqual((decoded.snap_ack, decoded.inputs, decoded.action_id),
+                         (message["a"], tuple(inputs), None))  # fmt: skip
 
     def test_malformed_inputs_are_counted_drops(self) -> None:
         for x in (

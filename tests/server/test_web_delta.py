@@ -3,8 +3,8 @@
 
 The page is the real server's (its headers and Content-Security-Policy), loaded as
 a player loads it; the modules are imported into it as the page imports them. The
-browser decodes the test vectors of docs/protocol.md section 16.7 (read from the
-document, not copied here) to the views Python's decoder gives, with the same
+browser decodes the delta test vectors of vectors/protocol.json (docs/protocol.md
+section 16.7) to the views Python's decoder gives, with the same
 checksums, and then a random sequence of snapshots from Python's `SnapshotHistory`
 (random views of every kind, quantised, with loss, reordering, duplicates and a
 few damaged datagrams) exactly as Python's `SnapshotReceiver` does: the same
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -29,6 +27,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.server.test_web_client import start_web_server, wait_for_screen
 from tests.support.browser import Browser, open_browser
+from tests.support.vectors import unhex, vectors
 from vinom.rooms.delta import (
     FLOAT32,
     Quantisation,
@@ -38,23 +37,16 @@ from vinom.rooms.delta import (
 )
 from vinom.rooms.messages import encode_snap
 
-PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
-
-# The rules of the vectors of 16.7, as its text gives them (third and fourth, fifth).
-VECTOR_RULES: list[dict[str, Any]] = [
-    {}, {}, {"p.*.x": 0.01, "p.*.y": 0.01}, {"p.*.x": 0.01, "p.*.y": 0.01}, {"a": "f32"},
-]  # fmt: skip
-# Each vector's baseline: the vector before it, for the second and the fourth.
-VECTOR_BASELINES = [None, 0, None, 2, None]
+DELTA = list(vectors("delta").values())
+# Each vector's quantisation rules (the welcome's `q`) and the index of its baseline.
+VECTOR_RULES: list[dict[str, Any]] = [v["rules"] for v in DELTA]
+_NAMES = [v["name"] for v in DELTA]
+VECTOR_BASELINES = [None if v["baseline"] is None else _NAMES.index(v["baseline"]) for v in DELTA]
 
 
 def protocol_vectors() -> list[bytes]:
-    """The hex snapshots of docs/protocol.md, 16.7, in order."""
-    text = PROTOCOL.read_text(encoding="utf-8")
-    start = text.index("### 16.7 Test vectors")
-    end = text.find("\n## ", start)
-    section = text[start : end if end != -1 else len(text)]
-    return [bytes.fromhex(h) for h in re.findall(r"```text\n([0-9a-f]+)\n```", section)]
+    """The delta snapshots of vectors/protocol.json, in order."""
+    return [unhex(v["hex"]) for v in DELTA]
 
 
 def same(a: Any, b: Any) -> bool:
@@ -275,14 +267,9 @@ class DeltaDecoderTests(TestCase):
                 self.assertEqual(got["sent"], expected.checksum)
                 self.assertEqual(got["crc"], expected.checksum)
             self.assertEqual(out["drops"], {k: 0 for k in out["drops"]})
-        # The values the text gives: vector 3's x rebuilt as 1.23, vector 5's a as a float 32.
-        out = await self.receive(browser, VECTOR_RULES[2], [vectors[2]])
-        view = msgpack.unpackb(bytes.fromhex(out["out"][0]["view"]))
-        self.assertEqual(view["p"]["ann"]["x"], 1.23)
-        out = await self.receive(browser, VECTOR_RULES[4], [vectors[4]])
-        self.assertEqual(
-            msgpack.unpackb(bytes.fromhex(out["out"][0]["view"]))["a"], 0.10000000149011612
-        )
+            # The decoded view the file gives (vector 3's x rebuilt as 1.23, vector 5's a
+            # as a float 32).
+            self.assertEqual(view, DELTA[n]["decoded"], n)
 
     async def test_damaged_snapshots_are_dropped_as_python_drops_them(self) -> None:
         vectors = protocol_vectors()

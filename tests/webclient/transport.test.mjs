@@ -7,6 +7,8 @@ import { afterEach, test } from "node:test";
 import {
   FALLBACK_MS, GameConnection, MAX_DATAGRAM, RETRY_AFTER_MS, forgetFailures, webTransportOffer, webUrl,
 } from "../../vinom/webclient/transport.js";
+import { decode, encode } from "../../vinom/webclient/codec.js";
+import { bytes, hex, vectors } from "./vectors.mjs";
 
 const saved = { WebTransport: globalThis.WebTransport, WebSocket: globalThis.WebSocket, fetch: globalThis.fetch };
 afterEach(() => {
@@ -84,6 +86,23 @@ function opened(connection) {
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+test("a message on the stream is the stream vector of vectors/protocol.json, both ways", async () => {
+  const { stream_sync: vector } = vectors("webtransport");
+  install();
+  const connection = new GameConnection("wss://127.0.0.1:7380/game");
+  assert.equal(await opened(connection), "webtransport");
+  const transport = FakeWebTransport.made[0];
+  connection.send(encode(vector.message));
+  await tick();
+  assert.deepEqual(transport.streamWritten.map(hex), [vector.hex]);
+  const got = [];
+  connection.onmessage = (event) => got.push(decode(new Uint8Array(event.data)));
+  transport.stream.push(bytes(vector.hex));
+  await tick();
+  await tick();
+  assert.deepEqual(got, [vector.message]);
+});
 
 test("the offer is asked of the game URL's web server, and names the session's URL and hashes", async () => {
   const asked = install();

@@ -1,0 +1,93 @@
+// The test vectors of vectors/protocol.json (docs/protocol.md) that the web client
+// implements, under Node's test runner: the request packet it makes of the lobby's
+// token (§12), the snap and input messages through GameSocket (§14.1), the delta
+// snapshots through delta.js (§16.7); the stream framing of §17 is checked by
+// transport.test.mjs. The rest is not the web client's: it has no UDP session
+// (the sealed packets of §12, the reliability bodies of §13.14), opens no route
+// token (§15.1: the relay's), sends no close capsule (§17: the server's; the
+// browser's WebTransport reads it), and reads no record file nor hashes a state
+// (§18: the server replays records; the browser gets a replay's views, docs/web.md
+// "Replays").
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { decode, encode } from "../../vinom/webclient/codec.js";
+import { Quantisation, decodeSnapshot } from "../../vinom/webclient/delta.js";
+import { GameSocket, requestPacket } from "../../vinom/webclient/game.js";
+import { FILE, bytes, hex, vectors } from "./vectors.mjs";
+
+// A GameSocket on a stand-in connection: what it sends, and the states it hands on.
+function playing() {
+  const sent = [];
+  const states = [];
+  const stand = { send: (data) => sent.push(new Uint8Array(data)), close() {}, readyState: 1 };
+  const socket = new GameSocket("wss://game.test/game", FILE.session.token, {
+    open: () => stand, onMessage: (message) => states.push(message),
+  });
+  const deliver = (data) => stand.onmessage({ data: Uint8Array.from(data).buffer });
+  return { socket, stand, sent, states, deliver };
+}
+
+test("the request packet made of the token vector is the request vector", () => {
+  const { request } = vectors("session");
+  assert.equal(hex(requestPacket(FILE.session.token)), request.hex);
+  // And what a GameSocket sends first on opening its connection.
+  const { stand, sent } = playing();
+  stand.onopen();
+  assert.deepEqual(sent.map(hex), [request.hex]);
+});
+
+test("each snap vector reads as its fields and becomes the state of its view", () => {
+  const snaps = Object.values(vectors("messages")).filter((v) => v.kind === "snap");
+  assert.equal(snaps.length, 2);
+  for (const v of snaps) {
+    const fields = decode(bytes(v.hex));
+    assert.deepEqual(fields.slice(0, 5), ["v", "ts", "r", "i", "ik"].map((k) => v.snap[k]), v.name);
+    assert.equal(hex(fields[5]), v.snap.d);
+    assert.equal(hex(encode(fields)), v.hex, "codec.js writes the same bytes");
+    const { deliver, states } = playing();
+    deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+    deliver(bytes(v.hex));
+    const state = states.at(-1);
+    assert.equal(state.t, "state", v.name);
+    assert.deepEqual([state.v, state.ts, state.k, state.i], [v.snap.v, v.snap.ts, v.d_tick, v.snap.i]);
+    assert.equal(state.r, v.snap.r === null ? null : v.snap.r / 1000);
+    assert.deepEqual(decode(encode(state.s)), v.d_view);
+  }
+});
+
+test("the input vector is the message GameSocket sends for an input after a snap", () => {
+  const { input, snap_full: snap } = vectors("messages");
+  assert.equal(hex(encode(input.message)), input.hex);
+  assert.deepEqual(decode(bytes(input.hex)), input.message);
+  const { socket, deliver, sent } = playing();
+  deliver(encode({ t: "welcome", tick_rate: 20, snapshot_rate: 20 }));
+  deliver(bytes(snap.hex));
+  const [[, pressed]] = input.message.x;
+  const k = socket.input(pressed);
+  const message = decode(sent.at(-1));
+  // The same keys in the same order, acknowledging the snap's tick; only the tick
+  // the input is stamped with is the socket's own.
+  assert.deepEqual(Object.keys(message), Object.keys(input.message));
+  assert.deepEqual(message, { ...input.message, a: snap.d_tick, x: [[k, pressed]] });
+  assert.equal(input.message.a, snap.d_tick);
+});
+
+test("every delta snapshot decodes to its view, against its baseline, checksums verified", () => {
+  const found = vectors("delta");
+  assert.equal(Object.keys(found).length, 5);
+  for (const v of Object.values(found)) {
+    const rules = new Quantisation(v.rules);
+    const baselines = new Map();
+    if (v.baseline !== null) {
+      const base = decodeSnapshot(bytes(found[v.baseline].hex), new Map(), rules);
+      baselines.set(base.tick, base.view);
+    }
+    const got = decodeSnapshot(bytes(v.hex), baselines, rules);
+    assert.equal(got.tick, v.tick, v.name);
+    assert.equal(got.baselineTick, v.baseline === null ? null : found[v.baseline].tick, v.name);
+    assert.equal(got.checksum !== null, v.checksum, v.name);
+    assert.deepEqual(decode(encode(got.view)), v.decoded, v.name);
+    assert.ok(hex(bytes(v.hex)).endsWith(v.body), v.name);
+  }
+});
