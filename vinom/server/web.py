@@ -48,8 +48,10 @@ from twisted.web.static import File
 
 from vinom.games.interfaces import IGame
 from vinom.hosting.websocket import GameSocketFactory
+from vinom.lobby.rankings import Rankings
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.server.logs import Site
+from vinom.server.rankings_web import rankings_resources
 
 # The client's page, style, shell and board modules (setup.py package_data).
 WEB_CLIENT_FILES = Path(__file__).parent.parent / "webclient"
@@ -303,12 +305,14 @@ def web_site(
     games: Iterable[IGame] = (),
     webtransport: IResource | None = None,
     replays: Resource | None = None,
+    rankings: Rankings | None = None,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`, the
     boards `games` ship in their own packages at `/boards/`; a line per request in
     the log with `access_log`; `webtransport`, the `/webtransport` offer, where the
-    game session over WebTransport is offered."""
+    game session over WebTransport is offered; `rankings`, the lobby's leaderboards
+    and histories as JSON at `/leaderboard/` and `/history/` (vinom.server.rankings_web)."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     boards = WebClientFiles(str(BOARD_FILES))
     # Children put here are found before the directory's files: a game's own
@@ -329,6 +333,9 @@ def web_site(
         root.putChild(b"webtransport", webtransport)
     if replays is not None:
         root.putChild(b"replays", replays)
+    if rankings is not None:
+        for name, resource in rankings_resources(rankings).items():
+            root.putChild(name, resource)
     site = Site(root, timeout=timeout, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False
