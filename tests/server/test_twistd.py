@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import os
-import stat
 import random
 import re
+import stat
 import sys
 from typing import Any
 
