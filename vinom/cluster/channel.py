@@ -168,10 +168,25 @@ return taken
 # to the new master): taking its request would host the match twice, and the lobbies
 # that heard its `placed` and those that hear the other host's would send their players
 # to two addresses. The claimed entry that is to be hosted (`TAKEABLE_LUA`; {id, {}}
-# for one trimmed away), or nothing.
+# for one trimmed away), or nothing. First, a dead reader holding nothing more (its
+# requests claimed by a previous call) leaves the group (`XGROUP DELCONSUMER`): the
+# group keeps no consumer per host process ever started. (A reader only paused holds
+# nothing it could lose: its next read makes its consumer again.)
 CLAIM_SOURCE = TAKEABLE_LUA + """
 local judged = watch(KEYS[2])
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 16)
+if judged then
+  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local name, held
+    for j = 1, #consumer, 2 do
+      if consumer[j] == 'name' then name = consumer[j + 1] end
+      if consumer[j] == 'pending' then held = consumer[j + 1] end
+    end
+    if held == 0 and name ~= ARGV[2] and redis.call('EXISTS', ARGV[4] .. name) == 0 then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    end
+  end
+end
 for _, entry in ipairs(pending) do
   local reader = entry[2]
   if reader == ARGV[2] or (judged and redis.call('EXISTS', ARGV[4] .. reader) == 0) then
