@@ -41,8 +41,8 @@ EVENTS_TTL = 3600.0
 
 # The lobbies that follow a match (`<prefix>lobbies:<match_id>`, a set) hear its
 # placement events on their own streams (`<prefix>placements:<lobby_id>`): the
-# lobbies that formed it or hold its players, as the match says (`lobbies`), written
-# by the lobby that claims its placement. Lua: `tell` adds a message (JSON, as field
+# lobbies holding its players (the match's `lobbies`) and any a player of it
+# reconnected through, each added as it follows the match (`FOLLOW`, `adopt`). Lua: `tell` adds a message (JSON, as field
 # `m`) to one lobby's stream, `to_followers` to each follower's (also used by
 # vinom.cluster.hosts).
 TO_FOLLOWERS_LUA = f"""
@@ -88,7 +88,7 @@ FOLLOWERS_TTL = 24 * 3600.0
 # The lobby follows the match (it hears its outcome on its stream from now on) unless an
 # outcome is recorded already (returned: nothing to wait for); the first lobby to follow
 # it, or the first after a failover lost the marker, adds the request: one call, so no
-# outcome is published in between, and a lobby that formed the match and died at once
+# outcome is published in between, and a lobby that heard the match and died at once
 # leaves it to the next lobby of its players, with no claim to take over. A match placed
 # already is followed still (the lobby hears its end as the others do) while it runs:
 # its end deletes its followers, which the first follower made before any host could

@@ -7,7 +7,7 @@ key and timeout). `RemoteMatchHosting`, here, is each lobby's `IMatchHosting`;
 keys and scripts both use.
 
 A pull design on Redis's own at-least-once queue: every lobby that hears a match
-(the one that formed it, those holding its players, one a player reconnects through)
+(those holding its players, one a player reconnects through)
 follows it (`FOLLOW`), and the first to follow it adds its request to its realm's
 stream, in the same call. The realm's hosts read that stream through one consumer
 group, each only while it has a free slot, so no lobby chooses a host; a live host
@@ -179,9 +179,8 @@ class RemoteMatchHosting(Service):
         self._later(placing, self._settings.place_timeout, self._timed_out, match_id)
         self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
         # No live host with a free slot: its players told to wait once the match is
-        # followed (not before this call returns: the lobby would take a match that
-        # waits, of none of its players, for one whose players all left, and withdraw
-        # it; it may have formed it for other lobbies' players).
+        # followed (not before this call returns: the lobby's check for a match
+        # abandoned as it formed runs after it, and must not find this one waiting).
         self._follow(placing, waiting=self.free_ports == 0 and bool(self.running))
         return placing.result
 

@@ -172,9 +172,10 @@ class MatchPlacer:
     def match_formed(self, match: Match) -> None:
         """The matchmaker's listener.
 
-        With lobbies sharing Redis a lobby hears the matches it formed and those
-        holding its players, and follows each until it is placed: if the lobby that
-        formed it dies, the others place it. A match of players it does not hold
+        With lobbies sharing Redis a lobby hears the matches holding its players
+        (whichever lobby's call formed them: one formed here for other lobbies'
+        players is theirs alone), and follows each until it is placed: if one of
+        those lobbies dies, the others place it. A match of players it does not hold
         reaches it only when one of them reconnects through it while the match waits
         for a game host (the matchmaker's `adopt`).
         """
