@@ -42,9 +42,9 @@ EVENTS_TTL = 3600.0
 # The lobbies that follow a match (`<prefix>lobbies:<match_id>`, a set) hear its
 # placement events on their own streams (`<prefix>placements:<lobby_id>`): the
 # lobbies holding its players (the match's `lobbies`) and any a player of it
-# reconnected through, each added as it follows the match (`FOLLOW`, `adopt`). Lua: `tell` adds a message (JSON, as field
-# `m`) to one lobby's stream, `to_followers` to each follower's (also used by
-# vinom.cluster.hosts).
+# reconnected through, each added as it follows the match (`FOLLOW`, `adopt`). Lua:
+# `tell` adds a message (JSON, as field `m`) to one lobby's stream, `to_followers` to
+# each follower's (also used by vinom.cluster.hosts).
 TO_FOLLOWERS_LUA = f"""
 local function tell(stream, message)
   local id = redis.call('XADD', stream, '*', 'm', message)
