@@ -204,7 +204,10 @@ class HostAgent(Service):
                 )  # fmt: skip
             self._registered = False
 
-        d = self._registry.register(self.record(), self._settings.host_ttl)
+        # With the matches it runs (not a copy placed too late, which is another
+        # host's match): put back if Redis lost them (vinom.cluster.hosts).
+        d = self._registry.register(self.record(), self._settings.host_ttl,
+                                    sorted(self._running_here - self._copies))  # fmt: skip
         d.addCallbacks(registered, failed)
         self._last_beat = d
         return d

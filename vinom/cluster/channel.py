@@ -352,6 +352,22 @@ class PlacementKeys:
         return f"{self.prefix}hosts"
 
 
+# KEYS: a match's host's registration, the host's matches, the match's followers. ARGV:
+# this lobby's id, the followers' TTL (ms), the match id. After Redis lost its data (a
+# restart without persistence), a lobby's running match: 1 if its host still runs it
+# (the host put its matches back as it registered again, vinom.cluster.hosts), and the
+# lobby follows it again, so that its end reaches the lobby; 0 if its host, registered,
+# runs it no more (it ended while Redis was away or had just lost the followers set, and
+# its end reached nobody); -1 if its host is not registered (yet).
+RECHECK = Script("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+return 1
+""")
+
+
 def stream_lost(error: object) -> bool:
     """Whether a failed stream read says Redis lost the stream or its group, which the
     reader makes again, not an outage to log: `NOGROUP`, or `UNBLOCKED` (Redis 7 wakes

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Callable
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -39,6 +39,7 @@ from vinom.cluster.channel import (
     FOLLOW,
     FOLLOWERS_TTL,
     OPEN_GROUP,
+    RECHECK,
     REQUESTS_KEPT_FOR,
     PlacementKeys,
     decide,
@@ -49,6 +50,7 @@ from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.match import HOST_CRASHED, Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
@@ -131,6 +133,10 @@ class RemoteMatchHosting(Service):
         self._reading = Outage(self.log, clock, "reading the live game hosts")
         self._hearing = Outage(self.log, clock, "reading the placement events")
         self._listening: Deferred[None] = succeed(None)
+        # Rechecking the running matches after Redis lost its data (`_recheck`), and
+        # its pause between two looks (cancelled by a stop).
+        self._rechecking: Deferred[None] | None = None
+        self._recheck_pause: Deferred[None] | None = None
 
     @property
     def events(self) -> str:
@@ -285,6 +291,8 @@ class RemoteMatchHosting(Service):
         super().stopService()
         if self._refresh.running:
             self._refresh.stop()
+        if self._recheck_pause is not None:
+            self._recheck_pause.cancel()
         for match_id in list(self._unfollowed):
             self._unfollow(match_id)
         for match_id, placing in list(self._placing.items()):
@@ -327,6 +335,12 @@ class RemoteMatchHosting(Service):
                 if group_ready:
                     self._hearing.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
+                elif self._running and self._rechecking is None:
+                    # Redis lost this lobby's stream: it lost the followers of its
+                    # matches too, and an end published to nobody is never heard.
+                    self._rechecking = Deferred.fromCoroutine(self._recheck())
+                    self._rechecking.addErrback(lambda f: self.log.failure(
+                        "rechecking the running matches", f))  # fmt: skip
                 continue
             self._hearing.worked()
             for _, entries in reply or ():
@@ -334,6 +348,57 @@ class RemoteMatchHosting(Service):
                     # (Anything but an event is refused as one: `handle_message` says so.)
                     event = dict(zip(fields[::2], fields[1::2], strict=True)).get("m", "")
                     self.handle_message(event)
+
+    async def _recheck(self) -> None:
+        """After Redis lost its data (this lobby's stream was gone): once every live host
+        had a heartbeat in which to register again, putting back the matches it runs
+        (`host_ttl + heartbeat_every`), each match running here is followed again if its
+        host runs it (its end then reaches this lobby), and ended (its outcome unknown)
+        if its host, registered, runs it no more: its end was published to nobody. A
+        match whose host has not registered again is looked at again each
+        `heartbeat_every` for `stall_grace`, then ended `host_crashed`, as a departed
+        host's (its registry entry was lost with the rest: nobody claims it)."""
+        settings = self._settings
+        give_up = self._clock.seconds() + settings.host_ttl + settings.heartbeat_every
+        give_up += settings.stall_grace
+        wait = settings.host_ttl + settings.heartbeat_every
+        try:
+            while self.running:
+                self._recheck_pause = deferLater(self._clock, wait, lambda: None)
+                try:
+                    await self._recheck_pause
+                except CancelledError:
+                    return
+                finally:
+                    self._recheck_pause = None
+                wait = settings.heartbeat_every
+                unregistered = False
+                for match_id, (host_id, _) in list(self._running.items()):
+                    keys = [self._keys.host(host_id), self._keys.host_matches(host_id),
+                            self._keys.followers(match_id)]  # fmt: skip
+                    try:
+                        found = await self._redis.run(RECHECK, keys, [
+                            self.lobby_id, milliseconds(FOLLOWERS_TTL), match_id])  # fmt: skip
+                    except BackendUnavailable:
+                        unregistered = True
+                        continue
+                    if found == 0:
+                        self.log.warn("match {match_id} ended while Redis lost its data: its "
+                                      "outcome was not heard", match_id=match_id)  # fmt: skip
+                        self._ended(match_id, None)
+                    elif found == -1:
+                        if self._clock.seconds() < give_up:
+                            unregistered = True
+                        else:
+                            self.log.warn("match {match_id}: its game host {host_id} did not "
+                                          "register again after Redis lost its data",
+                                          match_id=match_id, host_id=host_id)  # fmt: skip
+                            self._ended(match_id, MatchEnded(match_id, "aborted", None,
+                                                             HOST_CRASHED))  # fmt: skip
+                if not unregistered:
+                    return
+        finally:
+            self._rechecking = None
 
     def refresh_hosts(self) -> Deferred[None]:
         """Read the live hosts (for `free_ports`, and so that a lobby that cannot use
