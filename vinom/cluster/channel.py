@@ -58,6 +58,12 @@ local function to_followers(key, streams, message)
 end
 """
 
+# How long the followers of a match ended by its host's departure (`host_crashed`)
+# are kept for the host's own end: a host cut off from Redis, not from its players,
+# tells it once it is back (vinom.cluster.agent), and its lobbies take it over the
+# `host_crashed` (vinom.cluster.placement).
+LATE_END_FOR = EVENTS_TTL
+
 # A realm's stream keeps its requests this many times `place_timeout` (`MINID ~`, by
 # the ids' times): a request waits that long at most for a host with a free slot
 # (older, every lobby gave it up), however many wait, as in a flood with every host
@@ -290,10 +296,13 @@ return 0
 """
 )
 
-# KEYS: the host's matches, the match's followers. ARGV: the match id, the streams'
-# prefix, the `ended` message, the key prefix, the player TTL (ms). The match leaves the
-# host's matches as its end is told to its lobbies, which are then done with it, and
-# its placement record goes (vinom.cluster.players): one call.
+# KEYS: the host's matches, the match's followers, the followers kept by the claim of
+# the host's departure (`<prefix>crashed:<match_id>`, vinom.cluster.hosts). ARGV: the
+# match id, the streams' prefix, the `ended` message, the key prefix, the player TTL
+# (ms). The match leaves the host's matches as its end is told to its lobbies, which are
+# then done with it, and its placement record goes (vinom.cluster.players): one call.
+# A host whose departure was claimed while it was only cut off from Redis tells its
+# lobbies the end it saw all the same: they take it over their `host_crashed`.
 _END = Script(
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -301,7 +310,8 @@ _END = Script(
 redis.call('SREM', KEYS[1], ARGV[1])
 remove_placement(ARGV[4], ARGV[1], ARGV[5])
 to_followers(KEYS[2], ARGV[2], ARGV[3])
-redis.call('DEL', KEYS[2])
+to_followers(KEYS[3], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 """
 )
@@ -325,6 +335,11 @@ class PlacementKeys:
     def followers(self, match_id: str) -> str:
         """The ids of the lobbies that follow a match (a set)."""
         return f"{self.prefix}lobbies:{match_id}"
+
+    def crashed(self, match_id: str) -> str:
+        """The followers of a match its host's departure ended (`host_crashed`), kept
+        for `LATE_END_FOR` for the host's own end (a set)."""
+        return f"{self.prefix}crashed:{match_id}"
 
     def requests(self, realm: str, relayed: bool = False) -> str:
         """A realm's stream of placement requests (its hosts' consumer group: `hosts`);
@@ -420,7 +435,7 @@ def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
     nothing for a lobby that heard it."""
     text = json.dumps(message, separators=(",", ":"))
     match_id = str(message["match_id"])
-    index = [keys.host_matches(host_id), keys.followers(match_id)]
+    index = [keys.host_matches(host_id), keys.followers(match_id), keys.crashed(match_id)]
     d = redis.run(_END, index, [match_id, keys.streams, text, keys.prefix,
                                 milliseconds(DEFAULT_PLAYER_TTL)])  # fmt: skip
     return d.addCallback(lambda _: None)

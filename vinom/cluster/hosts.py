@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from vinom.cluster.channel import TO_FOLLOWERS_LUA, PlacementKeys
+from vinom.cluster.channel import LATE_END_FOR, TO_FOLLOWERS_LUA, PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.players import DEFAULT_PLAYER_TTL, PLACEMENT_LUA
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
@@ -189,7 +189,10 @@ return found
 # (vinom.cluster.watch; until then it may only have been unable to renew its key):
 # this call claims it (SREM: in one script, so exactly one caller does) and ends the
 # matches it left (`ended`, `host_crashed`, told to each match's lobbies, as the host
-# would have). Returns each claimed host id and how many matches it ended.
+# would have). Each match's followers are kept (`<prefix>crashed:<match_id>`) for
+# `LATE_END_FOR`: a host cut off from Redis, not from its players, comes back with the
+# ends it saw meanwhile, and its `ended` then reaches them (vinom.cluster.channel,
+# `_END`). Returns each claimed host id and how many matches it ended.
 _CLAIM_DEPARTED = (
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -212,7 +215,12 @@ for i = 3, n + 2 do
         outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[4]}})
       remove_placement(ARGV[5], match_id, ARGV[6])
       to_followers(followers, ARGV[2], message)
-      redis.call('DEL', followers)
+      -- Kept for the host's own end, should it come back with one (`_END`).
+      if redis.call('EXISTS', followers) == 1 then
+        local crashed = ARGV[5] .. 'crashed:' .. match_id
+        redis.call('RENAME', followers, crashed)
+        redis.call('PEXPIRE', crashed, LATE_END_MS)
+      end
     end
     redis.call('DEL', matches_key)
     claimed[#claimed + 1] = host_id
@@ -221,7 +229,7 @@ for i = 3, n + 2 do
 end
 return claimed
 """
-)
+).replace("LATE_END_MS", str(milliseconds(LATE_END_FOR)))
 
 # KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the host id.
 # A host that leaves with no match left (each end announced) leaves the index too:

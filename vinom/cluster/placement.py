@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 
 from twisted.application.service import Service
@@ -59,6 +60,9 @@ EndedCallback = Callable[[MatchEnded | None], object]
 
 # The placement events a lobby reads in one call at most.
 EVENTS_PER_READ = 256
+# Matches ended `host_crashed` whose host's own end, should it come, still replaces that
+# (`RemoteMatchHosting._ended`), the newest kept.
+CRASHED_REMEMBERED = 4096
 
 # A match not placed this long after the lobby followed it: its request is added again
 # if Redis lost it (a failover before it was replicated; `FOLLOW` adds nothing while
@@ -122,6 +126,9 @@ class RemoteMatchHosting(Service):
         self._unfollowed: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
+        # Ended `host_crashed` here, the newest `CRASHED_REMEMBERED`: match id -> on_ended,
+        # told again should the host come back with the match's own end (`_ended`).
+        self._crashed: OrderedDict[str, EndedCallback] = OrderedDict()
         self._hosts: list[HostRecord] = []
         self._refresh = LoopingCall(self.refresh_hosts)
         self._refresh.clock = clock
@@ -544,17 +551,36 @@ class RemoteMatchHosting(Service):
         self._check_all_ended()
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+        """The match ended. One ended `host_crashed` (its host's departure claimed,
+        or found dead by `confirm_running`) whose host then tells its own end (it was
+        cut off from Redis, not from its players, who played the match out) is ended
+        again with that outcome, which wins (`IMatchHosting.host_match`)."""
         self._unfollow(match_id)
         running = self._running.pop(match_id, None)
         if running is None:
+            late = self._crashed.pop(match_id, None)
+            if late is not None and outcome is not None and outcome.reason != HOST_CRASHED:
+                self.log.info("match {match_id}: its game host came back with its end "
+                              "({phase}), which replaces host_crashed", match_id=match_id,
+                              phase=outcome.phase)  # fmt: skip
+                self._tell_ended(late, match_id, outcome)
             return
         _, on_ended = running
         if on_ended is not None:
-            try:
-                on_ended(outcome)
-            except Exception:
-                self.log.failure("on_ended failed for {match_id}", match_id=match_id)
+            if outcome is not None and outcome.reason == HOST_CRASHED:
+                self._crashed[match_id] = on_ended
+                while len(self._crashed) > CRASHED_REMEMBERED:
+                    self._crashed.popitem(last=False)
+            self._tell_ended(on_ended, match_id, outcome)
         self._check_all_ended()
+
+    def _tell_ended(
+        self, on_ended: EndedCallback, match_id: str, outcome: MatchEnded | None
+    ) -> None:
+        try:
+            on_ended(outcome)
+        except Exception:
+            self.log.failure("on_ended failed for {match_id}", match_id=match_id)
 
     def _check_all_ended(self) -> None:
         if not self.matches and self._all_ended:
