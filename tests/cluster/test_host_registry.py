@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import txredisapi
@@ -64,7 +65,9 @@ class MemoryHostRegistry:
     holding: bool = field(default=False, init=False)
     reads: int = field(default=0, init=False)
 
-    def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
+    def register(
+        self, record: HostRecord, ttl: float, matches: Sequence[str] = ()
+    ) -> Deferred[None]:
         check_ttl(ttl)
         now = self.clock.seconds()
         self._hosts[record.host_id] = (record, now + ttl, now)

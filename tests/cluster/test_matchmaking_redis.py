@@ -74,8 +74,9 @@ async def start_lobby(
 
 
 def hears_only_its_own(lobbies: list[Lobby], owners: dict[str, Lobby]) -> bool:
-    """Whether each lobby heard exactly the matches it formed or that hold a player whose
-    ticket it queued (`owners`), each once: no other lobby's."""
+    """Whether each lobby heard exactly the matches that hold a player whose ticket it
+    queued (`owners`; a match's `formed_by` is the owner of one of its tickets), each
+    once: no other lobby's."""
     every = {m.match_id: m for lobby in lobbies for m in lobby.heard}
     for lobby in lobbies:
         me = lobby.matchmaker.lobby_id
@@ -255,6 +256,36 @@ class FormedByTests(TestCase):
         # A lobby holding none of its players hears nothing of it.
         await deferLater(reactor, 0.3, lambda: None)
         self.assertEqual(third.heard, [])
+
+    async def test_a_match_the_leader_forms_for_other_lobbies_players_is_theirs_alone(
+        self,
+    ) -> None:
+        """The game's leader runs its matching passes: a match its pass forms of other
+        lobbies' tickets is published to those lobbies only, and the leader neither
+        hears nor follows it (docs/matchmaking.md, "Who hears a match")."""
+        redis = await start_redis(self)
+        settings = RedisMatchmakerSettings(tick_every=0.1)
+        windows = {"tictactoe": RatingWindow(base=100.0, growth=400.0)}
+        leader = await start_lobby(self, redis.port, {"tictactoe": 2}, settings, windows=windows)
+        leads = "return redis.call('GET', KEYS[1]) == ARGV[1] and 1 or 0"
+        await until(lambda: redis.command("EVAL", leads, "1", "vinom:mm:leader:tictactoe",
+                                          leader.matchmaker.lobby_id) == b":1",
+                    "the first lobby leading the game")  # fmt: skip
+        first, second = [
+            await start_lobby(self, redis.port, {"tictactoe": 2}, settings, windows=windows)
+            for _ in range(2)
+        ]
+        # Too far apart to match as they queue; the leader's pass pairs them once their
+        # windows have grown.
+        await first.matchmaker.enqueue(ticket("p", rating=1000.0, queue="ranked"))
+        await second.matchmaker.enqueue(ticket("q", rating=1500.0, queue="ranked"))
+        await until(lambda: bool(first.heard and second.heard), "the match", timeout=10)
+        match_id = first.heard[0].match_id
+        ids = {first.matchmaker.lobby_id, second.matchmaker.lobby_id}
+        self.assertEqual(set(first.matchmaker.lobbies_of(match_id)), ids)
+        self.assertIn(first.matchmaker.formed_by(match_id), ids)
+        await deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(leader.heard, [])
 
 
 class BurstTests(TestCase):

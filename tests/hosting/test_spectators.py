@@ -36,6 +36,7 @@ from vinom.client.game import connect_game
 from vinom.client.lobby import connect_lobby
 from vinom.client.udp import GameClientProtocol
 from vinom.client.watch import WatchView, spectate
+from vinom.errors import LobbyError
 from vinom.games.registry import GameRegistry
 from vinom.hosting.game_stream import CLOSE_NORMAL, CLOSE_TOKEN_REFUSED
 from vinom.hosting.spectators import SpectatorFeeds, SpectatorSettings
@@ -154,6 +155,17 @@ class UdpSpectatorTests(GameSocketTestCase):
         self.assertEqual(session.view["board"], udp.view["board"])
         # The host closes the spectator's session after the end.
         self.assertEqual(await protocol.closed, "disconnect")
+
+        # Over, its room lingering for its players: no fresh token, but `match_ended`
+        # (the worker's report of the end marks its placement ended).
+        async def ended() -> bool:
+            try:
+                await lobby.spectate(found.game_id)
+            except LobbyError as e:
+                return e.code == "match_ended"
+            return False
+
+        await until(ended, "spectate answered match_ended", timeout=2.0, every=0.1)
         await lobby.close()
 
 

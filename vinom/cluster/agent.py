@@ -205,7 +205,10 @@ class HostAgent(Service):
                 )  # fmt: skip
             self._registered = False
 
-        d = self._registry.register(self.record(), self._settings.host_ttl)
+        # With the matches it runs (not a copy placed too late, which is another
+        # host's match): put back if Redis lost them (vinom.cluster.hosts).
+        d = self._registry.register(self.record(), self._settings.host_ttl,
+                                    sorted(self._running_here - self._copies))  # fmt: skip
         d.addCallbacks(registered, failed)
         self._last_beat = d
         return d
@@ -529,20 +532,31 @@ class HostAgent(Service):
 
     async def _announce_end(self, match_id: str, message: dict[str, Any]) -> None:
         """Tell the match's lobbies it ended; while Redis does not answer (restarting,
-        or failing over to a replica), again every second for up to `stall_grace` (and
-        not once this host has left the registry):
-        until they hear it, they count the match as running (per-address limits, the
-        drain of its players' lobbies). A repeat of an end they heard changes nothing."""
+        failing over to a replica, or cut off from this host), again every second: until
+        they hear it, they count the match as running (per-address limits, the drain of
+        its players' lobbies). While the host serves, for as long as it takes: a host
+        cut off from Redis for longer than `stall_grace` has its departure claimed and
+        its matches ended `host_crashed`, and the end it saw then reaches their lobbies
+        once it is back, which take it over that (vinom.cluster.placement). A stopping
+        host tries for `stall_grace` at most (and not once it left the registry). A
+        repeat of an end they heard changes nothing."""
         give_up = self._clock.seconds() + self._settings.stall_grace
+        said = False
         while True:
             try:
                 await announce_end(self._redis, self._keys, self.host_id, message)
                 return
             except BackendUnavailable as error:
-                if self._left or self._clock.seconds() >= give_up:
+                late = self._clock.seconds() >= give_up
+                if self._left or (late and not self._serving):
                     self.log.warn("announcing the end of {match_id} failed: {error}",
                                   match_id=match_id, error=error)  # fmt: skip
                     return
+                if late and not said:
+                    said = True
+                    self.log.warn("announcing the end of {match_id} failed for {seconds} s: "
+                                  "{error}; trying on", match_id=match_id, error=error,
+                                  seconds=self._settings.stall_grace)  # fmt: skip
             except Exception as error:
                 self.log.warn("announcing the end of {match_id} failed: {error}",
                               match_id=match_id, error=error)  # fmt: skip

@@ -41,10 +41,10 @@ EVENTS_TTL = 3600.0
 
 # The lobbies that follow a match (`<prefix>lobbies:<match_id>`, a set) hear its
 # placement events on their own streams (`<prefix>placements:<lobby_id>`): the
-# lobbies that formed it or hold its players, as the match says (`lobbies`), written
-# by the lobby that claims its placement. Lua: `tell` adds a message (JSON, as field
-# `m`) to one lobby's stream, `to_followers` to each follower's (also used by
-# vinom.cluster.hosts).
+# lobbies holding its players (the match's `lobbies`) and any a player of it
+# reconnected through, each added as it follows the match (`FOLLOW`, `adopt`). Lua:
+# `tell` adds a message (JSON, as field `m`) to one lobby's stream, `to_followers` to
+# each follower's (also used by vinom.cluster.hosts).
 TO_FOLLOWERS_LUA = f"""
 local function tell(stream, message)
   local id = redis.call('XADD', stream, '*', 'm', message)
@@ -57,6 +57,12 @@ local function to_followers(key, streams, message)
   for _, lobby in ipairs(redis.call('SMEMBERS', key)) do tell(streams .. lobby, message) end
 end
 """
+
+# How long the followers of a match ended by its host's departure (`host_crashed`)
+# are kept for the host's own end: a host cut off from Redis, not from its players,
+# tells it once it is back (vinom.cluster.agent), and its lobbies take it over the
+# `host_crashed` (vinom.cluster.placement).
+LATE_END_FOR = EVENTS_TTL
 
 # A realm's stream keeps its requests this many times `place_timeout` (`MINID ~`, by
 # the ids' times): a request waits that long at most for a host with a free slot
@@ -88,7 +94,7 @@ FOLLOWERS_TTL = 24 * 3600.0
 # The lobby follows the match (it hears its outcome on its stream from now on) unless an
 # outcome is recorded already (returned: nothing to wait for); the first lobby to follow
 # it, or the first after a failover lost the marker, adds the request: one call, so no
-# outcome is published in between, and a lobby that formed the match and died at once
+# outcome is published in between, and a lobby that heard the match and died at once
 # leaves it to the next lobby of its players, with no claim to take over. A match placed
 # already is followed still (the lobby hears its end as the others do) while it runs:
 # its end deletes its followers, which the first follower made before any host could
@@ -168,10 +174,25 @@ return taken
 # to the new master): taking its request would host the match twice, and the lobbies
 # that heard its `placed` and those that hear the other host's would send their players
 # to two addresses. The claimed entry that is to be hosted (`TAKEABLE_LUA`; {id, {}}
-# for one trimmed away), or nothing.
+# for one trimmed away), or nothing. First, a dead reader holding nothing more (its
+# requests claimed by a previous call) leaves the group (`XGROUP DELCONSUMER`): the
+# group keeps no consumer per host process ever started. (A reader only paused holds
+# nothing it could lose: its next read makes its consumer again.)
 CLAIM_SOURCE = TAKEABLE_LUA + """
 local judged = watch(KEYS[2])
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 16)
+if judged then
+  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local name, held
+    for j = 1, #consumer, 2 do
+      if consumer[j] == 'name' then name = consumer[j + 1] end
+      if consumer[j] == 'pending' then held = consumer[j + 1] end
+    end
+    if held == 0 and name ~= ARGV[2] and redis.call('EXISTS', ARGV[4] .. name) == 0 then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    end
+  end
+end
 for _, entry in ipairs(pending) do
   local reader = entry[2]
   if reader == ARGV[2] or (judged and redis.call('EXISTS', ARGV[4] .. reader) == 0) then
@@ -275,10 +296,13 @@ return 0
 """
 )
 
-# KEYS: the host's matches, the match's followers. ARGV: the match id, the streams'
-# prefix, the `ended` message, the key prefix, the player TTL (ms). The match leaves the
-# host's matches as its end is told to its lobbies, which are then done with it, and
-# its placement record goes (vinom.cluster.players): one call.
+# KEYS: the host's matches, the match's followers, the followers kept by the claim of
+# the host's departure (`<prefix>crashed:<match_id>`, vinom.cluster.hosts). ARGV: the
+# match id, the streams' prefix, the `ended` message, the key prefix, the player TTL
+# (ms). The match leaves the host's matches as its end is told to its lobbies, which are
+# then done with it, and its placement record goes (vinom.cluster.players): one call.
+# A host whose departure was claimed while it was only cut off from Redis tells its
+# lobbies the end it saw all the same: they take it over their `host_crashed`.
 _END = Script(
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -286,7 +310,8 @@ _END = Script(
 redis.call('SREM', KEYS[1], ARGV[1])
 remove_placement(ARGV[4], ARGV[1], ARGV[5])
 to_followers(KEYS[2], ARGV[2], ARGV[3])
-redis.call('DEL', KEYS[2])
+to_followers(KEYS[3], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 """
 )
@@ -310,6 +335,11 @@ class PlacementKeys:
     def followers(self, match_id: str) -> str:
         """The ids of the lobbies that follow a match (a set)."""
         return f"{self.prefix}lobbies:{match_id}"
+
+    def crashed(self, match_id: str) -> str:
+        """The followers of a match its host's departure ended (`host_crashed`), kept
+        for `LATE_END_FOR` for the host's own end (a set)."""
+        return f"{self.prefix}crashed:{match_id}"
 
     def requests(self, realm: str, relayed: bool = False) -> str:
         """A realm's stream of placement requests (its hosts' consumer group: `hosts`);
@@ -335,6 +365,22 @@ class PlacementKeys:
     def hosts(self) -> str:
         """The host registry's index (vinom.cluster.hosts)."""
         return f"{self.prefix}hosts"
+
+
+# KEYS: a match's host's registration, the host's matches, the match's followers. ARGV:
+# this lobby's id, the followers' TTL (ms), the match id. After Redis lost its data (a
+# restart without persistence), a lobby's running match: 1 if its host still runs it
+# (the host put its matches back as it registered again, vinom.cluster.hosts), and the
+# lobby follows it again, so that its end reaches the lobby; 0 if its host, registered,
+# runs it no more (it ended while Redis was away or had just lost the followers set, and
+# its end reached nobody); -1 if its host is not registered (yet).
+RECHECK = Script("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+return 1
+""")
 
 
 def stream_lost(error: object) -> bool:
@@ -389,7 +435,7 @@ def announce_end(redis: RedisClient, keys: PlacementKeys, host_id: str,
     nothing for a lobby that heard it."""
     text = json.dumps(message, separators=(",", ":"))
     match_id = str(message["match_id"])
-    index = [keys.host_matches(host_id), keys.followers(match_id)]
+    index = [keys.host_matches(host_id), keys.followers(match_id), keys.crashed(match_id)]
     d = redis.run(_END, index, [match_id, keys.streams, text, keys.prefix,
                                 milliseconds(DEFAULT_PLAYER_TTL)])  # fmt: skip
     return d.addCallback(lambda _: None)

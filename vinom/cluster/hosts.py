@@ -21,7 +21,7 @@ docs/scaling.md, "Redis keys"); the tests hold an in-memory model of
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from attrs import define, evolve, field, frozen, validators
@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from vinom.cluster.channel import TO_FOLLOWERS_LUA, PlacementKeys
+from vinom.cluster.channel import LATE_END_FOR, TO_FOLLOWERS_LUA, PlacementKeys
 from vinom.cluster.client import RedisClient, Script, milliseconds
 from vinom.cluster.players import DEFAULT_PLAYER_TTL, PLACEMENT_LUA
 from vinom.cluster.settings import DEFAULT_PLACEMENT, positive
@@ -91,9 +91,13 @@ def least_loaded_first(records: Iterable[HostRecord]) -> list[HostRecord]:
 class IHostRegistry(Interface):
     """Live game hosts; every method returns a Deferred."""
 
-    def register(record: HostRecord, ttl: float) -> Deferred[None]:
+    def register(
+        record: HostRecord, ttl: float, matches: Sequence[str] = ()
+    ) -> Deferred[None]:
         """Announce `record` (replacing the host's previous one); the host is live for
         `ttl` seconds from now. Registering again before then is the host's heartbeat.
+        `matches`: the ids of the matches the host runs, kept as its matches again if
+        it was not registered (after a pause, or a Redis that lost its data).
 
         Raises ValueError if `ttl` is not positive.
         """
@@ -133,7 +137,11 @@ def check_ttl(ttl: float) -> None:
 
 # KEYS: the host's key, the index, the host's matches, the watch guard's key, the
 # host's heard key. ARGV: the record, its TTL (ms), the host id, the matches' TTL (ms),
-# the stall grace (ms). The index lives as long as the longest-lived key it leads to (a
+# the stall grace (ms), then the ids of the matches the host runs. A host registering
+# while its key is missing (its first heartbeat, one after a pause, or after Redis lost
+# its data) puts its matches back into its set, in the same call: whoever sees it
+# registered sees what it runs (a lobby rechecking its matches after a loss, vinom.
+# cluster.placement). The index lives as long as the longest-lived key it leads to (a
 # host, or the matches a departed host left for its claimer), so that hosts which all
 # stopped leave nothing behind; the matches of a host live on `matches_ttl` past its
 # last heartbeat, for whoever claims its departure. A heartbeat renews the watch
@@ -141,6 +149,9 @@ def check_ttl(ttl: float) -> None:
 _REGISTER = """
 watch(KEYS[4])
 local ttl = tonumber(ARGV[2])
+if #ARGV > 5 and redis.call('EXISTS', KEYS[1]) == 0 then
+  for i = 6, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
@@ -178,7 +189,10 @@ return found
 # (vinom.cluster.watch; until then it may only have been unable to renew its key):
 # this call claims it (SREM: in one script, so exactly one caller does) and ends the
 # matches it left (`ended`, `host_crashed`, told to each match's lobbies, as the host
-# would have). Returns each claimed host id and how many matches it ended.
+# would have). Each match's followers are kept (`<prefix>crashed:<match_id>`) for
+# `LATE_END_FOR`: a host cut off from Redis, not from its players, comes back with the
+# ends it saw meanwhile, and its `ended` then reaches them (vinom.cluster.channel,
+# `_END`). Returns each claimed host id and how many matches it ended.
 _CLAIM_DEPARTED = (
     TO_FOLLOWERS_LUA
     + PLACEMENT_LUA
@@ -201,7 +215,12 @@ for i = 3, n + 2 do
         outcome = {match_id = match_id, phase = 'aborted', reason = ARGV[4]}})
       remove_placement(ARGV[5], match_id, ARGV[6])
       to_followers(followers, ARGV[2], message)
-      redis.call('DEL', followers)
+      -- Kept for the host's own end, should it come back with one (`_END`).
+      if redis.call('EXISTS', followers) == 1 then
+        local crashed = ARGV[5] .. 'crashed:' .. match_id
+        redis.call('RENAME', followers, crashed)
+        redis.call('PEXPIRE', crashed, LATE_END_MS)
+      end
     end
     redis.call('DEL', matches_key)
     claimed[#claimed + 1] = host_id
@@ -210,7 +229,7 @@ for i = 3, n + 2 do
 end
 return claimed
 """
-)
+).replace("LATE_END_MS", str(milliseconds(LATE_END_FOR)))
 
 # KEYS: the host's key, the index, the host's matches, its heard key. ARGV: the host id.
 # A host that leaves with no match left (each end announced) leaves the index too:
@@ -285,14 +304,17 @@ class RedisHostRegistry:
     def _keys(self) -> PlacementKeys:
         return PlacementKeys(self.redis.settings.key_prefix)
 
-    def register(self, record: HostRecord, ttl: float) -> Deferred[None]:
+    def register(
+        self, record: HostRecord, ttl: float, matches: Sequence[str] = ()
+    ) -> Deferred[None]:
         check_ttl(ttl)
         ttl_ms = milliseconds(ttl)
         keys = [self._host_key(record.host_id), self._index_key,
                 self._keys.host_matches(record.host_id), self._watch_key,
                 self._heard_key(record.host_id)]  # fmt: skip
         args = [encode_host(record, ttl_ms), ttl_ms, record.host_id,
-                milliseconds(self.matches_ttl), milliseconds(self.stall_grace)]  # fmt: skip
+                milliseconds(self.matches_ttl), milliseconds(self.stall_grace),
+                *matches]  # fmt: skip
         d = self.redis.run(self._register_script, keys, args)
         return d.addCallback(lambda _: None)
 

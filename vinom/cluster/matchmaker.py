@@ -174,7 +174,8 @@ class RedisMatchmaker:
         # lobbies that heard it (the match's `lobbies`).
         self._announced: OrderedDict[str, tuple[str | None, tuple[str, ...]]] = OrderedDict()
         self._last_logged: tuple[tuple[int, ...], str] | None = None
-        # This lobby's own channel: the matches it formed or that hold its players.
+        # This lobby's own channel: the matches that hold its players (a match its own
+        # call formed for other lobbies' players is published to them, not here).
         self._channel = f"{settings.prefix}:matches:{self.lobby_id}"
         self._subscription = RedisSubscription(
             subscriber_endpoint, self._channel, self._heard, clock, password,
@@ -611,8 +612,8 @@ class RedisMatchmaker:
         return self._announced.get(match_id, (None, ()))[0]
 
     def lobbies_of(self, match_id: str) -> tuple[str, ...]:
-        """The ids of the lobbies that heard an announced match: the one that formed it
-        and those holding its players (empty if not known)."""
+        """The ids of the lobbies an announced match was published to: those holding its
+        players (empty if not known)."""
         return self._announced.get(match_id, (None, ()))[1]
 
     def _logged(self, log_id: object) -> None:

@@ -7,7 +7,7 @@ key and timeout). `RemoteMatchHosting`, here, is each lobby's `IMatchHosting`;
 keys and scripts both use.
 
 A pull design on Redis's own at-least-once queue: every lobby that hears a match
-(the one that formed it, those holding its players, one a player reconnects through)
+(those holding its players, one a player reconnects through)
 follows it (`FOLLOW`), and the first to follow it adds its request to its realm's
 stream, in the same call. The realm's hosts read that stream through one consumer
 group, each only while it has a free slot, so no lobby chooses a host; a live host
@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
@@ -39,6 +40,7 @@ from vinom.cluster.channel import (
     FOLLOW,
     FOLLOWERS_TTL,
     OPEN_GROUP,
+    RECHECK,
     REQUESTS_KEPT_FOR,
     PlacementKeys,
     decide,
@@ -49,6 +51,7 @@ from vinom.cluster.client import RedisClient, milliseconds
 from vinom.cluster.hosts import DEFAULT_REALM, HostRecord, IHostRegistry
 from vinom.cluster.outage import Outage
 from vinom.cluster.settings import DEFAULT_PLACEMENT, PlacementSettings
+from vinom.errors import BackendUnavailable
 from vinom.hosting.interfaces import HostingStopped, IMatchHosting, NoHostAvailable
 from vinom.match import HOST_CRASHED, Match, MatchEnded, match_to_json, outcome_from_json
 from vinom.protocol.address import HostAddress
@@ -57,6 +60,9 @@ EndedCallback = Callable[[MatchEnded | None], object]
 
 # The placement events a lobby reads in one call at most.
 EVENTS_PER_READ = 256
+# Matches ended `host_crashed` whose host's own end, should it come, still replaces that
+# (`RemoteMatchHosting._ended`), the newest kept.
+CRASHED_REMEMBERED = 4096
 
 # A match not placed this long after the lobby followed it: its request is added again
 # if Redis lost it (a failover before it was replicated; `FOLLOW` adds nothing while
@@ -120,6 +126,9 @@ class RemoteMatchHosting(Service):
         self._unfollowed: dict[str, _Placing] = {}
         # Placed and not ended: match id -> (host id, on_ended).
         self._running: dict[str, tuple[str, EndedCallback | None]] = {}
+        # Ended `host_crashed` here, the newest `CRASHED_REMEMBERED`: match id -> on_ended,
+        # told again should the host come back with the match's own end (`_ended`).
+        self._crashed: OrderedDict[str, EndedCallback] = OrderedDict()
         self._hosts: list[HostRecord] = []
         self._refresh = LoopingCall(self.refresh_hosts)
         self._refresh.clock = clock
@@ -131,6 +140,10 @@ class RemoteMatchHosting(Service):
         self._reading = Outage(self.log, clock, "reading the live game hosts")
         self._hearing = Outage(self.log, clock, "reading the placement events")
         self._listening: Deferred[None] = succeed(None)
+        # Rechecking the running matches after Redis lost its data (`_recheck`), and
+        # its pause between two looks (cancelled by a stop).
+        self._rechecking: Deferred[None] | None = None
+        self._recheck_pause: Deferred[None] | None = None
 
     @property
     def events(self) -> str:
@@ -179,9 +192,8 @@ class RemoteMatchHosting(Service):
         self._later(placing, self._settings.place_timeout, self._timed_out, match_id)
         self._later(placing, FOLLOW_AGAIN, self._not_placed_yet, match_id)
         # No live host with a free slot: its players told to wait once the match is
-        # followed (not before this call returns: the lobby would take a match that
-        # waits, of none of its players, for one whose players all left, and withdraw
-        # it; it may have formed it for other lobbies' players).
+        # followed (not before this call returns: the lobby's check for a match
+        # abandoned as it formed runs after it, and must not find this one waiting).
         self._follow(placing, waiting=self.free_ports == 0 and bool(self.running))
         return placing.result
 
@@ -286,6 +298,8 @@ class RemoteMatchHosting(Service):
         super().stopService()
         if self._refresh.running:
             self._refresh.stop()
+        if self._recheck_pause is not None:
+            self._recheck_pause.cancel()
         for match_id in list(self._unfollowed):
             self._unfollow(match_id)
         for match_id, placing in list(self._placing.items()):
@@ -328,6 +342,12 @@ class RemoteMatchHosting(Service):
                 if group_ready:
                     self._hearing.failed(error)
                     await deferLater(self._clock, 0.5, lambda: None)
+                elif self._running and self._rechecking is None:
+                    # Redis lost this lobby's stream: it lost the followers of its
+                    # matches too, and an end published to nobody is never heard.
+                    self._rechecking = Deferred.fromCoroutine(self._recheck())
+                    self._rechecking.addErrback(lambda f: self.log.failure(
+                        "rechecking the running matches", f))  # fmt: skip
                 continue
             self._hearing.worked()
             for _, entries in reply or ():
@@ -335,6 +355,57 @@ class RemoteMatchHosting(Service):
                     # (Anything but an event is refused as one: `handle_message` says so.)
                     event = dict(zip(fields[::2], fields[1::2], strict=True)).get("m", "")
                     self.handle_message(event)
+
+    async def _recheck(self) -> None:
+        """After Redis lost its data (this lobby's stream was gone): once every live host
+        had a heartbeat in which to register again, putting back the matches it runs
+        (`host_ttl + heartbeat_every`), each match running here is followed again if its
+        host runs it (its end then reaches this lobby), and ended (its outcome unknown)
+        if its host, registered, runs it no more: its end was published to nobody. A
+        match whose host has not registered again is looked at again each
+        `heartbeat_every` for `stall_grace`, then ended `host_crashed`, as a departed
+        host's (its registry entry was lost with the rest: nobody claims it)."""
+        settings = self._settings
+        give_up = self._clock.seconds() + settings.host_ttl + settings.heartbeat_every
+        give_up += settings.stall_grace
+        wait = settings.host_ttl + settings.heartbeat_every
+        try:
+            while self.running:
+                self._recheck_pause = deferLater(self._clock, wait, lambda: None)
+                try:
+                    await self._recheck_pause
+                except CancelledError:
+                    return
+                finally:
+                    self._recheck_pause = None
+                wait = settings.heartbeat_every
+                unregistered = False
+                for match_id, (host_id, _) in list(self._running.items()):
+                    keys = [self._keys.host(host_id), self._keys.host_matches(host_id),
+                            self._keys.followers(match_id)]  # fmt: skip
+                    try:
+                        found = await self._redis.run(RECHECK, keys, [
+                            self.lobby_id, milliseconds(FOLLOWERS_TTL), match_id])  # fmt: skip
+                    except BackendUnavailable:
+                        unregistered = True
+                        continue
+                    if found == 0:
+                        self.log.warn("match {match_id} ended while Redis lost its data: its "
+                                      "outcome was not heard", match_id=match_id)  # fmt: skip
+                        self._ended(match_id, None)
+                    elif found == -1:
+                        if self._clock.seconds() < give_up:
+                            unregistered = True
+                        else:
+                            self.log.warn("match {match_id}: its game host {host_id} did not "
+                                          "register again after Redis lost its data",
+                                          match_id=match_id, host_id=host_id)  # fmt: skip
+                            self._ended(match_id, MatchEnded(match_id, "aborted", None,
+                                                             HOST_CRASHED))  # fmt: skip
+                if not unregistered:
+                    return
+        finally:
+            self._rechecking = None
 
     def refresh_hosts(self) -> Deferred[None]:
         """Read the live hosts (for `free_ports`, and so that a lobby that cannot use
@@ -480,17 +551,36 @@ class RemoteMatchHosting(Service):
         self._check_all_ended()
 
     def _ended(self, match_id: str, outcome: MatchEnded | None) -> None:
+        """The match ended. One ended `host_crashed` (its host's departure claimed,
+        or found dead by `confirm_running`) whose host then tells its own end (it was
+        cut off from Redis, not from its players, who played the match out) is ended
+        again with that outcome, which wins (`IMatchHosting.host_match`)."""
         self._unfollow(match_id)
         running = self._running.pop(match_id, None)
         if running is None:
+            late = self._crashed.pop(match_id, None)
+            if late is not None and outcome is not None and outcome.reason != HOST_CRASHED:
+                self.log.info("match {match_id}: its game host came back with its end "
+                              "({phase}), which replaces host_crashed", match_id=match_id,
+                              phase=outcome.phase)  # fmt: skip
+                self._tell_ended(late, match_id, outcome)
             return
         _, on_ended = running
         if on_ended is not None:
-            try:
-                on_ended(outcome)
-            except Exception:
-                self.log.failure("on_ended failed for {match_id}", match_id=match_id)
+            if outcome is not None and outcome.reason == HOST_CRASHED:
+                self._crashed[match_id] = on_ended
+                while len(self._crashed) > CRASHED_REMEMBERED:
+                    self._crashed.popitem(last=False)
+            self._tell_ended(on_ended, match_id, outcome)
         self._check_all_ended()
+
+    def _tell_ended(
+        self, on_ended: EndedCallback, match_id: str, outcome: MatchEnded | None
+    ) -> None:
+        try:
+            on_ended(outcome)
+        except Exception:
+            self.log.failure("on_ended failed for {match_id}", match_id=match_id)
 
     def _check_all_ended(self) -> None:
         if not self.matches and self._all_ended:

@@ -132,7 +132,10 @@ class IMatchHosting(Interface):
         `on_waiting(position)` is called if it must wait for a port;
         `on_ended(outcome)` once it has ended and its port is free again (None:
         its host could not say how). Cancelling the Deferred while it waits
-        withdraws the match.
+        withdraws the match. A match ended `host_crashed` whose host comes back
+        with its own end (a game host of a cluster cut off from Redis, not from
+        its players) has `on_ended` called once more, with that outcome, which
+        replaces the first.
         """
 
     def when_all_ended() -> Deferred[None]:

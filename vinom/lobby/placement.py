@@ -12,12 +12,12 @@ placement) the gone players this lobby answers for are forgotten.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
@@ -115,6 +115,9 @@ class MatchPlacer:
         self.matches_ended: Counter[tuple[str, str]] = Counter()
         self._running: dict[str, RunningMatch] = {}
         self._recent: deque[EndedMatch] = deque(maxlen=RECENT_MATCHES)
+        # The recent matches ended `host_crashed`, by id: a host that comes back with
+        # the match's own end replaces it (`_match_ended`).
+        self._crashed: OrderedDict[str, EndedMatch] = OrderedDict()
         # Waiting for the last match of this lobby's players to end (a drain).
         self._players_matches_waiters: list[Deferred[None]] = []
 
@@ -175,9 +178,10 @@ class MatchPlacer:
     def match_formed(self, match: Match) -> None:
         """The matchmaker's listener.
 
-        With lobbies sharing Redis a lobby hears the matches it formed and those
-        holding its players, and follows each until it is placed: if the lobby that
-        formed it dies, the others place it. A match of players it does not hold
+        With lobbies sharing Redis a lobby hears the matches holding its players
+        (whichever lobby's call formed them: one formed here for other lobbies'
+        players is theirs alone), and follows each until it is placed: if one of
+        those lobbies dies, the others place it. A match of players it does not hold
         reaches it only when one of them reconnects through it while the match waits
         for a game host (the matchmaker's `adopt`).
         """
@@ -391,6 +395,10 @@ class MatchPlacer:
         self._requeue(ticket).addCallbacks(queued, refused)
 
     def _match_ended(self, match: Match, outcome: MatchEnded | None) -> None:
+        crashed = self._crashed.pop(match.match_id, None)
+        if crashed is not None and outcome is not None:
+            self._ended_after_all(crashed, outcome)
+            return
         self.log.info("match {match_id} ended", match_id=match.match_id)
         if self._ended is not None:
             self._ended(match, outcome)
@@ -399,16 +407,19 @@ class MatchPlacer:
         else:
             self.matches_ended[outcome.phase, outcome.reason or ""] += 1
         running = self._running.pop(match.match_id, None)
-        self._recent.append(
-            EndedMatch(
-                match,
-                phase="aborted" if outcome is None else outcome.phase,
-                reason="host_failed" if outcome is None else outcome.reason or "",
-                winners=() if outcome is None else _winners(outcome.result),
-                placed_at=None if running is None else running.placed_at,
-                ended_at=self._clock.seconds(),
-            )
+        ended = EndedMatch(
+            match,
+            phase="aborted" if outcome is None else outcome.phase,
+            reason="host_failed" if outcome is None else outcome.reason or "",
+            winners=() if outcome is None else _winners(outcome.result),
+            placed_at=None if running is None else running.placed_at,
+            ended_at=self._clock.seconds(),
         )
+        self._recent.append(ended)
+        if ended.reason == HOST_CRASHED:
+            self._crashed[match.match_id] = ended
+            while len(self._crashed) > RECENT_MATCHES:
+                self._crashed.popitem(last=False)
         # Aborted because others never came: those who did keep a place at the head
         # of the queue (vinom.lobby.requeue).
         # Aborted because its game-host process crashed: all of its players keep one.
@@ -447,6 +458,23 @@ class MatchPlacer:
             d.addErrback(log_failure, self.log, "removing the placement of {player_id}",
                          match.match_id)  # fmt: skip
         self._check_players_matches()
+
+
+    def _ended_after_all(self, crashed: EndedMatch, outcome: MatchEnded) -> None:
+        """A match ended `host_crashed` whose host came back with its own end (it was cut
+        off from Redis, not from its players): that end replaces it in the counts and
+        the recent matches. The places kept at the head of the queue for its players
+        stand (they lapse unclaimed, or a player who claimed one is queued already)."""
+        self.log.info("match {match_id} ended {phase} after all: its game host came back "
+                      "with its end", match_id=crashed.match.match_id,
+                      phase=outcome.phase)  # fmt: skip
+        self.matches_ended[crashed.phase, crashed.reason] -= 1
+        self.matches_ended[outcome.phase, outcome.reason or ""] += 1
+        corrected = evolve(crashed, phase=outcome.phase, reason=outcome.reason or "",
+                           winners=_winners(outcome.result))  # fmt: skip
+        for i, ended in enumerate(self._recent):
+            if ended is crashed:
+                self._recent[i] = corrected
 
 
 def _winners(result: Mapping[str, Any] | None) -> tuple[str, ...]:

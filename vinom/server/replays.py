@@ -11,14 +11,20 @@ on its own clock (docs/web.md, "Replays"):
 
     {"match_id", "game", "title", "players": [{"id", "name", "seat"}],
      "tick_rate", "frames": [[ms, phase, view], ...],
-     "end": {"phase", "result"} or nil, "error": str or nil}
+     "end": {"phase", "result"}, "error": str or nil}
+
+Only a finished match is served, under the rule `spectate` follows
+(vinom.match.watch_refusal): its record ends, its spectators have had its end
+(`--spectator-delay` after this server first found it ended), and its room let
+anyone watch (a record whose header says `"spectators": false` is never served).
 
 `frames` holds the public view, `view(state, None)`, each time it changed: a
 real-time game at most `FRAMES_PER_SECOND` times a second of match time (a
 frame's `ms` is its tick's time), a turn-based one after each call that
 changed it, `MOVE_MS` apart. A record that does not replay exactly gives the
-frames up to where it differs and the `error`. 404: no record of that id (or
-replays are off); 422: a record that cannot be read or of a game not
+frames up to where it differs and the `error`. 404 (`NOT_FOUND`, one answer
+for all): no record of that id, or one not to be served (above), or replays
+are off; 422: a record that cannot be read or of a game not
 installed, the reason in the body. A record is replayed at most once per
 `CACHE_SIZE` recent requests (replaying a 10-minute arena match takes about a
 second).
@@ -179,6 +185,10 @@ class Replays(Resource):
         # newest `ENDS_REMEMBERED`).
         self._delay = spectator_delay
         self._ends_seen: OrderedDict[str, float] = OrderedDict()
+        # The records refused for what does not change until they grow (a match still
+        # playing, a private room's), by the length read, the newest `ENDS_REMEMBERED`:
+        # asked again, such a record is not read again until its match wrote more.
+        self._refused: OrderedDict[str, int] = OrderedDict()
         self._clock = clock
         self._cpu = cpu
         # The replay CPU bucket (module docstring): CPU seconds left, as of `_filled`.
@@ -256,14 +266,22 @@ class Replays(Resource):
         ):
             self._cache.move_to_end(match_id)
             return 200, cached[1]
+        # A refusal remembered is an anonymous viewer's: a signed-in one may be its player.
+        if viewer is None and self._refused.get(match_id) == len(data):
+            return NOT_FOUND
         try:
             record = read_record(data)
         except RecordError as e:
             return 422, str(e).encode()
-        public = record.header.get("spectators", True) is not False
+        spectators = record.header.get("spectators", True) is not False
         players = frozenset(str(seat[0]) for seat in record.header.get("seats", ()))
-        if watch_refusal(public, ended=self._ended(match_id, record), replay=True,
+        if watch_refusal(spectators, ended=self._ended(match_id, record), replay=True,
                          player=viewer is not None and viewer in players) is not None:
+            if not spectators or record.end is None or not record.complete:
+                self._refused[match_id] = len(data)
+                self._refused.move_to_end(match_id)
+                while len(self._refused) > ENDS_REMEMBERED:
+                    self._refused.popitem(last=False)
             return NOT_FOUND
         wait = self.busy_for()
         if wait:
@@ -286,7 +304,7 @@ class Replays(Resource):
             return 422, b"a match of a game this server does not have"
         finally:
             self.slot.release()
-        self._cache[match_id] = (len(data), body, public, players)
+        self._cache[match_id] = (len(data), body, spectators, players)
         self._cache.move_to_end(match_id)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
