@@ -164,13 +164,13 @@ class ServerFrames:
     """The frames of one server-side WebSocket connection (module docstring)."""
 
     __slots__ = (
+        "_broken",
         "_buffer",
         "_decoder",
         "_fragments",
         "_held",
         "_message",
         "_skip",
-        "_broken",
         "max_message",
         "state",
     )
