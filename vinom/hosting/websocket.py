@@ -446,11 +446,10 @@ class GameSocketResource(Resource):
             + b"\r\n\r\n"
         )
         protocol.makeConnection(transport)
-        # The channel paused the transport while it handled the request.
-        network = getattr(transport, "_networkProducer", None)
-        resume = getattr(network if network is not None else transport, "resumeProducing", None)
-        if resume is not None:
-            resume()
+        # The channel may have paused the transport's reading while it handled the request.
+        reading = IPushProducer(transport, None)
+        if reading is not None:
+            reading.resumeProducing()
         return NOT_DONE_YET
 
 
