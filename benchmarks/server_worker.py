@@ -203,13 +203,24 @@ def start_rooms(reactor: Any, settings: dict[str, Any]) -> Started:
     return ready, counters
 
 
+def game_resource(game: Any) -> Any:
+    """`/game` for the factory `game`: vinom's `GameSocketResource`, or, on a build from
+    before vinom's own WebSocket framing, autobahn's `WebSocketResource` around it."""
+    try:
+        from vinom.hosting.websocket import GameSocketResource
+    except ImportError:
+        from autobahn.twisted.resource import WebSocketResource
+
+        return WebSocketResource(game)
+    return GameSocketResource(game)
+
+
 def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, tls: bool,
                        webtransport: bool = False) -> dict[str, int]:  # fmt: skip
     """`/game` (vinom.hosting.websocket) for `host`'s matches, over TLS as `twistd vinom` serves it
     (a fresh self-signed certificate), or plain as behind a TLS-terminating proxy; its port
     (`websocket_port`), and with `webtransport` the WebTransport listener's
     (`webtransport_port`), whose sessions that socket's factory admits."""
-    from autobahn.twisted.resource import WebSocketResource
     from twisted.internet.ssl import PrivateCertificate
     from twisted.web.resource import Resource
     from twisted.web.server import Site
@@ -231,7 +242,7 @@ def listen_game_socket(reactor: Any, host: Any, protocol: Any, interface: str, t
     game = GameSocketFactory(OneHost(), protocol, OriginPolicy(("*",)), reactor=reactor,
                              config=config)  # fmt: skip
     root = Resource()
-    root.putChild(b"game", WebSocketResource(game))
+    root.putChild(b"game", game_resource(game))
     site = Site(root)
     site.noisy = False
     ports = {}

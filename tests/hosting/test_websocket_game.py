@@ -305,10 +305,11 @@ class WebGameRateTests(GameSocketTestCase):
     """`--web-game-rate`: the messages per second a /game socket may send."""
 
     async def send_for(self, socket: GameSocketPlayer, rate: float, seconds: float) -> None:
-        """Send syncs at `rate` per second for `seconds`, or until the socket closes."""
+        """Send syncs at `rate` per second for `seconds`, or until the socket closes (or
+        begins to: a client sends nothing after the server's close frame)."""
         start = reactor.seconds()
         sent = 0
-        while reactor.seconds() - start < seconds and not socket.closed.called:
+        while reactor.seconds() - start < seconds and socket.state == socket.STATE_OPEN:
             due = int((reactor.seconds() - start) * rate) + 1
             while sent < due:
                 socket.sendMessage(b"\x81\xa1t\xa4sync", isBinary=True)

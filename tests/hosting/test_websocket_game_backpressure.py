@@ -16,7 +16,6 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import ITransport
@@ -35,7 +34,7 @@ from tests.support.websocket_client import GameSocketPlayer, connect_game_socket
 from vinom.games.registry import GameRegistry
 from vinom.hosting.inline import InlineGameHostFactory
 from vinom.hosting.interfaces import IGameHost, StreamOpened
-from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory
+from vinom.hosting.websocket import GameSocketConfig, GameSocketFactory, GameSocketResource
 from vinom.net.origins import OriginPolicy
 from vinom.protocol.address import HostAddress
 from vinom.protocol.config import ProtocolConfig
@@ -129,7 +128,7 @@ class SlowReaderTests(TestCase):
             config=GameSocketConfig(held_limit=held_limit, ping_interval=300, ping_timeout=300),
         )  # fmt: skip
         root = Resource()
-        root.putChild(b"game", WebSocketResource(self.game))
+        root.putChild(b"game", GameSocketResource(self.game))
         site = Site(root)
         site.noisy = False
         paths = ensure_dev_certificate(self.mktemp())
@@ -291,7 +290,7 @@ class LongMessageTests(TestCase):
         game = GameSocketFactory(_OneBigMessage(), protocol, OriginPolicy(("*",)),
                                  reactor=reactor)  # fmt: skip
         root = Resource()
-        root.putChild(b"game", WebSocketResource(game))
+        root.putChild(b"game", GameSocketResource(game))
         paths = ensure_dev_certificate(self.mktemp())
         certificate = PrivateCertificate.loadPEM(
             paths.certificate.read_text() + paths.private_key.read_text()

@@ -1,4 +1,4 @@
-"""The game session over WebSocket, for browsers: a thin autobahn adapter at `/game`.
+"""The game session over WebSocket, for browsers: a thin adapter at `/game`.
 
 A browser cannot send UDP, so after the lobby's `match_found` it opens
 `wss://HOST:7380/game` on the web server and plays there (docs/web.md, "The
@@ -10,12 +10,17 @@ server sends is one room message too. The player sits in the same room as
 the UDP players: the game host opens a *stream session* for it
 (`IGameHost.open_stream`) beside its UDP sessions.
 
-`GameSocketProtocol` is one such socket, a thin adapter around a
-`GameStream` (vinom.hosting.game_stream, the session's sans-I/O machine,
-shared with WebTransport): the machine learns the token's match (the web
-server holds the token key, as the lobby issuing the tokens does), finds the
-match's host through the hosting service (`host_of`), opens the stream there
-and relays messages both ways; the socket is the stream's `IStreamPeer`.
+`GameSocketResource` is `/game` on twisted.web: it checks the upgrade
+request (RFC 6455's headers, the Origin policy, the socket caps), answers it
+with 101 and hands the connection's transport to a `GameSocketProtocol`, as
+autobahn's resource hands it over. `GameSocketProtocol` is one such socket,
+vinom's own WebSocket framing (`ServerFrames`, vinom.net.websocket: sans-I/O
+bytes in, messages out) around a `GameStream` (vinom.hosting.game_stream,
+the session's sans-I/O machine, shared with WebTransport): the machine
+learns the token's match (the web server holds the token key, as the lobby
+issuing the tokens does), finds the match's host through the hosting service
+(`host_of`), opens the stream there and relays messages both ways; the socket
+is the stream's `IStreamPeer`.
 `GameSocketFactory` builds them and holds the limits (a time for the token
 to come, the message size, a message rate, the open sockets
 per client address and in all, counted as the WebSocket lobby counts
@@ -32,29 +37,34 @@ resumes. A socket holding more than `GameSocketConfig.held_limit` bytes is
 dropped: its seat enters the reconnection grace; the drop is counted
 (`too_slow`) and logged (at most 10 lines at once, 1 a second after that).
 Messages go out as single binary frames, whatever their size: the message
-size limit is for what a player sends.
+size limit is for what a player sends. Liveness is a WebSocket ping every
+`ping_interval`; one unanswered for `ping_timeout` drops the socket. A close
+(ours or the peer's) waits `CLOSE_HANDSHAKE_TIMEOUT` for the other side's
+close frame, then the connection is closed.
 """
 
 from __future__ import annotations
 
+import base64
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from attrs import frozen
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import (
-    IAddress,
     IConsumer,
+    IDelayedCall,
     IPushProducer,
     IReactorTime,
+    ITransport,
 )
-from twisted.internet.protocol import connectionDone
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
-from txaio.tx import make_logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from vinom.hosting.game_stream import (
@@ -68,6 +78,17 @@ from vinom.hosting.interfaces import IGameHost
 from vinom.net.addresses import client_key
 from vinom.net.limits import LogLimiter
 from vinom.net.origins import OriginPolicy, forwarded_client_address, peer_host_of
+from vinom.net.websocket import (
+    CLOSED,
+    OPEN,
+    CloseReceived,
+    Ping,
+    Pong,
+    ProtocolFailure,
+    ServerFrames,
+    TextMessage,
+    accept_key,
+)
 from vinom.protocol.config import DEFAULT_MAX_RECEIVE_MESSAGE, ProtocolConfig
 from vinom.protocol.crypto import new_aead
 from vinom.protocol.events import UNRELIABLE
@@ -78,11 +99,12 @@ __all__ = [
     "GameSocketConfig",
     "GameSocketFactory",
     "GameSocketProtocol",
+    "GameSocketResource",
     "HeldOutput",
 ]
 
-# The opcode of a binary frame (RFC 6455, 5.2).
-_BINARY_OPCODE = 2
+# Seconds to wait for the peer's close frame after ours (then the connection is closed).
+CLOSE_HANDSHAKE_TIMEOUT = 1.0
 # Sockets dropped for reading too slowly: logged at most this many at once and
 # this many per second after that.
 DROP_LOG_BURST = 10
@@ -96,7 +118,7 @@ _REFUSAL_TEXT = {
 }
 
 
-class MatchHosts(Protocol):
+class MatchHosts(typing.Protocol):
     """Where the match's host is found (the hosting service)."""
 
     def host_of(self, match_id: str) -> IGameHost | None: ...
@@ -166,18 +188,14 @@ class HeldOutput:
 
 
 @implementer(IGameStreamWire, IPushProducer)
-class GameSocketProtocol(WebSocketServerProtocol):
+class GameSocketProtocol(Protocol):
     """One browser's game session: a `GameStream` (token first, then room messages
-    both ways) on an autobahn socket."""
+    both ways) on a WebSocket whose upgrade `GameSocketResource` accepted."""
 
-    # As in the WebSocket lobby: autobahn's own handshake and failure logs are a
-    # flood an attacker chooses; refusals are counted here instead.
-    log = make_logger(level="error")
-
-    def __init__(self, owner: GameSocketFactory) -> None:
-        super().__init__()
+    def __init__(self, owner: GameSocketFactory, client: str) -> None:
         self._owner = owner
         config = owner.config
+        self._frames = ServerFrames(max(config.max_message, REQUEST_SIZE))
         self._stream = GameStream(owner.find_host, token_timeout=config.token_timeout,
                                   message_rate=config.message_rate,
                                   message_burst=config.message_burst)  # fmt: skip
@@ -187,13 +205,19 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._out = HeldOutput()
         # The host ended the session while output was held: this close once it is sent.
         self._end_when_sent: Close | None = None
-        # The client key this socket is counted under, once admitted.
-        self._client: str | None = None
+        # The client key this socket is counted under (released when it closes).
+        self._client: str | None = client
+        # Liveness: the ping timer, and the payload and time of the ping awaiting its pong.
+        self._ping_call: IDelayedCall | None = None
+        self._ping_payload = b""
+        self._ping_sent: float | None = None
+        self._pings = 0
+        # The closing handshake's deadline.
+        self._close_call: IDelayedCall | None = None
 
-    # autobahn
+    # twisted
 
     def connectionMade(self) -> None:
-        super().connectionMade()
         # twisted.web's HTTP channel registered itself as the transport's producer
         # and keeps the slot after the upgrade; the socket takes it, so that a full
         # write buffer pauses this session's output (pauseProducing below).
@@ -201,38 +225,39 @@ class GameSocketProtocol(WebSocketServerProtocol):
         if transport is not None:
             transport.unregisterProducer()
             transport.registerProducer(self, True)
+        clock = self._owner.clock
+        self._ping_call = clock.callLater(self._owner.config.ping_interval, self._ping)
+        self._runner.run(self._stream.start(clock.seconds()))
 
-    def onConnect(self, request: ConnectionRequest) -> None:
-        owner = self._owner
-        origin = request.headers.get("origin")
-        if origin is not None and not owner.origin_policy.allows(origin):
-            owner.refused("origin")
-            raise ConnectionDeny(ADMISSION_STATUS["origin"], "origin not allowed")
-        assert self.transport is not None
-        client = client_key(
-            forwarded_client_address(
-                peer_host_of(self.transport), request.headers, owner.trusted_proxies
-            )
-        )
-        refusal = owner.admit(client)
-        if refusal is not None:
-            owner.refused(refusal)
-            raise ConnectionDeny(ADMISSION_STATUS[refusal], _REFUSAL_TEXT[refusal])
-        self._client = client
-
-    def onOpen(self) -> None:
-        self._runner.run(self._stream.start(self._owner.clock.seconds()))
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N803 (autobahn's name)
-        stream = self._stream
-        self._runner.run(stream.message(payload, self._owner.clock.seconds(), binary=isBinary))
+    def dataReceived(self, data: bytes) -> None:
+        frames = self._frames
+        for event in frames.receive(data):
+            if type(event) is bytes:
+                if frames.state is OPEN:
+                    stream = self._stream
+                    self._runner.run(stream.message(event, self._owner.clock.seconds()))
+            elif isinstance(event, TextMessage):
+                if frames.state is OPEN:
+                    now = self._owner.clock.seconds()
+                    text = event.text.encode("utf-8")
+                    self._runner.run(self._stream.message(text, now, binary=False))
+            elif isinstance(event, Ping):
+                self._write(event.reply)
+            elif isinstance(event, Pong):
+                if self._ping_sent is not None and event.payload == self._ping_payload:
+                    self._ping_sent = None
+            elif isinstance(event, CloseReceived):
+                self._write(event.reply)
+                self._close_transport()
+            elif isinstance(event, ProtocolFailure):
+                self._write(event.reply)
+                self._closing()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        super().connectionLost(reason)
-        # autobahn leaves its close-handshake timer running after a drop (as in the lobby).
-        if self.closeHandshakeTimeoutCall is not None:
-            self.closeHandshakeTimeoutCall.cancel()
-            self.closeHandshakeTimeoutCall = None
+        for call in (self._ping_call, self._close_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._ping_call = self._close_call = None
         self._runner.run(self._stream.peer_closed())
         self._runner.cancel()
         self._out = HeldOutput()
@@ -252,8 +277,7 @@ class GameSocketProtocol(WebSocketServerProtocol):
         close = self._end_when_sent
         if close is not None and not self._paused and not self._out:
             self._end_when_sent = None
-            if self.state == WebSocketServerProtocol.STATE_OPEN:
-                self.sendClose(close.code, close.reason)
+            self._send_close(close.code, close.reason)
 
     def stopProducing(self) -> None:
         pass  # the connection is going: connectionLost follows
@@ -261,8 +285,8 @@ class GameSocketProtocol(WebSocketServerProtocol):
     # IStreamPeer
 
     def stream_output(self, messages: list[tuple[int, bytes]]) -> None:
-        if self.state != WebSocketServerProtocol.STATE_OPEN:
-            return  # the peer has begun to close: what is left is lost with it
+        if self._frames.state is not OPEN:
+            return  # the socket has begun to close: what is left is lost with it
         if self._paused or self._out:
             self._hold(messages, 0)
         else:
@@ -276,18 +300,22 @@ class GameSocketProtocol(WebSocketServerProtocol):
     def end_session(self, close: Close) -> None:
         if close.drain and self._out:
             self._end_when_sent = close  # after what is held
-        elif self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendClose(close.code, close.reason)
+        else:
+            self._send_close(close.code, close.reason)
 
     # internals
 
+    def _write(self, data: bytes) -> None:
+        if data and self.transport is not None:
+            self.transport.write(data)
+
     def _write_out(self, messages: list[tuple[int, bytes]]) -> None:
-        """Write messages until the transport pauses us; hold the rest."""
-        # One binary frame each. Not sendMessage: autobahn applies the incoming size
-        # limit (`max_message`) to what it sends too, and a state may be longer.
-        send = self.sendFrame
+        """Write messages (one binary frame each, whatever their size: the size limit
+        is for what a player sends) until the transport pauses us; hold the rest."""
+        binary = self._frames.binary
+        write = self.transport.write  # type: ignore[union-attr]
         for i, (_channel, data) in enumerate(messages):
-            send(opcode=_BINARY_OPCODE, payload=data)
+            write(binary(data))
             if self._paused:  # this write filled the buffer
                 self._hold(messages, i + 1)
                 return
@@ -300,13 +328,51 @@ class GameSocketProtocol(WebSocketServerProtocol):
         if out.held_bytes > self._owner.config.held_limit:
             self._drop_slow_reader()
 
-    def dropConnection(self, abort: bool = False) -> None:
+    def _send_close(self, code: int, reason: str) -> None:
+        """Begin the closing handshake (once)."""
+        frame = self._frames.close(code, reason)
+        if frame:
+            self._write(frame)
+            self._closing()
+
+    def _closing(self) -> None:
+        """Our close frame went: the peer's is awaited, for a while."""
+        if self._close_call is None:
+            clock = self._owner.clock
+            self._close_call = clock.callLater(CLOSE_HANDSHAKE_TIMEOUT, self._close_transport)
+
+    def _close_transport(self, abort: bool = False) -> None:
         # A transport does not close while a producer is registered (the TLS wrapper
         # would never send its close_notify): give the slot back first.
-        consumer = IConsumer(self.transport, None)
+        transport = self.transport
+        if transport is None:
+            return
+        consumer = IConsumer(transport, None)
         if consumer is not None:
             consumer.unregisterProducer()
-        super().dropConnection(abort)
+        if abort:
+            transport.abortConnection()  # type: ignore[attr-defined]
+        else:
+            transport.loseConnection()
+
+    def _ping(self) -> None:
+        """Every `ping_interval`: a ping, or the drop of a socket whose last ping went
+        unanswered for `ping_timeout`."""
+        config = self._owner.config
+        clock = self._owner.clock
+        now = clock.seconds()
+        self._ping_call = clock.callLater(config.ping_interval, self._ping)
+        if self._frames.state is CLOSED:
+            return
+        if self._ping_sent is not None:
+            if now - self._ping_sent >= config.ping_timeout:
+                self._close_transport(abort=True)
+            return
+        if self._frames.state is OPEN:
+            self._pings += 1
+            self._ping_payload = self._pings.to_bytes(4, "big")
+            self._ping_sent = now
+            self._write(self._frames.ping(self._ping_payload))
 
     def _drop_slow_reader(self) -> None:
         """The peer reads slower than the match runs: drop the socket (the seat's grace)."""
@@ -316,10 +382,98 @@ class GameSocketProtocol(WebSocketServerProtocol):
         self._runner.run(self._stream.drop("too_slow"))
         self._owner.slow_reader_dropped(held)
         # A close frame would wait behind the unread bytes: abort instead.
-        self.dropConnection(abort=True)
+        self._close_transport(abort=True)
 
 
-class GameSocketFactory(WebSocketServerFactory):
+class GameSocketResource(Resource):
+    """`/game` on twisted.web: the WebSocket upgrade checked and answered, the connection
+    handed to a `GameSocketProtocol` of `factory` (the hand-over autobahn's resource does).
+
+    Refused: a request that is not a WebSocket upgrade of version 13 (400, or 426
+    naming the version), an Origin the policy does not allow (403, counted
+    `origin`), a client over its socket cap (429, 503: `admit`'s reasons).
+    """
+
+    isLeaf = True
+
+    def __init__(self, factory: GameSocketFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def render_GET(self, request: Request) -> bytes | int:
+        header = request.getHeader
+        upgrade = (header("upgrade") or "").lower()
+        connection = [token.strip() for token in (header("connection") or "").lower().split(",")]
+        key = header("sec-websocket-key") or ""
+        if upgrade != "websocket" or "upgrade" not in connection:
+            return _refuse(request, 426, "a WebSocket upgrade is expected here")
+        if header("sec-websocket-version") != "13":
+            request.setHeader(b"sec-websocket-version", b"13")
+            return _refuse(request, 426, "WebSocket version 13 is expected")
+        if not _valid_key(key):
+            return _refuse(request, 400, "a bad Sec-WebSocket-Key")
+        owner = self.factory
+        origin = header("origin")
+        if origin is not None and not owner.origin_policy.allows(origin):
+            owner.refused("origin")
+            return _refuse(request, ADMISSION_STATUS["origin"], "origin not allowed")
+        channel = request.channel
+        transport: ITransport | None = channel.transport
+        if transport is None:
+            return NOT_DONE_YET  # the connection went while the request was read
+        client = client_key(
+            forwarded_client_address(
+                peer_host_of(transport), _forwarded(request), owner.trusted_proxies
+            )
+        )
+        refusal = owner.admit(client)
+        if refusal is not None:
+            owner.refused(refusal)
+            return _refuse(request, ADMISSION_STATUS[refusal], _REFUSAL_TEXT[refusal])
+        # The hand-over: the HTTP channel lets go of the transport, whose protocol
+        # becomes the socket's (inside a TLS wrapper, the wrapped protocol).
+        channel.setTimeout(None)
+        channel.transport = None
+        protocol = owner.build_socket(client)
+        if isinstance(transport, ProtocolWrapper):
+            transport.wrappedProtocol = protocol
+        else:
+            transport.protocol = protocol  # type: ignore[attr-defined]
+        transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept_key(key).encode("ascii")
+            + b"\r\n\r\n"
+        )
+        protocol.makeConnection(transport)
+        # The channel may have paused the transport's reading while it handled the request.
+        reading = IPushProducer(transport, None)
+        if reading is not None:
+            reading.resumeProducing()
+        return NOT_DONE_YET
+
+
+def _forwarded(request: Request) -> dict[str, str]:
+    """X-Forwarded-For, its repeated headers joined as one list."""
+    values = request.requestHeaders.getRawHeaders("x-forwarded-for")
+    return {"x-forwarded-for": ", ".join(values)} if values else {}
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        return False
+
+
+def _refuse(request: Request, status: int, text: str) -> bytes:
+    """The upgrade refused: `text` as the status line's reason phrase and as the body."""
+    request.setResponseCode(status, text.encode("utf-8"))
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return text.encode("utf-8")
+
+
+class GameSocketFactory:
     """Builds `/game` sockets: the token's host found through `hosts`, the limits of `config`.
 
     `protocol` is the token key's configuration (the lobby's); `wall_clock`
@@ -340,7 +494,6 @@ class GameSocketFactory(WebSocketServerFactory):
         wall_clock: Callable[[], float] | None = None,
         trusted_proxies: int = 0,
     ) -> None:
-        super().__init__(server="vinom", reactor=reactor)
         self.hosts = hosts
         self.trusted_proxies = trusted_proxies
         # Open sockets per client key, and in all.
@@ -357,24 +510,10 @@ class GameSocketFactory(WebSocketServerFactory):
         self.refusals: Counter[str] = Counter()
         self.streams_opened = 0
         self._drop_log = LogLimiter(DROP_LOG_RATE, DROP_LOG_BURST, reactor)
-        limit = max(self.config.max_message, REQUEST_SIZE)
-        options: dict[str, Any] = {
-            "maxMessagePayloadSize": limit,
-            "maxFramePayloadSize": limit,
-            "failByDrop": False,
-            "openHandshakeTimeout": self.config.token_timeout,
-            "webStatus": False,
-            "autoPingInterval": self.config.ping_interval,
-            "autoPingTimeout": self.config.ping_timeout,
-            "allowedOrigins": ["*"],
-            "allowNullOrigin": True,
-        }
-        self.setProtocolOptions(**options)
 
-    def buildProtocol(self, addr: IAddress | None) -> GameSocketProtocol:
-        protocol = GameSocketProtocol(self)
-        protocol.factory = self
-        return protocol
+    def build_socket(self, client: str) -> GameSocketProtocol:
+        """The socket of an upgrade admitted for `client` (a client key)."""
+        return GameSocketProtocol(self, client)
 
     def find_host(self, token: bytes) -> IGameHost | str:
         """The host of the match the token is for, or why there is none (a reason)."""

@@ -47,7 +47,7 @@ from twisted.web.server import Request
 from twisted.web.static import File
 
 from vinom.games.interfaces import IGame
-from vinom.hosting.websocket import GameSocketFactory
+from vinom.hosting.websocket import GameSocketFactory, GameSocketResource
 from vinom.lobby.rankings import Rankings
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.server.logs import Site
@@ -328,7 +328,7 @@ def web_site(
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:
-        root.putChild(b"game", WebSocketResource(game))
+        root.putChild(b"game", GameSocketResource(game))
     if webtransport is not None:
         root.putChild(b"webtransport", webtransport)
     if replays is not None:
