@@ -473,7 +473,7 @@ def build_web(
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]),
                     games=options["game-registry"], webtransport=offer,
-                    replays=replays_of(options, reactor))  # fmt: skip
+                    replays=replays_of(options, reactor), auth=options["auth"])  # fmt: skip
     description = listening_description("websocket", options["websocket"], certificate,
                                         options["trusted-proxy"])  # fmt: skip
     web = _add(root, "web", Listener(description, site, reactor, "websocket"))
