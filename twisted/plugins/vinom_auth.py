@@ -1,6 +1,7 @@
 """vinom's built-in authenticators as Twisted plugins providing
 `vinom.accounts.plugins.IAuthenticatorPlugin` (`twistd vinom --auth NAME`)."""
 
+from vinom.accounts.device import make_device
 from vinom.accounts.guest import make_guest
 from vinom.accounts.oidc import check_jwt, make_jwt
 from vinom.accounts.plugins import AuthenticatorPlugin
@@ -17,4 +18,9 @@ jwt = AuthenticatorPlugin(
 signed = AuthenticatorPlugin(
     "signed", "players sign in with a token the studio's backend signs (--auth signed)",
     make_signed, check_signed,
+)
+device = AuthenticatorPlugin(
+    "device", "players sign in with a device id and secret; accounts are made on first use "
+    "(--auth device)",
+    make_device, needs_store=True,
 )

@@ -85,8 +85,11 @@ class MatchPlacer:
         clock: IReactorTime,
         requeues: Requeues,
         requeue: Callable[[Ticket], Deferred[int]] | None = None,
+        ended: Callable[[Match, MatchEnded | None], object] | None = None,
     ) -> None:
         self._hosting = hosting
+        # Told of every end this lobby hears (vinom.lobby.match_ratings rates ranked ones).
+        self._ended = ended
         # Puts a ticket back at the head of its queue (the matchmaker's `requeue`).
         self._requeue = requeue
         # The players this lobby answers for of each match not ended (`_answers_for`
@@ -389,6 +392,8 @@ class MatchPlacer:
 
     def _match_ended(self, match: Match, outcome: MatchEnded | None) -> None:
         self.log.info("match {match_id} ended", match_id=match.match_id)
+        if self._ended is not None:
+            self._ended(match, outcome)
         if outcome is None:
             self.matches_ended["aborted", "host_failed"] += 1
         else:

@@ -6,7 +6,9 @@ lobby asks its `IRatingSource` for the rating of every player it puts in a
 ranked queue; the default, `ClaimedRatings`, takes the client's claim as it
 is (none: the ticket is unrated and fits any window). A game server that
 keeps ratings itself passes the lobby a source that looks them up, and may
-refuse a ticket with `RatingRefused`. docs/lobby.md ("queue → queued") and
+refuse a ticket with `RatingRefused`. `StoredRatings` is the source of a
+server with accounts where players sign in: the account database's rating
+(its `mu`, on the windows' scale), whatever the client claims. docs/lobby.md ("queue → queued") and
 docs/matchmaking.md ("How ratings reach tickets") describe what players see.
 """
 
@@ -19,6 +21,8 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from vinom.accounts.interfaces import IAccountStore
+from vinom.accounts.records import Rating
 from vinom.errors import LobbyError
 from vinom.lobby import errors
 from vinom.lobby.codec import MAX_RATING
@@ -52,6 +56,23 @@ class ClaimedRatings:
 
     def rating(self, player_id: str, game: str, claimed: float | None) -> Deferred[float | None]:
         return succeed(claimed)
+
+
+@implementer(IRatingSource)
+class StoredRatings:
+    """The account database's rating of the player's account in the game's ranked
+    queue (a new player's, mu 1,500, before their first ranked match there); the
+    claim is ignored. The `mu` is what the ticket carries: the rating windows are
+    written on its scale (vinom.accounts.ratings)."""
+
+    def __init__(self, accounts: IAccountStore, queue: str = "ranked") -> None:
+        self._accounts = accounts
+        self._queue = queue
+
+    def rating(self, player_id: str, game: str, claimed: float | None) -> Deferred[float | None]:
+        d: Deferred[dict[str, Rating]] = self._accounts.ratings_of([player_id], game,
+                                                                    self._queue)  # fmt: skip
+        return d.addCallback(lambda ratings: ratings[player_id].mu)
 
 
 def rating_of(

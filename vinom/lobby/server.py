@@ -23,6 +23,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable
 
+from attrs import evolve
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
@@ -38,17 +39,19 @@ from zope.interface import implementer
 
 from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
-from vinom.lobby.auth import LobbyAuth
+from vinom.lobby.auth import GUEST, LobbyAuth
 from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
 from vinom.lobby.connection import ILobbyServer, ILobbyWire, LobbyConnection, PlayerState
 from vinom.lobby.delivery import TokenDelivery
 from vinom.lobby.limits import LobbyLimits
+from vinom.lobby.match_ratings import MatchRatings
 from vinom.lobby.open_rooms import OpenRoom
 from vinom.lobby.output import OutputGate, OutputTotals
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players
+from vinom.lobby.ratings import StoredRatings
 from vinom.lobby.requests import LobbyParts, RequestHandlers
 from vinom.lobby.requeue import Requeues
 from vinom.lobby.timer import ConnectionTimer
@@ -194,6 +197,16 @@ class LobbyFactory(ServerFactory, Service):
         self.errors_sent: Counter[str] = Counter()
         self.output = OutputTotals(clock)
         self._players = Players(store)
+        # Ratings the server computes: with an account database and players who sign in
+        # (a guest's player id is no account), each ranked match's end is rated.
+        # The ranked queue then matches on the stored rating, not the client's claim.
+        self.ratings: MatchRatings | None = None
+        if backends.accounts is not None and backends.authenticator is not None and str(
+            backends.authenticator.name
+        ) != GUEST:
+            self.ratings = MatchRatings(backends.accounts, games, self._players, clock)
+            if backends.ratings is None:
+                backends = evolve(backends, ratings=StoredRatings(backends.accounts))
         # Waiting for the last player's connection to close (`close_players`).
         self._closed_waiters: list[Deferred[None]] = []
         delivery = TokenDelivery(backends.token_issuer, clock, games, backends.relay)
@@ -207,6 +220,7 @@ class LobbyFactory(ServerFactory, Service):
             clock=clock,
             requeues=self.requeues,
             requeue=matchmaker.requeue,
+            ended=None if self.ratings is None else self.ratings.match_ended,
         )
         self.auth = LobbyAuth(backends.authenticator, backends.accounts, config, clock)
         parts = LobbyParts(self._players, self.limits, self.placer, delivery, self.requeues,

@@ -59,7 +59,8 @@ AUTH_PARAMS = (
         "Who the players are (docs/operations.md, Authentication): 'guest' (anonymous: any "
         "name, a fresh player id each time), 'jwt' (a JWT from the studio's OpenID Connect "
         "provider), 'signed' (a short-lived token the studio's backend signs with a shared "
-        "key), or another installed authenticator plugin.",
+        "key), 'device' (a device id and secret the client keeps; the account is made on "
+        "first use), or another installed authenticator plugin.",
         auth_name,
     ),
     param(
@@ -173,6 +174,12 @@ def auth_settings(options: usage.Options) -> tuple[IAuthenticatorPlugin, AuthSet
         plugin.check(settings)
     except ValueError as e:
         raise usage.UsageError(str(e)) from None
+    if getattr(plugin, "needs_store", False) and options["database-url"] is None:
+        # Only with --redis and no --database is there no account database.
+        raise usage.UsageError(
+            f"--auth {options['auth']} keeps its players' accounts in the account database: "
+            "with --redis give --database postgresql://... (every lobby shares it)"
+        )
     return plugin, settings
 
 

@@ -22,6 +22,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
+from vinom.accounts.interfaces import IAccountStore
 from vinom.cluster.address_limits import RedisAddressLimiter
 from vinom.cluster.agent import HostAgent
 from vinom.cluster.client import RedisClient
@@ -315,14 +316,19 @@ class LobbyRole:
     lobby: LobbyFactory | None = None
     match_hosting: Any = None
     addresses: tuple[Address, ...] = ()
+    # The account database the lobby uses (None: none), for the web server's
+    # leaderboards and histories too.
+    accounts: IAccountStore | None = None
 
 
 def build_lobby(
     options: usage.Options, reactor: Any, root: service.MultiService, shared: SharedState,
     hosted: HostingRole, protocol: ProtocolConfig, certificate: tuple[str, str],
+    accounts: IAccountStore | None = None,
 ) -> LobbyRole:  # fmt: skip
     """The shared parts' services, the lobby, and last its listener (so that it stops
-    first: no new lobby connections while the rest drains)."""
+    first: no new lobby connections while the rest drains). `accounts`: the account
+    database (vinom.server.accounts.build_accounts), None without one."""
     if not runs_lobby(options):
         return LobbyRole(match_hosting=hosted.hosting)
     for name, part in shared.services:
@@ -330,7 +336,8 @@ def build_lobby(
     match_hosting = shared.match_hosting if shared.match_hosting is not None else hosted.hosting
     issuer = TokenIssuer(IssuerConfig(protocol=protocol, token_lifetime=options["token-lifetime"],
                                       session_timeout=options["session-timeout"]))  # fmt: skip
-    lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer))
+    lobby = _add(root, "lobby", lobby_factory(options, reactor, shared, match_hosting, issuer,
+                                              accounts))  # fmt: skip
     description = listening_description("lobby", options["lobby"], certificate,
                                         options["trusted-proxy"])  # fmt: skip
     listener = Listener(description, lobby, reactor, "lobby")
@@ -340,14 +347,15 @@ def build_lobby(
     address = Address(
         "terminal clients", listener, lambda h, p: f"vinom play GAME --lobby {h}:{p}{trust}"
     )
-    return LobbyRole(lobby, match_hosting, (address,))
+    return LobbyRole(lobby, match_hosting, (address,), accounts)
 
 
 def lobby_factory(
     options: usage.Options, reactor: Any, shared: SharedState, match_hosting: Any,
-    issuer: TokenIssuer,
+    issuer: TokenIssuer, accounts: IAccountStore | None = None,
 ) -> LobbyFactory:
     assert shared.store is not None  # a process that runs a lobby has a store
+    authenticator = authenticator_of(options, reactor, accounts)
     return LobbyFactory(
         config=LobbyConfig(
             max_connections_per_ip=options["max-connections-per-ip"],
@@ -373,9 +381,10 @@ def lobby_factory(
             matchmaker=shared.matchmaker, hosting=match_hosting, store=shared.store,
             token_issuer=issuer, parties=shared.parties, party_joins=shared.party_joins,
             relay=relay_routing_of(options),
-            # The account store (--database, vinom.accounts.store.store_from_url) joins
-            # here and in authenticator_of once it is built; until then none.
-            authenticator=authenticator_of(options, reactor, None),
+            authenticator=authenticator,
+            # Where players sign in, the lobby rates ranked matches in it and its ranked
+            # queue matches on the stored ratings (vinom.lobby.match_ratings).
+            accounts=accounts,
         ),
         clock=reactor,
     )  # fmt: skip

@@ -43,11 +43,12 @@ def makeService(options: usage.Options, reactor: Any = None) -> service.MultiSer
     certificate = roles.certificate_of(options)
     shared = roles.build_shared(options, reactor, root, check=under_twistd)
     # The lobby's account database (none with --redis and no --database), migrated
-    # before the reactor runs under twistd (vinom.server.accounts); its store is what
-    # build_accounts returns, for the lobby's authentication.
-    build_accounts(options, reactor, root, check=under_twistd)
+    # before the reactor runs under twistd (vinom.server.accounts): the lobby signs
+    # players in, rates ranked matches and serves leaderboards from it.
+    accounts = build_accounts(options, reactor, root, check=under_twistd)
     hosted = roles.build_hosting(options, reactor, root, shared, protocol)
-    lobbies = roles.build_lobby(options, reactor, root, shared, hosted, protocol, certificate)
+    lobbies = roles.build_lobby(options, reactor, root, shared, hosted, protocol, certificate,
+                                accounts)
     drain = roles.build_drain(options, reactor, root, lobbies, hosted, install=under_twistd)
     web = roles.build_web(options, reactor, root, lobbies, hosted, protocol, certificate)
     ops = roles.build_ops(options, reactor, root, shared, lobbies, hosted, web, drain)

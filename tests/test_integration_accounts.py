@@ -1,0 +1,160 @@
+"""Accounts at the lobby, as players and operators meet them on real sockets: device
+sign-in on a real `twistd -n vinom` (an account made on first use, the same account
+next time, a wrong secret refused and guessing limited per address, a ban given with
+`vinom accounts ban` as a child process on the same SQLite file), and ranked play on a
+whole server whose ratings the server computes (the claim ignored, each player told
+their new rating, the store's ratings and history changed once)."""
+
+# slow: starts `twistd -n vinom` and `vinom accounts` as child processes
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import sys
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from tests.support.servers import ROOT, RunningServer, start_server, start_twistd
+from tests.test_integration_parties import Player, connect_raw
+from vinom.client.bots import BotDriver
+from vinom.client.failover import LobbyPlayer
+from vinom.client.game import connect_game
+from vinom.client.lobby import PROTOCOL
+from vinom.games.registry import GameRegistry
+
+Frame = dict[str, Any]
+RUN_CLI = "import sys; from vinom.cli import main; sys.exit(main())"
+
+
+def device(device_id: str | None = None, secret: str | None = None) -> Frame:
+    """A device's credentials, made as a client makes them once and keeps them."""
+    return {
+        "kind": "device",
+        "device_id": device_id or "dev-" + secrets.token_hex(8),
+        "secret": secret or secrets.token_urlsafe(32),
+    }
+
+
+async def hello(player: Player, auth: Frame, name: str = "ann") -> Frame:
+    return await player.request({"type": "hello", "name": name, "protocol": PROTOCOL,
+                                 "auth": auth})  # fmt: skip
+
+
+class DeviceSignInTests(TestCase):
+    timeout = 90
+
+    async def vinom_accounts(self, data_dir: str, *args: str) -> tuple[str, str, int]:
+        """`vinom accounts ARGS --data-dir DATA_DIR`, as the operator runs it."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-c", RUN_CLI, "accounts", *args, "--data-dir", data_dir],
+            env=env, path=data_dir,
+        )  # fmt: skip
+        return out.decode(), err.decode(), code
+
+    async def test_a_device_signs_in_as_one_account_guessing_is_limited_and_bans_hold(
+        self,
+    ) -> None:
+        server = await start_twistd(self, {}, "--auth", "device", "--auth-failure-burst", "3",
+                                    "--auth-failure-rate", "0.01")  # fmt: skip
+        self.assertIn(b"device id and secret", server.output)
+        lobby = server.lobby
+        phone = device()
+        first = await hello(await connect_raw(self, lobby), phone, "Ann")
+        self.assertEqual((first["type"], first["auth"], first["name"]),
+                         ("welcome", "device", "Ann"), first)  # fmt: skip
+        self.assertTrue(first["player_id"].startswith("a-"), first)
+        # The same device and secret: the same account, whatever the name said now.
+        again = await hello(await connect_raw(self, lobby), phone, "Someone")
+        self.assertEqual((again["player_id"], again["name"]), (first["player_id"], "Ann"))
+        # Another device: another account.
+        other = await hello(await connect_raw(self, lobby), device(), "Bob")
+        self.assertNotEqual(other["player_id"], first["player_id"])
+
+        # The operator bans the account on the server's own database file.
+        out, err, code = await self.vinom_accounts(server.data_dir, "ban", first["player_id"],
+                                                   "--reason", "cheating")  # fmt: skip
+        self.assertEqual((code, err), (0, ""), out)
+        answer = await hello(await connect_raw(self, lobby), phone)
+        self.assertEqual((answer["type"], answer["code"], answer["reason"], answer["until"]),
+                         ("error", "banned", "cheating", None), answer)  # fmt: skip
+
+        # Guessing the secret of a known device: refused, then limited per address.
+        guesser = await connect_raw(self, lobby)
+        for _ in range(3):
+            refused = await hello(guesser, device(phone["device_id"]))
+            self.assertEqual((refused["code"], refused["reason"]),
+                             ("auth_failed", "bad_secret"), refused)  # fmt: skip
+        limited = await hello(guesser, phone)
+        self.assertEqual((limited["code"], limited["reason"]), ("auth_failed", "rate_limited"))
+
+
+class RankedRatingTests(TestCase):
+    timeout = 90
+
+    async def play_ranked(
+        self, server: RunningServer, auth: Frame, name: str, claimed: float, think: float
+    ) -> tuple[Frame, Frame, str]:
+        """One device-signed player queues ranked claiming `claimed`, signs in again on
+        a second lobby connection while the match runs (the first closes with
+        `match_found`), and plays to the end: (the game's final, the `rating` frame
+        the second connection was pushed, the player id)."""
+        game = GameRegistry.from_plugins().get("tictactoe")
+        player = LobbyPlayer(reactor, server.lobby, name, auth=auth)
+        found = await player.find_match("tictactoe", claimed, queue="ranked")
+        assert player.welcome is not None
+        player_id = player.welcome.player_id
+        watcher = await connect_raw(self, server.lobby)
+        welcome = await hello(watcher, auth, name)
+        self.assertEqual(welcome["player_id"], player_id)
+        rated = watcher.of_type("rating")
+        session = await connect_game(reactor, found)
+        self.addCleanup(session.disconnect)
+        driver = BotDriver(session, game.make_bot(player_id, random.Random(name)), think,
+                           reactor)  # fmt: skip
+        driver.attach()
+        final = await session.finished
+        driver.cancel()
+        return final, await rated, player_id
+
+    async def test_ranked_results_change_the_stored_ratings_once_and_players_are_told(
+        self,
+    ) -> None:
+        server = await start_server(self, "--auth", "device", "--rating-window",
+                                    "tictactoe=10,0", ports=2)  # fmt: skip
+        ann, bob = device(), device()
+        (final_a, rating_a, id_a), (final_b, rating_b, id_b) = await gatherResults([
+            Deferred.fromCoroutine(self.play_ranked(server, ann, "Ann", 2900.0, 0.0)),
+            # 2,500 apart in claims, and the window (10) never grows: matched all the
+            # same, as both are new players to the server (mu 1,500): claims are ignored.
+            Deferred.fromCoroutine(self.play_ranked(server, bob, "Bob", 400.0, 0.05)),
+        ])  # fmt: skip
+        self.assertEqual(final_a["result"], final_b["result"])
+        result = final_a["result"]
+        winners = result["winners"]
+        ratings = {id_a: rating_a, id_b: rating_b}
+        for frame in ratings.values():
+            self.assertEqual(set(frame), {"type", "match_id", "game", "queue", "rating",
+                                          "change"})  # fmt: skip
+            self.assertEqual((frame["game"], frame["queue"]), ("tictactoe", "ranked"))
+        self.assertEqual(rating_a["match_id"], rating_b["match_id"])
+        if winners:
+            (winner,) = winners
+            loser = id_b if winner == id_a else id_a
+            self.assertGreater(ratings[winner]["change"], 0)
+            self.assertLess(ratings[loser]["change"], ratings[winner]["change"])
+            self.assertGreater(ratings[winner]["rating"], ratings[loser]["rating"])
+        # What the store keeps: one rated match, the same numbers as the players were told.
+        lobby = server.service("lobby")
+        self.assertEqual(lobby.ratings.recorded, 1)
+        store = lobby.auth.accounts
+        history = await store.history(id_a, 10)
+        self.assertEqual([h.match_id for h in history], [rating_a["match_id"]])
+        self.assertAlmostEqual(history[0].change.change, rating_a["change"], places=2)

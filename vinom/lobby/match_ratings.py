@@ -1,0 +1,120 @@
+"""Rating ranked matches as they end: the lobby's side of the ratings the server computes.
+
+A lobby whose players sign in (an authenticator other than `guest`) and that
+has an account database gives its `MatchPlacer` a `MatchRatings`. When a
+ranked match it placed ends with a result, `match_ended` maps the game's
+`result` (`winners`, `placements`; teams by seat when the game has teams)
+to a `RankedResult` and asks the store to `record_match` it. The store rates
+a match once per match id, so two lobbies that hear the same end, or a lobby
+that records again after a crash, change nothing more: every caller gets the
+same changes back. Each player of the match still connected to this lobby is
+then pushed a `rating` frame (docs/lobby.md).
+
+A match is rated when every seat was queued `ranked` by a player (no bot, no
+open room's seat), it finished (not aborted), and its result is not
+`abandoned` (everyone left: nobody won or lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from vinom.accounts.interfaces import IAccountStore
+from vinom.accounts.records import AccountError, RankedResult, RatingChange
+from vinom.games.rules import GameCatalogue
+from vinom.lobby.players import Players
+from vinom.match import RANKED_QUEUE, Match, MatchEnded
+from vinom.net.limits import LogLimiter
+
+# The game result's `reason` of a match everyone left: not rated.
+ABANDONED = "abandoned"
+
+
+def ranked_result(
+    match: Match, outcome: MatchEnded | None, games: GameCatalogue
+) -> RankedResult | None:
+    """The result the store rates for this match's end, or None if it is not rated
+    (not ranked, a bot's seat, aborted, abandoned, or a result without a player)."""
+    if outcome is None or outcome.phase != "finished" or outcome.result is None:
+        return None
+    seats = match.players
+    if len(seats) < 2 or any(t.queue != RANKED_QUEUE or t.bot for t in seats):
+        return None
+    result: Mapping[str, Any] = outcome.result
+    if result.get("reason") == ABANDONED:
+        return None
+    players = [t.player_id for t in seats]
+    team_size = games[match.game].team_size if match.game in games else None
+    teams = None
+    if team_size:
+        # Teams are seats [0, team_size), [team_size, 2 * team_size), ...
+        teams = [players[i : i + team_size] for i in range(0, len(players), team_size)]
+    try:
+        return RankedResult.from_game_result(match.match_id, match.game, seats[0].queue,
+                                             players, result, teams)  # fmt: skip
+    except (AccountError, TypeError, ValueError):
+        return None
+
+
+def rating_frame(match_id: str, game: str, queue: str, change: RatingChange) -> dict[str, Any]:
+    """The `rating` push of one player: the conservative value after the match and how
+    far it moved."""
+    return {
+        "type": "rating",
+        "match_id": match_id,
+        "game": game,
+        "queue": queue,
+        "rating": round(change.after.conservative, 2),
+        "change": round(change.change, 2),
+    }
+
+
+class MatchRatings:
+    """Records each ranked match's result in the account store, once, and tells the
+    players connected here their new rating."""
+
+    log = Logger()
+
+    def __init__(
+        self, accounts: IAccountStore, games: GameCatalogue, players: Players,
+        clock: IReactorTime,
+    ) -> None:  # fmt: skip
+        self._accounts = accounts
+        self._games = games
+        self._players = players
+        self._clock = clock
+        self._log_limit = LogLimiter(1.0, 10, clock)
+        # Matches rated by this lobby, for the operations endpoint and tests.
+        self.recorded = 0
+
+    def match_ended(self, match: Match, outcome: MatchEnded | None) -> Deferred[None] | None:
+        """Rate the match if it is a rated one; the Deferred fires once the players
+        connected here are told (None: nothing to rate)."""
+        result = ranked_result(match, outcome, self._games)
+        if result is None:
+            return None
+        d = self._accounts.record_match(result, self._clock.seconds())
+        d.addCallback(self._recorded, result)
+        d.addErrback(self._failed, result)
+        return d
+
+    def _recorded(self, changes: dict[str, RatingChange], result: RankedResult) -> None:
+        self.recorded += 1
+        for player_id, change in changes.items():
+            connection = self._players.connection_of(player_id)
+            if connection is None or connection.closing:
+                continue
+            connection.push(rating_frame(result.match_id, result.game, result.queue, change))
+
+    def _failed(self, failure: Failure, result: RankedResult) -> None:
+        # The match is not rated here; another lobby that heard its end may rate it,
+        # and the match id stays free for it (docs/accounts.md).
+        if self._log_limit.allow():
+            self.log.warn("rating match {match_id} failed: {why}", match_id=result.match_id,
+                          why=failure.getErrorMessage())  # fmt: skip
