@@ -322,7 +322,8 @@ async function enterLobby(name) {
   clearNotice();
   await signIn(name);
   show("lobby");
-  await Promise.all([refreshRooms(), refreshPanels()]);
+  // The panels' own failure is told, and leaves the player in the lobby.
+  await Promise.all([refreshRooms(), run(refreshPanels)]);
 }
 
 // The top bar: the player's name, and a signed-in player's account and how.
@@ -1172,7 +1173,7 @@ async function playAgain() {
     // Signed in again after a ranked match: the lobby connection is open.
     clearNotice();
     show("lobby");
-    await run(() => Promise.all([refreshRooms(), refreshPanels()]));
+    await Promise.all([run(refreshRooms), run(refreshPanels)]);
     return;
   }
   await run(() => enterLobby(name), () => show("name"));
