@@ -9,6 +9,7 @@ their new rating, the store's ratings and history changed once)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -20,6 +21,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from tests.server.test_ops import http_get
 from tests.support.servers import ROOT, RunningServer, start_server, start_twistd
 from tests.test_integration_parties import Player, connect_raw
 from vinom.client.bots import BotDriver
@@ -101,11 +103,11 @@ class RankedRatingTests(TestCase):
 
     async def play_ranked(
         self, server: RunningServer, auth: Frame, name: str, claimed: float, think: float
-    ) -> tuple[Frame, Frame, str]:
+    ) -> tuple[Frame, Frame, str, Player]:
         """One device-signed player queues ranked claiming `claimed`, signs in again on
         a second lobby connection while the match runs (the first closes with
         `match_found`), and plays to the end: (the game's final, the `rating` frame
-        the second connection was pushed, the player id)."""
+        the second connection was pushed, the player id, that connection)."""
         game = GameRegistry.from_plugins().get("tictactoe")
         player = LobbyPlayer(reactor, server.lobby, name, auth=auth)
         found = await player.find_match("tictactoe", claimed, queue="ranked")
@@ -122,15 +124,16 @@ class RankedRatingTests(TestCase):
         driver.attach()
         final = await session.finished
         driver.cancel()
-        return final, await rated, player_id
+        return final, await rated, player_id, watcher
 
     async def test_ranked_results_change_the_stored_ratings_once_and_players_are_told(
         self,
     ) -> None:
         server = await start_server(self, "--auth", "device", "--rating-window",
-                                    "tictactoe=10,0", ports=2)  # fmt: skip
+                                    "tictactoe=10,0", "--websocket", "tcp:0:interface=127.0.0.1",
+                                    ports=2)  # fmt: skip
         ann, bob = device(), device()
-        (final_a, rating_a, id_a), (final_b, rating_b, id_b) = await gatherResults([
+        (final_a, rating_a, id_a, lobby_a), (final_b, rating_b, id_b, _) = await gatherResults([
             Deferred.fromCoroutine(self.play_ranked(server, ann, "Ann", 2900.0, 0.0)),
             # 2,500 apart in claims, and the window (10) never grows: matched all the
             # same, as both are new players to the server (mu 1,500): claims are ignored.
@@ -158,3 +161,47 @@ class RankedRatingTests(TestCase):
         history = await store.history(id_a, 10)
         self.assertEqual([h.match_id for h in history], [rating_a["match_id"]])
         self.assertAlmostEqual(history[0].change.change, rating_a["change"], places=2)
+
+        # The leaderboard and the history, as lobby frames on the signed-in connection.
+        board = await lobby_a.request({"type": "leaderboard", "game": "tictactoe", "id": 1})
+        self.assertEqual(set(board) - {"id"}, {"type", "game", "queue", "entries"})
+        self.assertEqual((board["game"], board["queue"]), ("tictactoe", "ranked"))
+        entries = board["entries"]
+        self.assertEqual([e["rank"] for e in entries], [1, 2])
+        self.assertEqual({e["player_id"]: e["rating"] for e in entries},
+                         {id_a: rating_a["rating"], id_b: rating_b["rating"]})  # fmt: skip
+        self.assertEqual(set(entries[0]), {"rank", "player_id", "name", "rating", "mu", "sigma",
+                                           "matches"})  # fmt: skip
+        self.assertEqual({e["name"] for e in entries}, {"Ann", "Bob"})
+        self.assertEqual([e["matches"] for e in entries], [1, 1])
+        self.assertGreaterEqual(entries[0]["rating"], entries[1]["rating"])
+        around = await lobby_a.request({"type": "leaderboard", "game": "tictactoe",
+                                        "around": True, "limit": 1, "id": 2})  # fmt: skip
+        self.assertEqual([e["player_id"] for e in around["entries"]], [id_a])
+        mine = await lobby_a.request({"type": "history", "id": 3})
+        self.assertEqual((mine["player_id"], len(mine["matches"])), (id_a, 1))
+        (match,) = mine["matches"]
+        self.assertEqual(match["match_id"], rating_a["match_id"])
+        self.assertEqual((match["rating"], match["change"]),
+                         (rating_a["rating"], rating_a["change"]))  # fmt: skip
+        self.assertEqual(match["opponents"], [{"player_id": id_b, "name": "Bob"}])
+        expected = "draw" if not winners else ("win" if winners == [id_a] else "loss")
+        self.assertEqual(match["result"], expected)
+        bad = await lobby_a.request({"type": "history", "limit": 0})
+        self.assertEqual((bad["type"], bad["code"]), ("error", "bad_request"))
+
+        # The same as JSON over the web server, with no sign-in.
+        web = f"http://127.0.0.1:{server.websocket_port}"
+        code, body = await http_get(f"{web}/leaderboard/tictactoe/ranked?limit=10")
+        self.assertEqual((code, json.loads(body)),
+                         (200, {"game": "tictactoe", "queue": "ranked", "entries": entries}))
+        code, body = await http_get(f"{web}/history/{id_a}")
+        self.assertEqual((code, json.loads(body)), (200, {"player_id": id_a,
+                                                          "matches": mine["matches"]}))
+        for path, status, error in (("/leaderboard/chess/ranked", 404, "unknown_game"),
+                                    ("/leaderboard/tictactoe/casual", 404, "unknown_queue"),
+                                    ("/leaderboard/tictactoe/ranked?limit=101", 400,
+                                     "bad_request"),
+                                    ("/history/" + id_b + "?limit=x", 400, "bad_request")):
+            code, body = await http_get(web + path)
+            self.assertEqual((code, json.loads(body)["error"]), (status, error), path)

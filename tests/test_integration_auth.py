@@ -1,7 +1,8 @@
 """Players sign in at the lobby, on real TLS sockets of a real server (makeService with
 `--auth jwt`, its keys fetched over HTTPS from a local identity provider it is told to
-trust): a JWT's `sub` is the player, keys rotate by kid, and every refusal is one
-`auth_failed` error with its exact reason, limited per address; a provider that is slow
+trust): a JWT's `sub` names the player's account in the server's database, keys rotate
+by kid, and every refusal is one `auth_failed` error with its exact reason, limited per
+address; a provider that is slow
 or down makes only the sign-in wait while the lobby answers everyone else."""
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ from tests.support.servers import start_server
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import Player, connect_raw
 from vinom import cli
-from vinom.accounts.interfaces import Identity
 from vinom.client.lobby import PROTOCOL, LobbyAddress, connect_lobby, jwt_auth
 from vinom.errors import LobbyError
-from vinom.lobby.auth import derived_player_id
 
 Frame = dict[str, Any]
+
+
+async def account_of(server: Any, provider: str, subject: str) -> str:
+    """The id of the account the server's database links to (provider, subject): the
+    player id of whoever signs in as it."""
+    account = await server.service("lobby").auth.accounts.find(provider, subject)
+    assert account is not None, (provider, subject)
+    return str(account.account_id)
 
 
 class JwtSignInTests(TestCase):
@@ -38,7 +45,7 @@ class JwtSignInTests(TestCase):
         self.idp.add_key("k1", "RS256")
         self.idp.mode = mode
         url, ca = self.idp.serve(self)
-        server = await start_server(
+        server = self.server = await start_server(
             self, "--auth", "jwt", "--auth-jwks-url", url, "--auth-jwks-ca", ca,
             "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE, *extra,
         )  # fmt: skip
@@ -68,7 +75,7 @@ class JwtSignInTests(TestCase):
             self.assertEqual((welcome["auth"], welcome["name"]), ("jwt", "Ann Lee"))
             ids.append(welcome["player_id"])
         # The same account, the same player id; a second sign-in replaces the first.
-        self.assertEqual(ids, [derived_player_id(Identity("jwt", "user-42"))] * 2)
+        self.assertEqual(ids, [await account_of(self.server, "jwt", "user-42")] * 2)
         # Key rotation: the provider publishes a new key (k2) and drops k1. A token of
         # k2 makes the lobby fetch the keys again; k1's tokens are refused since.
         self.idp.rotate("k2", "ES256")
@@ -98,7 +105,7 @@ class JwtSignInTests(TestCase):
         welcome = await browser.request({"type": "hello", "name": "web", "id": 2, "auth": {
             "kind": "jwt", "token": self.idp.token("web-user", "k1")}})  # fmt: skip
         self.assertEqual((welcome["type"], welcome["auth"]), ("welcome", "jwt"))
-        self.assertEqual(welcome["player_id"], derived_player_id(Identity("jwt", "web-user")))
+        self.assertEqual(welcome["player_id"], await account_of(server, "jwt", "web-user"))
 
     async def test_each_refusal_has_its_exact_reason(self) -> None:
         lobby = await self.start("--auth-failure-burst", "100")
@@ -176,7 +183,7 @@ class JwtSignInTests(TestCase):
         client = await connect_lobby(reactor, lobby.host, lobby.port, trust=lobby.trust)
         self.addCleanup(client.close)
         welcome = await client.hello("ann", auth={"kind": "jwt", "token": self.idp.token("u1")})
-        self.assertEqual(welcome.player_id, derived_player_id(Identity("jwt", "u1")))
+        self.assertEqual(welcome.player_id, await account_of(self.server, "jwt", "u1"))
         # A reconnect signs in too: without auth, or as another account, it is refused.
         for auth, code in ((None, "auth_failed"),
                            ({"kind": "jwt", "token": self.idp.token("u2")}, "bad_secret")):
@@ -254,7 +261,7 @@ class SignedTokenTests(TestCase):
         self.assertEqual((code, summary["finished"]), (0, 2), summary)
         self.assertEqual(
             sorted(r["player_id"] for r in summary["reports"]),
-            sorted(derived_player_id(Identity("signed", f"bot-account-{n}")) for n in range(2)),
+            sorted([await account_of(server, "signed", f"bot-account-{n}") for n in range(2)]),
         )
         # Without tokens, bots are turned away by this server, each with the reason.
         out = io.StringIO()
@@ -270,4 +277,4 @@ class SignedTokenTests(TestCase):
                                         "auth": {"kind": "signed", "token": token}})  # fmt: skip
         self.assertEqual((welcome["type"], welcome["auth"]), ("welcome", "signed"))
         self.assertEqual(welcome["player_id"],
-                         derived_player_id(Identity("signed", "studio-player-9")))  # fmt: skip
+                         await account_of(server, "signed", "studio-player-9"))  # fmt: skip

@@ -44,6 +44,8 @@ NEEDS_HELLO: list[Frame] = [
     {"type": "party_create"},
     {"type": "party_join", "code": "ABCDEF"},
     {"type": "party_leave"},
+    {"type": "leaderboard", "game": "tictactoe"},
+    {"type": "history"},
 ]
 
 

@@ -58,12 +58,14 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "party_create": (),
     "party_join": ("code",),
     "party_leave": (),
+    "leaderboard": ("game", "queue", "limit", "around"),
+    "history": ("limit",),
 }
 # A valid value of each field, for the fields not being fuzzed.
 VALID: dict[str, Any] = {
     "name": "Ann", "game": "maze", "rating": 1500, "queue": "ranked", "player_id": "p-1",
     "secret": "s" * 20, "offset": 0, "private": False, "size": 2, "room_id": "r-1",
-    "code": "ABC234", "id": 7,
+    "code": "ABC234", "id": 7, "limit": 10, "around": False,
 }  # fmt: skip
 
 SURROGATES = st.sampled_from(["\ud800", "\udfff", "a\udc00b", "\ud83d", "Ann\ud800"])

@@ -226,10 +226,35 @@ class Spectate:
     code: str | None = None
 
 
+@frozen
+class GetLeaderboard:
+    """`leaderboard`: a game's queue's leaderboard, its top `limit` rows or (`around`)
+    the page around the asking player."""
+
+    request_id: RequestId
+    game: str
+    queue: str = "ranked"
+    limit: int = 10
+    around: bool = False
+
+
+@frozen
+class GetHistory:
+    """`history`: the signed-in player's last `limit` rated matches."""
+
+    request_id: RequestId
+    limit: int = 10
+
+
 Request = (
     Hello | Queue | Cancel | Ping | Reconnect | GetRoomList | CreateRoom | JoinRoom | LeaveRoom
-    | AddBot | PartyCreate | PartyJoin | PartyLeave | Spectate
+    | AddBot | PartyCreate | PartyJoin | PartyLeave | Spectate | GetLeaderboard | GetHistory
 )
+
+# The rows of one `leaderboard` page and of one `history` at most, and by default.
+MAX_LEADERBOARD_LIMIT = 100
+MAX_HISTORY_LIMIT = 50
+DEFAULT_PAGE = 10
 
 
 @frozen
@@ -734,6 +759,34 @@ def _parse_party_leave(obj: Mapping[str, Any], request_id: RequestId) -> Request
     return PartyLeave(request_id)
 
 
+def page_limit(value: object, most: int) -> int:
+    """A `limit` of a leaderboard or a history: absent or null is `DEFAULT_PAGE`, else
+    a whole number from 1 to `most` (ValueError otherwise, answered `bad_request`)."""
+    if value is None:
+        return DEFAULT_PAGE
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValueError(f"'limit' must be a whole number from 1 to {most}")
+    return value
+
+
+def _limit(obj: Mapping[str, Any], most: int) -> int:
+    try:
+        return page_limit(obj.get("limit"), most)
+    except ValueError as e:
+        raise _FieldError(errors.BAD_REQUEST, str(e)) from None
+
+
+def _parse_leaderboard(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    game = _string(obj, "game", MAX_GAME_LENGTH)
+    queue = _string(obj, "queue", MAX_QUEUE_LENGTH) if obj.get("queue") is not None else None
+    return GetLeaderboard(request_id, game, queue or "ranked",
+                          _limit(obj, MAX_LEADERBOARD_LIMIT), _flag(obj, "around"))  # fmt: skip
+
+
+def _parse_history(obj: Mapping[str, Any], request_id: RequestId) -> Request:
+    return GetHistory(request_id, _limit(obj, MAX_HISTORY_LIMIT))
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "hello": _parse_hello,
     "queue": _parse_queue,
@@ -749,6 +802,8 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], RequestId], Request]] = {
     "party_create": _parse_party_create,
     "party_join": _parse_party_join,
     "party_leave": _parse_party_leave,
+    "leaderboard": _parse_leaderboard,
+    "history": _parse_history,
 }
 
 REQUEST_TYPES = frozenset(_PARSERS)

@@ -43,6 +43,10 @@ PARTY_TOO_LARGE: Final = "party_too_large"
 # `hello` or `reconnect` whose `auth` the server's authenticator refused (its `reason`
 # says why: docs/lobby.md, "Authentication"), or an account that is banned.
 AUTH_FAILED: Final = "auth_failed"
+# Leaderboards and histories (`leaderboard`, `history`).
+BAD_REQUEST: Final = "bad_request"
+NO_ACCOUNTS: Final = "no_accounts"
+NOT_SIGNED_IN: Final = "not_signed_in"
 BANNED: Final = "banned"
 # The client speaks another game protocol than the server's: it must be updated to play.
 PROTOCOL_OUTDATED: Final = "protocol_outdated"
@@ -91,6 +95,9 @@ ALL_CODES: Final = frozenset(
         PROTOCOL_OUTDATED,
         AUTH_FAILED,
         BANNED,
+        BAD_REQUEST,
+        NO_ACCOUNTS,
+        NOT_SIGNED_IN,
         SERVER_DRAINING,
         RATE_LIMITED,
         TOO_MANY_CONNECTIONS,
@@ -133,6 +140,10 @@ NOT_COUNTED: Final = frozenset(
         # again with a fresh token), and a banned account's connection is closed.
         AUTH_FAILED,
         BANNED,
+        # What the server offers (no account database) and who asks (a guest): not
+        # a misbehaving client.
+        NO_ACCOUNTS,
+        NOT_SIGNED_IN,
         SERVER_DRAINING,
         MATCH_FAILED,
         UNAVAILABLE,

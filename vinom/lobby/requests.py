@@ -32,6 +32,8 @@ from vinom.lobby.codec import (
     Auth,
     Cancel,
     CreateRoom,
+    GetHistory,
+    GetLeaderboard,
     GetRoomList,
     Hello,
     JoinRoom,
@@ -54,6 +56,7 @@ from vinom.lobby.limits import LobbyLimits
 from vinom.lobby.party_requests import PartyRequests
 from vinom.lobby.placement import MatchPlacer
 from vinom.lobby.players import Players, log_failure
+from vinom.lobby.rankings import Rankings
 from vinom.lobby.ratings import ClaimedRatings, rating_of
 from vinom.lobby.requeue import KeptPlace, Requeues
 from vinom.lobby.room_requests import RoomRequests
@@ -109,6 +112,7 @@ class RequestHandlers:
         self._delivery = parts.delivery
         self._auth = parts.auth
         self._clock = clock
+        self.rankings = Rankings(backends.accounts, games, clock)
         # Set while the server shuts down: `queue` is refused with `server_draining`.
         self.draining = False
         # The game protocol this lobby's hosts speak, told in `welcome`; a client that
@@ -162,6 +166,8 @@ class RequestHandlers:
             return self.parties.leave(connection, request)
         if isinstance(request, Spectate):
             return self._spectate(connection, request)
+        if isinstance(request, GetLeaderboard | GetHistory):
+            return self._rankings(connection, request)
         if isinstance(request, GetRoomList):
             self.rooms.room_list(connection, request)
         elif isinstance(request, CreateRoom):
@@ -577,6 +583,31 @@ class RequestHandlers:
             return self._store.get_player(player_id).addCallback(verified)
 
         return signing.addCallback(signed_in)
+
+    def _rankings(
+        self, connection: LobbyConnection, request: GetLeaderboard | GetHistory
+    ) -> Deferred[None]:
+        """A leaderboard page, or the player's own history (a signed-in player's)."""
+        player_id = connection.player_id
+        if connection.state is PlayerState.NEW or player_id is None:
+            raise LobbyError(errors.HELLO_REQUIRED, "say hello first")
+        signed_in = self._auth is not None and self._auth.required
+        if isinstance(request, GetLeaderboard):
+            if request.around and not signed_in:
+                raise LobbyError(errors.NOT_SIGNED_IN, "a guest has no place on a leaderboard: "
+                                 "sign in to see the page around you")  # fmt: skip
+            d = self.rankings.leaderboard(request.game, request.queue, request.limit,
+                                          player_id if request.around else None)  # fmt: skip
+        elif not signed_in and self.rankings.has_accounts:
+            raise LobbyError(errors.NOT_SIGNED_IN, "a guest has no match history: sign in")
+        else:
+            d = self.rankings.history(player_id, request.limit)
+
+        def answer(frame: dict[str, object]) -> None:
+            if not connection.closing:
+                connection.reply(request, frame)
+
+        return d.addCallback(answer)
 
     def _spectate(self, connection: LobbyConnection, request: Spectate) -> Deferred[None]:
         """A token for a spectator's stream to the match's game host (`spectating`).

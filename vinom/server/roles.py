@@ -482,7 +482,10 @@ def build_web(
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]),
                     games=options["game-registry"], webtransport=offer,
-                    replays=replays_of(options, reactor), auth=options["auth"])  # fmt: skip
+                    replays=replays_of(options, reactor), auth=options["auth"],
+                    # The lobby's leaderboards and histories, where a lobby runs.
+                    rankings=None if lobbies.lobby is None else lobbies.lobby.requests.rankings,
+                    )  # fmt: skip
     description = listening_description("websocket", options["websocket"], certificate,
                                         options["trusted-proxy"])  # fmt: skip
     web = _add(root, "web", Listener(description, site, reactor, "websocket"))

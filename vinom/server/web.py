@@ -48,8 +48,10 @@ from twisted.web.static import File
 
 from vinom.games.interfaces import IGame
 from vinom.hosting.websocket import GameSocketFactory
+from vinom.lobby.rankings import Rankings
 from vinom.lobby.websocket import WebSocketLobbyFactory
 from vinom.server.logs import Site
+from vinom.server.rankings_web import rankings_resources
 
 # The client's page, style, shell and board modules (setup.py package_data).
 WEB_CLIENT_FILES = Path(__file__).parent.parent / "webclient"
@@ -306,13 +308,16 @@ def web_site(
     webtransport: IResource | None = None,
     replays: Resource | None = None,
     auth: str = "guest",
+    rankings: Rankings | None = None,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`, the
     boards `games` ship in their own packages at `/boards/`; a line per request in
     the log with `access_log`; `webtransport`, the `/webtransport` offer, where the
     game session over WebTransport is offered; `auth`, the name of the lobby's
-    authenticator (`--auth`), which the page's /settings.js tells it."""
+    authenticator (`--auth`), which the page's /settings.js tells it; `rankings`, the
+    lobby's leaderboards and histories as JSON at `/leaderboard/` and `/history/`
+    (vinom.server.rankings_web)."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     boards = WebClientFiles(str(BOARD_FILES))
     # Children put here are found before the directory's files: a game's own
@@ -335,6 +340,9 @@ def web_site(
         root.putChild(b"webtransport", webtransport)
     if replays is not None:
         root.putChild(b"replays", replays)
+    if rankings is not None:
+        for name, resource in rankings_resources(rankings).items():
+            root.putChild(name, resource)
     site = Site(root, timeout=timeout, access_log=access_log)
     site.requestFactory = ReadOnlyRequest
     site.noisy = False
