@@ -140,6 +140,10 @@ class SignedInPlayerTests(TestCase):
         # Back in the lobby: the leaderboard has both players, Ann marked as herself.
         await click(browser, "#play-again")
         await wait_for_screen(browser, "lobby")
+        self.assertEqual(await browser.text_of("#connection"), "online")
+        # The leaderboard of the game last played ranked.
+        chosen = await shown(browser, "return document.getElementById('leaderboard-game').value;")
+        self.assertEqual(chosen, "tictactoe")
         await browser.wait_until(lambda d: len(d.find_elements(
             By.CSS_SELECTOR, "#leaderboard-list li.entry")) == 2, WAIT)  # fmt: skip
         entries = await shown(
@@ -182,7 +186,7 @@ class SignedInPlayerTests(TestCase):
         )
         self.assertEqual(row[0], {"win": "win", "lose": "loss", "draw": "draw"}[outcome])
         self.assertIn("vs Bob", row[1])
-        self.assertEqual(row[2], f"{found[2]} → {found[1]}")
+        self.assertEqual(row[2], f"{found[2]} (rating {found[1]})")
 
         # Its replay, opened from the history.
         await click(browser, f'#history-list li[data-match-id="{match_id}"] [data-action="replay"]')

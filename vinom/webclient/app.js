@@ -447,7 +447,7 @@ async function refreshHistory() {
     const place = match.placement !== undefined ? ` (place ${match.placement})` : "";
     const rating = match.change === null || match.change === undefined
       ? "unrated"
-      : `${changeText(match.change)} → ${ratingText(match.rating)}`;
+      : `${changeText(match.change)} (rating ${ratingText(match.rating)})`;
     list.append(element(
       "li",
       { className: "match", dataset: { matchId: match.match_id, result: match.result } },
@@ -563,6 +563,8 @@ async function queue(game, kind = "normal") {
   if (kind !== "normal") frame.queue = kind;
   app.queued = await app.lobby.request(frame);
   app.queueKind = kind;
+  // The leaderboard shows the game last played ranked.
+  if (kind === "ranked") app.board.game = game;
   renderQueue();
 }
 
@@ -1172,6 +1174,7 @@ async function playAgain() {
   if (app.lobby !== null && app.welcome?.secret) {
     // Signed in again after a ranked match: the lobby connection is open.
     clearNotice();
+    setConnection("online", "online");
     show("lobby");
     await Promise.all([run(refreshRooms), run(refreshPanels)]);
     return;
