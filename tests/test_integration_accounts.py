@@ -205,3 +205,50 @@ class RankedRatingTests(TestCase):
                                     ("/history/" + id_b + "?limit=x", 400, "bad_request")):
             code, body = await http_get(web + path)
             self.assertEqual((code, json.loads(body)["error"]), (status, error), path)
+
+
+class PrivateRoomByAccountTests(TestCase):
+    timeout = 60
+
+    async def test_a_private_rooms_match_is_watched_and_rejoined_by_its_accounts_only(
+        self,
+    ) -> None:
+        server = await start_server(self, "--auth", "device", ports=2)
+        ann, bob, eve = device(), device(), device()
+        owner = await connect_raw(self, server.lobby)
+        welcome = await hello(owner, ann, "Ann")
+        room = await owner.request({"type": "create_room", "game": "tictactoe",
+                                    "private": True})  # fmt: skip
+        # Nobody may watch this room's match: its owner did not allow spectators.
+        self.assertEqual(room["room"]["private"], True)
+        guest = await connect_raw(self, server.lobby)
+        await hello(guest, bob, "Bob")
+        found = guest.of_type("match_found")
+        await guest.request({"type": "join_room", "code": room["room"]["code"]})
+        match_id = (await found)["game_id"]
+
+        async def spectate(auth: Frame) -> tuple[Frame, Frame]:
+            viewer = await connect_raw(self, server.lobby)
+            signed = await hello(viewer, auth)
+            return signed, await viewer.request({"type": "spectate", "match_id": match_id})
+
+        # Its players' accounts watch it, signed in again on new connections...
+        for auth in (bob, ann):
+            welcome, watching = await spectate(auth)
+            self.assertEqual((watching["type"], watching["game_id"]), ("spectating", match_id))
+        # ...and another account is refused as any stranger is.
+        _, refused = await spectate(eve)
+        self.assertEqual((refused["type"], refused["code"]), ("error", "no_active_match"))
+
+        # The owner's account rejoins its seat with the id and secret of its last welcome;
+        # Eve, signed in as herself, cannot use them.
+        again = await connect_raw(self, server.lobby)
+        back = await again.request({"type": "reconnect", "player_id": welcome["player_id"],
+                                    "secret": welcome["secret"], "protocol": PROTOCOL,
+                                    "auth": ann})  # fmt: skip
+        self.assertEqual((back["type"], back.get("game_id")), ("match_found", match_id), back)
+        thief = await connect_raw(self, server.lobby)
+        stolen = await thief.request({"type": "reconnect", "player_id": welcome["player_id"],
+                                      "secret": welcome["secret"], "protocol": PROTOCOL,
+                                      "auth": eve})  # fmt: skip
+        self.assertEqual(stolen["code"], "bad_secret")

@@ -162,7 +162,9 @@ ALREADY_ENDED = "ended"
 """Watching live a match that has ended."""
 
 
-def watch_refusal(spectators: bool, *, ended: bool, replay: bool) -> str | None:
+def watch_refusal(
+    spectators: bool, *, ended: bool, replay: bool, player: bool = False
+) -> str | None:
     """The one rule of who may watch a match, live (`spectate`, `replay` False) or
     replayed from its record (`/replays/`, `replay` True): None if it may be watched,
     else why not (`NO_SPECTATORS`, `STILL_PLAYING`, `ALREADY_ENDED`).
@@ -171,8 +173,12 @@ def watch_refusal(spectators: bool, *, ended: bool, replay: bool) -> str | None:
     header); `ended`: whether the match is over, for a replay only once its
     spectators have had its end too (`--spectator-delay` after it). A match is
     either live or replayable, never both: a replay of a running match would show
-    its play without the spectators' delay."""
-    if not spectators:
+    its play without the spectators' delay. `player`: the viewer is known to be
+    one of the match's players (their player id, which is their account's where
+    players sign in, is one of its seats'): their own match is always theirs to
+    watch, a private room's that lets nobody else watch included. Only the lobby
+    knows its viewers; `/replays/` has no sign-in and never claims one."""
+    if not spectators and not player:
         return NO_SPECTATORS
     if replay and not ended:
         return STILL_PLAYING

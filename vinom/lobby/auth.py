@@ -60,6 +60,7 @@ _MESSAGES = {
     "unknown_kid": "the token names a key the identity provider does not have",
     "missing_claim": "the token lacks a claim this server needs",
     "too_long_lived": "the token lives too long for a signed token",
+    "bad_secret": "this is not the secret this device signed in with first",
     "invalid": "the credentials are not valid",
 }
 # Refusals whose message adds the authenticator's detail (which claim, which kind).

@@ -637,7 +637,9 @@ class RequestHandlers:
 
         def placed(placement: MatchPlacement | None) -> Deferred[None] | None:
             refusal = None if placement is None else watch_refusal(
-                placement.match.spectators, ended=placement.ended, replay=False
+                placement.match.spectators, ended=placement.ended, replay=False,
+                # A player of the match (by account, where players sign in) watches it.
+                player=connection.player_id in placement.match.player_ids,
             )
             if placement is None or refusal == NO_SPECTATORS:
                 raise LobbyError(errors.NO_ACTIVE_MATCH, "no running match has this id")

@@ -238,8 +238,10 @@ class Replays(Resource):
             record = read_record(data)
         except RecordError as e:
             return 422, str(e).encode()
+        # No sign-in here: the viewer is never known to be a player (watch_refusal).
         if watch_refusal(record.header.get("spectators", True) is not False,
-                         ended=self._ended(match_id, record), replay=True) is not None:
+                         ended=self._ended(match_id, record), replay=True,
+                         player=False) is not None:
             return NOT_FOUND
         wait = self.busy_for()
         if wait:
