@@ -6,7 +6,9 @@ On a real `twistd -n vinom --auth device --web-replays`, the page reads from
 once (at the first visit, with the name typed) and keeps it in localStorage,
 shows the account, and a reload signs in again at once as the same account.
 The player queues "Ranked" against a Python bot signed in with device auth
-(vinom.client), plays tictactoe to the end, is shown the rating change, finds
+(vinom.client), reloads the page during the match and is back in it (its
+`reconnect` signed in too), plays tictactoe to the end, is shown the rating
+change, finds
 both players on the leaderboard (the top, and the page around them) and the
 match in their history with the bot as opponent and the same change, and opens
 the match's replay from the history. No console error (tests/support/browser.py
@@ -121,6 +123,10 @@ class SignedInPlayerTests(TestCase):
         match_id = await shown(
             browser, "return document.getElementById('screen-game').dataset.match;"
         )
+        # A reload during the match: back in it with `reconnect`, signed in as the device.
+        await browser.reload()
+        await wait_for_game(browser, "tictactoe")
+        self.assertEqual(await account(browser), ann)
         (outcome,) = await play_tictactoe({browser: True}, timeout=90.0)
         session, bob = await bot
         self.assertEqual(session.welcome["match"] if session.welcome else None, match_id)

@@ -563,8 +563,6 @@ async function queue(game, kind = "normal") {
   if (kind !== "normal") frame.queue = kind;
   app.queued = await app.lobby.request(frame);
   app.queueKind = kind;
-  // The leaderboard shows the game last played ranked.
-  if (kind === "ranked") app.board.game = game;
   renderQueue();
 }
 
@@ -812,6 +810,8 @@ function startGame(match, resumed) {
     ranked: match.queue === "ranked",
   };
   app.game = game;
+  // The leaderboard shows the game last played ranked (a resumed match's too).
+  if (game.ranked) app.board.game = found.game;
   $("board").replaceChildren();
   $("result-panel").hidden = true;
   $("result-rating").hidden = true;
