@@ -363,19 +363,31 @@ function showRating(rating) {
   line.hidden = false;
 }
 
+// How long the page waits for a ranked match's rating before saying it is not there.
+const UNRATED_AFTER_MS = 15000;
+
 // After a ranked match the lobby connection is closed (it closes at
 // match_found): sign in again, and find the match's rating change in the
 // history; if it is not there yet, the `rating` push brings it.
 async function afterRanked(game) {
   const line = $("result-rating");
   line.textContent = "Rating: waiting for the result…";
+  delete line.dataset.match;
   line.hidden = false;
   if (app.lobby === null) await signIn(app.welcome.name);
   const history = await app.lobby.history();
   const entry = history.matches.find((m) => m.match_id === game.matchId);
   if (entry !== undefined && entry.change !== null) {
     showRating({ match_id: entry.match_id, rating: entry.rating, change: entry.change });
+    return;
   }
+  // A match the server does not rate (everyone left, a bot's seat) never gets a
+  // `rating`: after a while, say where the change will be if it comes.
+  setTimeout(() => {
+    if (app.game === game && line.dataset.match !== game.matchId) {
+      line.textContent = "Rating: not changed yet (your matches in the lobby show it once rated).";
+    }
+  }, UNRATED_AFTER_MS);
 }
 
 // The leaderboard and history panels, for a signed-in player (a guest has
