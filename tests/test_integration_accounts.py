@@ -9,6 +9,7 @@ their new rating, the store's ratings and history changed once)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -16,13 +17,19 @@ import secrets
 import sys
 from typing import Any
 
+import msgpack
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.ssl import Certificate
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
+from twisted.web.http_headers import Headers
 
 from tests.server.test_ops import http_get
+from tests.support.ports import free_tcp_port
 from tests.support.servers import ROOT, RunningServer, start_server, start_twistd
+from tests.support.waiting import until
 from tests.test_integration_parties import Player, connect_raw
 from vinom.client.bots import BotDriver
 from vinom.client.failover import LobbyPlayer
@@ -66,7 +73,8 @@ class DeviceSignInTests(TestCase):
     ) -> None:
         server = await start_twistd(self, {}, "--auth", "device", "--auth-failure-burst", "3",
                                     "--auth-failure-rate", "0.01")  # fmt: skip
-        self.assertIn(b"device id and secret", server.output)
+        await until(lambda: b"players sign in with a device id and secret" in server.output,
+                    lambda: server.output)  # fmt: skip
         lobby = server.lobby
         phone = device()
         first = await hello(await connect_raw(self, lobby), phone, "Ann")
@@ -160,7 +168,7 @@ class RankedRatingTests(TestCase):
         store = lobby.auth.accounts
         history = await store.history(id_a, 10)
         self.assertEqual([h.match_id for h in history], [rating_a["match_id"]])
-        self.assertAlmostEqual(history[0].change.change, rating_a["change"], places=2)
+        self.assertLess(abs(history[0].change.change - rating_a["change"]), 0.006)
 
         # The leaderboard and the history, as lobby frames on the signed-in connection.
         board = await lobby_a.request({"type": "leaderboard", "game": "tictactoe", "id": 1})
@@ -252,3 +260,55 @@ class PrivateRoomByAccountTests(TestCase):
                                       "secret": welcome["secret"], "protocol": PROTOCOL,
                                       "auth": eve})  # fmt: skip
         self.assertEqual(stolen["code"], "bad_secret")
+
+
+class OwnReplayTests(TestCase):
+    timeout = 60
+
+    async def test_a_players_own_private_match_replays_to_them_only(self) -> None:
+        port = free_tcp_port()
+        server = await start_server(
+            self, "--auth", "device", "--websocket", f"ssl:{port}:interface=127.0.0.1",
+            "--web-replays", "--connect-deadline", "2", "--record-flush", "0.1", ports=2,
+        )  # fmt: skip
+        ann, eve = device(), device()
+        owner = await connect_raw(self, server.lobby)
+        await hello(owner, ann, "Ann")
+        await owner.request({"type": "create_room", "game": "tictactoe", "private": True})
+        found = owner.of_type("match_found")
+        await owner.request({"type": "add_bot"})
+        match_id = (await found)["game_id"]
+        with open(server.lobby.trust or "", "rb") as f:
+            policy = BrowserLikePolicyForHTTPS(trustRoot=Certificate.loadPEM(f.read()))
+
+        async def replay(auth: object = None, header: bytes | None = None) -> tuple[int, bytes]:
+            headers = Headers()
+            if auth is not None:
+                header = b"Vinom " + base64.urlsafe_b64encode(json.dumps(auth).encode())
+            if header is not None:
+                headers.addRawHeader(b"authorization", header)
+            response = await Agent(reactor, contextFactory=policy).request(
+                b"GET", f"https://localhost:{port}/replays/{match_id}".encode(), headers
+            )
+            return response.code, await readBody(response)
+
+        # Ann never connects: the match is aborted at its connect deadline, its record
+        # ends, and Ann, signed in with the credentials of her hello, replays her match.
+        async def replayed() -> bytes | None:
+            status, body = await replay(ann)
+            return body if status == 200 else None
+
+        body = await until(replayed, "Ann's replay of her aborted match", timeout=20)
+        assert isinstance(body, bytes)
+        # Its room let nobody watch: no replay for anonymous viewers or another account.
+        self.assertEqual(await replay(), (404, b"no finished match has this id"))
+        self.assertEqual(await replay(eve), (404, b"no finished match has this id"))
+        document = msgpack.unpackb(body)
+        self.assertEqual((document["match_id"], document["end"]["phase"]), (match_id, "aborted"))
+        # The document made for her is not served to anyone else from the cache.
+        self.assertEqual(await replay(), (404, b"no finished match has this id"))
+        # Refused credentials are a 401 with the lobby's reason.
+        for refused, reason in ((await replay(device(ann["device_id"])), b"bad_secret"),
+                                (await replay(header=b"Vinom !!!"), b"malformed")):
+            self.assertEqual(refused[0], 401)
+            self.assertTrue(refused[1].startswith(b"sign-in refused: " + reason), refused)

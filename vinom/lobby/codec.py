@@ -671,6 +671,12 @@ def _auth(obj: Mapping[str, Any]) -> Auth:
     return auth
 
 
+def parse_auth(value: object) -> Auth:
+    """An `auth` object given outside a frame (the web server's `Authorization:
+    Vinom ...` header), checked as a frame's `auth` is."""
+    return _auth({"auth": value})
+
+
 def _either(
     obj: Mapping[str, Any], frame: str, first: tuple[str, int], second: tuple[str, int]
 ) -> tuple[str | None, str | None]:

@@ -100,9 +100,7 @@ class MatchRatings:
         if result is None:
             return None
         d = self._accounts.record_match(result, self._clock.seconds())
-        d.addCallback(self._recorded, result)
-        d.addErrback(self._failed, result)
-        return d
+        return d.addCallback(self._recorded, result).addErrback(self._failed, result)
 
     def _recorded(self, changes: dict[str, RatingChange], result: RankedResult) -> None:
         self.recorded += 1

@@ -90,7 +90,7 @@ class _Leaderboard(Resource):
         self._rankings = rankings
 
     def render_GET(self, request: Request) -> Any:
-        path = [p.decode("utf-8", "replace") for p in request.postpath]
+        path = [p.decode("utf-8", "replace") for p in request.postpath or ()]
         if len(path) != 2 or not all(path):
             _error(request, "not_found", "GET /leaderboard/<game>/<queue>")
             return NOT_DONE_YET
@@ -108,7 +108,7 @@ class _History(Resource):
         self._rankings = rankings
 
     def render_GET(self, request: Request) -> Any:
-        path = [p.decode("utf-8", "replace") for p in request.postpath]
+        path = [p.decode("utf-8", "replace") for p in request.postpath or ()]
         if len(path) != 1 or not path[0]:
             _error(request, "not_found", "GET /history/<player id>")
             return NOT_DONE_YET

@@ -39,6 +39,9 @@ served): one client asking for match after match gets no more than that share.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import time
 from collections import OrderedDict
@@ -46,16 +49,23 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
 import msgpack
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Cooperator
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from vinom.errors import LobbyError
 from vinom.games.interfaces import IGame
 from vinom.games.rules import GameRules
 from vinom.hosting.records import RecordIndex
+from vinom.lobby.auth import LobbyAuth
+from vinom.lobby.codec import BadAuth, parse_auth
+from vinom.lobby.errors import AUTH_FAILED
+from vinom.lobby.requests import RECONNECT_NAME
 from vinom.match import watch_refusal
+from vinom.net.addresses import client_key
 from vinom.rooms.record import ACT, HOOK, TICK
 from vinom.rooms.replay import Record, RecordError, Replay, ReplayMismatch, read_record
 
@@ -156,8 +166,12 @@ class Replays(Resource):
         clock: Callable[[], float] = time.monotonic,
         cpu: Callable[[], float] = time.process_time,
         spectator_delay: float = 0.0,
+        viewers: Callable[[Request], Deferred[str | None]] | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
+        # Who a request's viewer is (their player id, None: unknown), where players
+        # sign in (`viewer_of`): a match's own player may always replay it.
+        self.viewers = viewers
         self.directory = directory
         self.find_game = find_game
         # A match is replayed once its spectators have had its end: `spectator_delay`
@@ -172,7 +186,8 @@ class Replays(Resource):
         self._filled = clock()
         # Each match's last document and the length of the record it was made from:
         # a record still growing (its match plays on) is replayed again once it grew.
-        self._cache: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        # Whether anyone may see it, and its players, are kept with it.
+        self._cache: OrderedDict[str, tuple[int, bytes, bool, frozenset[str]]] = OrderedDict()
         self._index = RecordIndex(directory)
         # With a reactor, replays are made a slice at a time between its turns (its
         # cooperator gives them about 10 ms a turn), one at a time.
@@ -201,20 +216,22 @@ class Replays(Resource):
             return 1 if self.slot.locked else 0
         return max(1, math.ceil(-self._bucket / REPLAY_CPU_SHARE))
 
-    def answer(self, match_id: str) -> tuple[int, bytes]:
+    def answer(self, match_id: str, viewer: str | None = None) -> tuple[int, bytes]:
         """The status and body of `GET /replays/<match_id>` (module docstring), made
-        at once."""
-        return run_to_end(self._answer(match_id))
+        at once, for `viewer` (a player id, None: unknown)."""
+        return run_to_end(self._answer(match_id, viewer))
 
-    def answer_soon(self, match_id: str) -> Deferred[tuple[int, bytes]]:
+    def answer_soon(
+        self, match_id: str, viewer: str | None = None
+    ) -> Deferred[tuple[int, bytes]]:
         """`answer`, its replay made a slice at a time between the reactor's turns
         (at once without a reactor)."""
         cooperator = self._cooperator
         if cooperator is None:
-            return succeed(self.answer(match_id))
+            return succeed(self.answer(match_id, viewer))
         # The lookup and the first slice now (what needs no replay is answered at
         # once, and a replay started is one the next request waits for).
-        steps = self._answer(match_id)
+        steps = self._answer(match_id, viewer)
         try:
             next(steps)
         except StopIteration as done:
@@ -226,22 +243,27 @@ class Replays(Resource):
 
         return cooperator.cooperate(work()).whenDone().addCallback(lambda _: answered[0])
 
-    def _answer(self, match_id: str) -> Generator[None, None, tuple[int, bytes]]:
+    def _answer(
+        self, match_id: str, viewer: str | None = None
+    ) -> Generator[None, None, tuple[int, bytes]]:
         data = self._index.find(match_id)
         if data is None:
             return NOT_FOUND
         cached = self._cache.get(match_id)
-        if cached is not None and cached[0] == len(data):
+        # A document made for a match's own player is served again only to its players.
+        if cached is not None and cached[0] == len(data) and (
+            cached[2] or (viewer is not None and viewer in cached[3])
+        ):
             self._cache.move_to_end(match_id)
             return 200, cached[1]
         try:
             record = read_record(data)
         except RecordError as e:
             return 422, str(e).encode()
-        # No sign-in here: the viewer is never known to be a player (watch_refusal).
-        if watch_refusal(record.header.get("spectators", True) is not False,
-                         ended=self._ended(match_id, record), replay=True,
-                         player=False) is not None:
+        public = record.header.get("spectators", True) is not False
+        players = frozenset(str(seat[0]) for seat in record.header.get("seats", ()))
+        if watch_refusal(public, ended=self._ended(match_id, record), replay=True,
+                         player=viewer is not None and viewer in players) is not None:
             return NOT_FOUND
         wait = self.busy_for()
         if wait:
@@ -264,7 +286,7 @@ class Replays(Resource):
             return 422, b"a match of a game this server does not have"
         finally:
             self.slot.release()
-        self._cache[match_id] = (len(data), body)
+        self._cache[match_id] = (len(data), body, public, players)
         self._cache.move_to_end(match_id)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -310,15 +332,75 @@ class _Replay(Resource):
             request.write(body)
             request.finish()
 
-        replays.answer_soon(self.match_id).addCallback(send)
+        def refused(failure: Failure) -> None:
+            failure.trap(LobbyError)
+            error = failure.value
+            assert isinstance(error, LobbyError)
+            reason = error.fields.get("reason", error.code)
+            send((401 if error.code == AUTH_FAILED else 403,
+                  f"sign-in refused: {reason}: {error.message}".encode()))  # fmt: skip
+
+        if replays.viewers is None or request.getHeader(b"authorization") is None:
+            replays.answer_soon(self.match_id).addCallback(send)
+        else:
+            d = replays.viewers(request)
+            d.addCallback(lambda viewer: replays.answer_soon(self.match_id, viewer))
+            d.addCallbacks(send, refused)
         return NOT_DONE_YET
 
 
-def replays_of(options: Mapping[str, Any], reactor: IReactorTime) -> Replays | None:
-    """The `/replays/` resource if --web-replays asks for it and matches are recorded."""
+# `Authorization: Vinom <base64url of the auth object's JSON>`; longer is refused.
+AUTH_SCHEME = b"vinom"
+MAX_AUTHORIZATION = 6000
+
+
+def viewer_of(auth: LobbyAuth) -> Callable[[Request], Deferred[str | None]]:
+    """Who a replay's request comes from, signed in by the lobby's `auth` from the
+    request's `Authorization: Vinom <base64url(JSON auth object)>` header (the object
+    a `hello` carries): their player id, None without the header (or on a guest
+    server). A refusal fails with the lobby's `LobbyError` (`auth_failed` with its
+    reason, `banned`), counted against the address as the lobby's are."""
+
+    def viewer(request: Request) -> Deferred[str | None]:
+        header = request.getHeader(b"authorization")
+        if header is None or not auth.required:
+            return succeed(None)
+        scheme, _, value = header.partition(b" ")
+        host = _host_of(request)
+        try:
+            if scheme.lower() != AUTH_SCHEME or len(value) > MAX_AUTHORIZATION:
+                raise ValueError("not a Vinom authorization")
+            text = base64.urlsafe_b64decode(value.strip() + b"=" * (-len(value.strip()) % 4))
+            credentials = parse_auth(json.loads(text))
+        except (ValueError, binascii.Error):
+            credentials = BadAuth("malformed", "the Authorization header is not 'Vinom "
+                                  "<base64url of the auth object's JSON>'")  # fmt: skip
+        try:
+            signing = auth.sign_in(credentials, RECONNECT_NAME, client_key(host), host)
+        except LobbyError as e:
+            return fail(e)
+        if signing is None:
+            return succeed(None)
+        return signing.addCallback(lambda signed: signed.player_id)
+
+    return viewer
+
+
+def _host_of(request: Request) -> str:
+    address = request.getClientAddress()
+    host = getattr(address, "host", None)
+    return host if isinstance(host, str) else str(address)
+
+
+def replays_of(
+    options: Mapping[str, Any], reactor: IReactorTime, auth: LobbyAuth | None = None
+) -> Replays | None:
+    """The `/replays/` resource if --web-replays asks for it and matches are recorded;
+    with the lobby's `auth` (a process that runs a lobby), it knows signed-in viewers."""
     recording = options.get("recording")
     if not options.get("web-replays") or recording is None:
         return None
     spectators = options.get("spectators")
     return Replays(recording.directory, options["game-registry"].get, reactor=reactor,
-                   spectator_delay=0.0 if spectators is None else spectators.delay)
+                   spectator_delay=0.0 if spectators is None else spectators.delay,
+                   viewers=None if auth is None else viewer_of(auth))

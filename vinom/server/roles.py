@@ -482,7 +482,9 @@ def build_web(
     site = web_site(lobby_sockets, game_sockets, timeout=options["lobby-hello-timeout"],
                     access_log=bool(options["access-log"]),
                     games=options["game-registry"], webtransport=offer,
-                    replays=replays_of(options, reactor), auth=options["auth"],
+                    replays=replays_of(options, reactor, None if lobbies.lobby is None
+                                       else lobbies.lobby.auth),
+                    auth=options["auth"],
                     # The lobby's leaderboards and histories, where a lobby runs.
                     rankings=None if lobbies.lobby is None else lobbies.lobby.requests.rankings,
                     )  # fmt: skip
