@@ -206,3 +206,60 @@ class SignedInPlayerTests(TestCase):
         )
         self.assertEqual(flags, ["true", match_id])
         await browser.check()
+
+    async def test_a_private_match_that_nobody_may_watch_replays_for_its_own_player(
+        self,
+    ) -> None:
+        """A private room's match lets nobody watch, and so nobody replay it, but its
+        own players: the signed-in page asks its replay with the player's credentials
+        (`Authorization: Vinom ...`) and is shown it; asked without them, the same
+        URL is the 404 of no such match."""
+        server = await start_twistd(self, {}, "--auth", "device", "--web-replays", web=True)
+        browser = await open_browser(self)
+        await browser.get(server.url)
+        await wait_for_screen(browser, "name")
+
+        def type_name(driver: Any) -> None:
+            driver.find_element(By.ID, "name-input").send_keys("Ann")
+            driver.find_element(By.ID, "name-submit").click()
+
+        await browser.run(type_name)
+        await wait_for_screen(browser, "lobby")
+        await account(browser)
+        await click(browser, '[data-action="create-private"][data-game="tictactoe"]')
+        await wait_for_screen(browser, "room")
+        await click(browser, "#room-add-bot")
+        await wait_for_game(browser, "tictactoe")
+        match_id = await shown(
+            browser, "return document.getElementById('screen-game').dataset.match;"
+        )
+        await play_tictactoe({browser: True}, timeout=90.0)
+        await click(browser, "#play-again")
+        await wait_for_screen(browser, "lobby")
+
+        # Anonymous, the replay is no match's.
+        status = await browser.run(lambda d: d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/replays/' + arguments[0]).then(r => done(r.status));", match_id
+        ))  # fmt: skip
+        self.assertEqual(status, 404)
+        problems = await browser.collect()
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn(f"replays/{match_id} - Failed to load resource", problems[0])
+        browser.problems.clear()  # that request's, seen: the rest of the test has none
+
+        # Signed in, the page opens it.
+        def ask_replay(driver: Any) -> None:
+            driver.find_element(By.ID, "replay-input").send_keys(match_id)
+            driver.find_element(By.ID, "replay-start").click()
+
+        await browser.wait_until(lambda d: d.find_element(By.ID, "replay-form").is_displayed(),
+                                 WAIT)  # fmt: skip
+        await browser.run(ask_replay)
+        await wait_for_game(browser, "tictactoe")
+        flags = await shown(browser, (
+            "const s = document.getElementById('screen-game').dataset;"
+            "return [s.replay, s.match];"
+        ))  # fmt: skip
+        self.assertEqual(flags, ["true", match_id])
+        await browser.check()

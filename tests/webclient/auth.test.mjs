@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  DEVICE_KEY, GUEST, LobbyConnection, LobbyError, PROTOCOL, deviceAuth, deviceIdentity, jwtAuth, signedAuth,
+  DEVICE_KEY, GUEST, LobbyConnection, LobbyError, PROTOCOL, authorizationHeader, deviceAuth, deviceIdentity,
+  jwtAuth, signedAuth,
 } from "../../vinom/webclient/lobby.js";
 
 // A Web Storage in memory (what a page's localStorage does).
@@ -163,4 +164,11 @@ test("leaderboard and history are requests with the spec's defaults", async () =
     { type: "history", limit: 3, id: 4 },
   ]);
   lobby.close();
+});
+
+test("a request's Authorization carries the auth as the web server reads it", () => {
+  const auth = deviceAuth({ storage: new MemoryStorage() });
+  const header = authorizationHeader(auth);
+  assert.match(header, /^Vinom [A-Za-z0-9_-]+$/);
+  assert.deepEqual(JSON.parse(Buffer.from(header.slice("Vinom ".length), "base64url").toString()), auth);
 });

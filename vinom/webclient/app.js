@@ -14,7 +14,9 @@
 // match (the lobby's `rating` push, or the history if it came first), a
 // leaderboard and their match history, each match with its replay.
 
-import { DEVICE_KEY, LobbyConnection, LobbyError, deviceAuth, lobbyErrorText } from "./lobby.js";
+import {
+  DEVICE_KEY, LobbyConnection, LobbyError, authorizationHeader, deviceAuth, lobbyErrorText,
+} from "./lobby.js";
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
@@ -670,7 +672,10 @@ async function openReplay(matchId) {
   const asked = {};
   app.replayAsked = asked;
   let waiting = null; // the notice shown while the server is busy (replays.js)
+  // Signed in: as the player, whose own matches always replay (a private room's too).
+  const auth = signedIn() ? signInAuth() : null;
   const response = await fetchReplay(`/replays/${encodeURIComponent(matchId)}`, {
+    headers: auth === null ? {} : { Authorization: authorizationHeader(auth) },
     wanted: () => app.replayAsked === asked,
     onWait: (seconds) => {
       waiting = `Waiting for the server, which is making other replays: asking again in ${seconds} s…`;

@@ -55,6 +55,8 @@ export interface DeviceOptions {
 export declare function deviceIdentity(options?: DeviceOptions): { device_id: string; secret: string };
 /** The credentials of the kept device identity (`--auth device`). */
 export declare function deviceAuth(options?: DeviceOptions): { kind: "device"; device_id: string; secret: string };
+/** `Authorization: Vinom <base64url of the auth's JSON>`: a request the web server signs in (a replay of my own match). */
+export declare function authorizationHeader(auth: Auth): string;
 /** Why a sign-in was refused (an `auth_failed`'s `reason`), in words for the player. */
 export declare const AUTH_FAILED_REASONS: Readonly<Record<string, string>>;
 

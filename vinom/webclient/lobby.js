@@ -171,6 +171,13 @@ export function deviceAuth(options = {}) {
   return { kind: "device", ...deviceIdentity(options) };
 }
 
+// The HTTP Authorization of a request the web server signs in as the lobby signs
+// a `hello` (docs/web.md, "Replays": a match's own player may always replay it):
+// "Vinom " and the URL-safe base64 of the `auth` object's JSON.
+export function authorizationHeader(auth) {
+  return `Vinom ${base64url(new TextEncoder().encode(JSON.stringify(auth)))}`;
+}
+
 // The `auth` a LobbyConnection's `auth` option gives now: the object itself, or
 // what a function (perhaps async: a page fetching a fresh JWT) returns; none: null.
 async function credentials(auth) {
