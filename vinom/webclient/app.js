@@ -345,12 +345,13 @@ function renderAccount() {
 
 // A rating as shown: one decimal; a change with its sign.
 function ratingText(value) {
-  return Number(value).toFixed(1);
+  // `|| 0`: a value that rounds to -0 reads 0.0, not -0.0.
+  return (Math.round(Number(value) * 10) / 10 || 0).toFixed(1);
 }
 
 function changeText(change) {
-  const text = Number(change).toFixed(1);
-  return change >= 0 ? `+${text}` : text;
+  const rounded = Math.round(Number(change) * 10) / 10 || 0;
+  return rounded < 0 ? rounded.toFixed(1) : `+${rounded.toFixed(1)}`;
 }
 
 // The rating change of a ranked match (the `rating` push, or its history entry),
