@@ -1,9 +1,12 @@
 """Accounts at the lobby, as players and operators meet them on real sockets: device
 sign-in on a real `twistd -n vinom` (an account made on first use, the same account
 next time, a wrong secret refused and guessing limited per address, a ban given with
-`vinom accounts ban` as a child process on the same SQLite file), and ranked play on a
+`vinom accounts ban` as a child process on the same SQLite file); ranked play on a
 whole server whose ratings the server computes (the claim ignored, each player told
-their new rating, the store's ratings and history changed once)."""
+their new rating, the store's ratings and history changed once), its leaderboard and
+history as lobby frames over TLS and WebSocket and as JSON over HTTPS; a private room's
+match watched and rejoined by its own accounts only; and a player's own private match
+replayed to them alone."""
 
 # slow: starts `twistd -n vinom` and `vinom accounts` as child processes
 
@@ -26,10 +29,10 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 from twisted.web.http_headers import Headers
 
-from tests.server.test_ops import http_get
 from tests.support.ports import free_tcp_port
 from tests.support.servers import ROOT, RunningServer, start_server, start_twistd
 from tests.support.waiting import until
+from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import Player, connect_raw
 from vinom.client.bots import BotDriver
 from vinom.client.failover import LobbyPlayer
@@ -48,6 +51,16 @@ def device(device_id: str | None = None, secret: str | None = None) -> Frame:
         "device_id": device_id or "dev-" + secrets.token_hex(8),
         "secret": secret or secrets.token_urlsafe(32),
     }
+
+
+async def https_get(
+    url: str, trust: str, headers: Headers | None = None
+) -> tuple[int, bytes]:
+    """GET over HTTPS from the server whose certificate is the file `trust`."""
+    with open(trust, "rb") as f:
+        policy = BrowserLikePolicyForHTTPS(trustRoot=Certificate.loadPEM(f.read()))
+    response = await Agent(reactor, contextFactory=policy).request(b"GET", url.encode(), headers)
+    return response.code, await readBody(response)
 
 
 async def hello(player: Player, auth: Frame, name: str = "ann") -> Frame:
@@ -138,7 +151,7 @@ class RankedRatingTests(TestCase):
         self,
     ) -> None:
         server = await start_server(self, "--auth", "device", "--rating-window",
-                                    "tictactoe=10,0", "--websocket", "tcp:0:interface=127.0.0.1",
+                                    "tictactoe=10,0", "--websocket", "ssl:0:interface=127.0.0.1",
                                     ports=2)  # fmt: skip
         ann, bob = device(), device()
         (final_a, rating_a, id_a, lobby_a), (final_b, rating_b, id_b, _) = await gatherResults([
@@ -198,8 +211,22 @@ class RankedRatingTests(TestCase):
         bad = await lobby_a.request({"type": "history", "limit": 0})
         self.assertEqual((bad["type"], bad["code"]), ("error", "bad_request"))
 
-        # The same as JSON over the web server, with no sign-in.
-        web = f"http://127.0.0.1:{server.websocket_port}"
+        # The same over the WebSocket lobby, signed in as a browser is...
+        assert server.websocket_port is not None and server.lobby.trust is not None
+        browser = await connect_websocket(self, server.websocket_port, server.lobby.trust)
+        welcome = await browser.request({"type": "hello", "name": "web", "id": 1, "auth": bob})
+        self.assertEqual(welcome["player_id"], id_b)
+        web_board = await browser.request({"type": "leaderboard", "game": "tictactoe", "id": 2})
+        self.assertEqual(web_board["entries"], entries)
+        web_history = await browser.request({"type": "history", "id": 3})
+        self.assertEqual([m["match_id"] for m in web_history["matches"]], [match["match_id"]])
+
+        # ...and as JSON over the web server, with no sign-in.
+        web = f"https://localhost:{server.websocket_port}"
+
+        async def http_get(url: str) -> tuple[int, bytes]:
+            return await https_get(url, server.lobby.trust or "")
+
         code, body = await http_get(f"{web}/leaderboard/tictactoe/ranked?limit=10")
         self.assertEqual((code, json.loads(body)),
                          (200, {"game": "tictactoe", "queue": "ranked", "entries": entries}))
@@ -278,19 +305,14 @@ class OwnReplayTests(TestCase):
         found = owner.of_type("match_found")
         await owner.request({"type": "add_bot"})
         match_id = (await found)["game_id"]
-        with open(server.lobby.trust or "", "rb") as f:
-            policy = BrowserLikePolicyForHTTPS(trustRoot=Certificate.loadPEM(f.read()))
-
         async def replay(auth: object = None, header: bytes | None = None) -> tuple[int, bytes]:
             headers = Headers()
             if auth is not None:
                 header = b"Vinom " + base64.urlsafe_b64encode(json.dumps(auth).encode())
             if header is not None:
                 headers.addRawHeader(b"authorization", header)
-            response = await Agent(reactor, contextFactory=policy).request(
-                b"GET", f"https://localhost:{port}/replays/{match_id}".encode(), headers
-            )
-            return response.code, await readBody(response)
+            return await https_get(f"https://localhost:{port}/replays/{match_id}",
+                                   server.lobby.trust or "", headers)  # fmt: skip
 
         # Ann never connects: the match is aborted at its connect deadline, its record
         # ends, and Ann, signed in with the credentials of her hello, replays her match.

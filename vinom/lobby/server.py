@@ -39,7 +39,7 @@ from zope.interface import implementer
 
 from vinom.games.rules import GameCatalogue
 from vinom.lobby import errors
-from vinom.lobby.auth import GUEST, LobbyAuth
+from vinom.lobby.auth import LobbyAuth
 from vinom.lobby.backends import LobbyBackends
 from vinom.lobby.codec import Request, error_frame
 from vinom.lobby.config import LobbyConfig
@@ -200,10 +200,9 @@ class LobbyFactory(ServerFactory, Service):
         # Ratings the server computes: with an account database and players who sign in
         # (a guest's player id is no account), each ranked match's end is rated.
         # The ranked queue then matches on the stored rating, not the client's claim.
+        self.auth = LobbyAuth(backends.authenticator, backends.accounts, config, clock)
         self.ratings: MatchRatings | None = None
-        if backends.accounts is not None and backends.authenticator is not None and str(
-            backends.authenticator.name
-        ) != GUEST:
+        if backends.accounts is not None and self.auth.required:
             self.ratings = MatchRatings(backends.accounts, games, self._players, clock)
             if backends.ratings is None:
                 backends = evolve(backends, ratings=StoredRatings(backends.accounts))
@@ -222,7 +221,6 @@ class LobbyFactory(ServerFactory, Service):
             requeue=matchmaker.requeue,
             ended=None if self.ratings is None else self.ratings.match_ended,
         )
-        self.auth = LobbyAuth(backends.authenticator, backends.accounts, config, clock)
         parts = LobbyParts(self._players, self.limits, self.placer, delivery, self.requeues,
                            self.auth)  # fmt: skip
         self.requests = RequestHandlers(games=games, backends=backends, parts=parts, clock=clock)

@@ -174,7 +174,8 @@ def auth_settings(options: usage.Options) -> tuple[IAuthenticatorPlugin, AuthSet
         plugin.check(settings)
     except ValueError as e:
         raise usage.UsageError(str(e)) from None
-    if getattr(plugin, "needs_store", False) and options["database-url"] is None:
+    runs_lobby = options["role"] in ("all", "lobby")
+    if getattr(plugin, "needs_store", False) and runs_lobby and options["database-url"] is None:
         # Only with --redis and no --database is there no account database.
         raise usage.UsageError(
             f"--auth {options['auth']} keeps its players' accounts in the account database: "

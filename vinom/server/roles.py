@@ -316,9 +316,6 @@ class LobbyRole:
     lobby: LobbyFactory | None = None
     match_hosting: Any = None
     addresses: tuple[Address, ...] = ()
-    # The account database the lobby uses (None: none), for the web server's
-    # leaderboards and histories too.
-    accounts: IAccountStore | None = None
 
 
 def build_lobby(
@@ -347,7 +344,7 @@ def build_lobby(
     address = Address(
         "terminal clients", listener, lambda h, p: f"vinom play GAME --lobby {h}:{p}{trust}"
     )
-    return LobbyRole(lobby, match_hosting, (address,), accounts)
+    return LobbyRole(lobby, match_hosting, (address,))
 
 
 def lobby_factory(
