@@ -540,8 +540,9 @@ class GameBoardStartTests(TestCase):
         (self.package / "board" / "latin1.js").write_bytes(b"// caf\xe9\n")
         self.log = capture_log(self)
 
-    def serve(self, *games: IGame) -> None:
-        site = web_site(None, None, timeout=10, games=games)
+    def serve(self, *games: IGame, auth: str | None = None) -> None:
+        site = (web_site(None, None, timeout=10, games=games) if auth is None
+                else web_site(None, None, timeout=10, games=games, auth=auth))  # fmt: skip
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.base = f"http://127.0.0.1:{port.getHost().port}"
@@ -592,6 +593,16 @@ class GameBoardStartTests(TestCase):
                 self.assertEqual((code, body), (200, (BOARD_FILES / "dom.js").read_bytes()))
             else:
                 self.assertEqual(code, 404, name)
+
+    async def test_settings_say_how_players_sign_in_guest_by_default(self) -> None:
+        # The page reads /settings.js before its hello (docs/web.md, "Signing in").
+        self.serve()
+        code, headers, body = await self.fetch("/settings.js")
+        self.assertEqual((code, headers["content-type"]), (200, "text/javascript; charset=utf-8"))
+        self.assertEqual(body, b'export default {"replays": false, "auth": "guest"};\n')
+        self.serve(auth="device")
+        _, _, body = await self.fetch("/settings.js")
+        self.assertEqual(body, b'export default {"replays": false, "auth": "device"};\n')
 
     async def test_a_good_board_is_served_with_the_pages_headers_and_validators(self) -> None:
         board = self.package / "board"

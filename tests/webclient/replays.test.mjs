@@ -86,3 +86,17 @@ test("a replay no longer wanted while waiting is dropped: null, nothing more ask
   assert.equal(response, null);
   assert.equal(asked.length, 1);
 });
+
+test("the headers given (a signed-in player's Authorization) go with every try", async () => {
+  const sent = [];
+  let tries = 0;
+  globalThis.fetch = async (url, init) => {
+    sent.push(init?.headers);
+    tries += 1;
+    return new Response("x", { status: tries === 1 ? 503 : 200, headers: { "Retry-After": "1" } });
+  };
+  const headers = { Authorization: "Vinom e30" };
+  const response = await fetchReplay("/replays/m-1", { headers, pause: async () => {} });
+  assert.equal(response.status, 200);
+  assert.deepEqual(sent, [headers, headers]);
+});

@@ -6,7 +6,10 @@ MessagePack library inside the bundle); it and the README's TypeScript example
 pass `tsc --strict` on the package's own types, with TypeScript 5 and 7; its Node
 example, importing the package's root with ws's WebSocket passed in (Node 20 has
 no WebSocket of its own), says hello to a real `twistd vinom` lobby over
-WebSocket and is welcomed, and nothing of the package writes to the console. npm
+WebSocket and is welcomed, and nothing of the package writes to the console; a
+Node program signs in with the package's `deviceAuth` to a real `twistd vinom
+--auth device` lobby, as the same account the next time, asks its leaderboard
+and history, and is refused with another secret. npm
 and node are Debian's (scripts/test installs them); npm's cache keeps the tools
 after the first run."""
 
@@ -59,6 +62,40 @@ def readme_examples() -> tuple[str, str, str]:
     return page, typed, node
 
 
+# A Node program signing in with the package's deviceAuth, its storage a Map.
+DEVICE_SCRIPT = """\
+import WebSocket from "ws";
+import { DEVICE_KEY, LobbyConnection, deviceAuth } from "@vinom/client";
+
+const items = new Map();
+const storage = {
+  getItem: (key) => items.get(key) ?? null,
+  setItem: (key, value) => items.set(key, value),
+};
+const connect = () =>
+  new LobbyConnection("LOBBY", { WebSocket, auth: () => deviceAuth({ storage }) }).open();
+const said = [];
+for (const name of ["Ann", "Someone"]) {
+  const lobby = await connect();
+  const welcome = await lobby.hello(name);
+  const board = await lobby.leaderboard("tictactoe");
+  const { matches } = await lobby.history();
+  said.push([welcome.player_id, welcome.name, welcome.auth, board.entries.length, matches.length]);
+  lobby.close();
+}
+const kept = JSON.parse(items.get(DEVICE_KEY));
+items.set(DEVICE_KEY, JSON.stringify({ ...kept, secret: "x".repeat(43) }));
+const lobby = await connect();
+try {
+  await lobby.hello("Ann");
+} catch (error) {
+  said.push([error.code, error.frame.reason, error.message]);
+}
+lobby.close();
+console.log(JSON.stringify(said));
+"""
+
+
 class PackageTests(TestCase):
     timeout = 300
 
@@ -77,8 +114,12 @@ class PackageTests(TestCase):
         npm, node = tool("npm"), tool("node")
         work = Path(self.mktemp()).resolve()
         work.mkdir()
-        # The server starts while npm works.
+        # The servers start while npm works: a guest's, and one whose players sign in
+        # with a device.
         server: Deferred[RunningTwistd] = Deferred.fromCoroutine(start_twistd(self, {}, web=True))
+        devices: Deferred[RunningTwistd] = Deferred.fromCoroutine(
+            start_twistd(self, {}, "--auth", "device", web=True)
+        )
 
         out, _ = await self.run_tool(
             npm, ["pack", str(WEBCLIENT), "--pack-destination", str(work), "--json"], work
@@ -143,3 +184,22 @@ class PackageTests(TestCase):
         (studio / "codec.js").write_text(script, "utf-8")
         out, err = await self.run_tool(node, ["codec.js"], studio)
         self.assertEqual((json.loads(out), err), ({"t": "input", "x": [[3, {"up": True}]]}, ""))
+
+        # Signed in with a device identity, on a real `--auth device` lobby: made once
+        # in the storage given, the same account at the next sign-in (whatever name it
+        # says), its leaderboard and history asked; another secret for the device
+        # refused with the reason in words.
+        signing = await devices
+        (studio / "device.js").write_text(
+            DEVICE_SCRIPT.replace("LOBBY", f"wss://127.0.0.1:{signing.web_port}/lobby"), "utf-8"
+        )
+        out, err = await self.run_tool(
+            node, ["device.js"], studio, NODE_EXTRA_CA_CERTS=signing.cert
+        )
+        self.assertEqual(err, "")
+        first, again, refused = json.loads(out)
+        self.assertRegex(first[0], r"^a-")
+        self.assertEqual(first, [first[0], "Ann", "device", 0, 0])
+        self.assertEqual(again, first)
+        told = "This device's sign-in does not match its account."
+        self.assertEqual(refused, ["auth_failed", "bad_secret", told])

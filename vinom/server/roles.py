@@ -488,6 +488,7 @@ def build_web(
                     games=options["game-registry"], webtransport=offer,
                     replays=replays_of(options, reactor, None if lobbies.lobby is None
                                        else lobbies.lobby.auth),
+                    auth=options["auth"],
                     # The lobby's leaderboards and histories, where a lobby runs.
                     rankings=None if lobbies.lobby is None else lobbies.lobby.requests.rankings,
                     )  # fmt: skip

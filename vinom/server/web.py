@@ -282,7 +282,9 @@ class DefaultExport(Resource):
     `/boards.js`, the games with a board (`board_names()` and the games' own), so
     that the page imports only boards that exist (a missing one would be a failed
     request in the player's console); `/settings.js`, what the page offers as this
-    server's options allow (`{"replays": bool}`)."""
+    server's options allow (`{"replays": bool, "auth": "guest" | "device" | ...}`: the
+    replay form where `/replays/` answers, and how the page signs its player in, the
+    name of the server's `--auth` authenticator)."""
 
     isLeaf = True
 
@@ -305,14 +307,17 @@ def web_site(
     games: Iterable[IGame] = (),
     webtransport: IResource | None = None,
     replays: Resource | None = None,
+    auth: str = "guest",
     rankings: Rankings | None = None,
 ) -> Site:
     """The public site: the web client at `/`, the WebSocket lobby at `/lobby` (None: a
     game host's site, without it), the game session over WebSocket at `/game`, the
     boards `games` ship in their own packages at `/boards/`; a line per request in
     the log with `access_log`; `webtransport`, the `/webtransport` offer, where the
-    game session over WebTransport is offered; `rankings`, the lobby's leaderboards
-    and histories as JSON at `/leaderboard/` and `/history/` (vinom.server.rankings_web)."""
+    game session over WebTransport is offered; `auth`, the name of the lobby's
+    authenticator (`--auth`), which the page's /settings.js tells it; `rankings`, the
+    lobby's leaderboards and histories as JSON at `/leaderboard/` and `/history/`
+    (vinom.server.rankings_web)."""
     root = WebClientFiles(str(WEB_CLIENT_FILES))
     boards = WebClientFiles(str(BOARD_FILES))
     # Children put here are found before the directory's files: a game's own
@@ -323,8 +328,10 @@ def web_site(
     root.putChild(b"boards", boards)
     names = {*board_names(), *(name.removesuffix(".js") for name in own if name.endswith(".js"))}
     root.putChild(b"boards.js", DefaultExport(sorted(names)))
-    # What the page offers: "Replay a finished match" only where /replays/ answers.
-    root.putChild(b"settings.js", DefaultExport({"replays": replays is not None}))
+    # What the page offers: "Replay a finished match" only where /replays/ answers;
+    # how it signs in (with `device`, at once, as the identity the browser keeps).
+    settings = {"replays": replays is not None, "auth": auth}
+    root.putChild(b"settings.js", DefaultExport(settings))
     if lobby is not None:
         root.putChild(b"lobby", WebSocketResource(lobby))
     if game is not None:

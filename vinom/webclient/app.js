@@ -5,8 +5,18 @@
 // State that must outlive a reload lives in sessionStorage (one tab's worth):
 // the player's id and secret and the match they are in. On load, a stored
 // match is resumed with the lobby's `reconnect` and a fresh /game session.
+//
+// Signing in (docs/web.md, "Signing in"): /settings.js names the server's
+// authenticator. With `device` the page signs in as the device identity the
+// browser keeps in localStorage (lobby.js's deviceAuth): made at the first
+// visit, when the player picks a name, and used at once on every later one.
+// A signed-in player has a "Ranked" queue, the rating change after a ranked
+// match (the lobby's `rating` push, or the history if it came first), a
+// leaderboard and their match history, each match with its replay.
 
-import { LobbyConnection, LobbyError, PROTOCOL, lobbyErrorText } from "./lobby.js";
+import {
+  DEVICE_KEY, LobbyConnection, LobbyError, authorizationHeader, deviceAuth, lobbyErrorText,
+} from "./lobby.js";
 import { GameSocket, closeText, gameUrl } from "./game.js";
 import { fallbackBoard } from "./fallback.js";
 import { loadBoard as loadBoardModule } from "./loader.js";
@@ -97,6 +107,9 @@ const app = {
   match: null, // {found, player_id, secret, name}
   game: null, // the running game view: see startGame
   replayAsked: null, // the replay being asked for (openReplay)
+  settings: { replays: false, auth: "guest" }, // /settings.js: what this server offers
+  queueKind: "normal", // the queue of the last `queue`: "ranked" or "normal"
+  board: { game: null, around: false }, // what the leaderboard panel shows
 };
 
 // ---------- small helpers ----------
@@ -184,6 +197,7 @@ async function connectLobby() {
   const lobby = new LobbyConnection(lobbyUrl(), {
     onPush: (frame) => lobbyPush(lobby, frame),
     onClose: (event, byUs) => lobbyClosed(lobby, event, byUs),
+    auth: signInAuth,
   });
   app.lobby = lobby;
   app.lobbyError = null;
@@ -239,6 +253,10 @@ function lobbyPush(lobby, frame) {
       app.queued = null;
       renderQueue();
       break;
+    case "rating":
+      showRating(frame);
+      run(refreshPanels);
+      break;
     case "error":
       app.lobbyError = frame.code;
       if (frame.code === "match_failed" || frame.code === "server_draining") {
@@ -254,12 +272,36 @@ function lobbyPush(lobby, frame) {
   }
 }
 
-async function enterLobby(name) {
-  clearNotice();
+// ---------- signing in ----------
+
+// The `auth` of this page's hello and reconnect: the kept device identity on a
+// `--auth device` server (made now if this browser has none), else none (a
+// guest). A server with another authenticator needs a page of the studio's
+// that passes its credentials (docs/web.md, "Signing in").
+function signInAuth() {
+  return app.settings.auth === "device" ? deviceAuth() : null;
+}
+
+// Whether this browser has a device identity already: then the page signs in at once.
+function deviceKept() {
+  try {
+    return localStorage.getItem(DEVICE_KEY) !== null;
+  } catch {
+    return false;
+  }
+}
+
+function signedIn() {
+  return typeof app.welcome?.auth === "string";
+}
+
+// Says hello (signed in as signInAuth says) and keeps the welcome, without
+// changing the screen: after a ranked match the result stays in view.
+async function signIn(name) {
   const lobby = await connectLobby();
   let welcome;
   try {
-    welcome = await lobby.request({ type: "hello", name, protocol: PROTOCOL });
+    welcome = await lobby.hello(name);
   } catch (error) {
     lobby.close();
     throw error;
@@ -270,13 +312,174 @@ async function enterLobby(name) {
     if (typeof title === "string" && title !== "") gameTitles[name] = title;
   }
   localStorage.setItem(STORE_NAME, welcome.name);
-  $("me").textContent = welcome.name;
+  renderAccount();
   app.queued = null;
   app.room = null;
   renderGames();
   renderQueue();
+  return welcome;
+}
+
+async function enterLobby(name) {
+  clearNotice();
+  await signIn(name);
   show("lobby");
-  await refreshRooms();
+  // The panels' own failure is told, and leaves the player in the lobby.
+  await Promise.all([refreshRooms(), run(refreshPanels)]);
+}
+
+// The top bar: the player's name, and a signed-in player's account and how.
+function renderAccount() {
+  const welcome = app.welcome;
+  $("me").textContent = welcome?.name ?? "";
+  const account = $("account");
+  account.hidden = !signedIn();
+  if (signedIn()) {
+    account.textContent = `${welcome.player_id} · ${welcome.auth}`;
+    account.dataset.playerId = welcome.player_id;
+    account.title = `Signed in (${welcome.auth}) as account ${welcome.player_id}`;
+  }
+}
+
+// ---------- ratings, the leaderboard and the match history ----------
+
+// A rating as shown: one decimal; a change with its sign.
+function ratingText(value) {
+  // `|| 0`: a value that rounds to -0 reads 0.0, not -0.0.
+  return (Math.round(Number(value) * 10) / 10 || 0).toFixed(1);
+}
+
+function changeText(change) {
+  const rounded = Math.round(Number(change) * 10) / 10 || 0;
+  return rounded < 0 ? rounded.toFixed(1) : `+${rounded.toFixed(1)}`;
+}
+
+// The rating change of a ranked match (the `rating` push, or its history entry),
+// shown under the result while that match is on screen.
+function showRating(rating) {
+  const game = app.game;
+  if (game === null || game.matchId !== rating.match_id) return;
+  const line = $("result-rating");
+  line.textContent = `Rating ${ratingText(rating.rating)} (${changeText(rating.change)})`;
+  line.dataset.change = String(rating.change);
+  line.dataset.match = rating.match_id;
+  line.hidden = false;
+}
+
+// How long the page waits for a ranked match's rating before saying it is not there.
+const UNRATED_AFTER_MS = 15000;
+
+// After a ranked match the lobby connection is closed (it closes at
+// match_found): sign in again, and find the match's rating change in the
+// history; if it is not there yet, the `rating` push brings it.
+async function afterRanked(game) {
+  const line = $("result-rating");
+  line.textContent = "Rating: waiting for the result…";
+  delete line.dataset.match;
+  line.hidden = false;
+  if (app.lobby === null) await signIn(app.welcome.name);
+  const history = await app.lobby.history();
+  const entry = history.matches.find((m) => m.match_id === game.matchId);
+  if (entry !== undefined && entry.change !== null) {
+    showRating({ match_id: entry.match_id, rating: entry.rating, change: entry.change });
+    return;
+  }
+  // A match the server does not rate (everyone left, a bot's seat) never gets a
+  // `rating`: after a while, say where the change will be if it comes.
+  setTimeout(() => {
+    if (app.game === game && line.dataset.match !== game.matchId) {
+      line.textContent = "Rating: not changed yet (your matches in the lobby show it once rated).";
+    }
+  }, UNRATED_AFTER_MS);
+}
+
+// The leaderboard and history panels, for a signed-in player (a guest has
+// neither); a server without an account store (`no_accounts`) hides them.
+async function refreshPanels() {
+  const visible = signedIn() && app.lobby !== null;
+  $("leaderboard-panel").hidden = !visible;
+  $("history-panel").hidden = !visible;
+  if (!visible) return;
+  try {
+    await Promise.all([refreshLeaderboard(), refreshHistory()]);
+  } catch (error) {
+    if (error instanceof LobbyError && error.code === "no_accounts") {
+      $("leaderboard-panel").hidden = true;
+      $("history-panel").hidden = true;
+      return;
+    }
+    throw error;
+  }
+}
+
+function renderLeaderboardChoice() {
+  const games = Object.keys(app.games);
+  if (app.board.game === null || !games.includes(app.board.game)) app.board.game = games[0] ?? null;
+  const select = $("leaderboard-game");
+  select.replaceChildren(...games.map((game) => element("option", { value: game }, gameTitle(game))));
+  if (app.board.game !== null) select.value = app.board.game;
+  $("leaderboard-top").classList.toggle("active", !app.board.around);
+  $("leaderboard-around").classList.toggle("active", app.board.around);
+}
+
+async function refreshLeaderboard() {
+  renderLeaderboardChoice();
+  const list = $("leaderboard-list");
+  if (app.board.game === null || app.lobby === null) return;
+  const board = await app.lobby.leaderboard(app.board.game, { around: app.board.around, limit: 10 });
+  list.replaceChildren();
+  list.dataset.game = board.game;
+  list.dataset.around = String(app.board.around);
+  if (board.entries.length === 0) {
+    list.append(element("li", { className: "empty muted" }, "No ranked matches yet."));
+  }
+  for (const entry of board.entries) {
+    const mine = entry.player_id === app.welcome?.player_id;
+    list.append(element(
+      "li",
+      { className: mine ? "entry me" : "entry", dataset: { playerId: entry.player_id, rank: String(entry.rank) } },
+      element("span", { className: "rank" }, `${entry.rank}.`),
+      element("span", { className: "entry-name" }, mine ? `${entry.name} (you)` : entry.name),
+      element("span", { className: "entry-rating", title: `mu ${ratingText(entry.mu)}, sigma ${ratingText(entry.sigma)}` },
+        ratingText(entry.rating)),
+      element("span", { className: "muted small" }, ` · ${entry.matches} ${entry.matches === 1 ? "match" : "matches"}`),
+    ));
+  }
+}
+
+const RESULTS = { win: "Won", loss: "Lost", draw: "Draw" };
+
+async function refreshHistory() {
+  if (app.lobby === null) return;
+  const history = await app.lobby.history({ limit: 10 });
+  const list = $("history-list");
+  list.replaceChildren();
+  if (history.matches.length === 0) {
+    list.append(element("li", { className: "empty muted" }, "No matches yet: play a ranked one!"));
+  }
+  for (const match of history.matches) {
+    const opponents = match.opponents.map((o) => o.name).join(", ") || "nobody";
+    const place = match.placement !== undefined ? ` (place ${match.placement})` : "";
+    const rating = match.change === null || match.change === undefined
+      ? "unrated"
+      : `${changeText(match.change)} (rating ${ratingText(match.rating)})`;
+    list.append(element(
+      "li",
+      { className: "match", dataset: { matchId: match.match_id, result: match.result } },
+      element("div", {},
+        element("strong", { className: "match-result" }, `${RESULTS[match.result] ?? match.result}${place}`),
+        element("span", {}, ` vs ${opponents}`),
+        element("div", { className: "muted small" },
+          `${gameTitle(match.game)} · ${new Date(match.ended * 1000).toLocaleString()} · `,
+          element("span", { className: "match-change" }, rating))),
+      app.settings.replays === true
+        ? element("button", {
+          type: "button", className: "ghost", dataset: { action: "replay", matchId: match.match_id },
+          onclick: () => run(() => openReplay(match.match_id)),
+        }, "Replay")
+        : null,
+    ));
+  }
 }
 
 // ---------- the lobby screen ----------
@@ -296,6 +499,12 @@ function renderGames() {
           type: "button", className: "primary", dataset: { action: "queue", game },
           onclick: () => run(() => queue(game)),
         }, "Quick match"),
+        signedIn()
+          ? element("button", {
+            type: "button", dataset: { action: "queue-ranked", game },
+            onclick: () => run(() => queue(game, "ranked")),
+          }, "Ranked")
+          : null,
         element("button", {
           type: "button", dataset: { action: "create-room", game },
           onclick: () => run(() => createRoom(game, false)),
@@ -329,9 +538,10 @@ function renderQueue() {
   panel.hidden = queued === null;
   if (queued === null) return;
   const waiting = queued.status === "waiting_for_server";
+  const ranked = queued.queue === "ranked" ? "ranked " : "";
   $("queue-text").textContent = waiting
     ? `Match found for ${gameTitle(queued.game)}: waiting for a free game server…`
-    : `Looking for a ${gameTitle(queued.game)} match…`;
+    : `Looking for a ${ranked}${gameTitle(queued.game)} match…`;
   $("queue-detail").textContent = `Position ${queued.position} in the queue`;
   panel.dataset.position = String(queued.position);
   $("queue-cancel").hidden = waiting;
@@ -362,9 +572,12 @@ async function refreshRooms() {
   }
 }
 
-async function queue(game) {
+async function queue(game, kind = "normal") {
   clearNotice();
-  app.queued = await app.lobby.request({ type: "queue", game });
+  const frame = { type: "queue", game };
+  if (kind !== "normal") frame.queue = kind;
+  app.queued = await app.lobby.request(frame);
+  app.queueKind = kind;
   renderQueue();
 }
 
@@ -376,6 +589,7 @@ async function cancelQueue() {
 
 async function createRoom(game, isPrivate) {
   clearNotice();
+  app.queueKind = "normal";
   const reply = await app.lobby.request({ type: "create_room", game, private: isPrivate });
   app.room = reply.room;
   renderRoom();
@@ -383,6 +597,7 @@ async function createRoom(game, isPrivate) {
 
 async function joinRoom(target) {
   clearNotice();
+  app.queueKind = "normal";
   const reply = await app.lobby.request({ type: "join_room", ...target });
   // match_found may already have come (the last seat): then the game is shown.
   if (app.match === null) {
@@ -444,6 +659,8 @@ function matchFound(found) {
     player_id: app.welcome.player_id,
     secret: app.welcome.secret,
     name: app.welcome.name,
+    auth: app.welcome.auth,
+    queue: app.queueKind,
   };
   storeMatch(app.match);
   startGame(app.match, false);
@@ -456,7 +673,10 @@ async function openReplay(matchId) {
   const asked = {};
   app.replayAsked = asked;
   let waiting = null; // the notice shown while the server is busy (replays.js)
+  // Signed in: as the player, whose own matches always replay (a private room's too).
+  const auth = signedIn() ? signInAuth() : null;
   const response = await fetchReplay(`/replays/${encodeURIComponent(matchId)}`, {
+    headers: auth === null ? {} : { Authorization: authorizationHeader(auth) },
     wanted: () => app.replayAsked === asked,
     onWait: (seconds) => {
       waiting = `Waiting for the server, which is making other replays: asking again in ${seconds} s…`;
@@ -604,10 +824,15 @@ function startGame(match, resumed) {
     socket: null,
     resumed,
     spectator: match.spectator === true,
+    matchId: found.game_id,
+    ranked: match.queue === "ranked",
   };
   app.game = game;
+  // The leaderboard shows the game last played ranked (a resumed match's too).
+  if (game.ranked) app.board.game = found.game;
   $("board").replaceChildren();
   $("result-panel").hidden = true;
+  $("result-rating").hidden = true;
   $("game-leave").hidden = false;
   $("game-status").textContent = resumed ? "Reconnecting to your match…" : "Connecting to the game…";
   $("game-title").textContent = gameTitle(found.game);
@@ -901,6 +1126,7 @@ function finish(game, result) {
     : "";
   $("result-detail").textContent = [reason, scores].filter(Boolean).join(" ");
   setConnection("offline", "offline", "the match is over");
+  if (game.ranked && !game.spectator && signedIn()) run(() => afterRanked(game));
 }
 
 function abort(game, reason) {
@@ -963,6 +1189,14 @@ async function playAgain() {
   stopGame();
   storeMatch(null);
   app.match = null;
+  if (app.lobby !== null && app.welcome?.secret) {
+    // Signed in again after a ranked match: the lobby connection is open.
+    clearNotice();
+    setConnection("online", "online");
+    show("lobby");
+    await Promise.all([run(refreshRooms), run(refreshPanels)]);
+    return;
+  }
   await run(() => enterLobby(name), () => show("name"));
 }
 
@@ -971,13 +1205,13 @@ async function playAgain() {
 async function resume(match) {
   app.match = match;
   const lobby = await connectLobby();
-  app.welcome = { player_id: match.player_id, secret: match.secret, name: match.name, games: {} };
-  $("me").textContent = match.name;
+  app.welcome = {
+    player_id: match.player_id, secret: match.secret, name: match.name, games: {}, auth: match.auth,
+  };
+  renderAccount();
   let reply;
   try {
-    reply = await lobby.request({
-      type: "reconnect", player_id: match.player_id, secret: match.secret, protocol: PROTOCOL,
-    });
+    reply = await lobby.reconnect(match.player_id, match.secret);
   } catch (error) {
     app.match = null;
     storeMatch(null);
@@ -1013,6 +1247,7 @@ async function run(action, onError = null) {
 
 function showName() {
   $("name-input").value = localStorage.getItem(STORE_NAME) ?? "";
+  $("name-device").hidden = app.settings.auth !== "device";
   show("name");
   $("name-input").focus();
 }
@@ -1071,23 +1306,49 @@ function wire() {
     await refreshRooms();
   }));
   $("game-leave").addEventListener("click", leaveMatch);
+  $("leaderboard-game").addEventListener("change", () => {
+    app.board.game = $("leaderboard-game").value;
+    run(refreshLeaderboard);
+  });
+  $("leaderboard-top").addEventListener("click", () => {
+    app.board.around = false;
+    run(refreshLeaderboard);
+  });
+  $("leaderboard-around").addEventListener("click", () => {
+    app.board.around = true;
+    run(refreshLeaderboard);
+  });
+  $("history-refresh").addEventListener("click", () => run(refreshPanels));
   $("play-again").addEventListener("click", playAgain);
 }
 
 // What this server offers (/settings.js, made from its options): the replay
-// form only where /replays/ answers (--web-replays). Until it is known, and if
-// it cannot be, the form stays hidden.
+// form only where /replays/ answers (--web-replays), and how players sign in
+// (`auth`, the server's --auth). Until it is known, and if it cannot be, the
+// form stays hidden and the page is a guest's.
 async function offer() {
-  const settings = (await import("./settings.js")).default;
-  $("replay-form").hidden = settings.replays !== true;
+  try {
+    const settings = (await import("./settings.js")).default;
+    app.settings = { ...app.settings, ...settings };
+  } catch (error) {
+    console.warn("the server's settings did not load", error);
+  }
+  $("replay-form").hidden = app.settings.replays !== true;
 }
 
-wire();
-offer().catch((error) => console.warn("the server's settings did not load", error));
-const match = storedMatch();
-if (match !== null && match.player_id && match.secret) {
-  show("game");
-  run(() => resume(match), showName);
-} else {
-  showName();
+async function start() {
+  wire();
+  await offer();
+  const match = storedMatch();
+  if (match !== null && match.player_id && match.secret) {
+    show("game");
+    await run(() => resume(match), showName);
+  } else if (app.settings.auth === "device" && deviceKept()) {
+    // A returning browser: signed in at once as its device (its account keeps its name).
+    await run(() => enterLobby(localStorage.getItem(STORE_NAME) || "Player"), showName);
+  } else {
+    showName();
+  }
 }
+
+start();

@@ -25,6 +25,41 @@ export declare const PROTOCOL: number;
 export declare const LOBBY_ERRORS: Readonly<Record<string, string>>;
 export declare function lobbyErrorText(code: string, message?: string): string;
 
+/** The `auth` object of `hello` and `reconnect` (docs/lobby.md, "Authentication"). */
+export interface Auth {
+  kind: string;
+  [key: string]: string | number | boolean | null;
+}
+/** A guest's `auth` (the same as none). */
+export declare const GUEST: Readonly<{ kind: "guest" }>;
+/** The credentials of a JWT from the studio's identity provider (`--auth jwt`). */
+export declare function jwtAuth(token: string): { kind: "jwt"; token: string };
+/** The credentials of a token the studio's backend signed (`--auth signed`). */
+export declare function signedAuth(token: string): { kind: "signed"; token: string };
+/** Where a device identity is kept by default: this key of the page's localStorage. */
+export declare const DEVICE_KEY: string;
+/** The part of a Web Storage (localStorage, sessionStorage) a device identity is kept in. */
+export interface DeviceStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+export interface DeviceOptions {
+  /** Where the identity is kept (default: the page's localStorage). */
+  storage?: DeviceStorage;
+  /** Its key there (default: DEVICE_KEY). */
+  key?: string;
+  /** What makes the random bytes (default: the runtime's Web Crypto). */
+  crypto?: { getRandomValues<T extends Uint8Array>(array: T): T };
+}
+/** The device id and secret kept in `storage`, made (and kept) on first use. */
+export declare function deviceIdentity(options?: DeviceOptions): { device_id: string; secret: string };
+/** The credentials of the kept device identity (`--auth device`). */
+export declare function deviceAuth(options?: DeviceOptions): { kind: "device"; device_id: string; secret: string };
+/** `Authorization: Vinom <base64url of the auth's JSON>`: a request the web server signs in (a replay of my own match). */
+export declare function authorizationHeader(auth: Auth): string;
+/** Why a sign-in was refused (an `auth_failed`'s `reason`), in words for the player. */
+export declare const AUTH_FAILED_REASONS: Readonly<Record<string, string>>;
+
 /** A frame the client sends (docs/lobby.md, "Client frames"); `request` adds its `id`. */
 export interface ClientFrame {
   type: string;
@@ -65,6 +100,8 @@ export interface Welcome extends LobbyFrameBase {
   titles: Record<string, string>;
   protocol: number;
   withdrawn?: boolean;
+  /** The `kind` of credentials that signed the player in; absent for a guest. */
+  auth?: string;
 }
 
 export interface Queued extends LobbyFrameBase {
@@ -191,6 +228,80 @@ export interface ErrorFrame extends LobbyFrameBase {
   id: number | string | null;
 }
 
+/** Why a sign-in was refused (docs/lobby.md, "Authentication"). */
+export type AuthFailedReason =
+  | "required" | "wrong_kind" | "malformed" | "too_large" | "expired" | "not_yet_valid"
+  | "wrong_issuer" | "wrong_audience" | "bad_signature" | "bad_algorithm" | "unknown_kid"
+  | "missing_claim" | "too_long_lived" | "bad_secret" | "invalid" | "unavailable" | "rate_limited";
+
+/** A refused sign-in: the connection stays open, `hello` may be sent again. */
+export interface AuthFailed extends ErrorFrame {
+  code: "auth_failed";
+  reason: AuthFailedReason;
+}
+
+/** A banned account's sign-in; the lobby closes the connection. */
+export interface Banned extends ErrorFrame {
+  code: "banned";
+  reason: string;
+  /** When the ban ends, Unix seconds, or null: for good. */
+  until: number | null;
+}
+
+/** One place of a leaderboard. */
+export interface LeaderboardEntry {
+  rank: number;
+  player_id: string;
+  name: string;
+  /** The conservative value the board is ordered by (mu - 3 sigma). */
+  rating: number;
+  mu: number;
+  sigma: number;
+  matches: number;
+}
+
+/** The reply to `leaderboard`: the top of a game's queue, or the page around the player. */
+export interface Leaderboard extends LobbyFrameBase {
+  type: "leaderboard";
+  game: string;
+  queue: string;
+  entries: LeaderboardEntry[];
+}
+
+/** One of a player's matches, as `history` lists them. */
+export interface HistoryMatch {
+  /** The match record's id: its replay is `/replays/<match_id>`. */
+  match_id: string;
+  game: string;
+  queue: string;
+  /** When it ended, Unix seconds. */
+  ended: number;
+  result: "win" | "loss" | "draw";
+  /** With more than two players: this player's place (1 is first). */
+  placement?: number;
+  opponents: { player_id: string; name: string }[];
+  /** The conservative rating after the match and its change; null for an unrated match. */
+  rating: number | null;
+  change: number | null;
+}
+
+/** The reply to `history`: the signed-in player's last matches, newest first. */
+export interface History extends LobbyFrameBase {
+  type: "history";
+  player_id: string;
+  matches: HistoryMatch[];
+}
+
+/** Pushed after a ranked match to each signed-in player of it: the new rating and its change. */
+export interface RatingChange extends LobbyFrameBase {
+  type: "rating";
+  match_id: string;
+  game: string;
+  queue: string;
+  rating: number;
+  change: number;
+}
+
 /** A frame from the lobby (docs/lobby.md): `type` tells which, and narrows it. */
 export type LobbyFrame =
   | Welcome
@@ -207,6 +318,11 @@ export type LobbyFrame =
   | PartyFrame
   | PartyUpdate
   | PartyLeft
+  | Leaderboard
+  | History
+  | RatingChange
+  | AuthFailed
+  | Banned
   | ErrorFrame;
 
 export declare class LobbyError extends Error {
@@ -222,8 +338,18 @@ export declare class LobbyConnection {
     onClose?: (event: { code: number; reason: string }, byUs: boolean) => void;
     /** Makes the socket (default: the runtime's WebSocket; under Node 20, pass the `ws` package's). */
     WebSocket?: WebSocketConstructor;
+    /** The `auth` of `hello` and `reconnect`, or what gives it (a callback fetching a fresh JWT). */
+    auth?: Auth | null | (() => Auth | null | Promise<Auth | null>);
   });
   open(): Promise<LobbyConnection>;
+  /** `hello` with the connection's `auth`: the welcome, or a LobbyError (`auth_failed`, `banned`). */
+  hello(name: string, options?: { previous?: { player_id: string; secret: string } | null }): Promise<Welcome>;
+  /** `reconnect` to a match, signed in as `hello` is. */
+  reconnect(playerId: string, secret: string): Promise<LobbyFrame>;
+  /** The top `limit` of `game`'s `queue` (default ranked, 10), or with `around` the page around me. */
+  leaderboard(game: string, options?: { queue?: string; limit?: number; around?: boolean }): Promise<Leaderboard>;
+  /** My last `limit` matches (default 10), newest first. */
+  history(options?: { limit?: number }): Promise<History>;
   /** Sends `frame` with a fresh id; the reply with that id, or a LobbyError. */
   request(frame: ClientFrame): Promise<LobbyFrame>;
   send(frame: ClientFrame): void;

@@ -7,6 +7,10 @@
 // The socket is made with `options.WebSocket`, a constructor taking the URL
 // (the page's own WebSocket by default; under Node before 22, which has none,
 // the `ws` package's: `new LobbyConnection(url, { WebSocket })`).
+//
+// Signing in: `options.auth` is the `auth` object `hello` and `reconnect`
+// carry (deviceAuth(), jwtAuth(token), ...) or a function giving it (a page's
+// callback that fetches a fresh JWT); `hello(name)` and `reconnect(...)` send it.
 
 // The game protocol this client speaks (docs/lobby.md, "The game protocol"), said
 // in every `hello` and `reconnect`: a lobby of another answers `protocol_outdated`
@@ -66,12 +70,119 @@ export function lobbyErrorText(code, message) {
   return LOBBY_ERRORS[code] ?? message ?? `Lobby error: ${code}`;
 }
 
+// An error frame in words: an `auth_failed` says why by its `reason`.
+function errorFrameText(frame) {
+  if (frame.code === "auth_failed" && Object.hasOwn(AUTH_FAILED_REASONS, frame.reason)) {
+    return AUTH_FAILED_REASONS[frame.reason];
+  }
+  return lobbyErrorText(frame.code, frame.message);
+}
+
 export class LobbyError extends Error {
   constructor(frame) {
-    super(lobbyErrorText(frame.code, frame.message));
+    super(errorFrameText(frame));
     this.code = frame.code;
     this.frame = frame;
   }
+}
+
+// ---------- signing in (docs/lobby.md, "Authentication"; docs/web.md) ----------
+
+// Why a sign-in was refused, for the player: an `auth_failed`'s `reason`
+// (docs/lobby.md, "Authentication"). A reason not here reads as the code's text.
+export const AUTH_FAILED_REASONS = {
+  required: "This server needs you to sign in.",
+  wrong_kind: "This server signs players in another way: reload the page.",
+  malformed: "The sign-in details could not be read.",
+  too_large: "The sign-in details were too large.",
+  expired: "Your sign-in has expired: sign in again.",
+  not_yet_valid: "Your sign-in is not valid yet: check your device's clock.",
+  wrong_issuer: "Your sign-in is not for this server.",
+  wrong_audience: "Your sign-in is not for this game.",
+  bad_signature: "Your sign-in could not be verified.",
+  bad_algorithm: "Your sign-in could not be verified.",
+  unknown_kid: "Your sign-in could not be verified.",
+  missing_claim: "Your sign-in is missing something the server needs.",
+  too_long_lived: "Your sign-in is valid for too long.",
+  bad_secret: "This device's sign-in does not match its account.",
+  invalid: "Your sign-in was refused.",
+  unavailable: "Signing in is not possible for a moment; try again.",
+  rate_limited: "Too many failed sign-ins: wait a little, then try again.",
+};
+
+// The `auth` of a guest: the same as none.
+export const GUEST = Object.freeze({ kind: "guest" });
+
+// The credentials of a JWT from the studio's identity provider (`--auth jwt`).
+export function jwtAuth(token) {
+  return { kind: "jwt", token };
+}
+
+// The credentials of a token the studio's backend signed (`--auth signed`).
+export function signedAuth(token) {
+  return { kind: "signed", token };
+}
+
+// Where the device identity is kept, by default in the page's localStorage.
+export const DEVICE_KEY = "vinom.device";
+// The shape the lobby accepts (docs/accounts.md, "Device authentication").
+const DEVICE_ID = /^[\x21-\x7e]{10,128}$/;
+const DEVICE_SECRET = /^[\x21-\x7e]{22,128}$/;
+
+function randomBytes(crypto, count) {
+  return crypto.getRandomValues(new Uint8Array(count));
+}
+
+function hex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Unpadded URL-safe base64, as the server's secrets are written.
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+// The device identity kept under `key` in `storage` (a Web Storage: the page's
+// localStorage by default), made on first use (a 128-bit id and a 256-bit
+// secret from crypto.getRandomValues) and kept, so the next visit signs in to
+// the same account. A stored value that is not one (edited, from elsewhere) is
+// replaced by a new identity.
+export function deviceIdentity({ storage = globalThis.localStorage, key = DEVICE_KEY, crypto = globalThis.crypto } = {}) {
+  if (storage === undefined || storage === null) {
+    throw new TypeError("deviceAuth needs a storage to keep the device identity: pass one as { storage }");
+  }
+  let kept = null;
+  try {
+    kept = JSON.parse(storage.getItem(key) ?? "null");
+  } catch {
+    kept = null;
+  }
+  if (kept !== null && typeof kept === "object" && typeof kept.device_id === "string"
+    && typeof kept.secret === "string" && DEVICE_ID.test(kept.device_id) && DEVICE_SECRET.test(kept.secret)) {
+    return { device_id: kept.device_id, secret: kept.secret };
+  }
+  const made = { device_id: `d-${hex(randomBytes(crypto, 16))}`, secret: base64url(randomBytes(crypto, 32)) };
+  storage.setItem(key, JSON.stringify(made));
+  return made;
+}
+
+// The credentials of the device identity `deviceIdentity` keeps (`--auth device`).
+export function deviceAuth(options = {}) {
+  return { kind: "device", ...deviceIdentity(options) };
+}
+
+// The HTTP Authorization of a request the web server signs in as the lobby signs
+// a `hello` (docs/web.md, "Replays": a match's own player may always replay it):
+// "Vinom " and the URL-safe base64 of the `auth` object's JSON.
+export function authorizationHeader(auth) {
+  return `Vinom ${base64url(new TextEncoder().encode(JSON.stringify(auth)))}`;
+}
+
+// The `auth` a LobbyConnection's `auth` option gives now: the object itself, or
+// what a function (perhaps async: a page fetching a fresh JWT) returns; none: null.
+async function credentials(auth) {
+  const given = typeof auth === "function" ? await auth() : auth;
+  return given === undefined ? null : given;
 }
 
 // The lobby answers pings only while it is told something; a frame every few
@@ -81,7 +192,7 @@ const KEEPALIVE_MS = 4000;
 const OPEN = 1;
 
 export class LobbyConnection {
-  constructor(url, { onPush = () => {}, onClose = () => {}, WebSocket = globalThis.WebSocket } = {}) {
+  constructor(url, { onPush = () => {}, onClose = () => {}, WebSocket = globalThis.WebSocket, auth = null } = {}) {
     if (typeof WebSocket !== "function") {
       throw new TypeError(
         "LobbyConnection needs a WebSocket: this runtime has none, so pass one as " +
@@ -92,6 +203,7 @@ export class LobbyConnection {
     this.onPush = onPush;
     this.onClose = onClose;
     this.WebSocket = WebSocket;
+    this.auth = auth;
     this.socket = null;
     this.nextId = 1;
     this.pending = new Map();
@@ -165,6 +277,37 @@ export class LobbyConnection {
       this.pending.set(id, { resolve, reject });
       this.send({ ...frame, id });
     });
+  }
+
+  // `hello` with this connection's `auth` (asked for anew each time: a callback
+  // may hand a fresh token) and `previous` (an earlier welcome, or its
+  // player_id and secret); the welcome, or a LobbyError (`auth_failed` with its
+  // `reason`, `banned`).
+  async hello(name, { previous = null } = {}) {
+    const frame = { type: "hello", name, protocol: PROTOCOL };
+    if (previous !== null) frame.previous = { player_id: previous.player_id, secret: previous.secret };
+    const auth = await credentials(this.auth);
+    if (auth !== null) frame.auth = auth;
+    return this.request(frame);
+  }
+
+  // `reconnect` to the match of `player_id` with its secret, signed in as in `hello`.
+  async reconnect(playerId, secret) {
+    const frame = { type: "reconnect", player_id: playerId, secret, protocol: PROTOCOL };
+    const auth = await credentials(this.auth);
+    if (auth !== null) frame.auth = auth;
+    return this.request(frame);
+  }
+
+  // The leaderboard of `game`'s `queue`: the top `limit`, or with `around` the
+  // page of it around this signed-in player (docs/lobby.md, "leaderboard").
+  leaderboard(game, { queue = "ranked", limit = 10, around = false } = {}) {
+    return this.request({ type: "leaderboard", game, queue, limit, around });
+  }
+
+  // This signed-in player's last `limit` matches, newest first.
+  history({ limit = 10 } = {}) {
+    return this.request({ type: "history", limit });
   }
 
   close() {

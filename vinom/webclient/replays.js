@@ -16,10 +16,11 @@ const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds 
 
 // The answer to GET `url` once it is not a 503 the page waits out, or null when
 // `wanted()` turns false while waiting (the viewer asked for something else).
-// `onWait(seconds)` is called before each wait. `pause` stands in for the timer in
-// tests.
-export async function fetchReplay(url, { wanted = () => true, onWait = () => {}, pause = sleep } = {}) {
-  let response = await fetch(url);
+// `onWait(seconds)` is called before each wait. `headers` go with every request
+// (a signed-in player's Authorization: their own match's replay is theirs to
+// open). `pause` stands in for the timer in tests.
+export async function fetchReplay(url, { wanted = () => true, onWait = () => {}, pause = sleep, headers = {} } = {}) {
+  let response = await fetch(url, { headers });
   for (let tries = 0; response.status === 503 && tries < REPLAY_TRIES; tries += 1) {
     const wait = Number(response.headers.get("Retry-After"));
     if (!(Number.isInteger(wait) && wait > 0 && wait <= REPLAY_WAIT_MAX_S)) break;
@@ -27,7 +28,7 @@ export async function fetchReplay(url, { wanted = () => true, onWait = () => {},
     onWait(wait);
     await pause(wait);
     if (!wanted()) return null;
-    response = await fetch(url);
+    response = await fetch(url, { headers });
   }
   return wanted() ? response : null;
 }

@@ -1,0 +1,265 @@
+"""A signed-in player in the browser (docs/web.md, "Signing in", "Ratings, the
+leaderboard and your matches").
+
+On a real `twistd -n vinom --auth device --web-replays`, the page reads from
+/settings.js that players sign in with a device: it makes the device identity
+once (at the first visit, with the name typed) and keeps it in localStorage,
+shows the account, and a reload signs in again at once as the same account.
+The player queues "Ranked" against a Python bot signed in with device auth
+(vinom.client), reloads the page during the match and is back in it (its
+`reconnect` signed in too), plays tictactoe to the end, is shown the rating
+change, finds
+both players on the leaderboard (the top, and the page around them) and the
+match in their history with the bot as opponent and the same change, and opens
+the match's replay from the history. No console error (tests/support/browser.py
+fails the test on one).
+"""
+# slow: starts `twistd -n vinom` and drives Chromium (tests/support/browser.py)
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from typing import Any
+
+from selenium.webdriver.common.by import By
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from tests.server.test_web_client import (
+    WAIT,
+    click,
+    play_tictactoe,
+    wait_for_game,
+    wait_for_screen,
+)
+from tests.support.browser import Browser, open_browser
+from tests.support.servers import start_twistd
+from vinom.client.bots import BotDriver
+from vinom.client.failover import LobbyPlayer
+from vinom.client.game import GameSession, connect_game
+from vinom.games.registry import GameRegistry
+
+# What the page shows of a rating change: the conservative rating, and its change.
+RATING_LINE = re.compile(r"^Rating (-?\d+\.\d) \(([+-]\d+\.\d)\)$")
+
+
+async def shown(browser: Browser, script: str, *args: Any) -> Any:
+    return await browser.run(lambda d: d.execute_script(script, *args))
+
+
+async def account(browser: Browser) -> str:
+    """The account id the top bar shows (the pill's `data-player-id`), once shown."""
+    await browser.wait_until(lambda d: d.find_element(By.ID, "account").is_displayed(), WAIT)
+    found = await shown(browser, "return document.getElementById('account').dataset.playerId;")
+    return str(found)
+
+
+async def bot_plays_ranked(server: Any, name: str) -> tuple[GameSession, str]:
+    """A Python player signed in with a device of its own queues ranked tictactoe and
+    plays its match to the end: its finished session and its player id."""
+    auth = {"kind": "device", "device_id": "bot-" + secrets.token_hex(8),
+            "secret": secrets.token_urlsafe(32)}  # fmt: skip
+    player = LobbyPlayer(reactor, server.lobby, name, auth=auth)
+    found = await player.find_match("tictactoe", queue="ranked")
+    assert player.welcome is not None
+    session = await connect_game(reactor, found)
+    tictactoe = GameRegistry.from_plugins().get("tictactoe")
+    driver = BotDriver(session, tictactoe.make_bot(player.welcome.player_id, random.Random(1)),
+                       0.05, reactor)  # fmt: skip
+    driver.attach()
+    await session.finished
+    driver.cancel()
+    session.disconnect()
+    return session, player.welcome.player_id
+
+
+class SignedInPlayerTests(TestCase):
+    timeout = 180
+
+    async def test_device_sign_in_ranked_match_rating_leaderboard_history_replay(
+        self,
+    ) -> None:
+        server = await start_twistd(self, {}, "--auth", "device", "--web-replays", web=True)
+        browser = await open_browser(self)
+        await browser.get(server.url)
+        # First visit: the name form, saying the browser keeps the account.
+        await wait_for_screen(browser, "name")
+        await browser.wait_until(lambda d: d.find_element(By.ID, "name-device").is_displayed(),
+                                 WAIT)  # fmt: skip
+
+        def type_name(driver: Any) -> None:
+            field = driver.find_element(By.ID, "name-input")
+            field.clear()
+            field.send_keys("Ann")
+            driver.find_element(By.ID, "name-submit").click()
+
+        await browser.run(type_name)
+        await wait_for_screen(browser, "lobby")
+        ann = await account(browser)
+        self.assertRegex(ann, r"^a-")
+        self.assertEqual(await browser.text_of("#account"), f"{ann} · device")
+        kept = await shown(browser, "return JSON.parse(localStorage.getItem('vinom.device'));")
+        self.assertRegex(kept["device_id"], r"^d-[0-9a-f]{32}$")
+        self.assertRegex(kept["secret"], r"^[A-Za-z0-9_-]{43}$")
+
+        # A return visit signs in at once, as the same account: no name asked.
+        await browser.reload()
+        await wait_for_screen(browser, "lobby")
+        self.assertEqual(await account(browser), ann)
+        self.assertEqual(await browser.text_of("#me"), "Ann")
+        # Before any ranked match: an empty leaderboard and history, said so.
+        await browser.wait_for_text("#history-list", "No matches yet: play a ranked one!", WAIT)
+        await browser.wait_for_text("#leaderboard-list", "No ranked matches yet.", WAIT)
+
+        # Ranked against a signed-in bot.
+        bot: Deferred[tuple[GameSession, str]] = Deferred.fromCoroutine(
+            bot_plays_ranked(server, "Bob")
+        )
+        await click(browser, '#games li[data-game="tictactoe"] [data-action="queue-ranked"]')
+        await wait_for_game(browser, "tictactoe")
+        match_id = await shown(
+            browser, "return document.getElementById('screen-game').dataset.match;"
+        )
+        # A reload during the match: back in it with `reconnect`, signed in as the device.
+        await browser.reload()
+        await wait_for_game(browser, "tictactoe")
+        self.assertEqual(await account(browser), ann)
+        (outcome,) = await play_tictactoe({browser: True}, timeout=90.0)
+        session, bob = await bot
+        self.assertEqual(session.welcome["match"] if session.welcome else None, match_id)
+
+        # The rating change, under the result.
+        await browser.wait_until(
+            lambda d: RATING_LINE.match(d.find_element(By.ID, "result-rating").text), WAIT
+        )
+        line = await browser.text_of("#result-rating")
+        assert line is not None
+        found = RATING_LINE.match(line)
+        assert found is not None
+        rating, change = float(found[1]), float(found[2])
+        if outcome == "win":
+            self.assertGreater(change, 0)
+
+        # Back in the lobby: the leaderboard has both players, Ann marked as herself.
+        await click(browser, "#play-again")
+        await wait_for_screen(browser, "lobby")
+        self.assertEqual(await browser.text_of("#connection"), "online")
+        # The leaderboard of the game last played ranked.
+        chosen = await shown(browser, "return document.getElementById('leaderboard-game').value;")
+        self.assertEqual(chosen, "tictactoe")
+        await browser.wait_until(lambda d: len(d.find_elements(
+            By.CSS_SELECTOR, "#leaderboard-list li.entry")) == 2, WAIT)  # fmt: skip
+        entries = await shown(
+            browser,
+            (
+                "return [...document.querySelectorAll('#leaderboard-list li.entry')].map(li =>"
+                " [li.dataset.rank, li.dataset.playerId, li.classList.contains('me'),"
+                "  li.querySelector('.entry-rating').innerText]);"
+            ),
+        )
+        self.assertEqual([e[0] for e in entries], ["1", "2"])
+        self.assertEqual({e[1] for e in entries}, {ann, bob})
+        mine = next(e for e in entries if e[1] == ann)
+        self.assertEqual((mine[2], float(mine[3])), (True, rating))
+        # The page around me holds me too.
+        await click(browser, "#leaderboard-around")
+        await browser.wait_until(lambda d: d.find_element(By.ID, "leaderboard-list")
+                                 .get_attribute("data-around") == "true", WAIT)  # fmt: skip
+        around = await shown(
+            browser,
+            (
+                "return [...document.querySelectorAll('#leaderboard-list li.entry.me')]"
+                ".map(li => li.dataset.playerId);"
+            ),
+        )
+        self.assertEqual(around, [ann])
+
+        # The history: this match, against Bob, with the same change.
+        await browser.wait_until(lambda d: d.find_elements(
+            By.CSS_SELECTOR, f'#history-list li[data-match-id="{match_id}"]'), WAIT)  # fmt: skip
+        row = await shown(
+            browser,
+            (
+                "const li = [...document.querySelectorAll('#history-list li')]"
+                "  .find(li => li.dataset.matchId === arguments[0]);"
+                "return [li.dataset.result, li.innerText,"
+                "        li.querySelector('.match-change').innerText];"
+            ),
+            match_id,
+        )
+        self.assertEqual(row[0], {"win": "win", "lose": "loss", "draw": "draw"}[outcome])
+        self.assertIn("vs Bob", row[1])
+        self.assertEqual(row[2], f"{found[2]} (rating {found[1]})")
+
+        # Its replay, opened from the history.
+        await click(browser, f'#history-list li[data-match-id="{match_id}"] [data-action="replay"]')
+        await wait_for_game(browser, "tictactoe")
+        flags = await shown(
+            browser,
+            (
+                "const s = document.getElementById('screen-game').dataset;"
+                "return [s.replay, s.match];"
+            ),
+        )
+        self.assertEqual(flags, ["true", match_id])
+        await browser.check()
+
+    async def test_a_private_match_that_nobody_may_watch_replays_for_its_own_player(
+        self,
+    ) -> None:
+        """A private room's match lets nobody watch, and so nobody replay it, but its
+        own players: the signed-in page asks its replay with the player's credentials
+        (`Authorization: Vinom ...`) and is shown it; asked without them, the same
+        URL is the 404 of no such match."""
+        server = await start_twistd(self, {}, "--auth", "device", "--web-replays", web=True)
+        browser = await open_browser(self)
+        await browser.get(server.url)
+        await wait_for_screen(browser, "name")
+
+        def type_name(driver: Any) -> None:
+            driver.find_element(By.ID, "name-input").send_keys("Ann")
+            driver.find_element(By.ID, "name-submit").click()
+
+        await browser.run(type_name)
+        await wait_for_screen(browser, "lobby")
+        await account(browser)
+        await click(browser, '[data-action="create-private"][data-game="tictactoe"]')
+        await wait_for_screen(browser, "room")
+        await click(browser, "#room-add-bot")
+        await wait_for_game(browser, "tictactoe")
+        match_id = await shown(
+            browser, "return document.getElementById('screen-game').dataset.match;"
+        )
+        await play_tictactoe({browser: True}, timeout=90.0)
+        await click(browser, "#play-again")
+        await wait_for_screen(browser, "lobby")
+
+        # Anonymous, the replay is no match's.
+        status = await browser.run(lambda d: d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/replays/' + arguments[0]).then(r => done(r.status));", match_id
+        ))  # fmt: skip
+        self.assertEqual(status, 404)
+        problems = await browser.collect()
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn(f"replays/{match_id} - Failed to load resource", problems[0])
+        browser.problems.clear()  # that request's, seen: the rest of the test has none
+
+        # Signed in, the page opens it.
+        def ask_replay(driver: Any) -> None:
+            driver.find_element(By.ID, "replay-input").send_keys(match_id)
+            driver.find_element(By.ID, "replay-start").click()
+
+        await browser.wait_until(lambda d: d.find_element(By.ID, "replay-form").is_displayed(),
+                                 WAIT)  # fmt: skip
+        await browser.run(ask_replay)
+        await wait_for_game(browser, "tictactoe")
+        flags = await shown(browser, (
+            "const s = document.getElementById('screen-game').dataset;"
+            "return [s.replay, s.match];"
+        ))  # fmt: skip
+        self.assertEqual(flags, ["true", match_id])
+        await browser.check()
