@@ -23,12 +23,10 @@ from tests.support.ports import free_tcp_port, free_udp_range
 from tests.support.waiting import until
 from tests.support.websocket_client import connect_websocket
 from tests.test_integration_parties import connect_raw
-from vinom.accounts.interfaces import Identity
 from vinom.client.bots import BotDriver
 from vinom.client.game import GameSession, connect_game
 from vinom.client.lobby import PROTOCOL, LobbyAddress, LobbyError, connect_lobby, jwt_auth
 from vinom.games.registry import GameRegistry
-from vinom.lobby.auth import derived_player_id
 from vinom.server.build import build_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -130,7 +128,15 @@ class TwistdTests(TestCase):
         lobby = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
         self.addCleanup(lobby.close)
         welcome = await lobby.hello("ann", auth=jwt_auth(idp.token("user-1", "k1")))
-        self.assertEqual(welcome.player_id, derived_player_id(Identity("jwt", "user-1")))
+        # The player is the account the subject names (made at this first sign-in, in the
+        # data directory's account database), the same account at the next.
+        self.assertTrue(welcome.player_id.startswith("a-"), welcome.player_id)
+        again = await connect_lobby(reactor, "127.0.0.1", port, trust=cert)
+        self.addCleanup(again.close)
+        second = await again.hello("ann", auth=jwt_auth(idp.token("user-1", "k1")))
+        self.assertEqual(second.player_id, welcome.player_id)
+        self.assertTrue(os.path.exists(os.path.join(os.path.dirname(cert),
+                                                    "accounts.sqlite3")))  # fmt: skip
         # An old client, without auth, is told to sign in.
         old = await connect_raw(self, LobbyAddress("127.0.0.1", port, cert))
         refused = await old.request({"type": "hello", "name": "old"})
