@@ -19,12 +19,12 @@ import collections
 import os
 import random
 import sys
+from functools import partial
 from typing import Any
 
 from openskill.models import PlackettLuce
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import deferLater
 
 from tests.cluster.test_scaling import GAME, ClusterTestCase
 from tests.support.doc_examples import python_example
@@ -67,25 +67,31 @@ class RankedClusterTests(ClusterTestCase):
         waits = [0]
         started = reactor.seconds()
 
+        async def play(i: int, round_: int, seed: float) -> BotReport | None:
+            """One round of bot i; None while its `queue` is answered `already_queued`:
+            it saw its last match end before the lobby did (the host tells the lobbies
+            once the room is gone), and asks again (docs/lobby.md)."""
+            report = await play_bot(
+                reactor, lobbies, GAME, f"bot{i}", rng=random.Random(seed + round_),
+                start=i % 2, auth=signed_auth(token(KEY, f"player-{i}")), queue="ranked",
+            )  # fmt: skip
+            if "already_queued" in (report.error or ""):
+                waits[0] += 1
+                refused[i] = report
+                return None
+            return report
+
+        refused: dict[int, BotReport] = {}
+
         async def player(i: int) -> None:
             seed = rng.random()
             for round_ in range(ROUNDS):
-                gave_up = reactor.seconds() + 15
-                while True:
-                    report = await play_bot(
-                        reactor, lobbies, GAME, f"bot{i}", rng=random.Random(seed + round_),
-                        start=i % 2, auth=signed_auth(token(KEY, f"player-{i}")),
-                        queue="ranked",
-                    )  # fmt: skip
-                    # The bot saw its last match end before the lobby did (the host tells
-                    # the lobbies once the room is gone): until then its `queue` is
-                    # answered `already_queued` (docs/lobby.md), and it asks again.
-                    if "already_queued" not in (report.error or ""):
-                        break
-                    if reactor.seconds() > gave_up:
-                        break
-                    waits[0] += 1
-                    await deferLater(reactor, 0.2, lambda: None)
+                try:
+                    report = await until(partial(play, i, round_, seed),
+                                         f"bot{i} to queue again", 15, every=0.2)  # fmt: skip
+                except AssertionError:
+                    report = refused[i]
+                assert isinstance(report, BotReport)
                 reports.append(report)
                 if report.outcome != "finished":
                     return  # (the assertions below say which and why)
